@@ -1,0 +1,33 @@
+// The seam between the action's logic and the Actions runner, so tests can drive it with
+// real INPUT_* variables and runner files, or with a recording double.
+
+import * as core from '@actions/core';
+import { INPUT_DEFAULTS, INPUT_NAMES, type InputName, type RawInputs } from './input-names.js';
+
+export interface ActionRunner {
+  readonly platform: NodeJS.Platform;
+  readInputs(): RawInputs;
+  setOutput(name: string, value: string | number): void;
+  setFailed(message: string): void;
+  info(message: string): void;
+  warning(message: string): void;
+  getState(name: string): string;
+}
+
+export function actionsRunner(): ActionRunner {
+  return {
+    platform: process.platform,
+    readInputs: () =>
+      Object.fromEntries(
+        INPUT_NAMES.map((name: InputName) => [
+          name,
+          core.getInput(name) || (INPUT_DEFAULTS[name] ?? ''),
+        ]),
+      ) as RawInputs,
+    setOutput: (name, value) => core.setOutput(name, value),
+    setFailed: (message) => core.setFailed(message),
+    info: (message) => core.info(message),
+    warning: (message) => core.warning(message),
+    getState: (name) => core.getState(name),
+  };
+}

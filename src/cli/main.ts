@@ -1,0 +1,53 @@
+// pipelock-egress: command dispatch. Each command returns its exit code.
+
+import packageJson from '../../package.json' with { type: 'json' };
+import { type CliIo, UsageError } from './io.js';
+import { policyCommand } from './policy-command.js';
+import { USAGE } from './usage.js';
+
+type Command = (args: readonly string[], io: CliIo) => Promise<number>;
+
+const NOT_YET: Record<string, string> = {
+  run: 'the agent boundary',
+  proxy: 'the enforcing proxy engine',
+  verify: 'receipt verification',
+  keygen: 'key generation',
+  view: 'the packet viewer',
+};
+
+const COMMANDS: Record<string, Command> = { policy: policyCommand };
+
+export async function main(argv: readonly string[], io: CliIo): Promise<number> {
+  const [command, ...args] = argv;
+  try {
+    if (command === undefined) throw new UsageError('no command given');
+    if (command === '-h' || command === '--help' || command === 'help') {
+      io.out(USAGE);
+      return 0;
+    }
+    if (command === '-v' || command === '--version') {
+      io.out(`pipelock-egress ${packageJson.version}\n`);
+      return 0;
+    }
+    if (args.includes('-h') || args.includes('--help')) {
+      io.out(USAGE);
+      return 0;
+    }
+    const run = COMMANDS[command];
+    if (run) return await run(args, io);
+    const pending = NOT_YET[command];
+    if (pending) {
+      io.err(
+        `pipelock-egress ${command}: not available yet: ${pending} has not landed in this version\n`,
+      );
+      return 2;
+    }
+    throw new UsageError(
+      command.startsWith('-') ? `unknown option "${command}"` : `unknown command "${command}"`,
+    );
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    io.err(`pipelock-egress: ${error.message}\n\n${USAGE}`);
+    return 2;
+  }
+}

@@ -1,0 +1,114 @@
+// `policy check` and `policy explain`.
+
+import {
+  decide,
+  formatPolicyError,
+  parsePolicy,
+  rulePorts,
+  type Decision,
+  type EgressRule,
+  type Policy,
+} from '../policy/index.js';
+import { type CliIo, UsageError } from './io.js';
+
+export async function policyCommand(args: readonly string[], io: CliIo): Promise<number> {
+  const [subcommand, ...rest] = args;
+  const option = rest.find((arg) => arg.startsWith('-'));
+  if (option !== undefined)
+    throw new UsageError(`policy ${subcommand ?? ''}: unknown option "${option}"`);
+  if (subcommand === 'check' && rest.length === 1) return check(rest[0] ?? '', io);
+  if (subcommand === 'explain' && rest.length === 3) {
+    const [file = '', method = '', target = ''] = rest;
+    return explain(file, method, target, io);
+  }
+  throw new UsageError(
+    subcommand === 'check' || subcommand === 'explain'
+      ? `policy ${subcommand}: wrong number of arguments`
+      : `policy: unknown subcommand "${subcommand ?? ''}"; expected check or explain`,
+  );
+}
+
+async function load(file: string, io: CliIo): Promise<Policy | number> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await io.readFile(file);
+  } catch (error) {
+    io.err(`pipelock-egress: cannot read policy ${file}: ${(error as Error).message}\n`);
+    return 2;
+  }
+  const result = parsePolicy(bytes, file);
+  if (result.ok) return result.policy;
+  for (const error of result.errors) io.err(`${formatPolicyError(error)}\n`);
+  io.err(
+    `${result.errors.length} error${result.errors.length === 1 ? '' : 's'} in ${file}; nothing runs on an invalid policy\n`,
+  );
+  return 1;
+}
+
+async function check(file: string, io: CliIo): Promise<number> {
+  const policy = await load(file, io);
+  if (typeof policy === 'number') return policy;
+  io.out(summarise(policy));
+  return 0;
+}
+
+async function explain(file: string, method: string, target: string, io: CliIo): Promise<number> {
+  if (!/^[A-Za-z]+$/.test(method))
+    throw new UsageError(`policy explain: "${method}" is not an HTTP method`);
+  const policy = await load(file, io);
+  if (typeof policy === 'number') return 2;
+  const decision = decide(policy, { method, target });
+  io.out(describeDecision(decision));
+  return decision.verdict === 'block' ? 1 : 0;
+}
+
+function describeDecision(decision: Decision): string {
+  const lines: string[] = [decision.verdict];
+  if (decision.layer) lines.push(`  layer:  ${decision.layer}`);
+  lines.push(`  reason: ${decision.reason}`);
+  if (decision.rule)
+    lines.push(
+      `  rule:   egress[${decision.rule.index}] ${decision.rule.destination.canonical} (line ${decision.rule.line})`,
+    );
+  if (decision.verdict === 'warn')
+    lines.push('  mode:   audit (the request passes; enforce mode would block it)');
+  if (decision.verdict !== 'block') {
+    lines.push(
+      `  scan:   ${decision.scan ? 'headers and body are scanned for secrets' : 'URL only'}`,
+    );
+    if (decision.target?.kind === 'authority') {
+      lines.push(
+        `  tls:    ${decision.intercept ? 'intercepted (a rule needs to see requests inside TLS)' : 'tunnelled untouched (SNI checked)'}`,
+      );
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function summarise(policy: Policy): string {
+  const lines = [
+    `policy OK: ${policy.file}`,
+    `  hash        ${policy.hash}`,
+    `  mode        ${policy.mode}${policy.mode === 'audit' ? ' (nothing is blocked; would-be blocks are recorded)' : ''}`,
+    `  default     ${policy.default_deny ? 'deny (only the rules below are allowed)' : 'allow (unlisted destinations pass, recorded and scanned)'}`,
+    `  dns         ${policy.dns_resolution}`,
+    `  egress      ${policy.egress.length} rule${policy.egress.length === 1 ? '' : 's'}`,
+    ...policy.egress.map(describeRule),
+    `  websocket   ${policy.websocket.enabled ? `enabled at ${policy.websocket.proxy_path}, frame scan ${policy.websocket.frame_scan ? 'on' : 'off'}` : 'disabled'}`,
+    `  secrets     ${policy.secrets.length === 0 ? 'none bound' : policy.secrets.map((s) => `${s.env} -> ${s.allow.map((d) => d.canonical).join(', ') || 'nowhere'}`).join('; ')}`,
+    `  dlp         built-in detectors ${policy.dlp.builtin ? 'on' : 'off'}, ${policy.dlp.patterns.length} extra pattern${policy.dlp.patterns.length === 1 ? '' : 's'}`,
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+function describeRule(rule: EgressRule): string {
+  const parts = [
+    `    [${rule.index}] ${rule.destination.canonical}`,
+    `ports ${rulePorts(rule).join(',')}`,
+    rule.methods ? `methods ${rule.methods.join(',')}` : 'any method',
+  ];
+  if (rule.paths) parts.push(`paths ${rule.paths.join(',')}`);
+  if (rule.scan) parts.push('scan');
+  if (rule.tls) parts.push(`tls ${rule.tls}`);
+  return parts.join('  ');
+}

@@ -1,0 +1,190 @@
+// The egress decision: pure, from a policy and a request to a verdict with its reason.
+// The engine turns this one value into the HTTP answer, the receipt and the log line.
+
+import { formatHost } from './host.js';
+import { hostMatches } from './destination.js';
+import { pathReadings, pathWithin } from './path.js';
+import { parseRequestTarget, type RequestTarget } from './target.js';
+import type { EgressRule, Policy } from './load.js';
+
+export type Verdict = 'allow' | 'block' | 'warn';
+export type DecisionLayer = 'request' | 'destination' | 'port' | 'path' | 'method';
+
+export interface Decision {
+  /** `warn`: the policy would block, but `mode: audit` lets the request pass. */
+  readonly verdict: Verdict;
+  /** The check that blocked (or would have); undefined when allowed. */
+  readonly layer: DecisionLayer | undefined;
+  readonly reason: string;
+  /** The rule that allowed the request, or the closest rule that refused it. */
+  readonly rule: EgressRule | undefined;
+  /** Scan headers and body for secrets where they are visible. */
+  readonly scan: boolean;
+  /** For a CONNECT: some rule needs to see inside TLS (methods, paths, scan, URL prefix). */
+  readonly intercept: boolean;
+  readonly target: RequestTarget | undefined;
+}
+
+export interface EgressRequest {
+  readonly method: string;
+  /** An absolute URL (http, https, ws, wss) or, for CONNECT, host:port. */
+  readonly target: string;
+}
+
+// How far a rule got before refusing: the furthest explains the block best.
+const LAYER_ORDER: readonly DecisionLayer[] = ['port', 'path', 'method'];
+
+type RuleOutcome = { allowed: true } | { allowed: false; layer: DecisionLayer; reason: string };
+
+export function decide(policy: Policy, request: EgressRequest): Decision {
+  const method = request.method.toUpperCase();
+  const parsed = parseRequestTarget(request.target);
+  if (!parsed.ok)
+    return refuse(policy, 'request', `malformed target: ${parsed.problem}`, undefined, undefined);
+  const target = parsed.target;
+  if (method === 'CONNECT' && target.kind !== 'authority') {
+    return refuse(policy, 'request', 'CONNECT takes host:port, not a URL', undefined, target);
+  }
+  if (method !== 'CONNECT' && target.kind === 'authority') {
+    return refuse(
+      policy,
+      'request',
+      `${method} needs a URL; only CONNECT takes host:port`,
+      undefined,
+      target,
+    );
+  }
+  const host = formatHost(target.host);
+  const candidates = policy.egress.filter((rule) =>
+    hostMatches(rule.destination.host, target.host),
+  );
+  if (candidates.length === 0) {
+    if (policy.default_deny)
+      return refuse(policy, 'destination', `no egress rule allows ${host}`, undefined, target);
+    return {
+      verdict: 'allow',
+      layer: undefined,
+      reason: `no egress rule names ${host}; allowed because default_deny is false`,
+      rule: undefined,
+      scan: true,
+      intercept: false,
+      target,
+    };
+  }
+  const outcomes = candidates.map((rule) => ({ rule, outcome: judge(rule, method, target) }));
+  const allowing = outcomes.filter(({ outcome }) => outcome.allowed).map(({ rule }) => rule);
+  const [firstAllowing] = allowing;
+  if (firstAllowing !== undefined) {
+    const onThisPort = candidates.filter((rule) => portAllowed(rule, target.port));
+    return {
+      verdict: 'allow',
+      layer: undefined,
+      reason: `allowed by egress[${firstAllowing.index}] (${firstAllowing.destination.canonical})`,
+      rule: firstAllowing,
+      scan: allowing.some((rule) => rule.scan),
+      intercept: target.kind === 'authority' && onThisPort.some(needsInspection),
+      target,
+    };
+  }
+  const refusals = outcomes.flatMap(({ rule, outcome }) =>
+    outcome.allowed ? [] : [{ rule, ...outcome }],
+  );
+  refusals.sort((a, b) => LAYER_ORDER.indexOf(b.layer) - LAYER_ORDER.indexOf(a.layer));
+  const closest = refusals[0];
+  if (closest === undefined) throw new Error('unreachable: candidates without an outcome');
+  return refuse(policy, closest.layer, closest.reason, closest.rule, target);
+}
+
+function judge(rule: EgressRule, method: string, target: RequestTarget): RuleOutcome {
+  const where = `egress[${rule.index}] (${rule.destination.canonical})`;
+  if (!portAllowed(rule, target.port)) {
+    return {
+      allowed: false,
+      layer: 'port',
+      reason: `port ${target.port} is not allowed by ${where}; allowed: ${rulePorts(rule).join(', ')}`,
+    };
+  }
+  const { url } = rule.destination;
+  if (target.kind === 'authority') {
+    // A tunnel is judged on host and port; what travels inside is judged request by request.
+    if (url && url.scheme !== 'https') {
+      return {
+        allowed: false,
+        layer: 'port',
+        reason: `${where} allows only plain http, not a TLS tunnel`,
+      };
+    }
+    return { allowed: true };
+  }
+  if (url && url.scheme !== target.scheme) {
+    return {
+      allowed: false,
+      layer: 'path',
+      reason: `${where} allows only ${url.scheme}, not ${target.scheme}`,
+    };
+  }
+  const prefixes = url ? [url.pathPrefix] : rule.paths;
+  if (prefixes) {
+    const readings = pathReadings(target.pathname);
+    if (!readings.ok)
+      return { allowed: false, layer: 'path', reason: `${readings.problem}; refused as ambiguous` };
+    const outside = readings.readings.find(
+      (path) => !prefixes.some((prefix) => pathWithin(path, prefix)),
+    );
+    if (outside !== undefined) {
+      return {
+        allowed: false,
+        layer: 'path',
+        reason: `path ${outside} is outside ${where}; allowed: ${prefixes.join(', ')}`,
+      };
+    }
+  }
+  if (rule.methods && !(rule.methods as readonly string[]).includes(method)) {
+    return {
+      allowed: false,
+      layer: 'method',
+      reason: `method ${method} is not allowed by ${where}; allowed: ${rule.methods.join(', ')}`,
+    };
+  }
+  return { allowed: true };
+}
+
+/** Ports a rule covers: its destination's, its `ports`, else 80 and 443. */
+export function rulePorts(rule: EgressRule): readonly number[] {
+  const { port } = rule.destination;
+  return port !== undefined ? [port] : (rule.ports ?? [80, 443]);
+}
+
+function portAllowed(rule: EgressRule, port: number): boolean {
+  return rulePorts(rule).includes(port);
+}
+
+function needsInspection(rule: EgressRule): boolean {
+  return (
+    rule.tls !== 'passthrough' &&
+    (rule.methods !== undefined ||
+      rule.paths !== undefined ||
+      rule.scan ||
+      rule.destination.url !== undefined)
+  );
+}
+
+function refuse(
+  policy: Policy,
+  layer: DecisionLayer,
+  reason: string,
+  rule: EgressRule | undefined,
+  target: RequestTarget | undefined,
+): Decision {
+  // A malformed request cannot be forwarded, so even audit mode refuses it.
+  const auditable = policy.mode === 'audit' && layer !== 'request';
+  return {
+    verdict: auditable ? 'warn' : 'block',
+    layer,
+    reason,
+    rule,
+    scan: true,
+    intercept: false,
+    target,
+  };
+}

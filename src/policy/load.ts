@@ -1,0 +1,347 @@
+// Policy file bytes → a validated Policy, or every error found, each with file:line:col.
+
+import {
+  Document,
+  isAlias,
+  isMap,
+  isNode,
+  isScalar,
+  LineCounter,
+  parseAllDocuments,
+  visit,
+  type Node,
+} from 'yaml';
+import type { z } from 'zod';
+import { closestMatch, formatKeyPath, type PolicyError, type PolicyErrorCode } from './errors.js';
+import { KNOWN_KEYS, policySchema, type PolicyDocument } from './schema.js';
+import { firstInvalidUtf8Offset } from './utf8.js';
+import { policyHash } from './hash.js';
+
+export const MAX_POLICY_BYTES = 1024 * 1024;
+
+export type EgressRule = PolicyDocument['egress'][number] & {
+  /** Position in `egress`, and the line of its `destination`, for messages. */
+  readonly index: number;
+  readonly line: number;
+};
+
+export interface Policy extends Omit<PolicyDocument, 'egress'> {
+  readonly egress: readonly EgressRule[];
+  readonly file: string;
+  /** Lowercase hex SHA-256 of the file's bytes. */
+  readonly hash: string;
+}
+
+export type PolicyResult = { ok: true; policy: Policy } | { ok: false; errors: PolicyError[] };
+
+export function parsePolicy(bytes: Uint8Array, file: string): PolicyResult {
+  const at = (
+    code: PolicyErrorCode,
+    line: number,
+    col: number,
+    message: string,
+    path = '',
+  ): PolicyResult => ({
+    ok: false,
+    errors: [{ code, file, line, col, path, message }],
+  });
+  if (bytes.length > MAX_POLICY_BYTES) {
+    return at(
+      'file_too_large',
+      1,
+      1,
+      `the file has ${bytes.length} bytes; a policy may have at most ${MAX_POLICY_BYTES}`,
+    );
+  }
+  const invalidAt = firstInvalidUtf8Offset(bytes);
+  if (invalidAt >= 0) {
+    const { line, col } = bytePosition(bytes, invalidAt);
+    return at(
+      'not_utf8',
+      line,
+      col,
+      `byte 0x${(bytes[invalidAt] ?? 0).toString(16).padStart(2, '0')} is not valid UTF-8; save the file as UTF-8`,
+    );
+  }
+  const text = new TextDecoder('utf-8', { ignoreBOM: false }).decode(bytes);
+  const lineCounter = new LineCounter();
+  const documents = parseAllDocuments(text, {
+    lineCounter,
+    prettyErrors: false,
+    uniqueKeys: true,
+    strict: true,
+  });
+  const position = (offset: number) => lineCounter.linePos(offset);
+  const docs = Array.isArray(documents) ? documents : [documents];
+  const [doc, second] = docs;
+  if (doc === undefined || doc.contents === null)
+    return at(
+      'wrong_type',
+      1,
+      1,
+      'the file is empty; expected a policy mapping with version and egress',
+    );
+  if (second !== undefined) {
+    const { line, col } = position(second.range[0]);
+    return at(
+      'multiple_documents',
+      line,
+      col,
+      'the file holds more than one YAML document; a policy is one document (remove the "---" separator)',
+    );
+  }
+  const syntaxErrors: PolicyError[] = doc.errors.map((error) => {
+    const { line, col } = position(error.pos[0]);
+    const duplicate = error.code === 'DUPLICATE_KEY';
+    return {
+      code: duplicate ? 'duplicate_key' : 'yaml_syntax',
+      file,
+      line,
+      col,
+      path: '',
+      message: duplicate
+        ? 'this key appears twice in the same mapping; keep one'
+        : `YAML syntax error: ${firstLine(error.message)}`,
+    };
+  });
+  if (syntaxErrors.length > 0) return { ok: false, errors: syntaxErrors };
+  const structureErrors = forbiddenConstructs(doc, file, position);
+  if (structureErrors.length > 0) return { ok: false, errors: structureErrors };
+  if (!isMap(doc.contents)) {
+    const { line, col } = position(doc.contents.range?.[0] ?? 0);
+    return at(
+      'wrong_type',
+      line,
+      col,
+      'the top level is not a mapping; expected keys such as version and egress',
+    );
+  }
+
+  const parsed = policySchema.safeParse(doc.toJS({ maxAliasCount: 0 }), { reportInput: true });
+  if (!parsed.success) {
+    const errors = parsed.error.issues.flatMap((issue) =>
+      describeIssue(issue, doc, file, position),
+    );
+    errors.sort((a, b) => a.line - b.line || a.col - b.col);
+    return { ok: false, errors };
+  }
+  const egress = parsed.data.egress.map((rule, index) => ({
+    ...rule,
+    index,
+    line: position(nodeAt(doc, ['egress', index, 'destination'])?.range?.[0] ?? 0).line,
+  }));
+  return { ok: true, policy: { ...parsed.data, egress, file, hash: policyHash(bytes) } };
+}
+
+type Position = (offset: number) => { line: number; col: number };
+
+/** Anchors, aliases and explicit tags have no use in a policy and hide what it says. */
+function forbiddenConstructs(doc: Document, file: string, position: Position): PolicyError[] {
+  const errors: PolicyError[] = [];
+  visit(doc, {
+    Node(_key, node) {
+      const { line, col } = position(node.range?.[0] ?? 0);
+      if (isAlias(node)) {
+        errors.push({
+          code: 'alias_not_allowed',
+          file,
+          line,
+          col,
+          path: '',
+          message: `alias *${node.source} is not allowed; write the value out in full`,
+        });
+      } else if (node.anchor) {
+        errors.push({
+          code: 'alias_not_allowed',
+          file,
+          line,
+          col,
+          path: '',
+          message: `anchor &${node.anchor} is not allowed; anchors and aliases are not supported in a policy`,
+        });
+      } else if (node.tag !== undefined) {
+        errors.push({
+          code: 'tag_not_allowed',
+          file,
+          line,
+          col,
+          path: '',
+          message: `tag ${node.tag} is not allowed; write a plain value`,
+        });
+      }
+    },
+  });
+  return errors;
+}
+
+function describeIssue(
+  issue: z.core.$ZodIssue,
+  doc: Document,
+  file: string,
+  position: Position,
+): PolicyError[] {
+  const path = issue.path.filter((key): key is string | number => typeof key !== 'symbol');
+  const located = (
+    code: PolicyErrorCode,
+    message: string,
+    keyPath = path,
+    node = nodeAt(doc, keyPath) ?? nearestNode(doc, keyPath),
+  ): PolicyError => {
+    const { line, col } = position(node?.range?.[0] ?? 0);
+    return { code, file, line, col, path: formatKeyPath(keyPath), message };
+  };
+  const knownKeysOfParent = () =>
+    KNOWN_KEYS[
+      path
+        .slice(0, -1)
+        .filter((k) => typeof k === 'string')
+        .join('.')
+    ] ?? [];
+  const missingKey = (): PolicyError[] => {
+    const name = String(path.at(-1));
+    // A misspelling of this key is already reported as unknown with "did you mean"; once is enough.
+    const parent = nodeAt(doc, path.slice(0, -1));
+    const known = knownKeysOfParent();
+    const misspelt = isMap(parent)
+      ? parent.items.some(
+          (item) =>
+            isScalar(item.key) &&
+            !known.includes(String(item.key.value)) &&
+            closestMatch(String(item.key.value), known) === name,
+        )
+      : false;
+    return misspelt
+      ? []
+      : [located('missing_key', `required key "${name}" is missing`, path, nearestNode(doc, path))];
+  };
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return issue.keys.map((key) => {
+        const known = KNOWN_KEYS[path.filter((k) => typeof k === 'string').join('.')] ?? [];
+        const suggestion = closestMatch(key, known);
+        const hint = suggestion
+          ? `did you mean "${suggestion}"?`
+          : `expected one of ${known.join(', ')}`;
+        return located(
+          'unknown_key',
+          `unknown key "${key}"; ${hint}`,
+          [...path, key],
+          keyNodeAt(doc, path, key),
+        );
+      });
+    case 'invalid_type':
+      if (issue.input === undefined) return missingKey();
+      return [
+        located(
+          'wrong_type',
+          `got ${describeValue(issue.input)}; expected ${describeExpected(issue.expected, issue.input)}`,
+        ),
+      ];
+    case 'invalid_value': {
+      if (issue.input === undefined && nodeAt(doc, path) === undefined) return missingKey();
+      const code = fieldCode(path) ?? 'invalid_value';
+      const input = typeof issue.input === 'string' ? issue.input : undefined;
+      const options = issue.values.map(String);
+      const suggestion = input === undefined ? undefined : closestMatch(input, options);
+      const fixed = customMessage(issue.message);
+      const message =
+        fixed ??
+        `got ${describeValue(issue.input)}; expected ${options.map((v) => JSON.stringify(v)).join(', ')}` +
+          (suggestion ? ` (did you mean "${suggestion}"?)` : '');
+      return [located(code, message)];
+    }
+    case 'custom': {
+      const code = (issue.params?.['code'] as PolicyErrorCode | undefined) ?? 'invalid_value';
+      return [located(code, issue.message)];
+    }
+    case 'too_small':
+      return [
+        located(
+          issue.origin === 'array' ? 'empty_list' : (fieldCode(path) ?? 'invalid_value'),
+          issue.message,
+        ),
+      ];
+    default:
+      return [located(fieldCode(path) ?? 'invalid_value', issue.message)];
+  }
+}
+
+/** Our own messages (set with `error:`) are kept; zod's generic ones are rewritten. */
+function customMessage(message: string): string | undefined {
+  return message.startsWith('Invalid') ? undefined : message;
+}
+
+function fieldCode(path: readonly (string | number)[]): PolicyErrorCode | undefined {
+  const field = path.findLast((key) => typeof key === 'string');
+  const codes: Record<string, PolicyErrorCode> = {
+    version: 'unsupported_version',
+    methods: 'bad_method',
+    ports: 'bad_port',
+    paths: 'bad_path',
+  };
+  return field === undefined ? undefined : codes[field];
+}
+
+function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  if (typeof value === 'string') return `the string ${JSON.stringify(value)}`;
+  return `the ${typeof value} ${String(value)}`;
+}
+
+function describeExpected(expected: string, input: unknown): string {
+  const names: Record<string, string> = {
+    string: 'a string',
+    boolean: 'true or false',
+    array: 'a list',
+    object: 'a mapping',
+    number: 'a number',
+    int: 'an integer',
+  };
+  const text = names[expected] ?? expected;
+  if (expected === 'boolean' && typeof input === 'string')
+    return `${text} (unquoted; YAML 1.2 reads yes/no/on/off as strings)`;
+  return text;
+}
+
+function nodeAt(doc: Document, path: readonly (string | number)[]): Node | undefined {
+  if (path.length === 0) return isNode(doc.contents) ? doc.contents : undefined;
+  const node = doc.getIn(path, true);
+  return isNode(node) ? node : undefined;
+}
+
+function keyNodeAt(
+  doc: Document,
+  path: readonly (string | number)[],
+  key: string,
+): Node | undefined {
+  const parent = nodeAt(doc, path);
+  if (!isMap(parent)) return parent;
+  const pair = parent.items.find((item) => isScalar(item.key) && item.key.value === key);
+  return isNode(pair?.key) ? pair.key : parent;
+}
+
+/** The deepest node that exists along `path` (for errors about something missing). */
+function nearestNode(doc: Document, path: readonly (string | number)[]): Node | undefined {
+  for (let length = path.length; length >= 0; length--) {
+    const node = nodeAt(doc, path.slice(0, length));
+    if (node) return node;
+  }
+  return undefined;
+}
+
+function bytePosition(bytes: Uint8Array, offset: number): { line: number; col: number } {
+  let line = 1;
+  let lineStart = 0;
+  for (let i = 0; i < offset; i++) {
+    if (bytes[i] === 0x0a) [line, lineStart] = [line + 1, i + 1];
+  }
+  // Columns count characters (UTF-16 units, as for every other error), not bytes; all bytes
+  // before `offset` are valid UTF-8.
+  return { line, col: new TextDecoder().decode(bytes.subarray(lineStart, offset)).length + 1 };
+}
+
+function firstLine(message: string): string {
+  return message.split('\n')[0] ?? message;
+}

@@ -1,0 +1,76 @@
+// Request paths are compared after normalisation, and must satisfy a rule under every
+// plausible reading a server may give them, so that no encoding trick walks out of a prefix.
+
+export type PathReading =
+  { ok: true; readings: readonly string[] } | { ok: false; problem: string };
+
+const ENCODED_SEPARATOR = /%(2e|2f|5c)/gi;
+const PERCENT_ESCAPE = /%[0-9a-f]{2}/gi;
+
+/**
+ * The readings of a WHATWG-parsed path (dot segments already resolved, `\` already `/`):
+ * the path exactly as sent, and the path a lenient server routes after decoding `%2e`,
+ * `%2f` and `%5c` and merging slashes. A request is allowed by a path rule only if every
+ * reading is.
+ */
+export function pathReadings(pathname: string): PathReading {
+  // Anything that still spells an encoded separator after one decoding (`%252e`,
+  // `%25%32%65`, …) means different things to servers that decode once or twice.
+  if (/%(2e|2f|5c)/i.test(decodeEscapes(pathname, PERCENT_ESCAPE))) {
+    return { ok: false, problem: 'the path contains a double-encoded dot, slash or backslash' };
+  }
+  const sent = uppercaseEscapes(pathname);
+  const resolved = collapse(decodeEscapes(sent, ENCODED_SEPARATOR).replaceAll('\\', '/'));
+  return { ok: true, readings: resolved === sent ? [sent] : [sent, resolved] };
+}
+
+function decodeEscapes(text: string, escapes: RegExp): string {
+  return text.replace(escapes, (escape) => String.fromCharCode(parseInt(escape.slice(1), 16)));
+}
+
+/** `%c3` and `%C3` are the same byte; compare one spelling. */
+function uppercaseEscapes(text: string): string {
+  return text.replace(PERCENT_ESCAPE, (escape) => escape.toUpperCase());
+}
+
+/** Merges duplicate slashes and resolves `.` and `..` segments. */
+function collapse(path: string): string {
+  const out: string[] = [];
+  const segments = path.split('/').slice(1);
+  for (const [index, segment] of segments.entries()) {
+    const last = index === segments.length - 1;
+    if (segment === '..') {
+      out.pop();
+      if (last) out.push('');
+    } else if (segment === '.' || (segment === '' && !last)) {
+      if (last) out.push('');
+    } else {
+      out.push(segment);
+    }
+  }
+  return `/${out.join('/')}`;
+}
+
+/** Why a rule's path prefix is not in canonical form, or undefined when it is. */
+export function rulePathProblem(path: string): string | undefined {
+  if (!path.startsWith('/')) return 'must start with "/"';
+  if (/[?#]/.test(path)) return 'must not contain a query or fragment';
+  if (/%(2e|2f|5c|25)/i.test(path) || path.includes('\\')) {
+    return 'must not contain encoded dots, slashes, backslashes or percent signs';
+  }
+  if (collapse(path) !== path) return `is not normalised (did you mean "${collapse(path)}"?)`;
+  // Requests are compared in their URL-encoded form, so a prefix must be written that way too.
+  const encoded = uppercaseEscapes(new URL(path, 'http://host.invalid').pathname);
+  if (encoded !== path)
+    return `is not percent-encoded as in a URL, so no request could match it (did you mean "${encoded}"?)`;
+  return undefined;
+}
+
+/**
+ * Segment-aware prefix match: `/repos/acme` covers `/repos/acme` and `/repos/acme/…` but
+ * not `/repos/acme-evil`; a prefix ending in `/` covers everything below it.
+ */
+export function pathWithin(path: string, prefix: string): boolean {
+  if (prefix.endsWith('/')) return path.startsWith(prefix);
+  return path === prefix || path.startsWith(`${prefix}/`);
+}

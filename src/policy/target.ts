@@ -1,0 +1,72 @@
+// What a request asks to reach: an absolute URL, or the host:port of a CONNECT tunnel.
+
+import { type Host, parseIpv6Literal, parseNameOrIpv4 } from './host.js';
+import { DEFAULT_PORTS, type UrlScheme } from './destination.js';
+
+export type RequestTarget =
+  | {
+      readonly kind: 'url';
+      /** ws and wss are judged as http and https. */
+      readonly scheme: UrlScheme;
+      readonly host: Host;
+      readonly port: number;
+      /** WHATWG-parsed path: dot segments resolved, percent-encoding kept. */
+      readonly pathname: string;
+    }
+  | { readonly kind: 'authority'; readonly host: Host; readonly port: number };
+
+export type TargetResult = { ok: true; target: RequestTarget } | { ok: false; problem: string };
+
+const SCHEMES: Record<string, UrlScheme> = {
+  'http:': 'http',
+  'https:': 'https',
+  'ws:': 'http',
+  'wss:': 'https',
+};
+
+/** `https://host/path` (also http, ws, wss) or `host:port` / `[v6]:port`. */
+export function parseRequestTarget(text: string): TargetResult {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? parseUrlTarget(text) : parseAuthorityTarget(text);
+}
+
+function parseUrlTarget(text: string): TargetResult {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return { ok: false, problem: `"${text}" is not a valid URL` };
+  }
+  const scheme = SCHEMES[url.protocol];
+  if (scheme === undefined)
+    return {
+      ok: false,
+      problem: `scheme "${url.protocol.slice(0, -1)}" is not http, https, ws or wss`,
+    };
+  const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  const host = url.hostname.startsWith('[') ? ipv6Host(hostname) : parseNameOrIpv4(hostname);
+  if (!host.ok) return host;
+  const port = url.port === '' ? DEFAULT_PORTS[scheme] : Number(url.port);
+  return {
+    ok: true,
+    target: { kind: 'url', scheme, host: host.host, port, pathname: url.pathname },
+  };
+}
+
+function parseAuthorityTarget(text: string): TargetResult {
+  const match = /^(\[[^\]]*\]|[^:[\]]+):([0-9]{1,5})$/.exec(text);
+  const port = Number(match?.[2]);
+  if (match === null || port < 1 || port > 65535) {
+    return { ok: false, problem: `"${text}" is neither a URL (https://host/path) nor host:port` };
+  }
+  const hostText = match[1] ?? '';
+  const host = hostText.startsWith('[')
+    ? ipv6Host(hostText.slice(1, -1))
+    : parseNameOrIpv4(hostText);
+  return host.ok ? { ok: true, target: { kind: 'authority', host: host.host, port } } : host;
+}
+
+/** A zone (`%eth0`) only picks an interface; the rules judge the address. */
+function ipv6Host(text: string): { ok: true; host: Host } | { ok: false; problem: string } {
+  const parsed = parseIpv6Literal(text);
+  return parsed.ok ? { ok: true, host: { kind: 'ip', ip: parsed.ip } } : parsed;
+}

@@ -1,0 +1,179 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { runMain } from '../../src/action/main.js';
+import { runPost } from '../../src/action/post.js';
+import { policyHash } from '../../src/policy/index.js';
+import { recordingRunner } from './helpers.js';
+
+const REFERENCE = resolve('fixtures/policies/reference.yaml');
+
+async function workspace(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'pe-action-'));
+  await mkdir(join(dir, 'scripts'));
+  await writeFile(join(dir, 'scripts/agent.sh'), 'echo hello\n');
+  await writeFile(join(dir, 'policy.yaml'), await readFile(REFERENCE));
+  return dir;
+}
+
+test('refuses to run on a non-Linux runner, before reading any input', async () => {
+  const runner = recordingRunner({}, { platform: 'darwin' });
+  await runMain(runner);
+  assert.equal(runner.recorded.failures.length, 1);
+  assert.match(
+    runner.recorded.failures[0] ?? '',
+    /^Linux runners only: this runner is darwin\..*never runs unprotected/,
+  );
+});
+
+test('invalid inputs fail the step listing each one', async () => {
+  const runner = recordingRunner({ 'agent-script': '', 'job-summary': 'maybe' });
+  await runMain(runner);
+  const [failure = ''] = runner.recorded.failures;
+  assert.match(failure, /^invalid inputs; nothing was started:/);
+  assert.match(failure, /input agent-script: the agent script path is required/);
+  assert.match(failure, /input policy-config: the policy file path is required/);
+  assert.match(failure, /input job-summary: expected true or false, got "maybe"/);
+});
+
+test('an agent script outside the working directory is refused', async () => {
+  const dir = await workspace();
+  const runner = recordingRunner({
+    'working-directory': dir,
+    'agent-script': '../../../../etc/passwd',
+    'policy-config': 'policy.yaml',
+  });
+  await runMain(runner);
+  assert.match(
+    runner.recorded.failures[0] ?? '',
+    /^input agent-script: \.\.\/\.\.\/\.\.\/\.\.\/etc\/passwd resolves to \/etc\/passwd, outside the working directory/,
+  );
+});
+
+test('a symlink that points out of the working directory is refused', async () => {
+  const dir = await workspace();
+  await symlink('/etc/hostname', join(dir, 'scripts/escape.sh'));
+  const runner = recordingRunner({
+    'working-directory': dir,
+    'agent-script': 'scripts/escape.sh',
+    'policy-config': 'policy.yaml',
+  });
+  await runMain(runner);
+  assert.match(
+    runner.recorded.failures[0] ?? '',
+    /^input agent-script: scripts\/escape\.sh resolves to \/etc\/hostname, outside/,
+  );
+});
+
+test('a missing policy file and a directory as script are refused by name', async () => {
+  const dir = await workspace();
+  const missing = recordingRunner({
+    'working-directory': dir,
+    'agent-script': 'scripts/agent.sh',
+    'policy-config': 'nope.yaml',
+  });
+  await runMain(missing);
+  assert.match(
+    missing.recorded.failures[0] ?? '',
+    /^input policy-config: nope\.yaml does not exist/,
+  );
+  const directory = recordingRunner({
+    'working-directory': dir,
+    'agent-script': 'scripts',
+    'policy-config': 'policy.yaml',
+  });
+  await runMain(directory);
+  assert.match(
+    directory.recorded.failures[0] ?? '',
+    /^input agent-script: .*scripts is not a regular file/,
+  );
+});
+
+test('an invalid policy fails with every error as file:line:col', async () => {
+  const dir = await workspace();
+  await writeFile(
+    join(dir, 'policy.yaml'),
+    'version: "1.0"\negress:\n  - destination: "*.*.example.com"\n',
+  );
+  const runner = recordingRunner({
+    'working-directory': dir,
+    'agent-script': 'scripts/agent.sh',
+    'policy-config': 'policy.yaml',
+  });
+  await runMain(runner);
+  assert.match(
+    runner.recorded.failures[0] ?? '',
+    /^input policy-config: the policy is invalid; nothing was started:\npolicy\.yaml:3:18: egress\[0\]\.destination: /,
+  );
+});
+
+test('a valid setup reports the policy hash, then says plainly that the boundary has not landed', async () => {
+  const dir = await workspace();
+  const runner = recordingRunner({
+    'working-directory': dir,
+    'agent-script': 'scripts/agent.sh',
+    'policy-config': 'policy.yaml',
+  });
+  await runMain(runner);
+  assert.equal(runner.recorded.outputs['policy-hash'], policyHash(await readFile(REFERENCE)));
+  assert.deepEqual(runner.recorded.failures, [
+    'not available yet: running the agent script inside the boundary has not landed in this version; the inputs and the policy were validated and nothing was run',
+  ]);
+});
+
+test('an external enforcement binary is refused as not available yet', async () => {
+  const dir = await workspace();
+  const runner = recordingRunner({
+    'working-directory': dir,
+    'agent-script': 'scripts/agent.sh',
+    'policy-config': 'policy.yaml',
+    'enforcement-binary': '/usr/local/bin/pipelock',
+  });
+  await runMain(runner);
+  assert.match(
+    runner.recorded.failures[0] ?? '',
+    /^not available yet: driving an external pipelock \(input enforcement-binary\)/,
+  );
+});
+
+test('post with no saved state has nothing to clean up and does not fail', async () => {
+  const runner = recordingRunner({});
+  await runPost(runner);
+  assert.deepEqual(runner.recorded.failures, []);
+  assert.match(runner.recorded.infos[0] ?? '', /nothing to clean up/);
+});
+
+test('the bundled dist/main.js runs with real INPUT_* variables and runner files', async () => {
+  const dir = await workspace();
+  const outputFile = join(dir, 'github-output');
+  await writeFile(outputFile, '');
+  const env = {
+    PATH: process.env['PATH'] ?? '',
+    GITHUB_OUTPUT: outputFile,
+    'INPUT_AGENT-SCRIPT': 'scripts/agent.sh',
+    'INPUT_POLICY-CONFIG': 'policy.yaml',
+    'INPUT_WORKING-DIRECTORY': dir,
+  };
+  const result = await promisify(execFile)(process.execPath, [resolve('dist/main.js')], {
+    env,
+  }).then(
+    () => ({ code: 0, stdout: '' }),
+    (error: { code: number; stdout: string }) => error,
+  );
+  assert.equal(result.code, 1);
+  assert.match(
+    result.stdout,
+    /::error::not available yet: running the agent script inside the boundary/,
+  );
+  const written = await readFile(outputFile, 'utf8');
+  assert.match(
+    written,
+    new RegExp(
+      `^policy-hash<<ghadelimiter_[0-9a-f-]+\\n${policyHash(await readFile(REFERENCE))}\\n`,
+    ),
+  );
+});

@@ -1,0 +1,182 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { main } from '../../src/cli/main.js';
+
+const REFERENCE = 'fixtures/policies/reference.yaml';
+const TRIAGE = 'fixtures/policies/triage-agent.yaml';
+
+async function cli(...argv: string[]) {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(argv, {
+    out: (text) => (stdout += text),
+    err: (text) => (stderr += text),
+    readFile: (path) => readFile(path),
+  });
+  return { code, stdout, stderr };
+}
+
+test('--help prints usage on stdout and exits 0', async () => {
+  const { code, stdout, stderr } = await cli('--help');
+  assert.equal(code, 0);
+  assert.match(stdout, /^Usage: pipelock-egress <command>/);
+  assert.equal(stderr, '');
+});
+
+test('--version prints the package version', async () => {
+  const { version } = JSON.parse(await readFile('package.json', 'utf8')) as { version: string };
+  const { code, stdout } = await cli('--version');
+  assert.equal(code, 0);
+  assert.equal(stdout, `pipelock-egress ${version}\n`);
+});
+
+test('no command, an unknown command or an unknown flag: usage on stderr, exit 2', async () => {
+  for (const argv of [
+    [],
+    ['frobnicate'],
+    ['--frobnicate'],
+    ['policy', 'check', '--strict', REFERENCE],
+    ['policy', 'lint', REFERENCE],
+  ]) {
+    const { code, stdout, stderr } = await cli(...argv);
+    assert.equal(code, 2, argv.join(' '));
+    assert.equal(stdout, '', argv.join(' '));
+    assert.match(stderr, /Usage: pipelock-egress/, argv.join(' '));
+  }
+});
+
+test('policy check with a wrong number of arguments is a usage error', async () => {
+  const { code, stderr } = await cli('policy', 'check');
+  assert.equal(code, 2);
+  assert.match(stderr, /policy check: wrong number of arguments/);
+});
+
+test('commands that have not landed fail loudly instead of pretending', async () => {
+  for (const command of ['run', 'proxy', 'verify', 'keygen', 'view']) {
+    const { code, stderr } = await cli(command, '--anything');
+    assert.equal(code, 2, command);
+    assert.match(stderr, new RegExp(`^pipelock-egress ${command}: not available yet`), command);
+  }
+});
+
+test('policy check of the reference policy: exit 0 and a summary of every rule', async () => {
+  const { code, stdout, stderr } = await cli('policy', 'check', REFERENCE);
+  assert.equal(code, 0);
+  assert.equal(stderr, '');
+  assert.match(stdout, /^policy OK: fixtures\/policies\/reference.yaml$/m);
+  assert.match(stdout, /hash +[0-9a-f]{64}$/m);
+  assert.match(stdout, /\[0\] api\.github\.com +ports 80,443 +methods GET,POST +scan$/m);
+  assert.match(stdout, /\[1\] registry\.npmjs\.org +ports 80,443 +methods GET$/m);
+  assert.match(stdout, /\[2\] docs\.example\.com/m);
+  assert.match(stdout, /websocket +enabled at \/ws\?url=, frame scan on/);
+  assert.ok(stdout.split('\n').length <= 24, 'the summary fits on one screen');
+});
+
+test('policy check of a broken policy: every error as file:line:col on stderr, exit 1', async () => {
+  const { code, stdout, stderr } = await cli(
+    'policy',
+    'check',
+    'fixtures/policies/cli-broken.yaml',
+  );
+  assert.equal(code, 1);
+  assert.equal(stdout, '');
+  const lines = stderr.trimEnd().split('\n');
+  assert.deepEqual(lines, [
+    'fixtures/policies/cli-broken.yaml:3:5: egress[0].destinaton: unknown key "destinaton"; did you mean "destination"?',
+    'fixtures/policies/cli-broken.yaml:4:15: egress[0].methods[0]: got the string "get"; expected "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE" (did you mean "GET"?)',
+    'fixtures/policies/cli-broken.yaml:5:15: default_deny: got the string "no"; expected true or false (unquoted; YAML 1.2 reads yes/no/on/off as strings)',
+    '3 errors in fixtures/policies/cli-broken.yaml; nothing runs on an invalid policy',
+  ]);
+});
+
+test('policy check of a missing file: exit 2 with the reason', async () => {
+  const { code, stderr } = await cli('policy', 'check', 'fixtures/policies/does-not-exist.yaml');
+  assert.equal(code, 2);
+  assert.match(stderr, /cannot read policy fixtures\/policies\/does-not-exist\.yaml: ENOENT/);
+});
+
+test('policy explain: an allowed request prints allow and the rule, exit 0', async () => {
+  const { code, stdout } = await cli(
+    'policy',
+    'explain',
+    REFERENCE,
+    'GET',
+    'https://api.github.com/repos/acme/widgets',
+  );
+  assert.equal(code, 0);
+  assert.equal(
+    stdout,
+    'allow\n  reason: allowed by egress[0] (api.github.com)\n  rule:   egress[0] api.github.com (line 3)\n  scan:   headers and body are scanned for secrets\n',
+  );
+});
+
+test('policy explain: a refused method prints block, the layer and the reason, exit 1', async () => {
+  const { code, stdout } = await cli(
+    'policy',
+    'explain',
+    REFERENCE,
+    'delete',
+    'https://registry.npmjs.org/left-pad',
+  );
+  assert.equal(code, 1);
+  assert.match(
+    stdout,
+    /^block\n {2}layer: {2}method\n {2}reason: method DELETE is not allowed by egress\[1\] \(registry\.npmjs\.org\); allowed: GET\n/,
+  );
+});
+
+test('policy explain: an unlisted destination is blocked by default_deny', async () => {
+  const { code, stdout } = await cli(
+    'policy',
+    'explain',
+    REFERENCE,
+    'GET',
+    'https://pastebin.example/raw/1',
+  );
+  assert.equal(code, 1);
+  assert.match(
+    stdout,
+    /layer: {2}destination\n {2}reason: no egress rule allows pastebin\.example/,
+  );
+});
+
+test('policy explain: CONNECT host:port says whether TLS is intercepted', async () => {
+  const intercepted = await cli('policy', 'explain', TRIAGE, 'CONNECT', 'api.github.com:443');
+  assert.equal(intercepted.code, 0);
+  assert.match(intercepted.stdout, /tls: +intercepted/);
+  const tunnelled = await cli(
+    'policy',
+    'explain',
+    'fixtures/policies/passthrough.yaml',
+    'CONNECT',
+    'pinned.example.com:443',
+  );
+  assert.equal(tunnelled.code, 0);
+  assert.match(tunnelled.stdout, /tls: +tunnelled untouched/);
+});
+
+test('policy explain on an invalid policy reports its errors and exits 2 (no decision)', async () => {
+  const { code, stdout, stderr } = await cli(
+    'policy',
+    'explain',
+    'fixtures/policies/cli-broken.yaml',
+    'GET',
+    'https://a.example/',
+  );
+  assert.equal(code, 2);
+  assert.equal(stdout, '');
+  assert.match(stderr, /3 errors in/);
+});
+
+test('policy explain rejects a method that is not a token', async () => {
+  const { code, stderr } = await cli(
+    'policy',
+    'explain',
+    REFERENCE,
+    'GET /',
+    'https://api.github.com/',
+  );
+  assert.equal(code, 2);
+  assert.match(stderr, /"GET \/" is not an HTTP method/);
+});
