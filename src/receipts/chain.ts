@@ -1,0 +1,367 @@
+// Verifies an ActionReceipt v1 chain the way Pipelock's verifiers do (spec §5): trust anchor,
+// genesis, hash links and sequence, key rotation segments, and the session lifecycle.
+import type { ActionRecord, SessionOpen } from './action-record.js';
+import type { CryptoBackend } from './crypto.js';
+import type { RotationEndorsement } from './endorsement.js';
+import { verifyRotationEndorsement } from './endorsement.js';
+import type { Failure, FailureClass } from './failure.js';
+import { goQuote } from './failure.js';
+import { isBoundGenesis, LEGACY_GENESIS, sessionOpenGenesis } from './genesis.js';
+import { compareUtf8 } from './go-struct.js';
+import type { Receipt } from './receipt.js';
+import { receiptHash, validateReceipt, verifyReceiptSignature } from './receipt.js';
+
+export const DEFAULT_SESSION_ID = 'proxy';
+
+export interface ChainOptions {
+  /** Pinned public keys (64 hex). None: trust on first use (the report says `pinned: false`). */
+  readonly trustedKeys?: readonly string[];
+  /** Endorsements that authorise key rotations (already parsed). */
+  readonly endorsements?: readonly RotationEndorsement[];
+  /** Recorder session the endorsements and signed session_open receipts must name. */
+  readonly sessionId?: string;
+}
+
+export interface ChainSegment {
+  readonly signer_key: string;
+  readonly first_seq: bigint;
+  readonly last_seq: bigint;
+  readonly receipt_count: number;
+}
+
+export interface ChainReport {
+  readonly valid: boolean;
+  /** The chain is anchored in a key the caller pinned (not just self-consistent). */
+  readonly pinned: boolean;
+  readonly error?: Failure;
+  /** chain_seq of the receipt that broke the chain (segment-local after a rotation). */
+  readonly broken_at_seq?: bigint;
+  /** All receipts given. */
+  readonly receipt_count: number;
+  readonly final_seq?: bigint;
+  /** Receipt hash of the last receipt: what a trusted head or a session close must match. */
+  readonly root_hash?: string;
+  readonly start_time?: string;
+  readonly end_time?: string;
+  readonly signer_keys: readonly string[];
+  readonly segments: readonly ChainSegment[];
+  /** Sorted, unique policy_hash values seen. */
+  readonly policy_hashes: readonly string[];
+  /** The chain ends in a signed session_close that matches it, so a dropped tail would show. */
+  readonly sealed: boolean;
+}
+
+interface Run {
+  readonly openNonce: string;
+  closed: boolean;
+}
+
+class ChainBreak extends Error {
+  constructor(
+    readonly cls: FailureClass,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function breakChain(cls: FailureClass, message: string): never {
+  throw new ChainBreak(cls, message);
+}
+
+export function verifyChain(
+  backend: CryptoBackend,
+  receipts: readonly Receipt[],
+  options: ChainOptions = {},
+): ChainReport {
+  const trusted = (options.trustedKeys ?? []).map((key) => key.toLowerCase());
+  const endorsements = options.endorsements ?? [];
+  const sessionId = options.sessionId ?? DEFAULT_SESSION_ID;
+  const pinned = trusted.length > 0;
+
+  const segments: ChainSegment[] = [];
+  const policyHashes = new Set<string>();
+  const base = {
+    pinned,
+    receipt_count: receipts.length,
+    signer_keys: [] as string[],
+    segments,
+    policy_hashes: [] as string[],
+    sealed: false,
+  };
+  const report = (): Pick<ChainReport, 'signer_keys' | 'policy_hashes'> => ({
+    signer_keys: [...new Set(segments.map((s) => s.signer_key))],
+    policy_hashes: [...policyHashes].sort(compareUtf8),
+  });
+
+  if (receipts.length === 0) {
+    return { ...base, valid: false, error: { class: 'empty', message: 'no receipts found' } };
+  }
+  for (const e of endorsements) {
+    const checked = verifyRotationEndorsement(backend, e);
+    if (!checked.ok) return { ...base, valid: false, error: checked.failure };
+  }
+
+  const walker = new ChainWalker(backend, trusted, endorsements, sessionId, segments);
+  let current: ActionRecord | undefined;
+  try {
+    for (const receipt of receipts) {
+      current = receipt.action_record;
+      walker.step(receipt);
+      policyHashes.add(receipt.action_record.policy_hash);
+    }
+    current = undefined;
+    walker.finish();
+  } catch (err) {
+    if (!(err instanceof ChainBreak)) throw err;
+    const where = current ? `seq ${current.chain_seq}: ` : '';
+    return {
+      ...base,
+      ...report(),
+      valid: false,
+      error: { class: err.cls, message: where + err.message },
+      ...(current ? { broken_at_seq: current.chain_seq } : {}),
+    };
+  }
+  const first = receipts[0]?.action_record;
+  const last = receipts[receipts.length - 1]?.action_record;
+  return {
+    ...base,
+    ...report(),
+    valid: true,
+    final_seq: last?.chain_seq ?? 0n,
+    root_hash: walker.prevHash,
+    ...(first ? { start_time: first.timestamp } : {}),
+    ...(last ? { end_time: last.timestamp } : {}),
+    sealed: last?.session_control?.kind === 'session_close',
+  };
+}
+
+class ChainWalker {
+  prevHash = '';
+  private prevSeq = 0n;
+  private index = 0;
+  private segmentKey = '';
+  private segmentStart = 0;
+  private rootHasOpen = false;
+  private readonly runs = new Map<string, Run>();
+  private readonly usedEndorsements = new Set<RotationEndorsement>();
+
+  constructor(
+    private readonly backend: CryptoBackend,
+    private readonly trusted: readonly string[],
+    private readonly endorsements: readonly RotationEndorsement[],
+    private readonly sessionId: string,
+    private readonly segments: ChainSegment[],
+  ) {}
+
+  step(receipt: Receipt): void {
+    const ar = receipt.action_record;
+    const valid = validateReceipt(receipt);
+    if (!valid.ok) breakChain(valid.failure.class, valid.failure.message);
+
+    const rotation = this.index > 0 && ar.key_transition !== undefined;
+    if (this.index === 0) this.checkRoot(receipt);
+    else if (rotation) this.checkRotation(receipt);
+    else if (ar.chain_seq === 0n)
+      breakChain('chain', 'unexpected seq 0 without a key_transition boundary');
+    if (this.index > 0 && ar.session_control?.kind === 'session_open') this.checkRestart(ar);
+    if (ar.session_control?.open && this.endorsements.length > 0) {
+      const recorder = ar.session_control.open.recorder_session;
+      if (recorder !== this.sessionId) {
+        breakChain(
+          'rotation',
+          `session_open recorder_session ${goQuote(recorder)} does not match session ${goQuote(this.sessionId)}`,
+        );
+      }
+    }
+
+    if (this.index === 0 || rotation) {
+      this.segmentKey = receipt.signer_key;
+      this.segmentStart = this.index;
+      this.segments.push({
+        signer_key: receipt.signer_key,
+        first_seq: ar.chain_seq,
+        last_seq: ar.chain_seq,
+        receipt_count: 0,
+      });
+    }
+    const trustedHere =
+      this.index === 0 && this.trusted.length > 0 ? this.trusted : [this.segmentKey];
+    const signed = verifyReceiptSignature(this.backend, receipt, trustedHere);
+    if (!signed.ok) {
+      breakChain(
+        signed.failure.class,
+        signed.failure.class === 'signature'
+          ? `signature: ${signed.failure.message}`
+          : signed.failure.message,
+      );
+    }
+
+    const expectedSeq = BigInt(this.index - this.segmentStart);
+    if (ar.chain_seq !== expectedSeq)
+      breakChain('chain', `seq gap: expected ${expectedSeq}, got ${ar.chain_seq}`);
+    if (this.index > 0 && ar.chain_prev_hash !== this.prevHash)
+      breakChain('chain', 'chain_prev_hash mismatch');
+
+    this.checkLifecycle(ar);
+
+    const segment = this.segments[this.segments.length - 1];
+    if (segment)
+      this.segments[this.segments.length - 1] = {
+        ...segment,
+        last_seq: ar.chain_seq,
+        receipt_count: segment.receipt_count + 1,
+      };
+    if (ar.session_control?.kind === 'session_open' && this.segments.length === 1)
+      this.rootHasOpen = true;
+    this.prevHash = receiptHash(this.backend, receipt);
+    this.prevSeq = ar.chain_seq;
+    this.index++;
+  }
+
+  finish(): void {
+    const unused = this.endorsements.find((e) => !this.usedEndorsements.has(e));
+    if (unused)
+      breakChain('rotation', 'unused rotation endorsement does not match a required boundary');
+  }
+
+  private checkRoot(receipt: Receipt): void {
+    const ar = receipt.action_record;
+    if (ar.key_transition)
+      breakChain('rotation', 'chain starts at a key_transition segment without the prior segment');
+    if (ar.chain_seq !== 0n)
+      breakChain('genesis', 'root receipt segment must start at chain_seq 0');
+    const open = ar.session_control?.kind === 'session_open' ? ar.session_control.open : undefined;
+    if (isBoundGenesis(ar.chain_prev_hash)) {
+      if (!open) breakChain('genesis', 'g1 chain_prev_hash requires SessionControl.Open');
+      this.checkBoundGenesis(ar, open);
+    } else if (ar.chain_prev_hash === LEGACY_GENESIS) {
+      if (open)
+        breakChain('genesis', 'session_open on legacy genesis must use bound g1 chain_prev_hash');
+    } else {
+      breakChain('genesis', 'chain_prev_hash mismatch');
+    }
+  }
+
+  private checkBoundGenesis(ar: ActionRecord, open: SessionOpen): void {
+    const genesis = sessionOpenGenesis(this.backend, open);
+    if (ar.chain_prev_hash !== genesis) breakChain('genesis', 'session_open genesis hash mismatch');
+    if (open.genesis_hash !== genesis) breakChain('genesis', 'session_open genesis_hash mismatch');
+    if (open.chain_open_seq !== ar.chain_seq)
+      breakChain('genesis', 'session_open chain_open_seq does not match receipt chain_seq');
+    if (open.prior_chain_head !== undefined || open.prior_chain_seq !== undefined) {
+      breakChain('genesis', 'bound genesis session_open must not carry prior chain tail');
+    }
+  }
+
+  // A session_open after the first receipt is a restart: it must bind to the tail it continues.
+  private checkRestart(ar: ActionRecord): void {
+    const open = ar.session_control?.open;
+    if (!open) return;
+    if (isBoundGenesis(ar.chain_prev_hash))
+      breakChain('genesis', 'restart session_open must not use a g1 chain_prev_hash');
+    if (open.genesis_hash !== undefined)
+      breakChain('genesis', 'restart session_open must not carry genesis_hash');
+    if (open.chain_open_seq !== ar.chain_seq)
+      breakChain('genesis', 'session_open chain_open_seq does not match receipt chain_seq');
+    if (open.prior_chain_head !== this.prevHash) {
+      breakChain('genesis', 'restart session_open prior_chain_head does not match prior tail hash');
+    }
+    if (open.prior_chain_seq !== this.prevSeq) {
+      breakChain(
+        'genesis',
+        'restart session_open prior_chain_seq does not match prior receipt chain_seq',
+      );
+    }
+  }
+
+  private checkRotation(receipt: Receipt): void {
+    const ar = receipt.action_record;
+    const marker = ar.key_transition;
+    if (!marker) return;
+    if (ar.chain_seq !== 0n)
+      breakChain('rotation', 'key_transition marker on a non-genesis receipt (seq != 0)');
+    if (marker.prior_chain_hash !== this.prevHash) {
+      breakChain(
+        'rotation',
+        'key_transition prior_chain_hash does not match actual prior tail hash',
+      );
+    }
+    if (ar.chain_prev_hash !== this.prevHash)
+      breakChain('rotation', 'segment-genesis chain_prev_hash does not match prior tail hash');
+    if (marker.prior_signer_key !== this.segmentKey) {
+      breakChain('rotation', 'key_transition prior_signer_key does not match prior segment key');
+    }
+    if (marker.prior_chain_seq !== this.prevSeq) {
+      breakChain(
+        'rotation',
+        'key_transition prior_chain_seq does not match prior segment final seq',
+      );
+    }
+    const matches = this.endorsements.filter(
+      (e) =>
+        e.session_id === this.sessionId &&
+        e.prior_signer_key === this.segmentKey &&
+        e.prior_final_seq === this.prevSeq &&
+        e.prior_tail_hash === this.prevHash &&
+        e.new_signer_key === receipt.signer_key,
+    );
+    if (matches.length > 1)
+      breakChain('rotation', 'multiple rotation endorsements match one receipt boundary');
+    const endorsement = matches[0];
+    if (endorsement) {
+      if (!this.rootHasOpen)
+        breakChain('rotation', 'root receipt segment has no signed session_open recorder binding');
+      this.usedEndorsements.add(endorsement);
+    } else if (!this.trusted.includes(receipt.signer_key)) {
+      if (this.endorsements.length > 0)
+        breakChain('rotation', 'rotation endorsement does not match receipt boundary');
+      breakChain('untrusted_key', `signer key ${receipt.signer_key} is not in the trusted set`);
+    }
+  }
+
+  private checkLifecycle(ar: ActionRecord): void {
+    const control = ar.session_control;
+    const runNonce = ar.run_nonce ?? '';
+    if (control && runNonce === '')
+      breakChain('lifecycle', 'session_control receipt missing run_nonce');
+    if (runNonce === '') return;
+    if (control?.open) {
+      const open = control.open;
+      if (open.run_nonce !== runNonce)
+        breakChain('lifecycle', 'session_open run_nonce does not match receipt run_nonce');
+      if (open.open_nonce === '') breakChain('lifecycle', 'session_open missing open_nonce');
+      if (this.runs.has(runNonce)) breakChain('lifecycle', 'duplicate session_open for run_nonce');
+      this.runs.set(runNonce, { openNonce: open.open_nonce, closed: false });
+      return;
+    }
+    const run = this.runs.get(runNonce);
+    if (!run) breakChain('lifecycle', 'run_nonce first receipt is not a matching session_open');
+    if (run.closed) breakChain('lifecycle', 'record observed after session_close');
+    const beat = control?.heartbeat;
+    if (beat) {
+      if (beat.run_nonce !== runNonce) breakChain('lifecycle', 'heartbeat run_nonce mismatch');
+      if (beat.open_nonce !== run.openNonce)
+        breakChain('lifecycle', 'heartbeat open_nonce mismatch');
+      if (beat.chain_head !== ar.chain_prev_hash)
+        breakChain('lifecycle', 'heartbeat chain_head mismatch');
+      if (beat.chain_seq_head !== ar.chain_seq - 1n)
+        breakChain('lifecycle', 'heartbeat chain_seq_head mismatch');
+    }
+    const close = control?.close;
+    if (close) {
+      const segmentCount = BigInt(this.index - this.segmentStart + 1);
+      if (close.run_nonce !== runNonce) breakChain('lifecycle', 'session_close run_nonce mismatch');
+      if (close.open_nonce !== run.openNonce)
+        breakChain('lifecycle', 'session_close open_nonce mismatch');
+      if (close.root_hash !== ar.chain_prev_hash)
+        breakChain('lifecycle', 'session_close root_hash mismatch');
+      if (close.final_seq !== ar.chain_seq)
+        breakChain('lifecycle', 'session_close final_seq mismatch');
+      if (close.receipt_count !== segmentCount)
+        breakChain('lifecycle', 'session_close receipt_count mismatch');
+      run.closed = true;
+    }
+  }
+}

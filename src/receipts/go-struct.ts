@@ -1,0 +1,218 @@
+// Reading JSON into, and writing JSON from, a description of a Go struct: fixed field order,
+// `omitempty` rules and Go's zero values. The receipt types are described in action-record.ts.
+import { compactRaw, goString } from './go-json.js';
+import { formatRfc3339Nano, GO_ZERO_TIME, parseGoTime } from './go-time.js';
+import type { JsonDocument, JsonNode } from './json.js';
+import { describeKind, rawText } from './json.js';
+
+export type FieldKind =
+  | { readonly type: 'string' }
+  | { readonly type: 'bool' }
+  | { readonly type: 'int'; readonly min: bigint; readonly max: bigint; readonly goType: string }
+  /** A small int kept as a JS number (versions, taint level). */
+  | {
+      readonly type: 'smallint';
+      readonly min: number;
+      readonly max: number;
+      readonly goType: string;
+    }
+  | { readonly type: 'time' }
+  | { readonly type: 'strings' }
+  | { readonly type: 'intMap' }
+  | { readonly type: 'struct'; readonly schema: StructSchema }
+  | { readonly type: 'structs'; readonly schema: StructSchema }
+  /** Any JSON, kept as its source text (present even when `null`) and written compacted. */
+  | { readonly type: 'raw' };
+
+export interface FieldSchema {
+  readonly key: string;
+  readonly kind: FieldKind;
+  /** Go writes the field even when zero (no `omitempty`). */
+  readonly required: boolean;
+}
+
+export interface StructSchema {
+  readonly fields: readonly FieldSchema[];
+}
+
+export type GoValue =
+  | string
+  | boolean
+  | bigint
+  | number
+  | readonly string[]
+  | null
+  | Readonly<Record<string, bigint>>
+  | GoStruct
+  | readonly GoStruct[];
+export type GoStruct = { readonly [key: string]: GoValue | undefined };
+
+export const INT64: FieldKind = {
+  type: 'int',
+  min: -(2n ** 63n),
+  max: 2n ** 63n - 1n,
+  goType: 'int64',
+};
+export const UINT64: FieldKind = { type: 'int', min: 0n, max: 2n ** 64n - 1n, goType: 'uint64' };
+
+export class StructureError extends Error {}
+
+/** Decodes an object node; absent and `null` fields are left out of the result. */
+export function decodeStruct(
+  doc: JsonDocument,
+  node: JsonNode,
+  schema: StructSchema,
+  path: string,
+): GoStruct {
+  if (node.kind !== 'object') {
+    throw new StructureError(`${path}: expected an object, got ${describeKind(node)}`);
+  }
+  const byKey = new Map(schema.fields.map((f) => [f.key, f]));
+  const out: Record<string, GoValue> = {};
+  for (const [key, value] of node.members) {
+    const field = byKey.get(key);
+    if (!field) throw new StructureError(`${path}: unknown field ${JSON.stringify(key)}`);
+    if (value.kind === 'null' && field.kind.type !== 'raw') continue;
+    out[key] = decodeField(doc, value, field.kind, `${path}.${key}`);
+  }
+  return out;
+}
+
+function decodeField(doc: JsonDocument, node: JsonNode, kind: FieldKind, path: string): GoValue {
+  const mismatch = (expected: string): never => {
+    throw new StructureError(`${path}: expected ${expected}, got ${describeKind(node)}`);
+  };
+  switch (kind.type) {
+    case 'string':
+      return node.kind === 'string' ? node.value : mismatch('a string');
+    case 'bool':
+      return node.kind === 'bool' ? node.value : mismatch('a boolean');
+    case 'int':
+      return decodeInt(node, kind.min, kind.max, kind.goType, path);
+    case 'smallint':
+      return Number(decodeInt(node, BigInt(kind.min), BigInt(kind.max), kind.goType, path));
+    case 'time': {
+      if (node.kind !== 'string') return mismatch('an RFC 3339 timestamp string');
+      const parsed = parseGoTime(rawText(doc, node).slice(1, -1));
+      if (!parsed.ok) throw new StructureError(`${path}: ${parsed.error}`);
+      return formatRfc3339Nano(parsed.time);
+    }
+    case 'strings':
+      if (node.kind !== 'array') return mismatch('an array of strings');
+      return node.items.map((item, i) => {
+        if (item.kind === 'null') return '';
+        return item.kind === 'string' ? item.value : mismatch(`a string at index ${i}`);
+      });
+    case 'intMap': {
+      if (node.kind !== 'object') return mismatch('an object of integers');
+      const out: Record<string, bigint> = {};
+      for (const [key, value] of node.members) {
+        out[key] =
+          value.kind === 'null'
+            ? 0n
+            : decodeInt(value, INT64_MIN, INT64_MAX, 'int', `${path}.${key}`);
+      }
+      return out;
+    }
+    case 'struct':
+      return decodeStruct(doc, node, kind.schema, path);
+    case 'raw':
+      return rawText(doc, node);
+    case 'structs':
+      if (node.kind !== 'array') return mismatch('an array of objects');
+      return node.items.map((item, i) =>
+        item.kind === 'null' ? {} : decodeStruct(doc, item, kind.schema, `${path}[${i}]`),
+      );
+  }
+}
+
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+function decodeInt(node: JsonNode, min: bigint, max: bigint, goType: string, path: string): bigint {
+  if (node.kind !== 'number') {
+    throw new StructureError(`${path}: expected an integer (${goType}), got ${describeKind(node)}`);
+  }
+  // Go reads integers with strconv.Parse(U)Int: no fraction, no exponent (`1.0`, `1e0` fail).
+  const ok = min < 0n ? /^-?[0-9]+$/.test(node.text) : /^[0-9]+$/.test(node.text);
+  const value = ok ? BigInt(node.text) : undefined;
+  if (value === undefined || value < min || value > max) {
+    throw new StructureError(`${path}: cannot use number ${node.text} as ${goType}`);
+  }
+  return value;
+}
+
+/** Writes a struct exactly as Go's encoding/json would marshal it. */
+export function encodeStruct(value: GoStruct, schema: StructSchema): string {
+  const parts: string[] = [];
+  for (const field of schema.fields) {
+    const v = value[field.key];
+    if (!field.required && isOmitted(v, field.kind)) continue;
+    parts.push(`${goString(field.key)}:${encodeField(v, field.kind)}`);
+  }
+  return `{${parts.join(',')}}`;
+}
+
+function isOmitted(v: GoValue | undefined, kind: FieldKind): boolean {
+  if (v === undefined || v === null) return true;
+  switch (kind.type) {
+    case 'raw':
+      return false;
+    case 'struct':
+      return false; // a non-nil pointer is written even when its struct is all zero
+    case 'strings':
+    case 'structs':
+      return (v as readonly unknown[]).length === 0;
+    case 'intMap':
+      return Object.keys(v as object).length === 0;
+    default:
+      return v === '' || v === false || v === 0n || v === 0;
+  }
+}
+
+function encodeField(v: GoValue | undefined, kind: FieldKind): string {
+  switch (kind.type) {
+    case 'string':
+      return goString(typeof v === 'string' ? v : '');
+    case 'bool':
+      return v === true ? 'true' : 'false';
+    case 'int':
+    case 'smallint':
+      return typeof v === 'bigint' || typeof v === 'number' ? String(v) : '0';
+    case 'time':
+      return goString(typeof v === 'string' ? goTimeSpelling(v) : formatRfc3339Nano(GO_ZERO_TIME));
+    case 'strings':
+      return Array.isArray(v) ? `[${(v as readonly string[]).map(goString).join(',')}]` : 'null';
+    case 'intMap': {
+      const map = (v ?? {}) as Readonly<Record<string, bigint>>;
+      const keys = Object.keys(map).sort(compareUtf8);
+      return `{${keys.map((k) => `${goString(k)}:${String(map[k] ?? 0n)}`).join(',')}}`;
+    }
+    case 'struct':
+      return v === undefined || v === null ? 'null' : encodeStruct(v as GoStruct, kind.schema);
+    case 'raw':
+      return typeof v === 'string' ? compactRaw(v) : 'null';
+    case 'structs':
+      return Array.isArray(v)
+        ? `[${(v as readonly GoStruct[]).map((s) => encodeStruct(s, kind.schema)).join(',')}]`
+        : 'null';
+  }
+}
+
+// Go re-prints a parsed time.Time; a string that is not RFC 3339 cannot come from a decoded
+// record and is written unchanged (validation rejects it before signing).
+function goTimeSpelling(value: string): string {
+  const parsed = parseGoTime(value);
+  return parsed.ok ? formatRfc3339Nano(parsed.time) : value;
+}
+
+/** Orders strings by their UTF-8 bytes (= code points), unlike JS's UTF-16 default sort. */
+export function compareUtf8(a: string, b: string): number {
+  const ca = Array.from(a, (ch) => ch.codePointAt(0) ?? 0);
+  const cb = Array.from(b, (ch) => ch.codePointAt(0) ?? 0);
+  for (let i = 0; i < Math.min(ca.length, cb.length); i++) {
+    const d = (ca[i] ?? 0) - (cb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return ca.length - cb.length;
+}
