@@ -1,5 +1,186 @@
-// Benchmarks (DESIGN §10) measure the engine against the direct path. The engine has not
-// landed, so there is nothing to measure yet; this says so instead of printing numbers.
-console.log(
-  'npm run bench: no benchmarks yet: the enforcing proxy engine has not landed in this version.',
-);
+// `npm run bench` (DESIGN §10): the built engine (dist/cli.js proxy, receipts on) against
+// the direct path on loopback, each metric with its own baseline in the same run. Prints a
+// table and writes bench/results.json. Needs wrk, curl and openssl (apt-get install wrk).
+import { execFileSync } from 'node:child_process';
+import { cpus, tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { run, startWithReadyLine, stop } from './processes.js';
+
+const SECONDS = Number(process.env['BENCH_SECONDS'] ?? '5');
+const TUNNEL_BYTES = 256 * 1024 * 1024;
+const HOST = 'origin.bench.test';
+
+interface WrkResult {
+  readonly rps: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+}
+
+for (const tool of ['wrk', 'curl', 'openssl']) {
+  try {
+    execFileSync('which', [tool], { stdio: 'ignore' });
+  } catch {
+    throw new Error(`npm run bench needs ${tool} on PATH (Debian/Ubuntu: apt-get install ${tool})`);
+  }
+}
+if (!existsSync('dist/cli.js'))
+  throw new Error('npm run bench measures the built engine: run npm run build first');
+
+const work = await mkdtemp(join(tmpdir(), 'pe-bench-'));
+const children: Parameters<typeof stop>[0][] = [];
+try {
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '1',
+      '-keyout',
+      join(work, 'key.pem'),
+      '-out',
+      join(work, 'cert.pem'),
+      '-subj',
+      `/CN=${HOST}`,
+      '-addext',
+      `subjectAltName=DNS:${HOST}`,
+    ],
+    { stdio: 'ignore' },
+  );
+  const origin = await startWithReadyLine<{ http: number; https: number }>(process.execPath, [
+    '--import',
+    'tsx',
+    'bench/origin.ts',
+    join(work, 'key.pem'),
+    join(work, 'cert.pem'),
+    String(TUNNEL_BYTES),
+  ]);
+  children.push(origin.child);
+  const { http, https } = origin.ready;
+  await writeFile(
+    join(work, 'policy.yaml'),
+    // The origin is on loopback, which the SSRF guard refuses unless a rule names the address.
+    `version: "1.0"\negress:\n  - destination: "${HOST}:${http}"\n  - destination: "${HOST}:${https}"\n    tls: passthrough\n  - destination: "127.0.0.1/32"\n    ports: [${http}, ${https}]\n`,
+  );
+  const proxy = await startWithReadyLine<{ url: string }>(process.execPath, [
+    'dist/cli.js',
+    'proxy',
+    '--policy',
+    join(work, 'policy.yaml'),
+    '--listen',
+    '127.0.0.1:0',
+    '--evidence-dir',
+    join(work, 'evidence'),
+    '--resolve',
+    `${HOST}:127.0.0.1`,
+  ]);
+  children.push(proxy.child);
+
+  const metrics: Record<string, number> = {};
+  const rows: string[][] = [];
+  for (const connections of [1, 10, 50]) {
+    const direct = await wrk(`http://127.0.0.1:${http}/`, undefined, connections);
+    const proxied = await wrk(proxy.ready.url, `http://${HOST}:${http}/`, connections);
+    metrics[`http.c${connections}.direct_rps`] = round(direct.rps);
+    metrics[`http.c${connections}.proxied_rps`] = round(proxied.rps);
+    metrics[`http.c${connections}.rps_ratio`] = round(proxied.rps / direct.rps, 3);
+    metrics[`http.c${connections}.added_p50_ms`] = round(proxied.p50Ms - direct.p50Ms, 3);
+    metrics[`http.c${connections}.added_p99_ms`] = round(proxied.p99Ms - direct.p99Ms, 3);
+    rows.push([
+      `http c${connections}`,
+      `${round(direct.rps)} req/s, p50 ${round(direct.p50Ms, 3)} ms`,
+      `${round(proxied.rps)} req/s, p50 ${round(proxied.p50Ms, 3)} ms`,
+      `ratio ${round(proxied.rps / direct.rps, 2)}, +${round(proxied.p50Ms - direct.p50Ms, 3)} ms p50`,
+    ]);
+  }
+  const url = `https://${HOST}:${https}/`;
+  const ca = join(work, 'cert.pem');
+  const directMBps = await download([
+    '--resolve',
+    `${HOST}:${https}:127.0.0.1`,
+    '--cacert',
+    ca,
+    url,
+  ]);
+  const tunnelMBps = await download(['--proxy', proxy.ready.url, '--cacert', ca, url]);
+  metrics['tunnel.direct_mbps'] = round(directMBps, 1);
+  metrics['tunnel.proxied_mbps'] = round(tunnelMBps, 1);
+  metrics['tunnel.mbps_ratio'] = round(tunnelMBps / directMBps, 3);
+  rows.push([
+    'tunnel (MB/s)',
+    `${round(directMBps, 1)}`,
+    `${round(tunnelMBps, 1)}`,
+    `ratio ${round(tunnelMBps / directMBps, 2)}`,
+  ]);
+
+  const results = { node: process.version, cpus: cpus().length, seconds_per_run: SECONDS, metrics };
+  await writeFile('bench/results.json', `${JSON.stringify(results, null, 2)}\n`);
+  printTable([['measure', 'direct', 'through the engine', 'result'], ...rows]);
+  console.log(`\nwrote bench/results.json (${Object.keys(metrics).length} metrics)`);
+} finally {
+  for (const child of children.reverse()) await stop(child);
+  await rm(work, { recursive: true, force: true });
+}
+
+async function wrk(
+  url: string,
+  absoluteTarget: string | undefined,
+  connections: number,
+): Promise<WrkResult> {
+  const script = join(work, `wrk-${connections}-${absoluteTarget ? 'proxied' : 'direct'}.lua`);
+  await writeFile(
+    script,
+    `${absoluteTarget ? `wrk.path = ${JSON.stringify(absoluteTarget)}\n` : ''}` +
+      'done = function(summary, latency, requests)\n' +
+      '  io.write(string.format("RESULT %d %d %d %f %f\\n", summary.requests, summary.duration, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, latency:percentile(50), latency:percentile(99)))\n' +
+      'end\n',
+  );
+  const output = await run('wrk', ['-t1', `-c${connections}`, `-d${SECONDS}s`, '-s', script, url]);
+  const match = /RESULT (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+)/.exec(output);
+  if (!match) throw new Error(`unexpected wrk output:\n${output}`);
+  const [, requests = '0', durationUs = '1', errors = '0', p50 = '0', p99 = '0'] = match;
+  if (Number(errors) > 0)
+    throw new Error(
+      `wrk saw ${errors} errors or non-2xx answers at ${url} (${absoluteTarget ?? 'direct'})`,
+    );
+  return {
+    rps: (Number(requests) * 1e6) / Number(durationUs),
+    p50Ms: Number(p50) / 1000,
+    p99Ms: Number(p99) / 1000,
+  };
+}
+
+async function download(curlArgs: readonly string[]): Promise<number> {
+  const output = await run('curl', [
+    '-sS',
+    '--fail',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{size_download} %{time_total}',
+    ...curlArgs,
+  ]);
+  const [size = '0', seconds = '1'] = output.trim().split(' ');
+  if (Number(size) !== TUNNEL_BYTES)
+    throw new Error(`downloaded ${size} bytes, expected ${TUNNEL_BYTES}`);
+  return Number(size) / Number(seconds) / 1e6;
+}
+
+function round(value: number, digits = 0): number {
+  const factor = 10 ** digits;
+  return Math.round(value * factor) / factor;
+}
+
+function printTable(rows: readonly string[][]): void {
+  const widths =
+    rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
+  for (const row of rows)
+    console.log(row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  '));
+}

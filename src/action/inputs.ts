@@ -2,7 +2,7 @@
 // naming the input. Pure: the caller supplies the raw values.
 
 import { z } from 'zod';
-import { parseRequestTarget } from '../policy/target.js';
+import { parseNamePin, type NamePin } from '../engine/name-pin.js';
 import type { RawInputs } from './input-names.js';
 
 function hasControlCharacter(value: string): boolean {
@@ -43,11 +43,6 @@ const pathList = (what: string) =>
     return items;
   });
 
-export interface NamePin {
-  readonly host: string;
-  readonly ip: string;
-}
-
 const resolvePins = z.string().transform((value, ctx): NamePin[] => {
   const pins: NamePin[] = [];
   lines(value).forEach((line, index) => {
@@ -59,23 +54,6 @@ const resolvePins = z.string().transform((value, ctx): NamePin[] => {
   });
   return pins;
 });
-
-/** `host:ip` (curl's --resolve without the port): the name is answered with that address. */
-export function parseNamePin(text: string): NamePin | string {
-  const colon = text.indexOf(':');
-  const expected = 'expected host:ip, e.g. api.example.test:127.0.0.1 or api.example.test:[::1]';
-  if (colon <= 0) return `"${text}" is not host:ip; ${expected}`;
-  const host = text.slice(0, colon);
-  const ipText = text.slice(colon + 1).replace(/^\[(.*)\]$/, '$1');
-  const hostTarget = parseRequestTarget(`${host}:443`);
-  if (!hostTarget.ok || hostTarget.target.host.kind !== 'name')
-    return `"${host}" is not a host name; ${expected}`;
-  const ipTarget = parseRequestTarget(ipText.includes(':') ? `[${ipText}]:443` : `${ipText}:443`);
-  if (!ipTarget.ok || ipTarget.target.host.kind !== 'ip' || !/^[0-9a-fA-F.:]+$/.test(ipText)) {
-    return `"${ipText}" is not an IP address; ${expected}`;
-  }
-  return { host: hostTarget.target.host.name, ip: ipText };
-}
 
 const inputSchema = z
   .object({

@@ -2,20 +2,25 @@
 
 import packageJson from '../../package.json' with { type: 'json' };
 import { type CliIo, UsageError } from './io.js';
+import { keygenCommand } from './keygen-command.js';
 import { policyCommand } from './policy-command.js';
+import { proxyCommand } from './proxy-command.js';
 import { USAGE } from './usage.js';
+import { verifyCommand } from './verify-command.js';
 
 type Command = (args: readonly string[], io: CliIo) => Promise<number>;
 
 const NOT_YET: Record<string, string> = {
   run: 'the agent boundary',
-  proxy: 'the enforcing proxy engine',
-  verify: 'receipt verification',
-  keygen: 'key generation',
   view: 'the packet viewer',
 };
 
-const COMMANDS: Record<string, Command> = { policy: policyCommand };
+const COMMANDS: Record<string, Command> = {
+  policy: policyCommand,
+  proxy: proxyCommand,
+  verify: verifyCommand,
+  keygen: keygenCommand,
+};
 
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
   const [command, ...args] = argv;

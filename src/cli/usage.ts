@@ -8,8 +8,21 @@ Commands:
                                           run an agent script inside the boundary (root)
   proxy --policy FILE --listen 127.0.0.1:PORT --evidence-dir DIR
                                           run the enforcing proxy alone, for development
-  verify --receipt-chain PATH [options]   verify a receipt chain offline
-  keygen --out DIR                        create an Ed25519 signing key pair
+  verify --receipt-chain PATH [options]   verify a receipt chain offline; PATH is a receipts.json,
+                                          an evidence .jsonl, a directory of evidence-*.jsonl,
+                                          or one receipt
+    --public-key FILE|HEX                 pinned signer key: PEM, Pipelock text or 64 hex,
+                                          inline or in a file (repeatable)
+    --allow-unpinned                      accept a chain no pinned key vouches for
+    --policy-hash FILE                    every receipt must carry this policy hash
+    --require-sealed                      a chain without a signed session close is broken
+    --whole-recorder                      also check recorder entries, checkpoints, transcript root
+    --rotation-endorsement FILE           authorise a key rotation (repeatable)
+    --session-id ID                       recorder session (default proxy)
+    --output FILE                         write verification-report.json there
+  keygen --out DIR                        create signing-key.pem, public-key.pem and
+                                          public-key.pipelock in DIR (never overwrites);
+                                          print the hex public key
   view DIR                                serve the packet viewer for an Audit Packet
 
 Options:

@@ -36,7 +36,7 @@ export interface ChainReport {
   readonly error?: Failure;
   /** chain_seq of the receipt that broke the chain (segment-local after a rotation). */
   readonly broken_at_seq?: bigint;
-  /** All receipts given. */
+  /** Receipts examined: all of them, or up to and including the one that broke the chain. */
   readonly receipt_count: number;
   readonly final_seq?: bigint;
   /** Receipt hash of the last receipt: what a trusted head or a session close must match. */
@@ -69,72 +69,128 @@ function breakChain(cls: FailureClass, message: string): never {
   throw new ChainBreak(cls, message);
 }
 
-export function verifyChain(
-  backend: CryptoBackend,
-  receipts: readonly Receipt[],
-  options: ChainOptions = {},
-): ChainReport {
-  const trusted = (options.trustedKeys ?? []).map((key) => key.toLowerCase());
-  const endorsements = options.endorsements ?? [];
-  const sessionId = options.sessionId ?? DEFAULT_SESSION_ID;
-  const pinned = trusted.length > 0;
+/**
+ * Verifies a chain one receipt at a time. What it keeps grows with the key segments, the runs
+ * (run_nonce) and the distinct policy hashes, not with the receipts, so evidence of any length
+ * can be streamed through it.
+ */
+export class ChainVerifier {
+  private readonly walker: ChainWalker;
+  private readonly pinned: boolean;
+  private readonly trusted: readonly string[];
+  private readonly segments: ChainSegment[] = [];
+  private readonly policyHashes = new Set<string>();
+  private count = 0;
+  private first: ActionRecord | undefined;
+  private last: ActionRecord | undefined;
+  private failure: Failure | undefined;
+  private brokenAt: bigint | undefined;
+  private finished = false;
 
-  const segments: ChainSegment[] = [];
-  const policyHashes = new Set<string>();
-  const base = {
-    pinned,
-    receipt_count: receipts.length,
-    signer_keys: [] as string[],
-    segments,
-    policy_hashes: [] as string[],
-    sealed: false,
-  };
-  const report = (): Pick<ChainReport, 'signer_keys' | 'policy_hashes'> => ({
-    signer_keys: [...new Set(segments.map((s) => s.signer_key))],
-    policy_hashes: [...policyHashes].sort(compareUtf8),
-  });
-
-  if (receipts.length === 0) {
-    return { ...base, valid: false, error: { class: 'empty', message: 'no receipts found' } };
-  }
-  for (const e of endorsements) {
-    const checked = verifyRotationEndorsement(backend, e);
-    if (!checked.ok) return { ...base, valid: false, error: checked.failure };
-  }
-
-  const walker = new ChainWalker(backend, trusted, endorsements, sessionId, segments);
-  let current: ActionRecord | undefined;
-  try {
-    for (const receipt of receipts) {
-      current = receipt.action_record;
-      walker.step(receipt);
-      policyHashes.add(receipt.action_record.policy_hash);
+  constructor(backend: CryptoBackend, options: ChainOptions = {}) {
+    this.trusted = (options.trustedKeys ?? []).map((key) => key.toLowerCase());
+    this.pinned = this.trusted.length > 0;
+    const endorsements = options.endorsements ?? [];
+    this.walker = new ChainWalker(
+      backend,
+      this.trusted,
+      endorsements,
+      options.sessionId ?? DEFAULT_SESSION_ID,
+      this.segments,
+    );
+    for (const e of endorsements) {
+      const checked = verifyRotationEndorsement(backend, e);
+      if (!checked.ok) {
+        this.failure = checked.failure;
+        break;
+      }
     }
-    current = undefined;
-    walker.finish();
-  } catch (err) {
-    if (!(err instanceof ChainBreak)) throw err;
-    const where = current ? `seq ${current.chain_seq}: ` : '';
+  }
+
+  /** False once the chain is broken: nothing fed afterwards can repair it. */
+  get intact(): boolean {
+    return this.failure === undefined;
+  }
+
+  /** Keys whose signatures the chain has accepted so far, plus the pinned ones. */
+  get authorisedKeys(): readonly string[] {
+    return [...new Set([...this.trusted, ...this.segments.map((s) => s.signer_key)])];
+  }
+
+  /** Feeds the next receipt; returns `intact`. Receipts after a break are not examined. */
+  push(receipt: Receipt): boolean {
+    if (this.failure) return false;
+    this.count++;
+    try {
+      this.walker.step(receipt);
+    } catch (err) {
+      if (!(err instanceof ChainBreak)) throw err;
+      const seq = receipt.action_record.chain_seq;
+      this.failure = { class: err.cls, message: `seq ${seq}: ${err.message}` };
+      this.brokenAt = seq;
+      return false;
+    }
+    this.first ??= receipt.action_record;
+    this.last = receipt.action_record;
+    this.policyHashes.add(receipt.action_record.policy_hash);
+    return true;
+  }
+
+  /** The report on the receipts fed so far, as if the chain ended here. */
+  report(): ChainReport {
+    const base = {
+      pinned: this.pinned,
+      receipt_count: this.count,
+      signer_keys: [...new Set(this.segments.map((s) => s.signer_key))],
+      segments: [...this.segments],
+      policy_hashes: [...this.policyHashes].sort(compareUtf8),
+      sealed: false,
+    };
+    if (this.failure) {
+      return {
+        ...base,
+        valid: false,
+        error: this.failure,
+        ...(this.brokenAt === undefined ? {} : { broken_at_seq: this.brokenAt }),
+      };
+    }
+    if (!this.first || !this.last) {
+      return { ...base, valid: false, error: { class: 'empty', message: 'no receipts found' } };
+    }
     return {
       ...base,
-      ...report(),
-      valid: false,
-      error: { class: err.cls, message: where + err.message },
-      ...(current ? { broken_at_seq: current.chain_seq } : {}),
+      valid: true,
+      final_seq: this.last.chain_seq,
+      root_hash: this.walker.prevHash,
+      start_time: this.first.timestamp,
+      end_time: this.last.timestamp,
+      sealed: this.last.session_control?.kind === 'session_close',
     };
   }
-  const first = receipts[0]?.action_record;
-  const last = receipts[receipts.length - 1]?.action_record;
-  return {
-    ...base,
-    ...report(),
-    valid: true,
-    final_seq: last?.chain_seq ?? 0n,
-    root_hash: walker.prevHash,
-    ...(first ? { start_time: first.timestamp } : {}),
-    ...(last ? { end_time: last.timestamp } : {}),
-    sealed: last?.session_control?.kind === 'session_close',
-  };
+
+  /** Ends the chain: checks what only the end can show (unused endorsements), then reports. */
+  finish(): ChainReport {
+    if (!this.finished && !this.failure && this.count > 0) {
+      try {
+        this.walker.finish();
+      } catch (err) {
+        if (!(err instanceof ChainBreak)) throw err;
+        this.failure = { class: err.cls, message: err.message };
+      }
+    }
+    this.finished = true;
+    return this.report();
+  }
+}
+
+export function verifyChain(
+  backend: CryptoBackend,
+  receipts: Iterable<Receipt>,
+  options: ChainOptions = {},
+): ChainReport {
+  const verifier = new ChainVerifier(backend, options);
+  for (const receipt of receipts) if (!verifier.push(receipt)) break;
+  return verifier.finish();
 }
 
 class ChainWalker {

@@ -1,23 +1,21 @@
 // Reading evidence (recorder JSONL, bare receipt JSONL, a receipts.json array, one receipt, or a
-// directory of evidence-<session>-<seq>.jsonl given as names + contents) and verifying it whole.
-import { decodeUtf8, fromHex, utf8 } from './bytes.js';
+// directory of evidence-<session>-<seq>.jsonl given as names + contents) and verifying it, either
+// whole or line by line with EvidenceVerifier.
+import { decodeUtf8, utf8 } from './bytes.js';
 import type { ChainOptions, ChainReport } from './chain.js';
-import { DEFAULT_SESSION_ID, verifyChain } from './chain.js';
+import { ChainVerifier, DEFAULT_SESSION_ID } from './chain.js';
 import type { CryptoBackend } from './crypto.js';
 import type { Failure, Outcome } from './failure.js';
 import { fail } from './failure.js';
+import { compactRaw } from './go-json.js';
 import type { JsonDocument, JsonNode } from './json.js';
 import { parseJson } from './json.js';
 import type { Receipt } from './receipt.js';
-import { decodeReceipt } from './receipt.js';
-import type { Checkpoint, RecorderEntry, TranscriptRoot } from './recorder.js';
-import {
-  parseEntryLine,
-  readCheckpoint,
-  readTranscriptRoot,
-  verifyCheckpointSignature,
-  verifyEntryChain,
-} from './recorder.js';
+import { decodeReceipt, encodeReceipt } from './receipt.js';
+import type { RecorderEntry } from './recorder.js';
+import { decodeEntry } from './recorder.js';
+import type { RecorderSummary } from './recorder-verifier.js';
+import { RecorderVerifier } from './recorder-verifier.js';
 
 // Pipelock's reader limits: they bound memory on hostile input.
 export const MAX_LINE_BYTES = 1024 * 1024;
@@ -84,39 +82,59 @@ export function readEvidence(input: string | Uint8Array, label = 'evidence'): Ou
   return readJsonl(text.value, label);
 }
 
+/** One JSONL line: a bare receipt, or a recorder entry (with its receipt if it carries one). */
+type EvidenceLine =
+  | { readonly receipt: Receipt; readonly entry?: undefined }
+  | { readonly entry: RecorderEntry; readonly receipt?: Receipt };
+
+/** Reads one JSONL line (without its terminator); `where` prefixes error messages. */
+function readEvidenceLine(text: string, where: string): Outcome<EvidenceLine> {
+  if (text.length * 3 > MAX_LINE_BYTES && utf8(text).length > MAX_LINE_BYTES) {
+    return fail('malformed', `${where}: longer than ${MAX_LINE_BYTES} bytes`);
+  }
+  const parsed = parseJson(text);
+  if (!parsed.ok) return fail('malformed', `${where}: ${parsed.error}`);
+  const root = parsed.doc.root;
+  if (root.kind === 'object' && root.members.has('action_record')) {
+    const receipt = receiptFrom(parsed.doc, root, where);
+    return receipt.ok ? { ok: true, value: { receipt: receipt.value } } : receipt;
+  }
+  const entry = decodeEntry(parsed.doc);
+  if (!entry.ok) return fail('malformed', `${where}: ${entry.failure.message}`);
+  if (entry.value.type !== 'action_receipt') return { ok: true, value: { entry: entry.value } };
+  const detail = entry.value.detailNode;
+  if (detail?.kind !== 'object')
+    return fail('malformed', `${where}: action_receipt detail is not a receipt object`);
+  const receipt = receiptFrom(entry.value.doc, detail, where);
+  if (!receipt.ok) return receipt;
+  // Pipelock writes the receipt it signed as Go marshals it. Another spelling of the same values
+  // (an escape in upper-case hex, reordered keys) is not what was written, so it is refused.
+  const encoded = encodeReceipt(receipt.value);
+  if (entry.value.detail !== encoded && compactRaw(entry.value.detail) !== encoded) {
+    return fail('malformed', `${where}: receipt bytes differ from the encoding that was signed`);
+  }
+  return { ok: true, value: { entry: entry.value, receipt: receipt.value } };
+}
+
 function readJsonl(text: string, label: string): Outcome<Evidence> {
   const entries: RecorderEntry[] = [];
   const receipts: Receipt[] = [];
   for (const { line, text: lineText } of splitJsonl(text)) {
     const where = `${label}: line ${line}`;
-    if (lineText.length * 3 > MAX_LINE_BYTES && utf8(lineText).length > MAX_LINE_BYTES) {
-      return fail('malformed', `${where}: longer than ${MAX_LINE_BYTES} bytes`);
-    }
-    const parsed = parseJson(lineText);
-    if (!parsed.ok) return fail('malformed', `${where}: ${parsed.error}`);
-    const root = parsed.doc.root;
-    if (root.kind === 'object' && root.members.has('action_record')) {
-      if (entries.length > 0)
-        return fail('malformed', `${where}: bare receipt mixed with recorder entries`);
-      const receipt = receiptFrom(parsed.doc, root, where);
-      if (!receipt.ok) return receipt;
-      receipts.push(receipt.value);
-      continue;
-    }
-    if (receipts.length > entries.length)
-      return fail('malformed', `${where}: recorder entry mixed with bare receipts`);
-    const entry = parseEntryLine(lineText);
-    if (!entry.ok) return fail('malformed', `${where}: ${entry.failure.message}`);
-    entries.push(entry.value);
-    if (entry.value.type !== 'action_receipt') continue;
-    const detail = entry.value.detailNode;
-    if (detail?.kind !== 'object')
-      return fail('malformed', `${where}: action_receipt detail is not a receipt object`);
-    const receipt = receiptFrom(entry.value.doc, detail, where);
-    if (!receipt.ok) return receipt;
-    receipts.push(receipt.value);
+    const read = readEvidenceLine(lineText, where);
+    if (!read.ok) return read;
+    const mixed = mixedShape(read.value, entries.length > 0, receipts.length > entries.length);
+    if (mixed) return fail('malformed', `${where}: ${mixed}`);
+    if (read.value.entry) entries.push(read.value.entry);
+    if (read.value.receipt) receipts.push(read.value.receipt);
   }
   return { ok: true, value: { entries, receipts } };
+}
+
+function mixedShape(line: EvidenceLine, hadEntries: boolean, hadBare: boolean): string | undefined {
+  if (!line.entry && hadEntries) return 'bare receipt mixed with recorder entries';
+  if (line.entry && hadBare) return 'recorder entry mixed with bare receipts';
+  return undefined;
 }
 
 export interface EvidenceFile {
@@ -173,15 +191,6 @@ export function readEvidenceDirectory(
   return { ok: true, value: { entries, receipts } };
 }
 
-export interface RecorderSummary {
-  readonly entry_count: number;
-  readonly checkpoint_count: number;
-  readonly signed_checkpoints: number;
-  readonly transcript_root?: TranscriptRoot;
-  /** The transcript_root is followed by a signed, verified checkpoint. */
-  readonly seal_anchored: boolean;
-}
-
 export interface EvidenceOptions extends ChainOptions {
   /** Also verify the recorder entry chain, checkpoints and transcript root. */
   readonly wholeRecorder?: boolean;
@@ -189,8 +198,130 @@ export interface EvidenceOptions extends ChainOptions {
   readonly allowUnanchoredSeal?: boolean;
 }
 
+export interface TornTail {
+  /** The unterminated last line, e.g. `evidence-proxy-0.jsonl: line 12`. */
+  readonly where: string;
+  readonly bytes: number;
+}
+
 export interface EvidenceReport extends ChainReport {
   readonly recorder?: RecorderSummary;
+  /** A last line cut short by a writer that stopped mid-write (not judged; reported). */
+  readonly torn_tail?: TornTail;
+}
+
+/**
+ * Verifies evidence as it is read, one line, entry or receipt at a time, in bounded memory. A
+ * broken receipt chain outranks any other finding; otherwise the first malformed line or recorder
+ * failure is reported. Each feeding method returns false once the verdict can no longer change.
+ */
+export class EvidenceVerifier {
+  private readonly chain: ChainVerifier;
+  private readonly recorder: RecorderVerifier | undefined;
+  private sawEntries = false;
+  private sawBare = false;
+  private failure: Failure | undefined;
+  private malformed = false;
+  private torn: TornTail | undefined;
+
+  constructor(
+    backend: CryptoBackend,
+    private readonly options: EvidenceOptions = {},
+  ) {
+    this.chain = new ChainVerifier(backend, options);
+    if (options.wholeRecorder) this.recorder = new RecorderVerifier(backend);
+  }
+
+  private get open(): boolean {
+    return this.chain.intact && !this.malformed;
+  }
+
+  /** One JSONL line without its terminator; `where` names it in errors (`file: line 3`). */
+  line(text: string, where: string): boolean {
+    if (!this.open) return false;
+    if (this.torn) return this.halt(tornInTheMiddle(this.torn));
+    const read = readEvidenceLine(text, where);
+    if (!read.ok) return this.halt(read.failure);
+    const mixed = mixedShape(read.value, this.sawEntries, this.sawBare);
+    if (mixed) return this.halt({ class: 'malformed', message: `${where}: ${mixed}` });
+    return read.value.entry
+      ? this.entry(read.value.entry, read.value.receipt)
+      : this.receipt(read.value.receipt);
+  }
+
+  /** A recorder entry and, for an action_receipt entry, the receipt in it. */
+  entry(entry: RecorderEntry, receipt?: Receipt): boolean {
+    if (!this.open) return false;
+    this.sawEntries = true;
+    if (receipt && !this.chain.push(receipt)) return false;
+    if (this.recorder && !this.failure) {
+      const checked = this.recorder.push(entry, this.chain);
+      if (!checked.ok) this.failure = checked.failure;
+    }
+    return true;
+  }
+
+  /** A bare receipt (from a receipts array, a single receipt, or bare-receipt JSONL). */
+  receipt(receipt: Receipt): boolean {
+    if (!this.open) return false;
+    this.sawBare = true;
+    return this.chain.push(receipt);
+  }
+
+  /**
+   * An unterminated, unparsable last line: a writer cut off mid-write. Only the very end of the
+   * evidence may be torn; anything read after it makes the evidence malformed.
+   */
+  tornTail(where: string, bytes: number): boolean {
+    if (!this.open) return false;
+    if (this.torn) return this.halt(tornInTheMiddle(this.torn));
+    this.torn = { where, bytes };
+    return true;
+  }
+
+  /** The input could not be read as evidence (malformed): the verdict settles on that. */
+  halt(failure: Failure): false {
+    if (this.open) {
+      this.failure ??= failure;
+      this.malformed = true;
+    }
+    return false;
+  }
+
+  finish(): EvidenceReport {
+    const report = this.judge();
+    if (!this.torn || !report.valid) return report;
+    // A sealed writer writes nothing more, so bytes after a seal were put there by someone else.
+    if (report.sealed) {
+      return invalidate(report, {
+        class: 'malformed',
+        message: `${this.torn.where}: a torn line follows the sealed chain`,
+      });
+    }
+    return { ...report, torn_tail: this.torn };
+  }
+
+  private judge(): EvidenceReport {
+    const chain = this.chain.finish();
+    if (!chain.valid && chain.error?.class !== 'empty') return chain;
+    if (this.failure) return invalidate(chain, this.failure);
+    if (!this.recorder || !chain.valid) return chain;
+    if (!this.sawEntries) {
+      return invalidate(chain, {
+        class: 'malformed',
+        message: 'whole-recorder verification needs recorder entries, not bare receipts',
+      });
+    }
+    const summary = this.recorder.summary();
+    if (summary.transcript_root && !summary.seal_anchored && !this.options.allowUnanchoredSeal) {
+      return invalidate(chain, {
+        class: 'chain',
+        message:
+          'transcript_root is not followed by a signed checkpoint (the seal is not anchored)',
+      });
+    }
+    return { ...chain, recorder: summary };
+  }
 }
 
 /** Verifies the receipt chain and, with `wholeRecorder`, the recorder layer around it. */
@@ -199,102 +330,23 @@ export function verifyEvidence(
   evidence: Evidence,
   options: EvidenceOptions = {},
 ): EvidenceReport {
-  const chain = verifyChain(backend, evidence.receipts, options);
-  if (!options.wholeRecorder || !chain.valid) return chain;
+  const verifier = new EvidenceVerifier(backend, options);
   if (evidence.entries.length === 0) {
-    return invalidate(chain, {
-      class: 'malformed',
-      message: 'whole-recorder verification needs recorder entries, not bare receipts',
-    });
+    for (const receipt of evidence.receipts) if (!verifier.receipt(receipt)) break;
+    return verifier.finish();
   }
-  const keys = (options.trustedKeys?.length ? options.trustedKeys : chain.signer_keys).map(
-    (k) => fromHex(k) ?? new Uint8Array(),
-  );
-  const recorder = verifyRecorder(backend, evidence.entries, chain, keys);
-  if (!recorder.ok) return invalidate(chain, recorder.failure);
-  if (
-    recorder.value.transcript_root &&
-    !recorder.value.seal_anchored &&
-    !options.allowUnanchoredSeal
-  ) {
-    return invalidate(chain, {
-      class: 'chain',
-      message: 'transcript_root is not followed by a signed checkpoint (the seal is not anchored)',
-    });
+  let next = 0;
+  for (const entry of evidence.entries) {
+    const receipt = entry.type === 'action_receipt' ? evidence.receipts[next++] : undefined;
+    if (!verifier.entry(entry, receipt)) break;
   }
-  return { ...chain, recorder: recorder.value };
+  return verifier.finish();
+}
+
+function tornInTheMiddle(torn: TornTail): Failure {
+  return { class: 'malformed', message: `${torn.where}: torn line followed by more evidence` };
 }
 
 function invalidate(chain: ChainReport, error: Failure): EvidenceReport {
   return { ...chain, valid: false, sealed: false, error };
-}
-
-function verifyRecorder(
-  backend: CryptoBackend,
-  entries: readonly RecorderEntry[],
-  chain: ChainReport,
-  keys: readonly Uint8Array[],
-): Outcome<RecorderSummary> {
-  const linked = verifyEntryChain(backend, entries);
-  if (!linked.ok) return linked;
-  let checkpoints = 0;
-  let signed = 0;
-  let previous: Checkpoint | undefined;
-  let root: TranscriptRoot | undefined;
-  let sealAnchored = false;
-  for (const [i, entry] of entries.entries()) {
-    const bad = (message: string): ReturnType<typeof fail> =>
-      fail('chain', `entry seq ${entry.seq}: ${message}`);
-    if (entry.type === 'action_receipt' && root) return bad('action_receipt after transcript_root');
-    if (entry.type === 'transcript_root') {
-      if (root) return bad('second transcript_root');
-      const read = readTranscriptRoot(entry);
-      if (!read.ok) return read;
-      root = read.value;
-      const lastSegment = chain.segments[chain.segments.length - 1];
-      if (root.root_hash !== chain.root_hash)
-        return bad('transcript_root root_hash does not match the receipt chain');
-      if (root.final_seq !== chain.final_seq)
-        return bad('transcript_root final_seq does not match the receipt chain');
-      if (
-        root.receipt_count !== BigInt(lastSegment?.receipt_count ?? 0) &&
-        root.receipt_count !== BigInt(chain.receipt_count)
-      ) {
-        return bad('transcript_root receipt_count does not match the receipt chain');
-      }
-    }
-    if (entry.type !== 'checkpoint') continue;
-    const read = readCheckpoint(entry);
-    if (!read.ok) return read;
-    const cp = read.value;
-    checkpoints++;
-    if (cp.last_seq + 1n !== entry.seq || entries[i - 1]?.seq !== cp.last_seq) {
-      return bad('checkpoint span does not end at the preceding entry');
-    }
-    if (cp.first_seq > cp.last_seq || cp.entry_count - 1n !== cp.last_seq - cp.first_seq) {
-      return bad('checkpoint entry_count does not match its span');
-    }
-    if (previous && cp.first_seq <= previous.last_seq) return bad('checkpoint spans overlap');
-    if (previous && (previous.signature === '') !== (cp.signature === '')) {
-      return bad('checkpoints mix signed and unsigned');
-    }
-    if (cp.signature !== '') {
-      if (!keys.some((key) => verifyCheckpointSignature(backend, entry, cp, key))) {
-        return bad('checkpoint signature verification failed');
-      }
-      signed++;
-      if (root) sealAnchored = true;
-    }
-    previous = cp;
-  }
-  return {
-    ok: true,
-    value: {
-      entry_count: entries.length,
-      checkpoint_count: checkpoints,
-      signed_checkpoints: signed,
-      ...(root ? { transcript_root: root } : {}),
-      seal_anchored: sealAnchored,
-    },
-  };
 }

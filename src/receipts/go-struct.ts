@@ -142,15 +142,25 @@ function decodeInt(node: JsonNode, min: bigint, max: bigint, goType: string, pat
   return value;
 }
 
+// A verified receipt is encoded three times (signature digest, spelling check, chain hash); the
+// decoded values are never mutated, so each object is encoded once per schema.
+const encodings = new WeakMap<StructSchema, WeakMap<GoStruct, string>>();
+
 /** Writes a struct exactly as Go's encoding/json would marshal it. */
 export function encodeStruct(value: GoStruct, schema: StructSchema): string {
+  let cache = encodings.get(schema);
+  if (!cache) encodings.set(schema, (cache = new WeakMap()));
+  const cached = cache.get(value);
+  if (cached !== undefined) return cached;
   const parts: string[] = [];
   for (const field of schema.fields) {
     const v = value[field.key];
     if (!field.required && isOmitted(v, field.kind)) continue;
     parts.push(`${goString(field.key)}:${encodeField(v, field.kind)}`);
   }
-  return `{${parts.join(',')}}`;
+  const encoded = `{${parts.join(',')}}`;
+  cache.set(value, encoded);
+  return encoded;
 }
 
 function isOmitted(v: GoValue | undefined, kind: FieldKind): boolean {

@@ -18,7 +18,7 @@ export type {
 } from './builder.js';
 export { ReceiptChainBuilder } from './builder.js';
 export type { ChainOptions, ChainReport, ChainSegment } from './chain.js';
-export { DEFAULT_SESSION_ID, verifyChain } from './chain.js';
+export { ChainVerifier, DEFAULT_SESSION_ID, verifyChain } from './chain.js';
 export type { CryptoBackend } from './crypto.js';
 export type { RotationEndorsement } from './endorsement.js';
 export {
@@ -31,15 +31,21 @@ export type {
   EvidenceFile,
   EvidenceOptions,
   EvidenceReport,
-  RecorderSummary,
+  TornTail,
 } from './evidence.js';
 export {
+  EvidenceVerifier,
   evidenceFileOrder,
+  MAX_LINE_BYTES,
+  MAX_SHARD_BYTES,
+  MAX_SHARDS,
   readEvidence,
   readEvidenceDirectory,
   splitJsonl,
   verifyEvidence,
 } from './evidence.js';
+export type { EvidenceShape } from './evidence-stream.js';
+export { EvidenceStream } from './evidence-stream.js';
 export { verifyEvidenceReceiptV2 } from './evidence-v2.js';
 export type { Failure, FailureClass, Outcome } from './failure.js';
 export { sessionOpenGenesis } from './genesis.js';
@@ -57,4 +63,5 @@ export type { Receipt } from './receipt.js';
 export { encodeReceipt, parseReceipt, receiptHash, verifyReceipt } from './receipt.js';
 export type { RecorderEntry, Checkpoint, TranscriptRoot } from './recorder.js';
 export { entryHash, parseEntryLine, verifyEntryChain } from './recorder.js';
+export type { RecorderSummary } from './recorder-verifier.js';
 export { RecorderWriter } from './recorder-writer.js';

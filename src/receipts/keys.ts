@@ -30,7 +30,7 @@ export function parsePublicKey(text: string): KeyResult {
 }
 
 /**
- * The 32-byte seed of a private key in PEM (PKCS#8) or Pipelock private key text. For the
+ * The 32-byte seed of a private key in PEM (PKCS#8), Pipelock private key text or 64 hex. For the
  * Pipelock form (seed ‖ public key) the embedded public key must belong to the seed.
  */
 export function parsePrivateKey(backend: CryptoBackend, text: string): KeyResult {
@@ -52,9 +52,11 @@ export function parsePrivateKey(backend: CryptoBackend, text: string): KeyResult
     }
     return { ok: true, key: seed };
   }
+  if (/^[0-9a-fA-F]{64}$/.test(trimmed))
+    return { ok: true, key: fromHex(trimmed) ?? new Uint8Array() };
   return {
     ok: false,
-    error: `not a private key: expected a PEM private key or "${PIPELOCK_PRIVATE_HEADER}" text`,
+    error: `not a private key: expected a PEM private key, "${PIPELOCK_PRIVATE_HEADER}" text or a 64-hex seed`,
   };
 }
 

@@ -182,6 +182,10 @@ export function verifyReceiptSignature(
 function decodeHexField(name: string, text: string, length: number): Outcome<Uint8Array> {
   const bytes = fromHex(text);
   if (bytes === undefined) return fail('signature', `decoding ${name}: ${goHexError(text)}`);
+  // Go would decode upper-case digits too, but no signer writes them, and the receipt hash covers
+  // the text: accepting them would let anyone re-spell the last receipt and move the chain head.
+  if (/[A-F]/.test(text))
+    return fail('signature', `invalid ${name}: hex digits must be lower-case`);
   if (bytes.length !== length) {
     return fail('signature', `invalid ${name} length: got ${bytes.length}, want ${length}`);
   }

@@ -34,6 +34,25 @@ export interface RecorderEntry {
   readonly detailNode?: JsonNode;
 }
 
+/** Every key a recorder entry may carry: the hash covers all of them except `hash` itself. */
+export const ENTRY_KEYS: readonly string[] = [
+  'v',
+  'seq',
+  'ts',
+  'session_id',
+  'chain_kind',
+  'writer_instance_id',
+  'trace_id',
+  'type',
+  'event_kind',
+  'transport',
+  'summary',
+  'detail',
+  'raw_ref',
+  'prev_hash',
+  'hash',
+];
+
 const STRING_FIELDS = [
   'session_id',
   'chain_kind',
@@ -71,8 +90,11 @@ class EntryError extends Error {}
 /** Parses one JSONL line into a recorder entry (Go recorder.ParseEntryLine rules). */
 export function parseEntryLine(line: string): Outcome<RecorderEntry> {
   const parsed = parseJson(line);
-  if (!parsed.ok) return fail('malformed', parsed.error);
-  const { doc } = parsed;
+  return parsed.ok ? decodeEntry(parsed.doc) : fail('malformed', parsed.error);
+}
+
+/** A recorder entry from its already parsed line. */
+export function decodeEntry(doc: JsonDocument): Outcome<RecorderEntry> {
   if (doc.root.kind !== 'object') return fail('malformed', 'recorder entry is not a JSON object');
   const members = doc.root.members;
   try {
@@ -156,15 +178,17 @@ export function entryHash(
   return toHex(backend.sha256(concatBytes(...parts)));
 }
 
-/** Checks the entry hash chain (Go recorder.VerifyChain texts). Entries are in file order. */
-export function verifyEntryChain(
-  backend: CryptoBackend,
-  entries: readonly RecorderEntry[],
-): Outcome<number> {
-  let previous: RecorderEntry | undefined;
-  for (const e of entries) {
+/** Checks the entry hash chain one entry at a time, in file order (Go recorder.VerifyChain texts). */
+export class EntryChainVerifier {
+  private previous: RecorderEntry | undefined;
+  private count = 0;
+
+  constructor(private readonly backend: CryptoBackend) {}
+
+  push(e: RecorderEntry): Outcome<number> {
     const broken = (message: string): ReturnType<typeof fail> =>
       fail('chain', `entry seq ${e.seq}: ${message}`);
+    const previous = this.previous;
     if (previous) {
       if (previous.v === 3 && e.v !== 3)
         return broken('legacy entry cannot continue a v3 recorder namespace');
@@ -183,9 +207,22 @@ export function verifyEntryChain(
     } else if (e.prev_hash !== RECORDER_GENESIS) {
       return broken(`first entry PrevHash should be "genesis", got ${goQuote(e.prev_hash)}`);
     }
-    const computed = entryHash(backend, e);
+    const computed = entryHash(this.backend, e);
     if (computed !== e.hash) return broken(`hash mismatch: computed ${computed}, stored ${e.hash}`);
-    previous = e;
+    this.previous = e;
+    return { ok: true, value: ++this.count };
+  }
+}
+
+/** Checks the entry hash chain (Go recorder.VerifyChain texts). Entries are in file order. */
+export function verifyEntryChain(
+  backend: CryptoBackend,
+  entries: readonly RecorderEntry[],
+): Outcome<number> {
+  const verifier = new EntryChainVerifier(backend);
+  for (const e of entries) {
+    const pushed = verifier.push(e);
+    if (!pushed.ok) return pushed;
   }
   return { ok: true, value: entries.length };
 }

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseInputs, parseNamePin } from '../../src/action/inputs.js';
+import { parseInputs } from '../../src/action/inputs.js';
+import { parseNamePin } from '../../src/engine/name-pin.js';
 import { rawInputs } from './helpers.js';
 
 const minimal = { 'agent-script': 'scripts/agent.sh', 'policy-config': 'policy.yaml' };

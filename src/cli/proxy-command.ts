@@ -1,0 +1,136 @@
+// `pipelock-egress proxy`: the enforcing engine alone, on a loopback port, for development.
+// Prints one JSON line when ready; SIGTERM or SIGINT seals the evidence and exits 0.
+
+import { formatPolicyError, parsePolicy } from '../policy/index.js';
+import { parseRequestTarget } from '../policy/target.js';
+import { formatIp } from '../policy/ip.js';
+import { specialAddressKind } from '../engine/ssrf.js';
+import { Engine } from '../engine/engine.js';
+import { EvidenceWriter } from '../engine/evidence-writer.js';
+import { createResolver } from '../engine/resolver.js';
+import { parseNamePin, type NamePin } from '../engine/name-pin.js';
+import { createNodeBackend } from '../receipts/node-backend.js';
+import { randomBytes } from 'node:crypto';
+import packageJson from '../../package.json' with { type: 'json' };
+import { type CliIo, UsageError } from './io.js';
+import { KeyArgumentError, resolvePrivateKey } from './key-argument.js';
+import { optionValue, parseOptions, type ParsedOptions } from './options.js';
+
+const COMMAND = 'proxy';
+
+export async function proxyCommand(args: readonly string[], io: CliIo): Promise<number> {
+  const options = parseOptions(COMMAND, args, {
+    single: ['policy', 'listen', 'evidence-dir', 'signing-key', 'identity', 'upstream-ca'],
+    repeatable: ['resolve'],
+  });
+  const policyFile = requireOption(options, 'policy');
+  const listen = loopbackListen(requireOption(options, 'listen'));
+  const evidenceDir = requireOption(options, 'evidence-dir');
+  const signingKey = optionValue(options, 'signing-key');
+  const pins = (options.values.get('resolve') ?? []).map((text): NamePin => {
+    const pin = parseNamePin(text);
+    if (typeof pin === 'string') throw new UsageError(`${COMMAND}: --resolve ${pin}`);
+    return pin;
+  });
+
+  const policy = parsePolicy(await io.readFile(policyFile), policyFile);
+  if (!policy.ok) {
+    for (const error of policy.errors) io.err(`${formatPolicyError(error)}\n`);
+    return 1;
+  }
+  const backend = createNodeBackend();
+  let seed: Uint8Array = randomBytes(32);
+  if (signingKey !== undefined) {
+    try {
+      seed = await resolvePrivateKey(signingKey, backend, io);
+    } catch (error) {
+      if (!(error instanceof KeyArgumentError)) throw error;
+      throw new UsageError(`${COMMAND}: --signing-key: ${error.message}`);
+    }
+  }
+  const caFile = optionValue(options, 'upstream-ca');
+  const upstreamCa =
+    caFile === undefined ? [] : [new TextDecoder().decode(await io.readFile(caFile))];
+
+  let writer: EvidenceWriter;
+  try {
+    writer = EvidenceWriter.create({
+      dir: evidenceDir,
+      backend,
+      seed,
+      run: {
+        actor: optionValue(options, 'identity') ?? 'anonymous',
+        policyHash: policy.policy.hash,
+      },
+    });
+  } catch (error) {
+    // An evidence directory that is not empty or not writable is the operator's to fix.
+    io.err(`pipelock-egress ${COMMAND}: ${(error as Error).message}\n`);
+    return 1;
+  }
+  const engine = new Engine({
+    policy: policy.policy,
+    log: writer,
+    resolver: createResolver(pins),
+    version: packageJson.version,
+    upstreamCa,
+    onDecision: (entry) =>
+      io.err(
+        `${JSON.stringify({ event: 'decision', verdict: entry.verdict, method: entry.method, target: entry.target, layer: entry.layer, reason: entry.pattern, request_id: entry.requestId })}\n`,
+      ),
+    onEvidenceError: (error) =>
+      io.err(`${JSON.stringify({ event: 'evidence_error', message: error.message })}\n`),
+  });
+  let address: { host: string; port: number };
+  try {
+    address = await engine.listen(listen);
+  } catch (error) {
+    writer.abandon();
+    io.err(
+      `pipelock-egress ${COMMAND}: cannot listen on ${listenText(listen)}: ${(error as Error).message}\n`,
+    );
+    return 1;
+  }
+  const host = address.host.includes(':') ? `[${address.host}]` : address.host;
+  io.out(
+    `${JSON.stringify({ event: 'listening', url: `http://${host}:${address.port}`, ca_cert: null, policy_hash: policy.policy.hash, signer_key: writer.signerKey, evidence_dir: evidenceDir })}\n`,
+  );
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  await engine.close();
+  const sealed = writer.seal(signal === 'SIGINT' ? 'interrupted' : 'normal');
+  io.out(
+    `${JSON.stringify({ event: 'sealed', receipts: sealed.receiptCount, final_seq: Number(sealed.finalSeq), root_hash: sealed.rootHash, files: sealed.files })}\n`,
+  );
+  return 0;
+}
+
+function listenText(listen: { host: string; port: number }): string {
+  return `${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`;
+}
+
+function requireOption(options: ParsedOptions, name: string): string {
+  const value = optionValue(options, name);
+  if (value === undefined) throw new UsageError(`${COMMAND}: --${name} is required`);
+  return value;
+}
+
+/** The engine is an open relay to whatever the policy allows: it listens on loopback only. */
+function loopbackListen(text: string): { host: string; port: number } {
+  const match = /^(.+):([0-9]{1,5})$/.exec(text);
+  const port = Number(match?.[2]);
+  const target = match ? parseRequestTarget(`${match[1]}:1`) : undefined;
+  if (!target?.ok || target.target.kind !== 'authority' || port > 65535) {
+    throw new UsageError(`${COMMAND}: --listen "${text}" is not ADDRESS:PORT`);
+  }
+  const { host } = target.target;
+  if (host.kind !== 'ip' || specialAddressKind(host.ip) !== 'loopback') {
+    throw new UsageError(
+      `${COMMAND}: --listen ${text}: the proxy listens on a loopback address only (127.0.0.1:PORT or [::1]:PORT)`,
+    );
+  }
+  return { host: formatIp(host.ip), port };
+}

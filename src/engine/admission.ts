@@ -1,0 +1,128 @@
+// The decision pipeline every request goes through before a byte leaves: policy (destination,
+// port, path, method), TLS visibility, SSRF guard on the resolved addresses, then the
+// write-ahead receipt. A request is forwarded only if this returns `admitted`.
+
+import { randomUUID } from 'node:crypto';
+import { decide, formatHost, type Decision, type Policy } from '../policy/index.js';
+import type { IpAddress } from '../policy/ip.js';
+import type { DecisionEntry, DecisionLog, Transport } from './decision-log.js';
+import type { Refusal } from './refusal.js';
+import type { Resolver } from './resolver.js';
+import { checkResolvedAddresses } from './ssrf.js';
+
+export interface AdmissionRequest {
+  readonly method: string;
+  /** Absolute URL, or host:port for CONNECT. */
+  readonly target: string;
+  readonly transport: Transport;
+  readonly requestId: string;
+}
+
+export type Admission =
+  | {
+      readonly admitted: true;
+      readonly decision: Decision;
+      /** The checked address to connect to. */
+      readonly address: IpAddress;
+      /** The receipt fields of this request, for later outcome receipts. */
+      readonly entry: DecisionEntry;
+    }
+  | { readonly admitted: false; readonly refusal: Refusal };
+
+export interface AdmissionContext {
+  readonly policy: Policy;
+  readonly log: DecisionLog;
+  readonly resolver: Resolver;
+  /** TLS interception (Engine part 2) is not available: rules that need it refuse tunnels. */
+  readonly canIntercept: boolean;
+  readonly onDecision: (entry: DecisionEntry) => void;
+  /** A block that could not be recorded is still a block; the failure is reported here. */
+  readonly onEvidenceError: (error: Error) => void;
+}
+
+export async function admit(
+  context: AdmissionContext,
+  request: AdmissionRequest,
+): Promise<Admission> {
+  const decision = decide(context.policy, { method: request.method, target: request.target });
+  const entry: DecisionEntry = {
+    actionId: randomUUID(),
+    requestId: request.requestId,
+    transport: request.transport,
+    method: request.method.toUpperCase(),
+    target: receiptTarget(request, decision),
+    verdict: 'allow',
+  };
+  const refuse = async (status: number, layer: string, reason: string): Promise<Admission> => {
+    await record(context, { ...entry, verdict: 'block', layer, pattern: reason }).catch(
+      (error: Error) => context.onEvidenceError(error),
+    );
+    return { admitted: false, refusal: { status, layer, reason } };
+  };
+  if (decision.verdict === 'block') {
+    const layer = decision.layer ?? 'destination';
+    return refuse(layer === 'request' ? 400 : 403, layer, decision.reason);
+  }
+  const warnings: string[] =
+    decision.verdict === 'warn' ? [`${decision.layer}: ${decision.reason}`] : [];
+  if (decision.intercept && !context.canIntercept) {
+    const reason = `${decision.rule ? `egress[${decision.rule.index}]` : 'the policy'} needs to see inside TLS for ${request.target} (methods, paths or scan), and TLS interception is not available in this version; the tunnel was not opened`;
+    if (context.policy.mode !== 'audit') return refuse(403, 'inspection', reason);
+    warnings.push(`inspection: ${reason}`);
+  }
+  const target = decision.target;
+  if (target === undefined) throw new Error('unreachable: an allowed decision has a target');
+  const host = formatHost(target.host);
+  let addresses: IpAddress[];
+  try {
+    addresses = await context.resolver.resolve(target.host);
+  } catch (error) {
+    return refuse(403, 'ssrf', `SSRF check failed: ${(error as Error).message}`);
+  }
+  // The SSRF floor holds in audit mode too: audit relaxes the policy, not the guard.
+  const checked = checkResolvedAddresses(context.policy, host, addresses);
+  if (!checked.ok) return refuse(403, 'ssrf', checked.reason);
+  const admitted: DecisionEntry =
+    warnings.length > 0
+      ? {
+          ...entry,
+          verdict: 'warn',
+          layer: decision.layer ?? 'inspection',
+          pattern: warnings.join('; '),
+          phase: 'intent',
+        }
+      : { ...entry, phase: 'intent' };
+  try {
+    await record(context, admitted);
+  } catch (error) {
+    context.onEvidenceError(error as Error);
+    return {
+      admitted: false,
+      refusal: {
+        status: 503,
+        layer: 'evidence',
+        reason: `evidence could not be written (${(error as Error).message}); refusing to forward unrecorded traffic`,
+      },
+    };
+  }
+  return { admitted: true, decision, address: checked.address, entry };
+}
+
+async function record(context: AdmissionContext, entry: DecisionEntry): Promise<void> {
+  await context.log.append(entry);
+  context.onDecision(entry);
+}
+
+function receiptTarget(request: AdmissionRequest, decision: Decision): string {
+  const target = decision.target;
+  if (target?.kind === 'authority') return `${formatHost(target.host)}:${target.port}`;
+  return redactUserinfo(request.target);
+}
+
+/**
+ * Credentials in a URL's userinfo (`http://user:pass@host/`) never go into the evidence; the
+ * forwarder does not send them upstream either.
+ */
+export function redactUserinfo(target: string): string {
+  return target.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/?#]*@/, '$1[REDACTED]@');
+}

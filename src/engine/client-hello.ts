@@ -1,0 +1,139 @@
+// Reads the server name (SNI) from the first bytes a client sends into a CONNECT tunnel,
+// without terminating TLS, so a tunnel opened for one host cannot carry another.
+
+export type ClientHelloResult =
+  | { readonly kind: 'incomplete' }
+  | { readonly kind: 'not_tls' }
+  | { readonly kind: 'malformed'; readonly reason: string }
+  | { readonly kind: 'hello'; readonly serverName: string | undefined };
+
+const RECORD_HEADER = 5;
+const HANDSHAKE = 0x16;
+const CLIENT_HELLO = 0x01;
+const SERVER_NAME_EXTENSION = 0x0000;
+const HOST_NAME = 0x00;
+/** A ClientHello larger than this is refused rather than buffered. */
+export const MAX_CLIENT_HELLO_BYTES = 64 * 1024;
+
+/** Parses as much as has arrived; `incomplete` asks for more bytes. */
+export function parseClientHello(data: Uint8Array): ClientHelloResult {
+  if (data.length === 0) return { kind: 'incomplete' };
+  if (data[0] !== HANDSHAKE) return { kind: 'not_tls' };
+  // The handshake message may span several records: join their payloads first.
+  const payload: number[] = [];
+  let offset = 0;
+  let needed: number | undefined;
+  while (needed === undefined || payload.length < needed) {
+    if (offset + RECORD_HEADER > data.length) return more(data);
+    if (data[offset] !== HANDSHAKE)
+      return { kind: 'malformed', reason: 'the handshake is interleaved with other records' };
+    if (data[offset + 1] !== 0x03) return { kind: 'not_tls' };
+    const length = ((data[offset + 3] ?? 0) << 8) | (data[offset + 4] ?? 0);
+    if (length === 0) return { kind: 'malformed', reason: 'empty TLS record' };
+    if (offset + RECORD_HEADER + length > data.length) return more(data);
+    for (let i = 0; i < length; i++) payload.push(data[offset + RECORD_HEADER + i] ?? 0);
+    offset += RECORD_HEADER + length;
+    if (needed === undefined && payload.length >= 4) {
+      if (payload[0] !== CLIENT_HELLO)
+        return { kind: 'malformed', reason: 'the first handshake message is not a ClientHello' };
+      needed = 4 + (((payload[1] ?? 0) << 16) | ((payload[2] ?? 0) << 8) | (payload[3] ?? 0));
+      if (needed > MAX_CLIENT_HELLO_BYTES)
+        return { kind: 'malformed', reason: 'the ClientHello is too large' };
+    }
+  }
+  return readServerName(Uint8Array.from(payload.slice(4, needed)));
+}
+
+function more(data: Uint8Array): ClientHelloResult {
+  return data.length > MAX_CLIENT_HELLO_BYTES + 1024
+    ? { kind: 'malformed', reason: 'the ClientHello is too large' }
+    : { kind: 'incomplete' };
+}
+
+function readServerName(hello: Uint8Array): ClientHelloResult {
+  const reader = new Reader(hello);
+  reader.skip(2 + 32); // legacy_version, random
+  reader.skip(reader.u8()); // legacy_session_id
+  reader.skip(reader.u16()); // cipher_suites
+  reader.skip(reader.u8()); // legacy_compression_methods
+  if (reader.failed) return { kind: 'malformed', reason: 'truncated ClientHello' };
+  if (reader.remaining === 0) return { kind: 'hello', serverName: undefined };
+  const extensionsLength = reader.u16();
+  const extensionsEnd = reader.position + extensionsLength;
+  let serverName: string | undefined;
+  let seen = false;
+  while (!reader.failed && reader.position < extensionsEnd) {
+    const type = reader.u16();
+    const length = reader.u16();
+    const end = reader.position + length;
+    if (type === SERVER_NAME_EXTENSION) {
+      if (seen) return { kind: 'malformed', reason: 'two server_name extensions' };
+      seen = true;
+      const names = readHostNames(reader, end);
+      if (typeof names === 'string') return { kind: 'malformed', reason: names };
+      if (names.length !== 1)
+        return {
+          kind: 'malformed',
+          reason: `the server_name extension carries ${names.length} host names`,
+        };
+      serverName = names[0];
+    }
+    reader.seek(end);
+  }
+  if (reader.failed || reader.position !== extensionsEnd)
+    return { kind: 'malformed', reason: 'truncated ClientHello extensions' };
+  return { kind: 'hello', serverName };
+}
+
+function readHostNames(reader: Reader, end: number): string[] | string {
+  const listLength = reader.u16();
+  const listEnd = reader.position + listLength;
+  if (listEnd !== end) return 'inconsistent server_name lengths';
+  const names: string[] = [];
+  while (!reader.failed && reader.position < listEnd) {
+    const nameType = reader.u8();
+    const bytes = reader.bytes(reader.u16());
+    if (nameType !== HOST_NAME) continue;
+    if (bytes.length === 0 || bytes.some((byte) => byte <= 0x20 || byte >= 0x7f))
+      return 'the SNI host name is not printable ASCII';
+    names.push(String.fromCharCode(...bytes));
+  }
+  return reader.failed ? 'truncated server_name extension' : names;
+}
+
+class Reader {
+  position = 0;
+  failed = false;
+  constructor(private readonly data: Uint8Array) {}
+  get remaining(): number {
+    return this.data.length - this.position;
+  }
+  private take(count: number): number {
+    const start = this.position;
+    if (count < 0 || start + count > this.data.length) {
+      this.failed = true;
+      this.position = this.data.length;
+      return start;
+    }
+    this.position += count;
+    return start;
+  }
+  u8(): number {
+    const at = this.take(1);
+    return this.failed ? 0 : (this.data[at] ?? 0);
+  }
+  u16(): number {
+    const at = this.take(2);
+    return this.failed ? 0 : ((this.data[at] ?? 0) << 8) | (this.data[at + 1] ?? 0);
+  }
+  bytes(count: number): Uint8Array {
+    const at = this.take(count);
+    return this.failed ? new Uint8Array() : this.data.subarray(at, at + count);
+  }
+  skip(count: number): void {
+    this.take(count);
+  }
+  seek(position: number): void {
+    this.take(position - this.position);
+  }
+}

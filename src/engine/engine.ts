@@ -1,0 +1,466 @@
+// The enforcing proxy: one HTTP listener that serves /health, absolute-form HTTP and
+// CONNECT. Every request passes admission (policy, SSRF guard, write-ahead receipt)
+// before anything is sent upstream.
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { randomUUID } from 'node:crypto';
+import type { Policy } from '../policy/index.js';
+import { admit, redactUserinfo, type AdmissionContext } from './admission.js';
+import type { DecisionEntry, DecisionLog } from './decision-log.js';
+import { forwardRequest, UpstreamPools } from './forward.js';
+import { DEFAULT_LIMITS, type EngineLimits } from './limits.js';
+import { refuseResponse, refuseSocket, type Refusal } from './refusal.js';
+import type { Resolver } from './resolver.js';
+import { awaitClientHello, relay } from './tunnel.js';
+
+export interface EngineOptions {
+  readonly policy: Policy;
+  readonly log: DecisionLog;
+  readonly resolver: Resolver;
+  readonly version: string;
+  /** Extra PEM certificates trusted for upstream TLS, besides the system roots. */
+  readonly upstreamCa?: readonly string[];
+  readonly limits?: Partial<EngineLimits>;
+  /** Called after each receipt is written (for the log line). */
+  readonly onDecision?: (entry: DecisionEntry) => void;
+  readonly onEvidenceError?: (error: Error) => void;
+}
+
+export interface EngineCounters {
+  requests: number;
+  allowed: number;
+  blocked: number;
+  warned: number;
+  activeTunnels: number;
+  evidenceErrors: number;
+}
+
+/** Where to listen: a port on an address, or a listening handle handed over (from the netns). */
+export type ListenTarget =
+  { readonly host: string; readonly port: number } | { readonly handle: object };
+
+export class Engine {
+  readonly counters: EngineCounters = {
+    requests: 0,
+    allowed: 0,
+    blocked: 0,
+    warned: 0,
+    activeTunnels: 0,
+    evidenceErrors: 0,
+  };
+  private readonly server: Server;
+  private readonly limits: EngineLimits;
+  private readonly pools: UpstreamPools;
+  private readonly admission: AdmissionContext;
+  private readonly tunnels = new Set<Duplex>();
+  /** Request and tunnel handlers still running: their receipts must land before the seal. */
+  private readonly pending = new Set<Promise<void>>();
+  private readonly startedAt = Date.now();
+  private nextRequest = 0;
+
+  constructor(private readonly options: EngineOptions) {
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.pools = new UpstreamPools(this.limits, options.upstreamCa ?? []);
+    this.admission = {
+      policy: options.policy,
+      log: options.log,
+      resolver: options.resolver,
+      canIntercept: false,
+      onDecision: (entry) => {
+        if (entry.phase !== 'outcome') this.count(entry);
+        options.onDecision?.(entry);
+      },
+      onEvidenceError: (error) => {
+        this.counters.evidenceErrors++;
+        options.onEvidenceError?.(error);
+      },
+    };
+    this.server = createServer({
+      maxHeaderSize: this.limits.maxHeaderBytes,
+      requestTimeout: this.limits.requestTimeoutMs,
+      headersTimeout: Math.min(this.limits.requestTimeoutMs, 20_000),
+      // Node checks these timeouts on this interval (default 30 s): a short limit needs a short check.
+      connectionsCheckingInterval: Math.max(
+        25,
+        Math.min(1_000, Math.floor(this.limits.requestTimeoutMs / 4)),
+      ),
+      keepAliveTimeout: this.limits.idleTimeoutMs,
+      insecureHTTPParser: false,
+      joinDuplicateHeaders: false,
+      // Node would answer a missing Host itself (a bare 400, no receipt); onRequest does it.
+      requireHostHeader: false,
+    });
+    this.server.on('request', (req, res) => this.track(this.onRequest(req, res)));
+    // `Expect: 100-continue`: the client may send its body only once the request is admitted
+    // (onRequest answers 100 then), so a refused upload never crosses the wire.
+    this.server.on('checkContinue', (req, res) => this.track(this.onRequest(req, res)));
+    this.server.on('connect', (req, socket, head) => this.track(this.onConnect(req, socket, head)));
+    this.server.on('upgrade', (req, socket) => void this.onUpgrade(req, socket));
+    this.server.on(
+      'clientError',
+      (error, socket) => void this.onClientError(error as NodeJS.ErrnoException, socket),
+    );
+  }
+
+  listen(target: ListenTarget): Promise<{ host: string; port: number }> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      const done = () => {
+        this.server.off('error', reject);
+        const address = this.server.address();
+        if (address === null || typeof address === 'string')
+          reject(new Error('the engine is not listening on a TCP address'));
+        else resolve({ host: address.address, port: address.port });
+      };
+      if ('handle' in target) this.server.listen(target.handle, done);
+      else this.server.listen(target.port, target.host, done);
+    });
+  }
+
+  /** Stops accepting, ends open tunnels and connections; the caller then seals the evidence. */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    for (const tunnel of this.tunnels) tunnel.destroy();
+    const grace = setTimeout(() => this.server.closeAllConnections(), 2_000);
+    await closed;
+    clearTimeout(grace);
+    // A tunnel's outcome receipt is written after its sockets close: wait for it (bounded).
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.pending]),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, 5_000))),
+    ]);
+    clearTimeout(timer);
+    await this.pools.close();
+  }
+
+  private track(task: Promise<void>): void {
+    this.pending.add(task);
+    task.then(
+      () => this.pending.delete(task),
+      (error: unknown) => {
+        this.pending.delete(task);
+        throw error;
+      },
+    );
+  }
+
+  private requestId(): string {
+    return `req-${++this.nextRequest}`;
+  }
+
+  private count(entry: DecisionEntry): void {
+    if (entry.verdict === 'allow') this.counters.allowed++;
+    else if (entry.verdict === 'warn') this.counters.warned++;
+    else this.counters.blocked++;
+  }
+
+  private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.counters.requests++;
+    const url = req.url ?? '';
+    if (url.startsWith('/')) return this.onOriginForm(req, res);
+    const requestId = this.requestId();
+    if (req.httpVersion === '1.1' && req.headers.host === undefined) {
+      return this.refuseUnadmitted(res, req.method ?? '', url, requestId, {
+        status: 400,
+        layer: 'request',
+        reason: 'an HTTP/1.1 request needs a Host header',
+      });
+    }
+    if (/^wss?:/i.test(url)) {
+      return this.refuseUnadmitted(res, req.method ?? '', url, requestId, {
+        status: 400,
+        layer: 'request',
+        reason:
+          'ws:// and wss:// targets go through the WebSocket proxy (/ws?url=), which is not available in this version',
+      });
+    }
+    const declared = Number(req.headers['content-length'] ?? '0');
+    if (declared > this.limits.maxBodyBytes) {
+      return this.refuseUnadmitted(res, req.method ?? '', url, requestId, {
+        status: 413,
+        layer: 'limit',
+        reason: `the request body (${declared} bytes) exceeds ${this.limits.maxBodyBytes} bytes`,
+      });
+    }
+    const admission = await admit(this.admission, {
+      method: req.method ?? '',
+      target: url,
+      transport: 'forward',
+      requestId,
+    });
+    if (!admission.admitted) return refuseResponse(res, admission.refusal);
+    const target = admission.decision.target;
+    if (target?.kind !== 'url') throw new Error('unreachable: a forward request has a URL target');
+    const parsed = new URL(url);
+    const upstream = {
+      scheme: target.scheme,
+      hostname: parsed.hostname,
+      authority: parsed.host,
+      port: target.port,
+      address: admission.address,
+      path: `${parsed.pathname}${parsed.search}`,
+    };
+    const slot = this.pools.acquire(upstream);
+    if (!slot) {
+      return this.refuseAfterAdmission(res, admission.entry, {
+        status: 503,
+        layer: 'limit',
+        reason: `too many requests in flight to ${parsed.host} (limit ${this.limits.maxRequestsPerUpstream})`,
+      });
+    }
+    try {
+      if (/^100-continue$/i.test(req.headers.expect ?? '')) res.writeContinue();
+      const outcome = await forwardRequest(req, res, slot.pool, upstream, this.limits);
+      if (!outcome.ok) {
+        if (outcome.refusal.layer === 'limit')
+          return this.refuseAfterAdmission(res, admission.entry, outcome.refusal);
+        // The request was allowed and sent, and the upstream failed (502/504): an outcome
+        // receipt records how it ended, as for tunnels.
+        this.recordOutcome(admission.entry, outcome.refusal);
+        refuseResponse(res, outcome.refusal);
+      }
+    } finally {
+      slot.release();
+    }
+  }
+
+  /** A request refused before admission (its receipt is written here). */
+  private refuseUnadmitted(
+    res: ServerResponse,
+    method: string,
+    target: string,
+    requestId: string,
+    refusal: Refusal,
+  ): void {
+    this.recordBlock(
+      {
+        actionId: randomUUID(),
+        requestId,
+        transport: 'forward',
+        method: method.toUpperCase(),
+        target: target ? redactUserinfo(target) : 'pipelock://request/unparsed',
+        verdict: 'allow',
+      },
+      refusal,
+    );
+    refuseResponse(res, refusal);
+  }
+
+  /** A request admitted, then stopped by a limit: a second receipt records the block. */
+  private refuseAfterAdmission(res: ServerResponse, entry: DecisionEntry, refusal: Refusal): void {
+    this.recordBlock(entry, refusal);
+    refuseResponse(res, refusal);
+  }
+
+  private recordOutcome(entry: DecisionEntry, refusal: Refusal): void {
+    const outcome: DecisionEntry = {
+      ...entry,
+      layer: 'outcome',
+      phase: 'outcome',
+      pattern: `status=${refusal.status} layer=${refusal.layer} reason=${refusal.reason}`,
+    };
+    this.admission.log.append(outcome).then(
+      () => this.admission.onDecision(outcome),
+      (error: Error) => this.admission.onEvidenceError(error),
+    );
+  }
+
+  private recordBlock(entry: DecisionEntry, refusal: Refusal): void {
+    const { phase: _phase, ...decision } = entry;
+    const blocked: DecisionEntry = {
+      ...decision,
+      verdict: 'block',
+      layer: refusal.layer,
+      pattern: refusal.reason,
+    };
+    this.admission.log.append(blocked).then(
+      () => this.admission.onDecision(blocked),
+      (error: Error) => this.admission.onEvidenceError(error),
+    );
+  }
+
+  private onOriginForm(req: IncomingMessage, res: ServerResponse): void {
+    const path = (req.url ?? '').split('?')[0];
+    if (path === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
+      const body = JSON.stringify({
+        status: this.counters.evidenceErrors > 0 ? 'degraded' : 'healthy',
+        version: this.options.version,
+        policy_hash: this.options.policy.hash,
+        mode: this.options.policy.mode,
+        default_deny: this.options.policy.default_deny,
+        uptime_seconds: Math.floor((Date.now() - this.startedAt) / 1000),
+        tls_interception_enabled: false,
+        websocket_proxy_enabled: false,
+        counters: {
+          requests: this.counters.requests,
+          allowed: this.counters.allowed,
+          blocked: this.counters.blocked,
+          warned: this.counters.warned,
+          active_tunnels: this.counters.activeTunnels,
+          evidence_errors: this.counters.evidenceErrors,
+        },
+      });
+      res.writeHead(200, {
+        'Content-Type': 'application/json',
+        'Content-Length': Buffer.byteLength(body),
+        'Cache-Control': 'no-store',
+      });
+      res.end(req.method === 'HEAD' ? undefined : body);
+      return;
+    }
+    const refusal: Refusal =
+      path === '/ws'
+        ? {
+            status: 400,
+            layer: 'request',
+            reason: 'the WebSocket proxy (/ws?url=) is not available in this version',
+          }
+        : {
+            status: 400,
+            layer: 'request',
+            reason:
+              'not a proxy request; use an absolute URL (http://host/path), CONNECT host:port, or GET /health',
+          };
+    refuseResponse(res, refusal);
+  }
+
+  private async onConnect(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    this.counters.requests++;
+    const requestId = this.requestId();
+    const target = req.url ?? '';
+    socket.on('error', () => socket.destroy());
+    if (this.counters.activeTunnels >= this.limits.maxActiveTunnels) {
+      const refusal = {
+        status: 503,
+        layer: 'limit',
+        reason: `too many active tunnels (limit ${this.limits.maxActiveTunnels})`,
+      };
+      this.recordBlock(
+        {
+          actionId: randomUUID(),
+          requestId,
+          transport: 'connect',
+          method: 'CONNECT',
+          target,
+          verdict: 'allow',
+        },
+        refusal,
+      );
+      return refuseSocket(socket, refusal);
+    }
+    this.counters.activeTunnels++;
+    this.tunnels.add(socket);
+    try {
+      const admission = await admit(this.admission, {
+        method: 'CONNECT',
+        target,
+        transport: 'connect',
+        requestId,
+      });
+      if (!admission.admitted) return refuseSocket(socket, admission.refusal);
+      const authority = admission.decision.target;
+      if (authority === undefined) throw new Error('unreachable: an admitted CONNECT has a target');
+      socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      const hello = await awaitClientHello(socket, head, authority.host, this.limits);
+      if (!hello.ok) {
+        this.recordBlock(admission.entry, { status: 403, layer: 'sni', reason: hello.reason });
+        socket.destroy();
+        return;
+      }
+      const result = await relay(
+        socket,
+        hello.hello,
+        admission.address,
+        authority.port,
+        this.limits,
+      );
+      const outcome: DecisionEntry = {
+        ...admission.entry,
+        verdict: 'allow',
+        layer: 'outcome',
+        phase: 'outcome',
+        pattern: `status=200 bytes=${result.received} reason=${result.reason} sent=${result.sent}`,
+      };
+      await this.admission.log.append(outcome).then(
+        () => this.admission.onDecision(outcome),
+        (error: Error) => this.admission.onEvidenceError(error),
+      );
+    } finally {
+      this.counters.activeTunnels--;
+      this.tunnels.delete(socket);
+    }
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex): void {
+    this.counters.requests++;
+    const refusal = {
+      status: 400,
+      layer: 'request',
+      reason: 'protocol upgrades through the forward proxy are not available in this version',
+    };
+    this.recordBlock(
+      {
+        actionId: randomUUID(),
+        requestId: this.requestId(),
+        transport: 'forward',
+        method: req.method ?? 'GET',
+        target: req.url ? redactUserinfo(req.url) : 'pipelock://request/unparsed',
+        verdict: 'allow',
+      },
+      refusal,
+    );
+    refuseSocket(socket, refusal);
+  }
+
+  private onClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+    // A socket already answered (ended by a refusal) can raise a second parse error when the
+    // client then closes mid-request: that is not a second request, so no second receipt.
+    if ((socket as Socket).destroyed || !socket.writable || error.code === 'ECONNRESET') {
+      socket.destroy();
+      return;
+    }
+    const refusal: Refusal =
+      error.code === 'HPE_HEADER_OVERFLOW'
+        ? {
+            status: 431,
+            layer: 'limit',
+            reason: `the request headers exceed ${this.limits.maxHeaderBytes} bytes`,
+          }
+        : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? {
+              status: 408,
+              layer: 'limit',
+              reason: `the request was not received within ${this.limits.requestTimeoutMs} ms`,
+            }
+          : {
+              status: 400,
+              layer: 'request',
+              reason: `malformed request refused (${error.code ?? 'parse error'}: ${error.message})`,
+            };
+    this.counters.requests++;
+    this.recordBlock(
+      {
+        actionId: randomUUID(),
+        requestId: this.requestId(),
+        transport: 'forward',
+        method: '',
+        target: 'pipelock://request/unparsed',
+        verdict: 'allow',
+      },
+      refusal,
+    );
+    // A response already under way on this connection (a body that turned malformed, or
+    // timed out, after the upstream answered): writing a status line now would splice a
+    // second response into the first. Cut the connection instead.
+    const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (inFlight?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    refuseSocket(socket, refusal);
+  }
+}

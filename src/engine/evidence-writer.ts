@@ -1,0 +1,290 @@
+// The engine's evidence file: every decision becomes a signed receipt appended to a
+// Pipelock flight-recorder JSONL file before the request goes anywhere.
+//
+// Durability policy: each recorder entry is handed to the kernel with one write(2) of the
+// whole line, synchronously, before `append` resolves, so a crash of the engine process can
+// lose nothing that was acknowledged and can never split a line. fsync(2) runs on a short
+// interval (default 100 ms) and at seal, so the hot path never waits on the disk; a crash
+// of the whole machine may lose at most that interval, and the chain left behind is still a
+// verifiable prefix. A failed write makes every later append fail: the engine then refuses
+// traffic (fail closed).
+
+import {
+  closeSync,
+  fsync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import {
+  MAX_SHARD_BYTES,
+  ReceiptChainBuilder,
+  RecorderWriter,
+  goTimestamp,
+  type BuiltReceipt,
+  type CryptoBackend,
+  type ReceiptFields,
+} from '../receipts/index.js';
+import {
+  receiptFields,
+  type DecisionEntry,
+  type DecisionLog,
+  type RunContext,
+} from './decision-log.js';
+
+export const RECORDER_SESSION = 'proxy';
+
+export interface EvidenceWriterOptions {
+  /** Created (0700) if absent; must not already hold evidence. */
+  readonly dir: string;
+  readonly backend: CryptoBackend;
+  /** 32-byte Ed25519 seed that signs receipts and checkpoints. */
+  readonly seed: Uint8Array;
+  readonly run: RunContext;
+  readonly maxEntriesPerFile?: number;
+  /**
+   * A file is rotated before it would grow past this many bytes (default 4 MiB); verifiers
+   * refuse evidence files larger than MAX_SHARD_BYTES (8 MiB), so this may not exceed it.
+   */
+  readonly maxBytesPerFile?: number;
+  readonly checkpointInterval?: number;
+  readonly fsyncIntervalMs?: number;
+  readonly now?: () => Date;
+}
+
+export interface SealSummary {
+  readonly receiptCount: number;
+  readonly finalSeq: bigint;
+  readonly rootHash: string;
+  readonly files: readonly string[];
+}
+
+export class EvidenceWriter implements DecisionLog {
+  private readonly builder: ReceiptChainBuilder;
+  private readonly recorder: RecorderWriter;
+  private readonly now: () => Date;
+  private readonly maxEntriesPerFile: number;
+  private readonly maxBytesPerFile: number;
+  private readonly checkpointInterval: number;
+  private readonly fsyncTimer: NodeJS.Timeout;
+  private readonly files: string[] = [];
+  private fd = -1;
+  private entriesInFile = 0;
+  private bytesInFile = 0;
+  /** Bumped whenever the current file is closed: an fsync started on an older file is stale. */
+  private fileGeneration = 0;
+  private entriesSinceCheckpoint = 0;
+  private recorderSeq = 0n;
+  private dirty = false;
+  private failure: Error | undefined;
+  private sealed = false;
+  private receiptCount = 0;
+  private firstReceiptTime = '';
+  private lastReceipt: BuiltReceipt | undefined;
+
+  private constructor(private readonly options: EvidenceWriterOptions) {
+    this.builder = new ReceiptChainBuilder(options.backend, options.seed);
+    this.recorder = new RecorderWriter(options.backend, RECORDER_SESSION, options.seed);
+    this.now = options.now ?? (() => new Date());
+    this.maxEntriesPerFile = options.maxEntriesPerFile ?? 10_000;
+    this.maxBytesPerFile = Math.min(options.maxBytesPerFile ?? 4 * 1024 * 1024, MAX_SHARD_BYTES);
+    this.checkpointInterval = options.checkpointInterval ?? 1_000;
+    this.fsyncTimer = setInterval(() => this.flushSoon(), options.fsyncIntervalMs ?? 100);
+    this.fsyncTimer.unref();
+  }
+
+  /** Opens a new chain in `dir` with a signed session-open receipt (bound `g1:` genesis). */
+  static create(options: EvidenceWriterOptions): EvidenceWriter {
+    mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+    const existing = readdirSync(options.dir).filter((name) => name.startsWith('evidence-'));
+    if (existing.length > 0) {
+      throw new Error(
+        `evidence directory ${options.dir} already holds ${existing.join(', ')}; use an empty directory for a new chain`,
+      );
+    }
+    const writer = new EvidenceWriter(options);
+    try {
+      const nonce = () => randomBytes(16).toString('hex');
+      const time = goTimestamp(writer.now());
+      writer.commit(
+        writer.builder.openSession(writer.sessionFields('open', time), {
+          run_nonce: nonce(),
+          open_nonce: nonce(),
+          recorder_session: RECORDER_SESSION,
+          policy_hash: options.run.policyHash,
+          signer_key_epoch: writer.builder.signerKey,
+          heartbeat_seconds: 0n,
+        }),
+        time,
+      );
+    } catch (error) {
+      writer.abandon();
+      throw error;
+    }
+    return writer;
+  }
+
+  /** The public key (64 hex) that signs this chain. */
+  get signerKey(): string {
+    return this.builder.signerKey;
+  }
+
+  append(entry: DecisionEntry): Promise<void> {
+    try {
+      const time = goTimestamp(this.now());
+      this.commit(this.builder.append(receiptFields(entry, this.options.run, time)), time);
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  /**
+   * Seals the chain: a signed session close (final seq, root hash, count), the transcript
+   * root and a signed checkpoint, then fsync. Nothing can be appended afterwards.
+   */
+  seal(reason = 'normal'): SealSummary {
+    const time = goTimestamp(this.now());
+    this.commit(
+      this.builder.close(this.sessionFields('close', time), { close_reason: reason }),
+      time,
+    );
+    const last = this.lastReceipt;
+    if (last === undefined) throw new Error('unreachable: a sealed chain has receipts');
+    this.writeEntry(
+      this.recorder.appendTranscriptRoot(time, {
+        finalSeq: last.receipt.action_record.chain_seq,
+        rootHash: last.hash,
+        receiptCount: this.receiptCount,
+        startTime: this.firstReceiptTime,
+        endTime: time,
+      }),
+    );
+    this.writeCheckpoint(time);
+    this.sealed = true;
+    this.closeFile();
+    clearInterval(this.fsyncTimer);
+    return {
+      receiptCount: this.receiptCount,
+      finalSeq: last.receipt.action_record.chain_seq,
+      rootHash: last.hash,
+      files: [...this.files],
+    };
+  }
+
+  /** Stops without sealing (the chain stays a verifiable, unsealed prefix). */
+  abandon(): void {
+    clearInterval(this.fsyncTimer);
+    this.closeFile();
+  }
+
+  private sessionFields(kind: 'open' | 'close', timestamp: string): ReceiptFields {
+    return {
+      action_id: randomBytes(16).toString('hex'),
+      action_type: 'unclassified',
+      timestamp,
+      principal: 'local',
+      actor: 'pipelock',
+      delegation_chain: null,
+      target: `pipelock://session/${kind}`,
+      side_effect_class: 'none',
+      reversibility: 'full',
+      policy_hash: this.options.run.policyHash,
+      verdict: 'allow',
+      transport: 'receipt_session',
+      layer: 'session_control',
+    };
+  }
+
+  private commit(built: BuiltReceipt, time: string): void {
+    this.writeEntry(this.recorder.appendReceipt(built, time));
+    if (this.receiptCount === 0) this.firstReceiptTime = time;
+    this.receiptCount++;
+    this.lastReceipt = built;
+    if (++this.entriesSinceCheckpoint >= this.checkpointInterval) this.writeCheckpoint(time);
+  }
+
+  private writeCheckpoint(time: string): void {
+    const line = this.recorder.appendCheckpoint(time);
+    if (line !== '') this.writeEntry(line);
+    this.entriesSinceCheckpoint = 0;
+  }
+
+  private writeEntry(line: string): void {
+    if (this.failure) throw new Error(`evidence cannot be written: ${this.failure.message}`);
+    if (this.sealed) throw new Error('evidence is sealed; nothing can be appended');
+    const bytes = Buffer.from(line, 'utf8');
+    try {
+      if (
+        this.fd < 0 ||
+        this.entriesInFile >= this.maxEntriesPerFile ||
+        (this.entriesInFile > 0 && this.bytesInFile + bytes.length > this.maxBytesPerFile)
+      )
+        this.startFile();
+      const written = writeSync(this.fd, bytes);
+      if (written !== bytes.length)
+        throw new Error(`short write (${written} of ${bytes.length} bytes)`);
+      this.entriesInFile++;
+      this.bytesInFile += bytes.length;
+      this.recorderSeq++;
+      this.dirty = true;
+    } catch (error) {
+      this.failure = error instanceof Error ? error : new Error(String(error));
+      this.dropPartialLine();
+      throw new Error(`evidence cannot be written: ${this.failure.message}`, { cause: error });
+    }
+  }
+
+  private startFile(): void {
+    this.closeFile();
+    const name = `evidence-${RECORDER_SESSION}-${this.recorderSeq}.jsonl`;
+    this.fd = openSync(join(this.options.dir, name), 'wx', 0o600);
+    this.files.push(name);
+    this.entriesInFile = 0;
+    this.bytesInFile = 0;
+  }
+
+  /**
+   * A failed or short write (a full disk) may have left part of a line behind: cut the file
+   * back to its last complete line, so what is on disk stays a verifiable prefix.
+   */
+  private dropPartialLine(): void {
+    if (this.fd < 0) return;
+    try {
+      ftruncateSync(this.fd, this.bytesInFile);
+    } catch {
+      // The writer has failed already; a verifier will report the torn tail.
+    }
+  }
+
+  private closeFile(): void {
+    if (this.fd < 0) return;
+    const fd = this.fd;
+    this.fd = -1;
+    this.fileGeneration++;
+    try {
+      if (this.dirty) fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+      this.dirty = false;
+    }
+  }
+
+  private flushSoon(): void {
+    if (!this.dirty || this.fd < 0) return;
+    const fd = this.fd;
+    const generation = this.fileGeneration;
+    this.dirty = false;
+    fsync(fd, (error) => {
+      // A file rotated or closed meanwhile was synced by closeFile, and its descriptor number
+      // may already belong to the next file (EBADF here is stale): only an error on the file
+      // still open counts.
+      if (error && generation === this.fileGeneration && !this.failure) this.failure = error;
+    });
+  }
+}

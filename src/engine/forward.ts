@@ -1,0 +1,218 @@
+// Forwards an admitted absolute-form HTTP request to the address the SSRF guard checked,
+// streaming both bodies, with hop-by-hop headers removed and nothing added.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { rootCertificates } from 'node:tls';
+import { Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Pool, errors as undiciErrors } from 'undici';
+import { formatIp, type IpAddress } from '../policy/ip.js';
+import type { EngineLimits } from './limits.js';
+import type { Refusal } from './refusal.js';
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+]);
+
+/**
+ * Request headers this hop answers itself: `Expect: 100-continue` was already answered to the
+ * client by the engine's HTTP server (and undici refuses to send it).
+ */
+const ANSWERED_HERE = new Set(['expect']);
+
+/** Removes hop-by-hop headers, including those the Connection header names. */
+export function endToEndHeaders(rawHeaders: readonly string[]): string[] {
+  const named = new Set<string>();
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]?.toLowerCase() === 'connection') {
+      for (const token of (rawHeaders[i + 1] ?? '').split(','))
+        named.add(token.trim().toLowerCase());
+    }
+  }
+  const kept: string[] = [];
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] ?? '';
+    const lower = name.toLowerCase();
+    if (!HOP_BY_HOP.has(lower) && !named.has(lower)) kept.push(name, rawHeaders[i + 1] ?? '');
+  }
+  return kept;
+}
+
+export interface UpstreamTarget {
+  readonly scheme: 'http' | 'https';
+  /** The name (or IP text) the client asked for: Host header, SNI and certificate identity. */
+  readonly hostname: string;
+  readonly authority: string;
+  readonly port: number;
+  readonly address: IpAddress;
+  readonly path: string;
+}
+
+/** Connection pools per checked upstream address, with a cap on requests in flight to each. */
+export class UpstreamPools {
+  private readonly pools = new Map<string, { pool: Pool; inFlight: number }>();
+  private readonly ca: string[];
+
+  constructor(
+    private readonly limits: EngineLimits,
+    extraCa: readonly string[],
+  ) {
+    this.ca = [...rootCertificates, ...extraCa];
+  }
+
+  /** Claims a slot for one request, or returns undefined when the upstream is saturated. */
+  acquire(target: UpstreamTarget): { pool: Pool; release: () => void } | undefined {
+    const ip = formatIp(target.address);
+    const origin = `${target.scheme}://${target.address.family === 6 ? `[${ip}]` : ip}:${target.port}`;
+    const key = `${origin} ${target.hostname}`;
+    let slot = this.pools.get(key);
+    if (!slot) {
+      const pool = new Pool(origin, {
+        connections: this.limits.maxRequestsPerUpstream,
+        connectTimeout: this.limits.upstreamTimeoutMs,
+        headersTimeout: this.limits.upstreamTimeoutMs,
+        bodyTimeout: this.limits.upstreamTimeoutMs,
+        connect:
+          target.scheme === 'https'
+            ? {
+                servername: isIpLiteral(target.hostname) ? undefined : target.hostname,
+                ca: this.ca,
+                rejectUnauthorized: true,
+              }
+            : {},
+      });
+      slot = { pool, inFlight: 0 };
+      this.pools.set(key, slot);
+    }
+    if (slot.inFlight >= this.limits.maxRequestsPerUpstream) return undefined;
+    const claimed = slot;
+    claimed.inFlight++;
+    let released = false;
+    return {
+      pool: claimed.pool,
+      release: () => {
+        if (!released) claimed.inFlight--;
+        released = true;
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.pools.values()].map(({ pool }) => pool.destroy()));
+    this.pools.clear();
+  }
+}
+
+function isIpLiteral(hostname: string): boolean {
+  return hostname.startsWith('[') || /^[0-9.]+$/.test(hostname);
+}
+
+class BodyLimit extends Transform {
+  private seen = 0;
+  constructor(private readonly limit: number) {
+    super();
+  }
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.limit) callback(new BodyTooLarge(this.limit));
+    else callback(null, chunk);
+  }
+}
+
+class BodyTooLarge extends Error {
+  constructor(readonly limit: number) {
+    super(`the request body exceeds ${limit} bytes`);
+  }
+}
+
+/** Why a forward failed, as the refusal the client gets; undefined when the client went away. */
+export type ForwardOutcome =
+  { ok: true; status: number; bytes: number } | { ok: false; refusal: Refusal };
+
+export async function forwardRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  pool: Pool,
+  target: UpstreamTarget,
+  limits: EngineLimits,
+): Promise<ForwardOutcome> {
+  const hasBody =
+    req.headers['content-length'] !== undefined
+      ? req.headers['content-length'] !== '0'
+      : req.headers['transfer-encoding'] !== undefined;
+  const abort = new AbortController();
+  res.on('close', () => {
+    if (!res.writableFinished) abort.abort();
+  });
+  try {
+    const response = await pool.request({
+      method: req.method ?? 'GET',
+      path: target.path,
+      headers: ['host', target.authority, ...requestHeaders(req.rawHeaders)],
+      body: hasBody ? req.pipe(new BodyLimit(limits.maxBodyBytes)) : null,
+      signal: abort.signal,
+    });
+    const headers = endToEndHeaders(flatten(response.headers));
+    res.writeHead(response.statusCode, headers);
+    let bytes = 0;
+    response.body.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    await pipeline(response.body, res);
+    return { ok: true, status: response.statusCode, bytes };
+  } catch (error) {
+    return { ok: false, refusal: describeFailure(error, target) };
+  }
+}
+
+function requestHeaders(rawHeaders: readonly string[]): string[] {
+  const kept = endToEndHeaders(rawHeaders);
+  const out: string[] = [];
+  for (let i = 0; i < kept.length; i += 2) {
+    if (!ANSWERED_HERE.has((kept[i] ?? '').toLowerCase()))
+      out.push(kept[i] ?? '', kept[i + 1] ?? '');
+  }
+  return out;
+}
+
+function flatten(headers: Record<string, string | string[] | undefined>): string[] {
+  const flat: string[] = [];
+  for (const [name, value] of Object.entries(headers)) {
+    if (Array.isArray(value)) for (const item of value) flat.push(name, item);
+    else if (value !== undefined) flat.push(name, value);
+  }
+  return flat;
+}
+
+function describeFailure(error: unknown, target: UpstreamTarget): Refusal {
+  const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
+  if (cause instanceof BodyTooLarge || error instanceof BodyTooLarge) {
+    return { status: 413, layer: 'limit', reason: (cause as BodyTooLarge).message };
+  }
+  const where = `${target.scheme}://${target.authority}`;
+  if (
+    error instanceof undiciErrors.HeadersTimeoutError ||
+    error instanceof undiciErrors.BodyTimeoutError ||
+    error instanceof undiciErrors.ConnectTimeoutError
+  ) {
+    return {
+      status: 504,
+      layer: 'upstream',
+      reason: `upstream ${where} timed out (${(error as Error).message})`,
+    };
+  }
+  const code = (cause as { code?: string } | undefined)?.code;
+  const message = cause instanceof Error ? cause.message : String(cause);
+  return {
+    status: 502,
+    layer: 'upstream',
+    reason: `upstream ${where} failed: ${code ? `${code} ` : ''}${message}`,
+  };
+}

@@ -1,0 +1,34 @@
+/** Resource limits of the engine; each exceeded limit answers with its own status and a receipt. */
+export interface EngineLimits {
+  /** Request line and headers (431 beyond). */
+  readonly maxHeaderBytes: number;
+  /** Request body forwarded upstream (413 beyond). */
+  readonly maxBodyBytes: number;
+  /** Time to receive a whole request from the client (408 beyond). */
+  readonly requestTimeoutMs: number;
+  /** An idle keep-alive client connection is closed after this. */
+  readonly idleTimeoutMs: number;
+  /** Time to connect upstream and get response headers (504 beyond). */
+  readonly upstreamTimeoutMs: number;
+  /** A CONNECT client must send its ClientHello within this. */
+  readonly clientHelloTimeoutMs: number;
+  /** A tunnel with no traffic either way is closed after this. */
+  readonly tunnelIdleMs: number;
+  /** Open CONNECT tunnels at once (503 beyond). */
+  readonly maxActiveTunnels: number;
+  /** Requests in flight to one upstream address, and the sockets kept to it (503 beyond). */
+  readonly maxRequestsPerUpstream: number;
+}
+
+export const DEFAULT_LIMITS: EngineLimits = {
+  maxHeaderBytes: 16 * 1024,
+  // Streamed, never buffered: the cap bounds what one request may upload (issue: 50 MB must pass).
+  maxBodyBytes: 64 * 1024 * 1024,
+  requestTimeoutMs: 60_000,
+  idleTimeoutMs: 30_000,
+  upstreamTimeoutMs: 30_000,
+  clientHelloTimeoutMs: 10_000,
+  tunnelIdleMs: 120_000,
+  maxActiveTunnels: 256,
+  maxRequestsPerUpstream: 64,
+};

@@ -1,0 +1,57 @@
+// How a refused request is answered: one shape for every transport, so the client, the
+// receipt and the log line say the same thing.
+
+import type { ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+
+export const BLOCK_HEADER = 'X-Pipelock-Egress-Block';
+
+export interface Refusal {
+  readonly status: number;
+  /** The layer that refused: destination, port, path, method, ssrf, limit, request, inspection, sni, evidence. */
+  readonly layer: string;
+  readonly reason: string;
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  403: 'Forbidden',
+  408: 'Request Timeout',
+  413: 'Content Too Large',
+  431: 'Request Header Fields Too Large',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+};
+
+function body(refusal: Refusal): string {
+  return `blocked: ${refusal.reason}\n`;
+}
+
+export function refuseResponse(res: ServerResponse, refusal: Refusal): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const text = body(refusal);
+  res.writeHead(refusal.status, {
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Content-Length': Buffer.byteLength(text),
+    [BLOCK_HEADER]: refusal.layer,
+  });
+  res.end(text);
+}
+
+/** For a raw socket (CONNECT before the tunnel, or a request the HTTP parser rejected). */
+export function refuseSocket(socket: Duplex, refusal: Refusal): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const text = body(refusal);
+  socket.end(
+    `HTTP/1.1 ${refusal.status} ${STATUS_TEXT[refusal.status] ?? 'Error'}\r\n` +
+      `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\n` +
+      `${BLOCK_HEADER}: ${refusal.layer}\r\nConnection: close\r\n\r\n${text}`,
+  );
+}

@@ -1,0 +1,101 @@
+// The SSRF guard: a name may resolve to an address the agent must not reach through the
+// proxy (the runner's own services, the cloud metadata endpoint, the private network).
+// Such addresses pass only when a policy rule names them as an IP or CIDR.
+
+import { hostMatches } from '../policy/destination.js';
+import {
+  type Cidr,
+  type IpAddress,
+  cidrContains,
+  formatIp,
+  makeCidr,
+  parseDottedIpv4,
+  parseIpv6,
+  ipv6Address,
+} from '../policy/ip.js';
+import type { Policy } from '../policy/index.js';
+
+interface SpecialRange {
+  readonly cidr: Cidr;
+  readonly kind: string;
+}
+
+function range(text: string, kind: string): SpecialRange {
+  const [address = '', length = ''] = text.split('/');
+  const v4 = parseDottedIpv4(address);
+  const ip: IpAddress =
+    v4 !== undefined ? { family: 4, value: v4 } : { family: 6, value: parseIpv6(address) ?? 0n };
+  return { cidr: makeCidr(ip, Number(length)).cidr, kind };
+}
+
+// IPv4-mapped IPv6 needs no entry: such addresses are compared as the IPv4 they carry.
+const SPECIAL_RANGES: readonly SpecialRange[] = [
+  range('0.0.0.0/8', 'unspecified'),
+  range('10.0.0.0/8', 'private'),
+  range('100.64.0.0/10', 'shared (carrier-grade NAT)'),
+  range('127.0.0.0/8', 'loopback'),
+  range('169.254.0.0/16', 'link-local (cloud metadata)'),
+  range('172.16.0.0/12', 'private'),
+  range('192.0.0.0/24', 'IETF protocol assignments'),
+  range('192.0.2.0/24', 'documentation'),
+  range('192.168.0.0/16', 'private'),
+  range('198.18.0.0/15', 'benchmarking'),
+  range('198.51.100.0/24', 'documentation'),
+  range('203.0.113.0/24', 'documentation'),
+  range('224.0.0.0/4', 'multicast'),
+  range('240.0.0.0/4', 'reserved'),
+  range('::/128', 'unspecified'),
+  range('::1/128', 'loopback'),
+  range('64:ff9b::/96', 'NAT64 (embeds an IPv4 address)'),
+  range('64:ff9b:1::/48', 'NAT64 (embeds an IPv4 address)'),
+  range('100::/64', 'discard'),
+  range('2001:db8::/32', 'documentation'),
+  range('2002::/16', '6to4 (embeds an IPv4 address)'),
+  range('fc00::/7', 'unique local (private)'),
+  range('fe80::/10', 'link-local'),
+  range('ff00::/8', 'multicast'),
+];
+
+/** Why an address is off-limits by default, or undefined for a public address. */
+export function specialAddressKind(ip: IpAddress): string | undefined {
+  return SPECIAL_RANGES.find((special) => cidrContains(special.cidr, ip))?.kind;
+}
+
+/** Parses an address as a resolver returns it (dotted IPv4 or IPv6 text). */
+export function parseResolvedAddress(text: string): IpAddress | undefined {
+  const v4 = parseDottedIpv4(text);
+  if (v4 !== undefined) return { family: 4, value: v4 };
+  const v6 = parseIpv6(text.replace(/%.*$/, ''));
+  return v6 === undefined ? undefined : ipv6Address(v6);
+}
+
+function namedByPolicy(policy: Policy, ip: IpAddress): boolean {
+  return policy.egress.some((rule) => hostMatches(rule.destination.host, { kind: 'ip', ip }));
+}
+
+export type AddressCheck = { ok: true; address: IpAddress } | { ok: false; reason: string };
+
+/**
+ * Judges every address a name resolved to: one forbidden answer blocks the request (a
+ * resolver that mixes public and internal answers is how rebinding attacks look). The
+ * first address is the one to connect to, so no second lookup can change it.
+ */
+export function checkResolvedAddresses(
+  policy: Policy,
+  host: string,
+  addresses: readonly IpAddress[],
+): AddressCheck {
+  const [first] = addresses;
+  if (first === undefined)
+    return { ok: false, reason: `SSRF check failed: ${host} resolved to no address` };
+  for (const ip of addresses) {
+    const kind = specialAddressKind(ip);
+    if (kind !== undefined && !namedByPolicy(policy, ip)) {
+      return {
+        ok: false,
+        reason: `SSRF blocked: ${host} resolves to ${kind} address ${formatIp(ip)}; name it as an IP or CIDR destination to allow it`,
+      };
+    }
+  }
+  return { ok: true, address: first };
+}

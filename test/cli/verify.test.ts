@@ -1,0 +1,678 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { encodePipelockPublicKey, encodePublicKeyPem } from '../../src/receipts/keys.js';
+import { fromHex } from '../../src/receipts/bytes.js';
+import { SAMPLE_KEY, SAMPLE_POLICY_HASH, sampleEvidence } from '../receipts/sample-evidence.js';
+import { KEY_A, VECTORS_DIR } from '../receipts/vectors.js';
+import { cli } from './run-cli.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'verify-'));
+const sample = [...sampleEvidence(20)];
+const sampleFile = path.join(dir, 'evidence.jsonl');
+writeFileSync(sampleFile, sample.map((l) => l.text).join(''));
+const vector = (name: string) => path.join(VECTORS_DIR, name);
+const KEY_B = '970955695494cf0fb3109671e673ecaeb0a161e834861a325b97b0656e3c9cd1';
+
+function file(name: string, content: string): string {
+  const target = path.join(dir, name);
+  writeFileSync(target, content);
+  return target;
+}
+
+function report(target: string): Record<string, unknown> {
+  return JSON.parse(readFileSync(target, 'utf8')) as Record<string, unknown>;
+}
+
+test('an evidence .jsonl verifies: CHAIN VALID in Pipelock layout plus Sealed, exit 0', async () => {
+  const { code, stdout, stderr } = await cli(
+    'verify',
+    '--receipt-chain',
+    sampleFile,
+    '--public-key',
+    SAMPLE_KEY,
+  );
+  assert.equal(code, 0, stderr);
+  const lines = stdout.split('\n');
+  assert.equal(lines[0], `CHAIN VALID: ${sampleFile}`);
+  assert.equal(lines[1], '  Receipts:  22');
+  assert.equal(lines[2], '  Final seq: 21');
+  assert.match(lines[3] ?? '', /^ {2}Root hash: [0-9a-f]{64}$/);
+  assert.equal(lines[4], '  Start:     2026-11-26T22:00:00Z');
+  assert.equal(lines[5], '  End:       2026-11-26T22:00:00.147Z');
+  assert.equal(lines[6], `  Signer:    ${SAMPLE_KEY}`);
+  assert.equal(lines[7], '  Sealed:    yes');
+});
+
+test('a receipts.json array verifies like the evidence it came from', async () => {
+  const receipts = sample.flatMap((l) => (l.receipt ? [l.receipt.json] : []));
+  const array = file('receipts.json', `[\n${receipts.join(',\n')}\n]\n`);
+  const { code, stdout } = await cli(
+    'verify',
+    '--receipt-chain',
+    array,
+    '--public-key',
+    SAMPLE_KEY,
+  );
+  assert.equal(code, 0, stdout);
+  assert.match(stdout, /^CHAIN VALID: .*receipts\.json\n {2}Receipts: {2}22\n/);
+});
+
+test('a directory of evidence-<session>-<seq>.jsonl shards verifies in numeric order', async () => {
+  const shards = path.join(dir, 'shards');
+  mkdirSync(shards);
+  const text = sample.map((l) => l.text);
+  // 9 sorts after 10 as text: only numeric order rebuilds the chain.
+  writeFileSync(path.join(shards, 'evidence-proxy-0.jsonl'), text.slice(0, 9).join(''));
+  writeFileSync(path.join(shards, 'evidence-proxy-9.jsonl'), text.slice(9, 10).join(''));
+  writeFileSync(path.join(shards, 'evidence-proxy-10.jsonl'), text.slice(10).join(''));
+  writeFileSync(path.join(shards, 'evidence-other-0.jsonl'), 'not evidence\n');
+  const { code, stdout } = await cli(
+    'verify',
+    '--receipt-chain',
+    shards,
+    '--public-key',
+    SAMPLE_KEY,
+    '--whole-recorder',
+  );
+  assert.equal(code, 0, stdout);
+  assert.match(
+    stdout,
+    new RegExp(`^CHAIN VALID: ${shards} \\(session proxy\\)\\n {2}Receipts: {2}22\\n`),
+  );
+  const other = await cli(
+    'verify',
+    '--receipt-chain',
+    shards,
+    '--session-id',
+    'nobody',
+    '--public-key',
+    SAMPLE_KEY,
+  );
+  assert.equal(other.code, 1);
+  assert.equal(other.stdout, `No receipts found in ${shards} (session nobody)\n`);
+});
+
+test('one receipt JSON (pretty-printed) verifies', async () => {
+  const { code, stdout } = await cli(
+    'verify',
+    '--receipt-chain',
+    vector('valid-single.json'),
+    '--public-key',
+    KEY_A,
+  );
+  assert.equal(code, 0, stdout);
+  assert.match(
+    stdout,
+    /^CHAIN VALID: .*valid-single\.json\n {2}Receipts: {2}1\n {2}Final seq: 0\n/,
+  );
+  assert.match(stdout, /\n {2}Sealed: {4}no\n$/);
+});
+
+test('without a pinned key the chain is only self-consistent: exit 1 unless --allow-unpinned', async () => {
+  const output = path.join(dir, 'unpinned', 'verification-report.json');
+  const strict = await cli('verify', '--receipt-chain', sampleFile, '--output', output);
+  assert.equal(strict.code, 1);
+  assert.match(strict.stdout, /^CHAIN UNPINNED: /);
+  assert.match(strict.stderr, /no --public-key given.*--allow-unpinned/);
+  assert.equal(report(output)['verdict'], 'self_consistent_only');
+  assert.equal(report(output)['trusted'], false);
+  const allowed = await cli(
+    'verify',
+    '--receipt-chain',
+    sampleFile,
+    '--allow-unpinned',
+    '--output',
+    output,
+  );
+  assert.equal(allowed.code, 0);
+  assert.match(allowed.stdout, /^CHAIN UNPINNED: /);
+  assert.equal(report(output)['verdict'], 'self_consistent_only');
+});
+
+test('a chain signed by another key than the pinned one is broken', async () => {
+  // An inline PEM whose base64 holds "/" is still a key, not a missing file.
+  const other = encodePublicKeyPem(new Uint8Array(32).fill(0xff));
+  assert.match(other, /\//);
+  for (const key of [KEY_A, other]) {
+    const { code, stdout } = await cli(
+      'verify',
+      '--receipt-chain',
+      sampleFile,
+      '--public-key',
+      key,
+    );
+    assert.equal(code, 1, stdout);
+    assert.match(
+      stdout,
+      /^CHAIN BROKEN: .*\n {2}Error: {4}seq 0: signer_key [0-9a-f]{64} does not match expected key (4655a7e6|ffffffff)/,
+    );
+    assert.match(stdout, /\n {2}Broke at: seq 0\n {2}Sealed: {3}no\n$/);
+  }
+});
+
+test('the key may be PEM, Pipelock text or hex, in a file or inline', async () => {
+  const raw = fromHex(SAMPLE_KEY) ?? new Uint8Array();
+  const forms = [
+    file('key.pem', encodePublicKeyPem(raw)),
+    file('key.pipelock', encodePipelockPublicKey(raw)),
+    file('key.hex', `${SAMPLE_KEY}\n`),
+    SAMPLE_KEY,
+    SAMPLE_KEY.toUpperCase(),
+    encodePublicKeyPem(raw),
+  ];
+  for (const key of forms) {
+    const { code, stdout, stderr } = await cli(
+      'verify',
+      '--receipt-chain',
+      sampleFile,
+      '--public-key',
+      key,
+    );
+    assert.equal(code, 0, `${key}: ${stderr}`);
+    assert.match(stdout, /^CHAIN VALID: /);
+  }
+});
+
+test('a key that cannot be read or parsed is an input error (exit 2), reported as error', async () => {
+  const output = path.join(dir, 'bad-key-report.json');
+  for (const key of [
+    './missing.pem',
+    path.join(dir, 'missing.pipelock'),
+    'not-a-key',
+    file('junk.pem', 'junk\n'),
+  ]) {
+    const { code, stderr } = await cli(
+      'verify',
+      '--receipt-chain',
+      sampleFile,
+      '--public-key',
+      key,
+      '--output',
+      output,
+    );
+    assert.equal(code, 2, key);
+    assert.match(stderr, /^pipelock-egress verify: .*(not found|not a public key)/, key);
+    assert.equal(report(output)['verdict'], 'error');
+  }
+});
+
+test('--policy-hash: every receipt must carry the hash in the file (trimmed)', async () => {
+  const output = path.join(dir, 'policy-report.json');
+  const good = file('policy-hash.txt', `${SAMPLE_POLICY_HASH}\n`);
+  const match = await cli(
+    'verify',
+    '--receipt-chain',
+    sampleFile,
+    '--public-key',
+    SAMPLE_KEY,
+    '--policy-hash',
+    good,
+    '--output',
+    output,
+  );
+  assert.equal(match.code, 0, match.stdout);
+  assert.equal(report(output)['policy_hash_match'], true);
+  const other = file('other-hash.txt', 'sha256:0000\n');
+  const mismatch = await cli(
+    'verify',
+    '--receipt-chain',
+    sampleFile,
+    '--public-key',
+    SAMPLE_KEY,
+    '--policy-hash',
+    other,
+    '--output',
+    output,
+  );
+  assert.equal(mismatch.code, 1);
+  assert.match(mismatch.stdout, /^CHAIN VALID: /);
+  assert.match(
+    mismatch.stdout,
+    new RegExp(
+      `\\nPOLICY MISMATCH: receipts carry policy_hash ${SAMPLE_POLICY_HASH}; expected sha256:0000\\n$`,
+    ),
+  );
+  assert.equal(report(output)['verdict'], 'invalid');
+  assert.equal(report(output)['policy_hash_match'], false);
+  const missing = await cli(
+    'verify',
+    '--receipt-chain',
+    sampleFile,
+    '--public-key',
+    SAMPLE_KEY,
+    '--policy-hash',
+    path.join(dir, 'nope.txt'),
+  );
+  assert.equal(missing.code, 2);
+});
+
+test('rotation endorsements authorise a new key under the pinned root key', async () => {
+  const chain = vector('g1-rotated-close-count-valid.jsonl');
+  const endorsement = vector('g1-rotation-endorsement.json');
+  const session = ['--session-id', 'conformance-session'];
+  const endorsed = await cli(
+    'verify',
+    '--receipt-chain',
+    chain,
+    '--public-key',
+    KEY_A,
+    '--rotation-endorsement',
+    endorsement,
+    ...session,
+  );
+  assert.equal(endorsed.code, 0, endorsed.stdout);
+  assert.match(
+    endorsed.stdout,
+    /Root hash: f41965657ef61c3f7fb79cd850fd8d80b4ab3d6752ccaf26675ab1c05a6ac066\n/,
+  );
+  assert.match(
+    endorsed.stdout,
+    /\n {2}Segments: {2}2 \(signing key rotated\)\n {4}segment 1: seq 0-2 {2}signer 4655a7e6[0-9a-f]{56}\n {4}segment 2: seq 0-2 {2}signer 97095569[0-9a-f]{56} {2}\(key rotation\)\n/,
+  );
+  const bothPinned = await cli(
+    'verify',
+    '--receipt-chain',
+    chain,
+    '--public-key',
+    KEY_A,
+    '--public-key',
+    KEY_B,
+  );
+  assert.equal(bothPinned.code, 0, bothPinned.stdout);
+  const unendorsed = await cli('verify', '--receipt-chain', chain, '--public-key', KEY_A);
+  assert.equal(unendorsed.code, 1);
+  assert.match(unendorsed.stdout, /^CHAIN BROKEN: /);
+  const wrongSession = await cli(
+    'verify',
+    '--receipt-chain',
+    chain,
+    '--public-key',
+    KEY_A,
+    '--rotation-endorsement',
+    endorsement,
+  );
+  assert.equal(wrongSession.code, 1);
+  const twice = await cli(
+    'verify',
+    '--receipt-chain',
+    vector('g1-rotated-twice-valid.jsonl'),
+    '--public-key',
+    KEY_A,
+    '--rotation-endorsement',
+    endorsement,
+    '--rotation-endorsement',
+    vector('g1-rotation-endorsement-2.json'),
+    ...session,
+  );
+  assert.equal(twice.code, 0, twice.stdout);
+  assert.match(
+    twice.stdout,
+    /Root hash: eac0a75a58ab7e7a6a324aedb7cb6e0802999060f573088b60ca8fdff6d6d8b6\n/,
+  );
+  const rootless = await cli(
+    'verify',
+    '--receipt-chain',
+    chain,
+    '--rotation-endorsement',
+    endorsement,
+  );
+  assert.equal(rootless.code, 2);
+  assert.match(rootless.stderr, /--rotation-endorsement needs --public-key/);
+});
+
+test('conformance vectors through the CLI: verdict, Broke at and error texts', async () => {
+  const cases: Array<[string, number, RegExp]> = [
+    [
+      'valid-chain.jsonl',
+      0,
+      /^CHAIN VALID: .*\n {2}Receipts: {2}5\n {2}Final seq: 4\n {2}Root hash: be904bd5ca82adc26c2969872c23925f22ff24e33faf44a1185b9ffc0e2c2b5a\n/,
+    ],
+    [
+      'broken-chain.jsonl',
+      1,
+      /^CHAIN BROKEN: .*\n {2}Error: {4}seq 3: chain_prev_hash mismatch\n {2}Broke at: seq 3\n/,
+    ],
+    [
+      'invalid-signature.json',
+      1,
+      /\n {2}Error: {4}seq 0: signature: signature verification failed\n {2}Broke at: seq 0\n/,
+    ],
+    [
+      'g1-inconsistent-close.jsonl',
+      1,
+      /\n {2}Error: {4}seq 4: session_close root_hash mismatch\n {2}Broke at: seq 4\n/,
+    ],
+    [
+      'g1-ext-chain.jsonl',
+      0,
+      /Root hash: 19805bc704923ef6a602abdfa3dc4982134997a69e3fff7a627b3f1805511d1b\n/,
+    ],
+  ];
+  for (const [name, expected, pattern] of cases) {
+    const { code, stdout } = await cli(
+      'verify',
+      '--receipt-chain',
+      vector(name),
+      '--public-key',
+      KEY_A,
+    );
+    assert.equal(code, expected, `${name}: ${stdout}`);
+    assert.match(stdout, pattern, name);
+  }
+});
+
+test('--require-sealed accepts a sealed chain and breaks one that does not end in a close', async () => {
+  const sealed = await cli(
+    'verify',
+    '--receipt-chain',
+    sampleFile,
+    '--public-key',
+    SAMPLE_KEY,
+    '--require-sealed',
+  );
+  assert.equal(sealed.code, 0);
+  const output = path.join(dir, 'unsealed-report.json');
+  const unsealed = await cli(
+    'verify',
+    '--receipt-chain',
+    vector('valid-chain.jsonl'),
+    '--public-key',
+    KEY_A,
+    '--require-sealed',
+    '--output',
+    output,
+  );
+  assert.equal(unsealed.code, 1);
+  assert.match(unsealed.stdout, /^CHAIN BROKEN: .*\n {2}Error: {4}chain is not sealed/);
+  assert.equal(report(output)['verdict'], 'invalid');
+  assert.equal(report(output)['sealed'], false);
+});
+
+test('verification-report.json carries every field', async () => {
+  const output = path.join(dir, 'reports', 'verification-report.json');
+  const valid = await cli(
+    'verify',
+    '--receipt-chain',
+    sampleFile,
+    '--public-key',
+    SAMPLE_KEY,
+    '--output',
+    output,
+  );
+  assert.equal(valid.code, 0);
+  const ok = report(output);
+  assert.deepEqual(Object.keys(ok).sort(), [
+    'broken_at_seq',
+    'end_time',
+    'error',
+    'final_seq',
+    'policy_hash_match',
+    'policy_hashes',
+    'receipt_count',
+    'root_hash',
+    'sealed',
+    'signer_keys',
+    'start_time',
+    'trusted',
+    'verdict',
+  ]);
+  assert.deepEqual(
+    { ...ok, root_hash: typeof ok['root_hash'] },
+    {
+      verdict: 'valid',
+      trusted: true,
+      sealed: true,
+      receipt_count: 22,
+      final_seq: 21,
+      root_hash: 'string',
+      start_time: '2026-11-26T22:00:00Z',
+      end_time: '2026-11-26T22:00:00.147Z',
+      signer_keys: [SAMPLE_KEY],
+      policy_hashes: [SAMPLE_POLICY_HASH],
+      policy_hash_match: null,
+      broken_at_seq: null,
+      error: null,
+    },
+  );
+  const broken = await cli(
+    'verify',
+    '--receipt-chain',
+    vector('broken-chain.jsonl'),
+    '--public-key',
+    KEY_A,
+    '--output',
+    output,
+  );
+  assert.equal(broken.code, 1);
+  assert.equal(report(output)['verdict'], 'invalid');
+  assert.equal(report(output)['broken_at_seq'], 3);
+  assert.equal(report(output)['error'], 'seq 3: chain_prev_hash mismatch');
+});
+
+test('empty evidence is a failure (verdict error); unreadable evidence is exit 2', async () => {
+  const output = path.join(dir, 'empty-report.json');
+  const empty = file('empty.jsonl', '\n\n');
+  const none = await cli(
+    'verify',
+    '--receipt-chain',
+    empty,
+    '--public-key',
+    SAMPLE_KEY,
+    '--output',
+    output,
+  );
+  assert.equal(none.code, 1);
+  assert.equal(none.stdout, `No receipts found in ${empty}\n`);
+  assert.equal(report(output)['verdict'], 'error');
+  const missing = path.join(dir, 'missing.jsonl');
+  const unreadable = await cli(
+    'verify',
+    '--receipt-chain',
+    missing,
+    '--public-key',
+    SAMPLE_KEY,
+    '--output',
+    output,
+  );
+  assert.equal(unreadable.code, 2);
+  assert.equal(
+    unreadable.stderr,
+    `pipelock-egress verify: cannot read ${missing}: no such file or directory\n`,
+  );
+  assert.equal(report(output)['verdict'], 'error');
+});
+
+test('a malformed line is CHAIN BROKEN with its place, not a crash', async () => {
+  const broken = file('malformed.jsonl', `${sample[0]?.text ?? ''}{"v":2,\n`);
+  const { code, stdout } = await cli(
+    'verify',
+    '--receipt-chain',
+    broken,
+    '--public-key',
+    SAMPLE_KEY,
+  );
+  assert.equal(code, 1);
+  assert.match(stdout, /^CHAIN BROKEN: .*\n {2}Error: {4}.*malformed\.jsonl: line 2: invalid JSON/);
+});
+
+test('usage errors exit 2 with the usage text', async () => {
+  for (const argv of [
+    ['verify'],
+    ['verify', '--receipt-chain'],
+    ['verify', '--receipt-chain', sampleFile, '--frobnicate'],
+    ['verify', '--receipt-chain', sampleFile, 'extra'],
+    ['verify', '--receipt-chain', sampleFile, '--receipt-chain', sampleFile],
+    ['verify', '--receipt-chain', sampleFile, '--whole-recorder=yes'],
+  ]) {
+    const { code, stderr } = await cli(...argv);
+    assert.equal(code, 2, argv.join(' '));
+    assert.match(stderr, /^pipelock-egress: verify: .*\n\nUsage: /, argv.join(' '));
+  }
+});
+
+function peakRssKib(stderr: string): number {
+  const match = /peak-rss-kib (\d+)/.exec(stderr);
+  assert.ok(match, stderr);
+  return Number(match[1]);
+}
+
+function verifyInChild(evidence: string, ...flags: string[]) {
+  return spawnSync(
+    process.execPath,
+    [
+      '--max-old-space-size=96',
+      '--import',
+      'tsx',
+      '--import',
+      './test/cli/peak-rss.ts',
+      'src/cli/index.ts',
+      'verify',
+      '--receipt-chain',
+      evidence,
+      '--public-key',
+      SAMPLE_KEY,
+      '--whole-recorder',
+      ...flags,
+    ],
+    { encoding: 'utf8', maxBuffer: 1 << 20 },
+  );
+}
+
+/** Writes a 100,000-decision session, and its first ~20,000 receipts (a valid prefix) beside it. */
+function writeSamples(big: string, prefix: string): void {
+  const [bigFd, prefixFd] = [openSync(big, 'w'), openSync(prefix, 'w')];
+  let batch = '';
+  let receipts = 0;
+  let flushedReceipts = 0;
+  const flush = () => {
+    writeSync(bigFd, batch);
+    if (flushedReceipts < 20_000) writeSync(prefixFd, batch);
+    flushedReceipts = receipts;
+    batch = '';
+  };
+  for (const line of sampleEvidence(100_000)) {
+    batch += line.text;
+    if (line.receipt) receipts++;
+    if (batch.length > 1 << 20) flush();
+  }
+  flush();
+  closeSync(bigFd);
+  closeSync(prefixFd);
+}
+
+// The child's heap limit (96 MiB) is below the big file's size, so holding the file or its
+// receipts would not fit; and five times the receipts must not cost more resident memory.
+test(
+  'a 100,000-receipt evidence file verifies through the CLI in bounded memory',
+  { timeout: 300_000 },
+  () => {
+    const big = path.join(dir, 'evidence-100k.jsonl');
+    const prefix = path.join(dir, 'evidence-20k.jsonl');
+    writeSamples(big, prefix);
+    const [size, prefixSize] = [statSync(big).size, statSync(prefix).size];
+
+    const baseline = verifyInChild(prefix);
+    assert.equal(baseline.status, 0, baseline.stderr);
+    const large = verifyInChild(big, '--require-sealed');
+    assert.equal(large.status, 0, large.stderr);
+    assert.match(large.stdout, /^CHAIN VALID: .*\n {2}Receipts: {2}100002\n/);
+    const growthKib = peakRssKib(large.stderr) - peakRssKib(baseline.stderr);
+    console.log(
+      `# 100k receipts (${(size / 2 ** 20).toFixed(0)} MiB): peak RSS ${(peakRssKib(large.stderr) / 1024).toFixed(0)} MiB, ` +
+        `${(growthKib / 1024).toFixed(1)} MiB more than for its first ${(prefixSize / 2 ** 20).toFixed(0)} MiB`,
+    );
+    assert.ok(
+      growthKib * 1024 < (size - prefixSize) / 4,
+      `peak RSS grew by ${growthKib} KiB for ${size - prefixSize} more bytes of evidence`,
+    );
+  },
+);
+
+// A writer killed mid-write leaves its last line unfinished; verify must still judge the rest.
+const closeAt = sample.findIndex(
+  (l) => l.receipt?.receipt.action_record.session_control?.kind === 'session_close',
+);
+const beforeClose = sample
+  .slice(0, closeAt)
+  .map((l) => l.text)
+  .join('');
+const halfLine = (l: { text: string } | undefined) => (l?.text ?? '').slice(0, 57);
+
+test('a torn last line is reported; the complete lines before it still verify', async () => {
+  const torn = file('torn.jsonl', beforeClose + halfLine(sample[closeAt]));
+  const output = path.join(dir, 'torn-report.json');
+  const { code, stdout } = await cli(
+    'verify',
+    '--receipt-chain',
+    torn,
+    '--public-key',
+    SAMPLE_KEY,
+    '--output',
+    output,
+  );
+  assert.equal(code, 0);
+  assert.match(stdout, /^CHAIN VALID: /);
+  assert.match(
+    stdout,
+    /\n {2}Sealed: {4}no\n {2}Torn tail: .*torn\.jsonl: line \d+ \(57 bytes of a line the writer did not finish; not verified\)\n/,
+  );
+  const written = report(output);
+  assert.equal(written['verdict'], 'valid');
+  assert.equal(written['receipt_count'], closeAt);
+  assert.deepEqual(written['torn_tail'], { where: `${torn}: line ${closeAt + 1}`, bytes: 57 });
+  const required = await cli(
+    'verify',
+    '--receipt-chain',
+    torn,
+    '--public-key',
+    SAMPLE_KEY,
+    '--require-sealed',
+  );
+  assert.equal(required.code, 1);
+});
+
+test('bytes after a sealed chain are not a torn tail but tampering', async () => {
+  const afterSeal = file('after-seal.jsonl', sample.map((l) => l.text).join('') + '{"v":2,"seq":9');
+  const { code, stdout } = await cli(
+    'verify',
+    '--receipt-chain',
+    afterSeal,
+    '--public-key',
+    SAMPLE_KEY,
+  );
+  assert.equal(code, 1);
+  assert.match(stdout, /^CHAIN BROKEN: .*\n {2}Error: {4}.*a torn line follows the sealed chain/);
+});
+
+test('a torn line anywhere but at the very end of a directory is malformed', async () => {
+  const shards = path.join(dir, 'torn-shards');
+  mkdirSync(shards);
+  const lines = sample.slice(0, closeAt).map((l) => l.text);
+  writeFileSync(
+    path.join(shards, 'evidence-proxy-0.jsonl'),
+    lines.slice(0, 5).join('') + halfLine(sample[5]),
+  );
+  writeFileSync(path.join(shards, 'evidence-proxy-6.jsonl'), lines.slice(6).join(''));
+  const { code, stdout } = await cli(
+    'verify',
+    '--receipt-chain',
+    shards,
+    '--public-key',
+    SAMPLE_KEY,
+  );
+  assert.equal(code, 1);
+  assert.match(stdout, /evidence-proxy-0\.jsonl: line 6: torn line followed by more evidence/);
+});

@@ -1,0 +1,210 @@
+import './dial-guard.js';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { parseClientHello, MAX_CLIENT_HELLO_BYTES } from '../../src/engine/client-hello.js';
+
+/** Captures the first flight a real node:tls client sends (its ClientHello) on loopback. */
+async function captureHello(options: ConnectionOptions): Promise<Buffer> {
+  let resolveHello: (hello: Buffer) => void = () => undefined;
+  const captured = new Promise<Buffer>((resolve) => (resolveHello = resolve));
+  const sockets: Socket[] = [];
+  const server = createServer((socket) => {
+    sockets.push(socket);
+    let buffered = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      if (parseClientHello(buffered).kind !== 'incomplete') resolveHello(buffered);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const client = tlsConnect({
+    host: '127.0.0.1',
+    port: (server.address() as AddressInfo).port,
+    rejectUnauthorized: false,
+    ...options,
+  });
+  client.on('error', () => undefined);
+  try {
+    return await captured;
+  } finally {
+    client.destroy();
+    for (const socket of sockets) socket.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+/** Splits the handshake payload of a one-record hello into records of at most `size` bytes. */
+function reframe(hello: Buffer, size: number): Buffer {
+  const length = hello.readUInt16BE(3);
+  const payload = hello.subarray(5, 5 + length);
+  const records: Buffer[] = [];
+  for (let at = 0; at < payload.length; at += size) {
+    const part = payload.subarray(at, at + size);
+    const header = Buffer.from([0x16, 0x03, 0x01, 0, 0]);
+    header.writeUInt16BE(part.length, 3);
+    records.push(header, part);
+  }
+  return Buffer.concat(records);
+}
+
+function u16(n: number): Buffer {
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(n);
+  return b;
+}
+
+function sniExtension(names: readonly string[], nameType = 0): Buffer {
+  const entries = Buffer.concat(
+    names.map((name) =>
+      Buffer.concat([Buffer.from([nameType]), u16(name.length), Buffer.from(name)]),
+    ),
+  );
+  const list = Buffer.concat([u16(entries.length), entries]);
+  return Buffer.concat([u16(0x0000), u16(list.length), list]);
+}
+
+/** A minimal hand-made ClientHello record carrying the given extensions. */
+function syntheticHello(extensions: Buffer | undefined): Buffer {
+  const body = Buffer.concat([
+    Buffer.from([0x03, 0x03]),
+    Buffer.alloc(32, 7),
+    Buffer.from([0]),
+    u16(2),
+    u16(0x1301),
+    Buffer.from([1, 0]),
+    ...(extensions ? [u16(extensions.length), extensions] : []),
+  ]);
+  const handshake = Buffer.concat([Buffer.from([0x01, 0, 0, 0]), body]);
+  handshake.writeUIntBE(body.length, 1, 3);
+  const header = Buffer.from([0x16, 0x03, 0x01, 0, 0]);
+  header.writeUInt16BE(handshake.length, 3);
+  return Buffer.concat([header, handshake]);
+}
+
+test('a real node:tls ClientHello yields its servername', async () => {
+  const hello = await captureHello({ servername: 'api.example.test' });
+  assert.deepEqual(parseClientHello(hello), { kind: 'hello', serverName: 'api.example.test' });
+});
+
+test('a real ClientHello to an IP address carries no SNI', async () => {
+  const hello = await captureHello({});
+  assert.deepEqual(parseClientHello(hello), { kind: 'hello', serverName: undefined });
+});
+
+test('a real ClientHello with a long ALPN list and many extensions is parsed', async () => {
+  const alpn = Array.from({ length: 40 }, (_, i) => `protocol-number-${i}-${'x'.repeat(20)}`);
+  const hello = await captureHello({
+    servername: 'long.example.test',
+    ALPNProtocols: alpn,
+    ecdhCurve: 'X25519:P-256:P-384:P-521',
+  });
+  assert.ok(hello.length > 1200, `expected a large hello, got ${hello.length} bytes`);
+  assert.deepEqual(parseClientHello(hello), { kind: 'hello', serverName: 'long.example.test' });
+});
+
+test('a hello split across two TLS records is joined', async () => {
+  const hello = await captureHello({ servername: 'split.example.test' });
+  const half = Math.ceil((hello.readUInt16BE(3) + 1) / 2);
+  const split = reframe(hello, half);
+  assert.equal(split.length, hello.length + 5, 'two records');
+  assert.deepEqual(parseClientHello(split), { kind: 'hello', serverName: 'split.example.test' });
+});
+
+test('a split hello delivered byte by byte is incomplete until its last byte', async () => {
+  const hello = reframe(await captureHello({ servername: 'bytes.example.test' }), 100);
+  for (let n = 1; n < hello.length; n++) {
+    const result = parseClientHello(hello.subarray(0, n));
+    assert.equal(result.kind, 'incomplete', `prefix of ${n} bytes`);
+  }
+  assert.deepEqual(parseClientHello(hello), { kind: 'hello', serverName: 'bytes.example.test' });
+});
+
+test('an empty buffer is incomplete', () => {
+  assert.deepEqual(parseClientHello(new Uint8Array()), { kind: 'incomplete' });
+});
+
+test('plain HTTP in the tunnel is not TLS', () => {
+  assert.deepEqual(parseClientHello(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')), {
+    kind: 'not_tls',
+  });
+});
+
+test('a handshake record with a non-TLS version byte is not TLS', () => {
+  assert.deepEqual(parseClientHello(Buffer.from([0x16, 0x02, 0x00, 0x00, 0x10])), {
+    kind: 'not_tls',
+  });
+});
+
+test('a handshake that is not a ClientHello is malformed', () => {
+  const hello = syntheticHello(sniExtension(['a.test']));
+  hello[5] = 0x02; // ServerHello
+  assert.equal(parseClientHello(hello).kind, 'malformed');
+});
+
+test('an empty TLS record is malformed', () => {
+  assert.equal(parseClientHello(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x00])).kind, 'malformed');
+});
+
+test('a synthetic hello without extensions has no SNI', () => {
+  assert.deepEqual(parseClientHello(syntheticHello(undefined)), {
+    kind: 'hello',
+    serverName: undefined,
+  });
+});
+
+test('an extensions length longer than the hello is malformed, not an overread', () => {
+  const hello = syntheticHello(sniExtension(['a.test']));
+  const at = hello.length - sniExtension(['a.test']).length - 2;
+  hello.writeUInt16BE(hello.readUInt16BE(at) + 40, at);
+  assert.equal(parseClientHello(hello).kind, 'malformed');
+});
+
+test('a server_name extension whose inner lengths disagree is malformed', () => {
+  const extension = sniExtension(['a.test']);
+  extension.writeUInt16BE(extension.readUInt16BE(4) + 3, 4); // list length
+  const result = parseClientHello(syntheticHello(extension));
+  assert.equal(result.kind, 'malformed');
+});
+
+test('a host name length running past the extension is malformed', () => {
+  const extension = sniExtension(['a.test']);
+  extension.writeUInt16BE(200, 7); // name length
+  assert.equal(parseClientHello(syntheticHello(extension)).kind, 'malformed');
+});
+
+test('a truncated session id / cipher list is malformed', () => {
+  const hello = syntheticHello(undefined);
+  hello[5 + 4 + 34] = 0xff; // session id length beyond the body
+  assert.equal(parseClientHello(hello).kind, 'malformed');
+});
+
+test('two host names in server_name are refused', () => {
+  const result = parseClientHello(syntheticHello(sniExtension(['a.test', 'b.test'])));
+  assert.equal(result.kind, 'malformed');
+});
+
+test('two server_name extensions are refused', () => {
+  const both = Buffer.concat([sniExtension(['a.test']), sniExtension(['b.test'])]);
+  const result = parseClientHello(syntheticHello(both));
+  assert.deepEqual(result, { kind: 'malformed', reason: 'two server_name extensions' });
+});
+
+test('a host name with control or non-ASCII bytes is refused', () => {
+  assert.equal(parseClientHello(syntheticHello(sniExtension(['a\u0000.test']))).kind, 'malformed');
+  assert.equal(parseClientHello(syntheticHello(sniExtension(['a b.test']))).kind, 'malformed');
+});
+
+test('a declared hello larger than the cap is refused without buffering it', () => {
+  const hello = syntheticHello(undefined);
+  hello.writeUIntBE(MAX_CLIENT_HELLO_BYTES + 1, 6, 3);
+  assert.equal(parseClientHello(hello).kind, 'malformed');
+});
+
+test('a handshake interleaved with another record type is malformed', async () => {
+  const hello = reframe(await captureHello({ servername: 'x.example.test' }), 100);
+  const second = 5 + 100;
+  hello[second] = 0x17; // application data between handshake fragments
+  assert.equal(parseClientHello(hello).kind, 'malformed');
+});

@@ -1,0 +1,860 @@
+import './dial-guard.js';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { ProxyAgent, request } from 'undici';
+import {
+  assertNoViolations,
+  assertValid,
+  cleanup,
+  curl,
+  decisions,
+  echo,
+  EvidenceTail,
+  parseCurlResponse,
+  rawExchange,
+  readEvidenceDir,
+  startEngine,
+  startOrigin,
+  statusOf,
+  tempDir,
+  type EngineSetup,
+  type Origin,
+  type RunningEngine,
+} from './helpers.js';
+import type { Receipt } from '../../src/receipts/index.js';
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+interface Fixture {
+  readonly origin: Origin;
+  readonly proxy: RunningEngine;
+  /** Requests whose receipt was not yet in the evidence file when they reached the origin. */
+  readonly early: string[];
+  /** Tokens checked by the origin against the evidence file. */
+  readonly checked: string[];
+  close(): Promise<void>;
+}
+
+/**
+ * An origin on 127.0.0.1 that, for every request naming /r/<token>, first checks that the
+ * request's receipt is already in the evidence file; and an engine in front of it.
+ */
+async function fixture(
+  policy: (originPort: number) => string,
+  handler: Handler = echo,
+  setup: Omit<EngineSetup, 'policy'> = {},
+): Promise<Fixture> {
+  const early: string[] = [];
+  const checked: string[] = [];
+  const box: { tail?: EvidenceTail } = {};
+  const origin = await startOrigin((req, res) => {
+    const token = /\/r\/([A-Za-z0-9-]+)/.exec(req.url ?? '')?.[1];
+    const tail = box.tail;
+    if (token !== undefined && tail) {
+      tail.poll();
+      checked.push(token);
+      if (!tail.tokens.has(token)) early.push(token);
+    }
+    handler(req, res);
+  });
+  const proxy = await startEngine({
+    pins: { 'api.example.test': '127.0.0.1', 'strict.example.test': '127.0.0.1' },
+    ...setup,
+    policy: policy(origin.port),
+  });
+  box.tail = new EvidenceTail(proxy.dir);
+  return {
+    origin,
+    proxy,
+    early,
+    checked,
+    async close() {
+      await proxy.stop();
+      await origin.close();
+      cleanup(join(proxy.dir, '..'));
+    },
+  };
+}
+
+const basicPolicy = (port: number) => `version: "1.0"
+egress:
+  - destination: "api.example.test"
+    ports: [${port}]
+  - destination: "strict.example.test"
+    ports: [${port}]
+    methods: ["GET"]
+    paths: ["/r/"]
+  - destination: "127.0.0.1"
+    ports: [${port}]
+default_deny: true
+`;
+
+function token(): string {
+  return randomUUID();
+}
+
+function receiptsFor(dir: string, needle: string): Receipt[] {
+  return decisions(readEvidenceDir(dir, false).receipts).filter((r) =>
+    r.action_record.target.includes(needle),
+  );
+}
+
+function proxyAgent(proxy: RunningEngine): ProxyAgent {
+  return new ProxyAgent({ uri: proxy.proxyUrl, proxyTunnel: false });
+}
+
+async function expectBlocked(
+  f: Fixture,
+  url: string,
+  layer: string,
+  method = 'GET',
+  reason?: RegExp,
+): Promise<void> {
+  const result = await curl(['-i', '-X', method, '--proxy', f.proxy.proxyUrl, url]);
+  assert.equal(result.code, 0, result.stderr);
+  const response = parseCurlResponse(result.stdout);
+  assert.equal(response.status, 403, response.body.toString());
+  assert.match(response.headers['content-type'] ?? '', /^text\/plain/);
+  assert.equal(response.headers['x-pipelock-egress-block'], layer);
+  assert.match(response.body.toString(), /^blocked: /);
+  if (reason) assert.match(response.body.toString(), reason);
+  assert.equal(f.origin.hits, 0, 'the origin was reached');
+  await f.proxy.stop();
+  const evidence = readEvidenceDir(f.proxy.dir);
+  assertValid(evidence, true);
+  const [receipt, ...more] = decisions(evidence.receipts);
+  assert.equal(more.length, 0, 'one receipt for one request');
+  assert.equal(receipt?.action_record.verdict, 'block');
+  assert.equal(receipt?.action_record.layer, layer);
+  assert.equal(receipt?.action_record.method, method);
+  assert.equal(receipt?.action_record.transport, 'forward');
+  assert.match(receipt?.action_record.pattern ?? '', /./);
+}
+
+test('an allowed GET through curl passes, after its receipt is in the evidence file', async () => {
+  const f = await fixture(basicPolicy);
+  try {
+    const id = token();
+    const url = `http://api.example.test:${f.origin.port}/r/${id}?q=1`;
+    const result = await curl(['-i', '--proxy', f.proxy.proxyUrl, url]);
+    assert.equal(result.code, 0, result.stderr);
+    const response = parseCurlResponse(result.stdout);
+    assert.equal(response.status, 200);
+    const seen = JSON.parse(response.body.toString()) as {
+      url: string;
+      headers: Record<string, string>;
+    };
+    assert.equal(seen.url, `/r/${id}?q=1`);
+    assert.equal(seen.headers.host, `api.example.test:${f.origin.port}`);
+    assert.deepEqual(f.checked, [id]);
+    assert.deepEqual(f.early, []);
+    await f.proxy.stop();
+    const evidence = readEvidenceDir(f.proxy.dir);
+    assertValid(evidence, true);
+    const [receipt, ...more] = decisions(evidence.receipts);
+    assert.equal(more.length, 0);
+    const record = receipt?.action_record;
+    assert.equal(record?.verdict, 'allow');
+    assert.equal(record?.transport, 'forward');
+    assert.equal(record?.method, 'GET');
+    assert.equal(record?.action_type, 'read');
+    assert.equal(record?.side_effect_class, 'external_read');
+    assert.equal(record?.reversibility, 'full');
+    assert.equal(record?.target, url);
+    assert.equal(record?.actor, 'engine-test');
+    assert.equal(record?.request_id, 'req-1');
+    assert.equal(record?.decision_phase, 'intent');
+    assert.match(record?.run_nonce ?? '', /^[0-9a-f]{32}$/);
+    assert.equal(record?.policy_hash, evidence.report.policy_hashes[0]);
+    assertNoViolations();
+  } finally {
+    await f.close();
+  }
+});
+
+test('8 MiB streams both ways through Node (undici ProxyAgent): chunked upload, download', async () => {
+  const size = 8 * 1024 * 1024;
+  const download = randomBytes(size);
+  const f = await fixture(basicPolicy, (req, res) => {
+    const hash = createHash('sha256');
+    let length = 0;
+    req.on('data', (chunk: Buffer) => {
+      hash.update(chunk);
+      length += chunk.length;
+    });
+    req.on('end', () => {
+      res.writeHead(200, {
+        'x-upload-sha256': hash.digest('hex'),
+        'x-upload-length': String(length),
+        'x-upload-te': String(req.headers['transfer-encoding']),
+      });
+      // Stream the download in pieces (chunked response).
+      let at = 0;
+      const pump = () => {
+        while (at < download.length) {
+          const piece = download.subarray(at, at + 256 * 1024);
+          at += piece.length;
+          if (!res.write(piece)) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      pump();
+    });
+  });
+  const agent = proxyAgent(f.proxy);
+  try {
+    const upload = randomBytes(size);
+    const id = token();
+    const pieces = Array.from({ length: 32 }, (_, i) =>
+      upload.subarray(i * (size / 32), (i + 1) * (size / 32)),
+    );
+    const response = await request(`http://api.example.test:${f.origin.port}/r/${id}`, {
+      method: 'POST',
+      body: Readable.from(pieces),
+      dispatcher: agent,
+    });
+    assert.equal(response.statusCode, 200);
+    assert.equal(response.headers['x-upload-te'], 'chunked');
+    assert.equal(response.headers['x-upload-length'], String(size));
+    assert.equal(
+      response.headers['x-upload-sha256'],
+      createHash('sha256').update(upload).digest('hex'),
+    );
+    const body = Buffer.from(await response.body.arrayBuffer());
+    assert.equal(body.length, size);
+    assert.ok(body.equals(download), 'the download arrived intact');
+    assert.deepEqual(f.early, []);
+    await f.proxy.stop();
+    const [receipt] = decisions(readEvidenceDir(f.proxy.dir).receipts);
+    assert.equal(receipt?.action_record.method, 'POST');
+    assert.equal(receipt?.action_record.action_type, 'write');
+    assert.equal(receipt?.action_record.side_effect_class, 'external_write');
+  } finally {
+    await agent.close();
+    await f.close();
+  }
+});
+
+test('an 8 MiB fixed-length curl upload and a 1-byte body arrive intact', async () => {
+  const f = await fixture(basicPolicy, echo);
+  const dir = tempDir();
+  try {
+    const upload = randomBytes(8 * 1024 * 1024);
+    const file = join(dir, 'upload.bin');
+    writeFileSync(file, upload);
+    const big = await curl([
+      '-i',
+      '--proxy',
+      f.proxy.proxyUrl,
+      '--data-binary',
+      `@${file}`,
+      '-H',
+      'Content-Type: application/octet-stream',
+      `http://api.example.test:${f.origin.port}/r/${token()}`,
+    ]);
+    const bigSeen = JSON.parse(parseCurlResponse(big.stdout).body.toString()) as {
+      length: number;
+      headers: Record<string, string>;
+    };
+    assert.equal(bigSeen.length, upload.length);
+    assert.equal(bigSeen.headers['content-length'], String(upload.length));
+    const one = await curl([
+      '-i',
+      '--proxy',
+      f.proxy.proxyUrl,
+      '--data-binary',
+      'x',
+      `http://api.example.test:${f.origin.port}/r/${token()}`,
+    ]);
+    const oneSeen = JSON.parse(parseCurlResponse(one.stdout).body.toString()) as {
+      length: number;
+      method: string;
+    };
+    assert.deepEqual([oneSeen.method, oneSeen.length], ['POST', 1]);
+    assert.equal(f.checked.length, 2);
+    assert.deepEqual(f.early, []);
+  } finally {
+    cleanup(dir);
+    await f.close();
+  }
+});
+
+test('a disallowed destination is refused with 403 and a destination receipt', async () => {
+  const f = await fixture(basicPolicy);
+  try {
+    await expectBlocked(
+      f,
+      `http://other.example.test:${f.origin.port}/r/${token()}`,
+      'destination',
+      'GET',
+      /no egress rule allows other\.example\.test/,
+    );
+  } finally {
+    await f.close();
+  }
+});
+
+test('a disallowed port is refused with 403 and a port receipt', async () => {
+  const f = await fixture(basicPolicy);
+  try {
+    await expectBlocked(f, `http://api.example.test:1/r/${token()}`, 'port');
+  } finally {
+    await f.close();
+  }
+});
+
+test('a disallowed path is refused with 403 and a path receipt', async () => {
+  const f = await fixture(basicPolicy);
+  try {
+    await expectBlocked(f, `http://strict.example.test:${f.origin.port}/admin/${token()}`, 'path');
+  } finally {
+    await f.close();
+  }
+});
+
+test('an encoded path escape is refused as a path block', async () => {
+  const f = await fixture(basicPolicy);
+  try {
+    await expectBlocked(f, `http://strict.example.test:${f.origin.port}/r/%2e%2e/admin`, 'path');
+  } finally {
+    await f.close();
+  }
+});
+
+test('a disallowed method is refused with 403 and a method receipt', async () => {
+  const f = await fixture(basicPolicy);
+  try {
+    await expectBlocked(
+      f,
+      `http://strict.example.test:${f.origin.port}/r/${token()}`,
+      'method',
+      'DELETE',
+    );
+  } finally {
+    await f.close();
+  }
+});
+
+test('the strict rule still allows its method and path', async () => {
+  const f = await fixture(basicPolicy);
+  const agent = proxyAgent(f.proxy);
+  try {
+    const response = await request(`http://strict.example.test:${f.origin.port}/r/${token()}`, {
+      dispatcher: agent,
+    });
+    assert.equal(response.statusCode, 200);
+    await response.body.dump();
+    assert.equal(f.origin.hits, 1);
+  } finally {
+    await agent.close();
+    await f.close();
+  }
+});
+
+const noLoopbackRule = (port: number) => `version: "1.0"
+egress:
+  - destination: "api.example.test"
+    ports: [${port}]
+  - destination: "internal.example.test"
+    ports: [${port}]
+default_deny: true
+`;
+
+for (const address of ['127.0.0.1', '10.0.0.1', '169.254.169.254', '::1', '::ffff:127.0.0.1']) {
+  test(`a name pinned to ${address} without a rule naming it is blocked by the SSRF guard`, async () => {
+    const f = await fixture(noLoopbackRule, echo, { pins: { 'internal.example.test': address } });
+    try {
+      await expectBlocked(
+        f,
+        `http://internal.example.test:${f.origin.port}/r/${token()}`,
+        'ssrf',
+        'GET',
+        /SSRF blocked: internal\.example\.test resolves to/,
+      );
+    } finally {
+      await f.close();
+    }
+  });
+}
+
+test('a name pinned to 127.0.0.1 passes when a rule names 127.0.0.1', async () => {
+  const f = await fixture(basicPolicy);
+  try {
+    const result = await curl([
+      '-i',
+      '--proxy',
+      f.proxy.proxyUrl,
+      `http://api.example.test:${f.origin.port}/r/${token()}`,
+    ]);
+    assert.equal(parseCurlResponse(result.stdout).status, 200);
+    assert.equal(f.origin.hits, 1);
+    assert.deepEqual(f.early, []);
+  } finally {
+    await f.close();
+  }
+});
+
+const openPolicy = `version: "1.0"
+egress:
+  - destination: "api.example.test"
+default_deny: false
+`;
+
+for (const literal of [
+  '2130706433',
+  '0x7f000001',
+  '0177.0.0.1',
+  '127.1',
+  '[::ffff:7f00:1]',
+  '[::1]',
+]) {
+  test(`the IP literal ${literal} is blocked by the SSRF guard unless named`, async () => {
+    const f = await fixture(() => openPolicy);
+    try {
+      await expectBlocked(f, `http://${literal}:${f.origin.port}/r/${token()}`, 'ssrf');
+    } finally {
+      await f.close();
+    }
+  });
+}
+
+test('a decimal IP literal reaches the origin when a rule names 127.0.0.1', async () => {
+  const f = await fixture(basicPolicy);
+  try {
+    const result = await curl([
+      '-i',
+      '--proxy',
+      f.proxy.proxyUrl,
+      `http://2130706433:${f.origin.port}/r/${token()}`,
+    ]);
+    assert.equal(parseCurlResponse(result.stdout).status, 200);
+    assert.equal(f.origin.hits, 1);
+  } finally {
+    await f.close();
+  }
+});
+
+test('a DNS failure blocks the request (layer ssrf) without reaching anything', async () => {
+  const asked: string[] = [];
+  const f = await fixture(
+    (port) =>
+      `version: "1.0"\negress:\n  - destination: "unpinned.example.test"\n    ports: [${port}]\ndefault_deny: true\n`,
+    echo,
+    {
+      lookup: (name) => {
+        asked.push(name);
+        return Promise.reject(Object.assign(new Error('queryA ENOTFOUND'), { code: 'ENOTFOUND' }));
+      },
+    },
+  );
+  try {
+    await expectBlocked(
+      f,
+      `http://unpinned.example.test:${f.origin.port}/r/${token()}`,
+      'ssrf',
+      'GET',
+      /DNS resolution error for unpinned\.example\.test: ENOTFOUND/,
+    );
+    assert.deepEqual(asked, ['unpinned.example.test']);
+  } finally {
+    await f.close();
+  }
+});
+
+test('audit mode: a would-be block is recorded as warn and the request passes', async () => {
+  const f = await fixture(
+    (port) => `version: "1.0"
+mode: audit
+egress:
+  - destination: "api.example.test"
+    ports: [${port}]
+    methods: ["GET"]
+  - destination: "127.0.0.1"
+    ports: [${port}]
+default_deny: true
+`,
+    echo,
+    { pins: { 'elsewhere.example.test': '127.0.0.1', 'api.example.test': '127.0.0.1' } },
+  );
+  try {
+    const id = token();
+    const other = await curl([
+      '-i',
+      '--proxy',
+      f.proxy.proxyUrl,
+      `http://elsewhere.example.test:${f.origin.port}/r/${id}`,
+    ]);
+    assert.equal(parseCurlResponse(other.stdout).status, 200);
+    const id2 = token();
+    const post = await curl([
+      '-i',
+      '--proxy',
+      f.proxy.proxyUrl,
+      '-d',
+      'a=1',
+      `http://api.example.test:${f.origin.port}/r/${id2}`,
+    ]);
+    assert.equal(parseCurlResponse(post.stdout).status, 200);
+    assert.equal(f.origin.hits, 2);
+    assert.deepEqual(f.early, []);
+    const [first] = receiptsFor(f.proxy.dir, id);
+    assert.equal(first?.action_record.verdict, 'warn');
+    assert.equal(first?.action_record.layer, 'destination');
+    const [second] = receiptsFor(f.proxy.dir, id2);
+    assert.equal(second?.action_record.verdict, 'warn');
+    assert.equal(second?.action_record.layer, 'method');
+  } finally {
+    await f.close();
+  }
+});
+
+test('audit mode does not relax the SSRF guard', async () => {
+  const f = await fixture(
+    (port) =>
+      `version: "1.0"\nmode: audit\negress:\n  - destination: "api.example.test"\n    ports: [${port}]\ndefault_deny: true\n`,
+  );
+  try {
+    await expectBlocked(f, `http://api.example.test:${f.origin.port}/r/${token()}`, 'ssrf');
+  } finally {
+    await f.close();
+  }
+});
+
+test('hop-by-hop headers are stripped both ways and no Via is added', async () => {
+  const f = await fixture(basicPolicy, (req, res) => {
+    res.setHeader('Connection', 'X-Origin-Hop, keep-alive');
+    res.setHeader('X-Origin-Hop', 'secret');
+    res.setHeader('Keep-Alive', 'timeout=5');
+    res.setHeader('X-End-To-End', 'kept');
+    echo(req, res);
+  });
+  try {
+    const result = await curl([
+      '-i',
+      '--proxy',
+      f.proxy.proxyUrl,
+      '-H',
+      'Connection: X-Client-Hop',
+      '-H',
+      'X-Client-Hop: hidden',
+      '-H',
+      'Keep-Alive: timeout=9',
+      '-H',
+      'Proxy-Authorization: Basic dXNlcjpwYXNz',
+      '-H',
+      'Proxy-Connection: keep-alive',
+      '-H',
+      'TE: trailers',
+      '-H',
+      'X-Kept: yes',
+      `http://api.example.test:${f.origin.port}/r/${token()}`,
+    ]);
+    const response = parseCurlResponse(result.stdout);
+    assert.equal(response.status, 200);
+    const seen = JSON.parse(response.body.toString()) as { headers: Record<string, string> };
+    for (const name of [
+      'x-client-hop',
+      'keep-alive',
+      'proxy-authorization',
+      'proxy-connection',
+      'te',
+      'via',
+      'forwarded',
+      'x-forwarded-for',
+    ])
+      assert.equal(seen.headers[name], undefined, `${name} reached the origin`);
+    assert.equal(seen.headers['x-kept'], 'yes');
+    assert.equal(response.headers['x-origin-hop'], undefined);
+    // The engine's own connection to curl may announce its keep-alive; the origin's never passes.
+    assert.notEqual(response.headers['keep-alive'], 'timeout=5');
+    assert.equal(response.headers.via, undefined);
+    assert.equal(response.headers['x-end-to-end'], 'kept');
+  } finally {
+    await f.close();
+  }
+});
+
+test('GET /health answers JSON with status, version, policy hash and counters', async () => {
+  const f = await fixture(basicPolicy);
+  try {
+    await curl(['--proxy', f.proxy.proxyUrl, `http://other.example.test:${f.origin.port}/`]);
+    await curl([
+      '--proxy',
+      f.proxy.proxyUrl,
+      `http://api.example.test:${f.origin.port}/r/${token()}`,
+    ]);
+    const result = await curl(['-i', `${f.proxy.proxyUrl}/health`]);
+    const response = parseCurlResponse(result.stdout);
+    assert.equal(response.status, 200);
+    assert.match(response.headers['content-type'] ?? '', /application\/json/);
+    const health = JSON.parse(response.body.toString()) as Record<string, unknown> & {
+      counters: Record<string, number>;
+    };
+    assert.equal(health.status, 'healthy');
+    assert.equal(health.version, '0.0.0-test');
+    assert.match(String(health.policy_hash), /^[0-9a-f]{64}$/);
+    assert.equal(health.counters.allowed, 1);
+    assert.equal(health.counters.blocked, 1);
+    assert.equal(health.counters.evidence_errors, 0);
+  } finally {
+    await f.close();
+  }
+});
+
+test('origin-form requests other than /health are answered 400', async () => {
+  const f = await fixture(basicPolicy);
+  try {
+    for (const path of ['/', '/r/x', '/health/../x', '/ws?url=ws://api.example.test/']) {
+      const result = await curl(['-i', `${f.proxy.proxyUrl}${path}`]);
+      const response = parseCurlResponse(result.stdout);
+      assert.equal(response.status, 400, path);
+      assert.equal(response.headers['x-pipelock-egress-block'], 'request', path);
+      assert.match(response.body.toString(), /^blocked: /);
+    }
+    assert.equal(f.origin.hits, 0);
+  } finally {
+    await f.close();
+  }
+});
+
+test('POST /health is not health', async () => {
+  const f = await fixture(basicPolicy);
+  try {
+    const result = await curl(['-i', '-X', 'POST', `${f.proxy.proxyUrl}/health`]);
+    assert.equal(parseCurlResponse(result.stdout).status, 400);
+  } finally {
+    await f.close();
+  }
+});
+
+test('keep-alive: several requests on one client connection each get their own receipt', async () => {
+  const f = await fixture(basicPolicy);
+  const agent = new ProxyAgent({ uri: f.proxy.proxyUrl, proxyTunnel: false, connections: 1 });
+  try {
+    const ids = Array.from({ length: 20 }, () => token());
+    for (const id of ids) {
+      const response = await request(`http://api.example.test:${f.origin.port}/r/${id}`, {
+        dispatcher: agent,
+      });
+      assert.equal(response.statusCode, 200);
+      await response.body.dump();
+    }
+    assert.deepEqual(f.early, []);
+    await f.proxy.stop();
+    const evidence = readEvidenceDir(f.proxy.dir);
+    assertValid(evidence, true);
+    const decided = decisions(evidence.receipts);
+    assert.equal(decided.length, ids.length);
+    assert.deepEqual(new Set(decided.map((r) => r.action_record.request_id)).size, ids.length);
+  } finally {
+    await agent.close();
+    await f.close();
+  }
+});
+
+test('credentials in an absolute-form URL never reach the evidence in clear', async () => {
+  const f = await fixture(basicPolicy);
+  try {
+    const id = token();
+    const target = `api.example.test:${f.origin.port}`;
+    const { text } = await rawExchange(
+      f.proxy.port,
+      `GET http://agent:hunter2-secret@${target}/r/${id} HTTP/1.1\r\nHost: ${target}\r\nConnection: close\r\n\r\n`,
+    );
+    assert.equal(statusOf(text), 200, text);
+    await f.proxy.stop();
+    const files = readEvidenceDir(f.proxy.dir);
+    assertValid(files, true);
+    const [receipt] = decisions(files.receipts);
+    assert.doesNotMatch(receipt?.action_record.target ?? '', /hunter2/);
+    assert.match(receipt?.action_record.target ?? '', new RegExp(`/r/${id}$`));
+  } finally {
+    await f.close();
+  }
+});
+
+test('the Host header sent upstream is the URL authority, not the client-supplied Host', async () => {
+  const f = await fixture(basicPolicy);
+  try {
+    const target = `api.example.test:${f.origin.port}`;
+    const result = await curl([
+      '-i',
+      '--proxy',
+      f.proxy.proxyUrl,
+      '-H',
+      'Host: evil.example.test',
+      `http://${target}/r/${token()}`,
+    ]);
+    const response = parseCurlResponse(result.stdout);
+    assert.equal(response.status, 200);
+    const body = JSON.parse(response.body.toString()) as { rawHeaders: string[] };
+    const hosts = body.rawHeaders.filter((name, i) => i % 2 === 0 && name.toLowerCase() === 'host');
+    assert.equal(hosts.length, 1);
+    assert.equal(
+      body.rawHeaders[body.rawHeaders.findIndex((h) => h.toLowerCase() === 'host') + 1],
+      target,
+    );
+  } finally {
+    await f.close();
+  }
+});
+
+test('HEAD passes and answers without a body', async () => {
+  const f = await fixture(basicPolicy, (_req, res) => {
+    res.writeHead(200, { 'content-length': '1234', 'x-head': 'yes' });
+    res.end();
+  });
+  try {
+    const result = await curl([
+      '-sS',
+      '-I',
+      '--proxy',
+      f.proxy.proxyUrl,
+      `http://api.example.test:${f.origin.port}/r/${token()}`,
+    ]);
+    const response = parseCurlResponse(result.stdout);
+    assert.equal(response.status, 200);
+    assert.equal(response.headers['content-length'], '1234');
+    assert.equal(response.headers['x-head'], 'yes');
+    assert.equal(response.body.length, 0);
+  } finally {
+    await f.close();
+  }
+});
+
+test('a protocol upgrade through the forward proxy is refused 400 with a receipt', async () => {
+  const f = await fixture(basicPolicy);
+  try {
+    const target = `api.example.test:${f.origin.port}`;
+    const { text } = await rawExchange(
+      f.proxy.port,
+      `GET http://${target}/r/ws HTTP/1.1\r\nHost: ${target}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
+    assert.equal(statusOf(text), 400, text);
+    assert.match(text, /X-Pipelock-Egress-Block: request/);
+    await f.proxy.stop();
+    assert.equal(f.origin.hits, 0);
+    const [receipt] = decisions(readEvidenceDir(f.proxy.dir).receipts);
+    assert.equal(receipt?.action_record.verdict, 'block');
+    assert.equal(receipt?.action_record.layer, 'request');
+  } finally {
+    await f.close();
+  }
+});
+
+test('50 MB pass both ways with the default limits (chunked upload, fixed-length download)', async () => {
+  const size = 50 * 1000 * 1000;
+  const piece = randomBytes(1024 * 1024);
+  const f = await fixture(basicPolicy, (req, res) => {
+    let length = 0;
+    req.on('data', (chunk: Buffer) => (length += chunk.length));
+    req.on('end', () => {
+      res.writeHead(200, { 'content-length': String(size), 'x-upload-length': String(length) });
+      let sent = 0;
+      const pump = () => {
+        while (sent < size) {
+          const part = piece.subarray(0, Math.min(piece.length, size - sent));
+          sent += part.length;
+          if (!res.write(part)) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      pump();
+    });
+  });
+  const agent = proxyAgent(f.proxy);
+  try {
+    async function* upload() {
+      for (let sent = 0; sent < size; sent += piece.length)
+        yield piece.subarray(0, Math.min(piece.length, size - sent));
+    }
+    const response = await request(`http://api.example.test:${f.origin.port}/r/${token()}`, {
+      method: 'POST',
+      body: Readable.from(upload()),
+      dispatcher: agent,
+    });
+    assert.equal(response.statusCode, 200);
+    assert.equal(response.headers['x-upload-length'], String(size));
+    let received = 0;
+    for await (const chunk of response.body) received += (chunk as Buffer).length;
+    assert.equal(received, size);
+  } finally {
+    await agent.close();
+    await f.close();
+  }
+});
+
+test('the engine can serve on an already-listening handle handed over to it', async () => {
+  const origin = await startOrigin(echo);
+  const { createServer } = await import('node:net');
+  const { Engine } = await import('../../src/engine/engine.js');
+  const { EvidenceWriter } = await import('../../src/engine/evidence-writer.js');
+  const { createResolver } = await import('../../src/engine/resolver.js');
+  const { backend, noLookup, policyFrom } = await import('./helpers.js');
+  const listening = createServer();
+  await new Promise<void>((resolve) => listening.listen(0, '127.0.0.1', resolve));
+  const dir = tempDir();
+  const policy = policyFrom(basicPolicy(origin.port));
+  const writer = EvidenceWriter.create({
+    dir,
+    backend,
+    seed: randomBytes(32),
+    run: { actor: 'handle-test', policyHash: policy.hash },
+  });
+  const engine = new Engine({
+    policy,
+    log: writer,
+    resolver: createResolver([{ host: 'api.example.test', ip: '127.0.0.1' }], noLookup),
+    version: 'test',
+  });
+  try {
+    const address = await engine.listen({ handle: listening });
+    assert.equal(address.host, '127.0.0.1');
+    const result = await curl([
+      '-i',
+      '--proxy',
+      `http://127.0.0.1:${address.port}`,
+      `http://api.example.test:${origin.port}/r/${token()}`,
+    ]);
+    assert.equal(parseCurlResponse(result.stdout).status, 200);
+    assert.equal(origin.hits, 1);
+  } finally {
+    await engine.close();
+    writer.seal();
+    listening.close();
+    await origin.close();
+    assertValid(readEvidenceDir(dir), true);
+    cleanup(dir);
+  }
+});
+
+test('fetch (undici) through the proxy: POST with a body and the JSON answer', async () => {
+  const { fetch } = await import('undici');
+  const f = await fixture(basicPolicy);
+  const agent = proxyAgent(f.proxy);
+  try {
+    const id = token();
+    const response = await fetch(`http://api.example.test:${f.origin.port}/r/${id}`, {
+      method: 'POST',
+      body: JSON.stringify({ hello: 'world' }),
+      headers: { 'content-type': 'application/json' },
+      dispatcher: agent,
+    });
+    assert.equal(response.status, 200);
+    const seen = (await response.json()) as { method: string; length: number; url: string };
+    assert.deepEqual([seen.method, seen.length, seen.url], ['POST', 17, `/r/${id}`]);
+    const blocked = await fetch('http://blocked.example.test/', { dispatcher: agent });
+    assert.equal(blocked.status, 403);
+    assert.equal(blocked.headers.get('x-pipelock-egress-block'), 'destination');
+    assert.match(await blocked.text(), /^blocked: no egress rule allows blocked\.example\.test/);
+    assert.deepEqual(f.early, []);
+  } finally {
+    await agent.close();
+    await f.close();
+  }
+});

@@ -1,0 +1,272 @@
+import './dial-guard.js';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { EvidenceWriter } from '../../src/engine/evidence-writer.js';
+import type { DecisionEntry } from '../../src/engine/decision-log.js';
+import { MAX_SHARD_BYTES } from '../../src/receipts/index.js';
+import {
+  assertValid,
+  backend,
+  cleanup,
+  decisions,
+  readCompleteLines,
+  readEvidenceDir,
+  tempDir,
+} from './helpers.js';
+
+const POLICY_HASH = 'a'.repeat(64);
+
+function entry(i: number, method = 'GET'): DecisionEntry {
+  return {
+    actionId: randomUUID(),
+    requestId: `req-${i}`,
+    transport: 'forward',
+    method,
+    target: `http://api.example.test/r/${i}`,
+    verdict: 'allow',
+    phase: 'intent',
+  };
+}
+
+function writer(
+  dir: string,
+  extra: { maxEntriesPerFile?: number; checkpointInterval?: number } = {},
+) {
+  return EvidenceWriter.create({
+    dir,
+    backend,
+    seed: randomBytes(32),
+    run: { actor: 'writer-test', policyHash: POLICY_HASH },
+    ...extra,
+  });
+}
+
+test('create, append, seal: the evidence verifies whole and sealed with the right counts', async () => {
+  const root = tempDir();
+  const dir = join(root, 'evidence');
+  try {
+    const w = writer(dir);
+    for (let i = 0; i < 25; i++) await w.append(entry(i, i % 2 ? 'POST' : 'GET'));
+    await w.append({ ...entry(99), verdict: 'block', layer: 'destination', pattern: 'no rule' });
+    const summary = w.seal();
+    assert.equal(summary.receiptCount, 28, 'open + 26 decisions + close');
+    assert.equal(summary.finalSeq, 27n);
+    const evidence = readEvidenceDir(dir);
+    assertValid(evidence, true);
+    assert.equal(evidence.report.receipt_count, 28);
+    assert.equal(evidence.report.root_hash, summary.rootHash);
+    assert.deepEqual(evidence.report.policy_hashes, [POLICY_HASH]);
+    assert.equal(evidence.report.recorder?.seal_anchored, true);
+    assert.equal(Number(evidence.report.recorder?.transcript_root?.receipt_count), 28);
+    const decided = decisions(evidence.receipts);
+    assert.equal(decided.length, 26);
+    const post = decided.find((r) => r.action_record.request_id === 'req-1');
+    assert.equal(post?.action_record.action_type, 'write');
+    assert.equal(post?.action_record.side_effect_class, 'external_write');
+    const blocked = decided.find((r) => r.action_record.verdict === 'block');
+    assert.equal(blocked?.action_record.layer, 'destination');
+    assert.equal(blocked?.action_record.actor, 'writer-test');
+    // Sealed: nothing more may be appended.
+    await assert.rejects(w.append(entry(100)), /sealed/);
+  } finally {
+    cleanup(root);
+  }
+});
+
+test('an unsealed writer leaves a valid, unsealed prefix', async () => {
+  const root = tempDir();
+  try {
+    const w = writer(root);
+    for (let i = 0; i < 5; i++) await w.append(entry(i));
+    w.abandon();
+    const evidence = readEvidenceDir(root);
+    assertValid(evidence, false);
+    assert.equal(evidence.report.receipt_count, 6);
+  } finally {
+    cleanup(root);
+  }
+});
+
+test('files rotate at maxEntriesPerFile and verify in numeric order', async () => {
+  const root = tempDir();
+  try {
+    const w = writer(root, { maxEntriesPerFile: 3, checkpointInterval: 4 });
+    for (let i = 0; i < 40; i++) await w.append(entry(i));
+    const summary = w.seal();
+    const names = readdirSync(root).filter((n) => n.startsWith('evidence-'));
+    assert.ok(names.length > 10, `expected many files, got ${names.length}`);
+    assert.deepEqual([...summary.files].sort(), [...names].sort());
+    // Lexicographic order differs from numeric order here, so a wrong order would break the chain.
+    assert.notDeepEqual([...names].sort(), readEvidenceDir(root).files);
+    for (const name of names) {
+      const lines = readFileSync(join(root, name), 'utf8').split('\n').filter(Boolean);
+      assert.ok(lines.length <= 3, `${name} has ${lines.length} entries`);
+    }
+    const evidence = readEvidenceDir(root);
+    assertValid(evidence, true);
+    assert.equal(evidence.report.receipt_count, 42);
+  } finally {
+    cleanup(root);
+  }
+});
+
+test('no evidence file grows past the verifier shard limit', async () => {
+  const root = tempDir();
+  try {
+    // Long targets make big receipts: a file must rotate on size too, not only on entry count.
+    const w = writer(root, { maxEntriesPerFile: 100_000 });
+    const long = 'x'.repeat(6_000);
+    for (let i = 0; i < 1_600; i++)
+      await w.append({ ...entry(i), target: `http://api.example.test/r/${i}?q=${long}` });
+    w.seal();
+    for (const name of readdirSync(root)) {
+      const size = readFileSync(join(root, name)).length;
+      assert.ok(size <= MAX_SHARD_BYTES, `${name} is ${size} bytes`);
+    }
+    assertValid(readEvidenceDir(root), true);
+  } finally {
+    cleanup(root);
+  }
+});
+
+test('a directory that already holds evidence is refused', async () => {
+  const root = tempDir();
+  try {
+    const first = writer(root);
+    await first.append(entry(1));
+    first.seal();
+    assert.throws(() => writer(root), /already holds evidence-proxy-0\.jsonl/);
+    // The earlier chain is untouched.
+    assertValid(readEvidenceDir(root), true);
+  } finally {
+    cleanup(root);
+  }
+});
+
+test('an existing empty directory is accepted and made 0700 when created', () => {
+  const root = tempDir();
+  try {
+    mkdirSync(join(root, 'empty'));
+    writer(join(root, 'empty')).seal();
+    const created = join(root, 'new', 'nested');
+    writer(created).seal();
+    const mode = Number(execFileSync('stat', ['-c', '%a', created]).toString().trim());
+    assert.equal(mode, 700);
+    const file = join(created, 'evidence-proxy-0.jsonl');
+    assert.equal(Number(execFileSync('stat', ['-c', '%a', file]).toString().trim()), 600);
+  } finally {
+    cleanup(root);
+  }
+});
+
+test('a full disk makes append reject, and every later append too; the file stays verifiable', async () => {
+  const root = tempDir();
+  const mount = join(root, 'tiny');
+  mkdirSync(mount);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mount]);
+  try {
+    const w = writer(mount);
+    let failedAt = -1;
+    let error: Error | undefined;
+    for (let i = 0; i < 2_000 && failedAt < 0; i++) {
+      try {
+        await w.append(entry(i));
+      } catch (e) {
+        failedAt = i;
+        error = e as Error;
+      }
+    }
+    assert.ok(failedAt > 0, 'the disk never filled');
+    assert.match(error?.message ?? '', /evidence cannot be written/);
+    // Space freed elsewhere does not un-fail the writer: the chain has a hole otherwise.
+    await assert.rejects(w.append(entry(5_000)), /evidence cannot be written/);
+    await assert.rejects(w.append(entry(5_001)), /evidence cannot be written/);
+    w.abandon();
+    // What was acknowledged is on disk as complete lines and verifies as an unsealed prefix.
+    const evidence = readEvidenceDir(mount);
+    assertValid(evidence, false);
+    assert.equal(evidence.report.receipt_count, failedAt + 1);
+  } finally {
+    execFileSync('umount', ['-l', mount]);
+    cleanup(root);
+  }
+});
+
+const CHILD = fileURLToPath(new URL('./fixtures/evidence-writer-child.ts', import.meta.url));
+
+test('kill -9 of a process writing under load leaves only complete, verifiable lines', async () => {
+  const root = tempDir();
+  const dir = join(root, 'evidence');
+  try {
+    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, dir], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+    });
+    let written = 0;
+    child.stdout.on('data', (chunk: Buffer) => {
+      const lines = chunk.toString().trim().split('\n');
+      written = Number(lines[lines.length - 1]);
+    });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+      child.on('exit', (_code, signal) => resolve(signal)),
+    );
+    const deadline = Date.now() + 20_000;
+    while (written < 3_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(written >= 3_000, `the child wrote only ${written} receipts`);
+    child.kill('SIGKILL');
+    assert.equal(await exited, 'SIGKILL');
+    const files = readdirSync(dir);
+    assert.ok(files.length > 1, 'the child rotated files');
+    const complete = readCompleteLines(dir);
+    // Only the line being written when the process died may be torn, in the last file.
+    assert.ok(
+      complete.torn.length === 0 ||
+        (complete.torn.length === 1 && complete.torn[0] === complete.files.at(-1)),
+      `torn files: ${complete.torn.join(', ')}`,
+    );
+    const evidence = complete;
+    assertValid(evidence, false);
+    assert.ok(
+      evidence.report.receipt_count >= written,
+      `${evidence.report.receipt_count} < ${written}`,
+    );
+  } finally {
+    cleanup(root);
+  }
+});
+
+test('fsync racing a rotation never fails the writer (a stale descriptor is not an error)', async () => {
+  const root = tempDir();
+  try {
+    // Rotate on every other entry while fsync runs every millisecond, for a bounded time.
+    const deadline = Date.now() + 2_500;
+    let appended = 0;
+    for (let round = 0; round < 50 && Date.now() < deadline; round++) {
+      const w = EvidenceWriter.create({
+        dir: join(root, `round-${round}`),
+        backend,
+        seed: randomBytes(32),
+        run: { actor: 'fsync-race', policyHash: POLICY_HASH },
+        maxEntriesPerFile: 2,
+        fsyncIntervalMs: 1,
+      });
+      try {
+        for (let i = 0; i < 300; i++) {
+          await w.append(entry(i));
+          appended++;
+          if (i % 5 === 0) await new Promise((r) => setImmediate(r));
+        }
+      } finally {
+        w.abandon();
+      }
+    }
+    assert.ok(appended >= 1_000, `only ${appended} appends ran`);
+  } finally {
+    cleanup(root);
+  }
+});

@@ -1,0 +1,461 @@
+// Shared fixtures for the engine tests: policies, an engine on a loopback port with a real
+// evidence writer, origin servers, a test CA, curl and raw-socket clients, evidence reading.
+// Everything stays on loopback (see dial-guard.ts, imported first).
+
+import { violations } from './dial-guard.js';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  fstatSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { connect, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Engine, type EngineOptions } from '../../src/engine/engine.js';
+import { EvidenceWriter } from '../../src/engine/evidence-writer.js';
+import type { EngineLimits } from '../../src/engine/limits.js';
+import { createResolver } from '../../src/engine/resolver.js';
+import { parsePolicy, type Policy } from '../../src/policy/index.js';
+import {
+  evidenceFileOrder,
+  readEvidenceDirectory,
+  verifyEvidence,
+  type EvidenceReport,
+  type Receipt,
+} from '../../src/receipts/index.js';
+import { createNodeBackend } from '../../src/receipts/node-backend.js';
+
+export { violations };
+export const backend = createNodeBackend();
+
+export function policyFrom(yaml: string): Policy {
+  const parsed = parsePolicy(Buffer.from(yaml), 'test-policy.yaml');
+  if (!parsed.ok) throw new Error(`test policy invalid: ${JSON.stringify(parsed.errors)}`);
+  return parsed.policy;
+}
+
+export function tempDir(prefix = 'pe-engine-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A lookup that must never run: every name a test uses is pinned. */
+export const lookups: string[] = [];
+export const noLookup = (hostname: string): Promise<never> => {
+  lookups.push(hostname);
+  return Promise.reject(new Error(`test resolver: ${hostname} is not pinned (no DNS in tests)`));
+};
+
+export interface RunningEngine {
+  readonly engine: Engine;
+  readonly writer: EvidenceWriter;
+  readonly dir: string;
+  readonly port: number;
+  readonly proxyUrl: string;
+  /** Closes the engine and seals the evidence (idempotent). */
+  stop(): Promise<void>;
+}
+
+export interface EngineSetup {
+  readonly policy: string | Policy;
+  readonly pins?: Record<string, string>;
+  readonly limits?: Partial<EngineLimits>;
+  readonly upstreamCa?: readonly string[];
+  readonly dir?: string;
+  readonly lookup?: (hostname: string) => Promise<readonly { address: string }[]>;
+  readonly maxEntriesPerFile?: number;
+  readonly onEvidenceError?: EngineOptions['onEvidenceError'];
+}
+
+export async function startEngine(setup: EngineSetup): Promise<RunningEngine> {
+  const policy = typeof setup.policy === 'string' ? policyFrom(setup.policy) : setup.policy;
+  const dir = setup.dir ?? join(tempDir(), 'evidence');
+  const writer = EvidenceWriter.create({
+    dir,
+    backend,
+    seed: randomBytes(32),
+    run: { actor: 'engine-test', policyHash: policy.hash },
+    ...(setup.maxEntriesPerFile ? { maxEntriesPerFile: setup.maxEntriesPerFile } : {}),
+  });
+  const pins = Object.entries(setup.pins ?? {}).map(([host, ip]) => ({ host, ip }));
+  const engine = new Engine({
+    policy,
+    log: writer,
+    resolver: createResolver(pins, setup.lookup ?? noLookup),
+    version: '0.0.0-test',
+    ...(setup.upstreamCa ? { upstreamCa: setup.upstreamCa } : {}),
+    ...(setup.limits ? { limits: setup.limits } : {}),
+    ...(setup.onEvidenceError ? { onEvidenceError: setup.onEvidenceError } : {}),
+  });
+  const address = await engine.listen({ host: '127.0.0.1', port: 0 });
+  let stopped: Promise<void> | undefined;
+  return {
+    engine,
+    writer,
+    dir,
+    port: address.port,
+    proxyUrl: `http://127.0.0.1:${address.port}`,
+    stop() {
+      stopped ??= (async () => {
+        await engine.close();
+        try {
+          writer.seal();
+        } catch {
+          writer.abandon();
+        }
+      })();
+      return stopped;
+    },
+  };
+}
+
+export interface ReadEvidence {
+  readonly report: EvidenceReport;
+  readonly receipts: readonly Receipt[];
+  readonly files: readonly string[];
+}
+
+/** Reads and verifies (whole recorder) every evidence file of the directory. */
+export function readEvidenceDir(dir: string, wholeRecorder = true): ReadEvidence {
+  const files = evidenceFileOrder(readdirSync(dir));
+  const read = readEvidenceDirectory(
+    files.map((name) => ({ name, content: readFileSync(join(dir, name)) })),
+  );
+  if (!read.ok) throw new Error(`evidence unreadable: ${read.failure.message}`);
+  const report = verifyEvidence(backend, read.value, { wholeRecorder });
+  return { report, receipts: read.value.receipts, files };
+}
+
+/**
+ * After a kill -9: the complete lines of every file, verified. On Linux a fatal signal can cut
+ * a write(2) short between pages, so the last line of the file being written may be torn; only
+ * that one line may be missing. Returns the verification and the names of torn files.
+ */
+export function readCompleteLines(dir: string): ReadEvidence & { torn: string[] } {
+  const files = evidenceFileOrder(readdirSync(dir));
+  const torn: string[] = [];
+  const read = readEvidenceDirectory(
+    files.map((name) => {
+      const content = readFileSync(join(dir, name));
+      const end = content.lastIndexOf(0x0a) + 1;
+      if (end !== content.length) torn.push(name);
+      return { name, content: content.subarray(0, end) };
+    }),
+  );
+  if (!read.ok) throw new Error(`evidence unreadable: ${read.failure.message}`);
+  const report = verifyEvidence(backend, read.value, { wholeRecorder: true });
+  return { report, receipts: read.value.receipts, files, torn };
+}
+
+/** Decision receipts (not session control, not tunnel outcomes). */
+export function decisions(receipts: readonly Receipt[]): Receipt[] {
+  return receipts.filter(
+    (r) =>
+      r.action_record.transport !== 'receipt_session' &&
+      r.action_record.decision_phase !== 'outcome',
+  );
+}
+
+export function assertValid(evidence: ReadEvidence, sealed: boolean): void {
+  assert.equal(evidence.report.valid, true, JSON.stringify(evidence.report.error));
+  assert.equal(evidence.report.sealed, sealed);
+}
+
+// ---------------------------------------------------------------- origins
+
+export interface Origin {
+  readonly server: Server;
+  readonly port: number;
+  hits: number;
+  close(): Promise<void>;
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+async function listenOrigin(server: Server): Promise<Origin> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const origin: Origin = {
+    server,
+    port: (server.address() as AddressInfo).port,
+    hits: 0,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+  server.prependListener('request', () => origin.hits++);
+  return origin;
+}
+
+export function startOrigin(handler: Handler): Promise<Origin> {
+  return listenOrigin(createServer({ keepAliveTimeout: 60_000 }, handler));
+}
+
+export function startHttpsOrigin(handler: Handler, tls: TestPki): Promise<Origin> {
+  return listenOrigin(createHttpsServer({ key: tls.serverKey, cert: tls.serverCert }, handler));
+}
+
+/** Answers with JSON describing the request (method, url, headers, body length). */
+export const echo: Handler = (req, res) => {
+  let length = 0;
+  req.on('data', (chunk: Buffer) => (length += chunk.length));
+  req.on('end', () => {
+    const body = JSON.stringify({
+      method: req.method,
+      url: req.url,
+      headers: req.headers,
+      rawHeaders: req.rawHeaders,
+      length,
+    });
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(body);
+  });
+};
+
+// ---------------------------------------------------------------- PKI
+
+export interface TestPki {
+  readonly dir: string;
+  readonly caFile: string;
+  readonly caCert: string;
+  readonly serverKey: string;
+  readonly serverCert: string;
+}
+
+/** A CA and a server certificate for the given DNS names (and 127.0.0.1), made with openssl. */
+export function makePki(names: readonly string[]): TestPki {
+  const dir = tempDir('pe-pki-');
+  const run = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  run(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'ca.key']);
+  run([
+    'req',
+    '-x509',
+    '-new',
+    '-key',
+    'ca.key',
+    '-sha256',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=pipelock-egress test CA',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+    '-out',
+    'ca.pem',
+  ]);
+  run(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'server.key']);
+  run([
+    'req',
+    '-new',
+    '-key',
+    'server.key',
+    '-subj',
+    `/CN=${names[0] ?? 'origin.test'}`,
+    '-out',
+    'server.csr',
+  ]);
+  const san = [...names.map((n) => `DNS:${n}`), 'IP:127.0.0.1'].join(',');
+  writeFileSync(
+    join(dir, 'ext.cnf'),
+    `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`,
+  );
+  run([
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-sha256',
+    '-extfile',
+    'ext.cnf',
+    '-out',
+    'server.pem',
+  ]);
+  return {
+    dir,
+    caFile: join(dir, 'ca.pem'),
+    caCert: readFileSync(join(dir, 'ca.pem'), 'utf8'),
+    serverKey: readFileSync(join(dir, 'server.key'), 'utf8'),
+    serverCert: readFileSync(join(dir, 'server.pem'), 'utf8'),
+  };
+}
+
+// ---------------------------------------------------------------- clients
+
+export interface CurlResult {
+  readonly code: number | null;
+  readonly stdout: Buffer;
+  readonly stderr: string;
+}
+
+/** Runs curl with a clean environment (no proxy variables, so only --proxy applies). */
+export function curl(
+  args: readonly string[],
+  stdin?: Buffer,
+  timeoutMs = 30_000,
+): Promise<CurlResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('curl', ['-sS', '--max-time', String(timeoutMs / 1000), ...args], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: tempDir('pe-home-') },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const out: Buffer[] = [];
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr: err }));
+    child.stdin.end(stdin);
+  });
+}
+
+/** Parses `curl -i` output into status, headers (last response) and body. */
+export function parseCurlResponse(output: Buffer): {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+} {
+  let rest = output;
+  for (;;) {
+    const end = rest.indexOf('\r\n\r\n');
+    assert.ok(end >= 0, `no header block in curl output: ${rest.toString().slice(0, 200)}`);
+    const head = rest.subarray(0, end).toString('latin1');
+    const body = rest.subarray(end + 4);
+    const [statusLine = '', ...lines] = head.split('\r\n');
+    const status = Number(statusLine.split(' ')[1]);
+    // A proxy's "200 Connection established" precedes the tunnelled response.
+    if (
+      (/^HTTP\/1\.[01] 200 Connection established/i.test(statusLine) || status === 100) &&
+      body.length > 0
+    ) {
+      rest = body;
+      continue;
+    }
+    const headers: Record<string, string> = {};
+    for (const line of lines) {
+      const colon = line.indexOf(':');
+      headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+    }
+    return { status, headers, body };
+  }
+}
+
+/** Writes bytes on a raw connection and collects everything until the peer closes. */
+export function rawExchange(
+  port: number,
+  payload: string | Buffer | readonly (string | Buffer)[],
+  timeoutMs = 5_000,
+  gapMs = 0,
+): Promise<{ text: string; closed: boolean }> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    const chunks: Buffer[] = [];
+    let done = false;
+    const finish = (closed: boolean) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ text: Buffer.concat(chunks).toString('latin1'), closed });
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', () => finish(true));
+    socket.on('close', () => finish(true));
+    socket.on('connect', async () => {
+      const parts = Array.isArray(payload) ? payload : [payload];
+      for (const part of parts) {
+        if (done) return;
+        socket.write(part);
+        if (gapMs > 0) await new Promise((r) => setTimeout(r, gapMs));
+      }
+    });
+  });
+}
+
+export function statusOf(raw: string): number {
+  const match = /^HTTP\/1\.1 (\d{3})/.exec(raw);
+  return match ? Number(match[1]) : 0;
+}
+
+/** Waits until the condition holds (bounded), polling. */
+export async function waitFor(
+  condition: () => boolean,
+  timeoutMs = 5_000,
+  what = 'condition',
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+// ---------------------------------------------------------------- write-ahead check
+
+/**
+ * Follows the evidence files as they grow (reading only new bytes), collecting the request
+ * tokens (`/r/<token>`) named by the receipts written so far.
+ */
+export class EvidenceTail {
+  private readonly offsets = new Map<string, number>();
+  private readonly partial = new Map<string, string>();
+  readonly tokens = new Set<string>();
+
+  constructor(private readonly dir: string) {}
+
+  poll(): void {
+    for (const name of evidenceFileOrder(readdirSync(this.dir))) {
+      const fd = openSync(join(this.dir, name), 'r');
+      try {
+        const size = fstatSync(fd).size;
+        let offset = this.offsets.get(name) ?? 0;
+        if (size <= offset) continue;
+        const buffer = Buffer.alloc(size - offset);
+        let read = 0;
+        while (read < buffer.length) {
+          const n = readSync(fd, buffer, read, buffer.length - read, offset + read);
+          if (n === 0) break;
+          read += n;
+        }
+        offset += read;
+        this.offsets.set(name, offset);
+        const text = (this.partial.get(name) ?? '') + buffer.subarray(0, read).toString('utf8');
+        const cut = text.lastIndexOf('\n');
+        this.partial.set(name, text.slice(cut + 1));
+        for (const match of text.slice(0, cut + 1).matchAll(/\/r\/([A-Za-z0-9-]+)/g))
+          this.tokens.add(match[1] ?? '');
+      } finally {
+        closeSync(fd);
+      }
+    }
+  }
+}
+
+export function cleanup(...paths: string[]): void {
+  for (const path of paths) rmSync(path, { recursive: true, force: true });
+}
+
+export function assertNoViolations(): void {
+  assert.deepEqual(violations, [], 'the dial guard refused a non-loopback connection');
+  assert.deepEqual(lookups, [], 'a name was looked up that no test pinned');
+}

@@ -1,0 +1,496 @@
+import './dial-guard.js';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, writeSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { ProxyAgent, request } from 'undici';
+import {
+  assertValid,
+  cleanup,
+  curl,
+  decisions,
+  echo,
+  parseCurlResponse,
+  rawExchange,
+  readEvidenceDir,
+  startEngine,
+  startOrigin,
+  statusOf,
+  tempDir,
+  waitFor,
+  type EngineSetup,
+  type Origin,
+  type RunningEngine,
+} from './helpers.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+interface Fixture {
+  readonly origin: Origin;
+  readonly proxy: RunningEngine;
+  readonly host: string;
+  close(): Promise<void>;
+}
+
+async function fixture(
+  setup: Omit<EngineSetup, 'policy'> = {},
+  handler: (req: IncomingMessage, res: ServerResponse) => void = echo,
+  port?: (originPort: number) => number,
+): Promise<Fixture> {
+  const origin = await startOrigin(handler);
+  const allowed = port ? port(origin.port) : origin.port;
+  const proxy = await startEngine({
+    pins: { 'api.example.test': '127.0.0.1' },
+    ...setup,
+    policy: `version: "1.0"
+egress:
+  - destination: "api.example.test"
+    ports: [${allowed}]
+  - destination: "127.0.0.1"
+    ports: [${allowed}]
+default_deny: true
+`,
+  });
+  return {
+    origin,
+    proxy,
+    host: `api.example.test:${allowed}`,
+    async close() {
+      await proxy.stop();
+      await origin.close();
+      if (!setup.dir) cleanup(join(proxy.dir, '..'));
+    },
+  };
+}
+
+/** The single block receipt of a request the engine could not even parse. */
+function onlyBlock(proxy: RunningEngine, layer: string) {
+  const evidence = readEvidenceDir(proxy.dir);
+  assertValid(evidence, true);
+  const blocks = decisions(evidence.receipts).filter((r) => r.action_record.verdict === 'block');
+  assert.equal(blocks.length, 1, `block receipts: ${blocks.length}`);
+  assert.equal(blocks[0]?.action_record.layer, layer);
+  return blocks[0];
+}
+
+const probes: Array<[string, (host: string) => string, number, string]> = [
+  [
+    'Content-Length together with Transfer-Encoding',
+    (h) =>
+      `POST http://${h}/r/x HTTP/1.1\r\nHost: ${h}\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET http://${h}/smuggled HTTP/1.1\r\nHost: ${h}\r\n\r\n`,
+    400,
+    'request',
+  ],
+  [
+    'two different Content-Lengths',
+    (h) =>
+      `POST http://${h}/r/x HTTP/1.1\r\nHost: ${h}\r\nContent-Length: 3\r\nContent-Length: 40\r\n\r\nabc`,
+    400,
+    'request',
+  ],
+  [
+    'two equal Content-Lengths',
+    (h) =>
+      `POST http://${h}/r/x HTTP/1.1\r\nHost: ${h}\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc`,
+    400,
+    'request',
+  ],
+  [
+    'an obs-folded header',
+    (h) => `GET http://${h}/r/x HTTP/1.1\r\nHost: ${h}\r\nX-Folded: a\r\n b\r\n\r\n`,
+    400,
+    'request',
+  ],
+  [
+    'a control byte in a header value',
+    (h) => `GET http://${h}/r/x HTTP/1.1\r\nHost: ${h}\r\nX-Bad: a\x01b\r\n\r\n`,
+    400,
+    'request',
+  ],
+  [
+    'a space in a header name',
+    (h) => `GET http://${h}/r/x HTTP/1.1\r\nHost: ${h}\r\nX Bad: a\r\n\r\n`,
+    400,
+    'request',
+  ],
+  [
+    'a bare LF line ending',
+    (h) => `GET http://${h}/r/x HTTP/1.1\nHost: ${h}\nX-A: b\n\n`,
+    400,
+    'request',
+  ],
+  [
+    'a chunked body with an invalid chunk size',
+    (h) =>
+      `POST http://${h}/r/x HTTP/1.1\r\nHost: ${h}\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n`,
+    400,
+    'request',
+  ],
+  [
+    'a Transfer-Encoding that does not end in chunked',
+    (h) =>
+      `POST http://${h}/r/x HTTP/1.1\r\nHost: ${h}\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n`,
+    400,
+    'request',
+  ],
+  [
+    'an HTTP/1.1 request without Host',
+    (h) => `GET http://${h}/r/x HTTP/1.1\r\nConnection: close\r\n\r\n`,
+    400,
+    'request',
+  ],
+  [
+    'an absolute-form ws:// target (not a WebSocket route)',
+    (h) => `GET ws://${h}/r/x HTTP/1.1\r\nHost: ${h}\r\nConnection: close\r\n\r\n`,
+    400,
+    'request',
+  ],
+  [
+    'oversized headers',
+    (h) =>
+      `GET http://${h}/r/x HTTP/1.1\r\nHost: ${h}\r\n${Array.from({ length: 40 }, (_, i) => `X-Pad-${i}: ${'p'.repeat(1000)}\r\n`).join('')}\r\n`,
+    431,
+    'limit',
+  ],
+];
+
+for (const [name, build, status, layer] of probes) {
+  test(`smuggling probe refused with a receipt: ${name}`, async () => {
+    const f = await fixture();
+    try {
+      const { text } = await rawExchange(f.proxy.port, build(f.host));
+      assert.equal(statusOf(text), status, text);
+      assert.match(text, new RegExp(`X-Pipelock-Egress-Block: ${layer}`));
+      assert.match(text, /\r\n\r\nblocked: /);
+      await f.proxy.stop();
+      assert.equal(f.origin.hits, 0, 'the origin was reached');
+      onlyBlock(f.proxy, layer);
+    } finally {
+      await f.close();
+    }
+  });
+}
+
+test('413 for a Content-Length over the body limit, before anything is forwarded', async () => {
+  const f = await fixture({ limits: { maxBodyBytes: 1024 } });
+  const dir = tempDir();
+  try {
+    const file = join(dir, 'body.bin');
+    writeFileSync(file, randomBytes(4096));
+    const result = await curl([
+      '-i',
+      '--proxy',
+      f.proxy.proxyUrl,
+      '--data-binary',
+      `@${file}`,
+      `http://${f.host}/r/big`,
+    ]);
+    const response = parseCurlResponse(result.stdout);
+    assert.equal(response.status, 413);
+    assert.equal(response.headers['x-pipelock-egress-block'], 'limit');
+    await f.proxy.stop();
+    assert.equal(f.origin.hits, 0);
+    const block = onlyBlock(f.proxy, 'limit');
+    assert.match(block?.action_record.pattern ?? '', /4096 bytes\) exceeds 1024/);
+  } finally {
+    cleanup(dir);
+    await f.close();
+  }
+});
+
+test('413 for a chunked body that grows over the limit, with a limit receipt', async () => {
+  let received = 0;
+  const f = await fixture({ limits: { maxBodyBytes: 64 * 1024 } }, (req, res) => {
+    req.on('data', (chunk: Buffer) => (received += chunk.length));
+    req.on('end', () => res.end('origin answered'));
+    req.on('error', () => undefined);
+  });
+  const dir = tempDir();
+  try {
+    const file = join(dir, 'body.bin');
+    writeFileSync(file, randomBytes(1024 * 1024));
+    const result = await curl([
+      '-i',
+      '--proxy',
+      f.proxy.proxyUrl,
+      '-H',
+      'Transfer-Encoding: chunked',
+      '--data-binary',
+      `@${file}`,
+      `http://${f.host}/r/chunked`,
+    ]);
+    const response = parseCurlResponse(result.stdout);
+    assert.equal(response.status, 413, response.body.toString());
+    assert.equal(response.headers['x-pipelock-egress-block'], 'limit');
+    assert.ok(received <= 64 * 1024, `the origin received ${received} bytes`);
+    await f.proxy.stop();
+    const evidence = readEvidenceDir(f.proxy.dir);
+    assertValid(evidence, true);
+    const records = decisions(evidence.receipts).map((r) => r.action_record);
+    assert.deepEqual(
+      records.map((r) => [r.verdict, r.layer ?? '']),
+      [
+        ['allow', ''],
+        ['block', 'limit'],
+      ],
+    );
+    assert.equal(records[0]?.action_id, records[1]?.action_id, 'one action, decision then block');
+  } finally {
+    cleanup(dir);
+    await f.close();
+  }
+});
+
+test('408 when a request does not arrive within the request timeout', async () => {
+  const f = await fixture({ limits: { requestTimeoutMs: 400 } });
+  try {
+    const started = Date.now();
+    const { text } = await rawExchange(
+      f.proxy.port,
+      `GET http://${f.host}/r/slow HTTP/1.1\r\nHost: ${f.host}\r\n`,
+      8_000,
+    );
+    const elapsed = Date.now() - started;
+    assert.equal(statusOf(text), 408, text);
+    assert.match(text, /X-Pipelock-Egress-Block: limit/);
+    assert.ok(elapsed < 4_000, `the timeout fired after ${elapsed} ms`);
+    await f.proxy.stop();
+    assert.equal(f.origin.hits, 0);
+    onlyBlock(f.proxy, 'limit');
+  } finally {
+    await f.close();
+  }
+});
+
+test('502 with an allow receipt when the upstream refuses the connection', async () => {
+  const closed = createServer();
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+  const deadPort = (closed.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => closed.close(() => resolve()));
+  const f = await fixture({}, echo, () => deadPort);
+  try {
+    const result = await curl(['-i', '--proxy', f.proxy.proxyUrl, `http://${f.host}/r/refused`]);
+    const response = parseCurlResponse(result.stdout);
+    assert.equal(response.status, 502);
+    assert.equal(response.headers['x-pipelock-egress-block'], 'upstream');
+    assert.match(response.body.toString(), /ECONNREFUSED/);
+    await f.proxy.stop();
+    const evidence = readEvidenceDir(f.proxy.dir);
+    assertValid(evidence, true);
+    assert.equal(decisions(evidence.receipts)[0]?.action_record.verdict, 'allow');
+    const outcome = evidence.receipts.find((r) => r.action_record.decision_phase === 'outcome');
+    assert.match(
+      outcome?.action_record.pattern ?? '',
+      /^status=502 layer=upstream reason=.*ECONNREFUSED/,
+    );
+    assert.equal(
+      outcome?.action_record.action_id,
+      decisions(evidence.receipts)[0]?.action_record.action_id,
+    );
+  } finally {
+    await f.close();
+  }
+});
+
+test('504 when the upstream does not answer within the upstream timeout', async () => {
+  const held: ServerResponse[] = [];
+  const f = await fixture(
+    { limits: { upstreamTimeoutMs: 300 } },
+    (_req, res) => void held.push(res),
+  );
+  try {
+    const started = Date.now();
+    const result = await curl(['-i', '--proxy', f.proxy.proxyUrl, `http://${f.host}/r/slow`]);
+    const response = parseCurlResponse(result.stdout);
+    assert.equal(response.status, 504);
+    assert.equal(response.headers['x-pipelock-egress-block'], 'upstream');
+    assert.ok(Date.now() - started < 5_000);
+    assert.equal(held.length, 1);
+    await f.proxy.stop();
+    const outcome = readEvidenceDir(f.proxy.dir).receipts.find(
+      (r) => r.action_record.decision_phase === 'outcome',
+    );
+    assert.match(
+      outcome?.action_record.pattern ?? '',
+      /^status=504 layer=upstream reason=.*timed out/,
+    );
+  } finally {
+    for (const res of held) res.destroy();
+    await f.close();
+  }
+});
+
+test('503 with a limit receipt when too many requests are in flight to one upstream', async () => {
+  const held: ServerResponse[] = [];
+  const f = await fixture(
+    { limits: { maxRequestsPerUpstream: 1 } },
+    (_req, res) => void held.push(res),
+  );
+  const agent = new ProxyAgent({ uri: f.proxy.proxyUrl, proxyTunnel: false });
+  try {
+    const first = request(`http://${f.host}/r/first`, { dispatcher: agent });
+    await waitFor(() => held.length === 1, 5_000, 'the first request at the origin');
+    const second = await request(`http://${f.host}/r/second`, { dispatcher: agent });
+    assert.equal(second.statusCode, 503);
+    assert.equal(second.headers['x-pipelock-egress-block'], 'limit');
+    assert.match(await second.body.text(), /too many requests in flight/);
+    held[0]?.end('done');
+    const done = await first;
+    assert.equal(done.statusCode, 200);
+    await done.body.dump();
+    assert.equal(f.origin.hits, 1);
+    await f.proxy.stop();
+    const records = decisions(readEvidenceDir(f.proxy.dir).receipts).map((r) => r.action_record);
+    const second_ = records.filter((r) => r.target.endsWith('/r/second'));
+    assert.deepEqual(
+      second_.map((r) => r.verdict),
+      ['allow', 'block'],
+    );
+    assert.equal(second_[1]?.layer, 'limit');
+  } finally {
+    for (const res of held) res.destroy();
+    await agent.close();
+    await f.close();
+  }
+});
+
+test('evidence on a full disk: requests are refused 503 (layer evidence) and never reach the origin unrecorded', async () => {
+  const root = tempDir();
+  const mount = join(root, 'tiny');
+  mkdirSync(mount);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mount]);
+  let f: Fixture | undefined;
+  try {
+    const errors: Error[] = [];
+    f = await fixture({
+      dir: join(mount, 'evidence'),
+      onEvidenceError: (e) => void errors.push(e),
+    });
+    // Fill the rest of the file system.
+    const fd = openSync(join(mount, 'filler'), 'w');
+    try {
+      const block = Buffer.alloc(4096, 1);
+      for (let i = 0; i < 64; i++) writeSync(fd, block);
+    } catch {
+      // ENOSPC: full.
+    } finally {
+      closeSync(fd);
+    }
+    // The last page of the evidence file may still hold a line or two: those requests are
+    // recorded and pass. From the first refused write on, everything is refused.
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      const result = await curl([
+        '-i',
+        '--proxy',
+        f.proxy.proxyUrl,
+        `http://${f.host}/r/unrecorded-${i}`,
+      ]);
+      const response = parseCurlResponse(result.stdout);
+      statuses.push(response.status);
+      if (response.status === 503) {
+        assert.equal(response.headers['x-pipelock-egress-block'], 'evidence');
+        assert.match(response.body.toString(), /evidence could not be written/);
+      }
+    }
+    const firstRefusal = statuses.indexOf(503);
+    assert.ok(firstRefusal >= 0, `never refused: ${statuses.join(',')}`);
+    assert.ok(
+      statuses.slice(firstRefusal).every((s) => s === 503),
+      statuses.join(','),
+    );
+    assert.ok(
+      statuses.slice(0, firstRefusal).every((s) => s === 200),
+      statuses.join(','),
+    );
+    const passed = f.origin.hits;
+    assert.equal(passed, firstRefusal);
+    // A blocked request is still blocked.
+    const blocked = await curl([
+      '-i',
+      '--proxy',
+      f.proxy.proxyUrl,
+      `http://elsewhere.example.test/`,
+    ]);
+    assert.equal(parseCurlResponse(blocked.stdout).status, 403);
+    assert.equal(f.origin.hits, passed);
+    assert.ok(errors.length >= statuses.length - firstRefusal);
+    const health = await curl([`${f.proxy.proxyUrl}/health`]);
+    assert.equal((JSON.parse(health.stdout.toString()) as { status: string }).status, 'degraded');
+    await f.proxy.stop();
+    // Whatever did reach the disk is a verifiable prefix, holding every request that passed.
+    const evidence = readEvidenceDir(f.proxy.dir);
+    assertValid(evidence, false);
+    assert.equal(decisions(evidence.receipts).length, passed);
+  } finally {
+    await f?.close();
+    execFileSync('umount', ['-l', mount]);
+    cleanup(root);
+  }
+});
+
+test('a body that turns malformed after the response started cuts the connection, never splices a 400 into it', async () => {
+  const f = await fixture({}, (req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.write('partial-');
+    req.on('data', () => undefined);
+    req.on('error', () => undefined);
+  });
+  try {
+    const { text, closed } = await rawExchange(
+      f.proxy.port,
+      [
+        `POST http://${f.host}/r/x HTTP/1.1\r\nHost: ${f.host}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n`,
+        'zz\r\nbad\r\n',
+      ],
+      5_000,
+      300,
+    );
+    assert.equal(closed, true);
+    assert.equal(statusOf(text), 200);
+    assert.match(text, /partial-/);
+    assert.equal(text.match(/HTTP\/1\.1 /g)?.length, 1, text);
+    await f.proxy.stop();
+    const evidence = readEvidenceDir(f.proxy.dir);
+    assertValid(evidence, true);
+    const blocks = decisions(evidence.receipts).filter((r) => r.action_record.verdict === 'block');
+    assert.equal(blocks.length, 1);
+    assert.equal(blocks[0]?.action_record.layer, 'request');
+  } finally {
+    await f.close();
+  }
+});
+
+test('Expect: 100-continue: a refused upload is answered before the client sends its body', async () => {
+  const f = await fixture({ limits: { maxBodyBytes: 1024 } });
+  try {
+    const { text } = await rawExchange(
+      f.proxy.port,
+      `POST http://blocked.example.test/r/x HTTP/1.1\r\nHost: blocked.example.test\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`,
+    );
+    assert.equal(statusOf(text), 403, text);
+    assert.doesNotMatch(text, /100 Continue/);
+    const big = await rawExchange(
+      f.proxy.port,
+      `POST http://${f.host}/r/x HTTP/1.1\r\nHost: ${f.host}\r\nContent-Length: 5000\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`,
+    );
+    assert.equal(statusOf(big.text), 413, big.text);
+    assert.doesNotMatch(big.text, /100 Continue/);
+    const ok = await rawExchange(
+      f.proxy.port,
+      [
+        `POST http://${f.host}/r/x HTTP/1.1\r\nHost: ${f.host}\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`,
+        'hello',
+      ],
+      5_000,
+      300,
+    );
+    assert.match(ok.text, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK/);
+    assert.match(ok.text, /"length":5/);
+    assert.equal(f.origin.hits, 1);
+  } finally {
+    await f.close();
+  }
+});

@@ -1,0 +1,490 @@
+import './dial-guard.js';
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ProxyAgent, request } from 'undici';
+import { main } from '../../src/cli/main.js';
+import { encodePrivateKeyPem } from '../../src/receipts/index.js';
+import { randomBytes } from 'node:crypto';
+import {
+  assertValid,
+  backend,
+  cleanup,
+  curl,
+  decisions,
+  echo,
+  makePki,
+  parseCurlResponse,
+  rawExchange,
+  readCompleteLines,
+  readEvidenceDir,
+  startEngine,
+  startHttpsOrigin,
+  startOrigin,
+  statusOf,
+  tempDir,
+  waitFor,
+} from './helpers.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const GUARD = fileURLToPath(new URL('./dial-guard.ts', import.meta.url));
+const pki = makePki(['secure.example.test']);
+after(() => cleanup(pki.dir));
+
+interface Cli {
+  readonly child: ChildProcessWithoutNullStreams;
+  readonly ready: Promise<Record<string, unknown>>;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stdout(): string;
+  stderr(): string;
+}
+
+function runCli(args: readonly string[]): Cli {
+  // The child runs behind the same dial guard: it may reach loopback only.
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', '--import', GUARD, join(ROOT, 'src/cli/index.ts'), ...args],
+    { cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' } },
+  );
+  let out = '';
+  let err = '';
+  let onLine: (line: Record<string, unknown>) => void = () => undefined;
+  const ready = new Promise<Record<string, unknown>>((resolve) => (onLine = resolve));
+  child.stdout.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+    const first = out.split('\n')[0];
+    if (out.includes('\n') && first) onLine(JSON.parse(first) as Record<string, unknown>);
+  });
+  child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return { child, ready, exited, stdout: () => out, stderr: () => err };
+}
+
+async function readyOrExit(cli: Cli): Promise<Record<string, unknown>> {
+  const outcome = await Promise.race([cli.ready, cli.exited.then(() => undefined)]);
+  if (outcome === undefined) throw new Error(`the proxy exited early: ${cli.stderr()}`);
+  return outcome;
+}
+
+function policyFile(dir: string, text: string): string {
+  const file = join(dir, 'policy.yaml');
+  writeFileSync(file, text);
+  return file;
+}
+
+const policyFor = (port: number) => `version: "1.0"
+egress:
+  - destination: "api.example.test"
+    ports: [${port}]
+  - destination: "secure.example.test"
+    ports: [${port}]
+  - destination: "127.0.0.1"
+    ports: [${port}]
+default_deny: true
+`;
+
+test('proxy CLI: ready line, traffic, SIGTERM seals the evidence and exits 0', async () => {
+  const origin = await startOrigin(echo);
+  const dir = tempDir();
+  const evidence = join(dir, 'evidence');
+  const cli = runCli([
+    'proxy',
+    '--policy',
+    policyFile(dir, policyFor(origin.port)),
+    '--listen',
+    '127.0.0.1:0',
+    '--evidence-dir',
+    evidence,
+    '--resolve',
+    'api.example.test:127.0.0.1',
+    '--identity',
+    'cli-agent',
+  ]);
+  try {
+    const ready = await readyOrExit(cli);
+    assert.equal(ready.event, 'listening');
+    assert.match(String(ready.url), /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.equal(ready.ca_cert, null);
+    assert.match(String(ready.signer_key), /^[0-9a-f]{64}$/);
+    const proxyUrl = String(ready.url);
+    const ok = await curl([
+      '-i',
+      '--proxy',
+      proxyUrl,
+      `http://api.example.test:${origin.port}/r/one`,
+    ]);
+    assert.equal(parseCurlResponse(ok.stdout).status, 200);
+    const blocked = await curl(['-i', '--proxy', proxyUrl, `http://nowhere.example.test/`]);
+    assert.equal(parseCurlResponse(blocked.stdout).status, 403);
+    const health = await curl([`${proxyUrl}/health`]);
+    assert.equal((JSON.parse(health.stdout.toString()) as { status: string }).status, 'healthy');
+    await waitFor(() => cli.stderr().includes('"verdict":"block"'), 3_000, 'the decision log line');
+    cli.child.kill('SIGTERM');
+    const exit = await cli.exited;
+    assert.deepEqual(exit, { code: 0, signal: null }, cli.stderr());
+    const lines = cli
+      .stdout()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.equal(lines.length, 2);
+    const sealed = lines[1] ?? {};
+    assert.equal(sealed.event, 'sealed');
+    assert.equal(sealed.receipts, 4, 'open, allow, block, close');
+    const read = readEvidenceDir(evidence);
+    assertValid(read, true);
+    assert.equal(read.report.root_hash, sealed.root_hash);
+    assert.deepEqual(read.report.signer_keys, [ready.signer_key]);
+    const records = decisions(read.receipts).map((r) => r.action_record);
+    assert.deepEqual(
+      records.map((r) => r.verdict),
+      ['allow', 'block'],
+    );
+    assert.equal(records[0]?.actor, 'cli-agent');
+    assert.equal(read.report.policy_hashes[0], ready.policy_hash);
+  } finally {
+    cli.child.kill('SIGKILL');
+    await origin.close();
+    cleanup(dir);
+  }
+});
+
+test('proxy CLI: --signing-key signs the chain; SIGINT seals too', async () => {
+  const dir = tempDir();
+  const seed = randomBytes(32);
+  const keyFile = join(dir, 'signing-key.pem');
+  writeFileSync(keyFile, encodePrivateKeyPem(seed), { mode: 0o600 });
+  const expectedKey = Buffer.from(backend.ed25519PublicKey(seed)).toString('hex');
+  const cli = runCli([
+    'proxy',
+    '--policy',
+    policyFile(dir, policyFor(1)),
+    '--listen',
+    '127.0.0.1:0',
+    '--evidence-dir',
+    join(dir, 'ev'),
+    '--signing-key',
+    keyFile,
+  ]);
+  try {
+    const ready = await readyOrExit(cli);
+    assert.equal(ready.signer_key, expectedKey);
+    cli.child.kill('SIGINT');
+    assert.deepEqual(await cli.exited, { code: 0, signal: null });
+    const read = readEvidenceDir(join(dir, 'ev'));
+    assertValid(read, true);
+    assert.deepEqual(read.report.signer_keys, [expectedKey]);
+    const close = read.receipts.at(-1)?.action_record.session_control;
+    assert.equal(close?.kind, 'session_close');
+  } finally {
+    cli.child.kill('SIGKILL');
+    cleanup(dir);
+  }
+});
+
+test('proxy CLI: --listen 0.0.0.0:0 is refused (exit 2) before any evidence is started', async () => {
+  const dir = tempDir();
+  const cli = runCli([
+    'proxy',
+    '--policy',
+    policyFile(dir, policyFor(1)),
+    '--listen',
+    '0.0.0.0:0',
+    '--evidence-dir',
+    join(dir, 'ev'),
+  ]);
+  try {
+    const exit = await cli.exited;
+    assert.equal(exit.code, 2, cli.stderr());
+    assert.match(
+      cli.stderr(),
+      /--listen 0\.0\.0\.0:0: the proxy listens on a loopback address only/,
+    );
+    assert.equal(cli.stdout(), '');
+    assert.deepEqual(readdirSync(dir), ['policy.yaml'], 'no evidence was started');
+  } finally {
+    cleanup(dir);
+  }
+});
+
+/** Runs the CLI in this process (for invocations that end before anything listens). */
+async function runInProcess(
+  args: readonly string[],
+): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await main(args, {
+    out: (t) => void (out += t),
+    err: (t) => void (err += t),
+    readFile: (p) => readFile(p),
+  });
+  return { code, out, err };
+}
+
+for (const listen of [
+  '[::]:0',
+  '192.0.2.1:8080',
+  '10.0.0.1:0',
+  'localhost:0',
+  '127.0.0.1',
+  '127.0.0.1:99999',
+]) {
+  test(`proxy CLI: --listen ${listen} is refused (exit 2)`, async () => {
+    const dir = tempDir();
+    try {
+      const result = await runInProcess([
+        'proxy',
+        '--policy',
+        policyFile(dir, policyFor(1)),
+        '--listen',
+        listen,
+        '--evidence-dir',
+        join(dir, 'ev'),
+      ]);
+      assert.equal(result.code, 2, result.err);
+      assert.match(result.err, /--listen/);
+      assert.equal(result.out, '');
+      assert.deepEqual(readdirSync(dir), ['policy.yaml'], 'no evidence was started');
+    } finally {
+      cleanup(dir);
+    }
+  });
+}
+
+test('proxy CLI: missing required options are usage errors (exit 2)', async () => {
+  for (const args of [
+    ['proxy'],
+    ['proxy', '--policy', 'p.yaml'],
+    ['proxy', '--policy', 'p.yaml', '--listen', '127.0.0.1:0'],
+  ]) {
+    const result = await runInProcess(args);
+    assert.equal(result.code, 2, args.join(' '));
+    assert.match(result.err, /is required/);
+  }
+});
+
+test('proxy CLI: a malformed --resolve is a usage error (exit 2)', async () => {
+  const dir = tempDir();
+  try {
+    const result = await runInProcess([
+      'proxy',
+      '--policy',
+      policyFile(dir, policyFor(1)),
+      '--listen',
+      '127.0.0.1:0',
+      '--evidence-dir',
+      join(dir, 'ev'),
+      '--resolve',
+      'api.example.test:not-an-ip',
+    ]);
+    assert.equal(result.code, 2);
+    assert.match(result.err, /--resolve .*not an IP address/);
+  } finally {
+    cleanup(dir);
+  }
+});
+
+test('proxy CLI: an invalid policy exits 1 naming the problem', async () => {
+  const dir = tempDir();
+  try {
+    const result = await runInProcess([
+      'proxy',
+      '--policy',
+      policyFile(dir, 'version: "1.0"\negress: 7\n'),
+      '--listen',
+      '127.0.0.1:0',
+      '--evidence-dir',
+      join(dir, 'ev'),
+    ]);
+    assert.equal(result.code, 1);
+    assert.match(result.err, /policy\.yaml:2/);
+  } finally {
+    cleanup(dir);
+  }
+});
+
+test('proxy CLI: an evidence directory that already holds evidence is refused with a clear message', async () => {
+  const dir = tempDir();
+  const evidence = join(dir, 'ev');
+  mkdirSync(evidence);
+  writeFileSync(join(evidence, 'evidence-proxy-0.jsonl'), '');
+  try {
+    const result = await runInProcess([
+      'proxy',
+      '--policy',
+      policyFile(dir, policyFor(1)),
+      '--listen',
+      '127.0.0.1:0',
+      '--evidence-dir',
+      evidence,
+    ]);
+    assert.equal(result.code, 1, result.err);
+    assert.match(result.err, /already holds evidence-proxy-0\.jsonl/);
+    assert.equal(result.out, '');
+  } finally {
+    cleanup(dir);
+  }
+});
+
+test('proxy CLI: --upstream-ca lets absolute-form https requests verify a private origin', async () => {
+  const origin = await startHttpsOrigin((req, res) => res.end(`secure ${req.url}`), pki);
+  const dir = tempDir();
+  const cli = runCli([
+    'proxy',
+    '--policy',
+    policyFile(dir, policyFor(origin.port)),
+    '--listen',
+    '127.0.0.1:0',
+    '--evidence-dir',
+    join(dir, 'ev'),
+    '--resolve',
+    'secure.example.test:127.0.0.1',
+    '--upstream-ca',
+    pki.caFile,
+  ]);
+  try {
+    const ready = await readyOrExit(cli);
+    const port = Number(new URL(String(ready.url)).port);
+    const target = `secure.example.test:${origin.port}`;
+    const { text } = await rawExchange(
+      port,
+      `GET https://${target}/r/abs HTTP/1.1\r\nHost: ${target}\r\nConnection: close\r\n\r\n`,
+    );
+    assert.equal(statusOf(text), 200, text);
+    assert.match(text, /secure \/r\/abs$/);
+  } finally {
+    cli.child.kill('SIGKILL');
+    await origin.close();
+    cleanup(dir);
+  }
+});
+
+test('upstream TLS is verified: without the CA an https origin is refused 502', async () => {
+  const origin = await startHttpsOrigin((_req, res) => res.end('should not be read'), pki);
+  const proxy = await startEngine({
+    policy: policyFor(origin.port),
+    pins: { 'secure.example.test': '127.0.0.1' },
+  });
+  try {
+    const target = `secure.example.test:${origin.port}`;
+    const { text } = await rawExchange(
+      proxy.port,
+      `GET https://${target}/ HTTP/1.1\r\nHost: ${target}\r\nConnection: close\r\n\r\n`,
+    );
+    assert.equal(statusOf(text), 502, text);
+    assert.match(text, /X-Pipelock-Egress-Block: upstream/);
+    assert.match(text, /certificate/i);
+  } finally {
+    await proxy.stop();
+    await origin.close();
+    cleanup(join(proxy.dir, '..'));
+  }
+});
+
+test('proxy CLI: kill -9 under load leaves evidence whose every line verifies', async () => {
+  const origin = await startOrigin(echo);
+  const dir = tempDir();
+  const evidence = join(dir, 'evidence');
+  const cli = runCli([
+    'proxy',
+    '--policy',
+    policyFile(dir, policyFor(origin.port)),
+    '--listen',
+    '127.0.0.1:0',
+    '--evidence-dir',
+    evidence,
+    '--resolve',
+    'api.example.test:127.0.0.1',
+  ]);
+  const ready = await readyOrExit(cli);
+  const agent = new ProxyAgent({ uri: String(ready.url), proxyTunnel: false, connections: 20 });
+  let completed = 0;
+  let stop = false;
+  const worker = async () => {
+    for (let i = 0; i < 5_000 && !stop; i++) {
+      try {
+        const response = await request(`http://api.example.test:${origin.port}/r/${i}`, {
+          dispatcher: agent,
+        });
+        await response.body.dump();
+        if (response.statusCode === 200) completed++;
+      } catch {
+        return; // the proxy is gone
+      }
+    }
+  };
+  try {
+    const load = Promise.all(Array.from({ length: 20 }, worker));
+    await waitFor(() => completed >= 600, 30_000, '600 proxied requests');
+    cli.child.kill('SIGKILL');
+    assert.equal((await cli.exited).signal, 'SIGKILL');
+    stop = true;
+    await load;
+    const complete = readCompleteLines(evidence);
+    // Only the line being written when the process died may be torn, in the last file.
+    assert.ok(
+      complete.torn.length === 0 ||
+        (complete.torn.length === 1 && complete.torn[0] === complete.files.at(-1)),
+      `torn files: ${complete.torn.join(', ')}`,
+    );
+    const read = complete;
+    assertValid(read, false);
+    assert.ok(
+      decisions(read.receipts).length >= completed,
+      'every answered request has its receipt',
+    );
+    // `verify` reads the killed run as it is: a torn last line is reported, not fatal.
+    let verified = '';
+    const code = await main(
+      ['verify', '--receipt-chain', evidence, '--public-key', String(ready.signer_key)],
+      {
+        out: (text) => (verified += text),
+        err: () => undefined,
+        readFile: (path) => readFile(path),
+      },
+    );
+    assert.equal(code, 0, verified);
+    assert.match(verified, /^CHAIN VALID: /);
+    assert.equal(/Torn tail: /.test(verified), complete.torn.length === 1, verified);
+  } finally {
+    stop = true;
+    await agent.close();
+    cli.child.kill('SIGKILL');
+    await origin.close();
+    cleanup(dir);
+  }
+});
+
+test('upstream TLS checks the requested name, not the address it connects to', async () => {
+  const origin = await startHttpsOrigin((_req, res) => res.end('should not be read'), pki);
+  const proxy = await startEngine({
+    policy: `version: "1.0"\negress:\n  - destination: "wrong.example.test"\n    ports: [${origin.port}]\n  - destination: "127.0.0.1"\n    ports: [${origin.port}]\ndefault_deny: true\n`,
+    pins: { 'wrong.example.test': '127.0.0.1' },
+    upstreamCa: [pki.caCert],
+  });
+  try {
+    // The certificate names secure.example.test and 127.0.0.1, not wrong.example.test.
+    const target = `wrong.example.test:${origin.port}`;
+    const { text } = await rawExchange(
+      proxy.port,
+      `GET https://${target}/ HTTP/1.1\r\nHost: ${target}\r\nConnection: close\r\n\r\n`,
+    );
+    assert.equal(statusOf(text), 502, text);
+    assert.match(text, /ERR_TLS_CERT_ALTNAME_INVALID|does not match|altnames/i);
+    const ok = await rawExchange(
+      proxy.port,
+      `GET https://127.0.0.1:${origin.port}/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`,
+    );
+    assert.equal(statusOf(ok.text), 200, ok.text);
+  } finally {
+    await proxy.stop();
+    await origin.close();
+    cleanup(join(proxy.dir, '..'));
+  }
+});

@@ -1,0 +1,179 @@
+import './dial-guard.js';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  checkResolvedAddresses,
+  parseResolvedAddress,
+  specialAddressKind,
+} from '../../src/engine/ssrf.js';
+import { createResolver } from '../../src/engine/resolver.js';
+import { formatIp, type IpAddress } from '../../src/policy/ip.js';
+import { policyFrom } from './helpers.js';
+
+function ip(text: string): IpAddress {
+  const parsed = parseResolvedAddress(text);
+  if (parsed === undefined) throw new Error(`not an address: ${text}`);
+  return parsed;
+}
+
+const OPEN = policyFrom(
+  'version: "1.0"\negress:\n  - destination: "api.example.test"\ndefault_deny: true\n',
+);
+
+test('special IPv4 ranges are classified', () => {
+  const cases: Array<[string, string]> = [
+    ['0.0.0.0', 'unspecified'],
+    ['10.0.0.1', 'private'],
+    ['100.64.0.1', 'shared (carrier-grade NAT)'],
+    ['127.0.0.1', 'loopback'],
+    ['127.255.255.254', 'loopback'],
+    ['169.254.169.254', 'link-local (cloud metadata)'],
+    ['172.16.0.1', 'private'],
+    ['172.31.255.255', 'private'],
+    ['192.168.1.1', 'private'],
+    ['224.0.0.1', 'multicast'],
+    ['255.255.255.255', 'reserved'],
+  ];
+  for (const [text, kind] of cases) assert.equal(specialAddressKind(ip(text)), kind, text);
+});
+
+test('public IPv4 addresses are not special', () => {
+  for (const text of ['8.8.8.8', '1.1.1.1', '172.32.0.1', '100.128.0.1', '11.0.0.1', '192.169.0.1'])
+    assert.equal(specialAddressKind(ip(text)), undefined, text);
+});
+
+test('special IPv6 ranges are classified', () => {
+  const cases: Array<[string, string]> = [
+    ['::', 'unspecified'],
+    ['::1', 'loopback'],
+    ['fe80::1', 'link-local'],
+    ['fc00::1', 'unique local (private)'],
+    ['fd12:3456::1', 'unique local (private)'],
+    ['ff02::1', 'multicast'],
+    ['64:ff9b::7f00:1', 'NAT64 (embeds an IPv4 address)'],
+    ['2002:7f00:1::1', '6to4 (embeds an IPv4 address)'],
+    ['2001:db8::1', 'documentation'],
+  ];
+  for (const [text, kind] of cases) assert.equal(specialAddressKind(ip(text)), kind, text);
+  assert.equal(specialAddressKind(ip('2606:4700::1111')), undefined);
+});
+
+test('IPv4-mapped IPv6 answers are judged as the IPv4 they carry', () => {
+  const mapped = ip('::ffff:127.0.0.1');
+  assert.equal(mapped.family, 4);
+  assert.equal(specialAddressKind(mapped), 'loopback');
+  assert.equal(specialAddressKind(ip('::ffff:a9fe:a9fe')), 'link-local (cloud metadata)');
+  assert.equal(specialAddressKind(ip('::ffff:8.8.8.8')), undefined);
+});
+
+test('a zone index on a resolved IPv6 answer is ignored for classification', () => {
+  assert.equal(specialAddressKind(ip('fe80::1%eth0')), 'link-local');
+});
+
+test('a loopback answer is blocked when no rule names it', () => {
+  const check = checkResolvedAddresses(OPEN, 'api.example.test', [ip('127.0.0.1')]);
+  assert.equal(check.ok, false);
+  assert.match(check.ok ? '' : check.reason, /loopback address 127\.0\.0\.1/);
+});
+
+test('each internal answer kind is blocked without a rule', () => {
+  for (const text of [
+    '10.0.0.1',
+    '169.254.169.254',
+    '::1',
+    '::ffff:127.0.0.1',
+    '0.0.0.0',
+    '224.0.0.5',
+  ]) {
+    const check = checkResolvedAddresses(OPEN, 'api.example.test', [ip(text)]);
+    assert.equal(check.ok, false, text);
+  }
+});
+
+test('an internal answer passes when a rule names that IP', () => {
+  const policy = policyFrom(
+    'version: "1.0"\negress:\n  - destination: "api.example.test"\n  - destination: "127.0.0.1"\ndefault_deny: true\n',
+  );
+  const check = checkResolvedAddresses(policy, 'api.example.test', [ip('127.0.0.1')]);
+  assert.deepEqual(check, { ok: true, address: ip('127.0.0.1') });
+  // Naming 127.0.0.1 does not open the rest of the loopback range.
+  assert.equal(checkResolvedAddresses(policy, 'api.example.test', [ip('127.0.0.2')]).ok, false);
+});
+
+test('an internal answer passes when a rule names a CIDR containing it', () => {
+  const policy = policyFrom(
+    'version: "1.0"\negress:\n  - destination: "10.1.0.0/16"\ndefault_deny: true\n',
+  );
+  assert.equal(checkResolvedAddresses(policy, 'db.test', [ip('10.1.2.3')]).ok, true);
+  assert.equal(checkResolvedAddresses(policy, 'db.test', [ip('10.2.0.1')]).ok, false);
+});
+
+test('an IPv6 rule names ::1 and an IPv4-mapped rule names the IPv4 address', () => {
+  const policy = policyFrom(
+    'version: "1.0"\negress:\n  - destination: "[::1]"\n  - destination: "[::ffff:169.254.169.254]"\ndefault_deny: true\n',
+  );
+  assert.equal(checkResolvedAddresses(policy, 'a.test', [ip('::1')]).ok, true);
+  assert.equal(checkResolvedAddresses(policy, 'a.test', [ip('169.254.169.254')]).ok, true);
+});
+
+test('mixed public and private answers are blocked (rebinding shape)', () => {
+  const check = checkResolvedAddresses(OPEN, 'api.example.test', [
+    ip('93.184.216.34'),
+    ip('10.0.0.1'),
+  ]);
+  assert.equal(check.ok, false);
+  assert.match(check.ok ? '' : check.reason, /private address 10\.0\.0\.1/);
+});
+
+test('a public answer is allowed and the first answer is the one to connect to', () => {
+  const check = checkResolvedAddresses(OPEN, 'api.example.test', [
+    ip('93.184.216.34'),
+    ip('2606:2800::1'),
+  ]);
+  assert.equal(check.ok, true);
+  assert.equal(check.ok ? formatIp(check.address) : '', '93.184.216.34');
+});
+
+test('no answers at all is a block', () => {
+  const check = checkResolvedAddresses(OPEN, 'api.example.test', []);
+  assert.equal(check.ok, false);
+  assert.match(check.ok ? '' : check.reason, /resolved to no address/);
+});
+
+test('the resolver answers pins without a lookup and IP literals as themselves', async () => {
+  const asked: string[] = [];
+  const resolver = createResolver(
+    [{ host: 'API.Example.test.', ip: '::ffff:127.0.0.1' }],
+    (name) => {
+      asked.push(name);
+      return Promise.reject(new Error('no lookups'));
+    },
+  );
+  assert.deepEqual(await resolver.resolve({ kind: 'name', name: 'api.example.test' }), [
+    ip('127.0.0.1'),
+  ]);
+  assert.deepEqual(await resolver.resolve({ kind: 'ip', ip: ip('10.0.0.1') }), [ip('10.0.0.1')]);
+  assert.deepEqual(asked, []);
+});
+
+test('the resolver reports a failed lookup naming the host', async () => {
+  const resolver = createResolver([], () =>
+    Promise.reject(Object.assign(new Error('nope'), { code: 'ENOTFOUND' })),
+  );
+  await assert.rejects(
+    resolver.resolve({ kind: 'name', name: 'missing.test' }),
+    /missing\.test: ENOTFOUND/,
+  );
+});
+
+test('the resolver times out a lookup that never answers', async () => {
+  const resolver = createResolver([], () => new Promise(() => undefined), 50);
+  await assert.rejects(
+    resolver.resolve({ kind: 'name', name: 'slow.test' }),
+    /timed out after 50 ms/,
+  );
+});
+
+test('a pin to something that is not an address is refused', () => {
+  assert.throws(() => createResolver([{ host: 'a.test', ip: 'not-an-ip' }]), /not an IP address/);
+});
