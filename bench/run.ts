@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run, startWithReadyLine, stop } from './processes.js';
+import { benchVerify } from './verify.js';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? '5');
 const TUNNEL_BYTES = 256 * 1024 * 1024;
@@ -119,6 +120,10 @@ try {
     `${round(tunnelMBps, 1)}`,
     `ratio ${round(tunnelMBps / directMBps, 2)}`,
   ]);
+
+  const verifyRate = benchVerify();
+  metrics['verify.receipts_per_s'] = round(verifyRate);
+  rows.push(['verify', '', `${round(verifyRate)} receipts/s`, 'one core']);
 
   const results = { node: process.version, cpus: cpus().length, seconds_per_run: SECONDS, metrics };
   await writeFile('bench/results.json', `${JSON.stringify(results, null, 2)}\n`);

@@ -426,6 +426,7 @@ test('verification-report.json carries every field', async () => {
     'sealed',
     'signer_keys',
     'start_time',
+    'torn_tail',
     'trusted',
     'verdict',
   ]);
@@ -444,6 +445,7 @@ test('verification-report.json carries every field', async () => {
       policy_hashes: [SAMPLE_POLICY_HASH],
       policy_hash_match: null,
       broken_at_seq: null,
+      torn_tail: null,
       error: null,
     },
   );
