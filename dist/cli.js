@@ -35246,7 +35246,7 @@ function isBoundGenesis(prevHash) {
 }
 
 // src/receipts/builder.ts
-var ReceiptChainBuilder = class {
+var ReceiptChainBuilder = class _ReceiptChainBuilder {
   constructor(backend, seed) {
     this.backend = backend;
     this.seed = seed;
@@ -35258,6 +35258,18 @@ var ReceiptChainBuilder = class {
   started = false;
   segmentCount = 0;
   run;
+  /**
+   * Continues an existing, unrotated chain whose last receipt is `tail` (after a crash): the
+   * next receipt links to it, and the next `openSession` is a restart bound to it.
+   */
+  static resume(backend, seed, tail) {
+    const builder = new _ReceiptChainBuilder(backend, seed);
+    builder.started = true;
+    builder.nextSeq = tail.finalSeq + 1n;
+    builder.prevHash = tail.rootHash;
+    builder.segmentCount = Number(tail.finalSeq + 1n);
+    return builder;
+  }
   /** The public key (64 hex) currently signing. */
   get signerKey() {
     return toHex(this.backend.ed25519PublicKey(this.seed));
@@ -35767,6 +35779,10 @@ function readInt(node2, field2, goType) {
 }
 var EntryError = class extends Error {
 };
+function parseEntryLine(line) {
+  const parsed = parseJson(line);
+  return parsed.ok ? decodeEntry(parsed.doc) : fail("malformed", parsed.error);
+}
 function decodeEntry(doc) {
   if (doc.root.kind !== "object") return fail("malformed", "recorder entry is not a JSON object");
   const members2 = doc.root.members;
@@ -36457,10 +36473,14 @@ function publicKeyHex(publicKey) {
 
 // src/receipts/recorder-writer.ts
 var RecorderWriter = class {
-  constructor(backend, sessionId, checkpointSeed) {
+  constructor(backend, sessionId, checkpointSeed, tail) {
     this.backend = backend;
     this.sessionId = sessionId;
     this.checkpointSeed = checkpointSeed;
+    if (tail) {
+      this.nextSeq = tail.seq + 1n;
+      this.prevHash = tail.hash;
+    }
   }
   backend;
   sessionId;
@@ -57830,8 +57850,10 @@ var BodyTooLarge = class extends Error {
 async function forwardRequest(req, res, pool, target, limits) {
   const hasBody = req.headers["content-length"] !== void 0 ? req.headers["content-length"] !== "0" : req.headers["transfer-encoding"] !== void 0;
   const abort = new AbortController();
-  res.on("close", () => {
-    if (!res.writableFinished) abort.abort();
+  let answered = false;
+  res.once("finish", () => answered = true);
+  res.once("close", () => {
+    if (!answered) abort.abort();
   });
   try {
     const response = await pool.request({
@@ -58570,17 +58592,87 @@ var Engine = class {
 
 // src/engine/evidence-writer.ts
 import {
-  closeSync,
+  closeSync as closeSync2,
   fsync,
   fsyncSync,
-  ftruncateSync,
+  ftruncateSync as ftruncateSync2,
   mkdirSync,
-  openSync,
-  readdirSync,
+  openSync as openSync2,
+  readdirSync as readdirSync2,
   writeSync
 } from "node:fs";
-import { join } from "node:path";
+import { join as join2 } from "node:path";
 import { randomBytes as randomBytes2 } from "node:crypto";
+
+// src/engine/evidence-tail.ts
+import {
+  closeSync,
+  ftruncateSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync
+} from "node:fs";
+import { join } from "node:path";
+function evidenceFiles(dir) {
+  return evidenceFileOrder(readdirSync(dir));
+}
+function readChainTail(dir, backend, signerKey) {
+  const names = evidenceFiles(dir);
+  const last = names.at(-1);
+  if (last === void 0) throw new Error(`${dir} holds no evidence to continue`);
+  const tornFile = setTornLineAside(dir, last);
+  const verifier = new EvidenceVerifier(backend, { trustedKeys: [signerKey], wholeRecorder: true });
+  for (const name of names) {
+    const stream = new EvidenceStream(verifier, name, "lines");
+    stream.write(readFileSync(join(dir, name)));
+    stream.end();
+  }
+  const report = verifier.finish();
+  const refuse2 = (why) => new Error(`cannot continue the chain in ${dir}: ${why}; start a new evidence directory`);
+  if (!report.valid)
+    throw refuse2(
+      `it does not verify under key ${signerKey} (${report.error?.message ?? "invalid"})`
+    );
+  if (report.sealed) throw refuse2("it is sealed (a sealed chain is final)");
+  if (report.segments.length > 1) throw refuse2("its signing key was rotated");
+  if (report.final_seq === void 0 || report.root_hash === void 0 || report.start_time === void 0) {
+    throw refuse2("it holds no receipts");
+  }
+  const lines = readFileSync(join(dir, last), "utf8").split("\n");
+  const entry = parseEntryLine(lines.at(-2) ?? "");
+  if (!entry.ok) throw refuse2(`its last entry cannot be read (${entry.failure.message})`);
+  return {
+    finalSeq: report.final_seq,
+    rootHash: report.root_hash,
+    receiptCount: report.receipt_count,
+    startTime: report.start_time,
+    entry: { seq: entry.value.seq, hash: entry.value.hash },
+    tornFile
+  };
+}
+function setTornLineAside(dir, name) {
+  const path4 = join(dir, name);
+  const content = readFileSync(path4);
+  const end = content.lastIndexOf(10) + 1;
+  if (end === content.length) return void 0;
+  for (let n = 1; ; n++) {
+    const aside = `${name}.torn-${n}`;
+    try {
+      writeFileSync(join(dir, aside), content.subarray(end), { flag: "wx", mode: 384 });
+    } catch (error62) {
+      if (error62.code === "EEXIST") continue;
+      throw error62;
+    }
+    const fd = openSync(path4, "r+");
+    try {
+      ftruncateSync(fd, end);
+    } finally {
+      closeSync(fd);
+    }
+    return aside;
+  }
+}
 
 // src/engine/decision-log.ts
 var READ = {
@@ -58644,10 +58736,14 @@ function receiptFields(entry, run, timestamp) {
 // src/engine/evidence-writer.ts
 var RECORDER_SESSION = "proxy";
 var EvidenceWriter = class _EvidenceWriter {
-  constructor(options) {
+  constructor(options, tail) {
     this.options = options;
-    this.builder = new ReceiptChainBuilder(options.backend, options.seed);
-    this.recorder = new RecorderWriter(options.backend, RECORDER_SESSION, options.seed);
+    const { backend, seed } = options;
+    this.builder = tail ? ReceiptChainBuilder.resume(backend, seed, tail) : new ReceiptChainBuilder(backend, seed);
+    this.recorder = new RecorderWriter(backend, RECORDER_SESSION, seed, tail?.entry);
+    this.recorderSeq = tail ? tail.entry.seq + 1n : 0n;
+    this.receiptCount = tail?.receiptCount ?? 0;
+    this.firstReceiptTime = tail?.startTime ?? "";
     this.now = options.now ?? (() => /* @__PURE__ */ new Date());
     this.maxEntriesPerFile = options.maxEntriesPerFile ?? 1e4;
     this.maxBytesPerFile = Math.min(options.maxBytesPerFile ?? 4 * 1024 * 1024, MAX_SHARD_BYTES);
@@ -58677,16 +58773,29 @@ var EvidenceWriter = class _EvidenceWriter {
   receiptCount = 0;
   firstReceiptTime = "";
   lastReceipt;
-  /** Opens a new chain in `dir` with a signed session-open receipt (bound `g1:` genesis). */
-  static create(options) {
+  /**
+   * Opens the evidence in `dir` and starts a run with a signed session open. An empty
+   * directory gets a new chain (bound `g1:` genesis). A chain left unsealed by a crash is
+   * continued in a new file, with a restart session open bound to its last receipt, after
+   * its unfinished last line (if any) is set aside; it must verify under this key. A sealed
+   * or broken chain is refused.
+   */
+  static open(options) {
     mkdirSync(options.dir, { recursive: true, mode: 448 });
-    const existing = readdirSync(options.dir).filter((name) => name.startsWith("evidence-"));
+    const existing = readdirSync2(options.dir).filter((name) => name.startsWith("evidence-"));
+    const signerKey = Buffer.from(options.backend.ed25519PublicKey(options.seed)).toString("hex");
+    let resumed;
     if (existing.length > 0) {
-      throw new Error(
-        `evidence directory ${options.dir} already holds ${existing.join(", ")}; use an empty directory for a new chain`
-      );
+      try {
+        resumed = readChainTail(options.dir, options.backend, signerKey);
+      } catch (error62) {
+        throw new Error(
+          `evidence directory ${options.dir} already holds ${existing.join(", ")}: ${error62.message}`,
+          { cause: error62 }
+        );
+      }
     }
-    const writer = new _EvidenceWriter(options);
+    const writer = new _EvidenceWriter(options, resumed);
     try {
       const nonce = () => randomBytes2(16).toString("hex");
       const time3 = goTimestamp(writer.now());
@@ -58696,7 +58805,7 @@ var EvidenceWriter = class _EvidenceWriter {
           open_nonce: nonce(),
           recorder_session: RECORDER_SESSION,
           policy_hash: options.run.policyHash,
-          signer_key_epoch: writer.builder.signerKey,
+          signer_key_epoch: signerKey,
           heartbeat_seconds: 0n
         }),
         time3
@@ -58705,7 +58814,7 @@ var EvidenceWriter = class _EvidenceWriter {
       writer.abandon();
       throw error62;
     }
-    return writer;
+    return { writer, resumed };
   }
   /** The public key (64 hex) that signs this chain. */
   get signerKey() {
@@ -58809,7 +58918,7 @@ var EvidenceWriter = class _EvidenceWriter {
   startFile() {
     this.closeFile();
     const name = `evidence-${RECORDER_SESSION}-${this.recorderSeq}.jsonl`;
-    this.fd = openSync(join(this.options.dir, name), "wx", 384);
+    this.fd = openSync2(join2(this.options.dir, name), "wx", 384);
     this.files.push(name);
     this.entriesInFile = 0;
     this.bytesInFile = 0;
@@ -58821,7 +58930,7 @@ var EvidenceWriter = class _EvidenceWriter {
   dropPartialLine() {
     if (this.fd < 0) return;
     try {
-      ftruncateSync(this.fd, this.bytesInFile);
+      ftruncateSync2(this.fd, this.bytesInFile);
     } catch {
     }
   }
@@ -58833,7 +58942,7 @@ var EvidenceWriter = class _EvidenceWriter {
     try {
       if (this.dirty) fsyncSync(fd);
     } finally {
-      closeSync(fd);
+      closeSync2(fd);
       this.dirty = false;
     }
   }
@@ -58981,9 +59090,9 @@ async function proxyCommand(args, io2) {
   }
   const caFile = optionValue(options, "upstream-ca");
   const upstreamCa = caFile === void 0 ? [] : [new TextDecoder().decode(await io2.readFile(caFile))];
-  let writer;
+  let opened;
   try {
-    writer = EvidenceWriter.create({
+    opened = EvidenceWriter.open({
       dir: evidenceDir,
       backend,
       seed,
@@ -58997,6 +59106,13 @@ async function proxyCommand(args, io2) {
 `);
     return 1;
   }
+  const { writer, resumed } = opened;
+  if (resumed) {
+    io2.err(
+      `${JSON.stringify({ event: "resumed", evidence_dir: evidenceDir, receipts: resumed.receiptCount, final_seq: Number(resumed.finalSeq), torn_line_moved_to: resumed.tornFile ?? null })}
+`
+    );
+  }
   const engine = new Engine({
     policy: policy.policy,
     log: writer,
@@ -59009,6 +59125,10 @@ async function proxyCommand(args, io2) {
     ),
     onEvidenceError: (error62) => io2.err(`${JSON.stringify({ event: "evidence_error", message: error62.message })}
 `)
+  });
+  const stopSignal = new Promise((resolve) => {
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+    process.once("SIGINT", () => resolve("SIGINT"));
   });
   let address;
   try {
@@ -59026,10 +59146,7 @@ async function proxyCommand(args, io2) {
     `${JSON.stringify({ event: "listening", url: `http://${host}:${address.port}`, ca_cert: null, policy_hash: policy.policy.hash, signer_key: writer.signerKey, evidence_dir: evidenceDir })}
 `
   );
-  const signal = await new Promise((resolve) => {
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-    process.once("SIGINT", () => resolve("SIGINT"));
-  });
+  const signal = await stopSignal;
   await engine.close();
   const sealed = writer.seal(signal === "SIGINT" ? "interrupted" : "normal");
   io2.out(

@@ -52,9 +52,9 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
   const upstreamCa =
     caFile === undefined ? [] : [new TextDecoder().decode(await io.readFile(caFile))];
 
-  let writer: EvidenceWriter;
+  let opened: ReturnType<typeof EvidenceWriter.open>;
   try {
-    writer = EvidenceWriter.create({
+    opened = EvidenceWriter.open({
       dir: evidenceDir,
       backend,
       seed,
@@ -64,9 +64,15 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
       },
     });
   } catch (error) {
-    // An evidence directory that is not empty or not writable is the operator's to fix.
+    // Evidence that cannot be continued, or a directory that is not writable, is the operator's to fix.
     io.err(`pipelock-egress ${COMMAND}: ${(error as Error).message}\n`);
     return 1;
+  }
+  const { writer, resumed } = opened;
+  if (resumed) {
+    io.err(
+      `${JSON.stringify({ event: 'resumed', evidence_dir: evidenceDir, receipts: resumed.receiptCount, final_seq: Number(resumed.finalSeq), torn_line_moved_to: resumed.tornFile ?? null })}\n`,
+    );
   }
   const engine = new Engine({
     policy: policy.policy,
@@ -80,6 +86,11 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
       ),
     onEvidenceError: (error) =>
       io.err(`${JSON.stringify({ event: 'evidence_error', message: error.message })}\n`),
+  });
+  // Installed before the ready line: a supervisor may signal as soon as it reads it.
+  const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
   });
   let address: { host: string; port: number };
   try {
@@ -96,10 +107,7 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
     `${JSON.stringify({ event: 'listening', url: `http://${host}:${address.port}`, ca_cert: null, policy_hash: policy.policy.hash, signer_key: writer.signerKey, evidence_dir: evidenceDir })}\n`,
   );
 
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
+  const signal = await stopSignal;
   await engine.close();
   const sealed = writer.seal(signal === 'SIGINT' ? 'interrupted' : 'normal');
   io.out(

@@ -30,6 +30,7 @@ import {
   type CryptoBackend,
   type ReceiptFields,
 } from '../receipts/index.js';
+import { readChainTail, type ChainTail } from './evidence-tail.js';
 import {
   receiptFields,
   type DecisionEntry,
@@ -87,9 +88,18 @@ export class EvidenceWriter implements DecisionLog {
   private firstReceiptTime = '';
   private lastReceipt: BuiltReceipt | undefined;
 
-  private constructor(private readonly options: EvidenceWriterOptions) {
-    this.builder = new ReceiptChainBuilder(options.backend, options.seed);
-    this.recorder = new RecorderWriter(options.backend, RECORDER_SESSION, options.seed);
+  private constructor(
+    private readonly options: EvidenceWriterOptions,
+    tail: ChainTail | undefined,
+  ) {
+    const { backend, seed } = options;
+    this.builder = tail
+      ? ReceiptChainBuilder.resume(backend, seed, tail)
+      : new ReceiptChainBuilder(backend, seed);
+    this.recorder = new RecorderWriter(backend, RECORDER_SESSION, seed, tail?.entry);
+    this.recorderSeq = tail ? tail.entry.seq + 1n : 0n;
+    this.receiptCount = tail?.receiptCount ?? 0;
+    this.firstReceiptTime = tail?.startTime ?? '';
     this.now = options.now ?? (() => new Date());
     this.maxEntriesPerFile = options.maxEntriesPerFile ?? 10_000;
     this.maxBytesPerFile = Math.min(options.maxBytesPerFile ?? 4 * 1024 * 1024, MAX_SHARD_BYTES);
@@ -98,16 +108,32 @@ export class EvidenceWriter implements DecisionLog {
     this.fsyncTimer.unref();
   }
 
-  /** Opens a new chain in `dir` with a signed session-open receipt (bound `g1:` genesis). */
-  static create(options: EvidenceWriterOptions): EvidenceWriter {
+  /**
+   * Opens the evidence in `dir` and starts a run with a signed session open. An empty
+   * directory gets a new chain (bound `g1:` genesis). A chain left unsealed by a crash is
+   * continued in a new file, with a restart session open bound to its last receipt, after
+   * its unfinished last line (if any) is set aside; it must verify under this key. A sealed
+   * or broken chain is refused.
+   */
+  static open(options: EvidenceWriterOptions): {
+    writer: EvidenceWriter;
+    resumed: ChainTail | undefined;
+  } {
     mkdirSync(options.dir, { recursive: true, mode: 0o700 });
     const existing = readdirSync(options.dir).filter((name) => name.startsWith('evidence-'));
+    const signerKey = Buffer.from(options.backend.ed25519PublicKey(options.seed)).toString('hex');
+    let resumed: ChainTail | undefined;
     if (existing.length > 0) {
-      throw new Error(
-        `evidence directory ${options.dir} already holds ${existing.join(', ')}; use an empty directory for a new chain`,
-      );
+      try {
+        resumed = readChainTail(options.dir, options.backend, signerKey);
+      } catch (error) {
+        throw new Error(
+          `evidence directory ${options.dir} already holds ${existing.join(', ')}: ${(error as Error).message}`,
+          { cause: error },
+        );
+      }
     }
-    const writer = new EvidenceWriter(options);
+    const writer = new EvidenceWriter(options, resumed);
     try {
       const nonce = () => randomBytes(16).toString('hex');
       const time = goTimestamp(writer.now());
@@ -117,7 +143,7 @@ export class EvidenceWriter implements DecisionLog {
           open_nonce: nonce(),
           recorder_session: RECORDER_SESSION,
           policy_hash: options.run.policyHash,
-          signer_key_epoch: writer.builder.signerKey,
+          signer_key_epoch: signerKey,
           heartbeat_seconds: 0n,
         }),
         time,
@@ -126,7 +152,7 @@ export class EvidenceWriter implements DecisionLog {
       writer.abandon();
       throw error;
     }
-    return writer;
+    return { writer, resumed };
   }
 
   /** The public key (64 hex) that signs this chain. */

@@ -149,9 +149,13 @@ export async function forwardRequest(
     req.headers['content-length'] !== undefined
       ? req.headers['content-length'] !== '0'
       : req.headers['transfer-encoding'] !== undefined;
+  // A client gone before the answer is complete cancels the upstream request. `finish` comes
+  // before `close`, so a completed answer never pays for an abort.
   const abort = new AbortController();
-  res.on('close', () => {
-    if (!res.writableFinished) abort.abort();
+  let answered = false;
+  res.once('finish', () => (answered = true));
+  res.once('close', () => {
+    if (!answered) abort.abort();
   });
   try {
     const response = await pool.request({

@@ -60,6 +60,23 @@ export class ReceiptChainBuilder {
     this.seed = seed;
   }
 
+  /**
+   * Continues an existing, unrotated chain whose last receipt is `tail` (after a crash): the
+   * next receipt links to it, and the next `openSession` is a restart bound to it.
+   */
+  static resume(
+    backend: CryptoBackend,
+    seed: Uint8Array,
+    tail: { readonly finalSeq: bigint; readonly rootHash: string },
+  ): ReceiptChainBuilder {
+    const builder = new ReceiptChainBuilder(backend, seed);
+    builder.started = true;
+    builder.nextSeq = tail.finalSeq + 1n;
+    builder.prevHash = tail.rootHash;
+    builder.segmentCount = Number(tail.finalSeq + 1n);
+    return builder;
+  }
+
   /** The public key (64 hex) currently signing. */
   get signerKey(): string {
     return toHex(this.backend.ed25519PublicKey(this.seed));

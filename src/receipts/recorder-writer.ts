@@ -31,7 +31,14 @@ export class RecorderWriter {
     private readonly sessionId: string,
     /** Seed that signs checkpoints; without it checkpoints carry an empty signature. */
     private readonly checkpointSeed?: Uint8Array,
-  ) {}
+    /** The last entry of an existing recorder session to continue (after a restart). */
+    tail?: { readonly seq: bigint; readonly hash: string },
+  ) {
+    if (tail) {
+      this.nextSeq = tail.seq + 1n;
+      this.prevHash = tail.hash;
+    }
+  }
 
   /** Appends one entry and returns its line, `\n` included. */
   append(input: EntryInput): string {

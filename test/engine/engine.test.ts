@@ -800,12 +800,12 @@ test('the engine can serve on an already-listening handle handed over to it', as
   await new Promise<void>((resolve) => listening.listen(0, '127.0.0.1', resolve));
   const dir = tempDir();
   const policy = policyFrom(basicPolicy(origin.port));
-  const writer = EvidenceWriter.create({
+  const writer = EvidenceWriter.open({
     dir,
     backend,
     seed: randomBytes(32),
     run: { actor: 'handle-test', policyHash: policy.hash },
-  });
+  }).writer;
   const engine = new Engine({
     policy,
     log: writer,

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EvidenceWriter } from '../../src/engine/evidence-writer.js';
@@ -33,17 +33,24 @@ function entry(i: number, method = 'GET'): DecisionEntry {
   };
 }
 
-function writer(
+function open(
   dir: string,
-  extra: { maxEntriesPerFile?: number; checkpointInterval?: number } = {},
+  extra: { maxEntriesPerFile?: number; checkpointInterval?: number; seed?: Uint8Array } = {},
 ) {
-  return EvidenceWriter.create({
+  return EvidenceWriter.open({
     dir,
     backend,
     seed: randomBytes(32),
     run: { actor: 'writer-test', policyHash: POLICY_HASH },
     ...extra,
   });
+}
+
+function writer(
+  dir: string,
+  extra: { maxEntriesPerFile?: number; checkpointInterval?: number; seed?: Uint8Array } = {},
+) {
+  return open(dir, extra).writer;
 }
 
 test('create, append, seal: the evidence verifies whole and sealed with the right counts', async () => {
@@ -134,13 +141,17 @@ test('no evidence file grows past the verifier shard limit', async () => {
   }
 });
 
-test('a directory that already holds evidence is refused', async () => {
+test('a directory that holds a sealed chain is refused: a sealed chain is final', async () => {
   const root = tempDir();
   try {
-    const first = writer(root);
+    const seed = randomBytes(32);
+    const first = writer(root, { seed });
     await first.append(entry(1));
     first.seal();
-    assert.throws(() => writer(root), /already holds evidence-proxy-0\.jsonl/);
+    assert.throws(
+      () => writer(root, { seed }),
+      /already holds evidence-proxy-0\.jsonl: cannot continue the chain in .*: it is sealed/,
+    );
     // The earlier chain is untouched.
     assertValid(readEvidenceDir(root), true);
   } finally {
@@ -203,7 +214,8 @@ test('kill -9 of a process writing under load leaves only complete, verifiable l
   const root = tempDir();
   const dir = join(root, 'evidence');
   try {
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, dir], {
+    const seed = randomBytes(32);
+    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, dir, seed.toString('hex')], {
       stdio: ['ignore', 'pipe', 'inherit'],
       cwd: fileURLToPath(new URL('../..', import.meta.url)),
     });
@@ -235,6 +247,15 @@ test('kill -9 of a process writing under load leaves only complete, verifiable l
       evidence.report.receipt_count >= written,
       `${evidence.report.receipt_count} < ${written}`,
     );
+    // A new writer with the same key continues the killed chain and seals it.
+    const { writer: resumed, resumed: tail } = open(dir, { seed });
+    assert.equal(tail?.receiptCount, evidence.report.receipt_count);
+    assert.equal(tail?.tornFile !== undefined, complete.torn.length === 1);
+    await resumed.append(entry(1));
+    resumed.seal();
+    const sealed = readEvidenceDir(dir);
+    assertValid(sealed, true);
+    assert.equal(sealed.report.receipt_count, evidence.report.receipt_count + 3);
   } finally {
     cleanup(root);
   }
@@ -247,14 +268,14 @@ test('fsync racing a rotation never fails the writer (a stale descriptor is not 
     const deadline = Date.now() + 2_500;
     let appended = 0;
     for (let round = 0; round < 50 && Date.now() < deadline; round++) {
-      const w = EvidenceWriter.create({
+      const w = EvidenceWriter.open({
         dir: join(root, `round-${round}`),
         backend,
         seed: randomBytes(32),
         run: { actor: 'fsync-race', policyHash: POLICY_HASH },
         maxEntriesPerFile: 2,
         fsyncIntervalMs: 1,
-      });
+      }).writer;
       try {
         for (let i = 0; i < 300; i++) {
           await w.append(entry(i));
@@ -266,6 +287,71 @@ test('fsync racing a rotation never fails the writer (a stale descriptor is not 
       }
     }
     assert.ok(appended >= 1_000, `only ${appended} appends ran`);
+  } finally {
+    cleanup(root);
+  }
+});
+
+test('a crashed chain is continued: restart session open, new file, sealed and whole', async () => {
+  const root = tempDir();
+  try {
+    const seed = randomBytes(32);
+    const crashed = writer(root, { seed });
+    for (let i = 0; i < 5; i++) await crashed.append(entry(i));
+    crashed.abandon();
+    const { writer: next, resumed } = open(root, { seed });
+    assert.deepEqual(
+      { receipts: resumed?.receiptCount, finalSeq: resumed?.finalSeq, torn: resumed?.tornFile },
+      { receipts: 6, finalSeq: 5n, torn: undefined },
+    );
+    await next.append(entry(6));
+    const summary = next.seal();
+    assert.deepEqual(summary.files, ['evidence-proxy-6.jsonl'], 'the restart opens a new file');
+    assert.equal(summary.receiptCount, 9, '6 before the crash + open + 1 decision + close');
+    const evidence = readEvidenceDir(root);
+    assertValid(evidence, true);
+    const opens = evidence.receipts.filter(
+      (r) => r.action_record.session_control?.kind === 'session_open',
+    );
+    assert.equal(opens.length, 2);
+    assert.equal(opens[1]?.action_record.session_control?.open?.prior_chain_seq, 5n);
+  } finally {
+    cleanup(root);
+  }
+});
+
+test('an unfinished last line is set aside (kept) before the chain is continued', async () => {
+  const root = tempDir();
+  try {
+    const seed = randomBytes(32);
+    const crashed = writer(root, { seed });
+    await crashed.append(entry(1));
+    crashed.abandon();
+    const file = join(root, 'evidence-proxy-0.jsonl');
+    const torn = '{"v":2,"seq":3,"ts":"2026-11-2';
+    appendFileSync(file, torn);
+    const { writer: next, resumed } = open(root, { seed });
+    assert.equal(resumed?.tornFile, 'evidence-proxy-0.jsonl.torn-1');
+    assert.equal(readFileSync(join(root, 'evidence-proxy-0.jsonl.torn-1'), 'utf8'), torn);
+    assert.ok(readFileSync(file, 'utf8').endsWith('\n'), 'the file ends with a complete line');
+    next.seal();
+    assertValid(readEvidenceDir(root), true);
+  } finally {
+    cleanup(root);
+  }
+});
+
+test('a chain signed by another key is not continued', async () => {
+  const root = tempDir();
+  try {
+    const crashed = writer(root);
+    await crashed.append(entry(1));
+    crashed.abandon();
+    assert.throws(
+      () => writer(root),
+      /cannot continue the chain in .*: it does not verify under key [0-9a-f]{64}/,
+    );
+    assertValid(readEvidenceDir(root), false);
   } finally {
     cleanup(root);
   }

@@ -80,13 +80,13 @@ export interface EngineSetup {
 export async function startEngine(setup: EngineSetup): Promise<RunningEngine> {
   const policy = typeof setup.policy === 'string' ? policyFrom(setup.policy) : setup.policy;
   const dir = setup.dir ?? join(tempDir(), 'evidence');
-  const writer = EvidenceWriter.create({
+  const writer = EvidenceWriter.open({
     dir,
     backend,
     seed: randomBytes(32),
     run: { actor: 'engine-test', policyHash: policy.hash },
     ...(setup.maxEntriesPerFile ? { maxEntriesPerFile: setup.maxEntriesPerFile } : {}),
-  });
+  }).writer;
   const pins = Object.entries(setup.pins ?? {}).map(([host, ip]) => ({ host, ip }));
   const engine = new Engine({
     policy,
