@@ -57352,7 +57352,16 @@ function parseUrlTarget(text) {
   const port2 = url2.port === "" ? DEFAULT_PORTS[scheme] : Number(url2.port);
   return {
     ok: true,
-    target: { kind: "url", scheme, host: host.host, port: port2, pathname: url2.pathname }
+    target: {
+      kind: "url",
+      scheme,
+      host: host.host,
+      port: port2,
+      pathname: url2.pathname,
+      search: url2.search,
+      hostname: url2.hostname,
+      authority: url2.host
+    }
   };
 }
 function parseAuthorityTarget(text) {
@@ -58350,21 +58359,20 @@ var Engine = class {
     if (!admission.admitted) return refuseResponse(res, admission.refusal);
     const target = admission.decision.target;
     if (target?.kind !== "url") throw new Error("unreachable: a forward request has a URL target");
-    const parsed = new URL(url2);
     const upstream = {
       scheme: target.scheme,
-      hostname: parsed.hostname,
-      authority: parsed.host,
+      hostname: target.hostname,
+      authority: target.authority,
       port: target.port,
       address: admission.address,
-      path: `${parsed.pathname}${parsed.search}`
+      path: `${target.pathname}${target.search}`
     };
     const slot = this.pools.acquire(upstream);
     if (!slot) {
       return this.refuseAfterAdmission(res, admission.entry, {
         status: 503,
         layer: "limit",
-        reason: `too many requests in flight to ${parsed.host} (limit ${this.limits.maxRequestsPerUpstream})`
+        reason: `too many requests in flight to ${target.authority} (limit ${this.limits.maxRequestsPerUpstream})`
       });
     }
     try {

@@ -47661,7 +47661,16 @@ function parseUrlTarget(text) {
   const port2 = url2.port === "" ? DEFAULT_PORTS[scheme] : Number(url2.port);
   return {
     ok: true,
-    target: { kind: "url", scheme, host: host.host, port: port2, pathname: url2.pathname }
+    target: {
+      kind: "url",
+      scheme,
+      host: host.host,
+      port: port2,
+      pathname: url2.pathname,
+      search: url2.search,
+      hostname: url2.hostname,
+      authority: url2.host
+    }
   };
 }
 function parseAuthorityTarget(text) {

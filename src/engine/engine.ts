@@ -195,21 +195,20 @@ export class Engine {
     if (!admission.admitted) return refuseResponse(res, admission.refusal);
     const target = admission.decision.target;
     if (target?.kind !== 'url') throw new Error('unreachable: a forward request has a URL target');
-    const parsed = new URL(url);
     const upstream = {
       scheme: target.scheme,
-      hostname: parsed.hostname,
-      authority: parsed.host,
+      hostname: target.hostname,
+      authority: target.authority,
       port: target.port,
       address: admission.address,
-      path: `${parsed.pathname}${parsed.search}`,
+      path: `${target.pathname}${target.search}`,
     };
     const slot = this.pools.acquire(upstream);
     if (!slot) {
       return this.refuseAfterAdmission(res, admission.entry, {
         status: 503,
         layer: 'limit',
-        reason: `too many requests in flight to ${parsed.host} (limit ${this.limits.maxRequestsPerUpstream})`,
+        reason: `too many requests in flight to ${target.authority} (limit ${this.limits.maxRequestsPerUpstream})`,
       });
     }
     try {

@@ -12,6 +12,11 @@ export type RequestTarget =
       readonly port: number;
       /** WHATWG-parsed path: dot segments resolved, percent-encoding kept. */
       readonly pathname: string;
+      /** The query with its `?`, or empty. */
+      readonly search: string;
+      /** As the URL spells them (IPv6 in brackets), for the Host header and TLS name. */
+      readonly hostname: string;
+      readonly authority: string;
     }
   | { readonly kind: 'authority'; readonly host: Host; readonly port: number };
 
@@ -48,7 +53,16 @@ function parseUrlTarget(text: string): TargetResult {
   const port = url.port === '' ? DEFAULT_PORTS[scheme] : Number(url.port);
   return {
     ok: true,
-    target: { kind: 'url', scheme, host: host.host, port, pathname: url.pathname },
+    target: {
+      kind: 'url',
+      scheme,
+      host: host.host,
+      port,
+      pathname: url.pathname,
+      search: url.search,
+      hostname: url.hostname,
+      authority: url.host,
+    },
   };
 }
 

@@ -528,6 +528,9 @@ test('the decision carries the canonical target', () => {
     host: { kind: 'ip', ip: { family: 4, value: 0x7f000001 } },
     port: 80,
     pathname: '/x',
+    search: '',
+    hostname: '127.0.0.1',
+    authority: '127.0.0.1',
   });
   const tunnel = decide(POLICIES.ips, { method: 'CONNECT', target: '[fe80::1%eth0]:443' });
   assert.deepEqual(tunnel.target, {

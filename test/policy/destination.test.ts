@@ -290,6 +290,9 @@ test('parseRequestTarget: URLs (ws≡http, wss≡https, default ports) and CONNE
     host: { kind: 'name', name: 'example.com' },
     port: 443,
     pathname: '/socket',
+    search: '?x=1',
+    hostname: 'example.com.',
+    authority: 'example.com.',
   });
   assert.deepEqual(target('ws://example.com'), {
     kind: 'url',
@@ -297,6 +300,9 @@ test('parseRequestTarget: URLs (ws≡http, wss≡https, default ports) and CONNE
     host: { kind: 'name', name: 'example.com' },
     port: 80,
     pathname: '/',
+    search: '',
+    hostname: 'example.com',
+    authority: 'example.com',
   });
   assert.deepEqual(target('http://example.com:443/a/./b/../c'), {
     kind: 'url',
@@ -304,6 +310,9 @@ test('parseRequestTarget: URLs (ws≡http, wss≡https, default ports) and CONNE
     host: { kind: 'name', name: 'example.com' },
     port: 443,
     pathname: '/a/c',
+    search: '',
+    hostname: 'example.com',
+    authority: 'example.com:443',
   });
   assert.deepEqual(target('https://example.com:443/'), {
     kind: 'url',
@@ -311,6 +320,9 @@ test('parseRequestTarget: URLs (ws≡http, wss≡https, default ports) and CONNE
     host: { kind: 'name', name: 'example.com' },
     port: 443,
     pathname: '/',
+    search: '',
+    hostname: 'example.com',
+    authority: 'example.com',
   });
   assert.deepEqual(target('[fe80::1%eth0]:443'), {
     kind: 'authority',
