@@ -57795,13 +57795,21 @@ var UpstreamPools = class {
   limits;
   pools = /* @__PURE__ */ new Map();
   ca;
-  /** Claims a slot for one request, or returns undefined when the upstream is saturated. */
+  /** Claims a slot for one request, or says why there is none. */
   acquire(target) {
     const ip = formatIp(target.address);
     const origin = `${target.scheme}://${target.address.family === 6 ? `[${ip}]` : ip}:${target.port}`;
     const key = `${origin} ${target.hostname}`;
     let slot = this.pools.get(key);
-    if (!slot) {
+    if (slot) {
+      this.pools.delete(key);
+    } else {
+      if (!this.makeRoom()) {
+        return {
+          ok: false,
+          reason: `too many upstreams in use at once (limit ${this.limits.maxUpstreams})`
+        };
+      }
       const pool = new import_undici.Pool(origin, {
         connections: this.limits.maxRequestsPerUpstream,
         connectTimeout: this.limits.upstreamTimeoutMs,
@@ -57814,19 +57822,40 @@ var UpstreamPools = class {
         } : {}
       });
       slot = { pool, inFlight: 0 };
-      this.pools.set(key, slot);
     }
-    if (slot.inFlight >= this.limits.maxRequestsPerUpstream) return void 0;
+    this.pools.set(key, slot);
+    if (slot.inFlight >= this.limits.maxRequestsPerUpstream) {
+      return {
+        ok: false,
+        reason: `too many requests in flight to ${target.authority} (limit ${this.limits.maxRequestsPerUpstream})`
+      };
+    }
     const claimed = slot;
     claimed.inFlight++;
     let released = false;
     return {
+      ok: true,
       pool: claimed.pool,
       release: () => {
         if (!released) claimed.inFlight--;
         released = true;
       }
     };
+  }
+  /** Pools open now. */
+  get size() {
+    return this.pools.size;
+  }
+  /** Closes the least recently used idle pool when at the limit; false if every pool is busy. */
+  makeRoom() {
+    if (this.pools.size < this.limits.maxUpstreams) return true;
+    for (const [key, slot] of this.pools) {
+      if (slot.inFlight > 0) continue;
+      this.pools.delete(key);
+      void slot.pool.close();
+      return true;
+    }
+    return false;
   }
   async close() {
     await Promise.all([...this.pools.values()].map(({ pool }) => pool.destroy()));
@@ -57932,7 +57961,8 @@ var DEFAULT_LIMITS = {
   clientHelloTimeoutMs: 1e4,
   tunnelIdleMs: 12e4,
   maxActiveTunnels: 256,
-  maxRequestsPerUpstream: 64
+  maxRequestsPerUpstream: 64,
+  maxUpstreams: 256
 };
 
 // src/engine/refusal.ts
@@ -58368,11 +58398,11 @@ var Engine = class {
       path: `${target.pathname}${target.search}`
     };
     const slot = this.pools.acquire(upstream);
-    if (!slot) {
+    if (!slot.ok) {
       return this.refuseAfterAdmission(res, admission.entry, {
         status: 503,
         layer: "limit",
-        reason: `too many requests in flight to ${target.authority} (limit ${this.limits.maxRequestsPerUpstream})`
+        reason: slot.reason
       });
     }
     try {
@@ -58451,6 +58481,7 @@ var Engine = class {
           blocked: this.counters.blocked,
           warned: this.counters.warned,
           active_tunnels: this.counters.activeTunnels,
+          upstream_pools: this.pools.size,
           evidence_errors: this.counters.evidenceErrors
         }
       });

@@ -204,11 +204,11 @@ export class Engine {
       path: `${target.pathname}${target.search}`,
     };
     const slot = this.pools.acquire(upstream);
-    if (!slot) {
+    if (!slot.ok) {
       return this.refuseAfterAdmission(res, admission.entry, {
         status: 503,
         layer: 'limit',
-        reason: `too many requests in flight to ${target.authority} (limit ${this.limits.maxRequestsPerUpstream})`,
+        reason: slot.reason,
       });
     }
     try {
@@ -300,6 +300,7 @@ export class Engine {
           blocked: this.counters.blocked,
           warned: this.counters.warned,
           active_tunnels: this.counters.activeTunnels,
+          upstream_pools: this.pools.size,
           evidence_errors: this.counters.evidenceErrors,
         },
       });

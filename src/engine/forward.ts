@@ -57,7 +57,11 @@ export interface UpstreamTarget {
   readonly path: string;
 }
 
-/** Connection pools per checked upstream address, with a cap on requests in flight to each. */
+/**
+ * Connection pools per checked upstream address, with a cap on requests in flight to each and
+ * on the number of pools: the least recently used idle pool is closed to make room, so an
+ * agent that touches many hosts cannot grow the engine without bound.
+ */
 export class UpstreamPools {
   private readonly pools = new Map<string, { pool: Pool; inFlight: number }>();
   private readonly ca: string[];
@@ -69,13 +73,23 @@ export class UpstreamPools {
     this.ca = [...rootCertificates, ...extraCa];
   }
 
-  /** Claims a slot for one request, or returns undefined when the upstream is saturated. */
-  acquire(target: UpstreamTarget): { pool: Pool; release: () => void } | undefined {
+  /** Claims a slot for one request, or says why there is none. */
+  acquire(
+    target: UpstreamTarget,
+  ): { ok: true; pool: Pool; release: () => void } | { ok: false; reason: string } {
     const ip = formatIp(target.address);
     const origin = `${target.scheme}://${target.address.family === 6 ? `[${ip}]` : ip}:${target.port}`;
     const key = `${origin} ${target.hostname}`;
     let slot = this.pools.get(key);
-    if (!slot) {
+    if (slot) {
+      this.pools.delete(key);
+    } else {
+      if (!this.makeRoom()) {
+        return {
+          ok: false,
+          reason: `too many upstreams in use at once (limit ${this.limits.maxUpstreams})`,
+        };
+      }
       const pool = new Pool(origin, {
         connections: this.limits.maxRequestsPerUpstream,
         connectTimeout: this.limits.upstreamTimeoutMs,
@@ -91,19 +105,42 @@ export class UpstreamPools {
             : {},
       });
       slot = { pool, inFlight: 0 };
-      this.pools.set(key, slot);
     }
-    if (slot.inFlight >= this.limits.maxRequestsPerUpstream) return undefined;
+    this.pools.set(key, slot);
+    if (slot.inFlight >= this.limits.maxRequestsPerUpstream) {
+      return {
+        ok: false,
+        reason: `too many requests in flight to ${target.authority} (limit ${this.limits.maxRequestsPerUpstream})`,
+      };
+    }
     const claimed = slot;
     claimed.inFlight++;
     let released = false;
     return {
+      ok: true,
       pool: claimed.pool,
       release: () => {
         if (!released) claimed.inFlight--;
         released = true;
       },
     };
+  }
+
+  /** Pools open now. */
+  get size(): number {
+    return this.pools.size;
+  }
+
+  /** Closes the least recently used idle pool when at the limit; false if every pool is busy. */
+  private makeRoom(): boolean {
+    if (this.pools.size < this.limits.maxUpstreams) return true;
+    for (const [key, slot] of this.pools) {
+      if (slot.inFlight > 0) continue;
+      this.pools.delete(key);
+      void slot.pool.close();
+      return true;
+    }
+    return false;
   }
 
   async close(): Promise<void> {

@@ -18,6 +18,8 @@ export interface EngineLimits {
   readonly maxActiveTunnels: number;
   /** Requests in flight to one upstream address, and the sockets kept to it (503 beyond). */
   readonly maxRequestsPerUpstream: number;
+  /** Upstream connection pools kept at once; idle ones are closed first (503 if all are busy). */
+  readonly maxUpstreams: number;
 }
 
 export const DEFAULT_LIMITS: EngineLimits = {
@@ -31,4 +33,5 @@ export const DEFAULT_LIMITS: EngineLimits = {
   tunnelIdleMs: 120_000,
   maxActiveTunnels: 256,
   maxRequestsPerUpstream: 64,
+  maxUpstreams: 256,
 };

@@ -494,3 +494,82 @@ test('Expect: 100-continue: a refused upload is answered before the client sends
     await f.close();
   }
 });
+
+async function manyHosts(
+  maxUpstreams: number,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+) {
+  const origin = await startOrigin(handler);
+  const proxy = await startEngine({
+    pins: {
+      'a.example.test': '127.0.0.1',
+      'b.example.test': '127.0.0.1',
+      'c.example.test': '127.0.0.1',
+    },
+    limits: { maxUpstreams },
+    policy: `version: "1.0"
+egress:
+  - destination: "*.example.test"
+    ports: [${origin.port}]
+  - destination: "127.0.0.1"
+    ports: [${origin.port}]
+`,
+  });
+  return {
+    origin,
+    proxy,
+    url: (name: string) => `http://${name}.example.test:${origin.port}/r/${name}`,
+  };
+}
+
+test('upstream pools are bounded: the least recently used idle pool makes room', async () => {
+  const { origin, proxy, url } = await manyHosts(2, echo);
+  const agent = new ProxyAgent({ uri: proxy.proxyUrl, proxyTunnel: false });
+  try {
+    for (const name of ['a', 'b', 'c', 'a']) {
+      const response = await request(url(name), { dispatcher: agent });
+      assert.equal(response.statusCode, 200, name);
+      await response.body.dump();
+    }
+    const health = await request(`${proxy.proxyUrl}/health`);
+    const counters = ((await health.body.json()) as { counters: { upstream_pools: number } })
+      .counters;
+    assert.equal(counters.upstream_pools, 2);
+    assert.equal(origin.hits, 4);
+  } finally {
+    await agent.close();
+    await proxy.stop();
+    await origin.close();
+    cleanup(join(proxy.dir, '..'));
+  }
+});
+
+test('503 with a limit receipt when every upstream pool is busy', async () => {
+  const held: ServerResponse[] = [];
+  const { origin, proxy, url } = await manyHosts(1, (_req, res) => void held.push(res));
+  const agent = new ProxyAgent({ uri: proxy.proxyUrl, proxyTunnel: false });
+  try {
+    const first = request(url('a'), { dispatcher: agent });
+    await waitFor(() => held.length === 1, 5_000, 'the first request at the origin');
+    const second = await request(url('b'), { dispatcher: agent });
+    assert.equal(second.statusCode, 503);
+    assert.equal(second.headers['x-pipelock-egress-block'], 'limit');
+    assert.match(await second.body.text(), /too many upstreams in use at once \(limit 1\)/);
+    held[0]?.end('done');
+    await (await first).body.dump();
+    await proxy.stop();
+    const blocked = decisions(readEvidenceDir(proxy.dir).receipts).filter(
+      (r) => r.action_record.verdict === 'block',
+    );
+    assert.deepEqual(
+      blocked.map((r) => [r.action_record.target, r.action_record.layer]),
+      [[url('b'), 'limit']],
+    );
+  } finally {
+    for (const res of held) res.destroy();
+    await agent.close();
+    await proxy.stop();
+    await origin.close();
+    cleanup(join(proxy.dir, '..'));
+  }
+});
