@@ -58420,17 +58420,7 @@ var Engine = class {
   }
   /** A request refused before admission (its receipt is written here). */
   refuseUnadmitted(res, method, target, requestId, refusal) {
-    this.recordBlock(
-      {
-        actionId: randomUUID2(),
-        requestId,
-        transport: "forward",
-        method: method.toUpperCase(),
-        target: target ? redactUserinfo(target) : "pipelock://request/unparsed",
-        verdict: "allow"
-      },
-      refusal
-    );
+    this.recordBlock(unadmitted("forward", method, target, requestId), refusal);
     refuseResponse(res, refusal);
   }
   /** A request admitted, then stopped by a limit: a second receipt records the block. */
@@ -58515,17 +58505,7 @@ var Engine = class {
         layer: "limit",
         reason: `too many active tunnels (limit ${this.limits.maxActiveTunnels})`
       };
-      this.recordBlock(
-        {
-          actionId: randomUUID2(),
-          requestId,
-          transport: "connect",
-          method: "CONNECT",
-          target,
-          verdict: "allow"
-        },
-        refusal
-      );
+      this.recordBlock(unadmitted("connect", "CONNECT", target, requestId), refusal);
       return refuseSocket(socket, refusal);
     }
     this.counters.activeTunnels++;
@@ -58578,14 +58558,7 @@ var Engine = class {
       reason: "protocol upgrades through the forward proxy are not available in this version"
     };
     this.recordBlock(
-      {
-        actionId: randomUUID2(),
-        requestId: this.requestId(),
-        transport: "forward",
-        method: req.method ?? "GET",
-        target: req.url ? redactUserinfo(req.url) : "pipelock://request/unparsed",
-        verdict: "allow"
-      },
+      unadmitted("forward", req.method ?? "GET", req.url ?? "", this.requestId()),
       refusal
     );
     refuseSocket(socket, refusal);
@@ -58609,17 +58582,7 @@ var Engine = class {
       reason: `malformed request refused (${error62.code ?? "parse error"}: ${error62.message})`
     };
     this.counters.requests++;
-    this.recordBlock(
-      {
-        actionId: randomUUID2(),
-        requestId: this.requestId(),
-        transport: "forward",
-        method: "",
-        target: "pipelock://request/unparsed",
-        verdict: "allow"
-      },
-      refusal
-    );
+    this.recordBlock(unadmitted("forward", "", "", this.requestId()), refusal);
     const inFlight = socket._httpMessage;
     if (inFlight?.headersSent) {
       socket.destroy();
@@ -58628,6 +58591,16 @@ var Engine = class {
     refuseSocket(socket, refusal);
   }
 };
+function unadmitted(transport, method, target, requestId) {
+  return {
+    actionId: randomUUID2(),
+    requestId,
+    transport,
+    method: method.toUpperCase(),
+    target: target ? redactUserinfo(target) : "pipelock://request/unparsed",
+    verdict: "allow"
+  };
+}
 
 // src/engine/evidence-writer.ts
 import {

@@ -235,17 +235,7 @@ export class Engine {
     requestId: string,
     refusal: Refusal,
   ): void {
-    this.recordBlock(
-      {
-        actionId: randomUUID(),
-        requestId,
-        transport: 'forward',
-        method: method.toUpperCase(),
-        target: target ? redactUserinfo(target) : 'pipelock://request/unparsed',
-        verdict: 'allow',
-      },
-      refusal,
-    );
+    this.recordBlock(unadmitted('forward', method, target, requestId), refusal);
     refuseResponse(res, refusal);
   }
 
@@ -339,17 +329,7 @@ export class Engine {
         layer: 'limit',
         reason: `too many active tunnels (limit ${this.limits.maxActiveTunnels})`,
       };
-      this.recordBlock(
-        {
-          actionId: randomUUID(),
-          requestId,
-          transport: 'connect',
-          method: 'CONNECT',
-          target,
-          verdict: 'allow',
-        },
-        refusal,
-      );
+      this.recordBlock(unadmitted('connect', 'CONNECT', target, requestId), refusal);
       return refuseSocket(socket, refusal);
     }
     this.counters.activeTunnels++;
@@ -403,14 +383,7 @@ export class Engine {
       reason: 'protocol upgrades through the forward proxy are not available in this version',
     };
     this.recordBlock(
-      {
-        actionId: randomUUID(),
-        requestId: this.requestId(),
-        transport: 'forward',
-        method: req.method ?? 'GET',
-        target: req.url ? redactUserinfo(req.url) : 'pipelock://request/unparsed',
-        verdict: 'allow',
-      },
+      unadmitted('forward', req.method ?? 'GET', req.url ?? '', this.requestId()),
       refusal,
     );
     refuseSocket(socket, refusal);
@@ -442,17 +415,7 @@ export class Engine {
               reason: `malformed request refused (${error.code ?? 'parse error'}: ${error.message})`,
             };
     this.counters.requests++;
-    this.recordBlock(
-      {
-        actionId: randomUUID(),
-        requestId: this.requestId(),
-        transport: 'forward',
-        method: '',
-        target: 'pipelock://request/unparsed',
-        verdict: 'allow',
-      },
-      refusal,
-    );
+    this.recordBlock(unadmitted('forward', '', '', this.requestId()), refusal);
     // A response already under way on this connection (a body that turned malformed, or
     // timed out, after the upstream answered): writing a status line now would splice a
     // second response into the first. Cut the connection instead.
@@ -463,4 +426,21 @@ export class Engine {
     }
     refuseSocket(socket, refusal);
   }
+}
+
+/** The receipt fields of a request refused before admission could judge it. */
+function unadmitted(
+  transport: DecisionEntry['transport'],
+  method: string,
+  target: string,
+  requestId: string,
+): DecisionEntry {
+  return {
+    actionId: randomUUID(),
+    requestId,
+    transport,
+    method: method.toUpperCase(),
+    target: target ? redactUserinfo(target) : 'pipelock://request/unparsed',
+    verdict: 'allow',
+  };
 }
