@@ -11477,7 +11477,7 @@ var require_data_url = __commonJS({
     }
     function stringPercentDecode(input2) {
       const bytes = encoder2.encode(input2);
-      return percentDecode(bytes);
+      return percentDecode2(bytes);
     }
     function isHexCharByte(byte) {
       return byte >= 48 && byte <= 57 || byte >= 65 && byte <= 70 || byte >= 97 && byte <= 102;
@@ -11488,7 +11488,7 @@ var require_data_url = __commonJS({
         byte >= 48 && byte <= 57 ? byte - 48 : (byte & 223) - 55
       );
     }
-    function percentDecode(input2) {
+    function percentDecode2(input2) {
       const length = input2.length;
       const output2 = new Uint8Array(length);
       let j = 0;
@@ -57683,12 +57683,17 @@ import { randomUUID as randomUUID2 } from "node:crypto";
 import { randomUUID } from "node:crypto";
 async function admit(context, request) {
   const decision = decide(context.policy, { method: request.method, target: request.target });
+  const leak = context.urlScanner.scan(
+    request.target,
+    decision.target?.host ?? NO_HOST,
+    decision.target?.port ?? 0
+  );
   const entry = {
     actionId: randomUUID(),
     requestId: request.requestId,
     transport: request.transport,
     method: request.method.toUpperCase(),
-    target: receiptTarget(request, decision),
+    target: leak ? redactUserinfo(leak.redactedTarget) : receiptTarget(request, decision),
     verdict: "allow"
   };
   const refuse2 = async (status, layer, reason) => {
@@ -57697,6 +57702,7 @@ async function admit(context, request) {
     );
     return { admitted: false, refusal: { status, layer, reason } };
   };
+  if (leak) return refuse2(403, "dlp", `DLP match: ${leak.detector} in the ${leak.where}`);
   if (decision.verdict === "block") {
     const layer = decision.layer ?? "destination";
     return refuse2(layer === "request" ? 400 : 403, layer, decision.reason);
@@ -57749,8 +57755,129 @@ function receiptTarget(request, decision) {
   if (target?.kind === "authority") return `${formatHost(target.host)}:${target.port}`;
   return redactUserinfo(request.target);
 }
+var NO_HOST = { kind: "name", name: "" };
 function redactUserinfo(target) {
   return target.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/?#]*@/, "$1[REDACTED]@");
+}
+
+// src/engine/dlp/detectors.ts
+var builtin = (name, source, flags = "") => ({
+  name,
+  pattern: new RegExp(source, `g${flags}`)
+});
+var BUILTIN_DETECTORS = [
+  builtin("github-token", String.raw`\bgh[pousr]_[A-Za-z0-9]{36,255}\b`),
+  builtin("github-fine-grained-token", String.raw`\bgithub_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}\b`),
+  builtin(
+    "aws-access-key-id",
+    String.raw`\b(?:AKIA|ASIA|AROA|AIDA|AGPA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b`
+  ),
+  builtin(
+    "aws-secret-access-key",
+    String.raw`aws.{0,20}secret.{0,20}?[=:"' ]{1,4}[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])`,
+    "i"
+  ),
+  builtin("slack-token", String.raw`\bxox[abposr]-[A-Za-z0-9-]{10,}`),
+  builtin("anthropic-api-key", String.raw`\bsk-ant-[A-Za-z0-9_-]{20,}`),
+  builtin("openai-api-key", String.raw`\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}`),
+  builtin("google-api-key", String.raw`\bAIza[0-9A-Za-z_-]{35}`),
+  builtin("npm-token", String.raw`\bnpm_[A-Za-z0-9]{36}\b`),
+  builtin("pypi-token", String.raw`\bpypi-[A-Za-z0-9_-]{50,}`),
+  builtin("stripe-key", String.raw`\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,}`),
+  builtin(
+    "private-key",
+    String.raw`-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY-----`
+  ),
+  builtin("jwt", String.raw`\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}`),
+  builtin(
+    "credential-in-url",
+    String.raw`(?:^|[?&;])(?:password|passwd|pwd|secret|client_secret|token|access_token|api_?key|apikey|auth)=[^&#\s]{6,}`,
+    "i"
+  )
+];
+function policyDetectors(policy) {
+  const own2 = policy.dlp.patterns.map((pattern) => ({
+    name: pattern.name,
+    pattern: new RegExp(pattern.regex, "gu")
+  }));
+  return [...policy.dlp.builtin ? BUILTIN_DETECTORS : [], ...own2];
+}
+
+// src/engine/dlp/url-scan.ts
+function secretForms(value) {
+  const bytes = Buffer.from(value, "utf8");
+  const forms = [
+    value,
+    encodeURIComponent(value),
+    bytes.toString("base64"),
+    bytes.toString("base64").replace(/=+$/, ""),
+    bytes.toString("base64url"),
+    bytes.toString("hex")
+  ];
+  return [...new Set(forms)];
+}
+function createUrlScanner(detectors, secrets) {
+  const bound = secrets.filter((secret) => secret.value !== "").map((secret) => {
+    const forms = secretForms(secret.value);
+    const compact = forms.map(withoutSeparators).filter((form) => form.length >= 8);
+    return { ...secret, forms, compact };
+  });
+  return {
+    scan(target, host, port2) {
+      const views = urlViews(target, host);
+      for (const secret of bound) {
+        if (secret.allow.some((destination2) => allows(destination2, host, port2))) continue;
+        for (const view of views) {
+          const candidates = view.where === HOST ? secret.compact : secret.forms;
+          if (candidates.some((candidate) => view.text.includes(candidate))) {
+            return finding(`secret:${secret.env}`, view.where, target, secret.forms);
+          }
+        }
+      }
+      const allowedForms = bound.filter((s) => s.allow.some((d) => allows(d, host, port2))).flatMap((s) => s.forms);
+      for (const detector of detectors) {
+        for (const view of views) {
+          for (const match of view.text.matchAll(detector.pattern)) {
+            if (allowedForms.some((form) => form.includes(match[0]) || match[0].includes(form)))
+              continue;
+            return finding(detector.name, view.where, target, [match[0]]);
+          }
+        }
+      }
+      return void 0;
+    }
+  };
+}
+var HOST = "host name";
+function urlViews(target, host) {
+  const views = [{ text: target, where: "URL" }];
+  const decoded = percentDecode(target);
+  if (decoded !== target) views.push({ text: decoded, where: "URL" });
+  if (host.kind === "name") views.push({ text: withoutSeparators(host.name), where: HOST });
+  return views;
+}
+function percentDecode(text) {
+  return text.replace(/(?:%[0-9a-f]{2})+/gi, (run) => {
+    try {
+      return decodeURIComponent(run);
+    } catch {
+      return run;
+    }
+  });
+}
+function allows(destination2, host, port2) {
+  return hostMatches(destination2.host, host) && (destination2.port === void 0 || destination2.port === port2);
+}
+function finding(detector, where, target, forms) {
+  const label = `[REDACTED:${detector}]`;
+  const replaced = forms.reduce((text, form) => text.replaceAll(form, label), target);
+  const leftover = forms.some(
+    (form) => percentDecode(replaced).includes(form) || withoutSeparators(replaced).includes(withoutSeparators(form))
+  );
+  return { detector, where, redactedTarget: replaced === target || leftover ? label : replaced };
+}
+function withoutSeparators(text) {
+  return text.replace(/[.\-_]/g, "");
 }
 
 // src/engine/forward.ts
@@ -58253,6 +58380,14 @@ var Engine = class {
       policy: options.policy,
       log: options.log,
       resolver: options.resolver,
+      urlScanner: createUrlScanner(
+        policyDetectors(options.policy),
+        options.policy.secrets.map((binding) => ({
+          env: binding.env,
+          value: options.secretValues?.[binding.env] ?? "",
+          allow: binding.allow
+        }))
+      ),
       canIntercept: false,
       onDecision: (entry) => {
         if (entry.phase !== "outcome") this.count(entry);
@@ -59129,6 +59264,9 @@ async function proxyCommand(args, io2) {
     policy: policy.policy,
     log: writer,
     resolver: createResolver(pins),
+    secretValues: Object.fromEntries(
+      policy.policy.secrets.map((binding) => [binding.env, process.env[binding.env]])
+    ),
     version: package_default.version,
     upstreamCa,
     onDecision: (entry) => io2.err(

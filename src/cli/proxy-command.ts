@@ -78,6 +78,9 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
     policy: policy.policy,
     log: writer,
     resolver: createResolver(pins),
+    secretValues: Object.fromEntries(
+      policy.policy.secrets.map((binding) => [binding.env, process.env[binding.env]]),
+    ),
     version: packageJson.version,
     upstreamCa,
     onDecision: (entry) =>

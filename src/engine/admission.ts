@@ -1,6 +1,7 @@
-// The decision pipeline every request goes through before a byte leaves: policy (destination,
-// port, path, method), TLS visibility, SSRF guard on the resolved addresses, then the
-// write-ahead receipt. A request is forwarded only if this returns `admitted`.
+// The decision pipeline every request goes through before a byte leaves: URL DLP (before
+// anything is resolved, so a secret in a host name never reaches a resolver), policy
+// (destination, port, path, method), TLS visibility, SSRF guard on the resolved addresses,
+// then the write-ahead receipt. A request is forwarded only if this returns `admitted`.
 
 import { randomUUID } from 'node:crypto';
 import { decide, formatHost, type Decision, type Policy } from '../policy/index.js';
@@ -9,6 +10,7 @@ import type { DecisionEntry, DecisionLog, Transport } from './decision-log.js';
 import type { Refusal } from './refusal.js';
 import type { Resolver } from './resolver.js';
 import { checkResolvedAddresses } from './ssrf.js';
+import type { UrlScanner } from './dlp/url-scan.js';
 
 export interface AdmissionRequest {
   readonly method: string;
@@ -33,6 +35,7 @@ export interface AdmissionContext {
   readonly policy: Policy;
   readonly log: DecisionLog;
   readonly resolver: Resolver;
+  readonly urlScanner: UrlScanner;
   /** TLS interception (Engine part 2) is not available: rules that need it refuse tunnels. */
   readonly canIntercept: boolean;
   readonly onDecision: (entry: DecisionEntry) => void;
@@ -45,12 +48,17 @@ export async function admit(
   request: AdmissionRequest,
 ): Promise<Admission> {
   const decision = decide(context.policy, { method: request.method, target: request.target });
+  const leak = context.urlScanner.scan(
+    request.target,
+    decision.target?.host ?? NO_HOST,
+    decision.target?.port ?? 0,
+  );
   const entry: DecisionEntry = {
     actionId: randomUUID(),
     requestId: request.requestId,
     transport: request.transport,
     method: request.method.toUpperCase(),
-    target: receiptTarget(request, decision),
+    target: leak ? redactUserinfo(leak.redactedTarget) : receiptTarget(request, decision),
     verdict: 'allow',
   };
   const refuse = async (status: number, layer: string, reason: string): Promise<Admission> => {
@@ -59,6 +67,8 @@ export async function admit(
     );
     return { admitted: false, refusal: { status, layer, reason } };
   };
+  // A secret blocks in audit mode too, and its block says nothing else about the request.
+  if (leak) return refuse(403, 'dlp', `DLP match: ${leak.detector} in the ${leak.where}`);
   if (decision.verdict === 'block') {
     const layer = decision.layer ?? 'destination';
     return refuse(layer === 'request' ? 400 : 403, layer, decision.reason);
@@ -118,6 +128,9 @@ function receiptTarget(request: AdmissionRequest, decision: Decision): string {
   if (target?.kind === 'authority') return `${formatHost(target.host)}:${target.port}`;
   return redactUserinfo(request.target);
 }
+
+/** A malformed target has no host: no DLP allowance can apply to it. */
+const NO_HOST = { kind: 'name', name: '' } as const;
 
 /**
  * Credentials in a URL's userinfo (`http://user:pass@host/`) never go into the evidence; the

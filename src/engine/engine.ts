@@ -8,6 +8,8 @@ import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import type { Policy } from '../policy/index.js';
 import { admit, redactUserinfo, type AdmissionContext } from './admission.js';
+import { policyDetectors } from './dlp/detectors.js';
+import { createUrlScanner } from './dlp/url-scan.js';
 import type { DecisionEntry, DecisionLog } from './decision-log.js';
 import { forwardRequest, UpstreamPools } from './forward.js';
 import { DEFAULT_LIMITS, type EngineLimits } from './limits.js';
@@ -23,6 +25,8 @@ export interface EngineOptions {
   /** Extra PEM certificates trusted for upstream TLS, besides the system roots. */
   readonly upstreamCa?: readonly string[];
   readonly limits?: Partial<EngineLimits>;
+  /** Values of the policy's `secrets:`-bound environment variables, by name. */
+  readonly secretValues?: Readonly<Record<string, string | undefined>>;
   /** Called after each receipt is written (for the log line). */
   readonly onDecision?: (entry: DecisionEntry) => void;
   readonly onEvidenceError?: (error: Error) => void;
@@ -67,6 +71,14 @@ export class Engine {
       policy: options.policy,
       log: options.log,
       resolver: options.resolver,
+      urlScanner: createUrlScanner(
+        policyDetectors(options.policy),
+        options.policy.secrets.map((binding) => ({
+          env: binding.env,
+          value: options.secretValues?.[binding.env] ?? '',
+          allow: binding.allow,
+        })),
+      ),
       canIntercept: false,
       onDecision: (entry) => {
         if (entry.phase !== 'outcome') this.count(entry);

@@ -73,6 +73,7 @@ export interface EngineSetup {
   readonly upstreamCa?: readonly string[];
   readonly dir?: string;
   readonly lookup?: (hostname: string) => Promise<readonly { address: string }[]>;
+  readonly secretValues?: Readonly<Record<string, string>>;
   readonly maxEntriesPerFile?: number;
   readonly onEvidenceError?: EngineOptions['onEvidenceError'];
 }
@@ -96,6 +97,7 @@ export async function startEngine(setup: EngineSetup): Promise<RunningEngine> {
     ...(setup.upstreamCa ? { upstreamCa: setup.upstreamCa } : {}),
     ...(setup.limits ? { limits: setup.limits } : {}),
     ...(setup.onEvidenceError ? { onEvidenceError: setup.onEvidenceError } : {}),
+    ...(setup.secretValues ? { secretValues: setup.secretValues } : {}),
   });
   const address = await engine.listen({ host: '127.0.0.1', port: 0 });
   let stopped: Promise<void> | undefined;

