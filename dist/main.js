@@ -47107,8 +47107,12 @@ function failWith(problem) {
 function unrecognised(problem) {
   return { ok: false, problem: `${problem}; ${FORMS}` };
 }
+function hostPatternText(host) {
+  if (host.kind === "exact") return formatHost(host.host);
+  return host.kind === "wildcard" ? `*.${host.suffix}` : formatCidr(host.cidr);
+}
 function made(host, port2, url2) {
-  const hostText = host.kind === "exact" ? formatHost(host.host) : host.kind === "wildcard" ? `*.${host.suffix}` : formatCidr(host.cidr);
+  const hostText = hostPatternText(host);
   const canonical = url2 ? `${url2.scheme}://${hostText}${port2 === DEFAULT_PORTS[url2.scheme] ? "" : `:${port2}`}${url2.pathPrefix}` : port2 === void 0 ? hostText : `${hostText}:${port2}`;
   return { ok: true, destination: { host, port: port2, url: url2, canonical } };
 }
@@ -47290,12 +47294,10 @@ var policySchema = external_exports.strictObject({
   secrets: external_exports.array(secretSchema).default([]),
   dlp: dlpSchema.default({ builtin: true, patterns: [] })
 }).superRefine((policy, ctx) => {
-  const ruleKey = (rule) => {
-    if (!isDestination(rule?.destination)) return void 0;
-    const ports = Array.isArray(rule.ports) ? [...rule.ports].sort((a, b) => a - b) : rule.destination.port === void 0 ? [80, 443] : [];
-    return `${rule.destination.canonical} ports=${ports.join(",")}`;
-  };
-  for (const { index, first } of duplicatesBy(listOrEmpty(policy.egress), ruleKey)) {
+  const portsOf = (rule, destination2) => Array.isArray(rule.ports) ? [...rule.ports].sort((a, b) => a - b) : destination2.port === void 0 ? [80, 443] : [destination2.port];
+  const ruleKey = (rule) => isDestination(rule?.destination) ? `${rule.destination.canonical} ports=${portsOf(rule, rule.destination).join(",")}` : void 0;
+  const rules = listOrEmpty(policy.egress);
+  for (const { index, first } of duplicatesBy(rules, ruleKey)) {
     ctx.addIssue(
       issue3(
         "duplicate_rule",
@@ -47304,6 +47306,23 @@ var policySchema = external_exports.strictObject({
       )
     );
   }
+  rules.forEach((rule, index) => {
+    if (rule?.tls !== "passthrough" || !isDestination(rule.destination)) return;
+    const passthrough = rule.destination;
+    const other = rules.findIndex(
+      (candidate) => candidate !== rule && isDestination(candidate?.destination) && candidate.tls !== "passthrough" && (candidate.methods !== void 0 || candidate.paths !== void 0 || candidate.scan === true || candidate.destination.url !== void 0) && hostPatternText(candidate.destination.host) === hostPatternText(passthrough.host) && portsOf(candidate, candidate.destination).some(
+        (port2) => portsOf(rule, passthrough).includes(port2)
+      )
+    );
+    if (other < 0) return;
+    ctx.addIssue(
+      issue3(
+        "conflict",
+        `egress[${other}] needs to see inside TLS for the same host and port, which "tls: passthrough" forbids; remove one of the two rules`,
+        ["egress", index, "tls"]
+      )
+    );
+  });
   for (const { index, first } of duplicatesBy(
     listOrEmpty(policy.secrets),
     (secret) => stringOrUndefined(secret?.env)

@@ -190,17 +190,18 @@ function unrecognised(problem: string): DestinationResult {
   return { ok: false, problem: `${problem}; ${FORMS}` };
 }
 
+/** The canonical text of a host pattern: equal for two spellings of the same hosts. */
+export function hostPatternText(host: HostPattern): string {
+  if (host.kind === 'exact') return formatHost(host.host);
+  return host.kind === 'wildcard' ? `*.${host.suffix}` : formatCidr(host.cidr);
+}
+
 function made(
   host: HostPattern,
   port: number | undefined,
   url: Destination['url'],
 ): DestinationResult {
-  const hostText =
-    host.kind === 'exact'
-      ? formatHost(host.host)
-      : host.kind === 'wildcard'
-        ? `*.${host.suffix}`
-        : formatCidr(host.cidr);
+  const hostText = hostPatternText(host);
   const canonical = url
     ? `${url.scheme}://${hostText}${port === DEFAULT_PORTS[url.scheme] ? '' : `:${port}`}${url.pathPrefix}`
     : port === undefined

@@ -2,7 +2,7 @@
 // they constrain so that each error points at the key to fix.
 
 import { z } from 'zod';
-import { type Destination, parseDestination } from './destination.js';
+import { type Destination, hostPatternText, parseDestination } from './destination.js';
 import { rulePathProblem } from './path.js';
 
 export const METHODS = [
@@ -232,16 +232,19 @@ export const policySchema = z
   .superRefine((policy, ctx) => {
     // Runs even when other parts of the policy are invalid (see `whenMapping`); only the
     // well-formed parts are compared, so that every error is reported at once.
-    const ruleKey = (rule: (typeof policy.egress)[number]) => {
-      if (!isDestination(rule?.destination)) return undefined;
-      const ports = Array.isArray(rule.ports)
+    type Rule = (typeof policy.egress)[number];
+    const portsOf = (rule: Rule, destination: Destination): number[] =>
+      Array.isArray(rule.ports)
         ? [...rule.ports].sort((a, b) => a - b)
-        : rule.destination.port === undefined
+        : destination.port === undefined
           ? [80, 443]
-          : [];
-      return `${rule.destination.canonical} ports=${ports.join(',')}`;
-    };
-    for (const { index, first } of duplicatesBy(listOrEmpty(policy.egress), ruleKey)) {
+          : [destination.port];
+    const ruleKey = (rule: Rule) =>
+      isDestination(rule?.destination)
+        ? `${rule.destination.canonical} ports=${portsOf(rule, rule.destination).join(',')}`
+        : undefined;
+    const rules = listOrEmpty(policy.egress);
+    for (const { index, first } of duplicatesBy(rules, ruleKey)) {
       ctx.addIssue(
         issue(
           'duplicate_rule',
@@ -250,6 +253,32 @@ export const policySchema = z
         ),
       );
     }
+    rules.forEach((rule, index) => {
+      if (rule?.tls !== 'passthrough' || !isDestination(rule.destination)) return;
+      const passthrough = rule.destination;
+      const other = rules.findIndex(
+        (candidate) =>
+          candidate !== rule &&
+          isDestination(candidate?.destination) &&
+          candidate.tls !== 'passthrough' &&
+          (candidate.methods !== undefined ||
+            candidate.paths !== undefined ||
+            candidate.scan === true ||
+            candidate.destination.url !== undefined) &&
+          hostPatternText(candidate.destination.host) === hostPatternText(passthrough.host) &&
+          portsOf(candidate, candidate.destination).some((port) =>
+            portsOf(rule, passthrough).includes(port),
+          ),
+      );
+      if (other < 0) return;
+      ctx.addIssue(
+        issue(
+          'conflict',
+          `egress[${other}] needs to see inside TLS for the same host and port, which "tls: passthrough" forbids; remove one of the two rules`,
+          ['egress', index, 'tls'],
+        ),
+      );
+    });
     for (const { index, first } of duplicatesBy(listOrEmpty(policy.secrets), (secret) =>
       stringOrUndefined(secret?.env),
     )) {

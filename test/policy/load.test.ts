@@ -201,6 +201,16 @@ const MALFORMED: Record<string, readonly Expected[]> = {
       'merge the two rules',
     ),
   ],
+  'conflict-passthrough-and-inspected-rule': [
+    e(
+      'conflict',
+      4,
+      10,
+      'egress[0].tls',
+      'egress[1] needs to see inside TLS for the same host and port',
+      'remove one of the two rules',
+    ),
+  ],
   'duplicate-rule-default-ports': [
     e('duplicate_rule', 5, 18, 'egress[1].destination', 'duplicates egress[0]'),
   ],
@@ -629,4 +639,19 @@ test('two rules for one host on different ports are not duplicates', () => {
     'version: "1.0"\negress:\n  - destination: a.example.com\n    ports: [8080]\n  - destination: a.example.com\n',
   );
   assert.equal(policy.egress.length, 2);
+});
+
+test('tls: passthrough beside an inspected rule for another port of the same host is no conflict', () => {
+  const result = parsePolicy(
+    Buffer.from(`version: "1.0"
+egress:
+  - destination: "pinned.example.com"
+    ports: [443]
+    tls: passthrough
+  - destination: "pinned.example.com:8443"
+    methods: ["GET"]
+`),
+    'ports.yaml',
+  );
+  assert.ok(result.ok, result.ok ? '' : result.errors.map(formatPolicyError).join('\n'));
 });
