@@ -14015,7 +14015,7 @@ var require_client_h1 = __commonJS({
       kHTTPContext,
       kClosed
     } = require_symbols();
-    var constants = require_constants2();
+    var constants2 = require_constants2();
     var EMPTY_BUF = Buffer.alloc(0);
     var FastBuffer = Buffer[Symbol.species];
     var removeAllListeners = util.removeAllListeners;
@@ -14151,7 +14151,7 @@ var require_client_h1 = __commonJS({
          */
       constructor(client, socket, { exports: exports2 }) {
         this.llhttp = exports2;
-        this.ptr = this.llhttp.llhttp_alloc(constants.TYPE.RESPONSE);
+        this.ptr = this.llhttp.llhttp_alloc(constants2.TYPE.RESPONSE);
         this.client = client;
         this.socket = socket;
         this.timeout = null;
@@ -14247,11 +14247,11 @@ var require_client_h1 = __commonJS({
             currentParser = null;
             currentBufferRef = null;
           }
-          if (ret !== constants.ERROR.OK) {
+          if (ret !== constants2.ERROR.OK) {
             const data = chunk.subarray(llhttp.llhttp_get_error_pos(this.ptr) - currentBufferPtr);
-            if (ret === constants.ERROR.PAUSED_UPGRADE) {
+            if (ret === constants2.ERROR.PAUSED_UPGRADE) {
               this.onUpgrade(data);
-            } else if (ret === constants.ERROR.PAUSED) {
+            } else if (ret === constants2.ERROR.PAUSED) {
               this.paused = true;
               socket.unshift(data);
             } else {
@@ -14274,10 +14274,10 @@ var require_client_h1 = __commonJS({
         } finally {
           currentParser = null;
         }
-        if (ret === constants.ERROR.OK) {
+        if (ret === constants2.ERROR.OK) {
           return null;
         }
-        if (ret === constants.ERROR.PAUSED || ret === constants.ERROR.PAUSED_UPGRADE) {
+        if (ret === constants2.ERROR.PAUSED || ret === constants2.ERROR.PAUSED_UPGRADE) {
           this.paused = true;
           return null;
         }
@@ -14294,7 +14294,7 @@ var require_client_h1 = __commonJS({
           const len = new Uint8Array(llhttp.memory.buffer, ptr).indexOf(0);
           message = "Response does not match the HTTP/1.1 protocol (" + Buffer.from(llhttp.memory.buffer, ptr, len).toString() + ")";
         }
-        return new HTTPParserError(message, constants.ERROR[ret], data);
+        return new HTTPParserError(message, constants2.ERROR[ret], data);
       }
       destroy() {
         assert2(currentParser === null);
@@ -14505,7 +14505,7 @@ var require_client_h1 = __commonJS({
           socket[kBlocking] = false;
           client[kResume]();
         }
-        return pause ? constants.ERROR.PAUSED : 0;
+        return pause ? constants2.ERROR.PAUSED : 0;
       }
       /**
        * @param {Buffer} buf
@@ -14531,7 +14531,7 @@ var require_client_h1 = __commonJS({
         }
         this.bytesRead += buf.length;
         if (request.onData(buf) === false) {
-          return constants.ERROR.PAUSED;
+          return constants2.ERROR.PAUSED;
         }
         return 0;
       }
@@ -14571,13 +14571,13 @@ var require_client_h1 = __commonJS({
         if (socket[kWriting]) {
           assert2(client[kRunning] === 0);
           util.destroy(socket, new InformationalError("reset"));
-          return constants.ERROR.PAUSED;
+          return constants2.ERROR.PAUSED;
         } else if (!shouldKeepAlive) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants.ERROR.PAUSED;
+          return constants2.ERROR.PAUSED;
         } else if (socket[kReset] && client[kRunning] === 0) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants.ERROR.PAUSED;
+          return constants2.ERROR.PAUSED;
         } else if (client[kPipelining] == null || client[kPipelining] === 1) {
           setImmediate(client[kResume]);
         } else {
@@ -26906,10 +26906,10 @@ var require_headers = __commonJS({
         const lowercaseName = isLowerCase ? name : name.toLowerCase();
         const exists = this.headersMap.get(lowercaseName);
         if (exists) {
-          const delimiter = lowercaseName === "cookie" ? "; " : ", ";
+          const delimiter2 = lowercaseName === "cookie" ? "; " : ", ";
           this.headersMap.set(lowercaseName, {
             name: exists.name,
-            value: `${exists.value}${delimiter}${value}`
+            value: `${exists.value}${delimiter2}${value}`
           });
         } else {
           this.headersMap.set(lowercaseName, { name, value });
@@ -38740,8 +38740,8 @@ function emoji() {
 }
 var ipv4 = /^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])$/;
 var ipv6 = /^(([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,7}:|([0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,5}(:[0-9a-fA-F]{1,4}){1,2}|([0-9a-fA-F]{1,4}:){1,4}(:[0-9a-fA-F]{1,4}){1,3}|([0-9a-fA-F]{1,4}:){1,3}(:[0-9a-fA-F]{1,4}){1,4}|([0-9a-fA-F]{1,4}:){1,2}(:[0-9a-fA-F]{1,4}){1,5}|[0-9a-fA-F]{1,4}:((:[0-9a-fA-F]{1,4}){1,6})|:((:[0-9a-fA-F]{1,4}){1,7}|:))$/;
-var mac = (delimiter) => {
-  const escapedDelim = escapeRegex(delimiter ?? ":");
+var mac = (delimiter2) => {
+  const escapedDelim = escapeRegex(delimiter2 ?? ":");
   return new RegExp(`^(?:[0-9A-F]{2}${escapedDelim}){5}[0-9A-F]{2}$|^(?:[0-9a-f]{2}${escapedDelim}){5}[0-9a-f]{2}$`);
 };
 var cidrv4 = /^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])\/([0-9]|[1-2][0-9]|3[0-2])$/;
@@ -59348,6 +59348,91 @@ function loopbackListen(text) {
   return { host: formatIp(host.ip), port: port2 };
 }
 
+// src/boundary/preflight.ts
+import { access, constants } from "node:fs/promises";
+import { delimiter, join as join3 } from "node:path";
+var REQUIRED_TOOLS = [
+  { tool: "ip", pkg: "iproute2" },
+  { tool: "iptables", pkg: "iptables" },
+  { tool: "ip6tables", pkg: "iptables" },
+  { tool: "setpriv", pkg: "util-linux" },
+  { tool: "unshare", pkg: "util-linux" },
+  { tool: "nsenter", pkg: "util-linux" },
+  { tool: "useradd", pkg: "passwd" }
+];
+var REQUIRED_NAMESPACES = ["net", "mnt", "pid"];
+function preflightProblems(facts) {
+  if (facts.platform !== "linux") {
+    return [
+      `the boundary needs Linux (network, mount and PID namespaces, iptables); this is ${facts.platform}`
+    ];
+  }
+  const problems = [];
+  if (facts.uid !== 0) {
+    problems.push(
+      "the boundary needs root to create namespaces, users and firewall rules; run it with sudo"
+    );
+  }
+  for (const { tool, pkg } of REQUIRED_TOOLS) {
+    if (facts.tools[tool] === void 0) {
+      problems.push(
+        `${tool} is not on PATH; install the ${pkg} package (apt-get install -y ${pkg})`
+      );
+    }
+  }
+  for (const kind of REQUIRED_NAMESPACES) {
+    if (!facts.namespaces.includes(kind)) {
+      problems.push(
+        `the kernel offers no ${kind} namespace (/proc/self/ns/${kind} is missing); the boundary cannot isolate the agent here`
+      );
+    }
+  }
+  return problems;
+}
+async function gatherHostFacts(path4 = process.env["PATH"] ?? "") {
+  const directories = path4.split(delimiter).filter((directory) => directory !== "");
+  const tools = {};
+  for (const { tool } of REQUIRED_TOOLS) tools[tool] = await findExecutable(tool, directories);
+  const namespaces = [];
+  for (const kind of REQUIRED_NAMESPACES) {
+    if (await access(`/proc/self/ns/${kind}`).then(
+      () => true,
+      () => false
+    ))
+      namespaces.push(kind);
+  }
+  return { platform: process.platform, uid: process.getuid?.() ?? -1, tools, namespaces };
+}
+async function findExecutable(tool, directories) {
+  for (const directory of directories) {
+    const candidate = join3(directory, tool);
+    if (await access(candidate, constants.X_OK).then(
+      () => true,
+      () => false
+    ))
+      return candidate;
+  }
+  return void 0;
+}
+
+// src/cli/run-command.ts
+async function runCommand(_args, io2) {
+  const problems = preflightProblems(await gatherHostFacts());
+  if (problems.length > 0) {
+    for (const problem of problems) io2.err(`pipelock-egress run: preflight: ${problem}
+`);
+    io2.err(
+      `pipelock-egress run: ${problems.length} preflight problem${problems.length === 1 ? "" : "s"}; nothing was created
+`
+    );
+    return 1;
+  }
+  io2.err(
+    "pipelock-egress run: preflight passed on this machine; not available yet: the agent boundary has not landed in this version, so nothing was run\n"
+  );
+  return 2;
+}
+
 // src/cli/usage.ts
 var USAGE = `Usage: pipelock-egress <command> [options]
 
@@ -59655,14 +59740,14 @@ function describe3(label, report, judged, expectedPolicy) {
 
 // src/cli/main.ts
 var NOT_YET = {
-  run: "the agent boundary",
   view: "the packet viewer"
 };
 var COMMANDS = {
   policy: policyCommand,
   proxy: proxyCommand,
   verify: verifyCommand,
-  keygen: keygenCommand
+  keygen: keygenCommand,
+  run: runCommand
 };
 async function main(argv, io2) {
   const [command, ...args] = argv;

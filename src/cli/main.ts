@@ -5,13 +5,13 @@ import { type CliIo, UsageError } from './io.js';
 import { keygenCommand } from './keygen-command.js';
 import { policyCommand } from './policy-command.js';
 import { proxyCommand } from './proxy-command.js';
+import { runCommand } from './run-command.js';
 import { USAGE } from './usage.js';
 import { verifyCommand } from './verify-command.js';
 
 type Command = (args: readonly string[], io: CliIo) => Promise<number>;
 
 const NOT_YET: Record<string, string> = {
-  run: 'the agent boundary',
   view: 'the packet viewer',
 };
 
@@ -20,6 +20,7 @@ const COMMANDS: Record<string, Command> = {
   proxy: proxyCommand,
   verify: verifyCommand,
   keygen: keygenCommand,
+  run: runCommand,
 };
 
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {

@@ -1,0 +1,92 @@
+// Preflight: everything the boundary needs is checked before anything is changed on the
+// machine, and each miss is one error that says how to fix it.
+
+import { access, constants } from 'node:fs/promises';
+import { delimiter, join } from 'node:path';
+
+/** The tools the boundary drives, with the Debian/Ubuntu package that provides each. */
+export const REQUIRED_TOOLS: ReadonlyArray<{ readonly tool: string; readonly pkg: string }> = [
+  { tool: 'ip', pkg: 'iproute2' },
+  { tool: 'iptables', pkg: 'iptables' },
+  { tool: 'ip6tables', pkg: 'iptables' },
+  { tool: 'setpriv', pkg: 'util-linux' },
+  { tool: 'unshare', pkg: 'util-linux' },
+  { tool: 'nsenter', pkg: 'util-linux' },
+  { tool: 'useradd', pkg: 'passwd' },
+];
+
+/** The namespaces the agent gets of its own. */
+export const REQUIRED_NAMESPACES = ['net', 'mnt', 'pid'] as const;
+
+export interface HostFacts {
+  readonly platform: NodeJS.Platform;
+  readonly uid: number;
+  /** Each required tool's path on PATH, or undefined. */
+  readonly tools: Readonly<Record<string, string | undefined>>;
+  /** Namespace kinds the kernel offers (from /proc/self/ns). */
+  readonly namespaces: readonly string[];
+}
+
+/** Every reason the boundary cannot be set up here; empty when it can. */
+export function preflightProblems(facts: HostFacts): string[] {
+  if (facts.platform !== 'linux') {
+    return [
+      `the boundary needs Linux (network, mount and PID namespaces, iptables); this is ${facts.platform}`,
+    ];
+  }
+  const problems: string[] = [];
+  if (facts.uid !== 0) {
+    problems.push(
+      'the boundary needs root to create namespaces, users and firewall rules; run it with sudo',
+    );
+  }
+  for (const { tool, pkg } of REQUIRED_TOOLS) {
+    if (facts.tools[tool] === undefined) {
+      problems.push(
+        `${tool} is not on PATH; install the ${pkg} package (apt-get install -y ${pkg})`,
+      );
+    }
+  }
+  for (const kind of REQUIRED_NAMESPACES) {
+    if (!facts.namespaces.includes(kind)) {
+      problems.push(
+        `the kernel offers no ${kind} namespace (/proc/self/ns/${kind} is missing); the boundary cannot isolate the agent here`,
+      );
+    }
+  }
+  return problems;
+}
+
+export async function gatherHostFacts(path = process.env['PATH'] ?? ''): Promise<HostFacts> {
+  const directories = path.split(delimiter).filter((directory) => directory !== '');
+  const tools: Record<string, string | undefined> = {};
+  for (const { tool } of REQUIRED_TOOLS) tools[tool] = await findExecutable(tool, directories);
+  const namespaces: string[] = [];
+  for (const kind of REQUIRED_NAMESPACES) {
+    if (
+      await access(`/proc/self/ns/${kind}`).then(
+        () => true,
+        () => false,
+      )
+    )
+      namespaces.push(kind);
+  }
+  return { platform: process.platform, uid: process.getuid?.() ?? -1, tools, namespaces };
+}
+
+async function findExecutable(
+  tool: string,
+  directories: readonly string[],
+): Promise<string | undefined> {
+  for (const directory of directories) {
+    const candidate = join(directory, tool);
+    if (
+      await access(candidate, constants.X_OK).then(
+        () => true,
+        () => false,
+      )
+    )
+      return candidate;
+  }
+  return undefined;
+}

@@ -1,0 +1,99 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  REQUIRED_TOOLS,
+  gatherHostFacts,
+  preflightProblems,
+  type HostFacts,
+} from '../../src/boundary/preflight.js';
+import { main } from '../../src/cli/main.js';
+
+const ready: HostFacts = {
+  platform: 'linux',
+  uid: 0,
+  tools: Object.fromEntries(REQUIRED_TOOLS.map(({ tool }) => [tool, `/usr/sbin/${tool}`])),
+  namespaces: ['net', 'mnt', 'pid'],
+};
+
+test('a Linux root machine with every tool and namespace has no preflight problem', () => {
+  assert.deepEqual(preflightProblems(ready), []);
+});
+
+test('another OS is one problem that says Linux is needed', () => {
+  assert.deepEqual(preflightProblems({ ...ready, platform: 'darwin' }), [
+    'the boundary needs Linux (network, mount and PID namespaces, iptables); this is darwin',
+  ]);
+});
+
+test('every miss is reported at once, each with its fix', () => {
+  const problems = preflightProblems({
+    ...ready,
+    uid: 1001,
+    tools: { ...ready.tools, iptables: undefined, useradd: undefined },
+    namespaces: ['net', 'mnt'],
+  });
+  assert.deepEqual(problems, [
+    'the boundary needs root to create namespaces, users and firewall rules; run it with sudo',
+    'iptables is not on PATH; install the iptables package (apt-get install -y iptables)',
+    'useradd is not on PATH; install the passwd package (apt-get install -y passwd)',
+    'the kernel offers no pid namespace (/proc/self/ns/pid is missing); the boundary cannot isolate the agent here',
+  ]);
+});
+
+test('this machine (CI: Linux, root, tools installed by .ci/run) passes the preflight', async () => {
+  const facts = await gatherHostFacts();
+  assert.deepEqual(preflightProblems(facts), [], JSON.stringify(facts));
+});
+
+test('tools are looked up on PATH: a PATH without iptables reports both iptables tools', async () => {
+  const bin = mkdtempSync(join(tmpdir(), 'pe-path-'));
+  const real = await gatherHostFacts();
+  for (const { tool, pkg } of REQUIRED_TOOLS) {
+    const path = real.tools[tool];
+    if (path && pkg !== 'iptables') symlinkSync(path, join(bin, tool));
+  }
+  const facts = await gatherHostFacts(bin);
+  assert.equal(facts.tools['ip'], join(bin, 'ip'));
+  assert.deepEqual(
+    preflightProblems(facts).filter((problem) => problem.includes('is not on PATH')),
+    [
+      'iptables is not on PATH; install the iptables package (apt-get install -y iptables)',
+      'ip6tables is not on PATH; install the iptables package (apt-get install -y iptables)',
+    ],
+  );
+});
+
+async function run(path: string): Promise<{ code: number; stderr: string }> {
+  const saved = process.env['PATH'];
+  process.env['PATH'] = path;
+  let stderr = '';
+  try {
+    const code = await main(['run'], {
+      out: () => undefined,
+      err: (text) => (stderr += text),
+      readFile: (file) => Promise.resolve(readFileSync(file)),
+    });
+    return { code, stderr };
+  } finally {
+    process.env['PATH'] = saved;
+  }
+}
+
+test('pipelock-egress run: a failed preflight lists every problem and creates nothing (exit 1)', async () => {
+  const { code, stderr } = await run(mkdtempSync(join(tmpdir(), 'pe-empty-path-')));
+  assert.equal(code, 1);
+  assert.match(
+    stderr,
+    /^pipelock-egress run: preflight: ip is not on PATH; install the iproute2 package/,
+  );
+  assert.match(stderr, /7 preflight problems; nothing was created\n$/);
+});
+
+test('pipelock-egress run: after a passing preflight it says the boundary is not available yet (exit 2)', async () => {
+  const { code, stderr } = await run(process.env['PATH'] ?? '');
+  assert.equal(code, 2);
+  assert.match(stderr, /preflight passed on this machine; not available yet/);
+});
