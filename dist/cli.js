@@ -58949,7 +58949,7 @@ var EvidenceWriter = class _EvidenceWriter {
   static open(options) {
     mkdirSync(options.dir, { recursive: true, mode: 448 });
     const existing = readdirSync2(options.dir).filter((name) => name.startsWith("evidence-"));
-    const signerKey = Buffer.from(options.backend.ed25519PublicKey(options.seed)).toString("hex");
+    const signerKey = publicKeyHex(options.backend.ed25519PublicKey(options.seed));
     let resumed;
     if (existing.length > 0) {
       try {
@@ -59310,9 +59310,8 @@ async function proxyCommand(args, io2) {
     );
     return 1;
   }
-  const host = address.host.includes(":") ? `[${address.host}]` : address.host;
   io2.out(
-    `${JSON.stringify({ event: "listening", url: `http://${host}:${address.port}`, ca_cert: null, policy_hash: policy.policy.hash, signer_key: writer.signerKey, evidence_dir: evidenceDir })}
+    `${JSON.stringify({ event: "listening", url: `http://${listenText(address)}`, ca_cert: null, policy_hash: policy.policy.hash, signer_key: writer.signerKey, evidence_dir: evidenceDir })}
 `
   );
   const signal = await stopSignal;

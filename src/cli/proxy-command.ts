@@ -105,9 +105,8 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
     );
     return 1;
   }
-  const host = address.host.includes(':') ? `[${address.host}]` : address.host;
   io.out(
-    `${JSON.stringify({ event: 'listening', url: `http://${host}:${address.port}`, ca_cert: null, policy_hash: policy.policy.hash, signer_key: writer.signerKey, evidence_dir: evidenceDir })}\n`,
+    `${JSON.stringify({ event: 'listening', url: `http://${listenText(address)}`, ca_cert: null, policy_hash: policy.policy.hash, signer_key: writer.signerKey, evidence_dir: evidenceDir })}\n`,
   );
 
   const signal = await stopSignal;

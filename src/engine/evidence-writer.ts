@@ -26,6 +26,7 @@ import {
   ReceiptChainBuilder,
   RecorderWriter,
   goTimestamp,
+  publicKeyHex,
   type BuiltReceipt,
   type CryptoBackend,
   type ReceiptFields,
@@ -121,7 +122,7 @@ export class EvidenceWriter implements DecisionLog {
   } {
     mkdirSync(options.dir, { recursive: true, mode: 0o700 });
     const existing = readdirSync(options.dir).filter((name) => name.startsWith('evidence-'));
-    const signerKey = Buffer.from(options.backend.ed25519PublicKey(options.seed)).toString('hex');
+    const signerKey = publicKeyHex(options.backend.ed25519PublicKey(options.seed));
     let resumed: ChainTail | undefined;
     if (existing.length > 0) {
       try {
