@@ -4004,10 +4004,10 @@ var require_resolve_block_map = __commonJS({
       let offset = bm.offset;
       let commentEnd = null;
       for (const collItem of bm.items) {
-        const { start, key, sep, value } = collItem;
+        const { start, key, sep: sep2, value } = collItem;
         const keyProps = resolveProps.resolveProps(start, {
           indicator: "explicit-key-ind",
-          next: key ?? sep?.[0],
+          next: key ?? sep2?.[0],
           offset,
           onError,
           parentIndent: bm.indent,
@@ -4021,7 +4021,7 @@ var require_resolve_block_map = __commonJS({
             else if ("indent" in key && key.indent !== bm.indent)
               onError(offset, "BAD_INDENT", startColMsg);
           }
-          if (!keyProps.anchor && !keyProps.tag && !sep) {
+          if (!keyProps.anchor && !keyProps.tag && !sep2) {
             commentEnd = keyProps.end;
             if (keyProps.comment) {
               if (map2.comment)
@@ -4045,7 +4045,7 @@ var require_resolve_block_map = __commonJS({
         ctx.atKey = false;
         if (utilMapIncludes.mapIncludes(ctx, map2.items, keyNode))
           onError(keyStart, "DUPLICATE_KEY", "Map keys must be unique");
-        const valueProps = resolveProps.resolveProps(sep ?? [], {
+        const valueProps = resolveProps.resolveProps(sep2 ?? [], {
           indicator: "map-value-ind",
           next: value,
           offset: keyNode.range[2],
@@ -4061,7 +4061,7 @@ var require_resolve_block_map = __commonJS({
             if (ctx.options.strict && keyProps.start < valueProps.found.offset - 1024)
               onError(keyNode.range, "KEY_OVER_1024_CHARS", "The : indicator must be at most 1024 chars after the start of an implicit block mapping key");
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep, null, valueProps, onError);
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep2, null, valueProps, onError);
           if (ctx.schema.compat)
             utilFlowIndentCheck.flowIndentCheck(bm.indent, value, onError);
           offset = valueNode.range[2];
@@ -4152,7 +4152,7 @@ var require_resolve_end = __commonJS({
       let comment = "";
       if (end) {
         let hasSpace = false;
-        let sep = "";
+        let sep2 = "";
         for (const token of end) {
           const { source, type } = token;
           switch (type) {
@@ -4166,13 +4166,13 @@ var require_resolve_end = __commonJS({
               if (!comment)
                 comment = cb;
               else
-                comment += sep + cb;
-              sep = "";
+                comment += sep2 + cb;
+              sep2 = "";
               break;
             }
             case "newline":
               if (comment)
-                sep += source;
+                sep2 += source;
               hasSpace = true;
               break;
             default:
@@ -4215,18 +4215,18 @@ var require_resolve_flow_collection = __commonJS({
       let offset = fc.offset + fc.start.source.length;
       for (let i = 0; i < fc.items.length; ++i) {
         const collItem = fc.items[i];
-        const { start, key, sep, value } = collItem;
+        const { start, key, sep: sep2, value } = collItem;
         const props = resolveProps.resolveProps(start, {
           flow: fcName,
           indicator: "explicit-key-ind",
-          next: key ?? sep?.[0],
+          next: key ?? sep2?.[0],
           offset,
           onError,
           parentIndent: fc.indent,
           startOnNewline: false
         });
         if (!props.found) {
-          if (!props.anchor && !props.tag && !sep && !value) {
+          if (!props.anchor && !props.tag && !sep2 && !value) {
             if (i === 0 && props.comma)
               onError(props.comma, "UNEXPECTED_TOKEN", `Unexpected , in ${fcName}`);
             else if (i < fc.items.length - 1)
@@ -4280,8 +4280,8 @@ var require_resolve_flow_collection = __commonJS({
             }
           }
         }
-        if (!isMap2 && !sep && !props.found) {
-          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep, null, props, onError);
+        if (!isMap2 && !sep2 && !props.found) {
+          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep2, null, props, onError);
           coll.items.push(valueNode);
           offset = valueNode.range[2];
           if (isBlock(value))
@@ -4293,7 +4293,7 @@ var require_resolve_flow_collection = __commonJS({
           if (isBlock(key))
             onError(keyNode.range, "BLOCK_IN_FLOW", blockMsg);
           ctx.atKey = false;
-          const valueProps = resolveProps.resolveProps(sep ?? [], {
+          const valueProps = resolveProps.resolveProps(sep2 ?? [], {
             flow: fcName,
             indicator: "map-value-ind",
             next: value,
@@ -4304,8 +4304,8 @@ var require_resolve_flow_collection = __commonJS({
           });
           if (valueProps.found) {
             if (!isMap2 && !props.found && ctx.options.strict) {
-              if (sep)
-                for (const st of sep) {
+              if (sep2)
+                for (const st of sep2) {
                   if (st === valueProps.found)
                     break;
                   if (st.type === "newline") {
@@ -4322,7 +4322,7 @@ var require_resolve_flow_collection = __commonJS({
             else
               onError(valueProps.start, "MISSING_CHAR", `Missing , or : between ${fcName} items`);
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep, null, valueProps, onError) : null;
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep2, null, valueProps, onError) : null;
           if (valueNode) {
             if (isBlock(value))
               onError(valueNode.range, "BLOCK_IN_FLOW", blockMsg);
@@ -4502,7 +4502,7 @@ var require_resolve_block_scalar = __commonJS({
           chompStart = i + 1;
       }
       let value = "";
-      let sep = "";
+      let sep2 = "";
       let prevMoreIndented = false;
       for (let i = 0; i < contentStart; ++i)
         value += lines[i][0].slice(trimIndent) + "\n";
@@ -4519,24 +4519,24 @@ var require_resolve_block_scalar = __commonJS({
           indent = "";
         }
         if (type === Scalar.Scalar.BLOCK_LITERAL) {
-          value += sep + indent.slice(trimIndent) + content;
-          sep = "\n";
+          value += sep2 + indent.slice(trimIndent) + content;
+          sep2 = "\n";
         } else if (indent.length > trimIndent || content[0] === "	") {
-          if (sep === " ")
-            sep = "\n";
-          else if (!prevMoreIndented && sep === "\n")
-            sep = "\n\n";
-          value += sep + indent.slice(trimIndent) + content;
-          sep = "\n";
+          if (sep2 === " ")
+            sep2 = "\n";
+          else if (!prevMoreIndented && sep2 === "\n")
+            sep2 = "\n\n";
+          value += sep2 + indent.slice(trimIndent) + content;
+          sep2 = "\n";
           prevMoreIndented = true;
         } else if (content === "") {
-          if (sep === "\n")
+          if (sep2 === "\n")
             value += "\n";
           else
-            sep = "\n";
+            sep2 = "\n";
         } else {
-          value += sep + content;
-          sep = " ";
+          value += sep2 + content;
+          sep2 = " ";
           prevMoreIndented = false;
         }
       }
@@ -4719,25 +4719,25 @@ var require_resolve_flow_scalar = __commonJS({
         trimBoth = /^[ \t]+|[ \t]+$/g;
       }
       let res = match[1].replace(trimEnd, "");
-      let sep = " ";
+      let sep2 = " ";
       let pos = line.lastIndex;
       while (match = line.exec(source)) {
         const lm = match[1].replace(trimBoth, "");
         if (lm === "") {
-          if (sep === "\n")
-            res += sep;
+          if (sep2 === "\n")
+            res += sep2;
           else
-            sep = "\n";
+            sep2 = "\n";
         } else {
-          res += sep + lm;
-          sep = " ";
+          res += sep2 + lm;
+          sep2 = " ";
         }
         pos = line.lastIndex;
       }
       const last = /[ \t]*(.*)/sy;
       last.lastIndex = pos;
       match = last.exec(source);
-      return res + sep + (match?.[1] ?? "");
+      return res + sep2 + (match?.[1] ?? "");
     }
     function doubleQuotedValue(source, onError) {
       let res = "";
@@ -5547,14 +5547,14 @@ var require_cst_stringify = __commonJS({
         }
       }
     }
-    function stringifyItem({ start, key, sep, value }) {
+    function stringifyItem({ start, key, sep: sep2, value }) {
       let res = "";
       for (const st of start)
         res += st.source;
       if (key)
         res += stringifyToken(key);
-      if (sep)
-        for (const st of sep)
+      if (sep2)
+        for (const st of sep2)
           res += st.source;
       if (value)
         res += stringifyToken(value);
@@ -6721,18 +6721,18 @@ var require_parser = __commonJS({
         if (this.type === "map-value-ind") {
           const prev = getPrevProps(this.peek(2));
           const start = getFirstKeyStartProps(prev);
-          let sep;
+          let sep2;
           if (scalar.end) {
-            sep = scalar.end;
-            sep.push(this.sourceToken);
+            sep2 = scalar.end;
+            sep2.push(this.sourceToken);
             delete scalar.end;
           } else
-            sep = [this.sourceToken];
+            sep2 = [this.sourceToken];
           const map2 = {
             type: "block-map",
             offset: scalar.offset,
             indent: scalar.indent,
-            items: [{ start, key: scalar, sep }]
+            items: [{ start, key: scalar, sep: sep2 }]
           };
           this.onKeyLine = true;
           this.stack[this.stack.length - 1] = map2;
@@ -6885,15 +6885,15 @@ var require_parser = __commonJS({
                 } else if (isFlowToken(it.key) && !includesToken(it.sep, "newline")) {
                   const start2 = getFirstKeyStartProps(it.start);
                   const key = it.key;
-                  const sep = it.sep;
-                  sep.push(this.sourceToken);
+                  const sep2 = it.sep;
+                  sep2.push(this.sourceToken);
                   delete it.key;
                   delete it.sep;
                   this.stack.push({
                     type: "block-map",
                     offset: this.offset,
                     indent: this.indent,
-                    items: [{ start: start2, key, sep }]
+                    items: [{ start: start2, key, sep: sep2 }]
                   });
                 } else if (start.length > 0) {
                   it.sep = it.sep.concat(start, this.sourceToken);
@@ -7087,13 +7087,13 @@ var require_parser = __commonJS({
             const prev = getPrevProps(parent);
             const start = getFirstKeyStartProps(prev);
             fixFlowSeqItems(fc);
-            const sep = fc.end.splice(1, fc.end.length);
-            sep.push(this.sourceToken);
+            const sep2 = fc.end.splice(1, fc.end.length);
+            sep2.push(this.sourceToken);
             const map2 = {
               type: "block-map",
               offset: fc.offset,
               indent: fc.indent,
-              items: [{ start, key: fc, sep }]
+              items: [{ start, key: fc, sep: sep2 }]
             };
             this.onKeyLine = true;
             this.stack[this.stack.length - 1] = map2;
@@ -10117,9 +10117,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve, reject) => {
+          return new Promise((resolve2, reject) => {
             this.close((err, data) => {
-              return err ? reject(err) : resolve(data);
+              return err ? reject(err) : resolve2(data);
             });
           });
         }
@@ -10157,9 +10157,9 @@ var require_dispatcher_base = __commonJS({
           err = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve, reject) => {
+          return new Promise((resolve2, reject) => {
             this.destroy(err, (err2, data) => {
-              return err2 ? reject(err2) : resolve(data);
+              return err2 ? reject(err2) : resolve2(data);
             });
           });
         }
@@ -13665,8 +13665,8 @@ var require_promise = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise2 = new Promise((resolve, reject) => {
-        res = resolve;
+      const promise2 = new Promise((resolve2, reject) => {
+        res = resolve2;
         rej = reject;
       });
       return { promise: promise2, resolve: res, reject: rej };
@@ -14015,7 +14015,7 @@ var require_client_h1 = __commonJS({
       kHTTPContext,
       kClosed
     } = require_symbols();
-    var constants2 = require_constants2();
+    var constants3 = require_constants2();
     var EMPTY_BUF = Buffer.alloc(0);
     var FastBuffer = Buffer[Symbol.species];
     var removeAllListeners = util.removeAllListeners;
@@ -14151,7 +14151,7 @@ var require_client_h1 = __commonJS({
          */
       constructor(client, socket, { exports: exports2 }) {
         this.llhttp = exports2;
-        this.ptr = this.llhttp.llhttp_alloc(constants2.TYPE.RESPONSE);
+        this.ptr = this.llhttp.llhttp_alloc(constants3.TYPE.RESPONSE);
         this.client = client;
         this.socket = socket;
         this.timeout = null;
@@ -14247,11 +14247,11 @@ var require_client_h1 = __commonJS({
             currentParser = null;
             currentBufferRef = null;
           }
-          if (ret !== constants2.ERROR.OK) {
+          if (ret !== constants3.ERROR.OK) {
             const data = chunk.subarray(llhttp.llhttp_get_error_pos(this.ptr) - currentBufferPtr);
-            if (ret === constants2.ERROR.PAUSED_UPGRADE) {
+            if (ret === constants3.ERROR.PAUSED_UPGRADE) {
               this.onUpgrade(data);
-            } else if (ret === constants2.ERROR.PAUSED) {
+            } else if (ret === constants3.ERROR.PAUSED) {
               this.paused = true;
               socket.unshift(data);
             } else {
@@ -14274,10 +14274,10 @@ var require_client_h1 = __commonJS({
         } finally {
           currentParser = null;
         }
-        if (ret === constants2.ERROR.OK) {
+        if (ret === constants3.ERROR.OK) {
           return null;
         }
-        if (ret === constants2.ERROR.PAUSED || ret === constants2.ERROR.PAUSED_UPGRADE) {
+        if (ret === constants3.ERROR.PAUSED || ret === constants3.ERROR.PAUSED_UPGRADE) {
           this.paused = true;
           return null;
         }
@@ -14294,7 +14294,7 @@ var require_client_h1 = __commonJS({
           const len = new Uint8Array(llhttp.memory.buffer, ptr).indexOf(0);
           message = "Response does not match the HTTP/1.1 protocol (" + Buffer.from(llhttp.memory.buffer, ptr, len).toString() + ")";
         }
-        return new HTTPParserError(message, constants2.ERROR[ret], data);
+        return new HTTPParserError(message, constants3.ERROR[ret], data);
       }
       destroy() {
         assert2(currentParser === null);
@@ -14505,7 +14505,7 @@ var require_client_h1 = __commonJS({
           socket[kBlocking] = false;
           client[kResume]();
         }
-        return pause ? constants2.ERROR.PAUSED : 0;
+        return pause ? constants3.ERROR.PAUSED : 0;
       }
       /**
        * @param {Buffer} buf
@@ -14531,7 +14531,7 @@ var require_client_h1 = __commonJS({
         }
         this.bytesRead += buf.length;
         if (request.onData(buf) === false) {
-          return constants2.ERROR.PAUSED;
+          return constants3.ERROR.PAUSED;
         }
         return 0;
       }
@@ -14571,13 +14571,13 @@ var require_client_h1 = __commonJS({
         if (socket[kWriting]) {
           assert2(client[kRunning] === 0);
           util.destroy(socket, new InformationalError("reset"));
-          return constants2.ERROR.PAUSED;
+          return constants3.ERROR.PAUSED;
         } else if (!shouldKeepAlive) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants2.ERROR.PAUSED;
+          return constants3.ERROR.PAUSED;
         } else if (socket[kReset] && client[kRunning] === 0) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants2.ERROR.PAUSED;
+          return constants3.ERROR.PAUSED;
         } else if (client[kPipelining] == null || client[kPipelining] === 1) {
           setImmediate(client[kResume]);
         } else {
@@ -15092,12 +15092,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve, reject) => {
+      const waitForDrain = () => new Promise((resolve2, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve;
+          callback = resolve2;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -15981,12 +15981,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve, reject) => {
+      const waitForDrain = () => new Promise((resolve2, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve;
+          callback = resolve2;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -16303,16 +16303,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       [kClose]() {
-        return new Promise((resolve) => {
+        return new Promise((resolve2) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve;
+            this[kClosedResolve] = resolve2;
           } else {
-            resolve(null);
+            resolve2(null);
           }
         });
       }
       [kDestroy](err) {
-        return new Promise((resolve) => {
+        return new Promise((resolve2) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
             const request = requests[i];
@@ -16325,7 +16325,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve(null);
+            resolve2(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err, callback);
@@ -16732,8 +16732,8 @@ var require_pool_base = __commonJS({
           }
           return Promise.all(closeAll);
         } else {
-          return new Promise((resolve) => {
-            this[kClosedResolve] = resolve;
+          return new Promise((resolve2) => {
+            this[kClosedResolve] = resolve2;
           });
         }
       }
@@ -17855,7 +17855,7 @@ var require_socks5_proxy_agent = __commonJS({
         const proxyHost = this[kProxyUrl].hostname;
         const proxyPort = parseInt(this[kProxyUrl].port) || 1080;
         debug("creating SOCKS5 connection to", proxyHost, proxyPort);
-        const socket = await new Promise((resolve, reject) => {
+        const socket = await new Promise((resolve2, reject) => {
           this[kConnector]({
             hostname: proxyHost,
             host: proxyHost,
@@ -17865,7 +17865,7 @@ var require_socks5_proxy_agent = __commonJS({
             if (err) {
               reject(err);
             } else {
-              resolve(socket2);
+              resolve2(socket2);
             }
           });
         });
@@ -17875,14 +17875,14 @@ var require_socks5_proxy_agent = __commonJS({
           socket.destroy();
         });
         await socks5Client.handshake();
-        await new Promise((resolve, reject) => {
+        await new Promise((resolve2, reject) => {
           const timeout = setTimeout(() => {
             reject(new Error("SOCKS5 authentication timeout"));
           }, 5e3);
           const onAuthenticated = () => {
             clearTimeout(timeout);
             socks5Client.removeListener("error", onError);
-            resolve();
+            resolve2();
           };
           const onError = (err) => {
             clearTimeout(timeout);
@@ -17891,14 +17891,14 @@ var require_socks5_proxy_agent = __commonJS({
           };
           if (socks5Client.state === STATES.AUTHENTICATED) {
             clearTimeout(timeout);
-            resolve();
+            resolve2();
           } else {
             socks5Client.once("authenticated", onAuthenticated);
             socks5Client.once("error", onError);
           }
         });
         await socks5Client.connect(targetHost, targetPort);
-        await new Promise((resolve, reject) => {
+        await new Promise((resolve2, reject) => {
           const timeout = setTimeout(() => {
             reject(new Error("SOCKS5 connection timeout"));
           }, 5e3);
@@ -17906,7 +17906,7 @@ var require_socks5_proxy_agent = __commonJS({
             debug("SOCKS5 tunnel established to", targetHost, targetPort, "via", info);
             clearTimeout(timeout);
             socks5Client.removeListener("error", onError);
-            resolve();
+            resolve2();
           };
           const onError = (err) => {
             clearTimeout(timeout);
@@ -17949,8 +17949,8 @@ var require_socks5_proxy_agent = __commonJS({
                       socket,
                       servername: this[kRequestTls]?.servername || targetHost
                     });
-                    await new Promise((resolve, reject) => {
-                      finalSocket.once("secureConnect", resolve);
+                    await new Promise((resolve2, reject) => {
+                      finalSocket.once("secureConnect", resolve2);
                       finalSocket.once("error", reject);
                     });
                   }
@@ -19083,7 +19083,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return Promise.resolve(null);
         }
-        return new Promise((resolve, reject) => {
+        return new Promise((resolve2, reject) => {
           if (this[kContentLength] && this[kContentLength] > limit || this[kBytesRead] > limit) {
             this.destroy(new AbortError());
           }
@@ -19097,11 +19097,11 @@ var require_readable = __commonJS({
               if (signal.aborted) {
                 reject(signal.reason ?? new AbortError());
               } else {
-                resolve(null);
+                resolve2(null);
               }
             });
           } else {
-            this.on("close", resolve);
+            this.on("close", resolve2);
           }
           this.on("error", noop).on("data", () => {
             if (this[kBytesRead] > limit) {
@@ -19129,7 +19129,7 @@ var require_readable = __commonJS({
     }
     function consume(stream, type) {
       assert2(!stream[kConsume]);
-      return new Promise((resolve, reject) => {
+      return new Promise((resolve2, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -19144,7 +19144,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve,
+              resolve: resolve2,
               reject,
               length: 0,
               body: []
@@ -19218,18 +19218,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2, encoding) {
-      const { type, body: body2, resolve, stream, length } = consume2;
+      const { type, body: body2, resolve: resolve2, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve(chunksDecode(body2, length, encoding));
+          resolve2(chunksDecode(body2, length, encoding));
         } else if (type === "json") {
-          resolve(JSON.parse(chunksDecode(body2, length, encoding)));
+          resolve2(JSON.parse(chunksDecode(body2, length, encoding)));
         } else if (type === "arrayBuffer") {
-          resolve(chunksConcat(body2, length).buffer);
+          resolve2(chunksConcat(body2, length).buffer);
         } else if (type === "blob") {
-          resolve(new Blob(body2, { type: stream[kContentType] }));
+          resolve2(new Blob(body2, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve(chunksConcat(body2, length));
+          resolve2(chunksConcat(body2, length));
         }
         consumeFinish(consume2);
       } catch (err) {
@@ -19419,9 +19419,9 @@ var require_api_request = __commonJS({
     };
     function request(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve, reject) => {
+        return new Promise((resolve2, reject) => {
           request.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve(data);
+            return err ? reject(err) : resolve2(data);
           });
         });
       }
@@ -19633,9 +19633,9 @@ var require_api_stream = __commonJS({
     };
     function stream(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve, reject) => {
+        return new Promise((resolve2, reject) => {
           stream.call(this, opts, factory, (err, data) => {
-            return err ? reject(err) : resolve(data);
+            return err ? reject(err) : resolve2(data);
           });
         });
       }
@@ -19923,9 +19923,9 @@ var require_api_upgrade = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve, reject) => {
+        return new Promise((resolve2, reject) => {
           upgrade.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve(data);
+            return err ? reject(err) : resolve2(data);
           });
         });
       }
@@ -20018,9 +20018,9 @@ var require_api_connect = __commonJS({
     };
     function connect2(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve, reject) => {
+        return new Promise((resolve2, reject) => {
           connect2.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve(data);
+            return err ? reject(err) : resolve2(data);
           });
         });
       }
@@ -21293,8 +21293,8 @@ var require_snapshot_utils = __commonJS({
 var require_snapshot_recorder = __commonJS({
   "node_modules/undici/lib/mock/snapshot-recorder.js"(exports, module) {
     "use strict";
-    var { writeFile: writeFile3, readFile: readFile2, mkdir: mkdir3 } = __require("node:fs/promises");
-    var { dirname, resolve } = __require("node:path");
+    var { writeFile: writeFile8, readFile: readFile5, mkdir: mkdir6 } = __require("node:fs/promises");
+    var { dirname: dirname2, resolve: resolve2 } = __require("node:path");
     var { setTimeout: setTimeout2, clearTimeout: clearTimeout2 } = __require("node:timers");
     var { InvalidArgumentError, UndiciError } = require_errors2();
     var { hashId, isUrlExcludedFactory, normalizeHeaders, createHeaderFilters } = require_snapshot_utils();
@@ -21495,7 +21495,7 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError("Snapshot path is required");
         }
         try {
-          const data = await readFile2(resolve(path4), "utf8");
+          const data = await readFile5(resolve2(path4), "utf8");
           const parsed = JSON.parse(data);
           if (Array.isArray(parsed)) {
             this.#snapshots.clear();
@@ -21524,13 +21524,13 @@ var require_snapshot_recorder = __commonJS({
         if (!path4) {
           throw new InvalidArgumentError("Snapshot path is required");
         }
-        const resolvedPath = resolve(path4);
-        await mkdir3(dirname(resolvedPath), { recursive: true });
+        const resolvedPath = resolve2(path4);
+        await mkdir6(dirname2(resolvedPath), { recursive: true });
         const data = Array.from(this.#snapshots.entries()).map(([hash2, snapshot]) => ({
           hash: hash2,
           snapshot
         }));
-        await writeFile3(resolvedPath, JSON.stringify(data, null, 2), { flush: true });
+        await writeFile8(resolvedPath, JSON.stringify(data, null, 2), { flush: true });
       }
       /**
        * Clears all recorded snapshots
@@ -22449,7 +22449,7 @@ var require_dns = __commonJS({
   "node_modules/undici/lib/interceptor/dns.js"(exports, module) {
     "use strict";
     var { isIP } = __require("node:net");
-    var { lookup: lookup2 } = __require("node:dns");
+    var { lookup: lookup3 } = __require("node:dns");
     var DecoratorHandler = require_decorator_handler();
     var { InvalidArgumentError, InformationalError } = require_errors2();
     var maxInt = Math.pow(2, 31) - 1;
@@ -22639,7 +22639,7 @@ var require_dns = __commonJS({
         }
       }
       #defaultLookup(origin, opts, cb) {
-        lookup2(
+        lookup3(
           origin.hostname,
           {
             all: true,
@@ -29504,7 +29504,7 @@ var require_fetch = __commonJS({
         const agent = fetchParams.controller.dispatcher;
         const path4 = url2.pathname + url2.search;
         const hasTrailingQuestionMark = url2.search.length === 0 && url2.href[url2.href.length - url2.hash.length - 1] === "?";
-        return new Promise((resolve, reject) => agent.dispatch(
+        return new Promise((resolve2, reject) => agent.dispatch(
           {
             path: hasTrailingQuestionMark ? `${path4}?` : path4,
             origin: url2.origin,
@@ -29592,7 +29592,7 @@ var require_fetch = __commonJS({
               }
               this.body = new Readable({ read: resume });
               const onError = this.onError.bind(this);
-              resolve({
+              resolve2({
                 status,
                 statusText,
                 headersList,
@@ -29645,7 +29645,7 @@ var require_fetch = __commonJS({
                   headersList.append(headerName, String(value), true);
                 }
               }
-              resolve({
+              resolve2({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -29669,7 +29669,7 @@ var require_fetch = __commonJS({
                   headersList.append(nameStr, value.toString("latin1"), true);
                 }
               }
-              resolve({
+              resolve2({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -34005,7 +34005,7 @@ ${captureLines}` : capture.stack;
 });
 
 // src/cli/index.ts
-import { readFile } from "node:fs/promises";
+import { readFile as readFile4 } from "node:fs/promises";
 
 // package.json
 var package_default = {
@@ -41797,7 +41797,7 @@ var recursive = /* @__PURE__ */ new WeakMap();
 var NONE = 0;
 var ASSUMED = 1;
 var PROVEN = 2;
-function isRecursive(inst, stack, resolve) {
+function isRecursive(inst, stack, resolve2) {
   const cached2 = recursive.get(inst);
   if (cached2 !== void 0)
     return cached2 ? PROVEN : NONE;
@@ -41807,7 +41807,7 @@ function isRecursive(inst, stack, resolve) {
   let result = NONE;
   const check3 = (child) => {
     if (result !== PROVEN && child?._zod) {
-      const answer = isRecursive(child, stack, resolve);
+      const answer = isRecursive(child, stack, resolve2);
       if (answer > result)
         result = answer;
     }
@@ -41818,7 +41818,7 @@ function isRecursive(inst, stack, resolve) {
       const desc = Object.getOwnPropertyDescriptor(sh, key);
       if (spread && !desc.enumerable)
         continue;
-      const child = desc.get ? ASSUMED : desc.value?._zod ? isRecursive(desc.value, stack, resolve) : NONE;
+      const child = desc.get ? ASSUMED : desc.value?._zod ? isRecursive(desc.value, stack, resolve2) : NONE;
       if (child > answer)
         answer = child;
     }
@@ -41882,7 +41882,7 @@ function isRecursive(inst, stack, resolve) {
       break;
     // `$ZodLazy` caches its inner on the def, so a resolved edge is followed exactly
     case "lazy": {
-      const inner = def._cachedInner ?? (resolve ? inst._zod.innerType : void 0);
+      const inner = def._cachedInner ?? (resolve2 ? inst._zod.innerType : void 0);
       merge2(inner ? isRecursive(inner, stack, false) : ASSUMED);
       break;
     }
@@ -52249,8 +52249,8 @@ function describe(description) {
   const ch = new $ZodCheck({ check: "describe" });
   ch._zod.onattach = [
     (inst) => {
-      const existing = globalRegistry.get(inst) ?? {};
-      globalRegistry.add(inst, { ...existing, description });
+      const existing2 = globalRegistry.get(inst) ?? {};
+      globalRegistry.add(inst, { ...existing2, description });
     }
   ];
   ch._zod.check = () => {
@@ -52262,8 +52262,8 @@ function meta(metadata) {
   const ch = new $ZodCheck({ check: "meta" });
   ch._zod.onattach = [
     (inst) => {
-      const existing = globalRegistry.get(inst) ?? {};
-      globalRegistry.add(inst, { ...existing, ...metadata });
+      const existing2 = globalRegistry.get(inst) ?? {};
+      globalRegistry.add(inst, { ...existing2, ...metadata });
     }
   ];
   ch._zod.check = () => {
@@ -52455,8 +52455,8 @@ function extractDefs(ctx, schema) {
   for (const entry of ctx.seen.entries()) {
     const id = ctx.metadataRegistry.get(entry[0])?.id;
     if (id) {
-      const existing = idToSchema.get(id);
-      if (existing && existing !== entry[0]) {
+      const existing2 = idToSchema.get(id);
+      if (existing2 && existing2 !== entry[0]) {
         throw new Error(`Duplicate schema id "${id}" detected during JSON Schema conversion. Two different schemas cannot share the same id when converted together.`);
       }
       idToSchema.set(id, entry[0]);
@@ -52730,9 +52730,9 @@ function finalize(ctx, schema) {
           const allOf = json2?.allOf;
           if (!Array.isArray(allOf))
             continue;
-          const existing = carriers.get(allOf);
-          if (existing)
-            existing.push(json2);
+          const existing2 = carriers.get(allOf);
+          if (existing2)
+            existing2.push(json2);
           else
             carriers.set(allOf, [json2]);
         }
@@ -58287,14 +58287,14 @@ var Reader = class {
 
 // src/engine/tunnel.ts
 function awaitClientHello(client, head, host, limits) {
-  return new Promise((resolve) => {
+  return new Promise((resolve2) => {
     let buffered = head;
     const finish = (result) => {
       clearTimeout(timer);
       client.off("data", onData);
       client.off("close", onClose);
       client.off("end", onClose);
-      resolve(result);
+      resolve2(result);
     };
     const judge3 = () => {
       const parsed = parseClientHello(buffered);
@@ -58344,7 +58344,7 @@ function sniProblem(serverName, host) {
   return same ? void 0 : `SNI ${serverName} does not match the CONNECT host ${expected}`;
 }
 function relay(client, hello, address, port2, limits) {
-  return new Promise((resolve) => {
+  return new Promise((resolve2) => {
     const upstream = connect({
       host: formatIp(address),
       port: port2,
@@ -58363,7 +58363,7 @@ function relay(client, hello, address, port2, limits) {
     const settle2 = () => {
       if (settled) return;
       settled = true;
-      resolve({ sent, received, reason });
+      resolve2({ sent, received, reason });
     };
     upstream.once("connect", () => {
       connected = true;
@@ -58460,14 +58460,14 @@ var Engine = class {
   startedAt = Date.now();
   nextRequest = 0;
   listen(target) {
-    return new Promise((resolve, reject) => {
+    return new Promise((resolve2, reject) => {
       this.server.once("error", reject);
       const done = () => {
         this.server.off("error", reject);
         const address = this.server.address();
         if (address === null || typeof address === "string")
           reject(new Error("the engine is not listening on a TCP address"));
-        else resolve({ host: address.address, port: address.port });
+        else resolve2({ host: address.address, port: address.port });
       };
       if ("handle" in target) this.server.listen(target.handle, done);
       else this.server.listen(target.port, target.host, done);
@@ -58475,7 +58475,7 @@ var Engine = class {
   }
   /** Stops accepting, ends open tunnels and connections; the caller then seals the evidence. */
   async close() {
-    const closed = new Promise((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise((resolve2) => this.server.close(() => resolve2()));
     this.server.closeIdleConnections();
     for (const tunnel of this.tunnels) tunnel.destroy();
     const grace = setTimeout(() => this.server.closeAllConnections(), 2e3);
@@ -58484,7 +58484,7 @@ var Engine = class {
     let timer;
     await Promise.race([
       Promise.allSettled([...this.pending]),
-      new Promise((resolve) => timer = setTimeout(resolve, 5e3))
+      new Promise((resolve2) => timer = setTimeout(resolve2, 5e3))
     ]);
     clearTimeout(timer);
     await this.pools.close();
@@ -58948,15 +58948,15 @@ var EvidenceWriter = class _EvidenceWriter {
    */
   static open(options) {
     mkdirSync(options.dir, { recursive: true, mode: 448 });
-    const existing = readdirSync2(options.dir).filter((name) => name.startsWith("evidence-"));
+    const existing2 = readdirSync2(options.dir).filter((name) => name.startsWith("evidence-"));
     const signerKey = publicKeyHex(options.backend.ed25519PublicKey(options.seed));
     let resumed;
-    if (existing.length > 0) {
+    if (existing2.length > 0) {
       try {
         resumed = readChainTail(options.dir, options.backend, signerKey);
       } catch (error62) {
         throw new Error(
-          `evidence directory ${options.dir} already holds ${existing.join(", ")}: ${error62.message}`,
+          `evidence directory ${options.dir} already holds ${existing2.join(", ")}: ${error62.message}`,
           { cause: error62 }
         );
       }
@@ -59183,6 +59183,7 @@ function parseNamePin(text) {
 
 // src/cli/proxy-command.ts
 import { randomBytes as randomBytes3 } from "node:crypto";
+import { Server } from "node:net";
 
 // src/cli/key-argument.ts
 import { stat } from "node:fs/promises";
@@ -59227,10 +59228,11 @@ var COMMAND = "proxy";
 async function proxyCommand(args, io2) {
   const options = parseOptions(COMMAND, args, {
     single: ["policy", "listen", "evidence-dir", "signing-key", "identity", "upstream-ca"],
-    repeatable: ["resolve"]
+    repeatable: ["resolve"],
+    flags: ["listen-inherited"]
   });
   const policyFile = requireOption(options, "policy");
-  const listen = loopbackListen(requireOption(options, "listen"));
+  const listen = listenTarget(options);
   const evidenceDir = requireOption(options, "evidence-dir");
   const signingKey = optionValue(options, "signing-key");
   const pins = (options.values.get("resolve") ?? []).map((text) => {
@@ -59295,19 +59297,21 @@ async function proxyCommand(args, io2) {
     onEvidenceError: (error62) => io2.err(`${JSON.stringify({ event: "evidence_error", message: error62.message })}
 `)
   });
-  const stopSignal = new Promise((resolve) => {
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-    process.once("SIGINT", () => resolve("SIGINT"));
+  const stopSignal = new Promise((resolve2) => {
+    process.once("SIGTERM", () => resolve2("SIGTERM"));
+    process.once("SIGINT", () => resolve2("SIGINT"));
+    if (listen === "inherited") process.once("disconnect", () => resolve2("SIGTERM"));
   });
   let address;
   try {
-    address = await engine.listen(listen);
+    address = await engine.listen(
+      listen === "inherited" ? { handle: await inheritedListener() } : listen
+    );
   } catch (error62) {
     writer.abandon();
-    io2.err(
-      `pipelock-egress ${COMMAND}: cannot listen on ${listenText(listen)}: ${error62.message}
-`
-    );
+    const where = listen === "inherited" ? "the inherited listener" : listenText(listen);
+    io2.err(`pipelock-egress ${COMMAND}: cannot listen on ${where}: ${error62.message}
+`);
     return 1;
   }
   io2.out(
@@ -59321,7 +59325,35 @@ async function proxyCommand(args, io2) {
     `${JSON.stringify({ event: "sealed", receipts: sealed.receiptCount, final_seq: Number(sealed.finalSeq), root_hash: sealed.rootHash, files: sealed.files })}
 `
   );
+  if (listen === "inherited" && process.connected) process.disconnect();
   return 0;
+}
+function listenTarget(options) {
+  const listen = optionValue(options, "listen");
+  const inherited = options.flags.has("listen-inherited");
+  if (inherited && listen !== void 0) {
+    throw new UsageError(`${COMMAND}: give either --listen or --listen-inherited, not both`);
+  }
+  if (inherited) {
+    if (process.send === void 0) {
+      throw new UsageError(
+        `${COMMAND}: --listen-inherited needs a parent that passes the listening socket over Node IPC (pipelock-egress run does)`
+      );
+    }
+    return "inherited";
+  }
+  return loopbackListen(requireOption(options, "listen"));
+}
+function inheritedListener() {
+  return new Promise((resolve2, reject) => {
+    const onDisconnect = () => reject(new Error("the parent went away before passing a listener"));
+    process.once("disconnect", onDisconnect);
+    process.once("message", (message, handle) => {
+      process.off("disconnect", onDisconnect);
+      if (message.type === "listener" && handle instanceof Server) resolve2(handle);
+      else reject(new Error("the parent passed no listening socket"));
+    });
+  });
 }
 function listenText(listen) {
   return `${listen.host.includes(":") ? `[${listen.host}]` : listen.host}:${listen.port}`;
@@ -59347,20 +59379,1062 @@ function loopbackListen(text) {
   return { host: formatIp(host.ip), port: port2 };
 }
 
+// src/cli/run-command.ts
+import { randomBytes as randomBytes5 } from "node:crypto";
+import { chown as chown2, mkdir as mkdir5, readdir as readdir4, readFile as readFile3, realpath as realpath2, writeFile as writeFile7 } from "node:fs/promises";
+import { join as join6 } from "node:path";
+
+// src/boundary/boundary.ts
+import { spawn as spawn4 } from "node:child_process";
+import { randomBytes as randomBytes4 } from "node:crypto";
+import {
+  chmod as chmod3,
+  chown,
+  copyFile,
+  mkdir as mkdir3,
+  readFile as readFile2,
+  readdir,
+  rename,
+  stat as stat4,
+  writeFile as writeFile5
+} from "node:fs/promises";
+import { constants } from "node:os";
+import { basename, dirname, join as join4 } from "node:path";
+
+// src/boundary/agent-launch.ts
+var SETUP = `set -eu
+mount_bin=$1 prlimit_bin=$2 setpriv_bin=$3 bash_bin=$4 workdir=$5 uid=$6 gid=$7 nproc=$8 bundle=$9
+shift 9
+n=$1; shift
+while [ "$n" -gt 0 ]; do
+  "$mount_bin" --bind "$bundle" "$1"
+  "$mount_bin" -o remount,bind,ro "$1"
+  n=$((n - 1)); shift
+done
+n=$1; shift
+while [ "$n" -gt 0 ]; do
+  if [ -d "$1" ]; then
+    "$mount_bin" -t tmpfs -o ro,nosuid,nodev,noexec,mode=0555,size=4k pipelock-masked "$1"
+  elif [ -e "$1" ]; then
+    "$mount_bin" --bind /dev/null "$1"
+  fi
+  n=$((n - 1)); shift
+done
+cd "$workdir"
+exec "$prlimit_bin" --nproc="$nproc" -- "$setpriv_bin" --reuid="$uid" --regid="$gid" --clear-groups \\
+  --inh-caps=-all --ambient-caps=-all --bounding-set=-all --no-new-privs -- "$bash_bin" "$@"
+`;
+function agentArgv(tools, plan, script, args) {
+  return [
+    tools.ip,
+    "netns",
+    "exec",
+    plan.netns,
+    tools.unshare,
+    "--mount",
+    "--propagation",
+    "private",
+    "--pid",
+    "--fork",
+    "--mount-proc",
+    "--kill-child",
+    "--",
+    "/bin/sh",
+    "-c",
+    SETUP,
+    "pipelock-egress-setup",
+    tools.mount,
+    tools.prlimit,
+    tools.setpriv,
+    tools.bash,
+    plan.workdir,
+    String(plan.uid),
+    String(plan.gid),
+    String(plan.maxProcesses),
+    plan.caBundle,
+    String(plan.caBundleTargets.length),
+    ...plan.caBundleTargets,
+    String(plan.masked.length),
+    ...plan.masked,
+    script,
+    ...args
+  ];
+}
+
+// src/boundary/agent-env.ts
+var RUNNER_INTERNALS = [
+  /^ACTIONS_/,
+  /^INPUT_/,
+  /^GITHUB_(ENV|OUTPUT|PATH|STATE|STEP_SUMMARY)$/,
+  /^RUNNER_TRACKING_ID$/,
+  /^SUDO_/,
+  /^PIPELOCK_/
+];
+var PROXY_NAMES = ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"];
+var CA_FILE_VARIABLES = [
+  "SSL_CERT_FILE",
+  // OpenSSL, Python ssl, Go, Ruby
+  "CURL_CA_BUNDLE",
+  // curl
+  "NODE_EXTRA_CA_CERTS",
+  // Node
+  "REQUESTS_CA_BUNDLE",
+  // Python requests
+  "GIT_SSL_CAINFO",
+  // git
+  "NPM_CONFIG_CAFILE",
+  // npm
+  "PIP_CERT",
+  // pip
+  "AWS_CA_BUNDLE",
+  // AWS CLI and SDKs
+  "YARN_CA_FILE_PATH",
+  // yarn
+  "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"
+  // gRPC
+];
+var DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+function agentEnvironment(caller, plan) {
+  const env = {};
+  const withheld = new Set(plan.withheld ?? []);
+  for (const [name, value] of Object.entries(caller)) {
+    if (value === void 0 || withheld.has(name)) continue;
+    if (RUNNER_INTERNALS.some((pattern) => pattern.test(name))) continue;
+    if (PROXY_NAMES.includes(name.toUpperCase())) continue;
+    env[name] = value;
+  }
+  env["PATH"] = caller["PATH"] || DEFAULT_PATH;
+  env["HOME"] = plan.home;
+  env["USER"] = plan.user;
+  env["LOGNAME"] = plan.user;
+  env["LANG"] = caller["LANG"] || "C.UTF-8";
+  for (const name of ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"]) {
+    env[name] = plan.proxyUrl;
+    env[name.toLowerCase()] = plan.proxyUrl;
+  }
+  env["NO_PROXY"] = env["no_proxy"] = "localhost,127.0.0.1,::1";
+  for (const name of CA_FILE_VARIABLES) env[name] = plan.caBundle;
+  env["PIPELOCK_PROXY_URL"] = plan.proxyUrl;
+  env["PIPELOCK_WS_URL"] = `${plan.proxyUrl}/ws?url=`;
+  return env;
+}
+
+// src/boundary/access.ts
+import { stat as stat2 } from "node:fs/promises";
+
+// src/boundary/command.ts
+import { spawn } from "node:child_process";
+var BoundaryError = class extends Error {
+};
+function runTool(argv, options = {}) {
+  const [file2, ...args] = argv;
+  if (file2 === void 0) throw new Error("runTool: empty argv");
+  return new Promise((resolve2, reject) => {
+    const child = spawn(file2, args, {
+      stdio: [options.input === void 0 ? "ignore" : "pipe", "pipe", "pipe"],
+      env: options.env ?? process.env
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout?.setEncoding("utf8").on("data", (chunk) => stdout += chunk);
+    child.stderr?.setEncoding("utf8").on("data", (chunk) => stderr += chunk);
+    child.on("error", reject);
+    child.on("close", (code, signal) => resolve2({ code, signal, stdout, stderr }));
+    if (options.input !== void 0) child.stdin?.end(options.input);
+  });
+}
+async function mustRun(what, argv, options = {}) {
+  const result = await runTool(argv, options).catch((error62) => {
+    throw new BoundaryError(`${what}: cannot start ${argv[0] ?? ""}: ${error62.message}`, {
+      cause: error62
+    });
+  });
+  if (result.code !== 0) {
+    const output2 = (result.stderr.trim() || result.stdout.trim()).split("\n").slice(-5).join(" | ");
+    const status = result.signal === null ? `exit ${result.code}` : `signal ${result.signal}`;
+    throw new BoundaryError(
+      `${what}: ${argv.join(" ")} failed (${status})${output2 ? `: ${output2}` : ""}`
+    );
+  }
+  return result.stdout;
+}
+
+// src/boundary/access.ts
+async function grantWriteAccess(path4, uid) {
+  const owner = await stat2(path4);
+  const existing2 = await mustRun(`reading the ACLs of ${path4}`, [
+    "getfacl",
+    "-R",
+    "-P",
+    "--skip-base",
+    "--absolute-names",
+    path4
+  ]);
+  const grant = {
+    path: path4,
+    uid,
+    ownerUid: owner.uid,
+    ownerGid: owner.gid,
+    hadAcls: existing2.trim() !== ""
+  };
+  await mustRun(`granting the agent write access to ${path4}`, [
+    "setfacl",
+    "-R",
+    "-P",
+    "-m",
+    `u:${uid}:rwX,d:u:${uid}:rwX`,
+    path4
+  ]);
+  return grant;
+}
+async function revokeWriteAccess(grant) {
+  const removal = grant.hadAcls ? ["-x", `u:${grant.uid},d:u:${grant.uid}`] : ["-b"];
+  await mustRun(`revoking the agent's access to ${grant.path}`, [
+    "setfacl",
+    "-R",
+    "-P",
+    ...removal,
+    grant.path
+  ]);
+  await mustRun(`returning the agent's files under ${grant.path}`, [
+    "chown",
+    "-R",
+    "-P",
+    `--from=${grant.uid}`,
+    `${grant.ownerUid}:${grant.ownerGid}`,
+    grant.path
+  ]);
+}
+
+// src/boundary/engine-process.ts
+import { spawn as spawn2 } from "node:child_process";
+import { createWriteStream } from "node:fs";
+import { createInterface } from "node:readline";
+var READY_TIMEOUT_MS = 15e3;
+var STOP_TIMEOUT_MS = 1e4;
+var EngineProcess = class _EngineProcess {
+  constructor(child) {
+    this.child = child;
+    if (child.stdout === null) throw new Error("engine stdout is not piped");
+    this.lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  }
+  child;
+  lines;
+  get pid() {
+    return this.child.pid;
+  }
+  static async start(launch, listener) {
+    const child = spawn2(
+      launch.setpriv,
+      [
+        `--reuid=${launch.uid}`,
+        `--regid=${launch.gid}`,
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--ambient-caps=-all",
+        "--bounding-set=-all",
+        "--no-new-privs",
+        "--",
+        launch.node,
+        launch.cli,
+        "proxy",
+        "--listen-inherited",
+        ...launch.proxyArgs
+      ],
+      { stdio: ["ignore", "pipe", "pipe", "ipc"], env: { ...launch.env } }
+    );
+    const log = createWriteStream(launch.logFile, { flags: "a", mode: 384 });
+    child.stderr?.pipe(log);
+    const engine = new _EngineProcess(child);
+    const exited = new Promise(
+      (_, reject) => child.once(
+        "exit",
+        (code, signal) => reject(
+          new BoundaryError(
+            `the engine exited before it was ready (${signal ?? `exit ${code}`}); its log: ${launch.logFile}`
+          )
+        )
+      )
+    );
+    exited.catch(() => void 0);
+    const spawned = new Promise((resolve2, reject) => {
+      child.once("spawn", resolve2);
+      child.once(
+        "error",
+        (error62) => reject(new BoundaryError(`starting the engine: ${error62.message}`, { cause: error62 }))
+      );
+    });
+    await spawned;
+    await new Promise(
+      (resolve2, reject) => child.send({ type: "listener" }, listener, (error62) => error62 ? reject(error62) : resolve2())
+    );
+    listener.close();
+    let timer;
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(
+        () => reject(
+          new BoundaryError(
+            `the engine did not report ready within ${READY_TIMEOUT_MS / 1e3} s; its log: ${launch.logFile}`
+          )
+        ),
+        READY_TIMEOUT_MS
+      );
+    });
+    try {
+      const line = await Promise.race([engine.nextLine(), exited, timeout]);
+      const ready = JSON.parse(line ?? "");
+      if (ready.event !== "listening" || typeof ready.url !== "string" || typeof ready.signer_key !== "string") {
+        throw new BoundaryError(`the engine's ready line is not what it should be: ${line ?? ""}`);
+      }
+      return {
+        engine,
+        ready: { url: ready.url, caCert: ready.ca_cert ?? null, signerKey: ready.signer_key }
+      };
+    } catch (error62) {
+      child.kill("SIGKILL");
+      throw error62;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  async nextLine() {
+    const next = await this.lines.next();
+    return next.done === true ? void 0 : next.value;
+  }
+  /** SIGTERM: the engine seals its evidence and exits 0, reporting what it sealed. */
+  async stop() {
+    const exit = new Promise((resolve2) => {
+      if (this.child.exitCode !== null || this.child.signalCode !== null)
+        resolve2(this.child.exitCode);
+      else this.child.once("exit", (code2) => resolve2(code2));
+    });
+    this.child.kill("SIGTERM");
+    const killer = setTimeout(() => this.child.kill("SIGKILL"), STOP_TIMEOUT_MS);
+    let sealedLine;
+    for (let line = await this.nextLine(); line !== void 0; line = await this.nextLine()) {
+      if (line.includes('"event":"sealed"')) sealedLine = line;
+    }
+    const code = await exit;
+    clearTimeout(killer);
+    if (code !== 0 || sealedLine === void 0) {
+      throw new BoundaryError(
+        `the engine did not seal its evidence (exit ${code}); the evidence is incomplete`
+      );
+    }
+    const sealed = JSON.parse(sealedLine);
+    return { receipts: sealed.receipts, finalSeq: sealed.final_seq };
+  }
+};
+
+// src/boundary/layout.ts
+import { join as join3 } from "node:path";
+var RUNTIME_BASE = "/run/pipelock-egress";
+function runLayout(runId, scriptName, base = RUNTIME_BASE) {
+  const root = join3(base, runId);
+  const engineDir = join3(root, "engine");
+  const agentDir = join3(root, "agent");
+  return {
+    runId,
+    netns: runId,
+    root,
+    stateFile: join3(root, "state.json"),
+    binDir: join3(root, "bin"),
+    engineDir,
+    evidenceDir: join3(engineDir, "evidence"),
+    signingKey: join3(engineDir, "signing-key"),
+    policyFile: join3(engineDir, "policy.yaml"),
+    upstreamCaFile: join3(engineDir, "upstream-ca.pem"),
+    agentDir,
+    agentScript: join3(agentDir, "script", scriptName),
+    probeScript: join3(agentDir, "pipelock-probe.sh"),
+    caBundle: join3(agentDir, "ca-bundle.pem"),
+    home: join3(root, "home"),
+    engineLog: join3(root, "engine.log")
+  };
+}
+
+// src/boundary/listener.ts
+import { spawn as spawn3 } from "node:child_process";
+var HELPER = `
+const server = require('node:net').createServer();
+server.on('error', (error) => { console.error(error.message); process.exit(1); });
+server.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
+  process.send({ port: server.address().port }, server, () => process.exit(0));
+});`;
+function openListenerInNamespace(ip, netns) {
+  return new Promise((resolve2, reject) => {
+    const helper = spawn3(ip, ["netns", "exec", netns, process.execPath, "-e", HELPER], {
+      stdio: ["ignore", "ignore", "pipe", "ipc"],
+      env: {}
+    });
+    let stderr = "";
+    let received;
+    helper.stderr?.setEncoding("utf8").on("data", (chunk) => stderr += chunk);
+    helper.on("message", (message, handle) => {
+      if (typeof message.port === "number" && handle !== void 0) {
+        received = { server: handle, port: message.port };
+      }
+    });
+    helper.on(
+      "error",
+      (error62) => reject(
+        new BoundaryError(`opening the proxy listener in ${netns}: ${error62.message}`, {
+          cause: error62
+        })
+      )
+    );
+    helper.on("close", (code) => {
+      if (received !== void 0 && code === 0) resolve2(received);
+      else {
+        received?.server.close();
+        reject(
+          new BoundaryError(
+            `opening the proxy listener in ${netns}: helper exited ${code}: ${stderr.trim()}`
+          )
+        );
+      }
+    });
+  });
+}
+
+// src/boundary/network.ts
+import { mkdir as mkdir2, rm as rm2, writeFile as writeFile2 } from "node:fs/promises";
+var OUTPUT_CHAIN_RULES = ["-P OUTPUT DROP", "-A OUTPUT -o lo -j ACCEPT"];
+var netnsConfigDir = (netns) => `/etc/netns/${netns}`;
+async function createNetwork(netns, tools) {
+  const inNs = (argv) => [
+    tools.ip,
+    "netns",
+    "exec",
+    netns,
+    ...argv
+  ];
+  await mkdir2(netnsConfigDir(netns), { recursive: true, mode: 493 });
+  await writeFile2(
+    `${netnsConfigDir(netns)}/resolv.conf`,
+    "# pipelock-egress: no resolver inside the boundary; names resolve at the proxy\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+    { mode: 420 }
+  );
+  await mustRun("creating the network namespace", [tools.ip, "netns", "add", netns]);
+  await mustRun("bringing up lo in the namespace", inNs([tools.ip, "link", "set", "lo", "up"]));
+  for (const table of [tools.iptables, tools.ip6tables]) {
+    await mustRun("installing the namespace firewall", inNs([table, "-w", "-P", "OUTPUT", "DROP"]));
+    await mustRun("installing the namespace firewall", inNs([table, "-w", "-F", "OUTPUT"]));
+    await mustRun(
+      "installing the namespace firewall",
+      inNs([table, "-w", "-A", "OUTPUT", "-o", "lo", "-j", "ACCEPT"])
+    );
+  }
+}
+async function networkProblems(netns, tools) {
+  const problems = [];
+  for (const [family, table] of [
+    ["IPv4", tools.iptables],
+    ["IPv6", tools.ip6tables]
+  ]) {
+    const rules = await runTool([tools.ip, "netns", "exec", netns, table, "-w", "-S", "OUTPUT"]);
+    const lines = rules.stdout.trim().split("\n");
+    if (rules.code !== 0 || lines.join("\n") !== OUTPUT_CHAIN_RULES.join("\n")) {
+      problems.push(
+        `${family} OUTPUT chain is not "${OUTPUT_CHAIN_RULES.join("; ")}" but "${lines.join("; ")}"`
+      );
+    }
+  }
+  return problems;
+}
+async function removeNetwork(netns, tools) {
+  const listed = await mustRun("listing network namespaces", [tools.ip, "netns", "list"]);
+  if (listed.split("\n").some((line) => line.split(" ")[0] === netns)) {
+    await mustRun("deleting the network namespace", [tools.ip, "netns", "delete", netns]);
+  }
+  await rm2(netnsConfigDir(netns), { recursive: true, force: true });
+}
+
+// src/boundary/probes.ts
+var PROBE_SCRIPT = `set -u
+ok() { printf 'ok %s\\n' "$1"; }
+fail() { printf 'fail %s: %s\\n' "$1" "$2"; }
+uid=$1 gid=$2 port=$3; shift 3
+
+interfaces=$(ls /sys/class/net | tr '\\n' ' ')
+[ "$interfaces" = "lo " ] && ok interfaces || fail interfaces "expected only lo, found $interfaces"
+
+v4=$(tail -n +2 /proc/net/route | wc -l)
+v6=$(awk '$10 != "lo"' /proc/net/ipv6_route | wc -l)
+[ "$v4" = 0 ] && [ "$v6" = 0 ] && ok routes || fail routes "$v4 IPv4 and $v6 IPv6 routes beyond lo"
+
+caps=$(grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb):' /proc/self/status | awk '$2 != "0000000000000000"' | tr '\\t\\n' '  ')
+[ -z "$caps" ] && ok capabilities || fail capabilities "non-zero sets: $caps"
+
+nnp=$(awk '/^NoNewPrivs:/ {print $2}' /proc/self/status)
+[ "$nnp" = 1 ] && ok no_new_privs || fail no_new_privs "NoNewPrivs is $nnp"
+
+ids="$(id -u) $(id -g) $(id -G)"
+[ "$ids" = "$uid $gid $gid" ] && ok identity || fail identity "uid gid groups are $ids, expected $uid $gid $gid"
+
+if ls -A . >/dev/null 2>&1; then ok workdir_readable; else fail workdir_readable "uid $uid cannot list the working directory $PWD: make it readable by other users (chmod o+rX) or choose another"; fi
+
+init=$(tr '\\0' ' ' < /proc/1/cmdline)
+case "$init" in *pipelock-probe*) ok pid_namespace ;; *) fail pid_namespace "pid 1 is $init" ;; esac
+
+n=$1; shift
+for ((i = 0; i < n; i++)); do
+  # A masked file reads as empty (/dev/null); any byte read is a leak.
+  if [ "$(head -c 1 -- "$1" 2>/dev/null | wc -c)" != 0 ]; then fail secrets_unreadable "$1 is readable"; else ok secrets_unreadable; fi
+  shift
+done
+n=$1; shift
+for ((i = 0; i < n; i++)); do
+  if ( : > "$1/pipelock-probe" ) 2>/dev/null || [ -w "$1" ]; then fail evidence_unwritable "$1 is writable"; else ok evidence_unwritable; fi
+  shift
+done
+n=$1; shift
+for ((i = 0; i < n; i++)); do
+  if [ -S "$1" ]; then fail side_channels_masked "$1 is a socket"; else ok side_channels_masked; fi
+  shift
+done
+
+if exec 3<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null; then
+  printf 'GET /health HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nConnection: close\\r\\n\\r\\n' >&3
+  read -r -t 5 status <&3 || status='no answer within 5 s'
+  exec 3<&-
+  case "$status" in "HTTP/1.1 200"*) ok engine_health ;; *) fail engine_health "answered: $status" ;; esac
+else
+  fail engine_health "nothing listens on 127.0.0.1:$port inside the namespace"
+fi
+`;
+function probeArgs(plan) {
+  return [
+    String(plan.uid),
+    String(plan.gid),
+    String(plan.proxyPort),
+    String(plan.secretFiles.length),
+    ...plan.secretFiles,
+    String(plan.protectedDirs.length),
+    ...plan.protectedDirs,
+    String(plan.masked.length),
+    ...plan.masked
+  ];
+}
+function readProbeOutput(output2, exitCode) {
+  const passed = [];
+  const failed = [];
+  for (const line of output2.split("\n")) {
+    if (line === "") continue;
+    if (line.startsWith("ok ")) passed.push(line.slice(3));
+    else if (line.startsWith("fail ")) failed.push(line.slice(5));
+    else failed.push(`unexpected probe output: ${line}`);
+  }
+  if (exitCode !== 0) failed.push(`the probe script exited ${exitCode}`);
+  for (const name of [
+    "interfaces",
+    "routes",
+    "capabilities",
+    "no_new_privs",
+    "identity",
+    "pid_namespace",
+    "workdir_readable",
+    "engine_health"
+  ]) {
+    if (!passed.includes(name) && !failed.some((f) => f.startsWith(`${name}:`)))
+      failed.push(`${name}: did not report`);
+  }
+  return { passed, failed };
+}
+
+// src/boundary/run-state.ts
+import { writeFile as writeFile3 } from "node:fs/promises";
+function newRunState(runId, root, tools) {
+  return {
+    runId,
+    root,
+    tools,
+    netnsCreated: false,
+    sudoersFile: null,
+    createdUsers: [],
+    aclGrants: [],
+    enginePid: null
+  };
+}
+async function saveRunState(file2, state) {
+  await writeFile3(file2, `${JSON.stringify(state)}
+`, { mode: 384 });
+}
+
+// src/boundary/side-channels.ts
+var SIDE_CHANNEL_PATHS = [
+  // Docker, containerd, podman, CRI-O, cri-dockerd, BuildKit
+  "/run/docker.sock",
+  "/var/run/docker.sock",
+  "/run/docker",
+  "/run/containerd",
+  "/run/podman",
+  "/run/crio",
+  "/run/cri-dockerd.sock",
+  "/run/buildkit",
+  // Per-user runtime dirs: rootless docker/podman sockets, user D-Bus
+  "/run/user",
+  // nscd and systemd-resolved answer lookups from the host's network
+  "/run/nscd",
+  "/var/run/nscd",
+  "/run/systemd/resolve",
+  // The D-Bus system bus (resolved, NetworkManager, systemd)
+  "/run/dbus",
+  "/var/run/dbus",
+  // systemd's private and notification sockets
+  "/run/systemd/private",
+  "/run/systemd/notify"
+];
+var SYSTEM_CA_BUNDLES = [
+  "/etc/ssl/certs/ca-certificates.crt",
+  "/etc/pki/tls/certs/ca-bundle.crt",
+  "/etc/ssl/cert.pem"
+];
+
+// src/boundary/sudoers.ts
+import { chmod as chmod2, rm as rm3, stat as stat3, writeFile as writeFile4 } from "node:fs/promises";
+var SUDOERS_DIR = "/etc/sudoers.d";
+function sudoersDenyText(users) {
+  return `# pipelock-egress: the boundary's users may not use sudo
+${users.map((user) => `${user} ALL=(ALL:ALL) !ALL
+`).join("")}`;
+}
+async function installSudoersDeny(runId, users) {
+  const isDir = await stat3(SUDOERS_DIR).then(
+    (s) => s.isDirectory(),
+    () => false
+  );
+  if (!isDir) return void 0;
+  const file2 = `${SUDOERS_DIR}/pipelock-egress-${runId}`;
+  await writeFile4(file2, sudoersDenyText(users), { mode: 288, flag: "wx" });
+  await chmod2(file2, 288);
+  try {
+    await mustRun("validating the sudoers drop-in", ["visudo", "-c", "-q", "-f", file2]);
+  } catch (error62) {
+    await rm3(file2, { force: true });
+    throw error62;
+  }
+  return file2;
+}
+
+// src/boundary/teardown.ts
+import { readFile, rm as rm4 } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
+
+// src/boundary/users.ts
+var AGENT_USER = "pipelock-agent";
+var HOST_USER = "pipelock-host";
+var PRIVILEGED_GROUPS = [
+  "root",
+  "sudo",
+  "wheel",
+  "admin",
+  "docker",
+  "lxd",
+  "kvm",
+  "disk",
+  "adm"
+];
+var SHELLS = {
+  [AGENT_USER]: "/bin/bash",
+  [HOST_USER]: "/usr/sbin/nologin"
+};
+function accountProblem(name, uid, groups) {
+  if (uid === 0) return `user ${name} has uid 0`;
+  const privileged = groups.filter((group) => PRIVILEGED_GROUPS.includes(group));
+  if (privileged.length === 0) return void 0;
+  return `user ${name} belongs to the privileged group${privileged.length === 1 ? "" : "s"} ${privileged.join(", ")}; remove it (gpasswd -d ${name} ${privileged[0] ?? ""}) or delete the user so the boundary can create it afresh`;
+}
+async function lookup2(name) {
+  const uid = await runTool(["id", "-u", name]);
+  if (uid.code !== 0) return void 0;
+  const gid = await mustRun(`looking up ${name}`, ["id", "-g", name]);
+  const groups = await mustRun(`looking up ${name}`, ["id", "-Gn", name]);
+  return {
+    uid: Number(uid.stdout.trim()),
+    gid: Number(gid.trim()),
+    groups: groups.trim().split(/\s+/)
+  };
+}
+async function ensureAccount(name) {
+  let identity = await lookup2(name);
+  let created = false;
+  if (identity === void 0) {
+    const result = await runTool([
+      "useradd",
+      "--system",
+      "--user-group",
+      "--no-create-home",
+      "--home-dir",
+      "/nonexistent",
+      "--shell",
+      SHELLS[name] ?? "/usr/sbin/nologin",
+      name
+    ]);
+    identity = await lookup2(name);
+    if (identity === void 0) {
+      throw new BoundaryError(`creating user ${name}: useradd failed: ${result.stderr.trim()}`);
+    }
+    created = result.code === 0;
+  }
+  const problem = accountProblem(name, identity.uid, identity.groups);
+  if (problem !== void 0) {
+    if (created) await removeAccount(name);
+    throw new BoundaryError(problem);
+  }
+  return { name, uid: identity.uid, gid: identity.gid, created };
+}
+async function removeAccount(name) {
+  if (await lookup2(name) === void 0) return;
+  await mustRun(`removing user ${name}`, ["userdel", name]);
+}
+
+// src/boundary/teardown.ts
+var KILL_WAIT_MS = 5e3;
+async function teardown(state) {
+  const failures = [];
+  const step = async (what, action) => {
+    try {
+      await action();
+    } catch (error62) {
+      failures.push(`${what}: ${error62.message}`);
+    }
+  };
+  if (state.netnsCreated)
+    await step("killing the processes in the namespace", () => killNamespace(state));
+  if (state.enginePid !== null)
+    await step("stopping the engine", () => killEngine(state.enginePid ?? 0, state.root));
+  for (const grant of state.aclGrants) {
+    await step(`revoking the agent's access to ${grant.path}`, () => revokeWriteAccess(grant));
+  }
+  if (state.netnsCreated)
+    await step("removing the network namespace", () => removeNetwork(state.runId, state.tools));
+  if (state.sudoersFile !== null) {
+    const file2 = state.sudoersFile;
+    await step("removing the sudoers drop-in", () => rm4(file2, { force: true }));
+  }
+  for (const user of state.createdUsers)
+    await step(`removing user ${user}`, () => removeAccount(user));
+  await step("removing the run directory", () => rm4(state.root, { recursive: true, force: true }));
+  return failures;
+}
+async function namespacePids(state) {
+  const listed = await runTool([state.tools.ip, "netns", "pids", state.runId]);
+  if (listed.code !== 0) return [];
+  return listed.stdout.split("\n").filter((line) => /^[0-9]+$/.test(line)).map(Number);
+}
+async function killNamespace(state) {
+  const deadline = Date.now() + KILL_WAIT_MS;
+  for (let pids = await namespacePids(state); pids.length > 0; pids = await namespacePids(state)) {
+    if (Date.now() > deadline) throw new Error(`processes ${pids.join(", ")} survived SIGKILL`);
+    for (const pid of pids) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+      }
+    }
+    await sleep(20);
+  }
+}
+async function killEngine(pid, root) {
+  const isOurs = async () => readFile(`/proc/${pid}/cmdline`, "utf8").then(
+    (cmdline) => cmdline.includes(root),
+    () => false
+  );
+  if (!await isOurs()) return;
+  process.kill(pid, "SIGTERM");
+  const killAt = Date.now() + KILL_WAIT_MS;
+  const giveUpAt = killAt + KILL_WAIT_MS;
+  while (await isOurs()) {
+    if (Date.now() > giveUpAt) throw new Error(`engine ${pid} survived SIGKILL`);
+    if (Date.now() > killAt) process.kill(pid, "SIGKILL");
+    await sleep(20);
+  }
+}
+
+// src/boundary/boundary.ts
+var CANCELLED = "cancelled (SIGINT/SIGTERM) before the agent started";
+async function runInBoundary(request) {
+  const runId = `pe-${randomBytes4(5).toString("hex")}`;
+  const layout = runLayout(runId, basename(request.script));
+  await mkdir3(RUNTIME_BASE, { recursive: true, mode: 493 });
+  await mkdir3(layout.root, { mode: 457 });
+  const state = newRunState(runId, layout.root, request.tools);
+  await saveRunState(layout.stateFile, state);
+  request.log(`run ${runId}: setting up the boundary`);
+  let outcome;
+  let failure2;
+  try {
+    outcome = await setUpAndRun(request, layout, state);
+  } catch (error62) {
+    failure2 = error62;
+  }
+  const failures = await teardown(state);
+  if (failures.length > 0) {
+    const before = failure2 === void 0 ? "" : ` (after: ${failure2.message})`;
+    throw new BoundaryError(`teardown of ${runId} failed: ${failures.join("; ")}${before}`);
+  }
+  request.log(`run ${runId}: boundary torn down`);
+  if (outcome === void 0) throw failure2;
+  return outcome;
+}
+async function setUpAndRun(request, layout, state) {
+  const checkpoint = async () => {
+    await saveRunState(layout.stateFile, state);
+    if (request.cancel.aborted) throw new BoundaryError(CANCELLED);
+  };
+  const agent = await ensureAccount(AGENT_USER);
+  if (agent.created) state.createdUsers.push(agent.name);
+  const host = await ensureAccount(HOST_USER);
+  if (host.created) state.createdUsers.push(host.name);
+  await checkpoint();
+  state.sudoersFile = await installSudoersDeny(layout.runId, [AGENT_USER, HOST_USER]) ?? null;
+  await checkpoint();
+  await writeRunFiles(request, layout, agent, host);
+  const node2 = await engineNode(request.node, layout);
+  await checkpoint();
+  state.netnsCreated = true;
+  await checkpoint();
+  await createNetwork(layout.netns, request.tools);
+  const listener = await openListenerInNamespace(request.tools.ip, layout.netns);
+  const { engine, ready } = await EngineProcess.start(
+    {
+      setpriv: request.tools.setpriv,
+      node: node2,
+      cli: join4(layout.binDir, "cli.js"),
+      uid: host.uid,
+      gid: host.gid,
+      proxyArgs: [
+        "--policy",
+        layout.policyFile,
+        "--evidence-dir",
+        layout.evidenceDir,
+        "--signing-key",
+        layout.signingKey,
+        "--identity",
+        request.identity,
+        ...request.pins.flatMap((pin) => ["--resolve", pin]),
+        ...request.upstreamCaPem === void 0 ? [] : ["--upstream-ca", layout.upstreamCaFile]
+      ],
+      env: {
+        PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
+        LANG: "C.UTF-8",
+        HOME: "/nonexistent",
+        ...request.secretValues
+      },
+      logFile: layout.engineLog
+    },
+    listener.server
+  ).catch((error62) => {
+    listener.server.close();
+    throw error62;
+  });
+  state.enginePid = engine.pid ?? null;
+  await checkpoint();
+  await writeCaBundle(layout, ready);
+  for (const path4 of request.writable) {
+    state.aclGrants.push(await grantWriteAccess(path4, agent.uid));
+    await checkpoint();
+  }
+  const plan = {
+    netns: layout.netns,
+    workdir: request.workdir,
+    uid: agent.uid,
+    gid: agent.gid,
+    maxProcesses: request.maxProcesses,
+    caBundle: layout.caBundle,
+    caBundleTargets: await existing(SYSTEM_CA_BUNDLES),
+    masked: [...SIDE_CHANNEL_PATHS, layout.engineDir, ...request.hiddenFiles]
+  };
+  const env = agentEnvironment(request.callerEnv, {
+    proxyUrl: ready.url,
+    home: layout.home,
+    user: AGENT_USER,
+    caBundle: layout.caBundle
+  });
+  await probe(request, layout, plan, env, ready);
+  await checkpoint();
+  request.log(
+    `run ${layout.runId}: boundary ready (proxy ${ready.url} inside the namespace); starting ${basename(request.script)}`
+  );
+  const exit = await runAgent(
+    request.tools,
+    plan,
+    env,
+    layout.agentScript,
+    request.args,
+    request.cancel
+  );
+  request.log(
+    `run ${layout.runId}: agent ${exit.signal === null ? `exited ${exit.code}` : `killed by ${exit.signal}`}; sealing the evidence`
+  );
+  const stopped = await engine.stop().then(
+    (sealed2) => ({ sealed: sealed2 }),
+    (error62) => ({ error: error62 })
+  );
+  state.enginePid = null;
+  await saveRunState(layout.stateFile, state);
+  await collectEvidence(layout, request.evidenceCopyDir, request.engineLogCopy, request.log);
+  if ("error" in stopped) throw stopped.error;
+  const { sealed } = stopped;
+  return {
+    agentExitCode: exit.code ?? 128 + signalNumber(exit.signal),
+    agentSignal: exit.signal,
+    signerKey: ready.signerKey,
+    sealed
+  };
+}
+async function writeRunFiles(request, layout, agent, host) {
+  await mkdir3(layout.binDir, { mode: 493 });
+  await copyFile(request.cli, join4(layout.binDir, "cli.js"));
+  await chmod3(join4(layout.binDir, "cli.js"), 292);
+  await mkdir3(layout.engineDir, { mode: 448 });
+  await chown(layout.engineDir, host.uid, host.gid);
+  await mkdir3(layout.evidenceDir, { mode: 448 });
+  await chown(layout.evidenceDir, host.uid, host.gid);
+  await writeOwned(layout.signingKey, request.signingKeyPem, 256, host);
+  await writeOwned(layout.policyFile, request.policyBytes, 292, { uid: 0, gid: 0 });
+  if (request.upstreamCaPem !== void 0) {
+    await writeOwned(layout.upstreamCaFile, request.upstreamCaPem, 292, { uid: 0, gid: 0 });
+  }
+  await mkdir3(dirname(layout.agentScript), { recursive: true, mode: 493 });
+  await writeOwned(layout.agentScript, await readFile2(request.script), 365, { uid: 0, gid: 0 });
+  await writeOwned(layout.probeScript, PROBE_SCRIPT, 365, { uid: 0, gid: 0 });
+  await mkdir3(layout.home, { mode: 448 });
+  await chown(layout.home, agent.uid, agent.gid);
+}
+async function writeOwned(file2, data, mode, owner) {
+  await writeFile5(file2, data, { mode, flag: "wx" });
+  await chown(file2, owner.uid, owner.gid);
+  await chmod3(file2, mode);
+}
+async function engineNode(node2, layout) {
+  if (await othersCanExecute(node2)) return node2;
+  const copy = join4(layout.binDir, "node");
+  await copyFile(node2, copy);
+  await chmod3(copy, 365);
+  return copy;
+}
+async function othersCanExecute(file2) {
+  const info = await stat4(file2);
+  if ((info.mode & 1) === 0) return false;
+  for (let dir = dirname(file2); ; dir = dirname(dir)) {
+    if (((await stat4(dir)).mode & 1) === 0) return false;
+    if (dir === dirname(dir)) return true;
+  }
+}
+async function existing(paths) {
+  const found = [];
+  for (const path4 of paths) {
+    if (await stat4(path4).then(
+      (s) => s.isFile(),
+      () => false
+    ))
+      found.push(path4);
+  }
+  return found;
+}
+async function writeCaBundle(layout, ready) {
+  const [system] = await existing(SYSTEM_CA_BUNDLES);
+  const roots = system === void 0 ? "" : await readFile2(system, "utf8");
+  const runCa = ready.caCert === null ? "" : await readFile2(ready.caCert, "utf8");
+  await writeOwned(
+    layout.caBundle,
+    `${roots}${roots.endsWith("\n") || roots === "" ? "" : "\n"}${runCa}`,
+    292,
+    { uid: 0, gid: 0 }
+  );
+}
+async function probe(request, layout, plan, env, ready) {
+  const argv = agentArgv(
+    request.tools,
+    plan,
+    layout.probeScript,
+    probeArgs({
+      uid: plan.uid,
+      gid: plan.gid,
+      proxyPort: Number(new URL(ready.url).port),
+      secretFiles: [layout.signingKey, ...request.hiddenFiles],
+      protectedDirs: [layout.evidenceDir, layout.engineDir],
+      masked: SIDE_CHANNEL_PATHS
+    })
+  );
+  const result = await runTool(argv, { env });
+  const outcome = readProbeOutput(result.stdout, result.code);
+  const failed = [
+    ...outcome.failed,
+    ...(await networkProblems(layout.netns, request.tools)).map(
+      (problem) => `firewall: ${problem}`
+    )
+  ];
+  if (failed.length > 0) {
+    throw new BoundaryError(
+      `boundary probes failed, the script was not started:
+  ${failed.join("\n  ")}`
+    );
+  }
+  request.log(`run ${layout.runId}: ${outcome.passed.length} probes passed inside the boundary`);
+}
+async function runAgent(tools, plan, env, script, args, cancel) {
+  const [file2, ...rest] = agentArgv(tools, plan, script, args);
+  const child = spawn4(file2 ?? "", rest, { stdio: ["ignore", "inherit", "inherit"], env });
+  const onCancel = () => void child.kill("SIGKILL");
+  cancel.addEventListener("abort", onCancel, { once: true });
+  try {
+    return await new Promise((resolve2, reject) => {
+      child.once(
+        "error",
+        (error62) => reject(new BoundaryError(`starting the agent: ${error62.message}`, { cause: error62 }))
+      );
+      child.once(
+        "exit",
+        (code, signal) => resolve2({ code, signal: cancel.aborted ? "SIGKILL" : signal })
+      );
+    });
+  } finally {
+    cancel.removeEventListener("abort", onCancel);
+  }
+}
+function signalNumber(signal) {
+  return signal === null ? 1 : constants.signals[signal];
+}
+async function collectEvidence(layout, into, logCopy, log) {
+  const planted = await readdir(into).catch(() => []);
+  if (planted.length > 0) {
+    const aside = `${into}.during-${layout.runId}`;
+    await rename(into, aside);
+    log(
+      `run ${layout.runId}: warning: ${into} filled up during the run (${planted.length} entries, not written by the engine); moved to ${aside}`
+    );
+  }
+  await mkdir3(into, { recursive: true, mode: 493 });
+  for (const name of await readdir(layout.evidenceDir)) {
+    await copyFile(join4(layout.evidenceDir, name), join4(into, name));
+  }
+  await copyFile(layout.engineLog, logCopy);
+  log(`run ${layout.runId}: evidence copied to ${into}`);
+}
+
 // src/boundary/preflight.ts
-import { access, constants } from "node:fs/promises";
-import { delimiter, join as join3 } from "node:path";
+import { access, constants as constants2 } from "node:fs/promises";
+import { delimiter, join as join5 } from "node:path";
 var REQUIRED_TOOLS = [
   { tool: "ip", pkg: "iproute2" },
   { tool: "iptables", pkg: "iptables" },
   { tool: "ip6tables", pkg: "iptables" },
   { tool: "setpriv", pkg: "util-linux" },
   { tool: "unshare", pkg: "util-linux" },
-  { tool: "nsenter", pkg: "util-linux" },
-  { tool: "useradd", pkg: "passwd" }
+  { tool: "useradd", pkg: "passwd" },
+  { tool: "prlimit", pkg: "util-linux" },
+  { tool: "mount", pkg: "mount" },
+  { tool: "bash", pkg: "bash" }
+];
+var ACL_TOOLS = [
+  { tool: "setfacl", pkg: "acl" },
+  { tool: "getfacl", pkg: "acl" }
 ];
 var REQUIRED_NAMESPACES = ["net", "mnt", "pid"];
-function preflightProblems(facts) {
+function preflightProblems(facts, needs) {
   if (facts.platform !== "linux") {
     return [
       `the boundary needs Linux (network, mount and PID namespaces, iptables); this is ${facts.platform}`
@@ -59372,7 +60446,7 @@ function preflightProblems(facts) {
       "the boundary needs root to create namespaces, users and firewall rules; run it with sudo"
     );
   }
-  for (const { tool, pkg } of REQUIRED_TOOLS) {
+  for (const { tool, pkg } of needs.acl ? [...REQUIRED_TOOLS, ...ACL_TOOLS] : REQUIRED_TOOLS) {
     if (facts.tools[tool] === void 0) {
       problems.push(
         `${tool} is not on PATH; install the ${pkg} package (apt-get install -y ${pkg})`
@@ -59389,9 +60463,11 @@ function preflightProblems(facts) {
   return problems;
 }
 async function gatherHostFacts(path4 = process.env["PATH"] ?? "") {
-  const directories = path4.split(delimiter).filter((directory) => directory !== "");
+  const directories = path4.split(delimiter).filter((directory2) => directory2 !== "");
   const tools = {};
-  for (const { tool } of REQUIRED_TOOLS) tools[tool] = await findExecutable(tool, directories);
+  for (const { tool } of [...REQUIRED_TOOLS, ...ACL_TOOLS]) {
+    tools[tool] = await findExecutable(tool, directories);
+  }
   const namespaces = [];
   for (const kind of REQUIRED_NAMESPACES) {
     if (await access(`/proc/self/ns/${kind}`).then(
@@ -59403,9 +60479,9 @@ async function gatherHostFacts(path4 = process.env["PATH"] ?? "") {
   return { platform: process.platform, uid: process.getuid?.() ?? -1, tools, namespaces };
 }
 async function findExecutable(tool, directories) {
-  for (const directory of directories) {
-    const candidate = join3(directory, tool);
-    if (await access(candidate, constants.X_OK).then(
+  for (const directory2 of directories) {
+    const candidate = join5(directory2, tool);
+    if (await access(candidate, constants2.X_OK).then(
       () => true,
       () => false
     ))
@@ -59413,73 +60489,220 @@ async function findExecutable(tool, directories) {
   }
   return void 0;
 }
-
-// src/cli/run-command.ts
-async function runCommand(_args, io2) {
-  const problems = preflightProblems(await gatherHostFacts());
-  if (problems.length > 0) {
-    for (const problem of problems) io2.err(`pipelock-egress run: preflight: ${problem}
-`);
-    io2.err(
-      `pipelock-egress run: ${problems.length} preflight problem${problems.length === 1 ? "" : "s"}; nothing was created
-`
-    );
-    return 1;
-  }
-  io2.err(
-    "pipelock-egress run: preflight passed on this machine; not available yet: the agent boundary has not landed in this version, so nothing was run\n"
-  );
-  return 2;
+function boundaryTools(facts) {
+  const path4 = (tool) => {
+    const found = facts.tools[tool];
+    if (found === void 0) throw new Error(`preflight missed ${tool}`);
+    return found;
+  };
+  return {
+    ip: path4("ip"),
+    iptables: path4("iptables"),
+    ip6tables: path4("ip6tables"),
+    unshare: path4("unshare"),
+    mount: path4("mount"),
+    prlimit: path4("prlimit"),
+    setpriv: path4("setpriv"),
+    bash: path4("bash")
+  };
 }
 
-// src/cli/usage.ts
-var USAGE = `Usage: pipelock-egress <command> [options]
-
-Commands:
-  policy check FILE                       validate a policy; print a summary of its rules
-  policy explain FILE METHOD TARGET       would this request pass? TARGET is a URL, or
-                                          host:port with METHOD CONNECT
-  run --policy FILE [options] -- SCRIPT [ARGS...]
-                                          run an agent script inside the boundary (root)
-  proxy --policy FILE --listen 127.0.0.1:PORT --evidence-dir DIR
-                                          run the enforcing proxy alone, for development
-  verify --receipt-chain PATH [options]   verify a receipt chain offline; PATH is a receipts.json,
-                                          an evidence .jsonl, a directory of evidence-*.jsonl,
-                                          or one receipt
-    --public-key FILE|HEX                 pinned signer key: PEM, Pipelock text or 64 hex,
-                                          inline or in a file (repeatable)
-    --allow-unpinned                      accept a chain no pinned key vouches for
-    --policy-hash FILE                    every receipt must carry this policy hash
-    --require-sealed                      a chain without a signed session close is broken
-    --whole-recorder                      also check recorder entries, checkpoints, transcript root
-    --rotation-endorsement FILE           authorise a key rotation (repeatable)
-    --session-id ID                       recorder session (default proxy)
-    --output FILE                         write verification-report.json there
-  keygen --out DIR                        create signing-key.pem, public-key.pem and
-                                          public-key.pipelock in DIR (never overwrites);
-                                          print the hex public key
-  view DIR                                serve the packet viewer for an Audit Packet
-
-Options:
-  -h, --help                              show this help
-  -v, --version                           print the version
-
-Exit codes: 0 success or allow; 1 invalid, failed or block; 2 usage or unreadable input.
-`;
+// src/cli/run-request.ts
+import { realpath, readdir as readdir2, stat as stat5 } from "node:fs/promises";
+import { isAbsolute, relative, resolve, sep } from "node:path";
+var DEFAULT_EVIDENCE_OUTPUT = "audit-artifacts";
+var DEFAULT_IDENTITY = "pipelock-agent";
+var DEFAULT_MAX_PROCESSES = 1024;
+var RunRequestError = class extends Error {
+  constructor(problems) {
+    super(problems.join("\n"));
+    this.problems = problems;
+  }
+  problems;
+};
+async function parseRunRequest(args, io2, backend, cwd = process.cwd()) {
+  const separator = args.indexOf("--");
+  if (separator < 0)
+    throw new UsageError(
+      'run: give the agent script after "--": run --policy FILE -- SCRIPT [ARGS...]'
+    );
+  const [scriptArg, ...scriptArgs] = args.slice(separator + 1);
+  if (scriptArg === void 0) throw new UsageError('run: no script after "--"');
+  const options = parseOptions("run", args.slice(0, separator), {
+    single: [
+      "policy",
+      "evidence-output",
+      "signing-key",
+      "public-key",
+      "identity",
+      "workdir",
+      "upstream-ca",
+      "max-processes"
+    ],
+    repeatable: ["writable", "resolve"]
+  });
+  const policyFile = optionValue(options, "policy");
+  if (policyFile === void 0) throw new UsageError("run: --policy FILE is required");
+  const pins = options.values.get("resolve") ?? [];
+  for (const pin of pins) {
+    const parsed = parseNamePin(pin);
+    if (typeof parsed === "string") throw new UsageError(`run: --resolve ${parsed}`);
+  }
+  const maxProcesses = processLimit(optionValue(options, "max-processes"));
+  const problems = [];
+  let policyBytes = new Uint8Array();
+  let policy;
+  try {
+    policyBytes = await io2.readFile(policyFile);
+    const parsed = parsePolicy(policyBytes, policyFile);
+    if (parsed.ok) policy = parsed.policy;
+    else problems.push(...parsed.errors.map(formatPolicyError));
+  } catch (error62) {
+    problems.push(`cannot read the policy ${policyFile}: ${error62.message}`);
+  }
+  const workdir = await directory(
+    resolve(cwd, optionValue(options, "workdir") ?? "."),
+    "working directory",
+    problems
+  );
+  const script = workdir === void 0 ? void 0 : await scriptInside(workdir, scriptArg, problems);
+  const writable = [];
+  for (const path4 of options.values.get("writable") ?? []) {
+    const real = workdir === void 0 ? void 0 : await pathInside(workdir, path4, "--writable", problems, true);
+    if (real !== void 0) writable.push(real);
+  }
+  const evidenceOutput = resolve(
+    cwd,
+    optionValue(options, "evidence-output") ?? DEFAULT_EVIDENCE_OUTPUT
+  );
+  const leftover = await readdir2(resolve(evidenceOutput, "evidence")).catch(() => []);
+  if (leftover.length > 0) {
+    problems.push(
+      `${resolve(evidenceOutput, "evidence")} already holds evidence (${leftover.length} files) from an earlier run; move it away or choose another --evidence-output`
+    );
+  }
+  const keys = await runKeys(options, io2, backend, problems);
+  const caFile = optionValue(options, "upstream-ca");
+  let upstreamCaPem;
+  if (caFile !== void 0) {
+    upstreamCaPem = await io2.readFile(caFile).then(
+      (bytes) => new TextDecoder().decode(bytes),
+      (error62) => {
+        problems.push(`cannot read --upstream-ca ${caFile}: ${error62.message}`);
+        return void 0;
+      }
+    );
+  }
+  if (problems.length > 0 || policy === void 0 || workdir === void 0 || script === void 0) {
+    throw new RunRequestError(problems);
+  }
+  return {
+    policyFile,
+    policyBytes,
+    policy,
+    workdir,
+    script,
+    args: scriptArgs,
+    writable,
+    evidenceOutput,
+    ...keys,
+    identity: optionValue(options, "identity") ?? DEFAULT_IDENTITY,
+    pins,
+    upstreamCaPem,
+    maxProcesses
+  };
+}
+function processLimit(text) {
+  if (text === void 0) return DEFAULT_MAX_PROCESSES;
+  const value = Number(text);
+  if (!/^[0-9]+$/.test(text) || value < 16 || value > 1e6) {
+    throw new UsageError(`run: --max-processes ${text}: give a whole number from 16 to 1000000`);
+  }
+  return value;
+}
+async function directory(path4, what, problems) {
+  try {
+    const real = await realpath(path4);
+    if ((await stat5(real)).isDirectory()) return real;
+    problems.push(`${what} ${path4} is not a directory`);
+  } catch {
+    problems.push(`${what} ${path4} does not exist`);
+  }
+  return void 0;
+}
+function isInside(parent, child) {
+  const rel = relative(parent, child);
+  return rel === "" || !rel.startsWith(`..${sep}`) && rel !== ".." && !isAbsolute(rel);
+}
+async function pathInside(workdir, path4, what, problems, mayBeWorkdir) {
+  const given = resolve(workdir, path4);
+  let real;
+  try {
+    real = await realpath(given);
+  } catch {
+    problems.push(`${what} ${path4} does not exist (looked for ${given})`);
+    return void 0;
+  }
+  if (!isInside(workdir, real) || !mayBeWorkdir && real === workdir) {
+    const via = real === given ? "" : ` (it resolves to ${real})`;
+    problems.push(
+      `${what} ${path4} is outside the working directory ${workdir}${via}; the agent may only be given what is inside it`
+    );
+    return void 0;
+  }
+  return real;
+}
+async function scriptInside(workdir, path4, problems) {
+  const real = await pathInside(workdir, path4, "script", problems, false);
+  if (real === void 0) return void 0;
+  if (!(await stat5(real)).isFile()) {
+    problems.push(`script ${path4} is not a regular file`);
+    return void 0;
+  }
+  return real;
+}
+async function runKeys(options, io2, backend, problems) {
+  const signingArg = optionValue(options, "signing-key");
+  const publicArg = optionValue(options, "public-key");
+  if (publicArg !== void 0 && signingArg === void 0) {
+    problems.push(
+      "--public-key pins the key that signs this run, so it needs --signing-key; omit both for a key made for this run (verdict self_consistent_only)"
+    );
+  }
+  let seed;
+  let pinnedKey;
+  try {
+    if (signingArg !== void 0) seed = await resolvePrivateKey(signingArg, backend, io2);
+    if (publicArg !== void 0) pinnedKey = await resolvePublicKey(publicArg, io2);
+  } catch (error62) {
+    if (!(error62 instanceof KeyArgumentError)) throw error62;
+    problems.push(error62.message);
+  }
+  if (seed !== void 0 && pinnedKey !== void 0 && publicKeyHex(backend.ed25519PublicKey(seed)) !== pinnedKey) {
+    problems.push(
+      `--public-key ${pinnedKey} is not the public key of --signing-key; the run could never verify as valid`
+    );
+  }
+  const signingKeyFile = signingArg !== void 0 && await stat5(signingArg).then(
+    (s) => s.isFile(),
+    () => false
+  ) ? await realpath(signingArg) : void 0;
+  return { seed, signingKeyFile, pinnedKey };
+}
 
 // src/cli/verify-command.ts
-import { mkdir as mkdir2, writeFile as writeFile2 } from "node:fs/promises";
+import { mkdir as mkdir4, writeFile as writeFile6 } from "node:fs/promises";
 import path3 from "node:path";
 
 // src/cli/evidence-source.ts
 import { createReadStream } from "node:fs";
-import { readdir, stat as stat2 } from "node:fs/promises";
+import { readdir as readdir3, stat as stat6 } from "node:fs/promises";
 import path2 from "node:path";
 var CHUNK_BYTES = 256 * 1024;
 var UnreadableEvidence = class extends Error {
 };
 async function verifyEvidencePath(backend, evidencePath, options) {
-  const info = await stat2(evidencePath).catch((error62) => {
+  const info = await stat6(evidencePath).catch((error62) => {
     throw unreadable(evidencePath, error62);
   });
   const verifier = new EvidenceVerifier(backend, options);
@@ -59490,7 +60713,7 @@ async function verifyEvidencePath(backend, evidencePath, options) {
   const sessionId = options.sessionId ?? DEFAULT_SESSION_ID;
   const label = `${evidencePath} (session ${sessionId})`;
   const names = evidenceFileOrder(
-    await readdir(evidencePath).catch((error62) => {
+    await readdir3(evidencePath).catch((error62) => {
       throw unreadable(evidencePath, error62);
     }),
     sessionId
@@ -59503,7 +60726,7 @@ async function verifyEvidencePath(backend, evidencePath, options) {
   }
   for (const name of names) {
     const file2 = path2.join(evidencePath, name);
-    const { size } = await stat2(file2).catch((error62) => {
+    const { size } = await stat6(file2).catch((error62) => {
       throw unreadable(file2, error62);
     });
     if (size > MAX_SHARD_BYTES) {
@@ -59617,8 +60840,8 @@ async function verifyCommand(args, io2) {
   const finish = async (report, code) => {
     if (request.output === void 0) return code;
     try {
-      await mkdir2(path3.dirname(request.output), { recursive: true });
-      await writeFile2(request.output, encodeVerificationReport(report));
+      await mkdir4(path3.dirname(request.output), { recursive: true });
+      await writeFile6(request.output, encodeVerificationReport(report));
     } catch (error62) {
       io2.err(
         `pipelock-egress verify: cannot write ${request.output}: ${error62.message}
@@ -59737,6 +60960,186 @@ function describe3(label, report, judged, expectedPolicy) {
 `;
 }
 
+// src/cli/run-command.ts
+var PREFIX = "pipelock-egress run";
+async function runCommand(args, io2) {
+  const backend = createNodeBackend();
+  let request;
+  try {
+    request = await parseRunRequest(args, io2, backend);
+  } catch (error62) {
+    if (!(error62 instanceof RunRequestError)) throw error62;
+    for (const problem of error62.problems) io2.err(`${PREFIX}: ${problem}
+`);
+    io2.err(`${PREFIX}: nothing was started or created
+`);
+    return 1;
+  }
+  const facts = await gatherHostFacts();
+  const problems = preflightProblems(facts, { acl: request.writable.length > 0 });
+  if (problems.length > 0) {
+    for (const problem of problems) io2.err(`${PREFIX}: preflight: ${problem}
+`);
+    io2.err(
+      `${PREFIX}: ${problems.length} preflight problem${problems.length === 1 ? "" : "s"}; nothing was created
+`
+    );
+    return 1;
+  }
+  const seed = request.seed ?? new Uint8Array(randomBytes5(32));
+  const publicKey = backend.ed25519PublicKey(seed);
+  const out = request.evidenceOutput;
+  const cancel = new AbortController();
+  let received;
+  const onSignal = (signal) => {
+    io2.err(`${PREFIX}: ${signal}: stopping the agent, sealing the evidence, tearing down
+`);
+    received = signal;
+    cancel.abort();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    await mkdir5(out, { recursive: true, mode: 493 });
+    const outcome = await runInBoundary({
+      tools: boundaryTools(facts),
+      node: process.execPath,
+      cli: await realpath2(process.argv[1] ?? ""),
+      policyBytes: request.policyBytes,
+      signingKeyPem: encodePrivateKeyPem(seed),
+      hiddenFiles: request.signingKeyFile === void 0 ? [] : [request.signingKeyFile],
+      identity: request.identity,
+      pins: request.pins,
+      upstreamCaPem: request.upstreamCaPem,
+      secretValues: boundSecrets(request),
+      script: request.script,
+      args: request.args,
+      workdir: request.workdir,
+      writable: request.writable,
+      maxProcesses: request.maxProcesses,
+      callerEnv: process.env,
+      evidenceCopyDir: join6(out, "evidence"),
+      engineLogCopy: join6(out, "engine.log"),
+      log: (line) => io2.err(`${PREFIX}: ${line}
+`),
+      cancel: cancel.signal
+    });
+    if (outcome.signerKey !== publicKeyHex(publicKey)) {
+      throw new BoundaryError(
+        `the engine signed with ${outcome.signerKey}, not the run's key ${publicKeyHex(publicKey)}`
+      );
+    }
+    await writeFile7(join6(out, "policy.yaml"), request.policyBytes);
+    await writeFile7(join6(out, "policy-hash.txt"), `${request.policy.hash}
+`);
+    await writeFile7(join6(out, "signer-public-key.pem"), encodePublicKeyPem(publicKey));
+    const verified = await verifyCommand(
+      [
+        "--receipt-chain",
+        join6(out, "evidence"),
+        "--policy-hash",
+        join6(out, "policy-hash.txt"),
+        "--require-sealed",
+        "--whole-recorder",
+        "--output",
+        join6(out, "verification-report.json"),
+        ...request.pinnedKey === void 0 ? ["--allow-unpinned"] : ["--public-key", request.pinnedKey]
+      ],
+      io2
+    );
+    await giveToInvoker(out);
+    const report = JSON.parse(await readFile3(join6(out, "verification-report.json"), "utf8"));
+    io2.err(
+      `${PREFIX}: ${outcome.sealed.receipts} receipts sealed; verdict ${report.verdict}; evidence in ${out}
+`
+    );
+    if (verified !== 0) {
+      io2.err(`${PREFIX}: the evidence did not verify (${report.verdict}); failing the run
+`);
+      return 1;
+    }
+    if (report.verdict === "self_consistent_only") {
+      io2.err(
+        `${PREFIX}: warning: signed with a key made for this run; pass --signing-key and --public-key to make the verdict valid
+`
+      );
+    }
+    if (received !== void 0) return 128 + (received === "SIGINT" ? 2 : 15);
+    return outcome.agentExitCode;
+  } catch (error62) {
+    if (!(error62 instanceof BoundaryError)) throw error62;
+    io2.err(`${PREFIX}: boundary failed: ${error62.message}
+`);
+    return 1;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+function boundSecrets(request) {
+  const values = {};
+  for (const binding of request.policy.secrets) {
+    const value = process.env[binding.env];
+    if (value !== void 0 && value !== "") values[binding.env] = value;
+  }
+  return values;
+}
+async function giveToInvoker(out) {
+  const uid = process.env["SUDO_UID"];
+  const gid = process.env["SUDO_GID"];
+  if (uid === void 0 || gid === void 0 || !/^[0-9]+$/.test(uid) || !/^[0-9]+$/.test(gid))
+    return;
+  const evidence = join6(out, "evidence");
+  const files = [
+    ...[
+      "",
+      "evidence",
+      "engine.log",
+      "policy.yaml",
+      "policy-hash.txt",
+      "signer-public-key.pem",
+      "verification-report.json"
+    ].map((name) => join6(out, name)),
+    ...(await readdir4(evidence)).map((name) => join6(evidence, name))
+  ];
+  for (const file2 of files) await chown2(file2, Number(uid), Number(gid));
+}
+
+// src/cli/usage.ts
+var USAGE = `Usage: pipelock-egress <command> [options]
+
+Commands:
+  policy check FILE                       validate a policy; print a summary of its rules
+  policy explain FILE METHOD TARGET       would this request pass? TARGET is a URL, or
+                                          host:port with METHOD CONNECT
+  run --policy FILE [options] -- SCRIPT [ARGS...]
+                                          run an agent script inside the boundary (root)
+  proxy --policy FILE --listen 127.0.0.1:PORT --evidence-dir DIR
+                                          run the enforcing proxy alone, for development
+  verify --receipt-chain PATH [options]   verify a receipt chain offline; PATH is a receipts.json,
+                                          an evidence .jsonl, a directory of evidence-*.jsonl,
+                                          or one receipt
+    --public-key FILE|HEX                 pinned signer key: PEM, Pipelock text or 64 hex,
+                                          inline or in a file (repeatable)
+    --allow-unpinned                      accept a chain no pinned key vouches for
+    --policy-hash FILE                    every receipt must carry this policy hash
+    --require-sealed                      a chain without a signed session close is broken
+    --whole-recorder                      also check recorder entries, checkpoints, transcript root
+    --rotation-endorsement FILE           authorise a key rotation (repeatable)
+    --session-id ID                       recorder session (default proxy)
+    --output FILE                         write verification-report.json there
+  keygen --out DIR                        create signing-key.pem, public-key.pem and
+                                          public-key.pipelock in DIR (never overwrites);
+                                          print the hex public key
+  view DIR                                serve the packet viewer for an Audit Packet
+
+Options:
+  -h, --help                              show this help
+  -v, --version                           print the version
+
+Exit codes: 0 success or allow; 1 invalid, failed or block; 2 usage or unreadable input.
+`;
+
 // src/cli/main.ts
 var NOT_YET = {
   view: "the packet viewer"
@@ -59791,7 +61194,7 @@ ${USAGE}`);
 var io = {
   out: (text) => process.stdout.write(text),
   err: (text) => process.stderr.write(text),
-  readFile: (path4) => readFile(path4)
+  readFile: (path4) => readFile4(path4)
 };
 main(process.argv.slice(2), io).then(
   (code) => {

@@ -3,6 +3,7 @@
 
 import { access, constants } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
+import type { BoundaryTools } from './boundary.js';
 
 /** The tools the boundary drives, with the Debian/Ubuntu package that provides each. */
 export const REQUIRED_TOOLS: ReadonlyArray<{ readonly tool: string; readonly pkg: string }> = [
@@ -11,8 +12,16 @@ export const REQUIRED_TOOLS: ReadonlyArray<{ readonly tool: string; readonly pkg
   { tool: 'ip6tables', pkg: 'iptables' },
   { tool: 'setpriv', pkg: 'util-linux' },
   { tool: 'unshare', pkg: 'util-linux' },
-  { tool: 'nsenter', pkg: 'util-linux' },
   { tool: 'useradd', pkg: 'passwd' },
+  { tool: 'prlimit', pkg: 'util-linux' },
+  { tool: 'mount', pkg: 'mount' },
+  { tool: 'bash', pkg: 'bash' },
+];
+
+/** Needed only to grant the agent write access (`--writable`). */
+export const ACL_TOOLS: ReadonlyArray<{ readonly tool: string; readonly pkg: string }> = [
+  { tool: 'setfacl', pkg: 'acl' },
+  { tool: 'getfacl', pkg: 'acl' },
 ];
 
 /** The namespaces the agent gets of its own. */
@@ -28,7 +37,7 @@ export interface HostFacts {
 }
 
 /** Every reason the boundary cannot be set up here; empty when it can. */
-export function preflightProblems(facts: HostFacts): string[] {
+export function preflightProblems(facts: HostFacts, needs: { readonly acl: boolean }): string[] {
   if (facts.platform !== 'linux') {
     return [
       `the boundary needs Linux (network, mount and PID namespaces, iptables); this is ${facts.platform}`,
@@ -40,7 +49,7 @@ export function preflightProblems(facts: HostFacts): string[] {
       'the boundary needs root to create namespaces, users and firewall rules; run it with sudo',
     );
   }
-  for (const { tool, pkg } of REQUIRED_TOOLS) {
+  for (const { tool, pkg } of needs.acl ? [...REQUIRED_TOOLS, ...ACL_TOOLS] : REQUIRED_TOOLS) {
     if (facts.tools[tool] === undefined) {
       problems.push(
         `${tool} is not on PATH; install the ${pkg} package (apt-get install -y ${pkg})`,
@@ -60,7 +69,9 @@ export function preflightProblems(facts: HostFacts): string[] {
 export async function gatherHostFacts(path = process.env['PATH'] ?? ''): Promise<HostFacts> {
   const directories = path.split(delimiter).filter((directory) => directory !== '');
   const tools: Record<string, string | undefined> = {};
-  for (const { tool } of REQUIRED_TOOLS) tools[tool] = await findExecutable(tool, directories);
+  for (const { tool } of [...REQUIRED_TOOLS, ...ACL_TOOLS]) {
+    tools[tool] = await findExecutable(tool, directories);
+  }
   const namespaces: string[] = [];
   for (const kind of REQUIRED_NAMESPACES) {
     if (
@@ -89,4 +100,23 @@ async function findExecutable(
       return candidate;
   }
   return undefined;
+}
+
+/** The tools' paths, once preflightProblems found none missing. */
+export function boundaryTools(facts: HostFacts): BoundaryTools {
+  const path = (tool: string): string => {
+    const found = facts.tools[tool];
+    if (found === undefined) throw new Error(`preflight missed ${tool}`);
+    return found;
+  };
+  return {
+    ip: path('ip'),
+    iptables: path('iptables'),
+    ip6tables: path('ip6tables'),
+    unshare: path('unshare'),
+    mount: path('mount'),
+    prlimit: path('prlimit'),
+    setpriv: path('setpriv'),
+    bash: path('bash'),
+  };
 }

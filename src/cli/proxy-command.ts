@@ -11,6 +11,7 @@ import { createResolver } from '../engine/resolver.js';
 import { parseNamePin, type NamePin } from '../engine/name-pin.js';
 import { createNodeBackend } from '../receipts/node-backend.js';
 import { randomBytes } from 'node:crypto';
+import { Server } from 'node:net';
 import packageJson from '../../package.json' with { type: 'json' };
 import { type CliIo, UsageError } from './io.js';
 import { KeyArgumentError, resolvePrivateKey } from './key-argument.js';
@@ -22,9 +23,10 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
   const options = parseOptions(COMMAND, args, {
     single: ['policy', 'listen', 'evidence-dir', 'signing-key', 'identity', 'upstream-ca'],
     repeatable: ['resolve'],
+    flags: ['listen-inherited'],
   });
   const policyFile = requireOption(options, 'policy');
-  const listen = loopbackListen(requireOption(options, 'listen'));
+  const listen = listenTarget(options);
   const evidenceDir = requireOption(options, 'evidence-dir');
   const signingKey = optionValue(options, 'signing-key');
   const pins = (options.values.get('resolve') ?? []).map((text): NamePin => {
@@ -90,19 +92,22 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
     onEvidenceError: (error) =>
       io.err(`${JSON.stringify({ event: 'evidence_error', message: error.message })}\n`),
   });
-  // Installed before the ready line: a supervisor may signal as soon as it reads it.
+  // Installed before the ready line: a supervisor may signal as soon as it reads it. A
+  // supervisor that hands over the listener and then goes away counts as a stop, too.
   const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
+    if (listen === 'inherited') process.once('disconnect', () => resolve('SIGTERM'));
   });
   let address: { host: string; port: number };
   try {
-    address = await engine.listen(listen);
+    address = await engine.listen(
+      listen === 'inherited' ? { handle: await inheritedListener() } : listen,
+    );
   } catch (error) {
     writer.abandon();
-    io.err(
-      `pipelock-egress ${COMMAND}: cannot listen on ${listenText(listen)}: ${(error as Error).message}\n`,
-    );
+    const where = listen === 'inherited' ? 'the inherited listener' : listenText(listen);
+    io.err(`pipelock-egress ${COMMAND}: cannot listen on ${where}: ${(error as Error).message}\n`);
     return 1;
   }
   io.out(
@@ -115,7 +120,40 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
   io.out(
     `${JSON.stringify({ event: 'sealed', receipts: sealed.receiptCount, final_seq: Number(sealed.finalSeq), root_hash: sealed.rootHash, files: sealed.files })}\n`,
   );
+  // An open IPC channel would keep the process alive.
+  if (listen === 'inherited' && process.connected) process.disconnect();
   return 0;
+}
+
+function listenTarget(options: ParsedOptions): { host: string; port: number } | 'inherited' {
+  const listen = optionValue(options, 'listen');
+  const inherited = options.flags.has('listen-inherited');
+  if (inherited && listen !== undefined) {
+    throw new UsageError(`${COMMAND}: give either --listen or --listen-inherited, not both`);
+  }
+  if (inherited) {
+    if (process.send === undefined) {
+      throw new UsageError(
+        `${COMMAND}: --listen-inherited needs a parent that passes the listening socket over Node IPC (pipelock-egress run does)`,
+      );
+    }
+    return 'inherited';
+  }
+  return loopbackListen(requireOption(options, 'listen'));
+}
+
+/** The listening socket `run` opened inside the agent's namespace, passed over IPC. */
+function inheritedListener(): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const onDisconnect = (): void =>
+      reject(new Error('the parent went away before passing a listener'));
+    process.once('disconnect', onDisconnect);
+    process.once('message', (message: { type?: unknown }, handle: unknown) => {
+      process.off('disconnect', onDisconnect);
+      if (message.type === 'listener' && handle instanceof Server) resolve(handle);
+      else reject(new Error('the parent passed no listening socket'));
+    });
+  });
 }
 
 function listenText(listen: { host: string; port: number }): string {

@@ -1,20 +1,156 @@
-// `pipelock-egress run`: the boundary. Its preflight has landed; the boundary itself has not,
-// so after the preflight the command says so instead of running anything.
-
-import { gatherHostFacts, preflightProblems } from '../boundary/preflight.js';
+// `pipelock-egress run`: the whole boundary for local use (root), as the action runs it. The
+// request is checked in full and the machine preflighted before anything is created; the
+// agent's exit code is ours, unless the boundary or the evidence failed.
+import { randomBytes } from 'node:crypto';
+import { chown, mkdir, readdir, readFile, realpath, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { runInBoundary } from '../boundary/boundary.js';
+import { BoundaryError } from '../boundary/command.js';
+import { boundaryTools, gatherHostFacts, preflightProblems } from '../boundary/preflight.js';
+import { encodePrivateKeyPem, encodePublicKeyPem, publicKeyHex } from '../receipts/index.js';
+import { createNodeBackend } from '../receipts/node-backend.js';
 import type { CliIo } from './io.js';
+import { parseRunRequest, RunRequestError, type RunRequest } from './run-request.js';
+import { verifyCommand } from './verify-command.js';
 
-export async function runCommand(_args: readonly string[], io: CliIo): Promise<number> {
-  const problems = preflightProblems(await gatherHostFacts());
+const PREFIX = 'pipelock-egress run';
+
+export async function runCommand(args: readonly string[], io: CliIo): Promise<number> {
+  const backend = createNodeBackend();
+  let request: RunRequest;
+  try {
+    request = await parseRunRequest(args, io, backend);
+  } catch (error) {
+    if (!(error instanceof RunRequestError)) throw error;
+    for (const problem of error.problems) io.err(`${PREFIX}: ${problem}\n`);
+    io.err(`${PREFIX}: nothing was started or created\n`);
+    return 1;
+  }
+  const facts = await gatherHostFacts();
+  const problems = preflightProblems(facts, { acl: request.writable.length > 0 });
   if (problems.length > 0) {
-    for (const problem of problems) io.err(`pipelock-egress run: preflight: ${problem}\n`);
+    for (const problem of problems) io.err(`${PREFIX}: preflight: ${problem}\n`);
     io.err(
-      `pipelock-egress run: ${problems.length} preflight problem${problems.length === 1 ? '' : 's'}; nothing was created\n`,
+      `${PREFIX}: ${problems.length} preflight problem${problems.length === 1 ? '' : 's'}; nothing was created\n`,
     );
     return 1;
   }
-  io.err(
-    'pipelock-egress run: preflight passed on this machine; not available yet: the agent boundary has not landed in this version, so nothing was run\n',
-  );
-  return 2;
+
+  const seed = request.seed ?? new Uint8Array(randomBytes(32));
+  const publicKey = backend.ed25519PublicKey(seed);
+  const out = request.evidenceOutput;
+  const cancel = new AbortController();
+  let received: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    io.err(`${PREFIX}: ${signal}: stopping the agent, sealing the evidence, tearing down\n`);
+    received = signal;
+    cancel.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    await mkdir(out, { recursive: true, mode: 0o755 });
+    const outcome = await runInBoundary({
+      tools: boundaryTools(facts),
+      node: process.execPath,
+      cli: await realpath(process.argv[1] ?? ''),
+      policyBytes: request.policyBytes,
+      signingKeyPem: encodePrivateKeyPem(seed),
+      hiddenFiles: request.signingKeyFile === undefined ? [] : [request.signingKeyFile],
+      identity: request.identity,
+      pins: request.pins,
+      upstreamCaPem: request.upstreamCaPem,
+      secretValues: boundSecrets(request),
+      script: request.script,
+      args: request.args,
+      workdir: request.workdir,
+      writable: request.writable,
+      maxProcesses: request.maxProcesses,
+      callerEnv: process.env,
+      evidenceCopyDir: join(out, 'evidence'),
+      engineLogCopy: join(out, 'engine.log'),
+      log: (line) => io.err(`${PREFIX}: ${line}\n`),
+      cancel: cancel.signal,
+    });
+    if (outcome.signerKey !== publicKeyHex(publicKey)) {
+      throw new BoundaryError(
+        `the engine signed with ${outcome.signerKey}, not the run's key ${publicKeyHex(publicKey)}`,
+      );
+    }
+    await writeFile(join(out, 'policy.yaml'), request.policyBytes);
+    await writeFile(join(out, 'policy-hash.txt'), `${request.policy.hash}\n`);
+    await writeFile(join(out, 'signer-public-key.pem'), encodePublicKeyPem(publicKey));
+    const verified = await verifyCommand(
+      [
+        '--receipt-chain',
+        join(out, 'evidence'),
+        '--policy-hash',
+        join(out, 'policy-hash.txt'),
+        '--require-sealed',
+        '--whole-recorder',
+        '--output',
+        join(out, 'verification-report.json'),
+        ...(request.pinnedKey === undefined
+          ? ['--allow-unpinned']
+          : ['--public-key', request.pinnedKey]),
+      ],
+      io,
+    );
+    await giveToInvoker(out);
+    const report = JSON.parse(await readFile(join(out, 'verification-report.json'), 'utf8')) as {
+      verdict: string;
+    };
+    io.err(
+      `${PREFIX}: ${outcome.sealed.receipts} receipts sealed; verdict ${report.verdict}; evidence in ${out}\n`,
+    );
+    if (verified !== 0) {
+      io.err(`${PREFIX}: the evidence did not verify (${report.verdict}); failing the run\n`);
+      return 1;
+    }
+    if (report.verdict === 'self_consistent_only') {
+      io.err(
+        `${PREFIX}: warning: signed with a key made for this run; pass --signing-key and --public-key to make the verdict valid\n`,
+      );
+    }
+    if (received !== undefined) return 128 + (received === 'SIGINT' ? 2 : 15);
+    return outcome.agentExitCode;
+  } catch (error) {
+    if (!(error instanceof BoundaryError)) throw error;
+    io.err(`${PREFIX}: boundary failed: ${error.message}\n`);
+    return 1;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+function boundSecrets(request: RunRequest): Record<string, string> {
+  const values: Record<string, string> = {};
+  for (const binding of request.policy.secrets) {
+    const value = process.env[binding.env];
+    if (value !== undefined && value !== '') values[binding.env] = value;
+  }
+  return values;
+}
+
+/** Under sudo, the evidence belongs to whoever ran sudo, not to root. */
+async function giveToInvoker(out: string): Promise<void> {
+  const uid = process.env['SUDO_UID'];
+  const gid = process.env['SUDO_GID'];
+  if (uid === undefined || gid === undefined || !/^[0-9]+$/.test(uid) || !/^[0-9]+$/.test(gid))
+    return;
+  const evidence = join(out, 'evidence');
+  const files = [
+    ...[
+      '',
+      'evidence',
+      'engine.log',
+      'policy.yaml',
+      'policy-hash.txt',
+      'signer-public-key.pem',
+      'verification-report.json',
+    ].map((name) => join(out, name)),
+    ...(await readdir(evidence)).map((name) => join(evidence, name)),
+  ];
+  for (const file of files) await chown(file, Number(uid), Number(gid));
 }

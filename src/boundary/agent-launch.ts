@@ -1,0 +1,94 @@
+// The command line that puts a program inside the boundary: the agent's network namespace, then
+// new mount and PID namespaces where, still as root, the side channels are masked and the CA
+// bundle swapped, then setpriv to the agent user with nothing left to regain privileges with.
+
+export interface LaunchTools {
+  readonly ip: string;
+  readonly unshare: string;
+  readonly mount: string;
+  readonly prlimit: string;
+  readonly setpriv: string;
+  readonly bash: string;
+}
+
+export interface LaunchPlan {
+  readonly netns: string;
+  readonly workdir: string;
+  readonly uid: number;
+  readonly gid: number;
+  /** RLIMIT_NPROC for the agent user: bounds fork bombs. */
+  readonly maxProcesses: number;
+  /** Bound read-only over each of `caBundleTargets`. */
+  readonly caBundle: string;
+  readonly caBundleTargets: readonly string[];
+  /** Directories get an empty read-only tmpfs, anything else /dev/null. */
+  readonly masked: readonly string[];
+}
+
+// Runs as root in the new namespaces. Only quoted expansions: nothing in the environment (which
+// is already the agent's) changes what it does.
+const SETUP = `set -eu
+mount_bin=$1 prlimit_bin=$2 setpriv_bin=$3 bash_bin=$4 workdir=$5 uid=$6 gid=$7 nproc=$8 bundle=$9
+shift 9
+n=$1; shift
+while [ "$n" -gt 0 ]; do
+  "$mount_bin" --bind "$bundle" "$1"
+  "$mount_bin" -o remount,bind,ro "$1"
+  n=$((n - 1)); shift
+done
+n=$1; shift
+while [ "$n" -gt 0 ]; do
+  if [ -d "$1" ]; then
+    "$mount_bin" -t tmpfs -o ro,nosuid,nodev,noexec,mode=0555,size=4k pipelock-masked "$1"
+  elif [ -e "$1" ]; then
+    "$mount_bin" --bind /dev/null "$1"
+  fi
+  n=$((n - 1)); shift
+done
+cd "$workdir"
+exec "$prlimit_bin" --nproc="$nproc" -- "$setpriv_bin" --reuid="$uid" --regid="$gid" --clear-groups \\
+  --inh-caps=-all --ambient-caps=-all --bounding-set=-all --no-new-privs -- "$bash_bin" "$@"
+`;
+
+/** argv that runs `bash SCRIPT ARGS` as the agent inside the boundary. */
+export function agentArgv(
+  tools: LaunchTools,
+  plan: LaunchPlan,
+  script: string,
+  args: readonly string[],
+): string[] {
+  return [
+    tools.ip,
+    'netns',
+    'exec',
+    plan.netns,
+    tools.unshare,
+    '--mount',
+    '--propagation',
+    'private',
+    '--pid',
+    '--fork',
+    '--mount-proc',
+    '--kill-child',
+    '--',
+    '/bin/sh',
+    '-c',
+    SETUP,
+    'pipelock-egress-setup',
+    tools.mount,
+    tools.prlimit,
+    tools.setpriv,
+    tools.bash,
+    plan.workdir,
+    String(plan.uid),
+    String(plan.gid),
+    String(plan.maxProcesses),
+    plan.caBundle,
+    String(plan.caBundleTargets.length),
+    ...plan.caBundleTargets,
+    String(plan.masked.length),
+    ...plan.masked,
+    script,
+    ...args,
+  ];
+}

@@ -1,0 +1,391 @@
+// One run of an agent script inside the boundary, from a validated request to a sealed
+// evidence directory: set up (each change saved to the run state as it is made), probe, run
+// the script, stop the engine, collect the evidence, tear down. A failed step tears down what
+// was made and reports; nothing is left half-done.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  chmod,
+  chown,
+  copyFile,
+  mkdir,
+  readFile,
+  readdir,
+  rename,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
+import { constants } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { agentArgv, type LaunchPlan, type LaunchTools } from './agent-launch.js';
+import { agentEnvironment } from './agent-env.js';
+import { grantWriteAccess } from './access.js';
+import { BoundaryError, runTool } from './command.js';
+import { EngineProcess, type EngineReady, type EngineSealed } from './engine-process.js';
+import { RUNTIME_BASE, runLayout, type RunLayout } from './layout.js';
+import { openListenerInNamespace } from './listener.js';
+import { createNetwork, networkProblems, type NetworkTools } from './network.js';
+import { PROBE_SCRIPT, probeArgs, readProbeOutput } from './probes.js';
+import { newRunState, saveRunState, type RunState } from './run-state.js';
+import { SIDE_CHANNEL_PATHS, SYSTEM_CA_BUNDLES } from './side-channels.js';
+import { installSudoersDeny } from './sudoers.js';
+import { teardown } from './teardown.js';
+import { AGENT_USER, HOST_USER, ensureAccount, type Account } from './users.js';
+
+export type BoundaryTools = LaunchTools & NetworkTools;
+
+export interface BoundaryRequest {
+  readonly tools: BoundaryTools;
+  /** The running CLI bundle and node: the engine runs the same program. */
+  readonly node: string;
+  readonly cli: string;
+  readonly policyBytes: Uint8Array;
+  readonly signingKeyPem: string;
+  /** Files of the caller's that must stay out of the agent's reach (its signing key). */
+  readonly hiddenFiles: readonly string[];
+  readonly identity: string;
+  readonly pins: readonly string[];
+  readonly upstreamCaPem: string | undefined;
+  /** Bound secrets (env name → value) the engine scans for. */
+  readonly secretValues: Readonly<Record<string, string>>;
+  readonly script: string;
+  readonly args: readonly string[];
+  readonly workdir: string;
+  readonly writable: readonly string[];
+  readonly maxProcesses: number;
+  readonly callerEnv: NodeJS.ProcessEnv;
+  /** Where the sealed evidence files and the engine's log are copied before teardown. */
+  readonly evidenceCopyDir: string;
+  readonly engineLogCopy: string;
+  readonly log: (line: string) => void;
+  /** Aborted on SIGINT/SIGTERM: setup stops, or the agent's namespace is killed. */
+  readonly cancel: AbortSignal;
+}
+
+export interface BoundaryOutcome {
+  readonly agentExitCode: number;
+  readonly agentSignal: NodeJS.Signals | null;
+  readonly signerKey: string;
+  readonly sealed: EngineSealed;
+}
+
+const CANCELLED = 'cancelled (SIGINT/SIGTERM) before the agent started';
+
+export async function runInBoundary(request: BoundaryRequest): Promise<BoundaryOutcome> {
+  const runId = `pe-${randomBytes(5).toString('hex')}`;
+  const layout = runLayout(runId, basename(request.script));
+  await mkdir(RUNTIME_BASE, { recursive: true, mode: 0o755 });
+  await mkdir(layout.root, { mode: 0o711 });
+  const state = newRunState(runId, layout.root, request.tools);
+  await saveRunState(layout.stateFile, state);
+  request.log(`run ${runId}: setting up the boundary`);
+  let outcome: BoundaryOutcome | undefined;
+  let failure: unknown;
+  try {
+    outcome = await setUpAndRun(request, layout, state);
+  } catch (error) {
+    failure = error;
+  }
+  const failures = await teardown(state);
+  if (failures.length > 0) {
+    const before = failure === undefined ? '' : ` (after: ${(failure as Error).message})`;
+    throw new BoundaryError(`teardown of ${runId} failed: ${failures.join('; ')}${before}`);
+  }
+  request.log(`run ${runId}: boundary torn down`);
+  if (outcome === undefined) throw failure;
+  return outcome;
+}
+
+async function setUpAndRun(
+  request: BoundaryRequest,
+  layout: RunLayout,
+  state: RunState,
+): Promise<BoundaryOutcome> {
+  const checkpoint = async (): Promise<void> => {
+    await saveRunState(layout.stateFile, state);
+    if (request.cancel.aborted) throw new BoundaryError(CANCELLED);
+  };
+  const agent = await ensureAccount(AGENT_USER);
+  if (agent.created) state.createdUsers.push(agent.name);
+  const host = await ensureAccount(HOST_USER);
+  if (host.created) state.createdUsers.push(host.name);
+  await checkpoint();
+  state.sudoersFile = (await installSudoersDeny(layout.runId, [AGENT_USER, HOST_USER])) ?? null;
+  await checkpoint();
+
+  await writeRunFiles(request, layout, agent, host);
+  const node = await engineNode(request.node, layout);
+  await checkpoint();
+
+  state.netnsCreated = true;
+  await checkpoint();
+  await createNetwork(layout.netns, request.tools);
+  const listener = await openListenerInNamespace(request.tools.ip, layout.netns);
+  const { engine, ready } = await EngineProcess.start(
+    {
+      setpriv: request.tools.setpriv,
+      node,
+      cli: join(layout.binDir, 'cli.js'),
+      uid: host.uid,
+      gid: host.gid,
+      proxyArgs: [
+        '--policy',
+        layout.policyFile,
+        '--evidence-dir',
+        layout.evidenceDir,
+        '--signing-key',
+        layout.signingKey,
+        '--identity',
+        request.identity,
+        ...request.pins.flatMap((pin) => ['--resolve', pin]),
+        ...(request.upstreamCaPem === undefined ? [] : ['--upstream-ca', layout.upstreamCaFile]),
+      ],
+      env: {
+        PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
+        LANG: 'C.UTF-8',
+        HOME: '/nonexistent',
+        ...request.secretValues,
+      },
+      logFile: layout.engineLog,
+    },
+    listener.server,
+  ).catch((error: unknown) => {
+    listener.server.close();
+    throw error;
+  });
+  state.enginePid = engine.pid ?? null;
+  await checkpoint();
+  await writeCaBundle(layout, ready);
+
+  for (const path of request.writable) {
+    state.aclGrants.push(await grantWriteAccess(path, agent.uid));
+    await checkpoint();
+  }
+
+  const plan: LaunchPlan = {
+    netns: layout.netns,
+    workdir: request.workdir,
+    uid: agent.uid,
+    gid: agent.gid,
+    maxProcesses: request.maxProcesses,
+    caBundle: layout.caBundle,
+    caBundleTargets: await existing(SYSTEM_CA_BUNDLES),
+    masked: [...SIDE_CHANNEL_PATHS, layout.engineDir, ...request.hiddenFiles],
+  };
+  const env = agentEnvironment(request.callerEnv, {
+    proxyUrl: ready.url,
+    home: layout.home,
+    user: AGENT_USER,
+    caBundle: layout.caBundle,
+  });
+  await probe(request, layout, plan, env, ready);
+  await checkpoint();
+
+  request.log(
+    `run ${layout.runId}: boundary ready (proxy ${ready.url} inside the namespace); starting ${basename(request.script)}`,
+  );
+  const exit = await runAgent(
+    request.tools,
+    plan,
+    env,
+    layout.agentScript,
+    request.args,
+    request.cancel,
+  );
+  request.log(
+    `run ${layout.runId}: agent ${exit.signal === null ? `exited ${exit.code}` : `killed by ${exit.signal}`}; sealing the evidence`,
+  );
+
+  // Whatever the engine managed to write is collected, sealed or not: evidence is never dropped.
+  const stopped = await engine.stop().then(
+    (sealed) => ({ sealed }),
+    (error: unknown) => ({ error }),
+  );
+  state.enginePid = null;
+  await saveRunState(layout.stateFile, state);
+  await collectEvidence(layout, request.evidenceCopyDir, request.engineLogCopy, request.log);
+  if ('error' in stopped) throw stopped.error;
+  const { sealed } = stopped;
+  return {
+    agentExitCode: exit.code ?? 128 + signalNumber(exit.signal),
+    agentSignal: exit.signal,
+    signerKey: ready.signerKey,
+    sealed,
+  };
+}
+
+async function writeRunFiles(
+  request: BoundaryRequest,
+  layout: RunLayout,
+  agent: Account,
+  host: Account,
+): Promise<void> {
+  await mkdir(layout.binDir, { mode: 0o755 });
+  await copyFile(request.cli, join(layout.binDir, 'cli.js'));
+  await chmod(join(layout.binDir, 'cli.js'), 0o444);
+
+  await mkdir(layout.engineDir, { mode: 0o700 });
+  await chown(layout.engineDir, host.uid, host.gid);
+  await mkdir(layout.evidenceDir, { mode: 0o700 });
+  await chown(layout.evidenceDir, host.uid, host.gid);
+  await writeOwned(layout.signingKey, request.signingKeyPem, 0o400, host);
+  await writeOwned(layout.policyFile, request.policyBytes, 0o444, { uid: 0, gid: 0 });
+  if (request.upstreamCaPem !== undefined) {
+    await writeOwned(layout.upstreamCaFile, request.upstreamCaPem, 0o444, { uid: 0, gid: 0 });
+  }
+
+  await mkdir(dirname(layout.agentScript), { recursive: true, mode: 0o755 });
+  await writeOwned(layout.agentScript, await readFile(request.script), 0o555, { uid: 0, gid: 0 });
+  await writeOwned(layout.probeScript, PROBE_SCRIPT, 0o555, { uid: 0, gid: 0 });
+  await mkdir(layout.home, { mode: 0o700 });
+  await chown(layout.home, agent.uid, agent.gid);
+}
+
+async function writeOwned(
+  file: string,
+  data: string | Uint8Array,
+  mode: number,
+  owner: { uid: number; gid: number },
+): Promise<void> {
+  await writeFile(file, data, { mode, flag: 'wx' });
+  await chown(file, owner.uid, owner.gid);
+  await chmod(file, mode);
+}
+
+/** The node binary, or a copy of it when the host user could not reach the original. */
+async function engineNode(node: string, layout: RunLayout): Promise<string> {
+  if (await othersCanExecute(node)) return node;
+  const copy = join(layout.binDir, 'node');
+  await copyFile(node, copy);
+  await chmod(copy, 0o555);
+  return copy;
+}
+
+async function othersCanExecute(file: string): Promise<boolean> {
+  const info = await stat(file);
+  if ((info.mode & 0o001) === 0) return false;
+  for (let dir = dirname(file); ; dir = dirname(dir)) {
+    if (((await stat(dir)).mode & 0o001) === 0) return false;
+    if (dir === dirname(dir)) return true;
+  }
+}
+
+async function existing(paths: readonly string[]): Promise<string[]> {
+  const found: string[] = [];
+  for (const path of paths) {
+    if (
+      await stat(path).then(
+        (s) => s.isFile(),
+        () => false,
+      )
+    )
+      found.push(path);
+  }
+  return found;
+}
+
+/** The system roots plus the run CA, bound over the system bundle inside the boundary. */
+async function writeCaBundle(layout: RunLayout, ready: EngineReady): Promise<void> {
+  const [system] = await existing(SYSTEM_CA_BUNDLES);
+  const roots = system === undefined ? '' : await readFile(system, 'utf8');
+  const runCa = ready.caCert === null ? '' : await readFile(ready.caCert, 'utf8');
+  await writeOwned(
+    layout.caBundle,
+    `${roots}${roots.endsWith('\n') || roots === '' ? '' : '\n'}${runCa}`,
+    0o444,
+    { uid: 0, gid: 0 },
+  );
+}
+
+async function probe(
+  request: BoundaryRequest,
+  layout: RunLayout,
+  plan: LaunchPlan,
+  env: Record<string, string>,
+  ready: EngineReady,
+): Promise<void> {
+  const argv = agentArgv(
+    request.tools,
+    plan,
+    layout.probeScript,
+    probeArgs({
+      uid: plan.uid,
+      gid: plan.gid,
+      proxyPort: Number(new URL(ready.url).port),
+      secretFiles: [layout.signingKey, ...request.hiddenFiles],
+      protectedDirs: [layout.evidenceDir, layout.engineDir],
+      masked: SIDE_CHANNEL_PATHS,
+    }),
+  );
+  const result = await runTool(argv, { env });
+  const outcome = readProbeOutput(result.stdout, result.code);
+  const failed = [
+    ...outcome.failed,
+    ...(await networkProblems(layout.netns, request.tools)).map(
+      (problem) => `firewall: ${problem}`,
+    ),
+  ];
+  if (failed.length > 0) {
+    throw new BoundaryError(
+      `boundary probes failed, the script was not started:\n  ${failed.join('\n  ')}`,
+    );
+  }
+  request.log(`run ${layout.runId}: ${outcome.passed.length} probes passed inside the boundary`);
+}
+
+async function runAgent(
+  tools: LaunchTools,
+  plan: LaunchPlan,
+  env: Record<string, string>,
+  script: string,
+  args: readonly string[],
+  cancel: AbortSignal,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  const [file, ...rest] = agentArgv(tools, plan, script, args);
+  const child = spawn(file ?? '', rest, { stdio: ['ignore', 'inherit', 'inherit'], env });
+  // The namespace tool dies, its --kill-child takes the agent's PID namespace with it.
+  const onCancel = (): void => void child.kill('SIGKILL');
+  cancel.addEventListener('abort', onCancel, { once: true });
+  try {
+    return await new Promise((resolve, reject) => {
+      child.once('error', (error) =>
+        reject(new BoundaryError(`starting the agent: ${error.message}`, { cause: error })),
+      );
+      child.once('exit', (code, signal) =>
+        resolve({ code, signal: cancel.aborted ? 'SIGKILL' : signal }),
+      );
+    });
+  } finally {
+    cancel.removeEventListener('abort', onCancel);
+  }
+}
+
+function signalNumber(signal: NodeJS.Signals | null): number {
+  return signal === null ? 1 : constants.signals[signal];
+}
+
+/**
+ * Copies the sealed files out before teardown removes them. `into` was checked empty before
+ * the run; anything there now was put there during it, so it is moved aside, not mixed in.
+ */
+async function collectEvidence(
+  layout: RunLayout,
+  into: string,
+  logCopy: string,
+  log: (line: string) => void,
+): Promise<void> {
+  const planted = await readdir(into).catch(() => []);
+  if (planted.length > 0) {
+    const aside = `${into}.during-${layout.runId}`;
+    await rename(into, aside);
+    log(
+      `run ${layout.runId}: warning: ${into} filled up during the run (${planted.length} entries, not written by the engine); moved to ${aside}`,
+    );
+  }
+  await mkdir(into, { recursive: true, mode: 0o755 });
+  for (const name of await readdir(layout.evidenceDir)) {
+    await copyFile(join(layout.evidenceDir, name), join(into, name));
+  }
+  await copyFile(layout.engineLog, logCopy);
+  log(`run ${layout.runId}: evidence copied to ${into}`);
+}

@@ -1,0 +1,162 @@
+// The engine as its own process: the bundled CLI's `proxy` command, run as the host user with
+// no capabilities, serving the listening socket opened inside the agent's namespace.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import type { Server } from 'node:net';
+import { createInterface } from 'node:readline';
+import { BoundaryError } from './command.js';
+
+export interface EngineLaunch {
+  readonly setpriv: string;
+  readonly node: string;
+  readonly cli: string;
+  readonly uid: number;
+  readonly gid: number;
+  /** `proxy` options after the listener: policy, evidence dir, key, pins, CA. */
+  readonly proxyArgs: readonly string[];
+  /** Bound secrets the engine must recognise; passed in its environment, never on a command line. */
+  readonly env: Readonly<Record<string, string>>;
+  readonly logFile: string;
+}
+
+export interface EngineReady {
+  readonly url: string;
+  readonly caCert: string | null;
+  readonly signerKey: string;
+}
+
+export interface EngineSealed {
+  readonly receipts: number;
+  readonly finalSeq: number;
+}
+
+const READY_TIMEOUT_MS = 15_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+export class EngineProcess {
+  private readonly lines: AsyncIterator<string>;
+
+  private constructor(private readonly child: ChildProcess) {
+    if (child.stdout === null) throw new Error('engine stdout is not piped');
+    this.lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  static async start(
+    launch: EngineLaunch,
+    listener: Server,
+  ): Promise<{ engine: EngineProcess; ready: EngineReady }> {
+    const child = spawn(
+      launch.setpriv,
+      [
+        `--reuid=${launch.uid}`,
+        `--regid=${launch.gid}`,
+        '--clear-groups',
+        '--inh-caps=-all',
+        '--ambient-caps=-all',
+        '--bounding-set=-all',
+        '--no-new-privs',
+        '--',
+        launch.node,
+        launch.cli,
+        'proxy',
+        '--listen-inherited',
+        ...launch.proxyArgs,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...launch.env } },
+    );
+    const log = createWriteStream(launch.logFile, { flags: 'a', mode: 0o600 });
+    child.stderr?.pipe(log);
+    const engine = new EngineProcess(child);
+    const exited = new Promise<never>((_, reject) =>
+      child.once('exit', (code, signal) =>
+        reject(
+          new BoundaryError(
+            `the engine exited before it was ready (${signal ?? `exit ${code}`}); its log: ${launch.logFile}`,
+          ),
+        ),
+      ),
+    );
+    exited.catch(() => undefined);
+    const spawned = new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', (error) =>
+        reject(new BoundaryError(`starting the engine: ${error.message}`, { cause: error })),
+      );
+    });
+    await spawned;
+    await new Promise<void>((resolve, reject) =>
+      child.send({ type: 'listener' }, listener, (error) => (error ? reject(error) : resolve())),
+    );
+    listener.close();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new BoundaryError(
+              `the engine did not report ready within ${READY_TIMEOUT_MS / 1000} s; its log: ${launch.logFile}`,
+            ),
+          ),
+        READY_TIMEOUT_MS,
+      );
+    });
+    try {
+      const line = await Promise.race([engine.nextLine(), exited, timeout]);
+      const ready = JSON.parse(line ?? '') as {
+        event?: string;
+        url?: string;
+        ca_cert?: string | null;
+        signer_key?: string;
+      };
+      if (
+        ready.event !== 'listening' ||
+        typeof ready.url !== 'string' ||
+        typeof ready.signer_key !== 'string'
+      ) {
+        throw new BoundaryError(`the engine's ready line is not what it should be: ${line ?? ''}`);
+      }
+      return {
+        engine,
+        ready: { url: ready.url, caCert: ready.ca_cert ?? null, signerKey: ready.signer_key },
+      };
+    } catch (error) {
+      child.kill('SIGKILL');
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async nextLine(): Promise<string | undefined> {
+    const next = await this.lines.next();
+    return next.done === true ? undefined : next.value;
+  }
+
+  /** SIGTERM: the engine seals its evidence and exits 0, reporting what it sealed. */
+  async stop(): Promise<EngineSealed> {
+    const exit = new Promise<number | null>((resolve) => {
+      if (this.child.exitCode !== null || this.child.signalCode !== null)
+        resolve(this.child.exitCode);
+      else this.child.once('exit', (code) => resolve(code));
+    });
+    this.child.kill('SIGTERM');
+    const killer = setTimeout(() => this.child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+    let sealedLine: string | undefined;
+    for (let line = await this.nextLine(); line !== undefined; line = await this.nextLine()) {
+      if (line.includes('"event":"sealed"')) sealedLine = line;
+    }
+    const code = await exit;
+    clearTimeout(killer);
+    if (code !== 0 || sealedLine === undefined) {
+      throw new BoundaryError(
+        `the engine did not seal its evidence (exit ${code}); the evidence is incomplete`,
+      );
+    }
+    const sealed = JSON.parse(sealedLine) as { receipts: number; final_seq: number };
+    return { receipts: sealed.receipts, finalSeq: sealed.final_seq };
+  }
+}

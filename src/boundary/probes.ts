@@ -1,0 +1,115 @@
+// Probes run as the agent, inside the boundary, before the script: each checks one structural
+// property and prints one line. Nothing is sent anywhere but the namespace's own loopback.
+
+export interface ProbePlan {
+  readonly uid: number;
+  readonly gid: number;
+  readonly proxyPort: number;
+  /** Files the agent must not be able to read (signing key, CA key, the caller's key file). */
+  readonly secretFiles: readonly string[];
+  /** Directories the agent must not be able to write (evidence). */
+  readonly protectedDirs: readonly string[];
+  /** Paths that must not be sockets inside the boundary. */
+  readonly masked: readonly string[];
+}
+
+// Each probe prints "ok NAME" or "fail NAME: DETAIL". Arguments: uid gid port, then three
+// counted lists: secret files, protected dirs, masked paths.
+export const PROBE_SCRIPT = `set -u
+ok() { printf 'ok %s\\n' "$1"; }
+fail() { printf 'fail %s: %s\\n' "$1" "$2"; }
+uid=$1 gid=$2 port=$3; shift 3
+
+interfaces=$(ls /sys/class/net | tr '\\n' ' ')
+[ "$interfaces" = "lo " ] && ok interfaces || fail interfaces "expected only lo, found $interfaces"
+
+v4=$(tail -n +2 /proc/net/route | wc -l)
+v6=$(awk '$10 != "lo"' /proc/net/ipv6_route | wc -l)
+[ "$v4" = 0 ] && [ "$v6" = 0 ] && ok routes || fail routes "$v4 IPv4 and $v6 IPv6 routes beyond lo"
+
+caps=$(grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb):' /proc/self/status | awk '$2 != "0000000000000000"' | tr '\\t\\n' '  ')
+[ -z "$caps" ] && ok capabilities || fail capabilities "non-zero sets: $caps"
+
+nnp=$(awk '/^NoNewPrivs:/ {print $2}' /proc/self/status)
+[ "$nnp" = 1 ] && ok no_new_privs || fail no_new_privs "NoNewPrivs is $nnp"
+
+ids="$(id -u) $(id -g) $(id -G)"
+[ "$ids" = "$uid $gid $gid" ] && ok identity || fail identity "uid gid groups are $ids, expected $uid $gid $gid"
+
+if ls -A . >/dev/null 2>&1; then ok workdir_readable; else fail workdir_readable "uid $uid cannot list the working directory $PWD: make it readable by other users (chmod o+rX) or choose another"; fi
+
+init=$(tr '\\0' ' ' < /proc/1/cmdline)
+case "$init" in *pipelock-probe*) ok pid_namespace ;; *) fail pid_namespace "pid 1 is $init" ;; esac
+
+n=$1; shift
+for ((i = 0; i < n; i++)); do
+  # A masked file reads as empty (/dev/null); any byte read is a leak.
+  if [ "$(head -c 1 -- "$1" 2>/dev/null | wc -c)" != 0 ]; then fail secrets_unreadable "$1 is readable"; else ok secrets_unreadable; fi
+  shift
+done
+n=$1; shift
+for ((i = 0; i < n; i++)); do
+  if ( : > "$1/pipelock-probe" ) 2>/dev/null || [ -w "$1" ]; then fail evidence_unwritable "$1 is writable"; else ok evidence_unwritable; fi
+  shift
+done
+n=$1; shift
+for ((i = 0; i < n; i++)); do
+  if [ -S "$1" ]; then fail side_channels_masked "$1 is a socket"; else ok side_channels_masked; fi
+  shift
+done
+
+if exec 3<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null; then
+  printf 'GET /health HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nConnection: close\\r\\n\\r\\n' >&3
+  read -r -t 5 status <&3 || status='no answer within 5 s'
+  exec 3<&-
+  case "$status" in "HTTP/1.1 200"*) ok engine_health ;; *) fail engine_health "answered: $status" ;; esac
+else
+  fail engine_health "nothing listens on 127.0.0.1:$port inside the namespace"
+fi
+`;
+
+export function probeArgs(plan: ProbePlan): string[] {
+  return [
+    String(plan.uid),
+    String(plan.gid),
+    String(plan.proxyPort),
+    String(plan.secretFiles.length),
+    ...plan.secretFiles,
+    String(plan.protectedDirs.length),
+    ...plan.protectedDirs,
+    String(plan.masked.length),
+    ...plan.masked,
+  ];
+}
+
+export interface ProbeOutcome {
+  readonly passed: readonly string[];
+  readonly failed: readonly string[];
+}
+
+/** Reads the probe output; missing output or an unknown line is a failure, never a pass. */
+export function readProbeOutput(output: string, exitCode: number | null): ProbeOutcome {
+  const passed: string[] = [];
+  const failed: string[] = [];
+  for (const line of output.split('\n')) {
+    if (line === '') continue;
+    if (line.startsWith('ok ')) passed.push(line.slice(3));
+    else if (line.startsWith('fail ')) failed.push(line.slice(5));
+    else failed.push(`unexpected probe output: ${line}`);
+  }
+  if (exitCode !== 0) failed.push(`the probe script exited ${exitCode}`);
+  for (const name of [
+    'interfaces',
+    'routes',
+    'capabilities',
+    'no_new_privs',
+    'identity',
+    'pid_namespace',
+    'workdir_readable',
+    'engine_health',
+  ]) {
+    if (!passed.includes(name) && !failed.some((f) => f.startsWith(`${name}:`)))
+      failed.push(`${name}: did not report`);
+  }
+  return { passed, failed };
+}

@@ -1,0 +1,33 @@
+// What one run has changed on the machine, saved after every change so that teardown (in the
+// run itself, or in the action's post step after the run was killed) can undo exactly that.
+import { writeFile } from 'node:fs/promises';
+import type { AccessGrant } from './access.js';
+
+export interface RunState {
+  readonly runId: string;
+  readonly root: string;
+  readonly tools: { readonly ip: string; readonly iptables: string; readonly ip6tables: string };
+  netnsCreated: boolean;
+  sudoersFile: string | null;
+  createdUsers: string[];
+  /** Paths granted to the agent with ACLs: revoked, and the agent's files given back to the owner. */
+  aclGrants: AccessGrant[];
+  enginePid: number | null;
+}
+
+export function newRunState(runId: string, root: string, tools: RunState['tools']): RunState {
+  return {
+    runId,
+    root,
+    tools,
+    netnsCreated: false,
+    sudoersFile: null,
+    createdUsers: [],
+    aclGrants: [],
+    enginePid: null,
+  };
+}
+
+export async function saveRunState(file: string, state: RunState): Promise<void> {
+  await writeFile(file, `${JSON.stringify(state)}\n`, { mode: 0o600 });
+}

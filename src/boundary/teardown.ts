@@ -1,0 +1,83 @@
+// Undoing a run, from its saved state: every step tolerates what is already gone, so running it
+// twice (the run's own cleanup, then the action's post step) is harmless. Each step is tried
+// even when an earlier one failed; the failures are returned, never swallowed.
+import { readFile, rm } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { revokeWriteAccess } from './access.js';
+import { runTool } from './command.js';
+import { removeNetwork } from './network.js';
+import type { RunState } from './run-state.js';
+import { removeAccount } from './users.js';
+
+const KILL_WAIT_MS = 5_000;
+
+export async function teardown(state: RunState): Promise<string[]> {
+  const failures: string[] = [];
+  const step = async (what: string, action: () => Promise<void>): Promise<void> => {
+    try {
+      await action();
+    } catch (error) {
+      failures.push(`${what}: ${(error as Error).message}`);
+    }
+  };
+  if (state.netnsCreated)
+    await step('killing the processes in the namespace', () => killNamespace(state));
+  if (state.enginePid !== null)
+    await step('stopping the engine', () => killEngine(state.enginePid ?? 0, state.root));
+  for (const grant of state.aclGrants) {
+    await step(`revoking the agent's access to ${grant.path}`, () => revokeWriteAccess(grant));
+  }
+  if (state.netnsCreated)
+    await step('removing the network namespace', () => removeNetwork(state.runId, state.tools));
+  if (state.sudoersFile !== null) {
+    const file = state.sudoersFile;
+    await step('removing the sudoers drop-in', () => rm(file, { force: true }));
+  }
+  for (const user of state.createdUsers)
+    await step(`removing user ${user}`, () => removeAccount(user));
+  await step('removing the run directory', () => rm(state.root, { recursive: true, force: true }));
+  return failures;
+}
+
+async function namespacePids(state: RunState): Promise<number[]> {
+  const listed = await runTool([state.tools.ip, 'netns', 'pids', state.runId]);
+  if (listed.code !== 0) return [];
+  return listed.stdout
+    .split('\n')
+    .filter((line) => /^[0-9]+$/.test(line))
+    .map(Number);
+}
+
+/** Every process in the agent's network namespace, the PID namespaces inside it included. */
+async function killNamespace(state: RunState): Promise<void> {
+  const deadline = Date.now() + KILL_WAIT_MS;
+  for (let pids = await namespacePids(state); pids.length > 0; pids = await namespacePids(state)) {
+    if (Date.now() > deadline) throw new Error(`processes ${pids.join(', ')} survived SIGKILL`);
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    await sleep(20);
+  }
+}
+
+/** The engine, only if that pid is still our engine (its command line names the run directory). */
+async function killEngine(pid: number, root: string): Promise<void> {
+  const isOurs = async (): Promise<boolean> =>
+    readFile(`/proc/${pid}/cmdline`, 'utf8').then(
+      (cmdline) => cmdline.includes(root),
+      () => false,
+    );
+  if (!(await isOurs())) return;
+  process.kill(pid, 'SIGTERM');
+  const killAt = Date.now() + KILL_WAIT_MS;
+  const giveUpAt = killAt + KILL_WAIT_MS;
+  while (await isOurs()) {
+    if (Date.now() > giveUpAt) throw new Error(`engine ${pid} survived SIGKILL`);
+    if (Date.now() > killAt) process.kill(pid, 'SIGKILL');
+    await sleep(20);
+  }
+}

@@ -1,0 +1,263 @@
+// `run`'s command line, checked in full before anything on the machine changes: the policy,
+// the working directory, the script (inside the working directory, symlinks resolved), the
+// writable paths, the evidence output, the keys.
+import { realpath, readdir, stat } from 'node:fs/promises';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { formatPolicyError, parsePolicy, type Policy } from '../policy/index.js';
+import { parseNamePin } from '../engine/name-pin.js';
+import { publicKeyHex, type CryptoBackend } from '../receipts/index.js';
+import { type CliIo, UsageError } from './io.js';
+import { KeyArgumentError, resolvePrivateKey, resolvePublicKey } from './key-argument.js';
+import { optionValue, parseOptions, type ParsedOptions } from './options.js';
+
+export const DEFAULT_EVIDENCE_OUTPUT = 'audit-artifacts';
+export const DEFAULT_IDENTITY = 'pipelock-agent';
+export const DEFAULT_MAX_PROCESSES = 1024;
+
+export interface RunRequest {
+  readonly policyFile: string;
+  readonly policyBytes: Uint8Array;
+  readonly policy: Policy;
+  readonly workdir: string;
+  readonly script: string;
+  readonly args: readonly string[];
+  readonly writable: readonly string[];
+  readonly evidenceOutput: string;
+  /** The signing key's seed, or undefined for a key made for this run only. */
+  readonly seed: Uint8Array | undefined;
+  /** The caller's key file, kept out of the agent's sight. */
+  readonly signingKeyFile: string | undefined;
+  /** Pinned public key (hex): the verdict can be `valid` only with one. */
+  readonly pinnedKey: string | undefined;
+  readonly identity: string;
+  readonly pins: readonly string[];
+  readonly upstreamCaPem: string | undefined;
+  readonly maxProcesses: number;
+}
+
+/** The request is wrong in a way the caller must fix (exit 1 with every problem listed). */
+export class RunRequestError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join('\n'));
+  }
+}
+
+export async function parseRunRequest(
+  args: readonly string[],
+  io: CliIo,
+  backend: CryptoBackend,
+  cwd = process.cwd(),
+): Promise<RunRequest> {
+  const separator = args.indexOf('--');
+  if (separator < 0)
+    throw new UsageError(
+      'run: give the agent script after "--": run --policy FILE -- SCRIPT [ARGS...]',
+    );
+  const [scriptArg, ...scriptArgs] = args.slice(separator + 1);
+  if (scriptArg === undefined) throw new UsageError('run: no script after "--"');
+  const options = parseOptions('run', args.slice(0, separator), {
+    single: [
+      'policy',
+      'evidence-output',
+      'signing-key',
+      'public-key',
+      'identity',
+      'workdir',
+      'upstream-ca',
+      'max-processes',
+    ],
+    repeatable: ['writable', 'resolve'],
+  });
+  const policyFile = optionValue(options, 'policy');
+  if (policyFile === undefined) throw new UsageError('run: --policy FILE is required');
+  const pins = options.values.get('resolve') ?? [];
+  for (const pin of pins) {
+    const parsed = parseNamePin(pin);
+    if (typeof parsed === 'string') throw new UsageError(`run: --resolve ${parsed}`);
+  }
+  const maxProcesses = processLimit(optionValue(options, 'max-processes'));
+
+  const problems: string[] = [];
+  let policyBytes: Uint8Array = new Uint8Array();
+  let policy: Policy | undefined;
+  try {
+    policyBytes = await io.readFile(policyFile);
+    const parsed = parsePolicy(policyBytes, policyFile);
+    if (parsed.ok) policy = parsed.policy;
+    else problems.push(...parsed.errors.map(formatPolicyError));
+  } catch (error) {
+    problems.push(`cannot read the policy ${policyFile}: ${(error as Error).message}`);
+  }
+
+  const workdir = await directory(
+    resolve(cwd, optionValue(options, 'workdir') ?? '.'),
+    'working directory',
+    problems,
+  );
+  const script =
+    workdir === undefined ? undefined : await scriptInside(workdir, scriptArg, problems);
+  const writable: string[] = [];
+  for (const path of options.values.get('writable') ?? []) {
+    const real =
+      workdir === undefined
+        ? undefined
+        : await pathInside(workdir, path, '--writable', problems, true);
+    if (real !== undefined) writable.push(real);
+  }
+  const evidenceOutput = resolve(
+    cwd,
+    optionValue(options, 'evidence-output') ?? DEFAULT_EVIDENCE_OUTPUT,
+  );
+  const leftover = await readdir(resolve(evidenceOutput, 'evidence')).catch(() => []);
+  if (leftover.length > 0) {
+    problems.push(
+      `${resolve(evidenceOutput, 'evidence')} already holds evidence (${leftover.length} files) from an earlier run; move it away or choose another --evidence-output`,
+    );
+  }
+  const keys = await runKeys(options, io, backend, problems);
+  const caFile = optionValue(options, 'upstream-ca');
+  let upstreamCaPem: string | undefined;
+  if (caFile !== undefined) {
+    upstreamCaPem = await io.readFile(caFile).then(
+      (bytes) => new TextDecoder().decode(bytes),
+      (error: unknown) => {
+        problems.push(`cannot read --upstream-ca ${caFile}: ${(error as Error).message}`);
+        return undefined;
+      },
+    );
+  }
+  if (
+    problems.length > 0 ||
+    policy === undefined ||
+    workdir === undefined ||
+    script === undefined
+  ) {
+    throw new RunRequestError(problems);
+  }
+  return {
+    policyFile,
+    policyBytes,
+    policy,
+    workdir,
+    script,
+    args: scriptArgs,
+    writable,
+    evidenceOutput,
+    ...keys,
+    identity: optionValue(options, 'identity') ?? DEFAULT_IDENTITY,
+    pins,
+    upstreamCaPem,
+    maxProcesses,
+  };
+}
+
+function processLimit(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_MAX_PROCESSES;
+  const value = Number(text);
+  if (!/^[0-9]+$/.test(text) || value < 16 || value > 1_000_000) {
+    throw new UsageError(`run: --max-processes ${text}: give a whole number from 16 to 1000000`);
+  }
+  return value;
+}
+
+async function directory(
+  path: string,
+  what: string,
+  problems: string[],
+): Promise<string | undefined> {
+  try {
+    const real = await realpath(path);
+    if ((await stat(real)).isDirectory()) return real;
+    problems.push(`${what} ${path} is not a directory`);
+  } catch {
+    problems.push(`${what} ${path} does not exist`);
+  }
+  return undefined;
+}
+
+function isInside(parent: string, child: string): boolean {
+  const rel = relative(parent, child);
+  return rel === '' || (!rel.startsWith(`..${sep}`) && rel !== '..' && !isAbsolute(rel));
+}
+
+/** The real path of `path` (relative to the working directory), if it stays inside it. */
+async function pathInside(
+  workdir: string,
+  path: string,
+  what: string,
+  problems: string[],
+  mayBeWorkdir: boolean,
+): Promise<string | undefined> {
+  const given = resolve(workdir, path);
+  let real: string;
+  try {
+    real = await realpath(given);
+  } catch {
+    problems.push(`${what} ${path} does not exist (looked for ${given})`);
+    return undefined;
+  }
+  if (!isInside(workdir, real) || (!mayBeWorkdir && real === workdir)) {
+    const via = real === given ? '' : ` (it resolves to ${real})`;
+    problems.push(
+      `${what} ${path} is outside the working directory ${workdir}${via}; the agent may only be given what is inside it`,
+    );
+    return undefined;
+  }
+  return real;
+}
+
+async function scriptInside(
+  workdir: string,
+  path: string,
+  problems: string[],
+): Promise<string | undefined> {
+  const real = await pathInside(workdir, path, 'script', problems, false);
+  if (real === undefined) return undefined;
+  if (!(await stat(real)).isFile()) {
+    problems.push(`script ${path} is not a regular file`);
+    return undefined;
+  }
+  return real;
+}
+
+async function runKeys(
+  options: ParsedOptions,
+  io: CliIo,
+  backend: CryptoBackend,
+  problems: string[],
+): Promise<Pick<RunRequest, 'seed' | 'signingKeyFile' | 'pinnedKey'>> {
+  const signingArg = optionValue(options, 'signing-key');
+  const publicArg = optionValue(options, 'public-key');
+  if (publicArg !== undefined && signingArg === undefined) {
+    problems.push(
+      '--public-key pins the key that signs this run, so it needs --signing-key; omit both for a key made for this run (verdict self_consistent_only)',
+    );
+  }
+  let seed: Uint8Array | undefined;
+  let pinnedKey: string | undefined;
+  try {
+    if (signingArg !== undefined) seed = await resolvePrivateKey(signingArg, backend, io);
+    if (publicArg !== undefined) pinnedKey = await resolvePublicKey(publicArg, io);
+  } catch (error) {
+    if (!(error instanceof KeyArgumentError)) throw error;
+    problems.push(error.message);
+  }
+  if (
+    seed !== undefined &&
+    pinnedKey !== undefined &&
+    publicKeyHex(backend.ed25519PublicKey(seed)) !== pinnedKey
+  ) {
+    problems.push(
+      `--public-key ${pinnedKey} is not the public key of --signing-key; the run could never verify as valid`,
+    );
+  }
+  const signingKeyFile =
+    signingArg !== undefined &&
+    (await stat(signingArg).then(
+      (s) => s.isFile(),
+      () => false,
+    ))
+      ? await realpath(signingArg)
+      : undefined;
+  return { seed, signingKeyFile, pinnedKey };
+}

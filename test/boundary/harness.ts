@@ -1,0 +1,209 @@
+// Runs `pipelock-egress run` for real (root, the built dist/cli.js) with an agent script in a
+// fresh working directory, and checks that nothing of the run is left on the machine.
+// Everything the agent may reach is on loopback; a canary origin on the host's 127.0.0.1
+// counts every connection that a broken boundary would let through.
+
+import '../engine/dial-guard.js';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { createSocket } from 'node:dgram';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { decisions, readEvidenceDir, type ReadEvidence } from '../engine/helpers.js';
+import type { Receipt } from '../../src/receipts/index.js';
+
+export const CLI = resolve('dist/cli.js');
+
+export function requireBuiltCli(): void {
+  assert.ok(existsSync(CLI), `${CLI} is missing: run "npm run build" before the boundary tests`);
+  assert.equal(process.getuid?.(), 0, 'the boundary tests need root (CI runs as root)');
+}
+
+export interface AgentRun {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly workdir: string;
+  readonly out: string;
+}
+
+export interface AgentRunOptions {
+  readonly policy: string;
+  readonly script: string;
+  readonly args?: readonly string[];
+  readonly options?: readonly string[];
+  readonly env?: NodeJS.ProcessEnv;
+  /** Called once the run has printed this text on stderr (e.g. to signal it). */
+  readonly onStderr?: { readonly text: string; readonly action: (pid: number) => void };
+  readonly files?: Readonly<Record<string, string>>;
+  /** Directories made in the working directory before the run. */
+  readonly dirs?: readonly string[];
+}
+
+/** A world-readable working directory (the agent must be able to read it) with the script. */
+export function workdirWith(script: string, files: Readonly<Record<string, string>> = {}): string {
+  const workdir = mkdtempSync(join(tmpdir(), 'pe-boundary-'));
+  chmodSync(workdir, 0o755);
+  writeFileSync(join(workdir, 'policy.yaml'), '');
+  writeFileSync(join(workdir, 'agent.sh'), script);
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(workdir, name), content);
+  return workdir;
+}
+
+export function runAgent(options: AgentRunOptions): Promise<AgentRun> {
+  const workdir = workdirWith(options.script, options.files);
+  for (const dir of options.dirs ?? []) mkdirSync(join(workdir, dir));
+  writeFileSync(join(workdir, 'policy.yaml'), options.policy);
+  const out = join(workdir, 'out');
+  const child = spawn(
+    process.execPath,
+    [
+      CLI,
+      'run',
+      '--policy',
+      join(workdir, 'policy.yaml'),
+      '--workdir',
+      workdir,
+      '--evidence-output',
+      out,
+      ...(options.options ?? []),
+      '--',
+      'agent.sh',
+      ...(options.args ?? []),
+    ],
+    { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stdout = '';
+  let stderr = '';
+  let triggered = false;
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+    if (!triggered && options.onStderr && stderr.includes(options.onStderr.text)) {
+      triggered = true;
+      options.onStderr.action(child.pid ?? 0);
+    }
+  });
+  return new Promise((resolvePromise) =>
+    child.on('close', (code) => resolvePromise({ code, stdout, stderr, workdir, out })),
+  );
+}
+
+/** The run's evidence, verified: the chain must hold and be sealed. */
+export function evidenceOf(run: AgentRun): ReadEvidence & { decisions: Receipt[] } {
+  const evidence = readEvidenceDir(join(run.out, 'evidence'));
+  assert.equal(evidence.report.valid, true, JSON.stringify(evidence.report.error));
+  assert.equal(evidence.report.sealed, true, 'the evidence must be sealed');
+  return { ...evidence, decisions: decisions(evidence.receipts) };
+}
+
+export function blocked(receipts: readonly Receipt[]): Array<{ target: string; layer: string }> {
+  return receipts
+    .filter((r) => r.action_record.verdict === 'block')
+    .map((r) => ({ target: r.action_record.target, layer: r.action_record.layer ?? '' }));
+}
+
+// ---------------------------------------------------------------- canaries on the host's loopback
+
+export interface Canary {
+  readonly port: number;
+  readonly udpPort: number;
+  /** TCP connections and UDP datagrams that reached the host's loopback. */
+  hits: number;
+  close(): Promise<void>;
+}
+
+export async function startCanary(): Promise<Canary> {
+  const tcp: Server = createServer((socket) => {
+    canary.hits++;
+    socket.end('HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nCANARY');
+  });
+  await new Promise<void>((done) => tcp.listen(0, '127.0.0.1', done));
+  const udp = createSocket('udp4');
+  udp.on('message', () => canary.hits++);
+  await new Promise<void>((done) => udp.bind(0, '127.0.0.1', done));
+  const canary: Canary = {
+    port: (tcp.address() as { port: number }).port,
+    udpPort: udp.address().port,
+    hits: 0,
+    close: () =>
+      new Promise((done) => {
+        udp.close();
+        tcp.close(() => done());
+      }),
+  };
+  return canary;
+}
+
+// ---------------------------------------------------------------- nothing left behind
+
+export interface MachineSnapshot {
+  readonly netns: string[];
+  readonly netnsConfig: string[];
+  readonly sudoers: string[];
+  readonly runtime: string[];
+  readonly users: string[];
+  readonly processes: string[];
+  readonly mounts: string[];
+}
+
+const list = (dir: string, prefix: string): string[] =>
+  existsSync(dir) ? readdirSync(dir).filter((name) => name.startsWith(prefix)) : [];
+
+export function snapshot(): MachineSnapshot {
+  const passwd = readFileSync('/etc/passwd', 'utf8');
+  const users = ['pipelock-agent', 'pipelock-host'].filter((user) => passwd.includes(`\n${user}:`));
+  const uids = users.map((user) => execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
+  const processes = readdirSync('/proc')
+    .filter((name) => /^[0-9]+$/.test(name))
+    .filter((pid) => {
+      try {
+        const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+        const uid = /^Uid:\s+([0-9]+)/m.exec(status)?.[1];
+        return uid !== undefined && uids.includes(uid);
+      } catch {
+        return false;
+      }
+    });
+  return {
+    netns: execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((line) => line.startsWith('pe-')),
+    netnsConfig: list('/etc/netns', 'pe-'),
+    sudoers: list('/etc/sudoers.d', 'pipelock-egress'),
+    runtime: list('/run/pipelock-egress', ''),
+    users,
+    processes,
+    mounts: readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .filter((line) => /pipelock|pe-[0-9a-f]{10}/.test(line)),
+  };
+}
+
+/** After a run: no namespace, config, sudoers file, run dir, process or mount is left, and
+ * the users are back to how they were before (removed if the run created them). */
+export function assertNothingLeft(before: MachineSnapshot): void {
+  const after = snapshot();
+  assert.deepEqual(
+    { ...after, users: after.users },
+    {
+      netns: [],
+      netnsConfig: [],
+      sudoers: [],
+      runtime: [],
+      users: before.users,
+      processes: [],
+      mounts: [],
+    },
+  );
+}

@@ -1,0 +1,230 @@
+// `pipelock-egress run` end to end, for real: users, namespaces, firewall, setpriv, the engine
+// as its own process, evidence verified at the end, nothing left behind.
+import { after, before, beforeEach, afterEach, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startOrigin, type Origin } from '../engine/helpers.js';
+import {
+  CLI,
+  assertNothingLeft,
+  blocked,
+  evidenceOf,
+  requireBuiltCli,
+  runAgent,
+  snapshot,
+  type MachineSnapshot,
+} from './harness.js';
+
+let origin: Origin;
+let machine: MachineSnapshot;
+
+before(async () => {
+  requireBuiltCli();
+  origin = await startOrigin((req, res) => {
+    res.setHeader('content-type', 'text/plain');
+    res.end(`origin saw ${req.method} ${req.url}`);
+  });
+});
+after(() => origin.close());
+beforeEach(() => (machine = snapshot()));
+afterEach(() => assertNothingLeft(machine));
+
+const policyFor = (port: number): string => `version: "1.0"
+egress:
+  - destination: "127.0.0.1:${port}"
+    methods: ["GET"]
+    paths: ["/public/"]
+default_deny: true
+`;
+
+// NO_PROXY covers loopback (so the agent can reach the proxy itself); requests to the host's
+// loopback origin must be sent through the proxy explicitly.
+const viaProxy = 'curl -sS --noproxy "" --max-time 10';
+
+test('allowed requests pass, forbidden ones get 403 with a block receipt; the chain is sealed and verifies', async () => {
+  const run = await runAgent({
+    policy: policyFor(origin.port),
+    script: `set -u
+${viaProxy} http://127.0.0.1:${origin.port}/public/a.txt; echo
+${viaProxy} -X POST -d x http://127.0.0.1:${origin.port}/public/a.txt; echo
+${viaProxy} http://127.0.0.1:${origin.port}/private/b.txt; echo
+`,
+  });
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stdout, /^origin saw GET \/public\/a\.txt$/m);
+  assert.match(run.stdout, /^blocked: method POST is not allowed/m);
+  assert.match(run.stdout, /^blocked: path \/private\/b\.txt is outside/m);
+  assert.match(run.stderr, /[0-9]+ probes passed inside the boundary/);
+  const evidence = evidenceOf(run);
+  assert.deepEqual(
+    evidence.decisions.map((r) => `${r.action_record.verdict} ${r.action_record.method}`),
+    ['allow GET', 'block POST', 'block GET'],
+  );
+  assert.deepEqual(blocked(evidence.decisions), [
+    { target: `http://127.0.0.1:${origin.port}/public/a.txt`, layer: 'method' },
+    { target: `http://127.0.0.1:${origin.port}/private/b.txt`, layer: 'path' },
+  ]);
+  const report = JSON.parse(
+    readFileSync(join(run.out, 'verification-report.json'), 'utf8'),
+  ) as Record<string, unknown>;
+  assert.equal(report['verdict'], 'self_consistent_only');
+  assert.equal(report['sealed'], true);
+  assert.equal(
+    readFileSync(join(run.out, 'policy-hash.txt'), 'utf8').trim(),
+    evidence.receipts[0]?.action_record.policy_hash,
+  );
+  // The evidence verifies again with the CLI a reviewer would use.
+  execFileSync(process.execPath, [
+    CLI,
+    'verify',
+    '--receipt-chain',
+    join(run.out, 'evidence'),
+    '--public-key',
+    join(run.out, 'signer-public-key.pem'),
+    '--require-sealed',
+    '--whole-recorder',
+  ]);
+});
+
+test("the run's exit code is the agent's, after the evidence is verified", async () => {
+  const run = await runAgent({ policy: policyFor(origin.port), script: 'echo bye; exit 7\n' });
+  assert.equal(run.code, 7, run.stderr);
+  assert.match(run.stderr, /agent exited 7/);
+  assert.equal(evidenceOf(run).report.sealed, true);
+});
+
+test("with a pinned key the verdict is valid, and the key file stays out of the agent's reach", async () => {
+  const keys = mkdtempSync(join(tmpdir(), 'pe-keys-'));
+  execFileSync(process.execPath, [CLI, 'keygen', '--out', keys], { stdio: 'ignore' });
+  const key = join(keys, 'signing-key.pem');
+  execFileSync('chmod', ['0755', keys]);
+  execFileSync('chmod', ['0644', key]); // readable by anyone on the host: only the mask protects it
+  const run = await runAgent({
+    policy: policyFor(origin.port),
+    script: `if [ -n "$(cat ${key} 2>/dev/null)" ]; then echo KEY-READ; else echo key-hidden; fi\n`,
+    options: ['--signing-key', key, '--public-key', join(keys, 'public-key.pem')],
+  });
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stdout, /^key-hidden$/m);
+  const report = JSON.parse(
+    readFileSync(join(run.out, 'verification-report.json'), 'utf8'),
+  ) as Record<string, unknown>;
+  assert.equal(report['verdict'], 'valid');
+  assert.equal(report['trusted'], true);
+});
+
+test('the agent environment: proxies, CA variables, its own HOME and user; runner internals withheld', async () => {
+  const run = await runAgent({
+    policy: policyFor(origin.port),
+    script: 'env | sort\n',
+    env: {
+      ACTIONS_RUNTIME_TOKEN: 'runtime-token',
+      INPUT_SIGNING_KEY: 'input-key',
+      GITHUB_OUTPUT: '/tmp/out',
+      GITHUB_REPOSITORY: 'acme/widgets',
+      HTTP_PROXY: 'http://10.0.0.1:3128',
+    },
+  });
+  assert.equal(run.code, 0, run.stderr);
+  const env = Object.fromEntries(
+    run.stdout
+      .trim()
+      .split('\n')
+      .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+  );
+  const proxy = env['HTTP_PROXY'] ?? '';
+  assert.match(proxy, /^http:\/\/127\.0\.0\.1:[0-9]+$/);
+  for (const name of [
+    'HTTPS_PROXY',
+    'ALL_PROXY',
+    'http_proxy',
+    'https_proxy',
+    'all_proxy',
+    'PIPELOCK_PROXY_URL',
+  ]) {
+    assert.equal(env[name], proxy, name);
+  }
+  assert.equal(env['PIPELOCK_WS_URL'], `${proxy}/ws?url=`);
+  assert.equal(env['NO_PROXY'], 'localhost,127.0.0.1,::1');
+  assert.equal(env['USER'], 'pipelock-agent');
+  assert.match(env['HOME'] ?? '', /^\/run\/pipelock-egress\/pe-[0-9a-f]{10}\/home$/);
+  for (const name of [
+    'SSL_CERT_FILE',
+    'CURL_CA_BUNDLE',
+    'NODE_EXTRA_CA_CERTS',
+    'REQUESTS_CA_BUNDLE',
+    'GIT_SSL_CAINFO',
+    'NPM_CONFIG_CAFILE',
+    'PIP_CERT',
+    'AWS_CA_BUNDLE',
+  ]) {
+    assert.match(env[name] ?? '', /\/agent\/ca-bundle\.pem$/, name);
+  }
+  assert.equal(env['GITHUB_REPOSITORY'], 'acme/widgets');
+  for (const name of ['ACTIONS_RUNTIME_TOKEN', 'INPUT_SIGNING_KEY', 'GITHUB_OUTPUT'])
+    assert.equal(env[name], undefined, name);
+});
+
+test('no secret is on any command line while the agent runs (bound secrets, the signing key)', async () => {
+  const secret = `ghp_${'Q'.repeat(36)}`;
+  let seen: string[] = [];
+  const run = await runAgent({
+    policy: `${policyFor(origin.port)}secrets:\n  - env: AGENT_TOKEN\n    allow: ["127.0.0.1"]\n`,
+    script: 'sleep 2\n',
+    env: { AGENT_TOKEN: secret },
+    onStderr: {
+      text: 'starting agent.sh',
+      action: () => {
+        seen = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n');
+      },
+    },
+  });
+  assert.equal(run.code, 0, run.stderr);
+  assert.ok(
+    seen.some((line) => line.includes('agent.sh')),
+    'ps ran while the agent was running',
+  );
+  assert.deepEqual(
+    seen.filter((line) => line.includes(secret) || line.includes('PRIVATE KEY')),
+    [],
+  );
+});
+
+test('a --writable path that does not exist stops the run before anything is created', async () => {
+  const run = await runAgent({
+    policy: policyFor(origin.port),
+    script: 'echo should-not-run\n',
+    options: ['--writable', 'results'],
+  });
+  assert.equal(run.code, 1);
+  assert.doesNotMatch(run.stdout, /should-not-run/);
+  assert.match(run.stderr, /--writable results does not exist/);
+  assert.match(run.stderr, /nothing was started or created/);
+});
+
+test("--writable: the agent writes there and only there; afterwards ACLs are gone and its files are the owner's", async () => {
+  const run = await runAgent({
+    policy: policyFor(origin.port),
+    script: `touch here 2>/dev/null && echo WROTE-WORKDIR || echo workdir-read-only
+echo data > results/out.txt && echo wrote-results
+mkdir -p results/sub && echo deep > results/sub/x.txt && echo wrote-deep
+`,
+    options: ['--writable', 'results'],
+    dirs: ['results'],
+  });
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stdout, /^workdir-read-only$/m);
+  assert.match(run.stdout, /^wrote-results$/m);
+  assert.match(run.stdout, /^wrote-deep$/m);
+  for (const path of ['results', 'results/out.txt', 'results/sub', 'results/sub/x.txt']) {
+    const full = join(run.workdir, path);
+    const acls = execFileSync('getfacl', ['-P', '--skip-base', '--absolute-names', full], {
+      encoding: 'utf8',
+    });
+    assert.equal(acls.trim(), '', `${path} keeps ACLs`);
+    assert.equal(statSync(full).uid, 0, `${path} belongs to the workdir's owner`);
+  }
+});
