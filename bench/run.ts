@@ -1,12 +1,14 @@
 // `npm run bench` (DESIGN §10): the built engine (dist/cli.js proxy, receipts on) against
 // the direct path on loopback, each metric with its own baseline in the same run. Prints a
-// table and writes bench/results.json. Needs wrk, curl and openssl (apt-get install wrk).
+// table and writes bench/results.json. Needs wrk, curl and openssl (apt-get install wrk), and
+// root for the boundary's setup and teardown times.
 import { execFileSync } from 'node:child_process';
 import { cpus, tmpdir } from 'node:os';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run, startWithReadyLine, stop } from './processes.js';
+import { benchBoundary } from './boundary.js';
 import { benchVerify } from './verify.js';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? '5');
@@ -124,6 +126,17 @@ try {
   const verifyRate = benchVerify();
   metrics['verify.receipts_per_s'] = round(verifyRate);
   rows.push(['verify', '', `${round(verifyRate)} receipts/s`, 'one core']);
+
+  const boundary = await benchBoundary();
+  metrics['boundary.setup_ms'] = round(boundary.setupMs, 1);
+  metrics['boundary.seal_ms'] = round(boundary.sealMs, 1);
+  metrics['boundary.teardown_ms'] = round(boundary.teardownMs, 1);
+  rows.push([
+    'boundary (median)',
+    '',
+    `setup ${round(boundary.setupMs)} ms, seal ${round(boundary.sealMs)} ms, teardown ${round(boundary.teardownMs)} ms`,
+    'targets: setup <= 500, teardown <= 300',
+  ]);
 
   const results = { node: process.version, cpus: cpus().length, seconds_per_run: SECONDS, metrics };
   await writeFile('bench/results.json', `${JSON.stringify(results, null, 2)}\n`);

@@ -34032,6 +34032,7 @@ var package_default = {
     lint: "eslint . && prettier --check .",
     format: "prettier --write .",
     test: "node --import tsx --test --test-reporter=spec test/*/*.test.ts",
+    example: "bash scripts/example.sh",
     bench: "node --import tsx bench/run.ts"
   },
   devDependencies: {
@@ -59183,7 +59184,6 @@ function parseNamePin(text) {
 
 // src/cli/proxy-command.ts
 import { randomBytes as randomBytes3 } from "node:crypto";
-import { Server } from "node:net";
 
 // src/cli/key-argument.ts
 import { stat } from "node:fs/promises";
@@ -59350,7 +59350,8 @@ function inheritedListener() {
     process.once("disconnect", onDisconnect);
     process.once("message", (message, handle) => {
       process.off("disconnect", onDisconnect);
-      if (message.type === "listener" && handle instanceof Server) resolve2(handle);
+      if (message.type === "listener" && typeof handle === "object" && handle !== null)
+        resolve2(handle);
       else reject(new Error("the parent passed no listening socket"));
     });
   });
@@ -59496,9 +59497,8 @@ var CA_FILE_VARIABLES = [
 var DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 function agentEnvironment(caller, plan) {
   const env = {};
-  const withheld = new Set(plan.withheld ?? []);
   for (const [name, value] of Object.entries(caller)) {
-    if (value === void 0 || withheld.has(name)) continue;
+    if (value === void 0) continue;
     if (RUNNER_INTERNALS.some((pattern) => pattern.test(name))) continue;
     if (PROXY_NAMES.includes(name.toUpperCase())) continue;
     env[name] = value;
@@ -59613,17 +59613,20 @@ import { createInterface } from "node:readline";
 var READY_TIMEOUT_MS = 15e3;
 var STOP_TIMEOUT_MS = 1e4;
 var EngineProcess = class _EngineProcess {
-  constructor(child) {
+  constructor(child, logFile) {
     this.child = child;
+    this.logFile = logFile;
     if (child.stdout === null) throw new Error("engine stdout is not piped");
     this.lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   }
   child;
+  logFile;
   lines;
   get pid() {
     return this.child.pid;
   }
-  static async start(launch, listener) {
+  /** Starts the engine; it loads while the namespace is made, then waits for its listener. */
+  static spawn(launch) {
     const child = spawn2(
       launch.setpriv,
       [
@@ -59643,59 +59646,69 @@ var EngineProcess = class _EngineProcess {
       ],
       { stdio: ["ignore", "pipe", "pipe", "ipc"], env: { ...launch.env } }
     );
-    const log = createWriteStream(launch.logFile, { flags: "a", mode: 384 });
-    child.stderr?.pipe(log);
-    const engine = new _EngineProcess(child);
-    const exited = new Promise(
-      (_, reject) => child.once(
-        "exit",
-        (code, signal) => reject(
-          new BoundaryError(
-            `the engine exited before it was ready (${signal ?? `exit ${code}`}); its log: ${launch.logFile}`
-          )
+    child.stderr?.pipe(createWriteStream(launch.logFile, { flags: "a", mode: 384 }));
+    return new _EngineProcess(child, launch.logFile);
+  }
+  /** Hands over the listening socket and waits for the ready line. */
+  async serve(listener) {
+    const child = this.child;
+    const exited = new Promise((_, reject) => {
+      const onExit = (code, signal) => reject(
+        new BoundaryError(
+          `the engine exited before it was ready (${signal ?? `exit ${code}`}); its log: ${this.logFile}`
         )
-      )
-    );
-    exited.catch(() => void 0);
-    const spawned = new Promise((resolve2, reject) => {
-      child.once("spawn", resolve2);
-      child.once(
-        "error",
-        (error62) => reject(new BoundaryError(`starting the engine: ${error62.message}`, { cause: error62 }))
       );
+      if (child.exitCode !== null || child.signalCode !== null)
+        onExit(child.exitCode, child.signalCode);
+      else child.once("exit", onExit);
     });
-    await spawned;
-    await new Promise(
-      (resolve2, reject) => child.send({ type: "listener" }, listener, (error62) => error62 ? reject(error62) : resolve2())
-    );
-    listener.close();
+    exited.catch(() => void 0);
     let timer;
     const timeout = new Promise((_, reject) => {
       timer = setTimeout(
         () => reject(
           new BoundaryError(
-            `the engine did not report ready within ${READY_TIMEOUT_MS / 1e3} s; its log: ${launch.logFile}`
+            `the engine did not report ready within ${READY_TIMEOUT_MS / 1e3} s; its log: ${this.logFile}`
           )
         ),
         READY_TIMEOUT_MS
       );
     });
     try {
-      const line = await Promise.race([engine.nextLine(), exited, timeout]);
+      await Promise.race([this.spawned(), exited, timeout]);
+      await new Promise(
+        (resolve2, reject) => (
+          // Node's typings name only Socket and Server; a bare handle travels as its net.Native.
+          child.send(
+            { type: "listener" },
+            listener,
+            (error62) => error62 ? reject(error62) : resolve2()
+          )
+        )
+      );
+      const line = await Promise.race([this.nextLine(), exited, timeout]);
       const ready = JSON.parse(line ?? "");
       if (ready.event !== "listening" || typeof ready.url !== "string" || typeof ready.signer_key !== "string") {
         throw new BoundaryError(`the engine's ready line is not what it should be: ${line ?? ""}`);
       }
-      return {
-        engine,
-        ready: { url: ready.url, caCert: ready.ca_cert ?? null, signerKey: ready.signer_key }
-      };
+      return { url: ready.url, caCert: ready.ca_cert ?? null, signerKey: ready.signer_key };
     } catch (error62) {
       child.kill("SIGKILL");
       throw error62;
     } finally {
       clearTimeout(timer);
+      listener.close();
     }
+  }
+  spawned() {
+    if (this.child.pid !== void 0) return Promise.resolve();
+    return new Promise((resolve2, reject) => {
+      this.child.once("spawn", resolve2);
+      this.child.once(
+        "error",
+        (error62) => reject(new BoundaryError(`starting the engine: ${error62.message}`, { cause: error62 }))
+      );
+    });
   }
   async nextLine() {
     const next = await this.lines.next();
@@ -59759,7 +59772,7 @@ var HELPER = `
 const server = require('node:net').createServer();
 server.on('error', (error) => { console.error(error.message); process.exit(1); });
 server.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
-  process.send({ port: server.address().port }, server, () => process.exit(0));
+  process.send({ port: server.address().port }, server._handle, () => process.exit(0));
 });`;
 function openListenerInNamespace(ip, netns) {
   return new Promise((resolve2, reject) => {
@@ -59772,7 +59785,7 @@ function openListenerInNamespace(ip, netns) {
     helper.stderr?.setEncoding("utf8").on("data", (chunk) => stderr += chunk);
     helper.on("message", (message, handle) => {
       if (typeof message.port === "number" && handle !== void 0) {
-        received = { server: handle, port: message.port };
+        received = { handle, port: message.port };
       }
     });
     helper.on(
@@ -59786,7 +59799,7 @@ function openListenerInNamespace(ip, netns) {
     helper.on("close", (code) => {
       if (received !== void 0 && code === 0) resolve2(received);
       else {
-        received?.server.close();
+        received?.handle.close();
         reject(
           new BoundaryError(
             `opening the proxy listener in ${netns}: helper exited ${code}: ${stderr.trim()}`
@@ -59795,6 +59808,30 @@ function openListenerInNamespace(ip, netns) {
       }
     });
   });
+}
+
+// src/boundary/namespace-processes.ts
+import { setTimeout as sleep } from "node:timers/promises";
+var KILL_WAIT_MS = 5e3;
+async function namespacePids(ip, netns) {
+  const listed = await runTool([ip, "netns", "pids", netns]);
+  if (listed.code !== 0) return [];
+  return listed.stdout.split("\n").filter((line) => /^[0-9]+$/.test(line)).map(Number);
+}
+async function killNamespaceProcesses(ip, netns, spare) {
+  const deadline = Date.now() + KILL_WAIT_MS;
+  for (; ; ) {
+    const pids = (await namespacePids(ip, netns)).filter((pid) => pid !== spare);
+    if (pids.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`processes ${pids.join(", ")} survived SIGKILL`);
+    for (const pid of pids) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+      }
+    }
+    await sleep(20);
+  }
 }
 
 // src/boundary/network.ts
@@ -59816,15 +59853,26 @@ async function createNetwork(netns, tools) {
     { mode: 420 }
   );
   await mustRun("creating the network namespace", [tools.ip, "netns", "add", netns]);
-  await mustRun("bringing up lo in the namespace", inNs([tools.ip, "link", "set", "lo", "up"]));
-  for (const table of [tools.iptables, tools.ip6tables]) {
-    await mustRun("installing the namespace firewall", inNs([table, "-w", "-P", "OUTPUT", "DROP"]));
-    await mustRun("installing the namespace firewall", inNs([table, "-w", "-F", "OUTPUT"]));
-    await mustRun(
-      "installing the namespace firewall",
-      inNs([table, "-w", "-A", "OUTPUT", "-o", "lo", "-j", "ACCEPT"])
-    );
-  }
+  const rules = `*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT DROP [0:0]
+-A OUTPUT -o lo -j ACCEPT
+COMMIT
+`;
+  await mustRun(
+    "setting up the namespace (lo, firewall)",
+    inNs([
+      "/bin/sh",
+      "-c",
+      '"$1" link set lo up && printf %s "$4" | "$2" -w && printf %s "$4" | "$3" -w',
+      "pipelock-egress-network",
+      tools.ip,
+      tools.iptablesRestore,
+      tools.ip6tablesRestore,
+      rules
+    ])
+  );
 }
 async function networkProblems(netns, tools) {
   const problems = [];
@@ -59842,50 +59890,61 @@ async function networkProblems(netns, tools) {
   }
   return problems;
 }
-async function removeNetwork(netns, tools) {
-  const listed = await mustRun("listing network namespaces", [tools.ip, "netns", "list"]);
+async function removeNetwork(netns, ip) {
+  const listed = await mustRun("listing network namespaces", [ip, "netns", "list"]);
   if (listed.split("\n").some((line) => line.split(" ")[0] === netns)) {
-    await mustRun("deleting the network namespace", [tools.ip, "netns", "delete", netns]);
+    await mustRun("deleting the network namespace", [ip, "netns", "delete", netns]);
   }
   await rm2(netnsConfigDir(netns), { recursive: true, force: true });
 }
 
 // src/boundary/probes.ts
 var PROBE_SCRIPT = `set -u
+shopt -s nullglob
 ok() { printf 'ok %s\\n' "$1"; }
 fail() { printf 'fail %s: %s\\n' "$1" "$2"; }
 uid=$1 gid=$2 port=$3; shift 3
+# Builtins only: every probe reads /proc and /sys itself, so the probes cost no process starts.
 
-interfaces=$(ls /sys/class/net | tr '\\n' ' ')
-[ "$interfaces" = "lo " ] && ok interfaces || fail interfaces "expected only lo, found $interfaces"
+interfaces=(/sys/class/net/*)
+[ "\${interfaces[*]}" = /sys/class/net/lo ] && ok interfaces || fail interfaces "expected only lo, found \${interfaces[*]}"
 
-v4=$(tail -n +2 /proc/net/route | wc -l)
-v6=$(awk '$10 != "lo"' /proc/net/ipv6_route | wc -l)
-[ "$v4" = 0 ] && [ "$v6" = 0 ] && ok routes || fail routes "$v4 IPv4 and $v6 IPv6 routes beyond lo"
+mapfile -t v4 < /proc/net/route
+v6=0
+while read -r -a route; do [ "\${route[9]}" != lo ] && v6=$((v6 + 1)); done < /proc/net/ipv6_route
+[ "\${#v4[@]}" -le 1 ] && [ "$v6" = 0 ] && ok routes || fail routes "$(( \${#v4[@]} - 1 )) IPv4 and $v6 IPv6 routes beyond lo"
 
-caps=$(grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb):' /proc/self/status | awk '$2 != "0000000000000000"' | tr '\\t\\n' '  ')
+caps='' nnp='' ids='' groups=''
+while read -r key value rest; do
+  case $key in
+    CapInh:|CapPrm:|CapEff:|CapBnd:|CapAmb:) [ "$value" != 0000000000000000 ] && caps+="$key$value " ;;
+    NoNewPrivs:) nnp=$value ;;
+    Uid:|Gid:) ids+="$value $rest " ;;
+    Groups:) groups="$value $rest" ;;
+  esac
+done < /proc/self/status
 [ -z "$caps" ] && ok capabilities || fail capabilities "non-zero sets: $caps"
-
-nnp=$(awk '/^NoNewPrivs:/ {print $2}' /proc/self/status)
 [ "$nnp" = 1 ] && ok no_new_privs || fail no_new_privs "NoNewPrivs is $nnp"
+read -r -a idlist <<< "$ids"
+read -r -a grouplist <<< "$groups"
+[ "\${idlist[*]}" = "$uid $uid $uid $uid $gid $gid $gid $gid" ] && [ "\${#grouplist[@]}" = 0 ] && ok identity ||
+  fail identity "uids and gids are \${idlist[*]}, groups \${grouplist[*]}; expected uid $uid, gid $gid, no groups"
 
-ids="$(id -u) $(id -g) $(id -G)"
-[ "$ids" = "$uid $gid $gid" ] && ok identity || fail identity "uid gid groups are $ids, expected $uid $gid $gid"
+[ -r . ] && [ -x . ] && ok workdir_readable ||
+  fail workdir_readable "uid $uid cannot list the working directory $PWD: make it readable by other users (chmod o+rX) or choose another"
 
-if ls -A . >/dev/null 2>&1; then ok workdir_readable; else fail workdir_readable "uid $uid cannot list the working directory $PWD: make it readable by other users (chmod o+rX) or choose another"; fi
-
-init=$(tr '\\0' ' ' < /proc/1/cmdline)
-case "$init" in *pipelock-probe*) ok pid_namespace ;; *) fail pid_namespace "pid 1 is $init" ;; esac
+mapfile -d '' init < /proc/1/cmdline
+case "\${init[*]}" in *pipelock-probe*) ok pid_namespace ;; *) fail pid_namespace "pid 1 is \${init[*]}" ;; esac
 
 n=$1; shift
 for ((i = 0; i < n; i++)); do
   # A masked file reads as empty (/dev/null); any byte read is a leak.
-  if [ "$(head -c 1 -- "$1" 2>/dev/null | wc -c)" != 0 ]; then fail secrets_unreadable "$1 is readable"; else ok secrets_unreadable; fi
+  if { IFS= read -r -n 1 -d '' byte < "$1"; } 2>/dev/null; then fail secrets_unreadable "$1 is readable"; else ok secrets_unreadable; fi
   shift
 done
 n=$1; shift
 for ((i = 0; i < n; i++)); do
-  if ( : > "$1/pipelock-probe" ) 2>/dev/null || [ -w "$1" ]; then fail evidence_unwritable "$1 is writable"; else ok evidence_unwritable; fi
+  if { : > "$1/pipelock-probe"; } 2>/dev/null || [ -w "$1" ]; then fail evidence_unwritable "$1 is writable"; else ok evidence_unwritable; fi
   shift
 done
 n=$1; shift
@@ -59896,7 +59955,7 @@ done
 
 if exec 3<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null; then
   printf 'GET /health HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nConnection: close\\r\\n\\r\\n' >&3
-  read -r -t 5 status <&3 || status='no answer within 5 s'
+  read -r -t 15 status <&3 || status='no answer within 15 s'
   exec 3<&-
   case "$status" in "HTTP/1.1 200"*) ok engine_health ;; *) fail engine_health "answered: $status" ;; esac
 else
@@ -59944,11 +60003,11 @@ function readProbeOutput(output2, exitCode) {
 
 // src/boundary/run-state.ts
 import { writeFile as writeFile3 } from "node:fs/promises";
-function newRunState(runId, root, tools) {
+function newRunState(runId, root, ip) {
   return {
     runId,
     root,
-    tools,
+    ip,
     netnsCreated: false,
     sudoersFile: null,
     createdUsers: [],
@@ -60019,7 +60078,7 @@ async function installSudoersDeny(runId, users) {
 
 // src/boundary/teardown.ts
 import { readFile, rm as rm4 } from "node:fs/promises";
-import { setTimeout as sleep } from "node:timers/promises";
+import { setTimeout as sleep2 } from "node:timers/promises";
 
 // src/boundary/users.ts
 var AGENT_USER = "pipelock-agent";
@@ -60045,16 +60104,23 @@ function accountProblem(name, uid, groups) {
   if (privileged.length === 0) return void 0;
   return `user ${name} belongs to the privileged group${privileged.length === 1 ? "" : "s"} ${privileged.join(", ")}; remove it (gpasswd -d ${name} ${privileged[0] ?? ""}) or delete the user so the boundary can create it afresh`;
 }
+function parseId(output2) {
+  const match = /^uid=([0-9]+)\([^)]*\) gid=([0-9]+)\([^)]*\)(?: groups=(.*))?$/.exec(
+    output2.trim()
+  );
+  if (!match) return void 0;
+  const groups = (match[3] ?? "").split(",").map((group) => /\(([^)]*)\)/.exec(group)?.[1] ?? group);
+  return { uid: Number(match[1]), gid: Number(match[2]), groups: groups.filter((g) => g !== "") };
+}
 async function lookup2(name) {
-  const uid = await runTool(["id", "-u", name]);
-  if (uid.code !== 0) return void 0;
-  const gid = await mustRun(`looking up ${name}`, ["id", "-g", name]);
-  const groups = await mustRun(`looking up ${name}`, ["id", "-Gn", name]);
-  return {
-    uid: Number(uid.stdout.trim()),
-    gid: Number(gid.trim()),
-    groups: groups.trim().split(/\s+/)
-  };
+  const result = await runTool(["id", name]);
+  if (result.code !== 0) return void 0;
+  const identity = parseId(result.stdout);
+  if (identity === void 0)
+    throw new BoundaryError(
+      `looking up ${name}: cannot read "id ${name}": ${result.stdout.trim()}`
+    );
+  return identity;
 }
 async function ensureAccount(name) {
   let identity = await lookup2(name);
@@ -60090,7 +60156,7 @@ async function removeAccount(name) {
 }
 
 // src/boundary/teardown.ts
-var KILL_WAIT_MS = 5e3;
+var KILL_WAIT_MS2 = 5e3;
 async function teardown(state) {
   const failures = [];
   const step = async (what, action) => {
@@ -60101,14 +60167,17 @@ async function teardown(state) {
     }
   };
   if (state.netnsCreated)
-    await step("killing the processes in the namespace", () => killNamespace(state));
+    await step(
+      "killing the processes in the namespace",
+      () => killNamespaceProcesses(state.ip, state.runId)
+    );
   if (state.enginePid !== null)
     await step("stopping the engine", () => killEngine(state.enginePid ?? 0, state.root));
   for (const grant of state.aclGrants) {
     await step(`revoking the agent's access to ${grant.path}`, () => revokeWriteAccess(grant));
   }
   if (state.netnsCreated)
-    await step("removing the network namespace", () => removeNetwork(state.runId, state.tools));
+    await step("removing the network namespace", () => removeNetwork(state.runId, state.ip));
   if (state.sudoersFile !== null) {
     const file2 = state.sudoersFile;
     await step("removing the sudoers drop-in", () => rm4(file2, { force: true }));
@@ -60118,24 +60187,6 @@ async function teardown(state) {
   await step("removing the run directory", () => rm4(state.root, { recursive: true, force: true }));
   return failures;
 }
-async function namespacePids(state) {
-  const listed = await runTool([state.tools.ip, "netns", "pids", state.runId]);
-  if (listed.code !== 0) return [];
-  return listed.stdout.split("\n").filter((line) => /^[0-9]+$/.test(line)).map(Number);
-}
-async function killNamespace(state) {
-  const deadline = Date.now() + KILL_WAIT_MS;
-  for (let pids = await namespacePids(state); pids.length > 0; pids = await namespacePids(state)) {
-    if (Date.now() > deadline) throw new Error(`processes ${pids.join(", ")} survived SIGKILL`);
-    for (const pid of pids) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-      }
-    }
-    await sleep(20);
-  }
-}
 async function killEngine(pid, root) {
   const isOurs = async () => readFile(`/proc/${pid}/cmdline`, "utf8").then(
     (cmdline) => cmdline.includes(root),
@@ -60143,12 +60194,12 @@ async function killEngine(pid, root) {
   );
   if (!await isOurs()) return;
   process.kill(pid, "SIGTERM");
-  const killAt = Date.now() + KILL_WAIT_MS;
-  const giveUpAt = killAt + KILL_WAIT_MS;
+  const killAt = Date.now() + KILL_WAIT_MS2;
+  const giveUpAt = killAt + KILL_WAIT_MS2;
   while (await isOurs()) {
     if (Date.now() > giveUpAt) throw new Error(`engine ${pid} survived SIGKILL`);
     if (Date.now() > killAt) process.kill(pid, "SIGKILL");
-    await sleep(20);
+    await sleep2(20);
   }
 }
 
@@ -60159,7 +60210,7 @@ async function runInBoundary(request) {
   const layout = runLayout(runId, basename(request.script));
   await mkdir3(RUNTIME_BASE, { recursive: true, mode: 493 });
   await mkdir3(layout.root, { mode: 457 });
-  const state = newRunState(runId, layout.root, request.tools);
+  const state = newRunState(runId, layout.root, request.tools.ip);
   await saveRunState(layout.stateFile, state);
   request.log(`run ${runId}: setting up the boundary`);
   let outcome;
@@ -60188,54 +60239,27 @@ async function setUpAndRun(request, layout, state) {
   const host = await ensureAccount(HOST_USER);
   if (host.created) state.createdUsers.push(host.name);
   await checkpoint();
-  state.sudoersFile = await installSudoersDeny(layout.runId, [AGENT_USER, HOST_USER]) ?? null;
-  await checkpoint();
-  await writeRunFiles(request, layout, agent, host);
-  const node2 = await engineNode(request.node, layout);
-  await checkpoint();
   state.netnsCreated = true;
   await checkpoint();
-  await createNetwork(layout.netns, request.tools);
-  const listener = await openListenerInNamespace(request.tools.ip, layout.netns);
-  const { engine, ready } = await EngineProcess.start(
-    {
-      setpriv: request.tools.setpriv,
-      node: node2,
-      cli: join4(layout.binDir, "cli.js"),
-      uid: host.uid,
-      gid: host.gid,
-      proxyArgs: [
-        "--policy",
-        layout.policyFile,
-        "--evidence-dir",
-        layout.evidenceDir,
-        "--signing-key",
-        layout.signingKey,
-        "--identity",
-        request.identity,
-        ...request.pins.flatMap((pin) => ["--resolve", pin]),
-        ...request.upstreamCaPem === void 0 ? [] : ["--upstream-ca", layout.upstreamCaFile]
-      ],
-      env: {
-        PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
-        LANG: "C.UTF-8",
-        HOME: "/nonexistent",
-        ...request.secretValues
-      },
-      logFile: layout.engineLog
-    },
-    listener.server
-  ).catch((error62) => {
-    listener.server.close();
-    throw error62;
-  });
-  state.enginePid = engine.pid ?? null;
+  const [sudoersFile, engine, listener] = await settleAll([
+    installSudoersDeny(layout.runId, [AGENT_USER, HOST_USER]),
+    (async () => {
+      await writeRunFiles(request, layout, agent, host);
+      const program = {
+        node: await reachableCopy(request.node, join4(layout.binDir, "node"), 365),
+        cli: await reachableCopy(request.cli, join4(layout.binDir, "cli.js"), 292)
+      };
+      const started = EngineProcess.spawn(engineLaunch(request, layout, host, program));
+      state.enginePid = started.pid ?? null;
+      return started;
+    })(),
+    (async () => {
+      await createNetwork(layout.netns, request.tools);
+      return openListenerInNamespace(request.tools.ip, layout.netns);
+    })()
+  ]);
+  state.sudoersFile = sudoersFile ?? null;
   await checkpoint();
-  await writeCaBundle(layout, ready);
-  for (const path4 of request.writable) {
-    state.aclGrants.push(await grantWriteAccess(path4, agent.uid));
-    await checkpoint();
-  }
   const plan = {
     netns: layout.netns,
     workdir: request.workdir,
@@ -60246,16 +60270,25 @@ async function setUpAndRun(request, layout, state) {
     caBundleTargets: await existing(SYSTEM_CA_BUNDLES),
     masked: [...SIDE_CHANNEL_PATHS, layout.engineDir, ...request.hiddenFiles]
   };
+  const proxyUrl = `http://127.0.0.1:${listener.port}`;
   const env = agentEnvironment(request.callerEnv, {
-    proxyUrl: ready.url,
+    proxyUrl,
     home: layout.home,
     user: AGENT_USER,
     caBundle: layout.caBundle
   });
-  await probe(request, layout, plan, env, ready);
+  const [ready] = await settleAll([
+    engine.serve(listener.handle),
+    probe(request, layout, plan, env, listener.port)
+  ]);
+  await writeCaBundle(layout, ready);
+  for (const path4 of request.writable) {
+    state.aclGrants.push(await grantWriteAccess(path4, agent.uid));
+    await checkpoint();
+  }
   await checkpoint();
   request.log(
-    `run ${layout.runId}: boundary ready (proxy ${ready.url} inside the namespace); starting ${basename(request.script)}`
+    `run ${layout.runId}: boundary ready (proxy ${proxyUrl} inside the namespace); starting ${basename(request.script)}`
   );
   const exit = await runAgent(
     request.tools,
@@ -60284,10 +60317,41 @@ async function setUpAndRun(request, layout, state) {
     sealed
   };
 }
+async function settleAll(strands) {
+  const settled = await Promise.allSettled(strands);
+  const failed = settled.find((result) => result.status === "rejected");
+  if (failed !== void 0) throw failed.reason;
+  return settled.map((result) => result.value);
+}
+function engineLaunch(request, layout, host, program) {
+  return {
+    setpriv: request.tools.setpriv,
+    ...program,
+    uid: host.uid,
+    gid: host.gid,
+    proxyArgs: [
+      "--policy",
+      layout.policyFile,
+      "--evidence-dir",
+      layout.evidenceDir,
+      "--signing-key",
+      layout.signingKey,
+      "--identity",
+      request.identity,
+      ...request.pins.flatMap((pin) => ["--resolve", pin]),
+      ...request.upstreamCaPem === void 0 ? [] : ["--upstream-ca", layout.upstreamCaFile]
+    ],
+    env: {
+      PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
+      LANG: "C.UTF-8",
+      HOME: "/nonexistent",
+      ...request.secretValues
+    },
+    logFile: layout.engineLog
+  };
+}
 async function writeRunFiles(request, layout, agent, host) {
   await mkdir3(layout.binDir, { mode: 493 });
-  await copyFile(request.cli, join4(layout.binDir, "cli.js"));
-  await chmod3(join4(layout.binDir, "cli.js"), 292);
   await mkdir3(layout.engineDir, { mode: 448 });
   await chown(layout.engineDir, host.uid, host.gid);
   await mkdir3(layout.evidenceDir, { mode: 448 });
@@ -60308,16 +60372,16 @@ async function writeOwned(file2, data, mode, owner) {
   await chown(file2, owner.uid, owner.gid);
   await chmod3(file2, mode);
 }
-async function engineNode(node2, layout) {
-  if (await othersCanExecute(node2)) return node2;
-  const copy = join4(layout.binDir, "node");
-  await copyFile(node2, copy);
-  await chmod3(copy, 365);
+async function reachableCopy(file2, copy, mode) {
+  if (await othersCanUse(file2, mode)) return file2;
+  await copyFile(file2, copy);
+  await chmod3(copy, mode);
   return copy;
 }
-async function othersCanExecute(file2) {
+async function othersCanUse(file2, mode) {
   const info = await stat4(file2);
-  if ((info.mode & 1) === 0) return false;
+  const needed = mode & 7;
+  if ((info.mode & needed) !== needed) return false;
   for (let dir = dirname(file2); ; dir = dirname(dir)) {
     if (((await stat4(dir)).mode & 1) === 0) return false;
     if (dir === dirname(dir)) return true;
@@ -60345,29 +60409,29 @@ async function writeCaBundle(layout, ready) {
     { uid: 0, gid: 0 }
   );
 }
-async function probe(request, layout, plan, env, ready) {
+async function probe(request, layout, plan, env, proxyPort) {
   const argv = agentArgv(
     request.tools,
-    plan,
+    { ...plan, caBundleTargets: [] },
     layout.probeScript,
     probeArgs({
       uid: plan.uid,
       gid: plan.gid,
-      proxyPort: Number(new URL(ready.url).port),
+      proxyPort,
       secretFiles: [layout.signingKey, ...request.hiddenFiles],
       protectedDirs: [layout.evidenceDir, layout.engineDir],
       masked: SIDE_CHANNEL_PATHS
     })
   );
-  const result = await runTool(argv, { env });
+  const [result, firewall] = await Promise.all([
+    runTool(argv, { env }),
+    networkProblems(layout.netns, request.tools)
+  ]);
   const outcome = readProbeOutput(result.stdout, result.code);
-  const failed = [
-    ...outcome.failed,
-    ...(await networkProblems(layout.netns, request.tools)).map(
-      (problem) => `firewall: ${problem}`
-    )
-  ];
+  const failed = [...outcome.failed, ...firewall.map((problem) => `firewall: ${problem}`)];
   if (failed.length > 0) {
+    const said = result.stderr.trim().split("\n").slice(-3).join(" | ");
+    if (said !== "") failed.push(`(the probe said: ${said})`);
     throw new BoundaryError(
       `boundary probes failed, the script was not started:
   ${failed.join("\n  ")}`
@@ -60378,7 +60442,7 @@ async function probe(request, layout, plan, env, ready) {
 async function runAgent(tools, plan, env, script, args, cancel) {
   const [file2, ...rest] = agentArgv(tools, plan, script, args);
   const child = spawn4(file2 ?? "", rest, { stdio: ["ignore", "inherit", "inherit"], env });
-  const onCancel = () => void child.kill("SIGKILL");
+  const onCancel = () => void killNamespaceProcesses(tools.ip, plan.netns, child.pid).catch(() => child.kill("SIGKILL"));
   cancel.addEventListener("abort", onCancel, { once: true });
   try {
     return await new Promise((resolve2, reject) => {
@@ -60386,10 +60450,7 @@ async function runAgent(tools, plan, env, script, args, cancel) {
         "error",
         (error62) => reject(new BoundaryError(`starting the agent: ${error62.message}`, { cause: error62 }))
       );
-      child.once(
-        "exit",
-        (code, signal) => resolve2({ code, signal: cancel.aborted ? "SIGKILL" : signal })
-      );
+      child.once("exit", (code, signal) => resolve2({ code, signal }));
     });
   } finally {
     cancel.removeEventListener("abort", onCancel);
@@ -60422,6 +60483,8 @@ var REQUIRED_TOOLS = [
   { tool: "ip", pkg: "iproute2" },
   { tool: "iptables", pkg: "iptables" },
   { tool: "ip6tables", pkg: "iptables" },
+  { tool: "iptables-restore", pkg: "iptables" },
+  { tool: "ip6tables-restore", pkg: "iptables" },
   { tool: "setpriv", pkg: "util-linux" },
   { tool: "unshare", pkg: "util-linux" },
   { tool: "useradd", pkg: "passwd" },
@@ -60499,6 +60562,8 @@ function boundaryTools(facts) {
     ip: path4("ip"),
     iptables: path4("iptables"),
     ip6tables: path4("ip6tables"),
+    iptablesRestore: path4("iptables-restore"),
+    ip6tablesRestore: path4("ip6tables-restore"),
     unshare: path4("unshare"),
     mount: path4("mount"),
     prlimit: path4("prlimit"),
@@ -61113,9 +61178,21 @@ Commands:
   policy explain FILE METHOD TARGET       would this request pass? TARGET is a URL, or
                                           host:port with METHOD CONNECT
   run --policy FILE [options] -- SCRIPT [ARGS...]
-                                          run an agent script inside the boundary (root)
+                                          run an agent script inside the boundary (root);
+                                          exit code: the agent's, or 1 if the boundary or
+                                          the evidence failed
+    --evidence-output DIR                 where the evidence goes (default audit-artifacts)
+    --signing-key KEY, --public-key KEY   sign with this key; pin it (verdict valid)
+    --identity NAME                       the agent's name in every receipt
+    --workdir DIR                         the agent's working directory (default .)
+    --writable PATH                       let the agent write there (repeatable)
+    --resolve HOST:IP                     pin a name for the engine (repeatable)
+    --upstream-ca FILE                    extra CA for upstream TLS
+    --max-processes N                     process limit for the agent (default 1024)
   proxy --policy FILE --listen 127.0.0.1:PORT --evidence-dir DIR
                                           run the enforcing proxy alone, for development
+                                          (--listen-inherited: serve a socket passed over
+                                          Node IPC, as run does)
   verify --receipt-chain PATH [options]   verify a receipt chain offline; PATH is a receipts.json,
                                           an evidence .jsonl, a directory of evidence-*.jsonl,
                                           or one receipt

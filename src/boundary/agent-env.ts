@@ -8,8 +8,6 @@ export interface AgentEnvPlan {
   readonly user: string;
   /** CA bundle the agent's clients must trust: system roots plus the run CA. */
   readonly caBundle: string;
-  /** Names of variables that must not reach the agent (e.g. our own key paths). */
-  readonly withheld?: readonly string[];
 }
 
 const RUNNER_INTERNALS = [
@@ -44,9 +42,8 @@ export function agentEnvironment(
   plan: AgentEnvPlan,
 ): Record<string, string> {
   const env: Record<string, string> = {};
-  const withheld = new Set(plan.withheld ?? []);
   for (const [name, value] of Object.entries(caller)) {
-    if (value === undefined || withheld.has(name)) continue;
+    if (value === undefined) continue;
     if (RUNNER_INTERNALS.some((pattern) => pattern.test(name))) continue;
     if (PROXY_NAMES.includes(name.toUpperCase())) continue;
     env[name] = value;

@@ -21,9 +21,15 @@ import { agentArgv, type LaunchPlan, type LaunchTools } from './agent-launch.js'
 import { agentEnvironment } from './agent-env.js';
 import { grantWriteAccess } from './access.js';
 import { BoundaryError, runTool } from './command.js';
-import { EngineProcess, type EngineReady, type EngineSealed } from './engine-process.js';
+import {
+  EngineProcess,
+  type EngineLaunch,
+  type EngineReady,
+  type EngineSealed,
+} from './engine-process.js';
 import { RUNTIME_BASE, runLayout, type RunLayout } from './layout.js';
 import { openListenerInNamespace } from './listener.js';
+import { killNamespaceProcesses } from './namespace-processes.js';
 import { createNetwork, networkProblems, type NetworkTools } from './network.js';
 import { PROBE_SCRIPT, probeArgs, readProbeOutput } from './probes.js';
 import { newRunState, saveRunState, type RunState } from './run-state.js';
@@ -76,7 +82,7 @@ export async function runInBoundary(request: BoundaryRequest): Promise<BoundaryO
   const layout = runLayout(runId, basename(request.script));
   await mkdir(RUNTIME_BASE, { recursive: true, mode: 0o755 });
   await mkdir(layout.root, { mode: 0o711 });
-  const state = newRunState(runId, layout.root, request.tools);
+  const state = newRunState(runId, layout.root, request.tools.ip);
   await saveRunState(layout.stateFile, state);
   request.log(`run ${runId}: setting up the boundary`);
   let outcome: BoundaryOutcome | undefined;
@@ -110,57 +116,30 @@ async function setUpAndRun(
   const host = await ensureAccount(HOST_USER);
   if (host.created) state.createdUsers.push(host.name);
   await checkpoint();
-  state.sudoersFile = (await installSudoersDeny(layout.runId, [AGENT_USER, HOST_USER])) ?? null;
-  await checkpoint();
 
-  await writeRunFiles(request, layout, agent, host);
-  const node = await engineNode(request.node, layout);
-  await checkpoint();
-
+  // Three independent strands: the sudoers drop-in; the run's files, then the engine (it
+  // takes longest to load, so it starts first); the namespace, then the listener inside it.
   state.netnsCreated = true;
   await checkpoint();
-  await createNetwork(layout.netns, request.tools);
-  const listener = await openListenerInNamespace(request.tools.ip, layout.netns);
-  const { engine, ready } = await EngineProcess.start(
-    {
-      setpriv: request.tools.setpriv,
-      node,
-      cli: join(layout.binDir, 'cli.js'),
-      uid: host.uid,
-      gid: host.gid,
-      proxyArgs: [
-        '--policy',
-        layout.policyFile,
-        '--evidence-dir',
-        layout.evidenceDir,
-        '--signing-key',
-        layout.signingKey,
-        '--identity',
-        request.identity,
-        ...request.pins.flatMap((pin) => ['--resolve', pin]),
-        ...(request.upstreamCaPem === undefined ? [] : ['--upstream-ca', layout.upstreamCaFile]),
-      ],
-      env: {
-        PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
-        LANG: 'C.UTF-8',
-        HOME: '/nonexistent',
-        ...request.secretValues,
-      },
-      logFile: layout.engineLog,
-    },
-    listener.server,
-  ).catch((error: unknown) => {
-    listener.server.close();
-    throw error;
-  });
-  state.enginePid = engine.pid ?? null;
+  const [sudoersFile, engine, listener] = await settleAll([
+    installSudoersDeny(layout.runId, [AGENT_USER, HOST_USER]),
+    (async () => {
+      await writeRunFiles(request, layout, agent, host);
+      const program = {
+        node: await reachableCopy(request.node, join(layout.binDir, 'node'), 0o555),
+        cli: await reachableCopy(request.cli, join(layout.binDir, 'cli.js'), 0o444),
+      };
+      const started = EngineProcess.spawn(engineLaunch(request, layout, host, program));
+      state.enginePid = started.pid ?? null;
+      return started;
+    })(),
+    (async () => {
+      await createNetwork(layout.netns, request.tools);
+      return openListenerInNamespace(request.tools.ip, layout.netns);
+    })(),
+  ] as const);
+  state.sudoersFile = sudoersFile ?? null;
   await checkpoint();
-  await writeCaBundle(layout, ready);
-
-  for (const path of request.writable) {
-    state.aclGrants.push(await grantWriteAccess(path, agent.uid));
-    await checkpoint();
-  }
 
   const plan: LaunchPlan = {
     netns: layout.netns,
@@ -172,17 +151,28 @@ async function setUpAndRun(
     caBundleTargets: await existing(SYSTEM_CA_BUNDLES),
     masked: [...SIDE_CHANNEL_PATHS, layout.engineDir, ...request.hiddenFiles],
   };
+  const proxyUrl = `http://127.0.0.1:${listener.port}`;
   const env = agentEnvironment(request.callerEnv, {
-    proxyUrl: ready.url,
+    proxyUrl,
     home: layout.home,
     user: AGENT_USER,
     caBundle: layout.caBundle,
   });
-  await probe(request, layout, plan, env, ready);
+  // The probes run while the engine finishes loading: their connection waits in the
+  // listener's backlog until the engine accepts it.
+  const [ready] = await settleAll([
+    engine.serve(listener.handle),
+    probe(request, layout, plan, env, listener.port),
+  ] as const);
+  await writeCaBundle(layout, ready);
+  for (const path of request.writable) {
+    state.aclGrants.push(await grantWriteAccess(path, agent.uid));
+    await checkpoint();
+  }
   await checkpoint();
 
   request.log(
-    `run ${layout.runId}: boundary ready (proxy ${ready.url} inside the namespace); starting ${basename(request.script)}`,
+    `run ${layout.runId}: boundary ready (proxy ${proxyUrl} inside the namespace); starting ${basename(request.script)}`,
   );
   const exit = await runAgent(
     request.tools,
@@ -214,6 +204,52 @@ async function setUpAndRun(
   };
 }
 
+/**
+ * Like Promise.all, but waits for every strand to settle before failing, so that teardown
+ * never races a step still in flight; the first failure is the one reported.
+ */
+async function settleAll<T extends readonly unknown[]>(strands: {
+  readonly [K in keyof T]: Promise<T[K]>;
+}): Promise<T> {
+  const settled = await Promise.allSettled(strands);
+  const failed = settled.find((result) => result.status === 'rejected');
+  if (failed !== undefined) throw failed.reason;
+  return settled.map((result) => (result as PromiseFulfilledResult<unknown>).value) as unknown as T;
+}
+
+function engineLaunch(
+  request: BoundaryRequest,
+  layout: RunLayout,
+  host: Account,
+  program: { readonly node: string; readonly cli: string },
+): EngineLaunch {
+  return {
+    setpriv: request.tools.setpriv,
+    ...program,
+    uid: host.uid,
+    gid: host.gid,
+    proxyArgs: [
+      '--policy',
+      layout.policyFile,
+      '--evidence-dir',
+      layout.evidenceDir,
+      '--signing-key',
+      layout.signingKey,
+      '--identity',
+      request.identity,
+      ...request.pins.flatMap((pin) => ['--resolve', pin]),
+      ...(request.upstreamCaPem === undefined ? [] : ['--upstream-ca', layout.upstreamCaFile]),
+    ],
+    env: {
+      PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
+      LANG: 'C.UTF-8',
+      HOME: '/nonexistent',
+      ...request.secretValues,
+    },
+    logFile: layout.engineLog,
+  };
+}
+
 async function writeRunFiles(
   request: BoundaryRequest,
   layout: RunLayout,
@@ -221,8 +257,6 @@ async function writeRunFiles(
   host: Account,
 ): Promise<void> {
   await mkdir(layout.binDir, { mode: 0o755 });
-  await copyFile(request.cli, join(layout.binDir, 'cli.js'));
-  await chmod(join(layout.binDir, 'cli.js'), 0o444);
 
   await mkdir(layout.engineDir, { mode: 0o700 });
   await chown(layout.engineDir, host.uid, host.gid);
@@ -253,17 +287,19 @@ async function writeOwned(
 }
 
 /** The node binary, or a copy of it when the host user could not reach the original. */
-async function engineNode(node: string, layout: RunLayout): Promise<string> {
-  if (await othersCanExecute(node)) return node;
-  const copy = join(layout.binDir, 'node');
-  await copyFile(node, copy);
-  await chmod(copy, 0o555);
+/** The engine's program file, or a copy of it when the host user could not reach the original. */
+async function reachableCopy(file: string, copy: string, mode: number): Promise<string> {
+  if (await othersCanUse(file, mode)) return file;
+  await copyFile(file, copy);
+  await chmod(copy, mode);
   return copy;
 }
 
-async function othersCanExecute(file: string): Promise<boolean> {
+/** Whether users other than the owner can use the file (mode bits), through every directory. */
+async function othersCanUse(file: string, mode: number): Promise<boolean> {
   const info = await stat(file);
-  if ((info.mode & 0o001) === 0) return false;
+  const needed = mode & 0o007;
+  if ((info.mode & needed) !== needed) return false;
   for (let dir = dirname(file); ; dir = dirname(dir)) {
     if (((await stat(dir)).mode & 0o001) === 0) return false;
     if (dir === dirname(dir)) return true;
@@ -302,30 +338,31 @@ async function probe(
   layout: RunLayout,
   plan: LaunchPlan,
   env: Record<string, string>,
-  ready: EngineReady,
+  proxyPort: number,
 ): Promise<void> {
+  // The CA bundle is written once the engine reports its CA; the probes do not need it.
   const argv = agentArgv(
     request.tools,
-    plan,
+    { ...plan, caBundleTargets: [] },
     layout.probeScript,
     probeArgs({
       uid: plan.uid,
       gid: plan.gid,
-      proxyPort: Number(new URL(ready.url).port),
+      proxyPort,
       secretFiles: [layout.signingKey, ...request.hiddenFiles],
       protectedDirs: [layout.evidenceDir, layout.engineDir],
       masked: SIDE_CHANNEL_PATHS,
     }),
   );
-  const result = await runTool(argv, { env });
+  const [result, firewall] = await Promise.all([
+    runTool(argv, { env }),
+    networkProblems(layout.netns, request.tools),
+  ]);
   const outcome = readProbeOutput(result.stdout, result.code);
-  const failed = [
-    ...outcome.failed,
-    ...(await networkProblems(layout.netns, request.tools)).map(
-      (problem) => `firewall: ${problem}`,
-    ),
-  ];
+  const failed = [...outcome.failed, ...firewall.map((problem) => `firewall: ${problem}`)];
   if (failed.length > 0) {
+    const said = result.stderr.trim().split('\n').slice(-3).join(' | ');
+    if (said !== '') failed.push(`(the probe said: ${said})`);
     throw new BoundaryError(
       `boundary probes failed, the script was not started:\n  ${failed.join('\n  ')}`,
     );
@@ -343,17 +380,16 @@ async function runAgent(
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   const [file, ...rest] = agentArgv(tools, plan, script, args);
   const child = spawn(file ?? '', rest, { stdio: ['ignore', 'inherit', 'inherit'], env });
-  // The namespace tool dies, its --kill-child takes the agent's PID namespace with it.
-  const onCancel = (): void => void child.kill('SIGKILL');
+  // Everything in the namespace dies but the launcher, which then reaps the agent and exits.
+  const onCancel = (): void =>
+    void killNamespaceProcesses(tools.ip, plan.netns, child.pid).catch(() => child.kill('SIGKILL'));
   cancel.addEventListener('abort', onCancel, { once: true });
   try {
     return await new Promise((resolve, reject) => {
       child.once('error', (error) =>
         reject(new BoundaryError(`starting the agent: ${error.message}`, { cause: error })),
       );
-      child.once('exit', (code, signal) =>
-        resolve({ code, signal: cancel.aborted ? 'SIGKILL' : signal }),
-      );
+      child.once('exit', (code, signal) => resolve({ code, signal }));
     });
   } finally {
     cancel.removeEventListener('abort', onCancel);

@@ -5,6 +5,7 @@ import { createWriteStream } from 'node:fs';
 import type { Server } from 'node:net';
 import { createInterface } from 'node:readline';
 import { BoundaryError } from './command.js';
+import type { ListeningHandle } from './listener.js';
 
 export interface EngineLaunch {
   readonly setpriv: string;
@@ -36,7 +37,10 @@ const STOP_TIMEOUT_MS = 10_000;
 export class EngineProcess {
   private readonly lines: AsyncIterator<string>;
 
-  private constructor(private readonly child: ChildProcess) {
+  private constructor(
+    private readonly child: ChildProcess,
+    private readonly logFile: string,
+  ) {
     if (child.stdout === null) throw new Error('engine stdout is not piped');
     this.lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   }
@@ -45,10 +49,8 @@ export class EngineProcess {
     return this.child.pid;
   }
 
-  static async start(
-    launch: EngineLaunch,
-    listener: Server,
-  ): Promise<{ engine: EngineProcess; ready: EngineReady }> {
+  /** Starts the engine; it loads while the namespace is made, then waits for its listener. */
+  static spawn(launch: EngineLaunch): EngineProcess {
     const child = spawn(
       launch.setpriv,
       [
@@ -68,44 +70,46 @@ export class EngineProcess {
       ],
       { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...launch.env } },
     );
-    const log = createWriteStream(launch.logFile, { flags: 'a', mode: 0o600 });
-    child.stderr?.pipe(log);
-    const engine = new EngineProcess(child);
-    const exited = new Promise<never>((_, reject) =>
-      child.once('exit', (code, signal) =>
+    child.stderr?.pipe(createWriteStream(launch.logFile, { flags: 'a', mode: 0o600 }));
+    return new EngineProcess(child, launch.logFile);
+  }
+
+  /** Hands over the listening socket and waits for the ready line. */
+  async serve(listener: ListeningHandle): Promise<EngineReady> {
+    const child = this.child;
+    const exited = new Promise<never>((_, reject) => {
+      const onExit = (code: number | null, signal: NodeJS.Signals | null): void =>
         reject(
           new BoundaryError(
-            `the engine exited before it was ready (${signal ?? `exit ${code}`}); its log: ${launch.logFile}`,
+            `the engine exited before it was ready (${signal ?? `exit ${code}`}); its log: ${this.logFile}`,
           ),
-        ),
-      ),
-    );
-    exited.catch(() => undefined);
-    const spawned = new Promise<void>((resolve, reject) => {
-      child.once('spawn', resolve);
-      child.once('error', (error) =>
-        reject(new BoundaryError(`starting the engine: ${error.message}`, { cause: error })),
-      );
+        );
+      if (child.exitCode !== null || child.signalCode !== null)
+        onExit(child.exitCode, child.signalCode);
+      else child.once('exit', onExit);
     });
-    await spawned;
-    await new Promise<void>((resolve, reject) =>
-      child.send({ type: 'listener' }, listener, (error) => (error ? reject(error) : resolve())),
-    );
-    listener.close();
+    exited.catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
         () =>
           reject(
             new BoundaryError(
-              `the engine did not report ready within ${READY_TIMEOUT_MS / 1000} s; its log: ${launch.logFile}`,
+              `the engine did not report ready within ${READY_TIMEOUT_MS / 1000} s; its log: ${this.logFile}`,
             ),
           ),
         READY_TIMEOUT_MS,
       );
     });
     try {
-      const line = await Promise.race([engine.nextLine(), exited, timeout]);
+      await Promise.race([this.spawned(), exited, timeout]);
+      await new Promise<void>((resolve, reject) =>
+        // Node's typings name only Socket and Server; a bare handle travels as its net.Native.
+        child.send({ type: 'listener' }, listener as unknown as Server, (error) =>
+          error ? reject(error) : resolve(),
+        ),
+      );
+      const line = await Promise.race([this.nextLine(), exited, timeout]);
       const ready = JSON.parse(line ?? '') as {
         event?: string;
         url?: string;
@@ -119,16 +123,24 @@ export class EngineProcess {
       ) {
         throw new BoundaryError(`the engine's ready line is not what it should be: ${line ?? ''}`);
       }
-      return {
-        engine,
-        ready: { url: ready.url, caCert: ready.ca_cert ?? null, signerKey: ready.signer_key },
-      };
+      return { url: ready.url, caCert: ready.ca_cert ?? null, signerKey: ready.signer_key };
     } catch (error) {
       child.kill('SIGKILL');
       throw error;
     } finally {
       clearTimeout(timer);
+      listener.close();
     }
+  }
+
+  private spawned(): Promise<void> {
+    if (this.child.pid !== undefined) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.child.once('spawn', resolve);
+      this.child.once('error', (error) =>
+        reject(new BoundaryError(`starting the engine: ${error.message}`, { cause: error })),
+      );
+    });
   }
 
   private async nextLine(): Promise<string | undefined> {

@@ -11,7 +11,7 @@ export interface RunLayout {
   readonly root: string;
   /** root 0600: what teardown needs to finish a killed run. */
   readonly stateFile: string;
-  /** root 0755: the engine's program (and node, when the original is out of other users' reach). */
+  /** root 0755: copies of node and the CLI bundle, when the originals are out of other users' reach. */
   readonly binDir: string;
   /** pipelock-host 0700: signing key, policy, evidence; masked inside the boundary. */
   readonly engineDir: string;
@@ -52,9 +52,4 @@ export function runLayout(runId: string, scriptName: string, base = RUNTIME_BASE
     home: join(root, 'home'),
     engineLog: join(root, 'engine.log'),
   };
-}
-
-/** `pe-` and 10 hex digits: a netns name, a directory name and a sudoers file name at once. */
-export function isRunId(text: string): boolean {
-  return /^pe-[0-9a-f]{10}$/.test(text);
 }

@@ -1,18 +1,25 @@
 // The engine's listening socket is opened inside the agent's namespace (on its 127.0.0.1) by a
 // short-lived helper, then passed over Node's IPC channel (SCM_RIGHTS) to whoever serves it.
+// It travels as the bare TCP handle, not as a net.Server: a Server would start accepting in
+// every process it passes through, stranding connections there. A bare handle accepts
+// nothing until the engine listens on it; connections made before that wait in the backlog.
 import { spawn } from 'node:child_process';
-import type { Server } from 'node:net';
 import { BoundaryError } from './command.js';
 
 const HELPER = `
 const server = require('node:net').createServer();
 server.on('error', (error) => { console.error(error.message); process.exit(1); });
 server.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
-  process.send({ port: server.address().port }, server, () => process.exit(0));
+  process.send({ port: server.address().port }, server._handle, () => process.exit(0));
 });`;
 
+/** A listening TCP handle (libuv's), as Node's IPC delivers it. */
+export interface ListeningHandle {
+  close(): void;
+}
+
 export interface NamespaceListener {
-  readonly server: Server;
+  readonly handle: ListeningHandle;
   readonly port: number;
 }
 
@@ -27,7 +34,7 @@ export function openListenerInNamespace(ip: string, netns: string): Promise<Name
     helper.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     helper.on('message', (message: { port?: unknown }, handle: unknown) => {
       if (typeof message.port === 'number' && handle !== undefined) {
-        received = { server: handle as Server, port: message.port };
+        received = { handle: handle as ListeningHandle, port: message.port };
       }
     });
     helper.on('error', (error) =>
@@ -40,7 +47,7 @@ export function openListenerInNamespace(ip: string, netns: string): Promise<Name
     helper.on('close', (code) => {
       if (received !== undefined && code === 0) resolve(received);
       else {
-        received?.server.close();
+        received?.handle.close();
         reject(
           new BoundaryError(
             `opening the proxy listener in ${netns}: helper exited ${code}: ${stderr.trim()}`,

@@ -7,6 +7,8 @@ export interface NetworkTools {
   readonly ip: string;
   readonly iptables: string;
   readonly ip6tables: string;
+  readonly iptablesRestore: string;
+  readonly ip6tablesRestore: string;
 }
 
 /** `iptables -S OUTPUT` inside the namespace, exactly, for both families. */
@@ -30,15 +32,21 @@ export async function createNetwork(netns: string, tools: NetworkTools): Promise
     { mode: 0o644 },
   );
   await mustRun('creating the network namespace', [tools.ip, 'netns', 'add', netns]);
-  await mustRun('bringing up lo in the namespace', inNs([tools.ip, 'link', 'set', 'lo', 'up']));
-  for (const table of [tools.iptables, tools.ip6tables]) {
-    await mustRun('installing the namespace firewall', inNs([table, '-w', '-P', 'OUTPUT', 'DROP']));
-    await mustRun('installing the namespace firewall', inNs([table, '-w', '-F', 'OUTPUT']));
-    await mustRun(
-      'installing the namespace firewall',
-      inNs([table, '-w', '-A', 'OUTPUT', '-o', 'lo', '-j', 'ACCEPT']),
-    );
-  }
+  // One process for the rest: lo up, then both firewalls, each replaced whole by *-restore.
+  const rules = `*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT DROP [0:0]\n-A OUTPUT -o lo -j ACCEPT\nCOMMIT\n`;
+  await mustRun(
+    'setting up the namespace (lo, firewall)',
+    inNs([
+      '/bin/sh',
+      '-c',
+      '"$1" link set lo up && printf %s "$4" | "$2" -w && printf %s "$4" | "$3" -w',
+      'pipelock-egress-network',
+      tools.ip,
+      tools.iptablesRestore,
+      tools.ip6tablesRestore,
+      rules,
+    ]),
+  );
 }
 
 /** Problems with the namespace's interfaces and firewall, read as root from inside it. */
@@ -59,10 +67,10 @@ export async function networkProblems(netns: string, tools: NetworkTools): Promi
   return problems;
 }
 
-export async function removeNetwork(netns: string, tools: NetworkTools): Promise<void> {
-  const listed = await mustRun('listing network namespaces', [tools.ip, 'netns', 'list']);
+export async function removeNetwork(netns: string, ip: string): Promise<void> {
+  const listed = await mustRun('listing network namespaces', [ip, 'netns', 'list']);
   if (listed.split('\n').some((line) => line.split(' ')[0] === netns)) {
-    await mustRun('deleting the network namespace', [tools.ip, 'netns', 'delete', netns]);
+    await mustRun('deleting the network namespace', [ip, 'netns', 'delete', netns]);
   }
   await rm(netnsConfigDir(netns), { recursive: true, force: true });
 }

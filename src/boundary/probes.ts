@@ -16,40 +16,51 @@ export interface ProbePlan {
 // Each probe prints "ok NAME" or "fail NAME: DETAIL". Arguments: uid gid port, then three
 // counted lists: secret files, protected dirs, masked paths.
 export const PROBE_SCRIPT = `set -u
+shopt -s nullglob
 ok() { printf 'ok %s\\n' "$1"; }
 fail() { printf 'fail %s: %s\\n' "$1" "$2"; }
 uid=$1 gid=$2 port=$3; shift 3
+# Builtins only: every probe reads /proc and /sys itself, so the probes cost no process starts.
 
-interfaces=$(ls /sys/class/net | tr '\\n' ' ')
-[ "$interfaces" = "lo " ] && ok interfaces || fail interfaces "expected only lo, found $interfaces"
+interfaces=(/sys/class/net/*)
+[ "\${interfaces[*]}" = /sys/class/net/lo ] && ok interfaces || fail interfaces "expected only lo, found \${interfaces[*]}"
 
-v4=$(tail -n +2 /proc/net/route | wc -l)
-v6=$(awk '$10 != "lo"' /proc/net/ipv6_route | wc -l)
-[ "$v4" = 0 ] && [ "$v6" = 0 ] && ok routes || fail routes "$v4 IPv4 and $v6 IPv6 routes beyond lo"
+mapfile -t v4 < /proc/net/route
+v6=0
+while read -r -a route; do [ "\${route[9]}" != lo ] && v6=$((v6 + 1)); done < /proc/net/ipv6_route
+[ "\${#v4[@]}" -le 1 ] && [ "$v6" = 0 ] && ok routes || fail routes "$(( \${#v4[@]} - 1 )) IPv4 and $v6 IPv6 routes beyond lo"
 
-caps=$(grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb):' /proc/self/status | awk '$2 != "0000000000000000"' | tr '\\t\\n' '  ')
+caps='' nnp='' ids='' groups=''
+while read -r key value rest; do
+  case $key in
+    CapInh:|CapPrm:|CapEff:|CapBnd:|CapAmb:) [ "$value" != 0000000000000000 ] && caps+="$key$value " ;;
+    NoNewPrivs:) nnp=$value ;;
+    Uid:|Gid:) ids+="$value $rest " ;;
+    Groups:) groups="$value $rest" ;;
+  esac
+done < /proc/self/status
 [ -z "$caps" ] && ok capabilities || fail capabilities "non-zero sets: $caps"
-
-nnp=$(awk '/^NoNewPrivs:/ {print $2}' /proc/self/status)
 [ "$nnp" = 1 ] && ok no_new_privs || fail no_new_privs "NoNewPrivs is $nnp"
+read -r -a idlist <<< "$ids"
+read -r -a grouplist <<< "$groups"
+[ "\${idlist[*]}" = "$uid $uid $uid $uid $gid $gid $gid $gid" ] && [ "\${#grouplist[@]}" = 0 ] && ok identity ||
+  fail identity "uids and gids are \${idlist[*]}, groups \${grouplist[*]}; expected uid $uid, gid $gid, no groups"
 
-ids="$(id -u) $(id -g) $(id -G)"
-[ "$ids" = "$uid $gid $gid" ] && ok identity || fail identity "uid gid groups are $ids, expected $uid $gid $gid"
+[ -r . ] && [ -x . ] && ok workdir_readable ||
+  fail workdir_readable "uid $uid cannot list the working directory $PWD: make it readable by other users (chmod o+rX) or choose another"
 
-if ls -A . >/dev/null 2>&1; then ok workdir_readable; else fail workdir_readable "uid $uid cannot list the working directory $PWD: make it readable by other users (chmod o+rX) or choose another"; fi
-
-init=$(tr '\\0' ' ' < /proc/1/cmdline)
-case "$init" in *pipelock-probe*) ok pid_namespace ;; *) fail pid_namespace "pid 1 is $init" ;; esac
+mapfile -d '' init < /proc/1/cmdline
+case "\${init[*]}" in *pipelock-probe*) ok pid_namespace ;; *) fail pid_namespace "pid 1 is \${init[*]}" ;; esac
 
 n=$1; shift
 for ((i = 0; i < n; i++)); do
   # A masked file reads as empty (/dev/null); any byte read is a leak.
-  if [ "$(head -c 1 -- "$1" 2>/dev/null | wc -c)" != 0 ]; then fail secrets_unreadable "$1 is readable"; else ok secrets_unreadable; fi
+  if { IFS= read -r -n 1 -d '' byte < "$1"; } 2>/dev/null; then fail secrets_unreadable "$1 is readable"; else ok secrets_unreadable; fi
   shift
 done
 n=$1; shift
 for ((i = 0; i < n; i++)); do
-  if ( : > "$1/pipelock-probe" ) 2>/dev/null || [ -w "$1" ]; then fail evidence_unwritable "$1 is writable"; else ok evidence_unwritable; fi
+  if { : > "$1/pipelock-probe"; } 2>/dev/null || [ -w "$1" ]; then fail evidence_unwritable "$1 is writable"; else ok evidence_unwritable; fi
   shift
 done
 n=$1; shift
@@ -60,7 +71,7 @@ done
 
 if exec 3<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null; then
   printf 'GET /health HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nConnection: close\\r\\n\\r\\n' >&3
-  read -r -t 5 status <&3 || status='no answer within 5 s'
+  read -r -t 15 status <&3 || status='no answer within 15 s'
   exec 3<&-
   case "$status" in "HTTP/1.1 200"*) ok engine_health ;; *) fail engine_health "answered: $status" ;; esac
 else

@@ -6,7 +6,8 @@ import type { AccessGrant } from './access.js';
 export interface RunState {
   readonly runId: string;
   readonly root: string;
-  readonly tools: { readonly ip: string; readonly iptables: string; readonly ip6tables: string };
+  /** The `ip` tool: teardown lists and removes the namespace with it. */
+  readonly ip: string;
   netnsCreated: boolean;
   sudoersFile: string | null;
   createdUsers: string[];
@@ -15,11 +16,11 @@ export interface RunState {
   enginePid: number | null;
 }
 
-export function newRunState(runId: string, root: string, tools: RunState['tools']): RunState {
+export function newRunState(runId: string, root: string, ip: string): RunState {
   return {
     runId,
     root,
-    tools,
+    ip,
     netnsCreated: false,
     sudoersFile: null,
     createdUsers: [],

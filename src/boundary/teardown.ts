@@ -4,7 +4,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { revokeWriteAccess } from './access.js';
-import { runTool } from './command.js';
+import { killNamespaceProcesses } from './namespace-processes.js';
 import { removeNetwork } from './network.js';
 import type { RunState } from './run-state.js';
 import { removeAccount } from './users.js';
@@ -21,14 +21,16 @@ export async function teardown(state: RunState): Promise<string[]> {
     }
   };
   if (state.netnsCreated)
-    await step('killing the processes in the namespace', () => killNamespace(state));
+    await step('killing the processes in the namespace', () =>
+      killNamespaceProcesses(state.ip, state.runId),
+    );
   if (state.enginePid !== null)
     await step('stopping the engine', () => killEngine(state.enginePid ?? 0, state.root));
   for (const grant of state.aclGrants) {
     await step(`revoking the agent's access to ${grant.path}`, () => revokeWriteAccess(grant));
   }
   if (state.netnsCreated)
-    await step('removing the network namespace', () => removeNetwork(state.runId, state.tools));
+    await step('removing the network namespace', () => removeNetwork(state.runId, state.ip));
   if (state.sudoersFile !== null) {
     const file = state.sudoersFile;
     await step('removing the sudoers drop-in', () => rm(file, { force: true }));
@@ -37,31 +39,6 @@ export async function teardown(state: RunState): Promise<string[]> {
     await step(`removing user ${user}`, () => removeAccount(user));
   await step('removing the run directory', () => rm(state.root, { recursive: true, force: true }));
   return failures;
-}
-
-async function namespacePids(state: RunState): Promise<number[]> {
-  const listed = await runTool([state.tools.ip, 'netns', 'pids', state.runId]);
-  if (listed.code !== 0) return [];
-  return listed.stdout
-    .split('\n')
-    .filter((line) => /^[0-9]+$/.test(line))
-    .map(Number);
-}
-
-/** Every process in the agent's network namespace, the PID namespaces inside it included. */
-async function killNamespace(state: RunState): Promise<void> {
-  const deadline = Date.now() + KILL_WAIT_MS;
-  for (let pids = await namespacePids(state); pids.length > 0; pids = await namespacePids(state)) {
-    if (Date.now() > deadline) throw new Error(`processes ${pids.join(', ')} survived SIGKILL`);
-    for (const pid of pids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    await sleep(20);
-  }
 }
 
 /** The engine, only if that pid is still our engine (its command line names the run directory). */

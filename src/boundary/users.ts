@@ -48,16 +48,27 @@ interface Identity {
   readonly groups: readonly string[];
 }
 
+/** `id NAME` in one call: "uid=998(a) gid=998(a) groups=998(a),27(sudo)". */
+export function parseId(output: string): Identity | undefined {
+  const match = /^uid=([0-9]+)\([^)]*\) gid=([0-9]+)\([^)]*\)(?: groups=(.*))?$/.exec(
+    output.trim(),
+  );
+  if (!match) return undefined;
+  const groups = (match[3] ?? '')
+    .split(',')
+    .map((group) => /\(([^)]*)\)/.exec(group)?.[1] ?? group);
+  return { uid: Number(match[1]), gid: Number(match[2]), groups: groups.filter((g) => g !== '') };
+}
+
 async function lookup(name: string): Promise<Identity | undefined> {
-  const uid = await runTool(['id', '-u', name]);
-  if (uid.code !== 0) return undefined;
-  const gid = await mustRun(`looking up ${name}`, ['id', '-g', name]);
-  const groups = await mustRun(`looking up ${name}`, ['id', '-Gn', name]);
-  return {
-    uid: Number(uid.stdout.trim()),
-    gid: Number(gid.trim()),
-    groups: groups.trim().split(/\s+/),
-  };
+  const result = await runTool(['id', name]);
+  if (result.code !== 0) return undefined;
+  const identity = parseId(result.stdout);
+  if (identity === undefined)
+    throw new BoundaryError(
+      `looking up ${name}: cannot read "id ${name}": ${result.stdout.trim()}`,
+    );
+  return identity;
 }
 
 export async function ensureAccount(name: string): Promise<Account> {

