@@ -21293,7 +21293,7 @@ var require_snapshot_utils = __commonJS({
 var require_snapshot_recorder = __commonJS({
   "node_modules/undici/lib/mock/snapshot-recorder.js"(exports, module) {
     "use strict";
-    var { writeFile: writeFile8, readFile: readFile5, mkdir: mkdir6 } = __require("node:fs/promises");
+    var { writeFile: writeFile8, readFile: readFile6, mkdir: mkdir7 } = __require("node:fs/promises");
     var { dirname: dirname2, resolve: resolve2 } = __require("node:path");
     var { setTimeout: setTimeout2, clearTimeout: clearTimeout2 } = __require("node:timers");
     var { InvalidArgumentError, UndiciError } = require_errors2();
@@ -21495,7 +21495,7 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError("Snapshot path is required");
         }
         try {
-          const data = await readFile5(resolve2(path4), "utf8");
+          const data = await readFile6(resolve2(path4), "utf8");
           const parsed = JSON.parse(data);
           if (Array.isArray(parsed)) {
             this.#snapshots.clear();
@@ -21525,7 +21525,7 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError("Snapshot path is required");
         }
         const resolvedPath = resolve2(path4);
-        await mkdir6(dirname2(resolvedPath), { recursive: true });
+        await mkdir7(dirname2(resolvedPath), { recursive: true });
         const data = Array.from(this.#snapshots.entries()).map(([hash2, snapshot]) => ({
           hash: hash2,
           snapshot
@@ -34005,7 +34005,7 @@ ${captureLines}` : capture.stack;
 });
 
 // src/cli/index.ts
-import { readFile as readFile4 } from "node:fs/promises";
+import { readFile as readFile5 } from "node:fs/promises";
 
 // package.json
 var package_default = {
@@ -59382,25 +59382,15 @@ function loopbackListen(text) {
 
 // src/cli/run-command.ts
 import { randomBytes as randomBytes5 } from "node:crypto";
-import { chown as chown2, mkdir as mkdir5, readdir as readdir4, readFile as readFile3, realpath as realpath2, writeFile as writeFile7 } from "node:fs/promises";
-import { join as join6 } from "node:path";
+import { chown as chown2, mkdir as mkdir6, readdir as readdir4, readFile as readFile4, realpath as realpath2, writeFile as writeFile7 } from "node:fs/promises";
+import { join as join7 } from "node:path";
 
 // src/boundary/boundary.ts
 import { spawn as spawn4 } from "node:child_process";
 import { randomBytes as randomBytes4 } from "node:crypto";
-import {
-  chmod as chmod3,
-  chown,
-  copyFile,
-  mkdir as mkdir3,
-  readFile as readFile2,
-  readdir,
-  rename,
-  stat as stat4,
-  writeFile as writeFile5
-} from "node:fs/promises";
+import { chmod as chmod3, chown, copyFile as copyFile2, mkdir as mkdir4, readFile as readFile3, stat as stat4, writeFile as writeFile5 } from "node:fs/promises";
 import { constants } from "node:os";
-import { basename, dirname, join as join4 } from "node:path";
+import { basename, dirname, join as join5 } from "node:path";
 
 // src/boundary/agent-launch.ts
 var SETUP = `set -eu
@@ -59517,6 +59507,26 @@ function agentEnvironment(caller, plan) {
   env["PIPELOCK_PROXY_URL"] = plan.proxyUrl;
   env["PIPELOCK_WS_URL"] = `${plan.proxyUrl}/ws?url=`;
   return env;
+}
+
+// src/boundary/evidence-collect.ts
+import { copyFile, mkdir as mkdir2, readdir, rename } from "node:fs/promises";
+import { join as join3 } from "node:path";
+async function collectEvidence(collection) {
+  const { into } = collection;
+  const planted = await readdir(into).catch(() => []);
+  let warning;
+  if (planted.length > 0) {
+    const aside = `${into}.during-${collection.runId}`;
+    await rename(into, aside);
+    warning = `${into} filled up during the run (${planted.length} entries, not written by the engine); moved to ${aside}`;
+  }
+  await mkdir2(into, { recursive: true, mode: 493 });
+  for (const name of await readdir(collection.evidenceDir)) {
+    await copyFile(join3(collection.evidenceDir, name), join3(into, name));
+  }
+  await copyFile(collection.engineLog, collection.engineLogCopy);
+  return warning;
 }
 
 // src/boundary/access.ts
@@ -59740,29 +59750,29 @@ var EngineProcess = class _EngineProcess {
 };
 
 // src/boundary/layout.ts
-import { join as join3 } from "node:path";
+import { join as join4 } from "node:path";
 var RUNTIME_BASE = "/run/pipelock-egress";
 function runLayout(runId, scriptName, base = RUNTIME_BASE) {
-  const root = join3(base, runId);
-  const engineDir = join3(root, "engine");
-  const agentDir = join3(root, "agent");
+  const root = join4(base, runId);
+  const engineDir = join4(root, "engine");
+  const agentDir = join4(root, "agent");
   return {
     runId,
     netns: runId,
     root,
-    stateFile: join3(root, "state.json"),
-    binDir: join3(root, "bin"),
+    stateFile: join4(root, "state.json"),
+    binDir: join4(root, "bin"),
     engineDir,
-    evidenceDir: join3(engineDir, "evidence"),
-    signingKey: join3(engineDir, "signing-key"),
-    policyFile: join3(engineDir, "policy.yaml"),
-    upstreamCaFile: join3(engineDir, "upstream-ca.pem"),
+    evidenceDir: join4(engineDir, "evidence"),
+    signingKey: join4(engineDir, "signing-key"),
+    policyFile: join4(engineDir, "policy.yaml"),
+    upstreamCaFile: join4(engineDir, "upstream-ca.pem"),
     agentDir,
-    agentScript: join3(agentDir, "script", scriptName),
-    probeScript: join3(agentDir, "pipelock-probe.sh"),
-    caBundle: join3(agentDir, "ca-bundle.pem"),
-    home: join3(root, "home"),
-    engineLog: join3(root, "engine.log")
+    agentScript: join4(agentDir, "script", scriptName),
+    probeScript: join4(agentDir, "pipelock-probe.sh"),
+    caBundle: join4(agentDir, "ca-bundle.pem"),
+    home: join4(root, "home"),
+    engineLog: join4(root, "engine.log")
   };
 }
 
@@ -59811,6 +59821,7 @@ function openListenerInNamespace(ip, netns) {
 }
 
 // src/boundary/namespace-processes.ts
+import { readFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 var KILL_WAIT_MS = 5e3;
 async function namespacePids(ip, netns) {
@@ -59818,24 +59829,39 @@ async function namespacePids(ip, netns) {
   if (listed.code !== 0) return [];
   return listed.stdout.split("\n").filter((line) => /^[0-9]+$/.test(line)).map(Number);
 }
+function ownerUid(pid) {
+  return readFile(`/proc/${pid}/status`, "utf8").then(
+    (status) => {
+      const uid = /^Uid:\s+([0-9]+)/m.exec(status)?.[1];
+      return uid === void 0 ? void 0 : Number(uid);
+    },
+    () => void 0
+  );
+}
 async function killNamespaceProcesses(ip, netns, spare) {
   const deadline = Date.now() + KILL_WAIT_MS;
-  for (; ; ) {
-    const pids = (await namespacePids(ip, netns)).filter((pid) => pid !== spare);
-    if (pids.length === 0) return;
-    if (Date.now() > deadline) throw new Error(`processes ${pids.join(", ")} survived SIGKILL`);
-    for (const pid of pids) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
+  for (const phase of ["agent", "launchers"]) {
+    for (; ; ) {
+      const pids = [];
+      for (const pid of await namespacePids(ip, netns)) {
+        if (pid === spare) continue;
+        if (phase === "launchers" || await ownerUid(pid) !== 0) pids.push(pid);
       }
+      if (pids.length === 0) break;
+      if (Date.now() > deadline) throw new Error(`processes ${pids.join(", ")} survived SIGKILL`);
+      for (const pid of pids) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+        }
+      }
+      await sleep(20);
     }
-    await sleep(20);
   }
 }
 
 // src/boundary/network.ts
-import { mkdir as mkdir2, rm as rm2, writeFile as writeFile2 } from "node:fs/promises";
+import { mkdir as mkdir3, rm as rm2, writeFile as writeFile2 } from "node:fs/promises";
 var OUTPUT_CHAIN_RULES = ["-P OUTPUT DROP", "-A OUTPUT -o lo -j ACCEPT"];
 var netnsConfigDir = (netns) => `/etc/netns/${netns}`;
 async function createNetwork(netns, tools) {
@@ -59846,7 +59872,7 @@ async function createNetwork(netns, tools) {
     netns,
     ...argv
   ];
-  await mkdir2(netnsConfigDir(netns), { recursive: true, mode: 493 });
+  await mkdir3(netnsConfigDir(netns), { recursive: true, mode: 493 });
   await writeFile2(
     `${netnsConfigDir(netns)}/resolv.conf`,
     "# pipelock-egress: no resolver inside the boundary; names resolve at the proxy\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
@@ -60002,12 +60028,15 @@ function readProbeOutput(output2, exitCode) {
 }
 
 // src/boundary/run-state.ts
-import { writeFile as writeFile3 } from "node:fs/promises";
-function newRunState(runId, root, ip) {
+import { rename as rename2, writeFile as writeFile3 } from "node:fs/promises";
+function newRunState(runId, root, ip, evidence) {
   return {
     runId,
     root,
     ip,
+    evidence,
+    agentStarted: false,
+    evidenceCollected: false,
     netnsCreated: false,
     sudoersFile: null,
     createdUsers: [],
@@ -60016,8 +60045,9 @@ function newRunState(runId, root, ip) {
   };
 }
 async function saveRunState(file2, state) {
-  await writeFile3(file2, `${JSON.stringify(state)}
+  await writeFile3(`${file2}.new`, `${JSON.stringify(state)}
 `, { mode: 384 });
+  await rename2(`${file2}.new`, file2);
 }
 
 // src/boundary/side-channels.ts
@@ -60077,7 +60107,7 @@ async function installSudoersDeny(runId, users) {
 }
 
 // src/boundary/teardown.ts
-import { readFile, rm as rm4 } from "node:fs/promises";
+import { readFile as readFile2, rm as rm4 } from "node:fs/promises";
 import { setTimeout as sleep2 } from "node:timers/promises";
 
 // src/boundary/users.ts
@@ -60173,6 +60203,12 @@ async function teardown(state) {
     );
   if (state.enginePid !== null)
     await step("stopping the engine", () => killEngine(state.enginePid ?? 0, state.root));
+  if (state.agentStarted && !state.evidenceCollected) {
+    await step("collecting the evidence", async () => {
+      await collectEvidence(state.evidence);
+      state.evidenceCollected = true;
+    });
+  }
   for (const grant of state.aclGrants) {
     await step(`revoking the agent's access to ${grant.path}`, () => revokeWriteAccess(grant));
   }
@@ -60188,7 +60224,7 @@ async function teardown(state) {
   return failures;
 }
 async function killEngine(pid, root) {
-  const isOurs = async () => readFile(`/proc/${pid}/cmdline`, "utf8").then(
+  const isOurs = async () => readFile2(`/proc/${pid}/cmdline`, "utf8").then(
     (cmdline) => cmdline.includes(root),
     () => false
   );
@@ -60208,9 +60244,15 @@ var CANCELLED = "cancelled (SIGINT/SIGTERM) before the agent started";
 async function runInBoundary(request) {
   const runId = `pe-${randomBytes4(5).toString("hex")}`;
   const layout = runLayout(runId, basename(request.script));
-  await mkdir3(RUNTIME_BASE, { recursive: true, mode: 493 });
-  await mkdir3(layout.root, { mode: 457 });
-  const state = newRunState(runId, layout.root, request.tools.ip);
+  await mkdir4(RUNTIME_BASE, { recursive: true, mode: 493 });
+  await mkdir4(layout.root, { mode: 457 });
+  const state = newRunState(runId, layout.root, request.tools.ip, {
+    runId,
+    evidenceDir: layout.evidenceDir,
+    engineLog: layout.engineLog,
+    into: request.evidenceCopyDir,
+    engineLogCopy: request.engineLogCopy
+  });
   await saveRunState(layout.stateFile, state);
   request.log(`run ${runId}: setting up the boundary`);
   let outcome;
@@ -60246,8 +60288,8 @@ async function setUpAndRun(request, layout, state) {
     (async () => {
       await writeRunFiles(request, layout, agent, host);
       const program = {
-        node: await reachableCopy(request.node, join4(layout.binDir, "node"), 365),
-        cli: await reachableCopy(request.cli, join4(layout.binDir, "cli.js"), 292)
+        node: await reachableCopy(request.node, join5(layout.binDir, "node"), 365),
+        cli: await reachableCopy(request.cli, join5(layout.binDir, "cli.js"), 292)
       };
       const started = EngineProcess.spawn(engineLaunch(request, layout, host, program));
       state.enginePid = started.pid ?? null;
@@ -60290,6 +60332,8 @@ async function setUpAndRun(request, layout, state) {
   request.log(
     `run ${layout.runId}: boundary ready (proxy ${proxyUrl} inside the namespace); starting ${basename(request.script)}`
   );
+  state.agentStarted = true;
+  await saveRunState(layout.stateFile, state);
   const exit = await runAgent(
     request.tools,
     plan,
@@ -60307,7 +60351,11 @@ async function setUpAndRun(request, layout, state) {
   );
   state.enginePid = null;
   await saveRunState(layout.stateFile, state);
-  await collectEvidence(layout, request.evidenceCopyDir, request.engineLogCopy, request.log);
+  const warning = await collectEvidence(state.evidence);
+  state.evidenceCollected = true;
+  await saveRunState(layout.stateFile, state);
+  if (warning !== void 0) request.log(`run ${layout.runId}: warning: ${warning}`);
+  request.log(`run ${layout.runId}: evidence copied to ${request.evidenceCopyDir}`);
   if ("error" in stopped) throw stopped.error;
   const { sealed } = stopped;
   return {
@@ -60351,20 +60399,20 @@ function engineLaunch(request, layout, host, program) {
   };
 }
 async function writeRunFiles(request, layout, agent, host) {
-  await mkdir3(layout.binDir, { mode: 493 });
-  await mkdir3(layout.engineDir, { mode: 448 });
+  await mkdir4(layout.binDir, { mode: 493 });
+  await mkdir4(layout.engineDir, { mode: 448 });
   await chown(layout.engineDir, host.uid, host.gid);
-  await mkdir3(layout.evidenceDir, { mode: 448 });
+  await mkdir4(layout.evidenceDir, { mode: 448 });
   await chown(layout.evidenceDir, host.uid, host.gid);
   await writeOwned(layout.signingKey, request.signingKeyPem, 256, host);
   await writeOwned(layout.policyFile, request.policyBytes, 292, { uid: 0, gid: 0 });
   if (request.upstreamCaPem !== void 0) {
     await writeOwned(layout.upstreamCaFile, request.upstreamCaPem, 292, { uid: 0, gid: 0 });
   }
-  await mkdir3(dirname(layout.agentScript), { recursive: true, mode: 493 });
-  await writeOwned(layout.agentScript, await readFile2(request.script), 365, { uid: 0, gid: 0 });
+  await mkdir4(dirname(layout.agentScript), { recursive: true, mode: 493 });
+  await writeOwned(layout.agentScript, await readFile3(request.script), 365, { uid: 0, gid: 0 });
   await writeOwned(layout.probeScript, PROBE_SCRIPT, 365, { uid: 0, gid: 0 });
-  await mkdir3(layout.home, { mode: 448 });
+  await mkdir4(layout.home, { mode: 448 });
   await chown(layout.home, agent.uid, agent.gid);
 }
 async function writeOwned(file2, data, mode, owner) {
@@ -60374,7 +60422,7 @@ async function writeOwned(file2, data, mode, owner) {
 }
 async function reachableCopy(file2, copy, mode) {
   if (await othersCanUse(file2, mode)) return file2;
-  await copyFile(file2, copy);
+  await copyFile2(file2, copy);
   await chmod3(copy, mode);
   return copy;
 }
@@ -60400,8 +60448,8 @@ async function existing(paths) {
 }
 async function writeCaBundle(layout, ready) {
   const [system] = await existing(SYSTEM_CA_BUNDLES);
-  const roots = system === void 0 ? "" : await readFile2(system, "utf8");
-  const runCa = ready.caCert === null ? "" : await readFile2(ready.caCert, "utf8");
+  const roots = system === void 0 ? "" : await readFile3(system, "utf8");
+  const runCa = ready.caCert === null ? "" : await readFile3(ready.caCert, "utf8");
   await writeOwned(
     layout.caBundle,
     `${roots}${roots.endsWith("\n") || roots === "" ? "" : "\n"}${runCa}`,
@@ -60459,26 +60507,10 @@ async function runAgent(tools, plan, env, script, args, cancel) {
 function signalNumber(signal) {
   return signal === null ? 1 : constants.signals[signal];
 }
-async function collectEvidence(layout, into, logCopy, log) {
-  const planted = await readdir(into).catch(() => []);
-  if (planted.length > 0) {
-    const aside = `${into}.during-${layout.runId}`;
-    await rename(into, aside);
-    log(
-      `run ${layout.runId}: warning: ${into} filled up during the run (${planted.length} entries, not written by the engine); moved to ${aside}`
-    );
-  }
-  await mkdir3(into, { recursive: true, mode: 493 });
-  for (const name of await readdir(layout.evidenceDir)) {
-    await copyFile(join4(layout.evidenceDir, name), join4(into, name));
-  }
-  await copyFile(layout.engineLog, logCopy);
-  log(`run ${layout.runId}: evidence copied to ${into}`);
-}
 
 // src/boundary/preflight.ts
 import { access, constants as constants2 } from "node:fs/promises";
-import { delimiter, join as join5 } from "node:path";
+import { delimiter, join as join6 } from "node:path";
 var REQUIRED_TOOLS = [
   { tool: "ip", pkg: "iproute2" },
   { tool: "iptables", pkg: "iptables" },
@@ -60543,7 +60575,7 @@ async function gatherHostFacts(path4 = process.env["PATH"] ?? "") {
 }
 async function findExecutable(tool, directories) {
   for (const directory2 of directories) {
-    const candidate = join5(directory2, tool);
+    const candidate = join6(directory2, tool);
     if (await access(candidate, constants2.X_OK).then(
       () => true,
       () => false
@@ -60756,7 +60788,7 @@ async function runKeys(options, io2, backend, problems) {
 }
 
 // src/cli/verify-command.ts
-import { mkdir as mkdir4, writeFile as writeFile6 } from "node:fs/promises";
+import { mkdir as mkdir5, writeFile as writeFile6 } from "node:fs/promises";
 import path3 from "node:path";
 
 // src/cli/evidence-source.ts
@@ -60905,7 +60937,7 @@ async function verifyCommand(args, io2) {
   const finish = async (report, code) => {
     if (request.output === void 0) return code;
     try {
-      await mkdir4(path3.dirname(request.output), { recursive: true });
+      await mkdir5(path3.dirname(request.output), { recursive: true });
       await writeFile6(request.output, encodeVerificationReport(report));
     } catch (error62) {
       io2.err(
@@ -61065,7 +61097,7 @@ async function runCommand(args, io2) {
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   try {
-    await mkdir5(out, { recursive: true, mode: 493 });
+    await mkdir6(out, { recursive: true, mode: 493 });
     const outcome = await runInBoundary({
       tools: boundaryTools(facts),
       node: process.execPath,
@@ -61083,8 +61115,8 @@ async function runCommand(args, io2) {
       writable: request.writable,
       maxProcesses: request.maxProcesses,
       callerEnv: process.env,
-      evidenceCopyDir: join6(out, "evidence"),
-      engineLogCopy: join6(out, "engine.log"),
+      evidenceCopyDir: join7(out, "evidence"),
+      engineLogCopy: join7(out, "engine.log"),
       log: (line) => io2.err(`${PREFIX}: ${line}
 `),
       cancel: cancel.signal
@@ -61094,26 +61126,26 @@ async function runCommand(args, io2) {
         `the engine signed with ${outcome.signerKey}, not the run's key ${publicKeyHex(publicKey)}`
       );
     }
-    await writeFile7(join6(out, "policy.yaml"), request.policyBytes);
-    await writeFile7(join6(out, "policy-hash.txt"), `${request.policy.hash}
+    await writeFile7(join7(out, "policy.yaml"), request.policyBytes);
+    await writeFile7(join7(out, "policy-hash.txt"), `${request.policy.hash}
 `);
-    await writeFile7(join6(out, "signer-public-key.pem"), encodePublicKeyPem(publicKey));
+    await writeFile7(join7(out, "signer-public-key.pem"), encodePublicKeyPem(publicKey));
     const verified = await verifyCommand(
       [
         "--receipt-chain",
-        join6(out, "evidence"),
+        join7(out, "evidence"),
         "--policy-hash",
-        join6(out, "policy-hash.txt"),
+        join7(out, "policy-hash.txt"),
         "--require-sealed",
         "--whole-recorder",
         "--output",
-        join6(out, "verification-report.json"),
+        join7(out, "verification-report.json"),
         ...request.pinnedKey === void 0 ? ["--allow-unpinned"] : ["--public-key", request.pinnedKey]
       ],
       io2
     );
     await giveToInvoker(out);
-    const report = JSON.parse(await readFile3(join6(out, "verification-report.json"), "utf8"));
+    const report = JSON.parse(await readFile4(join7(out, "verification-report.json"), "utf8"));
     io2.err(
       `${PREFIX}: ${outcome.sealed.receipts} receipts sealed; verdict ${report.verdict}; evidence in ${out}
 `
@@ -61154,7 +61186,7 @@ async function giveToInvoker(out) {
   const gid = process.env["SUDO_GID"];
   if (uid === void 0 || gid === void 0 || !/^[0-9]+$/.test(uid) || !/^[0-9]+$/.test(gid))
     return;
-  const evidence = join6(out, "evidence");
+  const evidence = join7(out, "evidence");
   const files = [
     ...[
       "",
@@ -61164,8 +61196,8 @@ async function giveToInvoker(out) {
       "policy-hash.txt",
       "signer-public-key.pem",
       "verification-report.json"
-    ].map((name) => join6(out, name)),
-    ...(await readdir4(evidence)).map((name) => join6(evidence, name))
+    ].map((name) => join7(out, name)),
+    ...(await readdir4(evidence)).map((name) => join7(evidence, name))
   ];
   for (const file2 of files) await chown2(file2, Number(uid), Number(gid));
 }
@@ -61271,7 +61303,7 @@ ${USAGE}`);
 var io = {
   out: (text) => process.stdout.write(text),
   err: (text) => process.stderr.write(text),
-  readFile: (path4) => readFile4(path4)
+  readFile: (path4) => readFile5(path4)
 };
 main(process.argv.slice(2), io).then(
   (code) => {

@@ -4,21 +4,12 @@
 // was made and reports; nothing is left half-done.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import {
-  chmod,
-  chown,
-  copyFile,
-  mkdir,
-  readFile,
-  readdir,
-  rename,
-  stat,
-  writeFile,
-} from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { agentArgv, type LaunchPlan, type LaunchTools } from './agent-launch.js';
 import { agentEnvironment } from './agent-env.js';
+import { collectEvidence } from './evidence-collect.js';
 import { grantWriteAccess } from './access.js';
 import { BoundaryError, runTool } from './command.js';
 import {
@@ -82,7 +73,13 @@ export async function runInBoundary(request: BoundaryRequest): Promise<BoundaryO
   const layout = runLayout(runId, basename(request.script));
   await mkdir(RUNTIME_BASE, { recursive: true, mode: 0o755 });
   await mkdir(layout.root, { mode: 0o711 });
-  const state = newRunState(runId, layout.root, request.tools.ip);
+  const state = newRunState(runId, layout.root, request.tools.ip, {
+    runId,
+    evidenceDir: layout.evidenceDir,
+    engineLog: layout.engineLog,
+    into: request.evidenceCopyDir,
+    engineLogCopy: request.engineLogCopy,
+  });
   await saveRunState(layout.stateFile, state);
   request.log(`run ${runId}: setting up the boundary`);
   let outcome: BoundaryOutcome | undefined;
@@ -174,6 +171,8 @@ async function setUpAndRun(
   request.log(
     `run ${layout.runId}: boundary ready (proxy ${proxyUrl} inside the namespace); starting ${basename(request.script)}`,
   );
+  state.agentStarted = true;
+  await saveRunState(layout.stateFile, state);
   const exit = await runAgent(
     request.tools,
     plan,
@@ -193,7 +192,11 @@ async function setUpAndRun(
   );
   state.enginePid = null;
   await saveRunState(layout.stateFile, state);
-  await collectEvidence(layout, request.evidenceCopyDir, request.engineLogCopy, request.log);
+  const warning = await collectEvidence(state.evidence);
+  state.evidenceCollected = true;
+  await saveRunState(layout.stateFile, state);
+  if (warning !== undefined) request.log(`run ${layout.runId}: warning: ${warning}`);
+  request.log(`run ${layout.runId}: evidence copied to ${request.evidenceCopyDir}`);
   if ('error' in stopped) throw stopped.error;
   const { sealed } = stopped;
   return {
@@ -398,30 +401,4 @@ async function runAgent(
 
 function signalNumber(signal: NodeJS.Signals | null): number {
   return signal === null ? 1 : constants.signals[signal];
-}
-
-/**
- * Copies the sealed files out before teardown removes them. `into` was checked empty before
- * the run; anything there now was put there during it, so it is moved aside, not mixed in.
- */
-async function collectEvidence(
-  layout: RunLayout,
-  into: string,
-  logCopy: string,
-  log: (line: string) => void,
-): Promise<void> {
-  const planted = await readdir(into).catch(() => []);
-  if (planted.length > 0) {
-    const aside = `${into}.during-${layout.runId}`;
-    await rename(into, aside);
-    log(
-      `run ${layout.runId}: warning: ${into} filled up during the run (${planted.length} entries, not written by the engine); moved to ${aside}`,
-    );
-  }
-  await mkdir(into, { recursive: true, mode: 0o755 });
-  for (const name of await readdir(layout.evidenceDir)) {
-    await copyFile(join(layout.evidenceDir, name), join(into, name));
-  }
-  await copyFile(layout.engineLog, logCopy);
-  log(`run ${layout.runId}: evidence copied to ${into}`);
 }

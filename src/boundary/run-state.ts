@@ -1,7 +1,8 @@
 // What one run has changed on the machine, saved after every change so that teardown (in the
 // run itself, or in the action's post step after the run was killed) can undo exactly that.
-import { writeFile } from 'node:fs/promises';
+import { rename, writeFile } from 'node:fs/promises';
 import type { AccessGrant } from './access.js';
+import type { EvidenceCollection } from './evidence-collect.js';
 
 export interface RunState {
   readonly runId: string;
@@ -14,13 +15,25 @@ export interface RunState {
   /** Paths granted to the agent with ACLs: revoked, and the agent's files given back to the owner. */
   aclGrants: AccessGrant[];
   enginePid: number | null;
+  /** Once the agent started, its evidence is kept: teardown collects it if the run could not. */
+  agentStarted: boolean;
+  readonly evidence: EvidenceCollection;
+  evidenceCollected: boolean;
 }
 
-export function newRunState(runId: string, root: string, ip: string): RunState {
+export function newRunState(
+  runId: string,
+  root: string,
+  ip: string,
+  evidence: EvidenceCollection,
+): RunState {
   return {
     runId,
     root,
     ip,
+    evidence,
+    agentStarted: false,
+    evidenceCollected: false,
     netnsCreated: false,
     sudoersFile: null,
     createdUsers: [],
@@ -29,6 +42,8 @@ export function newRunState(runId: string, root: string, ip: string): RunState {
   };
 }
 
+/** Written whole or not at all: a run killed mid-save leaves the previous state readable. */
 export async function saveRunState(file: string, state: RunState): Promise<void> {
-  await writeFile(file, `${JSON.stringify(state)}\n`, { mode: 0o600 });
+  await writeFile(`${file}.new`, `${JSON.stringify(state)}\n`, { mode: 0o600 });
+  await rename(`${file}.new`, file);
 }

@@ -4,6 +4,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { revokeWriteAccess } from './access.js';
+import { collectEvidence } from './evidence-collect.js';
 import { killNamespaceProcesses } from './namespace-processes.js';
 import { removeNetwork } from './network.js';
 import type { RunState } from './run-state.js';
@@ -26,6 +27,14 @@ export async function teardown(state: RunState): Promise<string[]> {
     );
   if (state.enginePid !== null)
     await step('stopping the engine', () => killEngine(state.enginePid ?? 0, state.root));
+  if (state.agentStarted && !state.evidenceCollected) {
+    // A run that died before collecting: the engine has sealed on its way out (or was stopped
+    // just now); what it wrote is kept, not removed with the run directory.
+    await step('collecting the evidence', async () => {
+      await collectEvidence(state.evidence);
+      state.evidenceCollected = true;
+    });
+  }
   for (const grant of state.aclGrants) {
     await step(`revoking the agent's access to ${grant.path}`, () => revokeWriteAccess(grant));
   }

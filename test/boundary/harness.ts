@@ -54,6 +54,8 @@ export interface AgentRunOptions {
   readonly scriptArg?: string;
   /** Symlinks made in the working directory before the run: name → target. */
   readonly links?: Readonly<Record<string, string>>;
+  /** Resolve when the run process exits, without waiting for its output pipes to close. */
+  readonly untilExit?: boolean;
   /** Called with the working directory before the run starts. */
   readonly prepare?: (workdir: string) => void;
   /** Directories made in the working directory before the run. */
@@ -107,9 +109,16 @@ export function runAgent(options: AgentRunOptions): Promise<AgentRun> {
       hook.action(child.pid ?? 0);
     }
   });
-  return new Promise((resolvePromise) =>
-    child.on('close', (code) => resolvePromise({ code, stdout, stderr, workdir, out })),
-  );
+  return new Promise((resolvePromise) => {
+    if (options.untilExit) {
+      // The killed run's agent still holds its output pipes: stop reading at its exit.
+      child.on('exit', (code) => {
+        child.stdout.destroy();
+        child.stderr.destroy();
+        resolvePromise({ code, stdout, stderr, workdir, out });
+      });
+    } else child.on('close', (code) => resolvePromise({ code, stdout, stderr, workdir, out }));
+  });
 }
 
 /** The run's evidence, verified: the chain must hold and be sealed. */

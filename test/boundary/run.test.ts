@@ -3,7 +3,8 @@
 import { after, before, beforeEach, afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { recoverRun } from '../../src/boundary/recover.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startOrigin, type Origin } from '../engine/helpers.js';
@@ -340,4 +341,56 @@ test('a --public-key that is not the signing key stops the run before anything i
   });
   assert.equal(run.code, 1);
   assert.match(run.stderr, /is not the public key of --signing-key/);
+});
+
+test('a run killed with SIGKILL is finished from its state file: evidence kept and sealed, nothing left', async () => {
+  const run = await runAgent({
+    policy: policyFor(origin.port),
+    script: `${viaProxy} http://127.0.0.1:${origin.port}/public/before-kill; echo; sleep 600\n`,
+    onStderr: [
+      {
+        text: 'starting agent.sh',
+        action: (pid) => setTimeout(() => process.kill(pid, 'SIGKILL'), 1_000),
+      },
+    ],
+    untilExit: true,
+  });
+  const runId = /run (pe-[0-9a-f]{10}): setting up/.exec(run.stderr)?.[1] ?? '';
+  assert.equal(run.code, null, 'the run was killed');
+  assert.match(runId, /^pe-[0-9a-f]{10}$/);
+  assert.ok(
+    existsSync(`/run/pipelock-egress/${runId}/state.json`),
+    'the killed run left its state',
+  );
+  assert.deepEqual(await recoverRun(runId), []);
+  assert.deepEqual(await recoverRun(runId), [], 'recovering twice is harmless');
+  const evidence = evidenceOf(run);
+  assert.deepEqual(
+    evidence.decisions.map((r) => r.action_record.target),
+    [`http://127.0.0.1:${origin.port}/public/before-kill`],
+  );
+});
+
+test('an existing pipelock-agent in a privileged group is refused, and left as it was', async () => {
+  execFileSync('useradd', [
+    '--system',
+    '--no-create-home',
+    '--shell',
+    '/usr/sbin/nologin',
+    '--groups',
+    'adm',
+    'pipelock-agent',
+  ]);
+  try {
+    const run = await runAgent({ policy: policyFor(origin.port), script: 'echo should-not-run\n' });
+    assert.equal(run.code, 1);
+    assert.doesNotMatch(run.stdout, /should-not-run/);
+    assert.match(
+      run.stderr,
+      /user pipelock-agent belongs to the privileged group adm; remove it \(gpasswd -d pipelock-agent adm\)/,
+    );
+    assert.match(execFileSync('id', ['-Gn', 'pipelock-agent'], { encoding: 'utf8' }), /\badm\b/);
+  } finally {
+    execFileSync('userdel', ['pipelock-agent']);
+  }
 });

@@ -1,0 +1,34 @@
+// Copying the engine's evidence out of the run directory before teardown removes it: in the
+// run itself once the engine has sealed, or when a killed run is recovered.
+import { copyFile, mkdir, readdir, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export interface EvidenceCollection {
+  readonly runId: string;
+  readonly evidenceDir: string;
+  readonly engineLog: string;
+  /** Checked empty before the run started. */
+  readonly into: string;
+  readonly engineLogCopy: string;
+}
+
+/**
+ * Anything in `into` now was put there during the run (it was empty before), so it is moved
+ * aside, never mixed in with the engine's files. Returns a warning when that happened.
+ */
+export async function collectEvidence(collection: EvidenceCollection): Promise<string | undefined> {
+  const { into } = collection;
+  const planted = await readdir(into).catch(() => []);
+  let warning: string | undefined;
+  if (planted.length > 0) {
+    const aside = `${into}.during-${collection.runId}`;
+    await rename(into, aside);
+    warning = `${into} filled up during the run (${planted.length} entries, not written by the engine); moved to ${aside}`;
+  }
+  await mkdir(into, { recursive: true, mode: 0o755 });
+  for (const name of await readdir(collection.evidenceDir)) {
+    await copyFile(join(collection.evidenceDir, name), join(into, name));
+  }
+  await copyFile(collection.engineLog, collection.engineLogCopy);
+  return warning;
+}
