@@ -21293,7 +21293,7 @@ var require_snapshot_utils = __commonJS({
 var require_snapshot_recorder = __commonJS({
   "node_modules/undici/lib/mock/snapshot-recorder.js"(exports, module) {
     "use strict";
-    var { writeFile: writeFile8, readFile: readFile6, mkdir: mkdir7 } = __require("node:fs/promises");
+    var { writeFile: writeFile8, readFile: readFile7, mkdir: mkdir7 } = __require("node:fs/promises");
     var { dirname: dirname2, resolve: resolve2 } = __require("node:path");
     var { setTimeout: setTimeout2, clearTimeout: clearTimeout2 } = __require("node:timers");
     var { InvalidArgumentError, UndiciError } = require_errors2();
@@ -21495,7 +21495,7 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError("Snapshot path is required");
         }
         try {
-          const data = await readFile6(resolve2(path4), "utf8");
+          const data = await readFile7(resolve2(path4), "utf8");
           const parsed = JSON.parse(data);
           if (Array.isArray(parsed)) {
             this.#snapshots.clear();
@@ -34005,7 +34005,7 @@ ${captureLines}` : capture.stack;
 });
 
 // src/cli/index.ts
-import { readFile as readFile5 } from "node:fs/promises";
+import { readFile as readFile6 } from "node:fs/promises";
 
 // package.json
 var package_default = {
@@ -59382,13 +59382,13 @@ function loopbackListen(text) {
 
 // src/cli/run-command.ts
 import { randomBytes as randomBytes5 } from "node:crypto";
-import { chown as chown2, mkdir as mkdir6, readdir as readdir4, readFile as readFile4, realpath as realpath2, writeFile as writeFile7 } from "node:fs/promises";
+import { chown as chown2, mkdir as mkdir6, readdir as readdir4, readFile as readFile5, realpath as realpath2, writeFile as writeFile7 } from "node:fs/promises";
 import { join as join7 } from "node:path";
 
 // src/boundary/boundary.ts
 import { spawn as spawn4 } from "node:child_process";
 import { randomBytes as randomBytes4 } from "node:crypto";
-import { chmod as chmod3, chown, copyFile as copyFile2, mkdir as mkdir4, readFile as readFile3, stat as stat4, writeFile as writeFile5 } from "node:fs/promises";
+import { chmod as chmod3, chown, copyFile as copyFile2, mkdir as mkdir4, readFile as readFile4, stat as stat4, writeFile as writeFile5 } from "node:fs/promises";
 import { constants } from "node:os";
 import { basename, dirname, join as join5 } from "node:path";
 
@@ -59619,6 +59619,9 @@ async function revokeWriteAccess(grant) {
 // src/boundary/engine-process.ts
 import { spawn as spawn2 } from "node:child_process";
 import { createWriteStream } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { once } from "node:events";
+import { setTimeout as sleep } from "node:timers/promises";
 import { createInterface } from "node:readline";
 var READY_TIMEOUT_MS = 15e3;
 var STOP_TIMEOUT_MS = 1e4;
@@ -59664,9 +59667,7 @@ var EngineProcess = class _EngineProcess {
     const child = this.child;
     const exited = new Promise((_, reject) => {
       const onExit = (code, signal) => reject(
-        new BoundaryError(
-          `the engine exited before it was ready (${signal ?? `exit ${code}`}); its log: ${this.logFile}`
-        )
+        new BoundaryError(`the engine exited before it was ready (${signal ?? `exit ${code}`})`)
       );
       if (child.exitCode !== null || child.signalCode !== null)
         onExit(child.exitCode, child.signalCode);
@@ -59678,7 +59679,7 @@ var EngineProcess = class _EngineProcess {
       timer = setTimeout(
         () => reject(
           new BoundaryError(
-            `the engine did not report ready within ${READY_TIMEOUT_MS / 1e3} s; its log: ${this.logFile}`
+            `the engine did not report ready within ${READY_TIMEOUT_MS / 1e3} s`
           )
         ),
         READY_TIMEOUT_MS
@@ -59704,11 +59705,23 @@ var EngineProcess = class _EngineProcess {
       return { url: ready.url, caCert: ready.ca_cert ?? null, signerKey: ready.signer_key };
     } catch (error62) {
       child.kill("SIGKILL");
-      throw error62;
+      const reason = error62 instanceof BoundaryError ? error62.message : `handing the listener to the engine failed: ${error62.message}`;
+      const said = await this.lastWords();
+      throw new BoundaryError(said === "" ? reason : `${reason}; the engine said: ${said}`, {
+        cause: error62
+      });
     } finally {
       clearTimeout(timer);
       listener.close();
     }
+  }
+  /** The end of the engine's log, once its stderr is drained (the log goes with the run dir). */
+  async lastWords() {
+    if (this.child.stderr !== null && !this.child.stderr.readableEnded) {
+      await Promise.race([once(this.child.stderr, "end"), sleep(1e3)]);
+    }
+    const log = await readFile(this.logFile, "utf8").catch(() => "");
+    return log.trim().split("\n").slice(-5).join(" | ");
   }
   spawned() {
     if (this.child.pid !== void 0) return Promise.resolve();
@@ -59821,8 +59834,8 @@ function openListenerInNamespace(ip, netns) {
 }
 
 // src/boundary/namespace-processes.ts
-import { readFile } from "node:fs/promises";
-import { setTimeout as sleep } from "node:timers/promises";
+import { readFile as readFile2 } from "node:fs/promises";
+import { setTimeout as sleep2 } from "node:timers/promises";
 var KILL_WAIT_MS = 5e3;
 async function namespacePids(ip, netns) {
   const listed = await runTool([ip, "netns", "pids", netns]);
@@ -59830,7 +59843,7 @@ async function namespacePids(ip, netns) {
   return listed.stdout.split("\n").filter((line) => /^[0-9]+$/.test(line)).map(Number);
 }
 function ownerUid(pid) {
-  return readFile(`/proc/${pid}/status`, "utf8").then(
+  return readFile2(`/proc/${pid}/status`, "utf8").then(
     (status) => {
       const uid = /^Uid:\s+([0-9]+)/m.exec(status)?.[1];
       return uid === void 0 ? void 0 : Number(uid);
@@ -59855,7 +59868,7 @@ async function killNamespaceProcesses(ip, netns, spare) {
         } catch {
         }
       }
-      await sleep(20);
+      await sleep2(20);
     }
   }
 }
@@ -60107,8 +60120,8 @@ async function installSudoersDeny(runId, users) {
 }
 
 // src/boundary/teardown.ts
-import { readFile as readFile2, rm as rm4 } from "node:fs/promises";
-import { setTimeout as sleep2 } from "node:timers/promises";
+import { readFile as readFile3, rm as rm4 } from "node:fs/promises";
+import { setTimeout as sleep3 } from "node:timers/promises";
 
 // src/boundary/users.ts
 var AGENT_USER = "pipelock-agent";
@@ -60224,7 +60237,7 @@ async function teardown(state) {
   return failures;
 }
 async function killEngine(pid, root) {
-  const isOurs = async () => readFile2(`/proc/${pid}/cmdline`, "utf8").then(
+  const isOurs = async () => readFile3(`/proc/${pid}/cmdline`, "utf8").then(
     (cmdline) => cmdline.includes(root),
     () => false
   );
@@ -60235,7 +60248,7 @@ async function killEngine(pid, root) {
   while (await isOurs()) {
     if (Date.now() > giveUpAt) throw new Error(`engine ${pid} survived SIGKILL`);
     if (Date.now() > killAt) process.kill(pid, "SIGKILL");
-    await sleep2(20);
+    await sleep3(20);
   }
 }
 
@@ -60281,16 +60294,17 @@ async function setUpAndRun(request, layout, state) {
   const host = await ensureAccount(HOST_USER);
   if (host.created) state.createdUsers.push(host.name);
   await checkpoint();
+  await mkdir4(layout.binDir, { mode: 493 });
+  const program = {
+    node: await reachableCopy(request.node, join5(layout.binDir, "node"), 365),
+    cli: await reachableCopy(request.cli, join5(layout.binDir, "cli.js"), 292)
+  };
   state.netnsCreated = true;
   await checkpoint();
   const [sudoersFile, engine, listener] = await settleAll([
     installSudoersDeny(layout.runId, [AGENT_USER, HOST_USER]),
     (async () => {
       await writeRunFiles(request, layout, agent, host);
-      const program = {
-        node: await reachableCopy(request.node, join5(layout.binDir, "node"), 365),
-        cli: await reachableCopy(request.cli, join5(layout.binDir, "cli.js"), 292)
-      };
       const started = EngineProcess.spawn(engineLaunch(request, layout, host, program));
       state.enginePid = started.pid ?? null;
       return started;
@@ -60399,7 +60413,6 @@ function engineLaunch(request, layout, host, program) {
   };
 }
 async function writeRunFiles(request, layout, agent, host) {
-  await mkdir4(layout.binDir, { mode: 493 });
   await mkdir4(layout.engineDir, { mode: 448 });
   await chown(layout.engineDir, host.uid, host.gid);
   await mkdir4(layout.evidenceDir, { mode: 448 });
@@ -60410,7 +60423,7 @@ async function writeRunFiles(request, layout, agent, host) {
     await writeOwned(layout.upstreamCaFile, request.upstreamCaPem, 292, { uid: 0, gid: 0 });
   }
   await mkdir4(dirname(layout.agentScript), { recursive: true, mode: 493 });
-  await writeOwned(layout.agentScript, await readFile3(request.script), 365, { uid: 0, gid: 0 });
+  await writeOwned(layout.agentScript, await readFile4(request.script), 365, { uid: 0, gid: 0 });
   await writeOwned(layout.probeScript, PROBE_SCRIPT, 365, { uid: 0, gid: 0 });
   await mkdir4(layout.home, { mode: 448 });
   await chown(layout.home, agent.uid, agent.gid);
@@ -60448,8 +60461,8 @@ async function existing(paths) {
 }
 async function writeCaBundle(layout, ready) {
   const [system] = await existing(SYSTEM_CA_BUNDLES);
-  const roots = system === void 0 ? "" : await readFile3(system, "utf8");
-  const runCa = ready.caCert === null ? "" : await readFile3(ready.caCert, "utf8");
+  const roots = system === void 0 ? "" : await readFile4(system, "utf8");
+  const runCa = ready.caCert === null ? "" : await readFile4(ready.caCert, "utf8");
   await writeOwned(
     layout.caBundle,
     `${roots}${roots.endsWith("\n") || roots === "" ? "" : "\n"}${runCa}`,
@@ -60672,6 +60685,7 @@ async function parseRunRequest(args, io2, backend, cwd = process.cwd()) {
     cwd,
     optionValue(options, "evidence-output") ?? DEFAULT_EVIDENCE_OUTPUT
   );
+  problems.push(...await outputProblems(evidenceOutput, writable));
   const leftover = await readdir2(resolve(evidenceOutput, "evidence")).catch(() => []);
   if (leftover.length > 0) {
     problems.push(
@@ -60708,6 +60722,24 @@ async function parseRunRequest(args, io2, backend, cwd = process.cwd()) {
     upstreamCaPem,
     maxProcesses
   };
+}
+async function outputProblems(output2, writable) {
+  const real = await realpath(output2).catch(() => output2);
+  const problems = [];
+  for (const path4 of writable) {
+    if (isInside(path4, real) || isInside(real, path4)) {
+      problems.push(
+        `--evidence-output ${output2} overlaps --writable ${path4}: the agent could tamper with its own evidence; choose an output outside the writable paths`
+      );
+    }
+  }
+  const info = await stat5(real).catch(() => void 0);
+  if (info !== void 0 && (!info.isDirectory() || (info.mode & 18) !== 0)) {
+    problems.push(
+      info.isDirectory() ? `--evidence-output ${output2} is writable by other users (mode ${(info.mode & 511).toString(8)}); use a directory only its owner can write, or a new one` : `--evidence-output ${output2} exists and is not a directory`
+    );
+  }
+  return problems;
 }
 function processLimit(text) {
   if (text === void 0) return DEFAULT_MAX_PROCESSES;
@@ -61145,7 +61177,7 @@ async function runCommand(args, io2) {
       io2
     );
     await giveToInvoker(out);
-    const report = JSON.parse(await readFile4(join7(out, "verification-report.json"), "utf8"));
+    const report = JSON.parse(await readFile5(join7(out, "verification-report.json"), "utf8"));
     io2.err(
       `${PREFIX}: ${outcome.sealed.receipts} receipts sealed; verdict ${report.verdict}; evidence in ${out}
 `
@@ -61303,7 +61335,7 @@ ${USAGE}`);
 var io = {
   out: (text) => process.stdout.write(text),
   err: (text) => process.stderr.write(text),
-  readFile: (path4) => readFile5(path4)
+  readFile: (path4) => readFile6(path4)
 };
 main(process.argv.slice(2), io).then(
   (code) => {

@@ -114,6 +114,14 @@ async function setUpAndRun(
   if (host.created) state.createdUsers.push(host.name);
   await checkpoint();
 
+  // Copied before anything else starts a process: a fork made while the copy is open for
+  // writing would hold that descriptor, and exec'ing the copy would then fail (ETXTBSY).
+  await mkdir(layout.binDir, { mode: 0o755 });
+  const program = {
+    node: await reachableCopy(request.node, join(layout.binDir, 'node'), 0o555),
+    cli: await reachableCopy(request.cli, join(layout.binDir, 'cli.js'), 0o444),
+  };
+
   // Three independent strands: the sudoers drop-in; the run's files, then the engine (it
   // takes longest to load, so it starts first); the namespace, then the listener inside it.
   state.netnsCreated = true;
@@ -122,10 +130,6 @@ async function setUpAndRun(
     installSudoersDeny(layout.runId, [AGENT_USER, HOST_USER]),
     (async () => {
       await writeRunFiles(request, layout, agent, host);
-      const program = {
-        node: await reachableCopy(request.node, join(layout.binDir, 'node'), 0o555),
-        cli: await reachableCopy(request.cli, join(layout.binDir, 'cli.js'), 0o444),
-      };
       const started = EngineProcess.spawn(engineLaunch(request, layout, host, program));
       state.enginePid = started.pid ?? null;
       return started;
@@ -259,8 +263,6 @@ async function writeRunFiles(
   agent: Account,
   host: Account,
 ): Promise<void> {
-  await mkdir(layout.binDir, { mode: 0o755 });
-
   await mkdir(layout.engineDir, { mode: 0o700 });
   await chown(layout.engineDir, host.uid, host.gid);
   await mkdir(layout.evidenceDir, { mode: 0o700 });

@@ -2,6 +2,9 @@
 // no capabilities, serving the listening socket opened inside the agent's namespace.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Server } from 'node:net';
 import { createInterface } from 'node:readline';
 import { BoundaryError } from './command.js';
@@ -80,9 +83,7 @@ export class EngineProcess {
     const exited = new Promise<never>((_, reject) => {
       const onExit = (code: number | null, signal: NodeJS.Signals | null): void =>
         reject(
-          new BoundaryError(
-            `the engine exited before it was ready (${signal ?? `exit ${code}`}); its log: ${this.logFile}`,
-          ),
+          new BoundaryError(`the engine exited before it was ready (${signal ?? `exit ${code}`})`),
         );
       if (child.exitCode !== null || child.signalCode !== null)
         onExit(child.exitCode, child.signalCode);
@@ -95,7 +96,7 @@ export class EngineProcess {
         () =>
           reject(
             new BoundaryError(
-              `the engine did not report ready within ${READY_TIMEOUT_MS / 1000} s; its log: ${this.logFile}`,
+              `the engine did not report ready within ${READY_TIMEOUT_MS / 1000} s`,
             ),
           ),
         READY_TIMEOUT_MS,
@@ -126,11 +127,27 @@ export class EngineProcess {
       return { url: ready.url, caCert: ready.ca_cert ?? null, signerKey: ready.signer_key };
     } catch (error) {
       child.kill('SIGKILL');
-      throw error;
+      const reason =
+        error instanceof BoundaryError
+          ? error.message
+          : `handing the listener to the engine failed: ${(error as Error).message}`;
+      const said = await this.lastWords();
+      throw new BoundaryError(said === '' ? reason : `${reason}; the engine said: ${said}`, {
+        cause: error,
+      });
     } finally {
       clearTimeout(timer);
       listener.close();
     }
+  }
+
+  /** The end of the engine's log, once its stderr is drained (the log goes with the run dir). */
+  private async lastWords(): Promise<string> {
+    if (this.child.stderr !== null && !this.child.stderr.readableEnded) {
+      await Promise.race([once(this.child.stderr, 'end'), sleep(1_000)]);
+    }
+    const log = await readFile(this.logFile, 'utf8').catch(() => '');
+    return log.trim().split('\n').slice(-5).join(' | ');
   }
 
   private spawned(): Promise<void> {

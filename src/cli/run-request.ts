@@ -108,6 +108,7 @@ export async function parseRunRequest(
     cwd,
     optionValue(options, 'evidence-output') ?? DEFAULT_EVIDENCE_OUTPUT,
   );
+  problems.push(...(await outputProblems(evidenceOutput, writable)));
   const leftover = await readdir(resolve(evidenceOutput, 'evidence')).catch(() => []);
   if (leftover.length > 0) {
     problems.push(
@@ -149,6 +150,32 @@ export async function parseRunRequest(
     upstreamCaPem,
     maxProcesses,
   };
+}
+
+/**
+ * The evidence output is written as root after the agent ran, so the agent must never have
+ * had a hand in it: not under a path it may write, not in a directory others may write (a
+ * planted symlink would redirect root's writes).
+ */
+async function outputProblems(output: string, writable: readonly string[]): Promise<string[]> {
+  const real = await realpath(output).catch(() => output);
+  const problems: string[] = [];
+  for (const path of writable) {
+    if (isInside(path, real) || isInside(real, path)) {
+      problems.push(
+        `--evidence-output ${output} overlaps --writable ${path}: the agent could tamper with its own evidence; choose an output outside the writable paths`,
+      );
+    }
+  }
+  const info = await stat(real).catch(() => undefined);
+  if (info !== undefined && (!info.isDirectory() || (info.mode & 0o022) !== 0)) {
+    problems.push(
+      info.isDirectory()
+        ? `--evidence-output ${output} is writable by other users (mode ${(info.mode & 0o777).toString(8)}); use a directory only its owner can write, or a new one`
+        : `--evidence-output ${output} exists and is not a directory`,
+    );
+  }
+  return problems;
 }
 
 function processLimit(text: string | undefined): number {

@@ -79,7 +79,8 @@ export function runAgent(options: AgentRunOptions): Promise<AgentRun> {
   for (const [name, target] of Object.entries(options.links ?? {}))
     symlinkSync(target, join(workdir, name));
   writeFileSync(join(workdir, 'policy.yaml'), options.policy);
-  const out = join(workdir, 'out');
+  const given = options.options?.indexOf('--evidence-output') ?? -1;
+  const out = resolve(workdir, given < 0 ? 'out' : (options.options?.[given + 1] ?? ''));
   const child = spawn(
     process.execPath,
     [
@@ -89,14 +90,13 @@ export function runAgent(options: AgentRunOptions): Promise<AgentRun> {
       join(workdir, 'policy.yaml'),
       '--workdir',
       workdir,
-      '--evidence-output',
-      out,
+      ...(given < 0 ? ['--evidence-output', out] : []),
       ...(options.options ?? []),
       '--',
       options.scriptArg ?? 'agent.sh',
       ...(options.args ?? []),
     ],
-    { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
+    { cwd: workdir, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let stdout = '';
   let stderr = '';

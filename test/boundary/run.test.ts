@@ -3,7 +3,7 @@
 import { after, before, beforeEach, afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { recoverRun } from '../../src/boundary/recover.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -393,4 +393,28 @@ test('an existing pipelock-agent in a privileged group is refused, and left as i
   } finally {
     execFileSync('userdel', ['pipelock-agent']);
   }
+});
+
+test('an evidence output the agent could write (inside --writable, or open to others) is refused up front', async () => {
+  const inside = await runAgent({
+    policy: policyFor(origin.port),
+    script: 'echo should-not-run\n',
+    dirs: ['results'],
+    options: ['--writable', 'results', '--evidence-output', 'results/packet'],
+  });
+  assert.equal(inside.code, 1);
+  assert.match(
+    inside.stderr,
+    /--evidence-output .*results\/packet overlaps --writable .*results: the agent could tamper/,
+  );
+  const open = mkdtempSync(join(tmpdir(), 'pe-open-out-'));
+  chmodSync(open, 0o777);
+  const shared = await runAgent({
+    policy: policyFor(origin.port),
+    script: 'echo should-not-run\n',
+    options: ['--evidence-output', open],
+  });
+  assert.equal(shared.code, 1);
+  assert.match(shared.stderr, /is writable by other users \(mode 777\)/);
+  assert.doesNotMatch(`${inside.stdout}${shared.stdout}`, /should-not-run/);
 });
