@@ -1188,8 +1188,8 @@ var require_stringifyString = __commonJS({
             case "u":
               {
                 str += json2.slice(start, i);
-                const code = json2.substr(i + 2, 4);
-                switch (code) {
+                const code2 = json2.substr(i + 2, 4);
+                switch (code2) {
                   case "0000":
                     str += "\\0";
                     break;
@@ -1215,8 +1215,8 @@ var require_stringifyString = __commonJS({
                     str += "\\P";
                     break;
                   default:
-                    if (code.substr(0, 2) === "00")
-                      str += "\\x" + code.substr(2);
+                    if (code2.substr(0, 2) === "00")
+                      str += "\\x" + code2.substr(2);
                     else
                       str += json2.substr(i, 6);
                 }
@@ -3715,22 +3715,22 @@ var require_errors = __commonJS({
   "node_modules/yaml/dist/errors.js"(exports) {
     "use strict";
     var YAMLError = class extends Error {
-      constructor(name, pos, code, message) {
+      constructor(name, pos, code2, message) {
         super();
         this.name = name;
-        this.code = code;
+        this.code = code2;
         this.message = message;
         this.pos = pos;
       }
     };
     var YAMLParseError = class extends YAMLError {
-      constructor(pos, code, message) {
-        super("YAMLParseError", pos, code, message);
+      constructor(pos, code2, message) {
+        super("YAMLParseError", pos, code2, message);
       }
     };
     var YAMLWarning = class extends YAMLError {
-      constructor(pos, code, message) {
-        super("YAMLWarning", pos, code, message);
+      constructor(pos, code2, message) {
+        super("YAMLWarning", pos, code2, message);
       }
     };
     var prettifyError2 = (src, lc) => (error62) => {
@@ -4639,7 +4639,7 @@ var require_resolve_flow_scalar = __commonJS({
       const { offset, type, source, end } = scalar;
       let _type;
       let value;
-      const _onError = (rel, code, msg) => onError(offset + rel, code, msg);
+      const _onError = (rel, code2, msg) => onError(offset + rel, code2, msg);
       switch (type) {
         case "scalar":
           _type = Scalar.Scalar.PLAIN;
@@ -4837,9 +4837,9 @@ var require_resolve_flow_scalar = __commonJS({
     function parseCharCode(source, offset, length, onError) {
       const cc = source.substr(offset, length);
       const ok = cc.length === length && /^[0-9a-fA-F]+$/.test(cc);
-      const code = ok ? parseInt(cc, 16) : NaN;
+      const code2 = ok ? parseInt(cc, 16) : NaN;
       try {
-        return String.fromCodePoint(code);
+        return String.fromCodePoint(code2);
       } catch {
         const raw = source.substr(offset - 2, length + 2);
         onError(offset - 2, "BAD_DQ_ESCAPE", `Invalid escape sequence ${raw}`);
@@ -5161,12 +5161,12 @@ var require_composer = __commonJS({
         this.prelude = [];
         this.errors = [];
         this.warnings = [];
-        this.onError = (source, code, message, warning) => {
+        this.onError = (source, code2, message, warning) => {
           const pos = getErrorPos(source);
           if (warning)
-            this.warnings.push(new errors.YAMLWarning(pos, code, message));
+            this.warnings.push(new errors.YAMLWarning(pos, code2, message));
           else
-            this.errors.push(new errors.YAMLParseError(pos, code, message));
+            this.errors.push(new errors.YAMLParseError(pos, code2, message));
         };
         this.directives = new directives.Directives({ version: options.version || "1.2" });
         this.options = options;
@@ -5328,12 +5328,12 @@ var require_cst_scalar = __commonJS({
     var stringifyString = require_stringifyString();
     function resolveAsScalar(token, strict = true, onError) {
       if (token) {
-        const _onError = (pos, code, message) => {
+        const _onError = (pos, code2, message) => {
           const offset = typeof pos === "number" ? pos : Array.isArray(pos) ? pos[0] : pos.offset;
           if (onError)
-            onError(offset, code, message);
+            onError(offset, code2, message);
           else
-            throw new errors.YAMLParseError([offset, offset + 1], code, message);
+            throw new errors.YAMLParseError([offset, offset + 1], code2, message);
         };
         switch (token.type) {
           case "scalar":
@@ -7942,10 +7942,10 @@ var require_errors2 = __commonJS({
     };
     var kHTTPParserError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_HTTP_PARSER");
     var HTTPParserError = class extends Error {
-      constructor(message, code, data) {
+      constructor(message, code2, data) {
         super(message);
         this.name = "HTTPParserError";
-        this.code = code ? `HPE_${code}` : void 0;
+        this.code = code2 ? `HPE_${code2}` : void 0;
         this.data = data ? data.toString() : void 0;
       }
       static [Symbol.hasInstance](instance) {
@@ -7972,12 +7972,12 @@ var require_errors2 = __commonJS({
     };
     var kRequestRetryError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_REQ_RETRY");
     var RequestRetryError = class extends UndiciError {
-      constructor(message, code, { headers, data }) {
+      constructor(message, code2, { headers, data }) {
         super(message);
         this.name = "RequestRetryError";
         this.message = message || "Request retry error";
         this.code = "UND_ERR_REQ_RETRY";
-        this.statusCode = code;
+        this.statusCode = code2;
         this.data = data;
         this.headers = headers;
       }
@@ -7990,12 +7990,12 @@ var require_errors2 = __commonJS({
     };
     var kResponseError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_RESPONSE");
     var ResponseError = class extends UndiciError {
-      constructor(message, code, { headers, body: body2 }) {
+      constructor(message, code2, { headers, body: body2 }) {
         super(message);
         this.name = "ResponseError";
         this.message = message || "Response error";
         this.code = "UND_ERR_RESPONSE";
-        this.statusCode = code;
+        this.statusCode = code2;
         this.body = body2;
         this.headers = headers;
       }
@@ -8038,11 +8038,11 @@ var require_errors2 = __commonJS({
       }
     };
     var Socks5ProxyError = class extends UndiciError {
-      constructor(message, code) {
+      constructor(message, code2) {
         super(message);
         this.name = "Socks5ProxyError";
         this.message = message || "SOCKS5 proxy error";
-        this.code = code || "UND_ERR_SOCKS5";
+        this.code = code2 || "UND_ERR_SOCKS5";
       }
     };
     var kMessageSizeExceededError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_WS_MESSAGE_SIZE_EXCEEDED");
@@ -8246,8 +8246,8 @@ var require_tree = __commonJS({
         if (index === void 0 || index >= key.length) {
           throw new TypeError("Unreachable");
         }
-        const code = this.code = key.charCodeAt(index);
-        if (code > 127) {
+        const code2 = this.code = key.charCodeAt(index);
+        if (code2 > 127) {
           throw new TypeError("key must be ascii string");
         }
         if (key.length !== ++index) {
@@ -8269,11 +8269,11 @@ var require_tree = __commonJS({
         let index = 0;
         let node2 = this;
         while (true) {
-          const code = key.charCodeAt(index);
-          if (code > 127) {
+          const code2 = key.charCodeAt(index);
+          if (code2 > 127) {
             throw new TypeError("key must be ascii string");
           }
-          if (node2.code === code) {
+          if (node2.code === code2) {
             if (length === ++index) {
               node2.value = value;
               break;
@@ -8283,7 +8283,7 @@ var require_tree = __commonJS({
               node2.middle = new _TstNode(key, value, index);
               break;
             }
-          } else if (node2.code < code) {
+          } else if (node2.code < code2) {
             if (node2.left !== null) {
               node2 = node2.left;
             } else {
@@ -8307,19 +8307,19 @@ var require_tree = __commonJS({
         let index = 0;
         let node2 = this;
         while (node2 !== null && index < keylength) {
-          let code = key[index];
-          if (code <= 90 && code >= 65) {
-            code |= 32;
+          let code2 = key[index];
+          if (code2 <= 90 && code2 >= 65) {
+            code2 |= 32;
           }
           while (node2 !== null) {
-            if (code === node2.code) {
+            if (code2 === node2.code) {
               if (keylength === ++index) {
                 return node2;
               }
               node2 = node2.middle;
               break;
             }
-            node2 = node2.code < code ? node2.left : node2.right;
+            node2 = node2.code < code2 ? node2.left : node2.right;
           }
         }
         return null;
@@ -9404,11 +9404,11 @@ var require_diagnostics = __commonJS({
       diagnosticsChannel.subscribe(
         "undici:websocket:close",
         (evt) => {
-          const { websocket, code, reason } = evt;
+          const { websocket, code: code2, reason } = evt;
           debugLog(
             "closed connection to %s - %s %s",
             websocket.url,
-            code,
+            code2,
             reason
           );
         }
@@ -12437,9 +12437,9 @@ var require_util2 = __commonJS({
     }
     function isValidEncodedURL(url2) {
       for (let i = 0; i < url2.length; ++i) {
-        const code = url2.charCodeAt(i);
-        if (code > 126 || // Non-US-ASCII + DEL
-        code < 32) {
+        const code2 = url2.charCodeAt(i);
+        if (code2 > 126 || // Non-US-ASCII + DEL
+        code2 < 32) {
           return false;
         }
       }
@@ -12940,8 +12940,8 @@ var require_util2 = __commonJS({
       }
       const rangeStart = collectASequenceOfCodePoints(
         (char) => {
-          const code = char.charCodeAt(0);
-          return code >= 48 && code <= 57;
+          const code2 = char.charCodeAt(0);
+          return code2 >= 48 && code2 <= 57;
         },
         data,
         position
@@ -12967,8 +12967,8 @@ var require_util2 = __commonJS({
       }
       const rangeEnd = collectASequenceOfCodePoints(
         (char) => {
-          const code = char.charCodeAt(0);
-          return code >= 48 && code <= 57;
+          const code2 = char.charCodeAt(0);
+          return code2 >= 48 && code2 <= 57;
         },
         data,
         position
@@ -15480,9 +15480,9 @@ var require_client_h2 = __commonJS({
       this[kSocket][kError] = err;
       this[kClient][kOnError](err);
     }
-    function onHttp2FrameError(type, code, id) {
+    function onHttp2FrameError(type, code2, id) {
       if (id === 0) {
-        const err = new InformationalError(`HTTP/2: "frameError" received - type ${type}, code ${code}`);
+        const err = new InformationalError(`HTTP/2: "frameError" received - type ${type}, code ${code2}`);
         this[kSocket][kError] = err;
         this[kClient][kOnError](err);
       }
@@ -15809,9 +15809,9 @@ var require_client_h2 = __commonJS({
         stream.removeAllListeners("data");
         abort(err);
       });
-      stream.once("frameError", (type, code) => {
+      stream.once("frameError", (type, code2) => {
         stream.removeAllListeners("data");
-        abort(new InformationalError(`HTTP/2: "frameError" received - type ${type}, code ${code}`));
+        abort(new InformationalError(`HTTP/2: "frameError" received - type ${type}, code ${code2}`));
       });
       stream.on("aborted", () => {
         stream.removeAllListeners("data");
@@ -18584,7 +18584,7 @@ var require_retry_handler = __commonJS({
         this.handler.onRequestUpgrade?.(this.controllerProxy, statusCode, headers, socket);
       }
       static [kRetryHandlerDefaultRetry](err, { state, opts }, cb) {
-        const { statusCode, code, headers } = err;
+        const { statusCode, code: code2, headers } = err;
         const { method, retryOptions } = opts;
         const {
           maxRetries,
@@ -18596,7 +18596,7 @@ var require_retry_handler = __commonJS({
           methods
         } = retryOptions;
         const { counter } = state;
-        if (code && code !== "UND_ERR_REQ_RETRY" && !errorCodes.includes(code)) {
+        if (code2 && code2 !== "UND_ERR_REQ_RETRY" && !errorCodes.includes(code2)) {
           cb(err);
           return;
         }
@@ -21293,7 +21293,7 @@ var require_snapshot_utils = __commonJS({
 var require_snapshot_recorder = __commonJS({
   "node_modules/undici/lib/mock/snapshot-recorder.js"(exports, module) {
     "use strict";
-    var { writeFile: writeFile8, readFile: readFile7, mkdir: mkdir7 } = __require("node:fs/promises");
+    var { writeFile: writeFile8, readFile: readFile8, mkdir: mkdir7 } = __require("node:fs/promises");
     var { dirname: dirname2, resolve: resolve2 } = __require("node:path");
     var { setTimeout: setTimeout2, clearTimeout: clearTimeout2 } = __require("node:timers");
     var { InvalidArgumentError, UndiciError } = require_errors2();
@@ -21495,7 +21495,7 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError("Snapshot path is required");
         }
         try {
-          const data = await readFile7(resolve2(path4), "utf8");
+          const data = await readFile8(resolve2(path4), "utf8");
           const parsed = JSON.parse(data);
           if (Array.isArray(parsed)) {
             this.#snapshots.clear();
@@ -23444,11 +23444,11 @@ var require_date = __commonJS({
       }
       let day = 0;
       if (date5[5] === "0") {
-        const code = date5.charCodeAt(6);
-        if (code < 49 || code > 57) {
+        const code2 = date5.charCodeAt(6);
+        if (code2 < 49 || code2 > 57) {
           return void 0;
         }
-        day = code - 48;
+        day = code2 - 48;
       } else {
         const code1 = date5.charCodeAt(5);
         if (code1 < 49 || code1 > 51) {
@@ -23525,11 +23525,11 @@ var require_date = __commonJS({
       const year = (yearDigit1 - 48) * 1e3 + (yearDigit2 - 48) * 100 + (yearDigit3 - 48) * 10 + (yearDigit4 - 48);
       let hour = 0;
       if (date5[17] === "0") {
-        const code = date5.charCodeAt(18);
-        if (code < 48 || code > 57) {
+        const code2 = date5.charCodeAt(18);
+        if (code2 < 48 || code2 > 57) {
           return void 0;
         }
-        hour = code - 48;
+        hour = code2 - 48;
       } else {
         const code1 = date5.charCodeAt(17);
         if (code1 < 48 || code1 > 50) {
@@ -23546,11 +23546,11 @@ var require_date = __commonJS({
       }
       let minute = 0;
       if (date5[20] === "0") {
-        const code = date5.charCodeAt(21);
-        if (code < 48 || code > 57) {
+        const code2 = date5.charCodeAt(21);
+        if (code2 < 48 || code2 > 57) {
           return void 0;
         }
-        minute = code - 48;
+        minute = code2 - 48;
       } else {
         const code1 = date5.charCodeAt(20);
         if (code1 < 48 || code1 > 53) {
@@ -23564,11 +23564,11 @@ var require_date = __commonJS({
       }
       let second = 0;
       if (date5[23] === "0") {
-        const code = date5.charCodeAt(24);
-        if (code < 48 || code > 57) {
+        const code2 = date5.charCodeAt(24);
+        if (code2 < 48 || code2 > 57) {
           return void 0;
         }
-        second = code - 48;
+        second = code2 - 48;
       } else {
         const code1 = date5.charCodeAt(23);
         if (code1 < 48 || code1 > 53) {
@@ -23652,11 +23652,11 @@ var require_date = __commonJS({
       }
       let day = 0;
       if (date5[8] === " ") {
-        const code = date5.charCodeAt(9);
-        if (code < 49 || code > 57) {
+        const code2 = date5.charCodeAt(9);
+        if (code2 < 49 || code2 > 57) {
           return void 0;
         }
-        day = code - 48;
+        day = code2 - 48;
       } else {
         const code1 = date5.charCodeAt(8);
         if (code1 < 49 || code1 > 51) {
@@ -23670,11 +23670,11 @@ var require_date = __commonJS({
       }
       let hour = 0;
       if (date5[11] === "0") {
-        const code = date5.charCodeAt(12);
-        if (code < 48 || code > 57) {
+        const code2 = date5.charCodeAt(12);
+        if (code2 < 48 || code2 > 57) {
           return void 0;
         }
-        hour = code - 48;
+        hour = code2 - 48;
       } else {
         const code1 = date5.charCodeAt(11);
         if (code1 < 48 || code1 > 50) {
@@ -23691,11 +23691,11 @@ var require_date = __commonJS({
       }
       let minute = 0;
       if (date5[14] === "0") {
-        const code = date5.charCodeAt(15);
-        if (code < 48 || code > 57) {
+        const code2 = date5.charCodeAt(15);
+        if (code2 < 48 || code2 > 57) {
           return void 0;
         }
-        minute = code - 48;
+        minute = code2 - 48;
       } else {
         const code1 = date5.charCodeAt(14);
         if (code1 < 48 || code1 > 53) {
@@ -23709,11 +23709,11 @@ var require_date = __commonJS({
       }
       let second = 0;
       if (date5[17] === "0") {
-        const code = date5.charCodeAt(18);
-        if (code < 48 || code > 57) {
+        const code2 = date5.charCodeAt(18);
+        if (code2 < 48 || code2 > 57) {
           return void 0;
         }
-        second = code - 48;
+        second = code2 - 48;
       } else {
         const code1 = date5.charCodeAt(17);
         if (code1 < 48 || code1 > 53) {
@@ -23780,11 +23780,11 @@ var require_date = __commonJS({
       }
       let day = 0;
       if (date5[commaIndex + 2] === "0") {
-        const code = date5.charCodeAt(commaIndex + 3);
-        if (code < 49 || code > 57) {
+        const code2 = date5.charCodeAt(commaIndex + 3);
+        if (code2 < 49 || code2 > 57) {
           return void 0;
         }
-        day = code - 48;
+        day = code2 - 48;
       } else {
         const code1 = date5.charCodeAt(commaIndex + 2);
         if (code1 < 49 || code1 > 51) {
@@ -23836,11 +23836,11 @@ var require_date = __commonJS({
       year += year < 70 ? 2e3 : 1900;
       let hour = 0;
       if (date5[commaIndex + 12] === "0") {
-        const code = date5.charCodeAt(commaIndex + 13);
-        if (code < 48 || code > 57) {
+        const code2 = date5.charCodeAt(commaIndex + 13);
+        if (code2 < 48 || code2 > 57) {
           return void 0;
         }
-        hour = code - 48;
+        hour = code2 - 48;
       } else {
         const code1 = date5.charCodeAt(commaIndex + 12);
         if (code1 < 48 || code1 > 50) {
@@ -23857,11 +23857,11 @@ var require_date = __commonJS({
       }
       let minute = 0;
       if (date5[commaIndex + 15] === "0") {
-        const code = date5.charCodeAt(commaIndex + 16);
-        if (code < 48 || code > 57) {
+        const code2 = date5.charCodeAt(commaIndex + 16);
+        if (code2 < 48 || code2 > 57) {
           return void 0;
         }
-        minute = code - 48;
+        minute = code2 - 48;
       } else {
         const code1 = date5.charCodeAt(commaIndex + 15);
         if (code1 < 48 || code1 > 53) {
@@ -23875,11 +23875,11 @@ var require_date = __commonJS({
       }
       let second = 0;
       if (date5[commaIndex + 18] === "0") {
-        const code = date5.charCodeAt(commaIndex + 19);
-        if (code < 48 || code > 57) {
+        const code2 = date5.charCodeAt(commaIndex + 19);
+        if (code2 < 48 || code2 > 57) {
           return void 0;
         }
-        second = code - 48;
+        second = code2 - 48;
       } else {
         const code1 = date5.charCodeAt(commaIndex + 18);
         if (code1 < 48 || code1 > 53) {
@@ -26783,8 +26783,8 @@ var require_headers = __commonJS({
     var { webidl } = require_webidl();
     var assert2 = __require("node:assert");
     var util = __require("node:util");
-    function isHTTPWhiteSpaceCharCode(code) {
-      return code === 10 || code === 13 || code === 9 || code === 32;
+    function isHTTPWhiteSpaceCharCode(code2) {
+      return code2 === 10 || code2 === 13 || code2 === 9 || code2 === 32;
     }
     function headerValueNormalize(potentialValue) {
       let i = 0;
@@ -30398,8 +30398,8 @@ var require_util4 = __commonJS({
     "use strict";
     function isCTLExcludingHtab(value) {
       for (let i = 0; i < value.length; ++i) {
-        const code = value.charCodeAt(i);
-        if (code >= 0 && code <= 8 || code >= 10 && code <= 31 || code === 127) {
+        const code2 = value.charCodeAt(i);
+        if (code2 >= 0 && code2 <= 8 || code2 >= 10 && code2 <= 31 || code2 === 127) {
           return true;
         }
       }
@@ -30407,26 +30407,26 @@ var require_util4 = __commonJS({
     }
     function validateCookieName(name) {
       for (let i = 0; i < name.length; ++i) {
-        const code = name.charCodeAt(i);
-        if (code < 33 || // exclude CTLs (0-31), SP and HT
-        code > 126 || // exclude non-ascii and DEL
-        code === 34 || // "
-        code === 40 || // (
-        code === 41 || // )
-        code === 60 || // <
-        code === 62 || // >
-        code === 64 || // @
-        code === 44 || // ,
-        code === 59 || // ;
-        code === 58 || // :
-        code === 92 || // \
-        code === 47 || // /
-        code === 91 || // [
-        code === 93 || // ]
-        code === 63 || // ?
-        code === 61 || // =
-        code === 123 || // {
-        code === 125) {
+        const code2 = name.charCodeAt(i);
+        if (code2 < 33 || // exclude CTLs (0-31), SP and HT
+        code2 > 126 || // exclude non-ascii and DEL
+        code2 === 34 || // "
+        code2 === 40 || // (
+        code2 === 41 || // )
+        code2 === 60 || // <
+        code2 === 62 || // >
+        code2 === 64 || // @
+        code2 === 44 || // ,
+        code2 === 59 || // ;
+        code2 === 58 || // :
+        code2 === 92 || // \
+        code2 === 47 || // /
+        code2 === 91 || // [
+        code2 === 93 || // ]
+        code2 === 63 || // ?
+        code2 === 61 || // =
+        code2 === 123 || // {
+        code2 === 125) {
           throw new Error("Invalid cookie name");
         }
       }
@@ -30442,31 +30442,31 @@ var require_util4 = __commonJS({
         ++i;
       }
       while (i < len) {
-        const code = value.charCodeAt(i++);
-        if (code < 33 || // exclude CTLs (0-31)
-        code > 126 || // non-ascii and DEL (127)
-        code === 34 || // "
-        code === 44 || // ,
-        code === 59 || // ;
-        code === 92) {
+        const code2 = value.charCodeAt(i++);
+        if (code2 < 33 || // exclude CTLs (0-31)
+        code2 > 126 || // non-ascii and DEL (127)
+        code2 === 34 || // "
+        code2 === 44 || // ,
+        code2 === 59 || // ;
+        code2 === 92) {
           throw new Error("Invalid cookie value");
         }
       }
     }
     function validateCookiePath(path4) {
       for (let i = 0; i < path4.length; ++i) {
-        const code = path4.charCodeAt(i);
-        if (code < 32 || // exclude CTLs (0-31)
-        code > 126 || // exclude DEL and non-ascii
-        code === 59) {
+        const code2 = path4.charCodeAt(i);
+        if (code2 < 32 || // exclude CTLs (0-31)
+        code2 > 126 || // exclude DEL and non-ascii
+        code2 === 59) {
           throw new Error("Invalid cookie path");
         }
       }
     }
-    function isLetterOrDigit(code) {
-      return code >= 48 && code <= 57 || // 0-9
-      code >= 65 && code <= 90 || // A-Z
-      code >= 97 && code <= 122;
+    function isLetterOrDigit(code2) {
+      return code2 >= 48 && code2 <= 57 || // 0-9
+      code2 >= 65 && code2 <= 90 || // A-Z
+      code2 >= 97 && code2 <= 122;
     }
     function validateCookieDomain(domain2) {
       if (domain2 === " ") {
@@ -30477,8 +30477,8 @@ var require_util4 = __commonJS({
       }
       let labelLength = 0;
       for (let i = 0; i < domain2.length; ++i) {
-        const code = domain2.charCodeAt(i);
-        if (code === 46) {
+        const code2 = domain2.charCodeAt(i);
+        if (code2 === 46) {
           if (labelLength === 0) {
             throw new Error("Invalid cookie domain");
           }
@@ -30488,10 +30488,10 @@ var require_util4 = __commonJS({
           labelLength = 0;
           continue;
         }
-        if (labelLength === 0 && !isLetterOrDigit(code)) {
+        if (labelLength === 0 && !isLetterOrDigit(code2)) {
           throw new Error("Invalid cookie domain");
         }
-        if (!isLetterOrDigit(code) && code !== 45) {
+        if (!isLetterOrDigit(code2) && code2 !== 45) {
           throw new Error("Invalid cookie domain");
         }
         if (++labelLength > 63) {
@@ -31238,37 +31238,37 @@ var require_util5 = __commonJS({
         return false;
       }
       for (let i = 0; i < protocol.length; ++i) {
-        const code = protocol.charCodeAt(i);
-        if (code < 33 || // CTL, contains SP (0x20) and HT (0x09)
-        code > 126 || code === 34 || // "
-        code === 40 || // (
-        code === 41 || // )
-        code === 44 || // ,
-        code === 47 || // /
-        code === 58 || // :
-        code === 59 || // ;
-        code === 60 || // <
-        code === 61 || // =
-        code === 62 || // >
-        code === 63 || // ?
-        code === 64 || // @
-        code === 91 || // [
-        code === 92 || // \
-        code === 93 || // ]
-        code === 123 || // {
-        code === 125) {
+        const code2 = protocol.charCodeAt(i);
+        if (code2 < 33 || // CTL, contains SP (0x20) and HT (0x09)
+        code2 > 126 || code2 === 34 || // "
+        code2 === 40 || // (
+        code2 === 41 || // )
+        code2 === 44 || // ,
+        code2 === 47 || // /
+        code2 === 58 || // :
+        code2 === 59 || // ;
+        code2 === 60 || // <
+        code2 === 61 || // =
+        code2 === 62 || // >
+        code2 === 63 || // ?
+        code2 === 64 || // @
+        code2 === 91 || // [
+        code2 === 92 || // \
+        code2 === 93 || // ]
+        code2 === 123 || // {
+        code2 === 125) {
           return false;
         }
       }
       return true;
     }
-    function isValidStatusCode(code) {
-      if (code >= 1e3 && code < 1015) {
-        return code !== 1004 && // reserved
-        code !== 1005 && // "MUST NOT be set as a status code"
-        code !== 1006;
+    function isValidStatusCode(code2) {
+      if (code2 >= 1e3 && code2 < 1015) {
+        return code2 !== 1004 && // reserved
+        code2 !== 1005 && // "MUST NOT be set as a status code"
+        code2 !== 1006;
       }
-      return code >= 3e3 && code <= 4999;
+      return code2 >= 3e3 && code2 <= 4999;
     }
     function isControlFrame(opcode) {
       return opcode === opcodes.CLOSE || opcode === opcodes.PING || opcode === opcodes.PONG;
@@ -31329,9 +31329,9 @@ var require_util5 = __commonJS({
       }
       return urlRecord;
     }
-    function validateCloseCodeAndReason(code, reason) {
-      if (code !== null) {
-        if (code !== 1e3 && (code < 3e3 || code > 4999)) {
+    function validateCloseCodeAndReason(code2, reason) {
+      if (code2 !== null) {
+        if (code2 !== 1e3 && (code2 < 3e3 || code2 > 4999)) {
           throw new DOMException("invalid code", "InvalidAccessError");
         }
       }
@@ -31586,28 +31586,28 @@ var require_connection = __commonJS({
       });
       return controller;
     }
-    function closeWebSocketConnection(object2, code, reason, validate2 = false) {
-      code ??= null;
+    function closeWebSocketConnection(object2, code2, reason, validate2 = false) {
+      code2 ??= null;
       reason ??= "";
-      if (validate2) validateCloseCodeAndReason(code, reason);
+      if (validate2) validateCloseCodeAndReason(code2, reason);
       if (isClosed(object2.readyState) || isClosing(object2.readyState)) {
       } else if (!isEstablished(object2.readyState)) {
         failWebsocketConnection(object2);
         object2.readyState = states.CLOSING;
       } else if (!object2.closeState.has(sentCloseFrameState.SENT) && !object2.closeState.has(sentCloseFrameState.RECEIVED)) {
         const frame2 = new WebsocketFrameSend();
-        if (reason.length !== 0 && code === null) {
-          code = 1e3;
+        if (reason.length !== 0 && code2 === null) {
+          code2 = 1e3;
         }
-        assert2(code === null || Number.isInteger(code));
-        if (code === null && reason.length === 0) {
+        assert2(code2 === null || Number.isInteger(code2));
+        if (code2 === null && reason.length === 0) {
           frame2.frameData = emptyBuffer;
-        } else if (code !== null && reason === null) {
+        } else if (code2 !== null && reason === null) {
           frame2.frameData = Buffer.allocUnsafe(2);
-          frame2.frameData.writeUInt16BE(code, 0);
-        } else if (code !== null && reason !== null) {
+          frame2.frameData.writeUInt16BE(code2, 0);
+        } else if (code2 !== null && reason !== null) {
           frame2.frameData = Buffer.allocUnsafe(2 + Buffer.byteLength(reason));
-          frame2.frameData.writeUInt16BE(code, 0);
+          frame2.frameData.writeUInt16BE(code2, 0);
           frame2.frameData.write(reason, 2, "utf-8");
         } else {
           frame2.frameData = emptyBuffer;
@@ -31619,15 +31619,15 @@ var require_connection = __commonJS({
         object2.readyState = states.CLOSING;
       }
     }
-    function failHandshake(handler, response, code, reason, cause) {
+    function failHandshake(handler, response, code2, reason, cause) {
       if (response.socket?.session != null && !response.socket.destroyed) {
         response.socket.destroy();
       }
-      failWebsocketConnection(handler, code, reason, cause);
+      failWebsocketConnection(handler, code2, reason, cause);
     }
-    function failWebsocketConnection(handler, code, reason, cause) {
+    function failWebsocketConnection(handler, code2, reason, cause) {
       if (isEstablished(handler.readyState)) {
-        closeWebSocketConnection(handler, code, reason, false);
+        closeWebSocketConnection(handler, code2, reason, false);
       }
       handler.controller.abort();
       if (isConnecting(handler.readyState)) {
@@ -31927,8 +31927,8 @@ var require_receiver = __commonJS({
                   this.#info.fin,
                   (error62, data) => {
                     if (error62) {
-                      const code = error62 instanceof MessageSizeExceededError ? 1009 : 1007;
-                      failWebsocketConnection(this.#handler, code, error62.message);
+                      const code2 = error62 instanceof MessageSizeExceededError ? 1009 : 1007;
+                      failWebsocketConnection(this.#handler, code2, error62.message);
                       return;
                     }
                     if (!this.writeFragments(data)) {
@@ -32025,11 +32025,11 @@ var require_receiver = __commonJS({
       }
       parseCloseBody(data) {
         assert2(data.length !== 1);
-        let code;
+        let code2;
         if (data.length >= 2) {
-          code = data.readUInt16BE(0);
+          code2 = data.readUInt16BE(0);
         }
-        if (code !== void 0 && !isValidStatusCode(code)) {
+        if (code2 !== void 0 && !isValidStatusCode(code2)) {
           return { code: 1002, reason: "Invalid status code", error: true };
         }
         let reason = data.subarray(2);
@@ -32041,7 +32041,7 @@ var require_receiver = __commonJS({
         } catch {
           return { code: 1007, reason: "Invalid UTF-8", error: true };
         }
-        return { code, reason, error: false };
+        return { code: code2, reason, error: false };
       }
       /**
        * Parses control frames.
@@ -32056,8 +32056,8 @@ var require_receiver = __commonJS({
           }
           this.#info.closeInfo = this.parseCloseBody(body2);
           if (this.#info.closeInfo.error) {
-            const { code, reason } = this.#info.closeInfo;
-            failWebsocketConnection(this.#handler, code, reason);
+            const { code: code2, reason } = this.#info.closeInfo;
+            failWebsocketConnection(this.#handler, code2, reason);
             return false;
           }
           if (!this.#handler.closeState.has(sentCloseFrameState.SENT) && !this.#handler.closeState.has(sentCloseFrameState.RECEIVED)) {
@@ -32315,18 +32315,18 @@ var require_websocket = __commonJS({
        * @param {number|undefined} code
        * @param {string|undefined} reason
        */
-      close(code = void 0, reason = void 0) {
+      close(code2 = void 0, reason = void 0) {
         webidl.brandCheck(this, _WebSocket);
         const prefix = "WebSocket.close";
-        if (code !== void 0) {
-          code = webidl.converters["unsigned short"](code, prefix, "code", webidl.attributes.Clamp);
+        if (code2 !== void 0) {
+          code2 = webidl.converters["unsigned short"](code2, prefix, "code", webidl.attributes.Clamp);
         }
         if (reason !== void 0) {
           reason = webidl.converters.USVString(reason);
         }
-        code ??= null;
+        code2 ??= null;
         reason ??= "";
-        closeWebSocketConnection(this.#handler, code, reason, true);
+        closeWebSocketConnection(this.#handler, code2, reason, true);
       }
       /**
        * @see https://websockets.spec.whatwg.org/#dom-websocket-send
@@ -32540,29 +32540,29 @@ var require_websocket = __commonJS({
        */
       #onSocketClose() {
         const wasClean = this.#handler.closeState.has(sentCloseFrameState.SENT) && this.#handler.closeState.has(sentCloseFrameState.RECEIVED);
-        let code = 1005;
+        let code2 = 1005;
         let reason = "";
         const result = this.#parser?.closingInfo;
         if (result && !result.error) {
-          code = result.code ?? 1005;
+          code2 = result.code ?? 1005;
           reason = result.reason;
         }
         this.#handler.readyState = states.CLOSED;
         if (!this.#handler.closeState.has(sentCloseFrameState.RECEIVED)) {
-          code = 1006;
+          code2 = 1006;
           fireEvent("error", this, (type, init) => new ErrorEvent(type, init), {
             error: new TypeError(reason)
           });
         }
         fireEvent("close", this, (type, init) => new CloseEvent(type, init), {
           wasClean,
-          code,
+          code: code2,
           reason
         });
         if (channels.close.hasSubscribers) {
           channels.close.publish({
             websocket: this,
-            code,
+            code: code2,
             reason
           });
         }
@@ -32707,13 +32707,13 @@ var require_websocketerror = __commonJS({
         } else if (init !== null) {
           init = webidl.converters.WebSocketCloseInfo(init);
         }
-        let code = init.closeCode ?? null;
+        let code2 = init.closeCode ?? null;
         const reason = init.reason ?? "";
-        validateCloseCodeAndReason(code, reason);
-        if (reason.length !== 0 && code === null) {
-          code = 1e3;
+        validateCloseCodeAndReason(code2, reason);
+        if (reason.length !== 0 && code2 === null) {
+          code2 = 1e3;
         }
-        this.#closeCode = code;
+        this.#closeCode = code2;
         this.#reason = reason;
       }
       get closeCode() {
@@ -32727,9 +32727,9 @@ var require_websocketerror = __commonJS({
        * @param {number|null} code
        * @param {string} reason
        */
-      static createUnvalidatedWebSocketError(message, code, reason) {
+      static createUnvalidatedWebSocketError(message, code2, reason) {
         const error62 = new _WebSocketError(message, kConstruct);
-        error62.#closeCode = code;
+        error62.#closeCode = code2;
         error62.#reason = reason;
         return error62;
       }
@@ -32887,9 +32887,9 @@ var require_websocketstream = __commonJS({
         if (closeInfo !== null) {
           closeInfo = webidl.converters.WebSocketCloseInfo(closeInfo);
         }
-        const code = closeInfo.closeCode ?? null;
+        const code2 = closeInfo.closeCode ?? null;
         const reason = closeInfo.reason;
-        closeWebSocketConnection(this.#handler, code, reason, true);
+        closeWebSocketConnection(this.#handler, code2, reason, true);
       }
       #write(chunk) {
         chunk = webidl.converters.WebSocketStreamWrite(chunk);
@@ -32984,33 +32984,33 @@ var require_websocketstream = __commonJS({
           this.#openedPromise.reject(new WebSocketError("Socket never opened"));
         }
         const result = this.#parser?.closingInfo;
-        let code = result?.code ?? 1005;
+        let code2 = result?.code ?? 1005;
         if (!this.#handler.closeState.has(sentCloseFrameState.SENT) && !this.#handler.closeState.has(sentCloseFrameState.RECEIVED)) {
-          code = 1006;
+          code2 = 1006;
         }
         const reason = result?.reason == null ? "" : utf8DecodeBytes(Buffer.from(result.reason));
         if (wasClean) {
           this.#readableStreamController.close();
           this.#writableStreamController.error(new DOMException("A closed WebSocketStream cannot be written to", "InvalidStateError"));
           this.#closedPromise.resolve({
-            closeCode: code,
+            closeCode: code2,
             reason
           });
         } else {
-          const error62 = createUnvalidatedWebSocketError("unclean close", code, reason);
+          const error62 = createUnvalidatedWebSocketError("unclean close", code2, reason);
           this.#readableStreamController?.error(error62);
           this.#writableStreamController?.error(error62);
           this.#closedPromise.reject(error62);
         }
       }
       #closeUsingReason(reason) {
-        let code = null;
+        let code2 = null;
         let reasonString = "";
         if (webidl.is.WebSocketError(reason)) {
-          code = reason.closeCode;
+          code2 = reason.closeCode;
           reasonString = reason.reason;
         }
-        closeWebSocketConnection(this.#handler, code, reasonString);
+        closeWebSocketConnection(this.#handler, code2, reasonString);
       }
       //  To cancel a WebSocketStream stream given reason , close using reason giving stream and reason .
       #cancel(reason) {
@@ -34005,7 +34005,7 @@ ${captureLines}` : capture.stack;
 });
 
 // src/cli/index.ts
-import { readFile as readFile6 } from "node:fs/promises";
+import { readFile as readFile7 } from "node:fs/promises";
 
 // package.json
 var package_default = {
@@ -34038,6 +34038,8 @@ var package_default = {
   devDependencies: {
     "@eslint/js": "^10.0.1",
     "@types/node": "^20.19.43",
+    ajv: "^8.20.0",
+    "ajv-formats": "^3.0.1",
     esbuild: "^0.28.2",
     eslint: "^10.15.0",
     prettier: "^3.10.1",
@@ -34081,17 +34083,17 @@ function goString(value) {
   let out = '"';
   let chunkStart = 0;
   for (let i = 0; i < value.length; i++) {
-    const code = value.charCodeAt(i);
+    const code2 = value.charCodeAt(i);
     let replacement;
-    if (code < 32) {
-      replacement = SHORT_ESCAPES[code] ?? `\\u00${code.toString(16).padStart(2, "0")}`;
-    } else if (code === 34 || code === 92 || code === 60 || code === 62 || code === 38) {
-      replacement = SHORT_ESCAPES[code];
-    } else if (code === 8232 || code === 8233) {
-      replacement = SHORT_ESCAPES[code];
-    } else if (code >= 55296 && code <= 57343) {
+    if (code2 < 32) {
+      replacement = SHORT_ESCAPES[code2] ?? `\\u00${code2.toString(16).padStart(2, "0")}`;
+    } else if (code2 === 34 || code2 === 92 || code2 === 60 || code2 === 62 || code2 === 38) {
+      replacement = SHORT_ESCAPES[code2];
+    } else if (code2 === 8232 || code2 === 8233) {
+      replacement = SHORT_ESCAPES[code2];
+    } else if (code2 >= 55296 && code2 <= 57343) {
       const next = value.charCodeAt(i + 1);
-      if (code <= 56319 && next >= 56320 && next <= 57343) {
+      if (code2 <= 56319 && next >= 56320 && next <= 57343) {
         i++;
         continue;
       }
@@ -34108,20 +34110,20 @@ function compactRaw(raw) {
   let inString = false;
   let chunkStart = 0;
   for (let i = 0; i < raw.length; i++) {
-    const code = raw.charCodeAt(i);
+    const code2 = raw.charCodeAt(i);
     let replacement;
     if (inString) {
-      if (code === 92) {
+      if (code2 === 92) {
         i++;
         continue;
       }
-      if (code === 34) inString = false;
-      else if (code === 60 || code === 62 || code === 38 || code === 8232 || code === 8233) {
-        replacement = SHORT_ESCAPES[code];
+      if (code2 === 34) inString = false;
+      else if (code2 === 60 || code2 === 62 || code2 === 38 || code2 === 8232 || code2 === 8233) {
+        replacement = SHORT_ESCAPES[code2];
       }
-    } else if (code === 34) {
+    } else if (code2 === 34) {
       inString = true;
-    } else if (code === 32 || code === 9 || code === 10 || code === 13) {
+    } else if (code2 === 32 || code2 === 9 || code2 === 10 || code2 === 13) {
       replacement = "";
     }
     if (replacement === void 0) continue;
@@ -34235,8 +34237,8 @@ function parseStrict(s) {
 function goQuote(s) {
   let out = '"';
   for (const ch of s) {
-    const code = ch.codePointAt(0) ?? 0;
-    if (code < 32 || code >= 128) {
+    const code2 = ch.codePointAt(0) ?? 0;
+    if (code2 < 32 || code2 >= 128) {
       for (const byte of new TextEncoder().encode(ch))
         out += "\\x" + byte.toString(16).padStart(2, "0");
     } else {
@@ -34397,17 +34399,17 @@ var Parser = class {
     let out = "";
     let chunkStart = this.pos;
     for (; ; ) {
-      const code = this.src.charCodeAt(this.pos);
-      if (Number.isNaN(code)) this.fail("unterminated string");
-      if (code === 34) {
+      const code2 = this.src.charCodeAt(this.pos);
+      if (Number.isNaN(code2)) this.fail("unterminated string");
+      if (code2 === 34) {
         out += this.src.slice(chunkStart, this.pos);
         this.pos++;
         return out;
       }
-      if (code < 32) this.fail("control character in string");
-      if (code >= 55296 && code <= 57343) {
+      if (code2 < 32) this.fail("control character in string");
+      if (code2 >= 55296 && code2 <= 57343) {
         const next = this.src.charCodeAt(this.pos + 1);
-        if (code <= 56319 && next >= 56320 && next <= 57343) {
+        if (code2 <= 56319 && next >= 56320 && next <= 57343) {
           this.pos += 2;
         } else {
           out += this.src.slice(chunkStart, this.pos) + "\uFFFD";
@@ -34416,7 +34418,7 @@ var Parser = class {
         }
         continue;
       }
-      if (code !== 92) {
+      if (code2 !== 92) {
         this.pos++;
         continue;
       }
@@ -34922,8 +34924,8 @@ function fromHex(text) {
   }
   return out;
 }
-function hexValue(code) {
-  return code <= 57 ? code - 48 : (code | 32) - 87;
+function hexValue(code2) {
+  return code2 <= 57 ? code2 - 48 : (code2 | 32) - 87;
 }
 function isLowerHex(text, length) {
   return text.length === length && /^[0-9a-f]*$/.test(text);
@@ -35116,8 +35118,8 @@ function goHexError(text) {
   const bad = /[^0-9a-fA-F]/.exec(text);
   if (bad) {
     const ch = bad[0];
-    const code = (ch.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0");
-    return `encoding/hex: invalid byte: U+${code} ${goQuoteRune(ch)}`;
+    const code2 = (ch.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0");
+    return `encoding/hex: invalid byte: U+${code2} ${goQuoteRune(ch)}`;
   }
   return "encoding/hex: odd length hex string";
 }
@@ -36036,6 +36038,19 @@ var RecorderVerifier = class {
 var MAX_LINE_BYTES = 1024 * 1024;
 var MAX_SHARD_BYTES = 8 * 1024 * 1024;
 var MAX_SHARDS = 256;
+function splitJsonl(text) {
+  const out = [];
+  text.split("\n").forEach((raw, i) => {
+    const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+    if (line.trim() !== "") out.push({ line: i + 1, text: line });
+  });
+  return out;
+}
+function asText(input2, label) {
+  if (typeof input2 === "string") return { ok: true, value: input2 };
+  const text = decodeUtf8(input2);
+  return text === void 0 ? fail("malformed", `${label}: not valid UTF-8`) : { ok: true, value: text };
+}
 function receiptFrom(doc, node2, where) {
   const decoded = decodeReceipt(doc, node2);
   return decoded.ok ? decoded : fail(decoded.failure.class, `${where}: ${decoded.failure.message}`);
@@ -36065,6 +36080,20 @@ function readEvidenceLine(text, where) {
   }
   return { ok: true, value: { entry: entry.value, receipt: receipt.value } };
 }
+function readJsonl(text, label) {
+  const entries = [];
+  const receipts = [];
+  for (const { line, text: lineText } of splitJsonl(text)) {
+    const where = `${label}: line ${line}`;
+    const read = readEvidenceLine(lineText, where);
+    if (!read.ok) return read;
+    const mixed = mixedShape(read.value, entries.length > 0, receipts.length > entries.length);
+    if (mixed) return fail("malformed", `${where}: ${mixed}`);
+    if (read.value.entry) entries.push(read.value.entry);
+    if (read.value.receipt) receipts.push(read.value.receipt);
+  }
+  return { ok: true, value: { entries, receipts } };
+}
 function mixedShape(line, hadEntries, hadBare) {
   if (!line.entry && hadEntries) return "bare receipt mixed with recorder entries";
   if (line.entry && hadBare) return "recorder entry mixed with bare receipts";
@@ -36080,6 +36109,31 @@ function evidenceFileOrder(names, sessionId = DEFAULT_SESSION_ID) {
       numbered.push([BigInt(digits), name]);
   }
   return numbered.sort((a, b) => a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0).map(([, name]) => name);
+}
+function readEvidenceDirectory(files, sessionId = DEFAULT_SESSION_ID) {
+  const byName = new Map(files.map((f) => [f.name, f.content]));
+  const entries = [];
+  const receipts = [];
+  const names = evidenceFileOrder([...byName.keys()], sessionId);
+  if (names.length > MAX_SHARDS) {
+    return fail(
+      "malformed",
+      `session ${sessionId} has ${names.length} evidence files, more than ${MAX_SHARDS}`
+    );
+  }
+  for (const name of names) {
+    const content = byName.get(name) ?? "";
+    const size = typeof content === "string" ? utf8(content).length : content.length;
+    if (size > MAX_SHARD_BYTES)
+      return fail("malformed", `${name}: larger than ${MAX_SHARD_BYTES} bytes`);
+    const text = asText(content, name);
+    if (!text.ok) return text;
+    const evidence = readJsonl(text.value, name);
+    if (!evidence.ok) return evidence;
+    entries.push(...evidence.value.entries);
+    receipts.push(...evidence.value.receipts);
+  }
+  return { ok: true, value: { entries, receipts } };
 }
 var EvidenceVerifier = class {
   constructor(backend, options = {}) {
@@ -39832,12 +39886,12 @@ function isIso7064Mod97(iban3) {
   let remainder = 0;
   const len = iban3.length;
   for (let i = 4; i < len; i++) {
-    const code = iban3.charCodeAt(i);
-    remainder = (code >= 65 ? remainder * 100 + (code - 55) : remainder * 10 + (code - 48)) % 97;
+    const code2 = iban3.charCodeAt(i);
+    remainder = (code2 >= 65 ? remainder * 100 + (code2 - 55) : remainder * 10 + (code2 - 48)) % 97;
   }
   for (let i = 0; i < 4; i++) {
-    const code = iban3.charCodeAt(i);
-    remainder = (code >= 65 ? remainder * 100 + (code - 55) : remainder * 10 + (code - 48)) % 97;
+    const code2 = iban3.charCodeAt(i);
+    remainder = (code2 >= 65 ? remainder * 100 + (code2 - 55) : remainder * 10 + (code2 - 48)) % 97;
   }
   return remainder === 1;
 }
@@ -49783,12 +49837,12 @@ function compileFn(schema, options) {
   doc.write(outputAccessor === null ? `return true;` : `return ${outputAccessor};`);
   const constantNames = ["INVALID", ...ctx.constants.keys()];
   const constantValues = [INVALID, ...ctx.constants.values()];
-  const code = doc.content.join("\n");
+  const code2 = doc.content.join("\n");
   const fullCode = options?.debug ? constantNames.length > 0 ? `// Constants: ${constantNames.join(", ")}
-${code}` : code : "";
+${code2}` : code2 : "";
   const F = Function;
   const factoryCode = `return (input) => {
-${code}
+${code2}
 }`;
   let fn;
   try {
@@ -56822,8 +56876,8 @@ var METHODS = [
 ];
 var ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 var PATTERN_NAME = /^[a-z0-9][a-z0-9_-]*$/;
-function issue2(code, message, path4 = []) {
-  return { code: "custom", message, params: { code }, path: path4 };
+function issue2(code2, message, path4 = []) {
+  return { code: "custom", message, params: { code: code2 }, path: path4 };
 }
 var destination = external_exports.string().transform((text, ctx) => {
   const parsed = parseDestination(text);
@@ -57092,9 +57146,9 @@ function policyHash(bytes) {
 // src/policy/load.ts
 var MAX_POLICY_BYTES = 1024 * 1024;
 function parsePolicy(bytes, file2) {
-  const at = (code, line, col, message, path4 = "") => ({
+  const at = (code2, line, col, message, path4 = "") => ({
     ok: false,
-    errors: [{ code, file: file2, line, col, path: path4, message }]
+    errors: [{ code: code2, file: file2, line, col, path: path4, message }]
   });
   if (bytes.length > MAX_POLICY_BYTES) {
     return at(
@@ -57219,9 +57273,9 @@ function forbiddenConstructs(doc, file2, position) {
 }
 function describeIssue(issue3, doc, file2, position) {
   const path4 = issue3.path.filter((key) => typeof key !== "symbol");
-  const located = (code, message, keyPath = path4, node2 = nodeAt(doc, keyPath) ?? nearestNode(doc, keyPath)) => {
+  const located = (code2, message, keyPath = path4, node2 = nodeAt(doc, keyPath) ?? nearestNode(doc, keyPath)) => {
     const { line, col } = position(node2?.range?.[0] ?? 0);
-    return { code, file: file2, line, col, path: formatKeyPath(keyPath), message };
+    return { code: code2, file: file2, line, col, path: formatKeyPath(keyPath), message };
   };
   const knownKeysOfParent = () => KNOWN_KEYS[path4.slice(0, -1).filter((k) => typeof k === "string").join(".")] ?? [];
   const missingKey = () => {
@@ -57256,17 +57310,17 @@ function describeIssue(issue3, doc, file2, position) {
       ];
     case "invalid_value": {
       if (issue3.input === void 0 && nodeAt(doc, path4) === void 0) return missingKey();
-      const code = fieldCode(path4) ?? "invalid_value";
+      const code2 = fieldCode(path4) ?? "invalid_value";
       const input2 = typeof issue3.input === "string" ? issue3.input : void 0;
       const options = issue3.values.map(String);
       const suggestion = input2 === void 0 ? void 0 : closestMatch(input2, options);
       const fixed = customMessage(issue3.message);
       const message = fixed ?? `got ${describeValue(issue3.input)}; expected ${options.map((v) => JSON.stringify(v)).join(", ")}` + (suggestion ? ` (did you mean "${suggestion}"?)` : "");
-      return [located(code, message)];
+      return [located(code2, message)];
     }
     case "custom": {
-      const code = issue3.params?.["code"] ?? "invalid_value";
-      return [located(code, issue3.message)];
+      const code2 = issue3.params?.["code"] ?? "invalid_value";
+      return [located(code2, issue3.message)];
     }
     case "too_small":
       return [
@@ -58088,12 +58142,12 @@ function describeFailure(error62, target) {
       reason: `upstream ${where} timed out (${error62.message})`
     };
   }
-  const code = cause?.code;
+  const code2 = cause?.code;
   const message = cause instanceof Error ? cause.message : String(cause);
   return {
     status: 502,
     layer: "upstream",
-    reason: `upstream ${where} failed: ${code ? `${code} ` : ""}${message}`
+    reason: `upstream ${where} failed: ${code2 ? `${code2} ` : ""}${message}`
   };
 }
 
@@ -59382,8 +59436,8 @@ function loopbackListen(text) {
 
 // src/cli/run-command.ts
 import { randomBytes as randomBytes5 } from "node:crypto";
-import { chown as chown2, mkdir as mkdir6, readdir as readdir4, readFile as readFile5, realpath as realpath2, writeFile as writeFile7 } from "node:fs/promises";
-import { join as join7 } from "node:path";
+import { chown as chown2, mkdir as mkdir6, readdir as readdir5, readFile as readFile6, realpath as realpath2 } from "node:fs/promises";
+import { basename as basename2, join as join8 } from "node:path";
 
 // src/boundary/boundary.ts
 import { spawn as spawn4 } from "node:child_process";
@@ -59549,7 +59603,7 @@ function runTool(argv, options = {}) {
     child.stdout?.setEncoding("utf8").on("data", (chunk) => stdout += chunk);
     child.stderr?.setEncoding("utf8").on("data", (chunk) => stderr += chunk);
     child.on("error", reject);
-    child.on("close", (code, signal) => resolve2({ code, signal, stdout, stderr }));
+    child.on("close", (code2, signal) => resolve2({ code: code2, signal, stdout, stderr }));
     if (options.input !== void 0) child.stdin?.end(options.input);
   });
 }
@@ -59666,8 +59720,8 @@ var EngineProcess = class _EngineProcess {
   async serve(listener) {
     const child = this.child;
     const exited = new Promise((_, reject) => {
-      const onExit = (code, signal) => reject(
-        new BoundaryError(`the engine exited before it was ready (${signal ?? `exit ${code}`})`)
+      const onExit = (code2, signal) => reject(
+        new BoundaryError(`the engine exited before it was ready (${signal ?? `exit ${code2}`})`)
       );
       if (child.exitCode !== null || child.signalCode !== null)
         onExit(child.exitCode, child.signalCode);
@@ -59742,7 +59796,7 @@ var EngineProcess = class _EngineProcess {
     const exit = new Promise((resolve2) => {
       if (this.child.exitCode !== null || this.child.signalCode !== null)
         resolve2(this.child.exitCode);
-      else this.child.once("exit", (code2) => resolve2(code2));
+      else this.child.once("exit", (code3) => resolve2(code3));
     });
     this.child.kill("SIGTERM");
     const killer = setTimeout(() => this.child.kill("SIGKILL"), STOP_TIMEOUT_MS);
@@ -59750,11 +59804,11 @@ var EngineProcess = class _EngineProcess {
     for (let line = await this.nextLine(); line !== void 0; line = await this.nextLine()) {
       if (line.includes('"event":"sealed"')) sealedLine = line;
     }
-    const code = await exit;
+    const code2 = await exit;
     clearTimeout(killer);
-    if (code !== 0 || sealedLine === void 0) {
+    if (code2 !== 0 || sealedLine === void 0) {
       throw new BoundaryError(
-        `the engine did not seal its evidence (exit ${code}); the evidence is incomplete`
+        `the engine did not seal its evidence (exit ${code2}); the evidence is incomplete`
       );
     }
     const sealed = JSON.parse(sealedLine);
@@ -59819,13 +59873,13 @@ function openListenerInNamespace(ip, netns) {
         })
       )
     );
-    helper.on("close", (code) => {
-      if (received !== void 0 && code === 0) resolve2(received);
+    helper.on("close", (code2) => {
+      if (received !== void 0 && code2 === 0) resolve2(received);
       else {
         received?.handle.close();
         reject(
           new BoundaryError(
-            `opening the proxy listener in ${netns}: helper exited ${code}: ${stderr.trim()}`
+            `opening the proxy listener in ${netns}: helper exited ${code2}: ${stderr.trim()}`
           )
         );
       }
@@ -60348,6 +60402,7 @@ async function setUpAndRun(request, layout, state) {
   );
   state.agentStarted = true;
   await saveRunState(layout.stateFile, state);
+  const startedAt = (/* @__PURE__ */ new Date()).toISOString();
   const exit = await runAgent(
     request.tools,
     plan,
@@ -60356,6 +60411,7 @@ async function setUpAndRun(request, layout, state) {
     request.args,
     request.cancel
   );
+  const completedAt = (/* @__PURE__ */ new Date()).toISOString();
   request.log(
     `run ${layout.runId}: agent ${exit.signal === null ? `exited ${exit.code}` : `killed by ${exit.signal}`}; sealing the evidence`
   );
@@ -60373,6 +60429,12 @@ async function setUpAndRun(request, layout, state) {
   if ("error" in stopped) throw stopped.error;
   const { sealed } = stopped;
   return {
+    runId: layout.runId,
+    agentUid: agent.uid,
+    hostUid: host.uid,
+    proxyUrl,
+    startedAt,
+    completedAt,
     agentExitCode: exit.code ?? 128 + signalNumber(exit.signal),
     agentSignal: exit.signal,
     signerKey: ready.signerKey,
@@ -60511,7 +60573,7 @@ async function runAgent(tools, plan, env, script, args, cancel) {
         "error",
         (error62) => reject(new BoundaryError(`starting the agent: ${error62.message}`, { cause: error62 }))
       );
-      child.once("exit", (code, signal) => resolve2({ code, signal }));
+      child.once("exit", (code2, signal) => resolve2({ code: code2, signal }));
     });
   } finally {
     cancel.removeEventListener("abort", onCancel);
@@ -60617,8 +60679,358 @@ function boundaryTools(facts) {
   };
 }
 
+// src/packet/packet-json.ts
+var PACKET_FILES = {
+  packet: "packet.json",
+  evidence: "evidence.jsonl",
+  verifier: "verification-report.json",
+  summary: "summary.md"
+};
+var UNSUPPORTED_PATHS = [
+  "mcp_transports",
+  "nested_docker",
+  "non_proxy_browser_egress",
+  "service_containers",
+  "sibling_steps",
+  "ssh_egress"
+];
+function packetRunFromEnv(env) {
+  const onActions = env["GITHUB_ACTIONS"] === "true";
+  const given = (name) => env[name] === void 0 || env[name] === "" ? void 0 : env[name];
+  const fields2 = {
+    repository: given("GITHUB_REPOSITORY"),
+    workflow: given("GITHUB_WORKFLOW"),
+    runId: given("GITHUB_RUN_ID"),
+    runAttempt: given("GITHUB_RUN_ATTEMPT"),
+    ref: given("GITHUB_REF"),
+    sha: given("GITHUB_SHA")
+  };
+  return {
+    provider: !onActions ? "local" : env["RUNNER_ENVIRONMENT"] === "self-hosted" ? "self_hosted" : "github_actions",
+    ...Object.fromEntries(
+      Object.entries(fields2).filter(([, value]) => value !== void 0)
+    )
+  };
+}
+function packetJson(input2) {
+  const { run, summary, report, posture } = input2;
+  const trusted = report.verdict === "valid";
+  return {
+    schema_version: "pipelock.audit_packet.v0",
+    generated_at: input2.generatedAt,
+    run: withoutUndefined({
+      provider: run.provider,
+      repository: run.repository,
+      workflow: run.workflow,
+      run_id: run.runId,
+      run_attempt: run.runAttempt,
+      ref: run.ref,
+      sha: run.sha,
+      agent_identity: run.agentIdentity,
+      started_at: run.startedAt,
+      completed_at: run.completedAt,
+      agent_exit_code: run.agentExitCode
+    }),
+    policy: { policy_hashes: summary.policyHashes, config_path: input2.policy.path },
+    summary: {
+      receipt_count: summary.receiptCount,
+      totals: summary.totals,
+      transports: summary.transports,
+      layers: summary.layers,
+      domains_touched: summary.domains
+    },
+    verifier: withoutUndefined({
+      verdict: report.verdict,
+      trusted,
+      receipt_count: report.receipt_count,
+      root_hash: report.root_hash ?? void 0,
+      final_seq: report.final_seq === null ? void 0 : Number(report.final_seq),
+      signer_key: input2.pinnedKey,
+      output_file: PACKET_FILES.verifier,
+      error: report.error ?? void 0
+    }),
+    scanner_config_snapshot: {
+      mode: input2.policy.mode,
+      dlp_patterns_count: input2.policy.dlpPatterns,
+      response_patterns_count: 0,
+      ssrf_enabled: true,
+      redaction_enabled: true,
+      flight_recorder_enabled: true
+    },
+    posture: withoutUndefined({
+      enforcement_mode: "linux_netns_iptables_setpriv",
+      runner_os: posture.runnerOs,
+      runner_arch: posture.runnerArch,
+      raw_socket_status: "denied",
+      docker_socket_status: "masked",
+      dns_udp_status: "denied",
+      browser_proxy_status: "forced",
+      // WebSocket frame scanning has not landed: upgrades are refused, nothing is scanned.
+      websocket_frame_scanning: "off",
+      network_namespace: posture.networkNamespace,
+      agent_user: posture.agentUser,
+      agent_uid: posture.agentUid,
+      host_user: posture.hostUser,
+      host_uid: posture.hostUid,
+      proxy_url: posture.proxyUrl,
+      script_basename: posture.scriptBasename,
+      script_arg_count: posture.scriptArgCount,
+      unsupported_paths: UNSUPPORTED_PATHS
+    }),
+    artifacts: { ...PACKET_FILES }
+  };
+}
+function withoutUndefined(object2) {
+  return Object.fromEntries(Object.entries(object2).filter(([, value]) => value !== void 0));
+}
+function encodeSorted(value) {
+  const sort = (v) => {
+    if (Array.isArray(v)) return v.map(sort);
+    if (v !== null && typeof v === "object") {
+      return Object.fromEntries(
+        Object.keys(v).sort().map((key) => [key, sort(v[key])])
+      );
+    }
+    return v;
+  };
+  return `${JSON.stringify(sort(value), null, 2)}
+`;
+}
+
+// src/packet/write-packet.ts
+import { readdir as readdir2, readFile as readFile5, writeFile as writeFile6 } from "node:fs/promises";
+import { join as join7 } from "node:path";
+
+// src/packet/summarize.ts
+var VERDICT_TOTALS = [
+  "allow",
+  "block",
+  "warn",
+  "ask",
+  "strip",
+  "forward",
+  "redirect",
+  "other"
+];
+var SESSION_TRANSPORT = "receipt_session";
+function destinationOf(target) {
+  try {
+    const url2 = new URL(target);
+    if (url2.protocol === "http:" || url2.protocol === "https:" || url2.protocol === "ws:" || url2.protocol === "wss:") {
+      return url2.host;
+    }
+  } catch {
+  }
+  return target;
+}
+function hostOf(destination2) {
+  const bracketed = /^\[([^\]]+)\](?::[0-9]+)?$/.exec(destination2);
+  if (bracketed) return bracketed[1] ?? destination2;
+  return destination2.replace(/:[0-9]+$/, "");
+}
+function summarizeChain(receipts) {
+  const totals = Object.fromEntries(VERDICT_TOTALS.map((v) => [v, 0]));
+  const transports = {};
+  const layers = {};
+  const domains = /* @__PURE__ */ new Set();
+  const policyHashes = /* @__PURE__ */ new Set();
+  const destinations = /* @__PURE__ */ new Map();
+  const refused = [];
+  for (const { action_record: record3 } of receipts) {
+    const verdict = VERDICT_TOTALS.includes(record3.verdict) ? record3.verdict : "other";
+    totals[verdict]++;
+    transports[record3.transport] = (transports[record3.transport] ?? 0) + 1;
+    policyHashes.add(record3.policy_hash);
+    if (record3.verdict === "block")
+      layers[record3.layer ?? ""] = (layers[record3.layer ?? ""] ?? 0) + 1;
+    if (record3.transport === SESSION_TRANSPORT || record3.decision_phase === "outcome") continue;
+    const destination2 = destinationOf(record3.target);
+    domains.add(hostOf(destination2));
+    const counts = destinations.get(destination2) ?? {
+      destination: destination2,
+      allowed: 0,
+      blocked: 0,
+      warned: 0,
+      methods: /* @__PURE__ */ new Set()
+    };
+    destinations.set(destination2, counts);
+    if (record3.method !== void 0 && record3.method !== "") counts.methods.add(record3.method);
+    if (record3.verdict === "allow") counts.allowed++;
+    else if (record3.verdict === "warn") counts.warned++;
+    else counts.blocked++;
+    if (record3.verdict !== "allow") {
+      refused.push({
+        seq: record3.chain_seq,
+        method: record3.method ?? "",
+        target: record3.target,
+        layer: record3.layer ?? "",
+        reason: record3.pattern ?? "",
+        verdict: record3.verdict
+      });
+    }
+  }
+  return {
+    receiptCount: receipts.length,
+    totals,
+    transports,
+    layers,
+    domains: [...domains].sort(),
+    destinations: [...destinations.values()].sort(
+      (a, b) => a.destination < b.destination ? -1 : a.destination > b.destination ? 1 : 0
+    ),
+    refused,
+    policyHashes: [...policyHashes].sort()
+  };
+}
+
+// src/packet/summary-md.ts
+var VERDICT_LINES = {
+  valid: "\u2705 **valid**: the chain verifies and is signed by the pinned key",
+  self_consistent_only: "\u26A0\uFE0F **self-consistent only**: the chain verifies, but no public key was pinned, so anyone could have signed it. Pin one with the `public-key` input (and `signing-key`) to make the verdict valid.",
+  invalid: "\u274C **invalid**: the evidence does not verify",
+  error: "\u274C **error**: there is no evidence to verify"
+};
+function code(text) {
+  const fence = text.includes("`") ? "``" : "`";
+  return `${fence}${text.replace(/\r?\n/g, " ")}${fence}`;
+}
+function cell(text) {
+  return text.replace(/\|/g, "\\|").replace(/\r?\n/g, " ");
+}
+function summaryMarkdown(input2) {
+  const { report, summary } = input2;
+  const lines = ["# Agent egress: Audit Packet", ""];
+  lines.push(VERDICT_LINES[report.verdict] ?? report.verdict);
+  if (report.error !== null) lines.push("", `Verifier: ${cell(report.error)}`);
+  lines.push(
+    "",
+    `- Agent ${code(input2.agentIdentity)} exited with ${input2.agentExitCode}`,
+    `- ${summary.receiptCount} receipts: ${summary.totals.allow} allow, ${summary.totals.block} block, ${summary.totals.warn} warn${summary.totals.other > 0 ? `, ${summary.totals.other} other` : ""} (session open and close included)`,
+    `- Policy ${code(input2.policyHash.slice(0, 16))}\u2026 in ${input2.policyMode} mode; sealed: ${report.sealed ? "yes" : "no"}`,
+    "",
+    "## Destinations",
+    ""
+  );
+  if (summary.destinations.length === 0) lines.push("The agent made no requests.");
+  else {
+    lines.push("| destination | allowed | blocked | methods |", "|---|---:|---:|---|");
+    for (const d of summary.destinations) {
+      const blocked = d.blocked + d.warned;
+      lines.push(
+        `| ${code(d.destination)} | ${d.allowed} | ${blocked}${d.warned > 0 ? " (audit)" : ""} | ${[...d.methods].sort().join(" ")} |`
+      );
+    }
+  }
+  lines.push("", `## ${input2.policyMode === "audit" ? "Would have been blocked" : "Blocked"}`, "");
+  if (summary.refused.length === 0) lines.push("Nothing.");
+  for (const r of summary.refused) {
+    lines.push(
+      `- seq ${r.seq}: ${r.method} ${code(r.target)}: ${r.layer}${r.reason === "" ? "" : `: ${cell(r.reason)}`}`
+    );
+  }
+  if (input2.policyMode === "audit" && summary.refused.length > 0) {
+    lines.push(
+      "",
+      "### A policy that would have allowed this run",
+      "",
+      "```yaml",
+      ...suggestedRules(summary),
+      "```"
+    );
+  }
+  lines.push(
+    "",
+    "## Boundary",
+    "",
+    "- The agent ran as `pipelock-agent` in its own network, mount and PID namespaces: only `lo`, no capabilities, `no_new_privs`; IPv4 and IPv6 dropped except loopback.",
+    "- Every HTTP and HTTPS request went through the engine, which signed a receipt before forwarding; DNS is resolved by the engine only; container and name-service sockets were masked.",
+    `- Not covered: ${input2.unsupported.map(code).join(", ")}.`,
+    "",
+    "## Verify offline",
+    "",
+    "From this packet directory, with the public key you pinned:",
+    "",
+    "```sh",
+    input2.verifyCommand,
+    "```",
+    ""
+  );
+  return lines.join("\n");
+}
+function suggestedRules(summary) {
+  const lines = ['version: "1.0"', "mode: enforce", "egress:"];
+  for (const d of summary.destinations) {
+    lines.push(`  - destination: ${JSON.stringify(d.destination)}`);
+    if (d.methods.size > 0)
+      lines.push(
+        `    methods: [${[...d.methods].sort().map((m) => JSON.stringify(m)).join(", ")}]`
+      );
+  }
+  lines.push("default_deny: true");
+  return lines;
+}
+
+// src/packet/write-packet.ts
+var EVIDENCE_DIR = "evidence";
+var ENGINE_LOG = "engine.log";
+var POLICY_FILE = "policy.yaml";
+var POLICY_HASH_FILE = "policy-hash.txt";
+var PUBLIC_KEY_FILE = "signer-public-key.pem";
+var RECEIPTS_FILE = "receipts.json";
+async function writePacketEvidence(packet) {
+  const dir = join7(packet.out, EVIDENCE_DIR);
+  const names = evidenceFileOrder(await readdir2(dir));
+  const files = await Promise.all(
+    names.map(async (name) => ({ name, content: await readFile5(join7(dir, name)) }))
+  );
+  await writeFile6(
+    join7(packet.out, PACKET_FILES.evidence),
+    Buffer.concat(files.map((f) => f.content)),
+    { mode: 420 }
+  );
+  const read = readEvidenceDirectory(files);
+  const receipts = read.ok ? read.value.receipts : [];
+  await writeFile6(join7(packet.out, RECEIPTS_FILE), receiptsJson(receipts));
+  await writeFile6(join7(packet.out, POLICY_FILE), packet.policyBytes);
+  await writeFile6(join7(packet.out, POLICY_HASH_FILE), `${packet.policyHash}
+`);
+  await writeFile6(join7(packet.out, PUBLIC_KEY_FILE), encodePublicKeyPem(packet.publicKey));
+  return receipts;
+}
+function receiptsJson(receipts) {
+  return receipts.length === 0 ? "[]\n" : `[
+${receipts.map(encodeReceipt).join(",\n")}
+]
+`;
+}
+async function writePacketReport(packet) {
+  const summary = summarizeChain(packet.receipts);
+  const json2 = packetJson({
+    generatedAt: packet.generatedAt,
+    run: packet.run,
+    summary,
+    report: packet.report,
+    ...packet.pinnedKey === void 0 ? {} : { pinnedKey: encodePipelockPublicKey(packet.pinnedKey).trim() },
+    posture: packet.posture,
+    policy: packet.policy
+  });
+  await writeFile6(join7(packet.out, PACKET_FILES.packet), encodeSorted(json2));
+  const markdown = summaryMarkdown({
+    report: packet.report,
+    summary,
+    agentExitCode: packet.run.agentExitCode,
+    agentIdentity: packet.run.agentIdentity,
+    policyMode: packet.policy.mode,
+    policyHash: packet.policy.hash,
+    verifyCommand: `pipelock-egress verify --receipt-chain ${PACKET_FILES.evidence} --policy-hash ${POLICY_HASH_FILE} --public-key <your pinned public key> --require-sealed --whole-recorder`,
+    unsupported: UNSUPPORTED_PATHS
+  });
+  await writeFile6(join7(packet.out, PACKET_FILES.summary), markdown);
+  return markdown;
+}
+
 // src/cli/run-request.ts
-import { realpath, readdir as readdir2, stat as stat5 } from "node:fs/promises";
+import { realpath, readdir as readdir3, stat as stat5 } from "node:fs/promises";
 import { isAbsolute, relative, resolve, sep } from "node:path";
 var DEFAULT_EVIDENCE_OUTPUT = "audit-artifacts";
 var DEFAULT_IDENTITY = "pipelock-agent";
@@ -60686,7 +61098,7 @@ async function parseRunRequest(args, io2, backend, cwd = process.cwd()) {
     optionValue(options, "evidence-output") ?? DEFAULT_EVIDENCE_OUTPUT
   );
   problems.push(...await outputProblems(evidenceOutput, writable));
-  const leftover = await readdir2(resolve(evidenceOutput, "evidence")).catch(() => []);
+  const leftover = await readdir3(resolve(evidenceOutput, "evidence")).catch(() => []);
   if (leftover.length > 0) {
     problems.push(
       `${resolve(evidenceOutput, "evidence")} already holds evidence (${leftover.length} files) from an earlier run; move it away or choose another --evidence-output`
@@ -60820,12 +61232,12 @@ async function runKeys(options, io2, backend, problems) {
 }
 
 // src/cli/verify-command.ts
-import { mkdir as mkdir5, writeFile as writeFile6 } from "node:fs/promises";
+import { mkdir as mkdir5, writeFile as writeFile7 } from "node:fs/promises";
 import path3 from "node:path";
 
 // src/cli/evidence-source.ts
 import { createReadStream } from "node:fs";
-import { readdir as readdir3, stat as stat6 } from "node:fs/promises";
+import { readdir as readdir4, stat as stat6 } from "node:fs/promises";
 import path2 from "node:path";
 var CHUNK_BYTES = 256 * 1024;
 var UnreadableEvidence = class extends Error {
@@ -60842,7 +61254,7 @@ async function verifyEvidencePath(backend, evidencePath, options) {
   const sessionId = options.sessionId ?? DEFAULT_SESSION_ID;
   const label = `${evidencePath} (session ${sessionId})`;
   const names = evidenceFileOrder(
-    await readdir3(evidencePath).catch((error62) => {
+    await readdir4(evidencePath).catch((error62) => {
       throw unreadable(evidencePath, error62);
     }),
     sessionId
@@ -60883,8 +61295,8 @@ async function streamFile(file2, stream) {
   return true;
 }
 function unreadable(file2, error62) {
-  const code = error62.code;
-  const reason = code === "ENOENT" ? "no such file or directory" : error62.message ?? String(error62);
+  const code2 = error62.code;
+  const reason = code2 === "ENOENT" ? "no such file or directory" : error62.message ?? String(error62);
   return new UnreadableEvidence(`cannot read ${file2}: ${reason}`);
 }
 
@@ -60966,11 +61378,11 @@ async function loadPolicyHash(file2, io2) {
 }
 async function verifyCommand(args, io2) {
   const request = parseRequest(args);
-  const finish = async (report, code) => {
-    if (request.output === void 0) return code;
+  const finish = async (report, code2) => {
+    if (request.output === void 0) return code2;
     try {
       await mkdir5(path3.dirname(request.output), { recursive: true });
-      await writeFile6(request.output, encodeVerificationReport(report));
+      await writeFile7(request.output, encodeVerificationReport(report));
     } catch (error62) {
       io2.err(
         `pipelock-egress verify: cannot write ${request.output}: ${error62.message}
@@ -60978,7 +61390,7 @@ async function verifyCommand(args, io2) {
       );
       return 2;
     }
-    return code;
+    return code2;
   };
   try {
     const trustedKeys = await Promise.all(request.keyArgs.map((k) => resolvePublicKey(k, io2)));
@@ -61147,8 +61559,8 @@ async function runCommand(args, io2) {
       writable: request.writable,
       maxProcesses: request.maxProcesses,
       callerEnv: process.env,
-      evidenceCopyDir: join7(out, "evidence"),
-      engineLogCopy: join7(out, "engine.log"),
+      evidenceCopyDir: join8(out, EVIDENCE_DIR),
+      engineLogCopy: join8(out, ENGINE_LOG),
       log: (line) => io2.err(`${PREFIX}: ${line}
 `),
       cancel: cancel.signal
@@ -61158,28 +61570,62 @@ async function runCommand(args, io2) {
         `the engine signed with ${outcome.signerKey}, not the run's key ${publicKeyHex(publicKey)}`
       );
     }
-    await writeFile7(join7(out, "policy.yaml"), request.policyBytes);
-    await writeFile7(join7(out, "policy-hash.txt"), `${request.policy.hash}
-`);
-    await writeFile7(join7(out, "signer-public-key.pem"), encodePublicKeyPem(publicKey));
+    const receipts = await writePacketEvidence({
+      out,
+      policyBytes: request.policyBytes,
+      policyHash: request.policy.hash,
+      publicKey
+    });
     const verified = await verifyCommand(
       [
         "--receipt-chain",
-        join7(out, "evidence"),
+        join8(out, PACKET_FILES.evidence),
         "--policy-hash",
-        join7(out, "policy-hash.txt"),
+        join8(out, POLICY_HASH_FILE),
         "--require-sealed",
         "--whole-recorder",
         "--output",
-        join7(out, "verification-report.json"),
+        join8(out, PACKET_FILES.verifier),
         ...request.pinnedKey === void 0 ? ["--allow-unpinned"] : ["--public-key", request.pinnedKey]
       ],
       io2
     );
+    const report = await readVerificationReport(join8(out, PACKET_FILES.verifier));
+    await writePacketReport({
+      out,
+      receipts,
+      report,
+      pinnedKey: request.pinnedKey === void 0 ? void 0 : publicKey,
+      run: {
+        ...packetRunFromEnv(process.env),
+        agentIdentity: request.identity,
+        startedAt: outcome.startedAt,
+        completedAt: outcome.completedAt,
+        agentExitCode: outcome.agentExitCode
+      },
+      posture: {
+        runnerOs: process.env["RUNNER_OS"] ?? "Linux",
+        ...process.env["RUNNER_ARCH"] ? { runnerArch: process.env["RUNNER_ARCH"] } : {},
+        networkNamespace: outcome.runId,
+        agentUser: AGENT_USER,
+        agentUid: outcome.agentUid,
+        hostUser: HOST_USER,
+        hostUid: outcome.hostUid,
+        proxyUrl: outcome.proxyUrl,
+        scriptBasename: basename2(request.script),
+        scriptArgCount: request.args.length
+      },
+      policy: {
+        path: request.policyFile,
+        mode: request.policy.mode,
+        dlpPatterns: request.policy.dlp.patterns.length,
+        hash: request.policy.hash
+      },
+      generatedAt: (/* @__PURE__ */ new Date()).toISOString()
+    });
     await giveToInvoker(out);
-    const report = JSON.parse(await readFile5(join7(out, "verification-report.json"), "utf8"));
     io2.err(
-      `${PREFIX}: ${outcome.sealed.receipts} receipts sealed; verdict ${report.verdict}; evidence in ${out}
+      `${PREFIX}: ${outcome.sealed.receipts} receipts sealed; verdict ${report.verdict}; Audit Packet in ${out}
 `
     );
     if (verified !== 0) {
@@ -61213,23 +61659,22 @@ function boundSecrets(request) {
   }
   return values;
 }
+async function readVerificationReport(file2) {
+  const parsed = JSON.parse(await readFile6(file2, "utf8"));
+  return { ...parsed, final_seq: parsed.final_seq === null ? null : BigInt(parsed.final_seq) };
+}
 async function giveToInvoker(out) {
   const uid = process.env["SUDO_UID"];
   const gid = process.env["SUDO_GID"];
   if (uid === void 0 || gid === void 0 || !/^[0-9]+$/.test(uid) || !/^[0-9]+$/.test(gid))
     return;
-  const evidence = join7(out, "evidence");
+  const evidence = join8(out, EVIDENCE_DIR);
+  const written = [ENGINE_LOG, POLICY_FILE, POLICY_HASH_FILE, PUBLIC_KEY_FILE, RECEIPTS_FILE];
   const files = [
-    ...[
-      "",
-      "evidence",
-      "engine.log",
-      "policy.yaml",
-      "policy-hash.txt",
-      "signer-public-key.pem",
-      "verification-report.json"
-    ].map((name) => join7(out, name)),
-    ...(await readdir4(evidence)).map((name) => join7(evidence, name))
+    out,
+    evidence,
+    ...[...written, ...Object.values(PACKET_FILES)].map((name) => join8(out, name)),
+    ...(await readdir5(evidence)).map((name) => join8(evidence, name))
   ];
   for (const file2 of files) await chown2(file2, Number(uid), Number(gid));
 }
@@ -61335,11 +61780,11 @@ ${USAGE}`);
 var io = {
   out: (text) => process.stdout.write(text),
   err: (text) => process.stderr.write(text),
-  readFile: (path4) => readFile6(path4)
+  readFile: (path4) => readFile7(path4)
 };
 main(process.argv.slice(2), io).then(
-  (code) => {
-    process.exitCode = code;
+  (code2) => {
+    process.exitCode = code2;
   },
   (error62) => {
     process.stderr.write(

@@ -27,6 +27,6 @@ node dist/cli.js run --policy fixtures/policies/example.yaml --evidence-output "
 
 echo
 echo "example: the evidence, verified again as a reviewer would (exit $status from run):"
-node dist/cli.js verify --receipt-chain "$out/packet/evidence" --public-key "$out/keys/public-key.pem" \
+node dist/cli.js verify --receipt-chain "$out/packet/evidence.jsonl" --public-key "$out/keys/public-key.pem" \
   --policy-hash "$out/packet/policy-hash.txt" --require-sealed --whole-recorder
 exit "$status"

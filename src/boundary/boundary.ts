@@ -60,6 +60,14 @@ export interface BoundaryRequest {
 }
 
 export interface BoundaryOutcome {
+  readonly runId: string;
+  readonly agentUid: number;
+  readonly hostUid: number;
+  /** The engine's address inside the namespace. */
+  readonly proxyUrl: string;
+  /** When the script started and ended (RFC 3339). */
+  readonly startedAt: string;
+  readonly completedAt: string;
   readonly agentExitCode: number;
   readonly agentSignal: NodeJS.Signals | null;
   readonly signerKey: string;
@@ -177,6 +185,7 @@ async function setUpAndRun(
   );
   state.agentStarted = true;
   await saveRunState(layout.stateFile, state);
+  const startedAt = new Date().toISOString();
   const exit = await runAgent(
     request.tools,
     plan,
@@ -185,6 +194,7 @@ async function setUpAndRun(
     request.args,
     request.cancel,
   );
+  const completedAt = new Date().toISOString();
   request.log(
     `run ${layout.runId}: agent ${exit.signal === null ? `exited ${exit.code}` : `killed by ${exit.signal}`}; sealing the evidence`,
   );
@@ -204,6 +214,12 @@ async function setUpAndRun(
   if ('error' in stopped) throw stopped.error;
   const { sealed } = stopped;
   return {
+    runId: layout.runId,
+    agentUid: agent.uid,
+    hostUid: host.uid,
+    proxyUrl,
+    startedAt,
+    completedAt,
     agentExitCode: exit.code ?? 128 + signalNumber(exit.signal),
     agentSignal: exit.signal,
     signerKey: ready.signerKey,

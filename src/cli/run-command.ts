@@ -2,12 +2,25 @@
 // request is checked in full and the machine preflighted before anything is created; the
 // agent's exit code is ours, unless the boundary or the evidence failed.
 import { randomBytes } from 'node:crypto';
-import { chown, mkdir, readdir, readFile, realpath, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chown, mkdir, readdir, readFile, realpath } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { runInBoundary } from '../boundary/boundary.js';
 import { BoundaryError } from '../boundary/command.js';
 import { boundaryTools, gatherHostFacts, preflightProblems } from '../boundary/preflight.js';
-import { encodePrivateKeyPem, encodePublicKeyPem, publicKeyHex } from '../receipts/index.js';
+import { encodePrivateKeyPem, publicKeyHex } from '../receipts/index.js';
+import { PACKET_FILES, packetRunFromEnv } from '../packet/packet-json.js';
+import {
+  ENGINE_LOG,
+  EVIDENCE_DIR,
+  POLICY_FILE,
+  POLICY_HASH_FILE,
+  PUBLIC_KEY_FILE,
+  RECEIPTS_FILE,
+  writePacketEvidence,
+  writePacketReport,
+} from '../packet/write-packet.js';
+import { AGENT_USER, HOST_USER } from '../boundary/users.js';
+import type { VerificationReport } from './verification-report.js';
 import { createNodeBackend } from '../receipts/node-backend.js';
 import type { CliIo } from './io.js';
 import { parseRunRequest, RunRequestError, type RunRequest } from './run-request.js';
@@ -67,8 +80,8 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
       writable: request.writable,
       maxProcesses: request.maxProcesses,
       callerEnv: process.env,
-      evidenceCopyDir: join(out, 'evidence'),
-      engineLogCopy: join(out, 'engine.log'),
+      evidenceCopyDir: join(out, EVIDENCE_DIR),
+      engineLogCopy: join(out, ENGINE_LOG),
       log: (line) => io.err(`${PREFIX}: ${line}\n`),
       cancel: cancel.signal,
     });
@@ -77,31 +90,64 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
         `the engine signed with ${outcome.signerKey}, not the run's key ${publicKeyHex(publicKey)}`,
       );
     }
-    await writeFile(join(out, 'policy.yaml'), request.policyBytes);
-    await writeFile(join(out, 'policy-hash.txt'), `${request.policy.hash}\n`);
-    await writeFile(join(out, 'signer-public-key.pem'), encodePublicKeyPem(publicKey));
+    const receipts = await writePacketEvidence({
+      out,
+      policyBytes: request.policyBytes,
+      policyHash: request.policy.hash,
+      publicKey,
+    });
     const verified = await verifyCommand(
       [
         '--receipt-chain',
-        join(out, 'evidence'),
+        join(out, PACKET_FILES.evidence),
         '--policy-hash',
-        join(out, 'policy-hash.txt'),
+        join(out, POLICY_HASH_FILE),
         '--require-sealed',
         '--whole-recorder',
         '--output',
-        join(out, 'verification-report.json'),
+        join(out, PACKET_FILES.verifier),
         ...(request.pinnedKey === undefined
           ? ['--allow-unpinned']
           : ['--public-key', request.pinnedKey]),
       ],
       io,
     );
+    const report = await readVerificationReport(join(out, PACKET_FILES.verifier));
+    await writePacketReport({
+      out,
+      receipts,
+      report,
+      pinnedKey: request.pinnedKey === undefined ? undefined : publicKey,
+      run: {
+        ...packetRunFromEnv(process.env),
+        agentIdentity: request.identity,
+        startedAt: outcome.startedAt,
+        completedAt: outcome.completedAt,
+        agentExitCode: outcome.agentExitCode,
+      },
+      posture: {
+        runnerOs: process.env['RUNNER_OS'] ?? 'Linux',
+        ...(process.env['RUNNER_ARCH'] ? { runnerArch: process.env['RUNNER_ARCH'] } : {}),
+        networkNamespace: outcome.runId,
+        agentUser: AGENT_USER,
+        agentUid: outcome.agentUid,
+        hostUser: HOST_USER,
+        hostUid: outcome.hostUid,
+        proxyUrl: outcome.proxyUrl,
+        scriptBasename: basename(request.script),
+        scriptArgCount: request.args.length,
+      },
+      policy: {
+        path: request.policyFile,
+        mode: request.policy.mode,
+        dlpPatterns: request.policy.dlp.patterns.length,
+        hash: request.policy.hash,
+      },
+      generatedAt: new Date().toISOString(),
+    });
     await giveToInvoker(out);
-    const report = JSON.parse(await readFile(join(out, 'verification-report.json'), 'utf8')) as {
-      verdict: string;
-    };
     io.err(
-      `${PREFIX}: ${outcome.sealed.receipts} receipts sealed; verdict ${report.verdict}; evidence in ${out}\n`,
+      `${PREFIX}: ${outcome.sealed.receipts} receipts sealed; verdict ${report.verdict}; Audit Packet in ${out}\n`,
     );
     if (verified !== 0) {
       io.err(`${PREFIX}: the evidence did not verify (${report.verdict}); failing the run\n`);
@@ -133,23 +179,28 @@ function boundSecrets(request: RunRequest): Record<string, string> {
   return values;
 }
 
-/** Under sudo, the evidence belongs to whoever ran sudo, not to root. */
+async function readVerificationReport(file: string): Promise<VerificationReport> {
+  const parsed = JSON.parse(await readFile(file, 'utf8')) as Omit<
+    VerificationReport,
+    'final_seq'
+  > & {
+    final_seq: number | null;
+  };
+  return { ...parsed, final_seq: parsed.final_seq === null ? null : BigInt(parsed.final_seq) };
+}
+
+/** Under sudo, the packet belongs to whoever ran sudo, not to root. */
 async function giveToInvoker(out: string): Promise<void> {
   const uid = process.env['SUDO_UID'];
   const gid = process.env['SUDO_GID'];
   if (uid === undefined || gid === undefined || !/^[0-9]+$/.test(uid) || !/^[0-9]+$/.test(gid))
     return;
-  const evidence = join(out, 'evidence');
+  const evidence = join(out, EVIDENCE_DIR);
+  const written = [ENGINE_LOG, POLICY_FILE, POLICY_HASH_FILE, PUBLIC_KEY_FILE, RECEIPTS_FILE];
   const files = [
-    ...[
-      '',
-      'evidence',
-      'engine.log',
-      'policy.yaml',
-      'policy-hash.txt',
-      'signer-public-key.pem',
-      'verification-report.json',
-    ].map((name) => join(out, name)),
+    out,
+    evidence,
+    ...[...written, ...Object.values(PACKET_FILES)].map((name) => join(out, name)),
     ...(await readdir(evidence)).map((name) => join(evidence, name)),
   ];
   for (const file of files) await chown(file, Number(uid), Number(gid));

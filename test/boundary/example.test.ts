@@ -19,7 +19,7 @@ test('npm run example: allowed read passes, the forbidden ones are blocked, the 
   assert.match(run.stdout, /^blocked: path \/private\/secrets\.txt is outside/m);
   assert.match(run.stdout, /^agent: direct connection failed, as it must$/m);
   assert.doesNotMatch(run.stdout, /private data/);
-  assert.match(run.stdout, /^CHAIN VALID: example-output\/packet\/evidence/m);
+  assert.match(run.stdout, /^CHAIN VALID: example-output\/packet\/evidence\.jsonl/m);
   const report = JSON.parse(
     readFileSync('example-output/packet/verification-report.json', 'utf8'),
   ) as Record<string, unknown>;

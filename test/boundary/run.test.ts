@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { recoverRun } from '../../src/boundary/recover.js';
+import { validatePacket } from '../packet/schema.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startOrigin, type Origin } from '../engine/helpers.js';
@@ -73,6 +74,36 @@ ${viaProxy} http://127.0.0.1:${origin.port}/private/b.txt; echo
   ) as Record<string, unknown>;
   assert.equal(report['verdict'], 'self_consistent_only');
   assert.equal(report['sealed'], true);
+  // The Audit Packet around it.
+  for (const file of [
+    'receipts.json',
+    'evidence.jsonl',
+    'policy.yaml',
+    'policy-hash.txt',
+    'signer-public-key.pem',
+    'packet.json',
+    'summary.md',
+  ]) {
+    assert.ok(existsSync(join(run.out, file)), file);
+  }
+  const packet = JSON.parse(readFileSync(join(run.out, 'packet.json'), 'utf8')) as Record<
+    string,
+    Record<string, unknown>
+  >;
+  assert.ok(validatePacket(packet), JSON.stringify(validatePacket.errors));
+  assert.equal(packet['summary']?.['receipt_count'], evidence.receipts.length);
+  assert.deepEqual(packet['summary']?.['layers'], { method: 1, path: 1 });
+  assert.deepEqual(packet['summary']?.['domains_touched'], ['127.0.0.1']);
+  assert.equal(packet['verifier']?.['verdict'], 'self_consistent_only');
+  assert.equal(packet['posture']?.['agent_user'], 'pipelock-agent');
+  assert.match(
+    readFileSync(join(run.out, 'summary.md'), 'utf8'),
+    /- seq 2: POST `http:\/\/127\.0\.0\.1:[0-9]+\/public\/a\.txt`: method: method POST is not allowed/,
+  );
+  const receiptsJson = JSON.parse(
+    readFileSync(join(run.out, 'receipts.json'), 'utf8'),
+  ) as unknown[];
+  assert.equal(receiptsJson.length, evidence.receipts.length);
   assert.equal(
     readFileSync(join(run.out, 'policy-hash.txt'), 'utf8').trim(),
     evidence.receipts[0]?.action_record.policy_hash,

@@ -1,0 +1,175 @@
+// packet.json: Pipelock's Audit Packet v0 (specs/receipts.md §10), filled from the run, the
+// receipts and the verification report. Pure; written with sorted keys.
+import type { VerificationReport } from '../cli/verification-report.js';
+import type { ChainSummary } from './summarize.js';
+
+export const PACKET_FILES = {
+  packet: 'packet.json',
+  evidence: 'evidence.jsonl',
+  verifier: 'verification-report.json',
+  summary: 'summary.md',
+} as const;
+
+export interface PacketRun {
+  readonly provider: 'github_actions' | 'self_hosted' | 'local';
+  readonly repository?: string;
+  readonly workflow?: string;
+  readonly runId?: string;
+  readonly runAttempt?: string;
+  readonly ref?: string;
+  readonly sha?: string;
+  readonly agentIdentity: string;
+  readonly startedAt: string;
+  readonly completedAt: string;
+  readonly agentExitCode: number;
+}
+
+export interface PacketPosture {
+  readonly runnerOs: string;
+  readonly runnerArch?: string;
+  readonly networkNamespace: string;
+  readonly agentUser: string;
+  readonly agentUid: number;
+  readonly hostUser: string;
+  readonly hostUid: number;
+  readonly proxyUrl: string;
+  readonly scriptBasename: string;
+  readonly scriptArgCount: number;
+}
+
+export interface PacketInput {
+  readonly generatedAt: string;
+  readonly run: PacketRun;
+  readonly summary: ChainSummary;
+  readonly report: VerificationReport;
+  /** The pinned key (Pipelock text form); absent when nothing was pinned. */
+  readonly pinnedKey?: string;
+  readonly posture: PacketPosture;
+  readonly policy: { readonly path: string; readonly mode: string; readonly dlpPatterns: number };
+}
+
+/** Paths this boundary does not cover, stated in every packet. */
+export const UNSUPPORTED_PATHS = [
+  'mcp_transports',
+  'nested_docker',
+  'non_proxy_browser_egress',
+  'service_containers',
+  'sibling_steps',
+  'ssh_egress',
+];
+
+/** The run environment as GitHub describes it, or a local run. */
+export function packetRunFromEnv(
+  env: NodeJS.ProcessEnv,
+): Omit<PacketRun, 'agentIdentity' | 'startedAt' | 'completedAt' | 'agentExitCode'> {
+  const onActions = env['GITHUB_ACTIONS'] === 'true';
+  const given = (name: string): string | undefined =>
+    env[name] === undefined || env[name] === '' ? undefined : env[name];
+  const fields = {
+    repository: given('GITHUB_REPOSITORY'),
+    workflow: given('GITHUB_WORKFLOW'),
+    runId: given('GITHUB_RUN_ID'),
+    runAttempt: given('GITHUB_RUN_ATTEMPT'),
+    ref: given('GITHUB_REF'),
+    sha: given('GITHUB_SHA'),
+  };
+  return {
+    provider: !onActions
+      ? 'local'
+      : env['RUNNER_ENVIRONMENT'] === 'self-hosted'
+        ? 'self_hosted'
+        : 'github_actions',
+    ...(Object.fromEntries(
+      Object.entries(fields).filter(([, value]) => value !== undefined),
+    ) as Record<string, string>),
+  };
+}
+
+export function packetJson(input: PacketInput): Record<string, unknown> {
+  const { run, summary, report, posture } = input;
+  const trusted = report.verdict === 'valid';
+  return {
+    schema_version: 'pipelock.audit_packet.v0',
+    generated_at: input.generatedAt,
+    run: withoutUndefined({
+      provider: run.provider,
+      repository: run.repository,
+      workflow: run.workflow,
+      run_id: run.runId,
+      run_attempt: run.runAttempt,
+      ref: run.ref,
+      sha: run.sha,
+      agent_identity: run.agentIdentity,
+      started_at: run.startedAt,
+      completed_at: run.completedAt,
+      agent_exit_code: run.agentExitCode,
+    }),
+    policy: { policy_hashes: summary.policyHashes, config_path: input.policy.path },
+    summary: {
+      receipt_count: summary.receiptCount,
+      totals: summary.totals,
+      transports: summary.transports,
+      layers: summary.layers,
+      domains_touched: summary.domains,
+    },
+    verifier: withoutUndefined({
+      verdict: report.verdict,
+      trusted,
+      receipt_count: report.receipt_count,
+      root_hash: report.root_hash ?? undefined,
+      final_seq: report.final_seq === null ? undefined : Number(report.final_seq),
+      signer_key: input.pinnedKey,
+      output_file: PACKET_FILES.verifier,
+      error: report.error ?? undefined,
+    }),
+    scanner_config_snapshot: {
+      mode: input.policy.mode,
+      dlp_patterns_count: input.policy.dlpPatterns,
+      response_patterns_count: 0,
+      ssrf_enabled: true,
+      redaction_enabled: true,
+      flight_recorder_enabled: true,
+    },
+    posture: withoutUndefined({
+      enforcement_mode: 'linux_netns_iptables_setpriv',
+      runner_os: posture.runnerOs,
+      runner_arch: posture.runnerArch,
+      raw_socket_status: 'denied',
+      docker_socket_status: 'masked',
+      dns_udp_status: 'denied',
+      browser_proxy_status: 'forced',
+      // WebSocket frame scanning has not landed: upgrades are refused, nothing is scanned.
+      websocket_frame_scanning: 'off',
+      network_namespace: posture.networkNamespace,
+      agent_user: posture.agentUser,
+      agent_uid: posture.agentUid,
+      host_user: posture.hostUser,
+      host_uid: posture.hostUid,
+      proxy_url: posture.proxyUrl,
+      script_basename: posture.scriptBasename,
+      script_arg_count: posture.scriptArgCount,
+      unsupported_paths: UNSUPPORTED_PATHS,
+    }),
+    artifacts: { ...PACKET_FILES },
+  };
+}
+
+function withoutUndefined(object: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(object).filter(([, value]) => value !== undefined));
+}
+
+/** JSON with every object's keys sorted, indented by two spaces, as the original action writes it. */
+export function encodeSorted(value: unknown): string {
+  const sort = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(sort);
+    if (v !== null && typeof v === 'object') {
+      return Object.fromEntries(
+        Object.keys(v)
+          .sort()
+          .map((key) => [key, sort((v as Record<string, unknown>)[key])]),
+      );
+    }
+    return v;
+  };
+  return `${JSON.stringify(sort(value), null, 2)}\n`;
+}

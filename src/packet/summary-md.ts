@@ -1,0 +1,113 @@
+// summary.md and the job summary: the verdict first, then what the agent reached and what it
+// was refused, the boundary's posture and limits, and how to check it all offline. Narrow
+// tables, no secret values (receipts carry targets with secrets already cut out). Pure.
+import type { VerificationReport } from '../cli/verification-report.js';
+import type { ChainSummary } from './summarize.js';
+
+export interface SummaryInput {
+  readonly report: VerificationReport;
+  readonly summary: ChainSummary;
+  readonly agentExitCode: number;
+  readonly agentIdentity: string;
+  readonly policyMode: string;
+  readonly policyHash: string;
+  /** The command that reproduces the verdict from the packet directory. */
+  readonly verifyCommand: string;
+  readonly unsupported: readonly string[];
+}
+
+const VERDICT_LINES: Record<string, string> = {
+  valid: '✅ **valid**: the chain verifies and is signed by the pinned key',
+  self_consistent_only:
+    '⚠️ **self-consistent only**: the chain verifies, but no public key was pinned, so anyone could have signed it. Pin one with the `public-key` input (and `signing-key`) to make the verdict valid.',
+  invalid: '❌ **invalid**: the evidence does not verify',
+  error: '❌ **error**: there is no evidence to verify',
+};
+
+/** Markdown-safe inline code: backticks cannot close it early. */
+function code(text: string): string {
+  const fence = text.includes('`') ? '``' : '`';
+  return `${fence}${text.replace(/\r?\n/g, ' ')}${fence}`;
+}
+
+function cell(text: string): string {
+  return text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+}
+
+export function summaryMarkdown(input: SummaryInput): string {
+  const { report, summary } = input;
+  const lines: string[] = ['# Agent egress: Audit Packet', ''];
+  lines.push(VERDICT_LINES[report.verdict] ?? report.verdict);
+  if (report.error !== null) lines.push('', `Verifier: ${cell(report.error)}`);
+  lines.push(
+    '',
+    `- Agent ${code(input.agentIdentity)} exited with ${input.agentExitCode}`,
+    `- ${summary.receiptCount} receipts: ${summary.totals.allow} allow, ${summary.totals.block} block, ${summary.totals.warn} warn${summary.totals.other > 0 ? `, ${summary.totals.other} other` : ''} (session open and close included)`,
+    `- Policy ${code(input.policyHash.slice(0, 16))}… in ${input.policyMode} mode; sealed: ${report.sealed ? 'yes' : 'no'}`,
+    '',
+    '## Destinations',
+    '',
+  );
+  if (summary.destinations.length === 0) lines.push('The agent made no requests.');
+  else {
+    lines.push('| destination | allowed | blocked | methods |', '|---|---:|---:|---|');
+    for (const d of summary.destinations) {
+      const blocked = d.blocked + d.warned;
+      lines.push(
+        `| ${code(d.destination)} | ${d.allowed} | ${blocked}${d.warned > 0 ? ' (audit)' : ''} | ${[...d.methods].sort().join(' ')} |`,
+      );
+    }
+  }
+  lines.push('', `## ${input.policyMode === 'audit' ? 'Would have been blocked' : 'Blocked'}`, '');
+  if (summary.refused.length === 0) lines.push('Nothing.');
+  for (const r of summary.refused) {
+    lines.push(
+      `- seq ${r.seq}: ${r.method} ${code(r.target)}: ${r.layer}${r.reason === '' ? '' : `: ${cell(r.reason)}`}`,
+    );
+  }
+  if (input.policyMode === 'audit' && summary.refused.length > 0) {
+    lines.push(
+      '',
+      '### A policy that would have allowed this run',
+      '',
+      '```yaml',
+      ...suggestedRules(summary),
+      '```',
+    );
+  }
+  lines.push(
+    '',
+    '## Boundary',
+    '',
+    '- The agent ran as `pipelock-agent` in its own network, mount and PID namespaces: only `lo`, no capabilities, `no_new_privs`; IPv4 and IPv6 dropped except loopback.',
+    '- Every HTTP and HTTPS request went through the engine, which signed a receipt before forwarding; DNS is resolved by the engine only; container and name-service sockets were masked.',
+    `- Not covered: ${input.unsupported.map(code).join(', ')}.`,
+    '',
+    '## Verify offline',
+    '',
+    'From this packet directory, with the public key you pinned:',
+    '',
+    '```sh',
+    input.verifyCommand,
+    '```',
+    '',
+  );
+  return lines.join('\n');
+}
+
+/** Rules covering the would-be blocks of an audit run: one per destination, with its methods. */
+function suggestedRules(summary: ChainSummary): string[] {
+  const lines = ['version: "1.0"', 'mode: enforce', 'egress:'];
+  for (const d of summary.destinations) {
+    lines.push(`  - destination: ${JSON.stringify(d.destination)}`);
+    if (d.methods.size > 0)
+      lines.push(
+        `    methods: [${[...d.methods]
+          .sort()
+          .map((m) => JSON.stringify(m))
+          .join(', ')}]`,
+      );
+  }
+  lines.push('default_deny: true');
+  return lines;
+}

@@ -1,0 +1,242 @@
+// The Audit Packet's pure parts: counting a chain, packet.json against the v0 schema (written
+// from the spec into this folder), the summary's Markdown.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Receipt } from '../../src/receipts/index.js';
+import type { VerificationReport } from '../../src/cli/verification-report.js';
+import { destinationOf, hostOf, summarizeChain } from '../../src/packet/summarize.js';
+import { encodeSorted, packetJson, packetRunFromEnv } from '../../src/packet/packet-json.js';
+import { summaryMarkdown } from '../../src/packet/summary-md.js';
+import { validatePacket } from './schema.js';
+
+function receipt(seq: number, fields: Record<string, unknown>): Receipt {
+  return {
+    version: 1,
+    signature: 'ed25519:00',
+    signer_key: 'ab',
+    action_record: {
+      policy_hash: 'p1',
+      transport: 'forward',
+      chain_seq: BigInt(seq),
+      ...fields,
+    },
+  } as unknown as Receipt;
+}
+
+const chain: Receipt[] = [
+  receipt(0, { verdict: 'allow', transport: 'receipt_session', target: 'session' }),
+  receipt(1, { verdict: 'allow', method: 'GET', target: 'https://api.github.com/repos/a/b' }),
+  receipt(2, {
+    verdict: 'block',
+    method: 'POST',
+    target: 'https://api.github.com/x',
+    layer: 'method',
+    pattern: 'method POST is not allowed',
+  }),
+  receipt(3, {
+    verdict: 'block',
+    method: 'CONNECT',
+    transport: 'connect',
+    target: 'exfil.example:443',
+    layer: 'destination',
+    pattern: 'no rule allows exfil.example',
+  }),
+  receipt(4, {
+    verdict: 'allow',
+    transport: 'connect',
+    decision_phase: 'outcome',
+    target: 'registry.npmjs.org:443',
+  }),
+  receipt(5, {
+    verdict: 'warn',
+    method: 'GET',
+    target: 'http://[2001:db8::1]:8080/a',
+    layer: 'destination',
+    pattern: 'audit',
+  }),
+  receipt(6, { verdict: 'surprise', method: 'GET', target: 'http://127.0.0.1:9/x' }),
+  receipt(7, { verdict: 'allow', transport: 'receipt_session', target: 'session' }),
+];
+
+test('destinations and hosts: URLs give host:port, CONNECT targets are already authorities', () => {
+  assert.equal(destinationOf('https://api.github.com/repos/a'), 'api.github.com');
+  assert.equal(destinationOf('http://127.0.0.1:18080/p'), '127.0.0.1:18080');
+  assert.equal(destinationOf('exfil.example:443'), 'exfil.example:443');
+  assert.equal(hostOf('exfil.example:443'), 'exfil.example');
+  assert.equal(hostOf('[2001:db8::1]:8080'), '2001:db8::1');
+});
+
+test('summary: totals sum to the receipt count, unknown verdicts count as other, blocks per layer', () => {
+  const summary = summarizeChain(chain);
+  assert.equal(summary.receiptCount, 8);
+  assert.deepEqual(summary.totals, {
+    allow: 4,
+    block: 2,
+    warn: 1,
+    ask: 0,
+    strip: 0,
+    forward: 0,
+    redirect: 0,
+    other: 1,
+  });
+  assert.equal(
+    Object.values(summary.totals).reduce((a, b) => a + b, 0),
+    summary.receiptCount,
+  );
+  assert.deepEqual(summary.layers, { method: 1, destination: 1 });
+  assert.deepEqual(summary.transports, { receipt_session: 2, forward: 4, connect: 2 });
+  assert.deepEqual(summary.domains, [
+    '127.0.0.1',
+    '2001:db8::1',
+    'api.github.com',
+    'exfil.example',
+  ]);
+  assert.deepEqual(
+    summary.destinations.map((d) => [
+      d.destination,
+      d.allowed,
+      d.blocked,
+      d.warned,
+      [...d.methods].sort().join(','),
+    ]),
+    [
+      ['127.0.0.1:9', 0, 1, 0, 'GET'],
+      ['[2001:db8::1]:8080', 0, 0, 1, 'GET'],
+      ['api.github.com', 1, 1, 0, 'GET,POST'],
+      ['exfil.example:443', 0, 1, 0, 'CONNECT'],
+    ],
+  );
+  assert.deepEqual(
+    summary.refused.map((r) => r.seq),
+    [2n, 3n, 5n, 6n],
+  );
+  assert.deepEqual(summary.policyHashes, ['p1']);
+});
+
+const report = (verdict: VerificationReport['verdict']): VerificationReport => ({
+  verdict,
+  trusted: verdict === 'valid',
+  sealed: true,
+  receipt_count: 8,
+  final_seq: 7n,
+  root_hash: 'aa',
+  start_time: '2026-11-27T00:00:00Z',
+  end_time: '2026-11-27T00:00:01Z',
+  signer_keys: ['ab'],
+  policy_hashes: ['p1'],
+  policy_hash_match: true,
+  broken_at_seq: null,
+  torn_tail: null,
+  error: verdict === 'invalid' ? 'chain_prev_hash mismatch' : null,
+});
+
+function packetFor(
+  verdict: VerificationReport['verdict'],
+  pinned: boolean,
+): Record<string, unknown> {
+  return packetJson({
+    generatedAt: '2026-11-27T00:00:02.000Z',
+    run: {
+      ...packetRunFromEnv({
+        GITHUB_ACTIONS: 'true',
+        GITHUB_REPOSITORY: 'acme/widgets',
+        GITHUB_RUN_ID: '42',
+        GITHUB_SHA: '',
+      }),
+      agentIdentity: 'triage-bot',
+      startedAt: '2026-11-27T00:00:00.000Z',
+      completedAt: '2026-11-27T00:00:01.000Z',
+      agentExitCode: 0,
+    },
+    summary: summarizeChain(chain),
+    report: report(verdict),
+    ...(pinned ? { pinnedKey: 'pipelock-ed25519-public-v1:abc' } : {}),
+    posture: {
+      runnerOs: 'Linux',
+      networkNamespace: 'pe-0123456789',
+      agentUser: 'pipelock-agent',
+      agentUid: 998,
+      hostUser: 'pipelock-host',
+      hostUid: 997,
+      proxyUrl: 'http://127.0.0.1:40000',
+      scriptBasename: 'agent.sh',
+      scriptArgCount: 2,
+    },
+    policy: { path: 'policy.yaml', mode: 'enforce', dlpPatterns: 1 },
+  });
+}
+
+test('packet.json validates against the v0 schema for every verdict, trusted only with a pinned key', () => {
+  for (const [verdict, pinned] of [
+    ['valid', true],
+    ['self_consistent_only', false],
+    ['invalid', true],
+    ['error', false],
+  ] as const) {
+    const packet = packetFor(verdict, pinned);
+    assert.ok(validatePacket(packet), `${verdict}: ${JSON.stringify(validatePacket.errors)}`);
+    const verifier = packet['verifier'] as Record<string, unknown>;
+    assert.equal(verifier['trusted'], verdict === 'valid');
+    assert.equal('signer_key' in verifier, pinned);
+  }
+  const run = packetFor('valid', true)['run'] as Record<string, unknown>;
+  assert.equal(run['provider'], 'github_actions');
+  assert.equal(run['repository'], 'acme/widgets');
+  assert.equal('sha' in run, false, 'empty variables are left out');
+});
+
+test('the schema is strict enough to catch a lie: trusted without a valid verdict fails', () => {
+  const packet = packetFor('self_consistent_only', false);
+  (packet['verifier'] as Record<string, unknown>)['trusted'] = true;
+  assert.equal(validatePacket(packet), false);
+});
+
+test('packet.json is written with sorted keys', () => {
+  const text = encodeSorted({ b: 1, a: { d: 2, c: [{ f: 1, e: 2 }] } });
+  assert.equal(
+    text,
+    '{\n  "a": {\n    "c": [\n      {\n        "e": 2,\n        "f": 1\n      }\n    ],\n    "d": 2\n  },\n  "b": 1\n}\n',
+  );
+});
+
+test('summary.md: the verdict first, the destinations, every refusal, and the verify command', () => {
+  const markdown = summaryMarkdown({
+    report: report('self_consistent_only'),
+    summary: summarizeChain(chain),
+    agentExitCode: 3,
+    agentIdentity: 'triage-bot',
+    policyMode: 'enforce',
+    policyHash: 'f'.repeat(64),
+    verifyCommand: 'pipelock-egress verify --receipt-chain evidence.jsonl',
+    unsupported: ['ssh_egress'],
+  });
+  const lines = markdown.split('\n');
+  assert.equal(lines[0], '# Agent egress: Audit Packet');
+  assert.match(lines[2] ?? '', /^⚠️ \*\*self-consistent only\*\*/);
+  assert.match(markdown, /exited with 3/);
+  assert.match(markdown, /\| `api\.github\.com` \| 1 \| 1 \| GET POST \|/);
+  assert.match(
+    markdown,
+    /- seq 3: CONNECT `exfil\.example:443`: destination: no rule allows exfil\.example/,
+  );
+  assert.match(markdown, /```sh\npipelock-egress verify --receipt-chain evidence\.jsonl\n```/);
+  assert.doesNotMatch(markdown, /would have allowed/);
+});
+
+test('summary.md in audit mode proposes the policy that would have allowed the run', () => {
+  const markdown = summaryMarkdown({
+    report: report('valid'),
+    summary: summarizeChain(chain),
+    agentExitCode: 0,
+    agentIdentity: 'a',
+    policyMode: 'audit',
+    policyHash: 'f'.repeat(64),
+    verifyCommand: 'v',
+    unsupported: [],
+  });
+  assert.match(markdown, /## Would have been blocked/);
+  assert.match(
+    markdown,
+    /```yaml\nversion: "1\.0"\nmode: enforce\negress:\n {2}- destination: "127\.0\.0\.1:9"\n {4}methods: \["GET"\]/,
+  );
+});
