@@ -21293,7 +21293,7 @@ var require_snapshot_utils = __commonJS({
 var require_snapshot_recorder = __commonJS({
   "node_modules/undici/lib/mock/snapshot-recorder.js"(exports, module) {
     "use strict";
-    var { writeFile: writeFile8, readFile: readFile8, mkdir: mkdir7 } = __require("node:fs/promises");
+    var { writeFile: writeFile8, readFile: readFile10, mkdir: mkdir7 } = __require("node:fs/promises");
     var { dirname: dirname2, resolve: resolve2 } = __require("node:path");
     var { setTimeout: setTimeout2, clearTimeout: clearTimeout2 } = __require("node:timers");
     var { InvalidArgumentError, UndiciError } = require_errors2();
@@ -21495,7 +21495,7 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError("Snapshot path is required");
         }
         try {
-          const data = await readFile8(resolve2(path4), "utf8");
+          const data = await readFile10(resolve2(path4), "utf8");
           const parsed = JSON.parse(data);
           if (Array.isArray(parsed)) {
             this.#snapshots.clear();
@@ -34005,7 +34005,7 @@ ${captureLines}` : capture.stack;
 });
 
 // src/cli/index.ts
-import { readFile as readFile7 } from "node:fs/promises";
+import { readFile as readFile9 } from "node:fs/promises";
 
 // package.json
 var package_default = {
@@ -34059,9 +34059,419 @@ var package_default = {
 var UsageError = class extends Error {
 };
 
-// src/cli/keygen-command.ts
+// src/boundary/recover.ts
+import { readFile as readFile3 } from "node:fs/promises";
+import { join as join3 } from "node:path";
+
+// src/boundary/layout.ts
 import { randomBytes } from "node:crypto";
-import { chmod, mkdir, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+var RUNTIME_BASE = "/run/pipelock-egress";
+function runLayout(runId, scriptName, base = RUNTIME_BASE) {
+  const root = join(base, runId);
+  const engineDir = join(root, "engine");
+  const agentDir = join(root, "agent");
+  return {
+    runId,
+    netns: runId,
+    root,
+    stateFile: join(root, "state.json"),
+    binDir: join(root, "bin"),
+    engineDir,
+    evidenceDir: join(engineDir, "evidence"),
+    signingKey: join(engineDir, "signing-key"),
+    policyFile: join(engineDir, "policy.yaml"),
+    upstreamCaFile: join(engineDir, "upstream-ca.pem"),
+    agentDir,
+    agentScript: join(agentDir, "script", scriptName),
+    probeScript: join(agentDir, "pipelock-probe.sh"),
+    caBundle: join(agentDir, "ca-bundle.pem"),
+    home: join(root, "home"),
+    engineLog: join(root, "engine.log")
+  };
+}
+var RUN_ID = /^pe-[0-9a-f]{10}$/;
+function newRunId() {
+  return `pe-${randomBytes(5).toString("hex")}`;
+}
+function isRunId(text) {
+  return RUN_ID.test(text);
+}
+
+// src/boundary/teardown.ts
+import { readFile as readFile2, rm as rm2 } from "node:fs/promises";
+import { setTimeout as sleep2 } from "node:timers/promises";
+
+// src/boundary/access.ts
+import { stat } from "node:fs/promises";
+
+// src/boundary/command.ts
+import { spawn } from "node:child_process";
+var BoundaryError = class extends Error {
+};
+function runTool(argv, options = {}) {
+  const [file2, ...args] = argv;
+  if (file2 === void 0) throw new Error("runTool: empty argv");
+  return new Promise((resolve2, reject) => {
+    const child = spawn(file2, args, {
+      stdio: [options.input === void 0 ? "ignore" : "pipe", "pipe", "pipe"],
+      env: options.env ?? process.env
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout?.setEncoding("utf8").on("data", (chunk) => stdout += chunk);
+    child.stderr?.setEncoding("utf8").on("data", (chunk) => stderr += chunk);
+    child.on("error", reject);
+    child.on("close", (code2, signal) => resolve2({ code: code2, signal, stdout, stderr }));
+    if (options.input !== void 0) child.stdin?.end(options.input);
+  });
+}
+async function mustRun(what, argv, options = {}) {
+  const result = await runTool(argv, options).catch((error62) => {
+    throw new BoundaryError(`${what}: cannot start ${argv[0] ?? ""}: ${error62.message}`, {
+      cause: error62
+    });
+  });
+  if (result.code !== 0) {
+    const output2 = (result.stderr.trim() || result.stdout.trim()).split("\n").slice(-5).join(" | ");
+    const status = result.signal === null ? `exit ${result.code}` : `signal ${result.signal}`;
+    throw new BoundaryError(
+      `${what}: ${argv.join(" ")} failed (${status})${output2 ? `: ${output2}` : ""}`
+    );
+  }
+  return result.stdout;
+}
+
+// src/boundary/access.ts
+async function grantWriteAccess(path4, uid) {
+  const owner = await stat(path4);
+  const existing2 = await mustRun(`reading the ACLs of ${path4}`, [
+    "getfacl",
+    "-R",
+    "-P",
+    "--skip-base",
+    "--absolute-names",
+    path4
+  ]);
+  const grant = {
+    path: path4,
+    uid,
+    ownerUid: owner.uid,
+    ownerGid: owner.gid,
+    hadAcls: existing2.trim() !== ""
+  };
+  await mustRun(`granting the agent write access to ${path4}`, [
+    "setfacl",
+    "-R",
+    "-P",
+    "-m",
+    `u:${uid}:rwX,d:u:${uid}:rwX`,
+    path4
+  ]);
+  return grant;
+}
+async function revokeWriteAccess(grant) {
+  const removal = grant.hadAcls ? ["-x", `u:${grant.uid},d:u:${grant.uid}`] : ["-b"];
+  await mustRun(`revoking the agent's access to ${grant.path}`, [
+    "setfacl",
+    "-R",
+    "-P",
+    ...removal,
+    grant.path
+  ]);
+  await mustRun(`returning the agent's files under ${grant.path}`, [
+    "chown",
+    "-R",
+    "-P",
+    `--from=${grant.uid}`,
+    `${grant.ownerUid}:${grant.ownerGid}`,
+    grant.path
+  ]);
+}
+
+// src/boundary/evidence-collect.ts
+import { copyFile, mkdir, readdir, rename } from "node:fs/promises";
+import { join as join2 } from "node:path";
+async function collectEvidence(collection) {
+  const { into } = collection;
+  const planted = await readdir(into).catch(() => []);
+  let warning;
+  if (planted.length > 0) {
+    const aside = `${into}.during-${collection.runId}`;
+    await rename(into, aside);
+    warning = `${into} filled up during the run (${planted.length} entries, not written by the engine); moved to ${aside}`;
+  }
+  await mkdir(into, { recursive: true, mode: 493 });
+  for (const name of await readdir(collection.evidenceDir)) {
+    await copyFile(join2(collection.evidenceDir, name), join2(into, name));
+  }
+  await copyFile(collection.engineLog, collection.engineLogCopy);
+  return warning;
+}
+
+// src/boundary/namespace-processes.ts
+import { readFile } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
+var KILL_WAIT_MS = 5e3;
+async function namespacePids(ip, netns) {
+  const listed = await runTool([ip, "netns", "pids", netns]);
+  if (listed.code !== 0) return [];
+  return listed.stdout.split("\n").filter((line) => /^[0-9]+$/.test(line)).map(Number);
+}
+function ownerUid(pid) {
+  return readFile(`/proc/${pid}/status`, "utf8").then(
+    (status) => {
+      const uid = /^Uid:\s+([0-9]+)/m.exec(status)?.[1];
+      return uid === void 0 ? void 0 : Number(uid);
+    },
+    () => void 0
+  );
+}
+async function killNamespaceProcesses(ip, netns, spare) {
+  const deadline = Date.now() + KILL_WAIT_MS;
+  for (const phase of ["agent", "launchers"]) {
+    for (; ; ) {
+      const pids = [];
+      for (const pid of await namespacePids(ip, netns)) {
+        if (pid === spare) continue;
+        if (phase === "launchers" || await ownerUid(pid) !== 0) pids.push(pid);
+      }
+      if (pids.length === 0) break;
+      if (Date.now() > deadline) throw new Error(`processes ${pids.join(", ")} survived SIGKILL`);
+      for (const pid of pids) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+        }
+      }
+      await sleep(20);
+    }
+  }
+}
+
+// src/boundary/network.ts
+import { mkdir as mkdir2, rm, writeFile } from "node:fs/promises";
+var OUTPUT_CHAIN_RULES = ["-P OUTPUT DROP", "-A OUTPUT -o lo -j ACCEPT"];
+var netnsConfigDir = (netns) => `/etc/netns/${netns}`;
+async function createNetwork(netns, tools) {
+  const inNs = (argv) => [
+    tools.ip,
+    "netns",
+    "exec",
+    netns,
+    ...argv
+  ];
+  await mkdir2(netnsConfigDir(netns), { recursive: true, mode: 493 });
+  await writeFile(
+    `${netnsConfigDir(netns)}/resolv.conf`,
+    "# pipelock-egress: no resolver inside the boundary; names resolve at the proxy\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+    { mode: 420 }
+  );
+  await mustRun("creating the network namespace", [tools.ip, "netns", "add", netns]);
+  const rules = `*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT DROP [0:0]
+-A OUTPUT -o lo -j ACCEPT
+COMMIT
+`;
+  await mustRun(
+    "setting up the namespace (lo, firewall)",
+    inNs([
+      "/bin/sh",
+      "-c",
+      '"$1" link set lo up && printf %s "$4" | "$2" -w && printf %s "$4" | "$3" -w',
+      "pipelock-egress-network",
+      tools.ip,
+      tools.iptablesRestore,
+      tools.ip6tablesRestore,
+      rules
+    ])
+  );
+}
+async function networkProblems(netns, tools) {
+  const problems = [];
+  for (const [family, table] of [
+    ["IPv4", tools.iptables],
+    ["IPv6", tools.ip6tables]
+  ]) {
+    const rules = await runTool([tools.ip, "netns", "exec", netns, table, "-w", "-S", "OUTPUT"]);
+    const lines = rules.stdout.trim().split("\n");
+    if (rules.code !== 0 || lines.join("\n") !== OUTPUT_CHAIN_RULES.join("\n")) {
+      problems.push(
+        `${family} OUTPUT chain is not "${OUTPUT_CHAIN_RULES.join("; ")}" but "${lines.join("; ")}"`
+      );
+    }
+  }
+  return problems;
+}
+async function removeNetwork(netns, ip) {
+  const listed = await mustRun("listing network namespaces", [ip, "netns", "list"]);
+  if (listed.split("\n").some((line) => line.split(" ")[0] === netns)) {
+    await mustRun("deleting the network namespace", [ip, "netns", "delete", netns]);
+  }
+  await rm(netnsConfigDir(netns), { recursive: true, force: true });
+}
+
+// src/boundary/users.ts
+var AGENT_USER = "pipelock-agent";
+var HOST_USER = "pipelock-host";
+var PRIVILEGED_GROUPS = [
+  "root",
+  "sudo",
+  "wheel",
+  "admin",
+  "docker",
+  "lxd",
+  "kvm",
+  "disk",
+  "adm"
+];
+var SHELLS = {
+  [AGENT_USER]: "/bin/bash",
+  [HOST_USER]: "/usr/sbin/nologin"
+};
+function accountProblem(name, uid, groups) {
+  if (uid === 0) return `user ${name} has uid 0`;
+  const privileged = groups.filter((group) => PRIVILEGED_GROUPS.includes(group));
+  if (privileged.length === 0) return void 0;
+  return `user ${name} belongs to the privileged group${privileged.length === 1 ? "" : "s"} ${privileged.join(", ")}; remove it (gpasswd -d ${name} ${privileged[0] ?? ""}) or delete the user so the boundary can create it afresh`;
+}
+function parseId(output2) {
+  const match = /^uid=([0-9]+)\([^)]*\) gid=([0-9]+)\([^)]*\)(?: groups=(.*))?$/.exec(
+    output2.trim()
+  );
+  if (!match) return void 0;
+  const groups = (match[3] ?? "").split(",").map((group) => /\(([^)]*)\)/.exec(group)?.[1] ?? group);
+  return { uid: Number(match[1]), gid: Number(match[2]), groups: groups.filter((g) => g !== "") };
+}
+async function lookup(name) {
+  const result = await runTool(["id", name]);
+  if (result.code !== 0) return void 0;
+  const identity = parseId(result.stdout);
+  if (identity === void 0)
+    throw new BoundaryError(
+      `looking up ${name}: cannot read "id ${name}": ${result.stdout.trim()}`
+    );
+  return identity;
+}
+async function ensureAccount(name) {
+  let identity = await lookup(name);
+  let created = false;
+  if (identity === void 0) {
+    const result = await runTool([
+      "useradd",
+      "--system",
+      "--user-group",
+      "--no-create-home",
+      "--home-dir",
+      "/nonexistent",
+      "--shell",
+      SHELLS[name] ?? "/usr/sbin/nologin",
+      name
+    ]);
+    identity = await lookup(name);
+    if (identity === void 0) {
+      throw new BoundaryError(`creating user ${name}: useradd failed: ${result.stderr.trim()}`);
+    }
+    created = result.code === 0;
+  }
+  const problem = accountProblem(name, identity.uid, identity.groups);
+  if (problem !== void 0) {
+    if (created) await removeAccount(name);
+    throw new BoundaryError(problem);
+  }
+  return { name, uid: identity.uid, gid: identity.gid, created };
+}
+async function removeAccount(name) {
+  if (await lookup(name) === void 0) return;
+  await mustRun(`removing user ${name}`, ["userdel", name]);
+}
+
+// src/boundary/teardown.ts
+var KILL_WAIT_MS2 = 5e3;
+async function teardown(state) {
+  const failures = [];
+  const step = async (what, action) => {
+    try {
+      await action();
+    } catch (error62) {
+      failures.push(`${what}: ${error62.message}`);
+    }
+  };
+  if (state.netnsCreated)
+    await step(
+      "killing the processes in the namespace",
+      () => killNamespaceProcesses(state.ip, state.runId)
+    );
+  if (state.enginePid !== null)
+    await step("stopping the engine", () => killEngine(state.enginePid ?? 0, state.root));
+  if (state.agentStarted && !state.evidenceCollected) {
+    await step("collecting the evidence", async () => {
+      await collectEvidence(state.evidence);
+      state.evidenceCollected = true;
+    });
+  }
+  for (const grant of state.aclGrants) {
+    await step(`revoking the agent's access to ${grant.path}`, () => revokeWriteAccess(grant));
+  }
+  if (state.netnsCreated)
+    await step("removing the network namespace", () => removeNetwork(state.runId, state.ip));
+  if (state.sudoersFile !== null) {
+    const file2 = state.sudoersFile;
+    await step("removing the sudoers drop-in", () => rm2(file2, { force: true }));
+  }
+  for (const user of state.createdUsers)
+    await step(`removing user ${user}`, () => removeAccount(user));
+  await step("removing the run directory", () => rm2(state.root, { recursive: true, force: true }));
+  return failures;
+}
+async function killEngine(pid, root) {
+  const isOurs = async () => readFile2(`/proc/${pid}/cmdline`, "utf8").then(
+    (cmdline) => cmdline.includes(root),
+    () => false
+  );
+  if (!await isOurs()) return;
+  process.kill(pid, "SIGTERM");
+  const killAt = Date.now() + KILL_WAIT_MS2;
+  const giveUpAt = killAt + KILL_WAIT_MS2;
+  while (await isOurs()) {
+    if (Date.now() > giveUpAt) throw new Error(`engine ${pid} survived SIGKILL`);
+    if (Date.now() > killAt) process.kill(pid, "SIGKILL");
+    await sleep2(20);
+  }
+}
+
+// src/boundary/recover.ts
+async function recoverRun(runId, base = RUNTIME_BASE) {
+  if (!isRunId(runId)) return [`"${runId}" is not a run id (pe- and 10 hex digits)`];
+  let text;
+  try {
+    text = await readFile3(join3(base, runId, "state.json"), "utf8");
+  } catch (error62) {
+    if (error62.code === "ENOENT") return [];
+    return [`cannot read the state of ${runId}: ${error62.message}`];
+  }
+  return teardown(JSON.parse(text));
+}
+
+// src/cli/cleanup-command.ts
+async function cleanupCommand(args, io2) {
+  const [runId, ...rest] = args;
+  if (runId === void 0 || rest.length > 0)
+    throw new UsageError("cleanup: give one run id (pe-\u2026)");
+  const failures = await recoverRun(runId);
+  for (const failure2 of failures) io2.err(`pipelock-egress cleanup: ${failure2}
+`);
+  if (failures.length > 0) return 1;
+  io2.err(`pipelock-egress cleanup: ${runId}: nothing of it is left
+`);
+  return 0;
+}
+
+// src/cli/keygen-command.ts
+import { randomBytes as randomBytes2 } from "node:crypto";
+import { chmod, mkdir as mkdir3, rm as rm3, writeFile as writeFile2 } from "node:fs/promises";
 import path from "node:path";
 
 // src/receipts/go-json.ts
@@ -36713,7 +37123,7 @@ var PUBLIC_KEY_PIPELOCK_FILE = "public-key.pipelock";
 async function keygenCommand(args, io2) {
   const out = optionValue(parseOptions("keygen", args, { single: ["out"] }), "out");
   if (out === void 0) throw new UsageError("keygen: --out DIR is required");
-  const seed = new Uint8Array(randomBytes(32));
+  const seed = new Uint8Array(randomBytes2(32));
   const publicKey = createNodeBackend().ed25519PublicKey(seed);
   const files = [
     [SIGNING_KEY_FILE, encodePrivateKeyPem(seed), 384],
@@ -36722,15 +37132,15 @@ async function keygenCommand(args, io2) {
   ];
   const written = [];
   try {
-    await mkdir(out, { recursive: true, mode: 488 });
+    await mkdir3(out, { recursive: true, mode: 488 });
     for (const [name, content, mode] of files) {
       const file2 = path.join(out, name);
-      await writeFile(file2, content, { flag: "wx", mode });
+      await writeFile2(file2, content, { flag: "wx", mode });
       written.push(file2);
       await chmod(file2, mode);
     }
   } catch (error62) {
-    await Promise.all(written.map((file2) => rm(file2, { force: true })));
+    await Promise.all(written.map((file2) => rm3(file2, { force: true })));
     const err = error62;
     const reason = err.code === "EEXIST" ? `${err.path ?? out} already exists; refusing to overwrite a key (move it away or choose another --out)` : `cannot write keys to ${out}: ${err.message}`;
     io2.err(`pipelock-egress keygen: ${reason}
@@ -58822,8 +59232,8 @@ import {
   readdirSync as readdirSync2,
   writeSync
 } from "node:fs";
-import { join as join2 } from "node:path";
-import { randomBytes as randomBytes2 } from "node:crypto";
+import { join as join5 } from "node:path";
+import { randomBytes as randomBytes3 } from "node:crypto";
 
 // src/engine/evidence-tail.ts
 import {
@@ -58834,7 +59244,7 @@ import {
   readFileSync,
   writeFileSync
 } from "node:fs";
-import { join } from "node:path";
+import { join as join4 } from "node:path";
 function evidenceFiles(dir) {
   return evidenceFileOrder(readdirSync(dir));
 }
@@ -58846,7 +59256,7 @@ function readChainTail(dir, backend, signerKey) {
   const verifier = new EvidenceVerifier(backend, { trustedKeys: [signerKey], wholeRecorder: true });
   for (const name of names) {
     const stream = new EvidenceStream(verifier, name, "lines");
-    stream.write(readFileSync(join(dir, name)));
+    stream.write(readFileSync(join4(dir, name)));
     stream.end();
   }
   const report = verifier.finish();
@@ -58860,7 +59270,7 @@ function readChainTail(dir, backend, signerKey) {
   if (report.final_seq === void 0 || report.root_hash === void 0 || report.start_time === void 0) {
     throw refuse2("it holds no receipts");
   }
-  const lines = readFileSync(join(dir, last), "utf8").split("\n");
+  const lines = readFileSync(join4(dir, last), "utf8").split("\n");
   const entry = parseEntryLine(lines.at(-2) ?? "");
   if (!entry.ok) throw refuse2(`its last entry cannot be read (${entry.failure.message})`);
   return {
@@ -58873,14 +59283,14 @@ function readChainTail(dir, backend, signerKey) {
   };
 }
 function setTornLineAside(dir, name) {
-  const path4 = join(dir, name);
+  const path4 = join4(dir, name);
   const content = readFileSync(path4);
   const end = content.lastIndexOf(10) + 1;
   if (end === content.length) return void 0;
   for (let n = 1; ; n++) {
     const aside = `${name}.torn-${n}`;
     try {
-      writeFileSync(join(dir, aside), content.subarray(end), { flag: "wx", mode: 384 });
+      writeFileSync(join4(dir, aside), content.subarray(end), { flag: "wx", mode: 384 });
     } catch (error62) {
       if (error62.code === "EEXIST") continue;
       throw error62;
@@ -59018,7 +59428,7 @@ var EvidenceWriter = class _EvidenceWriter {
     }
     const writer = new _EvidenceWriter(options, resumed);
     try {
-      const nonce = () => randomBytes2(16).toString("hex");
+      const nonce = () => randomBytes3(16).toString("hex");
       const time3 = goTimestamp(writer.now());
       writer.commit(
         writer.builder.openSession(writer.sessionFields("open", time3), {
@@ -59089,7 +59499,7 @@ var EvidenceWriter = class _EvidenceWriter {
   }
   sessionFields(kind, timestamp) {
     return {
-      action_id: randomBytes2(16).toString("hex"),
+      action_id: randomBytes3(16).toString("hex"),
       action_type: "unclassified",
       timestamp,
       principal: "local",
@@ -59139,7 +59549,7 @@ var EvidenceWriter = class _EvidenceWriter {
   startFile() {
     this.closeFile();
     const name = `evidence-${RECORDER_SESSION}-${this.recorderSeq}.jsonl`;
-    this.fd = openSync2(join2(this.options.dir, name), "wx", 384);
+    this.fd = openSync2(join5(this.options.dir, name), "wx", 384);
     this.files.push(name);
     this.entriesInFile = 0;
     this.bytesInFile = 0;
@@ -59179,8 +59589,8 @@ var EvidenceWriter = class _EvidenceWriter {
 };
 
 // src/engine/resolver.ts
-import { lookup } from "node:dns/promises";
-var systemLookup = (hostname3) => lookup(hostname3, { all: true, verbatim: true });
+import { lookup as lookup2 } from "node:dns/promises";
+var systemLookup = (hostname3) => lookup2(hostname3, { all: true, verbatim: true });
 function createResolver(pins, lookupName = systemLookup, timeoutMs = 5e3) {
   const pinned = /* @__PURE__ */ new Map();
   for (const pin of pins) {
@@ -59237,10 +59647,10 @@ function parseNamePin(text) {
 }
 
 // src/cli/proxy-command.ts
-import { randomBytes as randomBytes3 } from "node:crypto";
+import { randomBytes as randomBytes4 } from "node:crypto";
 
 // src/cli/key-argument.ts
-import { stat } from "node:fs/promises";
+import { stat as stat2 } from "node:fs/promises";
 var KeyArgumentError = class extends Error {
 };
 function looksLikePath(arg) {
@@ -59248,7 +59658,7 @@ function looksLikePath(arg) {
   return !inlineKey && (/[/\\]/.test(arg) || arg.startsWith(".") || /\.[A-Za-z0-9]+$/.test(arg));
 }
 async function keyArgumentText(arg, what, io2) {
-  const isFile = await stat(arg).then(
+  const isFile = await stat2(arg).then(
     (info) => info.isFile(),
     () => false
   );
@@ -59301,7 +59711,7 @@ async function proxyCommand(args, io2) {
     return 1;
   }
   const backend = createNodeBackend();
-  let seed = randomBytes3(32);
+  let seed = randomBytes4(32);
   if (signingKey !== void 0) {
     try {
       seed = await resolvePrivateKey(signingKey, backend, io2);
@@ -59436,15 +59846,14 @@ function loopbackListen(text) {
 
 // src/cli/run-command.ts
 import { randomBytes as randomBytes5 } from "node:crypto";
-import { chown as chown2, mkdir as mkdir6, readdir as readdir5, readFile as readFile6, realpath as realpath2 } from "node:fs/promises";
-import { basename as basename2, join as join8 } from "node:path";
+import { chown as chown2, mkdir as mkdir6, readdir as readdir5, readFile as readFile8, realpath as realpath2 } from "node:fs/promises";
+import { basename as basename2, join as join9 } from "node:path";
 
 // src/boundary/boundary.ts
 import { spawn as spawn4 } from "node:child_process";
-import { randomBytes as randomBytes4 } from "node:crypto";
-import { chmod as chmod3, chown, copyFile as copyFile2, mkdir as mkdir4, readFile as readFile4, stat as stat4, writeFile as writeFile5 } from "node:fs/promises";
+import { chmod as chmod3, chown, copyFile as copyFile2, mkdir as mkdir4, readFile as readFile5, stat as stat4, writeFile as writeFile5 } from "node:fs/promises";
 import { constants } from "node:os";
-import { basename, dirname, join as join5 } from "node:path";
+import { basename, dirname, join as join6 } from "node:path";
 
 // src/boundary/agent-launch.ts
 var SETUP = `set -eu
@@ -59563,119 +59972,12 @@ function agentEnvironment(caller, plan) {
   return env;
 }
 
-// src/boundary/evidence-collect.ts
-import { copyFile, mkdir as mkdir2, readdir, rename } from "node:fs/promises";
-import { join as join3 } from "node:path";
-async function collectEvidence(collection) {
-  const { into } = collection;
-  const planted = await readdir(into).catch(() => []);
-  let warning;
-  if (planted.length > 0) {
-    const aside = `${into}.during-${collection.runId}`;
-    await rename(into, aside);
-    warning = `${into} filled up during the run (${planted.length} entries, not written by the engine); moved to ${aside}`;
-  }
-  await mkdir2(into, { recursive: true, mode: 493 });
-  for (const name of await readdir(collection.evidenceDir)) {
-    await copyFile(join3(collection.evidenceDir, name), join3(into, name));
-  }
-  await copyFile(collection.engineLog, collection.engineLogCopy);
-  return warning;
-}
-
-// src/boundary/access.ts
-import { stat as stat2 } from "node:fs/promises";
-
-// src/boundary/command.ts
-import { spawn } from "node:child_process";
-var BoundaryError = class extends Error {
-};
-function runTool(argv, options = {}) {
-  const [file2, ...args] = argv;
-  if (file2 === void 0) throw new Error("runTool: empty argv");
-  return new Promise((resolve2, reject) => {
-    const child = spawn(file2, args, {
-      stdio: [options.input === void 0 ? "ignore" : "pipe", "pipe", "pipe"],
-      env: options.env ?? process.env
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout?.setEncoding("utf8").on("data", (chunk) => stdout += chunk);
-    child.stderr?.setEncoding("utf8").on("data", (chunk) => stderr += chunk);
-    child.on("error", reject);
-    child.on("close", (code2, signal) => resolve2({ code: code2, signal, stdout, stderr }));
-    if (options.input !== void 0) child.stdin?.end(options.input);
-  });
-}
-async function mustRun(what, argv, options = {}) {
-  const result = await runTool(argv, options).catch((error62) => {
-    throw new BoundaryError(`${what}: cannot start ${argv[0] ?? ""}: ${error62.message}`, {
-      cause: error62
-    });
-  });
-  if (result.code !== 0) {
-    const output2 = (result.stderr.trim() || result.stdout.trim()).split("\n").slice(-5).join(" | ");
-    const status = result.signal === null ? `exit ${result.code}` : `signal ${result.signal}`;
-    throw new BoundaryError(
-      `${what}: ${argv.join(" ")} failed (${status})${output2 ? `: ${output2}` : ""}`
-    );
-  }
-  return result.stdout;
-}
-
-// src/boundary/access.ts
-async function grantWriteAccess(path4, uid) {
-  const owner = await stat2(path4);
-  const existing2 = await mustRun(`reading the ACLs of ${path4}`, [
-    "getfacl",
-    "-R",
-    "-P",
-    "--skip-base",
-    "--absolute-names",
-    path4
-  ]);
-  const grant = {
-    path: path4,
-    uid,
-    ownerUid: owner.uid,
-    ownerGid: owner.gid,
-    hadAcls: existing2.trim() !== ""
-  };
-  await mustRun(`granting the agent write access to ${path4}`, [
-    "setfacl",
-    "-R",
-    "-P",
-    "-m",
-    `u:${uid}:rwX,d:u:${uid}:rwX`,
-    path4
-  ]);
-  return grant;
-}
-async function revokeWriteAccess(grant) {
-  const removal = grant.hadAcls ? ["-x", `u:${grant.uid},d:u:${grant.uid}`] : ["-b"];
-  await mustRun(`revoking the agent's access to ${grant.path}`, [
-    "setfacl",
-    "-R",
-    "-P",
-    ...removal,
-    grant.path
-  ]);
-  await mustRun(`returning the agent's files under ${grant.path}`, [
-    "chown",
-    "-R",
-    "-P",
-    `--from=${grant.uid}`,
-    `${grant.ownerUid}:${grant.ownerGid}`,
-    grant.path
-  ]);
-}
-
 // src/boundary/engine-process.ts
 import { spawn as spawn2 } from "node:child_process";
 import { createWriteStream } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readFile as readFile4 } from "node:fs/promises";
 import { once } from "node:events";
-import { setTimeout as sleep } from "node:timers/promises";
+import { setTimeout as sleep3 } from "node:timers/promises";
 import { createInterface } from "node:readline";
 var READY_TIMEOUT_MS = 15e3;
 var STOP_TIMEOUT_MS = 1e4;
@@ -59772,9 +60074,9 @@ var EngineProcess = class _EngineProcess {
   /** The end of the engine's log, once its stderr is drained (the log goes with the run dir). */
   async lastWords() {
     if (this.child.stderr !== null && !this.child.stderr.readableEnded) {
-      await Promise.race([once(this.child.stderr, "end"), sleep(1e3)]);
+      await Promise.race([once(this.child.stderr, "end"), sleep3(1e3)]);
     }
-    const log = await readFile(this.logFile, "utf8").catch(() => "");
+    const log = await readFile4(this.logFile, "utf8").catch(() => "");
     return log.trim().split("\n").slice(-5).join(" | ");
   }
   spawned() {
@@ -59815,33 +60117,6 @@ var EngineProcess = class _EngineProcess {
     return { receipts: sealed.receipts, finalSeq: sealed.final_seq };
   }
 };
-
-// src/boundary/layout.ts
-import { join as join4 } from "node:path";
-var RUNTIME_BASE = "/run/pipelock-egress";
-function runLayout(runId, scriptName, base = RUNTIME_BASE) {
-  const root = join4(base, runId);
-  const engineDir = join4(root, "engine");
-  const agentDir = join4(root, "agent");
-  return {
-    runId,
-    netns: runId,
-    root,
-    stateFile: join4(root, "state.json"),
-    binDir: join4(root, "bin"),
-    engineDir,
-    evidenceDir: join4(engineDir, "evidence"),
-    signingKey: join4(engineDir, "signing-key"),
-    policyFile: join4(engineDir, "policy.yaml"),
-    upstreamCaFile: join4(engineDir, "upstream-ca.pem"),
-    agentDir,
-    agentScript: join4(agentDir, "script", scriptName),
-    probeScript: join4(agentDir, "pipelock-probe.sh"),
-    caBundle: join4(agentDir, "ca-bundle.pem"),
-    home: join4(root, "home"),
-    engineLog: join4(root, "engine.log")
-  };
-}
 
 // src/boundary/listener.ts
 import { spawn as spawn3 } from "node:child_process";
@@ -59885,110 +60160,6 @@ function openListenerInNamespace(ip, netns) {
       }
     });
   });
-}
-
-// src/boundary/namespace-processes.ts
-import { readFile as readFile2 } from "node:fs/promises";
-import { setTimeout as sleep2 } from "node:timers/promises";
-var KILL_WAIT_MS = 5e3;
-async function namespacePids(ip, netns) {
-  const listed = await runTool([ip, "netns", "pids", netns]);
-  if (listed.code !== 0) return [];
-  return listed.stdout.split("\n").filter((line) => /^[0-9]+$/.test(line)).map(Number);
-}
-function ownerUid(pid) {
-  return readFile2(`/proc/${pid}/status`, "utf8").then(
-    (status) => {
-      const uid = /^Uid:\s+([0-9]+)/m.exec(status)?.[1];
-      return uid === void 0 ? void 0 : Number(uid);
-    },
-    () => void 0
-  );
-}
-async function killNamespaceProcesses(ip, netns, spare) {
-  const deadline = Date.now() + KILL_WAIT_MS;
-  for (const phase of ["agent", "launchers"]) {
-    for (; ; ) {
-      const pids = [];
-      for (const pid of await namespacePids(ip, netns)) {
-        if (pid === spare) continue;
-        if (phase === "launchers" || await ownerUid(pid) !== 0) pids.push(pid);
-      }
-      if (pids.length === 0) break;
-      if (Date.now() > deadline) throw new Error(`processes ${pids.join(", ")} survived SIGKILL`);
-      for (const pid of pids) {
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {
-        }
-      }
-      await sleep2(20);
-    }
-  }
-}
-
-// src/boundary/network.ts
-import { mkdir as mkdir3, rm as rm2, writeFile as writeFile2 } from "node:fs/promises";
-var OUTPUT_CHAIN_RULES = ["-P OUTPUT DROP", "-A OUTPUT -o lo -j ACCEPT"];
-var netnsConfigDir = (netns) => `/etc/netns/${netns}`;
-async function createNetwork(netns, tools) {
-  const inNs = (argv) => [
-    tools.ip,
-    "netns",
-    "exec",
-    netns,
-    ...argv
-  ];
-  await mkdir3(netnsConfigDir(netns), { recursive: true, mode: 493 });
-  await writeFile2(
-    `${netnsConfigDir(netns)}/resolv.conf`,
-    "# pipelock-egress: no resolver inside the boundary; names resolve at the proxy\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
-    { mode: 420 }
-  );
-  await mustRun("creating the network namespace", [tools.ip, "netns", "add", netns]);
-  const rules = `*filter
-:INPUT ACCEPT [0:0]
-:FORWARD ACCEPT [0:0]
-:OUTPUT DROP [0:0]
--A OUTPUT -o lo -j ACCEPT
-COMMIT
-`;
-  await mustRun(
-    "setting up the namespace (lo, firewall)",
-    inNs([
-      "/bin/sh",
-      "-c",
-      '"$1" link set lo up && printf %s "$4" | "$2" -w && printf %s "$4" | "$3" -w',
-      "pipelock-egress-network",
-      tools.ip,
-      tools.iptablesRestore,
-      tools.ip6tablesRestore,
-      rules
-    ])
-  );
-}
-async function networkProblems(netns, tools) {
-  const problems = [];
-  for (const [family, table] of [
-    ["IPv4", tools.iptables],
-    ["IPv6", tools.ip6tables]
-  ]) {
-    const rules = await runTool([tools.ip, "netns", "exec", netns, table, "-w", "-S", "OUTPUT"]);
-    const lines = rules.stdout.trim().split("\n");
-    if (rules.code !== 0 || lines.join("\n") !== OUTPUT_CHAIN_RULES.join("\n")) {
-      problems.push(
-        `${family} OUTPUT chain is not "${OUTPUT_CHAIN_RULES.join("; ")}" but "${lines.join("; ")}"`
-      );
-    }
-  }
-  return problems;
-}
-async function removeNetwork(netns, ip) {
-  const listed = await mustRun("listing network namespaces", [ip, "netns", "list"]);
-  if (listed.split("\n").some((line) => line.split(" ")[0] === netns)) {
-    await mustRun("deleting the network namespace", [ip, "netns", "delete", netns]);
-  }
-  await rm2(netnsConfigDir(netns), { recursive: true, force: true });
 }
 
 // src/boundary/probes.ts
@@ -60148,7 +60319,7 @@ var SYSTEM_CA_BUNDLES = [
 ];
 
 // src/boundary/sudoers.ts
-import { chmod as chmod2, rm as rm3, stat as stat3, writeFile as writeFile4 } from "node:fs/promises";
+import { chmod as chmod2, rm as rm4, stat as stat3, writeFile as writeFile4 } from "node:fs/promises";
 var SUDOERS_DIR = "/etc/sudoers.d";
 function sudoersDenyText(users) {
   return `# pipelock-egress: the boundary's users may not use sudo
@@ -60167,149 +60338,16 @@ async function installSudoersDeny(runId, users) {
   try {
     await mustRun("validating the sudoers drop-in", ["visudo", "-c", "-q", "-f", file2]);
   } catch (error62) {
-    await rm3(file2, { force: true });
+    await rm4(file2, { force: true });
     throw error62;
   }
   return file2;
 }
 
-// src/boundary/teardown.ts
-import { readFile as readFile3, rm as rm4 } from "node:fs/promises";
-import { setTimeout as sleep3 } from "node:timers/promises";
-
-// src/boundary/users.ts
-var AGENT_USER = "pipelock-agent";
-var HOST_USER = "pipelock-host";
-var PRIVILEGED_GROUPS = [
-  "root",
-  "sudo",
-  "wheel",
-  "admin",
-  "docker",
-  "lxd",
-  "kvm",
-  "disk",
-  "adm"
-];
-var SHELLS = {
-  [AGENT_USER]: "/bin/bash",
-  [HOST_USER]: "/usr/sbin/nologin"
-};
-function accountProblem(name, uid, groups) {
-  if (uid === 0) return `user ${name} has uid 0`;
-  const privileged = groups.filter((group) => PRIVILEGED_GROUPS.includes(group));
-  if (privileged.length === 0) return void 0;
-  return `user ${name} belongs to the privileged group${privileged.length === 1 ? "" : "s"} ${privileged.join(", ")}; remove it (gpasswd -d ${name} ${privileged[0] ?? ""}) or delete the user so the boundary can create it afresh`;
-}
-function parseId(output2) {
-  const match = /^uid=([0-9]+)\([^)]*\) gid=([0-9]+)\([^)]*\)(?: groups=(.*))?$/.exec(
-    output2.trim()
-  );
-  if (!match) return void 0;
-  const groups = (match[3] ?? "").split(",").map((group) => /\(([^)]*)\)/.exec(group)?.[1] ?? group);
-  return { uid: Number(match[1]), gid: Number(match[2]), groups: groups.filter((g) => g !== "") };
-}
-async function lookup2(name) {
-  const result = await runTool(["id", name]);
-  if (result.code !== 0) return void 0;
-  const identity = parseId(result.stdout);
-  if (identity === void 0)
-    throw new BoundaryError(
-      `looking up ${name}: cannot read "id ${name}": ${result.stdout.trim()}`
-    );
-  return identity;
-}
-async function ensureAccount(name) {
-  let identity = await lookup2(name);
-  let created = false;
-  if (identity === void 0) {
-    const result = await runTool([
-      "useradd",
-      "--system",
-      "--user-group",
-      "--no-create-home",
-      "--home-dir",
-      "/nonexistent",
-      "--shell",
-      SHELLS[name] ?? "/usr/sbin/nologin",
-      name
-    ]);
-    identity = await lookup2(name);
-    if (identity === void 0) {
-      throw new BoundaryError(`creating user ${name}: useradd failed: ${result.stderr.trim()}`);
-    }
-    created = result.code === 0;
-  }
-  const problem = accountProblem(name, identity.uid, identity.groups);
-  if (problem !== void 0) {
-    if (created) await removeAccount(name);
-    throw new BoundaryError(problem);
-  }
-  return { name, uid: identity.uid, gid: identity.gid, created };
-}
-async function removeAccount(name) {
-  if (await lookup2(name) === void 0) return;
-  await mustRun(`removing user ${name}`, ["userdel", name]);
-}
-
-// src/boundary/teardown.ts
-var KILL_WAIT_MS2 = 5e3;
-async function teardown(state) {
-  const failures = [];
-  const step = async (what, action) => {
-    try {
-      await action();
-    } catch (error62) {
-      failures.push(`${what}: ${error62.message}`);
-    }
-  };
-  if (state.netnsCreated)
-    await step(
-      "killing the processes in the namespace",
-      () => killNamespaceProcesses(state.ip, state.runId)
-    );
-  if (state.enginePid !== null)
-    await step("stopping the engine", () => killEngine(state.enginePid ?? 0, state.root));
-  if (state.agentStarted && !state.evidenceCollected) {
-    await step("collecting the evidence", async () => {
-      await collectEvidence(state.evidence);
-      state.evidenceCollected = true;
-    });
-  }
-  for (const grant of state.aclGrants) {
-    await step(`revoking the agent's access to ${grant.path}`, () => revokeWriteAccess(grant));
-  }
-  if (state.netnsCreated)
-    await step("removing the network namespace", () => removeNetwork(state.runId, state.ip));
-  if (state.sudoersFile !== null) {
-    const file2 = state.sudoersFile;
-    await step("removing the sudoers drop-in", () => rm4(file2, { force: true }));
-  }
-  for (const user of state.createdUsers)
-    await step(`removing user ${user}`, () => removeAccount(user));
-  await step("removing the run directory", () => rm4(state.root, { recursive: true, force: true }));
-  return failures;
-}
-async function killEngine(pid, root) {
-  const isOurs = async () => readFile3(`/proc/${pid}/cmdline`, "utf8").then(
-    (cmdline) => cmdline.includes(root),
-    () => false
-  );
-  if (!await isOurs()) return;
-  process.kill(pid, "SIGTERM");
-  const killAt = Date.now() + KILL_WAIT_MS2;
-  const giveUpAt = killAt + KILL_WAIT_MS2;
-  while (await isOurs()) {
-    if (Date.now() > giveUpAt) throw new Error(`engine ${pid} survived SIGKILL`);
-    if (Date.now() > killAt) process.kill(pid, "SIGKILL");
-    await sleep3(20);
-  }
-}
-
 // src/boundary/boundary.ts
 var CANCELLED = "cancelled (SIGINT/SIGTERM) before the agent started";
 async function runInBoundary(request) {
-  const runId = `pe-${randomBytes4(5).toString("hex")}`;
+  const { runId } = request;
   const layout = runLayout(runId, basename(request.script));
   await mkdir4(RUNTIME_BASE, { recursive: true, mode: 493 });
   await mkdir4(layout.root, { mode: 457 });
@@ -60350,8 +60388,8 @@ async function setUpAndRun(request, layout, state) {
   await checkpoint();
   await mkdir4(layout.binDir, { mode: 493 });
   const program = {
-    node: await reachableCopy(request.node, join5(layout.binDir, "node"), 365),
-    cli: await reachableCopy(request.cli, join5(layout.binDir, "cli.js"), 292)
+    node: await reachableCopy(request.node, join6(layout.binDir, "node"), 365),
+    cli: await reachableCopy(request.cli, join6(layout.binDir, "cli.js"), 292)
   };
   state.netnsCreated = true;
   await checkpoint();
@@ -60485,7 +60523,7 @@ async function writeRunFiles(request, layout, agent, host) {
     await writeOwned(layout.upstreamCaFile, request.upstreamCaPem, 292, { uid: 0, gid: 0 });
   }
   await mkdir4(dirname(layout.agentScript), { recursive: true, mode: 493 });
-  await writeOwned(layout.agentScript, await readFile4(request.script), 365, { uid: 0, gid: 0 });
+  await writeOwned(layout.agentScript, await readFile5(request.script), 365, { uid: 0, gid: 0 });
   await writeOwned(layout.probeScript, PROBE_SCRIPT, 365, { uid: 0, gid: 0 });
   await mkdir4(layout.home, { mode: 448 });
   await chown(layout.home, agent.uid, agent.gid);
@@ -60523,8 +60561,8 @@ async function existing(paths) {
 }
 async function writeCaBundle(layout, ready) {
   const [system] = await existing(SYSTEM_CA_BUNDLES);
-  const roots = system === void 0 ? "" : await readFile4(system, "utf8");
-  const runCa = ready.caCert === null ? "" : await readFile4(ready.caCert, "utf8");
+  const roots = system === void 0 ? "" : await readFile5(system, "utf8");
+  const runCa = ready.caCert === null ? "" : await readFile5(ready.caCert, "utf8");
   await writeOwned(
     layout.caBundle,
     `${roots}${roots.endsWith("\n") || roots === "" ? "" : "\n"}${runCa}`,
@@ -60585,7 +60623,7 @@ function signalNumber(signal) {
 
 // src/boundary/preflight.ts
 import { access, constants as constants2 } from "node:fs/promises";
-import { delimiter, join as join6 } from "node:path";
+import { delimiter, join as join7 } from "node:path";
 var REQUIRED_TOOLS = [
   { tool: "ip", pkg: "iproute2" },
   { tool: "iptables", pkg: "iptables" },
@@ -60650,7 +60688,7 @@ async function gatherHostFacts(path4 = process.env["PATH"] ?? "") {
 }
 async function findExecutable(tool, directories) {
   for (const directory2 of directories) {
-    const candidate = join6(directory2, tool);
+    const candidate = join7(directory2, tool);
     if (await access(candidate, constants2.X_OK).then(
       () => true,
       () => false
@@ -60798,8 +60836,8 @@ function encodeSorted(value) {
 }
 
 // src/packet/write-packet.ts
-import { readdir as readdir2, readFile as readFile5, writeFile as writeFile6 } from "node:fs/promises";
-import { join as join7 } from "node:path";
+import { readdir as readdir2, readFile as readFile6, writeFile as writeFile6 } from "node:fs/promises";
+import { join as join8 } from "node:path";
 
 // src/packet/summarize.ts
 var VERDICT_TOTALS = [
@@ -60978,23 +61016,23 @@ var POLICY_HASH_FILE = "policy-hash.txt";
 var PUBLIC_KEY_FILE = "signer-public-key.pem";
 var RECEIPTS_FILE = "receipts.json";
 async function writePacketEvidence(packet) {
-  const dir = join7(packet.out, EVIDENCE_DIR);
+  const dir = join8(packet.out, EVIDENCE_DIR);
   const names = evidenceFileOrder(await readdir2(dir));
   const files = await Promise.all(
-    names.map(async (name) => ({ name, content: await readFile5(join7(dir, name)) }))
+    names.map(async (name) => ({ name, content: await readFile6(join8(dir, name)) }))
   );
   await writeFile6(
-    join7(packet.out, PACKET_FILES.evidence),
+    join8(packet.out, PACKET_FILES.evidence),
     Buffer.concat(files.map((f) => f.content)),
     { mode: 420 }
   );
   const read = readEvidenceDirectory(files);
   const receipts = read.ok ? read.value.receipts : [];
-  await writeFile6(join7(packet.out, RECEIPTS_FILE), receiptsJson(receipts));
-  await writeFile6(join7(packet.out, POLICY_FILE), packet.policyBytes);
-  await writeFile6(join7(packet.out, POLICY_HASH_FILE), `${packet.policyHash}
+  await writeFile6(join8(packet.out, RECEIPTS_FILE), receiptsJson(receipts));
+  await writeFile6(join8(packet.out, POLICY_FILE), packet.policyBytes);
+  await writeFile6(join8(packet.out, POLICY_HASH_FILE), `${packet.policyHash}
 `);
-  await writeFile6(join7(packet.out, PUBLIC_KEY_FILE), encodePublicKeyPem(packet.publicKey));
+  await writeFile6(join8(packet.out, PUBLIC_KEY_FILE), encodePublicKeyPem(packet.publicKey));
   return receipts;
 }
 function receiptsJson(receipts) {
@@ -61014,7 +61052,7 @@ async function writePacketReport(packet) {
     posture: packet.posture,
     policy: packet.policy
   });
-  await writeFile6(join7(packet.out, PACKET_FILES.packet), encodeSorted(json2));
+  await writeFile6(join8(packet.out, PACKET_FILES.packet), encodeSorted(json2));
   const markdown = summaryMarkdown({
     report: packet.report,
     summary,
@@ -61025,12 +61063,12 @@ async function writePacketReport(packet) {
     verifyCommand: `pipelock-egress verify --receipt-chain ${PACKET_FILES.evidence} --policy-hash ${POLICY_HASH_FILE} --public-key <your pinned public key> --require-sealed --whole-recorder`,
     unsupported: UNSUPPORTED_PATHS
   });
-  await writeFile6(join7(packet.out, PACKET_FILES.summary), markdown);
+  await writeFile6(join8(packet.out, PACKET_FILES.summary), markdown);
   return markdown;
 }
 
 // src/cli/run-request.ts
-import { realpath, readdir as readdir3, stat as stat5 } from "node:fs/promises";
+import { readFile as readFile7, realpath, readdir as readdir3, rm as rm5, stat as stat5 } from "node:fs/promises";
 import { isAbsolute, relative, resolve, sep } from "node:path";
 var DEFAULT_EVIDENCE_OUTPUT = "audit-artifacts";
 var DEFAULT_IDENTITY = "pipelock-agent";
@@ -61059,7 +61097,9 @@ async function parseRunRequest(args, io2, backend, cwd = process.cwd()) {
       "identity",
       "workdir",
       "upstream-ca",
-      "max-processes"
+      "max-processes",
+      "run-id",
+      "env-file"
     ],
     repeatable: ["writable", "resolve"]
   });
@@ -61071,6 +61111,9 @@ async function parseRunRequest(args, io2, backend, cwd = process.cwd()) {
     if (typeof parsed === "string") throw new UsageError(`run: --resolve ${parsed}`);
   }
   const maxProcesses = processLimit(optionValue(options, "max-processes"));
+  const runId = optionValue(options, "run-id") ?? newRunId();
+  if (!isRunId(runId))
+    throw new UsageError(`run: --run-id ${runId}: expected pe- and 10 hex digits`);
   const problems = [];
   let policyBytes = new Uint8Array();
   let policy;
@@ -61116,6 +61159,8 @@ async function parseRunRequest(args, io2, backend, cwd = process.cwd()) {
       }
     );
   }
+  const envFile = optionValue(options, "env-file");
+  const callerEnv = envFile === void 0 ? process.env : await environmentFile(envFile, problems);
   if (problems.length > 0 || policy === void 0 || workdir === void 0 || script === void 0) {
     throw new RunRequestError(problems);
   }
@@ -61132,8 +61177,24 @@ async function parseRunRequest(args, io2, backend, cwd = process.cwd()) {
     identity: optionValue(options, "identity") ?? DEFAULT_IDENTITY,
     pins,
     upstreamCaPem,
-    maxProcesses
+    maxProcesses,
+    runId,
+    callerEnv
   };
+}
+async function environmentFile(file2, problems) {
+  try {
+    const parsed = JSON.parse(await readFile7(file2, "utf8"));
+    await rm5(file2, { force: true });
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed) || !Object.values(parsed).every((value) => typeof value === "string")) {
+      problems.push(`--env-file ${file2}: expected a JSON object of strings`);
+      return {};
+    }
+    return parsed;
+  } catch (error62) {
+    problems.push(`--env-file ${file2}: ${error62.message}`);
+    return {};
+  }
 }
 async function outputProblems(output2, writable) {
   const real = await realpath(output2).catch(() => output2);
@@ -61543,6 +61604,7 @@ async function runCommand(args, io2) {
   try {
     await mkdir6(out, { recursive: true, mode: 493 });
     const outcome = await runInBoundary({
+      runId: request.runId,
       tools: boundaryTools(facts),
       node: process.execPath,
       cli: await realpath2(process.argv[1] ?? ""),
@@ -61558,9 +61620,9 @@ async function runCommand(args, io2) {
       workdir: request.workdir,
       writable: request.writable,
       maxProcesses: request.maxProcesses,
-      callerEnv: process.env,
-      evidenceCopyDir: join8(out, EVIDENCE_DIR),
-      engineLogCopy: join8(out, ENGINE_LOG),
+      callerEnv: request.callerEnv,
+      evidenceCopyDir: join9(out, EVIDENCE_DIR),
+      engineLogCopy: join9(out, ENGINE_LOG),
       log: (line) => io2.err(`${PREFIX}: ${line}
 `),
       cancel: cancel.signal
@@ -61579,33 +61641,33 @@ async function runCommand(args, io2) {
     const verified = await verifyCommand(
       [
         "--receipt-chain",
-        join8(out, PACKET_FILES.evidence),
+        join9(out, PACKET_FILES.evidence),
         "--policy-hash",
-        join8(out, POLICY_HASH_FILE),
+        join9(out, POLICY_HASH_FILE),
         "--require-sealed",
         "--whole-recorder",
         "--output",
-        join8(out, PACKET_FILES.verifier),
+        join9(out, PACKET_FILES.verifier),
         ...request.pinnedKey === void 0 ? ["--allow-unpinned"] : ["--public-key", request.pinnedKey]
       ],
       io2
     );
-    const report = await readVerificationReport(join8(out, PACKET_FILES.verifier));
+    const report = await readVerificationReport(join9(out, PACKET_FILES.verifier));
     await writePacketReport({
       out,
       receipts,
       report,
       pinnedKey: request.pinnedKey === void 0 ? void 0 : publicKey,
       run: {
-        ...packetRunFromEnv(process.env),
+        ...packetRunFromEnv(request.callerEnv),
         agentIdentity: request.identity,
         startedAt: outcome.startedAt,
         completedAt: outcome.completedAt,
         agentExitCode: outcome.agentExitCode
       },
       posture: {
-        runnerOs: process.env["RUNNER_OS"] ?? "Linux",
-        ...process.env["RUNNER_ARCH"] ? { runnerArch: process.env["RUNNER_ARCH"] } : {},
+        runnerOs: request.callerEnv["RUNNER_OS"] ?? "Linux",
+        ...request.callerEnv["RUNNER_ARCH"] ? { runnerArch: request.callerEnv["RUNNER_ARCH"] } : {},
         networkNamespace: outcome.runId,
         agentUser: AGENT_USER,
         agentUid: outcome.agentUid,
@@ -61654,13 +61716,13 @@ async function runCommand(args, io2) {
 function boundSecrets(request) {
   const values = {};
   for (const binding of request.policy.secrets) {
-    const value = process.env[binding.env];
+    const value = request.callerEnv[binding.env];
     if (value !== void 0 && value !== "") values[binding.env] = value;
   }
   return values;
 }
 async function readVerificationReport(file2) {
-  const parsed = JSON.parse(await readFile6(file2, "utf8"));
+  const parsed = JSON.parse(await readFile8(file2, "utf8"));
   return { ...parsed, final_seq: parsed.final_seq === null ? null : BigInt(parsed.final_seq) };
 }
 async function giveToInvoker(out) {
@@ -61668,13 +61730,13 @@ async function giveToInvoker(out) {
   const gid = process.env["SUDO_GID"];
   if (uid === void 0 || gid === void 0 || !/^[0-9]+$/.test(uid) || !/^[0-9]+$/.test(gid))
     return;
-  const evidence = join8(out, EVIDENCE_DIR);
+  const evidence = join9(out, EVIDENCE_DIR);
   const written = [ENGINE_LOG, POLICY_FILE, POLICY_HASH_FILE, PUBLIC_KEY_FILE, RECEIPTS_FILE];
   const files = [
     out,
     evidence,
-    ...[...written, ...Object.values(PACKET_FILES)].map((name) => join8(out, name)),
-    ...(await readdir5(evidence)).map((name) => join8(evidence, name))
+    ...[...written, ...Object.values(PACKET_FILES)].map((name) => join9(out, name)),
+    ...(await readdir5(evidence)).map((name) => join9(evidence, name))
   ];
   for (const file2 of files) await chown2(file2, Number(uid), Number(gid));
 }
@@ -61698,6 +61760,10 @@ Commands:
     --resolve HOST:IP                     pin a name for the engine (repeatable)
     --upstream-ca FILE                    extra CA for upstream TLS
     --max-processes N                     process limit for the agent (default 1024)
+    --run-id ID                           name the run (pe- and 10 hex digits)
+    --env-file FILE                       the agent's environment as a JSON object of
+                                          strings (read, then deleted)
+  cleanup RUN_ID                          finish a run killed before its teardown (root)
   proxy --policy FILE --listen 127.0.0.1:PORT --evidence-dir DIR
                                           run the enforcing proxy alone, for development
                                           (--listen-inherited: serve a socket passed over
@@ -61735,7 +61801,8 @@ var COMMANDS = {
   proxy: proxyCommand,
   verify: verifyCommand,
   keygen: keygenCommand,
-  run: runCommand
+  run: runCommand,
+  cleanup: cleanupCommand
 };
 async function main(argv, io2) {
   const [command, ...args] = argv;
@@ -61780,7 +61847,7 @@ ${USAGE}`);
 var io = {
   out: (text) => process.stdout.write(text),
   err: (text) => process.stderr.write(text),
-  readFile: (path4) => readFile7(path4)
+  readFile: (path4) => readFile9(path4)
 };
 main(process.argv.slice(2), io).then(
   (code2) => {

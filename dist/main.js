@@ -1079,14 +1079,14 @@ var require_util = __commonJS({
         }
         const port2 = url2.port != null ? url2.port : url2.protocol === "https:" ? 443 : 80;
         let origin = url2.origin != null ? url2.origin : `${url2.protocol || ""}//${url2.hostname || ""}:${port2}`;
-        let path2 = url2.path != null ? url2.path : `${url2.pathname || ""}${url2.search || ""}`;
+        let path3 = url2.path != null ? url2.path : `${url2.pathname || ""}${url2.search || ""}`;
         if (origin[origin.length - 1] === "/") {
           origin = origin.slice(0, origin.length - 1);
         }
-        if (path2 && path2[0] !== "/") {
-          path2 = `/${path2}`;
+        if (path3 && path3[0] !== "/") {
+          path3 = `/${path3}`;
         }
-        return new URL(`${origin}${path2}`);
+        return new URL(`${origin}${path3}`);
       }
       if (!isHttpOrHttpsPrefixed(url2.origin || url2.protocol)) {
         throw new InvalidArgumentError("Invalid URL protocol: the URL must start with `http:` or `https:`.");
@@ -1537,39 +1537,39 @@ var require_diagnostics = __commonJS({
       });
       diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
         const {
-          request: { method, path: path2, origin }
+          request: { method, path: path3, origin }
         } = evt;
-        debuglog("sending request to %s %s/%s", method, origin, path2);
+        debuglog("sending request to %s %s/%s", method, origin, path3);
       });
       diagnosticsChannel.channel("undici:request:headers").subscribe((evt) => {
         const {
-          request: { method, path: path2, origin },
+          request: { method, path: path3, origin },
           response: { statusCode }
         } = evt;
         debuglog(
           "received response to %s %s/%s - HTTP %d",
           method,
           origin,
-          path2,
+          path3,
           statusCode
         );
       });
       diagnosticsChannel.channel("undici:request:trailers").subscribe((evt) => {
         const {
-          request: { method, path: path2, origin }
+          request: { method, path: path3, origin }
         } = evt;
-        debuglog("trailers received from %s %s/%s", method, origin, path2);
+        debuglog("trailers received from %s %s/%s", method, origin, path3);
       });
       diagnosticsChannel.channel("undici:request:error").subscribe((evt) => {
         const {
-          request: { method, path: path2, origin },
+          request: { method, path: path3, origin },
           error: error63
         } = evt;
         debuglog(
           "request to %s %s/%s errored - %s",
           method,
           origin,
-          path2,
+          path3,
           error63.message
         );
       });
@@ -1618,9 +1618,9 @@ var require_diagnostics = __commonJS({
         });
         diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
           const {
-            request: { method, path: path2, origin }
+            request: { method, path: path3, origin }
           } = evt;
-          debuglog("sending request to %s %s/%s", method, origin, path2);
+          debuglog("sending request to %s %s/%s", method, origin, path3);
         });
       }
       diagnosticsChannel.channel("undici:websocket:open").subscribe((evt) => {
@@ -1683,7 +1683,7 @@ var require_request = __commonJS({
     var kHandler = /* @__PURE__ */ Symbol("handler");
     var Request = class {
       constructor(origin, {
-        path: path2,
+        path: path3,
         method,
         body,
         headers,
@@ -1698,11 +1698,11 @@ var require_request = __commonJS({
         expectContinue,
         servername
       }, handler) {
-        if (typeof path2 !== "string") {
+        if (typeof path3 !== "string") {
           throw new InvalidArgumentError("path must be a string");
-        } else if (path2[0] !== "/" && !(path2.startsWith("http://") || path2.startsWith("https://")) && method !== "CONNECT") {
+        } else if (path3[0] !== "/" && !(path3.startsWith("http://") || path3.startsWith("https://")) && method !== "CONNECT") {
           throw new InvalidArgumentError("path must be an absolute URL or start with a slash");
-        } else if (invalidPathRegex.test(path2)) {
+        } else if (invalidPathRegex.test(path3)) {
           throw new InvalidArgumentError("invalid request path");
         }
         if (typeof method !== "string") {
@@ -1768,7 +1768,7 @@ var require_request = __commonJS({
         this.completed = false;
         this.aborted = false;
         this.upgrade = upgrade || null;
-        this.path = query ? buildURL(path2, query) : path2;
+        this.path = query ? buildURL(path3, query) : path3;
         this.origin = origin;
         this.idempotent = idempotent == null ? method === "HEAD" || method === "GET" : idempotent;
         this.blocking = blocking == null ? false : blocking;
@@ -2165,9 +2165,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve2, reject) => {
+          return new Promise((resolve3, reject) => {
             this.close((err, data) => {
-              return err ? reject(err) : resolve2(data);
+              return err ? reject(err) : resolve3(data);
             });
           });
         }
@@ -2205,12 +2205,12 @@ var require_dispatcher_base = __commonJS({
           err = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve2, reject) => {
+          return new Promise((resolve3, reject) => {
             this.destroy(err, (err2, data) => {
               return err2 ? (
                 /* istanbul ignore next: should never error */
                 reject(err2)
-              ) : resolve2(data);
+              ) : resolve3(data);
             });
           });
         }
@@ -3311,7 +3311,7 @@ var require_data_url = __commonJS({
   "node_modules/@actions/http-client/node_modules/undici/lib/web/fetch/data-url.js"(exports, module) {
     "use strict";
     var assert2 = __require("node:assert");
-    var encoder = new TextEncoder();
+    var encoder2 = new TextEncoder();
     var HTTP_TOKEN_CODEPOINTS = /^[!#$%&'*+\-.^_|~A-Za-z0-9]+$/;
     var HTTP_WHITESPACE_REGEX = /[\u000A\u000D\u0009\u0020]/;
     var ASCII_WHITESPACE_REPLACE_REGEX = /[\u0009\u000A\u000C\u000D\u0020]/g;
@@ -3384,7 +3384,7 @@ var require_data_url = __commonJS({
       return input2.slice(start, position.position);
     }
     function stringPercentDecode(input2) {
-      const bytes = encoder.encode(input2);
+      const bytes = encoder2.encode(input2);
       return percentDecode(bytes);
     }
     function isHexCharByte(byte) {
@@ -4477,8 +4477,8 @@ var require_util2 = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise2 = new Promise((resolve2, reject) => {
-        res = resolve2;
+      const promise2 = new Promise((resolve3, reject) => {
+        res = resolve3;
         rej = reject;
       });
       return { promise: promise2, resolve: res, reject: rej };
@@ -5861,7 +5861,7 @@ var require_client_h1 = __commonJS({
     var TIMEOUT_HEADERS = 2 | USE_FAST_TIMER;
     var TIMEOUT_BODY = 4 | USE_FAST_TIMER;
     var TIMEOUT_KEEP_ALIVE = 8 | USE_NATIVE_TIMER;
-    var Parser = class {
+    var Parser2 = class {
       constructor(client, socket, { exports: exports2 }) {
         assert2(Number.isFinite(client[kMaxHeadersSize]) && client[kMaxHeadersSize] > 0);
         this.llhttp = exports2;
@@ -6288,7 +6288,7 @@ var require_client_h1 = __commonJS({
       socket[kIdleSocketValidation] = 0;
       socket[kIdleSocketValidationTimeout] = null;
       socket[kSocketUsed] = false;
-      socket[kParser] = new Parser(client, socket, llhttpInstance);
+      socket[kParser] = new Parser2(client, socket, llhttpInstance);
       addListener(socket, "error", function(err) {
         const parser = this[kParser];
         if (err.code === "ECONNRESET" && parser.statusCode && !parser.shouldKeepAlive) {
@@ -6461,7 +6461,7 @@ var require_client_h1 = __commonJS({
       return method !== "GET" && method !== "HEAD" && method !== "OPTIONS" && method !== "TRACE" && method !== "CONNECT";
     }
     function writeH1(client, request) {
-      const { method, path: path2, host, upgrade, blocking, reset } = request;
+      const { method, path: path3, host, upgrade, blocking, reset } = request;
       let { body, headers, contentLength } = request;
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH" || method === "QUERY" || method === "PROPFIND" || method === "PROPPATCH";
       if (util.isFormDataLike(body)) {
@@ -6542,7 +6542,7 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      let header = `${method} ${path2} HTTP/1.1\r
+      let header = `${method} ${path3} HTTP/1.1\r
 `;
       if (typeof host === "string") {
         header += `host: ${host}\r
@@ -6729,12 +6729,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve2, reject) => {
+      const waitForDrain = () => new Promise((resolve3, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve2;
+          callback = resolve3;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -7071,7 +7071,7 @@ var require_client_h2 = __commonJS({
     }
     function writeH2(client, request) {
       const session = client[kHTTP2Session];
-      const { method, path: path2, host, upgrade, expectContinue, signal, headers: reqHeaders } = request;
+      const { method, path: path3, host, upgrade, expectContinue, signal, headers: reqHeaders } = request;
       let { body } = request;
       if (upgrade) {
         util.errorRequest(client, request, new Error("Upgrade not supported for H2"));
@@ -7168,7 +7168,7 @@ var require_client_h2 = __commonJS({
         });
         return true;
       }
-      headers[HTTP2_HEADER_PATH] = path2;
+      headers[HTTP2_HEADER_PATH] = path3;
       headers[HTTP2_HEADER_SCHEME] = "https";
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH";
       if (body && typeof body.read === "function") {
@@ -7404,12 +7404,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve2, reject) => {
+      const waitForDrain = () => new Promise((resolve3, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve2;
+          callback = resolve3;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -7521,9 +7521,9 @@ var require_redirect_handler = __commonJS({
           return this.handler.onHeaders(statusCode, headers, resume, statusText);
         }
         const { origin, pathname, search } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path2 = search ? `${pathname}${search}` : pathname;
+        const path3 = search ? `${pathname}${search}` : pathname;
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
-        this.opts.path = path2;
+        this.opts.path = path3;
         this.opts.origin = origin;
         this.opts.maxRedirections = 0;
         this.opts.query = null;
@@ -7888,16 +7888,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       async [kClose]() {
-        return new Promise((resolve2) => {
+        return new Promise((resolve3) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve2;
+            this[kClosedResolve] = resolve3;
           } else {
-            resolve2(null);
+            resolve3(null);
           }
         });
       }
       async [kDestroy](err) {
-        return new Promise((resolve2) => {
+        return new Promise((resolve3) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
             const request = requests[i];
@@ -7908,7 +7908,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve2(null);
+            resolve3(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err, callback);
@@ -7959,7 +7959,7 @@ var require_client = __commonJS({
         });
       }
       try {
-        const socket = await new Promise((resolve2, reject) => {
+        const socket = await new Promise((resolve3, reject) => {
           client[kConnector]({
             host,
             hostname: hostname3,
@@ -7971,7 +7971,7 @@ var require_client = __commonJS({
             if (err) {
               reject(err);
             } else {
-              resolve2(socket2);
+              resolve3(socket2);
             }
           });
         });
@@ -8307,8 +8307,8 @@ var require_pool_base = __commonJS({
         if (this[kQueue].isEmpty()) {
           await Promise.all(this[kClients].map((c) => c.close()));
         } else {
-          await new Promise((resolve2) => {
-            this[kClosedResolve] = resolve2;
+          await new Promise((resolve3) => {
+            this[kClosedResolve] = resolve3;
           });
         }
       }
@@ -8762,10 +8762,10 @@ var require_proxy_agent = __commonJS({
         };
         const {
           origin,
-          path: path2 = "/",
+          path: path3 = "/",
           headers = {}
         } = opts;
-        opts.path = origin + path2;
+        opts.path = origin + path3;
         if (!("host" in headers) && !("Host" in headers)) {
           const { host } = new URL2(origin);
           headers.host = host;
@@ -9577,7 +9577,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return null;
         }
-        return await new Promise((resolve2, reject) => {
+        return await new Promise((resolve3, reject) => {
           if (this[kContentLength] > limit) {
             this.destroy(new AbortError());
           }
@@ -9590,7 +9590,7 @@ var require_readable = __commonJS({
             if (signal?.aborted) {
               reject(signal.reason ?? new AbortError());
             } else {
-              resolve2(null);
+              resolve3(null);
             }
           }).on("error", noop).on("data", function(chunk) {
             limit -= chunk.length;
@@ -9609,7 +9609,7 @@ var require_readable = __commonJS({
     }
     async function consume(stream, type) {
       assert2(!stream[kConsume]);
-      return new Promise((resolve2, reject) => {
+      return new Promise((resolve3, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -9626,7 +9626,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve: resolve2,
+              resolve: resolve3,
               reject,
               length: 0,
               body: []
@@ -9696,18 +9696,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2) {
-      const { type, body, resolve: resolve2, stream, length } = consume2;
+      const { type, body, resolve: resolve3, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve2(chunksDecode(body, length));
+          resolve3(chunksDecode(body, length));
         } else if (type === "json") {
-          resolve2(JSON.parse(chunksDecode(body, length)));
+          resolve3(JSON.parse(chunksDecode(body, length)));
         } else if (type === "arrayBuffer") {
-          resolve2(chunksConcat(body, length).buffer);
+          resolve3(chunksConcat(body, length).buffer);
         } else if (type === "blob") {
-          resolve2(new Blob(body, { type: stream[kContentType] }));
+          resolve3(new Blob(body, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve2(chunksConcat(body, length));
+          resolve3(chunksConcat(body, length));
         }
         consumeFinish(consume2);
       } catch (err) {
@@ -9964,9 +9964,9 @@ var require_api_request = __commonJS({
     };
     function request(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve2, reject) => {
+        return new Promise((resolve3, reject) => {
           request.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve2(data);
+            return err ? reject(err) : resolve3(data);
           });
         });
       }
@@ -10189,9 +10189,9 @@ var require_api_stream = __commonJS({
     };
     function stream(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve2, reject) => {
+        return new Promise((resolve3, reject) => {
           stream.call(this, opts, factory, (err, data) => {
-            return err ? reject(err) : resolve2(data);
+            return err ? reject(err) : resolve3(data);
           });
         });
       }
@@ -10476,9 +10476,9 @@ var require_api_upgrade = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve2, reject) => {
+        return new Promise((resolve3, reject) => {
           upgrade.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve2(data);
+            return err ? reject(err) : resolve3(data);
           });
         });
       }
@@ -10570,9 +10570,9 @@ var require_api_connect = __commonJS({
     };
     function connect(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve2, reject) => {
+        return new Promise((resolve3, reject) => {
           connect.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve2(data);
+            return err ? reject(err) : resolve3(data);
           });
         });
       }
@@ -10737,20 +10737,20 @@ var require_mock_utils = __commonJS({
       }
       return true;
     }
-    function safeUrl(path2) {
-      if (typeof path2 !== "string") {
-        return path2;
+    function safeUrl(path3) {
+      if (typeof path3 !== "string") {
+        return path3;
       }
-      const pathSegments = path2.split("?");
+      const pathSegments = path3.split("?");
       if (pathSegments.length !== 2) {
-        return path2;
+        return path3;
       }
       const qp = new URLSearchParams(pathSegments.pop());
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path: path2, method, body, headers }) {
-      const pathMatch = matchValue(mockDispatch2.path, path2);
+    function matchKey(mockDispatch2, { path: path3, method, body, headers }) {
+      const pathMatch = matchValue(mockDispatch2.path, path3);
       const methodMatch = matchValue(mockDispatch2.method, method);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body) : true;
       const headersMatch = matchHeaders(mockDispatch2, headers);
@@ -10772,7 +10772,7 @@ var require_mock_utils = __commonJS({
     function getMockDispatch(mockDispatches, key) {
       const basePath = key.query ? buildURL(key.path, key.query) : key.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
-      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path2 }) => matchValue(safeUrl(path2), resolvedPath));
+      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path3 }) => matchValue(safeUrl(path3), resolvedPath));
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
       }
@@ -10810,9 +10810,9 @@ var require_mock_utils = __commonJS({
       }
     }
     function buildKey(opts) {
-      const { path: path2, method, body, headers, query } = opts;
+      const { path: path3, method, body, headers, query } = opts;
       return {
-        path: path2,
+        path: path3,
         method,
         body,
         headers,
@@ -11275,10 +11275,10 @@ var require_pending_interceptors_formatter = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method, path: path2, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+          ({ method, path: path3, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
             Method: method,
             Origin: origin,
-            Path: path2,
+            Path: path3,
             "Status code": statusCode,
             Persistent: persist ? PERSISTENT : NOT_PERSISTENT,
             Invocations: timesInvoked,
@@ -12041,10 +12041,10 @@ var require_headers = __commonJS({
         const lowercaseName = isLowerCase ? name : name.toLowerCase();
         const exists2 = this[kHeadersMap].get(lowercaseName);
         if (exists2) {
-          const delimiter = lowercaseName === "cookie" ? "; " : ", ";
+          const delimiter2 = lowercaseName === "cookie" ? "; " : ", ";
           this[kHeadersMap].set(lowercaseName, {
             name: exists2.name,
-            value: `${exists2.value}${delimiter}${value}`
+            value: `${exists2.value}${delimiter2}${value}`
           });
         } else {
           this[kHeadersMap].set(lowercaseName, { name, value });
@@ -14435,7 +14435,7 @@ var require_fetch = __commonJS({
       function dispatch({ body }) {
         const url2 = requestCurrentURL(request);
         const agent = fetchParams.controller.dispatcher;
-        return new Promise((resolve2, reject) => agent.dispatch(
+        return new Promise((resolve3, reject) => agent.dispatch(
           {
             path: url2.pathname + url2.search,
             origin: url2.origin,
@@ -14511,7 +14511,7 @@ var require_fetch = __commonJS({
               }
               this.body = new Readable({ read: resume });
               const onError = this.onError.bind(this);
-              resolve2({
+              resolve3({
                 status,
                 statusText,
                 headersList,
@@ -14554,7 +14554,7 @@ var require_fetch = __commonJS({
               for (let i = 0; i < rawHeaders.length; i += 2) {
                 headersList.append(bufferToLowerCasedHeaderName(rawHeaders[i]), rawHeaders[i + 1].toString("latin1"), true);
               }
-              resolve2({
+              resolve3({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -16157,9 +16157,9 @@ var require_util6 = __commonJS({
         }
       }
     }
-    function validateCookiePath(path2) {
-      for (let i = 0; i < path2.length; ++i) {
-        const code = path2.charCodeAt(i);
+    function validateCookiePath(path3) {
+      for (let i = 0; i < path3.length; ++i) {
+        const code = path3.charCodeAt(i);
         if (code < 32 || // exclude CTLs (0-31)
         code > 126 || // exclude DEL and non-ascii
         code === 59) {
@@ -18295,8 +18295,8 @@ var require_util8 = __commonJS({
       return true;
     }
     function delay(ms) {
-      return new Promise((resolve2) => {
-        setTimeout(resolve2, ms).unref();
+      return new Promise((resolve3) => {
+        setTimeout(resolve3, ms).unref();
       });
     }
     module.exports = {
@@ -18346,12 +18346,12 @@ var require_eventsource_stream = __commonJS({
       }
       return true;
     }
-    function isFieldName(line, length, field) {
-      if (length !== field.length) {
+    function isFieldName(line, length, field2) {
+      if (length !== field2.length) {
         return false;
       }
       for (let i = 0; i < length; i++) {
-        if (line[i] !== field[i]) {
+        if (line[i] !== field2[i]) {
           return false;
         }
       }
@@ -18552,13 +18552,13 @@ ${value}`;
           }
         }
       }
-      setEventFieldSize(field, size) {
-        const eventSize = this.eventSize - this.eventFieldSizes[field] + size;
+      setEventFieldSize(field2, size) {
+        const eventSize = this.eventSize - this.eventFieldSizes[field2] + size;
         if (this.maxEventSize > 0 && eventSize > this.maxEventSize) {
           throw createMaxEventSizeExceededError();
         }
         this.eventSize = eventSize;
-        this.eventFieldSizes[field] = size;
+        this.eventFieldSizes[field2] = size;
       }
       /**
        * @param {EventSourceStreamEvent} event
@@ -19079,11 +19079,11 @@ var require_undici = __commonJS({
           if (typeof opts.path !== "string") {
             throw new InvalidArgumentError("invalid opts.path");
           }
-          let path2 = opts.path;
+          let path3 = opts.path;
           if (!opts.path.startsWith("/")) {
-            path2 = `/${path2}`;
+            path3 = `/${path3}`;
           }
-          url2 = new URL(util.parseOrigin(url2).origin + path2);
+          url2 = new URL(util.parseOrigin(url2).origin + path3);
         } else {
           if (!opts) {
             opts = typeof url2 === "object" ? url2 : {};
@@ -19231,17 +19231,17 @@ var require_visit = __commonJS({
     visit3.BREAK = BREAK;
     visit3.SKIP = SKIP;
     visit3.REMOVE = REMOVE;
-    function visit_(key, node2, visitor, path2) {
-      const ctrl = callVisitor(key, node2, visitor, path2);
+    function visit_(key, node2, visitor, path3) {
+      const ctrl = callVisitor(key, node2, visitor, path3);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path2, ctrl);
-        return visit_(key, ctrl, visitor, path2);
+        replaceNode(key, path3, ctrl);
+        return visit_(key, ctrl, visitor, path3);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node2)) {
-          path2 = Object.freeze(path2.concat(node2));
+          path3 = Object.freeze(path3.concat(node2));
           for (let i = 0; i < node2.items.length; ++i) {
-            const ci = visit_(i, node2.items[i], visitor, path2);
+            const ci = visit_(i, node2.items[i], visitor, path3);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -19252,13 +19252,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node2)) {
-          path2 = Object.freeze(path2.concat(node2));
-          const ck = visit_("key", node2.key, visitor, path2);
+          path3 = Object.freeze(path3.concat(node2));
+          const ck = visit_("key", node2.key, visitor, path3);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node2.key = null;
-          const cv = visit_("value", node2.value, visitor, path2);
+          const cv = visit_("value", node2.value, visitor, path3);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -19279,17 +19279,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node2, visitor, path2) {
-      const ctrl = await callVisitor(key, node2, visitor, path2);
+    async function visitAsync_(key, node2, visitor, path3) {
+      const ctrl = await callVisitor(key, node2, visitor, path3);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path2, ctrl);
-        return visitAsync_(key, ctrl, visitor, path2);
+        replaceNode(key, path3, ctrl);
+        return visitAsync_(key, ctrl, visitor, path3);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node2)) {
-          path2 = Object.freeze(path2.concat(node2));
+          path3 = Object.freeze(path3.concat(node2));
           for (let i = 0; i < node2.items.length; ++i) {
-            const ci = await visitAsync_(i, node2.items[i], visitor, path2);
+            const ci = await visitAsync_(i, node2.items[i], visitor, path3);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -19300,13 +19300,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node2)) {
-          path2 = Object.freeze(path2.concat(node2));
-          const ck = await visitAsync_("key", node2.key, visitor, path2);
+          path3 = Object.freeze(path3.concat(node2));
+          const ck = await visitAsync_("key", node2.key, visitor, path3);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node2.key = null;
-          const cv = await visitAsync_("value", node2.value, visitor, path2);
+          const cv = await visitAsync_("value", node2.value, visitor, path3);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -19333,23 +19333,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node2, visitor, path2) {
+    function callVisitor(key, node2, visitor, path3) {
       if (typeof visitor === "function")
-        return visitor(key, node2, path2);
+        return visitor(key, node2, path3);
       if (identity.isMap(node2))
-        return visitor.Map?.(key, node2, path2);
+        return visitor.Map?.(key, node2, path3);
       if (identity.isSeq(node2))
-        return visitor.Seq?.(key, node2, path2);
+        return visitor.Seq?.(key, node2, path3);
       if (identity.isPair(node2))
-        return visitor.Pair?.(key, node2, path2);
+        return visitor.Pair?.(key, node2, path3);
       if (identity.isScalar(node2))
-        return visitor.Scalar?.(key, node2, path2);
+        return visitor.Scalar?.(key, node2, path3);
       if (identity.isAlias(node2))
-        return visitor.Alias?.(key, node2, path2);
+        return visitor.Alias?.(key, node2, path3);
       return void 0;
     }
-    function replaceNode(key, path2, node2) {
-      const parent = path2[path2.length - 1];
+    function replaceNode(key, path3, node2) {
+      const parent = path3[path3.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node2;
       } else if (identity.isPair(parent)) {
@@ -19961,10 +19961,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path2, value) {
+    function collectionFromPath(schema, path3, value) {
       let v = value;
-      for (let i = path2.length - 1; i >= 0; --i) {
-        const k = path2[i];
+      for (let i = path3.length - 1; i >= 0; --i) {
+        const k = path3[i];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -19983,7 +19983,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path2) => path2 == null || typeof path2 === "object" && !!path2[Symbol.iterator]().next().done;
+    var isEmptyPath = (path3) => path3 == null || typeof path3 === "object" && !!path3[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -20013,11 +20013,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path2, value) {
-        if (isEmptyPath(path2))
+      addIn(path3, value) {
+        if (isEmptyPath(path3))
           this.add(value);
         else {
-          const [key, ...rest] = path2;
+          const [key, ...rest] = path3;
           const node2 = this.get(key, true);
           if (identity.isCollection(node2))
             node2.addIn(rest, value);
@@ -20031,8 +20031,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path2) {
-        const [key, ...rest] = path2;
+      deleteIn(path3) {
+        const [key, ...rest] = path3;
         if (rest.length === 0)
           return this.delete(key);
         const node2 = this.get(key, true);
@@ -20046,8 +20046,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path2, keepScalar) {
-        const [key, ...rest] = path2;
+      getIn(path3, keepScalar) {
+        const [key, ...rest] = path3;
         const node2 = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node2) ? node2.value : node2;
@@ -20065,8 +20065,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path2) {
-        const [key, ...rest] = path2;
+      hasIn(path3) {
+        const [key, ...rest] = path3;
         if (rest.length === 0)
           return this.has(key);
         const node2 = this.get(key, true);
@@ -20076,8 +20076,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path2, value) {
-        const [key, ...rest] = path2;
+      setIn(path3, value) {
+        const [key, ...rest] = path3;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -22592,9 +22592,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path2, value) {
+      addIn(path3, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path2, value);
+          this.contents.addIn(path3, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -22669,14 +22669,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path2) {
-        if (Collection.isEmptyPath(path2)) {
+      deleteIn(path3) {
+        if (Collection.isEmptyPath(path3)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path2) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path3) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -22691,10 +22691,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path2, keepScalar) {
-        if (Collection.isEmptyPath(path2))
+      getIn(path3, keepScalar) {
+        if (Collection.isEmptyPath(path3))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path2, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path3, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -22705,10 +22705,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path2) {
-        if (Collection.isEmptyPath(path2))
+      hasIn(path3) {
+        if (Collection.isEmptyPath(path3))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path2) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path3) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -22725,13 +22725,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path2, value) {
-        if (Collection.isEmptyPath(path2)) {
+      setIn(path3, value) {
+        if (Collection.isEmptyPath(path3)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path2), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path3), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path2, value);
+          this.contents.setIn(path3, value);
         }
       }
       /**
@@ -24692,10 +24692,10 @@ var require_cst_visit = __commonJS({
     visit3.BREAK = BREAK;
     visit3.SKIP = SKIP;
     visit3.REMOVE = REMOVE;
-    visit3.itemAtPath = (cst, path2) => {
+    visit3.itemAtPath = (cst, path3) => {
       let item = cst;
-      for (const [field, index] of path2) {
-        const tok = item?.[field];
+      for (const [field2, index] of path3) {
+        const tok = item?.[field2];
         if (tok && "items" in tok) {
           item = tok.items[index];
         } else
@@ -24703,23 +24703,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit3.parentCollection = (cst, path2) => {
-      const parent = visit3.itemAtPath(cst, path2.slice(0, -1));
-      const field = path2[path2.length - 1][0];
-      const coll = parent?.[field];
+    visit3.parentCollection = (cst, path3) => {
+      const parent = visit3.itemAtPath(cst, path3.slice(0, -1));
+      const field2 = path3[path3.length - 1][0];
+      const coll = parent?.[field2];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path2, item, visitor) {
-      let ctrl = visitor(item, path2);
+    function _visit(path3, item, visitor) {
+      let ctrl = visitor(item, path3);
       if (typeof ctrl === "symbol")
         return ctrl;
-      for (const field of ["key", "value"]) {
-        const token = item[field];
+      for (const field2 of ["key", "value"]) {
+        const token = item[field2];
         if (token && "items" in token) {
           for (let i = 0; i < token.items.length; ++i) {
-            const ci = _visit(Object.freeze(path2.concat([[field, i]])), token.items[i], visitor);
+            const ci = _visit(Object.freeze(path3.concat([[field2, i]])), token.items[i], visitor);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -24729,11 +24729,11 @@ var require_cst_visit = __commonJS({
               i -= 1;
             }
           }
-          if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path2);
+          if (typeof ctrl === "function" && field2 === "key")
+            ctrl = ctrl(item, path3);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path2) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path3) : ctrl;
     }
     exports.visit = visit3;
   }
@@ -25558,7 +25558,7 @@ var require_parser = __commonJS({
         }
       }
     }
-    var Parser = class {
+    var Parser2 = class {
       /**
        * @param onNewLine - If defined, called separately with the start position of
        *   each new line (in `parse()`, including the start of input).
@@ -26331,7 +26331,7 @@ var require_parser = __commonJS({
         }
       }
     };
-    exports.Parser = Parser;
+    exports.Parser = Parser2;
   }
 });
 
@@ -26572,19 +26572,20 @@ function issueFileCommand(command, message) {
   });
 }
 function prepareKeyValueMessage(key, value) {
-  const delimiter = `ghadelimiter_${crypto.randomUUID()}`;
+  const delimiter2 = `ghadelimiter_${crypto.randomUUID()}`;
   const convertedValue = toCommandValue(value);
-  if (key.includes(delimiter)) {
-    throw new Error(`Unexpected input: name should not contain the delimiter "${delimiter}"`);
+  if (key.includes(delimiter2)) {
+    throw new Error(`Unexpected input: name should not contain the delimiter "${delimiter2}"`);
   }
-  if (convertedValue.includes(delimiter)) {
-    throw new Error(`Unexpected input: value should not contain the delimiter "${delimiter}"`);
+  if (convertedValue.includes(delimiter2)) {
+    throw new Error(`Unexpected input: value should not contain the delimiter "${delimiter2}"`);
   }
-  return `${key}<<${delimiter}${os2.EOL}${convertedValue}${os2.EOL}${delimiter}`;
+  return `${key}<<${delimiter2}${os2.EOL}${convertedValue}${os2.EOL}${delimiter2}`;
 }
 
 // node_modules/@actions/core/lib/core.js
 import * as os4 from "os";
+import * as path from "path";
 
 // node_modules/@actions/http-client/lib/index.js
 var tunnel = __toESM(require_tunnel2(), 1);
@@ -26646,11 +26647,11 @@ import { EOL as EOL3 } from "os";
 import { constants, promises } from "fs";
 var __awaiter = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve2) {
-      resolve2(value);
+    return value instanceof P ? value : new P(function(resolve3) {
+      resolve3(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve2, reject) {
+  return new (P || (P = Promise))(function(resolve3, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -26666,7 +26667,7 @@ var __awaiter = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve2(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve3(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -26924,6 +26925,7 @@ var Summary = class {
   }
 };
 var _summary = new Summary();
+var summary = _summary;
 
 // node_modules/@actions/core/lib/platform.js
 import os3 from "os";
@@ -26947,6 +26949,18 @@ var ExitCode;
   ExitCode2[ExitCode2["Success"] = 0] = "Success";
   ExitCode2[ExitCode2["Failure"] = 1] = "Failure";
 })(ExitCode || (ExitCode = {}));
+function setSecret(secret) {
+  issueCommand("add-mask", {}, secret);
+}
+function addPath(inputPath) {
+  const filePath = process.env["GITHUB_PATH"] || "";
+  if (filePath) {
+    issueFileCommand("PATH", inputPath);
+  } else {
+    issueCommand("add-path", {}, inputPath);
+  }
+  process.env["PATH"] = `${inputPath}${path.delimiter}${process.env["PATH"]}`;
+}
 function getInput(name, options) {
   const val = process.env[`INPUT_${name.replace(/ /g, "_").toUpperCase()}`] || "";
   if (options && options.required && !val) {
@@ -26975,8 +26989,18 @@ function error(message, properties = {}) {
 function warning(message, properties = {}) {
   issueCommand("warning", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
+function notice(message, properties = {}) {
+  issueCommand("notice", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+}
 function info(message) {
   process.stdout.write(message + os4.EOL);
+}
+function saveState(name, value) {
+  const filePath = process.env["GITHUB_STATE"] || "";
+  if (filePath) {
+    return issueFileCommand("STATE", prepareKeyValueMessage(name, value));
+  }
+  issueCommand("save-state", { name }, toCommandValue(value));
 }
 function getState(name) {
   return process.env[`STATE_${name}`] || "";
@@ -27028,12 +27052,1237 @@ function actionsRunner() {
     setFailed: (message) => setFailed(message),
     info: (message) => info(message),
     warning: (message) => warning(message),
-    getState: (name) => getState(name)
+    getState: (name) => getState(name),
+    saveState: (name, value) => saveState(name, value),
+    setSecret: (value) => setSecret(value),
+    addPath: (dir) => addPath(dir),
+    notice: (message) => notice(message),
+    appendSummary: async (markdown) => {
+      if (!process.env["GITHUB_STEP_SUMMARY"]) return false;
+      await summary.addRaw(markdown).write();
+      return true;
+    },
+    env: process.env,
+    uid: process.getuid?.() ?? -1
   };
 }
 
 // src/action/main.ts
-import { readFile } from "node:fs/promises";
+import { mkdir as mkdir2, mkdtemp, readdir as readdir2, readFile, rm as rm2, stat as stat4, writeFile as writeFile2 } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname as dirname2, join as join2, resolve as resolve2 } from "node:path";
+
+// src/boundary/layout.ts
+import { randomBytes } from "node:crypto";
+function newRunId() {
+  return `pe-${randomBytes(5).toString("hex")}`;
+}
+
+// src/packet/packet-json.ts
+var PACKET_FILES = {
+  packet: "packet.json",
+  evidence: "evidence.jsonl",
+  verifier: "verification-report.json",
+  summary: "summary.md"
+};
+
+// src/packet/summarize.ts
+var VERDICT_TOTALS = [
+  "allow",
+  "block",
+  "warn",
+  "ask",
+  "strip",
+  "forward",
+  "redirect",
+  "other"
+];
+var SESSION_TRANSPORT = "receipt_session";
+function destinationOf(target) {
+  try {
+    const url2 = new URL(target);
+    if (url2.protocol === "http:" || url2.protocol === "https:" || url2.protocol === "ws:" || url2.protocol === "wss:") {
+      return url2.host;
+    }
+  } catch {
+  }
+  return target;
+}
+function hostOf(destination2) {
+  const bracketed = /^\[([^\]]+)\](?::[0-9]+)?$/.exec(destination2);
+  if (bracketed) return bracketed[1] ?? destination2;
+  return destination2.replace(/:[0-9]+$/, "");
+}
+function summarizeChain(receipts) {
+  const totals = Object.fromEntries(VERDICT_TOTALS.map((v) => [v, 0]));
+  const transports = {};
+  const layers = {};
+  const domains = /* @__PURE__ */ new Set();
+  const policyHashes = /* @__PURE__ */ new Set();
+  const destinations = /* @__PURE__ */ new Map();
+  const refused = [];
+  for (const { action_record: record2 } of receipts) {
+    const verdict = VERDICT_TOTALS.includes(record2.verdict) ? record2.verdict : "other";
+    totals[verdict]++;
+    transports[record2.transport] = (transports[record2.transport] ?? 0) + 1;
+    policyHashes.add(record2.policy_hash);
+    if (record2.verdict === "block")
+      layers[record2.layer ?? ""] = (layers[record2.layer ?? ""] ?? 0) + 1;
+    if (record2.transport === SESSION_TRANSPORT || record2.decision_phase === "outcome") continue;
+    const destination2 = destinationOf(record2.target);
+    domains.add(hostOf(destination2));
+    const counts = destinations.get(destination2) ?? {
+      destination: destination2,
+      allowed: 0,
+      blocked: 0,
+      warned: 0,
+      methods: /* @__PURE__ */ new Set()
+    };
+    destinations.set(destination2, counts);
+    if (record2.method !== void 0 && record2.method !== "") counts.methods.add(record2.method);
+    if (record2.verdict === "allow") counts.allowed++;
+    else if (record2.verdict === "warn") counts.warned++;
+    else counts.blocked++;
+    if (record2.verdict !== "allow") {
+      refused.push({
+        seq: record2.chain_seq,
+        method: record2.method ?? "",
+        target: record2.target,
+        layer: record2.layer ?? "",
+        reason: record2.pattern ?? "",
+        verdict: record2.verdict
+      });
+    }
+  }
+  return {
+    receiptCount: receipts.length,
+    totals,
+    transports,
+    layers,
+    domains: [...domains].sort(),
+    destinations: [...destinations.values()].sort(
+      (a, b) => a.destination < b.destination ? -1 : a.destination > b.destination ? 1 : 0
+    ),
+    refused,
+    policyHashes: [...policyHashes].sort()
+  };
+}
+
+// src/receipts/go-json.ts
+var SHORT_ESCAPES = {
+  34: '\\"',
+  92: "\\\\",
+  8: "\\b",
+  12: "\\f",
+  10: "\\n",
+  13: "\\r",
+  9: "\\t",
+  60: "\\u003c",
+  62: "\\u003e",
+  38: "\\u0026",
+  8232: "\\u2028",
+  8233: "\\u2029"
+};
+function goString(value) {
+  let out = '"';
+  let chunkStart = 0;
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    let replacement;
+    if (code < 32) {
+      replacement = SHORT_ESCAPES[code] ?? `\\u00${code.toString(16).padStart(2, "0")}`;
+    } else if (code === 34 || code === 92 || code === 60 || code === 62 || code === 38) {
+      replacement = SHORT_ESCAPES[code];
+    } else if (code === 8232 || code === 8233) {
+      replacement = SHORT_ESCAPES[code];
+    } else if (code >= 55296 && code <= 57343) {
+      const next = value.charCodeAt(i + 1);
+      if (code <= 56319 && next >= 56320 && next <= 57343) {
+        i++;
+        continue;
+      }
+      replacement = "\uFFFD";
+    }
+    if (replacement === void 0) continue;
+    out += value.slice(chunkStart, i) + replacement;
+    chunkStart = i + 1;
+  }
+  return out + value.slice(chunkStart) + '"';
+}
+function compactRaw(raw) {
+  let out = "";
+  let inString = false;
+  let chunkStart = 0;
+  for (let i = 0; i < raw.length; i++) {
+    const code = raw.charCodeAt(i);
+    let replacement;
+    if (inString) {
+      if (code === 92) {
+        i++;
+        continue;
+      }
+      if (code === 34) inString = false;
+      else if (code === 60 || code === 62 || code === 38 || code === 8232 || code === 8233) {
+        replacement = SHORT_ESCAPES[code];
+      }
+    } else if (code === 34) {
+      inString = true;
+    } else if (code === 32 || code === 9 || code === 10 || code === 13) {
+      replacement = "";
+    }
+    if (replacement === void 0) continue;
+    out += raw.slice(chunkStart, i) + replacement;
+    chunkStart = i + 1;
+  }
+  return out + raw.slice(chunkStart);
+}
+
+// src/receipts/go-time.ts
+var GO_ZERO_TIME = {
+  year: 1,
+  month: 1,
+  day: 1,
+  hour: 0,
+  minute: 0,
+  second: 0,
+  nanos: 0,
+  offsetSeconds: 0
+};
+var RFC3339_LAYOUT = "2006-01-02T15:04:05Z07:00";
+function parseGoTime(raw) {
+  const time3 = parseStrict(raw);
+  return time3 ? { ok: true, time: time3 } : { ok: false, error: explainFailure(raw) };
+}
+function formatRfc3339Nano(t) {
+  const date5 = `${pad(t.year, 4)}-${pad(t.month, 2)}-${pad(t.day, 2)}`;
+  const clock = `${pad(t.hour, 2)}:${pad(t.minute, 2)}:${pad(t.second, 2)}`;
+  const fraction = t.nanos === 0 ? "" : "." + pad(t.nanos, 9).replace(/0+$/, "");
+  return `${date5}T${clock}${fraction}${formatOffset(t.offsetSeconds)}`;
+}
+function toUtc(t) {
+  if (t.offsetSeconds === 0) return t;
+  const d = /* @__PURE__ */ new Date(0);
+  d.setUTCFullYear(t.year, t.month - 1, t.day);
+  d.setUTCHours(t.hour, t.minute, t.second - t.offsetSeconds, 0);
+  return {
+    year: d.getUTCFullYear(),
+    month: d.getUTCMonth() + 1,
+    day: d.getUTCDate(),
+    hour: d.getUTCHours(),
+    minute: d.getUTCMinutes(),
+    second: d.getUTCSeconds(),
+    nanos: t.nanos,
+    offsetSeconds: 0
+  };
+}
+function pad(n, width) {
+  return String(n).padStart(width, "0");
+}
+function formatOffset(offsetSeconds) {
+  if (offsetSeconds === 0) return "Z";
+  const sign = offsetSeconds < 0 ? "-" : "+";
+  const minutes = Math.floor(Math.abs(offsetSeconds) / 60);
+  return `${sign}${pad(Math.floor(minutes / 60), 2)}:${pad(minutes % 60, 2)}`;
+}
+function daysIn(month, year) {
+  if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
+  return [4, 6, 9, 11].includes(month) ? 30 : 31;
+}
+function digitsIn(s, min, max) {
+  if (!/^[0-9]+$/.test(s)) return void 0;
+  const n = Number(s);
+  return n >= min && n <= max ? n : void 0;
+}
+function parseStrict(s) {
+  if (s.length < 19) return void 0;
+  const year = digitsIn(s.slice(0, 4), 0, 9999);
+  const month = digitsIn(s.slice(5, 7), 1, 12);
+  if (year === void 0 || month === void 0) return void 0;
+  const day = digitsIn(s.slice(8, 10), 1, daysIn(month, year));
+  const hour = digitsIn(s.slice(11, 13), 0, 23);
+  const minute = digitsIn(s.slice(14, 16), 0, 59);
+  const second = digitsIn(s.slice(17, 19), 0, 59);
+  if (day === void 0 || hour === void 0 || minute === void 0 || second === void 0) {
+    return void 0;
+  }
+  if (s[4] !== "-" || s[7] !== "-" || s[10] !== "T" || s[13] !== ":" || s[16] !== ":") {
+    return void 0;
+  }
+  let rest = s.slice(19);
+  let nanos = 0;
+  const fraction = /^\.([0-9]+)/.exec(rest);
+  if (fraction?.[1] !== void 0) {
+    nanos = Number(fraction[1].slice(0, 9).padEnd(9, "0"));
+    rest = rest.slice(fraction[0].length);
+  }
+  let offsetSeconds = 0;
+  if (rest !== "Z") {
+    if (rest.length !== 6) return void 0;
+    const hr = digitsIn(rest.slice(1, 3), 0, 23);
+    const mm = digitsIn(rest.slice(4, 6), 0, 59);
+    if (hr === void 0 || mm === void 0) return void 0;
+    if (rest[0] !== "+" && rest[0] !== "-" || rest[3] !== ":") return void 0;
+    offsetSeconds = (rest[0] === "-" ? -1 : 1) * (hr * 60 + mm) * 60;
+  }
+  return { year, month, day, hour, minute, second, nanos, offsetSeconds };
+}
+function goQuote(s) {
+  let out = '"';
+  for (const ch of s) {
+    const code = ch.codePointAt(0) ?? 0;
+    if (code < 32 || code >= 128) {
+      for (const byte of new TextEncoder().encode(ch))
+        out += "\\x" + byte.toString(16).padStart(2, "0");
+    } else {
+      out += ch === '"' || ch === "\\" ? "\\" + ch : ch;
+    }
+  }
+  return out + '"';
+}
+function explainFailure(value) {
+  const cannotParse = (rest2, element) => `parsing time ${goQuote(value)} as ${goQuote(RFC3339_LAYOUT)}: cannot parse ${goQuote(rest2)} as ${goQuote(element)}`;
+  const outOfRange = (what) => `parsing time ${goQuote(value)}: ${what} out of range`;
+  const isDigit = (s, i) => {
+    const c = s[i];
+    return c !== void 0 && c >= "0" && c <= "9";
+  };
+  const getNum = (s, fixed) => {
+    if (!isDigit(s, 0)) return void 0;
+    if (!isDigit(s, 1)) return fixed ? void 0 : [Number(s[0]), s.slice(1)];
+    return [Number(s.slice(0, 2)), s.slice(2)];
+  };
+  let rest = value;
+  const literal2 = (ch) => {
+    if (rest[0] !== ch) return false;
+    rest = rest.slice(1);
+    return true;
+  };
+  if (rest.length < 4 || !isDigit(rest, 0)) return cannotParse(rest, "2006");
+  const yearText = rest.slice(0, 4);
+  rest = rest.slice(4);
+  if (!/^[0-9]{4}$/.test(yearText)) return cannotParse(rest, "2006");
+  const year = Number(yearText);
+  if (!literal2("-")) return cannotParse(rest, "-");
+  const month = getNum(rest, true);
+  if (!month) return cannotParse(rest, "01");
+  rest = month[1];
+  if (month[0] < 1 || month[0] > 12) return outOfRange("month");
+  if (!literal2("-")) return cannotParse(rest, "-");
+  const day = getNum(rest, true);
+  if (!day) return cannotParse(rest, "02");
+  rest = day[1];
+  if (!literal2("T")) return cannotParse(rest, "T");
+  const hour = getNum(rest, false);
+  if (!hour) return cannotParse(rest, "15");
+  rest = hour[1];
+  if (hour[0] >= 24) return outOfRange("hour");
+  if (!literal2(":")) return cannotParse(rest, ":");
+  const minute = getNum(rest, true);
+  if (!minute) return cannotParse(rest, "04");
+  rest = minute[1];
+  if (minute[0] >= 60) return outOfRange("minute");
+  if (!literal2(":")) return cannotParse(rest, ":");
+  const second = getNum(rest, true);
+  if (!second) return cannotParse(rest, "05");
+  rest = second[1];
+  if (second[0] >= 60) return outOfRange("second");
+  const fraction = /^[.,][0-9]+/.exec(rest);
+  if (fraction) rest = rest.slice(fraction[0].length);
+  if (rest[0] === "Z") {
+    rest = rest.slice(1);
+  } else {
+    if (rest.length < 6 || rest[3] !== ":") return cannotParse(rest, "Z07:00");
+    const hr = getNum(rest.slice(1, 3), true);
+    const mm = getNum(rest.slice(4, 6), true);
+    if (!hr || !mm || rest[0] !== "+" && rest[0] !== "-") return cannotParse(rest, "Z07:00");
+    rest = rest.slice(6);
+    if (hr[0] > 24) return outOfRange("time zone offset hour");
+    if (mm[0] > 60) return outOfRange("time zone offset minute");
+  }
+  if (rest.length > 0) return `parsing time ${goQuote(value)}: extra text: ${goQuote(rest)}`;
+  if (day[0] < 1 || day[0] > daysIn(month[0], year)) return outOfRange("day");
+  if (value[12] === ":") return cannotParse(value.slice(11, 12), "15");
+  if (value[19] === ",") return cannotParse(",", ".");
+  if (Number(value.slice(-5, -3)) >= 24) return outOfRange("timezone hour");
+  if (Number(value.slice(-2)) >= 60) return outOfRange("timezone minute");
+  return cannotParse(value, RFC3339_LAYOUT);
+}
+
+// src/receipts/json.ts
+var MAX_JSON_DEPTH = 128;
+function parseJson(source) {
+  try {
+    const parser = new Parser(source);
+    parser.skipWhitespace();
+    const root = parser.value(0);
+    parser.skipWhitespace();
+    if (parser.pos < source.length) parser.fail("unexpected data after the top-level value");
+    return { ok: true, doc: { source, root } };
+  } catch (err) {
+    if (err instanceof JsonSyntaxError) return { ok: false, error: err.message };
+    throw err;
+  }
+}
+function rawText(doc, node2) {
+  return doc.source.slice(node2.start, node2.end);
+}
+function describeKind(node2) {
+  return node2.kind === "bool" ? "boolean" : node2.kind;
+}
+var JsonSyntaxError = class extends Error {
+};
+var Parser = class {
+  constructor(src) {
+    this.src = src;
+  }
+  src;
+  pos = 0;
+  fail(message) {
+    throw new JsonSyntaxError(`invalid JSON at offset ${this.pos}: ${message}`);
+  }
+  skipWhitespace() {
+    for (; ; ) {
+      const c = this.src.charCodeAt(this.pos);
+      if (c === 32 || c === 9 || c === 10 || c === 13) this.pos++;
+      else return;
+    }
+  }
+  value(depth) {
+    const start = this.pos;
+    const c = this.src[this.pos];
+    switch (c) {
+      case "{":
+        return this.object(depth + 1);
+      case "[":
+        return this.array(depth + 1);
+      case '"':
+        return { kind: "string", value: this.string(), start, end: this.pos };
+      case "t":
+        this.literal("true");
+        return { kind: "bool", value: true, start, end: this.pos };
+      case "f":
+        this.literal("false");
+        return { kind: "bool", value: false, start, end: this.pos };
+      case "n":
+        this.literal("null");
+        return { kind: "null", start, end: this.pos };
+      default:
+        if (c === "-" || c !== void 0 && c >= "0" && c <= "9") return this.number();
+        return this.fail(
+          c === void 0 ? "unexpected end of input" : `unexpected character ${JSON.stringify(c)}`
+        );
+    }
+  }
+  literal(word) {
+    if (this.src.startsWith(word, this.pos)) this.pos += word.length;
+    else this.fail(`expected ${word}`);
+  }
+  number() {
+    const match = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
+    match.lastIndex = this.pos;
+    const m = match.exec(this.src);
+    if (!m) return this.fail("malformed number");
+    const start = this.pos;
+    this.pos += m[0].length;
+    return { kind: "number", text: m[0], start, end: this.pos };
+  }
+  string() {
+    this.pos++;
+    let out = "";
+    let chunkStart = this.pos;
+    for (; ; ) {
+      const code = this.src.charCodeAt(this.pos);
+      if (Number.isNaN(code)) this.fail("unterminated string");
+      if (code === 34) {
+        out += this.src.slice(chunkStart, this.pos);
+        this.pos++;
+        return out;
+      }
+      if (code < 32) this.fail("control character in string");
+      if (code >= 55296 && code <= 57343) {
+        const next = this.src.charCodeAt(this.pos + 1);
+        if (code <= 56319 && next >= 56320 && next <= 57343) {
+          this.pos += 2;
+        } else {
+          out += this.src.slice(chunkStart, this.pos) + "\uFFFD";
+          this.pos++;
+          chunkStart = this.pos;
+        }
+        continue;
+      }
+      if (code !== 92) {
+        this.pos++;
+        continue;
+      }
+      out += this.src.slice(chunkStart, this.pos);
+      out += this.escape();
+      chunkStart = this.pos;
+    }
+  }
+  escape() {
+    const e = this.src[this.pos + 1];
+    this.pos += 2;
+    switch (e) {
+      case '"':
+        return '"';
+      case "\\":
+        return "\\";
+      case "/":
+        return "/";
+      case "b":
+        return "\b";
+      case "f":
+        return "\f";
+      case "n":
+        return "\n";
+      case "r":
+        return "\r";
+      case "t":
+        return "	";
+      case "u": {
+        const unit = this.hex4(this.pos);
+        this.pos += 4;
+        if (unit >= 55296 && unit <= 56319) {
+          if (this.src.startsWith("\\u", this.pos)) {
+            const low = this.hex4(this.pos + 2);
+            if (low >= 56320 && low <= 57343) {
+              this.pos += 6;
+              return String.fromCharCode(unit, low);
+            }
+          }
+          return "\uFFFD";
+        }
+        if (unit >= 56320 && unit <= 57343) return "\uFFFD";
+        return String.fromCharCode(unit);
+      }
+      default:
+        this.pos -= 1;
+        return this.fail("invalid escape in string");
+    }
+  }
+  hex4(at) {
+    const digits = this.src.slice(at, at + 4);
+    if (!/^[0-9a-fA-F]{4}$/.test(digits)) {
+      this.pos = at;
+      this.fail("invalid \\u escape");
+    }
+    return parseInt(digits, 16);
+  }
+  array(depth) {
+    if (depth > MAX_JSON_DEPTH) this.fail(`nesting deeper than ${MAX_JSON_DEPTH}`);
+    const start = this.pos;
+    this.pos++;
+    const items = [];
+    this.skipWhitespace();
+    if (this.src[this.pos] === "]") {
+      this.pos++;
+      return { kind: "array", items, start, end: this.pos };
+    }
+    for (; ; ) {
+      this.skipWhitespace();
+      items.push(this.value(depth));
+      this.skipWhitespace();
+      const c = this.src[this.pos];
+      this.pos++;
+      if (c === "]") return { kind: "array", items, start, end: this.pos };
+      if (c !== ",") {
+        this.pos--;
+        this.fail("expected ',' or ']' in array");
+      }
+    }
+  }
+  object(depth) {
+    if (depth > MAX_JSON_DEPTH) this.fail(`nesting deeper than ${MAX_JSON_DEPTH}`);
+    const start = this.pos;
+    this.pos++;
+    const members2 = /* @__PURE__ */ new Map();
+    this.skipWhitespace();
+    if (this.src[this.pos] === "}") {
+      this.pos++;
+      return { kind: "object", members: members2, start, end: this.pos };
+    }
+    for (; ; ) {
+      this.skipWhitespace();
+      if (this.src[this.pos] !== '"') this.fail("expected a string key");
+      const keyAt = this.pos;
+      const key = this.string();
+      if (members2.has(key)) {
+        this.pos = keyAt;
+        this.fail(`duplicate key ${JSON.stringify(key)}`);
+      }
+      this.skipWhitespace();
+      if (this.src[this.pos] !== ":") this.fail("expected ':' after key");
+      this.pos++;
+      this.skipWhitespace();
+      members2.set(key, this.value(depth));
+      this.skipWhitespace();
+      const c = this.src[this.pos];
+      this.pos++;
+      if (c === "}") return { kind: "object", members: members2, start, end: this.pos };
+      if (c !== ",") {
+        this.pos--;
+        this.fail("expected ',' or '}' in object");
+      }
+    }
+  }
+};
+
+// src/receipts/go-struct.ts
+var INT64 = {
+  type: "int",
+  min: -(2n ** 63n),
+  max: 2n ** 63n - 1n,
+  goType: "int64"
+};
+var UINT64 = { type: "int", min: 0n, max: 2n ** 64n - 1n, goType: "uint64" };
+var StructureError = class extends Error {
+};
+function decodeStruct(doc, node2, schema, path3) {
+  if (node2.kind !== "object") {
+    throw new StructureError(`${path3}: expected an object, got ${describeKind(node2)}`);
+  }
+  const byKey = new Map(schema.fields.map((f) => [f.key, f]));
+  const out = {};
+  for (const [key, value] of node2.members) {
+    const field2 = byKey.get(key);
+    if (!field2) throw new StructureError(`${path3}: unknown field ${JSON.stringify(key)}`);
+    if (value.kind === "null" && field2.kind.type !== "raw") continue;
+    out[key] = decodeField(doc, value, field2.kind, `${path3}.${key}`);
+  }
+  return out;
+}
+function decodeField(doc, node2, kind, path3) {
+  const mismatch = (expected) => {
+    throw new StructureError(`${path3}: expected ${expected}, got ${describeKind(node2)}`);
+  };
+  switch (kind.type) {
+    case "string":
+      return node2.kind === "string" ? node2.value : mismatch("a string");
+    case "bool":
+      return node2.kind === "bool" ? node2.value : mismatch("a boolean");
+    case "int":
+      return decodeInt(node2, kind.min, kind.max, kind.goType, path3);
+    case "smallint":
+      return Number(decodeInt(node2, BigInt(kind.min), BigInt(kind.max), kind.goType, path3));
+    case "time": {
+      if (node2.kind !== "string") return mismatch("an RFC 3339 timestamp string");
+      const parsed = parseGoTime(rawText(doc, node2).slice(1, -1));
+      if (!parsed.ok) throw new StructureError(`${path3}: ${parsed.error}`);
+      return formatRfc3339Nano(parsed.time);
+    }
+    case "strings":
+      if (node2.kind !== "array") return mismatch("an array of strings");
+      return node2.items.map((item, i) => {
+        if (item.kind === "null") return "";
+        return item.kind === "string" ? item.value : mismatch(`a string at index ${i}`);
+      });
+    case "intMap": {
+      if (node2.kind !== "object") return mismatch("an object of integers");
+      const out = {};
+      for (const [key, value] of node2.members) {
+        out[key] = value.kind === "null" ? 0n : decodeInt(value, INT64_MIN, INT64_MAX, "int", `${path3}.${key}`);
+      }
+      return out;
+    }
+    case "struct":
+      return decodeStruct(doc, node2, kind.schema, path3);
+    case "raw":
+      return rawText(doc, node2);
+    case "structs":
+      if (node2.kind !== "array") return mismatch("an array of objects");
+      return node2.items.map(
+        (item, i) => item.kind === "null" ? {} : decodeStruct(doc, item, kind.schema, `${path3}[${i}]`)
+      );
+  }
+}
+var INT64_MIN = -(2n ** 63n);
+var INT64_MAX = 2n ** 63n - 1n;
+function decodeInt(node2, min, max, goType, path3) {
+  if (node2.kind !== "number") {
+    throw new StructureError(`${path3}: expected an integer (${goType}), got ${describeKind(node2)}`);
+  }
+  const ok = min < 0n ? /^-?[0-9]+$/.test(node2.text) : /^[0-9]+$/.test(node2.text);
+  const value = ok ? BigInt(node2.text) : void 0;
+  if (value === void 0 || value < min || value > max) {
+    throw new StructureError(`${path3}: cannot use number ${node2.text} as ${goType}`);
+  }
+  return value;
+}
+var encodings = /* @__PURE__ */ new WeakMap();
+function encodeStruct(value, schema) {
+  let cache = encodings.get(schema);
+  if (!cache) encodings.set(schema, cache = /* @__PURE__ */ new WeakMap());
+  const cached2 = cache.get(value);
+  if (cached2 !== void 0) return cached2;
+  const parts = [];
+  for (const field2 of schema.fields) {
+    const v = value[field2.key];
+    if (!field2.required && isOmitted(v, field2.kind)) continue;
+    parts.push(`${goString(field2.key)}:${encodeField(v, field2.kind)}`);
+  }
+  const encoded = `{${parts.join(",")}}`;
+  cache.set(value, encoded);
+  return encoded;
+}
+function isOmitted(v, kind) {
+  if (v === void 0 || v === null) return true;
+  switch (kind.type) {
+    case "raw":
+      return false;
+    case "struct":
+      return false;
+    // a non-nil pointer is written even when its struct is all zero
+    case "strings":
+    case "structs":
+      return v.length === 0;
+    case "intMap":
+      return Object.keys(v).length === 0;
+    default:
+      return v === "" || v === false || v === 0n || v === 0;
+  }
+}
+function encodeField(v, kind) {
+  switch (kind.type) {
+    case "string":
+      return goString(typeof v === "string" ? v : "");
+    case "bool":
+      return v === true ? "true" : "false";
+    case "int":
+    case "smallint":
+      return typeof v === "bigint" || typeof v === "number" ? String(v) : "0";
+    case "time":
+      return goString(typeof v === "string" ? goTimeSpelling(v) : formatRfc3339Nano(GO_ZERO_TIME));
+    case "strings":
+      return Array.isArray(v) ? `[${v.map(goString).join(",")}]` : "null";
+    case "intMap": {
+      const map2 = v ?? {};
+      const keys = Object.keys(map2).sort(compareUtf8);
+      return `{${keys.map((k) => `${goString(k)}:${String(map2[k] ?? 0n)}`).join(",")}}`;
+    }
+    case "struct":
+      return v === void 0 || v === null ? "null" : encodeStruct(v, kind.schema);
+    case "raw":
+      return typeof v === "string" ? compactRaw(v) : "null";
+    case "structs":
+      return Array.isArray(v) ? `[${v.map((s) => encodeStruct(s, kind.schema)).join(",")}]` : "null";
+  }
+}
+function goTimeSpelling(value) {
+  const parsed = parseGoTime(value);
+  return parsed.ok ? formatRfc3339Nano(parsed.time) : value;
+}
+function compareUtf8(a, b) {
+  const ca = Array.from(a, (ch) => ch.codePointAt(0) ?? 0);
+  const cb = Array.from(b, (ch) => ch.codePointAt(0) ?? 0);
+  for (let i = 0; i < Math.min(ca.length, cb.length); i++) {
+    const d = (ca[i] ?? 0) - (cb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return ca.length - cb.length;
+}
+
+// src/receipts/action-record.ts
+var STRING = { type: "string" };
+var BOOL = { type: "bool" };
+var TIME = { type: "time" };
+var STRINGS = { type: "strings" };
+var VERSION = {
+  type: "smallint",
+  min: -(2 ** 53 - 1),
+  max: 2 ** 53 - 1,
+  goType: "int"
+};
+function fields(kind, ...names) {
+  return names.map((name) => ({
+    key: name.replace("!", ""),
+    kind,
+    required: name.endsWith("!")
+  }));
+}
+function field(name, kind) {
+  return fields(kind, name)[0];
+}
+var TAINT_SOURCE = {
+  fields: [
+    ...fields(STRING, "url!", "kind!"),
+    field("level!", { type: "smallint", min: 0, max: 255, goType: "uint8" }),
+    field("timestamp!", TIME),
+    ...fields(STRING, "receipt_id", "match_reason")
+  ]
+};
+var REDACTION = {
+  fields: [
+    ...fields(STRING, "profile", "provider", "parser"),
+    field("total_redactions", INT64),
+    field("by_class", { type: "intMap" }),
+    field("cache_boundary_kept", BOOL)
+  ]
+};
+var SHIELD = {
+  fields: [
+    field("pipeline", STRING),
+    ...fields(INT64, "total_rewrites", "extension_probes", "tracking_beacons", "agent_traps"),
+    field("fingerprint_shim_injected", BOOL),
+    ...fields(
+      INT64,
+      "svg_foreign_objects",
+      "svg_event_handlers",
+      "svg_external_references",
+      "svg_hidden_text",
+      "svg_animation_injections",
+      "body_bytes",
+      "scanned_bytes"
+    ),
+    field("partial", BOOL),
+    ...fields(INT64, "adaptive_signals_recorded", "adaptive_signal_max_per_body")
+  ]
+};
+var KEY_TRANSITION = {
+  fields: [
+    field("prior_signer_key!", STRING),
+    field("prior_chain_seq!", UINT64),
+    field("prior_chain_hash!", STRING)
+  ]
+};
+var SESSION_OPEN = {
+  fields: [
+    ...fields(
+      STRING,
+      "run_nonce!",
+      "open_nonce!",
+      "recorder_session!",
+      "policy_hash!",
+      "signer_key_epoch!"
+    ),
+    field("heartbeat_seconds!", INT64),
+    field("chain_open_seq!", UINT64),
+    field("prior_chain_head", STRING),
+    field("prior_chain_seq", UINT64),
+    ...fields(
+      STRING,
+      "genesis_hash",
+      "genesis_anchor_head",
+      "genesis_anchor_log",
+      "posture_capsule_sha256",
+      "posture_signer_key_id",
+      "containment_nonce",
+      "contained_uid"
+    )
+  ]
+};
+var SESSION_HEARTBEAT = {
+  fields: [
+    ...fields(STRING, "run_nonce!", "open_nonce!"),
+    field("beat!", UINT64),
+    field("chain_head!", STRING),
+    field("chain_seq_head!", UINT64),
+    field("heartbeat_time!", STRING),
+    ...fields(UINT64, "fsync_errors_gated!", "durability_blocks!")
+  ]
+};
+var SESSION_CLOSE = {
+  fields: [
+    ...fields(STRING, "run_nonce!", "open_nonce!"),
+    field("final_seq!", UINT64),
+    field("root_hash!", STRING),
+    field("receipt_count!", UINT64),
+    field("close_reason!", STRING),
+    ...fields(UINT64, "fsync_errors_gated!", "durability_blocks!")
+  ]
+};
+var SESSION_CONTROL = {
+  fields: [
+    field("kind!", STRING),
+    field("open", { type: "struct", schema: SESSION_OPEN }),
+    field("heartbeat", { type: "struct", schema: SESSION_HEARTBEAT }),
+    field("close", { type: "struct", schema: SESSION_CLOSE })
+  ]
+};
+var ACTION_RECORD_SCHEMA = {
+  fields: [
+    field("version!", VERSION),
+    field("action_id!", STRING),
+    field("parent_action_id", STRING),
+    field("action_type!", STRING),
+    field("timestamp!", TIME),
+    ...fields(STRING, "principal!", "actor!"),
+    field("delegation_chain!", STRINGS),
+    field("target!", STRING),
+    field("intent", STRING),
+    ...fields(STRINGS, "data_classes_in", "data_classes_out"),
+    ...fields(
+      STRING,
+      "side_effect_class!",
+      "reversibility!",
+      "policy_hash!",
+      "verdict!",
+      "decision_phase",
+      "defer_id",
+      "resolution_policy",
+      "resolution_source",
+      "session_id",
+      "session_id_original",
+      "session_taint_level"
+    ),
+    field("session_contaminated", BOOL),
+    field("recent_taint_sources", { type: "structs", schema: TAINT_SOURCE }),
+    ...fields(
+      STRING,
+      "session_task_id",
+      "session_task_label",
+      "authority_kind",
+      "taint_decision",
+      "taint_decision_reason"
+    ),
+    field("task_override_applied", BOOL),
+    ...fields(STRING, "contract_winning_source", "contract_live_verdict"),
+    field("contract_policy_sources", STRINGS),
+    ...fields(
+      STRING,
+      "contract_rule_id",
+      "active_manifest_hash",
+      "contract_hash",
+      "contract_selector_id"
+    ),
+    field("contract_generation", UINT64),
+    ...fields(STRING, "transport!", "method", "layer", "pattern", "severity"),
+    field("redaction", { type: "struct", schema: REDACTION }),
+    field("shield", { type: "struct", schema: SHIELD }),
+    ...fields(STRING, "request_id", "chain_prev_hash!"),
+    field("chain_seq!", UINT64),
+    field("run_nonce", STRING),
+    field("key_transition", { type: "struct", schema: KEY_TRANSITION }),
+    field("session_control", { type: "struct", schema: SESSION_CONTROL }),
+    ...fields(
+      STRING,
+      "venue",
+      "jurisdiction",
+      "rulebook_id",
+      "remedy_class",
+      "contestation_window"
+    ),
+    field("precedent_refs", STRINGS)
+  ]
+};
+
+// src/receipts/bytes.ts
+var encoder = new TextEncoder();
+var strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+function utf8(text) {
+  return encoder.encode(text);
+}
+function decodeUtf8(bytes) {
+  try {
+    return strictDecoder.decode(bytes);
+  } catch {
+    return void 0;
+  }
+}
+function fromHex(text) {
+  if (text.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(text)) return void 0;
+  const out = new Uint8Array(text.length / 2);
+  for (let i = 0; i < out.length; i++) {
+    out[i] = hexValue(text.charCodeAt(2 * i)) << 4 | hexValue(text.charCodeAt(2 * i + 1));
+  }
+  return out;
+}
+function hexValue(code) {
+  return code <= 57 ? code - 48 : (code | 32) - 87;
+}
+
+// src/receipts/failure.ts
+function fail(cls, message) {
+  return { ok: false, failure: { class: cls, message } };
+}
+
+// src/receipts/receipt.ts
+var RECEIPT_SCHEMA = {
+  fields: [
+    {
+      key: "version",
+      kind: { type: "smallint", min: -(2 ** 53 - 1), max: 2 ** 53 - 1, goType: "int" },
+      required: true
+    },
+    {
+      key: "action_record",
+      kind: { type: "struct", schema: ACTION_RECORD_SCHEMA },
+      required: true
+    },
+    { key: "signature", kind: { type: "string" }, required: true },
+    { key: "signer_key", kind: { type: "string" }, required: true },
+    { key: "ext", kind: { type: "raw" }, required: false }
+  ]
+};
+function decodeReceipt(doc, node2) {
+  try {
+    const envelope = decodeStruct(doc, node2, RECEIPT_SCHEMA, "receipt");
+    const record2 = envelope["action_record"];
+    const ext = envelope["ext"];
+    const receipt = {
+      version: typeof envelope["version"] === "number" ? envelope["version"] : 0,
+      action_record: withZeroRequired(
+        typeof record2 === "object" && record2 !== null ? record2 : {}
+      ),
+      signature: typeof envelope["signature"] === "string" ? envelope["signature"] : "",
+      signer_key: typeof envelope["signer_key"] === "string" ? envelope["signer_key"] : "",
+      ...typeof ext === "string" ? { ext } : {}
+    };
+    return { ok: true, value: receipt };
+  } catch (err) {
+    if (err instanceof StructureError)
+      return fail("malformed", `unmarshal receipt: ${err.message}`);
+    throw err;
+  }
+}
+function withZeroRequired(record2) {
+  return {
+    version: 0,
+    action_id: "",
+    action_type: "",
+    timestamp: formatRfc3339Nano(GO_ZERO_TIME),
+    principal: "",
+    actor: "",
+    target: "",
+    side_effect_class: "",
+    reversibility: "",
+    policy_hash: "",
+    verdict: "",
+    transport: "",
+    chain_prev_hash: "",
+    chain_seq: 0n,
+    ...record2
+  };
+}
+function encodeReceipt(receipt) {
+  return encodeStruct(receipt, RECEIPT_SCHEMA);
+}
+
+// src/receipts/endorsement.ts
+var MAX_ENDORSEMENT_BYTES = 64 * 1024;
+var SCHEMA = {
+  fields: [
+    {
+      key: "version",
+      kind: { type: "smallint", min: -(2 ** 53 - 1), max: 2 ** 53 - 1, goType: "int" },
+      required: true
+    },
+    { key: "session_id", kind: { type: "string" }, required: true },
+    { key: "prior_signer_key", kind: { type: "string" }, required: true },
+    { key: "prior_final_seq", kind: UINT64, required: true },
+    { key: "prior_tail_hash", kind: { type: "string" }, required: true },
+    { key: "new_signer_key", kind: { type: "string" }, required: true },
+    { key: "rotated_at", kind: { type: "string" }, required: true },
+    { key: "endorsement", kind: { type: "string" }, required: true }
+  ]
+};
+
+// src/receipts/chain.ts
+var DEFAULT_SESSION_ID = "proxy";
+
+// src/receipts/recorder.ts
+var STRING_FIELDS = [
+  "session_id",
+  "chain_kind",
+  "writer_instance_id",
+  "trace_id",
+  "type",
+  "event_kind",
+  "transport",
+  "summary",
+  "raw_ref",
+  "prev_hash",
+  "hash"
+];
+function goTypeError(node2, field2, goType, withValue) {
+  const value = node2.kind === "bool" ? "bool" : node2.kind;
+  const shown = withValue && node2.kind === "number" ? `number ${node2.text}` : value;
+  return `json: cannot unmarshal ${shown} into Go struct field .${field2} of type ${goType}`;
+}
+function readInt(node2, field2, goType) {
+  if (node2 === void 0 || node2.kind === "null") return 0n;
+  if (node2.kind !== "number") throw new EntryError(goTypeError(node2, field2, goType, false));
+  const pattern = goType === "uint64" ? /^[0-9]+$/ : /^-?[0-9]+$/;
+  const value = pattern.test(node2.text) ? BigInt(node2.text) : void 0;
+  const max = goType === "uint64" ? 2n ** 64n - 1n : 2n ** 63n - 1n;
+  const min = goType === "uint64" ? 0n : -(2n ** 63n);
+  if (value === void 0 || value < min || value > max)
+    throw new EntryError(goTypeError(node2, field2, goType, true));
+  return value;
+}
+var EntryError = class extends Error {
+};
+function decodeEntry(doc) {
+  if (doc.root.kind !== "object") return fail("malformed", "recorder entry is not a JSON object");
+  const members2 = doc.root.members;
+  try {
+    const v = readInt(members2.get("v"), "v", "int");
+    const seq = readInt(members2.get("seq"), "seq", "uint64");
+    const tsNode = members2.get("ts");
+    let ts = formatRfc3339Nano(GO_ZERO_TIME);
+    if (tsNode !== void 0 && tsNode.kind !== "null") {
+      if (tsNode.kind !== "string")
+        throw new EntryError("Time.UnmarshalJSON: input is not a JSON string");
+      const time3 = parseGoTime(rawText(doc, tsNode).slice(1, -1));
+      if (!time3.ok) throw new EntryError(time3.error);
+      ts = formatRfc3339Nano(toUtc(time3.time));
+    }
+    const strings = {};
+    for (const field2 of STRING_FIELDS) {
+      const node2 = members2.get(field2);
+      if (node2 === void 0 || node2.kind === "null") strings[field2] = "";
+      else if (node2.kind === "string") strings[field2] = node2.value;
+      else throw new EntryError(goTypeError(node2, field2, "string", false));
+    }
+    const detailNode = members2.get("detail");
+    const entry = {
+      v: Number(v),
+      seq,
+      ts,
+      session_id: strings["session_id"] ?? "",
+      chain_kind: strings["chain_kind"] ?? "",
+      writer_instance_id: strings["writer_instance_id"] ?? "",
+      trace_id: strings["trace_id"] ?? "",
+      type: strings["type"] ?? "",
+      event_kind: strings["event_kind"] ?? "",
+      transport: strings["transport"] ?? "",
+      summary: strings["summary"] ?? "",
+      detail: detailNode ? rawText(doc, detailNode) : "null",
+      raw_ref: strings["raw_ref"] ?? "",
+      prev_hash: strings["prev_hash"] ?? "",
+      hash: strings["hash"] ?? "",
+      doc,
+      ...detailNode ? { detailNode } : {}
+    };
+    const problem = entryVersionProblem(entry);
+    return problem ? fail("malformed", problem) : { ok: true, value: entry };
+  } catch (err) {
+    if (err instanceof EntryError) return fail("malformed", err.message);
+    throw err;
+  }
+}
+function entryVersionProblem(e) {
+  if (e.v < 1 || e.v > 3) return `unsupported recorder entry version ${e.v}`;
+  if (e.v >= 2) {
+    for (const field2 of STRING_FIELDS) {
+      if (e[field2].includes("\0")) return `v${e.v} ${field2} cannot contain NUL`;
+    }
+  }
+  const namespaced = e.chain_kind !== "" || e.writer_instance_id !== "";
+  if (e.v !== 3 && namespaced) return "legacy entry cannot carry v3 recorder namespace fields";
+  if (e.v === 3 && (e.chain_kind === "" || e.writer_instance_id === "")) {
+    return "v3 entry requires chain_kind and writer_instance_id";
+  }
+  return void 0;
+}
+
+// src/receipts/evidence.ts
+var MAX_LINE_BYTES = 1024 * 1024;
+var MAX_SHARD_BYTES = 8 * 1024 * 1024;
+var MAX_SHARDS = 256;
+function splitJsonl(text) {
+  const out = [];
+  text.split("\n").forEach((raw, i) => {
+    const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+    if (line.trim() !== "") out.push({ line: i + 1, text: line });
+  });
+  return out;
+}
+function asText(input2, label) {
+  if (typeof input2 === "string") return { ok: true, value: input2 };
+  const text = decodeUtf8(input2);
+  return text === void 0 ? fail("malformed", `${label}: not valid UTF-8`) : { ok: true, value: text };
+}
+function receiptFrom(doc, node2, where) {
+  const decoded = decodeReceipt(doc, node2);
+  return decoded.ok ? decoded : fail(decoded.failure.class, `${where}: ${decoded.failure.message}`);
+}
+function readEvidenceLine(text, where) {
+  if (text.length * 3 > MAX_LINE_BYTES && utf8(text).length > MAX_LINE_BYTES) {
+    return fail("malformed", `${where}: longer than ${MAX_LINE_BYTES} bytes`);
+  }
+  const parsed = parseJson(text);
+  if (!parsed.ok) return fail("malformed", `${where}: ${parsed.error}`);
+  const root = parsed.doc.root;
+  if (root.kind === "object" && root.members.has("action_record")) {
+    const receipt2 = receiptFrom(parsed.doc, root, where);
+    return receipt2.ok ? { ok: true, value: { receipt: receipt2.value } } : receipt2;
+  }
+  const entry = decodeEntry(parsed.doc);
+  if (!entry.ok) return fail("malformed", `${where}: ${entry.failure.message}`);
+  if (entry.value.type !== "action_receipt") return { ok: true, value: { entry: entry.value } };
+  const detail = entry.value.detailNode;
+  if (detail?.kind !== "object")
+    return fail("malformed", `${where}: action_receipt detail is not a receipt object`);
+  const receipt = receiptFrom(entry.value.doc, detail, where);
+  if (!receipt.ok) return receipt;
+  const encoded = encodeReceipt(receipt.value);
+  if (entry.value.detail !== encoded && compactRaw(entry.value.detail) !== encoded) {
+    return fail("malformed", `${where}: receipt bytes differ from the encoding that was signed`);
+  }
+  return { ok: true, value: { entry: entry.value, receipt: receipt.value } };
+}
+function readJsonl(text, label) {
+  const entries = [];
+  const receipts = [];
+  for (const { line, text: lineText } of splitJsonl(text)) {
+    const where = `${label}: line ${line}`;
+    const read = readEvidenceLine(lineText, where);
+    if (!read.ok) return read;
+    const mixed = mixedShape(read.value, entries.length > 0, receipts.length > entries.length);
+    if (mixed) return fail("malformed", `${where}: ${mixed}`);
+    if (read.value.entry) entries.push(read.value.entry);
+    if (read.value.receipt) receipts.push(read.value.receipt);
+  }
+  return { ok: true, value: { entries, receipts } };
+}
+function mixedShape(line, hadEntries, hadBare) {
+  if (!line.entry && hadEntries) return "bare receipt mixed with recorder entries";
+  if (line.entry && hadBare) return "recorder entry mixed with bare receipts";
+  return void 0;
+}
+function evidenceFileOrder(names, sessionId = DEFAULT_SESSION_ID) {
+  const prefix = `evidence-${sessionId}-`;
+  const numbered = [];
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !name.endsWith(".jsonl")) continue;
+    const digits = name.slice(prefix.length, -".jsonl".length);
+    if (/^[0-9]+$/.test(digits) && BigInt(digits) < 2n ** 64n)
+      numbered.push([BigInt(digits), name]);
+  }
+  return numbered.sort((a, b) => a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0).map(([, name]) => name);
+}
+function readEvidenceDirectory(files, sessionId = DEFAULT_SESSION_ID) {
+  const byName = new Map(files.map((f) => [f.name, f.content]));
+  const entries = [];
+  const receipts = [];
+  const names = evidenceFileOrder([...byName.keys()], sessionId);
+  if (names.length > MAX_SHARDS) {
+    return fail(
+      "malformed",
+      `session ${sessionId} has ${names.length} evidence files, more than ${MAX_SHARDS}`
+    );
+  }
+  for (const name of names) {
+    const content = byName.get(name) ?? "";
+    const size = typeof content === "string" ? utf8(content).length : content.length;
+    if (size > MAX_SHARD_BYTES)
+      return fail("malformed", `${name}: larger than ${MAX_SHARD_BYTES} bytes`);
+    const text = asText(content, name);
+    if (!text.ok) return text;
+    const evidence = readJsonl(text.value, name);
+    if (!evidence.ok) return evidence;
+    entries.push(...evidence.value.entries);
+    receipts.push(...evidence.value.receipts);
+  }
+  return { ok: true, value: { entries, receipts } };
+}
+
+// src/receipts/keys.ts
+var SPKI_PREFIX = fromHex("302a300506032b6570032100") ?? new Uint8Array();
+var PKCS8_PREFIX = fromHex("302e020100300506032b657004220420") ?? new Uint8Array();
+
+// src/packet/write-packet.ts
+var EVIDENCE_DIR = "evidence";
 
 // src/policy/load.ts
 var import_yaml = __toESM(require_dist(), 1);
@@ -27043,9 +28292,9 @@ function formatPolicyError(error63) {
   const where = `${error63.file}:${error63.line}:${error63.col}`;
   return error63.path === "" ? `${where}: ${error63.message}` : `${where}: ${error63.path}: ${error63.message}`;
 }
-function formatKeyPath(path2) {
+function formatKeyPath(path3) {
   let out = "";
-  for (const key of path2) {
+  for (const key of path3) {
     if (typeof key === "number") out += `[${key}]`;
     else out += out === "" ? String(key) : `.${String(key)}`;
   }
@@ -27891,10 +29140,10 @@ function mergeDefs(...defs) {
 function cloneDef(schema) {
   return mergeDefs(schema._zod.def);
 }
-function getElementAtPath(obj, path2) {
-  if (!path2)
+function getElementAtPath(obj, path3) {
+  if (!path3)
     return obj;
-  return path2.reduce((acc, key) => acc?.[key], obj);
+  return path3.reduce((acc, key) => acc?.[key], obj);
 }
 function promiseAllObject(promisesObj) {
   const keys = Object.keys(promisesObj);
@@ -28234,11 +29483,11 @@ function explicitlyAborted(x, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path2, issues) {
+function prefixIssues(path3, issues) {
   return issues.map((iss) => {
     var _a3;
     (_a3 = iss).path ?? (_a3.path = []);
-    iss.path.unshift(path2);
+    iss.path.unshift(path3);
     return iss;
   });
 }
@@ -28700,16 +29949,16 @@ function flattenError(error63, mapper = (issue4) => issue4.message) {
 }
 function formatError(error63, mapper = (issue4) => issue4.message) {
   const fieldErrors = { _errors: [] };
-  const processError = (error64, path2 = []) => {
+  const processError = (error64, path3 = []) => {
     for (const issue4 of error64.issues) {
       if (issue4.code === "invalid_union" && issue4.errors.length) {
-        issue4.errors.map((issues) => processError({ issues }, [...path2, ...issue4.path]));
+        issue4.errors.map((issues) => processError({ issues }, [...path3, ...issue4.path]));
       } else if (issue4.code === "invalid_key") {
-        processError({ issues: issue4.issues }, [...path2, ...issue4.path]);
+        processError({ issues: issue4.issues }, [...path3, ...issue4.path]);
       } else if (issue4.code === "invalid_element") {
-        processError({ issues: issue4.issues }, [...path2, ...issue4.path]);
+        processError({ issues: issue4.issues }, [...path3, ...issue4.path]);
       } else {
-        const fullpath = [...path2, ...issue4.path];
+        const fullpath = [...path3, ...issue4.path];
         if (fullpath.length === 0) {
           fieldErrors._errors.push(mapper(issue4));
         } else {
@@ -28748,17 +29997,17 @@ function formatError(error63, mapper = (issue4) => issue4.message) {
 }
 function treeifyError(error63, mapper = (issue4) => issue4.message) {
   const result = { errors: [] };
-  const processError = (error64, path2 = []) => {
+  const processError = (error64, path3 = []) => {
     var _a3;
     for (const issue4 of error64.issues) {
       if (issue4.code === "invalid_union" && issue4.errors.length) {
-        issue4.errors.map((issues) => processError({ issues }, [...path2, ...issue4.path]));
+        issue4.errors.map((issues) => processError({ issues }, [...path3, ...issue4.path]));
       } else if (issue4.code === "invalid_key") {
-        processError({ issues: issue4.issues }, [...path2, ...issue4.path]);
+        processError({ issues: issue4.issues }, [...path3, ...issue4.path]);
       } else if (issue4.code === "invalid_element") {
-        processError({ issues: issue4.issues }, [...path2, ...issue4.path]);
+        processError({ issues: issue4.issues }, [...path3, ...issue4.path]);
       } else {
-        const fullpath = [...path2, ...issue4.path];
+        const fullpath = [...path3, ...issue4.path];
         if (fullpath.length === 0) {
           result.errors.push(mapper(issue4));
           continue;
@@ -28797,8 +30046,8 @@ function treeifyError(error63, mapper = (issue4) => issue4.message) {
 }
 function toDotPath(_path) {
   const segs = [];
-  const path2 = _path.map((seg) => typeof seg === "object" ? seg.key : seg);
-  for (const seg of path2) {
+  const path3 = _path.map((seg) => typeof seg === "object" ? seg.key : seg);
+  for (const seg of path3) {
     if (typeof seg === "number")
       segs.push(`[${seg}]`);
     else if (typeof seg === "symbol")
@@ -29084,8 +30333,8 @@ function emoji() {
 }
 var ipv4 = /^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])$/;
 var ipv6 = /^(([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,7}:|([0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,5}(:[0-9a-fA-F]{1,4}){1,2}|([0-9a-fA-F]{1,4}:){1,4}(:[0-9a-fA-F]{1,4}){1,3}|([0-9a-fA-F]{1,4}:){1,3}(:[0-9a-fA-F]{1,4}){1,4}|([0-9a-fA-F]{1,4}:){1,2}(:[0-9a-fA-F]{1,4}){1,5}|[0-9a-fA-F]{1,4}:((:[0-9a-fA-F]{1,4}){1,6})|:((:[0-9a-fA-F]{1,4}){1,7}|:))$/;
-var mac = (delimiter) => {
-  const escapedDelim = escapeRegex(delimiter ?? ":");
+var mac = (delimiter2) => {
+  const escapedDelim = escapeRegex(delimiter2 ?? ":");
   return new RegExp(`^(?:[0-9A-F]{2}${escapedDelim}){5}[0-9A-F]{2}$|^(?:[0-9a-f]{2}${escapedDelim}){5}[0-9a-f]{2}$`);
 };
 var cidrv4 = /^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])\/([0-9]|[1-2][0-9]|3[0-2])$/;
@@ -30623,14 +31872,14 @@ var $ZodObject = /* @__PURE__ */ $constructor("$ZodObject", (inst, def) => {
     const shape = zod.def.shape;
     const propValues = {};
     for (const key in shape) {
-      const field = shape[key]._zod;
-      if (field.values) {
+      const field2 = shape[key]._zod;
+      if (field2.values) {
         if (!Object.prototype.hasOwnProperty.call(propValues, key)) {
           assignProp(propValues, key, /* @__PURE__ */ new Set());
         }
-        for (const v of field.values)
+        for (const v of field2.values)
           propValues[key].add(v);
-        if (field.optin !== void 0)
+        if (field2.optin !== void 0)
           propValues[key].add(void 0);
       }
     }
@@ -32141,7 +33390,7 @@ var recursive = /* @__PURE__ */ new WeakMap();
 var NONE = 0;
 var ASSUMED = 1;
 var PROVEN = 2;
-function isRecursive(inst, stack, resolve2) {
+function isRecursive(inst, stack, resolve3) {
   const cached2 = recursive.get(inst);
   if (cached2 !== void 0)
     return cached2 ? PROVEN : NONE;
@@ -32151,7 +33400,7 @@ function isRecursive(inst, stack, resolve2) {
   let result = NONE;
   const check2 = (child) => {
     if (result !== PROVEN && child?._zod) {
-      const answer = isRecursive(child, stack, resolve2);
+      const answer = isRecursive(child, stack, resolve3);
       if (answer > result)
         result = answer;
     }
@@ -32162,7 +33411,7 @@ function isRecursive(inst, stack, resolve2) {
       const desc = Object.getOwnPropertyDescriptor(sh, key);
       if (spread && !desc.enumerable)
         continue;
-      const child = desc.get ? ASSUMED : desc.value?._zod ? isRecursive(desc.value, stack, resolve2) : NONE;
+      const child = desc.get ? ASSUMED : desc.value?._zod ? isRecursive(desc.value, stack, resolve3) : NONE;
       if (child > answer)
         answer = child;
     }
@@ -32226,7 +33475,7 @@ function isRecursive(inst, stack, resolve2) {
       break;
     // `$ZodLazy` caches its inner on the def, so a resolved edge is followed exactly
     case "lazy": {
-      const inner = def._cachedInner ?? (resolve2 ? inst._zod.innerType : void 0);
+      const inner = def._cachedInner ?? (resolve3 ? inst._zod.innerType : void 0);
       merge2(inner ? isRecursive(inner, stack, false) : ASSUMED);
       break;
     }
@@ -43568,8 +44817,8 @@ var objectProcessor = (schema, ctx, _json, params) => {
   }
   const requiredKeys = [];
   for (const key of Object.keys(shape)) {
-    const field = def.shape[key];
-    if (ctx.io === "input" ? inputOptin(field) === void 0 : field._zod.optout === void 0) {
+    const field2 = def.shape[key];
+    if (ctx.io === "input" ? inputOptin(field2) === void 0 : field2._zod.optout === void 0) {
       requiredKeys.push(key);
     }
   }
@@ -45936,13 +47185,13 @@ function resolveRef(ref, ctx) {
   if (!ref.startsWith("#")) {
     throw new Error("External $ref is not supported, only local refs (#/...) are allowed");
   }
-  const path2 = ref.slice(1).split("/").filter(Boolean);
-  if (path2.length === 0) {
+  const path3 = ref.slice(1).split("/").filter(Boolean);
+  if (path3.length === 0) {
     return ctx.rootSchema;
   }
   const defsKey = ctx.version === "draft-2020-12" ? "$defs" : "definitions";
-  if (path2[0] === defsKey) {
-    const key = path2[1] === void 0 ? void 0 : decodeJSONPointerSegment(path2[1]);
+  if (path3[0] === defsKey) {
+    const key = path3[1] === void 0 ? void 0 : decodeJSONPointerSegment(path3[1]);
     if (!key || !ctx.defs[key]) {
       throw new Error(`Reference not found: ${ref}`);
     }
@@ -46938,9 +48187,9 @@ var PERCENT_ESCAPE = /%[0-9a-f]{2}/gi;
 function uppercaseEscapes(text) {
   return text.replace(PERCENT_ESCAPE, (escape) => escape.toUpperCase());
 }
-function collapse(path2) {
+function collapse(path3) {
   const out = [];
-  const segments = path2.split("/").slice(1);
+  const segments = path3.split("/").slice(1);
   for (const [index, segment] of segments.entries()) {
     const last = index === segments.length - 1;
     if (segment === "..") {
@@ -46954,15 +48203,15 @@ function collapse(path2) {
   }
   return `/${out.join("/")}`;
 }
-function rulePathProblem(path2) {
-  if (!path2.startsWith("/")) return 'must start with "/"';
-  if (/[?#]/.test(path2)) return "must not contain a query or fragment";
-  if (/%(2e|2f|5c|25)/i.test(path2) || path2.includes("\\")) {
+function rulePathProblem(path3) {
+  if (!path3.startsWith("/")) return 'must start with "/"';
+  if (/[?#]/.test(path3)) return "must not contain a query or fragment";
+  if (/%(2e|2f|5c|25)/i.test(path3) || path3.includes("\\")) {
     return "must not contain encoded dots, slashes, backslashes or percent signs";
   }
-  if (collapse(path2) !== path2) return `is not normalised (did you mean "${collapse(path2)}"?)`;
-  const encoded = uppercaseEscapes(new URL(path2, "http://host.invalid").pathname);
-  if (encoded !== path2)
+  if (collapse(path3) !== path3) return `is not normalised (did you mean "${collapse(path3)}"?)`;
+  const encoded = uppercaseEscapes(new URL(path3, "http://host.invalid").pathname);
+  if (encoded !== path3)
     return `is not percent-encoded as in a URL, so no request could match it (did you mean "${encoded}"?)`;
   return void 0;
 }
@@ -47130,8 +48379,8 @@ var METHODS = [
 ];
 var ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 var PATTERN_NAME = /^[a-z0-9][a-z0-9_-]*$/;
-function issue3(code, message, path2 = []) {
-  return { code: "custom", message, params: { code }, path: path2 };
+function issue3(code, message, path3 = []) {
+  return { code: "custom", message, params: { code }, path: path3 };
 }
 var destination = external_exports.string().transform((text, ctx) => {
   const parsed = parseDestination(text);
@@ -47153,9 +48402,9 @@ function uniqueList(item, what) {
   });
 }
 var port = external_exports.int({ error: "expected a port number (1-65535)" }).min(1, { error: "a port is a number from 1 to 65535" }).max(65535, { error: "a port is a number from 1 to 65535" });
-var pathPrefix = external_exports.string().superRefine((path2, ctx) => {
-  const problem = rulePathProblem(path2);
-  if (problem !== void 0) ctx.addIssue(issue3("bad_path", `"${path2}" ${problem}`));
+var pathPrefix = external_exports.string().superRefine((path3, ctx) => {
+  const problem = rulePathProblem(path3);
+  if (problem !== void 0) ctx.addIssue(issue3("bad_path", `"${path3}" ${problem}`));
 });
 var whenMapping = {
   when: (payload) => typeof payload.value === "object" && payload.value !== null
@@ -47400,9 +48649,9 @@ function policyHash(bytes) {
 // src/policy/load.ts
 var MAX_POLICY_BYTES = 1024 * 1024;
 function parsePolicy(bytes, file2) {
-  const at = (code, line, col, message, path2 = "") => ({
+  const at = (code, line, col, message, path3 = "") => ({
     ok: false,
-    errors: [{ code, file: file2, line, col, path: path2, message }]
+    errors: [{ code, file: file2, line, col, path: path3, message }]
   });
   if (bytes.length > MAX_POLICY_BYTES) {
     return at(
@@ -47526,32 +48775,32 @@ function forbiddenConstructs(doc, file2, position) {
   return errors;
 }
 function describeIssue(issue4, doc, file2, position) {
-  const path2 = issue4.path.filter((key) => typeof key !== "symbol");
-  const located = (code, message, keyPath = path2, node2 = nodeAt(doc, keyPath) ?? nearestNode(doc, keyPath)) => {
+  const path3 = issue4.path.filter((key) => typeof key !== "symbol");
+  const located = (code, message, keyPath = path3, node2 = nodeAt(doc, keyPath) ?? nearestNode(doc, keyPath)) => {
     const { line, col } = position(node2?.range?.[0] ?? 0);
     return { code, file: file2, line, col, path: formatKeyPath(keyPath), message };
   };
-  const knownKeysOfParent = () => KNOWN_KEYS[path2.slice(0, -1).filter((k) => typeof k === "string").join(".")] ?? [];
+  const knownKeysOfParent = () => KNOWN_KEYS[path3.slice(0, -1).filter((k) => typeof k === "string").join(".")] ?? [];
   const missingKey = () => {
-    const name = String(path2.at(-1));
-    const parent = nodeAt(doc, path2.slice(0, -1));
+    const name = String(path3.at(-1));
+    const parent = nodeAt(doc, path3.slice(0, -1));
     const known = knownKeysOfParent();
     const misspelt = (0, import_yaml.isMap)(parent) ? parent.items.some(
       (item) => (0, import_yaml.isScalar)(item.key) && !known.includes(String(item.key.value)) && closestMatch(String(item.key.value), known) === name
     ) : false;
-    return misspelt ? [] : [located("missing_key", `required key "${name}" is missing`, path2, nearestNode(doc, path2))];
+    return misspelt ? [] : [located("missing_key", `required key "${name}" is missing`, path3, nearestNode(doc, path3))];
   };
   switch (issue4.code) {
     case "unrecognized_keys":
       return issue4.keys.map((key) => {
-        const known = KNOWN_KEYS[path2.filter((k) => typeof k === "string").join(".")] ?? [];
+        const known = KNOWN_KEYS[path3.filter((k) => typeof k === "string").join(".")] ?? [];
         const suggestion = closestMatch(key, known);
         const hint = suggestion ? `did you mean "${suggestion}"?` : `expected one of ${known.join(", ")}`;
         return located(
           "unknown_key",
           `unknown key "${key}"; ${hint}`,
-          [...path2, key],
-          keyNodeAt(doc, path2, key)
+          [...path3, key],
+          keyNodeAt(doc, path3, key)
         );
       });
     case "invalid_type":
@@ -47563,8 +48812,8 @@ function describeIssue(issue4, doc, file2, position) {
         )
       ];
     case "invalid_value": {
-      if (issue4.input === void 0 && nodeAt(doc, path2) === void 0) return missingKey();
-      const code = fieldCode(path2) ?? "invalid_value";
+      if (issue4.input === void 0 && nodeAt(doc, path3) === void 0) return missingKey();
+      const code = fieldCode(path3) ?? "invalid_value";
       const input2 = typeof issue4.input === "string" ? issue4.input : void 0;
       const options = issue4.values.map(String);
       const suggestion = input2 === void 0 ? void 0 : closestMatch(input2, options);
@@ -47579,26 +48828,26 @@ function describeIssue(issue4, doc, file2, position) {
     case "too_small":
       return [
         located(
-          issue4.origin === "array" ? "empty_list" : fieldCode(path2) ?? "invalid_value",
+          issue4.origin === "array" ? "empty_list" : fieldCode(path3) ?? "invalid_value",
           issue4.message
         )
       ];
     default:
-      return [located(fieldCode(path2) ?? "invalid_value", issue4.message)];
+      return [located(fieldCode(path3) ?? "invalid_value", issue4.message)];
   }
 }
 function customMessage(message) {
   return message.startsWith("Invalid") ? void 0 : message;
 }
-function fieldCode(path2) {
-  const field = path2.findLast((key) => typeof key === "string");
+function fieldCode(path3) {
+  const field2 = path3.findLast((key) => typeof key === "string");
   const codes = {
     version: "unsupported_version",
     methods: "bad_method",
     ports: "bad_port",
     paths: "bad_path"
   };
-  return field === void 0 ? void 0 : codes[field];
+  return field2 === void 0 ? void 0 : codes[field2];
 }
 function describeValue(value) {
   if (value === null) return "null";
@@ -47621,20 +48870,20 @@ function describeExpected(expected, input2) {
     return `${text} (unquoted; YAML 1.2 reads yes/no/on/off as strings)`;
   return text;
 }
-function nodeAt(doc, path2) {
-  if (path2.length === 0) return (0, import_yaml.isNode)(doc.contents) ? doc.contents : void 0;
-  const node2 = doc.getIn(path2, true);
+function nodeAt(doc, path3) {
+  if (path3.length === 0) return (0, import_yaml.isNode)(doc.contents) ? doc.contents : void 0;
+  const node2 = doc.getIn(path3, true);
   return (0, import_yaml.isNode)(node2) ? node2 : void 0;
 }
-function keyNodeAt(doc, path2, key) {
-  const parent = nodeAt(doc, path2);
+function keyNodeAt(doc, path3, key) {
+  const parent = nodeAt(doc, path3);
   if (!(0, import_yaml.isMap)(parent)) return parent;
   const pair = parent.items.find((item) => (0, import_yaml.isScalar)(item.key) && item.key.value === key);
   return (0, import_yaml.isNode)(pair?.key) ? pair.key : parent;
 }
-function nearestNode(doc, path2) {
-  for (let length = path2.length; length >= 0; length--) {
-    const node2 = nodeAt(doc, path2.slice(0, length));
+function nearestNode(doc, path3) {
+  for (let length = path3.length; length >= 0; length--) {
+    const node2 = nodeAt(doc, path3.slice(0, length));
     if (node2) return node2;
   }
   return void 0;
@@ -47710,30 +48959,30 @@ function ipv6Host(text) {
 // src/action/files.ts
 import { realpath, stat as stat2 } from "node:fs/promises";
 import { isAbsolute, relative, resolve, sep } from "node:path";
-async function fileInside(root, path2, input2) {
-  const candidate = isAbsolute(path2) ? path2 : resolve(root, path2);
+async function fileInside(root, path3, input2) {
+  const candidate = isAbsolute(path3) ? path3 : resolve(root, path3);
   let real;
   try {
     real = await realpath(candidate);
   } catch {
-    throw new Error(`input ${input2}: ${path2} does not exist (looked for ${candidate})`);
+    throw new Error(`input ${input2}: ${path3} does not exist (looked for ${candidate})`);
   }
   const inside = relative(root, real);
   if (inside === "" || inside.startsWith(`..${sep}`) || inside === ".." || isAbsolute(inside)) {
     throw new Error(
-      `input ${input2}: ${path2} resolves to ${real}, outside the working directory ${root}`
+      `input ${input2}: ${path3} resolves to ${real}, outside the working directory ${root}`
     );
   }
   if (!(await stat2(real)).isFile())
     throw new Error(`input ${input2}: ${real} is not a regular file`);
   return real;
 }
-async function existingDirectory(path2, input2) {
+async function existingDirectory(path3, input2) {
   let real;
   try {
-    real = await realpath(path2);
+    real = await realpath(path3);
   } catch {
-    throw new Error(`input ${input2}: directory ${path2} does not exist`);
+    throw new Error(`input ${input2}: directory ${path3} does not exist`);
   }
   if (!(await stat2(real)).isDirectory())
     throw new Error(`input ${input2}: ${real} is not a directory`);
@@ -47761,9 +49010,9 @@ function parseNamePin(text) {
 function hasControlCharacter(value) {
   return [...value].some((char) => char.charCodeAt(0) < 32 || char.charCodeAt(0) === 127);
 }
-var path = (what) => external_exports.string().refine((value) => !value.includes("\0"), { error: `${what} contains a NUL byte` }).refine((value) => !/[\r\n]/.test(value), { error: `${what} must be one path on one line` });
-var requiredPath = (what) => path(what).refine((value) => value !== "", { error: `${what} is required` });
-var optionalPath = (what) => path(what).transform((value) => value === "" ? void 0 : value);
+var path2 = (what) => external_exports.string().refine((value) => !value.includes("\0"), { error: `${what} contains a NUL byte` }).refine((value) => !/[\r\n]/.test(value), { error: `${what} must be one path on one line` });
+var requiredPath = (what) => path2(what).refine((value) => value !== "", { error: `${what} is required` });
+var optionalPath = (what) => path2(what).transform((value) => value === "" ? void 0 : value);
 var flag = external_exports.enum(["true", "True", "TRUE", "false", "False", "FALSE"], {
   error: (issue4) => `expected true or false, got ${JSON.stringify(issue4.input)}`
 }).transform((value) => value.toLowerCase() === "true");
@@ -47859,6 +49108,92 @@ function parseInputs(raw) {
   };
 }
 
+// src/action/privileged.ts
+import { spawn } from "node:child_process";
+import { stat as stat3 } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+async function passwordlessSudo() {
+  return new Promise((done) => {
+    const probe = spawn("sudo", ["-n", "true"], { stdio: "ignore" });
+    probe.on("error", () => done(false));
+    probe.on("exit", (code) => done(code === 0));
+  });
+}
+async function cliBundle() {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const candidate of [join(here, "cli.js"), join(here, "..", "..", "dist", "cli.js")]) {
+    if (await stat3(candidate).then(
+      (s) => s.isFile(),
+      () => false
+    ))
+      return candidate;
+  }
+  throw new Error(`the CLI bundle (dist/cli.js) is not next to ${here}: run npm run build`);
+}
+function inheritOutput(argv) {
+  const [command, ...args] = argv;
+  return new Promise((done, fail2) => {
+    const child = spawn(command ?? "", args, { stdio: ["ignore", "inherit", "inherit"] });
+    child.on("error", fail2);
+    child.on("exit", (code) => done(code));
+  });
+}
+
+// src/action/run-invocation.ts
+function runArgv(run2) {
+  const pin = (p) => `${p.host}:${p.ip.includes(":") ? `[${p.ip}]` : p.ip}`;
+  return [
+    ...run2.asRoot ? [] : ["sudo", "-n", "--"],
+    run2.node,
+    run2.cli,
+    "run",
+    "--run-id",
+    run2.runId,
+    "--policy",
+    run2.policy,
+    "--workdir",
+    run2.workdir,
+    "--evidence-output",
+    run2.evidenceOutput,
+    "--identity",
+    run2.identity,
+    "--env-file",
+    run2.envFile,
+    ...run2.signingKeyFile === void 0 ? [] : ["--signing-key", run2.signingKeyFile],
+    ...run2.publicKey === void 0 ? [] : ["--public-key", run2.publicKey],
+    ...run2.writable.flatMap((path3) => ["--writable", path3]),
+    ...run2.pins.flatMap((p) => ["--resolve", pin(p)]),
+    ...run2.upstreamCa === void 0 ? [] : ["--upstream-ca", run2.upstreamCa],
+    "--",
+    run2.script,
+    ...run2.args
+  ];
+}
+function looksSecret(name) {
+  return /(TOKEN|SECRET|PASSWORD|PASSWD|PRIVATE|CREDENTIAL|API_?KEY|ACCESS_?KEY)/i.test(name);
+}
+function stepResult(packet, failOnVerifierError) {
+  const warning2 = packet.verdict === "self_consistent_only" ? "the evidence is only self-consistent: it was signed with a key made for this run, so anyone could have produced it. Set the signing-key input (a key from `pipelock-egress keygen`, kept in a secret) and public-key (its public half, committed) to get a valid verdict." : void 0;
+  if ((packet.verdict === "invalid" || packet.verdict === "error") && failOnVerifierError) {
+    return {
+      failed: `the evidence verdict is ${packet.verdict}; failing because fail-on-verifier-error is true`,
+      warning: warning2
+    };
+  }
+  if (packet.agentExitCode !== 0) {
+    return { failed: `the agent script exited with ${packet.agentExitCode}`, warning: warning2 };
+  }
+  return { failed: void 0, warning: warning2 };
+}
+
+// src/action/state.ts
+var STATE_KEYS = {
+  boundaryRunId: "boundary-run-id",
+  /** "true" when main ran as root (post then needs no sudo). */
+  asRoot: "as-root"
+};
+
 // src/action/main.ts
 async function runMain(runner) {
   try {
@@ -47879,7 +49214,6 @@ async function validateAndRun(runner) {
 ${parsed.errors.join("\n")}`);
   const { inputs } = parsed;
   const workdir = await existingDirectory(inputs["working-directory"], "working-directory");
-  await fileInside(workdir, inputs["agent-script"], "agent-script");
   const policyPath = await fileInside(workdir, inputs["policy-config"], "policy-config");
   const policy = parsePolicy(await readFile(policyPath), inputs["policy-config"]);
   if (!policy.ok) {
@@ -47898,9 +49232,158 @@ ${policy.errors.map(formatPolicyError).join("\n")}`
       `not available yet: driving an external pipelock (input ${input2}) has not landed; remove ${input2} to use the built-in engine`
     );
   }
-  throw new Error(
-    "not available yet: running the agent script inside the boundary has not landed in this version; the inputs and the policy were validated and nothing was run"
+  const script = await fileInside(workdir, inputs["agent-script"], "agent-script");
+  const asRoot = runner.uid === 0;
+  if (!asRoot && !await passwordlessSudo()) {
+    throw new Error(
+      "the boundary needs root: run the action as root, or on a runner whose user has passwordless sudo (GitHub-hosted runners do); nothing was started"
+    );
+  }
+  const cli = await cliBundle();
+  const runId = newRunId();
+  runner.saveState(STATE_KEYS.boundaryRunId, runId);
+  runner.saveState(STATE_KEYS.asRoot, String(asRoot));
+  maskSecrets(runner, inputs, policy.policy.secrets);
+  const evidenceOutput = resolve2(inputs["evidence-output"]);
+  const temp = await mkdtemp(join2(runner.env["RUNNER_TEMP"] || tmpdir(), "pipelock-egress-"));
+  let exitCode;
+  try {
+    const envFile = join2(temp, "agent-env.json");
+    await writeFile2(envFile, JSON.stringify(agentCallerEnv(runner.env)), { mode: 384 });
+    const signingKeyFile = await keyFile(inputs["signing-key"], workdir, temp);
+    const argv = runArgv({
+      node: process.execPath,
+      cli,
+      asRoot,
+      runId,
+      policy: policyPath,
+      workdir,
+      script,
+      args: inputs["agent-args"],
+      evidenceOutput,
+      identity: inputs["agent-identity"],
+      envFile,
+      signingKeyFile,
+      publicKey: await publicKeyArgument(inputs["public-key"], workdir),
+      writable: inputs["writable-paths"].map((path3) => resolve2(workdir, path3)),
+      pins: inputs.resolve,
+      upstreamCa: inputs["upstream-ca"] === void 0 ? void 0 : resolve2(workdir, inputs["upstream-ca"])
+    });
+    runner.info(
+      `running ${script} inside the boundary (run ${runId}${asRoot ? "" : ", through sudo"})`
+    );
+    exitCode = await inheritOutput(argv);
+  } finally {
+    await rm2(temp, { recursive: true, force: true });
+  }
+  const packet = await readPacket(evidenceOutput);
+  if (packet === void 0) {
+    throw new Error(
+      `the boundary failed (pipelock-egress run exited ${exitCode}) before the agent's evidence could be packaged; see the log above. No packet, no verdict.`
+    );
+  }
+  runner.setOutput("audit-packet-path", evidenceOutput);
+  runner.setOutput("receipt-count", packet.receiptCount);
+  runner.setOutput("verifier-verdict", packet.verdict);
+  runner.setOutput("allowed-count", packet.allowed);
+  runner.setOutput("blocked-count", packet.blocked);
+  runner.setOutput("agent-exit-code", packet.agentExitCode);
+  await addCliToPath(runner, cli, temp);
+  if (inputs["job-summary"]) {
+    const markdown = await readFile(join2(evidenceOutput, PACKET_FILES.summary), "utf8");
+    if (!await runner.appendSummary(markdown)) {
+      runner.notice(
+        `no job summary on this runner; the summary is ${join2(evidenceOutput, PACKET_FILES.summary)}`
+      );
+    }
+  }
+  if (inputs["upload-artifact"]) {
+    runner[runner.env["ACTIONS_RUNTIME_TOKEN"] ? "warning" : "notice"](
+      runner.env["ACTIONS_RUNTIME_TOKEN"] ? `artifact upload has not landed in this version: the Audit Packet is at ${evidenceOutput}; upload it with actions/upload-artifact` : `no Actions runtime (a local run): artifact upload skipped; the Audit Packet is at ${evidenceOutput}`
+    );
+  }
+  const result = stepResult(packet, inputs["fail-on-verifier-error"]);
+  if (result.warning !== void 0) runner.warning(result.warning);
+  if (result.failed !== void 0) runner.setFailed(result.failed);
+}
+function agentCallerEnv(env) {
+  return Object.fromEntries(
+    Object.entries(env).filter(
+      (entry) => entry[1] !== void 0 && !entry[0].startsWith("INPUT_")
+    )
   );
+}
+function maskSecrets(runner, inputs, secrets) {
+  const key = inputs["signing-key"];
+  if (key !== void 0) {
+    runner.setSecret(key);
+    for (const line of key.split(/\r?\n/))
+      if (line.trim().length >= 8 && !line.startsWith("-----")) runner.setSecret(line.trim());
+  }
+  const bound = new Set(secrets.map((binding) => binding.env));
+  for (const [name, value] of Object.entries(runner.env)) {
+    if (value !== void 0 && value.length >= 4 && (bound.has(name) || looksSecret(name)))
+      runner.setSecret(value);
+  }
+}
+async function existingFile(value, workdir) {
+  const candidate = resolve2(workdir, value);
+  return await stat4(candidate).then(
+    (s) => s.isFile(),
+    () => false
+  ) ? candidate : void 0;
+}
+async function keyFile(value, workdir, temp) {
+  if (value === void 0) return void 0;
+  const file2 = await existingFile(value, workdir);
+  if (file2 !== void 0) return file2;
+  const inline = join2(temp, "signing-key");
+  await writeFile2(inline, `${value.trim()}
+`, { mode: 384 });
+  return inline;
+}
+async function publicKeyArgument(value, workdir) {
+  if (value === void 0) return void 0;
+  return await existingFile(value, workdir) ?? value.trim();
+}
+async function readPacket(out) {
+  let packet;
+  try {
+    packet = JSON.parse(await readFile(join2(out, PACKET_FILES.packet), "utf8"));
+  } catch {
+    return void 0;
+  }
+  const evidence = join2(out, EVIDENCE_DIR);
+  const names = evidenceFileOrder(await readdir2(evidence));
+  const read = readEvidenceDirectory(
+    await Promise.all(
+      names.map(async (name) => ({ name, content: await readFile(join2(evidence, name)) }))
+    )
+  );
+  const requests = summarizeChain(read.ok ? read.value.receipts : []).destinations;
+  return {
+    verdict: packet.verifier.verdict,
+    receiptCount: packet.summary.receipt_count,
+    allowed: requests.reduce((sum, d) => sum + d.allowed, 0),
+    blocked: requests.reduce((sum, d) => sum + d.blocked, 0),
+    agentExitCode: packet.run.agent_exit_code
+  };
+}
+async function addCliToPath(runner, cli, temp) {
+  const bin = join2(dirname2(temp), "pipelock-egress-bin");
+  await mkdir2(bin, { recursive: true });
+  const shim = join2(bin, "pipelock-egress");
+  await writeFile2(
+    shim,
+    `#!/bin/sh
+exec ${shellQuote(process.execPath)} ${shellQuote(cli)} "$@"
+`,
+    { mode: 493 }
+  );
+  runner.addPath(bin);
+}
+function shellQuote(text) {
+  return `'${text.replace(/'/g, `'\\''`)}'`;
 }
 
 // src/main.ts

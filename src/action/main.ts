@@ -1,10 +1,20 @@
 // The action's main step: validate everything, then run the agent in the boundary.
 
-import { readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { newRunId } from '../boundary/layout.js';
+import { PACKET_FILES } from '../packet/packet-json.js';
+import { summarizeChain } from '../packet/summarize.js';
+import { EVIDENCE_DIR } from '../packet/write-packet.js';
+import { evidenceFileOrder, readEvidenceDirectory } from '../receipts/index.js';
 import { formatPolicyError, parsePolicy } from '../policy/index.js';
 import { existingDirectory, fileInside } from './files.js';
-import { parseInputs } from './inputs.js';
+import { parseInputs, type ActionInputs } from './inputs.js';
+import { cliBundle, inheritOutput, passwordlessSudo } from './privileged.js';
+import { looksSecret, runArgv, stepResult } from './run-invocation.js';
 import type { ActionRunner } from './runner.js';
+import { STATE_KEYS } from './state.js';
 
 export async function runMain(runner: ActionRunner): Promise<void> {
   try {
@@ -26,7 +36,6 @@ async function validateAndRun(runner: ActionRunner): Promise<void> {
   const { inputs } = parsed;
 
   const workdir = await existingDirectory(inputs['working-directory'], 'working-directory');
-  await fileInside(workdir, inputs['agent-script'], 'agent-script');
   const policyPath = await fileInside(workdir, inputs['policy-config'], 'policy-config');
   const policy = parsePolicy(await readFile(policyPath), inputs['policy-config']);
   if (!policy.ok) {
@@ -46,7 +55,197 @@ async function validateAndRun(runner: ActionRunner): Promise<void> {
       `not available yet: driving an external pipelock (input ${input}) has not landed; remove ${input} to use the built-in engine`,
     );
   }
-  throw new Error(
-    'not available yet: running the agent script inside the boundary has not landed in this version; the inputs and the policy were validated and nothing was run',
+  const script = await fileInside(workdir, inputs['agent-script'], 'agent-script');
+  const asRoot = runner.uid === 0;
+  if (!asRoot && !(await passwordlessSudo())) {
+    throw new Error(
+      'the boundary needs root: run the action as root, or on a runner whose user has passwordless sudo (GitHub-hosted runners do); nothing was started',
+    );
+  }
+  const cli = await cliBundle();
+  const runId = newRunId();
+  runner.saveState(STATE_KEYS.boundaryRunId, runId);
+  runner.saveState(STATE_KEYS.asRoot, String(asRoot));
+  maskSecrets(runner, inputs, policy.policy.secrets);
+
+  const evidenceOutput = resolve(inputs['evidence-output']);
+  const temp = await mkdtemp(join(runner.env['RUNNER_TEMP'] || tmpdir(), 'pipelock-egress-'));
+  let exitCode: number | null;
+  try {
+    const envFile = join(temp, 'agent-env.json');
+    await writeFile(envFile, JSON.stringify(agentCallerEnv(runner.env)), { mode: 0o600 });
+    const signingKeyFile = await keyFile(inputs['signing-key'], workdir, temp);
+    const argv = runArgv({
+      node: process.execPath,
+      cli,
+      asRoot,
+      runId,
+      policy: policyPath,
+      workdir,
+      script,
+      args: inputs['agent-args'],
+      evidenceOutput,
+      identity: inputs['agent-identity'],
+      envFile,
+      signingKeyFile,
+      publicKey: await publicKeyArgument(inputs['public-key'], workdir),
+      writable: inputs['writable-paths'].map((path) => resolve(workdir, path)),
+      pins: inputs.resolve,
+      upstreamCa:
+        inputs['upstream-ca'] === undefined ? undefined : resolve(workdir, inputs['upstream-ca']),
+    });
+    runner.info(
+      `running ${script} inside the boundary (run ${runId}${asRoot ? '' : ', through sudo'})`,
+    );
+    exitCode = await inheritOutput(argv);
+  } finally {
+    await rm(temp, { recursive: true, force: true });
+  }
+
+  const packet = await readPacket(evidenceOutput);
+  if (packet === undefined) {
+    throw new Error(
+      `the boundary failed (pipelock-egress run exited ${exitCode}) before the agent's evidence could be packaged; see the log above. No packet, no verdict.`,
+    );
+  }
+  runner.setOutput('audit-packet-path', evidenceOutput);
+  runner.setOutput('receipt-count', packet.receiptCount);
+  runner.setOutput('verifier-verdict', packet.verdict);
+  runner.setOutput('allowed-count', packet.allowed);
+  runner.setOutput('blocked-count', packet.blocked);
+  runner.setOutput('agent-exit-code', packet.agentExitCode);
+
+  await addCliToPath(runner, cli, temp);
+  if (inputs['job-summary']) {
+    const markdown = await readFile(join(evidenceOutput, PACKET_FILES.summary), 'utf8');
+    if (!(await runner.appendSummary(markdown))) {
+      runner.notice(
+        `no job summary on this runner; the summary is ${join(evidenceOutput, PACKET_FILES.summary)}`,
+      );
+    }
+  }
+  if (inputs['upload-artifact']) {
+    runner[runner.env['ACTIONS_RUNTIME_TOKEN'] ? 'warning' : 'notice'](
+      runner.env['ACTIONS_RUNTIME_TOKEN']
+        ? `artifact upload has not landed in this version: the Audit Packet is at ${evidenceOutput}; upload it with actions/upload-artifact`
+        : `no Actions runtime (a local run): artifact upload skipped; the Audit Packet is at ${evidenceOutput}`,
+    );
+  }
+  const result = stepResult(packet, inputs['fail-on-verifier-error']);
+  if (result.warning !== undefined) runner.warning(result.warning);
+  if (result.failed !== undefined) runner.setFailed(result.failed);
+}
+
+/** The step's environment for the agent: our own inputs stay behind (the signing key may be one). */
+function agentCallerEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(env).filter(
+      (entry): entry is [string, string] =>
+        entry[1] !== undefined && !entry[0].startsWith('INPUT_'),
+    ),
   );
+}
+
+function maskSecrets(
+  runner: ActionRunner,
+  inputs: ActionInputs,
+  secrets: readonly { env: string }[],
+): void {
+  const key = inputs['signing-key'];
+  if (key !== undefined) {
+    // A PEM key is masked whole and line by line: the runner matches masks within a line.
+    runner.setSecret(key);
+    for (const line of key.split(/\r?\n/))
+      if (line.trim().length >= 8 && !line.startsWith('-----')) runner.setSecret(line.trim());
+  }
+  const bound = new Set(secrets.map((binding) => binding.env));
+  for (const [name, value] of Object.entries(runner.env)) {
+    if (value !== undefined && value.length >= 4 && (bound.has(name) || looksSecret(name)))
+      runner.setSecret(value);
+  }
+}
+
+/** A key input names a file (relative to the working directory), or is the key itself. */
+async function existingFile(value: string, workdir: string): Promise<string | undefined> {
+  const candidate = resolve(workdir, value);
+  return (await stat(candidate).then(
+    (s) => s.isFile(),
+    () => false,
+  ))
+    ? candidate
+    : undefined;
+}
+
+async function keyFile(
+  value: string | undefined,
+  workdir: string,
+  temp: string,
+): Promise<string | undefined> {
+  if (value === undefined) return undefined;
+  const file = await existingFile(value, workdir);
+  if (file !== undefined) return file;
+  const inline = join(temp, 'signing-key');
+  await writeFile(inline, `${value.trim()}\n`, { mode: 0o600 });
+  return inline;
+}
+
+async function publicKeyArgument(
+  value: string | undefined,
+  workdir: string,
+): Promise<string | undefined> {
+  if (value === undefined) return undefined;
+  return (await existingFile(value, workdir)) ?? value.trim();
+}
+
+interface PacketOutputs {
+  readonly verdict: string;
+  readonly receiptCount: number;
+  readonly allowed: number;
+  readonly blocked: number;
+  readonly agentExitCode: number;
+}
+
+async function readPacket(out: string): Promise<PacketOutputs | undefined> {
+  let packet: {
+    run: { agent_exit_code: number };
+    summary: { receipt_count: number };
+    verifier: { verdict: string };
+  };
+  try {
+    packet = JSON.parse(await readFile(join(out, PACKET_FILES.packet), 'utf8')) as typeof packet;
+  } catch {
+    return undefined;
+  }
+  const evidence = join(out, EVIDENCE_DIR);
+  const names = evidenceFileOrder(await readdir(evidence));
+  const read = readEvidenceDirectory(
+    await Promise.all(
+      names.map(async (name) => ({ name, content: await readFile(join(evidence, name)) })),
+    ),
+  );
+  const requests = summarizeChain(read.ok ? read.value.receipts : []).destinations;
+  return {
+    verdict: packet.verifier.verdict,
+    receiptCount: packet.summary.receipt_count,
+    allowed: requests.reduce((sum, d) => sum + d.allowed, 0),
+    blocked: requests.reduce((sum, d) => sum + d.blocked, 0),
+    agentExitCode: packet.run.agent_exit_code,
+  };
+}
+
+/** `pipelock-egress` on PATH for the rest of the job (the reference workflow's verify step). */
+async function addCliToPath(runner: ActionRunner, cli: string, temp: string): Promise<void> {
+  const bin = join(dirname(temp), 'pipelock-egress-bin');
+  await mkdir(bin, { recursive: true });
+  const shim = join(bin, 'pipelock-egress');
+  await writeFile(
+    shim,
+    `#!/bin/sh\nexec ${shellQuote(process.execPath)} ${shellQuote(cli)} "$@"\n`,
+    { mode: 0o755 },
+  );
+  runner.addPath(bin);
+}
+
+function shellQuote(text: string): string {
+  return `'${text.replace(/'/g, `'\\''`)}'`;
 }

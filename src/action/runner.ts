@@ -12,6 +12,14 @@ export interface ActionRunner {
   info(message: string): void;
   warning(message: string): void;
   getState(name: string): string;
+  saveState(name: string, value: string): void;
+  setSecret(value: string): void;
+  addPath(dir: string): void;
+  notice(message: string): void;
+  /** Appends Markdown to the job summary; false when this runner has none (a local run). */
+  appendSummary(markdown: string): Promise<boolean>;
+  readonly env: NodeJS.ProcessEnv;
+  readonly uid: number;
 }
 
 export function actionsRunner(): ActionRunner {
@@ -29,5 +37,16 @@ export function actionsRunner(): ActionRunner {
     info: (message) => core.info(message),
     warning: (message) => core.warning(message),
     getState: (name) => core.getState(name),
+    saveState: (name, value) => core.saveState(name, value),
+    setSecret: (value) => core.setSecret(value),
+    addPath: (dir) => core.addPath(dir),
+    notice: (message) => core.notice(message),
+    appendSummary: async (markdown) => {
+      if (!process.env['GITHUB_STEP_SUMMARY']) return false;
+      await core.summary.addRaw(markdown).write();
+      return true;
+    },
+    env: process.env,
+    uid: process.getuid?.() ?? -1,
   };
 }

@@ -3,7 +3,6 @@
 // the script, stop the engine, collect the evidence, tear down. A failed step tears down what
 // was made and reports; nothing is left half-done.
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { chmod, chown, copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -32,6 +31,8 @@ import { AGENT_USER, HOST_USER, ensureAccount, type Account } from './users.js';
 export type BoundaryTools = LaunchTools & NetworkTools;
 
 export interface BoundaryRequest {
+  /** `pe-` and 10 hex digits (see newRunId): the namespace, the run directory, the sudoers file. */
+  readonly runId: string;
   readonly tools: BoundaryTools;
   /** The running CLI bundle and node: the engine runs the same program. */
   readonly node: string;
@@ -77,7 +78,7 @@ export interface BoundaryOutcome {
 const CANCELLED = 'cancelled (SIGINT/SIGTERM) before the agent started';
 
 export async function runInBoundary(request: BoundaryRequest): Promise<BoundaryOutcome> {
-  const runId = `pe-${randomBytes(5).toString('hex')}`;
+  const { runId } = request;
   const layout = runLayout(runId, basename(request.script));
   await mkdir(RUNTIME_BASE, { recursive: true, mode: 0o755 });
   await mkdir(layout.root, { mode: 0o711 });

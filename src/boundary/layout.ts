@@ -1,5 +1,6 @@
 // Where one run keeps its files. Everything lives under one root-owned directory per run so
 // teardown is one removal; the engine's part is its own and the agent's part is read-only.
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 
 export const RUNTIME_BASE = '/run/pipelock-egress';
@@ -52,4 +53,14 @@ export function runLayout(runId: string, scriptName: string, base = RUNTIME_BASE
     home: join(root, 'home'),
     engineLog: join(root, 'engine.log'),
   };
+}
+
+const RUN_ID = /^pe-[0-9a-f]{10}$/;
+
+export function newRunId(): string {
+  return `pe-${randomBytes(5).toString('hex')}`;
+}
+
+export function isRunId(text: string): boolean {
+  return RUN_ID.test(text);
 }

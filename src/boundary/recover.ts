@@ -2,14 +2,13 @@
 // an operator): its saved state says what it had made.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { RUNTIME_BASE } from './layout.js';
+import { isRunId, RUNTIME_BASE } from './layout.js';
 import type { RunState } from './run-state.js';
 import { teardown } from './teardown.js';
 
 /** Tears down run `runId` from its state file; the failures, or none. A run already gone is fine. */
 export async function recoverRun(runId: string, base = RUNTIME_BASE): Promise<string[]> {
-  if (!/^pe-[0-9a-f]{10}$/.test(runId))
-    return [`"${runId}" is not a run id (pe- and 10 hex digits)`];
+  if (!isRunId(runId)) return [`"${runId}" is not a run id (pe- and 10 hex digits)`];
   let text: string;
   try {
     text = await readFile(join(base, runId, 'state.json'), 'utf8');

@@ -2,6 +2,7 @@
 
 import packageJson from '../../package.json' with { type: 'json' };
 import { type CliIo, UsageError } from './io.js';
+import { cleanupCommand } from './cleanup-command.js';
 import { keygenCommand } from './keygen-command.js';
 import { policyCommand } from './policy-command.js';
 import { proxyCommand } from './proxy-command.js';
@@ -21,6 +22,7 @@ const COMMANDS: Record<string, Command> = {
   verify: verifyCommand,
   keygen: keygenCommand,
   run: runCommand,
+  cleanup: cleanupCommand,
 };
 
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {

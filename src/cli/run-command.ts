@@ -64,6 +64,7 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
   try {
     await mkdir(out, { recursive: true, mode: 0o755 });
     const outcome = await runInBoundary({
+      runId: request.runId,
       tools: boundaryTools(facts),
       node: process.execPath,
       cli: await realpath(process.argv[1] ?? ''),
@@ -79,7 +80,7 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
       workdir: request.workdir,
       writable: request.writable,
       maxProcesses: request.maxProcesses,
-      callerEnv: process.env,
+      callerEnv: request.callerEnv,
       evidenceCopyDir: join(out, EVIDENCE_DIR),
       engineLogCopy: join(out, ENGINE_LOG),
       log: (line) => io.err(`${PREFIX}: ${line}\n`),
@@ -119,15 +120,17 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
       report,
       pinnedKey: request.pinnedKey === undefined ? undefined : publicKey,
       run: {
-        ...packetRunFromEnv(process.env),
+        ...packetRunFromEnv(request.callerEnv),
         agentIdentity: request.identity,
         startedAt: outcome.startedAt,
         completedAt: outcome.completedAt,
         agentExitCode: outcome.agentExitCode,
       },
       posture: {
-        runnerOs: process.env['RUNNER_OS'] ?? 'Linux',
-        ...(process.env['RUNNER_ARCH'] ? { runnerArch: process.env['RUNNER_ARCH'] } : {}),
+        runnerOs: request.callerEnv['RUNNER_OS'] ?? 'Linux',
+        ...(request.callerEnv['RUNNER_ARCH']
+          ? { runnerArch: request.callerEnv['RUNNER_ARCH'] }
+          : {}),
         networkNamespace: outcome.runId,
         agentUser: AGENT_USER,
         agentUid: outcome.agentUid,
@@ -173,7 +176,7 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
 function boundSecrets(request: RunRequest): Record<string, string> {
   const values: Record<string, string> = {};
   for (const binding of request.policy.secrets) {
-    const value = process.env[binding.env];
+    const value = request.callerEnv[binding.env];
     if (value !== undefined && value !== '') values[binding.env] = value;
   }
   return values;

@@ -1,7 +1,8 @@
 // `run`'s command line, checked in full before anything on the machine changes: the policy,
 // the working directory, the script (inside the working directory, symlinks resolved), the
 // writable paths, the evidence output, the keys.
-import { realpath, readdir, stat } from 'node:fs/promises';
+import { readFile, realpath, readdir, rm, stat } from 'node:fs/promises';
+import { isRunId, newRunId } from '../boundary/layout.js';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { formatPolicyError, parsePolicy, type Policy } from '../policy/index.js';
 import { parseNamePin } from '../engine/name-pin.js';
@@ -33,6 +34,9 @@ export interface RunRequest {
   readonly pins: readonly string[];
   readonly upstreamCaPem: string | undefined;
   readonly maxProcesses: number;
+  readonly runId: string;
+  /** The agent's environment: from --env-file (then deleted), or this process's. */
+  readonly callerEnv: NodeJS.ProcessEnv;
 }
 
 /** The request is wrong in a way the caller must fix (exit 1 with every problem listed). */
@@ -65,6 +69,8 @@ export async function parseRunRequest(
       'workdir',
       'upstream-ca',
       'max-processes',
+      'run-id',
+      'env-file',
     ],
     repeatable: ['writable', 'resolve'],
   });
@@ -76,6 +82,9 @@ export async function parseRunRequest(
     if (typeof parsed === 'string') throw new UsageError(`run: --resolve ${parsed}`);
   }
   const maxProcesses = processLimit(optionValue(options, 'max-processes'));
+  const runId = optionValue(options, 'run-id') ?? newRunId();
+  if (!isRunId(runId))
+    throw new UsageError(`run: --run-id ${runId}: expected pe- and 10 hex digits`);
 
   const problems: string[] = [];
   let policyBytes: Uint8Array = new Uint8Array();
@@ -127,6 +136,8 @@ export async function parseRunRequest(
       },
     );
   }
+  const envFile = optionValue(options, 'env-file');
+  const callerEnv = envFile === undefined ? process.env : await environmentFile(envFile, problems);
   if (
     problems.length > 0 ||
     policy === undefined ||
@@ -149,7 +160,33 @@ export async function parseRunRequest(
     pins,
     upstreamCaPem,
     maxProcesses,
+    runId,
+    callerEnv,
   };
+}
+
+/**
+ * The environment the action hands over (sudo would reset it): a JSON object of strings in
+ * a file only the caller can read, removed as soon as it is read.
+ */
+async function environmentFile(file: string, problems: string[]): Promise<NodeJS.ProcessEnv> {
+  try {
+    const parsed = JSON.parse(await readFile(file, 'utf8')) as unknown;
+    await rm(file, { force: true });
+    if (
+      parsed === null ||
+      typeof parsed !== 'object' ||
+      Array.isArray(parsed) ||
+      !Object.values(parsed).every((value) => typeof value === 'string')
+    ) {
+      problems.push(`--env-file ${file}: expected a JSON object of strings`);
+      return {};
+    }
+    return parsed as NodeJS.ProcessEnv;
+  } catch (error) {
+    problems.push(`--env-file ${file}: ${(error as Error).message}`);
+    return {};
+  }
 }
 
 /**

@@ -8,6 +8,10 @@ export interface Recorded {
   outputs: Record<string, string>;
   failures: string[];
   infos: string[];
+  state: Record<string, string>;
+  secrets: string[];
+  paths: string[];
+  summaries: string[];
 }
 
 export function rawInputs(values: Partial<RawInputs>): RawInputs {
@@ -18,9 +22,22 @@ export function rawInputs(values: Partial<RawInputs>): RawInputs {
 
 export function recordingRunner(
   values: Partial<RawInputs>,
-  options: { platform?: NodeJS.Platform; state?: Record<string, string> } = {},
+  options: {
+    platform?: NodeJS.Platform;
+    state?: Record<string, string>;
+    env?: NodeJS.ProcessEnv;
+    uid?: number;
+  } = {},
 ): ActionRunner & { recorded: Recorded } {
-  const recorded: Recorded = { outputs: {}, failures: [], infos: [] };
+  const recorded: Recorded = {
+    outputs: {},
+    failures: [],
+    infos: [],
+    state: { ...options.state },
+    secrets: [],
+    paths: [],
+    summaries: [],
+  };
   return {
     recorded,
     platform: options.platform ?? 'linux',
@@ -31,6 +48,18 @@ export function recordingRunner(
     setFailed: (message) => recorded.failures.push(message),
     info: (message) => recorded.infos.push(message),
     warning: (message) => recorded.infos.push(`warning: ${message}`),
-    getState: (name) => options.state?.[name] ?? '',
+    getState: (name) => recorded.state[name] ?? '',
+    saveState: (name, value) => {
+      recorded.state[name] = value;
+    },
+    setSecret: (value) => recorded.secrets.push(value),
+    addPath: (dir) => recorded.paths.push(dir),
+    notice: (message) => recorded.infos.push(`notice: ${message}`),
+    appendSummary: (markdown) => {
+      recorded.summaries.push(markdown);
+      return Promise.resolve(true);
+    },
+    env: options.env ?? process.env,
+    uid: options.uid ?? 0,
   };
 }

@@ -1,12 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { runMain } from '../../src/action/main.js';
 import { runPost } from '../../src/action/post.js';
+import { stepResult } from '../../src/action/run-invocation.js';
 import { policyHash } from '../../src/policy/index.js';
 import { recordingRunner } from './helpers.js';
 
@@ -14,6 +15,7 @@ const REFERENCE = resolve('fixtures/policies/reference.yaml');
 
 async function workspace(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'pe-action-'));
+  await chmod(dir, 0o755); // the agent must be able to read its working directory
   await mkdir(join(dir, 'scripts'));
   await writeFile(join(dir, 'scripts/agent.sh'), 'echo hello\n');
   await writeFile(join(dir, 'policy.yaml'), await readFile(REFERENCE));
@@ -111,18 +113,33 @@ test('an invalid policy fails with every error as file:line:col', async () => {
   );
 });
 
-test('a valid setup reports the policy hash, then says plainly that the boundary has not landed', async () => {
+test('as root, a valid setup runs the agent in the boundary and reports the packet (no sudo needed)', async () => {
   const dir = await workspace();
-  const runner = recordingRunner({
-    'working-directory': dir,
-    'agent-script': 'scripts/agent.sh',
-    'policy-config': 'policy.yaml',
-  });
+  const out = join(await mkdtemp(join(tmpdir(), 'pe-action-out-')), 'packet');
+  const runner = recordingRunner(
+    {
+      'working-directory': dir,
+      'agent-script': 'scripts/agent.sh',
+      'policy-config': 'policy.yaml',
+      'evidence-output': out,
+    },
+    { env: { PATH: process.env['PATH'] ?? '', RUNNER_TEMP: dir }, uid: 0 },
+  );
   await runMain(runner);
+  assert.deepEqual(runner.recorded.failures, []);
   assert.equal(runner.recorded.outputs['policy-hash'], policyHash(await readFile(REFERENCE)));
-  assert.deepEqual(runner.recorded.failures, [
-    'not available yet: running the agent script inside the boundary has not landed in this version; the inputs and the policy were validated and nothing was run',
-  ]);
+  assert.equal(runner.recorded.outputs['verifier-verdict'], 'self_consistent_only');
+  assert.equal(runner.recorded.outputs['agent-exit-code'], '0');
+  assert.equal(runner.recorded.outputs['receipt-count'], '2');
+  assert.equal(runner.recorded.outputs['audit-packet-path'], out);
+  assert.match(runner.recorded.summaries[0] ?? '', /self-consistent only/);
+  assert.ok(
+    runner.recorded.infos.some((line) =>
+      /^warning: the evidence is only self-consistent/.test(line),
+    ),
+  );
+  assert.match(runner.recorded.state['boundary-run-id'] ?? '', /^pe-[0-9a-f]{10}$/);
+  assert.equal(runner.recorded.paths.length, 1, 'pipelock-egress is put on PATH');
 });
 
 test('an external enforcement binary is refused as not available yet', async () => {
@@ -151,12 +168,15 @@ test('the bundled dist/main.js runs with real INPUT_* variables and runner files
   const dir = await workspace();
   const outputFile = join(dir, 'github-output');
   await writeFile(outputFile, '');
+  await writeFile(join(dir, 'scripts/agent.sh'), 'exit 3\n');
   const env = {
     PATH: process.env['PATH'] ?? '',
     GITHUB_OUTPUT: outputFile,
+    RUNNER_TEMP: dir,
     'INPUT_AGENT-SCRIPT': 'scripts/agent.sh',
     'INPUT_POLICY-CONFIG': 'policy.yaml',
     'INPUT_WORKING-DIRECTORY': dir,
+    'INPUT_EVIDENCE-OUTPUT': join(dir, 'packet'),
   };
   const result = await promisify(execFile)(process.execPath, [resolve('dist/main.js')], {
     env,
@@ -165,10 +185,7 @@ test('the bundled dist/main.js runs with real INPUT_* variables and runner files
     (error: { code: number; stdout: string }) => error,
   );
   assert.equal(result.code, 1);
-  assert.match(
-    result.stdout,
-    /::error::not available yet: running the agent script inside the boundary/,
-  );
+  assert.match(result.stdout, /::error::the agent script exited with 3/);
   const written = await readFile(outputFile, 'utf8');
   assert.match(
     written,
@@ -176,4 +193,25 @@ test('the bundled dist/main.js runs with real INPUT_* variables and runner files
       `^policy-hash<<ghadelimiter_[0-9a-f-]+\\n${policyHash(await readFile(REFERENCE))}\\n`,
     ),
   );
+  assert.match(written, /agent-exit-code<<ghadelimiter_[0-9a-f-]+\n3\n/);
+});
+
+test('step rules: every verdict × fail-on-verifier-error × agent exit code', () => {
+  const verdicts = ['valid', 'self_consistent_only', 'invalid', 'error'] as const;
+  for (const verdict of verdicts) {
+    for (const failOnVerifierError of [true, false]) {
+      for (const agentExitCode of [0, 7]) {
+        const result = stepResult({ verdict, agentExitCode }, failOnVerifierError);
+        const verifierFails = (verdict === 'invalid' || verdict === 'error') && failOnVerifierError;
+        const expected = verifierFails
+          ? `the evidence verdict is ${verdict}; failing because fail-on-verifier-error is true`
+          : agentExitCode !== 0
+            ? 'the agent script exited with 7'
+            : undefined;
+        const label = `${verdict} fail-on-verifier-error=${failOnVerifierError} exit=${agentExitCode}`;
+        assert.equal(result.failed, expected, label);
+        assert.equal(result.warning !== undefined, verdict === 'self_consistent_only', label);
+      }
+    }
+  }
 });

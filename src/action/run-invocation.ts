@@ -1,0 +1,87 @@
+// The privileged half of the action is `pipelock-egress run`, started as root: directly when
+// the action already runs as root, else through passwordless `sudo -n`. Nothing secret goes
+// on its command line: the signing key and the agent's environment travel in files only the
+// runner user can read. Pure.
+import type { NamePin } from '../engine/name-pin.js';
+
+export interface RunInvocation {
+  readonly node: string;
+  readonly cli: string;
+  readonly asRoot: boolean;
+  readonly runId: string;
+  readonly policy: string;
+  readonly workdir: string;
+  readonly script: string;
+  readonly args: readonly string[];
+  readonly evidenceOutput: string;
+  readonly identity: string;
+  readonly envFile: string;
+  readonly signingKeyFile: string | undefined;
+  readonly publicKey: string | undefined;
+  readonly writable: readonly string[];
+  readonly pins: readonly NamePin[];
+  readonly upstreamCa: string | undefined;
+}
+
+export function runArgv(run: RunInvocation): string[] {
+  const pin = (p: NamePin): string => `${p.host}:${p.ip.includes(':') ? `[${p.ip}]` : p.ip}`;
+  return [
+    ...(run.asRoot ? [] : ['sudo', '-n', '--']),
+    run.node,
+    run.cli,
+    'run',
+    '--run-id',
+    run.runId,
+    '--policy',
+    run.policy,
+    '--workdir',
+    run.workdir,
+    '--evidence-output',
+    run.evidenceOutput,
+    '--identity',
+    run.identity,
+    '--env-file',
+    run.envFile,
+    ...(run.signingKeyFile === undefined ? [] : ['--signing-key', run.signingKeyFile]),
+    ...(run.publicKey === undefined ? [] : ['--public-key', run.publicKey]),
+    ...run.writable.flatMap((path) => ['--writable', path]),
+    ...run.pins.flatMap((p) => ['--resolve', pin(p)]),
+    ...(run.upstreamCa === undefined ? [] : ['--upstream-ca', run.upstreamCa]),
+    '--',
+    run.script,
+    ...run.args,
+  ];
+}
+
+/** Variable names whose values are masked in the log even if nothing declared them secret. */
+export function looksSecret(name: string): boolean {
+  return /(TOKEN|SECRET|PASSWORD|PASSWD|PRIVATE|CREDENTIAL|API_?KEY|ACCESS_?KEY)/i.test(name);
+}
+
+export interface PacketFacts {
+  readonly verdict: string;
+  readonly agentExitCode: number;
+}
+
+export interface StepResult {
+  readonly failed: string | undefined;
+  readonly warning: string | undefined;
+}
+
+/** DESIGN §8's exit rules, given a packet (a run without one failed before it could claim anything). */
+export function stepResult(packet: PacketFacts, failOnVerifierError: boolean): StepResult {
+  const warning =
+    packet.verdict === 'self_consistent_only'
+      ? 'the evidence is only self-consistent: it was signed with a key made for this run, so anyone could have produced it. Set the signing-key input (a key from `pipelock-egress keygen`, kept in a secret) and public-key (its public half, committed) to get a valid verdict.'
+      : undefined;
+  if ((packet.verdict === 'invalid' || packet.verdict === 'error') && failOnVerifierError) {
+    return {
+      failed: `the evidence verdict is ${packet.verdict}; failing because fail-on-verifier-error is true`,
+      warning,
+    };
+  }
+  if (packet.agentExitCode !== 0) {
+    return { failed: `the agent script exited with ${packet.agentExitCode}`, warning };
+  }
+  return { failed: undefined, warning };
+}
