@@ -531,11 +531,14 @@ function peakRssKib(stderr: string): number {
   return Number(match[1]);
 }
 
+/** The verifier's V8 heap limit: far below the 118 MiB chain, which it must never hold. */
+const HEAP_MIB = 40;
+
 function verifyInChild(evidence: string, ...flags: string[]) {
   return spawnSync(
     process.execPath,
     [
-      '--max-old-space-size=96',
+      `--max-old-space-size=${HEAP_MIB}`,
       '--import',
       'tsx',
       '--import',
@@ -591,14 +594,13 @@ test(
     const large = verifyInChild(big, '--require-sealed');
     assert.equal(large.status, 0, large.stderr);
     assert.match(large.stdout, /^CHAIN VALID: .*\n {2}Receipts: {2}100002\n/);
+    // Held in memory, the chain alone would overflow the heap limit and crash the verifier; the
+    // RSS figures are printed for the record (they vary with the Node version's GC).
+    assert.ok(size > 2 * HEAP_MIB * 2 ** 20, 'the evidence is far larger than the heap limit');
     const growthKib = peakRssKib(large.stderr) - peakRssKib(baseline.stderr);
     console.log(
-      `# 100k receipts (${(size / 2 ** 20).toFixed(0)} MiB): peak RSS ${(peakRssKib(large.stderr) / 1024).toFixed(0)} MiB, ` +
+      `# 100k receipts (${(size / 2 ** 20).toFixed(0)} MiB) with a ${HEAP_MIB} MiB heap: peak RSS ${(peakRssKib(large.stderr) / 1024).toFixed(0)} MiB, ` +
         `${(growthKib / 1024).toFixed(1)} MiB more than for its first ${(prefixSize / 2 ** 20).toFixed(0)} MiB`,
-    );
-    assert.ok(
-      growthKib * 1024 < (size - prefixSize) / 4,
-      `peak RSS grew by ${growthKib} KiB for ${size - prefixSize} more bytes of evidence`,
     );
   },
 );
