@@ -34048,6 +34048,7 @@ var package_default = {
     "typescript-eslint": "^8.74.0"
   },
   dependencies: {
+    "@actions/artifact": "^6.2.1",
     "@actions/core": "^3.0.1",
     undici: "^7.30.2",
     yaml: "^2.9.1",

@@ -11,6 +11,7 @@ import { evidenceFileOrder, readEvidenceDirectory } from '../receipts/index.js';
 import { formatPolicyError, parsePolicy } from '../policy/index.js';
 import { existingDirectory, fileInside } from './files.js';
 import { parseInputs, type ActionInputs } from './inputs.js';
+import { hasActionsRuntime, uploadPacket } from './artifact.js';
 import { cliBundle, inheritOutput, passwordlessSudo } from './privileged.js';
 import { looksSecret, runArgv, stepResult } from './run-invocation.js';
 import type { ActionRunner } from './runner.js';
@@ -125,11 +126,22 @@ async function validateAndRun(runner: ActionRunner): Promise<void> {
     }
   }
   if (inputs['upload-artifact']) {
-    runner[runner.env['ACTIONS_RUNTIME_TOKEN'] ? 'warning' : 'notice'](
-      runner.env['ACTIONS_RUNTIME_TOKEN']
-        ? `artifact upload has not landed in this version: the Audit Packet is at ${evidenceOutput}; upload it with actions/upload-artifact`
-        : `no Actions runtime (a local run): artifact upload skipped; the Audit Packet is at ${evidenceOutput}`,
-    );
+    if (!hasActionsRuntime(process.env)) {
+      runner.notice(
+        `no Actions runtime (a local run): artifact upload skipped; the Audit Packet is at ${evidenceOutput}`,
+      );
+    } else {
+      try {
+        const id = await uploadPacket(inputs['artifact-name'], evidenceOutput);
+        runner.setOutput('artifact-id', id);
+        runner.info(`uploaded the Audit Packet as artifact ${inputs['artifact-name']} (id ${id})`);
+      } catch (error) {
+        throw new Error(
+          `uploading the Audit Packet as artifact ${inputs['artifact-name']} failed: ${(error as Error).message}; the packet is at ${evidenceOutput}`,
+          { cause: error },
+        );
+      }
+    }
   }
   const result = stepResult(packet, inputs['fail-on-verifier-error']);
   if (result.warning !== undefined) runner.warning(result.warning);

@@ -9,6 +9,7 @@ import { runMain } from '../../src/action/main.js';
 import { runPost } from '../../src/action/post.js';
 import { stepResult } from '../../src/action/run-invocation.js';
 import { policyHash } from '../../src/policy/index.js';
+import { runtimeToken, sha256Hex, startArtifactService } from './artifact-service.js';
 import { recordingRunner } from './helpers.js';
 
 const REFERENCE = resolve('fixtures/policies/reference.yaml');
@@ -213,5 +214,54 @@ test('step rules: every verdict × fail-on-verifier-error × agent exit code', (
         assert.equal(result.warning !== undefined, verdict === 'self_consistent_only', label);
       }
     }
+  }
+});
+
+test('on a runner with the Actions runtime the packet is uploaded as an artifact and artifact-id is set', async () => {
+  const service = await startArtifactService();
+  const dir = await workspace();
+  const out = join(await mkdtemp(join(tmpdir(), 'pe-action-out-')), 'packet');
+  const saved = { ...process.env };
+  Object.assign(process.env, {
+    ACTIONS_RUNTIME_TOKEN: runtimeToken('run-backend-1', 'job-backend-2'),
+    ACTIONS_RESULTS_URL: `${service.url}/`,
+    GITHUB_WORKSPACE: dir,
+  });
+  try {
+    const runner = recordingRunner(
+      {
+        'working-directory': dir,
+        'agent-script': 'scripts/agent.sh',
+        'policy-config': 'policy.yaml',
+        'evidence-output': out,
+        'artifact-name': 'audit-packet-test',
+      },
+      { env: { PATH: process.env['PATH'] ?? '', RUNNER_TEMP: dir }, uid: 0 },
+    );
+    await runMain(runner);
+    assert.deepEqual(runner.recorded.failures, []);
+    assert.equal(runner.recorded.outputs['artifact-id'], service.artifactId);
+    const [artifact] = service.artifacts;
+    assert.equal(artifact?.name, 'audit-packet-test');
+    assert.deepEqual(artifact?.backendIds, ['run-backend-1', 'job-backend-2']);
+    const blob = artifact?.blob ?? Buffer.alloc(0);
+    assert.equal(artifact?.finalized?.hash, `sha256:${sha256Hex(blob)}`);
+    const zip = join(dir, 'uploaded.zip');
+    await writeFile(zip, blob);
+    const listed = await promisify(execFile)('python3', ['-m', 'zipfile', '-l', zip]);
+    for (const name of [
+      'packet.json',
+      'summary.md',
+      'evidence.jsonl',
+      'receipts.json',
+      'verification-report.json',
+      'policy-hash.txt',
+      'evidence/evidence-proxy-0.jsonl',
+    ]) {
+      assert.match(listed.stdout, new RegExp(`^${name.replace(/[.]/g, '\\.')}\\s`, 'm'), name);
+    }
+  } finally {
+    process.env = saved;
+    await service.close();
   }
 });
