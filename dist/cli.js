@@ -60606,13 +60606,17 @@ async function runAgent(tools, plan, env, script, args, cancel) {
   const child = spawn4(file2 ?? "", rest, { stdio: ["ignore", "inherit", "inherit"], env });
   const onCancel = () => void killNamespaceProcesses(tools.ip, plan.netns, child.pid).catch(() => child.kill("SIGKILL"));
   cancel.addEventListener("abort", onCancel, { once: true });
+  if (cancel.aborted) onCancel();
   try {
     return await new Promise((resolve2, reject) => {
       child.once(
         "error",
         (error62) => reject(new BoundaryError(`starting the agent: ${error62.message}`, { cause: error62 }))
       );
-      child.once("exit", (code2, signal) => resolve2({ code: code2, signal }));
+      child.once(
+        "exit",
+        (code2, signal) => resolve2(cancel.aborted ? { code: null, signal: "SIGKILL" } : { code: code2, signal })
+      );
     });
   } finally {
     cancel.removeEventListener("abort", onCancel);

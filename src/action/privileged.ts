@@ -1,6 +1,7 @@
 // Starting the CLI as root from the action: directly when the action already runs as root,
 // else through passwordless sudo. Main runs `run` this way, post runs `cleanup`.
 import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
 import { stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,12 +29,29 @@ export async function cliBundle(): Promise<string> {
   throw new Error(`the CLI bundle (dist/cli.js) is not next to ${here}: run npm run build`);
 }
 
-/** Runs argv with its output in the step log; resolves to its exit code. */
+/**
+ * Runs argv with its output in the step log; resolves to its exit code. A cancelled workflow
+ * signals this process: the signal is passed on (sudo relays it to `run`, which seals the
+ * evidence and tears down), and this process waits for that instead of dying first.
+ */
 export function inheritOutput(argv: readonly string[]): Promise<number | null> {
   const [command, ...args] = argv;
   return new Promise((done, fail) => {
     const child = spawn(command ?? '', args, { stdio: ['ignore', 'inherit', 'inherit'] });
-    child.on('error', fail);
-    child.on('exit', (code) => done(code));
+    const forward = (signal: NodeJS.Signals): void => void child.kill(signal);
+    process.on('SIGINT', forward);
+    process.on('SIGTERM', forward);
+    const settle = (): void => {
+      process.off('SIGINT', forward);
+      process.off('SIGTERM', forward);
+    };
+    child.on('error', (error) => {
+      settle();
+      fail(error);
+    });
+    child.on('exit', (code, signal) => {
+      settle();
+      done(code ?? (signal === null ? null : 128 + constants.signals[signal]));
+    });
   });
 }

@@ -406,12 +406,17 @@ async function runAgent(
   const onCancel = (): void =>
     void killNamespaceProcesses(tools.ip, plan.netns, child.pid).catch(() => child.kill('SIGKILL'));
   cancel.addEventListener('abort', onCancel, { once: true });
+  // A cancellation that came while the agent was being started has already fired.
+  if (cancel.aborted) onCancel();
   try {
     return await new Promise((resolve, reject) => {
       child.once('error', (error) =>
         reject(new BoundaryError(`starting the agent: ${error.message}`, { cause: error })),
       );
-      child.once('exit', (code, signal) => resolve({ code, signal }));
+      // A cancelled agent was SIGKILLed with its namespace, whatever its launcher then reports.
+      child.once('exit', (code, signal) =>
+        resolve(cancel.aborted ? { code: null, signal: 'SIGKILL' } : { code, signal }),
+      );
     });
   } finally {
     cancel.removeEventListener('abort', onCancel);

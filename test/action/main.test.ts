@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { chmod, mkdtemp, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -264,4 +264,39 @@ test('on a runner with the Actions runtime the packet is uploaded as an artifact
     process.env = saved;
     await service.close();
   }
+});
+
+test('a cancelled step (SIGTERM to dist/main.js) passes the signal on: the run seals, tears down, the step fails', async () => {
+  const dir = await workspace();
+  await writeFile(join(dir, 'scripts/agent.sh'), 'echo started; sleep 600\n');
+  const outputFile = join(dir, 'github-output');
+  await writeFile(outputFile, '');
+  const child = spawn(process.execPath, [resolve('dist/main.js')], {
+    env: {
+      PATH: process.env['PATH'] ?? '',
+      GITHUB_OUTPUT: outputFile,
+      RUNNER_TEMP: dir,
+      'INPUT_AGENT-SCRIPT': 'scripts/agent.sh',
+      'INPUT_POLICY-CONFIG': 'policy.yaml',
+      'INPUT_WORKING-DIRECTORY': dir,
+      'INPUT_EVIDENCE-OUTPUT': join(dir, 'packet'),
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  const onData = (chunk: Buffer): void => {
+    log += chunk.toString();
+    if (log.includes('starting agent.sh') && !child.killed) child.kill('SIGTERM');
+  };
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
+  const code = await new Promise<number | null>((done) => child.on('close', done));
+  assert.equal(code, 1, log);
+  assert.match(log, /SIGTERM: stopping the agent, sealing the evidence, tearing down/);
+  assert.match(log, /boundary torn down/);
+  assert.match(log, /::error::the agent script exited with 137/);
+  assert.match(
+    await readFile(join(dir, 'packet', 'verification-report.json'), 'utf8'),
+    /"sealed":\s*true/,
+  );
 });

@@ -25,4 +25,24 @@ test('npm run example: allowed read passes, the forbidden ones are blocked, the 
   ) as Record<string, unknown>;
   assert.equal(report['verdict'], 'valid');
   assert.equal(report['receipt_count'], 5);
+  // The reference workflow's verify step reads receipts.json with the pinned key.
+  const verify = spawnSync(
+    process.execPath,
+    [
+      'dist/cli.js',
+      'verify',
+      '--receipt-chain',
+      'example-output/packet/receipts.json',
+      '--policy-hash',
+      'example-output/packet/policy-hash.txt',
+      '--public-key',
+      'example-output/keys/public-key.pem',
+    ],
+    { encoding: 'utf8' },
+  );
+  assert.equal(verify.status, 0, verify.stderr);
+  assert.match(
+    verify.stdout,
+    /^CHAIN VALID: example-output\/packet\/receipts\.json\n {2}Receipts: {2}5\n/,
+  );
 });
