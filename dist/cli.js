@@ -60394,8 +60394,8 @@ async function setUpAndRun(request, layout, state) {
   };
   state.netnsCreated = true;
   await checkpoint();
-  const [sudoersFile, engine, listener] = await settleAll([
-    installSudoersDeny(layout.runId, [AGENT_USER, HOST_USER]),
+  let opened;
+  const [engine, listener] = await settleAll([
     (async () => {
       await writeRunFiles(request, layout, agent, host);
       const started = EngineProcess.spawn(engineLaunch(request, layout, host, program));
@@ -60404,10 +60404,16 @@ async function setUpAndRun(request, layout, state) {
     })(),
     (async () => {
       await createNetwork(layout.netns, request.tools);
-      return openListenerInNamespace(request.tools.ip, layout.netns);
+      opened = await openListenerInNamespace(request.tools.ip, layout.netns);
+      return opened;
+    })(),
+    (async () => {
+      state.sudoersFile = await installSudoersDeny(layout.runId, [AGENT_USER, HOST_USER]) ?? null;
     })()
-  ]);
-  state.sudoersFile = sudoersFile ?? null;
+  ]).catch((error62) => {
+    opened?.handle.close();
+    throw error62;
+  });
   await checkpoint();
   const plan = {
     netns: layout.netns,

@@ -18,7 +18,7 @@ import {
   type EngineSealed,
 } from './engine-process.js';
 import { RUNTIME_BASE, runLayout, type RunLayout } from './layout.js';
-import { openListenerInNamespace } from './listener.js';
+import { openListenerInNamespace, type NamespaceListener } from './listener.js';
 import { killNamespaceProcesses } from './namespace-processes.js';
 import { createNetwork, networkProblems, type NetworkTools } from './network.js';
 import { PROBE_SCRIPT, probeArgs, readProbeOutput } from './probes.js';
@@ -135,8 +135,10 @@ async function setUpAndRun(
   // takes longest to load, so it starts first); the namespace, then the listener inside it.
   state.netnsCreated = true;
   await checkpoint();
-  const [sudoersFile, engine, listener] = await settleAll([
-    installSudoersDeny(layout.runId, [AGENT_USER, HOST_USER]),
+  // Each strand records what it made as soon as it made it, so a failure in another strand
+  // still tears it down.
+  let opened: NamespaceListener | undefined;
+  const [engine, listener] = await settleAll([
     (async () => {
       await writeRunFiles(request, layout, agent, host);
       const started = EngineProcess.spawn(engineLaunch(request, layout, host, program));
@@ -145,10 +147,16 @@ async function setUpAndRun(
     })(),
     (async () => {
       await createNetwork(layout.netns, request.tools);
-      return openListenerInNamespace(request.tools.ip, layout.netns);
+      opened = await openListenerInNamespace(request.tools.ip, layout.netns);
+      return opened;
     })(),
-  ] as const);
-  state.sudoersFile = sudoersFile ?? null;
+    (async () => {
+      state.sudoersFile = (await installSudoersDeny(layout.runId, [AGENT_USER, HOST_USER])) ?? null;
+    })(),
+  ] as const).catch((error: unknown) => {
+    opened?.handle.close();
+    throw error;
+  });
   await checkpoint();
 
   const plan: LaunchPlan = {
