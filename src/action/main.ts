@@ -103,7 +103,7 @@ async function validateAndRun(runner: ActionRunner): Promise<void> {
     await rm(temp, { recursive: true, force: true });
   }
 
-  const packet = await readPacket(evidenceOutput);
+  const packet = await readPacket(evidenceOutput, runId);
   if (packet === undefined) {
     throw new Error(
       `the boundary failed (pipelock-egress run exited ${exitCode}) before the agent's evidence could be packaged; see the log above. No packet, no verdict.`,
@@ -217,8 +217,10 @@ interface PacketOutputs {
   readonly agentExitCode: number;
 }
 
-async function readPacket(out: string): Promise<PacketOutputs | undefined> {
+/** This run's packet; one an earlier run left in the same place does not count. */
+async function readPacket(out: string, runId: string): Promise<PacketOutputs | undefined> {
   let packet: {
+    posture: { network_namespace?: string };
     run: { agent_exit_code: number };
     summary: { receipt_count: number };
     verifier: { verdict: string };
@@ -228,6 +230,7 @@ async function readPacket(out: string): Promise<PacketOutputs | undefined> {
   } catch {
     return undefined;
   }
+  if (packet.posture.network_namespace !== runId) return undefined;
   const evidence = join(out, EVIDENCE_DIR);
   const names = evidenceFileOrder(await readdir(evidence));
   const read = readEvidenceDirectory(

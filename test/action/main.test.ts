@@ -300,3 +300,22 @@ test('a cancelled step (SIGTERM to dist/main.js) passes the signal on: the run s
     /"sealed":\s*true/,
   );
 });
+
+test("a packet an earlier run left in the evidence output is never reported as this run's", async () => {
+  const dir = await workspace();
+  const out = join(await mkdtemp(join(tmpdir(), 'pe-action-out-')), 'packet');
+  const inputs = {
+    'working-directory': dir,
+    'agent-script': 'scripts/agent.sh',
+    'policy-config': 'policy.yaml',
+    'evidence-output': out,
+  };
+  const options = { env: { PATH: process.env['PATH'] ?? '', RUNNER_TEMP: dir }, uid: 0 };
+  const first = recordingRunner(inputs, options);
+  await runMain(first);
+  assert.deepEqual(first.recorded.failures, []);
+  const second = recordingRunner(inputs, options);
+  await runMain(second);
+  assert.match(second.recorded.failures[0] ?? '', /No packet, no verdict\.$/);
+  assert.equal(second.recorded.outputs['verifier-verdict'], undefined);
+});
