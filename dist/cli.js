@@ -34390,7 +34390,6 @@ async function removeAccount(name) {
 }
 
 // src/boundary/teardown.ts
-var KILL_WAIT_MS2 = 5e3;
 async function teardown(state) {
   const failures = [];
   const step = async (what, action) => {
@@ -34434,8 +34433,8 @@ async function killEngine(pid, root) {
   );
   if (!await isOurs()) return;
   process.kill(pid, "SIGTERM");
-  const killAt = Date.now() + KILL_WAIT_MS2;
-  const giveUpAt = killAt + KILL_WAIT_MS2;
+  const killAt = Date.now() + KILL_WAIT_MS;
+  const giveUpAt = killAt + KILL_WAIT_MS;
   while (await isOurs()) {
     if (Date.now() > giveUpAt) throw new Error(`engine ${pid} survived SIGKILL`);
     if (Date.now() > killAt) process.kill(pid, "SIGKILL");
@@ -59650,8 +59649,16 @@ function parseNamePin(text) {
 // src/cli/proxy-command.ts
 import { randomBytes as randomBytes4 } from "node:crypto";
 
-// src/cli/key-argument.ts
+// src/regular-file.ts
 import { stat as stat2 } from "node:fs/promises";
+function isRegularFile(path4) {
+  return stat2(path4).then(
+    (info) => info.isFile(),
+    () => false
+  );
+}
+
+// src/cli/key-argument.ts
 var KeyArgumentError = class extends Error {
 };
 function looksLikePath(arg) {
@@ -59659,11 +59666,7 @@ function looksLikePath(arg) {
   return !inlineKey && (/[/\\]/.test(arg) || arg.startsWith(".") || /\.[A-Za-z0-9]+$/.test(arg));
 }
 async function keyArgumentText(arg, what, io2) {
-  const isFile = await stat2(arg).then(
-    (info) => info.isFile(),
-    () => false
-  );
-  if (isFile) {
+  if (await isRegularFile(arg)) {
     try {
       return { text: new TextDecoder().decode(await io2.readFile(arg)), source: arg };
     } catch (error62) {
@@ -60558,11 +60561,7 @@ async function othersCanUse(file2, mode) {
 async function existing(paths) {
   const found = [];
   for (const path4 of paths) {
-    if (await stat4(path4).then(
-      (s) => s.isFile(),
-      () => false
-    ))
-      found.push(path4);
+    if (await isRegularFile(path4)) found.push(path4);
   }
   return found;
 }
@@ -61296,10 +61295,7 @@ async function runKeys(options, io2, backend, problems) {
       `--public-key ${pinnedKey} is not the public key of --signing-key; the run could never verify as valid`
     );
   }
-  const signingKeyFile = signingArg !== void 0 && await stat5(signingArg).then(
-    (s) => s.isFile(),
-    () => false
-  ) ? await realpath(signingArg) : void 0;
+  const signingKeyFile = signingArg !== void 0 && await isRegularFile(signingArg) ? await realpath(signingArg) : void 0;
   return { seed, signingKeyFile, pinnedKey };
 }
 

@@ -19736,9 +19736,19 @@ function actionsRunner() {
 // src/action/privileged.ts
 import { spawn } from "node:child_process";
 import { constants as constants3 } from "node:os";
-import { stat as stat2 } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+
+// src/regular-file.ts
+import { stat as stat2 } from "node:fs/promises";
+function isRegularFile(path2) {
+  return stat2(path2).then(
+    (info2) => info2.isFile(),
+    () => false
+  );
+}
+
+// src/action/privileged.ts
 async function passwordlessSudo() {
   return new Promise((done) => {
     const probe = spawn("sudo", ["-n", "true"], { stdio: "ignore" });
@@ -19749,11 +19759,7 @@ async function passwordlessSudo() {
 async function cliBundle() {
   const here = dirname(fileURLToPath(import.meta.url));
   for (const candidate of [join(here, "cli.js"), join(here, "..", "..", "dist", "cli.js")]) {
-    if (await stat2(candidate).then(
-      (s) => s.isFile(),
-      () => false
-    ))
-      return candidate;
+    if (await isRegularFile(candidate)) return candidate;
   }
   throw new Error(`the CLI bundle (dist/cli.js) is not next to ${here}: run npm run build`);
 }

@@ -1,6 +1,6 @@
 // The action's main step: validate everything, then run the agent in the boundary.
 
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { newRunId } from '../boundary/layout.js';
@@ -16,6 +16,7 @@ import { cliBundle, inheritOutput, passwordlessSudo } from './privileged.js';
 import { looksSecret, runArgv, stepResult } from './run-invocation.js';
 import type { ActionRunner } from './runner.js';
 import { STATE_KEYS } from './state.js';
+import { isRegularFile } from '../regular-file.js';
 
 export async function runMain(runner: ActionRunner): Promise<void> {
   try {
@@ -180,12 +181,7 @@ function maskSecrets(
 /** A key input names a file (relative to the working directory), or is the key itself. */
 async function existingFile(value: string, workdir: string): Promise<string | undefined> {
   const candidate = resolve(workdir, value);
-  return (await stat(candidate).then(
-    (s) => s.isFile(),
-    () => false,
-  ))
-    ? candidate
-    : undefined;
+  return (await isRegularFile(candidate)) ? candidate : undefined;
 }
 
 async function keyFile(

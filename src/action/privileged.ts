@@ -2,9 +2,9 @@
 // else through passwordless sudo. Main runs `run` this way, post runs `cleanup`.
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
-import { stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isRegularFile } from '../regular-file.js';
 
 export async function passwordlessSudo(): Promise<boolean> {
   return new Promise((done) => {
@@ -18,13 +18,7 @@ export async function passwordlessSudo(): Promise<boolean> {
 export async function cliBundle(): Promise<string> {
   const here = dirname(fileURLToPath(import.meta.url));
   for (const candidate of [join(here, 'cli.js'), join(here, '..', '..', 'dist', 'cli.js')]) {
-    if (
-      await stat(candidate).then(
-        (s) => s.isFile(),
-        () => false,
-      )
-    )
-      return candidate;
+    if (await isRegularFile(candidate)) return candidate;
   }
   throw new Error(`the CLI bundle (dist/cli.js) is not next to ${here}: run npm run build`);
 }

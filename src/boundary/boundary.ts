@@ -27,6 +27,7 @@ import { SIDE_CHANNEL_PATHS, SYSTEM_CA_BUNDLES } from './side-channels.js';
 import { installSudoersDeny } from './sudoers.js';
 import { teardown } from './teardown.js';
 import { AGENT_USER, HOST_USER, ensureAccount, type Account } from './users.js';
+import { isRegularFile } from '../regular-file.js';
 
 export type BoundaryTools = LaunchTools & NetworkTools;
 
@@ -339,13 +340,7 @@ async function othersCanUse(file: string, mode: number): Promise<boolean> {
 async function existing(paths: readonly string[]): Promise<string[]> {
   const found: string[] = [];
   for (const path of paths) {
-    if (
-      await stat(path).then(
-        (s) => s.isFile(),
-        () => false,
-      )
-    )
-      found.push(path);
+    if (await isRegularFile(path)) found.push(path);
   }
   return found;
 }

@@ -4,7 +4,8 @@ import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runTool } from './command.js';
 
-const KILL_WAIT_MS = 5_000;
+/** How long a killed process may take to go. */
+export const KILL_WAIT_MS = 5_000;
 
 async function namespacePids(ip: string, netns: string): Promise<number[]> {
   const listed = await runTool([ip, 'netns', 'pids', netns]);

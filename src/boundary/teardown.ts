@@ -5,12 +5,10 @@ import { readFile, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { revokeWriteAccess } from './access.js';
 import { collectEvidence } from './evidence-collect.js';
-import { killNamespaceProcesses } from './namespace-processes.js';
+import { KILL_WAIT_MS, killNamespaceProcesses } from './namespace-processes.js';
 import { removeNetwork } from './network.js';
 import type { RunState } from './run-state.js';
 import { removeAccount } from './users.js';
-
-const KILL_WAIT_MS = 5_000;
 
 export async function teardown(state: RunState): Promise<string[]> {
   const failures: string[] = [];

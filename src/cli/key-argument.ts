@@ -2,7 +2,6 @@
 // form, 64 hex) or a file holding one, the way Pipelock resolves `--key`: an existing file
 // is read; something that looks like a path but does not exist is an error; anything else
 // is the key itself.
-import { stat } from 'node:fs/promises';
 import {
   parsePrivateKey,
   parsePublicKey,
@@ -10,6 +9,7 @@ import {
   type CryptoBackend,
 } from '../receipts/index.js';
 import type { CliIo } from './io.js';
+import { isRegularFile } from '../regular-file.js';
 
 /** The key could not be read or parsed: a usage problem, not a verdict. */
 export class KeyArgumentError extends Error {}
@@ -24,11 +24,7 @@ async function keyArgumentText(
   what: string,
   io: CliIo,
 ): Promise<{ text: string; source: string }> {
-  const isFile = await stat(arg).then(
-    (info) => info.isFile(),
-    () => false,
-  );
-  if (isFile) {
+  if (await isRegularFile(arg)) {
     try {
       return { text: new TextDecoder().decode(await io.readFile(arg)), source: arg };
     } catch (error) {

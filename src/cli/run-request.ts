@@ -10,6 +10,7 @@ import { publicKeyHex, type CryptoBackend } from '../receipts/index.js';
 import { type CliIo, UsageError } from './io.js';
 import { KeyArgumentError, resolvePrivateKey, resolvePublicKey } from './key-argument.js';
 import { optionValue, parseOptions, type ParsedOptions } from './options.js';
+import { isRegularFile } from '../regular-file.js';
 
 export const DEFAULT_EVIDENCE_OUTPUT = 'audit-artifacts';
 export const DEFAULT_IDENTITY = 'pipelock-agent';
@@ -316,11 +317,7 @@ async function runKeys(
     );
   }
   const signingKeyFile =
-    signingArg !== undefined &&
-    (await stat(signingArg).then(
-      (s) => s.isFile(),
-      () => false,
-    ))
+    signingArg !== undefined && (await isRegularFile(signingArg))
       ? await realpath(signingArg)
       : undefined;
   return { seed, signingKeyFile, pinnedKey };
