@@ -13,6 +13,14 @@ var __require = /* @__PURE__ */ ((x) => typeof require !== "undefined" ? require
   if (typeof require !== "undefined") return require.apply(this, arguments);
   throw Error('Dynamic require of "' + x + '" is not supported');
 });
+var __esm = (fn, res, err) => function __init() {
+  if (err) throw err[0];
+  try {
+    return fn && (res = (0, fn[__getOwnPropNames(fn)[0]])(fn = 0)), res;
+  } catch (e) {
+    throw err = [e], e;
+  }
+};
 var __commonJS = (cb, mod) => function __require2() {
   try {
     return mod || (0, cb[__getOwnPropNames(cb)[0]])((mod = { exports: {} }).exports, mod), mod.exports;
@@ -40,6 +48,7 @@ var __toESM = (mod, isNodeMode, target) => (target = mod != null ? __create(__ge
   isNodeMode || !mod || !mod.__esModule ? __defProp(target, "default", { value: mod, enumerable: true }) : target,
   mod
 ));
+var __toCommonJS = (mod) => __copyProps(__defProp({}, "__esModule", { value: true }), mod);
 
 // node_modules/yaml/dist/nodes/identity.js
 var require_identity = __commonJS({
@@ -2902,8 +2911,8 @@ var require_int2 = __commonJS({
     var stringifyNumber = require_stringifyNumber();
     var intIdentify = (value) => typeof value === "bigint" || Number.isInteger(value);
     function intResolve(str, offset, radix, { intAsBigInt }) {
-      const sign2 = str[0];
-      if (sign2 === "-" || sign2 === "+")
+      const sign3 = str[0];
+      if (sign3 === "-" || sign3 === "+")
         offset += 1;
       str = str.substring(offset).replace(/_/g, "");
       if (intAsBigInt) {
@@ -2919,10 +2928,10 @@ var require_int2 = __commonJS({
             break;
         }
         const n2 = BigInt(str);
-        return sign2 === "-" ? BigInt(-1) * n2 : n2;
+        return sign3 === "-" ? BigInt(-1) * n2 : n2;
       }
       const n = parseInt(str, radix);
-      return sign2 === "-" ? -1 * n : n;
+      return sign3 === "-" ? -1 * n : n;
     }
     function intStringify(node2, radix, prefix) {
       const { value } = node2;
@@ -3069,11 +3078,11 @@ var require_timestamp = __commonJS({
     "use strict";
     var stringifyNumber = require_stringifyNumber();
     function parseSexagesimal(str, asBigInt) {
-      const sign2 = str[0];
-      const parts = sign2 === "-" || sign2 === "+" ? str.substring(1) : str;
+      const sign3 = str[0];
+      const parts = sign3 === "-" || sign3 === "+" ? str.substring(1) : str;
       const num = (n) => asBigInt ? BigInt(n) : Number(n);
       const res = parts.replace(/_/g, "").split(":").reduce((res2, p) => res2 * num(60) + num(p), num(0));
-      return sign2 === "-" ? num(-1) * res : res;
+      return sign3 === "-" ? num(-1) * res : res;
     }
     function stringifySexagesimal(node2) {
       let { value } = node2;
@@ -3082,9 +3091,9 @@ var require_timestamp = __commonJS({
         num = (n) => BigInt(n);
       else if (isNaN(value) || !isFinite(value))
         return stringifyNumber.stringifyNumber(node2);
-      let sign2 = "";
+      let sign3 = "";
       if (value < 0) {
-        sign2 = "-";
+        sign3 = "-";
         value *= num(-1);
       }
       const _60 = num(60);
@@ -3099,7 +3108,7 @@ var require_timestamp = __commonJS({
           parts.unshift(value);
         }
       }
-      return sign2 + parts.map((n) => String(n).padStart(2, "0")).join(":").replace(/000000\d*$/, "");
+      return sign3 + parts.map((n) => String(n).padStart(2, "0")).join(":").replace(/000000\d*$/, "");
     }
     var intTime = {
       identify: (value) => typeof value === "bigint" || Number.isInteger(value),
@@ -21293,7 +21302,7 @@ var require_snapshot_utils = __commonJS({
 var require_snapshot_recorder = __commonJS({
   "node_modules/undici/lib/mock/snapshot-recorder.js"(exports, module) {
     "use strict";
-    var { writeFile: writeFile8, readFile: readFile10, mkdir: mkdir7 } = __require("node:fs/promises");
+    var { writeFile: writeFile9, readFile: readFile10, mkdir: mkdir7 } = __require("node:fs/promises");
     var { dirname: dirname2, resolve: resolve2 } = __require("node:path");
     var { setTimeout: setTimeout2, clearTimeout: clearTimeout2 } = __require("node:timers");
     var { InvalidArgumentError, UndiciError } = require_errors2();
@@ -21530,7 +21539,7 @@ var require_snapshot_recorder = __commonJS({
           hash: hash2,
           snapshot
         }));
-        await writeFile8(resolvedPath, JSON.stringify(data, null, 2), { flush: true });
+        await writeFile9(resolvedPath, JSON.stringify(data, null, 2), { flush: true });
       }
       /**
        * Clears all recorded snapshots
@@ -31227,7 +31236,7 @@ var require_util5 = __commonJS({
     function websocketMessageReceived(handler, type, data) {
       handler.onMessage(type, data);
     }
-    function toArrayBuffer(buffer) {
+    function toArrayBuffer2(buffer) {
       if (buffer.byteLength === buffer.buffer.byteLength) {
         return buffer.buffer;
       }
@@ -31370,7 +31379,7 @@ var require_util5 = __commonJS({
       isValidOpcode,
       parseExtensions,
       isValidClientWindowBits,
-      toArrayBuffer,
+      toArrayBuffer: toArrayBuffer2,
       getURLRecord,
       validateCloseCodeAndReason
     };
@@ -32198,7 +32207,7 @@ var require_websocket = __commonJS({
       isValidSubprotocol,
       fireEvent,
       utf8Decode,
-      toArrayBuffer,
+      toArrayBuffer: toArrayBuffer2,
       getURLRecord
     } = require_util5();
     var { establishWebSocketConnection, closeWebSocketConnection, failWebsocketConnection } = require_connection();
@@ -32523,7 +32532,7 @@ var require_websocket = __commonJS({
           if (this.#binaryType === "blob") {
             dataForEvent = new Blob([data]);
           } else {
-            dataForEvent = toArrayBuffer(data);
+            dataForEvent = toArrayBuffer2(data);
           }
         }
         fireEvent("message", this, createFastMessageEvent, {
@@ -34004,6 +34013,9779 @@ ${captureLines}` : capture.stack;
   }
 });
 
+// node_modules/tslib/tslib.es6.mjs
+var tslib_es6_exports = {};
+__export(tslib_es6_exports, {
+  __addDisposableResource: () => __addDisposableResource,
+  __assign: () => __assign,
+  __asyncDelegator: () => __asyncDelegator,
+  __asyncGenerator: () => __asyncGenerator,
+  __asyncValues: () => __asyncValues,
+  __await: () => __await,
+  __awaiter: () => __awaiter,
+  __classPrivateFieldGet: () => __classPrivateFieldGet,
+  __classPrivateFieldIn: () => __classPrivateFieldIn,
+  __classPrivateFieldSet: () => __classPrivateFieldSet,
+  __createBinding: () => __createBinding,
+  __decorate: () => __decorate,
+  __disposeResources: () => __disposeResources,
+  __esDecorate: () => __esDecorate,
+  __exportStar: () => __exportStar,
+  __extends: () => __extends,
+  __generator: () => __generator,
+  __importDefault: () => __importDefault,
+  __importStar: () => __importStar,
+  __makeTemplateObject: () => __makeTemplateObject,
+  __metadata: () => __metadata,
+  __param: () => __param,
+  __propKey: () => __propKey,
+  __read: () => __read,
+  __rest: () => __rest,
+  __rewriteRelativeImportExtension: () => __rewriteRelativeImportExtension,
+  __runInitializers: () => __runInitializers,
+  __setFunctionName: () => __setFunctionName,
+  __spread: () => __spread,
+  __spreadArray: () => __spreadArray,
+  __spreadArrays: () => __spreadArrays,
+  __values: () => __values,
+  default: () => tslib_es6_default
+});
+function __extends(d, b) {
+  if (typeof b !== "function" && b !== null)
+    throw new TypeError("Class extends value " + String(b) + " is not a constructor or null");
+  extendStatics(d, b);
+  function __() {
+    this.constructor = d;
+  }
+  d.prototype = b === null ? Object.create(b) : (__.prototype = b.prototype, new __());
+}
+function __rest(s, e) {
+  var t = {};
+  for (var p in s) if (Object.prototype.hasOwnProperty.call(s, p) && e.indexOf(p) < 0)
+    t[p] = s[p];
+  if (s != null && typeof Object.getOwnPropertySymbols === "function")
+    for (var i = 0, p = Object.getOwnPropertySymbols(s); i < p.length; i++) {
+      if (e.indexOf(p[i]) < 0 && Object.prototype.propertyIsEnumerable.call(s, p[i]))
+        t[p[i]] = s[p[i]];
+    }
+  return t;
+}
+function __decorate(decorators, target, key, desc) {
+  var c = arguments.length, r = c < 3 ? target : desc === null ? desc = Object.getOwnPropertyDescriptor(target, key) : desc, d;
+  if (typeof Reflect === "object" && typeof Reflect.decorate === "function") r = Reflect.decorate(decorators, target, key, desc);
+  else for (var i = decorators.length - 1; i >= 0; i--) if (d = decorators[i]) r = (c < 3 ? d(r) : c > 3 ? d(target, key, r) : d(target, key)) || r;
+  return c > 3 && r && Object.defineProperty(target, key, r), r;
+}
+function __param(paramIndex, decorator) {
+  return function(target, key) {
+    decorator(target, key, paramIndex);
+  };
+}
+function __esDecorate(ctor, descriptorIn, decorators, contextIn, initializers, extraInitializers) {
+  function accept(f) {
+    if (f !== void 0 && typeof f !== "function") throw new TypeError("Function expected");
+    return f;
+  }
+  var kind = contextIn.kind, key = kind === "getter" ? "get" : kind === "setter" ? "set" : "value";
+  var target = !descriptorIn && ctor ? contextIn["static"] ? ctor : ctor.prototype : null;
+  var descriptor = descriptorIn || (target ? Object.getOwnPropertyDescriptor(target, contextIn.name) : {});
+  var _, done = false;
+  for (var i = decorators.length - 1; i >= 0; i--) {
+    var context = {};
+    for (var p in contextIn) context[p] = p === "access" ? {} : contextIn[p];
+    for (var p in contextIn.access) context.access[p] = contextIn.access[p];
+    context.addInitializer = function(f) {
+      if (done) throw new TypeError("Cannot add initializers after decoration has completed");
+      extraInitializers.push(accept(f || null));
+    };
+    var result = (0, decorators[i])(kind === "accessor" ? { get: descriptor.get, set: descriptor.set } : descriptor[key], context);
+    if (kind === "accessor") {
+      if (result === void 0) continue;
+      if (result === null || typeof result !== "object") throw new TypeError("Object expected");
+      if (_ = accept(result.get)) descriptor.get = _;
+      if (_ = accept(result.set)) descriptor.set = _;
+      if (_ = accept(result.init)) initializers.unshift(_);
+    } else if (_ = accept(result)) {
+      if (kind === "field") initializers.unshift(_);
+      else descriptor[key] = _;
+    }
+  }
+  if (target) Object.defineProperty(target, contextIn.name, descriptor);
+  done = true;
+}
+function __runInitializers(thisArg, initializers, value) {
+  var useValue = arguments.length > 2;
+  for (var i = 0; i < initializers.length; i++) {
+    value = useValue ? initializers[i].call(thisArg, value) : initializers[i].call(thisArg);
+  }
+  return useValue ? value : void 0;
+}
+function __propKey(x) {
+  return typeof x === "symbol" ? x : "".concat(x);
+}
+function __setFunctionName(f, name, prefix) {
+  if (typeof name === "symbol") name = name.description ? "[".concat(name.description, "]") : "";
+  return Object.defineProperty(f, "name", { configurable: true, value: prefix ? "".concat(prefix, " ", name) : name });
+}
+function __metadata(metadataKey, metadataValue) {
+  if (typeof Reflect === "object" && typeof Reflect.metadata === "function") return Reflect.metadata(metadataKey, metadataValue);
+}
+function __awaiter(thisArg, _arguments, P, generator) {
+  function adopt(value) {
+    return value instanceof P ? value : new P(function(resolve2) {
+      resolve2(value);
+    });
+  }
+  return new (P || (P = Promise))(function(resolve2, reject) {
+    function fulfilled(value) {
+      try {
+        step(generator.next(value));
+      } catch (e) {
+        reject(e);
+      }
+    }
+    function rejected(value) {
+      try {
+        step(generator["throw"](value));
+      } catch (e) {
+        reject(e);
+      }
+    }
+    function step(result) {
+      result.done ? resolve2(result.value) : adopt(result.value).then(fulfilled, rejected);
+    }
+    step((generator = generator.apply(thisArg, _arguments || [])).next());
+  });
+}
+function __generator(thisArg, body2) {
+  var _ = { label: 0, sent: function() {
+    if (t[0] & 1) throw t[1];
+    return t[1];
+  }, trys: [], ops: [] }, f, y, t, g = Object.create((typeof Iterator === "function" ? Iterator : Object).prototype);
+  return g.next = verb(0), g["throw"] = verb(1), g["return"] = verb(2), typeof Symbol === "function" && (g[Symbol.iterator] = function() {
+    return this;
+  }), g;
+  function verb(n) {
+    return function(v) {
+      return step([n, v]);
+    };
+  }
+  function step(op) {
+    if (f) throw new TypeError("Generator is already executing.");
+    while (g && (g = 0, op[0] && (_ = 0)), _) try {
+      if (f = 1, y && (t = op[0] & 2 ? y["return"] : op[0] ? y["throw"] || ((t = y["return"]) && t.call(y), 0) : y.next) && !(t = t.call(y, op[1])).done) return t;
+      if (y = 0, t) op = [op[0] & 2, t.value];
+      switch (op[0]) {
+        case 0:
+        case 1:
+          t = op;
+          break;
+        case 4:
+          _.label++;
+          return { value: op[1], done: false };
+        case 5:
+          _.label++;
+          y = op[1];
+          op = [0];
+          continue;
+        case 7:
+          op = _.ops.pop();
+          _.trys.pop();
+          continue;
+        default:
+          if (!(t = _.trys, t = t.length > 0 && t[t.length - 1]) && (op[0] === 6 || op[0] === 2)) {
+            _ = 0;
+            continue;
+          }
+          if (op[0] === 3 && (!t || op[1] > t[0] && op[1] < t[3])) {
+            _.label = op[1];
+            break;
+          }
+          if (op[0] === 6 && _.label < t[1]) {
+            _.label = t[1];
+            t = op;
+            break;
+          }
+          if (t && _.label < t[2]) {
+            _.label = t[2];
+            _.ops.push(op);
+            break;
+          }
+          if (t[2]) _.ops.pop();
+          _.trys.pop();
+          continue;
+      }
+      op = body2.call(thisArg, _);
+    } catch (e) {
+      op = [6, e];
+      y = 0;
+    } finally {
+      f = t = 0;
+    }
+    if (op[0] & 5) throw op[1];
+    return { value: op[0] ? op[1] : void 0, done: true };
+  }
+}
+function __exportStar(m, o) {
+  for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(o, p)) __createBinding(o, m, p);
+}
+function __values(o) {
+  var s = typeof Symbol === "function" && Symbol.iterator, m = s && o[s], i = 0;
+  if (m) return m.call(o);
+  if (o && typeof o.length === "number") return {
+    next: function() {
+      if (o && i >= o.length) o = void 0;
+      return { value: o && o[i++], done: !o };
+    }
+  };
+  throw new TypeError(s ? "Object is not iterable." : "Symbol.iterator is not defined.");
+}
+function __read(o, n) {
+  var m = typeof Symbol === "function" && o[Symbol.iterator];
+  if (!m) return o;
+  var i = m.call(o), r, ar = [], e;
+  try {
+    while ((n === void 0 || n-- > 0) && !(r = i.next()).done) ar.push(r.value);
+  } catch (error62) {
+    e = { error: error62 };
+  } finally {
+    try {
+      if (r && !r.done && (m = i["return"])) m.call(i);
+    } finally {
+      if (e) throw e.error;
+    }
+  }
+  return ar;
+}
+function __spread() {
+  for (var ar = [], i = 0; i < arguments.length; i++)
+    ar = ar.concat(__read(arguments[i]));
+  return ar;
+}
+function __spreadArrays() {
+  for (var s = 0, i = 0, il = arguments.length; i < il; i++) s += arguments[i].length;
+  for (var r = Array(s), k = 0, i = 0; i < il; i++)
+    for (var a = arguments[i], j = 0, jl = a.length; j < jl; j++, k++)
+      r[k] = a[j];
+  return r;
+}
+function __spreadArray(to, from, pack) {
+  if (pack || arguments.length === 2) for (var i = 0, l = from.length, ar; i < l; i++) {
+    if (ar || !(i in from)) {
+      if (!ar) ar = Array.prototype.slice.call(from, 0, i);
+      ar[i] = from[i];
+    }
+  }
+  return to.concat(ar || Array.prototype.slice.call(from));
+}
+function __await(v) {
+  return this instanceof __await ? (this.v = v, this) : new __await(v);
+}
+function __asyncGenerator(thisArg, _arguments, generator) {
+  if (!Symbol.asyncIterator) throw new TypeError("Symbol.asyncIterator is not defined.");
+  var g = generator.apply(thisArg, _arguments || []), i, q = [];
+  return i = Object.create((typeof AsyncIterator === "function" ? AsyncIterator : Object).prototype), verb("next"), verb("throw"), verb("return", awaitReturn), i[Symbol.asyncIterator] = function() {
+    return this;
+  }, i;
+  function awaitReturn(f) {
+    return function(v) {
+      return Promise.resolve(v).then(f, reject);
+    };
+  }
+  function verb(n, f) {
+    if (g[n]) {
+      i[n] = function(v) {
+        return new Promise(function(a, b) {
+          q.push([n, v, a, b]) > 1 || resume(n, v);
+        });
+      };
+      if (f) i[n] = f(i[n]);
+    }
+  }
+  function resume(n, v) {
+    try {
+      step(g[n](v));
+    } catch (e) {
+      settle2(q[0][3], e);
+    }
+  }
+  function step(r) {
+    r.value instanceof __await ? Promise.resolve(r.value.v).then(fulfill, reject) : settle2(q[0][2], r);
+  }
+  function fulfill(value) {
+    resume("next", value);
+  }
+  function reject(value) {
+    resume("throw", value);
+  }
+  function settle2(f, v) {
+    if (f(v), q.shift(), q.length) resume(q[0][0], q[0][1]);
+  }
+}
+function __asyncDelegator(o) {
+  var i, p;
+  return i = {}, verb("next"), verb("throw", function(e) {
+    throw e;
+  }), verb("return"), i[Symbol.iterator] = function() {
+    return this;
+  }, i;
+  function verb(n, f) {
+    i[n] = o[n] ? function(v) {
+      return (p = !p) ? { value: __await(o[n](v)), done: false } : f ? f(v) : v;
+    } : f;
+  }
+}
+function __asyncValues(o) {
+  if (!Symbol.asyncIterator) throw new TypeError("Symbol.asyncIterator is not defined.");
+  var m = o[Symbol.asyncIterator], i;
+  return m ? m.call(o) : (o = typeof __values === "function" ? __values(o) : o[Symbol.iterator](), i = {}, verb("next"), verb("throw"), verb("return"), i[Symbol.asyncIterator] = function() {
+    return this;
+  }, i);
+  function verb(n) {
+    i[n] = o[n] && function(v) {
+      return new Promise(function(resolve2, reject) {
+        v = o[n](v), settle2(resolve2, reject, v.done, v.value);
+      });
+    };
+  }
+  function settle2(resolve2, reject, d, v) {
+    Promise.resolve(v).then(function(v2) {
+      resolve2({ value: v2, done: d });
+    }, reject);
+  }
+}
+function __makeTemplateObject(cooked, raw) {
+  if (Object.defineProperty) {
+    Object.defineProperty(cooked, "raw", { value: raw });
+  } else {
+    cooked.raw = raw;
+  }
+  return cooked;
+}
+function __importStar(mod) {
+  if (mod && mod.__esModule) return mod;
+  var result = {};
+  if (mod != null) {
+    for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+  }
+  __setModuleDefault(result, mod);
+  return result;
+}
+function __importDefault(mod) {
+  return mod && mod.__esModule ? mod : { default: mod };
+}
+function __classPrivateFieldGet(receiver, state, kind, f) {
+  if (kind === "a" && !f) throw new TypeError("Private accessor was defined without a getter");
+  if (typeof state === "function" ? receiver !== state || !f : !state.has(receiver)) throw new TypeError("Cannot read private member from an object whose class did not declare it");
+  return kind === "m" ? f : kind === "a" ? f.call(receiver) : f ? f.value : state.get(receiver);
+}
+function __classPrivateFieldSet(receiver, state, value, kind, f) {
+  if (kind === "m") throw new TypeError("Private method is not writable");
+  if (kind === "a" && !f) throw new TypeError("Private accessor was defined without a setter");
+  if (typeof state === "function" ? receiver !== state || !f : !state.has(receiver)) throw new TypeError("Cannot write private member to an object whose class did not declare it");
+  return kind === "a" ? f.call(receiver, value) : f ? f.value = value : state.set(receiver, value), value;
+}
+function __classPrivateFieldIn(state, receiver) {
+  if (receiver === null || typeof receiver !== "object" && typeof receiver !== "function") throw new TypeError("Cannot use 'in' operator on non-object");
+  return typeof state === "function" ? receiver === state : state.has(receiver);
+}
+function __addDisposableResource(env, value, async) {
+  if (value !== null && value !== void 0) {
+    if (typeof value !== "object" && typeof value !== "function") throw new TypeError("Object expected.");
+    var dispose, inner;
+    if (async) {
+      if (!Symbol.asyncDispose) throw new TypeError("Symbol.asyncDispose is not defined.");
+      dispose = value[Symbol.asyncDispose];
+    }
+    if (dispose === void 0) {
+      if (!Symbol.dispose) throw new TypeError("Symbol.dispose is not defined.");
+      dispose = value[Symbol.dispose];
+      if (async) inner = dispose;
+    }
+    if (typeof dispose !== "function") throw new TypeError("Object not disposable.");
+    if (inner) dispose = function() {
+      try {
+        inner.call(this);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    };
+    env.stack.push({ value, dispose, async });
+  } else if (async) {
+    env.stack.push({ async: true });
+  }
+  return value;
+}
+function __disposeResources(env) {
+  function fail2(e) {
+    env.error = env.hasError ? new _SuppressedError(e, env.error, "An error was suppressed during disposal.") : e;
+    env.hasError = true;
+  }
+  var r, s = 0;
+  function next() {
+    while (r = env.stack.pop()) {
+      try {
+        if (!r.async && s === 1) return s = 0, env.stack.push(r), Promise.resolve().then(next);
+        if (r.dispose) {
+          var result = r.dispose.call(r.value);
+          if (r.async) return s |= 2, Promise.resolve(result).then(next, function(e) {
+            fail2(e);
+            return next();
+          });
+        } else s |= 1;
+      } catch (e) {
+        fail2(e);
+      }
+    }
+    if (s === 1) return env.hasError ? Promise.reject(env.error) : Promise.resolve();
+    if (env.hasError) throw env.error;
+  }
+  return next();
+}
+function __rewriteRelativeImportExtension(path4, preserveJsx, extraExtensions, ignoreCase) {
+  if (typeof path4 === "string" && /^\.\.?\//.test(path4)) {
+    if (extraExtensions) {
+      for (var extension2 in extraExtensions) {
+        var suffix = path4.slice(-extension2.length);
+        if (suffix === extension2 || ignoreCase && suffix.toLowerCase() === extension2.toLowerCase()) {
+          var output2 = extraExtensions[extension2];
+          return output2 === extension2 ? path4 : path4.slice(0, -extension2.length) + output2;
+        }
+      }
+    }
+    return path4.replace(/\.(tsx)$|((?:\.d)?)((?:\.[^./]+?)?)\.([cm]?)ts$/i, function(m, tsx, d, ext, cm) {
+      return tsx ? preserveJsx ? ".jsx" : ".js" : d && (!ext || !cm) ? m : d + ext + "." + cm.toLowerCase() + "js";
+    });
+  }
+  return path4;
+}
+var extendStatics, __assign, __createBinding, __setModuleDefault, ownKeys, _SuppressedError, tslib_es6_default;
+var init_tslib_es6 = __esm({
+  "node_modules/tslib/tslib.es6.mjs"() {
+    extendStatics = function(d, b) {
+      extendStatics = Object.setPrototypeOf || { __proto__: [] } instanceof Array && function(d2, b2) {
+        d2.__proto__ = b2;
+      } || function(d2, b2) {
+        for (var p in b2) if (Object.prototype.hasOwnProperty.call(b2, p)) d2[p] = b2[p];
+      };
+      return extendStatics(d, b);
+    };
+    __assign = function() {
+      __assign = Object.assign || function __assign2(t) {
+        for (var s, i = 1, n = arguments.length; i < n; i++) {
+          s = arguments[i];
+          for (var p in s) if (Object.prototype.hasOwnProperty.call(s, p)) t[p] = s[p];
+        }
+        return t;
+      };
+      return __assign.apply(this, arguments);
+    };
+    __createBinding = Object.create ? (function(o, m, k, k2) {
+      if (k2 === void 0) k2 = k;
+      var desc = Object.getOwnPropertyDescriptor(m, k);
+      if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+        desc = { enumerable: true, get: function() {
+          return m[k];
+        } };
+      }
+      Object.defineProperty(o, k2, desc);
+    }) : (function(o, m, k, k2) {
+      if (k2 === void 0) k2 = k;
+      o[k2] = m[k];
+    });
+    __setModuleDefault = Object.create ? (function(o, v) {
+      Object.defineProperty(o, "default", { enumerable: true, value: v });
+    }) : function(o, v) {
+      o["default"] = v;
+    };
+    ownKeys = function(o) {
+      ownKeys = Object.getOwnPropertyNames || function(o2) {
+        var ar = [];
+        for (var k in o2) if (Object.prototype.hasOwnProperty.call(o2, k)) ar[ar.length] = k;
+        return ar;
+      };
+      return ownKeys(o);
+    };
+    _SuppressedError = typeof SuppressedError === "function" ? SuppressedError : function(error62, suppressed, message) {
+      var e = new Error(message);
+      return e.name = "SuppressedError", e.error = error62, e.suppressed = suppressed, e;
+    };
+    tslib_es6_default = {
+      __extends,
+      __assign,
+      __rest,
+      __decorate,
+      __param,
+      __esDecorate,
+      __runInitializers,
+      __propKey,
+      __setFunctionName,
+      __metadata,
+      __awaiter,
+      __generator,
+      __createBinding,
+      __exportStar,
+      __values,
+      __read,
+      __spread,
+      __spreadArrays,
+      __spreadArray,
+      __await,
+      __asyncGenerator,
+      __asyncDelegator,
+      __asyncValues,
+      __makeTemplateObject,
+      __importStar,
+      __importDefault,
+      __classPrivateFieldGet,
+      __classPrivateFieldSet,
+      __classPrivateFieldIn,
+      __addDisposableResource,
+      __disposeResources,
+      __rewriteRelativeImportExtension
+    };
+  }
+});
+
+// node_modules/pvtsutils/build/index.js
+var require_build = __commonJS({
+  "node_modules/pvtsutils/build/index.js"(exports) {
+    "use strict";
+    var ARRAY_BUFFER_NAME = "[object ArrayBuffer]";
+    var BufferSourceConverter = class _BufferSourceConverter {
+      static isArrayBuffer(data) {
+        return Object.prototype.toString.call(data) === ARRAY_BUFFER_NAME;
+      }
+      static toArrayBuffer(data) {
+        if (this.isArrayBuffer(data)) {
+          return data;
+        }
+        if (data.byteLength === data.buffer.byteLength) {
+          return data.buffer;
+        }
+        if (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) {
+          return data.buffer;
+        }
+        return this.toUint8Array(data.buffer).slice(data.byteOffset, data.byteOffset + data.byteLength).buffer;
+      }
+      static toUint8Array(data) {
+        return this.toView(data, Uint8Array);
+      }
+      static toView(data, type) {
+        if (data.constructor === type) {
+          return data;
+        }
+        if (this.isArrayBuffer(data)) {
+          return new type(data);
+        }
+        if (this.isArrayBufferView(data)) {
+          return new type(data.buffer, data.byteOffset, data.byteLength);
+        }
+        throw new TypeError("The provided value is not of type '(ArrayBuffer or ArrayBufferView)'");
+      }
+      static isBufferSource(data) {
+        return this.isArrayBufferView(data) || this.isArrayBuffer(data);
+      }
+      static isArrayBufferView(data) {
+        return ArrayBuffer.isView(data) || data && this.isArrayBuffer(data.buffer);
+      }
+      static isEqual(a, b) {
+        const aView = _BufferSourceConverter.toUint8Array(a);
+        const bView = _BufferSourceConverter.toUint8Array(b);
+        if (aView.length !== bView.byteLength) {
+          return false;
+        }
+        for (let i = 0; i < aView.length; i++) {
+          if (aView[i] !== bView[i]) {
+            return false;
+          }
+        }
+        return true;
+      }
+      static concat(...args) {
+        let buffers;
+        if (Array.isArray(args[0]) && !(args[1] instanceof Function)) {
+          buffers = args[0];
+        } else if (Array.isArray(args[0]) && args[1] instanceof Function) {
+          buffers = args[0];
+        } else {
+          if (args[args.length - 1] instanceof Function) {
+            buffers = args.slice(0, args.length - 1);
+          } else {
+            buffers = args;
+          }
+        }
+        let size = 0;
+        for (const buffer of buffers) {
+          size += buffer.byteLength;
+        }
+        const res = new Uint8Array(size);
+        let offset = 0;
+        for (const buffer of buffers) {
+          const view = this.toUint8Array(buffer);
+          res.set(view, offset);
+          offset += view.length;
+        }
+        if (args[args.length - 1] instanceof Function) {
+          return this.toView(res, args[args.length - 1]);
+        }
+        return res.buffer;
+      }
+    };
+    var STRING_TYPE = "string";
+    var HEX_REGEX = /^[0-9a-f\s]+$/i;
+    var BASE64_REGEX = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+    var BASE64URL_REGEX = /^[a-zA-Z0-9-_]+$/;
+    var Utf8Converter = class {
+      static fromString(text) {
+        const s = unescape(encodeURIComponent(text));
+        const uintArray = new Uint8Array(s.length);
+        for (let i = 0; i < s.length; i++) {
+          uintArray[i] = s.charCodeAt(i);
+        }
+        return uintArray.buffer;
+      }
+      static toString(buffer) {
+        const buf = BufferSourceConverter.toUint8Array(buffer);
+        let encodedString = "";
+        for (let i = 0; i < buf.length; i++) {
+          encodedString += String.fromCharCode(buf[i]);
+        }
+        const decodedString = decodeURIComponent(escape(encodedString));
+        return decodedString;
+      }
+    };
+    var Utf16Converter = class {
+      static toString(buffer, littleEndian = false) {
+        const arrayBuffer = BufferSourceConverter.toArrayBuffer(buffer);
+        const dataView = new DataView(arrayBuffer);
+        let res = "";
+        for (let i = 0; i < arrayBuffer.byteLength; i += 2) {
+          const code2 = dataView.getUint16(i, littleEndian);
+          res += String.fromCharCode(code2);
+        }
+        return res;
+      }
+      static fromString(text, littleEndian = false) {
+        const res = new ArrayBuffer(text.length * 2);
+        const dataView = new DataView(res);
+        for (let i = 0; i < text.length; i++) {
+          dataView.setUint16(i * 2, text.charCodeAt(i), littleEndian);
+        }
+        return res;
+      }
+    };
+    var Convert = class _Convert {
+      static isHex(data) {
+        return typeof data === STRING_TYPE && HEX_REGEX.test(data);
+      }
+      static isBase64(data) {
+        return typeof data === STRING_TYPE && BASE64_REGEX.test(data);
+      }
+      static isBase64Url(data) {
+        return typeof data === STRING_TYPE && BASE64URL_REGEX.test(data);
+      }
+      static ToString(buffer, enc = "utf8") {
+        const buf = BufferSourceConverter.toUint8Array(buffer);
+        switch (enc.toLowerCase()) {
+          case "utf8":
+            return this.ToUtf8String(buf);
+          case "binary":
+            return this.ToBinary(buf);
+          case "hex":
+            return this.ToHex(buf);
+          case "base64":
+            return this.ToBase64(buf);
+          case "base64url":
+            return this.ToBase64Url(buf);
+          case "utf16le":
+            return Utf16Converter.toString(buf, true);
+          case "utf16":
+          case "utf16be":
+            return Utf16Converter.toString(buf);
+          default:
+            throw new Error(`Unknown type of encoding '${enc}'`);
+        }
+      }
+      static FromString(str, enc = "utf8") {
+        if (!str) {
+          return new ArrayBuffer(0);
+        }
+        switch (enc.toLowerCase()) {
+          case "utf8":
+            return this.FromUtf8String(str);
+          case "binary":
+            return this.FromBinary(str);
+          case "hex":
+            return this.FromHex(str);
+          case "base64":
+            return this.FromBase64(str);
+          case "base64url":
+            return this.FromBase64Url(str);
+          case "utf16le":
+            return Utf16Converter.fromString(str, true);
+          case "utf16":
+          case "utf16be":
+            return Utf16Converter.fromString(str);
+          default:
+            throw new Error(`Unknown type of encoding '${enc}'`);
+        }
+      }
+      static ToBase64(buffer) {
+        const buf = BufferSourceConverter.toUint8Array(buffer);
+        if (typeof btoa !== "undefined") {
+          const binary = this.ToString(buf, "binary");
+          return btoa(binary);
+        } else {
+          return Buffer.from(buf).toString("base64");
+        }
+      }
+      static FromBase64(base643) {
+        const formatted = this.formatString(base643);
+        if (!formatted) {
+          return new ArrayBuffer(0);
+        }
+        if (!_Convert.isBase64(formatted)) {
+          throw new TypeError("Argument 'base64Text' is not Base64 encoded");
+        }
+        if (typeof atob !== "undefined") {
+          return this.FromBinary(atob(formatted));
+        } else {
+          return new Uint8Array(Buffer.from(formatted, "base64")).buffer;
+        }
+      }
+      static FromBase64Url(base64url3) {
+        const formatted = this.formatString(base64url3);
+        if (!formatted) {
+          return new ArrayBuffer(0);
+        }
+        if (!_Convert.isBase64Url(formatted)) {
+          throw new TypeError("Argument 'base64url' is not Base64Url encoded");
+        }
+        return this.FromBase64(this.Base64Padding(formatted.replace(/\-/g, "+").replace(/\_/g, "/")));
+      }
+      static ToBase64Url(data) {
+        return this.ToBase64(data).replace(/\+/g, "-").replace(/\//g, "_").replace(/\=/g, "");
+      }
+      static FromUtf8String(text, encoding = _Convert.DEFAULT_UTF8_ENCODING) {
+        switch (encoding) {
+          case "ascii":
+            return this.FromBinary(text);
+          case "utf8":
+            return Utf8Converter.fromString(text);
+          case "utf16":
+          case "utf16be":
+            return Utf16Converter.fromString(text);
+          case "utf16le":
+          case "usc2":
+            return Utf16Converter.fromString(text, true);
+          default:
+            throw new Error(`Unknown type of encoding '${encoding}'`);
+        }
+      }
+      static ToUtf8String(buffer, encoding = _Convert.DEFAULT_UTF8_ENCODING) {
+        switch (encoding) {
+          case "ascii":
+            return this.ToBinary(buffer);
+          case "utf8":
+            return Utf8Converter.toString(buffer);
+          case "utf16":
+          case "utf16be":
+            return Utf16Converter.toString(buffer);
+          case "utf16le":
+          case "usc2":
+            return Utf16Converter.toString(buffer, true);
+          default:
+            throw new Error(`Unknown type of encoding '${encoding}'`);
+        }
+      }
+      static FromBinary(text) {
+        const stringLength = text.length;
+        const resultView = new Uint8Array(stringLength);
+        for (let i = 0; i < stringLength; i++) {
+          resultView[i] = text.charCodeAt(i);
+        }
+        return resultView.buffer;
+      }
+      static ToBinary(buffer) {
+        const buf = BufferSourceConverter.toUint8Array(buffer);
+        let res = "";
+        for (let i = 0; i < buf.length; i++) {
+          res += String.fromCharCode(buf[i]);
+        }
+        return res;
+      }
+      static ToHex(buffer) {
+        const buf = BufferSourceConverter.toUint8Array(buffer);
+        let result = "";
+        const len = buf.length;
+        for (let i = 0; i < len; i++) {
+          const byte = buf[i];
+          if (byte < 16) {
+            result += "0";
+          }
+          result += byte.toString(16);
+        }
+        return result;
+      }
+      static FromHex(hexString) {
+        let formatted = this.formatString(hexString);
+        if (!formatted) {
+          return new ArrayBuffer(0);
+        }
+        if (!_Convert.isHex(formatted)) {
+          throw new TypeError("Argument 'hexString' is not HEX encoded");
+        }
+        if (formatted.length % 2) {
+          formatted = `0${formatted}`;
+        }
+        const res = new Uint8Array(formatted.length / 2);
+        for (let i = 0; i < formatted.length; i = i + 2) {
+          const c = formatted.slice(i, i + 2);
+          res[i / 2] = parseInt(c, 16);
+        }
+        return res.buffer;
+      }
+      static ToUtf16String(buffer, littleEndian = false) {
+        return Utf16Converter.toString(buffer, littleEndian);
+      }
+      static FromUtf16String(text, littleEndian = false) {
+        return Utf16Converter.fromString(text, littleEndian);
+      }
+      static Base64Padding(base643) {
+        const padCount = 4 - base643.length % 4;
+        if (padCount < 4) {
+          for (let i = 0; i < padCount; i++) {
+            base643 += "=";
+          }
+        }
+        return base643;
+      }
+      static formatString(data) {
+        return (data === null || data === void 0 ? void 0 : data.replace(/[\n\r\t ]/g, "")) || "";
+      }
+    };
+    Convert.DEFAULT_UTF8_ENCODING = "utf8";
+    function assign(target, ...sources) {
+      const res = arguments[0];
+      for (let i = 1; i < arguments.length; i++) {
+        const obj = arguments[i];
+        for (const prop in obj) {
+          res[prop] = obj[prop];
+        }
+      }
+      return res;
+    }
+    function combine(...buf) {
+      const totalByteLength = buf.map((item) => item.byteLength).reduce((prev, cur) => prev + cur);
+      const res = new Uint8Array(totalByteLength);
+      let currentPos = 0;
+      buf.map((item) => new Uint8Array(item)).forEach((arr) => {
+        for (const item2 of arr) {
+          res[currentPos++] = item2;
+        }
+      });
+      return res.buffer;
+    }
+    function isEqual(bytes1, bytes2) {
+      if (!(bytes1 && bytes2)) {
+        return false;
+      }
+      if (bytes1.byteLength !== bytes2.byteLength) {
+        return false;
+      }
+      const b1 = new Uint8Array(bytes1);
+      const b2 = new Uint8Array(bytes2);
+      for (let i = 0; i < bytes1.byteLength; i++) {
+        if (b1[i] !== b2[i]) {
+          return false;
+        }
+      }
+      return true;
+    }
+    exports.BufferSourceConverter = BufferSourceConverter;
+    exports.Convert = Convert;
+    exports.assign = assign;
+    exports.combine = combine;
+    exports.isEqual = isEqual;
+  }
+});
+
+// node_modules/pvutils/build/utils.js
+var require_utils2 = __commonJS({
+  "node_modules/pvutils/build/utils.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    function getUTCDate(date5) {
+      return new Date(date5.getTime() + date5.getTimezoneOffset() * 6e4);
+    }
+    function getParametersValue(parameters, name, defaultValue) {
+      var _a3;
+      if (parameters instanceof Object === false) {
+        return defaultValue;
+      }
+      return (_a3 = parameters[name]) !== null && _a3 !== void 0 ? _a3 : defaultValue;
+    }
+    function bufferToHexCodes(inputBuffer, inputOffset = 0, inputLength = inputBuffer.byteLength - inputOffset, insertSpace = false) {
+      let result = "";
+      for (const item of new Uint8Array(inputBuffer, inputOffset, inputLength)) {
+        const str = item.toString(16).toUpperCase();
+        if (str.length === 1) {
+          result += "0";
+        }
+        result += str;
+        if (insertSpace) {
+          result += " ";
+        }
+      }
+      return result.trim();
+    }
+    function checkBufferParams(baseBlock, inputBuffer, inputOffset, inputLength) {
+      if (!(inputBuffer instanceof ArrayBuffer)) {
+        baseBlock.error = 'Wrong parameter: inputBuffer must be "ArrayBuffer"';
+        return false;
+      }
+      if (!inputBuffer.byteLength) {
+        baseBlock.error = "Wrong parameter: inputBuffer has zero length";
+        return false;
+      }
+      if (inputOffset < 0) {
+        baseBlock.error = "Wrong parameter: inputOffset less than zero";
+        return false;
+      }
+      if (inputLength < 0) {
+        baseBlock.error = "Wrong parameter: inputLength less than zero";
+        return false;
+      }
+      if (inputBuffer.byteLength - inputOffset - inputLength < 0) {
+        baseBlock.error = "End of input reached before message was fully decoded (inconsistent offset and length values)";
+        return false;
+      }
+      return true;
+    }
+    function utilFromBase(inputBuffer, inputBase) {
+      let result = 0;
+      if (inputBuffer.length === 1) {
+        return inputBuffer[0];
+      }
+      for (let i = inputBuffer.length - 1; i >= 0; i--) {
+        result += inputBuffer[inputBuffer.length - 1 - i] * Math.pow(2, inputBase * i);
+      }
+      return result;
+    }
+    function utilToBase(value, base, reserved = -1) {
+      const internalReserved = reserved;
+      let internalValue = value;
+      let result = 0;
+      let biggest = Math.pow(2, base);
+      for (let i = 1; i < 8; i++) {
+        if (value < biggest) {
+          let retBuf;
+          if (internalReserved < 0) {
+            retBuf = new ArrayBuffer(i);
+            result = i;
+          } else {
+            if (internalReserved < i) {
+              return new ArrayBuffer(0);
+            }
+            retBuf = new ArrayBuffer(internalReserved);
+            result = internalReserved;
+          }
+          const retView = new Uint8Array(retBuf);
+          for (let j = i - 1; j >= 0; j--) {
+            const basis = Math.pow(2, j * base);
+            retView[result - j - 1] = Math.floor(internalValue / basis);
+            internalValue -= retView[result - j - 1] * basis;
+          }
+          return retBuf;
+        }
+        biggest *= Math.pow(2, base);
+      }
+      return new ArrayBuffer(0);
+    }
+    function utilConcatBuf(...buffers) {
+      let outputLength = 0;
+      let prevLength = 0;
+      for (const buffer of buffers) {
+        outputLength += buffer.byteLength;
+      }
+      const retBuf = new ArrayBuffer(outputLength);
+      const retView = new Uint8Array(retBuf);
+      for (const buffer of buffers) {
+        retView.set(new Uint8Array(buffer), prevLength);
+        prevLength += buffer.byteLength;
+      }
+      return retBuf;
+    }
+    function utilConcatView(...views) {
+      let outputLength = 0;
+      let prevLength = 0;
+      for (const view of views) {
+        outputLength += view.length;
+      }
+      const retBuf = new ArrayBuffer(outputLength);
+      const retView = new Uint8Array(retBuf);
+      for (const view of views) {
+        retView.set(view, prevLength);
+        prevLength += view.length;
+      }
+      return retView;
+    }
+    function utilDecodeTC() {
+      const buf = new Uint8Array(this.valueHex);
+      if (this.valueHex.byteLength >= 2) {
+        const condition1 = buf[0] === 255 && buf[1] & 128;
+        const condition2 = buf[0] === 0 && (buf[1] & 128) === 0;
+        if (condition1 || condition2) {
+          this.warnings.push("Needlessly long format");
+        }
+      }
+      const bigIntBuffer = new ArrayBuffer(this.valueHex.byteLength);
+      const bigIntView = new Uint8Array(bigIntBuffer);
+      for (let i = 0; i < this.valueHex.byteLength; i++) {
+        bigIntView[i] = 0;
+      }
+      bigIntView[0] = buf[0] & 128;
+      const bigInt = utilFromBase(bigIntView, 8);
+      const smallIntBuffer = new ArrayBuffer(this.valueHex.byteLength);
+      const smallIntView = new Uint8Array(smallIntBuffer);
+      for (let j = 0; j < this.valueHex.byteLength; j++) {
+        smallIntView[j] = buf[j];
+      }
+      smallIntView[0] &= 127;
+      const smallInt = utilFromBase(smallIntView, 8);
+      return smallInt - bigInt;
+    }
+    function utilEncodeTC(value) {
+      const modValue = value < 0 ? value * -1 : value;
+      let bigInt = 128;
+      for (let i = 1; i < 8; i++) {
+        if (modValue <= bigInt) {
+          if (value < 0) {
+            const smallInt = bigInt - modValue;
+            const retBuf2 = utilToBase(smallInt, 8, i);
+            const retView2 = new Uint8Array(retBuf2);
+            retView2[0] |= 128;
+            return retBuf2;
+          }
+          let retBuf = utilToBase(modValue, 8, i);
+          let retView = new Uint8Array(retBuf);
+          if (retView[0] & 128) {
+            const tempBuf = retBuf.slice(0);
+            const tempView = new Uint8Array(tempBuf);
+            retBuf = new ArrayBuffer(retBuf.byteLength + 1);
+            retView = new Uint8Array(retBuf);
+            for (let k = 0; k < tempBuf.byteLength; k++) {
+              retView[k + 1] = tempView[k];
+            }
+            retView[0] = 0;
+          }
+          return retBuf;
+        }
+        bigInt *= Math.pow(2, 8);
+      }
+      return new ArrayBuffer(0);
+    }
+    function isEqualBuffer(inputBuffer1, inputBuffer2) {
+      if (inputBuffer1.byteLength !== inputBuffer2.byteLength) {
+        return false;
+      }
+      const view1 = new Uint8Array(inputBuffer1);
+      const view2 = new Uint8Array(inputBuffer2);
+      for (let i = 0; i < view1.length; i++) {
+        if (view1[i] !== view2[i]) {
+          return false;
+        }
+      }
+      return true;
+    }
+    function padNumber(inputNumber, fullLength) {
+      const str = inputNumber.toString(10);
+      if (fullLength < str.length) {
+        return "";
+      }
+      const dif = fullLength - str.length;
+      const padding = Array.from({ length: dif });
+      for (let i = 0; i < dif; i++) {
+        padding[i] = "0";
+      }
+      const paddingString = padding.join("");
+      return paddingString.concat(str);
+    }
+    var base64Template = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
+    var base64UrlTemplate = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=";
+    function toBase642(input2, useUrlTemplate = false, skipPadding = false, skipLeadingZeros = false) {
+      let i = 0;
+      let flag1 = 0;
+      let flag2 = 0;
+      let output2 = "";
+      const template = useUrlTemplate ? base64UrlTemplate : base64Template;
+      if (skipLeadingZeros) {
+        let nonZeroPosition = 0;
+        for (let i2 = 0; i2 < input2.length; i2++) {
+          if (input2.charCodeAt(i2) !== 0) {
+            nonZeroPosition = i2;
+            break;
+          }
+        }
+        input2 = input2.slice(nonZeroPosition);
+      }
+      while (i < input2.length) {
+        const chr1 = input2.charCodeAt(i++);
+        if (i >= input2.length) {
+          flag1 = 1;
+        }
+        const chr2 = input2.charCodeAt(i++);
+        if (i >= input2.length) {
+          flag2 = 1;
+        }
+        const chr3 = input2.charCodeAt(i++);
+        const enc1 = chr1 >> 2;
+        const enc2 = (chr1 & 3) << 4 | chr2 >> 4;
+        let enc3 = (chr2 & 15) << 2 | chr3 >> 6;
+        let enc4 = chr3 & 63;
+        if (flag1 === 1) {
+          enc3 = enc4 = 64;
+        } else {
+          if (flag2 === 1) {
+            enc4 = 64;
+          }
+        }
+        if (skipPadding) {
+          if (enc3 === 64) {
+            output2 += `${template.charAt(enc1)}${template.charAt(enc2)}`;
+          } else {
+            if (enc4 === 64) {
+              output2 += `${template.charAt(enc1)}${template.charAt(enc2)}${template.charAt(enc3)}`;
+            } else {
+              output2 += `${template.charAt(enc1)}${template.charAt(enc2)}${template.charAt(enc3)}${template.charAt(enc4)}`;
+            }
+          }
+        } else {
+          output2 += `${template.charAt(enc1)}${template.charAt(enc2)}${template.charAt(enc3)}${template.charAt(enc4)}`;
+        }
+      }
+      return output2;
+    }
+    function fromBase642(input2, useUrlTemplate = false, cutTailZeros = false) {
+      const template = useUrlTemplate ? base64UrlTemplate : base64Template;
+      function indexOf(toSearch) {
+        for (let i2 = 0; i2 < 64; i2++) {
+          if (template.charAt(i2) === toSearch)
+            return i2;
+        }
+        return 64;
+      }
+      function test(incoming) {
+        return incoming === 64 ? 0 : incoming;
+      }
+      let i = 0;
+      let output2 = "";
+      while (i < input2.length) {
+        const enc1 = indexOf(input2.charAt(i++));
+        const enc2 = i >= input2.length ? 0 : indexOf(input2.charAt(i++));
+        const enc3 = i >= input2.length ? 0 : indexOf(input2.charAt(i++));
+        const enc4 = i >= input2.length ? 0 : indexOf(input2.charAt(i++));
+        const chr1 = test(enc1) << 2 | test(enc2) >> 4;
+        const chr2 = (test(enc2) & 15) << 4 | test(enc3) >> 2;
+        const chr3 = (test(enc3) & 3) << 6 | test(enc4);
+        output2 += String.fromCharCode(chr1);
+        if (enc3 !== 64) {
+          output2 += String.fromCharCode(chr2);
+        }
+        if (enc4 !== 64) {
+          output2 += String.fromCharCode(chr3);
+        }
+      }
+      if (cutTailZeros) {
+        const outputLength = output2.length;
+        let nonZeroStart = -1;
+        for (let i2 = outputLength - 1; i2 >= 0; i2--) {
+          if (output2.charCodeAt(i2) !== 0) {
+            nonZeroStart = i2;
+            break;
+          }
+        }
+        if (nonZeroStart !== -1) {
+          output2 = output2.slice(0, nonZeroStart + 1);
+        } else {
+          output2 = "";
+        }
+      }
+      return output2;
+    }
+    function arrayBufferToString(buffer) {
+      let resultString = "";
+      const view = new Uint8Array(buffer);
+      for (const element of view) {
+        resultString += String.fromCharCode(element);
+      }
+      return resultString;
+    }
+    function stringToArrayBuffer(str) {
+      const stringLength = str.length;
+      const resultBuffer = new ArrayBuffer(stringLength);
+      const resultView = new Uint8Array(resultBuffer);
+      for (let i = 0; i < stringLength; i++) {
+        resultView[i] = str.charCodeAt(i);
+      }
+      return resultBuffer;
+    }
+    var log2 = Math.log(2);
+    function nearestPowerOf2(length) {
+      const base = Math.log(length) / log2;
+      const floor = Math.floor(base);
+      const round = Math.round(base);
+      return floor === round ? floor : round;
+    }
+    function clearProps(object2, propsArray) {
+      for (const prop of propsArray) {
+        delete object2[prop];
+      }
+    }
+    exports.arrayBufferToString = arrayBufferToString;
+    exports.bufferToHexCodes = bufferToHexCodes;
+    exports.checkBufferParams = checkBufferParams;
+    exports.clearProps = clearProps;
+    exports.fromBase64 = fromBase642;
+    exports.getParametersValue = getParametersValue;
+    exports.getUTCDate = getUTCDate;
+    exports.isEqualBuffer = isEqualBuffer;
+    exports.nearestPowerOf2 = nearestPowerOf2;
+    exports.padNumber = padNumber;
+    exports.stringToArrayBuffer = stringToArrayBuffer;
+    exports.toBase64 = toBase642;
+    exports.utilConcatBuf = utilConcatBuf;
+    exports.utilConcatView = utilConcatView;
+    exports.utilDecodeTC = utilDecodeTC;
+    exports.utilEncodeTC = utilEncodeTC;
+    exports.utilFromBase = utilFromBase;
+    exports.utilToBase = utilToBase;
+  }
+});
+
+// node_modules/asn1js/build/index.js
+var require_build2 = __commonJS({
+  "node_modules/asn1js/build/index.js"(exports) {
+    "use strict";
+    var pvtsutils = require_build();
+    var pvutils = require_utils2();
+    function _interopNamespaceDefault(e) {
+      var n = /* @__PURE__ */ Object.create(null);
+      if (e) {
+        Object.keys(e).forEach(function(k) {
+          if (k !== "default") {
+            var d = Object.getOwnPropertyDescriptor(e, k);
+            Object.defineProperty(n, k, d.get ? d : {
+              enumerable: true,
+              get: function() {
+                return e[k];
+              }
+            });
+          }
+        });
+      }
+      n.default = e;
+      return Object.freeze(n);
+    }
+    var pvtsutils__namespace = /* @__PURE__ */ _interopNamespaceDefault(pvtsutils);
+    var pvutils__namespace = /* @__PURE__ */ _interopNamespaceDefault(pvutils);
+    function assertBigInt() {
+      if (typeof BigInt === "undefined") {
+        throw new Error("BigInt is not defined. Your environment doesn't implement BigInt.");
+      }
+    }
+    function concat(buffers) {
+      let outputLength = 0;
+      let prevLength = 0;
+      for (let i = 0; i < buffers.length; i++) {
+        const buffer = buffers[i];
+        outputLength += buffer.byteLength;
+      }
+      const retView = new Uint8Array(outputLength);
+      for (let i = 0; i < buffers.length; i++) {
+        const buffer = buffers[i];
+        retView.set(buffer instanceof Uint8Array ? buffer : new Uint8Array(buffer), prevLength);
+        prevLength += buffer.byteLength;
+      }
+      return retView.buffer;
+    }
+    function checkBufferParams(baseBlock, inputBuffer, inputOffset, inputLength) {
+      if (!(inputBuffer instanceof Uint8Array)) {
+        baseBlock.error = "Wrong parameter: inputBuffer must be 'Uint8Array'";
+        return false;
+      }
+      if (!inputBuffer.byteLength) {
+        baseBlock.error = "Wrong parameter: inputBuffer has zero length";
+        return false;
+      }
+      if (inputOffset < 0) {
+        baseBlock.error = "Wrong parameter: inputOffset less than zero";
+        return false;
+      }
+      if (inputLength < 0) {
+        baseBlock.error = "Wrong parameter: inputLength less than zero";
+        return false;
+      }
+      if (inputBuffer.byteLength - inputOffset - inputLength < 0) {
+        baseBlock.error = "End of input reached before message was fully decoded (inconsistent offset and length values)";
+        return false;
+      }
+      return true;
+    }
+    var ViewWriter = class {
+      constructor() {
+        this.items = [];
+      }
+      write(buf) {
+        this.items.push(buf instanceof ArrayBuffer ? buf : concat([buf]));
+      }
+      final() {
+        return concat(this.items);
+      }
+    };
+    var ORIGINAL_VIEW_WRITER_WRITE = ViewWriter.prototype.write;
+    var ORIGINAL_VIEW_WRITER_FINAL = ViewWriter.prototype.final;
+    var NAME = "name";
+    var VALUE_HEX_VIEW = "valueHexView";
+    var IS_HEX_ONLY = "isHexOnly";
+    var ID_BLOCK = "idBlock";
+    var TAG_CLASS = "tagClass";
+    var TAG_NUMBER = "tagNumber";
+    var IS_CONSTRUCTED = "isConstructed";
+    var FROM_BER = "fromBER";
+    var TO_BER = "toBER";
+    var LOCAL = "local";
+    var EMPTY_STRING = "";
+    var EMPTY_BUFFER = new ArrayBuffer(0);
+    var EMPTY_VIEW = new Uint8Array(0);
+    var END_OF_CONTENT_NAME = "EndOfContent";
+    var OCTET_STRING_NAME = "OCTET STRING";
+    var BIT_STRING_NAME = "BIT STRING";
+    function HexBlock(BaseClass) {
+      var _a4;
+      return _a4 = class Some extends BaseClass {
+        get valueHex() {
+          return this.valueHexView.slice().buffer;
+        }
+        set valueHex(value) {
+          this.valueHexView = new Uint8Array(value);
+        }
+        constructor(...args) {
+          var _b2;
+          super(...args);
+          const params = args[0] || {};
+          this.isHexOnly = (_b2 = params.isHexOnly) !== null && _b2 !== void 0 ? _b2 : false;
+          this.valueHexView = params.valueHex ? pvtsutils__namespace.BufferSourceConverter.toUint8Array(params.valueHex) : EMPTY_VIEW;
+        }
+        fromBER(inputBuffer, inputOffset, inputLength, _context) {
+          const view = inputBuffer instanceof ArrayBuffer ? new Uint8Array(inputBuffer) : inputBuffer;
+          if (!checkBufferParams(this, view, inputOffset, inputLength)) {
+            return -1;
+          }
+          const endLength = inputOffset + inputLength;
+          this.valueHexView = view.subarray(inputOffset, endLength);
+          if (!this.valueHexView.length) {
+            this.warnings.push("Zero buffer length");
+            return inputOffset;
+          }
+          this.blockLength = inputLength;
+          return endLength;
+        }
+        toBER(sizeOnly = false) {
+          if (!this.isHexOnly) {
+            this.error = "Flag 'isHexOnly' is not set, abort";
+            return EMPTY_BUFFER;
+          }
+          if (sizeOnly) {
+            return new ArrayBuffer(this.valueHexView.byteLength);
+          }
+          if (this.valueHexView.buffer instanceof ArrayBuffer && this.valueHexView.byteLength === this.valueHexView.buffer.byteLength) {
+            return this.valueHexView.buffer;
+          }
+          return pvtsutils__namespace.BufferSourceConverter.toArrayBuffer(this.valueHexView);
+        }
+        toJSON() {
+          return {
+            ...super.toJSON(),
+            isHexOnly: this.isHexOnly,
+            valueHex: pvtsutils__namespace.Convert.ToHex(this.valueHexView)
+          };
+        }
+      }, _a4.NAME = "hexBlock", _a4;
+    }
+    var LocalBaseBlock = class {
+      static blockName() {
+        return this.NAME;
+      }
+      get valueBeforeDecode() {
+        return this.valueBeforeDecodeView.slice().buffer;
+      }
+      set valueBeforeDecode(value) {
+        this.valueBeforeDecodeView = new Uint8Array(value);
+      }
+      constructor({ blockLength = 0, error: error62 = EMPTY_STRING, warnings = [], valueBeforeDecode = EMPTY_VIEW } = {}) {
+        this.blockLength = blockLength;
+        this.error = error62;
+        this.warnings = warnings;
+        this.valueBeforeDecodeView = pvtsutils__namespace.BufferSourceConverter.toUint8Array(valueBeforeDecode);
+      }
+      toJSON() {
+        return {
+          blockName: this.constructor.NAME,
+          blockLength: this.blockLength,
+          error: this.error,
+          warnings: this.warnings,
+          valueBeforeDecode: pvtsutils__namespace.Convert.ToHex(this.valueBeforeDecodeView)
+        };
+      }
+    };
+    LocalBaseBlock.NAME = "baseBlock";
+    var ValueBlock = class extends LocalBaseBlock {
+      fromBER(_inputBuffer, _inputOffset, _inputLength, _context) {
+        throw TypeError("User need to make a specific function in a class which extends 'ValueBlock'");
+      }
+      toBER(_sizeOnly, _writer) {
+        throw TypeError("User need to make a specific function in a class which extends 'ValueBlock'");
+      }
+    };
+    ValueBlock.NAME = "valueBlock";
+    var LocalIdentificationBlock = class extends HexBlock(LocalBaseBlock) {
+      constructor({ idBlock = {} } = {}) {
+        var _a4, _b2, _c2, _d;
+        super();
+        if (idBlock) {
+          this.isHexOnly = (_a4 = idBlock.isHexOnly) !== null && _a4 !== void 0 ? _a4 : false;
+          this.valueHexView = idBlock.valueHex ? pvtsutils__namespace.BufferSourceConverter.toUint8Array(idBlock.valueHex) : EMPTY_VIEW;
+          this.tagClass = (_b2 = idBlock.tagClass) !== null && _b2 !== void 0 ? _b2 : -1;
+          this.tagNumber = (_c2 = idBlock.tagNumber) !== null && _c2 !== void 0 ? _c2 : -1;
+          this.isConstructed = (_d = idBlock.isConstructed) !== null && _d !== void 0 ? _d : false;
+        } else {
+          this.tagClass = -1;
+          this.tagNumber = -1;
+          this.isConstructed = false;
+        }
+      }
+      toBER(sizeOnly = false) {
+        let firstOctet = 0;
+        switch (this.tagClass) {
+          case 1:
+            firstOctet |= 0;
+            break;
+          case 2:
+            firstOctet |= 64;
+            break;
+          case 3:
+            firstOctet |= 128;
+            break;
+          case 4:
+            firstOctet |= 192;
+            break;
+          default:
+            this.error = "Unknown tag class";
+            return EMPTY_BUFFER;
+        }
+        if (this.isConstructed)
+          firstOctet |= 32;
+        if (this.tagNumber < 31 && !this.isHexOnly) {
+          const retView2 = new Uint8Array(1);
+          if (!sizeOnly) {
+            let number4 = this.tagNumber;
+            number4 &= 31;
+            firstOctet |= number4;
+            retView2[0] = firstOctet;
+          }
+          return retView2.buffer;
+        }
+        if (!this.isHexOnly) {
+          const encodedBuf = pvutils__namespace.utilToBase(this.tagNumber, 7);
+          const encodedView = new Uint8Array(encodedBuf);
+          const size = encodedBuf.byteLength;
+          const retView2 = new Uint8Array(size + 1);
+          retView2[0] = firstOctet | 31;
+          if (!sizeOnly) {
+            for (let i = 0; i < size - 1; i++)
+              retView2[i + 1] = encodedView[i] | 128;
+            retView2[size] = encodedView[size - 1];
+          }
+          return retView2.buffer;
+        }
+        const retView = new Uint8Array(this.valueHexView.byteLength + 1);
+        retView[0] = firstOctet | 31;
+        if (!sizeOnly) {
+          const curView = this.valueHexView;
+          for (let i = 0; i < curView.length - 1; i++)
+            retView[i + 1] = curView[i] | 128;
+          retView[this.valueHexView.byteLength] = curView[curView.length - 1];
+        }
+        return retView.buffer;
+      }
+      fromBER(inputBuffer, inputOffset, inputLength) {
+        const inputView = pvtsutils__namespace.BufferSourceConverter.toUint8Array(inputBuffer);
+        if (!checkBufferParams(this, inputView, inputOffset, inputLength)) {
+          return -1;
+        }
+        const fastArgs = Number.isInteger(inputOffset) && Number.isInteger(inputLength);
+        const intBuffer = fastArgs ? inputView : inputView.subarray(inputOffset, inputOffset + inputLength);
+        const baseIndex = fastArgs ? inputOffset : 0;
+        const bufferLength = fastArgs ? inputLength : intBuffer.length;
+        if (bufferLength === 0) {
+          this.error = "Zero buffer length";
+          return -1;
+        }
+        const tagClassMask = intBuffer[baseIndex] & 192;
+        switch (tagClassMask) {
+          case 0:
+            this.tagClass = 1;
+            break;
+          case 64:
+            this.tagClass = 2;
+            break;
+          case 128:
+            this.tagClass = 3;
+            break;
+          case 192:
+            this.tagClass = 4;
+            break;
+          default:
+            this.error = "Unknown tag class";
+            return -1;
+        }
+        this.isConstructed = (intBuffer[baseIndex] & 32) === 32;
+        this.isHexOnly = false;
+        const tagNumberMask = intBuffer[baseIndex] & 31;
+        if (tagNumberMask !== 31) {
+          this.tagNumber = tagNumberMask;
+          this.blockLength = 1;
+        } else {
+          let count = 0;
+          while (true) {
+            const tagByteIndex = count + 1;
+            if (tagByteIndex >= bufferLength) {
+              this.error = "End of input reached before message was fully decoded";
+              return -1;
+            }
+            count++;
+            if ((intBuffer[baseIndex + tagByteIndex] & 128) === 0)
+              break;
+          }
+          this.blockLength = count + 1;
+          const intTagNumberBuffer = this.valueHexView = new Uint8Array(count);
+          for (let i = 0; i < count; i++)
+            intTagNumberBuffer[i] = intBuffer[baseIndex + i + 1] & 127;
+          if (this.blockLength <= 9)
+            this.tagNumber = pvutils__namespace.utilFromBase(intTagNumberBuffer, 7);
+          else {
+            this.isHexOnly = true;
+            this.warnings.push("Tag too long, represented as hex-coded");
+          }
+        }
+        if (this.tagClass === 1 && this.isConstructed) {
+          switch (this.tagNumber) {
+            case 1:
+            case 2:
+            case 5:
+            case 6:
+            case 9:
+            case 13:
+            case 14:
+            case 23:
+            case 24:
+            case 31:
+            case 32:
+            case 33:
+            case 34:
+              this.error = "Constructed encoding used for primitive type";
+              return -1;
+          }
+        }
+        return inputOffset + this.blockLength;
+      }
+      toJSON() {
+        return {
+          ...super.toJSON(),
+          tagClass: this.tagClass,
+          tagNumber: this.tagNumber,
+          isConstructed: this.isConstructed
+        };
+      }
+    };
+    LocalIdentificationBlock.NAME = "identificationBlock";
+    var ORIGINAL_LOCAL_IDENTIFICATION_TO_BER = LocalIdentificationBlock.prototype.toBER;
+    var ORIGINAL_LOCAL_IDENTIFICATION_FROM_BER = LocalIdentificationBlock.prototype.fromBER;
+    var LocalLengthBlock = class extends LocalBaseBlock {
+      constructor({ lenBlock = {} } = {}) {
+        var _a4, _b2, _c2;
+        super();
+        this.isIndefiniteForm = (_a4 = lenBlock.isIndefiniteForm) !== null && _a4 !== void 0 ? _a4 : false;
+        this.longFormUsed = (_b2 = lenBlock.longFormUsed) !== null && _b2 !== void 0 ? _b2 : false;
+        this.length = (_c2 = lenBlock.length) !== null && _c2 !== void 0 ? _c2 : 0;
+      }
+      fromBER(inputBuffer, inputOffset, inputLength) {
+        const view = pvtsutils__namespace.BufferSourceConverter.toUint8Array(inputBuffer);
+        if (!checkBufferParams(this, view, inputOffset, inputLength)) {
+          return -1;
+        }
+        const fastArgs = Number.isInteger(inputOffset) && Number.isInteger(inputLength);
+        const intBuffer = fastArgs ? view : view.subarray(inputOffset, inputOffset + inputLength);
+        const baseIndex = fastArgs ? inputOffset : 0;
+        const bufferLength = fastArgs ? inputLength : intBuffer.length;
+        if (bufferLength === 0) {
+          this.error = "Zero buffer length";
+          return -1;
+        }
+        if (intBuffer[baseIndex] === 255) {
+          this.error = "Length block 0xFF is reserved by standard";
+          return -1;
+        }
+        this.isIndefiniteForm = intBuffer[baseIndex] === 128;
+        if (this.isIndefiniteForm) {
+          this.blockLength = 1;
+          return inputOffset + this.blockLength;
+        }
+        this.longFormUsed = !!(intBuffer[baseIndex] & 128);
+        if (this.longFormUsed === false) {
+          this.length = intBuffer[baseIndex];
+          this.blockLength = 1;
+          return inputOffset + this.blockLength;
+        }
+        const count = intBuffer[baseIndex] & 127;
+        if (count > 8) {
+          this.error = "Too big integer";
+          return -1;
+        }
+        if (count + 1 > bufferLength) {
+          this.error = "End of input reached before message was fully decoded";
+          return -1;
+        }
+        const lenOffset = inputOffset + 1;
+        const lengthBufferView = view.subarray(lenOffset, lenOffset + count);
+        if (lengthBufferView[count - 1] === 0)
+          this.warnings.push("Needlessly long encoded length");
+        this.length = pvutils__namespace.utilFromBase(lengthBufferView, 8);
+        if (this.longFormUsed && this.length <= 127)
+          this.warnings.push("Unnecessary usage of long length form");
+        this.blockLength = count + 1;
+        return inputOffset + this.blockLength;
+      }
+      toBER(sizeOnly = false) {
+        let retBuf;
+        let retView;
+        if (this.length > 127)
+          this.longFormUsed = true;
+        if (this.isIndefiniteForm) {
+          retBuf = new ArrayBuffer(1);
+          if (sizeOnly === false) {
+            retView = new Uint8Array(retBuf);
+            retView[0] = 128;
+          }
+          return retBuf;
+        }
+        if (this.longFormUsed) {
+          const encodedBuf = pvutils__namespace.utilToBase(this.length, 8);
+          if (encodedBuf.byteLength > 127) {
+            this.error = "Too big length";
+            return EMPTY_BUFFER;
+          }
+          retBuf = new ArrayBuffer(encodedBuf.byteLength + 1);
+          if (sizeOnly)
+            return retBuf;
+          const encodedView = new Uint8Array(encodedBuf);
+          retView = new Uint8Array(retBuf);
+          retView[0] = encodedBuf.byteLength | 128;
+          for (let i = 0; i < encodedBuf.byteLength; i++)
+            retView[i + 1] = encodedView[i];
+          return retBuf;
+        }
+        retBuf = new ArrayBuffer(1);
+        if (sizeOnly === false) {
+          retView = new Uint8Array(retBuf);
+          retView[0] = this.length;
+        }
+        return retBuf;
+      }
+      toJSON() {
+        return {
+          ...super.toJSON(),
+          isIndefiniteForm: this.isIndefiniteForm,
+          longFormUsed: this.longFormUsed,
+          length: this.length
+        };
+      }
+    };
+    LocalLengthBlock.NAME = "lengthBlock";
+    var ORIGINAL_LOCAL_LENGTH_TO_BER = LocalLengthBlock.prototype.toBER;
+    var ORIGINAL_LOCAL_LENGTH_FROM_BER = LocalLengthBlock.prototype.fromBER;
+    var typeStore = {};
+    var _a$y;
+    var _b;
+    var _c;
+    var originalUint8ArraySliceInfo = findMethod(Uint8Array.prototype, "slice");
+    var originalUint8ArrayConstructor = (_a$y = Object.getOwnPropertyDescriptor(Uint8Array.prototype, "constructor")) === null || _a$y === void 0 ? void 0 : _a$y.value;
+    var originalArrayIterator = (_b = Object.getOwnPropertyDescriptor(Array.prototype, Symbol.iterator)) === null || _b === void 0 ? void 0 : _b.value;
+    var intrinsicTypedArrayByteLength = (_c = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype), "byteLength")) === null || _c === void 0 ? void 0 : _c.get;
+    var BUILTIN_DISPATCH_PAYLOAD_THRESHOLD = 16384;
+    var BUILTIN_DISPATCH_MAX_DEPTH = 64;
+    var builtinRegistry;
+    function registerBuiltinEncoder(builtinConstructors, internals) {
+      const current = builtinRegistry;
+      const nextInternals = internals || current;
+      if (!nextInternals) {
+        builtinRegistry = void 0;
+        return;
+      }
+      builtinRegistry = { ...nextInternals, ...builtinConstructors };
+    }
+    function dataProperty(object2, name) {
+      const descriptor = Object.getOwnPropertyDescriptor(object2, name);
+      if (!descriptor || !("value" in descriptor))
+        return void 0;
+      return descriptor.value;
+    }
+    function intrinsicPayloadByteLength(value) {
+      if (!intrinsicTypedArrayByteLength || !value || typeof value !== "object")
+        return void 0;
+      try {
+        const byteLength = intrinsicTypedArrayByteLength.call(value);
+        return typeof byteLength === "number" ? byteLength : void 0;
+      } catch {
+        return void 0;
+      }
+    }
+    function largePayloadOrChain(block, depth) {
+      if (depth > BUILTIN_DISPATCH_MAX_DEPTH || !block || typeof block !== "object")
+        return false;
+      const valueBlockDescriptor = Object.getOwnPropertyDescriptor(block, "valueBlock");
+      if (!valueBlockDescriptor || !("value" in valueBlockDescriptor))
+        return false;
+      const valueBlock = valueBlockDescriptor.value;
+      if (!valueBlock || typeof valueBlock !== "object")
+        return false;
+      const payloadDescriptor = Object.getOwnPropertyDescriptor(valueBlock, "valueHexView");
+      if (payloadDescriptor) {
+        if (!("value" in payloadDescriptor))
+          return false;
+        const byteLength = intrinsicPayloadByteLength(payloadDescriptor.value);
+        return byteLength !== void 0 && byteLength >= BUILTIN_DISPATCH_PAYLOAD_THRESHOLD;
+      }
+      const valuesDescriptor = Object.getOwnPropertyDescriptor(valueBlock, "value");
+      if (!valuesDescriptor || !("value" in valuesDescriptor) || !Array.isArray(valuesDescriptor.value))
+        return false;
+      const values = valuesDescriptor.value;
+      const lengthDescriptor = Object.getOwnPropertyDescriptor(values, "length");
+      if (!lengthDescriptor || !("value" in lengthDescriptor) || lengthDescriptor.value !== 1)
+        return false;
+      const indexDescriptor = Object.getOwnPropertyDescriptor(values, "0");
+      if (!indexDescriptor || !("value" in indexDescriptor))
+        return false;
+      return largePayloadOrChain(indexDescriptor.value, depth + 1);
+    }
+    function shouldUseBuiltinEncoder(block) {
+      try {
+        return largePayloadOrChain(block, 0);
+      } catch {
+        return false;
+      }
+    }
+    function sameDataMethod(current, original) {
+      return !!current && "value" in current && current.value === original && current.writable === true && current.enumerable === false && current.configurable === true;
+    }
+    function writerMethodsStable(registry2) {
+      return sameDataMethod(Object.getOwnPropertyDescriptor(registry2.ViewWriter.prototype, "write"), registry2.originalWriterWrite) && sameDataMethod(Object.getOwnPropertyDescriptor(registry2.ViewWriter.prototype, "final"), registry2.originalWriterFinal);
+    }
+    function findMethod(prototype, name) {
+      let current = prototype;
+      while (current) {
+        const descriptor = Object.getOwnPropertyDescriptor(current, name);
+        if (descriptor) {
+          if ("value" in descriptor && typeof descriptor.value === "function") {
+            return { declaringPrototype: current, method: descriptor.value };
+          }
+          return void 0;
+        }
+        current = Object.getPrototypeOf(current);
+      }
+      return void 0;
+    }
+    function stableInheritedMethod(prototype, name, original) {
+      if (!original)
+        return false;
+      let current = prototype;
+      while (current) {
+        const descriptor = Object.getOwnPropertyDescriptor(current, name);
+        if (current === original.declaringPrototype) {
+          return !!descriptor && "value" in descriptor && descriptor.value === original.method;
+        }
+        if (descriptor)
+          return false;
+        current = Object.getPrototypeOf(current);
+      }
+      return false;
+    }
+    function prototypeMethod(object2, prototype, name, expected) {
+      if (Object.prototype.hasOwnProperty.call(object2, name))
+        return false;
+      if (Object.getPrototypeOf(object2) !== prototype)
+        return false;
+      const descriptor = Object.getOwnPropertyDescriptor(prototype, name);
+      return !!descriptor && "value" in descriptor && descriptor.value === expected;
+    }
+    function inheritedMethod(object2, name, expected, primitiveConstructor) {
+      if (Object.prototype.hasOwnProperty.call(object2, name))
+        return false;
+      const prototype = Object.getPrototypeOf(object2);
+      const originalPrimitiveValuePrototype = Object.getPrototypeOf(primitiveConstructor.prototype);
+      if (prototype !== primitiveConstructor.prototype || Object.getPrototypeOf(prototype) !== originalPrimitiveValuePrototype) {
+        return false;
+      }
+      const descriptor = prototype && Object.getOwnPropertyDescriptor(prototype, name);
+      if (descriptor)
+        return false;
+      const parentDescriptor = Object.getOwnPropertyDescriptor(originalPrimitiveValuePrototype, name);
+      return !!parentDescriptor && "value" in parentDescriptor && parentDescriptor.value === expected;
+    }
+    function plainPayload(value, allowEmpty = false) {
+      if (!(value instanceof Uint8Array) || Object.getPrototypeOf(value) !== Uint8Array.prototype)
+        return void 0;
+      for (const name of ["buffer", "byteOffset", "byteLength", "length", "slice", "constructor"]) {
+        if (Object.prototype.hasOwnProperty.call(value, name))
+          return void 0;
+      }
+      const constructorDescriptor = Object.getOwnPropertyDescriptor(Uint8Array.prototype, "constructor");
+      if (!constructorDescriptor || !("value" in constructorDescriptor) || constructorDescriptor.value !== originalUint8ArrayConstructor)
+        return void 0;
+      if (!stableInheritedMethod(Uint8Array.prototype, "slice", originalUint8ArraySliceInfo))
+        return void 0;
+      try {
+        const buffer = value.buffer;
+        if (!(buffer instanceof ArrayBuffer) || Object.getPrototypeOf(buffer) !== ArrayBuffer.prototype)
+          return void 0;
+        if (Object.prototype.hasOwnProperty.call(buffer, "byteLength"))
+          return void 0;
+        if (value.byteLength !== value.length || !allowEmpty && value.byteLength === 0)
+          return void 0;
+        if (value.byteOffset < 0 || value.byteOffset + value.byteLength > buffer.byteLength)
+          return void 0;
+      } catch {
+        return void 0;
+      }
+      return value;
+    }
+    function validIdBlock(block, constructed, registry2) {
+      if (Object.getPrototypeOf(block) !== registry2.LocalIdentificationBlock.prototype)
+        return false;
+      if (!prototypeMethod(block, registry2.LocalIdentificationBlock.prototype, "toBER", registry2.originalIdentificationToBER))
+        return false;
+      const tagClass = dataProperty(block, "tagClass");
+      const tagNumber = dataProperty(block, "tagNumber");
+      const isConstructed2 = dataProperty(block, "isConstructed");
+      const isHexOnly = dataProperty(block, "isHexOnly");
+      const valueHexView = dataProperty(block, "valueHexView");
+      if (typeof tagClass !== "number" || !Number.isInteger(tagClass) || tagClass < 1 || tagClass > 4)
+        return false;
+      if (typeof tagNumber !== "number" || !Number.isInteger(tagNumber) || tagNumber < 0)
+        return false;
+      if (isConstructed2 !== constructed || typeof isHexOnly !== "boolean")
+        return false;
+      if (isHexOnly)
+        return !!plainPayload(valueHexView);
+      return Number.isSafeInteger(tagNumber);
+    }
+    function validLengthBlock(block, allowIndefinite, registry2) {
+      if (Object.getPrototypeOf(block) !== registry2.LocalLengthBlock.prototype)
+        return false;
+      if (!prototypeMethod(block, registry2.LocalLengthBlock.prototype, "toBER", registry2.originalLengthToBER))
+        return false;
+      const indefinite = dataProperty(block, "isIndefiniteForm");
+      const longForm = dataProperty(block, "longFormUsed");
+      const lengthDescriptor = Object.getOwnPropertyDescriptor(block, "length");
+      const length = lengthDescriptor && "value" in lengthDescriptor ? lengthDescriptor.value : void 0;
+      const longFormDescriptor = Object.getOwnPropertyDescriptor(block, "longFormUsed");
+      return typeof indefinite === "boolean" && (indefinite === false || allowIndefinite) && typeof longForm === "boolean" && !!longFormDescriptor && "value" in longFormDescriptor && longFormDescriptor.writable === true && !!lengthDescriptor && "value" in lengthDescriptor && lengthDescriptor.writable === true && typeof length === "number" && Number.isSafeInteger(length) && length >= 0;
+    }
+    function validBaseBlock(block, isConstructed2, registry2) {
+      const idBlock = dataProperty(block, "idBlock");
+      const lenBlock = dataProperty(block, "lenBlock");
+      return !!idBlock && !!lenBlock && validIdBlock(idBlock, isConstructed2, registry2) && validLengthBlock(lenBlock, isConstructed2, registry2);
+    }
+    function constructedChild(block, registry2) {
+      const valueBlock = dataProperty(block, "valueBlock");
+      if (!valueBlock || Object.getPrototypeOf(valueBlock) !== registry2.LocalConstructedValueBlock.prototype)
+        return void 0;
+      if (!prototypeMethod(valueBlock, registry2.LocalConstructedValueBlock.prototype, "toBER", registry2.originalConstructedToBER))
+        return void 0;
+      const values = dataProperty(valueBlock, "value");
+      if (!Array.isArray(values) || Object.getPrototypeOf(values) !== Array.prototype)
+        return void 0;
+      const lengthDescriptor = Object.getOwnPropertyDescriptor(values, "length");
+      if (!lengthDescriptor || !("value" in lengthDescriptor) || lengthDescriptor.value !== 1)
+        return void 0;
+      if (Object.prototype.hasOwnProperty.call(values, Symbol.iterator))
+        return void 0;
+      const iteratorDescriptor = Object.getOwnPropertyDescriptor(Array.prototype, Symbol.iterator);
+      if (!iteratorDescriptor || !("value" in iteratorDescriptor) || iteratorDescriptor.value !== originalArrayIterator)
+        return void 0;
+      const indexDescriptor = Object.getOwnPropertyDescriptor(values, "0");
+      if (!indexDescriptor || !("value" in indexDescriptor))
+        return void 0;
+      if (Object.getOwnPropertyNames(values).length !== 2)
+        return void 0;
+      return indexDescriptor.value;
+    }
+    function bitPayload(block, registry2) {
+      const valueBlock = dataProperty(block, "valueBlock");
+      if (!valueBlock || Object.getPrototypeOf(valueBlock) !== registry2.LocalBitStringValueBlock.prototype)
+        return void 0;
+      if (!prototypeMethod(valueBlock, registry2.LocalBitStringValueBlock.prototype, "toBER", registry2.originalBitStringToBER))
+        return void 0;
+      if (dataProperty(valueBlock, "isConstructed") !== false)
+        return void 0;
+      const unusedBits = dataProperty(valueBlock, "unusedBits");
+      if (typeof unusedBits !== "number" || !Number.isInteger(unusedBits) || unusedBits < 0 || unusedBits > 7)
+        return void 0;
+      const payload = plainPayload(dataProperty(valueBlock, "valueHexView"), true);
+      if (!payload)
+        return void 0;
+      return { payload, prefix: Uint8Array.of(payload.byteLength ? unusedBits : 0) };
+    }
+    function primitivePayload(block, kind, registry2) {
+      const valueBlock = dataProperty(block, "valueBlock");
+      if (!valueBlock)
+        return void 0;
+      if (kind === "integer") {
+        if (Object.getPrototypeOf(valueBlock) !== registry2.LocalIntegerValueBlock.prototype)
+          return void 0;
+        if (!prototypeMethod(valueBlock, registry2.LocalIntegerValueBlock.prototype, "toBER", registry2.originalIntegerToBER))
+          return void 0;
+      } else if (kind === "octet") {
+        if (Object.getPrototypeOf(valueBlock) !== registry2.LocalOctetStringValueBlock.prototype)
+          return void 0;
+        if (!prototypeMethod(valueBlock, registry2.LocalOctetStringValueBlock.prototype, "toBER", registry2.originalOctetStringToBER))
+          return void 0;
+        if (dataProperty(valueBlock, "isConstructed") !== false)
+          return void 0;
+      } else {
+        if (Object.getPrototypeOf(valueBlock) !== registry2.LocalPrimitiveValueBlock.prototype)
+          return void 0;
+        if (!inheritedMethod(valueBlock, "toBER", registry2.originalPrimitiveToBER, registry2.LocalPrimitiveValueBlock))
+          return void 0;
+      }
+      if (kind === "primitive" && dataProperty(valueBlock, "isHexOnly") !== true)
+        return void 0;
+      if (typeof dataProperty(valueBlock, "isHexOnly") !== "boolean")
+        return void 0;
+      return plainPayload(dataProperty(valueBlock, "valueHexView"));
+    }
+    function validOuterMethod(block, registry2) {
+      if (Object.prototype.hasOwnProperty.call(block, "toBER"))
+        return false;
+      let prototype = block;
+      while (prototype) {
+        const descriptor = Object.getOwnPropertyDescriptor(prototype, "toBER");
+        if (descriptor)
+          return "value" in descriptor && descriptor.value === registry2.originalBaseBlockToBER;
+        prototype = Object.getPrototypeOf(prototype);
+      }
+      return false;
+    }
+    function isPrimitive(block, type, registry2) {
+      const constructor = registry2[type];
+      return !!constructor && Object.getPrototypeOf(block) === constructor.prototype;
+    }
+    function isConstructed(block, registry2) {
+      return Object.getPrototypeOf(block) === registry2.Sequence.prototype || Object.getPrototypeOf(block) === registry2.Set.prototype || Object.getPrototypeOf(block) === registry2.Constructed.prototype;
+    }
+    function inspectNode(block, depth, registry2) {
+      if (depth > BUILTIN_DISPATCH_MAX_DEPTH || !block || typeof block !== "object")
+        return void 0;
+      try {
+        if (!validOuterMethod(block, registry2))
+          return void 0;
+        const primitiveKind = isPrimitive(block, "BitString", registry2) ? "bit" : isPrimitive(block, "Integer", registry2) ? "integer" : isPrimitive(block, "OctetString", registry2) ? "octet" : isPrimitive(block, "Primitive", registry2) ? "primitive" : void 0;
+        const constructed = primitiveKind === void 0 && isConstructed(block, registry2);
+        if (!primitiveKind && !constructed)
+          return void 0;
+        if (!validBaseBlock(block, constructed, registry2))
+          return void 0;
+        const idBlock = dataProperty(block, "idBlock");
+        const lenBlock = dataProperty(block, "lenBlock");
+        if (!idBlock || !lenBlock)
+          return void 0;
+        if (primitiveKind) {
+          const bit = primitiveKind === "bit" ? bitPayload(block, registry2) : void 0;
+          const payload = primitiveKind === "bit" ? bit === null || bit === void 0 ? void 0 : bit.payload : primitivePayload(block, primitiveKind, registry2);
+          return payload ? { block, kind: primitiveKind, idBlock, lenBlock, indefinite: false, payload, prefix: bit === null || bit === void 0 ? void 0 : bit.prefix } : void 0;
+        }
+        const child = constructedChild(block, registry2);
+        const validatedChild = child && inspectNode(child, depth + 1, registry2);
+        const indefinite = dataProperty(lenBlock, "isIndefiniteForm");
+        return validatedChild ? { block, kind: "constructed", idBlock, lenBlock, indefinite: indefinite === true, child: validatedChild } : void 0;
+      } catch {
+        return void 0;
+      }
+    }
+    function buildNode(node2, sizeOnly, registry2) {
+      var _a4, _b2;
+      const id = Reflect.apply(registry2.originalIdentificationToBER, node2.idBlock, [sizeOnly]);
+      if (!(id instanceof ArrayBuffer) || id.byteLength === 0)
+        throw TypeError("Built-in identifier encoding failed");
+      let payload;
+      if (node2.kind === "constructed") {
+        payload = buildNode(node2.child, sizeOnly, registry2);
+      } else {
+        payload = node2.payload;
+      }
+      const length = (payload instanceof Uint8Array ? payload.byteLength : payload.total) + ((_b2 = (_a4 = node2.prefix) === null || _a4 === void 0 ? void 0 : _a4.byteLength) !== null && _b2 !== void 0 ? _b2 : 0);
+      let len;
+      if (node2.indefinite) {
+        len = Uint8Array.of(128).buffer;
+      } else {
+        node2.lenBlock.length = length;
+        len = Reflect.apply(registry2.originalLengthToBER, node2.lenBlock, [sizeOnly]);
+        if (!(len instanceof ArrayBuffer) || len.byteLength === 0)
+          throw TypeError("Built-in length encoding failed");
+      }
+      const total = id.byteLength + len.byteLength + length + (node2.indefinite ? 2 : 0);
+      if (!Number.isSafeInteger(total))
+        throw RangeError("Built-in encoding is too large");
+      return { id, len, payload, length, total, indefinite: node2.indefinite, prefix: node2.prefix };
+    }
+    function flatten2(node2, output2, offset, sizeOnly) {
+      output2.set(new Uint8Array(node2.id), offset);
+      offset += node2.id.byteLength;
+      output2.set(new Uint8Array(node2.len), offset);
+      offset += node2.len.byteLength;
+      if (node2.prefix) {
+        if (!sizeOnly)
+          output2.set(node2.prefix, offset);
+        offset += node2.prefix.byteLength;
+      }
+      if (node2.payload instanceof Uint8Array) {
+        if (!sizeOnly)
+          output2.set(node2.payload, offset);
+        offset += node2.payload.byteLength;
+      } else {
+        offset = flatten2(node2.payload, output2, offset, sizeOnly);
+      }
+      if (node2.indefinite)
+        offset += 2;
+      return offset;
+    }
+    function tryEncodeBuiltin(block, sizeOnly = false) {
+      const registry2 = builtinRegistry;
+      if (!registry2 || !writerMethodsStable(registry2))
+        return void 0;
+      const validated = inspectNode(block, 0, registry2);
+      if (!validated)
+        return void 0;
+      const node2 = buildNode(validated, sizeOnly, registry2);
+      const output2 = new Uint8Array(node2.total);
+      flatten2(node2, output2, 0, sizeOnly);
+      return output2.buffer;
+    }
+    var BaseBlock = class extends LocalBaseBlock {
+      constructor({ name = EMPTY_STRING, optional: optional2 = false, primitiveSchema, ...parameters } = {}, valueBlockType) {
+        super(parameters);
+        this.name = name;
+        this.optional = optional2;
+        if (primitiveSchema) {
+          this.primitiveSchema = primitiveSchema;
+        }
+        this.idBlock = new LocalIdentificationBlock(parameters);
+        this.lenBlock = new LocalLengthBlock(parameters);
+        this.valueBlock = valueBlockType ? new valueBlockType(parameters) : new ValueBlock(parameters);
+      }
+      fromBER(inputBuffer, inputOffset, inputLength, context) {
+        const resultOffset = this.valueBlock.fromBER(inputBuffer, inputOffset, this.lenBlock.isIndefiniteForm ? inputLength : this.lenBlock.length, context);
+        if (resultOffset === -1) {
+          this.error = this.valueBlock.error;
+          return resultOffset;
+        }
+        if (!this.idBlock.error.length)
+          this.blockLength += this.idBlock.blockLength;
+        if (!this.lenBlock.error.length)
+          this.blockLength += this.lenBlock.blockLength;
+        if (!this.valueBlock.error.length)
+          this.blockLength += this.valueBlock.blockLength;
+        return resultOffset;
+      }
+      toBER(sizeOnly, writer) {
+        const _writer = writer || new ViewWriter();
+        if (!writer) {
+          prepareIndefiniteForm(this);
+          if (sizeOnly === true || sizeOnly === false || sizeOnly === void 0) {
+            if (shouldUseBuiltinEncoder(this)) {
+              const encoded = tryEncodeBuiltin(this, sizeOnly === true);
+              if (encoded)
+                return encoded;
+            }
+          }
+        }
+        const idBlockBuf = this.idBlock.toBER(sizeOnly);
+        _writer.write(idBlockBuf);
+        if (this.lenBlock.isIndefiniteForm) {
+          _writer.write(new Uint8Array([128]).buffer);
+          this.valueBlock.toBER(sizeOnly, _writer);
+          _writer.write(new ArrayBuffer(2));
+        } else {
+          const valueBlockBuf = this.valueBlock.toBER(sizeOnly);
+          this.lenBlock.length = valueBlockBuf.byteLength;
+          const lenBlockBuf = this.lenBlock.toBER(sizeOnly);
+          _writer.write(lenBlockBuf);
+          _writer.write(valueBlockBuf);
+        }
+        if (!writer) {
+          return _writer.final();
+        }
+        return EMPTY_BUFFER;
+      }
+      toJSON() {
+        const object2 = {
+          ...super.toJSON(),
+          idBlock: this.idBlock.toJSON(),
+          lenBlock: this.lenBlock.toJSON(),
+          valueBlock: this.valueBlock.toJSON(),
+          name: this.name,
+          optional: this.optional
+        };
+        if (this.primitiveSchema)
+          object2.primitiveSchema = this.primitiveSchema.toJSON();
+        return object2;
+      }
+      toString(encoding = "ascii") {
+        if (encoding === "ascii") {
+          return this.onAsciiEncoding();
+        }
+        return pvtsutils__namespace.Convert.ToHex(this.toBER());
+      }
+      onAsciiEncoding() {
+        const name = this.constructor.NAME;
+        const value = pvtsutils__namespace.Convert.ToHex(this.valueBlock.valueBeforeDecodeView);
+        return `${name} : ${value}`;
+      }
+      isEqual(other) {
+        if (this === other) {
+          return true;
+        }
+        if (!(other instanceof this.constructor)) {
+          return false;
+        }
+        const thisRaw = this.toBER();
+        const otherRaw = other.toBER();
+        return pvutils__namespace.isEqualBuffer(thisRaw, otherRaw);
+      }
+    };
+    BaseBlock.NAME = "BaseBlock";
+    var ORIGINAL_BASE_BLOCK_TO_BER = BaseBlock.prototype.toBER;
+    function prepareIndefiniteForm(baseBlock) {
+      var _a4;
+      if (baseBlock instanceof typeStore.Constructed) {
+        for (const value of baseBlock.valueBlock.value) {
+          if (prepareIndefiniteForm(value)) {
+            baseBlock.lenBlock.isIndefiniteForm = true;
+          }
+        }
+      }
+      return !!((_a4 = baseBlock.lenBlock) === null || _a4 === void 0 ? void 0 : _a4.isIndefiniteForm);
+    }
+    var BaseStringBlock = class extends BaseBlock {
+      getValue() {
+        return this.valueBlock.value;
+      }
+      setValue(value) {
+        this.valueBlock.value = value;
+      }
+      constructor({ value = EMPTY_STRING, ...parameters } = {}, stringValueBlockType) {
+        super(parameters, stringValueBlockType);
+        if (value) {
+          this.fromString(value);
+        }
+      }
+      fromBER(inputBuffer, inputOffset, inputLength) {
+        const resultOffset = this.valueBlock.fromBER(inputBuffer, inputOffset, this.lenBlock.isIndefiniteForm ? inputLength : this.lenBlock.length);
+        if (resultOffset === -1) {
+          this.error = this.valueBlock.error;
+          return resultOffset;
+        }
+        this.fromBuffer(this.valueBlock.valueHexView);
+        if (!this.idBlock.error.length)
+          this.blockLength += this.idBlock.blockLength;
+        if (!this.lenBlock.error.length)
+          this.blockLength += this.lenBlock.blockLength;
+        if (!this.valueBlock.error.length)
+          this.blockLength += this.valueBlock.blockLength;
+        return resultOffset;
+      }
+      onAsciiEncoding() {
+        return `${this.constructor.NAME} : '${this.valueBlock.value}'`;
+      }
+    };
+    BaseStringBlock.NAME = "BaseStringBlock";
+    var _a$x;
+    var LocalPrimitiveValueBlock = class extends HexBlock(ValueBlock) {
+      constructor({ isHexOnly = true, ...parameters } = {}) {
+        super(parameters);
+        this.isHexOnly = isHexOnly;
+      }
+    };
+    LocalPrimitiveValueBlock.NAME = "PrimitiveValueBlock";
+    var ORIGINAL_LOCAL_PRIMITIVE_TO_BER = (_a$x = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(LocalPrimitiveValueBlock.prototype), "toBER")) === null || _a$x === void 0 ? void 0 : _a$x.value;
+    var _a$w;
+    var Primitive = class extends BaseBlock {
+      constructor(parameters = {}) {
+        super(parameters, LocalPrimitiveValueBlock);
+        this.idBlock.isConstructed = false;
+      }
+    };
+    _a$w = Primitive;
+    (() => {
+      typeStore.Primitive = _a$w;
+    })();
+    Primitive.NAME = "PRIMITIVE";
+    var fastParserRegistry;
+    function registerFastParser(constructors) {
+      fastParserRegistry = {
+        Integer: constructors.Integer,
+        Null: constructors.Null,
+        Sequence: constructors.Sequence
+      };
+    }
+    function fastParserContext(context) {
+      const nodes = Object.getOwnPropertyDescriptor(context, "nodesCount");
+      const maxNodes = Object.getOwnPropertyDescriptor(context, "maxNodes");
+      const maxContentLength = Object.getOwnPropertyDescriptor(context, "maxContentLength");
+      if (!nodes || !("value" in nodes) || nodes.writable !== true)
+        return false;
+      if (!maxNodes || !("value" in maxNodes) || !maxContentLength || !("value" in maxContentLength))
+        return false;
+      return typeof nodes.value === "number" && Number.isSafeInteger(nodes.value) && nodes.value >= 0 && typeof maxNodes.value === "number" && Number.isSafeInteger(maxNodes.value) && maxNodes.value >= 0 && typeof maxContentLength.value === "number" && Number.isSafeInteger(maxContentLength.value) && maxContentLength.value >= 0 && nodes.value < maxNodes.value;
+    }
+    function fastParserType(store, name, value) {
+      const descriptor = Object.getOwnPropertyDescriptor(store, name);
+      return !!descriptor && "value" in descriptor && descriptor.value === value;
+    }
+    function tryFastFromBER(inputBuffer, inputOffset, inputLength, context) {
+      const registry2 = fastParserRegistry;
+      if (!registry2)
+        return void 0;
+      let Constructor;
+      let length = 0;
+      try {
+        if (Object.getPrototypeOf(inputBuffer) !== Uint8Array.prototype)
+          return void 0;
+        if (!Number.isSafeInteger(inputOffset) || inputOffset < 0 || !Number.isSafeInteger(inputLength) || inputLength < 2) {
+          return void 0;
+        }
+        if (inputOffset > inputBuffer.byteLength || inputLength > inputBuffer.byteLength - inputOffset)
+          return void 0;
+        const tag = inputBuffer[inputOffset];
+        if (tag !== 2 && tag !== 5 && tag !== 48)
+          return void 0;
+        length = inputBuffer[inputOffset + 1];
+        if (length >= 128 || length > inputLength - 2)
+          return void 0;
+        if (tag === 5 && length !== 0)
+          return void 0;
+        if (!fastParserContext(context))
+          return void 0;
+        if (length > Object.getOwnPropertyDescriptor(context, "maxContentLength").value) {
+          return void 0;
+        }
+        const constructorName = tag === 2 ? "Integer" : tag === 5 ? "Null" : "Sequence";
+        Constructor = registry2[constructorName];
+        if (!fastParserType(typeStore, constructorName, Constructor))
+          return void 0;
+        const identificationFromBER = Object.getOwnPropertyDescriptor(LocalIdentificationBlock.prototype, "fromBER");
+        const lengthFromBER = Object.getOwnPropertyDescriptor(LocalLengthBlock.prototype, "fromBER");
+        if (!identificationFromBER || !("value" in identificationFromBER) || identificationFromBER.value !== ORIGINAL_LOCAL_IDENTIFICATION_FROM_BER || !lengthFromBER || !("value" in lengthFromBER) || lengthFromBER.value !== ORIGINAL_LOCAL_LENGTH_FROM_BER)
+          return void 0;
+      } catch {
+        return void 0;
+      }
+      if (!Constructor)
+        return void 0;
+      const result = new Constructor();
+      result.idBlock.tagClass = 1;
+      result.idBlock.tagNumber = inputBuffer[inputOffset] & 31;
+      result.idBlock.isConstructed = inputBuffer[inputOffset] === 48;
+      result.idBlock.isHexOnly = false;
+      result.idBlock.blockLength = 1;
+      result.lenBlock.isIndefiniteForm = false;
+      result.lenBlock.longFormUsed = false;
+      result.lenBlock.length = length;
+      result.lenBlock.blockLength = 1;
+      context.nodesCount += 1;
+      const resultOffset = result.fromBER(inputBuffer, inputOffset + 2, length, context);
+      result.valueBeforeDecodeView = inputBuffer.subarray(inputOffset, inputOffset + result.blockLength);
+      return { offset: resultOffset, result };
+    }
+    var DEFAULT_MAX_DEPTH = 100;
+    var DEFAULT_MAX_NODES = 1e4;
+    var DEFAULT_MAX_CONTENT_LENGTH = 16 * 1024 * 1024;
+    var MAX_DEPTH_EXCEEDED_ERROR = "Maximum ASN.1 nesting depth exceeded";
+    var MAX_NODES_EXCEEDED_ERROR = "Maximum ASN.1 node count exceeded";
+    var MAX_CONTENT_LENGTH_EXCEEDED_ERROR = "Maximum ASN.1 content length exceeded";
+    function createFromBerContext(options = {}) {
+      var _a4, _b2, _c2, _d;
+      return {
+        depth: 0,
+        maxDepth: (_a4 = options.maxDepth) !== null && _a4 !== void 0 ? _a4 : DEFAULT_MAX_DEPTH,
+        nodesCount: 0,
+        maxNodes: (_b2 = options.maxNodes) !== null && _b2 !== void 0 ? _b2 : DEFAULT_MAX_NODES,
+        maxContentLength: (_c2 = options.maxContentLength) !== null && _c2 !== void 0 ? _c2 : DEFAULT_MAX_CONTENT_LENGTH,
+        parseEmbedded: (_d = options.parseEmbedded) !== null && _d !== void 0 ? _d : true
+      };
+    }
+    function createErrorResult(error62) {
+      const result = new BaseBlock({}, ValueBlock);
+      result.error = error62;
+      return {
+        offset: -1,
+        result
+      };
+    }
+    function checkNodesLimit(context) {
+      context.nodesCount += 1;
+      if (context.nodesCount > context.maxNodes) {
+        return MAX_NODES_EXCEEDED_ERROR;
+      }
+      return void 0;
+    }
+    function checkContentLengthLimit(inputLength, context) {
+      if (inputLength > context.maxContentLength) {
+        return MAX_CONTENT_LENGTH_EXCEEDED_ERROR;
+      }
+      return void 0;
+    }
+    function localFromBERWithChildContext(inputBuffer, inputOffset, inputLength, context) {
+      const childDepth = context.depth + 1;
+      if (childDepth > context.maxDepth) {
+        return createErrorResult(MAX_DEPTH_EXCEEDED_ERROR);
+      }
+      context.depth = childDepth;
+      try {
+        return localFromBER(inputBuffer, inputOffset, inputLength, context);
+      } finally {
+        context.depth -= 1;
+      }
+    }
+    function localChangeType(inputObject, newType) {
+      if (inputObject instanceof newType) {
+        return inputObject;
+      }
+      const newObject = new newType();
+      newObject.idBlock = inputObject.idBlock;
+      newObject.lenBlock = inputObject.lenBlock;
+      newObject.warnings = inputObject.warnings;
+      newObject.valueBeforeDecodeView = inputObject.valueBeforeDecodeView;
+      return newObject;
+    }
+    function localFromBER(inputBuffer, inputOffset = 0, inputLength = inputBuffer.length, context = createFromBerContext()) {
+      const fastResult = tryFastFromBER(inputBuffer, inputOffset, inputLength, context);
+      if (fastResult)
+        return fastResult;
+      const incomingOffset = inputOffset;
+      let returnObject = new BaseBlock({}, ValueBlock);
+      if (!checkBufferParams(returnObject, inputBuffer, inputOffset, inputLength)) {
+        return {
+          offset: -1,
+          result: returnObject
+        };
+      }
+      const fastArgs = Number.isInteger(inputOffset) && Number.isInteger(inputLength);
+      if (fastArgs ? inputLength === 0 : inputBuffer.subarray(inputOffset, inputOffset + inputLength).length === 0) {
+        returnObject.error = "Zero buffer length";
+        return {
+          offset: -1,
+          result: returnObject
+        };
+      }
+      const nodesLimitError = checkNodesLimit(context);
+      if (nodesLimitError) {
+        returnObject.error = nodesLimitError;
+        return {
+          offset: -1,
+          result: returnObject
+        };
+      }
+      let resultOffset = returnObject.idBlock.fromBER(inputBuffer, inputOffset, inputLength);
+      if (returnObject.idBlock.warnings.length) {
+        returnObject.warnings.concat(returnObject.idBlock.warnings);
+      }
+      if (resultOffset === -1) {
+        returnObject.error = returnObject.idBlock.error;
+        return {
+          offset: -1,
+          result: returnObject
+        };
+      }
+      inputOffset = resultOffset;
+      inputLength -= returnObject.idBlock.blockLength;
+      resultOffset = returnObject.lenBlock.fromBER(inputBuffer, inputOffset, inputLength);
+      if (returnObject.lenBlock.warnings.length) {
+        returnObject.warnings.concat(returnObject.lenBlock.warnings);
+      }
+      if (resultOffset === -1) {
+        returnObject.error = returnObject.lenBlock.error;
+        return {
+          offset: -1,
+          result: returnObject
+        };
+      }
+      inputOffset = resultOffset;
+      inputLength -= returnObject.lenBlock.blockLength;
+      const valueLength = returnObject.lenBlock.isIndefiniteForm ? inputLength : returnObject.lenBlock.length;
+      const contentLengthError = checkContentLengthLimit(valueLength, context);
+      if (contentLengthError) {
+        returnObject.error = contentLengthError;
+        return {
+          offset: -1,
+          result: returnObject
+        };
+      }
+      if (!returnObject.idBlock.isConstructed && returnObject.lenBlock.isIndefiniteForm) {
+        returnObject.error = "Indefinite length form used for primitive encoding form";
+        return {
+          offset: -1,
+          result: returnObject
+        };
+      }
+      let newASN1Type = BaseBlock;
+      switch (returnObject.idBlock.tagClass) {
+        case 1:
+          if (returnObject.idBlock.tagNumber >= 37 && returnObject.idBlock.isHexOnly === false) {
+            returnObject.error = "UNIVERSAL 37 and upper tags are reserved by ASN.1 standard";
+            return {
+              offset: -1,
+              result: returnObject
+            };
+          }
+          switch (returnObject.idBlock.tagNumber) {
+            case 0:
+              if (returnObject.idBlock.isConstructed && returnObject.lenBlock.length > 0) {
+                returnObject.error = "Type [UNIVERSAL 0] is reserved";
+                return {
+                  offset: -1,
+                  result: returnObject
+                };
+              }
+              newASN1Type = typeStore.EndOfContent;
+              break;
+            case 1:
+              newASN1Type = typeStore.Boolean;
+              break;
+            case 2:
+              newASN1Type = typeStore.Integer;
+              break;
+            case 3:
+              newASN1Type = typeStore.BitString;
+              break;
+            case 4:
+              newASN1Type = typeStore.OctetString;
+              break;
+            case 5:
+              newASN1Type = typeStore.Null;
+              break;
+            case 6:
+              newASN1Type = typeStore.ObjectIdentifier;
+              break;
+            case 10:
+              newASN1Type = typeStore.Enumerated;
+              break;
+            case 12:
+              newASN1Type = typeStore.Utf8String;
+              break;
+            case 13:
+              newASN1Type = typeStore.RelativeObjectIdentifier;
+              break;
+            case 14:
+              newASN1Type = typeStore.TIME;
+              break;
+            case 15:
+              returnObject.error = "[UNIVERSAL 15] is reserved by ASN.1 standard";
+              return {
+                offset: -1,
+                result: returnObject
+              };
+            case 16:
+              newASN1Type = typeStore.Sequence;
+              break;
+            case 17:
+              newASN1Type = typeStore.Set;
+              break;
+            case 18:
+              newASN1Type = typeStore.NumericString;
+              break;
+            case 19:
+              newASN1Type = typeStore.PrintableString;
+              break;
+            case 20:
+              newASN1Type = typeStore.TeletexString;
+              break;
+            case 21:
+              newASN1Type = typeStore.VideotexString;
+              break;
+            case 22:
+              newASN1Type = typeStore.IA5String;
+              break;
+            case 23:
+              newASN1Type = typeStore.UTCTime;
+              break;
+            case 24:
+              newASN1Type = typeStore.GeneralizedTime;
+              break;
+            case 25:
+              newASN1Type = typeStore.GraphicString;
+              break;
+            case 26:
+              newASN1Type = typeStore.VisibleString;
+              break;
+            case 27:
+              newASN1Type = typeStore.GeneralString;
+              break;
+            case 28:
+              newASN1Type = typeStore.UniversalString;
+              break;
+            case 29:
+              newASN1Type = typeStore.CharacterString;
+              break;
+            case 30:
+              newASN1Type = typeStore.BmpString;
+              break;
+            case 31:
+              newASN1Type = typeStore.DATE;
+              break;
+            case 32:
+              newASN1Type = typeStore.TimeOfDay;
+              break;
+            case 33:
+              newASN1Type = typeStore.DateTime;
+              break;
+            case 34:
+              newASN1Type = typeStore.Duration;
+              break;
+            default: {
+              const newObject = returnObject.idBlock.isConstructed ? new typeStore.Constructed() : new typeStore.Primitive();
+              newObject.idBlock = returnObject.idBlock;
+              newObject.lenBlock = returnObject.lenBlock;
+              newObject.warnings = returnObject.warnings;
+              returnObject = newObject;
+            }
+          }
+          break;
+        case 2:
+        case 3:
+        case 4:
+        default: {
+          newASN1Type = returnObject.idBlock.isConstructed ? typeStore.Constructed : typeStore.Primitive;
+        }
+      }
+      returnObject = localChangeType(returnObject, newASN1Type);
+      resultOffset = returnObject.fromBER(inputBuffer, inputOffset, valueLength, context);
+      returnObject.valueBeforeDecodeView = inputBuffer.subarray(incomingOffset, incomingOffset + returnObject.blockLength);
+      return {
+        offset: resultOffset,
+        result: returnObject
+      };
+    }
+    function fromBER(inputBuffer, options = {}) {
+      if (!inputBuffer.byteLength) {
+        const result = new BaseBlock({}, ValueBlock);
+        result.error = "Input buffer has zero length";
+        return {
+          offset: -1,
+          result
+        };
+      }
+      const inputView = pvtsutils__namespace.BufferSourceConverter.toUint8Array(inputBuffer);
+      const normalizedInput = options.copyInput === false ? inputView : inputView.slice();
+      return localFromBER(normalizedInput, 0, inputBuffer.byteLength, createFromBerContext(options));
+    }
+    function checkLen(indefiniteLength, length) {
+      if (indefiniteLength) {
+        return 1;
+      }
+      return length;
+    }
+    var LocalConstructedValueBlock = class extends ValueBlock {
+      constructor({ value = [], isIndefiniteForm = false, ...parameters } = {}) {
+        super(parameters);
+        this.value = value;
+        this.isIndefiniteForm = isIndefiniteForm;
+      }
+      fromBER(inputBuffer, inputOffset, inputLength, context) {
+        const view = pvtsutils__namespace.BufferSourceConverter.toUint8Array(inputBuffer);
+        const parseContext = context !== null && context !== void 0 ? context : createFromBerContext();
+        if (!checkBufferParams(this, view, inputOffset, inputLength)) {
+          return -1;
+        }
+        this.valueBeforeDecodeView = view.subarray(inputOffset, inputOffset + inputLength);
+        if (this.valueBeforeDecodeView.length === 0) {
+          this.warnings.push("Zero buffer length");
+          return inputOffset;
+        }
+        let currentOffset = inputOffset;
+        while (checkLen(this.isIndefiniteForm, inputLength) > 0) {
+          const returnObject = localFromBERWithChildContext(view, currentOffset, inputLength, parseContext);
+          if (returnObject.offset === -1) {
+            this.error = returnObject.result.error;
+            this.warnings.concat(returnObject.result.warnings);
+            return -1;
+          }
+          currentOffset = returnObject.offset;
+          this.blockLength += returnObject.result.blockLength;
+          inputLength -= returnObject.result.blockLength;
+          this.value.push(returnObject.result);
+          if (this.isIndefiniteForm && returnObject.result.constructor.NAME === END_OF_CONTENT_NAME) {
+            break;
+          }
+        }
+        if (this.isIndefiniteForm) {
+          if (this.value[this.value.length - 1].constructor.NAME === END_OF_CONTENT_NAME) {
+            this.value.pop();
+          } else {
+            this.warnings.push("No EndOfContent block encoded");
+          }
+        }
+        return currentOffset;
+      }
+      toBER(sizeOnly, writer) {
+        const _writer = writer || new ViewWriter();
+        for (let i = 0; i < this.value.length; i++) {
+          this.value[i].toBER(sizeOnly, _writer);
+        }
+        if (!writer) {
+          return _writer.final();
+        }
+        return EMPTY_BUFFER;
+      }
+      toJSON() {
+        const object2 = {
+          ...super.toJSON(),
+          isIndefiniteForm: this.isIndefiniteForm,
+          value: []
+        };
+        for (const value of this.value) {
+          object2.value.push(value.toJSON());
+        }
+        return object2;
+      }
+    };
+    LocalConstructedValueBlock.NAME = "ConstructedValueBlock";
+    var ORIGINAL_LOCAL_CONSTRUCTED_TO_BER = LocalConstructedValueBlock.prototype.toBER;
+    var _a$v;
+    var Constructed = class extends BaseBlock {
+      constructor(parameters = {}) {
+        super(parameters, LocalConstructedValueBlock);
+        this.idBlock.isConstructed = true;
+      }
+      fromBER(inputBuffer, inputOffset, inputLength, context) {
+        this.valueBlock.isIndefiniteForm = this.lenBlock.isIndefiniteForm;
+        const resultOffset = this.valueBlock.fromBER(inputBuffer, inputOffset, this.lenBlock.isIndefiniteForm ? inputLength : this.lenBlock.length, context);
+        if (resultOffset === -1) {
+          this.error = this.valueBlock.error;
+          return resultOffset;
+        }
+        if (!this.idBlock.error.length)
+          this.blockLength += this.idBlock.blockLength;
+        if (!this.lenBlock.error.length)
+          this.blockLength += this.lenBlock.blockLength;
+        if (!this.valueBlock.error.length)
+          this.blockLength += this.valueBlock.blockLength;
+        return resultOffset;
+      }
+      onAsciiEncoding() {
+        const values = [];
+        for (const value of this.valueBlock.value) {
+          values.push(value.toString("ascii").split("\n").map((o) => `  ${o}`).join("\n"));
+        }
+        const blockName = this.idBlock.tagClass === 3 ? `[${this.idBlock.tagNumber}]` : this.constructor.NAME;
+        return values.length ? `${blockName} :
+${values.join("\n")}` : `${blockName} :`;
+      }
+    };
+    _a$v = Constructed;
+    (() => {
+      typeStore.Constructed = _a$v;
+    })();
+    Constructed.NAME = "CONSTRUCTED";
+    var LocalEndOfContentValueBlock = class extends ValueBlock {
+      fromBER(inputBuffer, inputOffset, _inputLength) {
+        return inputOffset;
+      }
+      toBER(_sizeOnly) {
+        return EMPTY_BUFFER;
+      }
+    };
+    LocalEndOfContentValueBlock.override = "EndOfContentValueBlock";
+    var _a$u;
+    var EndOfContent = class extends BaseBlock {
+      constructor(parameters = {}) {
+        super(parameters, LocalEndOfContentValueBlock);
+        this.idBlock.tagClass = 1;
+        this.idBlock.tagNumber = 0;
+      }
+    };
+    _a$u = EndOfContent;
+    (() => {
+      typeStore.EndOfContent = _a$u;
+    })();
+    EndOfContent.NAME = END_OF_CONTENT_NAME;
+    var _a$t;
+    var Null = class extends BaseBlock {
+      constructor(parameters = {}) {
+        super(parameters, ValueBlock);
+        this.idBlock.tagClass = 1;
+        this.idBlock.tagNumber = 5;
+      }
+      fromBER(inputBuffer, inputOffset, inputLength) {
+        if (this.lenBlock.length > 0)
+          this.warnings.push("Non-zero length of value block for Null type");
+        if (!this.idBlock.error.length)
+          this.blockLength += this.idBlock.blockLength;
+        if (!this.lenBlock.error.length)
+          this.blockLength += this.lenBlock.blockLength;
+        this.blockLength += inputLength;
+        if (inputOffset + inputLength > inputBuffer.byteLength) {
+          this.error = "End of input reached before message was fully decoded (inconsistent offset and length values)";
+          return -1;
+        }
+        return inputOffset + inputLength;
+      }
+      toBER(sizeOnly, writer) {
+        const retBuf = new ArrayBuffer(2);
+        if (!sizeOnly) {
+          const retView = new Uint8Array(retBuf);
+          retView[0] = 5;
+          retView[1] = 0;
+        }
+        if (writer) {
+          writer.write(retBuf);
+        }
+        return retBuf;
+      }
+      onAsciiEncoding() {
+        return `${this.constructor.NAME}`;
+      }
+    };
+    _a$t = Null;
+    (() => {
+      typeStore.Null = _a$t;
+    })();
+    Null.NAME = "NULL";
+    var LocalBooleanValueBlock = class extends HexBlock(ValueBlock) {
+      get value() {
+        for (const octet of this.valueHexView) {
+          if (octet > 0) {
+            return true;
+          }
+        }
+        return false;
+      }
+      set value(value) {
+        this.valueHexView[0] = value ? 255 : 0;
+      }
+      constructor({ value, ...parameters } = {}) {
+        super(parameters);
+        if (parameters.valueHex) {
+          this.valueHexView = pvtsutils__namespace.BufferSourceConverter.toUint8Array(parameters.valueHex);
+        } else {
+          this.valueHexView = new Uint8Array(1);
+        }
+        if (value) {
+          this.value = value;
+        }
+      }
+      fromBER(inputBuffer, inputOffset, inputLength) {
+        const inputView = pvtsutils__namespace.BufferSourceConverter.toUint8Array(inputBuffer);
+        if (!checkBufferParams(this, inputView, inputOffset, inputLength)) {
+          return -1;
+        }
+        this.valueHexView = inputView.subarray(inputOffset, inputOffset + inputLength);
+        if (inputLength > 1)
+          this.warnings.push("Boolean value encoded in more then 1 octet");
+        this.isHexOnly = true;
+        pvutils__namespace.utilDecodeTC.call(this);
+        this.blockLength = inputLength;
+        return inputOffset + inputLength;
+      }
+      toBER() {
+        return this.valueHexView.slice().buffer;
+      }
+      toJSON() {
+        return {
+          ...super.toJSON(),
+          value: this.value
+        };
+      }
+    };
+    LocalBooleanValueBlock.NAME = "BooleanValueBlock";
+    var _a$s;
+    var Boolean2 = class extends BaseBlock {
+      getValue() {
+        return this.valueBlock.value;
+      }
+      setValue(value) {
+        this.valueBlock.value = value;
+      }
+      constructor(parameters = {}) {
+        super(parameters, LocalBooleanValueBlock);
+        this.idBlock.tagClass = 1;
+        this.idBlock.tagNumber = 1;
+      }
+      onAsciiEncoding() {
+        return `${this.constructor.NAME} : ${this.getValue}`;
+      }
+    };
+    _a$s = Boolean2;
+    (() => {
+      typeStore.Boolean = _a$s;
+    })();
+    Boolean2.NAME = "BOOLEAN";
+    var LocalOctetStringValueBlock = class extends HexBlock(LocalConstructedValueBlock) {
+      constructor({ isConstructed: isConstructed2 = false, ...parameters } = {}) {
+        super(parameters);
+        this.isConstructed = isConstructed2;
+      }
+      fromBER(inputBuffer, inputOffset, inputLength, context) {
+        let resultOffset = 0;
+        if (this.isConstructed) {
+          this.isHexOnly = false;
+          resultOffset = LocalConstructedValueBlock.prototype.fromBER.call(this, inputBuffer, inputOffset, inputLength, context);
+          if (resultOffset === -1)
+            return resultOffset;
+          for (let i = 0; i < this.value.length; i++) {
+            const currentBlockName = this.value[i].constructor.NAME;
+            if (currentBlockName === END_OF_CONTENT_NAME) {
+              if (this.isIndefiniteForm)
+                break;
+              else {
+                this.error = "EndOfContent is unexpected, OCTET STRING may consists of OCTET STRINGs only";
+                return -1;
+              }
+            }
+            if (currentBlockName !== OCTET_STRING_NAME) {
+              this.error = "OCTET STRING may consists of OCTET STRINGs only";
+              return -1;
+            }
+          }
+        } else {
+          this.isHexOnly = true;
+          resultOffset = super.fromBER(inputBuffer, inputOffset, inputLength);
+          this.blockLength = inputLength;
+        }
+        return resultOffset;
+      }
+      toBER(sizeOnly, writer) {
+        if (this.isConstructed)
+          return LocalConstructedValueBlock.prototype.toBER.call(this, sizeOnly, writer);
+        return sizeOnly ? new ArrayBuffer(this.valueHexView.byteLength) : this.valueHexView.slice().buffer;
+      }
+      toJSON() {
+        return {
+          ...super.toJSON(),
+          isConstructed: this.isConstructed
+        };
+      }
+    };
+    LocalOctetStringValueBlock.NAME = "OctetStringValueBlock";
+    var ORIGINAL_LOCAL_OCTET_STRING_TO_BER = LocalOctetStringValueBlock.prototype.toBER;
+    var _a$r;
+    var OctetString2 = class extends BaseBlock {
+      constructor({ idBlock = {}, lenBlock = {}, ...parameters } = {}) {
+        var _b2, _c2;
+        (_b2 = parameters.isConstructed) !== null && _b2 !== void 0 ? _b2 : parameters.isConstructed = !!((_c2 = parameters.value) === null || _c2 === void 0 ? void 0 : _c2.length);
+        super({
+          idBlock: {
+            isConstructed: parameters.isConstructed,
+            ...idBlock
+          },
+          lenBlock: {
+            ...lenBlock,
+            isIndefiniteForm: !!parameters.isIndefiniteForm
+          },
+          ...parameters
+        }, LocalOctetStringValueBlock);
+        this.idBlock.tagClass = 1;
+        this.idBlock.tagNumber = 4;
+      }
+      fromBER(inputBuffer, inputOffset, inputLength, context) {
+        this.valueBlock.isConstructed = this.idBlock.isConstructed;
+        this.valueBlock.isIndefiniteForm = this.lenBlock.isIndefiniteForm;
+        if (inputLength === 0) {
+          if (this.idBlock.error.length === 0)
+            this.blockLength += this.idBlock.blockLength;
+          if (this.lenBlock.error.length === 0)
+            this.blockLength += this.lenBlock.blockLength;
+          return inputOffset;
+        }
+        if (!this.valueBlock.isConstructed && (context === null || context === void 0 ? void 0 : context.parseEmbedded) !== false) {
+          const view = inputBuffer instanceof ArrayBuffer ? new Uint8Array(inputBuffer) : inputBuffer;
+          const buf = view.subarray(inputOffset, inputOffset + inputLength);
+          try {
+            if (buf.byteLength) {
+              const parseContext = context !== null && context !== void 0 ? context : createFromBerContext();
+              const asn = localFromBERWithChildContext(buf, 0, buf.byteLength, parseContext);
+              if (asn.offset !== -1 && asn.offset === inputLength) {
+                this.valueBlock.value = [asn.result];
+              }
+            }
+          } catch {
+          }
+        }
+        return super.fromBER(inputBuffer, inputOffset, inputLength, context);
+      }
+      onAsciiEncoding() {
+        if (this.valueBlock.isConstructed || this.valueBlock.value && this.valueBlock.value.length) {
+          return Constructed.prototype.onAsciiEncoding.call(this);
+        }
+        const name = this.constructor.NAME;
+        const value = pvtsutils__namespace.Convert.ToHex(this.valueBlock.valueHexView);
+        return `${name} : ${value}`;
+      }
+      getValue() {
+        if (!this.idBlock.isConstructed) {
+          return this.valueBlock.valueHexView.slice().buffer;
+        }
+        const array2 = [];
+        for (const content of this.valueBlock.value) {
+          if (content instanceof _a$r) {
+            array2.push(content.valueBlock.valueHexView);
+          }
+        }
+        return pvtsutils__namespace.BufferSourceConverter.concat(array2);
+      }
+    };
+    _a$r = OctetString2;
+    (() => {
+      typeStore.OctetString = _a$r;
+    })();
+    OctetString2.NAME = OCTET_STRING_NAME;
+    var LocalBitStringValueBlock = class extends HexBlock(LocalConstructedValueBlock) {
+      constructor({ unusedBits = 0, isConstructed: isConstructed2 = false, ...parameters } = {}) {
+        super(parameters);
+        this.unusedBits = unusedBits;
+        this.isConstructed = isConstructed2;
+        this.blockLength = this.valueHexView.byteLength;
+      }
+      fromBER(inputBuffer, inputOffset, inputLength, context) {
+        if (!inputLength) {
+          return inputOffset;
+        }
+        let resultOffset = -1;
+        if (this.isConstructed) {
+          resultOffset = LocalConstructedValueBlock.prototype.fromBER.call(this, inputBuffer, inputOffset, inputLength, context);
+          if (resultOffset === -1)
+            return resultOffset;
+          for (const value of this.value) {
+            const currentBlockName = value.constructor.NAME;
+            if (currentBlockName === END_OF_CONTENT_NAME) {
+              if (this.isIndefiniteForm)
+                break;
+              else {
+                this.error = "EndOfContent is unexpected, BIT STRING may consists of BIT STRINGs only";
+                return -1;
+              }
+            }
+            if (currentBlockName !== BIT_STRING_NAME) {
+              this.error = "BIT STRING may consists of BIT STRINGs only";
+              return -1;
+            }
+            const valueBlock = value.valueBlock;
+            if (this.unusedBits > 0 && valueBlock.unusedBits > 0) {
+              this.error = 'Using of "unused bits" inside constructive BIT STRING allowed for least one only';
+              return -1;
+            }
+            this.unusedBits = valueBlock.unusedBits;
+          }
+          return resultOffset;
+        }
+        const inputView = pvtsutils__namespace.BufferSourceConverter.toUint8Array(inputBuffer);
+        if (!checkBufferParams(this, inputView, inputOffset, inputLength)) {
+          return -1;
+        }
+        const intBuffer = inputView.subarray(inputOffset, inputOffset + inputLength);
+        this.unusedBits = intBuffer[0];
+        if (this.unusedBits > 7) {
+          this.error = "Unused bits for BitString must be in range 0-7";
+          return -1;
+        }
+        if (!this.unusedBits && (context === null || context === void 0 ? void 0 : context.parseEmbedded) !== false) {
+          const buf = intBuffer.subarray(1);
+          try {
+            if (buf.byteLength) {
+              const parseContext = context !== null && context !== void 0 ? context : createFromBerContext();
+              const asn = localFromBERWithChildContext(buf, 0, buf.byteLength, parseContext);
+              if (asn.offset !== -1 && asn.offset === inputLength - 1) {
+                this.value = [asn.result];
+              }
+            }
+          } catch {
+          }
+        }
+        this.valueHexView = intBuffer.subarray(1);
+        this.blockLength = intBuffer.length;
+        return inputOffset + inputLength;
+      }
+      toBER(sizeOnly, writer) {
+        if (this.isConstructed) {
+          return LocalConstructedValueBlock.prototype.toBER.call(this, sizeOnly, writer);
+        }
+        if (sizeOnly) {
+          return new ArrayBuffer(this.valueHexView.byteLength + 1);
+        }
+        if (!this.valueHexView.byteLength) {
+          const empty = new Uint8Array(1);
+          empty[0] = 0;
+          return empty.buffer;
+        }
+        const retView = new Uint8Array(this.valueHexView.length + 1);
+        retView[0] = this.unusedBits;
+        retView.set(this.valueHexView, 1);
+        return retView.buffer;
+      }
+      toJSON() {
+        return {
+          ...super.toJSON(),
+          unusedBits: this.unusedBits,
+          isConstructed: this.isConstructed
+        };
+      }
+    };
+    LocalBitStringValueBlock.NAME = "BitStringValueBlock";
+    var ORIGINAL_LOCAL_BIT_STRING_TO_BER = LocalBitStringValueBlock.prototype.toBER;
+    var _a$q;
+    var BitString = class extends BaseBlock {
+      constructor({ idBlock = {}, lenBlock = {}, ...parameters } = {}) {
+        var _b2, _c2;
+        (_b2 = parameters.isConstructed) !== null && _b2 !== void 0 ? _b2 : parameters.isConstructed = !!((_c2 = parameters.value) === null || _c2 === void 0 ? void 0 : _c2.length);
+        super({
+          idBlock: {
+            isConstructed: parameters.isConstructed,
+            ...idBlock
+          },
+          lenBlock: {
+            ...lenBlock,
+            isIndefiniteForm: !!parameters.isIndefiniteForm
+          },
+          ...parameters
+        }, LocalBitStringValueBlock);
+        this.idBlock.tagClass = 1;
+        this.idBlock.tagNumber = 3;
+      }
+      fromBER(inputBuffer, inputOffset, inputLength, context) {
+        this.valueBlock.isConstructed = this.idBlock.isConstructed;
+        this.valueBlock.isIndefiniteForm = this.lenBlock.isIndefiniteForm;
+        return super.fromBER(inputBuffer, inputOffset, inputLength, context);
+      }
+      onAsciiEncoding() {
+        if (this.valueBlock.isConstructed || this.valueBlock.value && this.valueBlock.value.length) {
+          return Constructed.prototype.onAsciiEncoding.call(this);
+        } else {
+          const bits = [];
+          const valueHex = this.valueBlock.valueHexView;
+          for (const byte of valueHex) {
+            bits.push(byte.toString(2).padStart(8, "0"));
+          }
+          const bitsStr = bits.join("");
+          const name = this.constructor.NAME;
+          const value = bitsStr.substring(0, bitsStr.length - this.valueBlock.unusedBits);
+          return `${name} : ${value}`;
+        }
+      }
+    };
+    _a$q = BitString;
+    (() => {
+      typeStore.BitString = _a$q;
+    })();
+    BitString.NAME = BIT_STRING_NAME;
+    function bytesToSignedBigInt(view) {
+      if (!view.byteLength)
+        return BigInt(0);
+      const value = BigInt(`0x${pvtsutils__namespace.Convert.ToHex(view)}`);
+      if (view[0] & 128)
+        return value - (BigInt(1) << BigInt(view.byteLength * 8));
+      return value;
+    }
+    function bytesToSignedDecimal(view) {
+      if (typeof BigInt !== "undefined")
+        return bytesToSignedBigInt(view).toString(10);
+      const BASE = 1e7;
+      const DECIMAL_DIGITS = 7;
+      if (!view.byteLength)
+        return "0";
+      const negative = !!(view[0] & 128);
+      let magnitude = view;
+      if (negative) {
+        magnitude = new Uint8Array(view.length);
+        let carry = 1;
+        for (let i = view.length - 1; i >= 0; i--) {
+          const value = (view[i] ^ 255) + carry;
+          magnitude[i] = value & 255;
+          carry = value >> 8;
+        }
+      }
+      const limbs = [0];
+      for (let index = 0; index < magnitude.length; index++) {
+        let carry = magnitude[index];
+        for (let i = 0; i < limbs.length; i++) {
+          const value = limbs[i] * 256 + carry;
+          limbs[i] = value % BASE;
+          carry = Math.floor(value / BASE);
+        }
+        if (carry)
+          limbs.push(carry);
+      }
+      let top = limbs.length - 1;
+      while (top > 0 && limbs[top] === 0)
+        top--;
+      let result = String(limbs[top]);
+      for (let i = top - 1; i >= 0; i--)
+        result += String(limbs[i]).padStart(DECIMAL_DIGITS, "0");
+      return negative && result !== "0" ? `-${result}` : result;
+    }
+    var _a$p;
+    var LocalIntegerValueBlock = class extends HexBlock(ValueBlock) {
+      setValueHex() {
+        if (this.valueHexView.length >= 4) {
+          this.warnings.push("Too big Integer for decoding, hex only");
+          this.isHexOnly = true;
+          this._valueDec = 0;
+        } else {
+          this.isHexOnly = false;
+          if (this.valueHexView.length > 0) {
+            this._valueDec = pvutils__namespace.utilDecodeTC.call(this);
+          }
+        }
+      }
+      constructor({ value, ...parameters } = {}) {
+        super(parameters);
+        this._valueDec = 0;
+        if (parameters.valueHex) {
+          this.setValueHex();
+        }
+        if (value !== void 0) {
+          this.valueDec = value;
+        }
+      }
+      set valueDec(v) {
+        this._valueDec = v;
+        this.isHexOnly = false;
+        this.valueHexView = new Uint8Array(pvutils__namespace.utilEncodeTC(v));
+      }
+      get valueDec() {
+        return this._valueDec;
+      }
+      fromDER(inputBuffer, inputOffset, inputLength, expectedLength = 0) {
+        const offset = this.fromBER(inputBuffer, inputOffset, inputLength);
+        if (offset === -1)
+          return offset;
+        const view = this.valueHexView;
+        if (view[0] === 0 && (view[1] & 128) !== 0) {
+          this.valueHexView = view.subarray(1);
+        } else {
+          if (expectedLength !== 0) {
+            if (view.length < expectedLength) {
+              if (expectedLength - view.length > 1)
+                expectedLength = view.length + 1;
+              this.valueHexView = view.subarray(expectedLength - view.length);
+            }
+          }
+        }
+        return offset;
+      }
+      toDER(sizeOnly = false) {
+        const view = this.valueHexView;
+        switch (true) {
+          case (view[0] & 128) !== 0:
+            {
+              const updatedView = new Uint8Array(this.valueHexView.length + 1);
+              updatedView[0] = 0;
+              updatedView.set(view, 1);
+              this.valueHexView = updatedView;
+            }
+            break;
+          case (view[0] === 0 && (view[1] & 128) === 0):
+            {
+              this.valueHexView = this.valueHexView.subarray(1);
+            }
+            break;
+        }
+        return this.toBER(sizeOnly);
+      }
+      fromBER(inputBuffer, inputOffset, inputLength) {
+        const resultOffset = super.fromBER(inputBuffer, inputOffset, inputLength);
+        if (resultOffset === -1) {
+          return resultOffset;
+        }
+        this.setValueHex();
+        return resultOffset;
+      }
+      toBER(sizeOnly) {
+        return sizeOnly ? new ArrayBuffer(this.valueHexView.length) : this.valueHexView.slice().buffer;
+      }
+      toJSON() {
+        return {
+          ...super.toJSON(),
+          valueDec: this.valueDec
+        };
+      }
+      toString() {
+        return bytesToSignedDecimal(this.valueHexView);
+      }
+    };
+    _a$p = LocalIntegerValueBlock;
+    LocalIntegerValueBlock.NAME = "IntegerValueBlock";
+    (() => {
+      Object.defineProperty(_a$p.prototype, "valueHex", {
+        set: function(v) {
+          this.valueHexView = new Uint8Array(v);
+          this.setValueHex();
+        },
+        get: function() {
+          return this.valueHexView.slice().buffer;
+        }
+      });
+    })();
+    var ORIGINAL_LOCAL_INTEGER_TO_BER = LocalIntegerValueBlock.prototype.toBER;
+    var ORIGINAL_LOCAL_INTEGER_TO_STRING = LocalIntegerValueBlock.prototype.toString;
+    var _a$o;
+    var Integer = class extends BaseBlock {
+      constructor(parameters = {}) {
+        super(parameters, LocalIntegerValueBlock);
+        this.idBlock.tagClass = 1;
+        this.idBlock.tagNumber = 2;
+      }
+      toBigInt() {
+        assertBigInt();
+        const valueBlock = this.valueBlock;
+        const toString = valueBlock.toString;
+        if (toString === ORIGINAL_LOCAL_INTEGER_TO_STRING)
+          return bytesToSignedBigInt(valueBlock.valueHexView);
+        return BigInt(Reflect.apply(toString, valueBlock, []));
+      }
+      static fromBigInt(value) {
+        assertBigInt();
+        const bigIntValue = BigInt(value);
+        const writer = new ViewWriter();
+        const hex3 = bigIntValue.toString(16).replace(/^-/, "");
+        const view = new Uint8Array(pvtsutils__namespace.Convert.FromHex(hex3));
+        if (bigIntValue < 0) {
+          const first = new Uint8Array(view.length + (view[0] & 128 ? 1 : 0));
+          first[0] |= 128;
+          const firstInt = BigInt(`0x${pvtsutils__namespace.Convert.ToHex(first)}`);
+          const secondInt = firstInt + bigIntValue;
+          const second = pvtsutils__namespace.BufferSourceConverter.toUint8Array(pvtsutils__namespace.Convert.FromHex(secondInt.toString(16)));
+          second[0] |= 128;
+          writer.write(second);
+        } else {
+          if (view[0] & 128) {
+            writer.write(new Uint8Array([0]));
+          }
+          writer.write(view);
+        }
+        const res = new _a$o({ valueHex: writer.final() });
+        return res;
+      }
+      convertToDER() {
+        const integer2 = new _a$o({ valueHex: this.valueBlock.valueHexView });
+        integer2.valueBlock.toDER();
+        return integer2;
+      }
+      convertFromDER() {
+        return new _a$o({
+          valueHex: this.valueBlock.valueHexView[0] === 0 ? this.valueBlock.valueHexView.subarray(1) : this.valueBlock.valueHexView
+        });
+      }
+      onAsciiEncoding() {
+        return `${this.constructor.NAME} : ${this.valueBlock.toString()}`;
+      }
+    };
+    _a$o = Integer;
+    (() => {
+      typeStore.Integer = _a$o;
+    })();
+    Integer.NAME = "INTEGER";
+    var _a$n;
+    var Enumerated = class extends Integer {
+      constructor(parameters = {}) {
+        super(parameters);
+        this.idBlock.tagClass = 1;
+        this.idBlock.tagNumber = 10;
+      }
+    };
+    _a$n = Enumerated;
+    (() => {
+      typeStore.Enumerated = _a$n;
+    })();
+    Enumerated.NAME = "ENUMERATED";
+    var LocalSidValueBlock = class extends HexBlock(ValueBlock) {
+      constructor({ valueDec = -1, isFirstSid = false, ...parameters } = {}) {
+        super(parameters);
+        this.valueDec = valueDec;
+        this.isFirstSid = isFirstSid;
+      }
+      fromBER(inputBuffer, inputOffset, inputLength) {
+        if (!inputLength) {
+          return inputOffset;
+        }
+        const inputView = pvtsutils__namespace.BufferSourceConverter.toUint8Array(inputBuffer);
+        if (!checkBufferParams(this, inputView, inputOffset, inputLength)) {
+          return -1;
+        }
+        const intBuffer = inputView.subarray(inputOffset, inputOffset + inputLength);
+        const fastPath = this.blockLength === 0 && Number.isInteger(inputOffset) && Number.isInteger(inputLength);
+        if (fastPath) {
+          let sidLength = 0;
+          while (sidLength < inputLength) {
+            const octet = intBuffer[sidLength];
+            sidLength++;
+            if ((octet & 128) === 0)
+              break;
+          }
+          this.blockLength = sidLength;
+          this.valueHexView = new Uint8Array(sidLength);
+          for (let i = 0; i < sidLength; i++)
+            this.valueHexView[i] = intBuffer[i] & 127;
+        } else {
+          this.valueHexView = new Uint8Array(inputLength);
+          for (let i = 0; i < inputLength; i++) {
+            this.valueHexView[i] = intBuffer[i] & 127;
+            this.blockLength++;
+            if ((intBuffer[i] & 128) === 0)
+              break;
+          }
+          const tempView = new Uint8Array(this.blockLength);
+          for (let i = 0; i < this.blockLength; i++) {
+            tempView[i] = this.valueHexView[i];
+          }
+          this.valueHexView = tempView;
+        }
+        if ((intBuffer[this.blockLength - 1] & 128) !== 0) {
+          this.error = "End of input reached before message was fully decoded";
+          return -1;
+        }
+        if (this.valueHexView[0] === 0)
+          this.warnings.push("Needlessly long format of SID encoding");
+        if (this.blockLength <= 8)
+          this.valueDec = pvutils__namespace.utilFromBase(this.valueHexView, 7);
+        else {
+          this.isHexOnly = true;
+          this.warnings.push("Too big SID for decoding, hex only");
+        }
+        return inputOffset + this.blockLength;
+      }
+      set valueBigInt(value) {
+        assertBigInt();
+        let bits = BigInt(value).toString(2);
+        while (bits.length % 7) {
+          bits = "0" + bits;
+        }
+        const bytes = new Uint8Array(bits.length / 7);
+        for (let i = 0; i < bytes.length; i++) {
+          bytes[i] = parseInt(bits.slice(i * 7, i * 7 + 7), 2) + (i + 1 < bytes.length ? 128 : 0);
+        }
+        this.fromBER(bytes.buffer, 0, bytes.length);
+      }
+      toBER(sizeOnly) {
+        if (this.isHexOnly) {
+          if (sizeOnly)
+            return new ArrayBuffer(this.valueHexView.byteLength);
+          const curView = this.valueHexView;
+          const retView2 = new Uint8Array(this.blockLength);
+          for (let i = 0; i < this.blockLength - 1; i++)
+            retView2[i] = curView[i] | 128;
+          retView2[this.blockLength - 1] = curView[this.blockLength - 1];
+          return pvtsutils__namespace.BufferSourceConverter.toArrayBuffer(retView2);
+        }
+        const encodedBuf = pvutils__namespace.utilToBase(this.valueDec, 7);
+        if (encodedBuf.byteLength === 0) {
+          this.error = "Error during encoding SID value";
+          return EMPTY_BUFFER;
+        }
+        const retView = new Uint8Array(encodedBuf.byteLength);
+        if (!sizeOnly) {
+          const encodedView = new Uint8Array(encodedBuf);
+          const len = encodedBuf.byteLength - 1;
+          for (let i = 0; i < len; i++)
+            retView[i] = encodedView[i] | 128;
+          retView[len] = encodedView[len];
+        }
+        return pvtsutils__namespace.BufferSourceConverter.toArrayBuffer(retView);
+      }
+      toString() {
+        let result = "";
+        if (this.isHexOnly)
+          result = pvtsutils__namespace.Convert.ToHex(this.valueHexView);
+        else {
+          if (this.isFirstSid) {
+            let sidValue = this.valueDec;
+            if (this.valueDec <= 39)
+              result = "0.";
+            else {
+              if (this.valueDec <= 79) {
+                result = "1.";
+                sidValue -= 40;
+              } else {
+                result = "2.";
+                sidValue -= 80;
+              }
+            }
+            result += sidValue.toString();
+          } else
+            result = this.valueDec.toString();
+        }
+        return result;
+      }
+      toJSON() {
+        return {
+          ...super.toJSON(),
+          valueDec: this.valueDec,
+          isFirstSid: this.isFirstSid
+        };
+      }
+    };
+    LocalSidValueBlock.NAME = "sidBlock";
+    var LocalObjectIdentifierValueBlock = class extends ValueBlock {
+      constructor({ value = EMPTY_STRING, ...parameters } = {}) {
+        super(parameters);
+        this.value = [];
+        if (value) {
+          this.fromString(value);
+        }
+      }
+      fromBER(inputBuffer, inputOffset, inputLength) {
+        let resultOffset = inputOffset;
+        while (inputLength > 0) {
+          const sidBlock = new LocalSidValueBlock();
+          resultOffset = sidBlock.fromBER(inputBuffer, resultOffset, inputLength);
+          if (resultOffset === -1) {
+            this.blockLength = 0;
+            this.error = sidBlock.error;
+            return resultOffset;
+          }
+          if (this.value.length === 0)
+            sidBlock.isFirstSid = true;
+          this.blockLength += sidBlock.blockLength;
+          inputLength -= sidBlock.blockLength;
+          this.value.push(sidBlock);
+        }
+        return resultOffset;
+      }
+      toBER(sizeOnly) {
+        const retBuffers = [];
+        for (let i = 0; i < this.value.length; i++) {
+          const valueBuf = this.value[i].toBER(sizeOnly);
+          if (valueBuf.byteLength === 0) {
+            this.error = this.value[i].error;
+            return EMPTY_BUFFER;
+          }
+          retBuffers.push(valueBuf);
+        }
+        return concat(retBuffers);
+      }
+      fromString(string4) {
+        this.value = [];
+        let pos1 = 0;
+        let pos2 = 0;
+        let sid = "";
+        let flag = false;
+        do {
+          pos2 = string4.indexOf(".", pos1);
+          if (pos2 === -1)
+            sid = string4.substring(pos1);
+          else
+            sid = string4.substring(pos1, pos2);
+          pos1 = pos2 + 1;
+          if (flag) {
+            const sidBlock = this.value[0];
+            let plus = 0;
+            switch (sidBlock.valueDec) {
+              case 0:
+                break;
+              case 1:
+                plus = 40;
+                break;
+              case 2:
+                plus = 80;
+                break;
+              default:
+                this.value = [];
+                return;
+            }
+            const parsedSID = parseInt(sid, 10);
+            if (isNaN(parsedSID))
+              return;
+            sidBlock.valueDec = parsedSID + plus;
+            flag = false;
+          } else {
+            const sidBlock = new LocalSidValueBlock();
+            if (sid > Number.MAX_SAFE_INTEGER) {
+              assertBigInt();
+              const sidValue = BigInt(sid);
+              sidBlock.valueBigInt = sidValue;
+            } else {
+              sidBlock.valueDec = parseInt(sid, 10);
+              if (isNaN(sidBlock.valueDec))
+                return;
+            }
+            if (!this.value.length) {
+              sidBlock.isFirstSid = true;
+              flag = true;
+            }
+            this.value.push(sidBlock);
+          }
+        } while (pos2 !== -1);
+      }
+      toString() {
+        let result = "";
+        let isHexOnly = false;
+        for (let i = 0; i < this.value.length; i++) {
+          isHexOnly = this.value[i].isHexOnly;
+          let sidStr = this.value[i].toString();
+          if (i !== 0)
+            result = `${result}.`;
+          if (isHexOnly) {
+            sidStr = `{${sidStr}}`;
+            if (this.value[i].isFirstSid)
+              result = `2.{${sidStr} - 80}`;
+            else
+              result += sidStr;
+          } else
+            result += sidStr;
+        }
+        return result;
+      }
+      toJSON() {
+        const object2 = {
+          ...super.toJSON(),
+          value: this.toString(),
+          sidArray: []
+        };
+        for (let i = 0; i < this.value.length; i++) {
+          object2.sidArray.push(this.value[i].toJSON());
+        }
+        return object2;
+      }
+    };
+    LocalObjectIdentifierValueBlock.NAME = "ObjectIdentifierValueBlock";
+    var _a$m;
+    var ObjectIdentifier = class extends BaseBlock {
+      getValue() {
+        return this.valueBlock.toString();
+      }
+      setValue(value) {
+        this.valueBlock.fromString(value);
+      }
+      constructor(parameters = {}) {
+        super(parameters, LocalObjectIdentifierValueBlock);
+        this.idBlock.tagClass = 1;
+        this.idBlock.tagNumber = 6;
+      }
+      onAsciiEncoding() {
+        return `${this.constructor.NAME} : ${this.valueBlock.toString() || "empty"}`;
+      }
+      toJSON() {
+        return {
+          ...super.toJSON(),
+          value: this.getValue()
+        };
+      }
+    };
+    _a$m = ObjectIdentifier;
+    (() => {
+      typeStore.ObjectIdentifier = _a$m;
+    })();
+    ObjectIdentifier.NAME = "OBJECT IDENTIFIER";
+    var LocalRelativeSidValueBlock = class extends HexBlock(LocalBaseBlock) {
+      constructor({ valueDec = 0, ...parameters } = {}) {
+        super(parameters);
+        this.valueDec = valueDec;
+      }
+      fromBER(inputBuffer, inputOffset, inputLength) {
+        if (inputLength === 0)
+          return inputOffset;
+        const inputView = pvtsutils__namespace.BufferSourceConverter.toUint8Array(inputBuffer);
+        if (!checkBufferParams(this, inputView, inputOffset, inputLength))
+          return -1;
+        const intBuffer = inputView.subarray(inputOffset, inputOffset + inputLength);
+        const fastPath = this.blockLength === 0 && Number.isInteger(inputOffset) && Number.isInteger(inputLength);
+        if (fastPath) {
+          let sidLength = 0;
+          while (sidLength < inputLength) {
+            const octet = intBuffer[sidLength];
+            sidLength++;
+            if ((octet & 128) === 0)
+              break;
+          }
+          this.blockLength = sidLength;
+          this.valueHexView = new Uint8Array(sidLength);
+          for (let i = 0; i < sidLength; i++)
+            this.valueHexView[i] = intBuffer[i] & 127;
+        } else {
+          this.valueHexView = new Uint8Array(inputLength);
+          for (let i = 0; i < inputLength; i++) {
+            this.valueHexView[i] = intBuffer[i] & 127;
+            this.blockLength++;
+            if ((intBuffer[i] & 128) === 0)
+              break;
+          }
+          const tempView = new Uint8Array(this.blockLength);
+          for (let i = 0; i < this.blockLength; i++)
+            tempView[i] = this.valueHexView[i];
+          this.valueHexView = tempView;
+        }
+        if ((intBuffer[this.blockLength - 1] & 128) !== 0) {
+          this.error = "End of input reached before message was fully decoded";
+          return -1;
+        }
+        if (this.valueHexView[0] === 0)
+          this.warnings.push("Needlessly long format of SID encoding");
+        if (this.blockLength <= 8)
+          this.valueDec = pvutils__namespace.utilFromBase(this.valueHexView, 7);
+        else {
+          this.isHexOnly = true;
+          this.warnings.push("Too big SID for decoding, hex only");
+        }
+        return inputOffset + this.blockLength;
+      }
+      toBER(sizeOnly) {
+        if (this.isHexOnly) {
+          if (sizeOnly)
+            return new ArrayBuffer(this.valueHexView.byteLength);
+          const curView = this.valueHexView;
+          const retView2 = new Uint8Array(this.blockLength);
+          for (let i = 0; i < this.blockLength - 1; i++)
+            retView2[i] = curView[i] | 128;
+          retView2[this.blockLength - 1] = curView[this.blockLength - 1];
+          return retView2.buffer;
+        }
+        const encodedBuf = pvutils__namespace.utilToBase(this.valueDec, 7);
+        if (encodedBuf.byteLength === 0) {
+          this.error = "Error during encoding SID value";
+          return EMPTY_BUFFER;
+        }
+        const retView = new Uint8Array(encodedBuf.byteLength);
+        if (!sizeOnly) {
+          const encodedView = new Uint8Array(encodedBuf);
+          const len = encodedBuf.byteLength - 1;
+          for (let i = 0; i < len; i++)
+            retView[i] = encodedView[i] | 128;
+          retView[len] = encodedView[len];
+        }
+        return retView.buffer;
+      }
+      toString() {
+        let result = "";
+        if (this.isHexOnly)
+          result = pvtsutils__namespace.Convert.ToHex(this.valueHexView);
+        else {
+          result = this.valueDec.toString();
+        }
+        return result;
+      }
+      toJSON() {
+        return {
+          ...super.toJSON(),
+          valueDec: this.valueDec
+        };
+      }
+    };
+    LocalRelativeSidValueBlock.NAME = "relativeSidBlock";
+    var LocalRelativeObjectIdentifierValueBlock = class extends ValueBlock {
+      constructor({ value = EMPTY_STRING, ...parameters } = {}) {
+        super(parameters);
+        this.value = [];
+        if (value) {
+          this.fromString(value);
+        }
+      }
+      fromBER(inputBuffer, inputOffset, inputLength) {
+        let resultOffset = inputOffset;
+        while (inputLength > 0) {
+          const sidBlock = new LocalRelativeSidValueBlock();
+          resultOffset = sidBlock.fromBER(inputBuffer, resultOffset, inputLength);
+          if (resultOffset === -1) {
+            this.blockLength = 0;
+            this.error = sidBlock.error;
+            return resultOffset;
+          }
+          this.blockLength += sidBlock.blockLength;
+          inputLength -= sidBlock.blockLength;
+          this.value.push(sidBlock);
+        }
+        return resultOffset;
+      }
+      toBER(sizeOnly, _writer) {
+        const retBuffers = [];
+        for (let i = 0; i < this.value.length; i++) {
+          const valueBuf = this.value[i].toBER(sizeOnly);
+          if (valueBuf.byteLength === 0) {
+            this.error = this.value[i].error;
+            return EMPTY_BUFFER;
+          }
+          retBuffers.push(valueBuf);
+        }
+        return concat(retBuffers);
+      }
+      fromString(string4) {
+        this.value = [];
+        let pos1 = 0;
+        let pos2 = 0;
+        let sid = "";
+        do {
+          pos2 = string4.indexOf(".", pos1);
+          if (pos2 === -1)
+            sid = string4.substring(pos1);
+          else
+            sid = string4.substring(pos1, pos2);
+          pos1 = pos2 + 1;
+          const sidBlock = new LocalRelativeSidValueBlock();
+          sidBlock.valueDec = parseInt(sid, 10);
+          if (isNaN(sidBlock.valueDec))
+            return true;
+          this.value.push(sidBlock);
+        } while (pos2 !== -1);
+        return true;
+      }
+      toString() {
+        let result = "";
+        let isHexOnly = false;
+        for (let i = 0; i < this.value.length; i++) {
+          isHexOnly = this.value[i].isHexOnly;
+          let sidStr = this.value[i].toString();
+          if (i !== 0)
+            result = `${result}.`;
+          if (isHexOnly) {
+            sidStr = `{${sidStr}}`;
+            result += sidStr;
+          } else
+            result += sidStr;
+        }
+        return result;
+      }
+      toJSON() {
+        const object2 = {
+          ...super.toJSON(),
+          value: this.toString(),
+          sidArray: []
+        };
+        for (let i = 0; i < this.value.length; i++)
+          object2.sidArray.push(this.value[i].toJSON());
+        return object2;
+      }
+    };
+    LocalRelativeObjectIdentifierValueBlock.NAME = "RelativeObjectIdentifierValueBlock";
+    var _a$l;
+    var RelativeObjectIdentifier = class extends BaseBlock {
+      getValue() {
+        return this.valueBlock.toString();
+      }
+      setValue(value) {
+        this.valueBlock.fromString(value);
+      }
+      constructor(parameters = {}) {
+        super(parameters, LocalRelativeObjectIdentifierValueBlock);
+        this.idBlock.tagClass = 1;
+        this.idBlock.tagNumber = 13;
+      }
+      onAsciiEncoding() {
+        return `${this.constructor.NAME} : ${this.valueBlock.toString() || "empty"}`;
+      }
+      toJSON() {
+        return {
+          ...super.toJSON(),
+          value: this.getValue()
+        };
+      }
+    };
+    _a$l = RelativeObjectIdentifier;
+    (() => {
+      typeStore.RelativeObjectIdentifier = _a$l;
+    })();
+    RelativeObjectIdentifier.NAME = "RelativeObjectIdentifier";
+    var _a$k;
+    var Sequence = class extends Constructed {
+      constructor(parameters = {}) {
+        super(parameters);
+        this.idBlock.tagClass = 1;
+        this.idBlock.tagNumber = 16;
+      }
+    };
+    _a$k = Sequence;
+    (() => {
+      typeStore.Sequence = _a$k;
+    })();
+    Sequence.NAME = "SEQUENCE";
+    var _a$j;
+    var Set2 = class extends Constructed {
+      constructor(parameters = {}) {
+        super(parameters);
+        this.idBlock.tagClass = 1;
+        this.idBlock.tagNumber = 17;
+      }
+    };
+    _a$j = Set2;
+    (() => {
+      typeStore.Set = _a$j;
+    })();
+    Set2.NAME = "SET";
+    var LocalStringValueBlock = class extends HexBlock(ValueBlock) {
+      constructor({ ...parameters } = {}) {
+        super(parameters);
+        this.isHexOnly = true;
+        this.value = EMPTY_STRING;
+      }
+      toJSON() {
+        return {
+          ...super.toJSON(),
+          value: this.value
+        };
+      }
+    };
+    LocalStringValueBlock.NAME = "StringValueBlock";
+    var LocalSimpleStringValueBlock = class extends LocalStringValueBlock {
+    };
+    LocalSimpleStringValueBlock.NAME = "SimpleStringValueBlock";
+    var LocalSimpleStringBlock = class extends BaseStringBlock {
+      constructor({ ...parameters } = {}) {
+        super(parameters, LocalSimpleStringValueBlock);
+      }
+      fromBuffer(inputBuffer) {
+        this.valueBlock.value = String.fromCharCode.apply(null, pvtsutils__namespace.BufferSourceConverter.toUint8Array(inputBuffer));
+      }
+      fromString(inputString) {
+        const strLen = inputString.length;
+        const view = this.valueBlock.valueHexView = new Uint8Array(strLen);
+        for (let i = 0; i < strLen; i++)
+          view[i] = inputString.charCodeAt(i);
+        this.valueBlock.value = inputString;
+      }
+    };
+    LocalSimpleStringBlock.NAME = "SIMPLE STRING";
+    var LocalUtf8StringValueBlock = class extends LocalSimpleStringBlock {
+      fromBuffer(inputBuffer) {
+        this.valueBlock.valueHexView = pvtsutils__namespace.BufferSourceConverter.toUint8Array(inputBuffer);
+        try {
+          this.valueBlock.value = pvtsutils__namespace.Convert.ToUtf8String(inputBuffer);
+        } catch (ex) {
+          this.warnings.push(`Error during "decodeURIComponent": ${ex}, using raw string`);
+          this.valueBlock.value = pvtsutils__namespace.Convert.ToBinary(inputBuffer);
+        }
+      }
+      fromString(inputString) {
+        this.valueBlock.valueHexView = new Uint8Array(pvtsutils__namespace.Convert.FromUtf8String(inputString));
+        this.valueBlock.value = inputString;
+      }
+    };
+    LocalUtf8StringValueBlock.NAME = "Utf8StringValueBlock";
+    var _a$i;
+    var Utf8String = class extends LocalUtf8StringValueBlock {
+      constructor(parameters = {}) {
+        super(parameters);
+        this.idBlock.tagClass = 1;
+        this.idBlock.tagNumber = 12;
+      }
+    };
+    _a$i = Utf8String;
+    (() => {
+      typeStore.Utf8String = _a$i;
+    })();
+    Utf8String.NAME = "UTF8String";
+    var LocalBmpStringValueBlock = class extends LocalSimpleStringBlock {
+      fromBuffer(inputBuffer) {
+        this.valueBlock.value = pvtsutils__namespace.Convert.ToUtf16String(inputBuffer);
+        this.valueBlock.valueHexView = pvtsutils__namespace.BufferSourceConverter.toUint8Array(inputBuffer);
+      }
+      fromString(inputString) {
+        this.valueBlock.value = inputString;
+        this.valueBlock.valueHexView = new Uint8Array(pvtsutils__namespace.Convert.FromUtf16String(inputString));
+      }
+    };
+    LocalBmpStringValueBlock.NAME = "BmpStringValueBlock";
+    var _a$h;
+    var BmpString = class extends LocalBmpStringValueBlock {
+      constructor({ ...parameters } = {}) {
+        super(parameters);
+        this.idBlock.tagClass = 1;
+        this.idBlock.tagNumber = 30;
+      }
+    };
+    _a$h = BmpString;
+    (() => {
+      typeStore.BmpString = _a$h;
+    })();
+    BmpString.NAME = "BMPString";
+    var LocalUniversalStringValueBlock = class extends LocalSimpleStringBlock {
+      fromBuffer(inputBuffer) {
+        const copyBuffer = ArrayBuffer.isView(inputBuffer) ? inputBuffer.slice().buffer : inputBuffer.slice(0);
+        const valueView = new Uint8Array(copyBuffer);
+        for (let i = 0; i < valueView.length; i += 4) {
+          valueView[i] = valueView[i + 3];
+          valueView[i + 1] = valueView[i + 2];
+          valueView[i + 2] = 0;
+          valueView[i + 3] = 0;
+        }
+        this.valueBlock.value = String.fromCharCode.apply(null, new Uint32Array(copyBuffer));
+      }
+      fromString(inputString) {
+        const strLength = inputString.length;
+        const valueHexView = this.valueBlock.valueHexView = new Uint8Array(strLength * 4);
+        for (let i = 0; i < strLength; i++) {
+          const codeBuf = pvutils__namespace.utilToBase(inputString.charCodeAt(i), 8);
+          const codeView = new Uint8Array(codeBuf);
+          if (codeView.length > 4)
+            continue;
+          const dif = 4 - codeView.length;
+          for (let j = codeView.length - 1; j >= 0; j--)
+            valueHexView[i * 4 + j + dif] = codeView[j];
+        }
+        this.valueBlock.value = inputString;
+      }
+    };
+    LocalUniversalStringValueBlock.NAME = "UniversalStringValueBlock";
+    var _a$g;
+    var UniversalString = class extends LocalUniversalStringValueBlock {
+      constructor({ ...parameters } = {}) {
+        super(parameters);
+        this.idBlock.tagClass = 1;
+        this.idBlock.tagNumber = 28;
+      }
+    };
+    _a$g = UniversalString;
+    (() => {
+      typeStore.UniversalString = _a$g;
+    })();
+    UniversalString.NAME = "UniversalString";
+    var _a$f;
+    var NumericString = class extends LocalSimpleStringBlock {
+      constructor(parameters = {}) {
+        super(parameters);
+        this.idBlock.tagClass = 1;
+        this.idBlock.tagNumber = 18;
+      }
+    };
+    _a$f = NumericString;
+    (() => {
+      typeStore.NumericString = _a$f;
+    })();
+    NumericString.NAME = "NumericString";
+    var _a$e;
+    var PrintableString = class extends LocalSimpleStringBlock {
+      constructor(parameters = {}) {
+        super(parameters);
+        this.idBlock.tagClass = 1;
+        this.idBlock.tagNumber = 19;
+      }
+    };
+    _a$e = PrintableString;
+    (() => {
+      typeStore.PrintableString = _a$e;
+    })();
+    PrintableString.NAME = "PrintableString";
+    var _a$d;
+    var TeletexString = class extends LocalSimpleStringBlock {
+      constructor(parameters = {}) {
+        super(parameters);
+        this.idBlock.tagClass = 1;
+        this.idBlock.tagNumber = 20;
+      }
+    };
+    _a$d = TeletexString;
+    (() => {
+      typeStore.TeletexString = _a$d;
+    })();
+    TeletexString.NAME = "TeletexString";
+    var _a$c;
+    var VideotexString = class extends LocalSimpleStringBlock {
+      constructor(parameters = {}) {
+        super(parameters);
+        this.idBlock.tagClass = 1;
+        this.idBlock.tagNumber = 21;
+      }
+    };
+    _a$c = VideotexString;
+    (() => {
+      typeStore.VideotexString = _a$c;
+    })();
+    VideotexString.NAME = "VideotexString";
+    var _a$b;
+    var IA5String = class extends LocalSimpleStringBlock {
+      constructor(parameters = {}) {
+        super(parameters);
+        this.idBlock.tagClass = 1;
+        this.idBlock.tagNumber = 22;
+      }
+    };
+    _a$b = IA5String;
+    (() => {
+      typeStore.IA5String = _a$b;
+    })();
+    IA5String.NAME = "IA5String";
+    var _a$a;
+    var GraphicString = class extends LocalSimpleStringBlock {
+      constructor(parameters = {}) {
+        super(parameters);
+        this.idBlock.tagClass = 1;
+        this.idBlock.tagNumber = 25;
+      }
+    };
+    _a$a = GraphicString;
+    (() => {
+      typeStore.GraphicString = _a$a;
+    })();
+    GraphicString.NAME = "GraphicString";
+    var _a$9;
+    var VisibleString = class extends LocalSimpleStringBlock {
+      constructor(parameters = {}) {
+        super(parameters);
+        this.idBlock.tagClass = 1;
+        this.idBlock.tagNumber = 26;
+      }
+    };
+    _a$9 = VisibleString;
+    (() => {
+      typeStore.VisibleString = _a$9;
+    })();
+    VisibleString.NAME = "VisibleString";
+    var _a$8;
+    var GeneralString = class extends LocalSimpleStringBlock {
+      constructor(parameters = {}) {
+        super(parameters);
+        this.idBlock.tagClass = 1;
+        this.idBlock.tagNumber = 27;
+      }
+    };
+    _a$8 = GeneralString;
+    (() => {
+      typeStore.GeneralString = _a$8;
+    })();
+    GeneralString.NAME = "GeneralString";
+    var _a$7;
+    var CharacterString = class extends LocalSimpleStringBlock {
+      constructor(parameters = {}) {
+        super(parameters);
+        this.idBlock.tagClass = 1;
+        this.idBlock.tagNumber = 29;
+      }
+    };
+    _a$7 = CharacterString;
+    (() => {
+      typeStore.CharacterString = _a$7;
+    })();
+    CharacterString.NAME = "CharacterString";
+    var _a$6;
+    var UTCTime = class extends VisibleString {
+      constructor({ value, valueDate, ...parameters } = {}) {
+        super(parameters);
+        this.year = 0;
+        this.month = 0;
+        this.day = 0;
+        this.hour = 0;
+        this.minute = 0;
+        this.second = 0;
+        if (value) {
+          this.fromString(value);
+          this.valueBlock.valueHexView = new Uint8Array(value.length);
+          for (let i = 0; i < value.length; i++)
+            this.valueBlock.valueHexView[i] = value.charCodeAt(i);
+        }
+        if (valueDate) {
+          this.fromDate(valueDate);
+          this.valueBlock.valueHexView = new Uint8Array(this.toBuffer());
+        }
+        this.idBlock.tagClass = 1;
+        this.idBlock.tagNumber = 23;
+      }
+      fromBuffer(inputBuffer) {
+        this.fromString(String.fromCharCode.apply(null, pvtsutils__namespace.BufferSourceConverter.toUint8Array(inputBuffer)));
+      }
+      toBuffer() {
+        const str = this.toString();
+        const buffer = new ArrayBuffer(str.length);
+        const view = new Uint8Array(buffer);
+        for (let i = 0; i < str.length; i++)
+          view[i] = str.charCodeAt(i);
+        return buffer;
+      }
+      fromDate(inputDate) {
+        this.year = inputDate.getUTCFullYear();
+        this.month = inputDate.getUTCMonth() + 1;
+        this.day = inputDate.getUTCDate();
+        this.hour = inputDate.getUTCHours();
+        this.minute = inputDate.getUTCMinutes();
+        this.second = inputDate.getUTCSeconds();
+      }
+      toDate() {
+        return new Date(Date.UTC(this.year, this.month - 1, this.day, this.hour, this.minute, this.second));
+      }
+      fromString(inputString) {
+        const parser = /(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z/gi;
+        const parserArray = parser.exec(inputString);
+        if (parserArray === null) {
+          this.error = "Wrong input string for conversion";
+          return;
+        }
+        const year = parseInt(parserArray[1], 10);
+        if (year >= 50)
+          this.year = 1900 + year;
+        else
+          this.year = 2e3 + year;
+        this.month = parseInt(parserArray[2], 10);
+        this.day = parseInt(parserArray[3], 10);
+        this.hour = parseInt(parserArray[4], 10);
+        this.minute = parseInt(parserArray[5], 10);
+        this.second = parseInt(parserArray[6], 10);
+      }
+      toString(encoding = "iso") {
+        if (encoding === "iso") {
+          const outputArray = Array.from({ length: 7 });
+          outputArray[0] = pvutils__namespace.padNumber(this.year < 2e3 ? this.year - 1900 : this.year - 2e3, 2);
+          outputArray[1] = pvutils__namespace.padNumber(this.month, 2);
+          outputArray[2] = pvutils__namespace.padNumber(this.day, 2);
+          outputArray[3] = pvutils__namespace.padNumber(this.hour, 2);
+          outputArray[4] = pvutils__namespace.padNumber(this.minute, 2);
+          outputArray[5] = pvutils__namespace.padNumber(this.second, 2);
+          outputArray[6] = "Z";
+          return outputArray.join("");
+        }
+        return super.toString(encoding);
+      }
+      onAsciiEncoding() {
+        return `${this.constructor.NAME} : ${this.toDate().toISOString()}`;
+      }
+      toJSON() {
+        return {
+          ...super.toJSON(),
+          year: this.year,
+          month: this.month,
+          day: this.day,
+          hour: this.hour,
+          minute: this.minute,
+          second: this.second
+        };
+      }
+    };
+    _a$6 = UTCTime;
+    (() => {
+      typeStore.UTCTime = _a$6;
+    })();
+    UTCTime.NAME = "UTCTime";
+    var _a$5;
+    var GeneralizedTime = class extends UTCTime {
+      constructor(parameters = {}) {
+        var _b2;
+        super(parameters);
+        (_b2 = this.millisecond) !== null && _b2 !== void 0 ? _b2 : this.millisecond = 0;
+        this.idBlock.tagClass = 1;
+        this.idBlock.tagNumber = 24;
+      }
+      fromDate(inputDate) {
+        super.fromDate(inputDate);
+        this.millisecond = inputDate.getUTCMilliseconds();
+      }
+      toDate() {
+        const utcDate = Date.UTC(this.year, this.month - 1, this.day, this.hour, this.minute, this.second, this.millisecond);
+        return new Date(utcDate);
+      }
+      fromString(inputString) {
+        let isUTC = false;
+        let timeString = "";
+        let dateTimeString = "";
+        let fractionPart = 0;
+        let parser;
+        let hourDifference = 0;
+        let minuteDifference = 0;
+        if (inputString[inputString.length - 1] === "Z") {
+          timeString = inputString.substring(0, inputString.length - 1);
+          isUTC = true;
+        } else {
+          const number4 = new Number(inputString[inputString.length - 1]);
+          if (isNaN(number4.valueOf()))
+            throw new Error("Wrong input string for conversion");
+          timeString = inputString;
+        }
+        if (isUTC) {
+          if (timeString.indexOf("+") !== -1)
+            throw new Error("Wrong input string for conversion");
+          if (timeString.indexOf("-") !== -1)
+            throw new Error("Wrong input string for conversion");
+        } else {
+          let multiplier = 1;
+          let differencePosition = timeString.indexOf("+");
+          let differenceString = "";
+          if (differencePosition === -1) {
+            differencePosition = timeString.indexOf("-");
+            multiplier = -1;
+          }
+          if (differencePosition !== -1) {
+            differenceString = timeString.substring(differencePosition + 1);
+            timeString = timeString.substring(0, differencePosition);
+            if (differenceString.length !== 2 && differenceString.length !== 4)
+              throw new Error("Wrong input string for conversion");
+            let number4 = parseInt(differenceString.substring(0, 2), 10);
+            if (isNaN(number4.valueOf()))
+              throw new Error("Wrong input string for conversion");
+            hourDifference = multiplier * number4;
+            if (differenceString.length === 4) {
+              number4 = parseInt(differenceString.substring(2, 4), 10);
+              if (isNaN(number4.valueOf()))
+                throw new Error("Wrong input string for conversion");
+              minuteDifference = multiplier * number4;
+            }
+          }
+        }
+        let fractionPointPosition = timeString.indexOf(".");
+        if (fractionPointPosition === -1)
+          fractionPointPosition = timeString.indexOf(",");
+        if (fractionPointPosition !== -1) {
+          const fractionPartCheck = new Number(`0${timeString.substring(fractionPointPosition)}`);
+          if (isNaN(fractionPartCheck.valueOf()))
+            throw new Error("Wrong input string for conversion");
+          fractionPart = fractionPartCheck.valueOf();
+          dateTimeString = timeString.substring(0, fractionPointPosition);
+        } else
+          dateTimeString = timeString;
+        switch (true) {
+          case dateTimeString.length === 8:
+            parser = /(\d{4})(\d{2})(\d{2})/gi;
+            if (fractionPointPosition !== -1)
+              throw new Error("Wrong input string for conversion");
+            break;
+          case dateTimeString.length === 10:
+            parser = /(\d{4})(\d{2})(\d{2})(\d{2})/gi;
+            if (fractionPointPosition !== -1) {
+              let fractionResult = 60 * fractionPart;
+              this.minute = Math.floor(fractionResult);
+              fractionResult = 60 * (fractionResult - this.minute);
+              this.second = Math.floor(fractionResult);
+              fractionResult = 1e3 * (fractionResult - this.second);
+              this.millisecond = Math.floor(fractionResult);
+            }
+            break;
+          case dateTimeString.length === 12:
+            parser = /(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})/gi;
+            if (fractionPointPosition !== -1) {
+              let fractionResult = 60 * fractionPart;
+              this.second = Math.floor(fractionResult);
+              fractionResult = 1e3 * (fractionResult - this.second);
+              this.millisecond = Math.floor(fractionResult);
+            }
+            break;
+          case dateTimeString.length === 14:
+            parser = /(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})/gi;
+            if (fractionPointPosition !== -1) {
+              const fractionResult = 1e3 * fractionPart;
+              this.millisecond = Math.floor(fractionResult);
+            }
+            break;
+          default:
+            throw new Error("Wrong input string for conversion");
+        }
+        const parserArray = parser.exec(dateTimeString);
+        if (parserArray === null)
+          throw new Error("Wrong input string for conversion");
+        for (let j = 1; j < parserArray.length; j++) {
+          switch (j) {
+            case 1:
+              this.year = parseInt(parserArray[j], 10);
+              break;
+            case 2:
+              this.month = parseInt(parserArray[j], 10);
+              break;
+            case 3:
+              this.day = parseInt(parserArray[j], 10);
+              break;
+            case 4:
+              this.hour = parseInt(parserArray[j], 10) + hourDifference;
+              break;
+            case 5:
+              this.minute = parseInt(parserArray[j], 10) + minuteDifference;
+              break;
+            case 6:
+              this.second = parseInt(parserArray[j], 10);
+              break;
+            default:
+              throw new Error("Wrong input string for conversion");
+          }
+        }
+        if (isUTC === false) {
+          const tempDate = new Date(this.year, this.month, this.day, this.hour, this.minute, this.second, this.millisecond);
+          this.year = tempDate.getUTCFullYear();
+          this.month = tempDate.getUTCMonth();
+          this.day = tempDate.getUTCDay();
+          this.hour = tempDate.getUTCHours();
+          this.minute = tempDate.getUTCMinutes();
+          this.second = tempDate.getUTCSeconds();
+          this.millisecond = tempDate.getUTCMilliseconds();
+        }
+      }
+      toString(encoding = "iso") {
+        if (encoding === "iso") {
+          const outputArray = [];
+          outputArray.push(pvutils__namespace.padNumber(this.year, 4));
+          outputArray.push(pvutils__namespace.padNumber(this.month, 2));
+          outputArray.push(pvutils__namespace.padNumber(this.day, 2));
+          outputArray.push(pvutils__namespace.padNumber(this.hour, 2));
+          outputArray.push(pvutils__namespace.padNumber(this.minute, 2));
+          outputArray.push(pvutils__namespace.padNumber(this.second, 2));
+          if (this.millisecond !== 0) {
+            outputArray.push(".");
+            outputArray.push(pvutils__namespace.padNumber(this.millisecond, 3).replace(/0+$/, ""));
+          }
+          outputArray.push("Z");
+          return outputArray.join("");
+        }
+        return super.toString(encoding);
+      }
+      toJSON() {
+        return {
+          ...super.toJSON(),
+          millisecond: this.millisecond
+        };
+      }
+    };
+    _a$5 = GeneralizedTime;
+    (() => {
+      typeStore.GeneralizedTime = _a$5;
+    })();
+    GeneralizedTime.NAME = "GeneralizedTime";
+    var _a$4;
+    var DATE = class extends Utf8String {
+      constructor(parameters = {}) {
+        super(parameters);
+        this.idBlock.tagClass = 1;
+        this.idBlock.tagNumber = 31;
+      }
+    };
+    _a$4 = DATE;
+    (() => {
+      typeStore.DATE = _a$4;
+    })();
+    DATE.NAME = "DATE";
+    var _a$3;
+    var TimeOfDay = class extends Utf8String {
+      constructor(parameters = {}) {
+        super(parameters);
+        this.idBlock.tagClass = 1;
+        this.idBlock.tagNumber = 32;
+      }
+    };
+    _a$3 = TimeOfDay;
+    (() => {
+      typeStore.TimeOfDay = _a$3;
+    })();
+    TimeOfDay.NAME = "TimeOfDay";
+    var _a$2;
+    var DateTime = class extends Utf8String {
+      constructor(parameters = {}) {
+        super(parameters);
+        this.idBlock.tagClass = 1;
+        this.idBlock.tagNumber = 33;
+      }
+    };
+    _a$2 = DateTime;
+    (() => {
+      typeStore.DateTime = _a$2;
+    })();
+    DateTime.NAME = "DateTime";
+    var _a$1;
+    var Duration = class extends Utf8String {
+      constructor(parameters = {}) {
+        super(parameters);
+        this.idBlock.tagClass = 1;
+        this.idBlock.tagNumber = 34;
+      }
+    };
+    _a$1 = Duration;
+    (() => {
+      typeStore.Duration = _a$1;
+    })();
+    Duration.NAME = "Duration";
+    var _a3;
+    var TIME2 = class extends Utf8String {
+      constructor(parameters = {}) {
+        super(parameters);
+        this.idBlock.tagClass = 1;
+        this.idBlock.tagNumber = 14;
+      }
+    };
+    _a3 = TIME2;
+    (() => {
+      typeStore.TIME = _a3;
+    })();
+    TIME2.NAME = "TIME";
+    var Any = class {
+      constructor({ name = EMPTY_STRING, optional: optional2 = false } = {}) {
+        this.name = name;
+        this.optional = optional2;
+      }
+    };
+    var Choice = class extends Any {
+      constructor({ value = [], ...parameters } = {}) {
+        super(parameters);
+        this.value = value;
+      }
+    };
+    var Repeated = class extends Any {
+      constructor({ value = new Any(), local = false, ...parameters } = {}) {
+        super(parameters);
+        this.value = value;
+        this.local = local;
+      }
+    };
+    var RawData = class {
+      get data() {
+        return this.dataView.slice().buffer;
+      }
+      set data(value) {
+        this.dataView = pvtsutils__namespace.BufferSourceConverter.toUint8Array(value);
+      }
+      constructor({ data = EMPTY_VIEW } = {}) {
+        this.dataView = pvtsutils__namespace.BufferSourceConverter.toUint8Array(data);
+      }
+      fromBER(inputBuffer, inputOffset, inputLength) {
+        const endLength = inputOffset + inputLength;
+        this.dataView = pvtsutils__namespace.BufferSourceConverter.toUint8Array(inputBuffer).subarray(inputOffset, endLength);
+        return endLength;
+      }
+      toBER(_sizeOnly) {
+        return this.dataView.slice().buffer;
+      }
+    };
+    function compareSchema(root, inputData, inputSchema) {
+      if (inputSchema instanceof Choice) {
+        for (const element of inputSchema.value) {
+          const result = compareSchema(root, inputData, element);
+          if (result.verified) {
+            return {
+              verified: true,
+              result: root
+            };
+          }
+        }
+        {
+          const _result = {
+            verified: false,
+            result: { error: "Wrong values for Choice type" }
+          };
+          if (inputSchema.hasOwnProperty(NAME))
+            _result.name = inputSchema.name;
+          return _result;
+        }
+      }
+      if (inputSchema instanceof Any) {
+        if (inputSchema.hasOwnProperty(NAME))
+          root[inputSchema.name] = inputData;
+        return {
+          verified: true,
+          result: root
+        };
+      }
+      if (root instanceof Object === false) {
+        return {
+          verified: false,
+          result: { error: "Wrong root object" }
+        };
+      }
+      if (inputData instanceof Object === false) {
+        return {
+          verified: false,
+          result: { error: "Wrong ASN.1 data" }
+        };
+      }
+      if (inputSchema instanceof Object === false) {
+        return {
+          verified: false,
+          result: { error: "Wrong ASN.1 schema" }
+        };
+      }
+      if (ID_BLOCK in inputSchema === false) {
+        return {
+          verified: false,
+          result: { error: "Wrong ASN.1 schema" }
+        };
+      }
+      if (FROM_BER in inputSchema.idBlock === false) {
+        return {
+          verified: false,
+          result: { error: "Wrong ASN.1 schema" }
+        };
+      }
+      if (TO_BER in inputSchema.idBlock === false) {
+        return {
+          verified: false,
+          result: { error: "Wrong ASN.1 schema" }
+        };
+      }
+      const encodedId = inputSchema.idBlock.toBER(false);
+      if (encodedId.byteLength === 0) {
+        return {
+          verified: false,
+          result: { error: "Error encoding idBlock for ASN.1 schema" }
+        };
+      }
+      const decodedOffset = inputSchema.idBlock.fromBER(encodedId, 0, encodedId.byteLength);
+      if (decodedOffset === -1) {
+        return {
+          verified: false,
+          result: { error: "Error decoding idBlock for ASN.1 schema" }
+        };
+      }
+      if (inputSchema.idBlock.hasOwnProperty(TAG_CLASS) === false) {
+        return {
+          verified: false,
+          result: { error: "Wrong ASN.1 schema" }
+        };
+      }
+      if (inputSchema.idBlock.tagClass !== inputData.idBlock.tagClass) {
+        return {
+          verified: false,
+          result: root
+        };
+      }
+      if (inputSchema.idBlock.hasOwnProperty(TAG_NUMBER) === false) {
+        return {
+          verified: false,
+          result: { error: "Wrong ASN.1 schema" }
+        };
+      }
+      if (inputSchema.idBlock.tagNumber !== inputData.idBlock.tagNumber) {
+        return {
+          verified: false,
+          result: root
+        };
+      }
+      if (inputSchema.idBlock.hasOwnProperty(IS_CONSTRUCTED) === false) {
+        return {
+          verified: false,
+          result: { error: "Wrong ASN.1 schema" }
+        };
+      }
+      if (inputSchema.idBlock.isConstructed !== inputData.idBlock.isConstructed) {
+        return {
+          verified: false,
+          result: root
+        };
+      }
+      if (!(IS_HEX_ONLY in inputSchema.idBlock)) {
+        return {
+          verified: false,
+          result: { error: "Wrong ASN.1 schema" }
+        };
+      }
+      if (inputSchema.idBlock.isHexOnly !== inputData.idBlock.isHexOnly) {
+        return {
+          verified: false,
+          result: root
+        };
+      }
+      if (inputSchema.idBlock.isHexOnly) {
+        if (VALUE_HEX_VIEW in inputSchema.idBlock === false) {
+          return {
+            verified: false,
+            result: { error: "Wrong ASN.1 schema" }
+          };
+        }
+        const schemaView = inputSchema.idBlock.valueHexView;
+        const asn1View = inputData.idBlock.valueHexView;
+        if (schemaView.length !== asn1View.length) {
+          return {
+            verified: false,
+            result: root
+          };
+        }
+        for (let i = 0; i < schemaView.length; i++) {
+          if (schemaView[i] !== asn1View[1]) {
+            return {
+              verified: false,
+              result: root
+            };
+          }
+        }
+      }
+      if (inputSchema.name) {
+        inputSchema.name = inputSchema.name.replace(/^\s+|\s+$/g, EMPTY_STRING);
+        if (inputSchema.name)
+          root[inputSchema.name] = inputData;
+      }
+      if (inputSchema instanceof typeStore.Constructed) {
+        let admission = 0;
+        let result = {
+          verified: false,
+          result: { error: "Unknown error" }
+        };
+        let maxLength = inputSchema.valueBlock.value.length;
+        if (maxLength > 0) {
+          if (inputSchema.valueBlock.value[0] instanceof Repeated) {
+            maxLength = inputData.valueBlock.value.length;
+          }
+        }
+        if (maxLength === 0) {
+          return {
+            verified: true,
+            result: root
+          };
+        }
+        if (inputData.valueBlock.value.length === 0 && inputSchema.valueBlock.value.length !== 0) {
+          let _optional2 = true;
+          for (let i = 0; i < inputSchema.valueBlock.value.length; i++)
+            _optional2 = _optional2 && (inputSchema.valueBlock.value[i].optional || false);
+          if (_optional2) {
+            return {
+              verified: true,
+              result: root
+            };
+          }
+          if (inputSchema.name) {
+            inputSchema.name = inputSchema.name.replace(/^\s+|\s+$/g, EMPTY_STRING);
+            if (inputSchema.name)
+              delete root[inputSchema.name];
+          }
+          root.error = "Inconsistent object length";
+          return {
+            verified: false,
+            result: root
+          };
+        }
+        for (let i = 0; i < maxLength; i++) {
+          if (i - admission >= inputData.valueBlock.value.length) {
+            if (inputSchema.valueBlock.value[i].optional === false) {
+              const _result = {
+                verified: false,
+                result: root
+              };
+              root.error = "Inconsistent length between ASN.1 data and schema";
+              if (inputSchema.name) {
+                inputSchema.name = inputSchema.name.replace(/^\s+|\s+$/g, EMPTY_STRING);
+                if (inputSchema.name) {
+                  delete root[inputSchema.name];
+                  _result.name = inputSchema.name;
+                }
+              }
+              return _result;
+            }
+          } else {
+            if (inputSchema.valueBlock.value[0] instanceof Repeated) {
+              result = compareSchema(root, inputData.valueBlock.value[i], inputSchema.valueBlock.value[0].value);
+              if (result.verified === false) {
+                if (inputSchema.valueBlock.value[0].optional)
+                  admission++;
+                else {
+                  if (inputSchema.name) {
+                    inputSchema.name = inputSchema.name.replace(/^\s+|\s+$/g, EMPTY_STRING);
+                    if (inputSchema.name)
+                      delete root[inputSchema.name];
+                  }
+                  return result;
+                }
+              }
+              if (NAME in inputSchema.valueBlock.value[0] && inputSchema.valueBlock.value[0].name.length > 0) {
+                let arrayRoot = {};
+                if (LOCAL in inputSchema.valueBlock.value[0] && inputSchema.valueBlock.value[0].local)
+                  arrayRoot = inputData;
+                else
+                  arrayRoot = root;
+                if (typeof arrayRoot[inputSchema.valueBlock.value[0].name] === "undefined")
+                  arrayRoot[inputSchema.valueBlock.value[0].name] = [];
+                arrayRoot[inputSchema.valueBlock.value[0].name].push(inputData.valueBlock.value[i]);
+              }
+            } else {
+              result = compareSchema(root, inputData.valueBlock.value[i - admission], inputSchema.valueBlock.value[i]);
+              if (result.verified === false) {
+                if (inputSchema.valueBlock.value[i].optional)
+                  admission++;
+                else {
+                  if (inputSchema.name) {
+                    inputSchema.name = inputSchema.name.replace(/^\s+|\s+$/g, EMPTY_STRING);
+                    if (inputSchema.name)
+                      delete root[inputSchema.name];
+                  }
+                  return result;
+                }
+              }
+            }
+          }
+        }
+        if (result.verified === false) {
+          const _result = {
+            verified: false,
+            result: root
+          };
+          if (inputSchema.name) {
+            inputSchema.name = inputSchema.name.replace(/^\s+|\s+$/g, EMPTY_STRING);
+            if (inputSchema.name) {
+              delete root[inputSchema.name];
+              _result.name = inputSchema.name;
+            }
+          }
+          return _result;
+        }
+        return {
+          verified: true,
+          result: root
+        };
+      }
+      if (inputSchema.primitiveSchema && VALUE_HEX_VIEW in inputData.valueBlock) {
+        const asn1 = localFromBER(inputData.valueBlock.valueHexView);
+        if (asn1.offset === -1) {
+          const _result = {
+            verified: false,
+            result: asn1.result
+          };
+          if (inputSchema.name) {
+            inputSchema.name = inputSchema.name.replace(/^\s+|\s+$/g, EMPTY_STRING);
+            if (inputSchema.name) {
+              delete root[inputSchema.name];
+              _result.name = inputSchema.name;
+            }
+          }
+          return _result;
+        }
+        return compareSchema(root, asn1.result, inputSchema.primitiveSchema);
+      }
+      return {
+        verified: true,
+        result: root
+      };
+    }
+    function verifySchema(inputBuffer, inputSchema) {
+      if (inputSchema instanceof Object === false) {
+        return {
+          verified: false,
+          result: { error: "Wrong ASN.1 schema type" }
+        };
+      }
+      const asn1 = localFromBER(pvtsutils__namespace.BufferSourceConverter.toUint8Array(inputBuffer));
+      if (asn1.offset === -1) {
+        return {
+          verified: false,
+          result: asn1.result
+        };
+      }
+      return compareSchema(asn1.result, asn1.result, inputSchema);
+    }
+    registerBuiltinEncoder({ BitString, Integer, OctetString: OctetString2, Primitive, Constructed, Sequence, Set: Set2 }, {
+      BaseBlock,
+      ViewWriter,
+      LocalIdentificationBlock,
+      LocalLengthBlock,
+      LocalIntegerValueBlock,
+      LocalOctetStringValueBlock,
+      LocalConstructedValueBlock,
+      LocalBitStringValueBlock,
+      LocalPrimitiveValueBlock,
+      originalBaseBlockToBER: ORIGINAL_BASE_BLOCK_TO_BER,
+      originalWriterWrite: ORIGINAL_VIEW_WRITER_WRITE,
+      originalWriterFinal: ORIGINAL_VIEW_WRITER_FINAL,
+      originalIdentificationToBER: ORIGINAL_LOCAL_IDENTIFICATION_TO_BER,
+      originalLengthToBER: ORIGINAL_LOCAL_LENGTH_TO_BER,
+      originalIntegerToBER: ORIGINAL_LOCAL_INTEGER_TO_BER,
+      originalOctetStringToBER: ORIGINAL_LOCAL_OCTET_STRING_TO_BER,
+      originalBitStringToBER: ORIGINAL_LOCAL_BIT_STRING_TO_BER,
+      originalConstructedToBER: ORIGINAL_LOCAL_CONSTRUCTED_TO_BER,
+      originalPrimitiveToBER: ORIGINAL_LOCAL_PRIMITIVE_TO_BER
+    });
+    registerFastParser({ Integer, Null, Sequence });
+    exports.Any = Any;
+    exports.BaseBlock = BaseBlock;
+    exports.BaseStringBlock = BaseStringBlock;
+    exports.BitString = BitString;
+    exports.BmpString = BmpString;
+    exports.Boolean = Boolean2;
+    exports.CharacterString = CharacterString;
+    exports.Choice = Choice;
+    exports.Constructed = Constructed;
+    exports.DATE = DATE;
+    exports.DEFAULT_MAX_CONTENT_LENGTH = DEFAULT_MAX_CONTENT_LENGTH;
+    exports.DEFAULT_MAX_DEPTH = DEFAULT_MAX_DEPTH;
+    exports.DEFAULT_MAX_NODES = DEFAULT_MAX_NODES;
+    exports.DateTime = DateTime;
+    exports.Duration = Duration;
+    exports.EndOfContent = EndOfContent;
+    exports.Enumerated = Enumerated;
+    exports.GeneralString = GeneralString;
+    exports.GeneralizedTime = GeneralizedTime;
+    exports.GraphicString = GraphicString;
+    exports.HexBlock = HexBlock;
+    exports.IA5String = IA5String;
+    exports.Integer = Integer;
+    exports.Null = Null;
+    exports.NumericString = NumericString;
+    exports.ObjectIdentifier = ObjectIdentifier;
+    exports.OctetString = OctetString2;
+    exports.Primitive = Primitive;
+    exports.PrintableString = PrintableString;
+    exports.RawData = RawData;
+    exports.RelativeObjectIdentifier = RelativeObjectIdentifier;
+    exports.Repeated = Repeated;
+    exports.Sequence = Sequence;
+    exports.Set = Set2;
+    exports.TIME = TIME2;
+    exports.TeletexString = TeletexString;
+    exports.TimeOfDay = TimeOfDay;
+    exports.UTCTime = UTCTime;
+    exports.UniversalString = UniversalString;
+    exports.Utf8String = Utf8String;
+    exports.ValueBlock = ValueBlock;
+    exports.VideotexString = VideotexString;
+    exports.ViewWriter = ViewWriter;
+    exports.VisibleString = VisibleString;
+    exports.compareSchema = compareSchema;
+    exports.fromBER = fromBER;
+    exports.verifySchema = verifySchema;
+  }
+});
+
+// node_modules/@peculiar/utils/build/cjs/bytes/buffer-source.js
+var require_buffer_source = __commonJS({
+  "node_modules/@peculiar/utils/build/cjs/bytes/buffer-source.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.isArrayBuffer = isArrayBuffer;
+    exports.isSharedArrayBuffer = isSharedArrayBuffer;
+    exports.isArrayBufferLike = isArrayBufferLike;
+    exports.isArrayBufferView = isArrayBufferView;
+    exports.isBufferSource = isBufferSource;
+    exports.assertBufferSource = assertBufferSource;
+    exports.toUint8Array = toUint8Array;
+    exports.toUint8ArrayCopy = toUint8ArrayCopy;
+    exports.toArrayBuffer = toArrayBuffer2;
+    exports.toArrayBufferLike = toArrayBufferLike;
+    exports.toView = toView;
+    exports.toViewCopy = toViewCopy;
+    var ARRAY_BUFFER_TAG = "[object ArrayBuffer]";
+    var SHARED_ARRAY_BUFFER_TAG = "[object SharedArrayBuffer]";
+    function tagOf(value) {
+      return Object.prototype.toString.call(value);
+    }
+    function isDataViewConstructor(type) {
+      return type === DataView || type.prototype instanceof DataView;
+    }
+    function bytesPerElement(type) {
+      if (isDataViewConstructor(type)) {
+        return 1;
+      }
+      const value = type.BYTES_PER_ELEMENT;
+      return value ?? 1;
+    }
+    function isArrayBufferViewLike(value) {
+      if (ArrayBuffer.isView(value)) {
+        return true;
+      }
+      if (!value || typeof value !== "object") {
+        return false;
+      }
+      const view = value;
+      return typeof view.byteOffset === "number" && typeof view.byteLength === "number" && isArrayBufferLike(view.buffer);
+    }
+    function copyBytes(data) {
+      const view = toUint8Array(data);
+      const copy = new Uint8Array(view.byteLength);
+      copy.set(view);
+      return copy;
+    }
+    function isArrayBuffer(value) {
+      return tagOf(value) === ARRAY_BUFFER_TAG;
+    }
+    function isSharedArrayBuffer(value) {
+      return typeof SharedArrayBuffer !== "undefined" && tagOf(value) === SHARED_ARRAY_BUFFER_TAG;
+    }
+    function isArrayBufferLike(value) {
+      return isArrayBuffer(value) || isSharedArrayBuffer(value);
+    }
+    function isArrayBufferView(value) {
+      return isArrayBufferViewLike(value);
+    }
+    function isBufferSource(value) {
+      return isArrayBufferLike(value) || isArrayBufferView(value);
+    }
+    function assertBufferSource(value) {
+      if (!isBufferSource(value)) {
+        throw new TypeError("Expected ArrayBuffer, SharedArrayBuffer, or ArrayBufferView");
+      }
+    }
+    function toUint8Array(data) {
+      assertBufferSource(data);
+      if (isArrayBufferLike(data)) {
+        return new Uint8Array(data);
+      }
+      return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    }
+    function toUint8ArrayCopy(data) {
+      return copyBytes(data);
+    }
+    function toArrayBuffer2(data) {
+      assertBufferSource(data);
+      if (isArrayBuffer(data)) {
+        return data;
+      }
+      const buffer = new ArrayBuffer(data.byteLength);
+      new Uint8Array(buffer).set(toUint8Array(data));
+      return buffer;
+    }
+    function toArrayBufferLike(data) {
+      assertBufferSource(data);
+      if (isArrayBufferLike(data)) {
+        return data;
+      }
+      if (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) {
+        return data.buffer;
+      }
+      return copyBytes(data).buffer;
+    }
+    function toView(data, type) {
+      assertBufferSource(data);
+      if (ArrayBuffer.isView(data) && data.constructor === type) {
+        return data;
+      }
+      const view = toUint8Array(data);
+      const elementSize = bytesPerElement(type);
+      if (view.byteOffset % elementSize !== 0 || view.byteLength % elementSize !== 0) {
+        throw new RangeError(`Cannot create ${type.name} over unaligned byte range`);
+      }
+      if (isDataViewConstructor(type)) {
+        return new type(view.buffer, view.byteOffset, view.byteLength);
+      }
+      return new type(view.buffer, view.byteOffset, view.byteLength / elementSize);
+    }
+    function toViewCopy(data, type) {
+      const copy = toUint8ArrayCopy(data);
+      return toView(copy, type);
+    }
+  }
+});
+
+// node_modules/@peculiar/utils/build/cjs/bytes/concat.js
+var require_concat = __commonJS({
+  "node_modules/@peculiar/utils/build/cjs/bytes/concat.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.concatToUint8Array = concatToUint8Array;
+    exports.concat = concat;
+    var buffer_source_js_1 = require_buffer_source();
+    function concatToUint8Array(buffers) {
+      const views = [];
+      let length = 0;
+      for (const buffer of buffers) {
+        const view = (0, buffer_source_js_1.toUint8Array)(buffer);
+        views.push(view);
+        length += view.byteLength;
+      }
+      const result = new Uint8Array(length);
+      let offset = 0;
+      for (const view of views) {
+        result.set(view, offset);
+        offset += view.byteLength;
+      }
+      return result;
+    }
+    function concat(first, second, ...rest) {
+      let buffers;
+      let type;
+      if (typeof second === "function") {
+        buffers = Array.from(first);
+        type = second;
+      } else if ((0, buffer_source_js_1.isBufferSource)(first)) {
+        buffers = [first, second, ...rest].filter(buffer_source_js_1.isBufferSource);
+      } else {
+        buffers = Array.from(first);
+        if (second) {
+          buffers.push(second);
+        }
+        buffers.push(...rest);
+      }
+      const bytes = concatToUint8Array(buffers);
+      return type ? (0, buffer_source_js_1.toView)(bytes, type) : bytes.buffer;
+    }
+  }
+});
+
+// node_modules/@peculiar/utils/build/cjs/bytes/equal.js
+var require_equal = __commonJS({
+  "node_modules/@peculiar/utils/build/cjs/bytes/equal.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.equal = equal;
+    var buffer_source_js_1 = require_buffer_source();
+    function equal(a, b, options = {}) {
+      const left = (0, buffer_source_js_1.toUint8Array)(a);
+      const right = (0, buffer_source_js_1.toUint8Array)(b);
+      if (!options.constantTime && left.byteLength !== right.byteLength) {
+        return false;
+      }
+      const length = Math.max(left.byteLength, right.byteLength);
+      let diff = left.byteLength ^ right.byteLength;
+      for (let i = 0; i < length; i++) {
+        diff |= (left[i] ?? 0) ^ (right[i] ?? 0);
+      }
+      return diff === 0;
+    }
+  }
+});
+
+// node_modules/@peculiar/utils/build/cjs/bytes/sequence.js
+var require_sequence = __commonJS({
+  "node_modules/@peculiar/utils/build/cjs/bytes/sequence.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.indexOf = indexOf;
+    exports.lastIndexOf = lastIndexOf;
+    exports.includes = includes;
+    exports.startsWith = startsWith;
+    exports.endsWith = endsWith;
+    exports.slice = slice;
+    exports.tail = tail;
+    exports.copy = copy;
+    exports.compare = compare;
+    var buffer_source_js_1 = require_buffer_source();
+    function clampIndex(value, fallback, length) {
+      const normalized = Number.isFinite(value) ? Math.trunc(value) : fallback;
+      if (normalized <= 0) {
+        return 0;
+      }
+      if (normalized >= length) {
+        return length;
+      }
+      return normalized;
+    }
+    function normalizeForwardRange(length, options) {
+      const start = clampIndex(options?.start, 0, length);
+      const end = clampIndex(options?.end, length, length);
+      return end >= start ? [start, end] : [start, start];
+    }
+    function normalizeReverseRange(length, options) {
+      const start = clampIndex(options?.start, length, length);
+      const end = clampIndex(options?.end, 0, length);
+      return start >= end ? [end, start] : [start, start];
+    }
+    function normalizeSliceIndex(value, fallback, length) {
+      const normalized = Number.isFinite(value) ? Math.trunc(value) : fallback;
+      if (normalized < 0) {
+        return Math.max(length + normalized, 0);
+      }
+      if (normalized > length) {
+        return length;
+      }
+      return normalized;
+    }
+    function encodeAscii(text) {
+      const bytes = new Uint8Array(text.length);
+      for (let i = 0; i < text.length; i++) {
+        bytes[i] = text.charCodeAt(i) & 255;
+      }
+      return bytes;
+    }
+    function encodeUtf8(text) {
+      return new TextEncoder().encode(text);
+    }
+    function toPatternBytes(pattern, options) {
+      if (typeof pattern === "string") {
+        return options?.encoding === "utf8" ? encodeUtf8(pattern) : encodeAscii(pattern);
+      }
+      return (0, buffer_source_js_1.toUint8Array)(pattern);
+    }
+    function bytesEqualAt(data, pattern, offset) {
+      for (let index = 0; index < pattern.byteLength; index++) {
+        if (data[offset + index] !== pattern[index]) {
+          return false;
+        }
+      }
+      return true;
+    }
+    function indexOf(data, pattern, options) {
+      const bytes = (0, buffer_source_js_1.toUint8Array)(data);
+      const needle = toPatternBytes(pattern, options);
+      const [start, end] = normalizeForwardRange(bytes.byteLength, options);
+      if (needle.byteLength === 0) {
+        return start;
+      }
+      const lastOffset = end - needle.byteLength;
+      if (lastOffset < start) {
+        return -1;
+      }
+      for (let offset = start; offset <= lastOffset; offset++) {
+        if (bytesEqualAt(bytes, needle, offset)) {
+          return offset;
+        }
+      }
+      return -1;
+    }
+    function lastIndexOf(data, pattern, options) {
+      const bytes = (0, buffer_source_js_1.toUint8Array)(data);
+      const needle = toPatternBytes(pattern, options);
+      const [end, start] = normalizeReverseRange(bytes.byteLength, options);
+      if (needle.byteLength === 0) {
+        return start;
+      }
+      const firstOffset = start - needle.byteLength;
+      if (firstOffset < end) {
+        return -1;
+      }
+      for (let offset = firstOffset; offset >= end; offset--) {
+        if (bytesEqualAt(bytes, needle, offset)) {
+          return offset;
+        }
+      }
+      return -1;
+    }
+    function includes(data, pattern, options) {
+      return indexOf(data, pattern, options) !== -1;
+    }
+    function startsWith(data, pattern, options) {
+      const bytes = (0, buffer_source_js_1.toUint8Array)(data);
+      const needle = toPatternBytes(pattern, options);
+      if (needle.byteLength > bytes.byteLength) {
+        return false;
+      }
+      return bytesEqualAt(bytes, needle, 0);
+    }
+    function endsWith(data, pattern, options) {
+      const bytes = (0, buffer_source_js_1.toUint8Array)(data);
+      const needle = toPatternBytes(pattern, options);
+      if (needle.byteLength > bytes.byteLength) {
+        return false;
+      }
+      return bytesEqualAt(bytes, needle, bytes.byteLength - needle.byteLength);
+    }
+    function slice(data, start, end) {
+      const bytes = (0, buffer_source_js_1.toUint8Array)(data);
+      const normalizedStart = normalizeSliceIndex(start, 0, bytes.byteLength);
+      const normalizedEnd = normalizeSliceIndex(end, bytes.byteLength, bytes.byteLength);
+      if (normalizedEnd <= normalizedStart) {
+        return bytes.subarray(normalizedStart, normalizedStart);
+      }
+      return bytes.subarray(normalizedStart, normalizedEnd);
+    }
+    function tail(data, length) {
+      const bytes = (0, buffer_source_js_1.toUint8Array)(data);
+      const normalizedLength = Number.isFinite(length) ? Math.max(0, Math.trunc(length)) : 0;
+      if (normalizedLength >= bytes.byteLength) {
+        return bytes;
+      }
+      return bytes.subarray(bytes.byteLength - normalizedLength);
+    }
+    function copy(data) {
+      return (0, buffer_source_js_1.toUint8ArrayCopy)(data);
+    }
+    function compare(a, b) {
+      const left = (0, buffer_source_js_1.toUint8Array)(a);
+      const right = (0, buffer_source_js_1.toUint8Array)(b);
+      const limit = Math.min(left.byteLength, right.byteLength);
+      for (let index = 0; index < limit; index++) {
+        if (left[index] < right[index]) {
+          return -1;
+        }
+        if (left[index] > right[index]) {
+          return 1;
+        }
+      }
+      if (left.byteLength < right.byteLength) {
+        return -1;
+      }
+      if (left.byteLength > right.byteLength) {
+        return 1;
+      }
+      return 0;
+    }
+  }
+});
+
+// node_modules/@peculiar/utils/build/cjs/bytes/index.js
+var require_bytes = __commonJS({
+  "node_modules/@peculiar/utils/build/cjs/bytes/index.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.tail = exports.startsWith = exports.slice = exports.lastIndexOf = exports.indexOf = exports.includes = exports.endsWith = exports.copy = exports.compare = exports.equal = exports.concatToUint8Array = exports.concat = exports.toViewCopy = exports.toView = exports.toUint8ArrayCopy = exports.toUint8Array = exports.toArrayBufferLike = exports.toArrayBuffer = exports.isSharedArrayBuffer = exports.isBufferSource = exports.isArrayBufferView = exports.isArrayBufferLike = exports.isArrayBuffer = exports.assertBufferSource = void 0;
+    var buffer_source_js_1 = require_buffer_source();
+    Object.defineProperty(exports, "assertBufferSource", { enumerable: true, get: function() {
+      return buffer_source_js_1.assertBufferSource;
+    } });
+    Object.defineProperty(exports, "isArrayBuffer", { enumerable: true, get: function() {
+      return buffer_source_js_1.isArrayBuffer;
+    } });
+    Object.defineProperty(exports, "isArrayBufferLike", { enumerable: true, get: function() {
+      return buffer_source_js_1.isArrayBufferLike;
+    } });
+    Object.defineProperty(exports, "isArrayBufferView", { enumerable: true, get: function() {
+      return buffer_source_js_1.isArrayBufferView;
+    } });
+    Object.defineProperty(exports, "isBufferSource", { enumerable: true, get: function() {
+      return buffer_source_js_1.isBufferSource;
+    } });
+    Object.defineProperty(exports, "isSharedArrayBuffer", { enumerable: true, get: function() {
+      return buffer_source_js_1.isSharedArrayBuffer;
+    } });
+    Object.defineProperty(exports, "toArrayBuffer", { enumerable: true, get: function() {
+      return buffer_source_js_1.toArrayBuffer;
+    } });
+    Object.defineProperty(exports, "toArrayBufferLike", { enumerable: true, get: function() {
+      return buffer_source_js_1.toArrayBufferLike;
+    } });
+    Object.defineProperty(exports, "toUint8Array", { enumerable: true, get: function() {
+      return buffer_source_js_1.toUint8Array;
+    } });
+    Object.defineProperty(exports, "toUint8ArrayCopy", { enumerable: true, get: function() {
+      return buffer_source_js_1.toUint8ArrayCopy;
+    } });
+    Object.defineProperty(exports, "toView", { enumerable: true, get: function() {
+      return buffer_source_js_1.toView;
+    } });
+    Object.defineProperty(exports, "toViewCopy", { enumerable: true, get: function() {
+      return buffer_source_js_1.toViewCopy;
+    } });
+    var concat_js_1 = require_concat();
+    Object.defineProperty(exports, "concat", { enumerable: true, get: function() {
+      return concat_js_1.concat;
+    } });
+    Object.defineProperty(exports, "concatToUint8Array", { enumerable: true, get: function() {
+      return concat_js_1.concatToUint8Array;
+    } });
+    var equal_js_1 = require_equal();
+    Object.defineProperty(exports, "equal", { enumerable: true, get: function() {
+      return equal_js_1.equal;
+    } });
+    var sequence_js_1 = require_sequence();
+    Object.defineProperty(exports, "compare", { enumerable: true, get: function() {
+      return sequence_js_1.compare;
+    } });
+    Object.defineProperty(exports, "copy", { enumerable: true, get: function() {
+      return sequence_js_1.copy;
+    } });
+    Object.defineProperty(exports, "endsWith", { enumerable: true, get: function() {
+      return sequence_js_1.endsWith;
+    } });
+    Object.defineProperty(exports, "includes", { enumerable: true, get: function() {
+      return sequence_js_1.includes;
+    } });
+    Object.defineProperty(exports, "indexOf", { enumerable: true, get: function() {
+      return sequence_js_1.indexOf;
+    } });
+    Object.defineProperty(exports, "lastIndexOf", { enumerable: true, get: function() {
+      return sequence_js_1.lastIndexOf;
+    } });
+    Object.defineProperty(exports, "slice", { enumerable: true, get: function() {
+      return sequence_js_1.slice;
+    } });
+    Object.defineProperty(exports, "startsWith", { enumerable: true, get: function() {
+      return sequence_js_1.startsWith;
+    } });
+    Object.defineProperty(exports, "tail", { enumerable: true, get: function() {
+      return sequence_js_1.tail;
+    } });
+  }
+});
+
+// node_modules/@peculiar/utils/build/cjs/encoding/binary.js
+var require_binary2 = __commonJS({
+  "node_modules/@peculiar/utils/build/cjs/encoding/binary.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.binary = void 0;
+    exports.encode = encode3;
+    exports.decode = decode3;
+    exports.is = is;
+    var index_js_1 = require_bytes();
+    function encode3(data) {
+      const bytes = (0, index_js_1.toUint8Array)(data);
+      let result = "";
+      for (const byte of bytes) {
+        result += String.fromCharCode(byte);
+      }
+      return result;
+    }
+    function decode3(text) {
+      const result = new Uint8Array(text.length);
+      for (let i = 0; i < text.length; i++) {
+        result[i] = text.charCodeAt(i) & 255;
+      }
+      return result;
+    }
+    function is(text) {
+      return typeof text === "string";
+    }
+    exports.binary = { encode: encode3, decode: decode3, is };
+  }
+});
+
+// node_modules/@peculiar/utils/build/cjs/encoding/hex.js
+var require_hex = __commonJS({
+  "node_modules/@peculiar/utils/build/cjs/encoding/hex.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.hex = exports.formats = void 0;
+    exports.normalize = normalize;
+    exports.is = is;
+    exports.encode = encode3;
+    exports.decode = decode3;
+    exports.parse = parse3;
+    exports.format = format;
+    var index_js_1 = require_bytes();
+    var HEX_CHARACTER_REGEX = /^[0-9a-f]$/i;
+    var COMMON_SEPARATORS = [" ", "	", "\n", "\r", ":", "-", "."];
+    function resolveSeparators(options) {
+      if (options.separators === "none") {
+        return [];
+      }
+      if (!options.separators || options.separators === "common") {
+        return COMMON_SEPARATORS;
+      }
+      return options.separators;
+    }
+    function validateSeparator(separator) {
+      if (!separator) {
+        throw new TypeError("Hex separators must be non-empty strings");
+      }
+    }
+    function matchSeparator(text, index, separators) {
+      for (const separator of separators) {
+        if (text.startsWith(separator, index)) {
+          return separator;
+        }
+      }
+      return void 0;
+    }
+    function detectCase(text) {
+      const hasUpper = /[A-F]/.test(text);
+      const hasLower = /[a-f]/.test(text);
+      return hasUpper && !hasLower ? "upper" : "lower";
+    }
+    function detectLineSeparator(text) {
+      const match = /\r\n|\n/.exec(text);
+      if (!match) {
+        return void 0;
+      }
+      return match[0] === "\r\n" ? "\r\n" : "\n";
+    }
+    function compactForDetection(text) {
+      return text.replace(/[^0-9a-f]/gi, "");
+    }
+    function detectGroup(text) {
+      const segments = text.match(/[0-9A-Fa-f]+|[^0-9A-Fa-f]+/g) ?? [];
+      if (segments.length < 3) {
+        return void 0;
+      }
+      const hexSegments = segments.filter((_, index) => index % 2 === 0);
+      const separators = segments.filter((_, index) => index % 2 === 1);
+      const separator = separators[0];
+      if (!separator || separators.some((item) => item !== separator)) {
+        return void 0;
+      }
+      if (hexSegments.some((segment) => segment.length === 0 || segment.length % 2 !== 0)) {
+        return void 0;
+      }
+      const firstLength = hexSegments[0]?.length ?? 0;
+      if (!firstLength) {
+        return void 0;
+      }
+      if (hexSegments.slice(0, -1).some((segment) => segment.length !== firstLength)) {
+        return void 0;
+      }
+      if ((hexSegments[hexSegments.length - 1]?.length ?? 0) > firstLength) {
+        return void 0;
+      }
+      return {
+        size: firstLength / 2,
+        separator
+      };
+    }
+    function detectFormat(text) {
+      const trimmed = text.trim();
+      const prefix = /^0x/i.test(trimmed) ? "0x" : "";
+      const body2 = prefix ? trimmed.slice(2) : trimmed;
+      const lineSeparator = detectLineSeparator(body2);
+      const lines = body2.split(/\r\n|\n/).filter((line) => line.length > 0);
+      const sampleLine = lines[0]?.trim() ?? "";
+      const group = detectGroup(sampleLine);
+      const format2 = {
+        case: detectCase(trimmed),
+        prefix
+      };
+      if (group) {
+        format2.group = group;
+      }
+      if (lineSeparator && lines.length > 1) {
+        const firstLineBytes = compactForDetection(lines[0] ?? "").length / 2;
+        if (firstLineBytes > 0 && lines.slice(0, -1).every((line) => compactForDetection(line).length / 2 === firstLineBytes)) {
+          format2.line = {
+            bytesPerLine: firstLineBytes,
+            separator: lineSeparator
+          };
+        }
+      }
+      return format2;
+    }
+    function normalizeText(text, options) {
+      const allowPrefix = options.allowPrefix ?? true;
+      const separators = [...resolveSeparators(options)].sort((left, right) => right.length - left.length);
+      for (const separator of separators) {
+        validateSeparator(separator);
+      }
+      let working = text.trim();
+      if (/^0x/i.test(working)) {
+        if (!allowPrefix) {
+          throw new TypeError("Hexadecimal text must not include a 0x prefix");
+        }
+        working = working.slice(2);
+      }
+      let normalized = "";
+      let lastTokenWasSeparator = false;
+      for (let index = 0; index < working.length; ) {
+        const character = working[index] ?? "";
+        if (HEX_CHARACTER_REGEX.test(character)) {
+          normalized += character;
+          lastTokenWasSeparator = false;
+          index += 1;
+          continue;
+        }
+        const separator = matchSeparator(working, index, separators);
+        if (!separator) {
+          throw new TypeError("Input is not valid hexadecimal text");
+        }
+        if (options.strict && (lastTokenWasSeparator || normalized.length === 0)) {
+          throw new TypeError("Hexadecimal text contains misplaced separators");
+        }
+        lastTokenWasSeparator = true;
+        index += separator.length;
+      }
+      if (options.strict && lastTokenWasSeparator && normalized.length > 0) {
+        throw new TypeError("Hexadecimal text must not end with a separator");
+      }
+      if (normalized.length % 2 !== 0) {
+        if (!options.allowOddLength) {
+          throw new TypeError("Hexadecimal text must contain an even number of characters");
+        }
+        normalized = `0${normalized}`;
+      }
+      return normalized.toLowerCase();
+    }
+    function groupPairs(pairs, group) {
+      if (!group) {
+        return pairs.join("");
+      }
+      if (!Number.isInteger(group.size) || group.size < 1) {
+        throw new RangeError("Hex group size must be a positive integer");
+      }
+      const chunks = [];
+      for (let index = 0; index < pairs.length; index += group.size) {
+        chunks.push(pairs.slice(index, index + group.size).join(""));
+      }
+      return chunks.join(group.separator);
+    }
+    function normalize(text, options = {}) {
+      return normalizeText(text, options);
+    }
+    function is(text, options = {}) {
+      if (typeof text !== "string") {
+        return false;
+      }
+      try {
+        normalize(text, options);
+        return true;
+      } catch {
+        return false;
+      }
+    }
+    function encode3(data, options = {}) {
+      const bytes = (0, index_js_1.toUint8Array)(data);
+      const casing = options.case ?? "lower";
+      const pairs = Array.from(bytes, (byte) => {
+        const text = byte.toString(16).padStart(2, "0");
+        return casing === "upper" ? text.toUpperCase() : text;
+      });
+      let body2 = "";
+      if (options.line) {
+        const bytesPerLine = options.line.bytesPerLine;
+        if (!Number.isInteger(bytesPerLine) || bytesPerLine < 1) {
+          throw new RangeError("Hex bytesPerLine must be a positive integer");
+        }
+        const separator = options.line.separator ?? "\n";
+        const lines = [];
+        for (let index = 0; index < pairs.length; index += bytesPerLine) {
+          lines.push(groupPairs(pairs.slice(index, index + bytesPerLine), options.group));
+        }
+        body2 = lines.join(separator);
+      } else {
+        body2 = groupPairs(pairs, options.group);
+      }
+      return `${options.prefix ?? ""}${body2}`;
+    }
+    function decode3(text, options = {}) {
+      const normalized = normalize(text, options);
+      const result = new Uint8Array(normalized.length / 2);
+      for (let i = 0; i < normalized.length; i += 2) {
+        result[i / 2] = Number.parseInt(normalized.slice(i, i + 2), 16);
+      }
+      return result;
+    }
+    function parse3(text, options = {}) {
+      const normalized = normalize(text, options);
+      return {
+        bytes: decode3(normalized),
+        format: detectFormat(text),
+        normalized
+      };
+    }
+    function format(data, value) {
+      return encode3(data, value);
+    }
+    exports.formats = {
+      compact: Object.freeze({}),
+      upper: Object.freeze({ case: "upper" }),
+      colon: Object.freeze({ group: { size: 1, separator: ":" } }),
+      colonUpper: Object.freeze({ case: "upper", group: { size: 1, separator: ":" } }),
+      groupsOf4: Object.freeze({ group: { size: 4, separator: " " } }),
+      prefixed: Object.freeze({ prefix: "0x" })
+    };
+    exports.hex = { encode: encode3, decode: decode3, format, formats: exports.formats, is, normalize, parse: parse3 };
+  }
+});
+
+// node_modules/@peculiar/utils/build/cjs/encoding/utf8.js
+var require_utf8 = __commonJS({
+  "node_modules/@peculiar/utils/build/cjs/encoding/utf8.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.utf8 = void 0;
+    exports.encode = encode3;
+    exports.decode = decode3;
+    var index_js_1 = require_bytes();
+    function encode3(text) {
+      return new TextEncoder().encode(text);
+    }
+    function decode3(data) {
+      return new TextDecoder("utf-8", { fatal: false }).decode((0, index_js_1.toUint8Array)(data));
+    }
+    exports.utf8 = { encode: encode3, decode: decode3 };
+  }
+});
+
+// node_modules/@peculiar/utils/build/cjs/encoding/utf16.js
+var require_utf16 = __commonJS({
+  "node_modules/@peculiar/utils/build/cjs/encoding/utf16.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.utf16 = void 0;
+    exports.encode = encode3;
+    exports.decode = decode3;
+    var index_js_1 = require_bytes();
+    function encode3(text, options = {}) {
+      const result = new ArrayBuffer(text.length * 2);
+      const view = new DataView(result);
+      for (let i = 0; i < text.length; i++) {
+        view.setUint16(i * 2, text.charCodeAt(i), options.littleEndian ?? false);
+      }
+      return new Uint8Array(result);
+    }
+    function decode3(data, options = {}) {
+      const buffer = (0, index_js_1.toArrayBuffer)(data);
+      const view = new DataView(buffer);
+      let result = "";
+      for (let i = 0; i < buffer.byteLength; i += 2) {
+        result += String.fromCharCode(view.getUint16(i, options.littleEndian ?? false));
+      }
+      return result;
+    }
+    exports.utf16 = { encode: encode3, decode: decode3 };
+  }
+});
+
+// node_modules/@peculiar/utils/build/cjs/encoding/base64.js
+var require_base64 = __commonJS({
+  "node_modules/@peculiar/utils/build/cjs/encoding/base64.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.base64 = void 0;
+    exports.normalize = normalize;
+    exports.pad = pad2;
+    exports.is = is;
+    exports.encode = encode3;
+    exports.decode = decode3;
+    var index_js_1 = require_bytes();
+    var binary_js_1 = require_binary2();
+    var BASE64_REGEX = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+    function nodeBuffer() {
+      return globalThis.Buffer;
+    }
+    function normalize(text) {
+      return text.replace(/[\n\r\t ]/g, "");
+    }
+    function pad2(text) {
+      const remainder = text.length % 4;
+      return remainder ? text + "=".repeat(4 - remainder) : text;
+    }
+    function is(text) {
+      if (typeof text !== "string") {
+        return false;
+      }
+      const normalized = normalize(text);
+      return normalized === "" || BASE64_REGEX.test(normalized);
+    }
+    function encode3(data, _options) {
+      const bytes = (0, index_js_1.toUint8Array)(data);
+      const buffer = nodeBuffer();
+      if (buffer) {
+        return buffer.from(bytes).toString("base64");
+      }
+      return btoa((0, binary_js_1.encode)(bytes));
+    }
+    function decode3(text, _options) {
+      const normalized = normalize(text);
+      if (!is(normalized)) {
+        throw new TypeError("Input is not valid Base64 text");
+      }
+      const buffer = nodeBuffer();
+      if (buffer) {
+        return new Uint8Array(buffer.from(normalized, "base64"));
+      }
+      return (0, binary_js_1.decode)(atob(normalized));
+    }
+    exports.base64 = { encode: encode3, decode: decode3, is, normalize, pad: pad2 };
+  }
+});
+
+// node_modules/@peculiar/utils/build/cjs/encoding/base64url.js
+var require_base64url = __commonJS({
+  "node_modules/@peculiar/utils/build/cjs/encoding/base64url.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.base64url = void 0;
+    exports.normalize = normalize;
+    exports.is = is;
+    exports.encode = encode3;
+    exports.decode = decode3;
+    var base64_js_1 = require_base64();
+    var BASE64URL_REGEX = /^[A-Za-z0-9_-]*$/;
+    function normalize(text) {
+      return text.replace(/[\n\r\t ]/g, "");
+    }
+    function is(text) {
+      return typeof text === "string" && BASE64URL_REGEX.test(normalize(text));
+    }
+    function encode3(data, _options) {
+      return base64_js_1.base64.encode(data).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/g, "");
+    }
+    function decode3(text, _options) {
+      const normalized = normalize(text);
+      if (!is(normalized)) {
+        throw new TypeError("Input is not valid Base64Url text");
+      }
+      return base64_js_1.base64.decode(base64_js_1.base64.pad(normalized.replace(/-/g, "+").replace(/_/g, "/")));
+    }
+    exports.base64url = { encode: encode3, decode: decode3, is, normalize };
+  }
+});
+
+// node_modules/@peculiar/utils/build/cjs/encoding/index.js
+var require_encoding2 = __commonJS({
+  "node_modules/@peculiar/utils/build/cjs/encoding/index.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.base64url = exports.base64 = exports.utf16 = exports.utf8 = exports.hex = exports.binary = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    exports.binary = tslib_1.__importStar(require_binary2());
+    exports.hex = tslib_1.__importStar(require_hex());
+    exports.utf8 = tslib_1.__importStar(require_utf8());
+    exports.utf16 = tslib_1.__importStar(require_utf16());
+    exports.base64 = tslib_1.__importStar(require_base64());
+    exports.base64url = tslib_1.__importStar(require_base64url());
+  }
+});
+
+// node_modules/@peculiar/utils/build/cjs/pem/pem.js
+var require_pem = __commonJS({
+  "node_modules/@peculiar/utils/build/cjs/pem/pem.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.pemConverter = exports.pem = void 0;
+    exports.encode = encode3;
+    exports.encodeMany = encodeMany;
+    exports.decode = decode3;
+    exports.find = find;
+    exports.findAll = findAll;
+    exports.decodeFirst = decodeFirst;
+    exports.parse = parse3;
+    exports.format = format;
+    var base64_js_1 = require_base64();
+    var LABEL_REGEX = /^[A-Z0-9][A-Z0-9 ._-]*[A-Z0-9]$/i;
+    var PEM_BLOCK_REGEX = /-----BEGIN ([^-]+)-----([\s\S]*?)-----END \1-----/g;
+    function assertLabel(label) {
+      if (!LABEL_REGEX.test(label)) {
+        throw new TypeError(`Invalid PEM label '${label}'`);
+      }
+    }
+    function wrap(text, lineLength) {
+      const result = [];
+      for (let i = 0; i < text.length; i += lineLength) {
+        result.push(text.slice(i, i + lineLength));
+      }
+      return result;
+    }
+    function parseBody(body2) {
+      const normalized = body2.trim().replace(/\r\n/g, "\n");
+      const lines = normalized.split("\n").map((line) => line.trim()).filter(Boolean);
+      const headers = {};
+      let index = 0;
+      for (; index < lines.length; index++) {
+        const line = lines[index];
+        const separator = line.indexOf(":");
+        if (separator <= 0) {
+          break;
+        }
+        headers[line.slice(0, separator).trim()] = line.slice(separator + 1).trim();
+      }
+      return {
+        headers: Object.keys(headers).length ? headers : void 0,
+        base64Lines: lines.slice(index),
+        base64Text: lines.slice(index).join("")
+      };
+    }
+    function detectNewline(text) {
+      return /\r\n/.test(text) ? "\r\n" : "\n";
+    }
+    function collectBlocks(text, options = {}) {
+      const blocks = [];
+      const requestedLabel = options.label;
+      let match;
+      PEM_BLOCK_REGEX.lastIndex = 0;
+      while (match = PEM_BLOCK_REGEX.exec(text)) {
+        const label = match[1].trim();
+        if (requestedLabel && label !== requestedLabel) {
+          continue;
+        }
+        assertLabel(label);
+        const parsed = parseBody(match[2]);
+        blocks.push({
+          label,
+          data: base64_js_1.base64.decode(parsed.base64Text),
+          headers: parsed.headers,
+          lineLength: parsed.base64Lines[0]?.length ?? 64,
+          newline: detectNewline(match[0])
+        });
+      }
+      if (options.strict && blocks.length === 0) {
+        throw new TypeError(requestedLabel ? `No PEM block with label '${requestedLabel}' was found` : "No PEM blocks were found");
+      }
+      return blocks;
+    }
+    function encode3(label, data, options = {}) {
+      assertLabel(label);
+      const lineLength = options.lineLength ?? 64;
+      if (!Number.isInteger(lineLength) || lineLength < 1) {
+        throw new RangeError("PEM lineLength must be a positive integer");
+      }
+      const newline = options.newline ?? "\n";
+      const lines = [`-----BEGIN ${label}-----`];
+      if (options.headers) {
+        for (const [name, value] of Object.entries(options.headers)) {
+          lines.push(`${name}: ${value}`);
+        }
+        lines.push("");
+      }
+      lines.push(...wrap(base64_js_1.base64.encode(data), lineLength));
+      lines.push(`-----END ${label}-----`);
+      return `${lines.join(newline)}${newline}`;
+    }
+    function encodeMany(blocks, options = {}) {
+      return blocks.map((block) => encode3(block.label, block.data, { ...options, headers: block.headers ?? options.headers })).join("");
+    }
+    function decode3(text, options = {}) {
+      return collectBlocks(text, options).map(({ lineLength: _lineLength, newline: _newline, ...block }) => block);
+    }
+    function find(text, label) {
+      return decode3(text, { label })[0];
+    }
+    function findAll(text, label) {
+      return decode3(text, { label });
+    }
+    function decodeFirst(text, label) {
+      const [block] = decode3(text, { label, strict: true });
+      return block.data;
+    }
+    function parse3(text, options = {}) {
+      const [block] = collectBlocks(text, { ...options, strict: true });
+      const format2 = {
+        label: block.label,
+        headers: block.headers,
+        lineLength: block.lineLength,
+        newline: block.newline
+      };
+      return {
+        bytes: block.data,
+        format: format2,
+        normalized: encode3(block.label, block.data, format2)
+      };
+    }
+    function format(data, value) {
+      return encode3(value.label, data, value);
+    }
+    exports.pem = { decode: decode3, decodeFirst, encode: encode3, encodeMany, find, findAll, format, parse: parse3 };
+    exports.pemConverter = {
+      name: "pem",
+      encode: (data, options) => {
+        if (!options?.label) {
+          throw new TypeError("PEM label is required");
+        }
+        return encode3(options.label, data, options);
+      },
+      decode: (text, options) => decodeFirst(text, options?.label),
+      format,
+      is: (text) => typeof text === "string" && /-----BEGIN [^-]+-----/.test(text),
+      parse: parse3
+    };
+  }
+});
+
+// node_modules/@peculiar/utils/build/cjs/pem/index.js
+var require_pem2 = __commonJS({
+  "node_modules/@peculiar/utils/build/cjs/pem/index.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.pemConverter = exports.pem = exports.parse = exports.format = exports.findAll = exports.find = exports.encodeMany = exports.encode = exports.decodeFirst = exports.decode = void 0;
+    var pem_js_1 = require_pem();
+    Object.defineProperty(exports, "decode", { enumerable: true, get: function() {
+      return pem_js_1.decode;
+    } });
+    Object.defineProperty(exports, "decodeFirst", { enumerable: true, get: function() {
+      return pem_js_1.decodeFirst;
+    } });
+    Object.defineProperty(exports, "encode", { enumerable: true, get: function() {
+      return pem_js_1.encode;
+    } });
+    Object.defineProperty(exports, "encodeMany", { enumerable: true, get: function() {
+      return pem_js_1.encodeMany;
+    } });
+    Object.defineProperty(exports, "find", { enumerable: true, get: function() {
+      return pem_js_1.find;
+    } });
+    Object.defineProperty(exports, "findAll", { enumerable: true, get: function() {
+      return pem_js_1.findAll;
+    } });
+    Object.defineProperty(exports, "format", { enumerable: true, get: function() {
+      return pem_js_1.format;
+    } });
+    Object.defineProperty(exports, "parse", { enumerable: true, get: function() {
+      return pem_js_1.parse;
+    } });
+    Object.defineProperty(exports, "pem", { enumerable: true, get: function() {
+      return pem_js_1.pem;
+    } });
+    Object.defineProperty(exports, "pemConverter", { enumerable: true, get: function() {
+      return pem_js_1.pemConverter;
+    } });
+  }
+});
+
+// node_modules/@peculiar/utils/build/cjs/converters/registry.js
+var require_registry = __commonJS({
+  "node_modules/@peculiar/utils/build/cjs/converters/registry.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.createConverterRegistry = createConverterRegistry;
+    function keyOf(name) {
+      return name.trim().toLowerCase();
+    }
+    function toError(error62) {
+      return error62 instanceof Error ? error62 : new Error(String(error62));
+    }
+    function removeConverter(converters, primaryNames, converter) {
+      for (const alias of [converter.name, ...converter.aliases ?? []]) {
+        converters.delete(keyOf(alias));
+      }
+      primaryNames.delete(keyOf(converter.name));
+    }
+    function requireCapability(converter, name, capability) {
+      const method = converter[capability];
+      if (typeof method !== "function") {
+        throw new Error(`Converter '${name}' does not support ${capability}()`);
+      }
+      return method;
+    }
+    function detectConfidence(name, text, converter) {
+      const normalizedName = keyOf(converter.name || name);
+      const trimmed = text.trim();
+      if (!trimmed) {
+        return 0;
+      }
+      let accepted = false;
+      if (converter.is) {
+        accepted = converter.is(text);
+      }
+      let decodable = false;
+      try {
+        converter.decode(text);
+        decodable = true;
+      } catch {
+        decodable = false;
+      }
+      if (!accepted && !decodable) {
+        return 0;
+      }
+      switch (normalizedName) {
+        case "pem":
+          return /-----BEGIN [^-]+-----/.test(text) ? 1 : 0;
+        case "hex": {
+          const compact = trimmed.replace(/^0x/i, "").replace(/[\s:.-]/g, "");
+          if (!compact || /[^0-9a-f]/i.test(compact) || compact.length % 2 !== 0) {
+            return 0;
+          }
+          if (/^0x/i.test(trimmed) || /[:\s.-]/.test(trimmed)) {
+            return 0.95;
+          }
+          if (/[a-f]/.test(trimmed) || /[A-F]/.test(trimmed)) {
+            return 0.8;
+          }
+          return 0.45;
+        }
+        case "base64url":
+          if (/[-_]/.test(trimmed)) {
+            return 0.95;
+          }
+          if (/=/.test(trimmed)) {
+            return 0.1;
+          }
+          return 0.6;
+        case "base64":
+          if (/[+/=]/.test(trimmed)) {
+            return 0.9;
+          }
+          return 0.55;
+        case "binary":
+        case "utf8":
+        case "utf16be":
+        case "utf16le":
+          return 0;
+        default:
+          return accepted && decodable ? 0.75 : 0.5;
+      }
+    }
+    function createConverterRegistry(initialConverters = []) {
+      const converters = /* @__PURE__ */ new Map();
+      const primaryNames = /* @__PURE__ */ new Set();
+      const api = {
+        register(converter, options = {}) {
+          if (!converter.name || !keyOf(converter.name)) {
+            throw new TypeError("Converter name is required");
+          }
+          const names = [...new Set([converter.name, ...converter.aliases ?? []].map(keyOf))];
+          const conflicts = /* @__PURE__ */ new Set();
+          for (const name of names) {
+            const existing2 = converters.get(name);
+            if (!existing2) {
+              continue;
+            }
+            if (!options.override) {
+              throw new Error(`Converter '${name}' is already registered`);
+            }
+            conflicts.add(existing2);
+          }
+          for (const conflicting of conflicts) {
+            removeConverter(converters, primaryNames, conflicting);
+          }
+          for (const name of names) {
+            converters.set(name, converter);
+          }
+          primaryNames.add(keyOf(converter.name));
+          return this;
+        },
+        unregister(name) {
+          const converter = converters.get(keyOf(name));
+          if (!converter) {
+            return false;
+          }
+          removeConverter(converters, primaryNames, converter);
+          return true;
+        },
+        has(name) {
+          return converters.has(keyOf(name));
+        },
+        get(name) {
+          const converter = converters.get(keyOf(name));
+          if (!converter) {
+            throw new Error(`Converter '${name}' is not registered`);
+          }
+          return converter;
+        },
+        list() {
+          return [...primaryNames].map((name) => this.get(name));
+        },
+        encode(name, data, options) {
+          return this.get(name).encode(data, options);
+        },
+        decode(name, text, options) {
+          return this.get(name).decode(text, options);
+        },
+        tryDecode(name, text, options) {
+          try {
+            return { ok: true, bytes: this.decode(name, text, options) };
+          } catch (error62) {
+            return { ok: false, error: toError(error62) };
+          }
+        },
+        normalize(name, text, options) {
+          const converter = this.get(name);
+          return requireCapability(converter, name, "normalize").call(converter, text, options);
+        },
+        parse(name, text, options) {
+          const converter = this.get(name);
+          return requireCapability(converter, name, "parse").call(converter, text, options);
+        },
+        format(name, data, format) {
+          const converter = this.get(name);
+          return requireCapability(converter, name, "format").call(converter, data, format);
+        },
+        transcode(text, options) {
+          const bytes = this.decode(options.from, text, options.fromOptions);
+          return this.encode(options.to, bytes, options.toOptions);
+        },
+        detect(text, options = {}) {
+          const formatNames = options.formats?.length ? options.formats.map((name) => String(name)) : this.list().map((converter) => converter.name).filter((name) => !["binary", "utf8", "utf16be", "utf16le"].includes(keyOf(name)));
+          const detections = /* @__PURE__ */ new Map();
+          for (const requestedName of formatNames) {
+            const converter = this.get(requestedName);
+            const confidence = detectConfidence(requestedName, text, converter);
+            if (confidence <= 0) {
+              continue;
+            }
+            const format = converter.name;
+            const current = detections.get(format);
+            if (!current || confidence > current.confidence) {
+              detections.set(format, { format, confidence });
+            }
+          }
+          return [...detections.values()].sort((left, right) => right.confidence - left.confidence);
+        }
+      };
+      for (const converter of initialConverters) {
+        api.register(converter);
+      }
+      return api;
+    }
+  }
+});
+
+// node_modules/@peculiar/utils/build/cjs/converters/defaults.js
+var require_defaults = __commonJS({
+  "node_modules/@peculiar/utils/build/cjs/converters/defaults.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.defaultConverterRegistry = exports.defaultConverters = exports.utf16leConverter = exports.utf16beConverter = exports.utf8Converter = exports.base64urlConverter = exports.base64Converter = exports.hexConverter = exports.binaryConverter = exports.pemConverter = void 0;
+    var index_js_1 = require_encoding2();
+    var index_js_2 = require_pem2();
+    var index_js_3 = require_pem2();
+    Object.defineProperty(exports, "pemConverter", { enumerable: true, get: function() {
+      return index_js_3.pemConverter;
+    } });
+    var registry_js_1 = require_registry();
+    exports.binaryConverter = {
+      name: "binary",
+      aliases: ["latin1"],
+      encode: index_js_1.binary.encode,
+      decode: index_js_1.binary.decode,
+      is: index_js_1.binary.is
+    };
+    exports.hexConverter = {
+      name: "hex",
+      encode: index_js_1.hex.encode,
+      decode: index_js_1.hex.decode,
+      format: index_js_1.hex.format,
+      is: index_js_1.hex.is,
+      normalize: index_js_1.hex.normalize,
+      parse: index_js_1.hex.parse
+    };
+    exports.base64Converter = {
+      name: "base64",
+      aliases: ["b64"],
+      encode: index_js_1.base64.encode,
+      decode: index_js_1.base64.decode,
+      is: index_js_1.base64.is,
+      normalize: index_js_1.base64.normalize
+    };
+    exports.base64urlConverter = {
+      name: "base64url",
+      aliases: ["base64-url", "b64url"],
+      encode: index_js_1.base64url.encode,
+      decode: index_js_1.base64url.decode,
+      is: index_js_1.base64url.is,
+      normalize: index_js_1.base64url.normalize
+    };
+    exports.utf8Converter = {
+      name: "utf8",
+      aliases: ["utf-8"],
+      encode: (data) => index_js_1.utf8.decode(data),
+      decode: (text) => index_js_1.utf8.encode(text),
+      is: (text) => typeof text === "string"
+    };
+    exports.utf16beConverter = {
+      name: "utf16be",
+      aliases: ["utf16", "utf-16", "utf-16be"],
+      encode: (data) => index_js_1.utf16.decode(data),
+      decode: (text) => index_js_1.utf16.encode(text),
+      is: (text) => typeof text === "string"
+    };
+    exports.utf16leConverter = {
+      name: "utf16le",
+      aliases: ["utf-16le", "ucs2", "usc2"],
+      encode: (data) => index_js_1.utf16.decode(data, { littleEndian: true }),
+      decode: (text) => index_js_1.utf16.encode(text, { littleEndian: true }),
+      is: (text) => typeof text === "string"
+    };
+    exports.defaultConverters = [
+      exports.binaryConverter,
+      exports.hexConverter,
+      exports.base64Converter,
+      exports.base64urlConverter,
+      exports.utf8Converter,
+      exports.utf16beConverter,
+      exports.utf16leConverter,
+      index_js_2.pemConverter
+    ];
+    exports.defaultConverterRegistry = (0, registry_js_1.createConverterRegistry)(exports.defaultConverters);
+  }
+});
+
+// node_modules/@peculiar/utils/build/cjs/converters/convert.js
+var require_convert = __commonJS({
+  "node_modules/@peculiar/utils/build/cjs/converters/convert.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.convert = void 0;
+    var index_js_1 = require_bytes();
+    var index_js_2 = require_encoding2();
+    var defaults_js_1 = require_defaults();
+    function encode3(name, data, ...args) {
+      return defaults_js_1.defaultConverterRegistry.encode(name, data, ...args);
+    }
+    function decode3(name, text, ...args) {
+      return defaults_js_1.defaultConverterRegistry.decode(name, text, ...args);
+    }
+    function tryDecode(name, text, ...args) {
+      return defaults_js_1.defaultConverterRegistry.tryDecode(name, text, ...args);
+    }
+    function normalize(name, text, ...args) {
+      return defaults_js_1.defaultConverterRegistry.normalize(name, text, ...args);
+    }
+    function parse3(name, text, ...args) {
+      return defaults_js_1.defaultConverterRegistry.parse(name, text, ...args);
+    }
+    function format(name, data, value) {
+      return defaults_js_1.defaultConverterRegistry.format(name, data, value);
+    }
+    function transcode(text, options) {
+      return defaults_js_1.defaultConverterRegistry.transcode(text, options);
+    }
+    function detect(text, options) {
+      return defaults_js_1.defaultConverterRegistry.detect(text, options);
+    }
+    function normalizeEncodingName(encoding) {
+      return encoding.toLowerCase();
+    }
+    exports.convert = {
+      encode: encode3,
+      decode: decode3,
+      tryDecode,
+      normalize,
+      parse: parse3,
+      format,
+      transcode,
+      detect,
+      to(format2, data, ...args) {
+        return encode3(format2, data, ...args);
+      },
+      from(format2, text, ...args) {
+        return decode3(format2, text, ...args);
+      },
+      toString(data, encoding = "utf8") {
+        return encode3(encoding, data);
+      },
+      fromString(text, encoding = "utf8") {
+        if (normalizeEncodingName(encoding) === "hex") {
+          return (0, index_js_1.toArrayBuffer)(index_js_2.hex.decode(text, { allowOddLength: true }));
+        }
+        return (0, index_js_1.toArrayBuffer)(decode3(encoding, text));
+      },
+      toBase64: index_js_2.base64.encode,
+      fromBase64: (text) => (0, index_js_1.toArrayBuffer)(index_js_2.base64.decode(text)),
+      toBase64Url: index_js_2.base64url.encode,
+      fromBase64Url: (text) => (0, index_js_1.toArrayBuffer)(index_js_2.base64url.decode(text)),
+      toHex: index_js_2.hex.encode,
+      fromHex: (text) => (0, index_js_1.toArrayBuffer)(index_js_2.hex.decode(text, { allowOddLength: true })),
+      toBinary: index_js_2.binary.encode,
+      fromBinary: (text) => (0, index_js_1.toArrayBuffer)(index_js_2.binary.decode(text)),
+      toUtf8String: index_js_2.utf8.decode,
+      fromUtf8String: (text) => (0, index_js_1.toArrayBuffer)(index_js_2.utf8.encode(text)),
+      toUtf16String: (data, littleEndian = false) => index_js_2.utf16.decode(data, { littleEndian }),
+      fromUtf16String: (text, littleEndian = false) => (0, index_js_1.toArrayBuffer)(index_js_2.utf16.encode(text, { littleEndian })),
+      isHex: index_js_2.hex.is,
+      isBase64: index_js_2.base64.is,
+      isBase64Url: index_js_2.base64url.is,
+      formatString: index_js_2.base64.normalize
+    };
+  }
+});
+
+// node_modules/@peculiar/utils/build/cjs/converters/index.js
+var require_converters = __commonJS({
+  "node_modules/@peculiar/utils/build/cjs/converters/index.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.convert = exports.utf8Converter = exports.utf16leConverter = exports.utf16beConverter = exports.pemConverter = exports.hexConverter = exports.defaultConverters = exports.defaultConverterRegistry = exports.binaryConverter = exports.base64urlConverter = exports.base64Converter = exports.createConverterRegistry = void 0;
+    var registry_js_1 = require_registry();
+    Object.defineProperty(exports, "createConverterRegistry", { enumerable: true, get: function() {
+      return registry_js_1.createConverterRegistry;
+    } });
+    var defaults_js_1 = require_defaults();
+    Object.defineProperty(exports, "base64Converter", { enumerable: true, get: function() {
+      return defaults_js_1.base64Converter;
+    } });
+    Object.defineProperty(exports, "base64urlConverter", { enumerable: true, get: function() {
+      return defaults_js_1.base64urlConverter;
+    } });
+    Object.defineProperty(exports, "binaryConverter", { enumerable: true, get: function() {
+      return defaults_js_1.binaryConverter;
+    } });
+    Object.defineProperty(exports, "defaultConverterRegistry", { enumerable: true, get: function() {
+      return defaults_js_1.defaultConverterRegistry;
+    } });
+    Object.defineProperty(exports, "defaultConverters", { enumerable: true, get: function() {
+      return defaults_js_1.defaultConverters;
+    } });
+    Object.defineProperty(exports, "hexConverter", { enumerable: true, get: function() {
+      return defaults_js_1.hexConverter;
+    } });
+    Object.defineProperty(exports, "pemConverter", { enumerable: true, get: function() {
+      return defaults_js_1.pemConverter;
+    } });
+    Object.defineProperty(exports, "utf16beConverter", { enumerable: true, get: function() {
+      return defaults_js_1.utf16beConverter;
+    } });
+    Object.defineProperty(exports, "utf16leConverter", { enumerable: true, get: function() {
+      return defaults_js_1.utf16leConverter;
+    } });
+    Object.defineProperty(exports, "utf8Converter", { enumerable: true, get: function() {
+      return defaults_js_1.utf8Converter;
+    } });
+    var convert_js_1 = require_convert();
+    Object.defineProperty(exports, "convert", { enumerable: true, get: function() {
+      return convert_js_1.convert;
+    } });
+  }
+});
+
+// node_modules/@peculiar/utils/build/cjs/legacy/buffer-source-converter.js
+var require_buffer_source_converter = __commonJS({
+  "node_modules/@peculiar/utils/build/cjs/legacy/buffer-source-converter.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.BufferSourceConverter = void 0;
+    var index_js_1 = require_bytes();
+    var BufferSourceConverter = class {
+      static isArrayBuffer(data) {
+        return (0, index_js_1.isArrayBuffer)(data);
+      }
+      static toArrayBuffer(data) {
+        return (0, index_js_1.toArrayBuffer)(data);
+      }
+      static toUint8Array(data) {
+        return (0, index_js_1.toUint8Array)(data);
+      }
+      static toView(data, type) {
+        return (0, index_js_1.toView)(data, type);
+      }
+      static isBufferSource(data) {
+        return (0, index_js_1.isBufferSource)(data);
+      }
+      static isArrayBufferView(data) {
+        return (0, index_js_1.isArrayBufferView)(data);
+      }
+      static isEqual(a, b) {
+        return (0, index_js_1.equal)(a, b);
+      }
+      static concat(first, second, ...rest) {
+        if (Array.isArray(first)) {
+          return typeof second === "function" ? (0, index_js_1.concat)(first, second) : (0, index_js_1.concat)(first);
+        }
+        const buffers = [first, second, ...rest].filter(Boolean);
+        return (0, index_js_1.concat)(buffers);
+      }
+    };
+    exports.BufferSourceConverter = BufferSourceConverter;
+  }
+});
+
+// node_modules/@peculiar/utils/build/cjs/legacy/convert.js
+var require_convert2 = __commonJS({
+  "node_modules/@peculiar/utils/build/cjs/legacy/convert.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.Convert = void 0;
+    var index_js_1 = require_converters();
+    function normalizeTextEncoding(encoding) {
+      return encoding === "ascii" ? "binary" : encoding;
+    }
+    var Convert = class _Convert {
+      static DEFAULT_UTF8_ENCODING = "utf8";
+      static isHex(data) {
+        return index_js_1.convert.isHex(data);
+      }
+      static isBase64(data) {
+        return index_js_1.convert.isBase64(data);
+      }
+      static isBase64Url(data) {
+        return index_js_1.convert.isBase64Url(data);
+      }
+      static ToString(buffer, enc = "utf8") {
+        return index_js_1.convert.toString(buffer, enc);
+      }
+      static FromString(str, enc = "utf8") {
+        if (!str) {
+          return new ArrayBuffer(0);
+        }
+        return index_js_1.convert.fromString(str, enc);
+      }
+      static ToBase64(buffer) {
+        return index_js_1.convert.toBase64(buffer);
+      }
+      static FromBase64(base643) {
+        return index_js_1.convert.fromBase64(base643);
+      }
+      static FromBase64Url(base64url3) {
+        return index_js_1.convert.fromBase64Url(base64url3);
+      }
+      static ToBase64Url(data) {
+        return index_js_1.convert.toBase64Url(data);
+      }
+      static FromUtf8String(text, encoding = _Convert.DEFAULT_UTF8_ENCODING) {
+        return index_js_1.convert.fromString(text, normalizeTextEncoding(encoding));
+      }
+      static ToUtf8String(buffer, encoding = _Convert.DEFAULT_UTF8_ENCODING) {
+        return index_js_1.convert.toString(buffer, normalizeTextEncoding(encoding));
+      }
+      static FromBinary(text) {
+        return index_js_1.convert.fromBinary(text);
+      }
+      static ToBinary(buffer) {
+        return index_js_1.convert.toBinary(buffer);
+      }
+      static ToHex(buffer) {
+        return index_js_1.convert.toHex(buffer);
+      }
+      static FromHex(hexString) {
+        return index_js_1.convert.fromHex(hexString);
+      }
+      static ToUtf16String(buffer, littleEndian = false) {
+        return index_js_1.convert.toUtf16String(buffer, littleEndian);
+      }
+      static FromUtf16String(text, littleEndian = false) {
+        return index_js_1.convert.fromUtf16String(text, littleEndian);
+      }
+      static Base64Padding(base643) {
+        const padCount = 4 - base643.length % 4;
+        return padCount < 4 ? base643 + "=".repeat(padCount) : base643;
+      }
+      static formatString(data) {
+        return index_js_1.convert.formatString(data);
+      }
+    };
+    exports.Convert = Convert;
+  }
+});
+
+// node_modules/@peculiar/utils/build/cjs/legacy/functions.js
+var require_functions = __commonJS({
+  "node_modules/@peculiar/utils/build/cjs/legacy/functions.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.assign = assign;
+    exports.combine = combine;
+    exports.isEqual = isEqual;
+    var index_js_1 = require_bytes();
+    function assign(target, ...sources) {
+      for (const source of sources) {
+        if (!source) {
+          continue;
+        }
+        for (const prop in source) {
+          target[prop] = source[prop];
+        }
+      }
+      return target;
+    }
+    function combine(...buf) {
+      return (0, index_js_1.concat)(buf);
+    }
+    function isEqual(bytes1, bytes2) {
+      return (0, index_js_1.equal)(bytes1, bytes2);
+    }
+  }
+});
+
+// node_modules/@peculiar/utils/build/cjs/legacy/index.js
+var require_legacy = __commonJS({
+  "node_modules/@peculiar/utils/build/cjs/legacy/index.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.isEqual = exports.combine = exports.assign = exports.Convert = exports.BufferSourceConverter = void 0;
+    var buffer_source_converter_js_1 = require_buffer_source_converter();
+    Object.defineProperty(exports, "BufferSourceConverter", { enumerable: true, get: function() {
+      return buffer_source_converter_js_1.BufferSourceConverter;
+    } });
+    var convert_js_1 = require_convert2();
+    Object.defineProperty(exports, "Convert", { enumerable: true, get: function() {
+      return convert_js_1.Convert;
+    } });
+    var functions_js_1 = require_functions();
+    Object.defineProperty(exports, "assign", { enumerable: true, get: function() {
+      return functions_js_1.assign;
+    } });
+    Object.defineProperty(exports, "combine", { enumerable: true, get: function() {
+      return functions_js_1.combine;
+    } });
+    Object.defineProperty(exports, "isEqual", { enumerable: true, get: function() {
+      return functions_js_1.isEqual;
+    } });
+  }
+});
+
+// node_modules/@peculiar/utils/build/cjs/index.js
+var require_cjs = __commonJS({
+  "node_modules/@peculiar/utils/build/cjs/index.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.bytes = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    tslib_1.__exportStar(require_bytes(), exports);
+    exports.bytes = tslib_1.__importStar(require_bytes());
+    tslib_1.__exportStar(require_encoding2(), exports);
+    tslib_1.__exportStar(require_pem2(), exports);
+    tslib_1.__exportStar(require_converters(), exports);
+    tslib_1.__exportStar(require_legacy(), exports);
+  }
+});
+
+// node_modules/@peculiar/asn1-schema/build/cjs/enums.js
+var require_enums = __commonJS({
+  "node_modules/@peculiar/asn1-schema/build/cjs/enums.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.AsnPropTypes = exports.AsnTypeTypes = void 0;
+    var AsnTypeTypes;
+    (function(AsnTypeTypes2) {
+      AsnTypeTypes2[AsnTypeTypes2["Sequence"] = 0] = "Sequence";
+      AsnTypeTypes2[AsnTypeTypes2["Set"] = 1] = "Set";
+      AsnTypeTypes2[AsnTypeTypes2["Choice"] = 2] = "Choice";
+    })(AsnTypeTypes || (exports.AsnTypeTypes = AsnTypeTypes = {}));
+    var AsnPropTypes;
+    (function(AsnPropTypes2) {
+      AsnPropTypes2[AsnPropTypes2["Any"] = 1] = "Any";
+      AsnPropTypes2[AsnPropTypes2["Boolean"] = 2] = "Boolean";
+      AsnPropTypes2[AsnPropTypes2["OctetString"] = 3] = "OctetString";
+      AsnPropTypes2[AsnPropTypes2["BitString"] = 4] = "BitString";
+      AsnPropTypes2[AsnPropTypes2["Integer"] = 5] = "Integer";
+      AsnPropTypes2[AsnPropTypes2["Enumerated"] = 6] = "Enumerated";
+      AsnPropTypes2[AsnPropTypes2["ObjectIdentifier"] = 7] = "ObjectIdentifier";
+      AsnPropTypes2[AsnPropTypes2["Utf8String"] = 8] = "Utf8String";
+      AsnPropTypes2[AsnPropTypes2["BmpString"] = 9] = "BmpString";
+      AsnPropTypes2[AsnPropTypes2["UniversalString"] = 10] = "UniversalString";
+      AsnPropTypes2[AsnPropTypes2["NumericString"] = 11] = "NumericString";
+      AsnPropTypes2[AsnPropTypes2["PrintableString"] = 12] = "PrintableString";
+      AsnPropTypes2[AsnPropTypes2["TeletexString"] = 13] = "TeletexString";
+      AsnPropTypes2[AsnPropTypes2["VideotexString"] = 14] = "VideotexString";
+      AsnPropTypes2[AsnPropTypes2["IA5String"] = 15] = "IA5String";
+      AsnPropTypes2[AsnPropTypes2["GraphicString"] = 16] = "GraphicString";
+      AsnPropTypes2[AsnPropTypes2["VisibleString"] = 17] = "VisibleString";
+      AsnPropTypes2[AsnPropTypes2["GeneralString"] = 18] = "GeneralString";
+      AsnPropTypes2[AsnPropTypes2["CharacterString"] = 19] = "CharacterString";
+      AsnPropTypes2[AsnPropTypes2["UTCTime"] = 20] = "UTCTime";
+      AsnPropTypes2[AsnPropTypes2["GeneralizedTime"] = 21] = "GeneralizedTime";
+      AsnPropTypes2[AsnPropTypes2["DATE"] = 22] = "DATE";
+      AsnPropTypes2[AsnPropTypes2["TimeOfDay"] = 23] = "TimeOfDay";
+      AsnPropTypes2[AsnPropTypes2["DateTime"] = 24] = "DateTime";
+      AsnPropTypes2[AsnPropTypes2["Duration"] = 25] = "Duration";
+      AsnPropTypes2[AsnPropTypes2["TIME"] = 26] = "TIME";
+      AsnPropTypes2[AsnPropTypes2["Null"] = 27] = "Null";
+      AsnPropTypes2[AsnPropTypes2["RelativeObjectIdentifier"] = 28] = "RelativeObjectIdentifier";
+    })(AsnPropTypes || (exports.AsnPropTypes = AsnPropTypes = {}));
+  }
+});
+
+// node_modules/@peculiar/asn1-schema/build/cjs/types/bit_string.js
+var require_bit_string = __commonJS({
+  "node_modules/@peculiar/asn1-schema/build/cjs/types/bit_string.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.BitString = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1js = tslib_1.__importStar(require_build2());
+    var utils_1 = require_cjs();
+    var BitString = class {
+      unusedBits = 0;
+      value = new ArrayBuffer(0);
+      constructor(params, unusedBits = 0) {
+        if (params) {
+          if (typeof params === "number") {
+            this.fromNumber(params);
+          } else if ((0, utils_1.isBufferSource)(params)) {
+            this.unusedBits = unusedBits;
+            this.value = (0, utils_1.toArrayBuffer)(params);
+          } else {
+            throw TypeError("Unsupported type of 'params' argument for BitString");
+          }
+        }
+      }
+      fromASN(asn) {
+        if (!(asn instanceof asn1js.BitString)) {
+          throw new TypeError("Argument 'asn' is not instance of ASN.1 BitString");
+        }
+        this.unusedBits = asn.valueBlock.unusedBits;
+        this.value = (0, utils_1.toArrayBuffer)(asn.valueBlock.valueHex);
+        return this;
+      }
+      toASN() {
+        return new asn1js.BitString({
+          unusedBits: this.unusedBits,
+          valueHex: this.value
+        });
+      }
+      toSchema(name) {
+        return new asn1js.BitString({ name });
+      }
+      toNumber() {
+        let res = "";
+        const uintArray = new Uint8Array(this.value);
+        for (const octet of uintArray) {
+          res += octet.toString(2).padStart(8, "0");
+        }
+        res = res.split("").reverse().join("");
+        if (this.unusedBits) {
+          res = res.slice(this.unusedBits).padStart(this.unusedBits, "0");
+        }
+        return parseInt(res, 2);
+      }
+      fromNumber(value) {
+        let bits = value.toString(2);
+        const octetSize = bits.length + 7 >> 3;
+        this.unusedBits = (octetSize << 3) - bits.length;
+        const octets = new Uint8Array(octetSize);
+        bits = bits.padStart(octetSize << 3, "0").split("").reverse().join("");
+        let index = 0;
+        while (index < octetSize) {
+          octets[index] = parseInt(bits.slice(index << 3, (index << 3) + 8), 2);
+          index++;
+        }
+        this.value = octets.buffer;
+      }
+    };
+    exports.BitString = BitString;
+  }
+});
+
+// node_modules/@peculiar/asn1-schema/build/cjs/types/octet_string.js
+var require_octet_string = __commonJS({
+  "node_modules/@peculiar/asn1-schema/build/cjs/types/octet_string.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.OctetString = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1js = tslib_1.__importStar(require_build2());
+    var utils_1 = require_cjs();
+    var OctetString2 = class {
+      buffer;
+      get byteLength() {
+        return this.buffer.byteLength;
+      }
+      get byteOffset() {
+        return 0;
+      }
+      constructor(param) {
+        if (typeof param === "number") {
+          this.buffer = new ArrayBuffer(param);
+        } else {
+          if ((0, utils_1.isBufferSource)(param)) {
+            this.buffer = (0, utils_1.toArrayBuffer)(param);
+          } else if (Array.isArray(param)) {
+            this.buffer = new Uint8Array(param).buffer;
+          } else {
+            this.buffer = new ArrayBuffer(0);
+          }
+        }
+      }
+      fromASN(asn) {
+        if (!(asn instanceof asn1js.OctetString)) {
+          throw new TypeError("Argument 'asn' is not instance of ASN.1 OctetString");
+        }
+        this.buffer = (0, utils_1.toArrayBuffer)(asn.valueBlock.valueHex);
+        return this;
+      }
+      toASN() {
+        return new asn1js.OctetString({ valueHex: this.buffer });
+      }
+      toSchema(name) {
+        return new asn1js.OctetString({ name });
+      }
+    };
+    exports.OctetString = OctetString2;
+  }
+});
+
+// node_modules/@peculiar/asn1-schema/build/cjs/types/index.js
+var require_types = __commonJS({
+  "node_modules/@peculiar/asn1-schema/build/cjs/types/index.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    tslib_1.__exportStar(require_bit_string(), exports);
+    tslib_1.__exportStar(require_octet_string(), exports);
+  }
+});
+
+// node_modules/@peculiar/asn1-schema/build/cjs/converters.js
+var require_converters2 = __commonJS({
+  "node_modules/@peculiar/asn1-schema/build/cjs/converters.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.AsnNullConverter = exports.AsnGeneralizedTimeConverter = exports.AsnUTCTimeConverter = exports.AsnCharacterStringConverter = exports.AsnGeneralStringConverter = exports.AsnVisibleStringConverter = exports.AsnGraphicStringConverter = exports.AsnIA5StringConverter = exports.AsnVideotexStringConverter = exports.AsnTeletexStringConverter = exports.AsnPrintableStringConverter = exports.AsnNumericStringConverter = exports.AsnUniversalStringConverter = exports.AsnBmpStringConverter = exports.AsnUtf8StringConverter = exports.AsnConstructedOctetStringConverter = exports.AsnOctetStringConverter = exports.AsnBooleanConverter = exports.AsnRelativeObjectIdentifierConverter = exports.AsnObjectIdentifierConverter = exports.AsnBitStringConverter = exports.AsnIntegerBigIntConverter = exports.AsnIntegerArrayBufferConverter = exports.AsnEnumeratedConverter = exports.AsnIntegerConverter = exports.AsnAnyConverter = void 0;
+    exports.defaultConverter = defaultConverter;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1js = tslib_1.__importStar(require_build2());
+    var utils_1 = require_cjs();
+    var enums_1 = require_enums();
+    var index_1 = require_types();
+    exports.AsnAnyConverter = {
+      fromASN: (value) => value instanceof asn1js.Null ? null : (0, utils_1.toArrayBuffer)(value.valueBeforeDecodeView),
+      toASN: (value) => {
+        if (value === null) {
+          return new asn1js.Null();
+        }
+        const schema = asn1js.fromBER(value, { maxDepth: Infinity, maxNodes: Infinity, maxContentLength: Infinity });
+        if (schema.result.error) {
+          throw new Error(schema.result.error);
+        }
+        return schema.result;
+      }
+    };
+    exports.AsnIntegerConverter = {
+      fromASN: (value) => value.valueBlock.valueHexView.byteLength >= 4 ? value.valueBlock.toString() : value.valueBlock.valueDec,
+      toASN: (value) => new asn1js.Integer({ value: +value })
+    };
+    exports.AsnEnumeratedConverter = {
+      fromASN: (value) => value.valueBlock.valueDec,
+      toASN: (value) => new asn1js.Enumerated({ value })
+    };
+    exports.AsnIntegerArrayBufferConverter = {
+      fromASN: (value) => (0, utils_1.toArrayBuffer)(value.valueBlock.valueHexView),
+      toASN: (value) => new asn1js.Integer({ valueHex: value })
+    };
+    exports.AsnIntegerBigIntConverter = {
+      fromASN: (value) => value.toBigInt(),
+      toASN: (value) => asn1js.Integer.fromBigInt(value)
+    };
+    exports.AsnBitStringConverter = {
+      fromASN: (value) => (0, utils_1.toArrayBuffer)(value.valueBlock.valueHexView),
+      toASN: (value) => new asn1js.BitString({ valueHex: value })
+    };
+    exports.AsnObjectIdentifierConverter = {
+      fromASN: (value) => value.valueBlock.toString(),
+      toASN: (value) => new asn1js.ObjectIdentifier({ value })
+    };
+    exports.AsnRelativeObjectIdentifierConverter = {
+      fromASN: (value) => value.valueBlock.toString(),
+      toASN: (value) => new asn1js.RelativeObjectIdentifier({ value })
+    };
+    exports.AsnBooleanConverter = {
+      fromASN: (value) => value.valueBlock.value,
+      toASN: (value) => new asn1js.Boolean({ value })
+    };
+    exports.AsnOctetStringConverter = {
+      fromASN: (value) => (0, utils_1.toArrayBuffer)(value.valueBlock.valueHexView),
+      toASN: (value) => new asn1js.OctetString({ valueHex: value })
+    };
+    exports.AsnConstructedOctetStringConverter = {
+      fromASN: (value) => new index_1.OctetString(value.getValue()),
+      toASN: (value) => value.toASN()
+    };
+    function createStringConverter(Asn1Type) {
+      return {
+        fromASN: (value) => value.valueBlock.value,
+        toASN: (value) => new Asn1Type({ value })
+      };
+    }
+    exports.AsnUtf8StringConverter = createStringConverter(asn1js.Utf8String);
+    exports.AsnBmpStringConverter = createStringConverter(asn1js.BmpString);
+    exports.AsnUniversalStringConverter = createStringConverter(asn1js.UniversalString);
+    exports.AsnNumericStringConverter = createStringConverter(asn1js.NumericString);
+    exports.AsnPrintableStringConverter = createStringConverter(asn1js.PrintableString);
+    exports.AsnTeletexStringConverter = createStringConverter(asn1js.TeletexString);
+    exports.AsnVideotexStringConverter = createStringConverter(asn1js.VideotexString);
+    exports.AsnIA5StringConverter = createStringConverter(asn1js.IA5String);
+    exports.AsnGraphicStringConverter = createStringConverter(asn1js.GraphicString);
+    exports.AsnVisibleStringConverter = createStringConverter(asn1js.VisibleString);
+    exports.AsnGeneralStringConverter = createStringConverter(asn1js.GeneralString);
+    exports.AsnCharacterStringConverter = createStringConverter(asn1js.CharacterString);
+    exports.AsnUTCTimeConverter = {
+      fromASN: (value) => value.toDate(),
+      toASN: (value) => new asn1js.UTCTime({ valueDate: value })
+    };
+    exports.AsnGeneralizedTimeConverter = {
+      fromASN: (value) => value.toDate(),
+      toASN: (value) => new asn1js.GeneralizedTime({ valueDate: value })
+    };
+    exports.AsnNullConverter = {
+      fromASN: () => null,
+      toASN: () => {
+        return new asn1js.Null();
+      }
+    };
+    function defaultConverter(type) {
+      switch (type) {
+        case enums_1.AsnPropTypes.Any:
+          return exports.AsnAnyConverter;
+        case enums_1.AsnPropTypes.BitString:
+          return exports.AsnBitStringConverter;
+        case enums_1.AsnPropTypes.BmpString:
+          return exports.AsnBmpStringConverter;
+        case enums_1.AsnPropTypes.Boolean:
+          return exports.AsnBooleanConverter;
+        case enums_1.AsnPropTypes.CharacterString:
+          return exports.AsnCharacterStringConverter;
+        case enums_1.AsnPropTypes.Enumerated:
+          return exports.AsnEnumeratedConverter;
+        case enums_1.AsnPropTypes.GeneralString:
+          return exports.AsnGeneralStringConverter;
+        case enums_1.AsnPropTypes.GeneralizedTime:
+          return exports.AsnGeneralizedTimeConverter;
+        case enums_1.AsnPropTypes.GraphicString:
+          return exports.AsnGraphicStringConverter;
+        case enums_1.AsnPropTypes.IA5String:
+          return exports.AsnIA5StringConverter;
+        case enums_1.AsnPropTypes.Integer:
+          return exports.AsnIntegerConverter;
+        case enums_1.AsnPropTypes.Null:
+          return exports.AsnNullConverter;
+        case enums_1.AsnPropTypes.NumericString:
+          return exports.AsnNumericStringConverter;
+        case enums_1.AsnPropTypes.ObjectIdentifier:
+          return exports.AsnObjectIdentifierConverter;
+        case enums_1.AsnPropTypes.RelativeObjectIdentifier:
+          return exports.AsnRelativeObjectIdentifierConverter;
+        case enums_1.AsnPropTypes.OctetString:
+          return exports.AsnOctetStringConverter;
+        case enums_1.AsnPropTypes.PrintableString:
+          return exports.AsnPrintableStringConverter;
+        case enums_1.AsnPropTypes.TeletexString:
+          return exports.AsnTeletexStringConverter;
+        case enums_1.AsnPropTypes.UTCTime:
+          return exports.AsnUTCTimeConverter;
+        case enums_1.AsnPropTypes.UniversalString:
+          return exports.AsnUniversalStringConverter;
+        case enums_1.AsnPropTypes.Utf8String:
+          return exports.AsnUtf8StringConverter;
+        case enums_1.AsnPropTypes.VideotexString:
+          return exports.AsnVideotexStringConverter;
+        case enums_1.AsnPropTypes.VisibleString:
+          return exports.AsnVisibleStringConverter;
+        default:
+          return null;
+      }
+    }
+  }
+});
+
+// node_modules/@peculiar/asn1-schema/build/cjs/helper.js
+var require_helper = __commonJS({
+  "node_modules/@peculiar/asn1-schema/build/cjs/helper.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.isConvertible = isConvertible;
+    exports.isTypeOfArray = isTypeOfArray;
+    exports.isArrayEqual = isArrayEqual;
+    function isConvertible(target) {
+      if (typeof target === "function" && target.prototype) {
+        if (target.prototype.toASN && target.prototype.fromASN) {
+          return true;
+        } else {
+          return isConvertible(target.prototype);
+        }
+      } else {
+        return !!(target && typeof target === "object" && "toASN" in target && "fromASN" in target);
+      }
+    }
+    function isTypeOfArray(target) {
+      if (target) {
+        const proto = Object.getPrototypeOf(target);
+        if (proto?.prototype?.constructor === Array) {
+          return true;
+        }
+        return isTypeOfArray(proto);
+      }
+      return false;
+    }
+    function isArrayEqual(bytes1, bytes2) {
+      if (!(bytes1 && bytes2)) {
+        return false;
+      }
+      if (bytes1.byteLength !== bytes2.byteLength) {
+        return false;
+      }
+      const b1 = new Uint8Array(bytes1);
+      const b2 = new Uint8Array(bytes2);
+      for (let i = 0; i < bytes1.byteLength; i++) {
+        if (b1[i] !== b2[i]) {
+          return false;
+        }
+      }
+      return true;
+    }
+  }
+});
+
+// node_modules/@peculiar/asn1-schema/build/cjs/schema.js
+var require_schema4 = __commonJS({
+  "node_modules/@peculiar/asn1-schema/build/cjs/schema.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.AsnSchemaStorage = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1js = tslib_1.__importStar(require_build2());
+    var enums_1 = require_enums();
+    var helper_1 = require_helper();
+    var AsnSchemaStorage = class {
+      items = /* @__PURE__ */ new WeakMap();
+      has(target) {
+        return this.items.has(target);
+      }
+      get(target, checkSchema = false) {
+        const schema = this.items.get(target);
+        if (!schema) {
+          throw new Error(`Cannot get schema for '${target.prototype.constructor.name}' target`);
+        }
+        if (checkSchema && !schema.schema) {
+          throw new Error(`Schema '${target.prototype.constructor.name}' doesn't contain ASN.1 schema. Call 'AsnSchemaStorage.cache'.`);
+        }
+        return schema;
+      }
+      cache(target) {
+        const schema = this.get(target);
+        if (!schema.schema) {
+          schema.schema = this.create(target, true);
+        }
+      }
+      createDefault(target) {
+        const schema = {
+          type: enums_1.AsnTypeTypes.Sequence,
+          items: {}
+        };
+        const parentSchema = this.findParentSchema(target);
+        if (parentSchema) {
+          Object.assign(schema, parentSchema);
+          schema.items = Object.assign({}, schema.items, parentSchema.items);
+        }
+        return schema;
+      }
+      create(target, useNames) {
+        const schema = this.items.get(target) || this.createDefault(target);
+        const asn1Value = [];
+        for (const key in schema.items) {
+          const item = schema.items[key];
+          const name = useNames ? key : "";
+          let asn1Item;
+          if (typeof item.type === "number") {
+            const Asn1TypeName = enums_1.AsnPropTypes[item.type];
+            const Asn1Type = asn1js[Asn1TypeName];
+            if (!Asn1Type) {
+              throw new Error(`Cannot get ASN1 class by name '${Asn1TypeName}'`);
+            }
+            asn1Item = new Asn1Type({ name });
+          } else if ((0, helper_1.isConvertible)(item.type)) {
+            const instance = new item.type();
+            asn1Item = instance.toSchema(name);
+          } else if (item.optional) {
+            const itemSchema = this.get(item.type);
+            if (itemSchema.type === enums_1.AsnTypeTypes.Choice) {
+              asn1Item = new asn1js.Any({ name });
+            } else {
+              asn1Item = this.create(item.type, false);
+              asn1Item.name = name;
+            }
+          } else {
+            asn1Item = new asn1js.Any({ name });
+          }
+          const optional2 = !!item.optional || item.defaultValue !== void 0;
+          if (item.repeated) {
+            asn1Item.name = "";
+            const Container = item.repeated === "set" ? asn1js.Set : asn1js.Sequence;
+            asn1Item = new Container({
+              name: "",
+              value: [
+                new asn1js.Repeated({
+                  name,
+                  value: asn1Item
+                })
+              ]
+            });
+          }
+          if (item.context !== null && item.context !== void 0) {
+            if (item.implicit) {
+              if (typeof item.type === "number" || (0, helper_1.isConvertible)(item.type)) {
+                const Container = item.repeated ? asn1js.Constructed : asn1js.Primitive;
+                asn1Value.push(new Container({
+                  name,
+                  optional: optional2,
+                  idBlock: {
+                    tagClass: 3,
+                    tagNumber: item.context
+                  }
+                }));
+              } else {
+                this.cache(item.type);
+                const isRepeated = !!item.repeated;
+                let value = !isRepeated ? this.get(item.type, true).schema : asn1Item;
+                value = "valueBlock" in value ? value.valueBlock.value : value.value;
+                asn1Value.push(new asn1js.Constructed({
+                  name: !isRepeated ? name : "",
+                  optional: optional2,
+                  idBlock: {
+                    tagClass: 3,
+                    tagNumber: item.context
+                  },
+                  value
+                }));
+              }
+            } else {
+              asn1Value.push(new asn1js.Constructed({
+                optional: optional2,
+                idBlock: {
+                  tagClass: 3,
+                  tagNumber: item.context
+                },
+                value: [asn1Item]
+              }));
+            }
+          } else {
+            asn1Item.optional = optional2;
+            asn1Value.push(asn1Item);
+          }
+        }
+        switch (schema.type) {
+          case enums_1.AsnTypeTypes.Sequence:
+            return new asn1js.Sequence({
+              value: asn1Value,
+              name: ""
+            });
+          case enums_1.AsnTypeTypes.Set:
+            return new asn1js.Set({
+              value: asn1Value,
+              name: ""
+            });
+          case enums_1.AsnTypeTypes.Choice:
+            return new asn1js.Choice({
+              value: asn1Value,
+              name: ""
+            });
+          default:
+            throw new Error("Unsupported ASN1 type in use");
+        }
+      }
+      set(target, schema) {
+        this.items.set(target, schema);
+        return this;
+      }
+      findParentSchema(target) {
+        const parent = Object.getPrototypeOf(target);
+        if (parent) {
+          const schema = this.items.get(parent);
+          return schema || this.findParentSchema(parent);
+        }
+        return null;
+      }
+    };
+    exports.AsnSchemaStorage = AsnSchemaStorage;
+  }
+});
+
+// node_modules/@peculiar/asn1-schema/build/cjs/storage.js
+var require_storage = __commonJS({
+  "node_modules/@peculiar/asn1-schema/build/cjs/storage.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.schemaStorage = void 0;
+    var schema_1 = require_schema4();
+    exports.schemaStorage = new schema_1.AsnSchemaStorage();
+  }
+});
+
+// node_modules/@peculiar/asn1-schema/build/cjs/decorators.js
+var require_decorators = __commonJS({
+  "node_modules/@peculiar/asn1-schema/build/cjs/decorators.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.AsnProp = exports.AsnSequenceType = exports.AsnSetType = exports.AsnChoiceType = exports.AsnType = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var converters = tslib_1.__importStar(require_converters2());
+    var enums_1 = require_enums();
+    var storage_1 = require_storage();
+    var AsnType = (options) => (target) => {
+      let schema;
+      if (!storage_1.schemaStorage.has(target)) {
+        schema = storage_1.schemaStorage.createDefault(target);
+        storage_1.schemaStorage.set(target, schema);
+      } else {
+        schema = storage_1.schemaStorage.get(target);
+      }
+      Object.assign(schema, options);
+    };
+    exports.AsnType = AsnType;
+    var AsnChoiceType = () => (0, exports.AsnType)({ type: enums_1.AsnTypeTypes.Choice });
+    exports.AsnChoiceType = AsnChoiceType;
+    var AsnSetType = (options) => (0, exports.AsnType)({
+      type: enums_1.AsnTypeTypes.Set,
+      ...options
+    });
+    exports.AsnSetType = AsnSetType;
+    var AsnSequenceType = (options) => (0, exports.AsnType)({
+      type: enums_1.AsnTypeTypes.Sequence,
+      ...options
+    });
+    exports.AsnSequenceType = AsnSequenceType;
+    var AsnProp = (options) => (target, propertyKey) => {
+      let schema;
+      if (!storage_1.schemaStorage.has(target.constructor)) {
+        schema = storage_1.schemaStorage.createDefault(target.constructor);
+        storage_1.schemaStorage.set(target.constructor, schema);
+      } else {
+        schema = storage_1.schemaStorage.get(target.constructor);
+      }
+      const copyOptions = Object.assign({}, options);
+      if (typeof copyOptions.type === "number" && !copyOptions.converter) {
+        const defaultConverter = converters.defaultConverter(options.type);
+        if (!defaultConverter) {
+          throw new Error(`Cannot get default converter for property '${propertyKey}' of ${target.constructor.name}`);
+        }
+        copyOptions.converter = defaultConverter;
+      }
+      copyOptions.raw = options.raw;
+      schema.items[propertyKey] = copyOptions;
+    };
+    exports.AsnProp = AsnProp;
+  }
+});
+
+// node_modules/@peculiar/asn1-schema/build/cjs/errors/schema_validation.js
+var require_schema_validation = __commonJS({
+  "node_modules/@peculiar/asn1-schema/build/cjs/errors/schema_validation.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.AsnSchemaValidationError = void 0;
+    var AsnSchemaValidationError = class extends Error {
+      schemas = [];
+    };
+    exports.AsnSchemaValidationError = AsnSchemaValidationError;
+  }
+});
+
+// node_modules/@peculiar/asn1-schema/build/cjs/errors/index.js
+var require_errors3 = __commonJS({
+  "node_modules/@peculiar/asn1-schema/build/cjs/errors/index.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    tslib_1.__exportStar(require_schema_validation(), exports);
+  }
+});
+
+// node_modules/@peculiar/asn1-schema/build/cjs/parser.js
+var require_parser2 = __commonJS({
+  "node_modules/@peculiar/asn1-schema/build/cjs/parser.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.AsnParser = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1js = tslib_1.__importStar(require_build2());
+    var utils_1 = require_cjs();
+    var enums_1 = require_enums();
+    var converters = tslib_1.__importStar(require_converters2());
+    var errors_1 = require_errors3();
+    var helper_1 = require_helper();
+    var storage_1 = require_storage();
+    var AsnParser = class {
+      static parse(data, target, options) {
+        const asn1Parsed = asn1js.fromBER((0, utils_1.toArrayBuffer)(data), options?.berOptions);
+        if (asn1Parsed.result.error) {
+          throw new Error(asn1Parsed.result.error);
+        }
+        const res = this.fromASN(asn1Parsed.result, target, options);
+        return res;
+      }
+      static fromASN(asn1Schema, target, options) {
+        try {
+          if ((0, helper_1.isConvertible)(target)) {
+            const value = new target();
+            return value.fromASN(asn1Schema);
+          }
+          const schema = storage_1.schemaStorage.get(target);
+          storage_1.schemaStorage.cache(target);
+          let targetSchema = schema.schema;
+          const choiceResult = this.handleChoiceTypes(asn1Schema, schema, target, targetSchema, options);
+          if (choiceResult?.result) {
+            return choiceResult.result;
+          }
+          if (choiceResult?.targetSchema) {
+            targetSchema = choiceResult.targetSchema;
+          }
+          const sequenceResult = this.handleSequenceTypes(asn1Schema, schema, target, targetSchema);
+          const res = new target();
+          if ((0, helper_1.isTypeOfArray)(target)) {
+            return this.handleArrayTypes(asn1Schema, schema, target, options);
+          }
+          this.processSchemaItems(schema, sequenceResult, res, options);
+          return res;
+        } catch (error62) {
+          if (error62 instanceof errors_1.AsnSchemaValidationError) {
+            error62.schemas.push(target.name);
+          }
+          throw error62;
+        }
+      }
+      static handleChoiceTypes(asn1Schema, schema, target, targetSchema, options) {
+        if (asn1Schema.constructor === asn1js.Constructed && schema.type === enums_1.AsnTypeTypes.Choice && asn1Schema.idBlock.tagClass === 3) {
+          for (const key in schema.items) {
+            const schemaItem = schema.items[key];
+            if (schemaItem.context === asn1Schema.idBlock.tagNumber && schemaItem.implicit) {
+              if (typeof schemaItem.type === "function" && storage_1.schemaStorage.has(schemaItem.type)) {
+                const fieldSchema = storage_1.schemaStorage.get(schemaItem.type);
+                if (fieldSchema && fieldSchema.type === enums_1.AsnTypeTypes.Sequence) {
+                  const newSeq = new asn1js.Sequence();
+                  if ("value" in asn1Schema.valueBlock && Array.isArray(asn1Schema.valueBlock.value) && "value" in newSeq.valueBlock) {
+                    newSeq.valueBlock.value = asn1Schema.valueBlock.value;
+                    const fieldValue = this.fromASN(newSeq, schemaItem.type, options);
+                    const res = new target();
+                    res[key] = fieldValue;
+                    return { result: res };
+                  }
+                }
+              }
+            }
+          }
+        } else if (asn1Schema.constructor === asn1js.Constructed && schema.type !== enums_1.AsnTypeTypes.Choice) {
+          const newTargetSchema = new asn1js.Constructed({
+            idBlock: {
+              tagClass: 3,
+              tagNumber: asn1Schema.idBlock.tagNumber
+            },
+            value: schema.schema.valueBlock.value
+          });
+          for (const key in schema.items) {
+            delete asn1Schema[key];
+          }
+          return { targetSchema: newTargetSchema };
+        }
+        return null;
+      }
+      static handleSequenceTypes(asn1Schema, schema, target, targetSchema) {
+        if (schema.type === enums_1.AsnTypeTypes.Sequence) {
+          const asn1ComparedSchema = asn1js.compareSchema({}, asn1Schema, targetSchema);
+          if (!asn1ComparedSchema.verified) {
+            throw new errors_1.AsnSchemaValidationError(`Data does not match to ${target.name} ASN1 schema.${asn1ComparedSchema.result.error ? ` ${asn1ComparedSchema.result.error}` : ""}`);
+          }
+          return asn1ComparedSchema;
+        } else {
+          const asn1ComparedSchema = asn1js.compareSchema({}, asn1Schema, targetSchema);
+          if (!asn1ComparedSchema.verified) {
+            throw new errors_1.AsnSchemaValidationError(`Data does not match to ${target.name} ASN1 schema.${asn1ComparedSchema.result.error ? ` ${asn1ComparedSchema.result.error}` : ""}`);
+          }
+          return asn1ComparedSchema;
+        }
+      }
+      static processRepeatedField(asn1Elements, asn1Index, schemaItem) {
+        let elementsToProcess = asn1Elements.slice(asn1Index);
+        if (elementsToProcess.length === 1 && elementsToProcess[0].constructor.name === "Sequence") {
+          const seq = elementsToProcess[0];
+          if (seq.valueBlock && seq.valueBlock.value && Array.isArray(seq.valueBlock.value)) {
+            elementsToProcess = seq.valueBlock.value;
+          }
+        }
+        if (typeof schemaItem.type === "number") {
+          const converter = converters.defaultConverter(schemaItem.type);
+          if (!converter)
+            throw new Error(`No converter for ASN.1 type ${schemaItem.type}`);
+          return elementsToProcess.filter((el) => el && el.valueBlock).map((el) => {
+            try {
+              return converter.fromASN(el);
+            } catch {
+              return void 0;
+            }
+          }).filter((v) => v !== void 0);
+        } else {
+          return elementsToProcess.filter((el) => el && el.valueBlock).map((el) => {
+            try {
+              return this.fromASN(el, schemaItem.type);
+            } catch {
+              return void 0;
+            }
+          }).filter((v) => v !== void 0);
+        }
+      }
+      static processPrimitiveField(asn1Element, schemaItem) {
+        const converter = converters.defaultConverter(schemaItem.type);
+        if (!converter)
+          throw new Error(`No converter for ASN.1 type ${schemaItem.type}`);
+        return converter.fromASN(asn1Element);
+      }
+      static isOptionalChoiceField(schemaItem) {
+        return schemaItem.optional && typeof schemaItem.type === "function" && storage_1.schemaStorage.has(schemaItem.type) && storage_1.schemaStorage.get(schemaItem.type).type === enums_1.AsnTypeTypes.Choice;
+      }
+      static processOptionalChoiceField(asn1Element, schemaItem) {
+        try {
+          const value = this.fromASN(asn1Element, schemaItem.type);
+          return {
+            processed: true,
+            value
+          };
+        } catch (err) {
+          if (err instanceof errors_1.AsnSchemaValidationError && /Wrong values for Choice type/.test(err.message)) {
+            return { processed: false };
+          }
+          throw err;
+        }
+      }
+      static handleArrayTypes(asn1Schema, schema, target, options) {
+        if (!("value" in asn1Schema.valueBlock && Array.isArray(asn1Schema.valueBlock.value))) {
+          throw new Error("Cannot get items from the ASN.1 parsed value. ASN.1 object is not constructed.");
+        }
+        const itemType = schema.itemType;
+        if (typeof itemType === "number") {
+          const converter = converters.defaultConverter(itemType);
+          if (!converter) {
+            throw new Error(`Cannot get default converter for array item of ${target.name} ASN1 schema`);
+          }
+          return target.from(asn1Schema.valueBlock.value, (element) => converter.fromASN(element));
+        } else {
+          return target.from(asn1Schema.valueBlock.value, (element) => this.fromASN(element, itemType, options));
+        }
+      }
+      static processSchemaItems(schema, asn1ComparedSchema, res, options) {
+        for (const key in schema.items) {
+          const asn1SchemaValue = asn1ComparedSchema.result[key];
+          if (!asn1SchemaValue) {
+            continue;
+          }
+          const schemaItem = schema.items[key];
+          const schemaItemType = schemaItem.type;
+          let parsedValue;
+          if (typeof schemaItemType === "number" || (0, helper_1.isConvertible)(schemaItemType)) {
+            parsedValue = this.processPrimitiveSchemaItem(asn1SchemaValue, schemaItem, schemaItemType, options);
+          } else {
+            parsedValue = this.processComplexSchemaItem(asn1SchemaValue, schemaItem, schemaItemType, options);
+          }
+          if (parsedValue && typeof parsedValue === "object" && "value" in parsedValue && "raw" in parsedValue) {
+            res[key] = parsedValue.value;
+            res[`${key}Raw`] = parsedValue.raw;
+          } else {
+            res[key] = parsedValue;
+          }
+        }
+      }
+      static processPrimitiveSchemaItem(asn1SchemaValue, schemaItem, schemaItemType, options) {
+        const converter = schemaItem.converter ?? ((0, helper_1.isConvertible)(schemaItemType) ? new schemaItemType() : null);
+        if (!converter) {
+          throw new Error("Converter is empty");
+        }
+        if (schemaItem.repeated) {
+          return this.processRepeatedPrimitiveItem(asn1SchemaValue, schemaItem, converter, options);
+        } else {
+          return this.processSinglePrimitiveItem(asn1SchemaValue, schemaItem, schemaItemType, converter, options);
+        }
+      }
+      static processRepeatedPrimitiveItem(asn1SchemaValue, schemaItem, converter, options) {
+        if (schemaItem.implicit) {
+          const Container = schemaItem.repeated === "sequence" ? asn1js.Sequence : asn1js.Set;
+          const newItem = new Container();
+          newItem.valueBlock = asn1SchemaValue.valueBlock;
+          const newItemAsn = asn1js.fromBER(newItem.toBER(false), options?.berOptions);
+          if (newItemAsn.offset === -1) {
+            throw new Error(`Cannot parse the child item. ${newItemAsn.result.error}`);
+          }
+          if (!("value" in newItemAsn.result.valueBlock && Array.isArray(newItemAsn.result.valueBlock.value))) {
+            throw new Error("Cannot get items from the ASN.1 parsed value. ASN.1 object is not constructed.");
+          }
+          const value = newItemAsn.result.valueBlock.value;
+          return Array.from(value, (element) => converter.fromASN(element));
+        } else {
+          return Array.from(asn1SchemaValue, (element) => converter.fromASN(element));
+        }
+      }
+      static processSinglePrimitiveItem(asn1SchemaValue, schemaItem, schemaItemType, converter, options) {
+        let value = asn1SchemaValue;
+        if (schemaItem.implicit) {
+          let newItem;
+          if ((0, helper_1.isConvertible)(schemaItemType)) {
+            newItem = new schemaItemType().toSchema("");
+          } else {
+            const Asn1TypeName = enums_1.AsnPropTypes[schemaItemType];
+            const Asn1Type = asn1js[Asn1TypeName];
+            if (!Asn1Type) {
+              throw new Error(`Cannot get '${Asn1TypeName}' class from asn1js module`);
+            }
+            newItem = new Asn1Type();
+          }
+          newItem.valueBlock = value.valueBlock;
+          value = asn1js.fromBER(newItem.toBER(false), options?.berOptions).result;
+        }
+        return converter.fromASN(value);
+      }
+      static processComplexSchemaItem(asn1SchemaValue, schemaItem, schemaItemType, options) {
+        if (schemaItem.repeated) {
+          if (!Array.isArray(asn1SchemaValue)) {
+            throw new Error("Cannot get list of items from the ASN.1 parsed value. ASN.1 value should be iterable.");
+          }
+          return Array.from(asn1SchemaValue, (element) => this.fromASN(element, schemaItemType, options));
+        } else {
+          const valueToProcess = this.handleImplicitTagging(asn1SchemaValue, schemaItem, schemaItemType);
+          if (this.isOptionalChoiceField(schemaItem)) {
+            try {
+              return this.fromASN(valueToProcess, schemaItemType, options);
+            } catch (err) {
+              if (err instanceof errors_1.AsnSchemaValidationError && /Wrong values for Choice type/.test(err.message)) {
+                return void 0;
+              }
+              throw err;
+            }
+          } else {
+            const parsedValue = this.fromASN(valueToProcess, schemaItemType, options);
+            if (schemaItem.raw) {
+              return {
+                value: parsedValue,
+                raw: asn1SchemaValue.valueBeforeDecodeView
+              };
+            }
+            return parsedValue;
+          }
+        }
+      }
+      static handleImplicitTagging(asn1SchemaValue, schemaItem, schemaItemType) {
+        if (schemaItem.implicit && typeof schemaItem.context === "number") {
+          const schema = storage_1.schemaStorage.get(schemaItemType);
+          if (schema.type === enums_1.AsnTypeTypes.Sequence) {
+            const newSeq = new asn1js.Sequence();
+            if ("value" in asn1SchemaValue.valueBlock && Array.isArray(asn1SchemaValue.valueBlock.value) && "value" in newSeq.valueBlock) {
+              newSeq.valueBlock.value = asn1SchemaValue.valueBlock.value;
+              return newSeq;
+            }
+          } else if (schema.type === enums_1.AsnTypeTypes.Set) {
+            const newSet = new asn1js.Set();
+            if ("value" in asn1SchemaValue.valueBlock && Array.isArray(asn1SchemaValue.valueBlock.value) && "value" in newSet.valueBlock) {
+              newSet.valueBlock.value = asn1SchemaValue.valueBlock.value;
+              return newSet;
+            }
+          }
+        }
+        return asn1SchemaValue;
+      }
+    };
+    exports.AsnParser = AsnParser;
+  }
+});
+
+// node_modules/@peculiar/asn1-schema/build/cjs/serializer.js
+var require_serializer = __commonJS({
+  "node_modules/@peculiar/asn1-schema/build/cjs/serializer.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.AsnSerializer = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1js = tslib_1.__importStar(require_build2());
+    var utils_1 = require_cjs();
+    var converters = tslib_1.__importStar(require_converters2());
+    var enums_1 = require_enums();
+    var helper_1 = require_helper();
+    var storage_1 = require_storage();
+    var AsnSerializer = class _AsnSerializer {
+      static serialize(obj) {
+        if (obj instanceof asn1js.BaseBlock) {
+          return obj.toBER(false);
+        }
+        return this.toASN(obj).toBER(false);
+      }
+      static toASN(obj) {
+        if (obj && typeof obj === "object" && (0, helper_1.isConvertible)(obj)) {
+          return obj.toASN();
+        }
+        if (!(obj && typeof obj === "object")) {
+          throw new TypeError("Parameter 1 should be type of Object.");
+        }
+        const target = obj.constructor;
+        const schema = storage_1.schemaStorage.get(target);
+        storage_1.schemaStorage.cache(target);
+        let asn1Value = [];
+        if (schema.itemType) {
+          if (!Array.isArray(obj)) {
+            throw new TypeError("Parameter 1 should be type of Array.");
+          }
+          if (typeof schema.itemType === "number") {
+            const converter = converters.defaultConverter(schema.itemType);
+            if (!converter) {
+              throw new Error(`Cannot get default converter for array item of ${target.name} ASN1 schema`);
+            }
+            asn1Value = obj.map((o) => converter.toASN(o));
+          } else {
+            asn1Value = obj.map((o) => this.toAsnItem({ type: schema.itemType }, "[]", target, o));
+          }
+        } else {
+          for (const key in schema.items) {
+            const schemaItem = schema.items[key];
+            const objProp = obj[key];
+            if (objProp === void 0 || schemaItem.defaultValue === objProp || typeof schemaItem.defaultValue === "object" && typeof objProp === "object" && (0, helper_1.isArrayEqual)(this.serialize(schemaItem.defaultValue), this.serialize(objProp))) {
+              continue;
+            }
+            const asn1Item = _AsnSerializer.toAsnItem(schemaItem, key, target, objProp);
+            if (typeof schemaItem.context === "number") {
+              if (schemaItem.implicit) {
+                if (!schemaItem.repeated && (typeof schemaItem.type === "number" || (0, helper_1.isConvertible)(schemaItem.type))) {
+                  const value = {};
+                  value.valueHex = asn1Item instanceof asn1js.Null ? (0, utils_1.toArrayBuffer)(asn1Item.valueBeforeDecodeView) : asn1Item.valueBlock.toBER();
+                  asn1Value.push(new asn1js.Primitive({
+                    optional: schemaItem.optional,
+                    idBlock: {
+                      tagClass: 3,
+                      tagNumber: schemaItem.context
+                    },
+                    ...value
+                  }));
+                } else {
+                  asn1Value.push(new asn1js.Constructed({
+                    optional: schemaItem.optional,
+                    idBlock: {
+                      tagClass: 3,
+                      tagNumber: schemaItem.context
+                    },
+                    value: asn1Item.valueBlock.value
+                  }));
+                }
+              } else {
+                asn1Value.push(new asn1js.Constructed({
+                  optional: schemaItem.optional,
+                  idBlock: {
+                    tagClass: 3,
+                    tagNumber: schemaItem.context
+                  },
+                  value: [asn1Item]
+                }));
+              }
+            } else if (schemaItem.repeated) {
+              asn1Value = asn1Value.concat(asn1Item);
+            } else {
+              asn1Value.push(asn1Item);
+            }
+          }
+        }
+        let asnSchema;
+        switch (schema.type) {
+          case enums_1.AsnTypeTypes.Sequence:
+            asnSchema = new asn1js.Sequence({ value: asn1Value });
+            break;
+          case enums_1.AsnTypeTypes.Set:
+            asnSchema = new asn1js.Set({ value: asn1Value });
+            break;
+          case enums_1.AsnTypeTypes.Choice:
+            if (!asn1Value[0]) {
+              throw new Error(`Schema '${target.name}' has wrong data. Choice cannot be empty.`);
+            }
+            asnSchema = asn1Value[0];
+            break;
+        }
+        return asnSchema;
+      }
+      static toAsnItem(schemaItem, key, target, objProp) {
+        let asn1Item;
+        if (typeof schemaItem.type === "number") {
+          const converter = schemaItem.converter;
+          if (!converter) {
+            throw new Error(`Property '${key}' doesn't have converter for type ${enums_1.AsnPropTypes[schemaItem.type]} in schema '${target.name}'`);
+          }
+          if (schemaItem.repeated) {
+            if (!Array.isArray(objProp)) {
+              throw new TypeError("Parameter 'objProp' should be type of Array.");
+            }
+            const items = Array.from(objProp, (element) => converter.toASN(element));
+            const Container = schemaItem.repeated === "sequence" ? asn1js.Sequence : asn1js.Set;
+            asn1Item = new Container({ value: items });
+          } else {
+            asn1Item = converter.toASN(objProp);
+          }
+        } else {
+          if (schemaItem.repeated) {
+            if (!Array.isArray(objProp)) {
+              throw new TypeError("Parameter 'objProp' should be type of Array.");
+            }
+            const items = Array.from(objProp, (element) => this.toASN(element));
+            const Container = schemaItem.repeated === "sequence" ? asn1js.Sequence : asn1js.Set;
+            asn1Item = new Container({ value: items });
+          } else {
+            asn1Item = this.toASN(objProp);
+          }
+        }
+        return asn1Item;
+      }
+    };
+    exports.AsnSerializer = AsnSerializer;
+  }
+});
+
+// node_modules/@peculiar/asn1-schema/build/cjs/objects.js
+var require_objects = __commonJS({
+  "node_modules/@peculiar/asn1-schema/build/cjs/objects.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.AsnArray = void 0;
+    var AsnArray = class extends Array {
+      constructor(items = []) {
+        if (typeof items === "number") {
+          super(items);
+        } else {
+          super();
+          for (const item of items) {
+            this.push(item);
+          }
+        }
+      }
+    };
+    exports.AsnArray = AsnArray;
+  }
+});
+
+// node_modules/@peculiar/asn1-schema/build/cjs/convert.js
+var require_convert3 = __commonJS({
+  "node_modules/@peculiar/asn1-schema/build/cjs/convert.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.AsnConvert = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1js = tslib_1.__importStar(require_build2());
+    var utils_1 = require_cjs();
+    var parser_1 = require_parser2();
+    var serializer_1 = require_serializer();
+    var AsnConvert2 = class _AsnConvert {
+      static serialize(obj) {
+        return serializer_1.AsnSerializer.serialize(obj);
+      }
+      static parse(data, target, options) {
+        return parser_1.AsnParser.parse(data, target, options);
+      }
+      static toString(data, options) {
+        const buf = (0, utils_1.isBufferSource)(data) ? (0, utils_1.toArrayBuffer)(data) : _AsnConvert.serialize(data);
+        const asn = asn1js.fromBER(buf, options?.berOptions);
+        if (asn.offset === -1) {
+          throw new Error(`Cannot decode ASN.1 data. ${asn.result.error}`);
+        }
+        return asn.result.toString();
+      }
+    };
+    exports.AsnConvert = AsnConvert2;
+  }
+});
+
+// node_modules/@peculiar/asn1-schema/build/cjs/index.js
+var require_cjs2 = __commonJS({
+  "node_modules/@peculiar/asn1-schema/build/cjs/index.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.AsnSerializer = exports.AsnParser = exports.AsnPropTypes = exports.AsnTypeTypes = exports.AsnSetType = exports.AsnSequenceType = exports.AsnChoiceType = exports.AsnType = exports.AsnProp = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    tslib_1.__exportStar(require_converters2(), exports);
+    tslib_1.__exportStar(require_types(), exports);
+    var decorators_1 = require_decorators();
+    Object.defineProperty(exports, "AsnProp", { enumerable: true, get: function() {
+      return decorators_1.AsnProp;
+    } });
+    Object.defineProperty(exports, "AsnType", { enumerable: true, get: function() {
+      return decorators_1.AsnType;
+    } });
+    Object.defineProperty(exports, "AsnChoiceType", { enumerable: true, get: function() {
+      return decorators_1.AsnChoiceType;
+    } });
+    Object.defineProperty(exports, "AsnSequenceType", { enumerable: true, get: function() {
+      return decorators_1.AsnSequenceType;
+    } });
+    Object.defineProperty(exports, "AsnSetType", { enumerable: true, get: function() {
+      return decorators_1.AsnSetType;
+    } });
+    var enums_1 = require_enums();
+    Object.defineProperty(exports, "AsnTypeTypes", { enumerable: true, get: function() {
+      return enums_1.AsnTypeTypes;
+    } });
+    Object.defineProperty(exports, "AsnPropTypes", { enumerable: true, get: function() {
+      return enums_1.AsnPropTypes;
+    } });
+    var parser_1 = require_parser2();
+    Object.defineProperty(exports, "AsnParser", { enumerable: true, get: function() {
+      return parser_1.AsnParser;
+    } });
+    var serializer_1 = require_serializer();
+    Object.defineProperty(exports, "AsnSerializer", { enumerable: true, get: function() {
+      return serializer_1.AsnSerializer;
+    } });
+    tslib_1.__exportStar(require_errors3(), exports);
+    tslib_1.__exportStar(require_objects(), exports);
+    tslib_1.__exportStar(require_convert3(), exports);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/ip_converter.js
+var require_ip_converter = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/ip_converter.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.IpConverter = void 0;
+    var encoding_1 = require_encoding2();
+    var IpConverter = class {
+      static isIPv4(ip) {
+        return /^(\d{1,3}\.){3}\d{1,3}$/.test(ip);
+      }
+      static parseIPv4(ip) {
+        const parts = ip.split(".");
+        if (parts.length !== 4) {
+          throw new Error("Invalid IPv4 address");
+        }
+        return parts.map((part) => {
+          const num = parseInt(part, 10);
+          if (isNaN(num) || num < 0 || num > 255) {
+            throw new Error("Invalid IPv4 address part");
+          }
+          return num;
+        });
+      }
+      static parseIPv6(ip) {
+        const expandedIP = this.expandIPv6(ip);
+        const parts = expandedIP.split(":");
+        if (parts.length !== 8) {
+          throw new Error("Invalid IPv6 address");
+        }
+        return parts.reduce((bytes, part) => {
+          const num = parseInt(part, 16);
+          if (isNaN(num) || num < 0 || num > 65535) {
+            throw new Error("Invalid IPv6 address part");
+          }
+          bytes.push(num >> 8 & 255);
+          bytes.push(num & 255);
+          return bytes;
+        }, []);
+      }
+      static expandIPv6(ip) {
+        if (!ip.includes("::")) {
+          return ip;
+        }
+        const parts = ip.split("::");
+        if (parts.length > 2) {
+          throw new Error("Invalid IPv6 address");
+        }
+        const left = parts[0] ? parts[0].split(":") : [];
+        const right = parts[1] ? parts[1].split(":") : [];
+        const missing = 8 - (left.length + right.length);
+        if (missing < 0) {
+          throw new Error("Invalid IPv6 address");
+        }
+        return [...left, ...Array(missing).fill("0"), ...right].join(":");
+      }
+      static formatIPv6(bytes) {
+        const parts = [];
+        for (let i = 0; i < 16; i += 2) {
+          parts.push((bytes[i] << 8 | bytes[i + 1]).toString(16));
+        }
+        return this.compressIPv6(parts.join(":"));
+      }
+      static compressIPv6(ip) {
+        const parts = ip.split(":");
+        let longestZeroStart = -1;
+        let longestZeroLength = 0;
+        let currentZeroStart = -1;
+        let currentZeroLength = 0;
+        for (let i = 0; i < parts.length; i++) {
+          if (parts[i] === "0") {
+            if (currentZeroStart === -1) {
+              currentZeroStart = i;
+            }
+            currentZeroLength++;
+          } else {
+            if (currentZeroLength > longestZeroLength) {
+              longestZeroStart = currentZeroStart;
+              longestZeroLength = currentZeroLength;
+            }
+            currentZeroStart = -1;
+            currentZeroLength = 0;
+          }
+        }
+        if (currentZeroLength > longestZeroLength) {
+          longestZeroStart = currentZeroStart;
+          longestZeroLength = currentZeroLength;
+        }
+        if (longestZeroLength > 1) {
+          const before = parts.slice(0, longestZeroStart).join(":");
+          const after = parts.slice(longestZeroStart + longestZeroLength).join(":");
+          return `${before}::${after}`;
+        }
+        return ip;
+      }
+      static parseCIDR(text) {
+        const [addr, prefixStr] = text.split("/");
+        const prefix = parseInt(prefixStr, 10);
+        if (this.isIPv4(addr)) {
+          if (prefix < 0 || prefix > 32) {
+            throw new Error("Invalid IPv4 prefix length");
+          }
+          return [this.parseIPv4(addr), prefix];
+        } else {
+          if (prefix < 0 || prefix > 128) {
+            throw new Error("Invalid IPv6 prefix length");
+          }
+          return [this.parseIPv6(addr), prefix];
+        }
+      }
+      static decodeIP(value) {
+        if (value.length === 64 && parseInt(value, 16) === 0) {
+          return "::/0";
+        }
+        if (value.length !== 16) {
+          return value;
+        }
+        const mask = parseInt(value.slice(8), 16).toString(2).split("").reduce((a, k) => a + +k, 0);
+        let ip = value.slice(0, 8).replace(/(.{2})/g, (match) => `${parseInt(match, 16)}.`);
+        ip = ip.slice(0, -1);
+        return `${ip}/${mask}`;
+      }
+      static toString(buf) {
+        const uint8 = new Uint8Array(buf);
+        if (uint8.length === 4) {
+          return Array.from(uint8).join(".");
+        }
+        if (uint8.length === 16) {
+          return this.formatIPv6(uint8);
+        }
+        if (uint8.length === 8 || uint8.length === 32) {
+          const half = uint8.length / 2;
+          const addrBytes = uint8.slice(0, half);
+          const maskBytes = uint8.slice(half);
+          const isAllZeros = uint8.every((byte) => byte === 0);
+          if (isAllZeros) {
+            return uint8.length === 8 ? "0.0.0.0/0" : "::/0";
+          }
+          const prefixLen = maskBytes.reduce((a, b) => a + (b.toString(2).match(/1/g) || []).length, 0);
+          if (uint8.length === 8) {
+            const addrStr = Array.from(addrBytes).join(".");
+            return `${addrStr}/${prefixLen}`;
+          } else {
+            const addrStr = this.formatIPv6(addrBytes);
+            return `${addrStr}/${prefixLen}`;
+          }
+        }
+        return this.decodeIP(encoding_1.hex.encode(buf));
+      }
+      static fromString(text) {
+        if (text.includes("/")) {
+          const [addr, prefix] = this.parseCIDR(text);
+          const maskBytes = new Uint8Array(addr.length);
+          let bitsLeft = prefix;
+          for (let i = 0; i < maskBytes.length; i++) {
+            if (bitsLeft >= 8) {
+              maskBytes[i] = 255;
+              bitsLeft -= 8;
+            } else if (bitsLeft > 0) {
+              maskBytes[i] = 255 << 8 - bitsLeft;
+              bitsLeft = 0;
+            }
+          }
+          const out = new Uint8Array(addr.length * 2);
+          out.set(addr, 0);
+          out.set(maskBytes, addr.length);
+          return out.buffer;
+        }
+        const bytes = this.isIPv4(text) ? this.parseIPv4(text) : this.parseIPv6(text);
+        return new Uint8Array(bytes).buffer;
+      }
+    };
+    exports.IpConverter = IpConverter;
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/name.js
+var require_name = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/name.js"(exports) {
+    "use strict";
+    var RelativeDistinguishedName_1;
+    var RDNSequence_1;
+    var Name_1;
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.Name = exports.RDNSequence = exports.RelativeDistinguishedName = exports.AttributeTypeAndValue = exports.AttributeValue = exports.DirectoryString = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var encoding_1 = require_encoding2();
+    var DirectoryString = class DirectoryString {
+      teletexString;
+      printableString;
+      universalString;
+      utf8String;
+      bmpString;
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+      toString() {
+        return this.bmpString || this.printableString || this.teletexString || this.universalString || this.utf8String || "";
+      }
+    };
+    exports.DirectoryString = DirectoryString;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.TeletexString })
+    ], DirectoryString.prototype, "teletexString", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.PrintableString })
+    ], DirectoryString.prototype, "printableString", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.UniversalString })
+    ], DirectoryString.prototype, "universalString", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.Utf8String })
+    ], DirectoryString.prototype, "utf8String", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.BmpString })
+    ], DirectoryString.prototype, "bmpString", void 0);
+    exports.DirectoryString = DirectoryString = tslib_1.__decorate([
+      (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Choice })
+    ], DirectoryString);
+    var AttributeValue2 = class AttributeValue extends DirectoryString {
+      ia5String;
+      anyValue;
+      constructor(params = {}) {
+        super(params);
+        Object.assign(this, params);
+      }
+      toString() {
+        return this.ia5String || (this.anyValue ? encoding_1.hex.encode(this.anyValue) : super.toString());
+      }
+    };
+    exports.AttributeValue = AttributeValue2;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.IA5String })
+    ], AttributeValue2.prototype, "ia5String", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.Any })
+    ], AttributeValue2.prototype, "anyValue", void 0);
+    exports.AttributeValue = AttributeValue2 = tslib_1.__decorate([
+      (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Choice })
+    ], AttributeValue2);
+    var AttributeTypeAndValue2 = class {
+      type = "";
+      value = new AttributeValue2();
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+    };
+    exports.AttributeTypeAndValue = AttributeTypeAndValue2;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.ObjectIdentifier })
+    ], AttributeTypeAndValue2.prototype, "type", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: AttributeValue2 })
+    ], AttributeTypeAndValue2.prototype, "value", void 0);
+    var RelativeDistinguishedName2 = RelativeDistinguishedName_1 = class RelativeDistinguishedName extends asn1_schema_1.AsnArray {
+      constructor(items) {
+        super(items);
+        Object.setPrototypeOf(this, RelativeDistinguishedName_1.prototype);
+      }
+    };
+    exports.RelativeDistinguishedName = RelativeDistinguishedName2;
+    exports.RelativeDistinguishedName = RelativeDistinguishedName2 = RelativeDistinguishedName_1 = tslib_1.__decorate([
+      (0, asn1_schema_1.AsnType)({
+        type: asn1_schema_1.AsnTypeTypes.Set,
+        itemType: AttributeTypeAndValue2
+      })
+    ], RelativeDistinguishedName2);
+    var RDNSequence = RDNSequence_1 = class RDNSequence extends asn1_schema_1.AsnArray {
+      constructor(items) {
+        super(items);
+        Object.setPrototypeOf(this, RDNSequence_1.prototype);
+      }
+    };
+    exports.RDNSequence = RDNSequence;
+    exports.RDNSequence = RDNSequence = RDNSequence_1 = tslib_1.__decorate([
+      (0, asn1_schema_1.AsnType)({
+        type: asn1_schema_1.AsnTypeTypes.Sequence,
+        itemType: RelativeDistinguishedName2
+      })
+    ], RDNSequence);
+    var Name2 = Name_1 = class Name extends RDNSequence {
+      constructor(items) {
+        super(items);
+        Object.setPrototypeOf(this, Name_1.prototype);
+      }
+    };
+    exports.Name = Name2;
+    exports.Name = Name2 = Name_1 = tslib_1.__decorate([
+      (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Sequence })
+    ], Name2);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/general_name.js
+var require_general_name = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/general_name.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.GeneralName = exports.EDIPartyName = exports.OtherName = exports.AsnIpConverter = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var ip_converter_1 = require_ip_converter();
+    var name_1 = require_name();
+    exports.AsnIpConverter = {
+      fromASN: (value) => ip_converter_1.IpConverter.toString(asn1_schema_1.AsnOctetStringConverter.fromASN(value)),
+      toASN: (value) => asn1_schema_1.AsnOctetStringConverter.toASN(ip_converter_1.IpConverter.fromString(value))
+    };
+    var OtherName = class {
+      typeId = "";
+      value = new ArrayBuffer(0);
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+    };
+    exports.OtherName = OtherName;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.ObjectIdentifier })
+    ], OtherName.prototype, "typeId", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.Any,
+        context: 0
+      })
+    ], OtherName.prototype, "value", void 0);
+    var EDIPartyName = class {
+      nameAssigner;
+      partyName = new name_1.DirectoryString();
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+    };
+    exports.EDIPartyName = EDIPartyName;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: name_1.DirectoryString,
+        optional: true,
+        context: 0,
+        implicit: true
+      })
+    ], EDIPartyName.prototype, "nameAssigner", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: name_1.DirectoryString,
+        context: 1,
+        implicit: true
+      })
+    ], EDIPartyName.prototype, "partyName", void 0);
+    var GeneralName2 = class GeneralName {
+      otherName;
+      rfc822Name;
+      dNSName;
+      x400Address;
+      directoryName;
+      ediPartyName;
+      uniformResourceIdentifier;
+      iPAddress;
+      registeredID;
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+    };
+    exports.GeneralName = GeneralName2;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: OtherName,
+        context: 0,
+        implicit: true
+      })
+    ], GeneralName2.prototype, "otherName", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.IA5String,
+        context: 1,
+        implicit: true
+      })
+    ], GeneralName2.prototype, "rfc822Name", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.IA5String,
+        context: 2,
+        implicit: true
+      })
+    ], GeneralName2.prototype, "dNSName", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.Any,
+        context: 3,
+        implicit: true
+      })
+    ], GeneralName2.prototype, "x400Address", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: name_1.Name,
+        context: 4,
+        implicit: false
+      })
+    ], GeneralName2.prototype, "directoryName", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: EDIPartyName,
+        context: 5
+      })
+    ], GeneralName2.prototype, "ediPartyName", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.IA5String,
+        context: 6,
+        implicit: true
+      })
+    ], GeneralName2.prototype, "uniformResourceIdentifier", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.OctetString,
+        context: 7,
+        implicit: true,
+        converter: exports.AsnIpConverter
+      })
+    ], GeneralName2.prototype, "iPAddress", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.ObjectIdentifier,
+        context: 8,
+        implicit: true
+      })
+    ], GeneralName2.prototype, "registeredID", void 0);
+    exports.GeneralName = GeneralName2 = tslib_1.__decorate([
+      (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Choice })
+    ], GeneralName2);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/object_identifiers.js
+var require_object_identifiers = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/object_identifiers.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.id_alg_unsigned = exports.id_ce = exports.id_ad_caRepository = exports.id_ad_timeStamping = exports.id_ad_caIssuers = exports.id_ad_ocsp = exports.id_qt_unotice = exports.id_qt_csp = exports.id_ad = exports.id_kp = exports.id_qt = exports.id_pe = exports.id_pkix = void 0;
+    exports.id_pkix = "1.3.6.1.5.5.7";
+    exports.id_pe = `${exports.id_pkix}.1`;
+    exports.id_qt = `${exports.id_pkix}.2`;
+    exports.id_kp = `${exports.id_pkix}.3`;
+    exports.id_ad = `${exports.id_pkix}.48`;
+    exports.id_qt_csp = `${exports.id_qt}.1`;
+    exports.id_qt_unotice = `${exports.id_qt}.2`;
+    exports.id_ad_ocsp = `${exports.id_ad}.1`;
+    exports.id_ad_caIssuers = `${exports.id_ad}.2`;
+    exports.id_ad_timeStamping = `${exports.id_ad}.3`;
+    exports.id_ad_caRepository = `${exports.id_ad}.5`;
+    exports.id_ce = "2.5.29";
+    exports.id_alg_unsigned = "1.3.6.1.5.5.7.6.36";
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/extensions/authority_information_access.js
+var require_authority_information_access = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/extensions/authority_information_access.js"(exports) {
+    "use strict";
+    var AuthorityInfoAccessSyntax_1;
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.AuthorityInfoAccessSyntax = exports.AccessDescription = exports.id_pe_authorityInfoAccess = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var general_name_1 = require_general_name();
+    var object_identifiers_1 = require_object_identifiers();
+    exports.id_pe_authorityInfoAccess = `${object_identifiers_1.id_pe}.1`;
+    var AccessDescription = class {
+      accessMethod = "";
+      accessLocation = new general_name_1.GeneralName();
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+    };
+    exports.AccessDescription = AccessDescription;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.ObjectIdentifier })
+    ], AccessDescription.prototype, "accessMethod", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: general_name_1.GeneralName })
+    ], AccessDescription.prototype, "accessLocation", void 0);
+    var AuthorityInfoAccessSyntax = AuthorityInfoAccessSyntax_1 = class AuthorityInfoAccessSyntax extends asn1_schema_1.AsnArray {
+      constructor(items) {
+        super(items);
+        Object.setPrototypeOf(this, AuthorityInfoAccessSyntax_1.prototype);
+      }
+    };
+    exports.AuthorityInfoAccessSyntax = AuthorityInfoAccessSyntax;
+    exports.AuthorityInfoAccessSyntax = AuthorityInfoAccessSyntax = AuthorityInfoAccessSyntax_1 = tslib_1.__decorate([
+      (0, asn1_schema_1.AsnType)({
+        type: asn1_schema_1.AsnTypeTypes.Sequence,
+        itemType: AccessDescription
+      })
+    ], AuthorityInfoAccessSyntax);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/extensions/authority_key_identifier.js
+var require_authority_key_identifier = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/extensions/authority_key_identifier.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.AuthorityKeyIdentifier = exports.KeyIdentifier = exports.id_ce_authorityKeyIdentifier = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var general_name_1 = require_general_name();
+    var object_identifiers_1 = require_object_identifiers();
+    exports.id_ce_authorityKeyIdentifier = `${object_identifiers_1.id_ce}.35`;
+    var KeyIdentifier = class extends asn1_schema_1.OctetString {
+    };
+    exports.KeyIdentifier = KeyIdentifier;
+    var AuthorityKeyIdentifier2 = class {
+      keyIdentifier;
+      authorityCertIssuer;
+      authorityCertSerialNumber;
+      constructor(params = {}) {
+        if (params) {
+          Object.assign(this, params);
+        }
+      }
+    };
+    exports.AuthorityKeyIdentifier = AuthorityKeyIdentifier2;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: KeyIdentifier,
+        context: 0,
+        optional: true,
+        implicit: true
+      })
+    ], AuthorityKeyIdentifier2.prototype, "keyIdentifier", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: general_name_1.GeneralName,
+        context: 1,
+        optional: true,
+        implicit: true,
+        repeated: "sequence"
+      })
+    ], AuthorityKeyIdentifier2.prototype, "authorityCertIssuer", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.Integer,
+        context: 2,
+        optional: true,
+        implicit: true,
+        converter: asn1_schema_1.AsnIntegerArrayBufferConverter
+      })
+    ], AuthorityKeyIdentifier2.prototype, "authorityCertSerialNumber", void 0);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/extensions/basic_constraints.js
+var require_basic_constraints = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/extensions/basic_constraints.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.BasicConstraints = exports.id_ce_basicConstraints = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var object_identifiers_1 = require_object_identifiers();
+    exports.id_ce_basicConstraints = `${object_identifiers_1.id_ce}.19`;
+    var BasicConstraints2 = class {
+      cA = false;
+      pathLenConstraint;
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+    };
+    exports.BasicConstraints = BasicConstraints2;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.Boolean,
+        defaultValue: false
+      })
+    ], BasicConstraints2.prototype, "cA", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.Integer,
+        optional: true
+      })
+    ], BasicConstraints2.prototype, "pathLenConstraint", void 0);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/general_names.js
+var require_general_names = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/general_names.js"(exports) {
+    "use strict";
+    var GeneralNames_1;
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.GeneralNames = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var general_name_1 = require_general_name();
+    var GeneralNames = GeneralNames_1 = class GeneralNames extends asn1_schema_1.AsnArray {
+      constructor(items) {
+        super(items);
+        Object.setPrototypeOf(this, GeneralNames_1.prototype);
+      }
+    };
+    exports.GeneralNames = GeneralNames;
+    exports.GeneralNames = GeneralNames = GeneralNames_1 = tslib_1.__decorate([
+      (0, asn1_schema_1.AsnType)({
+        type: asn1_schema_1.AsnTypeTypes.Sequence,
+        itemType: general_name_1.GeneralName
+      })
+    ], GeneralNames);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/extensions/certificate_issuer.js
+var require_certificate_issuer = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/extensions/certificate_issuer.js"(exports) {
+    "use strict";
+    var CertificateIssuer_1;
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.CertificateIssuer = exports.id_ce_certificateIssuer = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var general_names_1 = require_general_names();
+    var object_identifiers_1 = require_object_identifiers();
+    exports.id_ce_certificateIssuer = `${object_identifiers_1.id_ce}.29`;
+    var CertificateIssuer = CertificateIssuer_1 = class CertificateIssuer extends general_names_1.GeneralNames {
+      constructor(items) {
+        super(items);
+        Object.setPrototypeOf(this, CertificateIssuer_1.prototype);
+      }
+    };
+    exports.CertificateIssuer = CertificateIssuer;
+    exports.CertificateIssuer = CertificateIssuer = CertificateIssuer_1 = tslib_1.__decorate([
+      (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Sequence })
+    ], CertificateIssuer);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/extensions/certificate_policies.js
+var require_certificate_policies = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/extensions/certificate_policies.js"(exports) {
+    "use strict";
+    var CertificatePolicies_1;
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.CertificatePolicies = exports.PolicyInformation = exports.PolicyQualifierInfo = exports.Qualifier = exports.UserNotice = exports.NoticeReference = exports.DisplayText = exports.id_ce_certificatePolicies_anyPolicy = exports.id_ce_certificatePolicies = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var object_identifiers_1 = require_object_identifiers();
+    exports.id_ce_certificatePolicies = `${object_identifiers_1.id_ce}.32`;
+    exports.id_ce_certificatePolicies_anyPolicy = `${exports.id_ce_certificatePolicies}.0`;
+    var DisplayText = class DisplayText {
+      ia5String;
+      visibleString;
+      bmpString;
+      utf8String;
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+      toString() {
+        return this.ia5String || this.visibleString || this.bmpString || this.utf8String || "";
+      }
+    };
+    exports.DisplayText = DisplayText;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.IA5String })
+    ], DisplayText.prototype, "ia5String", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.VisibleString })
+    ], DisplayText.prototype, "visibleString", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.BmpString })
+    ], DisplayText.prototype, "bmpString", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.Utf8String })
+    ], DisplayText.prototype, "utf8String", void 0);
+    exports.DisplayText = DisplayText = tslib_1.__decorate([
+      (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Choice })
+    ], DisplayText);
+    var NoticeReference = class {
+      organization = new DisplayText();
+      noticeNumbers = [];
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+    };
+    exports.NoticeReference = NoticeReference;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: DisplayText })
+    ], NoticeReference.prototype, "organization", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.Integer,
+        repeated: "sequence"
+      })
+    ], NoticeReference.prototype, "noticeNumbers", void 0);
+    var UserNotice = class {
+      noticeRef;
+      explicitText;
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+    };
+    exports.UserNotice = UserNotice;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: NoticeReference,
+        optional: true
+      })
+    ], UserNotice.prototype, "noticeRef", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: DisplayText,
+        optional: true
+      })
+    ], UserNotice.prototype, "explicitText", void 0);
+    var Qualifier = class Qualifier {
+      cPSuri;
+      userNotice;
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+    };
+    exports.Qualifier = Qualifier;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.IA5String })
+    ], Qualifier.prototype, "cPSuri", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: UserNotice })
+    ], Qualifier.prototype, "userNotice", void 0);
+    exports.Qualifier = Qualifier = tslib_1.__decorate([
+      (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Choice })
+    ], Qualifier);
+    var PolicyQualifierInfo = class {
+      policyQualifierId = "";
+      qualifier = new ArrayBuffer(0);
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+    };
+    exports.PolicyQualifierInfo = PolicyQualifierInfo;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.ObjectIdentifier })
+    ], PolicyQualifierInfo.prototype, "policyQualifierId", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.Any })
+    ], PolicyQualifierInfo.prototype, "qualifier", void 0);
+    var PolicyInformation = class {
+      policyIdentifier = "";
+      policyQualifiers;
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+    };
+    exports.PolicyInformation = PolicyInformation;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.ObjectIdentifier })
+    ], PolicyInformation.prototype, "policyIdentifier", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: PolicyQualifierInfo,
+        repeated: "sequence",
+        optional: true
+      })
+    ], PolicyInformation.prototype, "policyQualifiers", void 0);
+    var CertificatePolicies = CertificatePolicies_1 = class CertificatePolicies extends asn1_schema_1.AsnArray {
+      constructor(items) {
+        super(items);
+        Object.setPrototypeOf(this, CertificatePolicies_1.prototype);
+      }
+    };
+    exports.CertificatePolicies = CertificatePolicies;
+    exports.CertificatePolicies = CertificatePolicies = CertificatePolicies_1 = tslib_1.__decorate([
+      (0, asn1_schema_1.AsnType)({
+        type: asn1_schema_1.AsnTypeTypes.Sequence,
+        itemType: PolicyInformation
+      })
+    ], CertificatePolicies);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/extensions/crl_number.js
+var require_crl_number = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/extensions/crl_number.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.CRLNumber = exports.id_ce_cRLNumber = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var object_identifiers_1 = require_object_identifiers();
+    exports.id_ce_cRLNumber = `${object_identifiers_1.id_ce}.20`;
+    var CRLNumber = class CRLNumber {
+      value;
+      constructor(value = 0) {
+        this.value = value;
+      }
+    };
+    exports.CRLNumber = CRLNumber;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.Integer })
+    ], CRLNumber.prototype, "value", void 0);
+    exports.CRLNumber = CRLNumber = tslib_1.__decorate([
+      (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Choice })
+    ], CRLNumber);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/extensions/crl_delta_indicator.js
+var require_crl_delta_indicator = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/extensions/crl_delta_indicator.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.BaseCRLNumber = exports.id_ce_deltaCRLIndicator = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var object_identifiers_1 = require_object_identifiers();
+    var crl_number_1 = require_crl_number();
+    exports.id_ce_deltaCRLIndicator = `${object_identifiers_1.id_ce}.27`;
+    var BaseCRLNumber = class BaseCRLNumber extends crl_number_1.CRLNumber {
+    };
+    exports.BaseCRLNumber = BaseCRLNumber;
+    exports.BaseCRLNumber = BaseCRLNumber = tslib_1.__decorate([
+      (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Choice })
+    ], BaseCRLNumber);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/extensions/crl_distribution_points.js
+var require_crl_distribution_points = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/extensions/crl_distribution_points.js"(exports) {
+    "use strict";
+    var CRLDistributionPoints_1;
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.CRLDistributionPoints = exports.DistributionPoint = exports.DistributionPointName = exports.Reason = exports.ReasonFlags = exports.id_ce_cRLDistributionPoints = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var name_1 = require_name();
+    var general_name_1 = require_general_name();
+    var object_identifiers_1 = require_object_identifiers();
+    exports.id_ce_cRLDistributionPoints = `${object_identifiers_1.id_ce}.31`;
+    var ReasonFlags;
+    (function(ReasonFlags2) {
+      ReasonFlags2[ReasonFlags2["unused"] = 1] = "unused";
+      ReasonFlags2[ReasonFlags2["keyCompromise"] = 2] = "keyCompromise";
+      ReasonFlags2[ReasonFlags2["cACompromise"] = 4] = "cACompromise";
+      ReasonFlags2[ReasonFlags2["affiliationChanged"] = 8] = "affiliationChanged";
+      ReasonFlags2[ReasonFlags2["superseded"] = 16] = "superseded";
+      ReasonFlags2[ReasonFlags2["cessationOfOperation"] = 32] = "cessationOfOperation";
+      ReasonFlags2[ReasonFlags2["certificateHold"] = 64] = "certificateHold";
+      ReasonFlags2[ReasonFlags2["privilegeWithdrawn"] = 128] = "privilegeWithdrawn";
+      ReasonFlags2[ReasonFlags2["aACompromise"] = 256] = "aACompromise";
+    })(ReasonFlags || (exports.ReasonFlags = ReasonFlags = {}));
+    var Reason = class extends asn1_schema_1.BitString {
+      toJSON() {
+        const res = [];
+        const flags = this.toNumber();
+        if (flags & ReasonFlags.aACompromise) {
+          res.push("aACompromise");
+        }
+        if (flags & ReasonFlags.affiliationChanged) {
+          res.push("affiliationChanged");
+        }
+        if (flags & ReasonFlags.cACompromise) {
+          res.push("cACompromise");
+        }
+        if (flags & ReasonFlags.certificateHold) {
+          res.push("certificateHold");
+        }
+        if (flags & ReasonFlags.cessationOfOperation) {
+          res.push("cessationOfOperation");
+        }
+        if (flags & ReasonFlags.keyCompromise) {
+          res.push("keyCompromise");
+        }
+        if (flags & ReasonFlags.privilegeWithdrawn) {
+          res.push("privilegeWithdrawn");
+        }
+        if (flags & ReasonFlags.superseded) {
+          res.push("superseded");
+        }
+        if (flags & ReasonFlags.unused) {
+          res.push("unused");
+        }
+        return res;
+      }
+      toString() {
+        return `[${this.toJSON().join(", ")}]`;
+      }
+    };
+    exports.Reason = Reason;
+    var DistributionPointName = class DistributionPointName {
+      fullName;
+      nameRelativeToCRLIssuer;
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+    };
+    exports.DistributionPointName = DistributionPointName;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: general_name_1.GeneralName,
+        context: 0,
+        repeated: "sequence",
+        implicit: true
+      })
+    ], DistributionPointName.prototype, "fullName", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: name_1.RelativeDistinguishedName,
+        context: 1,
+        implicit: true
+      })
+    ], DistributionPointName.prototype, "nameRelativeToCRLIssuer", void 0);
+    exports.DistributionPointName = DistributionPointName = tslib_1.__decorate([
+      (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Choice })
+    ], DistributionPointName);
+    var DistributionPoint = class {
+      distributionPoint;
+      reasons;
+      cRLIssuer;
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+    };
+    exports.DistributionPoint = DistributionPoint;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: DistributionPointName,
+        context: 0,
+        optional: true
+      })
+    ], DistributionPoint.prototype, "distributionPoint", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: Reason,
+        context: 1,
+        optional: true,
+        implicit: true
+      })
+    ], DistributionPoint.prototype, "reasons", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: general_name_1.GeneralName,
+        context: 2,
+        optional: true,
+        repeated: "sequence",
+        implicit: true
+      })
+    ], DistributionPoint.prototype, "cRLIssuer", void 0);
+    var CRLDistributionPoints = CRLDistributionPoints_1 = class CRLDistributionPoints extends asn1_schema_1.AsnArray {
+      constructor(items) {
+        super(items);
+        Object.setPrototypeOf(this, CRLDistributionPoints_1.prototype);
+      }
+    };
+    exports.CRLDistributionPoints = CRLDistributionPoints;
+    exports.CRLDistributionPoints = CRLDistributionPoints = CRLDistributionPoints_1 = tslib_1.__decorate([
+      (0, asn1_schema_1.AsnType)({
+        type: asn1_schema_1.AsnTypeTypes.Sequence,
+        itemType: DistributionPoint
+      })
+    ], CRLDistributionPoints);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/extensions/crl_freshest.js
+var require_crl_freshest = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/extensions/crl_freshest.js"(exports) {
+    "use strict";
+    var FreshestCRL_1;
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.FreshestCRL = exports.id_ce_freshestCRL = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var object_identifiers_1 = require_object_identifiers();
+    var crl_distribution_points_1 = require_crl_distribution_points();
+    exports.id_ce_freshestCRL = `${object_identifiers_1.id_ce}.46`;
+    var FreshestCRL = FreshestCRL_1 = class FreshestCRL extends crl_distribution_points_1.CRLDistributionPoints {
+      constructor(items) {
+        super(items);
+        Object.setPrototypeOf(this, FreshestCRL_1.prototype);
+      }
+    };
+    exports.FreshestCRL = FreshestCRL;
+    exports.FreshestCRL = FreshestCRL = FreshestCRL_1 = tslib_1.__decorate([
+      (0, asn1_schema_1.AsnType)({
+        type: asn1_schema_1.AsnTypeTypes.Sequence,
+        itemType: crl_distribution_points_1.DistributionPoint
+      })
+    ], FreshestCRL);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/extensions/crl_issuing_distribution_point.js
+var require_crl_issuing_distribution_point = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/extensions/crl_issuing_distribution_point.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.IssuingDistributionPoint = exports.id_ce_issuingDistributionPoint = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var object_identifiers_1 = require_object_identifiers();
+    var crl_distribution_points_1 = require_crl_distribution_points();
+    exports.id_ce_issuingDistributionPoint = `${object_identifiers_1.id_ce}.28`;
+    var IssuingDistributionPoint = class _IssuingDistributionPoint {
+      static ONLY = false;
+      distributionPoint;
+      onlyContainsUserCerts = _IssuingDistributionPoint.ONLY;
+      onlyContainsCACerts = _IssuingDistributionPoint.ONLY;
+      onlySomeReasons;
+      indirectCRL = _IssuingDistributionPoint.ONLY;
+      onlyContainsAttributeCerts = _IssuingDistributionPoint.ONLY;
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+    };
+    exports.IssuingDistributionPoint = IssuingDistributionPoint;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: crl_distribution_points_1.DistributionPointName,
+        context: 0,
+        optional: true
+      })
+    ], IssuingDistributionPoint.prototype, "distributionPoint", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.Boolean,
+        context: 1,
+        defaultValue: IssuingDistributionPoint.ONLY,
+        implicit: true
+      })
+    ], IssuingDistributionPoint.prototype, "onlyContainsUserCerts", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.Boolean,
+        context: 2,
+        defaultValue: IssuingDistributionPoint.ONLY,
+        implicit: true
+      })
+    ], IssuingDistributionPoint.prototype, "onlyContainsCACerts", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: crl_distribution_points_1.Reason,
+        context: 3,
+        optional: true,
+        implicit: true
+      })
+    ], IssuingDistributionPoint.prototype, "onlySomeReasons", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.Boolean,
+        context: 4,
+        defaultValue: IssuingDistributionPoint.ONLY,
+        implicit: true
+      })
+    ], IssuingDistributionPoint.prototype, "indirectCRL", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.Boolean,
+        context: 5,
+        defaultValue: IssuingDistributionPoint.ONLY,
+        implicit: true
+      })
+    ], IssuingDistributionPoint.prototype, "onlyContainsAttributeCerts", void 0);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/extensions/crl_reason.js
+var require_crl_reason = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/extensions/crl_reason.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.CRLReason = exports.CRLReasons = exports.id_ce_cRLReasons = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var object_identifiers_1 = require_object_identifiers();
+    exports.id_ce_cRLReasons = `${object_identifiers_1.id_ce}.21`;
+    var CRLReasons;
+    (function(CRLReasons2) {
+      CRLReasons2[CRLReasons2["unspecified"] = 0] = "unspecified";
+      CRLReasons2[CRLReasons2["keyCompromise"] = 1] = "keyCompromise";
+      CRLReasons2[CRLReasons2["cACompromise"] = 2] = "cACompromise";
+      CRLReasons2[CRLReasons2["affiliationChanged"] = 3] = "affiliationChanged";
+      CRLReasons2[CRLReasons2["superseded"] = 4] = "superseded";
+      CRLReasons2[CRLReasons2["cessationOfOperation"] = 5] = "cessationOfOperation";
+      CRLReasons2[CRLReasons2["certificateHold"] = 6] = "certificateHold";
+      CRLReasons2[CRLReasons2["removeFromCRL"] = 8] = "removeFromCRL";
+      CRLReasons2[CRLReasons2["privilegeWithdrawn"] = 9] = "privilegeWithdrawn";
+      CRLReasons2[CRLReasons2["aACompromise"] = 10] = "aACompromise";
+    })(CRLReasons || (exports.CRLReasons = CRLReasons = {}));
+    var CRLReason = class CRLReason {
+      reason = CRLReasons.unspecified;
+      constructor(reason = CRLReasons.unspecified) {
+        this.reason = reason;
+      }
+      toJSON() {
+        return CRLReasons[this.reason];
+      }
+      toString() {
+        return this.toJSON();
+      }
+    };
+    exports.CRLReason = CRLReason;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.Enumerated })
+    ], CRLReason.prototype, "reason", void 0);
+    exports.CRLReason = CRLReason = tslib_1.__decorate([
+      (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Choice })
+    ], CRLReason);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/extensions/extended_key_usage.js
+var require_extended_key_usage = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/extensions/extended_key_usage.js"(exports) {
+    "use strict";
+    var ExtendedKeyUsage_1;
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.id_kp_OCSPSigning = exports.id_kp_timeStamping = exports.id_kp_emailProtection = exports.id_kp_codeSigning = exports.id_kp_clientAuth = exports.id_kp_serverAuth = exports.anyExtendedKeyUsage = exports.ExtendedKeyUsage = exports.id_ce_extKeyUsage = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var object_identifiers_1 = require_object_identifiers();
+    exports.id_ce_extKeyUsage = `${object_identifiers_1.id_ce}.37`;
+    var ExtendedKeyUsage2 = ExtendedKeyUsage_1 = class ExtendedKeyUsage extends asn1_schema_1.AsnArray {
+      constructor(items) {
+        super(items);
+        Object.setPrototypeOf(this, ExtendedKeyUsage_1.prototype);
+      }
+    };
+    exports.ExtendedKeyUsage = ExtendedKeyUsage2;
+    exports.ExtendedKeyUsage = ExtendedKeyUsage2 = ExtendedKeyUsage_1 = tslib_1.__decorate([
+      (0, asn1_schema_1.AsnType)({
+        type: asn1_schema_1.AsnTypeTypes.Sequence,
+        itemType: asn1_schema_1.AsnPropTypes.ObjectIdentifier
+      })
+    ], ExtendedKeyUsage2);
+    exports.anyExtendedKeyUsage = `${exports.id_ce_extKeyUsage}.0`;
+    exports.id_kp_serverAuth = `${object_identifiers_1.id_kp}.1`;
+    exports.id_kp_clientAuth = `${object_identifiers_1.id_kp}.2`;
+    exports.id_kp_codeSigning = `${object_identifiers_1.id_kp}.3`;
+    exports.id_kp_emailProtection = `${object_identifiers_1.id_kp}.4`;
+    exports.id_kp_timeStamping = `${object_identifiers_1.id_kp}.8`;
+    exports.id_kp_OCSPSigning = `${object_identifiers_1.id_kp}.9`;
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/extensions/inhibit_any_policy.js
+var require_inhibit_any_policy = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/extensions/inhibit_any_policy.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.InhibitAnyPolicy = exports.id_ce_inhibitAnyPolicy = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var object_identifiers_1 = require_object_identifiers();
+    exports.id_ce_inhibitAnyPolicy = `${object_identifiers_1.id_ce}.54`;
+    var InhibitAnyPolicy = class InhibitAnyPolicy {
+      value;
+      constructor(value = new ArrayBuffer(0)) {
+        this.value = value;
+      }
+    };
+    exports.InhibitAnyPolicy = InhibitAnyPolicy;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.Integer,
+        converter: asn1_schema_1.AsnIntegerArrayBufferConverter
+      })
+    ], InhibitAnyPolicy.prototype, "value", void 0);
+    exports.InhibitAnyPolicy = InhibitAnyPolicy = tslib_1.__decorate([
+      (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Choice })
+    ], InhibitAnyPolicy);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/extensions/invalidity_date.js
+var require_invalidity_date = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/extensions/invalidity_date.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.InvalidityDate = exports.id_ce_invalidityDate = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var object_identifiers_1 = require_object_identifiers();
+    exports.id_ce_invalidityDate = `${object_identifiers_1.id_ce}.24`;
+    var InvalidityDate = class InvalidityDate {
+      value = /* @__PURE__ */ new Date();
+      constructor(value) {
+        if (value) {
+          this.value = value;
+        }
+      }
+    };
+    exports.InvalidityDate = InvalidityDate;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.GeneralizedTime })
+    ], InvalidityDate.prototype, "value", void 0);
+    exports.InvalidityDate = InvalidityDate = tslib_1.__decorate([
+      (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Choice })
+    ], InvalidityDate);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/extensions/issuer_alternative_name.js
+var require_issuer_alternative_name = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/extensions/issuer_alternative_name.js"(exports) {
+    "use strict";
+    var IssueAlternativeName_1;
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.IssueAlternativeName = exports.id_ce_issuerAltName = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var general_names_1 = require_general_names();
+    var object_identifiers_1 = require_object_identifiers();
+    exports.id_ce_issuerAltName = `${object_identifiers_1.id_ce}.18`;
+    var IssueAlternativeName = IssueAlternativeName_1 = class IssueAlternativeName extends general_names_1.GeneralNames {
+      constructor(items) {
+        super(items);
+        Object.setPrototypeOf(this, IssueAlternativeName_1.prototype);
+      }
+    };
+    exports.IssueAlternativeName = IssueAlternativeName;
+    exports.IssueAlternativeName = IssueAlternativeName = IssueAlternativeName_1 = tslib_1.__decorate([
+      (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Sequence })
+    ], IssueAlternativeName);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/extensions/key_usage.js
+var require_key_usage = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/extensions/key_usage.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.KeyUsage = exports.KeyUsageFlags = exports.id_ce_keyUsage = void 0;
+    var asn1_schema_1 = require_cjs2();
+    var object_identifiers_1 = require_object_identifiers();
+    exports.id_ce_keyUsage = `${object_identifiers_1.id_ce}.15`;
+    var KeyUsageFlags2;
+    (function(KeyUsageFlags3) {
+      KeyUsageFlags3[KeyUsageFlags3["digitalSignature"] = 1] = "digitalSignature";
+      KeyUsageFlags3[KeyUsageFlags3["nonRepudiation"] = 2] = "nonRepudiation";
+      KeyUsageFlags3[KeyUsageFlags3["keyEncipherment"] = 4] = "keyEncipherment";
+      KeyUsageFlags3[KeyUsageFlags3["dataEncipherment"] = 8] = "dataEncipherment";
+      KeyUsageFlags3[KeyUsageFlags3["keyAgreement"] = 16] = "keyAgreement";
+      KeyUsageFlags3[KeyUsageFlags3["keyCertSign"] = 32] = "keyCertSign";
+      KeyUsageFlags3[KeyUsageFlags3["cRLSign"] = 64] = "cRLSign";
+      KeyUsageFlags3[KeyUsageFlags3["encipherOnly"] = 128] = "encipherOnly";
+      KeyUsageFlags3[KeyUsageFlags3["decipherOnly"] = 256] = "decipherOnly";
+    })(KeyUsageFlags2 || (exports.KeyUsageFlags = KeyUsageFlags2 = {}));
+    var KeyUsage2 = class extends asn1_schema_1.BitString {
+      toJSON() {
+        const flag = this.toNumber();
+        const res = [];
+        if (flag & KeyUsageFlags2.cRLSign) {
+          res.push("crlSign");
+        }
+        if (flag & KeyUsageFlags2.dataEncipherment) {
+          res.push("dataEncipherment");
+        }
+        if (flag & KeyUsageFlags2.decipherOnly) {
+          res.push("decipherOnly");
+        }
+        if (flag & KeyUsageFlags2.digitalSignature) {
+          res.push("digitalSignature");
+        }
+        if (flag & KeyUsageFlags2.encipherOnly) {
+          res.push("encipherOnly");
+        }
+        if (flag & KeyUsageFlags2.keyAgreement) {
+          res.push("keyAgreement");
+        }
+        if (flag & KeyUsageFlags2.keyCertSign) {
+          res.push("keyCertSign");
+        }
+        if (flag & KeyUsageFlags2.keyEncipherment) {
+          res.push("keyEncipherment");
+        }
+        if (flag & KeyUsageFlags2.nonRepudiation) {
+          res.push("nonRepudiation");
+        }
+        return res;
+      }
+      toString() {
+        return `[${this.toJSON().join(", ")}]`;
+      }
+    };
+    exports.KeyUsage = KeyUsage2;
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/extensions/name_constraints.js
+var require_name_constraints = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/extensions/name_constraints.js"(exports) {
+    "use strict";
+    var GeneralSubtrees_1;
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.NameConstraints = exports.GeneralSubtrees = exports.GeneralSubtree = exports.id_ce_nameConstraints = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var general_name_1 = require_general_name();
+    var object_identifiers_1 = require_object_identifiers();
+    exports.id_ce_nameConstraints = `${object_identifiers_1.id_ce}.30`;
+    var GeneralSubtree = class {
+      base = new general_name_1.GeneralName();
+      minimum = 0;
+      maximum;
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+    };
+    exports.GeneralSubtree = GeneralSubtree;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: general_name_1.GeneralName })
+    ], GeneralSubtree.prototype, "base", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.Integer,
+        context: 0,
+        defaultValue: 0,
+        implicit: true
+      })
+    ], GeneralSubtree.prototype, "minimum", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.Integer,
+        context: 1,
+        optional: true,
+        implicit: true
+      })
+    ], GeneralSubtree.prototype, "maximum", void 0);
+    var GeneralSubtrees = GeneralSubtrees_1 = class GeneralSubtrees extends asn1_schema_1.AsnArray {
+      constructor(items) {
+        super(items);
+        Object.setPrototypeOf(this, GeneralSubtrees_1.prototype);
+      }
+    };
+    exports.GeneralSubtrees = GeneralSubtrees;
+    exports.GeneralSubtrees = GeneralSubtrees = GeneralSubtrees_1 = tslib_1.__decorate([
+      (0, asn1_schema_1.AsnType)({
+        type: asn1_schema_1.AsnTypeTypes.Sequence,
+        itemType: GeneralSubtree
+      })
+    ], GeneralSubtrees);
+    var NameConstraints = class {
+      permittedSubtrees;
+      excludedSubtrees;
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+    };
+    exports.NameConstraints = NameConstraints;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: GeneralSubtrees,
+        context: 0,
+        optional: true,
+        implicit: true
+      })
+    ], NameConstraints.prototype, "permittedSubtrees", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: GeneralSubtrees,
+        context: 1,
+        optional: true,
+        implicit: true
+      })
+    ], NameConstraints.prototype, "excludedSubtrees", void 0);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/extensions/policy_constraints.js
+var require_policy_constraints = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/extensions/policy_constraints.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.PolicyConstraints = exports.id_ce_policyConstraints = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var object_identifiers_1 = require_object_identifiers();
+    exports.id_ce_policyConstraints = `${object_identifiers_1.id_ce}.36`;
+    var PolicyConstraints = class {
+      requireExplicitPolicy;
+      inhibitPolicyMapping;
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+    };
+    exports.PolicyConstraints = PolicyConstraints;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.Integer,
+        context: 0,
+        implicit: true,
+        optional: true,
+        converter: asn1_schema_1.AsnIntegerArrayBufferConverter
+      })
+    ], PolicyConstraints.prototype, "requireExplicitPolicy", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.Integer,
+        context: 1,
+        implicit: true,
+        optional: true,
+        converter: asn1_schema_1.AsnIntegerArrayBufferConverter
+      })
+    ], PolicyConstraints.prototype, "inhibitPolicyMapping", void 0);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/extensions/policy_mappings.js
+var require_policy_mappings = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/extensions/policy_mappings.js"(exports) {
+    "use strict";
+    var PolicyMappings_1;
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.PolicyMappings = exports.PolicyMapping = exports.id_ce_policyMappings = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var object_identifiers_1 = require_object_identifiers();
+    exports.id_ce_policyMappings = `${object_identifiers_1.id_ce}.33`;
+    var PolicyMapping = class {
+      issuerDomainPolicy = "";
+      subjectDomainPolicy = "";
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+    };
+    exports.PolicyMapping = PolicyMapping;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.ObjectIdentifier })
+    ], PolicyMapping.prototype, "issuerDomainPolicy", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.ObjectIdentifier })
+    ], PolicyMapping.prototype, "subjectDomainPolicy", void 0);
+    var PolicyMappings = PolicyMappings_1 = class PolicyMappings extends asn1_schema_1.AsnArray {
+      constructor(items) {
+        super(items);
+        Object.setPrototypeOf(this, PolicyMappings_1.prototype);
+      }
+    };
+    exports.PolicyMappings = PolicyMappings;
+    exports.PolicyMappings = PolicyMappings = PolicyMappings_1 = tslib_1.__decorate([
+      (0, asn1_schema_1.AsnType)({
+        type: asn1_schema_1.AsnTypeTypes.Sequence,
+        itemType: PolicyMapping
+      })
+    ], PolicyMappings);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/extensions/subject_alternative_name.js
+var require_subject_alternative_name = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/extensions/subject_alternative_name.js"(exports) {
+    "use strict";
+    var SubjectAlternativeName_1;
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.SubjectAlternativeName = exports.id_ce_subjectAltName = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var general_names_1 = require_general_names();
+    var object_identifiers_1 = require_object_identifiers();
+    exports.id_ce_subjectAltName = `${object_identifiers_1.id_ce}.17`;
+    var SubjectAlternativeName2 = SubjectAlternativeName_1 = class SubjectAlternativeName extends general_names_1.GeneralNames {
+      constructor(items) {
+        super(items);
+        Object.setPrototypeOf(this, SubjectAlternativeName_1.prototype);
+      }
+    };
+    exports.SubjectAlternativeName = SubjectAlternativeName2;
+    exports.SubjectAlternativeName = SubjectAlternativeName2 = SubjectAlternativeName_1 = tslib_1.__decorate([
+      (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Sequence })
+    ], SubjectAlternativeName2);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/attribute.js
+var require_attribute = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/attribute.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.Attribute = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var Attribute = class {
+      type = "";
+      values = [];
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+    };
+    exports.Attribute = Attribute;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.ObjectIdentifier })
+    ], Attribute.prototype, "type", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.Any,
+        repeated: "set"
+      })
+    ], Attribute.prototype, "values", void 0);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/extensions/subject_directory_attributes.js
+var require_subject_directory_attributes = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/extensions/subject_directory_attributes.js"(exports) {
+    "use strict";
+    var SubjectDirectoryAttributes_1;
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.SubjectDirectoryAttributes = exports.id_ce_subjectDirectoryAttributes = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var attribute_1 = require_attribute();
+    var object_identifiers_1 = require_object_identifiers();
+    exports.id_ce_subjectDirectoryAttributes = `${object_identifiers_1.id_ce}.9`;
+    var SubjectDirectoryAttributes = SubjectDirectoryAttributes_1 = class SubjectDirectoryAttributes extends asn1_schema_1.AsnArray {
+      constructor(items) {
+        super(items);
+        Object.setPrototypeOf(this, SubjectDirectoryAttributes_1.prototype);
+      }
+    };
+    exports.SubjectDirectoryAttributes = SubjectDirectoryAttributes;
+    exports.SubjectDirectoryAttributes = SubjectDirectoryAttributes = SubjectDirectoryAttributes_1 = tslib_1.__decorate([
+      (0, asn1_schema_1.AsnType)({
+        type: asn1_schema_1.AsnTypeTypes.Sequence,
+        itemType: attribute_1.Attribute
+      })
+    ], SubjectDirectoryAttributes);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/extensions/subject_key_identifier.js
+var require_subject_key_identifier = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/extensions/subject_key_identifier.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.SubjectKeyIdentifier = exports.id_ce_subjectKeyIdentifier = void 0;
+    var object_identifiers_1 = require_object_identifiers();
+    var authority_key_identifier_1 = require_authority_key_identifier();
+    exports.id_ce_subjectKeyIdentifier = `${object_identifiers_1.id_ce}.14`;
+    var SubjectKeyIdentifier2 = class extends authority_key_identifier_1.KeyIdentifier {
+    };
+    exports.SubjectKeyIdentifier = SubjectKeyIdentifier2;
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/extensions/private_key_usage_period.js
+var require_private_key_usage_period = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/extensions/private_key_usage_period.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.PrivateKeyUsagePeriod = exports.id_ce_privateKeyUsagePeriod = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var object_identifiers_1 = require_object_identifiers();
+    exports.id_ce_privateKeyUsagePeriod = `${object_identifiers_1.id_ce}.16`;
+    var PrivateKeyUsagePeriod = class {
+      notBefore;
+      notAfter;
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+    };
+    exports.PrivateKeyUsagePeriod = PrivateKeyUsagePeriod;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.GeneralizedTime,
+        context: 0,
+        implicit: true,
+        optional: true
+      })
+    ], PrivateKeyUsagePeriod.prototype, "notBefore", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.GeneralizedTime,
+        context: 1,
+        implicit: true,
+        optional: true
+      })
+    ], PrivateKeyUsagePeriod.prototype, "notAfter", void 0);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/extensions/entrust_version_info.js
+var require_entrust_version_info = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/extensions/entrust_version_info.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.EntrustVersionInfo = exports.EntrustInfo = exports.EntrustInfoFlags = exports.id_entrust_entrustVersInfo = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    exports.id_entrust_entrustVersInfo = "1.2.840.113533.7.65.0";
+    var EntrustInfoFlags;
+    (function(EntrustInfoFlags2) {
+      EntrustInfoFlags2[EntrustInfoFlags2["keyUpdateAllowed"] = 1] = "keyUpdateAllowed";
+      EntrustInfoFlags2[EntrustInfoFlags2["newExtensions"] = 2] = "newExtensions";
+      EntrustInfoFlags2[EntrustInfoFlags2["pKIXCertificate"] = 4] = "pKIXCertificate";
+    })(EntrustInfoFlags || (exports.EntrustInfoFlags = EntrustInfoFlags = {}));
+    var EntrustInfo = class extends asn1_schema_1.BitString {
+      toJSON() {
+        const res = [];
+        const flags = this.toNumber();
+        if (flags & EntrustInfoFlags.pKIXCertificate) {
+          res.push("pKIXCertificate");
+        }
+        if (flags & EntrustInfoFlags.newExtensions) {
+          res.push("newExtensions");
+        }
+        if (flags & EntrustInfoFlags.keyUpdateAllowed) {
+          res.push("keyUpdateAllowed");
+        }
+        return res;
+      }
+      toString() {
+        return `[${this.toJSON().join(", ")}]`;
+      }
+    };
+    exports.EntrustInfo = EntrustInfo;
+    var EntrustVersionInfo = class {
+      entrustVers = "";
+      entrustInfoFlags = new EntrustInfo();
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+    };
+    exports.EntrustVersionInfo = EntrustVersionInfo;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.GeneralString })
+    ], EntrustVersionInfo.prototype, "entrustVers", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: EntrustInfo })
+    ], EntrustVersionInfo.prototype, "entrustInfoFlags", void 0);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/extensions/subject_info_access.js
+var require_subject_info_access = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/extensions/subject_info_access.js"(exports) {
+    "use strict";
+    var SubjectInfoAccessSyntax_1;
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.SubjectInfoAccessSyntax = exports.id_pe_subjectInfoAccess = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var object_identifiers_1 = require_object_identifiers();
+    var authority_information_access_1 = require_authority_information_access();
+    exports.id_pe_subjectInfoAccess = `${object_identifiers_1.id_pe}.11`;
+    var SubjectInfoAccessSyntax = SubjectInfoAccessSyntax_1 = class SubjectInfoAccessSyntax extends asn1_schema_1.AsnArray {
+      constructor(items) {
+        super(items);
+        Object.setPrototypeOf(this, SubjectInfoAccessSyntax_1.prototype);
+      }
+    };
+    exports.SubjectInfoAccessSyntax = SubjectInfoAccessSyntax;
+    exports.SubjectInfoAccessSyntax = SubjectInfoAccessSyntax = SubjectInfoAccessSyntax_1 = tslib_1.__decorate([
+      (0, asn1_schema_1.AsnType)({
+        type: asn1_schema_1.AsnTypeTypes.Sequence,
+        itemType: authority_information_access_1.AccessDescription
+      })
+    ], SubjectInfoAccessSyntax);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/extensions/index.js
+var require_extensions = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/extensions/index.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    tslib_1.__exportStar(require_authority_information_access(), exports);
+    tslib_1.__exportStar(require_authority_key_identifier(), exports);
+    tslib_1.__exportStar(require_basic_constraints(), exports);
+    tslib_1.__exportStar(require_certificate_issuer(), exports);
+    tslib_1.__exportStar(require_certificate_policies(), exports);
+    tslib_1.__exportStar(require_crl_delta_indicator(), exports);
+    tslib_1.__exportStar(require_crl_distribution_points(), exports);
+    tslib_1.__exportStar(require_crl_freshest(), exports);
+    tslib_1.__exportStar(require_crl_issuing_distribution_point(), exports);
+    tslib_1.__exportStar(require_crl_number(), exports);
+    tslib_1.__exportStar(require_crl_reason(), exports);
+    tslib_1.__exportStar(require_extended_key_usage(), exports);
+    tslib_1.__exportStar(require_inhibit_any_policy(), exports);
+    tslib_1.__exportStar(require_invalidity_date(), exports);
+    tslib_1.__exportStar(require_issuer_alternative_name(), exports);
+    tslib_1.__exportStar(require_key_usage(), exports);
+    tslib_1.__exportStar(require_name_constraints(), exports);
+    tslib_1.__exportStar(require_policy_constraints(), exports);
+    tslib_1.__exportStar(require_policy_mappings(), exports);
+    tslib_1.__exportStar(require_subject_alternative_name(), exports);
+    tslib_1.__exportStar(require_subject_directory_attributes(), exports);
+    tslib_1.__exportStar(require_subject_key_identifier(), exports);
+    tslib_1.__exportStar(require_private_key_usage_period(), exports);
+    tslib_1.__exportStar(require_entrust_version_info(), exports);
+    tslib_1.__exportStar(require_subject_info_access(), exports);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/algorithm_identifier.js
+var require_algorithm_identifier = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/algorithm_identifier.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.AlgorithmIdentifier = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var bytes_1 = require_bytes();
+    var AlgorithmIdentifier2 = class _AlgorithmIdentifier {
+      algorithm = "";
+      parameters;
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+      isEqual(data) {
+        return data instanceof _AlgorithmIdentifier && data.algorithm == this.algorithm && (data.parameters && this.parameters && (0, bytes_1.equal)(data.parameters, this.parameters) || data.parameters === this.parameters);
+      }
+    };
+    exports.AlgorithmIdentifier = AlgorithmIdentifier2;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.ObjectIdentifier })
+    ], AlgorithmIdentifier2.prototype, "algorithm", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.Any,
+        optional: true
+      })
+    ], AlgorithmIdentifier2.prototype, "parameters", void 0);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/subject_public_key_info.js
+var require_subject_public_key_info = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/subject_public_key_info.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.SubjectPublicKeyInfo = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var algorithm_identifier_1 = require_algorithm_identifier();
+    var SubjectPublicKeyInfo2 = class {
+      algorithm = new algorithm_identifier_1.AlgorithmIdentifier();
+      subjectPublicKey = new ArrayBuffer(0);
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+    };
+    exports.SubjectPublicKeyInfo = SubjectPublicKeyInfo2;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: algorithm_identifier_1.AlgorithmIdentifier })
+    ], SubjectPublicKeyInfo2.prototype, "algorithm", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.BitString })
+    ], SubjectPublicKeyInfo2.prototype, "subjectPublicKey", void 0);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/time.js
+var require_time = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/time.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.Time = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var Time = class Time {
+      utcTime;
+      generalTime;
+      constructor(time3) {
+        if (time3) {
+          if (typeof time3 === "string" || typeof time3 === "number" || time3 instanceof Date) {
+            const date5 = new Date(time3);
+            date5.setUTCMilliseconds(0);
+            if (date5.getUTCFullYear() > 2049) {
+              this.generalTime = date5;
+            } else {
+              this.utcTime = date5;
+            }
+          } else {
+            Object.assign(this, time3);
+          }
+        }
+      }
+      getTime() {
+        const time3 = this.utcTime || this.generalTime;
+        if (!time3) {
+          throw new Error("Cannot get time from CHOICE object");
+        }
+        return time3;
+      }
+    };
+    exports.Time = Time;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.UTCTime })
+    ], Time.prototype, "utcTime", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.GeneralizedTime })
+    ], Time.prototype, "generalTime", void 0);
+    exports.Time = Time = tslib_1.__decorate([
+      (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Choice })
+    ], Time);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/validity.js
+var require_validity = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/validity.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.Validity = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var time_1 = require_time();
+    var Validity2 = class {
+      notBefore = new time_1.Time(/* @__PURE__ */ new Date());
+      notAfter = new time_1.Time(/* @__PURE__ */ new Date());
+      constructor(params) {
+        if (params) {
+          this.notBefore = new time_1.Time(params.notBefore);
+          this.notAfter = new time_1.Time(params.notAfter);
+        }
+      }
+    };
+    exports.Validity = Validity2;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: time_1.Time })
+    ], Validity2.prototype, "notBefore", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: time_1.Time })
+    ], Validity2.prototype, "notAfter", void 0);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/extension.js
+var require_extension = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/extension.js"(exports) {
+    "use strict";
+    var Extensions_1;
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.Extensions = exports.Extension = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var Extension2 = class _Extension {
+      static CRITICAL = false;
+      extnID = "";
+      critical = _Extension.CRITICAL;
+      extnValue = new asn1_schema_1.OctetString();
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+    };
+    exports.Extension = Extension2;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.ObjectIdentifier })
+    ], Extension2.prototype, "extnID", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.Boolean,
+        defaultValue: Extension2.CRITICAL
+      })
+    ], Extension2.prototype, "critical", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.OctetString })
+    ], Extension2.prototype, "extnValue", void 0);
+    var Extensions2 = Extensions_1 = class Extensions extends asn1_schema_1.AsnArray {
+      constructor(items) {
+        super(items);
+        Object.setPrototypeOf(this, Extensions_1.prototype);
+      }
+    };
+    exports.Extensions = Extensions2;
+    exports.Extensions = Extensions2 = Extensions_1 = tslib_1.__decorate([
+      (0, asn1_schema_1.AsnType)({
+        type: asn1_schema_1.AsnTypeTypes.Sequence,
+        itemType: Extension2
+      })
+    ], Extensions2);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/types.js
+var require_types2 = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/types.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.Version = void 0;
+    var Version2;
+    (function(Version3) {
+      Version3[Version3["v1"] = 0] = "v1";
+      Version3[Version3["v2"] = 1] = "v2";
+      Version3[Version3["v3"] = 2] = "v3";
+    })(Version2 || (exports.Version = Version2 = {}));
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/tbs_certificate.js
+var require_tbs_certificate = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/tbs_certificate.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.TBSCertificate = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var algorithm_identifier_1 = require_algorithm_identifier();
+    var name_1 = require_name();
+    var subject_public_key_info_1 = require_subject_public_key_info();
+    var validity_1 = require_validity();
+    var extension_1 = require_extension();
+    var types_1 = require_types2();
+    var TBSCertificate2 = class {
+      version = types_1.Version.v1;
+      serialNumber = new ArrayBuffer(0);
+      signature = new algorithm_identifier_1.AlgorithmIdentifier();
+      issuer = new name_1.Name();
+      validity = new validity_1.Validity();
+      subject = new name_1.Name();
+      subjectPublicKeyInfo = new subject_public_key_info_1.SubjectPublicKeyInfo();
+      issuerUniqueID;
+      subjectUniqueID;
+      extensions;
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+    };
+    exports.TBSCertificate = TBSCertificate2;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.Integer,
+        context: 0,
+        defaultValue: types_1.Version.v1
+      })
+    ], TBSCertificate2.prototype, "version", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.Integer,
+        converter: asn1_schema_1.AsnIntegerArrayBufferConverter
+      })
+    ], TBSCertificate2.prototype, "serialNumber", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: algorithm_identifier_1.AlgorithmIdentifier })
+    ], TBSCertificate2.prototype, "signature", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: name_1.Name })
+    ], TBSCertificate2.prototype, "issuer", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: validity_1.Validity })
+    ], TBSCertificate2.prototype, "validity", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: name_1.Name })
+    ], TBSCertificate2.prototype, "subject", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: subject_public_key_info_1.SubjectPublicKeyInfo })
+    ], TBSCertificate2.prototype, "subjectPublicKeyInfo", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.BitString,
+        context: 1,
+        implicit: true,
+        optional: true
+      })
+    ], TBSCertificate2.prototype, "issuerUniqueID", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.BitString,
+        context: 2,
+        implicit: true,
+        optional: true
+      })
+    ], TBSCertificate2.prototype, "subjectUniqueID", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: extension_1.Extensions,
+        context: 3,
+        optional: true
+      })
+    ], TBSCertificate2.prototype, "extensions", void 0);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/certificate.js
+var require_certificate = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/certificate.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.Certificate = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var algorithm_identifier_1 = require_algorithm_identifier();
+    var tbs_certificate_1 = require_tbs_certificate();
+    var Certificate2 = class {
+      tbsCertificate = new tbs_certificate_1.TBSCertificate();
+      tbsCertificateRaw;
+      signatureAlgorithm = new algorithm_identifier_1.AlgorithmIdentifier();
+      signatureValue = new ArrayBuffer(0);
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+    };
+    exports.Certificate = Certificate2;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: tbs_certificate_1.TBSCertificate,
+        raw: true
+      })
+    ], Certificate2.prototype, "tbsCertificate", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: algorithm_identifier_1.AlgorithmIdentifier })
+    ], Certificate2.prototype, "signatureAlgorithm", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.BitString })
+    ], Certificate2.prototype, "signatureValue", void 0);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/tbs_cert_list.js
+var require_tbs_cert_list = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/tbs_cert_list.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.TBSCertList = exports.RevokedCertificate = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var algorithm_identifier_1 = require_algorithm_identifier();
+    var name_1 = require_name();
+    var time_1 = require_time();
+    var extension_1 = require_extension();
+    var RevokedCertificate = class {
+      userCertificate = new ArrayBuffer(0);
+      revocationDate = new time_1.Time();
+      crlEntryExtensions;
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+    };
+    exports.RevokedCertificate = RevokedCertificate;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.Integer,
+        converter: asn1_schema_1.AsnIntegerArrayBufferConverter
+      })
+    ], RevokedCertificate.prototype, "userCertificate", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: time_1.Time })
+    ], RevokedCertificate.prototype, "revocationDate", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: extension_1.Extension,
+        optional: true,
+        repeated: "sequence"
+      })
+    ], RevokedCertificate.prototype, "crlEntryExtensions", void 0);
+    var TBSCertList = class {
+      version;
+      signature = new algorithm_identifier_1.AlgorithmIdentifier();
+      issuer = new name_1.Name();
+      thisUpdate = new time_1.Time();
+      nextUpdate;
+      revokedCertificates;
+      crlExtensions;
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+    };
+    exports.TBSCertList = TBSCertList;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: asn1_schema_1.AsnPropTypes.Integer,
+        optional: true
+      })
+    ], TBSCertList.prototype, "version", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: algorithm_identifier_1.AlgorithmIdentifier })
+    ], TBSCertList.prototype, "signature", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: name_1.Name })
+    ], TBSCertList.prototype, "issuer", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: time_1.Time })
+    ], TBSCertList.prototype, "thisUpdate", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: time_1.Time,
+        optional: true
+      })
+    ], TBSCertList.prototype, "nextUpdate", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: RevokedCertificate,
+        repeated: "sequence",
+        optional: true
+      })
+    ], TBSCertList.prototype, "revokedCertificates", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: extension_1.Extension,
+        optional: true,
+        context: 0,
+        repeated: "sequence"
+      })
+    ], TBSCertList.prototype, "crlExtensions", void 0);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/certificate_list.js
+var require_certificate_list = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/certificate_list.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.CertificateList = void 0;
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    var asn1_schema_1 = require_cjs2();
+    var algorithm_identifier_1 = require_algorithm_identifier();
+    var tbs_cert_list_1 = require_tbs_cert_list();
+    var CertificateList = class {
+      tbsCertList = new tbs_cert_list_1.TBSCertList();
+      tbsCertListRaw;
+      signatureAlgorithm = new algorithm_identifier_1.AlgorithmIdentifier();
+      signature = new ArrayBuffer(0);
+      constructor(params = {}) {
+        Object.assign(this, params);
+      }
+    };
+    exports.CertificateList = CertificateList;
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({
+        type: tbs_cert_list_1.TBSCertList,
+        raw: true
+      })
+    ], CertificateList.prototype, "tbsCertList", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: algorithm_identifier_1.AlgorithmIdentifier })
+    ], CertificateList.prototype, "signatureAlgorithm", void 0);
+    tslib_1.__decorate([
+      (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.BitString })
+    ], CertificateList.prototype, "signature", void 0);
+  }
+});
+
+// node_modules/@peculiar/asn1-x509/build/cjs/index.js
+var require_cjs3 = __commonJS({
+  "node_modules/@peculiar/asn1-x509/build/cjs/index.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
+    tslib_1.__exportStar(require_extensions(), exports);
+    tslib_1.__exportStar(require_algorithm_identifier(), exports);
+    tslib_1.__exportStar(require_attribute(), exports);
+    tslib_1.__exportStar(require_certificate(), exports);
+    tslib_1.__exportStar(require_certificate_list(), exports);
+    tslib_1.__exportStar(require_extension(), exports);
+    tslib_1.__exportStar(require_general_name(), exports);
+    tslib_1.__exportStar(require_general_names(), exports);
+    tslib_1.__exportStar(require_name(), exports);
+    tslib_1.__exportStar(require_object_identifiers(), exports);
+    tslib_1.__exportStar(require_subject_public_key_info(), exports);
+    tslib_1.__exportStar(require_tbs_cert_list(), exports);
+    tslib_1.__exportStar(require_tbs_certificate(), exports);
+    tslib_1.__exportStar(require_time(), exports);
+    tslib_1.__exportStar(require_types2(), exports);
+    tslib_1.__exportStar(require_validity(), exports);
+  }
+});
+
 // src/cli/index.ts
 import { readFile as readFile9 } from "node:fs/promises";
 
@@ -34038,6 +43820,7 @@ var package_default = {
   devDependencies: {
     "@eslint/js": "^10.0.1",
     "@types/node": "^20.19.43",
+    "@types/ws": "^8.18.2",
     ajv: "^8.20.0",
     "ajv-formats": "^3.0.1",
     esbuild: "^0.28.2",
@@ -34050,7 +43833,10 @@ var package_default = {
   dependencies: {
     "@actions/artifact": "^6.2.1",
     "@actions/core": "^3.0.1",
+    "@peculiar/asn1-schema": "^2.11.1",
+    "@peculiar/asn1-x509": "^2.11.1",
     undici: "^7.30.2",
+    ws: "^8.23.0",
     yaml: "^2.9.1",
     zod: "^4.6.7"
   }
@@ -34598,9 +44384,9 @@ function pad(n, width) {
 }
 function formatOffset(offsetSeconds) {
   if (offsetSeconds === 0) return "Z";
-  const sign2 = offsetSeconds < 0 ? "-" : "+";
+  const sign3 = offsetSeconds < 0 ? "-" : "+";
   const minutes = Math.floor(Math.abs(offsetSeconds) / 60);
-  return `${sign2}${pad(Math.floor(minutes / 60), 2)}:${pad(minutes % 60, 2)}`;
+  return `${sign3}${pad(Math.floor(minutes / 60), 2)}:${pad(minutes % 60, 2)}`;
 }
 function daysIn(month, year) {
   if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
@@ -38807,7 +48593,7 @@ function node(obj, key, make) {
   }
   return obj[key];
 }
-function flattenError(error62, mapper = (issue3) => issue3.message) {
+function flattenError(error62, mapper = (issue4) => issue4.message) {
   const fieldErrors = {};
   const formErrors = [];
   for (const sub of error62.issues) {
@@ -38819,20 +48605,20 @@ function flattenError(error62, mapper = (issue3) => issue3.message) {
   }
   return { formErrors, fieldErrors };
 }
-function formatError(error62, mapper = (issue3) => issue3.message) {
+function formatError(error62, mapper = (issue4) => issue4.message) {
   const fieldErrors = { _errors: [] };
   const processError = (error63, path4 = []) => {
-    for (const issue3 of error63.issues) {
-      if (issue3.code === "invalid_union" && issue3.errors.length) {
-        issue3.errors.map((issues) => processError({ issues }, [...path4, ...issue3.path]));
-      } else if (issue3.code === "invalid_key") {
-        processError({ issues: issue3.issues }, [...path4, ...issue3.path]);
-      } else if (issue3.code === "invalid_element") {
-        processError({ issues: issue3.issues }, [...path4, ...issue3.path]);
+    for (const issue4 of error63.issues) {
+      if (issue4.code === "invalid_union" && issue4.errors.length) {
+        issue4.errors.map((issues) => processError({ issues }, [...path4, ...issue4.path]));
+      } else if (issue4.code === "invalid_key") {
+        processError({ issues: issue4.issues }, [...path4, ...issue4.path]);
+      } else if (issue4.code === "invalid_element") {
+        processError({ issues: issue4.issues }, [...path4, ...issue4.path]);
       } else {
-        const fullpath = [...path4, ...issue3.path];
+        const fullpath = [...path4, ...issue4.path];
         if (fullpath.length === 0) {
-          fieldErrors._errors.push(mapper(issue3));
+          fieldErrors._errors.push(mapper(issue4));
         } else {
           let curr = fieldErrors;
           let i = 0;
@@ -38841,7 +48627,7 @@ function formatError(error62, mapper = (issue3) => issue3.message) {
             const terminal = i === fullpath.length - 1;
             if (el === "_errors") {
               if (terminal)
-                curr._errors.push(mapper(issue3));
+                curr._errors.push(mapper(issue4));
               i++;
               continue;
             }
@@ -38855,7 +48641,7 @@ function formatError(error62, mapper = (issue3) => issue3.message) {
             }
             const node2 = curr[el];
             if (terminal) {
-              node2._errors.push(mapper(issue3));
+              node2._errors.push(mapper(issue4));
             }
             curr = node2;
             i++;
@@ -38867,21 +48653,21 @@ function formatError(error62, mapper = (issue3) => issue3.message) {
   processError(error62);
   return fieldErrors;
 }
-function treeifyError(error62, mapper = (issue3) => issue3.message) {
+function treeifyError(error62, mapper = (issue4) => issue4.message) {
   const result = { errors: [] };
   const processError = (error63, path4 = []) => {
     var _a3;
-    for (const issue3 of error63.issues) {
-      if (issue3.code === "invalid_union" && issue3.errors.length) {
-        issue3.errors.map((issues) => processError({ issues }, [...path4, ...issue3.path]));
-      } else if (issue3.code === "invalid_key") {
-        processError({ issues: issue3.issues }, [...path4, ...issue3.path]);
-      } else if (issue3.code === "invalid_element") {
-        processError({ issues: issue3.issues }, [...path4, ...issue3.path]);
+    for (const issue4 of error63.issues) {
+      if (issue4.code === "invalid_union" && issue4.errors.length) {
+        issue4.errors.map((issues) => processError({ issues }, [...path4, ...issue4.path]));
+      } else if (issue4.code === "invalid_key") {
+        processError({ issues: issue4.issues }, [...path4, ...issue4.path]);
+      } else if (issue4.code === "invalid_element") {
+        processError({ issues: issue4.issues }, [...path4, ...issue4.path]);
       } else {
-        const fullpath = [...path4, ...issue3.path];
+        const fullpath = [...path4, ...issue4.path];
         if (fullpath.length === 0) {
-          result.errors.push(mapper(issue3));
+          result.errors.push(mapper(issue4));
           continue;
         }
         let curr = result;
@@ -38906,7 +48692,7 @@ function treeifyError(error62, mapper = (issue3) => issue3.message) {
             curr = curr.items[el];
           }
           if (terminal) {
-            curr.errors.push(mapper(issue3));
+            curr.errors.push(mapper(issue4));
           }
           i++;
         }
@@ -38937,10 +48723,10 @@ function toDotPath(_path) {
 function prettifyError(error62) {
   const lines = [];
   const issues = [...error62.issues].sort((a, b) => (a.path ?? []).length - (b.path ?? []).length);
-  for (const issue3 of issues) {
-    lines.push(`\u2716 ${issue3.message}`);
-    if (issue3.path?.length)
-      lines.push(`  \u2192 at ${toDotPath(issue3.path)}`);
+  for (const issue4 of issues) {
+    lines.push(`\u2716 ${issue4.message}`);
+    if (issue4.path?.length)
+      lines.push(`  \u2192 at ${toDotPath(issue4.path)}`);
   }
   return lines.join("\n");
 }
@@ -42637,58 +52423,58 @@ var error = () => {
   const TypeDictionary = {
     nan: "NaN"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `\u0645\u062F\u062E\u0644\u0627\u062A \u063A\u064A\u0631 \u0645\u0642\u0628\u0648\u0644\u0629: \u064A\u0641\u062A\u0631\u0636 \u0625\u062F\u062E\u0627\u0644 instanceof ${issue3.expected}\u060C \u0648\u0644\u0643\u0646 \u062A\u0645 \u0625\u062F\u062E\u0627\u0644 ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `\u0645\u062F\u062E\u0644\u0627\u062A \u063A\u064A\u0631 \u0645\u0642\u0628\u0648\u0644\u0629: \u064A\u0641\u062A\u0631\u0636 \u0625\u062F\u062E\u0627\u0644 instanceof ${issue4.expected}\u060C \u0648\u0644\u0643\u0646 \u062A\u0645 \u0625\u062F\u062E\u0627\u0644 ${received}`;
         }
         return `\u0645\u062F\u062E\u0644\u0627\u062A \u063A\u064A\u0631 \u0645\u0642\u0628\u0648\u0644\u0629: \u064A\u0641\u062A\u0631\u0636 \u0625\u062F\u062E\u0627\u0644 ${expected}\u060C \u0648\u0644\u0643\u0646 \u062A\u0645 \u0625\u062F\u062E\u0627\u0644 ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `\u0645\u062F\u062E\u0644\u0627\u062A \u063A\u064A\u0631 \u0645\u0642\u0628\u0648\u0644\u0629: \u064A\u0641\u062A\u0631\u0636 \u0625\u062F\u062E\u0627\u0644 ${stringifyPrimitive(issue3.values[0])}`;
-        return `\u0627\u062E\u062A\u064A\u0627\u0631 \u063A\u064A\u0631 \u0645\u0642\u0628\u0648\u0644: \u064A\u062A\u0648\u0642\u0639 \u0627\u0646\u062A\u0642\u0627\u0621 \u0623\u062D\u062F \u0647\u0630\u0647 \u0627\u0644\u062E\u064A\u0627\u0631\u0627\u062A: ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `\u0645\u062F\u062E\u0644\u0627\u062A \u063A\u064A\u0631 \u0645\u0642\u0628\u0648\u0644\u0629: \u064A\u0641\u062A\u0631\u0636 \u0625\u062F\u062E\u0627\u0644 ${stringifyPrimitive(issue4.values[0])}`;
+        return `\u0627\u062E\u062A\u064A\u0627\u0631 \u063A\u064A\u0631 \u0645\u0642\u0628\u0648\u0644: \u064A\u062A\u0648\u0642\u0639 \u0627\u0646\u062A\u0642\u0627\u0621 \u0623\u062D\u062F \u0647\u0630\u0647 \u0627\u0644\u062E\u064A\u0627\u0631\u0627\u062A: ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return ` \u0623\u0643\u0628\u0631 \u0645\u0646 \u0627\u0644\u0644\u0627\u0632\u0645: \u064A\u0641\u062A\u0631\u0636 \u0623\u0646 \u062A\u0643\u0648\u0646 ${issue3.origin ?? "\u0627\u0644\u0642\u064A\u0645\u0629"} ${adj} ${issue3.maximum.toString()} ${sizing.unit ?? "\u0639\u0646\u0635\u0631"}`;
-        return `\u0623\u0643\u0628\u0631 \u0645\u0646 \u0627\u0644\u0644\u0627\u0632\u0645: \u064A\u0641\u062A\u0631\u0636 \u0623\u0646 \u062A\u0643\u0648\u0646 ${issue3.origin ?? "\u0627\u0644\u0642\u064A\u0645\u0629"} ${adj} ${issue3.maximum.toString()}`;
+          return ` \u0623\u0643\u0628\u0631 \u0645\u0646 \u0627\u0644\u0644\u0627\u0632\u0645: \u064A\u0641\u062A\u0631\u0636 \u0623\u0646 \u062A\u0643\u0648\u0646 ${issue4.origin ?? "\u0627\u0644\u0642\u064A\u0645\u0629"} ${adj} ${issue4.maximum.toString()} ${sizing.unit ?? "\u0639\u0646\u0635\u0631"}`;
+        return `\u0623\u0643\u0628\u0631 \u0645\u0646 \u0627\u0644\u0644\u0627\u0632\u0645: \u064A\u0641\u062A\u0631\u0636 \u0623\u0646 \u062A\u0643\u0648\u0646 ${issue4.origin ?? "\u0627\u0644\u0642\u064A\u0645\u0629"} ${adj} ${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `\u0623\u0635\u063A\u0631 \u0645\u0646 \u0627\u0644\u0644\u0627\u0632\u0645: \u064A\u0641\u062A\u0631\u0636 \u0644\u0640 ${issue3.origin} \u0623\u0646 \u064A\u0643\u0648\u0646 ${adj} ${issue3.minimum.toString()} ${sizing.unit}`;
+          return `\u0623\u0635\u063A\u0631 \u0645\u0646 \u0627\u0644\u0644\u0627\u0632\u0645: \u064A\u0641\u062A\u0631\u0636 \u0644\u0640 ${issue4.origin} \u0623\u0646 \u064A\u0643\u0648\u0646 ${adj} ${issue4.minimum.toString()} ${sizing.unit}`;
         }
-        return `\u0623\u0635\u063A\u0631 \u0645\u0646 \u0627\u0644\u0644\u0627\u0632\u0645: \u064A\u0641\u062A\u0631\u0636 \u0644\u0640 ${issue3.origin} \u0623\u0646 \u064A\u0643\u0648\u0646 ${adj} ${issue3.minimum.toString()}`;
+        return `\u0623\u0635\u063A\u0631 \u0645\u0646 \u0627\u0644\u0644\u0627\u0632\u0645: \u064A\u0641\u062A\u0631\u0636 \u0644\u0640 ${issue4.origin} \u0623\u0646 \u064A\u0643\u0648\u0646 ${adj} ${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
-          return `\u0646\u064E\u0635 \u063A\u064A\u0631 \u0645\u0642\u0628\u0648\u0644: \u064A\u062C\u0628 \u0623\u0646 \u064A\u0628\u062F\u0623 \u0628\u0640 "${issue3.prefix}"`;
+          return `\u0646\u064E\u0635 \u063A\u064A\u0631 \u0645\u0642\u0628\u0648\u0644: \u064A\u062C\u0628 \u0623\u0646 \u064A\u0628\u062F\u0623 \u0628\u0640 "${issue4.prefix}"`;
         if (_issue.format === "ends_with")
           return `\u0646\u064E\u0635 \u063A\u064A\u0631 \u0645\u0642\u0628\u0648\u0644: \u064A\u062C\u0628 \u0623\u0646 \u064A\u0646\u062A\u0647\u064A \u0628\u0640 "${_issue.suffix}"`;
         if (_issue.format === "includes")
           return `\u0646\u064E\u0635 \u063A\u064A\u0631 \u0645\u0642\u0628\u0648\u0644: \u064A\u062C\u0628 \u0623\u0646 \u064A\u062A\u0636\u0645\u0651\u064E\u0646 "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `\u0646\u064E\u0635 \u063A\u064A\u0631 \u0645\u0642\u0628\u0648\u0644: \u064A\u062C\u0628 \u0623\u0646 \u064A\u0637\u0627\u0628\u0642 \u0627\u0644\u0646\u0645\u0637 ${_issue.pattern}`;
-        return `${FormatDictionary[_issue.format] ?? issue3.format} \u063A\u064A\u0631 \u0645\u0642\u0628\u0648\u0644`;
+        return `${FormatDictionary[_issue.format] ?? issue4.format} \u063A\u064A\u0631 \u0645\u0642\u0628\u0648\u0644`;
       }
       case "not_multiple_of":
-        return `\u0631\u0642\u0645 \u063A\u064A\u0631 \u0645\u0642\u0628\u0648\u0644: \u064A\u062C\u0628 \u0623\u0646 \u064A\u0643\u0648\u0646 \u0645\u0646 \u0645\u0636\u0627\u0639\u0641\u0627\u062A ${issue3.divisor}`;
+        return `\u0631\u0642\u0645 \u063A\u064A\u0631 \u0645\u0642\u0628\u0648\u0644: \u064A\u062C\u0628 \u0623\u0646 \u064A\u0643\u0648\u0646 \u0645\u0646 \u0645\u0636\u0627\u0639\u0641\u0627\u062A ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `\u0645\u0639\u0631\u0641${issue3.keys.length > 1 ? "\u0627\u062A" : ""} \u063A\u0631\u064A\u0628${issue3.keys.length > 1 ? "\u0629" : ""}: ${joinValues(issue3.keys, "\u060C ")}`;
+        return `\u0645\u0639\u0631\u0641${issue4.keys.length > 1 ? "\u0627\u062A" : ""} \u063A\u0631\u064A\u0628${issue4.keys.length > 1 ? "\u0629" : ""}: ${joinValues(issue4.keys, "\u060C ")}`;
       case "invalid_key":
-        return `\u0645\u0639\u0631\u0641 \u063A\u064A\u0631 \u0645\u0642\u0628\u0648\u0644 \u0641\u064A ${issue3.origin}`;
+        return `\u0645\u0639\u0631\u0641 \u063A\u064A\u0631 \u0645\u0642\u0628\u0648\u0644 \u0641\u064A ${issue4.origin}`;
       case "invalid_union":
         return "\u0645\u062F\u062E\u0644 \u063A\u064A\u0631 \u0645\u0642\u0628\u0648\u0644";
       case "invalid_element":
-        return `\u0645\u062F\u062E\u0644 \u063A\u064A\u0631 \u0645\u0642\u0628\u0648\u0644 \u0641\u064A ${issue3.origin}`;
+        return `\u0645\u062F\u062E\u0644 \u063A\u064A\u0631 \u0645\u0642\u0628\u0648\u0644 \u0641\u064A ${issue4.origin}`;
       default:
         return "\u0645\u062F\u062E\u0644 \u063A\u064A\u0631 \u0645\u0642\u0628\u0648\u0644";
     }
@@ -42749,37 +52535,37 @@ var error2 = () => {
   const TypeDictionary = {
     nan: "NaN"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `Yanl\u0131\u015F d\u0259y\u0259r: g\xF6zl\u0259nil\u0259n instanceof ${issue3.expected}, daxil olan ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `Yanl\u0131\u015F d\u0259y\u0259r: g\xF6zl\u0259nil\u0259n instanceof ${issue4.expected}, daxil olan ${received}`;
         }
         return `Yanl\u0131\u015F d\u0259y\u0259r: g\xF6zl\u0259nil\u0259n ${expected}, daxil olan ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `Yanl\u0131\u015F d\u0259y\u0259r: g\xF6zl\u0259nil\u0259n ${stringifyPrimitive(issue3.values[0])}`;
-        return `Yanl\u0131\u015F se\xE7im: a\u015Fa\u011F\u0131dak\u0131lardan biri olmal\u0131d\u0131r: ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `Yanl\u0131\u015F d\u0259y\u0259r: g\xF6zl\u0259nil\u0259n ${stringifyPrimitive(issue4.values[0])}`;
+        return `Yanl\u0131\u015F se\xE7im: a\u015Fa\u011F\u0131dak\u0131lardan biri olmal\u0131d\u0131r: ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `\xC7ox b\xF6y\xFCk: g\xF6zl\u0259nil\u0259n ${issue3.origin ?? "d\u0259y\u0259r"} ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "element"}`;
-        return `\xC7ox b\xF6y\xFCk: g\xF6zl\u0259nil\u0259n ${issue3.origin ?? "d\u0259y\u0259r"} ${adj}${issue3.maximum.toString()}`;
+          return `\xC7ox b\xF6y\xFCk: g\xF6zl\u0259nil\u0259n ${issue4.origin ?? "d\u0259y\u0259r"} ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "element"}`;
+        return `\xC7ox b\xF6y\xFCk: g\xF6zl\u0259nil\u0259n ${issue4.origin ?? "d\u0259y\u0259r"} ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `\xC7ox ki\xE7ik: g\xF6zl\u0259nil\u0259n ${issue3.origin} ${adj}${issue3.minimum.toString()} ${sizing.unit}`;
-        return `\xC7ox ki\xE7ik: g\xF6zl\u0259nil\u0259n ${issue3.origin} ${adj}${issue3.minimum.toString()}`;
+          return `\xC7ox ki\xE7ik: g\xF6zl\u0259nil\u0259n ${issue4.origin} ${adj}${issue4.minimum.toString()} ${sizing.unit}`;
+        return `\xC7ox ki\xE7ik: g\xF6zl\u0259nil\u0259n ${issue4.origin} ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `Yanl\u0131\u015F m\u0259tn: "${_issue.prefix}" il\u0259 ba\u015Flamal\u0131d\u0131r`;
         if (_issue.format === "ends_with")
@@ -42788,18 +52574,18 @@ var error2 = () => {
           return `Yanl\u0131\u015F m\u0259tn: "${_issue.includes}" daxil olmal\u0131d\u0131r`;
         if (_issue.format === "regex")
           return `Yanl\u0131\u015F m\u0259tn: ${_issue.pattern} \u015Fablonuna uy\u011Fun olmal\u0131d\u0131r`;
-        return `Yanl\u0131\u015F ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `Yanl\u0131\u015F ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `Yanl\u0131\u015F \u0259d\u0259d: ${issue3.divisor} il\u0259 b\xF6l\xFCn\u0259 bil\u0259n olmal\u0131d\u0131r`;
+        return `Yanl\u0131\u015F \u0259d\u0259d: ${issue4.divisor} il\u0259 b\xF6l\xFCn\u0259 bil\u0259n olmal\u0131d\u0131r`;
       case "unrecognized_keys":
-        return `Tan\u0131nmayan a\xE7ar${issue3.keys.length > 1 ? "lar" : ""}: ${joinValues(issue3.keys, ", ")}`;
+        return `Tan\u0131nmayan a\xE7ar${issue4.keys.length > 1 ? "lar" : ""}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `${issue3.origin} daxilind\u0259 yanl\u0131\u015F a\xE7ar`;
+        return `${issue4.origin} daxilind\u0259 yanl\u0131\u015F a\xE7ar`;
       case "invalid_union":
         return "Yanl\u0131\u015F d\u0259y\u0259r";
       case "invalid_element":
-        return `${issue3.origin} daxilind\u0259 yanl\u0131\u015F d\u0259y\u0259r`;
+        return `${issue4.origin} daxilind\u0259 yanl\u0131\u015F d\u0259y\u0259r`;
       default:
         return `Yanl\u0131\u015F d\u0259y\u0259r`;
     }
@@ -42912,43 +52698,43 @@ var error3 = () => {
     number: "\u043B\u0456\u043A",
     array: "\u043C\u0430\u0441\u0456\u045E"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `\u041D\u044F\u043F\u0440\u0430\u0432\u0456\u043B\u044C\u043D\u044B \u045E\u0432\u043E\u0434: \u0447\u0430\u043A\u0430\u045E\u0441\u044F instanceof ${issue3.expected}, \u0430\u0442\u0440\u044B\u043C\u0430\u043D\u0430 ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `\u041D\u044F\u043F\u0440\u0430\u0432\u0456\u043B\u044C\u043D\u044B \u045E\u0432\u043E\u0434: \u0447\u0430\u043A\u0430\u045E\u0441\u044F instanceof ${issue4.expected}, \u0430\u0442\u0440\u044B\u043C\u0430\u043D\u0430 ${received}`;
         }
         return `\u041D\u044F\u043F\u0440\u0430\u0432\u0456\u043B\u044C\u043D\u044B \u045E\u0432\u043E\u0434: \u0447\u0430\u043A\u0430\u045E\u0441\u044F ${expected}, \u0430\u0442\u0440\u044B\u043C\u0430\u043D\u0430 ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `\u041D\u044F\u043F\u0440\u0430\u0432\u0456\u043B\u044C\u043D\u044B \u045E\u0432\u043E\u0434: \u0447\u0430\u043A\u0430\u043B\u0430\u0441\u044F ${stringifyPrimitive(issue3.values[0])}`;
-        return `\u041D\u044F\u043F\u0440\u0430\u0432\u0456\u043B\u044C\u043D\u044B \u0432\u0430\u0440\u044B\u044F\u043D\u0442: \u0447\u0430\u043A\u0430\u045E\u0441\u044F \u0430\u0434\u0437\u0456\u043D \u0437 ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `\u041D\u044F\u043F\u0440\u0430\u0432\u0456\u043B\u044C\u043D\u044B \u045E\u0432\u043E\u0434: \u0447\u0430\u043A\u0430\u043B\u0430\u0441\u044F ${stringifyPrimitive(issue4.values[0])}`;
+        return `\u041D\u044F\u043F\u0440\u0430\u0432\u0456\u043B\u044C\u043D\u044B \u0432\u0430\u0440\u044B\u044F\u043D\u0442: \u0447\u0430\u043A\u0430\u045E\u0441\u044F \u0430\u0434\u0437\u0456\u043D \u0437 ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          const maxValue = Number(issue3.maximum);
+          const maxValue = Number(issue4.maximum);
           const unit = getBelarusianPlural(maxValue, sizing.unit.one, sizing.unit.few, sizing.unit.many);
-          return `\u0417\u0430\u043D\u0430\u0434\u0442\u0430 \u0432\u044F\u043B\u0456\u043A\u0456: \u0447\u0430\u043A\u0430\u043B\u0430\u0441\u044F, \u0448\u0442\u043E ${issue3.origin ?? "\u0437\u043D\u0430\u0447\u044D\u043D\u043D\u0435"} \u043F\u0430\u0432\u0456\u043D\u043D\u0430 ${sizing.verb} ${adj}${issue3.maximum.toString()} ${unit}`;
+          return `\u0417\u0430\u043D\u0430\u0434\u0442\u0430 \u0432\u044F\u043B\u0456\u043A\u0456: \u0447\u0430\u043A\u0430\u043B\u0430\u0441\u044F, \u0448\u0442\u043E ${issue4.origin ?? "\u0437\u043D\u0430\u0447\u044D\u043D\u043D\u0435"} \u043F\u0430\u0432\u0456\u043D\u043D\u0430 ${sizing.verb} ${adj}${issue4.maximum.toString()} ${unit}`;
         }
-        return `\u0417\u0430\u043D\u0430\u0434\u0442\u0430 \u0432\u044F\u043B\u0456\u043A\u0456: \u0447\u0430\u043A\u0430\u043B\u0430\u0441\u044F, \u0448\u0442\u043E ${issue3.origin ?? "\u0437\u043D\u0430\u0447\u044D\u043D\u043D\u0435"} \u043F\u0430\u0432\u0456\u043D\u043D\u0430 \u0431\u044B\u0446\u044C ${adj}${issue3.maximum.toString()}`;
+        return `\u0417\u0430\u043D\u0430\u0434\u0442\u0430 \u0432\u044F\u043B\u0456\u043A\u0456: \u0447\u0430\u043A\u0430\u043B\u0430\u0441\u044F, \u0448\u0442\u043E ${issue4.origin ?? "\u0437\u043D\u0430\u0447\u044D\u043D\u043D\u0435"} \u043F\u0430\u0432\u0456\u043D\u043D\u0430 \u0431\u044B\u0446\u044C ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          const minValue = Number(issue3.minimum);
+          const minValue = Number(issue4.minimum);
           const unit = getBelarusianPlural(minValue, sizing.unit.one, sizing.unit.few, sizing.unit.many);
-          return `\u0417\u0430\u043D\u0430\u0434\u0442\u0430 \u043C\u0430\u043B\u044B: \u0447\u0430\u043A\u0430\u043B\u0430\u0441\u044F, \u0448\u0442\u043E ${issue3.origin} \u043F\u0430\u0432\u0456\u043D\u043D\u0430 ${sizing.verb} ${adj}${issue3.minimum.toString()} ${unit}`;
+          return `\u0417\u0430\u043D\u0430\u0434\u0442\u0430 \u043C\u0430\u043B\u044B: \u0447\u0430\u043A\u0430\u043B\u0430\u0441\u044F, \u0448\u0442\u043E ${issue4.origin} \u043F\u0430\u0432\u0456\u043D\u043D\u0430 ${sizing.verb} ${adj}${issue4.minimum.toString()} ${unit}`;
         }
-        return `\u0417\u0430\u043D\u0430\u0434\u0442\u0430 \u043C\u0430\u043B\u044B: \u0447\u0430\u043A\u0430\u043B\u0430\u0441\u044F, \u0448\u0442\u043E ${issue3.origin} \u043F\u0430\u0432\u0456\u043D\u043D\u0430 \u0431\u044B\u0446\u044C ${adj}${issue3.minimum.toString()}`;
+        return `\u0417\u0430\u043D\u0430\u0434\u0442\u0430 \u043C\u0430\u043B\u044B: \u0447\u0430\u043A\u0430\u043B\u0430\u0441\u044F, \u0448\u0442\u043E ${issue4.origin} \u043F\u0430\u0432\u0456\u043D\u043D\u0430 \u0431\u044B\u0446\u044C ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `\u041D\u044F\u043F\u0440\u0430\u0432\u0456\u043B\u044C\u043D\u044B \u0440\u0430\u0434\u043E\u043A: \u043F\u0430\u0432\u0456\u043D\u0435\u043D \u043F\u0430\u0447\u044B\u043D\u0430\u0446\u0446\u0430 \u0437 "${_issue.prefix}"`;
         if (_issue.format === "ends_with")
@@ -42957,18 +52743,18 @@ var error3 = () => {
           return `\u041D\u044F\u043F\u0440\u0430\u0432\u0456\u043B\u044C\u043D\u044B \u0440\u0430\u0434\u043E\u043A: \u043F\u0430\u0432\u0456\u043D\u0435\u043D \u0437\u043C\u044F\u0448\u0447\u0430\u0446\u044C "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `\u041D\u044F\u043F\u0440\u0430\u0432\u0456\u043B\u044C\u043D\u044B \u0440\u0430\u0434\u043E\u043A: \u043F\u0430\u0432\u0456\u043D\u0435\u043D \u0430\u0434\u043F\u0430\u0432\u044F\u0434\u0430\u0446\u044C \u0448\u0430\u0431\u043B\u043E\u043D\u0443 ${_issue.pattern}`;
-        return `\u041D\u044F\u043F\u0440\u0430\u0432\u0456\u043B\u044C\u043D\u044B ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `\u041D\u044F\u043F\u0440\u0430\u0432\u0456\u043B\u044C\u043D\u044B ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `\u041D\u044F\u043F\u0440\u0430\u0432\u0456\u043B\u044C\u043D\u044B \u043B\u0456\u043A: \u043F\u0430\u0432\u0456\u043D\u0435\u043D \u0431\u044B\u0446\u044C \u043A\u0440\u0430\u0442\u043D\u044B\u043C ${issue3.divisor}`;
+        return `\u041D\u044F\u043F\u0440\u0430\u0432\u0456\u043B\u044C\u043D\u044B \u043B\u0456\u043A: \u043F\u0430\u0432\u0456\u043D\u0435\u043D \u0431\u044B\u0446\u044C \u043A\u0440\u0430\u0442\u043D\u044B\u043C ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `\u041D\u0435\u0440\u0430\u0441\u043F\u0430\u0437\u043D\u0430\u043D\u044B ${issue3.keys.length > 1 ? "\u043A\u043B\u044E\u0447\u044B" : "\u043A\u043B\u044E\u0447"}: ${joinValues(issue3.keys, ", ")}`;
+        return `\u041D\u0435\u0440\u0430\u0441\u043F\u0430\u0437\u043D\u0430\u043D\u044B ${issue4.keys.length > 1 ? "\u043A\u043B\u044E\u0447\u044B" : "\u043A\u043B\u044E\u0447"}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `\u041D\u044F\u043F\u0440\u0430\u0432\u0456\u043B\u044C\u043D\u044B \u043A\u043B\u044E\u0447 \u0443 ${issue3.origin}`;
+        return `\u041D\u044F\u043F\u0440\u0430\u0432\u0456\u043B\u044C\u043D\u044B \u043A\u043B\u044E\u0447 \u0443 ${issue4.origin}`;
       case "invalid_union":
         return "\u041D\u044F\u043F\u0440\u0430\u0432\u0456\u043B\u044C\u043D\u044B \u045E\u0432\u043E\u0434";
       case "invalid_element":
-        return `\u041D\u044F\u043F\u0440\u0430\u0432\u0456\u043B\u044C\u043D\u0430\u0435 \u0437\u043D\u0430\u0447\u044D\u043D\u043D\u0435 \u045E ${issue3.origin}`;
+        return `\u041D\u044F\u043F\u0440\u0430\u0432\u0456\u043B\u044C\u043D\u0430\u0435 \u0437\u043D\u0430\u0447\u044D\u043D\u043D\u0435 \u045E ${issue4.origin}`;
       default:
         return `\u041D\u044F\u043F\u0440\u0430\u0432\u0456\u043B\u044C\u043D\u044B \u045E\u0432\u043E\u0434`;
     }
@@ -43031,38 +52817,38 @@ var error4 = () => {
     number: "\u0447\u0438\u0441\u043B\u043E",
     array: "\u043C\u0430\u0441\u0438\u0432"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `\u041D\u0435\u0432\u0430\u043B\u0438\u0434\u0435\u043D \u0432\u0445\u043E\u0434: \u043E\u0447\u0430\u043A\u0432\u0430\u043D instanceof ${issue3.expected}, \u043F\u043E\u043B\u0443\u0447\u0435\u043D ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `\u041D\u0435\u0432\u0430\u043B\u0438\u0434\u0435\u043D \u0432\u0445\u043E\u0434: \u043E\u0447\u0430\u043A\u0432\u0430\u043D instanceof ${issue4.expected}, \u043F\u043E\u043B\u0443\u0447\u0435\u043D ${received}`;
         }
         return `\u041D\u0435\u0432\u0430\u043B\u0438\u0434\u0435\u043D \u0432\u0445\u043E\u0434: \u043E\u0447\u0430\u043A\u0432\u0430\u043D ${expected}, \u043F\u043E\u043B\u0443\u0447\u0435\u043D ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `\u041D\u0435\u0432\u0430\u043B\u0438\u0434\u0435\u043D \u0432\u0445\u043E\u0434: \u043E\u0447\u0430\u043A\u0432\u0430\u043D ${stringifyPrimitive(issue3.values[0])}`;
-        return `\u041D\u0435\u0432\u0430\u043B\u0438\u0434\u043D\u0430 \u043E\u043F\u0446\u0438\u044F: \u043E\u0447\u0430\u043A\u0432\u0430\u043D\u043E \u0435\u0434\u043D\u043E \u043E\u0442 ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `\u041D\u0435\u0432\u0430\u043B\u0438\u0434\u0435\u043D \u0432\u0445\u043E\u0434: \u043E\u0447\u0430\u043A\u0432\u0430\u043D ${stringifyPrimitive(issue4.values[0])}`;
+        return `\u041D\u0435\u0432\u0430\u043B\u0438\u0434\u043D\u0430 \u043E\u043F\u0446\u0438\u044F: \u043E\u0447\u0430\u043A\u0432\u0430\u043D\u043E \u0435\u0434\u043D\u043E \u043E\u0442 ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `\u0422\u0432\u044A\u0440\u0434\u0435 \u0433\u043E\u043B\u044F\u043C\u043E: \u043E\u0447\u0430\u043A\u0432\u0430 \u0441\u0435 ${issue3.origin ?? "\u0441\u0442\u043E\u0439\u043D\u043E\u0441\u0442"} \u0434\u0430 \u0441\u044A\u0434\u044A\u0440\u0436\u0430 ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "\u0435\u043B\u0435\u043C\u0435\u043D\u0442\u0430"}`;
-        return `\u0422\u0432\u044A\u0440\u0434\u0435 \u0433\u043E\u043B\u044F\u043C\u043E: \u043E\u0447\u0430\u043A\u0432\u0430 \u0441\u0435 ${issue3.origin ?? "\u0441\u0442\u043E\u0439\u043D\u043E\u0441\u0442"} \u0434\u0430 \u0431\u044A\u0434\u0435 ${adj}${issue3.maximum.toString()}`;
+          return `\u0422\u0432\u044A\u0440\u0434\u0435 \u0433\u043E\u043B\u044F\u043C\u043E: \u043E\u0447\u0430\u043A\u0432\u0430 \u0441\u0435 ${issue4.origin ?? "\u0441\u0442\u043E\u0439\u043D\u043E\u0441\u0442"} \u0434\u0430 \u0441\u044A\u0434\u044A\u0440\u0436\u0430 ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "\u0435\u043B\u0435\u043C\u0435\u043D\u0442\u0430"}`;
+        return `\u0422\u0432\u044A\u0440\u0434\u0435 \u0433\u043E\u043B\u044F\u043C\u043E: \u043E\u0447\u0430\u043A\u0432\u0430 \u0441\u0435 ${issue4.origin ?? "\u0441\u0442\u043E\u0439\u043D\u043E\u0441\u0442"} \u0434\u0430 \u0431\u044A\u0434\u0435 ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `\u0422\u0432\u044A\u0440\u0434\u0435 \u043C\u0430\u043B\u043A\u043E: \u043E\u0447\u0430\u043A\u0432\u0430 \u0441\u0435 ${issue3.origin} \u0434\u0430 \u0441\u044A\u0434\u044A\u0440\u0436\u0430 ${adj}${issue3.minimum.toString()} ${sizing.unit}`;
+          return `\u0422\u0432\u044A\u0440\u0434\u0435 \u043C\u0430\u043B\u043A\u043E: \u043E\u0447\u0430\u043A\u0432\u0430 \u0441\u0435 ${issue4.origin} \u0434\u0430 \u0441\u044A\u0434\u044A\u0440\u0436\u0430 ${adj}${issue4.minimum.toString()} ${sizing.unit}`;
         }
-        return `\u0422\u0432\u044A\u0440\u0434\u0435 \u043C\u0430\u043B\u043A\u043E: \u043E\u0447\u0430\u043A\u0432\u0430 \u0441\u0435 ${issue3.origin} \u0434\u0430 \u0431\u044A\u0434\u0435 ${adj}${issue3.minimum.toString()}`;
+        return `\u0422\u0432\u044A\u0440\u0434\u0435 \u043C\u0430\u043B\u043A\u043E: \u043E\u0447\u0430\u043A\u0432\u0430 \u0441\u0435 ${issue4.origin} \u0434\u0430 \u0431\u044A\u0434\u0435 ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with") {
           return `\u041D\u0435\u0432\u0430\u043B\u0438\u0434\u0435\u043D \u043D\u0438\u0437: \u0442\u0440\u044F\u0431\u0432\u0430 \u0434\u0430 \u0437\u0430\u043F\u043E\u0447\u0432\u0430 \u0441 "${_issue.prefix}"`;
         }
@@ -43083,18 +52869,18 @@ var error4 = () => {
           invalid_adj = "\u041D\u0435\u0432\u0430\u043B\u0438\u0434\u043D\u043E";
         if (_issue.format === "duration")
           invalid_adj = "\u041D\u0435\u0432\u0430\u043B\u0438\u0434\u043D\u0430";
-        return `${invalid_adj} ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `${invalid_adj} ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `\u041D\u0435\u0432\u0430\u043B\u0438\u0434\u043D\u043E \u0447\u0438\u0441\u043B\u043E: \u0442\u0440\u044F\u0431\u0432\u0430 \u0434\u0430 \u0431\u044A\u0434\u0435 \u043A\u0440\u0430\u0442\u043D\u043E \u043D\u0430 ${issue3.divisor}`;
+        return `\u041D\u0435\u0432\u0430\u043B\u0438\u0434\u043D\u043E \u0447\u0438\u0441\u043B\u043E: \u0442\u0440\u044F\u0431\u0432\u0430 \u0434\u0430 \u0431\u044A\u0434\u0435 \u043A\u0440\u0430\u0442\u043D\u043E \u043D\u0430 ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `\u041D\u0435\u0440\u0430\u0437\u043F\u043E\u0437\u043D\u0430\u0442${issue3.keys.length > 1 ? "\u0438" : ""} \u043A\u043B\u044E\u0447${issue3.keys.length > 1 ? "\u043E\u0432\u0435" : ""}: ${joinValues(issue3.keys, ", ")}`;
+        return `\u041D\u0435\u0440\u0430\u0437\u043F\u043E\u0437\u043D\u0430\u0442${issue4.keys.length > 1 ? "\u0438" : ""} \u043A\u043B\u044E\u0447${issue4.keys.length > 1 ? "\u043E\u0432\u0435" : ""}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `\u041D\u0435\u0432\u0430\u043B\u0438\u0434\u0435\u043D \u043A\u043B\u044E\u0447 \u0432 ${issue3.origin}`;
+        return `\u041D\u0435\u0432\u0430\u043B\u0438\u0434\u0435\u043D \u043A\u043B\u044E\u0447 \u0432 ${issue4.origin}`;
       case "invalid_union":
         return "\u041D\u0435\u0432\u0430\u043B\u0438\u0434\u0435\u043D \u0432\u0445\u043E\u0434";
       case "invalid_element":
-        return `\u041D\u0435\u0432\u0430\u043B\u0438\u0434\u043D\u0430 \u0441\u0442\u043E\u0439\u043D\u043E\u0441\u0442 \u0432 ${issue3.origin}`;
+        return `\u041D\u0435\u0432\u0430\u043B\u0438\u0434\u043D\u0430 \u0441\u0442\u043E\u0439\u043D\u043E\u0441\u0442 \u0432 ${issue4.origin}`;
       default:
         return `\u041D\u0435\u0432\u0430\u043B\u0438\u0434\u0435\u043D \u0432\u0445\u043E\u0434`;
     }
@@ -43155,35 +52941,35 @@ var error5 = () => {
   const TypeDictionary = {
     nan: "NaN"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
         return `\u0985\u09AC\u09C8\u09A7 \u0987\u09A8\u09AA\u09C1\u099F: \u09AA\u09CD\u09B0\u09A4\u09CD\u09AF\u09BE\u09B6\u09BF\u09A4 ${expected}, \u09AA\u09CD\u09B0\u09BE\u09AA\u09CD\u09A4 ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `\u0985\u09AC\u09C8\u09A7 \u0987\u09A8\u09AA\u09C1\u099F: \u09AA\u09CD\u09B0\u09A4\u09CD\u09AF\u09BE\u09B6\u09BF\u09A4 ${stringifyPrimitive(issue3.values[0])}`;
-        return `\u0985\u09AC\u09C8\u09A7 \u0985\u09AA\u09B6\u09A8: ${joinValues(issue3.values, " | ")} \u098F\u09B0 \u09AE\u09A7\u09CD\u09AF\u09C7 \u098F\u0995\u099F\u09BF \u09AA\u09CD\u09B0\u09A4\u09CD\u09AF\u09BE\u09B6\u09BF\u09A4`;
+        if (issue4.values.length === 1)
+          return `\u0985\u09AC\u09C8\u09A7 \u0987\u09A8\u09AA\u09C1\u099F: \u09AA\u09CD\u09B0\u09A4\u09CD\u09AF\u09BE\u09B6\u09BF\u09A4 ${stringifyPrimitive(issue4.values[0])}`;
+        return `\u0985\u09AC\u09C8\u09A7 \u0985\u09AA\u09B6\u09A8: ${joinValues(issue4.values, " | ")} \u098F\u09B0 \u09AE\u09A7\u09CD\u09AF\u09C7 \u098F\u0995\u099F\u09BF \u09AA\u09CD\u09B0\u09A4\u09CD\u09AF\u09BE\u09B6\u09BF\u09A4`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `\u0985\u09A8\u09C7\u0995 \u09AC\u09A1\u09BC: ${issue3.origin ?? "\u09AE\u09BE\u09A8"} ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "\u098F\u09B2\u09BF\u09AE\u09C7\u09A8\u09CD\u099F"} \u09B9\u09A4\u09C7 \u09B9\u09AC\u09C7`;
-        return `\u0985\u09A8\u09C7\u0995 \u09AC\u09A1\u09BC: ${issue3.origin ?? "\u09AE\u09BE\u09A8"} ${adj}${issue3.maximum.toString()} \u09B9\u09A4\u09C7 \u09B9\u09AC\u09C7`;
+          return `\u0985\u09A8\u09C7\u0995 \u09AC\u09A1\u09BC: ${issue4.origin ?? "\u09AE\u09BE\u09A8"} ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "\u098F\u09B2\u09BF\u09AE\u09C7\u09A8\u09CD\u099F"} \u09B9\u09A4\u09C7 \u09B9\u09AC\u09C7`;
+        return `\u0985\u09A8\u09C7\u0995 \u09AC\u09A1\u09BC: ${issue4.origin ?? "\u09AE\u09BE\u09A8"} ${adj}${issue4.maximum.toString()} \u09B9\u09A4\u09C7 \u09B9\u09AC\u09C7`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `\u0985\u09A8\u09C7\u0995 \u099B\u09CB\u099F: ${issue3.origin} ${adj}${issue3.minimum.toString()} ${sizing.unit} \u09B9\u09A4\u09C7 \u09B9\u09AC\u09C7`;
+          return `\u0985\u09A8\u09C7\u0995 \u099B\u09CB\u099F: ${issue4.origin} ${adj}${issue4.minimum.toString()} ${sizing.unit} \u09B9\u09A4\u09C7 \u09B9\u09AC\u09C7`;
         }
-        return `\u0985\u09A8\u09C7\u0995 \u099B\u09CB\u099F: ${issue3.origin} ${adj}${issue3.minimum.toString()} \u09B9\u09A4\u09C7 \u09B9\u09AC\u09C7`;
+        return `\u0985\u09A8\u09C7\u0995 \u099B\u09CB\u099F: ${issue4.origin} ${adj}${issue4.minimum.toString()} \u09B9\u09A4\u09C7 \u09B9\u09AC\u09C7`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with") {
           return `\u0985\u09AC\u09C8\u09A7 \u09B8\u09CD\u099F\u09CD\u09B0\u09BF\u0982: "${_issue.prefix}" \u09A6\u09BF\u09AF\u09BC\u09C7 \u09B6\u09C1\u09B0\u09C1 \u09B9\u09A4\u09C7 \u09B9\u09AC\u09C7`;
         }
@@ -43193,22 +52979,22 @@ var error5 = () => {
           return `\u0985\u09AC\u09C8\u09A7 \u09B8\u09CD\u099F\u09CD\u09B0\u09BF\u0982: "${_issue.includes}" \u0985\u09A8\u09CD\u09A4\u09B0\u09CD\u09AD\u09C1\u0995\u09CD\u09A4 \u09A5\u09BE\u0995\u09A4\u09C7 \u09B9\u09AC\u09C7`;
         if (_issue.format === "regex")
           return `\u0985\u09AC\u09C8\u09A7 \u09B8\u09CD\u099F\u09CD\u09B0\u09BF\u0982: ${_issue.pattern} \u09AA\u09CD\u09AF\u09BE\u099F\u09BE\u09B0\u09CD\u09A8 \u09AE\u09BF\u09B2\u09A4\u09C7 \u09B9\u09AC\u09C7`;
-        return `\u0985\u09AC\u09C8\u09A7 ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `\u0985\u09AC\u09C8\u09A7 ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `\u0985\u09AC\u09C8\u09A7 \u09A8\u09AE\u09CD\u09AC\u09B0: ${issue3.divisor} \u098F\u09B0 \u0997\u09C1\u09A3\u09BF\u09A4\u0995 \u09B9\u09A4\u09C7 \u09B9\u09AC\u09C7`;
+        return `\u0985\u09AC\u09C8\u09A7 \u09A8\u09AE\u09CD\u09AC\u09B0: ${issue4.divisor} \u098F\u09B0 \u0997\u09C1\u09A3\u09BF\u09A4\u0995 \u09B9\u09A4\u09C7 \u09B9\u09AC\u09C7`;
       case "unrecognized_keys":
-        return `\u0985\u099A\u09C7\u09A8\u09BE \u0995\u09C0${issue3.keys.length > 1 ? "\u0997\u09C1\u09B2\u09CB" : ""}: ${joinValues(issue3.keys, ", ")}`;
+        return `\u0985\u099A\u09C7\u09A8\u09BE \u0995\u09C0${issue4.keys.length > 1 ? "\u0997\u09C1\u09B2\u09CB" : ""}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `${issue3.origin} \u098F \u0985\u09AC\u09C8\u09A7 \u0995\u09C0`;
+        return `${issue4.origin} \u098F \u0985\u09AC\u09C8\u09A7 \u0995\u09C0`;
       case "invalid_union":
-        if (issue3.options && Array.isArray(issue3.options) && issue3.options.length > 0) {
-          const opts = issue3.options.map((o) => `'${o}'`).join(" | ");
+        if (issue4.options && Array.isArray(issue4.options) && issue4.options.length > 0) {
+          const opts = issue4.options.map((o) => `'${o}'`).join(" | ");
           return `\u0985\u09AC\u09C8\u09A7 \u09A1\u09BF\u09B8\u0995\u09CD\u09B0\u09BF\u09AE\u09BF\u09A8\u09C7\u099F\u09B0 \u09AE\u09BE\u09A8\u0964 \u09AA\u09CD\u09B0\u09A4\u09CD\u09AF\u09BE\u09B6\u09BF\u09A4 ${opts}`;
         }
         return "\u0985\u09AC\u09C8\u09A7 \u0987\u09A8\u09AA\u09C1\u099F";
       case "invalid_element":
-        return `${issue3.origin} \u098F \u0985\u09AC\u09C8\u09A7 \u09AE\u09BE\u09A8`;
+        return `${issue4.origin} \u098F \u0985\u09AC\u09C8\u09A7 \u09AE\u09BE\u09A8`;
       default:
         return "\u0985\u09AC\u09C8\u09A7 \u0987\u09A8\u09AA\u09C1\u099F";
     }
@@ -43269,38 +53055,38 @@ var error6 = () => {
   const TypeDictionary = {
     nan: "NaN"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `Tipus inv\xE0lid: s'esperava instanceof ${issue3.expected}, s'ha rebut ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `Tipus inv\xE0lid: s'esperava instanceof ${issue4.expected}, s'ha rebut ${received}`;
         }
         return `Tipus inv\xE0lid: s'esperava ${expected}, s'ha rebut ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `Valor inv\xE0lid: s'esperava ${stringifyPrimitive(issue3.values[0])}`;
-        return `Opci\xF3 inv\xE0lida: s'esperava una de ${joinValues(issue3.values, " o ")}`;
+        if (issue4.values.length === 1)
+          return `Valor inv\xE0lid: s'esperava ${stringifyPrimitive(issue4.values[0])}`;
+        return `Opci\xF3 inv\xE0lida: s'esperava una de ${joinValues(issue4.values, " o ")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "com a m\xE0xim" : "menys de";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "com a m\xE0xim" : "menys de";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `Massa gran: s'esperava que ${issue3.origin ?? "el valor"} contingu\xE9s ${adj} ${issue3.maximum.toString()} ${sizing.unit ?? "elements"}`;
-        return `Massa gran: s'esperava que ${issue3.origin ?? "el valor"} fos ${adj} ${issue3.maximum.toString()}`;
+          return `Massa gran: s'esperava que ${issue4.origin ?? "el valor"} contingu\xE9s ${adj} ${issue4.maximum.toString()} ${sizing.unit ?? "elements"}`;
+        return `Massa gran: s'esperava que ${issue4.origin ?? "el valor"} fos ${adj} ${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? "com a m\xEDnim" : "m\xE9s de";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "com a m\xEDnim" : "m\xE9s de";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `Massa petit: s'esperava que ${issue3.origin} contingu\xE9s ${adj} ${issue3.minimum.toString()} ${sizing.unit}`;
+          return `Massa petit: s'esperava que ${issue4.origin} contingu\xE9s ${adj} ${issue4.minimum.toString()} ${sizing.unit}`;
         }
-        return `Massa petit: s'esperava que ${issue3.origin} fos ${adj} ${issue3.minimum.toString()}`;
+        return `Massa petit: s'esperava que ${issue4.origin} fos ${adj} ${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with") {
           return `Format inv\xE0lid: ha de comen\xE7ar amb "${_issue.prefix}"`;
         }
@@ -43310,19 +53096,19 @@ var error6 = () => {
           return `Format inv\xE0lid: ha d'incloure "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `Format inv\xE0lid: ha de coincidir amb el patr\xF3 ${_issue.pattern}`;
-        return `Format inv\xE0lid per a ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `Format inv\xE0lid per a ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `N\xFAmero inv\xE0lid: ha de ser m\xFAltiple de ${issue3.divisor}`;
+        return `N\xFAmero inv\xE0lid: ha de ser m\xFAltiple de ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `Clau${issue3.keys.length > 1 ? "s" : ""} no reconeguda${issue3.keys.length > 1 ? "s" : ""}: ${joinValues(issue3.keys, ", ")}`;
+        return `Clau${issue4.keys.length > 1 ? "s" : ""} no reconeguda${issue4.keys.length > 1 ? "s" : ""}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `Clau inv\xE0lida a ${issue3.origin}`;
+        return `Clau inv\xE0lida a ${issue4.origin}`;
       case "invalid_union":
         return "Entrada inv\xE0lida";
       // Could also be "Tipus d'unió invàlid" but "Entrada invàlida" is more general
       case "invalid_element":
-        return `Element inv\xE0lid a ${issue3.origin}`;
+        return `Element inv\xE0lid a ${issue4.origin}`;
       default:
         return `Entrada inv\xE0lida`;
     }
@@ -43401,11 +53187,11 @@ var error7 = () => {
     map: "map",
     set: "set"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
         const postfix = ["\u0627", "\u0648", "\u06C6", "\u0648\u0648", "\u06D5", "\u06CC", "\u06CE"].some((p) => received.endsWith(p)) ? "\u06CC\u06D5" : "\u06D5";
         const isEnglish = /^[a-zA-Z]+$/.test(received);
@@ -43414,23 +53200,23 @@ var error7 = () => {
         return `\u0686\u0627\u0648\u06D5\u0695\u0648\u0627\u0646\u06A9\u0631\u0627\u0648\u06D5 ${expected} \u0628\u06CE\u062A\u060C \u0628\u06D5\u06B5\u0627\u0645 ${received}${isEnglish ? "" : postfix}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `\u0628\u06D5\u0647\u0627\u06A9\u06D5 \u0646\u0627\u062F\u0631\u0648\u0648\u0633\u062A\u06D5: \u0686\u0627\u0648\u06D5\u0695\u0648\u0627\u0646\u06A9\u0631\u0627\u0648\u06D5 ${stringifyPrimitive(issue3.values[0])} \u0628\u06CE\u062A`;
-        return `\u0647\u06D5\u06B5\u0628\u0698\u0627\u0631\u062F\u06D5\u06CC \u0646\u0627\u062F\u0631\u0648\u0633\u062A: \u0686\u0627\u0648\u06D5\u0695\u0648\u0627\u0646\u06A9\u0631\u0627\u0648\u06D5 \u06CC\u06D5\u06A9\u06CE\u06A9 \u0628\u06CE\u062A \u0644\u06D5 ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `\u0628\u06D5\u0647\u0627\u06A9\u06D5 \u0646\u0627\u062F\u0631\u0648\u0648\u0633\u062A\u06D5: \u0686\u0627\u0648\u06D5\u0695\u0648\u0627\u0646\u06A9\u0631\u0627\u0648\u06D5 ${stringifyPrimitive(issue4.values[0])} \u0628\u06CE\u062A`;
+        return `\u0647\u06D5\u06B5\u0628\u0698\u0627\u0631\u062F\u06D5\u06CC \u0646\u0627\u062F\u0631\u0648\u0633\u062A: \u0686\u0627\u0648\u06D5\u0695\u0648\u0627\u0646\u06A9\u0631\u0627\u0648\u06D5 \u06CC\u06D5\u06A9\u06CE\u06A9 \u0628\u06CE\u062A \u0644\u06D5 ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const sizing = getSizing(issue3.origin);
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `\u067E\u06CE\u0648\u06CC\u0633\u062A\u06D5 \u0628\u06D5 \u0644\u0627\u06CC\u06D5\u0646\u06CC \u0632\u06C6\u0631\u06D5\u0648\u06D5 ${issue3.maximum.toString()} ${sizing.unit} ${sizing.verb}`;
-        return `\u067E\u06CE\u0648\u06CC\u0633\u062A\u06D5 \u0628\u06D5 \u0644\u0627\u06CC\u06D5\u0646\u06CC \u0632\u06C6\u0631\u06D5\u0648\u06D5 ${issue3.maximum.toString()} \u0628\u06CE\u062A`;
+          return `\u067E\u06CE\u0648\u06CC\u0633\u062A\u06D5 \u0628\u06D5 \u0644\u0627\u06CC\u06D5\u0646\u06CC \u0632\u06C6\u0631\u06D5\u0648\u06D5 ${issue4.maximum.toString()} ${sizing.unit} ${sizing.verb}`;
+        return `\u067E\u06CE\u0648\u06CC\u0633\u062A\u06D5 \u0628\u06D5 \u0644\u0627\u06CC\u06D5\u0646\u06CC \u0632\u06C6\u0631\u06D5\u0648\u06D5 ${issue4.maximum.toString()} \u0628\u06CE\u062A`;
       }
       case "too_small": {
-        const sizing = getSizing(issue3.origin);
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `\u067E\u06CE\u0648\u06CC\u0633\u062A\u06D5 \u0628\u06D5 \u0644\u0627\u06CC\u06D5\u0646\u06CC \u06A9\u06D5\u0645\u06D5\u0648\u06D5 ${issue3.minimum.toString()} ${sizing.unit} ${sizing.verb}`;
-        return `\u067E\u06CE\u0648\u06CC\u0633\u062A\u06D5 \u0628\u06D5 \u0644\u0627\u06CC\u06D5\u0646\u06CC \u06A9\u06D5\u0645\u06D5\u0648\u06D5 ${issue3.minimum.toString()} \u0628\u06CE\u062A`;
+          return `\u067E\u06CE\u0648\u06CC\u0633\u062A\u06D5 \u0628\u06D5 \u0644\u0627\u06CC\u06D5\u0646\u06CC \u06A9\u06D5\u0645\u06D5\u0648\u06D5 ${issue4.minimum.toString()} ${sizing.unit} ${sizing.verb}`;
+        return `\u067E\u06CE\u0648\u06CC\u0633\u062A\u06D5 \u0628\u06D5 \u0644\u0627\u06CC\u06D5\u0646\u06CC \u06A9\u06D5\u0645\u06D5\u0648\u06D5 ${issue4.minimum.toString()} \u0628\u06CE\u062A`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with") {
           return `\u062F\u06D5\u0642\u06CC \u0646\u0627\u062F\u0631\u0648\u0633\u062A: \u067E\u06CE\u0648\u06CC\u0633\u062A\u06D5 \u062F\u06D5\u0633\u062A\u067E\u06CE\u0628\u06A9\u0627\u062A \u0628\u06D5 "${_issue.prefix}"`;
         }
@@ -43440,22 +53226,22 @@ var error7 = () => {
           return `\u062F\u06D5\u0642\u06CC \u0646\u0627\u062F\u0631\u0648\u0633\u062A: \u067E\u06CE\u0648\u06CC\u0633\u062A\u06D5 "${_issue.includes}" \u0644\u06D5\u062E\u06C6\u0628\u06AF\u0631\u06CE\u062A`;
         if (_issue.format === "regex")
           return `\u062F\u06D5\u0642\u06CC \u0646\u0627\u062F\u0631\u0648\u0633\u062A: \u067E\u06CE\u0648\u06CC\u0633\u062A\u06D5 \u0644\u06D5\u06AF\u06D5\u06B5 \u067E\u0627\u062A\u06CE\u0631\u0646\u06CC ${_issue.pattern} \u0628\u06AF\u0648\u0646\u062C\u06CE\u062A`;
-        return `\u0628\u06D5\u0647\u0627\u06CC ${FormatDictionary[_issue.format] ?? issue3.format} \u0646\u0627\u062F\u0631\u0648\u0633\u062A\u06D5`;
+        return `\u0628\u06D5\u0647\u0627\u06CC ${FormatDictionary[_issue.format] ?? issue4.format} \u0646\u0627\u062F\u0631\u0648\u0633\u062A\u06D5`;
       }
       case "not_multiple_of":
-        return `\u0698\u0645\u0627\u0631\u06D5\u06CC \u0646\u0627\u062F\u0631\u0648\u0633\u062A: \u062F\u06D5\u0628\u06CE\u062A \u0686\u06D5\u0646\u062F \u0647\u06CE\u0646\u062F\u06D5 \u0628\u06CE\u062A \u0628\u06C6 ${issue3.divisor}`;
+        return `\u0698\u0645\u0627\u0631\u06D5\u06CC \u0646\u0627\u062F\u0631\u0648\u0633\u062A: \u062F\u06D5\u0628\u06CE\u062A \u0686\u06D5\u0646\u062F \u0647\u06CE\u0646\u062F\u06D5 \u0628\u06CE\u062A \u0628\u06C6 ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `\u06A9\u0644\u06CC\u0644\u06CC \u0646\u06D5\u0646\u0627\u0633\u0631\u0627\u0648: ${joinValues(issue3.keys, ", ")}`;
+        return `\u06A9\u0644\u06CC\u0644\u06CC \u0646\u06D5\u0646\u0627\u0633\u0631\u0627\u0648: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `\u06A9\u0644\u06CC\u0644\u06CC \u0646\u0627\u062F\u0631\u0648\u0633\u062A \u0644\u06D5 ${issue3.origin}`;
+        return `\u06A9\u0644\u06CC\u0644\u06CC \u0646\u0627\u062F\u0631\u0648\u0633\u062A \u0644\u06D5 ${issue4.origin}`;
       case "invalid_union":
-        if (issue3.options && Array.isArray(issue3.options) && issue3.options.length > 0) {
-          const opts = issue3.options.map((o) => `'${o}'`).join(" | ");
+        if (issue4.options && Array.isArray(issue4.options) && issue4.options.length > 0) {
+          const opts = issue4.options.map((o) => `'${o}'`).join(" | ");
           return `\u0628\u06D5\u0647\u0627\u06CC \u0646\u06D5\u0646\u0627\u0633\u0631\u0627\u0648 \u0647\u06D5\u06CC\u06D5. \u0628\u06D5\u0647\u0627\u06CC \u0686\u0627\u0648\u06D5\u0695\u0648\u0627\u0646\u06A9\u0631\u0627\u0648: ${opts}`;
         }
         return "\u06CC\u06D5\u06A9\u06AF\u0631\u062A\u0646\u06CC \u0646\u0627\u062F\u0631\u0648\u0633\u062A";
       case "invalid_element":
-        return `${issue3.origin} \u0628\u06D5\u0647\u0627\u06A9\u06D5 \u0646\u0627\u062F\u0631\u0648\u0633\u062A\u06D5`;
+        return `${issue4.origin} \u0628\u06D5\u0647\u0627\u06A9\u06D5 \u0646\u0627\u062F\u0631\u0648\u0633\u062A\u06D5`;
       default:
         return `\u062A\u06CE\u06A9\u0631\u062F\u06D5\u06CC \u0646\u0627\u062F\u0631\u0648\u0633\u062A`;
     }
@@ -43520,39 +53306,39 @@ var error8 = () => {
     function: "funkce",
     array: "pole"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `Neplatn\xFD vstup: o\u010Dek\xE1v\xE1no instanceof ${issue3.expected}, obdr\u017Eeno ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `Neplatn\xFD vstup: o\u010Dek\xE1v\xE1no instanceof ${issue4.expected}, obdr\u017Eeno ${received}`;
         }
         return `Neplatn\xFD vstup: o\u010Dek\xE1v\xE1no ${expected}, obdr\u017Eeno ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `Neplatn\xFD vstup: o\u010Dek\xE1v\xE1no ${stringifyPrimitive(issue3.values[0])}`;
-        return `Neplatn\xE1 mo\u017Enost: o\u010Dek\xE1v\xE1na jedna z hodnot ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `Neplatn\xFD vstup: o\u010Dek\xE1v\xE1no ${stringifyPrimitive(issue4.values[0])}`;
+        return `Neplatn\xE1 mo\u017Enost: o\u010Dek\xE1v\xE1na jedna z hodnot ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `Hodnota je p\u0159\xEDli\u0161 velk\xE1: ${issue3.origin ?? "hodnota"} mus\xED m\xEDt ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "prvk\u016F"}`;
+          return `Hodnota je p\u0159\xEDli\u0161 velk\xE1: ${issue4.origin ?? "hodnota"} mus\xED m\xEDt ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "prvk\u016F"}`;
         }
-        return `Hodnota je p\u0159\xEDli\u0161 velk\xE1: ${issue3.origin ?? "hodnota"} mus\xED b\xFDt ${adj}${issue3.maximum.toString()}`;
+        return `Hodnota je p\u0159\xEDli\u0161 velk\xE1: ${issue4.origin ?? "hodnota"} mus\xED b\xFDt ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `Hodnota je p\u0159\xEDli\u0161 mal\xE1: ${issue3.origin ?? "hodnota"} mus\xED m\xEDt ${adj}${issue3.minimum.toString()} ${sizing.unit ?? "prvk\u016F"}`;
+          return `Hodnota je p\u0159\xEDli\u0161 mal\xE1: ${issue4.origin ?? "hodnota"} mus\xED m\xEDt ${adj}${issue4.minimum.toString()} ${sizing.unit ?? "prvk\u016F"}`;
         }
-        return `Hodnota je p\u0159\xEDli\u0161 mal\xE1: ${issue3.origin ?? "hodnota"} mus\xED b\xFDt ${adj}${issue3.minimum.toString()}`;
+        return `Hodnota je p\u0159\xEDli\u0161 mal\xE1: ${issue4.origin ?? "hodnota"} mus\xED b\xFDt ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `Neplatn\xFD \u0159et\u011Bzec: mus\xED za\u010D\xEDnat na "${_issue.prefix}"`;
         if (_issue.format === "ends_with")
@@ -43561,18 +53347,18 @@ var error8 = () => {
           return `Neplatn\xFD \u0159et\u011Bzec: mus\xED obsahovat "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `Neplatn\xFD \u0159et\u011Bzec: mus\xED odpov\xEDdat vzoru ${_issue.pattern}`;
-        return `Neplatn\xFD form\xE1t ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `Neplatn\xFD form\xE1t ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `Neplatn\xE9 \u010D\xEDslo: mus\xED b\xFDt n\xE1sobkem ${issue3.divisor}`;
+        return `Neplatn\xE9 \u010D\xEDslo: mus\xED b\xFDt n\xE1sobkem ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `Nezn\xE1m\xE9 kl\xED\u010De: ${joinValues(issue3.keys, ", ")}`;
+        return `Nezn\xE1m\xE9 kl\xED\u010De: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `Neplatn\xFD kl\xED\u010D v ${issue3.origin}`;
+        return `Neplatn\xFD kl\xED\u010D v ${issue4.origin}`;
       case "invalid_union":
         return "Neplatn\xFD vstup";
       case "invalid_element":
-        return `Neplatn\xE1 hodnota v ${issue3.origin}`;
+        return `Neplatn\xE1 hodnota v ${issue4.origin}`;
       default:
         return `Neplatn\xFD vstup`;
     }
@@ -43640,40 +53426,40 @@ var error9 = () => {
     set: "s\xE6t",
     file: "fil"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `Ugyldigt input: forventede instanceof ${issue3.expected}, fik ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `Ugyldigt input: forventede instanceof ${issue4.expected}, fik ${received}`;
         }
         return `Ugyldigt input: forventede ${expected}, fik ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `Ugyldig v\xE6rdi: forventede ${stringifyPrimitive(issue3.values[0])}`;
-        return `Ugyldigt valg: forventede en af f\xF8lgende ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `Ugyldig v\xE6rdi: forventede ${stringifyPrimitive(issue4.values[0])}`;
+        return `Ugyldigt valg: forventede en af f\xF8lgende ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
-        const origin = TypeDictionary[issue3.origin] ?? issue3.origin;
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
+        const origin = TypeDictionary[issue4.origin] ?? issue4.origin;
         if (sizing)
-          return `For stor: forventede ${origin ?? "value"} ${sizing.verb} ${adj} ${issue3.maximum.toString()} ${sizing.unit ?? "elementer"}`;
-        return `For stor: forventede ${origin ?? "value"} havde ${adj} ${issue3.maximum.toString()}`;
+          return `For stor: forventede ${origin ?? "value"} ${sizing.verb} ${adj} ${issue4.maximum.toString()} ${sizing.unit ?? "elementer"}`;
+        return `For stor: forventede ${origin ?? "value"} havde ${adj} ${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
-        const origin = TypeDictionary[issue3.origin] ?? issue3.origin;
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
+        const origin = TypeDictionary[issue4.origin] ?? issue4.origin;
         if (sizing) {
-          return `For lille: forventede ${origin} ${sizing.verb} ${adj} ${issue3.minimum.toString()} ${sizing.unit}`;
+          return `For lille: forventede ${origin} ${sizing.verb} ${adj} ${issue4.minimum.toString()} ${sizing.unit}`;
         }
-        return `For lille: forventede ${origin} havde ${adj} ${issue3.minimum.toString()}`;
+        return `For lille: forventede ${origin} havde ${adj} ${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `Ugyldig streng: skal starte med "${_issue.prefix}"`;
         if (_issue.format === "ends_with")
@@ -43682,18 +53468,18 @@ var error9 = () => {
           return `Ugyldig streng: skal indeholde "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `Ugyldig streng: skal matche m\xF8nsteret ${_issue.pattern}`;
-        return `Ugyldig ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `Ugyldig ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `Ugyldigt tal: skal v\xE6re deleligt med ${issue3.divisor}`;
+        return `Ugyldigt tal: skal v\xE6re deleligt med ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `${issue3.keys.length > 1 ? "Ukendte n\xF8gler" : "Ukendt n\xF8gle"}: ${joinValues(issue3.keys, ", ")}`;
+        return `${issue4.keys.length > 1 ? "Ukendte n\xF8gler" : "Ukendt n\xF8gle"}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `Ugyldig n\xF8gle i ${issue3.origin}`;
+        return `Ugyldig n\xF8gle i ${issue4.origin}`;
       case "invalid_union":
         return "Ugyldigt input: matcher ingen af de tilladte typer";
       case "invalid_element":
-        return `Ugyldig v\xE6rdi i ${issue3.origin}`;
+        return `Ugyldig v\xE6rdi i ${issue4.origin}`;
       default:
         return `Ugyldigt input`;
     }
@@ -43756,38 +53542,38 @@ var error10 = () => {
     number: "Zahl",
     array: "Array"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `Ung\xFCltige Eingabe: erwartet instanceof ${issue3.expected}, erhalten ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `Ung\xFCltige Eingabe: erwartet instanceof ${issue4.expected}, erhalten ${received}`;
         }
         return `Ung\xFCltige Eingabe: erwartet ${expected}, erhalten ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `Ung\xFCltige Eingabe: erwartet ${stringifyPrimitive(issue3.values[0])}`;
-        return `Ung\xFCltige Option: erwartet eine von ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `Ung\xFCltige Eingabe: erwartet ${stringifyPrimitive(issue4.values[0])}`;
+        return `Ung\xFCltige Option: erwartet eine von ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `Zu gro\xDF: erwartet, dass ${issue3.origin ?? "Wert"} ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "Elemente"} hat`;
-        return `Zu gro\xDF: erwartet, dass ${issue3.origin ?? "Wert"} ${adj}${issue3.maximum.toString()} ist`;
+          return `Zu gro\xDF: erwartet, dass ${issue4.origin ?? "Wert"} ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "Elemente"} hat`;
+        return `Zu gro\xDF: erwartet, dass ${issue4.origin ?? "Wert"} ${adj}${issue4.maximum.toString()} ist`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `Zu klein: erwartet, dass ${issue3.origin} ${adj}${issue3.minimum.toString()} ${sizing.unit} hat`;
+          return `Zu klein: erwartet, dass ${issue4.origin} ${adj}${issue4.minimum.toString()} ${sizing.unit} hat`;
         }
-        return `Zu klein: erwartet, dass ${issue3.origin} ${adj}${issue3.minimum.toString()} ist`;
+        return `Zu klein: erwartet, dass ${issue4.origin} ${adj}${issue4.minimum.toString()} ist`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `Ung\xFCltiger String: muss mit "${_issue.prefix}" beginnen`;
         if (_issue.format === "ends_with")
@@ -43796,18 +53582,18 @@ var error10 = () => {
           return `Ung\xFCltiger String: muss "${_issue.includes}" enthalten`;
         if (_issue.format === "regex")
           return `Ung\xFCltiger String: muss dem Muster ${_issue.pattern} entsprechen`;
-        return `Ung\xFCltig: ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `Ung\xFCltig: ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `Ung\xFCltige Zahl: muss ein Vielfaches von ${issue3.divisor} sein`;
+        return `Ung\xFCltige Zahl: muss ein Vielfaches von ${issue4.divisor} sein`;
       case "unrecognized_keys":
-        return `${issue3.keys.length > 1 ? "Unbekannte Schl\xFCssel" : "Unbekannter Schl\xFCssel"}: ${joinValues(issue3.keys, ", ")}`;
+        return `${issue4.keys.length > 1 ? "Unbekannte Schl\xFCssel" : "Unbekannter Schl\xFCssel"}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `Ung\xFCltiger Schl\xFCssel in ${issue3.origin}`;
+        return `Ung\xFCltiger Schl\xFCssel in ${issue4.origin}`;
       case "invalid_union":
         return "Ung\xFCltige Eingabe";
       case "invalid_element":
-        return `Ung\xFCltiger Wert in ${issue3.origin}`;
+        return `Ung\xFCltiger Wert in ${issue4.origin}`;
       default:
         return `Ung\xFCltige Eingabe`;
     }
@@ -43868,38 +53654,38 @@ var error11 = () => {
   const TypeDictionary = {
     nan: "NaN"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (typeof issue3.expected === "string" && /^[A-Z]/.test(issue3.expected)) {
-          return `\u039C\u03B7 \u03AD\u03B3\u03BA\u03C5\u03C1\u03B7 \u03B5\u03AF\u03C3\u03BF\u03B4\u03BF\u03C2: \u03B1\u03BD\u03B1\u03BC\u03B5\u03BD\u03CC\u03C4\u03B1\u03BD instanceof ${issue3.expected}, \u03BB\u03AE\u03C6\u03B8\u03B7\u03BA\u03B5 ${received}`;
+        if (typeof issue4.expected === "string" && /^[A-Z]/.test(issue4.expected)) {
+          return `\u039C\u03B7 \u03AD\u03B3\u03BA\u03C5\u03C1\u03B7 \u03B5\u03AF\u03C3\u03BF\u03B4\u03BF\u03C2: \u03B1\u03BD\u03B1\u03BC\u03B5\u03BD\u03CC\u03C4\u03B1\u03BD instanceof ${issue4.expected}, \u03BB\u03AE\u03C6\u03B8\u03B7\u03BA\u03B5 ${received}`;
         }
         return `\u039C\u03B7 \u03AD\u03B3\u03BA\u03C5\u03C1\u03B7 \u03B5\u03AF\u03C3\u03BF\u03B4\u03BF\u03C2: \u03B1\u03BD\u03B1\u03BC\u03B5\u03BD\u03CC\u03C4\u03B1\u03BD ${expected}, \u03BB\u03AE\u03C6\u03B8\u03B7\u03BA\u03B5 ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `\u039C\u03B7 \u03AD\u03B3\u03BA\u03C5\u03C1\u03B7 \u03B5\u03AF\u03C3\u03BF\u03B4\u03BF\u03C2: \u03B1\u03BD\u03B1\u03BC\u03B5\u03BD\u03CC\u03C4\u03B1\u03BD ${stringifyPrimitive(issue3.values[0])}`;
-        return `\u039C\u03B7 \u03AD\u03B3\u03BA\u03C5\u03C1\u03B7 \u03B5\u03C0\u03B9\u03BB\u03BF\u03B3\u03AE: \u03B1\u03BD\u03B1\u03BC\u03B5\u03BD\u03CC\u03C4\u03B1\u03BD \u03AD\u03BD\u03B1 \u03B1\u03C0\u03CC ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `\u039C\u03B7 \u03AD\u03B3\u03BA\u03C5\u03C1\u03B7 \u03B5\u03AF\u03C3\u03BF\u03B4\u03BF\u03C2: \u03B1\u03BD\u03B1\u03BC\u03B5\u03BD\u03CC\u03C4\u03B1\u03BD ${stringifyPrimitive(issue4.values[0])}`;
+        return `\u039C\u03B7 \u03AD\u03B3\u03BA\u03C5\u03C1\u03B7 \u03B5\u03C0\u03B9\u03BB\u03BF\u03B3\u03AE: \u03B1\u03BD\u03B1\u03BC\u03B5\u03BD\u03CC\u03C4\u03B1\u03BD \u03AD\u03BD\u03B1 \u03B1\u03C0\u03CC ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `\u03A0\u03BF\u03BB\u03CD \u03BC\u03B5\u03B3\u03AC\u03BB\u03BF: \u03B1\u03BD\u03B1\u03BC\u03B5\u03BD\u03CC\u03C4\u03B1\u03BD ${issue3.origin ?? "\u03C4\u03B9\u03BC\u03AE"} \u03BD\u03B1 \u03AD\u03C7\u03B5\u03B9 ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "\u03C3\u03C4\u03BF\u03B9\u03C7\u03B5\u03AF\u03B1"}`;
-        return `\u03A0\u03BF\u03BB\u03CD \u03BC\u03B5\u03B3\u03AC\u03BB\u03BF: \u03B1\u03BD\u03B1\u03BC\u03B5\u03BD\u03CC\u03C4\u03B1\u03BD ${issue3.origin ?? "\u03C4\u03B9\u03BC\u03AE"} \u03BD\u03B1 \u03B5\u03AF\u03BD\u03B1\u03B9 ${adj}${issue3.maximum.toString()}`;
+          return `\u03A0\u03BF\u03BB\u03CD \u03BC\u03B5\u03B3\u03AC\u03BB\u03BF: \u03B1\u03BD\u03B1\u03BC\u03B5\u03BD\u03CC\u03C4\u03B1\u03BD ${issue4.origin ?? "\u03C4\u03B9\u03BC\u03AE"} \u03BD\u03B1 \u03AD\u03C7\u03B5\u03B9 ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "\u03C3\u03C4\u03BF\u03B9\u03C7\u03B5\u03AF\u03B1"}`;
+        return `\u03A0\u03BF\u03BB\u03CD \u03BC\u03B5\u03B3\u03AC\u03BB\u03BF: \u03B1\u03BD\u03B1\u03BC\u03B5\u03BD\u03CC\u03C4\u03B1\u03BD ${issue4.origin ?? "\u03C4\u03B9\u03BC\u03AE"} \u03BD\u03B1 \u03B5\u03AF\u03BD\u03B1\u03B9 ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `\u03A0\u03BF\u03BB\u03CD \u03BC\u03B9\u03BA\u03C1\u03CC: \u03B1\u03BD\u03B1\u03BC\u03B5\u03BD\u03CC\u03C4\u03B1\u03BD ${issue3.origin} \u03BD\u03B1 \u03AD\u03C7\u03B5\u03B9 ${adj}${issue3.minimum.toString()} ${sizing.unit}`;
+          return `\u03A0\u03BF\u03BB\u03CD \u03BC\u03B9\u03BA\u03C1\u03CC: \u03B1\u03BD\u03B1\u03BC\u03B5\u03BD\u03CC\u03C4\u03B1\u03BD ${issue4.origin} \u03BD\u03B1 \u03AD\u03C7\u03B5\u03B9 ${adj}${issue4.minimum.toString()} ${sizing.unit}`;
         }
-        return `\u03A0\u03BF\u03BB\u03CD \u03BC\u03B9\u03BA\u03C1\u03CC: \u03B1\u03BD\u03B1\u03BC\u03B5\u03BD\u03CC\u03C4\u03B1\u03BD ${issue3.origin} \u03BD\u03B1 \u03B5\u03AF\u03BD\u03B1\u03B9 ${adj}${issue3.minimum.toString()}`;
+        return `\u03A0\u03BF\u03BB\u03CD \u03BC\u03B9\u03BA\u03C1\u03CC: \u03B1\u03BD\u03B1\u03BC\u03B5\u03BD\u03CC\u03C4\u03B1\u03BD ${issue4.origin} \u03BD\u03B1 \u03B5\u03AF\u03BD\u03B1\u03B9 ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with") {
           return `\u039C\u03B7 \u03AD\u03B3\u03BA\u03C5\u03C1\u03B7 \u03C3\u03C5\u03BC\u03B2\u03BF\u03BB\u03BF\u03C3\u03B5\u03B9\u03C1\u03AC: \u03C0\u03C1\u03AD\u03C0\u03B5\u03B9 \u03BD\u03B1 \u03BE\u03B5\u03BA\u03B9\u03BD\u03AC \u03BC\u03B5 "${_issue.prefix}"`;
         }
@@ -43909,18 +53695,18 @@ var error11 = () => {
           return `\u039C\u03B7 \u03AD\u03B3\u03BA\u03C5\u03C1\u03B7 \u03C3\u03C5\u03BC\u03B2\u03BF\u03BB\u03BF\u03C3\u03B5\u03B9\u03C1\u03AC: \u03C0\u03C1\u03AD\u03C0\u03B5\u03B9 \u03BD\u03B1 \u03C0\u03B5\u03C1\u03B9\u03AD\u03C7\u03B5\u03B9 "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `\u039C\u03B7 \u03AD\u03B3\u03BA\u03C5\u03C1\u03B7 \u03C3\u03C5\u03BC\u03B2\u03BF\u03BB\u03BF\u03C3\u03B5\u03B9\u03C1\u03AC: \u03C0\u03C1\u03AD\u03C0\u03B5\u03B9 \u03BD\u03B1 \u03C4\u03B1\u03B9\u03C1\u03B9\u03AC\u03B6\u03B5\u03B9 \u03BC\u03B5 \u03C4\u03BF \u03BC\u03BF\u03C4\u03AF\u03B2\u03BF ${_issue.pattern}`;
-        return `\u039C\u03B7 \u03AD\u03B3\u03BA\u03C5\u03C1\u03BF: ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `\u039C\u03B7 \u03AD\u03B3\u03BA\u03C5\u03C1\u03BF: ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `\u039C\u03B7 \u03AD\u03B3\u03BA\u03C5\u03C1\u03BF\u03C2 \u03B1\u03C1\u03B9\u03B8\u03BC\u03CC\u03C2: \u03C0\u03C1\u03AD\u03C0\u03B5\u03B9 \u03BD\u03B1 \u03B5\u03AF\u03BD\u03B1\u03B9 \u03C0\u03BF\u03BB\u03BB\u03B1\u03C0\u03BB\u03AC\u03C3\u03B9\u03BF \u03C4\u03BF\u03C5 ${issue3.divisor}`;
+        return `\u039C\u03B7 \u03AD\u03B3\u03BA\u03C5\u03C1\u03BF\u03C2 \u03B1\u03C1\u03B9\u03B8\u03BC\u03CC\u03C2: \u03C0\u03C1\u03AD\u03C0\u03B5\u03B9 \u03BD\u03B1 \u03B5\u03AF\u03BD\u03B1\u03B9 \u03C0\u03BF\u03BB\u03BB\u03B1\u03C0\u03BB\u03AC\u03C3\u03B9\u03BF \u03C4\u03BF\u03C5 ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `\u0386\u03B3\u03BD\u03C9\u03C3\u03C4${issue3.keys.length > 1 ? "\u03B1" : "\u03BF"} \u03BA\u03BB\u03B5\u03B9\u03B4${issue3.keys.length > 1 ? "\u03B9\u03AC" : "\u03AF"}: ${joinValues(issue3.keys, ", ")}`;
+        return `\u0386\u03B3\u03BD\u03C9\u03C3\u03C4${issue4.keys.length > 1 ? "\u03B1" : "\u03BF"} \u03BA\u03BB\u03B5\u03B9\u03B4${issue4.keys.length > 1 ? "\u03B9\u03AC" : "\u03AF"}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `\u039C\u03B7 \u03AD\u03B3\u03BA\u03C5\u03C1\u03BF \u03BA\u03BB\u03B5\u03B9\u03B4\u03AF \u03C3\u03C4\u03BF ${issue3.origin}`;
+        return `\u039C\u03B7 \u03AD\u03B3\u03BA\u03C5\u03C1\u03BF \u03BA\u03BB\u03B5\u03B9\u03B4\u03AF \u03C3\u03C4\u03BF ${issue4.origin}`;
       case "invalid_union":
         return "\u039C\u03B7 \u03AD\u03B3\u03BA\u03C5\u03C1\u03B7 \u03B5\u03AF\u03C3\u03BF\u03B4\u03BF\u03C2";
       case "invalid_element":
-        return `\u039C\u03B7 \u03AD\u03B3\u03BA\u03C5\u03C1\u03B7 \u03C4\u03B9\u03BC\u03AE \u03C3\u03C4\u03BF ${issue3.origin}`;
+        return `\u039C\u03B7 \u03AD\u03B3\u03BA\u03C5\u03C1\u03B7 \u03C4\u03B9\u03BC\u03AE \u03C3\u03C4\u03BF ${issue4.origin}`;
       default:
         return `\u039C\u03B7 \u03AD\u03B3\u03BA\u03C5\u03C1\u03B7 \u03B5\u03AF\u03C3\u03BF\u03B4\u03BF\u03C2`;
     }
@@ -43989,35 +53775,35 @@ var error12 = () => {
     }
     return TypeDictionary[type] ?? type;
   }
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = getTypeName(issue3.expected);
-        const receivedType = parsedType(issue3.input);
-        const received = getTypeName(receivedType, issue3.input);
+        const expected = getTypeName(issue4.expected);
+        const receivedType = parsedType(issue4.input);
+        const received = getTypeName(receivedType, issue4.input);
         return `Invalid input: expected ${expected}, received ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `Invalid input: expected ${stringifyPrimitive(issue3.values[0])}`;
-        return `Invalid option: expected one of ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `Invalid input: expected ${stringifyPrimitive(issue4.values[0])}`;
+        return `Invalid option: expected one of ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.exact ? "exactly " : issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.exact ? "exactly " : issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `Too big: expected ${issue3.origin ?? "value"} to have ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "elements"}`;
-        return `Too big: expected ${issue3.origin ?? "value"} to be ${adj}${issue3.maximum.toString()}`;
+          return `Too big: expected ${issue4.origin ?? "value"} to have ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "elements"}`;
+        return `Too big: expected ${issue4.origin ?? "value"} to be ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.exact ? "exactly " : issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.exact ? "exactly " : issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `Too small: expected ${issue3.origin} to have ${adj}${issue3.minimum.toString()} ${sizing.unit}`;
+          return `Too small: expected ${issue4.origin} to have ${adj}${issue4.minimum.toString()} ${sizing.unit}`;
         }
-        return `Too small: expected ${issue3.origin} to be ${adj}${issue3.minimum.toString()}`;
+        return `Too small: expected ${issue4.origin} to be ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with") {
           return `Invalid string: must start with "${_issue.prefix}"`;
         }
@@ -44027,25 +53813,25 @@ var error12 = () => {
           return `Invalid string: must include "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `Invalid string: must match pattern ${_issue.pattern}`;
-        return `Invalid ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `Invalid ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `Invalid number: must be a multiple of ${issue3.divisor}`;
+        return `Invalid number: must be a multiple of ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `Unrecognized key${issue3.keys.length > 1 ? "s" : ""}: ${joinValues(issue3.keys, ", ")}`;
+        return `Unrecognized key${issue4.keys.length > 1 ? "s" : ""}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `Invalid key in ${issue3.origin}`;
+        return `Invalid key in ${issue4.origin}`;
       case "invalid_union":
-        if (issue3.options && Array.isArray(issue3.options) && issue3.options.length > 0) {
-          const opts = issue3.options.map((o) => `'${o}'`).join(" | ");
+        if (issue4.options && Array.isArray(issue4.options) && issue4.options.length > 0) {
+          const opts = issue4.options.map((o) => `'${o}'`).join(" | ");
           return `Invalid discriminator value. Expected ${opts}`;
         }
-        if (issue3.inclusive === false) {
+        if (issue4.inclusive === false) {
           return "Invalid input: more than one option matched";
         }
         return "Invalid input";
       case "invalid_element":
-        return `Invalid value in ${issue3.origin}`;
+        return `Invalid value in ${issue4.origin}`;
       default:
         return `Invalid input`;
     }
@@ -44109,38 +53895,38 @@ var error13 = () => {
     array: "tabelo",
     null: "senvalora"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `Nevalida enigo: atendi\u011Dis instanceof ${issue3.expected}, ricevi\u011Dis ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `Nevalida enigo: atendi\u011Dis instanceof ${issue4.expected}, ricevi\u011Dis ${received}`;
         }
         return `Nevalida enigo: atendi\u011Dis ${expected}, ricevi\u011Dis ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `Nevalida enigo: atendi\u011Dis ${stringifyPrimitive(issue3.values[0])}`;
-        return `Nevalida opcio: atendi\u011Dis unu el ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `Nevalida enigo: atendi\u011Dis ${stringifyPrimitive(issue4.values[0])}`;
+        return `Nevalida opcio: atendi\u011Dis unu el ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `Tro granda: atendi\u011Dis ke ${issue3.origin ?? "valoro"} havu ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "elementojn"}`;
-        return `Tro granda: atendi\u011Dis ke ${issue3.origin ?? "valoro"} havu ${adj}${issue3.maximum.toString()}`;
+          return `Tro granda: atendi\u011Dis ke ${issue4.origin ?? "valoro"} havu ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "elementojn"}`;
+        return `Tro granda: atendi\u011Dis ke ${issue4.origin ?? "valoro"} havu ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `Tro malgranda: atendi\u011Dis ke ${issue3.origin} havu ${adj}${issue3.minimum.toString()} ${sizing.unit}`;
+          return `Tro malgranda: atendi\u011Dis ke ${issue4.origin} havu ${adj}${issue4.minimum.toString()} ${sizing.unit}`;
         }
-        return `Tro malgranda: atendi\u011Dis ke ${issue3.origin} estu ${adj}${issue3.minimum.toString()}`;
+        return `Tro malgranda: atendi\u011Dis ke ${issue4.origin} estu ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `Nevalida karaktraro: devas komenci\u011Di per "${_issue.prefix}"`;
         if (_issue.format === "ends_with")
@@ -44149,18 +53935,18 @@ var error13 = () => {
           return `Nevalida karaktraro: devas inkluzivi "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `Nevalida karaktraro: devas kongrui kun la modelo ${_issue.pattern}`;
-        return `Nevalida ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `Nevalida ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `Nevalida nombro: devas esti oblo de ${issue3.divisor}`;
+        return `Nevalida nombro: devas esti oblo de ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `Nekonata${issue3.keys.length > 1 ? "j" : ""} \u015Dlosilo${issue3.keys.length > 1 ? "j" : ""}: ${joinValues(issue3.keys, ", ")}`;
+        return `Nekonata${issue4.keys.length > 1 ? "j" : ""} \u015Dlosilo${issue4.keys.length > 1 ? "j" : ""}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `Nevalida \u015Dlosilo en ${issue3.origin}`;
+        return `Nevalida \u015Dlosilo en ${issue4.origin}`;
       case "invalid_union":
         return "Nevalida enigo";
       case "invalid_element":
-        return `Nevalida valoro en ${issue3.origin}`;
+        return `Nevalida valoro en ${issue4.origin}`;
       default:
         return `Nevalida enigo`;
     }
@@ -44244,40 +54030,40 @@ var error14 = () => {
     unknown: "desconocido",
     any: "cualquiera"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `Entrada inv\xE1lida: se esperaba instanceof ${issue3.expected}, recibido ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `Entrada inv\xE1lida: se esperaba instanceof ${issue4.expected}, recibido ${received}`;
         }
         return `Entrada inv\xE1lida: se esperaba ${expected}, recibido ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `Entrada inv\xE1lida: se esperaba ${stringifyPrimitive(issue3.values[0])}`;
-        return `Opci\xF3n inv\xE1lida: se esperaba una de ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `Entrada inv\xE1lida: se esperaba ${stringifyPrimitive(issue4.values[0])}`;
+        return `Opci\xF3n inv\xE1lida: se esperaba una de ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
-        const origin = TypeDictionary[issue3.origin] ?? issue3.origin;
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
+        const origin = TypeDictionary[issue4.origin] ?? issue4.origin;
         if (sizing)
-          return `Demasiado grande: se esperaba que ${origin ?? "valor"} tuviera ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "elementos"}`;
-        return `Demasiado grande: se esperaba que ${origin ?? "valor"} fuera ${adj}${issue3.maximum.toString()}`;
+          return `Demasiado grande: se esperaba que ${origin ?? "valor"} tuviera ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "elementos"}`;
+        return `Demasiado grande: se esperaba que ${origin ?? "valor"} fuera ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
-        const origin = TypeDictionary[issue3.origin] ?? issue3.origin;
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
+        const origin = TypeDictionary[issue4.origin] ?? issue4.origin;
         if (sizing) {
-          return `Demasiado peque\xF1o: se esperaba que ${origin} tuviera ${adj}${issue3.minimum.toString()} ${sizing.unit}`;
+          return `Demasiado peque\xF1o: se esperaba que ${origin} tuviera ${adj}${issue4.minimum.toString()} ${sizing.unit}`;
         }
-        return `Demasiado peque\xF1o: se esperaba que ${origin} fuera ${adj}${issue3.minimum.toString()}`;
+        return `Demasiado peque\xF1o: se esperaba que ${origin} fuera ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `Cadena inv\xE1lida: debe comenzar con "${_issue.prefix}"`;
         if (_issue.format === "ends_with")
@@ -44286,18 +54072,18 @@ var error14 = () => {
           return `Cadena inv\xE1lida: debe incluir "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `Cadena inv\xE1lida: debe coincidir con el patr\xF3n ${_issue.pattern}`;
-        return `Inv\xE1lido ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `Inv\xE1lido ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `N\xFAmero inv\xE1lido: debe ser m\xFAltiplo de ${issue3.divisor}`;
+        return `N\xFAmero inv\xE1lido: debe ser m\xFAltiplo de ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `Llave${issue3.keys.length > 1 ? "s" : ""} desconocida${issue3.keys.length > 1 ? "s" : ""}: ${joinValues(issue3.keys, ", ")}`;
+        return `Llave${issue4.keys.length > 1 ? "s" : ""} desconocida${issue4.keys.length > 1 ? "s" : ""}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `Llave inv\xE1lida en ${TypeDictionary[issue3.origin] ?? issue3.origin}`;
+        return `Llave inv\xE1lida en ${TypeDictionary[issue4.origin] ?? issue4.origin}`;
       case "invalid_union":
         return "Entrada inv\xE1lida";
       case "invalid_element":
-        return `Valor inv\xE1lido en ${TypeDictionary[issue3.origin] ?? issue3.origin}`;
+        return `Valor inv\xE1lido en ${TypeDictionary[issue4.origin] ?? issue4.origin}`;
       default:
         return `Entrada inv\xE1lida`;
     }
@@ -44360,40 +54146,40 @@ var error15 = () => {
     number: "\u0639\u062F\u062F",
     array: "\u0622\u0631\u0627\u06CC\u0647"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `\u0648\u0631\u0648\u062F\u06CC \u0646\u0627\u0645\u0639\u062A\u0628\u0631: \u0645\u06CC\u200C\u0628\u0627\u06CC\u0633\u062A instanceof ${issue3.expected} \u0645\u06CC\u200C\u0628\u0648\u062F\u060C ${received} \u062F\u0631\u06CC\u0627\u0641\u062A \u0634\u062F`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `\u0648\u0631\u0648\u062F\u06CC \u0646\u0627\u0645\u0639\u062A\u0628\u0631: \u0645\u06CC\u200C\u0628\u0627\u06CC\u0633\u062A instanceof ${issue4.expected} \u0645\u06CC\u200C\u0628\u0648\u062F\u060C ${received} \u062F\u0631\u06CC\u0627\u0641\u062A \u0634\u062F`;
         }
         return `\u0648\u0631\u0648\u062F\u06CC \u0646\u0627\u0645\u0639\u062A\u0628\u0631: \u0645\u06CC\u200C\u0628\u0627\u06CC\u0633\u062A ${expected} \u0645\u06CC\u200C\u0628\u0648\u062F\u060C ${received} \u062F\u0631\u06CC\u0627\u0641\u062A \u0634\u062F`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1) {
-          return `\u0648\u0631\u0648\u062F\u06CC \u0646\u0627\u0645\u0639\u062A\u0628\u0631: \u0645\u06CC\u200C\u0628\u0627\u06CC\u0633\u062A ${stringifyPrimitive(issue3.values[0])} \u0645\u06CC\u200C\u0628\u0648\u062F`;
+        if (issue4.values.length === 1) {
+          return `\u0648\u0631\u0648\u062F\u06CC \u0646\u0627\u0645\u0639\u062A\u0628\u0631: \u0645\u06CC\u200C\u0628\u0627\u06CC\u0633\u062A ${stringifyPrimitive(issue4.values[0])} \u0645\u06CC\u200C\u0628\u0648\u062F`;
         }
-        return `\u06AF\u0632\u06CC\u0646\u0647 \u0646\u0627\u0645\u0639\u062A\u0628\u0631: \u0645\u06CC\u200C\u0628\u0627\u06CC\u0633\u062A \u06CC\u06A9\u06CC \u0627\u0632 ${joinValues(issue3.values, "|")} \u0645\u06CC\u200C\u0628\u0648\u062F`;
+        return `\u06AF\u0632\u06CC\u0646\u0647 \u0646\u0627\u0645\u0639\u062A\u0628\u0631: \u0645\u06CC\u200C\u0628\u0627\u06CC\u0633\u062A \u06CC\u06A9\u06CC \u0627\u0632 ${joinValues(issue4.values, "|")} \u0645\u06CC\u200C\u0628\u0648\u062F`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `\u062E\u06CC\u0644\u06CC \u0628\u0632\u0631\u06AF: ${issue3.origin ?? "\u0645\u0642\u062F\u0627\u0631"} \u0628\u0627\u06CC\u062F ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "\u0639\u0646\u0635\u0631"} \u0628\u0627\u0634\u062F`;
+          return `\u062E\u06CC\u0644\u06CC \u0628\u0632\u0631\u06AF: ${issue4.origin ?? "\u0645\u0642\u062F\u0627\u0631"} \u0628\u0627\u06CC\u062F ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "\u0639\u0646\u0635\u0631"} \u0628\u0627\u0634\u062F`;
         }
-        return `\u062E\u06CC\u0644\u06CC \u0628\u0632\u0631\u06AF: ${issue3.origin ?? "\u0645\u0642\u062F\u0627\u0631"} \u0628\u0627\u06CC\u062F ${adj}${issue3.maximum.toString()} \u0628\u0627\u0634\u062F`;
+        return `\u062E\u06CC\u0644\u06CC \u0628\u0632\u0631\u06AF: ${issue4.origin ?? "\u0645\u0642\u062F\u0627\u0631"} \u0628\u0627\u06CC\u062F ${adj}${issue4.maximum.toString()} \u0628\u0627\u0634\u062F`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `\u062E\u06CC\u0644\u06CC \u06A9\u0648\u0686\u06A9: ${issue3.origin} \u0628\u0627\u06CC\u062F ${adj}${issue3.minimum.toString()} ${sizing.unit} \u0628\u0627\u0634\u062F`;
+          return `\u062E\u06CC\u0644\u06CC \u06A9\u0648\u0686\u06A9: ${issue4.origin} \u0628\u0627\u06CC\u062F ${adj}${issue4.minimum.toString()} ${sizing.unit} \u0628\u0627\u0634\u062F`;
         }
-        return `\u062E\u06CC\u0644\u06CC \u06A9\u0648\u0686\u06A9: ${issue3.origin} \u0628\u0627\u06CC\u062F ${adj}${issue3.minimum.toString()} \u0628\u0627\u0634\u062F`;
+        return `\u062E\u06CC\u0644\u06CC \u06A9\u0648\u0686\u06A9: ${issue4.origin} \u0628\u0627\u06CC\u062F ${adj}${issue4.minimum.toString()} \u0628\u0627\u0634\u062F`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with") {
           return `\u0631\u0634\u062A\u0647 \u0646\u0627\u0645\u0639\u062A\u0628\u0631: \u0628\u0627\u06CC\u062F \u0628\u0627 "${_issue.prefix}" \u0634\u0631\u0648\u0639 \u0634\u0648\u062F`;
         }
@@ -44406,18 +54192,18 @@ var error15 = () => {
         if (_issue.format === "regex") {
           return `\u0631\u0634\u062A\u0647 \u0646\u0627\u0645\u0639\u062A\u0628\u0631: \u0628\u0627\u06CC\u062F \u0628\u0627 \u0627\u0644\u06AF\u0648\u06CC ${_issue.pattern} \u0645\u0637\u0627\u0628\u0642\u062A \u062F\u0627\u0634\u062A\u0647 \u0628\u0627\u0634\u062F`;
         }
-        return `${FormatDictionary[_issue.format] ?? issue3.format} \u0646\u0627\u0645\u0639\u062A\u0628\u0631`;
+        return `${FormatDictionary[_issue.format] ?? issue4.format} \u0646\u0627\u0645\u0639\u062A\u0628\u0631`;
       }
       case "not_multiple_of":
-        return `\u0639\u062F\u062F \u0646\u0627\u0645\u0639\u062A\u0628\u0631: \u0628\u0627\u06CC\u062F \u0645\u0636\u0631\u0628 ${issue3.divisor} \u0628\u0627\u0634\u062F`;
+        return `\u0639\u062F\u062F \u0646\u0627\u0645\u0639\u062A\u0628\u0631: \u0628\u0627\u06CC\u062F \u0645\u0636\u0631\u0628 ${issue4.divisor} \u0628\u0627\u0634\u062F`;
       case "unrecognized_keys":
-        return `\u06A9\u0644\u06CC\u062F${issue3.keys.length > 1 ? "\u0647\u0627\u06CC" : ""} \u0646\u0627\u0634\u0646\u0627\u0633: ${joinValues(issue3.keys, ", ")}`;
+        return `\u06A9\u0644\u06CC\u062F${issue4.keys.length > 1 ? "\u0647\u0627\u06CC" : ""} \u0646\u0627\u0634\u0646\u0627\u0633: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `\u06A9\u0644\u06CC\u062F \u0646\u0627\u0634\u0646\u0627\u0633 \u062F\u0631 ${issue3.origin}`;
+        return `\u06A9\u0644\u06CC\u062F \u0646\u0627\u0634\u0646\u0627\u0633 \u062F\u0631 ${issue4.origin}`;
       case "invalid_union":
         return `\u0648\u0631\u0648\u062F\u06CC \u0646\u0627\u0645\u0639\u062A\u0628\u0631`;
       case "invalid_element":
-        return `\u0645\u0642\u062F\u0627\u0631 \u0646\u0627\u0645\u0639\u062A\u0628\u0631 \u062F\u0631 ${issue3.origin}`;
+        return `\u0645\u0642\u062F\u0627\u0631 \u0646\u0627\u0645\u0639\u062A\u0628\u0631 \u062F\u0631 ${issue4.origin}`;
       default:
         return `\u0648\u0631\u0648\u062F\u06CC \u0646\u0627\u0645\u0639\u062A\u0628\u0631`;
     }
@@ -44482,39 +54268,39 @@ var error16 = () => {
   const TypeDictionary = {
     nan: "NaN"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `Virheellinen tyyppi: odotettiin instanceof ${issue3.expected}, oli ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `Virheellinen tyyppi: odotettiin instanceof ${issue4.expected}, oli ${received}`;
         }
         return `Virheellinen tyyppi: odotettiin ${expected}, oli ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `Virheellinen sy\xF6te: t\xE4ytyy olla ${stringifyPrimitive(issue3.values[0])}`;
-        return `Virheellinen valinta: t\xE4ytyy olla yksi seuraavista: ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `Virheellinen sy\xF6te: t\xE4ytyy olla ${stringifyPrimitive(issue4.values[0])}`;
+        return `Virheellinen valinta: t\xE4ytyy olla yksi seuraavista: ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `Liian suuri: ${sizing.subject} t\xE4ytyy olla ${adj}${issue3.maximum.toString()} ${sizing.unit}`.trim();
+          return `Liian suuri: ${sizing.subject} t\xE4ytyy olla ${adj}${issue4.maximum.toString()} ${sizing.unit}`.trim();
         }
-        return `Liian suuri: arvon t\xE4ytyy olla ${adj}${issue3.maximum.toString()}`;
+        return `Liian suuri: arvon t\xE4ytyy olla ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `Liian pieni: ${sizing.subject} t\xE4ytyy olla ${adj}${issue3.minimum.toString()} ${sizing.unit}`.trim();
+          return `Liian pieni: ${sizing.subject} t\xE4ytyy olla ${adj}${issue4.minimum.toString()} ${sizing.unit}`.trim();
         }
-        return `Liian pieni: arvon t\xE4ytyy olla ${adj}${issue3.minimum.toString()}`;
+        return `Liian pieni: arvon t\xE4ytyy olla ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `Virheellinen sy\xF6te: t\xE4ytyy alkaa "${_issue.prefix}"`;
         if (_issue.format === "ends_with")
@@ -44524,12 +54310,12 @@ var error16 = () => {
         if (_issue.format === "regex") {
           return `Virheellinen sy\xF6te: t\xE4ytyy vastata s\xE4\xE4nn\xF6llist\xE4 lauseketta ${_issue.pattern}`;
         }
-        return `Virheellinen ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `Virheellinen ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `Virheellinen luku: t\xE4ytyy olla luvun ${issue3.divisor} monikerta`;
+        return `Virheellinen luku: t\xE4ytyy olla luvun ${issue4.divisor} monikerta`;
       case "unrecognized_keys":
-        return `${issue3.keys.length > 1 ? "Tuntemattomat avaimet" : "Tuntematon avain"}: ${joinValues(issue3.keys, ", ")}`;
+        return `${issue4.keys.length > 1 ? "Tuntemattomat avaimet" : "Tuntematon avain"}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
         return "Virheellinen avain tietueessa";
       case "invalid_union":
@@ -44615,37 +54401,37 @@ var error17 = () => {
     nan: "NaN",
     function: "fonction"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `Entr\xE9e invalide : instance de ${issue3.expected} attendu, ${received} re\xE7u`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `Entr\xE9e invalide : instance de ${issue4.expected} attendu, ${received} re\xE7u`;
         }
         return `Entr\xE9e invalide : ${expected} attendu, ${received} re\xE7u`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `Entr\xE9e invalide : ${stringifyPrimitive(issue3.values[0])} attendu`;
-        return `Option invalide : une valeur parmi ${joinValues(issue3.values, "|")} attendue`;
+        if (issue4.values.length === 1)
+          return `Entr\xE9e invalide : ${stringifyPrimitive(issue4.values[0])} attendu`;
+        return `Option invalide : une valeur parmi ${joinValues(issue4.values, "|")} attendue`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `Trop grand : ${TypeDictionary[issue3.origin] ?? "valeur"} doit ${sizing.verb} ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "\xE9l\xE9ment(s)"}`;
-        return `Trop grand : ${TypeDictionary[issue3.origin] ?? "valeur"} doit \xEAtre ${adj}${issue3.maximum.toString()}`;
+          return `Trop grand : ${TypeDictionary[issue4.origin] ?? "valeur"} doit ${sizing.verb} ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "\xE9l\xE9ment(s)"}`;
+        return `Trop grand : ${TypeDictionary[issue4.origin] ?? "valeur"} doit \xEAtre ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `Trop petit : ${TypeDictionary[issue3.origin] ?? "valeur"} doit ${sizing.verb} ${adj}${issue3.minimum.toString()} ${sizing.unit}`;
-        return `Trop petit : ${TypeDictionary[issue3.origin] ?? "valeur"} doit \xEAtre ${adj}${issue3.minimum.toString()}`;
+          return `Trop petit : ${TypeDictionary[issue4.origin] ?? "valeur"} doit ${sizing.verb} ${adj}${issue4.minimum.toString()} ${sizing.unit}`;
+        return `Trop petit : ${TypeDictionary[issue4.origin] ?? "valeur"} doit \xEAtre ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `Cha\xEEne de caract\xE8res invalide : doit commencer par "${_issue.prefix}"`;
         if (_issue.format === "ends_with")
@@ -44654,18 +54440,18 @@ var error17 = () => {
           return `Cha\xEEne de caract\xE8res invalide : doit inclure "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `Cha\xEEne de caract\xE8res invalide : doit correspondre au motif ${_issue.pattern}`;
-        return `${FormatDictionary[_issue.format] ?? issue3.format} invalide`;
+        return `${FormatDictionary[_issue.format] ?? issue4.format} invalide`;
       }
       case "not_multiple_of":
-        return `Nombre invalide : doit \xEAtre un multiple de ${issue3.divisor}`;
+        return `Nombre invalide : doit \xEAtre un multiple de ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `Cl\xE9${issue3.keys.length > 1 ? "s" : ""} non reconnue${issue3.keys.length > 1 ? "s" : ""} : ${joinValues(issue3.keys, ", ")}`;
+        return `Cl\xE9${issue4.keys.length > 1 ? "s" : ""} non reconnue${issue4.keys.length > 1 ? "s" : ""} : ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `Cl\xE9 invalide dans ${issue3.origin}`;
+        return `Cl\xE9 invalide dans ${issue4.origin}`;
       case "invalid_union":
         return "Entr\xE9e invalide";
       case "invalid_element":
-        return `Valeur invalide dans ${issue3.origin}`;
+        return `Valeur invalide dans ${issue4.origin}`;
       default:
         return `Entr\xE9e invalide`;
     }
@@ -44726,38 +54512,38 @@ var error18 = () => {
   const TypeDictionary = {
     nan: "NaN"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `Entr\xE9e invalide : attendu instanceof ${issue3.expected}, re\xE7u ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `Entr\xE9e invalide : attendu instanceof ${issue4.expected}, re\xE7u ${received}`;
         }
         return `Entr\xE9e invalide : attendu ${expected}, re\xE7u ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `Entr\xE9e invalide : attendu ${stringifyPrimitive(issue3.values[0])}`;
-        return `Option invalide : attendu l'une des valeurs suivantes ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `Entr\xE9e invalide : attendu ${stringifyPrimitive(issue4.values[0])}`;
+        return `Option invalide : attendu l'une des valeurs suivantes ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "\u2264" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "\u2264" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `Trop grand : attendu que ${issue3.origin ?? "la valeur"} ait ${adj}${issue3.maximum.toString()} ${sizing.unit}`;
-        return `Trop grand : attendu que ${issue3.origin ?? "la valeur"} soit ${adj}${issue3.maximum.toString()}`;
+          return `Trop grand : attendu que ${issue4.origin ?? "la valeur"} ait ${adj}${issue4.maximum.toString()} ${sizing.unit}`;
+        return `Trop grand : attendu que ${issue4.origin ?? "la valeur"} soit ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? "\u2265" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "\u2265" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `Trop petit : attendu que ${issue3.origin} ait ${adj}${issue3.minimum.toString()} ${sizing.unit}`;
+          return `Trop petit : attendu que ${issue4.origin} ait ${adj}${issue4.minimum.toString()} ${sizing.unit}`;
         }
-        return `Trop petit : attendu que ${issue3.origin} soit ${adj}${issue3.minimum.toString()}`;
+        return `Trop petit : attendu que ${issue4.origin} soit ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with") {
           return `Cha\xEEne invalide : doit commencer par "${_issue.prefix}"`;
         }
@@ -44767,18 +54553,18 @@ var error18 = () => {
           return `Cha\xEEne invalide : doit inclure "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `Cha\xEEne invalide : doit correspondre au motif ${_issue.pattern}`;
-        return `${FormatDictionary[_issue.format] ?? issue3.format} invalide`;
+        return `${FormatDictionary[_issue.format] ?? issue4.format} invalide`;
       }
       case "not_multiple_of":
-        return `Nombre invalide : doit \xEAtre un multiple de ${issue3.divisor}`;
+        return `Nombre invalide : doit \xEAtre un multiple de ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `Cl\xE9${issue3.keys.length > 1 ? "s" : ""} non reconnue${issue3.keys.length > 1 ? "s" : ""} : ${joinValues(issue3.keys, ", ")}`;
+        return `Cl\xE9${issue4.keys.length > 1 ? "s" : ""} non reconnue${issue4.keys.length > 1 ? "s" : ""} : ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `Cl\xE9 invalide dans ${issue3.origin}`;
+        return `Cl\xE9 invalide dans ${issue4.origin}`;
       case "invalid_union":
         return "Entr\xE9e invalide";
       case "invalid_element":
-        return `Valeur invalide dans ${issue3.origin}`;
+        return `Valeur invalide dans ${issue4.origin}`;
       default:
         return `Entr\xE9e invalide`;
     }
@@ -44839,35 +54625,35 @@ var error19 = () => {
   const TypeDictionary = {
     nan: "NaN"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
         return `\u0A85\u0AAE\u0ABE\u0AA8\u0ACD\u0AAF \u0A87\u0AA8\u0AAA\u0AC1\u0A9F: \u0A85\u0AAA\u0AC7\u0A95\u0ACD\u0AB7\u0ABF\u0AA4 ${expected}, \u0AAA\u0ACD\u0AB0\u0ABE\u0AAA\u0ACD\u0AA4 ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `\u0A85\u0AAE\u0ABE\u0AA8\u0ACD\u0AAF \u0A87\u0AA8\u0AAA\u0AC1\u0A9F: \u0A85\u0AAA\u0AC7\u0A95\u0ACD\u0AB7\u0ABF\u0AA4 ${stringifyPrimitive(issue3.values[0])}`;
-        return `\u0A85\u0AAE\u0ABE\u0AA8\u0ACD\u0AAF \u0AB5\u0ABF\u0A95\u0AB2\u0ACD\u0AAA: ${joinValues(issue3.values, " | ")} \u0AAE\u0ABE\u0AA7\u0ACD\u0AAF\u0AAE\u0AA5\u0AC0 \u0A8F\u0A95 \u0A85\u0AAA\u0AC7\u0A95\u0ACD\u0AB7\u0ABF\u0AA4`;
+        if (issue4.values.length === 1)
+          return `\u0A85\u0AAE\u0ABE\u0AA8\u0ACD\u0AAF \u0A87\u0AA8\u0AAA\u0AC1\u0A9F: \u0A85\u0AAA\u0AC7\u0A95\u0ACD\u0AB7\u0ABF\u0AA4 ${stringifyPrimitive(issue4.values[0])}`;
+        return `\u0A85\u0AAE\u0ABE\u0AA8\u0ACD\u0AAF \u0AB5\u0ABF\u0A95\u0AB2\u0ACD\u0AAA: ${joinValues(issue4.values, " | ")} \u0AAE\u0ABE\u0AA7\u0ACD\u0AAF\u0AAE\u0AA5\u0AC0 \u0A8F\u0A95 \u0A85\u0AAA\u0AC7\u0A95\u0ACD\u0AB7\u0ABF\u0AA4`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `\u0A96\u0AC2\u0AAC \u0AAE\u0ACB\u0A9F\u0AC1\u0A82: ${issue3.origin ?? "\u0AAE\u0AC2\u0AB2\u0ACD\u0AAF"} ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "\u0A8F\u0AB2\u0ABF\u0AAE\u0AC7\u0AA8\u0ACD\u0A9F"} \u0AB9\u0ACB\u0AB5\u0ABE \u0A9C\u0ACB\u0A88\u0A8F`;
-        return `\u0A96\u0AC2\u0AAC \u0AAE\u0ACB\u0A9F\u0AC1\u0A82: ${issue3.origin ?? "\u0AAE\u0AC2\u0AB2\u0ACD\u0AAF"} ${adj}${issue3.maximum.toString()} \u0AB9\u0ACB\u0AB5\u0AC1\u0A82 \u0A9C\u0ACB\u0A88\u0A8F`;
+          return `\u0A96\u0AC2\u0AAC \u0AAE\u0ACB\u0A9F\u0AC1\u0A82: ${issue4.origin ?? "\u0AAE\u0AC2\u0AB2\u0ACD\u0AAF"} ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "\u0A8F\u0AB2\u0ABF\u0AAE\u0AC7\u0AA8\u0ACD\u0A9F"} \u0AB9\u0ACB\u0AB5\u0ABE \u0A9C\u0ACB\u0A88\u0A8F`;
+        return `\u0A96\u0AC2\u0AAC \u0AAE\u0ACB\u0A9F\u0AC1\u0A82: ${issue4.origin ?? "\u0AAE\u0AC2\u0AB2\u0ACD\u0AAF"} ${adj}${issue4.maximum.toString()} \u0AB9\u0ACB\u0AB5\u0AC1\u0A82 \u0A9C\u0ACB\u0A88\u0A8F`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `\u0A96\u0AC2\u0AAC \u0AA8\u0ABE\u0AA8\u0AC1\u0A82: ${issue3.origin} ${adj}${issue3.minimum.toString()} ${sizing.unit} \u0AB9\u0ACB\u0AB5\u0ABE \u0A9C\u0ACB\u0A88\u0A8F`;
+          return `\u0A96\u0AC2\u0AAC \u0AA8\u0ABE\u0AA8\u0AC1\u0A82: ${issue4.origin} ${adj}${issue4.minimum.toString()} ${sizing.unit} \u0AB9\u0ACB\u0AB5\u0ABE \u0A9C\u0ACB\u0A88\u0A8F`;
         }
-        return `\u0A96\u0AC2\u0AAC \u0AA8\u0ABE\u0AA8\u0AC1\u0A82: ${issue3.origin} ${adj}${issue3.minimum.toString()} \u0AB9\u0ACB\u0AB5\u0AC1\u0A82 \u0A9C\u0ACB\u0A88\u0A8F`;
+        return `\u0A96\u0AC2\u0AAC \u0AA8\u0ABE\u0AA8\u0AC1\u0A82: ${issue4.origin} ${adj}${issue4.minimum.toString()} \u0AB9\u0ACB\u0AB5\u0AC1\u0A82 \u0A9C\u0ACB\u0A88\u0A8F`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with") {
           return `\u0A85\u0AAE\u0ABE\u0AA8\u0ACD\u0AAF \u0AB8\u0ACD\u0A9F\u0ACD\u0AB0\u0ABF\u0A82\u0A97: "${_issue.prefix}" \u0AA5\u0AC0 \u0AB6\u0AB0\u0AC2 \u0AA5\u0AB5\u0AC1\u0A82 \u0A9C\u0ACB\u0A88\u0A8F`;
         }
@@ -44877,22 +54663,22 @@ var error19 = () => {
           return `\u0A85\u0AAE\u0ABE\u0AA8\u0ACD\u0AAF \u0AB8\u0ACD\u0A9F\u0ACD\u0AB0\u0ABF\u0A82\u0A97: "${_issue.includes}" \u0AB6\u0ABE\u0AAE\u0AC7\u0AB2 \u0AB9\u0ACB\u0AB5\u0AC1\u0A82 \u0A9C\u0ACB\u0A88\u0A8F`;
         if (_issue.format === "regex")
           return `\u0A85\u0AAE\u0ABE\u0AA8\u0ACD\u0AAF \u0AB8\u0ACD\u0A9F\u0ACD\u0AB0\u0ABF\u0A82\u0A97: \u0AAA\u0AC7\u0A9F\u0AB0\u0ACD\u0AA8 ${_issue.pattern} \u0AB8\u0ABE\u0AA5\u0AC7 \u0AAE\u0AC7\u0AB3 \u0A96\u0ABE\u0AB5\u0AC1\u0A82 \u0A9C\u0ACB\u0A88\u0A8F`;
-        return `\u0A85\u0AAE\u0ABE\u0AA8\u0ACD\u0AAF ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `\u0A85\u0AAE\u0ABE\u0AA8\u0ACD\u0AAF ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `\u0A85\u0AAE\u0ABE\u0AA8\u0ACD\u0AAF \u0AA8\u0A82\u0AAC\u0AB0: ${issue3.divisor} \u0AA8\u0ACB \u0A97\u0AC1\u0AA3\u0ABE\u0A82\u0A95 \u0AB9\u0ACB\u0AB5\u0ACB \u0A9C\u0ACB\u0A88\u0A8F`;
+        return `\u0A85\u0AAE\u0ABE\u0AA8\u0ACD\u0AAF \u0AA8\u0A82\u0AAC\u0AB0: ${issue4.divisor} \u0AA8\u0ACB \u0A97\u0AC1\u0AA3\u0ABE\u0A82\u0A95 \u0AB9\u0ACB\u0AB5\u0ACB \u0A9C\u0ACB\u0A88\u0A8F`;
       case "unrecognized_keys":
-        return `\u0A93\u0AB3\u0A96\u0AC0 \u0AB6\u0A95\u0ABE\u0AA4\u0ABE \u0AA8\u0AB9\u0AC0\u0A82 \u0AA4\u0AC7 \u0A95\u0AC0${issue3.keys.length > 1 ? "\u0A93" : ""}: ${joinValues(issue3.keys, ", ")}`;
+        return `\u0A93\u0AB3\u0A96\u0AC0 \u0AB6\u0A95\u0ABE\u0AA4\u0ABE \u0AA8\u0AB9\u0AC0\u0A82 \u0AA4\u0AC7 \u0A95\u0AC0${issue4.keys.length > 1 ? "\u0A93" : ""}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `${issue3.origin} \u0AAE\u0ABE\u0A82 \u0A85\u0AAE\u0ABE\u0AA8\u0ACD\u0AAF \u0A95\u0AC0`;
+        return `${issue4.origin} \u0AAE\u0ABE\u0A82 \u0A85\u0AAE\u0ABE\u0AA8\u0ACD\u0AAF \u0A95\u0AC0`;
       case "invalid_union":
-        if (issue3.options && Array.isArray(issue3.options) && issue3.options.length > 0) {
-          const opts = issue3.options.map((o) => `'${o}'`).join(" | ");
+        if (issue4.options && Array.isArray(issue4.options) && issue4.options.length > 0) {
+          const opts = issue4.options.map((o) => `'${o}'`).join(" | ");
           return `\u0A85\u0AAE\u0ABE\u0AA8\u0ACD\u0AAF \u0AA1\u0ABF\u0AB8\u0ACD\u0A95\u0ACD\u0AB0\u0ABF\u0AAE\u0ABF\u0AA8\u0AC7\u0A9F\u0AB0 \u0AAE\u0AC2\u0AB2\u0ACD\u0AAF. \u0A85\u0AAA\u0AC7\u0A95\u0ACD\u0AB7\u0ABF\u0AA4 ${opts}`;
         }
         return "\u0A85\u0AAE\u0ABE\u0AA8\u0ACD\u0AAF \u0A87\u0AA8\u0AAA\u0AC1\u0A9F";
       case "invalid_element":
-        return `${issue3.origin} \u0AAE\u0ABE\u0A82 \u0A85\u0AAE\u0ABE\u0AA8\u0ACD\u0AAF \u0AAE\u0AC2\u0AB2\u0ACD\u0AAF`;
+        return `${issue4.origin} \u0AAE\u0ABE\u0A82 \u0A85\u0AAE\u0ABE\u0AA8\u0ACD\u0AAF \u0AAE\u0AC2\u0AB2\u0ACD\u0AAF`;
       default:
         return "\u0A85\u0AAE\u0ABE\u0AA8\u0ACD\u0AAF \u0A87\u0AA8\u0AAA\u0AC1\u0A9F";
     }
@@ -44994,24 +54780,24 @@ var error20 = () => {
   const TypeDictionary = {
     nan: "NaN"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expectedKey = issue3.expected;
+        const expectedKey = issue4.expected;
         const expected = TypeDictionary[expectedKey ?? ""] ?? typeLabel(expectedKey);
-        const receivedType = parsedType(issue3.input);
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? TypeNames[receivedType]?.label ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `\u05E7\u05DC\u05D8 \u05DC\u05D0 \u05EA\u05E7\u05D9\u05DF: \u05E6\u05E8\u05D9\u05DA \u05DC\u05D4\u05D9\u05D5\u05EA instanceof ${issue3.expected}, \u05D4\u05EA\u05E7\u05D1\u05DC ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `\u05E7\u05DC\u05D8 \u05DC\u05D0 \u05EA\u05E7\u05D9\u05DF: \u05E6\u05E8\u05D9\u05DA \u05DC\u05D4\u05D9\u05D5\u05EA instanceof ${issue4.expected}, \u05D4\u05EA\u05E7\u05D1\u05DC ${received}`;
         }
         return `\u05E7\u05DC\u05D8 \u05DC\u05D0 \u05EA\u05E7\u05D9\u05DF: \u05E6\u05E8\u05D9\u05DA \u05DC\u05D4\u05D9\u05D5\u05EA ${expected}, \u05D4\u05EA\u05E7\u05D1\u05DC ${received}`;
       }
       case "invalid_value": {
-        if (issue3.values.length === 1) {
-          return `\u05E2\u05E8\u05DA \u05DC\u05D0 \u05EA\u05E7\u05D9\u05DF: \u05D4\u05E2\u05E8\u05DA \u05D7\u05D9\u05D9\u05D1 \u05DC\u05D4\u05D9\u05D5\u05EA ${stringifyPrimitive(issue3.values[0])}`;
+        if (issue4.values.length === 1) {
+          return `\u05E2\u05E8\u05DA \u05DC\u05D0 \u05EA\u05E7\u05D9\u05DF: \u05D4\u05E2\u05E8\u05DA \u05D7\u05D9\u05D9\u05D1 \u05DC\u05D4\u05D9\u05D5\u05EA ${stringifyPrimitive(issue4.values[0])}`;
         }
-        const stringified = issue3.values.map((v) => stringifyPrimitive(v));
-        if (issue3.values.length === 2) {
+        const stringified = issue4.values.map((v) => stringifyPrimitive(v));
+        if (issue4.values.length === 2) {
           return `\u05E2\u05E8\u05DA \u05DC\u05D0 \u05EA\u05E7\u05D9\u05DF: \u05D4\u05D0\u05E4\u05E9\u05E8\u05D5\u05D9\u05D5\u05EA \u05D4\u05DE\u05EA\u05D0\u05D9\u05DE\u05D5\u05EA \u05D4\u05DF ${stringified[0]} \u05D0\u05D5 ${stringified[1]}`;
         }
         const lastValue = stringified[stringified.length - 1];
@@ -45019,55 +54805,55 @@ var error20 = () => {
         return `\u05E2\u05E8\u05DA \u05DC\u05D0 \u05EA\u05E7\u05D9\u05DF: \u05D4\u05D0\u05E4\u05E9\u05E8\u05D5\u05D9\u05D5\u05EA \u05D4\u05DE\u05EA\u05D0\u05D9\u05DE\u05D5\u05EA \u05D4\u05DF ${restValues} \u05D0\u05D5 ${lastValue}`;
       }
       case "too_big": {
-        const sizing = getSizing(issue3.origin);
-        const subject = withDefinite(issue3.origin ?? "value");
-        if (issue3.origin === "string") {
-          return `${sizing?.longLabel ?? "\u05D0\u05E8\u05D5\u05DA"} \u05DE\u05D3\u05D9: ${subject} \u05E6\u05E8\u05D9\u05DB\u05D4 \u05DC\u05D4\u05DB\u05D9\u05DC ${issue3.maximum.toString()} ${sizing?.unit ?? ""} ${issue3.inclusive ? "\u05D0\u05D5 \u05E4\u05D7\u05D5\u05EA" : "\u05DC\u05DB\u05DC \u05D4\u05D9\u05D5\u05EA\u05E8"}`.trim();
+        const sizing = getSizing(issue4.origin);
+        const subject = withDefinite(issue4.origin ?? "value");
+        if (issue4.origin === "string") {
+          return `${sizing?.longLabel ?? "\u05D0\u05E8\u05D5\u05DA"} \u05DE\u05D3\u05D9: ${subject} \u05E6\u05E8\u05D9\u05DB\u05D4 \u05DC\u05D4\u05DB\u05D9\u05DC ${issue4.maximum.toString()} ${sizing?.unit ?? ""} ${issue4.inclusive ? "\u05D0\u05D5 \u05E4\u05D7\u05D5\u05EA" : "\u05DC\u05DB\u05DC \u05D4\u05D9\u05D5\u05EA\u05E8"}`.trim();
         }
-        if (issue3.origin === "number") {
-          const comparison = issue3.inclusive ? `\u05E7\u05D8\u05DF \u05D0\u05D5 \u05E9\u05D5\u05D5\u05D4 \u05DC-${issue3.maximum}` : `\u05E7\u05D8\u05DF \u05DE-${issue3.maximum}`;
+        if (issue4.origin === "number") {
+          const comparison = issue4.inclusive ? `\u05E7\u05D8\u05DF \u05D0\u05D5 \u05E9\u05D5\u05D5\u05D4 \u05DC-${issue4.maximum}` : `\u05E7\u05D8\u05DF \u05DE-${issue4.maximum}`;
           return `\u05D2\u05D3\u05D5\u05DC \u05DE\u05D3\u05D9: ${subject} \u05E6\u05E8\u05D9\u05DA \u05DC\u05D4\u05D9\u05D5\u05EA ${comparison}`;
         }
-        if (issue3.origin === "array" || issue3.origin === "set") {
-          const verb = issue3.origin === "set" ? "\u05E6\u05E8\u05D9\u05DB\u05D4" : "\u05E6\u05E8\u05D9\u05DA";
-          const comparison = issue3.inclusive ? `${issue3.maximum} ${sizing?.unit ?? ""} \u05D0\u05D5 \u05E4\u05D7\u05D5\u05EA` : `\u05E4\u05D7\u05D5\u05EA \u05DE-${issue3.maximum} ${sizing?.unit ?? ""}`;
+        if (issue4.origin === "array" || issue4.origin === "set") {
+          const verb = issue4.origin === "set" ? "\u05E6\u05E8\u05D9\u05DB\u05D4" : "\u05E6\u05E8\u05D9\u05DA";
+          const comparison = issue4.inclusive ? `${issue4.maximum} ${sizing?.unit ?? ""} \u05D0\u05D5 \u05E4\u05D7\u05D5\u05EA` : `\u05E4\u05D7\u05D5\u05EA \u05DE-${issue4.maximum} ${sizing?.unit ?? ""}`;
           return `\u05D2\u05D3\u05D5\u05DC \u05DE\u05D3\u05D9: ${subject} ${verb} \u05DC\u05D4\u05DB\u05D9\u05DC ${comparison}`.trim();
         }
-        const adj = issue3.inclusive ? "<=" : "<";
-        const be = verbFor(issue3.origin ?? "value");
+        const adj = issue4.inclusive ? "<=" : "<";
+        const be = verbFor(issue4.origin ?? "value");
         if (sizing?.unit) {
-          return `${sizing.longLabel} \u05DE\u05D3\u05D9: ${subject} ${be} ${adj}${issue3.maximum.toString()} ${sizing.unit}`;
+          return `${sizing.longLabel} \u05DE\u05D3\u05D9: ${subject} ${be} ${adj}${issue4.maximum.toString()} ${sizing.unit}`;
         }
-        return `${sizing?.longLabel ?? "\u05D2\u05D3\u05D5\u05DC"} \u05DE\u05D3\u05D9: ${subject} ${be} ${adj}${issue3.maximum.toString()}`;
+        return `${sizing?.longLabel ?? "\u05D2\u05D3\u05D5\u05DC"} \u05DE\u05D3\u05D9: ${subject} ${be} ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const sizing = getSizing(issue3.origin);
-        const subject = withDefinite(issue3.origin ?? "value");
-        if (issue3.origin === "string") {
-          return `${sizing?.shortLabel ?? "\u05E7\u05E6\u05E8"} \u05DE\u05D3\u05D9: ${subject} \u05E6\u05E8\u05D9\u05DB\u05D4 \u05DC\u05D4\u05DB\u05D9\u05DC ${issue3.minimum.toString()} ${sizing?.unit ?? ""} ${issue3.inclusive ? "\u05D0\u05D5 \u05D9\u05D5\u05EA\u05E8" : "\u05DC\u05E4\u05D7\u05D5\u05EA"}`.trim();
+        const sizing = getSizing(issue4.origin);
+        const subject = withDefinite(issue4.origin ?? "value");
+        if (issue4.origin === "string") {
+          return `${sizing?.shortLabel ?? "\u05E7\u05E6\u05E8"} \u05DE\u05D3\u05D9: ${subject} \u05E6\u05E8\u05D9\u05DB\u05D4 \u05DC\u05D4\u05DB\u05D9\u05DC ${issue4.minimum.toString()} ${sizing?.unit ?? ""} ${issue4.inclusive ? "\u05D0\u05D5 \u05D9\u05D5\u05EA\u05E8" : "\u05DC\u05E4\u05D7\u05D5\u05EA"}`.trim();
         }
-        if (issue3.origin === "number") {
-          const comparison = issue3.inclusive ? `\u05D2\u05D3\u05D5\u05DC \u05D0\u05D5 \u05E9\u05D5\u05D5\u05D4 \u05DC-${issue3.minimum}` : `\u05D2\u05D3\u05D5\u05DC \u05DE-${issue3.minimum}`;
+        if (issue4.origin === "number") {
+          const comparison = issue4.inclusive ? `\u05D2\u05D3\u05D5\u05DC \u05D0\u05D5 \u05E9\u05D5\u05D5\u05D4 \u05DC-${issue4.minimum}` : `\u05D2\u05D3\u05D5\u05DC \u05DE-${issue4.minimum}`;
           return `\u05E7\u05D8\u05DF \u05DE\u05D3\u05D9: ${subject} \u05E6\u05E8\u05D9\u05DA \u05DC\u05D4\u05D9\u05D5\u05EA ${comparison}`;
         }
-        if (issue3.origin === "array" || issue3.origin === "set") {
-          const verb = issue3.origin === "set" ? "\u05E6\u05E8\u05D9\u05DB\u05D4" : "\u05E6\u05E8\u05D9\u05DA";
-          if (issue3.minimum === 1 && issue3.inclusive) {
-            const singularPhrase = issue3.origin === "set" ? "\u05DC\u05E4\u05D7\u05D5\u05EA \u05E4\u05E8\u05D9\u05D8 \u05D0\u05D7\u05D3" : "\u05DC\u05E4\u05D7\u05D5\u05EA \u05E4\u05E8\u05D9\u05D8 \u05D0\u05D7\u05D3";
+        if (issue4.origin === "array" || issue4.origin === "set") {
+          const verb = issue4.origin === "set" ? "\u05E6\u05E8\u05D9\u05DB\u05D4" : "\u05E6\u05E8\u05D9\u05DA";
+          if (issue4.minimum === 1 && issue4.inclusive) {
+            const singularPhrase = issue4.origin === "set" ? "\u05DC\u05E4\u05D7\u05D5\u05EA \u05E4\u05E8\u05D9\u05D8 \u05D0\u05D7\u05D3" : "\u05DC\u05E4\u05D7\u05D5\u05EA \u05E4\u05E8\u05D9\u05D8 \u05D0\u05D7\u05D3";
             return `\u05E7\u05D8\u05DF \u05DE\u05D3\u05D9: ${subject} ${verb} \u05DC\u05D4\u05DB\u05D9\u05DC ${singularPhrase}`;
           }
-          const comparison = issue3.inclusive ? `${issue3.minimum} ${sizing?.unit ?? ""} \u05D0\u05D5 \u05D9\u05D5\u05EA\u05E8` : `\u05D9\u05D5\u05EA\u05E8 \u05DE-${issue3.minimum} ${sizing?.unit ?? ""}`;
+          const comparison = issue4.inclusive ? `${issue4.minimum} ${sizing?.unit ?? ""} \u05D0\u05D5 \u05D9\u05D5\u05EA\u05E8` : `\u05D9\u05D5\u05EA\u05E8 \u05DE-${issue4.minimum} ${sizing?.unit ?? ""}`;
           return `\u05E7\u05D8\u05DF \u05DE\u05D3\u05D9: ${subject} ${verb} \u05DC\u05D4\u05DB\u05D9\u05DC ${comparison}`.trim();
         }
-        const adj = issue3.inclusive ? ">=" : ">";
-        const be = verbFor(issue3.origin ?? "value");
+        const adj = issue4.inclusive ? ">=" : ">";
+        const be = verbFor(issue4.origin ?? "value");
         if (sizing?.unit) {
-          return `${sizing.shortLabel} \u05DE\u05D3\u05D9: ${subject} ${be} ${adj}${issue3.minimum.toString()} ${sizing.unit}`;
+          return `${sizing.shortLabel} \u05DE\u05D3\u05D9: ${subject} ${be} ${adj}${issue4.minimum.toString()} ${sizing.unit}`;
         }
-        return `${sizing?.shortLabel ?? "\u05E7\u05D8\u05DF"} \u05DE\u05D3\u05D9: ${subject} ${be} ${adj}${issue3.minimum.toString()}`;
+        return `${sizing?.shortLabel ?? "\u05E7\u05D8\u05DF"} \u05DE\u05D3\u05D9: ${subject} ${be} ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `\u05D4\u05DE\u05D7\u05E8\u05D5\u05D6\u05EA \u05D7\u05D9\u05D9\u05D1\u05EA \u05DC\u05D4\u05EA\u05D7\u05D9\u05DC \u05D1 "${_issue.prefix}"`;
         if (_issue.format === "ends_with")
@@ -45083,16 +54869,16 @@ var error20 = () => {
         return `${noun} \u05DC\u05D0 ${adjective}`;
       }
       case "not_multiple_of":
-        return `\u05DE\u05E1\u05E4\u05E8 \u05DC\u05D0 \u05EA\u05E7\u05D9\u05DF: \u05D7\u05D9\u05D9\u05D1 \u05DC\u05D4\u05D9\u05D5\u05EA \u05DE\u05DB\u05E4\u05DC\u05D4 \u05E9\u05DC ${issue3.divisor}`;
+        return `\u05DE\u05E1\u05E4\u05E8 \u05DC\u05D0 \u05EA\u05E7\u05D9\u05DF: \u05D7\u05D9\u05D9\u05D1 \u05DC\u05D4\u05D9\u05D5\u05EA \u05DE\u05DB\u05E4\u05DC\u05D4 \u05E9\u05DC ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `\u05DE\u05E4\u05EA\u05D7${issue3.keys.length > 1 ? "\u05D5\u05EA" : ""} \u05DC\u05D0 \u05DE\u05D6\u05D5\u05D4${issue3.keys.length > 1 ? "\u05D9\u05DD" : "\u05D4"}: ${joinValues(issue3.keys, ", ")}`;
+        return `\u05DE\u05E4\u05EA\u05D7${issue4.keys.length > 1 ? "\u05D5\u05EA" : ""} \u05DC\u05D0 \u05DE\u05D6\u05D5\u05D4${issue4.keys.length > 1 ? "\u05D9\u05DD" : "\u05D4"}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key": {
         return `\u05E9\u05D3\u05D4 \u05DC\u05D0 \u05EA\u05E7\u05D9\u05DF \u05D1\u05D0\u05D5\u05D1\u05D9\u05D9\u05E7\u05D8`;
       }
       case "invalid_union":
         return "\u05E7\u05DC\u05D8 \u05DC\u05D0 \u05EA\u05E7\u05D9\u05DF";
       case "invalid_element": {
-        const place = withDefinite(issue3.origin ?? "array");
+        const place = withDefinite(issue4.origin ?? "array");
         return `\u05E2\u05E8\u05DA \u05DC\u05D0 \u05EA\u05E7\u05D9\u05DF \u05D1${place}`;
       }
       default:
@@ -45155,34 +54941,34 @@ var error21 = () => {
   const TypeDictionary = {
     nan: "NaN"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
         return `\u0905\u092E\u093E\u0928\u094D\u092F \u0907\u0928\u092A\u0941\u091F: \u0905\u092A\u0947\u0915\u094D\u0937\u093F\u0924 ${expected}, \u092A\u094D\u0930\u093E\u092A\u094D\u0924 ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `\u0905\u092E\u093E\u0928\u094D\u092F \u0907\u0928\u092A\u0941\u091F: \u0905\u092A\u0947\u0915\u094D\u0937\u093F\u0924 ${stringifyPrimitive(issue3.values[0])}`;
-        return `\u0905\u092E\u093E\u0928\u094D\u092F \u0935\u093F\u0915\u0932\u094D\u092A: \u0905\u092A\u0947\u0915\u094D\u0937\u093F\u0924 \u092E\u093E\u0928\u094B\u0902 \u092E\u0947\u0902 \u0938\u0947 \u090F\u0915 ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `\u0905\u092E\u093E\u0928\u094D\u092F \u0907\u0928\u092A\u0941\u091F: \u0905\u092A\u0947\u0915\u094D\u0937\u093F\u0924 ${stringifyPrimitive(issue4.values[0])}`;
+        return `\u0905\u092E\u093E\u0928\u094D\u092F \u0935\u093F\u0915\u0932\u094D\u092A: \u0905\u092A\u0947\u0915\u094D\u0937\u093F\u0924 \u092E\u093E\u0928\u094B\u0902 \u092E\u0947\u0902 \u0938\u0947 \u090F\u0915 ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `\u092C\u0939\u0941\u0924 \u092C\u0921\u093C\u093E: \u0905\u092A\u0947\u0915\u094D\u0937\u093F\u0924 \u0925\u093E \u0915\u093F ${issue3.origin ?? "\u092E\u093E\u0928"} \u092E\u0947\u0902 ${adj}${issue3.maximum} ${sizing.unit} \u0939\u094B\u0902`;
-        return `\u092C\u0939\u0941\u0924 \u092C\u0921\u093C\u093E: \u0905\u092A\u0947\u0915\u094D\u0937\u093F\u0924 \u0925\u093E \u0915\u093F ${issue3.origin ?? "\u092E\u093E\u0928"} ${adj}${issue3.maximum} \u0939\u094B`;
+          return `\u092C\u0939\u0941\u0924 \u092C\u0921\u093C\u093E: \u0905\u092A\u0947\u0915\u094D\u0937\u093F\u0924 \u0925\u093E \u0915\u093F ${issue4.origin ?? "\u092E\u093E\u0928"} \u092E\u0947\u0902 ${adj}${issue4.maximum} ${sizing.unit} \u0939\u094B\u0902`;
+        return `\u092C\u0939\u0941\u0924 \u092C\u0921\u093C\u093E: \u0905\u092A\u0947\u0915\u094D\u0937\u093F\u0924 \u0925\u093E \u0915\u093F ${issue4.origin ?? "\u092E\u093E\u0928"} ${adj}${issue4.maximum} \u0939\u094B`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `\u092C\u0939\u0941\u0924 \u091B\u094B\u091F\u093E: \u0905\u092A\u0947\u0915\u094D\u0937\u093F\u0924 \u0925\u093E \u0915\u093F ${issue3.origin} \u092E\u0947\u0902 ${adj}${issue3.minimum} ${sizing.unit} \u0939\u094B\u0902`;
-        return `\u092C\u0939\u0941\u0924 \u091B\u094B\u091F\u093E: \u0905\u092A\u0947\u0915\u094D\u0937\u093F\u0924 \u0925\u093E \u0915\u093F ${issue3.origin} ${adj}${issue3.minimum} \u0939\u094B`;
+          return `\u092C\u0939\u0941\u0924 \u091B\u094B\u091F\u093E: \u0905\u092A\u0947\u0915\u094D\u0937\u093F\u0924 \u0925\u093E \u0915\u093F ${issue4.origin} \u092E\u0947\u0902 ${adj}${issue4.minimum} ${sizing.unit} \u0939\u094B\u0902`;
+        return `\u092C\u0939\u0941\u0924 \u091B\u094B\u091F\u093E: \u0905\u092A\u0947\u0915\u094D\u0937\u093F\u0924 \u0925\u093E \u0915\u093F ${issue4.origin} ${adj}${issue4.minimum} \u0939\u094B`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `\u0905\u092E\u093E\u0928\u094D\u092F \u0938\u094D\u091F\u094D\u0930\u093F\u0902\u0917: "${_issue.prefix}" \u0938\u0947 \u0936\u0941\u0930\u0942 \u0939\u094B\u0928\u093E \u091A\u093E\u0939\u093F\u090F`;
         if (_issue.format === "ends_with")
@@ -45191,22 +54977,22 @@ var error21 = () => {
           return `\u0905\u092E\u093E\u0928\u094D\u092F \u0938\u094D\u091F\u094D\u0930\u093F\u0902\u0917: \u0907\u0938\u092E\u0947\u0902 "${_issue.includes}" \u0936\u093E\u092E\u093F\u0932 \u0939\u094B\u0928\u093E \u091A\u093E\u0939\u093F\u090F`;
         if (_issue.format === "regex")
           return `\u0905\u092E\u093E\u0928\u094D\u092F \u0938\u094D\u091F\u094D\u0930\u093F\u0902\u0917: \u092A\u0948\u091F\u0930\u094D\u0928 ${_issue.pattern} \u0938\u0947 \u092E\u0947\u0932 \u0916\u093E\u0928\u093E \u091A\u093E\u0939\u093F\u090F`;
-        return `\u0905\u092E\u093E\u0928\u094D\u092F ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `\u0905\u092E\u093E\u0928\u094D\u092F ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `\u0905\u092E\u093E\u0928\u094D\u092F \u0938\u0902\u0916\u094D\u092F\u093E: \u092F\u0939 ${issue3.divisor} \u0915\u093E \u0917\u0941\u0923\u091C \u0939\u094B\u0928\u093E \u091A\u093E\u0939\u093F\u090F`;
+        return `\u0905\u092E\u093E\u0928\u094D\u092F \u0938\u0902\u0916\u094D\u092F\u093E: \u092F\u0939 ${issue4.divisor} \u0915\u093E \u0917\u0941\u0923\u091C \u0939\u094B\u0928\u093E \u091A\u093E\u0939\u093F\u090F`;
       case "unrecognized_keys":
-        return `\u0905\u092A\u0930\u093F\u091A\u093F\u0924 \u0915\u0941\u0902\u091C\u0940${issue3.keys.length > 1 ? "\u092F\u093E\u0901" : ""}: ${joinValues(issue3.keys, ", ")}`;
+        return `\u0905\u092A\u0930\u093F\u091A\u093F\u0924 \u0915\u0941\u0902\u091C\u0940${issue4.keys.length > 1 ? "\u092F\u093E\u0901" : ""}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `\u0905\u092E\u093E\u0928\u094D\u092F \u0915\u0941\u0902\u091C\u0940: ${issue3.origin} \u092E\u0947\u0902`;
+        return `\u0905\u092E\u093E\u0928\u094D\u092F \u0915\u0941\u0902\u091C\u0940: ${issue4.origin} \u092E\u0947\u0902`;
       case "invalid_union":
-        if (issue3.options && Array.isArray(issue3.options) && issue3.options.length > 0) {
-          const opts = issue3.options.map((o) => `'${o}'`).join(" | ");
+        if (issue4.options && Array.isArray(issue4.options) && issue4.options.length > 0) {
+          const opts = issue4.options.map((o) => `'${o}'`).join(" | ");
           return `\u0905\u092E\u093E\u0928\u094D\u092F \u0921\u093F\u0938\u094D\u0915\u094D\u0930\u093F\u092E\u093F\u0928\u0947\u091F\u0930 \u092E\u093E\u0928: \u0905\u092A\u0947\u0915\u094D\u0937\u093F\u0924 ${opts}`;
         }
         return "\u0905\u092E\u093E\u0928\u094D\u092F \u0907\u0928\u092A\u0941\u091F";
       case "invalid_element":
-        return `\u0905\u092E\u093E\u0928\u094D\u092F \u092E\u093E\u0928: ${issue3.origin} \u092E\u0947\u0902`;
+        return `\u0905\u092E\u093E\u0928\u094D\u092F \u092E\u093E\u0928: ${issue4.origin} \u092E\u0947\u0902`;
       default:
         return `\u0905\u092E\u093E\u0928\u094D\u092F \u0907\u0928\u092A\u0941\u091F`;
     }
@@ -45280,40 +55066,40 @@ var error22 = () => {
     function: "funkcija",
     map: "mapa"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `Neispravan unos: o\u010Dekuje se instanceof ${issue3.expected}, a primljeno je ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `Neispravan unos: o\u010Dekuje se instanceof ${issue4.expected}, a primljeno je ${received}`;
         }
         return `Neispravan unos: o\u010Dekuje se ${expected}, a primljeno je ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `Neispravna vrijednost: o\u010Dekivano ${stringifyPrimitive(issue3.values[0])}`;
-        return `Neispravna opcija: o\u010Dekivano jedno od ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `Neispravna vrijednost: o\u010Dekivano ${stringifyPrimitive(issue4.values[0])}`;
+        return `Neispravna opcija: o\u010Dekivano jedno od ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
-        const origin = TypeDictionary[issue3.origin] ?? issue3.origin;
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
+        const origin = TypeDictionary[issue4.origin] ?? issue4.origin;
         if (sizing)
-          return `Preveliko: o\u010Dekivano da ${origin ?? "vrijednost"} ima ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "elemenata"}`;
-        return `Preveliko: o\u010Dekivano da ${origin ?? "vrijednost"} bude ${adj}${issue3.maximum.toString()}`;
+          return `Preveliko: o\u010Dekivano da ${origin ?? "vrijednost"} ima ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "elemenata"}`;
+        return `Preveliko: o\u010Dekivano da ${origin ?? "vrijednost"} bude ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
-        const origin = TypeDictionary[issue3.origin] ?? issue3.origin;
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
+        const origin = TypeDictionary[issue4.origin] ?? issue4.origin;
         if (sizing) {
-          return `Premalo: o\u010Dekivano da ${origin} ima ${adj}${issue3.minimum.toString()} ${sizing.unit}`;
+          return `Premalo: o\u010Dekivano da ${origin} ima ${adj}${issue4.minimum.toString()} ${sizing.unit}`;
         }
-        return `Premalo: o\u010Dekivano da ${origin} bude ${adj}${issue3.minimum.toString()}`;
+        return `Premalo: o\u010Dekivano da ${origin} bude ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `Neispravan tekst: mora zapo\u010Dinjati s "${_issue.prefix}"`;
         if (_issue.format === "ends_with")
@@ -45322,18 +55108,18 @@ var error22 = () => {
           return `Neispravan tekst: mora sadr\u017Eavati "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `Neispravan tekst: mora odgovarati uzorku ${_issue.pattern}`;
-        return `Neispravna ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `Neispravna ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `Neispravan broj: mora biti vi\u0161ekratnik od ${issue3.divisor}`;
+        return `Neispravan broj: mora biti vi\u0161ekratnik od ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `Neprepoznat${issue3.keys.length > 1 ? "i klju\u010Devi" : " klju\u010D"}: ${joinValues(issue3.keys, ", ")}`;
+        return `Neprepoznat${issue4.keys.length > 1 ? "i klju\u010Devi" : " klju\u010D"}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `Neispravan klju\u010D u ${TypeDictionary[issue3.origin] ?? issue3.origin}`;
+        return `Neispravan klju\u010D u ${TypeDictionary[issue4.origin] ?? issue4.origin}`;
       case "invalid_union":
         return "Neispravan unos";
       case "invalid_element":
-        return `Neispravna vrijednost u ${TypeDictionary[issue3.origin] ?? issue3.origin}`;
+        return `Neispravna vrijednost u ${TypeDictionary[issue4.origin] ?? issue4.origin}`;
       default:
         return `Neispravan unos`;
     }
@@ -45396,38 +55182,38 @@ var error23 = () => {
     number: "sz\xE1m",
     array: "t\xF6mb"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `\xC9rv\xE9nytelen bemenet: a v\xE1rt \xE9rt\xE9k instanceof ${issue3.expected}, a kapott \xE9rt\xE9k ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `\xC9rv\xE9nytelen bemenet: a v\xE1rt \xE9rt\xE9k instanceof ${issue4.expected}, a kapott \xE9rt\xE9k ${received}`;
         }
         return `\xC9rv\xE9nytelen bemenet: a v\xE1rt \xE9rt\xE9k ${expected}, a kapott \xE9rt\xE9k ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `\xC9rv\xE9nytelen bemenet: a v\xE1rt \xE9rt\xE9k ${stringifyPrimitive(issue3.values[0])}`;
-        return `\xC9rv\xE9nytelen opci\xF3: valamelyik \xE9rt\xE9k v\xE1rt ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `\xC9rv\xE9nytelen bemenet: a v\xE1rt \xE9rt\xE9k ${stringifyPrimitive(issue4.values[0])}`;
+        return `\xC9rv\xE9nytelen opci\xF3: valamelyik \xE9rt\xE9k v\xE1rt ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `T\xFAl nagy: ${issue3.origin ?? "\xE9rt\xE9k"} m\xE9rete t\xFAl nagy ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "elem"}`;
-        return `T\xFAl nagy: a bemeneti \xE9rt\xE9k ${issue3.origin ?? "\xE9rt\xE9k"} t\xFAl nagy: ${adj}${issue3.maximum.toString()}`;
+          return `T\xFAl nagy: ${issue4.origin ?? "\xE9rt\xE9k"} m\xE9rete t\xFAl nagy ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "elem"}`;
+        return `T\xFAl nagy: a bemeneti \xE9rt\xE9k ${issue4.origin ?? "\xE9rt\xE9k"} t\xFAl nagy: ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `T\xFAl kicsi: a bemeneti \xE9rt\xE9k ${issue3.origin} m\xE9rete t\xFAl kicsi ${adj}${issue3.minimum.toString()} ${sizing.unit}`;
+          return `T\xFAl kicsi: a bemeneti \xE9rt\xE9k ${issue4.origin} m\xE9rete t\xFAl kicsi ${adj}${issue4.minimum.toString()} ${sizing.unit}`;
         }
-        return `T\xFAl kicsi: a bemeneti \xE9rt\xE9k ${issue3.origin} t\xFAl kicsi ${adj}${issue3.minimum.toString()}`;
+        return `T\xFAl kicsi: a bemeneti \xE9rt\xE9k ${issue4.origin} t\xFAl kicsi ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `\xC9rv\xE9nytelen string: "${_issue.prefix}" \xE9rt\xE9kkel kell kezd\u0151dnie`;
         if (_issue.format === "ends_with")
@@ -45436,18 +55222,18 @@ var error23 = () => {
           return `\xC9rv\xE9nytelen string: "${_issue.includes}" \xE9rt\xE9ket kell tartalmaznia`;
         if (_issue.format === "regex")
           return `\xC9rv\xE9nytelen string: ${_issue.pattern} mint\xE1nak kell megfelelnie`;
-        return `\xC9rv\xE9nytelen ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `\xC9rv\xE9nytelen ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `\xC9rv\xE9nytelen sz\xE1m: ${issue3.divisor} t\xF6bbsz\xF6r\xF6s\xE9nek kell lennie`;
+        return `\xC9rv\xE9nytelen sz\xE1m: ${issue4.divisor} t\xF6bbsz\xF6r\xF6s\xE9nek kell lennie`;
       case "unrecognized_keys":
-        return `Ismeretlen kulcs${issue3.keys.length > 1 ? "s" : ""}: ${joinValues(issue3.keys, ", ")}`;
+        return `Ismeretlen kulcs${issue4.keys.length > 1 ? "s" : ""}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `\xC9rv\xE9nytelen kulcs ${issue3.origin}`;
+        return `\xC9rv\xE9nytelen kulcs ${issue4.origin}`;
       case "invalid_union":
         return "\xC9rv\xE9nytelen bemenet";
       case "invalid_element":
-        return `\xC9rv\xE9nytelen \xE9rt\xE9k: ${issue3.origin}`;
+        return `\xC9rv\xE9nytelen \xE9rt\xE9k: ${issue4.origin}`;
       default:
         return `\xC9rv\xE9nytelen bemenet`;
     }
@@ -45550,43 +55336,43 @@ var error24 = () => {
     number: "\u0569\u056B\u057E",
     array: "\u0566\u0561\u0576\u0563\u057E\u0561\u056E"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `\u054D\u056D\u0561\u056C \u0574\u0578\u0582\u057F\u0584\u0561\u0563\u0580\u0578\u0582\u0574\u2024 \u057D\u057A\u0561\u057D\u057E\u0578\u0582\u0574 \u0567\u0580 instanceof ${issue3.expected}, \u057D\u057F\u0561\u0581\u057E\u0565\u056C \u0567 ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `\u054D\u056D\u0561\u056C \u0574\u0578\u0582\u057F\u0584\u0561\u0563\u0580\u0578\u0582\u0574\u2024 \u057D\u057A\u0561\u057D\u057E\u0578\u0582\u0574 \u0567\u0580 instanceof ${issue4.expected}, \u057D\u057F\u0561\u0581\u057E\u0565\u056C \u0567 ${received}`;
         }
         return `\u054D\u056D\u0561\u056C \u0574\u0578\u0582\u057F\u0584\u0561\u0563\u0580\u0578\u0582\u0574\u2024 \u057D\u057A\u0561\u057D\u057E\u0578\u0582\u0574 \u0567\u0580 ${expected}, \u057D\u057F\u0561\u0581\u057E\u0565\u056C \u0567 ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `\u054D\u056D\u0561\u056C \u0574\u0578\u0582\u057F\u0584\u0561\u0563\u0580\u0578\u0582\u0574\u2024 \u057D\u057A\u0561\u057D\u057E\u0578\u0582\u0574 \u0567\u0580 ${stringifyPrimitive(issue3.values[1])}`;
-        return `\u054D\u056D\u0561\u056C \u057F\u0561\u0580\u0562\u0565\u0580\u0561\u056F\u2024 \u057D\u057A\u0561\u057D\u057E\u0578\u0582\u0574 \u0567\u0580 \u0570\u0565\u057F\u0587\u0575\u0561\u056C\u0576\u0565\u0580\u056B\u0581 \u0574\u0565\u056F\u0568\u055D ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `\u054D\u056D\u0561\u056C \u0574\u0578\u0582\u057F\u0584\u0561\u0563\u0580\u0578\u0582\u0574\u2024 \u057D\u057A\u0561\u057D\u057E\u0578\u0582\u0574 \u0567\u0580 ${stringifyPrimitive(issue4.values[1])}`;
+        return `\u054D\u056D\u0561\u056C \u057F\u0561\u0580\u0562\u0565\u0580\u0561\u056F\u2024 \u057D\u057A\u0561\u057D\u057E\u0578\u0582\u0574 \u0567\u0580 \u0570\u0565\u057F\u0587\u0575\u0561\u056C\u0576\u0565\u0580\u056B\u0581 \u0574\u0565\u056F\u0568\u055D ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          const maxValue = Number(issue3.maximum);
+          const maxValue = Number(issue4.maximum);
           const unit = getArmenianPlural(maxValue, sizing.unit.one, sizing.unit.many);
-          return `\u0549\u0561\u0583\u0561\u0566\u0561\u0576\u0581 \u0574\u0565\u056E \u0561\u0580\u056A\u0565\u0584\u2024 \u057D\u057A\u0561\u057D\u057E\u0578\u0582\u0574 \u0567, \u0578\u0580 ${withDefiniteArticle(issue3.origin ?? "\u0561\u0580\u056A\u0565\u0584")} \u056F\u0578\u0582\u0576\u0565\u0576\u0561 ${adj}${issue3.maximum.toString()} ${unit}`;
+          return `\u0549\u0561\u0583\u0561\u0566\u0561\u0576\u0581 \u0574\u0565\u056E \u0561\u0580\u056A\u0565\u0584\u2024 \u057D\u057A\u0561\u057D\u057E\u0578\u0582\u0574 \u0567, \u0578\u0580 ${withDefiniteArticle(issue4.origin ?? "\u0561\u0580\u056A\u0565\u0584")} \u056F\u0578\u0582\u0576\u0565\u0576\u0561 ${adj}${issue4.maximum.toString()} ${unit}`;
         }
-        return `\u0549\u0561\u0583\u0561\u0566\u0561\u0576\u0581 \u0574\u0565\u056E \u0561\u0580\u056A\u0565\u0584\u2024 \u057D\u057A\u0561\u057D\u057E\u0578\u0582\u0574 \u0567, \u0578\u0580 ${withDefiniteArticle(issue3.origin ?? "\u0561\u0580\u056A\u0565\u0584")} \u056C\u056B\u0576\u056B ${adj}${issue3.maximum.toString()}`;
+        return `\u0549\u0561\u0583\u0561\u0566\u0561\u0576\u0581 \u0574\u0565\u056E \u0561\u0580\u056A\u0565\u0584\u2024 \u057D\u057A\u0561\u057D\u057E\u0578\u0582\u0574 \u0567, \u0578\u0580 ${withDefiniteArticle(issue4.origin ?? "\u0561\u0580\u056A\u0565\u0584")} \u056C\u056B\u0576\u056B ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          const minValue = Number(issue3.minimum);
+          const minValue = Number(issue4.minimum);
           const unit = getArmenianPlural(minValue, sizing.unit.one, sizing.unit.many);
-          return `\u0549\u0561\u0583\u0561\u0566\u0561\u0576\u0581 \u0583\u0578\u0584\u0580 \u0561\u0580\u056A\u0565\u0584\u2024 \u057D\u057A\u0561\u057D\u057E\u0578\u0582\u0574 \u0567, \u0578\u0580 ${withDefiniteArticle(issue3.origin)} \u056F\u0578\u0582\u0576\u0565\u0576\u0561 ${adj}${issue3.minimum.toString()} ${unit}`;
+          return `\u0549\u0561\u0583\u0561\u0566\u0561\u0576\u0581 \u0583\u0578\u0584\u0580 \u0561\u0580\u056A\u0565\u0584\u2024 \u057D\u057A\u0561\u057D\u057E\u0578\u0582\u0574 \u0567, \u0578\u0580 ${withDefiniteArticle(issue4.origin)} \u056F\u0578\u0582\u0576\u0565\u0576\u0561 ${adj}${issue4.minimum.toString()} ${unit}`;
         }
-        return `\u0549\u0561\u0583\u0561\u0566\u0561\u0576\u0581 \u0583\u0578\u0584\u0580 \u0561\u0580\u056A\u0565\u0584\u2024 \u057D\u057A\u0561\u057D\u057E\u0578\u0582\u0574 \u0567, \u0578\u0580 ${withDefiniteArticle(issue3.origin)} \u056C\u056B\u0576\u056B ${adj}${issue3.minimum.toString()}`;
+        return `\u0549\u0561\u0583\u0561\u0566\u0561\u0576\u0581 \u0583\u0578\u0584\u0580 \u0561\u0580\u056A\u0565\u0584\u2024 \u057D\u057A\u0561\u057D\u057E\u0578\u0582\u0574 \u0567, \u0578\u0580 ${withDefiniteArticle(issue4.origin)} \u056C\u056B\u0576\u056B ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `\u054D\u056D\u0561\u056C \u057F\u0578\u0572\u2024 \u057A\u0565\u057F\u0584 \u0567 \u057D\u056F\u057D\u057E\u056B "${_issue.prefix}"-\u0578\u057E`;
         if (_issue.format === "ends_with")
@@ -45595,18 +55381,18 @@ var error24 = () => {
           return `\u054D\u056D\u0561\u056C \u057F\u0578\u0572\u2024 \u057A\u0565\u057F\u0584 \u0567 \u057A\u0561\u0580\u0578\u0582\u0576\u0561\u056F\u056B "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `\u054D\u056D\u0561\u056C \u057F\u0578\u0572\u2024 \u057A\u0565\u057F\u0584 \u0567 \u0570\u0561\u0574\u0561\u057A\u0561\u057F\u0561\u057D\u056D\u0561\u0576\u056B ${_issue.pattern} \u0571\u0587\u0561\u0579\u0561\u0583\u056B\u0576`;
-        return `\u054D\u056D\u0561\u056C ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `\u054D\u056D\u0561\u056C ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `\u054D\u056D\u0561\u056C \u0569\u056B\u057E\u2024 \u057A\u0565\u057F\u0584 \u0567 \u0562\u0561\u0566\u0574\u0561\u057A\u0561\u057F\u056B\u056F \u056C\u056B\u0576\u056B ${issue3.divisor}-\u056B`;
+        return `\u054D\u056D\u0561\u056C \u0569\u056B\u057E\u2024 \u057A\u0565\u057F\u0584 \u0567 \u0562\u0561\u0566\u0574\u0561\u057A\u0561\u057F\u056B\u056F \u056C\u056B\u0576\u056B ${issue4.divisor}-\u056B`;
       case "unrecognized_keys":
-        return `\u0549\u0573\u0561\u0576\u0561\u0579\u057E\u0561\u056E \u0562\u0561\u0576\u0561\u056C\u056B${issue3.keys.length > 1 ? "\u0576\u0565\u0580" : ""}. ${joinValues(issue3.keys, ", ")}`;
+        return `\u0549\u0573\u0561\u0576\u0561\u0579\u057E\u0561\u056E \u0562\u0561\u0576\u0561\u056C\u056B${issue4.keys.length > 1 ? "\u0576\u0565\u0580" : ""}. ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `\u054D\u056D\u0561\u056C \u0562\u0561\u0576\u0561\u056C\u056B ${withDefiniteArticle(issue3.origin)}-\u0578\u0582\u0574`;
+        return `\u054D\u056D\u0561\u056C \u0562\u0561\u0576\u0561\u056C\u056B ${withDefiniteArticle(issue4.origin)}-\u0578\u0582\u0574`;
       case "invalid_union":
         return "\u054D\u056D\u0561\u056C \u0574\u0578\u0582\u057F\u0584\u0561\u0563\u0580\u0578\u0582\u0574";
       case "invalid_element":
-        return `\u054D\u056D\u0561\u056C \u0561\u0580\u056A\u0565\u0584 ${withDefiniteArticle(issue3.origin)}-\u0578\u0582\u0574`;
+        return `\u054D\u056D\u0561\u056C \u0561\u0580\u056A\u0565\u0584 ${withDefiniteArticle(issue4.origin)}-\u0578\u0582\u0574`;
       default:
         return `\u054D\u056D\u0561\u056C \u0574\u0578\u0582\u057F\u0584\u0561\u0563\u0580\u0578\u0582\u0574`;
     }
@@ -45667,38 +55453,38 @@ var error25 = () => {
   const TypeDictionary = {
     nan: "NaN"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `Input tidak valid: diharapkan instanceof ${issue3.expected}, diterima ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `Input tidak valid: diharapkan instanceof ${issue4.expected}, diterima ${received}`;
         }
         return `Input tidak valid: diharapkan ${expected}, diterima ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `Input tidak valid: diharapkan ${stringifyPrimitive(issue3.values[0])}`;
-        return `Pilihan tidak valid: diharapkan salah satu dari ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `Input tidak valid: diharapkan ${stringifyPrimitive(issue4.values[0])}`;
+        return `Pilihan tidak valid: diharapkan salah satu dari ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `Terlalu besar: diharapkan ${issue3.origin ?? "value"} memiliki ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "elemen"}`;
-        return `Terlalu besar: diharapkan ${issue3.origin ?? "value"} menjadi ${adj}${issue3.maximum.toString()}`;
+          return `Terlalu besar: diharapkan ${issue4.origin ?? "value"} memiliki ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "elemen"}`;
+        return `Terlalu besar: diharapkan ${issue4.origin ?? "value"} menjadi ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `Terlalu kecil: diharapkan ${issue3.origin} memiliki ${adj}${issue3.minimum.toString()} ${sizing.unit}`;
+          return `Terlalu kecil: diharapkan ${issue4.origin} memiliki ${adj}${issue4.minimum.toString()} ${sizing.unit}`;
         }
-        return `Terlalu kecil: diharapkan ${issue3.origin} menjadi ${adj}${issue3.minimum.toString()}`;
+        return `Terlalu kecil: diharapkan ${issue4.origin} menjadi ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `String tidak valid: harus dimulai dengan "${_issue.prefix}"`;
         if (_issue.format === "ends_with")
@@ -45707,18 +55493,18 @@ var error25 = () => {
           return `String tidak valid: harus menyertakan "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `String tidak valid: harus sesuai pola ${_issue.pattern}`;
-        return `${FormatDictionary[_issue.format] ?? issue3.format} tidak valid`;
+        return `${FormatDictionary[_issue.format] ?? issue4.format} tidak valid`;
       }
       case "not_multiple_of":
-        return `Angka tidak valid: harus kelipatan dari ${issue3.divisor}`;
+        return `Angka tidak valid: harus kelipatan dari ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `Kunci tidak dikenali ${issue3.keys.length > 1 ? "s" : ""}: ${joinValues(issue3.keys, ", ")}`;
+        return `Kunci tidak dikenali ${issue4.keys.length > 1 ? "s" : ""}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `Kunci tidak valid di ${issue3.origin}`;
+        return `Kunci tidak valid di ${issue4.origin}`;
       case "invalid_union":
         return "Input tidak valid";
       case "invalid_element":
-        return `Nilai tidak valid di ${issue3.origin}`;
+        return `Nilai tidak valid di ${issue4.origin}`;
       default:
         return `Input tidak valid`;
     }
@@ -45781,38 +55567,38 @@ var error26 = () => {
     number: "n\xFAmer",
     array: "fylki"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `Rangt gildi: \xDE\xFA sl\xF3st inn ${received} \xFEar sem \xE1 a\xF0 vera instanceof ${issue3.expected}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `Rangt gildi: \xDE\xFA sl\xF3st inn ${received} \xFEar sem \xE1 a\xF0 vera instanceof ${issue4.expected}`;
         }
         return `Rangt gildi: \xDE\xFA sl\xF3st inn ${received} \xFEar sem \xE1 a\xF0 vera ${expected}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `Rangt gildi: gert r\xE1\xF0 fyrir ${stringifyPrimitive(issue3.values[0])}`;
-        return `\xD3gilt val: m\xE1 vera eitt af eftirfarandi ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `Rangt gildi: gert r\xE1\xF0 fyrir ${stringifyPrimitive(issue4.values[0])}`;
+        return `\xD3gilt val: m\xE1 vera eitt af eftirfarandi ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `Of st\xF3rt: gert er r\xE1\xF0 fyrir a\xF0 ${issue3.origin ?? "gildi"} hafi ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "hluti"}`;
-        return `Of st\xF3rt: gert er r\xE1\xF0 fyrir a\xF0 ${issue3.origin ?? "gildi"} s\xE9 ${adj}${issue3.maximum.toString()}`;
+          return `Of st\xF3rt: gert er r\xE1\xF0 fyrir a\xF0 ${issue4.origin ?? "gildi"} hafi ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "hluti"}`;
+        return `Of st\xF3rt: gert er r\xE1\xF0 fyrir a\xF0 ${issue4.origin ?? "gildi"} s\xE9 ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `Of l\xEDti\xF0: gert er r\xE1\xF0 fyrir a\xF0 ${issue3.origin} hafi ${adj}${issue3.minimum.toString()} ${sizing.unit}`;
+          return `Of l\xEDti\xF0: gert er r\xE1\xF0 fyrir a\xF0 ${issue4.origin} hafi ${adj}${issue4.minimum.toString()} ${sizing.unit}`;
         }
-        return `Of l\xEDti\xF0: gert er r\xE1\xF0 fyrir a\xF0 ${issue3.origin} s\xE9 ${adj}${issue3.minimum.toString()}`;
+        return `Of l\xEDti\xF0: gert er r\xE1\xF0 fyrir a\xF0 ${issue4.origin} s\xE9 ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with") {
           return `\xD3gildur strengur: ver\xF0ur a\xF0 byrja \xE1 "${_issue.prefix}"`;
         }
@@ -45822,18 +55608,18 @@ var error26 = () => {
           return `\xD3gildur strengur: ver\xF0ur a\xF0 innihalda "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `\xD3gildur strengur: ver\xF0ur a\xF0 fylgja mynstri ${_issue.pattern}`;
-        return `Rangt ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `Rangt ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `R\xF6ng tala: ver\xF0ur a\xF0 vera margfeldi af ${issue3.divisor}`;
+        return `R\xF6ng tala: ver\xF0ur a\xF0 vera margfeldi af ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `\xD3\xFEekkt ${issue3.keys.length > 1 ? "ir lyklar" : "ur lykill"}: ${joinValues(issue3.keys, ", ")}`;
+        return `\xD3\xFEekkt ${issue4.keys.length > 1 ? "ir lyklar" : "ur lykill"}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `Rangur lykill \xED ${issue3.origin}`;
+        return `Rangur lykill \xED ${issue4.origin}`;
       case "invalid_union":
         return "Rangt gildi";
       case "invalid_element":
-        return `Rangt gildi \xED ${issue3.origin}`;
+        return `Rangt gildi \xED ${issue4.origin}`;
       default:
         return `Rangt gildi`;
     }
@@ -45896,38 +55682,38 @@ var error27 = () => {
     number: "numero",
     array: "vettore"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `Input non valido: atteso instanceof ${issue3.expected}, ricevuto ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `Input non valido: atteso instanceof ${issue4.expected}, ricevuto ${received}`;
         }
         return `Input non valido: atteso ${expected}, ricevuto ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `Input non valido: atteso ${stringifyPrimitive(issue3.values[0])}`;
-        return `Opzione non valida: atteso uno tra ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `Input non valido: atteso ${stringifyPrimitive(issue4.values[0])}`;
+        return `Opzione non valida: atteso uno tra ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `Troppo grande: ${issue3.origin ?? "valore"} deve avere ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "elementi"}`;
-        return `Troppo grande: ${issue3.origin ?? "valore"} deve essere ${adj}${issue3.maximum.toString()}`;
+          return `Troppo grande: ${issue4.origin ?? "valore"} deve avere ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "elementi"}`;
+        return `Troppo grande: ${issue4.origin ?? "valore"} deve essere ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `Troppo piccolo: ${issue3.origin} deve avere ${adj}${issue3.minimum.toString()} ${sizing.unit}`;
+          return `Troppo piccolo: ${issue4.origin} deve avere ${adj}${issue4.minimum.toString()} ${sizing.unit}`;
         }
-        return `Troppo piccolo: ${issue3.origin} deve essere ${adj}${issue3.minimum.toString()}`;
+        return `Troppo piccolo: ${issue4.origin} deve essere ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `Stringa non valida: deve iniziare con "${_issue.prefix}"`;
         if (_issue.format === "ends_with")
@@ -45936,18 +55722,18 @@ var error27 = () => {
           return `Stringa non valida: deve includere "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `Stringa non valida: deve corrispondere al pattern ${_issue.pattern}`;
-        return `Input non valido: ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `Input non valido: ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `Numero non valido: deve essere un multiplo di ${issue3.divisor}`;
+        return `Numero non valido: deve essere un multiplo di ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `Chiav${issue3.keys.length > 1 ? "i" : "e"} non riconosciut${issue3.keys.length > 1 ? "e" : "a"}: ${joinValues(issue3.keys, ", ")}`;
+        return `Chiav${issue4.keys.length > 1 ? "i" : "e"} non riconosciut${issue4.keys.length > 1 ? "e" : "a"}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `Chiave non valida in ${issue3.origin}`;
+        return `Chiave non valida in ${issue4.origin}`;
       case "invalid_union":
         return "Input non valido";
       case "invalid_element":
-        return `Valore non valido in ${issue3.origin}`;
+        return `Valore non valido in ${issue4.origin}`;
       default:
         return `Input non valido`;
     }
@@ -46010,37 +55796,37 @@ var error28 = () => {
     number: "\u6570\u5024",
     array: "\u914D\u5217"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `\u7121\u52B9\u306A\u5165\u529B: instanceof ${issue3.expected}\u304C\u671F\u5F85\u3055\u308C\u307E\u3057\u305F\u304C\u3001${received}\u304C\u5165\u529B\u3055\u308C\u307E\u3057\u305F`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `\u7121\u52B9\u306A\u5165\u529B: instanceof ${issue4.expected}\u304C\u671F\u5F85\u3055\u308C\u307E\u3057\u305F\u304C\u3001${received}\u304C\u5165\u529B\u3055\u308C\u307E\u3057\u305F`;
         }
         return `\u7121\u52B9\u306A\u5165\u529B: ${expected}\u304C\u671F\u5F85\u3055\u308C\u307E\u3057\u305F\u304C\u3001${received}\u304C\u5165\u529B\u3055\u308C\u307E\u3057\u305F`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `\u7121\u52B9\u306A\u5165\u529B: ${stringifyPrimitive(issue3.values[0])}\u304C\u671F\u5F85\u3055\u308C\u307E\u3057\u305F`;
-        return `\u7121\u52B9\u306A\u9078\u629E: ${joinValues(issue3.values, "\u3001")}\u306E\u3044\u305A\u308C\u304B\u3067\u3042\u308B\u5FC5\u8981\u304C\u3042\u308A\u307E\u3059`;
+        if (issue4.values.length === 1)
+          return `\u7121\u52B9\u306A\u5165\u529B: ${stringifyPrimitive(issue4.values[0])}\u304C\u671F\u5F85\u3055\u308C\u307E\u3057\u305F`;
+        return `\u7121\u52B9\u306A\u9078\u629E: ${joinValues(issue4.values, "\u3001")}\u306E\u3044\u305A\u308C\u304B\u3067\u3042\u308B\u5FC5\u8981\u304C\u3042\u308A\u307E\u3059`;
       case "too_big": {
-        const adj = issue3.inclusive ? "\u4EE5\u4E0B\u3067\u3042\u308B" : "\u3088\u308A\u5C0F\u3055\u3044";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "\u4EE5\u4E0B\u3067\u3042\u308B" : "\u3088\u308A\u5C0F\u3055\u3044";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `\u5927\u304D\u3059\u304E\u308B\u5024: ${issue3.origin ?? "\u5024"}\u306F${issue3.maximum.toString()}${sizing.unit ?? "\u8981\u7D20"}${adj}\u5FC5\u8981\u304C\u3042\u308A\u307E\u3059`;
-        return `\u5927\u304D\u3059\u304E\u308B\u5024: ${issue3.origin ?? "\u5024"}\u306F${issue3.maximum.toString()}${adj}\u5FC5\u8981\u304C\u3042\u308A\u307E\u3059`;
+          return `\u5927\u304D\u3059\u304E\u308B\u5024: ${issue4.origin ?? "\u5024"}\u306F${issue4.maximum.toString()}${sizing.unit ?? "\u8981\u7D20"}${adj}\u5FC5\u8981\u304C\u3042\u308A\u307E\u3059`;
+        return `\u5927\u304D\u3059\u304E\u308B\u5024: ${issue4.origin ?? "\u5024"}\u306F${issue4.maximum.toString()}${adj}\u5FC5\u8981\u304C\u3042\u308A\u307E\u3059`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? "\u4EE5\u4E0A\u3067\u3042\u308B" : "\u3088\u308A\u5927\u304D\u3044";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "\u4EE5\u4E0A\u3067\u3042\u308B" : "\u3088\u308A\u5927\u304D\u3044";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `\u5C0F\u3055\u3059\u304E\u308B\u5024: ${issue3.origin}\u306F${issue3.minimum.toString()}${sizing.unit}${adj}\u5FC5\u8981\u304C\u3042\u308A\u307E\u3059`;
-        return `\u5C0F\u3055\u3059\u304E\u308B\u5024: ${issue3.origin}\u306F${issue3.minimum.toString()}${adj}\u5FC5\u8981\u304C\u3042\u308A\u307E\u3059`;
+          return `\u5C0F\u3055\u3059\u304E\u308B\u5024: ${issue4.origin}\u306F${issue4.minimum.toString()}${sizing.unit}${adj}\u5FC5\u8981\u304C\u3042\u308A\u307E\u3059`;
+        return `\u5C0F\u3055\u3059\u304E\u308B\u5024: ${issue4.origin}\u306F${issue4.minimum.toString()}${adj}\u5FC5\u8981\u304C\u3042\u308A\u307E\u3059`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `\u7121\u52B9\u306A\u6587\u5B57\u5217: "${_issue.prefix}"\u3067\u59CB\u307E\u308B\u5FC5\u8981\u304C\u3042\u308A\u307E\u3059`;
         if (_issue.format === "ends_with")
@@ -46049,18 +55835,18 @@ var error28 = () => {
           return `\u7121\u52B9\u306A\u6587\u5B57\u5217: "${_issue.includes}"\u3092\u542B\u3080\u5FC5\u8981\u304C\u3042\u308A\u307E\u3059`;
         if (_issue.format === "regex")
           return `\u7121\u52B9\u306A\u6587\u5B57\u5217: \u30D1\u30BF\u30FC\u30F3${_issue.pattern}\u306B\u4E00\u81F4\u3059\u308B\u5FC5\u8981\u304C\u3042\u308A\u307E\u3059`;
-        return `\u7121\u52B9\u306A${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `\u7121\u52B9\u306A${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `\u7121\u52B9\u306A\u6570\u5024: ${issue3.divisor}\u306E\u500D\u6570\u3067\u3042\u308B\u5FC5\u8981\u304C\u3042\u308A\u307E\u3059`;
+        return `\u7121\u52B9\u306A\u6570\u5024: ${issue4.divisor}\u306E\u500D\u6570\u3067\u3042\u308B\u5FC5\u8981\u304C\u3042\u308A\u307E\u3059`;
       case "unrecognized_keys":
-        return `\u8A8D\u8B58\u3055\u308C\u3066\u3044\u306A\u3044\u30AD\u30FC${issue3.keys.length > 1 ? "\u7FA4" : ""}: ${joinValues(issue3.keys, "\u3001")}`;
+        return `\u8A8D\u8B58\u3055\u308C\u3066\u3044\u306A\u3044\u30AD\u30FC${issue4.keys.length > 1 ? "\u7FA4" : ""}: ${joinValues(issue4.keys, "\u3001")}`;
       case "invalid_key":
-        return `${issue3.origin}\u5185\u306E\u7121\u52B9\u306A\u30AD\u30FC`;
+        return `${issue4.origin}\u5185\u306E\u7121\u52B9\u306A\u30AD\u30FC`;
       case "invalid_union":
         return "\u7121\u52B9\u306A\u5165\u529B";
       case "invalid_element":
-        return `${issue3.origin}\u5185\u306E\u7121\u52B9\u306A\u5024`;
+        return `${issue4.origin}\u5185\u306E\u7121\u52B9\u306A\u5024`;
       default:
         return `\u7121\u52B9\u306A\u5165\u529B`;
     }
@@ -46126,38 +55912,38 @@ var error29 = () => {
     function: "\u10E4\u10E3\u10DC\u10E5\u10EA\u10D8\u10D0",
     array: "\u10DB\u10D0\u10E1\u10D8\u10D5\u10D8"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `\u10D0\u10E0\u10D0\u10E1\u10EC\u10DD\u10E0\u10D8 \u10E8\u10D4\u10E7\u10D5\u10D0\u10DC\u10D0: \u10DB\u10DD\u10E1\u10D0\u10DA\u10DD\u10D3\u10DC\u10D4\u10DA\u10D8 instanceof ${issue3.expected}, \u10DB\u10D8\u10E6\u10D4\u10D1\u10E3\u10DA\u10D8 ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `\u10D0\u10E0\u10D0\u10E1\u10EC\u10DD\u10E0\u10D8 \u10E8\u10D4\u10E7\u10D5\u10D0\u10DC\u10D0: \u10DB\u10DD\u10E1\u10D0\u10DA\u10DD\u10D3\u10DC\u10D4\u10DA\u10D8 instanceof ${issue4.expected}, \u10DB\u10D8\u10E6\u10D4\u10D1\u10E3\u10DA\u10D8 ${received}`;
         }
         return `\u10D0\u10E0\u10D0\u10E1\u10EC\u10DD\u10E0\u10D8 \u10E8\u10D4\u10E7\u10D5\u10D0\u10DC\u10D0: \u10DB\u10DD\u10E1\u10D0\u10DA\u10DD\u10D3\u10DC\u10D4\u10DA\u10D8 ${expected}, \u10DB\u10D8\u10E6\u10D4\u10D1\u10E3\u10DA\u10D8 ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `\u10D0\u10E0\u10D0\u10E1\u10EC\u10DD\u10E0\u10D8 \u10E8\u10D4\u10E7\u10D5\u10D0\u10DC\u10D0: \u10DB\u10DD\u10E1\u10D0\u10DA\u10DD\u10D3\u10DC\u10D4\u10DA\u10D8 ${stringifyPrimitive(issue3.values[0])}`;
-        return `\u10D0\u10E0\u10D0\u10E1\u10EC\u10DD\u10E0\u10D8 \u10D5\u10D0\u10E0\u10D8\u10D0\u10DC\u10E2\u10D8: \u10DB\u10DD\u10E1\u10D0\u10DA\u10DD\u10D3\u10DC\u10D4\u10DA\u10D8\u10D0 \u10D4\u10E0\u10D7-\u10D4\u10E0\u10D7\u10D8 ${joinValues(issue3.values, "|")}-\u10D3\u10D0\u10DC`;
+        if (issue4.values.length === 1)
+          return `\u10D0\u10E0\u10D0\u10E1\u10EC\u10DD\u10E0\u10D8 \u10E8\u10D4\u10E7\u10D5\u10D0\u10DC\u10D0: \u10DB\u10DD\u10E1\u10D0\u10DA\u10DD\u10D3\u10DC\u10D4\u10DA\u10D8 ${stringifyPrimitive(issue4.values[0])}`;
+        return `\u10D0\u10E0\u10D0\u10E1\u10EC\u10DD\u10E0\u10D8 \u10D5\u10D0\u10E0\u10D8\u10D0\u10DC\u10E2\u10D8: \u10DB\u10DD\u10E1\u10D0\u10DA\u10DD\u10D3\u10DC\u10D4\u10DA\u10D8\u10D0 \u10D4\u10E0\u10D7-\u10D4\u10E0\u10D7\u10D8 ${joinValues(issue4.values, "|")}-\u10D3\u10D0\u10DC`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `\u10D6\u10D4\u10D3\u10DB\u10D4\u10E2\u10D0\u10D3 \u10D3\u10D8\u10D3\u10D8: \u10DB\u10DD\u10E1\u10D0\u10DA\u10DD\u10D3\u10DC\u10D4\u10DA\u10D8 ${issue3.origin ?? "\u10DB\u10DC\u10D8\u10E8\u10D5\u10DC\u10D4\u10DA\u10DD\u10D1\u10D0"} ${sizing.verb} ${adj}${issue3.maximum.toString()} ${sizing.unit}`;
-        return `\u10D6\u10D4\u10D3\u10DB\u10D4\u10E2\u10D0\u10D3 \u10D3\u10D8\u10D3\u10D8: \u10DB\u10DD\u10E1\u10D0\u10DA\u10DD\u10D3\u10DC\u10D4\u10DA\u10D8 ${issue3.origin ?? "\u10DB\u10DC\u10D8\u10E8\u10D5\u10DC\u10D4\u10DA\u10DD\u10D1\u10D0"} \u10D8\u10E7\u10DD\u10E1 ${adj}${issue3.maximum.toString()}`;
+          return `\u10D6\u10D4\u10D3\u10DB\u10D4\u10E2\u10D0\u10D3 \u10D3\u10D8\u10D3\u10D8: \u10DB\u10DD\u10E1\u10D0\u10DA\u10DD\u10D3\u10DC\u10D4\u10DA\u10D8 ${issue4.origin ?? "\u10DB\u10DC\u10D8\u10E8\u10D5\u10DC\u10D4\u10DA\u10DD\u10D1\u10D0"} ${sizing.verb} ${adj}${issue4.maximum.toString()} ${sizing.unit}`;
+        return `\u10D6\u10D4\u10D3\u10DB\u10D4\u10E2\u10D0\u10D3 \u10D3\u10D8\u10D3\u10D8: \u10DB\u10DD\u10E1\u10D0\u10DA\u10DD\u10D3\u10DC\u10D4\u10DA\u10D8 ${issue4.origin ?? "\u10DB\u10DC\u10D8\u10E8\u10D5\u10DC\u10D4\u10DA\u10DD\u10D1\u10D0"} \u10D8\u10E7\u10DD\u10E1 ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `\u10D6\u10D4\u10D3\u10DB\u10D4\u10E2\u10D0\u10D3 \u10DE\u10D0\u10E2\u10D0\u10E0\u10D0: \u10DB\u10DD\u10E1\u10D0\u10DA\u10DD\u10D3\u10DC\u10D4\u10DA\u10D8 ${issue3.origin} ${sizing.verb} ${adj}${issue3.minimum.toString()} ${sizing.unit}`;
+          return `\u10D6\u10D4\u10D3\u10DB\u10D4\u10E2\u10D0\u10D3 \u10DE\u10D0\u10E2\u10D0\u10E0\u10D0: \u10DB\u10DD\u10E1\u10D0\u10DA\u10DD\u10D3\u10DC\u10D4\u10DA\u10D8 ${issue4.origin} ${sizing.verb} ${adj}${issue4.minimum.toString()} ${sizing.unit}`;
         }
-        return `\u10D6\u10D4\u10D3\u10DB\u10D4\u10E2\u10D0\u10D3 \u10DE\u10D0\u10E2\u10D0\u10E0\u10D0: \u10DB\u10DD\u10E1\u10D0\u10DA\u10DD\u10D3\u10DC\u10D4\u10DA\u10D8 ${issue3.origin} \u10D8\u10E7\u10DD\u10E1 ${adj}${issue3.minimum.toString()}`;
+        return `\u10D6\u10D4\u10D3\u10DB\u10D4\u10E2\u10D0\u10D3 \u10DE\u10D0\u10E2\u10D0\u10E0\u10D0: \u10DB\u10DD\u10E1\u10D0\u10DA\u10DD\u10D3\u10DC\u10D4\u10DA\u10D8 ${issue4.origin} \u10D8\u10E7\u10DD\u10E1 ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with") {
           return `\u10D0\u10E0\u10D0\u10E1\u10EC\u10DD\u10E0\u10D8 \u10D5\u10D4\u10DA\u10D8: \u10E3\u10DC\u10D3\u10D0 \u10D8\u10EC\u10E7\u10D4\u10D1\u10DD\u10D3\u10D4\u10E1 "${_issue.prefix}"-\u10D8\u10D7`;
         }
@@ -46167,18 +55953,18 @@ var error29 = () => {
           return `\u10D0\u10E0\u10D0\u10E1\u10EC\u10DD\u10E0\u10D8 \u10D5\u10D4\u10DA\u10D8: \u10E3\u10DC\u10D3\u10D0 \u10E8\u10D4\u10D8\u10EA\u10D0\u10D5\u10D3\u10D4\u10E1 "${_issue.includes}"-\u10E1`;
         if (_issue.format === "regex")
           return `\u10D0\u10E0\u10D0\u10E1\u10EC\u10DD\u10E0\u10D8 \u10D5\u10D4\u10DA\u10D8: \u10E3\u10DC\u10D3\u10D0 \u10E8\u10D4\u10D4\u10E1\u10D0\u10D1\u10D0\u10DB\u10D4\u10D1\u10DD\u10D3\u10D4\u10E1 \u10E8\u10D0\u10D1\u10DA\u10DD\u10DC\u10E1 ${_issue.pattern}`;
-        return `\u10D0\u10E0\u10D0\u10E1\u10EC\u10DD\u10E0\u10D8 ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `\u10D0\u10E0\u10D0\u10E1\u10EC\u10DD\u10E0\u10D8 ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `\u10D0\u10E0\u10D0\u10E1\u10EC\u10DD\u10E0\u10D8 \u10E0\u10D8\u10EA\u10EE\u10D5\u10D8: \u10E3\u10DC\u10D3\u10D0 \u10D8\u10E7\u10DD\u10E1 ${issue3.divisor}-\u10D8\u10E1 \u10EF\u10D4\u10E0\u10D0\u10D3\u10D8`;
+        return `\u10D0\u10E0\u10D0\u10E1\u10EC\u10DD\u10E0\u10D8 \u10E0\u10D8\u10EA\u10EE\u10D5\u10D8: \u10E3\u10DC\u10D3\u10D0 \u10D8\u10E7\u10DD\u10E1 ${issue4.divisor}-\u10D8\u10E1 \u10EF\u10D4\u10E0\u10D0\u10D3\u10D8`;
       case "unrecognized_keys":
-        return `\u10E3\u10EA\u10DC\u10DD\u10D1\u10D8 \u10D2\u10D0\u10E1\u10D0\u10E6\u10D4\u10D1${issue3.keys.length > 1 ? "\u10D4\u10D1\u10D8" : "\u10D8"}: ${joinValues(issue3.keys, ", ")}`;
+        return `\u10E3\u10EA\u10DC\u10DD\u10D1\u10D8 \u10D2\u10D0\u10E1\u10D0\u10E6\u10D4\u10D1${issue4.keys.length > 1 ? "\u10D4\u10D1\u10D8" : "\u10D8"}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `\u10D0\u10E0\u10D0\u10E1\u10EC\u10DD\u10E0\u10D8 \u10D2\u10D0\u10E1\u10D0\u10E6\u10D4\u10D1\u10D8 ${issue3.origin}-\u10E8\u10D8`;
+        return `\u10D0\u10E0\u10D0\u10E1\u10EC\u10DD\u10E0\u10D8 \u10D2\u10D0\u10E1\u10D0\u10E6\u10D4\u10D1\u10D8 ${issue4.origin}-\u10E8\u10D8`;
       case "invalid_union":
         return "\u10D0\u10E0\u10D0\u10E1\u10EC\u10DD\u10E0\u10D8 \u10E8\u10D4\u10E7\u10D5\u10D0\u10DC\u10D0";
       case "invalid_element":
-        return `\u10D0\u10E0\u10D0\u10E1\u10EC\u10DD\u10E0\u10D8 \u10DB\u10DC\u10D8\u10E8\u10D5\u10DC\u10D4\u10DA\u10DD\u10D1\u10D0 ${issue3.origin}-\u10E8\u10D8`;
+        return `\u10D0\u10E0\u10D0\u10E1\u10EC\u10DD\u10E0\u10D8 \u10DB\u10DC\u10D8\u10E8\u10D5\u10DC\u10D4\u10DA\u10DD\u10D1\u10D0 ${issue4.origin}-\u10E8\u10D8`;
       default:
         return `\u10D0\u10E0\u10D0\u10E1\u10EC\u10DD\u10E0\u10D8 \u10E8\u10D4\u10E7\u10D5\u10D0\u10DC\u10D0`;
     }
@@ -46242,38 +56028,38 @@ var error30 = () => {
     array: "\u17A2\u17B6\u179A\u17C1 (Array)",
     null: "\u1782\u17D2\u1798\u17B6\u1793\u178F\u1798\u17D2\u179B\u17C3 (null)"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `\u1791\u17B7\u1793\u17D2\u1793\u1793\u17D0\u1799\u1794\u1789\u17D2\u1785\u17BC\u179B\u1798\u17B7\u1793\u178F\u17D2\u179A\u17B9\u1798\u178F\u17D2\u179A\u17BC\u179C\u17D6 \u178F\u17D2\u179A\u17BC\u179C\u1780\u17B6\u179A instanceof ${issue3.expected} \u1794\u17C9\u17BB\u1793\u17D2\u178F\u17C2\u1791\u1791\u17BD\u179B\u1794\u17B6\u1793 ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `\u1791\u17B7\u1793\u17D2\u1793\u1793\u17D0\u1799\u1794\u1789\u17D2\u1785\u17BC\u179B\u1798\u17B7\u1793\u178F\u17D2\u179A\u17B9\u1798\u178F\u17D2\u179A\u17BC\u179C\u17D6 \u178F\u17D2\u179A\u17BC\u179C\u1780\u17B6\u179A instanceof ${issue4.expected} \u1794\u17C9\u17BB\u1793\u17D2\u178F\u17C2\u1791\u1791\u17BD\u179B\u1794\u17B6\u1793 ${received}`;
         }
         return `\u1791\u17B7\u1793\u17D2\u1793\u1793\u17D0\u1799\u1794\u1789\u17D2\u1785\u17BC\u179B\u1798\u17B7\u1793\u178F\u17D2\u179A\u17B9\u1798\u178F\u17D2\u179A\u17BC\u179C\u17D6 \u178F\u17D2\u179A\u17BC\u179C\u1780\u17B6\u179A ${expected} \u1794\u17C9\u17BB\u1793\u17D2\u178F\u17C2\u1791\u1791\u17BD\u179B\u1794\u17B6\u1793 ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `\u1791\u17B7\u1793\u17D2\u1793\u1793\u17D0\u1799\u1794\u1789\u17D2\u1785\u17BC\u179B\u1798\u17B7\u1793\u178F\u17D2\u179A\u17B9\u1798\u178F\u17D2\u179A\u17BC\u179C\u17D6 \u178F\u17D2\u179A\u17BC\u179C\u1780\u17B6\u179A ${stringifyPrimitive(issue3.values[0])}`;
-        return `\u1787\u1798\u17D2\u179A\u17BE\u179F\u1798\u17B7\u1793\u178F\u17D2\u179A\u17B9\u1798\u178F\u17D2\u179A\u17BC\u179C\u17D6 \u178F\u17D2\u179A\u17BC\u179C\u1787\u17B6\u1798\u17BD\u1799\u1780\u17D2\u1793\u17BB\u1784\u1785\u17C6\u178E\u17C4\u1798 ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `\u1791\u17B7\u1793\u17D2\u1793\u1793\u17D0\u1799\u1794\u1789\u17D2\u1785\u17BC\u179B\u1798\u17B7\u1793\u178F\u17D2\u179A\u17B9\u1798\u178F\u17D2\u179A\u17BC\u179C\u17D6 \u178F\u17D2\u179A\u17BC\u179C\u1780\u17B6\u179A ${stringifyPrimitive(issue4.values[0])}`;
+        return `\u1787\u1798\u17D2\u179A\u17BE\u179F\u1798\u17B7\u1793\u178F\u17D2\u179A\u17B9\u1798\u178F\u17D2\u179A\u17BC\u179C\u17D6 \u178F\u17D2\u179A\u17BC\u179C\u1787\u17B6\u1798\u17BD\u1799\u1780\u17D2\u1793\u17BB\u1784\u1785\u17C6\u178E\u17C4\u1798 ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `\u1792\u17C6\u1796\u17C1\u1780\u17D6 \u178F\u17D2\u179A\u17BC\u179C\u1780\u17B6\u179A ${issue3.origin ?? "\u178F\u1798\u17D2\u179B\u17C3"} ${adj} ${issue3.maximum.toString()} ${sizing.unit ?? "\u1792\u17B6\u178F\u17BB"}`;
-        return `\u1792\u17C6\u1796\u17C1\u1780\u17D6 \u178F\u17D2\u179A\u17BC\u179C\u1780\u17B6\u179A ${issue3.origin ?? "\u178F\u1798\u17D2\u179B\u17C3"} ${adj} ${issue3.maximum.toString()}`;
+          return `\u1792\u17C6\u1796\u17C1\u1780\u17D6 \u178F\u17D2\u179A\u17BC\u179C\u1780\u17B6\u179A ${issue4.origin ?? "\u178F\u1798\u17D2\u179B\u17C3"} ${adj} ${issue4.maximum.toString()} ${sizing.unit ?? "\u1792\u17B6\u178F\u17BB"}`;
+        return `\u1792\u17C6\u1796\u17C1\u1780\u17D6 \u178F\u17D2\u179A\u17BC\u179C\u1780\u17B6\u179A ${issue4.origin ?? "\u178F\u1798\u17D2\u179B\u17C3"} ${adj} ${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `\u178F\u17BC\u1785\u1796\u17C1\u1780\u17D6 \u178F\u17D2\u179A\u17BC\u179C\u1780\u17B6\u179A ${issue3.origin} ${adj} ${issue3.minimum.toString()} ${sizing.unit}`;
+          return `\u178F\u17BC\u1785\u1796\u17C1\u1780\u17D6 \u178F\u17D2\u179A\u17BC\u179C\u1780\u17B6\u179A ${issue4.origin} ${adj} ${issue4.minimum.toString()} ${sizing.unit}`;
         }
-        return `\u178F\u17BC\u1785\u1796\u17C1\u1780\u17D6 \u178F\u17D2\u179A\u17BC\u179C\u1780\u17B6\u179A ${issue3.origin} ${adj} ${issue3.minimum.toString()}`;
+        return `\u178F\u17BC\u1785\u1796\u17C1\u1780\u17D6 \u178F\u17D2\u179A\u17BC\u179C\u1780\u17B6\u179A ${issue4.origin} ${adj} ${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with") {
           return `\u1781\u17D2\u179F\u17C2\u17A2\u1780\u17D2\u179F\u179A\u1798\u17B7\u1793\u178F\u17D2\u179A\u17B9\u1798\u178F\u17D2\u179A\u17BC\u179C\u17D6 \u178F\u17D2\u179A\u17BC\u179C\u1785\u17B6\u1794\u17CB\u1795\u17D2\u178F\u17BE\u1798\u178A\u17C4\u1799 "${_issue.prefix}"`;
         }
@@ -46283,18 +56069,18 @@ var error30 = () => {
           return `\u1781\u17D2\u179F\u17C2\u17A2\u1780\u17D2\u179F\u179A\u1798\u17B7\u1793\u178F\u17D2\u179A\u17B9\u1798\u178F\u17D2\u179A\u17BC\u179C\u17D6 \u178F\u17D2\u179A\u17BC\u179C\u1798\u17B6\u1793 "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `\u1781\u17D2\u179F\u17C2\u17A2\u1780\u17D2\u179F\u179A\u1798\u17B7\u1793\u178F\u17D2\u179A\u17B9\u1798\u178F\u17D2\u179A\u17BC\u179C\u17D6 \u178F\u17D2\u179A\u17BC\u179C\u178F\u17C2\u1795\u17D2\u1782\u17BC\u1795\u17D2\u1782\u1784\u1793\u17B9\u1784\u1791\u1798\u17D2\u179A\u1784\u17CB\u178A\u17C2\u179B\u1794\u17B6\u1793\u1780\u17C6\u178E\u178F\u17CB ${_issue.pattern}`;
-        return `\u1798\u17B7\u1793\u178F\u17D2\u179A\u17B9\u1798\u178F\u17D2\u179A\u17BC\u179C\u17D6 ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `\u1798\u17B7\u1793\u178F\u17D2\u179A\u17B9\u1798\u178F\u17D2\u179A\u17BC\u179C\u17D6 ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `\u179B\u17C1\u1781\u1798\u17B7\u1793\u178F\u17D2\u179A\u17B9\u1798\u178F\u17D2\u179A\u17BC\u179C\u17D6 \u178F\u17D2\u179A\u17BC\u179C\u178F\u17C2\u1787\u17B6\u1796\u17A0\u17BB\u1782\u17BB\u178E\u1793\u17C3 ${issue3.divisor}`;
+        return `\u179B\u17C1\u1781\u1798\u17B7\u1793\u178F\u17D2\u179A\u17B9\u1798\u178F\u17D2\u179A\u17BC\u179C\u17D6 \u178F\u17D2\u179A\u17BC\u179C\u178F\u17C2\u1787\u17B6\u1796\u17A0\u17BB\u1782\u17BB\u178E\u1793\u17C3 ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `\u179A\u1780\u1783\u17BE\u1789\u179F\u17C4\u1798\u17B7\u1793\u179F\u17D2\u1782\u17B6\u179B\u17CB\u17D6 ${joinValues(issue3.keys, ", ")}`;
+        return `\u179A\u1780\u1783\u17BE\u1789\u179F\u17C4\u1798\u17B7\u1793\u179F\u17D2\u1782\u17B6\u179B\u17CB\u17D6 ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `\u179F\u17C4\u1798\u17B7\u1793\u178F\u17D2\u179A\u17B9\u1798\u178F\u17D2\u179A\u17BC\u179C\u1793\u17C5\u1780\u17D2\u1793\u17BB\u1784 ${issue3.origin}`;
+        return `\u179F\u17C4\u1798\u17B7\u1793\u178F\u17D2\u179A\u17B9\u1798\u178F\u17D2\u179A\u17BC\u179C\u1793\u17C5\u1780\u17D2\u1793\u17BB\u1784 ${issue4.origin}`;
       case "invalid_union":
         return `\u1791\u17B7\u1793\u17D2\u1793\u1793\u17D0\u1799\u1798\u17B7\u1793\u178F\u17D2\u179A\u17B9\u1798\u178F\u17D2\u179A\u17BC\u179C`;
       case "invalid_element":
-        return `\u1791\u17B7\u1793\u17D2\u1793\u1793\u17D0\u1799\u1798\u17B7\u1793\u178F\u17D2\u179A\u17B9\u1798\u178F\u17D2\u179A\u17BC\u179C\u1793\u17C5\u1780\u17D2\u1793\u17BB\u1784 ${issue3.origin}`;
+        return `\u1791\u17B7\u1793\u17D2\u1793\u1793\u17D0\u1799\u1798\u17B7\u1793\u178F\u17D2\u179A\u17B9\u1798\u178F\u17D2\u179A\u17BC\u179C\u1793\u17C5\u1780\u17D2\u1793\u17BB\u1784 ${issue4.origin}`;
       default:
         return `\u1791\u17B7\u1793\u17D2\u1793\u1793\u17D0\u1799\u1798\u17B7\u1793\u178F\u17D2\u179A\u17B9\u1798\u178F\u17D2\u179A\u17BC\u179C`;
     }
@@ -46362,35 +56148,35 @@ var error31 = () => {
     nan: "NaN"
     // All other type names omitted - they fall back to raw values via ?? operator
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
         return `\u0C85\u0CAE\u0CBE\u0CA8\u0CCD\u0CAF \u0C87\u0CA8\u0CCD\u200C\u0CAA\u0CC1\u0C9F\u0CCD: \u0CA8\u0CBF\u0CB0\u0CC0\u0C95\u0CCD\u0CB7\u0CBF\u0CB8\u0CB2\u0CBE\u0C97\u0CBF\u0CA6\u0CC6 ${expected}, \u0CB8\u0CCD\u0CB5\u0CC0\u0C95\u0CB0\u0CBF\u0CB8\u0CBF\u0CA6\u0CA8\u0CC1 ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `\u0C85\u0CAE\u0CBE\u0CA8\u0CCD\u0CAF \u0C87\u0CA8\u0CCD\u200C\u0CAA\u0CC1\u0C9F\u0CCD: \u0CA8\u0CBF\u0CB0\u0CC0\u0C95\u0CCD\u0CB7\u0CBF\u0CB8\u0CB2\u0CBE\u0C97\u0CBF\u0CA6\u0CC6 ${stringifyPrimitive(issue3.values[0])}`;
-        return `\u0C85\u0CAE\u0CBE\u0CA8\u0CCD\u0CAF \u0C86\u0CAF\u0CCD\u0C95\u0CC6: \u0C87\u0CB5\u0CC1\u0C97\u0CB3\u0CB2\u0CCD\u0CB2\u0CBF \u0C92\u0C82\u0CA6\u0CA8\u0CCD\u0CA8\u0CC1 \u0CA8\u0CBF\u0CB0\u0CC0\u0C95\u0CCD\u0CB7\u0CBF\u0CB8\u0CB2\u0CBE\u0C97\u0CBF\u0CA6\u0CC6 ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `\u0C85\u0CAE\u0CBE\u0CA8\u0CCD\u0CAF \u0C87\u0CA8\u0CCD\u200C\u0CAA\u0CC1\u0C9F\u0CCD: \u0CA8\u0CBF\u0CB0\u0CC0\u0C95\u0CCD\u0CB7\u0CBF\u0CB8\u0CB2\u0CBE\u0C97\u0CBF\u0CA6\u0CC6 ${stringifyPrimitive(issue4.values[0])}`;
+        return `\u0C85\u0CAE\u0CBE\u0CA8\u0CCD\u0CAF \u0C86\u0CAF\u0CCD\u0C95\u0CC6: \u0C87\u0CB5\u0CC1\u0C97\u0CB3\u0CB2\u0CCD\u0CB2\u0CBF \u0C92\u0C82\u0CA6\u0CA8\u0CCD\u0CA8\u0CC1 \u0CA8\u0CBF\u0CB0\u0CC0\u0C95\u0CCD\u0CB7\u0CBF\u0CB8\u0CB2\u0CBE\u0C97\u0CBF\u0CA6\u0CC6 ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `\u0CA4\u0CC1\u0C82\u0CAC\u0CBE \u0CA6\u0CCA\u0CA1\u0CCD\u0CA1\u0CA6\u0CC1: \u0CA8\u0CBF\u0CB0\u0CC0\u0C95\u0CCD\u0CB7\u0CBF\u0CB8\u0CB2\u0CBE\u0C97\u0CBF\u0CA6\u0CC6 ${issue3.origin ?? "value"} \u0CB9\u0CCA\u0C82\u0CA6\u0CB2\u0CC1 ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "\u0C85\u0C82\u0CB6\u0C97\u0CB3\u0CC1"}`;
-        return `\u0CA4\u0CC1\u0C82\u0CAC\u0CBE \u0CA6\u0CCA\u0CA1\u0CCD\u0CA1\u0CA6\u0CC1: \u0CA8\u0CBF\u0CB0\u0CC0\u0C95\u0CCD\u0CB7\u0CBF\u0CB8\u0CB2\u0CBE\u0C97\u0CBF\u0CA6\u0CC6 ${issue3.origin ?? "value"} \u0C8E\u0C82\u0CA6\u0CC1 ${adj}${issue3.maximum.toString()}`;
+          return `\u0CA4\u0CC1\u0C82\u0CAC\u0CBE \u0CA6\u0CCA\u0CA1\u0CCD\u0CA1\u0CA6\u0CC1: \u0CA8\u0CBF\u0CB0\u0CC0\u0C95\u0CCD\u0CB7\u0CBF\u0CB8\u0CB2\u0CBE\u0C97\u0CBF\u0CA6\u0CC6 ${issue4.origin ?? "value"} \u0CB9\u0CCA\u0C82\u0CA6\u0CB2\u0CC1 ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "\u0C85\u0C82\u0CB6\u0C97\u0CB3\u0CC1"}`;
+        return `\u0CA4\u0CC1\u0C82\u0CAC\u0CBE \u0CA6\u0CCA\u0CA1\u0CCD\u0CA1\u0CA6\u0CC1: \u0CA8\u0CBF\u0CB0\u0CC0\u0C95\u0CCD\u0CB7\u0CBF\u0CB8\u0CB2\u0CBE\u0C97\u0CBF\u0CA6\u0CC6 ${issue4.origin ?? "value"} \u0C8E\u0C82\u0CA6\u0CC1 ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `\u0CA4\u0CC1\u0C82\u0CAC\u0CBE \u0C9A\u0CBF\u0C95\u0CCD\u0C95\u0CA6\u0CC1: \u0CA8\u0CBF\u0CB0\u0CC0\u0C95\u0CCD\u0CB7\u0CBF\u0CB8\u0CB2\u0CBE\u0C97\u0CBF\u0CA6\u0CC6 ${issue3.origin} \u0CB9\u0CCA\u0C82\u0CA6\u0CB2\u0CC1 ${adj}${issue3.minimum.toString()} ${sizing.unit}`;
+          return `\u0CA4\u0CC1\u0C82\u0CAC\u0CBE \u0C9A\u0CBF\u0C95\u0CCD\u0C95\u0CA6\u0CC1: \u0CA8\u0CBF\u0CB0\u0CC0\u0C95\u0CCD\u0CB7\u0CBF\u0CB8\u0CB2\u0CBE\u0C97\u0CBF\u0CA6\u0CC6 ${issue4.origin} \u0CB9\u0CCA\u0C82\u0CA6\u0CB2\u0CC1 ${adj}${issue4.minimum.toString()} ${sizing.unit}`;
         }
-        return `\u0CA4\u0CC1\u0C82\u0CAC\u0CBE \u0C9A\u0CBF\u0C95\u0CCD\u0C95\u0CA6\u0CC1: \u0CA8\u0CBF\u0CB0\u0CC0\u0C95\u0CCD\u0CB7\u0CBF\u0CB8\u0CB2\u0CBE\u0C97\u0CBF\u0CA6\u0CC6 ${issue3.origin} \u0C8E\u0C82\u0CA6\u0CC1 ${adj}${issue3.minimum.toString()}`;
+        return `\u0CA4\u0CC1\u0C82\u0CAC\u0CBE \u0C9A\u0CBF\u0C95\u0CCD\u0C95\u0CA6\u0CC1: \u0CA8\u0CBF\u0CB0\u0CC0\u0C95\u0CCD\u0CB7\u0CBF\u0CB8\u0CB2\u0CBE\u0C97\u0CBF\u0CA6\u0CC6 ${issue4.origin} \u0C8E\u0C82\u0CA6\u0CC1 ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with") {
           return `\u0C85\u0CAE\u0CBE\u0CA8\u0CCD\u0CAF\u0CB5\u0CBE\u0CA6 \u0CB8\u0CCD\u0C9F\u0CCD\u0CB0\u0CBF\u0C82\u0C97\u0CCD: \u0C87\u0CA6\u0CB0\u0CCA\u0C82\u0CA6\u0CBF\u0C97\u0CC6 \u0CAA\u0CCD\u0CB0\u0CBE\u0CB0\u0C82\u0CAD\u0CBF\u0CB8\u0CAC\u0CC7\u0C95\u0CC1 "${_issue.prefix}"`;
         }
@@ -46400,22 +56186,22 @@ var error31 = () => {
           return `\u0C85\u0CAE\u0CBE\u0CA8\u0CCD\u0CAF \u0CB8\u0CCD\u0C9F\u0CCD\u0CB0\u0CBF\u0C82\u0C97\u0CCD: \u0C92\u0CB3\u0C97\u0CCA\u0C82\u0CA1\u0CBF\u0CB0\u0CAC\u0CC7\u0C95\u0CC1 "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `\u0C85\u0CAE\u0CBE\u0CA8\u0CCD\u0CAF\u0CB5\u0CBE\u0CA6 \u0CB8\u0CCD\u0C9F\u0CCD\u0CB0\u0CBF\u0C82\u0C97\u0CCD: \u0CAE\u0CBE\u0CA6\u0CB0\u0CBF\u0C97\u0CC6 \u0CB9\u0CCA\u0C82\u0CA6\u0CBF\u0C95\u0CC6\u0CAF\u0CBE\u0C97\u0CAC\u0CC7\u0C95\u0CC1 ${_issue.pattern}`;
-        return `\u0C85\u0CAE\u0CBE\u0CA8\u0CCD\u0CAF ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `\u0C85\u0CAE\u0CBE\u0CA8\u0CCD\u0CAF ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `\u0C85\u0CAE\u0CBE\u0CA8\u0CCD\u0CAF \u0CB8\u0C82\u0C96\u0CCD\u0CAF\u0CC6: \u0CAC\u0CB9\u0CC1\u0CB8\u0C82\u0C96\u0CCD\u0CAF\u0CC6\u0CAF\u0CBE\u0C97\u0CBF\u0CB0\u0CAC\u0CC7\u0C95\u0CC1 ${issue3.divisor}`;
+        return `\u0C85\u0CAE\u0CBE\u0CA8\u0CCD\u0CAF \u0CB8\u0C82\u0C96\u0CCD\u0CAF\u0CC6: \u0CAC\u0CB9\u0CC1\u0CB8\u0C82\u0C96\u0CCD\u0CAF\u0CC6\u0CAF\u0CBE\u0C97\u0CBF\u0CB0\u0CAC\u0CC7\u0C95\u0CC1 ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `\u0C97\u0CC1\u0CB0\u0CC1\u0CA4\u0CBF\u0CB8\u0CB2\u0CBE\u0C97\u0CA6 \u0C95\u0CC0 ${issue3.keys.length > 1 ? "s" : ""}: ${joinValues(issue3.keys, ", ")}`;
+        return `\u0C97\u0CC1\u0CB0\u0CC1\u0CA4\u0CBF\u0CB8\u0CB2\u0CBE\u0C97\u0CA6 \u0C95\u0CC0 ${issue4.keys.length > 1 ? "s" : ""}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `\u0C85\u0CAE\u0CBE\u0CA8\u0CCD\u0CAF\u0CB5\u0CBE\u0CA6 \u0C95\u0CC0 \u0C87\u0CA8\u0CCD ${issue3.origin}`;
+        return `\u0C85\u0CAE\u0CBE\u0CA8\u0CCD\u0CAF\u0CB5\u0CBE\u0CA6 \u0C95\u0CC0 \u0C87\u0CA8\u0CCD ${issue4.origin}`;
       case "invalid_union":
-        if (issue3.options && Array.isArray(issue3.options) && issue3.options.length > 0) {
-          const opts = issue3.options.map((o) => `'${o}'`).join(" | ");
+        if (issue4.options && Array.isArray(issue4.options) && issue4.options.length > 0) {
+          const opts = issue4.options.map((o) => `'${o}'`).join(" | ");
           return `\u0C85\u0CAE\u0CBE\u0CA8\u0CCD\u0CAF \u0CA4\u0CBE\u0CB0\u0CA4\u0CAE\u0CCD\u0CAF \u0CAE\u0CCC\u0CB2\u0CCD\u0CAF. \u0CA8\u0CBF\u0CB0\u0CC0\u0C95\u0CCD\u0CB7\u0CBF\u0CB8\u0CB2\u0CBE\u0C97\u0CBF\u0CA6\u0CC6 ${opts}`;
         }
         return "\u0C85\u0CAE\u0CBE\u0CA8\u0CCD\u0CAF \u0C87\u0CA8\u0CCD\u200C\u0CAA\u0CC1\u0C9F\u0CCD";
       case "invalid_element":
-        return `\u0CB0\u0CB2\u0CCD\u0CB2\u0CBF \u0C85\u0CAE\u0CBE\u0CA8\u0CCD\u0CAF \u0CAE\u0CCC\u0CB2\u0CCD\u0CAF ${issue3.origin}`;
+        return `\u0CB0\u0CB2\u0CCD\u0CB2\u0CBF \u0C85\u0CAE\u0CBE\u0CA8\u0CCD\u0CAF \u0CAE\u0CCC\u0CB2\u0CCD\u0CAF ${issue4.origin}`;
       default:
         return `\u0C85\u0CAE\u0CBE\u0CA8\u0CCD\u0CAF \u0C87\u0CA8\u0CCD\u200C\u0CAA\u0CC1\u0C9F\u0CCD`;
     }
@@ -46476,42 +56262,42 @@ var error32 = () => {
   const TypeDictionary = {
     nan: "NaN"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `\uC798\uBABB\uB41C \uC785\uB825: \uC608\uC0C1 \uD0C0\uC785\uC740 instanceof ${issue3.expected}, \uBC1B\uC740 \uD0C0\uC785\uC740 ${received}\uC785\uB2C8\uB2E4`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `\uC798\uBABB\uB41C \uC785\uB825: \uC608\uC0C1 \uD0C0\uC785\uC740 instanceof ${issue4.expected}, \uBC1B\uC740 \uD0C0\uC785\uC740 ${received}\uC785\uB2C8\uB2E4`;
         }
         return `\uC798\uBABB\uB41C \uC785\uB825: \uC608\uC0C1 \uD0C0\uC785\uC740 ${expected}, \uBC1B\uC740 \uD0C0\uC785\uC740 ${received}\uC785\uB2C8\uB2E4`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `\uC798\uBABB\uB41C \uC785\uB825: \uAC12\uC740 ${stringifyPrimitive(issue3.values[0])} \uC774\uC5B4\uC57C \uD569\uB2C8\uB2E4`;
-        return `\uC798\uBABB\uB41C \uC635\uC158: ${joinValues(issue3.values, "\uB610\uB294 ")} \uC911 \uD558\uB098\uC5EC\uC57C \uD569\uB2C8\uB2E4`;
+        if (issue4.values.length === 1)
+          return `\uC798\uBABB\uB41C \uC785\uB825: \uAC12\uC740 ${stringifyPrimitive(issue4.values[0])} \uC774\uC5B4\uC57C \uD569\uB2C8\uB2E4`;
+        return `\uC798\uBABB\uB41C \uC635\uC158: ${joinValues(issue4.values, "\uB610\uB294 ")} \uC911 \uD558\uB098\uC5EC\uC57C \uD569\uB2C8\uB2E4`;
       case "too_big": {
-        const adj = issue3.inclusive ? "\uC774\uD558" : "\uBBF8\uB9CC";
+        const adj = issue4.inclusive ? "\uC774\uD558" : "\uBBF8\uB9CC";
         const suffix = adj === "\uBBF8\uB9CC" ? "\uC774\uC5B4\uC57C \uD569\uB2C8\uB2E4" : "\uC5EC\uC57C \uD569\uB2C8\uB2E4";
-        const sizing = getSizing(issue3.origin);
+        const sizing = getSizing(issue4.origin);
         const unit = sizing?.unit ?? "\uC694\uC18C";
         if (sizing)
-          return `${issue3.origin ?? "\uAC12"}\uC774 \uB108\uBB34 \uD07D\uB2C8\uB2E4: ${issue3.maximum.toString()}${unit} ${adj}${suffix}`;
-        return `${issue3.origin ?? "\uAC12"}\uC774 \uB108\uBB34 \uD07D\uB2C8\uB2E4: ${issue3.maximum.toString()} ${adj}${suffix}`;
+          return `${issue4.origin ?? "\uAC12"}\uC774 \uB108\uBB34 \uD07D\uB2C8\uB2E4: ${issue4.maximum.toString()}${unit} ${adj}${suffix}`;
+        return `${issue4.origin ?? "\uAC12"}\uC774 \uB108\uBB34 \uD07D\uB2C8\uB2E4: ${issue4.maximum.toString()} ${adj}${suffix}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? "\uC774\uC0C1" : "\uCD08\uACFC";
+        const adj = issue4.inclusive ? "\uC774\uC0C1" : "\uCD08\uACFC";
         const suffix = adj === "\uC774\uC0C1" ? "\uC774\uC5B4\uC57C \uD569\uB2C8\uB2E4" : "\uC5EC\uC57C \uD569\uB2C8\uB2E4";
-        const sizing = getSizing(issue3.origin);
+        const sizing = getSizing(issue4.origin);
         const unit = sizing?.unit ?? "\uC694\uC18C";
         if (sizing) {
-          return `${issue3.origin ?? "\uAC12"}\uC774 \uB108\uBB34 \uC791\uC2B5\uB2C8\uB2E4: ${issue3.minimum.toString()}${unit} ${adj}${suffix}`;
+          return `${issue4.origin ?? "\uAC12"}\uC774 \uB108\uBB34 \uC791\uC2B5\uB2C8\uB2E4: ${issue4.minimum.toString()}${unit} ${adj}${suffix}`;
         }
-        return `${issue3.origin ?? "\uAC12"}\uC774 \uB108\uBB34 \uC791\uC2B5\uB2C8\uB2E4: ${issue3.minimum.toString()} ${adj}${suffix}`;
+        return `${issue4.origin ?? "\uAC12"}\uC774 \uB108\uBB34 \uC791\uC2B5\uB2C8\uB2E4: ${issue4.minimum.toString()} ${adj}${suffix}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with") {
           return `\uC798\uBABB\uB41C \uBB38\uC790\uC5F4: "${_issue.prefix}"(\uC73C)\uB85C \uC2DC\uC791\uD574\uC57C \uD569\uB2C8\uB2E4`;
         }
@@ -46521,18 +56307,18 @@ var error32 = () => {
           return `\uC798\uBABB\uB41C \uBB38\uC790\uC5F4: "${_issue.includes}"\uC744(\uB97C) \uD3EC\uD568\uD574\uC57C \uD569\uB2C8\uB2E4`;
         if (_issue.format === "regex")
           return `\uC798\uBABB\uB41C \uBB38\uC790\uC5F4: \uC815\uADDC\uC2DD ${_issue.pattern} \uD328\uD134\uACFC \uC77C\uCE58\uD574\uC57C \uD569\uB2C8\uB2E4`;
-        return `\uC798\uBABB\uB41C ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `\uC798\uBABB\uB41C ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `\uC798\uBABB\uB41C \uC22B\uC790: ${issue3.divisor}\uC758 \uBC30\uC218\uC5EC\uC57C \uD569\uB2C8\uB2E4`;
+        return `\uC798\uBABB\uB41C \uC22B\uC790: ${issue4.divisor}\uC758 \uBC30\uC218\uC5EC\uC57C \uD569\uB2C8\uB2E4`;
       case "unrecognized_keys":
-        return `\uC778\uC2DD\uD560 \uC218 \uC5C6\uB294 \uD0A4: ${joinValues(issue3.keys, ", ")}`;
+        return `\uC778\uC2DD\uD560 \uC218 \uC5C6\uB294 \uD0A4: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `\uC798\uBABB\uB41C \uD0A4: ${issue3.origin}`;
+        return `\uC798\uBABB\uB41C \uD0A4: ${issue4.origin}`;
       case "invalid_union":
         return `\uC798\uBABB\uB41C \uC785\uB825`;
       case "invalid_element":
-        return `\uC798\uBABB\uB41C \uAC12: ${issue3.origin}`;
+        return `\uC798\uBABB\uB41C \uAC12: ${issue4.origin}`;
       default:
         return `\uC798\uBABB\uB41C \uC785\uB825`;
     }
@@ -46685,39 +56471,39 @@ var error33 = () => {
     object: "objektas",
     null: "nulin\u0117 reik\u0161m\u0117"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `Gautas tipas ${received}, o tik\u0117tasi - instanceof ${issue3.expected}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `Gautas tipas ${received}, o tik\u0117tasi - instanceof ${issue4.expected}`;
         }
         return `Gautas tipas ${received}, o tik\u0117tasi - ${expected}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `Privalo b\u016Bti ${stringifyPrimitive(issue3.values[0])}`;
-        return `Privalo b\u016Bti vienas i\u0161 ${joinValues(issue3.values, "|")} pasirinkim\u0173`;
+        if (issue4.values.length === 1)
+          return `Privalo b\u016Bti ${stringifyPrimitive(issue4.values[0])}`;
+        return `Privalo b\u016Bti vienas i\u0161 ${joinValues(issue4.values, "|")} pasirinkim\u0173`;
       case "too_big": {
-        const origin = TypeDictionary[issue3.origin] ?? issue3.origin;
-        const sizing = getSizing(issue3.origin, getUnitTypeFromNumber(Number(issue3.maximum)), issue3.inclusive ?? false, "smaller");
+        const origin = TypeDictionary[issue4.origin] ?? issue4.origin;
+        const sizing = getSizing(issue4.origin, getUnitTypeFromNumber(Number(issue4.maximum)), issue4.inclusive ?? false, "smaller");
         if (sizing?.verb)
-          return `${capitalizeFirstCharacter(origin ?? issue3.origin ?? "reik\u0161m\u0117")} ${sizing.verb} ${issue3.maximum.toString()} ${sizing.unit ?? "element\u0173"}`;
-        const adj = issue3.inclusive ? "ne didesnis kaip" : "ma\u017Eesnis kaip";
-        return `${capitalizeFirstCharacter(origin ?? issue3.origin ?? "reik\u0161m\u0117")} turi b\u016Bti ${adj} ${issue3.maximum.toString()} ${sizing?.unit}`;
+          return `${capitalizeFirstCharacter(origin ?? issue4.origin ?? "reik\u0161m\u0117")} ${sizing.verb} ${issue4.maximum.toString()} ${sizing.unit ?? "element\u0173"}`;
+        const adj = issue4.inclusive ? "ne didesnis kaip" : "ma\u017Eesnis kaip";
+        return `${capitalizeFirstCharacter(origin ?? issue4.origin ?? "reik\u0161m\u0117")} turi b\u016Bti ${adj} ${issue4.maximum.toString()} ${sizing?.unit}`;
       }
       case "too_small": {
-        const origin = TypeDictionary[issue3.origin] ?? issue3.origin;
-        const sizing = getSizing(issue3.origin, getUnitTypeFromNumber(Number(issue3.minimum)), issue3.inclusive ?? false, "bigger");
+        const origin = TypeDictionary[issue4.origin] ?? issue4.origin;
+        const sizing = getSizing(issue4.origin, getUnitTypeFromNumber(Number(issue4.minimum)), issue4.inclusive ?? false, "bigger");
         if (sizing?.verb)
-          return `${capitalizeFirstCharacter(origin ?? issue3.origin ?? "reik\u0161m\u0117")} ${sizing.verb} ${issue3.minimum.toString()} ${sizing.unit ?? "element\u0173"}`;
-        const adj = issue3.inclusive ? "ne ma\u017Eesnis kaip" : "didesnis kaip";
-        return `${capitalizeFirstCharacter(origin ?? issue3.origin ?? "reik\u0161m\u0117")} turi b\u016Bti ${adj} ${issue3.minimum.toString()} ${sizing?.unit}`;
+          return `${capitalizeFirstCharacter(origin ?? issue4.origin ?? "reik\u0161m\u0117")} ${sizing.verb} ${issue4.minimum.toString()} ${sizing.unit ?? "element\u0173"}`;
+        const adj = issue4.inclusive ? "ne ma\u017Eesnis kaip" : "didesnis kaip";
+        return `${capitalizeFirstCharacter(origin ?? issue4.origin ?? "reik\u0161m\u0117")} turi b\u016Bti ${adj} ${issue4.minimum.toString()} ${sizing?.unit}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with") {
           return `Eilut\u0117 privalo prasid\u0117ti "${_issue.prefix}"`;
         }
@@ -46727,19 +56513,19 @@ var error33 = () => {
           return `Eilut\u0117 privalo \u012Ftraukti "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `Eilut\u0117 privalo atitikti ${_issue.pattern}`;
-        return `Neteisingas ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `Neteisingas ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `Skai\u010Dius privalo b\u016Bti ${issue3.divisor} kartotinis.`;
+        return `Skai\u010Dius privalo b\u016Bti ${issue4.divisor} kartotinis.`;
       case "unrecognized_keys":
-        return `Neatpa\u017Eint${issue3.keys.length > 1 ? "i" : "as"} rakt${issue3.keys.length > 1 ? "ai" : "as"}: ${joinValues(issue3.keys, ", ")}`;
+        return `Neatpa\u017Eint${issue4.keys.length > 1 ? "i" : "as"} rakt${issue4.keys.length > 1 ? "ai" : "as"}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
         return "Rastas klaidingas raktas";
       case "invalid_union":
         return "Klaidinga \u012Fvestis";
       case "invalid_element": {
-        const origin = TypeDictionary[issue3.origin] ?? issue3.origin;
-        return `${capitalizeFirstCharacter(origin ?? issue3.origin ?? "reik\u0161m\u0117")} turi klaiding\u0105 \u012Fvest\u012F`;
+        const origin = TypeDictionary[issue4.origin] ?? issue4.origin;
+        return `${capitalizeFirstCharacter(origin ?? issue4.origin ?? "reik\u0161m\u0117")} turi klaiding\u0105 \u012Fvest\u012F`;
       }
       default:
         return "Klaidinga \u012Fvestis";
@@ -46803,38 +56589,38 @@ var error34 = () => {
     number: "\u0431\u0440\u043E\u0458",
     array: "\u043D\u0438\u0437\u0430"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `\u0413\u0440\u0435\u0448\u0435\u043D \u0432\u043D\u0435\u0441: \u0441\u0435 \u043E\u0447\u0435\u043A\u0443\u0432\u0430 instanceof ${issue3.expected}, \u043F\u0440\u0438\u043C\u0435\u043D\u043E ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `\u0413\u0440\u0435\u0448\u0435\u043D \u0432\u043D\u0435\u0441: \u0441\u0435 \u043E\u0447\u0435\u043A\u0443\u0432\u0430 instanceof ${issue4.expected}, \u043F\u0440\u0438\u043C\u0435\u043D\u043E ${received}`;
         }
         return `\u0413\u0440\u0435\u0448\u0435\u043D \u0432\u043D\u0435\u0441: \u0441\u0435 \u043E\u0447\u0435\u043A\u0443\u0432\u0430 ${expected}, \u043F\u0440\u0438\u043C\u0435\u043D\u043E ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `Invalid input: expected ${stringifyPrimitive(issue3.values[0])}`;
-        return `\u0413\u0440\u0435\u0448\u0430\u043D\u0430 \u043E\u043F\u0446\u0438\u0458\u0430: \u0441\u0435 \u043E\u0447\u0435\u043A\u0443\u0432\u0430 \u0435\u0434\u043D\u0430 ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `Invalid input: expected ${stringifyPrimitive(issue4.values[0])}`;
+        return `\u0413\u0440\u0435\u0448\u0430\u043D\u0430 \u043E\u043F\u0446\u0438\u0458\u0430: \u0441\u0435 \u043E\u0447\u0435\u043A\u0443\u0432\u0430 \u0435\u0434\u043D\u0430 ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `\u041F\u0440\u0435\u043C\u043D\u043E\u0433\u0443 \u0433\u043E\u043B\u0435\u043C: \u0441\u0435 \u043E\u0447\u0435\u043A\u0443\u0432\u0430 ${issue3.origin ?? "\u0432\u0440\u0435\u0434\u043D\u043E\u0441\u0442\u0430"} \u0434\u0430 \u0438\u043C\u0430 ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "\u0435\u043B\u0435\u043C\u0435\u043D\u0442\u0438"}`;
-        return `\u041F\u0440\u0435\u043C\u043D\u043E\u0433\u0443 \u0433\u043E\u043B\u0435\u043C: \u0441\u0435 \u043E\u0447\u0435\u043A\u0443\u0432\u0430 ${issue3.origin ?? "\u0432\u0440\u0435\u0434\u043D\u043E\u0441\u0442\u0430"} \u0434\u0430 \u0431\u0438\u0434\u0435 ${adj}${issue3.maximum.toString()}`;
+          return `\u041F\u0440\u0435\u043C\u043D\u043E\u0433\u0443 \u0433\u043E\u043B\u0435\u043C: \u0441\u0435 \u043E\u0447\u0435\u043A\u0443\u0432\u0430 ${issue4.origin ?? "\u0432\u0440\u0435\u0434\u043D\u043E\u0441\u0442\u0430"} \u0434\u0430 \u0438\u043C\u0430 ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "\u0435\u043B\u0435\u043C\u0435\u043D\u0442\u0438"}`;
+        return `\u041F\u0440\u0435\u043C\u043D\u043E\u0433\u0443 \u0433\u043E\u043B\u0435\u043C: \u0441\u0435 \u043E\u0447\u0435\u043A\u0443\u0432\u0430 ${issue4.origin ?? "\u0432\u0440\u0435\u0434\u043D\u043E\u0441\u0442\u0430"} \u0434\u0430 \u0431\u0438\u0434\u0435 ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `\u041F\u0440\u0435\u043C\u043D\u043E\u0433\u0443 \u043C\u0430\u043B: \u0441\u0435 \u043E\u0447\u0435\u043A\u0443\u0432\u0430 ${issue3.origin} \u0434\u0430 \u0438\u043C\u0430 ${adj}${issue3.minimum.toString()} ${sizing.unit}`;
+          return `\u041F\u0440\u0435\u043C\u043D\u043E\u0433\u0443 \u043C\u0430\u043B: \u0441\u0435 \u043E\u0447\u0435\u043A\u0443\u0432\u0430 ${issue4.origin} \u0434\u0430 \u0438\u043C\u0430 ${adj}${issue4.minimum.toString()} ${sizing.unit}`;
         }
-        return `\u041F\u0440\u0435\u043C\u043D\u043E\u0433\u0443 \u043C\u0430\u043B: \u0441\u0435 \u043E\u0447\u0435\u043A\u0443\u0432\u0430 ${issue3.origin} \u0434\u0430 \u0431\u0438\u0434\u0435 ${adj}${issue3.minimum.toString()}`;
+        return `\u041F\u0440\u0435\u043C\u043D\u043E\u0433\u0443 \u043C\u0430\u043B: \u0441\u0435 \u043E\u0447\u0435\u043A\u0443\u0432\u0430 ${issue4.origin} \u0434\u0430 \u0431\u0438\u0434\u0435 ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with") {
           return `\u041D\u0435\u0432\u0430\u0436\u0435\u0447\u043A\u0430 \u043D\u0438\u0437\u0430: \u043C\u043E\u0440\u0430 \u0434\u0430 \u0437\u0430\u043F\u043E\u0447\u043D\u0443\u0432\u0430 \u0441\u043E "${_issue.prefix}"`;
         }
@@ -46844,18 +56630,18 @@ var error34 = () => {
           return `\u041D\u0435\u0432\u0430\u0436\u0435\u0447\u043A\u0430 \u043D\u0438\u0437\u0430: \u043C\u043E\u0440\u0430 \u0434\u0430 \u0432\u043A\u043B\u0443\u0447\u0443\u0432\u0430 "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `\u041D\u0435\u0432\u0430\u0436\u0435\u0447\u043A\u0430 \u043D\u0438\u0437\u0430: \u043C\u043E\u0440\u0430 \u0434\u0430 \u043E\u0434\u0433\u043E\u0430\u0440\u0430 \u043D\u0430 \u043F\u0430\u0442\u0435\u0440\u043D\u043E\u0442 ${_issue.pattern}`;
-        return `Invalid ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `Invalid ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `\u0413\u0440\u0435\u0448\u0435\u043D \u0431\u0440\u043E\u0458: \u043C\u043E\u0440\u0430 \u0434\u0430 \u0431\u0438\u0434\u0435 \u0434\u0435\u043B\u0438\u0432 \u0441\u043E ${issue3.divisor}`;
+        return `\u0413\u0440\u0435\u0448\u0435\u043D \u0431\u0440\u043E\u0458: \u043C\u043E\u0440\u0430 \u0434\u0430 \u0431\u0438\u0434\u0435 \u0434\u0435\u043B\u0438\u0432 \u0441\u043E ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `${issue3.keys.length > 1 ? "\u041D\u0435\u043F\u0440\u0435\u043F\u043E\u0437\u043D\u0430\u0435\u043D\u0438 \u043A\u043B\u0443\u0447\u0435\u0432\u0438" : "\u041D\u0435\u043F\u0440\u0435\u043F\u043E\u0437\u043D\u0430\u0435\u043D \u043A\u043B\u0443\u0447"}: ${joinValues(issue3.keys, ", ")}`;
+        return `${issue4.keys.length > 1 ? "\u041D\u0435\u043F\u0440\u0435\u043F\u043E\u0437\u043D\u0430\u0435\u043D\u0438 \u043A\u043B\u0443\u0447\u0435\u0432\u0438" : "\u041D\u0435\u043F\u0440\u0435\u043F\u043E\u0437\u043D\u0430\u0435\u043D \u043A\u043B\u0443\u0447"}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `\u0413\u0440\u0435\u0448\u0435\u043D \u043A\u043B\u0443\u0447 \u0432\u043E ${issue3.origin}`;
+        return `\u0413\u0440\u0435\u0448\u0435\u043D \u043A\u043B\u0443\u0447 \u0432\u043E ${issue4.origin}`;
       case "invalid_union":
         return "\u0413\u0440\u0435\u0448\u0435\u043D \u0432\u043D\u0435\u0441";
       case "invalid_element":
-        return `\u0413\u0440\u0435\u0448\u043D\u0430 \u0432\u0440\u0435\u0434\u043D\u043E\u0441\u0442 \u0432\u043E ${issue3.origin}`;
+        return `\u0413\u0440\u0435\u0448\u043D\u0430 \u0432\u0440\u0435\u0434\u043D\u043E\u0441\u0442 \u0432\u043E ${issue4.origin}`;
       default:
         return `\u0413\u0440\u0435\u0448\u0435\u043D \u0432\u043D\u0435\u0441`;
     }
@@ -46917,38 +56703,38 @@ var error35 = () => {
     nan: "NaN",
     number: "nombor"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `Input tidak sah: dijangka instanceof ${issue3.expected}, diterima ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `Input tidak sah: dijangka instanceof ${issue4.expected}, diterima ${received}`;
         }
         return `Input tidak sah: dijangka ${expected}, diterima ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `Input tidak sah: dijangka ${stringifyPrimitive(issue3.values[0])}`;
-        return `Pilihan tidak sah: dijangka salah satu daripada ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `Input tidak sah: dijangka ${stringifyPrimitive(issue4.values[0])}`;
+        return `Pilihan tidak sah: dijangka salah satu daripada ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `Terlalu besar: dijangka ${issue3.origin ?? "nilai"} ${sizing.verb} ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "elemen"}`;
-        return `Terlalu besar: dijangka ${issue3.origin ?? "nilai"} adalah ${adj}${issue3.maximum.toString()}`;
+          return `Terlalu besar: dijangka ${issue4.origin ?? "nilai"} ${sizing.verb} ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "elemen"}`;
+        return `Terlalu besar: dijangka ${issue4.origin ?? "nilai"} adalah ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `Terlalu kecil: dijangka ${issue3.origin} ${sizing.verb} ${adj}${issue3.minimum.toString()} ${sizing.unit}`;
+          return `Terlalu kecil: dijangka ${issue4.origin} ${sizing.verb} ${adj}${issue4.minimum.toString()} ${sizing.unit}`;
         }
-        return `Terlalu kecil: dijangka ${issue3.origin} adalah ${adj}${issue3.minimum.toString()}`;
+        return `Terlalu kecil: dijangka ${issue4.origin} adalah ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `String tidak sah: mesti bermula dengan "${_issue.prefix}"`;
         if (_issue.format === "ends_with")
@@ -46957,18 +56743,18 @@ var error35 = () => {
           return `String tidak sah: mesti mengandungi "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `String tidak sah: mesti sepadan dengan corak ${_issue.pattern}`;
-        return `${FormatDictionary[_issue.format] ?? issue3.format} tidak sah`;
+        return `${FormatDictionary[_issue.format] ?? issue4.format} tidak sah`;
       }
       case "not_multiple_of":
-        return `Nombor tidak sah: perlu gandaan ${issue3.divisor}`;
+        return `Nombor tidak sah: perlu gandaan ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `Kunci tidak dikenali: ${joinValues(issue3.keys, ", ")}`;
+        return `Kunci tidak dikenali: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `Kunci tidak sah dalam ${issue3.origin}`;
+        return `Kunci tidak sah dalam ${issue4.origin}`;
       case "invalid_union":
         return "Input tidak sah";
       case "invalid_element":
-        return `Nilai tidak sah dalam ${issue3.origin}`;
+        return `Nilai tidak sah dalam ${issue4.origin}`;
       default:
         return `Input tidak sah`;
     }
@@ -47029,34 +56815,34 @@ var error36 = () => {
   const TypeDictionary = {
     nan: "NaN"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
         return `\u0905\u092E\u093E\u0928\u094D\u092F \u0907\u0928\u092A\u0941\u091F: \u0905\u092A\u0947\u0915\u094D\u0937\u093F\u0924 ${expected}, \u092A\u094D\u0930\u093E\u092A\u094D\u0924 ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `\u0905\u092E\u093E\u0928\u094D\u092F \u0907\u0928\u092A\u0941\u091F: \u0905\u092A\u0947\u0915\u094D\u0937\u093F\u0924 ${stringifyPrimitive(issue3.values[0])}`;
-        return `\u0905\u092E\u093E\u0928\u094D\u092F \u0935\u093F\u0915\u0932\u094D\u092A: \u0905\u092A\u0947\u0915\u094D\u0937\u093F\u0924 \u092E\u093E\u0928\u0939\u0930\u0942 \u092E\u0927\u094D\u092F\u0947 \u090F\u0915 ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `\u0905\u092E\u093E\u0928\u094D\u092F \u0907\u0928\u092A\u0941\u091F: \u0905\u092A\u0947\u0915\u094D\u0937\u093F\u0924 ${stringifyPrimitive(issue4.values[0])}`;
+        return `\u0905\u092E\u093E\u0928\u094D\u092F \u0935\u093F\u0915\u0932\u094D\u092A: \u0905\u092A\u0947\u0915\u094D\u0937\u093F\u0924 \u092E\u093E\u0928\u0939\u0930\u0942 \u092E\u0927\u094D\u092F\u0947 \u090F\u0915 ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `\u0927\u0947\u0930\u0948 \u0920\u0942\u0932\u094B: ${issue3.origin ?? "\u092E\u093E\u0928"} \u092E\u093E ${adj}${issue3.maximum.toString()} ${sizing.unit} ${sizing.verb}`;
-        return `\u0927\u0947\u0930\u0948 \u0920\u0942\u0932\u094B: ${issue3.origin ?? "\u092E\u093E\u0928"} ${adj}${issue3.maximum.toString()} \u0939\u0941\u0928\u0941\u092A\u0930\u094D\u091B`;
+          return `\u0927\u0947\u0930\u0948 \u0920\u0942\u0932\u094B: ${issue4.origin ?? "\u092E\u093E\u0928"} \u092E\u093E ${adj}${issue4.maximum.toString()} ${sizing.unit} ${sizing.verb}`;
+        return `\u0927\u0947\u0930\u0948 \u0920\u0942\u0932\u094B: ${issue4.origin ?? "\u092E\u093E\u0928"} ${adj}${issue4.maximum.toString()} \u0939\u0941\u0928\u0941\u092A\u0930\u094D\u091B`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `\u0927\u0947\u0930\u0948 \u0938\u093E\u0928\u094B: ${issue3.origin} \u092E\u093E ${adj}${issue3.minimum.toString()} ${sizing.unit} ${sizing.verb}`;
-        return `\u0927\u0947\u0930\u0948 \u0938\u093E\u0928\u094B: ${issue3.origin} ${adj}${issue3.minimum.toString()} \u0939\u0941\u0928\u0941\u092A\u0930\u094D\u091B`;
+          return `\u0927\u0947\u0930\u0948 \u0938\u093E\u0928\u094B: ${issue4.origin} \u092E\u093E ${adj}${issue4.minimum.toString()} ${sizing.unit} ${sizing.verb}`;
+        return `\u0927\u0947\u0930\u0948 \u0938\u093E\u0928\u094B: ${issue4.origin} ${adj}${issue4.minimum.toString()} \u0939\u0941\u0928\u0941\u092A\u0930\u094D\u091B`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `\u0905\u092E\u093E\u0928\u094D\u092F \u0938\u094D\u091F\u094D\u0930\u093F\u0919: "${_issue.prefix}" \u092C\u093E\u091F \u0938\u0941\u0930\u0941 \u0939\u0941\u0928\u0941\u092A\u0930\u094D\u091B`;
         if (_issue.format === "ends_with")
@@ -47065,22 +56851,22 @@ var error36 = () => {
           return `\u0905\u092E\u093E\u0928\u094D\u092F \u0938\u094D\u091F\u094D\u0930\u093F\u0919: "${_issue.includes}" \u0938\u092E\u093E\u0935\u0947\u0936 \u0939\u0941\u0928\u0941\u092A\u0930\u094D\u091B`;
         if (_issue.format === "regex")
           return `\u0905\u092E\u093E\u0928\u094D\u092F \u0938\u094D\u091F\u094D\u0930\u093F\u0919: \u0922\u093E\u0901\u091A\u093E ${_issue.pattern} \u0938\u0901\u0917 \u092E\u0947\u0932 \u0916\u093E\u0928\u0941\u092A\u0930\u094D\u091B`;
-        return `\u0905\u092E\u093E\u0928\u094D\u092F ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `\u0905\u092E\u093E\u0928\u094D\u092F ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `\u0905\u092E\u093E\u0928\u094D\u092F \u0938\u0902\u0916\u094D\u092F\u093E: ${issue3.divisor} \u0915\u094B \u0917\u0941\u0923\u091C \u0939\u0941\u0928\u0941\u092A\u0930\u094D\u091B`;
+        return `\u0905\u092E\u093E\u0928\u094D\u092F \u0938\u0902\u0916\u094D\u092F\u093E: ${issue4.divisor} \u0915\u094B \u0917\u0941\u0923\u091C \u0939\u0941\u0928\u0941\u092A\u0930\u094D\u091B`;
       case "unrecognized_keys":
-        return `\u0905\u092A\u0930\u093F\u091A\u093F\u0924 \u0915\u0941\u091E\u094D\u091C\u0940${issue3.keys.length > 1 ? "\u0939\u0930\u0942" : ""}: ${joinValues(issue3.keys, ", ")}`;
+        return `\u0905\u092A\u0930\u093F\u091A\u093F\u0924 \u0915\u0941\u091E\u094D\u091C\u0940${issue4.keys.length > 1 ? "\u0939\u0930\u0942" : ""}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `\u0905\u092E\u093E\u0928\u094D\u092F \u0915\u0941\u091E\u094D\u091C\u0940: ${issue3.origin} \u092E\u093E`;
+        return `\u0905\u092E\u093E\u0928\u094D\u092F \u0915\u0941\u091E\u094D\u091C\u0940: ${issue4.origin} \u092E\u093E`;
       case "invalid_union":
-        if (issue3.options && Array.isArray(issue3.options) && issue3.options.length > 0) {
-          const opts = issue3.options.map((o) => `'${o}'`).join(" | ");
+        if (issue4.options && Array.isArray(issue4.options) && issue4.options.length > 0) {
+          const opts = issue4.options.map((o) => `'${o}'`).join(" | ");
           return `\u0905\u092E\u093E\u0928\u094D\u092F \u0921\u093F\u0938\u094D\u0915\u094D\u0930\u093F\u092E\u093F\u0928\u0947\u091F\u0930 \u092E\u093E\u0928: \u0905\u092A\u0947\u0915\u094D\u0937\u093F\u0924 ${opts}`;
         }
         return "\u0905\u092E\u093E\u0928\u094D\u092F \u0907\u0928\u092A\u0941\u091F";
       case "invalid_element":
-        return `\u0905\u092E\u093E\u0928\u094D\u092F \u092E\u093E\u0928: ${issue3.origin} \u092E\u093E`;
+        return `\u0905\u092E\u093E\u0928\u094D\u092F \u092E\u093E\u0928: ${issue4.origin} \u092E\u093E`;
       default:
         return `\u0905\u092E\u093E\u0928\u094D\u092F \u0907\u0928\u092A\u0941\u091F`;
     }
@@ -47142,40 +56928,40 @@ var error37 = () => {
     nan: "NaN",
     number: "getal"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `Ongeldige invoer: verwacht instanceof ${issue3.expected}, ontving ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `Ongeldige invoer: verwacht instanceof ${issue4.expected}, ontving ${received}`;
         }
         return `Ongeldige invoer: verwacht ${expected}, ontving ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `Ongeldige invoer: verwacht ${stringifyPrimitive(issue3.values[0])}`;
-        return `Ongeldige optie: verwacht \xE9\xE9n van ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `Ongeldige invoer: verwacht ${stringifyPrimitive(issue4.values[0])}`;
+        return `Ongeldige optie: verwacht \xE9\xE9n van ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
-        const longName = issue3.origin === "date" ? "laat" : issue3.origin === "string" ? "lang" : "groot";
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
+        const longName = issue4.origin === "date" ? "laat" : issue4.origin === "string" ? "lang" : "groot";
         if (sizing)
-          return `Te ${longName}: verwacht dat ${issue3.origin ?? "waarde"} ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "elementen"} ${sizing.verb}`;
-        return `Te ${longName}: verwacht dat ${issue3.origin ?? "waarde"} ${adj}${issue3.maximum.toString()} is`;
+          return `Te ${longName}: verwacht dat ${issue4.origin ?? "waarde"} ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "elementen"} ${sizing.verb}`;
+        return `Te ${longName}: verwacht dat ${issue4.origin ?? "waarde"} ${adj}${issue4.maximum.toString()} is`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
-        const shortName = issue3.origin === "date" ? "vroeg" : issue3.origin === "string" ? "kort" : "klein";
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
+        const shortName = issue4.origin === "date" ? "vroeg" : issue4.origin === "string" ? "kort" : "klein";
         if (sizing) {
-          return `Te ${shortName}: verwacht dat ${issue3.origin} ${adj}${issue3.minimum.toString()} ${sizing.unit} ${sizing.verb}`;
+          return `Te ${shortName}: verwacht dat ${issue4.origin} ${adj}${issue4.minimum.toString()} ${sizing.unit} ${sizing.verb}`;
         }
-        return `Te ${shortName}: verwacht dat ${issue3.origin} ${adj}${issue3.minimum.toString()} is`;
+        return `Te ${shortName}: verwacht dat ${issue4.origin} ${adj}${issue4.minimum.toString()} is`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with") {
           return `Ongeldige tekst: moet met "${_issue.prefix}" beginnen`;
         }
@@ -47185,18 +56971,18 @@ var error37 = () => {
           return `Ongeldige tekst: moet "${_issue.includes}" bevatten`;
         if (_issue.format === "regex")
           return `Ongeldige tekst: moet overeenkomen met patroon ${_issue.pattern}`;
-        return `Ongeldig: ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `Ongeldig: ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `Ongeldig getal: moet een veelvoud van ${issue3.divisor} zijn`;
+        return `Ongeldig getal: moet een veelvoud van ${issue4.divisor} zijn`;
       case "unrecognized_keys":
-        return `Onbekende key${issue3.keys.length > 1 ? "s" : ""}: ${joinValues(issue3.keys, ", ")}`;
+        return `Onbekende key${issue4.keys.length > 1 ? "s" : ""}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `Ongeldige key in ${issue3.origin}`;
+        return `Ongeldige key in ${issue4.origin}`;
       case "invalid_union":
         return "Ongeldige invoer";
       case "invalid_element":
-        return `Ongeldige waarde in ${issue3.origin}`;
+        return `Ongeldige waarde in ${issue4.origin}`;
       default:
         return `Ongeldige invoer`;
     }
@@ -47259,38 +57045,38 @@ var error38 = () => {
     number: "tal",
     array: "liste"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `Ugyldig input: forventa instanceof ${issue3.expected}, fekk ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `Ugyldig input: forventa instanceof ${issue4.expected}, fekk ${received}`;
         }
         return `Ugyldig input: forventa ${expected}, fekk ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `Ugyldig verdi: forventa ${stringifyPrimitive(issue3.values[0])}`;
-        return `Ugyldig val: forventa eitt av ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `Ugyldig verdi: forventa ${stringifyPrimitive(issue4.values[0])}`;
+        return `Ugyldig val: forventa eitt av ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `For stor(t): forventa ${issue3.origin ?? "value"} til \xE5 ha ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "element"}`;
-        return `For stor(t): forventa ${issue3.origin ?? "value"} til \xE5 ha ${adj}${issue3.maximum.toString()}`;
+          return `For stor(t): forventa ${issue4.origin ?? "value"} til \xE5 ha ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "element"}`;
+        return `For stor(t): forventa ${issue4.origin ?? "value"} til \xE5 ha ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `For lite(n): forventa ${issue3.origin} til \xE5 ha ${adj}${issue3.minimum.toString()} ${sizing.unit}`;
+          return `For lite(n): forventa ${issue4.origin} til \xE5 ha ${adj}${issue4.minimum.toString()} ${sizing.unit}`;
         }
-        return `For lite(n): forventa ${issue3.origin} til \xE5 ha ${adj}${issue3.minimum.toString()}`;
+        return `For lite(n): forventa ${issue4.origin} til \xE5 ha ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `Ugyldig streng: m\xE5 starte med "${_issue.prefix}"`;
         if (_issue.format === "ends_with")
@@ -47299,18 +57085,18 @@ var error38 = () => {
           return `Ugyldig streng: m\xE5 innehalde "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `Ugyldig streng: m\xE5 matche m\xF8nsteret ${_issue.pattern}`;
-        return `Ugyldig ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `Ugyldig ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `Ugyldig tal: m\xE5 vere eit multiplum av ${issue3.divisor}`;
+        return `Ugyldig tal: m\xE5 vere eit multiplum av ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `${issue3.keys.length > 1 ? "Ukjende n\xF8klar" : "Ukjend n\xF8kkel"}: ${joinValues(issue3.keys, ", ")}`;
+        return `${issue4.keys.length > 1 ? "Ukjende n\xF8klar" : "Ukjend n\xF8kkel"}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `Ugyldig n\xF8kkel i ${issue3.origin}`;
+        return `Ugyldig n\xF8kkel i ${issue4.origin}`;
       case "invalid_union":
         return "Ugyldig input";
       case "invalid_element":
-        return `Ugyldig verdi i ${issue3.origin}`;
+        return `Ugyldig verdi i ${issue4.origin}`;
       default:
         return `Ugyldig input`;
     }
@@ -47373,38 +57159,38 @@ var error39 = () => {
     number: "tall",
     array: "liste"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `Ugyldig input: forventet instanceof ${issue3.expected}, fikk ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `Ugyldig input: forventet instanceof ${issue4.expected}, fikk ${received}`;
         }
         return `Ugyldig input: forventet ${expected}, fikk ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `Ugyldig verdi: forventet ${stringifyPrimitive(issue3.values[0])}`;
-        return `Ugyldig valg: forventet en av ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `Ugyldig verdi: forventet ${stringifyPrimitive(issue4.values[0])}`;
+        return `Ugyldig valg: forventet en av ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `For stor(t): forventet ${issue3.origin ?? "value"} til \xE5 ha ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "elementer"}`;
-        return `For stor(t): forventet ${issue3.origin ?? "value"} til \xE5 ha ${adj}${issue3.maximum.toString()}`;
+          return `For stor(t): forventet ${issue4.origin ?? "value"} til \xE5 ha ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "elementer"}`;
+        return `For stor(t): forventet ${issue4.origin ?? "value"} til \xE5 ha ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `For lite(n): forventet ${issue3.origin} til \xE5 ha ${adj}${issue3.minimum.toString()} ${sizing.unit}`;
+          return `For lite(n): forventet ${issue4.origin} til \xE5 ha ${adj}${issue4.minimum.toString()} ${sizing.unit}`;
         }
-        return `For lite(n): forventet ${issue3.origin} til \xE5 ha ${adj}${issue3.minimum.toString()}`;
+        return `For lite(n): forventet ${issue4.origin} til \xE5 ha ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `Ugyldig streng: m\xE5 starte med "${_issue.prefix}"`;
         if (_issue.format === "ends_with")
@@ -47413,18 +57199,18 @@ var error39 = () => {
           return `Ugyldig streng: m\xE5 inneholde "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `Ugyldig streng: m\xE5 matche m\xF8nsteret ${_issue.pattern}`;
-        return `Ugyldig ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `Ugyldig ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `Ugyldig tall: m\xE5 v\xE6re et multiplum av ${issue3.divisor}`;
+        return `Ugyldig tall: m\xE5 v\xE6re et multiplum av ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `${issue3.keys.length > 1 ? "Ukjente n\xF8kler" : "Ukjent n\xF8kkel"}: ${joinValues(issue3.keys, ", ")}`;
+        return `${issue4.keys.length > 1 ? "Ukjente n\xF8kler" : "Ukjent n\xF8kkel"}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `Ugyldig n\xF8kkel i ${issue3.origin}`;
+        return `Ugyldig n\xF8kkel i ${issue4.origin}`;
       case "invalid_union":
         return "Ugyldig input";
       case "invalid_element":
-        return `Ugyldig verdi i ${issue3.origin}`;
+        return `Ugyldig verdi i ${issue4.origin}`;
       default:
         return `Ugyldig input`;
     }
@@ -47488,38 +57274,38 @@ var error40 = () => {
     array: "saf",
     null: "gayb"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `F\xE2sit giren: umulan instanceof ${issue3.expected}, al\u0131nan ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `F\xE2sit giren: umulan instanceof ${issue4.expected}, al\u0131nan ${received}`;
         }
         return `F\xE2sit giren: umulan ${expected}, al\u0131nan ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `F\xE2sit giren: umulan ${stringifyPrimitive(issue3.values[0])}`;
-        return `F\xE2sit tercih: m\xFBteberler ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `F\xE2sit giren: umulan ${stringifyPrimitive(issue4.values[0])}`;
+        return `F\xE2sit tercih: m\xFBteberler ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `Fazla b\xFCy\xFCk: ${issue3.origin ?? "value"}, ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "elements"} sahip olmal\u0131yd\u0131.`;
-        return `Fazla b\xFCy\xFCk: ${issue3.origin ?? "value"}, ${adj}${issue3.maximum.toString()} olmal\u0131yd\u0131.`;
+          return `Fazla b\xFCy\xFCk: ${issue4.origin ?? "value"}, ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "elements"} sahip olmal\u0131yd\u0131.`;
+        return `Fazla b\xFCy\xFCk: ${issue4.origin ?? "value"}, ${adj}${issue4.maximum.toString()} olmal\u0131yd\u0131.`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `Fazla k\xFC\xE7\xFCk: ${issue3.origin}, ${adj}${issue3.minimum.toString()} ${sizing.unit} sahip olmal\u0131yd\u0131.`;
+          return `Fazla k\xFC\xE7\xFCk: ${issue4.origin}, ${adj}${issue4.minimum.toString()} ${sizing.unit} sahip olmal\u0131yd\u0131.`;
         }
-        return `Fazla k\xFC\xE7\xFCk: ${issue3.origin}, ${adj}${issue3.minimum.toString()} olmal\u0131yd\u0131.`;
+        return `Fazla k\xFC\xE7\xFCk: ${issue4.origin}, ${adj}${issue4.minimum.toString()} olmal\u0131yd\u0131.`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `F\xE2sit metin: "${_issue.prefix}" ile ba\u015Flamal\u0131.`;
         if (_issue.format === "ends_with")
@@ -47528,18 +57314,18 @@ var error40 = () => {
           return `F\xE2sit metin: "${_issue.includes}" ihtiv\xE2 etmeli.`;
         if (_issue.format === "regex")
           return `F\xE2sit metin: ${_issue.pattern} nak\u015F\u0131na uymal\u0131.`;
-        return `F\xE2sit ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `F\xE2sit ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `F\xE2sit say\u0131: ${issue3.divisor} kat\u0131 olmal\u0131yd\u0131.`;
+        return `F\xE2sit say\u0131: ${issue4.divisor} kat\u0131 olmal\u0131yd\u0131.`;
       case "unrecognized_keys":
-        return `Tan\u0131nmayan anahtar ${issue3.keys.length > 1 ? "s" : ""}: ${joinValues(issue3.keys, ", ")}`;
+        return `Tan\u0131nmayan anahtar ${issue4.keys.length > 1 ? "s" : ""}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `${issue3.origin} i\xE7in tan\u0131nmayan anahtar var.`;
+        return `${issue4.origin} i\xE7in tan\u0131nmayan anahtar var.`;
       case "invalid_union":
         return "Giren tan\u0131namad\u0131.";
       case "invalid_element":
-        return `${issue3.origin} i\xE7in tan\u0131nmayan k\u0131ymet var.`;
+        return `${issue4.origin} i\xE7in tan\u0131nmayan k\u0131ymet var.`;
       default:
         return `K\u0131ymet tan\u0131namad\u0131.`;
     }
@@ -47602,40 +57388,40 @@ var error41 = () => {
     number: "\u0639\u062F\u062F",
     array: "\u0627\u0631\u06D0"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `\u0646\u0627\u0633\u0645 \u0648\u0631\u0648\u062F\u064A: \u0628\u0627\u06CC\u062F instanceof ${issue3.expected} \u0648\u0627\u06CC, \u0645\u06AB\u0631 ${received} \u062A\u0631\u0644\u0627\u0633\u0647 \u0634\u0648`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `\u0646\u0627\u0633\u0645 \u0648\u0631\u0648\u062F\u064A: \u0628\u0627\u06CC\u062F instanceof ${issue4.expected} \u0648\u0627\u06CC, \u0645\u06AB\u0631 ${received} \u062A\u0631\u0644\u0627\u0633\u0647 \u0634\u0648`;
         }
         return `\u0646\u0627\u0633\u0645 \u0648\u0631\u0648\u062F\u064A: \u0628\u0627\u06CC\u062F ${expected} \u0648\u0627\u06CC, \u0645\u06AB\u0631 ${received} \u062A\u0631\u0644\u0627\u0633\u0647 \u0634\u0648`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1) {
-          return `\u0646\u0627\u0633\u0645 \u0648\u0631\u0648\u062F\u064A: \u0628\u0627\u06CC\u062F ${stringifyPrimitive(issue3.values[0])} \u0648\u0627\u06CC`;
+        if (issue4.values.length === 1) {
+          return `\u0646\u0627\u0633\u0645 \u0648\u0631\u0648\u062F\u064A: \u0628\u0627\u06CC\u062F ${stringifyPrimitive(issue4.values[0])} \u0648\u0627\u06CC`;
         }
-        return `\u0646\u0627\u0633\u0645 \u0627\u0646\u062A\u062E\u0627\u0628: \u0628\u0627\u06CC\u062F \u06CC\u0648 \u0644\u0647 ${joinValues(issue3.values, "|")} \u0685\u062E\u0647 \u0648\u0627\u06CC`;
+        return `\u0646\u0627\u0633\u0645 \u0627\u0646\u062A\u062E\u0627\u0628: \u0628\u0627\u06CC\u062F \u06CC\u0648 \u0644\u0647 ${joinValues(issue4.values, "|")} \u0685\u062E\u0647 \u0648\u0627\u06CC`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `\u0689\u06CC\u0631 \u0644\u0648\u06CC: ${issue3.origin ?? "\u0627\u0631\u0632\u069A\u062A"} \u0628\u0627\u06CC\u062F ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "\u0639\u0646\u0635\u0631\u0648\u0646\u0647"} \u0648\u0644\u0631\u064A`;
+          return `\u0689\u06CC\u0631 \u0644\u0648\u06CC: ${issue4.origin ?? "\u0627\u0631\u0632\u069A\u062A"} \u0628\u0627\u06CC\u062F ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "\u0639\u0646\u0635\u0631\u0648\u0646\u0647"} \u0648\u0644\u0631\u064A`;
         }
-        return `\u0689\u06CC\u0631 \u0644\u0648\u06CC: ${issue3.origin ?? "\u0627\u0631\u0632\u069A\u062A"} \u0628\u0627\u06CC\u062F ${adj}${issue3.maximum.toString()} \u0648\u064A`;
+        return `\u0689\u06CC\u0631 \u0644\u0648\u06CC: ${issue4.origin ?? "\u0627\u0631\u0632\u069A\u062A"} \u0628\u0627\u06CC\u062F ${adj}${issue4.maximum.toString()} \u0648\u064A`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `\u0689\u06CC\u0631 \u06A9\u0648\u0686\u0646\u06CC: ${issue3.origin} \u0628\u0627\u06CC\u062F ${adj}${issue3.minimum.toString()} ${sizing.unit} \u0648\u0644\u0631\u064A`;
+          return `\u0689\u06CC\u0631 \u06A9\u0648\u0686\u0646\u06CC: ${issue4.origin} \u0628\u0627\u06CC\u062F ${adj}${issue4.minimum.toString()} ${sizing.unit} \u0648\u0644\u0631\u064A`;
         }
-        return `\u0689\u06CC\u0631 \u06A9\u0648\u0686\u0646\u06CC: ${issue3.origin} \u0628\u0627\u06CC\u062F ${adj}${issue3.minimum.toString()} \u0648\u064A`;
+        return `\u0689\u06CC\u0631 \u06A9\u0648\u0686\u0646\u06CC: ${issue4.origin} \u0628\u0627\u06CC\u062F ${adj}${issue4.minimum.toString()} \u0648\u064A`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with") {
           return `\u0646\u0627\u0633\u0645 \u0645\u062A\u0646: \u0628\u0627\u06CC\u062F \u062F "${_issue.prefix}" \u0633\u0631\u0647 \u067E\u06CC\u0644 \u0634\u064A`;
         }
@@ -47648,18 +57434,18 @@ var error41 = () => {
         if (_issue.format === "regex") {
           return `\u0646\u0627\u0633\u0645 \u0645\u062A\u0646: \u0628\u0627\u06CC\u062F \u062F ${_issue.pattern} \u0633\u0631\u0647 \u0645\u0637\u0627\u0628\u0642\u062A \u0648\u0644\u0631\u064A`;
         }
-        return `${FormatDictionary[_issue.format] ?? issue3.format} \u0646\u0627\u0633\u0645 \u062F\u06CC`;
+        return `${FormatDictionary[_issue.format] ?? issue4.format} \u0646\u0627\u0633\u0645 \u062F\u06CC`;
       }
       case "not_multiple_of":
-        return `\u0646\u0627\u0633\u0645 \u0639\u062F\u062F: \u0628\u0627\u06CC\u062F \u062F ${issue3.divisor} \u0645\u0636\u0631\u0628 \u0648\u064A`;
+        return `\u0646\u0627\u0633\u0645 \u0639\u062F\u062F: \u0628\u0627\u06CC\u062F \u062F ${issue4.divisor} \u0645\u0636\u0631\u0628 \u0648\u064A`;
       case "unrecognized_keys":
-        return `\u0646\u0627\u0633\u0645 ${issue3.keys.length > 1 ? "\u06A9\u0644\u06CC\u0689\u0648\u0646\u0647" : "\u06A9\u0644\u06CC\u0689"}: ${joinValues(issue3.keys, ", ")}`;
+        return `\u0646\u0627\u0633\u0645 ${issue4.keys.length > 1 ? "\u06A9\u0644\u06CC\u0689\u0648\u0646\u0647" : "\u06A9\u0644\u06CC\u0689"}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `\u0646\u0627\u0633\u0645 \u06A9\u0644\u06CC\u0689 \u067E\u0647 ${issue3.origin} \u06A9\u06D0`;
+        return `\u0646\u0627\u0633\u0645 \u06A9\u0644\u06CC\u0689 \u067E\u0647 ${issue4.origin} \u06A9\u06D0`;
       case "invalid_union":
         return `\u0646\u0627\u0633\u0645\u0647 \u0648\u0631\u0648\u062F\u064A`;
       case "invalid_element":
-        return `\u0646\u0627\u0633\u0645 \u0639\u0646\u0635\u0631 \u067E\u0647 ${issue3.origin} \u06A9\u06D0`;
+        return `\u0646\u0627\u0633\u0645 \u0639\u0646\u0635\u0631 \u067E\u0647 ${issue4.origin} \u06A9\u06D0`;
       default:
         return `\u0646\u0627\u0633\u0645\u0647 \u0648\u0631\u0648\u062F\u064A`;
     }
@@ -47722,39 +57508,39 @@ var error42 = () => {
     number: "liczba",
     array: "tablica"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `Nieprawid\u0142owe dane wej\u015Bciowe: oczekiwano instanceof ${issue3.expected}, otrzymano ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `Nieprawid\u0142owe dane wej\u015Bciowe: oczekiwano instanceof ${issue4.expected}, otrzymano ${received}`;
         }
         return `Nieprawid\u0142owe dane wej\u015Bciowe: oczekiwano ${expected}, otrzymano ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `Nieprawid\u0142owe dane wej\u015Bciowe: oczekiwano ${stringifyPrimitive(issue3.values[0])}`;
-        return `Nieprawid\u0142owa opcja: oczekiwano jednej z warto\u015Bci ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `Nieprawid\u0142owe dane wej\u015Bciowe: oczekiwano ${stringifyPrimitive(issue4.values[0])}`;
+        return `Nieprawid\u0142owa opcja: oczekiwano jednej z warto\u015Bci ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `Za du\u017Ca warto\u015B\u0107: oczekiwano, \u017Ce ${issue3.origin ?? "warto\u015B\u0107"} b\u0119dzie mie\u0107 ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "element\xF3w"}`;
+          return `Za du\u017Ca warto\u015B\u0107: oczekiwano, \u017Ce ${issue4.origin ?? "warto\u015B\u0107"} b\u0119dzie mie\u0107 ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "element\xF3w"}`;
         }
-        return `Zbyt du\u017C(y/a/e): oczekiwano, \u017Ce ${issue3.origin ?? "warto\u015B\u0107"} b\u0119dzie wynosi\u0107 ${adj}${issue3.maximum.toString()}`;
+        return `Zbyt du\u017C(y/a/e): oczekiwano, \u017Ce ${issue4.origin ?? "warto\u015B\u0107"} b\u0119dzie wynosi\u0107 ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `Za ma\u0142a warto\u015B\u0107: oczekiwano, \u017Ce ${issue3.origin ?? "warto\u015B\u0107"} b\u0119dzie mie\u0107 ${adj}${issue3.minimum.toString()} ${sizing.unit ?? "element\xF3w"}`;
+          return `Za ma\u0142a warto\u015B\u0107: oczekiwano, \u017Ce ${issue4.origin ?? "warto\u015B\u0107"} b\u0119dzie mie\u0107 ${adj}${issue4.minimum.toString()} ${sizing.unit ?? "element\xF3w"}`;
         }
-        return `Zbyt ma\u0142(y/a/e): oczekiwano, \u017Ce ${issue3.origin ?? "warto\u015B\u0107"} b\u0119dzie wynosi\u0107 ${adj}${issue3.minimum.toString()}`;
+        return `Zbyt ma\u0142(y/a/e): oczekiwano, \u017Ce ${issue4.origin ?? "warto\u015B\u0107"} b\u0119dzie wynosi\u0107 ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `Nieprawid\u0142owy ci\u0105g znak\xF3w: musi zaczyna\u0107 si\u0119 od "${_issue.prefix}"`;
         if (_issue.format === "ends_with")
@@ -47763,18 +57549,18 @@ var error42 = () => {
           return `Nieprawid\u0142owy ci\u0105g znak\xF3w: musi zawiera\u0107 "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `Nieprawid\u0142owy ci\u0105g znak\xF3w: musi odpowiada\u0107 wzorcowi ${_issue.pattern}`;
-        return `Nieprawid\u0142ow(y/a/e) ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `Nieprawid\u0142ow(y/a/e) ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `Nieprawid\u0142owa liczba: musi by\u0107 wielokrotno\u015Bci\u0105 ${issue3.divisor}`;
+        return `Nieprawid\u0142owa liczba: musi by\u0107 wielokrotno\u015Bci\u0105 ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `Nierozpoznane klucze${issue3.keys.length > 1 ? "s" : ""}: ${joinValues(issue3.keys, ", ")}`;
+        return `Nierozpoznane klucze${issue4.keys.length > 1 ? "s" : ""}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `Nieprawid\u0142owy klucz w ${issue3.origin}`;
+        return `Nieprawid\u0142owy klucz w ${issue4.origin}`;
       case "invalid_union":
         return "Nieprawid\u0142owe dane wej\u015Bciowe";
       case "invalid_element":
-        return `Nieprawid\u0142owa warto\u015B\u0107 w ${issue3.origin}`;
+        return `Nieprawid\u0142owa warto\u015B\u0107 w ${issue4.origin}`;
       default:
         return `Nieprawid\u0142owe dane wej\u015Bciowe`;
     }
@@ -47864,35 +57650,35 @@ var error43 = () => {
     const translatedValue = TypeDictionary[type] ?? { name: `valor "${type}"`, articles: Gender.masculine };
     return `${translatedValue.articles[articleType]} ${translatedValue.name}`;
   }
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = translateOriginWithArticle(issue3.expected, "indefinite");
-        const receivedType = parsedType(issue3.input);
+        const expected = translateOriginWithArticle(issue4.expected, "indefinite");
+        const receivedType = parsedType(issue4.input);
         const received = translateOriginWithArticle(receivedType, "indefinite");
         return `Entrada inv\xE1lida: esperava ${expected}, recebeu ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `Entrada inv\xE1lida: esperava ${stringifyPrimitive(issue3.values[0])}`;
-        return `Op\xE7\xE3o inv\xE1lida: esperava uma das seguintes op\xE7\xF5es: ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `Entrada inv\xE1lida: esperava ${stringifyPrimitive(issue4.values[0])}`;
+        return `Op\xE7\xE3o inv\xE1lida: esperava uma das seguintes op\xE7\xF5es: ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `Demasiado grande: esperava que ${translateOriginWithArticle(issue3.origin, "definite")} tivesse ${adj} ${issue3.maximum.toString()} ${sizing.unit ?? "elementos"}`;
-        return `Demasiado grande: esperava que ${translateOriginWithArticle(issue3.origin, "definite")} fosse ${adj} ${issue3.maximum.toString()}`;
+          return `Demasiado grande: esperava que ${translateOriginWithArticle(issue4.origin, "definite")} tivesse ${adj} ${issue4.maximum.toString()} ${sizing.unit ?? "elementos"}`;
+        return `Demasiado grande: esperava que ${translateOriginWithArticle(issue4.origin, "definite")} fosse ${adj} ${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `Demasiado pequeno: esperava que ${translateOriginWithArticle(issue3.origin, "definite")} tivesse ${adj} ${issue3.minimum.toString()} ${sizing.unit ?? "elementos"}`;
+          return `Demasiado pequeno: esperava que ${translateOriginWithArticle(issue4.origin, "definite")} tivesse ${adj} ${issue4.minimum.toString()} ${sizing.unit ?? "elementos"}`;
         }
-        return `Demasiado pequeno: esperava que ${translateOriginWithArticle(issue3.origin, "definite")} fosse ${adj} ${issue3.minimum.toString()}`;
+        return `Demasiado pequeno: esperava que ${translateOriginWithArticle(issue4.origin, "definite")} fosse ${adj} ${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `Texto inv\xE1lido: deve come\xE7ar por "${_issue.prefix}"`;
         if (_issue.format === "ends_with")
@@ -47901,24 +57687,24 @@ var error43 = () => {
           return `Texto inv\xE1lido: deve incluir "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `Texto inv\xE1lido: deve corresponder ao padr\xE3o ${_issue.pattern}`;
-        return `Formato d${FormatDictionary[_issue.format] ?? issue3.format} inv\xE1lido`;
+        return `Formato d${FormatDictionary[_issue.format] ?? issue4.format} inv\xE1lido`;
       }
       case "not_multiple_of":
-        return `N\xFAmero inv\xE1lido: deve ser m\xFAltiplo de ${issue3.divisor}`;
+        return `N\xFAmero inv\xE1lido: deve ser m\xFAltiplo de ${issue4.divisor}`;
       case "unrecognized_keys": {
-        const plural2 = issue3.keys.length > 1 ? "s" : "";
-        return `Chave${plural2} inv\xE1lida${plural2}: ${joinValues(issue3.keys, ", ")}`;
+        const plural2 = issue4.keys.length > 1 ? "s" : "";
+        return `Chave${plural2} inv\xE1lida${plural2}: ${joinValues(issue4.keys, ", ")}`;
       }
       case "invalid_key":
-        return `Entrada inv\xE1lida n${translateOriginWithArticle(issue3.origin, "definite")}`;
+        return `Entrada inv\xE1lida n${translateOriginWithArticle(issue4.origin, "definite")}`;
       case "invalid_union":
-        if (issue3.options && Array.isArray(issue3.options) && issue3.options.length > 0) {
-          const opts = issue3.options.map((o) => `'${o}'`).join(" | ");
+        if (issue4.options && Array.isArray(issue4.options) && issue4.options.length > 0) {
+          const opts = issue4.options.map((o) => `'${o}'`).join(" | ");
           return `Valor de discrimina\xE7\xE3o inv\xE1lido. Esperava ${opts}`;
         }
         return "Entrada inv\xE1lida";
       case "invalid_element":
-        return `Entrada inv\xE1lida n${translateOriginWithArticle(issue3.origin, "definite")}`;
+        return `Entrada inv\xE1lida n${translateOriginWithArticle(issue4.origin, "definite")}`;
       default:
         return `Entrada inv\xE1lida`;
     }
@@ -48008,35 +57794,35 @@ var error44 = () => {
     const translatedValue = TypeDictionary[type] ?? { name: `valor "${type}"`, articles: Gender.masculine };
     return `${translatedValue.articles[articleType]} ${translatedValue.name}`;
   }
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = translateOriginWithArticle(issue3.expected, "indefinite");
-        const receivedType = parsedType(issue3.input);
+        const expected = translateOriginWithArticle(issue4.expected, "indefinite");
+        const receivedType = parsedType(issue4.input);
         const received = translateOriginWithArticle(receivedType, "indefinite");
         return `Entrada inv\xE1lida: esperava ${expected}, recebeu ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `Entrada inv\xE1lida: esperava ${stringifyPrimitive(issue3.values[0])}`;
-        return `Op\xE7\xE3o inv\xE1lida: esperava uma das seguintes op\xE7\xF5es: ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `Entrada inv\xE1lida: esperava ${stringifyPrimitive(issue4.values[0])}`;
+        return `Op\xE7\xE3o inv\xE1lida: esperava uma das seguintes op\xE7\xF5es: ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `Grande demais: esperava que ${translateOriginWithArticle(issue3.origin, "definite")} tivesse ${adj} ${issue3.maximum.toString()} ${sizing.unit ?? "elementos"}`;
-        return `Grande demais: esperava que ${translateOriginWithArticle(issue3.origin, "definite")} fosse ${adj} ${issue3.maximum.toString()}`;
+          return `Grande demais: esperava que ${translateOriginWithArticle(issue4.origin, "definite")} tivesse ${adj} ${issue4.maximum.toString()} ${sizing.unit ?? "elementos"}`;
+        return `Grande demais: esperava que ${translateOriginWithArticle(issue4.origin, "definite")} fosse ${adj} ${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `Pequeno demais: esperava que ${translateOriginWithArticle(issue3.origin, "definite")} tivesse ${adj} ${issue3.minimum.toString()} ${sizing.unit ?? "elementos"}`;
+          return `Pequeno demais: esperava que ${translateOriginWithArticle(issue4.origin, "definite")} tivesse ${adj} ${issue4.minimum.toString()} ${sizing.unit ?? "elementos"}`;
         }
-        return `Pequeno demais: esperava que ${translateOriginWithArticle(issue3.origin, "definite")} fosse ${adj} ${issue3.minimum.toString()}`;
+        return `Pequeno demais: esperava que ${translateOriginWithArticle(issue4.origin, "definite")} fosse ${adj} ${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with") {
           return `Texto inv\xE1lido: deve come\xE7ar com "${_issue.prefix}"`;
         }
@@ -48046,24 +57832,24 @@ var error44 = () => {
           return `Texto inv\xE1lido: deve incluir "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `Texto inv\xE1lido: deve corresponder ao padr\xE3o ${_issue.pattern}`;
-        return `Formato d${FormatDictionary[_issue.format] ?? issue3.format} inv\xE1lido`;
+        return `Formato d${FormatDictionary[_issue.format] ?? issue4.format} inv\xE1lido`;
       }
       case "not_multiple_of":
-        return `N\xFAmero inv\xE1lido: deve ser m\xFAltiplo de ${issue3.divisor}`;
+        return `N\xFAmero inv\xE1lido: deve ser m\xFAltiplo de ${issue4.divisor}`;
       case "unrecognized_keys": {
-        const plural2 = issue3.keys.length > 1 ? "s" : "";
-        return `Chave${plural2} inv\xE1lida${plural2}: ${joinValues(issue3.keys, ", ")}`;
+        const plural2 = issue4.keys.length > 1 ? "s" : "";
+        return `Chave${plural2} inv\xE1lida${plural2}: ${joinValues(issue4.keys, ", ")}`;
       }
       case "invalid_key":
-        return `Entrada inv\xE1lida n${translateOriginWithArticle(issue3.origin, "definite")}`;
+        return `Entrada inv\xE1lida n${translateOriginWithArticle(issue4.origin, "definite")}`;
       case "invalid_union":
-        if (issue3.options && Array.isArray(issue3.options) && issue3.options.length > 0) {
-          const opts = issue3.options.map((o) => `'${o}'`).join(" | ");
+        if (issue4.options && Array.isArray(issue4.options) && issue4.options.length > 0) {
+          const opts = issue4.options.map((o) => `'${o}'`).join(" | ");
           return `Valor de discrimina\xE7\xE3o inv\xE1lido. Esperava ${opts}`;
         }
         return "Entrada inv\xE1lida";
       case "invalid_element":
-        return `Entrada inv\xE1lida n${translateOriginWithArticle(issue3.origin, "definite")}`;
+        return `Entrada inv\xE1lida n${translateOriginWithArticle(issue4.origin, "definite")}`;
       default:
         return `Entrada inv\xE1lida`;
     }
@@ -48137,35 +57923,35 @@ var error45 = () => {
     map: "hart\u0103",
     set: "set"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
         return `Intrare invalid\u0103: a\u0219teptat ${expected}, primit ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `Intrare invalid\u0103: a\u0219teptat ${stringifyPrimitive(issue3.values[0])}`;
-        return `Op\u021Biune invalid\u0103: a\u0219teptat una dintre ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `Intrare invalid\u0103: a\u0219teptat ${stringifyPrimitive(issue4.values[0])}`;
+        return `Op\u021Biune invalid\u0103: a\u0219teptat una dintre ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `Prea mare: a\u0219teptat ca ${issue3.origin ?? "valoarea"} ${sizing.verb} ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "elemente"}`;
-        return `Prea mare: a\u0219teptat ca ${issue3.origin ?? "valoarea"} s\u0103 fie ${adj}${issue3.maximum.toString()}`;
+          return `Prea mare: a\u0219teptat ca ${issue4.origin ?? "valoarea"} ${sizing.verb} ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "elemente"}`;
+        return `Prea mare: a\u0219teptat ca ${issue4.origin ?? "valoarea"} s\u0103 fie ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `Prea mic: a\u0219teptat ca ${issue3.origin} ${sizing.verb} ${adj}${issue3.minimum.toString()} ${sizing.unit}`;
+          return `Prea mic: a\u0219teptat ca ${issue4.origin} ${sizing.verb} ${adj}${issue4.minimum.toString()} ${sizing.unit}`;
         }
-        return `Prea mic: a\u0219teptat ca ${issue3.origin} s\u0103 fie ${adj}${issue3.minimum.toString()}`;
+        return `Prea mic: a\u0219teptat ca ${issue4.origin} s\u0103 fie ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with") {
           return `\u0218ir invalid: trebuie s\u0103 \xEEnceap\u0103 cu "${_issue.prefix}"`;
         }
@@ -48175,18 +57961,18 @@ var error45 = () => {
           return `\u0218ir invalid: trebuie s\u0103 includ\u0103 "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `\u0218ir invalid: trebuie s\u0103 se potriveasc\u0103 cu modelul ${_issue.pattern}`;
-        return `Format invalid: ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `Format invalid: ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `Num\u0103r invalid: trebuie s\u0103 fie multiplu de ${issue3.divisor}`;
+        return `Num\u0103r invalid: trebuie s\u0103 fie multiplu de ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `Chei nerecunoscute: ${joinValues(issue3.keys, ", ")}`;
+        return `Chei nerecunoscute: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `Cheie invalid\u0103 \xEEn ${issue3.origin}`;
+        return `Cheie invalid\u0103 \xEEn ${issue4.origin}`;
       case "invalid_union":
         return "Intrare invalid\u0103";
       case "invalid_element":
-        return `Valoare invalid\u0103 \xEEn ${issue3.origin}`;
+        return `Valoare invalid\u0103 \xEEn ${issue4.origin}`;
       default:
         return `Intrare invalid\u0103`;
     }
@@ -48299,43 +58085,43 @@ var error46 = () => {
     number: "\u0447\u0438\u0441\u043B\u043E",
     array: "\u043C\u0430\u0441\u0441\u0438\u0432"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `\u041D\u0435\u0432\u0435\u0440\u043D\u044B\u0439 \u0432\u0432\u043E\u0434: \u043E\u0436\u0438\u0434\u0430\u043B\u043E\u0441\u044C instanceof ${issue3.expected}, \u043F\u043E\u043B\u0443\u0447\u0435\u043D\u043E ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `\u041D\u0435\u0432\u0435\u0440\u043D\u044B\u0439 \u0432\u0432\u043E\u0434: \u043E\u0436\u0438\u0434\u0430\u043B\u043E\u0441\u044C instanceof ${issue4.expected}, \u043F\u043E\u043B\u0443\u0447\u0435\u043D\u043E ${received}`;
         }
         return `\u041D\u0435\u0432\u0435\u0440\u043D\u044B\u0439 \u0432\u0432\u043E\u0434: \u043E\u0436\u0438\u0434\u0430\u043B\u043E\u0441\u044C ${expected}, \u043F\u043E\u043B\u0443\u0447\u0435\u043D\u043E ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `\u041D\u0435\u0432\u0435\u0440\u043D\u044B\u0439 \u0432\u0432\u043E\u0434: \u043E\u0436\u0438\u0434\u0430\u043B\u043E\u0441\u044C ${stringifyPrimitive(issue3.values[0])}`;
-        return `\u041D\u0435\u0432\u0435\u0440\u043D\u044B\u0439 \u0432\u0430\u0440\u0438\u0430\u043D\u0442: \u043E\u0436\u0438\u0434\u0430\u043B\u043E\u0441\u044C \u043E\u0434\u043D\u043E \u0438\u0437 ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `\u041D\u0435\u0432\u0435\u0440\u043D\u044B\u0439 \u0432\u0432\u043E\u0434: \u043E\u0436\u0438\u0434\u0430\u043B\u043E\u0441\u044C ${stringifyPrimitive(issue4.values[0])}`;
+        return `\u041D\u0435\u0432\u0435\u0440\u043D\u044B\u0439 \u0432\u0430\u0440\u0438\u0430\u043D\u0442: \u043E\u0436\u0438\u0434\u0430\u043B\u043E\u0441\u044C \u043E\u0434\u043D\u043E \u0438\u0437 ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          const maxValue = Number(issue3.maximum);
+          const maxValue = Number(issue4.maximum);
           const unit = getRussianPlural(maxValue, sizing.unit.one, sizing.unit.few, sizing.unit.many);
-          return `\u0421\u043B\u0438\u0448\u043A\u043E\u043C \u0431\u043E\u043B\u044C\u0448\u043E\u0435 \u0437\u043D\u0430\u0447\u0435\u043D\u0438\u0435: \u043E\u0436\u0438\u0434\u0430\u043B\u043E\u0441\u044C, \u0447\u0442\u043E ${issue3.origin ?? "\u0437\u043D\u0430\u0447\u0435\u043D\u0438\u0435"} \u0431\u0443\u0434\u0435\u0442 \u0438\u043C\u0435\u0442\u044C ${adj}${issue3.maximum.toString()} ${unit}`;
+          return `\u0421\u043B\u0438\u0448\u043A\u043E\u043C \u0431\u043E\u043B\u044C\u0448\u043E\u0435 \u0437\u043D\u0430\u0447\u0435\u043D\u0438\u0435: \u043E\u0436\u0438\u0434\u0430\u043B\u043E\u0441\u044C, \u0447\u0442\u043E ${issue4.origin ?? "\u0437\u043D\u0430\u0447\u0435\u043D\u0438\u0435"} \u0431\u0443\u0434\u0435\u0442 \u0438\u043C\u0435\u0442\u044C ${adj}${issue4.maximum.toString()} ${unit}`;
         }
-        return `\u0421\u043B\u0438\u0448\u043A\u043E\u043C \u0431\u043E\u043B\u044C\u0448\u043E\u0435 \u0437\u043D\u0430\u0447\u0435\u043D\u0438\u0435: \u043E\u0436\u0438\u0434\u0430\u043B\u043E\u0441\u044C, \u0447\u0442\u043E ${issue3.origin ?? "\u0437\u043D\u0430\u0447\u0435\u043D\u0438\u0435"} \u0431\u0443\u0434\u0435\u0442 ${adj}${issue3.maximum.toString()}`;
+        return `\u0421\u043B\u0438\u0448\u043A\u043E\u043C \u0431\u043E\u043B\u044C\u0448\u043E\u0435 \u0437\u043D\u0430\u0447\u0435\u043D\u0438\u0435: \u043E\u0436\u0438\u0434\u0430\u043B\u043E\u0441\u044C, \u0447\u0442\u043E ${issue4.origin ?? "\u0437\u043D\u0430\u0447\u0435\u043D\u0438\u0435"} \u0431\u0443\u0434\u0435\u0442 ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          const minValue = Number(issue3.minimum);
+          const minValue = Number(issue4.minimum);
           const unit = getRussianPlural(minValue, sizing.unit.one, sizing.unit.few, sizing.unit.many);
-          return `\u0421\u043B\u0438\u0448\u043A\u043E\u043C \u043C\u0430\u043B\u0435\u043D\u044C\u043A\u043E\u0435 \u0437\u043D\u0430\u0447\u0435\u043D\u0438\u0435: \u043E\u0436\u0438\u0434\u0430\u043B\u043E\u0441\u044C, \u0447\u0442\u043E ${issue3.origin} \u0431\u0443\u0434\u0435\u0442 \u0438\u043C\u0435\u0442\u044C ${adj}${issue3.minimum.toString()} ${unit}`;
+          return `\u0421\u043B\u0438\u0448\u043A\u043E\u043C \u043C\u0430\u043B\u0435\u043D\u044C\u043A\u043E\u0435 \u0437\u043D\u0430\u0447\u0435\u043D\u0438\u0435: \u043E\u0436\u0438\u0434\u0430\u043B\u043E\u0441\u044C, \u0447\u0442\u043E ${issue4.origin} \u0431\u0443\u0434\u0435\u0442 \u0438\u043C\u0435\u0442\u044C ${adj}${issue4.minimum.toString()} ${unit}`;
         }
-        return `\u0421\u043B\u0438\u0448\u043A\u043E\u043C \u043C\u0430\u043B\u0435\u043D\u044C\u043A\u043E\u0435 \u0437\u043D\u0430\u0447\u0435\u043D\u0438\u0435: \u043E\u0436\u0438\u0434\u0430\u043B\u043E\u0441\u044C, \u0447\u0442\u043E ${issue3.origin} \u0431\u0443\u0434\u0435\u0442 ${adj}${issue3.minimum.toString()}`;
+        return `\u0421\u043B\u0438\u0448\u043A\u043E\u043C \u043C\u0430\u043B\u0435\u043D\u044C\u043A\u043E\u0435 \u0437\u043D\u0430\u0447\u0435\u043D\u0438\u0435: \u043E\u0436\u0438\u0434\u0430\u043B\u043E\u0441\u044C, \u0447\u0442\u043E ${issue4.origin} \u0431\u0443\u0434\u0435\u0442 ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `\u041D\u0435\u0432\u0435\u0440\u043D\u0430\u044F \u0441\u0442\u0440\u043E\u043A\u0430: \u0434\u043E\u043B\u0436\u043D\u0430 \u043D\u0430\u0447\u0438\u043D\u0430\u0442\u044C\u0441\u044F \u0441 "${_issue.prefix}"`;
         if (_issue.format === "ends_with")
@@ -48344,18 +58130,18 @@ var error46 = () => {
           return `\u041D\u0435\u0432\u0435\u0440\u043D\u0430\u044F \u0441\u0442\u0440\u043E\u043A\u0430: \u0434\u043E\u043B\u0436\u043D\u0430 \u0441\u043E\u0434\u0435\u0440\u0436\u0430\u0442\u044C "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `\u041D\u0435\u0432\u0435\u0440\u043D\u0430\u044F \u0441\u0442\u0440\u043E\u043A\u0430: \u0434\u043E\u043B\u0436\u043D\u0430 \u0441\u043E\u043E\u0442\u0432\u0435\u0442\u0441\u0442\u0432\u043E\u0432\u0430\u0442\u044C \u0448\u0430\u0431\u043B\u043E\u043D\u0443 ${_issue.pattern}`;
-        return `\u041D\u0435\u0432\u0435\u0440\u043D\u044B\u0439 ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `\u041D\u0435\u0432\u0435\u0440\u043D\u044B\u0439 ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `\u041D\u0435\u0432\u0435\u0440\u043D\u043E\u0435 \u0447\u0438\u0441\u043B\u043E: \u0434\u043E\u043B\u0436\u043D\u043E \u0431\u044B\u0442\u044C \u043A\u0440\u0430\u0442\u043D\u044B\u043C ${issue3.divisor}`;
+        return `\u041D\u0435\u0432\u0435\u0440\u043D\u043E\u0435 \u0447\u0438\u0441\u043B\u043E: \u0434\u043E\u043B\u0436\u043D\u043E \u0431\u044B\u0442\u044C \u043A\u0440\u0430\u0442\u043D\u044B\u043C ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `\u041D\u0435\u0440\u0430\u0441\u043F\u043E\u0437\u043D\u0430\u043D\u043D${issue3.keys.length > 1 ? "\u044B\u0435" : "\u044B\u0439"} \u043A\u043B\u044E\u0447${issue3.keys.length > 1 ? "\u0438" : ""}: ${joinValues(issue3.keys, ", ")}`;
+        return `\u041D\u0435\u0440\u0430\u0441\u043F\u043E\u0437\u043D\u0430\u043D\u043D${issue4.keys.length > 1 ? "\u044B\u0435" : "\u044B\u0439"} \u043A\u043B\u044E\u0447${issue4.keys.length > 1 ? "\u0438" : ""}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `\u041D\u0435\u0432\u0435\u0440\u043D\u044B\u0439 \u043A\u043B\u044E\u0447 \u0432 ${issue3.origin}`;
+        return `\u041D\u0435\u0432\u0435\u0440\u043D\u044B\u0439 \u043A\u043B\u044E\u0447 \u0432 ${issue4.origin}`;
       case "invalid_union":
         return "\u041D\u0435\u0432\u0435\u0440\u043D\u044B\u0435 \u0432\u0445\u043E\u0434\u043D\u044B\u0435 \u0434\u0430\u043D\u043D\u044B\u0435";
       case "invalid_element":
-        return `\u041D\u0435\u0432\u0435\u0440\u043D\u043E\u0435 \u0437\u043D\u0430\u0447\u0435\u043D\u0438\u0435 \u0432 ${issue3.origin}`;
+        return `\u041D\u0435\u0432\u0435\u0440\u043D\u043E\u0435 \u0437\u043D\u0430\u0447\u0435\u043D\u0438\u0435 \u0432 ${issue4.origin}`;
       default:
         return `\u041D\u0435\u0432\u0435\u0440\u043D\u044B\u0435 \u0432\u0445\u043E\u0434\u043D\u044B\u0435 \u0434\u0430\u043D\u043D\u044B\u0435`;
     }
@@ -48420,39 +58206,39 @@ var error47 = () => {
     function: "funkcia",
     array: "pole"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `Neplatn\xFD vstup: o\u010Dak\xE1van\xE9 instanceof ${issue3.expected}, obdr\u017Ean\xE9 ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `Neplatn\xFD vstup: o\u010Dak\xE1van\xE9 instanceof ${issue4.expected}, obdr\u017Ean\xE9 ${received}`;
         }
         return `Neplatn\xFD vstup: o\u010Dak\xE1van\xE9 ${expected}, obdr\u017Ean\xE9 ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `Neplatn\xFD vstup: o\u010Dak\xE1van\xE9 ${stringifyPrimitive(issue3.values[0])}`;
-        return `Neplatn\xFD vstup: o\u010Dak\xE1van\xE1 jedna z hodn\xF4t ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `Neplatn\xFD vstup: o\u010Dak\xE1van\xE9 ${stringifyPrimitive(issue4.values[0])}`;
+        return `Neplatn\xFD vstup: o\u010Dak\xE1van\xE1 jedna z hodn\xF4t ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `Hodnota je pr\xEDli\u0161 ve\u013Ek\xE1: ${issue3.origin ?? "hodnota"} mus\xED ma\u0165 ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "prvkov"}`;
+          return `Hodnota je pr\xEDli\u0161 ve\u013Ek\xE1: ${issue4.origin ?? "hodnota"} mus\xED ma\u0165 ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "prvkov"}`;
         }
-        return `Hodnota je pr\xEDli\u0161 ve\u013Ek\xE1: ${issue3.origin ?? "hodnota"} mus\xED by\u0165 ${adj}${issue3.maximum.toString()}`;
+        return `Hodnota je pr\xEDli\u0161 ve\u013Ek\xE1: ${issue4.origin ?? "hodnota"} mus\xED by\u0165 ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `Hodnota je pr\xEDli\u0161 mal\xE1: ${issue3.origin ?? "hodnota"} mus\xED ma\u0165 ${adj}${issue3.minimum.toString()} ${sizing.unit ?? "prvkov"}`;
+          return `Hodnota je pr\xEDli\u0161 mal\xE1: ${issue4.origin ?? "hodnota"} mus\xED ma\u0165 ${adj}${issue4.minimum.toString()} ${sizing.unit ?? "prvkov"}`;
         }
-        return `Hodnota je pr\xEDli\u0161 mal\xE1: ${issue3.origin ?? "hodnota"} mus\xED by\u0165 ${adj}${issue3.minimum.toString()}`;
+        return `Hodnota je pr\xEDli\u0161 mal\xE1: ${issue4.origin ?? "hodnota"} mus\xED by\u0165 ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `Neplatn\xFD re\u0165azec: mus\xED za\u010D\xEDna\u0165 na "${_issue.prefix}"`;
         if (_issue.format === "ends_with")
@@ -48461,18 +58247,18 @@ var error47 = () => {
           return `Neplatn\xFD re\u0165azec: mus\xED obsahova\u0165 "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `Neplatn\xFD re\u0165azec: mus\xED zodpoveda\u0165 vzoru ${_issue.pattern}`;
-        return `Neplatn\xFD form\xE1t ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `Neplatn\xFD form\xE1t ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `Neplatn\xE9 \u010D\xEDslo: mus\xED by\u0165 n\xE1sobkom ${issue3.divisor}`;
+        return `Neplatn\xE9 \u010D\xEDslo: mus\xED by\u0165 n\xE1sobkom ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `Nezn\xE1me kl\xFA\u010De: ${joinValues(issue3.keys, ", ")}`;
+        return `Nezn\xE1me kl\xFA\u010De: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `Neplatn\xFD kl\xFA\u010D v ${issue3.origin}`;
+        return `Neplatn\xFD kl\xFA\u010D v ${issue4.origin}`;
       case "invalid_union":
         return "Neplatn\xFD vstup";
       case "invalid_element":
-        return `Neplatn\xE1 hodnota v ${issue3.origin}`;
+        return `Neplatn\xE1 hodnota v ${issue4.origin}`;
       default:
         return `Neplatn\xFD vstup`;
     }
@@ -48535,38 +58321,38 @@ var error48 = () => {
     number: "\u0161tevilo",
     array: "tabela"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `Neveljaven vnos: pri\u010Dakovano instanceof ${issue3.expected}, prejeto ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `Neveljaven vnos: pri\u010Dakovano instanceof ${issue4.expected}, prejeto ${received}`;
         }
         return `Neveljaven vnos: pri\u010Dakovano ${expected}, prejeto ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `Neveljaven vnos: pri\u010Dakovano ${stringifyPrimitive(issue3.values[0])}`;
-        return `Neveljavna mo\u017Enost: pri\u010Dakovano eno izmed ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `Neveljaven vnos: pri\u010Dakovano ${stringifyPrimitive(issue4.values[0])}`;
+        return `Neveljavna mo\u017Enost: pri\u010Dakovano eno izmed ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `Preveliko: pri\u010Dakovano, da bo ${issue3.origin ?? "vrednost"} imelo ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "elementov"}`;
-        return `Preveliko: pri\u010Dakovano, da bo ${issue3.origin ?? "vrednost"} ${adj}${issue3.maximum.toString()}`;
+          return `Preveliko: pri\u010Dakovano, da bo ${issue4.origin ?? "vrednost"} imelo ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "elementov"}`;
+        return `Preveliko: pri\u010Dakovano, da bo ${issue4.origin ?? "vrednost"} ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `Premajhno: pri\u010Dakovano, da bo ${issue3.origin} imelo ${adj}${issue3.minimum.toString()} ${sizing.unit}`;
+          return `Premajhno: pri\u010Dakovano, da bo ${issue4.origin} imelo ${adj}${issue4.minimum.toString()} ${sizing.unit}`;
         }
-        return `Premajhno: pri\u010Dakovano, da bo ${issue3.origin} ${adj}${issue3.minimum.toString()}`;
+        return `Premajhno: pri\u010Dakovano, da bo ${issue4.origin} ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with") {
           return `Neveljaven niz: mora se za\u010Deti z "${_issue.prefix}"`;
         }
@@ -48576,18 +58362,18 @@ var error48 = () => {
           return `Neveljaven niz: mora vsebovati "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `Neveljaven niz: mora ustrezati vzorcu ${_issue.pattern}`;
-        return `Neveljaven ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `Neveljaven ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `Neveljavno \u0161tevilo: mora biti ve\u010Dkratnik ${issue3.divisor}`;
+        return `Neveljavno \u0161tevilo: mora biti ve\u010Dkratnik ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `Neprepoznan${issue3.keys.length > 1 ? "i klju\u010Di" : " klju\u010D"}: ${joinValues(issue3.keys, ", ")}`;
+        return `Neprepoznan${issue4.keys.length > 1 ? "i klju\u010Di" : " klju\u010D"}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `Neveljaven klju\u010D v ${issue3.origin}`;
+        return `Neveljaven klju\u010D v ${issue4.origin}`;
       case "invalid_union":
         return "Neveljaven vnos";
       case "invalid_element":
-        return `Neveljavna vrednost v ${issue3.origin}`;
+        return `Neveljavna vrednost v ${issue4.origin}`;
       default:
         return "Neveljaven vnos";
     }
@@ -48650,39 +58436,39 @@ var error49 = () => {
     number: "antal",
     array: "lista"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `Ogiltig inmatning: f\xF6rv\xE4ntat instanceof ${issue3.expected}, fick ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `Ogiltig inmatning: f\xF6rv\xE4ntat instanceof ${issue4.expected}, fick ${received}`;
         }
         return `Ogiltig inmatning: f\xF6rv\xE4ntat ${expected}, fick ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `Ogiltig inmatning: f\xF6rv\xE4ntat ${stringifyPrimitive(issue3.values[0])}`;
-        return `Ogiltigt val: f\xF6rv\xE4ntade en av ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `Ogiltig inmatning: f\xF6rv\xE4ntat ${stringifyPrimitive(issue4.values[0])}`;
+        return `Ogiltigt val: f\xF6rv\xE4ntade en av ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `F\xF6r stor(t): f\xF6rv\xE4ntade ${issue3.origin ?? "v\xE4rdet"} att ha ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "element"}`;
+          return `F\xF6r stor(t): f\xF6rv\xE4ntade ${issue4.origin ?? "v\xE4rdet"} att ha ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "element"}`;
         }
-        return `F\xF6r stor(t): f\xF6rv\xE4ntat ${issue3.origin ?? "v\xE4rdet"} att ha ${adj}${issue3.maximum.toString()}`;
+        return `F\xF6r stor(t): f\xF6rv\xE4ntat ${issue4.origin ?? "v\xE4rdet"} att ha ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `F\xF6r lite(t): f\xF6rv\xE4ntade ${issue3.origin ?? "v\xE4rdet"} att ha ${adj}${issue3.minimum.toString()} ${sizing.unit}`;
+          return `F\xF6r lite(t): f\xF6rv\xE4ntade ${issue4.origin ?? "v\xE4rdet"} att ha ${adj}${issue4.minimum.toString()} ${sizing.unit}`;
         }
-        return `F\xF6r lite(t): f\xF6rv\xE4ntade ${issue3.origin ?? "v\xE4rdet"} att ha ${adj}${issue3.minimum.toString()}`;
+        return `F\xF6r lite(t): f\xF6rv\xE4ntade ${issue4.origin ?? "v\xE4rdet"} att ha ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with") {
           return `Ogiltig str\xE4ng: m\xE5ste b\xF6rja med "${_issue.prefix}"`;
         }
@@ -48692,18 +58478,18 @@ var error49 = () => {
           return `Ogiltig str\xE4ng: m\xE5ste inneh\xE5lla "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `Ogiltig str\xE4ng: m\xE5ste matcha m\xF6nstret "${_issue.pattern}"`;
-        return `Ogiltig(t) ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `Ogiltig(t) ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `Ogiltigt tal: m\xE5ste vara en multipel av ${issue3.divisor}`;
+        return `Ogiltigt tal: m\xE5ste vara en multipel av ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `${issue3.keys.length > 1 ? "Ok\xE4nda nycklar" : "Ok\xE4nd nyckel"}: ${joinValues(issue3.keys, ", ")}`;
+        return `${issue4.keys.length > 1 ? "Ok\xE4nda nycklar" : "Ok\xE4nd nyckel"}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `Ogiltig nyckel i ${issue3.origin ?? "v\xE4rdet"}`;
+        return `Ogiltig nyckel i ${issue4.origin ?? "v\xE4rdet"}`;
       case "invalid_union":
         return "Ogiltig input";
       case "invalid_element":
-        return `Ogiltigt v\xE4rde i ${issue3.origin ?? "v\xE4rdet"}`;
+        return `Ogiltigt v\xE4rde i ${issue4.origin ?? "v\xE4rdet"}`;
       default:
         return `Ogiltig input`;
     }
@@ -48767,39 +58553,39 @@ var error50 = () => {
     array: "\u0B85\u0BA3\u0BBF",
     null: "\u0BB5\u0BC6\u0BB1\u0BC1\u0BAE\u0BC8"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `\u0BA4\u0BB5\u0BB1\u0BBE\u0BA9 \u0B89\u0BB3\u0BCD\u0BB3\u0BC0\u0B9F\u0BC1: \u0B8E\u0BA4\u0BBF\u0BB0\u0BCD\u0BAA\u0BBE\u0BB0\u0BCD\u0B95\u0BCD\u0B95\u0BAA\u0BCD\u0BAA\u0B9F\u0BCD\u0B9F\u0BA4\u0BC1 instanceof ${issue3.expected}, \u0BAA\u0BC6\u0BB1\u0BAA\u0BCD\u0BAA\u0B9F\u0BCD\u0B9F\u0BA4\u0BC1 ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `\u0BA4\u0BB5\u0BB1\u0BBE\u0BA9 \u0B89\u0BB3\u0BCD\u0BB3\u0BC0\u0B9F\u0BC1: \u0B8E\u0BA4\u0BBF\u0BB0\u0BCD\u0BAA\u0BBE\u0BB0\u0BCD\u0B95\u0BCD\u0B95\u0BAA\u0BCD\u0BAA\u0B9F\u0BCD\u0B9F\u0BA4\u0BC1 instanceof ${issue4.expected}, \u0BAA\u0BC6\u0BB1\u0BAA\u0BCD\u0BAA\u0B9F\u0BCD\u0B9F\u0BA4\u0BC1 ${received}`;
         }
         return `\u0BA4\u0BB5\u0BB1\u0BBE\u0BA9 \u0B89\u0BB3\u0BCD\u0BB3\u0BC0\u0B9F\u0BC1: \u0B8E\u0BA4\u0BBF\u0BB0\u0BCD\u0BAA\u0BBE\u0BB0\u0BCD\u0B95\u0BCD\u0B95\u0BAA\u0BCD\u0BAA\u0B9F\u0BCD\u0B9F\u0BA4\u0BC1 ${expected}, \u0BAA\u0BC6\u0BB1\u0BAA\u0BCD\u0BAA\u0B9F\u0BCD\u0B9F\u0BA4\u0BC1 ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `\u0BA4\u0BB5\u0BB1\u0BBE\u0BA9 \u0B89\u0BB3\u0BCD\u0BB3\u0BC0\u0B9F\u0BC1: \u0B8E\u0BA4\u0BBF\u0BB0\u0BCD\u0BAA\u0BBE\u0BB0\u0BCD\u0B95\u0BCD\u0B95\u0BAA\u0BCD\u0BAA\u0B9F\u0BCD\u0B9F\u0BA4\u0BC1 ${stringifyPrimitive(issue3.values[0])}`;
-        return `\u0BA4\u0BB5\u0BB1\u0BBE\u0BA9 \u0BB5\u0BBF\u0BB0\u0BC1\u0BAA\u0BCD\u0BAA\u0BAE\u0BCD: \u0B8E\u0BA4\u0BBF\u0BB0\u0BCD\u0BAA\u0BBE\u0BB0\u0BCD\u0B95\u0BCD\u0B95\u0BAA\u0BCD\u0BAA\u0B9F\u0BCD\u0B9F\u0BA4\u0BC1 ${joinValues(issue3.values, "|")} \u0B87\u0BB2\u0BCD \u0B92\u0BA9\u0BCD\u0BB1\u0BC1`;
+        if (issue4.values.length === 1)
+          return `\u0BA4\u0BB5\u0BB1\u0BBE\u0BA9 \u0B89\u0BB3\u0BCD\u0BB3\u0BC0\u0B9F\u0BC1: \u0B8E\u0BA4\u0BBF\u0BB0\u0BCD\u0BAA\u0BBE\u0BB0\u0BCD\u0B95\u0BCD\u0B95\u0BAA\u0BCD\u0BAA\u0B9F\u0BCD\u0B9F\u0BA4\u0BC1 ${stringifyPrimitive(issue4.values[0])}`;
+        return `\u0BA4\u0BB5\u0BB1\u0BBE\u0BA9 \u0BB5\u0BBF\u0BB0\u0BC1\u0BAA\u0BCD\u0BAA\u0BAE\u0BCD: \u0B8E\u0BA4\u0BBF\u0BB0\u0BCD\u0BAA\u0BBE\u0BB0\u0BCD\u0B95\u0BCD\u0B95\u0BAA\u0BCD\u0BAA\u0B9F\u0BCD\u0B9F\u0BA4\u0BC1 ${joinValues(issue4.values, "|")} \u0B87\u0BB2\u0BCD \u0B92\u0BA9\u0BCD\u0BB1\u0BC1`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `\u0BAE\u0BBF\u0B95 \u0BAA\u0BC6\u0BB0\u0BBF\u0BAF\u0BA4\u0BC1: \u0B8E\u0BA4\u0BBF\u0BB0\u0BCD\u0BAA\u0BBE\u0BB0\u0BCD\u0B95\u0BCD\u0B95\u0BAA\u0BCD\u0BAA\u0B9F\u0BCD\u0B9F\u0BA4\u0BC1 ${issue3.origin ?? "\u0BAE\u0BA4\u0BBF\u0BAA\u0BCD\u0BAA\u0BC1"} ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "\u0B89\u0BB1\u0BC1\u0BAA\u0BCD\u0BAA\u0BC1\u0B95\u0BB3\u0BCD"} \u0B86\u0B95 \u0B87\u0BB0\u0BC1\u0B95\u0BCD\u0B95 \u0BB5\u0BC7\u0BA3\u0BCD\u0B9F\u0BC1\u0BAE\u0BCD`;
+          return `\u0BAE\u0BBF\u0B95 \u0BAA\u0BC6\u0BB0\u0BBF\u0BAF\u0BA4\u0BC1: \u0B8E\u0BA4\u0BBF\u0BB0\u0BCD\u0BAA\u0BBE\u0BB0\u0BCD\u0B95\u0BCD\u0B95\u0BAA\u0BCD\u0BAA\u0B9F\u0BCD\u0B9F\u0BA4\u0BC1 ${issue4.origin ?? "\u0BAE\u0BA4\u0BBF\u0BAA\u0BCD\u0BAA\u0BC1"} ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "\u0B89\u0BB1\u0BC1\u0BAA\u0BCD\u0BAA\u0BC1\u0B95\u0BB3\u0BCD"} \u0B86\u0B95 \u0B87\u0BB0\u0BC1\u0B95\u0BCD\u0B95 \u0BB5\u0BC7\u0BA3\u0BCD\u0B9F\u0BC1\u0BAE\u0BCD`;
         }
-        return `\u0BAE\u0BBF\u0B95 \u0BAA\u0BC6\u0BB0\u0BBF\u0BAF\u0BA4\u0BC1: \u0B8E\u0BA4\u0BBF\u0BB0\u0BCD\u0BAA\u0BBE\u0BB0\u0BCD\u0B95\u0BCD\u0B95\u0BAA\u0BCD\u0BAA\u0B9F\u0BCD\u0B9F\u0BA4\u0BC1 ${issue3.origin ?? "\u0BAE\u0BA4\u0BBF\u0BAA\u0BCD\u0BAA\u0BC1"} ${adj}${issue3.maximum.toString()} \u0B86\u0B95 \u0B87\u0BB0\u0BC1\u0B95\u0BCD\u0B95 \u0BB5\u0BC7\u0BA3\u0BCD\u0B9F\u0BC1\u0BAE\u0BCD`;
+        return `\u0BAE\u0BBF\u0B95 \u0BAA\u0BC6\u0BB0\u0BBF\u0BAF\u0BA4\u0BC1: \u0B8E\u0BA4\u0BBF\u0BB0\u0BCD\u0BAA\u0BBE\u0BB0\u0BCD\u0B95\u0BCD\u0B95\u0BAA\u0BCD\u0BAA\u0B9F\u0BCD\u0B9F\u0BA4\u0BC1 ${issue4.origin ?? "\u0BAE\u0BA4\u0BBF\u0BAA\u0BCD\u0BAA\u0BC1"} ${adj}${issue4.maximum.toString()} \u0B86\u0B95 \u0B87\u0BB0\u0BC1\u0B95\u0BCD\u0B95 \u0BB5\u0BC7\u0BA3\u0BCD\u0B9F\u0BC1\u0BAE\u0BCD`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `\u0BAE\u0BBF\u0B95\u0B9A\u0BCD \u0B9A\u0BBF\u0BB1\u0BBF\u0BAF\u0BA4\u0BC1: \u0B8E\u0BA4\u0BBF\u0BB0\u0BCD\u0BAA\u0BBE\u0BB0\u0BCD\u0B95\u0BCD\u0B95\u0BAA\u0BCD\u0BAA\u0B9F\u0BCD\u0B9F\u0BA4\u0BC1 ${issue3.origin} ${adj}${issue3.minimum.toString()} ${sizing.unit} \u0B86\u0B95 \u0B87\u0BB0\u0BC1\u0B95\u0BCD\u0B95 \u0BB5\u0BC7\u0BA3\u0BCD\u0B9F\u0BC1\u0BAE\u0BCD`;
+          return `\u0BAE\u0BBF\u0B95\u0B9A\u0BCD \u0B9A\u0BBF\u0BB1\u0BBF\u0BAF\u0BA4\u0BC1: \u0B8E\u0BA4\u0BBF\u0BB0\u0BCD\u0BAA\u0BBE\u0BB0\u0BCD\u0B95\u0BCD\u0B95\u0BAA\u0BCD\u0BAA\u0B9F\u0BCD\u0B9F\u0BA4\u0BC1 ${issue4.origin} ${adj}${issue4.minimum.toString()} ${sizing.unit} \u0B86\u0B95 \u0B87\u0BB0\u0BC1\u0B95\u0BCD\u0B95 \u0BB5\u0BC7\u0BA3\u0BCD\u0B9F\u0BC1\u0BAE\u0BCD`;
         }
-        return `\u0BAE\u0BBF\u0B95\u0B9A\u0BCD \u0B9A\u0BBF\u0BB1\u0BBF\u0BAF\u0BA4\u0BC1: \u0B8E\u0BA4\u0BBF\u0BB0\u0BCD\u0BAA\u0BBE\u0BB0\u0BCD\u0B95\u0BCD\u0B95\u0BAA\u0BCD\u0BAA\u0B9F\u0BCD\u0B9F\u0BA4\u0BC1 ${issue3.origin} ${adj}${issue3.minimum.toString()} \u0B86\u0B95 \u0B87\u0BB0\u0BC1\u0B95\u0BCD\u0B95 \u0BB5\u0BC7\u0BA3\u0BCD\u0B9F\u0BC1\u0BAE\u0BCD`;
+        return `\u0BAE\u0BBF\u0B95\u0B9A\u0BCD \u0B9A\u0BBF\u0BB1\u0BBF\u0BAF\u0BA4\u0BC1: \u0B8E\u0BA4\u0BBF\u0BB0\u0BCD\u0BAA\u0BBE\u0BB0\u0BCD\u0B95\u0BCD\u0B95\u0BAA\u0BCD\u0BAA\u0B9F\u0BCD\u0B9F\u0BA4\u0BC1 ${issue4.origin} ${adj}${issue4.minimum.toString()} \u0B86\u0B95 \u0B87\u0BB0\u0BC1\u0B95\u0BCD\u0B95 \u0BB5\u0BC7\u0BA3\u0BCD\u0B9F\u0BC1\u0BAE\u0BCD`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `\u0BA4\u0BB5\u0BB1\u0BBE\u0BA9 \u0B9A\u0BB0\u0BAE\u0BCD: "${_issue.prefix}" \u0B87\u0BB2\u0BCD \u0BA4\u0BCA\u0B9F\u0B99\u0BCD\u0B95 \u0BB5\u0BC7\u0BA3\u0BCD\u0B9F\u0BC1\u0BAE\u0BCD`;
         if (_issue.format === "ends_with")
@@ -48808,18 +58594,18 @@ var error50 = () => {
           return `\u0BA4\u0BB5\u0BB1\u0BBE\u0BA9 \u0B9A\u0BB0\u0BAE\u0BCD: "${_issue.includes}" \u0B90 \u0B89\u0BB3\u0BCD\u0BB3\u0B9F\u0B95\u0BCD\u0B95 \u0BB5\u0BC7\u0BA3\u0BCD\u0B9F\u0BC1\u0BAE\u0BCD`;
         if (_issue.format === "regex")
           return `\u0BA4\u0BB5\u0BB1\u0BBE\u0BA9 \u0B9A\u0BB0\u0BAE\u0BCD: ${_issue.pattern} \u0BAE\u0BC1\u0BB1\u0BC8\u0BAA\u0BBE\u0B9F\u0BCD\u0B9F\u0BC1\u0B9F\u0BA9\u0BCD \u0BAA\u0BCA\u0BB0\u0BC1\u0BA8\u0BCD\u0BA4 \u0BB5\u0BC7\u0BA3\u0BCD\u0B9F\u0BC1\u0BAE\u0BCD`;
-        return `\u0BA4\u0BB5\u0BB1\u0BBE\u0BA9 ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `\u0BA4\u0BB5\u0BB1\u0BBE\u0BA9 ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `\u0BA4\u0BB5\u0BB1\u0BBE\u0BA9 \u0B8E\u0BA3\u0BCD: ${issue3.divisor} \u0B87\u0BA9\u0BCD \u0BAA\u0BB2\u0BAE\u0BBE\u0B95 \u0B87\u0BB0\u0BC1\u0B95\u0BCD\u0B95 \u0BB5\u0BC7\u0BA3\u0BCD\u0B9F\u0BC1\u0BAE\u0BCD`;
+        return `\u0BA4\u0BB5\u0BB1\u0BBE\u0BA9 \u0B8E\u0BA3\u0BCD: ${issue4.divisor} \u0B87\u0BA9\u0BCD \u0BAA\u0BB2\u0BAE\u0BBE\u0B95 \u0B87\u0BB0\u0BC1\u0B95\u0BCD\u0B95 \u0BB5\u0BC7\u0BA3\u0BCD\u0B9F\u0BC1\u0BAE\u0BCD`;
       case "unrecognized_keys":
-        return `\u0B85\u0B9F\u0BC8\u0BAF\u0BBE\u0BB3\u0BAE\u0BCD \u0BA4\u0BC6\u0BB0\u0BBF\u0BAF\u0BBE\u0BA4 \u0BB5\u0BBF\u0B9A\u0BC8${issue3.keys.length > 1 ? "\u0B95\u0BB3\u0BCD" : ""}: ${joinValues(issue3.keys, ", ")}`;
+        return `\u0B85\u0B9F\u0BC8\u0BAF\u0BBE\u0BB3\u0BAE\u0BCD \u0BA4\u0BC6\u0BB0\u0BBF\u0BAF\u0BBE\u0BA4 \u0BB5\u0BBF\u0B9A\u0BC8${issue4.keys.length > 1 ? "\u0B95\u0BB3\u0BCD" : ""}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `${issue3.origin} \u0B87\u0BB2\u0BCD \u0BA4\u0BB5\u0BB1\u0BBE\u0BA9 \u0BB5\u0BBF\u0B9A\u0BC8`;
+        return `${issue4.origin} \u0B87\u0BB2\u0BCD \u0BA4\u0BB5\u0BB1\u0BBE\u0BA9 \u0BB5\u0BBF\u0B9A\u0BC8`;
       case "invalid_union":
         return "\u0BA4\u0BB5\u0BB1\u0BBE\u0BA9 \u0B89\u0BB3\u0BCD\u0BB3\u0BC0\u0B9F\u0BC1";
       case "invalid_element":
-        return `${issue3.origin} \u0B87\u0BB2\u0BCD \u0BA4\u0BB5\u0BB1\u0BBE\u0BA9 \u0BAE\u0BA4\u0BBF\u0BAA\u0BCD\u0BAA\u0BC1`;
+        return `${issue4.origin} \u0B87\u0BB2\u0BCD \u0BA4\u0BB5\u0BB1\u0BBE\u0BA9 \u0BAE\u0BA4\u0BBF\u0BAA\u0BCD\u0BAA\u0BC1`;
       default:
         return `\u0BA4\u0BB5\u0BB1\u0BBE\u0BA9 \u0B89\u0BB3\u0BCD\u0BB3\u0BC0\u0B9F\u0BC1`;
     }
@@ -48885,34 +58671,34 @@ var error51 = () => {
     object: "\u043E\u0431\u044A\u0435\u043A\u0442",
     date: "\u0441\u0430\u043D\u0430"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
         return `\u0412\u0443\u0440\u0443\u0434\u0438 \u043D\u043E\u0434\u0443\u0440\u0443\u0441\u0442: ${expected} \u0438\u043D\u0442\u0438\u0437\u043E\u0440 \u043C\u0435\u0440\u0430\u0444\u0442, ${received} \u0433\u0438\u0440\u0438\u0444\u0442\u0430 \u0448\u0443\u0434`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `\u0412\u0443\u0440\u0443\u0434\u0438 \u043D\u043E\u0434\u0443\u0440\u0443\u0441\u0442: ${stringifyPrimitive(issue3.values[0])} \u0438\u043D\u0442\u0438\u0437\u043E\u0440 \u043C\u0435\u0440\u0430\u0444\u0442`;
-        return `\u0418\u043D\u0442\u0438\u0445\u043E\u0431\u0438 \u043D\u043E\u0434\u0443\u0440\u0443\u0441\u0442: \u044F\u043A\u0435 \u0430\u0437 ${joinValues(issue3.values, "|")} \u0438\u043D\u0442\u0438\u0437\u043E\u0440 \u043C\u0435\u0440\u0430\u0444\u0442`;
+        if (issue4.values.length === 1)
+          return `\u0412\u0443\u0440\u0443\u0434\u0438 \u043D\u043E\u0434\u0443\u0440\u0443\u0441\u0442: ${stringifyPrimitive(issue4.values[0])} \u0438\u043D\u0442\u0438\u0437\u043E\u0440 \u043C\u0435\u0440\u0430\u0444\u0442`;
+        return `\u0418\u043D\u0442\u0438\u0445\u043E\u0431\u0438 \u043D\u043E\u0434\u0443\u0440\u0443\u0441\u0442: \u044F\u043A\u0435 \u0430\u0437 ${joinValues(issue4.values, "|")} \u0438\u043D\u0442\u0438\u0437\u043E\u0440 \u043C\u0435\u0440\u0430\u0444\u0442`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `\u0425\u0435\u043B\u0435 \u043A\u0430\u043B\u043E\u043D: ${issue3.origin ?? "\u049B\u0438\u043C\u0430\u0442"} \u0431\u043E\u044F\u0434 ${adj}${issue3.maximum.toString()} ${sizing.unit} ${sizing.verb}`;
-        return `\u0425\u0435\u043B\u0435 \u043A\u0430\u043B\u043E\u043D: ${issue3.origin ?? "\u049B\u0438\u043C\u0430\u0442"} \u0431\u043E\u044F\u0434 ${adj}${issue3.maximum.toString()} \u0431\u043E\u0448\u0430\u0434`;
+          return `\u0425\u0435\u043B\u0435 \u043A\u0430\u043B\u043E\u043D: ${issue4.origin ?? "\u049B\u0438\u043C\u0430\u0442"} \u0431\u043E\u044F\u0434 ${adj}${issue4.maximum.toString()} ${sizing.unit} ${sizing.verb}`;
+        return `\u0425\u0435\u043B\u0435 \u043A\u0430\u043B\u043E\u043D: ${issue4.origin ?? "\u049B\u0438\u043C\u0430\u0442"} \u0431\u043E\u044F\u0434 ${adj}${issue4.maximum.toString()} \u0431\u043E\u0448\u0430\u0434`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `\u0425\u0435\u043B\u0435 \u0445\u0443\u0440\u0434: ${issue3.origin} \u0431\u043E\u044F\u0434 ${adj}${issue3.minimum.toString()} ${sizing.unit} ${sizing.verb}`;
-        return `\u0425\u0435\u043B\u0435 \u0445\u0443\u0440\u0434: ${issue3.origin} \u0431\u043E\u044F\u0434 ${adj}${issue3.minimum.toString()} \u0431\u043E\u0448\u0430\u0434`;
+          return `\u0425\u0435\u043B\u0435 \u0445\u0443\u0440\u0434: ${issue4.origin} \u0431\u043E\u044F\u0434 ${adj}${issue4.minimum.toString()} ${sizing.unit} ${sizing.verb}`;
+        return `\u0425\u0435\u043B\u0435 \u0445\u0443\u0440\u0434: ${issue4.origin} \u0431\u043E\u044F\u0434 ${adj}${issue4.minimum.toString()} \u0431\u043E\u0448\u0430\u0434`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `\u0421\u0430\u0442\u0440\u0438 \u043D\u043E\u0434\u0443\u0440\u0443\u0441\u0442: \u0431\u043E\u044F\u0434 \u0431\u043E "${_issue.prefix}" \u043E\u0493\u043E\u0437 \u0448\u0430\u0432\u0430\u0434`;
         if (_issue.format === "ends_with")
@@ -48921,22 +58707,22 @@ var error51 = () => {
           return `\u0421\u0430\u0442\u0440\u0438 \u043D\u043E\u0434\u0443\u0440\u0443\u0441\u0442: \u0431\u043E\u044F\u0434 "${_issue.includes}"-\u0440\u043E \u0434\u0430\u0440 \u0431\u0430\u0440 \u0433\u0438\u0440\u0430\u0434`;
         if (_issue.format === "regex")
           return `\u0421\u0430\u0442\u0440\u0438 \u043D\u043E\u0434\u0443\u0440\u0443\u0441\u0442: \u0431\u043E\u044F\u0434 \u0431\u0430 \u043D\u0430\u043C\u0443\u043D\u0430\u0438 ${_issue.pattern} \u043C\u0443\u0432\u043E\u0444\u0438\u049B\u0430\u0442 \u043A\u0443\u043D\u0430\u0434`;
-        return `${FormatDictionary[_issue.format] ?? issue3.format}-\u0438 \u043D\u043E\u0434\u0443\u0440\u0443\u0441\u0442`;
+        return `${FormatDictionary[_issue.format] ?? issue4.format}-\u0438 \u043D\u043E\u0434\u0443\u0440\u0443\u0441\u0442`;
       }
       case "not_multiple_of":
-        return `\u0420\u0430\u049B\u0430\u043C\u0438 \u043D\u043E\u0434\u0443\u0440\u0443\u0441\u0442: \u0431\u043E\u044F\u0434 \u0431\u0430 ${issue3.divisor} \u0431\u0435 \u0431\u0430\u049B\u0438\u044F \u0442\u0430\u049B\u0441\u0438\u043C \u0448\u0430\u0432\u0430\u0434`;
+        return `\u0420\u0430\u049B\u0430\u043C\u0438 \u043D\u043E\u0434\u0443\u0440\u0443\u0441\u0442: \u0431\u043E\u044F\u0434 \u0431\u0430 ${issue4.divisor} \u0431\u0435 \u0431\u0430\u049B\u0438\u044F \u0442\u0430\u049B\u0441\u0438\u043C \u0448\u0430\u0432\u0430\u0434`;
       case "unrecognized_keys":
-        return `\u041A\u0430\u043B\u0438\u0434${issue3.keys.length > 1 ? "\u04B3\u043E\u0438" : "\u0438"} \u043D\u043E\u043C\u0430\u044A\u043B\u0443\u043C: ${joinValues(issue3.keys, ", ")}`;
+        return `\u041A\u0430\u043B\u0438\u0434${issue4.keys.length > 1 ? "\u04B3\u043E\u0438" : "\u0438"} \u043D\u043E\u043C\u0430\u044A\u043B\u0443\u043C: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `\u041A\u0430\u043B\u0438\u0434\u0438 \u043D\u043E\u0434\u0443\u0440\u0443\u0441\u0442 \u0434\u0430\u0440 ${issue3.origin}`;
+        return `\u041A\u0430\u043B\u0438\u0434\u0438 \u043D\u043E\u0434\u0443\u0440\u0443\u0441\u0442 \u0434\u0430\u0440 ${issue4.origin}`;
       case "invalid_union":
-        if (issue3.options && Array.isArray(issue3.options) && issue3.options.length > 0) {
-          const opts = issue3.options.map((o) => `'${o}'`).join(" | ");
+        if (issue4.options && Array.isArray(issue4.options) && issue4.options.length > 0) {
+          const opts = issue4.options.map((o) => `'${o}'`).join(" | ");
           return `\u049A\u0438\u043C\u0430\u0442\u0438 \u043D\u043E\u0434\u0443\u0440\u0443\u0441\u0442\u0438 \u0434\u0438\u0441\u043A\u0440\u0438\u043C\u0438\u043D\u0430\u0442\u043E\u0440: ${opts} \u0438\u043D\u0442\u0438\u0437\u043E\u0440 \u043C\u0435\u0440\u0430\u0444\u0442`;
         }
         return "\u0412\u0443\u0440\u0443\u0434\u0438 \u043D\u043E\u0434\u0443\u0440\u0443\u0441\u0442";
       case "invalid_element":
-        return `\u049A\u0438\u043C\u0430\u0442\u0438 \u043D\u043E\u0434\u0443\u0440\u0443\u0441\u0442 \u0434\u0430\u0440 ${issue3.origin}`;
+        return `\u049A\u0438\u043C\u0430\u0442\u0438 \u043D\u043E\u0434\u0443\u0440\u0443\u0441\u0442 \u0434\u0430\u0440 ${issue4.origin}`;
       default:
         return `\u0412\u0443\u0440\u0443\u0434\u0438 \u043D\u043E\u0434\u0443\u0440\u0443\u0441\u0442`;
     }
@@ -49000,38 +58786,38 @@ var error52 = () => {
     array: "\u0E2D\u0E32\u0E23\u0E4C\u0E40\u0E23\u0E22\u0E4C (Array)",
     null: "\u0E44\u0E21\u0E48\u0E21\u0E35\u0E04\u0E48\u0E32 (null)"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `\u0E1B\u0E23\u0E30\u0E40\u0E20\u0E17\u0E02\u0E49\u0E2D\u0E21\u0E39\u0E25\u0E44\u0E21\u0E48\u0E16\u0E39\u0E01\u0E15\u0E49\u0E2D\u0E07: \u0E04\u0E27\u0E23\u0E40\u0E1B\u0E47\u0E19 instanceof ${issue3.expected} \u0E41\u0E15\u0E48\u0E44\u0E14\u0E49\u0E23\u0E31\u0E1A ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `\u0E1B\u0E23\u0E30\u0E40\u0E20\u0E17\u0E02\u0E49\u0E2D\u0E21\u0E39\u0E25\u0E44\u0E21\u0E48\u0E16\u0E39\u0E01\u0E15\u0E49\u0E2D\u0E07: \u0E04\u0E27\u0E23\u0E40\u0E1B\u0E47\u0E19 instanceof ${issue4.expected} \u0E41\u0E15\u0E48\u0E44\u0E14\u0E49\u0E23\u0E31\u0E1A ${received}`;
         }
         return `\u0E1B\u0E23\u0E30\u0E40\u0E20\u0E17\u0E02\u0E49\u0E2D\u0E21\u0E39\u0E25\u0E44\u0E21\u0E48\u0E16\u0E39\u0E01\u0E15\u0E49\u0E2D\u0E07: \u0E04\u0E27\u0E23\u0E40\u0E1B\u0E47\u0E19 ${expected} \u0E41\u0E15\u0E48\u0E44\u0E14\u0E49\u0E23\u0E31\u0E1A ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `\u0E04\u0E48\u0E32\u0E44\u0E21\u0E48\u0E16\u0E39\u0E01\u0E15\u0E49\u0E2D\u0E07: \u0E04\u0E27\u0E23\u0E40\u0E1B\u0E47\u0E19 ${stringifyPrimitive(issue3.values[0])}`;
-        return `\u0E15\u0E31\u0E27\u0E40\u0E25\u0E37\u0E2D\u0E01\u0E44\u0E21\u0E48\u0E16\u0E39\u0E01\u0E15\u0E49\u0E2D\u0E07: \u0E04\u0E27\u0E23\u0E40\u0E1B\u0E47\u0E19\u0E2B\u0E19\u0E36\u0E48\u0E07\u0E43\u0E19 ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `\u0E04\u0E48\u0E32\u0E44\u0E21\u0E48\u0E16\u0E39\u0E01\u0E15\u0E49\u0E2D\u0E07: \u0E04\u0E27\u0E23\u0E40\u0E1B\u0E47\u0E19 ${stringifyPrimitive(issue4.values[0])}`;
+        return `\u0E15\u0E31\u0E27\u0E40\u0E25\u0E37\u0E2D\u0E01\u0E44\u0E21\u0E48\u0E16\u0E39\u0E01\u0E15\u0E49\u0E2D\u0E07: \u0E04\u0E27\u0E23\u0E40\u0E1B\u0E47\u0E19\u0E2B\u0E19\u0E36\u0E48\u0E07\u0E43\u0E19 ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "\u0E44\u0E21\u0E48\u0E40\u0E01\u0E34\u0E19" : "\u0E19\u0E49\u0E2D\u0E22\u0E01\u0E27\u0E48\u0E32";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "\u0E44\u0E21\u0E48\u0E40\u0E01\u0E34\u0E19" : "\u0E19\u0E49\u0E2D\u0E22\u0E01\u0E27\u0E48\u0E32";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `\u0E40\u0E01\u0E34\u0E19\u0E01\u0E33\u0E2B\u0E19\u0E14: ${issue3.origin ?? "\u0E04\u0E48\u0E32"} \u0E04\u0E27\u0E23\u0E21\u0E35${adj} ${issue3.maximum.toString()} ${sizing.unit ?? "\u0E23\u0E32\u0E22\u0E01\u0E32\u0E23"}`;
-        return `\u0E40\u0E01\u0E34\u0E19\u0E01\u0E33\u0E2B\u0E19\u0E14: ${issue3.origin ?? "\u0E04\u0E48\u0E32"} \u0E04\u0E27\u0E23\u0E21\u0E35${adj} ${issue3.maximum.toString()}`;
+          return `\u0E40\u0E01\u0E34\u0E19\u0E01\u0E33\u0E2B\u0E19\u0E14: ${issue4.origin ?? "\u0E04\u0E48\u0E32"} \u0E04\u0E27\u0E23\u0E21\u0E35${adj} ${issue4.maximum.toString()} ${sizing.unit ?? "\u0E23\u0E32\u0E22\u0E01\u0E32\u0E23"}`;
+        return `\u0E40\u0E01\u0E34\u0E19\u0E01\u0E33\u0E2B\u0E19\u0E14: ${issue4.origin ?? "\u0E04\u0E48\u0E32"} \u0E04\u0E27\u0E23\u0E21\u0E35${adj} ${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? "\u0E2D\u0E22\u0E48\u0E32\u0E07\u0E19\u0E49\u0E2D\u0E22" : "\u0E21\u0E32\u0E01\u0E01\u0E27\u0E48\u0E32";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "\u0E2D\u0E22\u0E48\u0E32\u0E07\u0E19\u0E49\u0E2D\u0E22" : "\u0E21\u0E32\u0E01\u0E01\u0E27\u0E48\u0E32";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `\u0E19\u0E49\u0E2D\u0E22\u0E01\u0E27\u0E48\u0E32\u0E01\u0E33\u0E2B\u0E19\u0E14: ${issue3.origin} \u0E04\u0E27\u0E23\u0E21\u0E35${adj} ${issue3.minimum.toString()} ${sizing.unit}`;
+          return `\u0E19\u0E49\u0E2D\u0E22\u0E01\u0E27\u0E48\u0E32\u0E01\u0E33\u0E2B\u0E19\u0E14: ${issue4.origin} \u0E04\u0E27\u0E23\u0E21\u0E35${adj} ${issue4.minimum.toString()} ${sizing.unit}`;
         }
-        return `\u0E19\u0E49\u0E2D\u0E22\u0E01\u0E27\u0E48\u0E32\u0E01\u0E33\u0E2B\u0E19\u0E14: ${issue3.origin} \u0E04\u0E27\u0E23\u0E21\u0E35${adj} ${issue3.minimum.toString()}`;
+        return `\u0E19\u0E49\u0E2D\u0E22\u0E01\u0E27\u0E48\u0E32\u0E01\u0E33\u0E2B\u0E19\u0E14: ${issue4.origin} \u0E04\u0E27\u0E23\u0E21\u0E35${adj} ${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with") {
           return `\u0E23\u0E39\u0E1B\u0E41\u0E1A\u0E1A\u0E44\u0E21\u0E48\u0E16\u0E39\u0E01\u0E15\u0E49\u0E2D\u0E07: \u0E02\u0E49\u0E2D\u0E04\u0E27\u0E32\u0E21\u0E15\u0E49\u0E2D\u0E07\u0E02\u0E36\u0E49\u0E19\u0E15\u0E49\u0E19\u0E14\u0E49\u0E27\u0E22 "${_issue.prefix}"`;
         }
@@ -49041,18 +58827,18 @@ var error52 = () => {
           return `\u0E23\u0E39\u0E1B\u0E41\u0E1A\u0E1A\u0E44\u0E21\u0E48\u0E16\u0E39\u0E01\u0E15\u0E49\u0E2D\u0E07: \u0E02\u0E49\u0E2D\u0E04\u0E27\u0E32\u0E21\u0E15\u0E49\u0E2D\u0E07\u0E21\u0E35 "${_issue.includes}" \u0E2D\u0E22\u0E39\u0E48\u0E43\u0E19\u0E02\u0E49\u0E2D\u0E04\u0E27\u0E32\u0E21`;
         if (_issue.format === "regex")
           return `\u0E23\u0E39\u0E1B\u0E41\u0E1A\u0E1A\u0E44\u0E21\u0E48\u0E16\u0E39\u0E01\u0E15\u0E49\u0E2D\u0E07: \u0E15\u0E49\u0E2D\u0E07\u0E15\u0E23\u0E07\u0E01\u0E31\u0E1A\u0E23\u0E39\u0E1B\u0E41\u0E1A\u0E1A\u0E17\u0E35\u0E48\u0E01\u0E33\u0E2B\u0E19\u0E14 ${_issue.pattern}`;
-        return `\u0E23\u0E39\u0E1B\u0E41\u0E1A\u0E1A\u0E44\u0E21\u0E48\u0E16\u0E39\u0E01\u0E15\u0E49\u0E2D\u0E07: ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `\u0E23\u0E39\u0E1B\u0E41\u0E1A\u0E1A\u0E44\u0E21\u0E48\u0E16\u0E39\u0E01\u0E15\u0E49\u0E2D\u0E07: ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `\u0E15\u0E31\u0E27\u0E40\u0E25\u0E02\u0E44\u0E21\u0E48\u0E16\u0E39\u0E01\u0E15\u0E49\u0E2D\u0E07: \u0E15\u0E49\u0E2D\u0E07\u0E40\u0E1B\u0E47\u0E19\u0E08\u0E33\u0E19\u0E27\u0E19\u0E17\u0E35\u0E48\u0E2B\u0E32\u0E23\u0E14\u0E49\u0E27\u0E22 ${issue3.divisor} \u0E44\u0E14\u0E49\u0E25\u0E07\u0E15\u0E31\u0E27`;
+        return `\u0E15\u0E31\u0E27\u0E40\u0E25\u0E02\u0E44\u0E21\u0E48\u0E16\u0E39\u0E01\u0E15\u0E49\u0E2D\u0E07: \u0E15\u0E49\u0E2D\u0E07\u0E40\u0E1B\u0E47\u0E19\u0E08\u0E33\u0E19\u0E27\u0E19\u0E17\u0E35\u0E48\u0E2B\u0E32\u0E23\u0E14\u0E49\u0E27\u0E22 ${issue4.divisor} \u0E44\u0E14\u0E49\u0E25\u0E07\u0E15\u0E31\u0E27`;
       case "unrecognized_keys":
-        return `\u0E1E\u0E1A\u0E04\u0E35\u0E22\u0E4C\u0E17\u0E35\u0E48\u0E44\u0E21\u0E48\u0E23\u0E39\u0E49\u0E08\u0E31\u0E01: ${joinValues(issue3.keys, ", ")}`;
+        return `\u0E1E\u0E1A\u0E04\u0E35\u0E22\u0E4C\u0E17\u0E35\u0E48\u0E44\u0E21\u0E48\u0E23\u0E39\u0E49\u0E08\u0E31\u0E01: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `\u0E04\u0E35\u0E22\u0E4C\u0E44\u0E21\u0E48\u0E16\u0E39\u0E01\u0E15\u0E49\u0E2D\u0E07\u0E43\u0E19 ${issue3.origin}`;
+        return `\u0E04\u0E35\u0E22\u0E4C\u0E44\u0E21\u0E48\u0E16\u0E39\u0E01\u0E15\u0E49\u0E2D\u0E07\u0E43\u0E19 ${issue4.origin}`;
       case "invalid_union":
         return "\u0E02\u0E49\u0E2D\u0E21\u0E39\u0E25\u0E44\u0E21\u0E48\u0E16\u0E39\u0E01\u0E15\u0E49\u0E2D\u0E07: \u0E44\u0E21\u0E48\u0E15\u0E23\u0E07\u0E01\u0E31\u0E1A\u0E23\u0E39\u0E1B\u0E41\u0E1A\u0E1A\u0E22\u0E39\u0E40\u0E19\u0E35\u0E22\u0E19\u0E17\u0E35\u0E48\u0E01\u0E33\u0E2B\u0E19\u0E14\u0E44\u0E27\u0E49";
       case "invalid_element":
-        return `\u0E02\u0E49\u0E2D\u0E21\u0E39\u0E25\u0E44\u0E21\u0E48\u0E16\u0E39\u0E01\u0E15\u0E49\u0E2D\u0E07\u0E43\u0E19 ${issue3.origin}`;
+        return `\u0E02\u0E49\u0E2D\u0E21\u0E39\u0E25\u0E44\u0E21\u0E48\u0E16\u0E39\u0E01\u0E15\u0E49\u0E2D\u0E07\u0E43\u0E19 ${issue4.origin}`;
       default:
         return `\u0E02\u0E49\u0E2D\u0E21\u0E39\u0E25\u0E44\u0E21\u0E48\u0E16\u0E39\u0E01\u0E15\u0E49\u0E2D\u0E07`;
     }
@@ -49113,34 +58899,34 @@ var error53 = () => {
   const TypeDictionary = {
     nan: "NaN"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
         return `N\xE4dogry baha: gara\u015Fylan ${expected} \xFDerine ${received} alyndy`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `N\xE4dogry baha: ${stringifyPrimitive(issue3.values[0])} bolmaly`;
-        return `N\xE4dogry sa\xFDlaw: a\u015Fakdakylardan biri bolmaly: ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `N\xE4dogry baha: ${stringifyPrimitive(issue4.values[0])} bolmaly`;
+        return `N\xE4dogry sa\xFDlaw: a\u015Fakdakylardan biri bolmaly: ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `Has uly: gara\u015Fyl\xFDan ${issue3.origin ?? "baha"} ${adj} ${issue3.maximum.toString()} ${sizing.unit ?? "element"}`;
-        return `Has uly: gara\u015Fyl\xFDan ${issue3.origin ?? "baha"} ${adj} ${issue3.maximum.toString()}`;
+          return `Has uly: gara\u015Fyl\xFDan ${issue4.origin ?? "baha"} ${adj} ${issue4.maximum.toString()} ${sizing.unit ?? "element"}`;
+        return `Has uly: gara\u015Fyl\xFDan ${issue4.origin ?? "baha"} ${adj} ${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `Has ki\xE7i: gara\u015Fyl\xFDan ${issue3.origin} ${adj} ${issue3.minimum.toString()} ${sizing.unit}`;
-        return `Has ki\xE7i: gara\u015Fyl\xFDan ${issue3.origin} ${adj} ${issue3.minimum.toString()}`;
+          return `Has ki\xE7i: gara\u015Fyl\xFDan ${issue4.origin} ${adj} ${issue4.minimum.toString()} ${sizing.unit}`;
+        return `Has ki\xE7i: gara\u015Fyl\xFDan ${issue4.origin} ${adj} ${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `N\xE4dogry setir: "${_issue.prefix}" bilen ba\u015Flamaly`;
         if (_issue.format === "ends_with")
@@ -49149,18 +58935,18 @@ var error53 = () => {
           return `N\xE4dogry setir: "${_issue.includes}" saklamaly`;
         if (_issue.format === "regex")
           return `N\xE4dogry setir: ${_issue.pattern} nusga la\xFDyk bolmaly`;
-        return `N\xE4dogry ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `N\xE4dogry ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `N\xE4dogry san: ${issue3.divisor} bilen galyndysyz b\xF6l\xFCnmeli`;
+        return `N\xE4dogry san: ${issue4.divisor} bilen galyndysyz b\xF6l\xFCnmeli`;
       case "unrecognized_keys":
-        return `Tanalma\xFDan a\xE7ar${issue3.keys.length > 1 ? "lar" : ""}: ${joinValues(issue3.keys, ", ")}`;
+        return `Tanalma\xFDan a\xE7ar${issue4.keys.length > 1 ? "lar" : ""}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `${issue3.origin} i\xE7inde n\xE4dogry a\xE7ar`;
+        return `${issue4.origin} i\xE7inde n\xE4dogry a\xE7ar`;
       case "invalid_union":
         return "N\xE4dogry baha";
       case "invalid_element":
-        return `${issue3.origin} i\xE7inde n\xE4dogry baha`;
+        return `${issue4.origin} i\xE7inde n\xE4dogry baha`;
       default:
         return `N\xE4dogry baha`;
     }
@@ -49221,37 +59007,37 @@ var error54 = () => {
   const TypeDictionary = {
     nan: "NaN"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `Ge\xE7ersiz de\u011Fer: beklenen instanceof ${issue3.expected}, al\u0131nan ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `Ge\xE7ersiz de\u011Fer: beklenen instanceof ${issue4.expected}, al\u0131nan ${received}`;
         }
         return `Ge\xE7ersiz de\u011Fer: beklenen ${expected}, al\u0131nan ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `Ge\xE7ersiz de\u011Fer: beklenen ${stringifyPrimitive(issue3.values[0])}`;
-        return `Ge\xE7ersiz se\xE7enek: a\u015Fa\u011F\u0131dakilerden biri olmal\u0131: ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `Ge\xE7ersiz de\u011Fer: beklenen ${stringifyPrimitive(issue4.values[0])}`;
+        return `Ge\xE7ersiz se\xE7enek: a\u015Fa\u011F\u0131dakilerden biri olmal\u0131: ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `\xC7ok b\xFCy\xFCk: beklenen ${issue3.origin ?? "de\u011Fer"} ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "\xF6\u011Fe"}`;
-        return `\xC7ok b\xFCy\xFCk: beklenen ${issue3.origin ?? "de\u011Fer"} ${adj}${issue3.maximum.toString()}`;
+          return `\xC7ok b\xFCy\xFCk: beklenen ${issue4.origin ?? "de\u011Fer"} ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "\xF6\u011Fe"}`;
+        return `\xC7ok b\xFCy\xFCk: beklenen ${issue4.origin ?? "de\u011Fer"} ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `\xC7ok k\xFC\xE7\xFCk: beklenen ${issue3.origin} ${adj}${issue3.minimum.toString()} ${sizing.unit}`;
-        return `\xC7ok k\xFC\xE7\xFCk: beklenen ${issue3.origin} ${adj}${issue3.minimum.toString()}`;
+          return `\xC7ok k\xFC\xE7\xFCk: beklenen ${issue4.origin} ${adj}${issue4.minimum.toString()} ${sizing.unit}`;
+        return `\xC7ok k\xFC\xE7\xFCk: beklenen ${issue4.origin} ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `Ge\xE7ersiz metin: "${_issue.prefix}" ile ba\u015Flamal\u0131`;
         if (_issue.format === "ends_with")
@@ -49260,18 +59046,18 @@ var error54 = () => {
           return `Ge\xE7ersiz metin: "${_issue.includes}" i\xE7ermeli`;
         if (_issue.format === "regex")
           return `Ge\xE7ersiz metin: ${_issue.pattern} desenine uymal\u0131`;
-        return `Ge\xE7ersiz ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `Ge\xE7ersiz ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `Ge\xE7ersiz say\u0131: ${issue3.divisor} ile tam b\xF6l\xFCnebilmeli`;
+        return `Ge\xE7ersiz say\u0131: ${issue4.divisor} ile tam b\xF6l\xFCnebilmeli`;
       case "unrecognized_keys":
-        return `Tan\u0131nmayan anahtar${issue3.keys.length > 1 ? "lar" : ""}: ${joinValues(issue3.keys, ", ")}`;
+        return `Tan\u0131nmayan anahtar${issue4.keys.length > 1 ? "lar" : ""}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `${issue3.origin} i\xE7inde ge\xE7ersiz anahtar`;
+        return `${issue4.origin} i\xE7inde ge\xE7ersiz anahtar`;
       case "invalid_union":
         return "Ge\xE7ersiz de\u011Fer";
       case "invalid_element":
-        return `${issue3.origin} i\xE7inde ge\xE7ersiz de\u011Fer`;
+        return `${issue4.origin} i\xE7inde ge\xE7ersiz de\u011Fer`;
       default:
         return `Ge\xE7ersiz de\u011Fer`;
     }
@@ -49334,38 +59120,38 @@ var error55 = () => {
     number: "\u0447\u0438\u0441\u043B\u043E",
     array: "\u043C\u0430\u0441\u0438\u0432"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `\u041D\u0435\u043F\u0440\u0430\u0432\u0438\u043B\u044C\u043D\u0456 \u0432\u0445\u0456\u0434\u043D\u0456 \u0434\u0430\u043D\u0456: \u043E\u0447\u0456\u043A\u0443\u0454\u0442\u044C\u0441\u044F instanceof ${issue3.expected}, \u043E\u0442\u0440\u0438\u043C\u0430\u043D\u043E ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `\u041D\u0435\u043F\u0440\u0430\u0432\u0438\u043B\u044C\u043D\u0456 \u0432\u0445\u0456\u0434\u043D\u0456 \u0434\u0430\u043D\u0456: \u043E\u0447\u0456\u043A\u0443\u0454\u0442\u044C\u0441\u044F instanceof ${issue4.expected}, \u043E\u0442\u0440\u0438\u043C\u0430\u043D\u043E ${received}`;
         }
         return `\u041D\u0435\u043F\u0440\u0430\u0432\u0438\u043B\u044C\u043D\u0456 \u0432\u0445\u0456\u0434\u043D\u0456 \u0434\u0430\u043D\u0456: \u043E\u0447\u0456\u043A\u0443\u0454\u0442\u044C\u0441\u044F ${expected}, \u043E\u0442\u0440\u0438\u043C\u0430\u043D\u043E ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `\u041D\u0435\u043F\u0440\u0430\u0432\u0438\u043B\u044C\u043D\u0456 \u0432\u0445\u0456\u0434\u043D\u0456 \u0434\u0430\u043D\u0456: \u043E\u0447\u0456\u043A\u0443\u0454\u0442\u044C\u0441\u044F ${stringifyPrimitive(issue3.values[0])}`;
-        return `\u041D\u0435\u043F\u0440\u0430\u0432\u0438\u043B\u044C\u043D\u0430 \u043E\u043F\u0446\u0456\u044F: \u043E\u0447\u0456\u043A\u0443\u0454\u0442\u044C\u0441\u044F \u043E\u0434\u043D\u0435 \u0437 ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `\u041D\u0435\u043F\u0440\u0430\u0432\u0438\u043B\u044C\u043D\u0456 \u0432\u0445\u0456\u0434\u043D\u0456 \u0434\u0430\u043D\u0456: \u043E\u0447\u0456\u043A\u0443\u0454\u0442\u044C\u0441\u044F ${stringifyPrimitive(issue4.values[0])}`;
+        return `\u041D\u0435\u043F\u0440\u0430\u0432\u0438\u043B\u044C\u043D\u0430 \u043E\u043F\u0446\u0456\u044F: \u043E\u0447\u0456\u043A\u0443\u0454\u0442\u044C\u0441\u044F \u043E\u0434\u043D\u0435 \u0437 ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `\u0417\u0430\u043D\u0430\u0434\u0442\u043E \u0432\u0435\u043B\u0438\u043A\u0435: \u043E\u0447\u0456\u043A\u0443\u0454\u0442\u044C\u0441\u044F, \u0449\u043E ${issue3.origin ?? "\u0437\u043D\u0430\u0447\u0435\u043D\u043D\u044F"} ${sizing.verb} ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "\u0435\u043B\u0435\u043C\u0435\u043D\u0442\u0456\u0432"}`;
-        return `\u0417\u0430\u043D\u0430\u0434\u0442\u043E \u0432\u0435\u043B\u0438\u043A\u0435: \u043E\u0447\u0456\u043A\u0443\u0454\u0442\u044C\u0441\u044F, \u0449\u043E ${issue3.origin ?? "\u0437\u043D\u0430\u0447\u0435\u043D\u043D\u044F"} \u0431\u0443\u0434\u0435 ${adj}${issue3.maximum.toString()}`;
+          return `\u0417\u0430\u043D\u0430\u0434\u0442\u043E \u0432\u0435\u043B\u0438\u043A\u0435: \u043E\u0447\u0456\u043A\u0443\u0454\u0442\u044C\u0441\u044F, \u0449\u043E ${issue4.origin ?? "\u0437\u043D\u0430\u0447\u0435\u043D\u043D\u044F"} ${sizing.verb} ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "\u0435\u043B\u0435\u043C\u0435\u043D\u0442\u0456\u0432"}`;
+        return `\u0417\u0430\u043D\u0430\u0434\u0442\u043E \u0432\u0435\u043B\u0438\u043A\u0435: \u043E\u0447\u0456\u043A\u0443\u0454\u0442\u044C\u0441\u044F, \u0449\u043E ${issue4.origin ?? "\u0437\u043D\u0430\u0447\u0435\u043D\u043D\u044F"} \u0431\u0443\u0434\u0435 ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `\u0417\u0430\u043D\u0430\u0434\u0442\u043E \u043C\u0430\u043B\u0435: \u043E\u0447\u0456\u043A\u0443\u0454\u0442\u044C\u0441\u044F, \u0449\u043E ${issue3.origin} ${sizing.verb} ${adj}${issue3.minimum.toString()} ${sizing.unit}`;
+          return `\u0417\u0430\u043D\u0430\u0434\u0442\u043E \u043C\u0430\u043B\u0435: \u043E\u0447\u0456\u043A\u0443\u0454\u0442\u044C\u0441\u044F, \u0449\u043E ${issue4.origin} ${sizing.verb} ${adj}${issue4.minimum.toString()} ${sizing.unit}`;
         }
-        return `\u0417\u0430\u043D\u0430\u0434\u0442\u043E \u043C\u0430\u043B\u0435: \u043E\u0447\u0456\u043A\u0443\u0454\u0442\u044C\u0441\u044F, \u0449\u043E ${issue3.origin} \u0431\u0443\u0434\u0435 ${adj}${issue3.minimum.toString()}`;
+        return `\u0417\u0430\u043D\u0430\u0434\u0442\u043E \u043C\u0430\u043B\u0435: \u043E\u0447\u0456\u043A\u0443\u0454\u0442\u044C\u0441\u044F, \u0449\u043E ${issue4.origin} \u0431\u0443\u0434\u0435 ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `\u041D\u0435\u043F\u0440\u0430\u0432\u0438\u043B\u044C\u043D\u0438\u0439 \u0440\u044F\u0434\u043E\u043A: \u043F\u043E\u0432\u0438\u043D\u0435\u043D \u043F\u043E\u0447\u0438\u043D\u0430\u0442\u0438\u0441\u044F \u0437 "${_issue.prefix}"`;
         if (_issue.format === "ends_with")
@@ -49374,18 +59160,18 @@ var error55 = () => {
           return `\u041D\u0435\u043F\u0440\u0430\u0432\u0438\u043B\u044C\u043D\u0438\u0439 \u0440\u044F\u0434\u043E\u043A: \u043F\u043E\u0432\u0438\u043D\u0435\u043D \u043C\u0456\u0441\u0442\u0438\u0442\u0438 "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `\u041D\u0435\u043F\u0440\u0430\u0432\u0438\u043B\u044C\u043D\u0438\u0439 \u0440\u044F\u0434\u043E\u043A: \u043F\u043E\u0432\u0438\u043D\u0435\u043D \u0432\u0456\u0434\u043F\u043E\u0432\u0456\u0434\u0430\u0442\u0438 \u0448\u0430\u0431\u043B\u043E\u043D\u0443 ${_issue.pattern}`;
-        return `\u041D\u0435\u043F\u0440\u0430\u0432\u0438\u043B\u044C\u043D\u0438\u0439 ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `\u041D\u0435\u043F\u0440\u0430\u0432\u0438\u043B\u044C\u043D\u0438\u0439 ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `\u041D\u0435\u043F\u0440\u0430\u0432\u0438\u043B\u044C\u043D\u0435 \u0447\u0438\u0441\u043B\u043E: \u043F\u043E\u0432\u0438\u043D\u043D\u043E \u0431\u0443\u0442\u0438 \u043A\u0440\u0430\u0442\u043D\u0438\u043C ${issue3.divisor}`;
+        return `\u041D\u0435\u043F\u0440\u0430\u0432\u0438\u043B\u044C\u043D\u0435 \u0447\u0438\u0441\u043B\u043E: \u043F\u043E\u0432\u0438\u043D\u043D\u043E \u0431\u0443\u0442\u0438 \u043A\u0440\u0430\u0442\u043D\u0438\u043C ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `\u041D\u0435\u0440\u043E\u0437\u043F\u0456\u0437\u043D\u0430\u043D\u0438\u0439 \u043A\u043B\u044E\u0447${issue3.keys.length > 1 ? "\u0456" : ""}: ${joinValues(issue3.keys, ", ")}`;
+        return `\u041D\u0435\u0440\u043E\u0437\u043F\u0456\u0437\u043D\u0430\u043D\u0438\u0439 \u043A\u043B\u044E\u0447${issue4.keys.length > 1 ? "\u0456" : ""}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `\u041D\u0435\u043F\u0440\u0430\u0432\u0438\u043B\u044C\u043D\u0438\u0439 \u043A\u043B\u044E\u0447 \u0443 ${issue3.origin}`;
+        return `\u041D\u0435\u043F\u0440\u0430\u0432\u0438\u043B\u044C\u043D\u0438\u0439 \u043A\u043B\u044E\u0447 \u0443 ${issue4.origin}`;
       case "invalid_union":
         return "\u041D\u0435\u043F\u0440\u0430\u0432\u0438\u043B\u044C\u043D\u0456 \u0432\u0445\u0456\u0434\u043D\u0456 \u0434\u0430\u043D\u0456";
       case "invalid_element":
-        return `\u041D\u0435\u043F\u0440\u0430\u0432\u0438\u043B\u044C\u043D\u0435 \u0437\u043D\u0430\u0447\u0435\u043D\u043D\u044F \u0443 ${issue3.origin}`;
+        return `\u041D\u0435\u043F\u0440\u0430\u0432\u0438\u043B\u044C\u043D\u0435 \u0437\u043D\u0430\u0447\u0435\u043D\u043D\u044F \u0443 ${issue4.origin}`;
       default:
         return `\u041D\u0435\u043F\u0440\u0430\u0432\u0438\u043B\u044C\u043D\u0456 \u0432\u0445\u0456\u0434\u043D\u0456 \u0434\u0430\u043D\u0456`;
     }
@@ -49454,38 +59240,38 @@ var error56 = () => {
     array: "\u0622\u0631\u06D2",
     null: "\u0646\u0644"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `\u063A\u0644\u0637 \u0627\u0646 \u067E\u0679: instanceof ${issue3.expected} \u0645\u062A\u0648\u0642\u0639 \u062A\u06BE\u0627\u060C ${received} \u0645\u0648\u0635\u0648\u0644 \u06C1\u0648\u0627`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `\u063A\u0644\u0637 \u0627\u0646 \u067E\u0679: instanceof ${issue4.expected} \u0645\u062A\u0648\u0642\u0639 \u062A\u06BE\u0627\u060C ${received} \u0645\u0648\u0635\u0648\u0644 \u06C1\u0648\u0627`;
         }
         return `\u063A\u0644\u0637 \u0627\u0646 \u067E\u0679: ${expected} \u0645\u062A\u0648\u0642\u0639 \u062A\u06BE\u0627\u060C ${received} \u0645\u0648\u0635\u0648\u0644 \u06C1\u0648\u0627`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `\u063A\u0644\u0637 \u0627\u0646 \u067E\u0679: ${stringifyPrimitive(issue3.values[0])} \u0645\u062A\u0648\u0642\u0639 \u062A\u06BE\u0627`;
-        return `\u063A\u0644\u0637 \u0622\u067E\u0634\u0646: ${joinValues(issue3.values, "|")} \u0645\u06CC\u06BA \u0633\u06D2 \u0627\u06CC\u06A9 \u0645\u062A\u0648\u0642\u0639 \u062A\u06BE\u0627`;
+        if (issue4.values.length === 1)
+          return `\u063A\u0644\u0637 \u0627\u0646 \u067E\u0679: ${stringifyPrimitive(issue4.values[0])} \u0645\u062A\u0648\u0642\u0639 \u062A\u06BE\u0627`;
+        return `\u063A\u0644\u0637 \u0622\u067E\u0634\u0646: ${joinValues(issue4.values, "|")} \u0645\u06CC\u06BA \u0633\u06D2 \u0627\u06CC\u06A9 \u0645\u062A\u0648\u0642\u0639 \u062A\u06BE\u0627`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `\u0628\u06C1\u062A \u0628\u0691\u0627: ${issue3.origin ?? "\u0648\u06CC\u0644\u06CC\u0648"} \u06A9\u06D2 ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "\u0639\u0646\u0627\u0635\u0631"} \u06C1\u0648\u0646\u06D2 \u0645\u062A\u0648\u0642\u0639 \u062A\u06BE\u06D2`;
-        return `\u0628\u06C1\u062A \u0628\u0691\u0627: ${issue3.origin ?? "\u0648\u06CC\u0644\u06CC\u0648"} \u06A9\u0627 ${adj}${issue3.maximum.toString()} \u06C1\u0648\u0646\u0627 \u0645\u062A\u0648\u0642\u0639 \u062A\u06BE\u0627`;
+          return `\u0628\u06C1\u062A \u0628\u0691\u0627: ${issue4.origin ?? "\u0648\u06CC\u0644\u06CC\u0648"} \u06A9\u06D2 ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "\u0639\u0646\u0627\u0635\u0631"} \u06C1\u0648\u0646\u06D2 \u0645\u062A\u0648\u0642\u0639 \u062A\u06BE\u06D2`;
+        return `\u0628\u06C1\u062A \u0628\u0691\u0627: ${issue4.origin ?? "\u0648\u06CC\u0644\u06CC\u0648"} \u06A9\u0627 ${adj}${issue4.maximum.toString()} \u06C1\u0648\u0646\u0627 \u0645\u062A\u0648\u0642\u0639 \u062A\u06BE\u0627`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `\u0628\u06C1\u062A \u0686\u06BE\u0648\u0679\u0627: ${issue3.origin} \u06A9\u06D2 ${adj}${issue3.minimum.toString()} ${sizing.unit} \u06C1\u0648\u0646\u06D2 \u0645\u062A\u0648\u0642\u0639 \u062A\u06BE\u06D2`;
+          return `\u0628\u06C1\u062A \u0686\u06BE\u0648\u0679\u0627: ${issue4.origin} \u06A9\u06D2 ${adj}${issue4.minimum.toString()} ${sizing.unit} \u06C1\u0648\u0646\u06D2 \u0645\u062A\u0648\u0642\u0639 \u062A\u06BE\u06D2`;
         }
-        return `\u0628\u06C1\u062A \u0686\u06BE\u0648\u0679\u0627: ${issue3.origin} \u06A9\u0627 ${adj}${issue3.minimum.toString()} \u06C1\u0648\u0646\u0627 \u0645\u062A\u0648\u0642\u0639 \u062A\u06BE\u0627`;
+        return `\u0628\u06C1\u062A \u0686\u06BE\u0648\u0679\u0627: ${issue4.origin} \u06A9\u0627 ${adj}${issue4.minimum.toString()} \u06C1\u0648\u0646\u0627 \u0645\u062A\u0648\u0642\u0639 \u062A\u06BE\u0627`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with") {
           return `\u063A\u0644\u0637 \u0633\u0679\u0631\u0646\u06AF: "${_issue.prefix}" \u0633\u06D2 \u0634\u0631\u0648\u0639 \u06C1\u0648\u0646\u0627 \u0686\u0627\u06C1\u06CC\u06D2`;
         }
@@ -49495,18 +59281,18 @@ var error56 = () => {
           return `\u063A\u0644\u0637 \u0633\u0679\u0631\u0646\u06AF: "${_issue.includes}" \u0634\u0627\u0645\u0644 \u06C1\u0648\u0646\u0627 \u0686\u0627\u06C1\u06CC\u06D2`;
         if (_issue.format === "regex")
           return `\u063A\u0644\u0637 \u0633\u0679\u0631\u0646\u06AF: \u067E\u06CC\u0679\u0631\u0646 ${_issue.pattern} \u0633\u06D2 \u0645\u06CC\u0686 \u06C1\u0648\u0646\u0627 \u0686\u0627\u06C1\u06CC\u06D2`;
-        return `\u063A\u0644\u0637 ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `\u063A\u0644\u0637 ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `\u063A\u0644\u0637 \u0646\u0645\u0628\u0631: ${issue3.divisor} \u06A9\u0627 \u0645\u0636\u0627\u0639\u0641 \u06C1\u0648\u0646\u0627 \u0686\u0627\u06C1\u06CC\u06D2`;
+        return `\u063A\u0644\u0637 \u0646\u0645\u0628\u0631: ${issue4.divisor} \u06A9\u0627 \u0645\u0636\u0627\u0639\u0641 \u06C1\u0648\u0646\u0627 \u0686\u0627\u06C1\u06CC\u06D2`;
       case "unrecognized_keys":
-        return `\u063A\u06CC\u0631 \u062A\u0633\u0644\u06CC\u0645 \u0634\u062F\u06C1 \u06A9\u06CC${issue3.keys.length > 1 ? "\u0632" : ""}: ${joinValues(issue3.keys, "\u060C ")}`;
+        return `\u063A\u06CC\u0631 \u062A\u0633\u0644\u06CC\u0645 \u0634\u062F\u06C1 \u06A9\u06CC${issue4.keys.length > 1 ? "\u0632" : ""}: ${joinValues(issue4.keys, "\u060C ")}`;
       case "invalid_key":
-        return `${issue3.origin} \u0645\u06CC\u06BA \u063A\u0644\u0637 \u06A9\u06CC`;
+        return `${issue4.origin} \u0645\u06CC\u06BA \u063A\u0644\u0637 \u06A9\u06CC`;
       case "invalid_union":
         return "\u063A\u0644\u0637 \u0627\u0646 \u067E\u0679";
       case "invalid_element":
-        return `${issue3.origin} \u0645\u06CC\u06BA \u063A\u0644\u0637 \u0648\u06CC\u0644\u06CC\u0648`;
+        return `${issue4.origin} \u0645\u06CC\u06BA \u063A\u0644\u0637 \u0648\u06CC\u0644\u06CC\u0648`;
       default:
         return `\u063A\u0644\u0637 \u0627\u0646 \u067E\u0679`;
     }
@@ -49569,38 +59355,38 @@ var error57 = () => {
     number: "raqam",
     array: "massiv"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `Noto\u2018g\u2018ri kirish: kutilgan instanceof ${issue3.expected}, qabul qilingan ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `Noto\u2018g\u2018ri kirish: kutilgan instanceof ${issue4.expected}, qabul qilingan ${received}`;
         }
         return `Noto\u2018g\u2018ri kirish: kutilgan ${expected}, qabul qilingan ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `Noto\u2018g\u2018ri kirish: kutilgan ${stringifyPrimitive(issue3.values[0])}`;
-        return `Noto\u2018g\u2018ri variant: quyidagilardan biri kutilgan ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `Noto\u2018g\u2018ri kirish: kutilgan ${stringifyPrimitive(issue4.values[0])}`;
+        return `Noto\u2018g\u2018ri variant: quyidagilardan biri kutilgan ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `Juda katta: kutilgan ${issue3.origin ?? "qiymat"} ${adj}${issue3.maximum.toString()} ${sizing.unit} ${sizing.verb}`;
-        return `Juda katta: kutilgan ${issue3.origin ?? "qiymat"} ${adj}${issue3.maximum.toString()}`;
+          return `Juda katta: kutilgan ${issue4.origin ?? "qiymat"} ${adj}${issue4.maximum.toString()} ${sizing.unit} ${sizing.verb}`;
+        return `Juda katta: kutilgan ${issue4.origin ?? "qiymat"} ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `Juda kichik: kutilgan ${issue3.origin} ${adj}${issue3.minimum.toString()} ${sizing.unit} ${sizing.verb}`;
+          return `Juda kichik: kutilgan ${issue4.origin} ${adj}${issue4.minimum.toString()} ${sizing.unit} ${sizing.verb}`;
         }
-        return `Juda kichik: kutilgan ${issue3.origin} ${adj}${issue3.minimum.toString()}`;
+        return `Juda kichik: kutilgan ${issue4.origin} ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `Noto\u2018g\u2018ri satr: "${_issue.prefix}" bilan boshlanishi kerak`;
         if (_issue.format === "ends_with")
@@ -49609,18 +59395,18 @@ var error57 = () => {
           return `Noto\u2018g\u2018ri satr: "${_issue.includes}" ni o\u2018z ichiga olishi kerak`;
         if (_issue.format === "regex")
           return `Noto\u2018g\u2018ri satr: ${_issue.pattern} shabloniga mos kelishi kerak`;
-        return `Noto\u2018g\u2018ri ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `Noto\u2018g\u2018ri ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `Noto\u2018g\u2018ri raqam: ${issue3.divisor} ning karralisi bo\u2018lishi kerak`;
+        return `Noto\u2018g\u2018ri raqam: ${issue4.divisor} ning karralisi bo\u2018lishi kerak`;
       case "unrecognized_keys":
-        return `Noma\u2019lum kalit${issue3.keys.length > 1 ? "lar" : ""}: ${joinValues(issue3.keys, ", ")}`;
+        return `Noma\u2019lum kalit${issue4.keys.length > 1 ? "lar" : ""}: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `${issue3.origin} dagi kalit noto\u2018g\u2018ri`;
+        return `${issue4.origin} dagi kalit noto\u2018g\u2018ri`;
       case "invalid_union":
         return "Noto\u2018g\u2018ri kirish";
       case "invalid_element":
-        return `${issue3.origin} da noto\u2018g\u2018ri qiymat`;
+        return `${issue4.origin} da noto\u2018g\u2018ri qiymat`;
       default:
         return `Noto\u2018g\u2018ri kirish`;
     }
@@ -49683,38 +59469,38 @@ var error58 = () => {
     number: "s\u1ED1",
     array: "m\u1EA3ng"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `\u0110\u1EA7u v\xE0o kh\xF4ng h\u1EE3p l\u1EC7: mong \u0111\u1EE3i instanceof ${issue3.expected}, nh\u1EADn \u0111\u01B0\u1EE3c ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `\u0110\u1EA7u v\xE0o kh\xF4ng h\u1EE3p l\u1EC7: mong \u0111\u1EE3i instanceof ${issue4.expected}, nh\u1EADn \u0111\u01B0\u1EE3c ${received}`;
         }
         return `\u0110\u1EA7u v\xE0o kh\xF4ng h\u1EE3p l\u1EC7: mong \u0111\u1EE3i ${expected}, nh\u1EADn \u0111\u01B0\u1EE3c ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `\u0110\u1EA7u v\xE0o kh\xF4ng h\u1EE3p l\u1EC7: mong \u0111\u1EE3i ${stringifyPrimitive(issue3.values[0])}`;
-        return `T\xF9y ch\u1ECDn kh\xF4ng h\u1EE3p l\u1EC7: mong \u0111\u1EE3i m\u1ED9t trong c\xE1c gi\xE1 tr\u1ECB ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `\u0110\u1EA7u v\xE0o kh\xF4ng h\u1EE3p l\u1EC7: mong \u0111\u1EE3i ${stringifyPrimitive(issue4.values[0])}`;
+        return `T\xF9y ch\u1ECDn kh\xF4ng h\u1EE3p l\u1EC7: mong \u0111\u1EE3i m\u1ED9t trong c\xE1c gi\xE1 tr\u1ECB ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `Qu\xE1 l\u1EDBn: mong \u0111\u1EE3i ${issue3.origin ?? "gi\xE1 tr\u1ECB"} ${sizing.verb} ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "ph\u1EA7n t\u1EED"}`;
-        return `Qu\xE1 l\u1EDBn: mong \u0111\u1EE3i ${issue3.origin ?? "gi\xE1 tr\u1ECB"} ${adj}${issue3.maximum.toString()}`;
+          return `Qu\xE1 l\u1EDBn: mong \u0111\u1EE3i ${issue4.origin ?? "gi\xE1 tr\u1ECB"} ${sizing.verb} ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "ph\u1EA7n t\u1EED"}`;
+        return `Qu\xE1 l\u1EDBn: mong \u0111\u1EE3i ${issue4.origin ?? "gi\xE1 tr\u1ECB"} ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `Qu\xE1 nh\u1ECF: mong \u0111\u1EE3i ${issue3.origin} ${sizing.verb} ${adj}${issue3.minimum.toString()} ${sizing.unit}`;
+          return `Qu\xE1 nh\u1ECF: mong \u0111\u1EE3i ${issue4.origin} ${sizing.verb} ${adj}${issue4.minimum.toString()} ${sizing.unit}`;
         }
-        return `Qu\xE1 nh\u1ECF: mong \u0111\u1EE3i ${issue3.origin} ${adj}${issue3.minimum.toString()}`;
+        return `Qu\xE1 nh\u1ECF: mong \u0111\u1EE3i ${issue4.origin} ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `Chu\u1ED7i kh\xF4ng h\u1EE3p l\u1EC7: ph\u1EA3i b\u1EAFt \u0111\u1EA7u b\u1EB1ng "${_issue.prefix}"`;
         if (_issue.format === "ends_with")
@@ -49723,18 +59509,18 @@ var error58 = () => {
           return `Chu\u1ED7i kh\xF4ng h\u1EE3p l\u1EC7: ph\u1EA3i bao g\u1ED3m "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `Chu\u1ED7i kh\xF4ng h\u1EE3p l\u1EC7: ph\u1EA3i kh\u1EDBp v\u1EDBi m\u1EABu ${_issue.pattern}`;
-        return `${FormatDictionary[_issue.format] ?? issue3.format} kh\xF4ng h\u1EE3p l\u1EC7`;
+        return `${FormatDictionary[_issue.format] ?? issue4.format} kh\xF4ng h\u1EE3p l\u1EC7`;
       }
       case "not_multiple_of":
-        return `S\u1ED1 kh\xF4ng h\u1EE3p l\u1EC7: ph\u1EA3i l\xE0 b\u1ED9i s\u1ED1 c\u1EE7a ${issue3.divisor}`;
+        return `S\u1ED1 kh\xF4ng h\u1EE3p l\u1EC7: ph\u1EA3i l\xE0 b\u1ED9i s\u1ED1 c\u1EE7a ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `Kh\xF3a kh\xF4ng \u0111\u01B0\u1EE3c nh\u1EADn d\u1EA1ng: ${joinValues(issue3.keys, ", ")}`;
+        return `Kh\xF3a kh\xF4ng \u0111\u01B0\u1EE3c nh\u1EADn d\u1EA1ng: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `Kh\xF3a kh\xF4ng h\u1EE3p l\u1EC7 trong ${issue3.origin}`;
+        return `Kh\xF3a kh\xF4ng h\u1EE3p l\u1EC7 trong ${issue4.origin}`;
       case "invalid_union":
         return "\u0110\u1EA7u v\xE0o kh\xF4ng h\u1EE3p l\u1EC7";
       case "invalid_element":
-        return `Gi\xE1 tr\u1ECB kh\xF4ng h\u1EE3p l\u1EC7 trong ${issue3.origin}`;
+        return `Gi\xE1 tr\u1ECB kh\xF4ng h\u1EE3p l\u1EC7 trong ${issue4.origin}`;
       default:
         return `\u0110\u1EA7u v\xE0o kh\xF4ng h\u1EE3p l\u1EC7`;
     }
@@ -49798,38 +59584,38 @@ var error59 = () => {
     array: "\u6570\u7EC4",
     null: "\u7A7A\u503C(null)"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `\u65E0\u6548\u8F93\u5165\uFF1A\u671F\u671B instanceof ${issue3.expected}\uFF0C\u5B9E\u9645\u63A5\u6536 ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `\u65E0\u6548\u8F93\u5165\uFF1A\u671F\u671B instanceof ${issue4.expected}\uFF0C\u5B9E\u9645\u63A5\u6536 ${received}`;
         }
         return `\u65E0\u6548\u8F93\u5165\uFF1A\u671F\u671B ${expected}\uFF0C\u5B9E\u9645\u63A5\u6536 ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `\u65E0\u6548\u8F93\u5165\uFF1A\u671F\u671B ${stringifyPrimitive(issue3.values[0])}`;
-        return `\u65E0\u6548\u9009\u9879\uFF1A\u671F\u671B\u4EE5\u4E0B\u4E4B\u4E00 ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `\u65E0\u6548\u8F93\u5165\uFF1A\u671F\u671B ${stringifyPrimitive(issue4.values[0])}`;
+        return `\u65E0\u6548\u9009\u9879\uFF1A\u671F\u671B\u4EE5\u4E0B\u4E4B\u4E00 ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `\u6570\u503C\u8FC7\u5927\uFF1A\u671F\u671B ${issue3.origin ?? "\u503C"} ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "\u4E2A\u5143\u7D20"}`;
-        return `\u6570\u503C\u8FC7\u5927\uFF1A\u671F\u671B ${issue3.origin ?? "\u503C"} ${adj}${issue3.maximum.toString()}`;
+          return `\u6570\u503C\u8FC7\u5927\uFF1A\u671F\u671B ${issue4.origin ?? "\u503C"} ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "\u4E2A\u5143\u7D20"}`;
+        return `\u6570\u503C\u8FC7\u5927\uFF1A\u671F\u671B ${issue4.origin ?? "\u503C"} ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `\u6570\u503C\u8FC7\u5C0F\uFF1A\u671F\u671B ${issue3.origin} ${adj}${issue3.minimum.toString()} ${sizing.unit}`;
+          return `\u6570\u503C\u8FC7\u5C0F\uFF1A\u671F\u671B ${issue4.origin} ${adj}${issue4.minimum.toString()} ${sizing.unit}`;
         }
-        return `\u6570\u503C\u8FC7\u5C0F\uFF1A\u671F\u671B ${issue3.origin} ${adj}${issue3.minimum.toString()}`;
+        return `\u6570\u503C\u8FC7\u5C0F\uFF1A\u671F\u671B ${issue4.origin} ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `\u65E0\u6548\u5B57\u7B26\u4E32\uFF1A\u5FC5\u987B\u4EE5 "${_issue.prefix}" \u5F00\u5934`;
         if (_issue.format === "ends_with")
@@ -49838,18 +59624,18 @@ var error59 = () => {
           return `\u65E0\u6548\u5B57\u7B26\u4E32\uFF1A\u5FC5\u987B\u5305\u542B "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `\u65E0\u6548\u5B57\u7B26\u4E32\uFF1A\u5FC5\u987B\u6EE1\u8DB3\u6B63\u5219\u8868\u8FBE\u5F0F ${_issue.pattern}`;
-        return `\u65E0\u6548${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `\u65E0\u6548${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `\u65E0\u6548\u6570\u5B57\uFF1A\u5FC5\u987B\u662F ${issue3.divisor} \u7684\u500D\u6570`;
+        return `\u65E0\u6548\u6570\u5B57\uFF1A\u5FC5\u987B\u662F ${issue4.divisor} \u7684\u500D\u6570`;
       case "unrecognized_keys":
-        return `\u51FA\u73B0\u672A\u77E5\u7684\u952E(key): ${joinValues(issue3.keys, ", ")}`;
+        return `\u51FA\u73B0\u672A\u77E5\u7684\u952E(key): ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `${issue3.origin} \u4E2D\u7684\u952E(key)\u65E0\u6548`;
+        return `${issue4.origin} \u4E2D\u7684\u952E(key)\u65E0\u6548`;
       case "invalid_union":
         return "\u65E0\u6548\u8F93\u5165";
       case "invalid_element":
-        return `${issue3.origin} \u4E2D\u5305\u542B\u65E0\u6548\u503C(value)`;
+        return `${issue4.origin} \u4E2D\u5305\u542B\u65E0\u6548\u503C(value)`;
       default:
         return `\u65E0\u6548\u8F93\u5165`;
     }
@@ -49910,38 +59696,38 @@ var error60 = () => {
   const TypeDictionary = {
     nan: "NaN"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `\u7121\u6548\u7684\u8F38\u5165\u503C\uFF1A\u9810\u671F\u70BA instanceof ${issue3.expected}\uFF0C\u4F46\u6536\u5230 ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `\u7121\u6548\u7684\u8F38\u5165\u503C\uFF1A\u9810\u671F\u70BA instanceof ${issue4.expected}\uFF0C\u4F46\u6536\u5230 ${received}`;
         }
         return `\u7121\u6548\u7684\u8F38\u5165\u503C\uFF1A\u9810\u671F\u70BA ${expected}\uFF0C\u4F46\u6536\u5230 ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `\u7121\u6548\u7684\u8F38\u5165\u503C\uFF1A\u9810\u671F\u70BA ${stringifyPrimitive(issue3.values[0])}`;
-        return `\u7121\u6548\u7684\u9078\u9805\uFF1A\u9810\u671F\u70BA\u4EE5\u4E0B\u5176\u4E2D\u4E4B\u4E00 ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `\u7121\u6548\u7684\u8F38\u5165\u503C\uFF1A\u9810\u671F\u70BA ${stringifyPrimitive(issue4.values[0])}`;
+        return `\u7121\u6548\u7684\u9078\u9805\uFF1A\u9810\u671F\u70BA\u4EE5\u4E0B\u5176\u4E2D\u4E4B\u4E00 ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `\u6578\u503C\u904E\u5927\uFF1A\u9810\u671F ${issue3.origin ?? "\u503C"} \u61C9\u70BA ${adj}${issue3.maximum.toString()} ${sizing.unit ?? "\u500B\u5143\u7D20"}`;
-        return `\u6578\u503C\u904E\u5927\uFF1A\u9810\u671F ${issue3.origin ?? "\u503C"} \u61C9\u70BA ${adj}${issue3.maximum.toString()}`;
+          return `\u6578\u503C\u904E\u5927\uFF1A\u9810\u671F ${issue4.origin ?? "\u503C"} \u61C9\u70BA ${adj}${issue4.maximum.toString()} ${sizing.unit ?? "\u500B\u5143\u7D20"}`;
+        return `\u6578\u503C\u904E\u5927\uFF1A\u9810\u671F ${issue4.origin ?? "\u503C"} \u61C9\u70BA ${adj}${issue4.maximum.toString()}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing) {
-          return `\u6578\u503C\u904E\u5C0F\uFF1A\u9810\u671F ${issue3.origin} \u61C9\u70BA ${adj}${issue3.minimum.toString()} ${sizing.unit}`;
+          return `\u6578\u503C\u904E\u5C0F\uFF1A\u9810\u671F ${issue4.origin} \u61C9\u70BA ${adj}${issue4.minimum.toString()} ${sizing.unit}`;
         }
-        return `\u6578\u503C\u904E\u5C0F\uFF1A\u9810\u671F ${issue3.origin} \u61C9\u70BA ${adj}${issue3.minimum.toString()}`;
+        return `\u6578\u503C\u904E\u5C0F\uFF1A\u9810\u671F ${issue4.origin} \u61C9\u70BA ${adj}${issue4.minimum.toString()}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with") {
           return `\u7121\u6548\u7684\u5B57\u4E32\uFF1A\u5FC5\u9808\u4EE5 "${_issue.prefix}" \u958B\u982D`;
         }
@@ -49951,18 +59737,18 @@ var error60 = () => {
           return `\u7121\u6548\u7684\u5B57\u4E32\uFF1A\u5FC5\u9808\u5305\u542B "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `\u7121\u6548\u7684\u5B57\u4E32\uFF1A\u5FC5\u9808\u7B26\u5408\u683C\u5F0F ${_issue.pattern}`;
-        return `\u7121\u6548\u7684 ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `\u7121\u6548\u7684 ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `\u7121\u6548\u7684\u6578\u5B57\uFF1A\u5FC5\u9808\u70BA ${issue3.divisor} \u7684\u500D\u6578`;
+        return `\u7121\u6548\u7684\u6578\u5B57\uFF1A\u5FC5\u9808\u70BA ${issue4.divisor} \u7684\u500D\u6578`;
       case "unrecognized_keys":
-        return `\u7121\u6CD5\u8B58\u5225\u7684\u9375\u503C${issue3.keys.length > 1 ? "\u5011" : ""}\uFF1A${joinValues(issue3.keys, "\u3001")}`;
+        return `\u7121\u6CD5\u8B58\u5225\u7684\u9375\u503C${issue4.keys.length > 1 ? "\u5011" : ""}\uFF1A${joinValues(issue4.keys, "\u3001")}`;
       case "invalid_key":
-        return `${issue3.origin} \u4E2D\u6709\u7121\u6548\u7684\u9375\u503C`;
+        return `${issue4.origin} \u4E2D\u6709\u7121\u6548\u7684\u9375\u503C`;
       case "invalid_union":
         return "\u7121\u6548\u7684\u8F38\u5165\u503C";
       case "invalid_element":
-        return `${issue3.origin} \u4E2D\u6709\u7121\u6548\u7684\u503C`;
+        return `${issue4.origin} \u4E2D\u6709\u7121\u6548\u7684\u503C`;
       default:
         return `\u7121\u6548\u7684\u8F38\u5165\u503C`;
     }
@@ -50025,37 +59811,37 @@ var error61 = () => {
     number: "n\u1ECD\u0301mb\xE0",
     array: "akop\u1ECD"
   };
-  return (issue3) => {
-    switch (issue3.code) {
+  return (issue4) => {
+    switch (issue4.code) {
       case "invalid_type": {
-        const expected = TypeDictionary[issue3.expected] ?? issue3.expected;
-        const receivedType = parsedType(issue3.input);
+        const expected = TypeDictionary[issue4.expected] ?? issue4.expected;
+        const receivedType = parsedType(issue4.input);
         const received = TypeDictionary[receivedType] ?? receivedType;
-        if (/^[A-Z]/.test(issue3.expected)) {
-          return `\xCCb\xE1w\u1ECDl\xE9 a\u1E63\xEC\u1E63e: a n\xED l\xE1ti fi instanceof ${issue3.expected}, \xE0m\u1ECD\u0300 a r\xED ${received}`;
+        if (/^[A-Z]/.test(issue4.expected)) {
+          return `\xCCb\xE1w\u1ECDl\xE9 a\u1E63\xEC\u1E63e: a n\xED l\xE1ti fi instanceof ${issue4.expected}, \xE0m\u1ECD\u0300 a r\xED ${received}`;
         }
         return `\xCCb\xE1w\u1ECDl\xE9 a\u1E63\xEC\u1E63e: a n\xED l\xE1ti fi ${expected}, \xE0m\u1ECD\u0300 a r\xED ${received}`;
       }
       case "invalid_value":
-        if (issue3.values.length === 1)
-          return `\xCCb\xE1w\u1ECDl\xE9 a\u1E63\xEC\u1E63e: a n\xED l\xE1ti fi ${stringifyPrimitive(issue3.values[0])}`;
-        return `\xC0\u1E63\xE0y\xE0n a\u1E63\xEC\u1E63e: yan \u1ECD\u0300kan l\xE1ra ${joinValues(issue3.values, "|")}`;
+        if (issue4.values.length === 1)
+          return `\xCCb\xE1w\u1ECDl\xE9 a\u1E63\xEC\u1E63e: a n\xED l\xE1ti fi ${stringifyPrimitive(issue4.values[0])}`;
+        return `\xC0\u1E63\xE0y\xE0n a\u1E63\xEC\u1E63e: yan \u1ECD\u0300kan l\xE1ra ${joinValues(issue4.values, "|")}`;
       case "too_big": {
-        const adj = issue3.inclusive ? "<=" : "<";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? "<=" : "<";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `T\xF3 p\u1ECD\u0300 j\xF9: a n\xED l\xE1ti j\u1EB9\u0301 p\xE9 ${issue3.origin ?? "iye"} ${sizing.verb} ${adj}${issue3.maximum} ${sizing.unit}`;
-        return `T\xF3 p\u1ECD\u0300 j\xF9: a n\xED l\xE1ti j\u1EB9\u0301 ${adj}${issue3.maximum}`;
+          return `T\xF3 p\u1ECD\u0300 j\xF9: a n\xED l\xE1ti j\u1EB9\u0301 p\xE9 ${issue4.origin ?? "iye"} ${sizing.verb} ${adj}${issue4.maximum} ${sizing.unit}`;
+        return `T\xF3 p\u1ECD\u0300 j\xF9: a n\xED l\xE1ti j\u1EB9\u0301 ${adj}${issue4.maximum}`;
       }
       case "too_small": {
-        const adj = issue3.inclusive ? ">=" : ">";
-        const sizing = getSizing(issue3.origin);
+        const adj = issue4.inclusive ? ">=" : ">";
+        const sizing = getSizing(issue4.origin);
         if (sizing)
-          return `K\xE9r\xE9 ju: a n\xED l\xE1ti j\u1EB9\u0301 p\xE9 ${issue3.origin} ${sizing.verb} ${adj}${issue3.minimum} ${sizing.unit}`;
-        return `K\xE9r\xE9 ju: a n\xED l\xE1ti j\u1EB9\u0301 ${adj}${issue3.minimum}`;
+          return `K\xE9r\xE9 ju: a n\xED l\xE1ti j\u1EB9\u0301 p\xE9 ${issue4.origin} ${sizing.verb} ${adj}${issue4.minimum} ${sizing.unit}`;
+        return `K\xE9r\xE9 ju: a n\xED l\xE1ti j\u1EB9\u0301 ${adj}${issue4.minimum}`;
       }
       case "invalid_format": {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.format === "starts_with")
           return `\u1ECC\u0300r\u1ECD\u0300 a\u1E63\xEC\u1E63e: gb\u1ECD\u0301d\u1ECD\u0300 b\u1EB9\u0300r\u1EB9\u0300 p\u1EB9\u0300l\xFA "${_issue.prefix}"`;
         if (_issue.format === "ends_with")
@@ -50064,18 +59850,18 @@ var error61 = () => {
           return `\u1ECC\u0300r\u1ECD\u0300 a\u1E63\xEC\u1E63e: gb\u1ECD\u0301d\u1ECD\u0300 n\xED "${_issue.includes}"`;
         if (_issue.format === "regex")
           return `\u1ECC\u0300r\u1ECD\u0300 a\u1E63\xEC\u1E63e: gb\u1ECD\u0301d\u1ECD\u0300 b\xE1 \xE0p\u1EB9\u1EB9r\u1EB9 mu ${_issue.pattern}`;
-        return `A\u1E63\xEC\u1E63e: ${FormatDictionary[_issue.format] ?? issue3.format}`;
+        return `A\u1E63\xEC\u1E63e: ${FormatDictionary[_issue.format] ?? issue4.format}`;
       }
       case "not_multiple_of":
-        return `N\u1ECD\u0301mb\xE0 a\u1E63\xEC\u1E63e: gb\u1ECD\u0301d\u1ECD\u0300 j\u1EB9\u0301 \xE8y\xE0 p\xEDp\xEDn ti ${issue3.divisor}`;
+        return `N\u1ECD\u0301mb\xE0 a\u1E63\xEC\u1E63e: gb\u1ECD\u0301d\u1ECD\u0300 j\u1EB9\u0301 \xE8y\xE0 p\xEDp\xEDn ti ${issue4.divisor}`;
       case "unrecognized_keys":
-        return `B\u1ECDt\xECn\xEC \xE0\xECm\u1ECD\u0300: ${joinValues(issue3.keys, ", ")}`;
+        return `B\u1ECDt\xECn\xEC \xE0\xECm\u1ECD\u0300: ${joinValues(issue4.keys, ", ")}`;
       case "invalid_key":
-        return `B\u1ECDt\xECn\xEC a\u1E63\xEC\u1E63e n\xEDn\xFA ${issue3.origin}`;
+        return `B\u1ECDt\xECn\xEC a\u1E63\xEC\u1E63e n\xEDn\xFA ${issue4.origin}`;
       case "invalid_union":
         return "\xCCb\xE1w\u1ECDl\xE9 a\u1E63\xEC\u1E63e";
       case "invalid_element":
-        return `Iye a\u1E63\xEC\u1E63e n\xEDn\xFA ${issue3.origin}`;
+        return `Iye a\u1E63\xEC\u1E63e n\xEDn\xFA ${issue4.origin}`;
       default:
         return "\xCCb\xE1w\u1ECDl\xE9 a\u1E63\xEC\u1E63e";
     }
@@ -50535,8 +60321,8 @@ function generateOverwriteCheck(doc, ctx, check3, currentAccessor, newAccessor) 
 function throwAsync() {
   throw new $ZodAsyncError();
 }
-function pushIssue(issue3) {
-  this.issues.push(issue3);
+function pushIssue(issue4) {
+  this.issues.push(issue4);
 }
 function generateCustomRefineCheck(doc, ctx, check3, accessor) {
   const def = check3._zod.def;
@@ -52681,11 +62467,11 @@ function _refine(Class2, fn, _params) {
 // @__NO_SIDE_EFFECTS__
 function _superRefine(fn, params) {
   const ch = /* @__PURE__ */ _check((payload) => {
-    payload.addIssue = (issue3) => {
-      if (typeof issue3 === "string") {
-        payload.issues.push(issue(issue3, payload.value, ch._zod.def));
+    payload.addIssue = (issue4) => {
+      if (typeof issue4 === "string") {
+        payload.issues.push(issue(issue4, payload.value, ch._zod.def));
       } else {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.fatal)
           _issue.continue = false;
         _issue.code ?? (_issue.code = "custom");
@@ -54406,8 +64192,8 @@ var initializer2 = (inst, issues) => {
   _installedErrorProtos.add(proto);
   _lazyMethod(proto, "format", (self) => (mapper) => formatError(self, mapper));
   _lazyMethod(proto, "flatten", (self) => (mapper) => flattenError(self, mapper));
-  _lazyMethod(proto, "addIssue", (self) => (issue3) => {
-    self.issues.push(issue3);
+  _lazyMethod(proto, "addIssue", (self) => (issue4) => {
+    self.issues.push(issue4);
     self.message = JSON.stringify(self.issues, jsonStringifyReplacer, 2);
   });
   _lazyMethod(proto, "addIssues", (self) => (issues2) => {
@@ -55584,11 +65370,11 @@ var ZodTransform = /* @__PURE__ */ $constructor("ZodTransform", (inst, def) => {
     if (_ctx.direction === "backward") {
       throw new $ZodEncodeError(inst.constructor.name);
     }
-    payload.addIssue = (issue3) => {
-      if (typeof issue3 === "string") {
-        payload.issues.push(util_exports.issue(issue3, payload.value, def));
+    payload.addIssue = (issue4) => {
+      if (typeof issue4 === "string") {
+        payload.issues.push(util_exports.issue(issue4, payload.value, def));
       } else {
-        const _issue = issue3;
+        const _issue = issue4;
         if (_issue.fatal)
           _issue.continue = false;
         _issue.code ?? (_issue.code = "custom");
@@ -57073,10 +66859,10 @@ function pathReadings(pathname) {
   return { ok: true, readings: resolved === sent ? [sent] : [sent, resolved] };
 }
 function decodeEscapes(text, escapes) {
-  return text.replace(escapes, (escape) => String.fromCharCode(parseInt(escape.slice(1), 16)));
+  return text.replace(escapes, (escape2) => String.fromCharCode(parseInt(escape2.slice(1), 16)));
 }
 function uppercaseEscapes(text) {
-  return text.replace(PERCENT_ESCAPE, (escape) => escape.toUpperCase());
+  return text.replace(PERCENT_ESCAPE, (escape2) => escape2.toUpperCase());
 }
 function collapse(path4) {
   const out = [];
@@ -57632,7 +67418,7 @@ function parsePolicy(bytes, file2) {
   const parsed = policySchema.safeParse(doc.toJS({ maxAliasCount: 0 }), { reportInput: true });
   if (!parsed.success) {
     const errors = parsed.error.issues.flatMap(
-      (issue3) => describeIssue(issue3, doc, file2, position)
+      (issue4) => describeIssue(issue4, doc, file2, position)
     );
     errors.sort((a, b) => a.line - b.line || a.col - b.col);
     return { ok: false, errors };
@@ -57681,8 +67467,8 @@ function forbiddenConstructs(doc, file2, position) {
   });
   return errors;
 }
-function describeIssue(issue3, doc, file2, position) {
-  const path4 = issue3.path.filter((key) => typeof key !== "symbol");
+function describeIssue(issue4, doc, file2, position) {
+  const path4 = issue4.path.filter((key) => typeof key !== "symbol");
   const located = (code2, message, keyPath = path4, node2 = nodeAt(doc, keyPath) ?? nearestNode(doc, keyPath)) => {
     const { line, col } = position(node2?.range?.[0] ?? 0);
     return { code: code2, file: file2, line, col, path: formatKeyPath(keyPath), message };
@@ -57697,9 +67483,9 @@ function describeIssue(issue3, doc, file2, position) {
     ) : false;
     return misspelt ? [] : [located("missing_key", `required key "${name}" is missing`, path4, nearestNode(doc, path4))];
   };
-  switch (issue3.code) {
+  switch (issue4.code) {
     case "unrecognized_keys":
-      return issue3.keys.map((key) => {
+      return issue4.keys.map((key) => {
         const known = KNOWN_KEYS[path4.filter((k) => typeof k === "string").join(".")] ?? [];
         const suggestion = closestMatch(key, known);
         const hint = suggestion ? `did you mean "${suggestion}"?` : `expected one of ${known.join(", ")}`;
@@ -57711,36 +67497,36 @@ function describeIssue(issue3, doc, file2, position) {
         );
       });
     case "invalid_type":
-      if (issue3.input === void 0) return missingKey();
+      if (issue4.input === void 0) return missingKey();
       return [
         located(
           "wrong_type",
-          `got ${describeValue(issue3.input)}; expected ${describeExpected(issue3.expected, issue3.input)}`
+          `got ${describeValue(issue4.input)}; expected ${describeExpected(issue4.expected, issue4.input)}`
         )
       ];
     case "invalid_value": {
-      if (issue3.input === void 0 && nodeAt(doc, path4) === void 0) return missingKey();
+      if (issue4.input === void 0 && nodeAt(doc, path4) === void 0) return missingKey();
       const code2 = fieldCode(path4) ?? "invalid_value";
-      const input2 = typeof issue3.input === "string" ? issue3.input : void 0;
-      const options = issue3.values.map(String);
+      const input2 = typeof issue4.input === "string" ? issue4.input : void 0;
+      const options = issue4.values.map(String);
       const suggestion = input2 === void 0 ? void 0 : closestMatch(input2, options);
-      const fixed = customMessage(issue3.message);
-      const message = fixed ?? `got ${describeValue(issue3.input)}; expected ${options.map((v) => JSON.stringify(v)).join(", ")}` + (suggestion ? ` (did you mean "${suggestion}"?)` : "");
+      const fixed = customMessage(issue4.message);
+      const message = fixed ?? `got ${describeValue(issue4.input)}; expected ${options.map((v) => JSON.stringify(v)).join(", ")}` + (suggestion ? ` (did you mean "${suggestion}"?)` : "");
       return [located(code2, message)];
     }
     case "custom": {
-      const code2 = issue3.params?.["code"] ?? "invalid_value";
-      return [located(code2, issue3.message)];
+      const code2 = issue4.params?.["code"] ?? "invalid_value";
+      return [located(code2, issue4.message)];
     }
     case "too_small":
       return [
         located(
-          issue3.origin === "array" ? "empty_list" : fieldCode(path4) ?? "invalid_value",
-          issue3.message
+          issue4.origin === "array" ? "empty_list" : fieldCode(path4) ?? "invalid_value",
+          issue4.message
         )
       ];
     default:
-      return [located(fieldCode(path4) ?? "invalid_value", issue3.message)];
+      return [located(fieldCode(path4) ?? "invalid_value", issue4.message)];
   }
 }
 function customMessage(message) {
@@ -58160,7 +67946,10 @@ function checkResolvedAddresses(policy, host, addresses) {
 }
 
 // src/engine/engine.ts
-import { createServer } from "node:http";
+import {
+  createServer
+} from "node:http";
+import { once } from "node:events";
 import { randomUUID as randomUUID2 } from "node:crypto";
 
 // src/engine/admission.ts
@@ -58191,28 +67980,25 @@ async function admit(context, request) {
     const layer = decision.layer ?? "destination";
     return refuse2(layer === "request" ? 400 : 403, layer, decision.reason);
   }
-  const warnings = decision.verdict === "warn" ? [`${decision.layer}: ${decision.reason}`] : [];
-  if (decision.intercept && !context.canIntercept) {
-    const reason = `${decision.rule ? `egress[${decision.rule.index}]` : "the policy"} needs to see inside TLS for ${request.target} (methods, paths or scan), and TLS interception is not available in this version; the tunnel was not opened`;
-    if (context.policy.mode !== "audit") return refuse2(403, "inspection", reason);
-    warnings.push(`inspection: ${reason}`);
-  }
   const target = decision.target;
   if (target === void 0) throw new Error("unreachable: an allowed decision has a target");
-  const host = formatHost(target.host);
-  let addresses;
-  try {
-    addresses = await context.resolver.resolve(target.host);
-  } catch (error62) {
-    return refuse2(403, "ssrf", `SSRF check failed: ${error62.message}`);
+  let address = request.address;
+  if (address === void 0) {
+    let addresses;
+    try {
+      addresses = await context.resolver.resolve(target.host);
+    } catch (error62) {
+      return refuse2(403, "ssrf", `SSRF check failed: ${error62.message}`);
+    }
+    const checked = checkResolvedAddresses(context.policy, formatHost(target.host), addresses);
+    if (!checked.ok) return refuse2(403, "ssrf", checked.reason);
+    address = checked.address;
   }
-  const checked = checkResolvedAddresses(context.policy, host, addresses);
-  if (!checked.ok) return refuse2(403, "ssrf", checked.reason);
-  const admitted = warnings.length > 0 ? {
+  const admitted = decision.verdict === "warn" ? {
     ...entry,
     verdict: "warn",
-    layer: decision.layer ?? "inspection",
-    pattern: warnings.join("; "),
+    layer: decision.layer ?? "destination",
+    pattern: `${decision.layer ?? "destination"}: ${decision.reason}`,
     phase: "intent"
   } : { ...entry, phase: "intent" };
   try {
@@ -58228,7 +68014,7 @@ async function admit(context, request) {
       }
     };
   }
-  return { admitted: true, decision, address: checked.address, entry };
+  return { admitted: true, decision, address, entry };
 }
 async function record2(context, entry) {
   await context.log.append(entry);
@@ -58854,6 +68640,45 @@ function relay(client, hello, address, port2, limits) {
   });
 }
 
+// src/engine/tls/terminate.ts
+import { TLSSocket } from "node:tls";
+var REJECTED_CERTIFICATE = /alert (?:bad certificate|unknown ca|certificate unknown|unsupported certificate|certificate revoked|certificate expired|decrypt error|access denied)/i;
+function terminateTls(client, hello, context, timeoutMs) {
+  return new Promise((resolve2) => {
+    client.unshift(hello);
+    const socket = new TLSSocket(client, {
+      isServer: true,
+      secureContext: context,
+      ALPNProtocols: ["http/1.1"]
+    });
+    const finish = (result) => {
+      clearTimeout(timer);
+      socket.off("secure", onSecure);
+      socket.off("error", onError);
+      socket.off("close", onClose);
+      if (!result.ok) socket.destroy();
+      resolve2(result);
+    };
+    const onSecure = () => finish({ ok: true, socket });
+    const onError = (error62) => finish({
+      ok: false,
+      reason: REJECTED_CERTIFICATE.test(error62.message) ? `the client rejected the interception certificate (${alertText(error62)}): it does not trust the run CA or pins its own` : `TLS handshake with the client failed: ${alertText(error62)}`
+    });
+    const onClose = () => finish({ ok: false, reason: "the client closed the connection during the TLS handshake" });
+    const timer = setTimeout(
+      () => finish({ ok: false, reason: `TLS handshake not completed within ${timeoutMs} ms` }),
+      timeoutMs
+    );
+    socket.once("secure", onSecure);
+    socket.on("error", onError);
+    socket.once("close", onClose);
+  });
+}
+function alertText(error62) {
+  const reason = error62.reason;
+  return typeof reason === "string" ? reason : error62.message;
+}
+
 // src/engine/engine.ts
 var Engine = class {
   constructor(options) {
@@ -58872,7 +68697,6 @@ var Engine = class {
           allow: binding.allow
         }))
       ),
-      canIntercept: false,
       onDecision: (entry) => {
         if (entry.phase !== "outcome") this.count(entry);
         options.onDecision?.(entry);
@@ -58882,21 +68706,7 @@ var Engine = class {
         options.onEvidenceError?.(error62);
       }
     };
-    this.server = createServer({
-      maxHeaderSize: this.limits.maxHeaderBytes,
-      requestTimeout: this.limits.requestTimeoutMs,
-      headersTimeout: Math.min(this.limits.requestTimeoutMs, 2e4),
-      // Node checks these timeouts on this interval (default 30 s): a short limit needs a short check.
-      connectionsCheckingInterval: Math.max(
-        25,
-        Math.min(1e3, Math.floor(this.limits.requestTimeoutMs / 4))
-      ),
-      keepAliveTimeout: this.limits.idleTimeoutMs,
-      insecureHTTPParser: false,
-      joinDuplicateHeaders: false,
-      // Node would answer a missing Host itself (a bare 400, no receipt); onRequest does it.
-      requireHostHeader: false
-    });
+    this.server = createServer(httpServerOptions(this.limits));
     this.server.on("request", (req, res) => this.track(this.onRequest(req, res)));
     this.server.on("checkContinue", (req, res) => this.track(this.onRequest(req, res)));
     this.server.on("connect", (req, socket, head) => this.track(this.onConnect(req, socket, head)));
@@ -58904,6 +68714,15 @@ var Engine = class {
     this.server.on(
       "clientError",
       (error62, socket) => void this.onClientError(error62, socket)
+    );
+    this.inner = createServer(httpServerOptions(this.limits));
+    this.inner.timeout = this.limits.idleTimeoutMs;
+    this.inner.on("request", (req, res) => this.track(this.onInterceptedRequest(req, res)));
+    this.inner.on("checkContinue", (req, res) => this.track(this.onInterceptedRequest(req, res)));
+    this.inner.on("upgrade", (req, socket) => void this.onUpgrade(req, socket, "intercept"));
+    this.inner.on(
+      "clientError",
+      (error62, socket) => void this.onClientError(error62, socket, "intercept")
     );
   }
   options;
@@ -58916,6 +68735,9 @@ var Engine = class {
     evidenceErrors: 0
   };
   server;
+  /** Serves the requests inside intercepted tunnels (never listens itself). */
+  inner;
+  intercepted = /* @__PURE__ */ new WeakMap();
   limits;
   pools;
   admission;
@@ -58978,33 +68800,78 @@ var Engine = class {
     if (url2.startsWith("/")) return this.onOriginForm(req, res);
     const requestId = this.requestId();
     if (req.httpVersion === "1.1" && req.headers.host === void 0) {
-      return this.refuseUnadmitted(res, req.method ?? "", url2, requestId, {
+      return this.refuseUnadmitted(res, "forward", req.method ?? "", url2, requestId, {
         status: 400,
         layer: "request",
         reason: "an HTTP/1.1 request needs a Host header"
       });
     }
     if (/^wss?:/i.test(url2)) {
-      return this.refuseUnadmitted(res, req.method ?? "", url2, requestId, {
+      return this.refuseUnadmitted(res, "forward", req.method ?? "", url2, requestId, {
         status: 400,
         layer: "request",
         reason: "ws:// and wss:// targets go through the WebSocket proxy (/ws?url=), which is not available in this version"
       });
     }
-    const declared = Number(req.headers["content-length"] ?? "0");
-    if (declared > this.limits.maxBodyBytes) {
-      return this.refuseUnadmitted(res, req.method ?? "", url2, requestId, {
-        status: 413,
-        layer: "limit",
-        reason: `the request body (${declared} bytes) exceeds ${this.limits.maxBodyBytes} bytes`
-      });
-    }
-    const admission = await admit(this.admission, {
+    return this.forward(req, res, {
       method: req.method ?? "",
       target: url2,
       transport: "forward",
       requestId
     });
+  }
+  /** A request inside an intercepted tunnel: origin-form, for the tunnel's own host. */
+  async onInterceptedRequest(req, res) {
+    this.counters.requests++;
+    const requestId = this.requestId();
+    const tunnel = this.intercepted.get(req.socket);
+    if (tunnel === void 0) throw new Error("unreachable: an inner request outside a tunnel");
+    tunnel.requests++;
+    const authority = `${formatHost(tunnel.host)}${tunnel.port === 443 ? "" : `:${tunnel.port}`}`;
+    const url2 = req.url ?? "";
+    const method = req.method ?? "";
+    if (!url2.startsWith("/")) {
+      return this.refuseUnadmitted(res, "intercept", method, `https://${authority}`, requestId, {
+        status: 400,
+        layer: "request",
+        reason: `inside a tunnel a request names a path (origin-form), not "${url2.slice(0, 200)}"`
+      });
+    }
+    const target = `https://${authority}${url2}`;
+    const problem = hostHeaderProblem(req.headers.host, tunnel);
+    if (problem !== void 0) {
+      return this.refuseUnadmitted(res, "intercept", method, target, requestId, {
+        status: 403,
+        layer: "host",
+        reason: problem
+      });
+    }
+    return this.forward(req, res, {
+      method,
+      target,
+      transport: "intercept",
+      requestId,
+      address: tunnel.address
+    });
+  }
+  /** Admits a request (absolute URL) and forwards it to the checked address. */
+  async forward(req, res, request) {
+    const declared = Number(req.headers["content-length"] ?? "0");
+    if (declared > this.limits.maxBodyBytes) {
+      return this.refuseUnadmitted(
+        res,
+        request.transport,
+        request.method,
+        request.target,
+        request.requestId,
+        {
+          status: 413,
+          layer: "limit",
+          reason: `the request body (${declared} bytes) exceeds ${this.limits.maxBodyBytes} bytes`
+        }
+      );
+    }
+    const admission = await admit(this.admission, request);
     if (!admission.admitted) return refuseResponse(res, admission.refusal);
     const target = admission.decision.target;
     if (target?.kind !== "url") throw new Error("unreachable: a forward request has a URL target");
@@ -59038,8 +68905,8 @@ var Engine = class {
     }
   }
   /** A request refused before admission (its receipt is written here). */
-  refuseUnadmitted(res, method, target, requestId, refusal) {
-    this.recordBlock(unadmitted("forward", method, target, requestId), refusal);
+  refuseUnadmitted(res, transport, method, target, requestId, refusal) {
+    this.recordBlock(unadmitted(transport, method, target, requestId), refusal);
     refuseResponse(res, refusal);
   }
   /** A request admitted, then stopped by a limit: a second receipt records the block. */
@@ -59082,7 +68949,7 @@ var Engine = class {
         mode: this.options.policy.mode,
         default_deny: this.options.policy.default_deny,
         uptime_seconds: Math.floor((Date.now() - this.startedAt) / 1e3),
-        tls_interception_enabled: false,
+        tls_interception_enabled: true,
         websocket_proxy_enabled: false,
         counters: {
           requests: this.counters.requests,
@@ -59146,6 +69013,10 @@ var Engine = class {
         socket.destroy();
         return;
       }
+      if (admission.decision.intercept) {
+        await this.intercept(socket, hello.hello, admission);
+        return;
+      }
       const result = await relay(
         socket,
         hello.hello,
@@ -59153,23 +69024,68 @@ var Engine = class {
         authority.port,
         this.limits
       );
-      const outcome = {
-        ...admission.entry,
-        verdict: "allow",
-        layer: "outcome",
-        phase: "outcome",
-        pattern: `status=200 bytes=${result.received} reason=${result.reason} sent=${result.sent}`
-      };
-      await this.admission.log.append(outcome).then(
-        () => this.admission.onDecision(outcome),
-        (error62) => this.admission.onEvidenceError(error62)
+      await this.appendOutcome(
+        admission.entry,
+        `status=200 bytes=${result.received} reason=${result.reason} sent=${result.sent}`
       );
     } finally {
       this.counters.activeTunnels--;
       this.tunnels.delete(socket);
     }
   }
-  onUpgrade(req, socket) {
+  /**
+   * Terminates the client's TLS with a run-CA certificate and serves the tunnel's requests on
+   * the inner server, each admitted on its own; one outcome receipt when the tunnel closes.
+   */
+  async intercept(client, hello, admission) {
+    const authority = admission.decision.target;
+    if (authority === void 0) throw new Error("unreachable: an admitted CONNECT has a target");
+    const terminated = await terminateTls(
+      client,
+      hello,
+      this.options.ca.contextFor(authority.host),
+      this.limits.clientHelloTimeoutMs
+    );
+    if (!terminated.ok) {
+      const rule = admission.decision.rule;
+      const wayOut = rule ? `; if this client pins certificates, egress[${rule.index}] can say "tls: passthrough" instead of methods, paths and scan (the destination is then checked by host, port and SNI only)` : "";
+      this.recordBlock(admission.entry, {
+        status: 403,
+        layer: "tls",
+        reason: `TLS interception of ${formatHost(authority.host)}:${authority.port} failed: ${terminated.reason}${wayOut}`
+      });
+      return;
+    }
+    const tunnel = {
+      host: authority.host,
+      port: authority.port,
+      address: admission.address,
+      requests: 0
+    };
+    const socket = terminated.socket;
+    this.intercepted.set(socket, tunnel);
+    const closed = once(socket, "close");
+    this.inner.emit("connection", socket);
+    await closed;
+    await this.appendOutcome(
+      admission.entry,
+      `status=200 intercepted_requests=${tunnel.requests} reason=complete`
+    );
+  }
+  async appendOutcome(entry, pattern) {
+    const outcome = {
+      ...entry,
+      verdict: "allow",
+      layer: "outcome",
+      phase: "outcome",
+      pattern
+    };
+    await this.admission.log.append(outcome).then(
+      () => this.admission.onDecision(outcome),
+      (error62) => this.admission.onEvidenceError(error62)
+    );
+  }
+  onUpgrade(req, socket, transport = "forward") {
     this.counters.requests++;
     const refusal = {
       status: 400,
@@ -59177,12 +69093,12 @@ var Engine = class {
       reason: "protocol upgrades through the forward proxy are not available in this version"
     };
     this.recordBlock(
-      unadmitted("forward", req.method ?? "GET", req.url ?? "", this.requestId()),
+      unadmitted(transport, req.method ?? "GET", req.url ?? "", this.requestId()),
       refusal
     );
     refuseSocket(socket, refusal);
   }
-  onClientError(error62, socket) {
+  onClientError(error62, socket, transport = "forward") {
     if (socket.destroyed || !socket.writable || error62.code === "ECONNRESET") {
       socket.destroy();
       return;
@@ -59201,7 +69117,7 @@ var Engine = class {
       reason: `malformed request refused (${error62.code ?? "parse error"}: ${error62.message})`
     };
     this.counters.requests++;
-    this.recordBlock(unadmitted("forward", "", "", this.requestId()), refusal);
+    this.recordBlock(unadmitted(transport, "", "", this.requestId()), refusal);
     const inFlight = socket._httpMessage;
     if (inFlight?.headersSent) {
       socket.destroy();
@@ -59210,6 +69126,30 @@ var Engine = class {
     refuseSocket(socket, refusal);
   }
 };
+function httpServerOptions(limits) {
+  return {
+    maxHeaderSize: limits.maxHeaderBytes,
+    requestTimeout: limits.requestTimeoutMs,
+    headersTimeout: Math.min(limits.requestTimeoutMs, 2e4),
+    // Node checks these timeouts on this interval (default 30 s): a short limit needs a short check.
+    connectionsCheckingInterval: Math.max(
+      25,
+      Math.min(1e3, Math.floor(limits.requestTimeoutMs / 4))
+    ),
+    keepAliveTimeout: limits.idleTimeoutMs,
+    insecureHTTPParser: false,
+    joinDuplicateHeaders: false,
+    // Node would answer a missing Host itself (a bare 400, no receipt); the engine does it.
+    requireHostHeader: false
+  };
+}
+function hostHeaderProblem(header, tunnel) {
+  const expected = `${formatHost(tunnel.host)}:${tunnel.port}`;
+  if (header === void 0) return `the request has no Host header; expected ${expected}`;
+  const parsed = parseRequestTarget(`https://${header}/`);
+  const same = parsed.ok && parsed.target.kind === "url" && formatHost(parsed.target.host) === formatHost(tunnel.host) && parsed.target.port === tunnel.port;
+  return same ? void 0 : `Host ${header.slice(0, 200)} does not match the CONNECT target ${expected}`;
+}
 function unadmitted(transport, method, target, requestId) {
   return {
     actionId: randomUUID2(),
@@ -59647,7 +69587,210 @@ function parseNamePin(text) {
 }
 
 // src/cli/proxy-command.ts
-import { randomBytes as randomBytes4 } from "node:crypto";
+import { randomBytes as randomBytes5 } from "node:crypto";
+import { writeFile as writeFile3 } from "node:fs/promises";
+import { join as join6 } from "node:path";
+
+// src/engine/tls/run-ca.ts
+import { generateKeyPairSync, randomBytes as randomBytes4, sign as sign2 } from "node:crypto";
+import { createSecureContext } from "node:tls";
+
+// src/engine/tls/certificates.ts
+var import_asn1_schema = __toESM(require_cjs2(), 1);
+var x509 = __toESM(require_cjs3(), 1);
+import { createHash as createHash3 } from "node:crypto";
+var ECDSA_WITH_SHA256 = "1.2.840.10045.4.3.2";
+var COMMON_NAME = "2.5.4.3";
+var ORGANIZATION = "2.5.4.10";
+var SERVER_AUTH = "1.3.6.1.5.5.7.3.1";
+function distinguishedName(commonName) {
+  return new x509.Name([rdn(ORGANIZATION, "pipelock-egress"), rdn(COMMON_NAME, commonName)]);
+}
+function buildCaCertificate(name, signer, validity, serial) {
+  const spki2 = import_asn1_schema.AsnConvert.parse(signer.subjectPublicKey, x509.SubjectPublicKeyInfo);
+  return issue3(signer, {
+    serial,
+    issuer: name,
+    subject: name,
+    validity,
+    spki: spki2,
+    extensions: [
+      extension(
+        x509.id_ce_basicConstraints,
+        true,
+        new x509.BasicConstraints({ cA: true, pathLenConstraint: 0 })
+      ),
+      extension(
+        x509.id_ce_keyUsage,
+        true,
+        new x509.KeyUsage(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign)
+      ),
+      extension(
+        x509.id_ce_subjectKeyIdentifier,
+        false,
+        new x509.SubjectKeyIdentifier(keyIdentifier(spki2))
+      )
+    ]
+  });
+}
+function buildLeafCertificate(request, caSigner) {
+  const { host } = request;
+  const spki2 = import_asn1_schema.AsnConvert.parse(request.leafPublicKey, x509.SubjectPublicKeyInfo);
+  const issuerSpki = import_asn1_schema.AsnConvert.parse(request.issuerPublicKey, x509.SubjectPublicKeyInfo);
+  const subjectName = host.kind === "name" ? host.name : formatIp(host.ip);
+  const alternativeName = host.kind === "name" ? new x509.GeneralName({ dNSName: host.name }) : new x509.GeneralName({ iPAddress: formatIp(host.ip) });
+  return issue3(caSigner, {
+    serial: request.serial,
+    issuer: request.issuer,
+    // A CN longer than 64 characters is invalid; the SAN is what clients match anyway.
+    subject: distinguishedName(subjectName.length <= 64 ? subjectName : "intercepted host"),
+    validity: request.validity,
+    spki: spki2,
+    extensions: [
+      extension(x509.id_ce_basicConstraints, true, new x509.BasicConstraints({ cA: false })),
+      extension(x509.id_ce_keyUsage, true, new x509.KeyUsage(x509.KeyUsageFlags.digitalSignature)),
+      extension(x509.id_ce_extKeyUsage, false, new x509.ExtendedKeyUsage([SERVER_AUTH])),
+      extension(
+        x509.id_ce_subjectAltName,
+        false,
+        new x509.SubjectAlternativeName([alternativeName])
+      ),
+      extension(
+        x509.id_ce_authorityKeyIdentifier,
+        false,
+        new x509.AuthorityKeyIdentifier({ keyIdentifier: keyIdentifier(issuerSpki) })
+      )
+    ]
+  });
+}
+function issue3(signer, unsigned) {
+  const algorithm = new x509.AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA256 });
+  const tbsCertificate = new x509.TBSCertificate({
+    version: x509.Version.v3,
+    serialNumber: positiveSerial(unsigned.serial),
+    signature: algorithm,
+    issuer: unsigned.issuer,
+    subject: unsigned.subject,
+    validity: new x509.Validity(unsigned.validity),
+    subjectPublicKeyInfo: unsigned.spki,
+    extensions: new x509.Extensions(unsigned.extensions)
+  });
+  const signature = signer.sign(new Uint8Array(import_asn1_schema.AsnConvert.serialize(tbsCertificate)));
+  const certificate = new x509.Certificate({
+    tbsCertificate,
+    signatureAlgorithm: algorithm,
+    signatureValue: toArrayBuffer(signature)
+  });
+  const der = Buffer.from(import_asn1_schema.AsnConvert.serialize(certificate));
+  const lines = der.toString("base64").match(/.{1,64}/g) ?? [];
+  return {
+    der,
+    pem: `-----BEGIN CERTIFICATE-----
+${lines.join("\n")}
+-----END CERTIFICATE-----
+`
+  };
+}
+function positiveSerial(random) {
+  if (random.length < 8 || random.length > 19)
+    throw new Error("a certificate serial takes 8 to 19 random bytes");
+  const bytes = Uint8Array.from(random);
+  bytes[0] = (bytes[0] ?? 0) & 63 | 64;
+  return toArrayBuffer(bytes);
+}
+function keyIdentifier(spki2) {
+  const digest = createHash3("sha1").update(new Uint8Array(spki2.subjectPublicKey)).digest();
+  return new import_asn1_schema.OctetString(toArrayBuffer(digest));
+}
+function rdn(type, value) {
+  return new x509.RelativeDistinguishedName([
+    new x509.AttributeTypeAndValue({ type, value: new x509.AttributeValue({ utf8String: value }) })
+  ]);
+}
+function extension(id, critical, value) {
+  return new x509.Extension({
+    extnID: id,
+    critical,
+    extnValue: new import_asn1_schema.OctetString(import_asn1_schema.AsnConvert.serialize(value))
+  });
+}
+function toArrayBuffer(bytes) {
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+}
+
+// src/engine/tls/run-ca.ts
+var LIFETIME_MS = 7 * 24 * 3600 * 1e3;
+var BACKDATE_MS = 3600 * 1e3;
+var CACHED_HOSTS = 1024;
+var RunCertificateAuthority = class _RunCertificateAuthority {
+  /** The CA certificate (PEM) the agent's trust store is given. */
+  certificatePem;
+  caSigner;
+  caName;
+  validity;
+  /** One key for every leaf: minting then costs a signature, not a key generation. */
+  leafKeyPem;
+  leafPublicKey;
+  contexts = /* @__PURE__ */ new Map();
+  constructor(now) {
+    const ca = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const leaf = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    this.caSigner = signerFor(ca.privateKey, ca.publicKey);
+    this.caName = distinguishedName(`pipelock-egress run CA ${randomBytes4(4).toString("hex")}`);
+    this.validity = {
+      notBefore: new Date(now.getTime() - BACKDATE_MS),
+      notAfter: new Date(now.getTime() + LIFETIME_MS)
+    };
+    this.certificatePem = buildCaCertificate(
+      this.caName,
+      this.caSigner,
+      this.validity,
+      randomBytes4(16)
+    ).pem;
+    this.leafKeyPem = leaf.privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+    this.leafPublicKey = spki(leaf.publicKey);
+  }
+  static create(now = /* @__PURE__ */ new Date()) {
+    return new _RunCertificateAuthority(now);
+  }
+  /** The TLS context presenting a certificate for `host`, minted on first use. */
+  contextFor(host) {
+    const key = formatHost(host);
+    const cached2 = this.contexts.get(key);
+    if (cached2 !== void 0) {
+      this.contexts.delete(key);
+      this.contexts.set(key, cached2);
+      return cached2;
+    }
+    const leaf = buildLeafCertificate(
+      {
+        host,
+        leafPublicKey: this.leafPublicKey,
+        issuer: this.caName,
+        issuerPublicKey: this.caSigner.subjectPublicKey,
+        validity: this.validity,
+        serial: randomBytes4(16)
+      },
+      this.caSigner
+    );
+    const context = createSecureContext({ key: this.leafKeyPem, cert: leaf.pem });
+    if (this.contexts.size >= CACHED_HOSTS) {
+      const oldest = this.contexts.keys().next().value;
+      if (oldest !== void 0) this.contexts.delete(oldest);
+    }
+    this.contexts.set(key, context);
+    return context;
+  }
+};
+function signerFor(privateKey, publicKey) {
+  return {
+    subjectPublicKey: spki(publicKey),
+    sign: (tbs) => sign2("sha256", tbs, privateKey)
+  };
+}
+function spki(publicKey) {
+  return new Uint8Array(publicKey.export({ type: "spki", format: "der" }));
+}
 
 // src/regular-file.ts
 import { stat as stat2 } from "node:fs/promises";
@@ -59693,9 +69836,18 @@ async function resolvePrivateKey(arg, backend, io2) {
 
 // src/cli/proxy-command.ts
 var COMMAND = "proxy";
+var RUN_CA_FILE = "run-ca.pem";
 async function proxyCommand(args, io2) {
   const options = parseOptions(COMMAND, args, {
-    single: ["policy", "listen", "evidence-dir", "signing-key", "identity", "upstream-ca"],
+    single: [
+      "policy",
+      "listen",
+      "evidence-dir",
+      "signing-key",
+      "identity",
+      "upstream-ca",
+      "ca-cert"
+    ],
     repeatable: ["resolve"],
     flags: ["listen-inherited"]
   });
@@ -59715,7 +69867,7 @@ async function proxyCommand(args, io2) {
     return 1;
   }
   const backend = createNodeBackend();
-  let seed = randomBytes4(32);
+  let seed = randomBytes5(32);
   if (signingKey !== void 0) {
     try {
       seed = await resolvePrivateKey(signingKey, backend, io2);
@@ -59743,6 +69895,18 @@ async function proxyCommand(args, io2) {
     return 1;
   }
   const { writer, resumed } = opened;
+  const ca = RunCertificateAuthority.create();
+  const caCert = optionValue(options, "ca-cert") ?? join6(evidenceDir, RUN_CA_FILE);
+  try {
+    await writeFile3(caCert, ca.certificatePem, { mode: 420 });
+  } catch (error62) {
+    writer.abandon();
+    io2.err(
+      `pipelock-egress ${COMMAND}: cannot write the run CA certificate to ${caCert}: ${error62.message}
+`
+    );
+    return 1;
+  }
   if (resumed) {
     io2.err(
       `${JSON.stringify({ event: "resumed", evidence_dir: evidenceDir, receipts: resumed.receiptCount, final_seq: Number(resumed.finalSeq), torn_line_moved_to: resumed.tornFile ?? null })}
@@ -59753,6 +69917,7 @@ async function proxyCommand(args, io2) {
     policy: policy.policy,
     log: writer,
     resolver: createResolver(pins),
+    ca,
     secretValues: Object.fromEntries(
       policy.policy.secrets.map((binding) => [binding.env, process.env[binding.env]])
     ),
@@ -59783,7 +69948,7 @@ async function proxyCommand(args, io2) {
     return 1;
   }
   io2.out(
-    `${JSON.stringify({ event: "listening", url: `http://${listenText(address)}`, ca_cert: null, policy_hash: policy.policy.hash, signer_key: writer.signerKey, evidence_dir: evidenceDir })}
+    `${JSON.stringify({ event: "listening", url: `http://${listenText(address)}`, ca_cert: caCert, policy_hash: policy.policy.hash, signer_key: writer.signerKey, evidence_dir: evidenceDir })}
 `
   );
   const signal = await stopSignal;
@@ -59849,15 +70014,15 @@ function loopbackListen(text) {
 }
 
 // src/cli/run-command.ts
-import { randomBytes as randomBytes5 } from "node:crypto";
+import { randomBytes as randomBytes6 } from "node:crypto";
 import { chown as chown2, mkdir as mkdir6, readdir as readdir5, readFile as readFile8, realpath as realpath2 } from "node:fs/promises";
-import { basename as basename2, join as join9 } from "node:path";
+import { basename as basename2, join as join10 } from "node:path";
 
 // src/boundary/boundary.ts
 import { spawn as spawn4 } from "node:child_process";
-import { chmod as chmod3, chown, copyFile as copyFile2, mkdir as mkdir4, readFile as readFile5, stat as stat4, writeFile as writeFile5 } from "node:fs/promises";
+import { chmod as chmod3, chown, copyFile as copyFile2, mkdir as mkdir4, readFile as readFile5, stat as stat4, writeFile as writeFile6 } from "node:fs/promises";
 import { constants } from "node:os";
-import { basename, dirname, join as join6 } from "node:path";
+import { basename, dirname, join as join7 } from "node:path";
 
 // src/boundary/agent-launch.ts
 var SETUP = `set -eu
@@ -59980,7 +70145,7 @@ function agentEnvironment(caller, plan) {
 import { spawn as spawn2 } from "node:child_process";
 import { createWriteStream } from "node:fs";
 import { readFile as readFile4 } from "node:fs/promises";
-import { once } from "node:events";
+import { once as once2 } from "node:events";
 import { setTimeout as sleep3 } from "node:timers/promises";
 import { createInterface } from "node:readline";
 var READY_TIMEOUT_MS = 15e3;
@@ -60078,7 +70243,7 @@ var EngineProcess = class _EngineProcess {
   /** The end of the engine's log, once its stderr is drained (the log goes with the run dir). */
   async lastWords() {
     if (this.child.stderr !== null && !this.child.stderr.readableEnded) {
-      await Promise.race([once(this.child.stderr, "end"), sleep3(1e3)]);
+      await Promise.race([once2(this.child.stderr, "end"), sleep3(1e3)]);
     }
     const log = await readFile4(this.logFile, "utf8").catch(() => "");
     return log.trim().split("\n").slice(-5).join(" | ");
@@ -60270,7 +70435,7 @@ function readProbeOutput(output2, exitCode) {
 }
 
 // src/boundary/run-state.ts
-import { rename as rename2, writeFile as writeFile3 } from "node:fs/promises";
+import { rename as rename2, writeFile as writeFile4 } from "node:fs/promises";
 function newRunState(runId, root, ip, evidence) {
   return {
     runId,
@@ -60287,7 +70452,7 @@ function newRunState(runId, root, ip, evidence) {
   };
 }
 async function saveRunState(file2, state) {
-  await writeFile3(`${file2}.new`, `${JSON.stringify(state)}
+  await writeFile4(`${file2}.new`, `${JSON.stringify(state)}
 `, { mode: 384 });
   await rename2(`${file2}.new`, file2);
 }
@@ -60323,7 +70488,7 @@ var SYSTEM_CA_BUNDLES = [
 ];
 
 // src/boundary/sudoers.ts
-import { chmod as chmod2, rm as rm4, stat as stat3, writeFile as writeFile4 } from "node:fs/promises";
+import { chmod as chmod2, rm as rm4, stat as stat3, writeFile as writeFile5 } from "node:fs/promises";
 var SUDOERS_DIR = "/etc/sudoers.d";
 function sudoersDenyText(users) {
   return `# pipelock-egress: the boundary's users may not use sudo
@@ -60337,7 +70502,7 @@ async function installSudoersDeny(runId, users) {
   );
   if (!isDir) return void 0;
   const file2 = `${SUDOERS_DIR}/pipelock-egress-${runId}`;
-  await writeFile4(file2, sudoersDenyText(users), { mode: 288, flag: "wx" });
+  await writeFile5(file2, sudoersDenyText(users), { mode: 288, flag: "wx" });
   await chmod2(file2, 288);
   try {
     await mustRun("validating the sudoers drop-in", ["visudo", "-c", "-q", "-f", file2]);
@@ -60392,8 +70557,8 @@ async function setUpAndRun(request, layout, state) {
   await checkpoint();
   await mkdir4(layout.binDir, { mode: 493 });
   const program = {
-    node: await reachableCopy(request.node, join6(layout.binDir, "node"), 365),
-    cli: await reachableCopy(request.cli, join6(layout.binDir, "cli.js"), 292)
+    node: await reachableCopy(request.node, join7(layout.binDir, "node"), 365),
+    cli: await reachableCopy(request.cli, join7(layout.binDir, "cli.js"), 292)
   };
   state.netnsCreated = true;
   await checkpoint();
@@ -60539,7 +70704,7 @@ async function writeRunFiles(request, layout, agent, host) {
   await chown(layout.home, agent.uid, agent.gid);
 }
 async function writeOwned(file2, data, mode, owner) {
-  await writeFile5(file2, data, { mode, flag: "wx" });
+  await writeFile6(file2, data, { mode, flag: "wx" });
   await chown(file2, owner.uid, owner.gid);
   await chmod3(file2, mode);
 }
@@ -60633,7 +70798,7 @@ function signalNumber(signal) {
 
 // src/boundary/preflight.ts
 import { access, constants as constants2 } from "node:fs/promises";
-import { delimiter, join as join7 } from "node:path";
+import { delimiter, join as join8 } from "node:path";
 var REQUIRED_TOOLS = [
   { tool: "ip", pkg: "iproute2" },
   { tool: "iptables", pkg: "iptables" },
@@ -60698,7 +70863,7 @@ async function gatherHostFacts(path4 = process.env["PATH"] ?? "") {
 }
 async function findExecutable(tool, directories) {
   for (const directory2 of directories) {
-    const candidate = join7(directory2, tool);
+    const candidate = join8(directory2, tool);
     if (await access(candidate, constants2.X_OK).then(
       () => true,
       () => false
@@ -60846,8 +71011,8 @@ function encodeSorted(value) {
 }
 
 // src/packet/write-packet.ts
-import { readdir as readdir2, readFile as readFile6, writeFile as writeFile6 } from "node:fs/promises";
-import { join as join8 } from "node:path";
+import { readdir as readdir2, readFile as readFile6, writeFile as writeFile7 } from "node:fs/promises";
+import { join as join9 } from "node:path";
 
 // src/packet/summarize.ts
 var VERDICT_TOTALS = [
@@ -61026,23 +71191,23 @@ var POLICY_HASH_FILE = "policy-hash.txt";
 var PUBLIC_KEY_FILE = "signer-public-key.pem";
 var RECEIPTS_FILE = "receipts.json";
 async function writePacketEvidence(packet) {
-  const dir = join8(packet.out, EVIDENCE_DIR);
+  const dir = join9(packet.out, EVIDENCE_DIR);
   const names = evidenceFileOrder(await readdir2(dir));
   const files = await Promise.all(
-    names.map(async (name) => ({ name, content: await readFile6(join8(dir, name)) }))
+    names.map(async (name) => ({ name, content: await readFile6(join9(dir, name)) }))
   );
-  await writeFile6(
-    join8(packet.out, PACKET_FILES.evidence),
+  await writeFile7(
+    join9(packet.out, PACKET_FILES.evidence),
     Buffer.concat(files.map((f) => f.content)),
     { mode: 420 }
   );
   const read = readEvidenceDirectory(files);
   const receipts = read.ok ? read.value.receipts : [];
-  await writeFile6(join8(packet.out, RECEIPTS_FILE), receiptsJson(receipts));
-  await writeFile6(join8(packet.out, POLICY_FILE), packet.policyBytes);
-  await writeFile6(join8(packet.out, POLICY_HASH_FILE), `${packet.policyHash}
+  await writeFile7(join9(packet.out, RECEIPTS_FILE), receiptsJson(receipts));
+  await writeFile7(join9(packet.out, POLICY_FILE), packet.policyBytes);
+  await writeFile7(join9(packet.out, POLICY_HASH_FILE), `${packet.policyHash}
 `);
-  await writeFile6(join8(packet.out, PUBLIC_KEY_FILE), encodePublicKeyPem(packet.publicKey));
+  await writeFile7(join9(packet.out, PUBLIC_KEY_FILE), encodePublicKeyPem(packet.publicKey));
   return receipts;
 }
 function receiptsJson(receipts) {
@@ -61062,7 +71227,7 @@ async function writePacketReport(packet) {
     posture: packet.posture,
     policy: packet.policy
   });
-  await writeFile6(join8(packet.out, PACKET_FILES.packet), encodeSorted(json2));
+  await writeFile7(join9(packet.out, PACKET_FILES.packet), encodeSorted(json2));
   const markdown = summaryMarkdown({
     report: packet.report,
     summary,
@@ -61073,7 +71238,7 @@ async function writePacketReport(packet) {
     verifyCommand: `pipelock-egress verify --receipt-chain ${PACKET_FILES.evidence} --policy-hash ${POLICY_HASH_FILE} --public-key <your pinned public key> --require-sealed --whole-recorder`,
     unsupported: UNSUPPORTED_PATHS
   });
-  await writeFile6(join8(packet.out, PACKET_FILES.summary), markdown);
+  await writeFile7(join9(packet.out, PACKET_FILES.summary), markdown);
   return markdown;
 }
 
@@ -61300,7 +71465,7 @@ async function runKeys(options, io2, backend, problems) {
 }
 
 // src/cli/verify-command.ts
-import { mkdir as mkdir5, writeFile as writeFile7 } from "node:fs/promises";
+import { mkdir as mkdir5, writeFile as writeFile8 } from "node:fs/promises";
 import path3 from "node:path";
 
 // src/cli/evidence-source.ts
@@ -61450,7 +71615,7 @@ async function verifyCommand(args, io2) {
     if (request.output === void 0) return code2;
     try {
       await mkdir5(path3.dirname(request.output), { recursive: true });
-      await writeFile7(request.output, encodeVerificationReport(report));
+      await writeFile8(request.output, encodeVerificationReport(report));
     } catch (error62) {
       io2.err(
         `pipelock-egress verify: cannot write ${request.output}: ${error62.message}
@@ -61595,7 +71760,7 @@ async function runCommand(args, io2) {
     );
     return 1;
   }
-  const seed = request.seed ?? new Uint8Array(randomBytes5(32));
+  const seed = request.seed ?? new Uint8Array(randomBytes6(32));
   const publicKey = backend.ed25519PublicKey(seed);
   const out = request.evidenceOutput;
   const cancel = new AbortController();
@@ -61628,8 +71793,8 @@ async function runCommand(args, io2) {
       writable: request.writable,
       maxProcesses: request.maxProcesses,
       callerEnv: request.callerEnv,
-      evidenceCopyDir: join9(out, EVIDENCE_DIR),
-      engineLogCopy: join9(out, ENGINE_LOG),
+      evidenceCopyDir: join10(out, EVIDENCE_DIR),
+      engineLogCopy: join10(out, ENGINE_LOG),
       log: (line) => io2.err(`${PREFIX}: ${line}
 `),
       cancel: cancel.signal
@@ -61648,18 +71813,18 @@ async function runCommand(args, io2) {
     const verified = await verifyCommand(
       [
         "--receipt-chain",
-        join9(out, PACKET_FILES.evidence),
+        join10(out, PACKET_FILES.evidence),
         "--policy-hash",
-        join9(out, POLICY_HASH_FILE),
+        join10(out, POLICY_HASH_FILE),
         "--require-sealed",
         "--whole-recorder",
         "--output",
-        join9(out, PACKET_FILES.verifier),
+        join10(out, PACKET_FILES.verifier),
         ...request.pinnedKey === void 0 ? ["--allow-unpinned"] : ["--public-key", request.pinnedKey]
       ],
       io2
     );
-    const report = await readVerificationReport(join9(out, PACKET_FILES.verifier));
+    const report = await readVerificationReport(join10(out, PACKET_FILES.verifier));
     await writePacketReport({
       out,
       receipts,
@@ -61737,13 +71902,13 @@ async function giveToInvoker(out) {
   const gid = process.env["SUDO_GID"];
   if (uid === void 0 || gid === void 0 || !/^[0-9]+$/.test(uid) || !/^[0-9]+$/.test(gid))
     return;
-  const evidence = join9(out, EVIDENCE_DIR);
+  const evidence = join10(out, EVIDENCE_DIR);
   const written = [ENGINE_LOG, POLICY_FILE, POLICY_HASH_FILE, PUBLIC_KEY_FILE, RECEIPTS_FILE];
   const files = [
     out,
     evidence,
-    ...[...written, ...Object.values(PACKET_FILES)].map((name) => join9(out, name)),
-    ...(await readdir5(evidence)).map((name) => join9(evidence, name))
+    ...[...written, ...Object.values(PACKET_FILES)].map((name) => join10(out, name)),
+    ...(await readdir5(evidence)).map((name) => join10(evidence, name))
   ];
   for (const file2 of files) await chown2(file2, Number(uid), Number(gid));
 }
@@ -61775,6 +71940,8 @@ Commands:
                                           run the enforcing proxy alone, for development
                                           (--listen-inherited: serve a socket passed over
                                           Node IPC, as run does)
+    --ca-cert FILE                        where the run CA certificate goes (default
+                                          DIR/run-ca.pem; its key stays in memory)
   verify --receipt-chain PATH [options]   verify a receipt chain offline; PATH is a receipts.json,
                                           an evidence .jsonl, a directory of evidence-*.jsonl,
                                           or one receipt
@@ -61875,4 +72042,70 @@ undici/lib/web/fetch/body.js:
 
 undici/lib/web/websocket/frame.js:
   (*! ws. MIT License. Einar Otto Stangvik <einaros@gmail.com> *)
+
+pvtsutils/build/index.js:
+  (*!
+   * MIT License
+   * 
+   * Copyright (c) 2017-2024 Peculiar Ventures, LLC
+   * 
+   * Permission is hereby granted, free of charge, to any person obtaining a copy
+   * of this software and associated documentation files (the "Software"), to deal
+   * in the Software without restriction, including without limitation the rights
+   * to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+   * copies of the Software, and to permit persons to whom the Software is
+   * furnished to do so, subject to the following conditions:
+   * 
+   * The above copyright notice and this permission notice shall be included in all
+   * copies or substantial portions of the Software.
+   * 
+   * THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+   * IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+   * FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+   * AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+   * LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+   * OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+   * SOFTWARE.
+   * 
+   *)
+
+pvutils/build/utils.js:
+  (*!
+   Copyright (c) Peculiar Ventures, LLC
+  *)
+
+asn1js/build/index.js:
+  (*!
+   * Copyright (c) 2014, GMO GlobalSign
+   * Copyright (c) 2015-2022, Peculiar Ventures
+   * All rights reserved.
+   * 
+   * Author 2014-2019, Yury Strozhevsky
+   * 
+   * Redistribution and use in source and binary forms, with or without modification,
+   * are permitted provided that the following conditions are met:
+   * 
+   * * Redistributions of source code must retain the above copyright notice, this
+   *   list of conditions and the following disclaimer.
+   * 
+   * * Redistributions in binary form must reproduce the above copyright notice, this
+   *   list of conditions and the following disclaimer in the documentation and/or
+   *   other materials provided with the distribution.
+   * 
+   * * Neither the name of the copyright holder nor the names of its
+   *   contributors may be used to endorse or promote products derived from
+   *   this software without specific prior written permission.
+   * 
+   * THIS SOFTWARE IS PROVIDED BY THE COPYRIGHT HOLDERS AND CONTRIBUTORS "AS IS" AND
+   * ANY EXPRESS OR IMPLIED WARRANTIES, INCLUDING, BUT NOT LIMITED TO, THE IMPLIED
+   * WARRANTIES OF MERCHANTABILITY AND FITNESS FOR A PARTICULAR PURPOSE ARE
+   * DISCLAIMED. IN NO EVENT SHALL THE COPYRIGHT HOLDER OR CONTRIBUTORS BE LIABLE FOR
+   * ANY DIRECT, INDIRECT, INCIDENTAL, SPECIAL, EXEMPLARY, OR CONSEQUENTIAL DAMAGES
+   * (INCLUDING, BUT NOT LIMITED TO, PROCUREMENT OF SUBSTITUTE GOODS OR SERVICES;
+   * LOSS OF USE, DATA, OR PROFITS; OR BUSINESS INTERRUPTION) HOWEVER CAUSED AND ON
+   * ANY THEORY OF LIABILITY, WHETHER IN CONTRACT, STRICT LIABILITY, OR TORT
+   * (INCLUDING NEGLIGENCE OR OTHERWISE) ARISING IN ANY WAY OUT OF THE USE OF THIS
+   * SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF SUCH DAMAGE.
+   * 
+   *)
 */

@@ -11,16 +11,29 @@ import { createResolver } from '../engine/resolver.js';
 import { parseNamePin, type NamePin } from '../engine/name-pin.js';
 import { createNodeBackend } from '../receipts/node-backend.js';
 import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { RunCertificateAuthority } from '../engine/tls/run-ca.js';
 import packageJson from '../../package.json' with { type: 'json' };
 import { type CliIo, UsageError } from './io.js';
 import { KeyArgumentError, resolvePrivateKey } from './key-argument.js';
 import { optionValue, parseOptions, type ParsedOptions } from './options.js';
 
 const COMMAND = 'proxy';
+/** Where the run CA's certificate goes unless --ca-cert says otherwise: beside the evidence. */
+export const RUN_CA_FILE = 'run-ca.pem';
 
 export async function proxyCommand(args: readonly string[], io: CliIo): Promise<number> {
   const options = parseOptions(COMMAND, args, {
-    single: ['policy', 'listen', 'evidence-dir', 'signing-key', 'identity', 'upstream-ca'],
+    single: [
+      'policy',
+      'listen',
+      'evidence-dir',
+      'signing-key',
+      'identity',
+      'upstream-ca',
+      'ca-cert',
+    ],
     repeatable: ['resolve'],
     flags: ['listen-inherited'],
   });
@@ -70,6 +83,18 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
     return 1;
   }
   const { writer, resumed } = opened;
+  // The CA key never leaves this process; only its certificate is written, for the agent's trust store.
+  const ca = RunCertificateAuthority.create();
+  const caCert = optionValue(options, 'ca-cert') ?? join(evidenceDir, RUN_CA_FILE);
+  try {
+    await writeFile(caCert, ca.certificatePem, { mode: 0o644 });
+  } catch (error) {
+    writer.abandon();
+    io.err(
+      `pipelock-egress ${COMMAND}: cannot write the run CA certificate to ${caCert}: ${(error as Error).message}\n`,
+    );
+    return 1;
+  }
   if (resumed) {
     io.err(
       `${JSON.stringify({ event: 'resumed', evidence_dir: evidenceDir, receipts: resumed.receiptCount, final_seq: Number(resumed.finalSeq), torn_line_moved_to: resumed.tornFile ?? null })}\n`,
@@ -79,6 +104,7 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
     policy: policy.policy,
     log: writer,
     resolver: createResolver(pins),
+    ca,
     secretValues: Object.fromEntries(
       policy.policy.secrets.map((binding) => [binding.env, process.env[binding.env]]),
     ),
@@ -110,7 +136,7 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
     return 1;
   }
   io.out(
-    `${JSON.stringify({ event: 'listening', url: `http://${listenText(address)}`, ca_cert: null, policy_hash: policy.policy.hash, signer_key: writer.signerKey, evidence_dir: evidenceDir })}\n`,
+    `${JSON.stringify({ event: 'listening', url: `http://${listenText(address)}`, ca_cert: caCert, policy_hash: policy.policy.hash, signer_key: writer.signerKey, evidence_dir: evidenceDir })}\n`,
   );
 
   const signal = await stopSignal;

@@ -24,6 +24,8 @@ Commands:
                                           run the enforcing proxy alone, for development
                                           (--listen-inherited: serve a socket passed over
                                           Node IPC, as run does)
+    --ca-cert FILE                        where the run CA certificate goes (default
+                                          DIR/run-ca.pem; its key stays in memory)
   verify --receipt-chain PATH [options]   verify a receipt chain offline; PATH is a receipts.json,
                                           an evidence .jsonl, a directory of evidence-*.jsonl,
                                           or one receipt

@@ -18,6 +18,11 @@ export interface AdmissionRequest {
   readonly target: string;
   readonly transport: Transport;
   readonly requestId: string;
+  /**
+   * The address a tunnel's CONNECT was admitted to: its inner requests go to the same host
+   * (the Host check sees to that), so they reuse the checked address instead of resolving again.
+   */
+  readonly address?: IpAddress;
 }
 
 export type Admission =
@@ -36,8 +41,6 @@ export interface AdmissionContext {
   readonly log: DecisionLog;
   readonly resolver: Resolver;
   readonly urlScanner: UrlScanner;
-  /** TLS interception (Engine part 2) is not available: rules that need it refuse tunnels. */
-  readonly canIntercept: boolean;
   readonly onDecision: (entry: DecisionEntry) => void;
   /** A block that could not be recorded is still a block; the failure is reported here. */
   readonly onEvidenceError: (error: Error) => void;
@@ -73,32 +76,28 @@ export async function admit(
     const layer = decision.layer ?? 'destination';
     return refuse(layer === 'request' ? 400 : 403, layer, decision.reason);
   }
-  const warnings: string[] =
-    decision.verdict === 'warn' ? [`${decision.layer}: ${decision.reason}`] : [];
-  if (decision.intercept && !context.canIntercept) {
-    const reason = `${decision.rule ? `egress[${decision.rule.index}]` : 'the policy'} needs to see inside TLS for ${request.target} (methods, paths or scan), and TLS interception is not available in this version; the tunnel was not opened`;
-    if (context.policy.mode !== 'audit') return refuse(403, 'inspection', reason);
-    warnings.push(`inspection: ${reason}`);
-  }
   const target = decision.target;
   if (target === undefined) throw new Error('unreachable: an allowed decision has a target');
-  const host = formatHost(target.host);
-  let addresses: IpAddress[];
-  try {
-    addresses = await context.resolver.resolve(target.host);
-  } catch (error) {
-    return refuse(403, 'ssrf', `SSRF check failed: ${(error as Error).message}`);
+  let address = request.address;
+  if (address === undefined) {
+    let addresses: IpAddress[];
+    try {
+      addresses = await context.resolver.resolve(target.host);
+    } catch (error) {
+      return refuse(403, 'ssrf', `SSRF check failed: ${(error as Error).message}`);
+    }
+    // The SSRF floor holds in audit mode too: audit relaxes the policy, not the guard.
+    const checked = checkResolvedAddresses(context.policy, formatHost(target.host), addresses);
+    if (!checked.ok) return refuse(403, 'ssrf', checked.reason);
+    address = checked.address;
   }
-  // The SSRF floor holds in audit mode too: audit relaxes the policy, not the guard.
-  const checked = checkResolvedAddresses(context.policy, host, addresses);
-  if (!checked.ok) return refuse(403, 'ssrf', checked.reason);
   const admitted: DecisionEntry =
-    warnings.length > 0
+    decision.verdict === 'warn'
       ? {
           ...entry,
           verdict: 'warn',
-          layer: decision.layer ?? 'inspection',
-          pattern: warnings.join('; '),
+          layer: decision.layer ?? 'destination',
+          pattern: `${decision.layer ?? 'destination'}: ${decision.reason}`,
           phase: 'intent',
         }
       : { ...entry, phase: 'intent' };
@@ -115,7 +114,7 @@ export async function admit(
       },
     };
   }
-  return { admitted: true, decision, address: checked.address, entry };
+  return { admitted: true, decision, address, entry };
 }
 
 async function record(context: AdmissionContext, entry: DecisionEntry): Promise<void> {

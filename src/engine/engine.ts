@@ -2,12 +2,24 @@
 // CONNECT. Every request passes admission (policy, SSRF guard, write-ahead receipt)
 // before anything is sent upstream.
 
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  type IncomingMessage,
+  type Server,
+  type ServerOptions,
+  type ServerResponse,
+} from 'node:http';
 import type { Socket } from 'node:net';
+import { once } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import type { Policy } from '../policy/index.js';
-import { admit, redactUserinfo, type AdmissionContext } from './admission.js';
+import {
+  admit,
+  redactUserinfo,
+  type AdmissionContext,
+  type AdmissionRequest,
+} from './admission.js';
 import { policyDetectors } from './dlp/detectors.js';
 import { createUrlScanner } from './dlp/url-scan.js';
 import type { DecisionEntry, DecisionLog } from './decision-log.js';
@@ -16,11 +28,18 @@ import { DEFAULT_LIMITS, type EngineLimits } from './limits.js';
 import { refuseResponse, refuseSocket, type Refusal } from './refusal.js';
 import type { Resolver } from './resolver.js';
 import { awaitClientHello, relay } from './tunnel.js';
+import { formatHost, type Host } from '../policy/index.js';
+import { parseRequestTarget } from '../policy/target.js';
+import type { IpAddress } from '../policy/ip.js';
+import type { RunCertificateAuthority } from './tls/run-ca.js';
+import { terminateTls } from './tls/terminate.js';
 
 export interface EngineOptions {
   readonly policy: Policy;
   readonly log: DecisionLog;
   readonly resolver: Resolver;
+  /** Mints the certificates shown to clients whose tunnels are intercepted. */
+  readonly ca: RunCertificateAuthority;
   readonly version: string;
   /** Extra PEM certificates trusted for upstream TLS, besides the system roots. */
   readonly upstreamCa?: readonly string[];
@@ -45,6 +64,14 @@ export interface EngineCounters {
 export type ListenTarget =
   { readonly host: string; readonly port: number } | { readonly handle: object };
 
+/** An intercepted tunnel: what its inner requests must name, and where they go. */
+interface InterceptedTunnel {
+  readonly host: Host;
+  readonly port: number;
+  readonly address: IpAddress;
+  requests: number;
+}
+
 export class Engine {
   readonly counters: EngineCounters = {
     requests: 0,
@@ -55,6 +82,9 @@ export class Engine {
     evidenceErrors: 0,
   };
   private readonly server: Server;
+  /** Serves the requests inside intercepted tunnels (never listens itself). */
+  private readonly inner: Server;
+  private readonly intercepted = new WeakMap<Socket, InterceptedTunnel>();
   private readonly limits: EngineLimits;
   private readonly pools: UpstreamPools;
   private readonly admission: AdmissionContext;
@@ -79,7 +109,6 @@ export class Engine {
           allow: binding.allow,
         })),
       ),
-      canIntercept: false,
       onDecision: (entry) => {
         if (entry.phase !== 'outcome') this.count(entry);
         options.onDecision?.(entry);
@@ -89,21 +118,7 @@ export class Engine {
         options.onEvidenceError?.(error);
       },
     };
-    this.server = createServer({
-      maxHeaderSize: this.limits.maxHeaderBytes,
-      requestTimeout: this.limits.requestTimeoutMs,
-      headersTimeout: Math.min(this.limits.requestTimeoutMs, 20_000),
-      // Node checks these timeouts on this interval (default 30 s): a short limit needs a short check.
-      connectionsCheckingInterval: Math.max(
-        25,
-        Math.min(1_000, Math.floor(this.limits.requestTimeoutMs / 4)),
-      ),
-      keepAliveTimeout: this.limits.idleTimeoutMs,
-      insecureHTTPParser: false,
-      joinDuplicateHeaders: false,
-      // Node would answer a missing Host itself (a bare 400, no receipt); onRequest does it.
-      requireHostHeader: false,
-    });
+    this.server = createServer(httpServerOptions(this.limits));
     this.server.on('request', (req, res) => this.track(this.onRequest(req, res)));
     // `Expect: 100-continue`: the client may send its body only once the request is admitted
     // (onRequest answers 100 then), so a refused upload never crosses the wire.
@@ -113,6 +128,18 @@ export class Engine {
     this.server.on(
       'clientError',
       (error, socket) => void this.onClientError(error as NodeJS.ErrnoException, socket),
+    );
+    this.inner = createServer(httpServerOptions(this.limits));
+    // The inner server never listens, so Node's request-timeout sweep does not run for it: an
+    // idle or stalled intercepted connection is closed by its socket timeout instead.
+    this.inner.timeout = this.limits.idleTimeoutMs;
+    this.inner.on('request', (req, res) => this.track(this.onInterceptedRequest(req, res)));
+    this.inner.on('checkContinue', (req, res) => this.track(this.onInterceptedRequest(req, res)));
+    this.inner.on('upgrade', (req, socket) => void this.onUpgrade(req, socket, 'intercept'));
+    this.inner.on(
+      'clientError',
+      (error, socket) =>
+        void this.onClientError(error as NodeJS.ErrnoException, socket, 'intercept'),
     );
   }
 
@@ -176,34 +203,85 @@ export class Engine {
     if (url.startsWith('/')) return this.onOriginForm(req, res);
     const requestId = this.requestId();
     if (req.httpVersion === '1.1' && req.headers.host === undefined) {
-      return this.refuseUnadmitted(res, req.method ?? '', url, requestId, {
+      return this.refuseUnadmitted(res, 'forward', req.method ?? '', url, requestId, {
         status: 400,
         layer: 'request',
         reason: 'an HTTP/1.1 request needs a Host header',
       });
     }
     if (/^wss?:/i.test(url)) {
-      return this.refuseUnadmitted(res, req.method ?? '', url, requestId, {
+      return this.refuseUnadmitted(res, 'forward', req.method ?? '', url, requestId, {
         status: 400,
         layer: 'request',
         reason:
           'ws:// and wss:// targets go through the WebSocket proxy (/ws?url=), which is not available in this version',
       });
     }
-    const declared = Number(req.headers['content-length'] ?? '0');
-    if (declared > this.limits.maxBodyBytes) {
-      return this.refuseUnadmitted(res, req.method ?? '', url, requestId, {
-        status: 413,
-        layer: 'limit',
-        reason: `the request body (${declared} bytes) exceeds ${this.limits.maxBodyBytes} bytes`,
-      });
-    }
-    const admission = await admit(this.admission, {
+    return this.forward(req, res, {
       method: req.method ?? '',
       target: url,
       transport: 'forward',
       requestId,
     });
+  }
+
+  /** A request inside an intercepted tunnel: origin-form, for the tunnel's own host. */
+  private async onInterceptedRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.counters.requests++;
+    const requestId = this.requestId();
+    const tunnel = this.intercepted.get(req.socket);
+    if (tunnel === undefined) throw new Error('unreachable: an inner request outside a tunnel');
+    tunnel.requests++;
+    const authority = `${formatHost(tunnel.host)}${tunnel.port === 443 ? '' : `:${tunnel.port}`}`;
+    const url = req.url ?? '';
+    const method = req.method ?? '';
+    if (!url.startsWith('/')) {
+      return this.refuseUnadmitted(res, 'intercept', method, `https://${authority}`, requestId, {
+        status: 400,
+        layer: 'request',
+        reason: `inside a tunnel a request names a path (origin-form), not "${url.slice(0, 200)}"`,
+      });
+    }
+    const target = `https://${authority}${url}`;
+    const problem = hostHeaderProblem(req.headers.host, tunnel);
+    if (problem !== undefined) {
+      return this.refuseUnadmitted(res, 'intercept', method, target, requestId, {
+        status: 403,
+        layer: 'host',
+        reason: problem,
+      });
+    }
+    return this.forward(req, res, {
+      method,
+      target,
+      transport: 'intercept',
+      requestId,
+      address: tunnel.address,
+    });
+  }
+
+  /** Admits a request (absolute URL) and forwards it to the checked address. */
+  private async forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    request: AdmissionRequest,
+  ): Promise<void> {
+    const declared = Number(req.headers['content-length'] ?? '0');
+    if (declared > this.limits.maxBodyBytes) {
+      return this.refuseUnadmitted(
+        res,
+        request.transport,
+        request.method,
+        request.target,
+        request.requestId,
+        {
+          status: 413,
+          layer: 'limit',
+          reason: `the request body (${declared} bytes) exceeds ${this.limits.maxBodyBytes} bytes`,
+        },
+      );
+    }
+    const admission = await admit(this.admission, request);
     if (!admission.admitted) return refuseResponse(res, admission.refusal);
     const target = admission.decision.target;
     if (target?.kind !== 'url') throw new Error('unreachable: a forward request has a URL target');
@@ -242,12 +320,13 @@ export class Engine {
   /** A request refused before admission (its receipt is written here). */
   private refuseUnadmitted(
     res: ServerResponse,
+    transport: DecisionEntry['transport'],
     method: string,
     target: string,
     requestId: string,
     refusal: Refusal,
   ): void {
-    this.recordBlock(unadmitted('forward', method, target, requestId), refusal);
+    this.recordBlock(unadmitted(transport, method, target, requestId), refusal);
     refuseResponse(res, refusal);
   }
 
@@ -294,7 +373,7 @@ export class Engine {
         mode: this.options.policy.mode,
         default_deny: this.options.policy.default_deny,
         uptime_seconds: Math.floor((Date.now() - this.startedAt) / 1000),
-        tls_interception_enabled: false,
+        tls_interception_enabled: true,
         websocket_proxy_enabled: false,
         counters: {
           requests: this.counters.requests,
@@ -363,6 +442,10 @@ export class Engine {
         socket.destroy();
         return;
       }
+      if (admission.decision.intercept) {
+        await this.intercept(socket as Socket, hello.hello, admission);
+        return;
+      }
       const result = await relay(
         socket,
         hello.hello,
@@ -370,16 +453,9 @@ export class Engine {
         authority.port,
         this.limits,
       );
-      const outcome: DecisionEntry = {
-        ...admission.entry,
-        verdict: 'allow',
-        layer: 'outcome',
-        phase: 'outcome',
-        pattern: `status=200 bytes=${result.received} reason=${result.reason} sent=${result.sent}`,
-      };
-      await this.admission.log.append(outcome).then(
-        () => this.admission.onDecision(outcome),
-        (error: Error) => this.admission.onEvidenceError(error),
+      await this.appendOutcome(
+        admission.entry,
+        `status=200 bytes=${result.received} reason=${result.reason} sent=${result.sent}`,
       );
     } finally {
       this.counters.activeTunnels--;
@@ -387,7 +463,67 @@ export class Engine {
     }
   }
 
-  private onUpgrade(req: IncomingMessage, socket: Duplex): void {
+  /**
+   * Terminates the client's TLS with a run-CA certificate and serves the tunnel's requests on
+   * the inner server, each admitted on its own; one outcome receipt when the tunnel closes.
+   */
+  private async intercept(client: Socket, hello: Buffer, admission: Admitted): Promise<void> {
+    const authority = admission.decision.target;
+    if (authority === undefined) throw new Error('unreachable: an admitted CONNECT has a target');
+    const terminated = await terminateTls(
+      client,
+      hello,
+      this.options.ca.contextFor(authority.host),
+      this.limits.clientHelloTimeoutMs,
+    );
+    if (!terminated.ok) {
+      const rule = admission.decision.rule;
+      const wayOut = rule
+        ? `; if this client pins certificates, egress[${rule.index}] can say "tls: passthrough" instead of methods, paths and scan (the destination is then checked by host, port and SNI only)`
+        : '';
+      this.recordBlock(admission.entry, {
+        status: 403,
+        layer: 'tls',
+        reason: `TLS interception of ${formatHost(authority.host)}:${authority.port} failed: ${terminated.reason}${wayOut}`,
+      });
+      return;
+    }
+    const tunnel: InterceptedTunnel = {
+      host: authority.host,
+      port: authority.port,
+      address: admission.address,
+      requests: 0,
+    };
+    const socket = terminated.socket;
+    this.intercepted.set(socket, tunnel);
+    const closed = once(socket, 'close');
+    this.inner.emit('connection', socket);
+    await closed;
+    await this.appendOutcome(
+      admission.entry,
+      `status=200 intercepted_requests=${tunnel.requests} reason=complete`,
+    );
+  }
+
+  private async appendOutcome(entry: DecisionEntry, pattern: string): Promise<void> {
+    const outcome: DecisionEntry = {
+      ...entry,
+      verdict: 'allow',
+      layer: 'outcome',
+      phase: 'outcome',
+      pattern,
+    };
+    await this.admission.log.append(outcome).then(
+      () => this.admission.onDecision(outcome),
+      (error: Error) => this.admission.onEvidenceError(error),
+    );
+  }
+
+  private onUpgrade(
+    req: IncomingMessage,
+    socket: Duplex,
+    transport: DecisionEntry['transport'] = 'forward',
+  ): void {
     this.counters.requests++;
     const refusal = {
       status: 400,
@@ -395,13 +531,17 @@ export class Engine {
       reason: 'protocol upgrades through the forward proxy are not available in this version',
     };
     this.recordBlock(
-      unadmitted('forward', req.method ?? 'GET', req.url ?? '', this.requestId()),
+      unadmitted(transport, req.method ?? 'GET', req.url ?? '', this.requestId()),
       refusal,
     );
     refuseSocket(socket, refusal);
   }
 
-  private onClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  private onClientError(
+    error: NodeJS.ErrnoException,
+    socket: Duplex,
+    transport: DecisionEntry['transport'] = 'forward',
+  ): void {
     // A socket already answered (ended by a refusal) can raise a second parse error when the
     // client then closes mid-request: that is not a second request, so no second receipt.
     if ((socket as Socket).destroyed || !socket.writable || error.code === 'ECONNRESET') {
@@ -427,7 +567,7 @@ export class Engine {
               reason: `malformed request refused (${error.code ?? 'parse error'}: ${error.message})`,
             };
     this.counters.requests++;
-    this.recordBlock(unadmitted('forward', '', '', this.requestId()), refusal);
+    this.recordBlock(unadmitted(transport, '', '', this.requestId()), refusal);
     // A response already under way on this connection (a body that turned malformed, or
     // timed out, after the upstream answered): writing a status line now would splice a
     // second response into the first. Cut the connection instead.
@@ -438,6 +578,44 @@ export class Engine {
     }
     refuseSocket(socket, refusal);
   }
+}
+
+type Admitted = Extract<Awaited<ReturnType<typeof admit>>, { admitted: true }>;
+
+function httpServerOptions(limits: EngineLimits): ServerOptions {
+  return {
+    maxHeaderSize: limits.maxHeaderBytes,
+    requestTimeout: limits.requestTimeoutMs,
+    headersTimeout: Math.min(limits.requestTimeoutMs, 20_000),
+    // Node checks these timeouts on this interval (default 30 s): a short limit needs a short check.
+    connectionsCheckingInterval: Math.max(
+      25,
+      Math.min(1_000, Math.floor(limits.requestTimeoutMs / 4)),
+    ),
+    keepAliveTimeout: limits.idleTimeoutMs,
+    insecureHTTPParser: false,
+    joinDuplicateHeaders: false,
+    // Node would answer a missing Host itself (a bare 400, no receipt); the engine does it.
+    requireHostHeader: false,
+  };
+}
+
+/** Inside a tunnel the Host header must name the CONNECT target (port 443 when left out). */
+function hostHeaderProblem(
+  header: string | undefined,
+  tunnel: InterceptedTunnel,
+): string | undefined {
+  const expected = `${formatHost(tunnel.host)}:${tunnel.port}`;
+  if (header === undefined) return `the request has no Host header; expected ${expected}`;
+  const parsed = parseRequestTarget(`https://${header}/`);
+  const same =
+    parsed.ok &&
+    parsed.target.kind === 'url' &&
+    formatHost(parsed.target.host) === formatHost(tunnel.host) &&
+    parsed.target.port === tunnel.port;
+  return same
+    ? undefined
+    : `Host ${header.slice(0, 200)} does not match the CONNECT target ${expected}`;
 }
 
 /** The receipt fields of a request refused before admission could judge it. */

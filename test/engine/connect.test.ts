@@ -25,7 +25,7 @@ import {
 } from './helpers.js';
 import type { Receipt } from '../../src/receipts/index.js';
 
-const pki = makePki(['secure.example.test', 'inspect.example.test', 'other.example.test']);
+const pki = makePki(['secure.example.test', 'other.example.test']);
 after(() => cleanup(pki.dir));
 
 const DOWNLOAD = randomBytes(1024 * 1024);
@@ -49,7 +49,6 @@ async function fixture(
   const proxy = await startEngine({
     pins: {
       'secure.example.test': '127.0.0.1',
-      'inspect.example.test': '127.0.0.1',
       'other.example.test': '127.0.0.1',
     },
     upstreamCa: [pki.caCert],
@@ -74,9 +73,6 @@ const defaultPolicy = (port: number) => `version: "1.0"
 egress:
   - destination: "secure.example.test"
     ports: [${port}]
-  - destination: "inspect.example.test"
-    ports: [${port}]
-    methods: ["GET"]
   - destination: "other.example.test"
     ports: [${port}]
   - destination: "127.0.0.1"
@@ -271,46 +267,6 @@ test('a mismatched ClientHello sent with the CONNECT request (head bytes) is cau
     const records = connectReceipts(f.proxy).map((r) => r.action_record);
     assert.equal(records[1]?.layer, 'sni');
     assert.match(records[1]?.pattern ?? '', /SNI other\.example\.test does not match/);
-  } finally {
-    await f.close();
-  }
-});
-
-test('a destination whose rule needs L7 visibility is refused 403 (layer inspection), not tunnelled', async () => {
-  const f = await fixture();
-  try {
-    const { text } = await rawExchange(
-      f.proxy.port,
-      `CONNECT inspect.example.test:${f.origin.port} HTTP/1.1\r\nHost: x\r\n\r\n`,
-    );
-    assert.equal(statusOf(text), 403, text);
-    assert.match(text, /X-Pipelock-Egress-Block: inspection/);
-    assert.match(text, /TLS interception is not available/);
-    await f.proxy.stop();
-    assert.equal(f.connections, 0);
-    const records = connectReceipts(f.proxy).map((r) => r.action_record);
-    assert.deepEqual(
-      records.map((r) => [r.verdict, r.layer]),
-      [['block', 'inspection']],
-    );
-  } finally {
-    await f.close();
-  }
-});
-
-test('curl through a CONNECT refused for inspection fails without reaching the origin', async () => {
-  const f = await fixture();
-  try {
-    const result = await curl([
-      '--proxy',
-      f.proxy.proxyUrl,
-      '--cacert',
-      pki.caFile,
-      `https://inspect.example.test:${f.origin.port}/`,
-    ]);
-    assert.notEqual(result.code, 0);
-    assert.match(result.stderr, /403/);
-    assert.equal(f.connections, 0);
   } finally {
     await f.close();
   }

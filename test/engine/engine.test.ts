@@ -25,6 +25,7 @@ import {
   type EngineSetup,
   type Origin,
   type RunningEngine,
+  runCa,
 } from './helpers.js';
 import type { Receipt } from '../../src/receipts/index.js';
 
@@ -810,6 +811,7 @@ test('the engine can serve on an already-listening handle handed over to it', as
     policy,
     log: writer,
     resolver: createResolver([{ host: 'api.example.test', ip: '127.0.0.1' }], noLookup),
+    ca: runCa,
     version: 'test',
   });
   try {

@@ -26,6 +26,7 @@ import { Engine, type EngineOptions } from '../../src/engine/engine.js';
 import { EvidenceWriter } from '../../src/engine/evidence-writer.js';
 import type { EngineLimits } from '../../src/engine/limits.js';
 import { createResolver } from '../../src/engine/resolver.js';
+import { RunCertificateAuthority } from '../../src/engine/tls/run-ca.js';
 import { parsePolicy, type Policy } from '../../src/policy/index.js';
 import {
   evidenceFileOrder,
@@ -38,6 +39,11 @@ import { createNodeBackend } from '../../src/receipts/node-backend.js';
 
 export { violations };
 export const backend = createNodeBackend();
+
+/** The interception CA of every engine in this test process, and its certificate on disk. */
+export const runCa = RunCertificateAuthority.create();
+export const runCaFile = join(mkdtempSync(join(tmpdir(), 'pe-run-ca-')), 'run-ca.pem');
+writeFileSync(runCaFile, runCa.certificatePem);
 
 export function policyFrom(yaml: string): Policy {
   const parsed = parsePolicy(Buffer.from(yaml), 'test-policy.yaml');
@@ -93,6 +99,7 @@ export async function startEngine(setup: EngineSetup): Promise<RunningEngine> {
     policy,
     log: writer,
     resolver: createResolver(pins, setup.lookup ?? noLookup),
+    ca: runCa,
     version: '0.0.0-test',
     ...(setup.upstreamCa ? { upstreamCa: setup.upstreamCa } : {}),
     ...(setup.limits ? { limits: setup.limits } : {}),

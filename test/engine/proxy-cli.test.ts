@@ -2,14 +2,14 @@ import './dial-guard.js';
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ProxyAgent, request } from 'undici';
 import { main } from '../../src/cli/main.js';
 import { encodePrivateKeyPem } from '../../src/receipts/index.js';
-import { randomBytes } from 'node:crypto';
+import { X509Certificate, randomBytes } from 'node:crypto';
 import {
   assertValid,
   backend,
@@ -110,7 +110,13 @@ test('proxy CLI: ready line, traffic, SIGTERM seals the evidence and exits 0', a
     const ready = await readyOrExit(cli);
     assert.equal(ready.event, 'listening');
     assert.match(String(ready.url), /^http:\/\/127\.0\.0\.1:\d+$/);
-    assert.equal(ready.ca_cert, null);
+    // The run CA: its certificate beside the evidence, its key nowhere on disk.
+    assert.equal(ready.ca_cert, join(evidence, 'run-ca.pem'));
+    const caCert = new X509Certificate(readFileSync(String(ready.ca_cert)));
+    assert.equal(caCert.ca, true);
+    assert.match(caCert.subject, /CN=pipelock-egress run CA/);
+    for (const name of readdirSync(evidence))
+      assert.doesNotMatch(readFileSync(join(evidence, name), 'latin1'), /PRIVATE KEY/, name);
     assert.match(String(ready.signer_key), /^[0-9a-f]{64}$/);
     const proxyUrl = String(ready.url);
     const ok = await curl([

@@ -1,0 +1,96 @@
+// The per-run interception CA: an ECDSA P-256 key that exists only in the engine's memory
+// (never written anywhere), its certificate (the one file the agent's trust store gets), and
+// leaf certificates minted per host on first use and kept in a bounded cache.
+
+import { generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { createSecureContext, type SecureContext } from 'node:tls';
+import { formatHost, type Host } from '../../policy/index.js';
+import {
+  buildCaCertificate,
+  buildLeafCertificate,
+  distinguishedName,
+  type CertificateSigner,
+  type Validity,
+} from './certificates.js';
+
+/** Leaves outlive no run: a CI job is capped at days, and the key dies with the engine. */
+const LIFETIME_MS = 7 * 24 * 3600 * 1000;
+/** Clients whose clocks run a little behind must not see a certificate from the future. */
+const BACKDATE_MS = 3600 * 1000;
+const CACHED_HOSTS = 1024;
+
+export class RunCertificateAuthority {
+  /** The CA certificate (PEM) the agent's trust store is given. */
+  readonly certificatePem: string;
+  private readonly caSigner: CertificateSigner;
+  private readonly caName;
+  private readonly validity: Validity;
+  /** One key for every leaf: minting then costs a signature, not a key generation. */
+  private readonly leafKeyPem: string;
+  private readonly leafPublicKey: Uint8Array;
+  private readonly contexts = new Map<string, SecureContext>();
+
+  private constructor(now: Date) {
+    const ca = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const leaf = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    this.caSigner = signerFor(ca.privateKey, ca.publicKey);
+    this.caName = distinguishedName(`pipelock-egress run CA ${randomBytes(4).toString('hex')}`);
+    this.validity = {
+      notBefore: new Date(now.getTime() - BACKDATE_MS),
+      notAfter: new Date(now.getTime() + LIFETIME_MS),
+    };
+    this.certificatePem = buildCaCertificate(
+      this.caName,
+      this.caSigner,
+      this.validity,
+      randomBytes(16),
+    ).pem;
+    this.leafKeyPem = leaf.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    this.leafPublicKey = spki(leaf.publicKey);
+  }
+
+  static create(now = new Date()): RunCertificateAuthority {
+    return new RunCertificateAuthority(now);
+  }
+
+  /** The TLS context presenting a certificate for `host`, minted on first use. */
+  contextFor(host: Host): SecureContext {
+    const key = formatHost(host);
+    const cached = this.contexts.get(key);
+    if (cached !== undefined) {
+      // Re-inserted: the map's order is the recency order for eviction.
+      this.contexts.delete(key);
+      this.contexts.set(key, cached);
+      return cached;
+    }
+    const leaf = buildLeafCertificate(
+      {
+        host,
+        leafPublicKey: this.leafPublicKey,
+        issuer: this.caName,
+        issuerPublicKey: this.caSigner.subjectPublicKey,
+        validity: this.validity,
+        serial: randomBytes(16),
+      },
+      this.caSigner,
+    );
+    const context = createSecureContext({ key: this.leafKeyPem, cert: leaf.pem });
+    if (this.contexts.size >= CACHED_HOSTS) {
+      const oldest = this.contexts.keys().next().value;
+      if (oldest !== undefined) this.contexts.delete(oldest);
+    }
+    this.contexts.set(key, context);
+    return context;
+  }
+}
+
+function signerFor(privateKey: KeyObject, publicKey: KeyObject): CertificateSigner {
+  return {
+    subjectPublicKey: spki(publicKey),
+    sign: (tbs) => sign('sha256', tbs, privateKey),
+  };
+}
+
+function spki(publicKey: KeyObject): Uint8Array {
+  return new Uint8Array(publicKey.export({ type: 'spki', format: 'der' }));
+}

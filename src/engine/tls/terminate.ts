@@ -1,0 +1,57 @@
+// Terminates the client's TLS inside an admitted CONNECT tunnel with a run-CA certificate for
+// the CONNECT host. The ClientHello already read for the SNI check is handed back first.
+
+import type { Socket } from 'node:net';
+import { TLSSocket, type SecureContext } from 'node:tls';
+
+export type Termination = { ok: true; socket: TLSSocket } | { ok: false; reason: string };
+
+/** Alerts a client sends when it does not accept the certificate it was shown. */
+const REJECTED_CERTIFICATE =
+  /alert (?:bad certificate|unknown ca|certificate unknown|unsupported certificate|certificate revoked|certificate expired|decrypt error|access denied)/i;
+
+export function terminateTls(
+  client: Socket,
+  hello: Buffer,
+  context: SecureContext,
+  timeoutMs: number,
+): Promise<Termination> {
+  return new Promise((resolve) => {
+    client.unshift(hello);
+    const socket = new TLSSocket(client, {
+      isServer: true,
+      secureContext: context,
+      ALPNProtocols: ['http/1.1'],
+    });
+    const finish = (result: Termination) => {
+      clearTimeout(timer);
+      socket.off('secure', onSecure);
+      socket.off('error', onError);
+      socket.off('close', onClose);
+      if (!result.ok) socket.destroy();
+      resolve(result);
+    };
+    const onSecure = () => finish({ ok: true, socket });
+    const onError = (error: Error) =>
+      finish({
+        ok: false,
+        reason: REJECTED_CERTIFICATE.test(error.message)
+          ? `the client rejected the interception certificate (${alertText(error)}): it does not trust the run CA or pins its own`
+          : `TLS handshake with the client failed: ${alertText(error)}`,
+      });
+    const onClose = () =>
+      finish({ ok: false, reason: 'the client closed the connection during the TLS handshake' });
+    const timer = setTimeout(
+      () => finish({ ok: false, reason: `TLS handshake not completed within ${timeoutMs} ms` }),
+      timeoutMs,
+    );
+    socket.once('secure', onSecure);
+    socket.on('error', onError);
+    socket.once('close', onClose);
+  });
+}
+
+function alertText(error: Error): string {
+  const reason = (error as { reason?: unknown }).reason;
+  return typeof reason === 'string' ? reason : error.message;
+}

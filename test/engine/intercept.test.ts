@@ -1,0 +1,286 @@
+import './dial-guard.js';
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { ProxyAgent, fetch } from 'undici';
+import {
+  assertNoViolations,
+  assertValid,
+  cleanup,
+  curl,
+  echo,
+  makePki,
+  parseCurlResponse,
+  readEvidenceDir,
+  runCa,
+  runCaFile,
+  startEngine,
+  startHttpsOrigin,
+  type Origin,
+  type RunningEngine,
+} from './helpers.js';
+import type { ActionRecord } from '../../src/receipts/index.js';
+
+const NAMES = ['api.example.test', 'plain.example.test', 'other.example.test'];
+const pki = makePki(NAMES);
+after(() => cleanup(pki.dir));
+after(assertNoViolations);
+
+interface Fixture {
+  readonly origin: Origin;
+  readonly proxy: RunningEngine;
+  /** TLS sessions the origin completed. */
+  sessions: number;
+  close(): Promise<void>;
+}
+
+const policy = (port: number) => `version: "1.0"
+egress:
+  - destination: "api.example.test"
+    ports: [${port}]
+    methods: ["GET", "HEAD"]
+    paths: ["/repos/"]
+  - destination: "other.example.test"
+    ports: [${port}]
+    methods: ["GET"]
+  - destination: "plain.example.test"
+    ports: [${port}]
+  # The origins listen on loopback: naming it lets the SSRF guard pass the pinned names.
+  - destination: "127.0.0.1"
+    ports: [${port}]
+default_deny: true
+`;
+
+async function fixture(): Promise<Fixture> {
+  const origin = await startHttpsOrigin(echo, pki);
+  const proxy = await startEngine({
+    pins: Object.fromEntries(NAMES.map((name) => [name, '127.0.0.1'])),
+    upstreamCa: [pki.caCert],
+    policy: policy(origin.port),
+  });
+  const f: Fixture = {
+    origin,
+    proxy,
+    sessions: 0,
+    async close() {
+      await proxy.stop();
+      await origin.close();
+      cleanup(join(proxy.dir, '..'));
+    },
+  };
+  origin.server.on('secureConnection', () => f.sessions++);
+  return f;
+}
+
+/** Every receipt of the run after the seal (chain verified), session control left out. */
+async function records(f: Fixture): Promise<ActionRecord[]> {
+  await f.proxy.stop();
+  const evidence = readEvidenceDir(f.proxy.dir);
+  assertValid(evidence, true);
+  return evidence.receipts
+    .map((r) => r.action_record)
+    .filter((r) => r.transport !== 'receipt_session');
+}
+
+const summary = (rs: readonly ActionRecord[]) =>
+  rs.map((r) => [r.transport, r.decision_phase ?? '', r.verdict, r.layer ?? '', r.method]);
+
+test('curl: an allowed GET inside an intercepted tunnel reaches the origin, with its own receipt', async () => {
+  const f = await fixture();
+  try {
+    const url = `https://api.example.test:${f.origin.port}/repos/acme/widget?x=1`;
+    const result = await curl(['-i', '--proxy', f.proxy.proxyUrl, '--cacert', runCaFile, url]);
+    assert.equal(result.code, 0, result.stderr);
+    const response = parseCurlResponse(result.stdout);
+    assert.equal(response.status, 200);
+    const seen = JSON.parse(response.body.toString()) as {
+      url: string;
+      headers: Record<string, string>;
+    };
+    assert.equal(seen.url, '/repos/acme/widget?x=1');
+    assert.equal(seen.headers.host, `api.example.test:${f.origin.port}`);
+    const all = await records(f);
+    assert.deepEqual(summary(all), [
+      ['connect', 'intent', 'allow', '', 'CONNECT'],
+      ['intercept', 'intent', 'allow', '', 'GET'],
+      ['connect', 'outcome', 'allow', 'outcome', 'CONNECT'],
+    ]);
+    assert.equal(all[1]?.target, url);
+    assert.match(all[2]?.pattern ?? '', /intercepted_requests=1/);
+  } finally {
+    await f.close();
+  }
+});
+
+test('curl: several requests on one intercepted connection are judged one by one', async () => {
+  const f = await fixture();
+  try {
+    const base = `https://api.example.test:${f.origin.port}`;
+    const result = await curl([
+      '--proxy',
+      f.proxy.proxyUrl,
+      '--cacert',
+      runCaFile,
+      '-w',
+      '%{http_code}\\n',
+      ...['/repos/a', '/elsewhere', '/repos/b'].flatMap((path) => ['-o', '/dev/null', base + path]),
+    ]);
+    assert.equal(result.stdout.toString(), '200\n403\n200\n');
+    const all = await records(f);
+    const inner = all.filter((r) => r.transport === 'intercept');
+    assert.deepEqual(
+      inner.map((r) => [r.verdict, r.layer ?? '', new URL(r.target).pathname]),
+      [
+        ['allow', '', '/repos/a'],
+        ['block', 'path', '/elsewhere'],
+        ['allow', '', '/repos/b'],
+      ],
+    );
+    assert.equal(
+      all.filter((r) => r.method === 'CONNECT' && r.decision_phase === 'intent').length,
+      1,
+    );
+    assert.equal(f.origin.hits, 2);
+  } finally {
+    await f.close();
+  }
+});
+
+for (const [what, args, layer] of [
+  ['a POST to a GET-only destination', ['-X', 'POST', '--data', 'x=1'], 'method'],
+  ['a path outside paths', [], 'path'],
+  ['a Host header naming another host', ['-H', 'Host: other.example.test'], 'host'],
+] as const) {
+  test(`curl: ${what} inside the tunnel is refused 403 with a receipt, nothing reaches the origin`, async () => {
+    const f = await fixture();
+    try {
+      const path = layer === 'path' ? '/admin' : '/repos/x';
+      const result = await curl([
+        '-i',
+        '--proxy',
+        f.proxy.proxyUrl,
+        '--cacert',
+        runCaFile,
+        ...args,
+        `https://api.example.test:${f.origin.port}${path}`,
+      ]);
+      const response = parseCurlResponse(result.stdout);
+      assert.equal(response.status, 403, result.stdout.toString());
+      assert.equal(response.headers['x-pipelock-egress-block'], layer);
+      assert.match(response.body.toString(), /^blocked: /);
+      assert.equal(f.origin.hits, 0);
+      const blocked = (await records(f)).filter((r) => r.transport === 'intercept');
+      assert.deepEqual(
+        blocked.map((r) => [r.verdict, r.layer]),
+        [['block', layer]],
+      );
+    } finally {
+      await f.close();
+    }
+  });
+}
+
+test('a destination without L7 rules is tunnelled: the client verifies the origin itself', async () => {
+  const f = await fixture();
+  try {
+    const url = `https://plain.example.test:${f.origin.port}/anything`;
+    const own = await curl(['--proxy', f.proxy.proxyUrl, '--cacert', pki.caFile, url]);
+    assert.equal(own.code, 0, own.stderr);
+    // Nothing the run CA signed is on this path: trusting only it fails.
+    const runOnly = await curl(['--proxy', f.proxy.proxyUrl, '--cacert', runCaFile, url]);
+    assert.equal(runOnly.code, 60, runOnly.stderr);
+    const all = await records(f);
+    assert.equal(all.filter((r) => r.transport === 'intercept').length, 0);
+  } finally {
+    await f.close();
+  }
+});
+
+test('a client that rejects the run CA (pinning) gets no answer; the receipt names the way out', async () => {
+  const f = await fixture();
+  try {
+    const result = await curl([
+      '--proxy',
+      f.proxy.proxyUrl,
+      '--cacert',
+      pki.caFile,
+      `https://api.example.test:${f.origin.port}/repos/x`,
+    ]);
+    assert.equal(result.code, 60, result.stderr);
+    assert.equal(f.sessions, 0);
+    const all = await records(f);
+    const connects = all.filter((r) => r.transport === 'connect');
+    assert.deepEqual(
+      connects.map((r) => [r.verdict, r.layer ?? '']),
+      [
+        ['allow', ''],
+        ['block', 'tls'],
+      ],
+    );
+    assert.match(connects[1]?.pattern ?? '', /rejected the interception certificate/);
+    assert.match(connects[1]?.pattern ?? '', /egress\[0\] can say "tls: passthrough"/);
+  } finally {
+    await f.close();
+  }
+});
+
+test('Node fetch (undici ProxyAgent) trusting the run CA: GET passes, POST is refused', async () => {
+  const f = await fixture();
+  const dispatcher = new ProxyAgent({
+    uri: f.proxy.proxyUrl,
+    requestTls: { ca: runCa.certificatePem },
+  });
+  try {
+    const base = `https://other.example.test:${f.origin.port}`;
+    const get = await fetch(`${base}/ok`, { dispatcher });
+    assert.equal(get.status, 200);
+    assert.equal(((await get.json()) as { url: string }).url, '/ok');
+    const post = await fetch(`${base}/ok`, { dispatcher, method: 'POST', body: 'payload' });
+    assert.equal(post.status, 403);
+    assert.equal(post.headers.get('x-pipelock-egress-block'), 'method');
+    assert.match(await post.text(), /method POST is not allowed/);
+  } finally {
+    await dispatcher.close();
+    await f.close();
+  }
+});
+
+const PYTHON_CLIENT = `
+import json, ssl, sys, urllib.request, urllib.error
+proxy, cafile, url = sys.argv[1:4]
+context = ssl.create_default_context(cafile=cafile)
+context.verify_flags |= ssl.VERIFY_X509_STRICT
+opener = urllib.request.build_opener(
+    urllib.request.ProxyHandler({"https": proxy}), urllib.request.HTTPSHandler(context=context))
+out = []
+for method, data in (("GET", None), ("POST", b"x=1")):
+    try:
+        with opener.open(urllib.request.Request(url, data=data, method=method), timeout=20) as r:
+            out.append([method, r.status, r.read().decode()])
+    except urllib.error.HTTPError as e:
+        out.append([method, e.code, e.read().decode()])
+print(json.dumps(out))
+`;
+
+test('Python urllib (strict X.509 checks) trusting the run CA: GET passes, POST is refused', async () => {
+  const f = await fixture();
+  try {
+    const url = `https://other.example.test:${f.origin.port}/py`;
+    const stdout = await new Promise<string>((resolve, reject) =>
+      execFile(
+        'python3',
+        ['-c', PYTHON_CLIENT, f.proxy.proxyUrl, runCaFile, url],
+        { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, timeout: 30_000 },
+        (error, out, err) => (error ? reject(new Error(`${error.message}\n${err}`)) : resolve(out)),
+      ),
+    );
+    const [get, post] = JSON.parse(stdout) as [string, number, string][];
+    assert.equal(get?.[1], 200);
+    assert.equal((JSON.parse(get?.[2] ?? '{}') as { url: string }).url, '/py');
+    assert.equal(post?.[1], 403);
+    assert.match(post?.[2] ?? '', /^blocked: method POST/);
+  } finally {
+    await f.close();
+  }
+});
