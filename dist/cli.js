@@ -13467,20 +13467,20 @@ var require_formdata_parser = __commonJS({
       );
       let value;
       if (isExtended) {
-        const headerValue = collectASequenceOfBytes(
+        const headerValue2 = collectASequenceOfBytes(
           (char) => char !== 32 && char !== 13 && char !== 10 && char !== 59,
           // not space, CRLF, or ;
           input2,
           position
         );
-        if (headerValue[0] !== 117 && headerValue[0] !== 85 || // u or U
-        headerValue[1] !== 116 && headerValue[1] !== 84 || // t or T
-        headerValue[2] !== 102 && headerValue[2] !== 70 || // f or F
-        headerValue[3] !== 45 || // -
-        headerValue[4] !== 56) {
+        if (headerValue2[0] !== 117 && headerValue2[0] !== 85 || // u or U
+        headerValue2[1] !== 116 && headerValue2[1] !== 84 || // t or T
+        headerValue2[2] !== 102 && headerValue2[2] !== 70 || // f or F
+        headerValue2[3] !== 45 || // -
+        headerValue2[4] !== 56) {
           throw parsingError("unknown encoding, expected utf-8''");
         }
-        value = decodeURIComponent(decoder.decode(headerValue.subarray(7)));
+        value = decodeURIComponent(decoder.decode(headerValue2.subarray(7)));
       } else if (input2[position.position] === 34) {
         position.position++;
         const quotedValue = collectASequenceOfBytes(
@@ -13569,23 +13569,23 @@ var require_formdata_parser = __commonJS({
             break;
           }
           case "content-type": {
-            let headerValue = collectASequenceOfBytes(
+            let headerValue2 = collectASequenceOfBytes(
               (char) => char !== 10 && char !== 13,
               input2,
               position
             );
-            headerValue = removeChars(headerValue, false, true, (char) => char === 9 || char === 32);
-            contentType = isomorphicDecode(headerValue);
+            headerValue2 = removeChars(headerValue2, false, true, (char) => char === 9 || char === 32);
+            contentType = isomorphicDecode(headerValue2);
             break;
           }
           case "content-transfer-encoding": {
-            let headerValue = collectASequenceOfBytes(
+            let headerValue2 = collectASequenceOfBytes(
               (char) => char !== 10 && char !== 13,
               input2,
               position
             );
-            headerValue = removeChars(headerValue, false, true, (char) => char === 9 || char === 32);
-            encoding = isomorphicDecode(headerValue);
+            headerValue2 = removeChars(headerValue2, false, true, (char) => char === 9 || char === 32);
+            encoding = isomorphicDecode(headerValue2);
             break;
           }
           default: {
@@ -20159,8 +20159,8 @@ var require_mock_utils = __commonJS({
     }
     function lowerCaseEntries(headers) {
       return Object.fromEntries(
-        Object.entries(headers).map(([headerName, headerValue]) => {
-          return [headerName.toLocaleLowerCase(), headerValue];
+        Object.entries(headers).map(([headerName, headerValue2]) => {
+          return [headerName.toLocaleLowerCase(), headerValue2];
         })
       );
     }
@@ -20200,8 +20200,8 @@ var require_mock_utils = __commonJS({
         return false;
       }
       for (const [matchHeaderName, matchHeaderValue] of Object.entries(mockDispatch2.headers)) {
-        const headerValue = getHeaderByName(headers, matchHeaderName);
-        if (!matchValue(matchHeaderValue, headerValue)) {
+        const headerValue2 = getHeaderByName(headers, matchHeaderName);
+        if (!matchValue(matchHeaderValue, headerValue2)) {
           return false;
         }
       }
@@ -23334,8 +23334,8 @@ var require_cache = __commonJS({
         if (!isValidHTTPToken(trimmedHeader)) {
           return void 0;
         }
-        const headerValue = headers[trimmedHeader];
-        output2[trimmedHeader] = Array.isArray(headerValue) ? headerValue.slice() : headerValue ?? null;
+        const headerValue2 = headers[trimmedHeader];
+        output2[trimmedHeader] = Array.isArray(headerValue2) ? headerValue2.slice() : headerValue2 ?? null;
       }
       return output2;
     }
@@ -24015,11 +24015,11 @@ var require_cache_handler = __commonJS({
         }
       }
     }
-    function deleteLocationTargets(store, cacheKey, headerValue) {
-      if (headerValue === void 0) {
+    function deleteLocationTargets(store, cacheKey, headerValue2) {
+      if (headerValue2 === void 0) {
         return;
       }
-      const values = Array.isArray(headerValue) ? headerValue : [headerValue];
+      const values = Array.isArray(headerValue2) ? headerValue2 : [headerValue2];
       for (let i = 0; i < values.length; i++) {
         const path4 = getSameOriginPath(cacheKey, values[i]);
         if (path4 !== void 0) {
@@ -39283,7 +39283,7 @@ var require_binary2 = __commonJS({
     Object.defineProperty(exports, "__esModule", { value: true });
     exports.binary = void 0;
     exports.encode = encode3;
-    exports.decode = decode3;
+    exports.decode = decode4;
     exports.is = is;
     var index_js_1 = require_bytes();
     function encode3(data) {
@@ -39294,7 +39294,7 @@ var require_binary2 = __commonJS({
       }
       return result;
     }
-    function decode3(text) {
+    function decode4(text) {
       const result = new Uint8Array(text.length);
       for (let i = 0; i < text.length; i++) {
         result[i] = text.charCodeAt(i) & 255;
@@ -39304,7 +39304,7 @@ var require_binary2 = __commonJS({
     function is(text) {
       return typeof text === "string";
     }
-    exports.binary = { encode: encode3, decode: decode3, is };
+    exports.binary = { encode: encode3, decode: decode4, is };
   }
 });
 
@@ -39317,7 +39317,7 @@ var require_hex = __commonJS({
     exports.normalize = normalize;
     exports.is = is;
     exports.encode = encode3;
-    exports.decode = decode3;
+    exports.decode = decode4;
     exports.parse = parse3;
     exports.format = format;
     var index_js_1 = require_bytes();
@@ -39510,7 +39510,7 @@ var require_hex = __commonJS({
       }
       return `${options.prefix ?? ""}${body2}`;
     }
-    function decode3(text, options = {}) {
+    function decode4(text, options = {}) {
       const normalized = normalize(text, options);
       const result = new Uint8Array(normalized.length / 2);
       for (let i = 0; i < normalized.length; i += 2) {
@@ -39521,7 +39521,7 @@ var require_hex = __commonJS({
     function parse3(text, options = {}) {
       const normalized = normalize(text, options);
       return {
-        bytes: decode3(normalized),
+        bytes: decode4(normalized),
         format: detectFormat(text),
         normalized
       };
@@ -39537,7 +39537,7 @@ var require_hex = __commonJS({
       groupsOf4: Object.freeze({ group: { size: 4, separator: " " } }),
       prefixed: Object.freeze({ prefix: "0x" })
     };
-    exports.hex = { encode: encode3, decode: decode3, format, formats: exports.formats, is, normalize, parse: parse3 };
+    exports.hex = { encode: encode3, decode: decode4, format, formats: exports.formats, is, normalize, parse: parse3 };
   }
 });
 
@@ -39548,15 +39548,15 @@ var require_utf8 = __commonJS({
     Object.defineProperty(exports, "__esModule", { value: true });
     exports.utf8 = void 0;
     exports.encode = encode3;
-    exports.decode = decode3;
+    exports.decode = decode4;
     var index_js_1 = require_bytes();
     function encode3(text) {
       return new TextEncoder().encode(text);
     }
-    function decode3(data) {
+    function decode4(data) {
       return new TextDecoder("utf-8", { fatal: false }).decode((0, index_js_1.toUint8Array)(data));
     }
-    exports.utf8 = { encode: encode3, decode: decode3 };
+    exports.utf8 = { encode: encode3, decode: decode4 };
   }
 });
 
@@ -39567,7 +39567,7 @@ var require_utf16 = __commonJS({
     Object.defineProperty(exports, "__esModule", { value: true });
     exports.utf16 = void 0;
     exports.encode = encode3;
-    exports.decode = decode3;
+    exports.decode = decode4;
     var index_js_1 = require_bytes();
     function encode3(text, options = {}) {
       const result = new ArrayBuffer(text.length * 2);
@@ -39577,7 +39577,7 @@ var require_utf16 = __commonJS({
       }
       return new Uint8Array(result);
     }
-    function decode3(data, options = {}) {
+    function decode4(data, options = {}) {
       const buffer = (0, index_js_1.toArrayBuffer)(data);
       const view = new DataView(buffer);
       let result = "";
@@ -39586,7 +39586,7 @@ var require_utf16 = __commonJS({
       }
       return result;
     }
-    exports.utf16 = { encode: encode3, decode: decode3 };
+    exports.utf16 = { encode: encode3, decode: decode4 };
   }
 });
 
@@ -39600,7 +39600,7 @@ var require_base64 = __commonJS({
     exports.pad = pad2;
     exports.is = is;
     exports.encode = encode3;
-    exports.decode = decode3;
+    exports.decode = decode4;
     var index_js_1 = require_bytes();
     var binary_js_1 = require_binary2();
     var BASE64_REGEX = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -39629,7 +39629,7 @@ var require_base64 = __commonJS({
       }
       return btoa((0, binary_js_1.encode)(bytes));
     }
-    function decode3(text, _options) {
+    function decode4(text, _options) {
       const normalized = normalize(text);
       if (!is(normalized)) {
         throw new TypeError("Input is not valid Base64 text");
@@ -39640,7 +39640,7 @@ var require_base64 = __commonJS({
       }
       return (0, binary_js_1.decode)(atob(normalized));
     }
-    exports.base64 = { encode: encode3, decode: decode3, is, normalize, pad: pad2 };
+    exports.base64 = { encode: encode3, decode: decode4, is, normalize, pad: pad2 };
   }
 });
 
@@ -39653,7 +39653,7 @@ var require_base64url = __commonJS({
     exports.normalize = normalize;
     exports.is = is;
     exports.encode = encode3;
-    exports.decode = decode3;
+    exports.decode = decode4;
     var base64_js_1 = require_base64();
     var BASE64URL_REGEX = /^[A-Za-z0-9_-]*$/;
     function normalize(text) {
@@ -39665,14 +39665,14 @@ var require_base64url = __commonJS({
     function encode3(data, _options) {
       return base64_js_1.base64.encode(data).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/g, "");
     }
-    function decode3(text, _options) {
+    function decode4(text, _options) {
       const normalized = normalize(text);
       if (!is(normalized)) {
         throw new TypeError("Input is not valid Base64Url text");
       }
       return base64_js_1.base64.decode(base64_js_1.base64.pad(normalized.replace(/-/g, "+").replace(/_/g, "/")));
     }
-    exports.base64url = { encode: encode3, decode: decode3, is, normalize };
+    exports.base64url = { encode: encode3, decode: decode4, is, normalize };
   }
 });
 
@@ -39700,7 +39700,7 @@ var require_pem = __commonJS({
     exports.pemConverter = exports.pem = void 0;
     exports.encode = encode3;
     exports.encodeMany = encodeMany;
-    exports.decode = decode3;
+    exports.decode = decode4;
     exports.find = find;
     exports.findAll = findAll;
     exports.decodeFirst = decodeFirst;
@@ -39789,17 +39789,17 @@ var require_pem = __commonJS({
     function encodeMany(blocks, options = {}) {
       return blocks.map((block) => encode3(block.label, block.data, { ...options, headers: block.headers ?? options.headers })).join("");
     }
-    function decode3(text, options = {}) {
+    function decode4(text, options = {}) {
       return collectBlocks(text, options).map(({ lineLength: _lineLength, newline: _newline, ...block }) => block);
     }
     function find(text, label) {
-      return decode3(text, { label })[0];
+      return decode4(text, { label })[0];
     }
     function findAll(text, label) {
-      return decode3(text, { label });
+      return decode4(text, { label });
     }
     function decodeFirst(text, label) {
-      const [block] = decode3(text, { label, strict: true });
+      const [block] = decode4(text, { label, strict: true });
       return block.data;
     }
     function parse3(text, options = {}) {
@@ -39819,7 +39819,7 @@ var require_pem = __commonJS({
     function format(data, value) {
       return encode3(value.label, data, value);
     }
-    exports.pem = { decode: decode3, decodeFirst, encode: encode3, encodeMany, find, findAll, format, parse: parse3 };
+    exports.pem = { decode: decode4, decodeFirst, encode: encode3, encodeMany, find, findAll, format, parse: parse3 };
     exports.pemConverter = {
       name: "pem",
       encode: (data, options) => {
@@ -40156,7 +40156,7 @@ var require_convert = __commonJS({
     function encode3(name, data, ...args) {
       return defaults_js_1.defaultConverterRegistry.encode(name, data, ...args);
     }
-    function decode3(name, text, ...args) {
+    function decode4(name, text, ...args) {
       return defaults_js_1.defaultConverterRegistry.decode(name, text, ...args);
     }
     function tryDecode(name, text, ...args) {
@@ -40182,7 +40182,7 @@ var require_convert = __commonJS({
     }
     exports.convert = {
       encode: encode3,
-      decode: decode3,
+      decode: decode4,
       tryDecode,
       normalize,
       parse: parse3,
@@ -40193,7 +40193,7 @@ var require_convert = __commonJS({
         return encode3(format2, data, ...args);
       },
       from(format2, text, ...args) {
-        return decode3(format2, text, ...args);
+        return decode4(format2, text, ...args);
       },
       toString(data, encoding = "utf8") {
         return encode3(encoding, data);
@@ -40202,7 +40202,7 @@ var require_convert = __commonJS({
         if (normalizeEncodingName(encoding) === "hex") {
           return (0, index_js_1.toArrayBuffer)(index_js_2.hex.decode(text, { allowOddLength: true }));
         }
-        return (0, index_js_1.toArrayBuffer)(decode3(encoding, text));
+        return (0, index_js_1.toArrayBuffer)(decode4(encoding, text));
       },
       toBase64: index_js_2.base64.encode,
       fromBase64: (text) => (0, index_js_1.toArrayBuffer)(index_js_2.base64.decode(text)),
@@ -67954,9 +67954,9 @@ import { randomUUID as randomUUID2 } from "node:crypto";
 
 // src/engine/admission.ts
 import { randomUUID } from "node:crypto";
-async function admit(context, request) {
+async function admit(context, request, inspect) {
   const decision = decide(context.policy, { method: request.method, target: request.target });
-  const leak = context.urlScanner.scan(
+  const leak = context.scanner.scanUrl(
     request.target,
     decision.target?.host ?? NO_HOST,
     decision.target?.port ?? 0
@@ -67994,6 +67994,8 @@ async function admit(context, request) {
     if (!checked.ok) return refuse2(403, "ssrf", checked.reason);
     address = checked.address;
   }
+  const inspected = await inspect?.(decision);
+  if (inspected) return refuse2(inspected.status, inspected.layer, inspected.reason);
   const admitted = decision.verdict === "warn" ? {
     ...entry,
     verdict: "warn",
@@ -68073,7 +68075,7 @@ function policyDetectors(policy) {
   return [...policy.dlp.builtin ? BUILTIN_DETECTORS : [], ...own2];
 }
 
-// src/engine/dlp/url-scan.ts
+// src/engine/dlp/secret-scan.ts
 function secretForms(value) {
   const bytes = Buffer.from(value, "utf8");
   const forms = [
@@ -68082,39 +68084,52 @@ function secretForms(value) {
     bytes.toString("base64"),
     bytes.toString("base64").replace(/=+$/, ""),
     bytes.toString("base64url"),
-    bytes.toString("hex")
+    bytes.toString("hex"),
+    bytes.toString("hex").toUpperCase()
   ];
   return [...new Set(forms)];
 }
-function createUrlScanner(detectors, secrets) {
+function createSecretScanner(detectors, secrets) {
   const bound = secrets.filter((secret) => secret.value !== "").map((secret) => {
     const forms = secretForms(secret.value);
     const compact = forms.map(withoutSeparators).filter((form) => form.length >= 8);
     return { ...secret, forms, compact };
   });
+  const allowedAt = (host, port2) => bound.filter((secret) => secret.allow.some((destination2) => allows(destination2, host, port2)));
+  const find = (views, host, port2, active) => {
+    const allowed = allowedAt(host, port2);
+    for (const secret of bound) {
+      if (allowed.includes(secret)) continue;
+      for (const view of views) {
+        const candidates = view.where === HOST ? secret.compact : secret.forms;
+        if (candidates.some((candidate) => view.text.includes(candidate))) {
+          return { detector: `secret:${secret.env}`, where: view.where, forms: secret.forms };
+        }
+      }
+    }
+    const allowedForms = allowed.flatMap((secret) => secret.forms);
+    for (const detector of active) {
+      for (const view of views) {
+        for (const match of view.text.matchAll(detector.pattern)) {
+          if (allowedForms.some((form) => form.includes(match[0]) || match[0].includes(form)))
+            continue;
+          return { detector: detector.name, where: view.where, forms: [match[0]] };
+        }
+      }
+    }
+    return void 0;
+  };
   return {
-    scan(target, host, port2) {
-      const views = urlViews(target, host);
-      for (const secret of bound) {
-        if (secret.allow.some((destination2) => allows(destination2, host, port2))) continue;
-        for (const view of views) {
-          const candidates = view.where === HOST ? secret.compact : secret.forms;
-          if (candidates.some((candidate) => view.text.includes(candidate))) {
-            return finding(`secret:${secret.env}`, view.where, target, secret.forms);
-          }
-        }
-      }
-      const allowedForms = bound.filter((s) => s.allow.some((d) => allows(d, host, port2))).flatMap((s) => s.forms);
-      for (const detector of detectors) {
-        for (const view of views) {
-          for (const match of view.text.matchAll(detector.pattern)) {
-            if (allowedForms.some((form) => form.includes(match[0]) || match[0].includes(form)))
-              continue;
-            return finding(detector.name, view.where, target, [match[0]]);
-          }
-        }
-      }
-      return void 0;
+    scanUrl(target, host, port2) {
+      const found = find(urlViews(target, host), host, port2, detectors);
+      return found && { ...found, redactedTarget: redact(found.detector, target, found.forms) };
+    },
+    scanContent(views, host, port2, scan) {
+      const found = find(views, host, port2, scan ? detectors : []);
+      return found && { detector: found.detector, where: found.where };
+    },
+    guards(host, port2) {
+      return bound.some((secret) => !allowedAt(host, port2).includes(secret));
     }
   };
 }
@@ -68138,16 +68153,136 @@ function percentDecode(text) {
 function allows(destination2, host, port2) {
   return hostMatches(destination2.host, host) && (destination2.port === void 0 || destination2.port === port2);
 }
-function finding(detector, where, target, forms) {
+function redact(detector, target, forms) {
   const label = `[REDACTED:${detector}]`;
   const replaced = forms.reduce((text, form) => text.replaceAll(form, label), target);
   const leftover = forms.some(
     (form) => percentDecode(replaced).includes(form) || withoutSeparators(replaced).includes(withoutSeparators(form))
   );
-  return { detector, where, redactedTarget: replaced === target || leftover ? label : replaced };
+  return replaced === target || leftover ? label : replaced;
 }
 function withoutSeparators(text) {
   return text.replace(/[.\-_]/g, "");
+}
+
+// src/engine/dlp/content-views.ts
+import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from "node:zlib";
+function headerViews(headers) {
+  const views = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i] ?? "";
+    const value = headers[i + 1] ?? "";
+    const where = `header ${name}`;
+    views.push({ text: `${name}: ${value}`, where });
+    const decoded = percentDecode(value);
+    if (decoded !== value) views.push({ text: decoded, where });
+    const basic = /^\s*basic\s+([A-Za-z0-9+/=_-]+)\s*$/i.exec(value);
+    if (basic?.[1]) views.push({ text: Buffer.from(basic[1], "base64").toString("utf8"), where });
+  }
+  return views;
+}
+function bodyViews(body2, contentEncoding, maxBytes) {
+  const decoded = decode3(body2, contentEncoding, maxBytes);
+  if (!decoded.ok) return decoded;
+  return { ok: true, views: textViews(decoded.body.toString("utf8"), "body") };
+}
+function textViews(text, where) {
+  const views = [{ text, where }];
+  const formDecoded = percentDecode(text.replace(/\+/g, " "));
+  if (formDecoded !== text) views.push({ text: formDecoded, where });
+  const strings = jsonStrings(text);
+  if (strings !== void 0) views.push({ text: strings, where });
+  return views;
+}
+function jsonStrings(text) {
+  const start = text.trimStart()[0];
+  if (start !== "{" && start !== "[" && start !== '"') return void 0;
+  let parsed;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return void 0;
+  }
+  const out = [];
+  const walk = (value) => {
+    if (typeof value === "string") out.push(value);
+    else if (Array.isArray(value)) value.forEach(walk);
+    else if (typeof value === "object" && value !== null) {
+      for (const [key, item] of Object.entries(value)) {
+        out.push(key);
+        walk(item);
+      }
+    }
+  };
+  walk(parsed);
+  return out.join("\n");
+}
+var DECODERS = {
+  gzip: (body2, maxOutputLength) => gunzipSync(body2, { maxOutputLength }),
+  "x-gzip": (body2, maxOutputLength) => gunzipSync(body2, { maxOutputLength }),
+  // "deflate" is zlib-wrapped by the standard, raw in some clients' hands: accept both.
+  deflate: (body2, maxOutputLength) => {
+    try {
+      return inflateSync(body2, { maxOutputLength });
+    } catch (error62) {
+      if (error62 instanceof RangeError) throw error62;
+      return inflateRawSync(body2, { maxOutputLength });
+    }
+  },
+  br: (body2, maxOutputLength) => brotliDecompressSync(body2, { maxOutputLength })
+};
+function decode3(body2, contentEncoding, maxBytes) {
+  const codings = (contentEncoding ?? "").split(",").map((coding) => coding.trim().toLowerCase()).filter((coding) => coding !== "" && coding !== "identity");
+  let current = body2;
+  for (const coding of codings.reverse()) {
+    const decoder = DECODERS[coding];
+    if (decoder === void 0)
+      return { ok: false, reason: `cannot scan a body with Content-Encoding ${coding}` };
+    try {
+      current = decoder(current, maxBytes);
+    } catch (error62) {
+      return {
+        ok: false,
+        reason: error62 instanceof RangeError ? `the ${coding}-decoded body exceeds the scan limit of ${maxBytes} bytes` : `the ${coding}-encoded body cannot be decoded for scanning (${error62.message})`
+      };
+    }
+  }
+  return { ok: true, body: current };
+}
+
+// src/engine/read-body.ts
+function readBody(req, maxBytes) {
+  return new Promise((resolve2) => {
+    const chunks = [];
+    let length = 0;
+    const finish = (result) => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onError);
+      req.off("close", onClose);
+      resolve2(result);
+    };
+    const onData = (chunk) => {
+      length += chunk.length;
+      if (length > maxBytes) {
+        req.pause();
+        finish({
+          ok: false,
+          reason: `the request body exceeds the scan limit of ${maxBytes} bytes; a scanned destination cannot receive what cannot be scanned`
+        });
+      } else chunks.push(chunk);
+    };
+    const onEnd = () => finish({ ok: true, body: Buffer.concat(chunks, length) });
+    const onError = (error62) => finish({ ok: false, reason: `the request body could not be read: ${error62.message}` });
+    const onClose = () => {
+      if (!req.complete)
+        finish({ ok: false, reason: "the client went away before sending the whole body" });
+    };
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("error", onError);
+    req.on("close", onClose);
+  });
 }
 
 // src/engine/forward.ts
@@ -68282,8 +68417,8 @@ var BodyTooLarge = class extends Error {
   }
   limit;
 };
-async function forwardRequest(req, res, pool, target, limits) {
-  const hasBody = req.headers["content-length"] !== void 0 ? req.headers["content-length"] !== "0" : req.headers["transfer-encoding"] !== void 0;
+async function forwardRequest(req, res, pool, target, limits, readBody2) {
+  const body2 = readBody2 ?? (hasBody(req) ? req.pipe(new BodyLimit(limits.maxBodyBytes)) : null);
   const abort = new AbortController();
   let answered = false;
   res.once("finish", () => answered = true);
@@ -68295,7 +68430,7 @@ async function forwardRequest(req, res, pool, target, limits) {
       method: req.method ?? "GET",
       path: target.path,
       headers: ["host", target.authority, ...requestHeaders(req.rawHeaders)],
-      body: hasBody ? req.pipe(new BodyLimit(limits.maxBodyBytes)) : null,
+      body: body2,
       signal: abort.signal
     });
     const headers = endToEndHeaders(flatten(response.headers));
@@ -68307,6 +68442,9 @@ async function forwardRequest(req, res, pool, target, limits) {
   } catch (error62) {
     return { ok: false, refusal: describeFailure(error62, target) };
   }
+}
+function hasBody(req) {
+  return req.headers["content-length"] !== void 0 ? req.headers["content-length"] !== "0" : req.headers["transfer-encoding"] !== void 0;
 }
 function requestHeaders(rawHeaders) {
   const kept = endToEndHeaders(rawHeaders);
@@ -68352,6 +68490,7 @@ var DEFAULT_LIMITS = {
   maxHeaderBytes: 16 * 1024,
   // Streamed, never buffered: the cap bounds what one request may upload (issue: 50 MB must pass).
   maxBodyBytes: 64 * 1024 * 1024,
+  maxScanBytes: 8 * 1024 * 1024,
   requestTimeoutMs: 6e4,
   idleTimeoutMs: 3e4,
   upstreamTimeoutMs: 3e4,
@@ -68689,7 +68828,7 @@ var Engine = class {
       policy: options.policy,
       log: options.log,
       resolver: options.resolver,
-      urlScanner: createUrlScanner(
+      scanner: createSecretScanner(
         policyDetectors(options.policy),
         options.policy.secrets.map((binding) => ({
           env: binding.env,
@@ -68871,8 +69010,12 @@ var Engine = class {
         }
       );
     }
-    const admission = await admit(this.admission, request);
-    if (!admission.admitted) return refuseResponse(res, admission.refusal);
+    const inspection = this.inspectRequest(req, res);
+    const admission = await admit(this.admission, request, inspection.inspect);
+    if (!admission.admitted) {
+      if (inspection.bodyRefused()) res.shouldKeepAlive = false;
+      return refuseResponse(res, admission.refusal);
+    }
     const target = admission.decision.target;
     if (target?.kind !== "url") throw new Error("unreachable: a forward request has a URL target");
     const upstream = {
@@ -68892,8 +69035,9 @@ var Engine = class {
       });
     }
     try {
-      if (/^100-continue$/i.test(req.headers.expect ?? "")) res.writeContinue();
-      const outcome = await forwardRequest(req, res, slot.pool, upstream, this.limits);
+      const body2 = inspection.body();
+      if (body2 === void 0 && expectsContinue(req)) res.writeContinue();
+      const outcome = await forwardRequest(req, res, slot.pool, upstream, this.limits, body2);
       if (!outcome.ok) {
         if (outcome.refusal.layer === "limit")
           return this.refuseAfterAdmission(res, admission.entry, outcome.refusal);
@@ -68903,6 +69047,55 @@ var Engine = class {
     } finally {
       slot.release();
     }
+  }
+  /**
+   * Header and body scanning for a request the policy allows: detectors where the destination
+   * has `scan`, bound secrets wherever one may not go. A scanned body is read whole first
+   * (and is what gets forwarded); otherwise the body streams through untouched.
+   */
+  inspectRequest(req, res) {
+    const scanner = this.admission.scanner;
+    let body2;
+    let bodyRefused = false;
+    const inspect = async (decision) => {
+      const target = decision.target;
+      if (target === void 0) return void 0;
+      const detectors = decision.scan;
+      if (!detectors && !scanner.guards(target.host, target.port)) return void 0;
+      const headers = endToEndHeaders(req.rawHeaders);
+      const inHeaders = scanner.scanContent(
+        headerViews(headers),
+        target.host,
+        target.port,
+        detectors
+      );
+      if (inHeaders) return dlpRefusal(inHeaders);
+      if (!hasBody(req)) return void 0;
+      bodyRefused = true;
+      const declared = Number(req.headers["content-length"] ?? "0");
+      if (declared > this.limits.maxScanBytes) {
+        return {
+          status: 413,
+          layer: "dlp",
+          reason: `the request body (${declared} bytes) exceeds the scan limit of ${this.limits.maxScanBytes} bytes; a scanned destination cannot receive what cannot be scanned`
+        };
+      }
+      if (expectsContinue(req)) res.writeContinue();
+      const read = await readBody(req, this.limits.maxScanBytes);
+      if (!read.ok) return { status: 413, layer: "dlp", reason: read.reason };
+      const views = bodyViews(
+        read.body,
+        headerValue(req.headers["content-encoding"]),
+        this.limits.maxScanBytes
+      );
+      if (!views.ok) return { status: 403, layer: "dlp", reason: views.reason };
+      const inBody = scanner.scanContent(views.views, target.host, target.port, detectors);
+      if (inBody) return dlpRefusal(inBody);
+      bodyRefused = false;
+      body2 = read.body;
+      return void 0;
+    };
+    return { inspect, body: () => body2, bodyRefused: () => bodyRefused };
   }
   /** A request refused before admission (its receipt is written here). */
   refuseUnadmitted(res, transport, method, target, requestId, refusal) {
@@ -69013,7 +69206,7 @@ var Engine = class {
         socket.destroy();
         return;
       }
-      if (admission.decision.intercept) {
+      if (this.needsInterception(admission.decision)) {
         await this.intercept(socket, hello.hello, admission);
         return;
       }
@@ -69072,6 +69265,16 @@ var Engine = class {
       `status=200 intercepted_requests=${tunnel.requests} reason=complete`
     );
   }
+  /**
+   * Rules that judge methods, paths or content need to see inside TLS, and so does a
+   * destination a bound secret may not go to (unless its rule chose `tls: passthrough`).
+   */
+  needsInterception(decision) {
+    const target = decision.target;
+    if (decision.intercept) return true;
+    if (target === void 0 || decision.rule?.tls === "passthrough") return false;
+    return this.admission.scanner.guards(target.host, target.port);
+  }
   async appendOutcome(entry, pattern) {
     const outcome = {
       ...entry,
@@ -69126,6 +69329,19 @@ var Engine = class {
     refuseSocket(socket, refusal);
   }
 };
+function dlpRefusal(finding) {
+  return {
+    status: 403,
+    layer: "dlp",
+    reason: `DLP match: ${finding.detector} in the ${finding.where}`
+  };
+}
+function expectsContinue(req) {
+  return /^100-continue$/i.test(req.headers.expect ?? "");
+}
+function headerValue(value) {
+  return Array.isArray(value) ? value.join(", ") : value;
+}
 function httpServerOptions(limits) {
   return {
     maxHeaderSize: limits.maxHeaderBytes,

@@ -10,7 +10,7 @@ import type { DecisionEntry, DecisionLog, Transport } from './decision-log.js';
 import type { Refusal } from './refusal.js';
 import type { Resolver } from './resolver.js';
 import { checkResolvedAddresses } from './ssrf.js';
-import type { UrlScanner } from './dlp/url-scan.js';
+import type { SecretScanner } from './dlp/secret-scan.js';
 
 export interface AdmissionRequest {
   readonly method: string;
@@ -40,18 +40,25 @@ export interface AdmissionContext {
   readonly policy: Policy;
   readonly log: DecisionLog;
   readonly resolver: Resolver;
-  readonly urlScanner: UrlScanner;
+  readonly scanner: SecretScanner;
   readonly onDecision: (entry: DecisionEntry) => void;
   /** A block that could not be recorded is still a block; the failure is reported here. */
   readonly onEvidenceError: (error: Error) => void;
 }
 
+/**
+ * Looks at what the URL does not show (headers, body) once the request is otherwise allowed,
+ * before its receipt is written; a refusal it returns becomes the request's block receipt.
+ */
+export type Inspection = (decision: Decision) => Promise<Refusal | undefined>;
+
 export async function admit(
   context: AdmissionContext,
   request: AdmissionRequest,
+  inspect?: Inspection,
 ): Promise<Admission> {
   const decision = decide(context.policy, { method: request.method, target: request.target });
-  const leak = context.urlScanner.scan(
+  const leak = context.scanner.scanUrl(
     request.target,
     decision.target?.host ?? NO_HOST,
     decision.target?.port ?? 0,
@@ -91,6 +98,8 @@ export async function admit(
     if (!checked.ok) return refuse(403, 'ssrf', checked.reason);
     address = checked.address;
   }
+  const inspected = await inspect?.(decision);
+  if (inspected) return refuse(inspected.status, inspected.layer, inspected.reason);
   const admitted: DecisionEntry =
     decision.verdict === 'warn'
       ? {

@@ -13,22 +13,24 @@ import type { Socket } from 'node:net';
 import { once } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
-import type { Policy } from '../policy/index.js';
 import {
   admit,
   redactUserinfo,
   type AdmissionContext,
   type AdmissionRequest,
+  type Inspection,
 } from './admission.js';
 import { policyDetectors } from './dlp/detectors.js';
-import { createUrlScanner } from './dlp/url-scan.js';
+import { createSecretScanner, type DlpFinding } from './dlp/secret-scan.js';
+import { bodyViews, headerViews } from './dlp/content-views.js';
+import { readBody } from './read-body.js';
 import type { DecisionEntry, DecisionLog } from './decision-log.js';
-import { forwardRequest, UpstreamPools } from './forward.js';
+import { endToEndHeaders, forwardRequest, hasBody, UpstreamPools } from './forward.js';
 import { DEFAULT_LIMITS, type EngineLimits } from './limits.js';
 import { refuseResponse, refuseSocket, type Refusal } from './refusal.js';
 import type { Resolver } from './resolver.js';
 import { awaitClientHello, relay } from './tunnel.js';
-import { formatHost, type Host } from '../policy/index.js';
+import { formatHost, type Host, type Policy } from '../policy/index.js';
 import { parseRequestTarget } from '../policy/target.js';
 import type { IpAddress } from '../policy/ip.js';
 import type { RunCertificateAuthority } from './tls/run-ca.js';
@@ -101,7 +103,7 @@ export class Engine {
       policy: options.policy,
       log: options.log,
       resolver: options.resolver,
-      urlScanner: createUrlScanner(
+      scanner: createSecretScanner(
         policyDetectors(options.policy),
         options.policy.secrets.map((binding) => ({
           env: binding.env,
@@ -281,8 +283,13 @@ export class Engine {
         },
       );
     }
-    const admission = await admit(this.admission, request);
-    if (!admission.admitted) return refuseResponse(res, admission.refusal);
+    const inspection = this.inspectRequest(req, res);
+    const admission = await admit(this.admission, request, inspection.inspect);
+    if (!admission.admitted) {
+      // A body left half-read cannot be followed by another request on this connection.
+      if (inspection.bodyRefused()) res.shouldKeepAlive = false;
+      return refuseResponse(res, admission.refusal);
+    }
     const target = admission.decision.target;
     if (target?.kind !== 'url') throw new Error('unreachable: a forward request has a URL target');
     const upstream = {
@@ -302,8 +309,9 @@ export class Engine {
       });
     }
     try {
-      if (/^100-continue$/i.test(req.headers.expect ?? '')) res.writeContinue();
-      const outcome = await forwardRequest(req, res, slot.pool, upstream, this.limits);
+      const body = inspection.body();
+      if (body === undefined && expectsContinue(req)) res.writeContinue();
+      const outcome = await forwardRequest(req, res, slot.pool, upstream, this.limits, body);
       if (!outcome.ok) {
         if (outcome.refusal.layer === 'limit')
           return this.refuseAfterAdmission(res, admission.entry, outcome.refusal);
@@ -315,6 +323,59 @@ export class Engine {
     } finally {
       slot.release();
     }
+  }
+
+  /**
+   * Header and body scanning for a request the policy allows: detectors where the destination
+   * has `scan`, bound secrets wherever one may not go. A scanned body is read whole first
+   * (and is what gets forwarded); otherwise the body streams through untouched.
+   */
+  private inspectRequest(
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): { inspect: Inspection; body: () => Buffer | undefined; bodyRefused: () => boolean } {
+    const scanner = this.admission.scanner;
+    let body: Buffer | undefined;
+    let bodyRefused = false;
+    const inspect: Inspection = async (decision) => {
+      const target = decision.target;
+      if (target === undefined) return undefined;
+      const detectors = decision.scan;
+      if (!detectors && !scanner.guards(target.host, target.port)) return undefined;
+      const headers = endToEndHeaders(req.rawHeaders);
+      const inHeaders = scanner.scanContent(
+        headerViews(headers),
+        target.host,
+        target.port,
+        detectors,
+      );
+      if (inHeaders) return dlpRefusal(inHeaders);
+      if (!hasBody(req)) return undefined;
+      bodyRefused = true;
+      const declared = Number(req.headers['content-length'] ?? '0');
+      if (declared > this.limits.maxScanBytes) {
+        return {
+          status: 413,
+          layer: 'dlp',
+          reason: `the request body (${declared} bytes) exceeds the scan limit of ${this.limits.maxScanBytes} bytes; a scanned destination cannot receive what cannot be scanned`,
+        };
+      }
+      if (expectsContinue(req)) res.writeContinue();
+      const read = await readBody(req, this.limits.maxScanBytes);
+      if (!read.ok) return { status: 413, layer: 'dlp', reason: read.reason };
+      const views = bodyViews(
+        read.body,
+        headerValue(req.headers['content-encoding']),
+        this.limits.maxScanBytes,
+      );
+      if (!views.ok) return { status: 403, layer: 'dlp', reason: views.reason };
+      const inBody = scanner.scanContent(views.views, target.host, target.port, detectors);
+      if (inBody) return dlpRefusal(inBody);
+      bodyRefused = false;
+      body = read.body;
+      return undefined;
+    };
+    return { inspect, body: () => body, bodyRefused: () => bodyRefused };
   }
 
   /** A request refused before admission (its receipt is written here). */
@@ -442,7 +503,7 @@ export class Engine {
         socket.destroy();
         return;
       }
-      if (admission.decision.intercept) {
+      if (this.needsInterception(admission.decision)) {
         await this.intercept(socket as Socket, hello.hello, admission);
         return;
       }
@@ -503,6 +564,17 @@ export class Engine {
       admission.entry,
       `status=200 intercepted_requests=${tunnel.requests} reason=complete`,
     );
+  }
+
+  /**
+   * Rules that judge methods, paths or content need to see inside TLS, and so does a
+   * destination a bound secret may not go to (unless its rule chose `tls: passthrough`).
+   */
+  private needsInterception(decision: Admitted['decision']): boolean {
+    const target = decision.target;
+    if (decision.intercept) return true;
+    if (target === undefined || decision.rule?.tls === 'passthrough') return false;
+    return this.admission.scanner.guards(target.host, target.port);
   }
 
   private async appendOutcome(entry: DecisionEntry, pattern: string): Promise<void> {
@@ -578,6 +650,22 @@ export class Engine {
     }
     refuseSocket(socket, refusal);
   }
+}
+
+function dlpRefusal(finding: DlpFinding): Refusal {
+  return {
+    status: 403,
+    layer: 'dlp',
+    reason: `DLP match: ${finding.detector} in the ${finding.where}`,
+  };
+}
+
+function expectsContinue(req: IncomingMessage): boolean {
+  return /^100-continue$/i.test(req.headers.expect ?? '');
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value;
 }
 
 type Admitted = Extract<Awaited<ReturnType<typeof admit>>, { admitted: true }>;

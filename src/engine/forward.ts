@@ -181,11 +181,10 @@ export async function forwardRequest(
   pool: Pool,
   target: UpstreamTarget,
   limits: EngineLimits,
+  /** The body, when it was read (and scanned) before the request was admitted. */
+  readBody?: Buffer,
 ): Promise<ForwardOutcome> {
-  const hasBody =
-    req.headers['content-length'] !== undefined
-      ? req.headers['content-length'] !== '0'
-      : req.headers['transfer-encoding'] !== undefined;
+  const body = readBody ?? (hasBody(req) ? req.pipe(new BodyLimit(limits.maxBodyBytes)) : null);
   // A client gone before the answer is complete cancels the upstream request. `finish` comes
   // before `close`, so a completed answer never pays for an abort.
   const abort = new AbortController();
@@ -199,7 +198,7 @@ export async function forwardRequest(
       method: req.method ?? 'GET',
       path: target.path,
       headers: ['host', target.authority, ...requestHeaders(req.rawHeaders)],
-      body: hasBody ? req.pipe(new BodyLimit(limits.maxBodyBytes)) : null,
+      body,
       signal: abort.signal,
     });
     const headers = endToEndHeaders(flatten(response.headers));
@@ -211,6 +210,12 @@ export async function forwardRequest(
   } catch (error) {
     return { ok: false, refusal: describeFailure(error, target) };
   }
+}
+
+export function hasBody(req: IncomingMessage): boolean {
+  return req.headers['content-length'] !== undefined
+    ? req.headers['content-length'] !== '0'
+    : req.headers['transfer-encoding'] !== undefined;
 }
 
 function requestHeaders(rawHeaders: readonly string[]): string[] {

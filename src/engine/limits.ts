@@ -4,6 +4,11 @@ export interface EngineLimits {
   readonly maxHeaderBytes: number;
   /** Request body forwarded upstream (413 beyond). */
   readonly maxBodyBytes: number;
+  /**
+   * A body that must be scanned (a `scan` destination, or one a bound secret must be kept
+   * from) is read whole, decompressed included, before it is judged (413 beyond).
+   */
+  readonly maxScanBytes: number;
   /** Time to receive a whole request from the client (408 beyond). */
   readonly requestTimeoutMs: number;
   /** An idle keep-alive client connection is closed after this. */
@@ -26,6 +31,7 @@ export const DEFAULT_LIMITS: EngineLimits = {
   maxHeaderBytes: 16 * 1024,
   // Streamed, never buffered: the cap bounds what one request may upload (issue: 50 MB must pass).
   maxBodyBytes: 64 * 1024 * 1024,
+  maxScanBytes: 8 * 1024 * 1024,
   requestTimeoutMs: 60_000,
   idleTimeoutMs: 30_000,
   upstreamTimeoutMs: 30_000,

@@ -5,7 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ProxyAgent, request } from 'undici';
 import { BUILTIN_DETECTORS, policyDetectors } from '../../src/engine/dlp/detectors.js';
-import { createUrlScanner, secretForms } from '../../src/engine/dlp/url-scan.js';
+import { createSecretScanner, secretForms } from '../../src/engine/dlp/secret-scan.js';
 import { parseRequestTarget } from '../../src/policy/target.js';
 import { parseDestination } from '../../src/policy/destination.js';
 import {
@@ -38,10 +38,10 @@ const SAMPLES: Record<string, string> = {
   'credential-in-url': 'password=hunter2hunter2',
 };
 
-function scan(target: string, scanner = createUrlScanner(BUILTIN_DETECTORS, [])) {
+function scan(target: string, scanner = createSecretScanner(BUILTIN_DETECTORS, [])) {
   const parsed = parseRequestTarget(target);
   if (!parsed.ok) throw new Error(parsed.problem);
-  return scanner.scan(target, parsed.target.host, parsed.target.port);
+  return scanner.scanUrl(target, parsed.target.host, parsed.target.port);
 }
 
 for (const [name, sample] of Object.entries(SAMPLES)) {
@@ -80,7 +80,7 @@ const binding = (allow: string[]) => ({
 });
 
 test('a bound secret is found in every spelling a URL can carry', () => {
-  const scanner = createUrlScanner([], [binding(['api.github.com'])]);
+  const scanner = createSecretScanner([], [binding(['api.github.com'])]);
   for (const form of secretForms(TOKEN)) {
     const found = scan(`https://paste.example/p?d=${form}`, scanner);
     assert.equal(found?.detector, 'secret:AGENT_TOKEN', form);
@@ -89,7 +89,7 @@ test('a bound secret is found in every spelling a URL can carry', () => {
 });
 
 test('a bound secret may go to its allowed destinations (and only there)', () => {
-  const scanner = createUrlScanner(BUILTIN_DETECTORS, [binding(['api.github.com'])]);
+  const scanner = createSecretScanner(BUILTIN_DETECTORS, [binding(['api.github.com'])]);
   assert.equal(scan(`https://api.github.com/user?access=${TOKEN}`, scanner), undefined);
   assert.equal(
     scan(`https://api.github.com.evil.example/?t=${TOKEN}`, scanner)?.detector,
@@ -98,7 +98,7 @@ test('a bound secret may go to its allowed destinations (and only there)', () =>
 });
 
 test('a secret split over host labels is found, and nothing of that host is recorded', () => {
-  const scanner = createUrlScanner([], [binding([])]);
+  const scanner = createSecretScanner([], [binding([])]);
   const found = scan(`https://agent-secret.5f2b9c1e7a.exfil.example/`, scanner);
   assert.equal(found?.detector, 'secret:AGENT_TOKEN');
   assert.equal(found.where, 'host name');
@@ -114,7 +114,7 @@ dlp:
     - name: acme-key
       regex: "acme_live_[A-Za-z0-9]{8}"
 `);
-  const scanner = createUrlScanner(policyDetectors(policy), []);
+  const scanner = createSecretScanner(policyDetectors(policy), []);
   assert.equal(scan('https://x.example/?k=acme_live_ABCD1234', scanner)?.detector, 'acme-key');
   assert.equal(scan(`https://x.example/?k=${SAMPLES['github-token']}`, scanner), undefined);
 });

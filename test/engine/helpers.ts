@@ -82,6 +82,7 @@ export interface EngineSetup {
   readonly secretValues?: Readonly<Record<string, string>>;
   readonly maxEntriesPerFile?: number;
   readonly onEvidenceError?: EngineOptions['onEvidenceError'];
+  readonly onDecision?: EngineOptions['onDecision'];
 }
 
 export async function startEngine(setup: EngineSetup): Promise<RunningEngine> {
@@ -104,6 +105,7 @@ export async function startEngine(setup: EngineSetup): Promise<RunningEngine> {
     ...(setup.upstreamCa ? { upstreamCa: setup.upstreamCa } : {}),
     ...(setup.limits ? { limits: setup.limits } : {}),
     ...(setup.onEvidenceError ? { onEvidenceError: setup.onEvidenceError } : {}),
+    ...(setup.onDecision ? { onDecision: setup.onDecision } : {}),
     ...(setup.secretValues ? { secretValues: setup.secretValues } : {}),
   });
   const address = await engine.listen({ host: '127.0.0.1', port: 0 });

@@ -1,0 +1,112 @@
+// What the secret scanner reads in a request beyond its URL: each forwarded header, the body
+// (decompressed within a limit, URL-decoded, JSON strings unescaped) and WebSocket messages.
+
+import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from 'node:zlib';
+import { percentDecode, type View } from './secret-scan.js';
+
+/** One view per header, plus its decoded spellings (percent-encoding, Basic credentials). */
+export function headerViews(headers: readonly string[]): View[] {
+  const views: View[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i] ?? '';
+    const value = headers[i + 1] ?? '';
+    const where = `header ${name}`;
+    views.push({ text: `${name}: ${value}`, where });
+    const decoded = percentDecode(value);
+    if (decoded !== value) views.push({ text: decoded, where });
+    const basic = /^\s*basic\s+([A-Za-z0-9+/=_-]+)\s*$/i.exec(value);
+    if (basic?.[1]) views.push({ text: Buffer.from(basic[1], 'base64').toString('utf8'), where });
+  }
+  return views;
+}
+
+export type BodyViews = { ok: true; views: View[] } | { ok: false; reason: string };
+
+/** The body as text, after undoing its Content-Encoding (never beyond `maxBytes`). */
+export function bodyViews(
+  body: Buffer,
+  contentEncoding: string | undefined,
+  maxBytes: number,
+): BodyViews {
+  const decoded = decode(body, contentEncoding, maxBytes);
+  if (!decoded.ok) return decoded;
+  return { ok: true, views: textViews(decoded.body.toString('utf8'), 'body') };
+}
+
+/** A text as sent, URL-decoded (form bodies), and the strings inside it if it is JSON. */
+export function textViews(text: string, where: string): View[] {
+  const views: View[] = [{ text, where }];
+  const formDecoded = percentDecode(text.replace(/\+/g, ' '));
+  if (formDecoded !== text) views.push({ text: formDecoded, where });
+  const strings = jsonStrings(text);
+  if (strings !== undefined) views.push({ text: strings, where });
+  return views;
+}
+
+/** Every string (keys too) of a JSON document, one per line: `\u` escapes cannot hide a secret. */
+function jsonStrings(text: string): string | undefined {
+  const start = text.trimStart()[0];
+  if (start !== '{' && start !== '[' && start !== '"') return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const out: string[] = [];
+  const walk = (value: unknown): void => {
+    if (typeof value === 'string') out.push(value);
+    else if (Array.isArray(value)) value.forEach(walk);
+    else if (typeof value === 'object' && value !== null) {
+      for (const [key, item] of Object.entries(value)) {
+        out.push(key);
+        walk(item);
+      }
+    }
+  };
+  walk(parsed);
+  return out.join('\n');
+}
+
+type Decoded = { ok: true; body: Buffer } | { ok: false; reason: string };
+
+const DECODERS: Record<string, (body: Buffer, maxOutputLength: number) => Buffer> = {
+  gzip: (body, maxOutputLength) => gunzipSync(body, { maxOutputLength }),
+  'x-gzip': (body, maxOutputLength) => gunzipSync(body, { maxOutputLength }),
+  // "deflate" is zlib-wrapped by the standard, raw in some clients' hands: accept both.
+  deflate: (body, maxOutputLength) => {
+    try {
+      return inflateSync(body, { maxOutputLength });
+    } catch (error) {
+      if (error instanceof RangeError) throw error;
+      return inflateRawSync(body, { maxOutputLength });
+    }
+  },
+  br: (body, maxOutputLength) => brotliDecompressSync(body, { maxOutputLength }),
+};
+
+function decode(body: Buffer, contentEncoding: string | undefined, maxBytes: number): Decoded {
+  const codings = (contentEncoding ?? '')
+    .split(',')
+    .map((coding) => coding.trim().toLowerCase())
+    .filter((coding) => coding !== '' && coding !== 'identity');
+  let current = body;
+  // Codings are listed in the order they were applied: undo them from the last.
+  for (const coding of codings.reverse()) {
+    const decoder = DECODERS[coding];
+    if (decoder === undefined)
+      return { ok: false, reason: `cannot scan a body with Content-Encoding ${coding}` };
+    try {
+      current = decoder(current, maxBytes);
+    } catch (error) {
+      return {
+        ok: false,
+        reason:
+          error instanceof RangeError
+            ? `the ${coding}-decoded body exceeds the scan limit of ${maxBytes} bytes`
+            : `the ${coding}-encoded body cannot be decoded for scanning (${(error as Error).message})`,
+      };
+    }
+  }
+  return { ok: true, body: current };
+}

@@ -1,0 +1,168 @@
+// Secret scanning. Every request's URL (and a tunnel's host) is scanned before the engine
+// resolves or contacts anything, so a secret in a path, a query or a subdomain never leaves;
+// headers, bodies and WebSocket messages are scanned where the engine can see them.
+
+import { hostMatches, type Destination } from '../../policy/destination.js';
+import type { Host } from '../../policy/index.js';
+import type { Detector } from './detectors.js';
+
+/** The value of a `secrets:`-bound variable and where it may be sent. */
+export interface BoundSecret {
+  readonly env: string;
+  readonly value: string;
+  readonly allow: readonly Destination[];
+}
+
+export interface DlpFinding {
+  /** The detector's name, or `secret:<ENV>` for a bound secret. */
+  readonly detector: string;
+  /** Where it was seen: `URL`, `host name`, `header <name>`, `body`, `WebSocket message`. */
+  readonly where: string;
+}
+
+export interface UrlFinding extends DlpFinding {
+  /** The target as it may be recorded: the secret replaced, or everything if it is spread out. */
+  readonly redactedTarget: string;
+}
+
+/** A text to scan and where it came from; `host name` views compare secrets without separators. */
+export interface View {
+  readonly text: string;
+  readonly where: string;
+}
+
+/** Spellings of a secret that a request may carry. */
+export function secretForms(value: string): string[] {
+  const bytes = Buffer.from(value, 'utf8');
+  const forms = [
+    value,
+    encodeURIComponent(value),
+    bytes.toString('base64'),
+    bytes.toString('base64').replace(/=+$/, ''),
+    bytes.toString('base64url'),
+    bytes.toString('hex'),
+    bytes.toString('hex').toUpperCase(),
+  ];
+  return [...new Set(forms)];
+}
+
+export interface SecretScanner {
+  /** Every request's URL (a tunnel's host:port too), before anything is resolved. */
+  scanUrl(target: string, host: Host, port: number): UrlFinding | undefined;
+  /**
+   * Headers, bodies and messages: bound secrets always, the detectors only where the
+   * destination asks for scanning.
+   */
+  scanContent(
+    views: readonly View[],
+    host: Host,
+    port: number,
+    detectors: boolean,
+  ): DlpFinding | undefined;
+  /** A bound secret may not go to this destination: its traffic must be seen to be held to that. */
+  guards(host: Host, port: number): boolean;
+}
+
+export function createSecretScanner(
+  detectors: readonly Detector[],
+  secrets: readonly BoundSecret[],
+): SecretScanner {
+  const bound = secrets
+    .filter((secret) => secret.value !== '')
+    .map((secret) => {
+      const forms = secretForms(secret.value);
+      // Host labels cannot hold every character: a secret smuggled through them loses its
+      // separators, so the host view is compared without them (long enough to be telling).
+      const compact = forms.map(withoutSeparators).filter((form) => form.length >= 8);
+      return { ...secret, forms, compact };
+    });
+  const allowedAt = (host: Host, port: number) =>
+    bound.filter((secret) => secret.allow.some((destination) => allows(destination, host, port)));
+  const find = (
+    views: readonly View[],
+    host: Host,
+    port: number,
+    active: readonly Detector[],
+  ): { detector: string; where: string; forms: readonly string[] } | undefined => {
+    const allowed = allowedAt(host, port);
+    for (const secret of bound) {
+      if (allowed.includes(secret)) continue;
+      for (const view of views) {
+        const candidates = view.where === HOST ? secret.compact : secret.forms;
+        if (candidates.some((candidate) => view.text.includes(candidate))) {
+          return { detector: `secret:${secret.env}`, where: view.where, forms: secret.forms };
+        }
+      }
+    }
+    // A bound secret on its way to an allowed destination is not a leak, whatever it looks like.
+    const allowedForms = allowed.flatMap((secret) => secret.forms);
+    for (const detector of active) {
+      for (const view of views) {
+        for (const match of view.text.matchAll(detector.pattern)) {
+          if (allowedForms.some((form) => form.includes(match[0]) || match[0].includes(form)))
+            continue;
+          return { detector: detector.name, where: view.where, forms: [match[0]] };
+        }
+      }
+    }
+    return undefined;
+  };
+  return {
+    scanUrl(target, host, port) {
+      const found = find(urlViews(target, host), host, port, detectors);
+      return found && { ...found, redactedTarget: redact(found.detector, target, found.forms) };
+    },
+    scanContent(views, host, port, scan) {
+      const found = find(views, host, port, scan ? detectors : []);
+      return found && { detector: found.detector, where: found.where };
+    },
+    guards(host, port) {
+      return bound.some((secret) => !allowedAt(host, port).includes(secret));
+    },
+  };
+}
+
+const HOST = 'host name';
+
+/** The URL as sent, decoded once, and its host name without separators (a secret split over labels). */
+function urlViews(target: string, host: Host): View[] {
+  const views: View[] = [{ text: target, where: 'URL' }];
+  const decoded = percentDecode(target);
+  if (decoded !== target) views.push({ text: decoded, where: 'URL' });
+  if (host.kind === 'name') views.push({ text: withoutSeparators(host.name), where: HOST });
+  return views;
+}
+
+export function percentDecode(text: string): string {
+  return text.replace(/(?:%[0-9a-f]{2})+/gi, (run) => {
+    try {
+      return decodeURIComponent(run);
+    } catch {
+      return run;
+    }
+  });
+}
+
+function allows(destination: Destination, host: Host, port: number): boolean {
+  return (
+    hostMatches(destination.host, host) &&
+    (destination.port === undefined || destination.port === port)
+  );
+}
+
+function redact(detector: string, target: string, forms: readonly string[]): string {
+  const label = `[REDACTED:${detector}]`;
+  const replaced = forms.reduce((text, form) => text.replaceAll(form, label), target);
+  // A secret that is not spelled out in the target as sent (only decoded, or split over host
+  // labels) cannot be cut out of it: then nothing of the target is shown.
+  const leftover = forms.some(
+    (form) =>
+      percentDecode(replaced).includes(form) ||
+      withoutSeparators(replaced).includes(withoutSeparators(form)),
+  );
+  return replaced === target || leftover ? label : replaced;
+}
+
+function withoutSeparators(text: string): string {
+  return text.replace(/[.\-_]/g, '');
+}

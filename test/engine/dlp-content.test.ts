@@ -1,0 +1,333 @@
+import './dial-guard.js';
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { main } from '../../src/cli/main.js';
+import type { DecisionEntry } from '../../src/engine/decision-log.js';
+import {
+  assertNoViolations,
+  assertValid,
+  cleanup,
+  curl,
+  echo,
+  makePki,
+  parseCurlResponse,
+  readEvidenceDir,
+  runCaFile,
+  startEngine,
+  startHttpsOrigin,
+  startOrigin,
+  tempDir,
+  type Origin,
+  type RunningEngine,
+} from './helpers.js';
+import type { ActionRecord } from '../../src/receipts/index.js';
+import type { EngineLimits } from '../../src/engine/limits.js';
+
+// Fake credentials in real formats (never issued by anyone).
+const GITHUB_TOKEN = `ghp_${'Zq3Rt7Yp1W'.repeat(3)}k9Lm2N`;
+const AGENT_TOKEN = `ghp_${'Ab4Cd8Ef2G'.repeat(3)}h6Ij0K`;
+const DEPLOY_KEY = 'p@ss/w0rd+with=sp3cial!chars';
+const SECRET_SPELLINGS = [GITHUB_TOKEN, AGENT_TOKEN, DEPLOY_KEY].flatMap((value) => {
+  const bytes = Buffer.from(value);
+  return [
+    value,
+    encodeURIComponent(value),
+    bytes.toString('base64').replace(/=+$/, ''),
+    bytes.toString('base64url'),
+    bytes.toString('hex'),
+  ];
+});
+
+const NAMES = ['api.example.test', 'uploads.example.test', 'passthrough.example.test'];
+const pki = makePki(NAMES);
+after(() => cleanup(pki.dir));
+after(assertNoViolations);
+
+const policy = (port: number, plainPort: number) => `version: "1.0"
+egress:
+  - destination: "api.example.test"
+    ports: [${port}, ${plainPort}]
+    scan: true
+  - destination: "uploads.example.test"
+    ports: [${port}, ${plainPort}]
+  - destination: "passthrough.example.test"
+    ports: [${port}]
+    tls: passthrough
+  - destination: "127.0.0.1"
+    ports: [${port}, ${plainPort}]
+secrets:
+  - env: AGENT_TOKEN
+    allow: ["api.example.test"]
+  - env: DEPLOY_KEY
+    allow: ["api.example.test"]
+default_deny: true
+`;
+
+interface Fixture {
+  readonly origin: Origin;
+  readonly plain: Origin;
+  readonly proxy: RunningEngine;
+  readonly logged: DecisionEntry[];
+  close(): Promise<void>;
+}
+
+async function fixture(limits?: Partial<EngineLimits>): Promise<Fixture> {
+  const origin = await startHttpsOrigin(echo, pki);
+  const plain = await startOrigin(echo);
+  const logged: DecisionEntry[] = [];
+  const proxy = await startEngine({
+    pins: Object.fromEntries(NAMES.map((name) => [name, '127.0.0.1'])),
+    upstreamCa: [pki.caCert],
+    policy: policy(origin.port, plain.port),
+    secretValues: { AGENT_TOKEN, DEPLOY_KEY },
+    onDecision: (entry) => logged.push(entry),
+    ...(limits ? { limits } : {}),
+  });
+  return {
+    origin,
+    plain,
+    proxy,
+    logged,
+    async close() {
+      await proxy.stop();
+      await origin.close();
+      await plain.close();
+      cleanup(join(proxy.dir, '..'));
+    },
+  };
+}
+
+/** curl through the engine, trusting the run CA; returns status, block layer and body. */
+async function send(f: Fixture, url: string, args: readonly string[] = []) {
+  const result = await curl([
+    '-i',
+    '--proxy',
+    f.proxy.proxyUrl,
+    '--cacert',
+    runCaFile,
+    ...args,
+    url,
+  ]);
+  const response = parseCurlResponse(result.stdout);
+  return {
+    status: response.status,
+    layer: response.headers['x-pipelock-egress-block'],
+    body: response.body.toString(),
+  };
+}
+
+async function records(f: Fixture): Promise<ActionRecord[]> {
+  await f.proxy.stop();
+  const evidence = readEvidenceDir(f.proxy.dir);
+  assertValid(evidence, true);
+  return evidence.receipts
+    .map((r) => r.action_record)
+    .filter((r) => r.transport === 'intercept' || r.transport === 'forward');
+}
+
+const jsonBody = (value: unknown) => [
+  '-H',
+  'Content-Type: application/json',
+  '--data-binary',
+  JSON.stringify(value),
+];
+
+test('a GitHub token to a scan destination is blocked in the query, a header and a JSON body', async () => {
+  const f = await fixture();
+  try {
+    const base = `https://api.example.test:${f.origin.port}`;
+    const cases = [
+      [`${base}/search?q=${GITHUB_TOKEN}`, [], 'URL'],
+      [`${base}/x`, ['-H', `X-Debug: ${GITHUB_TOKEN}`], 'header X-Debug'],
+      [`${base}/x`, jsonBody({ note: GITHUB_TOKEN }), 'body'],
+      // JSON escapes cannot hide it.
+      [
+        `${base}/x`,
+        ['--data-binary', `{"note":"${GITHUB_TOKEN.replace('g', '\\u0067')}"}`],
+        'body',
+      ],
+    ] as const;
+    for (const [url, args, where] of cases) {
+      const answer = await send(f, url, args);
+      assert.equal(answer.status, 403, `${where}: ${answer.body}`);
+      assert.equal(answer.layer, 'dlp');
+      assert.equal(answer.body, `blocked: DLP match: github-token in the ${where}\n`);
+    }
+    assert.equal(f.origin.hits, 0);
+    const blocked = await records(f);
+    assert.deepEqual(
+      blocked.map((r) => [r.verdict, r.layer]),
+      cases.map(() => ['block', 'dlp']),
+    );
+  } finally {
+    await f.close();
+  }
+});
+
+test('a bound secret reaches its allowed destination and is blocked to another allowed one, in every spelling', async () => {
+  const f = await fixture();
+  try {
+    const allowed = await send(f, `https://api.example.test:${f.origin.port}/user`, [
+      '-H',
+      `Authorization: Bearer ${AGENT_TOKEN}`,
+    ]);
+    assert.equal(allowed.status, 200, allowed.body);
+    const seen = JSON.parse(allowed.body) as { headers: Record<string, string> };
+    assert.equal(seen.headers.authorization, `Bearer ${AGENT_TOKEN}`);
+
+    const other = `https://uploads.example.test:${f.origin.port}/upload`;
+    const leaks = [
+      [
+        ['-H', `Authorization: Bearer ${AGENT_TOKEN}`],
+        'secret:AGENT_TOKEN in the header Authorization',
+      ],
+      [
+        ['--data-binary', Buffer.from(AGENT_TOKEN).toString('base64')],
+        'secret:AGENT_TOKEN in the body',
+      ],
+      [
+        ['--data-binary', Buffer.from(AGENT_TOKEN).toString('hex')],
+        'secret:AGENT_TOKEN in the body',
+      ],
+      [['--data-binary', `key=${encodeURIComponent(DEPLOY_KEY)}`], 'secret:DEPLOY_KEY in the body'],
+      [['-u', `bot:${DEPLOY_KEY}`], 'secret:DEPLOY_KEY in the header Authorization'],
+    ] as const;
+    for (const [args, reason] of leaks) {
+      const answer = await send(f, other, args);
+      assert.equal(answer.status, 403, answer.body);
+      assert.equal(answer.body, `blocked: DLP match: ${reason}\n`);
+    }
+    // Without the secret the same destination is fine: it is intercepted, not refused.
+    const clean = await send(f, other, ['--data-binary', 'hello']);
+    assert.equal(clean.status, 200, clean.body);
+    assert.equal(f.origin.hits, 2);
+    const inner = await records(f);
+    assert.equal(inner.length, 2 + leaks.length);
+    assert.ok(inner.every((r) => r.transport === 'intercept'));
+  } finally {
+    await f.close();
+  }
+});
+
+test('plain HTTP to a destination a bound secret may not reach is scanned too', async () => {
+  const f = await fixture();
+  try {
+    const answer = await send(f, `http://uploads.example.test:${f.plain.port}/form`, [
+      '--data-binary',
+      `token=${AGENT_TOKEN}`,
+    ]);
+    assert.equal(answer.status, 403);
+    assert.equal(answer.body, 'blocked: DLP match: secret:AGENT_TOKEN in the body\n');
+    assert.equal(f.plain.hits, 0);
+  } finally {
+    await f.close();
+  }
+});
+
+test('compressed bodies are scanned after decoding; what cannot be decoded within the limit is refused', async () => {
+  const f = await fixture({ maxScanBytes: 64 * 1024 });
+  try {
+    const url = `https://api.example.test:${f.origin.port}/x`;
+    const gzipped = gzipSync(JSON.stringify({ token: GITHUB_TOKEN }));
+    const cases = [
+      [gzipped, 'gzip', 403, /github-token in the body/],
+      [
+        gzipSync(Buffer.alloc(1024 * 1024, 0x61)),
+        'gzip',
+        403,
+        /gzip-decoded body exceeds the scan limit of 65536 bytes/,
+      ],
+      [Buffer.from('opaque'), 'zstd', 403, /cannot scan a body with Content-Encoding zstd/],
+      [Buffer.alloc(100 * 1024, 0x62), undefined, 413, /exceeds the scan limit of 65536 bytes/],
+    ] as const;
+    for (const [body, encoding, status, reason] of cases) {
+      const dir = tempDir('pe-body-');
+      const file = join(dir, 'body');
+      writeFileSync(file, body);
+      const answer = await send(f, url, [
+        '--data-binary',
+        `@${file}`,
+        ...(encoding ? ['-H', `Content-Encoding: ${encoding}`] : []),
+      ]);
+      cleanup(dir);
+      assert.equal(answer.status, status, answer.body);
+      assert.equal(answer.layer, 'dlp');
+      assert.match(answer.body, reason);
+    }
+    // Clean gzip passes, forwarded as sent.
+    const dir = tempDir('pe-body-');
+    writeFileSync(join(dir, 'clean'), gzipSync('{"note":"nothing to see"}'));
+    const ok = await send(f, url, [
+      '--data-binary',
+      `@${join(dir, 'clean')}`,
+      '-H',
+      'Content-Encoding: gzip',
+    ]);
+    cleanup(dir);
+    assert.equal(ok.status, 200, ok.body);
+    assert.ok((JSON.parse(ok.body) as { length: number }).length > 20);
+    assert.equal(f.origin.hits, 1);
+  } finally {
+    await f.close();
+  }
+});
+
+test('a tls: passthrough destination is tunnelled even though a bound secret may not go there', async () => {
+  const f = await fixture();
+  try {
+    const answer = await curl([
+      '--proxy',
+      f.proxy.proxyUrl,
+      '--cacert',
+      pki.caFile,
+      `https://passthrough.example.test:${f.origin.port}/`,
+    ]);
+    assert.equal(answer.code, 0, answer.stderr);
+    assert.equal((await records(f)).length, 0);
+  } finally {
+    await f.close();
+  }
+});
+
+test('no receipt, log line or verification report carries a secret value', async () => {
+  const f = await fixture();
+  try {
+    const api = `https://api.example.test:${f.origin.port}`;
+    const uploads = `https://uploads.example.test:${f.origin.port}`;
+    await send(f, `${api}/q?token=${GITHUB_TOKEN}`);
+    await send(f, `${uploads}/p/${encodeURIComponent(DEPLOY_KEY)}`);
+    await send(f, `${uploads}/x`, ['-H', `X-Key: ${AGENT_TOKEN}`]);
+    await send(f, `${uploads}/x`, jsonBody({ deploy: DEPLOY_KEY }));
+    await send(f, `${api}/x`, jsonBody({ token: GITHUB_TOKEN }));
+    await f.proxy.stop();
+    const report = join(tempDir('pe-report-'), 'verification-report.json');
+    const out: string[] = [];
+    const code = await main(
+      ['verify', '--receipt-chain', f.proxy.dir, '--allow-unpinned', '--output', report],
+      {
+        out: (text) => out.push(text),
+        err: (text) => out.push(text),
+        readFile: (path) => readFile(path),
+      },
+    );
+    assert.equal(code, 0, out.join(''));
+    const everything = [
+      ...readdirSync(f.proxy.dir).map((name) => readFileSync(join(f.proxy.dir, name), 'utf8')),
+      readFileSync(report, 'utf8'),
+      out.join(''),
+      JSON.stringify(f.logged),
+    ].join('\n');
+    assert.equal(f.logged.filter((e) => e.layer === 'dlp').length, 5);
+    for (const spelling of SECRET_SPELLINGS)
+      assert.ok(
+        !everything.includes(spelling),
+        `a secret spelling leaked: ${spelling.slice(0, 6)}…`,
+      );
+  } finally {
+    await f.close();
+  }
+});
