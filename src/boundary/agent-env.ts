@@ -60,6 +60,7 @@ export function agentEnvironment(
   env['NO_PROXY'] = env['no_proxy'] = 'localhost,127.0.0.1,::1';
   for (const name of CA_FILE_VARIABLES) env[name] = plan.caBundle;
   env['PIPELOCK_PROXY_URL'] = plan.proxyUrl;
-  env['PIPELOCK_WS_URL'] = `${plan.proxyUrl}/ws?url=`;
+  // WebSocket clients connect to the proxy itself and append the (encoded) target URL.
+  env['PIPELOCK_WS_URL'] = `${plan.proxyUrl.replace(/^http:/, 'ws:')}/ws?url=`;
   return env;
 }

@@ -25,6 +25,7 @@ import { createNodeBackend } from '../receipts/node-backend.js';
 import type { CliIo } from './io.js';
 import { parseRunRequest, RunRequestError, type RunRequest } from './run-request.js';
 import { verifyCommand } from './verify-command.js';
+import { policyDetectors } from '../engine/dlp/detectors.js';
 
 const PREFIX = 'pipelock-egress run';
 
@@ -143,7 +144,8 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
       policy: {
         path: request.policyFile,
         mode: request.policy.mode,
-        dlpPatterns: request.policy.dlp.patterns.length,
+        dlpPatterns: policyDetectors(request.policy).length,
+        websocketFrameScan: request.policy.websocket.enabled && request.policy.websocket.frame_scan,
         hash: request.policy.hash,
       },
       generatedAt: new Date().toISOString(),

@@ -10,7 +10,7 @@ import type { DecisionEntry, DecisionLog, Transport } from './decision-log.js';
 import type { Refusal } from './refusal.js';
 import type { Resolver } from './resolver.js';
 import { checkResolvedAddresses } from './ssrf.js';
-import type { SecretScanner } from './dlp/secret-scan.js';
+import type { DlpFinding, SecretScanner } from './dlp/secret-scan.js';
 
 export interface AdmissionRequest {
   readonly method: string;
@@ -57,7 +57,9 @@ export async function admit(
   request: AdmissionRequest,
   inspect?: Inspection,
 ): Promise<Admission> {
-  const decision = decide(context.policy, { method: request.method, target: request.target });
+  // A WebSocket handshake is a GET: `methods` judge it as one; its receipt says WS.
+  const method = request.method === 'WS' ? 'GET' : request.method;
+  const decision = decide(context.policy, { method, target: request.target });
   const leak = context.scanner.scanUrl(
     request.target,
     decision.target?.host ?? NO_HOST,
@@ -78,7 +80,10 @@ export async function admit(
     return { admitted: false, refusal: { status, layer, reason } };
   };
   // A secret blocks in audit mode too, and its block says nothing else about the request.
-  if (leak) return refuse(403, 'dlp', `DLP match: ${leak.detector} in the ${leak.where}`);
+  if (leak) {
+    const refusal = dlpRefusal(leak);
+    return refuse(refusal.status, refusal.layer, refusal.reason);
+  }
   if (decision.verdict === 'block') {
     const layer = decision.layer ?? 'destination';
     return refuse(layer === 'request' ? 400 : 403, layer, decision.reason);
@@ -124,6 +129,14 @@ export async function admit(
     };
   }
   return { admitted: true, decision, address, entry };
+}
+
+export function dlpRefusal(finding: DlpFinding): Refusal {
+  return {
+    status: 403,
+    layer: 'dlp',
+    reason: `DLP match: ${finding.detector} in the ${finding.where}`,
+  };
 }
 
 async function record(context: AdmissionContext, entry: DecisionEntry): Promise<void> {

@@ -15,13 +15,14 @@ import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import {
   admit,
+  dlpRefusal,
   redactUserinfo,
   type AdmissionContext,
   type AdmissionRequest,
   type Inspection,
 } from './admission.js';
 import { policyDetectors } from './dlp/detectors.js';
-import { createSecretScanner, type DlpFinding } from './dlp/secret-scan.js';
+import { createSecretScanner } from './dlp/secret-scan.js';
 import { bodyViews, headerViews } from './dlp/content-views.js';
 import { readBody } from './read-body.js';
 import type { DecisionEntry, DecisionLog } from './decision-log.js';
@@ -35,6 +36,8 @@ import { parseRequestTarget } from '../policy/target.js';
 import type { IpAddress } from '../policy/ip.js';
 import type { RunCertificateAuthority } from './tls/run-ca.js';
 import { terminateTls } from './tls/terminate.js';
+import { relayWebSocket, type WebSocketContext } from './websocket.js';
+import { rootCertificates } from 'node:tls';
 
 export interface EngineOptions {
   readonly policy: Policy;
@@ -90,6 +93,7 @@ export class Engine {
   private readonly limits: EngineLimits;
   private readonly pools: UpstreamPools;
   private readonly admission: AdmissionContext;
+  private readonly webSockets: WebSocketContext;
   private readonly tunnels = new Set<Duplex>();
   /** Request and tunnel handlers still running: their receipts must land before the seal. */
   private readonly pending = new Set<Promise<void>>();
@@ -98,7 +102,8 @@ export class Engine {
 
   constructor(private readonly options: EngineOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
-    this.pools = new UpstreamPools(this.limits, options.upstreamCa ?? []);
+    const trusted = [...rootCertificates, ...(options.upstreamCa ?? [])];
+    this.pools = new UpstreamPools(this.limits, trusted);
     this.admission = {
       policy: options.policy,
       log: options.log,
@@ -120,13 +125,25 @@ export class Engine {
         options.onEvidenceError?.(error);
       },
     };
+    this.webSockets = {
+      admission: this.admission,
+      frameScan: options.policy.websocket.frame_scan,
+      trusted,
+      maxMessageBytes: this.limits.maxMessageBytes,
+      handshakeTimeoutMs: this.limits.upstreamTimeoutMs,
+      record: (entry) => this.record(entry),
+      track: (socket) => {
+        this.tunnels.add(socket);
+        return () => this.tunnels.delete(socket);
+      },
+    };
     this.server = createServer(httpServerOptions(this.limits));
     this.server.on('request', (req, res) => this.track(this.onRequest(req, res)));
     // `Expect: 100-continue`: the client may send its body only once the request is admitted
     // (onRequest answers 100 then), so a refused upload never crosses the wire.
     this.server.on('checkContinue', (req, res) => this.track(this.onRequest(req, res)));
     this.server.on('connect', (req, socket, head) => this.track(this.onConnect(req, socket, head)));
-    this.server.on('upgrade', (req, socket) => void this.onUpgrade(req, socket));
+    this.server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
     this.server.on(
       'clientError',
       (error, socket) => void this.onClientError(error as NodeJS.ErrnoException, socket),
@@ -137,7 +154,11 @@ export class Engine {
     this.inner.timeout = this.limits.idleTimeoutMs;
     this.inner.on('request', (req, res) => this.track(this.onInterceptedRequest(req, res)));
     this.inner.on('checkContinue', (req, res) => this.track(this.onInterceptedRequest(req, res)));
-    this.inner.on('upgrade', (req, socket) => void this.onUpgrade(req, socket, 'intercept'));
+    this.inner.on('upgrade', (req, socket, head) => {
+      const tunnel = this.intercepted.get(req.socket);
+      if (tunnel) tunnel.requests++;
+      this.onUpgrade(req, socket, head);
+    });
     this.inner.on(
       'clientError',
       (error, socket) =>
@@ -215,8 +236,7 @@ export class Engine {
       return this.refuseUnadmitted(res, 'forward', req.method ?? '', url, requestId, {
         status: 400,
         layer: 'request',
-        reason:
-          'ws:// and wss:// targets go through the WebSocket proxy (/ws?url=), which is not available in this version',
+        reason: 'a ws:// or wss:// target needs a WebSocket handshake (Upgrade: websocket)',
       });
     }
     return this.forward(req, res, {
@@ -234,28 +254,21 @@ export class Engine {
     const tunnel = this.intercepted.get(req.socket);
     if (tunnel === undefined) throw new Error('unreachable: an inner request outside a tunnel');
     tunnel.requests++;
-    const authority = `${formatHost(tunnel.host)}${tunnel.port === 443 ? '' : `:${tunnel.port}`}`;
-    const url = req.url ?? '';
     const method = req.method ?? '';
-    if (!url.startsWith('/')) {
-      return this.refuseUnadmitted(res, 'intercept', method, `https://${authority}`, requestId, {
-        status: 400,
-        layer: 'request',
-        reason: `inside a tunnel a request names a path (origin-form), not "${url.slice(0, 200)}"`,
-      });
-    }
-    const target = `https://${authority}${url}`;
-    const problem = hostHeaderProblem(req.headers.host, tunnel);
-    if (problem !== undefined) {
-      return this.refuseUnadmitted(res, 'intercept', method, target, requestId, {
-        status: 403,
-        layer: 'host',
-        reason: problem,
-      });
+    const located = this.tunnelTarget(req, tunnel, 'https');
+    if (!located.ok) {
+      return this.refuseUnadmitted(
+        res,
+        'intercept',
+        method,
+        located.target,
+        requestId,
+        located.refusal,
+      );
     }
     return this.forward(req, res, {
       method,
-      target,
+      target: located.target,
       transport: 'intercept',
       requestId,
       address: tunnel.address,
@@ -404,10 +417,7 @@ export class Engine {
       phase: 'outcome',
       pattern: `status=${refusal.status} layer=${refusal.layer} reason=${refusal.reason}`,
     };
-    this.admission.log.append(outcome).then(
-      () => this.admission.onDecision(outcome),
-      (error: Error) => this.admission.onEvidenceError(error),
-    );
+    void this.record(outcome);
   }
 
   private recordBlock(entry: DecisionEntry, refusal: Refusal): void {
@@ -418,8 +428,13 @@ export class Engine {
       layer: refusal.layer,
       pattern: refusal.reason,
     };
-    this.admission.log.append(blocked).then(
-      () => this.admission.onDecision(blocked),
+    void this.record(blocked);
+  }
+
+  /** Appends a receipt; a failure is reported (and counted), never thrown. */
+  private record(entry: DecisionEntry): Promise<void> {
+    return this.admission.log.append(entry).then(
+      () => this.admission.onDecision(entry),
       (error: Error) => this.admission.onEvidenceError(error),
     );
   }
@@ -435,7 +450,7 @@ export class Engine {
         default_deny: this.options.policy.default_deny,
         uptime_seconds: Math.floor((Date.now() - this.startedAt) / 1000),
         tls_interception_enabled: true,
-        websocket_proxy_enabled: false,
+        websocket_proxy_enabled: this.options.policy.websocket.enabled,
         counters: {
           requests: this.counters.requests,
           allowed: this.counters.allowed,
@@ -459,7 +474,8 @@ export class Engine {
         ? {
             status: 400,
             layer: 'request',
-            reason: 'the WebSocket proxy (/ws?url=) is not available in this version',
+            reason:
+              'the WebSocket proxy (/ws?url=) expects a WebSocket handshake (Upgrade: websocket)',
           }
         : {
             status: 400,
@@ -585,28 +601,76 @@ export class Engine {
       phase: 'outcome',
       pattern,
     };
-    await this.admission.log.append(outcome).then(
-      () => this.admission.onDecision(outcome),
-      (error: Error) => this.admission.onEvidenceError(error),
+    await this.record(outcome);
+  }
+
+  /**
+   * A WebSocket handshake: `GET /ws?url=ws(s)://…` on the proxy, an absolute-form upgrade
+   * through the forward proxy, or an upgrade inside an intercepted tunnel.
+   */
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.counters.requests++;
+    const requestId = this.requestId();
+    const tunnel = this.intercepted.get(req.socket);
+    const located = tunnel ? this.tunnelTarget(req, tunnel, 'wss') : webSocketTarget(req.url ?? '');
+    const transport = tunnel ? 'intercept' : 'websocket';
+    const refuse = (target: string, refusal: Refusal) => {
+      this.recordBlock(unadmitted(transport, 'WS', target, requestId), refusal);
+      refuseSocket(socket, refusal);
+    };
+    if (!located.ok) return refuse(located.target, located.refusal);
+    if (req.method !== 'GET' || !/^websocket$/i.test(req.headers.upgrade ?? '')) {
+      return refuse(located.target, {
+        status: 400,
+        layer: 'request',
+        reason: `only WebSocket upgrades (GET with Upgrade: websocket) are proxied, not ${req.method ?? ''} with Upgrade: ${(req.headers.upgrade ?? '').slice(0, 40)}`,
+      });
+    }
+    if (!this.options.policy.websocket.enabled) {
+      return refuse(located.target, {
+        status: 403,
+        layer: 'websocket',
+        reason: 'WebSocket is not enabled by the policy (websocket.enabled: false)',
+      });
+    }
+    this.track(
+      relayWebSocket(this.webSockets, req, socket, head, {
+        method: 'WS',
+        target: located.target,
+        transport,
+        requestId,
+        ...(tunnel ? { address: tunnel.address } : {}),
+      }),
     );
   }
 
-  private onUpgrade(
+  /**
+   * The absolute target of a request inside a tunnel (origin-form path on the CONNECT host),
+   * or the refusal when it names something else.
+   */
+  private tunnelTarget(
     req: IncomingMessage,
-    socket: Duplex,
-    transport: DecisionEntry['transport'] = 'forward',
-  ): void {
-    this.counters.requests++;
-    const refusal = {
-      status: 400,
-      layer: 'request',
-      reason: 'protocol upgrades through the forward proxy are not available in this version',
-    };
-    this.recordBlock(
-      unadmitted(transport, req.method ?? 'GET', req.url ?? '', this.requestId()),
-      refusal,
-    );
-    refuseSocket(socket, refusal);
+    tunnel: InterceptedTunnel,
+    scheme: 'https' | 'wss',
+  ): Located {
+    const authority = `${formatHost(tunnel.host)}${tunnel.port === 443 ? '' : `:${tunnel.port}`}`;
+    const url = req.url ?? '';
+    if (!url.startsWith('/')) {
+      return {
+        ok: false,
+        target: `${scheme}://${authority}`,
+        refusal: {
+          status: 400,
+          layer: 'request',
+          reason: `inside a tunnel a request names a path (origin-form), not "${url.slice(0, 200)}"`,
+        },
+      };
+    }
+    const target = `${scheme}://${authority}${url}`;
+    const problem = hostHeaderProblem(req.headers.host, tunnel);
+    if (problem !== undefined)
+      return { ok: false, target, refusal: { status: 403, layer: 'host', reason: problem } };
+    return { ok: true, target };
   }
 
   private onClientError(
@@ -652,20 +716,50 @@ export class Engine {
   }
 }
 
-function dlpRefusal(finding: DlpFinding): Refusal {
-  return {
-    status: 403,
-    layer: 'dlp',
-    reason: `DLP match: ${finding.detector} in the ${finding.where}`,
-  };
-}
-
 function expectsContinue(req: IncomingMessage): boolean {
   return /^100-continue$/i.test(req.headers.expect ?? '');
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value.join(', ') : value;
+}
+
+type Located = { ok: true; target: string } | { ok: false; target: string; refusal: Refusal };
+
+const WS_PROXY_PATH = '/ws?url=';
+
+/**
+ * The target of a handshake on the outer listener: `/ws?url=` (the URL given raw or
+ * percent-encoded, so an unencoded `&` inside it stays part of it), or an absolute URL.
+ */
+function webSocketTarget(url: string): Located {
+  let target = url;
+  if (url.startsWith(WS_PROXY_PATH)) {
+    const given = url.slice(WS_PROXY_PATH.length);
+    target = /^wss?%3a/i.test(given) ? safeDecode(given) : given;
+  } else if (/^https?:\/\//i.test(url)) {
+    target = url.replace(/^http/i, 'ws');
+  }
+  if (/^wss?:\/\//i.test(target)) return { ok: true, target };
+  return {
+    ok: false,
+    target: url.startsWith('/') ? 'pipelock://request/unparsed' : url,
+    refusal: {
+      status: 400,
+      layer: 'request',
+      reason: url.startsWith(WS_PROXY_PATH)
+        ? 'the WebSocket proxy needs /ws?url=ws://… or /ws?url=wss://…'
+        : 'a WebSocket handshake goes to /ws?url=ws(s)://… or names an absolute URL',
+    },
+  };
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
 type Admitted = Extract<Awaited<ReturnType<typeof admit>>, { admitted: true }>;

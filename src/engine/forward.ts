@@ -2,7 +2,6 @@
 // streaming both bodies, with hop-by-hop headers removed and nothing added.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { rootCertificates } from 'node:tls';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Pool, errors as undiciErrors } from 'undici';
@@ -64,14 +63,12 @@ export interface UpstreamTarget {
  */
 export class UpstreamPools {
   private readonly pools = new Map<string, { pool: Pool; inFlight: number }>();
-  private readonly ca: string[];
 
   constructor(
     private readonly limits: EngineLimits,
-    extraCa: readonly string[],
-  ) {
-    this.ca = [...rootCertificates, ...extraCa];
-  }
+    /** The CA certificates upstream TLS is verified against. */
+    private readonly ca: readonly string[],
+  ) {}
 
   /** Claims a slot for one request, or says why there is none. */
   acquire(
@@ -99,7 +96,7 @@ export class UpstreamPools {
           target.scheme === 'https'
             ? {
                 servername: isIpLiteral(target.hostname) ? undefined : target.hostname,
-                ca: this.ca,
+                ca: [...this.ca],
                 rejectUnauthorized: true,
               }
             : {},

@@ -9,6 +9,8 @@ export interface EngineLimits {
    * from) is read whole, decompressed included, before it is judged (413 beyond).
    */
   readonly maxScanBytes: number;
+  /** A WebSocket message, fragments reassembled (closed with 1009 beyond). */
+  readonly maxMessageBytes: number;
   /** Time to receive a whole request from the client (408 beyond). */
   readonly requestTimeoutMs: number;
   /** An idle keep-alive client connection is closed after this. */
@@ -32,6 +34,7 @@ export const DEFAULT_LIMITS: EngineLimits = {
   // Streamed, never buffered: the cap bounds what one request may upload (issue: 50 MB must pass).
   maxBodyBytes: 64 * 1024 * 1024,
   maxScanBytes: 8 * 1024 * 1024,
+  maxMessageBytes: 1024 * 1024,
   requestTimeoutMs: 60_000,
   idleTimeoutMs: 30_000,
   upstreamTimeoutMs: 30_000,

@@ -45,7 +45,13 @@ export interface PacketInput {
   /** The pinned key (Pipelock text form); absent when nothing was pinned. */
   readonly pinnedKey?: string;
   readonly posture: PacketPosture;
-  readonly policy: { readonly path: string; readonly mode: string; readonly dlpPatterns: number };
+  readonly policy: {
+    readonly path: string;
+    readonly mode: string;
+    readonly dlpPatterns: number;
+    /** WebSocket enabled with frame_scan: client messages are scanned where the engine sees them. */
+    readonly websocketFrameScan: boolean;
+  };
 }
 
 /** Paths this boundary does not cover, stated in every packet. */
@@ -138,8 +144,11 @@ export function packetJson(input: PacketInput): Record<string, unknown> {
       docker_socket_status: 'masked',
       dns_udp_status: 'denied',
       browser_proxy_status: 'forced',
-      // WebSocket frame scanning has not landed: upgrades are refused, nothing is scanned.
-      websocket_frame_scanning: 'off',
+      // Messages are scanned on /ws?url= and inside intercepted TLS; a wss:// connection
+      // through a tunnel the engine does not intercept is not.
+      websocket_frame_scanning: input.policy.websocketFrameScan
+        ? 'explicit_ws_proxy_path_required'
+        : 'off',
       network_namespace: posture.networkNamespace,
       agent_user: posture.agentUser,
       agent_uid: posture.agentUid,

@@ -77,6 +77,7 @@ export interface PacketReport {
     readonly path: string;
     readonly mode: string;
     readonly dlpPatterns: number;
+    readonly websocketFrameScan: boolean;
     readonly hash: string;
   };
   readonly generatedAt: string;

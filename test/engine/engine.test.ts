@@ -728,25 +728,31 @@ test('HEAD passes and answers without a body', async () => {
   }
 });
 
-test('a protocol upgrade through the forward proxy is refused 400 with a receipt', async () => {
-  const f = await fixture(basicPolicy);
-  try {
-    const target = `api.example.test:${f.origin.port}`;
-    const { text } = await rawExchange(
-      f.proxy.port,
-      `GET http://${target}/r/ws HTTP/1.1\r\nHost: ${target}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-    );
-    assert.equal(statusOf(text), 400, text);
-    assert.match(text, /X-Pipelock-Egress-Block: request/);
-    await f.proxy.stop();
-    assert.equal(f.origin.hits, 0);
-    const [receipt] = decisions(readEvidenceDir(f.proxy.dir).receipts);
-    assert.equal(receipt?.action_record.verdict, 'block');
-    assert.equal(receipt?.action_record.layer, 'request');
-  } finally {
-    await f.close();
-  }
-});
+for (const [what, upgrade, status, layer] of [
+  ['a WebSocket upgrade the policy does not enable', 'websocket', 403, 'websocket'],
+  ['an upgrade to another protocol', 'h2c', 400, 'request'],
+] as const) {
+  test(`${what} through the forward proxy is refused ${status} with a receipt`, async () => {
+    const f = await fixture(basicPolicy);
+    try {
+      const target = `api.example.test:${f.origin.port}`;
+      const { text } = await rawExchange(
+        f.proxy.port,
+        `GET http://${target}/r/ws HTTP/1.1\r\nHost: ${target}\r\nConnection: Upgrade\r\nUpgrade: ${upgrade}\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      );
+      assert.equal(statusOf(text), status, text);
+      assert.match(text, new RegExp(`X-Pipelock-Egress-Block: ${layer}`));
+      await f.proxy.stop();
+      assert.equal(f.origin.hits, 0);
+      const [receipt] = decisions(readEvidenceDir(f.proxy.dir).receipts);
+      assert.equal(receipt?.action_record.verdict, 'block');
+      assert.equal(receipt?.action_record.layer, layer);
+      assert.equal(receipt?.action_record.method, 'WS');
+    } finally {
+      await f.close();
+    }
+  });
+}
 
 test('50 MB pass both ways with the default limits (chunked upload, fixed-length download)', async () => {
   const size = 50 * 1000 * 1000;

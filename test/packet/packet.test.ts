@@ -162,7 +162,7 @@ function packetFor(
       scriptBasename: 'agent.sh',
       scriptArgCount: 2,
     },
-    policy: { path: 'policy.yaml', mode: 'enforce', dlpPatterns: 1 },
+    policy: { path: 'policy.yaml', mode: 'enforce', dlpPatterns: 1, websocketFrameScan: true },
   });
 }
 
@@ -183,6 +183,8 @@ test('packet.json validates against the v0 schema for every verdict, trusted onl
   assert.equal(run['provider'], 'github_actions');
   assert.equal(run['repository'], 'acme/widgets');
   assert.equal('sha' in run, false, 'empty variables are left out');
+  const posture = packetFor('valid', true)['posture'] as Record<string, unknown>;
+  assert.equal(posture['websocket_frame_scanning'], 'explicit_ws_proxy_path_required');
 });
 
 test('the schema is strict enough to catch a lie: trusted without a valid verdict fails', () => {

@@ -1,0 +1,286 @@
+// The WebSocket relay: a handshake admitted like any request (transport `websocket`), an
+// upstream connection to the checked address, then messages relayed both ways. Client
+// messages are scanned when the policy asks (`frame_scan`) or a bound secret must be kept
+// from the destination; a finding closes both sides with 1008 and a block receipt.
+
+import type { IncomingMessage } from 'node:http';
+import { connect as netConnect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { connect as tlsConnect } from 'node:tls';
+import WebSocket, { WebSocketServer, type RawData } from 'ws';
+import { formatIp } from '../policy/ip.js';
+import type { Host } from '../policy/index.js';
+import {
+  admit,
+  dlpRefusal,
+  type AdmissionContext,
+  type AdmissionRequest,
+  type Inspection,
+} from './admission.js';
+import type { DecisionEntry } from './decision-log.js';
+import { headerViews, textViews } from './dlp/content-views.js';
+import { refuseSocket, type Refusal } from './refusal.js';
+
+export interface WebSocketContext {
+  readonly admission: AdmissionContext;
+  /** `websocket.frame_scan`: the detectors read client text messages. */
+  readonly frameScan: boolean;
+  /** CA certificates for upstream `wss://`. */
+  readonly trusted: readonly string[];
+  /** A message (fragments reassembled) larger than this closes the connection (1009). */
+  readonly maxMessageBytes: number;
+  readonly handshakeTimeoutMs: number;
+  /** Appends a receipt; a failure is reported, never thrown. */
+  readonly record: (entry: DecisionEntry) => Promise<void>;
+  /** Called with the open pair, so that a shutdown can close it. */
+  readonly track: (socket: Duplex) => () => void;
+}
+
+/** Handshake headers that belong to this hop's handshake, never forwarded as they are. */
+const HANDSHAKE_HEADERS = new Set([
+  'host',
+  'connection',
+  'upgrade',
+  'sec-websocket-key',
+  'sec-websocket-version',
+  'sec-websocket-extensions',
+  'sec-websocket-protocol',
+  'proxy-authorization',
+  'proxy-connection',
+  'keep-alive',
+  'te',
+  'trailer',
+  'transfer-encoding',
+]);
+
+const POLICY_VIOLATION = 1008;
+
+/** Serves one WebSocket handshake (`/ws?url=`, a forward-proxy upgrade, or inside a tunnel). */
+export async function relayWebSocket(
+  context: WebSocketContext,
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  request: AdmissionRequest,
+): Promise<void> {
+  const forwarded = forwardedHeaders(req.rawHeaders);
+  const scanner = context.admission.scanner;
+  let scanMessages = false;
+  const inspect: Inspection = async (decision) => {
+    const target = decision.target;
+    if (target === undefined) return undefined;
+    scanMessages = context.frameScan || scanner.guards(target.host, target.port);
+    const finding = scanner.scanContent(
+      headerViews(forwarded),
+      target.host,
+      target.port,
+      decision.scan,
+    );
+    return finding && dlpRefusal(finding);
+  };
+  const admission = await admit(context.admission, request, inspect);
+  if (!admission.admitted) return refuseSocket(socket, admission.refusal);
+  const target = admission.decision.target;
+  if (target?.kind !== 'url') throw new Error('unreachable: a WebSocket target is a URL');
+
+  const protocols = headerList(req.headers['sec-websocket-protocol']);
+  const upstream = await openUpstream(context, request.target, protocols, pairs(forwarded), {
+    address: formatIp(admission.address),
+    port: target.port,
+    secure: target.scheme === 'https',
+    servername: target.host.kind === 'name' ? target.host.name : undefined,
+  });
+  if (!upstream.ok) {
+    await context.record({
+      ...admission.entry,
+      layer: 'outcome',
+      phase: 'outcome',
+      pattern: `status=${upstream.refusal.status} layer=${upstream.refusal.layer} reason=${upstream.refusal.reason}`,
+    });
+    return refuseSocket(socket, upstream.refusal);
+  }
+  const server = new WebSocketServer({
+    noServer: true,
+    perMessageDeflate: false,
+    maxPayload: context.maxMessageBytes,
+    // The client gets the subprotocol the origin chose, or none.
+    handleProtocols: () => upstream.socket.protocol || false,
+  });
+  const untrack = context.track(socket);
+  const client = await new Promise<WebSocket>((resolve) =>
+    server.handleUpgrade(req, socket, head, resolve),
+  );
+  await relayMessages(context, client, upstream.socket, admission.entry, scanMessages, target);
+  untrack();
+}
+
+type Upstream = { ok: true; socket: WebSocket } | { ok: false; refusal: Refusal };
+
+interface Dial {
+  readonly address: string;
+  readonly port: number;
+  readonly secure: boolean;
+  readonly servername: string | undefined;
+}
+
+/** Opens the origin's WebSocket on the checked address (the URL's name is only for Host and SNI). */
+function openUpstream(
+  context: WebSocketContext,
+  url: string,
+  protocols: string[],
+  headers: readonly (readonly [string, string])[],
+  dial: Dial,
+): Promise<Upstream> {
+  return new Promise((resolve) => {
+    const upstream = new WebSocket(url, protocols, {
+      perMessageDeflate: false,
+      maxPayload: context.maxMessageBytes,
+      handshakeTimeout: context.handshakeTimeoutMs,
+      followRedirects: false,
+      headers: Object.fromEntries(headers),
+      createConnection: (): Socket =>
+        dial.secure
+          ? tlsConnect({
+              host: dial.address,
+              port: dial.port,
+              ...(dial.servername ? { servername: dial.servername } : {}),
+              ca: [...context.trusted],
+              ALPNProtocols: ['http/1.1'],
+            })
+          : netConnect({ host: dial.address, port: dial.port }),
+    });
+    const where = url.replace(/[?#].*$/, '');
+    const fail = (status: number, reason: string) => {
+      upstream.removeAllListeners();
+      upstream.on('error', () => undefined);
+      upstream.terminate();
+      resolve({ ok: false, refusal: { status, layer: 'upstream', reason } });
+    };
+    upstream.once('open', () => {
+      upstream.removeAllListeners('error');
+      resolve({ ok: true, socket: upstream });
+    });
+    upstream.once('unexpected-response', (_request, response) =>
+      fail(502, `upstream ${where} answered the WebSocket handshake with ${response.statusCode}`),
+    );
+    upstream.once('error', (error: NodeJS.ErrnoException) =>
+      fail(
+        /timed out/i.test(error.message) ? 504 : 502,
+        `upstream ${where} failed: ${error.code ? `${error.code} ` : ''}${error.message}`,
+      ),
+    );
+  });
+}
+
+interface Tally {
+  sent: number;
+  received: number;
+  blocked: number;
+  reason: string;
+}
+
+function relayMessages(
+  context: WebSocketContext,
+  client: WebSocket,
+  upstream: WebSocket,
+  entry: DecisionEntry,
+  scanMessages: boolean,
+  target: { readonly host: Host; readonly port: number },
+): Promise<void> {
+  const tally: Tally = { sent: 0, received: 0, blocked: 0, reason: 'complete' };
+  const block = (refusal: Refusal) => {
+    tally.blocked++;
+    tally.reason = `blocked ${refusal.layer}`;
+    void context.record({
+      ...entry,
+      verdict: 'block',
+      layer: refusal.layer,
+      pattern: refusal.reason,
+    });
+    const reason = refusal.layer === 'dlp' ? 'DLP violation' : 'policy violation';
+    client.close(POLICY_VIOLATION, reason);
+    upstream.close(POLICY_VIOLATION, reason);
+  };
+  client.on('message', (data: RawData, isBinary: boolean) => {
+    if (tally.blocked > 0) return;
+    if (scanMessages) {
+      if (isBinary) {
+        return block({
+          status: 403,
+          layer: 'websocket',
+          reason: 'binary messages are not allowed while messages are scanned',
+        });
+      }
+      const finding = context.admission.scanner.scanContent(
+        textViews(rawText(data), 'WebSocket message'),
+        target.host,
+        target.port,
+        context.frameScan,
+      );
+      if (finding) return block(dlpRefusal(finding));
+    }
+    tally.sent++;
+    upstream.send(data, { binary: isBinary });
+  });
+  upstream.on('message', (data: RawData, isBinary: boolean) => {
+    tally.received++;
+    client.send(data, { binary: isBinary });
+  });
+  return new Promise((resolve) => {
+    let open = 2;
+    const closed = (side: 'client' | 'upstream', code: number, other: WebSocket) => {
+      if (tally.reason === 'complete' && code !== 1000 && code !== 1005)
+        tally.reason = `${side}_closed_${code}`;
+      if (other.readyState === WebSocket.OPEN) other.close(closeCode(code));
+      else if (other.readyState === WebSocket.CONNECTING) other.terminate();
+      if (--open > 0) return;
+      void context
+        .record({
+          ...entry,
+          layer: 'outcome',
+          phase: 'outcome',
+          pattern: `status=101 messages_sent=${tally.sent} messages_received=${tally.received} blocked=${tally.blocked} reason=${tally.reason}`,
+        })
+        .then(resolve);
+    };
+    client.on('close', (code: number) => closed('client', code, upstream));
+    upstream.on('close', (code: number) => closed('upstream', code, client));
+    client.on('error', () => client.terminate());
+    upstream.on('error', () => upstream.terminate());
+  });
+}
+
+/** Codes a peer may send in a close frame; the rest (1005, 1006, 1015) become 1000 or 1011. */
+function closeCode(code: number): number {
+  if (code === 1005) return 1000;
+  if (code === 1006 || code === 1015) return 1011;
+  return code;
+}
+
+/** The client's handshake headers that go on to the origin (flat name, value list). */
+function forwardedHeaders(rawHeaders: readonly string[]): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] ?? '';
+    if (!HANDSHAKE_HEADERS.has(name.toLowerCase())) kept.push(name, rawHeaders[i + 1] ?? '');
+  }
+  return kept;
+}
+
+function pairs(flat: readonly string[]): [string, string][] {
+  const out: [string, string][] = [];
+  for (let i = 0; i < flat.length; i += 2) out.push([flat[i] ?? '', flat[i + 1] ?? '']);
+  return out;
+}
+
+function headerList(value: string | undefined): string[] {
+  return (value ?? '')
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+}
+
+function rawText(data: RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.from(data as ArrayBuffer).toString('utf8');
+}

@@ -1,0 +1,338 @@
+import './dial-guard.js';
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { join } from 'node:path';
+import WebSocket, { WebSocketServer } from 'ws';
+import {
+  assertNoViolations,
+  assertValid,
+  cleanup,
+  makePki,
+  readEvidenceDir,
+  runCa,
+  startEngine,
+  type RunningEngine,
+} from './helpers.js';
+import type { ActionRecord } from '../../src/receipts/index.js';
+
+const GITHUB_TOKEN = `ghp_${'Zq3Rt7Yp1W'.repeat(3)}k9Lm2N`;
+const pki = makePki(['ws.example.test', 'denied.example.test']);
+after(() => cleanup(pki.dir));
+after(assertNoViolations);
+
+interface EchoOrigin {
+  readonly port: number;
+  /** Text of every message the origin received. */
+  readonly received: string[];
+  close(): Promise<void>;
+}
+
+async function echoOrigin(secure: boolean): Promise<EchoOrigin> {
+  const server: Server = secure
+    ? createHttpsServer({ key: pki.serverKey, cert: pki.serverCert })
+    : createHttpServer();
+  const wss = new WebSocketServer({
+    server,
+    handleProtocols: (offered) => [...offered][0] ?? false,
+  });
+  const received: string[] = [];
+  wss.on('connection', (socket) =>
+    socket.on('message', (data, isBinary) => {
+      received.push(isBinary ? '<binary>' : data.toString());
+      socket.send(data, { binary: isBinary });
+    }),
+  );
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    received,
+    close: async () => {
+      for (const client of wss.clients) client.terminate();
+      wss.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+interface Fixture {
+  readonly plain: EchoOrigin;
+  readonly secure: EchoOrigin;
+  readonly proxy: RunningEngine;
+  close(): Promise<void>;
+}
+
+async function fixture(websocket = 'enabled: true\n  frame_scan: true'): Promise<Fixture> {
+  const plain = await echoOrigin(false);
+  const secure = await echoOrigin(true);
+  const ports = `[${plain.port}, ${secure.port}]`;
+  const proxy = await startEngine({
+    pins: { 'ws.example.test': '127.0.0.1', 'denied.example.test': '127.0.0.1' },
+    upstreamCa: [pki.caCert],
+    policy: `version: "1.0"
+egress:
+  - destination: "ws.example.test"
+    ports: ${ports}
+    methods: ["GET"]
+  - destination: "127.0.0.1"
+    ports: ${ports}
+websocket:
+  ${websocket}
+default_deny: true
+`,
+  });
+  return {
+    plain,
+    secure,
+    proxy,
+    async close() {
+      await proxy.stop();
+      await plain.close();
+      await secure.close();
+      cleanup(join(proxy.dir, '..'));
+    },
+  };
+}
+
+async function records(f: Fixture): Promise<ActionRecord[]> {
+  await f.proxy.stop();
+  const evidence = readEvidenceDir(f.proxy.dir);
+  assertValid(evidence, true);
+  return evidence.receipts
+    .map((r) => r.action_record)
+    .filter((r) => r.transport !== 'receipt_session');
+}
+
+const proxied = (f: Fixture, target: string) =>
+  `ws://127.0.0.1:${f.proxy.port}/ws?url=${encodeURIComponent(target)}`;
+
+async function opened(socket: WebSocket): Promise<void> {
+  await once(socket, 'open');
+}
+
+async function exchange(socket: WebSocket, text: string): Promise<string> {
+  socket.send(text);
+  const [data] = (await once(socket, 'message')) as [Buffer];
+  return data.toString();
+}
+
+async function closeOf(socket: WebSocket): Promise<{ code: number; reason: string }> {
+  const [code, reason] = (await once(socket, 'close')) as [number, Buffer];
+  return { code, reason: reason.toString() };
+}
+
+for (const scheme of ['ws', 'wss'] as const) {
+  test(`/ws?url=${scheme}://: an allowed echo round trip, with handshake and close receipts`, async () => {
+    const f = await fixture();
+    try {
+      const origin = scheme === 'ws' ? f.plain : f.secure;
+      const target = `${scheme}://ws.example.test:${origin.port}/echo?room=1`;
+      const socket = new WebSocket(proxied(f, target), ['chat.v1']);
+      await opened(socket);
+      assert.equal(socket.protocol, 'chat.v1');
+      assert.equal(await exchange(socket, 'hello'), 'hello');
+      assert.equal(await exchange(socket, 'again'), 'again');
+      socket.close(1000);
+      assert.equal((await closeOf(socket)).code, 1000);
+      assert.deepEqual(origin.received, ['hello', 'again']);
+      const all = await records(f);
+      assert.deepEqual(
+        all.map((r) => [r.transport, r.method, r.verdict, r.decision_phase]),
+        [
+          ['websocket', 'WS', 'allow', 'intent'],
+          ['websocket', 'WS', 'allow', 'outcome'],
+        ],
+      );
+      assert.equal(all[0]?.target, target);
+      assert.match(all[1]?.pattern ?? '', /messages_sent=2 messages_received=2 blocked=0/);
+    } finally {
+      await f.close();
+    }
+  });
+}
+
+test('a message carrying a secret closes both sides with 1008 and a block receipt; the origin never sees it', async () => {
+  const f = await fixture();
+  try {
+    const socket = new WebSocket(proxied(f, `ws://ws.example.test:${f.plain.port}/`));
+    await opened(socket);
+    assert.equal(await exchange(socket, 'fine'), 'fine');
+    socket.send(JSON.stringify({ token: GITHUB_TOKEN }));
+    const closed = await closeOf(socket);
+    assert.equal(closed.code, 1008);
+    assert.equal(closed.reason, 'DLP violation');
+    assert.deepEqual(f.plain.received, ['fine']);
+    const all = await records(f);
+    const blocked = all.filter((r) => r.verdict === 'block');
+    assert.equal(blocked.length, 1);
+    assert.equal(blocked[0]?.layer, 'dlp');
+    assert.equal(blocked[0]?.pattern, 'DLP match: github-token in the WebSocket message');
+    assert.ok(
+      !JSON.stringify(all, (_key, value: unknown) =>
+        typeof value === 'bigint' ? value.toString() : value,
+      ).includes(GITHUB_TOKEN),
+    );
+  } finally {
+    await f.close();
+  }
+});
+
+test('a secret split over fragments is reassembled and caught', async () => {
+  const f = await fixture();
+  try {
+    const socket = new WebSocket(proxied(f, `ws://ws.example.test:${f.plain.port}/`));
+    await opened(socket);
+    const half = Math.floor(GITHUB_TOKEN.length / 2);
+    socket.send(`x ${GITHUB_TOKEN.slice(0, half)}`, { fin: false });
+    socket.send(`${GITHUB_TOKEN.slice(half)} y`, { fin: true });
+    assert.equal((await closeOf(socket)).code, 1008);
+    assert.deepEqual(f.plain.received, []);
+  } finally {
+    await f.close();
+  }
+});
+
+test('binary messages are refused (1008) while messages are scanned, relayed when frame_scan is off', async () => {
+  const f = await fixture();
+  try {
+    const socket = new WebSocket(proxied(f, `ws://ws.example.test:${f.plain.port}/`));
+    await opened(socket);
+    socket.send(Buffer.from([1, 2, 3]));
+    const closed = await closeOf(socket);
+    assert.equal(closed.code, 1008);
+    assert.deepEqual(f.plain.received, []);
+    const blocked = (await records(f)).filter((r) => r.verdict === 'block');
+    assert.deepEqual(
+      blocked.map((r) => r.layer),
+      ['websocket'],
+    );
+  } finally {
+    await f.close();
+  }
+  const g = await fixture('enabled: true\n  frame_scan: false');
+  try {
+    const socket = new WebSocket(proxied(g, `ws://ws.example.test:${g.plain.port}/`));
+    await opened(socket);
+    socket.send(Buffer.from([1, 2, 3]));
+    const [data, isBinary] = (await once(socket, 'message')) as [Buffer, boolean];
+    assert.equal(isBinary, true);
+    assert.deepEqual([...data], [1, 2, 3]);
+    socket.close();
+  } finally {
+    await g.close();
+  }
+});
+
+test('a disallowed target is refused at the handshake with a receipt; nothing is dialled', async () => {
+  const f = await fixture();
+  try {
+    const socket = new WebSocket(proxied(f, `ws://denied.example.test:${f.plain.port}/`));
+    const [, response] = (await once(socket, 'unexpected-response')) as [
+      unknown,
+      { statusCode: number; headers: Record<string, string> },
+    ];
+    assert.equal(response.statusCode, 403);
+    assert.equal(response.headers['x-pipelock-egress-block'], 'destination');
+    socket.on('error', () => undefined);
+    socket.terminate();
+    const all = await records(f);
+    assert.deepEqual(
+      all.map((r) => [r.transport, r.verdict, r.layer]),
+      [['websocket', 'block', 'destination']],
+    );
+  } finally {
+    await f.close();
+  }
+});
+
+test('WebSocket disabled by the policy: the handshake is refused 403 (layer websocket)', async () => {
+  const f = await fixture('enabled: false');
+  try {
+    const socket = new WebSocket(proxied(f, `ws://ws.example.test:${f.plain.port}/`));
+    const [, response] = (await once(socket, 'unexpected-response')) as [
+      unknown,
+      { statusCode: number; headers: Record<string, string> },
+    ];
+    assert.equal(response.statusCode, 403);
+    assert.equal(response.headers['x-pipelock-egress-block'], 'websocket');
+    socket.on('error', () => undefined);
+    socket.terminate();
+  } finally {
+    await f.close();
+  }
+});
+
+/** A CONNECT tunnel through the engine, then TLS to it trusting the run CA. */
+async function interceptedTls(f: Fixture, host: string, port: number): Promise<Socket> {
+  const raw = connect({ host: '127.0.0.1', port: f.proxy.port });
+  await once(raw, 'connect');
+  raw.write(`CONNECT ${host}:${port} HTTP/1.1\r\nHost: ${host}:${port}\r\n\r\n`);
+  const [head] = (await once(raw, 'data')) as [Buffer];
+  assert.match(head.toString(), /^HTTP\/1\.1 200/);
+  return raw;
+}
+
+test('wss:// through an intercepted CONNECT: echo passes, a secret closes with 1008', async () => {
+  const f = await fixture();
+  try {
+    const port = f.secure.port;
+    const raw = await interceptedTls(f, 'ws.example.test', port);
+    const socket = new WebSocket(`wss://ws.example.test:${port}/echo`, {
+      createConnection: () =>
+        tlsConnect({ socket: raw, servername: 'ws.example.test', ca: runCa.certificatePem }),
+    });
+    await opened(socket);
+    assert.equal(await exchange(socket, 'through the tunnel'), 'through the tunnel');
+    socket.send(`leak ${GITHUB_TOKEN}`);
+    assert.equal((await closeOf(socket)).code, 1008);
+    assert.deepEqual(f.secure.received, ['through the tunnel']);
+    const all = await records(f);
+    assert.deepEqual(
+      all
+        .filter((r) => r.transport === 'intercept')
+        .map((r) => [r.method, r.verdict, r.layer ?? '', r.decision_phase ?? '']),
+      [
+        ['WS', 'allow', '', 'intent'],
+        ['WS', 'block', 'dlp', ''],
+        ['WS', 'allow', 'outcome', 'outcome'],
+      ],
+    );
+  } finally {
+    await f.close();
+  }
+});
+
+test('a compressed (RSV1) frame is refused with 1002 before anything is relayed', async () => {
+  const f = await fixture();
+  try {
+    const raw = connect({ host: '127.0.0.1', port: f.proxy.port });
+    await once(raw, 'connect');
+    const target = encodeURIComponent(`ws://ws.example.test:${f.plain.port}/`);
+    raw.write(
+      `GET /ws?url=${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+        `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n` +
+        `Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n`,
+    );
+    let text = '';
+    while (!text.includes('\r\n\r\n'))
+      text += ((await once(raw, 'data')) as [Buffer])[0].toString('latin1');
+    assert.match(text, /^HTTP\/1\.1 101/);
+    assert.doesNotMatch(text, /permessage-deflate/i);
+    const payload = Buffer.from('compressed?');
+    const mask = Buffer.from([1, 2, 3, 4]);
+    const masked = Buffer.from(payload.map((byte, i) => byte ^ (mask[i % 4] ?? 0)));
+    raw.write(Buffer.concat([Buffer.from([0xc1, 0x80 | payload.length]), mask, masked]));
+    const [frame] = (await once(raw, 'data')) as [Buffer];
+    assert.equal(frame[0], 0x88);
+    assert.equal(frame.readUInt16BE(2), 1002);
+    raw.destroy();
+    assert.deepEqual(f.plain.received, []);
+  } finally {
+    await f.close();
+  }
+});
