@@ -1,5 +1,5 @@
 // The origin servers the benchmark talks to, in their own process: plain HTTP answering a
-// small body, and HTTPS serving a large body for tunnel throughput. Prints one JSON line
+// small body, and HTTPS serving a large body for tunnel throughput (a small one at /small). Prints one JSON line
 // with both ports once listening.
 import { createServer } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
@@ -16,7 +16,11 @@ const http = createServer((_req, res) => {
 });
 const https = createTlsServer(
   { key: readFileSync(keyFile), cert: readFileSync(certFile) },
-  (_req, res) => {
+  (req, res) => {
+    if (req.url === '/small') {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': small.length });
+      return void res.end(small);
+    }
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bigBytes });
     let left = bigBytes;
     const pump = (): void => {

@@ -10,6 +10,13 @@ import { join } from 'node:path';
 import { run, startWithReadyLine, stop } from './processes.js';
 import { benchBoundary } from './boundary.js';
 import { benchVerify } from './verify.js';
+import { benchDlp } from './dlp.js';
+import {
+  benchIntercept,
+  firstRequestHost,
+  FIRST_REQUEST_HOSTS,
+  INTERCEPT_DOMAIN,
+} from './intercept.js';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? '5');
 const TUNNEL_BYTES = 256 * 1024 * 1024;
@@ -53,7 +60,7 @@ try {
       '-subj',
       `/CN=${HOST}`,
       '-addext',
-      `subjectAltName=DNS:${HOST}`,
+      `subjectAltName=DNS:${HOST},DNS:${INTERCEPT_DOMAIN},DNS:*.${INTERCEPT_DOMAIN}`,
     ],
     { stdio: 'ignore' },
   );
@@ -70,9 +77,12 @@ try {
   await writeFile(
     join(work, 'policy.yaml'),
     // The origin is on loopback, which the SSRF guard refuses unless a rule names the address.
-    `version: "1.0"\negress:\n  - destination: "${HOST}:${http}"\n  - destination: "${HOST}:${https}"\n    tls: passthrough\n  - destination: "127.0.0.1/32"\n    ports: [${http}, ${https}]\n`,
+    `version: "1.0"\negress:\n  - destination: "${HOST}:${http}"\n  - destination: "${HOST}:${https}"\n    tls: passthrough\n` +
+      // Rules with methods are intercepted: the engine terminates TLS and judges each request.
+      `  - destination: "${INTERCEPT_DOMAIN}:${https}"\n    methods: ["GET"]\n  - destination: "*.${INTERCEPT_DOMAIN}:${https}"\n    methods: ["GET"]\n` +
+      `  - destination: "127.0.0.1/32"\n    ports: [${http}, ${https}]\n`,
   );
-  const proxy = await startWithReadyLine<{ url: string }>(process.execPath, [
+  const proxy = await startWithReadyLine<{ url: string; ca_cert: string }>(process.execPath, [
     'dist/cli.js',
     'proxy',
     '--policy',
@@ -81,8 +91,13 @@ try {
     '127.0.0.1:0',
     '--evidence-dir',
     join(work, 'evidence'),
-    '--resolve',
-    `${HOST}:127.0.0.1`,
+    '--upstream-ca',
+    join(work, 'cert.pem'),
+    ...[
+      HOST,
+      INTERCEPT_DOMAIN,
+      ...Array.from({ length: FIRST_REQUEST_HOSTS }, (_, i) => firstRequestHost(i)),
+    ].flatMap((name) => ['--resolve', `${name}:127.0.0.1`]),
   ]);
   children.push(proxy.child);
 
@@ -122,6 +137,35 @@ try {
     `${round(tunnelMBps, 1)}`,
     `ratio ${round(tunnelMBps / directMBps, 2)}`,
   ]);
+
+  const intercept = await benchIntercept(
+    work,
+    proxy.ready.url,
+    https,
+    join(work, 'cert.pem'),
+    proxy.ready.ca_cert,
+  );
+  metrics['intercept.c10.direct_rps'] = round(intercept.directRps);
+  metrics['intercept.c10.intercepted_rps'] = round(intercept.interceptedRps);
+  metrics['intercept.c10.rps_ratio'] = round(intercept.interceptedRps / intercept.directRps, 3);
+  metrics['intercept.first_request_p50_ms'] = round(intercept.firstRequestP50Ms, 2);
+  metrics['intercept.first_request_direct_p50_ms'] = round(intercept.firstRequestDirectP50Ms, 2);
+  rows.push([
+    'intercept c10 (curl)',
+    `${round(intercept.directRps)} req/s`,
+    `${round(intercept.interceptedRps)} req/s`,
+    `ratio ${round(intercept.interceptedRps / intercept.directRps, 2)} (target >= 0.4)`,
+  ]);
+  rows.push([
+    'intercept first request',
+    `p50 ${round(intercept.firstRequestDirectP50Ms, 2)} ms`,
+    `p50 ${round(intercept.firstRequestP50Ms, 2)} ms`,
+    'new host: CONNECT, leaf minted, upstream TLS (target <= 5)',
+  ]);
+
+  const dlpMicros = benchDlp();
+  metrics['dlp.scan_us_per_request'] = round(dlpMicros, 1);
+  rows.push(['dlp scan', '', `${round(dlpMicros, 1)} us/request`, 'URL, 10 headers, 4 KiB JSON']);
 
   const verifyRate = benchVerify();
   metrics['verify.receipts_per_s'] = round(verifyRate);

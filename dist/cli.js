@@ -72057,12 +72057,12 @@ function endToEndHeaders(rawHeaders) {
   return kept;
 }
 var UpstreamPools = class {
-  constructor(limits, ca) {
+  constructor(limits, trust) {
     this.limits = limits;
-    this.ca = ca;
+    this.trust = trust;
   }
   limits;
-  ca;
+  trust;
   pools = /* @__PURE__ */ new Map();
   /** Claims a slot for one request, or says why there is none. */
   acquire(target) {
@@ -72086,7 +72086,7 @@ var UpstreamPools = class {
         bodyTimeout: this.limits.upstreamTimeoutMs,
         connect: target.scheme === "https" ? {
           servername: isIpLiteral(target.hostname) ? void 0 : target.hostname,
-          ca: [...this.ca],
+          secureContext: this.trust(),
           rejectUnauthorized: true
         } : {}
       });
@@ -72650,7 +72650,7 @@ function openUpstream(context, url2, protocols, headers, dial) {
         host: dial.address,
         port: dial.port,
         ...dial.servername ? { servername: dial.servername } : {},
-        ca: [...context.trusted],
+        secureContext: context.trust(),
         ALPNProtocols: ["http/1.1"]
       }) : netConnect({ host: dial.address, port: dial.port })
     });
@@ -72765,14 +72765,22 @@ function rawText2(data) {
   return Buffer.from(data).toString("utf8");
 }
 
+// src/engine/upstream-trust.ts
+import { createSecureContext, rootCertificates } from "node:tls";
+function upstreamTrust(extraCa) {
+  let context;
+  return () => context ??= createSecureContext(
+    extraCa.length === 0 ? {} : { ca: [...rootCertificates, ...extraCa] }
+  );
+}
+
 // src/engine/engine.ts
-import { rootCertificates } from "node:tls";
 var Engine = class {
   constructor(options) {
     this.options = options;
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
-    const trusted = [...rootCertificates, ...options.upstreamCa ?? []];
-    this.pools = new UpstreamPools(this.limits, trusted);
+    const trust = upstreamTrust(options.upstreamCa ?? []);
+    this.pools = new UpstreamPools(this.limits, trust);
     this.admission = {
       policy: options.policy,
       log: options.log,
@@ -72797,7 +72805,7 @@ var Engine = class {
     this.webSockets = {
       admission: this.admission,
       frameScan: options.policy.websocket.frame_scan,
-      trusted,
+      trust,
       maxMessageBytes: this.limits.maxMessageBytes,
       handshakeTimeoutMs: this.limits.upstreamTimeoutMs,
       record: (entry) => this.record(entry),
@@ -73836,7 +73844,7 @@ import { join as join6 } from "node:path";
 
 // src/engine/tls/run-ca.ts
 import { generateKeyPairSync, randomBytes as randomBytes4, sign as sign2 } from "node:crypto";
-import { createSecureContext } from "node:tls";
+import { createSecureContext as createSecureContext2 } from "node:tls";
 
 // src/engine/tls/certificates.ts
 var import_asn1_schema = __toESM(require_cjs2(), 1);
@@ -74016,7 +74024,7 @@ var RunCertificateAuthority = class _RunCertificateAuthority {
       },
       this.caSigner
     );
-    const context = createSecureContext({ key: this.leafKeyPem, cert: leaf.pem });
+    const context = createSecureContext2({ key: this.leafKeyPem, cert: leaf.pem });
     if (this.contexts.size >= CACHED_HOSTS) {
       const oldest = this.contexts.keys().next().value;
       if (oldest !== void 0) this.contexts.delete(oldest);

@@ -37,7 +37,7 @@ import type { IpAddress } from '../policy/ip.js';
 import type { RunCertificateAuthority } from './tls/run-ca.js';
 import { terminateTls } from './tls/terminate.js';
 import { relayWebSocket, type WebSocketContext } from './websocket.js';
-import { rootCertificates } from 'node:tls';
+import { upstreamTrust } from './upstream-trust.js';
 
 export interface EngineOptions {
   readonly policy: Policy;
@@ -102,8 +102,8 @@ export class Engine {
 
   constructor(private readonly options: EngineOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
-    const trusted = [...rootCertificates, ...(options.upstreamCa ?? [])];
-    this.pools = new UpstreamPools(this.limits, trusted);
+    const trust = upstreamTrust(options.upstreamCa ?? []);
+    this.pools = new UpstreamPools(this.limits, trust);
     this.admission = {
       policy: options.policy,
       log: options.log,
@@ -128,7 +128,7 @@ export class Engine {
     this.webSockets = {
       admission: this.admission,
       frameScan: options.policy.websocket.frame_scan,
-      trusted,
+      trust,
       maxMessageBytes: this.limits.maxMessageBytes,
       handshakeTimeoutMs: this.limits.upstreamTimeoutMs,
       record: (entry) => this.record(entry),

@@ -2,6 +2,7 @@
 // streaming both bodies, with hop-by-hop headers removed and nothing added.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { SecureContext } from 'node:tls';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Pool, errors as undiciErrors } from 'undici';
@@ -66,8 +67,8 @@ export class UpstreamPools {
 
   constructor(
     private readonly limits: EngineLimits,
-    /** The CA certificates upstream TLS is verified against. */
-    private readonly ca: readonly string[],
+    /** The trust store upstream TLS is verified against. */
+    private readonly trust: () => SecureContext,
   ) {}
 
   /** Claims a slot for one request, or says why there is none. */
@@ -96,7 +97,7 @@ export class UpstreamPools {
           target.scheme === 'https'
             ? {
                 servername: isIpLiteral(target.hostname) ? undefined : target.hostname,
-                ca: [...this.ca],
+                secureContext: this.trust(),
                 rejectUnauthorized: true,
               }
             : {},

@@ -6,7 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { connect as tlsConnect } from 'node:tls';
+import { connect as tlsConnect, type SecureContext } from 'node:tls';
 import WebSocket, { WebSocketServer, type RawData } from 'ws';
 import { formatIp } from '../policy/ip.js';
 import type { Host } from '../policy/index.js';
@@ -25,8 +25,8 @@ export interface WebSocketContext {
   readonly admission: AdmissionContext;
   /** `websocket.frame_scan`: the detectors read client text messages. */
   readonly frameScan: boolean;
-  /** CA certificates for upstream `wss://`. */
-  readonly trusted: readonly string[];
+  /** The trust store for upstream `wss://`. */
+  readonly trust: () => SecureContext;
   /** A message (fragments reassembled) larger than this closes the connection (1009). */
   readonly maxMessageBytes: number;
   readonly handshakeTimeoutMs: number;
@@ -144,7 +144,7 @@ function openUpstream(
               host: dial.address,
               port: dial.port,
               ...(dial.servername ? { servername: dial.servername } : {}),
-              ca: [...context.trusted],
+              secureContext: context.trust(),
               ALPNProtocols: ['http/1.1'],
             })
           : netConnect({ host: dial.address, port: dial.port }),
