@@ -3,7 +3,6 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { ProxyAgent, fetch } from 'undici';
 import {
   assertNoViolations,
   assertValid,
@@ -13,7 +12,6 @@ import {
   makePki,
   parseCurlResponse,
   readEvidenceDir,
-  runCa,
   runCaFile,
   startEngine,
   startHttpsOrigin,
@@ -225,24 +223,73 @@ test('a client that rejects the run CA (pinning) gets no answer; the receipt nam
   }
 });
 
-test('Node fetch (undici ProxyAgent) trusting the run CA: GET passes, POST is refused', async () => {
+const NODE_CLIENT = `
+import { EnvHttpProxyAgent, fetch } from 'undici';
+const dispatcher = new EnvHttpProxyAgent();
+const url = process.argv[1];
+const get = await fetch(url, { dispatcher });
+const post = await fetch(url, { dispatcher, method: 'POST', body: 'payload' });
+console.log(JSON.stringify([
+  [get.status, await get.text()],
+  [post.status, post.headers.get('x-pipelock-egress-block'), await post.text()],
+]));
+await dispatcher.close();
+`;
+
+test('Node fetch (undici) through HTTPS_PROXY, trusting the run CA via NODE_EXTRA_CA_CERTS: GET passes, POST is refused', async () => {
   const f = await fixture();
-  const dispatcher = new ProxyAgent({
-    uri: f.proxy.proxyUrl,
-    requestTls: { ca: runCa.certificatePem },
+  try {
+    const url = `https://other.example.test:${f.origin.port}/ok`;
+    const stdout = await new Promise<string>((resolve, reject) =>
+      execFile(
+        process.execPath,
+        ['--input-type=module', '-e', NODE_CLIENT, url],
+        {
+          cwd: process.cwd(),
+          env: {
+            PATH: process.env.PATH ?? '/usr/bin:/bin',
+            HTTPS_PROXY: f.proxy.proxyUrl,
+            NODE_EXTRA_CA_CERTS: runCaFile,
+          },
+          timeout: 30_000,
+        },
+        (error, out, err) => (error ? reject(new Error(`${error.message}\n${err}`)) : resolve(out)),
+      ),
+    );
+    const [get, post] = JSON.parse(stdout) as [[number, string], [number, string, string]];
+    assert.equal(get[0], 200);
+    assert.equal((JSON.parse(get[1]) as { url: string }).url, '/ok');
+    assert.deepEqual(post.slice(0, 2), [403, 'method']);
+    assert.match(post[2], /method POST is not allowed/);
+  } finally {
+    await f.close();
+  }
+});
+
+test('an origin whose certificate the engine does not trust gets nothing: 502 with an outcome receipt', async () => {
+  const origin = await startHttpsOrigin(echo, pki);
+  const proxy = await startEngine({
+    pins: { 'api.example.test': '127.0.0.1' },
+    policy: policy(origin.port),
   });
   try {
-    const base = `https://other.example.test:${f.origin.port}`;
-    const get = await fetch(`${base}/ok`, { dispatcher });
-    assert.equal(get.status, 200);
-    assert.equal(((await get.json()) as { url: string }).url, '/ok');
-    const post = await fetch(`${base}/ok`, { dispatcher, method: 'POST', body: 'payload' });
-    assert.equal(post.status, 403);
-    assert.equal(post.headers.get('x-pipelock-egress-block'), 'method');
-    assert.match(await post.text(), /method POST is not allowed/);
+    const result = await curl([
+      '-i',
+      '--proxy',
+      proxy.proxyUrl,
+      '--cacert',
+      runCaFile,
+      `https://api.example.test:${origin.port}/repos/x`,
+    ]);
+    const response = parseCurlResponse(result.stdout);
+    assert.equal(response.status, 502, result.stdout.toString());
+    assert.equal(response.headers['x-pipelock-egress-block'], 'upstream');
+    assert.match(response.body.toString(), /self[- ]signed|unable to verify|certificate/i);
+    assert.equal(origin.hits, 0);
   } finally {
-    await dispatcher.close();
-    await f.close();
+    await proxy.stop();
+    await origin.close();
+    cleanup(join(proxy.dir, '..'));
   }
 });
 

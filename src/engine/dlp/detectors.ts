@@ -1,5 +1,5 @@
-// Credential formats the engine recognises anywhere it can see (the URL always; headers and
-// bodies once TLS interception lands), plus the policy's own named patterns.
+// Credential formats the engine recognises anywhere it can see (the URL always; headers,
+// bodies and WebSocket messages where it sees them), plus the policy's own patterns.
 
 import type { Policy } from '../../policy/index.js';
 
