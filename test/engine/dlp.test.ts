@@ -5,7 +5,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ProxyAgent, request } from 'undici';
 import { BUILTIN_DETECTORS, policyDetectors } from '../../src/engine/dlp/detectors.js';
-import { createSecretScanner, secretForms } from '../../src/engine/dlp/secret-scan.js';
+import { createSecretScanner, secretForms, type View } from '../../src/engine/dlp/secret-scan.js';
+import { bodyViews, headerViews, textViews } from '../../src/engine/dlp/content-views.js';
+import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { parseRequestTarget } from '../../src/policy/target.js';
 import { parseDestination } from '../../src/policy/destination.js';
 import {
@@ -196,4 +198,37 @@ secrets:
     await proxy.stop();
     cleanup(join(proxy.dir, '..'));
   }
+});
+
+test('content views: Basic credentials decoded, form and JSON escapes undone, every body coding undone', () => {
+  const token = SAMPLES['github-token'] ?? '';
+  const find = (views: readonly View[]) =>
+    createSecretScanner(BUILTIN_DETECTORS, []).scanContent(
+      views,
+      { kind: 'name', name: 'x.test' },
+      443,
+      true,
+    );
+  const basic = `Basic ${Buffer.from(`bot:${token}`).toString('base64')}`;
+  assert.equal(find(headerViews(['Authorization', basic]))?.where, 'header Authorization');
+  assert.equal(find(headerViews(['X-Clean', 'value']))?.detector, undefined);
+  const escaped = `{"a":"${token.replace('g', '\\u0067').replace('_', '\\u005f')}"}`;
+  assert.ok(!escaped.includes(token));
+  assert.equal(find(textViews(escaped, 'body'))?.detector, 'github-token');
+  assert.equal(find(textViews(`x=${encodeURIComponent(token)}`, 'body'))?.detector, 'github-token');
+  const body = Buffer.from(JSON.stringify({ token }));
+  for (const [coding, encoded] of [
+    ['gzip', gzipSync(body)],
+    ['deflate', deflateSync(body)],
+    ['deflate', deflateRawSync(body)],
+    ['br', brotliCompressSync(body)],
+    ['gzip, br', brotliCompressSync(gzipSync(body))],
+    ['identity', body],
+  ] as const) {
+    const views = bodyViews(encoded, coding, 1024 * 1024);
+    assert.ok(views.ok, coding);
+    assert.equal(find(views.views)?.detector, 'github-token', coding);
+  }
+  const garbled = bodyViews(Buffer.from('not gzip'), 'gzip', 1024);
+  assert.ok(!garbled.ok && /cannot be decoded/.test(garbled.reason));
 });
