@@ -1634,19 +1634,19 @@ ${indent}:`;
       }
       let valueCommentDone = false;
       const valueStr = stringify.stringify(value, ctx, () => valueCommentDone = true, () => chompKeep = true);
-      let ws = " ";
+      let ws2 = " ";
       if (keyComment || vsb || vcb) {
-        ws = vsb ? "\n" : "";
+        ws2 = vsb ? "\n" : "";
         if (vcb) {
           const cs = commentString(vcb);
-          ws += `
+          ws2 += `
 ${stringifyComment.indentComment(cs, ctx.indent)}`;
         }
         if (valueStr === "" && !ctx.inFlow) {
-          if (ws === "\n" && valueComment)
-            ws = "\n\n";
+          if (ws2 === "\n" && valueComment)
+            ws2 = "\n\n";
         } else {
-          ws += `
+          ws2 += `
 ${ctx.indent}`;
         }
       } else if (!explicitKey && identity.isCollection(value)) {
@@ -1665,13 +1665,13 @@ ${ctx.indent}`;
               hasPropsLine = true;
           }
           if (!hasPropsLine)
-            ws = `
+            ws2 = `
 ${ctx.indent}`;
         }
       } else if (valueStr === "" || valueStr[0] === "\n") {
-        ws = "";
+        ws2 = "";
       }
-      str += ws + valueStr;
+      str += ws2 + valueStr;
       if (ctx.inFlow) {
         if (valueCommentDone && onComment)
           onComment();
@@ -16830,7 +16830,7 @@ var require_pool = __commonJS({
     function defaultFactory(origin, opts) {
       return new Client(origin, opts);
     }
-    var Pool2 = class extends PoolBase {
+    var Pool = class extends PoolBase {
       constructor(origin, {
         connections,
         factory = defaultFactory,
@@ -16903,7 +16903,7 @@ var require_pool = __commonJS({
         }
       }
     };
-    module.exports = Pool2;
+    module.exports = Pool;
   }
 });
 
@@ -16923,7 +16923,7 @@ var require_balanced_pool = __commonJS({
       kRemoveClient,
       kGetDispatcher
     } = require_pool_base();
-    var Pool2 = require_pool();
+    var Pool = require_pool();
     var { kUrl } = require_symbols();
     var util = require_util();
     var kFactory = /* @__PURE__ */ Symbol("factory");
@@ -16944,7 +16944,7 @@ var require_balanced_pool = __commonJS({
       return a;
     }
     function defaultFactory(origin, opts) {
-      return new Pool2(origin, opts);
+      return new Pool(origin, opts);
     }
     var BalancedPool = class extends PoolBase {
       constructor(upstreams = [], { factory = defaultFactory, connect: connect2, tls, ...opts } = {}) {
@@ -17181,7 +17181,7 @@ var require_agent = __commonJS({
     var { InvalidArgumentError, MaxOriginsReachedError } = require_errors2();
     var { kClients, kRunning, kClose, kDestroy, kDispatch, kUrl } = require_symbols();
     var DispatcherBase = require_dispatcher_base();
-    var Pool2 = require_pool();
+    var Pool = require_pool();
     var Client = require_client();
     var util = require_util();
     var kOnConnect = /* @__PURE__ */ Symbol("onConnect");
@@ -17192,7 +17192,7 @@ var require_agent = __commonJS({
     var kOptions = /* @__PURE__ */ Symbol("options");
     var kOrigins = /* @__PURE__ */ Symbol("origins");
     function defaultFactory(origin, opts) {
-      return opts && opts.connections === 1 ? new Client(origin, opts) : new Pool2(origin, opts);
+      return opts && opts.connections === 1 ? new Client(origin, opts) : new Pool(origin, opts);
     }
     var Agent = class extends DispatcherBase {
       constructor({ factory = defaultFactory, maxOrigins = Infinity, connect: connect2, tls, ...options } = {}) {
@@ -17814,7 +17814,7 @@ var require_socks5_proxy_agent = __commonJS({
     var { InvalidArgumentError } = require_errors2();
     var { Socks5Client, STATES } = require_socks5_client();
     var { kDispatch, kClose, kDestroy } = require_symbols();
-    var Pool2 = require_pool();
+    var Pool = require_pool();
     var buildConnector = require_connect();
     var { debuglog } = __require("node:util");
     var debug = debuglog("undici:socks5-proxy");
@@ -17937,7 +17937,7 @@ var require_socks5_proxy_agent = __commonJS({
           const originKey = String(origin);
           let pool = this[kPools].get(originKey);
           if (!pool || pool.destroyed || pool.closed) {
-            pool = new Pool2(origin, {
+            pool = new Pool(origin, {
               pipelining: opts.pipelining,
               connections: opts.connections,
               connect: async (connectOpts, callback) => {
@@ -18013,7 +18013,7 @@ var require_proxy_agent = __commonJS({
     "use strict";
     var { kProxy, kClose, kDestroy, kDispatch } = require_symbols();
     var Agent = require_agent();
-    var Pool2 = require_pool();
+    var Pool = require_pool();
     var DispatcherBase = require_dispatcher_base();
     var { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = require_errors2();
     var buildConnector = require_connect();
@@ -18031,7 +18031,7 @@ var require_proxy_agent = __commonJS({
       return protocol === "https:" ? 443 : 80;
     }
     function defaultFactory(origin, opts) {
-      return new Pool2(origin, opts);
+      return new Pool(origin, opts);
     }
     var noop = () => {
     };
@@ -18039,7 +18039,7 @@ var require_proxy_agent = __commonJS({
       if (opts.connections === 1) {
         return new Client(origin, opts);
       }
-      return new Pool2(origin, opts);
+      return new Pool(origin, opts);
     }
     var Http1ProxyWrapper = class extends DispatcherBase {
       #client;
@@ -20931,7 +20931,7 @@ var require_mock_pool = __commonJS({
   "node_modules/undici/lib/mock/mock-pool.js"(exports, module) {
     "use strict";
     var { promisify } = __require("node:util");
-    var Pool2 = require_pool();
+    var Pool = require_pool();
     var { buildMockDispatch } = require_mock_utils();
     var {
       kDispatches,
@@ -20946,7 +20946,7 @@ var require_mock_pool = __commonJS({
     var { MockInterceptor } = require_mock_interceptor();
     var Symbols = require_symbols();
     var { InvalidArgumentError } = require_errors2();
-    var MockPool = class extends Pool2 {
+    var MockPool = class extends Pool {
       constructor(origin, opts) {
         if (!opts || !opts.agent || typeof opts.agent.dispatch !== "function") {
           throw new InvalidArgumentError("Argument opts.agent must implement Agent");
@@ -32580,7 +32580,7 @@ var require_websocket = __commonJS({
        * @param {WebSocket} ws
        * @param {Buffer|undefined} buffer
        */
-      static ping(ws, buffer) {
+      static ping(ws2, buffer) {
         if (Buffer.isBuffer(buffer)) {
           if (buffer.length > 125) {
             throw new TypeError("A PING frame cannot have a body larger than 125 bytes.");
@@ -32588,10 +32588,10 @@ var require_websocket = __commonJS({
         } else if (buffer !== void 0) {
           throw new TypeError("Expected buffer payload");
         }
-        const readyState = ws.#handler.readyState;
+        const readyState = ws2.#handler.readyState;
         if (isEstablished(readyState) && !isClosing(readyState) && !isClosed(readyState)) {
           const frame2 = new WebsocketFrameSend(buffer);
-          ws.#handler.socket.write(frame2.createFrame(opcodes.PING));
+          ws2.#handler.socket.write(frame2.createFrame(opcodes.PING));
         }
       }
     };
@@ -33824,7 +33824,7 @@ var require_undici = __commonJS({
     "use strict";
     var Client = require_client();
     var Dispatcher = require_dispatcher();
-    var Pool2 = require_pool();
+    var Pool = require_pool();
     var BalancedPool = require_balanced_pool();
     var RoundRobinPool = require_round_robin_pool();
     var Agent = require_agent();
@@ -33851,7 +33851,7 @@ var require_undici = __commonJS({
     Object.assign(Dispatcher.prototype, api);
     module.exports.Dispatcher = Dispatcher;
     module.exports.Client = Client;
-    module.exports.Pool = Pool2;
+    module.exports.Pool = Pool;
     module.exports.BalancedPool = BalancedPool;
     module.exports.RoundRobinPool = RoundRobinPool;
     module.exports.Agent = Agent;
@@ -37214,7 +37214,7 @@ var require_stream = __commonJS({
         this.emit("error", err);
       }
     }
-    function createWebSocketStream2(ws, options) {
+    function createWebSocketStream2(ws2, options) {
       let terminateOnDestroy = true;
       const duplex = new Duplex({
         ...options,
@@ -37223,65 +37223,65 @@ var require_stream = __commonJS({
         objectMode: false,
         writableObjectMode: false
       });
-      ws.on("message", function message(msg, isBinary) {
+      ws2.on("message", function message(msg, isBinary) {
         const data = !isBinary && duplex._readableState.objectMode ? msg.toString() : msg;
-        if (!duplex.push(data)) ws.pause();
+        if (!duplex.push(data)) ws2.pause();
       });
-      ws.once("error", function error62(err) {
+      ws2.once("error", function error62(err) {
         if (duplex.destroyed) return;
         terminateOnDestroy = false;
         duplex.destroy(err);
       });
-      ws.once("close", function close() {
+      ws2.once("close", function close() {
         if (duplex.destroyed) return;
         duplex.push(null);
       });
       duplex._destroy = function(err, callback) {
-        if (ws.readyState === ws.CLOSED) {
+        if (ws2.readyState === ws2.CLOSED) {
           callback(err);
           process.nextTick(emitClose, duplex);
           return;
         }
         let called = false;
-        ws.once("error", function error62(err2) {
+        ws2.once("error", function error62(err2) {
           called = true;
           callback(err2);
         });
-        ws.once("close", function close() {
+        ws2.once("close", function close() {
           if (!called) callback(err);
           process.nextTick(emitClose, duplex);
         });
-        if (terminateOnDestroy) ws.terminate();
+        if (terminateOnDestroy) ws2.terminate();
       };
       duplex._final = function(callback) {
-        if (ws.readyState === ws.CONNECTING) {
-          ws.once("open", function open2() {
+        if (ws2.readyState === ws2.CONNECTING) {
+          ws2.once("open", function open2() {
             duplex._final(callback);
           });
           return;
         }
-        if (ws._socket === null) return;
-        if (ws._socket._writableState.finished) {
+        if (ws2._socket === null) return;
+        if (ws2._socket._writableState.finished) {
           callback();
           if (duplex._readableState.endEmitted) duplex.destroy();
         } else {
-          ws._socket.once("finish", function finish() {
+          ws2._socket.once("finish", function finish() {
             callback();
           });
-          ws.close();
+          ws2.close();
         }
       };
       duplex._read = function() {
-        if (ws.isPaused) ws.resume();
+        if (ws2.isPaused) ws2.resume();
       };
       duplex._write = function(chunk, encoding, callback) {
-        if (ws.readyState === ws.CONNECTING) {
-          ws.once("open", function open2() {
+        if (ws2.readyState === ws2.CONNECTING) {
+          ws2.once("open", function open2() {
             duplex._write(chunk, encoding, callback);
           });
           return;
         }
-        ws.send(chunk, callback);
+        ws2.send(chunk, callback);
       };
       duplex.on("end", duplexOnEnd);
       duplex.on("error", duplexOnError);
@@ -37660,12 +37660,12 @@ var require_websocket_server = __commonJS({
           "Connection: Upgrade",
           `Sec-WebSocket-Accept: ${digest}`
         ];
-        const ws = new this.options.WebSocket(null, void 0, this.options);
+        const ws2 = new this.options.WebSocket(null, void 0, this.options);
         if (protocols.size) {
           const protocol = this.options.handleProtocols ? this.options.handleProtocols(protocols, req) : protocols.values().next().value;
           if (protocol) {
             headers.push(`Sec-WebSocket-Protocol: ${protocol}`);
-            ws._protocol = protocol;
+            ws2._protocol = protocol;
           }
         }
         if (extensions[PerMessageDeflate2.extensionName]) {
@@ -37674,12 +37674,12 @@ var require_websocket_server = __commonJS({
             [PerMessageDeflate2.extensionName]: [params]
           });
           headers.push(`Sec-WebSocket-Extensions: ${value}`);
-          ws._extensions = extensions;
+          ws2._extensions = extensions;
         }
         this.emit("headers", headers, req);
         socket.write(headers.concat("\r\n").join("\r\n"));
         socket.removeListener("error", socketOnError);
-        ws.setSocket(socket, head, {
+        ws2.setSocket(socket, head, {
           allowSynchronousEvents: this.options.allowSynchronousEvents,
           maxBufferedChunks: this.options.maxBufferedChunks,
           maxFragments: this.options.maxFragments,
@@ -37687,15 +37687,15 @@ var require_websocket_server = __commonJS({
           skipUTF8Validation: this.options.skipUTF8Validation
         });
         if (this.clients) {
-          this.clients.add(ws);
-          ws.on("close", () => {
-            this.clients.delete(ws);
+          this.clients.add(ws2);
+          ws2.on("close", () => {
+            this.clients.delete(ws2);
             if (this._shouldEmitClose && !this.clients.size) {
               process.nextTick(emitClose, this);
             }
           });
         }
-        cb(ws, req);
+        cb(ws2, req);
       }
     };
     module.exports = WebSocketServer2;
@@ -37737,6 +37737,34 @@ var require_websocket_server = __commonJS({
         abortHandshake(socket, code2, message, headers);
       }
     }
+  }
+});
+
+// node_modules/ws/wrapper.mjs
+var wrapper_exports = {};
+__export(wrapper_exports, {
+  PerMessageDeflate: () => import_permessage_deflate.default,
+  Receiver: () => import_receiver.default,
+  Sender: () => import_sender.default,
+  WebSocket: () => import_websocket.default,
+  WebSocketServer: () => import_websocket_server.default,
+  createWebSocketStream: () => import_stream.default,
+  default: () => wrapper_default,
+  extension: () => import_extension.default,
+  subprotocol: () => import_subprotocol.default
+});
+var import_stream, import_extension, import_permessage_deflate, import_receiver, import_sender, import_subprotocol, import_websocket, import_websocket_server, wrapper_default;
+var init_wrapper = __esm({
+  "node_modules/ws/wrapper.mjs"() {
+    import_stream = __toESM(require_stream(), 1);
+    import_extension = __toESM(require_extension(), 1);
+    import_permessage_deflate = __toESM(require_permessage_deflate2(), 1);
+    import_receiver = __toESM(require_receiver2(), 1);
+    import_sender = __toESM(require_sender2(), 1);
+    import_subprotocol = __toESM(require_subprotocol(), 1);
+    import_websocket = __toESM(require_websocket2(), 1);
+    import_websocket_server = __toESM(require_websocket_server(), 1);
+    wrapper_default = import_websocket.default;
   }
 });
 
@@ -72024,7 +72052,6 @@ function readBody(req, maxBytes) {
 }
 
 // src/engine/forward.ts
-var import_undici = __toESM(require_undici(), 1);
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 var HOP_BY_HOP = /* @__PURE__ */ new Set([
@@ -72056,6 +72083,10 @@ function endToEndHeaders(rawHeaders) {
   }
   return kept;
 }
+var undici;
+function loadUndici() {
+  return undici ??= Promise.resolve().then(() => __toESM(require_undici(), 1));
+}
 var UpstreamPools = class {
   constructor(limits, trust) {
     this.limits = limits;
@@ -72065,7 +72096,8 @@ var UpstreamPools = class {
   trust;
   pools = /* @__PURE__ */ new Map();
   /** Claims a slot for one request, or says why there is none. */
-  acquire(target) {
+  async acquire(target) {
+    const { Pool } = await loadUndici();
     const ip = formatIp(target.address);
     const origin = `${target.scheme}://${target.address.family === 6 ? `[${ip}]` : ip}:${target.port}`;
     const key = `${origin} ${target.hostname}`;
@@ -72079,7 +72111,7 @@ var UpstreamPools = class {
           reason: `too many upstreams in use at once (limit ${this.limits.maxUpstreams})`
         };
       }
-      const pool = new import_undici.Pool(origin, {
+      const pool = new Pool(origin, {
         connections: this.limits.maxRequestsPerUpstream,
         connectTimeout: this.limits.upstreamTimeoutMs,
         headersTimeout: this.limits.upstreamTimeoutMs,
@@ -72200,13 +72232,18 @@ function flatten(headers) {
   }
   return flat;
 }
+var TIMEOUT_CODES = /* @__PURE__ */ new Set([
+  "UND_ERR_CONNECT_TIMEOUT",
+  "UND_ERR_HEADERS_TIMEOUT",
+  "UND_ERR_BODY_TIMEOUT"
+]);
 function describeFailure(error62, target) {
   const cause = error62 instanceof Error && error62.cause instanceof Error ? error62.cause : error62;
   if (cause instanceof BodyTooLarge || error62 instanceof BodyTooLarge) {
     return { status: 413, layer: "limit", reason: cause.message };
   }
   const where = `${target.scheme}://${target.authority}`;
-  if (error62 instanceof import_undici.errors.HeadersTimeoutError || error62 instanceof import_undici.errors.BodyTimeoutError || error62 instanceof import_undici.errors.ConnectTimeoutError) {
+  if (TIMEOUT_CODES.has(error62?.code)) {
     return {
       status: 504,
       layer: "upstream",
@@ -72559,19 +72596,6 @@ function alertText(error62) {
 // src/engine/websocket.ts
 import { connect as netConnect } from "node:net";
 import { connect as tlsConnect } from "node:tls";
-
-// node_modules/ws/wrapper.mjs
-var import_stream = __toESM(require_stream(), 1);
-var import_extension = __toESM(require_extension(), 1);
-var import_permessage_deflate = __toESM(require_permessage_deflate2(), 1);
-var import_receiver = __toESM(require_receiver2(), 1);
-var import_sender = __toESM(require_sender2(), 1);
-var import_subprotocol = __toESM(require_subprotocol(), 1);
-var import_websocket = __toESM(require_websocket2(), 1);
-var import_websocket_server = __toESM(require_websocket_server(), 1);
-var wrapper_default = import_websocket.default;
-
-// src/engine/websocket.ts
 var HANDSHAKE_HEADERS = /* @__PURE__ */ new Set([
   "host",
   "connection",
@@ -72588,6 +72612,10 @@ var HANDSHAKE_HEADERS = /* @__PURE__ */ new Set([
   "transfer-encoding"
 ]);
 var POLICY_VIOLATION = 1008;
+var ws;
+function loadWs() {
+  return ws ??= Promise.resolve().then(() => (init_wrapper(), wrapper_exports));
+}
 async function relayWebSocket(context, req, socket, head, request) {
   const forwarded = forwardedHeaders(req.rawHeaders);
   const scanner = context.admission.scanner;
@@ -72609,12 +72637,20 @@ async function relayWebSocket(context, req, socket, head, request) {
   const target = admission.decision.target;
   if (target?.kind !== "url") throw new Error("unreachable: a WebSocket target is a URL");
   const protocols = headerList(req.headers["sec-websocket-protocol"]);
-  const upstream = await openUpstream(context, request.target, protocols, pairs(forwarded), {
-    address: formatIp(admission.address),
-    port: target.port,
-    secure: target.scheme === "https",
-    servername: target.host.kind === "name" ? target.host.name : void 0
-  });
+  const { default: WebSocketClient, WebSocketServer: WebSocketServer2 } = await loadWs();
+  const upstream = await openUpstream(
+    WebSocketClient,
+    context,
+    request.target,
+    protocols,
+    pairs(forwarded),
+    {
+      address: formatIp(admission.address),
+      port: target.port,
+      secure: target.scheme === "https",
+      servername: target.host.kind === "name" ? target.host.name : void 0
+    }
+  );
   if (!upstream.ok) {
     await context.record({
       ...admission.entry,
@@ -72624,7 +72660,7 @@ async function relayWebSocket(context, req, socket, head, request) {
     });
     return refuseSocket(socket, upstream.refusal);
   }
-  const server = new import_websocket_server.default({
+  const server = new WebSocketServer2({
     noServer: true,
     perMessageDeflate: false,
     maxPayload: context.maxMessageBytes,
@@ -72638,9 +72674,9 @@ async function relayWebSocket(context, req, socket, head, request) {
   await relayMessages(context, client, upstream.socket, admission.entry, scanMessages, target);
   untrack();
 }
-function openUpstream(context, url2, protocols, headers, dial) {
+function openUpstream(WebSocketClient, context, url2, protocols, headers, dial) {
   return new Promise((resolve2) => {
-    const upstream = new wrapper_default(url2, protocols, {
+    const upstream = new WebSocketClient(url2, protocols, {
       perMessageDeflate: false,
       maxPayload: context.maxMessageBytes,
       handshakeTimeout: context.handshakeTimeoutMs,
@@ -72723,8 +72759,8 @@ function relayMessages(context, client, upstream, entry, scanMessages, target) {
     const closed = (side, code2, other) => {
       if (tally.reason === "complete" && code2 !== 1e3 && code2 !== 1005)
         tally.reason = `${side}_closed_${code2}`;
-      if (other.readyState === wrapper_default.OPEN) other.close(closeCode(code2));
-      else if (other.readyState === wrapper_default.CONNECTING) other.terminate();
+      if (other.readyState === other.OPEN) other.close(closeCode(code2));
+      else if (other.readyState === other.CONNECTING) other.terminate();
       if (--open2 > 0) return;
       void context.record({
         ...entry,
@@ -72866,8 +72902,9 @@ var Engine = class {
         this.server.off("error", reject);
         const address = this.server.address();
         if (address === null || typeof address === "string")
-          reject(new Error("the engine is not listening on a TCP address"));
-        else resolve2({ host: address.address, port: address.port });
+          return reject(new Error("the engine is not listening on a TCP address"));
+        resolve2({ host: address.address, port: address.port });
+        setImmediate(() => void loadUndici());
       };
       if ("handle" in target) this.server.listen(target.handle, done);
       else this.server.listen(target.port, target.host, done);
@@ -72993,7 +73030,7 @@ var Engine = class {
       address: admission.address,
       path: `${target.pathname}${target.search}`
     };
-    const slot = this.pools.acquire(upstream);
+    const slot = await this.pools.acquire(upstream);
     if (!slot.ok) {
       return this.refuseAfterAdmission(res, admission.entry, {
         status: 503,

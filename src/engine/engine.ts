@@ -26,7 +26,7 @@ import { createSecretScanner } from './dlp/secret-scan.js';
 import { bodyViews, headerViews } from './dlp/content-views.js';
 import { readBody } from './read-body.js';
 import type { DecisionEntry, DecisionLog } from './decision-log.js';
-import { endToEndHeaders, forwardRequest, hasBody, UpstreamPools } from './forward.js';
+import { endToEndHeaders, forwardRequest, hasBody, loadUndici, UpstreamPools } from './forward.js';
 import { DEFAULT_LIMITS, type EngineLimits } from './limits.js';
 import { refuseResponse, refuseSocket, type Refusal } from './refusal.js';
 import type { Resolver } from './resolver.js';
@@ -173,8 +173,10 @@ export class Engine {
         this.server.off('error', reject);
         const address = this.server.address();
         if (address === null || typeof address === 'string')
-          reject(new Error('the engine is not listening on a TCP address'));
-        else resolve({ host: address.address, port: address.port });
+          return reject(new Error('the engine is not listening on a TCP address'));
+        resolve({ host: address.address, port: address.port });
+        // Loaded while whoever started the engine reads its ready line, not on the first request.
+        setImmediate(() => void loadUndici());
       };
       if ('handle' in target) this.server.listen(target.handle, done);
       else this.server.listen(target.port, target.host, done);
@@ -313,7 +315,7 @@ export class Engine {
       address: admission.address,
       path: `${target.pathname}${target.search}`,
     };
-    const slot = this.pools.acquire(upstream);
+    const slot = await this.pools.acquire(upstream);
     if (!slot.ok) {
       return this.refuseAfterAdmission(res, admission.entry, {
         status: 503,

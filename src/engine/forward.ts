@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SecureContext } from 'node:tls';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Pool, errors as undiciErrors } from 'undici';
+import type { Pool } from 'undici';
 import { formatIp, type IpAddress } from '../policy/ip.js';
 import type { EngineLimits } from './limits.js';
 import type { Refusal } from './refusal.js';
@@ -57,6 +57,16 @@ export interface UpstreamTarget {
   readonly path: string;
 }
 
+let undici: Promise<typeof import('undici')> | undefined;
+
+/**
+ * undici takes tens of milliseconds to load, and the engine answers its ready line and
+ * `/health` without it: it is loaded on first use (the engine starts that once it listens).
+ */
+export function loadUndici(): Promise<typeof import('undici')> {
+  return (undici ??= import('undici'));
+}
+
 /**
  * Connection pools per checked upstream address, with a cap on requests in flight to each and
  * on the number of pools: the least recently used idle pool is closed to make room, so an
@@ -72,9 +82,10 @@ export class UpstreamPools {
   ) {}
 
   /** Claims a slot for one request, or says why there is none. */
-  acquire(
+  async acquire(
     target: UpstreamTarget,
-  ): { ok: true; pool: Pool; release: () => void } | { ok: false; reason: string } {
+  ): Promise<{ ok: true; pool: Pool; release: () => void } | { ok: false; reason: string }> {
+    const { Pool } = await loadUndici();
     const ip = formatIp(target.address);
     const origin = `${target.scheme}://${target.address.family === 6 ? `[${ip}]` : ip}:${target.port}`;
     const key = `${origin} ${target.hostname}`;
@@ -235,17 +246,20 @@ function flatten(headers: Record<string, string | string[] | undefined>): string
   return flat;
 }
 
+/** undici's codes for a connect, headers or body timeout. */
+const TIMEOUT_CODES = new Set([
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+]);
+
 function describeFailure(error: unknown, target: UpstreamTarget): Refusal {
   const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
   if (cause instanceof BodyTooLarge || error instanceof BodyTooLarge) {
     return { status: 413, layer: 'limit', reason: (cause as BodyTooLarge).message };
   }
   const where = `${target.scheme}://${target.authority}`;
-  if (
-    error instanceof undiciErrors.HeadersTimeoutError ||
-    error instanceof undiciErrors.BodyTimeoutError ||
-    error instanceof undiciErrors.ConnectTimeoutError
-  ) {
+  if (TIMEOUT_CODES.has((error as { code?: unknown } | undefined)?.code as string)) {
     return {
       status: 504,
       layer: 'upstream',

@@ -7,7 +7,8 @@ import type { IncomingMessage } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, type SecureContext } from 'node:tls';
-import WebSocket, { WebSocketServer, type RawData } from 'ws';
+import type WebSocket from 'ws';
+import type { RawData } from 'ws';
 import { formatIp } from '../policy/ip.js';
 import type { Host } from '../policy/index.js';
 import {
@@ -55,6 +56,13 @@ const HANDSHAKE_HEADERS = new Set([
 
 const POLICY_VIOLATION = 1008;
 
+let ws: Promise<typeof import('ws')> | undefined;
+
+/** Loaded on the first handshake, so that the engine's start does not wait for it. */
+function loadWs(): Promise<typeof import('ws')> {
+  return (ws ??= import('ws'));
+}
+
 /** Serves one WebSocket handshake (`/ws?url=`, a forward-proxy upgrade, or inside a tunnel). */
 export async function relayWebSocket(
   context: WebSocketContext,
@@ -84,12 +92,20 @@ export async function relayWebSocket(
   if (target?.kind !== 'url') throw new Error('unreachable: a WebSocket target is a URL');
 
   const protocols = headerList(req.headers['sec-websocket-protocol']);
-  const upstream = await openUpstream(context, request.target, protocols, pairs(forwarded), {
-    address: formatIp(admission.address),
-    port: target.port,
-    secure: target.scheme === 'https',
-    servername: target.host.kind === 'name' ? target.host.name : undefined,
-  });
+  const { default: WebSocketClient, WebSocketServer } = await loadWs();
+  const upstream = await openUpstream(
+    WebSocketClient,
+    context,
+    request.target,
+    protocols,
+    pairs(forwarded),
+    {
+      address: formatIp(admission.address),
+      port: target.port,
+      secure: target.scheme === 'https',
+      servername: target.host.kind === 'name' ? target.host.name : undefined,
+    },
+  );
   if (!upstream.ok) {
     await context.record({
       ...admission.entry,
@@ -125,6 +141,7 @@ interface Dial {
 
 /** Opens the origin's WebSocket on the checked address (the URL's name is only for Host and SNI). */
 function openUpstream(
+  WebSocketClient: typeof WebSocket,
   context: WebSocketContext,
   url: string,
   protocols: string[],
@@ -132,7 +149,7 @@ function openUpstream(
   dial: Dial,
 ): Promise<Upstream> {
   return new Promise((resolve) => {
-    const upstream = new WebSocket(url, protocols, {
+    const upstream = new WebSocketClient(url, protocols, {
       perMessageDeflate: false,
       maxPayload: context.maxMessageBytes,
       handshakeTimeout: context.handshakeTimeoutMs,
@@ -231,8 +248,8 @@ function relayMessages(
     const closed = (side: 'client' | 'upstream', code: number, other: WebSocket) => {
       if (tally.reason === 'complete' && code !== 1000 && code !== 1005)
         tally.reason = `${side}_closed_${code}`;
-      if (other.readyState === WebSocket.OPEN) other.close(closeCode(code));
-      else if (other.readyState === WebSocket.CONNECTING) other.terminate();
+      if (other.readyState === other.OPEN) other.close(closeCode(code));
+      else if (other.readyState === other.CONNECTING) other.terminate();
       if (--open > 0) return;
       void context
         .record({
