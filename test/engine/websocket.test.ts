@@ -21,6 +21,7 @@ import {
 import type { ActionRecord } from '../../src/receipts/index.js';
 
 const GITHUB_TOKEN = `ghp_${'Zq3Rt7Yp1W'.repeat(3)}k9Lm2N`;
+const AGENT_TOKEN = 'agent-token-0f3c9a7e51d2';
 const pki = makePki(['ws.example.test', 'denied.example.test']);
 after(() => cleanup(pki.dir));
 after(assertNoViolations);
@@ -67,20 +68,34 @@ interface Fixture {
   close(): Promise<void>;
 }
 
-async function fixture(websocket = 'enabled: true\n  frame_scan: true'): Promise<Fixture> {
+/** `withSecret`: AGENT_TOKEN has a value (it may go only to api.example.test). */
+async function fixture(
+  websocket = 'enabled: true\n  frame_scan: true',
+  withSecret = false,
+): Promise<Fixture> {
   const plain = await echoOrigin(false);
   const secure = await echoOrigin(true);
   const ports = `[${plain.port}, ${secure.port}]`;
   const proxy = await startEngine({
-    pins: { 'ws.example.test': '127.0.0.1', 'denied.example.test': '127.0.0.1' },
+    pins: {
+      'ws.example.test': '127.0.0.1',
+      'denied.example.test': '127.0.0.1',
+      'internal.example.test': '10.0.0.1',
+    },
+    secretValues: withSecret ? { AGENT_TOKEN } : {},
     upstreamCa: [pki.caCert],
     policy: `version: "1.0"
 egress:
   - destination: "ws.example.test"
     ports: ${ports}
     methods: ["GET"]
+  - destination: "internal.example.test"
+    ports: ${ports}
   - destination: "127.0.0.1"
     ports: ${ports}
+secrets:
+  - env: AGENT_TOKEN
+    allow: ["api.example.test"]
 websocket:
   ${websocket}
 default_deny: true
@@ -332,6 +347,68 @@ test('a compressed (RSV1) frame is refused with 1002 before anything is relayed'
     assert.equal(frame.readUInt16BE(2), 1002);
     raw.destroy();
     assert.deepEqual(f.plain.received, []);
+  } finally {
+    await f.close();
+  }
+});
+
+/** The status and block layer of a refused handshake. */
+async function refusedHandshake(socket: WebSocket): Promise<[number, string | undefined]> {
+  const [, response] = (await once(socket, 'unexpected-response')) as [
+    unknown,
+    { statusCode: number; headers: Record<string, string> },
+  ];
+  socket.on('error', () => undefined);
+  socket.terminate();
+  return [response.statusCode, response.headers['x-pipelock-egress-block']];
+}
+
+test('/ws?url= is no way around the SSRF guard: a name resolving to a private address is refused, never dialled', async () => {
+  const f = await fixture();
+  try {
+    const socket = new WebSocket(proxied(f, `ws://internal.example.test:${f.plain.port}/`));
+    assert.deepEqual(await refusedHandshake(socket), [403, 'ssrf']);
+    const all = await records(f);
+    assert.deepEqual(
+      all.map((r) => [r.transport, r.verdict, r.layer]),
+      [['websocket', 'block', 'ssrf']],
+    );
+  } finally {
+    await f.close();
+  }
+});
+
+test('a bound secret in the handshake headers is refused before the origin is contacted', async () => {
+  const f = await fixture(undefined, true);
+  try {
+    const socket = new WebSocket(proxied(f, `ws://ws.example.test:${f.plain.port}/`), {
+      headers: { Authorization: `Bearer ${AGENT_TOKEN}` },
+    });
+    assert.deepEqual(await refusedHandshake(socket), [403, 'dlp']);
+    const all = await records(f);
+    assert.equal(all[0]?.pattern, 'DLP match: secret:AGENT_TOKEN in the header Authorization');
+    assert.ok(
+      !JSON.stringify(all, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)).includes(
+        AGENT_TOKEN,
+      ),
+    );
+  } finally {
+    await f.close();
+  }
+});
+
+test('with frame_scan off, a bound secret is still kept from a destination it may not reach', async () => {
+  const f = await fixture('enabled: true\n  frame_scan: false', true);
+  try {
+    const socket = new WebSocket(proxied(f, `ws://ws.example.test:${f.plain.port}/`));
+    await opened(socket);
+    // The detectors are off: a credential that is not bound passes.
+    assert.equal(await exchange(socket, `note ${GITHUB_TOKEN}`), `note ${GITHUB_TOKEN}`);
+    socket.send(`token=${Buffer.from(AGENT_TOKEN).toString('base64')}`);
+    assert.equal((await closeOf(socket)).code, 1008);
+    assert.equal(f.plain.received.length, 1);
+    const blocked = (await records(f)).filter((r) => r.verdict === 'block');
+    assert.equal(blocked[0]?.pattern, 'DLP match: secret:AGENT_TOKEN in the WebSocket message');
   } finally {
     await f.close();
   }
