@@ -70801,6 +70801,9 @@ function made(host, port2, url2) {
   const canonical = url2 ? `${url2.scheme}://${hostText}${port2 === DEFAULT_PORTS[url2.scheme] ? "" : `:${port2}`}${url2.pathPrefix}` : port2 === void 0 ? hostText : `${hostText}:${port2}`;
   return { ok: true, destination: { host, port: port2, url: url2, canonical } };
 }
+function destinationCovers(destination2, host, port2) {
+  return hostMatches(destination2.host, host) && (destination2.port === void 0 || destination2.port === port2);
+}
 function hostMatches(pattern, host) {
   switch (pattern.kind) {
     case "exact":
@@ -71516,6 +71519,11 @@ function judge(rule, method, target) {
   }
   return { allowed: true };
 }
+function secretsKeptFrom(policy, host, port2) {
+  return policy.secrets.filter(
+    (secret) => !secret.allow.some((destination2) => destinationCovers(destination2, host, port2))
+  ).map((secret) => secret.env);
+}
 function rulePorts(rule) {
   const { port: port2 } = rule.destination;
   return port2 !== void 0 ? [port2] : rule.ports ?? [80, 443];
@@ -71585,10 +71593,11 @@ async function explain(file2, method, target, io2) {
   const policy = await load(file2, io2);
   if (typeof policy === "number") return 2;
   const decision = decide(policy, { method, target });
-  io2.out(describeDecision(decision));
+  const kept = decision.target === void 0 ? [] : secretsKeptFrom(policy, decision.target.host, decision.target.port);
+  io2.out(describeDecision(decision, kept));
   return decision.verdict === "block" ? 1 : 0;
 }
-function describeDecision(decision) {
+function describeDecision(decision, keptSecrets) {
   const lines = [decision.verdict];
   if (decision.layer) lines.push(`  layer:  ${decision.layer}`);
   lines.push(`  reason: ${decision.reason}`);
@@ -71599,12 +71608,14 @@ function describeDecision(decision) {
   if (decision.verdict === "warn")
     lines.push("  mode:   audit (the request passes; enforce mode would block it)");
   if (decision.verdict !== "block") {
+    const guarded = keptSecrets.length > 0 && decision.rule?.tls !== "passthrough";
+    const bound = `${keptSecrets.join(", ")} (bound secrets that may not go here), when set`;
     lines.push(
-      `  scan:   ${decision.scan ? "headers and body are scanned for secrets" : "URL only"}`
+      `  scan:   ${decision.scan ? "headers and body are scanned for secrets" : guarded ? `headers and body are scanned for ${bound}` : "URL only"}`
     );
     if (decision.target?.kind === "authority") {
       lines.push(
-        `  tls:    ${decision.intercept ? "intercepted (a rule needs to see requests inside TLS)" : "tunnelled untouched (SNI checked)"}`
+        `  tls:    ${decision.intercept ? "intercepted (a rule needs to see requests inside TLS)" : guarded ? `intercepted to keep out ${bound}` : "tunnelled untouched (SNI checked)"}`
       );
     }
   }
@@ -71861,7 +71872,9 @@ function createSecretScanner(detectors, secrets) {
     const compact = forms.map(withoutSeparators).filter((form) => form.length >= 8);
     return { ...secret, forms, compact };
   });
-  const allowedAt = (host, port2) => bound.filter((secret) => secret.allow.some((destination2) => allows(destination2, host, port2)));
+  const allowedAt = (host, port2) => bound.filter(
+    (secret) => secret.allow.some((destination2) => destinationCovers(destination2, host, port2))
+  );
   const find = (views, host, port2, active) => {
     const allowed = allowedAt(host, port2);
     for (const secret of bound) {
@@ -71915,9 +71928,6 @@ function percentDecode(text) {
       return run;
     }
   });
-}
-function allows(destination2, host, port2) {
-  return hostMatches(destination2.host, host) && (destination2.port === void 0 || destination2.port === port2);
 }
 function redact(detector, target, forms) {
   const label = `[REDACTED:${detector}]`;

@@ -5,6 +5,7 @@ import {
   formatPolicyError,
   parsePolicy,
   rulePorts,
+  secretsKeptFrom,
   type Decision,
   type EgressRule,
   type Policy,
@@ -58,11 +59,15 @@ async function explain(file: string, method: string, target: string, io: CliIo):
   const policy = await load(file, io);
   if (typeof policy === 'number') return 2;
   const decision = decide(policy, { method, target });
-  io.out(describeDecision(decision));
+  const kept =
+    decision.target === undefined
+      ? []
+      : secretsKeptFrom(policy, decision.target.host, decision.target.port);
+  io.out(describeDecision(decision, kept));
   return decision.verdict === 'block' ? 1 : 0;
 }
 
-function describeDecision(decision: Decision): string {
+function describeDecision(decision: Decision, keptSecrets: readonly string[]): string {
   const lines: string[] = [decision.verdict];
   if (decision.layer) lines.push(`  layer:  ${decision.layer}`);
   lines.push(`  reason: ${decision.reason}`);
@@ -73,12 +78,14 @@ function describeDecision(decision: Decision): string {
   if (decision.verdict === 'warn')
     lines.push('  mode:   audit (the request passes; enforce mode would block it)');
   if (decision.verdict !== 'block') {
+    const guarded = keptSecrets.length > 0 && decision.rule?.tls !== 'passthrough';
+    const bound = `${keptSecrets.join(', ')} (bound secrets that may not go here), when set`;
     lines.push(
-      `  scan:   ${decision.scan ? 'headers and body are scanned for secrets' : 'URL only'}`,
+      `  scan:   ${decision.scan ? 'headers and body are scanned for secrets' : guarded ? `headers and body are scanned for ${bound}` : 'URL only'}`,
     );
     if (decision.target?.kind === 'authority') {
       lines.push(
-        `  tls:    ${decision.intercept ? 'intercepted (a rule needs to see requests inside TLS)' : 'tunnelled untouched (SNI checked)'}`,
+        `  tls:    ${decision.intercept ? 'intercepted (a rule needs to see requests inside TLS)' : guarded ? `intercepted to keep out ${bound}` : 'tunnelled untouched (SNI checked)'}`,
       );
     }
   }

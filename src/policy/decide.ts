@@ -2,7 +2,8 @@
 // The engine turns this one value into the HTTP answer, the receipt and the log line.
 
 import { formatHost } from './host.js';
-import { hostMatches } from './destination.js';
+import { destinationCovers, hostMatches } from './destination.js';
+import type { Host } from './host.js';
 import { pathReadings, pathWithin } from './path.js';
 import { parseRequestTarget, type RequestTarget } from './target.js';
 import type { EgressRule, Policy } from './load.js';
@@ -147,6 +148,18 @@ function judge(rule: EgressRule, method: string, target: RequestTarget): RuleOut
     };
   }
   return { allowed: true };
+}
+
+/**
+ * The `secrets:`-bound variables that may not go to this host and port: where they have a
+ * value, the engine scans (and for a tunnel, intercepts) traffic there to keep them out.
+ */
+export function secretsKeptFrom(policy: Policy, host: Host, port: number): string[] {
+  return policy.secrets
+    .filter(
+      (secret) => !secret.allow.some((destination) => destinationCovers(destination, host, port)),
+    )
+    .map((secret) => secret.env);
 }
 
 /** Ports a rule covers: its destination's, its `ports`, else 80 and 443. */

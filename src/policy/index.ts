@@ -8,6 +8,7 @@ export {
 export {
   decide,
   rulePorts,
+  secretsKeptFrom,
   type Decision,
   type DecisionLayer,
   type EgressRequest,

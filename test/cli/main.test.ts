@@ -156,6 +156,18 @@ test('policy explain: CONNECT host:port says whether TLS is intercepted', async 
   assert.match(tunnelled.stdout, /tls: +tunnelled untouched/);
 });
 
+test('policy explain: a destination a bound secret may not reach is scanned and intercepted, unless passthrough', async () => {
+  const explain = (target: string) =>
+    cli('policy', 'explain', 'fixtures/policies/bound-secret.yaml', 'CONNECT', target);
+  const allowed = await explain('api.github.com:443');
+  assert.match(allowed.stdout, /scan: +URL only\n +tls: +tunnelled untouched/);
+  const kept = await explain('registry.npmjs.org:443');
+  assert.match(kept.stdout, /scan: +headers and body are scanned for GH_TOKEN/);
+  assert.match(kept.stdout, /tls: +intercepted to keep out GH_TOKEN/);
+  const pinned = await explain('pinned.example.com:443');
+  assert.match(pinned.stdout, /tls: +tunnelled untouched/);
+});
+
 test('policy explain on an invalid policy reports its errors and exits 2 (no decision)', async () => {
   const { code, stdout, stderr } = await cli(
     'policy',

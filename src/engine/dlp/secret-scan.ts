@@ -2,7 +2,7 @@
 // resolves or contacts anything, so a secret in a path, a query or a subdomain never leaves;
 // headers, bodies and WebSocket messages are scanned where the engine can see them.
 
-import { hostMatches, type Destination } from '../../policy/destination.js';
+import { destinationCovers, type Destination } from '../../policy/destination.js';
 import type { Host } from '../../policy/index.js';
 import type { Detector } from './detectors.js';
 
@@ -77,7 +77,9 @@ export function createSecretScanner(
       return { ...secret, forms, compact };
     });
   const allowedAt = (host: Host, port: number) =>
-    bound.filter((secret) => secret.allow.some((destination) => allows(destination, host, port)));
+    bound.filter((secret) =>
+      secret.allow.some((destination) => destinationCovers(destination, host, port)),
+    );
   const find = (
     views: readonly View[],
     host: Host,
@@ -141,13 +143,6 @@ export function percentDecode(text: string): string {
       return run;
     }
   });
-}
-
-function allows(destination: Destination, host: Host, port: number): boolean {
-  return (
-    hostMatches(destination.host, host) &&
-    (destination.port === undefined || destination.port === port)
-  );
 }
 
 function redact(detector: string, target: string, forms: readonly string[]): string {
