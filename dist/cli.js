@@ -72651,7 +72651,7 @@ async function relayWebSocket(context, req, socket, head, request) {
   const upstream = await openUpstream(
     WebSocketClient,
     context,
-    request.target,
+    withoutUserinfo(request.target),
     protocols,
     pairs(forwarded),
     {
@@ -72677,6 +72677,17 @@ async function relayWebSocket(context, req, socket, head, request) {
     // The client gets the subprotocol the origin chose, or none.
     handleProtocols: () => upstream.socket.protocol || false
   });
+  if (!socket.readable || !socket.writable) {
+    upstream.socket.terminate();
+    socket.destroy();
+    await context.record({
+      ...admission.entry,
+      layer: "outcome",
+      phase: "outcome",
+      pattern: "status=499 reason=client_gone_during_handshake"
+    });
+    return;
+  }
   const untrack = context.track(socket);
   const client = await new Promise(
     (resolve2) => server.handleUpgrade(req, socket, head, resolve2)
@@ -72802,6 +72813,12 @@ function pairs(flat) {
   const out = [];
   for (let i = 0; i < flat.length; i += 2) out.push([flat[i] ?? "", flat[i + 1] ?? ""]);
   return out;
+}
+function withoutUserinfo(target) {
+  const url2 = new URL(target);
+  url2.username = "";
+  url2.password = "";
+  return url2.href;
 }
 function headerList(value) {
   return (value ?? "").split(",").map((item) => item.trim()).filter((item) => item !== "");

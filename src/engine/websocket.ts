@@ -96,7 +96,7 @@ export async function relayWebSocket(
   const upstream = await openUpstream(
     WebSocketClient,
     context,
-    request.target,
+    withoutUserinfo(request.target),
     protocols,
     pairs(forwarded),
     {
@@ -122,6 +122,19 @@ export async function relayWebSocket(
     // The client gets the subprotocol the origin chose, or none.
     handleProtocols: () => upstream.socket.protocol || false,
   });
+  // The client may have gone while the origin was dialled: ws would then drop the socket
+  // without ever handing over a connection.
+  if (!socket.readable || !socket.writable) {
+    upstream.socket.terminate();
+    socket.destroy();
+    await context.record({
+      ...admission.entry,
+      layer: 'outcome',
+      phase: 'outcome',
+      pattern: 'status=499 reason=client_gone_during_handshake',
+    });
+    return;
+  }
   const untrack = context.track(socket);
   const client = await new Promise<WebSocket>((resolve) =>
     server.handleUpgrade(req, socket, head, resolve),
@@ -288,6 +301,14 @@ function pairs(flat: readonly string[]): [string, string][] {
   const out: [string, string][] = [];
   for (let i = 0; i < flat.length; i += 2) out.push([flat[i] ?? '', flat[i + 1] ?? '']);
   return out;
+}
+
+/** Credentials in a URL's userinfo are not sent on (the receipt never held them either). */
+function withoutUserinfo(target: string): string {
+  const url = new URL(target);
+  url.username = '';
+  url.password = '';
+  return url.href;
 }
 
 function headerList(value: string | undefined): string[] {

@@ -2,7 +2,7 @@ import './dial-guard.js';
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
@@ -30,6 +30,12 @@ interface EchoOrigin {
   readonly port: number;
   /** Text of every message the origin received. */
   readonly received: string[];
+  /** The headers of every handshake the origin accepted. */
+  readonly handshakes: IncomingHttpHeaders[];
+  /** Opened WebSocket connections that have closed since. */
+  closed: number;
+  /** Holds each handshake this long before answering it. */
+  delayMs: number;
   close(): Promise<void>;
 }
 
@@ -37,21 +43,28 @@ async function echoOrigin(secure: boolean): Promise<EchoOrigin> {
   const server: Server = secure
     ? createHttpsServer({ key: pki.serverKey, cert: pki.serverCert })
     : createHttpServer();
+  const received: string[] = [];
+  const handshakes: IncomingHttpHeaders[] = [];
   const wss = new WebSocketServer({
     server,
     handleProtocols: (offered) => [...offered][0] ?? false,
+    verifyClient: (_info, done) => setTimeout(() => done(true), origin.delayMs),
   });
-  const received: string[] = [];
-  wss.on('connection', (socket) =>
+  wss.on('connection', (socket, request) => {
+    handshakes.push(request.headers);
+    socket.on('close', () => origin.closed++);
     socket.on('message', (data, isBinary) => {
       received.push(isBinary ? '<binary>' : data.toString());
       socket.send(data, { binary: isBinary });
-    }),
-  );
+    });
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
+  const origin: EchoOrigin = {
     port: (server.address() as AddressInfo).port,
     received,
+    handshakes,
+    closed: 0,
+    delayMs: 0,
     close: async () => {
       for (const client of wss.clients) client.terminate();
       wss.close();
@@ -59,6 +72,7 @@ async function echoOrigin(secure: boolean): Promise<EchoOrigin> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+  return origin;
 }
 
 interface Fixture {
@@ -409,6 +423,55 @@ test('with frame_scan off, a bound secret is still kept from a destination it ma
     assert.equal(f.plain.received.length, 1);
     const blocked = (await records(f)).filter((r) => r.verdict === 'block');
     assert.equal(blocked[0]?.pattern, 'DLP match: secret:AGENT_TOKEN in the WebSocket message');
+  } finally {
+    await f.close();
+  }
+});
+
+test('credentials in the target URL are not sent on to the origin', async () => {
+  const f = await fixture();
+  try {
+    const socket = new WebSocket(
+      proxied(f, `ws://bot:hunter2hunter2@ws.example.test:${f.plain.port}/`),
+    );
+    await opened(socket);
+    assert.equal(await exchange(socket, 'hi'), 'hi');
+    socket.close();
+    assert.equal(f.plain.handshakes[0]?.authorization, undefined);
+    const all = await records(f);
+    assert.ok(
+      !JSON.stringify(all, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)).includes(
+        'hunter2',
+      ),
+    );
+  } finally {
+    await f.close();
+  }
+});
+
+test('a client gone while the origin is dialled: the origin connection is closed, the outcome recorded', async () => {
+  const f = await fixture();
+  try {
+    f.plain.delayMs = 300;
+    const raw = connect({ host: '127.0.0.1', port: f.proxy.port });
+    await once(raw, 'connect');
+    const target = encodeURIComponent(`ws://ws.example.test:${f.plain.port}/`);
+    raw.end(
+      `GET /ws?url=${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+        `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
+    raw.destroy();
+    const deadline = Date.now() + 5_000;
+    while (f.plain.closed < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    assert.equal(f.plain.closed, 1);
+    const all = await records(f);
+    assert.deepEqual(
+      all.map((r) => [r.decision_phase, r.pattern ?? '']),
+      [
+        ['intent', ''],
+        ['outcome', 'status=499 reason=client_gone_during_handshake'],
+      ],
+    );
   } finally {
     await f.close();
   }
