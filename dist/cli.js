@@ -72026,41 +72026,6 @@ function decode3(body2, contentEncoding, maxBytes) {
   return { ok: true, body: current };
 }
 
-// src/engine/read-body.ts
-function readBody(req, maxBytes) {
-  return new Promise((resolve2) => {
-    const chunks = [];
-    let length = 0;
-    const finish = (result) => {
-      req.off("data", onData);
-      req.off("end", onEnd);
-      req.off("error", onError);
-      req.off("close", onClose);
-      resolve2(result);
-    };
-    const onData = (chunk) => {
-      length += chunk.length;
-      if (length > maxBytes) {
-        req.pause();
-        finish({
-          ok: false,
-          reason: `the request body exceeds the scan limit of ${maxBytes} bytes; a scanned destination cannot receive what cannot be scanned`
-        });
-      } else chunks.push(chunk);
-    };
-    const onEnd = () => finish({ ok: true, body: Buffer.concat(chunks, length) });
-    const onError = (error62) => finish({ ok: false, reason: `the request body could not be read: ${error62.message}` });
-    const onClose = () => {
-      if (!req.complete)
-        finish({ ok: false, reason: "the client went away before sending the whole body" });
-    };
-    req.on("data", onData);
-    req.on("end", onEnd);
-    req.on("error", onError);
-    req.on("close", onClose);
-  });
-}
-
 // src/engine/forward.ts
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -72269,12 +72234,144 @@ function describeFailure(error62, target) {
   };
 }
 
+// src/engine/read-body.ts
+function readBody(req, maxBytes, reserve) {
+  return new Promise((resolve2) => {
+    const chunks = [];
+    let length = 0;
+    const finish = (result) => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onError);
+      req.off("close", onClose);
+      if (!result.ok) req.pause();
+      resolve2(result);
+    };
+    const refuse2 = (status, layer, reason) => finish({ ok: false, refusal: { status, layer, reason } });
+    const onData = (chunk) => {
+      length += chunk.length;
+      if (length > maxBytes) {
+        return refuse2(
+          413,
+          "dlp",
+          `the request body exceeds the scan limit of ${maxBytes} bytes; a scanned destination cannot receive what cannot be scanned`
+        );
+      }
+      if (!reserve(chunk.length)) {
+        return refuse2(
+          503,
+          "limit",
+          "too many request bodies are being held for scanning at once; retry later"
+        );
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => finish({ ok: true, body: Buffer.concat(chunks, length) });
+    const onError = (error62) => refuse2(400, "request", `the request body could not be read: ${error62.message}`);
+    const onClose = () => {
+      if (!req.complete)
+        refuse2(400, "request", "the client went away before sending the whole body");
+    };
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("error", onError);
+    req.on("close", onClose);
+  });
+}
+
+// src/engine/request-inspection.ts
+var ScanBudget = class {
+  constructor(max) {
+    this.max = max;
+  }
+  max;
+  held = 0;
+  take(bytes) {
+    if (this.held + bytes > this.max) return false;
+    this.held += bytes;
+    return true;
+  }
+  give(bytes) {
+    this.held -= bytes;
+  }
+};
+var RequestInspection = class {
+  constructor(req, res, scanner, limits, budget) {
+    this.req = req;
+    this.res = res;
+    this.scanner = scanner;
+    this.limits = limits;
+    this.budget = budget;
+  }
+  req;
+  res;
+  scanner;
+  limits;
+  budget;
+  /** The body as read and scanned; undefined when it streams through unread. */
+  body;
+  /** The body was started and left unread: the connection cannot carry another request. */
+  bodyLeftUnread = false;
+  held = 0;
+  inspect = async (decision) => {
+    const target = decision.target;
+    if (target === void 0) return void 0;
+    const detectors = decision.scan;
+    if (!detectors && !this.scanner.guards(target.host, target.port)) return void 0;
+    const { req } = this;
+    const inHeaders = this.scanner.scanContent(
+      headerViews(endToEndHeaders(req.rawHeaders)),
+      target.host,
+      target.port,
+      detectors
+    );
+    if (inHeaders) return dlpRefusal(inHeaders);
+    if (!hasBody(req)) return void 0;
+    this.bodyLeftUnread = true;
+    const limit = this.limits.maxScanBytes;
+    const declared = Number(req.headers["content-length"] ?? "0");
+    if (declared > limit) {
+      return {
+        status: 413,
+        layer: "dlp",
+        reason: `the request body (${declared} bytes) exceeds the scan limit of ${limit} bytes; a scanned destination cannot receive what cannot be scanned`
+      };
+    }
+    if (expectsContinue(req)) this.res.writeContinue();
+    const read = await readBody(req, limit, (bytes) => {
+      if (!this.budget.take(bytes)) return false;
+      this.held += bytes;
+      return true;
+    });
+    if (!read.ok) return read.refusal;
+    const views = bodyViews(read.body, headerValue(req.headers["content-encoding"]), limit);
+    if (!views.ok) return { status: 403, layer: "dlp", reason: views.reason };
+    const inBody = this.scanner.scanContent(views.views, target.host, target.port, detectors);
+    if (inBody) return dlpRefusal(inBody);
+    this.bodyLeftUnread = false;
+    this.body = read.body;
+    return void 0;
+  };
+  /** Gives the body's bytes back to the shared budget once the request is done with them. */
+  release() {
+    this.budget.give(this.held);
+    this.held = 0;
+  }
+};
+function expectsContinue(req) {
+  return /^100-continue$/i.test(req.headers.expect ?? "");
+}
+function headerValue(value) {
+  return Array.isArray(value) ? value.join(", ") : value;
+}
+
 // src/engine/limits.ts
 var DEFAULT_LIMITS = {
   maxHeaderBytes: 16 * 1024,
   // Streamed, never buffered: the cap bounds what one request may upload (issue: 50 MB must pass).
   maxBodyBytes: 64 * 1024 * 1024,
   maxScanBytes: 8 * 1024 * 1024,
+  maxScanBufferBytes: 64 * 1024 * 1024,
   maxMessageBytes: 1024 * 1024,
   requestTimeoutMs: 6e4,
   idleTimeoutMs: 3e4,
@@ -72842,6 +72939,7 @@ var Engine = class {
   constructor(options) {
     this.options = options;
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.scanBudget = new ScanBudget(this.limits.maxScanBufferBytes);
     const trust = upstreamTrust(options.upstreamCa ?? []);
     this.pools = new UpstreamPools(this.limits, trust);
     this.admission = {
@@ -72920,6 +73018,7 @@ var Engine = class {
   tunnels = /* @__PURE__ */ new Set();
   /** Request and tunnel handlers still running: their receipts must land before the seal. */
   pending = /* @__PURE__ */ new Set();
+  scanBudget;
   startedAt = Date.now();
   nextRequest = 0;
   listen(target) {
@@ -73041,10 +73140,23 @@ var Engine = class {
         }
       );
     }
-    const inspection = this.inspectRequest(req, res);
+    const inspection = new RequestInspection(
+      req,
+      res,
+      this.admission.scanner,
+      this.limits,
+      this.scanBudget
+    );
+    try {
+      await this.forwardInspected(req, res, request, inspection);
+    } finally {
+      inspection.release();
+    }
+  }
+  async forwardInspected(req, res, request, inspection) {
     const admission = await admit(this.admission, request, inspection.inspect);
     if (!admission.admitted) {
-      if (inspection.bodyRefused()) res.shouldKeepAlive = false;
+      if (inspection.bodyLeftUnread) res.shouldKeepAlive = false;
       return refuseResponse(res, admission.refusal);
     }
     const target = admission.decision.target;
@@ -73066,7 +73178,7 @@ var Engine = class {
       });
     }
     try {
-      const body2 = inspection.body();
+      const body2 = inspection.body;
       if (body2 === void 0 && expectsContinue(req)) res.writeContinue();
       const outcome = await forwardRequest(req, res, slot.pool, upstream, this.limits, body2);
       if (!outcome.ok) {
@@ -73078,55 +73190,6 @@ var Engine = class {
     } finally {
       slot.release();
     }
-  }
-  /**
-   * Header and body scanning for a request the policy allows: detectors where the destination
-   * has `scan`, bound secrets wherever one may not go. A scanned body is read whole first
-   * (and is what gets forwarded); otherwise the body streams through untouched.
-   */
-  inspectRequest(req, res) {
-    const scanner = this.admission.scanner;
-    let body2;
-    let bodyRefused = false;
-    const inspect = async (decision) => {
-      const target = decision.target;
-      if (target === void 0) return void 0;
-      const detectors = decision.scan;
-      if (!detectors && !scanner.guards(target.host, target.port)) return void 0;
-      const headers = endToEndHeaders(req.rawHeaders);
-      const inHeaders = scanner.scanContent(
-        headerViews(headers),
-        target.host,
-        target.port,
-        detectors
-      );
-      if (inHeaders) return dlpRefusal(inHeaders);
-      if (!hasBody(req)) return void 0;
-      bodyRefused = true;
-      const declared = Number(req.headers["content-length"] ?? "0");
-      if (declared > this.limits.maxScanBytes) {
-        return {
-          status: 413,
-          layer: "dlp",
-          reason: `the request body (${declared} bytes) exceeds the scan limit of ${this.limits.maxScanBytes} bytes; a scanned destination cannot receive what cannot be scanned`
-        };
-      }
-      if (expectsContinue(req)) res.writeContinue();
-      const read = await readBody(req, this.limits.maxScanBytes);
-      if (!read.ok) return { status: 413, layer: "dlp", reason: read.reason };
-      const views = bodyViews(
-        read.body,
-        headerValue(req.headers["content-encoding"]),
-        this.limits.maxScanBytes
-      );
-      if (!views.ok) return { status: 403, layer: "dlp", reason: views.reason };
-      const inBody = scanner.scanContent(views.views, target.host, target.port, detectors);
-      if (inBody) return dlpRefusal(inBody);
-      bodyRefused = false;
-      body2 = read.body;
-      return void 0;
-    };
-    return { inspect, body: () => body2, bodyRefused: () => bodyRefused };
   }
   /** A request refused before admission (its receipt is written here). */
   refuseUnadmitted(res, transport, method, target, requestId, refusal) {
@@ -73408,12 +73471,6 @@ var Engine = class {
     refuseSocket(socket, refusal);
   }
 };
-function expectsContinue(req) {
-  return /^100-continue$/i.test(req.headers.expect ?? "");
-}
-function headerValue(value) {
-  return Array.isArray(value) ? value.join(", ") : value;
-}
 var WS_PROXY_PATH = "/ws?url=";
 function webSocketTarget(url2) {
   let target = url2;

@@ -15,18 +15,15 @@ import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import {
   admit,
-  dlpRefusal,
   redactUserinfo,
   type AdmissionContext,
   type AdmissionRequest,
-  type Inspection,
 } from './admission.js';
 import { policyDetectors } from './dlp/detectors.js';
 import { createSecretScanner } from './dlp/secret-scan.js';
-import { bodyViews, headerViews } from './dlp/content-views.js';
-import { readBody } from './read-body.js';
+import { expectsContinue, RequestInspection, ScanBudget } from './request-inspection.js';
 import type { DecisionEntry, DecisionLog } from './decision-log.js';
-import { endToEndHeaders, forwardRequest, hasBody, loadUndici, UpstreamPools } from './forward.js';
+import { forwardRequest, loadUndici, UpstreamPools } from './forward.js';
 import { DEFAULT_LIMITS, type EngineLimits } from './limits.js';
 import { refuseResponse, refuseSocket, type Refusal } from './refusal.js';
 import type { Resolver } from './resolver.js';
@@ -97,11 +94,13 @@ export class Engine {
   private readonly tunnels = new Set<Duplex>();
   /** Request and tunnel handlers still running: their receipts must land before the seal. */
   private readonly pending = new Set<Promise<void>>();
+  private readonly scanBudget: ScanBudget;
   private readonly startedAt = Date.now();
   private nextRequest = 0;
 
   constructor(private readonly options: EngineOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.scanBudget = new ScanBudget(this.limits.maxScanBufferBytes);
     const trust = upstreamTrust(options.upstreamCa ?? []);
     this.pools = new UpstreamPools(this.limits, trust);
     this.admission = {
@@ -298,11 +297,30 @@ export class Engine {
         },
       );
     }
-    const inspection = this.inspectRequest(req, res);
+    const inspection = new RequestInspection(
+      req,
+      res,
+      this.admission.scanner,
+      this.limits,
+      this.scanBudget,
+    );
+    try {
+      await this.forwardInspected(req, res, request, inspection);
+    } finally {
+      inspection.release();
+    }
+  }
+
+  private async forwardInspected(
+    req: IncomingMessage,
+    res: ServerResponse,
+    request: AdmissionRequest,
+    inspection: RequestInspection,
+  ): Promise<void> {
     const admission = await admit(this.admission, request, inspection.inspect);
     if (!admission.admitted) {
       // A body left half-read cannot be followed by another request on this connection.
-      if (inspection.bodyRefused()) res.shouldKeepAlive = false;
+      if (inspection.bodyLeftUnread) res.shouldKeepAlive = false;
       return refuseResponse(res, admission.refusal);
     }
     const target = admission.decision.target;
@@ -324,7 +342,7 @@ export class Engine {
       });
     }
     try {
-      const body = inspection.body();
+      const body = inspection.body;
       if (body === undefined && expectsContinue(req)) res.writeContinue();
       const outcome = await forwardRequest(req, res, slot.pool, upstream, this.limits, body);
       if (!outcome.ok) {
@@ -338,59 +356,6 @@ export class Engine {
     } finally {
       slot.release();
     }
-  }
-
-  /**
-   * Header and body scanning for a request the policy allows: detectors where the destination
-   * has `scan`, bound secrets wherever one may not go. A scanned body is read whole first
-   * (and is what gets forwarded); otherwise the body streams through untouched.
-   */
-  private inspectRequest(
-    req: IncomingMessage,
-    res: ServerResponse,
-  ): { inspect: Inspection; body: () => Buffer | undefined; bodyRefused: () => boolean } {
-    const scanner = this.admission.scanner;
-    let body: Buffer | undefined;
-    let bodyRefused = false;
-    const inspect: Inspection = async (decision) => {
-      const target = decision.target;
-      if (target === undefined) return undefined;
-      const detectors = decision.scan;
-      if (!detectors && !scanner.guards(target.host, target.port)) return undefined;
-      const headers = endToEndHeaders(req.rawHeaders);
-      const inHeaders = scanner.scanContent(
-        headerViews(headers),
-        target.host,
-        target.port,
-        detectors,
-      );
-      if (inHeaders) return dlpRefusal(inHeaders);
-      if (!hasBody(req)) return undefined;
-      bodyRefused = true;
-      const declared = Number(req.headers['content-length'] ?? '0');
-      if (declared > this.limits.maxScanBytes) {
-        return {
-          status: 413,
-          layer: 'dlp',
-          reason: `the request body (${declared} bytes) exceeds the scan limit of ${this.limits.maxScanBytes} bytes; a scanned destination cannot receive what cannot be scanned`,
-        };
-      }
-      if (expectsContinue(req)) res.writeContinue();
-      const read = await readBody(req, this.limits.maxScanBytes);
-      if (!read.ok) return { status: 413, layer: 'dlp', reason: read.reason };
-      const views = bodyViews(
-        read.body,
-        headerValue(req.headers['content-encoding']),
-        this.limits.maxScanBytes,
-      );
-      if (!views.ok) return { status: 403, layer: 'dlp', reason: views.reason };
-      const inBody = scanner.scanContent(views.views, target.host, target.port, detectors);
-      if (inBody) return dlpRefusal(inBody);
-      bodyRefused = false;
-      body = read.body;
-      return undefined;
-    };
-    return { inspect, body: () => body, bodyRefused: () => bodyRefused };
   }
 
   /** A request refused before admission (its receipt is written here). */
@@ -716,14 +681,6 @@ export class Engine {
     }
     refuseSocket(socket, refusal);
   }
-}
-
-function expectsContinue(req: IncomingMessage): boolean {
-  return /^100-continue$/i.test(req.headers.expect ?? '');
-}
-
-function headerValue(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value.join(', ') : value;
 }
 
 type Located = { ok: true; target: string } | { ok: false; target: string; refusal: Refusal };

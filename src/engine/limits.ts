@@ -9,6 +9,8 @@ export interface EngineLimits {
    * from) is read whole, decompressed included, before it is judged (413 beyond).
    */
   readonly maxScanBytes: number;
+  /** Bodies held for scanning at once, all requests together (503 beyond). */
+  readonly maxScanBufferBytes: number;
   /** A WebSocket message, fragments reassembled (closed with 1009 beyond). */
   readonly maxMessageBytes: number;
   /** Time to receive a whole request from the client (408 beyond). */
@@ -34,6 +36,7 @@ export const DEFAULT_LIMITS: EngineLimits = {
   // Streamed, never buffered: the cap bounds what one request may upload (issue: 50 MB must pass).
   maxBodyBytes: 64 * 1024 * 1024,
   maxScanBytes: 8 * 1024 * 1024,
+  maxScanBufferBytes: 64 * 1024 * 1024,
   maxMessageBytes: 1024 * 1024,
   requestTimeoutMs: 60_000,
   idleTimeoutMs: 30_000,

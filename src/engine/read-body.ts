@@ -1,10 +1,19 @@
 // Reads a request body whole, for a destination whose bodies are scanned before they leave.
 
 import type { IncomingMessage } from 'node:http';
+import type { Refusal } from './refusal.js';
 
-export type ReadBody = { ok: true; body: Buffer } | { ok: false; reason: string };
+export type ReadBody = { ok: true; body: Buffer } | { ok: false; refusal: Refusal };
 
-export function readBody(req: IncomingMessage, maxBytes: number): Promise<ReadBody> {
+/**
+ * `reserve` is asked for every chunk's bytes before it is kept; a refusal stops the read
+ * (the engine's budget for held bodies is spent).
+ */
+export function readBody(
+  req: IncomingMessage,
+  maxBytes: number,
+  reserve: (bytes: number) => boolean,
+): Promise<ReadBody> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let length = 0;
@@ -13,24 +22,35 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<ReadBo
       req.off('end', onEnd);
       req.off('error', onError);
       req.off('close', onClose);
+      if (!result.ok) req.pause();
       resolve(result);
     };
+    const refuse = (status: number, layer: string, reason: string) =>
+      finish({ ok: false, refusal: { status, layer, reason } });
     const onData = (chunk: Buffer) => {
       length += chunk.length;
       if (length > maxBytes) {
-        req.pause();
-        finish({
-          ok: false,
-          reason: `the request body exceeds the scan limit of ${maxBytes} bytes; a scanned destination cannot receive what cannot be scanned`,
-        });
-      } else chunks.push(chunk);
+        return refuse(
+          413,
+          'dlp',
+          `the request body exceeds the scan limit of ${maxBytes} bytes; a scanned destination cannot receive what cannot be scanned`,
+        );
+      }
+      if (!reserve(chunk.length)) {
+        return refuse(
+          503,
+          'limit',
+          'too many request bodies are being held for scanning at once; retry later',
+        );
+      }
+      chunks.push(chunk);
     };
     const onEnd = () => finish({ ok: true, body: Buffer.concat(chunks, length) });
     const onError = (error: Error) =>
-      finish({ ok: false, reason: `the request body could not be read: ${error.message}` });
+      refuse(400, 'request', `the request body could not be read: ${error.message}`);
     const onClose = () => {
       if (!req.complete)
-        finish({ ok: false, reason: 'the client went away before sending the whole body' });
+        refuse(400, 'request', 'the client went away before sending the whole body');
     };
     req.on('data', onData);
     req.on('end', onEnd);

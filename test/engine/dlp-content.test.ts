@@ -5,6 +5,8 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { main } from '../../src/cli/main.js';
 import type { DecisionEntry } from '../../src/engine/decision-log.js';
 import {
@@ -327,6 +329,41 @@ test('no receipt, log line or verification report carries a secret value', async
         !everything.includes(spelling),
         `a secret spelling leaked: ${spelling.slice(0, 6)}…`,
       );
+  } finally {
+    await f.close();
+  }
+});
+
+test('bodies held for scanning share one budget: beyond it a request is refused 503, and the budget comes back', async () => {
+  const f = await fixture({ maxScanBytes: 64 * 1024, maxScanBufferBytes: 100 * 1024 });
+  try {
+    const url = `http://api.example.test:${f.plain.port}/upload`;
+    // A first upload, held half-sent: 50 KiB of the budget stay taken.
+    const slow = connect({ host: '127.0.0.1', port: f.proxy.port });
+    await once(slow, 'connect');
+    slow.write(
+      `POST ${url} HTTP/1.1\r\nHost: api.example.test:${f.plain.port}\r\nContent-Length: ${60 * 1024}\r\n\r\n`,
+    );
+    slow.write(Buffer.alloc(50 * 1024, 0x61));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const second = await send(f, url, ['--data-binary', 'x'.repeat(60 * 1024)]);
+    assert.equal(second.status, 503, second.body);
+    assert.equal(second.layer, 'limit');
+    assert.match(second.body, /too many request bodies are being held for scanning/);
+    // The first completes and passes; its bytes are given back.
+    const answer = new Promise<string>((resolve) => {
+      let text = '';
+      slow.on('data', (chunk: Buffer) => {
+        text += chunk.toString('latin1');
+        if (text.includes('\r\n\r\n')) resolve(text);
+      });
+    });
+    slow.write(Buffer.alloc(10 * 1024, 0x61));
+    assert.match(await answer, /^HTTP\/1\.1 200 /);
+    slow.destroy();
+    const third = await send(f, url, ['--data-binary', 'y'.repeat(60 * 1024)]);
+    assert.equal(third.status, 200, third.body);
+    assert.equal(f.plain.hits, 2);
   } finally {
     await f.close();
   }

@@ -1,0 +1,99 @@
+// Header and body scanning for one request the policy allows: detectors where the destination
+// has `scan`, bound secrets wherever one may not go. A scanned body is read whole first (and
+// is what gets forwarded), within a per-request limit and a budget shared by all requests, so
+// that many large uploads at once cannot exhaust the engine's memory.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { dlpRefusal, type Inspection } from './admission.js';
+import { bodyViews, headerViews } from './dlp/content-views.js';
+import type { SecretScanner } from './dlp/secret-scan.js';
+import { endToEndHeaders, hasBody } from './forward.js';
+import type { EngineLimits } from './limits.js';
+import { readBody } from './read-body.js';
+
+/** Bytes of request bodies held for scanning, all requests together. */
+export class ScanBudget {
+  private held = 0;
+
+  constructor(private readonly max: number) {}
+
+  take(bytes: number): boolean {
+    if (this.held + bytes > this.max) return false;
+    this.held += bytes;
+    return true;
+  }
+
+  give(bytes: number): void {
+    this.held -= bytes;
+  }
+}
+
+export class RequestInspection {
+  /** The body as read and scanned; undefined when it streams through unread. */
+  body: Buffer | undefined;
+  /** The body was started and left unread: the connection cannot carry another request. */
+  bodyLeftUnread = false;
+  private held = 0;
+
+  constructor(
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    private readonly scanner: SecretScanner,
+    private readonly limits: EngineLimits,
+    private readonly budget: ScanBudget,
+  ) {}
+
+  readonly inspect: Inspection = async (decision) => {
+    const target = decision.target;
+    if (target === undefined) return undefined;
+    const detectors = decision.scan;
+    if (!detectors && !this.scanner.guards(target.host, target.port)) return undefined;
+    const { req } = this;
+    const inHeaders = this.scanner.scanContent(
+      headerViews(endToEndHeaders(req.rawHeaders)),
+      target.host,
+      target.port,
+      detectors,
+    );
+    if (inHeaders) return dlpRefusal(inHeaders);
+    if (!hasBody(req)) return undefined;
+    this.bodyLeftUnread = true;
+    const limit = this.limits.maxScanBytes;
+    const declared = Number(req.headers['content-length'] ?? '0');
+    if (declared > limit) {
+      return {
+        status: 413,
+        layer: 'dlp',
+        reason: `the request body (${declared} bytes) exceeds the scan limit of ${limit} bytes; a scanned destination cannot receive what cannot be scanned`,
+      };
+    }
+    if (expectsContinue(req)) this.res.writeContinue();
+    const read = await readBody(req, limit, (bytes) => {
+      if (!this.budget.take(bytes)) return false;
+      this.held += bytes;
+      return true;
+    });
+    if (!read.ok) return read.refusal;
+    const views = bodyViews(read.body, headerValue(req.headers['content-encoding']), limit);
+    if (!views.ok) return { status: 403, layer: 'dlp', reason: views.reason };
+    const inBody = this.scanner.scanContent(views.views, target.host, target.port, detectors);
+    if (inBody) return dlpRefusal(inBody);
+    this.bodyLeftUnread = false;
+    this.body = read.body;
+    return undefined;
+  };
+
+  /** Gives the body's bytes back to the shared budget once the request is done with them. */
+  release(): void {
+    this.budget.give(this.held);
+    this.held = 0;
+  }
+}
+
+export function expectsContinue(req: IncomingMessage): boolean {
+  return /^100-continue$/i.test(req.headers.expect ?? '');
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value;
+}
