@@ -72681,10 +72681,7 @@ function terminateTls(client, hello, context, timeoutMs) {
       resolve2(result);
     };
     const onSecure = () => finish({ ok: true, socket });
-    const onError = (error62) => finish({
-      ok: false,
-      reason: REJECTED_CERTIFICATE.test(error62.message) ? `the client rejected the interception certificate (${alertText(error62)}): it does not trust the run CA or pins its own` : `TLS handshake with the client failed: ${alertText(error62)}`
-    });
+    const onError = (error62) => finish({ ok: false, reason: handshakeFailure(error62) });
     const onClose = () => finish({ ok: false, reason: "the client closed the connection during the TLS handshake" });
     const timer = setTimeout(
       () => finish({ ok: false, reason: `TLS handshake not completed within ${timeoutMs} ms` }),
@@ -72694,6 +72691,13 @@ function terminateTls(client, hello, context, timeoutMs) {
     socket.on("error", onError);
     socket.once("close", onClose);
   });
+}
+function handshakeFailure(error62) {
+  if (REJECTED_CERTIFICATE.test(error62.message))
+    return `the client rejected the interception certificate (${alertText(error62)}): it does not trust the run CA or pins its own`;
+  if (/no application protocol/i.test(error62.message))
+    return "the client offered no HTTP/1.1 (only HTTP/2, as gRPC does, or another protocol), and interception speaks HTTP/1.1 only";
+  return `TLS handshake with the client failed: ${alertText(error62)}`;
 }
 function alertText(error62) {
   const reason = error62.reason;
@@ -73336,7 +73340,7 @@ var Engine = class {
     );
     if (!terminated.ok) {
       const rule = admission.decision.rule;
-      const wayOut = rule ? `; if this client pins certificates, egress[${rule.index}] can say "tls: passthrough" instead of methods, paths and scan (the destination is then checked by host, port and SNI only)` : "";
+      const wayOut = rule ? `; a client that cannot be intercepted (it pins certificates, or speaks only HTTP/2) needs egress[${rule.index}] to say "tls: passthrough" instead of methods, paths and scan (the destination is then checked by host, port and SNI only)` : "";
       this.recordBlock(admission.entry, {
         status: 403,
         layer: "tls",

@@ -523,7 +523,7 @@ export class Engine {
     if (!terminated.ok) {
       const rule = admission.decision.rule;
       const wayOut = rule
-        ? `; if this client pins certificates, egress[${rule.index}] can say "tls: passthrough" instead of methods, paths and scan (the destination is then checked by host, port and SNI only)`
+        ? `; a client that cannot be intercepted (it pins certificates, or speaks only HTTP/2) needs egress[${rule.index}] to say "tls: passthrough" instead of methods, paths and scan (the destination is then checked by host, port and SNI only)`
         : '';
       this.recordBlock(admission.entry, {
         status: 403,

@@ -2,6 +2,9 @@ import './dial-guard.js';
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import {
   assertNoViolations,
@@ -12,6 +15,7 @@ import {
   makePki,
   parseCurlResponse,
   readEvidenceDir,
+  runCa,
   runCaFile,
   startEngine,
   startHttpsOrigin,
@@ -217,7 +221,7 @@ test('a client that rejects the run CA (pinning) gets no answer; the receipt nam
       ],
     );
     assert.match(connects[1]?.pattern ?? '', /rejected the interception certificate/);
-    assert.match(connects[1]?.pattern ?? '', /egress\[0\] can say "tls: passthrough"/);
+    assert.match(connects[1]?.pattern ?? '', /needs egress\[0\] to say "tls: passthrough"/);
   } finally {
     await f.close();
   }
@@ -327,6 +331,32 @@ test('Python urllib (strict X.509 checks) trusting the run CA: GET passes, POST 
     assert.equal((JSON.parse(get?.[2] ?? '{}') as { url: string }).url, '/py');
     assert.equal(post?.[1], 403);
     assert.match(post?.[2] ?? '', /^blocked: method POST/);
+  } finally {
+    await f.close();
+  }
+});
+
+test('a client that speaks only HTTP/2 is refused at the handshake, and the receipt says why', async () => {
+  const f = await fixture();
+  try {
+    const raw = connect({ host: '127.0.0.1', port: f.proxy.port });
+    await once(raw, 'connect');
+    const target = `api.example.test:${f.origin.port}`;
+    raw.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
+    const [head] = (await once(raw, 'data')) as [Buffer];
+    assert.match(head.toString(), /^HTTP\/1\.1 200/);
+    const client = tlsConnect({
+      socket: raw,
+      servername: 'api.example.test',
+      ca: runCa.certificatePem,
+      ALPNProtocols: ['h2'],
+    });
+    const [error] = (await once(client, 'error')) as [NodeJS.ErrnoException];
+    assert.equal(error.code, 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL');
+    assert.equal(f.sessions, 0);
+    const blocked = (await records(f)).filter((r) => r.verdict === 'block');
+    assert.equal(blocked[0]?.layer, 'tls');
+    assert.match(blocked[0]?.pattern ?? '', /offered no HTTP\/1\.1/);
   } finally {
     await f.close();
   }

@@ -32,13 +32,7 @@ export function terminateTls(
       resolve(result);
     };
     const onSecure = () => finish({ ok: true, socket });
-    const onError = (error: Error) =>
-      finish({
-        ok: false,
-        reason: REJECTED_CERTIFICATE.test(error.message)
-          ? `the client rejected the interception certificate (${alertText(error)}): it does not trust the run CA or pins its own`
-          : `TLS handshake with the client failed: ${alertText(error)}`,
-      });
+    const onError = (error: Error) => finish({ ok: false, reason: handshakeFailure(error) });
     const onClose = () =>
       finish({ ok: false, reason: 'the client closed the connection during the TLS handshake' });
     const timer = setTimeout(
@@ -49,6 +43,14 @@ export function terminateTls(
     socket.on('error', onError);
     socket.once('close', onClose);
   });
+}
+
+function handshakeFailure(error: Error): string {
+  if (REJECTED_CERTIFICATE.test(error.message))
+    return `the client rejected the interception certificate (${alertText(error)}): it does not trust the run CA or pins its own`;
+  if (/no application protocol/i.test(error.message))
+    return 'the client offered no HTTP/1.1 (only HTTP/2, as gRPC does, or another protocol), and interception speaks HTTP/1.1 only';
+  return `TLS handshake with the client failed: ${alertText(error)}`;
 }
 
 function alertText(error: Error): string {
