@@ -361,3 +361,48 @@ test('a client that speaks only HTTP/2 is refused at the handshake, and the rece
     await f.close();
   }
 });
+
+test('an IP-literal destination is intercepted too: the leaf names the address', async () => {
+  const origin = await startHttpsOrigin(echo, pki);
+  const proxy = await startEngine({
+    upstreamCa: [pki.caCert],
+    policy: `version: "1.0"
+egress:
+  - destination: "127.0.0.1"
+    ports: [${origin.port}]
+    methods: ["GET"]
+`,
+  });
+  try {
+    const base = `https://127.0.0.1:${origin.port}`;
+    const get = await curl(['-i', '--proxy', proxy.proxyUrl, '--cacert', runCaFile, `${base}/ip`]);
+    assert.equal(parseCurlResponse(get.stdout).status, 200, get.stderr);
+    const post = await curl([
+      '-i',
+      '--proxy',
+      proxy.proxyUrl,
+      '--cacert',
+      runCaFile,
+      '-d',
+      'x',
+      `${base}/ip`,
+    ]);
+    assert.equal(parseCurlResponse(post.stdout).status, 403);
+    assert.equal(origin.hits, 1);
+    await proxy.stop();
+    const inner = readEvidenceDir(proxy.dir)
+      .receipts.map((r) => r.action_record)
+      .filter((r) => r.transport === 'intercept');
+    assert.deepEqual(
+      inner.map((r) => [r.method, r.verdict, r.target]),
+      [
+        ['GET', 'allow', `${base}/ip`],
+        ['POST', 'block', `${base}/ip`],
+      ],
+    );
+  } finally {
+    await proxy.stop();
+    await origin.close();
+    cleanup(join(proxy.dir, '..'));
+  }
+});
