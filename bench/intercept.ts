@@ -4,7 +4,7 @@
 // new upstream connection), one curl per host.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { run } from './processes.js';
+import { curlWriteOut, run } from './processes.js';
 
 export const INTERCEPT_DOMAIN = 'intercept.bench.test';
 /** Hosts under the intercepted domain the first-request measure visits, each once. */
@@ -72,13 +72,7 @@ async function firstRequests(
   const times: number[] = [];
   for (let index = 0; index < FIRST_REQUEST_HOSTS; index++) {
     const host = firstRequestHost(index);
-    const output = await run('curl', [
-      '-sS',
-      '--fail',
-      '-o',
-      '/dev/null',
-      '-w',
-      '%{time_total}',
+    const output = await curlWriteOut('%{time_total}', [
       ...args(host),
       `https://${host}:${httpsPort}/small`,
     ]);

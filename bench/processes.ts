@@ -34,6 +34,11 @@ export function stop(child: ChildProcess): Promise<void> {
   });
 }
 
+/** One curl transfer, body discarded; returns what `-w FORMAT` printed. */
+export function curlWriteOut(format: string, args: readonly string[]): Promise<string> {
+  return run('curl', ['-sS', '--fail', '-o', '/dev/null', '-w', format, ...args]);
+}
+
 export function run(command: string, args: readonly string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -7,7 +7,7 @@ import { cpus, tmpdir } from 'node:os';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { run, startWithReadyLine, stop } from './processes.js';
+import { curlWriteOut, run, startWithReadyLine, stop } from './processes.js';
 import { benchBoundary } from './boundary.js';
 import { benchVerify } from './verify.js';
 import { benchDlp } from './dlp.js';
@@ -220,15 +220,7 @@ async function wrk(
 }
 
 async function download(curlArgs: readonly string[]): Promise<number> {
-  const output = await run('curl', [
-    '-sS',
-    '--fail',
-    '-o',
-    '/dev/null',
-    '-w',
-    '%{size_download} %{time_total}',
-    ...curlArgs,
-  ]);
+  const output = await curlWriteOut('%{size_download} %{time_total}', curlArgs);
   const [size = '0', seconds = '1'] = output.trim().split(' ');
   if (Number(size) !== TUNNEL_BYTES)
     throw new Error(`downloaded ${size} bytes, expected ${TUNNEL_BYTES}`);

@@ -12,6 +12,7 @@ import {
   cleanup,
   curl,
   makePki,
+  openTunnel,
   parseCurlResponse,
   rawExchange,
   readEvidenceDir,
@@ -79,35 +80,6 @@ egress:
     ports: [${port}]
 default_deny: true
 `;
-
-/** Opens a CONNECT tunnel on a raw socket; resolves with the socket once 200 arrived. */
-function openTunnel(
-  port: number,
-  target: string,
-  head?: Buffer,
-): Promise<{ socket: Socket; status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    let text = '';
-    const onData = (chunk: Buffer) => {
-      text += chunk.toString('latin1');
-      const end = text.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      socket.off('data', onData);
-      resolve({ socket, status: statusOf(text), text });
-    };
-    socket.on('data', onData);
-    socket.on('error', reject);
-    socket.on('connect', () =>
-      socket.write(
-        Buffer.concat([
-          Buffer.from(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`),
-          head ?? Buffer.alloc(0),
-        ]),
-      ),
-    );
-  });
-}
 
 /** Runs a TLS client inside an open tunnel; resolves when the tunnel closes or TLS succeeds. */
 function tlsThrough(

@@ -11,14 +11,13 @@ import { main } from '../../src/cli/main.js';
 import type { DecisionEntry } from '../../src/engine/decision-log.js';
 import {
   assertNoViolations,
-  assertValid,
   cleanup,
   curl,
   echo,
   makePki,
   parseCurlResponse,
-  readEvidenceDir,
   runCaFile,
+  sealedRecords,
   startEngine,
   startHttpsOrigin,
   startOrigin,
@@ -122,13 +121,11 @@ async function send(f: Fixture, url: string, args: readonly string[] = []) {
   };
 }
 
+/** The request receipts (plain HTTP and intercepted), after the seal. */
 async function records(f: Fixture): Promise<ActionRecord[]> {
-  await f.proxy.stop();
-  const evidence = readEvidenceDir(f.proxy.dir);
-  assertValid(evidence, true);
-  return evidence.receipts
-    .map((r) => r.action_record)
-    .filter((r) => r.transport === 'intercept' || r.transport === 'forward');
+  return (await sealedRecords(f.proxy)).filter(
+    (r) => r.transport === 'intercept' || r.transport === 'forward',
+  );
 }
 
 const jsonBody = (value: unknown) => [

@@ -19,7 +19,7 @@ import {
 } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { connect, type AddressInfo } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Engine, type EngineOptions } from '../../src/engine/engine.js';
@@ -32,6 +32,7 @@ import {
   evidenceFileOrder,
   readEvidenceDirectory,
   verifyEvidence,
+  type ActionRecord,
   type EvidenceReport,
   type Receipt,
 } from '../../src/receipts/index.js';
@@ -166,6 +167,16 @@ export function readCompleteLines(dir: string): ReadEvidence & { torn: string[] 
   if (!read.ok) throw new Error(`evidence unreadable: ${read.failure.message}`);
   const report = verifyEvidence(backend, read.value, { wholeRecorder: true });
   return { report, receipts: read.value.receipts, files, torn };
+}
+
+/** Seals the engine's evidence, verifies it, and returns every action record but session control. */
+export async function sealedRecords(proxy: RunningEngine): Promise<ActionRecord[]> {
+  await proxy.stop();
+  const evidence = readEvidenceDir(proxy.dir);
+  assertValid(evidence, true);
+  return evidence.receipts
+    .map((r) => r.action_record)
+    .filter((r) => r.transport !== 'receipt_session');
 }
 
 /** Decision receipts (not session control, not tunnel outcomes). */
@@ -400,6 +411,35 @@ export function rawExchange(
         if (gapMs > 0) await new Promise((r) => setTimeout(r, gapMs));
       }
     });
+  });
+}
+
+/** Opens a CONNECT tunnel on a raw socket; resolves with the socket once the answer arrived. */
+export function openTunnel(
+  port: number,
+  target: string,
+  head?: Buffer,
+): Promise<{ socket: Socket; status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    let text = '';
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString('latin1');
+      const end = text.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      socket.off('data', onData);
+      resolve({ socket, status: statusOf(text), text });
+    };
+    socket.on('data', onData);
+    socket.on('error', reject);
+    socket.on('connect', () =>
+      socket.write(
+        Buffer.concat([
+          Buffer.from(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`),
+          head ?? Buffer.alloc(0),
+        ]),
+      ),
+    );
   });
 }
 

@@ -3,20 +3,20 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
-import { connect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import {
   assertNoViolations,
-  assertValid,
   cleanup,
   curl,
   echo,
   makePki,
+  openTunnel,
   parseCurlResponse,
   readEvidenceDir,
   runCa,
   runCaFile,
+  sealedRecords,
   startEngine,
   startHttpsOrigin,
   type Origin,
@@ -75,15 +75,7 @@ async function fixture(): Promise<Fixture> {
   return f;
 }
 
-/** Every receipt of the run after the seal (chain verified), session control left out. */
-async function records(f: Fixture): Promise<ActionRecord[]> {
-  await f.proxy.stop();
-  const evidence = readEvidenceDir(f.proxy.dir);
-  assertValid(evidence, true);
-  return evidence.receipts
-    .map((r) => r.action_record)
-    .filter((r) => r.transport !== 'receipt_session');
-}
+const records = (f: Fixture): Promise<ActionRecord[]> => sealedRecords(f.proxy);
 
 const summary = (rs: readonly ActionRecord[]) =>
   rs.map((r) => [r.transport, r.decision_phase ?? '', r.verdict, r.layer ?? '', r.method]);
@@ -339,12 +331,11 @@ test('Python urllib (strict X.509 checks) trusting the run CA: GET passes, POST 
 test('a client that speaks only HTTP/2 is refused at the handshake, and the receipt says why', async () => {
   const f = await fixture();
   try {
-    const raw = connect({ host: '127.0.0.1', port: f.proxy.port });
-    await once(raw, 'connect');
-    const target = `api.example.test:${f.origin.port}`;
-    raw.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
-    const [head] = (await once(raw, 'data')) as [Buffer];
-    assert.match(head.toString(), /^HTTP\/1\.1 200/);
+    const { socket: raw, status } = await openTunnel(
+      f.proxy.port,
+      `api.example.test:${f.origin.port}`,
+    );
+    assert.equal(status, 200);
     const client = tlsConnect({
       socket: raw,
       servername: 'api.example.test',

@@ -4,17 +4,17 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer as createHttpServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { connect, type AddressInfo, type Socket } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import WebSocket, { WebSocketServer } from 'ws';
 import {
   assertNoViolations,
-  assertValid,
   cleanup,
   makePki,
-  readEvidenceDir,
+  openTunnel,
   runCa,
+  sealedRecords,
   startEngine,
   type RunningEngine,
 } from './helpers.js';
@@ -128,14 +128,7 @@ default_deny: true
   };
 }
 
-async function records(f: Fixture): Promise<ActionRecord[]> {
-  await f.proxy.stop();
-  const evidence = readEvidenceDir(f.proxy.dir);
-  assertValid(evidence, true);
-  return evidence.receipts
-    .map((r) => r.action_record)
-    .filter((r) => r.transport !== 'receipt_session');
-}
+const records = (f: Fixture): Promise<ActionRecord[]> => sealedRecords(f.proxy);
 
 const proxied = (f: Fixture, target: string) =>
   `ws://127.0.0.1:${f.proxy.port}/ws?url=${encodeURIComponent(target)}`;
@@ -296,21 +289,12 @@ test('WebSocket disabled by the policy: the handshake is refused 403 (layer webs
   }
 });
 
-/** A CONNECT tunnel through the engine, then TLS to it trusting the run CA. */
-async function interceptedTls(f: Fixture, host: string, port: number): Promise<Socket> {
-  const raw = connect({ host: '127.0.0.1', port: f.proxy.port });
-  await once(raw, 'connect');
-  raw.write(`CONNECT ${host}:${port} HTTP/1.1\r\nHost: ${host}:${port}\r\n\r\n`);
-  const [head] = (await once(raw, 'data')) as [Buffer];
-  assert.match(head.toString(), /^HTTP\/1\.1 200/);
-  return raw;
-}
-
 test('wss:// through an intercepted CONNECT: echo passes, a secret closes with 1008', async () => {
   const f = await fixture();
   try {
     const port = f.secure.port;
-    const raw = await interceptedTls(f, 'ws.example.test', port);
+    const { socket: raw, status } = await openTunnel(f.proxy.port, `ws.example.test:${port}`);
+    assert.equal(status, 200);
     const socket = new WebSocket(`wss://ws.example.test:${port}/echo`, {
       createConnection: () =>
         tlsConnect({ socket: raw, servername: 'ws.example.test', ca: runCa.certificatePem }),
