@@ -71733,7 +71733,7 @@ async function admit(context, request, inspect) {
     requestId: request.requestId,
     transport: request.transport,
     method: request.method.toUpperCase(),
-    target: leak ? redactUserinfo(leak.redactedTarget) : receiptTarget(request, decision),
+    target: leak ? redactUserinfo(leak.redactedTarget) : context.scanner.redactBound(receiptTarget(request, decision)),
     verdict: "allow"
   };
   const refuse2 = async (status, layer, reason) => {
@@ -71909,6 +71909,12 @@ function createSecretScanner(detectors, secrets) {
     },
     guards(host, port2) {
       return bound.some((secret) => !allowedAt(host, port2).includes(secret));
+    },
+    redactBound(target) {
+      return bound.reduce(
+        (text, secret) => [...secret.forms].sort((a, b) => b.length - a.length).reduce((cut, form) => cut.replaceAll(form, `[REDACTED:secret:${secret.env}]`), text),
+        target
+      );
     }
   };
 }
@@ -73197,7 +73203,7 @@ var Engine = class {
   }
   /** A request refused before admission (its receipt is written here). */
   refuseUnadmitted(res, transport, method, target, requestId, refusal) {
-    this.recordBlock(unadmitted(transport, method, target, requestId), refusal);
+    this.recordBlock(this.unadmitted(transport, method, target, requestId), refusal);
     refuseResponse(res, refusal);
   }
   /** A request admitted, then stopped by a limit: a second receipt records the block. */
@@ -73223,6 +73229,23 @@ var Engine = class {
       pattern: refusal.reason
     };
     void this.record(blocked);
+  }
+  /**
+   * The receipt fields of a request refused before admission could judge it. Its target is
+   * still scanned: a secret in a URL or host name is cut out of the evidence here too.
+   */
+  unadmitted(transport, method, target, requestId) {
+    const parsed = parseRequestTarget(target);
+    const scanner = this.admission.scanner;
+    const leak = parsed.ok ? scanner.scanUrl(target, parsed.target.host, parsed.target.port) : scanner.scanUrl(target, NO_HOST, 0);
+    return {
+      actionId: randomUUID2(),
+      requestId,
+      transport,
+      method: method.toUpperCase(),
+      target: target ? redactUserinfo(leak?.redactedTarget ?? scanner.redactBound(target)) : "pipelock://request/unparsed",
+      verdict: "allow"
+    };
   }
   /** Appends a receipt; a failure is reported (and counted), never thrown. */
   record(entry) {
@@ -73283,7 +73306,7 @@ var Engine = class {
         layer: "limit",
         reason: `too many active tunnels (limit ${this.limits.maxActiveTunnels})`
       };
-      this.recordBlock(unadmitted("connect", "CONNECT", target, requestId), refusal);
+      this.recordBlock(this.unadmitted("connect", "CONNECT", target, requestId), refusal);
       return refuseSocket(socket, refusal);
     }
     this.counters.activeTunnels++;
@@ -73395,7 +73418,7 @@ var Engine = class {
     const located = tunnel ? this.tunnelTarget(req, tunnel, "wss") : webSocketTarget(req.url ?? "");
     const transport = tunnel ? "intercept" : "websocket";
     const refuse2 = (target, refusal) => {
-      this.recordBlock(unadmitted(transport, "WS", target, requestId), refusal);
+      this.recordBlock(this.unadmitted(transport, "WS", target, requestId), refusal);
       refuseSocket(socket, refusal);
     };
     if (!located.ok) return refuse2(located.target, located.refusal);
@@ -73466,7 +73489,7 @@ var Engine = class {
       reason: `malformed request refused (${error62.code ?? "parse error"}: ${error62.message})`
     };
     this.counters.requests++;
-    this.recordBlock(unadmitted(transport, "", "", this.requestId()), refusal);
+    this.recordBlock(this.unadmitted(transport, "", "", this.requestId()), refusal);
     const inFlight = socket._httpMessage;
     if (inFlight?.headersSent) {
       socket.destroy();
@@ -73525,16 +73548,6 @@ function hostHeaderProblem(header, tunnel) {
   const parsed = parseRequestTarget(`https://${header}/`);
   const same = parsed.ok && parsed.target.kind === "url" && formatHost(parsed.target.host) === formatHost(tunnel.host) && parsed.target.port === tunnel.port;
   return same ? void 0 : `Host ${header.slice(0, 200)} does not match the CONNECT target ${expected}`;
-}
-function unadmitted(transport, method, target, requestId) {
-  return {
-    actionId: randomUUID2(),
-    requestId,
-    transport,
-    method: method.toUpperCase(),
-    target: target ? redactUserinfo(target) : "pipelock://request/unparsed",
-    verdict: "allow"
-  };
 }
 
 // src/engine/evidence-writer.ts

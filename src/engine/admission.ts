@@ -70,7 +70,9 @@ export async function admit(
     requestId: request.requestId,
     transport: request.transport,
     method: request.method.toUpperCase(),
-    target: leak ? redactUserinfo(leak.redactedTarget) : receiptTarget(request, decision),
+    target: leak
+      ? redactUserinfo(leak.redactedTarget)
+      : context.scanner.redactBound(receiptTarget(request, decision)),
     verdict: 'allow',
   };
   const refuse = async (status: number, layer: string, reason: string): Promise<Admission> => {
@@ -151,7 +153,7 @@ function receiptTarget(request: AdmissionRequest, decision: Decision): string {
 }
 
 /** A malformed target has no host: no DLP allowance can apply to it. */
-const NO_HOST = { kind: 'name', name: '' } as const;
+export const NO_HOST = { kind: 'name', name: '' } as const;
 
 /**
  * Credentials in a URL's userinfo (`http://user:pass@host/`) never go into the evidence; the

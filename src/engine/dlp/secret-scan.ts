@@ -61,6 +61,11 @@ export interface SecretScanner {
   ): DlpFinding | undefined;
   /** A bound secret may not go to this destination: its traffic must be seen to be held to that. */
   guards(host: Host, port: number): boolean;
+  /**
+   * A target as it may be recorded: every spelling of every bound secret cut out, even on its
+   * way to an allowed destination (evidence travels further than the request did).
+   */
+  redactBound(target: string): string;
 }
 
 export function createSecretScanner(
@@ -120,6 +125,15 @@ export function createSecretScanner(
     },
     guards(host, port) {
       return bound.some((secret) => !allowedAt(host, port).includes(secret));
+    },
+    redactBound(target) {
+      return bound.reduce(
+        (text, secret) =>
+          [...secret.forms]
+            .sort((a, b) => b.length - a.length)
+            .reduce((cut, form) => cut.replaceAll(form, `[REDACTED:secret:${secret.env}]`), text),
+        target,
+      );
     },
   };
 }
