@@ -71610,9 +71610,9 @@ function describeDecision(decision, keptSecrets) {
   if (decision.verdict !== "block") {
     const guarded = keptSecrets.length > 0 && decision.rule?.tls !== "passthrough";
     const bound = `${keptSecrets.join(", ")} (bound secrets that may not go here), when set`;
-    lines.push(
-      `  scan:   ${decision.scan ? "headers and body are scanned for secrets" : guarded ? `headers and body are scanned for ${bound}` : "URL only"}`
-    );
+    const blind = decision.target?.kind === "authority" && !decision.intercept && !guarded;
+    const scan = blind ? "the host name only (the tunnel is not intercepted)" : decision.scan ? "headers and body are scanned for secrets" : guarded ? `headers and body are scanned for ${bound}` : "URL only";
+    lines.push(`  scan:   ${scan}`);
     if (decision.target?.kind === "authority") {
       lines.push(
         `  tls:    ${decision.intercept ? "intercepted (a rule needs to see requests inside TLS)" : guarded ? `intercepted to keep out ${bound}` : "tunnelled untouched (SNI checked)"}`
