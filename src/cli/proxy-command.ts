@@ -21,7 +21,7 @@ import { optionValue, parseOptions, type ParsedOptions } from './options.js';
 
 const COMMAND = 'proxy';
 /** Where the run CA's certificate goes unless --ca-cert says otherwise: beside the evidence. */
-export const RUN_CA_FILE = 'run-ca.pem';
+const RUN_CA_FILE = 'run-ca.pem';
 
 export async function proxyCommand(args: readonly string[], io: CliIo): Promise<number> {
   const options = parseOptions(COMMAND, args, {
