@@ -397,3 +397,30 @@ egress:
     cleanup(join(proxy.dir, '..'));
   }
 });
+
+test('limits hold inside the tunnel too: oversized headers get 431 with an intercept receipt', async () => {
+  const f = await fixture();
+  try {
+    const result = await curl([
+      '-i',
+      '--proxy',
+      f.proxy.proxyUrl,
+      '--cacert',
+      runCaFile,
+      '-H',
+      `X-Big: ${'a'.repeat(20 * 1024)}`,
+      `https://api.example.test:${f.origin.port}/repos/x`,
+    ]);
+    const response = parseCurlResponse(result.stdout);
+    assert.equal(response.status, 431, result.stdout.toString().slice(0, 300));
+    assert.equal(response.headers['x-pipelock-egress-block'], 'limit');
+    assert.equal(f.origin.hits, 0);
+    const inner = (await records(f)).filter((r) => r.transport === 'intercept');
+    assert.deepEqual(
+      inner.map((r) => [r.verdict, r.layer]),
+      [['block', 'limit']],
+    );
+  } finally {
+    await f.close();
+  }
+});

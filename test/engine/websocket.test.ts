@@ -460,3 +460,49 @@ test('a client gone while the origin is dialled: the origin connection is closed
     await f.close();
   }
 });
+
+test('a message over 1 MiB closes the connection with 1009; nothing of it reaches the origin', async () => {
+  const f = await fixture();
+  try {
+    const socket = new WebSocket(proxied(f, `ws://ws.example.test:${f.plain.port}/`));
+    await opened(socket);
+    socket.send('x'.repeat(1024 * 1024 + 1));
+    assert.equal((await closeOf(socket)).code, 1009);
+    assert.deepEqual(f.plain.received, []);
+  } finally {
+    await f.close();
+  }
+});
+
+test('an origin whose certificate the engine does not trust: the handshake is refused 502', async () => {
+  const f = await fixture();
+  try {
+    // A second engine without the test CA among its upstream roots.
+    const bare = await startEngine({
+      pins: { 'ws.example.test': '127.0.0.1' },
+      policy: `version: "1.0"
+egress:
+  - destination: "ws.example.test"
+    ports: [${f.secure.port}]
+  - destination: "127.0.0.1"
+    ports: [${f.secure.port}]
+websocket:
+  enabled: true
+`,
+    });
+    try {
+      const socket = new WebSocket(
+        `ws://127.0.0.1:${bare.port}/ws?url=${encodeURIComponent(`wss://ws.example.test:${f.secure.port}/`)}`,
+      );
+      assert.deepEqual(await refusedHandshake(socket), [502, 'upstream']);
+      assert.equal(f.secure.handshakes.length, 0);
+      const all = await sealedRecords(bare);
+      assert.match(all.at(-1)?.pattern ?? '', /^status=502 layer=upstream reason=.*certificate/);
+    } finally {
+      await bare.stop();
+      cleanup(join(bare.dir, '..'));
+    }
+  } finally {
+    await f.close();
+  }
+});
