@@ -71870,8 +71870,16 @@ function createSecretScanner(detectors, secrets) {
   const bound = secrets.filter((secret) => secret.value !== "").map((secret) => {
     const forms = secretForms(secret.value);
     const compact = forms.map(withoutSeparators).filter((form) => form.length >= 8);
-    return { ...secret, forms, compact };
+    const longestFirst = [...forms].sort((a, b) => b.length - a.length);
+    return { ...secret, forms, compact, longestFirst };
   });
+  const redactBound = (target) => bound.reduce(
+    (text, secret) => secret.longestFirst.reduce(
+      (cut, form) => cut.replaceAll(form, `[REDACTED:secret:${secret.env}]`),
+      text
+    ),
+    target
+  );
   const allowedAt = (host, port2) => bound.filter(
     (secret) => secret.allow.some((destination2) => destinationCovers(destination2, host, port2))
   );
@@ -71901,7 +71909,10 @@ function createSecretScanner(detectors, secrets) {
   return {
     scanUrl(target, host, port2) {
       const found = find(urlViews(target, host), host, port2, detectors);
-      return found && { ...found, redactedTarget: redact(found.detector, target, found.forms) };
+      return found && {
+        ...found,
+        redactedTarget: redactBound(redact(found.detector, target, found.forms))
+      };
     },
     scanContent(views, host, port2, scan) {
       const found = find(views, host, port2, scan ? detectors : []);
@@ -71910,12 +71921,7 @@ function createSecretScanner(detectors, secrets) {
     guards(host, port2) {
       return bound.some((secret) => !allowedAt(host, port2).includes(secret));
     },
-    redactBound(target) {
-      return bound.reduce(
-        (text, secret) => [...secret.forms].sort((a, b) => b.length - a.length).reduce((cut, form) => cut.replaceAll(form, `[REDACTED:secret:${secret.env}]`), text),
-        target
-      );
-    }
+    redactBound
   };
 }
 var HOST = "host name";

@@ -302,6 +302,8 @@ test('no receipt, log line or verification report carries a secret value', async
     await send(f, `${uploads}/x`, ['-H', `X-Key: ${AGENT_TOKEN}`]);
     await send(f, `${uploads}/x`, jsonBody({ deploy: DEPLOY_KEY }));
     await send(f, `${api}/x`, jsonBody({ token: GITHUB_TOKEN }));
+    // Blocked for the GitHub token; the bound secret beside it, allowed there, is cut out too.
+    await send(f, `${api}/q?mine=${AGENT_TOKEN}&other=${GITHUB_TOKEN}`);
     // Allowed there, so it passes; the receipt still does not hold it.
     const allowed = await send(f, `${api}/user?access_token=${AGENT_TOKEN}`);
     assert.equal(allowed.status, 200, allowed.body);
@@ -326,7 +328,7 @@ test('no receipt, log line or verification report carries a secret value', async
       out.join(''),
       JSON.stringify(f.logged),
     ].join('\n');
-    assert.equal(f.logged.filter((e) => e.layer === 'dlp').length, 5);
+    assert.equal(f.logged.filter((e) => e.layer === 'dlp').length, 6);
     for (const spelling of SECRET_SPELLINGS)
       assert.ok(
         !everything.includes(spelling),

@@ -79,8 +79,19 @@ export function createSecretScanner(
       // Host labels cannot hold every character: a secret smuggled through them loses its
       // separators, so the host view is compared without them (long enough to be telling).
       const compact = forms.map(withoutSeparators).filter((form) => form.length >= 8);
-      return { ...secret, forms, compact };
+      // Longest first, so that no shorter spelling leaves part of a longer one behind.
+      const longestFirst = [...forms].sort((a, b) => b.length - a.length);
+      return { ...secret, forms, compact, longestFirst };
     });
+  const redactBound = (target: string): string =>
+    bound.reduce(
+      (text, secret) =>
+        secret.longestFirst.reduce(
+          (cut, form) => cut.replaceAll(form, `[REDACTED:secret:${secret.env}]`),
+          text,
+        ),
+      target,
+    );
   const allowedAt = (host: Host, port: number) =>
     bound.filter((secret) =>
       secret.allow.some((destination) => destinationCovers(destination, host, port)),
@@ -117,7 +128,12 @@ export function createSecretScanner(
   return {
     scanUrl(target, host, port) {
       const found = find(urlViews(target, host), host, port, detectors);
-      return found && { ...found, redactedTarget: redact(found.detector, target, found.forms) };
+      return (
+        found && {
+          ...found,
+          redactedTarget: redactBound(redact(found.detector, target, found.forms)),
+        }
+      );
     },
     scanContent(views, host, port, scan) {
       const found = find(views, host, port, scan ? detectors : []);
@@ -126,15 +142,7 @@ export function createSecretScanner(
     guards(host, port) {
       return bound.some((secret) => !allowedAt(host, port).includes(secret));
     },
-    redactBound(target) {
-      return bound.reduce(
-        (text, secret) =>
-          [...secret.forms]
-            .sort((a, b) => b.length - a.length)
-            .reduce((cut, form) => cut.replaceAll(form, `[REDACTED:secret:${secret.env}]`), text),
-        target,
-      );
-    },
+    redactBound,
   };
 }
 
