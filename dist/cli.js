@@ -71733,7 +71733,7 @@ async function admit(context, request, inspect) {
     requestId: request.requestId,
     transport: request.transport,
     method: request.method.toUpperCase(),
-    target: leak ? redactUserinfo(leak.redactedTarget) : context.scanner.redactBound(receiptTarget(request, decision)),
+    target: recordedTarget(context.scanner, receiptTarget(request, decision), leak),
     verdict: "allow"
   };
   const refuse2 = async (status, layer, reason) => {
@@ -71802,7 +71802,10 @@ async function record2(context, entry) {
 function receiptTarget(request, decision) {
   const target = decision.target;
   if (target?.kind === "authority") return `${formatHost(target.host)}:${target.port}`;
-  return redactUserinfo(request.target);
+  return request.target;
+}
+function recordedTarget(scanner, target, leak) {
+  return redactUserinfo(leak ? leak.redactedTarget : scanner.redactBound(target));
 }
 var NO_HOST = { kind: "name", name: "" };
 function redactUserinfo(target) {
@@ -72377,6 +72380,68 @@ function headerValue(value) {
   return Array.isArray(value) ? value.join(", ") : value;
 }
 
+// src/engine/decision-log.ts
+function outcomeOf(entry, pattern) {
+  return { ...entry, layer: "outcome", phase: "outcome", pattern };
+}
+var READ = {
+  action_type: "read",
+  side_effect_class: "external_read",
+  reversibility: "full"
+};
+var CLASSIFICATION = {
+  GET: READ,
+  HEAD: READ,
+  OPTIONS: READ,
+  TRACE: READ,
+  CONNECT: READ,
+  WS: READ,
+  POST: {
+    action_type: "write",
+    side_effect_class: "external_write",
+    reversibility: "compensatable"
+  },
+  PUT: {
+    action_type: "write",
+    side_effect_class: "external_write",
+    reversibility: "compensatable"
+  },
+  PATCH: {
+    action_type: "write",
+    side_effect_class: "external_write",
+    reversibility: "compensatable"
+  },
+  DELETE: {
+    action_type: "write",
+    side_effect_class: "external_write",
+    reversibility: "irreversible"
+  }
+};
+var UNCLASSIFIED = {
+  action_type: "unclassified",
+  side_effect_class: "none",
+  reversibility: "unknown"
+};
+function receiptFields(entry, run, timestamp) {
+  return {
+    action_id: entry.actionId,
+    ...CLASSIFICATION[entry.method] ?? UNCLASSIFIED,
+    timestamp,
+    principal: "local",
+    actor: run.actor,
+    delegation_chain: null,
+    target: entry.target,
+    policy_hash: run.policyHash,
+    verdict: entry.verdict,
+    ...entry.phase ? { decision_phase: entry.phase } : {},
+    transport: entry.transport,
+    method: entry.method,
+    ...entry.layer ? { layer: entry.layer } : {},
+    ...entry.pattern ? { pattern: entry.pattern } : {},
+    request_id: entry.requestId
+  };
+}
+
 // src/engine/limits.ts
 var DEFAULT_LIMITS = {
   maxHeaderBytes: 16 * 1024,
@@ -72775,12 +72840,10 @@ async function relayWebSocket(context, req, socket, head, request) {
     }
   );
   if (!upstream.ok) {
-    await context.record({
-      ...admission.entry,
-      layer: "outcome",
-      phase: "outcome",
-      pattern: `status=${upstream.refusal.status} layer=${upstream.refusal.layer} reason=${upstream.refusal.reason}`
-    });
+    const { status, layer, reason } = upstream.refusal;
+    await context.record(
+      outcomeOf(admission.entry, `status=${status} layer=${layer} reason=${reason}`)
+    );
     return refuseSocket(socket, upstream.refusal);
   }
   const server = new WebSocketServer2({
@@ -72793,12 +72856,9 @@ async function relayWebSocket(context, req, socket, head, request) {
   if (!socket.readable || !socket.writable) {
     upstream.socket.terminate();
     socket.destroy();
-    await context.record({
-      ...admission.entry,
-      layer: "outcome",
-      phase: "outcome",
-      pattern: "status=499 reason=client_gone_during_handshake"
-    });
+    await context.record(
+      outcomeOf(admission.entry, "status=499 reason=client_gone_during_handshake")
+    );
     return;
   }
   const untrack = context.track(socket);
@@ -72896,12 +72956,12 @@ function relayMessages(context, client, upstream, entry, scanMessages, target) {
       if (other.readyState === other.OPEN) other.close(closeCode(code2));
       else if (other.readyState === other.CONNECTING) other.terminate();
       if (--open2 > 0) return;
-      void context.record({
-        ...entry,
-        layer: "outcome",
-        phase: "outcome",
-        pattern: `status=101 messages_sent=${tally.sent} messages_received=${tally.received} blocked=${tally.blocked} reason=${tally.reason}`
-      }).then(resolve2);
+      void context.record(
+        outcomeOf(
+          entry,
+          `status=101 messages_sent=${tally.sent} messages_received=${tally.received} blocked=${tally.blocked} reason=${tally.reason}`
+        )
+      ).then(resolve2);
     };
     client.on("close", (code2) => closed("client", code2, upstream));
     upstream.on("close", (code2) => closed("upstream", code2, client));
@@ -73218,13 +73278,9 @@ var Engine = class {
     refuseResponse(res, refusal);
   }
   recordOutcome(entry, refusal) {
-    const outcome = {
-      ...entry,
-      layer: "outcome",
-      phase: "outcome",
-      pattern: `status=${refusal.status} layer=${refusal.layer} reason=${refusal.reason}`
-    };
-    void this.record(outcome);
+    void this.record(
+      outcomeOf(entry, `status=${refusal.status} layer=${refusal.layer} reason=${refusal.reason}`)
+    );
   }
   recordBlock(entry, refusal) {
     const { phase: _phase, ...decision } = entry;
@@ -73249,7 +73305,7 @@ var Engine = class {
       requestId,
       transport,
       method: method.toUpperCase(),
-      target: target ? redactUserinfo(leak?.redactedTarget ?? scanner.redactBound(target)) : "pipelock://request/unparsed",
+      target: target ? recordedTarget(scanner, target, leak) : "pipelock://request/unparsed",
       verdict: "allow"
     };
   }
@@ -73404,14 +73460,7 @@ var Engine = class {
     return this.admission.scanner.guards(target.host, target.port);
   }
   async appendOutcome(entry, pattern) {
-    const outcome = {
-      ...entry,
-      verdict: "allow",
-      layer: "outcome",
-      phase: "outcome",
-      pattern
-    };
-    await this.record(outcome);
+    await this.record({ ...outcomeOf(entry, pattern), verdict: "allow" });
   }
   /**
    * A WebSocket handshake: `GET /ws?url=ws(s)://…` on the proxy, an absolute-form upgrade
@@ -73638,65 +73687,6 @@ function setTornLineAside(dir, name) {
     }
     return aside;
   }
-}
-
-// src/engine/decision-log.ts
-var READ = {
-  action_type: "read",
-  side_effect_class: "external_read",
-  reversibility: "full"
-};
-var CLASSIFICATION = {
-  GET: READ,
-  HEAD: READ,
-  OPTIONS: READ,
-  TRACE: READ,
-  CONNECT: READ,
-  WS: READ,
-  POST: {
-    action_type: "write",
-    side_effect_class: "external_write",
-    reversibility: "compensatable"
-  },
-  PUT: {
-    action_type: "write",
-    side_effect_class: "external_write",
-    reversibility: "compensatable"
-  },
-  PATCH: {
-    action_type: "write",
-    side_effect_class: "external_write",
-    reversibility: "compensatable"
-  },
-  DELETE: {
-    action_type: "write",
-    side_effect_class: "external_write",
-    reversibility: "irreversible"
-  }
-};
-var UNCLASSIFIED = {
-  action_type: "unclassified",
-  side_effect_class: "none",
-  reversibility: "unknown"
-};
-function receiptFields(entry, run, timestamp) {
-  return {
-    action_id: entry.actionId,
-    ...CLASSIFICATION[entry.method] ?? UNCLASSIFIED,
-    timestamp,
-    principal: "local",
-    actor: run.actor,
-    delegation_chain: null,
-    target: entry.target,
-    policy_hash: run.policyHash,
-    verdict: entry.verdict,
-    ...entry.phase ? { decision_phase: entry.phase } : {},
-    transport: entry.transport,
-    method: entry.method,
-    ...entry.layer ? { layer: entry.layer } : {},
-    ...entry.pattern ? { pattern: entry.pattern } : {},
-    request_id: entry.requestId
-  };
 }
 
 // src/engine/evidence-writer.ts

@@ -10,7 +10,7 @@ import type { DecisionEntry, DecisionLog, Transport } from './decision-log.js';
 import type { Refusal } from './refusal.js';
 import type { Resolver } from './resolver.js';
 import { checkResolvedAddresses } from './ssrf.js';
-import type { DlpFinding, SecretScanner } from './dlp/secret-scan.js';
+import type { DlpFinding, SecretScanner, UrlFinding } from './dlp/secret-scan.js';
 
 export interface AdmissionRequest {
   readonly method: string;
@@ -70,9 +70,7 @@ export async function admit(
     requestId: request.requestId,
     transport: request.transport,
     method: request.method.toUpperCase(),
-    target: leak
-      ? redactUserinfo(leak.redactedTarget)
-      : context.scanner.redactBound(receiptTarget(request, decision)),
+    target: recordedTarget(context.scanner, receiptTarget(request, decision), leak),
     verdict: 'allow',
   };
   const refuse = async (status: number, layer: string, reason: string): Promise<Admission> => {
@@ -149,7 +147,19 @@ async function record(context: AdmissionContext, entry: DecisionEntry): Promise<
 function receiptTarget(request: AdmissionRequest, decision: Decision): string {
   const target = decision.target;
   if (target?.kind === 'authority') return `${formatHost(target.host)}:${target.port}`;
-  return redactUserinfo(request.target);
+  return request.target;
+}
+
+/**
+ * A target as the evidence may hold it: the secret a URL scan found cut out (or, with none,
+ * every bound secret), and no userinfo credentials.
+ */
+export function recordedTarget(
+  scanner: SecretScanner,
+  target: string,
+  leak: UrlFinding | undefined,
+): string {
+  return redactUserinfo(leak ? leak.redactedTarget : scanner.redactBound(target));
 }
 
 /** A malformed target has no host: no DLP allowance can apply to it. */
@@ -159,6 +169,6 @@ export const NO_HOST = { kind: 'name', name: '' } as const;
  * Credentials in a URL's userinfo (`http://user:pass@host/`) never go into the evidence; the
  * forwarder does not send them upstream either.
  */
-export function redactUserinfo(target: string): string {
+function redactUserinfo(target: string): string {
   return target.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/?#]*@/, '$1[REDACTED]@');
 }

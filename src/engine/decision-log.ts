@@ -22,6 +22,11 @@ export interface DecisionEntry {
   readonly phase?: 'intent' | 'outcome';
 }
 
+/** The receipt recording how an admitted request, tunnel or WebSocket ended. */
+export function outcomeOf(entry: DecisionEntry, pattern: string): DecisionEntry {
+  return { ...entry, layer: 'outcome', phase: 'outcome', pattern };
+}
+
 export interface DecisionLog {
   /**
    * Resolves once the signed receipt has been handed to the evidence file in one write, so

@@ -16,14 +16,14 @@ import { randomUUID } from 'node:crypto';
 import {
   admit,
   NO_HOST,
-  redactUserinfo,
+  recordedTarget,
   type AdmissionContext,
   type AdmissionRequest,
 } from './admission.js';
 import { policyDetectors } from './dlp/detectors.js';
 import { createSecretScanner } from './dlp/secret-scan.js';
 import { expectsContinue, RequestInspection, ScanBudget } from './request-inspection.js';
-import type { DecisionEntry, DecisionLog } from './decision-log.js';
+import { outcomeOf, type DecisionEntry, type DecisionLog } from './decision-log.js';
 import { forwardRequest, loadUndici, UpstreamPools } from './forward.js';
 import { DEFAULT_LIMITS, type EngineLimits } from './limits.js';
 import { refuseResponse, refuseSocket, type Refusal } from './refusal.js';
@@ -379,13 +379,9 @@ export class Engine {
   }
 
   private recordOutcome(entry: DecisionEntry, refusal: Refusal): void {
-    const outcome: DecisionEntry = {
-      ...entry,
-      layer: 'outcome',
-      phase: 'outcome',
-      pattern: `status=${refusal.status} layer=${refusal.layer} reason=${refusal.reason}`,
-    };
-    void this.record(outcome);
+    void this.record(
+      outcomeOf(entry, `status=${refusal.status} layer=${refusal.layer} reason=${refusal.reason}`),
+    );
   }
 
   private recordBlock(entry: DecisionEntry, refusal: Refusal): void {
@@ -419,9 +415,7 @@ export class Engine {
       requestId,
       transport,
       method: method.toUpperCase(),
-      target: target
-        ? redactUserinfo(leak?.redactedTarget ?? scanner.redactBound(target))
-        : 'pipelock://request/unparsed',
+      target: target ? recordedTarget(scanner, target, leak) : 'pipelock://request/unparsed',
       verdict: 'allow',
     };
   }
@@ -589,14 +583,7 @@ export class Engine {
   }
 
   private async appendOutcome(entry: DecisionEntry, pattern: string): Promise<void> {
-    const outcome: DecisionEntry = {
-      ...entry,
-      verdict: 'allow',
-      layer: 'outcome',
-      phase: 'outcome',
-      pattern,
-    };
-    await this.record(outcome);
+    await this.record({ ...outcomeOf(entry, pattern), verdict: 'allow' });
   }
 
   /**

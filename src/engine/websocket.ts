@@ -18,7 +18,7 @@ import {
   type AdmissionRequest,
   type Inspection,
 } from './admission.js';
-import type { DecisionEntry } from './decision-log.js';
+import { outcomeOf, type DecisionEntry } from './decision-log.js';
 import { headerViews, textViews } from './dlp/content-views.js';
 import { refuseSocket, type Refusal } from './refusal.js';
 
@@ -107,12 +107,10 @@ export async function relayWebSocket(
     },
   );
   if (!upstream.ok) {
-    await context.record({
-      ...admission.entry,
-      layer: 'outcome',
-      phase: 'outcome',
-      pattern: `status=${upstream.refusal.status} layer=${upstream.refusal.layer} reason=${upstream.refusal.reason}`,
-    });
+    const { status, layer, reason } = upstream.refusal;
+    await context.record(
+      outcomeOf(admission.entry, `status=${status} layer=${layer} reason=${reason}`),
+    );
     return refuseSocket(socket, upstream.refusal);
   }
   const server = new WebSocketServer({
@@ -127,12 +125,9 @@ export async function relayWebSocket(
   if (!socket.readable || !socket.writable) {
     upstream.socket.terminate();
     socket.destroy();
-    await context.record({
-      ...admission.entry,
-      layer: 'outcome',
-      phase: 'outcome',
-      pattern: 'status=499 reason=client_gone_during_handshake',
-    });
+    await context.record(
+      outcomeOf(admission.entry, 'status=499 reason=client_gone_during_handshake'),
+    );
     return;
   }
   const untrack = context.track(socket);
@@ -265,12 +260,12 @@ function relayMessages(
       else if (other.readyState === other.CONNECTING) other.terminate();
       if (--open > 0) return;
       void context
-        .record({
-          ...entry,
-          layer: 'outcome',
-          phase: 'outcome',
-          pattern: `status=101 messages_sent=${tally.sent} messages_received=${tally.received} blocked=${tally.blocked} reason=${tally.reason}`,
-        })
+        .record(
+          outcomeOf(
+            entry,
+            `status=101 messages_sent=${tally.sent} messages_received=${tally.received} blocked=${tally.blocked} reason=${tally.reason}`,
+          ),
+        )
         .then(resolve);
     };
     client.on('close', (code: number) => closed('client', code, upstream));
