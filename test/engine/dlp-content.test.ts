@@ -16,7 +16,7 @@ import {
   echo,
   makePki,
   parseCurlResponse,
-  runCaFile,
+  curlTrustingRunCa,
   sealedRecords,
   startEngine,
   startHttpsOrigin,
@@ -104,15 +104,7 @@ async function fixture(limits?: Partial<EngineLimits>): Promise<Fixture> {
 
 /** curl through the engine, trusting the run CA; returns status, block layer and body. */
 async function send(f: Fixture, url: string, args: readonly string[] = []) {
-  const result = await curl([
-    '-i',
-    '--proxy',
-    f.proxy.proxyUrl,
-    '--cacert',
-    runCaFile,
-    ...args,
-    url,
-  ]);
+  const result = await curlTrustingRunCa(f.proxy, ['-i', ...args, url]);
   const response = parseCurlResponse(result.stdout);
   return {
     status: response.status,

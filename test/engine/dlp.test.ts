@@ -71,6 +71,14 @@ test('ordinary URLs are not findings', () => {
 });
 
 const TOKEN = 'agent-secret-5f2b9c1e7a';
+/** Any host under exfil.test is allowed; AGENT_TOKEN may go to api.github.com only. */
+const EXFIL_POLICY = `version: "1.0"
+egress:
+  - destination: "*.exfil.test"
+secrets:
+  - env: AGENT_TOKEN
+    allow: ["api.github.com"]
+`;
 const binding = (allow: string[]) => ({
   env: 'AGENT_TOKEN',
   value: TOKEN,
@@ -175,13 +183,7 @@ test('a CONNECT whose host name carries a bound secret is refused before any loo
       return Promise.reject(new Error('no lookups in this test'));
     },
     secretValues: { AGENT_TOKEN: TOKEN },
-    policy: `version: "1.0"
-egress:
-  - destination: "*.exfil.test"
-secrets:
-  - env: AGENT_TOKEN
-    allow: ["api.github.com"]
-`,
+    policy: EXFIL_POLICY,
   });
   try {
     const raw = await rawExchange(
@@ -238,13 +240,7 @@ test('requests refused before admission keep their secrets out of the evidence t
   const proxy = await startEngine({
     limits: { maxActiveTunnels: 0 },
     secretValues: { AGENT_TOKEN: TOKEN },
-    policy: `version: "1.0"
-egress:
-  - destination: "*.exfil.test"
-secrets:
-  - env: AGENT_TOKEN
-    allow: ["api.github.com"]
-`,
+    policy: EXFIL_POLICY,
   });
   try {
     const noUpgrade = await rawExchange(

@@ -350,6 +350,14 @@ export function curl(
   });
 }
 
+/** curl through the engine, trusting only the run CA (as an agent in the boundary does). */
+export function curlTrustingRunCa(
+  proxy: RunningEngine,
+  args: readonly string[],
+): Promise<CurlResult> {
+  return curl(['--proxy', proxy.proxyUrl, '--cacert', runCaFile, ...args]);
+}
+
 /** Parses `curl -i` output into status, headers (last response) and body. */
 export function parseCurlResponse(output: Buffer): {
   status: number;

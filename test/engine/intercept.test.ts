@@ -16,6 +16,7 @@ import {
   readEvidenceDir,
   runCa,
   runCaFile,
+  curlTrustingRunCa,
   sealedRecords,
   startEngine,
   startHttpsOrigin,
@@ -84,7 +85,7 @@ test('curl: an allowed GET inside an intercepted tunnel reaches the origin, with
   const f = await fixture();
   try {
     const url = `https://api.example.test:${f.origin.port}/repos/acme/widget?x=1`;
-    const result = await curl(['-i', '--proxy', f.proxy.proxyUrl, '--cacert', runCaFile, url]);
+    const result = await curlTrustingRunCa(f.proxy, ['-i', url]);
     assert.equal(result.code, 0, result.stderr);
     const response = parseCurlResponse(result.stdout);
     assert.equal(response.status, 200);
@@ -111,11 +112,7 @@ test('curl: several requests on one intercepted connection are judged one by one
   const f = await fixture();
   try {
     const base = `https://api.example.test:${f.origin.port}`;
-    const result = await curl([
-      '--proxy',
-      f.proxy.proxyUrl,
-      '--cacert',
-      runCaFile,
+    const result = await curlTrustingRunCa(f.proxy, [
       '-w',
       '%{http_code}\\n',
       ...['/repos/a', '/elsewhere', '/repos/b'].flatMap((path) => ['-o', '/dev/null', base + path]),
@@ -150,12 +147,8 @@ for (const [what, args, layer] of [
     const f = await fixture();
     try {
       const path = layer === 'path' ? '/admin' : '/repos/x';
-      const result = await curl([
+      const result = await curlTrustingRunCa(f.proxy, [
         '-i',
-        '--proxy',
-        f.proxy.proxyUrl,
-        '--cacert',
-        runCaFile,
         ...args,
         `https://api.example.test:${f.origin.port}${path}`,
       ]);
@@ -182,7 +175,7 @@ test('a destination without L7 rules is tunnelled: the client verifies the origi
     const own = await curl(['--proxy', f.proxy.proxyUrl, '--cacert', pki.caFile, url]);
     assert.equal(own.code, 0, own.stderr);
     // Nothing the run CA signed is on this path: trusting only it fails.
-    const runOnly = await curl(['--proxy', f.proxy.proxyUrl, '--cacert', runCaFile, url]);
+    const runOnly = await curlTrustingRunCa(f.proxy, [url]);
     assert.equal(runOnly.code, 60, runOnly.stderr);
     const all = await records(f);
     assert.equal(all.filter((r) => r.transport === 'intercept').length, 0);
@@ -269,12 +262,8 @@ test('an origin whose certificate the engine does not trust gets nothing: 502 wi
     policy: policy(origin.port),
   });
   try {
-    const result = await curl([
+    const result = await curlTrustingRunCa(proxy, [
       '-i',
-      '--proxy',
-      proxy.proxyUrl,
-      '--cacert',
-      runCaFile,
       `https://api.example.test:${origin.port}/repos/x`,
     ]);
     const response = parseCurlResponse(result.stdout);
@@ -366,18 +355,9 @@ egress:
   });
   try {
     const base = `https://127.0.0.1:${origin.port}`;
-    const get = await curl(['-i', '--proxy', proxy.proxyUrl, '--cacert', runCaFile, `${base}/ip`]);
+    const get = await curlTrustingRunCa(proxy, ['-i', `${base}/ip`]);
     assert.equal(parseCurlResponse(get.stdout).status, 200, get.stderr);
-    const post = await curl([
-      '-i',
-      '--proxy',
-      proxy.proxyUrl,
-      '--cacert',
-      runCaFile,
-      '-d',
-      'x',
-      `${base}/ip`,
-    ]);
+    const post = await curlTrustingRunCa(proxy, ['-i', '-d', 'x', `${base}/ip`]);
     assert.equal(parseCurlResponse(post.stdout).status, 403);
     assert.equal(origin.hits, 1);
     await proxy.stop();
@@ -401,12 +381,8 @@ egress:
 test('limits hold inside the tunnel too: oversized headers get 431 with an intercept receipt', async () => {
   const f = await fixture();
   try {
-    const result = await curl([
+    const result = await curlTrustingRunCa(f.proxy, [
       '-i',
-      '--proxy',
-      f.proxy.proxyUrl,
-      '--cacert',
-      runCaFile,
       '-H',
       `X-Big: ${'a'.repeat(20 * 1024)}`,
       `https://api.example.test:${f.origin.port}/repos/x`,
