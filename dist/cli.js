@@ -9938,10 +9938,10 @@ var require_wrap_handler = __commonJS({
 var require_dispatcher = __commonJS({
   "node_modules/undici/lib/dispatcher/dispatcher.js"(exports, module) {
     "use strict";
-    var EventEmitter = __require("node:events");
+    var EventEmitter2 = __require("node:events");
     var WrapHandler = require_wrap_handler();
     var wrapInterceptor = (dispatch) => (opts, handler) => dispatch(opts, WrapHandler.wrap(handler));
-    var Dispatcher = class extends EventEmitter {
+    var Dispatcher = class extends EventEmitter2 {
       dispatch() {
         throw new Error("not implemented");
       }
@@ -15265,7 +15265,7 @@ var require_client_h2 = __commonJS({
   "node_modules/undici/lib/dispatcher/client-h2.js"(exports, module) {
     "use strict";
     var assert2 = __require("node:assert");
-    var { pipeline: pipeline2 } = __require("node:stream");
+    var { pipeline } = __require("node:stream");
     var util = require_util();
     var {
       RequestContentLengthMismatchError,
@@ -15937,7 +15937,7 @@ var require_client_h2 = __commonJS({
     }
     function writeStream(abort, socket, expectsPayload, h2stream, body2, client, request, contentLength) {
       assert2(contentLength !== 0 || client[kRunning] === 0, "stream body cannot be pipelined");
-      const pipe2 = pipeline2(
+      const pipe2 = pipeline(
         body2,
         h2stream,
         (err) => {
@@ -17475,7 +17475,7 @@ var require_socks5_utils = __commonJS({
 var require_socks5_client = __commonJS({
   "node_modules/undici/lib/core/socks5-client.js"(exports, module) {
     "use strict";
-    var { EventEmitter } = __require("node:events");
+    var { EventEmitter: EventEmitter2 } = __require("node:events");
     var { Buffer: Buffer2 } = __require("node:buffer");
     var { InvalidArgumentError, Socks5ProxyError } = require_errors2();
     var { debuglog } = __require("node:util");
@@ -17520,7 +17520,7 @@ var require_socks5_client = __commonJS({
       ERROR: "error",
       CLOSED: "closed"
     };
-    var Socks5Client = class extends EventEmitter {
+    var Socks5Client = class extends EventEmitter2 {
       constructor(socket, options = {}) {
         super();
         if (!socket) {
@@ -19851,7 +19851,7 @@ var require_api_pipeline = __commonJS({
         util.destroy(ret, err);
       }
     };
-    function pipeline2(opts, handler) {
+    function pipeline(opts, handler) {
       try {
         const pipelineHandler = new PipelineHandler(opts, handler);
         this.dispatch({ ...opts, body: pipelineHandler.req }, pipelineHandler);
@@ -19860,7 +19860,7 @@ var require_api_pipeline = __commonJS({
         return new PassThrough().destroy(err);
       }
     }
-    module.exports = pipeline2;
+    module.exports = pipeline;
   }
 });
 
@@ -21429,7 +21429,7 @@ var require_snapshot_recorder = __commonJS({
           return;
         }
         const request = formatRequestKey(requestOpts, this.#headerFilters, this.matchOptions);
-        const hash2 = createRequestHash(request);
+        const hash3 = createRequestHash(request);
         const normalizedHeaders = normalizeHeaders(response.headers);
         const responseData = {
           statusCode: response.statusCode,
@@ -21437,16 +21437,16 @@ var require_snapshot_recorder = __commonJS({
           body: Buffer.isBuffer(response.body) ? response.body.toString("base64") : Buffer.from(String(response.body || "")).toString("base64"),
           trailers: response.trailers
         };
-        if (this.#snapshots.size >= this.#maxSnapshots && !this.#snapshots.has(hash2)) {
+        if (this.#snapshots.size >= this.#maxSnapshots && !this.#snapshots.has(hash3)) {
           const oldestKey = this.#snapshots.keys().next().value;
           this.#snapshots.delete(oldestKey);
         }
-        const existingSnapshot = this.#snapshots.get(hash2);
+        const existingSnapshot = this.#snapshots.get(hash3);
         if (existingSnapshot && existingSnapshot.responses) {
           existingSnapshot.responses.push(responseData);
           existingSnapshot.timestamp = (/* @__PURE__ */ new Date()).toISOString();
         } else {
-          this.#snapshots.set(hash2, {
+          this.#snapshots.set(hash3, {
             request,
             responses: [responseData],
             // Always store as array for consistency
@@ -21482,8 +21482,8 @@ var require_snapshot_recorder = __commonJS({
           return void 0;
         }
         const request = formatRequestKey(requestOpts, this.#headerFilters, this.matchOptions);
-        const hash2 = createRequestHash(request);
-        const snapshot = this.#snapshots.get(hash2);
+        const hash3 = createRequestHash(request);
+        const snapshot = this.#snapshots.get(hash3);
         if (!snapshot) return void 0;
         const currentCallCount = snapshot.callCount || 0;
         const responseIndex = Math.min(currentCallCount, snapshot.responses.length - 1);
@@ -21508,8 +21508,8 @@ var require_snapshot_recorder = __commonJS({
           const parsed = JSON.parse(data);
           if (Array.isArray(parsed)) {
             this.#snapshots.clear();
-            for (const { hash: hash2, snapshot } of parsed) {
-              this.#snapshots.set(hash2, snapshot);
+            for (const { hash: hash3, snapshot } of parsed) {
+              this.#snapshots.set(hash3, snapshot);
             }
           } else {
             this.#snapshots = new Map(Object.entries(parsed));
@@ -21535,8 +21535,8 @@ var require_snapshot_recorder = __commonJS({
         }
         const resolvedPath = resolve2(path4);
         await mkdir7(dirname2(resolvedPath), { recursive: true });
-        const data = Array.from(this.#snapshots.entries()).map(([hash2, snapshot]) => ({
-          hash: hash2,
+        const data = Array.from(this.#snapshots.entries()).map(([hash3, snapshot]) => ({
+          hash: hash3,
           snapshot
         }));
         await writeFile9(resolvedPath, JSON.stringify(data, null, 2), { flush: true });
@@ -21578,8 +21578,8 @@ var require_snapshot_recorder = __commonJS({
        */
       deleteSnapshot(requestOpts) {
         const request = formatRequestKey(requestOpts, this.#headerFilters, this.matchOptions);
-        const hash2 = createRequestHash(request);
-        return this.#snapshots.delete(hash2);
+        const hash3 = createRequestHash(request);
+        return this.#snapshots.delete(hash3);
       }
       /**
        * Gets information about a specific snapshot
@@ -21588,11 +21588,11 @@ var require_snapshot_recorder = __commonJS({
        */
       getSnapshotInfo(requestOpts) {
         const request = formatRequestKey(requestOpts, this.#headerFilters, this.matchOptions);
-        const hash2 = createRequestHash(request);
-        const snapshot = this.#snapshots.get(hash2);
+        const hash3 = createRequestHash(request);
+        const snapshot = this.#snapshots.get(hash3);
         if (!snapshot) return null;
         return {
-          hash: hash2,
+          hash: hash3,
           request: snapshot.request,
           responseCount: snapshot.responses ? snapshot.responses.length : snapshot.response ? 1 : 0,
           // .response for legacy snapshots
@@ -21608,8 +21608,8 @@ var require_snapshot_recorder = __commonJS({
       replaceSnapshots(snapshotData) {
         this.#snapshots.clear();
         if (Array.isArray(snapshotData)) {
-          for (const { hash: hash2, snapshot } of snapshotData) {
-            this.#snapshots.set(hash2, snapshot);
+          for (const { hash: hash3, snapshot } of snapshotData) {
+            this.#snapshots.set(hash3, snapshot);
           }
         } else if (snapshotData && typeof snapshotData === "object") {
           this.#snapshots = new Map(Object.entries(snapshotData));
@@ -24661,9 +24661,9 @@ var require_memory_cache_store = __commonJS({
   "node_modules/undici/lib/cache/memory-cache-store.js"(exports, module) {
     "use strict";
     var { Writable } = __require("node:stream");
-    var { EventEmitter } = __require("node:events");
+    var { EventEmitter: EventEmitter2 } = __require("node:events");
     var { assertCacheKey, assertCacheValue } = require_cache();
-    var MemoryCacheStore = class extends EventEmitter {
+    var MemoryCacheStore = class extends EventEmitter2 {
       #maxCount = 1024;
       #maxSize = 104857600;
       // 100MB
@@ -25466,7 +25466,7 @@ var require_decompress = __commonJS({
   "node_modules/undici/lib/interceptor/decompress.js"(exports, module) {
     "use strict";
     var { createInflate, createGunzip, createBrotliDecompress, createZstdDecompress } = __require("node:zlib");
-    var { pipeline: pipeline2, Transform: TransformStream2 } = __require("node:stream");
+    var { pipeline, Transform: TransformStream2 } = __require("node:stream");
     var { InvalidArgumentError, ResponseExceededMaxSizeError } = require_errors2();
     var DecoratorHandler = require_decorator_handler();
     var { runtimeFeatures } = require_runtime_features();
@@ -25783,7 +25783,7 @@ var require_decompress = __commonJS({
       #setupMultipleDecompressors() {
         const lastDecompressor = this.#decompressors[this.#decompressors.length - 1];
         this.#setupDecompressorEvents(lastDecompressor);
-        pipeline2(this.#decompressors, (err) => {
+        pipeline(this.#decompressors, (err) => {
           if (this.#terminated) {
             return;
           }
@@ -28614,7 +28614,7 @@ var require_fetch = __commonJS({
       subresourceSet
     } = require_constants3();
     var EE = __require("node:events");
-    var { Readable, pipeline: pipeline2, finished, isErrored, isReadable } = __require("node:stream");
+    var { Readable, pipeline, finished, isErrored, isReadable } = __require("node:stream");
     var { addAbortListener, bufferToLowerCasedHeaderName } = require_util();
     var { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = require_data_url();
     var { getGlobalDispatcher } = require_global2();
@@ -29605,7 +29605,7 @@ var require_fetch = __commonJS({
                 status,
                 statusText,
                 headersList,
-                body: decoders.length ? pipeline2(this.body, ...decoders, (err) => {
+                body: decoders.length ? pipeline(this.body, ...decoders, (err) => {
                   if (err) {
                     this.onError(err);
                   }
@@ -33502,7 +33502,7 @@ ${value}`;
 var require_eventsource = __commonJS({
   "node_modules/undici/lib/web/eventsource/eventsource.js"(exports, module) {
     "use strict";
-    var { pipeline: pipeline2 } = __require("node:stream");
+    var { pipeline } = __require("node:stream");
     var { fetching } = require_fetch();
     var { makeRequest } = require_request2();
     var { webidl } = require_webidl();
@@ -33662,7 +33662,7 @@ var require_eventsource = __commonJS({
               ));
             }
           });
-          pipeline2(
+          pipeline(
             response.body.stream,
             eventSourceStream,
             (error62) => {
@@ -36261,13 +36261,13 @@ var require_extension = __commonJS({
 var require_websocket2 = __commonJS({
   "node_modules/ws/lib/websocket.js"(exports, module) {
     "use strict";
-    var EventEmitter = __require("events");
+    var EventEmitter2 = __require("events");
     var https = __require("https");
     var http = __require("http");
     var net = __require("net");
     var querystring = __require("querystring");
     var tls = __require("tls");
-    var { randomBytes: randomBytes7, createHash: createHash4 } = __require("crypto");
+    var { randomBytes: randomBytes7, createHash: createHash3 } = __require("crypto");
     var { Duplex, Readable } = __require("stream");
     var { URL: URL2 } = __require("url");
     var PerMessageDeflate2 = require_permessage_deflate2();
@@ -36294,7 +36294,7 @@ var require_websocket2 = __commonJS({
     var protocolVersions = [8, 13];
     var readyStates = ["CONNECTING", "OPEN", "CLOSING", "CLOSED"];
     var subprotocolRegex = /^[!#$%&'*+\-.0-9A-Z^_`|a-z~]+$/;
-    var WebSocket2 = class _WebSocket extends EventEmitter {
+    var WebSocket2 = class _WebSocket extends EventEmitter2 {
       /**
        * Create a new `WebSocket`.
        *
@@ -36958,7 +36958,7 @@ var require_websocket2 = __commonJS({
           abortHandshake(websocket, socket, "Invalid Upgrade header");
           return;
         }
-        const digest = createHash4("sha1").update(key + GUID).digest("base64");
+        const digest = createHash3("sha1").update(key + GUID).digest("base64");
         if (res.headers["sec-websocket-accept"] !== digest) {
           abortHandshake(websocket, socket, "Invalid Sec-WebSocket-Accept header");
           return;
@@ -37340,10 +37340,10 @@ var require_subprotocol = __commonJS({
 var require_websocket_server = __commonJS({
   "node_modules/ws/lib/websocket-server.js"(exports, module) {
     "use strict";
-    var EventEmitter = __require("events");
+    var EventEmitter2 = __require("events");
     var http = __require("http");
     var { Duplex } = __require("stream");
-    var { createHash: createHash4 } = __require("crypto");
+    var { createHash: createHash3 } = __require("crypto");
     var extension3 = require_extension();
     var PerMessageDeflate2 = require_permessage_deflate2();
     var subprotocol2 = require_subprotocol();
@@ -37353,7 +37353,7 @@ var require_websocket_server = __commonJS({
     var RUNNING = 0;
     var CLOSING = 1;
     var CLOSED = 2;
-    var WebSocketServer2 = class extends EventEmitter {
+    var WebSocketServer2 = class extends EventEmitter2 {
       /**
        * Create a `WebSocketServer` instance.
        *
@@ -37653,7 +37653,7 @@ var require_websocket_server = __commonJS({
           );
         }
         if (this._state > RUNNING) return abortHandshake(socket, 503);
-        const digest = createHash4("sha1").update(key + GUID).digest("base64");
+        const digest = createHash3("sha1").update(key + GUID).digest("base64");
         const headers = [
           "HTTP/1.1 101 Switching Protocols",
           "Upgrade: websocket",
@@ -48030,7 +48030,9 @@ var SHORT_ESCAPES = {
   8232: "\\u2028",
   8233: "\\u2029"
 };
+var NEEDS_ESCAPE = /[\u0000-\u001f"\\<>&\u2028\u2029\ud800-\udfff]/;
 function goString(value) {
+  if (!NEEDS_ESCAPE.test(value)) return `"${value}"`;
   let out = '"';
   let chunkStart = 0;
   for (let i = 0; i < value.length; i++) {
@@ -48573,15 +48575,21 @@ function encodeStruct(value, schema) {
   if (!cache) encodings.set(schema, cache = /* @__PURE__ */ new WeakMap());
   const cached2 = cache.get(value);
   if (cached2 !== void 0) return cached2;
-  const parts = [];
+  let encoded = "";
   for (const field2 of schema.fields) {
     const v = value[field2.key];
     if (!field2.required && isOmitted(v, field2.kind)) continue;
-    parts.push(`${goString(field2.key)}:${encodeField(v, field2.kind)}`);
+    encoded += `${encoded === "" ? "{" : ","}${keyText(field2)}${encodeField(v, field2.kind)}`;
   }
-  const encoded = `{${parts.join(",")}}`;
+  encoded = encoded === "" ? "{}" : `${encoded}}`;
   cache.set(value, encoded);
   return encoded;
+}
+var keyTexts = /* @__PURE__ */ new WeakMap();
+function keyText(field2) {
+  let text = keyTexts.get(field2);
+  if (text === void 0) keyTexts.set(field2, text = `${goString(field2.key)}:`);
+  return text;
 }
 function isOmitted(v, kind) {
   if (v === void 0 || v === null) return true;
@@ -48862,9 +48870,10 @@ function concatBytes(...parts) {
   }
   return out;
 }
+var HEX_PAIRS = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"));
 function toHex(bytes) {
   let out = "";
-  for (const byte of bytes) out += byte.toString(16).padStart(2, "0");
+  for (const byte of bytes) out += HEX_PAIRS[byte] ?? "";
   return out;
 }
 function fromHex(text) {
@@ -49081,7 +49090,10 @@ function encodeReceipt(receipt) {
   return encodeStruct(receipt, RECEIPT_SCHEMA);
 }
 function receiptHash(backend, receipt) {
-  return toHex(backend.sha256(utf8(encodeReceipt(receipt))));
+  return receiptHashOf(backend, encodeReceipt(receipt));
+}
+function receiptHashOf(backend, encoded) {
+  return toHex(backend.sha256(utf8(encoded)));
 }
 function signReceipt(backend, seed, record3, ext) {
   const signature = backend.ed25519Sign(seed, actionRecordDigest(backend, record3));
@@ -49347,12 +49359,13 @@ var ReceiptChainBuilder = class _ReceiptChainBuilder {
       );
     const valid = validateReceipt(receipt);
     if (!valid.ok) throw new Error(`cannot sign receipt: ${valid.failure.message}`);
-    const hash2 = receiptHash(this.backend, receipt);
-    this.prevHash = hash2;
+    const json2 = encodeReceipt(receipt);
+    const hash3 = receiptHashOf(this.backend, json2);
+    this.prevHash = hash3;
     this.nextSeq++;
     this.segmentCount++;
     this.started = true;
-    return { receipt, json: encodeReceipt(receipt), hash: hash2 };
+    return { receipt, json: json2, hash: hash3 };
   }
 };
 
@@ -49807,12 +49820,7 @@ function entryHash(backend, e) {
   fields2.push(e.trace_id, e.type);
   if (e.v >= 2) fields2.push(e.event_kind);
   fields2.push(e.transport, e.summary, detail, e.raw_ref, e.prev_hash);
-  const parts = [];
-  fields2.forEach((field2, i) => {
-    if (i > 0) parts.push(new Uint8Array([0]));
-    parts.push(utf8(field2));
-  });
-  return toHex(backend.sha256(concatBytes(...parts)));
+  return toHex(backend.sha256(utf8(fields2.join("\0"))));
 }
 var EntryChainVerifier = class {
   constructor(backend) {
@@ -50496,14 +50504,18 @@ var RecorderWriter = class {
   sinceCheckpoint = [];
   /** Appends one entry and returns its line, `\n` included. */
   append(input2) {
+    const parsedDetail = parseJson(input2.detail);
+    if (!parsedDetail.ok) throw new Error(`recorder entry detail: ${parsedDetail.error}`);
+    return this.appendWellFormed(input2);
+  }
+  /** `append` for a detail this writer or the receipt builder encoded (valid JSON by construction). */
+  appendWellFormed(input2) {
     const time3 = parseGoTime(input2.ts);
     if (!time3.ok) throw new Error(`recorder entry ts: ${time3.error}`);
     for (const [field2, value] of Object.entries(input2)) {
       if (field2 !== "detail" && value.includes("\0"))
         throw new Error(`recorder entry ${field2} cannot contain NUL`);
     }
-    const parsedDetail = parseJson(input2.detail);
-    if (!parsedDetail.ok) throw new Error(`recorder entry detail: ${parsedDetail.error}`);
     const entry = {
       v: 2,
       seq: this.nextSeq,
@@ -50521,19 +50533,19 @@ var RecorderWriter = class {
       prev_hash: this.prevHash,
       hash: ""
     };
-    const hash2 = entryHash(this.backend, entry);
+    const hash3 = entryHash(this.backend, entry);
     const optional2 = (key, value) => value === "" ? "" : `,"${key}":${goString(value)}`;
-    const line = `{"v":2,"seq":${entry.seq},"ts":${goString(entry.ts)},"session_id":${goString(entry.session_id)}` + optional2("trace_id", entry.trace_id) + `,"type":${goString(entry.type)}` + optional2("event_kind", entry.event_kind) + `,"transport":${goString(entry.transport)},"summary":${goString(entry.summary)},"detail":${entry.detail}` + optional2("raw_ref", entry.raw_ref) + `,"prev_hash":${goString(entry.prev_hash)},"hash":${goString(hash2)}}
+    const line = `{"v":2,"seq":${entry.seq},"ts":${goString(entry.ts)},"session_id":${goString(entry.session_id)}` + optional2("trace_id", entry.trace_id) + `,"type":${goString(entry.type)}` + optional2("event_kind", entry.event_kind) + `,"transport":${goString(entry.transport)},"summary":${goString(entry.summary)},"detail":${entry.detail}` + optional2("raw_ref", entry.raw_ref) + `,"prev_hash":${goString(entry.prev_hash)},"hash":${goString(hash3)}}
 `;
     this.sinceCheckpoint.push(entry.seq);
-    this.prevHash = hash2;
+    this.prevHash = hash3;
     this.nextSeq++;
     return line;
   }
   /** The recorder entry for a receipt, in Pipelock's shape. */
   appendReceipt(built, ts) {
     const ar = built.receipt.action_record;
-    return this.append({
+    return this.appendWellFormed({
       ts,
       type: "action_receipt",
       event_kind: ar.action_type,
@@ -50545,7 +50557,7 @@ var RecorderWriter = class {
   /** Seals the receipt chain: no receipts may follow in this session. */
   appendTranscriptRoot(ts, root) {
     const detail = `{"session_id":${goString(this.sessionId)},"final_seq":${root.finalSeq},"root_hash":${goString(root.rootHash)},"receipt_count":${root.receiptCount},"start_time":${goString(root.startTime)},"end_time":${goString(root.endTime)}}`;
-    return this.append({
+    return this.appendWellFormed({
       ts,
       type: "transcript_root",
       event_kind: "transcript_root",
@@ -50561,7 +50573,7 @@ var RecorderWriter = class {
     if (first === void 0 || last === void 0) return "";
     const count = this.sinceCheckpoint.length;
     const signature = this.checkpointSeed ? signCheckpoint(this.backend, this.checkpointSeed, this.prevHash) : "";
-    const line = this.append({
+    const line = this.appendWellFormed({
       ts,
       type: "checkpoint",
       event_kind: "checkpoint",
@@ -50575,7 +50587,7 @@ var RecorderWriter = class {
 };
 
 // src/receipts/node-backend.ts
-import { createHash, createPrivateKey, createPublicKey, sign, verify } from "node:crypto";
+import { createPrivateKey, createPublicKey, hash, sign, verify } from "node:crypto";
 var PKCS8_ED25519_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
 function privateKeyOf(seed) {
   if (seed.length !== 32) throw new Error(`Ed25519 seed must be 32 bytes, got ${seed.length}`);
@@ -50612,7 +50624,7 @@ function createNodeBackend() {
     return key;
   };
   return {
-    sha256: (data) => new Uint8Array(createHash("sha256").update(data).digest()),
+    sha256: (data) => hash("sha256", data, "buffer"),
     ed25519PublicKey: (seed) => privateKeyFor(seed).publicKey.slice(),
     ed25519Sign: (seed, message) => new Uint8Array(sign(null, message, privateKeyFor(seed).key)),
     ed25519Verify(publicKey, message, signature) {
@@ -50878,7 +50890,7 @@ __export(external_exports, {
   gt: () => _gt,
   gte: () => _gte,
   guid: () => guid2,
-  hash: () => hash,
+  hash: () => hash2,
   hex: () => hex2,
   hostname: () => hostname2,
   httpUrl: () => httpUrl,
@@ -67817,7 +67829,7 @@ __export(schemas_exports2, {
   float64: () => float64,
   function: () => _function,
   guid: () => guid2,
-  hash: () => hash,
+  hash: () => hash2,
   hex: () => hex2,
   hostname: () => hostname2,
   httpUrl: () => httpUrl,
@@ -68517,7 +68529,7 @@ function hex2(_params) {
 function currencyCode2(_params) {
   return _stringFormat(ZodCustomStringFormat, "currency_code", currencyCode, _params);
 }
-function hash(alg, params) {
+function hash2(alg, params) {
   const enc = params?.enc ?? "hex";
   const format = `${alg}_${enc}`;
   const regex = regexes_exports[format];
@@ -71092,9 +71104,9 @@ function firstInvalidUtf8Offset(bytes) {
 }
 
 // src/policy/hash.ts
-import { createHash as createHash2 } from "node:crypto";
+import { createHash } from "node:crypto";
 function policyHash(bytes) {
-  return createHash2("sha256").update(bytes).digest("hex");
+  return createHash("sha256").update(bytes).digest("hex");
 }
 
 // src/policy/load.ts
@@ -71883,10 +71895,14 @@ function createSecretScanner(detectors, secrets) {
     ),
     target
   );
+  const probes = detectors.map((detector) => ({
+    detector,
+    probe: new RegExp(detector.pattern.source, detector.pattern.flags.replace("g", ""))
+  }));
   const allowedAt = (host, port2) => bound.filter(
     (secret) => secret.allow.some((destination2) => destinationCovers(destination2, host, port2))
   );
-  const find = (views, host, port2, active) => {
+  const find = (views, host, port2, withDetectors) => {
     const allowed = allowedAt(host, port2);
     for (const secret of bound) {
       if (allowed.includes(secret)) continue;
@@ -71898,8 +71914,10 @@ function createSecretScanner(detectors, secrets) {
       }
     }
     const allowedForms = allowed.flatMap((secret) => secret.forms);
-    for (const detector of active) {
+    if (!withDetectors) return void 0;
+    for (const { detector, probe: probe2 } of probes) {
       for (const view of views) {
+        if (!probe2.test(view.text)) continue;
         for (const match of view.text.matchAll(detector.pattern)) {
           if (allowedForms.some((form) => form.includes(match[0]) || match[0].includes(form)))
             continue;
@@ -71911,14 +71929,14 @@ function createSecretScanner(detectors, secrets) {
   };
   return {
     scanUrl(target, host, port2) {
-      const found = find(urlViews(target, host), host, port2, detectors);
+      const found = find(urlViews(target, host), host, port2, true);
       return found && {
         ...found,
         redactedTarget: redactBound(redact(found.detector, target, found.forms))
       };
     },
     scanContent(views, host, port2, scan) {
-      const found = find(views, host, port2, scan ? detectors : []);
+      const found = find(views, host, port2, scan);
       return found && { detector: found.detector, where: found.where };
     },
     guards(host, port2) {
@@ -72042,8 +72060,8 @@ function decode3(body2, contentEncoding, maxBytes) {
 }
 
 // src/engine/forward.ts
+import { EventEmitter } from "node:events";
 import { Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
 var HOP_BY_HOP = /* @__PURE__ */ new Set([
   "connection",
   "keep-alive",
@@ -72074,8 +72092,9 @@ function endToEndHeaders(rawHeaders) {
   return kept;
 }
 var undici;
+var undiciLoaded;
 function loadUndici() {
-  return undici ??= Promise.resolve().then(() => __toESM(require_undici(), 1));
+  return undici ??= Promise.resolve().then(() => __toESM(require_undici(), 1)).then((module) => undiciLoaded = module);
 }
 var UpstreamPools = class {
   constructor(limits, trust) {
@@ -72087,7 +72106,7 @@ var UpstreamPools = class {
   pools = /* @__PURE__ */ new Map();
   /** Claims a slot for one request, or says why there is none. */
   async acquire(target) {
-    const { Pool } = await loadUndici();
+    const { Pool } = undiciLoaded ?? await loadUndici();
     const ip = formatIp(target.address);
     const origin = `${target.scheme}://${target.address.family === 6 ? `[${ip}]` : ip}:${target.port}`;
     const key = `${origin} ${target.hostname}`;
@@ -72178,11 +72197,11 @@ var BodyTooLarge = class extends Error {
 };
 async function forwardRequest(req, res, pool, target, limits, readBody2) {
   const body2 = readBody2 ?? (hasBody(req) ? req.pipe(new BodyLimit(limits.maxBodyBytes)) : null);
-  const abort = new AbortController();
+  const cancel = new EventEmitter();
   let answered = false;
   res.once("finish", () => answered = true);
   res.once("close", () => {
-    if (!answered) abort.abort();
+    if (!answered) cancel.emit("abort");
   });
   try {
     const response = await pool.request({
@@ -72190,17 +72209,32 @@ async function forwardRequest(req, res, pool, target, limits, readBody2) {
       path: target.path,
       headers: ["host", target.authority, ...requestHeaders(req.rawHeaders)],
       body: body2,
-      signal: abort.signal
+      signal: cancel
     });
     const headers = endToEndHeaders(flatten(response.headers));
     res.writeHead(response.statusCode, headers);
-    let bytes = 0;
-    response.body.on("data", (chunk) => bytes += chunk.length);
-    await pipeline(response.body, res);
+    const bytes = await relayBody(response.body, res);
     return { ok: true, status: response.statusCode, bytes };
   } catch (error62) {
     return { ok: false, refusal: describeFailure(error62, target) };
   }
+}
+function relayBody(source, res) {
+  return new Promise((resolve2, reject) => {
+    let bytes = 0;
+    source.on("data", (chunk) => bytes += chunk.length);
+    source.once("error", (error62) => {
+      res.destroy();
+      reject(error62);
+    });
+    res.once("finish", () => resolve2(bytes));
+    res.once("close", () => {
+      if (res.writableFinished) return;
+      source.destroy();
+      reject(new Error("the client closed the connection before the answer was complete"));
+    });
+    source.pipe(res);
+  });
 }
 function hasBody(req) {
   return req.headers["content-length"] !== void 0 ? req.headers["content-length"] !== "0" : req.headers["transfer-encoding"] !== void 0;
@@ -72423,7 +72457,7 @@ var UNCLASSIFIED = {
   reversibility: "unknown"
 };
 function receiptFields(entry, run, timestamp) {
-  return {
+  const fields2 = {
     action_id: entry.actionId,
     ...CLASSIFICATION[entry.method] ?? UNCLASSIFIED,
     timestamp,
@@ -72433,13 +72467,14 @@ function receiptFields(entry, run, timestamp) {
     target: entry.target,
     policy_hash: run.policyHash,
     verdict: entry.verdict,
-    ...entry.phase ? { decision_phase: entry.phase } : {},
     transport: entry.transport,
     method: entry.method,
-    ...entry.layer ? { layer: entry.layer } : {},
-    ...entry.pattern ? { pattern: entry.pattern } : {},
     request_id: entry.requestId
   };
+  if (entry.phase) fields2.decision_phase = entry.phase;
+  if (entry.layer) fields2.layer = entry.layer;
+  if (entry.pattern) fields2.pattern = entry.pattern;
+  return fields2;
 }
 
 // src/engine/limits.ts
@@ -73983,7 +74018,7 @@ import { createSecureContext as createSecureContext2 } from "node:tls";
 // src/engine/tls/certificates.ts
 var import_asn1_schema = __toESM(require_cjs2(), 1);
 var x509 = __toESM(require_cjs3(), 1);
-import { createHash as createHash3 } from "node:crypto";
+import { createHash as createHash2 } from "node:crypto";
 var ECDSA_WITH_SHA256 = "1.2.840.10045.4.3.2";
 var COMMON_NAME = "2.5.4.3";
 var ORGANIZATION = "2.5.4.10";
@@ -74084,7 +74119,7 @@ function positiveSerial(random) {
   return toArrayBuffer(bytes);
 }
 function keyIdentifier(spki2) {
-  const digest = createHash3("sha1").update(new Uint8Array(spki2.subjectPublicKey)).digest();
+  const digest = createHash2("sha1").update(new Uint8Array(spki2.subjectPublicKey)).digest();
   return new import_asn1_schema.OctetString(toArrayBuffer(digest));
 }
 function rdn(type, value) {
@@ -75991,9 +76026,9 @@ async function loadEndorsement(file2, io2) {
   return parsed.value;
 }
 async function loadPolicyHash(file2, io2) {
-  const hash2 = (await readText(file2, "policy hash", io2)).trim();
-  if (hash2 === "") throw new InputError(`policy hash file ${file2} is empty`);
-  return hash2;
+  const hash3 = (await readText(file2, "policy hash", io2)).trim();
+  if (hash3 === "") throw new InputError(`policy hash file ${file2} is empty`);
+  return hash3;
 }
 async function verifyCommand(args, io2) {
   const request = parseRequest(args);

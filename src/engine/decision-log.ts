@@ -88,7 +88,7 @@ export function receiptFields(
   run: RunContext,
   timestamp: string,
 ): ReceiptFields {
-  return {
+  const fields: Mutable<ReceiptFields> = {
     action_id: entry.actionId,
     ...(CLASSIFICATION[entry.method] ?? UNCLASSIFIED),
     timestamp,
@@ -98,11 +98,15 @@ export function receiptFields(
     target: entry.target,
     policy_hash: run.policyHash,
     verdict: entry.verdict,
-    ...(entry.phase ? { decision_phase: entry.phase } : {}),
     transport: entry.transport,
     method: entry.method,
-    ...(entry.layer ? { layer: entry.layer } : {}),
-    ...(entry.pattern ? { pattern: entry.pattern } : {}),
     request_id: entry.requestId,
   };
+  // Assigned rather than spread in: this runs for every request.
+  if (entry.phase) fields.decision_phase = entry.phase;
+  if (entry.layer) fields.layer = entry.layer;
+  if (entry.pattern) fields.pattern = entry.pattern;
+  return fields;
 }
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };

@@ -3,8 +3,8 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SecureContext } from 'node:tls';
-import { Transform, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { EventEmitter } from 'node:events';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { Pool } from 'undici';
 import { formatIp, type IpAddress } from '../policy/ip.js';
 import type { EngineLimits } from './limits.js';
@@ -57,14 +57,16 @@ export interface UpstreamTarget {
   readonly path: string;
 }
 
-let undici: Promise<typeof import('undici')> | undefined;
+type Undici = typeof import('undici');
+let undici: Promise<Undici> | undefined;
+let undiciLoaded: Undici | undefined;
 
 /**
  * undici takes tens of milliseconds to load, and the engine answers its ready line and
  * `/health` without it: it is loaded on first use (the engine starts that once it listens).
  */
-export function loadUndici(): Promise<typeof import('undici')> {
-  return (undici ??= import('undici'));
+export function loadUndici(): Promise<Undici> {
+  return (undici ??= import('undici').then((module) => (undiciLoaded = module)));
 }
 
 /**
@@ -85,7 +87,7 @@ export class UpstreamPools {
   async acquire(
     target: UpstreamTarget,
   ): Promise<{ ok: true; pool: Pool; release: () => void } | { ok: false; reason: string }> {
-    const { Pool } = await loadUndici();
+    const { Pool } = undiciLoaded ?? (await loadUndici());
     const ip = formatIp(target.address);
     const origin = `${target.scheme}://${target.address.family === 6 ? `[${ip}]` : ip}:${target.port}`;
     const key = `${origin} ${target.hostname}`;
@@ -195,12 +197,13 @@ export async function forwardRequest(
 ): Promise<ForwardOutcome> {
   const body = readBody ?? (hasBody(req) ? req.pipe(new BodyLimit(limits.maxBodyBytes)) : null);
   // A client gone before the answer is complete cancels the upstream request. `finish` comes
-  // before `close`, so a completed answer never pays for an abort.
-  const abort = new AbortController();
+  // before `close`, so a completed answer never pays for an abort. undici takes an emitter as
+  // its signal: an AbortController costs a DOMException (and its stack trace) per request.
+  const cancel = new EventEmitter();
   let answered = false;
   res.once('finish', () => (answered = true));
   res.once('close', () => {
-    if (!answered) abort.abort();
+    if (!answered) cancel.emit('abort');
   });
   try {
     const response = await pool.request({
@@ -208,17 +211,37 @@ export async function forwardRequest(
       path: target.path,
       headers: ['host', target.authority, ...requestHeaders(req.rawHeaders)],
       body,
-      signal: abort.signal,
+      signal: cancel,
     });
     const headers = endToEndHeaders(flatten(response.headers));
     res.writeHead(response.statusCode, headers);
-    let bytes = 0;
-    response.body.on('data', (chunk: Buffer) => (bytes += chunk.length));
-    await pipeline(response.body, res);
+    const bytes = await relayBody(response.body, res);
     return { ok: true, status: response.statusCode, bytes };
   } catch (error) {
     return { ok: false, refusal: describeFailure(error, target) };
   }
+}
+
+/**
+ * Streams the upstream body into the answer; resolves with its size once the answer is
+ * finished, rejects when either side fails first (the other side is destroyed with it).
+ */
+function relayBody(source: Readable, res: ServerResponse): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let bytes = 0;
+    source.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    source.once('error', (error) => {
+      res.destroy();
+      reject(error);
+    });
+    res.once('finish', () => resolve(bytes));
+    res.once('close', () => {
+      if (res.writableFinished) return;
+      source.destroy();
+      reject(new Error('the client closed the connection before the answer was complete'));
+    });
+    source.pipe(res);
+  });
 }
 
 export function hasBody(req: IncomingMessage): boolean {

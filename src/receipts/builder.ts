@@ -15,7 +15,7 @@ import { LEGACY_GENESIS, sessionOpenGenesis } from './genesis.js';
 import { parseGoTime } from './go-time.js';
 import { parseJson } from './json.js';
 import type { Receipt } from './receipt.js';
-import { encodeReceipt, receiptHash, signReceipt, validateReceipt } from './receipt.js';
+import { encodeReceipt, receiptHashOf, signReceipt, validateReceipt } from './receipt.js';
 
 /** What the caller decides; the builder owns version, chain fields, run binding and control. */
 export type ReceiptFields = Omit<
@@ -221,11 +221,12 @@ export class ReceiptChainBuilder {
       );
     const valid = validateReceipt(receipt);
     if (!valid.ok) throw new Error(`cannot sign receipt: ${valid.failure.message}`);
-    const hash = receiptHash(this.backend, receipt);
+    const json = encodeReceipt(receipt);
+    const hash = receiptHashOf(this.backend, json);
     this.prevHash = hash;
     this.nextSeq++;
     this.segmentCount++;
     this.started = true;
-    return { receipt, json: encodeReceipt(receipt), hash };
+    return { receipt, json, hash };
   }
 }

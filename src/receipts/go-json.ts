@@ -16,8 +16,13 @@ const SHORT_ESCAPES: Readonly<Record<number, string>> = {
   0x2029: '\\u2029',
 };
 
+/** What goString rewrites: controls, `"`, `\\`, `<`, `>`, `&`, U+2028/2029 and surrogates. */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what must be escaped
+const NEEDS_ESCAPE = /[\u0000-\u001f"\\<>&\u2028\u2029\ud800-\udfff]/;
+
 /** A JSON string literal as Go writes it; lone surrogates become U+FFFD like Go's invalid UTF-8. */
 export function goString(value: string): string {
+  if (!NEEDS_ESCAPE.test(value)) return `"${value}"`;
   let out = '"';
   let chunkStart = 0;
   for (let i = 0; i < value.length; i++) {

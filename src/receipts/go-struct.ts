@@ -152,15 +152,24 @@ export function encodeStruct(value: GoStruct, schema: StructSchema): string {
   if (!cache) encodings.set(schema, (cache = new WeakMap()));
   const cached = cache.get(value);
   if (cached !== undefined) return cached;
-  const parts: string[] = [];
+  let encoded = '';
   for (const field of schema.fields) {
     const v = value[field.key];
     if (!field.required && isOmitted(v, field.kind)) continue;
-    parts.push(`${goString(field.key)}:${encodeField(v, field.kind)}`);
+    encoded += `${encoded === '' ? '{' : ','}${keyText(field)}${encodeField(v, field.kind)}`;
   }
-  const encoded = `{${parts.join(',')}}`;
+  encoded = encoded === '' ? '{}' : `${encoded}}`;
   cache.set(value, encoded);
   return encoded;
+}
+
+const keyTexts = new WeakMap<FieldSchema, string>();
+
+/** `"key":` of a field, escaped once per schema rather than once per value. */
+function keyText(field: FieldSchema): string {
+  let text = keyTexts.get(field);
+  if (text === undefined) keyTexts.set(field, (text = `${goString(field.key)}:`));
+  return text;
 }
 
 function isOmitted(v: GoValue | undefined, kind: FieldKind): boolean {

@@ -1,5 +1,5 @@
 // CryptoBackend on node:crypto: the only file in the receipts module that imports Node.
-import { createHash, createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
+import { createPrivateKey, createPublicKey, hash, sign, verify } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import type { CryptoBackend } from './crypto.js';
 
@@ -44,7 +44,7 @@ export function createNodeBackend(): CryptoBackend {
     return key;
   };
   return {
-    sha256: (data) => new Uint8Array(createHash('sha256').update(data).digest()),
+    sha256: (data) => hash('sha256', data, 'buffer'),
     ed25519PublicKey: (seed) => privateKeyFor(seed).publicKey.slice(),
     ed25519Sign: (seed, message) => new Uint8Array(sign(null, message, privateKeyFor(seed).key)),
     ed25519Verify(publicKey, message, signature) {

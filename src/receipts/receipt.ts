@@ -229,7 +229,12 @@ export function encodeReceipt(receipt: Receipt): string {
 
 /** Lowercase hex SHA-256 of the encoded receipt: the next receipt's `chain_prev_hash`. */
 export function receiptHash(backend: CryptoBackend, receipt: Receipt): string {
-  return toHex(backend.sha256(utf8(encodeReceipt(receipt))));
+  return receiptHashOf(backend, encodeReceipt(receipt));
+}
+
+/** `receiptHash` of a receipt already encoded by `encodeReceipt`. */
+export function receiptHashOf(backend: CryptoBackend, encoded: string): string {
+  return toHex(backend.sha256(utf8(encoded)));
 }
 
 /** Signs an action record with a 32-byte Ed25519 seed. `ext`, if given, must be JSON text. */

@@ -42,6 +42,13 @@ export class RecorderWriter {
 
   /** Appends one entry and returns its line, `\n` included. */
   append(input: EntryInput): string {
+    const parsedDetail = parseJson(input.detail);
+    if (!parsedDetail.ok) throw new Error(`recorder entry detail: ${parsedDetail.error}`);
+    return this.appendWellFormed(input);
+  }
+
+  /** `append` for a detail this writer or the receipt builder encoded (valid JSON by construction). */
+  private appendWellFormed(input: EntryInput): string {
     const time = parseGoTime(input.ts);
     if (!time.ok) throw new Error(`recorder entry ts: ${time.error}`);
     for (const [field, value] of Object.entries(input)) {
@@ -49,8 +56,6 @@ export class RecorderWriter {
       if (field !== 'detail' && value.includes('\0'))
         throw new Error(`recorder entry ${field} cannot contain NUL`);
     }
-    const parsedDetail = parseJson(input.detail);
-    if (!parsedDetail.ok) throw new Error(`recorder entry detail: ${parsedDetail.error}`);
     const entry: Omit<RecorderEntry, 'doc'> = {
       v: 2,
       seq: this.nextSeq,
@@ -88,7 +93,7 @@ export class RecorderWriter {
   /** The recorder entry for a receipt, in Pipelock's shape. */
   appendReceipt(built: BuiltReceipt, ts: string): string {
     const ar = built.receipt.action_record;
-    return this.append({
+    return this.appendWellFormed({
       ts,
       type: 'action_receipt',
       event_kind: ar.action_type,
@@ -112,7 +117,7 @@ export class RecorderWriter {
     const detail =
       `{"session_id":${goString(this.sessionId)},"final_seq":${root.finalSeq},"root_hash":${goString(root.rootHash)}` +
       `,"receipt_count":${root.receiptCount},"start_time":${goString(root.startTime)},"end_time":${goString(root.endTime)}}`;
-    return this.append({
+    return this.appendWellFormed({
       ts,
       type: 'transcript_root',
       event_kind: 'transcript_root',
@@ -131,7 +136,7 @@ export class RecorderWriter {
     const signature = this.checkpointSeed
       ? signCheckpoint(this.backend, this.checkpointSeed, this.prevHash)
       : '';
-    const line = this.append({
+    const line = this.appendWellFormed({
       ts,
       type: 'checkpoint',
       event_kind: 'checkpoint',

@@ -1,6 +1,6 @@
 // Flight-recorder entries (the outer JSONL envelope, spec §2): parsing with Go's rules and error
 // texts, the NUL-joined entry hash for v1/v2/v3, the entry hash chain, and signed checkpoints.
-import { concatBytes, fromHex, toHex, utf8 } from './bytes.js';
+import { fromHex, toHex, utf8 } from './bytes.js';
 import type { CryptoBackend } from './crypto.js';
 import type { Outcome } from './failure.js';
 import { fail, goQuote } from './failure.js';
@@ -170,12 +170,8 @@ export function entryHash(
   fields.push(e.trace_id, e.type);
   if (e.v >= 2) fields.push(e.event_kind);
   fields.push(e.transport, e.summary, detail, e.raw_ref, e.prev_hash);
-  const parts: Uint8Array[] = [];
-  fields.forEach((field, i) => {
-    if (i > 0) parts.push(new Uint8Array([0]));
-    parts.push(utf8(field));
-  });
-  return toHex(backend.sha256(concatBytes(...parts)));
+  // The fields joined by NUL bytes (UTF-8 encodes U+0000 as the single byte 0).
+  return toHex(backend.sha256(utf8(fields.join('\0'))));
 }
 
 /** Checks the entry hash chain one entry at a time, in file order (Go recorder.VerifyChain texts). */
