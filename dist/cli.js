@@ -34043,7 +34043,7 @@ var require_buffer_util = __commonJS({
     var { websocketMask, websocketUnmask } = __require("http");
     var { EMPTY_BUFFER } = require_constants6();
     var FastBuffer = Buffer[Symbol.species];
-    function concat(list, totalLength) {
+    function concat2(list, totalLength) {
       if (list.length === 0) return EMPTY_BUFFER;
       if (list.length === 1) return list[0];
       const target = Buffer.allocUnsafe(totalLength);
@@ -34089,7 +34089,7 @@ var require_buffer_util = __commonJS({
       return buf;
     }
     module.exports = {
-      concat,
+      concat: concat2,
       mask: _mask,
       toArrayBuffer: toArrayBuffer2,
       toBuffer,
@@ -34767,7 +34767,7 @@ var require_receiver2 = __commonJS({
       kStatusCode,
       kWebSocket
     } = require_constants6();
-    var { concat, toArrayBuffer: toArrayBuffer2, unmask } = require_buffer_util();
+    var { concat: concat2, toArrayBuffer: toArrayBuffer2, unmask } = require_buffer_util();
     var { isValidStatusCode, isValidUTF8 } = require_validation();
     var FastBuffer = Buffer[Symbol.species];
     var GET_INFO = 0;
@@ -35245,9 +35245,9 @@ var require_receiver2 = __commonJS({
         if (this._opcode === 2) {
           let data;
           if (this._binaryType === "nodebuffer") {
-            data = concat(fragments, messageLength);
+            data = concat2(fragments, messageLength);
           } else if (this._binaryType === "arraybuffer") {
-            data = toArrayBuffer2(concat(fragments, messageLength));
+            data = toArrayBuffer2(concat2(fragments, messageLength));
           } else if (this._binaryType === "blob") {
             data = new Blob(fragments);
           } else {
@@ -35265,7 +35265,7 @@ var require_receiver2 = __commonJS({
             });
           }
         } else {
-          const buf = concat(fragments, messageLength);
+          const buf = concat2(fragments, messageLength);
           if (!this._skipUTF8Validation && !isValidUTF8(buf)) {
             const error62 = this.createError(
               Error,
@@ -39050,7 +39050,7 @@ var require_build2 = __commonJS({
         throw new Error("BigInt is not defined. Your environment doesn't implement BigInt.");
       }
     }
-    function concat(buffers) {
+    function concat2(buffers) {
       let outputLength = 0;
       let prevLength = 0;
       for (let i = 0; i < buffers.length; i++) {
@@ -39093,10 +39093,10 @@ var require_build2 = __commonJS({
         this.items = [];
       }
       write(buf) {
-        this.items.push(buf instanceof ArrayBuffer ? buf : concat([buf]));
+        this.items.push(buf instanceof ArrayBuffer ? buf : concat2([buf]));
       }
       final() {
-        return concat(this.items);
+        return concat2(this.items);
       }
     };
     var ORIGINAL_VIEW_WRITER_WRITE = ViewWriter.prototype.write;
@@ -41237,7 +41237,7 @@ ${values.join("\n")}` : `${blockName} :`;
           }
           retBuffers.push(valueBuf);
         }
-        return concat(retBuffers);
+        return concat2(retBuffers);
       }
       fromString(string4) {
         this.value = [];
@@ -41481,7 +41481,7 @@ ${values.join("\n")}` : `${blockName} :`;
           }
           retBuffers.push(valueBuf);
         }
-        return concat(retBuffers);
+        return concat2(retBuffers);
       }
       fromString(string4) {
         this.value = [];
@@ -42717,7 +42717,7 @@ var require_concat = __commonJS({
     "use strict";
     Object.defineProperty(exports, "__esModule", { value: true });
     exports.concatToUint8Array = concatToUint8Array;
-    exports.concat = concat;
+    exports.concat = concat2;
     var buffer_source_js_1 = require_buffer_source();
     function concatToUint8Array(buffers) {
       const views = [];
@@ -42735,7 +42735,7 @@ var require_concat = __commonJS({
       }
       return result;
     }
-    function concat(first, second, ...rest) {
+    function concat2(first, second, ...rest) {
       let buffers;
       let type;
       if (typeof second === "function") {
@@ -50400,9 +50400,9 @@ var PKCS8_PREFIX = fromHex("302e020100300506032b657004220420") ?? new Uint8Array
 function parsePublicKey(text) {
   const trimmed = text.trim();
   if (trimmed.startsWith("-----BEGIN")) {
-    const der = pemBody(trimmed, "PUBLIC KEY");
-    if (!der.ok) return der;
-    return derKey(der.key, SPKI_PREFIX, "an Ed25519 SPKI public key");
+    const der2 = pemBody(trimmed, "PUBLIC KEY");
+    if (!der2.ok) return der2;
+    return derKey(der2.key, SPKI_PREFIX, "an Ed25519 SPKI public key");
   }
   if (trimmed.startsWith(PIPELOCK_PUBLIC_HEADER))
     return pipelockKey(trimmed, PIPELOCK_PUBLIC_HEADER, 32);
@@ -50416,9 +50416,9 @@ function parsePublicKey(text) {
 function parsePrivateKey(backend, text) {
   const trimmed = text.trim();
   if (trimmed.startsWith("-----BEGIN")) {
-    const der = pemBody(trimmed, "PRIVATE KEY");
-    if (!der.ok) return der;
-    return derKey(der.key, PKCS8_PREFIX, "an Ed25519 PKCS#8 private key");
+    const der2 = pemBody(trimmed, "PRIVATE KEY");
+    if (!der2.ok) return der2;
+    return derKey(der2.key, PKCS8_PREFIX, "an Ed25519 PKCS#8 private key");
   }
   if (trimmed.startsWith(PIPELOCK_PRIVATE_HEADER)) {
     const pair = pipelockKey(trimmed, PIPELOCK_PRIVATE_HEADER, 64);
@@ -50443,14 +50443,14 @@ function pemBody(pem2, label) {
   const match = new RegExp(
     `^-----BEGIN ${label}-----\\r?\\n([A-Za-z0-9+/=\\r\\n]+)-----END ${label}-----$`
   ).exec(pem2);
-  const der = match?.[1] === void 0 ? void 0 : fromBase64(match[1].replace(/[\r\n]/g, ""));
-  return der ? { ok: true, key: der } : { ok: false, error: `not a PEM "${label}" block` };
+  const der2 = match?.[1] === void 0 ? void 0 : fromBase64(match[1].replace(/[\r\n]/g, ""));
+  return der2 ? { ok: true, key: der2 } : { ok: false, error: `not a PEM "${label}" block` };
 }
-function derKey(der, prefix, what) {
-  if (der.length !== prefix.length + 32 || !bytesEqual(der.slice(0, prefix.length), prefix)) {
+function derKey(der2, prefix, what) {
+  if (der2.length !== prefix.length + 32 || !bytesEqual(der2.slice(0, prefix.length), prefix)) {
     return { ok: false, error: `PEM key is not ${what}` };
   }
-  return { ok: true, key: der.slice(prefix.length) };
+  return { ok: true, key: der2.slice(prefix.length) };
 }
 function pipelockKey(trimmed, header, length) {
   const newline = trimmed.indexOf("\n");
@@ -50463,8 +50463,8 @@ function pipelockKey(trimmed, header, length) {
     return { ok: false, error: `${header}: key is ${key.length} bytes, want ${length}` };
   return { ok: true, key };
 }
-function pem(label, der) {
-  const lines = toBase64(der).match(/.{1,64}/g) ?? [];
+function pem(label, der2) {
+  const lines = toBase64(der2).match(/.{1,64}/g) ?? [];
   return `-----BEGIN ${label}-----
 ${lines.join("\n")}
 -----END ${label}-----
@@ -73419,14 +73419,15 @@ var Engine = class {
       const authority = admission.decision.target;
       if (authority === void 0) throw new Error("unreachable: an admitted CONNECT has a target");
       socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+      const leaf = this.needsInterception(admission.decision) ? this.options.ca.contextFor(authority.host) : void 0;
       const hello = await awaitClientHello(socket, head, authority.host, this.limits);
       if (!hello.ok) {
         this.recordBlock(admission.entry, { status: 403, layer: "sni", reason: hello.reason });
         socket.destroy();
         return;
       }
-      if (this.needsInterception(admission.decision)) {
-        await this.intercept(socket, hello.hello, admission);
+      if (leaf) {
+        await this.intercept(socket, hello.hello, admission, leaf);
         return;
       }
       const result = await relay(
@@ -73449,15 +73450,10 @@ var Engine = class {
    * Terminates the client's TLS with a run-CA certificate and serves the tunnel's requests on
    * the inner server, each admitted on its own; one outcome receipt when the tunnel closes.
    */
-  async intercept(client, hello, admission) {
+  async intercept(client, hello, admission, leaf) {
     const authority = admission.decision.target;
     if (authority === void 0) throw new Error("unreachable: an admitted CONNECT has a target");
-    const terminated = await terminateTls(
-      client,
-      hello,
-      this.options.ca.contextFor(authority.host),
-      this.limits.clientHelloTimeoutMs
-    );
+    const terminated = await terminateTls(client, hello, leaf, this.limits.clientHelloTimeoutMs);
     if (!terminated.ok) {
       const rule = admission.decision.rule;
       const wayOut = rule ? `; a client that cannot be intercepted (it pins certificates, or speaks only HTTP/2) needs egress[${rule.index}] to say "tls: passthrough" instead of methods, paths and scan (the destination is then checked by host, port and SNI only)` : "";
@@ -74053,36 +74049,75 @@ function buildCaCertificate(name, signer, validity, serial) {
     ]
   });
 }
-function buildLeafCertificate(request, caSigner) {
-  const { host } = request;
-  const spki2 = import_asn1_schema.AsnConvert.parse(request.leafPublicKey, x509.SubjectPublicKeyInfo);
-  const issuerSpki = import_asn1_schema.AsnConvert.parse(request.issuerPublicKey, x509.SubjectPublicKeyInfo);
-  const subjectName = host.kind === "name" ? host.name : formatIp(host.ip);
-  const alternativeName = host.kind === "name" ? new x509.GeneralName({ dNSName: host.name }) : new x509.GeneralName({ iPAddress: formatIp(host.ip) });
-  return issue3(caSigner, {
-    serial: request.serial,
-    issuer: request.issuer,
-    // A CN longer than 64 characters is invalid; the SAN is what clients match anyway.
-    subject: distinguishedName(subjectName.length <= 64 ? subjectName : "intercepted host"),
-    validity: request.validity,
-    spki: spki2,
-    extensions: [
-      extension2(x509.id_ce_basicConstraints, true, new x509.BasicConstraints({ cA: false })),
-      extension2(x509.id_ce_keyUsage, true, new x509.KeyUsage(x509.KeyUsageFlags.digitalSignature)),
-      extension2(x509.id_ce_extKeyUsage, false, new x509.ExtendedKeyUsage([SERVER_AUTH])),
-      extension2(
-        x509.id_ce_subjectAltName,
-        false,
-        new x509.SubjectAlternativeName([alternativeName])
+var LeafIssuer = class {
+  constructor(template, caSigner) {
+    this.caSigner = caSigner;
+    const issuerSpki = import_asn1_schema.AsnConvert.parse(caSigner.subjectPublicKey, x509.SubjectPublicKeyInfo);
+    this.afterSerial = concat(
+      SIGNATURE_ALGORITHM,
+      der(template.issuer),
+      der(new x509.Validity(template.validity))
+    );
+    this.publicKey = template.leafPublicKey;
+    this.extensionsBeforeSan = concat(
+      der(extension2(x509.id_ce_basicConstraints, true, new x509.BasicConstraints({ cA: false }))),
+      der(
+        extension2(
+          x509.id_ce_keyUsage,
+          true,
+          new x509.KeyUsage(x509.KeyUsageFlags.digitalSignature)
+        )
       ),
+      der(extension2(x509.id_ce_extKeyUsage, false, new x509.ExtendedKeyUsage([SERVER_AUTH])))
+    );
+    this.extensionsAfterSan = der(
       extension2(
         x509.id_ce_authorityKeyIdentifier,
         false,
         new x509.AuthorityKeyIdentifier({ keyIdentifier: keyIdentifier(issuerSpki) })
       )
-    ]
-  });
-}
+    );
+  }
+  caSigner;
+  /** TBSCertificate fields between the serial and the subject: algorithm, issuer, validity. */
+  afterSerial;
+  publicKey;
+  extensionsBeforeSan;
+  extensionsAfterSan;
+  /** A server certificate for one host (DNS name or IP address), signed by the CA. */
+  issue(host, serial) {
+    const subjectName = host.kind === "name" ? host.name : formatIp(host.ip);
+    const alternativeName = host.kind === "name" ? new x509.GeneralName({ dNSName: host.name }) : new x509.GeneralName({ iPAddress: formatIp(host.ip) });
+    const tbs = tlv(
+      SEQUENCE,
+      VERSION_3,
+      tlv(INTEGER, new Uint8Array(positiveSerial(serial))),
+      this.afterSerial,
+      // A CN longer than 64 characters is invalid; the SAN is what clients match anyway.
+      der(distinguishedName(subjectName.length <= 64 ? subjectName : "intercepted host")),
+      this.publicKey,
+      tlv(
+        EXTENSIONS_TAG,
+        tlv(
+          SEQUENCE,
+          this.extensionsBeforeSan,
+          der(
+            extension2(
+              x509.id_ce_subjectAltName,
+              false,
+              new x509.SubjectAlternativeName([alternativeName])
+            )
+          ),
+          this.extensionsAfterSan
+        )
+      )
+    );
+    const signature = this.caSigner.sign(tbs);
+    return issued(
+      tlv(SEQUENCE, tbs, SIGNATURE_ALGORITHM, tlv(BIT_STRING, Uint8Array.of(0), signature))
+    );
+  }
+};
 function issue3(signer, unsigned) {
   const algorithm = new x509.AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA256 });
   const tbsCertificate = new x509.TBSCertificate({
@@ -74101,10 +74136,13 @@ function issue3(signer, unsigned) {
     signatureAlgorithm: algorithm,
     signatureValue: toArrayBuffer(signature)
   });
-  const der = Buffer.from(import_asn1_schema.AsnConvert.serialize(certificate));
-  const lines = der.toString("base64").match(/.{1,64}/g) ?? [];
+  return issued(new Uint8Array(import_asn1_schema.AsnConvert.serialize(certificate)));
+}
+function issued(certificate) {
+  const der2 = Buffer.from(certificate);
+  const lines = der2.toString("base64").match(/.{1,64}/g) ?? [];
   return {
-    der,
+    der: der2,
     pem: `-----BEGIN CERTIFICATE-----
 ${lines.join("\n")}
 -----END CERTIFICATE-----
@@ -74134,6 +74172,24 @@ function extension2(id, critical, value) {
     extnValue: new import_asn1_schema.OctetString(import_asn1_schema.AsnConvert.serialize(value))
   });
 }
+var SEQUENCE = 48;
+var INTEGER = 2;
+var BIT_STRING = 3;
+var EXTENSIONS_TAG = 163;
+var VERSION_3 = Uint8Array.of(160, 3, 2, 1, 2);
+var SIGNATURE_ALGORITHM = der(new x509.AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA256 }));
+function der(value) {
+  return new Uint8Array(import_asn1_schema.AsnConvert.serialize(value));
+}
+function tlv(tag, ...contents) {
+  const body2 = concat(...contents);
+  const length = body2.length;
+  const lengthBytes = length < 128 ? [length] : length < 256 ? [129, length] : length < 65536 ? [130, length >> 8, length & 255] : [131, length >> 16, length >> 8 & 255, length & 255];
+  return concat(Uint8Array.of(tag, ...lengthBytes), body2);
+}
+function concat(...parts) {
+  return Buffer.concat(parts);
+}
 function toArrayBuffer(bytes) {
   return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
 }
@@ -74145,30 +74201,25 @@ var CACHED_HOSTS = 1024;
 var RunCertificateAuthority = class _RunCertificateAuthority {
   /** The CA certificate (PEM) the agent's trust store is given. */
   certificatePem;
-  caSigner;
-  caName;
-  validity;
+  leaves;
   /** One key for every leaf: minting then costs a signature, not a key generation. */
   leafKeyPem;
-  leafPublicKey;
   contexts = /* @__PURE__ */ new Map();
   constructor(now) {
     const ca = generateKeyPairSync("ec", { namedCurve: "P-256" });
     const leaf = generateKeyPairSync("ec", { namedCurve: "P-256" });
-    this.caSigner = signerFor(ca.privateKey, ca.publicKey);
-    this.caName = distinguishedName(`pipelock-egress run CA ${randomBytes4(4).toString("hex")}`);
-    this.validity = {
+    const caSigner = signerFor(ca.privateKey, ca.publicKey);
+    const caName = distinguishedName(`pipelock-egress run CA ${randomBytes4(4).toString("hex")}`);
+    const validity = {
       notBefore: new Date(now.getTime() - BACKDATE_MS),
       notAfter: new Date(now.getTime() + LIFETIME_MS)
     };
-    this.certificatePem = buildCaCertificate(
-      this.caName,
-      this.caSigner,
-      this.validity,
-      randomBytes4(16)
-    ).pem;
+    this.certificatePem = buildCaCertificate(caName, caSigner, validity, randomBytes4(16)).pem;
+    this.leaves = new LeafIssuer(
+      { leafPublicKey: spki(leaf.publicKey), issuer: caName, validity },
+      caSigner
+    );
     this.leafKeyPem = leaf.privateKey.export({ type: "pkcs8", format: "pem" }).toString();
-    this.leafPublicKey = spki(leaf.publicKey);
   }
   static create(now = /* @__PURE__ */ new Date()) {
     return new _RunCertificateAuthority(now);
@@ -74182,17 +74233,7 @@ var RunCertificateAuthority = class _RunCertificateAuthority {
       this.contexts.set(key, cached2);
       return cached2;
     }
-    const leaf = buildLeafCertificate(
-      {
-        host,
-        leafPublicKey: this.leafPublicKey,
-        issuer: this.caName,
-        issuerPublicKey: this.caSigner.subjectPublicKey,
-        validity: this.validity,
-        serial: randomBytes4(16)
-      },
-      this.caSigner
-    );
+    const leaf = this.leaves.issue(host, randomBytes4(16));
     const context = createSecureContext2({ key: this.leafKeyPem, cert: leaf.pem });
     if (this.contexts.size >= CACHED_HOSTS) {
       const oldest = this.contexts.keys().next().value;

@@ -10,6 +10,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { Socket } from 'node:net';
+import type { SecureContext } from 'node:tls';
 import { once } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
@@ -502,14 +503,19 @@ export class Engine {
       const authority = admission.decision.target;
       if (authority === undefined) throw new Error('unreachable: an admitted CONNECT has a target');
       socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      // The leaf is minted while the client, having read the 200, sets up its TLS, rather
+      // than after its hello arrives.
+      const leaf = this.needsInterception(admission.decision)
+        ? this.options.ca.contextFor(authority.host)
+        : undefined;
       const hello = await awaitClientHello(socket, head, authority.host, this.limits);
       if (!hello.ok) {
         this.recordBlock(admission.entry, { status: 403, layer: 'sni', reason: hello.reason });
         socket.destroy();
         return;
       }
-      if (this.needsInterception(admission.decision)) {
-        await this.intercept(socket as Socket, hello.hello, admission);
+      if (leaf) {
+        await this.intercept(socket as Socket, hello.hello, admission, leaf);
         return;
       }
       const result = await relay(
@@ -533,15 +539,15 @@ export class Engine {
    * Terminates the client's TLS with a run-CA certificate and serves the tunnel's requests on
    * the inner server, each admitted on its own; one outcome receipt when the tunnel closes.
    */
-  private async intercept(client: Socket, hello: Buffer, admission: Admitted): Promise<void> {
+  private async intercept(
+    client: Socket,
+    hello: Buffer,
+    admission: Admitted,
+    leaf: SecureContext,
+  ): Promise<void> {
     const authority = admission.decision.target;
     if (authority === undefined) throw new Error('unreachable: an admitted CONNECT has a target');
-    const terminated = await terminateTls(
-      client,
-      hello,
-      this.options.ca.contextFor(authority.host),
-      this.limits.clientHelloTimeoutMs,
-    );
+    const terminated = await terminateTls(client, hello, leaf, this.limits.clientHelloTimeoutMs);
     if (!terminated.ok) {
       const rule = admission.decision.rule;
       const wayOut = rule

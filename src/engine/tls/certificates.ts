@@ -68,53 +68,92 @@ export function buildCaCertificate(
   });
 }
 
-export interface LeafRequest {
-  readonly host: Host;
-  /** DER SubjectPublicKeyInfo of the leaf key. */
+export interface LeafTemplate {
+  /** DER SubjectPublicKeyInfo of the key every leaf certifies. */
   readonly leafPublicKey: Uint8Array;
   readonly issuer: x509.Name;
-  /** DER SubjectPublicKeyInfo of the CA (for the authority key identifier). */
-  readonly issuerPublicKey: Uint8Array;
   readonly validity: Validity;
-  readonly serial: Uint8Array;
 }
 
-/** A server certificate for one host (DNS name or IP address), signed by the run CA. */
-export function buildLeafCertificate(
-  request: LeafRequest,
-  caSigner: CertificateSigner,
-): IssuedCertificate {
-  const { host } = request;
-  const spki = AsnConvert.parse(request.leafPublicKey, x509.SubjectPublicKeyInfo);
-  const issuerSpki = AsnConvert.parse(request.issuerPublicKey, x509.SubjectPublicKeyInfo);
-  const subjectName = host.kind === 'name' ? host.name : formatIp(host.ip);
-  const alternativeName =
-    host.kind === 'name'
-      ? new x509.GeneralName({ dNSName: host.name })
-      : new x509.GeneralName({ iPAddress: formatIp(host.ip) });
-  return issue(caSigner, {
-    serial: request.serial,
-    issuer: request.issuer,
-    // A CN longer than 64 characters is invalid; the SAN is what clients match anyway.
-    subject: distinguishedName(subjectName.length <= 64 ? subjectName : 'intercepted host'),
-    validity: request.validity,
-    spki,
-    extensions: [
-      extension(x509.id_ce_basicConstraints, true, new x509.BasicConstraints({ cA: false })),
-      extension(x509.id_ce_keyUsage, true, new x509.KeyUsage(x509.KeyUsageFlags.digitalSignature)),
-      extension(x509.id_ce_extKeyUsage, false, new x509.ExtendedKeyUsage([SERVER_AUTH])),
-      extension(
-        x509.id_ce_subjectAltName,
-        false,
-        new x509.SubjectAlternativeName([alternativeName]),
+/**
+ * Issues server certificates for one CA. Every leaf of a run shares its issuer, validity,
+ * key and all extensions but one, so those are encoded once; minting a leaf encodes only its
+ * serial, subject and subjectAltName, then signs.
+ */
+export class LeafIssuer {
+  /** TBSCertificate fields between the serial and the subject: algorithm, issuer, validity. */
+  private readonly afterSerial: Uint8Array;
+  private readonly publicKey: Uint8Array;
+  private readonly extensionsBeforeSan: Uint8Array;
+  private readonly extensionsAfterSan: Uint8Array;
+
+  constructor(
+    template: LeafTemplate,
+    private readonly caSigner: CertificateSigner,
+  ) {
+    const issuerSpki = AsnConvert.parse(caSigner.subjectPublicKey, x509.SubjectPublicKeyInfo);
+    this.afterSerial = concat(
+      SIGNATURE_ALGORITHM,
+      der(template.issuer),
+      der(new x509.Validity(template.validity)),
+    );
+    this.publicKey = template.leafPublicKey;
+    this.extensionsBeforeSan = concat(
+      der(extension(x509.id_ce_basicConstraints, true, new x509.BasicConstraints({ cA: false }))),
+      der(
+        extension(
+          x509.id_ce_keyUsage,
+          true,
+          new x509.KeyUsage(x509.KeyUsageFlags.digitalSignature),
+        ),
       ),
+      der(extension(x509.id_ce_extKeyUsage, false, new x509.ExtendedKeyUsage([SERVER_AUTH]))),
+    );
+    this.extensionsAfterSan = der(
       extension(
         x509.id_ce_authorityKeyIdentifier,
         false,
         new x509.AuthorityKeyIdentifier({ keyIdentifier: keyIdentifier(issuerSpki) }),
       ),
-    ],
-  });
+    );
+  }
+
+  /** A server certificate for one host (DNS name or IP address), signed by the CA. */
+  issue(host: Host, serial: Uint8Array): IssuedCertificate {
+    const subjectName = host.kind === 'name' ? host.name : formatIp(host.ip);
+    const alternativeName =
+      host.kind === 'name'
+        ? new x509.GeneralName({ dNSName: host.name })
+        : new x509.GeneralName({ iPAddress: formatIp(host.ip) });
+    const tbs = tlv(
+      SEQUENCE,
+      VERSION_3,
+      tlv(INTEGER, new Uint8Array(positiveSerial(serial))),
+      this.afterSerial,
+      // A CN longer than 64 characters is invalid; the SAN is what clients match anyway.
+      der(distinguishedName(subjectName.length <= 64 ? subjectName : 'intercepted host')),
+      this.publicKey,
+      tlv(
+        EXTENSIONS_TAG,
+        tlv(
+          SEQUENCE,
+          this.extensionsBeforeSan,
+          der(
+            extension(
+              x509.id_ce_subjectAltName,
+              false,
+              new x509.SubjectAlternativeName([alternativeName]),
+            ),
+          ),
+          this.extensionsAfterSan,
+        ),
+      ),
+    );
+    const signature = this.caSigner.sign(tbs);
+    return issued(
+      tlv(SEQUENCE, tbs, SIGNATURE_ALGORITHM, tlv(BIT_STRING, Uint8Array.of(0), signature)),
+    );
+  }
 }
 
 interface Unsigned {
@@ -144,7 +183,11 @@ function issue(signer: CertificateSigner, unsigned: Unsigned): IssuedCertificate
     signatureAlgorithm: algorithm,
     signatureValue: toArrayBuffer(signature),
   });
-  const der = Buffer.from(AsnConvert.serialize(certificate));
+  return issued(new Uint8Array(AsnConvert.serialize(certificate)));
+}
+
+function issued(certificate: Uint8Array): IssuedCertificate {
+  const der = Buffer.from(certificate);
   const lines = der.toString('base64').match(/.{1,64}/g) ?? [];
   return {
     der,
@@ -179,6 +222,38 @@ function extension(id: string, critical: boolean, value: unknown): x509.Extensio
     critical,
     extnValue: new OctetString(AsnConvert.serialize(value)),
   });
+}
+
+const SEQUENCE = 0x30;
+const INTEGER = 0x02;
+const BIT_STRING = 0x03;
+/** TBSCertificate `extensions [3] EXPLICIT`. */
+const EXTENSIONS_TAG = 0xa3;
+/** TBSCertificate `version [0] EXPLICIT INTEGER 2` (v3). */
+const VERSION_3 = Uint8Array.of(0xa0, 0x03, 0x02, 0x01, 0x02);
+const SIGNATURE_ALGORITHM = der(new x509.AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA256 }));
+
+function der(value: unknown): Uint8Array {
+  return new Uint8Array(AsnConvert.serialize(value));
+}
+
+/** A DER tag-length-value over already encoded contents. */
+function tlv(tag: number, ...contents: Uint8Array[]): Uint8Array {
+  const body = concat(...contents);
+  const length = body.length;
+  const lengthBytes =
+    length < 0x80
+      ? [length]
+      : length < 0x100
+        ? [0x81, length]
+        : length < 0x10000
+          ? [0x82, length >> 8, length & 0xff]
+          : [0x83, length >> 16, (length >> 8) & 0xff, length & 0xff];
+  return concat(Uint8Array.of(tag, ...lengthBytes), body);
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  return Buffer.concat(parts);
 }
 
 function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {

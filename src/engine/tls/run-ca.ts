@@ -7,10 +7,9 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import { formatHost, type Host } from '../../policy/index.js';
 import {
   buildCaCertificate,
-  buildLeafCertificate,
   distinguishedName,
+  LeafIssuer,
   type CertificateSigner,
-  type Validity,
 } from './certificates.js';
 
 /** Leaves outlive no run: a CI job is capped at days, and the key dies with the engine. */
@@ -22,31 +21,26 @@ const CACHED_HOSTS = 1024;
 export class RunCertificateAuthority {
   /** The CA certificate (PEM) the agent's trust store is given. */
   readonly certificatePem: string;
-  private readonly caSigner: CertificateSigner;
-  private readonly caName;
-  private readonly validity: Validity;
+  private readonly leaves: LeafIssuer;
   /** One key for every leaf: minting then costs a signature, not a key generation. */
   private readonly leafKeyPem: string;
-  private readonly leafPublicKey: Uint8Array;
   private readonly contexts = new Map<string, SecureContext>();
 
   private constructor(now: Date) {
     const ca = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const leaf = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    this.caSigner = signerFor(ca.privateKey, ca.publicKey);
-    this.caName = distinguishedName(`pipelock-egress run CA ${randomBytes(4).toString('hex')}`);
-    this.validity = {
+    const caSigner = signerFor(ca.privateKey, ca.publicKey);
+    const caName = distinguishedName(`pipelock-egress run CA ${randomBytes(4).toString('hex')}`);
+    const validity = {
       notBefore: new Date(now.getTime() - BACKDATE_MS),
       notAfter: new Date(now.getTime() + LIFETIME_MS),
     };
-    this.certificatePem = buildCaCertificate(
-      this.caName,
-      this.caSigner,
-      this.validity,
-      randomBytes(16),
-    ).pem;
+    this.certificatePem = buildCaCertificate(caName, caSigner, validity, randomBytes(16)).pem;
+    this.leaves = new LeafIssuer(
+      { leafPublicKey: spki(leaf.publicKey), issuer: caName, validity },
+      caSigner,
+    );
     this.leafKeyPem = leaf.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-    this.leafPublicKey = spki(leaf.publicKey);
   }
 
   static create(now = new Date()): RunCertificateAuthority {
@@ -63,17 +57,7 @@ export class RunCertificateAuthority {
       this.contexts.set(key, cached);
       return cached;
     }
-    const leaf = buildLeafCertificate(
-      {
-        host,
-        leafPublicKey: this.leafPublicKey,
-        issuer: this.caName,
-        issuerPublicKey: this.caSigner.subjectPublicKey,
-        validity: this.validity,
-        serial: randomBytes(16),
-      },
-      this.caSigner,
-    );
+    const leaf = this.leaves.issue(host, randomBytes(16));
     const context = createSecureContext({ key: this.leafKeyPem, cert: leaf.pem });
     if (this.contexts.size >= CACHED_HOSTS) {
       const oldest = this.contexts.keys().next().value;
