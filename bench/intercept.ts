@@ -10,6 +10,7 @@ export const INTERCEPT_DOMAIN = 'intercept.bench.test';
 /** Hosts under the intercepted domain the first-request measure visits, each once. */
 export const FIRST_REQUEST_HOSTS = 40;
 const REQUESTS = 2_000;
+const WARMUP_REQUESTS = 500;
 const CONCURRENCY = 10;
 
 export interface InterceptBench {
@@ -32,18 +33,13 @@ export async function benchIntercept(
   runCa: string,
 ): Promise<InterceptBench> {
   const url = `https://${INTERCEPT_DOMAIN}:${httpsPort}/small`;
-  const directRps = await parallelRps(work, 'direct', url, [
-    '--resolve',
-    `${INTERCEPT_DOMAIN}:${httpsPort}:127.0.0.1`,
-    '--cacert',
-    originCa,
-  ]);
-  const interceptedRps = await parallelRps(work, 'intercepted', url, [
-    '--proxy',
-    proxyUrl,
-    '--cacert',
-    runCa,
-  ]);
+  const direct = ['--resolve', `${INTERCEPT_DOMAIN}:${httpsPort}:127.0.0.1`, '--cacert', originCa];
+  const intercepted = ['--proxy', proxyUrl, '--cacert', runCa];
+  // Warmed first, as the plain HTTP paths are: the engine's TLS paths get compiled.
+  await parallelRps(work, 'direct', url, direct, WARMUP_REQUESTS);
+  await parallelRps(work, 'intercepted', url, intercepted, WARMUP_REQUESTS);
+  const directRps = await parallelRps(work, 'direct', url, direct);
+  const interceptedRps = await parallelRps(work, 'intercepted', url, intercepted);
   const firstDirect = await firstRequests(httpsPort, (host) => [
     '--resolve',
     `${host}:${httpsPort}:127.0.0.1`,
@@ -86,15 +82,16 @@ function median(values: readonly number[]): number {
   return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
 }
 
-/** REQUESTS GETs with CONCURRENCY transfers at once in one curl; requests per second. */
+/** `requests` GETs with CONCURRENCY transfers at once in one curl; requests per second. */
 async function parallelRps(
   work: string,
   name: string,
   url: string,
   args: readonly string[],
+  requests = REQUESTS,
 ): Promise<number> {
   const config = join(work, `curl-${name}.conf`);
-  await writeFile(config, `url = "${url}"\noutput = "/dev/null"\n`.repeat(REQUESTS));
+  await writeFile(config, `url = "${url}"\noutput = "/dev/null"\n`.repeat(requests));
   const started = performance.now();
   await run('curl', [
     '-sS',
@@ -106,5 +103,5 @@ async function parallelRps(
     '-K',
     config,
   ]);
-  return REQUESTS / ((performance.now() - started) / 1000);
+  return requests / ((performance.now() - started) / 1000);
 }

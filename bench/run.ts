@@ -19,6 +19,7 @@ import {
 } from './intercept.js';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? '5');
+const WARMUP_SECONDS = 3;
 const TUNNEL_BYTES = 256 * 1024 * 1024;
 const DOWNLOADS = 3;
 const HOST = 'origin.bench.test';
@@ -102,8 +103,20 @@ try {
   ]);
   children.push(proxy.child);
 
+  const reference = await startWithReadyLine<{ url: string }>(process.execPath, [
+    '--import',
+    'tsx',
+    'bench/reference-forwarder.ts',
+  ]);
+  children.push(reference.child);
+
   const metrics: Record<string, number> = {};
   const rows: string[][] = [];
+  // A proxy runs for a whole job: what counts is its steady state, after the JIT has compiled
+  // its hot paths. Every path is warmed the same way before anything is measured.
+  await wrk(`http://127.0.0.1:${http}/`, undefined, 10, WARMUP_SECONDS);
+  await wrk(proxy.ready.url, `http://${HOST}:${http}/`, 10, WARMUP_SECONDS);
+  await wrk(reference.ready.url, `http://127.0.0.1:${http}/`, 10, WARMUP_SECONDS);
   for (const connections of [1, 10, 50]) {
     const direct = await wrk(`http://127.0.0.1:${http}/`, undefined, connections);
     const proxied = await wrk(proxy.ready.url, `http://${HOST}:${http}/`, connections);
@@ -119,6 +132,16 @@ try {
       `ratio ${round(proxied.rps / direct.rps, 2)}, +${round(proxied.p50Ms - direct.p50Ms, 3)} ms p50`,
     ]);
   }
+  const floor = await wrk(reference.ready.url, `http://127.0.0.1:${http}/`, 50);
+  const directC50 = metrics['http.c50.direct_rps'] ?? Number.NaN;
+  metrics['http.c50.node_forwarder_rps'] = round(floor.rps);
+  metrics['http.c50.node_forwarder_ratio'] = round(floor.rps / directC50, 3);
+  rows.push([
+    'http c50, minimal Node forwarder',
+    `${round(directC50)} req/s`,
+    `${round(floor.rps)} req/s (no policy, no evidence)`,
+    `ratio ${round(floor.rps / directC50, 2)}: the floor for a Node proxy here`,
+  ]);
   const url = `https://${HOST}:${https}/`;
   const ca = join(work, 'cert.pem');
   const directMBps = await download([
@@ -196,8 +219,9 @@ async function wrk(
   url: string,
   absoluteTarget: string | undefined,
   connections: number,
+  seconds = SECONDS,
 ): Promise<WrkResult> {
-  const script = join(work, `wrk-${connections}-${absoluteTarget ? 'proxied' : 'direct'}.lua`);
+  const script = join(work, 'wrk.lua');
   await writeFile(
     script,
     `${absoluteTarget ? `wrk.path = ${JSON.stringify(absoluteTarget)}\n` : ''}` +
@@ -205,7 +229,7 @@ async function wrk(
       '  io.write(string.format("RESULT %d %d %d %f %f\\n", summary.requests, summary.duration, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, latency:percentile(50), latency:percentile(99)))\n' +
       'end\n',
   );
-  const output = await run('wrk', ['-t1', `-c${connections}`, `-d${SECONDS}s`, '-s', script, url]);
+  const output = await run('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '-s', script, url]);
   const match = /RESULT (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+)/.exec(output);
   if (!match) throw new Error(`unexpected wrk output:\n${output}`);
   const [, requests = '0', durationUs = '1', errors = '0', p50 = '0', p99 = '0'] = match;

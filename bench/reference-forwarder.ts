@@ -1,0 +1,29 @@
+// The floor a Node proxy stands on: a minimal absolute-form forwarder (node:http server,
+// undici pool, no policy, no evidence, no limits), run in its own process. The benchmark
+// measures it beside the engine so that a ratio can be read as the engine's own cost or as
+// Node's cost of proxying at all on this machine. Prints one JSON line once listening.
+import { createServer } from 'node:http';
+import { Pool } from 'undici';
+
+const pools = new Map<string, Pool>();
+
+const server = createServer((req, res) => {
+  const target = new URL(req.url ?? '');
+  let pool = pools.get(target.origin);
+  if (!pool) pools.set(target.origin, (pool = new Pool(target.origin, { connections: 128 })));
+  pool
+    .request({ method: 'GET', path: `${target.pathname}${target.search}` })
+    .then((answer) => {
+      res.writeHead(answer.statusCode, answer.headers);
+      answer.body.pipe(res);
+    })
+    .catch(() => {
+      res.statusCode = 502;
+      res.end();
+    });
+});
+server.listen(0, '127.0.0.1', () => {
+  const { port } = server.address() as { port: number };
+  process.stdout.write(`${JSON.stringify({ url: `http://127.0.0.1:${port}` })}\n`);
+});
+process.on('SIGTERM', () => process.exit(0));
