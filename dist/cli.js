@@ -49038,7 +49038,7 @@ function validateReceipt(receipt) {
   return { ok: true, value: receipt };
 }
 function actionRecordDigest(backend, record3) {
-  return backend.sha256(utf8(canonicalActionRecord(record3)));
+  return backend.sha256(canonicalActionRecord(record3));
 }
 function verifyReceiptSignature(backend, receipt, trustedKeys) {
   if (receipt.signature === "") return fail("signature", "receipt has no signature");
@@ -49093,7 +49093,7 @@ function receiptHash(backend, receipt) {
   return receiptHashOf(backend, encodeReceipt(receipt));
 }
 function receiptHashOf(backend, encoded) {
-  return toHex(backend.sha256(utf8(encoded)));
+  return toHex(backend.sha256(encoded));
 }
 function signReceipt(backend, seed, record3, ext) {
   const signature = backend.ed25519Sign(seed, actionRecordDigest(backend, record3));
@@ -49820,7 +49820,7 @@ function entryHash(backend, e) {
   fields2.push(e.trace_id, e.type);
   if (e.v >= 2) fields2.push(e.event_kind);
   fields2.push(e.transport, e.summary, detail, e.raw_ref, e.prev_hash);
-  return toHex(backend.sha256(utf8(fields2.join("\0"))));
+  return toHex(backend.sha256(fields2.join("\0")));
 }
 var EntryChainVerifier = class {
   constructor(backend) {
@@ -50599,7 +50599,9 @@ function privateKeyOf(seed) {
 }
 function createNodeBackend() {
   const privateKeys = /* @__PURE__ */ new Map();
+  let last;
   const privateKeyFor = (seed) => {
+    if (last?.seed === seed && last.copy.equals(seed)) return last.entry;
     const id = Buffer.from(seed).toString("hex");
     let entry = privateKeys.get(id);
     if (!entry) {
@@ -50608,6 +50610,7 @@ function createNodeBackend() {
       entry = { key, publicKey: new Uint8Array(Buffer.from(jwk.x ?? "", "base64url")) };
       privateKeys.set(id, entry);
     }
+    last = { seed, copy: Buffer.from(seed), entry };
     return entry;
   };
   const publicKeys = /* @__PURE__ */ new Map();

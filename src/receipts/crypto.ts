@@ -1,7 +1,8 @@
 // The two primitives the receipts core needs, injected so the core stays free of platform imports.
 
 export interface CryptoBackend {
-  sha256(data: Uint8Array): Uint8Array;
+  /** SHA-256 of bytes, or of a string's UTF-8 encoding (lone surrogates as U+FFFD). */
+  sha256(data: Uint8Array | string): Uint8Array;
   /** The 32-byte Ed25519 public key of a 32-byte seed. */
   ed25519PublicKey(seed: Uint8Array): Uint8Array;
   /** RFC 8032 Ed25519 (PureEdDSA) signature of `message` with the key derived from `seed`. */

@@ -131,7 +131,7 @@ export function verifyEvidenceReceiptV2(
         event_id: stringMember(root, 'event_id') ?? '',
         chain_seq: BigInt(seq.text),
         chain_prev_hash: stringMember(root, 'chain_prev_hash') ?? '',
-        hash: toHex(backend.sha256(utf8(pipelockJcs(root)))),
+        hash: toHex(backend.sha256(pipelockJcs(root))),
       },
     };
   } catch (err) {

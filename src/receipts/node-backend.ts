@@ -19,7 +19,13 @@ export function createNodeBackend(): CryptoBackend {
   // A chain is signed and verified with the same few keys thousands of times; importing a key
   // costs more than using it, so each is imported once.
   const privateKeys = new Map<string, { key: KeyObject; publicKey: Uint8Array }>();
+  // A writer signs every receipt with the same seed: the last one is recognised by identity
+  // (and its bytes, which a caller could have changed), without hex-encoding it again.
+  let last:
+    | { seed: Uint8Array; copy: Buffer; entry: { key: KeyObject; publicKey: Uint8Array } }
+    | undefined;
   const privateKeyFor = (seed: Uint8Array): { key: KeyObject; publicKey: Uint8Array } => {
+    if (last?.seed === seed && last.copy.equals(seed)) return last.entry;
     const id = Buffer.from(seed).toString('hex');
     let entry = privateKeys.get(id);
     if (!entry) {
@@ -28,6 +34,7 @@ export function createNodeBackend(): CryptoBackend {
       entry = { key, publicKey: new Uint8Array(Buffer.from(jwk.x ?? '', 'base64url')) };
       privateKeys.set(id, entry);
     }
+    last = { seed, copy: Buffer.from(seed), entry };
     return entry;
   };
   const publicKeys = new Map<string, KeyObject>();

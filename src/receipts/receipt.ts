@@ -2,7 +2,7 @@
 // Ed25519 over SHA-256(canonical action_record), the receipt hash that links a chain, and signing.
 import type { ActionRecord } from './action-record.js';
 import { ACTION_RECORD_SCHEMA, ACTION_TYPES, canonicalActionRecord } from './action-record.js';
-import { fromHex, toHex, utf8 } from './bytes.js';
+import { fromHex, toHex } from './bytes.js';
 import type { CryptoBackend } from './crypto.js';
 import type { Outcome } from './failure.js';
 import { fail, goQuote } from './failure.js';
@@ -136,7 +136,7 @@ export function validateReceipt(receipt: Receipt): Outcome<Receipt> {
 
 /** SHA-256 of the canonical action record: the 32 bytes that are actually signed. */
 export function actionRecordDigest(backend: CryptoBackend, record: ActionRecord): Uint8Array {
-  return backend.sha256(utf8(canonicalActionRecord(record)));
+  return backend.sha256(canonicalActionRecord(record));
 }
 
 /**
@@ -234,7 +234,7 @@ export function receiptHash(backend: CryptoBackend, receipt: Receipt): string {
 
 /** `receiptHash` of a receipt already encoded by `encodeReceipt`. */
 export function receiptHashOf(backend: CryptoBackend, encoded: string): string {
-  return toHex(backend.sha256(utf8(encoded)));
+  return toHex(backend.sha256(encoded));
 }
 
 /** Signs an action record with a 32-byte Ed25519 seed. `ext`, if given, must be JSON text. */

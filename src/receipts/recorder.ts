@@ -171,7 +171,7 @@ export function entryHash(
   if (e.v >= 2) fields.push(e.event_kind);
   fields.push(e.transport, e.summary, detail, e.raw_ref, e.prev_hash);
   // The fields joined by NUL bytes (UTF-8 encodes U+0000 as the single byte 0).
-  return toHex(backend.sha256(utf8(fields.join('\0'))));
+  return toHex(backend.sha256(fields.join('\0')));
 }
 
 /** Checks the entry hash chain one entry at a time, in file order (Go recorder.VerifyChain texts). */
