@@ -72191,6 +72191,11 @@ var BodyLimit = class extends Transform {
     else callback(null, chunk);
   }
 };
+var ClientGone = class extends Error {
+  constructor() {
+    super("the client closed the connection before the answer was complete");
+  }
+};
 var BodyTooLarge = class extends Error {
   constructor(limit) {
     super(`the request body exceeds ${limit} bytes`);
@@ -72234,7 +72239,7 @@ function relayBody(source, res) {
     res.once("close", () => {
       if (res.writableFinished) return;
       source.destroy();
-      reject(new Error("the client closed the connection before the answer was complete"));
+      reject(new ClientGone());
     });
     source.pipe(res);
   });
@@ -72268,6 +72273,9 @@ function describeFailure(error62, target) {
   const cause = error62 instanceof Error && error62.cause instanceof Error ? error62.cause : error62;
   if (cause instanceof BodyTooLarge || error62 instanceof BodyTooLarge) {
     return { status: 413, layer: "limit", reason: cause.message };
+  }
+  if (error62 instanceof ClientGone || error62?.code === "UND_ERR_ABORTED") {
+    return { status: 499, layer: "client", reason: new ClientGone().message };
   }
   const where = `${target.scheme}://${target.authority}`;
   if (TIMEOUT_CODES.has(error62?.code)) {

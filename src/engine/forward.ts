@@ -176,13 +176,23 @@ class BodyLimit extends Transform {
   }
 }
 
+/** The client closed its connection before the answer was complete. */
+class ClientGone extends Error {
+  constructor() {
+    super('the client closed the connection before the answer was complete');
+  }
+}
+
 class BodyTooLarge extends Error {
   constructor(readonly limit: number) {
     super(`the request body exceeds ${limit} bytes`);
   }
 }
 
-/** Why a forward failed, as the refusal the client gets; undefined when the client went away. */
+/**
+ * How a forward ended: the answer relayed, or why not (as the refusal the client gets, when it
+ * is still there to get one).
+ */
 export type ForwardOutcome =
   { ok: true; status: number; bytes: number } | { ok: false; refusal: Refusal };
 
@@ -238,7 +248,7 @@ function relayBody(source: Readable, res: ServerResponse): Promise<number> {
     res.once('close', () => {
       if (res.writableFinished) return;
       source.destroy();
-      reject(new Error('the client closed the connection before the answer was complete'));
+      reject(new ClientGone());
     });
     source.pipe(res);
   });
@@ -280,6 +290,13 @@ function describeFailure(error: unknown, target: UpstreamTarget): Refusal {
   const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
   if (cause instanceof BodyTooLarge || error instanceof BodyTooLarge) {
     return { status: 413, layer: 'limit', reason: (cause as BodyTooLarge).message };
+  }
+  // The request is cancelled only when the client is gone (undici then reports it aborted).
+  if (
+    error instanceof ClientGone ||
+    (error as { code?: unknown } | undefined)?.code === 'UND_ERR_ABORTED'
+  ) {
+    return { status: 499, layer: 'client', reason: new ClientGone().message };
   }
   const where = `${target.scheme}://${target.authority}`;
   if (TIMEOUT_CODES.has((error as { code?: unknown } | undefined)?.code as string)) {

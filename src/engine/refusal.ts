@@ -8,7 +8,10 @@ export const BLOCK_HEADER = 'X-Pipelock-Egress-Block';
 
 export interface Refusal {
   readonly status: number;
-  /** The layer that refused: destination, port, path, method, ssrf, limit, request, inspection, sni, evidence. */
+  /**
+   * The layer that refused: destination, port, path, method, ssrf, dlp, host, sni, tls,
+   * websocket, limit, request, evidence; for a request that was sent, upstream or client.
+   */
   readonly layer: string;
   readonly reason: string;
 }

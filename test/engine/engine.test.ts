@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { ProxyAgent, request } from 'undici';
@@ -26,6 +27,8 @@ import {
   type Origin,
   type RunningEngine,
   runCa,
+  sealedRecords,
+  waitFor,
 } from './helpers.js';
 import type { Receipt } from '../../src/receipts/index.js';
 
@@ -700,6 +703,55 @@ test('the Host header sent upstream is the URL authority, not the client-supplie
       body.rawHeaders[body.rawHeaders.findIndex((h) => h.toLowerCase() === 'host') + 1],
       target,
     );
+  } finally {
+    await f.close();
+  }
+});
+
+test('a client gone before or during the answer cancels the upstream request; the outcome says 499 client', async () => {
+  const cancelled: string[] = [];
+  const f = await fixture(basicPolicy, (req, res) => {
+    res.on('close', () => cancelled.push(req.url ?? ''));
+    // Neither answer ever completes: only a cancelled request ends.
+    if (req.url === '/partial') {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('first part');
+    }
+  });
+  try {
+    const ask = (path: string, until: (socket: ReturnType<typeof connect>) => Promise<void>) =>
+      new Promise<void>((resolve, reject) => {
+        const socket = connect({ host: '127.0.0.1', port: f.proxy.port }, () => {
+          socket.write(
+            `GET http://api.example.test:${f.origin.port}${path} HTTP/1.1\r\nHost: api.example.test:${f.origin.port}\r\n\r\n`,
+          );
+          until(socket).then(() => {
+            socket.destroy();
+            resolve();
+          }, reject);
+        });
+      });
+    await ask(
+      '/partial',
+      (socket) =>
+        new Promise((resolve) =>
+          socket.on('data', (data: Buffer) => {
+            if (data.toString().includes('first part')) resolve();
+          }),
+        ),
+    );
+    await ask('/never', () => waitFor(() => f.origin.hits === 2, 5_000, 'the second request'));
+    await waitFor(() => cancelled.length === 2, 5_000, 'the origin to see both requests end');
+    assert.deepEqual(cancelled.sort(), ['/never', '/partial']);
+    const outcomes = (await sealedRecords(f.proxy))
+      .filter((record) => record.decision_phase === 'outcome')
+      .map((record) => [new URL(record.target).pathname, record.pattern]);
+    const gone =
+      'status=499 layer=client reason=the client closed the connection before the answer was complete';
+    assert.deepEqual(outcomes.sort(), [
+      ['/never', gone],
+      ['/partial', gone],
+    ]);
   } finally {
     await f.close();
   }
