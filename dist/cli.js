@@ -74195,7 +74195,8 @@ function der(value) {
 function tlv(tag, ...contents) {
   const body2 = concat(...contents);
   const length = body2.length;
-  const lengthBytes = length < 128 ? [length] : length < 256 ? [129, length] : length < 65536 ? [130, length >> 8, length & 255] : [131, length >> 16, length >> 8 & 255, length & 255];
+  if (length >= 65536) throw new Error(`a certificate field of ${length} bytes is too long`);
+  const lengthBytes = length < 128 ? [length] : length < 256 ? [129, length] : [130, length >> 8, length & 255];
   return concat(Uint8Array.of(tag, ...lengthBytes), body2);
 }
 function concat(...parts) {

@@ -6,6 +6,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, TLSSocket } from 'node:tls';
 import { createServer, type AddressInfo } from 'node:net';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { Certificate } from '@peculiar/asn1-x509';
 import { RunCertificateAuthority } from '../../src/engine/tls/run-ca.js';
 import type { Host } from '../../src/policy/index.js';
 import { cleanup, tempDir } from './helpers.js';
@@ -97,6 +99,17 @@ for (const [what, host, check] of [
     assert.match(verified, /: OK$/m);
   });
 }
+
+test('a leaf is canonical DER, also for a name long enough to need multi-byte lengths', async () => {
+  // 63-character labels: the SAN alone passes 128 bytes and the CN falls back to a fixed one.
+  const long = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.example.test`;
+  for (const host of [NAME, IPV4, IPV6, { kind: 'name', name: long } as const]) {
+    const { cert } = await presented(host);
+    const decoded = AsnConvert.parse(cert.raw, Certificate);
+    assert.deepEqual(Buffer.from(AsnConvert.serialize(decoded)), cert.raw);
+    if (host.kind === 'name') assert.equal(cert.checkHost(host.name), host.name);
+  }
+});
 
 test('leaves are minted once per host and cached; each has its own serial', async () => {
   assert.equal(ca.contextFor(NAME), ca.contextFor({ kind: 'name', name: 'api.example.test' }));

@@ -237,18 +237,13 @@ function der(value: unknown): Uint8Array {
   return new Uint8Array(AsnConvert.serialize(value));
 }
 
-/** A DER tag-length-value over already encoded contents. */
+/** A DER tag-length-value over already encoded contents (a leaf is far below 64 KiB). */
 function tlv(tag: number, ...contents: Uint8Array[]): Uint8Array {
   const body = concat(...contents);
   const length = body.length;
+  if (length >= 0x10000) throw new Error(`a certificate field of ${length} bytes is too long`);
   const lengthBytes =
-    length < 0x80
-      ? [length]
-      : length < 0x100
-        ? [0x81, length]
-        : length < 0x10000
-          ? [0x82, length >> 8, length & 0xff]
-          : [0x83, length >> 16, (length >> 8) & 0xff, length & 0xff];
+    length < 0x80 ? [length] : length < 0x100 ? [0x81, length] : [0x82, length >> 8, length & 0xff];
   return concat(Uint8Array.of(tag, ...lengthBytes), body);
 }
 
