@@ -1,7 +1,7 @@
-// The floor a Node proxy stands on: a minimal absolute-form forwarder (node:http server,
-// undici pool, no policy, no evidence, no limits), run in its own process. The benchmark
-// measures it beside the engine so that a ratio can be read as the engine's own cost or as
-// Node's cost of proxying at all on this machine. Prints one JSON line once listening.
+// A minimal absolute-form forwarder (node:http server, undici pool; no policy, no evidence,
+// no limits), run in its own process. The benchmark measures it beside the engine, so that a
+// ratio can be read as the engine's own cost or as what proxying through Node costs at all
+// on the machine. Prints one JSON line once listening.
 import { createServer } from 'node:http';
 import { Pool } from 'undici';
 
