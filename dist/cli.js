@@ -72193,7 +72193,7 @@ var BodyLimit = class extends Transform {
 };
 var ClientGone = class extends Error {
   constructor() {
-    super("the client closed the connection before the answer was complete");
+    super("the client connection closed before the answer was complete");
   }
 };
 var BodyTooLarge = class extends Error {

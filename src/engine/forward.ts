@@ -176,10 +176,13 @@ class BodyLimit extends Transform {
   }
 }
 
-/** The client closed its connection before the answer was complete. */
+/**
+ * The client's connection closed before the answer was complete: the client hung up, or the
+ * engine closed it (an idle timeout, or shutdown after its grace period).
+ */
 class ClientGone extends Error {
   constructor() {
-    super('the client closed the connection before the answer was complete');
+    super('the client connection closed before the answer was complete');
   }
 }
 

@@ -747,7 +747,7 @@ test('a client gone before or during the answer cancels the upstream request; th
       .filter((record) => record.decision_phase === 'outcome')
       .map((record) => [new URL(record.target).pathname, record.pattern]);
     const gone =
-      'status=499 layer=client reason=the client closed the connection before the answer was complete';
+      'status=499 layer=client reason=the client connection closed before the answer was complete';
     assert.deepEqual(outcomes.sort(), [
       ['/never', gone],
       ['/partial', gone],
