@@ -34043,7 +34043,7 @@ var require_buffer_util = __commonJS({
     var { websocketMask, websocketUnmask } = __require("http");
     var { EMPTY_BUFFER } = require_constants6();
     var FastBuffer = Buffer[Symbol.species];
-    function concat2(list, totalLength) {
+    function concat(list, totalLength) {
       if (list.length === 0) return EMPTY_BUFFER;
       if (list.length === 1) return list[0];
       const target = Buffer.allocUnsafe(totalLength);
@@ -34089,7 +34089,7 @@ var require_buffer_util = __commonJS({
       return buf;
     }
     module.exports = {
-      concat: concat2,
+      concat,
       mask: _mask,
       toArrayBuffer: toArrayBuffer2,
       toBuffer,
@@ -34767,7 +34767,7 @@ var require_receiver2 = __commonJS({
       kStatusCode,
       kWebSocket
     } = require_constants6();
-    var { concat: concat2, toArrayBuffer: toArrayBuffer2, unmask } = require_buffer_util();
+    var { concat, toArrayBuffer: toArrayBuffer2, unmask } = require_buffer_util();
     var { isValidStatusCode, isValidUTF8 } = require_validation();
     var FastBuffer = Buffer[Symbol.species];
     var GET_INFO = 0;
@@ -35245,9 +35245,9 @@ var require_receiver2 = __commonJS({
         if (this._opcode === 2) {
           let data;
           if (this._binaryType === "nodebuffer") {
-            data = concat2(fragments, messageLength);
+            data = concat(fragments, messageLength);
           } else if (this._binaryType === "arraybuffer") {
-            data = toArrayBuffer2(concat2(fragments, messageLength));
+            data = toArrayBuffer2(concat(fragments, messageLength));
           } else if (this._binaryType === "blob") {
             data = new Blob(fragments);
           } else {
@@ -35265,7 +35265,7 @@ var require_receiver2 = __commonJS({
             });
           }
         } else {
-          const buf = concat2(fragments, messageLength);
+          const buf = concat(fragments, messageLength);
           if (!this._skipUTF8Validation && !isValidUTF8(buf)) {
             const error62 = this.createError(
               Error,
@@ -39050,7 +39050,7 @@ var require_build2 = __commonJS({
         throw new Error("BigInt is not defined. Your environment doesn't implement BigInt.");
       }
     }
-    function concat2(buffers) {
+    function concat(buffers) {
       let outputLength = 0;
       let prevLength = 0;
       for (let i = 0; i < buffers.length; i++) {
@@ -39093,10 +39093,10 @@ var require_build2 = __commonJS({
         this.items = [];
       }
       write(buf) {
-        this.items.push(buf instanceof ArrayBuffer ? buf : concat2([buf]));
+        this.items.push(buf instanceof ArrayBuffer ? buf : concat([buf]));
       }
       final() {
-        return concat2(this.items);
+        return concat(this.items);
       }
     };
     var ORIGINAL_VIEW_WRITER_WRITE = ViewWriter.prototype.write;
@@ -41237,7 +41237,7 @@ ${values.join("\n")}` : `${blockName} :`;
           }
           retBuffers.push(valueBuf);
         }
-        return concat2(retBuffers);
+        return concat(retBuffers);
       }
       fromString(string4) {
         this.value = [];
@@ -41481,7 +41481,7 @@ ${values.join("\n")}` : `${blockName} :`;
           }
           retBuffers.push(valueBuf);
         }
-        return concat2(retBuffers);
+        return concat(retBuffers);
       }
       fromString(string4) {
         this.value = [];
@@ -42717,7 +42717,7 @@ var require_concat = __commonJS({
     "use strict";
     Object.defineProperty(exports, "__esModule", { value: true });
     exports.concatToUint8Array = concatToUint8Array;
-    exports.concat = concat2;
+    exports.concat = concat;
     var buffer_source_js_1 = require_buffer_source();
     function concatToUint8Array(buffers) {
       const views = [];
@@ -42735,7 +42735,7 @@ var require_concat = __commonJS({
       }
       return result;
     }
-    function concat2(first, second, ...rest) {
+    function concat(first, second, ...rest) {
       let buffers;
       let type;
       if (typeof second === "function") {
@@ -48579,17 +48579,11 @@ function encodeStruct(value, schema) {
   for (const field2 of schema.fields) {
     const v = value[field2.key];
     if (!field2.required && isOmitted(v, field2.kind)) continue;
-    encoded += `${encoded === "" ? "{" : ","}${keyText(field2)}${encodeField(v, field2.kind)}`;
+    encoded += `${encoded === "" ? "{" : ","}${goString(field2.key)}:${encodeField(v, field2.kind)}`;
   }
   encoded = encoded === "" ? "{}" : `${encoded}}`;
   cache.set(value, encoded);
   return encoded;
-}
-var keyTexts = /* @__PURE__ */ new WeakMap();
-function keyText(field2) {
-  let text = keyTexts.get(field2);
-  if (text === void 0) keyTexts.set(field2, text = `${goString(field2.key)}:`);
-  return text;
 }
 function isOmitted(v, kind) {
   if (v === void 0 || v === null) return true;
@@ -72209,7 +72203,9 @@ async function forwardRequest(req, res, pool, target, limits, readBody2) {
   let answered = false;
   res.once("finish", () => answered = true);
   res.once("close", () => {
-    if (!answered) cancel.emit("abort");
+    if (answered) return;
+    cancel.reason = new ClientGone();
+    cancel.emit("abort");
   });
   try {
     const response = await pool.request({
@@ -72274,9 +72270,7 @@ function describeFailure(error62, target) {
   if (cause instanceof BodyTooLarge || error62 instanceof BodyTooLarge) {
     return { status: 413, layer: "limit", reason: cause.message };
   }
-  if (error62 instanceof ClientGone || error62?.code === "UND_ERR_ABORTED") {
-    return { status: 499, layer: "client", reason: new ClientGone().message };
-  }
+  if (error62 instanceof ClientGone) return { status: 499, layer: "client", reason: error62.message };
   const where = `${target.scheme}://${target.authority}`;
   if (TIMEOUT_CODES.has(error62?.code)) {
     return {
@@ -74064,13 +74058,13 @@ var LeafIssuer = class {
   constructor(template, caSigner) {
     this.caSigner = caSigner;
     const issuerSpki = import_asn1_schema.AsnConvert.parse(caSigner.subjectPublicKey, x509.SubjectPublicKeyInfo);
-    this.afterSerial = concat(
+    this.afterSerial = Buffer.concat([
       SIGNATURE_ALGORITHM,
       der(template.issuer),
       der(new x509.Validity(template.validity))
-    );
+    ]);
     this.publicKey = template.leafPublicKey;
-    this.extensionsBeforeSan = concat(
+    this.extensionsBeforeSan = Buffer.concat([
       der(extension2(x509.id_ce_basicConstraints, true, new x509.BasicConstraints({ cA: false }))),
       der(
         extension2(
@@ -74080,7 +74074,7 @@ var LeafIssuer = class {
         )
       ),
       der(extension2(x509.id_ce_extKeyUsage, false, new x509.ExtendedKeyUsage([SERVER_AUTH])))
-    );
+    ]);
     this.extensionsAfterSan = der(
       extension2(
         x509.id_ce_authorityKeyIdentifier,
@@ -74193,14 +74187,11 @@ function der(value) {
   return new Uint8Array(import_asn1_schema.AsnConvert.serialize(value));
 }
 function tlv(tag, ...contents) {
-  const body2 = concat(...contents);
+  const body2 = Buffer.concat(contents);
   const length = body2.length;
   if (length >= 65536) throw new Error(`a certificate field of ${length} bytes is too long`);
   const lengthBytes = length < 128 ? [length] : length < 256 ? [129, length] : [130, length >> 8, length & 255];
-  return concat(Uint8Array.of(tag, ...lengthBytes), body2);
-}
-function concat(...parts) {
-  return Buffer.concat(parts);
+  return Buffer.concat([Uint8Array.of(tag, ...lengthBytes), body2]);
 }
 function toArrayBuffer(bytes) {
   return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);

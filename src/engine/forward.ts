@@ -212,11 +212,14 @@ export async function forwardRequest(
   // A client gone before the answer is complete cancels the upstream request. `finish` comes
   // before `close`, so a completed answer never pays for an abort. undici takes an emitter as
   // its signal: an AbortController costs a DOMException (and its stack trace) per request.
-  const cancel = new EventEmitter();
+  // The signal's reason is what the cancelled request rejects with.
+  const cancel: EventEmitter & { reason?: ClientGone } = new EventEmitter();
   let answered = false;
   res.once('finish', () => (answered = true));
   res.once('close', () => {
-    if (!answered) cancel.emit('abort');
+    if (answered) return;
+    cancel.reason = new ClientGone();
+    cancel.emit('abort');
   });
   try {
     const response = await pool.request({
@@ -294,13 +297,7 @@ function describeFailure(error: unknown, target: UpstreamTarget): Refusal {
   if (cause instanceof BodyTooLarge || error instanceof BodyTooLarge) {
     return { status: 413, layer: 'limit', reason: (cause as BodyTooLarge).message };
   }
-  // The request is cancelled only when the client is gone (undici then reports it aborted).
-  if (
-    error instanceof ClientGone ||
-    (error as { code?: unknown } | undefined)?.code === 'UND_ERR_ABORTED'
-  ) {
-    return { status: 499, layer: 'client', reason: new ClientGone().message };
-  }
+  if (error instanceof ClientGone) return { status: 499, layer: 'client', reason: error.message };
   const where = `${target.scheme}://${target.authority}`;
   if (TIMEOUT_CODES.has((error as { code?: unknown } | undefined)?.code as string)) {
     return {

@@ -156,20 +156,11 @@ export function encodeStruct(value: GoStruct, schema: StructSchema): string {
   for (const field of schema.fields) {
     const v = value[field.key];
     if (!field.required && isOmitted(v, field.kind)) continue;
-    encoded += `${encoded === '' ? '{' : ','}${keyText(field)}${encodeField(v, field.kind)}`;
+    encoded += `${encoded === '' ? '{' : ','}${goString(field.key)}:${encodeField(v, field.kind)}`;
   }
   encoded = encoded === '' ? '{}' : `${encoded}}`;
   cache.set(value, encoded);
   return encoded;
-}
-
-const keyTexts = new WeakMap<FieldSchema, string>();
-
-/** `"key":` of a field, escaped once per schema rather than once per value. */
-function keyText(field: FieldSchema): string {
-  let text = keyTexts.get(field);
-  if (text === undefined) keyTexts.set(field, (text = `${goString(field.key)}:`));
-  return text;
 }
 
 function isOmitted(v: GoValue | undefined, kind: FieldKind): boolean {

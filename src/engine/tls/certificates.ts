@@ -92,13 +92,13 @@ export class LeafIssuer {
     private readonly caSigner: CertificateSigner,
   ) {
     const issuerSpki = AsnConvert.parse(caSigner.subjectPublicKey, x509.SubjectPublicKeyInfo);
-    this.afterSerial = concat(
+    this.afterSerial = Buffer.concat([
       SIGNATURE_ALGORITHM,
       der(template.issuer),
       der(new x509.Validity(template.validity)),
-    );
+    ]);
     this.publicKey = template.leafPublicKey;
-    this.extensionsBeforeSan = concat(
+    this.extensionsBeforeSan = Buffer.concat([
       der(extension(x509.id_ce_basicConstraints, true, new x509.BasicConstraints({ cA: false }))),
       der(
         extension(
@@ -108,7 +108,7 @@ export class LeafIssuer {
         ),
       ),
       der(extension(x509.id_ce_extKeyUsage, false, new x509.ExtendedKeyUsage([SERVER_AUTH]))),
-    );
+    ]);
     this.extensionsAfterSan = der(
       extension(
         x509.id_ce_authorityKeyIdentifier,
@@ -239,16 +239,12 @@ function der(value: unknown): Uint8Array {
 
 /** A DER tag-length-value over already encoded contents (a leaf is far below 64 KiB). */
 function tlv(tag: number, ...contents: Uint8Array[]): Uint8Array {
-  const body = concat(...contents);
+  const body = Buffer.concat(contents);
   const length = body.length;
   if (length >= 0x10000) throw new Error(`a certificate field of ${length} bytes is too long`);
   const lengthBytes =
     length < 0x80 ? [length] : length < 0x100 ? [0x81, length] : [0x82, length >> 8, length & 0xff];
-  return concat(Uint8Array.of(tag, ...lengthBytes), body);
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  return Buffer.concat(parts);
+  return Buffer.concat([Uint8Array.of(tag, ...lengthBytes), body]);
 }
 
 function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
