@@ -72406,6 +72406,20 @@ var RequestInspection = class {
     this.body = read.body;
     return void 0;
   };
+  /**
+   * For a refused request whose body was left unread. A client that is sending it anyway (a
+   * declared length within the body limit, no `Expect: 100-continue` waiting for our word)
+   * has the rest read and dropped: closing with its bytes unread would reset the connection,
+   * and the client could lose the refusal before reading it. Any other body cannot be
+   * delimited or is not coming: the connection closes after the answer.
+   */
+  settleUnreadBody() {
+    if (!this.bodyLeftUnread) return;
+    const declared = this.req.headers["content-length"];
+    const sending = declared !== void 0 && !expectsContinue(this.req);
+    if (sending && Number(declared) <= this.limits.maxBodyBytes) this.req.resume();
+    else this.res.shouldKeepAlive = false;
+  }
   /** Gives the body's bytes back to the shared budget once the request is done with them. */
   release() {
     this.budget.give(this.held);
@@ -73272,7 +73286,7 @@ var Engine = class {
   async forwardInspected(req, res, request, inspection) {
     const admission = await admit(this.admission, request, inspection.inspect);
     if (!admission.admitted) {
-      if (inspection.bodyLeftUnread) res.shouldKeepAlive = false;
+      inspection.settleUnreadBody();
       return refuseResponse(res, admission.refusal);
     }
     const target = admission.decision.target;

@@ -321,8 +321,7 @@ export class Engine {
   ): Promise<void> {
     const admission = await admit(this.admission, request, inspection.inspect);
     if (!admission.admitted) {
-      // A body left half-read cannot be followed by another request on this connection.
-      if (inspection.bodyLeftUnread) res.shouldKeepAlive = false;
+      inspection.settleUnreadBody();
       return refuseResponse(res, admission.refusal);
     }
     const target = admission.decision.target;

@@ -83,6 +83,21 @@ export class RequestInspection {
     return undefined;
   };
 
+  /**
+   * For a refused request whose body was left unread. A client that is sending it anyway (a
+   * declared length within the body limit, no `Expect: 100-continue` waiting for our word)
+   * has the rest read and dropped: closing with its bytes unread would reset the connection,
+   * and the client could lose the refusal before reading it. Any other body cannot be
+   * delimited or is not coming: the connection closes after the answer.
+   */
+  settleUnreadBody(): void {
+    if (!this.bodyLeftUnread) return;
+    const declared = this.req.headers['content-length'];
+    const sending = declared !== undefined && !expectsContinue(this.req);
+    if (sending && Number(declared) <= this.limits.maxBodyBytes) this.req.resume();
+    else this.res.shouldKeepAlive = false;
+  }
+
   /** Gives the body's bytes back to the shared budget once the request is done with them. */
   release(): void {
     this.budget.give(this.held);

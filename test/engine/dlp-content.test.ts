@@ -17,6 +17,7 @@ import {
   makePki,
   parseCurlResponse,
   curlTrustingRunCa,
+  rawExchange,
   sealedRecords,
   startEngine,
   startHttpsOrigin,
@@ -214,6 +215,36 @@ test('plain HTTP to a destination a bound secret may not reach is scanned too', 
     assert.equal(answer.status, 403);
     assert.equal(answer.body, 'blocked: DLP match: secret:AGENT_TOKEN in the body\n');
     assert.equal(f.plain.hits, 0);
+  } finally {
+    await f.close();
+  }
+});
+
+test('an upload refused before it is read is drained: the client that keeps sending gets its 413, and the connection stays usable', async () => {
+  const f = await fixture({ maxScanBytes: 64 * 1024 });
+  try {
+    const host = `api.example.test:${f.plain.port}`;
+    const piece = Buffer.alloc(50 * 1024, 0x62);
+    // The refusal comes after the headers; the client goes on sending its declared body (no
+    // Expect: 100-continue), then asks again on the same connection.
+    const { text } = await rawExchange(
+      f.proxy.port,
+      [
+        `POST http://${host}/big HTTP/1.1\r\nHost: ${host}\r\nContent-Length: ${4 * piece.length}\r\n\r\n`,
+        piece,
+        piece,
+        piece,
+        piece,
+        `GET http://${host}/after HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`,
+      ],
+      5_000,
+      100,
+    );
+    const statuses = [...text.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((match) => match[1]);
+    assert.deepEqual(statuses, ['413', '200'], text);
+    assert.match(text, /exceeds the scan limit of 65536 bytes/);
+    assert.match(text, /"url":"\/after"/);
+    assert.equal(f.plain.hits, 1, 'only the second request reached the origin');
   } finally {
     await f.close();
   }
