@@ -71721,9 +71721,7 @@ function checkResolvedAddresses(policy, host, addresses) {
 }
 
 // src/engine/engine.ts
-import {
-  createServer
-} from "node:http";
+import { createServer } from "node:http";
 import { once } from "node:events";
 import { randomUUID as randomUUID2 } from "node:crypto";
 
@@ -72513,6 +72511,23 @@ var DEFAULT_LIMITS = {
   maxRequestsPerUpstream: 64,
   maxUpstreams: 256
 };
+function httpServerOptions(limits) {
+  return {
+    maxHeaderSize: limits.maxHeaderBytes,
+    requestTimeout: limits.requestTimeoutMs,
+    headersTimeout: Math.min(limits.requestTimeoutMs, 2e4),
+    // Node checks these timeouts on this interval (default 30 s): a short limit needs a short check.
+    connectionsCheckingInterval: Math.max(
+      25,
+      Math.min(1e3, Math.floor(limits.requestTimeoutMs / 4))
+    ),
+    keepAliveTimeout: limits.idleTimeoutMs,
+    insecureHTTPParser: false,
+    joinDuplicateHeaders: false,
+    // Node would answer a missing Host itself (a bare 400, no receipt); the engine does it.
+    requireHostHeader: false
+  };
+}
 
 // src/engine/refusal.ts
 var BLOCK_HEADER = "X-Pipelock-Egress-Block";
@@ -72558,6 +72573,80 @@ Connection: close\r
 \r
 ${text}`
   );
+}
+function clientErrorRefusal(error62, limits) {
+  if (error62.code === "HPE_HEADER_OVERFLOW")
+    return {
+      status: 431,
+      layer: "limit",
+      reason: `the request headers exceed ${limits.maxHeaderBytes} bytes`
+    };
+  if (error62.code === "ERR_HTTP_REQUEST_TIMEOUT")
+    return {
+      status: 408,
+      layer: "limit",
+      reason: `the request was not received within ${limits.requestTimeoutMs} ms`
+    };
+  return {
+    status: 400,
+    layer: "request",
+    reason: `malformed request refused (${error62.code ?? "parse error"}: ${error62.message})`
+  };
+}
+
+// src/engine/request-targets.ts
+var WS_PROXY_PATH = "/ws?url=";
+function webSocketTarget(url2) {
+  let target = url2;
+  if (url2.startsWith(WS_PROXY_PATH)) {
+    const given = url2.slice(WS_PROXY_PATH.length);
+    target = /^wss?%3a/i.test(given) ? safeDecode3(given) : given;
+  } else if (/^https?:\/\//i.test(url2)) {
+    target = url2.replace(/^https?/i, (scheme) => scheme.toLowerCase().replace("http", "ws"));
+  }
+  if (/^wss?:\/\//i.test(target)) return { ok: true, target };
+  return {
+    ok: false,
+    target: url2.startsWith("/") ? "pipelock://request/unparsed" : url2,
+    refusal: {
+      status: 400,
+      layer: "request",
+      reason: url2.startsWith(WS_PROXY_PATH) ? "the WebSocket proxy needs /ws?url=ws://\u2026 or /ws?url=wss://\u2026" : "a WebSocket handshake goes to /ws?url=ws(s)://\u2026 or names an absolute URL"
+    }
+  };
+}
+function tunnelTarget(url2, hostHeader, tunnel, scheme) {
+  const authority = `${formatHost(tunnel.host)}${tunnel.port === 443 ? "" : `:${tunnel.port}`}`;
+  if (!url2.startsWith("/")) {
+    return {
+      ok: false,
+      target: `${scheme}://${authority}`,
+      refusal: {
+        status: 400,
+        layer: "request",
+        reason: `inside a tunnel a request names a path (origin-form), not "${url2.slice(0, 200)}"`
+      }
+    };
+  }
+  const target = `${scheme}://${authority}${url2}`;
+  const problem = hostHeaderProblem(hostHeader, tunnel);
+  if (problem !== void 0)
+    return { ok: false, target, refusal: { status: 403, layer: "host", reason: problem } };
+  return { ok: true, target };
+}
+function hostHeaderProblem(header, tunnel) {
+  const expected = `${formatHost(tunnel.host)}:${tunnel.port}`;
+  if (header === void 0) return `the request has no Host header; expected ${expected}`;
+  const parsed = parseRequestTarget(`https://${header}/`);
+  const same = parsed.ok && parsed.target.kind === "url" && formatHost(parsed.target.host) === formatHost(tunnel.host) && parsed.target.port === tunnel.port;
+  return same ? void 0 : `Host ${header.slice(0, 200)} does not match the CONNECT target ${expected}`;
+}
+function safeDecode3(text) {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
 // src/engine/tunnel.ts
@@ -73234,7 +73323,7 @@ var Engine = class {
     if (tunnel === void 0) throw new Error("unreachable: an inner request outside a tunnel");
     tunnel.requests++;
     const method = req.method ?? "";
-    const located = this.tunnelTarget(req, tunnel, "https");
+    const located = tunnelTarget(req.url ?? "", req.headers.host, tunnel, "https");
     if (!located.ok) {
       return this.refuseUnadmitted(
         res,
@@ -73520,7 +73609,7 @@ var Engine = class {
     this.counters.requests++;
     const requestId = this.requestId();
     const tunnel = this.intercepted.get(req.socket);
-    const located = tunnel ? this.tunnelTarget(req, tunnel, "wss") : webSocketTarget(req.url ?? "");
+    const located = tunnel ? tunnelTarget(req.url ?? "", req.headers.host, tunnel, "wss") : webSocketTarget(req.url ?? "");
     const transport = tunnel ? "intercept" : "websocket";
     const refuse2 = (target, refusal) => {
       this.recordBlock(this.unadmitted(transport, "WS", target, requestId), refusal);
@@ -73551,48 +73640,12 @@ var Engine = class {
       })
     );
   }
-  /**
-   * The absolute target of a request inside a tunnel (origin-form path on the CONNECT host),
-   * or the refusal when it names something else.
-   */
-  tunnelTarget(req, tunnel, scheme) {
-    const authority = `${formatHost(tunnel.host)}${tunnel.port === 443 ? "" : `:${tunnel.port}`}`;
-    const url2 = req.url ?? "";
-    if (!url2.startsWith("/")) {
-      return {
-        ok: false,
-        target: `${scheme}://${authority}`,
-        refusal: {
-          status: 400,
-          layer: "request",
-          reason: `inside a tunnel a request names a path (origin-form), not "${url2.slice(0, 200)}"`
-        }
-      };
-    }
-    const target = `${scheme}://${authority}${url2}`;
-    const problem = hostHeaderProblem(req.headers.host, tunnel);
-    if (problem !== void 0)
-      return { ok: false, target, refusal: { status: 403, layer: "host", reason: problem } };
-    return { ok: true, target };
-  }
   onClientError(error62, socket, transport = "forward") {
     if (socket.destroyed || !socket.writable || error62.code === "ECONNRESET") {
       socket.destroy();
       return;
     }
-    const refusal = error62.code === "HPE_HEADER_OVERFLOW" ? {
-      status: 431,
-      layer: "limit",
-      reason: `the request headers exceed ${this.limits.maxHeaderBytes} bytes`
-    } : error62.code === "ERR_HTTP_REQUEST_TIMEOUT" ? {
-      status: 408,
-      layer: "limit",
-      reason: `the request was not received within ${this.limits.requestTimeoutMs} ms`
-    } : {
-      status: 400,
-      layer: "request",
-      reason: `malformed request refused (${error62.code ?? "parse error"}: ${error62.message})`
-    };
+    const refusal = clientErrorRefusal(error62, this.limits);
     this.counters.requests++;
     this.recordBlock(this.unadmitted(transport, "", "", this.requestId()), refusal);
     const inFlight = socket._httpMessage;
@@ -73603,57 +73656,6 @@ var Engine = class {
     refuseSocket(socket, refusal);
   }
 };
-var WS_PROXY_PATH = "/ws?url=";
-function webSocketTarget(url2) {
-  let target = url2;
-  if (url2.startsWith(WS_PROXY_PATH)) {
-    const given = url2.slice(WS_PROXY_PATH.length);
-    target = /^wss?%3a/i.test(given) ? safeDecode3(given) : given;
-  } else if (/^https?:\/\//i.test(url2)) {
-    target = url2.replace(/^http/i, "ws");
-  }
-  if (/^wss?:\/\//i.test(target)) return { ok: true, target };
-  return {
-    ok: false,
-    target: url2.startsWith("/") ? "pipelock://request/unparsed" : url2,
-    refusal: {
-      status: 400,
-      layer: "request",
-      reason: url2.startsWith(WS_PROXY_PATH) ? "the WebSocket proxy needs /ws?url=ws://\u2026 or /ws?url=wss://\u2026" : "a WebSocket handshake goes to /ws?url=ws(s)://\u2026 or names an absolute URL"
-    }
-  };
-}
-function safeDecode3(text) {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return text;
-  }
-}
-function httpServerOptions(limits) {
-  return {
-    maxHeaderSize: limits.maxHeaderBytes,
-    requestTimeout: limits.requestTimeoutMs,
-    headersTimeout: Math.min(limits.requestTimeoutMs, 2e4),
-    // Node checks these timeouts on this interval (default 30 s): a short limit needs a short check.
-    connectionsCheckingInterval: Math.max(
-      25,
-      Math.min(1e3, Math.floor(limits.requestTimeoutMs / 4))
-    ),
-    keepAliveTimeout: limits.idleTimeoutMs,
-    insecureHTTPParser: false,
-    joinDuplicateHeaders: false,
-    // Node would answer a missing Host itself (a bare 400, no receipt); the engine does it.
-    requireHostHeader: false
-  };
-}
-function hostHeaderProblem(header, tunnel) {
-  const expected = `${formatHost(tunnel.host)}:${tunnel.port}`;
-  if (header === void 0) return `the request has no Host header; expected ${expected}`;
-  const parsed = parseRequestTarget(`https://${header}/`);
-  const same = parsed.ok && parsed.target.kind === "url" && formatHost(parsed.target.host) === formatHost(tunnel.host) && parsed.target.port === tunnel.port;
-  return same ? void 0 : `Host ${header.slice(0, 200)} does not match the CONNECT target ${expected}`;
-}
 
 // src/engine/evidence-writer.ts
 import {

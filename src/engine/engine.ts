@@ -2,13 +2,7 @@
 // CONNECT. Every request passes admission (policy, SSRF guard, write-ahead receipt)
 // before anything is sent upstream.
 
-import {
-  createServer,
-  type IncomingMessage,
-  type Server,
-  type ServerOptions,
-  type ServerResponse,
-} from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import { once } from 'node:events';
@@ -26,11 +20,12 @@ import { createSecretScanner } from './dlp/secret-scan.js';
 import { expectsContinue, RequestInspection, ScanBudget } from './request-inspection.js';
 import { outcomeOf, type DecisionEntry, type DecisionLog } from './decision-log.js';
 import { forwardRequest, loadUndici, UpstreamPools } from './forward.js';
-import { DEFAULT_LIMITS, type EngineLimits } from './limits.js';
-import { refuseResponse, refuseSocket, type Refusal } from './refusal.js';
+import { DEFAULT_LIMITS, httpServerOptions, type EngineLimits } from './limits.js';
+import { clientErrorRefusal, refuseResponse, refuseSocket, type Refusal } from './refusal.js';
+import { tunnelTarget, webSocketTarget, type TunnelAuthority } from './request-targets.js';
 import type { Resolver } from './resolver.js';
 import { awaitClientHello, relay } from './tunnel.js';
-import { formatHost, type Host, type Policy } from '../policy/index.js';
+import { formatHost, type Policy } from '../policy/index.js';
 import { parseRequestTarget } from '../policy/target.js';
 import type { IpAddress } from '../policy/ip.js';
 import type { RunCertificateAuthority } from './tls/run-ca.js';
@@ -69,9 +64,7 @@ export type ListenTarget =
   { readonly host: string; readonly port: number } | { readonly handle: object };
 
 /** An intercepted tunnel: what its inner requests must name, and where they go. */
-interface InterceptedTunnel {
-  readonly host: Host;
-  readonly port: number;
+interface InterceptedTunnel extends TunnelAuthority {
   readonly address: IpAddress;
   requests: number;
 }
@@ -258,7 +251,7 @@ export class Engine {
     if (tunnel === undefined) throw new Error('unreachable: an inner request outside a tunnel');
     tunnel.requests++;
     const method = req.method ?? '';
-    const located = this.tunnelTarget(req, tunnel, 'https');
+    const located = tunnelTarget(req.url ?? '', req.headers.host, tunnel, 'https');
     if (!located.ok) {
       return this.refuseUnadmitted(
         res,
@@ -599,7 +592,9 @@ export class Engine {
     this.counters.requests++;
     const requestId = this.requestId();
     const tunnel = this.intercepted.get(req.socket);
-    const located = tunnel ? this.tunnelTarget(req, tunnel, 'wss') : webSocketTarget(req.url ?? '');
+    const located = tunnel
+      ? tunnelTarget(req.url ?? '', req.headers.host, tunnel, 'wss')
+      : webSocketTarget(req.url ?? '');
     const transport = tunnel ? 'intercept' : 'websocket';
     const refuse = (target: string, refusal: Refusal) => {
       this.recordBlock(this.unadmitted(transport, 'WS', target, requestId), refusal);
@@ -631,35 +626,6 @@ export class Engine {
     );
   }
 
-  /**
-   * The absolute target of a request inside a tunnel (origin-form path on the CONNECT host),
-   * or the refusal when it names something else.
-   */
-  private tunnelTarget(
-    req: IncomingMessage,
-    tunnel: InterceptedTunnel,
-    scheme: 'https' | 'wss',
-  ): Located {
-    const authority = `${formatHost(tunnel.host)}${tunnel.port === 443 ? '' : `:${tunnel.port}`}`;
-    const url = req.url ?? '';
-    if (!url.startsWith('/')) {
-      return {
-        ok: false,
-        target: `${scheme}://${authority}`,
-        refusal: {
-          status: 400,
-          layer: 'request',
-          reason: `inside a tunnel a request names a path (origin-form), not "${url.slice(0, 200)}"`,
-        },
-      };
-    }
-    const target = `${scheme}://${authority}${url}`;
-    const problem = hostHeaderProblem(req.headers.host, tunnel);
-    if (problem !== undefined)
-      return { ok: false, target, refusal: { status: 403, layer: 'host', reason: problem } };
-    return { ok: true, target };
-  }
-
   private onClientError(
     error: NodeJS.ErrnoException,
     socket: Duplex,
@@ -671,24 +637,7 @@ export class Engine {
       socket.destroy();
       return;
     }
-    const refusal: Refusal =
-      error.code === 'HPE_HEADER_OVERFLOW'
-        ? {
-            status: 431,
-            layer: 'limit',
-            reason: `the request headers exceed ${this.limits.maxHeaderBytes} bytes`,
-          }
-        : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-          ? {
-              status: 408,
-              layer: 'limit',
-              reason: `the request was not received within ${this.limits.requestTimeoutMs} ms`,
-            }
-          : {
-              status: 400,
-              layer: 'request',
-              reason: `malformed request refused (${error.code ?? 'parse error'}: ${error.message})`,
-            };
+    const refusal = clientErrorRefusal(error, this.limits);
     this.counters.requests++;
     this.recordBlock(this.unadmitted(transport, '', '', this.requestId()), refusal);
     // A response already under way on this connection (a body that turned malformed, or
@@ -703,78 +652,4 @@ export class Engine {
   }
 }
 
-type Located = { ok: true; target: string } | { ok: false; target: string; refusal: Refusal };
-
-const WS_PROXY_PATH = '/ws?url=';
-
-/**
- * The target of a handshake on the outer listener: `/ws?url=` (the URL given raw or
- * percent-encoded, so an unencoded `&` inside it stays part of it), or an absolute URL.
- */
-function webSocketTarget(url: string): Located {
-  let target = url;
-  if (url.startsWith(WS_PROXY_PATH)) {
-    const given = url.slice(WS_PROXY_PATH.length);
-    target = /^wss?%3a/i.test(given) ? safeDecode(given) : given;
-  } else if (/^https?:\/\//i.test(url)) {
-    target = url.replace(/^http/i, 'ws');
-  }
-  if (/^wss?:\/\//i.test(target)) return { ok: true, target };
-  return {
-    ok: false,
-    target: url.startsWith('/') ? 'pipelock://request/unparsed' : url,
-    refusal: {
-      status: 400,
-      layer: 'request',
-      reason: url.startsWith(WS_PROXY_PATH)
-        ? 'the WebSocket proxy needs /ws?url=ws://… or /ws?url=wss://…'
-        : 'a WebSocket handshake goes to /ws?url=ws(s)://… or names an absolute URL',
-    },
-  };
-}
-
-function safeDecode(text: string): string {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return text;
-  }
-}
-
 type Admitted = Extract<Awaited<ReturnType<typeof admit>>, { admitted: true }>;
-
-function httpServerOptions(limits: EngineLimits): ServerOptions {
-  return {
-    maxHeaderSize: limits.maxHeaderBytes,
-    requestTimeout: limits.requestTimeoutMs,
-    headersTimeout: Math.min(limits.requestTimeoutMs, 20_000),
-    // Node checks these timeouts on this interval (default 30 s): a short limit needs a short check.
-    connectionsCheckingInterval: Math.max(
-      25,
-      Math.min(1_000, Math.floor(limits.requestTimeoutMs / 4)),
-    ),
-    keepAliveTimeout: limits.idleTimeoutMs,
-    insecureHTTPParser: false,
-    joinDuplicateHeaders: false,
-    // Node would answer a missing Host itself (a bare 400, no receipt); the engine does it.
-    requireHostHeader: false,
-  };
-}
-
-/** Inside a tunnel the Host header must name the CONNECT target (port 443 when left out). */
-function hostHeaderProblem(
-  header: string | undefined,
-  tunnel: InterceptedTunnel,
-): string | undefined {
-  const expected = `${formatHost(tunnel.host)}:${tunnel.port}`;
-  if (header === undefined) return `the request has no Host header; expected ${expected}`;
-  const parsed = parseRequestTarget(`https://${header}/`);
-  const same =
-    parsed.ok &&
-    parsed.target.kind === 'url' &&
-    formatHost(parsed.target.host) === formatHost(tunnel.host) &&
-    parsed.target.port === tunnel.port;
-  return same
-    ? undefined
-    : `Host ${header.slice(0, 200)} does not match the CONNECT target ${expected}`;
-}

@@ -1,3 +1,5 @@
+import type { ServerOptions } from 'node:http';
+
 /** Resource limits of the engine; each exceeded limit answers with its own status and a receipt. */
 export interface EngineLimits {
   /** Request line and headers (431 beyond). */
@@ -47,3 +49,22 @@ export const DEFAULT_LIMITS: EngineLimits = {
   maxRequestsPerUpstream: 64,
   maxUpstreams: 256,
 };
+
+/** The node:http server settings that enforce the header, time and keep-alive limits. */
+export function httpServerOptions(limits: EngineLimits): ServerOptions {
+  return {
+    maxHeaderSize: limits.maxHeaderBytes,
+    requestTimeout: limits.requestTimeoutMs,
+    headersTimeout: Math.min(limits.requestTimeoutMs, 20_000),
+    // Node checks these timeouts on this interval (default 30 s): a short limit needs a short check.
+    connectionsCheckingInterval: Math.max(
+      25,
+      Math.min(1_000, Math.floor(limits.requestTimeoutMs / 4)),
+    ),
+    keepAliveTimeout: limits.idleTimeoutMs,
+    insecureHTTPParser: false,
+    joinDuplicateHeaders: false,
+    // Node would answer a missing Host itself (a bare 400, no receipt); the engine does it.
+    requireHostHeader: false,
+  };
+}

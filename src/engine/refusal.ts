@@ -3,6 +3,7 @@
 
 import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { EngineLimits } from './limits.js';
 
 export const BLOCK_HEADER = 'X-Pipelock-Egress-Block';
 
@@ -57,4 +58,28 @@ export function refuseSocket(socket: Duplex, refusal: Refusal): void {
       `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\n` +
       `${BLOCK_HEADER}: ${refusal.layer}\r\nConnection: close\r\n\r\n${text}`,
   );
+}
+
+/** The refusal for a request node:http's parser rejected (or timed out) before the engine saw it. */
+export function clientErrorRefusal(
+  error: NodeJS.ErrnoException,
+  limits: Pick<EngineLimits, 'maxHeaderBytes' | 'requestTimeoutMs'>,
+): Refusal {
+  if (error.code === 'HPE_HEADER_OVERFLOW')
+    return {
+      status: 431,
+      layer: 'limit',
+      reason: `the request headers exceed ${limits.maxHeaderBytes} bytes`,
+    };
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT')
+    return {
+      status: 408,
+      layer: 'limit',
+      reason: `the request was not received within ${limits.requestTimeoutMs} ms`,
+    };
+  return {
+    status: 400,
+    layer: 'request',
+    reason: `malformed request refused (${error.code ?? 'parse error'}: ${error.message})`,
+  };
 }

@@ -1,0 +1,99 @@
+// The absolute target of a request that does not carry one itself: a WebSocket handshake on
+// the proxy's own listener (`/ws?url=…`), or a request inside an intercepted tunnel, whose
+// path is on the CONNECT host. Pure: the engine records and answers the refusals.
+
+import { formatHost, type Host } from '../policy/index.js';
+import { parseRequestTarget } from '../policy/target.js';
+import type { Refusal } from './refusal.js';
+
+export type Located =
+  { ok: true; target: string } | { ok: false; target: string; refusal: Refusal };
+
+/** What an intercepted tunnel was admitted to: the only authority its requests may name. */
+export interface TunnelAuthority {
+  readonly host: Host;
+  readonly port: number;
+}
+
+const WS_PROXY_PATH = '/ws?url=';
+
+/**
+ * The target of a handshake on the outer listener: `/ws?url=` (the URL given raw or
+ * percent-encoded, so an unencoded `&` inside it stays part of it), or an absolute URL.
+ */
+export function webSocketTarget(url: string): Located {
+  let target = url;
+  if (url.startsWith(WS_PROXY_PATH)) {
+    const given = url.slice(WS_PROXY_PATH.length);
+    target = /^wss?%3a/i.test(given) ? safeDecode(given) : given;
+  } else if (/^https?:\/\//i.test(url)) {
+    target = url.replace(/^https?/i, (scheme) => scheme.toLowerCase().replace('http', 'ws'));
+  }
+  if (/^wss?:\/\//i.test(target)) return { ok: true, target };
+  return {
+    ok: false,
+    target: url.startsWith('/') ? 'pipelock://request/unparsed' : url,
+    refusal: {
+      status: 400,
+      layer: 'request',
+      reason: url.startsWith(WS_PROXY_PATH)
+        ? 'the WebSocket proxy needs /ws?url=ws://… or /ws?url=wss://…'
+        : 'a WebSocket handshake goes to /ws?url=ws(s)://… or names an absolute URL',
+    },
+  };
+}
+
+/**
+ * The absolute target of a request inside a tunnel (its origin-form path on the CONNECT
+ * host), or the refusal when it names something else.
+ */
+export function tunnelTarget(
+  url: string,
+  hostHeader: string | undefined,
+  tunnel: TunnelAuthority,
+  scheme: 'https' | 'wss',
+): Located {
+  const authority = `${formatHost(tunnel.host)}${tunnel.port === 443 ? '' : `:${tunnel.port}`}`;
+  if (!url.startsWith('/')) {
+    return {
+      ok: false,
+      target: `${scheme}://${authority}`,
+      refusal: {
+        status: 400,
+        layer: 'request',
+        reason: `inside a tunnel a request names a path (origin-form), not "${url.slice(0, 200)}"`,
+      },
+    };
+  }
+  const target = `${scheme}://${authority}${url}`;
+  const problem = hostHeaderProblem(hostHeader, tunnel);
+  if (problem !== undefined)
+    return { ok: false, target, refusal: { status: 403, layer: 'host', reason: problem } };
+  return { ok: true, target };
+}
+
+/** Inside a tunnel the Host header must name the CONNECT target (port 443 when left out). */
+function hostHeaderProblem(
+  header: string | undefined,
+  tunnel: TunnelAuthority,
+): string | undefined {
+  const expected = `${formatHost(tunnel.host)}:${tunnel.port}`;
+  if (header === undefined) return `the request has no Host header; expected ${expected}`;
+  const parsed = parseRequestTarget(`https://${header}/`);
+  const same =
+    parsed.ok &&
+    parsed.target.kind === 'url' &&
+    formatHost(parsed.target.host) === formatHost(tunnel.host) &&
+    parsed.target.port === tunnel.port;
+  return same
+    ? undefined
+    : `Host ${header.slice(0, 200)} does not match the CONNECT target ${expected}`;
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}

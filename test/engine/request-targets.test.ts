@@ -1,0 +1,93 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { tunnelTarget, webSocketTarget } from '../../src/engine/request-targets.js';
+import { parseIpv6Literal, parseNameOrIpv4, type Host } from '../../src/policy/host.js';
+
+function host(text: string): Host {
+  const parsed = text.startsWith('[') ? parseIpv6Literal(text.slice(1, -1)) : parseNameOrIpv4(text);
+  if (!parsed.ok) throw new Error(`bad test host ${text}`);
+  return 'host' in parsed ? parsed.host : { kind: 'ip', ip: parsed.ip };
+}
+
+test('a WebSocket handshake target: /ws?url= raw or percent-encoded, or an absolute URL', () => {
+  assert.deepEqual(webSocketTarget('/ws?url=wss://echo.test/chat?a=1&b=2'), {
+    ok: true,
+    target: 'wss://echo.test/chat?a=1&b=2',
+  });
+  assert.deepEqual(webSocketTarget('/ws?url=ws%3A%2F%2Fecho.test%2Fx%3Fa%3D1%26b%3D2'), {
+    ok: true,
+    target: 'ws://echo.test/x?a=1&b=2',
+  });
+  assert.deepEqual(webSocketTarget('http://echo.test/x'), { ok: true, target: 'ws://echo.test/x' });
+  assert.deepEqual(webSocketTarget('HTTPS://echo.test/x'), {
+    ok: true,
+    target: 'wss://echo.test/x',
+  });
+  // A malformed escape is kept as given, and then fails as a target.
+  const undecodable = webSocketTarget('/ws?url=ws%3A%E0%A4%A');
+  assert.equal(undecodable.ok, false);
+});
+
+test('a WebSocket handshake that names no ws(s) target is refused 400 with what to send', () => {
+  const wrongScheme = webSocketTarget('/ws?url=http://echo.test/');
+  assert.equal(wrongScheme.ok, false);
+  assert.equal(wrongScheme.target, 'pipelock://request/unparsed');
+  assert.deepEqual(!wrongScheme.ok && wrongScheme.refusal, {
+    status: 400,
+    layer: 'request',
+    reason: 'the WebSocket proxy needs /ws?url=ws://… or /ws?url=wss://…',
+  });
+  const elsewhere = webSocketTarget('/chat');
+  assert.equal(!elsewhere.ok && elsewhere.refusal.reason.includes('/ws?url=ws(s)://'), true);
+  const ftp = webSocketTarget('ftp://echo.test/');
+  assert.equal(ftp.ok, false);
+  assert.equal(ftp.target, 'ftp://echo.test/');
+});
+
+test('inside a tunnel a path is placed on the CONNECT host; port 443 is left out', () => {
+  const tunnel = { host: host('api.test'), port: 443 };
+  assert.deepEqual(tunnelTarget('/v1/x?q=1', 'api.test', tunnel, 'https'), {
+    ok: true,
+    target: 'https://api.test/v1/x?q=1',
+  });
+  assert.deepEqual(tunnelTarget('/v1/x', 'API.test:443', tunnel, 'https'), {
+    ok: true,
+    target: 'https://api.test/v1/x',
+  });
+  const other = { host: host('[::1]'), port: 8443 };
+  assert.deepEqual(tunnelTarget('/socket', '[0:0::1]:8443', other, 'wss'), {
+    ok: true,
+    target: 'wss://[::1]:8443/socket',
+  });
+});
+
+test('inside a tunnel a Host naming anything but the CONNECT target is refused 403 (host)', () => {
+  const tunnel = { host: host('api.test'), port: 8443 };
+  for (const header of ['evil.test:8443', 'api.test', 'api.test:443', 'api.test.evil:8443']) {
+    const located = tunnelTarget('/x', header, tunnel, 'https');
+    assert.equal(located.ok, false, header);
+    assert.equal(located.target, 'https://api.test:8443/x');
+    assert.deepEqual(!located.ok && located.refusal, {
+      status: 403,
+      layer: 'host',
+      reason: `Host ${header} does not match the CONNECT target api.test:8443`,
+    });
+  }
+  const missing = tunnelTarget('/x', undefined, tunnel, 'https');
+  assert.equal(
+    !missing.ok && missing.refusal.reason,
+    'the request has no Host header; expected api.test:8443',
+  );
+});
+
+test('inside a tunnel an absolute-form request is refused 400, whatever host it names', () => {
+  const tunnel = { host: host('api.test'), port: 443 };
+  const located = tunnelTarget('https://evil.test/steal', 'api.test', tunnel, 'https');
+  assert.equal(located.ok, false);
+  assert.equal(located.target, 'https://api.test');
+  assert.deepEqual(!located.ok && located.refusal, {
+    status: 400,
+    layer: 'request',
+    reason: 'inside a tunnel a request names a path (origin-form), not "https://evil.test/steal"',
+  });
+});
