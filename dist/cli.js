@@ -74621,6 +74621,39 @@ function agentEnvironment(caller, plan) {
   return env;
 }
 
+// src/boundary/host-sockets.ts
+import { lstat } from "node:fs/promises";
+var PROC_NET_UNIX = "/proc/net/unix";
+var ENTRY = /^[0-9a-f]+: [0-9A-F]{8} [0-9A-F]{8} [0-9A-F]{8} [0-9A-F]{4} [0-9A-F]{2} +\d+ (.+)$/;
+function boundSocketPaths(procNetUnix) {
+  const paths = /* @__PURE__ */ new Set();
+  for (const line of procNetUnix.split("\n")) {
+    const path4 = ENTRY.exec(line)?.[1];
+    if (path4 !== void 0 && path4.startsWith("/")) paths.add(path4);
+  }
+  return [...paths];
+}
+function mayConnect(socket, agentUid) {
+  if (socket.uid === agentUid) return (socket.mode & 128) !== 0;
+  return (socket.mode & 18) !== 0;
+}
+async function connectableHostSockets(listing, agentUid) {
+  const found = [];
+  for (const latin1 of boundSocketPaths(listing)) {
+    const bytes = Buffer.from(latin1, "latin1");
+    const stats = await lstat(bytes).catch(() => void 0);
+    if (!stats?.isSocket() || !mayConnect(stats, agentUid)) continue;
+    const path4 = bytes.toString("utf8");
+    if (!Buffer.from(path4, "utf8").equals(bytes)) {
+      throw new BoundaryError(
+        `the unix socket ${JSON.stringify(latin1)} is reachable by the agent and its path is not UTF-8, so it cannot be masked; remove it or make it unwritable by others before the run`
+      );
+    }
+    found.push(path4);
+  }
+  return found;
+}
+
 // src/boundary/engine-process.ts
 import { spawn as spawn2 } from "node:child_process";
 import { createWriteStream } from "node:fs";
@@ -75063,6 +75096,10 @@ async function setUpAndRun(request, layout, state) {
     throw error62;
   });
   await checkpoint();
+  const hostSockets = await connectableHostSockets(
+    await readFile5(PROC_NET_UNIX, "latin1"),
+    agent.uid
+  );
   const plan = {
     netns: layout.netns,
     workdir: request.workdir,
@@ -75071,7 +75108,7 @@ async function setUpAndRun(request, layout, state) {
     maxProcesses: request.maxProcesses,
     caBundle: layout.caBundle,
     caBundleTargets: await existing(SYSTEM_CA_BUNDLES),
-    masked: [...SIDE_CHANNEL_PATHS, layout.engineDir, ...request.hiddenFiles]
+    masked: [...SIDE_CHANNEL_PATHS, layout.engineDir, ...request.hiddenFiles, ...hostSockets]
   };
   const proxyUrl = `http://127.0.0.1:${listener.port}`;
   const env = agentEnvironment(request.callerEnv, {
@@ -75082,7 +75119,7 @@ async function setUpAndRun(request, layout, state) {
   });
   const [ready] = await settleAll([
     engine.serve(listener.handle),
-    probe(request, layout, plan, env, listener.port)
+    probe(request, layout, plan, [...SIDE_CHANNEL_PATHS, ...hostSockets], env, listener.port)
   ]);
   await writeCaBundle(layout, ready);
   for (const path4 of request.writable) {
@@ -75221,7 +75258,7 @@ async function writeCaBundle(layout, ready) {
     { uid: 0, gid: 0 }
   );
 }
-async function probe(request, layout, plan, env, proxyPort) {
+async function probe(request, layout, plan, sockets, env, proxyPort) {
   const argv = agentArgv(
     request.tools,
     { ...plan, caBundleTargets: [] },
@@ -75232,7 +75269,7 @@ async function probe(request, layout, plan, env, proxyPort) {
       proxyPort,
       secretFiles: [layout.signingKey, ...request.hiddenFiles],
       protectedDirs: [layout.evidenceDir, layout.engineDir],
-      masked: SIDE_CHANNEL_PATHS
+      masked: sockets
     })
   );
   const [result, firewall] = await Promise.all([

@@ -9,6 +9,7 @@ import { basename, dirname, join } from 'node:path';
 import { agentArgv, type LaunchPlan, type LaunchTools } from './agent-launch.js';
 import { agentEnvironment } from './agent-env.js';
 import { collectEvidence } from './evidence-collect.js';
+import { connectableHostSockets, PROC_NET_UNIX } from './host-sockets.js';
 import { grantWriteAccess } from './access.js';
 import { BoundaryError, runTool } from './command.js';
 import {
@@ -160,6 +161,11 @@ async function setUpAndRun(
   });
   await checkpoint();
 
+  // Taken last, so sockets bound while the boundary was being set up are found too.
+  const hostSockets = await connectableHostSockets(
+    await readFile(PROC_NET_UNIX, 'latin1'),
+    agent.uid,
+  );
   const plan: LaunchPlan = {
     netns: layout.netns,
     workdir: request.workdir,
@@ -168,7 +174,7 @@ async function setUpAndRun(
     maxProcesses: request.maxProcesses,
     caBundle: layout.caBundle,
     caBundleTargets: await existing(SYSTEM_CA_BUNDLES),
-    masked: [...SIDE_CHANNEL_PATHS, layout.engineDir, ...request.hiddenFiles],
+    masked: [...SIDE_CHANNEL_PATHS, layout.engineDir, ...request.hiddenFiles, ...hostSockets],
   };
   const proxyUrl = `http://127.0.0.1:${listener.port}`;
   const env = agentEnvironment(request.callerEnv, {
@@ -181,7 +187,7 @@ async function setUpAndRun(
   // listener's backlog until the engine accepts it.
   const [ready] = await settleAll([
     engine.serve(listener.handle),
-    probe(request, layout, plan, env, listener.port),
+    probe(request, layout, plan, [...SIDE_CHANNEL_PATHS, ...hostSockets], env, listener.port),
   ] as const);
   await writeCaBundle(layout, ready);
   for (const path of request.writable) {
@@ -362,6 +368,7 @@ async function probe(
   request: BoundaryRequest,
   layout: RunLayout,
   plan: LaunchPlan,
+  sockets: readonly string[],
   env: Record<string, string>,
   proxyPort: number,
 ): Promise<void> {
@@ -376,7 +383,7 @@ async function probe(
       proxyPort,
       secretFiles: [layout.signingKey, ...request.hiddenFiles],
       protectedDirs: [layout.evidenceDir, layout.engineDir],
-      masked: SIDE_CHANNEL_PATHS,
+      masked: sockets,
     }),
   );
   const [result, firewall] = await Promise.all([

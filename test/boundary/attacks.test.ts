@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { dirname, join } from 'node:path';
-import { startOrigin, type Origin } from '../engine/helpers.js';
+import { startOrigin, tempDir, type Origin } from '../engine/helpers.js';
 import {
   assertNothingLeft,
   blocked,
@@ -194,6 +194,64 @@ attempt unmask-in-user-namespace unshare -rm sh -c 'umount /run/docker.sock && c
     for (const server of servers) server.close();
     for (const path of SOCKETS) rmSync(path, { force: true });
     for (const dir of made.reverse()) rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a host unix socket the agent could write to is masked wherever it is; an abstract one is out of its namespace', async () => {
+  // A stand-in for an unknown daemon with the host's network (snapd, a log forwarder, a
+  // proxy): a root-owned socket anyone may connect to, in a directory anyone may enter, under
+  // a name with a space. An abstract socket is scoped to the host's network namespace, so the
+  // agent cannot name it at all.
+  const dir = tempDir('pe-host-sockets-');
+  chmodSync(dir, 0o755);
+  const open = join(dir, 'relay with space.sock');
+  let hits = 0;
+  let agentRunning = false;
+  const servers = [open, `\0pe-attack-${process.pid}`].map((path) => {
+    const server = createServer((socket) => {
+      if (agentRunning) hits++;
+      socket.on('error', () => undefined);
+      socket.end('reached the host\n');
+    });
+    return { path, server };
+  });
+  for (const { path, server } of servers)
+    await new Promise<void>((done) => server.listen(path, done));
+  chmodSync(open, 0o666);
+  // The same connect, made from the host first: it works there, so a block inside is the boundary's.
+  const perlConnect = (peer: string): string[] => [
+    '-MIO::Socket::UNIX',
+    '-e',
+    // Node binds an abstract name padded with NULs to the whole sun_path (108 bytes).
+    'my $p = $ARGV[0]; $p = "\\0$p" . "\\0" x (107 - length $p) if $p =~ s/^@//; IO::Socket::UNIX->new(Peer => $p) or exit 1',
+    peer,
+  ];
+  const abstractName = `@pe-attack-${process.pid}`;
+  try {
+    execFileSync('perl', perlConnect(open));
+    execFileSync('perl', perlConnect(abstractName));
+    const attempt = (name: string, peer: string): string =>
+      `attempt ${name} perl ${perlConnect(peer)
+        .map((arg) => `'${arg}'`)
+        .join(' ')}`;
+    const { outcomes } = await attack(
+      `
+${attempt('world-writable-socket', open)}
+${attempt('abstract-socket', abstractName)}
+attempt curl-unix-socket curl -sS --max-time 5 --unix-socket ${JSON.stringify(open)} http://localhost/
+`,
+      {
+        onStderr: [
+          { text: 'starting agent.sh', action: () => (agentRunning = true) },
+          { text: 'agent exited', action: () => (agentRunning = false) },
+        ],
+      },
+    );
+    assertBlocked(outcomes, ['world-writable-socket', 'abstract-socket', 'curl-unix-socket']);
+    assert.equal(hits, 0, 'a host socket was reached from inside the boundary');
+  } finally {
+    for (const { server } of servers) server.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

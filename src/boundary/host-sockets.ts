@@ -1,0 +1,61 @@
+// Unix sockets on the host that the agent could connect to. A network namespace scopes only
+// abstract sockets: a socket with a path is reachable from any namespace that sees the file,
+// and the daemon behind it (snapd, a log forwarder, a database, a proxy) acts with the host's
+// network. So, beyond the well-known side channels, every socket bound to a path in the host's
+// network namespace that the agent's credentials could write to is masked when it starts.
+
+import { lstat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { BoundaryError } from './command.js';
+
+export const PROC_NET_UNIX = '/proc/net/unix';
+
+// "Num: RefCount Protocol Flags Type St Inode[ Path]"; the path is everything after one space.
+const ENTRY = /^[0-9a-f]+: [0-9A-F]{8} [0-9A-F]{8} [0-9A-F]{8} [0-9A-F]{4} [0-9A-F]{2} +\d+ (.+)$/;
+
+/**
+ * Absolute paths of the sockets bound in /proc/net/unix (read as latin1, so each character is
+ * one byte of the path). Abstract names (`@…`) are left out: the agent's namespace cannot
+ * reach them. A relative path names a file relative to its binder's directory, which the
+ * listing does not give: it is left out too.
+ */
+export function boundSocketPaths(procNetUnix: string): string[] {
+  const paths = new Set<string>();
+  for (const line of procNetUnix.split('\n')) {
+    const path = ENTRY.exec(line)?.[1];
+    if (path !== undefined && path.startsWith('/')) paths.add(path);
+  }
+  return [...paths];
+}
+
+/**
+ * Whether the agent might connect to a socket file (write permission is what connect needs).
+ * Conservative: any group write bit counts, whatever the group, since the agent's own group or
+ * an ACL (whose mask shows in the group bits) may grant it.
+ */
+export function mayConnect(socket: Pick<Stats, 'mode' | 'uid'>, agentUid: number): boolean {
+  if (socket.uid === agentUid) return (socket.mode & 0o200) !== 0;
+  return (socket.mode & 0o022) !== 0;
+}
+
+/**
+ * The sockets bound to paths in this (the host's) network namespace that the agent could
+ * connect to, as paths to mask. A path that cannot be passed on as text (not UTF-8) stops
+ * the run rather than staying open.
+ */
+export async function connectableHostSockets(listing: string, agentUid: number): Promise<string[]> {
+  const found: string[] = [];
+  for (const latin1 of boundSocketPaths(listing)) {
+    const bytes = Buffer.from(latin1, 'latin1');
+    const stats = await lstat(bytes).catch(() => undefined);
+    if (!stats?.isSocket() || !mayConnect(stats, agentUid)) continue;
+    const path = bytes.toString('utf8');
+    if (!Buffer.from(path, 'utf8').equals(bytes)) {
+      throw new BoundaryError(
+        `the unix socket ${JSON.stringify(latin1)} is reachable by the agent and its path is not UTF-8, so it cannot be masked; remove it or make it unwritable by others before the run`,
+      );
+    }
+    found.push(path);
+  }
+  return found;
+}
