@@ -72658,6 +72658,8 @@ var HANDSHAKE = 22;
 var CLIENT_HELLO = 1;
 var SERVER_NAME_EXTENSION = 0;
 var HOST_NAME = 0;
+var ENCRYPTED_CLIENT_HELLO = 65037;
+var ENCRYPTED_SERVER_NAME = 65486;
 var MAX_CLIENT_HELLO_BYTES = 64 * 1024;
 function parseClientHello(data) {
   if (data.length === 0) return { kind: "incomplete" };
@@ -72695,11 +72697,13 @@ function readServerName(hello) {
   reader.skip(reader.u16());
   reader.skip(reader.u8());
   if (reader.failed) return { kind: "malformed", reason: "truncated ClientHello" };
-  if (reader.remaining === 0) return { kind: "hello", serverName: void 0 };
+  if (reader.remaining === 0)
+    return { kind: "hello", serverName: void 0, hidesServerName: false };
   const extensionsLength = reader.u16();
   const extensionsEnd = reader.position + extensionsLength;
   let serverName;
   let seen = false;
+  let hidesServerName = false;
   while (!reader.failed && reader.position < extensionsEnd) {
     const type = reader.u16();
     const length = reader.u16();
@@ -72716,11 +72720,12 @@ function readServerName(hello) {
         };
       serverName = names[0];
     }
+    if (type === ENCRYPTED_CLIENT_HELLO || type === ENCRYPTED_SERVER_NAME) hidesServerName = true;
     reader.seek(end);
   }
   if (reader.failed || reader.position !== extensionsEnd)
     return { kind: "malformed", reason: "truncated ClientHello extensions" };
-  return { kind: "hello", serverName };
+  return { kind: "hello", serverName, hidesServerName };
 }
 function readHostNames(reader, end) {
   const listLength = reader.u16();
@@ -72802,7 +72807,7 @@ function awaitClientHello(client, head, host, limits) {
         case "hello": {
           const problem = sniProblem(parsed.serverName, host);
           finish(
-            problem === void 0 ? { ok: true, hello: buffered } : { ok: false, reason: problem }
+            problem === void 0 ? { ok: true, hello: buffered, hidesServerName: parsed.hidesServerName } : { ok: false, reason: problem }
           );
           return true;
         }
@@ -73538,6 +73543,15 @@ var Engine = class {
         await this.intercept(socket, hello.hello, admission, leaf);
         return;
       }
+      if (hello.hidesServerName) {
+        this.recordBlock(admission.entry, {
+          status: 403,
+          layer: "sni",
+          reason: encryptedHelloReason(admission.decision.rule)
+        });
+        socket.destroy();
+        return;
+      }
       const result = await relay(
         socket,
         hello.hello,
@@ -73656,6 +73670,10 @@ var Engine = class {
     refuseSocket(socket, refusal);
   }
 };
+function encryptedHelloReason(rule) {
+  const intercept = rule === void 0 || rule.tls === "passthrough" ? "" : ` or have egress[${rule.index}] intercepted (methods, paths or scan)`;
+  return `the ClientHello uses Encrypted Client Hello, which hides the server name a tunnel is checked by; turn ECH off in the client (Chromium: --disable-features=EncryptedClientHello)${intercept}`;
+}
 
 // src/engine/evidence-writer.ts
 import {

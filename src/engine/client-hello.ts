@@ -1,17 +1,25 @@
 // Reads the server name (SNI) from the first bytes a client sends into a CONNECT tunnel,
-// without terminating TLS, so a tunnel opened for one host cannot carry another.
+// without terminating TLS, so a tunnel opened for one host cannot carry another. A hello
+// that encrypts its real server name (ECH) is reported: its SNI is only a cover name.
 
 export type ClientHelloResult =
   | { readonly kind: 'incomplete' }
   | { readonly kind: 'not_tls' }
   | { readonly kind: 'malformed'; readonly reason: string }
-  | { readonly kind: 'hello'; readonly serverName: string | undefined };
+  | {
+      readonly kind: 'hello';
+      readonly serverName: string | undefined;
+      /** Encrypted Client Hello (or its draft, ESNI): the name in the clear may be a cover. */
+      readonly hidesServerName: boolean;
+    };
 
 const RECORD_HEADER = 5;
 const HANDSHAKE = 0x16;
 const CLIENT_HELLO = 0x01;
 const SERVER_NAME_EXTENSION = 0x0000;
 const HOST_NAME = 0x00;
+const ENCRYPTED_CLIENT_HELLO = 0xfe0d;
+const ENCRYPTED_SERVER_NAME = 0xffce;
 /** A ClientHello larger than this is refused rather than buffered. */
 export const MAX_CLIENT_HELLO_BYTES = 64 * 1024;
 
@@ -57,11 +65,13 @@ function readServerName(hello: Uint8Array): ClientHelloResult {
   reader.skip(reader.u16()); // cipher_suites
   reader.skip(reader.u8()); // legacy_compression_methods
   if (reader.failed) return { kind: 'malformed', reason: 'truncated ClientHello' };
-  if (reader.remaining === 0) return { kind: 'hello', serverName: undefined };
+  if (reader.remaining === 0)
+    return { kind: 'hello', serverName: undefined, hidesServerName: false };
   const extensionsLength = reader.u16();
   const extensionsEnd = reader.position + extensionsLength;
   let serverName: string | undefined;
   let seen = false;
+  let hidesServerName = false;
   while (!reader.failed && reader.position < extensionsEnd) {
     const type = reader.u16();
     const length = reader.u16();
@@ -78,11 +88,12 @@ function readServerName(hello: Uint8Array): ClientHelloResult {
         };
       serverName = names[0];
     }
+    if (type === ENCRYPTED_CLIENT_HELLO || type === ENCRYPTED_SERVER_NAME) hidesServerName = true;
     reader.seek(end);
   }
   if (reader.failed || reader.position !== extensionsEnd)
     return { kind: 'malformed', reason: 'truncated ClientHello extensions' };
-  return { kind: 'hello', serverName };
+  return { kind: 'hello', serverName, hidesServerName };
 }
 
 function readHostNames(reader: Reader, end: number): string[] | string {

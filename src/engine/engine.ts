@@ -510,6 +510,15 @@ export class Engine {
         await this.intercept(socket as Socket, hello.hello, admission, leaf);
         return;
       }
+      if (hello.hidesServerName) {
+        this.recordBlock(admission.entry, {
+          status: 403,
+          layer: 'sni',
+          reason: encryptedHelloReason(admission.decision.rule),
+        });
+        socket.destroy();
+        return;
+      }
       const result = await relay(
         socket,
         hello.hello,
@@ -653,3 +662,15 @@ export class Engine {
 }
 
 type Admitted = Extract<Awaited<ReturnType<typeof admit>>, { admitted: true }>;
+
+/**
+ * A tunnelled destination is checked by the name its ClientHello shows; with Encrypted Client
+ * Hello that name is a cover, and the server behind it (a CDN's front) may route to any other.
+ */
+function encryptedHelloReason(rule: Admitted['decision']['rule']): string {
+  const intercept =
+    rule === undefined || rule.tls === 'passthrough'
+      ? ''
+      : ` or have egress[${rule.index}] intercepted (methods, paths or scan)`;
+  return `the ClientHello uses Encrypted Client Hello, which hides the server name a tunnel is checked by; turn ECH off in the client (Chromium: --disable-features=EncryptedClientHello)${intercept}`;
+}

@@ -9,7 +9,8 @@ import { parseNameOrIpv4 } from '../policy/host.js';
 import { parseClientHello } from './client-hello.js';
 import type { EngineLimits } from './limits.js';
 
-export type HelloCheck = { ok: true; hello: Buffer } | { ok: false; reason: string };
+export type HelloCheck =
+  { ok: true; hello: Buffer; hidesServerName: boolean } | { ok: false; reason: string };
 
 /** Waits for the ClientHello (within the limit) and checks that it names the CONNECT host. */
 export function awaitClientHello(
@@ -41,7 +42,9 @@ export function awaitClientHello(
         case 'hello': {
           const problem = sniProblem(parsed.serverName, host);
           finish(
-            problem === undefined ? { ok: true, hello: buffered } : { ok: false, reason: problem },
+            problem === undefined
+              ? { ok: true, hello: buffered, hidesServerName: parsed.hidesServerName }
+              : { ok: false, reason: problem },
           );
           return true;
         }

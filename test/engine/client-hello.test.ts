@@ -1,39 +1,8 @@
 import './dial-guard.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type AddressInfo, type Socket } from 'node:net';
-import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { parseClientHello, MAX_CLIENT_HELLO_BYTES } from '../../src/engine/client-hello.js';
-
-/** Captures the first flight a real node:tls client sends (its ClientHello) on loopback. */
-async function captureHello(options: ConnectionOptions): Promise<Buffer> {
-  let resolveHello: (hello: Buffer) => void = () => undefined;
-  const captured = new Promise<Buffer>((resolve) => (resolveHello = resolve));
-  const sockets: Socket[] = [];
-  const server = createServer((socket) => {
-    sockets.push(socket);
-    let buffered = Buffer.alloc(0);
-    socket.on('data', (chunk: Buffer) => {
-      buffered = Buffer.concat([buffered, chunk]);
-      if (parseClientHello(buffered).kind !== 'incomplete') resolveHello(buffered);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const client = tlsConnect({
-    host: '127.0.0.1',
-    port: (server.address() as AddressInfo).port,
-    rejectUnauthorized: false,
-    ...options,
-  });
-  client.on('error', () => undefined);
-  try {
-    return await captured;
-  } finally {
-    client.destroy();
-    for (const socket of sockets) socket.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-}
+import { captureHello, echExtensionBody, withExtension } from './tls-hello.js';
 
 /** Splits the handshake payload of a one-record hello into records of at most `size` bytes. */
 function reframe(hello: Buffer, size: number): Buffer {
@@ -85,12 +54,20 @@ function syntheticHello(extensions: Buffer | undefined): Buffer {
 
 test('a real node:tls ClientHello yields its servername', async () => {
   const hello = await captureHello({ servername: 'api.example.test' });
-  assert.deepEqual(parseClientHello(hello), { kind: 'hello', serverName: 'api.example.test' });
+  assert.deepEqual(parseClientHello(hello), {
+    kind: 'hello',
+    serverName: 'api.example.test',
+    hidesServerName: false,
+  });
 });
 
 test('a real ClientHello to an IP address carries no SNI', async () => {
   const hello = await captureHello({});
-  assert.deepEqual(parseClientHello(hello), { kind: 'hello', serverName: undefined });
+  assert.deepEqual(parseClientHello(hello), {
+    kind: 'hello',
+    serverName: undefined,
+    hidesServerName: false,
+  });
 });
 
 test('a real ClientHello with a long ALPN list and many extensions is parsed', async () => {
@@ -101,7 +78,11 @@ test('a real ClientHello with a long ALPN list and many extensions is parsed', a
     ecdhCurve: 'X25519:P-256:P-384:P-521',
   });
   assert.ok(hello.length > 1200, `expected a large hello, got ${hello.length} bytes`);
-  assert.deepEqual(parseClientHello(hello), { kind: 'hello', serverName: 'long.example.test' });
+  assert.deepEqual(parseClientHello(hello), {
+    kind: 'hello',
+    serverName: 'long.example.test',
+    hidesServerName: false,
+  });
 });
 
 test('a hello split across two TLS records is joined', async () => {
@@ -109,7 +90,11 @@ test('a hello split across two TLS records is joined', async () => {
   const half = Math.ceil((hello.readUInt16BE(3) + 1) / 2);
   const split = reframe(hello, half);
   assert.equal(split.length, hello.length + 5, 'two records');
-  assert.deepEqual(parseClientHello(split), { kind: 'hello', serverName: 'split.example.test' });
+  assert.deepEqual(parseClientHello(split), {
+    kind: 'hello',
+    serverName: 'split.example.test',
+    hidesServerName: false,
+  });
 });
 
 test('a split hello delivered byte by byte is incomplete until its last byte', async () => {
@@ -118,7 +103,11 @@ test('a split hello delivered byte by byte is incomplete until its last byte', a
     const result = parseClientHello(hello.subarray(0, n));
     assert.equal(result.kind, 'incomplete', `prefix of ${n} bytes`);
   }
-  assert.deepEqual(parseClientHello(hello), { kind: 'hello', serverName: 'bytes.example.test' });
+  assert.deepEqual(parseClientHello(hello), {
+    kind: 'hello',
+    serverName: 'bytes.example.test',
+    hidesServerName: false,
+  });
 });
 
 test('an empty buffer is incomplete', () => {
@@ -151,6 +140,7 @@ test('a synthetic hello without extensions has no SNI', () => {
   assert.deepEqual(parseClientHello(syntheticHello(undefined)), {
     kind: 'hello',
     serverName: undefined,
+    hidesServerName: false,
   });
 });
 
@@ -207,4 +197,21 @@ test('a handshake interleaved with another record type is malformed', async () =
   const second = 5 + 100;
   hello[second] = 0x17; // application data between handshake fragments
   assert.equal(parseClientHello(hello).kind, 'malformed');
+});
+
+test('a hello with Encrypted Client Hello (or the ESNI draft) keeps its cover name and says it hides one', async () => {
+  const hello = await captureHello({ servername: 'cover.example.test' });
+  for (const type of [0xfe0d, 0xffce]) {
+    assert.deepEqual(parseClientHello(withExtension(hello, type, echExtensionBody())), {
+      kind: 'hello',
+      serverName: 'cover.example.test',
+      hidesServerName: true,
+    });
+  }
+  // Another unknown extension hides nothing.
+  assert.deepEqual(parseClientHello(withExtension(hello, 0xfe0e, echExtensionBody())), {
+    kind: 'hello',
+    serverName: 'cover.example.test',
+    hidesServerName: false,
+  });
 });

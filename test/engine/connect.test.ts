@@ -25,6 +25,7 @@ import {
   type RunningEngine,
 } from './helpers.js';
 import type { Receipt } from '../../src/receipts/index.js';
+import { captureHello, echExtensionBody, withExtension } from './tls-hello.js';
 
 const pki = makePki(['secure.example.test', 'other.example.test']);
 after(() => cleanup(pki.dir));
@@ -225,7 +226,7 @@ test('a mismatched ClientHello sent with the CONNECT request (head bytes) is cau
   const f = await fixture();
   try {
     // Capture a real hello for another name, then send it in the same write as CONNECT.
-    const captured = await captureHello('other.example.test');
+    const captured = await captureHello({ servername: 'other.example.test' });
     const { socket, status } = await openTunnel(
       f.proxy.port,
       `secure.example.test:${f.origin.port}`,
@@ -239,6 +240,69 @@ test('a mismatched ClientHello sent with the CONNECT request (head bytes) is cau
     const records = connectReceipts(f.proxy).map((r) => r.action_record);
     assert.equal(records[1]?.layer, 'sni');
     assert.match(records[1]?.pattern ?? '', /SNI other\.example\.test does not match/);
+  } finally {
+    await f.close();
+  }
+});
+
+for (const passthrough of [false, true]) {
+  test(`a tunnelled ClientHello with Encrypted Client Hello is closed with a block receipt: its SNI is only a cover${passthrough ? ' (tls: passthrough)' : ''}`, async () => {
+    const f = await fixture({}, (port) =>
+      passthrough
+        ? defaultPolicy(port).replace(`ports: [${port}]`, `ports: [${port}]\n    tls: passthrough`)
+        : defaultPolicy(port),
+    );
+    try {
+      const hello = withExtension(
+        await captureHello({ servername: 'secure.example.test' }),
+        0xfe0d,
+        echExtensionBody(),
+      );
+      await expectSniBlock(
+        f,
+        async (socket) => void socket.write(hello),
+        passthrough
+          ? /hides the server name a tunnel is checked by; turn ECH off in the client \(Chromium: --disable-features=EncryptedClientHello\)$/
+          : /the ClientHello uses Encrypted Client Hello, which hides the server name a tunnel is checked by; turn ECH off in the client \(Chromium: --disable-features=EncryptedClientHello\) or have egress\[0\] intercepted \(methods, paths or scan\)$/,
+      );
+    } finally {
+      await f.close();
+    }
+  });
+}
+
+test('an intercepted destination takes a ClientHello with ECH: the engine answers as the CONNECT host', async () => {
+  const f = await fixture({}, (port) =>
+    defaultPolicy(port).replace(
+      `destination: "secure.example.test"\n    ports: [${port}]`,
+      `destination: "secure.example.test"\n    ports: [${port}]\n    methods: ["GET"]`,
+    ),
+  );
+  try {
+    const hello = withExtension(
+      await captureHello({ servername: 'secure.example.test' }),
+      0xfe0d,
+      echExtensionBody(),
+    );
+    const { socket, status } = await openTunnel(
+      f.proxy.port,
+      `secure.example.test:${f.origin.port}`,
+    );
+    assert.equal(status, 200);
+    const answer = new Promise<Buffer>((resolve) => {
+      socket.once('data', resolve);
+      socket.once('close', () => resolve(Buffer.alloc(0)));
+    });
+    socket.write(hello);
+    const first = await answer;
+    socket.destroy();
+    assert.deepEqual([first[0], first[5]], [0x16, 0x02], 'a TLS record holding a ServerHello');
+    await f.proxy.stop();
+    const records = connectReceipts(f.proxy).map((r) => r.action_record);
+    assert.equal(
+      records.some((r) => r.layer === 'sni'),
+      false,
+    );
   } finally {
     await f.close();
   }
@@ -340,33 +404,6 @@ test('CONNECT to an IP literal named by a rule tunnels without SNI', async () =>
   }
 });
 
-/** A real node:tls ClientHello for `servername`, captured on a loopback socket. */
-async function captureHello(servername: string): Promise<Buffer> {
-  const { createServer } = await import('node:net');
-  const { parseClientHello } = await import('../../src/engine/client-hello.js');
-  return new Promise((resolve) => {
-    const server = createServer((socket) => {
-      let buffered = Buffer.alloc(0);
-      socket.on('data', (chunk: Buffer) => {
-        buffered = Buffer.concat([buffered, chunk]);
-        if (parseClientHello(buffered).kind === 'hello') {
-          socket.destroy();
-          client.destroy();
-          server.close();
-          resolve(buffered);
-        }
-      });
-    });
-    let client: Socket;
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      client = tlsConnect({ host: '127.0.0.1', port, servername, rejectUnauthorized: false });
-      client.on('error', () => undefined);
-    });
-  });
-}
-
 test('bytes sent right behind a ClientHello that arrived with the CONNECT request are relayed, not lost', async () => {
   const { createServer } = await import('node:net');
   const received: Buffer[] = [];
@@ -382,7 +419,7 @@ test('bytes sent right behind a ClientHello that arrived with the CONNECT reques
     policy: `version: "1.0"\negress:\n  - destination: "secure.example.test"\n    ports: [${rawPort}]\n  - destination: "127.0.0.1"\n    ports: [${rawPort}]\ndefault_deny: true\n`,
   });
   try {
-    const hello = await captureHello('secure.example.test');
+    const hello = await captureHello({ servername: 'secure.example.test' });
     const { socket, status } = await openTunnel(
       proxy.port,
       `secure.example.test:${rawPort}`,
@@ -487,7 +524,7 @@ test('an idle tunnel is closed after the idle limit with an outcome receipt', as
     policy: `version: "1.0"\negress:\n  - destination: "secure.example.test"\n    ports: [${rawPort}]\n  - destination: "127.0.0.1"\n    ports: [${rawPort}]\ndefault_deny: true\n`,
   });
   try {
-    const hello = await captureHello('secure.example.test');
+    const hello = await captureHello({ servername: 'secure.example.test' });
     const { socket, status } = await openTunnel(
       proxy.port,
       `secure.example.test:${rawPort}`,
