@@ -73212,6 +73212,7 @@ var Engine = class {
     this.inner.timeout = this.limits.idleTimeoutMs;
     this.inner.on("request", (req, res) => this.track(this.onInterceptedRequest(req, res)));
     this.inner.on("checkContinue", (req, res) => this.track(this.onInterceptedRequest(req, res)));
+    this.inner.on("connect", (req, socket) => this.onNestedConnect(req, socket));
     this.inner.on("upgrade", (req, socket, head) => {
       const tunnel = this.intercepted.get(req.socket);
       if (tunnel) tunnel.requests++;
@@ -73567,6 +73568,22 @@ var Engine = class {
       this.counters.activeTunnels--;
       this.tunnels.delete(socket);
     }
+  }
+  /** A CONNECT inside an intercepted tunnel would open a tunnel the outer CONNECT's checks never saw. */
+  onNestedConnect(req, socket) {
+    this.counters.requests++;
+    const tunnel = this.intercepted.get(req.socket);
+    if (tunnel) tunnel.requests++;
+    const refusal = {
+      status: 400,
+      layer: "request",
+      reason: "CONNECT inside a tunnel is refused: tunnels do not nest"
+    };
+    this.recordBlock(
+      this.unadmitted("intercept", "CONNECT", req.url ?? "", this.requestId()),
+      refusal
+    );
+    refuseSocket(socket, refusal);
   }
   /**
    * Terminates the client's TLS with a run-CA certificate and serves the tunnel's requests on

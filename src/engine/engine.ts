@@ -148,6 +148,8 @@ export class Engine {
     this.inner.timeout = this.limits.idleTimeoutMs;
     this.inner.on('request', (req, res) => this.track(this.onInterceptedRequest(req, res)));
     this.inner.on('checkContinue', (req, res) => this.track(this.onInterceptedRequest(req, res)));
+    // Without a listener node:http would drop the connection silently, with no receipt.
+    this.inner.on('connect', (req, socket) => this.onNestedConnect(req, socket));
     this.inner.on('upgrade', (req, socket, head) => {
       const tunnel = this.intercepted.get(req.socket);
       if (tunnel) tunnel.requests++;
@@ -534,6 +536,23 @@ export class Engine {
       this.counters.activeTunnels--;
       this.tunnels.delete(socket);
     }
+  }
+
+  /** A CONNECT inside an intercepted tunnel would open a tunnel the outer CONNECT's checks never saw. */
+  private onNestedConnect(req: IncomingMessage, socket: Duplex): void {
+    this.counters.requests++;
+    const tunnel = this.intercepted.get(req.socket);
+    if (tunnel) tunnel.requests++;
+    const refusal = {
+      status: 400,
+      layer: 'request',
+      reason: 'CONNECT inside a tunnel is refused: tunnels do not nest',
+    };
+    this.recordBlock(
+      this.unadmitted('intercept', 'CONNECT', req.url ?? '', this.requestId()),
+      refusal,
+    );
+    refuseSocket(socket, refusal);
   }
 
   /**

@@ -400,3 +400,29 @@ test('limits hold inside the tunnel too: oversized headers get 431 with an inter
     await f.close();
   }
 });
+
+test('a CONNECT inside an intercepted tunnel is refused with a receipt: tunnels do not nest', async () => {
+  const f = await fixture();
+  try {
+    const { socket, status } = await openTunnel(f.proxy.port, `api.example.test:${f.origin.port}`);
+    assert.equal(status, 200);
+    const inner = tlsConnect({ socket, servername: 'api.example.test', ca: runCa.certificatePem });
+    await once(inner, 'secureConnect');
+    inner.write('CONNECT other.example.test:443 HTTP/1.1\r\nHost: other.example.test:443\r\n\r\n');
+    let answer = '';
+    inner.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+    await once(inner, 'end');
+    inner.destroy();
+    assert.match(answer, /^HTTP\/1\.1 400 /);
+    assert.match(answer, /X-Pipelock-Egress-Block: request/);
+    assert.match(answer, /CONNECT inside a tunnel is refused: tunnels do not nest/);
+    assert.equal(f.sessions, 0, 'nothing reached the origin');
+    const nested = (await records(f)).filter((r) => r.transport === 'intercept');
+    assert.deepEqual(
+      nested.map((r) => [r.verdict, r.layer, r.method, r.target]),
+      [['block', 'request', 'CONNECT', 'other.example.test:443']],
+    );
+  } finally {
+    await f.close();
+  }
+});
