@@ -73202,6 +73202,7 @@ var Engine = class {
     this.server = createServer(httpServerOptions(this.limits));
     this.server.on("request", (req, res) => this.track(this.onRequest(req, res)));
     this.server.on("checkContinue", (req, res) => this.track(this.onRequest(req, res)));
+    this.server.on("checkExpectation", (req, res) => this.refuseExpectation(req, res));
     this.server.on("connect", (req, socket, head) => this.track(this.onConnect(req, socket, head)));
     this.server.on("upgrade", (req, socket, head) => this.onUpgrade(req, socket, head));
     this.server.on(
@@ -73212,6 +73213,7 @@ var Engine = class {
     this.inner.timeout = this.limits.idleTimeoutMs;
     this.inner.on("request", (req, res) => this.track(this.onInterceptedRequest(req, res)));
     this.inner.on("checkContinue", (req, res) => this.track(this.onInterceptedRequest(req, res)));
+    this.inner.on("checkExpectation", (req, res) => this.refuseExpectation(req, res));
     this.inner.on("connect", (req, socket) => this.onNestedConnect(req, socket));
     this.inner.on("upgrade", (req, socket, head) => {
       const tunnel = this.intercepted.get(req.socket);
@@ -73568,6 +73570,26 @@ var Engine = class {
       this.counters.activeTunnels--;
       this.tunnels.delete(socket);
     }
+  }
+  /** A request expecting something other than `100-continue`: refused before it is judged. */
+  refuseExpectation(req, res) {
+    this.counters.requests++;
+    const url2 = req.url ?? "";
+    const tunnel = this.intercepted.get(req.socket);
+    if (tunnel) tunnel.requests++;
+    const target = tunnel ? tunnelTarget(url2, req.headers.host, tunnel, "https").target : url2;
+    this.refuseUnadmitted(
+      res,
+      tunnel ? "intercept" : "forward",
+      req.method ?? "",
+      target,
+      this.requestId(),
+      {
+        status: 417,
+        layer: "request",
+        reason: `Expect: ${(req.headers.expect ?? "").slice(0, 100)} cannot be met; only 100-continue is supported`
+      }
+    );
   }
   /** A CONNECT inside an intercepted tunnel would open a tunnel the outer CONNECT's checks never saw. */
   onNestedConnect(req, socket) {

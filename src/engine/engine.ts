@@ -136,6 +136,8 @@ export class Engine {
     // `Expect: 100-continue`: the client may send its body only once the request is admitted
     // (onRequest answers 100 then), so a refused upload never crosses the wire.
     this.server.on('checkContinue', (req, res) => this.track(this.onRequest(req, res)));
+    // node:http would answer any other expectation with a bare 417 and no receipt.
+    this.server.on('checkExpectation', (req, res) => this.refuseExpectation(req, res));
     this.server.on('connect', (req, socket, head) => this.track(this.onConnect(req, socket, head)));
     this.server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
     this.server.on(
@@ -148,6 +150,7 @@ export class Engine {
     this.inner.timeout = this.limits.idleTimeoutMs;
     this.inner.on('request', (req, res) => this.track(this.onInterceptedRequest(req, res)));
     this.inner.on('checkContinue', (req, res) => this.track(this.onInterceptedRequest(req, res)));
+    this.inner.on('checkExpectation', (req, res) => this.refuseExpectation(req, res));
     // Without a listener node:http would drop the connection silently, with no receipt.
     this.inner.on('connect', (req, socket) => this.onNestedConnect(req, socket));
     this.inner.on('upgrade', (req, socket, head) => {
@@ -536,6 +539,27 @@ export class Engine {
       this.counters.activeTunnels--;
       this.tunnels.delete(socket);
     }
+  }
+
+  /** A request expecting something other than `100-continue`: refused before it is judged. */
+  private refuseExpectation(req: IncomingMessage, res: ServerResponse): void {
+    this.counters.requests++;
+    const url = req.url ?? '';
+    const tunnel = this.intercepted.get(req.socket);
+    if (tunnel) tunnel.requests++;
+    const target = tunnel ? tunnelTarget(url, req.headers.host, tunnel, 'https').target : url;
+    this.refuseUnadmitted(
+      res,
+      tunnel ? 'intercept' : 'forward',
+      req.method ?? '',
+      target,
+      this.requestId(),
+      {
+        status: 417,
+        layer: 'request',
+        reason: `Expect: ${(req.headers.expect ?? '').slice(0, 100)} cannot be met; only 100-continue is supported`,
+      },
+    );
   }
 
   /** A CONNECT inside an intercepted tunnel would open a tunnel the outer CONNECT's checks never saw. */

@@ -426,3 +426,26 @@ test('a CONNECT inside an intercepted tunnel is refused with a receipt: tunnels 
     await f.close();
   }
 });
+
+test('an expectation other than 100-continue inside the tunnel is refused 417 with an intercept receipt', async () => {
+  const f = await fixture();
+  try {
+    const result = await curlTrustingRunCa(f.proxy, [
+      '-i',
+      '-H',
+      'Expect: 200-ok',
+      `https://api.example.test:${f.origin.port}/repos/x`,
+    ]);
+    const response = parseCurlResponse(result.stdout);
+    assert.equal(response.status, 417, result.stdout.toString().slice(0, 300));
+    assert.equal(response.headers['x-pipelock-egress-block'], 'request');
+    assert.equal(f.origin.hits, 0);
+    const inner = (await records(f)).filter((r) => r.transport === 'intercept');
+    assert.deepEqual(
+      inner.map((r) => [r.verdict, r.layer, r.target]),
+      [['block', 'request', `https://api.example.test:${f.origin.port}/repos/x`]],
+    );
+  } finally {
+    await f.close();
+  }
+});

@@ -495,6 +495,26 @@ test('Expect: 100-continue: a refused upload is answered before the client sends
   }
 });
 
+test('an expectation other than 100-continue is refused 417 with a receipt, before anything is forwarded', async () => {
+  const f = await fixture({});
+  try {
+    const { text } = await rawExchange(
+      f.proxy.port,
+      `POST http://${f.host}/r/x HTTP/1.1\r\nHost: ${f.host}\r\nContent-Length: 5\r\nExpect: 200-ok\r\nConnection: close\r\n\r\nhello`,
+    );
+    assert.equal(statusOf(text), 417, text);
+    assert.match(text, /X-Pipelock-Egress-Block: request/);
+    assert.match(text, /Expect: 200-ok cannot be met; only 100-continue is supported/);
+    await f.proxy.stop();
+    assert.equal(f.origin.hits, 0);
+    const block = onlyBlock(f.proxy, 'request');
+    assert.equal(block?.action_record.target, `http://${f.host}/r/x`);
+    assert.equal(block?.action_record.method, 'POST');
+  } finally {
+    await f.close();
+  }
+});
+
 async function manyHosts(
   maxUpstreams: number,
   handler: (req: IncomingMessage, res: ServerResponse) => void,
