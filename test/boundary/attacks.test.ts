@@ -222,8 +222,9 @@ test('a host unix socket the agent could write to is masked wherever it is; an a
   const perlConnect = (peer: string): string[] => [
     '-MIO::Socket::UNIX',
     '-e',
-    // Node binds an abstract name padded with NULs to the whole sun_path (108 bytes).
-    'my $p = $ARGV[0]; $p = "\\0$p" . "\\0" x (107 - length $p) if $p =~ s/^@//; IO::Socket::UNIX->new(Peer => $p) or exit 1',
+    // An abstract name: Node 20 binds it padded with NULs to the whole sun_path (108 bytes),
+    // Node 24 as given; both are tried.
+    'my $p = shift; exit !IO::Socket::UNIX->new(Peer => $p) if $p !~ s/^@//; IO::Socket::UNIX->new(Peer => "\\0$p") or IO::Socket::UNIX->new(Peer => "\\0$p" . "\\0" x (107 - length $p)) or exit 1',
     peer,
   ];
   const abstractName = `@pe-attack-${process.pid}`;
