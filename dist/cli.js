@@ -71803,8 +71803,9 @@ function dlpRefusal(finding) {
   };
 }
 async function record2(context, entry) {
-  await context.log.append(entry);
-  context.onDecision(entry);
+  const recorded = entry.pattern === void 0 ? entry : { ...entry, pattern: context.scanner.redactText(entry.pattern) };
+  await context.log.append(recorded);
+  context.onDecision(recorded);
 }
 function receiptTarget(request, decision) {
   const target = decision.target;
@@ -71937,7 +71938,11 @@ function createSecretScanner(detectors, secrets) {
     guards(host, port2) {
       return bound.some((secret) => !allowedAt(host, port2).includes(secret));
     },
-    redactBound
+    redactBound,
+    redactText: (text) => probes.reduce(
+      (cut, { detector, probe: probe2 }) => probe2.test(cut) ? cut.replace(detector.pattern, `[REDACTED:${detector.name}]`) : cut,
+      redactBound(text)
+    )
   };
 }
 var HOST = "host name";
@@ -73462,8 +73467,7 @@ var Engine = class {
   }
   /** Appends a receipt; a failure is reported (and counted), never thrown. */
   record(entry) {
-    return this.admission.log.append(entry).then(
-      () => this.admission.onDecision(entry),
+    return record2(this.admission, entry).catch(
       (error62) => this.admission.onEvidenceError(error62)
     );
   }
@@ -73587,7 +73591,7 @@ var Engine = class {
       {
         status: 417,
         layer: "request",
-        reason: `Expect: ${(req.headers.expect ?? "").slice(0, 100)} cannot be met; only 100-continue is supported`
+        reason: "the request expects something other than 100-continue, which cannot be met"
       }
     );
   }
@@ -73673,7 +73677,7 @@ var Engine = class {
       return refuse2(located.target, {
         status: 400,
         layer: "request",
-        reason: `only WebSocket upgrades (GET with Upgrade: websocket) are proxied, not ${req.method ?? ""} with Upgrade: ${(req.headers.upgrade ?? "").slice(0, 40)}`
+        reason: `only WebSocket upgrades (GET with Upgrade: websocket) are proxied, not this ${req.method ?? ""} upgrade`
       });
     }
     if (!this.options.policy.websocket.enabled) {

@@ -139,9 +139,17 @@ export function dlpRefusal(finding: DlpFinding): Refusal {
   };
 }
 
-async function record(context: AdmissionContext, entry: DecisionEntry): Promise<void> {
-  await context.log.append(entry);
-  context.onDecision(entry);
+/**
+ * Writes a decision's receipt, then reports it. A reason can quote what the client sent (a
+ * path, a host name, an SNI): any secret in it is cut out, as out of the target.
+ */
+export async function record(context: AdmissionContext, entry: DecisionEntry): Promise<void> {
+  const recorded =
+    entry.pattern === undefined
+      ? entry
+      : { ...entry, pattern: context.scanner.redactText(entry.pattern) };
+  await context.log.append(recorded);
+  context.onDecision(recorded);
 }
 
 function receiptTarget(request: AdmissionRequest, decision: Decision): string {

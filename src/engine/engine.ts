@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import {
   admit,
   NO_HOST,
+  record,
   recordedTarget,
   type AdmissionContext,
   type AdmissionRequest,
@@ -420,9 +421,8 @@ export class Engine {
 
   /** Appends a receipt; a failure is reported (and counted), never thrown. */
   private record(entry: DecisionEntry): Promise<void> {
-    return this.admission.log.append(entry).then(
-      () => this.admission.onDecision(entry),
-      (error: Error) => this.admission.onEvidenceError(error),
+    return record(this.admission, entry).catch((error: Error) =>
+      this.admission.onEvidenceError(error),
     );
   }
 
@@ -557,7 +557,7 @@ export class Engine {
       {
         status: 417,
         layer: 'request',
-        reason: `Expect: ${(req.headers.expect ?? '').slice(0, 100)} cannot be met; only 100-continue is supported`,
+        reason: 'the request expects something other than 100-continue, which cannot be met',
       },
     );
   }
@@ -657,7 +657,7 @@ export class Engine {
       return refuse(located.target, {
         status: 400,
         layer: 'request',
-        reason: `only WebSocket upgrades (GET with Upgrade: websocket) are proxied, not ${req.method ?? ''} with Upgrade: ${(req.headers.upgrade ?? '').slice(0, 40)}`,
+        reason: `only WebSocket upgrades (GET with Upgrade: websocket) are proxied, not this ${req.method ?? ''} upgrade`,
       });
     }
     if (!this.options.policy.websocket.enabled) {

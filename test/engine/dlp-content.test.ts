@@ -362,6 +362,60 @@ test('no receipt, log line or verification report carries a secret value', async
   }
 });
 
+test('a refusal that could quote the request (its path, Host, Expect) leaves no secret in a receipt or log line', async () => {
+  const origin = await startHttpsOrigin(echo, pki);
+  const logged: DecisionEntry[] = [];
+  const proxy = await startEngine({
+    pins: { 'api.example.test': '127.0.0.1' },
+    upstreamCa: [pki.caCert],
+    policy: `version: "1.0"
+egress:
+  - destination: "api.example.test"
+    ports: [${origin.port}]
+    paths: ["/allowed/"]
+  - destination: "127.0.0.1"
+    ports: [${origin.port}]
+secrets:
+  - env: AGENT_TOKEN
+    allow: ["api.example.test"]
+default_deny: true
+`,
+    secretValues: { AGENT_TOKEN },
+    onDecision: (entry) => logged.push(entry),
+  });
+  try {
+    const api = `https://api.example.test:${origin.port}`;
+    const refused = async (args: readonly string[], status: number, layer: string) => {
+      const result = await curlTrustingRunCa(proxy, ['-i', ...args]);
+      const response = parseCurlResponse(result.stdout);
+      assert.equal(response.status, status, result.stdout.toString().slice(0, 300));
+      assert.equal(response.headers['x-pipelock-egress-block'], layer);
+    };
+    // The bound secret may go to api.example.test, but not outside its paths.
+    await refused([`${api}/elsewhere/${AGENT_TOKEN}`], 403, 'path');
+    await refused(
+      ['-H', `Host: ${GITHUB_TOKEN.toLowerCase()}.example.test`, `${api}/allowed/x`],
+      403,
+      'host',
+    );
+    await refused(['-H', `Expect: ${AGENT_TOKEN}`, `${api}/allowed/x`], 417, 'request');
+    await refused(['-H', `Expect: ${GITHUB_TOKEN}`, `${api}/allowed/x`], 417, 'request');
+    assert.equal(origin.hits, 0);
+    await proxy.stop();
+    const recorded = [
+      ...readdirSync(proxy.dir).map((name) => readFileSync(join(proxy.dir, name), 'utf8')),
+      JSON.stringify(logged),
+    ].join('\n');
+    assert.ok(logged.some((e) => e.pattern?.includes('[REDACTED:secret:AGENT_TOKEN]')));
+    for (const spelling of [...SECRET_SPELLINGS, GITHUB_TOKEN.toLowerCase()])
+      assert.ok(!recorded.includes(spelling), `a secret spelling leaked: ${spelling.slice(0, 6)}…`);
+  } finally {
+    await proxy.stop();
+    await origin.close();
+    cleanup(join(proxy.dir, '..'));
+  }
+});
+
 test('bodies held for scanning share one budget: beyond it a request is refused 503, and the budget comes back', async () => {
   const f = await fixture({ maxScanBytes: 64 * 1024, maxScanBufferBytes: 100 * 1024 });
   try {

@@ -107,6 +107,23 @@ test('a bound secret may go to its allowed destinations (and only there)', () =>
   );
 });
 
+test('text bound for the evidence loses every detector match and every bound spelling, nothing else', () => {
+  const scanner = createSecretScanner(BUILTIN_DETECTORS, [binding(['api.github.com'])]);
+  for (const [name, sample] of Object.entries(SAMPLES)) {
+    const query = name === 'credential-in-url' ? sample : `q=${sample}`;
+    const text = scanner.redactText(`a request names a path, not "https://x.test/p?${query}"`);
+    assert.ok(!text.includes(sample), `${name}: ${text}`);
+    assert.ok(text.includes(`[REDACTED:${name}]`), `${name}: ${text}`);
+  }
+  for (const form of secretForms(TOKEN))
+    assert.equal(
+      scanner.redactText(`path /p/${form} is outside egress[0]`),
+      'path /p/[REDACTED:secret:AGENT_TOKEN] is outside egress[0]',
+    );
+  const plain = 'SNI other.example.test does not match the CONNECT host secure.example.test';
+  assert.equal(scanner.redactText(plain), plain);
+});
+
 test('a secret split over host labels is found, and nothing of that host is recorded', () => {
   const scanner = createSecretScanner([], [binding([])]);
   const found = scan(`https://agent-secret.5f2b9c1e7a.exfil.example/`, scanner);

@@ -66,6 +66,11 @@ export interface SecretScanner {
    * way to an allowed destination (evidence travels further than the request did).
    */
   redactBound(target: string): string;
+  /**
+   * Free text bound for the evidence (a refusal's reason, which may quote what the client
+   * sent): every bound secret and everything a detector recognises cut out.
+   */
+  redactText(text: string): string;
 }
 
 export function createSecretScanner(
@@ -150,6 +155,12 @@ export function createSecretScanner(
       return bound.some((secret) => !allowedAt(host, port).includes(secret));
     },
     redactBound,
+    redactText: (text) =>
+      probes.reduce(
+        (cut, { detector, probe }) =>
+          probe.test(cut) ? cut.replace(detector.pattern, `[REDACTED:${detector.name}]`) : cut,
+        redactBound(text),
+      ),
   };
 }
 
