@@ -75161,6 +75161,11 @@ async function setUpAndRun(request, layout, state) {
     await readFile5(PROC_NET_UNIX, "latin1"),
     agent.uid
   );
+  if (hostSockets.length > 0) {
+    request.log(
+      `run ${layout.runId}: host unix sockets the agent could connect to, masked inside the boundary: ${hostSockets.join(", ")}`
+    );
+  }
   const plan = {
     netns: layout.netns,
     workdir: request.workdir,

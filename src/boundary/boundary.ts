@@ -166,6 +166,11 @@ async function setUpAndRun(
     await readFile(PROC_NET_UNIX, 'latin1'),
     agent.uid,
   );
+  if (hostSockets.length > 0) {
+    request.log(
+      `run ${layout.runId}: host unix sockets the agent could connect to, masked inside the boundary: ${hostSockets.join(', ')}`,
+    );
+  }
   const plan: LaunchPlan = {
     netns: layout.netns,
     workdir: request.workdir,

@@ -235,7 +235,7 @@ test('a host unix socket the agent could write to is masked wherever it is; an a
       `attempt ${name} perl ${perlConnect(peer)
         .map((arg) => `'${arg}'`)
         .join(' ')}`;
-    const { outcomes } = await attack(
+    const { outcomes, stderr } = await attack(
       `
 ${attempt('world-writable-socket', open)}
 ${attempt('abstract-socket', abstractName)}
@@ -249,6 +249,12 @@ attempt curl-unix-socket curl -sS --max-time 5 --unix-socket ${JSON.stringify(op
       },
     );
     assertBlocked(outcomes, ['world-writable-socket', 'abstract-socket', 'curl-unix-socket']);
+    assert.match(
+      stderr,
+      new RegExp(
+        `host unix sockets the agent could connect to, masked inside the boundary: .*${open}`,
+      ),
+    );
     assert.equal(hits, 0, 'a host socket was reached from inside the boundary');
   } finally {
     for (const { server } of servers) server.close();
