@@ -205,9 +205,10 @@ test('a host unix socket the agent could write to is masked wherever it is; an a
   const dir = tempDir('pe-host-sockets-');
   chmodSync(dir, 0o755);
   const open = join(dir, 'relay with space.sock');
+  const abstractName = `@pe-attack-${process.pid}`;
   let hits = 0;
   let agentRunning = false;
-  const servers = [open, `\0pe-attack-${process.pid}`].map((path) => {
+  const servers = [open, abstractName.replace('@', '\0')].map((path) => {
     const server = createServer((socket) => {
       if (agentRunning) hits++;
       socket.on('error', () => undefined);
@@ -227,7 +228,6 @@ test('a host unix socket the agent could write to is masked wherever it is; an a
     'my $p = shift; exit !IO::Socket::UNIX->new(Peer => $p) if $p !~ s/^@//; IO::Socket::UNIX->new(Peer => "\\0$p") or IO::Socket::UNIX->new(Peer => "\\0$p" . "\\0" x (107 - length $p)) or exit 1',
     peer,
   ];
-  const abstractName = `@pe-attack-${process.pid}`;
   try {
     execFileSync('perl', perlConnect(open));
     execFileSync('perl', perlConnect(abstractName));
