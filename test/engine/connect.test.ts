@@ -271,7 +271,7 @@ for (const passthrough of [false, true]) {
   });
 }
 
-test('an intercepted destination takes a ClientHello with ECH: the engine answers as the CONNECT host', async () => {
+test('an intercepted destination takes a ClientHello with ECH: the engine answers it with its own ServerHello', async () => {
   const f = await fixture({}, (port) =>
     defaultPolicy(port).replace(
       `destination: "secure.example.test"\n    ports: [${port}]`,
