@@ -73220,11 +73220,7 @@ var Engine = class {
     this.inner.on("checkContinue", (req, res) => this.track(this.onInterceptedRequest(req, res)));
     this.inner.on("checkExpectation", (req, res) => this.refuseExpectation(req, res));
     this.inner.on("connect", (req, socket) => this.onNestedConnect(req, socket));
-    this.inner.on("upgrade", (req, socket, head) => {
-      const tunnel = this.intercepted.get(req.socket);
-      if (tunnel) tunnel.requests++;
-      this.onUpgrade(req, socket, head);
-    });
+    this.inner.on("upgrade", (req, socket, head) => this.onUpgrade(req, socket, head));
     this.inner.on(
       "clientError",
       (error62, socket) => void this.onClientError(error62, socket, "intercept")
@@ -73294,6 +73290,13 @@ var Engine = class {
       }
     );
   }
+  /** Counts a request, and on its intercepted tunnel when it arrived inside one (returned). */
+  countRequest(req) {
+    this.counters.requests++;
+    const tunnel = this.intercepted.get(req.socket);
+    if (tunnel) tunnel.requests++;
+    return tunnel;
+  }
   requestId() {
     return `req-${++this.nextRequest}`;
   }
@@ -73330,11 +73333,9 @@ var Engine = class {
   }
   /** A request inside an intercepted tunnel: origin-form, for the tunnel's own host. */
   async onInterceptedRequest(req, res) {
-    this.counters.requests++;
+    const tunnel = this.countRequest(req);
     const requestId = this.requestId();
-    const tunnel = this.intercepted.get(req.socket);
     if (tunnel === void 0) throw new Error("unreachable: an inner request outside a tunnel");
-    tunnel.requests++;
     const method = req.method ?? "";
     const located = tunnelTarget(req.url ?? "", req.headers.host, tunnel, "https");
     if (!located.ok) {
@@ -73577,10 +73578,8 @@ var Engine = class {
   }
   /** A request expecting something other than `100-continue`: refused before it is judged. */
   refuseExpectation(req, res) {
-    this.counters.requests++;
+    const tunnel = this.countRequest(req);
     const url2 = req.url ?? "";
-    const tunnel = this.intercepted.get(req.socket);
-    if (tunnel) tunnel.requests++;
     const target = tunnel ? tunnelTarget(url2, req.headers.host, tunnel, "https").target : url2;
     this.refuseUnadmitted(
       res,
@@ -73597,9 +73596,7 @@ var Engine = class {
   }
   /** A CONNECT inside an intercepted tunnel would open a tunnel the outer CONNECT's checks never saw. */
   onNestedConnect(req, socket) {
-    this.counters.requests++;
-    const tunnel = this.intercepted.get(req.socket);
-    if (tunnel) tunnel.requests++;
+    this.countRequest(req);
     const refusal = {
       status: 400,
       layer: "request",
@@ -73663,9 +73660,8 @@ var Engine = class {
    * through the forward proxy, or an upgrade inside an intercepted tunnel.
    */
   onUpgrade(req, socket, head) {
-    this.counters.requests++;
+    const tunnel = this.countRequest(req);
     const requestId = this.requestId();
-    const tunnel = this.intercepted.get(req.socket);
     const located = tunnel ? tunnelTarget(req.url ?? "", req.headers.host, tunnel, "wss") : webSocketTarget(req.url ?? "");
     const transport = tunnel ? "intercept" : "websocket";
     const refuse2 = (target, refusal) => {

@@ -154,11 +154,7 @@ export class Engine {
     this.inner.on('checkExpectation', (req, res) => this.refuseExpectation(req, res));
     // Without a listener node:http would drop the connection silently, with no receipt.
     this.inner.on('connect', (req, socket) => this.onNestedConnect(req, socket));
-    this.inner.on('upgrade', (req, socket, head) => {
-      const tunnel = this.intercepted.get(req.socket);
-      if (tunnel) tunnel.requests++;
-      this.onUpgrade(req, socket, head);
-    });
+    this.inner.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
     this.inner.on(
       'clientError',
       (error, socket) =>
@@ -212,6 +208,14 @@ export class Engine {
     );
   }
 
+  /** Counts a request, and on its intercepted tunnel when it arrived inside one (returned). */
+  private countRequest(req: IncomingMessage): InterceptedTunnel | undefined {
+    this.counters.requests++;
+    const tunnel = this.intercepted.get(req.socket);
+    if (tunnel) tunnel.requests++;
+    return tunnel;
+  }
+
   private requestId(): string {
     return `req-${++this.nextRequest}`;
   }
@@ -251,11 +255,9 @@ export class Engine {
 
   /** A request inside an intercepted tunnel: origin-form, for the tunnel's own host. */
   private async onInterceptedRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    this.counters.requests++;
+    const tunnel = this.countRequest(req);
     const requestId = this.requestId();
-    const tunnel = this.intercepted.get(req.socket);
     if (tunnel === undefined) throw new Error('unreachable: an inner request outside a tunnel');
-    tunnel.requests++;
     const method = req.method ?? '';
     const located = tunnelTarget(req.url ?? '', req.headers.host, tunnel, 'https');
     if (!located.ok) {
@@ -543,10 +545,8 @@ export class Engine {
 
   /** A request expecting something other than `100-continue`: refused before it is judged. */
   private refuseExpectation(req: IncomingMessage, res: ServerResponse): void {
-    this.counters.requests++;
+    const tunnel = this.countRequest(req);
     const url = req.url ?? '';
-    const tunnel = this.intercepted.get(req.socket);
-    if (tunnel) tunnel.requests++;
     const target = tunnel ? tunnelTarget(url, req.headers.host, tunnel, 'https').target : url;
     this.refuseUnadmitted(
       res,
@@ -564,9 +564,7 @@ export class Engine {
 
   /** A CONNECT inside an intercepted tunnel would open a tunnel the outer CONNECT's checks never saw. */
   private onNestedConnect(req: IncomingMessage, socket: Duplex): void {
-    this.counters.requests++;
-    const tunnel = this.intercepted.get(req.socket);
-    if (tunnel) tunnel.requests++;
+    this.countRequest(req);
     const refusal = {
       status: 400,
       layer: 'request',
@@ -641,9 +639,8 @@ export class Engine {
    * through the forward proxy, or an upgrade inside an intercepted tunnel.
    */
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    this.counters.requests++;
+    const tunnel = this.countRequest(req);
     const requestId = this.requestId();
-    const tunnel = this.intercepted.get(req.socket);
     const located = tunnel
       ? tunnelTarget(req.url ?? '', req.headers.host, tunnel, 'wss')
       : webSocketTarget(req.url ?? '');
