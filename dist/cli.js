@@ -50722,11 +50722,11 @@ function formatKeyPath(path4) {
   }
   return out;
 }
-function closestMatch(input2, candidates) {
+function closestMatch(input2, candidates2) {
   const wanted = input2.toLowerCase();
   let best;
   let bestDistance = Math.max(2, Math.floor(wanted.length / 3)) + 1;
-  for (const candidate of candidates) {
+  for (const candidate of candidates2) {
     const distance = editDistance(wanted, candidate.toLowerCase());
     if (distance < bestDistance) [best, bestDistance] = [candidate, distance];
   }
@@ -71437,10 +71437,10 @@ function decide(policy, request) {
     );
   }
   const host = formatHost(target.host);
-  const candidates = policy.egress.filter(
+  const candidates2 = policy.egress.filter(
     (rule) => hostMatches(rule.destination.host, target.host)
   );
-  if (candidates.length === 0) {
+  if (candidates2.length === 0) {
     if (policy.default_deny)
       return refuse(policy, "destination", `no egress rule allows ${host}`, void 0, target);
     return {
@@ -71453,11 +71453,11 @@ function decide(policy, request) {
       target
     };
   }
-  const outcomes = candidates.map((rule) => ({ rule, outcome: judge(rule, method, target) }));
+  const outcomes = candidates2.map((rule) => ({ rule, outcome: judge(rule, method, target) }));
   const allowing = outcomes.filter(({ outcome }) => outcome.allowed).map(({ rule }) => rule);
   const [firstAllowing] = allowing;
   if (firstAllowing !== void 0) {
-    const onThisPort = candidates.filter((rule) => portAllowed(rule, target.port));
+    const onThisPort = candidates2.filter((rule) => portAllowed(rule, target.port));
     return {
       verdict: "allow",
       layer: void 0,
@@ -71863,6 +71863,120 @@ function policyDetectors(policy) {
   return [...policy.dlp.builtin ? BUILTIN_DETECTORS : [], ...own2];
 }
 
+// src/engine/dlp/decoded-views.ts
+var MIN_RUN = 16;
+var BASE64_CHAR = Uint8Array.from(
+  { length: 128 },
+  (_, code2) => /[A-Za-z0-9+/_-]/.test(String.fromCharCode(code2)) ? 1 : 0
+);
+var WRAPPED_LINE = 60;
+var isBase64 = (code2) => code2 < 128 && BASE64_CHAR[code2] === 1;
+function base64Runs(text) {
+  const runs = [];
+  let wrapped = "";
+  let start = -1;
+  const length = text.length;
+  for (let i = 0; i < length; i++) {
+    const code2 = text.charCodeAt(i);
+    if (code2 < 128 && BASE64_CHAR[code2] === 1) {
+      if (start < 0) start = i;
+      continue;
+    }
+    if (start < 0) continue;
+    if ((code2 === 10 || code2 === 13) && i - start >= WRAPPED_LINE) {
+      const next = code2 === 13 && text.charCodeAt(i + 1) === 10 ? i + 2 : i + 1;
+      if (next < length && isBase64(text.charCodeAt(next))) {
+        wrapped += text.slice(start, i);
+        start = -1;
+        i = next - 1;
+        continue;
+      }
+    }
+    if (wrapped.length + i - start >= MIN_RUN) runs.push(wrapped + text.slice(start, i));
+    wrapped = "";
+    start = -1;
+  }
+  if (start >= 0 && wrapped.length + length - start >= MIN_RUN)
+    runs.push(wrapped + text.slice(start));
+  return runs;
+}
+var ENCODINGS = [
+  {
+    name: "base64",
+    period: 4,
+    decode: (chars) => Buffer.from(chars, "base64")
+  },
+  {
+    // Encoders write one case; host names arrive lowercased (DNS exfiltration's encoding).
+    // Runs of one case only: mixed-case letters are base64's, and decoding each of their
+    // stretches without 0, 1, 8, 9, + and / eight ways would only cost time.
+    name: "base32",
+    within: /[A-Z2-7]{16,}|[a-z2-7]{16,}/g,
+    period: 8,
+    decode: decodeBase32
+  },
+  {
+    name: "hex",
+    within: /[0-9A-F]{16,}|[0-9a-f]{16,}/g,
+    period: 2,
+    decode: (chars) => Buffer.from(chars, "hex")
+  }
+];
+function decodedViews(views) {
+  const out = [];
+  const seen = /* @__PURE__ */ new Set();
+  for (const view of views) {
+    const texts = ENCODINGS.map(() => []);
+    for (const run of base64Runs(view.text)) {
+      for (const chars of candidates(run)) {
+        if (chars.length < MIN_RUN || seen.has(chars)) continue;
+        seen.add(chars);
+        for (let index = 0; index < ENCODINGS.length; index++)
+          decodeEveryAlignment(ENCODINGS[index], chars, texts[index]);
+      }
+    }
+    for (let index = 0; index < ENCODINGS.length; index++) {
+      const decoded = texts[index];
+      if (decoded.length > 0) {
+        const where = `${view.where} (${ENCODINGS[index].name}-decoded)`;
+        out.push({ text: decoded.join("\n"), where });
+      }
+    }
+  }
+  return out;
+}
+function decodeEveryAlignment(encoding, chars, into) {
+  const runs = encoding.within ? chars.match(encoding.within) ?? [] : [chars];
+  for (const run of runs) {
+    for (let start = 0; start < encoding.period; start++)
+      into.push(encoding.decode(run.slice(start)).toString("utf8"));
+  }
+}
+function candidates(run) {
+  return run.includes("/") ? [run, ...run.split("/")] : [run];
+}
+var BASE32_DIGITS = Int8Array.from(
+  { length: 128 },
+  (_, code2) => "abcdefghijklmnopqrstuvwxyz234567".indexOf(String.fromCharCode(code2).toLowerCase())
+);
+function decodeBase32(chars) {
+  const out = Buffer.allocUnsafe(Math.floor(chars.length * 5 / 8));
+  let length = 0;
+  let bits = 0;
+  let value = 0;
+  for (let i = 0; i < chars.length; i++) {
+    const digit = BASE32_DIGITS[chars.charCodeAt(i)] ?? -1;
+    if (digit < 0) break;
+    value = (value << 5 | digit) & 4095;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      out[length++] = value >> bits & 255;
+    }
+  }
+  return out.subarray(0, length);
+}
+
 // src/engine/dlp/secret-scan.ts
 function secretForms(value) {
   const bytes = Buffer.from(value, "utf8");
@@ -71898,13 +72012,13 @@ function createSecretScanner(detectors, secrets) {
   const allowedAt = (host, port2) => bound.filter(
     (secret) => secret.allow.some((destination2) => destinationCovers(destination2, host, port2))
   );
-  const find = (views, host, port2, withDetectors) => {
-    const allowed = allowedAt(host, port2);
+  const findIn = (seen, allowed, withDetectors) => {
+    const views = [...seen, ...decodedViews(seen)];
     for (const secret of bound) {
       if (allowed.includes(secret)) continue;
       for (const view of views) {
-        const candidates = view.where === HOST ? secret.compact : secret.forms;
-        if (candidates.some((candidate) => view.text.includes(candidate))) {
+        const candidates2 = view.where === HOST ? secret.compact : secret.forms;
+        if (candidates2.some((candidate) => view.text.includes(candidate))) {
           return { detector: `secret:${secret.env}`, where: view.where, forms: secret.forms };
         }
       }
@@ -71923,6 +72037,7 @@ function createSecretScanner(detectors, secrets) {
     }
     return void 0;
   };
+  const find = (views, host, port2, withDetectors) => findIn(views, allowedAt(host, port2), withDetectors);
   return {
     scanUrl(target, host, port2) {
       const found = find(urlViews(target, host), host, port2, true);
@@ -71939,10 +72054,18 @@ function createSecretScanner(detectors, secrets) {
       return bound.some((secret) => !allowedAt(host, port2).includes(secret));
     },
     redactBound,
-    redactText: (text) => probes.reduce(
-      (cut, { detector, probe: probe2 }) => probe2.test(cut) ? cut.replace(detector.pattern, `[REDACTED:${detector.name}]`) : cut,
-      redactBound(text)
-    )
+    redactText(text) {
+      const spelled = probes.reduce(
+        (cut, { detector, probe: probe2 }) => probe2.test(cut) ? cut.replace(detector.pattern, `[REDACTED:${detector.name}]`) : cut,
+        redactBound(text)
+      );
+      return base64Runs(spelled).reduce((cut, run) => {
+        const found = findIn([{ text: run, where: "text" }], [], true);
+        if (!found) return cut;
+        const label = `[REDACTED:${found.detector}]`;
+        return cut.includes(run) ? cut.replaceAll(run, label) : label;
+      }, spelled);
+    }
   };
 }
 var HOST = "host name";

@@ -142,6 +142,17 @@ test('a GitHub token to a scan destination is blocked in the query, a header and
         ['--data-binary', `{"note":"${GITHUB_TOKEN.replace('g', '\\u0067')}"}`],
         'body',
       ],
+      // Nor encodings: `echo "token: $GITHUB_TOKEN" | base64`, hex in a header.
+      [
+        `${base}/x`,
+        jsonBody({ note: Buffer.from(`token: ${GITHUB_TOKEN}\n`).toString('base64') }),
+        'body (base64-decoded)',
+      ],
+      [
+        `${base}/x`,
+        ['-H', `X-Trace: ${Buffer.from(`t=${GITHUB_TOKEN}`).toString('hex')}`],
+        'header X-Trace (hex-decoded)',
+      ],
     ] as const;
     for (const [url, args, where] of cases) {
       const answer = await send(f, url, args);
@@ -187,6 +198,25 @@ test('a bound secret reaches its allowed destination and is blocked to another a
       ],
       [['--data-binary', `key=${encodeURIComponent(DEPLOY_KEY)}`], 'secret:DEPLOY_KEY in the body'],
       [['-u', `bot:${DEPLOY_KEY}`], 'secret:DEPLOY_KEY in the header Authorization'],
+      // Inside larger encoded blobs: an environment dump the way `env | base64` wraps it, and
+      // a Basic-style pair in a header of its own.
+      [
+        [
+          '--data-binary',
+          (
+            Buffer.from(
+              `PATH=/usr/bin:/bin\nHOME=/home/agent\nAGENT_TOKEN=${AGENT_TOKEN}\nLANG=C\n`,
+            )
+              .toString('base64')
+              .match(/.{1,76}/g) ?? []
+          ).join('\n'),
+        ],
+        'secret:AGENT_TOKEN in the body (base64-decoded)',
+      ],
+      [
+        ['-H', `X-Auth: ${Buffer.from(`bot:${AGENT_TOKEN}`).toString('base64')}`],
+        'secret:AGENT_TOKEN in the header X-Auth (base64-decoded)',
+      ],
     ] as const;
     for (const [args, reason] of leaks) {
       const answer = await send(f, other, args);

@@ -2,6 +2,8 @@ import './dial-guard.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { base32 } from './base32.js';
 import { join } from 'node:path';
 import { ProxyAgent, request } from 'undici';
 import { BUILTIN_DETECTORS, policyDetectors } from '../../src/engine/dlp/detectors.js';
@@ -122,6 +124,74 @@ test('text bound for the evidence loses every detector match and every bound spe
     );
   const plain = 'SNI other.example.test does not match the CONNECT host secure.example.test';
   assert.equal(scanner.redactText(plain), plain);
+});
+
+test('a bound secret inside a larger encoded blob is found, and nothing of the target is recorded', () => {
+  const scanner = createSecretScanner([], [binding([])]);
+  const bytes = (text: string) => Buffer.from(text);
+  for (const target of [
+    // `echo "k=$AGENT_TOKEN" | base64`: what precedes and follows changes the edges.
+    `https://paste.example/p?d=${encodeURIComponent(bytes(`k=${TOKEN}\n`).toString('base64'))}`,
+    // Basic-style `name:token`, in a path segment.
+    `https://paste.example/p/${bytes(`bot:${TOKEN}`).toString('base64url')}`,
+  ]) {
+    const found = scan(target, scanner);
+    assert.equal(found?.detector, 'secret:AGENT_TOKEN', target);
+    assert.equal(found.where, 'URL (base64-decoded)');
+    assert.equal(found.redactedTarget, '[REDACTED:secret:AGENT_TOKEN]');
+  }
+  // Host labels arrive lower case: base32 is how DNS exfiltration spells bytes.
+  const encoded = base32(bytes(`.${TOKEN}`)).toLowerCase();
+  const found = scan(
+    `https://${encoded.slice(0, 20)}.${encoded.slice(20)}.exfil.example/`,
+    scanner,
+  );
+  assert.equal(found?.detector, 'secret:AGENT_TOKEN');
+  assert.equal(found.where, 'host name (base32-decoded)');
+  assert.equal(found.redactedTarget, '[REDACTED:secret:AGENT_TOKEN]');
+});
+
+test('every credential format is found encoded inside a body, and cut out of recorded text', () => {
+  const scanner = createSecretScanner(BUILTIN_DETECTORS, []);
+  const host = { kind: 'name', name: 'uploads.example' } as const;
+  const encoders = {
+    base64: (bytes: Buffer) => bytes.toString('base64'),
+    hex: (bytes: Buffer) => bytes.toString('hex'),
+    base32,
+  };
+  for (const [encoding, encode] of Object.entries(encoders)) {
+    for (const [name, sample] of Object.entries(SAMPLES)) {
+      // A query-parameter format: an encoding of it is no longer a URL parameter.
+      if (name === 'credential-in-url') continue;
+      const blob = encode(Buffer.from(`${sample}\n`));
+      const found = scanner.scanContent(
+        textViews(JSON.stringify({ upload: blob }), 'body'),
+        host,
+        443,
+        true,
+      );
+      assert.equal(found?.detector, name, `${encoding}: ${blob}`);
+      assert.equal(found.where, `body (${encoding}-decoded)`);
+      const recorded = scanner.redactText(`path /p/${blob} is outside egress[0]`);
+      assert.ok(!recorded.includes(blob.replace(/=+$/, '')), `${name}: ${recorded}`);
+      assert.ok(recorded.includes(`[REDACTED:${name}]`), `${name}: ${recorded}`);
+    }
+  }
+});
+
+test('ordinary encoded content is not a finding', () => {
+  const scanner = createSecretScanner(BUILTIN_DETECTORS, [binding([])]);
+  const host = { kind: 'name', name: 'uploads.example' } as const;
+  let noise = Buffer.from('seed');
+  const image: Buffer[] = [];
+  for (let i = 0; i < 2_000; i++) image.push((noise = createHash('sha256').update(noise).digest()));
+  const body = JSON.stringify({
+    image: Buffer.concat(image).toString('base64'),
+    sha: createHash('sha1').update('x').digest('hex'),
+    id: '6f1c2a44-8b1e-4a52-9a9b-3b2f6f4c1e7a',
+    words: 'internationalization electroencephalographically',
+  });
+  assert.equal(scanner.scanContent(textViews(body, 'body'), host, 443, true), undefined);
 });
 
 test('a secret split over host labels is found, and nothing of that host is recorded', () => {

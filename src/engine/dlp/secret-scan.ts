@@ -5,6 +5,7 @@
 import { destinationCovers, type Destination } from '../../policy/destination.js';
 import type { Host } from '../../policy/index.js';
 import type { Detector } from './detectors.js';
+import { base64Runs, decodedViews } from './decoded-views.js';
 
 /** The value of a `secrets:`-bound variable and where it may be sent. */
 export interface BoundSecret {
@@ -105,13 +106,13 @@ export function createSecretScanner(
     bound.filter((secret) =>
       secret.allow.some((destination) => destinationCovers(destination, host, port)),
     );
-  const find = (
-    views: readonly View[],
-    host: Host,
-    port: number,
+  /** The first finding in the views and what they decode to; `allowed` secrets are not findings. */
+  const findIn = (
+    seen: readonly View[],
+    allowed: readonly (typeof bound)[number][],
     withDetectors: boolean,
   ): { detector: string; where: string; forms: readonly string[] } | undefined => {
-    const allowed = allowedAt(host, port);
+    const views = [...seen, ...decodedViews(seen)];
     for (const secret of bound) {
       if (allowed.includes(secret)) continue;
       for (const view of views) {
@@ -137,6 +138,8 @@ export function createSecretScanner(
     }
     return undefined;
   };
+  const find = (views: readonly View[], host: Host, port: number, withDetectors: boolean) =>
+    findIn(views, allowedAt(host, port), withDetectors);
   return {
     scanUrl(target, host, port) {
       const found = find(urlViews(target, host), host, port, true);
@@ -155,12 +158,21 @@ export function createSecretScanner(
       return bound.some((secret) => !allowedAt(host, port).includes(secret));
     },
     redactBound,
-    redactText: (text) =>
-      probes.reduce(
+    redactText(text) {
+      const spelled = probes.reduce(
         (cut, { detector, probe }) =>
           probe.test(cut) ? cut.replace(detector.pattern, `[REDACTED:${detector.name}]`) : cut,
         redactBound(text),
-      ),
+      );
+      // What is left may still carry one encoded: every run that decodes to a finding goes (the
+      // whole text, when the run is a wrapped blob that is not spelled as one piece).
+      return base64Runs(spelled).reduce((cut, run) => {
+        const found = findIn([{ text: run, where: 'text' }], [], true);
+        if (!found) return cut;
+        const label = `[REDACTED:${found.detector}]`;
+        return cut.includes(run) ? cut.replaceAll(run, label) : label;
+      }, spelled);
+    },
   };
 }
 

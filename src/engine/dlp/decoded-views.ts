@@ -1,0 +1,156 @@
+// What an encoded run in a request says once decoded. A secret wrapped in base64, base32 or
+// hex is only spelled as its encoding when it fills the whole blob: `echo $TOKEN | base64`
+// adds a newline, Basic-style `name:token` puts bytes before it, and the characters at its
+// edges then change. So every run of encoding characters is decoded at every alignment (one
+// of them lines up with the blob's own start, whatever precedes it in the run), and what it
+// decodes to is scanned like the text itself. One level deep: an encoding of an encoding is
+// seen only where its inner spelling is one the scanner already knows.
+
+import type { View } from './secret-scan.js';
+
+interface Encoding {
+  readonly name: string;
+  /** Its runs inside a run of base64 characters; none: the whole run is one. */
+  readonly within?: RegExp;
+  /** Characters per whole number of bytes: every alignment is a start in 0..period-1. */
+  readonly period: number;
+  decode(chars: string): Buffer;
+}
+
+/** Shorter runs cannot hide a credential worth the name (12 bytes of base64, 8 of hex). */
+const MIN_RUN = 16;
+
+/** Character codes of both base64 alphabets (Node's decoder takes `-_` as `+/`). */
+const BASE64_CHAR = Uint8Array.from({ length: 128 }, (_, code) =>
+  /[A-Za-z0-9+/_-]/.test(String.fromCharCode(code)) ? 1 : 0,
+);
+/** Encoders wrap lines at 64 or 76 characters: shorter lines are not one blob. */
+const WRAPPED_LINE = 60;
+
+const isBase64 = (code: number): boolean => code < 128 && BASE64_CHAR[code] === 1;
+
+/**
+ * Runs of base64 characters, across the line breaks of a wrapped blob (line breaks removed).
+ * Hex and base32 use subsets of these characters, so their runs are looked for only inside
+ * these. A loop, not a regular expression: this reads every scanned byte of a request.
+ */
+export function base64Runs(text: string): string[] {
+  const runs: string[] = [];
+  /** The lines of a wrapped blob before the current one. */
+  let wrapped = '';
+  /** Where the current line of base64 characters began, or -1. */
+  let start = -1;
+  const length = text.length;
+  for (let i = 0; i < length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 128 && BASE64_CHAR[code] === 1) {
+      if (start < 0) start = i;
+      continue;
+    }
+    if (start < 0) continue;
+    if ((code === 10 || code === 13) && i - start >= WRAPPED_LINE) {
+      const next = code === 13 && text.charCodeAt(i + 1) === 10 ? i + 2 : i + 1;
+      if (next < length && isBase64(text.charCodeAt(next))) {
+        wrapped += text.slice(start, i);
+        start = -1;
+        i = next - 1;
+        continue;
+      }
+    }
+    if (wrapped.length + i - start >= MIN_RUN) runs.push(wrapped + text.slice(start, i));
+    wrapped = '';
+    start = -1;
+  }
+  if (start >= 0 && wrapped.length + length - start >= MIN_RUN)
+    runs.push(wrapped + text.slice(start));
+  return runs;
+}
+
+const ENCODINGS: readonly Encoding[] = [
+  {
+    name: 'base64',
+    period: 4,
+    decode: (chars) => Buffer.from(chars, 'base64'),
+  },
+  {
+    // Encoders write one case; host names arrive lowercased (DNS exfiltration's encoding).
+    // Runs of one case only: mixed-case letters are base64's, and decoding each of their
+    // stretches without 0, 1, 8, 9, + and / eight ways would only cost time.
+    name: 'base32',
+    within: /[A-Z2-7]{16,}|[a-z2-7]{16,}/g,
+    period: 8,
+    decode: decodeBase32,
+  },
+  {
+    name: 'hex',
+    within: /[0-9A-F]{16,}|[0-9a-f]{16,}/g,
+    period: 2,
+    decode: (chars) => Buffer.from(chars, 'hex'),
+  },
+];
+
+/** The decodings of every encoded run in the views, each labelled with its view and encoding. */
+export function decodedViews(views: readonly View[]): View[] {
+  const out: View[] = [];
+  const seen = new Set<string>();
+  for (const view of views) {
+    const texts = ENCODINGS.map((): string[] => []);
+    for (const run of base64Runs(view.text)) {
+      for (const chars of candidates(run)) {
+        if (chars.length < MIN_RUN || seen.has(chars)) continue;
+        seen.add(chars);
+        for (let index = 0; index < ENCODINGS.length; index++)
+          decodeEveryAlignment(ENCODINGS[index] as Encoding, chars, texts[index] as string[]);
+      }
+    }
+    for (let index = 0; index < ENCODINGS.length; index++) {
+      const decoded = texts[index] as string[];
+      if (decoded.length > 0) {
+        const where = `${view.where} (${(ENCODINGS[index] as Encoding).name}-decoded)`;
+        out.push({ text: decoded.join('\n'), where });
+      }
+    }
+  }
+  return out;
+}
+
+function decodeEveryAlignment(encoding: Encoding, chars: string, into: string[]): void {
+  const runs = encoding.within ? (chars.match(encoding.within) ?? []) : [chars];
+  for (const run of runs) {
+    for (let start = 0; start < encoding.period; start++)
+      into.push(encoding.decode(run.slice(start)).toString('utf8'));
+  }
+}
+
+/**
+ * A run, and each of its `/`-separated parts when it has any: a blob in a URL path starts a
+ * segment, and decoded with the path before it, its first bytes would follow garbage (which a
+ * detector's word boundary could fail on).
+ */
+function candidates(run: string): string[] {
+  return run.includes('/') ? [run, ...run.split('/')] : [run];
+}
+
+/** Each character code's base32 digit (either case), or -1. */
+const BASE32_DIGITS = Int8Array.from({ length: 128 }, (_, code) =>
+  'abcdefghijklmnopqrstuvwxyz234567'.indexOf(String.fromCharCode(code).toLowerCase()),
+);
+
+/** RFC 4648 base32 without padding, either case; a trailing partial byte is dropped. */
+export function decodeBase32(chars: string): Buffer {
+  const out = Buffer.allocUnsafe(Math.floor((chars.length * 5) / 8));
+  let length = 0;
+  let bits = 0;
+  let value = 0;
+  for (let i = 0; i < chars.length; i++) {
+    const digit = BASE32_DIGITS[chars.charCodeAt(i)] ?? -1;
+    if (digit < 0) break;
+    value = ((value << 5) | digit) & 0xfff;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      out[length++] = (value >> bits) & 0xff;
+    }
+  }
+  return out.subarray(0, length);
+}

@@ -1,0 +1,79 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { base64Runs, decodeBase32, decodedViews } from '../../src/engine/dlp/decoded-views.js';
+import { base32 } from './base32.js';
+
+const SECRET = 'agent-secret-5f2b9c1e7a';
+
+/** Bytes that are the same on every run: the hash chain of a seed. */
+function noise(length: number): Buffer {
+  const parts: Buffer[] = [];
+  let block = createHash('sha256').update('decoded-views').digest();
+  for (let size = 0; size < length; size += block.length) {
+    parts.push(block);
+    block = createHash('sha256').update(block).digest();
+  }
+  return Buffer.concat(parts).subarray(0, length);
+}
+
+const ENCODERS: Record<string, (bytes: Buffer) => string> = {
+  base64: (bytes) => bytes.toString('base64'),
+  base64url: (bytes) => bytes.toString('base64url'),
+  'base32 upper': base32,
+  'base32 lower': (bytes) => base32(bytes).toLowerCase(),
+  'hex lower': (bytes) => bytes.toString('hex'),
+  'hex upper': (bytes) => bytes.toString('hex').toUpperCase(),
+};
+
+test('RFC 4648 base32 vectors decode, in either case', () => {
+  const vectors = { f: 'MY', fo: 'MZXQ', foo: 'MZXW6', foob: 'MZXW6YQ', fooba: 'MZXW6YTB' };
+  for (const [plain, encoded] of Object.entries({ ...vectors, foobar: 'MZXW6YTBOI' })) {
+    assert.equal(decodeBase32(encoded).toString(), plain, encoded);
+    assert.equal(decodeBase32(encoded.toLowerCase()).toString(), plain, encoded);
+    assert.equal(base32(Buffer.from(plain)), encoded);
+  }
+});
+
+test('a secret inside a larger encoded blob is decoded whatever precedes and follows it', () => {
+  for (const [name, encode] of Object.entries(ENCODERS)) {
+    for (let before = 0; before < 8; before++) {
+      for (const after of ['', '\n', 'xyz']) {
+        // The blob follows other text in the same run: a path, a key, a prefix of its own.
+        const blob = encode(Buffer.concat([noise(before), Buffer.from(SECRET + after)]));
+        const text = `{"path":"/upload/${blob}"}`;
+        const decoded = decodedViews([{ text, where: 'body' }]);
+        assert.ok(
+          decoded.some((view) => view.text.includes(SECRET)),
+          `${name}, ${before} bytes before, ${JSON.stringify(after)} after: ${blob}`,
+        );
+        assert.ok(decoded.every((view) => view.where.startsWith('body (')));
+      }
+    }
+  }
+});
+
+test('runs: wrapped base64 lines are one blob, short lines and other characters end a run', () => {
+  const bytes = Buffer.concat([noise(100), Buffer.from(SECRET), noise(40)]);
+  const wrapped = (bytes.toString('base64').match(/.{1,76}/g) ?? []).join('\r\n');
+  // Padding ends a run; the decoder needs none.
+  assert.deepEqual(base64Runs(`data: ${wrapped}\n\nnext`), [
+    bytes.toString('base64').replace(/=+$/, ''),
+  ]);
+  assert.ok(
+    decodedViews([{ text: wrapped, where: 'body' }]).some((view) => view.text.includes(SECRET)),
+  );
+  // Short lines are text, not a wrapped blob (JSON strings are scanned one per line).
+  assert.deepEqual(base64Runs('aaaaaaaaaaaaaaaaaaaa\nbbbbbbbbbbbbbbbbbbbb'), [
+    'aaaaaaaaaaaaaaaaaaaa',
+    'bbbbbbbbbbbbbbbbbbbb',
+  ]);
+  assert.deepEqual(base64Runs('short words only, and one_longer-identifier.'), [
+    'one_longer-identifier',
+  ]);
+  assert.deepEqual(base64Runs(''), []);
+});
+
+test('text without encoded runs has nothing decoded', () => {
+  assert.deepEqual(decodedViews([{ text: 'GET /v1/items?page=2&sort=created', where: 'URL' }]), []);
+});
