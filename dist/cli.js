@@ -73923,9 +73923,13 @@ function setTornLineAside(dir, name) {
 
 // src/engine/evidence-writer.ts
 var RECORDER_SESSION = "proxy";
+var SEAL_LINES = [4096, 4096, 4096, 4096];
+var EvidenceFull = class extends Error {
+};
 var EvidenceWriter = class _EvidenceWriter {
-  constructor(options, tail) {
+  constructor(options, tail, filesBefore) {
     this.options = options;
+    this.filesBefore = filesBefore;
     const { backend, seed } = options;
     this.builder = tail ? ReceiptChainBuilder.resume(backend, seed, tail) : new ReceiptChainBuilder(backend, seed);
     this.recorder = new RecorderWriter(backend, RECORDER_SESSION, seed, tail?.entry);
@@ -73935,16 +73939,19 @@ var EvidenceWriter = class _EvidenceWriter {
     this.now = options.now ?? (() => /* @__PURE__ */ new Date());
     this.maxEntriesPerFile = options.maxEntriesPerFile ?? 1e4;
     this.maxBytesPerFile = Math.min(options.maxBytesPerFile ?? 4 * 1024 * 1024, MAX_SHARD_BYTES);
+    this.maxFiles = maxFilesOf(options);
     this.checkpointInterval = options.checkpointInterval ?? 1e3;
     this.fsyncTimer = setInterval(() => this.flushSoon(), options.fsyncIntervalMs ?? 100);
     this.fsyncTimer.unref();
   }
   options;
+  filesBefore;
   builder;
   recorder;
   now;
   maxEntriesPerFile;
   maxBytesPerFile;
+  maxFiles;
   checkpointInterval;
   fsyncTimer;
   files = [];
@@ -73973,6 +73980,10 @@ var EvidenceWriter = class _EvidenceWriter {
     const existing2 = readdirSync2(options.dir).filter((name) => name.startsWith("evidence-"));
     const signerKey = publicKeyHex(options.backend.ed25519PublicKey(options.seed));
     let resumed;
+    if (existing2.length >= maxFilesOf(options))
+      throw new Error(
+        `evidence directory ${options.dir} already holds ${existing2.length} evidence files, as many as a verifier reads: its chain cannot be continued (move them away)`
+      );
     if (existing2.length > 0) {
       try {
         resumed = readChainTail(options.dir, options.backend, signerKey);
@@ -73983,7 +73994,7 @@ var EvidenceWriter = class _EvidenceWriter {
         );
       }
     }
-    const writer = new _EvidenceWriter(options, resumed);
+    const writer = new _EvidenceWriter(options, resumed, existing2.length);
     try {
       const nonce = () => randomBytes3(16).toString("hex");
       const time3 = goTimestamp(writer.now());
@@ -74010,6 +74021,7 @@ var EvidenceWriter = class _EvidenceWriter {
   }
   append(entry) {
     try {
+      this.ensureRoomFor(entry);
       const time3 = goTimestamp(this.now());
       this.commit(this.builder.append(receiptFields(entry, this.options.run, time3)), time3);
       return Promise.resolve();
@@ -74054,6 +74066,41 @@ var EvidenceWriter = class _EvidenceWriter {
     clearInterval(this.fsyncTimer);
     this.closeFile();
   }
+  /**
+   * Throws EvidenceFull unless this receipt, and then everything sealing writes, fit in the
+   * files the session may have: a full chain still seals.
+   */
+  ensureRoomFor(entry) {
+    let files = this.filesBefore + this.files.length;
+    if (files + 1 + SEAL_LINES.length <= this.maxFiles) return;
+    const { actor, policyHash: policyHash2 } = this.options.run;
+    const strings = [entry.target, entry.pattern ?? "", entry.method, entry.requestId];
+    const length = [...strings, entry.actionId, actor, policyHash2].reduce(
+      (n, s) => n + s.length,
+      0
+    );
+    let open2 = this.fd >= 0;
+    let entries = this.entriesInFile;
+    let bytes = this.bytesInFile;
+    for (const size of [4096 + 6 * length, ...SEAL_LINES]) {
+      if (!open2 || this.startsNewFile(entries, bytes, size)) {
+        files++;
+        open2 = true;
+        entries = 0;
+        bytes = 0;
+      }
+      entries++;
+      bytes += size;
+    }
+    if (files > this.maxFiles)
+      throw new EvidenceFull(
+        `the evidence is full (${this.maxFiles} files, as many as a verifier reads); what it holds stays verifiable and is sealed at the end`
+      );
+  }
+  /** Whether a line of `size` bytes goes into a new file, after `entries` lines of `bytes`. */
+  startsNewFile(entries, bytes, size) {
+    return entries >= this.maxEntriesPerFile || entries > 0 && bytes + size > this.maxBytesPerFile;
+  }
   sessionFields(kind, timestamp) {
     return {
       action_id: randomBytes3(16).toString("hex"),
@@ -74088,7 +74135,7 @@ var EvidenceWriter = class _EvidenceWriter {
     if (this.sealed) throw new Error("evidence is sealed; nothing can be appended");
     const bytes = Buffer.from(line, "utf8");
     try {
-      if (this.fd < 0 || this.entriesInFile >= this.maxEntriesPerFile || this.entriesInFile > 0 && this.bytesInFile + bytes.length > this.maxBytesPerFile)
+      if (this.fd < 0 || this.startsNewFile(this.entriesInFile, this.bytesInFile, bytes.length))
         this.startFile();
       const written = writeSync(this.fd, bytes);
       if (written !== bytes.length)
@@ -74144,6 +74191,9 @@ var EvidenceWriter = class _EvidenceWriter {
     });
   }
 };
+function maxFilesOf(options) {
+  return Math.min(options.maxFiles ?? MAX_SHARDS, MAX_SHARDS);
+}
 
 // src/engine/resolver.ts
 import { lookup as lookup2 } from "node:dns/promises";
@@ -75822,11 +75872,13 @@ function summaryMarkdown(input2) {
     "",
     `- Agent ${code(input2.agentIdentity)} exited with ${input2.agentExitCode}`,
     `- ${summary.receiptCount} receipts: ${summary.totals.allow} allow, ${summary.totals.block} block, ${summary.totals.warn} warn${summary.totals.other > 0 ? `, ${summary.totals.other} other` : ""} (session open and close included)`,
-    `- Policy ${code(input2.policyHash.slice(0, 16))}\u2026 in ${input2.policyMode} mode; sealed: ${report.sealed ? "yes" : "no"}`,
-    "",
-    "## Destinations",
-    ""
+    `- Policy ${code(input2.policyHash.slice(0, 16))}\u2026 in ${input2.policyMode} mode; sealed: ${report.sealed ? "yes" : "no"}`
   );
+  if (input2.unrecorded)
+    lines.push(
+      `- \u26A0\uFE0F ${input2.unrecorded.count} requests were refused without a receipt, none of them forwarded: ${cell(input2.unrecorded.reason)} (\`engine.log\` lists them)`
+    );
+  lines.push("", "## Destinations", "");
   if (summary.destinations.length === 0) lines.push("The agent made no requests.");
   else {
     lines.push("| destination | allowed | blocked | methods |", "|---|---:|---:|---|");
@@ -75886,6 +75938,25 @@ function suggestedRules(summary) {
   return lines;
 }
 
+// src/packet/engine-log.ts
+function unrecordedRefusals(log) {
+  let count = 0;
+  let reason = "";
+  for (const line of log.split("\n")) {
+    if (!line.includes('"evidence_error"')) continue;
+    let event;
+    try {
+      event = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    const { event: kind, message } = event ?? {};
+    if (kind !== "evidence_error") continue;
+    if (count++ === 0) reason = typeof message === "string" ? message : "";
+  }
+  return count === 0 ? void 0 : { count, reason };
+}
+
 // src/packet/write-packet.ts
 var EVIDENCE_DIR = "evidence";
 var ENGINE_LOG = "engine.log";
@@ -75931,6 +76002,7 @@ async function writePacketReport(packet) {
     policy: packet.policy
   });
   await writeFile7(join9(packet.out, PACKET_FILES.packet), encodeSorted(json2));
+  const unrecorded = unrecordedRefusals(await readEngineLog(packet.out));
   const markdown = summaryMarkdown({
     report: packet.report,
     summary,
@@ -75939,10 +76011,19 @@ async function writePacketReport(packet) {
     policyMode: packet.policy.mode,
     policyHash: packet.policy.hash,
     verifyCommand: `pipelock-egress verify --receipt-chain ${PACKET_FILES.evidence} --policy-hash ${POLICY_HASH_FILE} --public-key <your pinned public key> --require-sealed --whole-recorder`,
-    unsupported: UNSUPPORTED_PATHS
+    unsupported: UNSUPPORTED_PATHS,
+    ...unrecorded ? { unrecorded } : {}
   });
   await writeFile7(join9(packet.out, PACKET_FILES.summary), markdown);
   return markdown;
+}
+async function readEngineLog(out) {
+  try {
+    return await readFile6(join9(out, ENGINE_LOG), "utf8");
+  } catch (error62) {
+    if (error62.code === "ENOENT") return "";
+    throw error62;
+  }
 }
 
 // src/cli/run-request.ts

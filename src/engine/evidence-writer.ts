@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import {
   MAX_SHARD_BYTES,
+  MAX_SHARDS,
   ReceiptChainBuilder,
   RecorderWriter,
   goTimestamp,
@@ -41,6 +42,19 @@ import {
 
 export const RECORDER_SESSION = 'proxy';
 
+/**
+ * What sealing may write after the last receipt, at most, line by line: the checkpoint that
+ * receipt may bring, the session close, the transcript root and the final checkpoint. Each
+ * fits in 4 KiB (their fields are fixed; the tests measure them).
+ */
+const SEAL_LINES = [4096, 4096, 4096, 4096];
+
+/**
+ * The evidence holds as many files as a verifier reads (MAX_SHARDS) and the last has no room
+ * left for another receipt: the decision cannot be recorded, so it may not be acted on.
+ */
+export class EvidenceFull extends Error {}
+
 export interface EvidenceWriterOptions {
   /** Created (0700) if absent; must not already hold evidence. */
   readonly dir: string;
@@ -54,6 +68,12 @@ export interface EvidenceWriterOptions {
    * refuse evidence files larger than MAX_SHARD_BYTES (8 MiB), so this may not exceed it.
    */
   readonly maxBytesPerFile?: number;
+  /**
+   * Evidence files a session may have, those of a chain it continues included (default and
+   * most: MAX_SHARDS, what verifiers read). Beyond the last one's room, appends are refused
+   * with EvidenceFull; sealing still fits.
+   */
+  readonly maxFiles?: number;
   readonly checkpointInterval?: number;
   readonly fsyncIntervalMs?: number;
   readonly now?: () => Date;
@@ -72,6 +92,7 @@ export class EvidenceWriter implements DecisionLog {
   private readonly now: () => Date;
   private readonly maxEntriesPerFile: number;
   private readonly maxBytesPerFile: number;
+  private readonly maxFiles: number;
   private readonly checkpointInterval: number;
   private readonly fsyncTimer: NodeJS.Timeout;
   private readonly files: string[] = [];
@@ -92,6 +113,8 @@ export class EvidenceWriter implements DecisionLog {
   private constructor(
     private readonly options: EvidenceWriterOptions,
     tail: ChainTail | undefined,
+    /** Evidence files the directory held already (a chain this run continues). */
+    private readonly filesBefore: number,
   ) {
     const { backend, seed } = options;
     this.builder = tail
@@ -104,6 +127,7 @@ export class EvidenceWriter implements DecisionLog {
     this.now = options.now ?? (() => new Date());
     this.maxEntriesPerFile = options.maxEntriesPerFile ?? 10_000;
     this.maxBytesPerFile = Math.min(options.maxBytesPerFile ?? 4 * 1024 * 1024, MAX_SHARD_BYTES);
+    this.maxFiles = maxFilesOf(options);
     this.checkpointInterval = options.checkpointInterval ?? 1_000;
     this.fsyncTimer = setInterval(() => this.flushSoon(), options.fsyncIntervalMs ?? 100);
     this.fsyncTimer.unref();
@@ -124,6 +148,10 @@ export class EvidenceWriter implements DecisionLog {
     const existing = readdirSync(options.dir).filter((name) => name.startsWith('evidence-'));
     const signerKey = publicKeyHex(options.backend.ed25519PublicKey(options.seed));
     let resumed: ChainTail | undefined;
+    if (existing.length >= maxFilesOf(options))
+      throw new Error(
+        `evidence directory ${options.dir} already holds ${existing.length} evidence files, as many as a verifier reads: its chain cannot be continued (move them away)`,
+      );
     if (existing.length > 0) {
       try {
         resumed = readChainTail(options.dir, options.backend, signerKey);
@@ -134,7 +162,7 @@ export class EvidenceWriter implements DecisionLog {
         );
       }
     }
-    const writer = new EvidenceWriter(options, resumed);
+    const writer = new EvidenceWriter(options, resumed, existing.length);
     try {
       const nonce = () => randomBytes(16).toString('hex');
       const time = goTimestamp(writer.now());
@@ -163,6 +191,9 @@ export class EvidenceWriter implements DecisionLog {
 
   append(entry: DecisionEntry): Promise<void> {
     try {
+      // Checked before anything is signed: a receipt built and then not written would leave
+      // the chain state ahead of the file.
+      this.ensureRoomFor(entry);
       const time = goTimestamp(this.now());
       this.commit(this.builder.append(receiptFields(entry, this.options.run, time)), time);
       return Promise.resolve();
@@ -210,6 +241,48 @@ export class EvidenceWriter implements DecisionLog {
     this.closeFile();
   }
 
+  /**
+   * Throws EvidenceFull unless this receipt, and then everything sealing writes, fit in the
+   * files the session may have: a full chain still seals.
+   */
+  private ensureRoomFor(entry: DecisionEntry): void {
+    let files = this.filesBefore + this.files.length;
+    // Room for a file per line: nothing to work out.
+    if (files + 1 + SEAL_LINES.length <= this.maxFiles) return;
+    // Every string of the receipt at its longest escaped spelling (6 bytes per code unit, as
+    // `\u2028`), on top of what every receipt line holds whatever it records.
+    const { actor, policyHash } = this.options.run;
+    const strings = [entry.target, entry.pattern ?? '', entry.method, entry.requestId];
+    const length = [...strings, entry.actionId, actor, policyHash].reduce(
+      (n, s) => n + s.length,
+      0,
+    );
+    let open = this.fd >= 0;
+    let entries = this.entriesInFile;
+    let bytes = this.bytesInFile;
+    for (const size of [4096 + 6 * length, ...SEAL_LINES]) {
+      if (!open || this.startsNewFile(entries, bytes, size)) {
+        files++;
+        open = true;
+        entries = 0;
+        bytes = 0;
+      }
+      entries++;
+      bytes += size;
+    }
+    if (files > this.maxFiles)
+      throw new EvidenceFull(
+        `the evidence is full (${this.maxFiles} files, as many as a verifier reads); what it holds stays verifiable and is sealed at the end`,
+      );
+  }
+
+  /** Whether a line of `size` bytes goes into a new file, after `entries` lines of `bytes`. */
+  private startsNewFile(entries: number, bytes: number, size: number): boolean {
+    return (
+      entries >= this.maxEntriesPerFile || (entries > 0 && bytes + size > this.maxBytesPerFile)
+    );
+  }
+
   private sessionFields(kind: 'open' | 'close', timestamp: string): ReceiptFields {
     return {
       action_id: randomBytes(16).toString('hex'),
@@ -247,11 +320,7 @@ export class EvidenceWriter implements DecisionLog {
     if (this.sealed) throw new Error('evidence is sealed; nothing can be appended');
     const bytes = Buffer.from(line, 'utf8');
     try {
-      if (
-        this.fd < 0 ||
-        this.entriesInFile >= this.maxEntriesPerFile ||
-        (this.entriesInFile > 0 && this.bytesInFile + bytes.length > this.maxBytesPerFile)
-      )
+      if (this.fd < 0 || this.startsNewFile(this.entriesInFile, this.bytesInFile, bytes.length))
         this.startFile();
       const written = writeSync(this.fd, bytes);
       if (written !== bytes.length)
@@ -314,4 +383,8 @@ export class EvidenceWriter implements DecisionLog {
       if (error && generation === this.fileGeneration && !this.failure) this.failure = error;
     });
   }
+}
+
+function maxFilesOf(options: EvidenceWriterOptions): number {
+  return Math.min(options.maxFiles ?? MAX_SHARDS, MAX_SHARDS);
 }

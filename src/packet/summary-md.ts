@@ -3,6 +3,7 @@
 // tables, no secret values (receipts carry targets with secrets already cut out). Pure.
 import type { VerificationReport } from '../cli/verification-report.js';
 import type { ChainSummary } from './summarize.js';
+import type { UnrecordedRefusals } from './engine-log.js';
 
 export interface SummaryInput {
   readonly report: VerificationReport;
@@ -14,6 +15,8 @@ export interface SummaryInput {
   /** The command that reproduces the verdict from the packet directory. */
   readonly verifyCommand: string;
   readonly unsupported: readonly string[];
+  /** Requests the engine refused because their receipts could not be written. */
+  readonly unrecorded?: UnrecordedRefusals;
 }
 
 const VERDICT_LINES: Record<string, string> = {
@@ -44,10 +47,12 @@ export function summaryMarkdown(input: SummaryInput): string {
     `- Agent ${code(input.agentIdentity)} exited with ${input.agentExitCode}`,
     `- ${summary.receiptCount} receipts: ${summary.totals.allow} allow, ${summary.totals.block} block, ${summary.totals.warn} warn${summary.totals.other > 0 ? `, ${summary.totals.other} other` : ''} (session open and close included)`,
     `- Policy ${code(input.policyHash.slice(0, 16))}… in ${input.policyMode} mode; sealed: ${report.sealed ? 'yes' : 'no'}`,
-    '',
-    '## Destinations',
-    '',
   );
+  if (input.unrecorded)
+    lines.push(
+      `- ⚠️ ${input.unrecorded.count} requests were refused without a receipt, none of them forwarded: ${cell(input.unrecorded.reason)} (\`engine.log\` lists them)`,
+    );
+  lines.push('', '## Destinations', '');
   if (summary.destinations.length === 0) lines.push('The agent made no requests.');
   else {
     lines.push('| destination | allowed | blocked | methods |', '|---|---:|---:|---|');

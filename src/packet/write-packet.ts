@@ -21,6 +21,7 @@ import {
 } from './packet-json.js';
 import { summarizeChain } from './summarize.js';
 import { summaryMarkdown } from './summary-md.js';
+import { unrecordedRefusals } from './engine-log.js';
 
 export const EVIDENCE_DIR = 'evidence';
 export const ENGINE_LOG = 'engine.log';
@@ -98,6 +99,7 @@ export async function writePacketReport(packet: PacketReport): Promise<string> {
     policy: packet.policy,
   });
   await writeFile(join(packet.out, PACKET_FILES.packet), encodeSorted(json));
+  const unrecorded = unrecordedRefusals(await readEngineLog(packet.out));
   const markdown = summaryMarkdown({
     report: packet.report,
     summary,
@@ -107,7 +109,18 @@ export async function writePacketReport(packet: PacketReport): Promise<string> {
     policyHash: packet.policy.hash,
     verifyCommand: `pipelock-egress verify --receipt-chain ${PACKET_FILES.evidence} --policy-hash ${POLICY_HASH_FILE} --public-key <your pinned public key> --require-sealed --whole-recorder`,
     unsupported: UNSUPPORTED_PATHS,
+    ...(unrecorded ? { unrecorded } : {}),
   });
   await writeFile(join(packet.out, PACKET_FILES.summary), markdown);
   return markdown;
+}
+
+/** The engine's log as collected into the packet; a run that never started the engine has none. */
+async function readEngineLog(out: string): Promise<string> {
+  try {
+    return await readFile(join(out, ENGINE_LOG), 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return '';
+    throw error;
+  }
 }

@@ -6,9 +6,9 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { appendFileSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { EvidenceWriter } from '../../src/engine/evidence-writer.js';
+import { EvidenceFull, EvidenceWriter } from '../../src/engine/evidence-writer.js';
 import type { DecisionEntry } from '../../src/engine/decision-log.js';
-import { MAX_SHARD_BYTES } from '../../src/receipts/index.js';
+import { MAX_SHARD_BYTES, MAX_SHARDS } from '../../src/receipts/index.js';
 import {
   assertValid,
   backend,
@@ -33,10 +33,14 @@ function entry(i: number, method = 'GET'): DecisionEntry {
   };
 }
 
-function open(
-  dir: string,
-  extra: { maxEntriesPerFile?: number; checkpointInterval?: number; seed?: Uint8Array } = {},
-) {
+interface Extra {
+  maxEntriesPerFile?: number;
+  maxFiles?: number;
+  checkpointInterval?: number;
+  seed?: Uint8Array;
+}
+
+function open(dir: string, extra: Extra = {}) {
   return EvidenceWriter.open({
     dir,
     backend,
@@ -46,10 +50,7 @@ function open(
   });
 }
 
-function writer(
-  dir: string,
-  extra: { maxEntriesPerFile?: number; checkpointInterval?: number; seed?: Uint8Array } = {},
-) {
+function writer(dir: string, extra: Extra = {}) {
   return open(dir, extra).writer;
 }
 
@@ -136,6 +137,88 @@ test('no evidence file grows past the verifier shard limit', async () => {
       assert.ok(size <= MAX_SHARD_BYTES, `${name} is ${size} bytes`);
     }
     assertValid(readEvidenceDir(root), true);
+  } finally {
+    cleanup(root);
+  }
+});
+
+/** Appends until the writer refuses for want of room; every later append is refused too. */
+async function fill(w: EvidenceWriter, limit = 100_000): Promise<number> {
+  for (let i = 0; i < limit; i++) {
+    try {
+      await w.append(entry(i));
+    } catch (error) {
+      assert.ok(error instanceof EvidenceFull, String(error));
+      await assert.rejects(w.append(entry(i + 1)), EvidenceFull);
+      return i;
+    }
+  }
+  throw new Error(`${limit} appends and the evidence is not full`);
+}
+
+const evidenceFiles = (dir: string) => readdirSync(dir).filter((n) => n.startsWith('evidence-'));
+
+test('evidence never has more files than a verifier reads: beyond, appends are refused and the chain seals', async () => {
+  const root = tempDir();
+  try {
+    const w = writer(root, { maxEntriesPerFile: 8 });
+    const appended = await fill(w);
+    const summary = w.seal();
+    assert.equal(evidenceFiles(root).length, MAX_SHARDS);
+    const evidence = readEvidenceDir(root);
+    assertValid(evidence, true);
+    // Every receipt appended is there, and the two session receipts.
+    assert.equal(summary.receiptCount, appended + 2);
+    assert.equal(evidence.report.receipt_count, appended + 2);
+    // What sealing wrote fits the room kept for it: each line well under 4 KiB.
+    const last = readEvidenceDir(root).files.at(-1) ?? '';
+    for (const line of readFileSync(join(root, last), 'utf8').split('\n').filter(Boolean))
+      assert.ok(Buffer.byteLength(line) < 2048, `${Buffer.byteLength(line)} bytes: ${line}`);
+  } finally {
+    cleanup(root);
+  }
+});
+
+test('the file budget holds for any rotation limits, long receipts and a continued chain', async () => {
+  for (const maxEntriesPerFile of [2, 3, 5, 8]) {
+    for (const maxFiles of [3, 4, 7]) {
+      const root = tempDir();
+      try {
+        const w = writer(root, { maxEntriesPerFile, maxFiles, checkpointInterval: 3 });
+        await fill(w);
+        w.seal();
+        assert.ok(evidenceFiles(root).length <= maxFiles, `${maxEntriesPerFile}/${maxFiles}`);
+        assertValid(readEvidenceDir(root), true);
+      } finally {
+        cleanup(root);
+      }
+    }
+  }
+  // Size, not entries: receipts of 240 KB each (a long target, at its escaped length), and a
+  // crashed chain continued within the same budget (its files count).
+  const root = tempDir();
+  try {
+    const big = (i: number) => ({
+      ...entry(i),
+      target: `http://api.example.test/?q=${'<'.repeat(40_000)}`,
+    });
+    const seed = randomBytes(32);
+    const first = writer(root, { maxFiles: 3, seed });
+    for (let i = 0; i < 5; i++) await first.append(big(i));
+    first.abandon();
+    const again = open(root, { maxFiles: 3, seed });
+    assert.ok(again.resumed);
+    let appended = 0;
+    try {
+      for (; appended < 1_000; appended++) await again.writer.append(big(appended));
+    } catch (error) {
+      assert.ok(error instanceof EvidenceFull, String(error));
+    }
+    assert.ok(appended > 20 && appended < 1_000, String(appended));
+    again.writer.seal();
+    assert.equal(evidenceFiles(root).length, 3);
+    assertValid(readEvidenceDir(root), true);
+    assert.throws(() => open(root, { maxFiles: 3, seed }), /already holds 3 evidence files/);
   } finally {
     cleanup(root);
   }

@@ -82,6 +82,7 @@ export interface EngineSetup {
   readonly lookup?: (hostname: string) => Promise<readonly { address: string }[]>;
   readonly secretValues?: Readonly<Record<string, string>>;
   readonly maxEntriesPerFile?: number;
+  readonly maxEvidenceFiles?: number;
   readonly onEvidenceError?: EngineOptions['onEvidenceError'];
   readonly onDecision?: EngineOptions['onDecision'];
 }
@@ -95,6 +96,7 @@ export async function startEngine(setup: EngineSetup): Promise<RunningEngine> {
     seed: randomBytes(32),
     run: { actor: 'engine-test', policyHash: policy.hash },
     ...(setup.maxEntriesPerFile ? { maxEntriesPerFile: setup.maxEntriesPerFile } : {}),
+    ...(setup.maxEvidenceFiles ? { maxFiles: setup.maxEvidenceFiles } : {}),
   }).writer;
   const pins = Object.entries(setup.pins ?? {}).map(([host, ip]) => ({ host, ip }));
   const engine = new Engine({

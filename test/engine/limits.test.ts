@@ -431,6 +431,36 @@ test('evidence on a full disk: requests are refused 503 (layer evidence) and nev
   }
 });
 
+test('evidence at its file budget: requests are refused 503 (layer evidence), and the chain still seals', async () => {
+  const f = await fixture({ maxEntriesPerFile: 4, maxEvidenceFiles: 3 });
+  try {
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      const result = await curl(['-i', '--proxy', f.proxy.proxyUrl, `http://${f.host}/r/${i}`]);
+      const response = parseCurlResponse(result.stdout);
+      statuses.push(response.status);
+      if (response.status === 503) {
+        assert.equal(response.headers['x-pipelock-egress-block'], 'evidence');
+        assert.match(response.body.toString(), /the evidence is full \(3 files/);
+      }
+    }
+    const firstRefusal = statuses.indexOf(503);
+    assert.ok(firstRefusal > 0, statuses.join(','));
+    assert.deepEqual(
+      statuses,
+      statuses.map((_, i) => (i < firstRefusal ? 200 : 503)),
+    );
+    assert.equal(f.origin.hits, firstRefusal);
+    await f.proxy.stop();
+    const evidence = readEvidenceDir(f.proxy.dir);
+    assertValid(evidence, true);
+    assert.equal(decisions(evidence.receipts).length, firstRefusal);
+    assert.ok(evidence.files.length <= 3, evidence.files.join(', '));
+  } finally {
+    await f.close();
+  }
+});
+
 test('a body that turns malformed after the response started cuts the connection, never splices a 400 into it', async () => {
   const f = await fixture({}, (req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain' });

@@ -7,6 +7,7 @@ import type { VerificationReport } from '../../src/cli/verification-report.js';
 import { destinationOf, hostOf, summarizeChain } from '../../src/packet/summarize.js';
 import { encodeSorted, packetJson, packetRunFromEnv } from '../../src/packet/packet-json.js';
 import { summaryMarkdown } from '../../src/packet/summary-md.js';
+import { unrecordedRefusals } from '../../src/packet/engine-log.js';
 import { validatePacket } from './schema.js';
 
 function receipt(seq: number, fields: Record<string, unknown>): Receipt {
@@ -241,4 +242,34 @@ test('summary.md in audit mode proposes the policy that would have allowed the r
     markdown,
     /```yaml\nversion: "1\.0"\nmode: enforce\negress:\n {2}- destination: "127\.0\.0\.1:9"\n {4}methods: \["GET"\]/,
   );
+});
+
+test('requests refused unrecorded: counted from the engine log and said in summary.md', () => {
+  const log = [
+    '{"event":"decision","verdict":"allow","method":"GET","target":"http://a.test/","request_id":"req-1"}',
+    '{"event":"evidence_error","message":"evidence cannot be written: ENOSPC"}',
+    'not json, "evidence_error" in passing',
+    '{"event":"decision","reason":"evidence_error is only a word here"}',
+    '{"event":"evidence_error","message":"the evidence is full (256 files)"}',
+    '',
+  ].join('\n');
+  const unrecorded = unrecordedRefusals(log);
+  assert.deepEqual(unrecorded, { count: 2, reason: 'evidence cannot be written: ENOSPC' });
+  assert.equal(unrecordedRefusals(log.split('\n').slice(0, 1).join('\n')), undefined);
+  assert.equal(unrecordedRefusals(''), undefined);
+  const input = {
+    report: report('valid'),
+    summary: summarizeChain(chain),
+    agentExitCode: 0,
+    agentIdentity: 'a',
+    policyMode: 'enforce',
+    policyHash: 'f'.repeat(64),
+    verifyCommand: 'v',
+    unsupported: [],
+  };
+  assert.match(
+    summaryMarkdown({ ...input, unrecorded }),
+    /- ⚠️ 2 requests were refused without a receipt, none of them forwarded: evidence cannot be written: ENOSPC/,
+  );
+  assert.doesNotMatch(summaryMarkdown(input), /without a receipt/);
 });
