@@ -71998,7 +71998,7 @@ function createSecretScanner(detectors, secrets) {
     const longestFirst = [...forms].sort((a, b) => b.length - a.length);
     return { ...secret, forms, compact, longestFirst };
   });
-  const redactBound = (target) => bound.reduce(
+  const redactSpelledBound = (target) => bound.reduce(
     (text, secret) => secret.longestFirst.reduce(
       (cut, form) => cut.replaceAll(form, `[REDACTED:secret:${secret.env}]`),
       text
@@ -72038,6 +72038,13 @@ function createSecretScanner(detectors, secrets) {
     return void 0;
   };
   const find = (views, host, port2, withDetectors) => findIn(views, allowedAt(host, port2), withDetectors);
+  const cutEncoded = (text, withDetectors) => base64Runs(text).reduce((cut, run) => {
+    const found = findIn([{ text: run, where: "text" }], [], withDetectors);
+    if (!found) return cut;
+    const label = `[REDACTED:${found.detector}]`;
+    return cut.includes(run) ? cut.replaceAll(run, label) : label;
+  }, text);
+  const redactBound = (target) => cutEncoded(redactSpelledBound(target), false);
   return {
     scanUrl(target, host, port2) {
       const found = find(urlViews(target, host), host, port2, true);
@@ -72054,18 +72061,13 @@ function createSecretScanner(detectors, secrets) {
       return bound.some((secret) => !allowedAt(host, port2).includes(secret));
     },
     redactBound,
-    redactText(text) {
-      const spelled = probes.reduce(
+    redactText: (text) => cutEncoded(
+      probes.reduce(
         (cut, { detector, probe: probe2 }) => probe2.test(cut) ? cut.replace(detector.pattern, `[REDACTED:${detector.name}]`) : cut,
-        redactBound(text)
-      );
-      return base64Runs(spelled).reduce((cut, run) => {
-        const found = findIn([{ text: run, where: "text" }], [], true);
-        if (!found) return cut;
-        const label = `[REDACTED:${found.detector}]`;
-        return cut.includes(run) ? cut.replaceAll(run, label) : label;
-      }, spelled);
-    }
+        redactSpelledBound(text)
+      ),
+      true
+    )
   };
 }
 var HOST = "host name";
@@ -72365,6 +72367,9 @@ function relayBody(source, res) {
     });
     source.pipe(res);
   });
+}
+function unsupportedTransferCoding(transferEncoding) {
+  return (transferEncoding ?? "").split(",").map((coding) => coding.trim().toLowerCase()).find((coding) => coding !== "" && coding !== "chunked");
 }
 function hasBody(req) {
   return req.headers["content-length"] !== void 0 ? req.headers["content-length"] !== "0" : req.headers["transfer-encoding"] !== void 0;
@@ -73481,6 +73486,21 @@ var Engine = class {
   }
   /** Admits a request (absolute URL) and forwards it to the checked address. */
   async forward(req, res, request) {
+    const coding = unsupportedTransferCoding(req.headers["transfer-encoding"]);
+    if (coding !== void 0) {
+      return this.refuseUnadmitted(
+        res,
+        request.transport,
+        request.method,
+        request.target,
+        request.requestId,
+        {
+          status: 501,
+          layer: "request",
+          reason: `Transfer-Encoding ${coding} is not supported: send the body chunked or with a Content-Length (a Content-Encoding is decoded for scanning)`
+        }
+      );
+    }
     const declared = Number(req.headers["content-length"] ?? "0");
     if (declared > this.limits.maxBodyBytes) {
       return this.refuseUnadmitted(

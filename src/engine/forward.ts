@@ -260,6 +260,20 @@ function relayBody(source: Readable, res: ServerResponse): Promise<number> {
   });
 }
 
+/**
+ * A transfer coding other than `chunked` in a request's Transfer-Encoding (the first one), or
+ * undefined. node:http undoes only the chunking: a body sent `gzip, chunked` would reach the
+ * scanner still compressed, and the origin without the header that says so.
+ */
+export function unsupportedTransferCoding(
+  transferEncoding: string | undefined,
+): string | undefined {
+  return (transferEncoding ?? '')
+    .split(',')
+    .map((coding) => coding.trim().toLowerCase())
+    .find((coding) => coding !== '' && coding !== 'chunked');
+}
+
 export function hasBody(req: IncomingMessage): boolean {
   return req.headers['content-length'] !== undefined
     ? req.headers['content-length'] !== '0'

@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import { connect } from 'node:net';
 import { main } from '../../src/cli/main.js';
 import type { DecisionEntry } from '../../src/engine/decision-log.js';
+import { decodedViews } from '../../src/engine/dlp/decoded-views.js';
 import {
   assertNoViolations,
   cleanup,
@@ -357,9 +358,11 @@ test('no receipt, log line or verification report carries a secret value', async
     await send(f, `${api}/x`, jsonBody({ token: GITHUB_TOKEN }));
     // Blocked for the GitHub token; the bound secret beside it, allowed there, is cut out too.
     await send(f, `${api}/q?mine=${AGENT_TOKEN}&other=${GITHUB_TOKEN}`);
-    // Allowed there, so it passes; the receipt still does not hold it.
+    // Allowed there, so it passes; the receipt still does not hold it, spelled or encoded.
     const allowed = await send(f, `${api}/user?access_token=${AGENT_TOKEN}`);
     assert.equal(allowed.status, 200, allowed.body);
+    const encoded = Buffer.from(`bot:${AGENT_TOKEN}\n`).toString('base64url');
+    assert.equal((await send(f, `${api}/user?blob=${encoded}`)).status, 200);
     assert.ok(
       f.logged.some((e) => e.target.endsWith('/user?access_token=[REDACTED:secret:AGENT_TOKEN]')),
     );
@@ -387,6 +390,9 @@ test('no receipt, log line or verification report carries a secret value', async
         !everything.includes(spelling),
         `a secret spelling leaked: ${spelling.slice(0, 6)}…`,
       );
+    const decoded = decodedViews([{ text: everything, where: 'all' }]).map((view) => view.text);
+    for (const secret of [GITHUB_TOKEN, AGENT_TOKEN, DEPLOY_KEY])
+      assert.ok(!decoded.some((text) => text.includes(secret)), `${secret.slice(0, 6)}… encoded`);
   } finally {
     await f.close();
   }

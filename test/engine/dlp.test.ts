@@ -103,6 +103,13 @@ test('a bound secret is found in every spelling a URL can carry', () => {
 test('a bound secret may go to its allowed destinations (and only there)', () => {
   const scanner = createSecretScanner(BUILTIN_DETECTORS, [binding(['api.github.com'])]);
   assert.equal(scan(`https://api.github.com/user?access=${TOKEN}`, scanner), undefined);
+  // Allowed there, encoded too; the target as recorded holds it in no spelling.
+  const encoded = `https://api.github.com/user?blob=${Buffer.from(`bot:${TOKEN}`).toString('base64url')}`;
+  assert.equal(scan(encoded, scanner), undefined);
+  assert.equal(
+    scanner.redactBound(encoded),
+    'https://api.github.com/user?blob=[REDACTED:secret:AGENT_TOKEN]',
+  );
   assert.equal(
     scan(`https://api.github.com.evil.example/?t=${TOKEN}`, scanner)?.detector,
     'secret:AGENT_TOKEN',

@@ -136,6 +136,15 @@ const probes: Array<[string, (host: string) => string, number, string]> = [
     'request',
   ],
   [
+    // node:http undoes the chunking only: the body would reach the scanner still compressed,
+    // and the origin without the header saying so.
+    'a transfer coding other than chunked (gzip, chunked)',
+    (h) =>
+      `POST http://${h}/r/x HTTP/1.1\r\nHost: ${h}\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n`,
+    501,
+    'request',
+  ],
+  [
     'an HTTP/1.1 request without Host',
     (h) => `GET http://${h}/r/x HTTP/1.1\r\nConnection: close\r\n\r\n`,
     400,

@@ -63,8 +63,9 @@ export interface SecretScanner {
   /** A bound secret may not go to this destination: its traffic must be seen to be held to that. */
   guards(host: Host, port: number): boolean;
   /**
-   * A target as it may be recorded: every spelling of every bound secret cut out, even on its
-   * way to an allowed destination (evidence travels further than the request did).
+   * A target as it may be recorded: every spelling of every bound secret cut out, encoded runs
+   * that decode to one too, even on its way to an allowed destination (evidence travels
+   * further than the request did).
    */
   redactBound(target: string): string;
   /**
@@ -89,7 +90,7 @@ export function createSecretScanner(
       const longestFirst = [...forms].sort((a, b) => b.length - a.length);
       return { ...secret, forms, compact, longestFirst };
     });
-  const redactBound = (target: string): string =>
+  const redactSpelledBound = (target: string): string =>
     bound.reduce(
       (text, secret) =>
         secret.longestFirst.reduce(
@@ -140,6 +141,18 @@ export function createSecretScanner(
   };
   const find = (views: readonly View[], host: Host, port: number, withDetectors: boolean) =>
     findIn(views, allowedAt(host, port), withDetectors);
+  /**
+   * Cuts every encoded run that decodes to a finding (bound secrets, and the detectors' too
+   * when asked); the whole text when such a run is a wrapped blob, not spelled as one piece.
+   */
+  const cutEncoded = (text: string, withDetectors: boolean): string =>
+    base64Runs(text).reduce((cut, run) => {
+      const found = findIn([{ text: run, where: 'text' }], [], withDetectors);
+      if (!found) return cut;
+      const label = `[REDACTED:${found.detector}]`;
+      return cut.includes(run) ? cut.replaceAll(run, label) : label;
+    }, text);
+  const redactBound = (target: string): string => cutEncoded(redactSpelledBound(target), false);
   return {
     scanUrl(target, host, port) {
       const found = find(urlViews(target, host), host, port, true);
@@ -158,21 +171,15 @@ export function createSecretScanner(
       return bound.some((secret) => !allowedAt(host, port).includes(secret));
     },
     redactBound,
-    redactText(text) {
-      const spelled = probes.reduce(
-        (cut, { detector, probe }) =>
-          probe.test(cut) ? cut.replace(detector.pattern, `[REDACTED:${detector.name}]`) : cut,
-        redactBound(text),
-      );
-      // What is left may still carry one encoded: every run that decodes to a finding goes (the
-      // whole text, when the run is a wrapped blob that is not spelled as one piece).
-      return base64Runs(spelled).reduce((cut, run) => {
-        const found = findIn([{ text: run, where: 'text' }], [], true);
-        if (!found) return cut;
-        const label = `[REDACTED:${found.detector}]`;
-        return cut.includes(run) ? cut.replaceAll(run, label) : label;
-      }, spelled);
-    },
+    redactText: (text) =>
+      cutEncoded(
+        probes.reduce(
+          (cut, { detector, probe }) =>
+            probe.test(cut) ? cut.replace(detector.pattern, `[REDACTED:${detector.name}]`) : cut,
+          redactSpelledBound(text),
+        ),
+        true,
+      ),
   };
 }
 
