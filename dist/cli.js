@@ -72073,10 +72073,19 @@ function createSecretScanner(detectors, secrets) {
 var HOST = "host name";
 function urlViews(target, host) {
   const views = [{ text: target, where: "URL" }];
-  const decoded = percentDecode(target);
-  if (decoded !== target) views.push({ text: decoded, where: "URL" });
+  for (const decoded of percentDecodings(target)) views.push({ text: decoded, where: "URL" });
   if (host.kind === "name") views.push({ text: withoutSeparators(host.name), where: HOST });
   return views;
+}
+function percentDecodings(text) {
+  const decodings = [];
+  let current = text;
+  for (let round = 0; round < 3; round++) {
+    const next = percentDecode(current);
+    if (next === current) break;
+    decodings.push(current = next);
+  }
+  return decodings;
 }
 function percentDecode(text) {
   return text.replace(/(?:%[0-9a-f]{2})+/gi, (run) => {
@@ -72091,7 +72100,7 @@ function redact(detector, target, forms) {
   const label = `[REDACTED:${detector}]`;
   const replaced = forms.reduce((text, form) => text.replaceAll(form, label), target);
   const leftover = forms.some(
-    (form) => percentDecode(replaced).includes(form) || withoutSeparators(replaced).includes(withoutSeparators(form))
+    (form) => percentDecodings(replaced).some((decoded) => decoded.includes(form)) || withoutSeparators(replaced).includes(withoutSeparators(form))
   );
   return replaced === target || leftover ? label : replaced;
 }
@@ -72108,8 +72117,7 @@ function headerViews(headers) {
     const value = headers[i + 1] ?? "";
     const where = `header ${name}`;
     views.push({ text: `${name}: ${value}`, where });
-    const decoded = percentDecode(value);
-    if (decoded !== value) views.push({ text: decoded, where });
+    for (const decoded of percentDecodings(value)) views.push({ text: decoded, where });
     const basic = /^\s*basic\s+([A-Za-z0-9+/=_-]+)\s*$/i.exec(value);
     if (basic?.[1]) views.push({ text: Buffer.from(basic[1], "base64").toString("utf8"), where });
   }
@@ -72122,8 +72130,10 @@ function bodyViews(body2, contentEncoding, maxBytes) {
 }
 function textViews(text, where) {
   const views = [{ text, where }];
-  const formDecoded = percentDecode(text.replace(/\+/g, " "));
-  if (formDecoded !== text) views.push({ text: formDecoded, where });
+  const form = text.replace(/\+/g, " ");
+  const decodings = percentDecodings(form);
+  for (const decoded of decodings.length > 0 ? decodings : [form])
+    if (decoded !== text) views.push({ text: decoded, where });
   const strings = jsonStrings(text);
   if (strings !== void 0) views.push({ text: strings, where });
   return views;

@@ -60,6 +60,23 @@ for (const [name, sample] of Object.entries(SAMPLES)) {
   });
 }
 
+test('percent-encoding nested up to three times hides nothing, in a URL, a header or a form body', () => {
+  const token = SAMPLES['github-token'] ?? '';
+  // Every character escaped once (`%67%68%70…`), then the escapes escaped (`%2567…`).
+  const everyByte = [...token].map((c) => `%${c.charCodeAt(0).toString(16)}`).join('');
+  const nest = (text: string, times: number): string =>
+    times === 1 ? text : nest(encodeURIComponent(text), times - 1);
+  const scanner = createSecretScanner(BUILTIN_DETECTORS, []);
+  const host = { kind: 'name', name: 'uploads.example' } as const;
+  for (const times of [1, 2, 3]) {
+    const spelled = nest(everyByte, times);
+    assert.equal(scan(`https://paste.example/p?q=${spelled}`)?.detector, 'github-token', spelled);
+    const found = (views: View[]) => scanner.scanContent(views, host, 443, true)?.detector;
+    assert.equal(found(headerViews(['X-Data', spelled])), 'github-token');
+    assert.equal(found(textViews(`note=${spelled}`, 'body')), 'github-token');
+  }
+});
+
 test('ordinary URLs are not findings', () => {
   for (const url of [
     'https://api.github.com/repos/acme/widgets/issues?state=open&per_page=100',

@@ -2,7 +2,7 @@
 // (decompressed within a limit, URL-decoded, JSON strings unescaped) and WebSocket messages.
 
 import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from 'node:zlib';
-import { percentDecode, type View } from './secret-scan.js';
+import { percentDecodings, type View } from './secret-scan.js';
 
 /** One view per header, plus its decoded spellings (percent-encoding, Basic credentials). */
 export function headerViews(headers: readonly string[]): View[] {
@@ -12,8 +12,7 @@ export function headerViews(headers: readonly string[]): View[] {
     const value = headers[i + 1] ?? '';
     const where = `header ${name}`;
     views.push({ text: `${name}: ${value}`, where });
-    const decoded = percentDecode(value);
-    if (decoded !== value) views.push({ text: decoded, where });
+    for (const decoded of percentDecodings(value)) views.push({ text: decoded, where });
     const basic = /^\s*basic\s+([A-Za-z0-9+/=_-]+)\s*$/i.exec(value);
     if (basic?.[1]) views.push({ text: Buffer.from(basic[1], 'base64').toString('utf8'), where });
   }
@@ -36,8 +35,11 @@ export function bodyViews(
 /** A text as sent, URL-decoded (form bodies), and the strings inside it if it is JSON. */
 export function textViews(text: string, where: string): View[] {
   const views: View[] = [{ text, where }];
-  const formDecoded = percentDecode(text.replace(/\+/g, ' '));
-  if (formDecoded !== text) views.push({ text: formDecoded, where });
+  // Form-decoded: `+` is a space, then percent escapes (as many times as they were nested).
+  const form = text.replace(/\+/g, ' ');
+  const decodings = percentDecodings(form);
+  for (const decoded of decodings.length > 0 ? decodings : [form])
+    if (decoded !== text) views.push({ text: decoded, where });
   const strings = jsonStrings(text);
   if (strings !== undefined) views.push({ text: strings, where });
   return views;

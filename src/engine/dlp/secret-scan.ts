@@ -185,16 +185,30 @@ export function createSecretScanner(
 
 const HOST = 'host name';
 
-/** The URL as sent, decoded once, and its host name without separators (a secret split over labels). */
+/** The URL as sent and percent-decoded, and its host name without separators (a secret split over labels). */
 function urlViews(target: string, host: Host): View[] {
   const views: View[] = [{ text: target, where: 'URL' }];
-  const decoded = percentDecode(target);
-  if (decoded !== target) views.push({ text: decoded, where: 'URL' });
+  for (const decoded of percentDecodings(target)) views.push({ text: decoded, where: 'URL' });
   if (host.kind === 'name') views.push({ text: withoutSeparators(host.name), where: HOST });
   return views;
 }
 
-export function percentDecode(text: string): string {
+/**
+ * A text percent-decoded once, twice and three times: each spelling that differs from the one
+ * before, so that encoding a secret twice (`%2567` for `g`) hides nothing.
+ */
+export function percentDecodings(text: string): string[] {
+  const decodings: string[] = [];
+  let current = text;
+  for (let round = 0; round < 3; round++) {
+    const next = percentDecode(current);
+    if (next === current) break;
+    decodings.push((current = next));
+  }
+  return decodings;
+}
+
+function percentDecode(text: string): string {
   return text.replace(/(?:%[0-9a-f]{2})+/gi, (run) => {
     try {
       return decodeURIComponent(run);
@@ -211,7 +225,7 @@ function redact(detector: string, target: string, forms: readonly string[]): str
   // labels) cannot be cut out of it: then nothing of the target is shown.
   const leftover = forms.some(
     (form) =>
-      percentDecode(replaced).includes(form) ||
+      percentDecodings(replaced).some((decoded) => decoded.includes(form)) ||
       withoutSeparators(replaced).includes(withoutSeparators(form)),
   );
   return replaced === target || leftover ? label : replaced;
