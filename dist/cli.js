@@ -71799,7 +71799,7 @@ function dlpRefusal(finding) {
   return {
     status: 403,
     layer: "dlp",
-    reason: `DLP match: ${finding.detector} in the ${finding.where}`
+    reason: finding.failure === void 0 ? `DLP match: ${finding.detector} in the ${finding.where}` : `the ${finding.where} could not be scanned (${finding.failure}); what cannot be scanned is not sent`
   };
 }
 async function record2(context, entry) {
@@ -71825,6 +71825,7 @@ var builtin = (name, source, flags = "") => ({
   name,
   pattern: new RegExp(source, `g${flags}`)
 });
+var LONGEST = 65536;
 var BUILTIN_DETECTORS = [
   builtin("github-token", String.raw`\bgh[pousr]_[A-Za-z0-9]{36,255}\b`),
   builtin("github-fine-grained-token", String.raw`\bgithub_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}\b`),
@@ -71837,21 +71838,27 @@ var BUILTIN_DETECTORS = [
     String.raw`aws.{0,20}secret.{0,20}?[=:"' ]{1,4}[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])`,
     "i"
   ),
-  builtin("slack-token", String.raw`\bxox[abposr]-[A-Za-z0-9-]{10,}`),
-  builtin("anthropic-api-key", String.raw`\bsk-ant-[A-Za-z0-9_-]{20,}`),
-  builtin("openai-api-key", String.raw`\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}`),
+  builtin("slack-token", String.raw`\bxox[abposr]-[A-Za-z0-9-]{10,${LONGEST}}`),
+  builtin("anthropic-api-key", String.raw`\bsk-ant-[A-Za-z0-9_-]{20,${LONGEST}}`),
+  builtin(
+    "openai-api-key",
+    String.raw`\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,${LONGEST}}`
+  ),
   builtin("google-api-key", String.raw`\bAIza[0-9A-Za-z_-]{35}`),
   builtin("npm-token", String.raw`\bnpm_[A-Za-z0-9]{36}\b`),
-  builtin("pypi-token", String.raw`\bpypi-[A-Za-z0-9_-]{50,}`),
-  builtin("stripe-key", String.raw`\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,}`),
+  builtin("pypi-token", String.raw`\bpypi-[A-Za-z0-9_-]{50,${LONGEST}}`),
+  builtin("stripe-key", String.raw`\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,${LONGEST}}`),
   builtin(
     "private-key",
     String.raw`-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY-----`
   ),
-  builtin("jwt", String.raw`\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}`),
+  builtin(
+    "jwt",
+    String.raw`\beyJ[A-Za-z0-9_-]{10,${LONGEST}}\.eyJ[A-Za-z0-9_-]{10,${LONGEST}}\.[A-Za-z0-9_-]{10,${LONGEST}}`
+  ),
   builtin(
     "credential-in-url",
-    String.raw`(?:^|[?&;])(?:password|passwd|pwd|secret|client_secret|token|access_token|api_?key|apikey|auth)=[^&#\s]{6,}`,
+    String.raw`(?:^|[?&;])(?:password|passwd|pwd|secret|client_secret|token|access_token|api_?key|apikey|auth)=[^&#\s]{6,${LONGEST}}`,
     "i"
   )
 ];
@@ -71900,6 +71907,49 @@ function base64Runs(text) {
     runs.push(wrapped + text.slice(start));
   return runs;
 }
+var OUTSIDE = 0;
+var EITHER = 1;
+var UPPER = 2;
+var LOWER = 3;
+function classes(either, upper) {
+  return Uint8Array.from({ length: 128 }, (_, code2) => {
+    const char = String.fromCharCode(code2);
+    if (either.includes(char)) return EITHER;
+    if (upper.includes(char)) return UPPER;
+    return upper.includes(char.toUpperCase()) ? LOWER : OUTSIDE;
+  });
+}
+function singleCaseRuns(chars, table) {
+  const runs = [];
+  let start = 0;
+  let letterCase = OUTSIDE;
+  let digitsFrom = -1;
+  const close = (end) => {
+    if (end - start >= MIN_RUN) runs.push(chars.slice(start, end));
+  };
+  for (let i = 0; i < chars.length; i++) {
+    const kind = table[chars.charCodeAt(i)] ?? OUTSIDE;
+    if (kind === EITHER) {
+      if (digitsFrom < 0) digitsFrom = i;
+    } else if (kind === OUTSIDE) {
+      close(i);
+      start = i + 1;
+      letterCase = OUTSIDE;
+      digitsFrom = -1;
+    } else {
+      if (letterCase !== OUTSIDE && letterCase !== kind) {
+        close(i);
+        start = digitsFrom >= 0 ? digitsFrom : i;
+      }
+      letterCase = kind;
+      digitsFrom = -1;
+    }
+  }
+  close(chars.length);
+  return runs;
+}
+var BASE32_CLASSES = classes("234567", "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+var HEX_CLASSES = classes("0123456789", "ABCDEF");
 var ENCODINGS = [
   {
     name: "base64",
@@ -71911,13 +71961,13 @@ var ENCODINGS = [
     // Runs of one case only: mixed-case letters are base64's, and decoding each of their
     // stretches without 0, 1, 8, 9, + and / eight ways would only cost time.
     name: "base32",
-    within: /[A-Z2-7]{16,}|[a-z2-7]{16,}/g,
+    within: BASE32_CLASSES,
     period: 8,
     decode: decodeBase32
   },
   {
     name: "hex",
-    within: /[0-9A-F]{16,}|[0-9a-f]{16,}/g,
+    within: HEX_CLASSES,
     period: 2,
     decode: (chars) => Buffer.from(chars, "hex")
   }
@@ -71946,7 +71996,7 @@ function decodedViews(views) {
   return out;
 }
 function decodeEveryAlignment(encoding, chars, into) {
-  const runs = encoding.within ? chars.match(encoding.within) ?? [] : [chars];
+  const runs = encoding.within ? singleCaseRuns(chars, encoding.within) : [chars];
   for (const run of runs) {
     for (let start = 0; start < encoding.period; start++)
       into.push(encoding.decode(run.slice(start)).toString("utf8"));
@@ -71978,6 +72028,7 @@ function decodeBase32(chars) {
 }
 
 // src/engine/dlp/secret-scan.ts
+var UNSCANNABLE = "unscannable";
 function secretForms(value) {
   const bytes = Buffer.from(value, "utf8");
   const forms = [
@@ -72013,29 +72064,35 @@ function createSecretScanner(detectors, secrets) {
     (secret) => secret.allow.some((destination2) => destinationCovers(destination2, host, port2))
   );
   const findIn = (seen, allowed, withDetectors) => {
-    const views = [...seen, ...decodedViews(seen)];
-    for (const secret of bound) {
-      if (allowed.includes(secret)) continue;
-      for (const view of views) {
-        const candidates2 = view.where === HOST ? secret.compact : secret.forms;
-        if (candidates2.some((candidate) => view.text.includes(candidate))) {
-          return { detector: `secret:${secret.env}`, where: view.where, forms: secret.forms };
+    let where = seen[0]?.where ?? "";
+    try {
+      const views = [...seen, ...decodedViews(seen)];
+      for (const secret of bound) {
+        if (allowed.includes(secret)) continue;
+        for (const view of views) {
+          const candidates2 = view.where === HOST ? secret.compact : secret.forms;
+          if (candidates2.some((candidate) => view.text.includes(candidate))) {
+            return { detector: `secret:${secret.env}`, where: view.where, forms: secret.forms };
+          }
         }
       }
-    }
-    const allowedForms = allowed.flatMap((secret) => secret.forms);
-    if (!withDetectors) return void 0;
-    for (const { detector, probe: probe2 } of probes) {
-      for (const view of views) {
-        if (!probe2.test(view.text)) continue;
-        for (const match of view.text.matchAll(detector.pattern)) {
-          if (allowedForms.some((form) => form.includes(match[0]) || match[0].includes(form)))
-            continue;
-          return { detector: detector.name, where: view.where, forms: [match[0]] };
+      const allowedForms = allowed.flatMap((secret) => secret.forms);
+      if (!withDetectors) return void 0;
+      for (const { detector, probe: probe2 } of probes) {
+        for (const view of views) {
+          where = view.where;
+          if (!probe2.test(view.text)) continue;
+          for (const match of view.text.matchAll(detector.pattern)) {
+            if (allowedForms.some((form) => form.includes(match[0]) || match[0].includes(form)))
+              continue;
+            return { detector: detector.name, where: view.where, forms: [match[0]] };
+          }
         }
       }
+      return void 0;
+    } catch (error62) {
+      return { detector: UNSCANNABLE, where, forms: [], failure: error62.message };
     }
-    return void 0;
   };
   const find = (views, host, port2, withDetectors) => findIn(views, allowedAt(host, port2), withDetectors);
   const cutEncoded = (text, withDetectors) => base64Runs(text).reduce((cut, run) => {
@@ -72055,7 +72112,9 @@ function createSecretScanner(detectors, secrets) {
     },
     scanContent(views, host, port2, scan) {
       const found = find(views, host, port2, scan);
-      return found && { detector: found.detector, where: found.where };
+      if (found === void 0) return void 0;
+      const { forms: _forms, ...finding } = found;
+      return finding;
     },
     guards(host, port2) {
       return bound.some((secret) => !allowedAt(host, port2).includes(secret));

@@ -135,7 +135,10 @@ export function dlpRefusal(finding: DlpFinding): Refusal {
   return {
     status: 403,
     layer: 'dlp',
-    reason: `DLP match: ${finding.detector} in the ${finding.where}`,
+    reason:
+      finding.failure === undefined
+        ? `DLP match: ${finding.detector} in the ${finding.where}`
+        : `the ${finding.where} could not be scanned (${finding.failure}); what cannot be scanned is not sent`,
   };
 }
 

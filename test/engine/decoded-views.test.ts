@@ -1,7 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { base64Runs, decodeBase32, decodedViews } from '../../src/engine/dlp/decoded-views.js';
+import {
+  BASE32_CLASSES,
+  base64Runs,
+  decodeBase32,
+  decodedViews,
+  HEX_CLASSES,
+  singleCaseRuns,
+} from '../../src/engine/dlp/decoded-views.js';
 import { base32 } from './base32.js';
 
 const SECRET = 'agent-secret-5f2b9c1e7a';
@@ -76,4 +83,23 @@ test('runs: wrapped base64 lines are one blob, short lines and other characters 
 
 test('text without encoded runs has nothing decoded', () => {
   assert.deepEqual(decodedViews([{ text: 'GET /v1/items?page=2&sort=created', where: 'URL' }]), []);
+});
+
+test('base32 and hex runs are of one case; digits go with either; runs of megabytes are fine', () => {
+  const decoded = decodedViews([{ text: 'Q'.repeat(8 * 1024 * 1024), where: 'body' }]);
+  assert.deepEqual(
+    decoded.map((view) => view.where),
+    ['body (base64-decoded)', 'body (base32-decoded)'],
+  );
+  assert.deepEqual(singleCaseRuns('ABCDEFGHIJKLMNOP234abcdefghijklmnop', BASE32_CLASSES), [
+    'ABCDEFGHIJKLMNOP234',
+    '234abcdefghijklmnop',
+  ]);
+  assert.deepEqual(singleCaseRuns('0123456789abcdef0123ABCDEF0123456789', HEX_CLASSES), [
+    '0123456789abcdef0123',
+    '0123ABCDEF0123456789',
+  ]);
+  // 0, 1, 8 and 9 are not base32; a run shorter than 16 is none.
+  assert.deepEqual(singleCaseRuns('ABCDEFGH1JKLMNOPQRST', BASE32_CLASSES), []);
+  assert.deepEqual(singleCaseRuns('abcdefABCDEF', HEX_CLASSES), []);
 });

@@ -13,6 +13,7 @@ import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:
 import { parseRequestTarget } from '../../src/policy/target.js';
 import { parseDestination } from '../../src/policy/destination.js';
 import {
+  assertValid,
   cleanup,
   decisions,
   echo,
@@ -278,6 +279,59 @@ egress:
       `http://api.example.test:${origin.port}/p?t=[REDACTED:github-token]`,
     );
     assert.ok(!evidenceText(proxy).includes(token));
+  } finally {
+    await agent.close();
+    await proxy.stop();
+    await origin.close();
+    cleanup(join(proxy.dir, '..'));
+  }
+});
+
+test('a body of megabytes in one run is scanned, not a crash: a detector finds its credential, a pattern that throws refuses', async () => {
+  const origin = await startOrigin(echo);
+  const proxy = await startEngine({
+    pins: { 'api.example.test': '127.0.0.1' },
+    // A pattern of the policy's own whose backtracking overflows on a run of megabytes.
+    policy: `version: "1.0"
+egress:
+  - destination: "api.example.test"
+    ports: [${origin.port}]
+    scan: true
+  - destination: "127.0.0.1"
+    ports: [${origin.port}]
+dlp:
+  patterns:
+    - name: runaway
+      regex: "\\\\bqq-[a-z]{20,}"
+`,
+  });
+  const agent = new ProxyAgent({ uri: proxy.proxyUrl, proxyTunnel: false });
+  const post = async (body: string) => {
+    const response = await request(`http://api.example.test:${origin.port}/upload`, {
+      method: 'POST',
+      body,
+      dispatcher: agent,
+    });
+    return { status: response.statusCode, text: await response.body.text() };
+  };
+  const run = 7 * 1024 * 1024;
+  try {
+    // Unbounded quantifiers over a 7 MiB run overflowed the regular expression stack, and the
+    // engine died of the exception (every built-in detector that had one).
+    assert.deepEqual(await post(`sk-ant-${'a'.repeat(run)}`), {
+      status: 403,
+      text: 'blocked: DLP match: anthropic-api-key in the body\n',
+    });
+    const clean = await post('A'.repeat(run));
+    assert.equal(clean.status, 200, clean.text);
+    assert.equal((JSON.parse(clean.text) as { length: number }).length, run);
+    assert.deepEqual(await post(`qq-${'a'.repeat(run)}`), {
+      status: 403,
+      text: 'blocked: the body could not be scanned (Maximum call stack size exceeded); what cannot be scanned is not sent\n',
+    });
+    assert.equal(origin.hits, 1);
+    await proxy.stop();
+    assertValid(readEvidenceDir(proxy.dir), true);
   } finally {
     await agent.close();
     await proxy.stop();

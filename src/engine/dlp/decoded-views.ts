@@ -10,8 +10,8 @@ import type { View } from './secret-scan.js';
 
 interface Encoding {
   readonly name: string;
-  /** Its runs inside a run of base64 characters; none: the whole run is one. */
-  readonly within?: RegExp;
+  /** Its characters' classes, to find its runs inside a run of base64; none: the whole run is one. */
+  readonly within?: Uint8Array;
   /** Characters per whole number of bytes: every alignment is a start in 0..period-1. */
   readonly period: number;
   decode(chars: string): Buffer;
@@ -66,6 +66,60 @@ export function base64Runs(text: string): string[] {
   return runs;
 }
 
+/** A character's class in an encoding of one case: not in it, in either case, or one case's. */
+const OUTSIDE = 0;
+const EITHER = 1;
+const UPPER = 2;
+const LOWER = 3;
+
+function classes(either: string, upper: string): Uint8Array {
+  return Uint8Array.from({ length: 128 }, (_, code) => {
+    const char = String.fromCharCode(code);
+    if (either.includes(char)) return EITHER;
+    if (upper.includes(char)) return UPPER;
+    return upper.includes(char.toUpperCase()) ? LOWER : OUTSIDE;
+  });
+}
+
+/**
+ * The longest stretches of `chars` whose letters are all of one case (digits go with either),
+ * MIN_RUN long or more. A loop: a regular expression's backtracking over a run of megabytes
+ * overflows its stack.
+ */
+export function singleCaseRuns(chars: string, table: Uint8Array): string[] {
+  const runs: string[] = [];
+  let start = 0;
+  let letterCase = OUTSIDE;
+  /** Where the digits just before `i` began (they belong to a run of either case), or -1. */
+  let digitsFrom = -1;
+  const close = (end: number) => {
+    if (end - start >= MIN_RUN) runs.push(chars.slice(start, end));
+  };
+  for (let i = 0; i < chars.length; i++) {
+    const kind = table[chars.charCodeAt(i)] ?? OUTSIDE;
+    if (kind === EITHER) {
+      if (digitsFrom < 0) digitsFrom = i;
+    } else if (kind === OUTSIDE) {
+      close(i);
+      start = i + 1;
+      letterCase = OUTSIDE;
+      digitsFrom = -1;
+    } else {
+      if (letterCase !== OUTSIDE && letterCase !== kind) {
+        close(i);
+        start = digitsFrom >= 0 ? digitsFrom : i;
+      }
+      letterCase = kind;
+      digitsFrom = -1;
+    }
+  }
+  close(chars.length);
+  return runs;
+}
+
+export const BASE32_CLASSES = classes('234567', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ');
+export const HEX_CLASSES = classes('0123456789', 'ABCDEF');
+
 const ENCODINGS: readonly Encoding[] = [
   {
     name: 'base64',
@@ -77,13 +131,13 @@ const ENCODINGS: readonly Encoding[] = [
     // Runs of one case only: mixed-case letters are base64's, and decoding each of their
     // stretches without 0, 1, 8, 9, + and / eight ways would only cost time.
     name: 'base32',
-    within: /[A-Z2-7]{16,}|[a-z2-7]{16,}/g,
+    within: BASE32_CLASSES,
     period: 8,
     decode: decodeBase32,
   },
   {
     name: 'hex',
-    within: /[0-9A-F]{16,}|[0-9a-f]{16,}/g,
+    within: HEX_CLASSES,
     period: 2,
     decode: (chars) => Buffer.from(chars, 'hex'),
   },
@@ -115,7 +169,7 @@ export function decodedViews(views: readonly View[]): View[] {
 }
 
 function decodeEveryAlignment(encoding: Encoding, chars: string, into: string[]): void {
-  const runs = encoding.within ? (chars.match(encoding.within) ?? []) : [chars];
+  const runs = encoding.within ? singleCaseRuns(chars, encoding.within) : [chars];
   for (const run of runs) {
     for (let start = 0; start < encoding.period; start++)
       into.push(encoding.decode(run.slice(start)).toString('utf8'));

@@ -15,10 +15,19 @@ export interface BoundSecret {
 }
 
 export interface DlpFinding {
-  /** The detector's name, or `secret:<ENV>` for a bound secret. */
+  /** The detector's name, `secret:<ENV>` for a bound secret, or UNSCANNABLE. */
   readonly detector: string;
   /** Where it was seen: `URL`, `host name`, `header <name>`, `body`, `WebSocket message`. */
   readonly where: string;
+  /** Why the text could not be scanned (UNSCANNABLE only): what cannot be scanned is not sent. */
+  readonly failure?: string;
+}
+
+export const UNSCANNABLE = 'unscannable';
+
+interface Finding extends DlpFinding {
+  /** The spellings to cut out of a recorded target. */
+  readonly forms: readonly string[];
 }
 
 export interface UrlFinding extends DlpFinding {
@@ -107,37 +116,46 @@ export function createSecretScanner(
     bound.filter((secret) =>
       secret.allow.some((destination) => destinationCovers(destination, host, port)),
     );
-  /** The first finding in the views and what they decode to; `allowed` secrets are not findings. */
+  /**
+   * The first finding in the views and what they decode to; `allowed` secrets are not findings.
+   * A view that cannot be scanned (a policy pattern that throws on it) is a finding too.
+   */
   const findIn = (
     seen: readonly View[],
     allowed: readonly (typeof bound)[number][],
     withDetectors: boolean,
-  ): { detector: string; where: string; forms: readonly string[] } | undefined => {
-    const views = [...seen, ...decodedViews(seen)];
-    for (const secret of bound) {
-      if (allowed.includes(secret)) continue;
-      for (const view of views) {
-        const candidates = view.where === HOST ? secret.compact : secret.forms;
-        if (candidates.some((candidate) => view.text.includes(candidate))) {
-          return { detector: `secret:${secret.env}`, where: view.where, forms: secret.forms };
+  ): Finding | undefined => {
+    let where = seen[0]?.where ?? '';
+    try {
+      const views = [...seen, ...decodedViews(seen)];
+      for (const secret of bound) {
+        if (allowed.includes(secret)) continue;
+        for (const view of views) {
+          const candidates = view.where === HOST ? secret.compact : secret.forms;
+          if (candidates.some((candidate) => view.text.includes(candidate))) {
+            return { detector: `secret:${secret.env}`, where: view.where, forms: secret.forms };
+          }
         }
       }
-    }
-    // A bound secret on its way to an allowed destination is not a leak, whatever it looks like.
-    const allowedForms = allowed.flatMap((secret) => secret.forms);
-    if (!withDetectors) return undefined;
-    for (const { detector, probe } of probes) {
-      for (const view of views) {
-        // Most texts match no detector: one native test is far cheaper than matchAll's copy.
-        if (!probe.test(view.text)) continue;
-        for (const match of view.text.matchAll(detector.pattern)) {
-          if (allowedForms.some((form) => form.includes(match[0]) || match[0].includes(form)))
-            continue;
-          return { detector: detector.name, where: view.where, forms: [match[0]] };
+      // A bound secret on its way to an allowed destination is not a leak, whatever it looks like.
+      const allowedForms = allowed.flatMap((secret) => secret.forms);
+      if (!withDetectors) return undefined;
+      for (const { detector, probe } of probes) {
+        for (const view of views) {
+          where = view.where;
+          // Most texts match no detector: one native test is far cheaper than matchAll's copy.
+          if (!probe.test(view.text)) continue;
+          for (const match of view.text.matchAll(detector.pattern)) {
+            if (allowedForms.some((form) => form.includes(match[0]) || match[0].includes(form)))
+              continue;
+            return { detector: detector.name, where: view.where, forms: [match[0]] };
+          }
         }
       }
+      return undefined;
+    } catch (error) {
+      return { detector: UNSCANNABLE, where, forms: [], failure: (error as Error).message };
     }
-    return undefined;
   };
   const find = (views: readonly View[], host: Host, port: number, withDetectors: boolean) =>
     findIn(views, allowedAt(host, port), withDetectors);
@@ -165,7 +183,9 @@ export function createSecretScanner(
     },
     scanContent(views, host, port, scan) {
       const found = find(views, host, port, scan);
-      return found && { detector: found.detector, where: found.where };
+      if (found === undefined) return undefined;
+      const { forms: _forms, ...finding } = found;
+      return finding;
     },
     guards(host, port) {
       return bound.some((secret) => !allowedAt(host, port).includes(secret));
