@@ -71885,7 +71885,7 @@ function base64Runs(text) {
   const length = text.length;
   for (let i = 0; i < length; i++) {
     const code2 = text.charCodeAt(i);
-    if (code2 < 128 && BASE64_CHAR[code2] === 1) {
+    if (isBase64(code2)) {
       if (start < 0) start = i;
       continue;
     }
@@ -71972,17 +71972,22 @@ var ENCODINGS = [
     decode: (chars) => Buffer.from(chars, "hex")
   }
 ];
+var MAX_DECODED_BYTES = 32 * 1024 * 1024;
 function decodedViews(views) {
   const out = [];
   const seen = /* @__PURE__ */ new Set();
+  const budget = { left: MAX_DECODED_BYTES };
   for (const view of views) {
+    if (view.decodeRuns === false) continue;
     const texts = ENCODINGS.map(() => []);
     for (const run of base64Runs(view.text)) {
       for (const chars of candidates(run)) {
         if (chars.length < MIN_RUN || seen.has(chars)) continue;
         seen.add(chars);
-        for (let index = 0; index < ENCODINGS.length; index++)
-          decodeEveryAlignment(ENCODINGS[index], chars, texts[index]);
+        for (let index = 0; index < ENCODINGS.length; index++) {
+          const encoding = ENCODINGS[index];
+          decodeEveryAlignment(encoding, chars, texts[index], budget);
+        }
       }
     }
     for (let index = 0; index < ENCODINGS.length; index++) {
@@ -71995,15 +72000,23 @@ function decodedViews(views) {
   }
   return out;
 }
-function decodeEveryAlignment(encoding, chars, into) {
+function decodeEveryAlignment(encoding, chars, into, budget) {
   const runs = encoding.within ? singleCaseRuns(chars, encoding.within) : [chars];
   for (const run of runs) {
-    for (let start = 0; start < encoding.period; start++)
-      into.push(encoding.decode(run.slice(start)).toString("utf8"));
+    for (let start = 0; start < encoding.period; start++) {
+      const bytes = encoding.decode(run.slice(start));
+      budget.left -= bytes.length;
+      if (budget.left < 0)
+        throw new Error(
+          `it holds more encoded text than can be decoded for scanning (over ${MAX_DECODED_BYTES} bytes decoded)`
+        );
+      into.push(bytes.toString("utf8"));
+    }
   }
 }
+var URL_SIZED = 16 * 1024;
 function candidates(run) {
-  return run.includes("/") ? [run, ...run.split("/")] : [run];
+  return run.length <= URL_SIZED && run.includes("/") ? [run, ...run.split("/")] : [run];
 }
 var BASE32_DIGITS = Int8Array.from(
   { length: 128 },
@@ -72064,9 +72077,9 @@ function createSecretScanner(detectors, secrets) {
     (secret) => secret.allow.some((destination2) => destinationCovers(destination2, host, port2))
   );
   const findIn = (seen, allowed, withDetectors) => {
+    const allowedForms = allowed.flatMap((secret) => secret.forms);
     let where = seen[0]?.where ?? "";
-    try {
-      const views = [...seen, ...decodedViews(seen)];
+    const scan = (views) => {
       for (const secret of bound) {
         if (allowed.includes(secret)) continue;
         for (const view of views) {
@@ -72076,7 +72089,6 @@ function createSecretScanner(detectors, secrets) {
           }
         }
       }
-      const allowedForms = allowed.flatMap((secret) => secret.forms);
       if (!withDetectors) return void 0;
       for (const { detector, probe: probe2 } of probes) {
         for (const view of views) {
@@ -72090,6 +72102,9 @@ function createSecretScanner(detectors, secrets) {
         }
       }
       return void 0;
+    };
+    try {
+      return scan(seen) ?? scan(decodedViews(seen));
     } catch (error62) {
       return { detector: UNSCANNABLE, where, forms: [], failure: error62.message };
     }
@@ -72191,8 +72206,8 @@ function textViews(text, where) {
   const views = [{ text, where }];
   const form = text.replace(/\+/g, " ");
   const decodings = percentDecodings(form);
-  for (const decoded of decodings.length > 0 ? decodings : [form])
-    if (decoded !== text) views.push({ text: decoded, where });
+  if (decodings.length > 0) for (const decoded of decodings) views.push({ text: decoded, where });
+  else if (form !== text) views.push({ text: form, where, decodeRuns: false });
   const strings = jsonStrings(text);
   if (strings !== void 0) views.push({ text: strings, where });
   return views;

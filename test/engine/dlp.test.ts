@@ -2,7 +2,7 @@ import './dial-guard.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { base32 } from './base32.js';
 import { join } from 'node:path';
 import { ProxyAgent, request } from 'undici';
@@ -322,9 +322,18 @@ dlp:
       status: 403,
       text: 'blocked: DLP match: anthropic-api-key in the body\n',
     });
-    const clean = await post('A'.repeat(run));
+    // An upload of that size in base64 passes; megabytes of one letter decode to more than
+    // the scanner holds, and are refused like anything it cannot scan.
+    const upload = randomBytes((run / 4) * 3).toString('base64');
+    const clean = await post(upload);
     assert.equal(clean.status, 200, clean.text);
-    assert.equal((JSON.parse(clean.text) as { length: number }).length, run);
+    assert.equal((JSON.parse(clean.text) as { length: number }).length, upload.length);
+    const letters = await post('A'.repeat(run));
+    assert.equal(letters.status, 403);
+    assert.match(
+      letters.text,
+      /^blocked: the body could not be scanned \(it holds more encoded text/,
+    );
     assert.deepEqual(await post(`qq-${'a'.repeat(run)}`), {
       status: 403,
       text: 'blocked: the body could not be scanned (Maximum call stack size exceeded); what cannot be scanned is not sent\n',

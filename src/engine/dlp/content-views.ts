@@ -36,10 +36,11 @@ export function bodyViews(
 export function textViews(text: string, where: string): View[] {
   const views: View[] = [{ text, where }];
   // Form-decoded: `+` is a space, then percent escapes (as many times as they were nested).
+  // Spaces for `+` alone only cut the text's base64 runs in pieces: nothing new to decode.
   const form = text.replace(/\+/g, ' ');
   const decodings = percentDecodings(form);
-  for (const decoded of decodings.length > 0 ? decodings : [form])
-    if (decoded !== text) views.push({ text: decoded, where });
+  if (decodings.length > 0) for (const decoded of decodings) views.push({ text: decoded, where });
+  else if (form !== text) views.push({ text: form, where, decodeRuns: false });
   const strings = jsonStrings(text);
   if (strings !== undefined) views.push({ text: strings, where });
   return views;

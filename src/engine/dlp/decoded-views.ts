@@ -43,7 +43,7 @@ export function base64Runs(text: string): string[] {
   const length = text.length;
   for (let i = 0; i < length; i++) {
     const code = text.charCodeAt(i);
-    if (code < 128 && BASE64_CHAR[code] === 1) {
+    if (isBase64(code)) {
       if (start < 0) start = i;
       continue;
     }
@@ -143,18 +143,32 @@ const ENCODINGS: readonly Encoding[] = [
   },
 ];
 
-/** The decodings of every encoded run in the views, each labelled with its view and encoding. */
+/**
+ * Decoded bytes one scan may hold: a 6 MiB base64 upload decodes to about 18 MiB (four
+ * alignments); megabytes of one repeated letter decode many times over, base64 and base32.
+ */
+const MAX_DECODED_BYTES = 32 * 1024 * 1024;
+
+/**
+ * The decodings of every encoded run in the views, each labelled with its view and encoding.
+ * Throws when they would exceed MAX_DECODED_BYTES (the scanner then refuses: what cannot be
+ * scanned is not sent).
+ */
 export function decodedViews(views: readonly View[]): View[] {
   const out: View[] = [];
   const seen = new Set<string>();
+  const budget = { left: MAX_DECODED_BYTES };
   for (const view of views) {
+    if (view.decodeRuns === false) continue;
     const texts = ENCODINGS.map((): string[] => []);
     for (const run of base64Runs(view.text)) {
       for (const chars of candidates(run)) {
         if (chars.length < MIN_RUN || seen.has(chars)) continue;
         seen.add(chars);
-        for (let index = 0; index < ENCODINGS.length; index++)
-          decodeEveryAlignment(ENCODINGS[index] as Encoding, chars, texts[index] as string[]);
+        for (let index = 0; index < ENCODINGS.length; index++) {
+          const encoding = ENCODINGS[index] as Encoding;
+          decodeEveryAlignment(encoding, chars, texts[index] as string[], budget);
+        }
       }
     }
     for (let index = 0; index < ENCODINGS.length; index++) {
@@ -168,21 +182,36 @@ export function decodedViews(views: readonly View[]): View[] {
   return out;
 }
 
-function decodeEveryAlignment(encoding: Encoding, chars: string, into: string[]): void {
+function decodeEveryAlignment(
+  encoding: Encoding,
+  chars: string,
+  into: string[],
+  budget: { left: number },
+): void {
   const runs = encoding.within ? singleCaseRuns(chars, encoding.within) : [chars];
   for (const run of runs) {
-    for (let start = 0; start < encoding.period; start++)
-      into.push(encoding.decode(run.slice(start)).toString('utf8'));
+    for (let start = 0; start < encoding.period; start++) {
+      const bytes = encoding.decode(run.slice(start));
+      budget.left -= bytes.length;
+      if (budget.left < 0)
+        throw new Error(
+          `it holds more encoded text than can be decoded for scanning (over ${MAX_DECODED_BYTES} bytes decoded)`,
+        );
+      into.push(bytes.toString('utf8'));
+    }
   }
 }
 
+/** Runs as long as a URL may be (the engine's header limit) can be URL paths. */
+const URL_SIZED = 16 * 1024;
+
 /**
- * A run, and each of its `/`-separated parts when it has any: a blob in a URL path starts a
- * segment, and decoded with the path before it, its first bytes would follow garbage (which a
- * detector's word boundary could fail on).
+ * A run, and each of its `/`-separated parts when it has any and could be a URL path: a blob
+ * in a path starts a segment, and decoded with the path before it, its first bytes would
+ * follow garbage (which a detector's word boundary could fail on).
  */
 function candidates(run: string): string[] {
-  return run.includes('/') ? [run, ...run.split('/')] : [run];
+  return run.length <= URL_SIZED && run.includes('/') ? [run, ...run.split('/')] : [run];
 }
 
 /** Each character code's base32 digit (either case), or -1. */

@@ -39,6 +39,8 @@ export interface UrlFinding extends DlpFinding {
 export interface View {
   readonly text: string;
   readonly where: string;
+  /** False when its encoded runs are pieces of another view's (nothing new to decode). */
+  readonly decodeRuns?: false;
 }
 
 /** Spellings of a secret that a request may carry. */
@@ -117,17 +119,19 @@ export function createSecretScanner(
       secret.allow.some((destination) => destinationCovers(destination, host, port)),
     );
   /**
-   * The first finding in the views and what they decode to; `allowed` secrets are not findings.
-   * A view that cannot be scanned (a policy pattern that throws on it) is a finding too.
+   * The first finding in the views, then in what they decode to; `allowed` secrets are not
+   * findings. A view that cannot be scanned (a policy pattern that throws on it, more encoded
+   * text than can be decoded) is a finding too.
    */
   const findIn = (
     seen: readonly View[],
     allowed: readonly (typeof bound)[number][],
     withDetectors: boolean,
   ): Finding | undefined => {
+    // A bound secret on its way to an allowed destination is not a leak, whatever it looks like.
+    const allowedForms = allowed.flatMap((secret) => secret.forms);
     let where = seen[0]?.where ?? '';
-    try {
-      const views = [...seen, ...decodedViews(seen)];
+    const scan = (views: readonly View[]): Finding | undefined => {
       for (const secret of bound) {
         if (allowed.includes(secret)) continue;
         for (const view of views) {
@@ -137,8 +141,6 @@ export function createSecretScanner(
           }
         }
       }
-      // A bound secret on its way to an allowed destination is not a leak, whatever it looks like.
-      const allowedForms = allowed.flatMap((secret) => secret.forms);
       if (!withDetectors) return undefined;
       for (const { detector, probe } of probes) {
         for (const view of views) {
@@ -153,6 +155,9 @@ export function createSecretScanner(
         }
       }
       return undefined;
+    };
+    try {
+      return scan(seen) ?? scan(decodedViews(seen));
     } catch (error) {
       return { detector: UNSCANNABLE, where, forms: [], failure: (error as Error).message };
     }
