@@ -71973,6 +71973,15 @@ var ENCODINGS = [
   }
 ];
 var MAX_DECODED_BYTES = 32 * 1024 * 1024;
+var DecodingBudgetExceeded = class extends Error {
+  constructor(where) {
+    super(
+      `it holds more encoded text than can be decoded for scanning (over ${MAX_DECODED_BYTES} bytes decoded)`
+    );
+    this.where = where;
+  }
+  where;
+};
 function decodedViews(views) {
   const out = [];
   const seen = /* @__PURE__ */ new Set();
@@ -71986,7 +71995,8 @@ function decodedViews(views) {
         seen.add(chars);
         for (let index = 0; index < ENCODINGS.length; index++) {
           const encoding = ENCODINGS[index];
-          decodeEveryAlignment(encoding, chars, texts[index], budget);
+          if (!decodeEveryAlignment(encoding, chars, texts[index], budget))
+            throw new DecodingBudgetExceeded(view.where);
         }
       }
     }
@@ -72006,13 +72016,11 @@ function decodeEveryAlignment(encoding, chars, into, budget) {
     for (let start = 0; start < encoding.period; start++) {
       const bytes = encoding.decode(run.slice(start));
       budget.left -= bytes.length;
-      if (budget.left < 0)
-        throw new Error(
-          `it holds more encoded text than can be decoded for scanning (over ${MAX_DECODED_BYTES} bytes decoded)`
-        );
+      if (budget.left < 0) return false;
       into.push(bytes.toString("utf8"));
     }
   }
+  return true;
 }
 var URL_SIZED = 16 * 1024;
 function candidates(run) {
@@ -72106,7 +72114,8 @@ function createSecretScanner(detectors, secrets) {
     try {
       return scan(seen) ?? scan(decodedViews(seen));
     } catch (error62) {
-      return { detector: UNSCANNABLE, where, forms: [], failure: error62.message };
+      const at = error62 instanceof DecodingBudgetExceeded ? error62.where : where;
+      return { detector: UNSCANNABLE, where: at, forms: [], failure: error62.message };
     }
   };
   const find = (views, host, port2, withDetectors) => findIn(views, allowedAt(host, port2), withDetectors);

@@ -6,6 +6,7 @@ import {
   base64Runs,
   decodeBase32,
   decodedViews,
+  DecodingBudgetExceeded,
   HEX_CLASSES,
   singleCaseRuns,
 } from '../../src/engine/dlp/decoded-views.js';
@@ -95,8 +96,15 @@ test('base32 and hex runs are of one case, digits go with either; megabytes deco
     ),
   );
   assert.throws(
-    () => decodedViews([{ text: 'Q'.repeat(8 * 1024 * 1024), where: 'body' }]),
-    /more encoded text than can be decoded for scanning/,
+    () =>
+      decodedViews([
+        { text: 'short', where: 'header X-A' },
+        { text: 'Q'.repeat(8 * 1024 * 1024), where: 'header X-B' },
+      ]),
+    (error) =>
+      error instanceof DecodingBudgetExceeded &&
+      error.where === 'header X-B' &&
+      /more encoded text than can be decoded for scanning/.test(error.message),
   );
   assert.deepEqual(singleCaseRuns('ABCDEFGHIJKLMNOP234abcdefghijklmnop', BASE32_CLASSES), [
     'ABCDEFGHIJKLMNOP234',

@@ -149,10 +149,19 @@ const ENCODINGS: readonly Encoding[] = [
  */
 const MAX_DECODED_BYTES = 32 * 1024 * 1024;
 
+/** A view's encoded runs decode to more than one scan may hold. */
+export class DecodingBudgetExceeded extends Error {
+  constructor(readonly where: string) {
+    super(
+      `it holds more encoded text than can be decoded for scanning (over ${MAX_DECODED_BYTES} bytes decoded)`,
+    );
+  }
+}
+
 /**
  * The decodings of every encoded run in the views, each labelled with its view and encoding.
- * Throws when they would exceed MAX_DECODED_BYTES (the scanner then refuses: what cannot be
- * scanned is not sent).
+ * Throws DecodingBudgetExceeded beyond MAX_DECODED_BYTES (the scanner then refuses: what
+ * cannot be scanned is not sent).
  */
 export function decodedViews(views: readonly View[]): View[] {
   const out: View[] = [];
@@ -167,7 +176,8 @@ export function decodedViews(views: readonly View[]): View[] {
         seen.add(chars);
         for (let index = 0; index < ENCODINGS.length; index++) {
           const encoding = ENCODINGS[index] as Encoding;
-          decodeEveryAlignment(encoding, chars, texts[index] as string[], budget);
+          if (!decodeEveryAlignment(encoding, chars, texts[index] as string[], budget))
+            throw new DecodingBudgetExceeded(view.where);
         }
       }
     }
@@ -187,19 +197,17 @@ function decodeEveryAlignment(
   chars: string,
   into: string[],
   budget: { left: number },
-): void {
+): boolean {
   const runs = encoding.within ? singleCaseRuns(chars, encoding.within) : [chars];
   for (const run of runs) {
     for (let start = 0; start < encoding.period; start++) {
       const bytes = encoding.decode(run.slice(start));
       budget.left -= bytes.length;
-      if (budget.left < 0)
-        throw new Error(
-          `it holds more encoded text than can be decoded for scanning (over ${MAX_DECODED_BYTES} bytes decoded)`,
-        );
+      if (budget.left < 0) return false;
       into.push(bytes.toString('utf8'));
     }
   }
+  return true;
 }
 
 /** Runs as long as a URL may be (the engine's header limit) can be URL paths. */

@@ -5,7 +5,7 @@
 import { destinationCovers, type Destination } from '../../policy/destination.js';
 import type { Host } from '../../policy/index.js';
 import type { Detector } from './detectors.js';
-import { base64Runs, decodedViews } from './decoded-views.js';
+import { base64Runs, decodedViews, DecodingBudgetExceeded } from './decoded-views.js';
 
 /** The value of a `secrets:`-bound variable and where it may be sent. */
 export interface BoundSecret {
@@ -159,7 +159,8 @@ export function createSecretScanner(
     try {
       return scan(seen) ?? scan(decodedViews(seen));
     } catch (error) {
-      return { detector: UNSCANNABLE, where, forms: [], failure: (error as Error).message };
+      const at = error instanceof DecodingBudgetExceeded ? error.where : where;
+      return { detector: UNSCANNABLE, where: at, forms: [], failure: (error as Error).message };
     }
   };
   const find = (views: readonly View[], host: Host, port: number, withDetectors: boolean) =>
