@@ -72231,17 +72231,19 @@ function jsonStrings(text) {
     return void 0;
   }
   const out = [];
-  const walk = (value) => {
+  const stack = [parsed];
+  while (stack.length > 0) {
+    const value = stack.pop();
     if (typeof value === "string") out.push(value);
-    else if (Array.isArray(value)) value.forEach(walk);
+    else if (Array.isArray(value)) for (let i = value.length - 1; i >= 0; i--) stack.push(value[i]);
     else if (typeof value === "object" && value !== null) {
-      for (const [key, item] of Object.entries(value)) {
-        out.push(key);
-        walk(item);
+      const entries = Object.entries(value);
+      for (let i = entries.length - 1; i >= 0; i--) {
+        const [key, item] = entries[i];
+        stack.push(item, key);
       }
     }
-  };
-  walk(parsed);
+  }
   return out.join("\n");
 }
 var DECODERS = {

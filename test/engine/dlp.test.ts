@@ -204,6 +204,21 @@ test('every credential format is found encoded inside a body, and cut out of rec
   }
 });
 
+test('a JSON body nested a million levels deep is read, not a crash; its strings come in document order', () => {
+  const token = SAMPLES['github-token'] ?? '';
+  const escaped = `"${token.replace('g', '\\u0067')}"`;
+  const depth = 1_000_000;
+  const body = `${'['.repeat(depth)}${escaped}${']'.repeat(depth)}`;
+  const scanner = createSecretScanner(BUILTIN_DETECTORS, []);
+  const host = { kind: 'name', name: 'uploads.example' } as const;
+  assert.equal(
+    scanner.scanContent(textViews(body, 'body'), host, 443, true)?.detector,
+    'github-token',
+  );
+  const strings = textViews('{"a":["b",{"c":"d"}],"e":"f"}', 'body').at(-1)?.text;
+  assert.equal(strings, 'a\nb\nc\nd\ne\nf');
+});
+
 test('ordinary encoded content is not a finding', () => {
   const scanner = createSecretScanner(BUILTIN_DETECTORS, [binding([])]);
   const host = { kind: 'name', name: 'uploads.example' } as const;

@@ -56,18 +56,22 @@ function jsonStrings(text: string): string | undefined {
   } catch {
     return undefined;
   }
+  // A stack, not recursion: a body nested a million levels deep parses, and must not overflow.
   const out: string[] = [];
-  const walk = (value: unknown): void => {
+  const stack: unknown[] = [parsed];
+  while (stack.length > 0) {
+    const value = stack.pop();
     if (typeof value === 'string') out.push(value);
-    else if (Array.isArray(value)) value.forEach(walk);
+    else if (Array.isArray(value)) for (let i = value.length - 1; i >= 0; i--) stack.push(value[i]);
     else if (typeof value === 'object' && value !== null) {
-      for (const [key, item] of Object.entries(value)) {
-        out.push(key);
-        walk(item);
+      // Pushed last to first, each value under its key: they come off the stack in order.
+      const entries = Object.entries(value);
+      for (let i = entries.length - 1; i >= 0; i--) {
+        const [key, item] = entries[i] as [string, unknown];
+        stack.push(item, key);
       }
     }
-  };
-  walk(parsed);
+  }
   return out.join('\n');
 }
 
