@@ -75879,7 +75879,9 @@ function encodeSorted(value) {
 }
 
 // src/packet/write-packet.ts
-import { readdir as readdir2, readFile as readFile6, writeFile as writeFile7 } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { access as access2, readdir as readdir2, readFile as readFile6, writeFile as writeFile7 } from "node:fs/promises";
+import { createInterface as createInterface2 } from "node:readline";
 import { join as join9 } from "node:path";
 
 // src/packet/summarize.ts
@@ -76054,23 +76056,25 @@ function suggestedRules(summary) {
 }
 
 // src/packet/engine-log.ts
-function unrecordedRefusals(log) {
-  let count = 0;
-  let reason = "";
-  for (const line of log.split("\n")) {
-    if (!line.includes('"evidence_error"')) continue;
+var UnrecordedTally = class {
+  count = 0;
+  reason = "";
+  add(line) {
+    if (!line.includes('"evidence_error"')) return;
     let event;
     try {
       event = JSON.parse(line);
     } catch {
-      continue;
+      return;
     }
     const { event: kind, message } = event ?? {};
-    if (kind !== "evidence_error") continue;
-    if (count++ === 0) reason = typeof message === "string" ? message : "";
+    if (kind !== "evidence_error") return;
+    if (this.count++ === 0) this.reason = typeof message === "string" ? message : "";
   }
-  return count === 0 ? void 0 : { count, reason };
-}
+  result() {
+    return this.count === 0 ? void 0 : { count: this.count, reason: this.reason };
+  }
+};
 
 // src/packet/write-packet.ts
 var EVIDENCE_DIR = "evidence";
@@ -76117,7 +76121,7 @@ async function writePacketReport(packet) {
     policy: packet.policy
   });
   await writeFile7(join9(packet.out, PACKET_FILES.packet), encodeSorted(json2));
-  const unrecorded = unrecordedRefusals(await readEngineLog(packet.out));
+  const unrecorded = await unrecordedInEngineLog(packet.out);
   const markdown = summaryMarkdown({
     report: packet.report,
     summary,
@@ -76132,13 +76136,18 @@ async function writePacketReport(packet) {
   await writeFile7(join9(packet.out, PACKET_FILES.summary), markdown);
   return markdown;
 }
-async function readEngineLog(out) {
+async function unrecordedInEngineLog(out) {
+  const path4 = join9(out, ENGINE_LOG);
   try {
-    return await readFile6(join9(out, ENGINE_LOG), "utf8");
+    await access2(path4);
   } catch (error62) {
-    if (error62.code === "ENOENT") return "";
+    if (error62.code === "ENOENT") return void 0;
     throw error62;
   }
+  const tally = new UnrecordedTally();
+  const lines = createInterface2({ input: createReadStream(path4), crlfDelay: Infinity });
+  for await (const line of lines) tally.add(line);
+  return tally.result();
 }
 
 // src/cli/run-request.ts
@@ -76368,7 +76377,7 @@ import { mkdir as mkdir5, writeFile as writeFile8 } from "node:fs/promises";
 import path3 from "node:path";
 
 // src/cli/evidence-source.ts
-import { createReadStream } from "node:fs";
+import { createReadStream as createReadStream2 } from "node:fs";
 import { readdir as readdir4, stat as stat6 } from "node:fs/promises";
 import path2 from "node:path";
 var CHUNK_BYTES = 256 * 1024;
@@ -76413,7 +76422,7 @@ async function verifyEvidencePath(backend, evidencePath, options) {
   return { label, report: verifier.finish() };
 }
 async function streamFile(file2, stream) {
-  const input2 = createReadStream(file2, { highWaterMark: CHUNK_BYTES });
+  const input2 = createReadStream2(file2, { highWaterMark: CHUNK_BYTES });
   try {
     for await (const chunk of input2) {
       if (!stream.write(chunk)) return false;

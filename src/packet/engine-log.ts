@@ -1,5 +1,6 @@
 // What the engine's decision log says that the evidence cannot: requests it refused because
-// their receipts could not be written (a full disk, the evidence at its file budget). Pure.
+// their receipts could not be written (a full disk, the evidence at its file budget). Pure:
+// lines are added one at a time (the log of a long run is read as a stream).
 
 export interface UnrecordedRefusals {
   readonly count: number;
@@ -8,20 +9,24 @@ export interface UnrecordedRefusals {
 }
 
 /** Counts the log's `evidence_error` events; lines that are not JSON events are skipped. */
-export function unrecordedRefusals(log: string): UnrecordedRefusals | undefined {
-  let count = 0;
-  let reason = '';
-  for (const line of log.split('\n')) {
-    if (!line.includes('"evidence_error"')) continue;
+export class UnrecordedTally {
+  private count = 0;
+  private reason = '';
+
+  add(line: string): void {
+    if (!line.includes('"evidence_error"')) return;
     let event: unknown;
     try {
       event = JSON.parse(line);
     } catch {
-      continue;
+      return;
     }
     const { event: kind, message } = (event ?? {}) as { event?: unknown; message?: unknown };
-    if (kind !== 'evidence_error') continue;
-    if (count++ === 0) reason = typeof message === 'string' ? message : '';
+    if (kind !== 'evidence_error') return;
+    if (this.count++ === 0) this.reason = typeof message === 'string' ? message : '';
   }
-  return count === 0 ? undefined : { count, reason };
+
+  result(): UnrecordedRefusals | undefined {
+    return this.count === 0 ? undefined : { count: this.count, reason: this.reason };
+  }
 }

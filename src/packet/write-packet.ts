@@ -1,6 +1,8 @@
 // Writing the Audit Packet (DESIGN §7) around the evidence the run collected: first the files
 // verification reads, then, with the verification report, packet.json and summary.md.
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { access, readdir, readFile, writeFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import {
   encodePipelockPublicKey,
@@ -21,7 +23,7 @@ import {
 } from './packet-json.js';
 import { summarizeChain } from './summarize.js';
 import { summaryMarkdown } from './summary-md.js';
-import { unrecordedRefusals } from './engine-log.js';
+import { UnrecordedTally, type UnrecordedRefusals } from './engine-log.js';
 
 export const EVIDENCE_DIR = 'evidence';
 export const ENGINE_LOG = 'engine.log';
@@ -99,7 +101,7 @@ export async function writePacketReport(packet: PacketReport): Promise<string> {
     policy: packet.policy,
   });
   await writeFile(join(packet.out, PACKET_FILES.packet), encodeSorted(json));
-  const unrecorded = unrecordedRefusals(await readEngineLog(packet.out));
+  const unrecorded = await unrecordedInEngineLog(packet.out);
   const markdown = summaryMarkdown({
     report: packet.report,
     summary,
@@ -115,12 +117,18 @@ export async function writePacketReport(packet: PacketReport): Promise<string> {
   return markdown;
 }
 
-/** The engine's log as collected into the packet; a run that never started the engine has none. */
-async function readEngineLog(out: string): Promise<string> {
+/** What the engine's log, as collected into the packet, says went unrecorded; read as a stream. */
+async function unrecordedInEngineLog(out: string): Promise<UnrecordedRefusals | undefined> {
+  const path = join(out, ENGINE_LOG);
   try {
-    return await readFile(join(out, ENGINE_LOG), 'utf8');
+    await access(path);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return '';
+    // A run that never started the engine has no log.
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
+  const tally = new UnrecordedTally();
+  const lines = createInterface({ input: createReadStream(path), crlfDelay: Infinity });
+  for await (const line of lines) tally.add(line);
+  return tally.result();
 }

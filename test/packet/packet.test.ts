@@ -1,13 +1,17 @@
 // The Audit Packet's pure parts: counting a chain, packet.json against the v0 schema (written
 // from the spec into this folder), the summary's Markdown.
 import { test } from 'node:test';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writePacketReport } from '../../src/packet/write-packet.js';
 import assert from 'node:assert/strict';
 import type { Receipt } from '../../src/receipts/index.js';
 import type { VerificationReport } from '../../src/cli/verification-report.js';
 import { destinationOf, hostOf, summarizeChain } from '../../src/packet/summarize.js';
 import { encodeSorted, packetJson, packetRunFromEnv } from '../../src/packet/packet-json.js';
 import { summaryMarkdown } from '../../src/packet/summary-md.js';
-import { unrecordedRefusals } from '../../src/packet/engine-log.js';
+import { UnrecordedTally } from '../../src/packet/engine-log.js';
 import { validatePacket } from './schema.js';
 
 function receipt(seq: number, fields: Record<string, unknown>): Receipt {
@@ -131,38 +135,42 @@ const report = (verdict: VerificationReport['verdict']): VerificationReport => (
   error: verdict === 'invalid' ? 'chain_prev_hash mismatch' : null,
 });
 
+const RUN = {
+  ...packetRunFromEnv({
+    GITHUB_ACTIONS: 'true',
+    GITHUB_REPOSITORY: 'acme/widgets',
+    GITHUB_RUN_ID: '42',
+    GITHUB_SHA: '',
+  }),
+  agentIdentity: 'triage-bot',
+  startedAt: '2026-11-27T00:00:00.000Z',
+  completedAt: '2026-11-27T00:00:01.000Z',
+  agentExitCode: 0,
+};
+
+const POSTURE = {
+  runnerOs: 'Linux',
+  networkNamespace: 'pe-0123456789',
+  agentUser: 'pipelock-agent',
+  agentUid: 998,
+  hostUser: 'pipelock-host',
+  hostUid: 997,
+  proxyUrl: 'http://127.0.0.1:40000',
+  scriptBasename: 'agent.sh',
+  scriptArgCount: 2,
+};
+
 function packetFor(
   verdict: VerificationReport['verdict'],
   pinned: boolean,
 ): Record<string, unknown> {
   return packetJson({
     generatedAt: '2026-11-27T00:00:02.000Z',
-    run: {
-      ...packetRunFromEnv({
-        GITHUB_ACTIONS: 'true',
-        GITHUB_REPOSITORY: 'acme/widgets',
-        GITHUB_RUN_ID: '42',
-        GITHUB_SHA: '',
-      }),
-      agentIdentity: 'triage-bot',
-      startedAt: '2026-11-27T00:00:00.000Z',
-      completedAt: '2026-11-27T00:00:01.000Z',
-      agentExitCode: 0,
-    },
+    run: RUN,
     summary: summarizeChain(chain),
     report: report(verdict),
     ...(pinned ? { pinnedKey: 'pipelock-ed25519-public-v1:abc' } : {}),
-    posture: {
-      runnerOs: 'Linux',
-      networkNamespace: 'pe-0123456789',
-      agentUser: 'pipelock-agent',
-      agentUid: 998,
-      hostUser: 'pipelock-host',
-      hostUid: 997,
-      proxyUrl: 'http://127.0.0.1:40000',
-      scriptBasename: 'agent.sh',
-      scriptArgCount: 2,
-    },
+    posture: POSTURE,
     policy: { path: 'policy.yaml', mode: 'enforce', dlpPatterns: 1, websocketFrameScan: true },
   });
 }
@@ -252,11 +260,16 @@ test('requests refused unrecorded: counted from the engine log and said in summa
     '{"event":"decision","reason":"evidence_error is only a word here"}',
     '{"event":"evidence_error","message":"the evidence is full (256 files)"}',
     '',
-  ].join('\n');
-  const unrecorded = unrecordedRefusals(log);
+  ];
+  const tally = (lines: readonly string[]) => {
+    const counted = new UnrecordedTally();
+    for (const line of lines) counted.add(line);
+    return counted.result();
+  };
+  const unrecorded = tally(log);
   assert.deepEqual(unrecorded, { count: 2, reason: 'evidence cannot be written: ENOSPC' });
-  assert.equal(unrecordedRefusals(log.split('\n').slice(0, 1).join('\n')), undefined);
-  assert.equal(unrecordedRefusals(''), undefined);
+  assert.equal(tally(log.slice(0, 1)), undefined);
+  assert.equal(tally([]), undefined);
   const input = {
     report: report('valid'),
     summary: summarizeChain(chain),
@@ -272,4 +285,37 @@ test('requests refused unrecorded: counted from the engine log and said in summa
     /- ⚠️ 2 requests were refused without a receipt, none of them forwarded: evidence cannot be written: ENOSPC/,
   );
   assert.doesNotMatch(summaryMarkdown(input), /without a receipt/);
+});
+
+test('summary.md as written says what the engine log holds unrecorded; without a log, nothing', async () => {
+  const out = mkdtempSync(join(tmpdir(), 'pe-packet-'));
+  try {
+    const write = () =>
+      writePacketReport({
+        out,
+        receipts: chain,
+        report: report('valid'),
+        pinnedKey: undefined,
+        run: RUN,
+        posture: POSTURE,
+        policy: {
+          path: 'policy.yaml',
+          mode: 'enforce',
+          dlpPatterns: 0,
+          websocketFrameScan: false,
+          hash: 'f'.repeat(64),
+        },
+        generatedAt: '2026-11-27T00:00:02.000Z',
+      });
+    assert.doesNotMatch(await write(), /without a receipt/);
+    const refusal = '{"event":"evidence_error","message":"the evidence is full (256 files)"}\n';
+    writeFileSync(join(out, 'engine.log'), refusal.repeat(3));
+    assert.match(
+      await write(),
+      /- ⚠️ 3 requests were refused without a receipt, none of them forwarded: the evidence is full \(256 files\)/,
+    );
+    assert.match(readFileSync(join(out, 'summary.md'), 'utf8'), /3 requests were refused/);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
 });
