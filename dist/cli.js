@@ -73428,10 +73428,23 @@ var Engine = class {
       }
     };
     this.server = createServer(httpServerOptions(this.limits));
-    this.server.on("request", (req, res) => this.track(this.onRequest(req, res)));
-    this.server.on("checkContinue", (req, res) => this.track(this.onRequest(req, res)));
+    const failForward = (req, res) => (refusal) => this.failRequest("forward", req, res, refusal);
+    this.server.on(
+      "request",
+      (req, res) => this.track(this.onRequest(req, res), failForward(req, res))
+    );
+    this.server.on(
+      "checkContinue",
+      (req, res) => this.track(this.onRequest(req, res), failForward(req, res))
+    );
     this.server.on("checkExpectation", (req, res) => this.refuseExpectation(req, res));
-    this.server.on("connect", (req, socket, head) => this.track(this.onConnect(req, socket, head)));
+    this.server.on(
+      "connect",
+      (req, socket, head) => this.track(
+        this.onConnect(req, socket, head),
+        (refusal) => this.failSocket("connect", req, socket, refusal)
+      )
+    );
     this.server.on("upgrade", (req, socket, head) => this.onUpgrade(req, socket, head));
     this.server.on(
       "clientError",
@@ -73439,8 +73452,15 @@ var Engine = class {
     );
     this.inner = createServer(httpServerOptions(this.limits));
     this.inner.timeout = this.limits.idleTimeoutMs;
-    this.inner.on("request", (req, res) => this.track(this.onInterceptedRequest(req, res)));
-    this.inner.on("checkContinue", (req, res) => this.track(this.onInterceptedRequest(req, res)));
+    const failIntercepted = (req, res) => (refusal) => this.failRequest("intercept", req, res, refusal);
+    this.inner.on(
+      "request",
+      (req, res) => this.track(this.onInterceptedRequest(req, res), failIntercepted(req, res))
+    );
+    this.inner.on(
+      "checkContinue",
+      (req, res) => this.track(this.onInterceptedRequest(req, res), failIntercepted(req, res))
+    );
     this.inner.on("checkExpectation", (req, res) => this.refuseExpectation(req, res));
     this.inner.on("connect", (req, socket) => this.onNestedConnect(req, socket));
     this.inner.on("upgrade", (req, socket, head) => this.onUpgrade(req, socket, head));
@@ -73456,7 +73476,8 @@ var Engine = class {
     blocked: 0,
     warned: 0,
     activeTunnels: 0,
-    evidenceErrors: 0
+    evidenceErrors: 0,
+    internalErrors: 0
   };
   server;
   /** Serves the requests inside intercepted tunnels (never listens itself). */
@@ -73503,15 +73524,42 @@ var Engine = class {
     clearTimeout(timer);
     await this.pools.close();
   }
-  track(task) {
+  /**
+   * Keeps a request's task until it settles (shutdown waits for them). A task that fails is a
+   * bug, which one request must not turn into a dead engine whose evidence stays unsealed: the
+   * request is refused (500, layer engine, with a receipt) and the failure reported.
+   */
+  track(task, fail2) {
     this.pending.add(task);
     task.then(
       () => this.pending.delete(task),
       (error62) => {
         this.pending.delete(task);
-        throw error62;
+        this.counters.internalErrors++;
+        const message = this.admission.scanner.redactText(
+          error62 instanceof Error ? error62.message : String(error62)
+        );
+        this.options.onInternalError?.(message);
+        fail2({ status: 500, layer: "engine", reason: `internal error: ${message}` });
       }
     );
+  }
+  failRequest(transport, req, res, refusal) {
+    this.recordBlock(
+      this.unadmitted(transport, req.method ?? "", req.url ?? "", this.requestId()),
+      refusal
+    );
+    refuseResponse(res, refusal);
+  }
+  /** A CONNECT still unanswered gets the refusal; a tunnel or WebSocket under way is cut. */
+  failSocket(transport, req, socket, refusal) {
+    this.recordBlock(
+      this.unadmitted(transport, req.method ?? "", req.url ?? "", this.requestId()),
+      refusal
+    );
+    if (transport === "connect" && socket.writable && socket.bytesWritten === 0)
+      refuseSocket(socket, refusal);
+    else socket.destroy();
   }
   /** Counts a request, and on its intercepted tunnel when it arrived inside one (returned). */
   countRequest(req) {
@@ -73714,7 +73762,7 @@ var Engine = class {
     const path4 = (req.url ?? "").split("?")[0];
     if (path4 === "/health" && (req.method === "GET" || req.method === "HEAD")) {
       const body2 = JSON.stringify({
-        status: this.counters.evidenceErrors > 0 ? "degraded" : "healthy",
+        status: this.counters.evidenceErrors + this.counters.internalErrors > 0 ? "degraded" : "healthy",
         version: this.options.version,
         policy_hash: this.options.policy.hash,
         mode: this.options.policy.mode,
@@ -73729,7 +73777,8 @@ var Engine = class {
           warned: this.counters.warned,
           active_tunnels: this.counters.activeTunnels,
           upstream_pools: this.pools.size,
-          evidence_errors: this.counters.evidenceErrors
+          evidence_errors: this.counters.evidenceErrors,
+          internal_errors: this.counters.internalErrors
         }
       });
       res.writeHead(200, {
@@ -73928,7 +73977,8 @@ var Engine = class {
         transport,
         requestId,
         ...tunnel ? { address: tunnel.address } : {}
-      })
+      }),
+      (refusal) => this.failSocket(transport, req, socket, refusal)
     );
   }
   onClientError(error62, socket, transport = "forward") {
@@ -74753,6 +74803,8 @@ async function proxyCommand(args, io2) {
 `
     ),
     onEvidenceError: (error62) => io2.err(`${JSON.stringify({ event: "evidence_error", message: error62.message })}
+`),
+    onInternalError: (message) => io2.err(`${JSON.stringify({ event: "engine_error", message })}
 `)
   });
   const stopSignal = new Promise((resolve2) => {

@@ -116,6 +116,7 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
       ),
     onEvidenceError: (error) =>
       io.err(`${JSON.stringify({ event: 'evidence_error', message: error.message })}\n`),
+    onInternalError: (message) => io.err(`${JSON.stringify({ event: 'engine_error', message })}\n`),
   });
   // Installed before the ready line: a supervisor may signal as soon as it reads it. A
   // supervisor that hands over the listener and then goes away counts as a stop, too.

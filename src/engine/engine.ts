@@ -49,6 +49,8 @@ export interface EngineOptions {
   /** Called after each receipt is written (for the log line). */
   readonly onDecision?: (entry: DecisionEntry) => void;
   readonly onEvidenceError?: (error: Error) => void;
+  /** A request's handling failed (a bug): its client got a 500 and the evidence a receipt. */
+  readonly onInternalError?: (message: string) => void;
 }
 
 export interface EngineCounters {
@@ -58,6 +60,7 @@ export interface EngineCounters {
   warned: number;
   activeTunnels: number;
   evidenceErrors: number;
+  internalErrors: number;
 }
 
 /** Where to listen: a port on an address, or a listening handle handed over (from the netns). */
@@ -78,6 +81,7 @@ export class Engine {
     warned: 0,
     activeTunnels: 0,
     evidenceErrors: 0,
+    internalErrors: 0,
   };
   private readonly server: Server;
   /** Serves the requests inside intercepted tunnels (never listens itself). */
@@ -133,13 +137,23 @@ export class Engine {
       },
     };
     this.server = createServer(httpServerOptions(this.limits));
-    this.server.on('request', (req, res) => this.track(this.onRequest(req, res)));
+    const failForward = (req: IncomingMessage, res: ServerResponse) => (refusal: Refusal) =>
+      this.failRequest('forward', req, res, refusal);
+    this.server.on('request', (req, res) =>
+      this.track(this.onRequest(req, res), failForward(req, res)),
+    );
     // `Expect: 100-continue`: the client may send its body only once the request is admitted
     // (onRequest answers 100 then), so a refused upload never crosses the wire.
-    this.server.on('checkContinue', (req, res) => this.track(this.onRequest(req, res)));
+    this.server.on('checkContinue', (req, res) =>
+      this.track(this.onRequest(req, res), failForward(req, res)),
+    );
     // node:http would answer any other expectation with a bare 417 and no receipt.
     this.server.on('checkExpectation', (req, res) => this.refuseExpectation(req, res));
-    this.server.on('connect', (req, socket, head) => this.track(this.onConnect(req, socket, head)));
+    this.server.on('connect', (req, socket, head) =>
+      this.track(this.onConnect(req, socket, head), (refusal) =>
+        this.failSocket('connect', req, socket, refusal),
+      ),
+    );
     this.server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
     this.server.on(
       'clientError',
@@ -149,8 +163,14 @@ export class Engine {
     // The inner server never listens, so Node's request-timeout sweep does not run for it: an
     // idle or stalled intercepted connection is closed by its socket timeout instead.
     this.inner.timeout = this.limits.idleTimeoutMs;
-    this.inner.on('request', (req, res) => this.track(this.onInterceptedRequest(req, res)));
-    this.inner.on('checkContinue', (req, res) => this.track(this.onInterceptedRequest(req, res)));
+    const failIntercepted = (req: IncomingMessage, res: ServerResponse) => (refusal: Refusal) =>
+      this.failRequest('intercept', req, res, refusal);
+    this.inner.on('request', (req, res) =>
+      this.track(this.onInterceptedRequest(req, res), failIntercepted(req, res)),
+    );
+    this.inner.on('checkContinue', (req, res) =>
+      this.track(this.onInterceptedRequest(req, res), failIntercepted(req, res)),
+    );
     this.inner.on('checkExpectation', (req, res) => this.refuseExpectation(req, res));
     // Without a listener node:http would drop the connection silently, with no receipt.
     this.inner.on('connect', (req, socket) => this.onNestedConnect(req, socket));
@@ -197,15 +217,54 @@ export class Engine {
     await this.pools.close();
   }
 
-  private track(task: Promise<void>): void {
+  /**
+   * Keeps a request's task until it settles (shutdown waits for them). A task that fails is a
+   * bug, which one request must not turn into a dead engine whose evidence stays unsealed: the
+   * request is refused (500, layer engine, with a receipt) and the failure reported.
+   */
+  private track(task: Promise<void>, fail: (refusal: Refusal) => void): void {
     this.pending.add(task);
     task.then(
       () => this.pending.delete(task),
       (error: unknown) => {
         this.pending.delete(task);
-        throw error;
+        this.counters.internalErrors++;
+        const message = this.admission.scanner.redactText(
+          error instanceof Error ? error.message : String(error),
+        );
+        this.options.onInternalError?.(message);
+        fail({ status: 500, layer: 'engine', reason: `internal error: ${message}` });
       },
     );
+  }
+
+  private failRequest(
+    transport: DecisionEntry['transport'],
+    req: IncomingMessage,
+    res: ServerResponse,
+    refusal: Refusal,
+  ): void {
+    this.recordBlock(
+      this.unadmitted(transport, req.method ?? '', req.url ?? '', this.requestId()),
+      refusal,
+    );
+    refuseResponse(res, refusal);
+  }
+
+  /** A CONNECT still unanswered gets the refusal; a tunnel or WebSocket under way is cut. */
+  private failSocket(
+    transport: DecisionEntry['transport'],
+    req: IncomingMessage,
+    socket: Duplex,
+    refusal: Refusal,
+  ): void {
+    this.recordBlock(
+      this.unadmitted(transport, req.method ?? '', req.url ?? '', this.requestId()),
+      refusal,
+    );
+    if (transport === 'connect' && socket.writable && (socket as Socket).bytesWritten === 0)
+      refuseSocket(socket, refusal);
+    else socket.destroy();
   }
 
   /** Counts a request, and on its intercepted tunnel when it arrived inside one (returned). */
@@ -447,7 +506,8 @@ export class Engine {
     const path = (req.url ?? '').split('?')[0];
     if (path === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
       const body = JSON.stringify({
-        status: this.counters.evidenceErrors > 0 ? 'degraded' : 'healthy',
+        status:
+          this.counters.evidenceErrors + this.counters.internalErrors > 0 ? 'degraded' : 'healthy',
         version: this.options.version,
         policy_hash: this.options.policy.hash,
         mode: this.options.policy.mode,
@@ -463,6 +523,7 @@ export class Engine {
           active_tunnels: this.counters.activeTunnels,
           upstream_pools: this.pools.size,
           evidence_errors: this.counters.evidenceErrors,
+          internal_errors: this.counters.internalErrors,
         },
       });
       res.writeHead(200, {
@@ -687,6 +748,7 @@ export class Engine {
         requestId,
         ...(tunnel ? { address: tunnel.address } : {}),
       }),
+      (refusal) => this.failSocket(transport, req, socket, refusal),
     );
   }
 

@@ -85,6 +85,7 @@ export interface EngineSetup {
   readonly maxEvidenceFiles?: number;
   readonly onEvidenceError?: EngineOptions['onEvidenceError'];
   readonly onDecision?: EngineOptions['onDecision'];
+  readonly onInternalError?: EngineOptions['onInternalError'];
 }
 
 export async function startEngine(setup: EngineSetup): Promise<RunningEngine> {
@@ -109,6 +110,7 @@ export async function startEngine(setup: EngineSetup): Promise<RunningEngine> {
     ...(setup.limits ? { limits: setup.limits } : {}),
     ...(setup.onEvidenceError ? { onEvidenceError: setup.onEvidenceError } : {}),
     ...(setup.onDecision ? { onDecision: setup.onDecision } : {}),
+    ...(setup.onInternalError ? { onInternalError: setup.onInternalError } : {}),
     ...(setup.secretValues ? { secretValues: setup.secretValues } : {}),
   });
   const address = await engine.listen({ host: '127.0.0.1', port: 0 });

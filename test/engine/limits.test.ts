@@ -470,6 +470,43 @@ test('evidence at its file budget: requests are refused 503 (layer evidence), an
   }
 });
 
+test('a request whose handling fails is refused 500 with a receipt; the engine goes on and its chain seals', async () => {
+  const failures: string[] = [];
+  const f = await fixture({ onInternalError: (message) => void failures.push(message) });
+  // Fault injection: the next forward throws, as a bug in it would.
+  const engine = f.proxy.engine as unknown as { forward: (...args: unknown[]) => Promise<void> };
+  engine.forward = () => {
+    delete (engine as { forward?: unknown }).forward;
+    return Promise.reject(new Error('a bug in forwarding'));
+  };
+  try {
+    const request = async (path: string) =>
+      parseCurlResponse(
+        (await curl(['-i', '--proxy', f.proxy.proxyUrl, `http://${f.host}${path}`])).stdout,
+      );
+    const failed = await request('/r/first');
+    assert.equal(failed.status, 500);
+    assert.equal(failed.headers['x-pipelock-egress-block'], 'engine');
+    assert.equal(failed.body.toString(), 'blocked: internal error: a bug in forwarding\n');
+    assert.deepEqual(failures, ['a bug in forwarding']);
+    assert.equal((await request('/r/second')).status, 200);
+    assert.equal(f.origin.hits, 1);
+    const health = JSON.parse((await curl([`${f.proxy.proxyUrl}/health`])).stdout.toString()) as {
+      status: string;
+      counters: { internal_errors: number };
+    };
+    assert.deepEqual([health.status, health.counters.internal_errors], ['degraded', 1]);
+    await f.proxy.stop();
+    const evidence = readEvidenceDir(f.proxy.dir);
+    assertValid(evidence, true);
+    const blocks = decisions(evidence.receipts).filter((r) => r.action_record.layer === 'engine');
+    assert.equal(blocks.length, 1);
+    assert.equal(blocks[0]?.action_record.pattern, 'internal error: a bug in forwarding');
+  } finally {
+    await f.close();
+  }
+});
+
 test('a body that turns malformed after the response started cuts the connection, never splices a 400 into it', async () => {
   const f = await fixture({}, (req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain' });
