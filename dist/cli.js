@@ -73428,15 +73428,7 @@ var Engine = class {
       }
     };
     this.server = createServer(httpServerOptions(this.limits));
-    const failForward = (req, res) => (refusal) => this.failRequest("forward", req, res, refusal);
-    this.server.on(
-      "request",
-      (req, res) => this.track(this.onRequest(req, res), failForward(req, res))
-    );
-    this.server.on(
-      "checkContinue",
-      (req, res) => this.track(this.onRequest(req, res), failForward(req, res))
-    );
+    this.serveRequests(this.server, "forward", (req, res) => this.onRequest(req, res));
     this.server.on("checkExpectation", (req, res) => this.refuseExpectation(req, res));
     this.server.on(
       "connect",
@@ -73452,15 +73444,7 @@ var Engine = class {
     );
     this.inner = createServer(httpServerOptions(this.limits));
     this.inner.timeout = this.limits.idleTimeoutMs;
-    const failIntercepted = (req, res) => (refusal) => this.failRequest("intercept", req, res, refusal);
-    this.inner.on(
-      "request",
-      (req, res) => this.track(this.onInterceptedRequest(req, res), failIntercepted(req, res))
-    );
-    this.inner.on(
-      "checkContinue",
-      (req, res) => this.track(this.onInterceptedRequest(req, res), failIntercepted(req, res))
-    );
+    this.serveRequests(this.inner, "intercept", (req, res) => this.onInterceptedRequest(req, res));
     this.inner.on("checkExpectation", (req, res) => this.refuseExpectation(req, res));
     this.inner.on("connect", (req, socket) => this.onNestedConnect(req, socket));
     this.inner.on("upgrade", (req, socket, head) => this.onUpgrade(req, socket, head));
@@ -73523,6 +73507,11 @@ var Engine = class {
     ]);
     clearTimeout(timer);
     await this.pools.close();
+  }
+  serveRequests(server, transport, handle) {
+    const serve = (req, res) => this.track(handle(req, res), (refusal) => this.failRequest(transport, req, res, refusal));
+    server.on("request", serve);
+    server.on("checkContinue", serve);
   }
   /**
    * Keeps a request's task until it settles (shutdown waits for them). A task that fails is a
@@ -74239,11 +74228,9 @@ var EvidenceWriter = class _EvidenceWriter {
     let files = this.filesBefore + this.files.length;
     if (files + 1 + SEAL_LINES.length <= this.maxFiles) return;
     const { actor, policyHash: policyHash2 } = this.options.run;
-    const strings = [entry.target, entry.pattern ?? "", entry.method, entry.requestId];
-    const length = [...strings, entry.actionId, actor, policyHash2].reduce(
-      (n, s) => n + s.length,
-      0
-    );
+    const { target, pattern = "", method, requestId, actionId } = entry;
+    const text = [target, pattern, method, requestId, actionId, actor, policyHash2];
+    const length = text.reduce((sum, part) => sum + part.length, 0);
     let open2 = this.fd >= 0;
     let entries = this.entriesInFile;
     let bytes = this.bytesInFile;

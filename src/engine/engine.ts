@@ -137,16 +137,7 @@ export class Engine {
       },
     };
     this.server = createServer(httpServerOptions(this.limits));
-    const failForward = (req: IncomingMessage, res: ServerResponse) => (refusal: Refusal) =>
-      this.failRequest('forward', req, res, refusal);
-    this.server.on('request', (req, res) =>
-      this.track(this.onRequest(req, res), failForward(req, res)),
-    );
-    // `Expect: 100-continue`: the client may send its body only once the request is admitted
-    // (onRequest answers 100 then), so a refused upload never crosses the wire.
-    this.server.on('checkContinue', (req, res) =>
-      this.track(this.onRequest(req, res), failForward(req, res)),
-    );
+    this.serveRequests(this.server, 'forward', (req, res) => this.onRequest(req, res));
     // node:http would answer any other expectation with a bare 417 and no receipt.
     this.server.on('checkExpectation', (req, res) => this.refuseExpectation(req, res));
     this.server.on('connect', (req, socket, head) =>
@@ -163,14 +154,7 @@ export class Engine {
     // The inner server never listens, so Node's request-timeout sweep does not run for it: an
     // idle or stalled intercepted connection is closed by its socket timeout instead.
     this.inner.timeout = this.limits.idleTimeoutMs;
-    const failIntercepted = (req: IncomingMessage, res: ServerResponse) => (refusal: Refusal) =>
-      this.failRequest('intercept', req, res, refusal);
-    this.inner.on('request', (req, res) =>
-      this.track(this.onInterceptedRequest(req, res), failIntercepted(req, res)),
-    );
-    this.inner.on('checkContinue', (req, res) =>
-      this.track(this.onInterceptedRequest(req, res), failIntercepted(req, res)),
-    );
+    this.serveRequests(this.inner, 'intercept', (req, res) => this.onInterceptedRequest(req, res));
     this.inner.on('checkExpectation', (req, res) => this.refuseExpectation(req, res));
     // Without a listener node:http would drop the connection silently, with no receipt.
     this.inner.on('connect', (req, socket) => this.onNestedConnect(req, socket));
@@ -215,6 +199,19 @@ export class Engine {
     ]);
     clearTimeout(timer);
     await this.pools.close();
+  }
+
+  private serveRequests(
+    server: Server,
+    transport: 'forward' | 'intercept',
+    handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>,
+  ): void {
+    const serve = (req: IncomingMessage, res: ServerResponse) =>
+      this.track(handle(req, res), (refusal) => this.failRequest(transport, req, res, refusal));
+    server.on('request', serve);
+    // `Expect: 100-continue`: the client may send its body only once the request is admitted
+    // (the handler answers 100 then), so a refused upload never crosses the wire.
+    server.on('checkContinue', serve);
   }
 
   /**

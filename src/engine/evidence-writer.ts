@@ -252,11 +252,9 @@ export class EvidenceWriter implements DecisionLog {
     // Every string of the receipt at its longest escaped spelling (6 bytes per code unit, as
     // `\u2028`), on top of what every receipt line holds whatever it records.
     const { actor, policyHash } = this.options.run;
-    const strings = [entry.target, entry.pattern ?? '', entry.method, entry.requestId];
-    const length = [...strings, entry.actionId, actor, policyHash].reduce(
-      (n, s) => n + s.length,
-      0,
-    );
+    const { target, pattern = '', method, requestId, actionId } = entry;
+    const text = [target, pattern, method, requestId, actionId, actor, policyHash];
+    const length = text.reduce((sum, part) => sum + part.length, 0);
     let open = this.fd >= 0;
     let entries = this.entriesInFile;
     let bytes = this.bytesInFile;

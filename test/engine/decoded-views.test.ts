@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import {
   BASE32_CLASSES,
   base64Runs,
@@ -10,20 +9,9 @@ import {
   HEX_CLASSES,
   singleCaseRuns,
 } from '../../src/engine/dlp/decoded-views.js';
-import { base32 } from './base32.js';
+import { base32, noise } from './encodings.js';
 
 const SECRET = 'agent-secret-5f2b9c1e7a';
-
-/** Bytes that are the same on every run: the hash chain of a seed. */
-function noise(length: number): Buffer {
-  const parts: Buffer[] = [];
-  let block = createHash('sha256').update('decoded-views').digest();
-  for (let size = 0; size < length; size += block.length) {
-    parts.push(block);
-    block = createHash('sha256').update(block).digest();
-  }
-  return Buffer.concat(parts).subarray(0, length);
-}
 
 const ENCODERS: Record<string, (bytes: Buffer) => string> = {
   base64: (bytes) => bytes.toString('base64'),
