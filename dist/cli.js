@@ -72085,6 +72085,7 @@ function createSecretScanner(detectors, secrets) {
     (secret) => secret.allow.some((destination2) => destinationCovers(destination2, host, port2))
   );
   const findIn = (seen, allowed, withDetectors) => {
+    if (!withDetectors && bound.every((secret) => allowed.includes(secret))) return void 0;
     const allowedForms = allowed.flatMap((secret) => secret.forms);
     let where = seen[0]?.where ?? "";
     const scan = (views) => {
@@ -72463,8 +72464,24 @@ function relayBody(source, res) {
     source.pipe(res);
   });
 }
-function unsupportedTransferCoding(transferEncoding) {
-  return (transferEncoding ?? "").split(",").map((coding) => coding.trim().toLowerCase()).find((coding) => coding !== "" && coding !== "chunked");
+function framingRefusal(headers, maxBodyBytes) {
+  const coding = (headers["transfer-encoding"] ?? "").split(",").map((part) => part.trim().toLowerCase()).find((part) => part !== "" && part !== "chunked");
+  if (coding !== void 0) {
+    return {
+      status: 501,
+      layer: "request",
+      reason: `Transfer-Encoding ${coding} is not supported: send the body chunked or with a Content-Length (a Content-Encoding is decoded for scanning)`
+    };
+  }
+  const declared = Number(headers["content-length"] ?? "0");
+  if (declared > maxBodyBytes) {
+    return {
+      status: 413,
+      layer: "limit",
+      reason: `the request body (${declared} bytes) exceeds ${maxBodyBytes} bytes`
+    };
+  }
+  return void 0;
 }
 function hasBody(req) {
   return req.headers["content-length"] !== void 0 ? req.headers["content-length"] !== "0" : req.headers["transfer-encoding"] !== void 0;
@@ -73618,35 +73635,10 @@ var Engine = class {
   }
   /** Admits a request (absolute URL) and forwards it to the checked address. */
   async forward(req, res, request) {
-    const coding = unsupportedTransferCoding(req.headers["transfer-encoding"]);
-    if (coding !== void 0) {
-      return this.refuseUnadmitted(
-        res,
-        request.transport,
-        request.method,
-        request.target,
-        request.requestId,
-        {
-          status: 501,
-          layer: "request",
-          reason: `Transfer-Encoding ${coding} is not supported: send the body chunked or with a Content-Length (a Content-Encoding is decoded for scanning)`
-        }
-      );
-    }
-    const declared = Number(req.headers["content-length"] ?? "0");
-    if (declared > this.limits.maxBodyBytes) {
-      return this.refuseUnadmitted(
-        res,
-        request.transport,
-        request.method,
-        request.target,
-        request.requestId,
-        {
-          status: 413,
-          layer: "limit",
-          reason: `the request body (${declared} bytes) exceeds ${this.limits.maxBodyBytes} bytes`
-        }
-      );
+    const framing = framingRefusal(req.headers, this.limits.maxBodyBytes);
+    if (framing) {
+      const { transport, method, target, requestId } = request;
+      return this.refuseUnadmitted(res, transport, method, target, requestId, framing);
     }
     const inspection = new RequestInspection(
       req,

@@ -20,7 +20,7 @@ import { policyDetectors } from './dlp/detectors.js';
 import { createSecretScanner } from './dlp/secret-scan.js';
 import { expectsContinue, RequestInspection, ScanBudget } from './request-inspection.js';
 import { outcomeOf, type DecisionEntry, type DecisionLog } from './decision-log.js';
-import { forwardRequest, loadUndici, unsupportedTransferCoding, UpstreamPools } from './forward.js';
+import { forwardRequest, loadUndici, framingRefusal, UpstreamPools } from './forward.js';
 import { DEFAULT_LIMITS, httpServerOptions, type EngineLimits } from './limits.js';
 import { clientErrorRefusal, refuseResponse, refuseSocket, type Refusal } from './refusal.js';
 import { tunnelTarget, webSocketTarget, type TunnelAuthority } from './request-targets.js';
@@ -341,35 +341,10 @@ export class Engine {
     res: ServerResponse,
     request: AdmissionRequest,
   ): Promise<void> {
-    const coding = unsupportedTransferCoding(req.headers['transfer-encoding']);
-    if (coding !== undefined) {
-      return this.refuseUnadmitted(
-        res,
-        request.transport,
-        request.method,
-        request.target,
-        request.requestId,
-        {
-          status: 501,
-          layer: 'request',
-          reason: `Transfer-Encoding ${coding} is not supported: send the body chunked or with a Content-Length (a Content-Encoding is decoded for scanning)`,
-        },
-      );
-    }
-    const declared = Number(req.headers['content-length'] ?? '0');
-    if (declared > this.limits.maxBodyBytes) {
-      return this.refuseUnadmitted(
-        res,
-        request.transport,
-        request.method,
-        request.target,
-        request.requestId,
-        {
-          status: 413,
-          layer: 'limit',
-          reason: `the request body (${declared} bytes) exceeds ${this.limits.maxBodyBytes} bytes`,
-        },
-      );
+    const framing = framingRefusal(req.headers, this.limits.maxBodyBytes);
+    if (framing) {
+      const { transport, method, target, requestId } = request;
+      return this.refuseUnadmitted(res, transport, method, target, requestId, framing);
     }
     const inspection = new RequestInspection(
       req,

@@ -261,17 +261,35 @@ function relayBody(source: Readable, res: ServerResponse): Promise<number> {
 }
 
 /**
- * A transfer coding other than `chunked` in a request's Transfer-Encoding (the first one), or
- * undefined. node:http undoes only the chunking: a body sent `gzip, chunked` would reach the
- * scanner still compressed, and the origin without the header that says so.
+ * Why a request's body framing cannot be forwarded, before anything is judged: a transfer
+ * coding other than `chunked` (node:http undoes only the chunking, so a body sent `gzip,
+ * chunked` would reach the scanner still compressed, and the origin without the header that
+ * says so), or a declared length over the body limit.
  */
-export function unsupportedTransferCoding(
-  transferEncoding: string | undefined,
-): string | undefined {
-  return (transferEncoding ?? '')
+export function framingRefusal(
+  headers: IncomingMessage['headers'],
+  maxBodyBytes: number,
+): Refusal | undefined {
+  const coding = (headers['transfer-encoding'] ?? '')
     .split(',')
-    .map((coding) => coding.trim().toLowerCase())
-    .find((coding) => coding !== '' && coding !== 'chunked');
+    .map((part) => part.trim().toLowerCase())
+    .find((part) => part !== '' && part !== 'chunked');
+  if (coding !== undefined) {
+    return {
+      status: 501,
+      layer: 'request',
+      reason: `Transfer-Encoding ${coding} is not supported: send the body chunked or with a Content-Length (a Content-Encoding is decoded for scanning)`,
+    };
+  }
+  const declared = Number(headers['content-length'] ?? '0');
+  if (declared > maxBodyBytes) {
+    return {
+      status: 413,
+      layer: 'limit',
+      reason: `the request body (${declared} bytes) exceeds ${maxBodyBytes} bytes`,
+    };
+  }
+  return undefined;
 }
 
 export function hasBody(req: IncomingMessage): boolean {
