@@ -1,7 +1,7 @@
 // Action inputs (DESIGN §8): raw strings in, typed values or every problem out, each
 // naming the input. Pure: the caller supplies the raw values.
 
-import { z } from 'zod';
+import * as z from 'zod';
 import { parseNamePin, type NamePin } from '../engine/name-pin.js';
 import type { RawInputs } from './input-names.js';
 

@@ -57,16 +57,22 @@ export interface UpstreamTarget {
   readonly path: string;
 }
 
-type Undici = typeof import('undici');
+interface Undici {
+  readonly Pool: typeof Pool;
+  readonly request: typeof import('undici/lib/api/api-request.js');
+}
 let undici: Promise<Undici> | undefined;
 let undiciLoaded: Undici | undefined;
 
 /**
- * undici takes tens of milliseconds to load, and the engine answers its ready line and
- * `/health` without it: it is loaded on first use (the engine starts that once it listens).
+ * undici takes milliseconds to load, and the engine answers its ready line and `/health`
+ * without it: it is loaded on first use (the engine starts that once it listens).
  */
 export function loadUndici(): Promise<Undici> {
-  return (undici ??= import('undici').then((module) => (undiciLoaded = module)));
+  return (undici ??= Promise.all([
+    import('undici/lib/dispatcher/pool.js'),
+    import('undici/lib/api/api-request.js'),
+  ]).then(([pool, request]) => (undiciLoaded = { Pool: pool.default, request: request.default })));
 }
 
 /**
@@ -222,7 +228,8 @@ export async function forwardRequest(
     cancel.emit('abort');
   });
   try {
-    const response = await pool.request({
+    const { request } = undiciLoaded ?? (await loadUndici());
+    const response = await request.call(pool, {
       method: req.method ?? 'GET',
       path: target.path,
       headers: ['host', target.authority, ...requestHeaders(req.rawHeaders)],

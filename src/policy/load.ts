@@ -11,7 +11,7 @@ import {
   visit,
   type Node,
 } from 'yaml';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { closestMatch, formatKeyPath, type PolicyError, type PolicyErrorCode } from './errors.js';
 import { KNOWN_KEYS, policySchema, type PolicyDocument } from './schema.js';
 import { firstInvalidUtf8Offset } from './utf8.js';

@@ -1,7 +1,7 @@
 // The policy file's shape (DESIGN §4) as zod schemas; semantic rules live beside the fields
 // they constrain so that each error points at the key to fix.
 
-import { z } from 'zod';
+import * as z from 'zod';
 import { type Destination, hostPatternText, parseDestination } from './destination.js';
 import { rulePathProblem } from './path.js';
 
