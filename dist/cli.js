@@ -41981,93 +41981,6 @@ function endToEndHeaders(rawHeaders) {
   }
   return kept;
 }
-var undici;
-var undiciLoaded;
-function loadUndici() {
-  return undici ??= Promise.all([
-    Promise.resolve().then(() => __toESM(require_pool(), 1)),
-    Promise.resolve().then(() => __toESM(require_api_request(), 1))
-  ]).then(([pool, request]) => undiciLoaded = { Pool: pool.default, request: request.default });
-}
-var UpstreamPools = class {
-  constructor(limits, trust) {
-    this.limits = limits;
-    this.trust = trust;
-  }
-  limits;
-  trust;
-  pools = /* @__PURE__ */ new Map();
-  /** Claims a slot for one request, or says why there is none. */
-  async acquire(target) {
-    const { Pool } = undiciLoaded ?? await loadUndici();
-    const ip = formatIp(target.address);
-    const origin = `${target.scheme}://${target.address.family === 6 ? `[${ip}]` : ip}:${target.port}`;
-    const key = `${origin} ${target.hostname}`;
-    let slot = this.pools.get(key);
-    if (slot) {
-      this.pools.delete(key);
-    } else {
-      if (!this.makeRoom()) {
-        return {
-          ok: false,
-          reason: `too many upstreams in use at once (limit ${this.limits.maxUpstreams})`
-        };
-      }
-      const pool = new Pool(origin, {
-        connections: this.limits.maxRequestsPerUpstream,
-        connectTimeout: this.limits.upstreamTimeoutMs,
-        headersTimeout: this.limits.upstreamTimeoutMs,
-        bodyTimeout: this.limits.upstreamTimeoutMs,
-        connect: target.scheme === "https" ? {
-          servername: isIpLiteral(target.hostname) ? void 0 : target.hostname,
-          secureContext: this.trust(),
-          rejectUnauthorized: true
-        } : {}
-      });
-      slot = { pool, inFlight: 0 };
-    }
-    this.pools.set(key, slot);
-    if (slot.inFlight >= this.limits.maxRequestsPerUpstream) {
-      return {
-        ok: false,
-        reason: `too many requests in flight to ${target.authority} (limit ${this.limits.maxRequestsPerUpstream})`
-      };
-    }
-    const claimed = slot;
-    claimed.inFlight++;
-    let released = false;
-    return {
-      ok: true,
-      pool: claimed.pool,
-      release: () => {
-        if (!released) claimed.inFlight--;
-        released = true;
-      }
-    };
-  }
-  /** Pools open now. */
-  get size() {
-    return this.pools.size;
-  }
-  /** Closes the least recently used idle pool when at the limit; false if every pool is busy. */
-  makeRoom() {
-    if (this.pools.size < this.limits.maxUpstreams) return true;
-    for (const [key, slot] of this.pools) {
-      if (slot.inFlight > 0) continue;
-      this.pools.delete(key);
-      void slot.pool.close();
-      return true;
-    }
-    return false;
-  }
-  async close() {
-    await Promise.all([...this.pools.values()].map(({ pool }) => pool.destroy()));
-    this.pools.clear();
-  }
-};
-function isIpLiteral(hostname) {
-  return hostname.startsWith("[") || /^[0-9.]+$/.test(hostname);
-}
 var BodyLimit = class extends Transform {
   constructor(limit) {
     super();
@@ -42093,7 +42006,7 @@ var BodyTooLarge = class extends Error {
   }
   limit;
 };
-async function forwardRequest(req, res, pool, target, limits, readBody2) {
+async function forwardRequest(req, res, send, target, limits, readBody2) {
   const body2 = readBody2 ?? (hasBody(req) ? req.pipe(new BodyLimit(limits.maxBodyBytes)) : null);
   const cancel = new EventEmitter();
   let answered = false;
@@ -42104,8 +42017,7 @@ async function forwardRequest(req, res, pool, target, limits, readBody2) {
     cancel.emit("abort");
   });
   try {
-    const { request } = undiciLoaded ?? await loadUndici();
-    const response = await request.call(pool, {
+    const response = await send({
       method: req.method ?? "GET",
       path: target.path,
       headers: ["host", target.authority, ...requestHeaders(req.rawHeaders)],
@@ -42410,6 +42322,103 @@ function receiptFields(entry, run, timestamp) {
   if (entry.layer) fields2.layer = entry.layer;
   if (entry.pattern) fields2.pattern = entry.pattern;
   return fields2;
+}
+
+// src/engine/upstream-pools.ts
+var undici;
+var undiciLoaded;
+function loadUndici() {
+  return undici ??= Promise.all([
+    Promise.resolve().then(() => __toESM(require_pool(), 1)),
+    Promise.resolve().then(() => __toESM(require_api_request(), 1))
+  ]).then(([pool, request]) => undiciLoaded = { Pool: pool.default, request: request.default });
+}
+var UpstreamPools = class {
+  constructor(limits, trust) {
+    this.limits = limits;
+    this.trust = trust;
+  }
+  limits;
+  trust;
+  pools = /* @__PURE__ */ new Map();
+  /** Claims a slot for one request, or says why there is none. */
+  async acquire(target) {
+    const loaded = undiciLoaded ?? await loadUndici();
+    const slot = this.slotFor(target, loaded);
+    if (slot === void 0) {
+      return {
+        ok: false,
+        reason: `too many upstreams in use at once (limit ${this.limits.maxUpstreams})`
+      };
+    }
+    if (slot.inFlight >= this.limits.maxRequestsPerUpstream) {
+      return {
+        ok: false,
+        reason: `too many requests in flight to ${target.authority} (limit ${this.limits.maxRequestsPerUpstream})`
+      };
+    }
+    slot.inFlight++;
+    let released = false;
+    return {
+      ok: true,
+      send: (options) => loaded.request.call(slot.pool, options),
+      release: () => {
+        if (!released) slot.inFlight--;
+        released = true;
+      }
+    };
+  }
+  /** Pools open now. */
+  get size() {
+    return this.pools.size;
+  }
+  /** The target's slot, made most recently used; a new one if there is room. */
+  slotFor(target, loaded) {
+    const ip = formatIp(target.address);
+    const origin = `${target.scheme}://${target.address.family === 6 ? `[${ip}]` : ip}:${target.port}`;
+    const key = `${origin} ${target.hostname}`;
+    let slot = this.pools.get(key);
+    if (slot) {
+      this.pools.delete(key);
+    } else {
+      if (!this.makeRoom()) return void 0;
+      slot = this.newSlot(target, origin, loaded);
+    }
+    this.pools.set(key, slot);
+    return slot;
+  }
+  newSlot(target, origin, loaded) {
+    const pool = new loaded.Pool(origin, {
+      connections: this.limits.maxRequestsPerUpstream,
+      connectTimeout: this.limits.upstreamTimeoutMs,
+      headersTimeout: this.limits.upstreamTimeoutMs,
+      bodyTimeout: this.limits.upstreamTimeoutMs,
+      connect: target.scheme === "https" ? {
+        servername: isIpLiteral(target.hostname) ? void 0 : target.hostname,
+        secureContext: this.trust(),
+        rejectUnauthorized: true
+      } : {}
+    });
+    return { pool, inFlight: 0 };
+  }
+  /** Closes the least recently used idle pool when at the limit; false if every pool is busy. */
+  makeRoom() {
+    if (this.pools.size < this.limits.maxUpstreams) return true;
+    for (const [key, slot] of this.pools) {
+      if (slot.inFlight > 0) continue;
+      this.pools.delete(key);
+      void slot.pool.close();
+      return true;
+    }
+    return false;
+  }
+  async close() {
+    await Promise.all([...this.pools.values()].map(({ pool }) => pool.destroy()));
+    this.pools.clear();
+  }
+};
+function isIpLiteral(hostname) {
+  return hostname.startsWith("[") || /^[0-9.]+$/.test(hostname);
 }
 
 // src/engine/limits.ts
@@ -43353,7 +43362,7 @@ var Engine = class {
     try {
       const body2 = inspection.body;
       if (body2 === void 0 && expectsContinue(req)) res.writeContinue();
-      const outcome = await forwardRequest(req, res, slot.pool, upstream, this.limits, body2);
+      const outcome = await forwardRequest(req, res, slot.send, upstream, this.limits, body2);
       if (!outcome.ok) {
         if (outcome.refusal.layer === "limit")
           return this.refuseAfterAdmission(res, admission.entry, outcome.refusal);

@@ -20,7 +20,8 @@ import { policyDetectors } from './dlp/detectors.js';
 import { createSecretScanner } from './dlp/secret-scan.js';
 import { expectsContinue, RequestInspection, ScanBudget } from './request-inspection.js';
 import { outcomeOf, type DecisionEntry, type DecisionLog } from './decision-log.js';
-import { forwardRequest, loadUndici, framingRefusal, UpstreamPools } from './forward.js';
+import { forwardRequest, framingRefusal } from './forward.js';
+import { loadUndici, UpstreamPools } from './upstream-pools.js';
 import { DEFAULT_LIMITS, httpServerOptions, type EngineLimits } from './limits.js';
 import { clientErrorRefusal, refuseResponse, refuseSocket, type Refusal } from './refusal.js';
 import { tunnelTarget, webSocketTarget, type TunnelAuthority } from './request-targets.js';
@@ -392,7 +393,7 @@ export class Engine {
     try {
       const body = inspection.body;
       if (body === undefined && expectsContinue(req)) res.writeContinue();
-      const outcome = await forwardRequest(req, res, slot.pool, upstream, this.limits, body);
+      const outcome = await forwardRequest(req, res, slot.send, upstream, this.limits, body);
       if (!outcome.ok) {
         if (outcome.refusal.layer === 'limit')
           return this.refuseAfterAdmission(res, admission.entry, outcome.refusal);

@@ -2,13 +2,12 @@
 // streaming both bodies, with hop-by-hop headers removed and nothing added.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { SecureContext } from 'node:tls';
 import { EventEmitter } from 'node:events';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import type { Pool } from 'undici';
-import { formatIp, type IpAddress } from '../policy/ip.js';
+import type { IpAddress } from '../policy/ip.js';
 import type { EngineLimits } from './limits.js';
 import type { Refusal } from './refusal.js';
+import type { SendUpstream } from './upstream-pools.js';
 
 const HOP_BY_HOP = new Set([
   'connection',
@@ -57,119 +56,6 @@ export interface UpstreamTarget {
   readonly path: string;
 }
 
-interface Undici {
-  readonly Pool: typeof Pool;
-  readonly request: typeof import('undici/lib/api/api-request.js');
-}
-let undici: Promise<Undici> | undefined;
-let undiciLoaded: Undici | undefined;
-
-/**
- * undici takes milliseconds to load, and the engine answers its ready line and `/health`
- * without it: it is loaded on first use (the engine starts that once it listens).
- */
-export function loadUndici(): Promise<Undici> {
-  return (undici ??= Promise.all([
-    import('undici/lib/dispatcher/pool.js'),
-    import('undici/lib/api/api-request.js'),
-  ]).then(([pool, request]) => (undiciLoaded = { Pool: pool.default, request: request.default })));
-}
-
-/**
- * Connection pools per checked upstream address, with a cap on requests in flight to each and
- * on the number of pools: the least recently used idle pool is closed to make room, so an
- * agent that touches many hosts cannot grow the engine without bound.
- */
-export class UpstreamPools {
-  private readonly pools = new Map<string, { pool: Pool; inFlight: number }>();
-
-  constructor(
-    private readonly limits: EngineLimits,
-    /** The trust store upstream TLS is verified against. */
-    private readonly trust: () => SecureContext,
-  ) {}
-
-  /** Claims a slot for one request, or says why there is none. */
-  async acquire(
-    target: UpstreamTarget,
-  ): Promise<{ ok: true; pool: Pool; release: () => void } | { ok: false; reason: string }> {
-    const { Pool } = undiciLoaded ?? (await loadUndici());
-    const ip = formatIp(target.address);
-    const origin = `${target.scheme}://${target.address.family === 6 ? `[${ip}]` : ip}:${target.port}`;
-    const key = `${origin} ${target.hostname}`;
-    let slot = this.pools.get(key);
-    if (slot) {
-      this.pools.delete(key);
-    } else {
-      if (!this.makeRoom()) {
-        return {
-          ok: false,
-          reason: `too many upstreams in use at once (limit ${this.limits.maxUpstreams})`,
-        };
-      }
-      const pool = new Pool(origin, {
-        connections: this.limits.maxRequestsPerUpstream,
-        connectTimeout: this.limits.upstreamTimeoutMs,
-        headersTimeout: this.limits.upstreamTimeoutMs,
-        bodyTimeout: this.limits.upstreamTimeoutMs,
-        connect:
-          target.scheme === 'https'
-            ? {
-                servername: isIpLiteral(target.hostname) ? undefined : target.hostname,
-                secureContext: this.trust(),
-                rejectUnauthorized: true,
-              }
-            : {},
-      });
-      slot = { pool, inFlight: 0 };
-    }
-    this.pools.set(key, slot);
-    if (slot.inFlight >= this.limits.maxRequestsPerUpstream) {
-      return {
-        ok: false,
-        reason: `too many requests in flight to ${target.authority} (limit ${this.limits.maxRequestsPerUpstream})`,
-      };
-    }
-    const claimed = slot;
-    claimed.inFlight++;
-    let released = false;
-    return {
-      ok: true,
-      pool: claimed.pool,
-      release: () => {
-        if (!released) claimed.inFlight--;
-        released = true;
-      },
-    };
-  }
-
-  /** Pools open now. */
-  get size(): number {
-    return this.pools.size;
-  }
-
-  /** Closes the least recently used idle pool when at the limit; false if every pool is busy. */
-  private makeRoom(): boolean {
-    if (this.pools.size < this.limits.maxUpstreams) return true;
-    for (const [key, slot] of this.pools) {
-      if (slot.inFlight > 0) continue;
-      this.pools.delete(key);
-      void slot.pool.close();
-      return true;
-    }
-    return false;
-  }
-
-  async close(): Promise<void> {
-    await Promise.all([...this.pools.values()].map(({ pool }) => pool.destroy()));
-    this.pools.clear();
-  }
-}
-
-function isIpLiteral(hostname: string): boolean {
-  return hostname.startsWith('[') || /^[0-9.]+$/.test(hostname);
-}
-
 class BodyLimit extends Transform {
   private seen = 0;
   constructor(private readonly limit: number) {
@@ -208,7 +94,7 @@ export type ForwardOutcome =
 export async function forwardRequest(
   req: IncomingMessage,
   res: ServerResponse,
-  pool: Pool,
+  send: SendUpstream,
   target: UpstreamTarget,
   limits: EngineLimits,
   /** The body, when it was read (and scanned) before the request was admitted. */
@@ -228,8 +114,7 @@ export async function forwardRequest(
     cancel.emit('abort');
   });
   try {
-    const { request } = undiciLoaded ?? (await loadUndici());
-    const response = await request.call(pool, {
+    const response = await send({
       method: req.method ?? 'GET',
       path: target.path,
       headers: ['host', target.authority, ...requestHeaders(req.rawHeaders)],
