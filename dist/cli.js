@@ -12659,7 +12659,7 @@ var require_webidl = __commonJS({
 var require_util2 = __commonJS({
   "node_modules/undici/lib/web/fetch/util.js"(exports, module) {
     "use strict";
-    var { Transform: Transform2 } = __require("node:stream");
+    var { Transform: Transform3 } = __require("node:stream");
     var zlib = __require("node:zlib");
     var { redirectStatusSet, referrerPolicyTokens, badPortsSet } = require_constants3();
     var { getGlobalOrigin } = require_global();
@@ -13250,7 +13250,7 @@ var require_util2 = __commonJS({
       contentRange += isomorphicEncode(`${fullLength}`);
       return contentRange;
     }
-    var InflateStream = class extends Transform2 {
+    var InflateStream = class extends Transform3 {
       #zlibOptions;
       /** @param {zlib.ZlibOptions} [zlibOptions] */
       constructor(zlibOptions) {
@@ -44719,18 +44719,180 @@ import { readFile as readFile4 } from "node:fs/promises";
 import { once as once2 } from "node:events";
 import { setTimeout as sleep3 } from "node:timers/promises";
 import { createInterface } from "node:readline";
+import { Transform as Transform2 } from "node:stream";
+
+// src/packet/engine-log.ts
+var EngineLogTally = class {
+  count = 0;
+  reason = "";
+  cut;
+  add(line) {
+    if (!line.includes('"evidence_error"') && !line.includes('"log_')) return;
+    let parsed;
+    try {
+      parsed = JSON.parse(line);
+    } catch {
+      return;
+    }
+    const event = parsed ?? {};
+    switch (event["event"]) {
+      case "evidence_error":
+        this.unrecorded(1, event["message"]);
+        break;
+      case "log_cut":
+        if (typeof event["max_bytes"] === "number") this.cut = { maxBytes: event["max_bytes"] };
+        break;
+      case "log_dropped":
+        if (this.cut !== void 0 && typeof event["lines"] === "number")
+          this.cut = { ...this.cut, droppedLines: event["lines"] };
+        if (typeof event["unrecorded"] === "number" && event["unrecorded"] > 0)
+          this.unrecorded(event["unrecorded"], event["unrecorded_reason"]);
+        break;
+    }
+  }
+  result() {
+    return {
+      ...this.count === 0 ? {} : { unrecorded: { count: this.count, reason: this.reason } },
+      ...this.cut === void 0 ? {} : { cut: this.cut }
+    };
+  }
+  unrecorded(count, reason) {
+    if (this.count === 0) this.reason = typeof reason === "string" ? reason : "";
+    this.count += count;
+  }
+};
+
+// src/boundary/log-budget.ts
+var ENGINE_LOG_MAX_BYTES = 64 * 1024 * 1024;
+var MAX_HELD_LINE = 64 * 1024;
+var NEWLINE2 = 10;
+var LogBudget = class {
+  constructor(maxBytes = ENGINE_LOG_MAX_BYTES) {
+    this.maxBytes = maxBytes;
+  }
+  maxBytes;
+  kept = 0;
+  /** The start of a line whose end has not come yet. */
+  pending = [];
+  pendingBytes = 0;
+  cut = false;
+  droppedLines = 0;
+  droppedBytes = 0;
+  held = [];
+  heldBytes = 0;
+  dropped = new EngineLogTally();
+  /** What of this chunk goes into the log now (empty once the budget is spent). */
+  take(chunk) {
+    if (this.cut) {
+      this.drop(chunk);
+      return Buffer.alloc(0);
+    }
+    const lastEnd = chunk.lastIndexOf(NEWLINE2);
+    if (lastEnd < 0) {
+      this.pending.push(chunk);
+      this.pendingBytes += chunk.length;
+      return this.kept + this.pendingBytes <= this.maxBytes ? Buffer.alloc(0) : this.stop();
+    }
+    const lines = Buffer.concat([...this.pending, chunk.subarray(0, lastEnd + 1)]);
+    this.pending = [chunk.subarray(lastEnd + 1)];
+    this.pendingBytes = chunk.length - lastEnd - 1;
+    if (this.kept + lines.length > this.maxBytes) {
+      const fit = lines.subarray(0, this.maxBytes - this.kept).lastIndexOf(NEWLINE2) + 1;
+      this.kept += fit;
+      this.pending.unshift(lines.subarray(fit));
+      return Buffer.concat([lines.subarray(0, fit), this.stop()]);
+    }
+    this.kept += lines.length;
+    if (this.kept + this.pendingBytes > this.maxBytes) return Buffer.concat([lines, this.stop()]);
+    return lines;
+  }
+  /**
+   * The end of the log: an unfinished last line as it was, or, when lines were dropped, a
+   * last line saying how many and what they held.
+   */
+  finish() {
+    if (!this.cut) {
+      const rest = Buffer.concat(this.pending);
+      this.pending = [];
+      return rest;
+    }
+    if (this.heldBytes > 0) this.endHeldLine();
+    const unrecorded = this.dropped.result().unrecorded;
+    return Buffer.from(
+      `${JSON.stringify({
+        event: "log_dropped",
+        lines: this.droppedLines,
+        bytes: this.droppedBytes,
+        unrecorded: unrecorded?.count ?? 0,
+        unrecorded_reason: unrecorded?.reason ?? ""
+      })}
+`
+    );
+  }
+  /** Spends the budget: what is under way is dropped, and the log says where it stopped. */
+  stop() {
+    this.cut = true;
+    for (const part of this.pending) this.drop(part);
+    this.pending = [];
+    return Buffer.from(
+      `${JSON.stringify({
+        event: "log_cut",
+        max_bytes: this.maxBytes,
+        message: "the engine log reached its size limit; later lines are counted, not kept"
+      })}
+`
+    );
+  }
+  drop(bytes) {
+    this.droppedBytes += bytes.length;
+    let start = 0;
+    for (let end = bytes.indexOf(NEWLINE2); end >= 0; end = bytes.indexOf(NEWLINE2, start)) {
+      this.hold(bytes.subarray(start, end));
+      this.endHeldLine();
+      start = end + 1;
+    }
+    this.hold(bytes.subarray(start));
+  }
+  hold(part) {
+    if (part.length === 0) return;
+    const room = MAX_HELD_LINE - this.heldBytes;
+    if (room > 0) this.held.push(part.subarray(0, room));
+    this.heldBytes += part.length;
+  }
+  endHeldLine() {
+    this.droppedLines++;
+    if (this.heldBytes <= MAX_HELD_LINE) this.dropped.add(Buffer.concat(this.held).toString());
+    this.held = [];
+    this.heldBytes = 0;
+  }
+};
+
+// src/boundary/engine-process.ts
 var READY_TIMEOUT_MS = 15e3;
 var STOP_TIMEOUT_MS = 1e4;
+var LOG_DRAIN_MS = 5e3;
 var EngineProcess = class _EngineProcess {
   constructor(child, logFile) {
     this.child = child;
     this.logFile = logFile;
-    if (child.stdout === null) throw new Error("engine stdout is not piped");
+    if (child.stdout === null || child.stderr === null)
+      throw new Error("engine output is not piped");
     this.lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+    const budget = new LogBudget();
+    const log = createWriteStream(logFile, { flags: "a", mode: 384 });
+    this.logWritten = once2(log, "close").catch(() => void 0);
+    child.stderr.pipe(
+      new Transform2({
+        transform: (chunk, _encoding, done) => done(null, budget.take(chunk)),
+        flush: (done) => done(null, budget.finish())
+      })
+    ).pipe(log);
   }
   child;
   logFile;
   lines;
+  /** Settles once the engine's stderr has ended and all of it is in the log file. */
+  logWritten;
   get pid() {
     return this.child.pid;
   }
@@ -44755,7 +44917,6 @@ var EngineProcess = class _EngineProcess {
       ],
       { stdio: ["ignore", "pipe", "pipe", "ipc"], env: { ...launch.env } }
     );
-    child.stderr?.pipe(createWriteStream(launch.logFile, { flags: "a", mode: 384 }));
     return new _EngineProcess(child, launch.logFile);
   }
   /** Hands over the listening socket and waits for the ready line. */
@@ -44813,9 +44974,7 @@ var EngineProcess = class _EngineProcess {
   }
   /** The end of the engine's log, once its stderr is drained (the log goes with the run dir). */
   async lastWords() {
-    if (this.child.stderr !== null && !this.child.stderr.readableEnded) {
-      await Promise.race([once2(this.child.stderr, "end"), sleep3(1e3)]);
-    }
+    await Promise.race([this.logWritten, sleep3(1e3)]);
     const log = await readFile4(this.logFile, "utf8").catch(() => "");
     return log.trim().split("\n").slice(-5).join(" | ");
   }
@@ -44848,6 +45007,7 @@ var EngineProcess = class _EngineProcess {
     }
     const code2 = await exit;
     clearTimeout(killer);
+    await Promise.race([this.logWritten, sleep3(LOG_DRAIN_MS)]);
     if (code2 !== 0 || sealedLine === void 0) {
       throw new BoundaryError(
         `the engine did not seal its evidence (exit ${code2}); the evidence is incomplete`
@@ -45690,6 +45850,10 @@ function code(text) {
   const fence = text.includes("`") ? "``" : "`";
   return `${fence}${text.replace(/\r?\n/g, " ")}${fence}`;
 }
+function byteSize(bytes) {
+  const mib = 1024 * 1024;
+  return bytes % mib === 0 ? `${bytes / mib} MiB` : `${bytes} bytes`;
+}
 function cell(text) {
   return text.replace(/\|/g, "\\|").replace(/\r?\n/g, " ");
 }
@@ -45704,10 +45868,15 @@ function summaryMarkdown(input) {
     `- ${summary.receiptCount} receipts: ${summary.totals.allow} allow, ${summary.totals.block} block, ${summary.totals.warn} warn${summary.totals.other > 0 ? `, ${summary.totals.other} other` : ""} (session open and close included)`,
     `- Policy ${code(input.policyHash.slice(0, 16))}\u2026 in ${input.policyMode} mode; sealed: ${report.sealed ? "yes" : "no"}`
   );
-  if (input.unrecorded)
+  const { unrecorded, cut } = input.engineLog ?? {};
+  if (unrecorded)
     lines.push(
-      `- \u26A0\uFE0F ${input.unrecorded.count} requests were refused without a receipt, none of them forwarded: ${cell(input.unrecorded.reason)} (\`engine.log\` lists them)`
+      `- \u26A0\uFE0F ${unrecorded.count} requests were refused without a receipt, none of them forwarded: ${cell(unrecorded.reason)} (counted in \`engine.log\`)`
     );
+  if (cut) {
+    const after = cut.droppedLines === void 0 ? "the engine did not end normally, so what followed was not counted" : `${cut.droppedLines} later lines were counted, not kept`;
+    lines.push(`- \u26A0\uFE0F \`engine.log\` stopped at its limit of ${byteSize(cut.maxBytes)}; ${after}`);
+  }
   lines.push("", "## Destinations", "");
   if (summary.destinations.length === 0) lines.push("The agent made no requests.");
   else {
@@ -45768,27 +45937,6 @@ function suggestedRules(summary) {
   return lines;
 }
 
-// src/packet/engine-log.ts
-var UnrecordedTally = class {
-  count = 0;
-  reason = "";
-  add(line) {
-    if (!line.includes('"evidence_error"')) return;
-    let event;
-    try {
-      event = JSON.parse(line);
-    } catch {
-      return;
-    }
-    const { event: kind, message } = event ?? {};
-    if (kind !== "evidence_error") return;
-    if (this.count++ === 0) this.reason = typeof message === "string" ? message : "";
-  }
-  result() {
-    return this.count === 0 ? void 0 : { count: this.count, reason: this.reason };
-  }
-};
-
 // src/packet/write-packet.ts
 var EVIDENCE_DIR = "evidence";
 var ENGINE_LOG = "engine.log";
@@ -45834,7 +45982,7 @@ async function writePacketReport(packet) {
     policy: packet.policy
   });
   await writeFile7(join9(packet.out, PACKET_FILES.packet), encodeSorted(json));
-  const unrecorded = await unrecordedInEngineLog(packet.out);
+  const engineLog = await engineLogFacts(packet.out);
   const markdown = summaryMarkdown({
     report: packet.report,
     summary,
@@ -45844,20 +45992,20 @@ async function writePacketReport(packet) {
     policyHash: packet.policy.hash,
     verifyCommand: `pipelock-egress verify --receipt-chain ${PACKET_FILES.evidence} --policy-hash ${POLICY_HASH_FILE} --public-key <your pinned public key> --require-sealed --whole-recorder`,
     unsupported: UNSUPPORTED_PATHS,
-    ...unrecorded ? { unrecorded } : {}
+    engineLog
   });
   await writeFile7(join9(packet.out, PACKET_FILES.summary), markdown);
   return markdown;
 }
-async function unrecordedInEngineLog(out) {
+async function engineLogFacts(out) {
   const path4 = join9(out, ENGINE_LOG);
   try {
     await access2(path4);
   } catch (error2) {
-    if (error2.code === "ENOENT") return void 0;
+    if (error2.code === "ENOENT") return {};
     throw error2;
   }
-  const tally = new UnrecordedTally();
+  const tally = new EngineLogTally();
   const lines = createInterface2({ input: createReadStream(path4), crlfDelay: Infinity });
   for await (const line of lines) tally.add(line);
   return tally.result();

@@ -7,7 +7,9 @@ import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Server } from 'node:net';
 import { createInterface } from 'node:readline';
+import { Transform } from 'node:stream';
 import { BoundaryError } from './command.js';
+import { LogBudget } from './log-budget.js';
 import type { ListeningHandle } from './listener.js';
 
 export interface EngineLaunch {
@@ -36,16 +38,33 @@ export interface EngineSealed {
 
 const READY_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 10_000;
+/** The log's pipe closes when the engine exits; this only bounds the wait if it does not. */
+const LOG_DRAIN_MS = 5_000;
 
 export class EngineProcess {
   private readonly lines: AsyncIterator<string>;
+
+  /** Settles once the engine's stderr has ended and all of it is in the log file. */
+  private readonly logWritten: Promise<unknown>;
 
   private constructor(
     private readonly child: ChildProcess,
     private readonly logFile: string,
   ) {
-    if (child.stdout === null) throw new Error('engine stdout is not piped');
+    if (child.stdout === null || child.stderr === null)
+      throw new Error('engine output is not piped');
     this.lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+    const budget = new LogBudget();
+    const log = createWriteStream(logFile, { flags: 'a', mode: 0o600 });
+    this.logWritten = once(log, 'close').catch(() => undefined);
+    child.stderr
+      .pipe(
+        new Transform({
+          transform: (chunk: Buffer, _encoding, done) => done(null, budget.take(chunk)),
+          flush: (done) => done(null, budget.finish()),
+        }),
+      )
+      .pipe(log);
   }
 
   get pid(): number | undefined {
@@ -73,7 +92,6 @@ export class EngineProcess {
       ],
       { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...launch.env } },
     );
-    child.stderr?.pipe(createWriteStream(launch.logFile, { flags: 'a', mode: 0o600 }));
     return new EngineProcess(child, launch.logFile);
   }
 
@@ -143,9 +161,7 @@ export class EngineProcess {
 
   /** The end of the engine's log, once its stderr is drained (the log goes with the run dir). */
   private async lastWords(): Promise<string> {
-    if (this.child.stderr !== null && !this.child.stderr.readableEnded) {
-      await Promise.race([once(this.child.stderr, 'end'), sleep(1_000)]);
-    }
+    await Promise.race([this.logWritten, sleep(1_000)]);
     const log = await readFile(this.logFile, 'utf8').catch(() => '');
     return log.trim().split('\n').slice(-5).join(' | ');
   }
@@ -180,6 +196,8 @@ export class EngineProcess {
     }
     const code = await exit;
     clearTimeout(killer);
+    // The log is copied into the Audit Packet next: its last lines must be in the file.
+    await Promise.race([this.logWritten, sleep(LOG_DRAIN_MS)]);
     if (code !== 0 || sealedLine === undefined) {
       throw new BoundaryError(
         `the engine did not seal its evidence (exit ${code}); the evidence is incomplete`,

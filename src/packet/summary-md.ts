@@ -3,7 +3,7 @@
 // tables, no secret values (receipts carry targets with secrets already cut out). Pure.
 import type { VerificationReport } from '../cli/verification-report.js';
 import type { ChainSummary } from './summarize.js';
-import type { UnrecordedRefusals } from './engine-log.js';
+import type { EngineLogFacts } from './engine-log.js';
 
 export interface SummaryInput {
   readonly report: VerificationReport;
@@ -15,8 +15,8 @@ export interface SummaryInput {
   /** The command that reproduces the verdict from the packet directory. */
   readonly verifyCommand: string;
   readonly unsupported: readonly string[];
-  /** Requests the engine refused because their receipts could not be written. */
-  readonly unrecorded?: UnrecordedRefusals;
+  /** What the engine's log says the evidence cannot (refusals without a receipt, a cut log). */
+  readonly engineLog?: EngineLogFacts;
 }
 
 const VERDICT_LINES: Record<string, string> = {
@@ -31,6 +31,11 @@ const VERDICT_LINES: Record<string, string> = {
 function code(text: string): string {
   const fence = text.includes('`') ? '``' : '`';
   return `${fence}${text.replace(/\r?\n/g, ' ')}${fence}`;
+}
+
+function byteSize(bytes: number): string {
+  const mib = 1024 * 1024;
+  return bytes % mib === 0 ? `${bytes / mib} MiB` : `${bytes} bytes`;
 }
 
 function cell(text: string): string {
@@ -48,10 +53,18 @@ export function summaryMarkdown(input: SummaryInput): string {
     `- ${summary.receiptCount} receipts: ${summary.totals.allow} allow, ${summary.totals.block} block, ${summary.totals.warn} warn${summary.totals.other > 0 ? `, ${summary.totals.other} other` : ''} (session open and close included)`,
     `- Policy ${code(input.policyHash.slice(0, 16))}… in ${input.policyMode} mode; sealed: ${report.sealed ? 'yes' : 'no'}`,
   );
-  if (input.unrecorded)
+  const { unrecorded, cut } = input.engineLog ?? {};
+  if (unrecorded)
     lines.push(
-      `- ⚠️ ${input.unrecorded.count} requests were refused without a receipt, none of them forwarded: ${cell(input.unrecorded.reason)} (\`engine.log\` lists them)`,
+      `- ⚠️ ${unrecorded.count} requests were refused without a receipt, none of them forwarded: ${cell(unrecorded.reason)} (counted in \`engine.log\`)`,
     );
+  if (cut) {
+    const after =
+      cut.droppedLines === undefined
+        ? 'the engine did not end normally, so what followed was not counted'
+        : `${cut.droppedLines} later lines were counted, not kept`;
+    lines.push(`- ⚠️ \`engine.log\` stopped at its limit of ${byteSize(cut.maxBytes)}; ${after}`);
+  }
   lines.push('', '## Destinations', '');
   if (summary.destinations.length === 0) lines.push('The agent made no requests.');
   else {

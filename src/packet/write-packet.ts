@@ -23,7 +23,7 @@ import {
 } from './packet-json.js';
 import { summarizeChain } from './summarize.js';
 import { summaryMarkdown } from './summary-md.js';
-import { UnrecordedTally, type UnrecordedRefusals } from './engine-log.js';
+import { EngineLogTally, type EngineLogFacts } from './engine-log.js';
 
 export const EVIDENCE_DIR = 'evidence';
 export const ENGINE_LOG = 'engine.log';
@@ -101,7 +101,7 @@ export async function writePacketReport(packet: PacketReport): Promise<string> {
     policy: packet.policy,
   });
   await writeFile(join(packet.out, PACKET_FILES.packet), encodeSorted(json));
-  const unrecorded = await unrecordedInEngineLog(packet.out);
+  const engineLog = await engineLogFacts(packet.out);
   const markdown = summaryMarkdown({
     report: packet.report,
     summary,
@@ -111,23 +111,23 @@ export async function writePacketReport(packet: PacketReport): Promise<string> {
     policyHash: packet.policy.hash,
     verifyCommand: `pipelock-egress verify --receipt-chain ${PACKET_FILES.evidence} --policy-hash ${POLICY_HASH_FILE} --public-key <your pinned public key> --require-sealed --whole-recorder`,
     unsupported: UNSUPPORTED_PATHS,
-    ...(unrecorded ? { unrecorded } : {}),
+    engineLog,
   });
   await writeFile(join(packet.out, PACKET_FILES.summary), markdown);
   return markdown;
 }
 
-/** What the engine's log, as collected into the packet, says went unrecorded; read as a stream. */
-async function unrecordedInEngineLog(out: string): Promise<UnrecordedRefusals | undefined> {
+/** What the engine's log, as collected into the packet, says the evidence cannot; read as a stream. */
+async function engineLogFacts(out: string): Promise<EngineLogFacts> {
   const path = join(out, ENGINE_LOG);
   try {
     await access(path);
   } catch (error) {
     // A run that never started the engine has no log.
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {};
     throw error;
   }
-  const tally = new UnrecordedTally();
+  const tally = new EngineLogTally();
   const lines = createInterface({ input: createReadStream(path), crlfDelay: Infinity });
   for await (const line of lines) tally.add(line);
   return tally.result();

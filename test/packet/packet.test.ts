@@ -11,7 +11,7 @@ import type { VerificationReport } from '../../src/cli/verification-report.js';
 import { destinationOf, hostOf, summarizeChain } from '../../src/packet/summarize.js';
 import { encodeSorted, packetJson, packetRunFromEnv } from '../../src/packet/packet-json.js';
 import { summaryMarkdown } from '../../src/packet/summary-md.js';
-import { UnrecordedTally } from '../../src/packet/engine-log.js';
+import { EngineLogTally } from '../../src/packet/engine-log.js';
 import { validatePacket } from './schema.js';
 
 function receipt(seq: number, fields: Record<string, unknown>): Receipt {
@@ -262,14 +262,16 @@ test('requests refused unrecorded: counted from the engine log and said in summa
     '',
   ];
   const tally = (lines: readonly string[]) => {
-    const counted = new UnrecordedTally();
+    const counted = new EngineLogTally();
     for (const line of lines) counted.add(line);
     return counted.result();
   };
-  const unrecorded = tally(log);
-  assert.deepEqual(unrecorded, { count: 2, reason: 'evidence cannot be written: ENOSPC' });
-  assert.equal(tally(log.slice(0, 1)), undefined);
-  assert.equal(tally([]), undefined);
+  const facts = tally(log);
+  assert.deepEqual(facts, {
+    unrecorded: { count: 2, reason: 'evidence cannot be written: ENOSPC' },
+  });
+  assert.deepEqual(tally(log.slice(0, 1)), {});
+  assert.deepEqual(tally([]), {});
   const input = {
     report: report('valid'),
     summary: summarizeChain(chain),
@@ -281,10 +283,35 @@ test('requests refused unrecorded: counted from the engine log and said in summa
     unsupported: [],
   };
   assert.match(
-    summaryMarkdown({ ...input, unrecorded }),
+    summaryMarkdown({ ...input, engineLog: facts }),
     /- ⚠️ 2 requests were refused without a receipt, none of them forwarded: evidence cannot be written: ENOSPC/,
   );
-  assert.doesNotMatch(summaryMarkdown(input), /without a receipt/);
+  assert.doesNotMatch(summaryMarkdown(input), /without a receipt|engine\.log/);
+
+  // A log cut at its limit: the refusals among the dropped lines still count.
+  const cut = [
+    ...log,
+    '{"event":"log_cut","max_bytes":67108864,"message":"the engine log reached its size limit"}',
+    '{"event":"log_dropped","lines":9000,"bytes":2000000,"unrecorded":40,"unrecorded_reason":"the evidence is full (256 files)"}',
+  ];
+  const cutFacts = tally(cut);
+  assert.deepEqual(cutFacts, {
+    unrecorded: { count: 42, reason: 'evidence cannot be written: ENOSPC' },
+    cut: { maxBytes: 64 * 1024 * 1024, droppedLines: 9000 },
+  });
+  const cutSummary = summaryMarkdown({ ...input, engineLog: cutFacts });
+  assert.match(cutSummary, /- ⚠️ 42 requests were refused without a receipt/);
+  assert.match(
+    cutSummary,
+    /- ⚠️ `engine\.log` stopped at its limit of 64 MiB; 9000 later lines were counted, not kept/,
+  );
+  // Cut, and the engine never wrote its last line (the run was killed): said so.
+  const unended = tally(cut.slice(0, -1));
+  assert.deepEqual(unended.cut, { maxBytes: 64 * 1024 * 1024 });
+  assert.match(
+    summaryMarkdown({ ...input, engineLog: unended }),
+    /stopped at its limit of 64 MiB; the engine did not end normally, so what followed was not counted/,
+  );
 });
 
 test('summary.md as written says what the engine log holds unrecorded; without a log, nothing', async () => {
