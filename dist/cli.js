@@ -43133,7 +43133,7 @@ var Engine = class {
       "connect",
       (req, socket, head) => this.track(
         this.onConnect(req, socket, head),
-        (refusal) => this.failSocket("connect", req, socket, refusal)
+        (refusal) => this.failSocket("connect", "CONNECT", req.url ?? "", socket, refusal)
       )
     );
     this.server.on("upgrade", (req, socket, head) => this.onUpgrade(req, socket, head));
@@ -43234,19 +43234,15 @@ var Engine = class {
   }
   failRequest(transport, req, res, refusal) {
     this.recordBlock(
-      this.unadmitted(transport, req.method ?? "", req.url ?? "", this.requestId()),
+      this.unadmitted(transport, req.method ?? "", this.requestTarget(req), this.requestId()),
       refusal
     );
     refuseResponse(res, refusal);
   }
-  /** A CONNECT still unanswered gets the refusal; a tunnel or WebSocket under way is cut. */
-  failSocket(transport, req, socket, refusal) {
-    this.recordBlock(
-      this.unadmitted(transport, req.method ?? "", req.url ?? "", this.requestId()),
-      refusal
-    );
-    if (transport === "connect" && socket.writable && socket.bytesWritten === 0)
-      refuseSocket(socket, refusal);
+  /** A CONNECT or handshake still unanswered gets the refusal; a tunnel or WebSocket under way is cut. */
+  failSocket(transport, method, target, socket, refusal) {
+    this.recordBlock(this.unadmitted(transport, method, target, this.requestId()), refusal);
+    if (socket.writable && socket.bytesWritten === 0) refuseSocket(socket, refusal);
     else socket.destroy();
   }
   /** Counts a request, and on its intercepted tunnel when it arrived inside one (returned). */
@@ -43255,6 +43251,12 @@ var Engine = class {
     const tunnel = this.intercepted.get(req.socket);
     if (tunnel) tunnel.requests++;
     return tunnel;
+  }
+  /** The target a receipt names: inside a tunnel, the tunnel's URL with the request's path. */
+  requestTarget(req) {
+    const url = req.url ?? "";
+    const tunnel = this.intercepted.get(req.socket);
+    return tunnel ? tunnelTarget(url, req.headers.host, tunnel, "https").target : url;
   }
   requestId() {
     return `req-${++this.nextRequest}`;
@@ -43529,13 +43531,11 @@ var Engine = class {
   /** A request expecting something other than `100-continue`: refused before it is judged. */
   refuseExpectation(req, res) {
     const tunnel = this.countRequest(req);
-    const url = req.url ?? "";
-    const target = tunnel ? tunnelTarget(url, req.headers.host, tunnel, "https").target : url;
     this.refuseUnadmitted(
       res,
       tunnel ? "intercept" : "forward",
       req.method ?? "",
-      target,
+      this.requestTarget(req),
       this.requestId(),
       {
         status: 417,
@@ -43641,7 +43641,7 @@ var Engine = class {
         requestId,
         ...tunnel ? { address: tunnel.address } : {}
       }),
-      (refusal) => this.failSocket(transport, req, socket, refusal)
+      (refusal) => this.failSocket(transport, "WS", located.target, socket, refusal)
     );
   }
   onClientError(error2, socket, transport = "forward") {

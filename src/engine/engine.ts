@@ -143,7 +143,7 @@ export class Engine {
     this.server.on('checkExpectation', (req, res) => this.refuseExpectation(req, res));
     this.server.on('connect', (req, socket, head) =>
       this.track(this.onConnect(req, socket, head), (refusal) =>
-        this.failSocket('connect', req, socket, refusal),
+        this.failSocket('connect', 'CONNECT', req.url ?? '', socket, refusal),
       ),
     );
     this.server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
@@ -243,25 +243,22 @@ export class Engine {
     refusal: Refusal,
   ): void {
     this.recordBlock(
-      this.unadmitted(transport, req.method ?? '', req.url ?? '', this.requestId()),
+      this.unadmitted(transport, req.method ?? '', this.requestTarget(req), this.requestId()),
       refusal,
     );
     refuseResponse(res, refusal);
   }
 
-  /** A CONNECT still unanswered gets the refusal; a tunnel or WebSocket under way is cut. */
+  /** A CONNECT or handshake still unanswered gets the refusal; a tunnel or WebSocket under way is cut. */
   private failSocket(
     transport: DecisionEntry['transport'],
-    req: IncomingMessage,
+    method: string,
+    target: string,
     socket: Duplex,
     refusal: Refusal,
   ): void {
-    this.recordBlock(
-      this.unadmitted(transport, req.method ?? '', req.url ?? '', this.requestId()),
-      refusal,
-    );
-    if (transport === 'connect' && socket.writable && (socket as Socket).bytesWritten === 0)
-      refuseSocket(socket, refusal);
+    this.recordBlock(this.unadmitted(transport, method, target, this.requestId()), refusal);
+    if (socket.writable && (socket as Socket).bytesWritten === 0) refuseSocket(socket, refusal);
     else socket.destroy();
   }
 
@@ -271,6 +268,13 @@ export class Engine {
     const tunnel = this.intercepted.get(req.socket);
     if (tunnel) tunnel.requests++;
     return tunnel;
+  }
+
+  /** The target a receipt names: inside a tunnel, the tunnel's URL with the request's path. */
+  private requestTarget(req: IncomingMessage): string {
+    const url = req.url ?? '';
+    const tunnel = this.intercepted.get(req.socket);
+    return tunnel ? tunnelTarget(url, req.headers.host, tunnel, 'https').target : url;
   }
 
   private requestId(): string {
@@ -595,13 +599,11 @@ export class Engine {
   /** A request expecting something other than `100-continue`: refused before it is judged. */
   private refuseExpectation(req: IncomingMessage, res: ServerResponse): void {
     const tunnel = this.countRequest(req);
-    const url = req.url ?? '';
-    const target = tunnel ? tunnelTarget(url, req.headers.host, tunnel, 'https').target : url;
     this.refuseUnadmitted(
       res,
       tunnel ? 'intercept' : 'forward',
       req.method ?? '',
-      target,
+      this.requestTarget(req),
       this.requestId(),
       {
         status: 417,
@@ -721,7 +723,7 @@ export class Engine {
         requestId,
         ...(tunnel ? { address: tunnel.address } : {}),
       }),
-      (refusal) => this.failSocket(transport, req, socket, refusal),
+      (refusal) => this.failSocket(transport, 'WS', located.target, socket, refusal),
     );
   }
 

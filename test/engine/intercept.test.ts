@@ -449,3 +449,27 @@ test('an expectation other than 100-continue inside the tunnel is refused 417 wi
     await f.close();
   }
 });
+
+test('a request inside a tunnel whose handling fails is refused 500; its receipt names the tunnel URL', async () => {
+  const f = await fixture();
+  // Fault injection: the next forward throws, as a bug in it would.
+  const engine = f.proxy.engine as unknown as { forward: (...args: unknown[]) => Promise<void> };
+  engine.forward = () => {
+    delete (engine as { forward?: unknown }).forward;
+    return Promise.reject(new Error('a bug in forwarding'));
+  };
+  try {
+    const url = `https://api.example.test:${f.origin.port}/repos/x`;
+    const response = parseCurlResponse((await curlTrustingRunCa(f.proxy, ['-i', url])).stdout);
+    assert.equal(response.status, 500);
+    assert.equal(response.headers['x-pipelock-egress-block'], 'engine');
+    assert.equal(f.origin.hits, 0);
+    const inner = (await records(f)).filter((r) => r.transport === 'intercept');
+    assert.deepEqual(
+      inner.map((r) => [r.method, r.verdict, r.layer, r.target]),
+      [['GET', 'block', 'engine', url]],
+    );
+  } finally {
+    await f.close();
+  }
+});

@@ -506,3 +506,29 @@ websocket:
     await f.close();
   }
 });
+
+test('a WebSocket whose handling fails is refused 500 at the handshake, with a receipt naming its target', async () => {
+  const f = await fixture();
+  // Fault injection: the relay's context is gone, as a bug in it would leave it.
+  (f.proxy.engine as unknown as { webSockets: unknown }).webSockets = undefined;
+  try {
+    const target = `ws://ws.example.test:${f.plain.port}/echo`;
+    const socket = new WebSocket(proxied(f, target));
+    const [, response] = (await once(socket, 'unexpected-response')) as [
+      unknown,
+      { statusCode: number; headers: Record<string, string> },
+    ];
+    assert.equal(response.statusCode, 500);
+    assert.equal(response.headers['x-pipelock-egress-block'], 'engine');
+    socket.on('error', () => undefined);
+    socket.terminate();
+    assert.equal(f.plain.handshakes.length, 0);
+    const all = await records(f);
+    assert.deepEqual(
+      all.map((r) => [r.transport, r.method, r.verdict, r.layer, r.target]),
+      [['websocket', 'WS', 'block', 'engine', target]],
+    );
+  } finally {
+    await f.close();
+  }
+});
