@@ -44881,18 +44881,23 @@ var EngineProcess = class _EngineProcess {
     const budget = new LogBudget();
     const log = createWriteStream(logFile, { flags: "a", mode: 384 });
     this.logWritten = once2(log, "close").catch(() => void 0);
-    child.stderr.pipe(
-      new Transform2({
-        transform: (chunk, _encoding, done) => done(null, budget.take(chunk)),
-        flush: (done) => done(null, budget.finish())
-      })
-    ).pipe(log);
+    const kept = new Transform2({
+      transform: (chunk, _encoding, done) => done(null, budget.take(chunk)),
+      flush: (done) => done(null, budget.finish())
+    });
+    log.on("error", (error2) => {
+      this.logError ??= error2.message;
+      kept.resume();
+    });
+    child.stderr.pipe(kept).pipe(log);
   }
   child;
   logFile;
   lines;
   /** Settles once the engine's stderr has ended and all of it is in the log file. */
   logWritten;
+  /** Why the log stopped being written, when it did. */
+  logError;
   get pid() {
     return this.child.pid;
   }
@@ -45014,7 +45019,11 @@ var EngineProcess = class _EngineProcess {
       );
     }
     const sealed = JSON.parse(sealedLine);
-    return { receipts: sealed.receipts, finalSeq: sealed.final_seq };
+    return {
+      receipts: sealed.receipts,
+      finalSeq: sealed.final_seq,
+      ...this.logError === void 0 ? {} : { logError: this.logError }
+    };
   }
 };
 
@@ -45381,6 +45390,11 @@ async function setUpAndRun(request, layout, state) {
   request.log(`run ${layout.runId}: evidence copied to ${request.evidenceCopyDir}`);
   if ("error" in stopped) throw stopped.error;
   const { sealed } = stopped;
+  if (sealed.logError !== void 0) {
+    request.log(
+      `run ${layout.runId}: warning: engine.log is incomplete: writing it failed (${sealed.logError}); the evidence is whole`
+    );
+  }
   return {
     runId: layout.runId,
     agentUid: agent.uid,

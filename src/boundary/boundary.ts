@@ -234,6 +234,11 @@ async function setUpAndRun(
   request.log(`run ${layout.runId}: evidence copied to ${request.evidenceCopyDir}`);
   if ('error' in stopped) throw stopped.error;
   const { sealed } = stopped;
+  if (sealed.logError !== undefined) {
+    request.log(
+      `run ${layout.runId}: warning: engine.log is incomplete: writing it failed (${sealed.logError}); the evidence is whole`,
+    );
+  }
   return {
     runId: layout.runId,
     agentUid: agent.uid,

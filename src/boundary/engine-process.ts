@@ -34,6 +34,8 @@ export interface EngineReady {
 export interface EngineSealed {
   readonly receipts: number;
   readonly finalSeq: number;
+  /** The engine's log could not be written to the end (the evidence is whole). */
+  readonly logError?: string;
 }
 
 const READY_TIMEOUT_MS = 15_000;
@@ -46,6 +48,8 @@ export class EngineProcess {
 
   /** Settles once the engine's stderr has ended and all of it is in the log file. */
   private readonly logWritten: Promise<unknown>;
+  /** Why the log stopped being written, when it did. */
+  private logError: string | undefined;
 
   private constructor(
     private readonly child: ChildProcess,
@@ -57,14 +61,17 @@ export class EngineProcess {
     const budget = new LogBudget();
     const log = createWriteStream(logFile, { flags: 'a', mode: 0o600 });
     this.logWritten = once(log, 'close').catch(() => undefined);
-    child.stderr
-      .pipe(
-        new Transform({
-          transform: (chunk: Buffer, _encoding, done) => done(null, budget.take(chunk)),
-          flush: (done) => done(null, budget.finish()),
-        }),
-      )
-      .pipe(log);
+    const kept = new Transform({
+      transform: (chunk: Buffer, _encoding, done) => done(null, budget.take(chunk)),
+      flush: (done) => done(null, budget.finish()),
+    });
+    // A log that cannot be written (a full disk) must not stop the engine: its stderr goes on
+    // being read, and dropped, so the engine never blocks on a full pipe.
+    log.on('error', (error) => {
+      this.logError ??= error.message;
+      kept.resume();
+    });
+    child.stderr.pipe(kept).pipe(log);
   }
 
   get pid(): number | undefined {
@@ -204,6 +211,10 @@ export class EngineProcess {
       );
     }
     const sealed = JSON.parse(sealedLine) as { receipts: number; final_seq: number };
-    return { receipts: sealed.receipts, finalSeq: sealed.final_seq };
+    return {
+      receipts: sealed.receipts,
+      finalSeq: sealed.final_seq,
+      ...(this.logError === undefined ? {} : { logError: this.logError }),
+    };
   }
 }

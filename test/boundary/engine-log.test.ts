@@ -1,7 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, createReadStream, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  createReadStream,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -116,6 +124,29 @@ test('an unfinished line that would pass the budget is dropped whole; an overlon
   );
 });
 
+/** The engine process, running `script` instead of the CLI, as an unprivileged user. */
+function spawnFakeEngine(script: string, logFile: string): EngineProcess {
+  const nobody = Number(execFileSync('id', ['-u', 'nobody']).toString());
+  return EngineProcess.spawn({
+    setpriv: 'setpriv',
+    node: process.execPath,
+    cli: script,
+    uid: nobody,
+    gid: nobody,
+    proxyArgs: [],
+    env: {},
+    logFile,
+  });
+}
+
+async function logGrownTo(logFile: string, bytes: number): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while ((statSync(logFile, { throwIfNoEntry: false })?.size ?? 0) < bytes) {
+    if (Date.now() > deadline) assert.fail(`the fake engine's log did not reach ${bytes} bytes`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 test('the engine process: a log past its limit is cut, and its last line is in the file when stop() returns', async (t) => {
   if (process.getuid?.() !== 0)
     assert.fail('this test drops privileges with setpriv: run it as root');
@@ -147,23 +178,9 @@ print(1, ${lines / 2});
 setInterval(() => {}, 1000);
 `,
   );
-  const nobody = Number(execFileSync('id', ['-u', 'nobody']).toString());
   const logFile = join(dir, 'engine.log');
-  const engine = EngineProcess.spawn({
-    setpriv: 'setpriv',
-    node: process.execPath,
-    cli: fake,
-    uid: nobody,
-    gid: nobody,
-    proxyArgs: [],
-    env: {},
-    logFile,
-  });
-  const deadline = Date.now() + 60_000;
-  while ((statSync(logFile, { throwIfNoEntry: false })?.size ?? 0) < ENGINE_LOG_MAX_BYTES * 0.6) {
-    if (Date.now() > deadline) assert.fail('the fake engine did not fill its log');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  const engine = spawnFakeEngine(fake, logFile);
+  await logGrownTo(logFile, ENGINE_LOG_MAX_BYTES * 0.6);
   assert.deepEqual(await engine.stop(), { receipts: 0, finalSeq: 0 });
   assert.ok(statSync(logFile).size <= ENGINE_LOG_MAX_BYTES + 1024);
   const tally = new EngineLogTally();
@@ -180,4 +197,39 @@ setInterval(() => {}, 1000);
     unrecorded: { count: lines / 10, reason: 'the evidence is full (256 files)' },
     cut: { maxBytes: ENGINE_LOG_MAX_BYTES, droppedLines: lines - kept },
   });
+});
+
+test('the engine process: a log that cannot be written (a full disk) does not stop the engine, and is reported', async (t) => {
+  if (process.getuid?.() !== 0)
+    assert.fail('this test mounts a tmpfs and drops privileges with setpriv: run it as root');
+  const dir = mkdtempSync(join(tmpdir(), 'pe-engine-log-'));
+  chmodSync(dir, 0o755);
+  const full = join(dir, 'full');
+  mkdirSync(full);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', full]);
+  t.after(() => {
+    execFileSync('umount', [full]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  // On SIGTERM it logs a megabyte while it seals: blocked on a pipe nobody reads, it would
+  // never seal.
+  const fake = join(dir, 'fake-engine.cjs');
+  writeFileSync(
+    fake,
+    `const { writeSync } = require('node:fs');
+process.on('SIGTERM', () => {
+  for (let i = 0; i < 16; i++) writeSync(2, ${JSON.stringify(refusal)}.repeat(1000));
+  process.stdout.write('{"event":"sealed","receipts":3,"final_seq":4}\\n');
+  process.exit(0);
+});
+writeSync(2, '{"event":"listening"}\\n');
+setInterval(() => {}, 1000);
+`,
+  );
+  const logFile = join(full, 'engine.log');
+  const engine = spawnFakeEngine(fake, logFile);
+  await logGrownTo(logFile, 1);
+  const sealed = await engine.stop();
+  assert.equal(sealed.receipts, 3);
+  assert.match(sealed.logError ?? '', /ENOSPC/);
 });
