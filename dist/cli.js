@@ -5355,15 +5355,15 @@ var require_cst_scalar = __commonJS({
       }
       return null;
     }
-    function createScalarToken(value, context) {
-      const { implicitKey = false, indent, inFlow = false, offset = -1, type = "PLAIN" } = context;
+    function createScalarToken(value, context2) {
+      const { implicitKey = false, indent, inFlow = false, offset = -1, type = "PLAIN" } = context2;
       const source = stringifyString.stringifyString({ type, value }, {
         implicitKey,
         indent: indent > 0 ? " ".repeat(indent) : "",
         inFlow,
         options: { blockQuote: true, lineWidth: -1 }
       });
-      const end = context.end ?? [
+      const end = context2.end ?? [
         { type: "newline", offset: -1, indent, source: "\n" }
       ];
       switch (source[0]) {
@@ -5387,8 +5387,8 @@ var require_cst_scalar = __commonJS({
           return { type: "scalar", offset, indent, source, end };
       }
     }
-    function setScalarValue(token, value, context = {}) {
-      let { afterKey = false, implicitKey = false, inFlow = false, type } = context;
+    function setScalarValue(token, value, context2 = {}) {
+      let { afterKey = false, implicitKey = false, inFlow = false, type } = context2;
       let indent = "indent" in token ? token.indent : null;
       if (afterKey && typeof indent === "number")
         indent += 2;
@@ -7918,8 +7918,8 @@ var require_wrap_handler = __commonJS({
         return handler.onRequestStart ? handler : new WrapHandler(handler);
       }
       // Unwrap Interface
-      onConnect(abort, context) {
-        return this.#handler.onConnect?.(abort, context);
+      onConnect(abort, context2) {
+        return this.#handler.onConnect?.(abort, context2);
       }
       onResponseStarted() {
         return this.#handler.onResponseStarted?.();
@@ -7943,8 +7943,8 @@ var require_wrap_handler = __commonJS({
         return this.#handler.onError?.(err);
       }
       // Wrap Interface
-      onRequestStart(controller, context) {
-        this.#handler.onConnect?.((reason) => controller.abort(reason), context);
+      onRequestStart(controller, context2) {
+        this.#handler.onConnect?.((reason) => controller.abort(reason), context2);
       }
       onRequestUpgrade(controller, statusCode, headers, socket) {
         const rawHeaders = [];
@@ -9416,9 +9416,9 @@ var require_unwrap_handler = __commonJS({
       static unwrap(handler) {
         return !handler.onRequestStart ? handler : new UnwrapHandler(handler);
       }
-      onConnect(abort, context) {
+      onConnect(abort, context2) {
         this.#controller = new UnwrapController(abort);
-        this.#handler.onRequestStart?.(this.#controller, context);
+        this.#handler.onRequestStart?.(this.#controller, context2);
       }
       onResponseStarted() {
         return this.#handler.onResponseStarted?.();
@@ -12086,10 +12086,10 @@ var require_webidl = __commonJS({
         message
       });
     };
-    webidl.errors.invalidArgument = function(context) {
+    webidl.errors.invalidArgument = function(context2) {
       return webidl.errors.exception({
-        header: context.prefix,
-        message: `"${context.value}" is an invalid ${context.type}.`
+        header: context2.prefix,
+        message: `"${context2.value}" is an invalid ${context2.type}.`
       });
     };
     webidl.brandCheck = function(V, I) {
@@ -17375,17 +17375,17 @@ var require_api_request = __commonJS({
           });
         }
       }
-      onConnect(abort, context) {
+      onConnect(abort, context2) {
         if (this.reason) {
           abort(this.reason);
           return;
         }
         assert2(this.callback);
         this.abort = abort;
-        this.context = context;
+        this.context = context2;
       }
       onHeaders(statusCode, rawHeaders, resume, statusMessage) {
-        const { callback, opaque, abort, context, responseHeaders, highWaterMark } = this;
+        const { callback, opaque, abort, context: context2, responseHeaders, highWaterMark } = this;
         const headers = responseHeaders === "raw" ? util.parseRawHeaders(rawHeaders) : util.parseHeaders(rawHeaders);
         if (statusCode < 200) {
           if (this.onInfo) {
@@ -17418,7 +17418,7 @@ var require_api_request = __commonJS({
               trailers: this.trailers,
               opaque,
               body: res,
-              context
+              context: context2
             });
           } catch (err) {
             this.res = null;
@@ -21320,14 +21320,14 @@ function __esDecorate(ctor, descriptorIn, decorators, contextIn, initializers, e
   var descriptor = descriptorIn || (target ? Object.getOwnPropertyDescriptor(target, contextIn.name) : {});
   var _, done = false;
   for (var i = decorators.length - 1; i >= 0; i--) {
-    var context = {};
-    for (var p in contextIn) context[p] = p === "access" ? {} : contextIn[p];
-    for (var p in contextIn.access) context.access[p] = contextIn.access[p];
-    context.addInitializer = function(f) {
+    var context2 = {};
+    for (var p in contextIn) context2[p] = p === "access" ? {} : contextIn[p];
+    for (var p in contextIn.access) context2.access[p] = contextIn.access[p];
+    context2.addInitializer = function(f) {
       if (done) throw new TypeError("Cannot add initializers after decoration has completed");
       extraInitializers.push(accept(f || null));
     };
-    var result = (0, decorators[i])(kind === "accessor" ? { get: descriptor.get, set: descriptor.set } : descriptor[key], context);
+    var result = (0, decorators[i])(kind === "accessor" ? { get: descriptor.get, set: descriptor.set } : descriptor[key], context2);
     if (kind === "accessor") {
       if (result === void 0) continue;
       if (result === null || typeof result !== "object") throw new TypeError("Object expected");
@@ -23324,8 +23324,8 @@ var require_build2 = __commonJS({
         this.lenBlock = new LocalLengthBlock(parameters);
         this.valueBlock = valueBlockType ? new valueBlockType(parameters) : new ValueBlock(parameters);
       }
-      fromBER(inputBuffer, inputOffset, inputLength, context) {
-        const resultOffset = this.valueBlock.fromBER(inputBuffer, inputOffset, this.lenBlock.isIndefiniteForm ? inputLength : this.lenBlock.length, context);
+      fromBER(inputBuffer, inputOffset, inputLength, context2) {
+        const resultOffset = this.valueBlock.fromBER(inputBuffer, inputOffset, this.lenBlock.isIndefiniteForm ? inputLength : this.lenBlock.length, context2);
         if (resultOffset === -1) {
           this.error = this.valueBlock.error;
           return resultOffset;
@@ -23479,10 +23479,10 @@ var require_build2 = __commonJS({
         Sequence: constructors.Sequence
       };
     }
-    function fastParserContext(context) {
-      const nodes = Object.getOwnPropertyDescriptor(context, "nodesCount");
-      const maxNodes = Object.getOwnPropertyDescriptor(context, "maxNodes");
-      const maxContentLength = Object.getOwnPropertyDescriptor(context, "maxContentLength");
+    function fastParserContext(context2) {
+      const nodes = Object.getOwnPropertyDescriptor(context2, "nodesCount");
+      const maxNodes = Object.getOwnPropertyDescriptor(context2, "maxNodes");
+      const maxContentLength = Object.getOwnPropertyDescriptor(context2, "maxContentLength");
       if (!nodes || !("value" in nodes) || nodes.writable !== true)
         return false;
       if (!maxNodes || !("value" in maxNodes) || !maxContentLength || !("value" in maxContentLength))
@@ -23493,7 +23493,7 @@ var require_build2 = __commonJS({
       const descriptor = Object.getOwnPropertyDescriptor(store, name);
       return !!descriptor && "value" in descriptor && descriptor.value === value;
     }
-    function tryFastFromBER(inputBuffer, inputOffset, inputLength, context) {
+    function tryFastFromBER(inputBuffer, inputOffset, inputLength, context2) {
       const registry2 = fastParserRegistry;
       if (!registry2)
         return void 0;
@@ -23515,9 +23515,9 @@ var require_build2 = __commonJS({
           return void 0;
         if (tag === 5 && length !== 0)
           return void 0;
-        if (!fastParserContext(context))
+        if (!fastParserContext(context2))
           return void 0;
-        if (length > Object.getOwnPropertyDescriptor(context, "maxContentLength").value) {
+        if (length > Object.getOwnPropertyDescriptor(context2, "maxContentLength").value) {
           return void 0;
         }
         const constructorName = tag === 2 ? "Integer" : tag === 5 ? "Null" : "Sequence";
@@ -23543,8 +23543,8 @@ var require_build2 = __commonJS({
       result.lenBlock.longFormUsed = false;
       result.lenBlock.length = length;
       result.lenBlock.blockLength = 1;
-      context.nodesCount += 1;
-      const resultOffset = result.fromBER(inputBuffer, inputOffset + 2, length, context);
+      context2.nodesCount += 1;
+      const resultOffset = result.fromBER(inputBuffer, inputOffset + 2, length, context2);
       result.valueBeforeDecodeView = inputBuffer.subarray(inputOffset, inputOffset + result.blockLength);
       return { offset: resultOffset, result };
     }
@@ -23573,29 +23573,29 @@ var require_build2 = __commonJS({
         result
       };
     }
-    function checkNodesLimit(context) {
-      context.nodesCount += 1;
-      if (context.nodesCount > context.maxNodes) {
+    function checkNodesLimit(context2) {
+      context2.nodesCount += 1;
+      if (context2.nodesCount > context2.maxNodes) {
         return MAX_NODES_EXCEEDED_ERROR;
       }
       return void 0;
     }
-    function checkContentLengthLimit(inputLength, context) {
-      if (inputLength > context.maxContentLength) {
+    function checkContentLengthLimit(inputLength, context2) {
+      if (inputLength > context2.maxContentLength) {
         return MAX_CONTENT_LENGTH_EXCEEDED_ERROR;
       }
       return void 0;
     }
-    function localFromBERWithChildContext(inputBuffer, inputOffset, inputLength, context) {
-      const childDepth = context.depth + 1;
-      if (childDepth > context.maxDepth) {
+    function localFromBERWithChildContext(inputBuffer, inputOffset, inputLength, context2) {
+      const childDepth = context2.depth + 1;
+      if (childDepth > context2.maxDepth) {
         return createErrorResult(MAX_DEPTH_EXCEEDED_ERROR);
       }
-      context.depth = childDepth;
+      context2.depth = childDepth;
       try {
-        return localFromBER(inputBuffer, inputOffset, inputLength, context);
+        return localFromBER(inputBuffer, inputOffset, inputLength, context2);
       } finally {
-        context.depth -= 1;
+        context2.depth -= 1;
       }
     }
     function localChangeType(inputObject, newType) {
@@ -23609,8 +23609,8 @@ var require_build2 = __commonJS({
       newObject.valueBeforeDecodeView = inputObject.valueBeforeDecodeView;
       return newObject;
     }
-    function localFromBER(inputBuffer, inputOffset = 0, inputLength = inputBuffer.length, context = createFromBerContext()) {
-      const fastResult = tryFastFromBER(inputBuffer, inputOffset, inputLength, context);
+    function localFromBER(inputBuffer, inputOffset = 0, inputLength = inputBuffer.length, context2 = createFromBerContext()) {
+      const fastResult = tryFastFromBER(inputBuffer, inputOffset, inputLength, context2);
       if (fastResult)
         return fastResult;
       const incomingOffset = inputOffset;
@@ -23629,7 +23629,7 @@ var require_build2 = __commonJS({
           result: returnObject
         };
       }
-      const nodesLimitError = checkNodesLimit(context);
+      const nodesLimitError = checkNodesLimit(context2);
       if (nodesLimitError) {
         returnObject.error = nodesLimitError;
         return {
@@ -23664,7 +23664,7 @@ var require_build2 = __commonJS({
       inputOffset = resultOffset;
       inputLength -= returnObject.lenBlock.blockLength;
       const valueLength = returnObject.lenBlock.isIndefiniteForm ? inputLength : returnObject.lenBlock.length;
-      const contentLengthError = checkContentLengthLimit(valueLength, context);
+      const contentLengthError = checkContentLengthLimit(valueLength, context2);
       if (contentLengthError) {
         returnObject.error = contentLengthError;
         return {
@@ -23810,7 +23810,7 @@ var require_build2 = __commonJS({
         }
       }
       returnObject = localChangeType(returnObject, newASN1Type);
-      resultOffset = returnObject.fromBER(inputBuffer, inputOffset, valueLength, context);
+      resultOffset = returnObject.fromBER(inputBuffer, inputOffset, valueLength, context2);
       returnObject.valueBeforeDecodeView = inputBuffer.subarray(incomingOffset, incomingOffset + returnObject.blockLength);
       return {
         offset: resultOffset,
@@ -23842,9 +23842,9 @@ var require_build2 = __commonJS({
         this.value = value;
         this.isIndefiniteForm = isIndefiniteForm;
       }
-      fromBER(inputBuffer, inputOffset, inputLength, context) {
+      fromBER(inputBuffer, inputOffset, inputLength, context2) {
         const view = pvtsutils__namespace.BufferSourceConverter.toUint8Array(inputBuffer);
-        const parseContext = context !== null && context !== void 0 ? context : createFromBerContext();
+        const parseContext = context2 !== null && context2 !== void 0 ? context2 : createFromBerContext();
         if (!checkBufferParams(this, view, inputOffset, inputLength)) {
           return -1;
         }
@@ -23908,9 +23908,9 @@ var require_build2 = __commonJS({
         super(parameters, LocalConstructedValueBlock);
         this.idBlock.isConstructed = true;
       }
-      fromBER(inputBuffer, inputOffset, inputLength, context) {
+      fromBER(inputBuffer, inputOffset, inputLength, context2) {
         this.valueBlock.isIndefiniteForm = this.lenBlock.isIndefiniteForm;
-        const resultOffset = this.valueBlock.fromBER(inputBuffer, inputOffset, this.lenBlock.isIndefiniteForm ? inputLength : this.lenBlock.length, context);
+        const resultOffset = this.valueBlock.fromBER(inputBuffer, inputOffset, this.lenBlock.isIndefiniteForm ? inputLength : this.lenBlock.length, context2);
         if (resultOffset === -1) {
           this.error = this.valueBlock.error;
           return resultOffset;
@@ -24076,11 +24076,11 @@ ${values.join("\n")}` : `${blockName} :`;
         super(parameters);
         this.isConstructed = isConstructed2;
       }
-      fromBER(inputBuffer, inputOffset, inputLength, context) {
+      fromBER(inputBuffer, inputOffset, inputLength, context2) {
         let resultOffset = 0;
         if (this.isConstructed) {
           this.isHexOnly = false;
-          resultOffset = LocalConstructedValueBlock.prototype.fromBER.call(this, inputBuffer, inputOffset, inputLength, context);
+          resultOffset = LocalConstructedValueBlock.prototype.fromBER.call(this, inputBuffer, inputOffset, inputLength, context2);
           if (resultOffset === -1)
             return resultOffset;
           for (let i = 0; i < this.value.length; i++) {
@@ -24138,7 +24138,7 @@ ${values.join("\n")}` : `${blockName} :`;
         this.idBlock.tagClass = 1;
         this.idBlock.tagNumber = 4;
       }
-      fromBER(inputBuffer, inputOffset, inputLength, context) {
+      fromBER(inputBuffer, inputOffset, inputLength, context2) {
         this.valueBlock.isConstructed = this.idBlock.isConstructed;
         this.valueBlock.isIndefiniteForm = this.lenBlock.isIndefiniteForm;
         if (inputLength === 0) {
@@ -24148,12 +24148,12 @@ ${values.join("\n")}` : `${blockName} :`;
             this.blockLength += this.lenBlock.blockLength;
           return inputOffset;
         }
-        if (!this.valueBlock.isConstructed && (context === null || context === void 0 ? void 0 : context.parseEmbedded) !== false) {
+        if (!this.valueBlock.isConstructed && (context2 === null || context2 === void 0 ? void 0 : context2.parseEmbedded) !== false) {
           const view = inputBuffer instanceof ArrayBuffer ? new Uint8Array(inputBuffer) : inputBuffer;
           const buf = view.subarray(inputOffset, inputOffset + inputLength);
           try {
             if (buf.byteLength) {
-              const parseContext = context !== null && context !== void 0 ? context : createFromBerContext();
+              const parseContext = context2 !== null && context2 !== void 0 ? context2 : createFromBerContext();
               const asn = localFromBERWithChildContext(buf, 0, buf.byteLength, parseContext);
               if (asn.offset !== -1 && asn.offset === inputLength) {
                 this.valueBlock.value = [asn.result];
@@ -24162,7 +24162,7 @@ ${values.join("\n")}` : `${blockName} :`;
           } catch {
           }
         }
-        return super.fromBER(inputBuffer, inputOffset, inputLength, context);
+        return super.fromBER(inputBuffer, inputOffset, inputLength, context2);
       }
       onAsciiEncoding() {
         if (this.valueBlock.isConstructed || this.valueBlock.value && this.valueBlock.value.length) {
@@ -24197,13 +24197,13 @@ ${values.join("\n")}` : `${blockName} :`;
         this.isConstructed = isConstructed2;
         this.blockLength = this.valueHexView.byteLength;
       }
-      fromBER(inputBuffer, inputOffset, inputLength, context) {
+      fromBER(inputBuffer, inputOffset, inputLength, context2) {
         if (!inputLength) {
           return inputOffset;
         }
         let resultOffset = -1;
         if (this.isConstructed) {
-          resultOffset = LocalConstructedValueBlock.prototype.fromBER.call(this, inputBuffer, inputOffset, inputLength, context);
+          resultOffset = LocalConstructedValueBlock.prototype.fromBER.call(this, inputBuffer, inputOffset, inputLength, context2);
           if (resultOffset === -1)
             return resultOffset;
           for (const value of this.value) {
@@ -24239,11 +24239,11 @@ ${values.join("\n")}` : `${blockName} :`;
           this.error = "Unused bits for BitString must be in range 0-7";
           return -1;
         }
-        if (!this.unusedBits && (context === null || context === void 0 ? void 0 : context.parseEmbedded) !== false) {
+        if (!this.unusedBits && (context2 === null || context2 === void 0 ? void 0 : context2.parseEmbedded) !== false) {
           const buf = intBuffer.subarray(1);
           try {
             if (buf.byteLength) {
-              const parseContext = context !== null && context !== void 0 ? context : createFromBerContext();
+              const parseContext = context2 !== null && context2 !== void 0 ? context2 : createFromBerContext();
               const asn = localFromBERWithChildContext(buf, 0, buf.byteLength, parseContext);
               if (asn.offset !== -1 && asn.offset === inputLength - 1) {
                 this.value = [asn.result];
@@ -24302,10 +24302,10 @@ ${values.join("\n")}` : `${blockName} :`;
         this.idBlock.tagClass = 1;
         this.idBlock.tagNumber = 3;
       }
-      fromBER(inputBuffer, inputOffset, inputLength, context) {
+      fromBER(inputBuffer, inputOffset, inputLength, context2) {
         this.valueBlock.isConstructed = this.idBlock.isConstructed;
         this.valueBlock.isIndefiniteForm = this.lenBlock.isIndefiniteForm;
-        return super.fromBER(inputBuffer, inputOffset, inputLength, context);
+        return super.fromBER(inputBuffer, inputOffset, inputLength, context2);
       }
       onAsciiEncoding() {
         if (this.valueBlock.isConstructed || this.valueBlock.value && this.valueBlock.value.length) {
@@ -41396,10 +41396,10 @@ import { randomUUID as randomUUID2 } from "node:crypto";
 
 // src/engine/admission.ts
 import { randomUUID } from "node:crypto";
-async function admit(context, request, inspect) {
+async function admit(context2, request, inspect) {
   const method = request.method === "WS" ? "GET" : request.method;
-  const decision = decide(context.policy, { method, target: request.target });
-  const leak = context.scanner.scanUrl(
+  const decision = decide(context2.policy, { method, target: request.target });
+  const leak = context2.scanner.scanUrl(
     request.target,
     decision.target?.host ?? NO_HOST,
     decision.target?.port ?? 0
@@ -41409,12 +41409,12 @@ async function admit(context, request, inspect) {
     requestId: request.requestId,
     transport: request.transport,
     method: request.method.toUpperCase(),
-    target: recordedTarget(context.scanner, receiptTarget(request, decision), leak),
+    target: recordedTarget(context2.scanner, receiptTarget(request, decision), leak),
     verdict: "allow"
   };
   const refuse2 = async (status, layer, reason) => {
-    await record(context, { ...entry, verdict: "block", layer, pattern: reason }).catch(
-      (error2) => context.onEvidenceError(error2)
+    await record(context2, { ...entry, verdict: "block", layer, pattern: reason }).catch(
+      (error2) => context2.onEvidenceError(error2)
     );
     return { admitted: false, refusal: { status, layer, reason } };
   };
@@ -41432,11 +41432,11 @@ async function admit(context, request, inspect) {
   if (address === void 0) {
     let addresses;
     try {
-      addresses = await context.resolver.resolve(target.host);
+      addresses = await context2.resolver.resolve(target.host);
     } catch (error2) {
       return refuse2(403, "ssrf", `SSRF check failed: ${error2.message}`);
     }
-    const checked = checkResolvedAddresses(context.policy, formatHost(target.host), addresses);
+    const checked = checkResolvedAddresses(context2.policy, formatHost(target.host), addresses);
     if (!checked.ok) return refuse2(403, "ssrf", checked.reason);
     address = checked.address;
   }
@@ -41450,9 +41450,9 @@ async function admit(context, request, inspect) {
     phase: "intent"
   } : { ...entry, phase: "intent" };
   try {
-    await record(context, admitted);
+    await record(context2, admitted);
   } catch (error2) {
-    context.onEvidenceError(error2);
+    context2.onEvidenceError(error2);
     return {
       admitted: false,
       refusal: {
@@ -41471,10 +41471,10 @@ function dlpRefusal(finding) {
     reason: finding.failure === void 0 ? `DLP match: ${finding.detector} in the ${finding.where}` : `the ${finding.where} could not be scanned (${finding.failure}); what cannot be scanned is not sent`
   };
 }
-async function record(context, entry) {
-  const recorded = entry.pattern === void 0 ? entry : { ...entry, pattern: context.scanner.redactText(entry.pattern) };
-  await context.log.append(recorded);
-  context.onDecision(recorded);
+async function record(context2, entry) {
+  const recorded = entry.pattern === void 0 ? entry : { ...entry, pattern: context2.scanner.redactText(entry.pattern) };
+  await context2.log.append(recorded);
+  context2.onDecision(recorded);
 }
 function receiptTarget(request, decision) {
   const target = decision.target;
@@ -41534,9 +41534,28 @@ var BUILTIN_DETECTORS = [
 function policyDetectors(policy) {
   const own2 = policy.dlp.patterns.map((pattern) => ({
     name: pattern.name,
-    pattern: new RegExp(pattern.regex, "gu")
+    pattern: new RegExp(pattern.regex, "gu"),
+    fromPolicy: true
   }));
   return [...policy.dlp.builtin ? BUILTIN_DETECTORS : [], ...own2];
+}
+
+// src/engine/dlp/time-bound.ts
+import { createContext, Script } from "node:vm";
+var context;
+var RUN_JOB = new Script("job()");
+function withinTime(run, limitMs, what) {
+  context ??= createContext({});
+  context.job = run;
+  try {
+    return RUN_JOB.runInContext(context, { timeout: limitMs });
+  } catch (error2) {
+    if (error2.code === "ERR_SCRIPT_EXECUTION_TIMEOUT")
+      throw new Error(`${what()} ran longer than ${limitMs} ms`, { cause: error2 });
+    throw error2;
+  } finally {
+    delete context.job;
+  }
 }
 
 // src/engine/dlp/decoded-views.ts
@@ -41732,7 +41751,7 @@ function secretForms(value) {
   ];
   return [...new Set(forms)];
 }
-function createSecretScanner(detectors, secrets) {
+function createSecretScanner(detectors, secrets, patternScanMs = 1e3) {
   const bound = secrets.filter((secret) => secret.value !== "").map((secret) => {
     const forms = secretForms(secret.value);
     const compact = forms.map(withoutSeparators).filter((form) => form.length >= 8);
@@ -41750,6 +41769,10 @@ function createSecretScanner(detectors, secrets) {
     detector,
     probe: new RegExp(detector.pattern.source, detector.pattern.flags.replace("g", ""))
   }));
+  const builtinProbes = probes.filter(({ detector }) => detector.fromPolicy !== true);
+  const policyProbes = probes.filter(({ detector }) => detector.fromPolicy === true);
+  let running = "";
+  const policyInTime = (run, none) => policyProbes.length === 0 ? none : withinTime(run, patternScanMs, () => `the policy pattern ${running}`);
   const allowedAt = (host, port2) => bound.filter(
     (secret) => secret.allow.some((destination2) => destinationCovers(destination2, host, port2))
   );
@@ -41757,7 +41780,7 @@ function createSecretScanner(detectors, secrets) {
     if (!withDetectors && bound.every((secret) => allowed.includes(secret))) return void 0;
     const allowedForms = allowed.flatMap((secret) => secret.forms);
     let where = seen[0]?.where ?? "";
-    const scan = (views) => {
+    const boundIn = (views) => {
       for (const secret of bound) {
         if (allowed.includes(secret)) continue;
         for (const view of views) {
@@ -41767,8 +41790,12 @@ function createSecretScanner(detectors, secrets) {
           }
         }
       }
+      return void 0;
+    };
+    const detectedIn = (views, group) => {
       if (!withDetectors) return void 0;
-      for (const { detector, probe: probe2 } of probes) {
+      for (const { detector, probe: probe2 } of group) {
+        running = detector.name;
         for (const view of views) {
           where = view.where;
           if (!probe2.test(view.text)) continue;
@@ -41781,8 +41808,14 @@ function createSecretScanner(detectors, secrets) {
       }
       return void 0;
     };
+    let decoded;
+    const decodings = () => decoded ??= decodedViews(seen);
     try {
-      return scan(seen) ?? scan(decodedViews(seen));
+      return boundIn(seen) ?? detectedIn(seen, builtinProbes) ?? boundIn(decodings()) ?? detectedIn(decodings(), builtinProbes) ?? // The policy's patterns last, over everything at once: one time limit for the scan.
+      (withDetectors ? policyInTime(
+        () => detectedIn(seen, policyProbes) ?? detectedIn(decodings(), policyProbes),
+        void 0
+      ) : void 0);
     } catch (error2) {
       const at = error2 instanceof DecodingBudgetExceeded ? error2.where : where;
       return { detector: UNSCANNABLE, where: at, forms: [], failure: error2.message };
@@ -41814,13 +41847,21 @@ function createSecretScanner(detectors, secrets) {
       return bound.some((secret) => !allowedAt(host, port2).includes(secret));
     },
     redactBound,
-    redactText: (text) => cutEncoded(
-      probes.reduce(
-        (cut, { detector, probe: probe2 }) => probe2.test(cut) ? cut.replace(detector.pattern, `[REDACTED:${detector.name}]`) : cut,
-        redactSpelledBound(text)
-      ),
-      true
-    )
+    redactText(text) {
+      const cutBy = (group, from) => group.reduce((cut, { detector, probe: probe2 }) => {
+        running = detector.name;
+        return probe2.test(cut) ? cut.replace(detector.pattern, `[REDACTED:${detector.name}]`) : cut;
+      }, from);
+      try {
+        const cut = cutBy(builtinProbes, redactSpelledBound(text));
+        return cutEncoded(
+          policyInTime(() => cutBy(policyProbes, cut), cut),
+          true
+        );
+      } catch (error2) {
+        return `[REDACTED:${UNSCANNABLE}: ${error2.message}]`;
+      }
+    }
   };
 }
 var HOST = "host name";
@@ -42428,6 +42469,7 @@ var DEFAULT_LIMITS = {
   maxBodyBytes: 64 * 1024 * 1024,
   maxScanBytes: 8 * 1024 * 1024,
   maxScanBufferBytes: 64 * 1024 * 1024,
+  patternScanMs: 1e3,
   maxMessageBytes: 1024 * 1024,
   requestTimeoutMs: 6e4,
   idleTimeoutMs: 3e4,
@@ -42816,12 +42858,12 @@ function relay(client, hello, address, port2, limits) {
 // src/engine/tls/terminate.ts
 import { TLSSocket } from "node:tls";
 var REJECTED_CERTIFICATE = /alert (?:bad certificate|unknown ca|certificate unknown|unsupported certificate|certificate revoked|certificate expired|decrypt error|access denied)/i;
-function terminateTls(client, hello, context, timeoutMs) {
+function terminateTls(client, hello, context2, timeoutMs) {
   return new Promise((resolve2) => {
     client.unshift(hello);
     const socket = new TLSSocket(client, {
       isServer: true,
-      secureContext: context,
+      secureContext: context2,
       ALPNProtocols: ["http/1.1"]
     });
     const finish = (result) => {
@@ -42879,14 +42921,14 @@ var ws;
 function loadWs() {
   return ws ??= Promise.resolve().then(() => (init_wrapper(), wrapper_exports));
 }
-async function relayWebSocket(context, req, socket, head, request) {
+async function relayWebSocket(context2, req, socket, head, request) {
   const forwarded = forwardedHeaders(req.rawHeaders);
-  const scanner = context.admission.scanner;
+  const scanner = context2.admission.scanner;
   let scanMessages = false;
   const inspect = async (decision) => {
     const target2 = decision.target;
     if (target2 === void 0) return void 0;
-    scanMessages = context.frameScan || scanner.guards(target2.host, target2.port);
+    scanMessages = context2.frameScan || scanner.guards(target2.host, target2.port);
     const finding = scanner.scanContent(
       headerViews(forwarded),
       target2.host,
@@ -42895,7 +42937,7 @@ async function relayWebSocket(context, req, socket, head, request) {
     );
     return finding && dlpRefusal(finding);
   };
-  const admission = await admit(context.admission, request, inspect);
+  const admission = await admit(context2.admission, request, inspect);
   if (!admission.admitted) return refuseSocket(socket, admission.refusal);
   const target = admission.decision.target;
   if (target?.kind !== "url") throw new Error("unreachable: a WebSocket target is a URL");
@@ -42903,7 +42945,7 @@ async function relayWebSocket(context, req, socket, head, request) {
   const { default: WebSocketClient, WebSocketServer: WebSocketServer2 } = await loadWs();
   const upstream = await openUpstream(
     WebSocketClient,
-    context,
+    context2,
     withoutUserinfo(request.target),
     protocols,
     pairs(forwarded),
@@ -42916,7 +42958,7 @@ async function relayWebSocket(context, req, socket, head, request) {
   );
   if (!upstream.ok) {
     const { status, layer, reason } = upstream.refusal;
-    await context.record(
+    await context2.record(
       outcomeOf(admission.entry, `status=${status} layer=${layer} reason=${reason}`)
     );
     return refuseSocket(socket, upstream.refusal);
@@ -42924,38 +42966,38 @@ async function relayWebSocket(context, req, socket, head, request) {
   const server = new WebSocketServer2({
     noServer: true,
     perMessageDeflate: false,
-    maxPayload: context.maxMessageBytes,
+    maxPayload: context2.maxMessageBytes,
     // The client gets the subprotocol the origin chose, or none.
     handleProtocols: () => upstream.socket.protocol || false
   });
   if (!socket.readable || !socket.writable) {
     upstream.socket.terminate();
     socket.destroy();
-    await context.record(
+    await context2.record(
       outcomeOf(admission.entry, "status=499 reason=client_gone_during_handshake")
     );
     return;
   }
-  const untrack = context.track(socket);
+  const untrack = context2.track(socket);
   const client = await new Promise(
     (resolve2) => server.handleUpgrade(req, socket, head, resolve2)
   );
-  await relayMessages(context, client, upstream.socket, admission.entry, scanMessages, target);
+  await relayMessages(context2, client, upstream.socket, admission.entry, scanMessages, target);
   untrack();
 }
-function openUpstream(WebSocketClient, context, url, protocols, headers, dial) {
+function openUpstream(WebSocketClient, context2, url, protocols, headers, dial) {
   return new Promise((resolve2) => {
     const upstream = new WebSocketClient(url, protocols, {
       perMessageDeflate: false,
-      maxPayload: context.maxMessageBytes,
-      handshakeTimeout: context.handshakeTimeoutMs,
+      maxPayload: context2.maxMessageBytes,
+      handshakeTimeout: context2.handshakeTimeoutMs,
       followRedirects: false,
       headers: Object.fromEntries(headers),
       createConnection: () => dial.secure ? tlsConnect({
         host: dial.address,
         port: dial.port,
         ...dial.servername ? { servername: dial.servername } : {},
-        secureContext: context.trust(),
+        secureContext: context2.trust(),
         ALPNProtocols: ["http/1.1"]
       }) : netConnect({ host: dial.address, port: dial.port })
     });
@@ -42983,12 +43025,12 @@ function openUpstream(WebSocketClient, context, url, protocols, headers, dial) {
     );
   });
 }
-function relayMessages(context, client, upstream, entry, scanMessages, target) {
+function relayMessages(context2, client, upstream, entry, scanMessages, target) {
   const tally = { sent: 0, received: 0, blocked: 0, reason: "complete" };
   const block = (refusal) => {
     tally.blocked++;
     tally.reason = `blocked ${refusal.layer}`;
-    void context.record({
+    void context2.record({
       ...entry,
       verdict: "block",
       layer: refusal.layer,
@@ -43008,11 +43050,11 @@ function relayMessages(context, client, upstream, entry, scanMessages, target) {
           reason: "binary messages are not allowed while messages are scanned"
         });
       }
-      const finding = context.admission.scanner.scanContent(
+      const finding = context2.admission.scanner.scanContent(
         textViews(rawText2(data), "WebSocket message"),
         target.host,
         target.port,
-        context.frameScan
+        context2.frameScan
       );
       if (finding) return block(dlpRefusal(finding));
     }
@@ -43031,7 +43073,7 @@ function relayMessages(context, client, upstream, entry, scanMessages, target) {
       if (other.readyState === other.OPEN) other.close(closeCode(code2));
       else if (other.readyState === other.CONNECTING) other.terminate();
       if (--open2 > 0) return;
-      void context.record(
+      void context2.record(
         outcomeOf(
           entry,
           `status=101 messages_sent=${tally.sent} messages_received=${tally.received} blocked=${tally.blocked} reason=${tally.reason}`
@@ -43079,8 +43121,8 @@ function rawText2(data) {
 // src/engine/upstream-trust.ts
 import { createSecureContext, rootCertificates } from "node:tls";
 function upstreamTrust(extraCa) {
-  let context;
-  return () => context ??= createSecureContext(
+  let context2;
+  return () => context2 ??= createSecureContext(
     extraCa.length === 0 ? {} : { ca: [...rootCertificates, ...extraCa] }
   );
 }
@@ -43103,7 +43145,8 @@ var Engine = class {
           env: binding.env,
           value: options.secretValues?.[binding.env] ?? "",
           allow: binding.allow
-        }))
+        })),
+        this.limits.patternScanMs
       ),
       onDecision: (entry) => {
         if (entry.phase !== "outcome") this.count(entry);
@@ -44309,13 +44352,13 @@ var RunCertificateAuthority = class _RunCertificateAuthority {
       return cached2;
     }
     const leaf = this.leaves.issue(host, randomBytes4(16));
-    const context = createSecureContext2({ key: this.leafKeyPem, cert: leaf.pem });
+    const context2 = createSecureContext2({ key: this.leafKeyPem, cert: leaf.pem });
     if (this.contexts.size >= CACHED_HOSTS) {
       const oldest = this.contexts.keys().next().value;
       if (oldest !== void 0) this.contexts.delete(oldest);
     }
-    this.contexts.set(key, context);
-    return context;
+    this.contexts.set(key, context2);
+    return context2;
   }
 };
 function signerFor(privateKey, publicKey) {

@@ -115,6 +115,7 @@ export class Engine {
           value: options.secretValues?.[binding.env] ?? '',
           allow: binding.allow,
         })),
+        this.limits.patternScanMs,
       ),
       onDecision: (entry) => {
         if (entry.phase !== 'outcome') this.count(entry);

@@ -13,6 +13,12 @@ export interface EngineLimits {
   readonly maxScanBytes: number;
   /** Bodies held for scanning at once, all requests together (503 beyond). */
   readonly maxScanBufferBytes: number;
+  /**
+   * The policy's own DLP patterns over one scan of a request (its URL, or its headers and
+   * body): a pattern that backtracks longer is stopped, and the request refused 403 as one
+   * that cannot be scanned.
+   */
+  readonly patternScanMs: number;
   /** A WebSocket message, fragments reassembled (closed with 1009 beyond). */
   readonly maxMessageBytes: number;
   /** Time to receive a whole request from the client (408 beyond). */
@@ -39,6 +45,7 @@ export const DEFAULT_LIMITS: EngineLimits = {
   maxBodyBytes: 64 * 1024 * 1024,
   maxScanBytes: 8 * 1024 * 1024,
   maxScanBufferBytes: 64 * 1024 * 1024,
+  patternScanMs: 1_000,
   maxMessageBytes: 1024 * 1024,
   requestTimeoutMs: 60_000,
   idleTimeoutMs: 30_000,

@@ -22,8 +22,10 @@ import {
   readEvidenceDir,
   startEngine,
   startOrigin,
+  type Origin,
   type RunningEngine,
 } from './helpers.js';
+import type { EngineLimits } from '../../src/engine/limits.js';
 
 // Fake credentials in the real formats (never issued by anyone).
 const SAMPLES: Record<string, string> = {
@@ -253,6 +255,48 @@ dlp:
   assert.equal(scan(`https://x.example/?k=${SAMPLES['github-token']}`, scanner), undefined);
 });
 
+test(
+  'a policy pattern that backtracks without end is stopped: the scan is refused, naming the pattern',
+  { timeout: 60_000 },
+  () => {
+    const policy = policyFrom(`version: "1.0"
+egress: []
+dlp:
+  patterns:
+    - name: nested
+      regex: "(a+)+b"
+    - name: quadratic
+      regex: "[a-z]+secret"
+`);
+    const scanner = createSecretScanner(policyDetectors(policy), [], 100);
+    const host = { kind: 'name', name: 'x.example' } as const;
+    const refused = (text: string, name: string) => {
+      const found = scanner.scanContent([{ text, where: 'body' }], host, 443, true);
+      assert.equal(found?.detector, 'unscannable');
+      assert.equal(found.failure, `the policy pattern ${name} ran longer than 100 ms`);
+    };
+    // Seconds to hours on a backtracking engine (40 letters: 2^40 ways to split them).
+    refused('a'.repeat(40), 'nested');
+    refused(`${'x'.repeat(10)}${'b'.repeat(1 << 20)}`, 'quadratic');
+    // The built-ins ran first, and still find what they find; so do the patterns, in time.
+    assert.equal(
+      scanner.scanContent([{ text: SAMPLES['github-token'] ?? '', where: 'body' }], host, 443, true)
+        ?.detector,
+      'github-token',
+    );
+    assert.equal(
+      scanner.scanContent([{ text: 'aab', where: 'body' }], host, 443, true)?.detector,
+      'nested',
+    );
+    // What cannot be scanned is not recorded either.
+    const reason = scanner.redactText(`refused: ${'a'.repeat(40)}`);
+    assert.equal(
+      reason,
+      '[REDACTED:unscannable: the policy pattern nested ran longer than 100 ms]',
+    );
+  },
+);
+
 function evidenceText(proxy: RunningEngine): string {
   return readdirSync(proxy.dir)
     .map((name) => readFileSync(join(proxy.dir, name), 'utf8'))
@@ -299,11 +343,23 @@ egress:
   }
 });
 
-test('a body of megabytes in one run is scanned, not a crash: a detector finds its credential, a pattern that throws refuses', async () => {
+interface UploadFixture {
+  readonly origin: Origin;
+  readonly proxy: RunningEngine;
+  /** POSTs the body to a scan destination through the engine. */
+  post(body: string): Promise<{ status: number; text: string }>;
+  close(): Promise<void>;
+}
+
+/** An engine whose policy scans uploads to api.example.test with one pattern of its own. */
+async function uploadFixture(
+  pattern: { name: string; regex: string },
+  limits: Partial<EngineLimits> = {},
+): Promise<UploadFixture> {
   const origin = await startOrigin(echo);
   const proxy = await startEngine({
     pins: { 'api.example.test': '127.0.0.1' },
-    // A pattern of the policy's own whose backtracking overflows on a run of megabytes.
+    limits,
     policy: `version: "1.0"
 egress:
   - destination: "api.example.test"
@@ -313,53 +369,92 @@ egress:
     ports: [${origin.port}]
 dlp:
   patterns:
-    - name: runaway
-      regex: "\\\\bqq-[a-z]{20,}"
+    - name: ${pattern.name}
+      regex: ${JSON.stringify(pattern.regex)}
 `,
   });
   const agent = new ProxyAgent({ uri: proxy.proxyUrl, proxyTunnel: false });
-  const post = async (body: string) => {
-    const response = await request(`http://api.example.test:${origin.port}/upload`, {
-      method: 'POST',
-      body,
-      dispatcher: agent,
-    });
-    return { status: response.statusCode, text: await response.body.text() };
+  return {
+    origin,
+    proxy,
+    async post(body) {
+      const response = await request(`http://api.example.test:${origin.port}/upload`, {
+        method: 'POST',
+        body,
+        dispatcher: agent,
+      });
+      return { status: response.statusCode, text: await response.body.text() };
+    },
+    async close() {
+      await agent.close();
+      await proxy.stop();
+      await origin.close();
+      cleanup(join(proxy.dir, '..'));
+    },
   };
+}
+
+test('a body of megabytes in one run is scanned, not a crash: a detector finds its credential, a pattern that throws refuses', async () => {
+  // A pattern of the policy's own whose backtracking overflows on a run of megabytes.
+  const f = await uploadFixture({ name: 'runaway', regex: String.raw`\bqq-[a-z.]{20,}` });
   const run = 7 * 1024 * 1024;
   try {
     // Unbounded quantifiers over a 7 MiB run overflowed the regular expression stack, and the
     // engine died of the exception (every built-in detector that had one).
-    assert.deepEqual(await post(`sk-ant-${'a'.repeat(run)}`), {
+    assert.deepEqual(await f.post(`sk-ant-${'a'.repeat(run)}`), {
       status: 403,
       text: 'blocked: DLP match: anthropic-api-key in the body\n',
     });
     // An upload of that size in base64 passes; megabytes of one letter decode to more than
     // the scanner holds, and are refused like anything it cannot scan.
     const upload = randomBytes((run / 4) * 3).toString('base64');
-    const clean = await post(upload);
+    const clean = await f.post(upload);
     assert.equal(clean.status, 200, clean.text);
     assert.equal((JSON.parse(clean.text) as { length: number }).length, upload.length);
-    const letters = await post('A'.repeat(run));
+    const letters = await f.post('A'.repeat(run));
     assert.equal(letters.status, 403);
     assert.match(
       letters.text,
       /^blocked: the body could not be scanned \(it holds more encoded text/,
     );
-    assert.deepEqual(await post(`qq-${'a'.repeat(run)}`), {
+    // Dots: no run of it is an encoding to decode first; the pattern meets it whole.
+    assert.deepEqual(await f.post(`qq-${'a.'.repeat(run / 2)}`), {
       status: 403,
       text: 'blocked: the body could not be scanned (Maximum call stack size exceeded); what cannot be scanned is not sent\n',
     });
-    assert.equal(origin.hits, 1);
-    await proxy.stop();
-    assertValid(readEvidenceDir(proxy.dir), true);
+    assert.equal(f.origin.hits, 1);
+    await f.proxy.stop();
+    assertValid(readEvidenceDir(f.proxy.dir), true);
   } finally {
-    await agent.close();
-    await proxy.stop();
-    await origin.close();
-    cleanup(join(proxy.dir, '..'));
+    await f.close();
   }
 });
+
+test(
+  'the engine stops a policy pattern that runs out of time: 403, and it goes on serving',
+  { timeout: 120_000 },
+  async () => {
+    const f = await uploadFixture(
+      { name: 'careless', regex: '[a-z]+secret' },
+      { patternScanMs: 200 },
+    );
+    try {
+      // A megabyte of letters: hours of backtracking for the pattern, one request's worth of
+      // the engine's only thread.
+      assert.deepEqual(await f.post(`${'x'.repeat(3)}${'q'.repeat(1 << 20)}`), {
+        status: 403,
+        text: 'blocked: the body could not be scanned (the policy pattern careless ran longer than 200 ms); what cannot be scanned is not sent\n',
+      });
+      assert.equal((await f.post('a body with nothing to hide')).status, 200);
+      assert.equal((await f.post('the topsecret word')).status, 403);
+      assert.equal(f.origin.hits, 1);
+      await f.proxy.stop();
+      assertValid(readEvidenceDir(f.proxy.dir), true);
+    } finally {
+      await f.close();
+    }
+  },
+);
 
 test('a CONNECT whose host name carries a bound secret is refused before any lookup', async () => {
   const lookups: string[] = [];

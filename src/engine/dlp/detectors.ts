@@ -7,6 +7,8 @@ export interface Detector {
   readonly name: string;
   /** Global and sticky-free: scanned with matchAll over each view of the request. */
   readonly pattern: RegExp;
+  /** A policy's own pattern: written by anyone, so it runs under the scan time limit. */
+  readonly fromPolicy?: true;
 }
 
 const builtin = (name: string, source: string, flags = ''): Detector => ({
@@ -63,6 +65,7 @@ export function policyDetectors(policy: Policy): Detector[] {
   const own = policy.dlp.patterns.map((pattern) => ({
     name: pattern.name,
     pattern: new RegExp(pattern.regex, 'gu'),
+    fromPolicy: true as const,
   }));
   return [...(policy.dlp.builtin ? BUILTIN_DETECTORS : []), ...own];
 }

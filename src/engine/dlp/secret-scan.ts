@@ -5,6 +5,7 @@
 import { destinationCovers, type Destination } from '../../policy/destination.js';
 import type { Host } from '../../policy/index.js';
 import type { Detector } from './detectors.js';
+import { withinTime } from './time-bound.js';
 import { base64Runs, decodedViews, DecodingBudgetExceeded } from './decoded-views.js';
 
 /** The value of a `secrets:`-bound variable and where it may be sent. */
@@ -89,6 +90,8 @@ export interface SecretScanner {
 export function createSecretScanner(
   detectors: readonly Detector[],
   secrets: readonly BoundSecret[],
+  /** How long the policy's own patterns may take over one scan (DEFAULT_LIMITS.patternScanMs). */
+  patternScanMs = 1_000,
 ): SecretScanner {
   const bound = secrets
     .filter((secret) => secret.value !== '')
@@ -114,14 +117,24 @@ export function createSecretScanner(
     detector,
     probe: new RegExp(detector.pattern.source, detector.pattern.flags.replace('g', '')),
   }));
+  type Probe = (typeof probes)[number];
+  const builtinProbes = probes.filter(({ detector }) => detector.fromPolicy !== true);
+  const policyProbes = probes.filter(({ detector }) => detector.fromPolicy === true);
+  /** The policy pattern running now, named if it runs out of time. */
+  let running = '';
+  /** Runs the policy's patterns under the time limit; without any, `none`. */
+  const policyInTime = <T>(run: () => T, none: T): T =>
+    policyProbes.length === 0
+      ? none
+      : withinTime(run, patternScanMs, () => `the policy pattern ${running}`);
   const allowedAt = (host: Host, port: number) =>
     bound.filter((secret) =>
       secret.allow.some((destination) => destinationCovers(destination, host, port)),
     );
   /**
    * The first finding in the views, then in what they decode to; `allowed` secrets are not
-   * findings. A view that cannot be scanned (a policy pattern that throws on it, more encoded
-   * text than can be decoded) is a finding too.
+   * findings. A view that cannot be scanned (a policy pattern that throws on it or runs out of
+   * time, more encoded text than can be decoded) is a finding too.
    */
   const findIn = (
     seen: readonly View[],
@@ -133,7 +146,7 @@ export function createSecretScanner(
     // A bound secret on its way to an allowed destination is not a leak, whatever it looks like.
     const allowedForms = allowed.flatMap((secret) => secret.forms);
     let where = seen[0]?.where ?? '';
-    const scan = (views: readonly View[]): Finding | undefined => {
+    const boundIn = (views: readonly View[]): Finding | undefined => {
       for (const secret of bound) {
         if (allowed.includes(secret)) continue;
         for (const view of views) {
@@ -143,8 +156,12 @@ export function createSecretScanner(
           }
         }
       }
+      return undefined;
+    };
+    const detectedIn = (views: readonly View[], group: readonly Probe[]): Finding | undefined => {
       if (!withDetectors) return undefined;
-      for (const { detector, probe } of probes) {
+      for (const { detector, probe } of group) {
+        running = detector.name;
         for (const view of views) {
           where = view.where;
           // Most texts match no detector: one native test is far cheaper than matchAll's copy.
@@ -158,8 +175,22 @@ export function createSecretScanner(
       }
       return undefined;
     };
+    let decoded: readonly View[] | undefined;
+    const decodings = () => (decoded ??= decodedViews(seen));
     try {
-      return scan(seen) ?? scan(decodedViews(seen));
+      return (
+        boundIn(seen) ??
+        detectedIn(seen, builtinProbes) ??
+        boundIn(decodings()) ??
+        detectedIn(decodings(), builtinProbes) ??
+        // The policy's patterns last, over everything at once: one time limit for the scan.
+        (withDetectors
+          ? policyInTime(
+              () => detectedIn(seen, policyProbes) ?? detectedIn(decodings(), policyProbes),
+              undefined,
+            )
+          : undefined)
+      );
     } catch (error) {
       const at = error instanceof DecodingBudgetExceeded ? error.where : where;
       return { detector: UNSCANNABLE, where: at, forms: [], failure: (error as Error).message };
@@ -199,15 +230,25 @@ export function createSecretScanner(
       return bound.some((secret) => !allowedAt(host, port).includes(secret));
     },
     redactBound,
-    redactText: (text) =>
-      cutEncoded(
-        probes.reduce(
-          (cut, { detector, probe }) =>
-            probe.test(cut) ? cut.replace(detector.pattern, `[REDACTED:${detector.name}]`) : cut,
-          redactSpelledBound(text),
-        ),
-        true,
-      ),
+    redactText(text) {
+      const cutBy = (group: readonly Probe[], from: string): string =>
+        group.reduce((cut, { detector, probe }) => {
+          running = detector.name;
+          return probe.test(cut)
+            ? cut.replace(detector.pattern, `[REDACTED:${detector.name}]`)
+            : cut;
+        }, from);
+      try {
+        const cut = cutBy(builtinProbes, redactSpelledBound(text));
+        return cutEncoded(
+          policyInTime(() => cutBy(policyProbes, cut), cut),
+          true,
+        );
+      } catch (error) {
+        // What cannot be scanned is not recorded either.
+        return `[REDACTED:${UNSCANNABLE}: ${(error as Error).message}]`;
+      }
+    },
   };
 }
 
