@@ -1,5 +1,5 @@
 // A policy's own patterns run on JavaScript's backtracking regular expressions: one written
-// without care (`[a-z]+secret`, `(a+)+b`) can take minutes on a hostile text, and the engine's
+// without care (`[a-z]+secret`, `(a+)+b`) can take hours on a hostile text, and the engine's
 // one thread would wait. Run under node:vm's timeout, such a match is stopped (V8 interrupts
 // the regular expression) and reported, so the request is refused as one that cannot be
 // scanned rather than holding up every other.
