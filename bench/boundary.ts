@@ -4,7 +4,7 @@
 // copied"; teardown: → "torn down". The users exist beforehand (creating them is first-use
 // cost, excluded as the targets say). Median of RUNS runs. Needs root.
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -89,6 +89,7 @@ async function oneRun(): Promise<BoundaryTimes> {
     }
   });
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  rmSync(workdir, { recursive: true, force: true });
   const at = (mark: string): number => {
     const time = marks.get(mark);
     if (time === undefined || code !== 0)

@@ -10,16 +10,15 @@ import {
   chownSync,
   copyFileSync,
   mkdirSync,
-  mkdtempSync,
   readFileSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startOrigin, type Origin } from '../engine/helpers.js';
 import { assertNothingLeft, requireBuiltCli, snapshot } from '../boundary/harness.js';
 import { validatePacket } from '../packet/schema.js';
+import { scratchDir } from '../scratch.js';
 
 const RUNNER_USER = 'pe-test-runner';
 const SUDOERS = '/etc/sudoers.d/pe-test-runner';
@@ -36,7 +35,7 @@ before(async () => {
   uid = Number(execFileSync('id', ['-u', RUNNER_USER], { encoding: 'utf8' }));
   gid = Number(execFileSync('id', ['-g', RUNNER_USER], { encoding: 'utf8' }));
   // This node may sit in a directory only root can enter (CI installs Node 24 in one).
-  const bin = mkdtempSync(join(tmpdir(), 'pe-runner-node-'));
+  const bin = scratchDir('pe-runner-node-');
   chmodSync(bin, 0o755);
   node = join(bin, 'node');
   copyFileSync(process.execPath, node);
@@ -84,7 +83,7 @@ function owned(path: string, mode: number): string {
 
 test('the action as a non-root runner with sudo: outputs, packet, summary, CLI on PATH, post cleanup', async () => {
   const machine = snapshot();
-  const root = owned(mkdtempSync(join(tmpdir(), 'pe-runner-')), 0o755);
+  const root = owned(scratchDir('pe-runner-'), 0o755);
   mkdirSync(join(root, 'workspace', 'scripts'), { recursive: true });
   mkdirSync(join(root, 'workspace', 'keys'));
   execFileSync(

@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { chmod, mkdtemp, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { runMain } from '../../src/action/main.js';
@@ -11,11 +10,12 @@ import { stepResult } from '../../src/action/run-invocation.js';
 import { policyHash } from '../../src/policy/index.js';
 import { runtimeToken, sha256Hex, startArtifactService } from './artifact-service.js';
 import { recordingRunner } from './helpers.js';
+import { scratchDir } from '../scratch.js';
 
 const REFERENCE = resolve('fixtures/policies/reference.yaml');
 
 async function workspace(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'pe-action-'));
+  const dir = scratchDir('pe-action-');
   await chmod(dir, 0o755); // the agent must be able to read its working directory
   await mkdir(join(dir, 'scripts'));
   await writeFile(join(dir, 'scripts/agent.sh'), 'echo hello\n');
@@ -116,7 +116,7 @@ test('an invalid policy fails with every error as file:line:col', async () => {
 
 test('as root, a valid setup runs the agent in the boundary and reports the packet (no sudo needed)', async () => {
   const dir = await workspace();
-  const out = join(await mkdtemp(join(tmpdir(), 'pe-action-out-')), 'packet');
+  const out = join(scratchDir('pe-action-out-'), 'packet');
   const runner = recordingRunner(
     {
       'working-directory': dir,
@@ -220,7 +220,7 @@ test('step rules: every verdict × fail-on-verifier-error × agent exit code', (
 test('on a runner with the Actions runtime the packet is uploaded as an artifact and artifact-id is set', async () => {
   const service = await startArtifactService();
   const dir = await workspace();
-  const out = join(await mkdtemp(join(tmpdir(), 'pe-action-out-')), 'packet');
+  const out = join(scratchDir('pe-action-out-'), 'packet');
   const saved = { ...process.env };
   Object.assign(process.env, {
     ACTIONS_RUNTIME_TOKEN: runtimeToken('run-backend-1', 'job-backend-2'),
@@ -303,7 +303,7 @@ test('a cancelled step (SIGTERM to dist/main.js) passes the signal on: the run s
 
 test("a packet an earlier run left in the evidence output is never reported as this run's", async () => {
   const dir = await workspace();
-  const out = join(await mkdtemp(join(tmpdir(), 'pe-action-out-')), 'packet');
+  const out = join(scratchDir('pe-action-out-'), 'packet');
   const inputs = {
     'working-directory': dir,
     'agent-script': 'scripts/agent.sh',

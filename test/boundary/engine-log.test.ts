@@ -1,21 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import {
-  chmodSync,
-  createReadStream,
-  mkdirSync,
-  mkdtempSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, createReadStream, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ENGINE_LOG_MAX_BYTES, LogBudget } from '../../src/boundary/log-budget.js';
 import { EngineProcess } from '../../src/boundary/engine-process.js';
 import { EngineLogTally } from '../../src/packet/engine-log.js';
+import { scratchDir } from '../scratch.js';
 
 const decision = (i: number) =>
   `{"event":"decision","verdict":"block","method":"GET","target":"http://x.test/${i}","request_id":"req-${i}"}\n`;
@@ -150,7 +142,7 @@ async function logGrownTo(logFile: string, bytes: number): Promise<void> {
 test('the engine process: a log past its limit is cut, and its last line is in the file when stop() returns', async (t) => {
   if (process.getuid?.() !== 0)
     assert.fail('this test drops privileges with setpriv: run it as root');
-  const dir = mkdtempSync(join(tmpdir(), 'pe-engine-log-'));
+  const dir = scratchDir('pe-engine-log-');
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   chmodSync(dir, 0o755);
   const lines = 800_000;
@@ -202,7 +194,7 @@ setInterval(() => {}, 1000);
 test('the engine process: a log that cannot be written (a full disk) does not stop the engine, and is reported', async (t) => {
   if (process.getuid?.() !== 0)
     assert.fail('this test mounts a tmpfs and drops privileges with setpriv: run it as root');
-  const dir = mkdtempSync(join(tmpdir(), 'pe-engine-log-'));
+  const dir = scratchDir('pe-engine-log-');
   chmodSync(dir, 0o755);
   const full = join(dir, 'full');
   mkdirSync(full);

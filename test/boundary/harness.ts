@@ -10,7 +10,6 @@ import {
   chmodSync,
   existsSync,
   mkdirSync,
-  mkdtempSync,
   symlinkSync,
   readdirSync,
   readFileSync,
@@ -18,10 +17,10 @@ import {
 } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { createSocket } from 'node:dgram';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { decisions, readEvidenceDir, type ReadEvidence } from '../engine/helpers.js';
 import type { Receipt } from '../../src/receipts/index.js';
+import { scratchDir } from '../scratch.js';
 
 export const CLI = resolve('dist/cli.js');
 
@@ -64,7 +63,7 @@ export interface AgentRunOptions {
 
 /** A world-readable working directory (the agent must be able to read it) with the script. */
 export function workdirWith(script: string, files: Readonly<Record<string, string>> = {}): string {
-  const workdir = mkdtempSync(join(tmpdir(), 'pe-boundary-'));
+  const workdir = scratchDir('pe-boundary-');
   chmodSync(workdir, 0o755);
   writeFileSync(join(workdir, 'policy.yaml'), '');
   writeFileSync(join(workdir, 'agent.sh'), script);

@@ -3,15 +3,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   boundSocketPaths,
   connectableHostSockets,
   mayConnect,
 } from '../../src/boundary/host-sockets.js';
+import { scratchDir } from '../scratch.js';
 
 const HEADER = 'Num       RefCount Protocol Flags    Type St Inode Path';
 
@@ -58,7 +58,7 @@ test('the agent may connect to a socket any group or other may write, or one it 
 });
 
 test('real socket files: the connectable ones are found; private ones, plain files and missing paths are not', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pe-sockets-'));
+  const dir = scratchDir('pe-sockets-');
   const servers: Server[] = [];
   const listen = async (name: string, mode: number, uid = 0): Promise<string> => {
     const path = join(dir, name);
@@ -89,7 +89,7 @@ test('real socket files: the connectable ones are found; private ones, plain fil
 });
 
 test('a connectable socket whose path is not UTF-8 stops the run instead of staying open', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pe-sockets-'));
+  const dir = scratchDir('pe-sockets-');
   try {
     // Node names files by text; python binds the raw bytes.
     execFileSync('python3', [

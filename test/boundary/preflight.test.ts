@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   REQUIRED_TOOLS,
@@ -10,6 +9,7 @@ import {
   type HostFacts,
 } from '../../src/boundary/preflight.js';
 import { main } from '../../src/cli/main.js';
+import { scratchDir } from '../scratch.js';
 
 const ready: HostFacts = {
   platform: 'linux',
@@ -59,7 +59,7 @@ test('this machine (CI: Linux, root, tools installed by .ci/run) passes the pref
 });
 
 test('tools are looked up on PATH: a PATH without iptables reports both iptables tools', async () => {
-  const bin = mkdtempSync(join(tmpdir(), 'pe-path-'));
+  const bin = scratchDir('pe-path-');
   const real = await gatherHostFacts();
   for (const { tool, pkg } of REQUIRED_TOOLS) {
     const path = real.tools[tool];
@@ -81,7 +81,7 @@ test('tools are looked up on PATH: a PATH without iptables reports both iptables
 });
 
 async function run(path: string): Promise<{ code: number; stderr: string }> {
-  const workdir = mkdtempSync(join(tmpdir(), 'pe-preflight-'));
+  const workdir = scratchDir('pe-preflight-');
   writeFileSync(join(workdir, 'agent.sh'), 'echo hi\n');
   const saved = process.env['PATH'];
   process.env['PATH'] = path;
@@ -102,7 +102,7 @@ async function run(path: string): Promise<{ code: number; stderr: string }> {
 }
 
 test('pipelock-egress run: a failed preflight lists every problem and creates nothing (exit 1)', async () => {
-  const { code, stderr } = await run(mkdtempSync(join(tmpdir(), 'pe-empty-path-')));
+  const { code, stderr } = await run(scratchDir('pe-empty-path-'));
   assert.equal(code, 1);
   assert.match(
     stderr,

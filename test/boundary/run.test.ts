@@ -3,10 +3,9 @@
 import { after, before, beforeEach, afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { recoverRun } from '../../src/boundary/recover.js';
 import { validatePacket } from '../packet/schema.js';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startOrigin, type Origin } from '../engine/helpers.js';
 import {
@@ -19,6 +18,7 @@ import {
   snapshot,
   type MachineSnapshot,
 } from './harness.js';
+import { scratchDir } from '../scratch.js';
 
 let origin: Origin;
 let machine: MachineSnapshot;
@@ -129,7 +129,7 @@ test("the run's exit code is the agent's, after the evidence is verified", async
 });
 
 test("with a pinned key the verdict is valid, and the key file stays out of the agent's reach", async () => {
-  const keys = mkdtempSync(join(tmpdir(), 'pe-keys-'));
+  const keys = scratchDir('pe-keys-');
   execFileSync(process.execPath, [CLI, 'keygen', '--out', keys], { stdio: 'ignore' });
   const key = join(keys, 'signing-key.pem');
   execFileSync('chmod', ['0755', keys]);
@@ -364,7 +364,7 @@ for (const [name, scriptArg, links, expected] of [
 }
 
 test('a --public-key that is not the signing key stops the run before anything is created', async () => {
-  const keys = [mkdtempSync(join(tmpdir(), 'pe-k1-')), mkdtempSync(join(tmpdir(), 'pe-k2-'))];
+  const keys = [scratchDir('pe-k1-'), scratchDir('pe-k2-')];
   for (const dir of keys)
     execFileSync(process.execPath, [CLI, 'keygen', '--out', dir], { stdio: 'ignore' });
   const run = await runAgent({
@@ -445,7 +445,7 @@ test('an evidence output the agent could write (inside --writable, or open to ot
     inside.stderr,
     /--evidence-output .*results\/packet overlaps --writable .*results: the agent could tamper/,
   );
-  const open = mkdtempSync(join(tmpdir(), 'pe-open-out-'));
+  const open = scratchDir('pe-open-out-');
   chmodSync(open, 0o777);
   const shared = await runAgent({
     policy: policyFor(origin.port),

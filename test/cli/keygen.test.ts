@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ReceiptChainBuilder } from '../../src/receipts/builder.js';
 import { toHex } from '../../src/receipts/bytes.js';
@@ -9,9 +8,10 @@ import { parsePrivateKey, parsePublicKey } from '../../src/receipts/keys.js';
 import { createNodeBackend } from '../../src/receipts/node-backend.js';
 import { RecorderWriter } from '../../src/receipts/recorder-writer.js';
 import { cli } from './run-cli.js';
+import { scratchDir } from '../scratch.js';
 
 const backend = createNodeBackend();
-const root = mkdtempSync(path.join(tmpdir(), 'keygen-'));
+const root = scratchDir('keygen-');
 const FILES = ['signing-key.pem', 'public-key.pem', 'public-key.pipelock'];
 
 test('keygen writes the key pair in every form, the signing key 0600, and prints the hex key', async () => {

@@ -4,22 +4,21 @@ import { spawnSync } from 'node:child_process';
 import {
   closeSync,
   mkdirSync,
-  mkdtempSync,
   openSync,
   readFileSync,
   statSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { encodePipelockPublicKey, encodePublicKeyPem } from '../../src/receipts/keys.js';
 import { fromHex } from '../../src/receipts/bytes.js';
 import { SAMPLE_KEY, SAMPLE_POLICY_HASH, sampleEvidence } from '../receipts/sample-evidence.js';
 import { KEY_A, VECTORS_DIR } from '../receipts/vectors.js';
 import { cli } from './run-cli.js';
+import { scratchDir } from '../scratch.js';
 
-const dir = mkdtempSync(path.join(tmpdir(), 'verify-'));
+const dir = scratchDir('verify-');
 const sample = [...sampleEvidence(20)];
 const sampleFile = path.join(dir, 'evidence.jsonl');
 writeFileSync(sampleFile, sample.map((l) => l.text).join(''));

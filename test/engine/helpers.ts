@@ -9,7 +9,6 @@ import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   fstatSync,
-  mkdtempSync,
   openSync,
   readFileSync,
   readSync,
@@ -20,7 +19,6 @@ import {
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { connect, type AddressInfo, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Engine, type EngineOptions } from '../../src/engine/engine.js';
 import { EvidenceWriter } from '../../src/engine/evidence-writer.js';
@@ -37,13 +35,14 @@ import {
   type Receipt,
 } from '../../src/receipts/index.js';
 import { createNodeBackend } from '../../src/receipts/node-backend.js';
+import { scratchDir } from '../scratch.js';
 
 export { violations };
 export const backend = createNodeBackend();
 
 /** The interception CA of every engine in this test process, and its certificate on disk. */
 export const runCa = RunCertificateAuthority.create();
-export const runCaFile = join(mkdtempSync(join(tmpdir(), 'pe-run-ca-')), 'run-ca.pem');
+export const runCaFile = join(scratchDir('pe-run-ca-'), 'run-ca.pem');
 writeFileSync(runCaFile, runCa.certificatePem);
 
 export function policyFrom(yaml: string): Policy {
@@ -53,7 +52,7 @@ export function policyFrom(yaml: string): Policy {
 }
 
 export function tempDir(prefix = 'pe-engine-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  return scratchDir(prefix);
 }
 
 /** A lookup that must never run: every name a test uses is pinned. */

@@ -1,8 +1,7 @@
 // The Audit Packet's pure parts: counting a chain, packet.json against the v0 schema (written
 // from the spec into this folder), the summary's Markdown.
 import { test } from 'node:test';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writePacketReport } from '../../src/packet/write-packet.js';
 import assert from 'node:assert/strict';
@@ -13,6 +12,7 @@ import { encodeSorted, packetJson, packetRunFromEnv } from '../../src/packet/pac
 import { summaryMarkdown } from '../../src/packet/summary-md.js';
 import { EngineLogTally } from '../../src/packet/engine-log.js';
 import { validatePacket } from './schema.js';
+import { scratchDir } from '../scratch.js';
 
 function receipt(seq: number, fields: Record<string, unknown>): Receipt {
   return {
@@ -315,7 +315,7 @@ test('requests refused unrecorded: counted from the engine log and said in summa
 });
 
 test('summary.md as written says what the engine log holds unrecorded; without a log, nothing', async () => {
-  const out = mkdtempSync(join(tmpdir(), 'pe-packet-'));
+  const out = scratchDir('pe-packet-');
   try {
     const write = () =>
       writePacketReport({

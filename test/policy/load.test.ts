@@ -4,8 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -16,6 +15,7 @@ import {
   type PolicyError,
   type PolicyErrorCode,
 } from '../../src/policy/index.js';
+import { scratchDir } from '../scratch.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const malformedDir = join(root, 'fixtures/policies/malformed');
@@ -377,7 +377,7 @@ test('billion-laughs.yaml (9^10 expansion) is refused quickly, before any alias 
 });
 
 test('a non-UTF-8 file written at test time (overlong "/" after a valid ü) is refused at the bad byte', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'policy-'));
+  const dir = scratchDir('policy-');
   const file = join(dir, 'overlong.yaml');
   const bytes = Buffer.concat([
     Buffer.from('version: "1.0"\n# über\negress:\n  - destination: "https://a.example.com', 'utf8'),

@@ -1,11 +1,11 @@
 // Acceptance: tampering with a 1,000-decision chain is caught by `verify`, whatever the edit.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { cli } from '../cli/run-cli.js';
 import { SAMPLE_KEY, sampleEvidence } from './sample-evidence.js';
+import { scratchDir } from '../scratch.js';
 
 const lines = [...sampleEvidence(1000)].map((line) => ({
   bytes: Buffer.from(line.text.slice(0, -1)),
@@ -13,7 +13,7 @@ const lines = [...sampleEvidence(1000)].map((line) => ({
 }));
 const receiptLines = lines.flatMap((line, i) => (line.receipt ? [i] : []));
 const closeLine = receiptLines[receiptLines.length - 1] ?? -1;
-const dir = mkdtempSync(path.join(tmpdir(), 'tamper-'));
+const dir = scratchDir('tamper-');
 let written = 0;
 
 // Deterministic PRNG so a failure reproduces.
