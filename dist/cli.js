@@ -41558,6 +41558,42 @@ function withinTime(run, limitMs, what) {
   }
 }
 
+// src/engine/limits.ts
+var DEFAULT_LIMITS = {
+  maxHeaderBytes: 16 * 1024,
+  // Streamed, never buffered: the cap bounds what one request may upload (issue: 50 MB must pass).
+  maxBodyBytes: 64 * 1024 * 1024,
+  maxScanBytes: 8 * 1024 * 1024,
+  maxScanBufferBytes: 64 * 1024 * 1024,
+  patternScanMs: 1e3,
+  maxMessageBytes: 1024 * 1024,
+  requestTimeoutMs: 6e4,
+  idleTimeoutMs: 3e4,
+  upstreamTimeoutMs: 3e4,
+  clientHelloTimeoutMs: 1e4,
+  tunnelIdleMs: 12e4,
+  maxActiveTunnels: 256,
+  maxRequestsPerUpstream: 64,
+  maxUpstreams: 256
+};
+function httpServerOptions(limits) {
+  return {
+    maxHeaderSize: limits.maxHeaderBytes,
+    requestTimeout: limits.requestTimeoutMs,
+    headersTimeout: Math.min(limits.requestTimeoutMs, 2e4),
+    // Node checks these timeouts on this interval (default 30 s): a short limit needs a short check.
+    connectionsCheckingInterval: Math.max(
+      25,
+      Math.min(1e3, Math.floor(limits.requestTimeoutMs / 4))
+    ),
+    keepAliveTimeout: limits.idleTimeoutMs,
+    insecureHTTPParser: false,
+    joinDuplicateHeaders: false,
+    // Node would answer a missing Host itself (a bare 400, no receipt); the engine does it.
+    requireHostHeader: false
+  };
+}
+
 // src/engine/dlp/decoded-views.ts
 var MIN_RUN = 16;
 var BASE64_CHAR = Uint8Array.from(
@@ -41751,7 +41787,7 @@ function secretForms(value) {
   ];
   return [...new Set(forms)];
 }
-function createSecretScanner(detectors, secrets, patternScanMs = 1e3) {
+function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.patternScanMs) {
   const bound = secrets.filter((secret) => secret.value !== "").map((secret) => {
     const forms = secretForms(secret.value);
     const compact = forms.map(withoutSeparators).filter((form) => form.length >= 8);
@@ -42460,42 +42496,6 @@ var UpstreamPools = class {
 };
 function isIpLiteral(hostname) {
   return hostname.startsWith("[") || /^[0-9.]+$/.test(hostname);
-}
-
-// src/engine/limits.ts
-var DEFAULT_LIMITS = {
-  maxHeaderBytes: 16 * 1024,
-  // Streamed, never buffered: the cap bounds what one request may upload (issue: 50 MB must pass).
-  maxBodyBytes: 64 * 1024 * 1024,
-  maxScanBytes: 8 * 1024 * 1024,
-  maxScanBufferBytes: 64 * 1024 * 1024,
-  patternScanMs: 1e3,
-  maxMessageBytes: 1024 * 1024,
-  requestTimeoutMs: 6e4,
-  idleTimeoutMs: 3e4,
-  upstreamTimeoutMs: 3e4,
-  clientHelloTimeoutMs: 1e4,
-  tunnelIdleMs: 12e4,
-  maxActiveTunnels: 256,
-  maxRequestsPerUpstream: 64,
-  maxUpstreams: 256
-};
-function httpServerOptions(limits) {
-  return {
-    maxHeaderSize: limits.maxHeaderBytes,
-    requestTimeout: limits.requestTimeoutMs,
-    headersTimeout: Math.min(limits.requestTimeoutMs, 2e4),
-    // Node checks these timeouts on this interval (default 30 s): a short limit needs a short check.
-    connectionsCheckingInterval: Math.max(
-      25,
-      Math.min(1e3, Math.floor(limits.requestTimeoutMs / 4))
-    ),
-    keepAliveTimeout: limits.idleTimeoutMs,
-    insecureHTTPParser: false,
-    joinDuplicateHeaders: false,
-    // Node would answer a missing Host itself (a bare 400, no receipt); the engine does it.
-    requireHostHeader: false
-  };
 }
 
 // src/engine/refusal.ts

@@ -254,14 +254,7 @@ test('a disallowed target is refused at the handshake with a receipt; nothing is
   const f = await fixture();
   try {
     const socket = new WebSocket(proxied(f, `ws://denied.example.test:${f.plain.port}/`));
-    const [, response] = (await once(socket, 'unexpected-response')) as [
-      unknown,
-      { statusCode: number; headers: Record<string, string> },
-    ];
-    assert.equal(response.statusCode, 403);
-    assert.equal(response.headers['x-pipelock-egress-block'], 'destination');
-    socket.on('error', () => undefined);
-    socket.terminate();
+    assert.deepEqual(await refusedHandshake(socket), [403, 'destination']);
     const all = await records(f);
     assert.deepEqual(
       all.map((r) => [r.transport, r.verdict, r.layer]),
@@ -276,14 +269,7 @@ test('WebSocket disabled by the policy: the handshake is refused 403 (layer webs
   const f = await fixture('enabled: false');
   try {
     const socket = new WebSocket(proxied(f, `ws://ws.example.test:${f.plain.port}/`));
-    const [, response] = (await once(socket, 'unexpected-response')) as [
-      unknown,
-      { statusCode: number; headers: Record<string, string> },
-    ];
-    assert.equal(response.statusCode, 403);
-    assert.equal(response.headers['x-pipelock-egress-block'], 'websocket');
-    socket.on('error', () => undefined);
-    socket.terminate();
+    assert.deepEqual(await refusedHandshake(socket), [403, 'websocket']);
   } finally {
     await f.close();
   }
@@ -514,14 +500,7 @@ test('a WebSocket whose handling fails is refused 500 at the handshake, with a r
   try {
     const target = `ws://ws.example.test:${f.plain.port}/echo`;
     const socket = new WebSocket(proxied(f, target));
-    const [, response] = (await once(socket, 'unexpected-response')) as [
-      unknown,
-      { statusCode: number; headers: Record<string, string> },
-    ];
-    assert.equal(response.statusCode, 500);
-    assert.equal(response.headers['x-pipelock-egress-block'], 'engine');
-    socket.on('error', () => undefined);
-    socket.terminate();
+    assert.deepEqual(await refusedHandshake(socket), [500, 'engine']);
     assert.equal(f.plain.handshakes.length, 0);
     const all = await records(f);
     assert.deepEqual(

@@ -6,6 +6,7 @@ import { destinationCovers, type Destination } from '../../policy/destination.js
 import type { Host } from '../../policy/index.js';
 import type { Detector } from './detectors.js';
 import { withinTime } from './time-bound.js';
+import { DEFAULT_LIMITS } from '../limits.js';
 import { base64Runs, decodedViews, DecodingBudgetExceeded } from './decoded-views.js';
 
 /** The value of a `secrets:`-bound variable and where it may be sent. */
@@ -90,8 +91,8 @@ export interface SecretScanner {
 export function createSecretScanner(
   detectors: readonly Detector[],
   secrets: readonly BoundSecret[],
-  /** How long the policy's own patterns may take over one scan (DEFAULT_LIMITS.patternScanMs). */
-  patternScanMs = 1_000,
+  /** How long the policy's own patterns may take over one scan. */
+  patternScanMs = DEFAULT_LIMITS.patternScanMs,
 ): SecretScanner {
   const bound = secrets
     .filter((secret) => secret.value !== '')
