@@ -49,7 +49,7 @@ test('a secret inside a larger encoded blob is decoded whatever precedes and fol
   }
 });
 
-test('runs: wrapped base64 lines are one blob, short lines and other characters end a run', () => {
+test('runs: lines of one width are one wrapped blob, at any width; other characters end a run', () => {
   const bytes = Buffer.concat([noise(100), Buffer.from(SECRET), noise(40)]);
   const wrapped = (bytes.toString('base64').match(/.{1,76}/g) ?? []).join('\r\n');
   // Padding ends a run; the decoder needs none.
@@ -59,11 +59,22 @@ test('runs: wrapped base64 lines are one blob, short lines and other characters 
   assert.ok(
     decodedViews([{ text: wrapped, where: 'body' }]).some((view) => view.text.includes(SECRET)),
   );
-  // Short lines are text, not a wrapped blob (JSON strings are scanned one per line).
-  assert.deepEqual(base64Runs('aaaaaaaaaaaaaaaaaaaa\nbbbbbbbbbbbbbbbbbbbb'), [
-    'aaaaaaaaaaaaaaaaaaaa',
-    'bbbbbbbbbbbbbbbbbbbb',
+  // `base64 -w N` wraps at any width: narrow lines of one width are one blob.
+  for (const width of [4, 8, 20, 56]) {
+    const narrow = (bytes.toString('base64').match(new RegExp(`.{1,${width}}`, 'g')) ?? []).join(
+      '\n',
+    );
+    assert.ok(
+      decodedViews([{ text: narrow, where: 'body' }]).some((view) => view.text.includes(SECRET)),
+      `wrapped at ${width}`,
+    );
+  }
+  // A line of another width is the blob's last; the next line starts a run of its own.
+  assert.deepEqual(base64Runs(`${'a'.repeat(20)}\n${'b'.repeat(22)}\n${'c'.repeat(20)}`), [
+    `${'a'.repeat(20)}${'b'.repeat(22)}`,
+    'c'.repeat(20),
   ]);
+  assert.deepEqual(base64Runs('abc\ndefghijklmnopqrstuvw'), ['defghijklmnopqrstuvw']);
   assert.deepEqual(base64Runs('short words only, and one_longer-identifier.'), [
     'one_longer-identifier',
   ]);
@@ -74,7 +85,7 @@ test('text without encoded runs has nothing decoded', () => {
   assert.deepEqual(decodedViews([{ text: 'GET /v1/items?page=2&sort=created', where: 'URL' }]), []);
 });
 
-test('base32 and hex runs are of one case, digits go with either; megabytes decode within a budget', () => {
+test('base32 runs are of one case (digits go with either), hex runs of either; megabytes decode within a budget', () => {
   // A 6 MiB upload in base64 decodes four ways within the budget; 8 MiB of one letter, which
   // base64 and base32 both decode many times over, does not.
   const upload = noise(6 * 1024 * 1024).toString('base64');
@@ -98,11 +109,23 @@ test('base32 and hex runs are of one case, digits go with either; megabytes deco
     'ABCDEFGHIJKLMNOP234',
     '234abcdefghijklmnop',
   ]);
+  // Hex decoders take mixed case: so do its runs.
   assert.deepEqual(singleCaseRuns('0123456789abcdef0123ABCDEF0123456789', HEX_CLASSES), [
-    '0123456789abcdef0123',
-    '0123ABCDEF0123456789',
+    '0123456789abcdef0123ABCDEF0123456789',
   ]);
+  const mixedCase = [...Buffer.from(SECRET).toString('hex')]
+    .map((char, i) => (i % 3 === 0 ? char.toUpperCase() : char))
+    .join('');
+  assert.ok(
+    decodedViews([{ text: `x=${mixedCase}`, where: 'body' }]).some((view) =>
+      view.text.includes(SECRET),
+    ),
+  );
   // 0, 1, 8 and 9 are not base32; a run shorter than 16 is none.
   assert.deepEqual(singleCaseRuns('ABCDEFGH1JKLMNOPQRST', BASE32_CLASSES), []);
   assert.deepEqual(singleCaseRuns('abcdefABCDEF', HEX_CLASSES), []);
+  assert.deepEqual(singleCaseRuns('0123456789abcdef!0123456789ABCDEF', HEX_CLASSES), [
+    '0123456789abcdef',
+    '0123456789ABCDEF',
+  ]);
 });

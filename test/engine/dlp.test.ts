@@ -241,6 +241,62 @@ test('a secret split over host labels is found, and nothing of that host is reco
   assert.equal(found.redactedTarget, '[REDACTED:secret:AGENT_TOKEN]');
 });
 
+test('a secret split over host labels is found in any case; so is a credential format', () => {
+  const mixedCase = 'Zq3vT8mW1pXk5RbN7cYh2LdJ9sFgA4eU6oKiQ0wV';
+  const scanner = createSecretScanner(BUILTIN_DETECTORS, [{ ...binding([]), value: mixedCase }]);
+  // Host names are compared lowercased; the name as sent keeps its case for the detectors.
+  for (const target of [
+    `https://${mixedCase.slice(0, 26)}.${mixedCase.slice(26)}.exfil.example/`,
+    `${mixedCase.slice(0, 26)}.${mixedCase.slice(26)}.exfil.example:443`,
+  ]) {
+    const found = scan(target, scanner);
+    assert.equal(found?.detector, 'secret:AGENT_TOKEN', target);
+    assert.equal(found.where, 'host name');
+    assert.equal(found.redactedTarget, '[REDACTED:secret:AGENT_TOKEN]');
+  }
+  const github = SAMPLES['github-token'] ?? '';
+  const split = `https://${github.slice(0, 22)}.${github.slice(22)}.exfil.example/x`;
+  const found = scan(split);
+  assert.equal(found?.detector, 'github-token');
+  assert.equal(found.where, 'host name');
+  assert.equal(found.redactedTarget, '[REDACTED:github-token]');
+});
+
+test('a credential next to `_`, `-` or punctuation is found; glued after a letter or digit it is not a format', () => {
+  const scanner = createSecretScanner(BUILTIN_DETECTORS, []);
+  const host = { kind: 'name', name: 'uploads.example' } as const;
+  const find = (text: string) => scanner.scanContent(textViews(text, 'body'), host, 443, true);
+  for (const [name, sample] of Object.entries(SAMPLES)) {
+    if (name === 'credential-in-url' || name === 'private-key') continue;
+    for (const text of [`TOKEN_${sample}_`, `-${sample}-`, `/a/${sample}.`, `(${sample})`])
+      assert.equal(find(text)?.detector, name, text);
+  }
+  // Random text holds these prefixes now and then: inside a word they are not a credential.
+  assert.equal(find(`x${SAMPLES['github-token']}`), undefined);
+  assert.equal(find(`ZZ${SAMPLES['aws-access-key-id']}`), undefined);
+  assert.equal(find(`task-${'u'.repeat(30)}`), undefined);
+});
+
+test('a bound secret allowed here hides no other credential, not even one it is placed inside', () => {
+  const scanner = createSecretScanner(BUILTIN_DETECTORS, [binding(['api.github.com'])]);
+  const host = { kind: 'name', name: 'api.github.com' } as const;
+  const find = (text: string) => scanner.scanContent(textViews(text, 'body'), host, 443, true);
+  const slack = SAMPLES['slack-token'] ?? '';
+  assert.equal(find(`{"token":"${TOKEN}"}`), undefined);
+  assert.equal(
+    find(`${TOKEN} and Basic ${Buffer.from(`x:${TOKEN}`).toString('base64')}`),
+    undefined,
+  );
+  assert.equal(find(`${slack}-${TOKEN}`)?.detector, 'slack-token');
+  assert.equal(find(`${slack.slice(0, 8)}${TOKEN}${slack.slice(8)}`)?.detector, 'slack-token');
+  assert.equal(find(`sk-proj-${'y'.repeat(40)}_${TOKEN}`)?.detector, 'openai-api-key');
+  assert.equal(
+    scan(`https://api.github.com/?password=hunter2hunter2${TOKEN}`, scanner)?.detector,
+    'credential-in-url',
+  );
+  assert.equal(scan(`https://api.github.com/?password=${TOKEN}`, scanner), undefined);
+});
+
 test("the policy's own patterns run, and dlp.builtin: false turns the built-ins off", () => {
   const policy = policyFrom(`version: "1.0"
 egress: []
@@ -498,6 +554,26 @@ test('content views: Basic credentials decoded, form and JSON escapes undone, ev
   const escaped = `{"a":"${token.replace('g', '\\u0067').replace('_', '\\u005f')}"}`;
   assert.ok(!escaped.includes(token));
   assert.equal(find(textViews(escaped, 'body'))?.detector, 'github-token');
+  // Not one JSON document: JSON lines, a prefix guard, a string in code. Escapes are undone anyway.
+  for (const text of [
+    `{"n":1}\n${escaped}\n`,
+    `)]}'\n${escaped}`,
+    `const t = "${escaped.slice(6, -2)}";`,
+  ])
+    assert.equal(find(textViews(text, 'body'))?.detector, 'github-token', text);
+  const slashes = Buffer.concat([Buffer.from(`bot:${TOKEN}`), Buffer.alloc(6, 0xff)]).toString(
+    'base64',
+  );
+  assert.ok(slashes.includes('/'));
+  assert.equal(
+    createSecretScanner([], [binding([])]).scanContent(
+      textViews(`{"n":1}\n{"b":"${slashes.replaceAll('/', '\\/')}"}`, 'body'),
+      { kind: 'name', name: 'x.test' },
+      443,
+      true,
+    )?.detector,
+    'secret:AGENT_TOKEN',
+  );
   assert.equal(find(textViews(`x=${encodeURIComponent(token)}`, 'body'))?.detector, 'github-token');
   const body = Buffer.from(JSON.stringify({ token }));
   for (const [coding, encoded] of [
@@ -514,6 +590,48 @@ test('content views: Basic credentials decoded, form and JSON escapes undone, ev
   }
   const garbled = bodyViews(Buffer.from('not gzip'), 'gzip', 1024);
   assert.ok(!garbled.ok && /cannot be decoded/.test(garbled.reason));
+});
+
+test('a compressed body is scanned as sent too: bytes after its compressed data are refused, a gzip comment is scanned', () => {
+  const token = SAMPLES['github-token'] ?? '';
+  const clean = Buffer.from('{"note":"nothing to see"}');
+  // Decoders stop at the end of the compressed data; the origin gets every byte.
+  for (const [coding, encoded] of [
+    ['deflate', deflateSync(clean)],
+    ['deflate', deflateRawSync(clean)],
+    ['br', brotliCompressSync(clean)],
+    ['gzip', gzipSync(clean)],
+  ] as const) {
+    const views = bodyViews(Buffer.concat([encoded, Buffer.from(token)]), coding, 1024 * 1024);
+    assert.ok(!views.ok, coding);
+    assert.match(
+      views.reason,
+      new RegExp(
+        `the ${coding}-encoded body (has ${token.length} bytes after the end of its compressed data|cannot be decoded)`,
+      ),
+    );
+  }
+  // A gzip header's comment (FLG.FCOMMENT) is not part of the decoded data.
+  const plain = gzipSync(clean);
+  const FCOMMENT = 0x10;
+  const header = Buffer.from(plain.subarray(0, 10));
+  header.writeUInt8(header.readUInt8(3) | FCOMMENT, 3);
+  const commented = Buffer.concat([
+    header,
+    Buffer.from(`${token}\0`, 'latin1'),
+    plain.subarray(10),
+  ]);
+  const views = bodyViews(commented, 'gzip', 1024 * 1024);
+  assert.ok(views.ok);
+  assert.equal(
+    createSecretScanner(BUILTIN_DETECTORS, []).scanContent(
+      views.views,
+      { kind: 'name', name: 'x.test' },
+      443,
+      true,
+    )?.detector,
+    'github-token',
+  );
 });
 
 test('requests refused before admission keep their secrets out of the evidence too', async () => {

@@ -21,7 +21,11 @@ export function headerViews(headers: readonly string[]): View[] {
 
 export type BodyViews = { ok: true; views: View[] } | { ok: false; reason: string };
 
-/** The body as text, after undoing its Content-Encoding (never beyond `maxBytes`). */
+/**
+ * The body as text, after undoing its Content-Encoding (never beyond `maxBytes`). A compressed
+ * body is scanned as sent too: what is forwarded is those bytes, and a gzip header's name,
+ * comment and extra field never appear in the decoded data.
+ */
 export function bodyViews(
   body: Buffer,
   contentEncoding: string | undefined,
@@ -29,7 +33,9 @@ export function bodyViews(
 ): BodyViews {
   const decoded = decode(body, contentEncoding, maxBytes);
   if (!decoded.ok) return decoded;
-  return { ok: true, views: textViews(decoded.body.toString('utf8'), 'body') };
+  const views = textViews(decoded.body.toString('utf8'), 'body');
+  if (decoded.body !== body) views.unshift({ text: body.toString('utf8'), where: 'body' });
+  return { ok: true, views };
 }
 
 /** A text as sent, URL-decoded (form bodies), and the strings inside it if it is JSON. */
@@ -41,9 +47,24 @@ export function textViews(text: string, where: string): View[] {
   const decodings = percentDecodings(form);
   if (decodings.length > 0) for (const decoded of decodings) views.push({ text: decoded, where });
   else if (form !== text) views.push({ text: form, where, decodeRuns: false });
-  const strings = jsonStrings(text);
+  const strings = jsonStrings(text) ?? jsonUnescaped(text);
   if (strings !== undefined) views.push({ text: strings, where });
   return views;
+}
+
+const JSON_ESCAPE = /\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))/g;
+const ESCAPED: Record<string, string> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
+
+/**
+ * A text that is not one JSON document (JSON lines, a JSON prefix guard, a string literal in
+ * code) with its JSON escapes undone wherever they are; undefined if it has none.
+ */
+function jsonUnescaped(text: string): string | undefined {
+  if (!text.includes('\\')) return undefined;
+  const unescaped = text.replace(JSON_ESCAPE, (_escape, code: string | undefined, char: string) =>
+    code !== undefined ? String.fromCharCode(parseInt(code, 16)) : (ESCAPED[char] ?? char),
+  );
+  return unescaped === text ? undefined : unescaped;
 }
 
 /** Every string (keys too) of a JSON document, one per line: `\u` escapes cannot hide a secret. */
@@ -77,19 +98,37 @@ function jsonStrings(text: string): string | undefined {
 
 type Decoded = { ok: true; body: Buffer } | { ok: false; reason: string };
 
-const DECODERS: Record<string, (body: Buffer, maxOutputLength: number) => Buffer> = {
-  gzip: (body, maxOutputLength) => gunzipSync(body, { maxOutputLength }),
-  'x-gzip': (body, maxOutputLength) => gunzipSync(body, { maxOutputLength }),
+type Decoder = (body: Buffer, maxOutputLength: number) => ZlibResult;
+interface ZlibResult {
+  readonly buffer: Buffer;
+  /** How many of the input's bytes the decoder consumed. */
+  readonly engine: { readonly bytesWritten: number };
+}
+
+/** A zlib decoder asked for `info` (untyped in @types/node): its output and what it consumed. */
+const measured =
+  (decompress: (body: Buffer, options: { maxOutputLength: number }) => Buffer): Decoder =>
+  (body, maxOutputLength) => {
+    const options = { maxOutputLength, info: true };
+    return decompress(body, options) as unknown as ZlibResult;
+  };
+
+const inflateZlib = measured(inflateSync);
+const inflateRaw = measured(inflateRawSync);
+
+const DECODERS: Record<string, Decoder> = {
+  gzip: measured(gunzipSync),
+  'x-gzip': measured(gunzipSync),
   // "deflate" is zlib-wrapped by the standard, raw in some clients' hands: accept both.
   deflate: (body, maxOutputLength) => {
     try {
-      return inflateSync(body, { maxOutputLength });
+      return inflateZlib(body, maxOutputLength);
     } catch (error) {
       if (error instanceof RangeError) throw error;
-      return inflateRawSync(body, { maxOutputLength });
+      return inflateRaw(body, maxOutputLength);
     }
   },
-  br: (body, maxOutputLength) => brotliDecompressSync(body, { maxOutputLength }),
+  br: measured(brotliDecompressSync),
 };
 
 function decode(body: Buffer, contentEncoding: string | undefined, maxBytes: number): Decoded {
@@ -103,8 +142,9 @@ function decode(body: Buffer, contentEncoding: string | undefined, maxBytes: num
     const decoder = DECODERS[coding];
     if (decoder === undefined)
       return { ok: false, reason: `cannot scan a body with Content-Encoding ${coding}` };
+    let result: ZlibResult;
     try {
-      current = decoder(current, maxBytes);
+      result = decoder(current, maxBytes);
     } catch (error) {
       return {
         ok: false,
@@ -114,6 +154,14 @@ function decode(body: Buffer, contentEncoding: string | undefined, maxBytes: num
             : `the ${coding}-encoded body cannot be decoded for scanning (${(error as Error).message})`,
       };
     }
+    // Bytes after the compressed data are dropped by the decoder, not by the origin's.
+    const trailing = current.length - result.engine.bytesWritten;
+    if (trailing > 0)
+      return {
+        ok: false,
+        reason: `the ${coding}-encoded body has ${trailing} bytes after the end of its compressed data, which cannot be scanned`,
+      };
+    current = result.buffer;
   }
   return { ok: true, body: current };
 }

@@ -24,8 +24,11 @@ const MIN_RUN = 16;
 const BASE64_CHAR = Uint8Array.from({ length: 128 }, (_, code) =>
   /[A-Za-z0-9+/_-]/.test(String.fromCharCode(code)) ? 1 : 0,
 );
-/** Encoders wrap lines at 64 or 76 characters: shorter lines are not one blob. */
-const WRAPPED_LINE = 60;
+/**
+ * Encoders wrap lines at a width of their own (PEM 64, MIME 76, `base64 -w N` any): a line of
+ * at least one base64 quantum, continued by lines of the same width, is one blob.
+ */
+const NARROWEST_WRAP = 4;
 
 const isBase64 = (code: number): boolean => code < 128 && BASE64_CHAR[code] === 1;
 
@@ -38,6 +41,8 @@ export function base64Runs(text: string): string[] {
   const runs: string[] = [];
   /** The lines of a wrapped blob before the current one. */
   let wrapped = '';
+  /** The width of the wrapped blob's lines (its first line's), or 0 before a line break. */
+  let width = 0;
   /** Where the current line of base64 characters began, or -1. */
   let start = -1;
   const length = text.length;
@@ -48,17 +53,20 @@ export function base64Runs(text: string): string[] {
       continue;
     }
     if (start < 0) continue;
-    if ((code === 10 || code === 13) && i - start >= WRAPPED_LINE) {
+    const line = i - start;
+    if ((code === 10 || code === 13) && (width === 0 ? line >= NARROWEST_WRAP : line === width)) {
       const next = code === 13 && text.charCodeAt(i + 1) === 10 ? i + 2 : i + 1;
       if (next < length && isBase64(text.charCodeAt(next))) {
         wrapped += text.slice(start, i);
+        width = line;
         start = -1;
         i = next - 1;
         continue;
       }
     }
-    if (wrapped.length + i - start >= MIN_RUN) runs.push(wrapped + text.slice(start, i));
+    if (wrapped.length + line >= MIN_RUN) runs.push(wrapped + text.slice(start, i));
     wrapped = '';
+    width = 0;
     start = -1;
   }
   if (start >= 0 && wrapped.length + length - start >= MIN_RUN)
@@ -118,7 +126,8 @@ export function singleCaseRuns(chars: string, table: Uint8Array): string[] {
 }
 
 export const BASE32_CLASSES = classes('234567', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ');
-export const HEX_CLASSES = classes('0123456789', 'ABCDEF');
+/** Hex decoders take either case, mixed too; its runs inside base64 are rare enough to try. */
+export const HEX_CLASSES = classes('0123456789abcdefABCDEF', '');
 
 const ENCODINGS: readonly Encoding[] = [
   {

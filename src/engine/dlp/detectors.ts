@@ -22,36 +22,49 @@ const builtin = (name: string, source: string, flags = ''): Detector => ({
  */
 const LONGEST = 65_536;
 
+/**
+ * Not glued to a letter or digit before it: random text (a base64url upload) holds these
+ * prefixes now and then, and a token is rarely written inside a word. `_` and `-` may precede
+ * it (`TOKEN_ghp_…`). Formats of a fixed length are not followed by one either; the others end
+ * where their characters do. A value the agent hides on purpose is a bound secret's case:
+ * those are found anywhere, whatever surrounds them.
+ */
+const START = '(?<![A-Za-z0-9])';
+const END = '(?![A-Za-z0-9])';
+
 /** Prefix-anchored formats first: a more specific name wins over a generic one. */
 export const BUILTIN_DETECTORS: readonly Detector[] = [
-  builtin('github-token', String.raw`\bgh[pousr]_[A-Za-z0-9]{36,255}\b`),
-  builtin('github-fine-grained-token', String.raw`\bgithub_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}\b`),
+  builtin('github-token', String.raw`${START}gh[pousr]_[A-Za-z0-9]{36,255}`),
+  builtin(
+    'github-fine-grained-token',
+    String.raw`${START}github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}${END}`,
+  ),
   builtin(
     'aws-access-key-id',
-    String.raw`\b(?:AKIA|ASIA|AROA|AIDA|AGPA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b`,
+    String.raw`${START}(?:AKIA|ASIA|AROA|AIDA|AGPA|ANPA|ANVA|AIPA)[A-Z0-9]{16}${END}`,
   ),
   builtin(
     'aws-secret-access-key',
     String.raw`aws.{0,20}secret.{0,20}?[=:"' ]{1,4}[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])`,
     'i',
   ),
-  builtin('slack-token', String.raw`\bxox[abposr]-[A-Za-z0-9-]{10,${LONGEST}}`),
-  builtin('anthropic-api-key', String.raw`\bsk-ant-[A-Za-z0-9_-]{20,${LONGEST}}`),
+  builtin('slack-token', String.raw`${START}xox[abposr]-[A-Za-z0-9-]{10,${LONGEST}}`),
+  builtin('anthropic-api-key', String.raw`${START}sk-ant-[A-Za-z0-9_-]{20,${LONGEST}}`),
   builtin(
     'openai-api-key',
-    String.raw`\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,${LONGEST}}`,
+    String.raw`${START}sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,${LONGEST}}`,
   ),
-  builtin('google-api-key', String.raw`\bAIza[0-9A-Za-z_-]{35}`),
-  builtin('npm-token', String.raw`\bnpm_[A-Za-z0-9]{36}\b`),
-  builtin('pypi-token', String.raw`\bpypi-[A-Za-z0-9_-]{50,${LONGEST}}`),
-  builtin('stripe-key', String.raw`\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,${LONGEST}}`),
+  builtin('google-api-key', String.raw`${START}AIza[0-9A-Za-z_-]{35}`),
+  builtin('npm-token', String.raw`${START}npm_[A-Za-z0-9]{36}${END}`),
+  builtin('pypi-token', String.raw`${START}pypi-[A-Za-z0-9_-]{50,${LONGEST}}`),
+  builtin('stripe-key', String.raw`${START}(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,${LONGEST}}`),
   builtin(
     'private-key',
     String.raw`-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY-----`,
   ),
   builtin(
     'jwt',
-    String.raw`\beyJ[A-Za-z0-9_-]{10,${LONGEST}}\.eyJ[A-Za-z0-9_-]{10,${LONGEST}}\.[A-Za-z0-9_-]{10,${LONGEST}}`,
+    String.raw`${START}eyJ[A-Za-z0-9_-]{10,${LONGEST}}\.eyJ[A-Za-z0-9_-]{10,${LONGEST}}\.[A-Za-z0-9_-]{10,${LONGEST}}`,
   ),
   builtin(
     'credential-in-url',

@@ -37,12 +37,14 @@ export interface UrlFinding extends DlpFinding {
   readonly redactedTarget: string;
 }
 
-/** A text to scan and where it came from; `host name` views compare secrets without separators. */
+/** A text to scan and where it came from. */
 export interface View {
   readonly text: string;
   readonly where: string;
   /** False when its encoded runs are pieces of another view's (nothing new to decode). */
   readonly decodeRuns?: false;
+  /** A host name lowercased, without separators: bound secrets are compared in that spelling. */
+  readonly compact?: true;
 }
 
 /** Spellings of a secret that a request may carry. */
@@ -98,9 +100,12 @@ export function createSecretScanner(
     .filter((secret) => secret.value !== '')
     .map((secret) => {
       const forms = secretForms(secret.value);
-      // Host labels cannot hold every character: a secret smuggled through them loses its
-      // separators, so the host view is compared without them (long enough to be telling).
-      const compact = forms.map(withoutSeparators).filter((form) => form.length >= 8);
+      // Host labels cannot hold every character and are compared in one case: a secret
+      // smuggled through them loses its separators, and the host view its case, so the
+      // compact view is compared in that spelling (long enough to be telling).
+      const compact = forms
+        .map((form) => withoutSeparators(form).toLowerCase())
+        .filter((form) => form.length >= 8);
       // Longest first, so that no shorter spelling leaves part of a longer one behind.
       const longestFirst = [...forms].sort((a, b) => b.length - a.length);
       return { ...secret, forms, compact, longestFirst };
@@ -144,14 +149,25 @@ export function createSecretScanner(
   ): Finding | undefined => {
     // Nothing to look for (no detectors, every bound secret allowed here): nothing to decode.
     if (!withDetectors && bound.every((secret) => allowed.includes(secret))) return undefined;
-    // A bound secret on its way to an allowed destination is not a leak, whatever it looks like.
-    const allowedForms = allowed.flatMap((secret) => secret.forms);
+    // A bound secret on its way to an allowed destination is not a leak, whatever it looks
+    // like: the detectors read the views without it. Cut out, not replaced by a separator, so
+    // that one placed inside another credential does not break that one in two.
+    const allowedForms = allowed
+      .flatMap((secret) => secret.longestFirst)
+      .sort((a, b) => b.length - a.length);
+    const withoutAllowed = (views: readonly View[]): readonly View[] =>
+      allowedForms.length === 0
+        ? views
+        : views.map((view) => ({
+            ...view,
+            text: allowedForms.reduce((text, form) => text.replaceAll(form, ''), view.text),
+          }));
     let where = seen[0]?.where ?? '';
     const boundIn = (views: readonly View[]): Finding | undefined => {
       for (const secret of bound) {
         if (allowed.includes(secret)) continue;
         for (const view of views) {
-          const candidates = view.where === HOST ? secret.compact : secret.forms;
+          const candidates = view.compact ? secret.compact : secret.forms;
           if (candidates.some((candidate) => view.text.includes(candidate))) {
             return { detector: `secret:${secret.env}`, where: view.where, forms: secret.forms };
           }
@@ -165,29 +181,30 @@ export function createSecretScanner(
         running = detector.name;
         for (const view of views) {
           where = view.where;
-          // Most texts match no detector: one native test is far cheaper than matchAll's copy.
-          if (!probe.test(view.text)) continue;
-          for (const match of view.text.matchAll(detector.pattern)) {
-            if (allowedForms.some((form) => form.includes(match[0]) || match[0].includes(form)))
-              continue;
-            return { detector: detector.name, where: view.where, forms: [match[0]] };
-          }
+          const match = probe.exec(view.text);
+          if (match) return { detector: detector.name, where: view.where, forms: [match[0]] };
         }
       }
       return undefined;
     };
     let decoded: readonly View[] | undefined;
     const decodings = () => (decoded ??= decodedViews(seen));
+    let seenClean: readonly View[] | undefined;
+    const seenForDetectors = () => (seenClean ??= withoutAllowed(seen));
+    let decodedClean: readonly View[] | undefined;
+    const decodedForDetectors = () => (decodedClean ??= withoutAllowed(decodings()));
     try {
       return (
         boundIn(seen) ??
-        detectedIn(seen, builtinProbes) ??
+        detectedIn(seenForDetectors(), builtinProbes) ??
         boundIn(decodings()) ??
-        detectedIn(decodings(), builtinProbes) ??
+        detectedIn(decodedForDetectors(), builtinProbes) ??
         // The policy's patterns last, over everything at once: one time limit for the scan.
         (withDetectors
           ? policyInTime(
-              () => detectedIn(seen, policyProbes) ?? detectedIn(decodings(), policyProbes),
+              () =>
+                detectedIn(seenForDetectors(), policyProbes) ??
+                detectedIn(decodedForDetectors(), policyProbes),
               undefined,
             )
           : undefined)
@@ -255,12 +272,27 @@ export function createSecretScanner(
 
 const HOST = 'host name';
 
-/** The URL as sent and percent-decoded, and its host name without separators (a secret split over labels). */
+/**
+ * The URL as sent and percent-decoded, and its host name as a secret split over labels reads:
+ * as sent without its dots (a credential format keeps its `_` and `-`), and lowercased without
+ * any separator (a bound secret's compact spelling).
+ */
 function urlViews(target: string, host: Host): View[] {
   const views: View[] = [{ text: target, where: 'URL' }];
   for (const decoded of percentDecodings(target)) views.push({ text: decoded, where: 'URL' });
-  if (host.kind === 'name') views.push({ text: withoutSeparators(host.name), where: HOST });
+  if (host.kind === 'name') {
+    views.push({ text: hostAsSent(target).replaceAll('.', ''), where: HOST });
+    views.push({ text: withoutSeparators(host.name), where: HOST, compact: true });
+  }
   return views;
+}
+
+/** The host (and port) of a URL or a CONNECT authority, spelled as the client sent it. */
+function hostAsSent(target: string): string {
+  const scheme = target.indexOf('://');
+  const rest = scheme >= 0 ? target.slice(scheme + 3) : target;
+  const authority = /^[^/?#]*/.exec(rest)?.[0] ?? '';
+  return authority.slice(authority.lastIndexOf('@') + 1);
 }
 
 /**
@@ -296,7 +328,7 @@ function redact(detector: string, target: string, forms: readonly string[]): str
   const leftover = forms.some(
     (form) =>
       percentDecodings(replaced).some((decoded) => decoded.includes(form)) ||
-      withoutSeparators(replaced).includes(withoutSeparators(form)),
+      withoutSeparators(replaced).toLowerCase().includes(withoutSeparators(form).toLowerCase()),
   );
   return replaced === target || leftover ? label : replaced;
 }
