@@ -90,19 +90,22 @@ export async function admit(
   }
   const target = decision.target;
   if (target === undefined) throw new Error('unreachable: an allowed decision has a target');
-  let address = request.address;
-  if (address === undefined) {
-    let addresses: IpAddress[];
+  let addresses: IpAddress[];
+  if (request.address !== undefined) {
+    // A tunnel's inner request goes to the address its CONNECT was admitted to, judged again
+    // for this request: a rule naming that address may allow GET there and not DELETE.
+    addresses = [request.address];
+  } else {
     try {
       addresses = await context.resolver.resolve(target.host);
     } catch (error) {
       return refuse(403, 'ssrf', `SSRF check failed: ${(error as Error).message}`);
     }
-    // The SSRF floor holds in audit mode too: audit relaxes the policy, not the guard.
-    const checked = checkResolvedAddresses(context.policy, formatHost(target.host), addresses);
-    if (!checked.ok) return refuse(403, 'ssrf', checked.reason);
-    address = checked.address;
   }
+  // The SSRF floor holds in audit mode too: audit relaxes the policy, not the guard.
+  const checked = checkResolvedAddresses(context.policy, { method, target }, addresses);
+  if (!checked.ok) return refuse(403, 'ssrf', checked.reason);
+  const address = checked.address;
   const inspected = await inspect?.(decision);
   if (inspected) return refuse(inspected.status, inspected.layer, inspected.reason);
   const admitted: DecisionEntry =

@@ -1,8 +1,13 @@
 // The SSRF guard: a name may resolve to an address the agent must not reach through the
 // proxy (the runner's own services, the cloud metadata endpoint, the private network).
-// Such addresses pass only when a policy rule names them as an IP or CIDR.
+// Such addresses pass only when a policy rule that names them as an IP or CIDR allows the
+// request itself: its port, path and method. Naming 127.0.0.1:8080 for a stand-in API opens
+// that, not every loopback port to any name that resolves there.
 
+import { ruleAllows } from '../policy/decide.js';
 import { hostMatches } from '../policy/destination.js';
+import { formatHost } from '../policy/host.js';
+import type { RequestTarget } from '../policy/target.js';
 import {
   type Cidr,
   type IpAddress,
@@ -69,8 +74,19 @@ export function parseResolvedAddress(text: string): IpAddress | undefined {
   return v6 === undefined ? undefined : ipv6Address(v6);
 }
 
-function namedByPolicy(policy: Policy, ip: IpAddress): boolean {
-  return policy.egress.some((rule) => hostMatches(rule.destination.host, { kind: 'ip', ip }));
+/** The request whose resolved addresses are judged: the method as the policy judges it. */
+export interface AddressedRequest {
+  readonly method: string;
+  readonly target: RequestTarget;
+}
+
+/** A rule naming the address allows the request there (a warning in audit mode does not). */
+function allowedThere(policy: Policy, ip: IpAddress, request: AddressedRequest): boolean {
+  return policy.egress.some(
+    (rule) =>
+      hostMatches(rule.destination.host, { kind: 'ip', ip }) &&
+      ruleAllows(rule, request.method, request.target),
+  );
 }
 
 export type AddressCheck = { ok: true; address: IpAddress } | { ok: false; reason: string };
@@ -82,18 +98,19 @@ export type AddressCheck = { ok: true; address: IpAddress } | { ok: false; reaso
  */
 export function checkResolvedAddresses(
   policy: Policy,
-  host: string,
+  request: AddressedRequest,
   addresses: readonly IpAddress[],
 ): AddressCheck {
+  const host = formatHost(request.target.host);
   const [first] = addresses;
   if (first === undefined)
     return { ok: false, reason: `SSRF check failed: ${host} resolved to no address` };
   for (const ip of addresses) {
     const kind = specialAddressKind(ip);
-    if (kind !== undefined && !namedByPolicy(policy, ip)) {
+    if (kind !== undefined && !allowedThere(policy, ip, request)) {
       return {
         ok: false,
-        reason: `SSRF blocked: ${host} resolves to ${kind} address ${formatIp(ip)}; name it as an IP or CIDR destination to allow it`,
+        reason: `SSRF blocked: ${host} resolves to ${kind} address ${formatIp(ip)}; only a rule naming that address (an IP or CIDR destination) that allows this request lets it through`,
       };
     }
   }

@@ -96,6 +96,11 @@ export function decide(policy: Policy, request: EgressRequest): Decision {
   return refuse(policy, closest.layer, closest.reason, closest.rule, target);
 }
 
+/** Whether this rule, on its own, allows the request (its host aside): port, scheme, path, method. */
+export function ruleAllows(rule: EgressRule, method: string, target: RequestTarget): boolean {
+  return judge(rule, method.toUpperCase(), target).allowed;
+}
+
 function judge(rule: EgressRule, method: string, target: RequestTarget): RuleOutcome {
   const where = `egress[${rule.index}] (${rule.destination.canonical})`;
   if (!portAllowed(rule, target.port)) {

@@ -517,6 +517,46 @@ default_deny: true
   }
 });
 
+test('a rule naming 127.0.0.1:PORT for GET opens that: not other ports, methods or audit warnings to a name resolving there', async () => {
+  const other = await startOrigin(echo);
+  const namingRule = (port: number, mode = '') => `version: "1.0"
+${mode}egress:
+  - destination: "127.0.0.1:${port}"
+    methods: ["GET"]
+default_deny: false
+`;
+  const status = async (f: Fixture, method: string, url: string) => {
+    const result = await curl(['-i', '-X', method, '--proxy', f.proxy.proxyUrl, url]);
+    const response = parseCurlResponse(result.stdout);
+    return `${response.status} ${response.headers['x-pipelock-egress-block'] ?? ''}`.trim();
+  };
+  const f = await fixture(namingRule, echo, { pins: { 'sneaky.example.test': '127.0.0.1' } });
+  const audit = await fixture((port) => namingRule(port, 'mode: audit\n'));
+  try {
+    assert.equal(
+      await status(f, 'GET', `http://sneaky.example.test:${f.origin.port}/r/${token()}`),
+      '200',
+    );
+    assert.equal(await status(f, 'GET', `http://sneaky.example.test:${other.port}/`), '403 ssrf');
+    assert.equal(
+      await status(f, 'DELETE', `http://sneaky.example.test:${f.origin.port}/`),
+      '403 ssrf',
+    );
+    // Audit mode lets the policy's refusal pass as a warning; the address stays closed to it.
+    assert.equal(
+      await status(audit, 'DELETE', `http://127.0.0.1:${audit.origin.port}/`),
+      '403 ssrf',
+    );
+    assert.equal(f.origin.hits, 1);
+    assert.equal(audit.origin.hits, 0);
+    assert.equal(other.hits, 0);
+  } finally {
+    await f.close();
+    await audit.close();
+    await other.close();
+  }
+});
+
 test('audit mode does not relax the SSRF guard', async () => {
   const f = await fixture(
     (port) =>

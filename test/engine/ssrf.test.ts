@@ -5,7 +5,9 @@ import {
   checkResolvedAddresses,
   parseResolvedAddress,
   specialAddressKind,
+  type AddressedRequest,
 } from '../../src/engine/ssrf.js';
+import { parseRequestTarget } from '../../src/policy/target.js';
 import { createResolver } from '../../src/engine/resolver.js';
 import { formatIp, type IpAddress } from '../../src/policy/ip.js';
 import { policyFrom } from './helpers.js';
@@ -14,6 +16,15 @@ function ip(text: string): IpAddress {
   const parsed = parseResolvedAddress(text);
   if (parsed === undefined) throw new Error(`not an address: ${text}`);
   return parsed;
+}
+
+/** A request to URL (a host name: https://NAME/). */
+function get(url: string, method = 'GET'): AddressedRequest {
+  const parsed = parseRequestTarget(
+    url.includes('/') || url.includes(':') ? url : `https://${url}/`,
+  );
+  if (!parsed.ok) throw new Error(parsed.problem);
+  return { method, target: parsed.target };
 }
 
 const OPEN = policyFrom(
@@ -71,7 +82,7 @@ test('a zone index on a resolved IPv6 answer is ignored for classification', () 
 });
 
 test('a loopback answer is blocked when no rule names it', () => {
-  const check = checkResolvedAddresses(OPEN, 'api.example.test', [ip('127.0.0.1')]);
+  const check = checkResolvedAddresses(OPEN, get('api.example.test'), [ip('127.0.0.1')]);
   assert.equal(check.ok, false);
   assert.match(check.ok ? '' : check.reason, /loopback address 127\.0\.0\.1/);
 });
@@ -85,7 +96,7 @@ test('each internal answer kind is blocked without a rule', () => {
     '0.0.0.0',
     '224.0.0.5',
   ]) {
-    const check = checkResolvedAddresses(OPEN, 'api.example.test', [ip(text)]);
+    const check = checkResolvedAddresses(OPEN, get('api.example.test'), [ip(text)]);
     assert.equal(check.ok, false, text);
   }
 });
@@ -94,30 +105,60 @@ test('an internal answer passes when a rule names that IP', () => {
   const policy = policyFrom(
     'version: "1.0"\negress:\n  - destination: "api.example.test"\n  - destination: "127.0.0.1"\ndefault_deny: true\n',
   );
-  const check = checkResolvedAddresses(policy, 'api.example.test', [ip('127.0.0.1')]);
+  const check = checkResolvedAddresses(policy, get('api.example.test'), [ip('127.0.0.1')]);
   assert.deepEqual(check, { ok: true, address: ip('127.0.0.1') });
   // Naming 127.0.0.1 does not open the rest of the loopback range.
-  assert.equal(checkResolvedAddresses(policy, 'api.example.test', [ip('127.0.0.2')]).ok, false);
+  assert.equal(
+    checkResolvedAddresses(policy, get('api.example.test'), [ip('127.0.0.2')]).ok,
+    false,
+  );
 });
 
 test('an internal answer passes when a rule names a CIDR containing it', () => {
   const policy = policyFrom(
     'version: "1.0"\negress:\n  - destination: "10.1.0.0/16"\ndefault_deny: true\n',
   );
-  assert.equal(checkResolvedAddresses(policy, 'db.test', [ip('10.1.2.3')]).ok, true);
-  assert.equal(checkResolvedAddresses(policy, 'db.test', [ip('10.2.0.1')]).ok, false);
+  assert.equal(checkResolvedAddresses(policy, get('db.test'), [ip('10.1.2.3')]).ok, true);
+  assert.equal(checkResolvedAddresses(policy, get('db.test'), [ip('10.2.0.1')]).ok, false);
+});
+
+test('an internal answer passes only for what the rule naming it allows: its port, path and method', () => {
+  const policy = policyFrom(`version: "1.0"
+egress:
+  - destination: "127.0.0.1:8080"
+    methods: ["GET"]
+    paths: ["/api/"]
+default_deny: false
+`);
+  const at = (url: string, method = 'GET') =>
+    checkResolvedAddresses(policy, get(url, method), [ip('127.0.0.1')]);
+  assert.equal(at('http://stand-in.test:8080/api/items').ok, true);
+  for (const [url, method] of [
+    ['http://stand-in.test:8081/api/items', 'GET'],
+    ['http://stand-in.test:8080/api/items', 'DELETE'],
+    ['http://stand-in.test:8080/admin', 'GET'],
+    ['stand-in.test:8081', 'CONNECT'],
+  ] as const) {
+    const check = at(url, method);
+    assert.equal(check.ok, false, `${method} ${url}`);
+    assert.match(
+      check.ok ? '' : check.reason,
+      /^SSRF blocked: stand-in\.test resolves to loopback address 127\.0\.0\.1; only a rule naming that address \(an IP or CIDR destination\) that allows this request lets it through$/,
+    );
+  }
+  assert.equal(at('stand-in.test:8080', 'CONNECT').ok, true);
 });
 
 test('an IPv6 rule names ::1 and an IPv4-mapped rule names the IPv4 address', () => {
   const policy = policyFrom(
     'version: "1.0"\negress:\n  - destination: "[::1]"\n  - destination: "[::ffff:169.254.169.254]"\ndefault_deny: true\n',
   );
-  assert.equal(checkResolvedAddresses(policy, 'a.test', [ip('::1')]).ok, true);
-  assert.equal(checkResolvedAddresses(policy, 'a.test', [ip('169.254.169.254')]).ok, true);
+  assert.equal(checkResolvedAddresses(policy, get('a.test'), [ip('::1')]).ok, true);
+  assert.equal(checkResolvedAddresses(policy, get('a.test'), [ip('169.254.169.254')]).ok, true);
 });
 
 test('mixed public and private answers are blocked (rebinding shape)', () => {
-  const check = checkResolvedAddresses(OPEN, 'api.example.test', [
+  const check = checkResolvedAddresses(OPEN, get('api.example.test'), [
     ip('93.184.216.34'),
     ip('10.0.0.1'),
   ]);
@@ -126,7 +167,7 @@ test('mixed public and private answers are blocked (rebinding shape)', () => {
 });
 
 test('a public answer is allowed and the first answer is the one to connect to', () => {
-  const check = checkResolvedAddresses(OPEN, 'api.example.test', [
+  const check = checkResolvedAddresses(OPEN, get('api.example.test'), [
     ip('93.184.216.34'),
     ip('2606:2800::1'),
   ]);
@@ -135,7 +176,7 @@ test('a public answer is allowed and the first answer is the one to connect to',
 });
 
 test('no answers at all is a block', () => {
-  const check = checkResolvedAddresses(OPEN, 'api.example.test', []);
+  const check = checkResolvedAddresses(OPEN, get('api.example.test'), []);
   assert.equal(check.ok, false);
   assert.match(check.ok ? '' : check.reason, /resolved to no address/);
 });
