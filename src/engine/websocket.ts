@@ -72,18 +72,18 @@ export async function relayWebSocket(
   request: AdmissionRequest,
 ): Promise<void> {
   const forwarded = forwardedHeaders(req.rawHeaders);
+  const protocols = headerList(req.headers['sec-websocket-protocol']);
   const scanner = context.admission.scanner;
   let scanMessages = false;
   const inspect: Inspection = async (decision) => {
     const target = decision.target;
     if (target === undefined) return undefined;
+    const problem = handshakeProblem(req, request.target, protocols);
+    if (problem) return { status: 400, layer: 'request', reason: problem };
     scanMessages = context.frameScan || scanner.guards(target.host, target.port);
-    const finding = scanner.scanContent(
-      headerViews(forwarded),
-      target.host,
-      target.port,
-      decision.scan,
-    );
+    // The subprotocols go on too (as the upstream handshake's own header): scanned with the rest.
+    const sent = [...forwarded, ...protocols.flatMap((name) => ['Sec-WebSocket-Protocol', name])];
+    const finding = scanner.scanContent(headerViews(sent), target.host, target.port, decision.scan);
     return finding && dlpRefusal(finding);
   };
   const admission = await admit(context.admission, request, inspect);
@@ -91,7 +91,6 @@ export async function relayWebSocket(
   const target = admission.decision.target;
   if (target?.kind !== 'url') throw new Error('unreachable: a WebSocket target is a URL');
 
-  const protocols = headerList(req.headers['sec-websocket-protocol']);
   const { default: WebSocketClient, WebSocketServer } = await loadWs();
   const upstream = await openUpstream(
     WebSocketClient,
@@ -131,11 +130,44 @@ export async function relayWebSocket(
     return;
   }
   const untrack = context.track(socket);
-  const client = await new Promise<WebSocket>((resolve) =>
-    server.handleUpgrade(req, socket, head, resolve),
-  );
-  await relayMessages(context, client, upstream.socket, admission.entry, scanMessages, target);
+  // ws answers a handshake it rejects itself and never calls back: the socket's close says so.
+  const client = await new Promise<WebSocket | undefined>((resolve) => {
+    socket.once('close', () => resolve(undefined));
+    server.handleUpgrade(req, socket, head, resolve);
+  });
+  if (client === undefined) {
+    upstream.socket.terminate();
+    await context.record(outcomeOf(admission.entry, 'status=400 reason=client_handshake_rejected'));
+  } else {
+    await relayMessages(context, client, upstream.socket, admission.entry, scanMessages, target);
+  }
   untrack();
+}
+
+/** Subprotocol names are tokens (RFC 6455 4.1), each named once. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/**
+ * What makes the client's handshake one ws would refuse (after the origin was dialled): it is
+ * refused first, with a receipt, and nothing is dialled.
+ */
+function handshakeProblem(
+  req: IncomingMessage,
+  target: string,
+  protocols: readonly string[],
+): string | undefined {
+  if (new URL(target).hash !== '') return 'a WebSocket URL has no #fragment (RFC 6455 3)';
+  if (req.method !== 'GET') return `a WebSocket handshake is a GET, not ${req.method ?? ''}`;
+  if (!/^[+/0-9A-Za-z]{22}==$/.test(req.headers['sec-websocket-key'] ?? ''))
+    return 'the WebSocket handshake has no valid Sec-WebSocket-Key';
+  if (req.headers['sec-websocket-version'] !== '13')
+    return 'the WebSocket handshake must ask for Sec-WebSocket-Version 13';
+  const malformed = protocols.find(
+    (name, at) => !TOKEN.test(name) || protocols.indexOf(name) !== at,
+  );
+  if (malformed !== undefined)
+    return `the Sec-WebSocket-Protocol ${JSON.stringify(malformed)} is not a token, or is named twice`;
+  return undefined;
 }
 
 type Upstream = { ok: true; socket: WebSocket } | { ok: false; refusal: Refusal };
@@ -270,7 +302,17 @@ function relayMessages(
     };
     client.on('close', (code: number) => closed('client', code, upstream));
     upstream.on('close', (code: number) => closed('upstream', code, client));
-    client.on('error', () => client.terminate());
+    // ws has already sent the client its close code (1009 too big, 1002 compressed or
+    // malformed, 1007 not UTF-8): the message was refused, and the evidence says so.
+    client.on('error', (error: Error & { code?: string }) => {
+      if (tally.blocked === 0)
+        block({
+          status: 400,
+          layer: error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'limit' : 'websocket',
+          reason: `the client's message was refused: ${error.message}`,
+        });
+      client.terminate();
+    });
     upstream.on('error', () => upstream.terminate());
   });
 }

@@ -13,6 +13,7 @@ import {
   cleanup,
   makePki,
   openTunnel,
+  rawExchange,
   runCa,
   sealedRecords,
   startEngine,
@@ -331,6 +332,17 @@ test('a compressed (RSV1) frame is refused with 1002 before anything is relayed'
     assert.equal(frame.readUInt16BE(2), 1002);
     raw.destroy();
     assert.deepEqual(f.plain.received, []);
+    const all = await records(f);
+    assert.deepEqual(
+      all.filter((r) => r.verdict === 'block').map((r) => [r.layer, r.pattern]),
+      [
+        [
+          'websocket',
+          "the client's message was refused: Invalid WebSocket frame: RSV1 must be clear",
+        ],
+      ],
+    );
+    assert.match(all.at(-1)?.pattern ?? '', /blocked=1 reason=blocked websocket$/);
   } finally {
     await f.close();
   }
@@ -375,6 +387,64 @@ test('a bound secret in the handshake headers is refused before the origin is co
       !JSON.stringify(all, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)).includes(
         AGENT_TOKEN,
       ),
+    );
+  } finally {
+    await f.close();
+  }
+});
+
+test('a secret in the subprotocols is refused at the handshake: they go on to the origin too', async () => {
+  const f = await fixture(undefined, true);
+  try {
+    const hex = Buffer.from(AGENT_TOKEN).toString('hex');
+    for (const protocols of [['chat.v1', `t.${AGENT_TOKEN}`], [hex]]) {
+      const socket = new WebSocket(proxied(f, `ws://ws.example.test:${f.plain.port}/`), protocols);
+      const accepted = once(socket, 'open').then(() => {
+        throw new Error(`the handshake with ${protocols.join(', ')} was accepted`);
+      });
+      assert.deepEqual(await Promise.race([refusedHandshake(socket), accepted]), [403, 'dlp']);
+    }
+    assert.deepEqual(f.plain.handshakes, []);
+    assert.deepEqual(
+      (await records(f)).map((r) => r.pattern),
+      [
+        'DLP match: secret:AGENT_TOKEN in the header Sec-WebSocket-Protocol',
+        'DLP match: secret:AGENT_TOKEN in the header Sec-WebSocket-Protocol',
+      ],
+    );
+  } finally {
+    await f.close();
+  }
+});
+
+test('a handshake ws would refuse is refused 400 with a receipt before anything is dialled; the engine still stops', async () => {
+  const f = await fixture();
+  try {
+    const target = (suffix = '') =>
+      encodeURIComponent(`ws://ws.example.test:${f.plain.port}/${suffix}`);
+    const handshake = (url: string, headers: string) =>
+      `GET /ws?url=${url} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n${headers}\r\n`;
+    const key = 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
+    const cases = [
+      [handshake(target(), 'Sec-WebSocket-Version: 13\r\n'), /no valid Sec-WebSocket-Key/],
+      [handshake(target(), `${key}Sec-WebSocket-Version: 12\r\n`), /Sec-WebSocket-Version 13/],
+      [
+        handshake(target(), `${key}Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: a, a\r\n`),
+        /"a" is not a token, or is named twice/,
+      ],
+      [handshake(target('#frag'), `${key}Sec-WebSocket-Version: 13\r\n`), /no #fragment/],
+    ] as const;
+    for (const [text, reason] of cases) {
+      const answer = await rawExchange(f.proxy.port, text);
+      assert.match(answer.text, /^HTTP\/1\.1 400 /, text);
+      assert.match(answer.text, /X-Pipelock-Egress-Block: request/i);
+      assert.match(answer.text, reason);
+    }
+    assert.deepEqual(f.plain.handshakes, []);
+    const all = await records(f);
+    assert.deepEqual(
+      all.map((r) => [r.verdict, r.layer]),
+      cases.map(() => ['block', 'request']),
     );
   } finally {
     await f.close();
@@ -455,6 +525,11 @@ test('a message over 1 MiB closes the connection with 1009; nothing of it reache
     socket.send('x'.repeat(1024 * 1024 + 1));
     assert.equal((await closeOf(socket)).code, 1009);
     assert.deepEqual(f.plain.received, []);
+    const blocks = (await records(f)).filter((r) => r.verdict === 'block');
+    assert.deepEqual(
+      blocks.map((r) => [r.layer, r.pattern]),
+      [['limit', "the client's message was refused: Max payload size exceeded"]],
+    );
   } finally {
     await f.close();
   }
