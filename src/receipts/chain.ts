@@ -201,6 +201,8 @@ class ChainWalker {
   private segmentStart = 0;
   private rootHasOpen = false;
   private readonly runs = new Map<string, Run>();
+  /** The run of the last session_open not yet closed: heartbeats and the close speak for it. */
+  private active: { readonly runNonce: string; readonly openNonce: string } | undefined;
   private readonly usedEndorsements = new Set<RotationEndorsement>();
 
   constructor(
@@ -306,7 +308,7 @@ class ChainWalker {
     if (open.genesis_hash !== genesis) breakChain('genesis', 'session_open genesis_hash mismatch');
     if (open.chain_open_seq !== ar.chain_seq)
       breakChain('genesis', 'session_open chain_open_seq does not match receipt chain_seq');
-    if (open.prior_chain_head !== undefined || open.prior_chain_seq !== undefined) {
+    if (priorHead(open) !== '' || priorSeq(open) !== 0n) {
       breakChain('genesis', 'bound genesis session_open must not carry prior chain tail');
     }
   }
@@ -317,14 +319,14 @@ class ChainWalker {
     if (!open) return;
     if (isBoundGenesis(ar.chain_prev_hash))
       breakChain('genesis', 'restart session_open must not use a g1 chain_prev_hash');
-    if (open.genesis_hash !== undefined)
+    if ((open.genesis_hash ?? '') !== '')
       breakChain('genesis', 'restart session_open must not carry genesis_hash');
     if (open.chain_open_seq !== ar.chain_seq)
       breakChain('genesis', 'session_open chain_open_seq does not match receipt chain_seq');
-    if (open.prior_chain_head !== this.prevHash) {
+    if (priorHead(open) !== this.prevHash) {
       breakChain('genesis', 'restart session_open prior_chain_head does not match prior tail hash');
     }
-    if (open.prior_chain_seq !== this.prevSeq) {
+    if (priorSeq(open) !== this.prevSeq) {
       breakChain(
         'genesis',
         'restart session_open prior_chain_seq does not match prior receipt chain_seq',
@@ -390,6 +392,7 @@ class ChainWalker {
       if (open.open_nonce === '') breakChain('lifecycle', 'session_open missing open_nonce');
       if (this.runs.has(runNonce)) breakChain('lifecycle', 'duplicate session_open for run_nonce');
       this.runs.set(runNonce, { openNonce: open.open_nonce, closed: false });
+      this.active = { runNonce, openNonce: open.open_nonce };
       return;
     }
     const run = this.runs.get(runNonce);
@@ -400,6 +403,7 @@ class ChainWalker {
       if (beat.run_nonce !== runNonce) breakChain('lifecycle', 'heartbeat run_nonce mismatch');
       if (beat.open_nonce !== run.openNonce)
         breakChain('lifecycle', 'heartbeat open_nonce mismatch');
+      this.checkActive('heartbeat', beat);
       if (beat.chain_head !== ar.chain_prev_hash)
         breakChain('lifecycle', 'heartbeat chain_head mismatch');
       if (beat.chain_seq_head !== ar.chain_seq - 1n)
@@ -411,6 +415,7 @@ class ChainWalker {
       if (close.run_nonce !== runNonce) breakChain('lifecycle', 'session_close run_nonce mismatch');
       if (close.open_nonce !== run.openNonce)
         breakChain('lifecycle', 'session_close open_nonce mismatch');
+      this.checkActive('session_close', close);
       if (close.root_hash !== ar.chain_prev_hash)
         breakChain('lifecycle', 'session_close root_hash mismatch');
       if (close.final_seq !== ar.chain_seq)
@@ -418,6 +423,24 @@ class ChainWalker {
       if (close.receipt_count !== segmentCount)
         breakChain('lifecycle', 'session_close receipt_count mismatch');
       run.closed = true;
+      this.active = undefined;
     }
   }
+
+  /** A heartbeat or close speaks for the run open now, not an earlier one still registered. */
+  private checkActive(
+    kind: 'heartbeat' | 'session_close',
+    nonces: { readonly run_nonce: string; readonly open_nonce: string },
+  ): void {
+    if (this.active === undefined) breakChain('lifecycle', `${kind} has no active session_open`);
+    if (nonces.run_nonce !== this.active.runNonce)
+      breakChain('lifecycle', `${kind} run_nonce does not match active session_open`);
+    if (nonces.open_nonce !== this.active.openNonce)
+      breakChain('lifecycle', `${kind} open_nonce does not match active session_open`);
+  }
 }
+
+// Go's fields are values: absent (omitted when empty) and zero are one. A restart after the
+// session open at seq 0 binds to seq 0, which is spelled by leaving the field out.
+const priorHead = (open: SessionOpen): string => open.prior_chain_head ?? '';
+const priorSeq = (open: SessionOpen): bigint => open.prior_chain_seq ?? 0n;

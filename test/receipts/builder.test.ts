@@ -8,7 +8,7 @@ import { ReceiptChainBuilder } from '../../src/receipts/builder.js';
 import { utf8, toHex } from '../../src/receipts/bytes.js';
 import { readEvidence, splitJsonl, verifyEvidence } from '../../src/receipts/evidence.js';
 import { createNodeBackend } from '../../src/receipts/node-backend.js';
-import { encodeReceipt } from '../../src/receipts/receipt.js';
+import { encodeReceipt, signReceipt } from '../../src/receipts/receipt.js';
 import { parseEntryLine } from '../../src/receipts/recorder.js';
 import { RecorderWriter } from '../../src/receipts/recorder-writer.js';
 import { verifyChain } from '../../src/receipts/chain.js';
@@ -267,6 +267,95 @@ test('a rotated chain verifies with the root key and the endorsement the builder
   assert.equal(unendorsed.error?.class, 'untrusted_key');
   const bothPinned = verifyChain(backend, list, { trustedKeys: [keyA, keyB] });
   assert.equal(bothPinned.valid, true);
+});
+
+/** A receipt as a verifier reads it: from its JSON, not the builder's object. */
+function reread(built: BuiltReceipt) {
+  const parsed = parseJson(built.json);
+  assert.ok(parsed.ok);
+  const decoded = decodeReceipt(parsed.doc, parsed.doc.root);
+  assert.ok(decoded.ok);
+  return decoded.value;
+}
+
+test('a restart or a rotation right after the session open (seq 0) binds to seq 0, and verifies', () => {
+  const rand = random(12);
+  const first = new ReceiptChainBuilder(backend, seedA);
+  const open = first.openSession(randomFields(rand, 0), openFields(rand, 'run-a'));
+  // The engine was killed after its session open: the next one resumes at seq 0. Go omits a
+  // zero prior_chain_seq, so the restart's binding to seq 0 is spelled by its absence.
+  const resumed = ReceiptChainBuilder.resume(backend, seedA, {
+    finalSeq: 0n,
+    rootHash: first.head,
+  });
+  const restart = resumed.openSession(randomFields(rand, 1), openFields(rand, 'run-b'));
+  assert.ok(!restart.json.includes('prior_chain_seq'));
+  const restarted = [open, restart, resumed.append(randomFields(rand, 2))];
+  restarted.push(resumed.close(randomFields(rand, 3), { close_reason: 'done' }));
+  const report = verifyChain(backend, restarted.map(reread), { trustedKeys: [keyA] });
+  assert.equal(report.error, undefined);
+  assert.equal(report.sealed, true);
+
+  const rotating = new ReceiptChainBuilder(backend, seedA);
+  const receipts = [rotating.openSession(randomFields(rand, 0), openFields(rand, 'run-a'))];
+  const { endorsement, first: rotated } = rotating.rotate(
+    seedB,
+    randomFields(rand, 1),
+    openFields(rand, 'run-b'),
+    { sessionId: 'proxy', rotatedAt: '2026-11-26T22:40:00.5Z' },
+  );
+  receipts.push(rotated, rotating.close(randomFields(rand, 2), { close_reason: 'done' }));
+  const rotation = verifyChain(backend, receipts.map(reread), {
+    trustedKeys: [keyA],
+    endorsements: [endorsement],
+  });
+  assert.equal(rotation.error, undefined);
+  assert.equal(rotation.sealed, true);
+});
+
+test('a heartbeat or close speaks for the active run: one for a run a later open replaced breaks the chain', () => {
+  for (const kind of ['heartbeat', 'session_close'] as const) {
+    const rand = random(13);
+    const builder = new ReceiptChainBuilder(backend, seedA);
+    const openA = builder.openSession(randomFields(rand, 0), openFields(rand, 'run-a'));
+    const legit = [
+      openA,
+      builder.append(randomFields(rand, 1)),
+      builder.openSession(randomFields(rand, 2), openFields(rand, 'run-b')),
+      kind === 'heartbeat'
+        ? builder.heartbeat(randomFields(rand, 3), {
+            beat: 1n,
+            heartbeat_time: '2026-11-26T22:00:01Z',
+          })
+        : builder.close(randomFields(rand, 3), { close_reason: 'done' }),
+    ].map((built) => built.receipt);
+    assert.equal(verifyChain(backend, legit, { trustedKeys: [keyA] }).error, undefined, kind);
+    // The last receipt signed again, speaking for run A (its position and links unchanged).
+    const last = legit.pop();
+    const control = last?.action_record.session_control;
+    assert.ok(last && control);
+    const nonces = {
+      run_nonce: 'run-a',
+      open_nonce: openA.receipt.action_record.session_control?.open?.open_nonce ?? '',
+    };
+    const { heartbeat, close } = control;
+    const lying = signReceipt(backend, seedA, {
+      ...last.action_record,
+      run_nonce: 'run-a',
+      session_control: {
+        ...control,
+        ...(heartbeat ? { heartbeat: { ...heartbeat, ...nonces } } : {}),
+        ...(close ? { close: { ...close, ...nonces } } : {}),
+      },
+    });
+    const report = verifyChain(backend, [...legit, lying], { trustedKeys: [keyA] });
+    assert.equal(report.error?.class, 'lifecycle', kind);
+    assert.equal(
+      report.error?.message,
+      `seq 3: ${kind} run_nonce does not match active session_open`,
+    );
+    assert.equal(report.sealed, false);
+  }
 });
 
 test('the builder refuses a record Pipelock would reject', () => {
