@@ -93,6 +93,12 @@ export class Engine {
   private readonly admission: AdmissionContext;
   private readonly webSockets: WebSocketContext;
   private readonly tunnels = new Set<Duplex>();
+  /**
+   * Connections whose request was refused with its body unread and undelimitable (or too
+   * large to drain): they close after the refusal, and the parse error their end raises is
+   * that request's, already recorded, not another one.
+   */
+  private readonly closingAfterRefusal = new WeakSet<Duplex>();
   /** Request and tunnel handlers still running: their receipts must land before the seal. */
   private readonly pending = new Set<Promise<void>>();
   private readonly scanBudget: ScanBudget;
@@ -350,6 +356,8 @@ export class Engine {
     const framing = framingRefusal(req.headers, this.limits.maxBodyBytes);
     if (framing) {
       const { transport, method, target, requestId } = request;
+      res.shouldKeepAlive = false;
+      this.closingAfterRefusal.add(req.socket);
       return this.refuseUnadmitted(res, transport, method, target, requestId, framing);
     }
     const inspection = new RequestInspection(
@@ -526,7 +534,8 @@ export class Engine {
             reason:
               'not a proxy request; use an absolute URL (http://host/path), CONNECT host:port, or GET /health',
           };
-    refuseResponse(res, refusal);
+    // A client that ignores its proxy settings (a transparent-style request) leaves a trace too.
+    this.failRequest('forward', req, res, refusal);
   }
 
   private async onConnect(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
@@ -735,7 +744,12 @@ export class Engine {
   ): void {
     // A socket already answered (ended by a refusal) can raise a second parse error when the
     // client then closes mid-request: that is not a second request, so no second receipt.
-    if ((socket as Socket).destroyed || !socket.writable || error.code === 'ECONNRESET') {
+    if (
+      (socket as Socket).destroyed ||
+      !socket.writable ||
+      error.code === 'ECONNRESET' ||
+      this.closingAfterRefusal.has(socket)
+    ) {
       socket.destroy();
       return;
     }

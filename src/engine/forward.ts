@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { IpAddress } from '../policy/ip.js';
 import type { EngineLimits } from './limits.js';
-import type { Refusal } from './refusal.js';
+import { BLOCK_HEADER, type Refusal } from './refusal.js';
 import type { SendUpstream } from './upstream-pools.js';
 
 const HOP_BY_HOP = new Set([
@@ -121,8 +121,7 @@ export async function forwardRequest(
       body,
       signal: cancel,
     });
-    const headers = endToEndHeaders(flatten(response.headers));
-    res.writeHead(response.statusCode, headers);
+    res.writeHead(response.statusCode, responseHeaders(flatten(response.headers)));
     const bytes = await relayBody(response.body, res);
     return { ok: true, status: response.statusCode, bytes };
   } catch (error) {
@@ -190,12 +189,19 @@ export function hasBody(req: IncomingMessage): boolean {
     : req.headers['transfer-encoding'] !== undefined;
 }
 
-function requestHeaders(rawHeaders: readonly string[]): string[] {
-  const kept = endToEndHeaders(rawHeaders);
+/** Only the engine says a request was blocked: an origin's own block header would pass for one. */
+const ENGINE_ONLY = new Set([BLOCK_HEADER.toLowerCase()]);
+
+const requestHeaders = (raw: readonly string[]): string[] =>
+  withoutNames(endToEndHeaders(raw), ANSWERED_HERE);
+const responseHeaders = (raw: readonly string[]): string[] =>
+  withoutNames(endToEndHeaders(raw), ENGINE_ONLY);
+
+/** A flat name, value list without the headers named (lowercase). */
+function withoutNames(flat: readonly string[], names: ReadonlySet<string>): string[] {
   const out: string[] = [];
-  for (let i = 0; i < kept.length; i += 2) {
-    if (!ANSWERED_HERE.has((kept[i] ?? '').toLowerCase()))
-      out.push(kept[i] ?? '', kept[i + 1] ?? '');
+  for (let i = 0; i < flat.length; i += 2) {
+    if (!names.has((flat[i] ?? '').toLowerCase())) out.push(flat[i] ?? '', flat[i + 1] ?? '');
   }
   return out;
 }

@@ -569,10 +569,12 @@ test('audit mode does not relax the SSRF guard', async () => {
   }
 });
 
-test('hop-by-hop headers are stripped both ways and no Via is added', async () => {
+test('hop-by-hop headers are stripped both ways, no Via is added, and no origin passes for the engine', async () => {
   const f = await fixture(basicPolicy, (req, res) => {
     res.setHeader('Connection', 'X-Origin-Hop, keep-alive');
     res.setHeader('X-Origin-Hop', 'secret');
+    // Only the engine may say a request was blocked.
+    res.setHeader('X-Pipelock-Egress-Block', 'dlp');
     res.setHeader('Keep-Alive', 'timeout=5');
     res.setHeader('X-End-To-End', 'kept');
     echo(req, res);
@@ -614,6 +616,7 @@ test('hop-by-hop headers are stripped both ways and no Via is added', async () =
       assert.equal(seen.headers[name], undefined, `${name} reached the origin`);
     assert.equal(seen.headers['x-kept'], 'yes');
     assert.equal(response.headers['x-origin-hop'], undefined);
+    assert.equal(response.headers['x-pipelock-egress-block'], undefined);
     // The engine's own connection to curl may announce its keep-alive; the origin's never passes.
     assert.notEqual(response.headers['keep-alive'], 'timeout=5');
     assert.equal(response.headers.via, undefined);
@@ -650,10 +653,11 @@ test('GET /health answers JSON with status, version, policy hash and counters', 
   }
 });
 
-test('origin-form requests other than /health are answered 400', async () => {
+test('origin-form requests other than /health are answered 400, each with a block receipt', async () => {
   const f = await fixture(basicPolicy);
   try {
-    for (const path of ['/', '/r/x', '/health/../x', '/ws?url=ws://api.example.test/']) {
+    const paths = ['/', '/r/x', '/health/../x', '/ws?url=ws://api.example.test/'];
+    for (const path of paths) {
       const result = await curl(['-i', `${f.proxy.proxyUrl}${path}`]);
       const response = parseCurlResponse(result.stdout);
       assert.equal(response.status, 400, path);
@@ -661,6 +665,13 @@ test('origin-form requests other than /health are answered 400', async () => {
       assert.match(response.body.toString(), /^blocked: /);
     }
     assert.equal(f.origin.hits, 0);
+    await f.proxy.stop();
+    const evidence = readEvidenceDir(f.proxy.dir);
+    assertValid(evidence, true);
+    assert.deepEqual(
+      decisions(evidence.receipts).map((r) => [r.action_record.verdict, r.action_record.layer]),
+      paths.map(() => ['block', 'request']),
+    );
   } finally {
     await f.close();
   }

@@ -145,6 +145,13 @@ const probes: Array<[string, (host: string) => string, number, string]> = [
     'request',
   ],
   [
+    // The parser fails on the body after the headers were handed over: one request, one receipt.
+    'a transfer coding without chunked (gzip): its body cannot be delimited',
+    (h) => `POST http://${h}/r/x HTTP/1.1\r\nHost: ${h}\r\nTransfer-Encoding: gzip\r\n\r\nhello`,
+    501,
+    'request',
+  ],
+  [
     'an HTTP/1.1 request without Host',
     (h) => `GET http://${h}/r/x HTTP/1.1\r\nConnection: close\r\n\r\n`,
     400,
@@ -205,6 +212,24 @@ test('413 for a Content-Length over the body limit, before anything is forwarded
     assert.match(block?.action_record.pattern ?? '', /4096 bytes\) exceeds 1024/);
   } finally {
     cleanup(dir);
+    await f.close();
+  }
+});
+
+test('413 for a Content-Length over the body limit: the connection closes, and the client leaving mid-body is no second request', async () => {
+  const f = await fixture({ limits: { maxBodyBytes: 1024 } });
+  try {
+    const { text, closed } = await rawExchange(f.proxy.port, [
+      `POST http://${f.host}/r/big HTTP/1.1\r\nHost: ${f.host}\r\nContent-Length: 70000000\r\n\r\n`,
+      randomBytes(64 * 1024),
+    ]);
+    assert.equal(statusOf(text), 413, text);
+    assert.match(text, /\r\nConnection: close\r\n/i);
+    assert.equal(closed, true);
+    await f.proxy.stop();
+    assert.equal(f.origin.hits, 0);
+    onlyBlock(f.proxy, 'limit');
+  } finally {
     await f.close();
   }
 });
