@@ -4,6 +4,7 @@
 // then the write-ahead receipt. A request is forwarded only if this returns `admitted`.
 
 import { randomUUID } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
 import { decide, formatHost, type Decision, type Policy } from '../policy/index.js';
 import type { IpAddress } from '../policy/ip.js';
 import type { DecisionEntry, DecisionLog, Transport } from './decision-log.js';
@@ -23,6 +24,26 @@ export interface AdmissionRequest {
    * (the Host check sees to that), so they reuse the checked address instead of resolving again.
    */
   readonly address?: IpAddress;
+  /** Methods the request's headers ask the origin to take it for (X-HTTP-Method-Override). */
+  readonly methodOverrides?: readonly MethodOverride[];
+}
+
+export interface MethodOverride {
+  readonly header: string;
+  readonly method: string;
+}
+
+/** Headers many frameworks take as the request's real method. */
+const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'];
+
+export function methodOverrides(headers: IncomingHttpHeaders): MethodOverride[] {
+  return METHOD_OVERRIDE_HEADERS.flatMap((header) => {
+    const value = headers[header];
+    return (Array.isArray(value) ? value : value === undefined ? [] : [value]).map((method) => ({
+      header,
+      method: method.trim().toUpperCase(),
+    }));
+  });
 }
 
 export type Admission =
@@ -59,7 +80,14 @@ export async function admit(
 ): Promise<Admission> {
   // A WebSocket handshake is a GET: `methods` judge it as one; its receipt says WS.
   const method = request.method === 'WS' ? 'GET' : request.method;
-  const decision = decide(context.policy, { method, target: request.target });
+  const decision = strictest([
+    decide(context.policy, { method, target: request.target }),
+    // A request is judged as every method it may be taken for.
+    ...(request.methodOverrides ?? []).map(({ header, method: asked }) => {
+      const judged = decide(context.policy, { method: asked, target: request.target });
+      return { ...judged, reason: `${header} asks for ${asked}: ${judged.reason}` };
+    }),
+  ]);
   const leak = context.scanner.scanUrl(
     request.target,
     decision.target?.host ?? NO_HOST,
@@ -103,7 +131,8 @@ export async function admit(
     }
   }
   // The SSRF floor holds in audit mode too: audit relaxes the policy, not the guard.
-  const checked = checkResolvedAddresses(context.policy, { method, target }, addresses);
+  const methods = [method, ...(request.methodOverrides ?? []).map((o) => o.method)];
+  const checked = checkResolvedAddresses(context.policy, { methods, target }, addresses);
   if (!checked.ok) return refuse(403, 'ssrf', checked.reason);
   const address = checked.address;
   const inspected = await inspect?.(decision);
@@ -185,4 +214,10 @@ export const NO_HOST = { kind: 'name', name: '' } as const;
  */
 function redactUserinfo(target: string): string {
   return target.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/?#]*@/, '$1[REDACTED]@');
+}
+
+/** The first refusal, else the first warning, else the (allowing) first decision. */
+function strictest([first, ...rest]: readonly [Decision, ...Decision[]]): Decision {
+  const all = [first, ...rest];
+  return all.find((d) => d.verdict === 'block') ?? all.find((d) => d.verdict === 'warn') ?? first;
 }

@@ -12,6 +12,7 @@ import {
   admit,
   NO_HOST,
   record,
+  methodOverrides,
   recordedTarget,
   type AdmissionContext,
   type AdmissionRequest,
@@ -360,6 +361,7 @@ export class Engine {
       this.closingAfterRefusal.add(req.socket);
       return this.refuseUnadmitted(res, transport, method, target, requestId, framing);
     }
+    const judged = { ...request, methodOverrides: methodOverrides(req.headers) };
     const inspection = new RequestInspection(
       req,
       res,
@@ -368,7 +370,7 @@ export class Engine {
       this.scanBudget,
     );
     try {
-      await this.forwardInspected(req, res, request, inspection);
+      await this.forwardInspected(req, res, judged, inspection);
     } finally {
       inspection.release();
     }

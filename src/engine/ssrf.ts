@@ -74,18 +74,19 @@ export function parseResolvedAddress(text: string): IpAddress | undefined {
   return v6 === undefined ? undefined : ipv6Address(v6);
 }
 
-/** The request whose resolved addresses are judged: the method as the policy judges it. */
+/** The request whose resolved addresses are judged, with every method it may be taken for. */
 export interface AddressedRequest {
-  readonly method: string;
+  readonly methods: readonly string[];
   readonly target: RequestTarget;
 }
 
-/** A rule naming the address allows the request there (a warning in audit mode does not). */
+/** Rules naming the address allow the request there (a warning in audit mode does not). */
 function allowedThere(policy: Policy, ip: IpAddress, request: AddressedRequest): boolean {
-  return policy.egress.some(
-    (rule) =>
-      hostMatches(rule.destination.host, { kind: 'ip', ip }) &&
-      ruleAllows(rule, request.method, request.target),
+  const naming = policy.egress.filter((rule) =>
+    hostMatches(rule.destination.host, { kind: 'ip', ip }),
+  );
+  return request.methods.every((method) =>
+    naming.some((rule) => ruleAllows(rule, method, request.target)),
   );
 }
 

@@ -344,6 +344,32 @@ test('a disallowed method is refused with 403 and a method receipt', async () =>
   }
 });
 
+test('a method-override header is judged as the method it asks for', async () => {
+  const f = await fixture(basicPolicy);
+  try {
+    const url = `http://strict.example.test:${f.origin.port}/r/${token()}`;
+    const ask = async (header: string) => {
+      const result = await curl(['-i', '--proxy', f.proxy.proxyUrl, '-H', header, url]);
+      const response = parseCurlResponse(result.stdout);
+      return [response.status, response.body.toString()] as const;
+    };
+    for (const header of ['X-HTTP-Method-Override', 'X-HTTP-Method', 'X-Method-Override']) {
+      const [status, body] = await ask(`${header}: delete`);
+      assert.equal(status, 403, header);
+      assert.match(
+        body,
+        new RegExp(
+          `^blocked: ${header.toLowerCase()} asks for DELETE: method DELETE is not allowed by egress\\[1\\]`,
+        ),
+      );
+    }
+    assert.equal((await ask('X-HTTP-Method-Override: GET'))[0], 200);
+    assert.equal(f.origin.hits, 1);
+  } finally {
+    await f.close();
+  }
+});
+
 test('the strict rule still allows its method and path', async () => {
   const f = await fixture(basicPolicy);
   const agent = proxyAgent(f.proxy);

@@ -24,7 +24,7 @@ function get(url: string, method = 'GET'): AddressedRequest {
     url.includes('/') || url.includes(':') ? url : `https://${url}/`,
   );
   if (!parsed.ok) throw new Error(parsed.problem);
-  return { method, target: parsed.target };
+  return { methods: [method], target: parsed.target };
 }
 
 const OPEN = policyFrom(
