@@ -4,24 +4,30 @@
 export type PathReading =
   { ok: true; readings: readonly string[] } | { ok: false; problem: string };
 
-const ENCODED_SEPARATOR = /%(2e|2f|5c)/gi;
+const ENCODED_SEPARATOR = /%(2e|2f|5c|3b)/gi;
 const PERCENT_ESCAPE = /%[0-9a-f]{2}/gi;
 
 /**
  * The readings of a WHATWG-parsed path (dot segments already resolved, `\` already `/`):
- * the path exactly as sent, and the path a lenient server routes after decoding `%2e`,
- * `%2f` and `%5c` and merging slashes. A request is allowed by a path rule only if every
- * reading is.
+ * the path exactly as sent; the path a lenient server routes after decoding `%2e`, `%2f`,
+ * `%5c` and `%3b` and merging slashes; and that path with each segment's parameters cut
+ * (`;…`), as Tomcat, Jetty and older Spring route it (`/a/..;/b` is `/b` there). A request
+ * is allowed by a path rule only if every reading is.
  */
 export function pathReadings(pathname: string): PathReading {
   // Anything that still spells an encoded separator after one decoding (`%252e`,
   // `%25%32%65`, …) means different things to servers that decode once or twice.
-  if (/%(2e|2f|5c)/i.test(decodeEscapes(pathname, PERCENT_ESCAPE))) {
-    return { ok: false, problem: 'the path contains a double-encoded dot, slash or backslash' };
+  if (/%(2e|2f|5c|3b)/i.test(decodeEscapes(pathname, PERCENT_ESCAPE))) {
+    return {
+      ok: false,
+      problem: 'the path contains a double-encoded dot, slash, backslash or semicolon',
+    };
   }
   const sent = uppercaseEscapes(pathname);
-  const resolved = collapse(decodeEscapes(sent, ENCODED_SEPARATOR).replaceAll('\\', '/'));
-  return { ok: true, readings: resolved === sent ? [sent] : [sent, resolved] };
+  const decoded = decodeEscapes(sent, ENCODED_SEPARATOR).replaceAll('\\', '/');
+  const withoutParameters = decoded.replace(/;[^/]*/g, '');
+  const readings = [sent, collapse(decoded), collapse(withoutParameters)];
+  return { ok: true, readings: [...new Set(readings)] };
 }
 
 function decodeEscapes(text: string, escapes: RegExp): string {

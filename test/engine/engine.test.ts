@@ -321,6 +321,15 @@ test('a disallowed path is refused with 403 and a path receipt', async () => {
   }
 });
 
+test('a path parameter escape (/r/..;/admin, as Tomcat routes it) is refused as a path block', async () => {
+  const f = await fixture(basicPolicy);
+  try {
+    await expectBlocked(f, `http://strict.example.test:${f.origin.port}/r/..;/admin`, 'path');
+  } finally {
+    await f.close();
+  }
+});
+
 test('an encoded path escape is refused as a path block', async () => {
   const f = await fixture(basicPolicy);
   try {
