@@ -51,13 +51,18 @@ const SPECIAL_RANGES: readonly SpecialRange[] = [
   range('240.0.0.0/4', 'reserved'),
   range('::/128', 'unspecified'),
   range('::1/128', 'loopback'),
+  // After :: and ::1, which it contains.
+  range('::/96', 'IPv4-compatible (deprecated, embeds an IPv4 address)'),
+  range('::ffff:0:0:0/96', 'IPv4-translated (embeds an IPv4 address)'),
   range('64:ff9b::/96', 'NAT64 (embeds an IPv4 address)'),
   range('64:ff9b:1::/48', 'NAT64 (embeds an IPv4 address)'),
   range('100::/64', 'discard'),
+  range('2001::/32', 'Teredo (embeds an IPv4 address)'),
   range('2001:db8::/32', 'documentation'),
   range('2002::/16', '6to4 (embeds an IPv4 address)'),
   range('fc00::/7', 'unique local (private)'),
   range('fe80::/10', 'link-local'),
+  range('fec0::/10', 'site-local (deprecated, private)'),
   range('ff00::/8', 'multicast'),
 ];
 

@@ -64,6 +64,10 @@ test('special IPv6 ranges are classified', () => {
     ['64:ff9b::7f00:1', 'NAT64 (embeds an IPv4 address)'],
     ['2002:7f00:1::1', '6to4 (embeds an IPv4 address)'],
     ['2001:db8::1', 'documentation'],
+    ['::127.0.0.1', 'IPv4-compatible (deprecated, embeds an IPv4 address)'],
+    ['::ffff:0:a9fe:a9fe', 'IPv4-translated (embeds an IPv4 address)'],
+    ['2001:0:4136:e378:8000:63bf:3fff:fdd2', 'Teredo (embeds an IPv4 address)'],
+    ['fec0::1', 'site-local (deprecated, private)'],
   ];
   for (const [text, kind] of cases) assert.equal(specialAddressKind(ip(text)), kind, text);
   assert.equal(specialAddressKind(ip('2606:4700::1111')), undefined);
