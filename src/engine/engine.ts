@@ -139,6 +139,7 @@ export class Engine {
       trust,
       maxMessageBytes: this.limits.maxMessageBytes,
       handshakeTimeoutMs: this.limits.upstreamTimeoutMs,
+      idleMs: this.limits.tunnelIdleMs,
       record: (entry) => this.record(entry),
       track: (socket) => {
         this.tunnels.add(socket);
@@ -549,7 +550,7 @@ export class Engine {
       const refusal = {
         status: 503,
         layer: 'limit',
-        reason: `too many active tunnels (limit ${this.limits.maxActiveTunnels})`,
+        reason: `too many active tunnels and WebSockets (limit ${this.limits.maxActiveTunnels})`,
       };
       this.recordBlock(this.unadmitted('connect', 'CONNECT', target, requestId), refusal);
       return refuseSocket(socket, refusal);
@@ -727,6 +728,15 @@ export class Engine {
         reason: 'WebSocket is not enabled by the policy (websocket.enabled: false)',
       });
     }
+    // One inside an intercepted tunnel is held by that tunnel's count; the others count alike.
+    if (!tunnel && this.counters.activeTunnels >= this.limits.maxActiveTunnels) {
+      return refuse(located.target, {
+        status: 503,
+        layer: 'limit',
+        reason: `too many active tunnels and WebSockets (limit ${this.limits.maxActiveTunnels})`,
+      });
+    }
+    if (!tunnel) this.counters.activeTunnels++;
     this.track(
       relayWebSocket(this.webSockets, req, socket, head, {
         method: 'WS',
@@ -734,6 +744,8 @@ export class Engine {
         transport,
         requestId,
         ...(tunnel ? { address: tunnel.address } : {}),
+      }).finally(() => {
+        if (!tunnel) this.counters.activeTunnels--;
       }),
       (refusal) => this.failSocket(transport, 'WS', located.target, socket, refusal),
     );

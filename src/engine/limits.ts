@@ -29,9 +29,9 @@ export interface EngineLimits {
   readonly upstreamTimeoutMs: number;
   /** A CONNECT client must send its ClientHello within this. */
   readonly clientHelloTimeoutMs: number;
-  /** A tunnel with no traffic either way is closed after this. */
+  /** A tunnel or WebSocket with no traffic either way is closed after this. */
   readonly tunnelIdleMs: number;
-  /** Open CONNECT tunnels at once (503 beyond). */
+  /** Open CONNECT tunnels and WebSockets (outside a tunnel) at once (503 beyond). */
   readonly maxActiveTunnels: number;
   /** Requests in flight to one upstream address, and the sockets kept to it (503 beyond). */
   readonly maxRequestsPerUpstream: number;

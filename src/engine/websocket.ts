@@ -31,6 +31,8 @@ export interface WebSocketContext {
   /** A message (fragments reassembled) larger than this closes the connection (1009). */
   readonly maxMessageBytes: number;
   readonly handshakeTimeoutMs: number;
+  /** A WebSocket with no traffic either way is closed after this. */
+  readonly idleMs: number;
   /** Appends a receipt; a failure is reported, never thrown. */
   readonly record: (entry: DecisionEntry) => Promise<void>;
   /** Called with the open pair, so that a shutdown can close it. */
@@ -139,7 +141,8 @@ export async function relayWebSocket(
     upstream.socket.terminate();
     await context.record(outcomeOf(admission.entry, 'status=400 reason=client_handshake_rejected'));
   } else {
-    await relayMessages(context, client, upstream.socket, admission.entry, scanMessages, target);
+    const pair = { client, upstream: upstream.socket, clientSocket: socket as Socket };
+    await relayMessages(context, pair, admission.entry, scanMessages, target);
   }
   untrack();
 }
@@ -236,15 +239,26 @@ interface Tally {
   reason: string;
 }
 
+interface Pair {
+  readonly client: WebSocket;
+  readonly upstream: WebSocket;
+  /** The client's connection: all traffic either way passes through it. */
+  readonly clientSocket: Socket;
+}
+
 function relayMessages(
   context: WebSocketContext,
-  client: WebSocket,
-  upstream: WebSocket,
+  { client, upstream, clientSocket }: Pair,
   entry: DecisionEntry,
   scanMessages: boolean,
   target: { readonly host: Host; readonly port: number },
 ): Promise<void> {
   const tally: Tally = { sent: 0, received: 0, blocked: 0, reason: 'complete' };
+  // ws turns the socket's own timeout off: quiet both ways this long, the pair is closed.
+  clientSocket.setTimeout(context.idleMs, () => {
+    if (tally.reason === 'complete') tally.reason = 'idle';
+    client.terminate();
+  });
   const block = (refusal: Refusal) => {
     tally.blocked++;
     tally.reason = `blocked ${refusal.layer}`;

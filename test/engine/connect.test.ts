@@ -367,7 +367,7 @@ test('beyond the active tunnel limit a CONNECT is answered 503 with a limit rece
     );
     assert.equal(statusOf(text), 503, text);
     assert.match(text, /X-Pipelock-Egress-Block: limit/);
-    assert.match(text, /too many active tunnels \(limit 1\)/);
+    assert.match(text, /too many active tunnels and WebSockets \(limit 1\)/);
     // The first tunnel still works.
     assert.equal(await tlsThrough(first.socket, { servername: 'secure.example.test' }), 'secure');
     await f.proxy.stop();

@@ -20,6 +20,7 @@ import {
   type RunningEngine,
 } from './helpers.js';
 import type { ActionRecord } from '../../src/receipts/index.js';
+import type { EngineLimits } from '../../src/engine/limits.js';
 
 const GITHUB_TOKEN = `ghp_${'Zq3Rt7Yp1W'.repeat(3)}k9Lm2N`;
 const AGENT_TOKEN = 'agent-token-0f3c9a7e51d2';
@@ -87,6 +88,7 @@ interface Fixture {
 async function fixture(
   websocket = 'enabled: true\n  frame_scan: true',
   withSecret = false,
+  limits: Partial<EngineLimits> = {},
 ): Promise<Fixture> {
   const plain = await echoOrigin(false);
   const secure = await echoOrigin(true);
@@ -99,6 +101,7 @@ async function fixture(
     },
     secretValues: withSecret ? { AGENT_TOKEN } : {},
     upstreamCa: [pki.caCert],
+    limits,
     policy: `version: "1.0"
 egress:
   - destination: "ws.example.test"
@@ -534,6 +537,43 @@ test('a message over 1 MiB closes the connection with 1009; nothing of it reache
     await f.close();
   }
 });
+
+async function activeTunnels(f: Fixture): Promise<number> {
+  const response = await fetch(`http://127.0.0.1:${f.proxy.port}/health`);
+  const health = (await response.json()) as { counters: { active_tunnels: number } };
+  return health.counters.active_tunnels;
+}
+
+test(
+  'WebSockets count against the active tunnel limit, and a quiet one is closed after the tunnel idle time',
+  { timeout: 30_000 },
+  async () => {
+    const f = await fixture(undefined, false, { maxActiveTunnels: 1, tunnelIdleMs: 400 });
+    try {
+      const target = `ws://ws.example.test:${f.plain.port}/`;
+      const first = new WebSocket(proxied(f, target));
+      await opened(first);
+      const second = new WebSocket(proxied(f, target));
+      assert.deepEqual(await refusedHandshake(second), [503, 'limit']);
+      assert.equal(await exchange(first, 'still here'), 'still here');
+      // Quiet from now on: closed by the engine, and the count comes back once both sides are.
+      assert.equal((await closeOf(first)).code, 1006);
+      while (await activeTunnels(f)) await new Promise((resolve) => setTimeout(resolve, 50));
+      const third = new WebSocket(proxied(f, target));
+      await opened(third);
+      third.close(1000);
+      await closeOf(third);
+      const all = await records(f);
+      assert.deepEqual(
+        all.filter((r) => r.verdict === 'block').map((r) => [r.layer, r.pattern]),
+        [['limit', 'too many active tunnels and WebSockets (limit 1)']],
+      );
+      assert.ok(all.some((r) => /blocked=0 reason=idle$/.test(r.pattern ?? '')));
+    } finally {
+      await f.close();
+    }
+  },
+);
 
 test('an origin whose certificate the engine does not trust: the handshake is refused 502', async () => {
   const f = await fixture();
