@@ -3,7 +3,7 @@
 // the largest line or receipt, whatever the file size.
 import { concatBytes, decodeUtf8 } from './bytes.js';
 import type { EvidenceVerifier } from './evidence.js';
-import { MAX_LINE_BYTES } from './evidence.js';
+import { isBlankLine, MAX_LINE_BYTES } from './evidence.js';
 import { parseJson } from './json.js';
 import { decodeReceipt } from './receipt.js';
 
@@ -145,7 +145,7 @@ export class EvidenceStream {
       return this.halt(`${where}: longer than ${MAX_LINE_BYTES} bytes`);
     const text = decodeUtf8(body);
     if (text === undefined) return this.halt(`${where}: not valid UTF-8`);
-    if (text.trim() === '') return;
+    if (isBlankLine(text)) return;
     if (this.auto && !this.sawContent) {
       const parsed = parseJson(text);
       // A first line that is not JSON on its own may open one pretty-printed receipt.

@@ -36,6 +36,14 @@ export interface JsonlLine {
 }
 
 /**
+ * A line of only white space as Go's strings.TrimSpace sees it (Unicode White_Space): unlike
+ * String.prototype.trim, U+0085 is white space and a byte order mark is not.
+ */
+export function isBlankLine(text: string): boolean {
+  return /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$/.test(text);
+}
+
+/**
  * Splits on `\n` only (never on U+2028/U+0085, which may sit raw inside JSON strings), drops one
  * trailing `\r` per line and skips blank lines.
  */
@@ -43,7 +51,7 @@ export function splitJsonl(text: string): JsonlLine[] {
   const out: JsonlLine[] = [];
   text.split('\n').forEach((raw, i) => {
     const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
-    if (line.trim() !== '') out.push({ line: i + 1, text: line });
+    if (!isBlankLine(line)) out.push({ line: i + 1, text: line });
   });
   return out;
 }

@@ -97,6 +97,17 @@ export function parseEntryLine(line: string): Outcome<RecorderEntry> {
 export function decodeEntry(doc: JsonDocument): Outcome<RecorderEntry> {
   if (doc.root.kind !== 'object') return fail('malformed', 'recorder entry is not a JSON object');
   const members = doc.root.members;
+  // Go matches keys case-insensitively: a "Type" would be read as the type this reader ignores.
+  for (const key of members.keys()) {
+    // Upper then lower case folds as Go does for these names (ſ is s, the Kelvin sign k).
+    const folded = key.toUpperCase().toLowerCase();
+    const known = ENTRY_KEYS.find((name) => name !== key && name === folded);
+    if (known !== undefined)
+      return fail(
+        'malformed',
+        `recorder entry field "${key}" differs from "${known}" only in case`,
+      );
+  }
   try {
     const v = readInt(members.get('v'), 'v', 'int');
     const seq = readInt(members.get('seq'), 'seq', 'uint64');

@@ -8,6 +8,7 @@ import {
   verifyEvidence,
 } from '../../src/receipts/evidence.js';
 import { createNodeBackend } from '../../src/receipts/node-backend.js';
+import { parseEntryLine } from '../../src/receipts/recorder.js';
 import { KEY_A, vectorBytes, vectorText } from './vectors.js';
 
 const backend = createNodeBackend();
@@ -18,6 +19,28 @@ test('JSONL splits on \\n only, strips one \\r and skips blank lines', () => {
     { line: 1, text: '{"a":"x\u2028y\u0085z"}' },
     { line: 4, text: '{"b":1}' },
   ]);
+  // Blank as Go's TrimSpace sees it: U+0085 and NBSP are white space, a byte order mark is not.
+  assert.deepEqual(splitJsonl('\u0085\n\u00a0\t\n\ufeff\n{}'), [
+    { line: 3, text: '\ufeff' },
+    { line: 4, text: '{}' },
+  ]);
+});
+
+test('a recorder entry key that differs from a known one only in case is malformed (Go would read it as that one)', () => {
+  for (const [line, key, known] of [
+    ['{"v":1,"seq":0,"Type":"action_receipt"}', 'Type', 'type'],
+    ['{"v":1,"\u017feq":0}', '\u017feq', 'seq'],
+    ['{"v":1,"seq":0,"\u212aind":"x","prev_HASH":""}', 'prev_HASH', 'prev_hash'],
+  ] as const) {
+    const entry = parseEntryLine(line);
+    assert.equal(entry.ok, false, line);
+    if (!entry.ok)
+      assert.equal(
+        entry.failure.message,
+        `recorder entry field "${key}" differs from "${known}" only in case`,
+      );
+  }
+  assert.equal(parseEntryLine('{"v":1,"seq":0,"type":"x","extra":1}').ok, true);
 });
 
 test('evidence files are ordered by their sequence number, not lexicographically', () => {

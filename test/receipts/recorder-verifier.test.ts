@@ -48,9 +48,18 @@ test('the sample session verifies as a whole recorder, its seal anchored', () =>
 test('an entry field the entry hash does not cover is refused', () => {
   const lines = [...sample];
   const last = lines.length - 1;
-  lines[last] = (lines[last] ?? '').replace('"transport":""', '"transport":"","Transport":"x"');
+  const original = lines[last] ?? '';
+  lines[last] = original.replace('"transport":""', '"transport":"","note":"x"');
   const report = verifyText(lines.join(''));
-  assert.match(report.error?.message ?? '', /field "Transport" is not covered by the entry hash/);
+  assert.match(report.error?.message ?? '', /field "note" is not covered by the entry hash/);
+  // A case variant of a known field is refused as it is read: Go would read it as the field.
+  lines[last] = original.replace('"transport":""', '"transport":"","Transport":"x"');
+  const read = readEvidence(lines.join(''));
+  assert.equal(read.ok, false);
+  assert.match(
+    read.ok ? '' : read.failure.message,
+    /line 7: recorder entry field "Transport" differs from "transport" only in case/,
+  );
 });
 
 test('a receipt after the transcript_root is refused', () => {

@@ -79,6 +79,11 @@ const MALFORMED: Array<[string, string, RegExp]> = [
   ['a broken first line', `{"v":1,\n${chainLines[1] ?? ''}\n`, /input: line 1: invalid JSON/],
   ['a broken later line', `${chainLines[0] ?? ''}\n\n{"v":\n`, /input: line 3: invalid JSON/],
   [
+    'a line holding only a byte order mark',
+    `${chainLines[0] ?? ''}\n\ufeff\n`,
+    /input: line 2: invalid JSON/,
+  ],
+  [
     'entries then bare receipts',
     `${chainLines[0] ?? ''}\n${bareReceipts[1] ?? ''}\n`,
     /line 2: bare receipt mixed/,
