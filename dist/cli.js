@@ -17325,7 +17325,7 @@ var require_api_request = __commonJS({
         if (!opts || typeof opts !== "object") {
           throw new InvalidArgumentError("invalid opts");
         }
-        const { signal, method, opaque, body: body2, onInfo, responseHeaders, highWaterMark } = opts;
+        const { signal, method, opaque, body: body2, onInfo, responseHeaders: responseHeaders2, highWaterMark } = opts;
         try {
           if (typeof callback !== "function") {
             throw new InvalidArgumentError("invalid callback");
@@ -17350,7 +17350,7 @@ var require_api_request = __commonJS({
           throw err;
         }
         this.method = method;
-        this.responseHeaders = responseHeaders || null;
+        this.responseHeaders = responseHeaders2 || null;
         this.opaque = opaque || null;
         this.callback = callback;
         this.res = null;
@@ -17385,15 +17385,15 @@ var require_api_request = __commonJS({
         this.context = context2;
       }
       onHeaders(statusCode, rawHeaders, resume, statusMessage) {
-        const { callback, opaque, abort, context: context2, responseHeaders, highWaterMark } = this;
-        const headers = responseHeaders === "raw" ? util.parseRawHeaders(rawHeaders) : util.parseHeaders(rawHeaders);
+        const { callback, opaque, abort, context: context2, responseHeaders: responseHeaders2, highWaterMark } = this;
+        const headers = responseHeaders2 === "raw" ? util.parseRawHeaders(rawHeaders) : util.parseHeaders(rawHeaders);
         if (statusCode < 200) {
           if (this.onInfo) {
             this.onInfo({ statusCode, headers });
           }
           return;
         }
-        const parsedHeaders = responseHeaders === "raw" ? util.parseHeaders(rawHeaders) : headers;
+        const parsedHeaders = responseHeaders2 === "raw" ? util.parseHeaders(rawHeaders) : headers;
         const contentType = parsedHeaders["content-type"];
         const contentLength = parsedHeaders["content-length"];
         const res = new Readable({
@@ -32774,18 +32774,18 @@ var ReceiptChainBuilder = class _ReceiptChainBuilder {
   rotate(newSeed, fields2, open2, endorsement) {
     if (!this.started) throw new Error("cannot rotate the key of an empty chain");
     const priorKey = this.signerKey;
-    const priorSeq = this.nextSeq - 1n;
+    const priorSeq2 = this.nextSeq - 1n;
     const signed = signRotationEndorsement(this.backend, this.seed, {
       session_id: endorsement.sessionId,
       prior_signer_key: priorKey,
-      prior_final_seq: priorSeq,
+      prior_final_seq: priorSeq2,
       prior_tail_hash: this.prevHash,
       new_signer_key: toHex(this.backend.ed25519PublicKey(newSeed)),
       rotated_at: endorsement.rotatedAt
     });
     const marker = {
       prior_signer_key: priorKey,
-      prior_chain_seq: priorSeq,
+      prior_chain_seq: priorSeq2,
       prior_chain_hash: this.prevHash
     };
     this.seed = newSeed;
@@ -32796,7 +32796,7 @@ var ReceiptChainBuilder = class _ReceiptChainBuilder {
       ...open2,
       chain_open_seq: 0n,
       prior_chain_head: this.prevHash,
-      prior_chain_seq: priorSeq
+      prior_chain_seq: priorSeq2
     };
     const first = this.sign(fields2, {
       run_nonce: open2.run_nonce,
@@ -32971,6 +32971,8 @@ var ChainWalker = class {
   segmentStart = 0;
   rootHasOpen = false;
   runs = /* @__PURE__ */ new Map();
+  /** The run of the last session_open not yet closed: heartbeats and the close speak for it. */
+  active;
   usedEndorsements = /* @__PURE__ */ new Set();
   step(receipt) {
     const ar = receipt.action_record;
@@ -33056,7 +33058,7 @@ var ChainWalker = class {
     if (open2.genesis_hash !== genesis) breakChain("genesis", "session_open genesis_hash mismatch");
     if (open2.chain_open_seq !== ar.chain_seq)
       breakChain("genesis", "session_open chain_open_seq does not match receipt chain_seq");
-    if (open2.prior_chain_head !== void 0 || open2.prior_chain_seq !== void 0) {
+    if (priorHead(open2) !== "" || priorSeq(open2) !== 0n) {
       breakChain("genesis", "bound genesis session_open must not carry prior chain tail");
     }
   }
@@ -33066,14 +33068,14 @@ var ChainWalker = class {
     if (!open2) return;
     if (isBoundGenesis(ar.chain_prev_hash))
       breakChain("genesis", "restart session_open must not use a g1 chain_prev_hash");
-    if (open2.genesis_hash !== void 0)
+    if ((open2.genesis_hash ?? "") !== "")
       breakChain("genesis", "restart session_open must not carry genesis_hash");
     if (open2.chain_open_seq !== ar.chain_seq)
       breakChain("genesis", "session_open chain_open_seq does not match receipt chain_seq");
-    if (open2.prior_chain_head !== this.prevHash) {
+    if (priorHead(open2) !== this.prevHash) {
       breakChain("genesis", "restart session_open prior_chain_head does not match prior tail hash");
     }
-    if (open2.prior_chain_seq !== this.prevSeq) {
+    if (priorSeq(open2) !== this.prevSeq) {
       breakChain(
         "genesis",
         "restart session_open prior_chain_seq does not match prior receipt chain_seq"
@@ -33132,6 +33134,7 @@ var ChainWalker = class {
       if (open2.open_nonce === "") breakChain("lifecycle", "session_open missing open_nonce");
       if (this.runs.has(runNonce)) breakChain("lifecycle", "duplicate session_open for run_nonce");
       this.runs.set(runNonce, { openNonce: open2.open_nonce, closed: false });
+      this.active = { runNonce, openNonce: open2.open_nonce };
       return;
     }
     const run = this.runs.get(runNonce);
@@ -33142,6 +33145,7 @@ var ChainWalker = class {
       if (beat.run_nonce !== runNonce) breakChain("lifecycle", "heartbeat run_nonce mismatch");
       if (beat.open_nonce !== run.openNonce)
         breakChain("lifecycle", "heartbeat open_nonce mismatch");
+      this.checkActive("heartbeat", beat);
       if (beat.chain_head !== ar.chain_prev_hash)
         breakChain("lifecycle", "heartbeat chain_head mismatch");
       if (beat.chain_seq_head !== ar.chain_seq - 1n)
@@ -33153,6 +33157,7 @@ var ChainWalker = class {
       if (close.run_nonce !== runNonce) breakChain("lifecycle", "session_close run_nonce mismatch");
       if (close.open_nonce !== run.openNonce)
         breakChain("lifecycle", "session_close open_nonce mismatch");
+      this.checkActive("session_close", close);
       if (close.root_hash !== ar.chain_prev_hash)
         breakChain("lifecycle", "session_close root_hash mismatch");
       if (close.final_seq !== ar.chain_seq)
@@ -33160,9 +33165,20 @@ var ChainWalker = class {
       if (close.receipt_count !== segmentCount)
         breakChain("lifecycle", "session_close receipt_count mismatch");
       run.closed = true;
+      this.active = void 0;
     }
   }
+  /** A heartbeat or close speaks for the run open now, not an earlier one still registered. */
+  checkActive(kind, nonces) {
+    if (this.active === void 0) breakChain("lifecycle", `${kind} has no active session_open`);
+    if (nonces.run_nonce !== this.active.runNonce)
+      breakChain("lifecycle", `${kind} run_nonce does not match active session_open`);
+    if (nonces.open_nonce !== this.active.openNonce)
+      breakChain("lifecycle", `${kind} open_nonce does not match active session_open`);
+  }
 };
+var priorHead = (open2) => open2.prior_chain_head ?? "";
+var priorSeq = (open2) => open2.prior_chain_seq ?? 0n;
 
 // src/receipts/recorder.ts
 var RECORDER_GENESIS = "genesis";
@@ -33221,6 +33237,15 @@ function parseEntryLine(line) {
 function decodeEntry(doc) {
   if (doc.root.kind !== "object") return fail("malformed", "recorder entry is not a JSON object");
   const members2 = doc.root.members;
+  for (const key of members2.keys()) {
+    const folded = key.toUpperCase().toLowerCase();
+    const known = ENTRY_KEYS.find((name) => name !== key && name === folded);
+    if (known !== void 0)
+      return fail(
+        "malformed",
+        `recorder entry field "${key}" differs from "${known}" only in case`
+      );
+  }
   try {
     const v = readInt(members2.get("v"), "v", "int");
     const seq = readInt(members2.get("seq"), "seq", "uint64");
@@ -33465,11 +33490,14 @@ var RecorderVerifier = class {
 var MAX_LINE_BYTES = 1024 * 1024;
 var MAX_SHARD_BYTES = 8 * 1024 * 1024;
 var MAX_SHARDS = 256;
+function isBlankLine(text) {
+  return /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$/.test(text);
+}
 function splitJsonl(text) {
   const out = [];
   text.split("\n").forEach((raw, i) => {
     const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
-    if (line.trim() !== "") out.push({ line: i + 1, text: line });
+    if (!isBlankLine(line)) out.push({ line: i + 1, text: line });
   });
   return out;
 }
@@ -33784,7 +33812,7 @@ var EvidenceStream = class {
       return this.halt(`${where}: longer than ${MAX_LINE_BYTES} bytes`);
     const text = decodeUtf8(body2);
     if (text === void 0) return this.halt(`${where}: not valid UTF-8`);
-    if (text.trim() === "") return;
+    if (isBlankLine(text)) return;
     if (this.auto && !this.sawContent) {
       const parsed = parseJson(text);
       if (!parsed.ok) {
@@ -40281,15 +40309,20 @@ function formatHost(host) {
 }
 
 // src/policy/path.ts
-var ENCODED_SEPARATOR = /%(2e|2f|5c)/gi;
+var ENCODED_SEPARATOR = /%(2e|2f|5c|3b)/gi;
 var PERCENT_ESCAPE = /%[0-9a-f]{2}/gi;
 function pathReadings(pathname) {
-  if (/%(2e|2f|5c)/i.test(decodeEscapes(pathname, PERCENT_ESCAPE))) {
-    return { ok: false, problem: "the path contains a double-encoded dot, slash or backslash" };
+  if (/%(2e|2f|5c|3b)/i.test(decodeEscapes(pathname, PERCENT_ESCAPE))) {
+    return {
+      ok: false,
+      problem: "the path contains a double-encoded dot, slash, backslash or semicolon"
+    };
   }
   const sent = uppercaseEscapes(pathname);
-  const resolved = collapse(decodeEscapes(sent, ENCODED_SEPARATOR).replaceAll("\\", "/"));
-  return { ok: true, readings: resolved === sent ? [sent] : [sent, resolved] };
+  const decoded = decodeEscapes(sent, ENCODED_SEPARATOR).replaceAll("\\", "/");
+  const withoutParameters = decoded.replace(/;[^/]*/g, "");
+  const readings = [sent, collapse(decoded), collapse(withoutParameters)];
+  return { ok: true, readings: [...new Set(readings)] };
 }
 function decodeEscapes(text, escapes) {
   return text.replace(escapes, (escape2) => String.fromCharCode(parseInt(escape2.slice(1), 16)));
@@ -41145,6 +41178,9 @@ function decide(policy, request) {
   if (closest === void 0) throw new Error("unreachable: candidates without an outcome");
   return refuse(policy, closest.layer, closest.reason, closest.rule, target);
 }
+function ruleAllows(rule, method, target) {
+  return judge(rule, method.toUpperCase(), target).allowed;
+}
 function judge(rule, method, target) {
   const where = `egress[${rule.index}] (${rule.destination.canonical})`;
   if (!portAllowed(rule, target.port)) {
@@ -41352,13 +41388,18 @@ var SPECIAL_RANGES = [
   range("240.0.0.0/4", "reserved"),
   range("::/128", "unspecified"),
   range("::1/128", "loopback"),
+  // After :: and ::1, which it contains.
+  range("::/96", "IPv4-compatible (deprecated, embeds an IPv4 address)"),
+  range("::ffff:0:0:0/96", "IPv4-translated (embeds an IPv4 address)"),
   range("64:ff9b::/96", "NAT64 (embeds an IPv4 address)"),
   range("64:ff9b:1::/48", "NAT64 (embeds an IPv4 address)"),
   range("100::/64", "discard"),
+  range("2001::/32", "Teredo (embeds an IPv4 address)"),
   range("2001:db8::/32", "documentation"),
   range("2002::/16", "6to4 (embeds an IPv4 address)"),
   range("fc00::/7", "unique local (private)"),
   range("fe80::/10", "link-local"),
+  range("fec0::/10", "site-local (deprecated, private)"),
   range("ff00::/8", "multicast")
 ];
 function specialAddressKind(ip) {
@@ -41370,19 +41411,25 @@ function parseResolvedAddress(text) {
   const v6 = parseIpv6(text.replace(/%.*$/, ""));
   return v6 === void 0 ? void 0 : ipv6Address(v6);
 }
-function namedByPolicy(policy, ip) {
-  return policy.egress.some((rule) => hostMatches(rule.destination.host, { kind: "ip", ip }));
+function allowedThere(policy, ip, request) {
+  const naming = policy.egress.filter(
+    (rule) => hostMatches(rule.destination.host, { kind: "ip", ip })
+  );
+  return request.methods.every(
+    (method) => naming.some((rule) => ruleAllows(rule, method, request.target))
+  );
 }
-function checkResolvedAddresses(policy, host, addresses) {
+function checkResolvedAddresses(policy, request, addresses) {
+  const host = formatHost(request.target.host);
   const [first] = addresses;
   if (first === void 0)
     return { ok: false, reason: `SSRF check failed: ${host} resolved to no address` };
   for (const ip of addresses) {
     const kind = specialAddressKind(ip);
-    if (kind !== void 0 && !namedByPolicy(policy, ip)) {
+    if (kind !== void 0 && !allowedThere(policy, ip, request)) {
       return {
         ok: false,
-        reason: `SSRF blocked: ${host} resolves to ${kind} address ${formatIp(ip)}; name it as an IP or CIDR destination to allow it`
+        reason: `SSRF blocked: ${host} resolves to ${kind} address ${formatIp(ip)}; only a rule naming that address (an IP or CIDR destination) that allows this request lets it through`
       };
     }
   }
@@ -41396,9 +41443,26 @@ import { randomUUID as randomUUID2 } from "node:crypto";
 
 // src/engine/admission.ts
 import { randomUUID } from "node:crypto";
+var METHOD_OVERRIDE_HEADERS = ["x-http-method-override", "x-http-method", "x-method-override"];
+function methodOverrides(headers) {
+  return METHOD_OVERRIDE_HEADERS.flatMap((header) => {
+    const value = headers[header];
+    return (Array.isArray(value) ? value : value === void 0 ? [] : [value]).map((method) => ({
+      header,
+      method: method.trim().toUpperCase()
+    }));
+  });
+}
 async function admit(context2, request, inspect) {
   const method = request.method === "WS" ? "GET" : request.method;
-  const decision = decide(context2.policy, { method, target: request.target });
+  const decision = strictest([
+    decide(context2.policy, { method, target: request.target }),
+    // A request is judged as every method it may be taken for.
+    ...(request.methodOverrides ?? []).map(({ header, method: asked }) => {
+      const judged = decide(context2.policy, { method: asked, target: request.target });
+      return { ...judged, reason: `${header} asks for ${asked}: ${judged.reason}` };
+    })
+  ]);
   const leak = context2.scanner.scanUrl(
     request.target,
     decision.target?.host ?? NO_HOST,
@@ -41428,18 +41492,20 @@ async function admit(context2, request, inspect) {
   }
   const target = decision.target;
   if (target === void 0) throw new Error("unreachable: an allowed decision has a target");
-  let address = request.address;
-  if (address === void 0) {
-    let addresses;
+  let addresses;
+  if (request.address !== void 0) {
+    addresses = [request.address];
+  } else {
     try {
       addresses = await context2.resolver.resolve(target.host);
     } catch (error2) {
       return refuse2(403, "ssrf", `SSRF check failed: ${error2.message}`);
     }
-    const checked = checkResolvedAddresses(context2.policy, formatHost(target.host), addresses);
-    if (!checked.ok) return refuse2(403, "ssrf", checked.reason);
-    address = checked.address;
   }
+  const methods = [method, ...(request.methodOverrides ?? []).map((o) => o.method)];
+  const checked = checkResolvedAddresses(context2.policy, { methods, target }, addresses);
+  if (!checked.ok) return refuse2(403, "ssrf", checked.reason);
+  const address = checked.address;
   const inspected = await inspect?.(decision);
   if (inspected) return refuse2(inspected.status, inspected.layer, inspected.reason);
   const admitted = decision.verdict === "warn" ? {
@@ -41488,6 +41554,10 @@ var NO_HOST = { kind: "name", name: "" };
 function redactUserinfo(target) {
   return target.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/?#]*@/, "$1[REDACTED]@");
 }
+function strictest([first, ...rest]) {
+  const all = [first, ...rest];
+  return all.find((d) => d.verdict === "block") ?? all.find((d) => d.verdict === "warn") ?? first;
+}
 
 // src/engine/dlp/detectors.ts
 var builtin = (name, source, flags = "") => ({
@@ -41495,35 +41565,40 @@ var builtin = (name, source, flags = "") => ({
   pattern: new RegExp(source, `g${flags}`)
 });
 var LONGEST = 65536;
+var START = "(?<![A-Za-z0-9])";
+var END = "(?![A-Za-z0-9])";
 var BUILTIN_DETECTORS = [
-  builtin("github-token", String.raw`\bgh[pousr]_[A-Za-z0-9]{36,255}\b`),
-  builtin("github-fine-grained-token", String.raw`\bgithub_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}\b`),
+  builtin("github-token", String.raw`${START}gh[pousr]_[A-Za-z0-9]{36,255}`),
+  builtin(
+    "github-fine-grained-token",
+    String.raw`${START}github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}${END}`
+  ),
   builtin(
     "aws-access-key-id",
-    String.raw`\b(?:AKIA|ASIA|AROA|AIDA|AGPA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b`
+    String.raw`${START}(?:AKIA|ASIA|AROA|AIDA|AGPA|ANPA|ANVA|AIPA)[A-Z0-9]{16}${END}`
   ),
   builtin(
     "aws-secret-access-key",
     String.raw`aws.{0,20}secret.{0,20}?[=:"' ]{1,4}[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])`,
     "i"
   ),
-  builtin("slack-token", String.raw`\bxox[abposr]-[A-Za-z0-9-]{10,${LONGEST}}`),
-  builtin("anthropic-api-key", String.raw`\bsk-ant-[A-Za-z0-9_-]{20,${LONGEST}}`),
+  builtin("slack-token", String.raw`${START}xox[abposr]-[A-Za-z0-9-]{10,${LONGEST}}`),
+  builtin("anthropic-api-key", String.raw`${START}sk-ant-[A-Za-z0-9_-]{20,${LONGEST}}`),
   builtin(
     "openai-api-key",
-    String.raw`\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,${LONGEST}}`
+    String.raw`${START}sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,${LONGEST}}`
   ),
-  builtin("google-api-key", String.raw`\bAIza[0-9A-Za-z_-]{35}`),
-  builtin("npm-token", String.raw`\bnpm_[A-Za-z0-9]{36}\b`),
-  builtin("pypi-token", String.raw`\bpypi-[A-Za-z0-9_-]{50,${LONGEST}}`),
-  builtin("stripe-key", String.raw`\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,${LONGEST}}`),
+  builtin("google-api-key", String.raw`${START}AIza[0-9A-Za-z_-]{35}`),
+  builtin("npm-token", String.raw`${START}npm_[A-Za-z0-9]{36}${END}`),
+  builtin("pypi-token", String.raw`${START}pypi-[A-Za-z0-9_-]{50,${LONGEST}}`),
+  builtin("stripe-key", String.raw`${START}(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,${LONGEST}}`),
   builtin(
     "private-key",
     String.raw`-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY-----`
   ),
   builtin(
     "jwt",
-    String.raw`\beyJ[A-Za-z0-9_-]{10,${LONGEST}}\.eyJ[A-Za-z0-9_-]{10,${LONGEST}}\.[A-Za-z0-9_-]{10,${LONGEST}}`
+    String.raw`${START}eyJ[A-Za-z0-9_-]{10,${LONGEST}}\.eyJ[A-Za-z0-9_-]{10,${LONGEST}}\.[A-Za-z0-9_-]{10,${LONGEST}}`
   ),
   builtin(
     "credential-in-url",
@@ -41600,11 +41675,12 @@ var BASE64_CHAR = Uint8Array.from(
   { length: 128 },
   (_, code2) => /[A-Za-z0-9+/_-]/.test(String.fromCharCode(code2)) ? 1 : 0
 );
-var WRAPPED_LINE = 60;
+var NARROWEST_WRAP = 4;
 var isBase64 = (code2) => code2 < 128 && BASE64_CHAR[code2] === 1;
 function base64Runs(text) {
   const runs = [];
   let wrapped = "";
+  let width = 0;
   let start = -1;
   const length = text.length;
   for (let i = 0; i < length; i++) {
@@ -41614,17 +41690,20 @@ function base64Runs(text) {
       continue;
     }
     if (start < 0) continue;
-    if ((code2 === 10 || code2 === 13) && i - start >= WRAPPED_LINE) {
+    const line = i - start;
+    if ((code2 === 10 || code2 === 13) && (width === 0 ? line >= NARROWEST_WRAP : line === width)) {
       const next = code2 === 13 && text.charCodeAt(i + 1) === 10 ? i + 2 : i + 1;
       if (next < length && isBase64(text.charCodeAt(next))) {
         wrapped += text.slice(start, i);
+        width = line;
         start = -1;
         i = next - 1;
         continue;
       }
     }
-    if (wrapped.length + i - start >= MIN_RUN) runs.push(wrapped + text.slice(start, i));
+    if (wrapped.length + line >= MIN_RUN) runs.push(wrapped + text.slice(start, i));
     wrapped = "";
+    width = 0;
     start = -1;
   }
   if (start >= 0 && wrapped.length + length - start >= MIN_RUN)
@@ -41673,7 +41752,7 @@ function singleCaseRuns(chars, table) {
   return runs;
 }
 var BASE32_CLASSES = classes("234567", "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
-var HEX_CLASSES = classes("0123456789", "ABCDEF");
+var HEX_CLASSES = classes("0123456789abcdefABCDEF", "");
 var ENCODINGS = [
   {
     name: "base64",
@@ -41790,7 +41869,7 @@ function secretForms(value) {
 function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.patternScanMs) {
   const bound = secrets.filter((secret) => secret.value !== "").map((secret) => {
     const forms = secretForms(secret.value);
-    const compact = forms.map(withoutSeparators).filter((form) => form.length >= 8);
+    const compact = forms.map((form) => withoutSeparators(form).toLowerCase()).filter((form) => form.length >= 8);
     const longestFirst = [...forms].sort((a, b) => b.length - a.length);
     return { ...secret, forms, compact, longestFirst };
   });
@@ -41814,13 +41893,17 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
   );
   const findIn = (seen, allowed, withDetectors) => {
     if (!withDetectors && bound.every((secret) => allowed.includes(secret))) return void 0;
-    const allowedForms = allowed.flatMap((secret) => secret.forms);
+    const allowedForms = allowed.flatMap((secret) => secret.longestFirst).sort((a, b) => b.length - a.length);
+    const withoutAllowed = (views) => allowedForms.length === 0 ? views : views.map((view) => ({
+      ...view,
+      text: allowedForms.reduce((text, form) => text.replaceAll(form, ""), view.text)
+    }));
     let where = seen[0]?.where ?? "";
     const boundIn = (views) => {
       for (const secret of bound) {
         if (allowed.includes(secret)) continue;
         for (const view of views) {
-          const candidates2 = view.where === HOST ? secret.compact : secret.forms;
+          const candidates2 = view.compact ? secret.compact : secret.forms;
           if (candidates2.some((candidate) => view.text.includes(candidate))) {
             return { detector: `secret:${secret.env}`, where: view.where, forms: secret.forms };
           }
@@ -41834,22 +41917,22 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
         running = detector.name;
         for (const view of views) {
           where = view.where;
-          if (!probe2.test(view.text)) continue;
-          for (const match of view.text.matchAll(detector.pattern)) {
-            if (allowedForms.some((form) => form.includes(match[0]) || match[0].includes(form)))
-              continue;
-            return { detector: detector.name, where: view.where, forms: [match[0]] };
-          }
+          const match = probe2.exec(view.text);
+          if (match) return { detector: detector.name, where: view.where, forms: [match[0]] };
         }
       }
       return void 0;
     };
     let decoded;
     const decodings = () => decoded ??= decodedViews(seen);
+    let seenClean;
+    const seenForDetectors = () => seenClean ??= withoutAllowed(seen);
+    let decodedClean;
+    const decodedForDetectors = () => decodedClean ??= withoutAllowed(decodings());
     try {
-      return boundIn(seen) ?? detectedIn(seen, builtinProbes) ?? boundIn(decodings()) ?? detectedIn(decodings(), builtinProbes) ?? // The policy's patterns last, over everything at once: one time limit for the scan.
+      return boundIn(seen) ?? detectedIn(seenForDetectors(), builtinProbes) ?? boundIn(decodings()) ?? detectedIn(decodedForDetectors(), builtinProbes) ?? // The policy's patterns last, over everything at once: one time limit for the scan.
       (withDetectors ? policyInTime(
-        () => detectedIn(seen, policyProbes) ?? detectedIn(decodings(), policyProbes),
+        () => detectedIn(seenForDetectors(), policyProbes) ?? detectedIn(decodedForDetectors(), policyProbes),
         void 0
       ) : void 0);
     } catch (error2) {
@@ -41904,8 +41987,17 @@ var HOST = "host name";
 function urlViews(target, host) {
   const views = [{ text: target, where: "URL" }];
   for (const decoded of percentDecodings(target)) views.push({ text: decoded, where: "URL" });
-  if (host.kind === "name") views.push({ text: withoutSeparators(host.name), where: HOST });
+  if (host.kind === "name") {
+    views.push({ text: hostAsSent(target).replaceAll(".", ""), where: HOST });
+    views.push({ text: withoutSeparators(host.name), where: HOST, compact: true });
+  }
   return views;
+}
+function hostAsSent(target) {
+  const scheme = target.indexOf("://");
+  const rest = scheme >= 0 ? target.slice(scheme + 3) : target;
+  const authority = /^[^/?#]*/.exec(rest)?.[0] ?? "";
+  return authority.slice(authority.lastIndexOf("@") + 1);
 }
 function percentDecodings(text) {
   const decodings = [];
@@ -41930,7 +42022,7 @@ function redact(detector, target, forms) {
   const label = `[REDACTED:${detector}]`;
   const replaced = forms.reduce((text, form) => text.replaceAll(form, label), target);
   const leftover = forms.some(
-    (form) => percentDecodings(replaced).some((decoded) => decoded.includes(form)) || withoutSeparators(replaced).includes(withoutSeparators(form))
+    (form) => percentDecodings(replaced).some((decoded) => decoded.includes(form)) || withoutSeparators(replaced).toLowerCase().includes(withoutSeparators(form).toLowerCase())
   );
   return replaced === target || leftover ? label : replaced;
 }
@@ -41956,7 +42048,9 @@ function headerViews(headers) {
 function bodyViews(body2, contentEncoding, maxBytes) {
   const decoded = decode2(body2, contentEncoding, maxBytes);
   if (!decoded.ok) return decoded;
-  return { ok: true, views: textViews(decoded.body.toString("utf8"), "body") };
+  const views = textViews(decoded.body.toString("utf8"), "body");
+  if (decoded.body !== body2) views.unshift({ text: body2.toString("utf8"), where: "body" });
+  return { ok: true, views };
 }
 function textViews(text, where) {
   const views = [{ text, where }];
@@ -41964,9 +42058,19 @@ function textViews(text, where) {
   const decodings = percentDecodings(form);
   if (decodings.length > 0) for (const decoded of decodings) views.push({ text: decoded, where });
   else if (form !== text) views.push({ text: form, where, decodeRuns: false });
-  const strings = jsonStrings(text);
+  const strings = jsonStrings(text) ?? jsonUnescaped(text);
   if (strings !== void 0) views.push({ text: strings, where });
   return views;
+}
+var JSON_ESCAPE = /\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))/g;
+var ESCAPED = { b: "\b", f: "\f", n: "\n", r: "\r", t: "	" };
+function jsonUnescaped(text) {
+  if (!text.includes("\\")) return void 0;
+  const unescaped = text.replace(
+    JSON_ESCAPE,
+    (_escape, code2, char) => code2 !== void 0 ? String.fromCharCode(parseInt(code2, 16)) : ESCAPED[char] ?? char
+  );
+  return unescaped === text ? void 0 : unescaped;
 }
 function jsonStrings(text) {
   const start = text.trimStart()[0];
@@ -41993,19 +42097,25 @@ function jsonStrings(text) {
   }
   return out.join("\n");
 }
+var measured = (decompress) => (body2, maxOutputLength) => {
+  const options = { maxOutputLength, info: true };
+  return decompress(body2, options);
+};
+var inflateZlib = measured(inflateSync);
+var inflateRaw = measured(inflateRawSync);
 var DECODERS = {
-  gzip: (body2, maxOutputLength) => gunzipSync(body2, { maxOutputLength }),
-  "x-gzip": (body2, maxOutputLength) => gunzipSync(body2, { maxOutputLength }),
+  gzip: measured(gunzipSync),
+  "x-gzip": measured(gunzipSync),
   // "deflate" is zlib-wrapped by the standard, raw in some clients' hands: accept both.
   deflate: (body2, maxOutputLength) => {
     try {
-      return inflateSync(body2, { maxOutputLength });
+      return inflateZlib(body2, maxOutputLength);
     } catch (error2) {
       if (error2 instanceof RangeError) throw error2;
-      return inflateRawSync(body2, { maxOutputLength });
+      return inflateRaw(body2, maxOutputLength);
     }
   },
-  br: (body2, maxOutputLength) => brotliDecompressSync(body2, { maxOutputLength })
+  br: measured(brotliDecompressSync)
 };
 function decode2(body2, contentEncoding, maxBytes) {
   const codings = (contentEncoding ?? "").split(",").map((coding) => coding.trim().toLowerCase()).filter((coding) => coding !== "" && coding !== "identity");
@@ -42014,14 +42124,22 @@ function decode2(body2, contentEncoding, maxBytes) {
     const decoder = DECODERS[coding];
     if (decoder === void 0)
       return { ok: false, reason: `cannot scan a body with Content-Encoding ${coding}` };
+    let result;
     try {
-      current = decoder(current, maxBytes);
+      result = decoder(current, maxBytes);
     } catch (error2) {
       return {
         ok: false,
         reason: error2 instanceof RangeError ? `the ${coding}-decoded body exceeds the scan limit of ${maxBytes} bytes` : `the ${coding}-encoded body cannot be decoded for scanning (${error2.message})`
       };
     }
+    const trailing = current.length - result.engine.bytesWritten;
+    if (trailing > 0)
+      return {
+        ok: false,
+        reason: `the ${coding}-encoded body has ${trailing} bytes after the end of its compressed data, which cannot be scanned`
+      };
+    current = result.buffer;
   }
   return { ok: true, body: current };
 }
@@ -42029,6 +42147,73 @@ function decode2(body2, contentEncoding, maxBytes) {
 // src/engine/forward.ts
 import { EventEmitter } from "node:events";
 import { Transform } from "node:stream";
+
+// src/engine/refusal.ts
+var BLOCK_HEADER = "X-Pipelock-Egress-Block";
+var STATUS_TEXT = {
+  400: "Bad Request",
+  403: "Forbidden",
+  408: "Request Timeout",
+  413: "Content Too Large",
+  431: "Request Header Fields Too Large",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout"
+};
+function body(refusal) {
+  return `blocked: ${refusal.reason}
+`;
+}
+function refuseResponse(res, refusal) {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const text = body(refusal);
+  res.writeHead(refusal.status, {
+    "Content-Type": "text/plain; charset=utf-8",
+    "Content-Length": Buffer.byteLength(text),
+    [BLOCK_HEADER]: refusal.layer
+  });
+  res.end(text);
+}
+function refuseSocket(socket, refusal) {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const text = body(refusal);
+  socket.end(
+    `HTTP/1.1 ${refusal.status} ${STATUS_TEXT[refusal.status] ?? "Error"}\r
+Content-Type: text/plain; charset=utf-8\r
+Content-Length: ${Buffer.byteLength(text)}\r
+${BLOCK_HEADER}: ${refusal.layer}\r
+Connection: close\r
+\r
+${text}`
+  );
+}
+function clientErrorRefusal(error2, limits) {
+  if (error2.code === "HPE_HEADER_OVERFLOW")
+    return {
+      status: 431,
+      layer: "limit",
+      reason: `the request headers exceed ${limits.maxHeaderBytes} bytes`
+    };
+  if (error2.code === "ERR_HTTP_REQUEST_TIMEOUT")
+    return {
+      status: 408,
+      layer: "limit",
+      reason: `the request was not received within ${limits.requestTimeoutMs} ms`
+    };
+  return {
+    status: 400,
+    layer: "request",
+    reason: `malformed request refused (${error2.code ?? "parse error"}: ${error2.message})`
+  };
+}
+
+// src/engine/forward.ts
 var HOP_BY_HOP = /* @__PURE__ */ new Set([
   "connection",
   "keep-alive",
@@ -42101,8 +42286,7 @@ async function forwardRequest(req, res, send, target, limits, readBody2) {
       body: body2,
       signal: cancel
     });
-    const headers = endToEndHeaders(flatten(response.headers));
-    res.writeHead(response.statusCode, headers);
+    res.writeHead(response.statusCode, responseHeaders(flatten(response.headers)));
     const bytes = await relayBody(response.body, res);
     return { ok: true, status: response.statusCode, bytes };
   } catch (error2) {
@@ -42148,12 +42332,13 @@ function framingRefusal(headers, maxBodyBytes) {
 function hasBody(req) {
   return req.headers["content-length"] !== void 0 ? req.headers["content-length"] !== "0" : req.headers["transfer-encoding"] !== void 0;
 }
-function requestHeaders(rawHeaders) {
-  const kept = endToEndHeaders(rawHeaders);
+var ENGINE_ONLY = /* @__PURE__ */ new Set([BLOCK_HEADER.toLowerCase()]);
+var requestHeaders = (raw) => withoutNames(endToEndHeaders(raw), ANSWERED_HERE);
+var responseHeaders = (raw) => withoutNames(endToEndHeaders(raw), ENGINE_ONLY);
+function withoutNames(flat, names) {
   const out = [];
-  for (let i = 0; i < kept.length; i += 2) {
-    if (!ANSWERED_HERE.has((kept[i] ?? "").toLowerCase()))
-      out.push(kept[i] ?? "", kept[i + 1] ?? "");
+  for (let i = 0; i < flat.length; i += 2) {
+    if (!names.has((flat[i] ?? "").toLowerCase())) out.push(flat[i] ?? "", flat[i + 1] ?? "");
   }
   return out;
 }
@@ -42496,71 +42681,6 @@ var UpstreamPools = class {
 };
 function isIpLiteral(hostname) {
   return hostname.startsWith("[") || /^[0-9.]+$/.test(hostname);
-}
-
-// src/engine/refusal.ts
-var BLOCK_HEADER = "X-Pipelock-Egress-Block";
-var STATUS_TEXT = {
-  400: "Bad Request",
-  403: "Forbidden",
-  408: "Request Timeout",
-  413: "Content Too Large",
-  431: "Request Header Fields Too Large",
-  502: "Bad Gateway",
-  503: "Service Unavailable",
-  504: "Gateway Timeout"
-};
-function body(refusal) {
-  return `blocked: ${refusal.reason}
-`;
-}
-function refuseResponse(res, refusal) {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const text = body(refusal);
-  res.writeHead(refusal.status, {
-    "Content-Type": "text/plain; charset=utf-8",
-    "Content-Length": Buffer.byteLength(text),
-    [BLOCK_HEADER]: refusal.layer
-  });
-  res.end(text);
-}
-function refuseSocket(socket, refusal) {
-  if (!socket.writable) {
-    socket.destroy();
-    return;
-  }
-  const text = body(refusal);
-  socket.end(
-    `HTTP/1.1 ${refusal.status} ${STATUS_TEXT[refusal.status] ?? "Error"}\r
-Content-Type: text/plain; charset=utf-8\r
-Content-Length: ${Buffer.byteLength(text)}\r
-${BLOCK_HEADER}: ${refusal.layer}\r
-Connection: close\r
-\r
-${text}`
-  );
-}
-function clientErrorRefusal(error2, limits) {
-  if (error2.code === "HPE_HEADER_OVERFLOW")
-    return {
-      status: 431,
-      layer: "limit",
-      reason: `the request headers exceed ${limits.maxHeaderBytes} bytes`
-    };
-  if (error2.code === "ERR_HTTP_REQUEST_TIMEOUT")
-    return {
-      status: 408,
-      layer: "limit",
-      reason: `the request was not received within ${limits.requestTimeoutMs} ms`
-    };
-  return {
-    status: 400,
-    layer: "request",
-    reason: `malformed request refused (${error2.code ?? "parse error"}: ${error2.message})`
-  };
 }
 
 // src/engine/request-targets.ts
@@ -42923,25 +43043,23 @@ function loadWs() {
 }
 async function relayWebSocket(context2, req, socket, head, request) {
   const forwarded = forwardedHeaders(req.rawHeaders);
+  const protocols = headerList(req.headers["sec-websocket-protocol"]);
   const scanner = context2.admission.scanner;
   let scanMessages = false;
   const inspect = async (decision) => {
     const target2 = decision.target;
     if (target2 === void 0) return void 0;
+    const problem = handshakeProblem(req, request.target, protocols);
+    if (problem) return { status: 400, layer: "request", reason: problem };
     scanMessages = context2.frameScan || scanner.guards(target2.host, target2.port);
-    const finding = scanner.scanContent(
-      headerViews(forwarded),
-      target2.host,
-      target2.port,
-      decision.scan
-    );
+    const sent = [...forwarded, ...protocols.flatMap((name) => ["Sec-WebSocket-Protocol", name])];
+    const finding = scanner.scanContent(headerViews(sent), target2.host, target2.port, decision.scan);
     return finding && dlpRefusal(finding);
   };
   const admission = await admit(context2.admission, request, inspect);
   if (!admission.admitted) return refuseSocket(socket, admission.refusal);
   const target = admission.decision.target;
   if (target?.kind !== "url") throw new Error("unreachable: a WebSocket target is a URL");
-  const protocols = headerList(req.headers["sec-websocket-protocol"]);
   const { default: WebSocketClient, WebSocketServer: WebSocketServer2 } = await loadWs();
   const upstream = await openUpstream(
     WebSocketClient,
@@ -42979,11 +43097,33 @@ async function relayWebSocket(context2, req, socket, head, request) {
     return;
   }
   const untrack = context2.track(socket);
-  const client = await new Promise(
-    (resolve2) => server.handleUpgrade(req, socket, head, resolve2)
-  );
-  await relayMessages(context2, client, upstream.socket, admission.entry, scanMessages, target);
+  const client = await new Promise((resolve2) => {
+    socket.once("close", () => resolve2(void 0));
+    server.handleUpgrade(req, socket, head, resolve2);
+  });
+  if (client === void 0) {
+    upstream.socket.terminate();
+    await context2.record(outcomeOf(admission.entry, "status=400 reason=client_handshake_rejected"));
+  } else {
+    const pair = { client, upstream: upstream.socket, clientSocket: socket };
+    await relayMessages(context2, pair, admission.entry, scanMessages, target);
+  }
   untrack();
+}
+var TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+function handshakeProblem(req, target, protocols) {
+  if (new URL(target).hash !== "") return "a WebSocket URL has no #fragment (RFC 6455 3)";
+  if (req.method !== "GET") return `a WebSocket handshake is a GET, not ${req.method ?? ""}`;
+  if (!/^[+/0-9A-Za-z]{22}==$/.test(req.headers["sec-websocket-key"] ?? ""))
+    return "the WebSocket handshake has no valid Sec-WebSocket-Key";
+  if (req.headers["sec-websocket-version"] !== "13")
+    return "the WebSocket handshake must ask for Sec-WebSocket-Version 13";
+  const malformed = protocols.find(
+    (name, at) => !TOKEN.test(name) || protocols.indexOf(name) !== at
+  );
+  if (malformed !== void 0)
+    return `the Sec-WebSocket-Protocol ${JSON.stringify(malformed)} is not a token, or is named twice`;
+  return void 0;
 }
 function openUpstream(WebSocketClient, context2, url, protocols, headers, dial) {
   return new Promise((resolve2) => {
@@ -43025,8 +43165,12 @@ function openUpstream(WebSocketClient, context2, url, protocols, headers, dial) 
     );
   });
 }
-function relayMessages(context2, client, upstream, entry, scanMessages, target) {
+function relayMessages(context2, { client, upstream, clientSocket }, entry, scanMessages, target) {
   const tally = { sent: 0, received: 0, blocked: 0, reason: "complete" };
+  clientSocket.setTimeout(context2.idleMs, () => {
+    if (tally.reason === "complete") tally.reason = "idle";
+    client.terminate();
+  });
   const block = (refusal) => {
     tally.blocked++;
     tally.reason = `blocked ${refusal.layer}`;
@@ -43082,7 +43226,15 @@ function relayMessages(context2, client, upstream, entry, scanMessages, target) 
     };
     client.on("close", (code2) => closed("client", code2, upstream));
     upstream.on("close", (code2) => closed("upstream", code2, client));
-    client.on("error", () => client.terminate());
+    client.on("error", (error2) => {
+      if (tally.blocked === 0)
+        block({
+          status: 400,
+          layer: error2.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH" ? "limit" : "websocket",
+          reason: `the client's message was refused: ${error2.message}`
+        });
+      client.terminate();
+    });
     upstream.on("error", () => upstream.terminate());
   });
 }
@@ -43163,6 +43315,7 @@ var Engine = class {
       trust,
       maxMessageBytes: this.limits.maxMessageBytes,
       handshakeTimeoutMs: this.limits.upstreamTimeoutMs,
+      idleMs: this.limits.tunnelIdleMs,
       record: (entry) => this.record(entry),
       track: (socket) => {
         this.tunnels.add(socket);
@@ -43214,6 +43367,12 @@ var Engine = class {
   admission;
   webSockets;
   tunnels = /* @__PURE__ */ new Set();
+  /**
+   * Connections whose request was refused with its body unread and undelimitable (or too
+   * large to drain): they close after the refusal, and the parse error their end raises is
+   * that request's, already recorded, not another one.
+   */
+  closingAfterRefusal = /* @__PURE__ */ new WeakSet();
   /** Request and tunnel handlers still running: their receipts must land before the seal. */
   pending = /* @__PURE__ */ new Set();
   scanBudget;
@@ -43365,8 +43524,11 @@ var Engine = class {
     const framing = framingRefusal(req.headers, this.limits.maxBodyBytes);
     if (framing) {
       const { transport, method, target, requestId } = request;
+      res.shouldKeepAlive = false;
+      this.closingAfterRefusal.add(req.socket);
       return this.refuseUnadmitted(res, transport, method, target, requestId, framing);
     }
+    const judged = { ...request, methodOverrides: methodOverrides(req.headers) };
     const inspection = new RequestInspection(
       req,
       res,
@@ -43375,7 +43537,7 @@ var Engine = class {
       this.scanBudget
     );
     try {
-      await this.forwardInspected(req, res, request, inspection);
+      await this.forwardInspected(req, res, judged, inspection);
     } finally {
       inspection.release();
     }
@@ -43506,7 +43668,7 @@ var Engine = class {
       layer: "request",
       reason: "not a proxy request; use an absolute URL (http://host/path), CONNECT host:port, or GET /health"
     };
-    refuseResponse(res, refusal);
+    this.failRequest("forward", req, res, refusal);
   }
   async onConnect(req, socket, head) {
     this.counters.requests++;
@@ -43517,7 +43679,7 @@ var Engine = class {
       const refusal = {
         status: 503,
         layer: "limit",
-        reason: `too many active tunnels (limit ${this.limits.maxActiveTunnels})`
+        reason: `too many active tunnels and WebSockets (limit ${this.limits.maxActiveTunnels})`
       };
       this.recordBlock(this.unadmitted("connect", "CONNECT", target, requestId), refusal);
       return refuseSocket(socket, refusal);
@@ -43676,6 +43838,14 @@ var Engine = class {
         reason: "WebSocket is not enabled by the policy (websocket.enabled: false)"
       });
     }
+    if (!tunnel && this.counters.activeTunnels >= this.limits.maxActiveTunnels) {
+      return refuse2(located.target, {
+        status: 503,
+        layer: "limit",
+        reason: `too many active tunnels and WebSockets (limit ${this.limits.maxActiveTunnels})`
+      });
+    }
+    if (!tunnel) this.counters.activeTunnels++;
     this.track(
       relayWebSocket(this.webSockets, req, socket, head, {
         method: "WS",
@@ -43683,12 +43853,14 @@ var Engine = class {
         transport,
         requestId,
         ...tunnel ? { address: tunnel.address } : {}
+      }).finally(() => {
+        if (!tunnel) this.counters.activeTunnels--;
       }),
       (refusal) => this.failSocket(transport, "WS", located.target, socket, refusal)
     );
   }
   onClientError(error2, socket, transport = "forward") {
-    if (socket.destroyed || !socket.writable || error2.code === "ECONNRESET") {
+    if (socket.destroyed || !socket.writable || error2.code === "ECONNRESET" || this.closingAfterRefusal.has(socket)) {
       socket.destroy();
       return;
     }
