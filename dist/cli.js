@@ -41447,10 +41447,8 @@ var METHOD_OVERRIDE_HEADERS = ["x-http-method-override", "x-http-method", "x-met
 function methodOverrides(headers) {
   return METHOD_OVERRIDE_HEADERS.flatMap((header) => {
     const value = headers[header];
-    return (Array.isArray(value) ? value : value === void 0 ? [] : [value]).map((method) => ({
-      header,
-      method: method.trim().toUpperCase()
-    }));
+    const values = Array.isArray(value) ? value : value === void 0 ? [] : [value];
+    return values.flatMap((text) => text.split(",")).map((method) => ({ header, method: method.trim().toUpperCase() }));
   });
 }
 async function admit(context2, request, inspect) {

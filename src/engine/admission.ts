@@ -36,13 +36,14 @@ export interface MethodOverride {
 /** Headers many frameworks take as the request's real method. */
 const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'];
 
+/** Each method asked for (a repeated header arrives joined with commas). */
 export function methodOverrides(headers: IncomingHttpHeaders): MethodOverride[] {
   return METHOD_OVERRIDE_HEADERS.flatMap((header) => {
     const value = headers[header];
-    return (Array.isArray(value) ? value : value === undefined ? [] : [value]).map((method) => ({
-      header,
-      method: method.trim().toUpperCase(),
-    }));
+    const values = Array.isArray(value) ? value : value === undefined ? [] : [value];
+    return values
+      .flatMap((text) => text.split(','))
+      .map((method) => ({ header, method: method.trim().toUpperCase() }));
   });
 }
 

@@ -372,6 +372,10 @@ test('a method-override header is judged as the method it asks for', async () =>
         ),
       );
     }
+    // A repeated header arrives joined with commas: each method is judged.
+    const [status, body] = await ask('X-HTTP-Method-Override: GET, DELETE');
+    assert.equal(status, 403);
+    assert.match(body, /^blocked: x-http-method-override asks for DELETE: method DELETE/);
     assert.equal((await ask('X-HTTP-Method-Override: GET'))[0], 200);
     assert.equal(f.origin.hits, 1);
   } finally {
