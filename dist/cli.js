@@ -33508,7 +33508,17 @@ function asText(input, label) {
 }
 function receiptFrom(doc, node2, where) {
   const decoded = decodeReceipt(doc, node2);
-  return decoded.ok ? decoded : fail(decoded.failure.class, `${where}: ${decoded.failure.message}`);
+  if (decoded.ok) return decoded;
+  const seq = chainSeqOf(node2);
+  const failure2 = { class: decoded.failure.class, message: `${where}: ${decoded.failure.message}` };
+  return { ok: false, failure: seq === void 0 ? failure2 : { ...failure2, seq } };
+}
+function chainSeqOf(node2) {
+  const record2 = node2.kind === "object" ? node2.members.get("action_record") : void 0;
+  const seq = record2?.kind === "object" ? record2.members.get("chain_seq") : void 0;
+  if (seq?.kind !== "number" || !/^(0|[1-9][0-9]*)$/.test(seq.text)) return void 0;
+  const value = BigInt(seq.text);
+  return value < 2n ** 64n ? value : void 0;
 }
 function readEvidenceLine(text, where) {
   if (text.length * 3 > MAX_LINE_BYTES && utf8(text).length > MAX_LINE_BYTES) {
@@ -33688,7 +33698,8 @@ function tornInTheMiddle(torn) {
   return { class: "malformed", message: `${torn.where}: torn line followed by more evidence` };
 }
 function invalidate(chain, error2) {
-  return { ...chain, valid: false, sealed: false, error: error2 };
+  const brokenAt = error2.seq === void 0 ? {} : { broken_at_seq: error2.seq };
+  return { ...chain, valid: false, sealed: false, error: error2, ...brokenAt };
 }
 
 // src/receipts/evidence-stream.ts

@@ -66,7 +66,19 @@ function asText(input: string | Uint8Array, label: string): Outcome<string> {
 
 function receiptFrom(doc: JsonDocument, node: JsonNode, where: string): Outcome<Receipt> {
   const decoded = decodeReceipt(doc, node);
-  return decoded.ok ? decoded : fail(decoded.failure.class, `${where}: ${decoded.failure.message}`);
+  if (decoded.ok) return decoded;
+  const seq = chainSeqOf(node);
+  const failure = { class: decoded.failure.class, message: `${where}: ${decoded.failure.message}` };
+  return { ok: false, failure: seq === undefined ? failure : { ...failure, seq } };
+}
+
+/** The chain_seq a receipt that does not decode claims, if it is a plain uint64. */
+function chainSeqOf(node: JsonNode): bigint | undefined {
+  const record = node.kind === 'object' ? node.members.get('action_record') : undefined;
+  const seq = record?.kind === 'object' ? record.members.get('chain_seq') : undefined;
+  if (seq?.kind !== 'number' || !/^(0|[1-9][0-9]*)$/.test(seq.text)) return undefined;
+  const value = BigInt(seq.text);
+  return value < 2n ** 64n ? value : undefined;
 }
 
 /** Reads one evidence file of any supported shape. `label` names it in error messages. */
@@ -356,5 +368,6 @@ function tornInTheMiddle(torn: TornTail): Failure {
 }
 
 function invalidate(chain: ChainReport, error: Failure): EvidenceReport {
-  return { ...chain, valid: false, sealed: false, error };
+  const brokenAt = error.seq === undefined ? {} : { broken_at_seq: error.seq };
+  return { ...chain, valid: false, sealed: false, error, ...brokenAt };
 }

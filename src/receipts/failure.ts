@@ -23,6 +23,8 @@ export type FailureClass =
 export interface Failure {
   readonly class: FailureClass;
   readonly message: string;
+  /** The chain_seq of the receipt it is about, when that much of it could be read. */
+  readonly seq?: bigint;
 }
 
 export type Outcome<T> =

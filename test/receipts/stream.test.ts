@@ -101,6 +101,24 @@ for (const [what, text, error] of MALFORMED) {
   });
 }
 
+test('a receipt that does not decode breaks the chain at the chain_seq it claims', () => {
+  const lines = [...chainLines];
+  lines[2] = (lines[2] ?? '').replace('"action_record":{', '"action_record":{"x_extra":1,');
+  assert.notEqual(lines[2], chainLines[2]);
+  const text = `${lines.join('\n')}\n`;
+  for (const report of [streamed(text, 64).report, streamed(text, 1 << 20).report]) {
+    assert.equal(report.valid, false);
+    assert.equal(report.error?.class, 'malformed');
+    assert.match(
+      report.error?.message ?? '',
+      /line 3: unmarshal receipt: .*unknown field "x_extra"/,
+    );
+    assert.equal(report.broken_at_seq, 2n);
+  }
+  const read = readEvidence(text);
+  assert.equal(read.ok ? undefined : read.failure.seq, 2n);
+});
+
 test('invalid UTF-8 is reported with its line number', () => {
   const bytes = Buffer.concat([
     Buffer.from(`${chainLines[0] ?? ''}\n`),
