@@ -41456,6 +41456,7 @@ import { randomUUID as randomUUID2 } from "node:crypto";
 import { randomUUID } from "node:crypto";
 var METHOD_OVERRIDE_HEADERS = ["x-http-method-override", "x-http-method", "x-method-override"];
 function methodOverrides(headers) {
+  if (METHOD_OVERRIDE_HEADERS.every((header) => headers[header] === void 0)) return [];
   return METHOD_OVERRIDE_HEADERS.flatMap((header) => {
     const value = headers[header];
     const values = Array.isArray(value) ? value : value === void 0 ? [] : [value];
@@ -41997,8 +41998,10 @@ function urlViews(target, host) {
   const views = [{ text: target, where: "URL" }];
   for (const decoded of percentDecodings(target)) views.push({ text: decoded, where: "URL" });
   if (host.kind === "name") {
-    views.push({ text: hostAsSent(target).replaceAll(".", ""), where: HOST });
-    views.push({ text: withoutSeparators(host.name), where: HOST, compact: true });
+    const compact = withoutSeparators(host.name);
+    const dotless = hostAsSent(target).replaceAll(".", "");
+    if (dotless !== compact) views.push({ text: dotless, where: HOST });
+    views.push({ text: compact, where: HOST, compact: true });
   }
   return views;
 }

@@ -37,7 +37,8 @@ export interface MethodOverride {
 const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'];
 
 /** Each method asked for (a repeated header arrives joined with commas). */
-export function methodOverrides(headers: IncomingHttpHeaders): MethodOverride[] {
+export function methodOverrides(headers: IncomingHttpHeaders): readonly MethodOverride[] {
+  if (METHOD_OVERRIDE_HEADERS.every((header) => headers[header] === undefined)) return [];
   return METHOD_OVERRIDE_HEADERS.flatMap((header) => {
     const value = headers[header];
     const values = Array.isArray(value) ? value : value === undefined ? [] : [value];

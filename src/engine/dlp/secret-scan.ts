@@ -281,8 +281,11 @@ function urlViews(target: string, host: Host): View[] {
   const views: View[] = [{ text: target, where: 'URL' }];
   for (const decoded of percentDecodings(target)) views.push({ text: decoded, where: 'URL' });
   if (host.kind === 'name') {
-    views.push({ text: hostAsSent(target).replaceAll('.', ''), where: HOST });
-    views.push({ text: withoutSeparators(host.name), where: HOST, compact: true });
+    const compact = withoutSeparators(host.name);
+    const dotless = hostAsSent(target).replaceAll('.', '');
+    // Most hosts are lowercase without `-` or `_`: then the compact view says it all.
+    if (dotless !== compact) views.push({ text: dotless, where: HOST });
+    views.push({ text: compact, where: HOST, compact: true });
   }
   return views;
 }
