@@ -420,39 +420,46 @@ test('a secret in the subprotocols is refused at the handshake: they go on to th
   }
 });
 
-test('a handshake ws would refuse is refused 400 with a receipt before anything is dialled; the engine still stops', async () => {
-  const f = await fixture();
-  try {
-    const target = (suffix = '') =>
-      encodeURIComponent(`ws://ws.example.test:${f.plain.port}/${suffix}`);
-    const handshake = (url: string, headers: string) =>
-      `GET /ws?url=${url} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n${headers}\r\n`;
-    const key = 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
-    const cases = [
-      [handshake(target(), 'Sec-WebSocket-Version: 13\r\n'), /no valid Sec-WebSocket-Key/],
-      [handshake(target(), `${key}Sec-WebSocket-Version: 12\r\n`), /Sec-WebSocket-Version 13/],
-      [
-        handshake(target(), `${key}Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: a, a\r\n`),
-        /"a" is not a token, or is named twice/,
-      ],
-      [handshake(target('#frag'), `${key}Sec-WebSocket-Version: 13\r\n`), /no #fragment/],
-    ] as const;
-    for (const [text, reason] of cases) {
-      const answer = await rawExchange(f.proxy.port, text);
-      assert.match(answer.text, /^HTTP\/1\.1 400 /, text);
-      assert.match(answer.text, /X-Pipelock-Egress-Block: request/i);
-      assert.match(answer.text, reason);
+test(
+  'a handshake ws would refuse is refused 400 with a receipt before anything is dialled; the engine still stops',
+  { timeout: 30_000 },
+  async () => {
+    const f = await fixture();
+    try {
+      const target = (suffix = '') =>
+        encodeURIComponent(`ws://ws.example.test:${f.plain.port}/${suffix}`);
+      const handshake = (url: string, headers: string) =>
+        `GET /ws?url=${url} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n${headers}\r\n`;
+      const key = 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
+      const cases = [
+        [handshake(target(), 'Sec-WebSocket-Version: 13\r\n'), /no valid Sec-WebSocket-Key/],
+        [handshake(target(), `${key}Sec-WebSocket-Version: 12\r\n`), /Sec-WebSocket-Version 13/],
+        [
+          handshake(
+            target(),
+            `${key}Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: a, a\r\n`,
+          ),
+          /"a" is not a token, or is named twice/,
+        ],
+        [handshake(target('#frag'), `${key}Sec-WebSocket-Version: 13\r\n`), /no #fragment/],
+      ] as const;
+      for (const [text, reason] of cases) {
+        const answer = await rawExchange(f.proxy.port, text);
+        assert.match(answer.text, /^HTTP\/1\.1 400 /, text);
+        assert.match(answer.text, /X-Pipelock-Egress-Block: request/i);
+        assert.match(answer.text, reason);
+      }
+      assert.deepEqual(f.plain.handshakes, []);
+      const all = await records(f);
+      assert.deepEqual(
+        all.map((r) => [r.verdict, r.layer]),
+        cases.map(() => ['block', 'request']),
+      );
+    } finally {
+      await f.close();
     }
-    assert.deepEqual(f.plain.handshakes, []);
-    const all = await records(f);
-    assert.deepEqual(
-      all.map((r) => [r.verdict, r.layer]),
-      cases.map(() => ['block', 'request']),
-    );
-  } finally {
-    await f.close();
-  }
-});
+  },
+);
 
 test('with frame_scan off, a bound secret is still kept from a destination it may not reach', async () => {
   const f = await fixture('enabled: true\n  frame_scan: false', true);
