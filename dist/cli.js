@@ -43049,6 +43049,8 @@ var HANDSHAKE_HEADERS = /* @__PURE__ */ new Set([
   "transfer-encoding"
 ]);
 var POLICY_VIOLATION = 1008;
+var SEAM_CHARS = 1024;
+var JOINED_MESSAGES = "WebSocket messages (joined with the ones before)";
 var ws;
 function loadWs() {
   return ws ??= Promise.resolve().then(() => (init_wrapper(), wrapper_exports));
@@ -43179,6 +43181,7 @@ function openUpstream(WebSocketClient, context2, url, protocols, headers, dial) 
 }
 function relayMessages(context2, { client, upstream, clientSocket }, entry, scanMessages, target) {
   const tally = { sent: 0, received: 0, blocked: 0, reason: "complete" };
+  let sentTail = "";
   clientSocket.setTimeout(context2.idleMs, () => {
     if (tally.reason === "complete") tally.reason = "idle";
     client.terminate();
@@ -43206,13 +43209,18 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
           reason: "binary messages are not allowed while messages are scanned"
         });
       }
+      const text = rawText2(data);
+      const views = textViews(text, "WebSocket message");
+      if (sentTail !== "")
+        views.push(...textViews(sentTail + text.slice(0, SEAM_CHARS), JOINED_MESSAGES));
       const finding = context2.admission.scanner.scanContent(
-        textViews(rawText2(data), "WebSocket message"),
+        views,
         target.host,
         target.port,
         context2.frameScan
       );
       if (finding) return block(dlpRefusal(finding));
+      sentTail = (sentTail + text.slice(-SEAM_CHARS)).slice(-SEAM_CHARS);
     }
     tally.sent++;
     upstream.send(data, { binary: isBinary });

@@ -58,6 +58,10 @@ const HANDSHAKE_HEADERS = new Set([
 
 const POLICY_VIOLATION = 1008;
 
+/** How much of the messages before, and of the next one, are read as one text. */
+const SEAM_CHARS = 1024;
+const JOINED_MESSAGES = 'WebSocket messages (joined with the ones before)';
+
 let ws: Promise<typeof import('ws')> | undefined;
 
 /** Loaded on the first handshake, so that the engine's start does not wait for it. */
@@ -254,6 +258,8 @@ function relayMessages(
   target: { readonly host: Host; readonly port: number },
 ): Promise<void> {
   const tally: Tally = { sent: 0, received: 0, blocked: 0, reason: 'complete' };
+  /** The end of the text sent so far, all messages joined: where the next one continues it. */
+  let sentTail = '';
   // ws turns the socket's own timeout off: quiet both ways this long, the pair is closed.
   clientSocket.setTimeout(context.idleMs, () => {
     if (tally.reason === 'complete') tally.reason = 'idle';
@@ -282,13 +288,19 @@ function relayMessages(
           reason: 'binary messages are not allowed while messages are scanned',
         });
       }
+      const text = rawText(data);
+      const views = textViews(text, 'WebSocket message');
+      // A secret sent in pieces, one per message, is whole where they join.
+      if (sentTail !== '')
+        views.push(...textViews(sentTail + text.slice(0, SEAM_CHARS), JOINED_MESSAGES));
       const finding = context.admission.scanner.scanContent(
-        textViews(rawText(data), 'WebSocket message'),
+        views,
         target.host,
         target.port,
         context.frameScan,
       );
       if (finding) return block(dlpRefusal(finding));
+      sentTail = (sentTail + text.slice(-SEAM_CHARS)).slice(-SEAM_CHARS);
     }
     tally.sent++;
     upstream.send(data, { binary: isBinary });

@@ -223,6 +223,35 @@ test('a secret split over fragments is reassembled and caught', async () => {
   }
 });
 
+test(
+  'a secret sent in pieces, one per message, is caught where they join: the origin never has it whole',
+  { timeout: 30_000 },
+  async () => {
+    const f = await fixture();
+    try {
+      const socket = new WebSocket(proxied(f, `ws://ws.example.test:${f.plain.port}/`));
+      await opened(socket);
+      const pieces = [
+        `x ${GITHUB_TOKEN.slice(0, 10)}`,
+        GITHUB_TOKEN.slice(10, 25),
+        GITHUB_TOKEN.slice(25),
+      ];
+      for (const piece of pieces.slice(0, -1)) assert.equal(await exchange(socket, piece), piece);
+      socket.send(pieces.at(-1) ?? '');
+      assert.equal((await closeOf(socket)).code, 1008);
+      assert.deepEqual(f.plain.received, pieces.slice(0, -1));
+      assert.ok(!f.plain.received.join('').includes(GITHUB_TOKEN));
+      const blocks = (await records(f)).filter((r) => r.verdict === 'block');
+      assert.deepEqual(
+        blocks.map((r) => r.pattern),
+        ['DLP match: github-token in the WebSocket messages (joined with the ones before)'],
+      );
+    } finally {
+      await f.close();
+    }
+  },
+);
+
 test('binary messages are refused (1008) while messages are scanned, relayed when frame_scan is off', async () => {
   const f = await fixture();
   try {
