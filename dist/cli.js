@@ -32032,13 +32032,18 @@ function decodeField(doc, node2, kind, path4) {
 }
 var INT64_MIN = -(2n ** 63n);
 var INT64_MAX = 2n ** 63n - 1n;
+function integerIn(node2, { min, max }) {
+  if (node2.kind !== "number") return void 0;
+  const ok = min < 0n ? /^-?[0-9]+$/.test(node2.text) : /^[0-9]+$/.test(node2.text);
+  const value = ok ? BigInt(node2.text) : void 0;
+  return value !== void 0 && value >= min && value <= max ? value : void 0;
+}
 function decodeInt(node2, min, max, goType, path4) {
   if (node2.kind !== "number") {
     throw new StructureError(`${path4}: expected an integer (${goType}), got ${describeKind(node2)}`);
   }
-  const ok = min < 0n ? /^-?[0-9]+$/.test(node2.text) : /^[0-9]+$/.test(node2.text);
-  const value = ok ? BigInt(node2.text) : void 0;
-  if (value === void 0 || value < min || value > max) {
+  const value = integerIn(node2, { min, max });
+  if (value === void 0) {
     throw new StructureError(`${path4}: cannot use number ${node2.text} as ${goType}`);
   }
   return value;
@@ -33220,12 +33225,8 @@ function goTypeError(node2, field2, goType, withValue) {
 function readInt(node2, field2, goType) {
   if (node2 === void 0 || node2.kind === "null") return 0n;
   if (node2.kind !== "number") throw new EntryError(goTypeError(node2, field2, goType, false));
-  const pattern = goType === "uint64" ? /^[0-9]+$/ : /^-?[0-9]+$/;
-  const value = pattern.test(node2.text) ? BigInt(node2.text) : void 0;
-  const max = goType === "uint64" ? 2n ** 64n - 1n : 2n ** 63n - 1n;
-  const min = goType === "uint64" ? 0n : -(2n ** 63n);
-  if (value === void 0 || value < min || value > max)
-    throw new EntryError(goTypeError(node2, field2, goType, true));
+  const value = integerIn(node2, goType === "uint64" ? UINT64 : INT64);
+  if (value === void 0) throw new EntryError(goTypeError(node2, field2, goType, true));
   return value;
 }
 var EntryError = class extends Error {
@@ -33516,9 +33517,7 @@ function receiptFrom(doc, node2, where) {
 function chainSeqOf(node2) {
   const record2 = node2.kind === "object" ? node2.members.get("action_record") : void 0;
   const seq = record2?.kind === "object" ? record2.members.get("chain_seq") : void 0;
-  if (seq?.kind !== "number" || !/^(0|[1-9][0-9]*)$/.test(seq.text)) return void 0;
-  const value = BigInt(seq.text);
-  return value < 2n ** 64n ? value : void 0;
+  return seq && integerIn(seq, UINT64);
 }
 function readEvidenceLine(text, where) {
   if (text.length * 3 > MAX_LINE_BYTES && utf8(text).length > MAX_LINE_BYTES) {
@@ -41564,9 +41563,8 @@ var NO_HOST = { kind: "name", name: "" };
 function redactUserinfo(target) {
   return target.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/?#]*@/, "$1[REDACTED]@");
 }
-function strictest([first, ...rest]) {
-  const all = [first, ...rest];
-  return all.find((d) => d.verdict === "block") ?? all.find((d) => d.verdict === "warn") ?? first;
+function strictest(decisions) {
+  return decisions.find((d) => d.verdict === "block") ?? decisions.find((d) => d.verdict === "warn") ?? decisions[0];
 }
 
 // src/engine/dlp/detectors.ts
@@ -41922,7 +41920,6 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
       return void 0;
     };
     const detectedIn = (views, group) => {
-      if (!withDetectors) return void 0;
       for (const { detector, probe: probe2 } of group) {
         running = detector.name;
         for (const view of views) {
@@ -41935,14 +41932,13 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
     };
     let decoded;
     const decodings = () => decoded ??= decodedViews(seen);
-    let seenClean;
-    const seenForDetectors = () => seenClean ??= withoutAllowed(seen);
+    const seenForDetectors = withDetectors ? withoutAllowed(seen) : [];
     let decodedClean;
-    const decodedForDetectors = () => decodedClean ??= withoutAllowed(decodings());
+    const decodedForDetectors = () => decodedClean ??= withDetectors ? withoutAllowed(decodings()) : [];
     try {
-      return boundIn(seen) ?? detectedIn(seenForDetectors(), builtinProbes) ?? boundIn(decodings()) ?? detectedIn(decodedForDetectors(), builtinProbes) ?? // The policy's patterns last, over everything at once: one time limit for the scan.
+      return boundIn(seen) ?? detectedIn(seenForDetectors, builtinProbes) ?? boundIn(decodings()) ?? detectedIn(decodedForDetectors(), builtinProbes) ?? // The policy's patterns last, over everything at once: one time limit for the scan.
       (withDetectors ? policyInTime(
-        () => detectedIn(seenForDetectors(), policyProbes) ?? detectedIn(decodedForDetectors(), policyProbes),
+        () => detectedIn(seenForDetectors, policyProbes) ?? detectedIn(decodedForDetectors(), policyProbes),
         void 0
       ) : void 0);
     } catch (error2) {
@@ -43127,7 +43123,6 @@ async function relayWebSocket(context2, req, socket, head, request) {
 var TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 function handshakeProblem(req, target, protocols) {
   if (new URL(target).hash !== "") return "a WebSocket URL has no #fragment (RFC 6455 3)";
-  if (req.method !== "GET") return `a WebSocket handshake is a GET, not ${req.method ?? ""}`;
   if (!/^[+/0-9A-Za-z]{22}==$/.test(req.headers["sec-websocket-key"] ?? ""))
     return "the WebSocket handshake has no valid Sec-WebSocket-Key";
   if (req.headers["sec-websocket-version"] !== "13")
@@ -43480,6 +43475,16 @@ var Engine = class {
     const tunnel = this.intercepted.get(req.socket);
     return tunnel ? tunnelTarget(url, req.headers.host, tunnel, "https").target : url;
   }
+  /** The refusal for one more tunnel or WebSocket, when the limit is reached. */
+  tunnelsFull() {
+    const limit = this.limits.maxActiveTunnels;
+    if (this.counters.activeTunnels < limit) return void 0;
+    return {
+      status: 503,
+      layer: "limit",
+      reason: `too many active tunnels and WebSockets (limit ${limit})`
+    };
+  }
   requestId() {
     return `req-${++this.nextRequest}`;
   }
@@ -43695,14 +43700,10 @@ var Engine = class {
     const requestId = this.requestId();
     const target = req.url ?? "";
     socket.on("error", () => socket.destroy());
-    if (this.counters.activeTunnels >= this.limits.maxActiveTunnels) {
-      const refusal = {
-        status: 503,
-        layer: "limit",
-        reason: `too many active tunnels and WebSockets (limit ${this.limits.maxActiveTunnels})`
-      };
-      this.recordBlock(this.unadmitted("connect", "CONNECT", target, requestId), refusal);
-      return refuseSocket(socket, refusal);
+    const full = this.tunnelsFull();
+    if (full) {
+      this.recordBlock(this.unadmitted("connect", "CONNECT", target, requestId), full);
+      return refuseSocket(socket, full);
     }
     this.counters.activeTunnels++;
     this.tunnels.add(socket);
@@ -43858,13 +43859,8 @@ var Engine = class {
         reason: "WebSocket is not enabled by the policy (websocket.enabled: false)"
       });
     }
-    if (!tunnel && this.counters.activeTunnels >= this.limits.maxActiveTunnels) {
-      return refuse2(located.target, {
-        status: 503,
-        layer: "limit",
-        reason: `too many active tunnels and WebSockets (limit ${this.limits.maxActiveTunnels})`
-      });
-    }
+    const full = tunnel ? void 0 : this.tunnelsFull();
+    if (full) return refuse2(located.target, full);
     if (!tunnel) this.counters.activeTunnels++;
     this.track(
       relayWebSocket(this.webSockets, req, socket, head, {

@@ -219,7 +219,10 @@ function redactUserinfo(target: string): string {
 }
 
 /** The first refusal, else the first warning, else the (allowing) first decision. */
-function strictest([first, ...rest]: readonly [Decision, ...Decision[]]): Decision {
-  const all = [first, ...rest];
-  return all.find((d) => d.verdict === 'block') ?? all.find((d) => d.verdict === 'warn') ?? first;
+function strictest(decisions: readonly [Decision, ...Decision[]]): Decision {
+  return (
+    decisions.find((d) => d.verdict === 'block') ??
+    decisions.find((d) => d.verdict === 'warn') ??
+    decisions[0]
+  );
 }

@@ -286,6 +286,17 @@ export class Engine {
     return tunnel ? tunnelTarget(url, req.headers.host, tunnel, 'https').target : url;
   }
 
+  /** The refusal for one more tunnel or WebSocket, when the limit is reached. */
+  private tunnelsFull(): Refusal | undefined {
+    const limit = this.limits.maxActiveTunnels;
+    if (this.counters.activeTunnels < limit) return undefined;
+    return {
+      status: 503,
+      layer: 'limit',
+      reason: `too many active tunnels and WebSockets (limit ${limit})`,
+    };
+  }
+
   private requestId(): string {
     return `req-${++this.nextRequest}`;
   }
@@ -546,14 +557,10 @@ export class Engine {
     const requestId = this.requestId();
     const target = req.url ?? '';
     socket.on('error', () => socket.destroy());
-    if (this.counters.activeTunnels >= this.limits.maxActiveTunnels) {
-      const refusal = {
-        status: 503,
-        layer: 'limit',
-        reason: `too many active tunnels and WebSockets (limit ${this.limits.maxActiveTunnels})`,
-      };
-      this.recordBlock(this.unadmitted('connect', 'CONNECT', target, requestId), refusal);
-      return refuseSocket(socket, refusal);
+    const full = this.tunnelsFull();
+    if (full) {
+      this.recordBlock(this.unadmitted('connect', 'CONNECT', target, requestId), full);
+      return refuseSocket(socket, full);
     }
     this.counters.activeTunnels++;
     this.tunnels.add(socket);
@@ -729,13 +736,8 @@ export class Engine {
       });
     }
     // One inside an intercepted tunnel is held by that tunnel's count; the others count alike.
-    if (!tunnel && this.counters.activeTunnels >= this.limits.maxActiveTunnels) {
-      return refuse(located.target, {
-        status: 503,
-        layer: 'limit',
-        reason: `too many active tunnels and WebSockets (limit ${this.limits.maxActiveTunnels})`,
-      });
-    }
+    const full = tunnel ? undefined : this.tunnelsFull();
+    if (full) return refuse(located.target, full);
     if (!tunnel) this.counters.activeTunnels++;
     this.track(
       relayWebSocket(this.webSockets, req, socket, head, {

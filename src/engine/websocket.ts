@@ -164,7 +164,6 @@ function handshakeProblem(
   protocols: readonly string[],
 ): string | undefined {
   if (new URL(target).hash !== '') return 'a WebSocket URL has no #fragment (RFC 6455 3)';
-  if (req.method !== 'GET') return `a WebSocket handshake is a GET, not ${req.method ?? ''}`;
   if (!/^[+/0-9A-Za-z]{22}==$/.test(req.headers['sec-websocket-key'] ?? ''))
     return 'the WebSocket handshake has no valid Sec-WebSocket-Key';
   if (req.headers['sec-websocket-version'] !== '13')

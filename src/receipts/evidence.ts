@@ -8,6 +8,7 @@ import type { CryptoBackend } from './crypto.js';
 import type { Failure, Outcome } from './failure.js';
 import { fail } from './failure.js';
 import { compactRaw } from './go-json.js';
+import { integerIn, UINT64 } from './go-struct.js';
 import type { JsonDocument, JsonNode } from './json.js';
 import { parseJson } from './json.js';
 import type { Receipt } from './receipt.js';
@@ -72,13 +73,11 @@ function receiptFrom(doc: JsonDocument, node: JsonNode, where: string): Outcome<
   return { ok: false, failure: seq === undefined ? failure : { ...failure, seq } };
 }
 
-/** The chain_seq a receipt that does not decode claims, if it is a plain uint64. */
+/** The chain_seq a receipt that does not decode claims, if it reads as one. */
 function chainSeqOf(node: JsonNode): bigint | undefined {
   const record = node.kind === 'object' ? node.members.get('action_record') : undefined;
   const seq = record?.kind === 'object' ? record.members.get('chain_seq') : undefined;
-  if (seq?.kind !== 'number' || !/^(0|[1-9][0-9]*)$/.test(seq.text)) return undefined;
-  const value = BigInt(seq.text);
-  return value < 2n ** 64n ? value : undefined;
+  return seq && integerIn(seq, UINT64);
 }
 
 /** Reads one evidence file of any supported shape. `label` names it in error messages. */

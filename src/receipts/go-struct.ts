@@ -47,13 +47,15 @@ export type GoValue =
   | readonly GoStruct[];
 export type GoStruct = { readonly [key: string]: GoValue | undefined };
 
-export const INT64: FieldKind = {
+type IntKind = Extract<FieldKind, { readonly type: 'int' }>;
+
+export const INT64: IntKind = {
   type: 'int',
   min: -(2n ** 63n),
   max: 2n ** 63n - 1n,
   goType: 'int64',
 };
-export const UINT64: FieldKind = { type: 'int', min: 0n, max: 2n ** 64n - 1n, goType: 'uint64' };
+export const UINT64: IntKind = { type: 'int', min: 0n, max: 2n ** 64n - 1n, goType: 'uint64' };
 
 export class StructureError extends Error {}
 
@@ -129,14 +131,26 @@ function decodeField(doc: JsonDocument, node: JsonNode, kind: FieldKind, path: s
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 
+/**
+ * A JSON number as Go reads an integer in [min, max] with strconv.Parse(U)Int (no fraction, no
+ * exponent: `1.0` and `1e0` fail), or undefined.
+ */
+export function integerIn(
+  node: JsonNode,
+  { min, max }: { readonly min: bigint; readonly max: bigint },
+): bigint | undefined {
+  if (node.kind !== 'number') return undefined;
+  const ok = min < 0n ? /^-?[0-9]+$/.test(node.text) : /^[0-9]+$/.test(node.text);
+  const value = ok ? BigInt(node.text) : undefined;
+  return value !== undefined && value >= min && value <= max ? value : undefined;
+}
+
 function decodeInt(node: JsonNode, min: bigint, max: bigint, goType: string, path: string): bigint {
   if (node.kind !== 'number') {
     throw new StructureError(`${path}: expected an integer (${goType}), got ${describeKind(node)}`);
   }
-  // Go reads integers with strconv.Parse(U)Int: no fraction, no exponent (`1.0`, `1e0` fail).
-  const ok = min < 0n ? /^-?[0-9]+$/.test(node.text) : /^[0-9]+$/.test(node.text);
-  const value = ok ? BigInt(node.text) : undefined;
-  if (value === undefined || value < min || value > max) {
+  const value = integerIn(node, { min, max });
+  if (value === undefined) {
     throw new StructureError(`${path}: cannot use number ${node.text} as ${goType}`);
   }
   return value;

@@ -5,6 +5,7 @@ import type { CryptoBackend } from './crypto.js';
 import type { Outcome } from './failure.js';
 import { fail, goQuote } from './failure.js';
 import { compactRaw } from './go-json.js';
+import { INT64, integerIn, UINT64 } from './go-struct.js';
 import { formatRfc3339Nano, GO_ZERO_TIME, parseGoTime, toUtc } from './go-time.js';
 import type { JsonDocument, JsonNode } from './json.js';
 import { parseJson, rawText } from './json.js';
@@ -76,12 +77,8 @@ function goTypeError(node: JsonNode, field: string, goType: string, withValue: b
 function readInt(node: JsonNode | undefined, field: string, goType: 'int' | 'uint64'): bigint {
   if (node === undefined || node.kind === 'null') return 0n;
   if (node.kind !== 'number') throw new EntryError(goTypeError(node, field, goType, false));
-  const pattern = goType === 'uint64' ? /^[0-9]+$/ : /^-?[0-9]+$/;
-  const value = pattern.test(node.text) ? BigInt(node.text) : undefined;
-  const max = goType === 'uint64' ? 2n ** 64n - 1n : 2n ** 63n - 1n;
-  const min = goType === 'uint64' ? 0n : -(2n ** 63n);
-  if (value === undefined || value < min || value > max)
-    throw new EntryError(goTypeError(node, field, goType, true));
+  const value = integerIn(node, goType === 'uint64' ? UINT64 : INT64);
+  if (value === undefined) throw new EntryError(goTypeError(node, field, goType, true));
   return value;
 }
 

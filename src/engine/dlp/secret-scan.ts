@@ -176,7 +176,6 @@ export function createSecretScanner(
       return undefined;
     };
     const detectedIn = (views: readonly View[], group: readonly Probe[]): Finding | undefined => {
-      if (!withDetectors) return undefined;
       for (const { detector, probe } of group) {
         running = detector.name;
         for (const view of views) {
@@ -187,23 +186,25 @@ export function createSecretScanner(
       }
       return undefined;
     };
+    // Decoded only when the views themselves hold nothing; the detectors read nothing at all
+    // when they are not asked for.
     let decoded: readonly View[] | undefined;
     const decodings = () => (decoded ??= decodedViews(seen));
-    let seenClean: readonly View[] | undefined;
-    const seenForDetectors = () => (seenClean ??= withoutAllowed(seen));
+    const seenForDetectors = withDetectors ? withoutAllowed(seen) : [];
     let decodedClean: readonly View[] | undefined;
-    const decodedForDetectors = () => (decodedClean ??= withoutAllowed(decodings()));
+    const decodedForDetectors = () =>
+      (decodedClean ??= withDetectors ? withoutAllowed(decodings()) : []);
     try {
       return (
         boundIn(seen) ??
-        detectedIn(seenForDetectors(), builtinProbes) ??
+        detectedIn(seenForDetectors, builtinProbes) ??
         boundIn(decodings()) ??
         detectedIn(decodedForDetectors(), builtinProbes) ??
         // The policy's patterns last, over everything at once: one time limit for the scan.
         (withDetectors
           ? policyInTime(
               () =>
-                detectedIn(seenForDetectors(), policyProbes) ??
+                detectedIn(seenForDetectors, policyProbes) ??
                 detectedIn(decodedForDetectors(), policyProbes),
               undefined,
             )
