@@ -5,6 +5,7 @@ import { BUILTIN_DETECTORS } from '../src/engine/dlp/detectors.js';
 import { bodyViews, headerViews } from '../src/engine/dlp/content-views.js';
 import { createSecretScanner } from '../src/engine/dlp/secret-scan.js';
 import { parseDestination } from '../src/policy/destination.js';
+import { parseRequestTarget } from '../src/policy/target.js';
 
 const ROUNDS = 5_000;
 
@@ -19,8 +20,10 @@ export function benchDlp(rounds = ROUNDS): number {
     },
     { env: 'DEPLOY_KEY', value: 'p@ss/w0rd+with=sp3cial!chars', allow: [allow.destination] },
   ]);
-  const host = { kind: 'name', name: 'uploads.example.com' } as const;
   const url = 'https://uploads.example.com/v1/items?page=2&sort=created&filter=open';
+  const parsed = parseRequestTarget(url);
+  if (!parsed.ok) throw new Error(parsed.problem);
+  const to = parsed.target;
   const headers = headerViews(
     Array.from({ length: 10 }, (_, i) => [`X-Header-${i}`, `value-${i}-${'v'.repeat(40)}`]).flat(),
   );
@@ -37,9 +40,9 @@ export function benchDlp(rounds = ROUNDS): number {
     const views = bodyViews(body, undefined, 8 * 1024 * 1024);
     if (!views.ok) throw new Error(views.reason);
     if (
-      scanner.scanUrl(url, host, 443) ??
-      scanner.scanContent(headers, host, 443, true) ??
-      scanner.scanContent(views.views, host, 443, true)
+      scanner.scanUrl(url, to) ??
+      scanner.scanContent(headers, to, true) ??
+      scanner.scanContent(views.views, to, true)
     )
       throw new Error('the bench request must be clean');
   }

@@ -6454,7 +6454,7 @@ var require_parser = __commonJS({
         }
       }
     }
-    var Parser2 = class {
+    var Parser3 = class {
       /**
        * @param onNewLine - If defined, called separately with the start position of
        *   each new line (in `parse()`, including the start of input).
@@ -7227,7 +7227,7 @@ var require_parser = __commonJS({
         }
       }
     };
-    exports.Parser = Parser2;
+    exports.Parser = Parser3;
   }
 });
 
@@ -14399,7 +14399,7 @@ var require_client_h1 = __commonJS({
     var TIMEOUT_HEADERS = 2 | USE_FAST_TIMER;
     var TIMEOUT_BODY = 4 | USE_FAST_TIMER;
     var TIMEOUT_KEEP_ALIVE = 8 | USE_NATIVE_TIMER;
-    var Parser2 = class {
+    var Parser3 = class {
       /**
          * @param {import('./client.js')} client
          * @param {import('net').Socket} socket
@@ -14880,7 +14880,7 @@ var require_client_h1 = __commonJS({
       socket[kIdleSocketValidation] = 0;
       socket[kIdleSocketValidationTimeout] = null;
       socket[kSocketUsed] = false;
-      socket[kParser] = new Parser2(client, socket, llhttpInstance);
+      socket[kParser] = new Parser3(client, socket, llhttpInstance);
       util.addListener(socket, "error", onHttpSocketError);
       util.addListener(socket, "readable", onHttpSocketReadable);
       util.addListener(socket, "end", onHttpSocketEnd);
@@ -40522,9 +40522,6 @@ function made(host, port2, url) {
   const canonical = url ? `${url.scheme}://${hostText}${port2 === DEFAULT_PORTS[url.scheme] ? "" : `:${port2}`}${url.pathPrefix}` : port2 === void 0 ? hostText : `${hostText}:${port2}`;
   return { ok: true, destination: { host, port: port2, url, canonical } };
 }
-function destinationCovers(destination2, host, port2) {
-  return hostMatches(destination2.host, host) && (destination2.port === void 0 || destination2.port === port2);
-}
 function hostMatches(pattern, host) {
   switch (pattern.kind) {
     case "exact":
@@ -40852,6 +40849,16 @@ function parsePolicy(bytes, file) {
     strict: true
   });
   const position = (offset) => lineCounter.linePos(offset);
+  const directive = firstDirective(text);
+  if (directive !== void 0) {
+    const { line, col } = position(directive.offset);
+    return at(
+      "directive_not_allowed",
+      line,
+      col,
+      `the directive ${directive.name} is not allowed: a policy is read as YAML 1.2 and needs none (remove the line)`
+    );
+  }
   const docs = Array.isArray(documents) ? documents : [documents];
   const [doc, second] = docs;
   if (doc === void 0 || doc.contents === null)
@@ -40909,9 +40916,28 @@ function parsePolicy(bytes, file) {
   }));
   return { ok: true, policy: { ...parsed.data, egress, file, hash: policyHash(bytes) } };
 }
+function firstDirective(text) {
+  for (const token of new import_yaml.Parser().parse(text)) {
+    if (token.type === "directive")
+      return { offset: token.offset, name: token.source.split(/\s/, 1)[0] ?? token.source };
+  }
+  return void 0;
+}
 function forbiddenConstructs(doc, file, position) {
   const errors = [];
   (0, import_yaml.visit)(doc, {
+    Pair(_key, pair) {
+      if (!(0, import_yaml.isNode)(pair.key) || (0, import_yaml.isScalar)(pair.key)) return;
+      const { line, col } = position(pair.key.range?.[0] ?? 0);
+      errors.push({
+        code: "wrong_type",
+        file,
+        line,
+        col,
+        path: "",
+        message: `a ${(0, import_yaml.isMap)(pair.key) ? "mapping" : "sequence"} is not a key; keys are plain words such as egress or destination`
+      });
+    },
     Node(_key, node2) {
       const { line, col } = position(node2.range?.[0] ?? 0);
       if ((0, import_yaml.isAlias)(node2)) {
@@ -41211,6 +41237,18 @@ function judge(rule, method, target) {
     }
     return { allowed: true };
   }
+  const scoped = scopeOutcome(url, url ? [url.pathPrefix] : rule.paths, target, where);
+  if (!scoped.allowed) return scoped;
+  if (rule.methods && !rule.methods.includes(method)) {
+    return {
+      allowed: false,
+      layer: "method",
+      reason: `method ${method} is not allowed by ${where}; allowed: ${rule.methods.join(", ")}`
+    };
+  }
+  return { allowed: true };
+}
+function scopeOutcome(url, prefixes, target, where) {
   if (url && url.scheme !== target.scheme) {
     return {
       allowed: false,
@@ -41218,7 +41256,6 @@ function judge(rule, method, target) {
       reason: `${where} allows only ${url.scheme}, not ${target.scheme}`
     };
   }
-  const prefixes = url ? [url.pathPrefix] : rule.paths;
   if (prefixes) {
     const readings = pathReadings(target.pathname);
     if (!readings.ok)
@@ -41234,19 +41271,19 @@ function judge(rule, method, target) {
       };
     }
   }
-  if (rule.methods && !rule.methods.includes(method)) {
-    return {
-      allowed: false,
-      layer: "method",
-      reason: `method ${method} is not allowed by ${where}; allowed: ${rule.methods.join(", ")}`
-    };
-  }
   return { allowed: true };
 }
-function secretsKeptFrom(policy, host, port2) {
-  return policy.secrets.filter(
-    (secret) => !secret.allow.some((destination2) => destinationCovers(destination2, host, port2))
-  ).map((secret) => secret.env);
+function secretsKeptFrom(policy, target) {
+  return policy.secrets.filter((secret) => !secret.allow.some((destination2) => secretMayGo(destination2, target))).map((secret) => secret.env);
+}
+function secretMayGo(destination2, target) {
+  if (!hostMatches(destination2.host, target.host)) return false;
+  if (!(destination2.port === void 0 ? [80, 443] : [destination2.port]).includes(target.port))
+    return false;
+  const { url } = destination2;
+  if (url === void 0) return true;
+  if (target.kind === "authority") return url.scheme === "https" && url.pathPrefix === "/";
+  return scopeOutcome(url, [url.pathPrefix], target, "").allowed;
 }
 function rulePorts(rule) {
   const { port: port2 } = rule.destination;
@@ -41317,7 +41354,7 @@ async function explain(file, method, target, io2) {
   const policy = await load(file, io2);
   if (typeof policy === "number") return 2;
   const decision = decide(policy, { method, target });
-  const kept = decision.target === void 0 ? [] : secretsKeptFrom(policy, decision.target.host, decision.target.port);
+  const kept = decision.target === void 0 ? [] : secretsKeptFrom(policy, decision.target);
   io2.out(describeDecision(decision, kept));
   return decision.verdict === "block" ? 1 : 0;
 }
@@ -41472,11 +41509,7 @@ async function admit(context2, request, inspect) {
       return { ...judged, reason: `${header} asks for ${asked}: ${judged.reason}` };
     })
   ]);
-  const leak = context2.scanner.scanUrl(
-    request.target,
-    decision.target?.host ?? NO_HOST,
-    decision.target?.port ?? 0
-  );
+  const leak = context2.scanner.scanUrl(request.target, decision.target);
   const entry = {
     actionId: randomUUID(),
     requestId: request.requestId,
@@ -41559,7 +41592,6 @@ function receiptTarget(request, decision) {
 function recordedTarget(scanner, target, leak) {
   return redactUserinfo(leak ? leak.redactedTarget : scanner.redactBound(target));
 }
-var NO_HOST = { kind: "name", name: "" };
 function redactUserinfo(target) {
   return target.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/?#]*@/, "$1[REDACTED]@");
 }
@@ -41896,9 +41928,7 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
   const policyProbes = probes.filter(({ detector }) => detector.fromPolicy === true);
   let running = "";
   const policyInTime = (run, none) => policyProbes.length === 0 ? none : withinTime(run, patternScanMs, () => `the policy pattern ${running}`);
-  const allowedAt = (host, port2) => bound.filter(
-    (secret) => secret.allow.some((destination2) => destinationCovers(destination2, host, port2))
-  );
+  const allowedAt = (to) => to === void 0 ? [] : bound.filter((secret) => secret.allow.some((destination2) => secretMayGo(destination2, to)));
   const findIn = (seen, allowed, withDetectors) => {
     if (!withDetectors && bound.every((secret) => allowed.includes(secret))) return void 0;
     const allowedForms = allowed.flatMap((secret) => secret.longestFirst).sort((a, b) => b.length - a.length);
@@ -41946,7 +41976,7 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
       return { detector: UNSCANNABLE, where: at, forms: [], failure: error2.message };
     }
   };
-  const find = (views, host, port2, withDetectors) => findIn(views, allowedAt(host, port2), withDetectors);
+  const find = (views, to, withDetectors) => findIn(views, allowedAt(to), withDetectors);
   const cutEncoded = (text, withDetectors) => base64Runs(text).reduce((cut, run) => {
     const found = findIn([{ text: run, where: "text" }], [], withDetectors);
     if (!found) return cut;
@@ -41955,21 +41985,22 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
   }, text);
   const redactBound = (target) => cutEncoded(redactSpelledBound(target), false);
   return {
-    scanUrl(target, host, port2) {
-      const found = find(urlViews(target, host), host, port2, true);
+    scanUrl(target, to) {
+      const found = find(urlViews(target, to?.host), to, true);
       return found && {
         ...found,
         redactedTarget: redactBound(redact(found.detector, target, found.forms))
       };
     },
-    scanContent(views, host, port2, scan) {
-      const found = find(views, host, port2, scan);
+    scanContent(views, to, scan) {
+      const found = find(views, to, scan);
       if (found === void 0) return void 0;
       const { forms: _forms, ...finding } = found;
       return finding;
     },
-    guards(host, port2) {
-      return bound.some((secret) => !allowedAt(host, port2).includes(secret));
+    guards(to) {
+      const allowed = allowedAt(to);
+      return bound.some((secret) => !allowed.includes(secret));
     },
     redactBound,
     redactText(text) {
@@ -41993,7 +42024,7 @@ var HOST = "host name";
 function urlViews(target, host) {
   const views = [{ text: target, where: "URL" }];
   for (const decoded of percentDecodings(target)) views.push({ text: decoded, where: "URL" });
-  if (host.kind === "name") {
+  if (host?.kind === "name") {
     const compact = withoutSeparators(host.name);
     const dotless = hostAsSent(target).replaceAll(".", "");
     if (dotless !== compact) views.push({ text: dotless, where: HOST });
@@ -42469,12 +42500,11 @@ var RequestInspection = class {
     const target = decision.target;
     if (target === void 0) return void 0;
     const detectors = decision.scan;
-    if (!detectors && !this.scanner.guards(target.host, target.port)) return void 0;
+    if (!detectors && !this.scanner.guards(target)) return void 0;
     const { req } = this;
     const inHeaders = this.scanner.scanContent(
       headerViews(endToEndHeaders(req.rawHeaders)),
-      target.host,
-      target.port,
+      target,
       detectors
     );
     if (inHeaders) return dlpRefusal(inHeaders);
@@ -42498,7 +42528,7 @@ var RequestInspection = class {
     if (!read.ok) return read.refusal;
     const views = bodyViews(read.body, headerValue(req.headers["content-encoding"]), limit);
     if (!views.ok) return { status: 403, layer: "dlp", reason: views.reason };
-    const inBody = this.scanner.scanContent(views.views, target.host, target.port, detectors);
+    const inBody = this.scanner.scanContent(views.views, target, detectors);
     if (inBody) return dlpRefusal(inBody);
     this.bodyLeftUnread = false;
     this.body = read.body;
@@ -43061,9 +43091,9 @@ async function relayWebSocket(context2, req, socket, head, request) {
     if (target2 === void 0) return void 0;
     const problem = handshakeProblem(req, request.target, protocols);
     if (problem) return { status: 400, layer: "request", reason: problem };
-    scanMessages = context2.frameScan || scanner.guards(target2.host, target2.port);
+    scanMessages = context2.frameScan || scanner.guards(target2);
     const sent = [...forwarded, ...protocols.flatMap((name) => ["Sec-WebSocket-Protocol", name])];
-    const finding = scanner.scanContent(headerViews(sent), target2.host, target2.port, decision.scan);
+    const finding = scanner.scanContent(headerViews(sent), target2, decision.scan);
     return finding && dlpRefusal(finding);
   };
   const admission = await admit(context2.admission, request, inspect);
@@ -43208,12 +43238,7 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
       const views = textViews(text, "WebSocket message");
       if (sentTail !== "")
         views.push(...textViews(sentTail + text.slice(0, SEAM_CHARS), JOINED_MESSAGES));
-      const finding = context2.admission.scanner.scanContent(
-        views,
-        target.host,
-        target.port,
-        context2.frameScan
-      );
+      const finding = context2.admission.scanner.scanContent(views, target, context2.frameScan);
       if (finding) return block(dlpRefusal(finding));
       sentTail = (sentTail + text.slice(-SEAM_CHARS)).slice(-SEAM_CHARS);
     }
@@ -43637,7 +43662,7 @@ var Engine = class {
   unadmitted(transport, method, target, requestId) {
     const parsed = parseRequestTarget(target);
     const scanner = this.admission.scanner;
-    const leak = parsed.ok ? scanner.scanUrl(target, parsed.target.host, parsed.target.port) : scanner.scanUrl(target, NO_HOST, 0);
+    const leak = scanner.scanUrl(target, parsed.ok ? parsed.target : void 0);
     return {
       actionId: randomUUID2(),
       requestId,
@@ -43826,7 +43851,7 @@ var Engine = class {
     const target = decision.target;
     if (decision.intercept) return true;
     if (target === void 0 || decision.rule?.tls === "passthrough") return false;
-    return this.admission.scanner.guards(target.host, target.port);
+    return this.admission.scanner.guards(target);
   }
   async appendOutcome(entry, pattern) {
     await this.record({ ...outcomeOf(entry, pattern), verdict: "allow" });

@@ -59,10 +59,7 @@ async function explain(file: string, method: string, target: string, io: CliIo):
   const policy = await load(file, io);
   if (typeof policy === 'number') return 2;
   const decision = decide(policy, { method, target });
-  const kept =
-    decision.target === undefined
-      ? []
-      : secretsKeptFrom(policy, decision.target.host, decision.target.port);
+  const kept = decision.target === undefined ? [] : secretsKeptFrom(policy, decision.target);
   io.out(describeDecision(decision, kept));
   return decision.verdict === 'block' ? 1 : 0;
 }

@@ -90,11 +90,7 @@ export async function admit(
       return { ...judged, reason: `${header} asks for ${asked}: ${judged.reason}` };
     }),
   ]);
-  const leak = context.scanner.scanUrl(
-    request.target,
-    decision.target?.host ?? NO_HOST,
-    decision.target?.port ?? 0,
-  );
+  const leak = context.scanner.scanUrl(request.target, decision.target);
   const entry: DecisionEntry = {
     actionId: randomUUID(),
     requestId: request.requestId,
@@ -206,9 +202,6 @@ export function recordedTarget(
 ): string {
   return redactUserinfo(leak ? leak.redactedTarget : scanner.redactBound(target));
 }
-
-/** A malformed target has no host: no DLP allowance can apply to it. */
-export const NO_HOST = { kind: 'name', name: '' } as const;
 
 /**
  * Credentials in a URL's userinfo (`http://user:pass@host/`) never go into the evidence; the

@@ -10,7 +10,6 @@ import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import {
   admit,
-  NO_HOST,
   record,
   methodOverrides,
   recordedTarget,
@@ -482,9 +481,7 @@ export class Engine {
   ): DecisionEntry {
     const parsed = parseRequestTarget(target);
     const scanner = this.admission.scanner;
-    const leak = parsed.ok
-      ? scanner.scanUrl(target, parsed.target.host, parsed.target.port)
-      : scanner.scanUrl(target, NO_HOST, 0);
+    const leak = scanner.scanUrl(target, parsed.ok ? parsed.target : undefined);
     return {
       actionId: randomUUID(),
       requestId,
@@ -698,7 +695,7 @@ export class Engine {
     const target = decision.target;
     if (decision.intercept) return true;
     if (target === undefined || decision.rule?.tls === 'passthrough') return false;
-    return this.admission.scanner.guards(target.host, target.port);
+    return this.admission.scanner.guards(target);
   }
 
   private async appendOutcome(entry: DecisionEntry, pattern: string): Promise<void> {

@@ -47,12 +47,11 @@ export class RequestInspection {
     const target = decision.target;
     if (target === undefined) return undefined;
     const detectors = decision.scan;
-    if (!detectors && !this.scanner.guards(target.host, target.port)) return undefined;
+    if (!detectors && !this.scanner.guards(target)) return undefined;
     const { req } = this;
     const inHeaders = this.scanner.scanContent(
       headerViews(endToEndHeaders(req.rawHeaders)),
-      target.host,
-      target.port,
+      target,
       detectors,
     );
     if (inHeaders) return dlpRefusal(inHeaders);
@@ -76,7 +75,7 @@ export class RequestInspection {
     if (!read.ok) return read.refusal;
     const views = bodyViews(read.body, headerValue(req.headers['content-encoding']), limit);
     if (!views.ok) return { status: 403, layer: 'dlp', reason: views.reason };
-    const inBody = this.scanner.scanContent(views.views, target.host, target.port, detectors);
+    const inBody = this.scanner.scanContent(views.views, target, detectors);
     if (inBody) return dlpRefusal(inBody);
     this.bodyLeftUnread = false;
     this.body = read.body;

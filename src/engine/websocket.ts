@@ -10,7 +10,7 @@ import { connect as tlsConnect, type SecureContext } from 'node:tls';
 import type WebSocket from 'ws';
 import type { RawData } from 'ws';
 import { formatIp } from '../policy/ip.js';
-import type { Host } from '../policy/index.js';
+import type { RequestTarget } from '../policy/index.js';
 import {
   admit,
   dlpRefusal,
@@ -86,10 +86,10 @@ export async function relayWebSocket(
     if (target === undefined) return undefined;
     const problem = handshakeProblem(req, request.target, protocols);
     if (problem) return { status: 400, layer: 'request', reason: problem };
-    scanMessages = context.frameScan || scanner.guards(target.host, target.port);
+    scanMessages = context.frameScan || scanner.guards(target);
     // The subprotocols go on too (as the upstream handshake's own header): scanned with the rest.
     const sent = [...forwarded, ...protocols.flatMap((name) => ['Sec-WebSocket-Protocol', name])];
-    const finding = scanner.scanContent(headerViews(sent), target.host, target.port, decision.scan);
+    const finding = scanner.scanContent(headerViews(sent), target, decision.scan);
     return finding && dlpRefusal(finding);
   };
   const admission = await admit(context.admission, request, inspect);
@@ -254,7 +254,7 @@ function relayMessages(
   { client, upstream, clientSocket }: Pair,
   entry: DecisionEntry,
   scanMessages: boolean,
-  target: { readonly host: Host; readonly port: number },
+  target: RequestTarget,
 ): Promise<void> {
   const tally: Tally = { sent: 0, received: 0, blocked: 0, reason: 'complete' };
   /** The end of the text sent so far, all messages joined: where the next one continues it. */
@@ -292,12 +292,7 @@ function relayMessages(
       // A secret sent in pieces, one per message, is whole where they join.
       if (sentTail !== '')
         views.push(...textViews(sentTail + text.slice(0, SEAM_CHARS), JOINED_MESSAGES));
-      const finding = context.admission.scanner.scanContent(
-        views,
-        target.host,
-        target.port,
-        context.frameScan,
-      );
+      const finding = context.admission.scanner.scanContent(views, target, context.frameScan);
       if (finding) return block(dlpRefusal(finding));
       sentTail = (sentTail + text.slice(-SEAM_CHARS)).slice(-SEAM_CHARS);
     }

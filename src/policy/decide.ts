@@ -2,8 +2,7 @@
 // The engine turns this one value into the HTTP answer, the receipt and the log line.
 
 import { formatHost } from './host.js';
-import { destinationCovers, hostMatches } from './destination.js';
-import type { Host } from './host.js';
+import { hostMatches, type Destination } from './destination.js';
 import { pathReadings, pathWithin } from './path.js';
 import { parseRequestTarget, type RequestTarget } from './target.js';
 import type { EgressRule, Policy } from './load.js';
@@ -122,6 +121,25 @@ function judge(rule: EgressRule, method: string, target: RequestTarget): RuleOut
     }
     return { allowed: true };
   }
+  const scoped = scopeOutcome(url, url ? [url.pathPrefix] : rule.paths, target, where);
+  if (!scoped.allowed) return scoped;
+  if (rule.methods && !(rule.methods as readonly string[]).includes(method)) {
+    return {
+      allowed: false,
+      layer: 'method',
+      reason: `method ${method} is not allowed by ${where}; allowed: ${rule.methods.join(', ')}`,
+    };
+  }
+  return { allowed: true };
+}
+
+/** A URL prefix's scheme, and every reading of the path within one of the prefixes. */
+function scopeOutcome(
+  url: Destination['url'],
+  prefixes: readonly string[] | undefined,
+  target: Extract<RequestTarget, { kind: 'url' }>,
+  where: string,
+): RuleOutcome {
   if (url && url.scheme !== target.scheme) {
     return {
       allowed: false,
@@ -129,7 +147,6 @@ function judge(rule: EgressRule, method: string, target: RequestTarget): RuleOut
       reason: `${where} allows only ${url.scheme}, not ${target.scheme}`,
     };
   }
-  const prefixes = url ? [url.pathPrefix] : rule.paths;
   if (prefixes) {
     const readings = pathReadings(target.pathname);
     if (!readings.ok)
@@ -145,26 +162,33 @@ function judge(rule: EgressRule, method: string, target: RequestTarget): RuleOut
       };
     }
   }
-  if (rule.methods && !(rule.methods as readonly string[]).includes(method)) {
-    return {
-      allowed: false,
-      layer: 'method',
-      reason: `method ${method} is not allowed by ${where}; allowed: ${rule.methods.join(', ')}`,
-    };
-  }
   return { allowed: true };
 }
 
 /**
- * The `secrets:`-bound variables that may not go to this host and port: where they have a
- * value, the engine scans (and for a tunnel, intercepts) traffic there to keep them out.
+ * The `secrets:`-bound variables that may not go to this target: where they have a value, the
+ * engine scans (and for a tunnel, intercepts) traffic there to keep them out.
  */
-export function secretsKeptFrom(policy: Policy, host: Host, port: number): string[] {
+export function secretsKeptFrom(policy: Policy, target: RequestTarget): string[] {
   return policy.secrets
-    .filter(
-      (secret) => !secret.allow.some((destination) => destinationCovers(destination, host, port)),
-    )
+    .filter((secret) => !secret.allow.some((destination) => secretMayGo(destination, target)))
     .map((secret) => secret.env);
+}
+
+/**
+ * Whether a `secrets[].allow` destination admits this target, as a rule naming it would: its
+ * host, its port (80 and 443 when it names none), a URL prefix's scheme and every reading of
+ * the path. A tunnel is admitted whole only where no path is singled out; otherwise each
+ * request inside it is judged.
+ */
+export function secretMayGo(destination: Destination, target: RequestTarget): boolean {
+  if (!hostMatches(destination.host, target.host)) return false;
+  if (!(destination.port === undefined ? [80, 443] : [destination.port]).includes(target.port))
+    return false;
+  const { url } = destination;
+  if (url === undefined) return true;
+  if (target.kind === 'authority') return url.scheme === 'https' && url.pathPrefix === '/';
+  return scopeOutcome(url, [url.pathPrefix], target, '').allowed;
 }
 
 /** Ports a rule covers: its destination's, its `ports`, else 80 and 443. */

@@ -210,14 +210,6 @@ function made(
   return { ok: true, destination: { host, port, url, canonical } };
 }
 
-/** Whether a destination (host pattern, optional port) covers this host and port. */
-export function destinationCovers(destination: Destination, host: Host, port: number): boolean {
-  return (
-    hostMatches(destination.host, host) &&
-    (destination.port === undefined || destination.port === port)
-  );
-}
-
 export function hostMatches(pattern: HostPattern, host: Host): boolean {
   switch (pattern.kind) {
     case 'exact':

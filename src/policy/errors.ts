@@ -8,6 +8,7 @@ export type PolicyErrorCode =
   | 'multiple_documents'
   | 'alias_not_allowed'
   | 'tag_not_allowed'
+  | 'directive_not_allowed'
   | 'unknown_key'
   | 'missing_key'
   | 'wrong_type'

@@ -8,6 +8,7 @@ export {
 export {
   decide,
   rulePorts,
+  secretMayGo,
   secretsKeptFrom,
   type Decision,
   type DecisionLayer,

@@ -8,6 +8,7 @@ import {
   isScalar,
   LineCounter,
   parseAllDocuments,
+  Parser,
   visit,
   type Node,
 } from 'yaml';
@@ -72,6 +73,16 @@ export function parsePolicy(bytes: Uint8Array, file: string): PolicyResult {
     strict: true,
   });
   const position = (offset: number) => lineCounter.linePos(offset);
+  const directive = firstDirective(text);
+  if (directive !== undefined) {
+    const { line, col } = position(directive.offset);
+    return at(
+      'directive_not_allowed',
+      line,
+      col,
+      `the directive ${directive.name} is not allowed: a policy is read as YAML 1.2 and needs none (remove the line)`,
+    );
+  }
   const docs = Array.isArray(documents) ? documents : [documents];
   const [doc, second] = docs;
   if (doc === undefined || doc.contents === null)
@@ -135,10 +146,34 @@ export function parsePolicy(bytes: Uint8Array, file: string): PolicyResult {
 
 type Position = (offset: number) => { line: number; col: number };
 
+/**
+ * A `%YAML` or `%TAG` line. `%YAML 1.1` would change what the file says: octal and
+ * sexagesimal numbers, `y`/`n` booleans, `<<` merge keys.
+ */
+function firstDirective(text: string): { offset: number; name: string } | undefined {
+  for (const token of new Parser().parse(text)) {
+    if (token.type === 'directive')
+      return { offset: token.offset, name: token.source.split(/\s/, 1)[0] ?? token.source };
+  }
+  return undefined;
+}
+
 /** Anchors, aliases and explicit tags have no use in a policy and hide what it says. */
 function forbiddenConstructs(doc: Document, file: string, position: Position): PolicyError[] {
   const errors: PolicyError[] = [];
   visit(doc, {
+    Pair(_key, pair) {
+      if (!isNode(pair.key) || isScalar(pair.key)) return;
+      const { line, col } = position(pair.key.range?.[0] ?? 0);
+      errors.push({
+        code: 'wrong_type',
+        file,
+        line,
+        col,
+        path: '',
+        message: `a ${isMap(pair.key) ? 'mapping' : 'sequence'} is not a key; keys are plain words such as egress or destination`,
+      });
+    },
     Node(_key, node) {
       const { line, col } = position(node.range?.[0] ?? 0);
       if (isAlias(node)) {

@@ -64,9 +64,9 @@ egress:
     ports: [${port}, ${plainPort}]
 secrets:
   - env: AGENT_TOKEN
-    allow: ["api.example.test"]
+    allow: ["api.example.test:${port}", "api.example.test:${plainPort}"]
   - env: DEPLOY_KEY
-    allow: ["api.example.test"]
+    allow: ["api.example.test:${port}", "api.example.test:${plainPort}"]
 default_deny: true
 `;
 
@@ -413,7 +413,7 @@ egress:
     ports: [${origin.port}]
 secrets:
   - env: AGENT_TOKEN
-    allow: ["api.example.test"]
+    allow: ["api.example.test:${origin.port}"]
 default_deny: true
 `,
     secretValues: { AGENT_TOKEN },
@@ -445,6 +445,55 @@ default_deny: true
     assert.ok(logged.some((e) => e.pattern?.includes('[REDACTED:secret:AGENT_TOKEN]')));
     for (const spelling of [...SECRET_SPELLINGS, GITHUB_TOKEN.toLowerCase()])
       assert.ok(!recorded.includes(spelling), `a secret spelling leaked: ${spelling.slice(0, 6)}…`);
+  } finally {
+    await proxy.stop();
+    await origin.close();
+    cleanup(join(proxy.dir, '..'));
+  }
+});
+
+test('a bound secret allowed under a URL prefix goes there only: not to other paths of its host, nor out of it by dot segments', async () => {
+  const origin = await startHttpsOrigin(echo, pki);
+  const proxy = await startEngine({
+    pins: { 'api.example.test': '127.0.0.1' },
+    upstreamCa: [pki.caCert],
+    // Nothing in the rule needs to see inside TLS: the secret's narrower scope does.
+    policy: `version: "1.0"
+egress:
+  - destination: "api.example.test"
+    ports: [${origin.port}]
+  - destination: "127.0.0.1"
+    ports: [${origin.port}]
+secrets:
+  - env: AGENT_TOKEN
+    allow: ["https://api.example.test:${origin.port}/repos/acme/"]
+default_deny: true
+`,
+    secretValues: { AGENT_TOKEN },
+  });
+  try {
+    const api = `https://api.example.test:${origin.port}`;
+    const status = async (args: readonly string[]) => {
+      const result = await curlTrustingRunCa(proxy, ['-i', '--path-as-is', ...args]);
+      const response = parseCurlResponse(result.stdout);
+      return `${response.status} ${response.headers['x-pipelock-egress-block'] ?? ''}`.trim();
+    };
+    assert.equal(await status([`${api}/repos/acme/widgets?t=${AGENT_TOKEN}`]), '200');
+    assert.equal(
+      await status(['-H', `Authorization: token ${AGENT_TOKEN}`, `${api}/repos/acme/x`]),
+      '200',
+    );
+    assert.equal(origin.hits, 2);
+    assert.equal(await status([`${api}/repos/other/x?leak=${AGENT_TOKEN}`]), '403 dlp');
+    assert.equal(await status([...jsonBody({ t: AGENT_TOKEN }), `${api}/gists`]), '403 dlp');
+    assert.equal(await status([`${api}/repos/acme/../../exfil/${AGENT_TOKEN}`]), '403 dlp');
+    assert.equal(
+      await status(['-H', `Authorization: token ${AGENT_TOKEN}`, `${api}/gists`]),
+      '403 dlp',
+    );
+    // Elsewhere on the host, requests without the secret pass as the rule says.
+    assert.equal(await status([`${api}/gists`]), '200');
+    assert.equal(origin.hits, 3);
   } finally {
     await proxy.stop();
     await origin.close();

@@ -9,7 +9,7 @@ import { BUILTIN_DETECTORS, policyDetectors } from '../../src/engine/dlp/detecto
 import { createSecretScanner, secretForms, type View } from '../../src/engine/dlp/secret-scan.js';
 import { bodyViews, headerViews, textViews } from '../../src/engine/dlp/content-views.js';
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
-import { parseRequestTarget } from '../../src/policy/target.js';
+import { parseRequestTarget, type RequestTarget } from '../../src/policy/target.js';
 import { parseDestination } from '../../src/policy/destination.js';
 import { base32, noise } from './encodings.js';
 import {
@@ -45,10 +45,16 @@ const SAMPLES: Record<string, string> = {
   'credential-in-url': 'password=hunter2hunter2',
 };
 
+function targetOf(url: string): RequestTarget {
+  const parsed = parseRequestTarget(url);
+  if (!parsed.ok) throw new Error(parsed.problem);
+  return parsed.target;
+}
+
 function scan(target: string, scanner = createSecretScanner(BUILTIN_DETECTORS, [])) {
   const parsed = parseRequestTarget(target);
   if (!parsed.ok) throw new Error(parsed.problem);
-  return scanner.scanUrl(target, parsed.target.host, parsed.target.port);
+  return scanner.scanUrl(target, parsed.target);
 }
 
 for (const [name, sample] of Object.entries(SAMPLES)) {
@@ -70,11 +76,11 @@ test('percent-encoding nested up to three times hides nothing, in a URL, a heade
   const nest = (text: string, times: number): string =>
     times === 1 ? text : nest(encodeURIComponent(text), times - 1);
   const scanner = createSecretScanner(BUILTIN_DETECTORS, []);
-  const host = { kind: 'name', name: 'uploads.example' } as const;
+  const host = targetOf('https://uploads.example/');
   for (const times of [1, 2, 3]) {
     const spelled = nest(everyByte, times);
     assert.equal(scan(`https://paste.example/p?q=${spelled}`)?.detector, 'github-token', spelled);
-    const found = (views: View[]) => scanner.scanContent(views, host, 443, true)?.detector;
+    const found = (views: View[]) => scanner.scanContent(views, host, true)?.detector;
     assert.equal(found(headerViews(['X-Data', spelled])), 'github-token');
     assert.equal(found(textViews(`note=${spelled}`, 'body')), 'github-token');
   }
@@ -180,7 +186,7 @@ test('a bound secret inside a larger encoded blob is found, and nothing of the t
 
 test('every credential format is found encoded inside a body, and cut out of recorded text', () => {
   const scanner = createSecretScanner(BUILTIN_DETECTORS, []);
-  const host = { kind: 'name', name: 'uploads.example' } as const;
+  const host = targetOf('https://uploads.example/');
   const encoders = {
     base64: (bytes: Buffer) => bytes.toString('base64'),
     hex: (bytes: Buffer) => bytes.toString('hex'),
@@ -194,7 +200,6 @@ test('every credential format is found encoded inside a body, and cut out of rec
       const found = scanner.scanContent(
         textViews(JSON.stringify({ upload: blob }), 'body'),
         host,
-        443,
         true,
       );
       assert.equal(found?.detector, name, `${encoding}: ${blob}`);
@@ -212,25 +217,22 @@ test('a JSON body nested a million levels deep is read, not a crash; its strings
   const depth = 1_000_000;
   const body = `${'['.repeat(depth)}${escaped}${']'.repeat(depth)}`;
   const scanner = createSecretScanner(BUILTIN_DETECTORS, []);
-  const host = { kind: 'name', name: 'uploads.example' } as const;
-  assert.equal(
-    scanner.scanContent(textViews(body, 'body'), host, 443, true)?.detector,
-    'github-token',
-  );
+  const host = targetOf('https://uploads.example/');
+  assert.equal(scanner.scanContent(textViews(body, 'body'), host, true)?.detector, 'github-token');
   const strings = textViews('{"a":["b",{"c":"d"}],"e":"f"}', 'body').at(-1)?.text;
   assert.equal(strings, 'a\nb\nc\nd\ne\nf');
 });
 
 test('ordinary encoded content is not a finding', () => {
   const scanner = createSecretScanner(BUILTIN_DETECTORS, [binding([])]);
-  const host = { kind: 'name', name: 'uploads.example' } as const;
+  const host = targetOf('https://uploads.example/');
   const body = JSON.stringify({
     image: noise(64_000).toString('base64'),
     sha: createHash('sha1').update('x').digest('hex'),
     id: '6f1c2a44-8b1e-4a52-9a9b-3b2f6f4c1e7a',
     words: 'internationalization electroencephalographically',
   });
-  assert.equal(scanner.scanContent(textViews(body, 'body'), host, 443, true), undefined);
+  assert.equal(scanner.scanContent(textViews(body, 'body'), host, true), undefined);
 });
 
 test('a secret split over host labels is found, and nothing of that host is recorded', () => {
@@ -264,8 +266,8 @@ test('a secret split over host labels is found in any case; so is a credential f
 
 test('a credential next to `_`, `-` or punctuation is found; glued after a letter or digit it is not a format', () => {
   const scanner = createSecretScanner(BUILTIN_DETECTORS, []);
-  const host = { kind: 'name', name: 'uploads.example' } as const;
-  const find = (text: string) => scanner.scanContent(textViews(text, 'body'), host, 443, true);
+  const host = targetOf('https://uploads.example/');
+  const find = (text: string) => scanner.scanContent(textViews(text, 'body'), host, true);
   for (const [name, sample] of Object.entries(SAMPLES)) {
     if (name === 'credential-in-url' || name === 'private-key') continue;
     for (const text of [`TOKEN_${sample}_`, `-${sample}-`, `/a/${sample}.`, `(${sample})`])
@@ -279,8 +281,8 @@ test('a credential next to `_`, `-` or punctuation is found; glued after a lette
 
 test('a bound secret allowed here hides no other credential, not even one it is placed inside', () => {
   const scanner = createSecretScanner(BUILTIN_DETECTORS, [binding(['api.github.com'])]);
-  const host = { kind: 'name', name: 'api.github.com' } as const;
-  const find = (text: string) => scanner.scanContent(textViews(text, 'body'), host, 443, true);
+  const host = targetOf('https://api.github.com/');
+  const find = (text: string) => scanner.scanContent(textViews(text, 'body'), host, true);
   const slack = SAMPLES['slack-token'] ?? '';
   assert.equal(find(`{"token":"${TOKEN}"}`), undefined);
   assert.equal(
@@ -325,9 +327,9 @@ dlp:
       regex: "[a-z]+secret"
 `);
     const scanner = createSecretScanner(policyDetectors(policy), [], 100);
-    const host = { kind: 'name', name: 'x.example' } as const;
+    const host = targetOf('https://x.example/');
     const refused = (text: string, name: string) => {
-      const found = scanner.scanContent([{ text, where: 'body' }], host, 443, true);
+      const found = scanner.scanContent([{ text, where: 'body' }], host, true);
       assert.equal(found?.detector, 'unscannable');
       assert.equal(found.failure, `the policy pattern ${name} ran longer than 100 ms`);
     };
@@ -336,12 +338,12 @@ dlp:
     refused(`${'x'.repeat(10)}${'b'.repeat(1 << 20)}`, 'quadratic');
     // The built-ins ran first, and still find what they find; so do the patterns, in time.
     assert.equal(
-      scanner.scanContent([{ text: SAMPLES['github-token'] ?? '', where: 'body' }], host, 443, true)
+      scanner.scanContent([{ text: SAMPLES['github-token'] ?? '', where: 'body' }], host, true)
         ?.detector,
       'github-token',
     );
     assert.equal(
-      scanner.scanContent([{ text: 'aab', where: 'body' }], host, 443, true)?.detector,
+      scanner.scanContent([{ text: 'aab', where: 'body' }], host, true)?.detector,
       'nested',
     );
     // What cannot be scanned is not recorded either.
@@ -544,8 +546,7 @@ test('content views: Basic credentials decoded, form and JSON escapes undone, ev
   const find = (views: readonly View[]) =>
     createSecretScanner(BUILTIN_DETECTORS, []).scanContent(
       views,
-      { kind: 'name', name: 'x.test' },
-      443,
+      targetOf('https://x.test/'),
       true,
     );
   const basic = `Basic ${Buffer.from(`bot:${token}`).toString('base64')}`;
@@ -568,8 +569,7 @@ test('content views: Basic credentials decoded, form and JSON escapes undone, ev
   assert.equal(
     createSecretScanner([], [binding([])]).scanContent(
       textViews(`{"n":1}\n{"b":"${slashes.replaceAll('/', '\\/')}"}`, 'body'),
-      { kind: 'name', name: 'x.test' },
-      443,
+      targetOf('https://x.test/'),
       true,
     )?.detector,
     'secret:AGENT_TOKEN',
@@ -626,8 +626,7 @@ test('a compressed body is scanned as sent too: bytes after its compressed data 
   assert.equal(
     createSecretScanner(BUILTIN_DETECTORS, []).scanContent(
       views.views,
-      { kind: 'name', name: 'x.test' },
-      443,
+      targetOf('https://x.test/'),
       true,
     )?.detector,
     'github-token',

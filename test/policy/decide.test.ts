@@ -6,12 +6,14 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
   decide,
+  secretsKeptFrom,
   formatPolicyError,
   parsePolicy,
   type DecisionLayer,
   type Policy,
   type Verdict,
 } from '../../src/policy/index.js';
+import { parseRequestTarget } from '../../src/policy/target.js';
 
 function load(text: string | Uint8Array, file: string): Policy {
   const result = parsePolicy(
@@ -554,4 +556,49 @@ test('decide is pure: the same request gives the same decision and the policy is
   });
   assert.deepEqual(a, b);
   assert.equal(JSON.stringify(POLICIES.paths), before);
+});
+
+test('a bound secret goes where its allow entry says: host, port (80 and 443 when none), scheme and path', () => {
+  const policy = load(
+    `version: "1.0"
+egress:
+  - destination: "*.acme.test"
+secrets:
+  - env: REPO_TOKEN
+    allow: ["https://api.acme.test/repos/acme/", "http://api.acme.test:8080/repos/acme/"]
+  - env: HOST_TOKEN
+    allow: ["uploads.acme.test", "*.cdn.acme.test", "10.1.0.0/16"]
+`,
+    'secrets.yaml',
+  );
+  const kept = (target: string) => {
+    const parsed = parseRequestTarget(target);
+    if (!parsed.ok) throw new Error(parsed.problem);
+    return secretsKeptFrom(policy, parsed.target).join(' ');
+  };
+  const rows: [string, string][] = [
+    ['https://api.acme.test/repos/acme/widgets?ref=main', 'HOST_TOKEN'],
+    ['https://api.acme.test/repos/acme', 'REPO_TOKEN HOST_TOKEN'],
+    ['https://api.acme.test/repos/other/x', 'REPO_TOKEN HOST_TOKEN'],
+    ['https://api.acme.test/gists', 'REPO_TOKEN HOST_TOKEN'],
+    ['https://api.acme.test/repos/acme/../../exfil/x', 'REPO_TOKEN HOST_TOKEN'],
+    ['https://api.acme.test/repos/acme/..;/evil', 'REPO_TOKEN HOST_TOKEN'],
+    ['https://api.acme.test/repos/acme/%2e%2e/x', 'REPO_TOKEN HOST_TOKEN'],
+    ['http://api.acme.test/repos/acme/x', 'REPO_TOKEN HOST_TOKEN'],
+    ['http://api.acme.test:8080/repos/acme/x', 'HOST_TOKEN'],
+    ['wss://api.acme.test/repos/acme/stream', 'HOST_TOKEN'],
+    ['https://api.acme.test:8443/repos/acme/x', 'REPO_TOKEN HOST_TOKEN'],
+    // A tunnel carries any path: inside it, each request is judged.
+    ['api.acme.test:443', 'REPO_TOKEN HOST_TOKEN'],
+    ['uploads.acme.test:443', 'REPO_TOKEN'],
+    ['https://uploads.acme.test/anything', 'REPO_TOKEN'],
+    ['http://uploads.acme.test/anything', 'REPO_TOKEN'],
+    ['http://uploads.acme.test:8080/anything', 'REPO_TOKEN HOST_TOKEN'],
+    ['uploads.acme.test:19109', 'REPO_TOKEN HOST_TOKEN'],
+    ['https://a.b.cdn.acme.test/x', 'REPO_TOKEN'],
+    ['https://cdn.acme.test/x', 'REPO_TOKEN HOST_TOKEN'],
+    ['https://10.1.2.3/x', 'REPO_TOKEN'],
+    ['https://10.1.2.3:9000/x', 'REPO_TOKEN HOST_TOKEN'],
+  ];
+  for (const [target, expected] of rows) assert.equal(kept(target), expected, target);
 });

@@ -254,6 +254,10 @@ const MALFORMED: Record<string, readonly Expected[]> = {
     e('alias_not_allowed', 5, 18, '', 'alias *gh is not allowed'),
   ],
   tag: [e('tag_not_allowed', 3, 24, '', 'tag tag:yaml.org,2002:str is not allowed')],
+  // YAML 1.1 would read 0443 as 291 and `<<` as a merge key: no directive changes the reading.
+  'yaml-1-1-directive': [e('directive_not_allowed', 1, 1, '', 'directive %YAML is not allowed')],
+  'tag-directive': [e('directive_not_allowed', 2, 1, '', 'directive %TAG is not allowed')],
+  'complex-key': [e('wrong_type', 4, 7, '', 'a sequence is not a key')],
   'duplicate-key': [e('duplicate_key', 5, 1, '', 'appears twice')],
   'non-utf8': [e('not_utf8', 3, 20, '', 'byte 0xfc is not valid UTF-8')],
   'several-errors': [

@@ -2,8 +2,8 @@
 // resolves or contacts anything, so a secret in a path, a query or a subdomain never leaves;
 // headers, bodies and WebSocket messages are scanned where the engine can see them.
 
-import { destinationCovers, type Destination } from '../../policy/destination.js';
-import type { Host } from '../../policy/index.js';
+import type { Destination } from '../../policy/destination.js';
+import { secretMayGo, type Host, type RequestTarget } from '../../policy/index.js';
 import type { Detector } from './detectors.js';
 import { withinTime } from './time-bound.js';
 import { DEFAULT_LIMITS } from '../limits.js';
@@ -63,20 +63,22 @@ export function secretForms(value: string): string[] {
 }
 
 export interface SecretScanner {
-  /** Every request's URL (a tunnel's host:port too), before anything is resolved. */
-  scanUrl(target: string, host: Host, port: number): UrlFinding | undefined;
+  /**
+   * Every request's URL (a tunnel's host:port too), before anything is resolved; `to` is what
+   * it parses to (undefined when it does not: no bound secret may go there).
+   */
+  scanUrl(target: string, to: RequestTarget | undefined): UrlFinding | undefined;
   /**
    * Headers, bodies and messages: bound secrets always, the detectors only where the
    * destination asks for scanning.
    */
   scanContent(
     views: readonly View[],
-    host: Host,
-    port: number,
+    to: RequestTarget,
     detectors: boolean,
   ): DlpFinding | undefined;
-  /** A bound secret may not go to this destination: its traffic must be seen to be held to that. */
-  guards(host: Host, port: number): boolean;
+  /** A bound secret may not go to this target: its traffic must be seen to be held to that. */
+  guards(to: RequestTarget): boolean;
   /**
    * A target as it may be recorded: every spelling of every bound secret cut out, encoded runs
    * that decode to one too, even on its way to an allowed destination (evidence travels
@@ -133,10 +135,10 @@ export function createSecretScanner(
     policyProbes.length === 0
       ? none
       : withinTime(run, patternScanMs, () => `the policy pattern ${running}`);
-  const allowedAt = (host: Host, port: number) =>
-    bound.filter((secret) =>
-      secret.allow.some((destination) => destinationCovers(destination, host, port)),
-    );
+  const allowedAt = (to: RequestTarget | undefined) =>
+    to === undefined
+      ? []
+      : bound.filter((secret) => secret.allow.some((destination) => secretMayGo(destination, to)));
   /**
    * The first finding in the views, then in what they decode to; `allowed` secrets are not
    * findings. A view that cannot be scanned (a policy pattern that throws on it or runs out of
@@ -215,8 +217,8 @@ export function createSecretScanner(
       return { detector: UNSCANNABLE, where: at, forms: [], failure: (error as Error).message };
     }
   };
-  const find = (views: readonly View[], host: Host, port: number, withDetectors: boolean) =>
-    findIn(views, allowedAt(host, port), withDetectors);
+  const find = (views: readonly View[], to: RequestTarget | undefined, withDetectors: boolean) =>
+    findIn(views, allowedAt(to), withDetectors);
   /**
    * Cuts every encoded run that decodes to a finding (bound secrets, and the detectors' too
    * when asked); the whole text when such a run is a wrapped blob, not spelled as one piece.
@@ -230,8 +232,8 @@ export function createSecretScanner(
     }, text);
   const redactBound = (target: string): string => cutEncoded(redactSpelledBound(target), false);
   return {
-    scanUrl(target, host, port) {
-      const found = find(urlViews(target, host), host, port, true);
+    scanUrl(target, to) {
+      const found = find(urlViews(target, to?.host), to, true);
       return (
         found && {
           ...found,
@@ -239,14 +241,15 @@ export function createSecretScanner(
         }
       );
     },
-    scanContent(views, host, port, scan) {
-      const found = find(views, host, port, scan);
+    scanContent(views, to, scan) {
+      const found = find(views, to, scan);
       if (found === undefined) return undefined;
       const { forms: _forms, ...finding } = found;
       return finding;
     },
-    guards(host, port) {
-      return bound.some((secret) => !allowedAt(host, port).includes(secret));
+    guards(to) {
+      const allowed = allowedAt(to);
+      return bound.some((secret) => !allowed.includes(secret));
     },
     redactBound,
     redactText(text) {
@@ -278,10 +281,10 @@ const HOST = 'host name';
  * as sent without its dots (a credential format keeps its `_` and `-`), and lowercased without
  * any separator (a bound secret's compact spelling).
  */
-function urlViews(target: string, host: Host): View[] {
+function urlViews(target: string, host: Host | undefined): View[] {
   const views: View[] = [{ text: target, where: 'URL' }];
   for (const decoded of percentDecodings(target)) views.push({ text: decoded, where: 'URL' });
-  if (host.kind === 'name') {
+  if (host?.kind === 'name') {
     const compact = withoutSeparators(host.name);
     const dotless = hostAsSent(target).replaceAll('.', '');
     // Most hosts are lowercase without `-` or `_`: then the compact view says it all.
