@@ -41491,22 +41491,27 @@ import { randomUUID as randomUUID2 } from "node:crypto";
 // src/engine/admission.ts
 import { randomUUID } from "node:crypto";
 var METHOD_OVERRIDE_HEADERS = ["x-http-method-override", "x-http-method", "x-method-override"];
-function methodOverrides(headers) {
-  if (METHOD_OVERRIDE_HEADERS.every((header) => headers[header] === void 0)) return [];
-  return METHOD_OVERRIDE_HEADERS.flatMap((header) => {
-    const value = headers[header];
-    const values = Array.isArray(value) ? value : value === void 0 ? [] : [value];
-    return values.flatMap((text) => text.split(",")).map((method) => ({ header, method: method.trim().toUpperCase() }));
-  });
+function methodOverrides(method, target, headers) {
+  const asked = (source, values) => values.map((value) => ({ source, method: value.trim().toUpperCase() }));
+  const fromHeaders = Object.entries(headers).flatMap(
+    ([name, value]) => value === void 0 || !METHOD_OVERRIDE_HEADERS.includes(name.replaceAll("_", "-")) ? [] : asked(
+      name,
+      (Array.isArray(value) ? value : [value]).flatMap((text) => text.split(","))
+    )
+  );
+  const query = target.indexOf("?");
+  if (method.toUpperCase() !== "POST" || query < 0) return fromHeaders;
+  const parameters = new URLSearchParams(target.slice(query + 1).split("#", 1)[0]);
+  return [...fromHeaders, ...asked("the query parameter _method", parameters.getAll("_method"))];
 }
 async function admit(context2, request, inspect) {
   const method = request.method === "WS" ? "GET" : request.method;
   const decision = strictest([
     decide(context2.policy, { method, target: request.target }),
     // A request is judged as every method it may be taken for.
-    ...(request.methodOverrides ?? []).map(({ header, method: asked }) => {
+    ...(request.methodOverrides ?? []).map(({ source, method: asked }) => {
       const judged = decide(context2.policy, { method: asked, target: request.target });
-      return { ...judged, reason: `${header} asks for ${asked}: ${judged.reason}` };
+      return { ...judged, reason: `${source} asks for ${asked}: ${judged.reason}` };
     })
   ]);
   const leak = context2.scanner.scanUrl(request.target, decision.target);
@@ -43578,7 +43583,10 @@ var Engine = class {
       this.closingAfterRefusal.add(req.socket);
       return this.refuseUnadmitted(res, transport, method, target, requestId, framing);
     }
-    const judged = { ...request, methodOverrides: methodOverrides(req.headers) };
+    const judged = {
+      ...request,
+      methodOverrides: methodOverrides(request.method, request.target, req.headers)
+    };
     const inspection = new RequestInspection(
       req,
       res,

@@ -24,28 +24,43 @@ export interface AdmissionRequest {
    * (the Host check sees to that), so they reuse the checked address instead of resolving again.
    */
   readonly address?: IpAddress;
-  /** Methods the request's headers ask the origin to take it for (X-HTTP-Method-Override). */
+  /** Methods the request asks the origin to take it for (X-HTTP-Method-Override, `_method`). */
   readonly methodOverrides?: readonly MethodOverride[];
 }
 
 export interface MethodOverride {
-  readonly header: string;
+  /** Where the request asks for it: a header's name, or the query parameter. */
+  readonly source: string;
   readonly method: string;
 }
 
 /** Headers many frameworks take as the request's real method. */
 const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'];
 
-/** Each method asked for (a repeated header arrives joined with commas). */
-export function methodOverrides(headers: IncomingHttpHeaders): readonly MethodOverride[] {
-  if (METHOD_OVERRIDE_HEADERS.every((header) => headers[header] === undefined)) return [];
-  return METHOD_OVERRIDE_HEADERS.flatMap((header) => {
-    const value = headers[header];
-    const values = Array.isArray(value) ? value : value === undefined ? [] : [value];
-    return values
-      .flatMap((text) => text.split(','))
-      .map((method) => ({ header, method: method.trim().toUpperCase() }));
-  });
+/**
+ * Each method the request asks for: the override headers (a repeated one arrives joined with
+ * commas; CGI and PHP read `_` in a name as `-`), and on a POST the `_method` query parameter
+ * (Rails, Laravel, Symfony, Express's method-override).
+ */
+export function methodOverrides(
+  method: string,
+  target: string,
+  headers: IncomingHttpHeaders,
+): readonly MethodOverride[] {
+  const asked = (source: string, values: readonly string[]) =>
+    values.map((value) => ({ source, method: value.trim().toUpperCase() }));
+  const fromHeaders = Object.entries(headers).flatMap(([name, value]) =>
+    value === undefined || !METHOD_OVERRIDE_HEADERS.includes(name.replaceAll('_', '-'))
+      ? []
+      : asked(
+          name,
+          (Array.isArray(value) ? value : [value]).flatMap((text) => text.split(',')),
+        ),
+  );
+  const query = target.indexOf('?');
+  if (method.toUpperCase() !== 'POST' || query < 0) return fromHeaders;
+  const parameters = new URLSearchParams(target.slice(query + 1).split('#', 1)[0]);
+  return [...fromHeaders, ...asked('the query parameter _method', parameters.getAll('_method'))];
 }
 
 export type Admission =
@@ -85,9 +100,9 @@ export async function admit(
   const decision = strictest([
     decide(context.policy, { method, target: request.target }),
     // A request is judged as every method it may be taken for.
-    ...(request.methodOverrides ?? []).map(({ header, method: asked }) => {
+    ...(request.methodOverrides ?? []).map(({ source, method: asked }) => {
       const judged = decide(context.policy, { method: asked, target: request.target });
-      return { ...judged, reason: `${header} asks for ${asked}: ${judged.reason}` };
+      return { ...judged, reason: `${source} asks for ${asked}: ${judged.reason}` };
     }),
   ]);
   const leak = context.scanner.scanUrl(request.target, decision.target);

@@ -372,7 +372,10 @@ export class Engine {
       this.closingAfterRefusal.add(req.socket);
       return this.refuseUnadmitted(res, transport, method, target, requestId, framing);
     }
-    const judged = { ...request, methodOverrides: methodOverrides(req.headers) };
+    const judged = {
+      ...request,
+      methodOverrides: methodOverrides(request.method, request.target, req.headers),
+    };
     const inspection = new RequestInspection(
       req,
       res,

@@ -353,6 +353,41 @@ test('a disallowed method is refused with 403 and a method receipt', async () =>
   }
 });
 
+test('a POST asking for another method in its `_method` query parameter is judged as that method', async () => {
+  const f = await fixture(
+    (port) => `version: "1.0"
+egress:
+  - destination: "api.example.test"
+    ports: [${port}]
+    methods: ["GET", "POST"]
+  - destination: "127.0.0.1"
+    ports: [${port}]
+`,
+  );
+  try {
+    const post = async (query: string) => {
+      const url = `http://api.example.test:${f.origin.port}/items/7${query}`;
+      const result = await curl(['-i', '--proxy', f.proxy.proxyUrl, '--data', 'a=1', url]);
+      const response = parseCurlResponse(result.stdout);
+      return [response.status, response.body.toString()] as const;
+    };
+    const [status, body] = await post('?x=1&_method=delete');
+    assert.equal(status, 403);
+    assert.match(body, /^blocked: the query parameter _method asks for DELETE: method DELETE/);
+    assert.equal((await post('?%5Fmethod=PUT'))[0], 403);
+    assert.equal(f.origin.hits, 0);
+    assert.equal((await post('?_method=POST'))[0], 200);
+    assert.equal((await post(''))[0], 200);
+    // A GET's `_method` is no override anywhere: it is a query like any other.
+    const url = `http://api.example.test:${f.origin.port}/items?_method=delete`;
+    const get = await curl(['-i', '--proxy', f.proxy.proxyUrl, url]);
+    assert.equal(parseCurlResponse(get.stdout).status, 200);
+    assert.equal(f.origin.hits, 3);
+  } finally {
+    await f.close();
+  }
+});
+
 test('a method-override header is judged as the method it asks for', async () => {
   const f = await fixture(basicPolicy);
   try {
@@ -377,6 +412,10 @@ test('a method-override header is judged as the method it asks for', async () =>
     assert.equal(status, 403);
     assert.match(body, /^blocked: x-http-method-override asks for DELETE: method DELETE/);
     assert.equal((await ask('X-HTTP-Method-Override: GET'))[0], 200);
+    // CGI and PHP read `_` in a header name as `-`.
+    const [underscored, why] = await ask('X_HTTP_METHOD_OVERRIDE: DELETE');
+    assert.equal(underscored, 403);
+    assert.match(why, /^blocked: x_http_method_override asks for DELETE: method DELETE/);
     assert.equal(f.origin.hits, 1);
   } finally {
     await f.close();
