@@ -34224,7 +34224,14 @@ var import_yaml = __toESM(require_dist(), 1);
 // src/policy/errors.ts
 function formatPolicyError(error2) {
   const where = `${error2.file}:${error2.line}:${error2.col}`;
-  return error2.path === "" ? `${where}: ${error2.message}` : `${where}: ${error2.path}: ${error2.message}`;
+  const line = error2.path === "" ? `${where}: ${error2.message}` : `${where}: ${error2.path}: ${error2.message}`;
+  return escapeControls(line);
+}
+function escapeControls(text) {
+  return text.replace(
+    /[\p{Cc}\u2028\u2029]/gu,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`
+  );
 }
 function formatKeyPath(path4) {
   let out = "";
@@ -40261,6 +40268,11 @@ function cidrContains(cidr, ip) {
   if (cidr.family !== ip.family) return false;
   return (ipBits(ip) & ~hostMask(cidr.family, cidr.prefixLength)) === cidr.base;
 }
+function cidrsOverlap(a, b) {
+  if (a.family !== b.family) return false;
+  const mask = ~hostMask(a.family, Math.min(a.prefixLength, b.prefixLength));
+  return (a.base & mask) === (b.base & mask);
+}
 function formatCidr(cidr) {
   const base = cidr.family === 4 ? { family: 4, value: Number(cidr.base) } : { family: 6, value: cidr.base };
   return `${formatIp(base)}/${cidr.prefixLength}`;
@@ -40362,6 +40374,10 @@ function rulePathProblem(path4) {
   if (/%(2e|2f|5c|25)/i.test(path4) || path4.includes("\\")) {
     return "must not contain encoded dots, slashes, backslashes or percent signs";
   }
+  if (path4.includes("*")) {
+    const prefix = path4.slice(0, path4.indexOf("*"));
+    return `holds "*", but paths are literal prefixes, not globs (did you mean "${prefix.slice(0, prefix.lastIndexOf("/") + 1)}"?)`;
+  }
   if (collapse(path4) !== path4) return `is not normalised (did you mean "${collapse(path4)}"?)`;
   const encoded = uppercaseEscapes(new URL(path4, "http://host.invalid").pathname);
   if (encoded !== path4)
@@ -40421,6 +40437,10 @@ function parseBracketedIpv6(text) {
   return typeof ip === "string" ? failWith(ip) : made({ kind: "exact", host: { kind: "ip", ip } }, port2, void 0);
 }
 function parseBareIpv6(text) {
+  if (!/^[0-9a-f:.%]+$/i.test(text.split("%", 1)[0] ?? ""))
+    return failWith(
+      `"${text}" has more than one ":"; expected host:port with one port, or an IPv6 address`
+    );
   const ip = ipv6WithoutZone(text);
   if (typeof ip === "string") return failWith(`${ip} (write IPv6 with a port as [addr]:port)`);
   return made({ kind: "exact", host: { kind: "ip", ip } }, void 0, void 0);
@@ -40521,6 +40541,14 @@ function made(host, port2, url) {
   const hostText = hostPatternText(host);
   const canonical = url ? `${url.scheme}://${hostText}${port2 === DEFAULT_PORTS[url.scheme] ? "" : `:${port2}`}${url.pathPrefix}` : port2 === void 0 ? hostText : `${hostText}:${port2}`;
   return { ok: true, destination: { host, port: port2, url, canonical } };
+}
+function patternsOverlap(a, b) {
+  if (a.kind === "exact") return hostMatches(b, a.host);
+  if (b.kind === "exact") return hostMatches(a, b.host);
+  if (a.kind === "wildcard" && b.kind === "wildcard")
+    return `.${a.suffix}`.endsWith(`.${b.suffix}`) || `.${b.suffix}`.endsWith(`.${a.suffix}`);
+  if (a.kind === "cidr" && b.kind === "cidr") return cidrsOverlap(a.cidr, b.cidr);
+  return false;
 }
 function hostMatches(pattern, host) {
   switch (pattern.kind) {
@@ -40674,9 +40702,15 @@ function regexProblem(source) {
   } catch (error2) {
     return `not a valid regular expression (${error2.message}); expected JavaScript RegExp syntax with the "u" flag`;
   }
-  if (regex.test(""))
-    return "the pattern matches the empty string, so it would match every request; make it require at least one character";
+  if (EMPTY_MATCH_PROBES.some((text) => matchesEmpty(regex, text)))
+    return "the pattern matches the empty string (at a word or line edge, or before some character), so it would match every request; make it require at least one character";
   return void 0;
+}
+var EMPTY_MATCH_PROBES = ["", "a", " ", "a b", "Ab1-_.", "key=value&x=1", "/path?q", "x\ny\n"];
+function matchesEmpty(regex, text) {
+  for (const match of text.matchAll(new RegExp(regex.source, "gu")))
+    if (match[0] === "") return true;
+  return false;
 }
 var dlpSchema = strictObject({
   builtin: boolean2().default(true),
@@ -40728,7 +40762,7 @@ var policySchema = strictObject({
     if (rule?.tls !== "passthrough" || !isDestination(rule.destination)) return;
     const passthrough = rule.destination;
     const other = rules.findIndex(
-      (candidate) => candidate !== rule && isDestination(candidate?.destination) && candidate.tls !== "passthrough" && (candidate.methods !== void 0 || candidate.paths !== void 0 || candidate.scan === true || candidate.destination.url !== void 0) && hostPatternText(candidate.destination.host) === hostPatternText(passthrough.host) && portsOf(candidate, candidate.destination).some(
+      (candidate) => candidate !== rule && isDestination(candidate?.destination) && candidate.tls !== "passthrough" && (candidate.methods !== void 0 || candidate.paths !== void 0 || candidate.scan === true || candidate.destination.url !== void 0) && patternsOverlap(candidate.destination.host, passthrough.host) && portsOf(candidate, candidate.destination).some(
         (port2) => portsOf(rule, passthrough).includes(port2)
       )
     );
@@ -40736,7 +40770,7 @@ var policySchema = strictObject({
     ctx.addIssue(
       issue2(
         "conflict",
-        `egress[${other}] needs to see inside TLS for the same host and port, which "tls: passthrough" forbids; remove one of the two rules`,
+        `egress[${other}] needs to see inside TLS for hosts and ports this rule covers too, which "tls: passthrough" forbids; narrow egress[${other}] (name its hosts one by one) or remove one of the two rules`,
         ["egress", index, "tls"]
       )
     );
@@ -41188,6 +41222,7 @@ function decide(policy, request) {
       rule: void 0,
       scan: true,
       intercept: false,
+      passthrough: false,
       target
     };
   }
@@ -41203,6 +41238,7 @@ function decide(policy, request) {
       rule: firstAllowing,
       scan: allowing.some((rule) => rule.scan),
       intercept: target.kind === "authority" && onThisPort.some(needsInspection),
+      passthrough: allowing.some((rule) => rule.tls === "passthrough"),
       target
     };
   }
@@ -41304,6 +41340,7 @@ function refuse(policy, layer, reason, rule, target) {
     rule,
     scan: true,
     intercept: false,
+    passthrough: false,
     target
   };
 }
@@ -41369,7 +41406,7 @@ function describeDecision(decision, keptSecrets) {
   if (decision.verdict === "warn")
     lines.push("  mode:   audit (the request passes; enforce mode would block it)");
   if (decision.verdict !== "block") {
-    const guarded = keptSecrets.length > 0 && decision.rule?.tls !== "passthrough";
+    const guarded = keptSecrets.length > 0 && !decision.passthrough;
     const bound = `${keptSecrets.join(", ")} (bound secrets that may not go here), when set`;
     const blind = decision.target?.kind === "authority" && !decision.intercept && !guarded;
     const scan = blind ? "the host name only (the tunnel is not intercepted)" : decision.scan ? "headers and body are scanned for secrets" : guarded ? `headers and body are scanned for ${bound}` : "URL only";
@@ -43858,7 +43895,7 @@ var Engine = class {
   needsInterception(decision) {
     const target = decision.target;
     if (decision.intercept) return true;
-    if (target === void 0 || decision.rule?.tls === "passthrough") return false;
+    if (target === void 0 || decision.passthrough) return false;
     return this.admission.scanner.guards(target);
   }
   async appendOutcome(entry, pattern) {
@@ -47066,8 +47103,15 @@ ${USAGE}`);
 }
 
 // src/cli/index.ts
+var readerGone = false;
+process.stdout.on("error", (error2) => {
+  if (error2.code !== "EPIPE") throw error2;
+  readerGone = true;
+});
 var io = {
-  out: (text) => process.stdout.write(text),
+  out: (text) => {
+    if (!readerGone) process.stdout.write(text);
+  },
   err: (text) => process.stderr.write(text),
   readFile: (path4) => readFile9(path4)
 };

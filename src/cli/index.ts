@@ -2,8 +2,18 @@
 import { readFile } from 'node:fs/promises';
 import { main } from './main.js';
 
+// A reader that stops early (`| head`) closes the pipe: the rest of the output is dropped and
+// the exit code stays the command's, instead of a crash that would read as a failure.
+let readerGone = false;
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+  readerGone = true;
+});
+
 const io = {
-  out: (text: string) => process.stdout.write(text),
+  out: (text: string) => {
+    if (!readerGone) process.stdout.write(text);
+  },
   err: (text: string) => process.stderr.write(text),
   readFile: (path: string) => readFile(path),
 };

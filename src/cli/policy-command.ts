@@ -75,7 +75,7 @@ function describeDecision(decision: Decision, keptSecrets: readonly string[]): s
   if (decision.verdict === 'warn')
     lines.push('  mode:   audit (the request passes; enforce mode would block it)');
   if (decision.verdict !== 'block') {
-    const guarded = keptSecrets.length > 0 && decision.rule?.tls !== 'passthrough';
+    const guarded = keptSecrets.length > 0 && !decision.passthrough;
     const bound = `${keptSecrets.join(', ')} (bound secrets that may not go here), when set`;
     // A tunnel nobody intercepts shows the engine its host name and nothing else.
     const blind = decision.target?.kind === 'authority' && !decision.intercept && !guarded;

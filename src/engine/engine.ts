@@ -697,7 +697,7 @@ export class Engine {
   private needsInterception(decision: Admitted['decision']): boolean {
     const target = decision.target;
     if (decision.intercept) return true;
-    if (target === undefined || decision.rule?.tls === 'passthrough') return false;
+    if (target === undefined || decision.passthrough) return false;
     return this.admission.scanner.guards(target);
   }
 

@@ -22,6 +22,8 @@ export interface Decision {
   readonly scan: boolean;
   /** For a CONNECT: some rule needs to see inside TLS (methods, paths, scan, URL prefix). */
   readonly intercept: boolean;
+  /** A rule that allows the request says `tls: passthrough`: never intercepted, whatever else. */
+  readonly passthrough: boolean;
   readonly target: RequestTarget | undefined;
 }
 
@@ -68,6 +70,7 @@ export function decide(policy: Policy, request: EgressRequest): Decision {
       rule: undefined,
       scan: true,
       intercept: false,
+      passthrough: false,
       target,
     };
   }
@@ -83,6 +86,7 @@ export function decide(policy: Policy, request: EgressRequest): Decision {
       rule: firstAllowing,
       scan: allowing.some((rule) => rule.scan),
       intercept: target.kind === 'authority' && onThisPort.some(needsInspection),
+      passthrough: allowing.some((rule) => rule.tls === 'passthrough'),
       target,
     };
   }
@@ -227,6 +231,7 @@ function refuse(
     rule,
     scan: true,
     intercept: false,
+    passthrough: false,
     target,
   };
 }

@@ -7,6 +7,7 @@ import {
   makeCidr,
   maxPrefixLength,
   cidrContains,
+  cidrsOverlap,
   parseDottedIpv4,
   sameIp,
 } from './ip.js';
@@ -88,6 +89,10 @@ function parseBracketedIpv6(text: string): DestinationResult {
 }
 
 function parseBareIpv6(text: string): DestinationResult {
+  if (!/^[0-9a-f:.%]+$/i.test(text.split('%', 1)[0] ?? ''))
+    return failWith(
+      `"${text}" has more than one ":"; expected host:port with one port, or an IPv6 address`,
+    );
   const ip = ipv6WithoutZone(text);
   if (typeof ip === 'string') return failWith(`${ip} (write IPv6 with a port as [addr]:port)`);
   return made({ kind: 'exact', host: { kind: 'ip', ip } }, undefined, undefined);
@@ -208,6 +213,16 @@ function made(
       ? hostText
       : `${hostText}:${port}`;
   return { ok: true, destination: { host, port, url, canonical } };
+}
+
+/** Whether some host matches both patterns. */
+export function patternsOverlap(a: HostPattern, b: HostPattern): boolean {
+  if (a.kind === 'exact') return hostMatches(b, a.host);
+  if (b.kind === 'exact') return hostMatches(a, b.host);
+  if (a.kind === 'wildcard' && b.kind === 'wildcard')
+    return `.${a.suffix}`.endsWith(`.${b.suffix}`) || `.${b.suffix}`.endsWith(`.${a.suffix}`);
+  if (a.kind === 'cidr' && b.kind === 'cidr') return cidrsOverlap(a.cidr, b.cidr);
+  return false; // names and addresses: a request names one or the other
 }
 
 export function hostMatches(pattern: HostPattern, host: Host): boolean {

@@ -37,9 +37,21 @@ export interface PolicyError {
 
 export function formatPolicyError(error: PolicyError): string {
   const where = `${error.file}:${error.line}:${error.col}`;
-  return error.path === ''
-    ? `${where}: ${error.message}`
-    : `${where}: ${error.path}: ${error.message}`;
+  const line =
+    error.path === '' ? `${where}: ${error.message}` : `${where}: ${error.path}: ${error.message}`;
+  return escapeControls(line);
+}
+
+/**
+ * Control characters quoted from the file, escaped: a message is one line, and a newline or
+ * an escape sequence in a value could forge another (`::error::` in a workflow log) or
+ * repaint the terminal.
+ */
+function escapeControls(text: string): string {
+  return text.replace(
+    /[\p{Cc}\u2028\u2029]/gu,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 export function formatKeyPath(path: readonly PropertyKey[]): string {

@@ -120,6 +120,13 @@ export function cidrContains(cidr: Cidr, ip: IpAddress): boolean {
   return (ipBits(ip) & ~hostMask(cidr.family, cidr.prefixLength)) === cidr.base;
 }
 
+/** Whether some address is in both networks (one holds the other). */
+export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
+  if (a.family !== b.family) return false;
+  const mask = ~hostMask(a.family, Math.min(a.prefixLength, b.prefixLength));
+  return (a.base & mask) === (b.base & mask);
+}
+
 export function formatCidr(cidr: Cidr): string {
   const base: IpAddress =
     cidr.family === 4 ? { family: 4, value: Number(cidr.base) } : { family: 6, value: cidr.base };

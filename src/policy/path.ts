@@ -64,6 +64,10 @@ export function rulePathProblem(path: string): string | undefined {
   if (/%(2e|2f|5c|25)/i.test(path) || path.includes('\\')) {
     return 'must not contain encoded dots, slashes, backslashes or percent signs';
   }
+  if (path.includes('*')) {
+    const prefix = path.slice(0, path.indexOf('*'));
+    return `holds "*", but paths are literal prefixes, not globs (did you mean "${prefix.slice(0, prefix.lastIndexOf('/') + 1)}"?)`;
+  }
   if (collapse(path) !== path) return `is not normalised (did you mean "${collapse(path)}"?)`;
   // Requests are compared in their URL-encoded form, so a prefix must be written that way too.
   const encoded = uppercaseEscapes(new URL(path, 'http://host.invalid').pathname);

@@ -2,7 +2,7 @@
 // they constrain so that each error points at the key to fix.
 
 import * as z from 'zod';
-import { type Destination, hostPatternText, parseDestination } from './destination.js';
+import { type Destination, parseDestination, patternsOverlap } from './destination.js';
 import { rulePathProblem } from './path.js';
 
 export const METHODS = [
@@ -182,9 +182,18 @@ function regexProblem(source: string): string | undefined {
   } catch (error) {
     return `not a valid regular expression (${(error as Error).message}); expected JavaScript RegExp syntax with the "u" flag`;
   }
-  if (regex.test(''))
-    return 'the pattern matches the empty string, so it would match every request; make it require at least one character';
+  if (EMPTY_MATCH_PROBES.some((text) => matchesEmpty(regex, text)))
+    return 'the pattern matches the empty string (at a word or line edge, or before some character), so it would match every request; make it require at least one character';
   return undefined;
+}
+
+/** Short texts on which a pattern that can match nothing (`\b`, `^`, `(?=a)`) shows it. */
+const EMPTY_MATCH_PROBES = ['', 'a', ' ', 'a b', 'Ab1-_.', 'key=value&x=1', '/path?q', 'x\ny\n'];
+
+function matchesEmpty(regex: RegExp, text: string): boolean {
+  for (const match of text.matchAll(new RegExp(regex.source, 'gu')))
+    if (match[0] === '') return true;
+  return false;
 }
 
 export const dlpSchema = z.strictObject({
@@ -265,7 +274,7 @@ export const policySchema = z
             candidate.paths !== undefined ||
             candidate.scan === true ||
             candidate.destination.url !== undefined) &&
-          hostPatternText(candidate.destination.host) === hostPatternText(passthrough.host) &&
+          patternsOverlap(candidate.destination.host, passthrough.host) &&
           portsOf(candidate, candidate.destination).some((port) =>
             portsOf(rule, passthrough).includes(port),
           ),
@@ -274,7 +283,7 @@ export const policySchema = z
       ctx.addIssue(
         issue(
           'conflict',
-          `egress[${other}] needs to see inside TLS for the same host and port, which "tls: passthrough" forbids; remove one of the two rules`,
+          `egress[${other}] needs to see inside TLS for hosts and ports this rule covers too, which "tls: passthrough" forbids; narrow egress[${other}] (name its hosts one by one) or remove one of the two rules`,
           ['egress', index, 'tls'],
         ),
       );

@@ -1,6 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { scratchDir } from '../scratch.js';
 import { main } from '../../src/cli/main.js';
 
 const REFERENCE = 'fixtures/policies/reference.yaml';
@@ -88,6 +93,40 @@ test('policy check of a broken policy: every error as file:line:col on stderr, e
     'fixtures/policies/cli-broken.yaml:5:15: default_deny: got the string "no"; expected true or false (unquoted; YAML 1.2 reads yes/no/on/off as strings)',
     '3 errors in fixtures/policies/cli-broken.yaml; nothing runs on an invalid policy',
   ]);
+});
+
+test('policy check quotes control characters from the file escaped: no forged line, no terminal codes', async () => {
+  const file = join(scratchDir('cli-'), 'controls.yaml');
+  writeFileSync(
+    file,
+    'version: "1.0"\negress:\n  - destination: "a\\n::error::forged\\u001b[31m"\n',
+  );
+  const { code, stderr } = await cli('policy', 'check', file);
+  assert.equal(code, 1);
+  const [first, ...rest] = stderr.trimEnd().split('\n');
+  assert.equal(rest.length, 1, stderr);
+  assert.ok(first?.includes(String.raw`"a\u000a::error::forged\u001b[31m"`), first);
+});
+
+test('policy check whose reader stops early (| head) exits with its own code, not a crash', async () => {
+  const dir = scratchDir('cli-');
+  const file = join(dir, 'many.yaml');
+  const rules = Array.from({ length: 20_000 }, (_, i) => `  - destination: "h${i}.example.com"\n`);
+  writeFileSync(file, `version: "1.0"\negress:\n${rules.join('')}`);
+  const child = spawn(process.execPath, [
+    '--import',
+    'tsx',
+    'src/cli/index.ts',
+    'policy',
+    'check',
+    file,
+  ]);
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stdout.once('data', () => child.stdout.destroy());
+  const [code] = (await once(child, 'exit')) as [number];
+  assert.equal(stderr, '');
+  assert.equal(code, 0);
 });
 
 test('policy check of a missing file: exit 2 with the reason', async () => {

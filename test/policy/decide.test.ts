@@ -602,3 +602,21 @@ secrets:
   ];
   for (const [target, expected] of rows) assert.equal(kept(target), expected, target);
 });
+
+test('a tls: passthrough rule keeps its host out of interception whatever the order of the rules', () => {
+  const passthrough = '  - destination: "pinned.acme.test"\n    tls: passthrough\n';
+  const wildcard = '  - destination: "*.acme.test"\n';
+  for (const rules of [passthrough + wildcard, wildcard + passthrough]) {
+    const policy = load(
+      `version: "1.0"\negress:\n${rules}secrets:\n  - env: T\n    allow: []\n`,
+      'order.yaml',
+    );
+    const pinned = decide(policy, { method: 'CONNECT', target: 'pinned.acme.test:443' });
+    assert.equal(pinned.verdict, 'allow');
+    assert.equal(pinned.passthrough, true, rules);
+    assert.equal(
+      decide(policy, { method: 'CONNECT', target: 'api.acme.test:443' }).passthrough,
+      false,
+    );
+  }
+});

@@ -207,9 +207,16 @@ const MALFORMED: Record<string, readonly Expected[]> = {
       4,
       10,
       'egress[0].tls',
-      'egress[1] needs to see inside TLS for the same host and port',
+      'egress[1] needs to see inside TLS for hosts and ports this rule covers too',
       'remove one of the two rules',
     ),
+  ],
+  // Overlap, not equal text: a wildcard, a subdomain wildcard, a network holding the address.
+  // Beside rules that share no host (a wildcard and another apex, two networks), nothing.
+  'conflict-passthrough-and-overlapping-rules': [
+    e('conflict', 6, 10, 'egress[1].tls', 'egress[0] needs to see inside TLS'),
+    e('conflict', 8, 10, 'egress[2].tls', 'egress[3] needs to see inside TLS'),
+    e('conflict', 12, 10, 'egress[4].tls', 'egress[5] needs to see inside TLS'),
   ],
   'duplicate-rule-default-ports': [
     e('duplicate_rule', 5, 18, 'egress[1].destination', 'duplicates egress[0]'),
@@ -228,6 +235,12 @@ const MALFORMED: Record<string, readonly Expected[]> = {
     e('bad_path', 4, 22, 'egress[0].paths[1]', 'not normalised', 'did you mean "/admin"?'),
     e('bad_path', 4, 41, 'egress[0].paths[2]', 'must not contain encoded dots'),
   ],
+  'bad-path-glob': [
+    e('bad_path', 4, 13, 'egress[0].paths[0]', 'not globs', 'did you mean "/repos/"?'),
+    e('bad_path', 4, 25, 'egress[0].paths[1]', 'not globs', 'did you mean "/v1/"?'),
+    e('bad_destination', 5, 18, 'egress[1].destination', 'not globs'),
+    e('bad_destination', 6, 18, 'egress[2].destination', 'more than one ":"', 'host:port'),
+  ],
   'bad-port': [
     e('bad_port', 4, 13, 'egress[0].ports[0]', 'from 1 to 65535'),
     e('bad_port', 4, 16, 'egress[0].ports[1]', 'from 1 to 65535'),
@@ -245,6 +258,10 @@ const MALFORMED: Record<string, readonly Expected[]> = {
   'bad-pattern': [
     e('bad_pattern', 7, 14, 'dlp.patterns[0].regex', 'not a valid regular expression'),
     e('bad_pattern', 9, 14, 'dlp.patterns[1].regex', 'matches the empty string'),
+    // Not on the empty text alone: at a word edge, before a character, at a line start.
+    e('bad_pattern', 11, 14, 'dlp.patterns[2].regex', 'matches the empty string'),
+    e('bad_pattern', 13, 14, 'dlp.patterns[3].regex', 'matches the empty string'),
+    e('bad_pattern', 15, 14, 'dlp.patterns[4].regex', 'matches the empty string'),
   ],
   'yaml-syntax': [e('yaml_syntax', 3, 33, '', 'YAML syntax error', 'quote')],
   'yaml-syntax-flow': [e('yaml_syntax', 3, 1, '', 'YAML syntax error', 'Flow sequence')],
