@@ -26512,7 +26512,7 @@ var require_binary2 = __commonJS({
     Object.defineProperty(exports, "__esModule", { value: true });
     exports.binary = void 0;
     exports.encode = encode2;
-    exports.decode = decode3;
+    exports.decode = decode2;
     exports.is = is;
     var index_js_1 = require_bytes();
     function encode2(data) {
@@ -26523,7 +26523,7 @@ var require_binary2 = __commonJS({
       }
       return result;
     }
-    function decode3(text) {
+    function decode2(text) {
       const result = new Uint8Array(text.length);
       for (let i = 0; i < text.length; i++) {
         result[i] = text.charCodeAt(i) & 255;
@@ -26533,7 +26533,7 @@ var require_binary2 = __commonJS({
     function is(text) {
       return typeof text === "string";
     }
-    exports.binary = { encode: encode2, decode: decode3, is };
+    exports.binary = { encode: encode2, decode: decode2, is };
   }
 });
 
@@ -26546,7 +26546,7 @@ var require_hex = __commonJS({
     exports.normalize = normalize;
     exports.is = is;
     exports.encode = encode2;
-    exports.decode = decode3;
+    exports.decode = decode2;
     exports.parse = parse2;
     exports.format = format;
     var index_js_1 = require_bytes();
@@ -26739,7 +26739,7 @@ var require_hex = __commonJS({
       }
       return `${options.prefix ?? ""}${body2}`;
     }
-    function decode3(text, options = {}) {
+    function decode2(text, options = {}) {
       const normalized = normalize(text, options);
       const result = new Uint8Array(normalized.length / 2);
       for (let i = 0; i < normalized.length; i += 2) {
@@ -26750,7 +26750,7 @@ var require_hex = __commonJS({
     function parse2(text, options = {}) {
       const normalized = normalize(text, options);
       return {
-        bytes: decode3(normalized),
+        bytes: decode2(normalized),
         format: detectFormat(text),
         normalized
       };
@@ -26766,7 +26766,7 @@ var require_hex = __commonJS({
       groupsOf4: Object.freeze({ group: { size: 4, separator: " " } }),
       prefixed: Object.freeze({ prefix: "0x" })
     };
-    exports.hex = { encode: encode2, decode: decode3, format, formats: exports.formats, is, normalize, parse: parse2 };
+    exports.hex = { encode: encode2, decode: decode2, format, formats: exports.formats, is, normalize, parse: parse2 };
   }
 });
 
@@ -26777,15 +26777,15 @@ var require_utf8 = __commonJS({
     Object.defineProperty(exports, "__esModule", { value: true });
     exports.utf8 = void 0;
     exports.encode = encode2;
-    exports.decode = decode3;
+    exports.decode = decode2;
     var index_js_1 = require_bytes();
     function encode2(text) {
       return new TextEncoder().encode(text);
     }
-    function decode3(data) {
+    function decode2(data) {
       return new TextDecoder("utf-8", { fatal: false }).decode((0, index_js_1.toUint8Array)(data));
     }
-    exports.utf8 = { encode: encode2, decode: decode3 };
+    exports.utf8 = { encode: encode2, decode: decode2 };
   }
 });
 
@@ -26796,7 +26796,7 @@ var require_utf16 = __commonJS({
     Object.defineProperty(exports, "__esModule", { value: true });
     exports.utf16 = void 0;
     exports.encode = encode2;
-    exports.decode = decode3;
+    exports.decode = decode2;
     var index_js_1 = require_bytes();
     function encode2(text, options = {}) {
       const result = new ArrayBuffer(text.length * 2);
@@ -26806,7 +26806,7 @@ var require_utf16 = __commonJS({
       }
       return new Uint8Array(result);
     }
-    function decode3(data, options = {}) {
+    function decode2(data, options = {}) {
       const buffer = (0, index_js_1.toArrayBuffer)(data);
       const view = new DataView(buffer);
       let result = "";
@@ -26815,7 +26815,7 @@ var require_utf16 = __commonJS({
       }
       return result;
     }
-    exports.utf16 = { encode: encode2, decode: decode3 };
+    exports.utf16 = { encode: encode2, decode: decode2 };
   }
 });
 
@@ -26829,7 +26829,7 @@ var require_base64 = __commonJS({
     exports.pad = pad2;
     exports.is = is;
     exports.encode = encode2;
-    exports.decode = decode3;
+    exports.decode = decode2;
     var index_js_1 = require_bytes();
     var binary_js_1 = require_binary2();
     var BASE64_REGEX = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -26858,7 +26858,7 @@ var require_base64 = __commonJS({
       }
       return btoa((0, binary_js_1.encode)(bytes));
     }
-    function decode3(text, _options) {
+    function decode2(text, _options) {
       const normalized = normalize(text);
       if (!is(normalized)) {
         throw new TypeError("Input is not valid Base64 text");
@@ -26869,7 +26869,7 @@ var require_base64 = __commonJS({
       }
       return (0, binary_js_1.decode)(atob(normalized));
     }
-    exports.base64 = { encode: encode2, decode: decode3, is, normalize, pad: pad2 };
+    exports.base64 = { encode: encode2, decode: decode2, is, normalize, pad: pad2 };
   }
 });
 
@@ -26882,7 +26882,7 @@ var require_base64url = __commonJS({
     exports.normalize = normalize;
     exports.is = is;
     exports.encode = encode2;
-    exports.decode = decode3;
+    exports.decode = decode2;
     var base64_js_1 = require_base64();
     var BASE64URL_REGEX = /^[A-Za-z0-9_-]*$/;
     function normalize(text) {
@@ -26894,14 +26894,14 @@ var require_base64url = __commonJS({
     function encode2(data, _options) {
       return base64_js_1.base64.encode(data).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/g, "");
     }
-    function decode3(text, _options) {
+    function decode2(text, _options) {
       const normalized = normalize(text);
       if (!is(normalized)) {
         throw new TypeError("Input is not valid Base64Url text");
       }
       return base64_js_1.base64.decode(base64_js_1.base64.pad(normalized.replace(/-/g, "+").replace(/_/g, "/")));
     }
-    exports.base64url = { encode: encode2, decode: decode3, is, normalize };
+    exports.base64url = { encode: encode2, decode: decode2, is, normalize };
   }
 });
 
@@ -26929,7 +26929,7 @@ var require_pem = __commonJS({
     exports.pemConverter = exports.pem = void 0;
     exports.encode = encode2;
     exports.encodeMany = encodeMany;
-    exports.decode = decode3;
+    exports.decode = decode2;
     exports.find = find;
     exports.findAll = findAll;
     exports.decodeFirst = decodeFirst;
@@ -27018,17 +27018,17 @@ var require_pem = __commonJS({
     function encodeMany(blocks, options = {}) {
       return blocks.map((block) => encode2(block.label, block.data, { ...options, headers: block.headers ?? options.headers })).join("");
     }
-    function decode3(text, options = {}) {
+    function decode2(text, options = {}) {
       return collectBlocks(text, options).map(({ lineLength: _lineLength, newline: _newline, ...block }) => block);
     }
     function find(text, label) {
-      return decode3(text, { label })[0];
+      return decode2(text, { label })[0];
     }
     function findAll(text, label) {
-      return decode3(text, { label });
+      return decode2(text, { label });
     }
     function decodeFirst(text, label) {
-      const [block] = decode3(text, { label, strict: true });
+      const [block] = decode2(text, { label, strict: true });
       return block.data;
     }
     function parse2(text, options = {}) {
@@ -27048,7 +27048,7 @@ var require_pem = __commonJS({
     function format(data, value) {
       return encode2(value.label, data, value);
     }
-    exports.pem = { decode: decode3, decodeFirst, encode: encode2, encodeMany, find, findAll, format, parse: parse2 };
+    exports.pem = { decode: decode2, decodeFirst, encode: encode2, encodeMany, find, findAll, format, parse: parse2 };
     exports.pemConverter = {
       name: "pem",
       encode: (data, options) => {
@@ -27385,7 +27385,7 @@ var require_convert = __commonJS({
     function encode2(name, data, ...args) {
       return defaults_js_1.defaultConverterRegistry.encode(name, data, ...args);
     }
-    function decode3(name, text, ...args) {
+    function decode2(name, text, ...args) {
       return defaults_js_1.defaultConverterRegistry.decode(name, text, ...args);
     }
     function tryDecode(name, text, ...args) {
@@ -27411,7 +27411,7 @@ var require_convert = __commonJS({
     }
     exports.convert = {
       encode: encode2,
-      decode: decode3,
+      decode: decode2,
       tryDecode,
       normalize,
       parse: parse2,
@@ -27422,7 +27422,7 @@ var require_convert = __commonJS({
         return encode2(format2, data, ...args);
       },
       from(format2, text, ...args) {
-        return decode3(format2, text, ...args);
+        return decode2(format2, text, ...args);
       },
       toString(data, encoding = "utf8") {
         return encode2(encoding, data);
@@ -27431,7 +27431,7 @@ var require_convert = __commonJS({
         if (normalizeEncodingName(encoding) === "hex") {
           return (0, index_js_1.toArrayBuffer)(index_js_2.hex.decode(text, { allowOddLength: true }));
         }
-        return (0, index_js_1.toArrayBuffer)(decode3(encoding, text));
+        return (0, index_js_1.toArrayBuffer)(decode2(encoding, text));
       },
       toBase64: index_js_2.base64.encode,
       fromBase64: (text) => (0, index_js_1.toArrayBuffer)(index_js_2.base64.decode(text)),
@@ -41309,6 +41309,9 @@ function scopeOutcome(url, prefixes, target, where) {
   }
   return { allowed: true };
 }
+function refusesSomeMethod(policy, target) {
+  return METHODS.some((method) => decide(policy, { method, target }).verdict !== "allow");
+}
 function secretsKeptFrom(policy, target) {
   return policy.secrets.filter((secret) => !secret.allow.some((destination2) => secretMayGo(destination2, target))).map((secret) => secret.env);
 }
@@ -41543,13 +41546,14 @@ function methodOverrides(method, target, headers) {
 }
 async function admit(context2, request, inspect) {
   const method = request.method === "WS" ? "GET" : request.method;
-  const decision = strictest([
+  const judgedAs = (overrides2) => overrides2.map(({ source, method: asked }) => {
+    const judged = decide(context2.policy, { method: asked, target: request.target });
+    return { ...judged, reason: `${source} asks for ${asked}: ${judged.reason}` };
+  });
+  let overrides = request.methodOverrides ?? [];
+  let decision = strictest([
     decide(context2.policy, { method, target: request.target }),
-    // A request is judged as every method it may be taken for.
-    ...(request.methodOverrides ?? []).map(({ source, method: asked }) => {
-      const judged = decide(context2.policy, { method: asked, target: request.target });
-      return { ...judged, reason: `${source} asks for ${asked}: ${judged.reason}` };
-    })
+    ...judgedAs(overrides)
   ]);
   const leak = context2.scanner.scanUrl(request.target, decision.target);
   const entry = {
@@ -41586,12 +41590,27 @@ async function admit(context2, request, inspect) {
       return refuse2(403, "ssrf", `SSRF check failed: ${error2.message}`);
     }
   }
-  const methods = [method, ...(request.methodOverrides ?? []).map((o) => o.method)];
-  const checked = checkResolvedAddresses(context2.policy, { methods, target }, addresses);
+  const checkAddresses = () => checkResolvedAddresses(
+    context2.policy,
+    { methods: [method, ...overrides.map((o) => o.method)], target },
+    addresses
+  );
+  let checked = checkAddresses();
   if (!checked.ok) return refuse2(403, "ssrf", checked.reason);
-  const address = checked.address;
   const inspected = await inspect?.(decision);
-  if (inspected) return refuse2(inspected.status, inspected.layer, inspected.reason);
+  if (inspected && "refusal" in inspected) {
+    const { status, layer, reason } = inspected.refusal;
+    return refuse2(status, layer, reason);
+  }
+  if (inspected && inspected.methodOverrides.length > 0) {
+    overrides = [...overrides, ...inspected.methodOverrides];
+    decision = strictest([decision, ...judgedAs(inspected.methodOverrides)]);
+    if (decision.verdict === "block")
+      return refuse2(403, decision.layer ?? "method", decision.reason);
+    checked = checkAddresses();
+    if (!checked.ok) return refuse2(403, "ssrf", checked.reason);
+  }
+  const address = checked.address;
   const admitted = decision.verdict === "warn" ? {
     ...entry,
     verdict: "warn",
@@ -42111,6 +42130,52 @@ function withoutSeparators(text) {
   return text.replace(/[.\-_]/g, "");
 }
 
+// src/engine/body-method.ts
+var SOURCE = "the body field _method";
+function overridableBody(method, contentType) {
+  if (method !== "POST") return void 0;
+  const type = (contentType ?? "").split(";", 1)[0]?.trim().toLowerCase() ?? "";
+  if (type === "" || type === "application/x-www-form-urlencoded") return "form";
+  if (type === "multipart/form-data") return "multipart";
+  if (/^[a-z0-9!#$&^_.+-]+\/(?:[a-z0-9!#$&^_.-]+\+)?json$/.test(type)) return "json";
+  return void 0;
+}
+function bodyMethodOverrides(body2, kind, contentType) {
+  const asked = (values) => values.map((value) => ({ source: SOURCE, method: value.trim().toUpperCase() }));
+  switch (kind) {
+    case "form":
+      return asked(new URLSearchParams(body2.toString("utf8")).getAll("_method"));
+    case "json":
+      return asked(jsonMethod(body2.toString("utf8")));
+    case "multipart":
+      return asked(multipartMethods(body2.toString("latin1"), boundaryOf(contentType ?? "")));
+  }
+}
+function jsonMethod(text) {
+  try {
+    const value = JSON.parse(text);
+    if (typeof value !== "object" || value === null || !("_method" in value)) return [];
+    const method = value._method;
+    return typeof method === "string" ? [method] : [];
+  } catch {
+    return [];
+  }
+}
+function boundaryOf(contentType) {
+  return /;\s*boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType)?.slice(1).find(Boolean);
+}
+function multipartMethods(text, boundary) {
+  if (boundary === void 0) return [];
+  return text.split(`--${boundary}`).flatMap((part) => {
+    const headerEnd = part.indexOf("\r\n\r\n");
+    if (headerEnd < 0) return [];
+    const headers = part.slice(0, headerEnd);
+    if (!/^content-disposition:[^\r\n]*;\s*name\*?=\s*"?_method"?\s*(?:;|\r|$)/im.test(headers))
+      return [];
+    return [Buffer.from(part.slice(headerEnd + 4).replace(/\r\n$/, ""), "latin1").toString()];
+  });
+}
+
 // src/engine/dlp/content-views.ts
 import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from "node:zlib";
 function headerViews(headers) {
@@ -42127,7 +42192,7 @@ function headerViews(headers) {
   return views;
 }
 function bodyViews(body2, contentEncoding, maxBytes) {
-  const decoded = decode2(body2, contentEncoding, maxBytes);
+  const decoded = decodeBody(body2, contentEncoding, maxBytes);
   if (!decoded.ok) return decoded;
   const views = textViews(decoded.body.toString("utf8"), "body");
   if (decoded.body !== body2) views.unshift({ text: body2.toString("utf8"), where: "body" });
@@ -42198,7 +42263,7 @@ var DECODERS = {
   },
   br: measured(brotliDecompressSync)
 };
-function decode2(body2, contentEncoding, maxBytes) {
+function decodeBody(body2, contentEncoding, maxBytes) {
   const codings = (contentEncoding ?? "").split(",").map((coding) => coding.trim().toLowerCase()).filter((coding) => coding !== "" && coding !== "identity");
   let current = body2;
   for (const coding of codings.reverse()) {
@@ -42460,7 +42525,7 @@ function describeFailure(error2, target) {
 }
 
 // src/engine/read-body.ts
-function readBody(req, maxBytes, reserve) {
+function readBody(req, maxBytes, tooLarge, reserve) {
   return new Promise((resolve2) => {
     const chunks = [];
     let length = 0;
@@ -42475,13 +42540,7 @@ function readBody(req, maxBytes, reserve) {
     const refuse2 = (status, layer, reason) => finish({ ok: false, refusal: { status, layer, reason } });
     const onData = (chunk) => {
       length += chunk.length;
-      if (length > maxBytes) {
-        return refuse2(
-          413,
-          "dlp",
-          `the request body exceeds the scan limit of ${maxBytes} bytes; a scanned destination cannot receive what cannot be scanned`
-        );
-      }
+      if (length > maxBytes) return finish({ ok: false, refusal: tooLarge });
       if (!reserve(chunk.length)) {
         return refuse2(
           503,
@@ -42521,18 +42580,20 @@ var ScanBudget = class {
   }
 };
 var RequestInspection = class {
-  constructor(req, res, scanner, limits, budget) {
+  constructor(req, res, scanner, limits, budget, refusesSomeMethod2) {
     this.req = req;
     this.res = res;
     this.scanner = scanner;
     this.limits = limits;
     this.budget = budget;
+    this.refusesSomeMethod = refusesSomeMethod2;
   }
   req;
   res;
   scanner;
   limits;
   budget;
+  refusesSomeMethod;
   /** The body as read and scanned; undefined when it streams through unread. */
   body;
   /** The body was started and left unread: the connection cannot carry another request. */
@@ -42542,39 +42603,57 @@ var RequestInspection = class {
     const target = decision.target;
     if (target === void 0) return void 0;
     const detectors = decision.scan;
-    if (!detectors && !this.scanner.guards(target)) return void 0;
+    const scanned = detectors || this.scanner.guards(target);
     const { req } = this;
-    const inHeaders = this.scanner.scanContent(
-      headerViews(endToEndHeaders(req.rawHeaders)),
-      target,
-      detectors
-    );
-    if (inHeaders) return dlpRefusal(inHeaders);
+    const contentType = req.headers["content-type"];
+    const methodBody = overridableBody(req.method ?? "", contentType);
+    const forMethod = methodBody !== void 0 && hasBody(req) && this.refusesSomeMethod();
+    if (!scanned && !forMethod) return void 0;
+    if (scanned) {
+      const inHeaders = this.scanner.scanContent(
+        headerViews(endToEndHeaders(req.rawHeaders)),
+        target,
+        detectors
+      );
+      if (inHeaders) return { refusal: dlpRefusal(inHeaders) };
+    }
     if (!hasBody(req)) return void 0;
     this.bodyLeftUnread = true;
     const limit = this.limits.maxScanBytes;
+    const tooLarge = scanned ? {
+      status: 413,
+      layer: "dlp",
+      reason: `the request body exceeds the scan limit of ${limit} bytes; a scanned destination cannot receive what cannot be scanned`
+    } : {
+      status: 413,
+      layer: "method",
+      reason: `the request body exceeds ${limit} bytes: a POST body that may name another method (_method) is read before it is sent where some method is refused, and this one cannot be`
+    };
     const declared = Number(req.headers["content-length"] ?? "0");
-    if (declared > limit) {
-      return {
-        status: 413,
-        layer: "dlp",
-        reason: `the request body (${declared} bytes) exceeds the scan limit of ${limit} bytes; a scanned destination cannot receive what cannot be scanned`
-      };
-    }
+    if (declared > limit) return { refusal: tooLarge };
     if (expectsContinue(req)) this.res.writeContinue();
-    const read = await readBody(req, limit, (bytes) => {
+    const read = await readBody(req, limit, tooLarge, (bytes) => {
       if (!this.budget.take(bytes)) return false;
       this.held += bytes;
       return true;
     });
-    if (!read.ok) return read.refusal;
-    const views = bodyViews(read.body, headerValue(req.headers["content-encoding"]), limit);
-    if (!views.ok) return { status: 403, layer: "dlp", reason: views.reason };
-    const inBody = this.scanner.scanContent(views.views, target, detectors);
-    if (inBody) return dlpRefusal(inBody);
+    if (!read.ok) return { refusal: read.refusal };
+    const encoding = headerValue(req.headers["content-encoding"]);
+    if (scanned) {
+      const views = bodyViews(read.body, encoding, limit);
+      if (!views.ok) return { refusal: { status: 403, layer: "dlp", reason: views.reason } };
+      const inBody = this.scanner.scanContent(views.views, target, detectors);
+      if (inBody) return { refusal: dlpRefusal(inBody) };
+    }
+    let methodOverrides2 = [];
+    if (forMethod) {
+      const decoded = decodeBody(read.body, encoding, limit);
+      if (!decoded.ok) return { refusal: { status: 403, layer: "method", reason: decoded.reason } };
+      methodOverrides2 = bodyMethodOverrides(decoded.body, methodBody, contentType);
+    }
     this.bodyLeftUnread = false;
     this.body = read.body;
-    return void 0;
+    return { methodOverrides: methodOverrides2 };
   };
   /**
    * For a refused request whose body was left unread. A client that is sending it anyway (a
@@ -43132,11 +43211,11 @@ async function relayWebSocket(context2, req, socket, head, request) {
     const target2 = decision.target;
     if (target2 === void 0) return void 0;
     const problem = handshakeProblem(req, request.target, protocols);
-    if (problem) return { status: 400, layer: "request", reason: problem };
+    if (problem) return { refusal: { status: 400, layer: "request", reason: problem } };
     scanMessages = context2.frameScan || scanner.guards(target2);
     const sent = [...forwarded, ...protocols.flatMap((name) => ["Sec-WebSocket-Protocol", name])];
     const finding = scanner.scanContent(headerViews(sent), target2, decision.scan);
-    return finding && dlpRefusal(finding);
+    return finding && { refusal: dlpRefusal(finding) };
   };
   const admission = await admit(context2.admission, request, inspect);
   if (!admission.admitted) return refuseSocket(socket, admission.refusal);
@@ -43629,7 +43708,8 @@ var Engine = class {
       res,
       this.admission.scanner,
       this.limits,
-      this.scanBudget
+      this.scanBudget,
+      () => refusesSomeMethod(this.admission.policy, request.target)
     );
     try {
       await this.forwardInspected(req, res, judged, inspection);

@@ -88,7 +88,13 @@ export interface AdmissionContext {
  * Looks at what the URL does not show (headers, body) once the request is otherwise allowed,
  * before its receipt is written; a refusal it returns becomes the request's block receipt.
  */
-export type Inspection = (decision: Decision) => Promise<Refusal | undefined>;
+export type Inspection = (decision: Decision) => Promise<Inspected>;
+
+/** A refusal, or methods the body asks the origin to take the request for (`_method`). */
+export type Inspected =
+  | { readonly refusal: Refusal }
+  | { readonly methodOverrides: readonly MethodOverride[] }
+  | undefined;
 
 export async function admit(
   context: AdmissionContext,
@@ -97,13 +103,16 @@ export async function admit(
 ): Promise<Admission> {
   // A WebSocket handshake is a GET: `methods` judge it as one; its receipt says WS.
   const method = request.method === 'WS' ? 'GET' : request.method;
-  const decision = strictest([
-    decide(context.policy, { method, target: request.target }),
-    // A request is judged as every method it may be taken for.
-    ...(request.methodOverrides ?? []).map(({ source, method: asked }) => {
+  // A request is judged as every method it may be taken for.
+  const judgedAs = (overrides: readonly MethodOverride[]) =>
+    overrides.map(({ source, method: asked }) => {
       const judged = decide(context.policy, { method: asked, target: request.target });
       return { ...judged, reason: `${source} asks for ${asked}: ${judged.reason}` };
-    }),
+    });
+  let overrides = request.methodOverrides ?? [];
+  let decision = strictest([
+    decide(context.policy, { method, target: request.target }),
+    ...judgedAs(overrides),
   ]);
   const leak = context.scanner.scanUrl(request.target, decision.target);
   const entry: DecisionEntry = {
@@ -144,12 +153,28 @@ export async function admit(
     }
   }
   // The SSRF floor holds in audit mode too: audit relaxes the policy, not the guard.
-  const methods = [method, ...(request.methodOverrides ?? []).map((o) => o.method)];
-  const checked = checkResolvedAddresses(context.policy, { methods, target }, addresses);
+  const checkAddresses = () =>
+    checkResolvedAddresses(
+      context.policy,
+      { methods: [method, ...overrides.map((o) => o.method)], target },
+      addresses,
+    );
+  let checked = checkAddresses();
   if (!checked.ok) return refuse(403, 'ssrf', checked.reason);
-  const address = checked.address;
   const inspected = await inspect?.(decision);
-  if (inspected) return refuse(inspected.status, inspected.layer, inspected.reason);
+  if (inspected && 'refusal' in inspected) {
+    const { status, layer, reason } = inspected.refusal;
+    return refuse(status, layer, reason);
+  }
+  if (inspected && inspected.methodOverrides.length > 0) {
+    overrides = [...overrides, ...inspected.methodOverrides];
+    decision = strictest([decision, ...judgedAs(inspected.methodOverrides)]);
+    if (decision.verdict === 'block')
+      return refuse(403, decision.layer ?? 'method', decision.reason);
+    checked = checkAddresses();
+    if (!checked.ok) return refuse(403, 'ssrf', checked.reason);
+  }
+  const address = checked.address;
   const admitted: DecisionEntry =
     decision.verdict === 'warn'
       ? {

@@ -27,7 +27,7 @@ import { clientErrorRefusal, refuseResponse, refuseSocket, type Refusal } from '
 import { tunnelTarget, webSocketTarget, type TunnelAuthority } from './request-targets.js';
 import type { Resolver } from './resolver.js';
 import { awaitClientHello, relay } from './tunnel.js';
-import { formatHost, type Policy } from '../policy/index.js';
+import { formatHost, refusesSomeMethod, type Policy } from '../policy/index.js';
 import { parseRequestTarget } from '../policy/target.js';
 import type { IpAddress } from '../policy/ip.js';
 import type { RunCertificateAuthority } from './tls/run-ca.js';
@@ -382,6 +382,7 @@ export class Engine {
       this.admission.scanner,
       this.limits,
       this.scanBudget,
+      () => refusesSomeMethod(this.admission.policy, request.target),
     );
     try {
       await this.forwardInspected(req, res, judged, inspection);

@@ -1,4 +1,4 @@
-// Reads a request body whole, for a destination whose bodies are scanned before they leave.
+// Reads a request body whole, for a destination whose bodies are judged before they leave.
 
 import type { IncomingMessage } from 'node:http';
 import type { Refusal } from './refusal.js';
@@ -12,6 +12,7 @@ export type ReadBody = { ok: true; body: Buffer } | { ok: false; refusal: Refusa
 export function readBody(
   req: IncomingMessage,
   maxBytes: number,
+  tooLarge: Refusal,
   reserve: (bytes: number) => boolean,
 ): Promise<ReadBody> {
   return new Promise((resolve) => {
@@ -29,13 +30,7 @@ export function readBody(
       finish({ ok: false, refusal: { status, layer, reason } });
     const onData = (chunk: Buffer) => {
       length += chunk.length;
-      if (length > maxBytes) {
-        return refuse(
-          413,
-          'dlp',
-          `the request body exceeds the scan limit of ${maxBytes} bytes; a scanned destination cannot receive what cannot be scanned`,
-        );
-      }
+      if (length > maxBytes) return finish({ ok: false, refusal: tooLarge });
       if (!reserve(chunk.length)) {
         return refuse(
           503,

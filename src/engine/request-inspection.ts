@@ -4,12 +4,14 @@
 // that many large uploads at once cannot exhaust the engine's memory.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { dlpRefusal, type Inspection } from './admission.js';
-import { bodyViews, headerViews } from './dlp/content-views.js';
+import { dlpRefusal, type Inspection, type MethodOverride } from './admission.js';
+import { bodyMethodOverrides, overridableBody } from './body-method.js';
+import { bodyViews, decodeBody, headerViews } from './dlp/content-views.js';
 import type { SecretScanner } from './dlp/secret-scan.js';
 import { endToEndHeaders, hasBody } from './forward.js';
 import type { EngineLimits } from './limits.js';
 import { readBody } from './read-body.js';
+import type { Refusal } from './refusal.js';
 
 /** Bytes of request bodies held for scanning, all requests together. */
 export class ScanBudget {
@@ -41,45 +43,68 @@ export class RequestInspection {
     private readonly scanner: SecretScanner,
     private readonly limits: EngineLimits,
     private readonly budget: ScanBudget,
+    /** Whether the policy refuses some method for this request's target. */
+    private readonly refusesSomeMethod: () => boolean,
   ) {}
 
   readonly inspect: Inspection = async (decision) => {
     const target = decision.target;
     if (target === undefined) return undefined;
     const detectors = decision.scan;
-    if (!detectors && !this.scanner.guards(target)) return undefined;
+    const scanned = detectors || this.scanner.guards(target);
     const { req } = this;
-    const inHeaders = this.scanner.scanContent(
-      headerViews(endToEndHeaders(req.rawHeaders)),
-      target,
-      detectors,
-    );
-    if (inHeaders) return dlpRefusal(inHeaders);
+    const contentType = req.headers['content-type'];
+    // A body that may name another method (`_method`) is read where some method is refused.
+    const methodBody = overridableBody(req.method ?? '', contentType);
+    const forMethod = methodBody !== undefined && hasBody(req) && this.refusesSomeMethod();
+    if (!scanned && !forMethod) return undefined;
+    if (scanned) {
+      const inHeaders = this.scanner.scanContent(
+        headerViews(endToEndHeaders(req.rawHeaders)),
+        target,
+        detectors,
+      );
+      if (inHeaders) return { refusal: dlpRefusal(inHeaders) };
+    }
     if (!hasBody(req)) return undefined;
     this.bodyLeftUnread = true;
     const limit = this.limits.maxScanBytes;
+    const tooLarge: Refusal = scanned
+      ? {
+          status: 413,
+          layer: 'dlp',
+          reason: `the request body exceeds the scan limit of ${limit} bytes; a scanned destination cannot receive what cannot be scanned`,
+        }
+      : {
+          status: 413,
+          layer: 'method',
+          reason: `the request body exceeds ${limit} bytes: a POST body that may name another method (_method) is read before it is sent where some method is refused, and this one cannot be`,
+        };
     const declared = Number(req.headers['content-length'] ?? '0');
-    if (declared > limit) {
-      return {
-        status: 413,
-        layer: 'dlp',
-        reason: `the request body (${declared} bytes) exceeds the scan limit of ${limit} bytes; a scanned destination cannot receive what cannot be scanned`,
-      };
-    }
+    if (declared > limit) return { refusal: tooLarge };
     if (expectsContinue(req)) this.res.writeContinue();
-    const read = await readBody(req, limit, (bytes) => {
+    const read = await readBody(req, limit, tooLarge, (bytes) => {
       if (!this.budget.take(bytes)) return false;
       this.held += bytes;
       return true;
     });
-    if (!read.ok) return read.refusal;
-    const views = bodyViews(read.body, headerValue(req.headers['content-encoding']), limit);
-    if (!views.ok) return { status: 403, layer: 'dlp', reason: views.reason };
-    const inBody = this.scanner.scanContent(views.views, target, detectors);
-    if (inBody) return dlpRefusal(inBody);
+    if (!read.ok) return { refusal: read.refusal };
+    const encoding = headerValue(req.headers['content-encoding']);
+    if (scanned) {
+      const views = bodyViews(read.body, encoding, limit);
+      if (!views.ok) return { refusal: { status: 403, layer: 'dlp', reason: views.reason } };
+      const inBody = this.scanner.scanContent(views.views, target, detectors);
+      if (inBody) return { refusal: dlpRefusal(inBody) };
+    }
+    let methodOverrides: readonly MethodOverride[] = [];
+    if (forMethod) {
+      const decoded = decodeBody(read.body, encoding, limit);
+      if (!decoded.ok) return { refusal: { status: 403, layer: 'method', reason: decoded.reason } };
+      methodOverrides = bodyMethodOverrides(decoded.body, methodBody, contentType);
+    }
     this.bodyLeftUnread = false;
     this.body = read.body;
-    return undefined;
+    return { methodOverrides };
   };
 
   /**

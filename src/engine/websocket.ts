@@ -85,12 +85,12 @@ export async function relayWebSocket(
     const target = decision.target;
     if (target === undefined) return undefined;
     const problem = handshakeProblem(req, request.target, protocols);
-    if (problem) return { status: 400, layer: 'request', reason: problem };
+    if (problem) return { refusal: { status: 400, layer: 'request', reason: problem } };
     scanMessages = context.frameScan || scanner.guards(target);
     // The subprotocols go on too (as the upstream handshake's own header): scanned with the rest.
     const sent = [...forwarded, ...protocols.flatMap((name) => ['Sec-WebSocket-Protocol', name])];
     const finding = scanner.scanContent(headerViews(sent), target, decision.scan);
-    return finding && dlpRefusal(finding);
+    return finding && { refusal: dlpRefusal(finding) };
   };
   const admission = await admit(context.admission, request, inspect);
   if (!admission.admitted) return refuseSocket(socket, admission.refusal);

@@ -6,6 +6,7 @@ import { hostMatches, type Destination } from './destination.js';
 import { pathReadings, pathWithin } from './path.js';
 import { parseRequestTarget, type RequestTarget } from './target.js';
 import type { EgressRule, Policy } from './load.js';
+import { METHODS } from './schema.js';
 
 export type Verdict = 'allow' | 'block' | 'warn';
 export type DecisionLayer = 'request' | 'destination' | 'port' | 'path' | 'method';
@@ -167,6 +168,11 @@ function scopeOutcome(
     }
   }
   return { allowed: true };
+}
+
+/** Whether some method is refused (or in audit mode warned about) for this target. */
+export function refusesSomeMethod(policy: Policy, target: string): boolean {
+  return METHODS.some((method) => decide(policy, { method, target }).verdict !== 'allow');
 }
 
 /**

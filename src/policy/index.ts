@@ -7,6 +7,7 @@ export {
 } from './load.js';
 export {
   decide,
+  refusesSomeMethod,
   rulePorts,
   secretMayGo,
   secretsKeptFrom,

@@ -31,7 +31,7 @@ export function bodyViews(
   contentEncoding: string | undefined,
   maxBytes: number,
 ): BodyViews {
-  const decoded = decode(body, contentEncoding, maxBytes);
+  const decoded = decodeBody(body, contentEncoding, maxBytes);
   if (!decoded.ok) return decoded;
   const views = textViews(decoded.body.toString('utf8'), 'body');
   if (decoded.body !== body) views.unshift({ text: body.toString('utf8'), where: 'body' });
@@ -131,7 +131,12 @@ const DECODERS: Record<string, Decoder> = {
   br: measured(brotliDecompressSync),
 };
 
-function decode(body: Buffer, contentEncoding: string | undefined, maxBytes: number): Decoded {
+/** The body with its Content-Encoding undone, never beyond `maxBytes`. */
+export function decodeBody(
+  body: Buffer,
+  contentEncoding: string | undefined,
+  maxBytes: number,
+): Decoded {
   const codings = (contentEncoding ?? '')
     .split(',')
     .map((coding) => coding.trim().toLowerCase())
