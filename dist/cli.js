@@ -46242,21 +46242,27 @@ var VERDICT_LINES = {
   error: "\u274C **error**: there is no evidence to verify"
 };
 function code(text) {
-  const fence = text.includes("`") ? "``" : "`";
-  return `${fence}${text.replace(/\r?\n/g, " ")}${fence}`;
+  const flat = text.replace(/\r?\n/g, " ");
+  const cut = flat.length > MAX_CODE_CHARS ? `${flat.slice(0, MAX_CODE_CHARS)}\u2026` : flat;
+  const longestRun = Math.max(0, ...(cut.match(/`+/g) ?? []).map((run) => run.length));
+  const fence = "`".repeat(longestRun + 1);
+  const pad2 = longestRun > 0 ? " " : "";
+  return `${fence}${pad2}${cut}${pad2}${fence}`;
 }
+function cellCode(text) {
+  return code(text).replace(/\|/g, "\\|");
+}
+var MAX_CODE_CHARS = 500;
+var MAX_REFUSALS_LISTED = 200;
 function byteSize(bytes) {
   const mib = 1024 * 1024;
   return bytes % mib === 0 ? `${bytes / mib} MiB` : `${bytes} bytes`;
-}
-function cell(text) {
-  return text.replace(/\|/g, "\\|").replace(/\r?\n/g, " ");
 }
 function summaryMarkdown(input) {
   const { report, summary } = input;
   const lines = ["# Agent egress: Audit Packet", ""];
   lines.push(VERDICT_LINES[report.verdict] ?? report.verdict);
-  if (report.error !== null) lines.push("", `Verifier: ${cell(report.error)}`);
+  if (report.error !== null) lines.push("", `Verifier: ${code(report.error)}`);
   lines.push(
     "",
     `- Agent ${code(input.agentIdentity)} exited with ${input.agentExitCode}`,
@@ -46266,7 +46272,7 @@ function summaryMarkdown(input) {
   const { unrecorded, cut } = input.engineLog ?? {};
   if (unrecorded)
     lines.push(
-      `- \u26A0\uFE0F ${unrecorded.count} requests were refused without a receipt, none of them forwarded: ${cell(unrecorded.reason)} (counted in \`engine.log\`)`
+      `- \u26A0\uFE0F ${unrecorded.count} requests were refused without a receipt, none of them forwarded: ${code(unrecorded.reason)} (counted in \`engine.log\`)`
     );
   if (cut) {
     const after = cut.droppedLines === void 0 ? "the engine did not end normally, so what followed was not counted" : `${cut.droppedLines} later lines were counted, not kept`;
@@ -46279,17 +46285,21 @@ function summaryMarkdown(input) {
     for (const d of summary.destinations) {
       const blocked = d.blocked + d.warned;
       lines.push(
-        `| ${code(d.destination)} | ${d.allowed} | ${blocked}${d.warned > 0 ? " (audit)" : ""} | ${[...d.methods].sort().join(" ")} |`
+        `| ${cellCode(d.destination)} | ${d.allowed} | ${blocked}${d.warned > 0 ? " (audit)" : ""} | ${[...d.methods].sort().join(" ")} |`
       );
     }
   }
   lines.push("", `## ${input.policyMode === "audit" ? "Would have been blocked" : "Blocked"}`, "");
   if (summary.refused.length === 0) lines.push("Nothing.");
-  for (const r of summary.refused) {
+  for (const r of summary.refused.slice(0, MAX_REFUSALS_LISTED)) {
     lines.push(
-      `- seq ${r.seq}: ${r.method} ${code(r.target)}: ${r.layer}${r.reason === "" ? "" : `: ${cell(r.reason)}`}`
+      `- seq ${r.seq}: ${r.method} ${code(r.target)}: ${r.layer}${r.reason === "" ? "" : `: ${code(r.reason)}`}`
     );
   }
+  if (summary.refused.length > MAX_REFUSALS_LISTED)
+    lines.push(
+      `- \u2026 and ${summary.refused.length - MAX_REFUSALS_LISTED} more, each in \`receipts.json\``
+    );
   if (input.policyMode === "audit" && summary.refused.length > 0) {
     lines.push(
       "",

@@ -19150,6 +19150,10 @@ var require_undici = __commonJS({
   }
 });
 
+// src/action/runner.ts
+import { randomBytes } from "node:crypto";
+import { EOL as EOL5 } from "node:os";
+
 // node_modules/@actions/core/lib/command.js
 import * as os from "os";
 
@@ -19723,6 +19727,11 @@ function actionsRunner() {
     setSecret: (value) => setSecret(value),
     addPath: (dir) => addPath(dir),
     notice: (message) => notice(message),
+    pauseCommands: () => {
+      const token = randomBytes(16).toString("hex");
+      process.stdout.write(`::stop-commands::${token}${EOL5}`);
+      return () => process.stdout.write(`::${token}::${EOL5}`);
+    },
     appendSummary: async (markdown) => {
       if (!process.env["GITHUB_STEP_SUMMARY"]) return false;
       await summary.addRaw(markdown).write();

@@ -1,8 +1,8 @@
 // The action's main step: validate everything, then run the agent in the boundary.
 
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { newRunId } from '../boundary/layout.js';
 import { PACKET_FILES } from '../packet/packet-json.js';
 import { summarizeChain } from '../packet/summarize.js';
@@ -99,7 +99,12 @@ async function validateAndRun(runner: ActionRunner): Promise<void> {
     runner.info(
       `running ${script} inside the boundary (run ${runId}${asRoot ? '' : ', through sudo'})`,
     );
-    exitCode = await inheritOutput(argv);
+    const resumeCommands = runner.pauseCommands();
+    try {
+      exitCode = await inheritOutput(argv);
+    } finally {
+      resumeCommands();
+    }
   } finally {
     await rm(temp, { recursive: true, force: true });
   }
@@ -117,7 +122,7 @@ async function validateAndRun(runner: ActionRunner): Promise<void> {
   runner.setOutput('blocked-count', packet.blocked);
   runner.setOutput('agent-exit-code', packet.agentExitCode);
 
-  await addCliToPath(runner, cli, temp);
+  await addCliToPath(runner, cli);
   if (inputs['job-summary']) {
     const markdown = await readFile(join(evidenceOutput, PACKET_FILES.summary), 'utf8');
     if (!(await runner.appendSummary(markdown))) {
@@ -245,14 +250,16 @@ async function readPacket(out: string, runId: string): Promise<PacketOutputs | u
 }
 
 /** `pipelock-egress` on PATH for the rest of the job (the reference workflow's verify step). */
-async function addCliToPath(runner: ActionRunner, cli: string, temp: string): Promise<void> {
-  const bin = join(dirname(temp), 'pipelock-egress-bin');
-  await mkdir(bin, { recursive: true });
-  const shim = join(bin, 'pipelock-egress');
+/**
+ * The shim goes into a directory made new for it: under a shared temporary directory (no
+ * RUNNER_TEMP), a fixed name could be one the agent made first, and root would write there.
+ */
+async function addCliToPath(runner: ActionRunner, cli: string): Promise<void> {
+  const bin = await mkdtemp(join(runner.env['RUNNER_TEMP'] || tmpdir(), 'pipelock-egress-bin-'));
   await writeFile(
-    shim,
+    join(bin, 'pipelock-egress'),
     `#!/bin/sh\nexec ${shellQuote(process.execPath)} ${shellQuote(cli)} "$@"\n`,
-    { mode: 0o755 },
+    { mode: 0o755, flag: 'wx' },
   );
   runner.addPath(bin);
 }

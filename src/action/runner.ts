@@ -1,6 +1,8 @@
 // The seam between the action's logic and the Actions runner, so tests can drive it with
 // real INPUT_* variables and runner files, or with a recording double.
 
+import { randomBytes } from 'node:crypto';
+import { EOL } from 'node:os';
 import * as core from '@actions/core';
 import { INPUT_DEFAULTS, INPUT_NAMES, type InputName, type RawInputs } from './input-names.js';
 
@@ -16,6 +18,11 @@ export interface ActionRunner {
   setSecret(value: string): void;
   addPath(dir: string): void;
   notice(message: string): void;
+  /**
+   * Stops the runner reading workflow commands (`::set-output`, `::error::`, `::add-mask::`) in
+   * the log until the returned function is called: what the agent prints is only text.
+   */
+  pauseCommands(): () => void;
   /** Appends Markdown to the job summary; false when this runner has none (a local run). */
   appendSummary(markdown: string): Promise<boolean>;
   readonly env: NodeJS.ProcessEnv;
@@ -41,6 +48,11 @@ export function actionsRunner(): ActionRunner {
     setSecret: (value) => core.setSecret(value),
     addPath: (dir) => core.addPath(dir),
     notice: (message) => core.notice(message),
+    pauseCommands: () => {
+      const token = randomBytes(16).toString('hex');
+      process.stdout.write(`::stop-commands::${token}${EOL}`);
+      return () => process.stdout.write(`::${token}::${EOL}`);
+    },
     appendSummary: async (markdown) => {
       if (!process.env['GITHUB_STEP_SUMMARY']) return false;
       await core.summary.addRaw(markdown).write();

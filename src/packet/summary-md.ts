@@ -27,26 +27,39 @@ const VERDICT_LINES: Record<string, string> = {
   error: '❌ **error**: there is no evidence to verify',
 };
 
-/** Markdown-safe inline code: backticks cannot close it early. */
+/**
+ * Inline code whatever the text holds: the fence is longer than any run of backticks in it
+ * (padded, so a backtick at an edge is content), and nothing inside a code span is markup.
+ * Long texts are cut: a summary larger than the runner accepts is not shown at all.
+ */
 function code(text: string): string {
-  const fence = text.includes('`') ? '``' : '`';
-  return `${fence}${text.replace(/\r?\n/g, ' ')}${fence}`;
+  const flat = text.replace(/\r?\n/g, ' ');
+  const cut = flat.length > MAX_CODE_CHARS ? `${flat.slice(0, MAX_CODE_CHARS)}…` : flat;
+  const longestRun = Math.max(0, ...(cut.match(/`+/g) ?? []).map((run) => run.length));
+  const fence = '`'.repeat(longestRun + 1);
+  const pad = longestRun > 0 ? ' ' : '';
+  return `${fence}${pad}${cut}${pad}${fence}`;
 }
+
+/** Inline code in a table cell, where a `|` ends the cell even inside code unless escaped. */
+function cellCode(text: string): string {
+  return code(text).replace(/\|/g, '\\|');
+}
+
+const MAX_CODE_CHARS = 500;
+/** Refusals listed one by one; the rest are counted (receipts.json holds them all). */
+const MAX_REFUSALS_LISTED = 200;
 
 function byteSize(bytes: number): string {
   const mib = 1024 * 1024;
   return bytes % mib === 0 ? `${bytes / mib} MiB` : `${bytes} bytes`;
 }
 
-function cell(text: string): string {
-  return text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
-}
-
 export function summaryMarkdown(input: SummaryInput): string {
   const { report, summary } = input;
   const lines: string[] = ['# Agent egress: Audit Packet', ''];
   lines.push(VERDICT_LINES[report.verdict] ?? report.verdict);
-  if (report.error !== null) lines.push('', `Verifier: ${cell(report.error)}`);
+  if (report.error !== null) lines.push('', `Verifier: ${code(report.error)}`);
   lines.push(
     '',
     `- Agent ${code(input.agentIdentity)} exited with ${input.agentExitCode}`,
@@ -56,7 +69,7 @@ export function summaryMarkdown(input: SummaryInput): string {
   const { unrecorded, cut } = input.engineLog ?? {};
   if (unrecorded)
     lines.push(
-      `- ⚠️ ${unrecorded.count} requests were refused without a receipt, none of them forwarded: ${cell(unrecorded.reason)} (counted in \`engine.log\`)`,
+      `- ⚠️ ${unrecorded.count} requests were refused without a receipt, none of them forwarded: ${code(unrecorded.reason)} (counted in \`engine.log\`)`,
     );
   if (cut) {
     const after =
@@ -72,17 +85,21 @@ export function summaryMarkdown(input: SummaryInput): string {
     for (const d of summary.destinations) {
       const blocked = d.blocked + d.warned;
       lines.push(
-        `| ${code(d.destination)} | ${d.allowed} | ${blocked}${d.warned > 0 ? ' (audit)' : ''} | ${[...d.methods].sort().join(' ')} |`,
+        `| ${cellCode(d.destination)} | ${d.allowed} | ${blocked}${d.warned > 0 ? ' (audit)' : ''} | ${[...d.methods].sort().join(' ')} |`,
       );
     }
   }
   lines.push('', `## ${input.policyMode === 'audit' ? 'Would have been blocked' : 'Blocked'}`, '');
   if (summary.refused.length === 0) lines.push('Nothing.');
-  for (const r of summary.refused) {
+  for (const r of summary.refused.slice(0, MAX_REFUSALS_LISTED)) {
     lines.push(
-      `- seq ${r.seq}: ${r.method} ${code(r.target)}: ${r.layer}${r.reason === '' ? '' : `: ${cell(r.reason)}`}`,
+      `- seq ${r.seq}: ${r.method} ${code(r.target)}: ${r.layer}${r.reason === '' ? '' : `: ${code(r.reason)}`}`,
     );
   }
+  if (summary.refused.length > MAX_REFUSALS_LISTED)
+    lines.push(
+      `- … and ${summary.refused.length - MAX_REFUSALS_LISTED} more, each in \`receipts.json\``,
+    );
   if (input.policyMode === 'audit' && summary.refused.length > 0) {
     lines.push(
       '',

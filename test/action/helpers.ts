@@ -55,6 +55,10 @@ export function recordingRunner(
     setSecret: (value) => recorded.secrets.push(value),
     addPath: (dir) => recorded.paths.push(dir),
     notice: (message) => recorded.infos.push(`notice: ${message}`),
+    pauseCommands: () => {
+      recorded.infos.push('commands paused');
+      return () => recorded.infos.push('commands resumed');
+    },
     appendSummary: (markdown) => {
       recorded.summaries.push(markdown);
       return Promise.resolve(true);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { chmod, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { runMain } from '../../src/action/main.js';
@@ -117,6 +117,11 @@ test('an invalid policy fails with every error as file:line:col', async () => {
 test('as root, a valid setup runs the agent in the boundary and reports the packet (no sudo needed)', async () => {
   const dir = await workspace();
   const out = join(scratchDir('pe-action-out-'), 'packet');
+  // What an agent could plant in a shared temporary directory for the shim's old fixed name.
+  const victim = join(dir, 'victim.txt');
+  await writeFile(victim, 'untouched\n');
+  await mkdir(join(dir, 'pipelock-egress-bin'));
+  await symlink(victim, join(dir, 'pipelock-egress-bin', 'pipelock-egress'));
   const runner = recordingRunner(
     {
       'working-directory': dir,
@@ -141,6 +146,13 @@ test('as root, a valid setup runs the agent in the boundary and reports the pack
   );
   assert.match(runner.recorded.state['boundary-run-id'] ?? '', /^pe-[0-9a-f]{10}$/);
   assert.equal(runner.recorded.paths.length, 1, 'pipelock-egress is put on PATH');
+  const [bin = ''] = runner.recorded.paths;
+  assert.match(bin, new RegExp(`^${dir}/pipelock-egress-bin-[A-Za-z0-9]{6}$`));
+  assert.equal((await stat(bin)).mode & 0o777, 0o700);
+  assert.match(await readFile(join(bin, 'pipelock-egress'), 'utf8'), /^#!\/bin\/sh\nexec /);
+  assert.equal(await readFile(victim, 'utf8'), 'untouched\n');
+  const paused = runner.recorded.infos.indexOf('commands paused');
+  assert.ok(paused >= 0 && runner.recorded.infos.indexOf('commands resumed') > paused);
 });
 
 test('an external enforcement binary is refused as not available yet', async () => {
@@ -169,7 +181,11 @@ test('the bundled dist/main.js runs with real INPUT_* variables and runner files
   const dir = await workspace();
   const outputFile = join(dir, 'github-output');
   await writeFile(outputFile, '');
-  await writeFile(join(dir, 'scripts/agent.sh'), 'exit 3\n');
+  // The agent's own output may not be read as workflow commands.
+  await writeFile(
+    join(dir, 'scripts/agent.sh'),
+    'echo "::set-output name=artifact-id::4242"\necho "::error::forged by the agent"\nexit 3\n',
+  );
   const env = {
     PATH: process.env['PATH'] ?? '',
     GITHUB_OUTPUT: outputFile,
@@ -187,6 +203,13 @@ test('the bundled dist/main.js runs with real INPUT_* variables and runner files
   );
   assert.equal(result.code, 1);
   assert.match(result.stdout, /::error::the agent script exited with 3/);
+  const lines = result.stdout.split('\n');
+  const stop = lines.findIndex((line) => /^::stop-commands::[0-9a-f]{32}$/.test(line));
+  const token = lines[stop]?.slice('::stop-commands::'.length);
+  const resume = lines.indexOf(`::${token}::`);
+  const forged = lines.indexOf('::error::forged by the agent');
+  assert.ok(stop >= 0 && stop < forged && forged < resume, result.stdout);
+  assert.ok(lines.indexOf('::set-output name=artifact-id::4242') > stop);
   const written = await readFile(outputFile, 'utf8');
   assert.match(
     written,

@@ -98,7 +98,7 @@ ${viaProxy} http://127.0.0.1:${origin.port}/private/b.txt; echo
   assert.equal(packet['posture']?.['agent_user'], 'pipelock-agent');
   assert.match(
     readFileSync(join(run.out, 'summary.md'), 'utf8'),
-    /- seq 2: POST `http:\/\/127\.0\.0\.1:[0-9]+\/public\/a\.txt`: method: method POST is not allowed/,
+    /- seq 2: POST `http:\/\/127\.0\.0\.1:[0-9]+\/public\/a\.txt`: method: `method POST is not allowed/,
   );
   const receiptsJson = JSON.parse(
     readFileSync(join(run.out, 'receipts.json'), 'utf8'),

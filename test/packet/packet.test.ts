@@ -228,10 +228,46 @@ test('summary.md: the verdict first, the destinations, every refusal, and the ve
   assert.match(markdown, /\| `api\.github\.com` \| 1 \| 1 \| GET POST \|/);
   assert.match(
     markdown,
-    /- seq 3: CONNECT `exfil\.example:443`: destination: no rule allows exfil\.example/,
+    /- seq 3: CONNECT `exfil\.example:443`: destination: `no rule allows exfil\.example`/,
   );
   assert.match(markdown, /```sh\npipelock-egress verify --receipt-chain evidence\.jsonl\n```/);
   assert.doesNotMatch(markdown, /would have allowed/);
+});
+
+test('summary.md: what the agent chose (targets, reasons) stays inert code, and the list stays short', () => {
+  const hostile = 'http://a.test/z?``[**All verified**](https://example.invalid/phish)``';
+  const refusals = Array.from({ length: 250 }, (_, i) =>
+    receipt(i + 1, {
+      verdict: 'block',
+      method: 'GET',
+      target: i === 0 ? hostile : `http://b.test/${'x'.repeat(i === 1 ? 12_000 : 1)}`,
+      layer: 'path',
+      pattern:
+        i === 0 ? 'path <img src=x onerror=alert(1)> [x](https://e.invalid) is outside `a`' : 'p',
+    }),
+  );
+  const markdown = summaryMarkdown({
+    report: report('valid'),
+    summary: summarizeChain(refusals),
+    agentExitCode: 0,
+    agentIdentity: 'a`b',
+    policyMode: 'enforce',
+    policyHash: 'f'.repeat(64),
+    verifyCommand: 'v',
+    unsupported: [],
+  });
+  const lines = markdown.split('\n');
+  // The fence is longer than the longest run of backticks inside, and padded.
+  assert.ok(
+    lines.includes(
+      `- seq 1: GET \`\`\` ${hostile} \`\`\`: path: \`\` path <img src=x onerror=alert(1)> [x](https://e.invalid) is outside \`a\` \`\``,
+    ),
+  );
+  assert.match(markdown, /- Agent `` a`b `` exited/);
+  const long = lines.find((line) => line.startsWith('- seq 2:')) ?? '';
+  assert.ok(long.length < 600 && long.includes('x…`'), long.slice(0, 80));
+  assert.equal(lines.filter((line) => line.startsWith('- seq ')).length, 200);
+  assert.ok(lines.includes('- … and 50 more, each in `receipts.json`'));
 });
 
 test('summary.md in audit mode proposes the policy that would have allowed the run', () => {
@@ -284,7 +320,7 @@ test('requests refused unrecorded: counted from the engine log and said in summa
   };
   assert.match(
     summaryMarkdown({ ...input, engineLog: facts }),
-    /- ⚠️ 2 requests were refused without a receipt, none of them forwarded: evidence cannot be written: ENOSPC/,
+    /- ⚠️ 2 requests were refused without a receipt, none of them forwarded: `evidence cannot be written: ENOSPC`/,
   );
   assert.doesNotMatch(summaryMarkdown(input), /without a receipt|engine\.log/);
 
@@ -339,7 +375,7 @@ test('summary.md as written says what the engine log holds unrecorded; without a
     writeFileSync(join(out, 'engine.log'), refusal.repeat(3));
     assert.match(
       await write(),
-      /- ⚠️ 3 requests were refused without a receipt, none of them forwarded: the evidence is full \(256 files\)/,
+      /- ⚠️ 3 requests were refused without a receipt, none of them forwarded: `the evidence is full \(256 files\)/,
     );
     assert.match(readFileSync(join(out, 'summary.md'), 'utf8'), /3 requests were refused/);
   } finally {
