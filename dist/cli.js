@@ -44945,8 +44945,9 @@ import { basename, dirname, join as join7 } from "node:path";
 
 // src/boundary/agent-launch.ts
 var SETUP = `set -eu
-mount_bin=$1 prlimit_bin=$2 setpriv_bin=$3 bash_bin=$4 workdir=$5 uid=$6 gid=$7 nproc=$8 bundle=$9
-shift 9
+mount_bin=$1 prlimit_bin=$2 setpriv_bin=$3 setsid_bin=$4 bash_bin=$5 workdir=$6 uid=$7 gid=$8
+nproc=$9 bundle=\${10}
+shift 10
 n=$1; shift
 while [ "$n" -gt 0 ]; do
   "$mount_bin" --bind "$bundle" "$1"
@@ -44962,9 +44963,19 @@ while [ "$n" -gt 0 ]; do
   fi
   n=$((n - 1)); shift
 done
+# Shared memory and /var/tmp outlive a run on the host: this run's are its own.
+for dir in /dev/shm /var/tmp; do
+  if [ -d "$dir" ]; then "$mount_bin" -t tmpfs -o nosuid,nodev,mode=1777 pipelock-private "$dir"; fi
+done
+# Descriptors the caller left open (a file, a socket) are not the agent's to use.
+for fd in /proc/self/fd/*; do
+  fd=\${fd##*/}
+  if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+done
 cd "$workdir"
-exec "$prlimit_bin" --nproc="$nproc" -- "$setpriv_bin" --reuid="$uid" --regid="$gid" --clear-groups \\
-  --inh-caps=-all --ambient-caps=-all --bounding-set=-all --no-new-privs -- "$bash_bin" "$@"
+exec "$setsid_bin" --wait "$prlimit_bin" --nproc="$nproc" -- "$setpriv_bin" --reuid="$uid" \\
+  --regid="$gid" --clear-groups --inh-caps=-all --ambient-caps=-all --bounding-set=-all \\
+  --no-new-privs -- "$bash_bin" "$@"
 `;
 function agentArgv(tools, plan, script, args) {
   return [
@@ -44977,17 +44988,19 @@ function agentArgv(tools, plan, script, args) {
     "--propagation",
     "private",
     "--pid",
+    "--ipc",
     "--fork",
     "--mount-proc",
     "--kill-child",
     "--",
-    "/bin/sh",
+    tools.bash,
     "-c",
     SETUP,
     "pipelock-egress-setup",
     tools.mount,
     tools.prlimit,
     tools.setpriv,
+    tools.setsid,
     tools.bash,
     plan.workdir,
     String(plan.uid),
@@ -45487,6 +45500,17 @@ read -r -a grouplist <<< "$groups"
 [ -r . ] && [ -x . ] && ok workdir_readable ||
   fail workdir_readable "uid $uid cannot list the working directory $PWD: make it readable by other users (chmod o+rX) or choose another"
 
+# No controlling terminal (new session) and nothing inherited beyond stdio and this script.
+if { : < /dev/tty; } 2>/dev/null; then fail no_terminal "/dev/tty opens: the agent has a controlling terminal"; else ok no_terminal; fi
+fds=(/proc/self/fd/*)
+extra=''
+for fd in "\${fds[@]}"; do
+  fd=\${fd##*/}
+  # The directory the listing read is closed again by now.
+  case $fd in 0|1|2|255) ;; *) [ -e "/proc/self/fd/$fd" ] && extra+="$fd " ;; esac
+done
+[ -z "$extra" ] && ok descriptors || fail descriptors "inherited open descriptors: $extra"
+
 mapfile -d '' init < /proc/1/cmdline
 case "\${init[*]}" in *pipelock-probe*) ok pid_namespace ;; *) fail pid_namespace "pid 1 is \${init[*]}" ;; esac
 
@@ -45546,6 +45570,8 @@ function readProbeOutput(output, exitCode) {
     "no_new_privs",
     "identity",
     "pid_namespace",
+    "no_terminal",
+    "descriptors",
     "workdir_readable",
     "engine_health"
   ]) {
@@ -45908,7 +45934,9 @@ async function probe(request, layout, plan, sockets, env, proxyPort) {
 }
 async function runAgent(tools, plan, env, script, args, cancel) {
   const [file, ...rest] = agentArgv(tools, plan, script, args);
-  const child = spawn4(file ?? "", rest, { stdio: ["ignore", "inherit", "inherit"], env });
+  const child = spawn4(file ?? "", rest, { stdio: ["ignore", "pipe", "pipe"], env });
+  child.stdout.pipe(process.stdout, { end: false });
+  child.stderr.pipe(process.stderr, { end: false });
   const onCancel = () => void killNamespaceProcesses(tools.ip, plan.netns, child.pid).catch(() => child.kill("SIGKILL"));
   cancel.addEventListener("abort", onCancel, { once: true });
   if (cancel.aborted) onCancel();
@@ -45919,7 +45947,7 @@ async function runAgent(tools, plan, env, script, args, cancel) {
         (error2) => reject(new BoundaryError(`starting the agent: ${error2.message}`, { cause: error2 }))
       );
       child.once(
-        "exit",
+        "close",
         (code2, signal) => resolve2(cancel.aborted ? { code: null, signal: "SIGKILL" } : { code: code2, signal })
       );
     });
@@ -45944,6 +45972,7 @@ var REQUIRED_TOOLS = [
   { tool: "unshare", pkg: "util-linux" },
   { tool: "useradd", pkg: "passwd" },
   { tool: "prlimit", pkg: "util-linux" },
+  { tool: "setsid", pkg: "util-linux" },
   { tool: "mount", pkg: "mount" },
   { tool: "bash", pkg: "bash" }
 ];
@@ -45951,7 +45980,7 @@ var ACL_TOOLS = [
   { tool: "setfacl", pkg: "acl" },
   { tool: "getfacl", pkg: "acl" }
 ];
-var REQUIRED_NAMESPACES = ["net", "mnt", "pid"];
+var REQUIRED_NAMESPACES = ["net", "mnt", "pid", "ipc"];
 function preflightProblems(facts, needs) {
   if (facts.platform !== "linux") {
     return [
@@ -46023,6 +46052,7 @@ function boundaryTools(facts) {
     mount: path4("mount"),
     prlimit: path4("prlimit"),
     setpriv: path4("setpriv"),
+    setsid: path4("setsid"),
     bash: path4("bash")
   };
 }

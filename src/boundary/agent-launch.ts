@@ -1,6 +1,8 @@
 // The command line that puts a program inside the boundary: the agent's network namespace, then
-// new mount and PID namespaces where, still as root, the side channels are masked and the CA
-// bundle swapped, then setpriv to the agent user with nothing left to regain privileges with.
+// new mount, PID and IPC namespaces where, still as root, the side channels are masked, the CA
+// bundle swapped, shared memory made private and inherited descriptors closed, then a new
+// session (no controlling terminal to push keystrokes into) and setpriv to the agent user with
+// nothing left to regain privileges with.
 
 export interface LaunchTools {
   readonly ip: string;
@@ -8,6 +10,7 @@ export interface LaunchTools {
   readonly mount: string;
   readonly prlimit: string;
   readonly setpriv: string;
+  readonly setsid: string;
   readonly bash: string;
 }
 
@@ -25,11 +28,12 @@ export interface LaunchPlan {
   readonly masked: readonly string[];
 }
 
-// Runs as root in the new namespaces. Only quoted expansions: nothing in the environment (which
-// is already the agent's) changes what it does.
+// Runs as root (bash) in the new namespaces. Only quoted expansions: nothing in the environment
+// (which is already the agent's) changes what it does.
 const SETUP = `set -eu
-mount_bin=$1 prlimit_bin=$2 setpriv_bin=$3 bash_bin=$4 workdir=$5 uid=$6 gid=$7 nproc=$8 bundle=$9
-shift 9
+mount_bin=$1 prlimit_bin=$2 setpriv_bin=$3 setsid_bin=$4 bash_bin=$5 workdir=$6 uid=$7 gid=$8
+nproc=$9 bundle=\${10}
+shift 10
 n=$1; shift
 while [ "$n" -gt 0 ]; do
   "$mount_bin" --bind "$bundle" "$1"
@@ -45,9 +49,19 @@ while [ "$n" -gt 0 ]; do
   fi
   n=$((n - 1)); shift
 done
+# Shared memory and /var/tmp outlive a run on the host: this run's are its own.
+for dir in /dev/shm /var/tmp; do
+  if [ -d "$dir" ]; then "$mount_bin" -t tmpfs -o nosuid,nodev,mode=1777 pipelock-private "$dir"; fi
+done
+# Descriptors the caller left open (a file, a socket) are not the agent's to use.
+for fd in /proc/self/fd/*; do
+  fd=\${fd##*/}
+  if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+done
 cd "$workdir"
-exec "$prlimit_bin" --nproc="$nproc" -- "$setpriv_bin" --reuid="$uid" --regid="$gid" --clear-groups \\
-  --inh-caps=-all --ambient-caps=-all --bounding-set=-all --no-new-privs -- "$bash_bin" "$@"
+exec "$setsid_bin" --wait "$prlimit_bin" --nproc="$nproc" -- "$setpriv_bin" --reuid="$uid" \\
+  --regid="$gid" --clear-groups --inh-caps=-all --ambient-caps=-all --bounding-set=-all \\
+  --no-new-privs -- "$bash_bin" "$@"
 `;
 
 /** argv that runs `bash SCRIPT ARGS` as the agent inside the boundary. */
@@ -67,17 +81,19 @@ export function agentArgv(
     '--propagation',
     'private',
     '--pid',
+    '--ipc',
     '--fork',
     '--mount-proc',
     '--kill-child',
     '--',
-    '/bin/sh',
+    tools.bash,
     '-c',
     SETUP,
     'pipelock-egress-setup',
     tools.mount,
     tools.prlimit,
     tools.setpriv,
+    tools.setsid,
     tools.bash,
     plan.workdir,
     String(plan.uid),

@@ -421,7 +421,11 @@ async function runAgent(
   cancel: AbortSignal,
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   const [file, ...rest] = agentArgv(tools, plan, script, args);
-  const child = spawn(file ?? '', rest, { stdio: ['ignore', 'inherit', 'inherit'], env });
+  // Pipes, not the caller's descriptors: a terminal would let the agent push keystrokes into
+  // the caller's shell (TIOCSTI) or reset it.
+  const child = spawn(file ?? '', rest, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  child.stdout.pipe(process.stdout, { end: false });
+  child.stderr.pipe(process.stderr, { end: false });
   // Everything in the namespace dies but the launcher, which then reaps the agent and exits.
   const onCancel = (): void =>
     void killNamespaceProcesses(tools.ip, plan.netns, child.pid).catch(() => child.kill('SIGKILL'));
@@ -434,7 +438,8 @@ async function runAgent(
         reject(new BoundaryError(`starting the agent: ${error.message}`, { cause: error })),
       );
       // A cancelled agent was SIGKILLed with its namespace, whatever its launcher then reports.
-      child.once('exit', (code, signal) =>
+      // `close`: its output has been passed on whole.
+      child.once('close', (code, signal) =>
         resolve(cancel.aborted ? { code: null, signal: 'SIGKILL' } : { code, signal }),
       );
     });

@@ -16,6 +16,7 @@ export const REQUIRED_TOOLS: ReadonlyArray<{ readonly tool: string; readonly pkg
   { tool: 'unshare', pkg: 'util-linux' },
   { tool: 'useradd', pkg: 'passwd' },
   { tool: 'prlimit', pkg: 'util-linux' },
+  { tool: 'setsid', pkg: 'util-linux' },
   { tool: 'mount', pkg: 'mount' },
   { tool: 'bash', pkg: 'bash' },
 ];
@@ -27,7 +28,7 @@ export const ACL_TOOLS: ReadonlyArray<{ readonly tool: string; readonly pkg: str
 ];
 
 /** The namespaces the agent gets of its own. */
-export const REQUIRED_NAMESPACES = ['net', 'mnt', 'pid'] as const;
+export const REQUIRED_NAMESPACES = ['net', 'mnt', 'pid', 'ipc'] as const;
 
 export interface HostFacts {
   readonly platform: NodeJS.Platform;
@@ -121,6 +122,7 @@ export function boundaryTools(facts: HostFacts): BoundaryTools {
     mount: path('mount'),
     prlimit: path('prlimit'),
     setpriv: path('setpriv'),
+    setsid: path('setsid'),
     bash: path('bash'),
   };
 }

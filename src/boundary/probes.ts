@@ -49,6 +49,17 @@ read -r -a grouplist <<< "$groups"
 [ -r . ] && [ -x . ] && ok workdir_readable ||
   fail workdir_readable "uid $uid cannot list the working directory $PWD: make it readable by other users (chmod o+rX) or choose another"
 
+# No controlling terminal (new session) and nothing inherited beyond stdio and this script.
+if { : < /dev/tty; } 2>/dev/null; then fail no_terminal "/dev/tty opens: the agent has a controlling terminal"; else ok no_terminal; fi
+fds=(/proc/self/fd/*)
+extra=''
+for fd in "\${fds[@]}"; do
+  fd=\${fd##*/}
+  # The directory the listing read is closed again by now.
+  case $fd in 0|1|2|255) ;; *) [ -e "/proc/self/fd/$fd" ] && extra+="$fd " ;; esac
+done
+[ -z "$extra" ] && ok descriptors || fail descriptors "inherited open descriptors: $extra"
+
 mapfile -d '' init < /proc/1/cmdline
 case "\${init[*]}" in *pipelock-probe*) ok pid_namespace ;; *) fail pid_namespace "pid 1 is \${init[*]}" ;; esac
 
@@ -116,6 +127,8 @@ export function readProbeOutput(output: string, exitCode: number | null): ProbeO
     'no_new_privs',
     'identity',
     'pid_namespace',
+    'no_terminal',
+    'descriptors',
     'workdir_readable',
     'engine_health',
   ]) {

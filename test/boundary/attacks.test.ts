@@ -5,7 +5,16 @@
 import { after, afterEach, before, beforeEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { dirname, join } from 'node:path';
 import { startOrigin, tempDir, type Origin } from '../engine/helpers.js';
@@ -385,6 +394,72 @@ kill -9 -1 2>/dev/null; echo "killed-everything-visible"
   assert.match(stdout, /^killed-everything-visible$/m);
   assertBlocked(outcomes, ['kill-engine', 'ptrace-engine']);
 });
+
+test("the caller's terminal: no keystrokes pushed into its shell, no terminal to reset", async () => {
+  const run = await attack(
+    `for n in 0 1 2; do if [ -t $n ]; then echo "BREACH terminal-fd-$n"; else echo "blocked terminal-fd-$n"; fi; done
+attempt controlling-terminal sh -c ': < /dev/tty'
+attempt tiocsti-dev-tty perl -e 'open(my $t, "<", "/dev/tty") or exit 1; ioctl($t, 0x5412, "x") or exit 1'
+attempt tiocsti-stdout perl -e 'open(my $o, ">&=", 9) or exit 1; ioctl($o, 0x5412, "x") or exit 1' 9>&1`,
+    { fromTerminal: true },
+  );
+  assertBlocked(run.outcomes, [
+    'terminal-fd-0',
+    'terminal-fd-1',
+    'terminal-fd-2',
+    'controlling-terminal',
+    'tiocsti-dev-tty',
+    'tiocsti-stdout',
+  ]);
+});
+
+test("the caller's open descriptors (a root-only file) are not the agent's", async () => {
+  const secret = join(tempDir(), 'root-only.txt');
+  writeFileSync(secret, 'ROOT-ONLY-SECRET\n', { mode: 0o600 });
+  const fd = openSync(secret, 'r');
+  try {
+    const run = await attack(
+      `attempt inherited-descriptor sh -c '[ -e /proc/$$/fd/30 ]'
+attempt inherited-read bash -c 'read -r line <&30 && [ -n "$line" ]'`,
+      { inherit: [fd] },
+    );
+    assertBlocked(run.outcomes, ['inherited-descriptor', 'inherited-read']);
+    assert.ok(!run.stdout.includes('ROOT-ONLY-SECRET'));
+  } finally {
+    closeSync(fd);
+  }
+});
+
+test("IPC and shared memory: SysV queues, /dev/shm and /var/tmp are the run's own, nothing outlives it", async () => {
+  const hostQueue =
+    execFileSync('ipcmk', ['-Q'], { encoding: 'utf8' }).match(/[0-9]+$/m)?.[0] ?? '';
+  const queuesBefore = queueIds();
+  const marker = `pipelock-attack-${process.pid}`;
+  writeFileSync(join('/dev/shm', marker), 'host');
+  try {
+    const run = await attack(
+      `attempt host-sysv-queue sh -c 'ipcs -q | grep -qw ${hostQueue}'
+attempt host-dev-shm test -e /dev/shm/${marker}
+attempt leave-dev-shm sh -c 'echo left > /dev/shm/${marker}-agent && test -e /dev/shm/${marker}-agent && false'
+echo left > /var/tmp/${marker}-agent
+ipcmk -Q >/dev/null`,
+    );
+    assertBlocked(run.outcomes, ['host-sysv-queue', 'host-dev-shm', 'leave-dev-shm']);
+    assert.ok(!existsSync(join('/dev/shm', `${marker}-agent`)));
+    assert.ok(!existsSync(join('/var/tmp', `${marker}-agent`)));
+    // The agent's queue went with its IPC namespace: the host has only what it had.
+    assert.deepEqual(queueIds(), queuesBefore);
+  } finally {
+    rmSync(join('/dev/shm', marker), { force: true });
+    execFileSync('ipcrm', ['-q', hostQueue]);
+  }
+});
+
+/** The message queue ids the host's IPC namespace holds. */
+function queueIds(): string[] {
+  const listing = execFileSync('ipcs', ['-q'], { encoding: 'utf8' });
+  return [...listing.matchAll(/^0x[0-9a-f]+ +([0-9]+) /gm)].map((match) => match[1] ?? '');
+}
 
 test('unsetting the proxy variables leaves no way out', async () => {
   const { outcomes } = await attack(`

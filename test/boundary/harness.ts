@@ -5,7 +5,8 @@
 
 import '../engine/dial-guard.js';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import {
   chmodSync,
   existsSync,
@@ -59,6 +60,13 @@ export interface AgentRunOptions {
   readonly prepare?: (workdir: string) => void;
   /** Directories made in the working directory before the run. */
   readonly dirs?: readonly string[];
+  /**
+   * Descriptors the run inherits from its caller, as 30, 31, … (Node's own children do not
+   * get the low ones; a caller's high descriptors went through).
+   */
+  readonly inherit?: readonly number[];
+  /** Run from a terminal (a pty made by `script`), as an operator at a shell does. */
+  readonly fromTerminal?: true;
 }
 
 /** A world-readable working directory (the agent must be able to read it) with the script. */
@@ -80,23 +88,35 @@ export function runAgent(options: AgentRunOptions): Promise<AgentRun> {
   writeFileSync(join(workdir, 'policy.yaml'), options.policy);
   const given = options.options?.indexOf('--evidence-output') ?? -1;
   const out = resolve(workdir, given < 0 ? 'out' : (options.options?.[given + 1] ?? ''));
-  const child = spawn(
-    process.execPath,
-    [
-      CLI,
-      'run',
-      '--policy',
-      join(workdir, 'policy.yaml'),
-      '--workdir',
-      workdir,
-      ...(given < 0 ? ['--evidence-output', out] : []),
-      ...(options.options ?? []),
-      '--',
-      options.scriptArg ?? 'agent.sh',
-      ...(options.args ?? []),
+  const argv = [
+    CLI,
+    'run',
+    '--policy',
+    join(workdir, 'policy.yaml'),
+    '--workdir',
+    workdir,
+    ...(given < 0 ? ['--evidence-output', out] : []),
+    ...(options.options ?? []),
+    '--',
+    options.scriptArg ?? 'agent.sh',
+    ...(options.args ?? []),
+  ];
+  const [file, args] = options.fromTerminal
+    ? [
+        'script',
+        ['--quiet', '--return', '--command', shellLine([process.execPath, ...argv]), '/dev/null'],
+      ]
+    : [process.execPath, argv];
+  const child = spawn(file, args, {
+    cwd: workdir,
+    env: { ...process.env, ...options.env },
+    stdio: [
+      'ignore',
+      'pipe',
+      'pipe',
+      ...(options.inherit ? [...Array<'ignore'>(27).fill('ignore'), ...options.inherit] : []),
     ],
-    { cwd: workdir, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  }) as ChildProcessByStdio<null, Readable, Readable>;
   let stdout = '';
   let stderr = '';
   const pending = [...(options.onStderr ?? [])];
@@ -116,8 +136,16 @@ export function runAgent(options: AgentRunOptions): Promise<AgentRun> {
         child.stderr.destroy();
         resolvePromise({ code, stdout, stderr, workdir, out });
       });
-    } else child.on('close', (code) => resolvePromise({ code, stdout, stderr, workdir, out }));
+    } else
+      child.on('close', (code) =>
+        // A terminal ends its lines with CR LF.
+        resolvePromise({ code, stdout: stdout.replace(/\r\n/g, '\n'), stderr, workdir, out }),
+      );
   });
+}
+
+function shellLine(words: readonly string[]): string {
+  return words.map((word) => `'${word.replace(/'/g, `'\\''`)}'`).join(' ');
 }
 
 /** The run's evidence, verified: the chain must hold and be sealed. */

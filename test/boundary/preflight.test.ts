@@ -15,7 +15,7 @@ const ready: HostFacts = {
   platform: 'linux',
   uid: 0,
   tools: Object.fromEntries(REQUIRED_TOOLS.map(({ tool }) => [tool, `/usr/sbin/${tool}`])),
-  namespaces: ['net', 'mnt', 'pid'],
+  namespaces: ['net', 'mnt', 'pid', 'ipc'],
 };
 
 test('a Linux root machine with every tool and namespace has no preflight problem', () => {
@@ -34,7 +34,7 @@ test('every miss is reported at once, each with its fix', () => {
       ...ready,
       uid: 1001,
       tools: { ...ready.tools, iptables: undefined, useradd: undefined },
-      namespaces: ['net', 'mnt'],
+      namespaces: ['net', 'mnt', 'ipc'],
     },
     { acl: false },
   );
@@ -108,5 +108,5 @@ test('pipelock-egress run: a failed preflight lists every problem and creates no
     stderr,
     /^pipelock-egress run: preflight: ip is not on PATH; install the iproute2 package/,
   );
-  assert.match(stderr, /11 preflight problems; nothing was created\n$/);
+  assert.match(stderr, /12 preflight problems; nothing was created\n$/);
 });

@@ -65,6 +65,8 @@ const allPassing = [
   'identity',
   'workdir_readable',
   'pid_namespace',
+  'no_terminal',
+  'descriptors',
   'engine_health',
 ]
   .map((name) => `ok ${name}`)
@@ -82,7 +84,7 @@ test('probes: every required probe must report ok; silence, noise or a non-zero 
     'unexpected probe output: surprise',
   ]);
   assert.deepEqual(readProbeOutput(allPassing, 1).failed, ['the probe script exited 1']);
-  assert.equal(readProbeOutput('', null).failed.length, 9);
+  assert.equal(readProbeOutput('', null).failed.length, 11);
 });
 
 test('launch: netns, then new mount and PID namespaces, then setup as root, then the script with its args verbatim', () => {
@@ -93,6 +95,7 @@ test('launch: netns, then new mount and PID namespaces, then setup as root, then
       mount: '/mount',
       prlimit: '/prlimit',
       setpriv: '/setpriv',
+      setsid: '/setsid',
       bash: '/bash',
     },
     {
@@ -109,21 +112,24 @@ test('launch: netns, then new mount and PID namespaces, then setup as root, then
     ['one arg', '--flag', ''],
   );
   assert.deepEqual(argv.slice(0, 4), ['/ip', 'netns', 'exec', 'pe-0123456789']);
-  assert.deepEqual(argv.slice(4, 12), [
+  assert.deepEqual(argv.slice(4, 13), [
     '/unshare',
     '--mount',
     '--propagation',
     'private',
     '--pid',
+    '--ipc',
     '--fork',
     '--mount-proc',
     '--kill-child',
   ]);
+  assert.deepEqual(argv.slice(13, 15), ['--', '/bash']);
   assert.deepEqual(argv.slice(-4), ['/s/agent.sh', 'one arg', '--flag', '']);
-  assert.deepEqual(argv.slice(17, 31), [
+  assert.deepEqual(argv.slice(18, 33), [
     '/mount',
     '/prlimit',
     '/setpriv',
+    '/setsid',
     '/bash',
     '/w',
     '990',
