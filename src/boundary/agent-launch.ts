@@ -1,8 +1,10 @@
+import { seccompArgv, type SyscallTable } from './seccomp.js';
+
 // The command line that puts a program inside the boundary: the agent's network namespace, then
 // new mount, PID and IPC namespaces where, still as root, the side channels are masked, the CA
-// bundle swapped, shared memory made private and inherited descriptors closed, then a new
-// session (no controlling terminal to push keystrokes into) and setpriv to the agent user with
-// nothing left to regain privileges with.
+// bundle swapped, shared memory made private and inherited descriptors closed, then a seccomp
+// filter (socket families), a new session (no controlling terminal to push keystrokes into)
+// and setpriv to the agent user with nothing left to regain privileges with.
 
 export interface LaunchTools {
   readonly ip: string;
@@ -12,6 +14,7 @@ export interface LaunchTools {
   readonly setpriv: string;
   readonly setsid: string;
   readonly bash: string;
+  readonly perl: string;
 }
 
 export interface LaunchPlan {
@@ -26,14 +29,15 @@ export interface LaunchPlan {
   readonly caBundleTargets: readonly string[];
   /** Directories get an empty read-only tmpfs, anything else /dev/null. */
   readonly masked: readonly string[];
+  /** This machine's system call numbers, for the seccomp filter. */
+  readonly syscalls: SyscallTable;
 }
 
 // Runs as root (bash) in the new namespaces. Only quoted expansions: nothing in the environment
 // (which is already the agent's) changes what it does.
 const SETUP = `set -eu
-mount_bin=$1 prlimit_bin=$2 setpriv_bin=$3 setsid_bin=$4 bash_bin=$5 workdir=$6 uid=$7 gid=$8
-nproc=$9 bundle=\${10}
-shift 10
+mount_bin=$1 workdir=$2 bundle=$3
+shift 3
 n=$1; shift
 while [ "$n" -gt 0 ]; do
   "$mount_bin" --bind "$bundle" "$1"
@@ -59,9 +63,7 @@ for fd in /proc/self/fd/*; do
   if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
 done
 cd "$workdir"
-exec "$setsid_bin" --wait "$prlimit_bin" --nproc="$nproc" -- "$setpriv_bin" --reuid="$uid" \\
-  --regid="$gid" --clear-groups --inh-caps=-all --ambient-caps=-all --bounding-set=-all \\
-  --no-new-privs -- "$bash_bin" "$@"
+exec "$@"
 `;
 
 /** argv that runs `bash SCRIPT ARGS` as the agent inside the boundary. */
@@ -91,20 +93,32 @@ export function agentArgv(
     SETUP,
     'pipelock-egress-setup',
     tools.mount,
-    tools.prlimit,
-    tools.setpriv,
-    tools.setsid,
-    tools.bash,
     plan.workdir,
-    String(plan.uid),
-    String(plan.gid),
-    String(plan.maxProcesses),
     plan.caBundle,
     String(plan.caBundleTargets.length),
     ...plan.caBundleTargets,
     String(plan.masked.length),
     ...plan.masked,
-    script,
-    ...args,
+    // The filter first (as root, before anything of the agent's runs), then a new session,
+    // the process limit, and the agent's identity with nothing to regain privileges with.
+    ...seccompArgv(tools.perl, plan.syscalls, [
+      tools.setsid,
+      '--wait',
+      tools.prlimit,
+      `--nproc=${plan.maxProcesses}`,
+      '--',
+      tools.setpriv,
+      `--reuid=${plan.uid}`,
+      `--regid=${plan.gid}`,
+      '--clear-groups',
+      '--inh-caps=-all',
+      '--ambient-caps=-all',
+      '--bounding-set=-all',
+      '--no-new-privs',
+      '--',
+      tools.bash,
+      script,
+      ...args,
+    ]),
   ];
 }

@@ -7,6 +7,7 @@ import { chmod, chown, copyFile, mkdir, readFile, stat, writeFile } from 'node:f
 import { constants } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { agentArgv, type LaunchPlan, type LaunchTools } from './agent-launch.js';
+import { syscallsOf } from './seccomp.js';
 import { agentEnvironment } from './agent-env.js';
 import { collectEvidence } from './evidence-collect.js';
 import { connectableHostSockets, PROC_NET_UNIX } from './host-sockets.js';
@@ -180,6 +181,7 @@ async function setUpAndRun(
     caBundle: layout.caBundle,
     caBundleTargets: await existing(SYSTEM_CA_BUNDLES),
     masked: [...SIDE_CHANNEL_PATHS, layout.engineDir, ...request.hiddenFiles, ...hostSockets],
+    syscalls: syscallsOf(process.arch),
   };
   const proxyUrl = `http://127.0.0.1:${listener.port}`;
   const env = agentEnvironment(request.callerEnv, {

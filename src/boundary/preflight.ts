@@ -4,6 +4,7 @@
 import { access, constants } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import type { BoundaryTools } from './boundary.js';
+import { SYSCALLS } from './seccomp.js';
 
 /** The tools the boundary drives, with the Debian/Ubuntu package that provides each. */
 export const REQUIRED_TOOLS: ReadonlyArray<{ readonly tool: string; readonly pkg: string }> = [
@@ -19,6 +20,7 @@ export const REQUIRED_TOOLS: ReadonlyArray<{ readonly tool: string; readonly pkg
   { tool: 'setsid', pkg: 'util-linux' },
   { tool: 'mount', pkg: 'mount' },
   { tool: 'bash', pkg: 'bash' },
+  { tool: 'perl', pkg: 'perl-base' },
 ];
 
 /** Needed only to grant the agent write access (`--writable`). */
@@ -32,6 +34,8 @@ export const REQUIRED_NAMESPACES = ['net', 'mnt', 'pid', 'ipc'] as const;
 
 export interface HostFacts {
   readonly platform: NodeJS.Platform;
+  /** The CPU architecture: the seccomp filter needs its system call numbers. */
+  readonly arch: string;
   readonly uid: number;
   /** Each required tool's path on PATH, or undefined. */
   readonly tools: Readonly<Record<string, string | undefined>>;
@@ -47,6 +51,11 @@ export function preflightProblems(facts: HostFacts, needs: { readonly acl: boole
     ];
   }
   const problems: string[] = [];
+  if (SYSCALLS[facts.arch] === undefined) {
+    problems.push(
+      `the boundary supports x64 and arm64 machines (its seccomp filter needs their system call numbers); this is ${facts.arch}`,
+    );
+  }
   if (facts.uid !== 0) {
     problems.push(
       'the boundary needs root to create namespaces, users and firewall rules; run it with sudo',
@@ -85,7 +94,13 @@ export async function gatherHostFacts(path = process.env['PATH'] ?? ''): Promise
     )
       namespaces.push(kind);
   }
-  return { platform: process.platform, uid: process.getuid?.() ?? -1, tools, namespaces };
+  return {
+    platform: process.platform,
+    arch: process.arch,
+    uid: process.getuid?.() ?? -1,
+    tools,
+    namespaces,
+  };
 }
 
 async function findExecutable(
@@ -124,5 +139,6 @@ export function boundaryTools(facts: HostFacts): BoundaryTools {
     setpriv: path('setpriv'),
     setsid: path('setsid'),
     bash: path('bash'),
+    perl: path('perl'),
   };
 }

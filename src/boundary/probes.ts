@@ -30,17 +30,19 @@ v6=0
 while read -r -a route; do [ "\${route[9]}" != lo ] && v6=$((v6 + 1)); done < /proc/net/ipv6_route
 [ "\${#v4[@]}" -le 1 ] && [ "$v6" = 0 ] && ok routes || fail routes "$(( \${#v4[@]} - 1 )) IPv4 and $v6 IPv6 routes beyond lo"
 
-caps='' nnp='' ids='' groups=''
+caps='' nnp='' ids='' groups='' seccomp=''
 while read -r key value rest; do
   case $key in
     CapInh:|CapPrm:|CapEff:|CapBnd:|CapAmb:) [ "$value" != 0000000000000000 ] && caps+="$key$value " ;;
     NoNewPrivs:) nnp=$value ;;
+    Seccomp:) seccomp=$value ;;
     Uid:|Gid:) ids+="$value $rest " ;;
     Groups:) groups="$value $rest" ;;
   esac
 done < /proc/self/status
 [ -z "$caps" ] && ok capabilities || fail capabilities "non-zero sets: $caps"
 [ "$nnp" = 1 ] && ok no_new_privs || fail no_new_privs "NoNewPrivs is $nnp"
+[ "$seccomp" = 2 ] && ok seccomp || fail seccomp "Seccomp is $seccomp; expected 2 (a filter)"
 read -r -a idlist <<< "$ids"
 read -r -a grouplist <<< "$groups"
 [ "\${idlist[*]}" = "$uid $uid $uid $uid $gid $gid $gid $gid" ] && [ "\${#grouplist[@]}" = 0 ] && ok identity ||
@@ -125,6 +127,7 @@ export function readProbeOutput(output: string, exitCode: number | null): ProbeO
     'routes',
     'capabilities',
     'no_new_privs',
+    'seccomp',
     'identity',
     'pid_namespace',
     'no_terminal',

@@ -395,6 +395,19 @@ kill -9 -1 2>/dev/null; echo "killed-everything-visible"
   assertBlocked(outcomes, ['kill-engine', 'ptrace-engine']);
 });
 
+test('socket families outside the network namespace (vsock to the hypervisor, packet) and io_uring are refused', async () => {
+  const run = await attack(
+    `attempt vsock perl -e 'socket(my $s, 40, 1, 0) or exit 1'
+attempt af-packet perl -e 'socket(my $s, 17, 3, 0) or exit 1'
+attempt io-uring perl -e 'syscall(425, 1, "\\0" x 120) >= 0 or exit 1'
+perl -e 'socket(my $s, 2, 1, 0) or exit 1' && echo "allowed inet-socket"
+perl -e 'socket(my $s, 1, 1, 0) or exit 1' && echo "allowed unix-socket"`,
+  );
+  assertBlocked(run.outcomes, ['vsock', 'af-packet', 'io-uring']);
+  assert.match(run.stdout, /^allowed inet-socket$/m);
+  assert.match(run.stdout, /^allowed unix-socket$/m);
+});
+
 test("the caller's terminal: no keystrokes pushed into its shell, no terminal to reset", async () => {
   const run = await attack(
     `for n in 0 1 2; do if [ -t $n ]; then echo "BREACH terminal-fd-$n"; else echo "blocked terminal-fd-$n"; fi; done

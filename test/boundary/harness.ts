@@ -225,6 +225,9 @@ export function snapshot(): MachineSnapshot {
         const uid = /^Uid:\s+([0-9]+)/m.exec(status)?.[1];
         if (uid === undefined || !uids.includes(uid)) return [];
         const state = /^State:\s+(.*)$/m.exec(status)?.[1] ?? '?';
+        // An exited process whose entry waits for init to collect it (an orphan of a killed
+        // run) can do nothing; this machine's init collects them late.
+        if (state.startsWith('Z')) return [];
         const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
         return [`${pid} uid ${uid} ${state}: ${cmdline}`];
       } catch {

@@ -13,6 +13,7 @@ import { scratchDir } from '../scratch.js';
 
 const ready: HostFacts = {
   platform: 'linux',
+  arch: 'x64',
   uid: 0,
   tools: Object.fromEntries(REQUIRED_TOOLS.map(({ tool }) => [tool, `/usr/sbin/${tool}`])),
   namespaces: ['net', 'mnt', 'pid', 'ipc'],
@@ -20,6 +21,12 @@ const ready: HostFacts = {
 
 test('a Linux root machine with every tool and namespace has no preflight problem', () => {
   assert.deepEqual(preflightProblems(ready, { acl: false }), []);
+});
+
+test('an architecture without a seccomp table is a problem that names it', () => {
+  assert.deepEqual(preflightProblems({ ...ready, arch: 'riscv64' }, { acl: false }), [
+    'the boundary supports x64 and arm64 machines (its seccomp filter needs their system call numbers); this is riscv64',
+  ]);
 });
 
 test('another OS is one problem that says Linux is needed', () => {
@@ -108,5 +115,5 @@ test('pipelock-egress run: a failed preflight lists every problem and creates no
     stderr,
     /^pipelock-egress run: preflight: ip is not on PATH; install the iproute2 package/,
   );
-  assert.match(stderr, /12 preflight problems; nothing was created\n$/);
+  assert.match(stderr, /13 preflight problems; nothing was created\n$/);
 });

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { agentEnvironment } from '../../src/boundary/agent-env.js';
 import { agentArgv } from '../../src/boundary/agent-launch.js';
+import { SYSCALLS, seccompFilter } from '../../src/boundary/seccomp.js';
 import { readProbeOutput } from '../../src/boundary/probes.js';
 import { sudoersDenyText } from '../../src/boundary/sudoers.js';
 import { accountProblem } from '../../src/boundary/users.js';
@@ -62,6 +63,7 @@ const allPassing = [
   'routes',
   'capabilities',
   'no_new_privs',
+  'seccomp',
   'identity',
   'workdir_readable',
   'pid_namespace',
@@ -84,10 +86,10 @@ test('probes: every required probe must report ok; silence, noise or a non-zero 
     'unexpected probe output: surprise',
   ]);
   assert.deepEqual(readProbeOutput(allPassing, 1).failed, ['the probe script exited 1']);
-  assert.equal(readProbeOutput('', null).failed.length, 11);
+  assert.equal(readProbeOutput('', null).failed.length, 12);
 });
 
-test('launch: netns, then new mount and PID namespaces, then setup as root, then the script with its args verbatim', () => {
+test('launch: netns, then new mount, PID and IPC namespaces, setup as root, the filter, then the script with its args verbatim', () => {
   const argv = agentArgv(
     {
       ip: '/ip',
@@ -97,6 +99,7 @@ test('launch: netns, then new mount and PID namespaces, then setup as root, then
       setpriv: '/setpriv',
       setsid: '/setsid',
       bash: '/bash',
+      perl: '/perl',
     },
     {
       netns: 'pe-0123456789',
@@ -107,6 +110,7 @@ test('launch: netns, then new mount and PID namespaces, then setup as root, then
       caBundle: '/ca',
       caBundleTargets: ['/etc/ssl/certs/ca-certificates.crt'],
       masked: ['/run/docker.sock', '/k'],
+      syscalls: SYSCALLS['x64'] ?? assert.fail(),
     },
     '/s/agent.sh',
     ['one arg', '--flag', ''],
@@ -124,17 +128,10 @@ test('launch: netns, then new mount and PID namespaces, then setup as root, then
     '--kill-child',
   ]);
   assert.deepEqual(argv.slice(13, 15), ['--', '/bash']);
-  assert.deepEqual(argv.slice(-4), ['/s/agent.sh', 'one arg', '--flag', '']);
-  assert.deepEqual(argv.slice(18, 33), [
+  assert.deepEqual(argv.slice(17, 26), [
+    'pipelock-egress-setup',
     '/mount',
-    '/prlimit',
-    '/setpriv',
-    '/setsid',
-    '/bash',
     '/w',
-    '990',
-    '991',
-    '64',
     '/ca',
     '1',
     '/etc/ssl/certs/ca-certificates.crt',
@@ -142,6 +139,73 @@ test('launch: netns, then new mount and PID namespaces, then setup as root, then
     '/run/docker.sock',
     '/k',
   ]);
+  const perl = argv.indexOf('/perl');
+  assert.equal(perl, 26);
+  assert.match(argv[perl + 3] ?? '', /^([0-9a-f]{16})+$/);
+  assert.deepEqual(argv.slice(perl + 4, perl + 6), ['157', '317']);
+  assert.deepEqual(argv.slice(perl + 6), [
+    '/setsid',
+    '--wait',
+    '/prlimit',
+    '--nproc=64',
+    '--',
+    '/setpriv',
+    '--reuid=990',
+    '--regid=991',
+    '--clear-groups',
+    '--inh-caps=-all',
+    '--ambient-caps=-all',
+    '--bounding-set=-all',
+    '--no-new-privs',
+    '--',
+    '/bash',
+    '/s/agent.sh',
+    'one arg',
+    '--flag',
+    '',
+  ]);
+});
+
+/** Runs a classic BPF seccomp program (the instructions the filter uses) on one call. */
+function runFilter(filter: Buffer, call: { arch: number; nr: number; arg0?: number }): string {
+  const data = Buffer.alloc(64);
+  data.writeUInt32LE(call.nr >>> 0, 0);
+  data.writeUInt32LE(call.arch >>> 0, 4);
+  data.writeUInt32LE((call.arg0 ?? 0) >>> 0, 16);
+  let accumulator = 0;
+  for (let pc = 0; pc < filter.length / 8; pc++) {
+    const code = filter.readUInt16LE(pc * 8);
+    const k = filter.readUInt32LE(pc * 8 + 4);
+    if (code === 0x20) accumulator = data.readUInt32LE(k);
+    else if (code === 0x06) {
+      if (k === 0x7fff0000) return 'allow';
+      assert.equal(k >>> 16, 0x5, 'only ERRNO and ALLOW are returned');
+      return `errno ${k & 0xffff}`;
+    } else {
+      const taken = code === 0x15 ? accumulator === k : accumulator >= k;
+      assert.ok(code === 0x15 || code === 0x35, `instruction ${code}`);
+      pc += taken ? filter.readUInt8(pc * 8 + 2) : filter.readUInt8(pc * 8 + 3);
+    }
+  }
+  return assert.fail('the program ran off its end');
+}
+
+test('seccomp filter: socket families an agent needs only; io_uring, x32 and other ABIs refused', () => {
+  for (const [arch, table] of Object.entries(SYSCALLS)) {
+    const filter = seccompFilter(table);
+    const run = (nr: number, arg0 = 0, auditArch = table.auditArch) =>
+      runFilter(filter, { arch: auditArch, nr, arg0 });
+    for (const family of [1, 2, 10, 16]) assert.equal(run(table.socket, family), 'allow', arch);
+    // AF_PACKET, AF_VSOCK, AF_XDP, AF_BLUETOOTH, and the high half of the argument ignored.
+    for (const family of [17, 40, 44, 31, 0x10000 + 2])
+      assert.equal(run(table.socket, family), 'errno 97', `${arch} family ${family}`);
+    assert.equal(run(table.ioUringSetup), 'errno 38', arch);
+    assert.equal(run(0), 'allow', arch);
+    assert.equal(run(table.socket + 1, 40), 'allow', arch);
+    assert.equal(run(table.socket, 2, 0x40000003), 'errno 38', `${arch}: i386`);
+    if (table.x32Bit !== undefined)
+      assert.equal(run(table.x32Bit + table.socket, 40), 'errno 38', `${arch}: x32`);
+  }
 });
 
 test('sudoers drop-in denies each user everything', () => {
