@@ -9513,9 +9513,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve2, reject) => {
+          return new Promise((resolve3, reject) => {
             this.close((err, data) => {
-              return err ? reject(err) : resolve2(data);
+              return err ? reject(err) : resolve3(data);
             });
           });
         }
@@ -9553,9 +9553,9 @@ var require_dispatcher_base = __commonJS({
           err = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve2, reject) => {
+          return new Promise((resolve3, reject) => {
             this.destroy(err, (err2, data) => {
-              return err2 ? reject(err2) : resolve2(data);
+              return err2 ? reject(err2) : resolve3(data);
             });
           });
         }
@@ -9797,8 +9797,8 @@ var require_pool_base = __commonJS({
           }
           return Promise.all(closeAll);
         } else {
-          return new Promise((resolve2) => {
-            this[kClosedResolve] = resolve2;
+          return new Promise((resolve3) => {
+            this[kClosedResolve] = resolve3;
           });
         }
       }
@@ -13921,8 +13921,8 @@ var require_promise = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise = new Promise((resolve2, reject) => {
-        res = resolve2;
+      const promise = new Promise((resolve3, reject) => {
+        res = resolve3;
         rej = reject;
       });
       return { promise, resolve: res, reject: rej };
@@ -15348,12 +15348,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve2, reject) => {
+      const waitForDrain = () => new Promise((resolve3, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve2;
+          callback = resolve3;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -16237,12 +16237,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve2, reject) => {
+      const waitForDrain = () => new Promise((resolve3, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve2;
+          callback = resolve3;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -16559,16 +16559,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       [kClose]() {
-        return new Promise((resolve2) => {
+        return new Promise((resolve3) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve2;
+            this[kClosedResolve] = resolve3;
           } else {
-            resolve2(null);
+            resolve3(null);
           }
         });
       }
       [kDestroy](err) {
-        return new Promise((resolve2) => {
+        return new Promise((resolve3) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
             const request = requests[i];
@@ -16581,7 +16581,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve2(null);
+            resolve3(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err, callback);
@@ -17129,7 +17129,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return Promise.resolve(null);
         }
-        return new Promise((resolve2, reject) => {
+        return new Promise((resolve3, reject) => {
           if (this[kContentLength] && this[kContentLength] > limit || this[kBytesRead] > limit) {
             this.destroy(new AbortError());
           }
@@ -17143,11 +17143,11 @@ var require_readable = __commonJS({
               if (signal.aborted) {
                 reject(signal.reason ?? new AbortError());
               } else {
-                resolve2(null);
+                resolve3(null);
               }
             });
           } else {
-            this.on("close", resolve2);
+            this.on("close", resolve3);
           }
           this.on("error", noop).on("data", () => {
             if (this[kBytesRead] > limit) {
@@ -17175,7 +17175,7 @@ var require_readable = __commonJS({
     }
     function consume(stream, type) {
       assert2(!stream[kConsume]);
-      return new Promise((resolve2, reject) => {
+      return new Promise((resolve3, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -17190,7 +17190,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve: resolve2,
+              resolve: resolve3,
               reject,
               length: 0,
               body: []
@@ -17264,18 +17264,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2, encoding) {
-      const { type, body: body2, resolve: resolve2, stream, length } = consume2;
+      const { type, body: body2, resolve: resolve3, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve2(chunksDecode(body2, length, encoding));
+          resolve3(chunksDecode(body2, length, encoding));
         } else if (type === "json") {
-          resolve2(JSON.parse(chunksDecode(body2, length, encoding)));
+          resolve3(JSON.parse(chunksDecode(body2, length, encoding)));
         } else if (type === "arrayBuffer") {
-          resolve2(chunksConcat(body2, length).buffer);
+          resolve3(chunksConcat(body2, length).buffer);
         } else if (type === "blob") {
-          resolve2(new Blob(body2, { type: stream[kContentType] }));
+          resolve3(new Blob(body2, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve2(chunksConcat(body2, length));
+          resolve3(chunksConcat(body2, length));
         }
         consumeFinish(consume2);
       } catch (err) {
@@ -17465,9 +17465,9 @@ var require_api_request = __commonJS({
     };
     function request(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve2, reject) => {
+        return new Promise((resolve3, reject) => {
           request.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve2(data);
+            return err ? reject(err) : resolve3(data);
           });
         });
       }
@@ -21361,11 +21361,11 @@ function __metadata(metadataKey, metadataValue) {
 }
 function __awaiter(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve2) {
-      resolve2(value);
+    return value instanceof P ? value : new P(function(resolve3) {
+      resolve3(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve2, reject) {
+  return new (P || (P = Promise))(function(resolve3, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -21381,7 +21381,7 @@ function __awaiter(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve2(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve3(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -21572,14 +21572,14 @@ function __asyncValues(o) {
   }, i);
   function verb(n) {
     i[n] = o[n] && function(v) {
-      return new Promise(function(resolve2, reject) {
-        v = o[n](v), settle2(resolve2, reject, v.done, v.value);
+      return new Promise(function(resolve3, reject) {
+        v = o[n](v), settle2(resolve3, reject, v.done, v.value);
       });
     };
   }
-  function settle2(resolve2, reject, d, v) {
+  function settle2(resolve3, reject, d, v) {
     Promise.resolve(v).then(function(v2) {
-      resolve2({ value: v2, done: d });
+      resolve3({ value: v2, done: d });
     }, reject);
   }
 }
@@ -31128,7 +31128,7 @@ var BoundaryError = class extends Error {
 function runTool(argv, options = {}) {
   const [file, ...args] = argv;
   if (file === void 0) throw new Error("runTool: empty argv");
-  return new Promise((resolve2, reject) => {
+  return new Promise((resolve3, reject) => {
     const child = spawn(file, args, {
       stdio: [options.input === void 0 ? "ignore" : "pipe", "pipe", "pipe"],
       env: options.env ?? process.env
@@ -31138,7 +31138,7 @@ function runTool(argv, options = {}) {
     child.stdout?.setEncoding("utf8").on("data", (chunk) => stdout += chunk);
     child.stderr?.setEncoding("utf8").on("data", (chunk) => stderr += chunk);
     child.on("error", reject);
-    child.on("close", (code2, signal) => resolve2({ code: code2, signal, stdout, stderr }));
+    child.on("close", (code2, signal) => resolve3({ code: code2, signal, stdout, stderr }));
     if (options.input !== void 0) child.stdin?.end(options.input);
   });
 }
@@ -31486,7 +31486,28 @@ async function cleanupCommand(args, io2) {
 
 // src/cli/keygen-command.ts
 import { randomBytes as randomBytes2 } from "node:crypto";
-import { chmod, mkdir as mkdir3, rm as rm3, writeFile as writeFile2 } from "node:fs/promises";
+import { chmod, rm as rm3, stat as stat2, writeFile as writeFile2 } from "node:fs/promises";
+
+// src/cli/make-directories.ts
+import { lstat, mkdir as mkdir3 } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+async function makeDirectories(path4, mode) {
+  const missing = [];
+  for (let at = resolve(path4); !await exists(at); at = dirname(at)) missing.unshift(at);
+  for (const dir of missing) {
+    await mkdir3(dir, { mode }).catch(async (error2) => {
+      if (error2.code !== "EEXIST" || !(await lstat(dir)).isDirectory()) throw error2;
+    });
+  }
+}
+async function exists(path4) {
+  return lstat(path4).then(
+    () => true,
+    () => false
+  );
+}
+
+// src/cli/keygen-command.ts
 import path from "node:path";
 
 // src/receipts/go-json.ts
@@ -34182,6 +34203,8 @@ function optionValue(options, name) {
 var SIGNING_KEY_FILE = "signing-key.pem";
 var PUBLIC_KEY_PEM_FILE = "public-key.pem";
 var PUBLIC_KEY_PIPELOCK_FILE = "public-key.pipelock";
+var ForeignDirectory = class extends Error {
+};
 async function keygenCommand(args, io2) {
   const out = optionValue(parseOptions("keygen", args, { single: ["out"] }), "out");
   if (out === void 0) throw new UsageError("keygen: --out DIR is required");
@@ -34194,7 +34217,12 @@ async function keygenCommand(args, io2) {
   ];
   const written = [];
   try {
-    await mkdir3(out, { recursive: true, mode: 488 });
+    await makeDirectories(out, 488);
+    const info = await stat2(out);
+    if (info.uid !== process.getuid?.() || (info.mode & 18) !== 0)
+      throw new ForeignDirectory(
+        info.uid !== process.getuid?.() ? `${out} belongs to uid ${info.uid}, who could swap the keys in it; choose a directory of your own` : `${out} is writable by other users (mode ${(info.mode & 511).toString(8)}), who could swap the keys in it; choose a directory only you can write`
+      );
     for (const [name, content, mode] of files) {
       const file = path.join(out, name);
       await writeFile2(file, content, { flag: "wx", mode });
@@ -34204,7 +34232,7 @@ async function keygenCommand(args, io2) {
   } catch (error2) {
     await Promise.all(written.map((file) => rm3(file, { force: true })));
     const err = error2;
-    const reason = err.code === "EEXIST" ? `${err.path ?? out} already exists; refusing to overwrite a key (move it away or choose another --out)` : `cannot write keys to ${out}: ${err.message}`;
+    const reason = error2 instanceof ForeignDirectory ? error2.message : err.code === "EEXIST" ? `${err.path ?? out} already exists; refusing to overwrite a key (move it away or choose another --out)` : `cannot write keys to ${out}: ${err.message}`;
     io2.err(`pipelock-egress keygen: ${reason}
 `);
     return 1;
@@ -37357,7 +37385,7 @@ var recursive = /* @__PURE__ */ new WeakMap();
 var NONE = 0;
 var ASSUMED = 1;
 var PROVEN = 2;
-function isRecursive(inst, stack, resolve2) {
+function isRecursive(inst, stack, resolve3) {
   const cached2 = recursive.get(inst);
   if (cached2 !== void 0)
     return cached2 ? PROVEN : NONE;
@@ -37367,7 +37395,7 @@ function isRecursive(inst, stack, resolve2) {
   let result = NONE;
   const check2 = (child) => {
     if (result !== PROVEN && child?._zod) {
-      const answer = isRecursive(child, stack, resolve2);
+      const answer = isRecursive(child, stack, resolve3);
       if (answer > result)
         result = answer;
     }
@@ -37378,7 +37406,7 @@ function isRecursive(inst, stack, resolve2) {
       const desc = Object.getOwnPropertyDescriptor(sh, key);
       if (spread && !desc.enumerable)
         continue;
-      const child = desc.get ? ASSUMED : desc.value?._zod ? isRecursive(desc.value, stack, resolve2) : NONE;
+      const child = desc.get ? ASSUMED : desc.value?._zod ? isRecursive(desc.value, stack, resolve3) : NONE;
       if (child > answer)
         answer = child;
     }
@@ -37442,7 +37470,7 @@ function isRecursive(inst, stack, resolve2) {
       break;
     // `$ZodLazy` caches its inner on the def, so a resolved edge is followed exactly
     case "lazy": {
-      const inner = def._cachedInner ?? (resolve2 ? inst._zod.innerType : void 0);
+      const inner = def._cachedInner ?? (resolve3 ? inst._zod.innerType : void 0);
       merge2(inner ? isRecursive(inner, stack, false) : ASSUMED);
       break;
     }
@@ -42440,14 +42468,14 @@ async function forwardRequest(req, res, send, target, limits, readBody2) {
   }
 }
 function relayBody(source, res) {
-  return new Promise((resolve2, reject) => {
+  return new Promise((resolve3, reject) => {
     let bytes = 0;
     source.on("data", (chunk) => bytes += chunk.length);
     source.once("error", (error2) => {
       res.destroy();
       reject(error2);
     });
-    res.once("finish", () => resolve2(bytes));
+    res.once("finish", () => resolve3(bytes));
     res.once("close", () => {
       if (res.writableFinished) return;
       source.destroy();
@@ -42526,7 +42554,7 @@ function describeFailure(error2, target) {
 
 // src/engine/read-body.ts
 function readBody(req, maxBytes, tooLarge, reserve) {
-  return new Promise((resolve2) => {
+  return new Promise((resolve3) => {
     const chunks = [];
     let length = 0;
     const finish = (result) => {
@@ -42535,7 +42563,7 @@ function readBody(req, maxBytes, tooLarge, reserve) {
       req.off("error", onError);
       req.off("close", onClose);
       if (!result.ok) req.pause();
-      resolve2(result);
+      resolve3(result);
     };
     const refuse2 = (status, layer, reason) => finish({ ok: false, refusal: { status, layer, reason } });
     const onData = (chunk) => {
@@ -43032,14 +43060,14 @@ var Reader = class {
 
 // src/engine/tunnel.ts
 function awaitClientHello(client, head, host, limits) {
-  return new Promise((resolve2) => {
+  return new Promise((resolve3) => {
     let buffered = head;
     const finish = (result) => {
       clearTimeout(timer);
       client.off("data", onData);
       client.off("close", onClose);
       client.off("end", onClose);
-      resolve2(result);
+      resolve3(result);
     };
     const judge3 = () => {
       const parsed = parseClientHello(buffered);
@@ -43089,7 +43117,7 @@ function sniProblem(serverName, host) {
   return same ? void 0 : `SNI ${serverName} does not match the CONNECT host ${expected}`;
 }
 function relay(client, hello, address, port2, limits) {
-  return new Promise((resolve2) => {
+  return new Promise((resolve3) => {
     const upstream = connect({
       host: formatIp(address),
       port: port2,
@@ -43108,7 +43136,7 @@ function relay(client, hello, address, port2, limits) {
     const settle2 = () => {
       if (settled) return;
       settled = true;
-      resolve2({ sent, received, reason });
+      resolve3({ sent, received, reason });
     };
     upstream.once("connect", () => {
       connected = true;
@@ -43138,7 +43166,7 @@ function relay(client, hello, address, port2, limits) {
 import { TLSSocket } from "node:tls";
 var REJECTED_CERTIFICATE = /alert (?:bad certificate|unknown ca|certificate unknown|unsupported certificate|certificate revoked|certificate expired|decrypt error|access denied)/i;
 function terminateTls(client, hello, context2, timeoutMs) {
-  return new Promise((resolve2) => {
+  return new Promise((resolve3) => {
     client.unshift(hello);
     const socket = new TLSSocket(client, {
       isServer: true,
@@ -43151,7 +43179,7 @@ function terminateTls(client, hello, context2, timeoutMs) {
       socket.off("error", onError);
       socket.off("close", onClose);
       if (!result.ok) socket.destroy();
-      resolve2(result);
+      resolve3(result);
     };
     const onSecure = () => finish({ ok: true, socket });
     const onError = (error2) => finish({ ok: false, reason: handshakeFailure(error2) });
@@ -43258,9 +43286,9 @@ async function relayWebSocket(context2, req, socket, head, request) {
     return;
   }
   const untrack = context2.track(socket);
-  const client = await new Promise((resolve2) => {
-    socket.once("close", () => resolve2(void 0));
-    server.handleUpgrade(req, socket, head, resolve2);
+  const client = await new Promise((resolve3) => {
+    socket.once("close", () => resolve3(void 0));
+    server.handleUpgrade(req, socket, head, resolve3);
   });
   if (client === void 0) {
     upstream.socket.terminate();
@@ -43286,7 +43314,7 @@ function handshakeProblem(req, target, protocols) {
   return void 0;
 }
 function openUpstream(WebSocketClient, context2, url, protocols, headers, dial) {
-  return new Promise((resolve2) => {
+  return new Promise((resolve3) => {
     const upstream = new WebSocketClient(url, protocols, {
       perMessageDeflate: false,
       maxPayload: context2.maxMessageBytes,
@@ -43306,11 +43334,11 @@ function openUpstream(WebSocketClient, context2, url, protocols, headers, dial) 
       upstream.removeAllListeners();
       upstream.on("error", () => void 0);
       upstream.terminate();
-      resolve2({ ok: false, refusal: { status, layer: "upstream", reason } });
+      resolve3({ ok: false, refusal: { status, layer: "upstream", reason } });
     };
     upstream.once("open", () => {
       upstream.removeAllListeners("error");
-      resolve2({ ok: true, socket: upstream });
+      resolve3({ ok: true, socket: upstream });
     });
     upstream.once(
       "unexpected-response",
@@ -43370,7 +43398,7 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
     tally.received++;
     client.send(data, { binary: isBinary });
   });
-  return new Promise((resolve2) => {
+  return new Promise((resolve3) => {
     let open2 = 2;
     const closed = (side, code2, other) => {
       if (tally.reason === "complete" && code2 !== 1e3 && code2 !== 1005)
@@ -43383,7 +43411,7 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
           entry,
           `status=101 messages_sent=${tally.sent} messages_received=${tally.received} blocked=${tally.blocked} reason=${tally.reason}`
         )
-      ).then(resolve2);
+      ).then(resolve3);
     };
     client.on("close", (code2) => closed("client", code2, upstream));
     upstream.on("close", (code2) => closed("upstream", code2, client));
@@ -43540,14 +43568,14 @@ var Engine = class {
   startedAt = Date.now();
   nextRequest = 0;
   listen(target) {
-    return new Promise((resolve2, reject) => {
+    return new Promise((resolve3, reject) => {
       this.server.once("error", reject);
       const done = () => {
         this.server.off("error", reject);
         const address = this.server.address();
         if (address === null || typeof address === "string")
           return reject(new Error("the engine is not listening on a TCP address"));
-        resolve2({ host: address.address, port: address.port });
+        resolve3({ host: address.address, port: address.port });
         setImmediate(() => void loadUndici());
       };
       if ("handle" in target) this.server.listen(target.handle, done);
@@ -43556,7 +43584,7 @@ var Engine = class {
   }
   /** Stops accepting, ends open tunnels and connections; the caller then seals the evidence. */
   async close() {
-    const closed = new Promise((resolve2) => this.server.close(() => resolve2()));
+    const closed = new Promise((resolve3) => this.server.close(() => resolve3()));
     this.server.closeIdleConnections();
     for (const tunnel of this.tunnels) tunnel.destroy();
     const grace = setTimeout(() => this.server.closeAllConnections(), 2e3);
@@ -43565,7 +43593,7 @@ var Engine = class {
     let timer;
     await Promise.race([
       Promise.allSettled([...this.pending]),
-      new Promise((resolve2) => timer = setTimeout(resolve2, 5e3))
+      new Promise((resolve3) => timer = setTimeout(resolve3, 5e3))
     ]);
     clearTimeout(timer);
     await this.pools.close();
@@ -44710,9 +44738,9 @@ function spki(publicKey) {
 }
 
 // src/regular-file.ts
-import { stat as stat2 } from "node:fs/promises";
+import { stat as stat3 } from "node:fs/promises";
 function isRegularFile(path4) {
-  return stat2(path4).then(
+  return stat3(path4).then(
     (info) => info.isFile(),
     () => false
   );
@@ -44849,10 +44877,10 @@ async function proxyCommand(args, io2) {
     onInternalError: (message) => io2.err(`${JSON.stringify({ event: "engine_error", message })}
 `)
   });
-  const stopSignal = new Promise((resolve2) => {
-    process.once("SIGTERM", () => resolve2("SIGTERM"));
-    process.once("SIGINT", () => resolve2("SIGINT"));
-    if (listen === "inherited") process.once("disconnect", () => resolve2("SIGTERM"));
+  const stopSignal = new Promise((resolve3) => {
+    process.once("SIGTERM", () => resolve3("SIGTERM"));
+    process.once("SIGINT", () => resolve3("SIGINT"));
+    if (listen === "inherited") process.once("disconnect", () => resolve3("SIGTERM"));
   });
   let address;
   try {
@@ -44897,13 +44925,13 @@ function listenTarget(options) {
   return loopbackListen(requireOption(options, "listen"));
 }
 function inheritedListener() {
-  return new Promise((resolve2, reject) => {
+  return new Promise((resolve3, reject) => {
     const onDisconnect = () => reject(new Error("the parent went away before passing a listener"));
     process.once("disconnect", onDisconnect);
     process.once("message", (message, handle) => {
       process.off("disconnect", onDisconnect);
       if (message.type === "listener" && typeof handle === "object" && handle !== null)
-        resolve2(handle);
+        resolve3(handle);
       else reject(new Error("the parent passed no listening socket"));
     });
   });
@@ -44934,20 +44962,124 @@ function loopbackListen(text) {
 
 // src/cli/run-command.ts
 import { randomBytes as randomBytes6 } from "node:crypto";
-import { chown as chown2, mkdir as mkdir6, readdir as readdir5, readFile as readFile8, realpath as realpath2 } from "node:fs/promises";
-import { basename as basename2, join as join10 } from "node:path";
+import { lchown, readdir as readdir5, readFile as readFile8, realpath as realpath2 } from "node:fs/promises";
+import { basename as basename3, join as join10 } from "node:path";
 
 // src/boundary/boundary.ts
 import { spawn as spawn4 } from "node:child_process";
-import { chmod as chmod3, chown, copyFile as copyFile2, mkdir as mkdir4, readFile as readFile5, stat as stat4, writeFile as writeFile6 } from "node:fs/promises";
+import { chmod as chmod3, chown, copyFile as copyFile2, mkdir as mkdir4, readFile as readFile5, stat as stat5, writeFile as writeFile6 } from "node:fs/promises";
 import { constants } from "node:os";
-import { basename, dirname, join as join7 } from "node:path";
+import { basename, dirname as dirname2, join as join7 } from "node:path";
+
+// src/boundary/seccomp.ts
+var ALLOWED_FAMILIES = { AF_UNIX: 1, AF_INET: 2, AF_INET6: 10, AF_NETLINK: 16 };
+var SYSCALLS = {
+  x64: {
+    auditArch: 3221225534,
+    socket: 41,
+    ioUringSetup: 425,
+    prctl: 157,
+    seccomp: 317,
+    x32Bit: 1073741824
+  },
+  arm64: { auditArch: 3221225655, socket: 198, ioUringSetup: 425, prctl: 167, seccomp: 277 }
+};
+function syscallsOf(arch) {
+  const table = SYSCALLS[arch];
+  if (table === void 0) throw new Error(`unreachable: preflight passed on ${arch}`);
+  return table;
+}
+var EAFNOSUPPORT = 97;
+var ENOSYS = 38;
+var RET_ALLOW = 2147418112;
+var RET_ERRNO = 327680;
+var NR = 0;
+var ARCH = 4;
+var ARG0 = 16;
+function program(table) {
+  const jeq = (value, then, otherwise = "next") => ({
+    op: "jeq",
+    value,
+    then,
+    otherwise
+  });
+  return [
+    { op: "load", offset: ARCH },
+    jeq(table.auditArch, "next", "refuseCall"),
+    { op: "load", offset: NR },
+    ...table.x32Bit === void 0 ? [] : [{ op: "jge", value: table.x32Bit, then: "refuseCall", otherwise: "next" }],
+    jeq(table.ioUringSetup, "refuseCall"),
+    jeq(table.socket, "checkFamily", "allow"),
+    { op: "label", name: "checkFamily" },
+    { op: "load", offset: ARG0 },
+    ...Object.values(ALLOWED_FAMILIES).map((family) => jeq(family, "allow")),
+    { op: "label", name: "refuseFamily" },
+    { op: "return", value: RET_ERRNO | EAFNOSUPPORT },
+    { op: "label", name: "allow" },
+    { op: "return", value: RET_ALLOW },
+    { op: "label", name: "refuseCall" },
+    { op: "return", value: RET_ERRNO | ENOSYS }
+  ];
+}
+function seccompFilter(table) {
+  const instructions = program(table);
+  const positions = /* @__PURE__ */ new Map();
+  let pc = 0;
+  for (const instruction of instructions) {
+    if (instruction.op === "label") positions.set(instruction.name, pc);
+    else pc++;
+  }
+  const out = Buffer.alloc(pc * 8);
+  pc = 0;
+  const jump = (label) => {
+    if (label === "next") return 0;
+    const offset = (positions.get(label) ?? -1) - pc - 1;
+    if (offset < 0 || offset > 255) throw new Error(`unreachable: jump to ${label} out of range`);
+    return offset;
+  };
+  for (const instruction of instructions) {
+    if (instruction.op === "label") continue;
+    const at = pc * 8;
+    if (instruction.op === "load") {
+      out.writeUInt16LE(32, at);
+      out.writeUInt32LE(instruction.offset, at + 4);
+    } else if (instruction.op === "return") {
+      out.writeUInt16LE(6, at);
+      out.writeUInt32LE(instruction.value >>> 0, at + 4);
+    } else {
+      out.writeUInt16LE(instruction.op === "jeq" ? 21 : 53, at);
+      out.writeUInt8(jump(instruction.then), at + 2);
+      out.writeUInt8(jump(instruction.otherwise), at + 3);
+      out.writeUInt32LE(instruction.value >>> 0, at + 4);
+    }
+    pc++;
+  }
+  return out;
+}
+var SECCOMP_LOADER = `use strict;
+my ($hex, $prctl, $seccomp) = splice(@ARGV, 0, 3);
+my $filter = pack('H*', $hex);
+my $prog = pack('S x6', length($filter) / 8) . pack('p', $filter);
+syscall($prctl, 38, 1, 0, 0, 0) == 0 or die "prctl(PR_SET_NO_NEW_PRIVS): $!\\n";
+syscall($seccomp, 1, 0, $prog) == 0 or die "seccomp(SECCOMP_SET_MODE_FILTER): $!\\n";
+exec { $ARGV[0] } @ARGV or die "exec $ARGV[0]: $!\\n";
+`;
+function seccompArgv(perl, table, command) {
+  return [
+    perl,
+    "-e",
+    SECCOMP_LOADER,
+    seccompFilter(table).toString("hex"),
+    String(table.prctl),
+    String(table.seccomp),
+    ...command
+  ];
+}
 
 // src/boundary/agent-launch.ts
 var SETUP = `set -eu
-mount_bin=$1 prlimit_bin=$2 setpriv_bin=$3 setsid_bin=$4 bash_bin=$5 workdir=$6 uid=$7 gid=$8
-nproc=$9 bundle=\${10}
-shift 10
+mount_bin=$1 workdir=$2 bundle=$3
+shift 3
 n=$1; shift
 while [ "$n" -gt 0 ]; do
   "$mount_bin" --bind "$bundle" "$1"
@@ -44973,9 +45105,7 @@ for fd in /proc/self/fd/*; do
   if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
 done
 cd "$workdir"
-exec "$setsid_bin" --wait "$prlimit_bin" --nproc="$nproc" -- "$setpriv_bin" --reuid="$uid" \\
-  --regid="$gid" --clear-groups --inh-caps=-all --ambient-caps=-all --bounding-set=-all \\
-  --no-new-privs -- "$bash_bin" "$@"
+exec "$@"
 `;
 function agentArgv(tools, plan, script, args) {
   return [
@@ -44998,21 +45128,33 @@ function agentArgv(tools, plan, script, args) {
     SETUP,
     "pipelock-egress-setup",
     tools.mount,
-    tools.prlimit,
-    tools.setpriv,
-    tools.setsid,
-    tools.bash,
     plan.workdir,
-    String(plan.uid),
-    String(plan.gid),
-    String(plan.maxProcesses),
     plan.caBundle,
     String(plan.caBundleTargets.length),
     ...plan.caBundleTargets,
     String(plan.masked.length),
     ...plan.masked,
-    script,
-    ...args
+    // The filter first (as root, before anything of the agent's runs), then a new session,
+    // the process limit, and the agent's identity with nothing to regain privileges with.
+    ...seccompArgv(tools.perl, plan.syscalls, [
+      tools.setsid,
+      "--wait",
+      tools.prlimit,
+      `--nproc=${plan.maxProcesses}`,
+      "--",
+      tools.setpriv,
+      `--reuid=${plan.uid}`,
+      `--regid=${plan.gid}`,
+      "--clear-groups",
+      "--inh-caps=-all",
+      "--ambient-caps=-all",
+      "--bounding-set=-all",
+      "--no-new-privs",
+      "--",
+      tools.bash,
+      script,
+      ...args
+    ])
   ];
 }
 
@@ -45074,7 +45216,7 @@ function agentEnvironment(caller, plan) {
 }
 
 // src/boundary/host-sockets.ts
-import { lstat } from "node:fs/promises";
+import { lstat as lstat2 } from "node:fs/promises";
 var PROC_NET_UNIX = "/proc/net/unix";
 var ENTRY = /^[0-9a-f]+: [0-9A-F]{8} [0-9A-F]{8} [0-9A-F]{8} [0-9A-F]{4} [0-9A-F]{2} +\d+ (.+)$/;
 function boundSocketPaths(procNetUnix) {
@@ -45093,7 +45235,7 @@ async function connectableHostSockets(listing, agentUid) {
   const found = [];
   for (const latin1 of boundSocketPaths(listing)) {
     const bytes = Buffer.from(latin1, "latin1");
-    const stats = await lstat(bytes).catch(() => void 0);
+    const stats = await lstat2(bytes).catch(() => void 0);
     if (!stats?.isSocket() || !mayConnect(stats, agentUid)) continue;
     const path4 = bytes.toString("utf8");
     if (!Buffer.from(path4, "utf8").equals(bytes)) {
@@ -45344,12 +45486,12 @@ var EngineProcess = class _EngineProcess {
     try {
       await Promise.race([this.spawned(), exited, timeout]);
       await new Promise(
-        (resolve2, reject) => (
+        (resolve3, reject) => (
           // Node's typings name only Socket and Server; a bare handle travels as its net.Native.
           child.send(
             { type: "listener" },
             listener,
-            (error2) => error2 ? reject(error2) : resolve2()
+            (error2) => error2 ? reject(error2) : resolve3()
           )
         )
       );
@@ -45379,8 +45521,8 @@ var EngineProcess = class _EngineProcess {
   }
   spawned() {
     if (this.child.pid !== void 0) return Promise.resolve();
-    return new Promise((resolve2, reject) => {
-      this.child.once("spawn", resolve2);
+    return new Promise((resolve3, reject) => {
+      this.child.once("spawn", resolve3);
       this.child.once(
         "error",
         (error2) => reject(new BoundaryError(`starting the engine: ${error2.message}`, { cause: error2 }))
@@ -45393,10 +45535,10 @@ var EngineProcess = class _EngineProcess {
   }
   /** SIGTERM: the engine seals its evidence and exits 0, reporting what it sealed. */
   async stop() {
-    const exit = new Promise((resolve2) => {
+    const exit = new Promise((resolve3) => {
       if (this.child.exitCode !== null || this.child.signalCode !== null)
-        resolve2(this.child.exitCode);
-      else this.child.once("exit", (code3) => resolve2(code3));
+        resolve3(this.child.exitCode);
+      else this.child.once("exit", (code3) => resolve3(code3));
     });
     this.child.kill("SIGTERM");
     const killer = setTimeout(() => this.child.kill("SIGKILL"), STOP_TIMEOUT_MS);
@@ -45430,7 +45572,7 @@ server.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
   process.send({ port: server.address().port }, server._handle, () => process.exit(0));
 });`;
 function openListenerInNamespace(ip, netns) {
-  return new Promise((resolve2, reject) => {
+  return new Promise((resolve3, reject) => {
     const helper = spawn3(ip, ["netns", "exec", netns, process.execPath, "-e", HELPER], {
       stdio: ["ignore", "ignore", "pipe", "ipc"],
       env: {}
@@ -45452,7 +45594,7 @@ function openListenerInNamespace(ip, netns) {
       )
     );
     helper.on("close", (code2) => {
-      if (received !== void 0 && code2 === 0) resolve2(received);
+      if (received !== void 0 && code2 === 0) resolve3(received);
       else {
         received?.handle.close();
         reject(
@@ -45481,17 +45623,19 @@ v6=0
 while read -r -a route; do [ "\${route[9]}" != lo ] && v6=$((v6 + 1)); done < /proc/net/ipv6_route
 [ "\${#v4[@]}" -le 1 ] && [ "$v6" = 0 ] && ok routes || fail routes "$(( \${#v4[@]} - 1 )) IPv4 and $v6 IPv6 routes beyond lo"
 
-caps='' nnp='' ids='' groups=''
+caps='' nnp='' ids='' groups='' seccomp=''
 while read -r key value rest; do
   case $key in
     CapInh:|CapPrm:|CapEff:|CapBnd:|CapAmb:) [ "$value" != 0000000000000000 ] && caps+="$key$value " ;;
     NoNewPrivs:) nnp=$value ;;
+    Seccomp:) seccomp=$value ;;
     Uid:|Gid:) ids+="$value $rest " ;;
     Groups:) groups="$value $rest" ;;
   esac
 done < /proc/self/status
 [ -z "$caps" ] && ok capabilities || fail capabilities "non-zero sets: $caps"
 [ "$nnp" = 1 ] && ok no_new_privs || fail no_new_privs "NoNewPrivs is $nnp"
+[ "$seccomp" = 2 ] && ok seccomp || fail seccomp "Seccomp is $seccomp; expected 2 (a filter)"
 read -r -a idlist <<< "$ids"
 read -r -a grouplist <<< "$groups"
 [ "\${idlist[*]}" = "$uid $uid $uid $uid $gid $gid $gid $gid" ] && [ "\${#grouplist[@]}" = 0 ] && ok identity ||
@@ -45568,6 +45712,7 @@ function readProbeOutput(output, exitCode) {
     "routes",
     "capabilities",
     "no_new_privs",
+    "seccomp",
     "identity",
     "pid_namespace",
     "no_terminal",
@@ -45635,7 +45780,7 @@ var SYSTEM_CA_BUNDLES = [
 ];
 
 // src/boundary/sudoers.ts
-import { chmod as chmod2, rm as rm4, stat as stat3, writeFile as writeFile5 } from "node:fs/promises";
+import { chmod as chmod2, rm as rm4, stat as stat4, writeFile as writeFile5 } from "node:fs/promises";
 var SUDOERS_DIR = "/etc/sudoers.d";
 function sudoersDenyText(users) {
   return `# pipelock-egress: the boundary's users may not use sudo
@@ -45643,7 +45788,7 @@ ${users.map((user) => `${user} ALL=(ALL:ALL) !ALL
 `).join("")}`;
 }
 async function installSudoersDeny(runId, users) {
-  const isDir = await stat3(SUDOERS_DIR).then(
+  const isDir = await stat4(SUDOERS_DIR).then(
     (s) => s.isDirectory(),
     () => false
   );
@@ -45703,7 +45848,7 @@ async function setUpAndRun(request, layout, state) {
   if (host.created) state.createdUsers.push(host.name);
   await checkpoint();
   await mkdir4(layout.binDir, { mode: 493 });
-  const program = {
+  const program2 = {
     node: await reachableCopy(request.node, join7(layout.binDir, "node"), 365),
     cli: await reachableCopy(request.cli, join7(layout.binDir, "cli.js"), 292)
   };
@@ -45713,7 +45858,7 @@ async function setUpAndRun(request, layout, state) {
   const [engine, listener] = await settleAll([
     (async () => {
       await writeRunFiles(request, layout, agent, host);
-      const started = EngineProcess.spawn(engineLaunch(request, layout, host, program));
+      const started = EngineProcess.spawn(engineLaunch(request, layout, host, program2));
       state.enginePid = started.pid ?? null;
       return started;
     })(),
@@ -45747,7 +45892,8 @@ async function setUpAndRun(request, layout, state) {
     maxProcesses: request.maxProcesses,
     caBundle: layout.caBundle,
     caBundleTargets: await existing(SYSTEM_CA_BUNDLES),
-    masked: [...SIDE_CHANNEL_PATHS, layout.engineDir, ...request.hiddenFiles, ...hostSockets]
+    masked: [...SIDE_CHANNEL_PATHS, layout.engineDir, ...request.hiddenFiles, ...hostSockets],
+    syscalls: syscallsOf(process.arch)
   };
   const proxyUrl = `http://127.0.0.1:${listener.port}`;
   const env = agentEnvironment(request.callerEnv, {
@@ -45821,10 +45967,10 @@ async function settleAll(strands) {
   if (failed !== void 0) throw failed.reason;
   return settled.map((result) => result.value);
 }
-function engineLaunch(request, layout, host, program) {
+function engineLaunch(request, layout, host, program2) {
   return {
     setpriv: request.tools.setpriv,
-    ...program,
+    ...program2,
     uid: host.uid,
     gid: host.gid,
     proxyArgs: [
@@ -45858,7 +46004,7 @@ async function writeRunFiles(request, layout, agent, host) {
   if (request.upstreamCaPem !== void 0) {
     await writeOwned(layout.upstreamCaFile, request.upstreamCaPem, 292, { uid: 0, gid: 0 });
   }
-  await mkdir4(dirname(layout.agentScript), { recursive: true, mode: 493 });
+  await mkdir4(dirname2(layout.agentScript), { recursive: true, mode: 493 });
   await writeOwned(layout.agentScript, await readFile5(request.script), 365, { uid: 0, gid: 0 });
   await writeOwned(layout.probeScript, PROBE_SCRIPT, 365, { uid: 0, gid: 0 });
   await mkdir4(layout.home, { mode: 448 });
@@ -45876,12 +46022,12 @@ async function reachableCopy(file, copy, mode) {
   return copy;
 }
 async function othersCanUse(file, mode) {
-  const info = await stat4(file);
+  const info = await stat5(file);
   const needed = mode & 7;
   if ((info.mode & needed) !== needed) return false;
-  for (let dir = dirname(file); ; dir = dirname(dir)) {
-    if (((await stat4(dir)).mode & 1) === 0) return false;
-    if (dir === dirname(dir)) return true;
+  for (let dir = dirname2(file); ; dir = dirname2(dir)) {
+    if (((await stat5(dir)).mode & 1) === 0) return false;
+    if (dir === dirname2(dir)) return true;
   }
 }
 async function existing(paths) {
@@ -45941,14 +46087,14 @@ async function runAgent(tools, plan, env, script, args, cancel) {
   cancel.addEventListener("abort", onCancel, { once: true });
   if (cancel.aborted) onCancel();
   try {
-    return await new Promise((resolve2, reject) => {
+    return await new Promise((resolve3, reject) => {
       child.once(
         "error",
         (error2) => reject(new BoundaryError(`starting the agent: ${error2.message}`, { cause: error2 }))
       );
       child.once(
         "close",
-        (code2, signal) => resolve2(cancel.aborted ? { code: null, signal: "SIGKILL" } : { code: code2, signal })
+        (code2, signal) => resolve3(cancel.aborted ? { code: null, signal: "SIGKILL" } : { code: code2, signal })
       );
     });
   } finally {
@@ -45974,7 +46120,8 @@ var REQUIRED_TOOLS = [
   { tool: "prlimit", pkg: "util-linux" },
   { tool: "setsid", pkg: "util-linux" },
   { tool: "mount", pkg: "mount" },
-  { tool: "bash", pkg: "bash" }
+  { tool: "bash", pkg: "bash" },
+  { tool: "perl", pkg: "perl-base" }
 ];
 var ACL_TOOLS = [
   { tool: "setfacl", pkg: "acl" },
@@ -45988,6 +46135,11 @@ function preflightProblems(facts, needs) {
     ];
   }
   const problems = [];
+  if (SYSCALLS[facts.arch] === void 0) {
+    problems.push(
+      `the boundary supports x64 and arm64 machines (its seccomp filter needs their system call numbers); this is ${facts.arch}`
+    );
+  }
   if (facts.uid !== 0) {
     problems.push(
       "the boundary needs root to create namespaces, users and firewall rules; run it with sudo"
@@ -46023,7 +46175,13 @@ async function gatherHostFacts(path4 = process.env["PATH"] ?? "") {
     ))
       namespaces.push(kind);
   }
-  return { platform: process.platform, uid: process.getuid?.() ?? -1, tools, namespaces };
+  return {
+    platform: process.platform,
+    arch: process.arch,
+    uid: process.getuid?.() ?? -1,
+    tools,
+    namespaces
+  };
 }
 async function findExecutable(tool, directories) {
   for (const directory2 of directories) {
@@ -46053,7 +46211,8 @@ function boundaryTools(facts) {
     prlimit: path4("prlimit"),
     setpriv: path4("setpriv"),
     setsid: path4("setsid"),
-    bash: path4("bash")
+    bash: path4("bash"),
+    perl: path4("perl")
   };
 }
 
@@ -46447,8 +46606,8 @@ async function engineLogFacts(out) {
 }
 
 // src/cli/run-request.ts
-import { readFile as readFile7, realpath, readdir as readdir3, rm as rm5, stat as stat5 } from "node:fs/promises";
-import { isAbsolute, relative, resolve, sep } from "node:path";
+import { lstat as lstat3, readFile as readFile7, realpath, readdir as readdir3, rm as rm5, stat as stat6 } from "node:fs/promises";
+import { basename as basename2, dirname as dirname3, isAbsolute, relative, resolve as resolve2, sep } from "node:path";
 var DEFAULT_EVIDENCE_OUTPUT = "audit-artifacts";
 var DEFAULT_IDENTITY = "pipelock-agent";
 var DEFAULT_MAX_PROCESSES = 1024;
@@ -46505,7 +46664,7 @@ async function parseRunRequest(args, io2, backend, cwd = process.cwd()) {
     problems.push(`cannot read the policy ${policyFile}: ${error2.message}`);
   }
   const workdir = await directory(
-    resolve(cwd, optionValue(options, "workdir") ?? "."),
+    resolve2(cwd, optionValue(options, "workdir") ?? "."),
     "working directory",
     problems
   );
@@ -46515,15 +46674,15 @@ async function parseRunRequest(args, io2, backend, cwd = process.cwd()) {
     const real = workdir === void 0 ? void 0 : await pathInside(workdir, path4, "--writable", problems, true);
     if (real !== void 0) writable.push(real);
   }
-  const evidenceOutput = resolve(
-    cwd,
-    optionValue(options, "evidence-output") ?? DEFAULT_EVIDENCE_OUTPUT
+  const evidenceOutput = await checkedOutput(
+    resolve2(cwd, optionValue(options, "evidence-output") ?? DEFAULT_EVIDENCE_OUTPUT),
+    writable,
+    problems
   );
-  problems.push(...await outputProblems(evidenceOutput, writable));
-  const leftover = await readdir3(resolve(evidenceOutput, "evidence")).catch(() => []);
+  const leftover = await readdir3(resolve2(evidenceOutput, "evidence")).catch(() => []);
   if (leftover.length > 0) {
     problems.push(
-      `${resolve(evidenceOutput, "evidence")} already holds evidence (${leftover.length} files) from an earlier run; move it away or choose another --evidence-output`
+      `${resolve2(evidenceOutput, "evidence")} already holds evidence (${leftover.length} files) from an earlier run; move it away or choose another --evidence-output`
     );
   }
   const keys = await runKeys(options, io2, backend, problems);
@@ -46575,9 +46734,10 @@ async function environmentFile(file, problems) {
     return {};
   }
 }
-async function outputProblems(output, writable) {
-  const real = await realpath(output).catch(() => output);
-  const problems = [];
+async function checkedOutput(output, writable, problems) {
+  const { existing: existing2, missing } = await nearestExisting(output);
+  const base = await realpath(existing2);
+  const real = resolve2(base, ...missing);
   for (const path4 of writable) {
     if (isInside(path4, real) || isInside(real, path4)) {
       problems.push(
@@ -46585,13 +46745,38 @@ async function outputProblems(output, writable) {
       );
     }
   }
-  const info = await stat5(real).catch(() => void 0);
-  if (info !== void 0 && (!info.isDirectory() || (info.mode & 18) !== 0)) {
-    problems.push(
-      info.isDirectory() ? `--evidence-output ${output} is writable by other users (mode ${(info.mode & 511).toString(8)}); use a directory only its owner can write, or a new one` : `--evidence-output ${output} exists and is not a directory`
-    );
+  const owners = /* @__PURE__ */ new Set([0, process.getuid?.() ?? 0, Number(process.env["SUDO_UID"] ?? 0)]);
+  for (const dir of ancestors(base)) {
+    const info = await stat6(dir);
+    const mode = (info.mode & 4095).toString(8);
+    if (dir === real && !info.isDirectory()) {
+      problems.push(`--evidence-output ${output} exists and is not a directory`);
+    } else if (!owners.has(info.uid)) {
+      problems.push(
+        `--evidence-output ${output}: ${dir} belongs to uid ${info.uid}, who could replace what is in it; choose an output under directories of root or your own`
+      );
+    } else if ((info.mode & 18) !== 0 && (dir === base || (info.mode & 512) === 0)) {
+      problems.push(
+        dir === real ? `--evidence-output ${output} is writable by other users (mode ${mode}); use a directory only its owner can write, or a new one` : `--evidence-output ${output}: ${dir} is writable by other users (mode ${mode}), so the agent could ${dir === base ? "create the output before the packet is written" : "put something else in its place"}; create the output beforehand (mkdir -m 0755) or choose one under a directory only you can write`
+      );
+    }
   }
-  return problems;
+  return real;
+}
+async function nearestExisting(path4) {
+  const missing = [];
+  let existing2 = path4;
+  while (await lstat3(existing2).catch(() => void 0) === void 0) {
+    missing.unshift(basename2(existing2));
+    existing2 = dirname3(existing2);
+  }
+  return { existing: existing2, missing };
+}
+function ancestors(path4) {
+  const dirs = [sep];
+  for (const part of path4.split(sep).filter((name) => name !== ""))
+    dirs.push(resolve2(dirs.at(-1) ?? sep, part));
+  return dirs;
 }
 function processLimit(text) {
   if (text === void 0) return DEFAULT_MAX_PROCESSES;
@@ -46604,7 +46789,7 @@ function processLimit(text) {
 async function directory(path4, what, problems) {
   try {
     const real = await realpath(path4);
-    if ((await stat5(real)).isDirectory()) return real;
+    if ((await stat6(real)).isDirectory()) return real;
     problems.push(`${what} ${path4} is not a directory`);
   } catch {
     problems.push(`${what} ${path4} does not exist`);
@@ -46616,7 +46801,7 @@ function isInside(parent, child) {
   return rel === "" || !rel.startsWith(`..${sep}`) && rel !== ".." && !isAbsolute(rel);
 }
 async function pathInside(workdir, path4, what, problems, mayBeWorkdir) {
-  const given = resolve(workdir, path4);
+  const given = resolve2(workdir, path4);
   let real;
   try {
     real = await realpath(given);
@@ -46636,7 +46821,7 @@ async function pathInside(workdir, path4, what, problems, mayBeWorkdir) {
 async function scriptInside(workdir, path4, problems) {
   const real = await pathInside(workdir, path4, "script", problems, false);
   if (real === void 0) return void 0;
-  if (!(await stat5(real)).isFile()) {
+  if (!(await stat6(real)).isFile()) {
     problems.push(`script ${path4} is not a regular file`);
     return void 0;
   }
@@ -46669,25 +46854,26 @@ async function runKeys(options, io2, backend, problems) {
 }
 
 // src/cli/verify-command.ts
-import { mkdir as mkdir5, writeFile as writeFile8 } from "node:fs/promises";
+import { stat as stat8, writeFile as writeFile8 } from "node:fs/promises";
 import path3 from "node:path";
 
 // src/cli/evidence-source.ts
 import { createReadStream as createReadStream2 } from "node:fs";
-import { readdir as readdir4, stat as stat6 } from "node:fs/promises";
+import { readdir as readdir4, stat as stat7 } from "node:fs/promises";
 import path2 from "node:path";
 var CHUNK_BYTES = 256 * 1024;
 var UnreadableEvidence = class extends Error {
 };
 async function verifyEvidencePath(backend, evidencePath, options) {
-  const info = await stat6(evidencePath).catch((error2) => {
+  const info = await stat7(evidencePath).catch((error2) => {
     throw unreadable(evidencePath, error2);
   });
   const verifier = new EvidenceVerifier(backend, options);
-  if (!info.isDirectory()) {
+  if (info.isFile()) {
     await streamFile(evidencePath, new EvidenceStream(verifier, evidencePath));
     return { label: evidencePath, report: verifier.finish() };
   }
+  if (!info.isDirectory()) throw notRegular(evidencePath);
   const sessionId = options.sessionId ?? DEFAULT_SESSION_ID;
   const label = `${evidencePath} (session ${sessionId})`;
   const names = evidenceFileOrder(
@@ -46704,9 +46890,11 @@ async function verifyEvidencePath(backend, evidencePath, options) {
   }
   for (const name of names) {
     const file = path2.join(evidencePath, name);
-    const { size } = await stat6(file).catch((error2) => {
+    const shard = await stat7(file).catch((error2) => {
       throw unreadable(file, error2);
     });
+    if (!shard.isFile()) throw notRegular(file);
+    const { size } = shard;
     if (size > MAX_SHARD_BYTES) {
       verifier.halt({
         class: "malformed",
@@ -46730,6 +46918,9 @@ async function streamFile(file, stream) {
   }
   stream.end();
   return true;
+}
+function notRegular(file) {
+  return new UnreadableEvidence(`cannot read ${file}: not a regular file or a directory`);
 }
 function unreadable(file, error2) {
   const code2 = error2.code;
@@ -46797,6 +46988,8 @@ function parseRequest(args) {
   };
 }
 async function readText(file, what, io2) {
+  if ((await stat8(file).catch(() => void 0))?.isFile() === false)
+    throw new InputError(`cannot read ${what} ${file}: not a regular file`);
   try {
     return new TextDecoder().decode(await io2.readFile(file));
   } catch (error2) {
@@ -46818,7 +47011,7 @@ async function verifyCommand(args, io2) {
   const finish = async (report, code2) => {
     if (request.output === void 0) return code2;
     try {
-      await mkdir5(path3.dirname(request.output), { recursive: true });
+      await makeDirectories(path3.dirname(request.output), 493);
       await writeFile8(request.output, encodeVerificationReport(report));
     } catch (error2) {
       io2.err(
@@ -46978,7 +47171,7 @@ async function runCommand(args, io2) {
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   try {
-    await mkdir6(out, { recursive: true, mode: 493 });
+    await makeDirectories(out, 493);
     const outcome = await runInBoundary({
       runId: request.runId,
       tools: boundaryTools(facts),
@@ -47050,7 +47243,7 @@ async function runCommand(args, io2) {
         hostUser: HOST_USER,
         hostUid: outcome.hostUid,
         proxyUrl: outcome.proxyUrl,
-        scriptBasename: basename2(request.script),
+        scriptBasename: basename3(request.script),
         scriptArgCount: request.args.length
       },
       policy: {
@@ -47115,7 +47308,7 @@ async function giveToInvoker(out) {
     ...[...written, ...Object.values(PACKET_FILES)].map((name) => join10(out, name)),
     ...(await readdir5(evidence)).map((name) => join10(evidence, name))
   ];
-  for (const file of files) await chown2(file, Number(uid), Number(gid));
+  for (const file of files) await lchown(file, Number(uid), Number(gid));
 }
 
 // src/cli/usage.ts

@@ -19742,6 +19742,10 @@ function actionsRunner() {
   };
 }
 
+// src/action/post.ts
+import { rm as rm2 } from "node:fs/promises";
+import { basename, isAbsolute } from "node:path";
+
 // src/action/privileged.ts
 import { spawn } from "node:child_process";
 import { constants as constants3 } from "node:os";
@@ -19798,12 +19802,18 @@ function inheritOutput(argv) {
 var STATE_KEYS = {
   boundaryRunId: "boundary-run-id",
   /** "true" when main ran as root (post then needs no sudo). */
-  asRoot: "as-root"
+  asRoot: "as-root",
+  /** main's own temporary directory (the agent's environment file, an inline key's file). */
+  tempDir: "temp-dir"
 };
+var TEMP_DIR_NAME = /^pipelock-egress-[A-Za-z0-9]{6}$/;
 
 // src/action/post.ts
 async function runPost(runner) {
   try {
+    const temp = runner.getState(STATE_KEYS.tempDir);
+    if (isAbsolute(temp) && TEMP_DIR_NAME.test(basename(temp)))
+      await rm2(temp, { recursive: true, force: true });
     const runId = runner.getState(STATE_KEYS.boundaryRunId);
     if (runId === "") {
       runner.info("post: main set up no boundary; nothing to clean up");

@@ -72,6 +72,8 @@ async function validateAndRun(runner: ActionRunner): Promise<void> {
 
   const evidenceOutput = resolve(inputs['evidence-output']);
   const temp = await mkdtemp(join(runner.env['RUNNER_TEMP'] || tmpdir(), 'pipelock-egress-'));
+  // A main step killed outright leaves it (with an inline signing key in it): post removes it.
+  runner.saveState(STATE_KEYS.tempDir, temp);
   let exitCode: number | null;
   try {
     const envFile = join(temp, 'agent-env.json');

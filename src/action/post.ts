@@ -1,12 +1,17 @@
 // The post step: finish whatever a killed main step left behind (users, namespace, firewall,
 // processes, the run directory), from main's saved state. Harmless after a clean run.
 
+import { rm } from 'node:fs/promises';
+import { basename, isAbsolute } from 'node:path';
 import { cliBundle, inheritOutput, passwordlessSudo } from './privileged.js';
 import type { ActionRunner } from './runner.js';
-import { STATE_KEYS } from './state.js';
+import { STATE_KEYS, TEMP_DIR_NAME } from './state.js';
 
 export async function runPost(runner: ActionRunner): Promise<void> {
   try {
+    const temp = runner.getState(STATE_KEYS.tempDir);
+    if (isAbsolute(temp) && TEMP_DIR_NAME.test(basename(temp)))
+      await rm(temp, { recursive: true, force: true });
     const runId = runner.getState(STATE_KEYS.boundaryRunId);
     if (runId === '') {
       runner.info('post: main set up no boundary; nothing to clean up');

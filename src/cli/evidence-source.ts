@@ -35,10 +35,12 @@ export async function verifyEvidencePath(
     throw unreadable(evidencePath, error);
   });
   const verifier = new EvidenceVerifier(backend, options);
-  if (!info.isDirectory()) {
+  if (info.isFile()) {
     await streamFile(evidencePath, new EvidenceStream(verifier, evidencePath));
     return { label: evidencePath, report: verifier.finish() };
   }
+  // A FIFO or a device would be read for ever (or without end).
+  if (!info.isDirectory()) throw notRegular(evidencePath);
   const sessionId = options.sessionId ?? DEFAULT_SESSION_ID;
   const label = `${evidencePath} (session ${sessionId})`;
   const names = evidenceFileOrder(
@@ -55,9 +57,11 @@ export async function verifyEvidencePath(
   }
   for (const name of names) {
     const file = path.join(evidencePath, name);
-    const { size } = await stat(file).catch((error: unknown) => {
+    const shard = await stat(file).catch((error: unknown) => {
       throw unreadable(file, error);
     });
+    if (!shard.isFile()) throw notRegular(file);
+    const { size } = shard;
     if (size > MAX_SHARD_BYTES) {
       verifier.halt({
         class: 'malformed',
@@ -83,6 +87,10 @@ async function streamFile(file: string, stream: EvidenceStream): Promise<boolean
   }
   stream.end();
   return true;
+}
+
+function notRegular(file: string): UnreadableEvidence {
+  return new UnreadableEvidence(`cannot read ${file}: not a regular file or a directory`);
 }
 
 function unreadable(file: string, error: unknown): UnreadableEvidence {

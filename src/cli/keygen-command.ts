@@ -1,7 +1,8 @@
 // `keygen --out DIR`: a fresh Ed25519 signing key and its public key in the forms verifiers take.
 // Never replaces a file: a key that signed evidence must not vanish under a typo.
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, rm, stat, writeFile } from 'node:fs/promises';
+import { makeDirectories } from './make-directories.js';
 import path from 'node:path';
 import {
   encodePipelockPublicKey,
@@ -17,6 +18,9 @@ export const SIGNING_KEY_FILE = 'signing-key.pem';
 export const PUBLIC_KEY_PEM_FILE = 'public-key.pem';
 export const PUBLIC_KEY_PIPELOCK_FILE = 'public-key.pipelock';
 
+/** The --out directory is someone else's to change: the keys would not be only ours. */
+class ForeignDirectory extends Error {}
+
 export async function keygenCommand(args: readonly string[], io: CliIo): Promise<number> {
   const out = optionValue(parseOptions('keygen', args, { single: ['out'] }), 'out');
   if (out === undefined) throw new UsageError('keygen: --out DIR is required');
@@ -30,7 +34,14 @@ export async function keygenCommand(args: readonly string[], io: CliIo): Promise
   ];
   const written: string[] = [];
   try {
-    await mkdir(out, { recursive: true, mode: 0o750 });
+    await makeDirectories(out, 0o750);
+    const info = await stat(out);
+    if (info.uid !== process.getuid?.() || (info.mode & 0o022) !== 0)
+      throw new ForeignDirectory(
+        info.uid !== process.getuid?.()
+          ? `${out} belongs to uid ${info.uid}, who could swap the keys in it; choose a directory of your own`
+          : `${out} is writable by other users (mode ${(info.mode & 0o777).toString(8)}), who could swap the keys in it; choose a directory only you can write`,
+      );
     for (const [name, content, mode] of files) {
       const file = path.join(out, name);
       // `wx`: fail rather than replace, even if the file appears after any check we could make.
@@ -42,9 +53,11 @@ export async function keygenCommand(args: readonly string[], io: CliIo): Promise
     await Promise.all(written.map((file) => rm(file, { force: true })));
     const err = error as NodeJS.ErrnoException;
     const reason =
-      err.code === 'EEXIST'
-        ? `${err.path ?? out} already exists; refusing to overwrite a key (move it away or choose another --out)`
-        : `cannot write keys to ${out}: ${err.message}`;
+      error instanceof ForeignDirectory
+        ? error.message
+        : err.code === 'EEXIST'
+          ? `${err.path ?? out} already exists; refusing to overwrite a key (move it away or choose another --out)`
+          : `cannot write keys to ${out}: ${err.message}`;
     io.err(`pipelock-egress keygen: ${reason}\n`);
     return 1;
   }

@@ -2,7 +2,8 @@
 // request is checked in full and the machine preflighted before anything is created; the
 // agent's exit code is ours, unless the boundary or the evidence failed.
 import { randomBytes } from 'node:crypto';
-import { chown, mkdir, readdir, readFile, realpath } from 'node:fs/promises';
+import { lchown, readdir, readFile, realpath } from 'node:fs/promises';
+import { makeDirectories } from './make-directories.js';
 import { basename, join } from 'node:path';
 import { runInBoundary } from '../boundary/boundary.js';
 import { BoundaryError } from '../boundary/command.js';
@@ -63,7 +64,7 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    await mkdir(out, { recursive: true, mode: 0o755 });
+    await makeDirectories(out, 0o755);
     const outcome = await runInBoundary({
       runId: request.runId,
       tools: boundaryTools(facts),
@@ -208,5 +209,5 @@ async function giveToInvoker(out: string): Promise<void> {
     ...[...written, ...Object.values(PACKET_FILES)].map((name) => join(out, name)),
     ...(await readdir(evidence)).map((name) => join(evidence, name)),
   ];
-  for (const file of files) await chown(file, Number(uid), Number(gid));
+  for (const file of files) await lchown(file, Number(uid), Number(gid));
 }

@@ -1,9 +1,9 @@
 // `run`'s command line, checked in full before anything on the machine changes: the policy,
 // the working directory, the script (inside the working directory, symlinks resolved), the
 // writable paths, the evidence output, the keys.
-import { readFile, realpath, readdir, rm, stat } from 'node:fs/promises';
+import { lstat, readFile, realpath, readdir, rm, stat } from 'node:fs/promises';
 import { isRunId, newRunId } from '../boundary/layout.js';
-import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { basename, dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { formatPolicyError, parsePolicy, type Policy } from '../policy/index.js';
 import { parseNamePin } from '../engine/name-pin.js';
 import { publicKeyHex, type CryptoBackend } from '../receipts/index.js';
@@ -114,11 +114,11 @@ export async function parseRunRequest(
         : await pathInside(workdir, path, '--writable', problems, true);
     if (real !== undefined) writable.push(real);
   }
-  const evidenceOutput = resolve(
-    cwd,
-    optionValue(options, 'evidence-output') ?? DEFAULT_EVIDENCE_OUTPUT,
+  const evidenceOutput = await checkedOutput(
+    resolve(cwd, optionValue(options, 'evidence-output') ?? DEFAULT_EVIDENCE_OUTPUT),
+    writable,
+    problems,
   );
-  problems.push(...(await outputProblems(evidenceOutput, writable)));
   const leftover = await readdir(resolve(evidenceOutput, 'evidence')).catch(() => []);
   if (leftover.length > 0) {
     problems.push(
@@ -195,9 +195,22 @@ async function environmentFile(file: string, problems: string[]): Promise<NodeJS
  * had a hand in it: not under a path it may write, not in a directory others may write (a
  * planted symlink would redirect root's writes).
  */
-async function outputProblems(output: string, writable: readonly string[]): Promise<string[]> {
-  const real = await realpath(output).catch(() => output);
-  const problems: string[] = [];
+/**
+ * The evidence output must stay out of the agent's reach from the check until the packet is
+ * written: not inside (or around) a writable path once symlinks are resolved, and no directory
+ * on the way to it the agent could change: each owned by root or the invoking user, none
+ * writable by others (a sticky one like /tmp only above an output that exists already: the
+ * agent could create a missing one first). Returns the output with symlinks resolved, the
+ * path everything is written to.
+ */
+async function checkedOutput(
+  output: string,
+  writable: readonly string[],
+  problems: string[],
+): Promise<string> {
+  const { existing, missing } = await nearestExisting(output);
+  const base = await realpath(existing);
+  const real = resolve(base, ...missing);
   for (const path of writable) {
     if (isInside(path, real) || isInside(real, path)) {
       problems.push(
@@ -205,15 +218,44 @@ async function outputProblems(output: string, writable: readonly string[]): Prom
       );
     }
   }
-  const info = await stat(real).catch(() => undefined);
-  if (info !== undefined && (!info.isDirectory() || (info.mode & 0o022) !== 0)) {
-    problems.push(
-      info.isDirectory()
-        ? `--evidence-output ${output} is writable by other users (mode ${(info.mode & 0o777).toString(8)}); use a directory only its owner can write, or a new one`
-        : `--evidence-output ${output} exists and is not a directory`,
-    );
+  const owners = new Set([0, process.getuid?.() ?? 0, Number(process.env['SUDO_UID'] ?? 0)]);
+  for (const dir of ancestors(base)) {
+    const info = await stat(dir);
+    const mode = (info.mode & 0o7777).toString(8);
+    if (dir === real && !info.isDirectory()) {
+      problems.push(`--evidence-output ${output} exists and is not a directory`);
+    } else if (!owners.has(info.uid)) {
+      problems.push(
+        `--evidence-output ${output}: ${dir} belongs to uid ${info.uid}, who could replace what is in it; choose an output under directories of root or your own`,
+      );
+    } else if ((info.mode & 0o022) !== 0 && (dir === base || (info.mode & 0o1000) === 0)) {
+      problems.push(
+        dir === real
+          ? `--evidence-output ${output} is writable by other users (mode ${mode}); use a directory only its owner can write, or a new one`
+          : `--evidence-output ${output}: ${dir} is writable by other users (mode ${mode}), so the agent could ${dir === base ? 'create the output before the packet is written' : 'put something else in its place'}; create the output beforehand (mkdir -m 0755) or choose one under a directory only you can write`,
+      );
+    }
   }
-  return problems;
+  return real;
+}
+
+/** The deepest part of `path` that exists, and the names below it that do not (yet). */
+async function nearestExisting(path: string): Promise<{ existing: string; missing: string[] }> {
+  const missing: string[] = [];
+  let existing = path;
+  while ((await lstat(existing).catch(() => undefined)) === undefined) {
+    missing.unshift(basename(existing));
+    existing = dirname(existing);
+  }
+  return { existing, missing };
+}
+
+/** `/`, `/a`, `/a/b` for `/a/b`: every directory from the root down to it. */
+function ancestors(path: string): string[] {
+  const dirs: string[] = [sep];
+  for (const part of path.split(sep).filter((name) => name !== ''))
+    dirs.push(resolve(dirs.at(-1) ?? sep, part));
+  return dirs;
 }
 
 function processLimit(text: string | undefined): number {

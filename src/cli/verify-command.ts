@@ -1,6 +1,7 @@
 // `verify`: offline verification of a receipt chain, with Pipelock's CHAIN VALID / CHAIN BROKEN
 // output, our verdicts (valid, self_consistent_only, invalid, error) and verification-report.json.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
+import { makeDirectories } from './make-directories.js';
 import path from 'node:path';
 import {
   parseRotationEndorsement,
@@ -63,6 +64,9 @@ function parseRequest(args: readonly string[]): VerifyRequest {
 }
 
 async function readText(file: string, what: string, io: CliIo): Promise<string> {
+  // A FIFO or a device would be read for ever.
+  if ((await stat(file).catch(() => undefined))?.isFile() === false)
+    throw new InputError(`cannot read ${what} ${file}: not a regular file`);
   try {
     return new TextDecoder().decode(await io.readFile(file));
   } catch (error) {
@@ -87,7 +91,7 @@ export async function verifyCommand(args: readonly string[], io: CliIo): Promise
   const finish = async (report: VerificationReport, code: number): Promise<number> => {
     if (request.output === undefined) return code;
     try {
-      await mkdir(path.dirname(request.output), { recursive: true });
+      await makeDirectories(path.dirname(request.output), 0o755);
       await writeFile(request.output, encodeVerificationReport(report));
     } catch (error) {
       io.err(

@@ -177,6 +177,20 @@ test('post with no saved state has nothing to clean up and does not fail', async
   assert.match(runner.recorded.infos[0] ?? '', /nothing to clean up/);
 });
 
+test("post removes main's temporary directory (an inline key's file) when main could not, and nothing else", async () => {
+  const base = scratchDir('pe-post-');
+  const temp = join(base, 'pipelock-egress-AbC123');
+  await mkdir(temp);
+  await writeFile(join(temp, 'signing-key'), 'PRIVATE KEY');
+  await runPost(recordingRunner({}, { state: { 'temp-dir': temp } }));
+  await assert.rejects(stat(temp), { code: 'ENOENT' });
+  // A path of another shape is not main's: left alone.
+  const other = join(base, 'keys');
+  await mkdir(other);
+  await runPost(recordingRunner({}, { state: { 'temp-dir': other } }));
+  assert.ok((await stat(other)).isDirectory());
+});
+
 test('the bundled dist/main.js runs with real INPUT_* variables and runner files', async () => {
   const dir = await workspace();
   const outputFile = join(dir, 'github-output');

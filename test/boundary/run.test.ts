@@ -3,7 +3,7 @@
 import { after, before, beforeEach, afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { recoverRun } from '../../src/boundary/recover.js';
 import { validatePacket } from '../packet/schema.js';
 import { join } from 'node:path';
@@ -454,5 +454,41 @@ test('an evidence output the agent could write (inside --writable, or open to ot
   });
   assert.equal(shared.code, 1);
   assert.match(shared.stderr, /is writable by other users \(mode 777\)/);
-  assert.doesNotMatch(`${inside.stdout}${shared.stdout}`, /should-not-run/);
+  // Through a symlink into a writable path; in a directory of another user's (the agent's uid
+  // is reused from run to run); not yet made, in a directory anyone may create it in first.
+  const linked = await runAgent({
+    policy: policyFor(origin.port),
+    script: 'echo should-not-run\n',
+    dirs: ['results'],
+    links: { lnk: 'results' },
+    options: ['--writable', 'results', '--evidence-output', 'lnk/packet'],
+  });
+  assert.equal(linked.code, 1);
+  assert.match(linked.stderr, /--evidence-output .*lnk\/packet overlaps --writable .*results/);
+  const foreign = scratchDir('pe-foreign-out-');
+  chownSync(foreign, 65534, 65534);
+  const owned = await runAgent({
+    policy: policyFor(origin.port),
+    script: 'echo should-not-run\n',
+    options: ['--evidence-output', join(foreign, 'packet')],
+  });
+  assert.equal(owned.code, 1);
+  assert.match(
+    owned.stderr,
+    /pe-foreign-out-[^ ]+ belongs to uid 65534, who could replace what is in it/,
+  );
+  const sticky = scratchDir('pe-sticky-out-');
+  chmodSync(sticky, 0o1777);
+  const early = await runAgent({
+    policy: policyFor(origin.port),
+    script: 'echo should-not-run\n',
+    options: ['--evidence-output', join(sticky, 'packet')],
+  });
+  assert.equal(early.code, 1);
+  assert.match(
+    early.stderr,
+    /is writable by other users \(mode 1777\), so the agent could create the output before/,
+  );
+  for (const run of [inside, shared, linked, owned, early])
+    assert.doesNotMatch(run.stdout, /should-not-run/);
 });

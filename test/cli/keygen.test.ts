@@ -1,6 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { ReceiptChainBuilder } from '../../src/receipts/builder.js';
 import { toHex } from '../../src/receipts/bytes.js';
@@ -108,4 +116,25 @@ test('keygen without --out, or with stray arguments, is a usage error', async ()
     assert.equal(code, 2, argv.join(' '));
     assert.match(stderr, /^pipelock-egress: keygen: /);
   }
+});
+
+test('keygen refuses a directory someone else could swap the keys in, and a path it cannot make', async () => {
+  const foreign = path.join(root, 'foreign');
+  mkdirSync(foreign);
+  chownSync(foreign, 65534, 65534);
+  const owned = await cli('keygen', '--out', foreign);
+  assert.equal(owned.code, 1);
+  assert.match(owned.stderr, /foreign belongs to uid 65534, who could swap the keys in it/);
+  const open = path.join(root, 'open');
+  mkdirSync(open);
+  chmodSync(open, 0o777);
+  const shared = await cli('keygen', '--out', open);
+  assert.equal(shared.code, 1);
+  assert.match(shared.stderr, /open is writable by other users \(mode 777\)/);
+  for (const dir of [foreign, open])
+    for (const name of FILES) assert.ok(!existsSync(path.join(dir, name)), name);
+  // Node's own recursive mkdir never returns for this path.
+  const proc = await cli('keygen', '--out', '/proc/pipelock-egress-nope/keys');
+  assert.equal(proc.code, 1);
+  assert.match(proc.stderr, /cannot write keys to \/proc\/pipelock-egress-nope\/keys: ENOENT/);
 });

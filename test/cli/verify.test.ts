@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import {
   closeSync,
   mkdirSync,
@@ -495,6 +495,53 @@ test('empty evidence is a failure (verdict error); unreadable evidence is exit 2
   );
   assert.equal(report(output)['verdict'], 'error');
 });
+
+test(
+  'a FIFO or a device is refused as input (exit 2), never read for ever',
+  { timeout: 30_000 },
+  async () => {
+    const fifos = scratchDir('verify-fifo-');
+    const fifo = path.join(fifos, 'evidence.jsonl');
+    execFileSync('mkfifo', [fifo]);
+    const shards = scratchDir('verify-shards-');
+    execFileSync('mkfifo', [path.join(shards, 'evidence-proxy-0.jsonl')]);
+    const cases: [chain: string, refused: string][] = [
+      [fifo, fifo],
+      ['/dev/zero', '/dev/zero'],
+      [shards, path.join(shards, 'evidence-proxy-0.jsonl')],
+    ];
+    for (const [chain, refused] of cases) {
+      const result = await cli('verify', '--receipt-chain', chain, '--public-key', SAMPLE_KEY);
+      assert.equal(result.code, 2, chain);
+      assert.equal(
+        result.stderr,
+        `pipelock-egress verify: cannot read ${refused}: not a regular file or a directory\n`,
+      );
+    }
+    const hash = await cli(
+      'verify',
+      '--receipt-chain',
+      sampleFile,
+      '--public-key',
+      SAMPLE_KEY,
+      '--policy-hash',
+      fifo,
+    );
+    assert.equal(hash.code, 2);
+    assert.match(hash.stderr, /cannot read policy hash .*evidence\.jsonl: not a regular file/);
+    // A report under a path that cannot be made is an error, not a hang (Node's recursive mkdir).
+    const output = await cli(
+      'verify',
+      '--receipt-chain',
+      sampleFile,
+      '--public-key',
+      SAMPLE_KEY,
+      '--output',
+      '/proc/pipelock-egress-nope/report.json',
+    );
+    assert.equal(output.code, 2);
+  },
+);
 
 test('a malformed line is CHAIN BROKEN with its place, not a crash', async () => {
   const broken = file('malformed.jsonl', `${sample[0]?.text ?? ''}{"v":2,\n`);
