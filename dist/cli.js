@@ -44978,11 +44978,19 @@ var SYSCALLS = {
     auditArch: 3221225534,
     socket: 41,
     ioUringSetup: 425,
+    keyrings: [248, 249, 250],
     prctl: 157,
     seccomp: 317,
     x32Bit: 1073741824
   },
-  arm64: { auditArch: 3221225655, socket: 198, ioUringSetup: 425, prctl: 167, seccomp: 277 }
+  arm64: {
+    auditArch: 3221225655,
+    socket: 198,
+    ioUringSetup: 425,
+    keyrings: [217, 218, 219],
+    prctl: 167,
+    seccomp: 277
+  }
 };
 function syscallsOf(arch) {
   const table = SYSCALLS[arch];
@@ -45009,6 +45017,7 @@ function program(table) {
     { op: "load", offset: NR },
     ...table.x32Bit === void 0 ? [] : [{ op: "jge", value: table.x32Bit, then: "refuseCall", otherwise: "next" }],
     jeq(table.ioUringSetup, "refuseCall"),
+    ...table.keyrings.map((call) => jeq(call, "refuseCall")),
     jeq(table.socket, "checkFamily", "allow"),
     { op: "label", name: "checkFamily" },
     { op: "load", offset: ARG0 },
@@ -45073,6 +45082,19 @@ function seccompArgv(perl, table, command) {
     String(table.prctl),
     String(table.seccomp),
     ...command
+  ];
+}
+
+// src/boundary/setpriv.ts
+function withoutPrivileges(uid, gid) {
+  return [
+    `--reuid=${uid}`,
+    `--regid=${gid}`,
+    "--clear-groups",
+    "--inh-caps=-all",
+    "--ambient-caps=-all",
+    "--bounding-set=-all",
+    "--no-new-privs"
   ];
 }
 
@@ -45143,13 +45165,7 @@ function agentArgv(tools, plan, script, args) {
       `--nproc=${plan.maxProcesses}`,
       "--",
       tools.setpriv,
-      `--reuid=${plan.uid}`,
-      `--regid=${plan.gid}`,
-      "--clear-groups",
-      "--inh-caps=-all",
-      "--ambient-caps=-all",
-      "--bounding-set=-all",
-      "--no-new-privs",
+      ...withoutPrivileges(plan.uid, plan.gid),
       "--",
       tools.bash,
       script,
@@ -45442,13 +45458,7 @@ var EngineProcess = class _EngineProcess {
     const child = spawn2(
       launch.setpriv,
       [
-        `--reuid=${launch.uid}`,
-        `--regid=${launch.gid}`,
-        "--clear-groups",
-        "--inh-caps=-all",
-        "--ambient-caps=-all",
-        "--bounding-set=-all",
-        "--no-new-privs",
+        ...withoutPrivileges(launch.uid, launch.gid),
         "--",
         launch.node,
         launch.cli,
@@ -45810,7 +45820,8 @@ var CANCELLED = "cancelled (SIGINT/SIGTERM) before the agent started";
 async function runInBoundary(request) {
   const { runId } = request;
   const layout = runLayout(runId, basename(request.script));
-  await mkdir4(RUNTIME_BASE, { recursive: true, mode: 493 });
+  await mkdir4(RUNTIME_BASE, { recursive: true, mode: 457 });
+  await chmod3(RUNTIME_BASE, 457);
   await mkdir4(layout.root, { mode: 457 });
   const state = newRunState(runId, layout.root, request.tools.ip, {
     runId,
@@ -46736,7 +46747,11 @@ async function environmentFile(file, problems) {
 }
 async function checkedOutput(output, writable, problems) {
   const { existing: existing2, missing } = await nearestExisting(output);
-  const base = await realpath(existing2);
+  const base = await realpath(existing2).catch(() => void 0);
+  if (base === void 0) {
+    problems.push(`--evidence-output ${output}: ${existing2} is a symlink to nothing`);
+    return output;
+  }
   const real = resolve2(base, ...missing);
   for (const path4 of writable) {
     if (isInside(path4, real) || isInside(real, path4)) {
@@ -47004,6 +47019,11 @@ async function loadEndorsement(file, io2) {
 async function loadPolicyHash(file, io2) {
   const hash2 = (await readText(file, "policy hash", io2)).trim();
   if (hash2 === "") throw new InputError(`policy hash file ${file} is empty`);
+  const lines = hash2.split("\n").length;
+  if (lines > 1)
+    throw new InputError(
+      `policy hash file ${file} holds ${lines} lines, not one hash: give the policy's hash (policy-hash.txt, or the first field of sha256sum POLICY)`
+    );
   return hash2;
 }
 async function verifyCommand(args, io2) {

@@ -1,10 +1,11 @@
-import { seccompArgv, type SyscallTable } from './seccomp.js';
-
 // The command line that puts a program inside the boundary: the agent's network namespace, then
 // new mount, PID and IPC namespaces where, still as root, the side channels are masked, the CA
 // bundle swapped, shared memory made private and inherited descriptors closed, then a seccomp
 // filter (socket families), a new session (no controlling terminal to push keystrokes into)
 // and setpriv to the agent user with nothing left to regain privileges with.
+
+import { seccompArgv, type SyscallTable } from './seccomp.js';
+import { withoutPrivileges } from './setpriv.js';
 
 export interface LaunchTools {
   readonly ip: string;
@@ -108,13 +109,7 @@ export function agentArgv(
       `--nproc=${plan.maxProcesses}`,
       '--',
       tools.setpriv,
-      `--reuid=${plan.uid}`,
-      `--regid=${plan.gid}`,
-      '--clear-groups',
-      '--inh-caps=-all',
-      '--ambient-caps=-all',
-      '--bounding-set=-all',
-      '--no-new-privs',
+      ...withoutPrivileges(plan.uid, plan.gid),
       '--',
       tools.bash,
       script,

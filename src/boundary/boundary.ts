@@ -83,7 +83,10 @@ const CANCELLED = 'cancelled (SIGINT/SIGTERM) before the agent started';
 export async function runInBoundary(request: BoundaryRequest): Promise<BoundaryOutcome> {
   const { runId } = request;
   const layout = runLayout(runId, basename(request.script));
-  await mkdir(RUNTIME_BASE, { recursive: true, mode: 0o755 });
+  // Not listable: runs at once share the agent's uid, and one's agent must not find another's
+  // directories (its HOME) by name.
+  await mkdir(RUNTIME_BASE, { recursive: true, mode: 0o711 });
+  await chmod(RUNTIME_BASE, 0o711);
   await mkdir(layout.root, { mode: 0o711 });
   const state = newRunState(runId, layout.root, request.tools.ip, {
     runId,

@@ -11,6 +11,7 @@ import { Transform } from 'node:stream';
 import { BoundaryError } from './command.js';
 import { LogBudget } from './log-budget.js';
 import type { ListeningHandle } from './listener.js';
+import { withoutPrivileges } from './setpriv.js';
 
 export interface EngineLaunch {
   readonly setpriv: string;
@@ -83,13 +84,7 @@ export class EngineProcess {
     const child = spawn(
       launch.setpriv,
       [
-        `--reuid=${launch.uid}`,
-        `--regid=${launch.gid}`,
-        '--clear-groups',
-        '--inh-caps=-all',
-        '--ambient-caps=-all',
-        '--bounding-set=-all',
-        '--no-new-privs',
+        ...withoutPrivileges(launch.uid, launch.gid),
         '--',
         launch.node,
         launch.cli,

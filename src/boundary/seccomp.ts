@@ -1,6 +1,7 @@
 // The agent's seccomp filter: sockets of the families an agent needs only. Network namespaces
 // do not cover every family: AF_VSOCK talks to the hypervisor whatever the namespace, and
-// io_uring can open sockets without calling socket(2). A classic BPF program, built here and
+// io_uring can open sockets without calling socket(2). Kernel keyrings are refused too: they
+// are per uid, not per namespace, and the agent's uid is the same in every run. A classic BPF program, built here and
 // loaded by a few lines of Perl (perl-base is part of every Debian and Ubuntu system).
 
 /** Address families an agent may open sockets of: files, IPv4, IPv6, netlink (`ip`, glibc). */
@@ -11,6 +12,8 @@ export interface SyscallTable {
   readonly auditArch: number;
   readonly socket: number;
   readonly ioUringSetup: number;
+  /** add_key, request_key, keyctl. */
+  readonly keyrings: readonly number[];
   readonly prctl: number;
   readonly seccomp: number;
   /** x86-64 runs x32 calls under the native arch with this bit set: refused. */
@@ -22,11 +25,19 @@ export const SYSCALLS: Readonly<Record<string, SyscallTable>> = {
     auditArch: 0xc000003e,
     socket: 41,
     ioUringSetup: 425,
+    keyrings: [248, 249, 250],
     prctl: 157,
     seccomp: 317,
     x32Bit: 0x40000000,
   },
-  arm64: { auditArch: 0xc00000b7, socket: 198, ioUringSetup: 425, prctl: 167, seccomp: 277 },
+  arm64: {
+    auditArch: 0xc00000b7,
+    socket: 198,
+    ioUringSetup: 425,
+    keyrings: [217, 218, 219],
+    prctl: 167,
+    seccomp: 277,
+  },
 };
 
 /** This machine's table; preflight refuses an architecture without one. */
@@ -73,6 +84,7 @@ function program(table: SyscallTable): Instruction[] {
       ? []
       : [{ op: 'jge', value: table.x32Bit, then: 'refuseCall', otherwise: 'next' } as const]),
     jeq(table.ioUringSetup, 'refuseCall'),
+    ...table.keyrings.map((call) => jeq(call, 'refuseCall')),
     jeq(table.socket, 'checkFamily', 'allow'),
     { op: 'label', name: 'checkFamily' },
     { op: 'load', offset: ARG0 },

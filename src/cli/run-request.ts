@@ -191,11 +191,6 @@ async function environmentFile(file: string, problems: string[]): Promise<NodeJS
 }
 
 /**
- * The evidence output is written as root after the agent ran, so the agent must never have
- * had a hand in it: not under a path it may write, not in a directory others may write (a
- * planted symlink would redirect root's writes).
- */
-/**
  * The evidence output must stay out of the agent's reach from the check until the packet is
  * written: not inside (or around) a writable path once symlinks are resolved, and no directory
  * on the way to it the agent could change: each owned by root or the invoking user, none
@@ -209,7 +204,11 @@ async function checkedOutput(
   problems: string[],
 ): Promise<string> {
   const { existing, missing } = await nearestExisting(output);
-  const base = await realpath(existing);
+  const base = await realpath(existing).catch(() => undefined);
+  if (base === undefined) {
+    problems.push(`--evidence-output ${output}: ${existing} is a symlink to nothing`);
+    return output;
+  }
   const real = resolve(base, ...missing);
   for (const path of writable) {
     if (isInside(path, real) || isInside(real, path)) {

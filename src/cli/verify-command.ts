@@ -83,6 +83,12 @@ async function loadEndorsement(file: string, io: CliIo): Promise<RotationEndorse
 async function loadPolicyHash(file: string, io: CliIo): Promise<string> {
   const hash = (await readText(file, 'policy hash', io)).trim();
   if (hash === '') throw new InputError(`policy hash file ${file} is empty`);
+  // The policy itself given by mistake: say so, rather than compare (and print) all of it.
+  const lines = hash.split('\n').length;
+  if (lines > 1)
+    throw new InputError(
+      `policy hash file ${file} holds ${lines} lines, not one hash: give the policy's hash (policy-hash.txt, or the first field of sha256sum POLICY)`,
+    );
   return hash;
 }
 

@@ -18,6 +18,7 @@ import {
 import { createServer, type Server } from 'node:net';
 import { dirname, join } from 'node:path';
 import { startOrigin, tempDir, type Origin } from '../engine/helpers.js';
+import { SYSCALLS } from '../../src/boundary/seccomp.js';
 import {
   assertNothingLeft,
   blocked,
@@ -395,15 +396,17 @@ kill -9 -1 2>/dev/null; echo "killed-everything-visible"
   assertBlocked(outcomes, ['kill-engine', 'ptrace-engine']);
 });
 
-test('socket families outside the network namespace (vsock to the hypervisor, packet) and io_uring are refused', async () => {
+test('socket families outside the network namespace (vsock to the hypervisor, packet), io_uring and kernel keyrings are refused', async () => {
+  const addKey = SYSCALLS[process.arch]?.keyrings[0] ?? assert.fail(`no table for ${process.arch}`);
   const run = await attack(
-    `attempt vsock perl -e 'socket(my $s, 40, 1, 0) or exit 1'
+    `attempt keyring perl -e 'syscall(${addKey}, "user", "pipelock-attack", "left", 4, -4) >= 0 or exit 1'
+attempt vsock perl -e 'socket(my $s, 40, 1, 0) or exit 1'
 attempt af-packet perl -e 'socket(my $s, 17, 3, 0) or exit 1'
 attempt io-uring perl -e 'syscall(425, 1, "\\0" x 120) >= 0 or exit 1'
 perl -e 'socket(my $s, 2, 1, 0) or exit 1' && echo "allowed inet-socket"
 perl -e 'socket(my $s, 1, 1, 0) or exit 1' && echo "allowed unix-socket"`,
   );
-  assertBlocked(run.outcomes, ['vsock', 'af-packet', 'io-uring']);
+  assertBlocked(run.outcomes, ['keyring', 'vsock', 'af-packet', 'io-uring']);
   assert.match(run.stdout, /^allowed inet-socket$/m);
   assert.match(run.stdout, /^allowed unix-socket$/m);
 });
@@ -443,7 +446,7 @@ attempt inherited-read bash -c 'read -r line <&30 && [ -n "$line" ]'`,
   }
 });
 
-test("IPC and shared memory: SysV queues, /dev/shm and /var/tmp are the run's own, nothing outlives it", async () => {
+test("IPC, shared memory and other runs: SysV queues, /dev/shm and /var/tmp are the run's own, other runs' directories cannot be listed", async () => {
   const hostQueue =
     execFileSync('ipcmk', ['-Q'], { encoding: 'utf8' }).match(/[0-9]+$/m)?.[0] ?? '';
   const queuesBefore = queueIds();
@@ -453,11 +456,17 @@ test("IPC and shared memory: SysV queues, /dev/shm and /var/tmp are the run's ow
     const run = await attack(
       `attempt host-sysv-queue sh -c 'ipcs -q | grep -qw ${hostQueue}'
 attempt host-dev-shm test -e /dev/shm/${marker}
+attempt list-other-runs ls /run/pipelock-egress
 attempt leave-dev-shm sh -c 'echo left > /dev/shm/${marker}-agent && test -e /dev/shm/${marker}-agent && false'
 echo left > /var/tmp/${marker}-agent
 ipcmk -Q >/dev/null`,
     );
-    assertBlocked(run.outcomes, ['host-sysv-queue', 'host-dev-shm', 'leave-dev-shm']);
+    assertBlocked(run.outcomes, [
+      'host-sysv-queue',
+      'host-dev-shm',
+      'list-other-runs',
+      'leave-dev-shm',
+    ]);
     assert.ok(!existsSync(join('/dev/shm', `${marker}-agent`)));
     assert.ok(!existsSync(join('/var/tmp', `${marker}-agent`)));
     // The agent's queue went with its IPC namespace: the host has only what it had.

@@ -190,7 +190,7 @@ function runFilter(filter: Buffer, call: { arch: number; nr: number; arg0?: numb
   return assert.fail('the program ran off its end');
 }
 
-test('seccomp filter: socket families an agent needs only; io_uring, x32 and other ABIs refused', () => {
+test('seccomp filter: socket families an agent needs only; io_uring, keyrings, x32 and other ABIs refused', () => {
   for (const [arch, table] of Object.entries(SYSCALLS)) {
     const filter = seccompFilter(table);
     const run = (nr: number, arg0 = 0, auditArch = table.auditArch) =>
@@ -200,6 +200,7 @@ test('seccomp filter: socket families an agent needs only; io_uring, x32 and oth
     for (const family of [17, 40, 44, 31, 0x10000 + 2])
       assert.equal(run(table.socket, family), 'errno 97', `${arch} family ${family}`);
     assert.equal(run(table.ioUringSetup), 'errno 38', arch);
+    for (const call of table.keyrings) assert.equal(run(call), 'errno 38', `${arch} ${call}`);
     assert.equal(run(0), 'allow', arch);
     assert.equal(run(table.socket + 1, 40), 'allow', arch);
     assert.equal(run(table.socket, 2, 0x40000003), 'errno 38', `${arch}: i386`);

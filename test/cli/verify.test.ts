@@ -209,33 +209,24 @@ test('a key that cannot be read or parsed is an input error (exit 2), reported a
 });
 
 test('--policy-hash: every receipt must carry the hash in the file (trimmed)', async () => {
+  const withHash = (hashFile: string, ...more: string[]) =>
+    cli(
+      'verify',
+      '--receipt-chain',
+      sampleFile,
+      '--public-key',
+      SAMPLE_KEY,
+      '--policy-hash',
+      hashFile,
+      ...more,
+    );
   const output = path.join(dir, 'policy-report.json');
   const good = file('policy-hash.txt', `${SAMPLE_POLICY_HASH}\n`);
-  const match = await cli(
-    'verify',
-    '--receipt-chain',
-    sampleFile,
-    '--public-key',
-    SAMPLE_KEY,
-    '--policy-hash',
-    good,
-    '--output',
-    output,
-  );
+  const match = await withHash(good, '--output', output);
   assert.equal(match.code, 0, match.stdout);
   assert.equal(report(output)['policy_hash_match'], true);
   const other = file('other-hash.txt', 'sha256:0000\n');
-  const mismatch = await cli(
-    'verify',
-    '--receipt-chain',
-    sampleFile,
-    '--public-key',
-    SAMPLE_KEY,
-    '--policy-hash',
-    other,
-    '--output',
-    output,
-  );
+  const mismatch = await withHash(other, '--output', output);
   assert.equal(mismatch.code, 1);
   assert.match(mismatch.stdout, /^CHAIN VALID: /);
   assert.match(
@@ -246,16 +237,13 @@ test('--policy-hash: every receipt must carry the hash in the file (trimmed)', a
   );
   assert.equal(report(output)['verdict'], 'invalid');
   assert.equal(report(output)['policy_hash_match'], false);
-  const missing = await cli(
-    'verify',
-    '--receipt-chain',
-    sampleFile,
-    '--public-key',
-    SAMPLE_KEY,
-    '--policy-hash',
-    path.join(dir, 'nope.txt'),
-  );
+  const missing = await withHash(path.join(dir, 'nope.txt'));
   assert.equal(missing.code, 2);
+  const policy = file('policy.yaml', 'version: "1.0"\negress:\n  - destination: "a.test"\n');
+  const mistaken = await withHash(policy);
+  assert.equal(mistaken.code, 2);
+  assert.equal(mistaken.stdout, '');
+  assert.match(mistaken.stderr, /policy\.yaml holds 3 lines, not one hash: give the policy's hash/);
 });
 
 test('rotation endorsements authorise a new key under the pinned root key', async () => {
