@@ -31016,7 +31016,7 @@ var require_cjs3 = __commonJS({
 });
 
 // src/cli/index.ts
-import { readFile as readFile9 } from "node:fs/promises";
+import { readFile as readFile10 } from "node:fs/promises";
 
 // package.json
 var package_default = {
@@ -44962,12 +44962,12 @@ function loopbackListen(text) {
 
 // src/cli/run-command.ts
 import { randomBytes as randomBytes6 } from "node:crypto";
-import { lchown, readdir as readdir5, readFile as readFile8, realpath as realpath2 } from "node:fs/promises";
+import { lchown, readdir as readdir6, readFile as readFile9, realpath as realpath2 } from "node:fs/promises";
 import { basename as basename3, join as join10 } from "node:path";
 
 // src/boundary/boundary.ts
 import { spawn as spawn4 } from "node:child_process";
-import { chmod as chmod3, chown, copyFile as copyFile2, mkdir as mkdir4, readFile as readFile5, stat as stat5, writeFile as writeFile6 } from "node:fs/promises";
+import { chmod as chmod3, chown, copyFile as copyFile2, mkdir as mkdir4, readFile as readFile6, stat as stat5, writeFile as writeFile6 } from "node:fs/promises";
 import { constants } from "node:os";
 import { basename, dirname as dirname2, join as join7 } from "node:path";
 
@@ -45232,8 +45232,21 @@ function agentEnvironment(caller, plan) {
 }
 
 // src/boundary/host-sockets.ts
-import { lstat as lstat2 } from "node:fs/promises";
-var PROC_NET_UNIX = "/proc/net/unix";
+import { lstat as lstat2, readdir as readdir2, readFile as readFile4, readlink } from "node:fs/promises";
+async function unixSocketListings() {
+  const namespaces = /* @__PURE__ */ new Set();
+  const listings = [];
+  for (const pid of await readdir2("/proc")) {
+    if (!/^[0-9]+$/.test(pid)) continue;
+    const namespace = await readlink(`/proc/${pid}/ns/net`).catch(() => void 0);
+    if (namespace === void 0 || namespaces.has(namespace)) continue;
+    const listing = await readFile4(`/proc/${pid}/net/unix`, "latin1").catch(() => void 0);
+    if (listing === void 0) continue;
+    namespaces.add(namespace);
+    listings.push(listing);
+  }
+  return listings.join("\n");
+}
 var ENTRY = /^[0-9a-f]+: [0-9A-F]{8} [0-9A-F]{8} [0-9A-F]{8} [0-9A-F]{4} [0-9A-F]{2} +\d+ (.+)$/;
 function boundSocketPaths(procNetUnix) {
   const paths = /* @__PURE__ */ new Set();
@@ -45267,7 +45280,7 @@ async function connectableHostSockets(listing, agentUid) {
 // src/boundary/engine-process.ts
 import { spawn as spawn2 } from "node:child_process";
 import { createWriteStream } from "node:fs";
-import { readFile as readFile4 } from "node:fs/promises";
+import { readFile as readFile5 } from "node:fs/promises";
 import { once as once2 } from "node:events";
 import { setTimeout as sleep3 } from "node:timers/promises";
 import { createInterface } from "node:readline";
@@ -45526,7 +45539,7 @@ var EngineProcess = class _EngineProcess {
   /** The end of the engine's log, once its stderr is drained (the log goes with the run dir). */
   async lastWords() {
     await Promise.race([this.logWritten, sleep3(1e3)]);
-    const log = await readFile4(this.logFile, "utf8").catch(() => "");
+    const log = await readFile5(this.logFile, "utf8").catch(() => "");
     return log.trim().split("\n").slice(-5).join(" | ");
   }
   spawned() {
@@ -45886,10 +45899,7 @@ async function setUpAndRun(request, layout, state) {
     throw error2;
   });
   await checkpoint();
-  const hostSockets = await connectableHostSockets(
-    await readFile5(PROC_NET_UNIX, "latin1"),
-    agent.uid
-  );
+  const hostSockets = await connectableHostSockets(await unixSocketListings(), agent.uid);
   if (hostSockets.length > 0) {
     request.log(
       `run ${layout.runId}: host unix sockets the agent could connect to, masked inside the boundary: ${hostSockets.join(", ")}`
@@ -46016,7 +46026,7 @@ async function writeRunFiles(request, layout, agent, host) {
     await writeOwned(layout.upstreamCaFile, request.upstreamCaPem, 292, { uid: 0, gid: 0 });
   }
   await mkdir4(dirname2(layout.agentScript), { recursive: true, mode: 493 });
-  await writeOwned(layout.agentScript, await readFile5(request.script), 365, { uid: 0, gid: 0 });
+  await writeOwned(layout.agentScript, await readFile6(request.script), 365, { uid: 0, gid: 0 });
   await writeOwned(layout.probeScript, PROBE_SCRIPT, 365, { uid: 0, gid: 0 });
   await mkdir4(layout.home, { mode: 448 });
   await chown(layout.home, agent.uid, agent.gid);
@@ -46050,8 +46060,8 @@ async function existing(paths) {
 }
 async function writeCaBundle(layout, ready) {
   const [system] = await existing(SYSTEM_CA_BUNDLES);
-  const roots = system === void 0 ? "" : await readFile5(system, "utf8");
-  const runCa = ready.caCert === null ? "" : await readFile5(ready.caCert, "utf8");
+  const roots = system === void 0 ? "" : await readFile6(system, "utf8");
+  const runCa = ready.caCert === null ? "" : await readFile6(ready.caCert, "utf8");
   await writeOwned(
     layout.caBundle,
     `${roots}${roots.endsWith("\n") || roots === "" ? "" : "\n"}${runCa}`,
@@ -46348,7 +46358,7 @@ function encodeSorted(value) {
 
 // src/packet/write-packet.ts
 import { createReadStream } from "node:fs";
-import { access as access2, readdir as readdir2, readFile as readFile6, writeFile as writeFile7 } from "node:fs/promises";
+import { access as access2, readdir as readdir3, readFile as readFile7, writeFile as writeFile7 } from "node:fs/promises";
 import { createInterface as createInterface2 } from "node:readline";
 import { join as join9 } from "node:path";
 
@@ -46551,9 +46561,9 @@ var PUBLIC_KEY_FILE = "signer-public-key.pem";
 var RECEIPTS_FILE = "receipts.json";
 async function writePacketEvidence(packet) {
   const dir = join9(packet.out, EVIDENCE_DIR);
-  const names = evidenceFileOrder(await readdir2(dir));
+  const names = evidenceFileOrder(await readdir3(dir));
   const files = await Promise.all(
-    names.map(async (name) => ({ name, content: await readFile6(join9(dir, name)) }))
+    names.map(async (name) => ({ name, content: await readFile7(join9(dir, name)) }))
   );
   await writeFile7(
     join9(packet.out, PACKET_FILES.evidence),
@@ -46617,7 +46627,7 @@ async function engineLogFacts(out) {
 }
 
 // src/cli/run-request.ts
-import { lstat as lstat3, readFile as readFile7, realpath, readdir as readdir3, rm as rm5, stat as stat6 } from "node:fs/promises";
+import { lstat as lstat3, readFile as readFile8, realpath, readdir as readdir4, rm as rm5, stat as stat6 } from "node:fs/promises";
 import { basename as basename2, dirname as dirname3, isAbsolute, relative, resolve as resolve2, sep } from "node:path";
 var DEFAULT_EVIDENCE_OUTPUT = "audit-artifacts";
 var DEFAULT_IDENTITY = "pipelock-agent";
@@ -46690,7 +46700,7 @@ async function parseRunRequest(args, io2, backend, cwd = process.cwd()) {
     writable,
     problems
   );
-  const leftover = await readdir3(resolve2(evidenceOutput, "evidence")).catch(() => []);
+  const leftover = await readdir4(resolve2(evidenceOutput, "evidence")).catch(() => []);
   if (leftover.length > 0) {
     problems.push(
       `${resolve2(evidenceOutput, "evidence")} already holds evidence (${leftover.length} files) from an earlier run; move it away or choose another --evidence-output`
@@ -46733,7 +46743,7 @@ async function parseRunRequest(args, io2, backend, cwd = process.cwd()) {
 }
 async function environmentFile(file, problems) {
   try {
-    const parsed = JSON.parse(await readFile7(file, "utf8"));
+    const parsed = JSON.parse(await readFile8(file, "utf8"));
     await rm5(file, { force: true });
     if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed) || !Object.values(parsed).every((value) => typeof value === "string")) {
       problems.push(`--env-file ${file}: expected a JSON object of strings`);
@@ -46874,7 +46884,7 @@ import path3 from "node:path";
 
 // src/cli/evidence-source.ts
 import { createReadStream as createReadStream2 } from "node:fs";
-import { readdir as readdir4, stat as stat7 } from "node:fs/promises";
+import { readdir as readdir5, stat as stat7 } from "node:fs/promises";
 import path2 from "node:path";
 var CHUNK_BYTES = 256 * 1024;
 var UnreadableEvidence = class extends Error {
@@ -46892,7 +46902,7 @@ async function verifyEvidencePath(backend, evidencePath, options) {
   const sessionId = options.sessionId ?? DEFAULT_SESSION_ID;
   const label = `${evidencePath} (session ${sessionId})`;
   const names = evidenceFileOrder(
-    await readdir4(evidencePath).catch((error2) => {
+    await readdir5(evidencePath).catch((error2) => {
       throw unreadable(evidencePath, error2);
     }),
     sessionId
@@ -47312,7 +47322,7 @@ function boundSecrets(request) {
   return values;
 }
 async function readVerificationReport(file) {
-  const parsed = JSON.parse(await readFile8(file, "utf8"));
+  const parsed = JSON.parse(await readFile9(file, "utf8"));
   return { ...parsed, final_seq: parsed.final_seq === null ? null : BigInt(parsed.final_seq) };
 }
 async function giveToInvoker(out) {
@@ -47326,7 +47336,7 @@ async function giveToInvoker(out) {
     out,
     evidence,
     ...[...written, ...Object.values(PACKET_FILES)].map((name) => join10(out, name)),
-    ...(await readdir5(evidence)).map((name) => join10(evidence, name))
+    ...(await readdir6(evidence)).map((name) => join10(evidence, name))
   ];
   for (const file of files) await lchown(file, Number(uid), Number(gid));
 }
@@ -47446,7 +47456,7 @@ var io = {
     if (!readerGone) process.stdout.write(text);
   },
   err: (text) => process.stderr.write(text),
-  readFile: (path4) => readFile9(path4)
+  readFile: (path4) => readFile10(path4)
 };
 main(process.argv.slice(2), io).then(
   (code2) => {

@@ -10,7 +10,7 @@ import { agentArgv, type LaunchPlan, type LaunchTools } from './agent-launch.js'
 import { syscallsOf } from './seccomp.js';
 import { agentEnvironment } from './agent-env.js';
 import { collectEvidence } from './evidence-collect.js';
-import { connectableHostSockets, PROC_NET_UNIX } from './host-sockets.js';
+import { connectableHostSockets, unixSocketListings } from './host-sockets.js';
 import { grantWriteAccess } from './access.js';
 import { BoundaryError, runTool } from './command.js';
 import {
@@ -166,10 +166,7 @@ async function setUpAndRun(
   await checkpoint();
 
   // Taken last, so sockets bound while the boundary was being set up are found too.
-  const hostSockets = await connectableHostSockets(
-    await readFile(PROC_NET_UNIX, 'latin1'),
-    agent.uid,
-  );
+  const hostSockets = await connectableHostSockets(await unixSocketListings(), agent.uid);
   if (hostSockets.length > 0) {
     request.log(
       `run ${layout.runId}: host unix sockets the agent could connect to, masked inside the boundary: ${hostSockets.join(', ')}`,

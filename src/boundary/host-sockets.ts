@@ -1,14 +1,33 @@
 // Unix sockets on the host that the agent could connect to. A network namespace scopes only
 // abstract sockets: a socket with a path is reachable from any namespace that sees the file,
 // and the daemon behind it (snapd, a log forwarder, a database, a proxy) acts with the host's
-// network. So, beyond the well-known side channels, every socket bound to a path in the host's
-// network namespace that the agent's credentials could write to is masked when it starts.
+// network. So, beyond the well-known side channels, every socket bound to a path in any network
+// namespace on the host (a container's or a sandboxed service's too) that the agent's
+// credentials could write to is masked when it starts.
 
-import { lstat } from 'node:fs/promises';
+import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { BoundaryError } from './command.js';
 
-export const PROC_NET_UNIX = '/proc/net/unix';
+/**
+ * The /proc/net/unix listing of every network namespace some process on the host is in,
+ * joined: a socket bound in another namespace is as reachable by its path.
+ */
+export async function unixSocketListings(): Promise<string> {
+  const namespaces = new Set<string>();
+  const listings: string[] = [];
+  for (const pid of await readdir('/proc')) {
+    if (!/^[0-9]+$/.test(pid)) continue;
+    // A process gone meanwhile, or a kernel thread, has nothing to add.
+    const namespace = await readlink(`/proc/${pid}/ns/net`).catch(() => undefined);
+    if (namespace === undefined || namespaces.has(namespace)) continue;
+    const listing = await readFile(`/proc/${pid}/net/unix`, 'latin1').catch(() => undefined);
+    if (listing === undefined) continue;
+    namespaces.add(namespace);
+    listings.push(listing);
+  }
+  return listings.join('\n');
+}
 
 // "Num: RefCount Protocol Flags Type St Inode[ Path]"; the path is everything after one space.
 const ENTRY = /^[0-9a-f]+: [0-9A-F]{8} [0-9A-F]{8} [0-9A-F]{8} [0-9A-F]{4} [0-9A-F]{2} +\d+ (.+)$/;

@@ -4,7 +4,8 @@
 // "blocked NAME" or "BREACH NAME: detail". Attacks the engine sees must leave block receipts.
 import { after, afterEach, before, beforeEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import {
   chmodSync,
   closeSync,
@@ -229,6 +230,23 @@ test('a host unix socket the agent could write to is masked wherever it is; an a
   for (const { path, server } of servers)
     await new Promise<void>((done) => server.listen(path, done));
   chmodSync(open, 0o666);
+  // A daemon in a network namespace of its own (a container's, a sandboxed service's): its
+  // socket is not in the host's /proc/net/unix, and is as reachable by its path.
+  const elsewhere = join(dir, 'other-netns.sock');
+  const daemon = spawn(
+    'unshare',
+    [
+      '--net',
+      '--',
+      'perl',
+      '-MIO::Socket::UNIX',
+      '-e',
+      '$SIG{PIPE} = "IGNORE"; my $s = IO::Socket::UNIX->new(Local => $ARGV[0], Listen => 5) or die; chmod 0666, $ARGV[0]; $| = 1; print "ready\n"; while (my $c = $s->accept) { print $c "reached the host\n"; close $c }',
+      elsewhere,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  await once(daemon.stdout, 'data');
   // The same connect, made from the host first: it works there, so a block inside is the boundary's.
   const perlConnect = (peer: string): string[] => [
     '-MIO::Socket::UNIX',
@@ -240,6 +258,7 @@ test('a host unix socket the agent could write to is masked wherever it is; an a
   ];
   try {
     execFileSync('perl', perlConnect(open));
+    execFileSync('perl', perlConnect(elsewhere));
     execFileSync('perl', perlConnect(abstractName));
     const attempt = (name: string, peer: string): string =>
       `attempt ${name} perl ${perlConnect(peer)
@@ -248,6 +267,7 @@ test('a host unix socket the agent could write to is masked wherever it is; an a
     const { outcomes, stderr } = await attack(
       `
 ${attempt('world-writable-socket', open)}
+${attempt('socket-of-another-netns', elsewhere)}
 ${attempt('abstract-socket', abstractName)}
 attempt curl-unix-socket curl -sS --max-time 5 --unix-socket ${JSON.stringify(open)} http://localhost/
 `,
@@ -258,7 +278,12 @@ attempt curl-unix-socket curl -sS --max-time 5 --unix-socket ${JSON.stringify(op
         ],
       },
     );
-    assertBlocked(outcomes, ['world-writable-socket', 'abstract-socket', 'curl-unix-socket']);
+    assertBlocked(outcomes, [
+      'world-writable-socket',
+      'socket-of-another-netns',
+      'abstract-socket',
+      'curl-unix-socket',
+    ]);
     assert.match(
       stderr,
       new RegExp(
@@ -267,6 +292,7 @@ attempt curl-unix-socket curl -sS --max-time 5 --unix-socket ${JSON.stringify(op
     );
     assert.equal(hits, 0, 'a host socket was reached from inside the boundary');
   } finally {
+    daemon.kill();
     for (const { server } of servers) server.close();
     rmSync(dir, { recursive: true, force: true });
   }
