@@ -45018,11 +45018,10 @@ function program(table) {
     ...table.x32Bit === void 0 ? [] : [{ op: "jge", value: table.x32Bit, then: "refuseCall", otherwise: "next" }],
     jeq(table.ioUringSetup, "refuseCall"),
     ...table.keyrings.map((call) => jeq(call, "refuseCall")),
-    jeq(table.socket, "checkFamily", "allow"),
-    { op: "label", name: "checkFamily" },
+    // socket(2): its family is checked; every other call is allowed.
+    jeq(table.socket, "next", "allow"),
     { op: "load", offset: ARG0 },
     ...Object.values(ALLOWED_FAMILIES).map((family) => jeq(family, "allow")),
-    { op: "label", name: "refuseFamily" },
     { op: "return", value: RET_ERRNO | EAFNOSUPPORT },
     { op: "label", name: "allow" },
     { op: "return", value: RET_ALLOW },

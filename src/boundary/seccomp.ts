@@ -1,11 +1,12 @@
 // The agent's seccomp filter: sockets of the families an agent needs only. Network namespaces
 // do not cover every family: AF_VSOCK talks to the hypervisor whatever the namespace, and
 // io_uring can open sockets without calling socket(2). Kernel keyrings are refused too: they
-// are per uid, not per namespace, and the agent's uid is the same in every run. A classic BPF program, built here and
-// loaded by a few lines of Perl (perl-base is part of every Debian and Ubuntu system).
+// are per uid, not per namespace, and the agent's uid is the same in every run. A classic BPF
+// program, built here and loaded by a few lines of Perl (perl-base is part of every Debian and
+// Ubuntu system).
 
 /** Address families an agent may open sockets of: files, IPv4, IPv6, netlink (`ip`, glibc). */
-export const ALLOWED_FAMILIES = { AF_UNIX: 1, AF_INET: 2, AF_INET6: 10, AF_NETLINK: 16 } as const;
+const ALLOWED_FAMILIES = { AF_UNIX: 1, AF_INET: 2, AF_INET6: 10, AF_NETLINK: 16 } as const;
 
 export interface SyscallTable {
   /** AUDIT_ARCH_* of the native ABI; any other ABI the kernel offers is refused whole. */
@@ -67,7 +68,7 @@ type Instruction =
     }
   | { readonly op: 'return'; readonly value: number }
   | { readonly op: 'label'; readonly name: Label };
-type Label = 'next' | 'allow' | 'refuseFamily' | 'refuseCall' | 'checkFamily';
+type Label = 'next' | 'allow' | 'refuseCall';
 
 function program(table: SyscallTable): Instruction[] {
   const jeq = (value: number, then: Label, otherwise: Label = 'next'): Instruction => ({
@@ -85,11 +86,10 @@ function program(table: SyscallTable): Instruction[] {
       : [{ op: 'jge', value: table.x32Bit, then: 'refuseCall', otherwise: 'next' } as const]),
     jeq(table.ioUringSetup, 'refuseCall'),
     ...table.keyrings.map((call) => jeq(call, 'refuseCall')),
-    jeq(table.socket, 'checkFamily', 'allow'),
-    { op: 'label', name: 'checkFamily' },
+    // socket(2): its family is checked; every other call is allowed.
+    jeq(table.socket, 'next', 'allow'),
     { op: 'load', offset: ARG0 },
     ...Object.values(ALLOWED_FAMILIES).map((family) => jeq(family, 'allow')),
-    { op: 'label', name: 'refuseFamily' },
     { op: 'return', value: RET_ERRNO | EAFNOSUPPORT },
     { op: 'label', name: 'allow' },
     { op: 'return', value: RET_ALLOW },

@@ -86,7 +86,8 @@ export interface AdmissionContext {
 
 /**
  * Looks at what the URL does not show (headers, body) once the request is otherwise allowed,
- * before its receipt is written; a refusal it returns becomes the request's block receipt.
+ * before its receipt is written; a refusal it returns becomes the request's block receipt,
+ * and methods the body asks for are judged as the headers' are.
  */
 export type Inspection = (decision: Decision) => Promise<Inspected>;
 
