@@ -221,8 +221,12 @@ async function checkedOutput(
   for (const dir of ancestors(base)) {
     const info = await stat(dir);
     const mode = (info.mode & 0o7777).toString(8);
-    if (dir === real && !info.isDirectory()) {
-      problems.push(`--evidence-output ${output} exists and is not a directory`);
+    if (dir === base && !info.isDirectory()) {
+      problems.push(
+        dir === real
+          ? `--evidence-output ${output} exists and is not a directory`
+          : `--evidence-output ${output}: ${dir} is not a directory`,
+      );
     } else if (!owners.has(info.uid)) {
       problems.push(
         `--evidence-output ${output}: ${dir} belongs to uid ${info.uid}, who could replace what is in it; choose an output under directories of root or your own`,

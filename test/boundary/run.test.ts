@@ -3,7 +3,7 @@
 import { after, before, beforeEach, afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { recoverRun } from '../../src/boundary/recover.js';
 import { validatePacket } from '../packet/schema.js';
 import { join } from 'node:path';
@@ -489,6 +489,15 @@ test('an evidence output the agent could write (inside --writable, or open to ot
     early.stderr,
     /is writable by other users \(mode 1777\), so the agent could create the output before/,
   );
-  for (const run of [inside, shared, linked, owned, early])
+  const file = join(scratchDir('pe-file-out-'), 'a-file');
+  writeFileSync(file, '');
+  const under = await runAgent({
+    policy: policyFor(origin.port),
+    script: 'echo should-not-run\n',
+    options: ['--evidence-output', join(file, 'packet')],
+  });
+  assert.equal(under.code, 1);
+  assert.match(under.stderr, /a-file is not a directory/);
+  for (const run of [inside, shared, linked, owned, early, under])
     assert.doesNotMatch(run.stdout, /should-not-run/);
 });
