@@ -172,16 +172,23 @@ function maskSecrets(
   secrets: readonly { env: string }[],
 ): void {
   const key = inputs['signing-key'];
-  if (key !== undefined) {
-    // A PEM key is masked whole and line by line: the runner matches masks within a line.
-    runner.setSecret(key);
-    for (const line of key.split(/\r?\n/))
-      if (line.trim().length >= 8 && !line.startsWith('-----')) runner.setSecret(line.trim());
-  }
+  if (key !== undefined) mask(runner, key);
   const bound = new Set(secrets.map((binding) => binding.env));
   for (const [name, value] of Object.entries(runner.env)) {
     if (value !== undefined && value.length >= 4 && (bound.has(name) || looksSecret(name)))
-      runner.setSecret(value);
+      mask(runner, value);
+  }
+}
+
+/**
+ * A value masked whole and, when it spans lines (a PEM key, a JSON credential), line by line:
+ * the runner matches masks within one line of the log.
+ */
+function mask(runner: ActionRunner, value: string): void {
+  runner.setSecret(value);
+  for (const line of value.split(/\r?\n/)) {
+    const text = line.trim();
+    if (text !== value && text.length >= 8 && !text.startsWith('-----')) runner.setSecret(text);
   }
 }
 

@@ -129,10 +129,21 @@ test('as root, a valid setup runs the agent in the boundary and reports the pack
       'policy-config': 'policy.yaml',
       'evidence-output': out,
     },
-    { env: { PATH: process.env['PATH'] ?? '', RUNNER_TEMP: dir }, uid: 0 },
+    {
+      env: {
+        PATH: process.env['PATH'] ?? '',
+        RUNNER_TEMP: dir,
+        // A credential of several lines: the runner masks within one line of the log.
+        DEPLOY_PRIVATE_KEY: '{\n  "key": "first-secret-line",\n  "client": "second-secret-line"\n}',
+      },
+      uid: 0,
+    },
   );
   await runMain(runner);
   assert.deepEqual(runner.recorded.failures, []);
+  for (const masked of ['"key": "first-secret-line",', '"client": "second-secret-line"'])
+    assert.ok(runner.recorded.secrets.includes(masked), masked);
+  assert.ok(!runner.recorded.secrets.includes('{'), 'short lines are not masked');
   assert.equal(runner.recorded.outputs['policy-hash'], policyHash(await readFile(REFERENCE)));
   assert.equal(runner.recorded.outputs['verifier-verdict'], 'self_consistent_only');
   assert.equal(runner.recorded.outputs['agent-exit-code'], '0');
