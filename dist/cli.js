@@ -5163,7 +5163,7 @@ var require_composer = __commonJS({
       }
       return { comment, afterEmptyLine };
     }
-    var Composer = class {
+    var Composer2 = class {
       constructor(options = {}) {
         this.doc = null;
         this.atDirectives = false;
@@ -5323,7 +5323,7 @@ ${end.comment}` : end.comment;
         }
       }
     };
-    exports.Composer = Composer;
+    exports.Composer = Composer2;
   }
 });
 
@@ -7247,7 +7247,7 @@ var require_public_api = __commonJS({
       const lineCounter$1 = options.lineCounter || prettyErrors && new lineCounter.LineCounter() || null;
       return { lineCounter: lineCounter$1, prettyErrors };
     }
-    function parseAllDocuments2(source, options = {}) {
+    function parseAllDocuments(source, options = {}) {
       const { lineCounter: lineCounter2, prettyErrors } = parseOptions2(options);
       const parser$1 = new parser.Parser(lineCounter2?.addNewLine);
       const composer$1 = new composer.Composer(options);
@@ -7322,7 +7322,7 @@ var require_public_api = __commonJS({
       return new Document2.Document(value, _replacer, options).toString(options);
     }
     exports.parse = parse2;
-    exports.parseAllDocuments = parseAllDocuments2;
+    exports.parseAllDocuments = parseAllDocuments;
     exports.parseDocument = parseDocument;
     exports.stringify = stringify;
   }
@@ -40904,14 +40904,10 @@ function parsePolicy(bytes, file) {
   }
   const text = new TextDecoder("utf-8", { ignoreBOM: false }).decode(bytes);
   const lineCounter = new import_yaml.LineCounter();
-  const documents = (0, import_yaml.parseAllDocuments)(text, {
-    lineCounter,
-    prettyErrors: false,
-    uniqueKeys: true,
-    strict: true
-  });
+  const tokens = [...new import_yaml.Parser(lineCounter.addNewLine).parse(text)];
+  const docs = [...new import_yaml.Composer({ uniqueKeys: true, strict: true }).compose(tokens)];
   const position = (offset) => lineCounter.linePos(offset);
-  const directive = firstDirective(text);
+  const directive = firstDirective(tokens);
   if (directive !== void 0) {
     const { line, col } = position(directive.offset);
     return at(
@@ -40921,7 +40917,6 @@ function parsePolicy(bytes, file) {
       `the directive ${directive.name} is not allowed: a policy is read as YAML 1.2 and needs none (remove the line)`
     );
   }
-  const docs = Array.isArray(documents) ? documents : [documents];
   const [doc, second] = docs;
   if (doc === void 0 || doc.contents === null)
     return at(
@@ -40978,8 +40973,8 @@ function parsePolicy(bytes, file) {
   }));
   return { ok: true, policy: { ...parsed.data, egress, file, hash: policyHash(bytes) } };
 }
-function firstDirective(text) {
-  for (const token of new import_yaml.Parser().parse(text)) {
+function firstDirective(tokens) {
+  for (const token of tokens) {
     if (token.type === "directive")
       return { offset: token.offset, name: token.source.split(/\s/, 1)[0] ?? token.source };
   }
@@ -41558,15 +41553,16 @@ import { randomUUID as randomUUID2 } from "node:crypto";
 
 // src/engine/admission.ts
 import { randomUUID } from "node:crypto";
-var METHOD_OVERRIDE_HEADERS = ["x-http-method-override", "x-http-method", "x-method-override"];
+var METHOD_OVERRIDE_HEADER = /^x[-_](?:http[-_]method(?:[-_]override)?|method[-_]override)$/;
 function methodOverrides(method, target, headers) {
   const asked = (source, values) => values.map((value) => ({ source, method: value.trim().toUpperCase() }));
-  const fromHeaders = Object.entries(headers).flatMap(
-    ([name, value]) => value === void 0 || !METHOD_OVERRIDE_HEADERS.includes(name.replaceAll("_", "-")) ? [] : asked(
-      name,
-      (Array.isArray(value) ? value : [value]).flatMap((text) => text.split(","))
-    )
-  );
+  const fromHeaders = [];
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === void 0 || !METHOD_OVERRIDE_HEADER.test(name)) continue;
+    const values = (Array.isArray(value) ? value : [value]).flatMap((text) => text.split(","));
+    fromHeaders.push(...asked(name, values));
+  }
   const query = target.indexOf("?");
   if (method.toUpperCase() !== "POST" || query < 0) return fromHeaders;
   const parameters = new URLSearchParams(target.slice(query + 1).split("#", 1)[0]);
@@ -42219,12 +42215,10 @@ function headerViews(headers) {
   }
   return views;
 }
-function bodyViews(body2, contentEncoding, maxBytes) {
-  const decoded = decodeBody(body2, contentEncoding, maxBytes);
-  if (!decoded.ok) return decoded;
-  const views = textViews(decoded.body.toString("utf8"), "body");
-  if (decoded.body !== body2) views.unshift({ text: body2.toString("utf8"), where: "body" });
-  return { ok: true, views };
+function decodedBodyViews(sent, decoded) {
+  const views = textViews(decoded.toString("utf8"), "body");
+  if (decoded !== sent) views.unshift({ text: sent.toString("utf8"), where: "body" });
+  return views;
 }
 function textViews(text, where) {
   const views = [{ text, where }];
@@ -42667,21 +42661,21 @@ var RequestInspection = class {
     });
     if (!read.ok) return { refusal: read.refusal };
     const encoding = headerValue(req.headers["content-encoding"]);
-    if (scanned) {
-      const views = bodyViews(read.body, encoding, limit);
-      if (!views.ok) return { refusal: { status: 403, layer: "dlp", reason: views.reason } };
-      const inBody = this.scanner.scanContent(views.views, target, detectors);
-      if (inBody) return { refusal: dlpRefusal(inBody) };
+    const decoded = decodeBody(read.body, encoding, limit);
+    if (!decoded.ok) {
+      const layer = scanned ? "dlp" : "method";
+      return { refusal: { status: 403, layer, reason: decoded.reason } };
     }
-    let methodOverrides2 = [];
-    if (forMethod) {
-      const decoded = decodeBody(read.body, encoding, limit);
-      if (!decoded.ok) return { refusal: { status: 403, layer: "method", reason: decoded.reason } };
-      methodOverrides2 = bodyMethodOverrides(decoded.body, methodBody, contentType);
+    if (scanned) {
+      const views = decodedBodyViews(read.body, decoded.body);
+      const inBody = this.scanner.scanContent(views, target, detectors);
+      if (inBody) return { refusal: dlpRefusal(inBody) };
     }
     this.bodyLeftUnread = false;
     this.body = read.body;
-    return { methodOverrides: methodOverrides2 };
+    return {
+      methodOverrides: forMethod ? bodyMethodOverrides(decoded.body, methodBody, contentType) : []
+    };
   };
   /**
    * For a refused request whose body was left unread. A client that is sending it anyway (a

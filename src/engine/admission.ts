@@ -34,8 +34,11 @@ export interface MethodOverride {
   readonly method: string;
 }
 
-/** Headers many frameworks take as the request's real method. */
-const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'];
+/**
+ * Headers many frameworks take as the request's real method: X-HTTP-Method-Override,
+ * X-HTTP-Method and X-Method-Override, with `_` for any `-` (names arrive lowercased).
+ */
+const METHOD_OVERRIDE_HEADER = /^x[-_](?:http[-_]method(?:[-_]override)?|method[-_]override)$/;
 
 /**
  * Each method the request asks for: the override headers (a repeated one arrives joined with
@@ -49,14 +52,14 @@ export function methodOverrides(
 ): readonly MethodOverride[] {
   const asked = (source: string, values: readonly string[]) =>
     values.map((value) => ({ source, method: value.trim().toUpperCase() }));
-  const fromHeaders = Object.entries(headers).flatMap(([name, value]) =>
-    value === undefined || !METHOD_OVERRIDE_HEADERS.includes(name.replaceAll('_', '-'))
-      ? []
-      : asked(
-          name,
-          (Array.isArray(value) ? value : [value]).flatMap((text) => text.split(',')),
-        ),
-  );
+  const fromHeaders: MethodOverride[] = [];
+  // A loop, not entries(): every request passes here, and almost none has such a header.
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || !METHOD_OVERRIDE_HEADER.test(name)) continue;
+    const values = (Array.isArray(value) ? value : [value]).flatMap((text) => text.split(','));
+    fromHeaders.push(...asked(name, values));
+  }
   const query = target.indexOf('?');
   if (method.toUpperCase() !== 'POST' || query < 0) return fromHeaders;
   const parameters = new URLSearchParams(target.slice(query + 1).split('#', 1)[0]);

@@ -4,9 +4,9 @@
 // that many large uploads at once cannot exhaust the engine's memory.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { dlpRefusal, type Inspection, type MethodOverride } from './admission.js';
+import { dlpRefusal, type Inspection } from './admission.js';
 import { bodyMethodOverrides, overridableBody } from './body-method.js';
-import { bodyViews, decodeBody, headerViews } from './dlp/content-views.js';
+import { decodeBody, decodedBodyViews, headerViews } from './dlp/content-views.js';
 import type { SecretScanner } from './dlp/secret-scan.js';
 import { endToEndHeaders, hasBody } from './forward.js';
 import type { EngineLimits } from './limits.js';
@@ -90,21 +90,21 @@ export class RequestInspection {
     });
     if (!read.ok) return { refusal: read.refusal };
     const encoding = headerValue(req.headers['content-encoding']);
-    if (scanned) {
-      const views = bodyViews(read.body, encoding, limit);
-      if (!views.ok) return { refusal: { status: 403, layer: 'dlp', reason: views.reason } };
-      const inBody = this.scanner.scanContent(views.views, target, detectors);
-      if (inBody) return { refusal: dlpRefusal(inBody) };
+    const decoded = decodeBody(read.body, encoding, limit);
+    if (!decoded.ok) {
+      const layer = scanned ? 'dlp' : 'method';
+      return { refusal: { status: 403, layer, reason: decoded.reason } };
     }
-    let methodOverrides: readonly MethodOverride[] = [];
-    if (forMethod) {
-      const decoded = decodeBody(read.body, encoding, limit);
-      if (!decoded.ok) return { refusal: { status: 403, layer: 'method', reason: decoded.reason } };
-      methodOverrides = bodyMethodOverrides(decoded.body, methodBody, contentType);
+    if (scanned) {
+      const views = decodedBodyViews(read.body, decoded.body);
+      const inBody = this.scanner.scanContent(views, target, detectors);
+      if (inBody) return { refusal: dlpRefusal(inBody) };
     }
     this.bodyLeftUnread = false;
     this.body = read.body;
-    return { methodOverrides };
+    return {
+      methodOverrides: forMethod ? bodyMethodOverrides(decoded.body, methodBody, contentType) : [],
+    };
   };
 
   /**

@@ -7,11 +7,12 @@ import {
   isNode,
   isScalar,
   LineCounter,
-  parseAllDocuments,
+  Composer,
   Parser,
   visit,
   type Node,
 } from 'yaml';
+import type { CST } from 'yaml';
 import type * as z from 'zod';
 import { closestMatch, formatKeyPath, type PolicyError, type PolicyErrorCode } from './errors.js';
 import { KNOWN_KEYS, policySchema, type PolicyDocument } from './schema.js';
@@ -66,14 +67,11 @@ export function parsePolicy(bytes: Uint8Array, file: string): PolicyResult {
   }
   const text = new TextDecoder('utf-8', { ignoreBOM: false }).decode(bytes);
   const lineCounter = new LineCounter();
-  const documents = parseAllDocuments(text, {
-    lineCounter,
-    prettyErrors: false,
-    uniqueKeys: true,
-    strict: true,
-  });
+  // Parsed once: the tokens show directives, and are composed into the documents.
+  const tokens = [...new Parser(lineCounter.addNewLine).parse(text)];
+  const docs = [...new Composer({ uniqueKeys: true, strict: true }).compose(tokens)];
   const position = (offset: number) => lineCounter.linePos(offset);
-  const directive = firstDirective(text);
+  const directive = firstDirective(tokens);
   if (directive !== undefined) {
     const { line, col } = position(directive.offset);
     return at(
@@ -83,7 +81,6 @@ export function parsePolicy(bytes: Uint8Array, file: string): PolicyResult {
       `the directive ${directive.name} is not allowed: a policy is read as YAML 1.2 and needs none (remove the line)`,
     );
   }
-  const docs = Array.isArray(documents) ? documents : [documents];
   const [doc, second] = docs;
   if (doc === undefined || doc.contents === null)
     return at(
@@ -150,8 +147,10 @@ type Position = (offset: number) => { line: number; col: number };
  * A `%YAML` or `%TAG` line. `%YAML 1.1` would change what the file says: octal and
  * sexagesimal numbers, `y`/`n` booleans, `<<` merge keys.
  */
-function firstDirective(text: string): { offset: number; name: string } | undefined {
-  for (const token of new Parser().parse(text)) {
+function firstDirective(
+  tokens: readonly CST.Token[],
+): { offset: number; name: string } | undefined {
+  for (const token of tokens) {
     if (token.type === 'directive')
       return { offset: token.offset, name: token.source.split(/\s/, 1)[0] ?? token.source };
   }

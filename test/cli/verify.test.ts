@@ -208,25 +208,18 @@ test('a key that cannot be read or parsed is an input error (exit 2), reported a
   }
 });
 
+/** `verify` of the sample evidence under its key, with more options. */
+const verifySample = (...options: string[]) =>
+  cli('verify', '--receipt-chain', sampleFile, '--public-key', SAMPLE_KEY, ...options);
+
 test('--policy-hash: every receipt must carry the hash in the file (trimmed)', async () => {
-  const withHash = (hashFile: string, ...more: string[]) =>
-    cli(
-      'verify',
-      '--receipt-chain',
-      sampleFile,
-      '--public-key',
-      SAMPLE_KEY,
-      '--policy-hash',
-      hashFile,
-      ...more,
-    );
   const output = path.join(dir, 'policy-report.json');
   const good = file('policy-hash.txt', `${SAMPLE_POLICY_HASH}\n`);
-  const match = await withHash(good, '--output', output);
+  const match = await verifySample('--policy-hash', good, '--output', output);
   assert.equal(match.code, 0, match.stdout);
   assert.equal(report(output)['policy_hash_match'], true);
   const other = file('other-hash.txt', 'sha256:0000\n');
-  const mismatch = await withHash(other, '--output', output);
+  const mismatch = await verifySample('--policy-hash', other, '--output', output);
   assert.equal(mismatch.code, 1);
   assert.match(mismatch.stdout, /^CHAIN VALID: /);
   assert.match(
@@ -237,10 +230,10 @@ test('--policy-hash: every receipt must carry the hash in the file (trimmed)', a
   );
   assert.equal(report(output)['verdict'], 'invalid');
   assert.equal(report(output)['policy_hash_match'], false);
-  const missing = await withHash(path.join(dir, 'nope.txt'));
+  const missing = await verifySample('--policy-hash', path.join(dir, 'nope.txt'));
   assert.equal(missing.code, 2);
   const policy = file('policy.yaml', 'version: "1.0"\negress:\n  - destination: "a.test"\n');
-  const mistaken = await withHash(policy);
+  const mistaken = await verifySample('--policy-hash', policy);
   assert.equal(mistaken.code, 2);
   assert.equal(mistaken.stdout, '');
   assert.match(mistaken.stderr, /policy\.yaml holds 3 lines, not one hash: give the policy's hash/);
@@ -506,27 +499,11 @@ test(
         `pipelock-egress verify: cannot read ${refused}: not a regular file or a directory\n`,
       );
     }
-    const hash = await cli(
-      'verify',
-      '--receipt-chain',
-      sampleFile,
-      '--public-key',
-      SAMPLE_KEY,
-      '--policy-hash',
-      fifo,
-    );
+    const hash = await verifySample('--policy-hash', fifo);
     assert.equal(hash.code, 2);
     assert.match(hash.stderr, /cannot read policy hash .*evidence\.jsonl: not a regular file/);
     // A report under a path that cannot be made is an error, not a hang (Node's recursive mkdir).
-    const output = await cli(
-      'verify',
-      '--receipt-chain',
-      sampleFile,
-      '--public-key',
-      SAMPLE_KEY,
-      '--output',
-      '/proc/pipelock-egress-nope/report.json',
-    );
+    const output = await verifySample('--output', '/proc/pipelock-egress-nope/report.json');
     assert.equal(output.code, 2);
   },
 );

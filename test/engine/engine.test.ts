@@ -354,17 +354,19 @@ test('a disallowed method is refused with 403 and a method receipt', async () =>
   }
 });
 
-test('a POST asking for another method in its `_method` query parameter is judged as that method', async () => {
-  const f = await fixture(
-    (port) => `version: "1.0"
+/** api.example.test takes GET and POST only: what a request asks to be taken for is judged. */
+const getOrPostPolicy = (mode: 'enforce' | 'audit') => (port: number) => `version: "1.0"
+mode: ${mode}
 egress:
   - destination: "api.example.test"
     ports: [${port}]
     methods: ["GET", "POST"]
   - destination: "127.0.0.1"
     ports: [${port}]
-`,
-  );
+`;
+
+test('a POST asking for another method in its `_method` query parameter is judged as that method', async () => {
+  const f = await fixture(getOrPostPolicy('enforce'));
   try {
     const post = async (query: string) => {
       const url = `http://api.example.test:${f.origin.port}/items/7${query}`;
@@ -390,16 +392,7 @@ egress:
 });
 
 test('a POST whose form, multipart or JSON body asks for another method (`_method`) is judged as that method', async () => {
-  const policy = (mode: string) => (port: number) => `version: "1.0"
-mode: ${mode}
-egress:
-  - destination: "api.example.test"
-    ports: [${port}]
-    methods: ["GET", "POST"]
-  - destination: "127.0.0.1"
-    ports: [${port}]
-`;
-  const f = await fixture(policy('enforce'), echo, { limits: { maxScanBytes: 4096 } });
+  const f = await fixture(getOrPostPolicy('enforce'), echo, { limits: { maxScanBytes: 4096 } });
   const dir = tempDir('body-method-');
   try {
     const url = `http://api.example.test:${f.origin.port}/items/7`;
@@ -440,7 +433,7 @@ egress:
     await f.close();
   }
   // Audit mode: the method it asks for is a warning, and the request passes.
-  const audit = await fixture(policy('audit'));
+  const audit = await fixture(getOrPostPolicy('audit'));
   try {
     const result = await curl([
       '-i',

@@ -32,10 +32,14 @@ export function bodyViews(
   maxBytes: number,
 ): BodyViews {
   const decoded = decodeBody(body, contentEncoding, maxBytes);
-  if (!decoded.ok) return decoded;
-  const views = textViews(decoded.body.toString('utf8'), 'body');
-  if (decoded.body !== body) views.unshift({ text: body.toString('utf8'), where: 'body' });
-  return { ok: true, views };
+  return decoded.ok ? { ok: true, views: decodedBodyViews(body, decoded.body) } : decoded;
+}
+
+/** The views of a body as sent and with its Content-Encoding undone (the same when none). */
+export function decodedBodyViews(sent: Buffer, decoded: Buffer): View[] {
+  const views = textViews(decoded.toString('utf8'), 'body');
+  if (decoded !== sent) views.unshift({ text: sent.toString('utf8'), where: 'body' });
+  return views;
 }
 
 /** A text as sent, URL-decoded (form bodies), and the strings inside it if it is JSON. */
