@@ -18,7 +18,7 @@ import {
 } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { dirname, join } from 'node:path';
-import { startOrigin, tempDir, type Origin } from '../engine/helpers.js';
+import { startOrigin, tempDir, waitFor, type Origin } from '../engine/helpers.js';
 import { SYSCALLS } from '../../src/boundary/seccomp.js';
 import {
   assertNothingLeft,
@@ -161,52 +161,69 @@ const SOCKETS = [
 test('side channels: Docker, containerd, podman, nscd, systemd-resolved and D-Bus sockets are masked', async () => {
   const made: string[] = [];
   const servers: Server[] = [];
-  let hits = 0;
-  let agentRunning = false;
+  const hits = { count: 0 };
   for (const path of SOCKETS) {
     assert.ok(!existsSync(path), `${path} exists on this machine; the test would disturb it`);
     if (!existsSync(dirname(path))) {
       mkdirSync(dirname(path), { recursive: true });
       made.push(dirname(path));
     }
-    // Root's own tools (id, useradd) consult nscd during setup: only the agent's window counts.
-    const server = createServer((socket) => {
-      if (agentRunning) hits++;
-      socket.on('error', () => undefined);
-      socket.end('HTTP/1.1 200 OK\r\n\r\n');
-    });
+    const server = markedSocketServer(hits);
     await new Promise<void>((done) => server.listen(path, done));
     chmodSync(path, 0o777);
     servers.push(server);
   }
   try {
+    // Made from the host first: the servers count a marked connection.
+    for (const path of SOCKETS)
+      execFileSync('perl', ['-MIO::Socket::UNIX', '-e', PERL_CONNECT_AND_MARK, path]);
+    await waitFor(() => hits.count === SOCKETS.length, 5_000, 'the host to reach every socket');
+    hits.count = 0;
     const connect = (path: string): string =>
-      `attempt ${basenameOf(path)} perl -MIO::Socket::UNIX -e 'IO::Socket::UNIX->new(Peer => "${path}") or exit 1'`;
-    const { outcomes } = await attack(
-      `
+      `attempt ${basenameOf(path)} perl -MIO::Socket::UNIX -e '${PERL_CONNECT_AND_MARK}' "${path}"`;
+    const { outcomes } = await attack(`
 ${SOCKETS.map(connect).join('\n')}
-attempt docker-via-var-run curl -sS --max-time 5 --unix-socket /var/run/docker.sock http://localhost/version
-attempt unmask-in-user-namespace unshare -rm sh -c 'umount /run/docker.sock && curl -sS --max-time 5 --unix-socket /run/docker.sock http://localhost/'
-`,
-      {
-        onStderr: [
-          { text: 'starting agent.sh', action: () => (agentRunning = true) },
-          { text: 'agent exited', action: () => (agentRunning = false) },
-        ],
-      },
-    );
+attempt docker-via-var-run curl -sS --max-time 5 --unix-socket /var/run/docker.sock http://localhost/${AGENT_MARK}
+attempt unmask-in-user-namespace unshare -rm sh -c 'umount /run/docker.sock && curl -sS --max-time 5 --unix-socket /run/docker.sock http://localhost/${AGENT_MARK}'
+`);
     assertBlocked(outcomes, [
       ...SOCKETS.map(basenameOf),
       'docker-via-var-run',
       'unmask-in-user-namespace',
     ]);
-    assert.equal(hits, 0, 'a side-channel socket was reached');
+    assert.equal(hits.count, 0, 'a side-channel socket was reached by the agent');
   } finally {
     for (const server of servers) server.close();
     for (const path of SOCKETS) rmSync(path, { force: true });
     for (const dir of made.reverse()) rmSync(dir, { recursive: true, force: true });
   }
 });
+
+/**
+ * What the attacks send once connected. The servers sit at real host paths, where the host's
+ * own processes connect too (glibc asks nscd for every user and host lookup), so only a
+ * connection that says this counts as the agent's.
+ */
+const AGENT_MARK = 'pe-agent-reached-this-socket';
+const PERL_CONNECT_AND_MARK = `my $s = IO::Socket::UNIX->new(Peer => shift) or exit 1; print $s "${AGENT_MARK}\\n"`;
+
+/**
+ * A unix socket server that counts the connections sending AGENT_MARK. It answers whatever
+ * it hears first (after, not before: the host's checks connect and write before it accepts),
+ * so the host's own clients fail fast instead of waiting for an answer.
+ */
+function markedSocketServer(hits: { count: number }): Server {
+  return createServer((socket) => {
+    let heard = '';
+    socket.once('data', () => socket.end('HTTP/1.1 200 OK\r\n\r\n'));
+    socket.on('data', (chunk: Buffer) => {
+      const counted = heard.includes(AGENT_MARK);
+      heard = (heard + chunk.toString('latin1')).slice(-2 * AGENT_MARK.length);
+      if (!counted && heard.includes(AGENT_MARK)) hits.count++;
+    });
+    socket.on('error', () => undefined);
+  });
+}
 
 test('a host unix socket the agent could write to is masked wherever it is; an abstract one is out of its namespace', async () => {
   // A stand-in for an unknown daemon with the host's network (snapd, a log forwarder, a
@@ -217,16 +234,11 @@ test('a host unix socket the agent could write to is masked wherever it is; an a
   chmodSync(dir, 0o755);
   const open = join(dir, 'relay with space.sock');
   const abstractName = `@pe-attack-${process.pid}`;
-  let hits = 0;
-  let agentRunning = false;
-  const servers = [open, abstractName.replace('@', '\0')].map((path) => {
-    const server = createServer((socket) => {
-      if (agentRunning) hits++;
-      socket.on('error', () => undefined);
-      socket.end('reached the host\n');
-    });
-    return { path, server };
-  });
+  const hits = { count: 0 };
+  const servers = [open, abstractName.replace('@', '\0')].map((path) => ({
+    path,
+    server: markedSocketServer(hits),
+  }));
   for (const { path, server } of servers)
     await new Promise<void>((done) => server.listen(path, done));
   chmodSync(open, 0o666);
@@ -253,13 +265,15 @@ test('a host unix socket the agent could write to is masked wherever it is; an a
     '-e',
     // An abstract name: Node 20 binds it padded with NULs to the whole sun_path (108 bytes),
     // Node 24 as given; both are tried.
-    'my $p = shift; exit !IO::Socket::UNIX->new(Peer => $p) if $p !~ s/^@//; IO::Socket::UNIX->new(Peer => "\\0$p") or IO::Socket::UNIX->new(Peer => "\\0$p" . "\\0" x (107 - length $p)) or exit 1',
+    `my $p = shift; my $s = $p !~ s/^@// ? IO::Socket::UNIX->new(Peer => $p) : IO::Socket::UNIX->new(Peer => "\\0$p") || IO::Socket::UNIX->new(Peer => "\\0$p" . "\\0" x (107 - length $p)); $s or exit 1; print $s "${AGENT_MARK}\\n"`,
     peer,
   ];
   try {
     execFileSync('perl', perlConnect(open));
     execFileSync('perl', perlConnect(elsewhere));
     execFileSync('perl', perlConnect(abstractName));
+    await waitFor(() => hits.count === 2, 5_000, 'the host to reach the stand-in daemons');
+    hits.count = 0;
     const attempt = (name: string, peer: string): string =>
       `attempt ${name} perl ${perlConnect(peer)
         .map((arg) => `'${arg}'`)
@@ -269,14 +283,8 @@ test('a host unix socket the agent could write to is masked wherever it is; an a
 ${attempt('world-writable-socket', open)}
 ${attempt('socket-of-another-netns', elsewhere)}
 ${attempt('abstract-socket', abstractName)}
-attempt curl-unix-socket curl -sS --max-time 5 --unix-socket ${JSON.stringify(open)} http://localhost/
+attempt curl-unix-socket curl -sS --max-time 5 --unix-socket ${JSON.stringify(open)} http://localhost/${AGENT_MARK}
 `,
-      {
-        onStderr: [
-          { text: 'starting agent.sh', action: () => (agentRunning = true) },
-          { text: 'agent exited', action: () => (agentRunning = false) },
-        ],
-      },
     );
     assertBlocked(outcomes, [
       'world-writable-socket',
@@ -290,7 +298,7 @@ attempt curl-unix-socket curl -sS --max-time 5 --unix-socket ${JSON.stringify(op
         `host unix sockets the agent could connect to, masked inside the boundary: .*${open}`,
       ),
     );
-    assert.equal(hits, 0, 'a host socket was reached from inside the boundary');
+    assert.equal(hits.count, 0, 'a host socket was reached from inside the boundary');
   } finally {
     daemon.kill();
     for (const { server } of servers) server.close();
