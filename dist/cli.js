@@ -31103,6 +31103,7 @@ function runLayout(runId, scriptName, base = RUNTIME_BASE) {
     probeScript: join(agentDir, "pipelock-probe.sh"),
     caBundle: join(agentDir, "ca-bundle.pem"),
     home: join(root, "home"),
+    runStage: join(root, "run-stage"),
     engineLog: join(root, "engine.log")
   };
 }
@@ -45092,6 +45093,10 @@ function withoutPrivileges(uid, gid) {
 }
 
 // src/boundary/agent-launch.ts
+var PRIVATE_RUN = "/run";
+function isUnderPrivateRun(path4) {
+  return path4 === PRIVATE_RUN || path4.startsWith(`${PRIVATE_RUN}/`);
+}
 var SETUP = `set -eu
 mount_bin=$1 workdir=$2 bundle=$3
 shift 3
@@ -45114,6 +45119,16 @@ done
 for dir in /dev/shm /var/tmp; do
   if [ -d "$dir" ]; then "$mount_bin" -t tmpfs -o nosuid,nodev,mode=1777 pipelock-private "$dir"; fi
 done
+stage=$1 n=$2; shift 2
+"$mount_bin" -t tmpfs -o nosuid,nodev,mode=0755,size=1m pipelock-run "$stage"
+while [ "$n" -gt 0 ]; do
+  (umask 022 && mkdir -p "$stage/\${1#/run/}")
+  "$mount_bin" --bind "$1" "$stage/\${1#/run/}"
+  n=$((n - 1)); shift
+done
+mkdir -m 1777 "$stage/lock"
+# Last: the userspace mount table lives under the /run this hides (-n: not updated).
+"$mount_bin" -n --move "$stage" /run
 # Descriptors the caller left open (a file, a socket) are not the agent's to use.
 for fd in /proc/self/fd/*; do
   fd=\${fd##*/}
@@ -45123,6 +45138,10 @@ cd "$workdir"
 exec "$@"
 `;
 function agentArgv(tools, plan, script, args) {
+  const stray = plan.privateRun.keep.find(
+    (path4) => path4 === PRIVATE_RUN || !isUnderPrivateRun(path4)
+  );
+  if (stray !== void 0) throw new Error(`${stray} is not a directory under ${PRIVATE_RUN}`);
   return [
     tools.ip,
     "netns",
@@ -45149,6 +45168,9 @@ function agentArgv(tools, plan, script, args) {
     ...plan.caBundleTargets,
     String(plan.masked.length),
     ...plan.masked,
+    plan.privateRun.stage,
+    String(plan.privateRun.keep.length),
+    ...plan.privateRun.keep,
     // The filter first (as root, before anything of the agent's runs), then a new session,
     // the process limit, and the agent's identity with nothing to regain privileges with.
     ...seccompArgv(tools.perl, plan.syscalls, [
@@ -45671,6 +45693,13 @@ for fd in "\${fds[@]}"; do
 done
 [ -z "$extra" ] && ok descriptors || fail descriptors "inherited open descriptors: $extra"
 
+# /run is the agent's own: no host daemon's socket, only this run's directories and lock files.
+shopt -s dotglob
+entries=(/run/*)
+shopt -u dotglob
+[ "\${entries[*]}" = '/run/lock /run/pipelock-egress' ] && ok private_run ||
+  fail private_run "/run holds \${entries[*]}; expected only lock and pipelock-egress"
+
 mapfile -d '' init < /proc/1/cmdline
 case "\${init[*]}" in *pipelock-probe*) ok pid_namespace ;; *) fail pid_namespace "pid 1 is \${init[*]}" ;; esac
 
@@ -45733,6 +45762,7 @@ function readProbeOutput(output, exitCode) {
     "pid_namespace",
     "no_terminal",
     "descriptors",
+    "private_run",
     "workdir_readable",
     "engine_health"
   ]) {
@@ -45892,10 +45922,12 @@ async function setUpAndRun(request, layout, state) {
     throw error2;
   });
   await checkpoint();
-  const hostSockets = await connectableHostSockets(await unixSocketListings(), agent.uid);
+  const hostSockets = (await connectableHostSockets(await unixSocketListings(), agent.uid)).filter(
+    (path4) => !isUnderPrivateRun(path4)
+  );
   if (hostSockets.length > 0) {
     request.log(
-      `run ${layout.runId}: host unix sockets the agent could connect to, masked inside the boundary: ${hostSockets.join(", ")}`
+      `run ${layout.runId}: host unix sockets outside /run the agent could connect to, masked inside the boundary: ${hostSockets.join(", ")}`
     );
   }
   const plan = {
@@ -45906,7 +45938,10 @@ async function setUpAndRun(request, layout, state) {
     maxProcesses: request.maxProcesses,
     caBundle: layout.caBundle,
     caBundleTargets: await existing(SYSTEM_CA_BUNDLES),
-    masked: [...SIDE_CHANNEL_PATHS, layout.engineDir, ...request.hiddenFiles, ...hostSockets],
+    masked: [...SIDE_CHANNEL_PATHS, ...request.hiddenFiles, ...hostSockets].filter(
+      (path4) => !isUnderPrivateRun(path4)
+    ),
+    privateRun: { stage: layout.runStage, keep: [layout.agentDir, layout.home] },
     syscalls: syscallsOf(process.arch)
   };
   const proxyUrl = `http://127.0.0.1:${listener.port}`;
@@ -46023,6 +46058,7 @@ async function writeRunFiles(request, layout, agent, host) {
   await writeOwned(layout.probeScript, PROBE_SCRIPT, 365, { uid: 0, gid: 0 });
   await mkdir4(layout.home, { mode: 448 });
   await chown(layout.home, agent.uid, agent.gid);
+  await mkdir4(layout.runStage, { mode: 448 });
 }
 async function writeOwned(file, data, mode, owner) {
   await writeFile6(file, data, { mode, flag: "wx" });
@@ -46688,6 +46724,12 @@ async function parseRunRequest(args, io2, backend, cwd = process.cwd()) {
     const real = workdir === void 0 ? void 0 : await pathInside(workdir, path4, "--writable", problems, true);
     if (real !== void 0) writable.push(real);
   }
+  if (workdir !== void 0 && isUnderPrivateRun(workdir)) {
+    problems.push(privateRunProblem("working directory", workdir));
+  } else {
+    for (const path4 of writable.filter(isUnderPrivateRun))
+      problems.push(privateRunProblem("--writable", path4));
+  }
   const evidenceOutput = await checkedOutput(
     resolve2(cwd, optionValue(options, "evidence-output") ?? DEFAULT_EVIDENCE_OUTPUT),
     writable,
@@ -46791,6 +46833,9 @@ async function nearestExisting(path4) {
     existing2 = dirname3(existing2);
   }
   return { existing: existing2, missing };
+}
+function privateRunProblem(what, path4) {
+  return `${what} ${path4} is under ${PRIVATE_RUN}, of which the agent gets an empty copy (host daemons keep their sockets there); choose a directory outside ${PRIVATE_RUN}`;
 }
 function ancestors(path4) {
   const dirs = [sep];

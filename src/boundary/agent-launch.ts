@@ -1,6 +1,6 @@
 // The command line that puts a program inside the boundary: the agent's network namespace, then
 // new mount, PID and IPC namespaces where, still as root, the side channels are masked, the CA
-// bundle swapped, shared memory made private and inherited descriptors closed, then a seccomp
+// bundle swapped, shared memory and /run made private and inherited descriptors closed, then a seccomp
 // filter (socket families), a new session (no controlling terminal to push keystrokes into)
 // and setpriv to the agent user with nothing left to regain privileges with.
 
@@ -30,8 +30,28 @@ export interface LaunchPlan {
   readonly caBundleTargets: readonly string[];
   /** Directories get an empty read-only tmpfs, anything else /dev/null. */
   readonly masked: readonly string[];
+  /** The agent's own /run: built on `stage` (an empty directory), holding only `keep`. */
+  readonly privateRun: PrivateRun;
   /** This machine's system call numbers, for the seccomp filter. */
   readonly syscalls: SyscallTable;
+}
+
+/**
+ * Host daemons bind their sockets under /run (a container engine, the system bus, a database),
+ * before the run or during it, and a restart re-creates a socket, which drops a mask mounted
+ * over the old one. The agent's /run is therefore a fresh tmpfs with only its run's own
+ * directories (`keep`, each under /run) bound back, and an empty /run/lock for lock files.
+ */
+export interface PrivateRun {
+  readonly stage: string;
+  readonly keep: readonly string[];
+}
+
+export const PRIVATE_RUN = '/run';
+
+/** Whether the agent sees `path` (absolute, resolved) only through its private /run. */
+export function isUnderPrivateRun(path: string): boolean {
+  return path === PRIVATE_RUN || path.startsWith(`${PRIVATE_RUN}/`);
 }
 
 // Runs as root (bash) in the new namespaces. Only quoted expansions: nothing in the environment
@@ -58,6 +78,16 @@ done
 for dir in /dev/shm /var/tmp; do
   if [ -d "$dir" ]; then "$mount_bin" -t tmpfs -o nosuid,nodev,mode=1777 pipelock-private "$dir"; fi
 done
+stage=$1 n=$2; shift 2
+"$mount_bin" -t tmpfs -o nosuid,nodev,mode=0755,size=1m pipelock-run "$stage"
+while [ "$n" -gt 0 ]; do
+  (umask 022 && mkdir -p "$stage/\${1#/run/}")
+  "$mount_bin" --bind "$1" "$stage/\${1#/run/}"
+  n=$((n - 1)); shift
+done
+mkdir -m 1777 "$stage/lock"
+# Last: the userspace mount table lives under the /run this hides (-n: not updated).
+"$mount_bin" -n --move "$stage" /run
 # Descriptors the caller left open (a file, a socket) are not the agent's to use.
 for fd in /proc/self/fd/*; do
   fd=\${fd##*/}
@@ -74,6 +104,10 @@ export function agentArgv(
   script: string,
   args: readonly string[],
 ): string[] {
+  const stray = plan.privateRun.keep.find(
+    (path) => path === PRIVATE_RUN || !isUnderPrivateRun(path),
+  );
+  if (stray !== undefined) throw new Error(`${stray} is not a directory under ${PRIVATE_RUN}`);
   return [
     tools.ip,
     'netns',
@@ -100,6 +134,9 @@ export function agentArgv(
     ...plan.caBundleTargets,
     String(plan.masked.length),
     ...plan.masked,
+    plan.privateRun.stage,
+    String(plan.privateRun.keep.length),
+    ...plan.privateRun.keep,
     // The filter first (as root, before anything of the agent's runs), then a new session,
     // the process limit, and the agent's identity with nothing to regain privileges with.
     ...seccompArgv(tools.perl, plan.syscalls, [

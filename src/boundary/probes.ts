@@ -62,6 +62,13 @@ for fd in "\${fds[@]}"; do
 done
 [ -z "$extra" ] && ok descriptors || fail descriptors "inherited open descriptors: $extra"
 
+# /run is the agent's own: no host daemon's socket, only this run's directories and lock files.
+shopt -s dotglob
+entries=(/run/*)
+shopt -u dotglob
+[ "\${entries[*]}" = '/run/lock /run/pipelock-egress' ] && ok private_run ||
+  fail private_run "/run holds \${entries[*]}; expected only lock and pipelock-egress"
+
 mapfile -d '' init < /proc/1/cmdline
 case "\${init[*]}" in *pipelock-probe*) ok pid_namespace ;; *) fail pid_namespace "pid 1 is \${init[*]}" ;; esac
 
@@ -132,6 +139,7 @@ export function readProbeOutput(output: string, exitCode: number | null): ProbeO
     'pid_namespace',
     'no_terminal',
     'descriptors',
+    'private_run',
     'workdir_readable',
     'engine_health',
   ]) {

@@ -1,7 +1,8 @@
 // Paths that lead out of the boundary without touching the network: container engine sockets
 // (a root shell on the host), name-service daemons and the system bus (lookups and requests
-// made by a privileged process on the agent's behalf). Masked inside the agent's mount
-// namespace when they exist; the directories hide every socket inside them.
+// made by a privileged process on the agent's behalf). Those under /run are not in the agent's
+// private /run; the others are masked when they exist (a directory's mask hides every socket
+// in it). The probes check all of them.
 export const SIDE_CHANNEL_PATHS: readonly string[] = [
   // Docker, containerd, podman, CRI-O, cri-dockerd, BuildKit
   '/run/docker.sock',

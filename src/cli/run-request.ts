@@ -2,6 +2,7 @@
 // the working directory, the script (inside the working directory, symlinks resolved), the
 // writable paths, the evidence output, the keys.
 import { lstat, readFile, realpath, readdir, rm, stat } from 'node:fs/promises';
+import { isUnderPrivateRun, PRIVATE_RUN } from '../boundary/agent-launch.js';
 import { isRunId, newRunId } from '../boundary/layout.js';
 import { basename, dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { formatPolicyError, parsePolicy, type Policy } from '../policy/index.js';
@@ -113,6 +114,12 @@ export async function parseRunRequest(
         ? undefined
         : await pathInside(workdir, path, '--writable', problems, true);
     if (real !== undefined) writable.push(real);
+  }
+  if (workdir !== undefined && isUnderPrivateRun(workdir)) {
+    problems.push(privateRunProblem('working directory', workdir));
+  } else {
+    for (const path of writable.filter(isUnderPrivateRun))
+      problems.push(privateRunProblem('--writable', path));
   }
   const evidenceOutput = await checkedOutput(
     resolve(cwd, optionValue(options, 'evidence-output') ?? DEFAULT_EVIDENCE_OUTPUT),
@@ -251,6 +258,10 @@ async function nearestExisting(path: string): Promise<{ existing: string; missin
     existing = dirname(existing);
   }
   return { existing, missing };
+}
+
+function privateRunProblem(what: string, path: string): string {
+  return `${what} ${path} is under ${PRIVATE_RUN}, of which the agent gets an empty copy (host daemons keep their sockets there); choose a directory outside ${PRIVATE_RUN}`;
 }
 
 /** `/`, `/a`, `/a/b` for `/a/b`: every directory from the root down to it. */

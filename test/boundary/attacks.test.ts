@@ -295,7 +295,7 @@ attempt curl-unix-socket curl -sS --max-time 5 --unix-socket ${JSON.stringify(op
     assert.match(
       stderr,
       new RegExp(
-        `host unix sockets the agent could connect to, masked inside the boundary: .*${open}`,
+        `host unix sockets outside /run the agent could connect to, masked inside the boundary: .*${open}`,
       ),
     );
     assert.equal(hits.count, 0, 'a host socket was reached from inside the boundary');
@@ -303,6 +303,58 @@ attempt curl-unix-socket curl -sS --max-time 5 --unix-socket ${JSON.stringify(op
     daemon.kill();
     for (const { server } of servers) server.close();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a socket bound under /run while the agent runs, or re-created by a daemon restart, is out of its reach', async () => {
+  // World-connectable, like a daemon's socket with a permissive mode (journald's, snapd's,
+  // PostgreSQL's). The first exists at setup, so the host socket scan finds it; then, once
+  // the agent runs (its masks in place), its daemon restarts (removes it and binds again) and
+  // another daemon starts.
+  const restarted = `/run/pe-restarted-${process.pid}.sock`;
+  const late = `/run/pe-late-${process.pid}.sock`;
+  const hits = { count: 0 };
+  const listen = async (path: string): Promise<Server> => {
+    const server = markedSocketServer(hits);
+    await new Promise<void>((done) => server.listen(path, done));
+    chmodSync(path, 0o666);
+    return server;
+  };
+  const servers = [await listen(restarted)];
+  let hostSide: Promise<void> = Promise.resolve();
+  const changeSockets = async (): Promise<void> => {
+    const ready = join(currentWorkdir(), 'flags', 'agent-running');
+    await waitFor(() => existsSync(ready), 20_000, 'the agent to start');
+    const [old] = servers.splice(0);
+    // Closing removes the socket file, as a stopping daemon does.
+    await new Promise((done) => old?.close(done));
+    servers.push(await listen(restarted), await listen(late));
+    writeFileSync(join(currentWorkdir(), 'sockets-changed'), '');
+  };
+  try {
+    const { outcomes, stdout } = await attack(
+      `
+touch flags/agent-running
+for i in $(seq 1 200); do [ -e sockets-changed ] && break; sleep 0.1; done
+[ -e sockets-changed ] && echo "sockets-changed-seen"
+echo "run holds: $(ls -A /run | tr '\\n' ' ')"
+attempt restarted-socket perl -MIO::Socket::UNIX -e '${PERL_CONNECT_AND_MARK}' ${restarted}
+attempt late-socket perl -MIO::Socket::UNIX -e '${PERL_CONNECT_AND_MARK}' ${late}
+`,
+      {
+        options: ['--writable', 'flags'],
+        dirs: ['flags'],
+        onStderr: [{ text: 'starting agent.sh', action: () => (hostSide = changeSockets()) }],
+      },
+    );
+    await hostSide;
+    assert.match(stdout, /^sockets-changed-seen$/m);
+    assert.match(stdout, /^run holds: lock pipelock-egress $/m);
+    assertBlocked(outcomes, ['restarted-socket', 'late-socket']);
+    assert.equal(hits.count, 0, 'a host socket under /run was reached from inside the boundary');
+  } finally {
+    for (const server of servers) server.close();
+    for (const path of [restarted, late]) rmSync(path, { force: true });
   }
 });
 
@@ -362,7 +414,7 @@ grep -E '^(CapEff|CapBnd|NoNewPrivs):' /proc/self/status
 
 test('evidence and keys: the signing key is unreadable, evidence cannot be written, deleted or listed', async () => {
   const { stdout, outcomes } = await attack(`
-# Its own run directory is its HOME's parent (the runs' directory cannot be listed).
+# Its own run directory is its HOME's parent.
 run=$(dirname "$HOME")
 engine=$run/engine
 [ -d "$run/agent" ] && echo "found-run-dir"
@@ -371,23 +423,20 @@ attempt read-signing-key test -n "$(cat $engine/signing-key 2>/dev/null)"
 attempt write-evidence sh -c "echo forged >> $engine/evidence/evidence-proxy-0.jsonl"
 attempt create-evidence touch $engine/evidence/evidence-proxy-1.jsonl
 attempt delete-evidence rm $engine/evidence/evidence-proxy-0.jsonl
-attempt delete-engine-dir rm -rf $engine
+# Not in the agent's /run at all (rm -rf of nothing would succeed).
+attempt see-engine-dir test -e $engine
 attempt write-run-state sh -c "echo {} > $run/state.json"
 attempt write-output mkdir out
 attempt replace-script sh -c "echo 'echo pwned' > $run/agent/script/agent.sh"
 `);
   assert.match(stdout, /^found-run-dir$/m);
-  assert.match(
-    stdout,
-    /^engine-entries: 0$/m,
-    'the engine directory is masked inside the boundary',
-  );
+  assert.match(stdout, /^engine-entries: 0$/m, "the engine directory is not in the agent's view");
   assertBlocked(outcomes, [
     'read-signing-key',
     'write-evidence',
     'create-evidence',
     'delete-evidence',
-    'delete-engine-dir',
+    'see-engine-dir',
     'write-run-state',
     'write-output',
     'replace-script',
@@ -483,17 +532,21 @@ attempt inherited-read bash -c 'read -r line <&30 && [ -n "$line" ]'`,
   }
 });
 
-test("IPC, shared memory and other runs: SysV queues, /dev/shm and /var/tmp are the run's own, other runs' directories cannot be listed", async () => {
+test("IPC, shared memory and other runs: SysV queues, /dev/shm and /var/tmp are the run's own, other runs' directories are out of sight", async () => {
+  // Another run, as concurrent runs share the agent's uid.
+  const otherRun = '/run/pipelock-egress/pe-00000000aa';
   const hostQueue =
     execFileSync('ipcmk', ['-Q'], { encoding: 'utf8' }).match(/[0-9]+$/m)?.[0] ?? '';
   const queuesBefore = queueIds();
   const marker = `pipelock-attack-${process.pid}`;
   writeFileSync(join('/dev/shm', marker), 'host');
   try {
+    mkdirSync(join(otherRun, 'home'), { recursive: true, mode: 0o711 });
     const run = await attack(
       `attempt host-sysv-queue sh -c 'ipcs -q | grep -qw ${hostQueue}'
 attempt host-dev-shm test -e /dev/shm/${marker}
-attempt list-other-runs ls /run/pipelock-egress
+attempt list-other-runs sh -c 'ls -A /run/pipelock-egress | grep -q pe-00000000aa'
+attempt reach-other-run test -e ${otherRun}/home
 attempt leave-dev-shm sh -c 'echo left > /dev/shm/${marker}-agent && test -e /dev/shm/${marker}-agent && false'
 echo left > /var/tmp/${marker}-agent
 ipcmk -Q >/dev/null`,
@@ -502,6 +555,7 @@ ipcmk -Q >/dev/null`,
       'host-sysv-queue',
       'host-dev-shm',
       'list-other-runs',
+      'reach-other-run',
       'leave-dev-shm',
     ]);
     assert.ok(!existsSync(join('/dev/shm', `${marker}-agent`)));
@@ -509,6 +563,7 @@ ipcmk -Q >/dev/null`,
     // The agent's queue went with its IPC namespace: the host has only what it had.
     assert.deepEqual(queueIds(), queuesBefore);
   } finally {
+    rmSync(otherRun, { recursive: true, force: true });
     rmSync(join('/dev/shm', marker), { force: true });
     execFileSync('ipcrm', ['-q', hostQueue]);
   }

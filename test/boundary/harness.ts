@@ -67,11 +67,16 @@ export interface AgentRunOptions {
   readonly inherit?: readonly number[];
   /** Run from a terminal (a pty made by `script`), as an operator at a shell does. */
   readonly fromTerminal?: true;
+  /** An empty directory to run in, instead of a new scratch directory. */
+  readonly workdir?: string;
 }
 
 /** A world-readable working directory (the agent must be able to read it) with the script. */
-export function workdirWith(script: string, files: Readonly<Record<string, string>> = {}): string {
-  const workdir = scratchDir('pe-boundary-');
+export function workdirWith(
+  script: string,
+  files: Readonly<Record<string, string>> = {},
+  workdir = scratchDir('pe-boundary-'),
+): string {
   chmodSync(workdir, 0o755);
   writeFileSync(join(workdir, 'policy.yaml'), '');
   writeFileSync(join(workdir, 'agent.sh'), script);
@@ -80,7 +85,7 @@ export function workdirWith(script: string, files: Readonly<Record<string, strin
 }
 
 export function runAgent(options: AgentRunOptions): Promise<AgentRun> {
-  const workdir = workdirWith(options.script, options.files);
+  const workdir = workdirWith(options.script, options.files, options.workdir);
   for (const dir of options.dirs ?? []) mkdirSync(join(workdir, dir));
   options.prepare?.(workdir);
   for (const [name, target] of Object.entries(options.links ?? {}))

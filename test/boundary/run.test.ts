@@ -3,7 +3,16 @@
 import { after, before, beforeEach, afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { recoverRun } from '../../src/boundary/recover.js';
 import { validatePacket } from '../packet/schema.js';
 import { join } from 'node:path';
@@ -362,6 +371,27 @@ for (const [name, scriptArg, links, expected] of [
     assert.match(run.stderr, /nothing was started or created/);
   });
 }
+
+test('a working directory under /run (the agent gets an empty one) stops the run before anything is created', async () => {
+  const workdir = `/run/pe-workdir-${process.pid}`;
+  mkdirSync(workdir);
+  try {
+    const run = await runAgent({
+      policy: policyFor(origin.port),
+      script: 'echo should-not-run\n',
+      workdir,
+    });
+    assert.equal(run.code, 1, run.stderr);
+    assert.doesNotMatch(run.stdout, /should-not-run/);
+    assert.match(
+      run.stderr,
+      /working directory \/run\/pe-workdir-[0-9]+ is under \/run, of which the agent gets an empty copy/,
+    );
+    assert.match(run.stderr, /nothing was started or created/);
+  } finally {
+    rmSync(workdir, { recursive: true, force: true });
+  }
+});
 
 test('a --public-key that is not the signing key stops the run before anything is created', async () => {
   const keys = [scratchDir('pe-k1-'), scratchDir('pe-k2-')];

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { agentEnvironment } from '../../src/boundary/agent-env.js';
-import { agentArgv } from '../../src/boundary/agent-launch.js';
+import { agentArgv, type LaunchPlan } from '../../src/boundary/agent-launch.js';
 import { SYSCALLS, seccompFilter } from '../../src/boundary/seccomp.js';
 import { readProbeOutput } from '../../src/boundary/probes.js';
 import { sudoersDenyText } from '../../src/boundary/sudoers.js';
@@ -69,6 +69,7 @@ const allPassing = [
   'pid_namespace',
   'no_terminal',
   'descriptors',
+  'private_run',
   'engine_health',
 ]
   .map((name) => `ok ${name}`)
@@ -86,35 +87,35 @@ test('probes: every required probe must report ok; silence, noise or a non-zero 
     'unexpected probe output: surprise',
   ]);
   assert.deepEqual(readProbeOutput(allPassing, 1).failed, ['the probe script exited 1']);
-  assert.equal(readProbeOutput('', null).failed.length, 12);
+  assert.equal(readProbeOutput('', null).failed.length, 13);
 });
 
+const LAUNCH_TOOLS = {
+  ip: '/ip',
+  unshare: '/unshare',
+  mount: '/mount',
+  prlimit: '/prlimit',
+  setpriv: '/setpriv',
+  setsid: '/setsid',
+  bash: '/bash',
+  perl: '/perl',
+};
+
+const LAUNCH_PLAN: LaunchPlan = {
+  netns: 'pe-0123456789',
+  workdir: '/w',
+  uid: 990,
+  gid: 991,
+  maxProcesses: 64,
+  caBundle: '/ca',
+  caBundleTargets: ['/etc/ssl/certs/ca-certificates.crt'],
+  masked: ['/var/run/docker.sock', '/k'],
+  privateRun: { stage: '/run/pe/stage', keep: ['/run/pe/agent', '/run/pe/home'] },
+  syscalls: SYSCALLS['x64'] ?? assert.fail(),
+};
+
 test('launch: netns, then new mount, PID and IPC namespaces, setup as root, the filter, then the script with its args verbatim', () => {
-  const argv = agentArgv(
-    {
-      ip: '/ip',
-      unshare: '/unshare',
-      mount: '/mount',
-      prlimit: '/prlimit',
-      setpriv: '/setpriv',
-      setsid: '/setsid',
-      bash: '/bash',
-      perl: '/perl',
-    },
-    {
-      netns: 'pe-0123456789',
-      workdir: '/w',
-      uid: 990,
-      gid: 991,
-      maxProcesses: 64,
-      caBundle: '/ca',
-      caBundleTargets: ['/etc/ssl/certs/ca-certificates.crt'],
-      masked: ['/run/docker.sock', '/k'],
-      syscalls: SYSCALLS['x64'] ?? assert.fail(),
-    },
-    '/s/agent.sh',
-    ['one arg', '--flag', ''],
-  );
+  const argv = agentArgv(LAUNCH_TOOLS, LAUNCH_PLAN, '/s/agent.sh', ['one arg', '--flag', '']);
   assert.deepEqual(argv.slice(0, 4), ['/ip', 'netns', 'exec', 'pe-0123456789']);
   assert.deepEqual(argv.slice(4, 13), [
     '/unshare',
@@ -128,7 +129,7 @@ test('launch: netns, then new mount, PID and IPC namespaces, setup as root, the 
     '--kill-child',
   ]);
   assert.deepEqual(argv.slice(13, 15), ['--', '/bash']);
-  assert.deepEqual(argv.slice(17, 26), [
+  assert.deepEqual(argv.slice(17, 30), [
     'pipelock-egress-setup',
     '/mount',
     '/w',
@@ -136,11 +137,15 @@ test('launch: netns, then new mount, PID and IPC namespaces, setup as root, the 
     '1',
     '/etc/ssl/certs/ca-certificates.crt',
     '2',
-    '/run/docker.sock',
+    '/var/run/docker.sock',
     '/k',
+    '/run/pe/stage',
+    '2',
+    '/run/pe/agent',
+    '/run/pe/home',
   ]);
   const perl = argv.indexOf('/perl');
-  assert.equal(perl, 26);
+  assert.equal(perl, 30);
   assert.match(argv[perl + 3] ?? '', /^([0-9a-f]{16})+$/);
   assert.deepEqual(argv.slice(perl + 4, perl + 6), ['157', '317']);
   assert.deepEqual(argv.slice(perl + 6), [
@@ -164,6 +169,20 @@ test('launch: netns, then new mount, PID and IPC namespaces, setup as root, the 
     '--flag',
     '',
   ]);
+});
+
+test('launch: only directories under /run can be kept in the private /run', () => {
+  const plan = (keep: string[]): LaunchPlan => ({
+    ...LAUNCH_PLAN,
+    privateRun: { stage: '/run/pe/stage', keep },
+  });
+  for (const stray of ['/home/agent', '/run', '/running/x', 'run/x']) {
+    assert.throws(
+      () => agentArgv(LAUNCH_TOOLS, plan([stray]), '/s', []),
+      /is not a directory under \/run/,
+    );
+  }
+  assert.doesNotThrow(() => agentArgv(LAUNCH_TOOLS, plan(['/run/pe/agent']), '/s', []));
 });
 
 /** Runs a classic BPF seccomp program (the instructions the filter uses) on one call. */
