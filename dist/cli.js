@@ -31103,7 +31103,7 @@ function runLayout(runId, scriptName, base = RUNTIME_BASE) {
     probeScript: join(agentDir, "pipelock-probe.sh"),
     caBundle: join(agentDir, "ca-bundle.pem"),
     home: join(root, "home"),
-    runStage: join(root, "run-stage"),
+    stagesDir: join(root, "stages"),
     engineLog: join(root, "engine.log")
   };
 }
@@ -44958,13 +44958,54 @@ function loopbackListen(text) {
 // src/cli/run-command.ts
 import { randomBytes as randomBytes6 } from "node:crypto";
 import { lchown, readdir as readdir6, readFile as readFile9, realpath as realpath2 } from "node:fs/promises";
-import { basename as basename3, join as join10 } from "node:path";
+import { basename as basename3, join as join11 } from "node:path";
 
 // src/boundary/boundary.ts
 import { spawn as spawn4 } from "node:child_process";
 import { chmod as chmod3, chown, copyFile as copyFile2, mkdir as mkdir4, readFile as readFile6, stat as stat5, writeFile as writeFile6 } from "node:fs/promises";
 import { constants } from "node:os";
-import { basename, dirname as dirname2, join as join7 } from "node:path";
+import { basename, dirname as dirname2, join as join8 } from "node:path";
+
+// src/boundary/private-dirs.ts
+import { join as join7 } from "node:path";
+var PRIVATE_RUN = "/run";
+var PRIVATE_DIRS = [
+  { path: "/dev/shm", mode: "1777" },
+  { path: "/var/tmp", mode: "1777" },
+  { path: "/tmp", mode: "1777" },
+  { path: PRIVATE_RUN, mode: "0755" }
+];
+var PRIVATE_DIR_PATHS = PRIVATE_DIRS.map(({ path: path4 }) => path4);
+function isInsideDir(dir, path4) {
+  return path4 === dir || path4.startsWith(`${dir}/`);
+}
+function stageName(path4) {
+  return path4.slice(1).replaceAll("/", "-");
+}
+function agentPrivateDirs(input) {
+  return PRIVATE_DIRS.map(({ path: path4, mode }) => {
+    const wanted = [...path4 === PRIVATE_RUN ? input.runFiles : [], ...input.visible];
+    const keep = outermost(wanted.filter((kept) => kept !== path4 && isInsideDir(path4, kept)));
+    const stage = keep.length === 0 ? path4 : join7(input.stagesDir, stageName(path4));
+    return { path: path4, mode, stage, keep };
+  });
+}
+function hiddenByPrivateDirs(dirs, path4) {
+  return dirs.some(
+    (dir) => isInsideDir(dir.path, path4) && !dir.keep.some((kept) => isInsideDir(kept, path4))
+  );
+}
+function unkeptPrivateDir(path4) {
+  return PRIVATE_DIR_PATHS.find(
+    (dir) => dir === path4 || dir === PRIVATE_RUN && isInsideDir(dir, path4)
+  );
+}
+function outermost(paths) {
+  const unique = [...new Set(paths)];
+  return unique.filter(
+    (path4) => !unique.some((other) => other !== path4 && isInsideDir(other, path4))
+  );
+}
 
 // src/boundary/seccomp.ts
 var ALLOWED_FAMILIES = { AF_UNIX: 1, AF_INET: 2, AF_INET6: 10, AF_NETLINK: 16 };
@@ -45093,42 +45134,47 @@ function withoutPrivileges(uid, gid) {
 }
 
 // src/boundary/agent-launch.ts
-var PRIVATE_RUN = "/run";
-function isUnderPrivateRun(path4) {
-  return path4 === PRIVATE_RUN || path4.startsWith(`${PRIVATE_RUN}/`);
-}
 var SETUP = `set -eu
 mount_bin=$1 workdir=$2 bundle=$3
 shift 3
 n=$1; shift
 while [ "$n" -gt 0 ]; do
-  "$mount_bin" --bind "$bundle" "$1"
-  "$mount_bin" -o remount,bind,ro "$1"
+  "$mount_bin" -n --bind "$bundle" "$1"
+  "$mount_bin" -n -o remount,bind,ro "$1"
   n=$((n - 1)); shift
 done
+# Each private directory: a tmpfs on its stage, what the run keeps there bound back, then
+# moved into place. -n: the userspace mount table is under /run, which is replaced.
+n=$1; shift
+while [ "$n" -gt 0 ]; do
+  dir=$1 mode=$2 stage=$3 k=$4
+  shift 4
+  n=$((n - 1))
+  if [ ! -d "$dir" ]; then shift "$k"; continue; fi
+  "$mount_bin" -n -t tmpfs -o "nosuid,nodev,mode=$mode" pipelock-private "$stage"
+  while [ "$k" -gt 0 ]; do
+    kept=$stage/\${1#"$dir"/}
+    if [ -d "$1" ]; then
+      (umask 022 && mkdir -p "$kept")
+    else
+      (umask 022 && mkdir -p "\${kept%/*}" && : > "$kept")
+    fi
+    "$mount_bin" -n --bind "$1" "$kept"
+    k=$((k - 1)); shift
+  done
+  if [ "$stage" != "$dir" ]; then "$mount_bin" -n --move "$stage" "$dir"; fi
+done
+# Lock files (/var/lock leads here).
+mkdir -m 1777 /run/lock
 n=$1; shift
 while [ "$n" -gt 0 ]; do
   if [ -d "$1" ]; then
-    "$mount_bin" -t tmpfs -o ro,nosuid,nodev,noexec,mode=0555,size=4k pipelock-masked "$1"
+    "$mount_bin" -n -t tmpfs -o ro,nosuid,nodev,noexec,mode=0555,size=4k pipelock-masked "$1"
   elif [ -e "$1" ]; then
-    "$mount_bin" --bind /dev/null "$1"
+    "$mount_bin" -n --bind /dev/null "$1"
   fi
   n=$((n - 1)); shift
 done
-# Shared memory and /var/tmp outlive a run on the host: this run's are its own.
-for dir in /dev/shm /var/tmp; do
-  if [ -d "$dir" ]; then "$mount_bin" -t tmpfs -o nosuid,nodev,mode=1777 pipelock-private "$dir"; fi
-done
-stage=$1 n=$2; shift 2
-"$mount_bin" -t tmpfs -o nosuid,nodev,mode=0755,size=1m pipelock-run "$stage"
-while [ "$n" -gt 0 ]; do
-  (umask 022 && mkdir -p "$stage/\${1#/run/}")
-  "$mount_bin" --bind "$1" "$stage/\${1#/run/}"
-  n=$((n - 1)); shift
-done
-mkdir -m 1777 "$stage/lock"
-# Last: the userspace mount table lives under the /run this hides (-n: not updated).
-"$mount_bin" -n --move "$stage" /run
 # Descriptors the caller left open (a file, a socket) are not the agent's to use.
 for fd in /proc/self/fd/*; do
   fd=\${fd##*/}
@@ -45138,10 +45184,10 @@ cd "$workdir"
 exec "$@"
 `;
 function agentArgv(tools, plan, script, args) {
-  const stray = plan.privateRun.keep.find(
-    (path4) => path4 === PRIVATE_RUN || !isUnderPrivateRun(path4)
-  );
-  if (stray !== void 0) throw new Error(`${stray} is not a directory under ${PRIVATE_RUN}`);
+  for (const dir of plan.privateDirs) {
+    const stray = dir.keep.find((path4) => path4 === dir.path || !isInsideDir(dir.path, path4));
+    if (stray !== void 0) throw new Error(`${stray} is not under ${dir.path}`);
+  }
   return [
     tools.ip,
     "netns",
@@ -45166,11 +45212,16 @@ function agentArgv(tools, plan, script, args) {
     plan.caBundle,
     String(plan.caBundleTargets.length),
     ...plan.caBundleTargets,
+    String(plan.privateDirs.length),
+    ...plan.privateDirs.flatMap((dir) => [
+      dir.path,
+      dir.mode,
+      dir.stage,
+      String(dir.keep.length),
+      ...dir.keep
+    ]),
     String(plan.masked.length),
     ...plan.masked,
-    plan.privateRun.stage,
-    String(plan.privateRun.keep.length),
-    ...plan.privateRun.keep,
     // The filter first (as root, before anything of the agent's runs), then a new session,
     // the process limit, and the agent's identity with nothing to regain privileges with.
     ...seccompArgv(tools.perl, plan.syscalls, [
@@ -45896,8 +45947,8 @@ async function setUpAndRun(request, layout, state) {
   await checkpoint();
   await mkdir4(layout.binDir, { mode: 493 });
   const program2 = {
-    node: await reachableCopy(request.node, join7(layout.binDir, "node"), 365),
-    cli: await reachableCopy(request.cli, join7(layout.binDir, "cli.js"), 292)
+    node: await reachableCopy(request.node, join8(layout.binDir, "node"), 365),
+    cli: await reachableCopy(request.cli, join8(layout.binDir, "cli.js"), 292)
   };
   state.netnsCreated = true;
   await checkpoint();
@@ -45922,12 +45973,19 @@ async function setUpAndRun(request, layout, state) {
     throw error2;
   });
   await checkpoint();
+  const privateDirs = agentPrivateDirs({
+    stagesDir: layout.stagesDir,
+    runFiles: [layout.agentDir, layout.home],
+    visible: [request.workdir, ...request.writable]
+  });
+  await makeStages(layout, privateDirs);
+  const inSight = (path4) => !hiddenByPrivateDirs(privateDirs, path4);
   const hostSockets = (await connectableHostSockets(await unixSocketListings(), agent.uid)).filter(
-    (path4) => !isUnderPrivateRun(path4)
+    inSight
   );
   if (hostSockets.length > 0) {
     request.log(
-      `run ${layout.runId}: host unix sockets outside /run the agent could connect to, masked inside the boundary: ${hostSockets.join(", ")}`
+      `run ${layout.runId}: host unix sockets the agent could connect to (outside ${PRIVATE_DIR_PATHS.join(", ")}), masked inside the boundary: ${hostSockets.join(", ")}`
     );
   }
   const plan = {
@@ -45938,10 +45996,8 @@ async function setUpAndRun(request, layout, state) {
     maxProcesses: request.maxProcesses,
     caBundle: layout.caBundle,
     caBundleTargets: await existing(SYSTEM_CA_BUNDLES),
-    masked: [...SIDE_CHANNEL_PATHS, ...request.hiddenFiles, ...hostSockets].filter(
-      (path4) => !isUnderPrivateRun(path4)
-    ),
-    privateRun: { stage: layout.runStage, keep: [layout.agentDir, layout.home] },
+    privateDirs,
+    masked: [...SIDE_CHANNEL_PATHS, ...request.hiddenFiles, ...hostSockets].filter(inSight),
     syscalls: syscallsOf(process.arch)
   };
   const proxyUrl = `http://127.0.0.1:${listener.port}`;
@@ -46058,7 +46114,10 @@ async function writeRunFiles(request, layout, agent, host) {
   await writeOwned(layout.probeScript, PROBE_SCRIPT, 365, { uid: 0, gid: 0 });
   await mkdir4(layout.home, { mode: 448 });
   await chown(layout.home, agent.uid, agent.gid);
-  await mkdir4(layout.runStage, { mode: 448 });
+}
+async function makeStages(layout, dirs) {
+  await mkdir4(layout.stagesDir, { mode: 448 });
+  for (const { path: path4, stage } of dirs) if (stage !== path4) await mkdir4(stage, { mode: 448 });
 }
 async function writeOwned(file, data, mode, owner) {
   await writeFile6(file, data, { mode, flag: "wx" });
@@ -46157,7 +46216,7 @@ function signalNumber(signal) {
 
 // src/boundary/preflight.ts
 import { access, constants as constants2 } from "node:fs/promises";
-import { delimiter, join as join8 } from "node:path";
+import { delimiter, join as join9 } from "node:path";
 var REQUIRED_TOOLS = [
   { tool: "ip", pkg: "iproute2" },
   { tool: "iptables", pkg: "iptables" },
@@ -46235,7 +46294,7 @@ async function gatherHostFacts(path4 = process.env["PATH"] ?? "") {
 }
 async function findExecutable(tool, directories) {
   for (const directory2 of directories) {
-    const candidate = join8(directory2, tool);
+    const candidate = join9(directory2, tool);
     if (await access(candidate, constants2.X_OK).then(
       () => true,
       () => false
@@ -46389,7 +46448,7 @@ function encodeSorted(value) {
 import { createReadStream } from "node:fs";
 import { access as access2, readdir as readdir3, readFile as readFile7, writeFile as writeFile7 } from "node:fs/promises";
 import { createInterface as createInterface2 } from "node:readline";
-import { join as join9 } from "node:path";
+import { join as join10 } from "node:path";
 
 // src/packet/summarize.ts
 var VERDICT_TOTALS = [
@@ -46589,23 +46648,23 @@ var POLICY_HASH_FILE = "policy-hash.txt";
 var PUBLIC_KEY_FILE = "signer-public-key.pem";
 var RECEIPTS_FILE = "receipts.json";
 async function writePacketEvidence(packet) {
-  const dir = join9(packet.out, EVIDENCE_DIR);
+  const dir = join10(packet.out, EVIDENCE_DIR);
   const names = evidenceFileOrder(await readdir3(dir));
   const files = await Promise.all(
-    names.map(async (name) => ({ name, content: await readFile7(join9(dir, name)) }))
+    names.map(async (name) => ({ name, content: await readFile7(join10(dir, name)) }))
   );
   await writeFile7(
-    join9(packet.out, PACKET_FILES.evidence),
+    join10(packet.out, PACKET_FILES.evidence),
     Buffer.concat(files.map((f) => f.content)),
     { mode: 420 }
   );
   const read = readEvidenceDirectory(files);
   const receipts = read.ok ? read.value.receipts : [];
-  await writeFile7(join9(packet.out, RECEIPTS_FILE), receiptsJson(receipts));
-  await writeFile7(join9(packet.out, POLICY_FILE), packet.policyBytes);
-  await writeFile7(join9(packet.out, POLICY_HASH_FILE), `${packet.policyHash}
+  await writeFile7(join10(packet.out, RECEIPTS_FILE), receiptsJson(receipts));
+  await writeFile7(join10(packet.out, POLICY_FILE), packet.policyBytes);
+  await writeFile7(join10(packet.out, POLICY_HASH_FILE), `${packet.policyHash}
 `);
-  await writeFile7(join9(packet.out, PUBLIC_KEY_FILE), encodePublicKeyPem(packet.publicKey));
+  await writeFile7(join10(packet.out, PUBLIC_KEY_FILE), encodePublicKeyPem(packet.publicKey));
   return receipts;
 }
 function receiptsJson(receipts) {
@@ -46625,7 +46684,7 @@ async function writePacketReport(packet) {
     posture: packet.posture,
     policy: packet.policy
   });
-  await writeFile7(join9(packet.out, PACKET_FILES.packet), encodeSorted(json));
+  await writeFile7(join10(packet.out, PACKET_FILES.packet), encodeSorted(json));
   const engineLog = await engineLogFacts(packet.out);
   const markdown = summaryMarkdown({
     report: packet.report,
@@ -46638,11 +46697,11 @@ async function writePacketReport(packet) {
     unsupported: UNSUPPORTED_PATHS,
     engineLog
   });
-  await writeFile7(join9(packet.out, PACKET_FILES.summary), markdown);
+  await writeFile7(join10(packet.out, PACKET_FILES.summary), markdown);
   return markdown;
 }
 async function engineLogFacts(out) {
-  const path4 = join9(out, ENGINE_LOG);
+  const path4 = join10(out, ENGINE_LOG);
   try {
     await access2(path4);
   } catch (error2) {
@@ -46724,11 +46783,14 @@ async function parseRunRequest(args, io2, backend, cwd = process.cwd()) {
     const real = workdir === void 0 ? void 0 : await pathInside(workdir, path4, "--writable", problems, true);
     if (real !== void 0) writable.push(real);
   }
-  if (workdir !== void 0 && isUnderPrivateRun(workdir)) {
-    problems.push(privateRunProblem("working directory", workdir));
+  const unseen = workdir === void 0 ? void 0 : unkeptPrivateDir(workdir);
+  if (workdir !== void 0 && unseen !== void 0) {
+    problems.push(privateDirProblem("working directory", workdir, unseen));
   } else {
-    for (const path4 of writable.filter(isUnderPrivateRun))
-      problems.push(privateRunProblem("--writable", path4));
+    for (const path4 of writable) {
+      const dir = unkeptPrivateDir(path4);
+      if (dir !== void 0) problems.push(privateDirProblem("--writable", path4, dir));
+    }
   }
   const evidenceOutput = await checkedOutput(
     resolve2(cwd, optionValue(options, "evidence-output") ?? DEFAULT_EVIDENCE_OUTPUT),
@@ -46834,8 +46896,8 @@ async function nearestExisting(path4) {
   }
   return { existing: existing2, missing };
 }
-function privateRunProblem(what, path4) {
-  return `${what} ${path4} is under ${PRIVATE_RUN}, of which the agent gets an empty copy (host daemons keep their sockets there); choose a directory outside ${PRIVATE_RUN}`;
+function privateDirProblem(what, path4, dir) {
+  return dir === PRIVATE_RUN ? `${what} ${path4} is under ${PRIVATE_RUN}, of which the agent gets an empty copy (host daemons keep their sockets there); choose a directory outside ${PRIVATE_RUN}` : `${what} ${path4}: the agent gets an empty ${dir} of its own, so it cannot be given the host's; choose a directory under it or elsewhere`;
 }
 function ancestors(path4) {
   const dirs = [sep];
@@ -47260,8 +47322,8 @@ async function runCommand(args, io2) {
       writable: request.writable,
       maxProcesses: request.maxProcesses,
       callerEnv: request.callerEnv,
-      evidenceCopyDir: join10(out, EVIDENCE_DIR),
-      engineLogCopy: join10(out, ENGINE_LOG),
+      evidenceCopyDir: join11(out, EVIDENCE_DIR),
+      engineLogCopy: join11(out, ENGINE_LOG),
       log: (line) => io2.err(`${PREFIX}: ${line}
 `),
       cancel: cancel.signal
@@ -47280,18 +47342,18 @@ async function runCommand(args, io2) {
     const verified = await verifyCommand(
       [
         "--receipt-chain",
-        join10(out, PACKET_FILES.evidence),
+        join11(out, PACKET_FILES.evidence),
         "--policy-hash",
-        join10(out, POLICY_HASH_FILE),
+        join11(out, POLICY_HASH_FILE),
         "--require-sealed",
         "--whole-recorder",
         "--output",
-        join10(out, PACKET_FILES.verifier),
+        join11(out, PACKET_FILES.verifier),
         ...request.pinnedKey === void 0 ? ["--allow-unpinned"] : ["--public-key", request.pinnedKey]
       ],
       io2
     );
-    const report = await readVerificationReport(join10(out, PACKET_FILES.verifier));
+    const report = await readVerificationReport(join11(out, PACKET_FILES.verifier));
     await writePacketReport({
       out,
       receipts,
@@ -47370,13 +47432,13 @@ async function giveToInvoker(out) {
   const gid = process.env["SUDO_GID"];
   if (uid === void 0 || gid === void 0 || !/^[0-9]+$/.test(uid) || !/^[0-9]+$/.test(gid))
     return;
-  const evidence = join10(out, EVIDENCE_DIR);
+  const evidence = join11(out, EVIDENCE_DIR);
   const written = [ENGINE_LOG, POLICY_FILE, POLICY_HASH_FILE, PUBLIC_KEY_FILE, RECEIPTS_FILE];
   const files = [
     out,
     evidence,
-    ...[...written, ...Object.values(PACKET_FILES)].map((name) => join10(out, name)),
-    ...(await readdir6(evidence)).map((name) => join10(evidence, name))
+    ...[...written, ...Object.values(PACKET_FILES)].map((name) => join11(out, name)),
+    ...(await readdir6(evidence)).map((name) => join11(evidence, name))
   ];
   for (const file of files) await lchown(file, Number(uid), Number(gid));
 }

@@ -6,7 +6,13 @@ import { spawn } from 'node:child_process';
 import { chmod, chown, copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { agentArgv, isUnderPrivateRun, type LaunchPlan, type LaunchTools } from './agent-launch.js';
+import { agentArgv, type LaunchPlan, type LaunchTools } from './agent-launch.js';
+import {
+  agentPrivateDirs,
+  hiddenByPrivateDirs,
+  PRIVATE_DIR_PATHS,
+  type PrivateDir,
+} from './private-dirs.js';
 import { syscallsOf } from './seccomp.js';
 import { agentEnvironment } from './agent-env.js';
 import { collectEvidence } from './evidence-collect.js';
@@ -165,14 +171,20 @@ async function setUpAndRun(
   });
   await checkpoint();
 
-  // Taken last, so sockets bound while the boundary was being set up are found too. Those
-  // under /run are not in the agent's private /run.
+  const privateDirs = agentPrivateDirs({
+    stagesDir: layout.stagesDir,
+    runFiles: [layout.agentDir, layout.home],
+    visible: [request.workdir, ...request.writable],
+  });
+  await makeStages(layout, privateDirs);
+  const inSight = (path: string): boolean => !hiddenByPrivateDirs(privateDirs, path);
+  // Taken last, so sockets bound while the boundary was being set up are found too.
   const hostSockets = (await connectableHostSockets(await unixSocketListings(), agent.uid)).filter(
-    (path) => !isUnderPrivateRun(path),
+    inSight,
   );
   if (hostSockets.length > 0) {
     request.log(
-      `run ${layout.runId}: host unix sockets outside /run the agent could connect to, masked inside the boundary: ${hostSockets.join(', ')}`,
+      `run ${layout.runId}: host unix sockets the agent could connect to (outside ${PRIVATE_DIR_PATHS.join(', ')}), masked inside the boundary: ${hostSockets.join(', ')}`,
     );
   }
   const plan: LaunchPlan = {
@@ -183,10 +195,8 @@ async function setUpAndRun(
     maxProcesses: request.maxProcesses,
     caBundle: layout.caBundle,
     caBundleTargets: await existing(SYSTEM_CA_BUNDLES),
-    masked: [...SIDE_CHANNEL_PATHS, ...request.hiddenFiles, ...hostSockets].filter(
-      (path) => !isUnderPrivateRun(path),
-    ),
-    privateRun: { stage: layout.runStage, keep: [layout.agentDir, layout.home] },
+    privateDirs,
+    masked: [...SIDE_CHANNEL_PATHS, ...request.hiddenFiles, ...hostSockets].filter(inSight),
     syscalls: syscallsOf(process.arch),
   };
   const proxyUrl = `http://127.0.0.1:${listener.port}`;
@@ -328,7 +338,11 @@ async function writeRunFiles(
   await writeOwned(layout.probeScript, PROBE_SCRIPT, 0o555, { uid: 0, gid: 0 });
   await mkdir(layout.home, { mode: 0o700 });
   await chown(layout.home, agent.uid, agent.gid);
-  await mkdir(layout.runStage, { mode: 0o700 });
+}
+
+async function makeStages(layout: RunLayout, dirs: readonly PrivateDir[]): Promise<void> {
+  await mkdir(layout.stagesDir, { mode: 0o700 });
+  for (const { path, stage } of dirs) if (stage !== path) await mkdir(stage, { mode: 0o700 });
 }
 
 async function writeOwned(

@@ -27,8 +27,8 @@ export interface RunLayout {
   readonly caBundle: string;
   /** pipelock-agent 0700: the agent's HOME. */
   readonly home: string;
-  /** root 0700, empty: where the agent's private /run is put together. */
-  readonly runStage: string;
+  /** root 0700: empty directories where the agent's private directories are put together. */
+  readonly stagesDir: string;
   /** root 0600: the engine's log lines (decisions, errors). */
   readonly engineLog: string;
 }
@@ -53,7 +53,7 @@ export function runLayout(runId: string, scriptName: string, base = RUNTIME_BASE
     probeScript: join(agentDir, 'pipelock-probe.sh'),
     caBundle: join(agentDir, 'ca-bundle.pem'),
     home: join(root, 'home'),
-    runStage: join(root, 'run-stage'),
+    stagesDir: join(root, 'stages'),
     engineLog: join(root, 'engine.log'),
   };
 }

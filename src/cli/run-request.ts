@@ -2,7 +2,7 @@
 // the working directory, the script (inside the working directory, symlinks resolved), the
 // writable paths, the evidence output, the keys.
 import { lstat, readFile, realpath, readdir, rm, stat } from 'node:fs/promises';
-import { isUnderPrivateRun, PRIVATE_RUN } from '../boundary/agent-launch.js';
+import { PRIVATE_RUN, unkeptPrivateDir } from '../boundary/private-dirs.js';
 import { isRunId, newRunId } from '../boundary/layout.js';
 import { basename, dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { formatPolicyError, parsePolicy, type Policy } from '../policy/index.js';
@@ -115,11 +115,14 @@ export async function parseRunRequest(
         : await pathInside(workdir, path, '--writable', problems, true);
     if (real !== undefined) writable.push(real);
   }
-  if (workdir !== undefined && isUnderPrivateRun(workdir)) {
-    problems.push(privateRunProblem('working directory', workdir));
+  const unseen = workdir === undefined ? undefined : unkeptPrivateDir(workdir);
+  if (workdir !== undefined && unseen !== undefined) {
+    problems.push(privateDirProblem('working directory', workdir, unseen));
   } else {
-    for (const path of writable.filter(isUnderPrivateRun))
-      problems.push(privateRunProblem('--writable', path));
+    for (const path of writable) {
+      const dir = unkeptPrivateDir(path);
+      if (dir !== undefined) problems.push(privateDirProblem('--writable', path, dir));
+    }
   }
   const evidenceOutput = await checkedOutput(
     resolve(cwd, optionValue(options, 'evidence-output') ?? DEFAULT_EVIDENCE_OUTPUT),
@@ -260,8 +263,10 @@ async function nearestExisting(path: string): Promise<{ existing: string; missin
   return { existing, missing };
 }
 
-function privateRunProblem(what: string, path: string): string {
-  return `${what} ${path} is under ${PRIVATE_RUN}, of which the agent gets an empty copy (host daemons keep their sockets there); choose a directory outside ${PRIVATE_RUN}`;
+function privateDirProblem(what: string, path: string, dir: string): string {
+  return dir === PRIVATE_RUN
+    ? `${what} ${path} is under ${PRIVATE_RUN}, of which the agent gets an empty copy (host daemons keep their sockets there); choose a directory outside ${PRIVATE_RUN}`
+    : `${what} ${path}: the agent gets an empty ${dir} of its own, so it cannot be given the host's; choose a directory under it or elsewhere`;
 }
 
 /** `/`, `/a`, `/a/b` for `/a/b`: every directory from the root down to it. */

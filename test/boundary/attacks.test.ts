@@ -12,6 +12,7 @@ import {
   copyFileSync,
   existsSync,
   mkdirSync,
+  mkdtempSync,
   openSync,
   rmSync,
   writeFileSync,
@@ -230,7 +231,8 @@ test('a host unix socket the agent could write to is masked wherever it is; an a
   // proxy): a root-owned socket anyone may connect to, in a directory anyone may enter, under
   // a name with a space. An abstract socket is scoped to the host's network namespace, so the
   // agent cannot name it at all.
-  const dir = tempDir('pe-host-sockets-');
+  // Not under /tmp or /run, whose agent copies are empty anyway: where a daemon's state is.
+  const dir = mkdtempSync('/var/lib/pe-host-sockets-');
   chmodSync(dir, 0o755);
   const open = join(dir, 'relay with space.sock');
   const abstractName = `@pe-attack-${process.pid}`;
@@ -295,7 +297,7 @@ attempt curl-unix-socket curl -sS --max-time 5 --unix-socket ${JSON.stringify(op
     assert.match(
       stderr,
       new RegExp(
-        `host unix sockets outside /run the agent could connect to, masked inside the boundary: .*${open}`,
+        `host unix sockets the agent could connect to \\(outside /dev/shm, /var/tmp, /tmp, /run\\), masked inside the boundary: .*${open}`,
       ),
     );
     assert.equal(hits.count, 0, 'a host socket was reached from inside the boundary');
@@ -306,13 +308,14 @@ attempt curl-unix-socket curl -sS --max-time 5 --unix-socket ${JSON.stringify(op
   }
 });
 
-test('a socket bound under /run while the agent runs, or re-created by a daemon restart, is out of its reach', async () => {
+test('a socket bound under /run or /tmp while the agent runs, or re-created by a daemon restart, is out of its reach', async () => {
   // World-connectable, like a daemon's socket with a permissive mode (journald's, snapd's,
   // PostgreSQL's). The first exists at setup, so the host socket scan finds it; then, once
   // the agent runs (its masks in place), its daemon restarts (removes it and binds again) and
   // another daemon starts.
   const restarted = `/run/pe-restarted-${process.pid}.sock`;
   const late = `/run/pe-late-${process.pid}.sock`;
+  const lateInTmp = `/tmp/pe-late-${process.pid}.sock`;
   const hits = { count: 0 };
   const listen = async (path: string): Promise<Server> => {
     const server = markedSocketServer(hits);
@@ -328,7 +331,7 @@ test('a socket bound under /run while the agent runs, or re-created by a daemon 
     const [old] = servers.splice(0);
     // Closing removes the socket file, as a stopping daemon does.
     await new Promise((done) => old?.close(done));
-    servers.push(await listen(restarted), await listen(late));
+    servers.push(await listen(restarted), await listen(late), await listen(lateInTmp));
     writeFileSync(join(currentWorkdir(), 'sockets-changed'), '');
   };
   try {
@@ -340,6 +343,7 @@ for i in $(seq 1 200); do [ -e sockets-changed ] && break; sleep 0.1; done
 echo "run holds: $(ls -A /run | tr '\\n' ' ')"
 attempt restarted-socket perl -MIO::Socket::UNIX -e '${PERL_CONNECT_AND_MARK}' ${restarted}
 attempt late-socket perl -MIO::Socket::UNIX -e '${PERL_CONNECT_AND_MARK}' ${late}
+attempt late-socket-in-tmp perl -MIO::Socket::UNIX -e '${PERL_CONNECT_AND_MARK}' ${lateInTmp}
 `,
       {
         options: ['--writable', 'flags'],
@@ -350,11 +354,11 @@ attempt late-socket perl -MIO::Socket::UNIX -e '${PERL_CONNECT_AND_MARK}' ${late
     await hostSide;
     assert.match(stdout, /^sockets-changed-seen$/m);
     assert.match(stdout, /^run holds: lock pipelock-egress $/m);
-    assertBlocked(outcomes, ['restarted-socket', 'late-socket']);
-    assert.equal(hits.count, 0, 'a host socket under /run was reached from inside the boundary');
+    assertBlocked(outcomes, ['restarted-socket', 'late-socket', 'late-socket-in-tmp']);
+    assert.equal(hits.count, 0, 'a host socket was reached from inside the boundary');
   } finally {
     for (const server of servers) server.close();
-    for (const path of [restarted, late]) rmSync(path, { force: true });
+    for (const path of [restarted, late, lateInTmp]) rmSync(path, { force: true });
   }
 });
 
@@ -532,7 +536,7 @@ attempt inherited-read bash -c 'read -r line <&30 && [ -n "$line" ]'`,
   }
 });
 
-test("IPC, shared memory and other runs: SysV queues, /dev/shm and /var/tmp are the run's own, other runs' directories are out of sight", async () => {
+test("IPC, shared memory and other runs: SysV queues, /dev/shm, /tmp and /var/tmp are the run's own, other runs' directories are out of sight", async () => {
   // Another run, as concurrent runs share the agent's uid.
   const otherRun = '/run/pipelock-egress/pe-00000000aa';
   const hostQueue =
@@ -540,31 +544,37 @@ test("IPC, shared memory and other runs: SysV queues, /dev/shm and /var/tmp are 
   const queuesBefore = queueIds();
   const marker = `pipelock-attack-${process.pid}`;
   writeFileSync(join('/dev/shm', marker), 'host');
+  writeFileSync(join('/tmp', marker), 'host');
   try {
     mkdirSync(join(otherRun, 'home'), { recursive: true, mode: 0o711 });
     const run = await attack(
       `attempt host-sysv-queue sh -c 'ipcs -q | grep -qw ${hostQueue}'
 attempt host-dev-shm test -e /dev/shm/${marker}
+attempt host-tmp test -e /tmp/${marker}
 attempt list-other-runs sh -c 'ls -A /run/pipelock-egress | grep -q pe-00000000aa'
 attempt reach-other-run test -e ${otherRun}/home
 attempt leave-dev-shm sh -c 'echo left > /dev/shm/${marker}-agent && test -e /dev/shm/${marker}-agent && false'
 echo left > /var/tmp/${marker}-agent
+echo left > /tmp/${marker}-agent
 ipcmk -Q >/dev/null`,
     );
     assertBlocked(run.outcomes, [
       'host-sysv-queue',
       'host-dev-shm',
+      'host-tmp',
       'list-other-runs',
       'reach-other-run',
       'leave-dev-shm',
     ]);
     assert.ok(!existsSync(join('/dev/shm', `${marker}-agent`)));
     assert.ok(!existsSync(join('/var/tmp', `${marker}-agent`)));
+    assert.ok(!existsSync(join('/tmp', `${marker}-agent`)));
     // The agent's queue went with its IPC namespace: the host has only what it had.
     assert.deepEqual(queueIds(), queuesBefore);
   } finally {
     rmSync(otherRun, { recursive: true, force: true });
     rmSync(join('/dev/shm', marker), { force: true });
+    rmSync(join('/tmp', marker), { force: true });
     execFileSync('ipcrm', ['-q', hostQueue]);
   }
 });

@@ -2,7 +2,7 @@
 // as its own process, evidence verified at the end, nothing left behind.
 import { after, before, beforeEach, afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
@@ -272,6 +272,43 @@ mkdir -p results/sub && echo deep > results/sub/x.txt && echo wrote-deep
   }
 });
 
+test("--writable paths in a private directory (a file and a directory in /var/tmp) are bound into the agent's own", async () => {
+  // Only a working directory above /var/tmp makes them more than part of a kept working
+  // directory: /var is one.
+  const file = `/var/tmp/pe-writable-${process.pid}.txt`;
+  const dir = `/var/tmp/pe-writable-${process.pid}`;
+  const other = `/var/tmp/pe-not-writable-${process.pid}`;
+  writeFileSync(file, 'host\n');
+  mkdirSync(dir);
+  try {
+    const run = await runAgent({
+      policy: policyFor(origin.port),
+      script: `echo agent >> ${file} && echo wrote-file
+echo agent > ${dir}/made && echo wrote-dir
+echo agent > ${other}
+`,
+      workdir: '/var',
+      options: [
+        '--writable',
+        file,
+        '--writable',
+        dir,
+        '--evidence-output',
+        join(scratchDir('pe-out-'), 'out'),
+      ],
+    });
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^wrote-file$/m);
+    assert.match(run.stdout, /^wrote-dir$/m);
+    assert.equal(readFileSync(file, 'utf8'), 'host\nagent\n');
+    assert.equal(readFileSync(join(dir, 'made'), 'utf8'), 'agent\n');
+    assert.ok(!existsSync(other), 'what the agent wrote elsewhere in /var/tmp stayed in its own');
+  } finally {
+    for (const path of [file, dir, other, '/var/agent.sh', '/var/policy.yaml'])
+      rmSync(path, { recursive: true, force: true });
+  }
+});
+
 // ---------------------------------------------------------------- lifecycle
 
 test('a script that never exits: SIGTERM kills its namespace, seals the evidence and tears down', async () => {
@@ -391,6 +428,22 @@ test('a working directory under /run (the agent gets an empty one) stops the run
   } finally {
     rmSync(workdir, { recursive: true, force: true });
   }
+});
+
+test('a private directory itself as the working directory (/var/tmp) stops the run before anything is created', () => {
+  const policy = join(scratchDir('pe-policy-'), 'policy.yaml');
+  writeFileSync(policy, policyFor(origin.port));
+  const run = spawnSync(
+    process.execPath,
+    [CLI, 'run', '--policy', policy, '--workdir', '/var/tmp', '--', 'agent.sh'],
+    { encoding: 'utf8' },
+  );
+  assert.equal(run.status, 1, run.stderr);
+  assert.match(
+    run.stderr,
+    /working directory \/var\/tmp: the agent gets an empty \/var\/tmp of its own, so it cannot be given the host's/,
+  );
+  assert.match(run.stderr, /nothing was started or created/);
 });
 
 test('a --public-key that is not the signing key stops the run before anything is created', async () => {

@@ -110,7 +110,15 @@ const LAUNCH_PLAN: LaunchPlan = {
   caBundle: '/ca',
   caBundleTargets: ['/etc/ssl/certs/ca-certificates.crt'],
   masked: ['/var/run/docker.sock', '/k'],
-  privateRun: { stage: '/run/pe/stage', keep: ['/run/pe/agent', '/run/pe/home'] },
+  privateDirs: [
+    { path: '/tmp', mode: '1777', stage: '/run/pe/stages/tmp', keep: ['/tmp/w'] },
+    {
+      path: '/run',
+      mode: '0755',
+      stage: '/run/pe/stages/run',
+      keep: ['/run/pe/agent', '/run/pe/home'],
+    },
+  ],
   syscalls: SYSCALLS['x64'] ?? assert.fail(),
 };
 
@@ -129,7 +137,7 @@ test('launch: netns, then new mount, PID and IPC namespaces, setup as root, the 
     '--kill-child',
   ]);
   assert.deepEqual(argv.slice(13, 15), ['--', '/bash']);
-  assert.deepEqual(argv.slice(17, 30), [
+  assert.deepEqual(argv.slice(17, 38), [
     'pipelock-egress-setup',
     '/mount',
     '/w',
@@ -137,15 +145,23 @@ test('launch: netns, then new mount, PID and IPC namespaces, setup as root, the 
     '1',
     '/etc/ssl/certs/ca-certificates.crt',
     '2',
-    '/var/run/docker.sock',
-    '/k',
-    '/run/pe/stage',
+    '/tmp',
+    '1777',
+    '/run/pe/stages/tmp',
+    '1',
+    '/tmp/w',
+    '/run',
+    '0755',
+    '/run/pe/stages/run',
     '2',
     '/run/pe/agent',
     '/run/pe/home',
+    '2',
+    '/var/run/docker.sock',
+    '/k',
   ]);
   const perl = argv.indexOf('/perl');
-  assert.equal(perl, 30);
+  assert.equal(perl, 38);
   assert.match(argv[perl + 3] ?? '', /^([0-9a-f]{16})+$/);
   assert.deepEqual(argv.slice(perl + 4, perl + 6), ['157', '317']);
   assert.deepEqual(argv.slice(perl + 6), [
@@ -171,16 +187,13 @@ test('launch: netns, then new mount, PID and IPC namespaces, setup as root, the 
   ]);
 });
 
-test('launch: only directories under /run can be kept in the private /run', () => {
+test('launch: a private directory keeps only what is under it', () => {
   const plan = (keep: string[]): LaunchPlan => ({
     ...LAUNCH_PLAN,
-    privateRun: { stage: '/run/pe/stage', keep },
+    privateDirs: [{ path: '/run', mode: '0755', stage: '/run/pe/stage', keep }],
   });
   for (const stray of ['/home/agent', '/run', '/running/x', 'run/x']) {
-    assert.throws(
-      () => agentArgv(LAUNCH_TOOLS, plan([stray]), '/s', []),
-      /is not a directory under \/run/,
-    );
+    assert.throws(() => agentArgv(LAUNCH_TOOLS, plan([stray]), '/s', []), /is not under \/run/);
   }
   assert.doesNotThrow(() => agentArgv(LAUNCH_TOOLS, plan(['/run/pe/agent']), '/s', []));
 });
