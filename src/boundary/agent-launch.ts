@@ -1,8 +1,9 @@
 // The command line that puts a program inside the boundary: the agent's network namespace, then
-// new mount, PID and IPC namespaces where, still as root, the side channels are masked, the CA
-// bundle swapped, /tmp, /var/tmp, /dev/shm and /run made private, inherited descriptors closed, then a seccomp
-// filter (socket families), a new session (no controlling terminal to push keystrokes into)
-// and setpriv to the agent user with nothing left to regain privileges with.
+// new mount, PID and IPC namespaces where, still as root, the CA bundle is swapped, /dev/shm,
+// /var/tmp, /tmp and /run made the agent's own, the other side channels masked and inherited
+// descriptors closed, then a seccomp filter (socket families), a new session (no controlling
+// terminal to push keystrokes into) and setpriv to the agent user with nothing left to regain
+// privileges with.
 
 import { isInsideDir, type PrivateDir } from './private-dirs.js';
 import { seccompArgv, type SyscallTable } from './seccomp.js';

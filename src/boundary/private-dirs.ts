@@ -43,7 +43,7 @@ export interface PrivateDirsInput {
   readonly visible: readonly string[];
 }
 
-export function stageName(path: string): string {
+function stageName(path: string): string {
   return path.slice(1).replaceAll('/', '-');
 }
 

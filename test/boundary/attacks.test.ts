@@ -206,7 +206,12 @@ attempt unmask-in-user-namespace unshare -rm sh -c 'umount /run/docker.sock && c
  * connection that says this counts as the agent's.
  */
 const AGENT_MARK = 'pe-agent-reached-this-socket';
-const PERL_CONNECT_AND_MARK = `my $s = IO::Socket::UNIX->new(Peer => shift) or exit 1; print $s "${AGENT_MARK}\\n"`;
+/**
+ * Connecting is the success: a peer that hangs up before the mark is written must not turn it
+ * into a failure (SIGPIPE).
+ */
+const PERL_MARK_PRELUDE = '$SIG{PIPE} = "IGNORE"; ';
+const PERL_CONNECT_AND_MARK = `${PERL_MARK_PRELUDE}my $s = IO::Socket::UNIX->new(Peer => shift) or exit 1; print $s "${AGENT_MARK}\\n"`;
 
 /**
  * A unix socket server that counts the connections sending AGENT_MARK. It answers whatever
@@ -267,7 +272,7 @@ test('a host unix socket the agent could write to is masked wherever it is; an a
     '-e',
     // An abstract name: Node 20 binds it padded with NULs to the whole sun_path (108 bytes),
     // Node 24 as given; both are tried.
-    `my $p = shift; my $s = $p !~ s/^@// ? IO::Socket::UNIX->new(Peer => $p) : IO::Socket::UNIX->new(Peer => "\\0$p") || IO::Socket::UNIX->new(Peer => "\\0$p" . "\\0" x (107 - length $p)); $s or exit 1; print $s "${AGENT_MARK}\\n"`,
+    `${PERL_MARK_PRELUDE}my $p = shift; my $s = $p !~ s/^@// ? IO::Socket::UNIX->new(Peer => $p) : IO::Socket::UNIX->new(Peer => "\\0$p") || IO::Socket::UNIX->new(Peer => "\\0$p" . "\\0" x (107 - length $p)); $s or exit 1; print $s "${AGENT_MARK}\\n"`,
     peer,
   ];
   try {
