@@ -353,7 +353,16 @@ attempt late-socket-in-tmp perl -MIO::Socket::UNIX -e '${PERL_CONNECT_AND_MARK}'
       {
         options: ['--writable', 'flags'],
         dirs: ['flags'],
-        onStderr: [{ text: 'starting agent.sh', action: () => (hostSide = changeSockets()) }],
+        onStderr: [
+          {
+            text: 'starting agent.sh',
+            action: () => {
+              hostSide = changeSockets();
+              // Awaited once the run is over; until then a failure must not go unhandled.
+              hostSide.catch(() => undefined);
+            },
+          },
+        ],
       },
     );
     await hostSide;
