@@ -67,7 +67,7 @@ export interface AgentRunOptions {
   readonly inherit?: readonly number[];
   /** Run from a terminal (a pty made by `script`), as an operator at a shell does. */
   readonly fromTerminal?: true;
-  /** An empty directory to run in, instead of a new scratch directory. */
+  /** A directory to run in (the script and policy are written there; the test removes them). */
   readonly workdir?: string;
 }
 
