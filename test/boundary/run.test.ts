@@ -25,6 +25,7 @@ import {
   requireBuiltCli,
   runAgent,
   snapshot,
+  type AgentRunOptions,
   type MachineSnapshot,
 } from './harness.js';
 import { scratchDir } from '../scratch.js';
@@ -517,70 +518,55 @@ test('an existing pipelock-agent in a privileged group is refused, and left as i
 });
 
 test('an evidence output the agent could write (inside --writable, or open to others) is refused up front', async () => {
-  const inside = await runAgent({
-    policy: policyFor(origin.port),
-    script: 'echo should-not-run\n',
-    dirs: ['results'],
-    options: ['--writable', 'results', '--evidence-output', 'results/packet'],
-  });
-  assert.equal(inside.code, 1);
-  assert.match(
-    inside.stderr,
+  const refused = async (options: Partial<AgentRunOptions>, reason: RegExp): Promise<void> => {
+    const run = await runAgent({
+      policy: policyFor(origin.port),
+      script: 'echo should-not-run\n',
+      ...options,
+    });
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, reason);
+    assert.doesNotMatch(run.stdout, /should-not-run/);
+  };
+  await refused(
+    {
+      dirs: ['results'],
+      options: ['--writable', 'results', '--evidence-output', 'results/packet'],
+    },
     /--evidence-output .*results\/packet overlaps --writable .*results: the agent could tamper/,
   );
   const open = scratchDir('pe-open-out-');
   chmodSync(open, 0o777);
-  const shared = await runAgent({
-    policy: policyFor(origin.port),
-    script: 'echo should-not-run\n',
-    options: ['--evidence-output', open],
-  });
-  assert.equal(shared.code, 1);
-  assert.match(shared.stderr, /is writable by other users \(mode 777\)/);
+  await refused(
+    { options: ['--evidence-output', open] },
+    /is writable by other users \(mode 777\)/,
+  );
   // Through a symlink into a writable path; in a directory of another user's (the agent's uid
   // is reused from run to run); not yet made, in a directory anyone may create it in first.
-  const linked = await runAgent({
-    policy: policyFor(origin.port),
-    script: 'echo should-not-run\n',
-    dirs: ['results'],
-    links: { lnk: 'results' },
-    options: ['--writable', 'results', '--evidence-output', 'lnk/packet'],
-  });
-  assert.equal(linked.code, 1);
-  assert.match(linked.stderr, /--evidence-output .*lnk\/packet overlaps --writable .*results/);
+  await refused(
+    {
+      dirs: ['results'],
+      links: { lnk: 'results' },
+      options: ['--writable', 'results', '--evidence-output', 'lnk/packet'],
+    },
+    /--evidence-output .*lnk\/packet overlaps --writable .*results/,
+  );
   const foreign = scratchDir('pe-foreign-out-');
   chownSync(foreign, 65534, 65534);
-  const owned = await runAgent({
-    policy: policyFor(origin.port),
-    script: 'echo should-not-run\n',
-    options: ['--evidence-output', join(foreign, 'packet')],
-  });
-  assert.equal(owned.code, 1);
-  assert.match(
-    owned.stderr,
+  await refused(
+    { options: ['--evidence-output', join(foreign, 'packet')] },
     /pe-foreign-out-[^ ]+ belongs to uid 65534, who could replace what is in it/,
   );
   const sticky = scratchDir('pe-sticky-out-');
   chmodSync(sticky, 0o1777);
-  const early = await runAgent({
-    policy: policyFor(origin.port),
-    script: 'echo should-not-run\n',
-    options: ['--evidence-output', join(sticky, 'packet')],
-  });
-  assert.equal(early.code, 1);
-  assert.match(
-    early.stderr,
+  await refused(
+    { options: ['--evidence-output', join(sticky, 'packet')] },
     /is writable by other users \(mode 1777\), so the agent could create the output before/,
   );
   const file = join(scratchDir('pe-file-out-'), 'a-file');
   writeFileSync(file, '');
-  const under = await runAgent({
-    policy: policyFor(origin.port),
-    script: 'echo should-not-run\n',
-    options: ['--evidence-output', join(file, 'packet')],
-  });
-  assert.equal(under.code, 1);
-  assert.match(under.stderr, /a-file is not a directory/);
-  for (const run of [inside, shared, linked, owned, early, under])
-    assert.doesNotMatch(run.stdout, /should-not-run/);
+  await refused(
+    { options: ['--evidence-output', join(file, 'packet')] },
+    /a-file is not a directory/,
+  );
 });
