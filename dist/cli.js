@@ -4845,8 +4845,8 @@ var require_resolve_flow_scalar = __commonJS({
     };
     function parseCharCode(source, offset, length, onError) {
       const cc = source.substr(offset, length);
-      const ok = cc.length === length && /^[0-9a-fA-F]+$/.test(cc);
-      const code2 = ok ? parseInt(cc, 16) : NaN;
+      const ok2 = cc.length === length && /^[0-9a-fA-F]+$/.test(cc);
+      const code2 = ok2 ? parseInt(cc, 16) : NaN;
       try {
         return String.fromCodePoint(code2);
       } catch {
@@ -19741,7 +19741,7 @@ var require_websocket = __commonJS({
     var net = __require("net");
     var querystring = __require("querystring");
     var tls = __require("tls");
-    var { randomBytes: randomBytes7, createHash: createHash3 } = __require("crypto");
+    var { randomBytes: randomBytes8, createHash: createHash4 } = __require("crypto");
     var { Duplex, Readable } = __require("stream");
     var { URL: URL2 } = __require("url");
     var PerMessageDeflate2 = require_permessage_deflate();
@@ -20295,7 +20295,7 @@ var require_websocket = __commonJS({
         }
       }
       const defaultPort = isSecure ? 443 : 80;
-      const key = randomBytes7(16).toString("base64");
+      const key = randomBytes8(16).toString("base64");
       const request = isSecure ? https.request : http.request;
       const protocolSet = /* @__PURE__ */ new Set();
       let perMessageDeflate;
@@ -20432,7 +20432,7 @@ var require_websocket = __commonJS({
           abortHandshake(websocket, socket, "Invalid Upgrade header");
           return;
         }
-        const digest = createHash3("sha1").update(key + GUID).digest("base64");
+        const digest = createHash4("sha1").update(key + GUID).digest("base64");
         if (res.headers["sec-websocket-accept"] !== digest) {
           abortHandshake(websocket, socket, "Invalid Sec-WebSocket-Accept header");
           return;
@@ -20817,7 +20817,7 @@ var require_websocket_server = __commonJS({
     var EventEmitter2 = __require("events");
     var http = __require("http");
     var { Duplex } = __require("stream");
-    var { createHash: createHash3 } = __require("crypto");
+    var { createHash: createHash4 } = __require("crypto");
     var extension3 = require_extension();
     var PerMessageDeflate2 = require_permessage_deflate();
     var subprotocol2 = require_subprotocol();
@@ -21127,7 +21127,7 @@ var require_websocket_server = __commonJS({
           );
         }
         if (this._state > RUNNING) return abortHandshake(socket, 503);
-        const digest = createHash3("sha1").update(key + GUID).digest("base64");
+        const digest = createHash4("sha1").update(key + GUID).digest("base64");
         const headers = [
           "HTTP/1.1 101 Switching Protocols",
           "Upgrade: websocket",
@@ -31016,7 +31016,7 @@ var require_cjs3 = __commonJS({
 });
 
 // src/cli/index.ts
-import { readFile as readFile10 } from "node:fs/promises";
+import { readFile as readFile11 } from "node:fs/promises";
 
 // package.json
 var package_default = {
@@ -32009,32 +32009,32 @@ function decodeStruct(doc, node2, schema, path4) {
   return out;
 }
 function decodeField(doc, node2, kind, path4) {
-  const mismatch = (expected) => {
+  const mismatch2 = (expected) => {
     throw new StructureError(`${path4}: expected ${expected}, got ${describeKind(node2)}`);
   };
   switch (kind.type) {
     case "string":
-      return node2.kind === "string" ? node2.value : mismatch("a string");
+      return node2.kind === "string" ? node2.value : mismatch2("a string");
     case "bool":
-      return node2.kind === "bool" ? node2.value : mismatch("a boolean");
+      return node2.kind === "bool" ? node2.value : mismatch2("a boolean");
     case "int":
       return decodeInt(node2, kind.min, kind.max, kind.goType, path4);
     case "smallint":
       return Number(decodeInt(node2, BigInt(kind.min), BigInt(kind.max), kind.goType, path4));
     case "time": {
-      if (node2.kind !== "string") return mismatch("an RFC 3339 timestamp string");
+      if (node2.kind !== "string") return mismatch2("an RFC 3339 timestamp string");
       const parsed = parseGoTime(rawText(doc, node2).slice(1, -1));
       if (!parsed.ok) throw new StructureError(`${path4}: ${parsed.error}`);
       return formatRfc3339Nano(parsed.time);
     }
     case "strings":
-      if (node2.kind !== "array") return mismatch("an array of strings");
+      if (node2.kind !== "array") return mismatch2("an array of strings");
       return node2.items.map((item, i) => {
         if (item.kind === "null") return "";
-        return item.kind === "string" ? item.value : mismatch(`a string at index ${i}`);
+        return item.kind === "string" ? item.value : mismatch2(`a string at index ${i}`);
       });
     case "intMap": {
-      if (node2.kind !== "object") return mismatch("an object of integers");
+      if (node2.kind !== "object") return mismatch2("an object of integers");
       const out = {};
       for (const [key, value] of node2.members) {
         out[key] = value.kind === "null" ? 0n : decodeInt(value, INT64_MIN, INT64_MAX, "int", `${path4}.${key}`);
@@ -32046,7 +32046,7 @@ function decodeField(doc, node2, kind, path4) {
     case "raw":
       return rawText(doc, node2);
     case "structs":
-      if (node2.kind !== "array") return mismatch("an array of objects");
+      if (node2.kind !== "array") return mismatch2("an array of objects");
       return node2.items.map(
         (item, i) => item.kind === "null" ? {} : decodeStruct(doc, item, kind.schema, `${path4}[${i}]`)
       );
@@ -32056,8 +32056,8 @@ var INT64_MIN = -(2n ** 63n);
 var INT64_MAX = 2n ** 63n - 1n;
 function integerIn(node2, { min, max }) {
   if (node2.kind !== "number") return void 0;
-  const ok = min < 0n ? /^-?[0-9]+$/.test(node2.text) : /^[0-9]+$/.test(node2.text);
-  const value = ok ? BigInt(node2.text) : void 0;
+  const ok2 = min < 0n ? /^-?[0-9]+$/.test(node2.text) : /^[0-9]+$/.test(node2.text);
+  const value = ok2 ? BigInt(node2.text) : void 0;
   return value !== void 0 && value >= min && value <= max ? value : void 0;
 }
 function decodeInt(node2, min, max, goType, path4) {
@@ -32888,7 +32888,9 @@ var ChainVerifier = class {
   failure;
   brokenAt;
   finished = false;
+  onAccepted;
   constructor(backend, options = {}) {
+    this.onAccepted = options.onAccepted;
     this.trusted = (options.trustedKeys ?? []).map((key) => key.toLowerCase());
     this.pinned = this.trusted.length > 0;
     const endorsements = options.endorsements ?? [];
@@ -32931,6 +32933,7 @@ var ChainVerifier = class {
     this.first ??= receipt.action_record;
     this.last = receipt.action_record;
     this.policyHashes.add(receipt.action_record.policy_hash);
+    this.onAccepted?.(receipt);
     return true;
   }
   /** The report on the receipts fed so far, as if the chain ended here. */
@@ -41475,6 +41478,14 @@ function describeRule(rule) {
   return parts.join("  ");
 }
 
+// src/engine/engine.ts
+import { createServer } from "node:http";
+import { once } from "node:events";
+import { randomUUID as randomUUID2 } from "node:crypto";
+
+// src/engine/admission.ts
+import { randomUUID } from "node:crypto";
+
 // src/engine/ssrf.ts
 function range(text, kind) {
   const [address = "", length = ""] = text.split("/");
@@ -41547,13 +41558,7 @@ function checkResolvedAddresses(policy, request, addresses) {
   return { ok: true, address: first };
 }
 
-// src/engine/engine.ts
-import { createServer } from "node:http";
-import { once } from "node:events";
-import { randomUUID as randomUUID2 } from "node:crypto";
-
 // src/engine/admission.ts
-import { randomUUID } from "node:crypto";
 var METHOD_OVERRIDE_HEADER = /^x[-_](?:http[-_]method(?:[-_]override)?|method[-_]override)$/;
 function methodOverrides(method, target, headers) {
   const asked = (source, values) => values.map((value) => ({ source, method: value.trim().toUpperCase() }));
@@ -43064,7 +43069,7 @@ function awaitClientHello(client, head, host, limits) {
       client.off("end", onClose);
       resolve3(result);
     };
-    const judge3 = () => {
+    const judge2 = () => {
       const parsed = parseClientHello(buffered);
       switch (parsed.kind) {
         case "incomplete":
@@ -43087,14 +43092,14 @@ function awaitClientHello(client, head, host, limits) {
     const onData = (chunk) => {
       client.pause();
       buffered = Buffer.concat([buffered, chunk]);
-      if (!judge3()) client.resume();
+      if (!judge2()) client.resume();
     };
     const onClose = () => finish({ ok: false, reason: "the client closed the tunnel before sending a ClientHello" });
     const timer = setTimeout(
       () => finish({ ok: false, reason: `no ClientHello within ${limits.clientHelloTimeoutMs} ms` }),
       limits.clientHelloTimeoutMs
     );
-    if (judge3()) return;
+    if (judge2()) return;
     if (client.destroyed || client.readableEnded) return onClose();
     client.on("data", onData);
     client.on("close", onClose);
@@ -44774,6 +44779,26 @@ async function resolvePrivateKey(arg, backend, io2) {
   return parsed.key;
 }
 
+// src/cli/loopback-listen.ts
+function loopbackListen(command, server, text) {
+  const match = /^(.+):([0-9]{1,5})$/.exec(text);
+  const port2 = Number(match?.[2]);
+  const target = match ? parseRequestTarget(`${match[1]}:1`) : void 0;
+  if (!target?.ok || target.target.kind !== "authority" || port2 > 65535) {
+    throw new UsageError(`${command}: --listen "${text}" is not ADDRESS:PORT`);
+  }
+  const { host } = target.target;
+  if (host.kind !== "ip" || specialAddressKind(host.ip) !== "loopback") {
+    throw new UsageError(
+      `${command}: --listen ${text}: ${server} listens on a loopback address only (127.0.0.1:PORT or [::1]:PORT)`
+    );
+  }
+  return { host: formatIp(host.ip), port: port2 };
+}
+function listenText(listen) {
+  return `${listen.host.includes(":") ? `[${listen.host}]` : listen.host}:${listen.port}`;
+}
+
 // src/cli/proxy-command.ts
 var COMMAND = "proxy";
 var RUN_CA_FILE = "run-ca.pem";
@@ -44917,7 +44942,7 @@ function listenTarget(options) {
     }
     return "inherited";
   }
-  return loopbackListen(requireOption(options, "listen"));
+  return loopbackListen(COMMAND, "the proxy", requireOption(options, "listen"));
 }
 function inheritedListener() {
   return new Promise((resolve3, reject) => {
@@ -44931,28 +44956,10 @@ function inheritedListener() {
     });
   });
 }
-function listenText(listen) {
-  return `${listen.host.includes(":") ? `[${listen.host}]` : listen.host}:${listen.port}`;
-}
 function requireOption(options, name) {
   const value = optionValue(options, name);
   if (value === void 0) throw new UsageError(`${COMMAND}: --${name} is required`);
   return value;
-}
-function loopbackListen(text) {
-  const match = /^(.+):([0-9]{1,5})$/.exec(text);
-  const port2 = Number(match?.[2]);
-  const target = match ? parseRequestTarget(`${match[1]}:1`) : void 0;
-  if (!target?.ok || target.target.kind !== "authority" || port2 > 65535) {
-    throw new UsageError(`${COMMAND}: --listen "${text}" is not ADDRESS:PORT`);
-  }
-  const { host } = target.target;
-  if (host.kind !== "ip" || specialAddressKind(host.ip) !== "loopback") {
-    throw new UsageError(
-      `${COMMAND}: --listen ${text}: the proxy listens on a loopback address only (127.0.0.1:PORT or [::1]:PORT)`
-    );
-  }
-  return { host: formatIp(host.ip), port: port2 };
 }
 
 // src/cli/run-command.ts
@@ -45906,23 +45913,23 @@ async function installSudoersDeny(runId, users) {
 var CANCELLED = "cancelled (SIGINT/SIGTERM) before the agent started";
 async function runInBoundary(request) {
   const { runId } = request;
-  const layout = runLayout(runId, basename(request.script));
+  const layout2 = runLayout(runId, basename(request.script));
   await mkdir4(RUNTIME_BASE, { recursive: true, mode: 457 });
   await chmod3(RUNTIME_BASE, 457);
-  await mkdir4(layout.root, { mode: 457 });
-  const state = newRunState(runId, layout.root, request.tools.ip, {
+  await mkdir4(layout2.root, { mode: 457 });
+  const state = newRunState(runId, layout2.root, request.tools.ip, {
     runId,
-    evidenceDir: layout.evidenceDir,
-    engineLog: layout.engineLog,
+    evidenceDir: layout2.evidenceDir,
+    engineLog: layout2.engineLog,
     into: request.evidenceCopyDir,
     engineLogCopy: request.engineLogCopy
   });
-  await saveRunState(layout.stateFile, state);
+  await saveRunState(layout2.stateFile, state);
   request.log(`run ${runId}: setting up the boundary`);
   let outcome;
   let failure2;
   try {
-    outcome = await setUpAndRun(request, layout, state);
+    outcome = await setUpAndRun(request, layout2, state);
   } catch (error2) {
     failure2 = error2;
   }
@@ -45935,9 +45942,9 @@ async function runInBoundary(request) {
   if (outcome === void 0) throw failure2;
   return outcome;
 }
-async function setUpAndRun(request, layout, state) {
+async function setUpAndRun(request, layout2, state) {
   const checkpoint = async () => {
-    await saveRunState(layout.stateFile, state);
+    await saveRunState(layout2.stateFile, state);
     if (request.cancel.aborted) throw new BoundaryError(CANCELLED);
   };
   const agent = await ensureAccount(AGENT_USER);
@@ -45945,28 +45952,28 @@ async function setUpAndRun(request, layout, state) {
   const host = await ensureAccount(HOST_USER);
   if (host.created) state.createdUsers.push(host.name);
   await checkpoint();
-  await mkdir4(layout.binDir, { mode: 493 });
+  await mkdir4(layout2.binDir, { mode: 493 });
   const program2 = {
-    node: await reachableCopy(request.node, join8(layout.binDir, "node"), 365),
-    cli: await reachableCopy(request.cli, join8(layout.binDir, "cli.js"), 292)
+    node: await reachableCopy(request.node, join8(layout2.binDir, "node"), 365),
+    cli: await reachableCopy(request.cli, join8(layout2.binDir, "cli.js"), 292)
   };
   state.netnsCreated = true;
   await checkpoint();
   let opened;
   const [engine, listener] = await settleAll([
     (async () => {
-      await writeRunFiles(request, layout, agent, host);
-      const started = EngineProcess.spawn(engineLaunch(request, layout, host, program2));
+      await writeRunFiles(request, layout2, agent, host);
+      const started = EngineProcess.spawn(engineLaunch(request, layout2, host, program2));
       state.enginePid = started.pid ?? null;
       return started;
     })(),
     (async () => {
-      await createNetwork(layout.netns, request.tools);
-      opened = await openListenerInNamespace(request.tools.ip, layout.netns);
+      await createNetwork(layout2.netns, request.tools);
+      opened = await openListenerInNamespace(request.tools.ip, layout2.netns);
       return opened;
     })(),
     (async () => {
-      state.sudoersFile = await installSudoersDeny(layout.runId, [AGENT_USER, HOST_USER]) ?? null;
+      state.sudoersFile = await installSudoersDeny(layout2.runId, [AGENT_USER, HOST_USER]) ?? null;
     })()
   ]).catch((error2) => {
     opened?.handle.close();
@@ -45974,27 +45981,27 @@ async function setUpAndRun(request, layout, state) {
   });
   await checkpoint();
   const privateDirs = agentPrivateDirs({
-    stagesDir: layout.stagesDir,
-    runFiles: [layout.agentDir, layout.home],
+    stagesDir: layout2.stagesDir,
+    runFiles: [layout2.agentDir, layout2.home],
     visible: [request.workdir, ...request.writable]
   });
-  await makeStages(layout, privateDirs);
+  await makeStages(layout2, privateDirs);
   const inSight = (path4) => !hiddenByPrivateDirs(privateDirs, path4);
   const hostSockets = (await connectableHostSockets(await unixSocketListings(), agent.uid)).filter(
     inSight
   );
   if (hostSockets.length > 0) {
     request.log(
-      `run ${layout.runId}: host unix sockets the agent could connect to (outside ${PRIVATE_DIR_PATHS.join(", ")}), masked inside the boundary: ${hostSockets.join(", ")}`
+      `run ${layout2.runId}: host unix sockets the agent could connect to (outside ${PRIVATE_DIR_PATHS.join(", ")}), masked inside the boundary: ${hostSockets.join(", ")}`
     );
   }
   const plan = {
-    netns: layout.netns,
+    netns: layout2.netns,
     workdir: request.workdir,
     uid: agent.uid,
     gid: agent.gid,
     maxProcesses: request.maxProcesses,
-    caBundle: layout.caBundle,
+    caBundle: layout2.caBundle,
     caBundleTargets: await existing(SYSTEM_CA_BUNDLES),
     privateDirs,
     masked: [...SIDE_CHANNEL_PATHS, ...request.hiddenFiles, ...hostSockets].filter(inSight),
@@ -46003,58 +46010,58 @@ async function setUpAndRun(request, layout, state) {
   const proxyUrl = `http://127.0.0.1:${listener.port}`;
   const env = agentEnvironment(request.callerEnv, {
     proxyUrl,
-    home: layout.home,
+    home: layout2.home,
     user: AGENT_USER,
-    caBundle: layout.caBundle
+    caBundle: layout2.caBundle
   });
   const [ready] = await settleAll([
     engine.serve(listener.handle),
-    probe(request, layout, plan, [...SIDE_CHANNEL_PATHS, ...hostSockets], env, listener.port)
+    probe(request, layout2, plan, [...SIDE_CHANNEL_PATHS, ...hostSockets], env, listener.port)
   ]);
-  await writeCaBundle(layout, ready);
+  await writeCaBundle(layout2, ready);
   for (const path4 of request.writable) {
     state.aclGrants.push(await grantWriteAccess(path4, agent.uid));
     await checkpoint();
   }
   await checkpoint();
   request.log(
-    `run ${layout.runId}: boundary ready (proxy ${proxyUrl} inside the namespace); starting ${basename(request.script)}`
+    `run ${layout2.runId}: boundary ready (proxy ${proxyUrl} inside the namespace); starting ${basename(request.script)}`
   );
   state.agentStarted = true;
-  await saveRunState(layout.stateFile, state);
+  await saveRunState(layout2.stateFile, state);
   const startedAt = (/* @__PURE__ */ new Date()).toISOString();
   const exit = await runAgent(
     request.tools,
     plan,
     env,
-    layout.agentScript,
+    layout2.agentScript,
     request.args,
     request.cancel
   );
   const completedAt = (/* @__PURE__ */ new Date()).toISOString();
   request.log(
-    `run ${layout.runId}: agent ${exit.signal === null ? `exited ${exit.code}` : `killed by ${exit.signal}`}; sealing the evidence`
+    `run ${layout2.runId}: agent ${exit.signal === null ? `exited ${exit.code}` : `killed by ${exit.signal}`}; sealing the evidence`
   );
   const stopped = await engine.stop().then(
     (sealed2) => ({ sealed: sealed2 }),
     (error2) => ({ error: error2 })
   );
   state.enginePid = null;
-  await saveRunState(layout.stateFile, state);
+  await saveRunState(layout2.stateFile, state);
   const warning = await collectEvidence(state.evidence);
   state.evidenceCollected = true;
-  await saveRunState(layout.stateFile, state);
-  if (warning !== void 0) request.log(`run ${layout.runId}: warning: ${warning}`);
-  request.log(`run ${layout.runId}: evidence copied to ${request.evidenceCopyDir}`);
+  await saveRunState(layout2.stateFile, state);
+  if (warning !== void 0) request.log(`run ${layout2.runId}: warning: ${warning}`);
+  request.log(`run ${layout2.runId}: evidence copied to ${request.evidenceCopyDir}`);
   if ("error" in stopped) throw stopped.error;
   const { sealed } = stopped;
   if (sealed.logError !== void 0) {
     request.log(
-      `run ${layout.runId}: warning: engine.log is incomplete: writing it failed (${sealed.logError}); the evidence is whole`
+      `run ${layout2.runId}: warning: engine.log is incomplete: writing it failed (${sealed.logError}); the evidence is whole`
     );
   }
   return {
-    runId: layout.runId,
+    runId: layout2.runId,
     agentUid: agent.uid,
     hostUid: host.uid,
     proxyUrl,
@@ -46072,7 +46079,7 @@ async function settleAll(strands) {
   if (failed !== void 0) throw failed.reason;
   return settled.map((result) => result.value);
 }
-function engineLaunch(request, layout, host, program2) {
+function engineLaunch(request, layout2, host, program2) {
   return {
     setpriv: request.tools.setpriv,
     ...program2,
@@ -46080,15 +46087,15 @@ function engineLaunch(request, layout, host, program2) {
     gid: host.gid,
     proxyArgs: [
       "--policy",
-      layout.policyFile,
+      layout2.policyFile,
       "--evidence-dir",
-      layout.evidenceDir,
+      layout2.evidenceDir,
       "--signing-key",
-      layout.signingKey,
+      layout2.signingKey,
       "--identity",
       request.identity,
       ...request.pins.flatMap((pin) => ["--resolve", pin]),
-      ...request.upstreamCaPem === void 0 ? [] : ["--upstream-ca", layout.upstreamCaFile]
+      ...request.upstreamCaPem === void 0 ? [] : ["--upstream-ca", layout2.upstreamCaFile]
     ],
     env: {
       PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
@@ -46096,27 +46103,27 @@ function engineLaunch(request, layout, host, program2) {
       HOME: "/nonexistent",
       ...request.secretValues
     },
-    logFile: layout.engineLog
+    logFile: layout2.engineLog
   };
 }
-async function writeRunFiles(request, layout, agent, host) {
-  await mkdir4(layout.engineDir, { mode: 448 });
-  await chown(layout.engineDir, host.uid, host.gid);
-  await mkdir4(layout.evidenceDir, { mode: 448 });
-  await chown(layout.evidenceDir, host.uid, host.gid);
-  await writeOwned(layout.signingKey, request.signingKeyPem, 256, host);
-  await writeOwned(layout.policyFile, request.policyBytes, 292, { uid: 0, gid: 0 });
+async function writeRunFiles(request, layout2, agent, host) {
+  await mkdir4(layout2.engineDir, { mode: 448 });
+  await chown(layout2.engineDir, host.uid, host.gid);
+  await mkdir4(layout2.evidenceDir, { mode: 448 });
+  await chown(layout2.evidenceDir, host.uid, host.gid);
+  await writeOwned(layout2.signingKey, request.signingKeyPem, 256, host);
+  await writeOwned(layout2.policyFile, request.policyBytes, 292, { uid: 0, gid: 0 });
   if (request.upstreamCaPem !== void 0) {
-    await writeOwned(layout.upstreamCaFile, request.upstreamCaPem, 292, { uid: 0, gid: 0 });
+    await writeOwned(layout2.upstreamCaFile, request.upstreamCaPem, 292, { uid: 0, gid: 0 });
   }
-  await mkdir4(dirname2(layout.agentScript), { recursive: true, mode: 493 });
-  await writeOwned(layout.agentScript, await readFile6(request.script), 365, { uid: 0, gid: 0 });
-  await writeOwned(layout.probeScript, PROBE_SCRIPT, 365, { uid: 0, gid: 0 });
-  await mkdir4(layout.home, { mode: 448 });
-  await chown(layout.home, agent.uid, agent.gid);
+  await mkdir4(dirname2(layout2.agentScript), { recursive: true, mode: 493 });
+  await writeOwned(layout2.agentScript, await readFile6(request.script), 365, { uid: 0, gid: 0 });
+  await writeOwned(layout2.probeScript, PROBE_SCRIPT, 365, { uid: 0, gid: 0 });
+  await mkdir4(layout2.home, { mode: 448 });
+  await chown(layout2.home, agent.uid, agent.gid);
 }
-async function makeStages(layout, dirs) {
-  await mkdir4(layout.stagesDir, { mode: 448 });
+async function makeStages(layout2, dirs) {
+  await mkdir4(layout2.stagesDir, { mode: 448 });
   for (const { path: path4, stage } of dirs) if (stage !== path4) await mkdir4(stage, { mode: 448 });
 }
 async function writeOwned(file, data, mode, owner) {
@@ -46146,34 +46153,34 @@ async function existing(paths) {
   }
   return found;
 }
-async function writeCaBundle(layout, ready) {
+async function writeCaBundle(layout2, ready) {
   const [system] = await existing(SYSTEM_CA_BUNDLES);
   const roots = system === void 0 ? "" : await readFile6(system, "utf8");
   const runCa = ready.caCert === null ? "" : await readFile6(ready.caCert, "utf8");
   await writeOwned(
-    layout.caBundle,
+    layout2.caBundle,
     `${roots}${roots.endsWith("\n") || roots === "" ? "" : "\n"}${runCa}`,
     292,
     { uid: 0, gid: 0 }
   );
 }
-async function probe(request, layout, plan, sockets, env, proxyPort) {
+async function probe(request, layout2, plan, sockets, env, proxyPort) {
   const argv = agentArgv(
     request.tools,
     { ...plan, caBundleTargets: [] },
-    layout.probeScript,
+    layout2.probeScript,
     probeArgs({
       uid: plan.uid,
       gid: plan.gid,
       proxyPort,
-      secretFiles: [layout.signingKey, ...request.hiddenFiles],
-      protectedDirs: [layout.evidenceDir, layout.engineDir],
+      secretFiles: [layout2.signingKey, ...request.hiddenFiles],
+      protectedDirs: [layout2.evidenceDir, layout2.engineDir],
       masked: sockets
     })
   );
   const [result, firewall] = await Promise.all([
     runTool(argv, { env }),
-    networkProblems(layout.netns, request.tools)
+    networkProblems(layout2.netns, request.tools)
   ]);
   const outcome = readProbeOutput(result.stdout, result.code);
   const failed = [...outcome.failed, ...firewall.map((problem) => `firewall: ${problem}`)];
@@ -46185,7 +46192,7 @@ async function probe(request, layout, plan, sockets, env, proxyPort) {
   ${failed.join("\n  ")}`
     );
   }
-  request.log(`run ${layout.runId}: ${outcome.passed.length} probes passed inside the boundary`);
+  request.log(`run ${layout2.runId}: ${outcome.passed.length} probes passed inside the boundary`);
 }
 async function runAgent(tools, plan, env, script, args, cancel) {
   const [file, ...rest] = agentArgv(tools, plan, script, args);
@@ -46477,38 +46484,40 @@ function hostOf(destination2) {
   if (bracketed) return bracketed[1] ?? destination2;
   return destination2.replace(/:[0-9]+$/, "");
 }
-function summarizeChain(receipts) {
-  const totals = Object.fromEntries(VERDICT_TOTALS.map((v) => [v, 0]));
-  const transports = {};
-  const layers = {};
-  const domains = /* @__PURE__ */ new Set();
-  const policyHashes = /* @__PURE__ */ new Set();
-  const destinations = /* @__PURE__ */ new Map();
-  const refused = [];
-  for (const { action_record: record2 } of receipts) {
+var ChainTally = class {
+  count = 0;
+  totals = Object.fromEntries(VERDICT_TOTALS.map((v) => [v, 0]));
+  transports = {};
+  layers = {};
+  domains = /* @__PURE__ */ new Set();
+  policyHashes = /* @__PURE__ */ new Set();
+  destinations = /* @__PURE__ */ new Map();
+  refused = [];
+  add({ action_record: record2 }) {
+    this.count++;
     const verdict = VERDICT_TOTALS.includes(record2.verdict) ? record2.verdict : "other";
-    totals[verdict]++;
-    transports[record2.transport] = (transports[record2.transport] ?? 0) + 1;
-    policyHashes.add(record2.policy_hash);
+    this.totals[verdict]++;
+    this.transports[record2.transport] = (this.transports[record2.transport] ?? 0) + 1;
+    this.policyHashes.add(record2.policy_hash);
     if (record2.verdict === "block")
-      layers[record2.layer ?? ""] = (layers[record2.layer ?? ""] ?? 0) + 1;
-    if (record2.transport === SESSION_TRANSPORT || record2.decision_phase === "outcome") continue;
+      this.layers[record2.layer ?? ""] = (this.layers[record2.layer ?? ""] ?? 0) + 1;
+    if (!isRequest(record2)) return;
     const destination2 = destinationOf(record2.target);
-    domains.add(hostOf(destination2));
-    const counts = destinations.get(destination2) ?? {
+    this.domains.add(hostOf(destination2));
+    const counts = this.destinations.get(destination2) ?? {
       destination: destination2,
       allowed: 0,
       blocked: 0,
       warned: 0,
       methods: /* @__PURE__ */ new Set()
     };
-    destinations.set(destination2, counts);
+    this.destinations.set(destination2, counts);
     if (record2.method !== void 0 && record2.method !== "") counts.methods.add(record2.method);
     if (record2.verdict === "allow") counts.allowed++;
     else if (record2.verdict === "warn") counts.warned++;
     else counts.blocked++;
     if (record2.verdict !== "allow") {
-      refused.push({
+      this.refused.push({
         seq: record2.chain_seq,
         method: record2.method ?? "",
         target: record2.target,
@@ -46518,18 +46527,28 @@ function summarizeChain(receipts) {
       });
     }
   }
-  return {
-    receiptCount: receipts.length,
-    totals,
-    transports,
-    layers,
-    domains: [...domains].sort(),
-    destinations: [...destinations.values()].sort(
-      (a, b) => a.destination < b.destination ? -1 : a.destination > b.destination ? 1 : 0
-    ),
-    refused,
-    policyHashes: [...policyHashes].sort()
-  };
+  summary() {
+    return {
+      receiptCount: this.count,
+      totals: { ...this.totals },
+      transports: { ...this.transports },
+      layers: { ...this.layers },
+      domains: [...this.domains].sort(),
+      destinations: [...this.destinations.values()].sort(
+        (a, b) => a.destination < b.destination ? -1 : a.destination > b.destination ? 1 : 0
+      ),
+      refused: [...this.refused],
+      policyHashes: [...this.policyHashes].sort()
+    };
+  }
+};
+function isRequest(record2) {
+  return record2.transport !== SESSION_TRANSPORT && record2.decision_phase !== "outcome";
+}
+function summarizeChain(receipts) {
+  const tally = new ChainTally();
+  for (const receipt of receipts) tally.add(receipt);
+  return tally.summary();
 }
 
 // src/packet/summary-md.ts
@@ -46668,10 +46687,16 @@ async function writePacketEvidence(packet) {
   return receipts;
 }
 function receiptsJson(receipts) {
-  return receipts.length === 0 ? "[]\n" : `[
-${receipts.map(encodeReceipt).join(",\n")}
-]
-`;
+  return [...receiptsJsonPieces(receipts.map(encodeReceipt))].join("");
+}
+function* receiptsJsonPieces(encoded) {
+  let first = true;
+  for (const receipt of encoded) {
+    yield first ? "[\n" : ",\n";
+    yield receipt;
+    first = false;
+  }
+  yield first ? "[]\n" : "\n]\n";
 }
 async function writePacketReport(packet) {
   const summary = summarizeChain(packet.receipts);
@@ -46712,6 +46737,39 @@ async function engineLogFacts(out) {
   const lines = createInterface2({ input: createReadStream(path4), crlfDelay: Infinity });
   for await (const line of lines) tally.add(line);
   return tally.result();
+}
+
+// src/cli/verification-report.ts
+function verificationReport(verdict, chain, policyHashMatch, error2) {
+  return {
+    verdict,
+    trusted: verdict === "valid",
+    sealed: chain?.sealed ?? false,
+    receipt_count: chain?.receipt_count ?? 0,
+    final_seq: chain?.final_seq ?? null,
+    root_hash: chain?.root_hash ?? null,
+    start_time: chain?.start_time ?? null,
+    end_time: chain?.end_time ?? null,
+    signer_keys: chain?.signer_keys ?? [],
+    policy_hashes: chain?.policy_hashes ?? [],
+    policy_hash_match: policyHashMatch,
+    broken_at_seq: chain?.broken_at_seq ?? null,
+    torn_tail: chain?.torn_tail ?? null,
+    error: error2 ?? null
+  };
+}
+function encodeVerificationReport(report) {
+  const text = JSON.stringify(
+    report,
+    (_key, value) => typeof value === "bigint" ? `\0bigint:${value}` : value,
+    2
+  );
+  return `${text.replace(/"\\u0000bigint:([0-9]+)"/g, "$1")}
+`;
+}
+function parseVerificationReport(text) {
+  const parsed = JSON.parse(text);
+  return { ...parsed, final_seq: parsed.final_seq === null ? null : BigInt(parsed.final_seq) };
 }
 
 // src/cli/run-request.ts
@@ -47055,33 +47113,41 @@ function unreadable(file, error2) {
   return new UnreadableEvidence(`cannot read ${file}: ${reason}`);
 }
 
-// src/cli/verification-report.ts
-function verificationReport(verdict, chain, policyHashMatch, error2) {
-  return {
-    verdict,
-    trusted: verdict === "valid",
-    sealed: chain?.sealed ?? false,
-    receipt_count: chain?.receipt_count ?? 0,
-    final_seq: chain?.final_seq ?? null,
-    root_hash: chain?.root_hash ?? null,
-    start_time: chain?.start_time ?? null,
-    end_time: chain?.end_time ?? null,
-    signer_keys: chain?.signer_keys ?? [],
-    policy_hashes: chain?.policy_hashes ?? [],
-    policy_hash_match: policyHashMatch,
-    broken_at_seq: chain?.broken_at_seq ?? null,
-    torn_tail: chain?.torn_tail ?? null,
-    error: error2 ?? null
-  };
-}
-function encodeVerificationReport(report) {
-  const text = JSON.stringify(
-    report,
-    (_key, value) => typeof value === "bigint" ? `\0bigint:${value}` : value,
-    2
-  );
-  return `${text.replace(/"\\u0000bigint:([0-9]+)"/g, "$1")}
-`;
+// src/cli/judge.ts
+function judgeEvidence(report, options) {
+  if (!report.valid) {
+    const error2 = report.error?.message ?? "chain is not valid";
+    const empty = report.error?.class === "empty";
+    return { verdict: empty ? "error" : "invalid", code: 1, error: error2, policyHashMatch: null };
+  }
+  const { expectedPolicy } = options;
+  const policyHashMatch = expectedPolicy === void 0 ? null : report.policy_hashes.length === 1 && report.policy_hashes[0] === expectedPolicy;
+  if (options.requireSealed && !report.sealed) {
+    return {
+      verdict: "invalid",
+      code: 1,
+      error: "chain is not sealed: it does not end in a signed session_close (--require-sealed)",
+      policyHashMatch,
+      unsealed: true
+    };
+  }
+  if (policyHashMatch === false) {
+    const seen = report.policy_hashes.join(", ");
+    return {
+      verdict: "invalid",
+      code: 1,
+      error: `policy hash mismatch: receipts carry ${seen}, expected ${expectedPolicy ?? ""}`,
+      policyHashMatch
+    };
+  }
+  if (!report.pinned) {
+    return {
+      verdict: "self_consistent_only",
+      code: options.allowUnpinned ? 0 : 1,
+      policyHashMatch
+    };
+  }
+  return { verdict: "valid", code: 0, policyHashMatch };
 }
 
 // src/cli/verify-command.ts
@@ -47166,7 +47232,7 @@ async function verifyCommand(args, io2) {
       wholeRecorder: request.wholeRecorder,
       ...request.sessionId === void 0 ? {} : { sessionId: request.sessionId }
     });
-    const judged = judge2(request, report, expectedPolicy);
+    const judged = judgeEvidence(report, { ...request, expectedPolicy });
     io2.out(describe2(label, report, judged, expectedPolicy));
     if (judged.verdict === "self_consistent_only") {
       io2.err(
@@ -47185,40 +47251,6 @@ async function verifyCommand(args, io2) {
 `);
     return finish(verificationReport("error", void 0, null, error2.message), 2);
   }
-}
-function judge2(request, report, expectedPolicy) {
-  if (!report.valid) {
-    const error2 = report.error?.message ?? "chain is not valid";
-    const empty = report.error?.class === "empty";
-    return { verdict: empty ? "error" : "invalid", code: 1, error: error2, policyHashMatch: null };
-  }
-  const policyHashMatch = expectedPolicy === void 0 ? null : report.policy_hashes.length === 1 && report.policy_hashes[0] === expectedPolicy;
-  if (request.requireSealed && !report.sealed) {
-    return {
-      verdict: "invalid",
-      code: 1,
-      error: "chain is not sealed: it does not end in a signed session_close (--require-sealed)",
-      policyHashMatch,
-      unsealed: true
-    };
-  }
-  if (policyHashMatch === false) {
-    const seen = report.policy_hashes.join(", ");
-    return {
-      verdict: "invalid",
-      code: 1,
-      error: `policy hash mismatch: receipts carry ${seen}, expected ${expectedPolicy ?? ""}`,
-      policyHashMatch
-    };
-  }
-  if (!report.pinned) {
-    return {
-      verdict: "self_consistent_only",
-      code: request.allowUnpinned ? 0 : 1,
-      policyHashMatch
-    };
-  }
-  return { verdict: "valid", code: 0, policyHashMatch };
 }
 function describe2(label, report, judged, expectedPolicy) {
   if (report.error?.class === "empty") return `No receipts found in ${label}
@@ -47353,7 +47385,9 @@ async function runCommand(args, io2) {
       ],
       io2
     );
-    const report = await readVerificationReport(join11(out, PACKET_FILES.verifier));
+    const report = parseVerificationReport(
+      await readFile9(join11(out, PACKET_FILES.verifier), "utf8")
+    );
     await writePacketReport({
       out,
       receipts,
@@ -47423,10 +47457,6 @@ function boundSecrets(request) {
   }
   return values;
 }
-async function readVerificationReport(file) {
-  const parsed = JSON.parse(await readFile9(file, "utf8"));
-  return { ...parsed, final_seq: parsed.final_seq === null ? null : BigInt(parsed.final_seq) };
-}
 async function giveToInvoker(out) {
   const uid = process.env["SUDO_UID"];
   const gid = process.env["SUDO_GID"];
@@ -47487,7 +47517,12 @@ Commands:
   keygen --out DIR                        create signing-key.pem, public-key.pem and
                                           public-key.pipelock in DIR (never overwrites);
                                           print the hex public key
-  view DIR                                serve the packet viewer for an Audit Packet
+  view DIR [options]                      verify an Audit Packet as the action does and serve
+                                          it to a browser on loopback until Ctrl-C; prints
+                                          the address (it holds an access token)
+    --public-key FILE|HEX                 pinned signer key (repeatable); without one the
+                                          verdict is self-consistent only
+    --listen 127.0.0.1:PORT               where to serve (default: a free port)
 
 Options:
   -h, --help                              show this help
@@ -47496,17 +47531,768 @@ Options:
 Exit codes: 0 success or allow; 1 invalid, failed or block; 2 usage or unreadable input.
 `;
 
-// src/cli/main.ts
-var NOT_YET = {
-  view: "the packet viewer"
+// src/cli/view-command.ts
+import { stat as stat10 } from "node:fs/promises";
+
+// src/packet/view/load-packet.ts
+import { createHash as createHash3 } from "node:crypto";
+import { createReadStream as createReadStream3 } from "node:fs";
+import { readFile as readFile10, stat as stat9 } from "node:fs/promises";
+import { join as join12 } from "node:path";
+
+// src/packet/view/packet-checks.ts
+var DERIVED_FILES = ["packet.json", "summary.md"];
+function ok(file, detail) {
+  return { file, status: "ok", detail };
+}
+function mismatch(file, detail) {
+  return { file, status: "mismatch", detail };
+}
+function unread(file, fact) {
+  if (fact.kind === "missing") return { file, status: "missing", detail: "not in the packet" };
+  return mismatch(file, fact.error);
+}
+function chainPolicy(report) {
+  return report.policy_hashes.join(", ") || "(no receipts)";
+}
+function evidenceCheck({ report, judgement }) {
+  const file = "evidence.jsonl";
+  if (judgement.verdict === "valid" || judgement.verdict === "self_consistent_only") {
+    return ok(
+      file,
+      `${report.receipt_count} receipts verified with the recorder entries, checkpoints and transcript root; sealed`
+    );
+  }
+  return mismatch(file, judgement.error ?? "does not verify");
+}
+function policyBindingCheck(file, fact, report, matches, differs) {
+  if (fact.kind !== "read") return unread(file, fact);
+  if (report.policy_hashes.length === 1 && report.policy_hashes[0] === fact.value) {
+    return ok(file, matches);
+  }
+  return mismatch(file, `${differs(fact.value)}; the receipts carry ${chainPolicy(report)}`);
+}
+function receiptsCheck(facts) {
+  const file = "receipts.json";
+  if (facts.receiptsFileHash.kind !== "read") return unread(file, facts.receiptsFileHash);
+  if (!facts.report.valid) {
+    return { file, status: "unchecked", detail: "the chain in evidence.jsonl does not verify" };
+  }
+  if (facts.receiptsFileHash.value === facts.receiptsExpectedHash) {
+    return ok(file, "the receipts of evidence.jsonl, byte for byte");
+  }
+  return mismatch(file, "is not the receipts of evidence.jsonl");
+}
+function signerCheck({ signerKey, report }) {
+  const file = "signer-public-key.pem";
+  if (signerKey.kind !== "read") return unread(file, signerKey);
+  const signers = report.signer_keys;
+  if (signers.length === 1 && signers[0] === signerKey.value) {
+    return ok(file, "the key that signed every receipt");
+  }
+  return mismatch(
+    file,
+    `holds ${signerKey.value}; the receipts are signed by ${signers.join(", ") || "(no receipts)"}`
+  );
+}
+function reportCheck({ recordedReport, report, judgement }) {
+  const file = "verification-report.json";
+  if (recordedReport.kind !== "read") return unread(file, recordedReport);
+  const recorded = recordedReport.value;
+  const fresh = {
+    receipt_count: report.receipt_count,
+    final_seq: report.final_seq ?? null,
+    root_hash: report.root_hash ?? null,
+    sealed: report.sealed
+  };
+  const differing = Object.keys(fresh).filter(
+    (key) => String(recorded[key]) !== String(fresh[key])
+  );
+  const verdict = `recorded verdict ${String(recorded.verdict)}`;
+  if (differing.length > 0) {
+    return mismatch(
+      file,
+      `${verdict}; ${differing.map((key) => `${key} ${String(recorded[key])}, verified ${String(fresh[key])}`).join("; ")}`
+    );
+  }
+  const claimsMore = (recorded.verdict === "valid" || recorded.verdict === "self_consistent_only") && judgement.verdict !== "valid" && judgement.verdict !== "self_consistent_only";
+  if (claimsMore) return mismatch(file, `${verdict}; verified ${judgement.verdict}`);
+  return ok(file, `${verdict}; counts, final seq, root hash and seal agree`);
+}
+function packetChecks(facts) {
+  return [
+    evidenceCheck(facts),
+    receiptsCheck(facts),
+    policyBindingCheck(
+      "policy.yaml",
+      facts.policyFileHash,
+      facts.report,
+      "its SHA-256 is the policy_hash every receipt carries",
+      (hash2) => `its SHA-256 is ${hash2}`
+    ),
+    policyBindingCheck(
+      "policy-hash.txt",
+      facts.policyHashText,
+      facts.report,
+      "states the policy_hash every receipt carries",
+      (hash2) => `states ${hash2}`
+    ),
+    signerCheck(facts),
+    reportCheck(facts),
+    ...DERIVED_FILES.map((file) => ({
+      file,
+      status: "unchecked",
+      detail: "written from the receipts, not signed; this viewer counts the verified receipts itself"
+    }))
+  ];
+}
+
+// src/packet/view/receipt-rows.ts
+function detached(text) {
+  return Buffer.from(text, "utf8").toString("utf8");
+}
+function receiptRow(receipt, encoded, hash2) {
+  const record2 = receipt.action_record;
+  return {
+    seq: record2.chain_seq,
+    timestamp: detached(record2.timestamp),
+    verdict: detached(record2.verdict),
+    transport: detached(record2.transport),
+    method: detached(record2.method ?? ""),
+    target: detached(record2.target),
+    destination: isRequest(record2) ? destinationOf(record2.target) : "",
+    layer: detached(record2.layer ?? ""),
+    reason: detached(record2.pattern ?? ""),
+    session: detached(record2.session_control?.kind ?? ""),
+    outcome: record2.decision_phase === "outcome",
+    encoded: Buffer.from(encoded, "utf8"),
+    hash: hash2,
+    prevHash: detached(record2.chain_prev_hash)
+  };
+}
+var PAGE_SIZE = 100;
+function rowQuery(params) {
+  const page2 = Number(params.get("page") ?? "1");
+  return {
+    verdict: params.get("verdict") ?? "",
+    destination: params.get("destination") ?? "",
+    text: params.get("q") ?? "",
+    page: Number.isSafeInteger(page2) && page2 >= 1 ? page2 : 1
+  };
+}
+function queryString(query, page2 = query.page) {
+  const params = new URLSearchParams();
+  if (query.verdict !== "") params.set("verdict", query.verdict);
+  if (query.destination !== "") params.set("destination", query.destination);
+  if (query.text !== "") params.set("q", query.text);
+  if (page2 > 1) params.set("page", String(page2));
+  const text = params.toString();
+  return text === "" ? "" : `?${text}`;
+}
+function selectRows(rows, query) {
+  const needle = query.text.toLowerCase();
+  const matching = rows.filter(
+    (row) => (query.verdict === "" || row.verdict === query.verdict) && (query.destination === "" || row.destination === query.destination) && (needle === "" || [row.target, row.method, row.layer, row.reason].some(
+      (field2) => field2.toLowerCase().includes(needle)
+    ))
+  );
+  const pages = Math.max(1, Math.ceil(matching.length / PAGE_SIZE));
+  const page2 = Math.min(query.page, pages);
+  return {
+    rows: matching.slice((page2 - 1) * PAGE_SIZE, page2 * PAGE_SIZE),
+    matching: matching.length,
+    page: page2,
+    pages
+  };
+}
+function indentJson(compact) {
+  let out = "";
+  let depth = 0;
+  let inString = false;
+  let escaped = false;
+  for (let i = 0; i < compact.length; i++) {
+    const c = compact[i] ?? "";
+    if (inString) {
+      out += c;
+      if (escaped) escaped = false;
+      else if (c === "\\") escaped = true;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    const next = compact[i + 1];
+    if (c === '"') {
+      inString = true;
+      out += c;
+    } else if ((c === "{" || c === "[") && next !== "}" && next !== "]") {
+      depth++;
+      out += `${c}
+${"  ".repeat(depth)}`;
+    } else if ((c === "}" || c === "]") && compact[i - 1] !== "{" && compact[i - 1] !== "[") {
+      depth--;
+      out += `
+${"  ".repeat(depth)}${c}`;
+    } else if (c === ",") {
+      out += `,
+${"  ".repeat(depth)}`;
+    } else if (c === ":") {
+      out += ": ";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// src/packet/view/load-packet.ts
+var UnreadablePacket = class extends Error {
 };
+var SMALL_FILE_BYTES = 1024 * 1024;
+async function readSmall(file) {
+  const info = await stat9(file).catch((error2) => {
+    if (error2.code === "ENOENT") return void 0;
+    throw new UnreadablePacket(`cannot read ${file}: ${error2.message}`);
+  });
+  if (info === void 0) return { kind: "missing" };
+  if (!info.isFile()) return { kind: "unusable", error: "not a regular file" };
+  if (info.size > SMALL_FILE_BYTES)
+    return { kind: "unusable", error: `larger than ${SMALL_FILE_BYTES} bytes` };
+  return { kind: "read", value: await readFile10(file) };
+}
+function mapFact(fact, read) {
+  return fact.kind === "read" ? read(fact.value) : fact;
+}
+function utf82(bytes) {
+  try {
+    return { kind: "read", value: new TextDecoder("utf-8", { fatal: true }).decode(bytes) };
+  } catch {
+    return { kind: "unusable", error: "not UTF-8 text" };
+  }
+}
+async function sha256OfFile(file) {
+  const info = await stat9(file).catch(() => void 0);
+  if (info === void 0) return { kind: "missing" };
+  if (!info.isFile()) return { kind: "unusable", error: "not a regular file" };
+  const hash2 = createHash3("sha256");
+  for await (const chunk of createReadStream3(file)) hash2.update(chunk);
+  return { kind: "read", value: hash2.digest("hex") };
+}
+function signerKeyOf(pem2) {
+  const parsed = parsePublicKey(pem2);
+  return parsed.ok ? { kind: "read", value: publicKeyHex(parsed.key) } : { kind: "unusable", error: parsed.error };
+}
+function recordedReportOf(text) {
+  try {
+    const value = JSON.parse(text);
+    if (typeof value === "object" && value !== null && !Array.isArray(value))
+      return { kind: "read", value };
+  } catch {
+  }
+  return { kind: "unusable", error: "not a JSON object" };
+}
+async function loadPacketView(dir, backend, pinnedKeys) {
+  const evidence = join12(dir, PACKET_FILES.evidence);
+  const info = await stat9(evidence).catch(() => void 0);
+  if (!info?.isFile()) {
+    throw new UnreadablePacket(
+      `${dir} holds no ${PACKET_FILES.evidence}: give the directory a run wrote its Audit Packet to (--evidence-output, default audit-artifacts)`
+    );
+  }
+  const policyHashText = mapFact(
+    await readSmall(join12(dir, POLICY_HASH_FILE)),
+    (bytes) => mapFact(utf82(bytes), (text) => ({ kind: "read", value: text.trim() }))
+  );
+  const rows = [];
+  const tally = new ChainTally();
+  const onAccepted = (receipt) => {
+    const encoded = encodeReceipt(receipt);
+    rows.push(receiptRow(receipt, encoded, receiptHashOf(backend, encoded)));
+    tally.add(receipt);
+  };
+  const { report } = await verifyEvidencePath(backend, evidence, {
+    trustedKeys: pinnedKeys,
+    wholeRecorder: true,
+    onAccepted
+  });
+  const judgement = judgeEvidence(report, {
+    requireSealed: true,
+    allowUnpinned: true,
+    expectedPolicy: policyHashText.kind === "read" ? policyHashText.value : void 0
+  });
+  const expected = createHash3("sha256");
+  for (const piece of receiptsJsonPieces(rows.map((row) => row.encoded))) expected.update(piece);
+  const policyBytes = await readSmall(join12(dir, POLICY_FILE));
+  const checks = packetChecks({
+    report,
+    judgement,
+    policyFileHash: mapFact(policyBytes, (bytes) => ({ kind: "read", value: policyHash(bytes) })),
+    policyHashText,
+    receiptsFileHash: await sha256OfFile(join12(dir, RECEIPTS_FILE)),
+    receiptsExpectedHash: expected.digest("hex"),
+    signerKey: mapFact(
+      await readSmall(join12(dir, PUBLIC_KEY_FILE)),
+      (bytes) => mapFact(utf82(bytes), signerKeyOf)
+    ),
+    recordedReport: mapFact(
+      await readSmall(join12(dir, PACKET_FILES.verifier)),
+      (bytes) => mapFact(utf82(bytes), recordedReportOf)
+    )
+  });
+  return {
+    dir,
+    report,
+    judgement,
+    pinnedKeys,
+    rows,
+    summary: tally.summary(),
+    checks,
+    policy: mapFact(policyBytes, utf82)
+  };
+}
+
+// src/packet/view/viewer-server.ts
+import { randomBytes as randomBytes7 } from "node:crypto";
+import { createServer as createServer2 } from "node:http";
+
+// src/packet/view/html.ts
+var Html = class {
+  constructor(text) {
+    this.text = text;
+  }
+  text;
+};
+var ESCAPES = {
+  "&": "&amp;",
+  "<": "&lt;",
+  ">": "&gt;",
+  '"': "&quot;",
+  "'": "&#39;"
+};
+var INVISIBLE = (
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what must be shown
+  /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g
+);
+function escapeHtml(text) {
+  return text.replace(/[&<>"']/g, (c) => ESCAPES[c] ?? c).replace(INVISIBLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+function render(value) {
+  if (value instanceof Html) return value.text;
+  if (value === null || value === void 0) return "";
+  if (Array.isArray(value)) return value.map(render).join("");
+  return escapeHtml(String(value));
+}
+function html(strings, ...values) {
+  let text = strings[0] ?? "";
+  values.forEach((value, i) => {
+    text += render(value) + (strings[i + 1] ?? "");
+  });
+  return new Html(text);
+}
+
+// src/packet/view/pages.ts
+var OVERVIEW_REFUSALS = 100;
+var VERDICT_NAMES = {
+  valid: "VALID",
+  self_consistent_only: "SELF-CONSISTENT ONLY",
+  invalid: "INVALID",
+  error: "NO EVIDENCE"
+};
+function layout(view, ctx, title, body2) {
+  const verdict = view.judgement.verdict;
+  return html`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>${title} · Audit Packet</title>
+<link rel="stylesheet" href="${ctx.root}style.css">
+</head>
+<body>
+<header>
+<nav><a href="${ctx.root}">Overview</a> <a href="${ctx.root}receipts">Receipts</a> <a href="${ctx.root}policy">Policy</a></nav>
+<p class="packet">Audit Packet ${view.dir} · <span class="verdict ${verdict}">${VERDICT_NAMES[verdict] ?? verdict}</span></p>
+</header>
+<main>
+${body2}
+</main>
+</body>
+</html>
+`;
+}
+function verdictBanner(view) {
+  const { report, judgement } = view;
+  const signer = report.signer_keys.join(", ");
+  switch (judgement.verdict) {
+    case "valid":
+      return html`<section class="banner valid"><h1>VALID</h1>
+<p>The receipt chain verifies end to end (signatures, hash links, recorder entries, checkpoints, transcript root), is sealed by a signed session close, and is signed by a key you pinned: <code>${signer}</code>.</p></section>`;
+    case "self_consistent_only":
+      return html`<section class="banner self_consistent_only"><h1>SELF-CONSISTENT ONLY</h1>
+<p>The receipt chain verifies end to end and is sealed, but no key was pinned: it is signed by <code>${signer}</code>, a key the packet names itself. Anyone could make a packet that agrees with itself. Pin the key you expect: <code>pipelock-egress view DIR --public-key KEY</code>.</p></section>`;
+    case "invalid":
+      return html`<section class="banner invalid"><h1>INVALID</h1>
+<p>${judgement.error ?? "the chain does not verify"}</p>
+${report.broken_at_seq === void 0 ? "" : html`<p>The chain breaks at seq ${report.broken_at_seq}. The receipts listed here are the ones accepted before the break; the evidence as a whole is not valid.</p>`}</section>`;
+    default:
+      return html`<section class="banner error"><h1>NO EVIDENCE</h1><p>${judgement.error ?? "no receipts found"}</p></section>`;
+  }
+}
+function warningBanner(view) {
+  return view.judgement.verdict === "valid" ? "" : verdictBanner(view);
+}
+function factsTable(view) {
+  const { report } = view;
+  const facts = [
+    ["Receipts", report.receipt_count],
+    ["Final seq", report.final_seq],
+    ["Root hash", html`<code>${report.root_hash}</code>`],
+    ["Start", report.start_time],
+    ["End", report.end_time],
+    ["Signer keys", html`<code>${report.signer_keys.join(", ")}</code>`],
+    [
+      "Pinned keys",
+      view.pinnedKeys.length === 0 ? "none" : html`<code>${view.pinnedKeys.join(", ")}</code>`
+    ],
+    ["Sealed", report.sealed ? "yes" : "no"],
+    ["Policy hashes", html`<code>${report.policy_hashes.join(", ")}</code>`]
+  ];
+  if (report.torn_tail) {
+    facts.push([
+      "Torn tail",
+      `${report.torn_tail.where} (${report.torn_tail.bytes} bytes of an unfinished line; not verified)`
+    ]);
+  }
+  return html`<table class="facts">${facts.map(([name, value]) => html`<tr><th>${name}</th><td>${value}</td></tr>`)}</table>`;
+}
+var STATUS_NAMES = {
+  ok: "matches",
+  mismatch: "DOES NOT MATCH",
+  missing: "missing",
+  unchecked: "not checked"
+};
+function checksSection(view) {
+  const bad = view.checks.filter((c) => c.status === "mismatch" || c.status === "missing");
+  return html`<section><h2>Packet files</h2>
+${bad.length === 0 ? "" : html`<p class="warning">${bad.length} of the packet's files do not match the verified evidence: rely only on what is verified.</p>`}
+<table><tr><th>File</th><th>Status</th><th>Detail</th></tr>
+${view.checks.map((c) => html`<tr class="${c.status}"><td><code>${c.file}</code></td><td>${STATUS_NAMES[c.status]}</td><td>${c.detail}</td></tr>`)}
+</table></section>`;
+}
+function receiptsLink(ctx, query, label) {
+  const full = { verdict: "", destination: "", text: "", page: 1, ...query };
+  return html`<a href="${ctx.root}receipts${queryString(full)}">${label}</a>`;
+}
+function seqLink(ctx, seq, label = seq) {
+  return html`<a href="${ctx.root}receipts/${seq}">${label}</a>`;
+}
+function totalsSection(view, ctx) {
+  const { totals } = view.summary;
+  const shown = VERDICT_TOTALS.filter((v) => totals[v] > 0);
+  return html`<section><h2>Decisions</h2>
+<p>Counted from the verified receipts (${view.summary.receiptCount}, including session control and tunnel outcomes).</p>
+<table><tr>${shown.map((v) => html`<th>${v}</th>`)}</tr>
+<tr>${shown.map((v) => html`<td>${v === "other" ? totals[v] : receiptsLink(ctx, { verdict: v }, totals[v])}</td>`)}</tr></table></section>`;
+}
+function destinationsSection(view, ctx) {
+  const rows = view.summary.destinations;
+  if (rows.length === 0) return html`<section><h2>Destinations</h2><p>No requests.</p></section>`;
+  return html`<section><h2>Destinations</h2>
+<table><tr><th>Destination</th><th>Allowed</th><th>Blocked</th><th>Warned</th><th>Methods</th></tr>
+${rows.map((d) => html`<tr><td>${receiptsLink(ctx, { destination: d.destination }, d.destination)}</td><td>${d.allowed}</td><td>${d.blocked}</td><td>${d.warned}</td><td>${[...d.methods].sort().join(", ")}</td></tr>`)}
+</table></section>`;
+}
+function refusedSection(view, ctx) {
+  const refused = view.summary.refused;
+  if (refused.length === 0) return html`<section><h2>Blocked requests</h2><p>None.</p></section>`;
+  const verdicts = [...new Set(refused.map((r) => r.verdict))].sort();
+  const more2 = refused.length <= OVERVIEW_REFUSALS ? "" : html`<p>The first ${OVERVIEW_REFUSALS} of ${refused.length}; all of them: ${verdicts.map((v, i) => [i > 0 ? ", " : "", receiptsLink(ctx, { verdict: v }, `verdict ${v}`)])}.</p>`;
+  return html`<section><h2>Blocked requests</h2>
+${more2}
+<table><tr><th>Seq</th><th>Verdict</th><th>Method</th><th>Target</th><th>Layer</th><th>Reason</th></tr>
+${refused.slice(0, OVERVIEW_REFUSALS).map((r) => html`<tr><td>${seqLink(ctx, r.seq)}</td><td>${r.verdict}</td><td>${r.method}</td><td class="target">${r.target}</td><td>${r.layer}</td><td>${r.reason}</td></tr>`)}
+</table></section>`;
+}
+function overviewPage(view, ctx) {
+  return layout(view, ctx, "Overview", [
+    verdictBanner(view),
+    html`<section><h2>What was verified</h2>${factsTable(view)}</section>`,
+    checksSection(view),
+    totalsSection(view, ctx),
+    destinationsSection(view, ctx),
+    refusedSection(view, ctx)
+  ]);
+}
+function rowKind(row) {
+  if (row.session !== "") return row.session;
+  return row.outcome ? "outcome" : row.transport;
+}
+function pager(ctx, query, page2, pages) {
+  if (pages <= 1) return "";
+  const link = (to, label) => html`<a href="${ctx.root}receipts${queryString(query, to)}">${label}</a>`;
+  return html`<p class="pager">${page2 > 1 ? link(page2 - 1, "\u2190 previous") : ""} page ${page2} of ${pages} ${page2 < pages ? link(page2 + 1, "next \u2192") : ""}</p>`;
+}
+function receiptsPage(view, ctx, query) {
+  const selected = selectRows(view.rows, query);
+  const verdicts = [...new Set(view.rows.map((r) => r.verdict))].sort();
+  const form = html`<form method="get" action="${ctx.root}receipts">
+<label>Verdict <select name="verdict"><option value="">all</option>${verdicts.map((v) => html`<option${v === query.verdict ? html` selected` : ""}>${v}</option>`)}</select></label>
+<label>Text <input name="q" value="${query.text}"></label>
+${query.destination === "" ? "" : html`<input type="hidden" name="destination" value="${query.destination}">`}
+<button>Filter</button></form>`;
+  const scope = query.destination === "" ? "" : html` to <code>${query.destination}</code>`;
+  return layout(view, ctx, "Receipts", [
+    warningBanner(view),
+    html`<h2>Receipts</h2>`,
+    form,
+    html`<p>${selected.matching} of ${view.rows.length} receipts${scope}.</p>`,
+    pager(ctx, query, selected.page, selected.pages),
+    html`<table class="receipts"><tr><th>Seq</th><th>Time</th><th>Kind</th><th>Verdict</th><th>Method</th><th>Target</th><th>Layer</th><th>Reason</th></tr>
+${selected.rows.map((r) => html`<tr class="${r.verdict}"><td>${seqLink(ctx, r.seq)}</td><td>${r.timestamp}</td><td>${rowKind(r)}</td><td>${r.verdict}</td><td>${r.method}</td><td class="target">${r.target}</td><td>${r.layer}</td><td>${r.reason}</td></tr>`)}
+</table>`,
+    pager(ctx, query, selected.page, selected.pages)
+  ]);
+}
+function receiptPage(view, ctx, row) {
+  const index = view.rows.indexOf(row);
+  const previous = view.rows[index - 1];
+  const next = view.rows[index + 1];
+  return layout(view, ctx, `Receipt ${row.seq}`, [
+    warningBanner(view),
+    html`<h2>Receipt seq ${row.seq}</h2>
+<p>${previous ? seqLink(ctx, previous.seq, `\u2190 seq ${previous.seq}`) : ""} ${next ? seqLink(ctx, next.seq, `seq ${next.seq} \u2192`) : ""}</p>
+<table class="facts">
+<tr><th>Verdict</th><td>${row.verdict}</td></tr>
+<tr><th>Target</th><td class="target">${row.target}</td></tr>
+<tr><th>Receipt hash</th><td><code>${row.hash}</code></td></tr>
+<tr><th>Previous hash</th><td><code>${row.prevHash}</code></td></tr>
+</table>
+<p>The receipt as signed, indented for reading (its hash is over the compact form, one line of <code>receipts.json</code>):</p>
+<pre>${indentJson(new TextDecoder().decode(row.encoded))}</pre>`
+  ]);
+}
+function policyPage(view, ctx) {
+  const check2 = view.checks.find((c) => c.file === "policy.yaml");
+  const body2 = view.policy.kind === "read" ? html`<pre>${view.policy.value}</pre>` : html`<p>${view.policy.kind === "missing" ? "The packet holds no policy.yaml." : view.policy.error}</p>`;
+  return layout(view, ctx, "Policy", [
+    warningBanner(view),
+    html`<h2>Policy</h2>`,
+    check2 ? html`<p class="${check2.status}"><code>policy.yaml</code>: ${STATUS_NAMES[check2.status]}: ${check2.detail}.</p>` : "",
+    body2
+  ]);
+}
+function notFoundPage(view, ctx, what) {
+  return layout(view, ctx, "Not found", html`<h2>Not found</h2><p>${what}</p>`);
+}
+var STYLE = `body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1b1f23}
+header{background:#24292e;color:#fff;padding:.6em 1.2em}
+header a{color:#fff;margin-right:1.2em}
+header p{margin:.3em 0 0}
+main{padding:1em 1.2em}
+table{border-collapse:collapse;margin:.5em 0}
+th,td{border:1px solid #d0d7de;padding:.25em .5em;text-align:left;vertical-align:top}
+td.target{word-break:break-all;max-width:40em}
+code,pre{font-family:ui-monospace,monospace}
+pre{background:#f6f8fa;padding:1em;overflow:auto;white-space:pre-wrap;word-break:break-all}
+.banner{padding:.6em 1em;border-radius:6px;margin-bottom:1em}
+.banner h1{margin:0 0 .3em;font-size:1.4em}
+.banner.valid{background:#dafbe1}
+.banner.self_consistent_only{background:#fff8c5}
+.banner.invalid,.banner.error{background:#ffebe9}
+.verdict{font-weight:bold}
+.warning,tr.mismatch,tr.missing,p.mismatch,p.missing{background:#ffebe9}
+tr.block{background:#fff1f0}
+tr.warn{background:#fffbe6}
+form label{margin-right:1em}
+`;
+
+// src/packet/view/viewer-app.ts
+var SECURITY_HEADERS = {
+  "Content-Security-Policy": "default-src 'none'; style-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+  "X-Content-Type-Options": "nosniff",
+  "X-Frame-Options": "DENY",
+  "Referrer-Policy": "no-referrer",
+  "Cache-Control": "no-store",
+  "Cross-Origin-Resource-Policy": "same-origin"
+};
+function plain(status, body2, extra = {}) {
+  return {
+    status,
+    headers: { ...SECURITY_HEADERS, "Content-Type": "text/plain; charset=utf-8", ...extra },
+    body: `${body2}
+`
+  };
+}
+function page(status, body2) {
+  return {
+    status,
+    headers: { ...SECURITY_HEADERS, "Content-Type": "text/html; charset=utf-8" },
+    body: body2.text
+  };
+}
+var ViewerApp = class {
+  constructor(view, token, hosts) {
+    this.view = view;
+    this.hosts = hosts;
+    this.root = `/${token}/`;
+    for (const row of view.rows) this.bySeq.set(String(row.seq), row);
+  }
+  view;
+  hosts;
+  bySeq = /* @__PURE__ */ new Map();
+  root;
+  handle(request) {
+    if (request.host === void 0 || !this.hosts.includes(request.host.toLowerCase())) {
+      return plain(421, `this viewer answers only to ${this.hosts.join(" or ")}`);
+    }
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      return plain(405, "the viewer only reads: GET or HEAD", { Allow: "GET, HEAD" });
+    }
+    let url;
+    try {
+      url = new URL(request.url, "http://viewer.invalid");
+    } catch {
+      return plain(400, "bad request target");
+    }
+    if (`${url.pathname}/` === this.root) return plain(308, "moved", { Location: this.root });
+    if (!url.pathname.startsWith(this.root)) return plain(404, "not found");
+    const ctx = { root: this.root };
+    const rest = url.pathname.slice(this.root.length);
+    if (rest === "") return page(200, overviewPage(this.view, ctx));
+    if (rest === "style.css") {
+      return {
+        status: 200,
+        headers: { ...SECURITY_HEADERS, "Content-Type": "text/css; charset=utf-8" },
+        body: STYLE
+      };
+    }
+    if (rest === "receipts")
+      return page(200, receiptsPage(this.view, ctx, rowQuery(url.searchParams)));
+    if (rest === "policy") return page(200, policyPage(this.view, ctx));
+    const seq = /^receipts\/([0-9]{1,20})$/.exec(rest)?.[1];
+    const row = seq === void 0 ? void 0 : this.bySeq.get(String(BigInt(seq)));
+    if (row) return page(200, receiptPage(this.view, ctx, row));
+    const what = seq === void 0 ? "There is no such page." : `No verified receipt has seq ${seq}.`;
+    return page(404, notFoundPage(this.view, ctx, what));
+  }
+};
+
+// src/packet/view/viewer-server.ts
+function hostNames(address) {
+  const port2 = address.port;
+  const literal2 = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  return [`${literal2}:${port2}`, `localhost:${port2}`];
+}
+async function serveViewer(view, listen) {
+  const token = randomBytes7(16).toString("hex");
+  const server = createServer2();
+  await new Promise((resolve3, reject) => {
+    server.once("error", reject);
+    server.listen(listen.port, listen.host, () => {
+      server.off("error", reject);
+      resolve3();
+    });
+  });
+  const address = server.address();
+  const hosts = hostNames(address);
+  const app = new ViewerApp(view, token, hosts);
+  server.on("request", (req, res) => {
+    const response = app.handle({
+      method: req.method ?? "",
+      url: req.url ?? "/",
+      host: req.headers.host
+    });
+    res.writeHead(response.status, {
+      ...response.headers,
+      "Content-Length": Buffer.byteLength(response.body)
+    });
+    res.end(req.method === "HEAD" ? void 0 : response.body);
+  });
+  return {
+    url: `http://${hosts[0] ?? ""}/${token}/`,
+    close: () => new Promise((resolve3) => {
+      server.close(() => resolve3());
+      server.closeAllConnections();
+    })
+  };
+}
+
+// src/cli/view-command.ts
+var COMMAND2 = "view";
+var PREFIX2 = `pipelock-egress ${COMMAND2}`;
+async function viewCommand(args, io2) {
+  const [dir, ...rest] = args;
+  if (dir === void 0 || dir.startsWith("--"))
+    throw new UsageError(`${COMMAND2}: give the Audit Packet directory first: view DIR [options]`);
+  const options = parseOptions(COMMAND2, rest, {
+    single: ["listen"],
+    repeatable: ["public-key"]
+  });
+  const listen = loopbackListen(
+    COMMAND2,
+    "the viewer",
+    optionValue(options, "listen") ?? "127.0.0.1:0"
+  );
+  let pinned;
+  try {
+    pinned = await Promise.all(
+      (options.values.get("public-key") ?? []).map((key) => resolvePublicKey(key, io2))
+    );
+  } catch (error2) {
+    if (!(error2 instanceof KeyArgumentError)) throw error2;
+    io2.err(`${PREFIX2}: ${error2.message}
+`);
+    return 2;
+  }
+  if (!(await stat10(dir).catch(() => void 0))?.isDirectory()) {
+    io2.err(`${PREFIX2}: ${dir} is not a directory: give the Audit Packet directory
+`);
+    return 2;
+  }
+  io2.err(`${PREFIX2}: verifying ${dir} \u2026
+`);
+  let view;
+  try {
+    view = await loadPacketView(dir, createNodeBackend(), pinned);
+  } catch (error2) {
+    if (!(error2 instanceof UnreadablePacket) && !(error2 instanceof UnreadableEvidence)) throw error2;
+    io2.err(`${PREFIX2}: ${error2.message}
+`);
+    return 2;
+  }
+  let viewer;
+  try {
+    viewer = await serveViewer(view, listen);
+  } catch (error2) {
+    io2.err(`${PREFIX2}: cannot listen on ${listenText(listen)}: ${error2.message}
+`);
+    return 1;
+  }
+  const stopSignal = new Promise((resolve3) => {
+    process.once("SIGTERM", () => resolve3());
+    process.once("SIGINT", () => resolve3());
+  });
+  io2.out(
+    `${JSON.stringify({ event: "listening", url: viewer.url, verdict: view.judgement.verdict, receipts: view.rows.length })}
+`
+  );
+  io2.err(
+    `${PREFIX2}: ${dir}: verdict ${view.judgement.verdict}; open ${viewer.url} (the address is the key: share it with no one); Ctrl-C stops
+`
+  );
+  await stopSignal;
+  await viewer.close();
+  return 0;
+}
+
+// src/cli/main.ts
 var COMMANDS = {
   policy: policyCommand,
   proxy: proxyCommand,
   verify: verifyCommand,
   keygen: keygenCommand,
   run: runCommand,
-  cleanup: cleanupCommand
+  cleanup: cleanupCommand,
+  view: viewCommand
 };
 async function main(argv, io2) {
   const [command, ...args] = argv;
@@ -47527,14 +48313,6 @@ async function main(argv, io2) {
     }
     const run = COMMANDS[command];
     if (run) return await run(args, io2);
-    const pending = NOT_YET[command];
-    if (pending) {
-      io2.err(
-        `pipelock-egress ${command}: not available yet: ${pending} has not landed in this version
-`
-      );
-      return 2;
-    }
     throw new UsageError(
       command.startsWith("-") ? `unknown option "${command}"` : `unknown command "${command}"`
     );
@@ -47558,7 +48336,7 @@ var io = {
     if (!readerGone) process.stdout.write(text);
   },
   err: (text) => process.stderr.write(text),
-  readFile: (path4) => readFile10(path4)
+  readFile: (path4) => readFile11(path4)
 };
 main(process.argv.slice(2), io).then(
   (code2) => {

@@ -9,12 +9,9 @@ import { proxyCommand } from './proxy-command.js';
 import { runCommand } from './run-command.js';
 import { USAGE } from './usage.js';
 import { verifyCommand } from './verify-command.js';
+import { viewCommand } from './view-command.js';
 
 type Command = (args: readonly string[], io: CliIo) => Promise<number>;
-
-const NOT_YET: Record<string, string> = {
-  view: 'the packet viewer',
-};
 
 const COMMANDS: Record<string, Command> = {
   policy: policyCommand,
@@ -23,6 +20,7 @@ const COMMANDS: Record<string, Command> = {
   keygen: keygenCommand,
   run: runCommand,
   cleanup: cleanupCommand,
+  view: viewCommand,
 };
 
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
@@ -43,13 +41,6 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     }
     const run = COMMANDS[command];
     if (run) return await run(args, io);
-    const pending = NOT_YET[command];
-    if (pending) {
-      io.err(
-        `pipelock-egress ${command}: not available yet: ${pending} has not landed in this version\n`,
-      );
-      return 2;
-    }
     throw new UsageError(
       command.startsWith('-') ? `unknown option "${command}"` : `unknown command "${command}"`,
     );

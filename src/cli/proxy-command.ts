@@ -2,9 +2,6 @@
 // Prints one JSON line when ready; SIGTERM or SIGINT seals the evidence and exits 0.
 
 import { formatPolicyError, parsePolicy } from '../policy/index.js';
-import { parseRequestTarget } from '../policy/target.js';
-import { formatIp } from '../policy/ip.js';
-import { specialAddressKind } from '../engine/ssrf.js';
 import { Engine } from '../engine/engine.js';
 import { EvidenceWriter } from '../engine/evidence-writer.js';
 import { createResolver } from '../engine/resolver.js';
@@ -18,6 +15,7 @@ import packageJson from '../../package.json' with { type: 'json' };
 import { type CliIo, UsageError } from './io.js';
 import { KeyArgumentError, resolvePrivateKey } from './key-argument.js';
 import { optionValue, parseOptions, type ParsedOptions } from './options.js';
+import { listenText, loopbackListen } from './loopback-listen.js';
 
 const COMMAND = 'proxy';
 /** Where the run CA's certificate goes unless --ca-cert says otherwise: beside the evidence. */
@@ -165,7 +163,8 @@ function listenTarget(options: ParsedOptions): { host: string; port: number } | 
     }
     return 'inherited';
   }
-  return loopbackListen(requireOption(options, 'listen'));
+  // The engine is an open relay to whatever the policy allows.
+  return loopbackListen(COMMAND, 'the proxy', requireOption(options, 'listen'));
 }
 
 /** The listening socket `run` opened inside the agent's namespace, passed over IPC as a bare handle. */
@@ -183,29 +182,8 @@ function inheritedListener(): Promise<object> {
   });
 }
 
-function listenText(listen: { host: string; port: number }): string {
-  return `${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`;
-}
-
 function requireOption(options: ParsedOptions, name: string): string {
   const value = optionValue(options, name);
   if (value === undefined) throw new UsageError(`${COMMAND}: --${name} is required`);
   return value;
-}
-
-/** The engine is an open relay to whatever the policy allows: it listens on loopback only. */
-function loopbackListen(text: string): { host: string; port: number } {
-  const match = /^(.+):([0-9]{1,5})$/.exec(text);
-  const port = Number(match?.[2]);
-  const target = match ? parseRequestTarget(`${match[1]}:1`) : undefined;
-  if (!target?.ok || target.target.kind !== 'authority' || port > 65535) {
-    throw new UsageError(`${COMMAND}: --listen "${text}" is not ADDRESS:PORT`);
-  }
-  const { host } = target.target;
-  if (host.kind !== 'ip' || specialAddressKind(host.ip) !== 'loopback') {
-    throw new UsageError(
-      `${COMMAND}: --listen ${text}: the proxy listens on a loopback address only (127.0.0.1:PORT or [::1]:PORT)`,
-    );
-  }
-  return { host: formatIp(host.ip), port };
 }

@@ -21,7 +21,7 @@ import {
   writePacketReport,
 } from '../packet/write-packet.js';
 import { AGENT_USER, HOST_USER } from '../boundary/users.js';
-import type { VerificationReport } from './verification-report.js';
+import { parseVerificationReport } from './verification-report.js';
 import { createNodeBackend } from '../receipts/node-backend.js';
 import type { CliIo } from './io.js';
 import { parseRunRequest, RunRequestError, type RunRequest } from './run-request.js';
@@ -115,7 +115,9 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
       ],
       io,
     );
-    const report = await readVerificationReport(join(out, PACKET_FILES.verifier));
+    const report = parseVerificationReport(
+      await readFile(join(out, PACKET_FILES.verifier), 'utf8'),
+    );
     await writePacketReport({
       out,
       receipts,
@@ -183,16 +185,6 @@ function boundSecrets(request: RunRequest): Record<string, string> {
     if (value !== undefined && value !== '') values[binding.env] = value;
   }
   return values;
-}
-
-async function readVerificationReport(file: string): Promise<VerificationReport> {
-  const parsed = JSON.parse(await readFile(file, 'utf8')) as Omit<
-    VerificationReport,
-    'final_seq'
-  > & {
-    final_seq: number | null;
-  };
-  return { ...parsed, final_seq: parsed.final_seq === null ? null : BigInt(parsed.final_seq) };
 }
 
 /** Under sudo, the packet belongs to whoever ran sudo, not to root. */

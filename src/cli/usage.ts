@@ -41,7 +41,12 @@ Commands:
   keygen --out DIR                        create signing-key.pem, public-key.pem and
                                           public-key.pipelock in DIR (never overwrites);
                                           print the hex public key
-  view DIR                                serve the packet viewer for an Audit Packet
+  view DIR [options]                      verify an Audit Packet as the action does and serve
+                                          it to a browser on loopback until Ctrl-C; prints
+                                          the address (it holds an access token)
+    --public-key FILE|HEX                 pinned signer key (repeatable); without one the
+                                          verdict is self-consistent only
+    --listen 127.0.0.1:PORT               where to serve (default: a free port)
 
 Options:
   -h, --help                              show this help

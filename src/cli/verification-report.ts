@@ -56,3 +56,11 @@ export function encodeVerificationReport(report: VerificationReport): string {
   );
   return `${text.replace(/"\\u0000bigint:([0-9]+)"/g, '$1')}\n`;
 }
+
+/** verification-report.json as `encodeVerificationReport` wrote it. */
+export function parseVerificationReport(text: string): VerificationReport {
+  const parsed = JSON.parse(text) as Omit<VerificationReport, 'final_seq'> & {
+    final_seq: number | null;
+  };
+  return { ...parsed, final_seq: parsed.final_seq === null ? null : BigInt(parsed.final_seq) };
+}

@@ -13,10 +13,10 @@ import { UnreadableEvidence, verifyEvidencePath } from './evidence-source.js';
 import { type CliIo, UsageError } from './io.js';
 import { optionValue, parseOptions } from './options.js';
 import { KeyArgumentError, resolvePublicKey } from './key-argument.js';
+import { judgeEvidence, type Judgement } from './judge.js';
 import {
   encodeVerificationReport,
   verificationReport,
-  type Verdict,
   type VerificationReport,
 } from './verification-report.js';
 
@@ -122,7 +122,7 @@ export async function verifyCommand(args: readonly string[], io: CliIo): Promise
       wholeRecorder: request.wholeRecorder,
       ...(request.sessionId === undefined ? {} : { sessionId: request.sessionId }),
     });
-    const judged = judge(request, report, expectedPolicy);
+    const judged = judgeEvidence(report, { ...request, expectedPolicy });
     io.out(describe(label, report, judged, expectedPolicy));
     if (judged.verdict === 'self_consistent_only') {
       io.err(
@@ -146,57 +146,6 @@ export async function verifyCommand(args: readonly string[], io: CliIo): Promise
     io.err(`pipelock-egress verify: ${error.message}\n`);
     return finish(verificationReport('error', undefined, null, error.message), 2);
   }
-}
-
-interface Judgement {
-  readonly verdict: Verdict;
-  readonly code: number;
-  readonly error?: string;
-  readonly policyHashMatch: boolean | null;
-  /** Why a chain that holds together is still refused (shown as CHAIN BROKEN). */
-  readonly unsealed?: boolean;
-}
-
-function judge(
-  request: VerifyRequest,
-  report: EvidenceReport,
-  expectedPolicy: string | undefined,
-): Judgement {
-  if (!report.valid) {
-    const error = report.error?.message ?? 'chain is not valid';
-    const empty = report.error?.class === 'empty';
-    return { verdict: empty ? 'error' : 'invalid', code: 1, error, policyHashMatch: null };
-  }
-  const policyHashMatch =
-    expectedPolicy === undefined
-      ? null
-      : report.policy_hashes.length === 1 && report.policy_hashes[0] === expectedPolicy;
-  if (request.requireSealed && !report.sealed) {
-    return {
-      verdict: 'invalid',
-      code: 1,
-      error: 'chain is not sealed: it does not end in a signed session_close (--require-sealed)',
-      policyHashMatch,
-      unsealed: true,
-    };
-  }
-  if (policyHashMatch === false) {
-    const seen = report.policy_hashes.join(', ');
-    return {
-      verdict: 'invalid',
-      code: 1,
-      error: `policy hash mismatch: receipts carry ${seen}, expected ${expectedPolicy ?? ''}`,
-      policyHashMatch,
-    };
-  }
-  if (!report.pinned) {
-    return {
-      verdict: 'self_consistent_only',
-      code: request.allowUnpinned ? 0 : 1,
-      policyHashMatch,
-    };
-  }
-  return { verdict: 'valid', code: 0, policyHashMatch };
 }
 
 function describe(

@@ -1,6 +1,6 @@
 // What a chain of receipts says, counted: totals per verdict, transports, blocks per layer,
 // the destinations touched with their allowed and blocked requests, and every block. Pure.
-import type { Receipt } from '../receipts/index.js';
+import type { ActionRecord, Receipt } from '../receipts/index.js';
 
 /** Audit Packet v0 counts every receipt under exactly one of these. */
 export const VERDICT_TOTALS = [
@@ -71,44 +71,47 @@ export function hostOf(destination: string): string {
   return destination.replace(/:[0-9]+$/, '');
 }
 
-export function summarizeChain(receipts: readonly Receipt[]): ChainSummary {
-  const totals = Object.fromEntries(VERDICT_TOTALS.map((v) => [v, 0])) as Record<
+/** Counts receipts one at a time, so a chain of any length can be summarised as it streams by. */
+export class ChainTally {
+  private count = 0;
+  private readonly totals = Object.fromEntries(VERDICT_TOTALS.map((v) => [v, 0])) as Record<
     VerdictTotal,
     number
   >;
-  const transports: Record<string, number> = {};
-  const layers: Record<string, number> = {};
-  const domains = new Set<string>();
-  const policyHashes = new Set<string>();
-  const destinations = new Map<string, DestinationCounts>();
-  const refused: BlockedRequest[] = [];
-  for (const { action_record: record } of receipts) {
+  private readonly transports: Record<string, number> = {};
+  private readonly layers: Record<string, number> = {};
+  private readonly domains = new Set<string>();
+  private readonly policyHashes = new Set<string>();
+  private readonly destinations = new Map<string, DestinationCounts>();
+  private readonly refused: BlockedRequest[] = [];
+
+  add({ action_record: record }: Receipt): void {
+    this.count++;
     const verdict = (VERDICT_TOTALS as readonly string[]).includes(record.verdict)
       ? (record.verdict as VerdictTotal)
       : 'other';
-    totals[verdict]++;
-    transports[record.transport] = (transports[record.transport] ?? 0) + 1;
-    policyHashes.add(record.policy_hash);
+    this.totals[verdict]++;
+    this.transports[record.transport] = (this.transports[record.transport] ?? 0) + 1;
+    this.policyHashes.add(record.policy_hash);
     if (record.verdict === 'block')
-      layers[record.layer ?? ''] = (layers[record.layer ?? ''] ?? 0) + 1;
-    // Session control and tunnel outcomes are not requests.
-    if (record.transport === SESSION_TRANSPORT || record.decision_phase === 'outcome') continue;
+      this.layers[record.layer ?? ''] = (this.layers[record.layer ?? ''] ?? 0) + 1;
+    if (!isRequest(record)) return;
     const destination = destinationOf(record.target);
-    domains.add(hostOf(destination));
-    const counts = destinations.get(destination) ?? {
+    this.domains.add(hostOf(destination));
+    const counts = this.destinations.get(destination) ?? {
       destination,
       allowed: 0,
       blocked: 0,
       warned: 0,
       methods: new Set<string>(),
     };
-    destinations.set(destination, counts);
+    this.destinations.set(destination, counts);
     if (record.method !== undefined && record.method !== '') counts.methods.add(record.method);
     if (record.verdict === 'allow') counts.allowed++;
     else if (record.verdict === 'warn') counts.warned++;
     else counts.blocked++;
     if (record.verdict !== 'allow') {
-      refused.push({
+      this.refused.push({
         seq: record.chain_seq,
         method: record.method ?? '',
         target: record.target,
@@ -118,16 +121,30 @@ export function summarizeChain(receipts: readonly Receipt[]): ChainSummary {
       });
     }
   }
-  return {
-    receiptCount: receipts.length,
-    totals,
-    transports,
-    layers,
-    domains: [...domains].sort(),
-    destinations: [...destinations.values()].sort((a, b) =>
-      a.destination < b.destination ? -1 : a.destination > b.destination ? 1 : 0,
-    ),
-    refused,
-    policyHashes: [...policyHashes].sort(),
-  };
+
+  summary(): ChainSummary {
+    return {
+      receiptCount: this.count,
+      totals: { ...this.totals },
+      transports: { ...this.transports },
+      layers: { ...this.layers },
+      domains: [...this.domains].sort(),
+      destinations: [...this.destinations.values()].sort((a, b) =>
+        a.destination < b.destination ? -1 : a.destination > b.destination ? 1 : 0,
+      ),
+      refused: [...this.refused],
+      policyHashes: [...this.policyHashes].sort(),
+    };
+  }
+}
+
+/** Session control and tunnel outcomes are receipts, not requests. */
+export function isRequest(record: ActionRecord): boolean {
+  return record.transport !== SESSION_TRANSPORT && record.decision_phase !== 'outcome';
+}
+
+export function summarizeChain(receipts: readonly Receipt[]): ChainSummary {
+  const tally = new ChainTally();
+  for (const receipt of receipts) tally.add(receipt);
+  return tally.summary();
 }

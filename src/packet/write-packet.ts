@@ -66,7 +66,20 @@ export async function writePacketEvidence(packet: PacketEvidence): Promise<reado
 
 /** The chain as a JSON array of receipt envelopes, each in its canonical (signed) encoding. */
 export function receiptsJson(receipts: readonly Receipt[]): string {
-  return receipts.length === 0 ? '[]\n' : `[\n${receipts.map(encodeReceipt).join(',\n')}\n]\n`;
+  return [...receiptsJsonPieces(receipts.map(encodeReceipt))].join('');
+}
+
+/** receipts.json piece by piece: the encoded receipts (text or UTF-8), one per line. */
+export function* receiptsJsonPieces<T extends string | Uint8Array>(
+  encoded: Iterable<T>,
+): Generator<string | T> {
+  let first = true;
+  for (const receipt of encoded) {
+    yield first ? '[\n' : ',\n';
+    yield receipt;
+    first = false;
+  }
+  yield first ? '[]\n' : '\n]\n';
 }
 
 export interface PacketReport {

@@ -20,6 +20,11 @@ export interface ChainOptions {
   readonly endorsements?: readonly RotationEndorsement[];
   /** Recorder session the endorsements and signed session_open receipts must name. */
   readonly sessionId?: string;
+  /**
+   * Called with each receipt the chain accepted, in order, as it is accepted. A later receipt
+   * may still break the chain (the report says where).
+   */
+  readonly onAccepted?: (receipt: Receipt) => void;
 }
 
 export interface ChainSegment {
@@ -86,8 +91,10 @@ export class ChainVerifier {
   private failure: Failure | undefined;
   private brokenAt: bigint | undefined;
   private finished = false;
+  private readonly onAccepted: ((receipt: Receipt) => void) | undefined;
 
   constructor(backend: CryptoBackend, options: ChainOptions = {}) {
+    this.onAccepted = options.onAccepted;
     this.trusted = (options.trustedKeys ?? []).map((key) => key.toLowerCase());
     this.pinned = this.trusted.length > 0;
     const endorsements = options.endorsements ?? [];
@@ -133,6 +140,7 @@ export class ChainVerifier {
     this.first ??= receipt.action_record;
     this.last = receipt.action_record;
     this.policyHashes.add(receipt.action_record.policy_hash);
+    this.onAccepted?.(receipt);
     return true;
   }
 

@@ -5,12 +5,15 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { assertNothingLeft, requireBuiltCli, snapshot, type MachineSnapshot } from './harness.js';
+import { loadPacketView } from '../../src/packet/view/load-packet.js';
+import { parsePublicKey, publicKeyHex } from '../../src/receipts/index.js';
+import { createNodeBackend } from '../../src/receipts/node-backend.js';
 
 let machine: MachineSnapshot;
 beforeEach(() => (machine = snapshot()));
 afterEach(() => assertNothingLeft(machine));
 
-test('npm run example: allowed read passes, the forbidden ones are blocked, the packet verifies as valid', () => {
+test('npm run example: allowed read passes, the forbidden ones are blocked, the packet verifies as valid', async () => {
   requireBuiltCli();
   const run = spawnSync('bash', ['scripts/example.sh'], { encoding: 'utf8', timeout: 120_000 });
   assert.equal(run.status, 0, `${run.stdout}\n${run.stderr}`);
@@ -45,4 +48,19 @@ test('npm run example: allowed read passes, the forbidden ones are blocked, the 
     verify.stdout,
     /^CHAIN VALID: example-output\/packet\/receipts\.json\n {2}Receipts: {2}5\n/,
   );
+  // What the viewer shows of it: every file of the packet agrees with the verified chain.
+  const key = parsePublicKey(readFileSync('example-output/keys/public-key.pem', 'utf8'));
+  assert.ok(key.ok);
+  const view = await loadPacketView('example-output/packet', createNodeBackend(), [
+    publicKeyHex(key.key),
+  ]);
+  assert.equal(view.judgement.verdict, 'valid');
+  assert.deepEqual(
+    view.checks.filter((c) => c.status !== 'ok').map((c) => [c.file, c.status]),
+    [
+      ['packet.json', 'unchecked'],
+      ['summary.md', 'unchecked'],
+    ],
+  );
+  assert.equal(view.rows.length, 5);
 });

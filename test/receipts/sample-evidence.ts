@@ -19,7 +19,7 @@ function at(ms: number): string {
   return new Date(START + ms).toISOString();
 }
 
-function decision(i: number): ReceiptFields {
+export function sampleDecision(i: number): ReceiptFields {
   const blocked = i % 5 === 4;
   return {
     action_id: `act-${i}`,
@@ -65,7 +65,12 @@ export interface SampleLine {
 }
 
 /** The evidence lines (each with its "\n") of a session with `decisions` decision receipts. */
-export function* sampleEvidence(decisions: number, seed = SAMPLE_SEED): Generator<SampleLine> {
+/** `decide` gives the fields of decision i (1-based). */
+export function* sampleEvidence(
+  decisions: number,
+  seed = SAMPLE_SEED,
+  decide: (i: number) => ReceiptFields = sampleDecision,
+): Generator<SampleLine> {
   const builder = new ReceiptChainBuilder(backend, seed);
   const recorder = new RecorderWriter(backend, 'proxy', seed);
   let entries = 0;
@@ -93,7 +98,7 @@ export function* sampleEvidence(decisions: number, seed = SAMPLE_SEED): Generato
       heartbeat_seconds: 30n,
     }),
   );
-  for (let i = 1; i <= decisions; i++) yield* entry(builder.append(decision(i)));
+  for (let i = 1; i <= decisions; i++) yield* entry(builder.append(decide(i)));
   yield* entry(
     builder.close(control('pipelock://session/close', decisions + 1), {
       close_reason: 'graceful_shutdown',

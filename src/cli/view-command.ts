@@ -1,0 +1,74 @@
+// `pipelock-egress view DIR`: verifies an Audit Packet and serves it to a browser on loopback
+// until SIGINT or SIGTERM.
+import { stat } from 'node:fs/promises';
+import { createNodeBackend } from '../receipts/node-backend.js';
+import { loadPacketView, UnreadablePacket, type PacketView } from '../packet/view/load-packet.js';
+import { serveViewer, type RunningViewer } from '../packet/view/viewer-server.js';
+import { UnreadableEvidence } from './evidence-source.js';
+import { type CliIo, UsageError } from './io.js';
+import { KeyArgumentError, resolvePublicKey } from './key-argument.js';
+import { listenText, loopbackListen } from './loopback-listen.js';
+import { optionValue, parseOptions } from './options.js';
+
+const COMMAND = 'view';
+const PREFIX = `pipelock-egress ${COMMAND}`;
+
+export async function viewCommand(args: readonly string[], io: CliIo): Promise<number> {
+  const [dir, ...rest] = args;
+  if (dir === undefined || dir.startsWith('--'))
+    throw new UsageError(`${COMMAND}: give the Audit Packet directory first: view DIR [options]`);
+  const options = parseOptions(COMMAND, rest, {
+    single: ['listen'],
+    repeatable: ['public-key'],
+  });
+  const listen = loopbackListen(
+    COMMAND,
+    'the viewer',
+    optionValue(options, 'listen') ?? '127.0.0.1:0',
+  );
+  let pinned: string[];
+  try {
+    pinned = await Promise.all(
+      (options.values.get('public-key') ?? []).map((key) => resolvePublicKey(key, io)),
+    );
+  } catch (error) {
+    if (!(error instanceof KeyArgumentError)) throw error;
+    io.err(`${PREFIX}: ${error.message}\n`);
+    return 2;
+  }
+  if (!(await stat(dir).catch(() => undefined))?.isDirectory()) {
+    io.err(`${PREFIX}: ${dir} is not a directory: give the Audit Packet directory\n`);
+    return 2;
+  }
+  // A long chain takes a while (about 30 s per 100,000 receipts on one core): say what is happening.
+  io.err(`${PREFIX}: verifying ${dir} …\n`);
+  let view: PacketView;
+  try {
+    view = await loadPacketView(dir, createNodeBackend(), pinned);
+  } catch (error) {
+    if (!(error instanceof UnreadablePacket) && !(error instanceof UnreadableEvidence)) throw error;
+    io.err(`${PREFIX}: ${error.message}\n`);
+    return 2;
+  }
+  let viewer: RunningViewer;
+  try {
+    viewer = await serveViewer(view, listen);
+  } catch (error) {
+    io.err(`${PREFIX}: cannot listen on ${listenText(listen)}: ${(error as Error).message}\n`);
+    return 1;
+  }
+  // Installed before the ready line: whoever started the viewer may signal as soon as it reads it.
+  const stopSignal = new Promise<void>((resolve) => {
+    process.once('SIGTERM', () => resolve());
+    process.once('SIGINT', () => resolve());
+  });
+  io.out(
+    `${JSON.stringify({ event: 'listening', url: viewer.url, verdict: view.judgement.verdict, receipts: view.rows.length })}\n`,
+  );
+  io.err(
+    `${PREFIX}: ${dir}: verdict ${view.judgement.verdict}; open ${viewer.url} (the address is the key: share it with no one); Ctrl-C stops\n`,
+  );
+  await stopSignal;
+  await viewer.close();
+  return 0;
+}

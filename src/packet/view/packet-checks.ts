@@ -1,0 +1,171 @@
+// Does each file of an Audit Packet agree with the evidence it was written from? Only the
+// receipts are signed; these checks tie the other files to them. Pure.
+import type { EvidenceReport } from '../../receipts/index.js';
+import type { Judgement } from '../../cli/judge.js';
+
+export type CheckStatus = 'ok' | 'mismatch' | 'missing' | 'unchecked';
+
+export interface FileCheck {
+  readonly file: string;
+  readonly status: CheckStatus;
+  readonly detail: string;
+}
+
+/** A packet file as read: absent, present but unusable, or its value. */
+export type FileFact<T> =
+  | { readonly kind: 'missing' }
+  | { readonly kind: 'unusable'; readonly error: string }
+  | { readonly kind: 'read'; readonly value: T };
+
+/** The parts of verification-report.json compared with a fresh verification. */
+export interface RecordedReport {
+  readonly verdict: unknown;
+  readonly receipt_count: unknown;
+  readonly final_seq: unknown;
+  readonly root_hash: unknown;
+  readonly sealed: unknown;
+}
+
+export interface PacketFacts {
+  readonly report: EvidenceReport;
+  readonly judgement: Judgement;
+  /** SHA-256 of policy.yaml. */
+  readonly policyFileHash: FileFact<string>;
+  /** The hash policy-hash.txt states. */
+  readonly policyHashText: FileFact<string>;
+  /** SHA-256 of receipts.json, and of the receipts.json the verified chain gives. */
+  readonly receiptsFileHash: FileFact<string>;
+  readonly receiptsExpectedHash: string;
+  /** The key signer-public-key.pem holds (64 hex). */
+  readonly signerKey: FileFact<string>;
+  readonly recordedReport: FileFact<RecordedReport>;
+}
+
+export const DERIVED_FILES = ['packet.json', 'summary.md'] as const;
+
+function ok(file: string, detail: string): FileCheck {
+  return { file, status: 'ok', detail };
+}
+
+function mismatch(file: string, detail: string): FileCheck {
+  return { file, status: 'mismatch', detail };
+}
+
+/** The check of a file that is missing or could not be used. */
+function unread(file: string, fact: Exclude<FileFact<unknown>, { kind: 'read' }>): FileCheck {
+  if (fact.kind === 'missing') return { file, status: 'missing', detail: 'not in the packet' };
+  return mismatch(file, fact.error);
+}
+
+function chainPolicy(report: EvidenceReport): string {
+  return report.policy_hashes.join(', ') || '(no receipts)';
+}
+
+function evidenceCheck({ report, judgement }: PacketFacts): FileCheck {
+  const file = 'evidence.jsonl';
+  if (judgement.verdict === 'valid' || judgement.verdict === 'self_consistent_only') {
+    return ok(
+      file,
+      `${report.receipt_count} receipts verified with the recorder entries, checkpoints and transcript root; sealed`,
+    );
+  }
+  return mismatch(file, judgement.error ?? 'does not verify');
+}
+
+/** policy.yaml's hash, or policy-hash.txt's text, must be the one policy hash of the chain. */
+function policyBindingCheck(
+  file: string,
+  fact: FileFact<string>,
+  report: EvidenceReport,
+  matches: string,
+  differs: (value: string) => string,
+): FileCheck {
+  if (fact.kind !== 'read') return unread(file, fact);
+  if (report.policy_hashes.length === 1 && report.policy_hashes[0] === fact.value) {
+    return ok(file, matches);
+  }
+  return mismatch(file, `${differs(fact.value)}; the receipts carry ${chainPolicy(report)}`);
+}
+
+function receiptsCheck(facts: PacketFacts): FileCheck {
+  const file = 'receipts.json';
+  if (facts.receiptsFileHash.kind !== 'read') return unread(file, facts.receiptsFileHash);
+  if (!facts.report.valid) {
+    return { file, status: 'unchecked', detail: 'the chain in evidence.jsonl does not verify' };
+  }
+  if (facts.receiptsFileHash.value === facts.receiptsExpectedHash) {
+    return ok(file, 'the receipts of evidence.jsonl, byte for byte');
+  }
+  return mismatch(file, 'is not the receipts of evidence.jsonl');
+}
+
+function signerCheck({ signerKey, report }: PacketFacts): FileCheck {
+  const file = 'signer-public-key.pem';
+  if (signerKey.kind !== 'read') return unread(file, signerKey);
+  const signers = report.signer_keys;
+  if (signers.length === 1 && signers[0] === signerKey.value) {
+    return ok(file, 'the key that signed every receipt');
+  }
+  return mismatch(
+    file,
+    `holds ${signerKey.value}; the receipts are signed by ${signers.join(', ') || '(no receipts)'}`,
+  );
+}
+
+function reportCheck({ recordedReport, report, judgement }: PacketFacts): FileCheck {
+  const file = 'verification-report.json';
+  if (recordedReport.kind !== 'read') return unread(file, recordedReport);
+  const recorded = recordedReport.value;
+  const fresh: Readonly<Record<keyof Omit<RecordedReport, 'verdict'>, unknown>> = {
+    receipt_count: report.receipt_count,
+    final_seq: report.final_seq ?? null,
+    root_hash: report.root_hash ?? null,
+    sealed: report.sealed,
+  };
+  const differing = (Object.keys(fresh) as (keyof typeof fresh)[]).filter(
+    (key) => String(recorded[key]) !== String(fresh[key]),
+  );
+  const verdict = `recorded verdict ${String(recorded.verdict)}`;
+  if (differing.length > 0) {
+    return mismatch(
+      file,
+      `${verdict}; ${differing.map((key) => `${key} ${String(recorded[key])}, verified ${String(fresh[key])}`).join('; ')}`,
+    );
+  }
+  // A fresh verdict that is worse than the recorded one means the packet claims too much.
+  const claimsMore =
+    (recorded.verdict === 'valid' || recorded.verdict === 'self_consistent_only') &&
+    judgement.verdict !== 'valid' &&
+    judgement.verdict !== 'self_consistent_only';
+  if (claimsMore) return mismatch(file, `${verdict}; verified ${judgement.verdict}`);
+  return ok(file, `${verdict}; counts, final seq, root hash and seal agree`);
+}
+
+export function packetChecks(facts: PacketFacts): FileCheck[] {
+  return [
+    evidenceCheck(facts),
+    receiptsCheck(facts),
+    policyBindingCheck(
+      'policy.yaml',
+      facts.policyFileHash,
+      facts.report,
+      'its SHA-256 is the policy_hash every receipt carries',
+      (hash) => `its SHA-256 is ${hash}`,
+    ),
+    policyBindingCheck(
+      'policy-hash.txt',
+      facts.policyHashText,
+      facts.report,
+      'states the policy_hash every receipt carries',
+      (hash) => `states ${hash}`,
+    ),
+    signerCheck(facts),
+    reportCheck(facts),
+    ...DERIVED_FILES.map((file): FileCheck => ({
+      file,
+      status: 'unchecked',
+      detail:
+        'written from the receipts, not signed; this viewer counts the verified receipts itself',
+    })),
+  ];
+}
