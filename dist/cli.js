@@ -46642,6 +46642,12 @@ function summaryMarkdown(input) {
     "```sh",
     input.verifyCommand,
     "```",
+    "",
+    "Or browse it, verified the same way and with every file of the packet checked against the chain:",
+    "",
+    "```sh",
+    "pipelock-egress view . --public-key <your pinned public key>",
+    "```",
     ""
   );
   return lines.join("\n");
@@ -47660,7 +47666,7 @@ function receiptRow(receipt, encoded, hash2) {
     transport: detached(record2.transport),
     method: detached(record2.method ?? ""),
     target: detached(record2.target),
-    destination: isRequest(record2) ? destinationOf(record2.target) : "",
+    destination: isRequest(record2) ? detached(destinationOf(record2.target)) : "",
     layer: detached(record2.layer ?? ""),
     reason: detached(record2.pattern ?? ""),
     session: detached(record2.session_control?.kind ?? ""),
@@ -47747,16 +47753,27 @@ ${"  ".repeat(depth)}`;
 var UnreadablePacket = class extends Error {
 };
 var SMALL_FILE_BYTES = 1024 * 1024;
+function cannotRead(error2) {
+  return { kind: "unusable", error: `cannot read it: ${error2.message}` };
+}
+async function regularFileSize(file) {
+  try {
+    const info = await stat9(file);
+    return info.isFile() ? { kind: "read", value: info.size } : { kind: "unusable", error: "not a regular file" };
+  } catch (error2) {
+    return error2.code === "ENOENT" ? { kind: "missing" } : cannotRead(error2);
+  }
+}
 async function readSmall(file) {
-  const info = await stat9(file).catch((error2) => {
-    if (error2.code === "ENOENT") return void 0;
-    throw new UnreadablePacket(`cannot read ${file}: ${error2.message}`);
-  });
-  if (info === void 0) return { kind: "missing" };
-  if (!info.isFile()) return { kind: "unusable", error: "not a regular file" };
-  if (info.size > SMALL_FILE_BYTES)
+  const size = await regularFileSize(file);
+  if (size.kind !== "read") return size;
+  if (size.value > SMALL_FILE_BYTES)
     return { kind: "unusable", error: `larger than ${SMALL_FILE_BYTES} bytes` };
-  return { kind: "read", value: await readFile10(file) };
+  try {
+    return { kind: "read", value: await readFile10(file) };
+  } catch (error2) {
+    return cannotRead(error2);
+  }
 }
 function mapFact(fact, read) {
   return fact.kind === "read" ? read(fact.value) : fact;
@@ -47769,11 +47786,14 @@ function utf82(bytes) {
   }
 }
 async function sha256OfFile(file) {
-  const info = await stat9(file).catch(() => void 0);
-  if (info === void 0) return { kind: "missing" };
-  if (!info.isFile()) return { kind: "unusable", error: "not a regular file" };
+  const size = await regularFileSize(file);
+  if (size.kind !== "read") return size;
   const hash2 = createHash3("sha256");
-  for await (const chunk of createReadStream3(file)) hash2.update(chunk);
+  try {
+    for await (const chunk of createReadStream3(file)) hash2.update(chunk);
+  } catch (error2) {
+    return cannotRead(error2);
+  }
   return { kind: "read", value: hash2.digest("hex") };
 }
 function signerKeyOf(pem2) {
@@ -47852,6 +47872,9 @@ async function loadPacketView(dir, backend, pinnedKeys) {
 // src/packet/view/viewer-server.ts
 import { randomBytes as randomBytes7 } from "node:crypto";
 import { createServer as createServer2 } from "node:http";
+
+// src/packet/view/viewer-app.ts
+import { timingSafeEqual } from "node:crypto";
 
 // src/packet/view/html.ts
 var Html = class {
@@ -48134,12 +48157,14 @@ var ViewerApp = class {
     this.view = view;
     this.hosts = hosts;
     this.root = `/${token}/`;
+    this.token = Buffer.from(token);
     for (const row of view.rows) this.bySeq.set(String(row.seq), row);
   }
   view;
   hosts;
   bySeq = /* @__PURE__ */ new Map();
   root;
+  token;
   handle(request) {
     if (request.host === void 0 || !this.hosts.includes(request.host.toLowerCase())) {
       return plain(421, `this viewer answers only to ${this.hosts.join(" or ")}`);
@@ -48153,22 +48178,26 @@ var ViewerApp = class {
     } catch {
       return plain(400, "bad request target");
     }
-    if (`${url.pathname}/` === this.root) return plain(308, "moved", { Location: this.root });
-    if (!url.pathname.startsWith(this.root)) return plain(404, "not found");
+    const [, first = "", ...rest] = url.pathname.split("/");
+    const given = Buffer.from(first);
+    if (given.length !== this.token.length || !timingSafeEqual(given, this.token)) {
+      return plain(404, "not found");
+    }
+    if (rest.length === 0) return plain(308, "moved", { Location: this.root });
     const ctx = { root: this.root };
-    const rest = url.pathname.slice(this.root.length);
-    if (rest === "") return page(200, overviewPage(this.view, ctx));
-    if (rest === "style.css") {
+    const path4 = rest.join("/");
+    if (path4 === "") return page(200, overviewPage(this.view, ctx));
+    if (path4 === "style.css") {
       return {
         status: 200,
         headers: { ...SECURITY_HEADERS, "Content-Type": "text/css; charset=utf-8" },
         body: STYLE
       };
     }
-    if (rest === "receipts")
+    if (path4 === "receipts")
       return page(200, receiptsPage(this.view, ctx, rowQuery(url.searchParams)));
-    if (rest === "policy") return page(200, policyPage(this.view, ctx));
-    const seq = /^receipts\/([0-9]{1,20})$/.exec(rest)?.[1];
+    if (path4 === "policy") return page(200, policyPage(this.view, ctx));
+    const seq = /^receipts\/([0-9]{1,20})$/.exec(path4)?.[1];
     const row = seq === void 0 ? void 0 : this.bySeq.get(String(BigInt(seq)));
     if (row) return page(200, receiptPage(this.view, ctx, row));
     const what = seq === void 0 ? "There is no such page." : `No verified receipt has seq ${seq}.`;

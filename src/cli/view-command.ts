@@ -40,7 +40,7 @@ export async function viewCommand(args: readonly string[], io: CliIo): Promise<n
     io.err(`${PREFIX}: ${dir} is not a directory: give the Audit Packet directory\n`);
     return 2;
   }
-  // A long chain takes a while (about 30 s per 100,000 receipts on one core): say what is happening.
+  // A long chain takes a while (about 40 s per 100,000 receipts): say what is happening.
   io.err(`${PREFIX}: verifying ${dir} …\n`);
   let view: PacketView;
   try {

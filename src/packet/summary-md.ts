@@ -126,6 +126,12 @@ export function summaryMarkdown(input: SummaryInput): string {
     input.verifyCommand,
     '```',
     '',
+    'Or browse it, verified the same way and with every file of the packet checked against the chain:',
+    '',
+    '```sh',
+    'pipelock-egress view . --public-key <your pinned public key>',
+    '```',
+    '',
   );
   return lines.join('\n');
 }

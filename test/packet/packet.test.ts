@@ -231,6 +231,10 @@ test('summary.md: the verdict first, the destinations, every refusal, and the ve
     /- seq 3: CONNECT `exfil\.example:443`: destination: `no rule allows exfil\.example`/,
   );
   assert.match(markdown, /```sh\npipelock-egress verify --receipt-chain evidence\.jsonl\n```/);
+  assert.match(
+    markdown,
+    /```sh\npipelock-egress view \. --public-key <your pinned public key>\n```/,
+  );
   assert.doesNotMatch(markdown, /would have allowed/);
 });
 

@@ -3,8 +3,8 @@
 // packet says, behind a token and a pinned Host header. Real packets, a real HTTP server.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -387,8 +387,23 @@ test('a recorded verdict better than the evidence earns a mismatch; missing file
   writeFileSync(file, readFileSync(file, 'utf8').replace('page=3\\u0026', 'page=4\\u0026'));
   rmSync(join(dir, 'policy-hash.txt'));
   rmSync(join(dir, 'signer-public-key.pem'));
+  // Neither a directory nor a FIFO is read (a FIFO would be waited on for ever).
+  rmSync(join(dir, 'receipts.json'));
+  mkdirSync(join(dir, 'receipts.json'));
+  rmSync(join(dir, 'policy.yaml'));
+  execFileSync('mkfifo', [join(dir, 'policy.yaml')]);
   const view = await load(dir);
   const checks = Object.fromEntries(view.checks.map((c) => [c.file, c]));
+  assert.deepEqual(checks['receipts.json'], {
+    file: 'receipts.json',
+    status: 'mismatch',
+    detail: 'not a regular file',
+  });
+  assert.deepEqual(checks['policy.yaml'], {
+    file: 'policy.yaml',
+    status: 'mismatch',
+    detail: 'not a regular file',
+  });
   assert.equal(checks['policy-hash.txt']?.status, 'missing');
   assert.equal(checks['signer-public-key.pem']?.status, 'missing');
   assert.equal(checks['verification-report.json']?.status, 'mismatch');

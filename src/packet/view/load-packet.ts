@@ -52,16 +52,33 @@ export interface PacketView {
 /** Files shown or compared whole are small; anything larger is not what the run wrote. */
 const SMALL_FILE_BYTES = 1024 * 1024;
 
+function cannotRead(error: unknown): FileFact<never> {
+  return { kind: 'unusable', error: `cannot read it: ${(error as Error).message}` };
+}
+
+async function regularFileSize(file: string): Promise<FileFact<number>> {
+  try {
+    const info = await stat(file);
+    return info.isFile()
+      ? { kind: 'read', value: info.size }
+      : { kind: 'unusable', error: 'not a regular file' };
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ENOENT'
+      ? { kind: 'missing' }
+      : cannotRead(error);
+  }
+}
+
 async function readSmall(file: string): Promise<FileFact<Uint8Array>> {
-  const info = await stat(file).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return undefined;
-    throw new UnreadablePacket(`cannot read ${file}: ${error.message}`);
-  });
-  if (info === undefined) return { kind: 'missing' };
-  if (!info.isFile()) return { kind: 'unusable', error: 'not a regular file' };
-  if (info.size > SMALL_FILE_BYTES)
+  const size = await regularFileSize(file);
+  if (size.kind !== 'read') return size;
+  if (size.value > SMALL_FILE_BYTES)
     return { kind: 'unusable', error: `larger than ${SMALL_FILE_BYTES} bytes` };
-  return { kind: 'read', value: await readFile(file) };
+  try {
+    return { kind: 'read', value: await readFile(file) };
+  } catch (error) {
+    return cannotRead(error);
+  }
 }
 
 function mapFact<T, U>(fact: FileFact<T>, read: (value: T) => FileFact<U>): FileFact<U> {
@@ -77,11 +94,14 @@ function utf8(bytes: Uint8Array): FileFact<string> {
 }
 
 async function sha256OfFile(file: string): Promise<FileFact<string>> {
-  const info = await stat(file).catch(() => undefined);
-  if (info === undefined) return { kind: 'missing' };
-  if (!info.isFile()) return { kind: 'unusable', error: 'not a regular file' };
+  const size = await regularFileSize(file);
+  if (size.kind !== 'read') return size;
   const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) hash.update(chunk);
+  try {
+    for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) hash.update(chunk);
+  } catch (error) {
+    return cannotRead(error);
+  }
   return { kind: 'read', value: hash.digest('hex') };
 }
 

@@ -40,7 +40,7 @@ export function receiptRow(receipt: Receipt, encoded: string, hash: string): Rec
     transport: detached(record.transport),
     method: detached(record.method ?? ''),
     target: detached(record.target),
-    destination: isRequest(record) ? destinationOf(record.target) : '',
+    destination: isRequest(record) ? detached(destinationOf(record.target)) : '',
     layer: detached(record.layer ?? ''),
     reason: detached(record.pattern ?? ''),
     session: detached(record.session_control?.kind ?? ''),

@@ -1,6 +1,7 @@
 // The viewer's HTTP surface, as a pure function of the request: an unguessable token in every
 // path (other local users share loopback), the Host header pinned (a page on another site cannot
 // reach the viewer by rebinding a name to 127.0.0.1), GET and HEAD only, no scripts allowed.
+import { timingSafeEqual } from 'node:crypto';
 import type { Html } from './html.js';
 import type { PacketView } from './load-packet.js';
 import {
@@ -56,6 +57,7 @@ function page(status: number, body: Html): ViewerResponse {
 export class ViewerApp {
   private readonly bySeq = new Map<string, ReceiptRow>();
   private readonly root: string;
+  private readonly token: Buffer;
 
   constructor(
     private readonly view: PacketView,
@@ -64,6 +66,7 @@ export class ViewerApp {
     private readonly hosts: readonly string[],
   ) {
     this.root = `/${token}/`;
+    this.token = Buffer.from(token);
     for (const row of view.rows) this.bySeq.set(String(row.seq), row);
   }
 
@@ -80,23 +83,27 @@ export class ViewerApp {
     } catch {
       return plain(400, 'bad request target');
     }
-    if (`${url.pathname}/` === this.root) return plain(308, 'moved', { Location: this.root });
-    // Without the token, nothing says a viewer is here.
-    if (!url.pathname.startsWith(this.root)) return plain(404, 'not found');
+    const [, first = '', ...rest] = url.pathname.split('/');
+    // Without the token, nothing says a viewer is here; compared in constant time.
+    const given = Buffer.from(first);
+    if (given.length !== this.token.length || !timingSafeEqual(given, this.token)) {
+      return plain(404, 'not found');
+    }
+    if (rest.length === 0) return plain(308, 'moved', { Location: this.root });
     const ctx: PageContext = { root: this.root };
-    const rest = url.pathname.slice(this.root.length);
-    if (rest === '') return page(200, overviewPage(this.view, ctx));
-    if (rest === 'style.css') {
+    const path = rest.join('/');
+    if (path === '') return page(200, overviewPage(this.view, ctx));
+    if (path === 'style.css') {
       return {
         status: 200,
         headers: { ...SECURITY_HEADERS, 'Content-Type': 'text/css; charset=utf-8' },
         body: STYLE,
       };
     }
-    if (rest === 'receipts')
+    if (path === 'receipts')
       return page(200, receiptsPage(this.view, ctx, rowQuery(url.searchParams)));
-    if (rest === 'policy') return page(200, policyPage(this.view, ctx));
-    const seq = /^receipts\/([0-9]{1,20})$/.exec(rest)?.[1];
+    if (path === 'policy') return page(200, policyPage(this.view, ctx));
+    const seq = /^receipts\/([0-9]{1,20})$/.exec(path)?.[1];
     const row = seq === undefined ? undefined : this.bySeq.get(String(BigInt(seq)));
     if (row) return page(200, receiptPage(this.view, ctx, row));
     const what =
