@@ -47811,12 +47811,13 @@ function recordedReportOf(text) {
 }
 async function loadPacketView(dir, backend, pinnedKeys) {
   const evidence = join12(dir, PACKET_FILES.evidence);
-  const info = await stat9(evidence).catch(() => void 0);
-  if (!info?.isFile()) {
+  const found = await regularFileSize(evidence);
+  if (found.kind === "missing") {
     throw new UnreadablePacket(
       `${dir} holds no ${PACKET_FILES.evidence}: give the directory a run wrote its Audit Packet to (--evidence-output, default audit-artifacts)`
     );
   }
+  if (found.kind === "unusable") throw new UnreadablePacket(`${evidence}: ${found.error}`);
   const policyHashText = mapFact(
     await readSmall(join12(dir, POLICY_HASH_FILE)),
     (bytes) => mapFact(utf82(bytes), (text) => ({ kind: "read", value: text.trim() }))

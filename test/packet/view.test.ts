@@ -332,6 +332,22 @@ test('evidence cut before its session close: invalid, not sealed', async () => {
   assert.equal(view.rows.length, 6);
 });
 
+test('an empty evidence.jsonl: no evidence, said on the page, nothing listed', async () => {
+  const dir = await packet(2);
+  writeFileSync(join(dir, 'evidence.jsonl'), '');
+  const view = await load(dir);
+  assert.equal(view.judgement.verdict, 'error');
+  assert.equal(view.rows.length, 0);
+  assert.deepEqual(view.checks[0], {
+    file: 'evidence.jsonl',
+    status: 'mismatch',
+    detail: 'no receipts found',
+  });
+  const { url } = await serve(view);
+  assert.match((await get(url)).body, /<h1>NO EVIDENCE<\/h1><p>no receipts found<\/p>/);
+  assert.match((await get(`${url}receipts`)).body, /<p>0 of 0 receipts\.<\/p>/);
+});
+
 test('files that do not match the verified chain are named, each with what differs', async () => {
   const dir = await packet(5);
   writeFileSync(join(dir, 'policy.yaml'), 'mode: audit\n');
@@ -427,6 +443,10 @@ test('view on the command line: usage, unreadable packets and non-loopback addre
     notPacket.stderr,
     /holds no evidence\.jsonl: give the directory a run wrote its Audit Packet to/,
   );
+  mkdirSync(join(empty, 'evidence.jsonl'));
+  const notFile = await cli('view', empty);
+  assert.equal(notFile.code, 2);
+  assert.match(notFile.stderr, /evidence\.jsonl: not a regular file\n$/);
   const dir = await packet(2);
   const wide = await cli('view', dir, '--listen', '0.0.0.0:0');
   assert.equal(wide.code, 2);

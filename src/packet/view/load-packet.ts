@@ -129,12 +129,13 @@ export async function loadPacketView(
   pinnedKeys: readonly string[],
 ): Promise<PacketView> {
   const evidence = join(dir, PACKET_FILES.evidence);
-  const info = await stat(evidence).catch(() => undefined);
-  if (!info?.isFile()) {
+  const found = await regularFileSize(evidence);
+  if (found.kind === 'missing') {
     throw new UnreadablePacket(
       `${dir} holds no ${PACKET_FILES.evidence}: give the directory a run wrote its Audit Packet to (--evidence-output, default audit-artifacts)`,
     );
   }
+  if (found.kind === 'unusable') throw new UnreadablePacket(`${evidence}: ${found.error}`);
   const policyHashText = mapFact(await readSmall(join(dir, POLICY_HASH_FILE)), (bytes) =>
     mapFact(utf8(bytes), (text) => ({ kind: 'read', value: text.trim() })),
   );
