@@ -397,8 +397,12 @@ test('files that do not match the verified chain are named, each with what diffe
   assert.equal(body.match(/<td>DOES NOT MATCH<\/td>/g)?.length, 4);
 });
 
-test('a recorded verdict better than the evidence earns a mismatch; missing files are named', async () => {
+test('missing, FIFO and directory files are named; a report that disagrees on counts is a mismatch', async () => {
   const dir = await packet(5);
+  const recordedRoot = (
+    JSON.parse(readFileSync(join(dir, 'verification-report.json'), 'utf8')) as { root_hash: string }
+  ).root_hash;
+  assert.match(recordedRoot, /^[0-9a-f]{64}$/);
   const file = join(dir, 'evidence.jsonl');
   writeFileSync(file, readFileSync(file, 'utf8').replace('page=3\\u0026', 'page=4\\u0026'));
   rmSync(join(dir, 'policy-hash.txt'));
@@ -422,8 +426,28 @@ test('a recorded verdict better than the evidence earns a mismatch; missing file
   });
   assert.equal(checks['policy-hash.txt']?.status, 'missing');
   assert.equal(checks['signer-public-key.pem']?.status, 'missing');
-  assert.equal(checks['verification-report.json']?.status, 'mismatch');
-  assert.match(checks['verification-report.json']?.detail ?? '', /^recorded verdict valid; /);
+  // The chain broke at seq 3: 4 receipts examined, no final seq or root hash, not sealed.
+  assert.deepEqual(checks['verification-report.json'], {
+    file: 'verification-report.json',
+    status: 'mismatch',
+    detail: `recorded verdict valid; receipt_count 7, verified 4; final_seq 6, verified null; root_hash ${recordedRoot}, verified null; sealed true, verified false`,
+  });
+});
+
+test('a recorded verdict better than the one verified now is a mismatch', async () => {
+  const dir = await packet(5);
+  // The receipts and their counts are untouched; only the expected policy hash is wrong, so
+  // the chain as the packet states it no longer verifies.
+  writeFileSync(join(dir, 'policy-hash.txt'), `${'0'.repeat(64)}\n`);
+  const view = await load(dir);
+  assert.equal(view.judgement.verdict, 'invalid');
+  const checks = Object.fromEntries(view.checks.map((c) => [c.file, c]));
+  assert.equal(checks['policy-hash.txt']?.status, 'mismatch');
+  assert.deepEqual(checks['verification-report.json'], {
+    file: 'verification-report.json',
+    status: 'mismatch',
+    detail: 'recorded verdict valid; verified invalid',
+  });
 });
 
 test('view on the command line: usage, unreadable packets and non-loopback addresses are refused', async () => {
