@@ -32584,9 +32584,6 @@ function goQuoteRune(ch) {
 function encodeReceipt(receipt) {
   return encodeStruct(receipt, RECEIPT_SCHEMA);
 }
-function receiptHash(backend, receipt) {
-  return receiptHashOf(backend, encodeReceipt(receipt));
-}
 function receiptHashOf(backend, encoded) {
   return toHex(backend.sha256(encoded));
 }
@@ -32933,7 +32930,7 @@ var ChainVerifier = class {
     this.first ??= receipt.action_record;
     this.last = receipt.action_record;
     this.policyHashes.add(receipt.action_record.policy_hash);
-    this.onAccepted?.(receipt);
+    this.onAccepted?.(receipt, this.walker.lastEncoded, this.walker.prevHash);
     return true;
   }
   /** The report on the receipts fed so far, as if the chain ended here. */
@@ -32995,6 +32992,8 @@ var ChainWalker = class {
   sessionId;
   segments;
   prevHash = "";
+  /** The canonical encoding of the last receipt accepted, whose hash is prevHash. */
+  lastEncoded = "";
   prevSeq = 0n;
   index = 0;
   segmentKey = "";
@@ -33056,7 +33055,8 @@ var ChainWalker = class {
       };
     if (ar.session_control?.kind === "session_open" && this.segments.length === 1)
       this.rootHasOpen = true;
-    this.prevHash = receiptHash(this.backend, receipt);
+    this.lastEncoded = encodeReceipt(receipt);
+    this.prevHash = receiptHashOf(this.backend, this.lastEncoded);
     this.prevSeq = ar.chain_seq;
     this.index++;
   }
@@ -44964,8 +44964,8 @@ function requireOption(options, name) {
 
 // src/cli/run-command.ts
 import { randomBytes as randomBytes6 } from "node:crypto";
-import { lchown, readdir as readdir6, readFile as readFile9, realpath as realpath2 } from "node:fs/promises";
-import { basename as basename3, join as join11 } from "node:path";
+import { lchown, readdir as readdir6, realpath as realpath2 } from "node:fs/promises";
+import { basename as basename3, join as join12 } from "node:path";
 
 // src/boundary/boundary.ts
 import { spawn as spawn4 } from "node:child_process";
@@ -46745,6 +46745,10 @@ async function engineLogFacts(out) {
   return tally.result();
 }
 
+// src/cli/audit-packet.ts
+import { readFile as readFile8 } from "node:fs/promises";
+import { join as join11 } from "node:path";
+
 // src/cli/verification-report.ts
 function verificationReport(verdict, chain, policyHashMatch, error2) {
   return {
@@ -46778,285 +46782,19 @@ function parseVerificationReport(text) {
   return { ...parsed, final_seq: parsed.final_seq === null ? null : BigInt(parsed.final_seq) };
 }
 
-// src/cli/run-request.ts
-import { lstat as lstat3, readFile as readFile8, realpath, readdir as readdir4, rm as rm5, stat as stat6 } from "node:fs/promises";
-import { basename as basename2, dirname as dirname3, isAbsolute, relative, resolve as resolve2, sep } from "node:path";
-var DEFAULT_EVIDENCE_OUTPUT = "audit-artifacts";
-var DEFAULT_IDENTITY = "pipelock-agent";
-var DEFAULT_MAX_PROCESSES = 1024;
-var RunRequestError = class extends Error {
-  constructor(problems) {
-    super(problems.join("\n"));
-    this.problems = problems;
-  }
-  problems;
-};
-async function parseRunRequest(args, io2, backend, cwd = process.cwd()) {
-  const separator = args.indexOf("--");
-  if (separator < 0)
-    throw new UsageError(
-      'run: give the agent script after "--": run --policy FILE -- SCRIPT [ARGS...]'
-    );
-  const [scriptArg, ...scriptArgs] = args.slice(separator + 1);
-  if (scriptArg === void 0) throw new UsageError('run: no script after "--"');
-  const options = parseOptions("run", args.slice(0, separator), {
-    single: [
-      "policy",
-      "evidence-output",
-      "signing-key",
-      "public-key",
-      "identity",
-      "workdir",
-      "upstream-ca",
-      "max-processes",
-      "run-id",
-      "env-file"
-    ],
-    repeatable: ["writable", "resolve"]
-  });
-  const policyFile = optionValue(options, "policy");
-  if (policyFile === void 0) throw new UsageError("run: --policy FILE is required");
-  const pins = options.values.get("resolve") ?? [];
-  for (const pin of pins) {
-    const parsed = parseNamePin(pin);
-    if (typeof parsed === "string") throw new UsageError(`run: --resolve ${parsed}`);
-  }
-  const maxProcesses = processLimit(optionValue(options, "max-processes"));
-  const runId = optionValue(options, "run-id") ?? newRunId();
-  if (!isRunId(runId))
-    throw new UsageError(`run: --run-id ${runId}: expected pe- and 10 hex digits`);
-  const problems = [];
-  let policyBytes = new Uint8Array();
-  let policy;
-  try {
-    policyBytes = await io2.readFile(policyFile);
-    const parsed = parsePolicy(policyBytes, policyFile);
-    if (parsed.ok) policy = parsed.policy;
-    else problems.push(...parsed.errors.map(formatPolicyError));
-  } catch (error2) {
-    problems.push(`cannot read the policy ${policyFile}: ${error2.message}`);
-  }
-  const workdir = await directory(
-    resolve2(cwd, optionValue(options, "workdir") ?? "."),
-    "working directory",
-    problems
-  );
-  const script = workdir === void 0 ? void 0 : await scriptInside(workdir, scriptArg, problems);
-  const writable = [];
-  for (const path4 of options.values.get("writable") ?? []) {
-    const real = workdir === void 0 ? void 0 : await pathInside(workdir, path4, "--writable", problems, true);
-    if (real !== void 0) writable.push(real);
-  }
-  const unseen = workdir === void 0 ? void 0 : unkeptPrivateDir(workdir);
-  if (workdir !== void 0 && unseen !== void 0) {
-    problems.push(privateDirProblem("working directory", workdir, unseen));
-  } else {
-    for (const path4 of writable) {
-      const dir = unkeptPrivateDir(path4);
-      if (dir !== void 0) problems.push(privateDirProblem("--writable", path4, dir));
-    }
-  }
-  const evidenceOutput = await checkedOutput(
-    resolve2(cwd, optionValue(options, "evidence-output") ?? DEFAULT_EVIDENCE_OUTPUT),
-    writable,
-    problems
-  );
-  const leftover = await readdir4(resolve2(evidenceOutput, "evidence")).catch(() => []);
-  if (leftover.length > 0) {
-    problems.push(
-      `${resolve2(evidenceOutput, "evidence")} already holds evidence (${leftover.length} files) from an earlier run; move it away or choose another --evidence-output`
-    );
-  }
-  const keys = await runKeys(options, io2, backend, problems);
-  const caFile = optionValue(options, "upstream-ca");
-  let upstreamCaPem;
-  if (caFile !== void 0) {
-    upstreamCaPem = await io2.readFile(caFile).then(
-      (bytes) => new TextDecoder().decode(bytes),
-      (error2) => {
-        problems.push(`cannot read --upstream-ca ${caFile}: ${error2.message}`);
-        return void 0;
-      }
-    );
-  }
-  const envFile = optionValue(options, "env-file");
-  const callerEnv = envFile === void 0 ? process.env : await environmentFile(envFile, problems);
-  if (problems.length > 0 || policy === void 0 || workdir === void 0 || script === void 0) {
-    throw new RunRequestError(problems);
-  }
-  return {
-    policyFile,
-    policyBytes,
-    policy,
-    workdir,
-    script,
-    args: scriptArgs,
-    writable,
-    evidenceOutput,
-    ...keys,
-    identity: optionValue(options, "identity") ?? DEFAULT_IDENTITY,
-    pins,
-    upstreamCaPem,
-    maxProcesses,
-    runId,
-    callerEnv
-  };
-}
-async function environmentFile(file, problems) {
-  try {
-    const parsed = JSON.parse(await readFile8(file, "utf8"));
-    await rm5(file, { force: true });
-    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed) || !Object.values(parsed).every((value) => typeof value === "string")) {
-      problems.push(`--env-file ${file}: expected a JSON object of strings`);
-      return {};
-    }
-    return parsed;
-  } catch (error2) {
-    problems.push(`--env-file ${file}: ${error2.message}`);
-    return {};
-  }
-}
-async function checkedOutput(output, writable, problems) {
-  const { existing: existing2, missing } = await nearestExisting(output);
-  const base = await realpath(existing2).catch(() => void 0);
-  if (base === void 0) {
-    problems.push(`--evidence-output ${output}: ${existing2} is a symlink to nothing`);
-    return output;
-  }
-  const real = resolve2(base, ...missing);
-  for (const path4 of writable) {
-    if (isInside(path4, real) || isInside(real, path4)) {
-      problems.push(
-        `--evidence-output ${output} overlaps --writable ${path4}: the agent could tamper with its own evidence; choose an output outside the writable paths`
-      );
-    }
-  }
-  const owners = /* @__PURE__ */ new Set([0, process.getuid?.() ?? 0, Number(process.env["SUDO_UID"] ?? 0)]);
-  for (const dir of ancestors(base)) {
-    const info = await stat6(dir);
-    const mode = (info.mode & 4095).toString(8);
-    if (dir === base && !info.isDirectory()) {
-      problems.push(
-        dir === real ? `--evidence-output ${output} exists and is not a directory` : `--evidence-output ${output}: ${dir} is not a directory`
-      );
-    } else if (!owners.has(info.uid)) {
-      problems.push(
-        `--evidence-output ${output}: ${dir} belongs to uid ${info.uid}, who could replace what is in it; choose an output under directories of root or your own`
-      );
-    } else if ((info.mode & 18) !== 0 && (dir === base || (info.mode & 512) === 0)) {
-      problems.push(
-        dir === real ? `--evidence-output ${output} is writable by other users (mode ${mode}); use a directory only its owner can write, or a new one` : `--evidence-output ${output}: ${dir} is writable by other users (mode ${mode}), so the agent could ${dir === base ? "create the output before the packet is written" : "put something else in its place"}; create the output beforehand (mkdir -m 0755) or choose one under a directory only you can write`
-      );
-    }
-  }
-  return real;
-}
-async function nearestExisting(path4) {
-  const missing = [];
-  let existing2 = path4;
-  while (await lstat3(existing2).catch(() => void 0) === void 0) {
-    missing.unshift(basename2(existing2));
-    existing2 = dirname3(existing2);
-  }
-  return { existing: existing2, missing };
-}
-function privateDirProblem(what, path4, dir) {
-  return dir === PRIVATE_RUN ? `${what} ${path4} is under ${PRIVATE_RUN}, of which the agent gets an empty copy (host daemons keep their sockets there); choose a directory outside ${PRIVATE_RUN}` : `${what} ${path4}: the agent gets an empty ${dir} of its own, so it cannot be given the host's; choose a directory under it or elsewhere`;
-}
-function ancestors(path4) {
-  const dirs = [sep];
-  for (const part of path4.split(sep).filter((name) => name !== ""))
-    dirs.push(resolve2(dirs.at(-1) ?? sep, part));
-  return dirs;
-}
-function processLimit(text) {
-  if (text === void 0) return DEFAULT_MAX_PROCESSES;
-  const value = Number(text);
-  if (!/^[0-9]+$/.test(text) || value < 16 || value > 1e6) {
-    throw new UsageError(`run: --max-processes ${text}: give a whole number from 16 to 1000000`);
-  }
-  return value;
-}
-async function directory(path4, what, problems) {
-  try {
-    const real = await realpath(path4);
-    if ((await stat6(real)).isDirectory()) return real;
-    problems.push(`${what} ${path4} is not a directory`);
-  } catch {
-    problems.push(`${what} ${path4} does not exist`);
-  }
-  return void 0;
-}
-function isInside(parent, child) {
-  const rel = relative(parent, child);
-  return rel === "" || !rel.startsWith(`..${sep}`) && rel !== ".." && !isAbsolute(rel);
-}
-async function pathInside(workdir, path4, what, problems, mayBeWorkdir) {
-  const given = resolve2(workdir, path4);
-  let real;
-  try {
-    real = await realpath(given);
-  } catch {
-    problems.push(`${what} ${path4} does not exist (looked for ${given})`);
-    return void 0;
-  }
-  if (!isInside(workdir, real) || !mayBeWorkdir && real === workdir) {
-    const via = real === given ? "" : ` (it resolves to ${real})`;
-    problems.push(
-      `${what} ${path4} is outside the working directory ${workdir}${via}; the agent may only be given what is inside it`
-    );
-    return void 0;
-  }
-  return real;
-}
-async function scriptInside(workdir, path4, problems) {
-  const real = await pathInside(workdir, path4, "script", problems, false);
-  if (real === void 0) return void 0;
-  if (!(await stat6(real)).isFile()) {
-    problems.push(`script ${path4} is not a regular file`);
-    return void 0;
-  }
-  return real;
-}
-async function runKeys(options, io2, backend, problems) {
-  const signingArg = optionValue(options, "signing-key");
-  const publicArg = optionValue(options, "public-key");
-  if (publicArg !== void 0 && signingArg === void 0) {
-    problems.push(
-      "--public-key pins the key that signs this run, so it needs --signing-key; omit both for a key made for this run (verdict self_consistent_only)"
-    );
-  }
-  let seed;
-  let pinnedKey;
-  try {
-    if (signingArg !== void 0) seed = await resolvePrivateKey(signingArg, backend, io2);
-    if (publicArg !== void 0) pinnedKey = await resolvePublicKey(publicArg, io2);
-  } catch (error2) {
-    if (!(error2 instanceof KeyArgumentError)) throw error2;
-    problems.push(error2.message);
-  }
-  if (seed !== void 0 && pinnedKey !== void 0 && publicKeyHex(backend.ed25519PublicKey(seed)) !== pinnedKey) {
-    problems.push(
-      `--public-key ${pinnedKey} is not the public key of --signing-key; the run could never verify as valid`
-    );
-  }
-  const signingKeyFile = signingArg !== void 0 && await isRegularFile(signingArg) ? await realpath(signingArg) : void 0;
-  return { seed, signingKeyFile, pinnedKey };
-}
-
 // src/cli/verify-command.ts
-import { stat as stat8, writeFile as writeFile8 } from "node:fs/promises";
+import { stat as stat7, writeFile as writeFile8 } from "node:fs/promises";
 import path3 from "node:path";
 
 // src/cli/evidence-source.ts
 import { createReadStream as createReadStream2 } from "node:fs";
-import { readdir as readdir5, stat as stat7 } from "node:fs/promises";
+import { readdir as readdir4, stat as stat6 } from "node:fs/promises";
 import path2 from "node:path";
 var CHUNK_BYTES = 256 * 1024;
 var UnreadableEvidence = class extends Error {
 };
 async function verifyEvidencePath(backend, evidencePath, options) {
-  const info = await stat7(evidencePath).catch((error2) => {
+  const info = await stat6(evidencePath).catch((error2) => {
     throw unreadable(evidencePath, error2);
   });
   const verifier = new EvidenceVerifier(backend, options);
@@ -47068,7 +46806,7 @@ async function verifyEvidencePath(backend, evidencePath, options) {
   const sessionId = options.sessionId ?? DEFAULT_SESSION_ID;
   const label = `${evidencePath} (session ${sessionId})`;
   const names = evidenceFileOrder(
-    await readdir5(evidencePath).catch((error2) => {
+    await readdir4(evidencePath).catch((error2) => {
       throw unreadable(evidencePath, error2);
     }),
     sessionId
@@ -47081,7 +46819,7 @@ async function verifyEvidencePath(backend, evidencePath, options) {
   }
   for (const name of names) {
     const file = path2.join(evidencePath, name);
-    const shard = await stat7(file).catch((error2) => {
+    const shard = await stat6(file).catch((error2) => {
       throw unreadable(file, error2);
     });
     if (!shard.isFile()) throw notRegular(file);
@@ -47187,7 +46925,7 @@ function parseRequest(args) {
   };
 }
 async function readText(file, what, io2) {
-  if ((await stat8(file).catch(() => void 0))?.isFile() === false)
+  if ((await stat7(file).catch(() => void 0))?.isFile() === false)
     throw new InputError(`cannot read ${what} ${file}: not a regular file`);
   try {
     return new TextDecoder().decode(await io2.readFile(file));
@@ -47301,6 +47039,309 @@ function describe2(label, report, judged, expectedPolicy) {
 `;
 }
 
+// src/cli/audit-packet.ts
+async function writeAuditPacket(packet, io2) {
+  const { out } = packet;
+  const receipts = await writePacketEvidence({
+    out,
+    policyBytes: packet.policyBytes,
+    policyHash: packet.policy.hash,
+    publicKey: packet.publicKey
+  });
+  const verified = await verifyCommand(
+    [
+      "--receipt-chain",
+      join11(out, PACKET_FILES.evidence),
+      "--policy-hash",
+      join11(out, POLICY_HASH_FILE),
+      "--require-sealed",
+      "--whole-recorder",
+      "--output",
+      join11(out, PACKET_FILES.verifier),
+      ...packet.pinnedKey === void 0 ? ["--allow-unpinned"] : ["--public-key", packet.pinnedKey]
+    ],
+    io2
+  );
+  const report = parseVerificationReport(await readFile8(join11(out, PACKET_FILES.verifier), "utf8"));
+  await writePacketReport({
+    out,
+    receipts,
+    report,
+    pinnedKey: packet.pinnedKey === void 0 ? void 0 : packet.publicKey,
+    run: packet.run,
+    posture: packet.posture,
+    policy: packet.policy,
+    generatedAt: (/* @__PURE__ */ new Date()).toISOString()
+  });
+  return { verified, report };
+}
+
+// src/cli/run-request.ts
+import { lstat as lstat3, readFile as readFile9, realpath, readdir as readdir5, rm as rm5, stat as stat8 } from "node:fs/promises";
+import { basename as basename2, dirname as dirname3, isAbsolute, relative, resolve as resolve2, sep } from "node:path";
+var DEFAULT_EVIDENCE_OUTPUT = "audit-artifacts";
+var DEFAULT_IDENTITY = "pipelock-agent";
+var DEFAULT_MAX_PROCESSES = 1024;
+var RunRequestError = class extends Error {
+  constructor(problems) {
+    super(problems.join("\n"));
+    this.problems = problems;
+  }
+  problems;
+};
+async function parseRunRequest(args, io2, backend, cwd = process.cwd()) {
+  const separator = args.indexOf("--");
+  if (separator < 0)
+    throw new UsageError(
+      'run: give the agent script after "--": run --policy FILE -- SCRIPT [ARGS...]'
+    );
+  const [scriptArg, ...scriptArgs] = args.slice(separator + 1);
+  if (scriptArg === void 0) throw new UsageError('run: no script after "--"');
+  const options = parseOptions("run", args.slice(0, separator), {
+    single: [
+      "policy",
+      "evidence-output",
+      "signing-key",
+      "public-key",
+      "identity",
+      "workdir",
+      "upstream-ca",
+      "max-processes",
+      "run-id",
+      "env-file"
+    ],
+    repeatable: ["writable", "resolve"]
+  });
+  const policyFile = optionValue(options, "policy");
+  if (policyFile === void 0) throw new UsageError("run: --policy FILE is required");
+  const pins = options.values.get("resolve") ?? [];
+  for (const pin of pins) {
+    const parsed = parseNamePin(pin);
+    if (typeof parsed === "string") throw new UsageError(`run: --resolve ${parsed}`);
+  }
+  const maxProcesses = processLimit(optionValue(options, "max-processes"));
+  const runId = optionValue(options, "run-id") ?? newRunId();
+  if (!isRunId(runId))
+    throw new UsageError(`run: --run-id ${runId}: expected pe- and 10 hex digits`);
+  const problems = [];
+  let policyBytes = new Uint8Array();
+  let policy;
+  try {
+    policyBytes = await io2.readFile(policyFile);
+    const parsed = parsePolicy(policyBytes, policyFile);
+    if (parsed.ok) policy = parsed.policy;
+    else problems.push(...parsed.errors.map(formatPolicyError));
+  } catch (error2) {
+    problems.push(`cannot read the policy ${policyFile}: ${error2.message}`);
+  }
+  const workdir = await directory(
+    resolve2(cwd, optionValue(options, "workdir") ?? "."),
+    "working directory",
+    problems
+  );
+  const script = workdir === void 0 ? void 0 : await scriptInside(workdir, scriptArg, problems);
+  const writable = [];
+  for (const path4 of options.values.get("writable") ?? []) {
+    const real = workdir === void 0 ? void 0 : await pathInside(workdir, path4, "--writable", problems, true);
+    if (real !== void 0) writable.push(real);
+  }
+  const unseen = workdir === void 0 ? void 0 : unkeptPrivateDir(workdir);
+  if (workdir !== void 0 && unseen !== void 0) {
+    problems.push(privateDirProblem("working directory", workdir, unseen));
+  } else {
+    for (const path4 of writable) {
+      const dir = unkeptPrivateDir(path4);
+      if (dir !== void 0) problems.push(privateDirProblem("--writable", path4, dir));
+    }
+  }
+  const evidenceOutput = await checkedOutput(
+    resolve2(cwd, optionValue(options, "evidence-output") ?? DEFAULT_EVIDENCE_OUTPUT),
+    writable,
+    problems
+  );
+  const leftover = await readdir5(resolve2(evidenceOutput, "evidence")).catch(() => []);
+  if (leftover.length > 0) {
+    problems.push(
+      `${resolve2(evidenceOutput, "evidence")} already holds evidence (${leftover.length} files) from an earlier run; move it away or choose another --evidence-output`
+    );
+  }
+  const keys = await runKeys(options, io2, backend, problems);
+  const caFile = optionValue(options, "upstream-ca");
+  let upstreamCaPem;
+  if (caFile !== void 0) {
+    upstreamCaPem = await io2.readFile(caFile).then(
+      (bytes) => new TextDecoder().decode(bytes),
+      (error2) => {
+        problems.push(`cannot read --upstream-ca ${caFile}: ${error2.message}`);
+        return void 0;
+      }
+    );
+  }
+  const envFile = optionValue(options, "env-file");
+  const callerEnv = envFile === void 0 ? process.env : await environmentFile(envFile, problems);
+  if (problems.length > 0 || policy === void 0 || workdir === void 0 || script === void 0) {
+    throw new RunRequestError(problems);
+  }
+  return {
+    policyFile,
+    policyBytes,
+    policy,
+    workdir,
+    script,
+    args: scriptArgs,
+    writable,
+    evidenceOutput,
+    ...keys,
+    identity: optionValue(options, "identity") ?? DEFAULT_IDENTITY,
+    pins,
+    upstreamCaPem,
+    maxProcesses,
+    runId,
+    callerEnv
+  };
+}
+async function environmentFile(file, problems) {
+  try {
+    const parsed = JSON.parse(await readFile9(file, "utf8"));
+    await rm5(file, { force: true });
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed) || !Object.values(parsed).every((value) => typeof value === "string")) {
+      problems.push(`--env-file ${file}: expected a JSON object of strings`);
+      return {};
+    }
+    return parsed;
+  } catch (error2) {
+    problems.push(`--env-file ${file}: ${error2.message}`);
+    return {};
+  }
+}
+async function checkedOutput(output, writable, problems) {
+  const { existing: existing2, missing } = await nearestExisting(output);
+  const base = await realpath(existing2).catch(() => void 0);
+  if (base === void 0) {
+    problems.push(`--evidence-output ${output}: ${existing2} is a symlink to nothing`);
+    return output;
+  }
+  const real = resolve2(base, ...missing);
+  for (const path4 of writable) {
+    if (isInside(path4, real) || isInside(real, path4)) {
+      problems.push(
+        `--evidence-output ${output} overlaps --writable ${path4}: the agent could tamper with its own evidence; choose an output outside the writable paths`
+      );
+    }
+  }
+  const owners = /* @__PURE__ */ new Set([0, process.getuid?.() ?? 0, Number(process.env["SUDO_UID"] ?? 0)]);
+  for (const dir of ancestors(base)) {
+    const info = await stat8(dir);
+    const mode = (info.mode & 4095).toString(8);
+    if (dir === base && !info.isDirectory()) {
+      problems.push(
+        dir === real ? `--evidence-output ${output} exists and is not a directory` : `--evidence-output ${output}: ${dir} is not a directory`
+      );
+    } else if (!owners.has(info.uid)) {
+      problems.push(
+        `--evidence-output ${output}: ${dir} belongs to uid ${info.uid}, who could replace what is in it; choose an output under directories of root or your own`
+      );
+    } else if ((info.mode & 18) !== 0 && (dir === base || (info.mode & 512) === 0)) {
+      problems.push(
+        dir === real ? `--evidence-output ${output} is writable by other users (mode ${mode}); use a directory only its owner can write, or a new one` : `--evidence-output ${output}: ${dir} is writable by other users (mode ${mode}), so the agent could ${dir === base ? "create the output before the packet is written" : "put something else in its place"}; create the output beforehand (mkdir -m 0755) or choose one under a directory only you can write`
+      );
+    }
+  }
+  return real;
+}
+async function nearestExisting(path4) {
+  const missing = [];
+  let existing2 = path4;
+  while (await lstat3(existing2).catch(() => void 0) === void 0) {
+    missing.unshift(basename2(existing2));
+    existing2 = dirname3(existing2);
+  }
+  return { existing: existing2, missing };
+}
+function privateDirProblem(what, path4, dir) {
+  return dir === PRIVATE_RUN ? `${what} ${path4} is under ${PRIVATE_RUN}, of which the agent gets an empty copy (host daemons keep their sockets there); choose a directory outside ${PRIVATE_RUN}` : `${what} ${path4}: the agent gets an empty ${dir} of its own, so it cannot be given the host's; choose a directory under it or elsewhere`;
+}
+function ancestors(path4) {
+  const dirs = [sep];
+  for (const part of path4.split(sep).filter((name) => name !== ""))
+    dirs.push(resolve2(dirs.at(-1) ?? sep, part));
+  return dirs;
+}
+function processLimit(text) {
+  if (text === void 0) return DEFAULT_MAX_PROCESSES;
+  const value = Number(text);
+  if (!/^[0-9]+$/.test(text) || value < 16 || value > 1e6) {
+    throw new UsageError(`run: --max-processes ${text}: give a whole number from 16 to 1000000`);
+  }
+  return value;
+}
+async function directory(path4, what, problems) {
+  try {
+    const real = await realpath(path4);
+    if ((await stat8(real)).isDirectory()) return real;
+    problems.push(`${what} ${path4} is not a directory`);
+  } catch {
+    problems.push(`${what} ${path4} does not exist`);
+  }
+  return void 0;
+}
+function isInside(parent, child) {
+  const rel = relative(parent, child);
+  return rel === "" || !rel.startsWith(`..${sep}`) && rel !== ".." && !isAbsolute(rel);
+}
+async function pathInside(workdir, path4, what, problems, mayBeWorkdir) {
+  const given = resolve2(workdir, path4);
+  let real;
+  try {
+    real = await realpath(given);
+  } catch {
+    problems.push(`${what} ${path4} does not exist (looked for ${given})`);
+    return void 0;
+  }
+  if (!isInside(workdir, real) || !mayBeWorkdir && real === workdir) {
+    const via = real === given ? "" : ` (it resolves to ${real})`;
+    problems.push(
+      `${what} ${path4} is outside the working directory ${workdir}${via}; the agent may only be given what is inside it`
+    );
+    return void 0;
+  }
+  return real;
+}
+async function scriptInside(workdir, path4, problems) {
+  const real = await pathInside(workdir, path4, "script", problems, false);
+  if (real === void 0) return void 0;
+  if (!(await stat8(real)).isFile()) {
+    problems.push(`script ${path4} is not a regular file`);
+    return void 0;
+  }
+  return real;
+}
+async function runKeys(options, io2, backend, problems) {
+  const signingArg = optionValue(options, "signing-key");
+  const publicArg = optionValue(options, "public-key");
+  if (publicArg !== void 0 && signingArg === void 0) {
+    problems.push(
+      "--public-key pins the key that signs this run, so it needs --signing-key; omit both for a key made for this run (verdict self_consistent_only)"
+    );
+  }
+  let seed;
+  let pinnedKey;
+  try {
+    if (signingArg !== void 0) seed = await resolvePrivateKey(signingArg, backend, io2);
+    if (publicArg !== void 0) pinnedKey = await resolvePublicKey(publicArg, io2);
+  } catch (error2) {
+    if (!(error2 instanceof KeyArgumentError)) throw error2;
+    problems.push(error2.message);
+  }
+  if (seed !== void 0 && pinnedKey !== void 0 && publicKeyHex(backend.ed25519PublicKey(seed)) !== pinnedKey) {
+    problems.push(
+      `--public-key ${pinnedKey} is not the public key of --signing-key; the run could never verify as valid`
+    );
+  }
+  const signingKeyFile = signingArg !== void 0 && await isRegularFile(signingArg) ? await realpath(signingArg) : void 0;
+  return { seed, signingKeyFile, pinnedKey };
+}
+
 // src/cli/run-command.ts
 var PREFIX = "pipelock-egress run";
 async function runCommand(args, io2) {
@@ -47360,8 +47401,8 @@ async function runCommand(args, io2) {
       writable: request.writable,
       maxProcesses: request.maxProcesses,
       callerEnv: request.callerEnv,
-      evidenceCopyDir: join11(out, EVIDENCE_DIR),
-      engineLogCopy: join11(out, ENGINE_LOG),
+      evidenceCopyDir: join12(out, EVIDENCE_DIR),
+      engineLogCopy: join12(out, ENGINE_LOG),
       log: (line) => io2.err(`${PREFIX}: ${line}
 `),
       cancel: cancel.signal
@@ -47371,62 +47412,41 @@ async function runCommand(args, io2) {
         `the engine signed with ${outcome.signerKey}, not the run's key ${publicKeyHex(publicKey)}`
       );
     }
-    const receipts = await writePacketEvidence({
-      out,
-      policyBytes: request.policyBytes,
-      policyHash: request.policy.hash,
-      publicKey
-    });
-    const verified = await verifyCommand(
-      [
-        "--receipt-chain",
-        join11(out, PACKET_FILES.evidence),
-        "--policy-hash",
-        join11(out, POLICY_HASH_FILE),
-        "--require-sealed",
-        "--whole-recorder",
-        "--output",
-        join11(out, PACKET_FILES.verifier),
-        ...request.pinnedKey === void 0 ? ["--allow-unpinned"] : ["--public-key", request.pinnedKey]
-      ],
+    const { verified, report } = await writeAuditPacket(
+      {
+        out,
+        policyBytes: request.policyBytes,
+        publicKey,
+        pinnedKey: request.pinnedKey,
+        run: {
+          ...packetRunFromEnv(request.callerEnv),
+          agentIdentity: request.identity,
+          startedAt: outcome.startedAt,
+          completedAt: outcome.completedAt,
+          agentExitCode: outcome.agentExitCode
+        },
+        posture: {
+          runnerOs: request.callerEnv["RUNNER_OS"] ?? "Linux",
+          ...request.callerEnv["RUNNER_ARCH"] ? { runnerArch: request.callerEnv["RUNNER_ARCH"] } : {},
+          networkNamespace: outcome.runId,
+          agentUser: AGENT_USER,
+          agentUid: outcome.agentUid,
+          hostUser: HOST_USER,
+          hostUid: outcome.hostUid,
+          proxyUrl: outcome.proxyUrl,
+          scriptBasename: basename3(request.script),
+          scriptArgCount: request.args.length
+        },
+        policy: {
+          path: request.policyFile,
+          mode: request.policy.mode,
+          dlpPatterns: policyDetectors(request.policy).length,
+          websocketFrameScan: request.policy.websocket.enabled && request.policy.websocket.frame_scan,
+          hash: request.policy.hash
+        }
+      },
       io2
     );
-    const report = parseVerificationReport(
-      await readFile9(join11(out, PACKET_FILES.verifier), "utf8")
-    );
-    await writePacketReport({
-      out,
-      receipts,
-      report,
-      pinnedKey: request.pinnedKey === void 0 ? void 0 : publicKey,
-      run: {
-        ...packetRunFromEnv(request.callerEnv),
-        agentIdentity: request.identity,
-        startedAt: outcome.startedAt,
-        completedAt: outcome.completedAt,
-        agentExitCode: outcome.agentExitCode
-      },
-      posture: {
-        runnerOs: request.callerEnv["RUNNER_OS"] ?? "Linux",
-        ...request.callerEnv["RUNNER_ARCH"] ? { runnerArch: request.callerEnv["RUNNER_ARCH"] } : {},
-        networkNamespace: outcome.runId,
-        agentUser: AGENT_USER,
-        agentUid: outcome.agentUid,
-        hostUser: HOST_USER,
-        hostUid: outcome.hostUid,
-        proxyUrl: outcome.proxyUrl,
-        scriptBasename: basename3(request.script),
-        scriptArgCount: request.args.length
-      },
-      policy: {
-        path: request.policyFile,
-        mode: request.policy.mode,
-        dlpPatterns: policyDetectors(request.policy).length,
-        websocketFrameScan: request.policy.websocket.enabled && request.policy.websocket.frame_scan,
-        hash: request.policy.hash
-      },
-      generatedAt: (/* @__PURE__ */ new Date()).toISOString()
-    });
     await giveToInvoker(out);
     io2.err(
       `${PREFIX}: ${outcome.sealed.receipts} receipts sealed; verdict ${report.verdict}; Audit Packet in ${out}
@@ -47468,13 +47488,13 @@ async function giveToInvoker(out) {
   const gid = process.env["SUDO_GID"];
   if (uid === void 0 || gid === void 0 || !/^[0-9]+$/.test(uid) || !/^[0-9]+$/.test(gid))
     return;
-  const evidence = join11(out, EVIDENCE_DIR);
+  const evidence = join12(out, EVIDENCE_DIR);
   const written = [ENGINE_LOG, POLICY_FILE, POLICY_HASH_FILE, PUBLIC_KEY_FILE, RECEIPTS_FILE];
   const files = [
     out,
     evidence,
-    ...[...written, ...Object.values(PACKET_FILES)].map((name) => join11(out, name)),
-    ...(await readdir6(evidence)).map((name) => join11(evidence, name))
+    ...[...written, ...Object.values(PACKET_FILES)].map((name) => join12(out, name)),
+    ...(await readdir6(evidence)).map((name) => join12(evidence, name))
   ];
   for (const file of files) await lchown(file, Number(uid), Number(gid));
 }
@@ -47544,7 +47564,7 @@ import { stat as stat10 } from "node:fs/promises";
 import { createHash as createHash3 } from "node:crypto";
 import { createReadStream as createReadStream3 } from "node:fs";
 import { readFile as readFile10, stat as stat9 } from "node:fs/promises";
-import { join as join12 } from "node:path";
+import { join as join13 } from "node:path";
 
 // src/packet/view/packet-checks.ts
 var DERIVED_FILES = ["packet.json", "summary.md"];
@@ -47810,7 +47830,7 @@ function recordedReportOf(text) {
   return { kind: "unusable", error: "not a JSON object" };
 }
 async function loadPacketView(dir, backend, pinnedKeys) {
-  const evidence = join12(dir, PACKET_FILES.evidence);
+  const evidence = join13(dir, PACKET_FILES.evidence);
   const found = await regularFileSize(evidence);
   if (found.kind === "missing") {
     throw new UnreadablePacket(
@@ -47819,14 +47839,13 @@ async function loadPacketView(dir, backend, pinnedKeys) {
   }
   if (found.kind === "unusable") throw new UnreadablePacket(`${evidence}: ${found.error}`);
   const policyHashText = mapFact(
-    await readSmall(join12(dir, POLICY_HASH_FILE)),
+    await readSmall(join13(dir, POLICY_HASH_FILE)),
     (bytes) => mapFact(utf82(bytes), (text) => ({ kind: "read", value: text.trim() }))
   );
   const rows = [];
   const tally = new ChainTally();
-  const onAccepted = (receipt) => {
-    const encoded = encodeReceipt(receipt);
-    rows.push(receiptRow(receipt, encoded, receiptHashOf(backend, encoded)));
+  const onAccepted = (receipt, encoded, hash2) => {
+    rows.push(receiptRow(receipt, encoded, hash2));
     tally.add(receipt);
   };
   const { report } = await verifyEvidencePath(backend, evidence, {
@@ -47841,20 +47860,20 @@ async function loadPacketView(dir, backend, pinnedKeys) {
   });
   const expected = createHash3("sha256");
   for (const piece of receiptsJsonPieces(rows.map((row) => row.encoded))) expected.update(piece);
-  const policyBytes = await readSmall(join12(dir, POLICY_FILE));
+  const policyBytes = await readSmall(join13(dir, POLICY_FILE));
   const checks = packetChecks({
     report,
     judgement,
     policyFileHash: mapFact(policyBytes, (bytes) => ({ kind: "read", value: policyHash(bytes) })),
     policyHashText,
-    receiptsFileHash: await sha256OfFile(join12(dir, RECEIPTS_FILE)),
+    receiptsFileHash: await sha256OfFile(join13(dir, RECEIPTS_FILE)),
     receiptsExpectedHash: expected.digest("hex"),
     signerKey: mapFact(
-      await readSmall(join12(dir, PUBLIC_KEY_FILE)),
+      await readSmall(join13(dir, PUBLIC_KEY_FILE)),
       (bytes) => mapFact(utf82(bytes), signerKeyOf)
     ),
     recordedReport: mapFact(
-      await readSmall(join12(dir, PACKET_FILES.verifier)),
+      await readSmall(join13(dir, PACKET_FILES.verifier)),
       (bytes) => mapFact(utf82(bytes), recordedReportOf)
     )
   });

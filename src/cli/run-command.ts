@@ -2,7 +2,7 @@
 // request is checked in full and the machine preflighted before anything is created; the
 // agent's exit code is ours, unless the boundary or the evidence failed.
 import { randomBytes } from 'node:crypto';
-import { lchown, readdir, readFile, realpath } from 'node:fs/promises';
+import { lchown, readdir, realpath } from 'node:fs/promises';
 import { makeDirectories } from './make-directories.js';
 import { basename, join } from 'node:path';
 import { runInBoundary } from '../boundary/boundary.js';
@@ -17,15 +17,12 @@ import {
   POLICY_HASH_FILE,
   PUBLIC_KEY_FILE,
   RECEIPTS_FILE,
-  writePacketEvidence,
-  writePacketReport,
 } from '../packet/write-packet.js';
+import { writeAuditPacket } from './audit-packet.js';
 import { AGENT_USER, HOST_USER } from '../boundary/users.js';
-import { parseVerificationReport } from './verification-report.js';
 import { createNodeBackend } from '../receipts/node-backend.js';
 import type { CliIo } from './io.js';
 import { parseRunRequest, RunRequestError, type RunRequest } from './run-request.js';
-import { verifyCommand } from './verify-command.js';
 import { policyDetectors } from '../engine/dlp/detectors.js';
 
 const PREFIX = 'pipelock-egress run';
@@ -93,66 +90,44 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
         `the engine signed with ${outcome.signerKey}, not the run's key ${publicKeyHex(publicKey)}`,
       );
     }
-    const receipts = await writePacketEvidence({
-      out,
-      policyBytes: request.policyBytes,
-      policyHash: request.policy.hash,
-      publicKey,
-    });
-    const verified = await verifyCommand(
-      [
-        '--receipt-chain',
-        join(out, PACKET_FILES.evidence),
-        '--policy-hash',
-        join(out, POLICY_HASH_FILE),
-        '--require-sealed',
-        '--whole-recorder',
-        '--output',
-        join(out, PACKET_FILES.verifier),
-        ...(request.pinnedKey === undefined
-          ? ['--allow-unpinned']
-          : ['--public-key', request.pinnedKey]),
-      ],
+    const { verified, report } = await writeAuditPacket(
+      {
+        out,
+        policyBytes: request.policyBytes,
+        publicKey,
+        pinnedKey: request.pinnedKey,
+        run: {
+          ...packetRunFromEnv(request.callerEnv),
+          agentIdentity: request.identity,
+          startedAt: outcome.startedAt,
+          completedAt: outcome.completedAt,
+          agentExitCode: outcome.agentExitCode,
+        },
+        posture: {
+          runnerOs: request.callerEnv['RUNNER_OS'] ?? 'Linux',
+          ...(request.callerEnv['RUNNER_ARCH']
+            ? { runnerArch: request.callerEnv['RUNNER_ARCH'] }
+            : {}),
+          networkNamespace: outcome.runId,
+          agentUser: AGENT_USER,
+          agentUid: outcome.agentUid,
+          hostUser: HOST_USER,
+          hostUid: outcome.hostUid,
+          proxyUrl: outcome.proxyUrl,
+          scriptBasename: basename(request.script),
+          scriptArgCount: request.args.length,
+        },
+        policy: {
+          path: request.policyFile,
+          mode: request.policy.mode,
+          dlpPatterns: policyDetectors(request.policy).length,
+          websocketFrameScan:
+            request.policy.websocket.enabled && request.policy.websocket.frame_scan,
+          hash: request.policy.hash,
+        },
+      },
       io,
     );
-    const report = parseVerificationReport(
-      await readFile(join(out, PACKET_FILES.verifier), 'utf8'),
-    );
-    await writePacketReport({
-      out,
-      receipts,
-      report,
-      pinnedKey: request.pinnedKey === undefined ? undefined : publicKey,
-      run: {
-        ...packetRunFromEnv(request.callerEnv),
-        agentIdentity: request.identity,
-        startedAt: outcome.startedAt,
-        completedAt: outcome.completedAt,
-        agentExitCode: outcome.agentExitCode,
-      },
-      posture: {
-        runnerOs: request.callerEnv['RUNNER_OS'] ?? 'Linux',
-        ...(request.callerEnv['RUNNER_ARCH']
-          ? { runnerArch: request.callerEnv['RUNNER_ARCH'] }
-          : {}),
-        networkNamespace: outcome.runId,
-        agentUser: AGENT_USER,
-        agentUid: outcome.agentUid,
-        hostUser: HOST_USER,
-        hostUid: outcome.hostUid,
-        proxyUrl: outcome.proxyUrl,
-        scriptBasename: basename(request.script),
-        scriptArgCount: request.args.length,
-      },
-      policy: {
-        path: request.policyFile,
-        mode: request.policy.mode,
-        dlpPatterns: policyDetectors(request.policy).length,
-        websocketFrameScan: request.policy.websocket.enabled && request.policy.websocket.frame_scan,
-        hash: request.policy.hash,
-      },
-      generatedAt: new Date().toISOString(),
-    });
     await giveToInvoker(out);
     io.err(
       `${PREFIX}: ${outcome.sealed.receipts} receipts sealed; verdict ${report.verdict}; Audit Packet in ${out}\n`,

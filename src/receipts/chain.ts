@@ -9,7 +9,12 @@ import { goQuote } from './failure.js';
 import { isBoundGenesis, LEGACY_GENESIS, sessionOpenGenesis } from './genesis.js';
 import { compareUtf8 } from './go-struct.js';
 import type { Receipt } from './receipt.js';
-import { receiptHash, validateReceipt, verifyReceiptSignature } from './receipt.js';
+import {
+  encodeReceipt,
+  receiptHashOf,
+  validateReceipt,
+  verifyReceiptSignature,
+} from './receipt.js';
 
 export const DEFAULT_SESSION_ID = 'proxy';
 
@@ -21,11 +26,14 @@ export interface ChainOptions {
   /** Recorder session the endorsements and signed session_open receipts must name. */
   readonly sessionId?: string;
   /**
-   * Called with each receipt the chain accepted, in order, as it is accepted. A later receipt
-   * may still break the chain (the report says where).
+   * Called with each receipt the chain accepted, in order, as it is accepted, with its
+   * canonical encoding and receipt hash. A later receipt may still break the chain (the report
+   * says where).
    */
-  readonly onAccepted?: (receipt: Receipt) => void;
+  readonly onAccepted?: AcceptedReceipt;
 }
+
+export type AcceptedReceipt = (receipt: Receipt, encoded: string, hash: string) => void;
 
 export interface ChainSegment {
   readonly signer_key: string;
@@ -91,7 +99,7 @@ export class ChainVerifier {
   private failure: Failure | undefined;
   private brokenAt: bigint | undefined;
   private finished = false;
-  private readonly onAccepted: ((receipt: Receipt) => void) | undefined;
+  private readonly onAccepted: AcceptedReceipt | undefined;
 
   constructor(backend: CryptoBackend, options: ChainOptions = {}) {
     this.onAccepted = options.onAccepted;
@@ -140,7 +148,7 @@ export class ChainVerifier {
     this.first ??= receipt.action_record;
     this.last = receipt.action_record;
     this.policyHashes.add(receipt.action_record.policy_hash);
-    this.onAccepted?.(receipt);
+    this.onAccepted?.(receipt, this.walker.lastEncoded, this.walker.prevHash);
     return true;
   }
 
@@ -203,6 +211,8 @@ export function verifyChain(
 
 class ChainWalker {
   prevHash = '';
+  /** The canonical encoding of the last receipt accepted, whose hash is prevHash. */
+  lastEncoded = '';
   private prevSeq = 0n;
   private index = 0;
   private segmentKey = '';
@@ -281,7 +291,8 @@ class ChainWalker {
       };
     if (ar.session_control?.kind === 'session_open' && this.segments.length === 1)
       this.rootHasOpen = true;
-    this.prevHash = receiptHash(this.backend, receipt);
+    this.lastEncoded = encodeReceipt(receipt);
+    this.prevHash = receiptHashOf(this.backend, this.lastEncoded);
     this.prevSeq = ar.chain_seq;
     this.index++;
   }

@@ -6,14 +6,12 @@ import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  encodeReceipt,
   parsePublicKey,
   publicKeyHex,
   type CryptoBackend,
   type EvidenceReport,
   type Receipt,
 } from '../../receipts/index.js';
-import { receiptHashOf } from '../../receipts/receipt.js';
 import { verifyEvidencePath } from '../../cli/evidence-source.js';
 import { judgeEvidence, type Judgement } from '../../cli/judge.js';
 import { policyHash } from '../../policy/hash.js';
@@ -141,9 +139,8 @@ export async function loadPacketView(
   );
   const rows: ReceiptRow[] = [];
   const tally = new ChainTally();
-  const onAccepted = (receipt: Receipt): void => {
-    const encoded = encodeReceipt(receipt);
-    rows.push(receiptRow(receipt, encoded, receiptHashOf(backend, encoded)));
+  const onAccepted = (receipt: Receipt, encoded: string, hash: string): void => {
+    rows.push(receiptRow(receipt, encoded, hash));
     tally.add(receipt);
   };
   const { report } = await verifyEvidencePath(backend, evidence, {
