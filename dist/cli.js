@@ -618,8 +618,8 @@ var require_Node = __commonJS({
         };
         const res = toJS.toJS(this, "", ctx);
         if (typeof onAnchor === "function")
-          for (const { count, res: res2 } of ctx.anchors.values())
-            onAnchor(res2, count);
+          for (const { count: count2, res: res2 } of ctx.anchors.values())
+            onAnchor(res2, count2);
         return typeof reviver === "function" ? applyReviver.applyReviver(reviver, { "": res }, "", res) : res;
       }
     };
@@ -727,13 +727,13 @@ var require_Alias = __commonJS({
         const anchor2 = anchors2 && source && anchors2.get(source);
         return anchor2 ? anchor2.count * anchor2.aliasCount : 0;
       } else if (identity.isCollection(node2)) {
-        let count = 0;
+        let count2 = 0;
         for (const item of node2.items) {
           const c = getAliasCount(doc, item, anchors2);
-          if (c > count)
-            count = c;
+          if (c > count2)
+            count2 = c;
         }
-        return count;
+        return count2;
       } else if (identity.isPair(node2)) {
         const kc = getAliasCount(doc, node2.key, anchors2);
         const vc = getAliasCount(doc, node2.value, anchors2);
@@ -1017,14 +1017,14 @@ var require_foldFlowLines = __commonJS({
     var FOLD_FLOW = "flow";
     var FOLD_BLOCK = "block";
     var FOLD_QUOTED = "quoted";
-    function foldFlowLines(text, indent, mode = "flow", { indentAtStart, lineWidth = 80, minContentWidth = 20, onFold, onOverflow } = {}) {
+    function foldFlowLines(text2, indent, mode = "flow", { indentAtStart, lineWidth = 80, minContentWidth = 20, onFold, onOverflow } = {}) {
       if (!lineWidth || lineWidth < 0)
-        return text;
+        return text2;
       if (lineWidth < minContentWidth)
         minContentWidth = 0;
       const endStep = Math.max(1 + minContentWidth, 1 + lineWidth - indent.length);
-      if (text.length <= endStep)
-        return text;
+      if (text2.length <= endStep)
+        return text2;
       const folds = [];
       const escapedFolds = {};
       let end = lineWidth - indent.length;
@@ -1041,14 +1041,14 @@ var require_foldFlowLines = __commonJS({
       let escStart = -1;
       let escEnd = -1;
       if (mode === FOLD_BLOCK) {
-        i = consumeMoreIndentedLines(text, i, indent.length);
+        i = consumeMoreIndentedLines(text2, i, indent.length);
         if (i !== -1)
           end = i + endStep;
       }
-      for (let ch; ch = text[i += 1]; ) {
+      for (let ch; ch = text2[i += 1]; ) {
         if (mode === FOLD_QUOTED && ch === "\\") {
           escStart = i;
-          switch (text[i + 1]) {
+          switch (text2[i + 1]) {
             case "x":
               i += 3;
               break;
@@ -1065,12 +1065,12 @@ var require_foldFlowLines = __commonJS({
         }
         if (ch === "\n") {
           if (mode === FOLD_BLOCK)
-            i = consumeMoreIndentedLines(text, i, indent.length);
+            i = consumeMoreIndentedLines(text2, i, indent.length);
           end = i + indent.length + endStep;
           split = void 0;
         } else {
           if (ch === " " && prev && prev !== " " && prev !== "\n" && prev !== "	") {
-            const next = text[i + 1];
+            const next = text2[i + 1];
             if (next && next !== " " && next !== "\n" && next !== "	")
               split = i;
           }
@@ -1082,12 +1082,12 @@ var require_foldFlowLines = __commonJS({
             } else if (mode === FOLD_QUOTED) {
               while (prev === " " || prev === "	") {
                 prev = ch;
-                ch = text[i += 1];
+                ch = text2[i += 1];
                 overflow = true;
               }
               const j = i > escEnd + 1 ? i - 2 : escStart - 1;
               if (escapedFolds[j])
-                return text;
+                return text2;
               folds.push(j);
               escapedFolds[j] = true;
               end = j + endStep;
@@ -1102,39 +1102,39 @@ var require_foldFlowLines = __commonJS({
       if (overflow && onOverflow)
         onOverflow();
       if (folds.length === 0)
-        return text;
+        return text2;
       if (onFold)
         onFold();
-      let res = text.slice(0, folds[0]);
+      let res = text2.slice(0, folds[0]);
       for (let i2 = 0; i2 < folds.length; ++i2) {
         const fold = folds[i2];
-        const end2 = folds[i2 + 1] || text.length;
+        const end2 = folds[i2 + 1] || text2.length;
         if (fold === 0)
           res = `
-${indent}${text.slice(0, end2)}`;
+${indent}${text2.slice(0, end2)}`;
         else {
           if (mode === FOLD_QUOTED && escapedFolds[fold])
-            res += `${text[fold]}\\`;
+            res += `${text2[fold]}\\`;
           res += `
-${indent}${text.slice(fold + 1, end2)}`;
+${indent}${text2.slice(fold + 1, end2)}`;
         }
       }
       return res;
     }
-    function consumeMoreIndentedLines(text, i, indent) {
+    function consumeMoreIndentedLines(text2, i, indent) {
       let end = i;
       let start = i + 1;
-      let ch = text[start];
+      let ch = text2[start];
       while (ch === " " || ch === "	") {
         if (i < start + indent) {
-          ch = text[++i];
+          ch = text2[++i];
         } else {
           do {
-            ch = text[++i];
+            ch = text2[++i];
           } while (ch && ch !== "\n");
           end = i;
           start = i + 1;
-          ch = text[start];
+          ch = text2[start];
         }
       }
       return end;
@@ -2260,13 +2260,13 @@ var require_YAMLSeq = __commonJS({
           this.items[idx] = value;
       }
       toJSON(_, ctx) {
-        const seq = [];
+        const seq2 = [];
         if (ctx?.onCreate)
-          ctx.onCreate(seq);
+          ctx.onCreate(seq2);
         let i = 0;
         for (const item of this.items)
-          seq.push(toJS.toJS(item, String(i++), ctx));
-        return seq;
+          seq2.push(toJS.toJS(item, String(i++), ctx));
+        return seq2;
       }
       toString(ctx, onComment, onChompKeep) {
         if (!ctx)
@@ -2281,7 +2281,7 @@ var require_YAMLSeq = __commonJS({
       }
       static from(schema, obj, ctx) {
         const { replacer } = ctx;
-        const seq = new this(schema);
+        const seq2 = new this(schema);
         if (obj && Symbol.iterator in Object(obj)) {
           let i = 0;
           for (let it of obj) {
@@ -2289,10 +2289,10 @@ var require_YAMLSeq = __commonJS({
               const key = obj instanceof Set ? it : String(i++);
               it = replacer.call(obj, key, it);
             }
-            seq.items.push(createNode.createNode(it, void 0, ctx));
+            seq2.items.push(createNode.createNode(it, void 0, ctx));
           }
         }
-        return seq;
+        return seq2;
       }
     };
     function asItemIndex(key) {
@@ -2311,19 +2311,19 @@ var require_seq = __commonJS({
     "use strict";
     var identity = require_identity();
     var YAMLSeq = require_YAMLSeq();
-    var seq = {
+    var seq2 = {
       collection: "seq",
       default: true,
       nodeClass: YAMLSeq.YAMLSeq,
       tag: "tag:yaml.org,2002:seq",
-      resolve(seq2, onError) {
-        if (!identity.isSeq(seq2))
+      resolve(seq3, onError) {
+        if (!identity.isSeq(seq3))
           onError("Expected a sequence for this tag");
-        return seq2;
+        return seq3;
       },
       createNode: (schema, obj, ctx) => YAMLSeq.YAMLSeq.from(schema, obj, ctx)
     };
-    exports.seq = seq;
+    exports.seq = seq2;
   }
 });
 
@@ -2512,14 +2512,14 @@ var require_schema = __commonJS({
     "use strict";
     var map = require_map();
     var _null3 = require_null();
-    var seq = require_seq();
+    var seq2 = require_seq();
     var string3 = require_string();
     var bool = require_bool();
     var float = require_float();
     var int2 = require_int();
     var schema = [
       map.map,
-      seq.seq,
+      seq2.seq,
       string3.string,
       _null3.nullTag,
       bool.boolTag,
@@ -2540,7 +2540,7 @@ var require_schema2 = __commonJS({
     "use strict";
     var Scalar = require_Scalar();
     var map = require_map();
-    var seq = require_seq();
+    var seq2 = require_seq();
     function intIdentify(value) {
       return typeof value === "bigint" || Number.isInteger(value);
     }
@@ -2596,7 +2596,7 @@ var require_schema2 = __commonJS({
         return str;
       }
     };
-    var schema = [map.map, seq.seq].concat(jsonScalars, jsonError);
+    var schema = [map.map, seq2.seq].concat(jsonScalars, jsonError);
     exports.schema = schema;
   }
 });
@@ -2675,10 +2675,10 @@ var require_pairs = __commonJS({
     var Pair = require_Pair();
     var Scalar = require_Scalar();
     var YAMLSeq = require_YAMLSeq();
-    function resolvePairs(seq, onError) {
-      if (identity.isSeq(seq)) {
-        for (let i = 0; i < seq.items.length; ++i) {
-          let item = seq.items[i];
+    function resolvePairs(seq2, onError) {
+      if (identity.isSeq(seq2)) {
+        for (let i = 0; i < seq2.items.length; ++i) {
+          let item = seq2.items[i];
           if (identity.isPair(item))
             continue;
           else if (identity.isMap(item)) {
@@ -2695,11 +2695,11 @@ ${cn.comment}` : item.comment;
             }
             item = pair;
           }
-          seq.items[i] = identity.isPair(item) ? item : new Pair.Pair(item);
+          seq2.items[i] = identity.isPair(item) ? item : new Pair.Pair(item);
         }
       } else
         onError("Expected a sequence for this tag");
-      return seq;
+      return seq2;
     }
     function createPairs(schema, iterable, ctx) {
       const { replacer } = ctx;
@@ -2802,8 +2802,8 @@ var require_omap = __commonJS({
       nodeClass: YAMLOMap,
       default: false,
       tag: "tag:yaml.org,2002:omap",
-      resolve(seq, onError) {
-        const pairs$1 = pairs2.resolvePairs(seq, onError);
+      resolve(seq2, onError) {
+        const pairs$1 = pairs2.resolvePairs(seq2, onError);
         const seenKeys = [];
         for (const { key } of pairs$1.items) {
           if (identity.isScalar(key)) {
@@ -3166,7 +3166,7 @@ var require_schema3 = __commonJS({
     "use strict";
     var map = require_map();
     var _null3 = require_null();
-    var seq = require_seq();
+    var seq2 = require_seq();
     var string3 = require_string();
     var binary = require_binary();
     var bool = require_bool2();
@@ -3179,7 +3179,7 @@ var require_schema3 = __commonJS({
     var timestamp = require_timestamp();
     var schema = [
       map.map,
-      seq.seq,
+      seq2.seq,
       string3.string,
       _null3.nullTag,
       bool.trueTag,
@@ -3210,7 +3210,7 @@ var require_tags = __commonJS({
     "use strict";
     var map = require_map();
     var _null3 = require_null();
-    var seq = require_seq();
+    var seq2 = require_seq();
     var string3 = require_string();
     var bool = require_bool();
     var float = require_float();
@@ -3226,7 +3226,7 @@ var require_tags = __commonJS({
     var timestamp = require_timestamp();
     var schemas = /* @__PURE__ */ new Map([
       ["core", schema.schema],
-      ["failsafe", [map.map, seq.seq, string3.string]],
+      ["failsafe", [map.map, seq2.seq, string3.string]],
       ["json", schema$1.schema],
       ["yaml11", schema$2.schema],
       ["yaml-1.1", schema$2.schema]
@@ -3247,7 +3247,7 @@ var require_tags = __commonJS({
       null: _null3.nullTag,
       omap: omap.omap,
       pairs: pairs2.pairs,
-      seq: seq.seq,
+      seq: seq2.seq,
       set: set.set,
       timestamp: timestamp.timestamp
     };
@@ -3304,7 +3304,7 @@ var require_Schema = __commonJS({
     "use strict";
     var identity = require_identity();
     var map = require_map();
-    var seq = require_seq();
+    var seq2 = require_seq();
     var string3 = require_string();
     var tags = require_tags();
     var sortMapEntriesByKey = (a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
@@ -3317,7 +3317,7 @@ var require_Schema = __commonJS({
         this.toStringOptions = toStringDefaults ?? null;
         Object.defineProperty(this, identity.MAP, { value: map.map });
         Object.defineProperty(this, identity.SCALAR, { value: string3.string });
-        Object.defineProperty(this, identity.SEQ, { value: seq.seq });
+        Object.defineProperty(this, identity.SEQ, { value: seq2.seq });
         this.sortMapEntries = typeof sortMapEntries === "function" ? sortMapEntries : sortMapEntries === true ? sortMapEntriesByKey : null;
       }
       clone() {
@@ -3686,8 +3686,8 @@ var require_Document = __commonJS({
         };
         const res = toJS.toJS(this.contents, jsonArg ?? "", ctx);
         if (typeof onAnchor === "function")
-          for (const { count, res: res2 } of ctx.anchors.values())
-            onAnchor(res2, count);
+          for (const { count: count2, res: res2 } of ctx.anchors.values())
+            onAnchor(res2, count2);
         return typeof reviver === "function" ? applyReviver.applyReviver(reviver, { "": res }, "", res) : res;
       }
       /**
@@ -3764,12 +3764,12 @@ var require_errors = __commonJS({
         lineStr = prev + lineStr;
       }
       if (/[^ ]/.test(lineStr)) {
-        let count = 1;
+        let count2 = 1;
         const end = error2.linePos[1];
         if (end?.line === line && end.col > col) {
-          count = Math.max(1, Math.min(end.col - col, 80 - ci));
+          count2 = Math.max(1, Math.min(end.col - col, 80 - ci));
         }
-        const pointer = " ".repeat(ci) + "^".repeat(count);
+        const pointer = " ".repeat(ci) + "^".repeat(count2);
         error2.message += `:
 
 ${lineStr}
@@ -4111,7 +4111,7 @@ var require_resolve_block_seq = __commonJS({
     var utilFlowIndentCheck = require_util_flow_indent_check();
     function resolveBlockSeq({ composeNode, composeEmptyNode }, ctx, bs, onError, tag) {
       const NodeClass = tag?.nodeClass ?? YAMLSeq.YAMLSeq;
-      const seq = new NodeClass(ctx.schema);
+      const seq2 = new NodeClass(ctx.schema);
       if (ctx.atRoot)
         ctx.atRoot = false;
       if (ctx.atKey)
@@ -4136,7 +4136,7 @@ var require_resolve_block_seq = __commonJS({
           } else {
             commentEnd = props.end;
             if (props.comment)
-              seq.comment = props.comment;
+              seq2.comment = props.comment;
             continue;
           }
         }
@@ -4144,10 +4144,10 @@ var require_resolve_block_seq = __commonJS({
         if (ctx.schema.compat)
           utilFlowIndentCheck.flowIndentCheck(bs.indent, value, onError);
         offset = node2.range[2];
-        seq.items.push(node2);
+        seq2.items.push(node2);
       }
-      seq.range = [bs.offset, offset, commentEnd ?? offset];
-      return seq;
+      seq2.range = [bs.offset, offset, commentEnd ?? offset];
+      return seq2;
     }
     exports.resolveBlockSeq = resolveBlockSeq;
   }
@@ -6968,8 +6968,8 @@ var require_parser = __commonJS({
         yield* this.pop();
         yield* this.step();
       }
-      *blockSequence(seq) {
-        const it = seq.items[seq.items.length - 1];
+      *blockSequence(seq2) {
+        const it = seq2.items[seq2.items.length - 1];
         switch (this.type) {
           case "newline":
             if (it.value) {
@@ -6978,22 +6978,22 @@ var require_parser = __commonJS({
               if (last?.type === "comment")
                 end?.push(this.sourceToken);
               else
-                seq.items.push({ start: [this.sourceToken] });
+                seq2.items.push({ start: [this.sourceToken] });
             } else
               it.start.push(this.sourceToken);
             return;
           case "space":
           case "comment":
             if (it.value)
-              seq.items.push({ start: [this.sourceToken] });
+              seq2.items.push({ start: [this.sourceToken] });
             else {
-              if (this.atIndentedComment(it.start, seq.indent)) {
-                const prev = seq.items[seq.items.length - 2];
+              if (this.atIndentedComment(it.start, seq2.indent)) {
+                const prev = seq2.items[seq2.items.length - 2];
                 const end = prev?.value?.end;
                 if (Array.isArray(end)) {
                   arrayPushArray(end, it.start);
                   end.push(this.sourceToken);
-                  seq.items.pop();
+                  seq2.items.pop();
                   return;
                 }
               }
@@ -7002,21 +7002,21 @@ var require_parser = __commonJS({
             return;
           case "anchor":
           case "tag":
-            if (it.value || this.indent <= seq.indent)
+            if (it.value || this.indent <= seq2.indent)
               break;
             it.start.push(this.sourceToken);
             return;
           case "seq-item-ind":
-            if (this.indent !== seq.indent)
+            if (this.indent !== seq2.indent)
               break;
             if (it.value || includesToken(it.start, "seq-item-ind"))
-              seq.items.push({ start: [this.sourceToken] });
+              seq2.items.push({ start: [this.sourceToken] });
             else
               it.start.push(this.sourceToken);
             return;
         }
-        if (this.indent > seq.indent) {
-          const bv = this.startBlockValue(seq);
+        if (this.indent > seq2.indent) {
+          const bv = this.startBlockValue(seq2);
           if (bv) {
             this.stack.push(bv);
             return;
@@ -8584,16 +8584,16 @@ var require_util = __commonJS({
     function isStream(obj) {
       return obj && typeof obj === "object" && typeof obj.pipe === "function" && typeof obj.on === "function";
     }
-    function isBlobLike(object) {
-      if (object === null) {
+    function isBlobLike(object2) {
+      if (object2 === null) {
         return false;
-      } else if (object instanceof Blob) {
+      } else if (object2 instanceof Blob) {
         return true;
-      } else if (typeof object !== "object") {
+      } else if (typeof object2 !== "object") {
         return false;
       } else {
-        const sTag = object[Symbol.toStringTag];
-        return (sTag === "Blob" || sTag === "File") && ("stream" in object && typeof object.stream === "function" || "arrayBuffer" in object && typeof object.arrayBuffer === "function");
+        const sTag = object2[Symbol.toStringTag];
+        return (sTag === "Blob" || sTag === "File") && ("stream" in object2 && typeof object2.stream === "function" || "arrayBuffer" in object2 && typeof object2.arrayBuffer === "function");
       }
     }
     function pathHasQueryOrFragment(url) {
@@ -8896,8 +8896,8 @@ var require_util = __commonJS({
         }
       );
     }
-    function isFormDataLike(object) {
-      return object && typeof object === "object" && typeof object.append === "function" && typeof object.delete === "function" && typeof object.get === "function" && typeof object.getAll === "function" && typeof object.has === "function" && typeof object.set === "function" && object[Symbol.toStringTag] === "FormData";
+    function isFormDataLike(object2) {
+      return object2 && typeof object2 === "object" && typeof object2.append === "function" && typeof object2.delete === "function" && typeof object2.get === "function" && typeof object2.getAll === "function" && typeof object2.has === "function" && typeof object2.set === "function" && object2[Symbol.toStringTag] === "FormData";
     }
     function addAbortListener(signal, listener) {
       if ("addEventListener" in signal) {
@@ -12283,7 +12283,7 @@ var require_webidl = __commonJS({
           });
         }
         const method = typeof Iterable === "function" ? Iterable() : V?.[Symbol.iterator]?.();
-        const seq = [];
+        const seq2 = [];
         let index = 0;
         if (method === void 0 || typeof method.next !== "function") {
           throw webidl.errors.exception({
@@ -12296,9 +12296,9 @@ var require_webidl = __commonJS({
           if (done) {
             break;
           }
-          seq.push(converter(value, prefix, `${argument}[${index++}]`));
+          seq2.push(converter(value, prefix, `${argument}[${index++}]`));
         }
-        return seq;
+        return seq2;
       };
     };
     webidl.recordConverter = function(keyConverter, valueConverter) {
@@ -12714,8 +12714,8 @@ var require_util2 = __commonJS({
       }
       return "allowed";
     }
-    function isErrorLike(object) {
-      return object instanceof Error || (object?.constructor?.name === "Error" || object?.constructor?.name === "DOMException");
+    function isErrorLike(object2) {
+      return object2 instanceof Error || (object2?.constructor?.name === "Error" || object2?.constructor?.name === "DOMException");
     }
     function isValidReasonPhrase(statusText) {
       for (let i = 0; i < statusText.length; ++i) {
@@ -13058,7 +13058,7 @@ var require_util2 = __commonJS({
         return new FastIterableIterator(target, kind);
       };
     }
-    function iteratorMixin(name, object, kInternalIterator, keyIndex = 0, valueIndex = 1) {
+    function iteratorMixin(name, object2, kInternalIterator, keyIndex = 0, valueIndex = 1) {
       const makeIterator = createIterator(name, kInternalIterator, keyIndex, valueIndex);
       const properties = {
         keys: {
@@ -13066,7 +13066,7 @@ var require_util2 = __commonJS({
           enumerable: true,
           configurable: true,
           value: function keys() {
-            webidl.brandCheck(this, object);
+            webidl.brandCheck(this, object2);
             return makeIterator(this, "key");
           }
         },
@@ -13075,7 +13075,7 @@ var require_util2 = __commonJS({
           enumerable: true,
           configurable: true,
           value: function values() {
-            webidl.brandCheck(this, object);
+            webidl.brandCheck(this, object2);
             return makeIterator(this, "value");
           }
         },
@@ -13084,7 +13084,7 @@ var require_util2 = __commonJS({
           enumerable: true,
           configurable: true,
           value: function entries() {
-            webidl.brandCheck(this, object);
+            webidl.brandCheck(this, object2);
             return makeIterator(this, "key+value");
           }
         },
@@ -13093,7 +13093,7 @@ var require_util2 = __commonJS({
           enumerable: true,
           configurable: true,
           value: function forEach(callbackfn, thisArg = globalThis) {
-            webidl.brandCheck(this, object);
+            webidl.brandCheck(this, object2);
             webidl.argumentLengthCheck(arguments, 1, `${name}.forEach`);
             if (typeof callbackfn !== "function") {
               throw new TypeError(
@@ -13106,7 +13106,7 @@ var require_util2 = __commonJS({
           }
         }
       };
-      return Object.defineProperties(object.prototype, {
+      return Object.defineProperties(object2.prototype, {
         ...properties,
         [Symbol.iterator]: {
           writable: true,
@@ -13965,12 +13965,12 @@ var require_body = __commonJS({
         stream.cancel("Response object has been garbage collected").catch(noop);
       }
     });
-    function extractBody(object, keepalive = false) {
+    function extractBody(object2, keepalive = false) {
       let stream = null;
-      if (webidl.is.ReadableStream(object)) {
-        stream = object;
-      } else if (webidl.is.Blob(object)) {
-        stream = object.stream();
+      if (webidl.is.ReadableStream(object2)) {
+        stream = object2;
+      } else if (webidl.is.Blob(object2)) {
+        stream = object2.stream();
       } else {
         stream = new ReadableStream({
           start() {
@@ -14008,15 +14008,15 @@ var require_body = __commonJS({
       let source = null;
       let length = null;
       let type = null;
-      if (typeof object === "string") {
-        source = object;
+      if (typeof object2 === "string") {
+        source = object2;
         type = "text/plain;charset=UTF-8";
-      } else if (webidl.is.URLSearchParams(object)) {
-        source = object.toString();
+      } else if (webidl.is.URLSearchParams(object2)) {
+        source = object2.toString();
         type = "application/x-www-form-urlencoded;charset=UTF-8";
-      } else if (webidl.is.BufferSource(object)) {
-        source = webidl.util.getCopyOfBytesHeldByBufferSource(object);
-      } else if (webidl.is.FormData(object)) {
+      } else if (webidl.is.BufferSource(object2)) {
+        source = webidl.util.getCopyOfBytesHeldByBufferSource(object2);
+      } else if (webidl.is.FormData(object2)) {
         const boundary = `----formdata-undici-0${`${random(1e11)}`.padStart(11, "0")}`;
         const prefix = `--${boundary}\r
 Content-Disposition: form-data`;
@@ -14026,7 +14026,7 @@ Content-Disposition: form-data`;
         const rn = new Uint8Array([13, 10]);
         length = 0;
         let hasUnknownSizeValue = false;
-        for (const [name, value] of object) {
+        for (const [name, value] of object2) {
           if (typeof value === "string") {
             const chunk2 = textEncoder.encode(prefix + `; name="${formdataEscape(normalizeLinefeeds(name))}"\r
 \r
@@ -14054,7 +14054,7 @@ Content-Type: ${value.type || "application/octet-stream"}\r
         if (hasUnknownSizeValue) {
           length = null;
         }
-        source = object;
+        source = object2;
         const parts = (async function* () {
           for (const part of blobParts) {
             if (part.stream) {
@@ -14066,22 +14066,22 @@ Content-Type: ${value.type || "application/octet-stream"}\r
         })();
         action = () => parts;
         type = `multipart/form-data; boundary=${boundary}`;
-      } else if (webidl.is.Blob(object)) {
-        source = object;
-        length = object.size;
-        if (object.type) {
-          type = object.type;
+      } else if (webidl.is.Blob(object2)) {
+        source = object2;
+        length = object2.size;
+        if (object2.type) {
+          type = object2.type;
         }
-      } else if (typeof object[Symbol.asyncIterator] === "function") {
+      } else if (typeof object2[Symbol.asyncIterator] === "function") {
         if (keepalive) {
           throw new TypeError("keepalive");
         }
-        if (util.isDisturbed(object) || object.locked) {
+        if (util.isDisturbed(object2) || object2.locked) {
           throw new TypeError(
             "Response body object should not be disturbed or locked"
           );
         }
-        stream = webidl.is.ReadableStream(object) ? object : ReadableStreamFrom(object);
+        stream = webidl.is.ReadableStream(object2) ? object2 : ReadableStreamFrom(object2);
       }
       if (typeof source === "string" || isUint8Array(source)) {
         action = () => source;
@@ -14090,12 +14090,12 @@ Content-Type: ${value.type || "application/octet-stream"}\r
       const body2 = { stream, source, length };
       return [body2, type];
     }
-    function safelyExtractBody(object, keepalive = false) {
-      if (webidl.is.ReadableStream(object)) {
-        assert2(!util.isDisturbed(object), "The body has already been consumed.");
-        assert2(!object.locked, "The stream is locked.");
+    function safelyExtractBody(object2, keepalive = false) {
+      if (webidl.is.ReadableStream(object2)) {
+        assert2(!util.isDisturbed(object2), "The body has already been consumed.");
+        assert2(!object2.locked, "The stream is locked.");
       }
-      return extractBody(object, keepalive);
+      return extractBody(object2, keepalive);
     }
     function cloneBody(body2) {
       const { 0: out1, 1: out2 } = body2.stream.tee();
@@ -14167,14 +14167,14 @@ Content-Type: ${value.type || "application/octet-stream"}\r
     function mixinBody(prototype, getInternalState) {
       Object.assign(prototype.prototype, bodyMixinMethods(prototype, getInternalState));
     }
-    function consumeBody(object, convertBytesToJSValue, instance, getInternalState) {
+    function consumeBody(object2, convertBytesToJSValue, instance, getInternalState) {
       try {
-        webidl.brandCheck(object, instance);
+        webidl.brandCheck(object2, instance);
       } catch (e) {
         return Promise.reject(e);
       }
-      object = getInternalState(object);
-      if (bodyUnusable(object)) {
+      object2 = getInternalState(object2);
+      if (bodyUnusable(object2)) {
         return Promise.reject(new TypeError("Body is unusable: Body has already been read"));
       }
       const promise = createDeferredPromise();
@@ -14186,15 +14186,15 @@ Content-Type: ${value.type || "application/octet-stream"}\r
           errorSteps(e);
         }
       };
-      if (object.body == null) {
+      if (object2.body == null) {
         successSteps(Buffer.allocUnsafe(0));
         return promise.promise;
       }
-      fullyReadBody(object.body, successSteps, errorSteps);
+      fullyReadBody(object2.body, successSteps, errorSteps);
       return promise.promise;
     }
-    function bodyUnusable(object) {
-      const body2 = object.body;
+    function bodyUnusable(object2) {
+      const body2 = object2.body;
       return body2 != null && (body2.stream.locked || util.isDisturbed(body2.stream));
     }
     function bodyMimeType(requestOrResponse) {
@@ -21866,8 +21866,8 @@ var require_build = __commonJS({
     var BASE64_REGEX = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
     var BASE64URL_REGEX = /^[a-zA-Z0-9-_]+$/;
     var Utf8Converter = class {
-      static fromString(text) {
-        const s = unescape(encodeURIComponent(text));
+      static fromString(text2) {
+        const s = unescape(encodeURIComponent(text2));
         const uintArray = new Uint8Array(s.length);
         for (let i = 0; i < s.length; i++) {
           uintArray[i] = s.charCodeAt(i);
@@ -21895,11 +21895,11 @@ var require_build = __commonJS({
         }
         return res;
       }
-      static fromString(text, littleEndian = false) {
-        const res = new ArrayBuffer(text.length * 2);
+      static fromString(text2, littleEndian = false) {
+        const res = new ArrayBuffer(text2.length * 2);
         const dataView = new DataView(res);
-        for (let i = 0; i < text.length; i++) {
-          dataView.setUint16(i * 2, text.charCodeAt(i), littleEndian);
+        for (let i = 0; i < text2.length; i++) {
+          dataView.setUint16(i * 2, text2.charCodeAt(i), littleEndian);
         }
         return res;
       }
@@ -21996,18 +21996,18 @@ var require_build = __commonJS({
       static ToBase64Url(data) {
         return this.ToBase64(data).replace(/\+/g, "-").replace(/\//g, "_").replace(/\=/g, "");
       }
-      static FromUtf8String(text, encoding = _Convert.DEFAULT_UTF8_ENCODING) {
+      static FromUtf8String(text2, encoding = _Convert.DEFAULT_UTF8_ENCODING) {
         switch (encoding) {
           case "ascii":
-            return this.FromBinary(text);
+            return this.FromBinary(text2);
           case "utf8":
-            return Utf8Converter.fromString(text);
+            return Utf8Converter.fromString(text2);
           case "utf16":
           case "utf16be":
-            return Utf16Converter.fromString(text);
+            return Utf16Converter.fromString(text2);
           case "utf16le":
           case "usc2":
-            return Utf16Converter.fromString(text, true);
+            return Utf16Converter.fromString(text2, true);
           default:
             throw new Error(`Unknown type of encoding '${encoding}'`);
         }
@@ -22028,11 +22028,11 @@ var require_build = __commonJS({
             throw new Error(`Unknown type of encoding '${encoding}'`);
         }
       }
-      static FromBinary(text) {
-        const stringLength = text.length;
+      static FromBinary(text2) {
+        const stringLength = text2.length;
         const resultView = new Uint8Array(stringLength);
         for (let i = 0; i < stringLength; i++) {
-          resultView[i] = text.charCodeAt(i);
+          resultView[i] = text2.charCodeAt(i);
         }
         return resultView.buffer;
       }
@@ -22078,8 +22078,8 @@ var require_build = __commonJS({
       static ToUtf16String(buffer, littleEndian = false) {
         return Utf16Converter.toString(buffer, littleEndian);
       }
-      static FromUtf16String(text, littleEndian = false) {
-        return Utf16Converter.fromString(text, littleEndian);
+      static FromUtf16String(text2, littleEndian = false) {
+        return Utf16Converter.fromString(text2, littleEndian);
       }
       static Base64Padding(base642) {
         const padCount = 4 - base642.length % 4;
@@ -22467,9 +22467,9 @@ var require_utils2 = __commonJS({
       const round = Math.round(base);
       return floor === round ? floor : round;
     }
-    function clearProps(object, propsArray) {
+    function clearProps(object2, propsArray) {
       for (const prop of propsArray) {
-        delete object[prop];
+        delete object2[prop];
       }
     }
     exports.arrayBufferToString = arrayBufferToString;
@@ -22719,9 +22719,9 @@ var require_build2 = __commonJS({
         if (this.tagNumber < 31 && !this.isHexOnly) {
           const retView2 = new Uint8Array(1);
           if (!sizeOnly) {
-            let number2 = this.tagNumber;
-            number2 &= 31;
-            firstOctet |= number2;
+            let number3 = this.tagNumber;
+            number3 &= 31;
+            firstOctet |= number3;
             retView2[0] = firstOctet;
           }
           return retView2.buffer;
@@ -22787,20 +22787,20 @@ var require_build2 = __commonJS({
           this.tagNumber = tagNumberMask;
           this.blockLength = 1;
         } else {
-          let count = 0;
+          let count2 = 0;
           while (true) {
-            const tagByteIndex = count + 1;
+            const tagByteIndex = count2 + 1;
             if (tagByteIndex >= bufferLength) {
               this.error = "End of input reached before message was fully decoded";
               return -1;
             }
-            count++;
+            count2++;
             if ((intBuffer[baseIndex + tagByteIndex] & 128) === 0)
               break;
           }
-          this.blockLength = count + 1;
-          const intTagNumberBuffer = this.valueHexView = new Uint8Array(count);
-          for (let i = 0; i < count; i++)
+          this.blockLength = count2 + 1;
+          const intTagNumberBuffer = this.valueHexView = new Uint8Array(count2);
+          for (let i = 0; i < count2; i++)
             intTagNumberBuffer[i] = intBuffer[baseIndex + i + 1] & 127;
           if (this.blockLength <= 9)
             this.tagNumber = pvutils__namespace.utilFromBase(intTagNumberBuffer, 7);
@@ -22878,23 +22878,23 @@ var require_build2 = __commonJS({
           this.blockLength = 1;
           return inputOffset + this.blockLength;
         }
-        const count = intBuffer[baseIndex] & 127;
-        if (count > 8) {
+        const count2 = intBuffer[baseIndex] & 127;
+        if (count2 > 8) {
           this.error = "Too big integer";
           return -1;
         }
-        if (count + 1 > bufferLength) {
+        if (count2 + 1 > bufferLength) {
           this.error = "End of input reached before message was fully decoded";
           return -1;
         }
         const lenOffset = inputOffset + 1;
-        const lengthBufferView = view.subarray(lenOffset, lenOffset + count);
-        if (lengthBufferView[count - 1] === 0)
+        const lengthBufferView = view.subarray(lenOffset, lenOffset + count2);
+        if (lengthBufferView[count2 - 1] === 0)
           this.warnings.push("Needlessly long encoded length");
         this.length = pvutils__namespace.utilFromBase(lengthBufferView, 8);
         if (this.longFormUsed && this.length <= 127)
           this.warnings.push("Unnecessary usage of long length form");
-        this.blockLength = count + 1;
+        this.blockLength = count2 + 1;
         return inputOffset + this.blockLength;
       }
       toBER(sizeOnly = false) {
@@ -22965,8 +22965,8 @@ var require_build2 = __commonJS({
       }
       builtinRegistry = { ...nextInternals, ...builtinConstructors };
     }
-    function dataProperty(object, name) {
-      const descriptor = Object.getOwnPropertyDescriptor(object, name);
+    function dataProperty(object2, name) {
+      const descriptor = Object.getOwnPropertyDescriptor(object2, name);
       if (!descriptor || !("value" in descriptor))
         return void 0;
       return descriptor.value;
@@ -23051,18 +23051,18 @@ var require_build2 = __commonJS({
       }
       return false;
     }
-    function prototypeMethod(object, prototype, name, expected) {
-      if (Object.prototype.hasOwnProperty.call(object, name))
+    function prototypeMethod(object2, prototype, name, expected) {
+      if (Object.prototype.hasOwnProperty.call(object2, name))
         return false;
-      if (Object.getPrototypeOf(object) !== prototype)
+      if (Object.getPrototypeOf(object2) !== prototype)
         return false;
       const descriptor = Object.getOwnPropertyDescriptor(prototype, name);
       return !!descriptor && "value" in descriptor && descriptor.value === expected;
     }
-    function inheritedMethod(object, name, expected, primitiveConstructor) {
-      if (Object.prototype.hasOwnProperty.call(object, name))
+    function inheritedMethod(object2, name, expected, primitiveConstructor) {
+      if (Object.prototype.hasOwnProperty.call(object2, name))
         return false;
-      const prototype = Object.getPrototypeOf(object);
+      const prototype = Object.getPrototypeOf(object2);
       const originalPrimitiveValuePrototype = Object.getPrototypeOf(primitiveConstructor.prototype);
       if (prototype !== primitiveConstructor.prototype || Object.getPrototypeOf(prototype) !== originalPrimitiveValuePrototype) {
         return false;
@@ -23369,7 +23369,7 @@ var require_build2 = __commonJS({
         return EMPTY_BUFFER;
       }
       toJSON() {
-        const object = {
+        const object2 = {
           ...super.toJSON(),
           idBlock: this.idBlock.toJSON(),
           lenBlock: this.lenBlock.toJSON(),
@@ -23378,8 +23378,8 @@ var require_build2 = __commonJS({
           optional: this.optional
         };
         if (this.primitiveSchema)
-          object.primitiveSchema = this.primitiveSchema.toJSON();
-        return object;
+          object2.primitiveSchema = this.primitiveSchema.toJSON();
+        return object2;
       }
       toString(encoding = "ascii") {
         if (encoding === "ascii") {
@@ -23889,15 +23889,15 @@ var require_build2 = __commonJS({
         return EMPTY_BUFFER;
       }
       toJSON() {
-        const object = {
+        const object2 = {
           ...super.toJSON(),
           isIndefiniteForm: this.isIndefiniteForm,
           value: []
         };
         for (const value of this.value) {
-          object.value.push(value.toJSON());
+          object2.value.push(value.toJSON());
         }
-        return object;
+        return object2;
       }
     };
     LocalConstructedValueBlock.NAME = "ConstructedValueBlock";
@@ -24786,15 +24786,15 @@ ${values.join("\n")}` : `${blockName} :`;
         return result;
       }
       toJSON() {
-        const object = {
+        const object2 = {
           ...super.toJSON(),
           value: this.toString(),
           sidArray: []
         };
         for (let i = 0; i < this.value.length; i++) {
-          object.sidArray.push(this.value[i].toJSON());
+          object2.sidArray.push(this.value[i].toJSON());
         }
-        return object;
+        return object2;
       }
     };
     LocalObjectIdentifierValueBlock.NAME = "ObjectIdentifierValueBlock";
@@ -24994,14 +24994,14 @@ ${values.join("\n")}` : `${blockName} :`;
         return result;
       }
       toJSON() {
-        const object = {
+        const object2 = {
           ...super.toJSON(),
           value: this.toString(),
           sidArray: []
         };
         for (let i = 0; i < this.value.length; i++)
-          object.sidArray.push(this.value[i].toJSON());
-        return object;
+          object2.sidArray.push(this.value[i].toJSON());
+        return object2;
       }
     };
     LocalRelativeObjectIdentifierValueBlock.NAME = "RelativeObjectIdentifierValueBlock";
@@ -25429,8 +25429,8 @@ ${values.join("\n")}` : `${blockName} :`;
           timeString = inputString.substring(0, inputString.length - 1);
           isUTC = true;
         } else {
-          const number2 = new Number(inputString[inputString.length - 1]);
-          if (isNaN(number2.valueOf()))
+          const number3 = new Number(inputString[inputString.length - 1]);
+          if (isNaN(number3.valueOf()))
             throw new Error("Wrong input string for conversion");
           timeString = inputString;
         }
@@ -25452,15 +25452,15 @@ ${values.join("\n")}` : `${blockName} :`;
             timeString = timeString.substring(0, differencePosition);
             if (differenceString.length !== 2 && differenceString.length !== 4)
               throw new Error("Wrong input string for conversion");
-            let number2 = parseInt(differenceString.substring(0, 2), 10);
-            if (isNaN(number2.valueOf()))
+            let number3 = parseInt(differenceString.substring(0, 2), 10);
+            if (isNaN(number3.valueOf()))
               throw new Error("Wrong input string for conversion");
-            hourDifference = multiplier * number2;
+            hourDifference = multiplier * number3;
             if (differenceString.length === 4) {
-              number2 = parseInt(differenceString.substring(2, 4), 10);
-              if (isNaN(number2.valueOf()))
+              number3 = parseInt(differenceString.substring(2, 4), 10);
+              if (isNaN(number3.valueOf()))
                 throw new Error("Wrong input string for conversion");
-              minuteDifference = multiplier * number2;
+              minuteDifference = multiplier * number3;
             }
           }
         }
@@ -26298,15 +26298,15 @@ var require_sequence = __commonJS({
       }
       return normalized;
     }
-    function encodeAscii(text) {
-      const bytes = new Uint8Array(text.length);
-      for (let i = 0; i < text.length; i++) {
-        bytes[i] = text.charCodeAt(i) & 255;
+    function encodeAscii(text2) {
+      const bytes = new Uint8Array(text2.length);
+      for (let i = 0; i < text2.length; i++) {
+        bytes[i] = text2.charCodeAt(i) & 255;
       }
       return bytes;
     }
-    function encodeUtf8(text) {
-      return new TextEncoder().encode(text);
+    function encodeUtf8(text2) {
+      return new TextEncoder().encode(text2);
     }
     function toPatternBytes(pattern, options) {
       if (typeof pattern === "string") {
@@ -26523,15 +26523,15 @@ var require_binary2 = __commonJS({
       }
       return result;
     }
-    function decode2(text) {
-      const result = new Uint8Array(text.length);
-      for (let i = 0; i < text.length; i++) {
-        result[i] = text.charCodeAt(i) & 255;
+    function decode2(text2) {
+      const result = new Uint8Array(text2.length);
+      for (let i = 0; i < text2.length; i++) {
+        result[i] = text2.charCodeAt(i) & 255;
       }
       return result;
     }
-    function is(text) {
-      return typeof text === "string";
+    function is(text2) {
+      return typeof text2 === "string";
     }
     exports.binary = { encode: encode2, decode: decode2, is };
   }
@@ -26566,31 +26566,31 @@ var require_hex = __commonJS({
         throw new TypeError("Hex separators must be non-empty strings");
       }
     }
-    function matchSeparator(text, index, separators) {
+    function matchSeparator(text2, index, separators) {
       for (const separator of separators) {
-        if (text.startsWith(separator, index)) {
+        if (text2.startsWith(separator, index)) {
           return separator;
         }
       }
       return void 0;
     }
-    function detectCase(text) {
-      const hasUpper = /[A-F]/.test(text);
-      const hasLower = /[a-f]/.test(text);
+    function detectCase(text2) {
+      const hasUpper = /[A-F]/.test(text2);
+      const hasLower = /[a-f]/.test(text2);
       return hasUpper && !hasLower ? "upper" : "lower";
     }
-    function detectLineSeparator(text) {
-      const match = /\r\n|\n/.exec(text);
+    function detectLineSeparator(text2) {
+      const match = /\r\n|\n/.exec(text2);
       if (!match) {
         return void 0;
       }
       return match[0] === "\r\n" ? "\r\n" : "\n";
     }
-    function compactForDetection(text) {
-      return text.replace(/[^0-9a-f]/gi, "");
+    function compactForDetection(text2) {
+      return text2.replace(/[^0-9a-f]/gi, "");
     }
-    function detectGroup(text) {
-      const segments = text.match(/[0-9A-Fa-f]+|[^0-9A-Fa-f]+/g) ?? [];
+    function detectGroup(text2) {
+      const segments = text2.match(/[0-9A-Fa-f]+|[^0-9A-Fa-f]+/g) ?? [];
       if (segments.length < 3) {
         return void 0;
       }
@@ -26618,8 +26618,8 @@ var require_hex = __commonJS({
         separator
       };
     }
-    function detectFormat(text) {
-      const trimmed = text.trim();
+    function detectFormat(text2) {
+      const trimmed = text2.trim();
       const prefix = /^0x/i.test(trimmed) ? "0x" : "";
       const body2 = prefix ? trimmed.slice(2) : trimmed;
       const lineSeparator = detectLineSeparator(body2);
@@ -26644,13 +26644,13 @@ var require_hex = __commonJS({
       }
       return format2;
     }
-    function normalizeText(text, options) {
+    function normalizeText(text2, options) {
       const allowPrefix = options.allowPrefix ?? true;
       const separators = [...resolveSeparators(options)].sort((left, right) => right.length - left.length);
       for (const separator of separators) {
         validateSeparator(separator);
       }
-      let working = text.trim();
+      let working = text2.trim();
       if (/^0x/i.test(working)) {
         if (!allowPrefix) {
           throw new TypeError("Hexadecimal text must not include a 0x prefix");
@@ -26701,15 +26701,15 @@ var require_hex = __commonJS({
       }
       return chunks.join(group.separator);
     }
-    function normalize(text, options = {}) {
-      return normalizeText(text, options);
+    function normalize(text2, options = {}) {
+      return normalizeText(text2, options);
     }
-    function is(text, options = {}) {
-      if (typeof text !== "string") {
+    function is(text2, options = {}) {
+      if (typeof text2 !== "string") {
         return false;
       }
       try {
-        normalize(text, options);
+        normalize(text2, options);
         return true;
       } catch {
         return false;
@@ -26719,8 +26719,8 @@ var require_hex = __commonJS({
       const bytes = (0, index_js_1.toUint8Array)(data);
       const casing = options.case ?? "lower";
       const pairs2 = Array.from(bytes, (byte) => {
-        const text = byte.toString(16).padStart(2, "0");
-        return casing === "upper" ? text.toUpperCase() : text;
+        const text2 = byte.toString(16).padStart(2, "0");
+        return casing === "upper" ? text2.toUpperCase() : text2;
       });
       let body2 = "";
       if (options.line) {
@@ -26739,19 +26739,19 @@ var require_hex = __commonJS({
       }
       return `${options.prefix ?? ""}${body2}`;
     }
-    function decode2(text, options = {}) {
-      const normalized = normalize(text, options);
+    function decode2(text2, options = {}) {
+      const normalized = normalize(text2, options);
       const result = new Uint8Array(normalized.length / 2);
       for (let i = 0; i < normalized.length; i += 2) {
         result[i / 2] = Number.parseInt(normalized.slice(i, i + 2), 16);
       }
       return result;
     }
-    function parse2(text, options = {}) {
-      const normalized = normalize(text, options);
+    function parse2(text2, options = {}) {
+      const normalized = normalize(text2, options);
       return {
         bytes: decode2(normalized),
-        format: detectFormat(text),
+        format: detectFormat(text2),
         normalized
       };
     }
@@ -26779,8 +26779,8 @@ var require_utf8 = __commonJS({
     exports.encode = encode2;
     exports.decode = decode2;
     var index_js_1 = require_bytes();
-    function encode2(text) {
-      return new TextEncoder().encode(text);
+    function encode2(text2) {
+      return new TextEncoder().encode(text2);
     }
     function decode2(data) {
       return new TextDecoder("utf-8", { fatal: false }).decode((0, index_js_1.toUint8Array)(data));
@@ -26798,11 +26798,11 @@ var require_utf16 = __commonJS({
     exports.encode = encode2;
     exports.decode = decode2;
     var index_js_1 = require_bytes();
-    function encode2(text, options = {}) {
-      const result = new ArrayBuffer(text.length * 2);
+    function encode2(text2, options = {}) {
+      const result = new ArrayBuffer(text2.length * 2);
       const view = new DataView(result);
-      for (let i = 0; i < text.length; i++) {
-        view.setUint16(i * 2, text.charCodeAt(i), options.littleEndian ?? false);
+      for (let i = 0; i < text2.length; i++) {
+        view.setUint16(i * 2, text2.charCodeAt(i), options.littleEndian ?? false);
       }
       return new Uint8Array(result);
     }
@@ -26836,18 +26836,18 @@ var require_base64 = __commonJS({
     function nodeBuffer() {
       return globalThis.Buffer;
     }
-    function normalize(text) {
-      return text.replace(/[\n\r\t ]/g, "");
+    function normalize(text2) {
+      return text2.replace(/[\n\r\t ]/g, "");
     }
-    function pad2(text) {
-      const remainder = text.length % 4;
-      return remainder ? text + "=".repeat(4 - remainder) : text;
+    function pad2(text2) {
+      const remainder = text2.length % 4;
+      return remainder ? text2 + "=".repeat(4 - remainder) : text2;
     }
-    function is(text) {
-      if (typeof text !== "string") {
+    function is(text2) {
+      if (typeof text2 !== "string") {
         return false;
       }
-      const normalized = normalize(text);
+      const normalized = normalize(text2);
       return normalized === "" || BASE64_REGEX.test(normalized);
     }
     function encode2(data, _options) {
@@ -26858,8 +26858,8 @@ var require_base64 = __commonJS({
       }
       return btoa((0, binary_js_1.encode)(bytes));
     }
-    function decode2(text, _options) {
-      const normalized = normalize(text);
+    function decode2(text2, _options) {
+      const normalized = normalize(text2);
       if (!is(normalized)) {
         throw new TypeError("Input is not valid Base64 text");
       }
@@ -26885,17 +26885,17 @@ var require_base64url = __commonJS({
     exports.decode = decode2;
     var base64_js_1 = require_base64();
     var BASE64URL_REGEX = /^[A-Za-z0-9_-]*$/;
-    function normalize(text) {
-      return text.replace(/[\n\r\t ]/g, "");
+    function normalize(text2) {
+      return text2.replace(/[\n\r\t ]/g, "");
     }
-    function is(text) {
-      return typeof text === "string" && BASE64URL_REGEX.test(normalize(text));
+    function is(text2) {
+      return typeof text2 === "string" && BASE64URL_REGEX.test(normalize(text2));
     }
     function encode2(data, _options) {
       return base64_js_1.base64.encode(data).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/g, "");
     }
-    function decode2(text, _options) {
-      const normalized = normalize(text);
+    function decode2(text2, _options) {
+      const normalized = normalize(text2);
       if (!is(normalized)) {
         throw new TypeError("Input is not valid Base64Url text");
       }
@@ -26943,10 +26943,10 @@ var require_pem = __commonJS({
         throw new TypeError(`Invalid PEM label '${label}'`);
       }
     }
-    function wrap(text, lineLength) {
+    function wrap(text2, lineLength) {
       const result = [];
-      for (let i = 0; i < text.length; i += lineLength) {
-        result.push(text.slice(i, i + lineLength));
+      for (let i = 0; i < text2.length; i += lineLength) {
+        result.push(text2.slice(i, i + lineLength));
       }
       return result;
     }
@@ -26969,15 +26969,15 @@ var require_pem = __commonJS({
         base64Text: lines.slice(index).join("")
       };
     }
-    function detectNewline(text) {
-      return /\r\n/.test(text) ? "\r\n" : "\n";
+    function detectNewline(text2) {
+      return /\r\n/.test(text2) ? "\r\n" : "\n";
     }
-    function collectBlocks(text, options = {}) {
+    function collectBlocks(text2, options = {}) {
       const blocks = [];
       const requestedLabel = options.label;
       let match;
       PEM_BLOCK_REGEX.lastIndex = 0;
-      while (match = PEM_BLOCK_REGEX.exec(text)) {
+      while (match = PEM_BLOCK_REGEX.exec(text2)) {
         const label = match[1].trim();
         if (requestedLabel && label !== requestedLabel) {
           continue;
@@ -27018,21 +27018,21 @@ var require_pem = __commonJS({
     function encodeMany(blocks, options = {}) {
       return blocks.map((block) => encode2(block.label, block.data, { ...options, headers: block.headers ?? options.headers })).join("");
     }
-    function decode2(text, options = {}) {
-      return collectBlocks(text, options).map(({ lineLength: _lineLength, newline: _newline, ...block }) => block);
+    function decode2(text2, options = {}) {
+      return collectBlocks(text2, options).map(({ lineLength: _lineLength, newline: _newline, ...block }) => block);
     }
-    function find(text, label) {
-      return decode2(text, { label })[0];
+    function find(text2, label) {
+      return decode2(text2, { label })[0];
     }
-    function findAll(text, label) {
-      return decode2(text, { label });
+    function findAll(text2, label) {
+      return decode2(text2, { label });
     }
-    function decodeFirst(text, label) {
-      const [block] = decode2(text, { label, strict: true });
+    function decodeFirst(text2, label) {
+      const [block] = decode2(text2, { label, strict: true });
       return block.data;
     }
-    function parse2(text, options = {}) {
-      const [block] = collectBlocks(text, { ...options, strict: true });
+    function parse2(text2, options = {}) {
+      const [block] = collectBlocks(text2, { ...options, strict: true });
       const format2 = {
         label: block.label,
         headers: block.headers,
@@ -27057,9 +27057,9 @@ var require_pem = __commonJS({
         }
         return encode2(options.label, data, options);
       },
-      decode: (text, options) => decodeFirst(text, options?.label),
+      decode: (text2, options) => decodeFirst(text2, options?.label),
       format,
-      is: (text) => typeof text === "string" && /-----BEGIN [^-]+-----/.test(text),
+      is: (text2) => typeof text2 === "string" && /-----BEGIN [^-]+-----/.test(text2),
       parse: parse2
     };
   }
@@ -27130,19 +27130,19 @@ var require_registry = __commonJS({
       }
       return method;
     }
-    function detectConfidence(name, text, converter) {
+    function detectConfidence(name, text2, converter) {
       const normalizedName = keyOf(converter.name || name);
-      const trimmed = text.trim();
+      const trimmed = text2.trim();
       if (!trimmed) {
         return 0;
       }
       let accepted = false;
       if (converter.is) {
-        accepted = converter.is(text);
+        accepted = converter.is(text2);
       }
       let decodable = false;
       try {
-        converter.decode(text);
+        converter.decode(text2);
         decodable = true;
       } catch {
         decodable = false;
@@ -27152,7 +27152,7 @@ var require_registry = __commonJS({
       }
       switch (normalizedName) {
         case "pem":
-          return /-----BEGIN [^-]+-----/.test(text) ? 1 : 0;
+          return /-----BEGIN [^-]+-----/.test(text2) ? 1 : 0;
         case "hex": {
           const compact = trimmed.replace(/^0x/i, "").replace(/[\s:.-]/g, "");
           if (!compact || /[^0-9a-f]/i.test(compact) || compact.length % 2 !== 0) {
@@ -27241,38 +27241,38 @@ var require_registry = __commonJS({
         encode(name, data, options) {
           return this.get(name).encode(data, options);
         },
-        decode(name, text, options) {
-          return this.get(name).decode(text, options);
+        decode(name, text2, options) {
+          return this.get(name).decode(text2, options);
         },
-        tryDecode(name, text, options) {
+        tryDecode(name, text2, options) {
           try {
-            return { ok: true, bytes: this.decode(name, text, options) };
+            return { ok: true, bytes: this.decode(name, text2, options) };
           } catch (error2) {
             return { ok: false, error: toError(error2) };
           }
         },
-        normalize(name, text, options) {
+        normalize(name, text2, options) {
           const converter = this.get(name);
-          return requireCapability(converter, name, "normalize").call(converter, text, options);
+          return requireCapability(converter, name, "normalize").call(converter, text2, options);
         },
-        parse(name, text, options) {
+        parse(name, text2, options) {
           const converter = this.get(name);
-          return requireCapability(converter, name, "parse").call(converter, text, options);
+          return requireCapability(converter, name, "parse").call(converter, text2, options);
         },
         format(name, data, format) {
           const converter = this.get(name);
           return requireCapability(converter, name, "format").call(converter, data, format);
         },
-        transcode(text, options) {
-          const bytes = this.decode(options.from, text, options.fromOptions);
+        transcode(text2, options) {
+          const bytes = this.decode(options.from, text2, options.fromOptions);
           return this.encode(options.to, bytes, options.toOptions);
         },
-        detect(text, options = {}) {
+        detect(text2, options = {}) {
           const formatNames = options.formats?.length ? options.formats.map((name) => String(name)) : this.list().map((converter) => converter.name).filter((name) => !["binary", "utf8", "utf16be", "utf16le"].includes(keyOf(name)));
           const detections = /* @__PURE__ */ new Map();
           for (const requestedName of formatNames) {
             const converter = this.get(requestedName);
-            const confidence = detectConfidence(requestedName, text, converter);
+            const confidence = detectConfidence(requestedName, text2, converter);
             if (confidence <= 0) {
               continue;
             }
@@ -27342,22 +27342,22 @@ var require_defaults = __commonJS({
       name: "utf8",
       aliases: ["utf-8"],
       encode: (data) => index_js_1.utf8.decode(data),
-      decode: (text) => index_js_1.utf8.encode(text),
-      is: (text) => typeof text === "string"
+      decode: (text2) => index_js_1.utf8.encode(text2),
+      is: (text2) => typeof text2 === "string"
     };
     exports.utf16beConverter = {
       name: "utf16be",
       aliases: ["utf16", "utf-16", "utf-16be"],
       encode: (data) => index_js_1.utf16.decode(data),
-      decode: (text) => index_js_1.utf16.encode(text),
-      is: (text) => typeof text === "string"
+      decode: (text2) => index_js_1.utf16.encode(text2),
+      is: (text2) => typeof text2 === "string"
     };
     exports.utf16leConverter = {
       name: "utf16le",
       aliases: ["utf-16le", "ucs2", "usc2"],
       encode: (data) => index_js_1.utf16.decode(data, { littleEndian: true }),
-      decode: (text) => index_js_1.utf16.encode(text, { littleEndian: true }),
-      is: (text) => typeof text === "string"
+      decode: (text2) => index_js_1.utf16.encode(text2, { littleEndian: true }),
+      is: (text2) => typeof text2 === "string"
     };
     exports.defaultConverters = [
       exports.binaryConverter,
@@ -27385,26 +27385,26 @@ var require_convert = __commonJS({
     function encode2(name, data, ...args) {
       return defaults_js_1.defaultConverterRegistry.encode(name, data, ...args);
     }
-    function decode2(name, text, ...args) {
-      return defaults_js_1.defaultConverterRegistry.decode(name, text, ...args);
+    function decode2(name, text2, ...args) {
+      return defaults_js_1.defaultConverterRegistry.decode(name, text2, ...args);
     }
-    function tryDecode(name, text, ...args) {
-      return defaults_js_1.defaultConverterRegistry.tryDecode(name, text, ...args);
+    function tryDecode(name, text2, ...args) {
+      return defaults_js_1.defaultConverterRegistry.tryDecode(name, text2, ...args);
     }
-    function normalize(name, text, ...args) {
-      return defaults_js_1.defaultConverterRegistry.normalize(name, text, ...args);
+    function normalize(name, text2, ...args) {
+      return defaults_js_1.defaultConverterRegistry.normalize(name, text2, ...args);
     }
-    function parse2(name, text, ...args) {
-      return defaults_js_1.defaultConverterRegistry.parse(name, text, ...args);
+    function parse2(name, text2, ...args) {
+      return defaults_js_1.defaultConverterRegistry.parse(name, text2, ...args);
     }
     function format(name, data, value) {
       return defaults_js_1.defaultConverterRegistry.format(name, data, value);
     }
-    function transcode(text, options) {
-      return defaults_js_1.defaultConverterRegistry.transcode(text, options);
+    function transcode(text2, options) {
+      return defaults_js_1.defaultConverterRegistry.transcode(text2, options);
     }
-    function detect(text, options) {
-      return defaults_js_1.defaultConverterRegistry.detect(text, options);
+    function detect(text2, options) {
+      return defaults_js_1.defaultConverterRegistry.detect(text2, options);
     }
     function normalizeEncodingName(encoding) {
       return encoding.toLowerCase();
@@ -27421,30 +27421,30 @@ var require_convert = __commonJS({
       to(format2, data, ...args) {
         return encode2(format2, data, ...args);
       },
-      from(format2, text, ...args) {
-        return decode2(format2, text, ...args);
+      from(format2, text2, ...args) {
+        return decode2(format2, text2, ...args);
       },
       toString(data, encoding = "utf8") {
         return encode2(encoding, data);
       },
-      fromString(text, encoding = "utf8") {
+      fromString(text2, encoding = "utf8") {
         if (normalizeEncodingName(encoding) === "hex") {
-          return (0, index_js_1.toArrayBuffer)(index_js_2.hex.decode(text, { allowOddLength: true }));
+          return (0, index_js_1.toArrayBuffer)(index_js_2.hex.decode(text2, { allowOddLength: true }));
         }
-        return (0, index_js_1.toArrayBuffer)(decode2(encoding, text));
+        return (0, index_js_1.toArrayBuffer)(decode2(encoding, text2));
       },
       toBase64: index_js_2.base64.encode,
-      fromBase64: (text) => (0, index_js_1.toArrayBuffer)(index_js_2.base64.decode(text)),
+      fromBase64: (text2) => (0, index_js_1.toArrayBuffer)(index_js_2.base64.decode(text2)),
       toBase64Url: index_js_2.base64url.encode,
-      fromBase64Url: (text) => (0, index_js_1.toArrayBuffer)(index_js_2.base64url.decode(text)),
+      fromBase64Url: (text2) => (0, index_js_1.toArrayBuffer)(index_js_2.base64url.decode(text2)),
       toHex: index_js_2.hex.encode,
-      fromHex: (text) => (0, index_js_1.toArrayBuffer)(index_js_2.hex.decode(text, { allowOddLength: true })),
+      fromHex: (text2) => (0, index_js_1.toArrayBuffer)(index_js_2.hex.decode(text2, { allowOddLength: true })),
       toBinary: index_js_2.binary.encode,
-      fromBinary: (text) => (0, index_js_1.toArrayBuffer)(index_js_2.binary.decode(text)),
+      fromBinary: (text2) => (0, index_js_1.toArrayBuffer)(index_js_2.binary.decode(text2)),
       toUtf8String: index_js_2.utf8.decode,
-      fromUtf8String: (text) => (0, index_js_1.toArrayBuffer)(index_js_2.utf8.encode(text)),
+      fromUtf8String: (text2) => (0, index_js_1.toArrayBuffer)(index_js_2.utf8.encode(text2)),
       toUtf16String: (data, littleEndian = false) => index_js_2.utf16.decode(data, { littleEndian }),
-      fromUtf16String: (text, littleEndian = false) => (0, index_js_1.toArrayBuffer)(index_js_2.utf16.encode(text, { littleEndian })),
+      fromUtf16String: (text2, littleEndian = false) => (0, index_js_1.toArrayBuffer)(index_js_2.utf16.encode(text2, { littleEndian })),
       isHex: index_js_2.hex.is,
       isBase64: index_js_2.base64.is,
       isBase64Url: index_js_2.base64url.is,
@@ -27584,14 +27584,14 @@ var require_convert2 = __commonJS({
       static ToBase64Url(data) {
         return index_js_1.convert.toBase64Url(data);
       }
-      static FromUtf8String(text, encoding = _Convert.DEFAULT_UTF8_ENCODING) {
-        return index_js_1.convert.fromString(text, normalizeTextEncoding(encoding));
+      static FromUtf8String(text2, encoding = _Convert.DEFAULT_UTF8_ENCODING) {
+        return index_js_1.convert.fromString(text2, normalizeTextEncoding(encoding));
       }
       static ToUtf8String(buffer, encoding = _Convert.DEFAULT_UTF8_ENCODING) {
         return index_js_1.convert.toString(buffer, normalizeTextEncoding(encoding));
       }
-      static FromBinary(text) {
-        return index_js_1.convert.fromBinary(text);
+      static FromBinary(text2) {
+        return index_js_1.convert.fromBinary(text2);
       }
       static ToBinary(buffer) {
         return index_js_1.convert.toBinary(buffer);
@@ -27605,8 +27605,8 @@ var require_convert2 = __commonJS({
       static ToUtf16String(buffer, littleEndian = false) {
         return index_js_1.convert.toUtf16String(buffer, littleEndian);
       }
-      static FromUtf16String(text, littleEndian = false) {
-        return index_js_1.convert.fromUtf16String(text, littleEndian);
+      static FromUtf16String(text2, littleEndian = false) {
+        return index_js_1.convert.fromUtf16String(text2, littleEndian);
       }
       static Base64Padding(base642) {
         const padCount = 4 - base642.length % 4;
@@ -28428,9 +28428,9 @@ var require_parser2 = __commonJS({
       static processRepeatedField(asn1Elements, asn1Index, schemaItem) {
         let elementsToProcess = asn1Elements.slice(asn1Index);
         if (elementsToProcess.length === 1 && elementsToProcess[0].constructor.name === "Sequence") {
-          const seq = elementsToProcess[0];
-          if (seq.valueBlock && seq.valueBlock.value && Array.isArray(seq.valueBlock.value)) {
-            elementsToProcess = seq.valueBlock.value;
+          const seq2 = elementsToProcess[0];
+          if (seq2.valueBlock && seq2.valueBlock.value && Array.isArray(seq2.valueBlock.value)) {
+            elementsToProcess = seq2.valueBlock.value;
           }
         }
         if (typeof schemaItem.type === "number") {
@@ -28954,8 +28954,8 @@ var require_ip_converter = __commonJS({
         }
         return ip;
       }
-      static parseCIDR(text) {
-        const [addr, prefixStr] = text.split("/");
+      static parseCIDR(text2) {
+        const [addr, prefixStr] = text2.split("/");
         const prefix = parseInt(prefixStr, 10);
         if (this.isIPv4(addr)) {
           if (prefix < 0 || prefix > 32) {
@@ -29008,9 +29008,9 @@ var require_ip_converter = __commonJS({
         }
         return this.decodeIP(encoding_1.hex.encode(buf));
       }
-      static fromString(text) {
-        if (text.includes("/")) {
-          const [addr, prefix] = this.parseCIDR(text);
+      static fromString(text2) {
+        if (text2.includes("/")) {
+          const [addr, prefix] = this.parseCIDR(text2);
           const maskBytes = new Uint8Array(addr.length);
           let bitsLeft = prefix;
           for (let i = 0; i < maskBytes.length; i++) {
@@ -29027,7 +29027,7 @@ var require_ip_converter = __commonJS({
           out.set(maskBytes, addr.length);
           return out.buffer;
         }
-        const bytes = this.isIPv4(text) ? this.parseIPv4(text) : this.parseIPv6(text);
+        const bytes = this.isIPv4(text2) ? this.parseIPv4(text2) : this.parseIPv6(text2);
         return new Uint8Array(bytes).buffer;
       }
     };
@@ -31111,8 +31111,8 @@ var RUN_ID = /^pe-[0-9a-f]{10}$/;
 function newRunId() {
   return `pe-${randomBytes(5).toString("hex")}`;
 }
-function isRunId(text) {
-  return RUN_ID.test(text);
+function isRunId(text2) {
+  return RUN_ID.test(text2);
 }
 
 // src/boundary/teardown.ts
@@ -31461,14 +31461,14 @@ async function killEngine(pid, root) {
 // src/boundary/recover.ts
 async function recoverRun(runId, base = RUNTIME_BASE) {
   if (!isRunId(runId)) return [`"${runId}" is not a run id (pe- and 10 hex digits)`];
-  let text;
+  let text2;
   try {
-    text = await readFile3(join3(base, runId, "state.json"), "utf8");
+    text2 = await readFile3(join3(base, runId, "state.json"), "utf8");
   } catch (error2) {
     if (error2.code === "ENOENT") return [];
     return [`cannot read the state of ${runId}: ${error2.message}`];
   }
-  return teardown(JSON.parse(text));
+  return teardown(JSON.parse(text2));
 }
 
 // src/cli/cleanup-command.ts
@@ -32344,8 +32344,8 @@ function canonicalActionRecord(record2) {
 // src/receipts/bytes.ts
 var encoder = new TextEncoder();
 var strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-function utf8(text) {
-  return encoder.encode(text);
+function utf8(text2) {
+  return encoder.encode(text2);
 }
 function decodeUtf8(bytes) {
   try {
@@ -32371,19 +32371,19 @@ function toHex(bytes) {
   for (const byte of bytes) out += HEX_PAIRS[byte] ?? "";
   return out;
 }
-function fromHex(text) {
-  if (text.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(text)) return void 0;
-  const out = new Uint8Array(text.length / 2);
+function fromHex(text2) {
+  if (text2.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(text2)) return void 0;
+  const out = new Uint8Array(text2.length / 2);
   for (let i = 0; i < out.length; i++) {
-    out[i] = hexValue(text.charCodeAt(2 * i)) << 4 | hexValue(text.charCodeAt(2 * i + 1));
+    out[i] = hexValue(text2.charCodeAt(2 * i)) << 4 | hexValue(text2.charCodeAt(2 * i + 1));
   }
   return out;
 }
 function hexValue(code2) {
   return code2 <= 57 ? code2 - 48 : (code2 | 32) - 87;
 }
-function isLowerHex(text, length) {
-  return text.length === length && /^[0-9a-f]*$/.test(text);
+function isLowerHex(text2, length) {
+  return text2.length === length && /^[0-9a-f]*$/.test(text2);
 }
 var B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 function toBase64(bytes) {
@@ -32400,21 +32400,21 @@ function toBase64(bytes) {
   }
   return out;
 }
-function fromBase64(text) {
-  if (text.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(text)) return void 0;
-  const padding = text.endsWith("==") ? 2 : text.endsWith("=") ? 1 : 0;
-  const out = new Uint8Array(text.length / 4 * 3 - padding);
+function fromBase64(text2) {
+  if (text2.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(text2)) return void 0;
+  const padding = text2.endsWith("==") ? 2 : text2.endsWith("=") ? 1 : 0;
+  const out = new Uint8Array(text2.length / 4 * 3 - padding);
   let o = 0;
-  for (let i = 0; i < text.length; i += 4) {
+  for (let i = 0; i < text2.length; i += 4) {
     let n = 0;
     for (let j = 0; j < 4; j++) {
-      const ch = text[i + j] ?? "=";
+      const ch = text2[i + j] ?? "=";
       n = n << 6 | (ch === "=" ? 0 : B64.indexOf(ch));
     }
     const triple = [n >> 16 & 255, n >> 8 & 255, n & 255];
     for (const byte of triple) if (o < out.length) out[o++] = byte;
   }
-  return toBase64(out) === text ? out : void 0;
+  return toBase64(out) === text2 ? out : void 0;
 }
 function bytesEqual(a, b) {
   if (a.length !== b.length) return false;
@@ -32559,18 +32559,18 @@ function verifyReceiptSignature(backend, receipt, trustedKeys) {
   }
   return { ok: true, value: receipt };
 }
-function decodeHexField(name, text, length) {
-  const bytes = fromHex(text);
-  if (bytes === void 0) return fail("signature", `decoding ${name}: ${goHexError(text)}`);
-  if (/[A-F]/.test(text))
+function decodeHexField(name, text2, length) {
+  const bytes = fromHex(text2);
+  if (bytes === void 0) return fail("signature", `decoding ${name}: ${goHexError(text2)}`);
+  if (/[A-F]/.test(text2))
     return fail("signature", `invalid ${name}: hex digits must be lower-case`);
   if (bytes.length !== length) {
     return fail("signature", `invalid ${name} length: got ${bytes.length}, want ${length}`);
   }
   return { ok: true, value: bytes };
 }
-function goHexError(text) {
-  const bad = /[^0-9a-fA-F]/.exec(text);
+function goHexError(text2) {
+  const bad = /[^0-9a-fA-F]/.exec(text2);
   if (bad) {
     const ch = bad[0];
     const code2 = (ch.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0");
@@ -32617,11 +32617,11 @@ var SCHEMA = {
     { key: "endorsement", kind: { type: "string" }, required: true }
   ]
 };
-function parseRotationEndorsement(text) {
+function parseRotationEndorsement(text2) {
   const bad = (message) => fail("rotation", `rotation endorsement: ${message}`);
-  if (utf8(text).length > MAX_ENDORSEMENT_BYTES)
+  if (utf8(text2).length > MAX_ENDORSEMENT_BYTES)
     return bad(`larger than ${MAX_ENDORSEMENT_BYTES} bytes`);
-  const parsed = parseJson(text);
+  const parsed = parseJson(text2);
   if (!parsed.ok) return bad(parsed.error);
   let value;
   try {
@@ -32922,9 +32922,9 @@ var ChainVerifier = class {
       this.walker.step(receipt);
     } catch (err) {
       if (!(err instanceof ChainBreak)) throw err;
-      const seq = receipt.action_record.chain_seq;
-      this.failure = { class: err.cls, message: `seq ${seq}: ${err.message}` };
-      this.brokenAt = seq;
+      const seq2 = receipt.action_record.chain_seq;
+      this.failure = { class: err.cls, message: `seq ${seq2}: ${err.message}` };
+      this.brokenAt = seq2;
       return false;
     }
     this.first ??= receipt.action_record;
@@ -33274,7 +33274,7 @@ function decodeEntry(doc) {
   }
   try {
     const v = readInt(members2.get("v"), "v", "int");
-    const seq = readInt(members2.get("seq"), "seq", "uint64");
+    const seq2 = readInt(members2.get("seq"), "seq", "uint64");
     const tsNode = members2.get("ts");
     let ts = formatRfc3339Nano(GO_ZERO_TIME);
     if (tsNode !== void 0 && tsNode.kind !== "null") {
@@ -33294,7 +33294,7 @@ function decodeEntry(doc) {
     const detailNode = members2.get("detail");
     const entry = {
       v: Number(v),
-      seq,
+      seq: seq2,
       ts,
       session_id: strings["session_id"] ?? "",
       chain_kind: strings["chain_kind"] ?? "",
@@ -33516,12 +33516,12 @@ var RecorderVerifier = class {
 var MAX_LINE_BYTES = 1024 * 1024;
 var MAX_SHARD_BYTES = 8 * 1024 * 1024;
 var MAX_SHARDS = 256;
-function isBlankLine(text) {
-  return /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$/.test(text);
+function isBlankLine(text2) {
+  return /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$/.test(text2);
 }
-function splitJsonl(text) {
+function splitJsonl(text2) {
   const out = [];
-  text.split("\n").forEach((raw, i) => {
+  text2.split("\n").forEach((raw, i) => {
     const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
     if (!isBlankLine(line)) out.push({ line: i + 1, text: line });
   });
@@ -33529,26 +33529,26 @@ function splitJsonl(text) {
 }
 function asText(input, label) {
   if (typeof input === "string") return { ok: true, value: input };
-  const text = decodeUtf8(input);
-  return text === void 0 ? fail("malformed", `${label}: not valid UTF-8`) : { ok: true, value: text };
+  const text2 = decodeUtf8(input);
+  return text2 === void 0 ? fail("malformed", `${label}: not valid UTF-8`) : { ok: true, value: text2 };
 }
 function receiptFrom(doc, node2, where) {
   const decoded = decodeReceipt(doc, node2);
   if (decoded.ok) return decoded;
-  const seq = chainSeqOf(node2);
+  const seq2 = chainSeqOf(node2);
   const failure2 = { class: decoded.failure.class, message: `${where}: ${decoded.failure.message}` };
-  return { ok: false, failure: seq === void 0 ? failure2 : { ...failure2, seq } };
+  return { ok: false, failure: seq2 === void 0 ? failure2 : { ...failure2, seq: seq2 } };
 }
 function chainSeqOf(node2) {
   const record2 = node2.kind === "object" ? node2.members.get("action_record") : void 0;
-  const seq = record2?.kind === "object" ? record2.members.get("chain_seq") : void 0;
-  return seq && integerIn(seq, UINT64);
+  const seq2 = record2?.kind === "object" ? record2.members.get("chain_seq") : void 0;
+  return seq2 && integerIn(seq2, UINT64);
 }
-function readEvidenceLine(text, where) {
-  if (text.length * 3 > MAX_LINE_BYTES && utf8(text).length > MAX_LINE_BYTES) {
+function readEvidenceLine(text2, where) {
+  if (text2.length * 3 > MAX_LINE_BYTES && utf8(text2).length > MAX_LINE_BYTES) {
     return fail("malformed", `${where}: longer than ${MAX_LINE_BYTES} bytes`);
   }
-  const parsed = parseJson(text);
+  const parsed = parseJson(text2);
   if (!parsed.ok) return fail("malformed", `${where}: ${parsed.error}`);
   const root = parsed.doc.root;
   if (root.kind === "object" && root.members.has("action_record")) {
@@ -33569,10 +33569,10 @@ function readEvidenceLine(text, where) {
   }
   return { ok: true, value: { entry: entry.value, receipt: receipt.value } };
 }
-function readJsonl(text, label) {
+function readJsonl(text2, label) {
   const entries = [];
   const receipts = [];
-  for (const { line, text: lineText } of splitJsonl(text)) {
+  for (const { line, text: lineText } of splitJsonl(text2)) {
     const where = `${label}: line ${line}`;
     const read = readEvidenceLine(lineText, where);
     if (!read.ok) return read;
@@ -33615,9 +33615,9 @@ function readEvidenceDirectory(files, sessionId = DEFAULT_SESSION_ID) {
     const size = typeof content === "string" ? utf8(content).length : content.length;
     if (size > MAX_SHARD_BYTES)
       return fail("malformed", `${name}: larger than ${MAX_SHARD_BYTES} bytes`);
-    const text = asText(content, name);
-    if (!text.ok) return text;
-    const evidence = readJsonl(text.value, name);
+    const text2 = asText(content, name);
+    if (!text2.ok) return text2;
+    const evidence = readJsonl(text2.value, name);
     if (!evidence.ok) return evidence;
     entries.push(...evidence.value.entries);
     receipts.push(...evidence.value.receipts);
@@ -33642,10 +33642,10 @@ var EvidenceVerifier = class {
     return this.chain.intact && !this.malformed;
   }
   /** One JSONL line without its terminator; `where` names it in errors (`file: line 3`). */
-  line(text, where) {
+  line(text2, where) {
     if (!this.open) return false;
     if (this.torn) return this.halt(tornInTheMiddle(this.torn));
-    const read = readEvidenceLine(text, where);
+    const read = readEvidenceLine(text2, where);
     if (!read.ok) return this.halt(read.failure);
     const mixed = mixedShape(read.value, this.sawEntries, this.sawBare);
     if (mixed) return this.halt({ class: "malformed", message: `${where}: ${mixed}` });
@@ -33755,9 +33755,9 @@ var Pending = class {
   }
 };
 function countNewlines(bytes) {
-  let count = 0;
-  for (let i = bytes.indexOf(NEWLINE); i >= 0; i = bytes.indexOf(NEWLINE, i + 1)) count++;
-  return count;
+  let count2 = 0;
+  for (let i = bytes.indexOf(NEWLINE); i >= 0; i = bytes.indexOf(NEWLINE, i + 1)) count2++;
+  return count2;
 }
 var EvidenceStream = class {
   constructor(verifier, label, shape = "auto") {
@@ -33804,8 +33804,8 @@ var EvidenceStream = class {
     if (this.settled) return;
     if (this.mode === "lines" && this.pending.length > 0) {
       const last = this.pending.take();
-      const text = decodeUtf8(last);
-      if (text === void 0 || !parseJson(text).ok) {
+      const text2 = decodeUtf8(last);
+      if (text2 === void 0 || !parseJson(text2).ok) {
         if (!this.verifier.tornTail(`${this.label}: line ${this.lineNumber + 1}`, last.length))
           this.settled = true;
         return;
@@ -33845,11 +33845,11 @@ var EvidenceStream = class {
     const body2 = bytes[bytes.length - 1] === CR ? bytes.subarray(0, -1) : bytes;
     if (body2.length > MAX_LINE_BYTES)
       return this.halt(`${where}: longer than ${MAX_LINE_BYTES} bytes`);
-    const text = decodeUtf8(body2);
-    if (text === void 0) return this.halt(`${where}: not valid UTF-8`);
-    if (isBlankLine(text)) return;
+    const text2 = decodeUtf8(body2);
+    if (text2 === void 0) return this.halt(`${where}: not valid UTF-8`);
+    if (isBlankLine(text2)) return;
     if (this.auto && !this.sawContent) {
-      const parsed = parseJson(text);
+      const parsed = parseJson(text2);
       if (!parsed.ok) {
         this.firstLineError = `${where}: ${parsed.error}`;
         this.mode = "document";
@@ -33857,14 +33857,14 @@ var EvidenceStream = class {
       }
     }
     this.sawContent = true;
-    if (!this.verifier.line(text, where)) this.settled = true;
+    if (!this.verifier.line(text2, where)) this.settled = true;
   }
   collectDocument(bytes) {
     if (!this.pending.add(bytes)) this.halt(this.firstLineError ?? `${this.label}: too large`);
   }
   document() {
-    const text = decodeUtf8(this.pending.take());
-    const parsed = text === void 0 ? void 0 : parseJson(text);
+    const text2 = decodeUtf8(this.pending.take());
+    const parsed = text2 === void 0 ? void 0 : parseJson(text2);
     const root = parsed?.ok ? parsed.doc.root : void 0;
     if (!parsed?.ok || root?.kind !== "object" || !root.members.has("action_record")) {
       return this.halt(this.firstLineError ?? `${this.label}: not a receipt`);
@@ -33913,9 +33913,9 @@ var EvidenceStream = class {
     const bytes = this.pending.length > 0 ? (this.pending.add(tail), this.pending.take()) : tail;
     if (bytes.length > MAX_LINE_BYTES)
       return this.halt(`${where}: longer than ${MAX_LINE_BYTES} bytes`);
-    const text = decodeUtf8(bytes);
-    if (text === void 0) return this.halt(`${where}: not valid UTF-8`);
-    const parsed = parseJson(text);
+    const text2 = decodeUtf8(bytes);
+    if (text2 === void 0) return this.halt(`${where}: not valid UTF-8`);
+    const parsed = parseJson(text2);
     if (!parsed.ok) return this.halt(`${where}: ${parsed.error}`);
     const receipt = decodeReceipt(parsed.doc, parsed.doc.root);
     if (!receipt.ok) return this.halt(`${where}: ${receipt.failure.message}`);
@@ -33928,8 +33928,8 @@ var PIPELOCK_PUBLIC_HEADER = "pipelock-ed25519-public-v1";
 var PIPELOCK_PRIVATE_HEADER = "pipelock-ed25519-private-v1";
 var SPKI_PREFIX = fromHex("302a300506032b6570032100") ?? new Uint8Array();
 var PKCS8_PREFIX = fromHex("302e020100300506032b657004220420") ?? new Uint8Array();
-function parsePublicKey(text) {
-  const trimmed = text.trim();
+function parsePublicKey(text2) {
+  const trimmed = text2.trim();
   if (trimmed.startsWith("-----BEGIN")) {
     const der2 = pemBody(trimmed, "PUBLIC KEY");
     if (!der2.ok) return der2;
@@ -33944,8 +33944,8 @@ function parsePublicKey(text) {
     error: `not a public key: expected a PEM public key, "${PIPELOCK_PUBLIC_HEADER}" text or 64 hex characters`
   };
 }
-function parsePrivateKey(backend, text) {
-  const trimmed = text.trim();
+function parsePrivateKey(backend, text2) {
+  const trimmed = text2.trim();
   if (trimmed.startsWith("-----BEGIN")) {
     const der2 = pemBody(trimmed, "PRIVATE KEY");
     if (!der2.ok) return der2;
@@ -34102,15 +34102,15 @@ var RecorderWriter = class {
     const first = this.sinceCheckpoint[0];
     const last = this.sinceCheckpoint[this.sinceCheckpoint.length - 1];
     if (first === void 0 || last === void 0) return "";
-    const count = this.sinceCheckpoint.length;
+    const count2 = this.sinceCheckpoint.length;
     const signature = this.checkpointSeed ? signCheckpoint(this.backend, this.checkpointSeed, this.prevHash) : "";
     const line = this.appendWellFormed({
       ts,
       type: "checkpoint",
       event_kind: "checkpoint",
       transport: "",
-      summary: `checkpoint: ${count} entries [seq ${first}-${last}]`,
-      detail: `{"entry_count":${count},"first_seq":${first},"last_seq":${last},"signature":${goString(signature)}}`
+      summary: `checkpoint: ${count2} entries [seq ${first}-${last}]`,
+      detail: `{"entry_count":${count2},"first_seq":${first},"last_seq":${last},"signature":${goString(signature)}}`
     });
     this.sinceCheckpoint = [];
     return line;
@@ -34259,8 +34259,8 @@ function formatPolicyError(error2) {
   const line = error2.path === "" ? `${where}: ${error2.message}` : `${where}: ${error2.path}: ${error2.message}`;
   return escapeControls(line);
 }
-function escapeControls(text) {
-  return text.replace(
+function escapeControls(text2) {
+  return text2.replace(
     /[\p{Cc}\u2028\u2029]/gu,
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`
   );
@@ -34439,9 +34439,9 @@ function floatSafeRemainder(val, step) {
   return ratio - roundedRatio;
 }
 var EVALUATING = /* @__PURE__ */ Symbol("evaluating");
-function defineLazy(object, key, getter) {
+function defineLazy(object2, key, getter) {
   let value = void 0;
-  Object.defineProperty(object, key, {
+  Object.defineProperty(object2, key, {
     get() {
       if (value === EVALUATING) {
         return void 0;
@@ -34453,7 +34453,7 @@ function defineLazy(object, key, getter) {
       return value;
     },
     set(v) {
-      Object.defineProperty(object, key, {
+      Object.defineProperty(object2, key, {
         value: v
         // configurable: true,
       });
@@ -34943,14 +34943,14 @@ function codePointLength(str) {
   const units = str.length;
   if (!highSurrogate.test(str))
     return units;
-  let count = units;
+  let count2 = units;
   for (let i = 0; i < units - 1; i++) {
     if ((str.charCodeAt(i) & 64512) === 55296 && (str.charCodeAt(i + 1) & 64512) === 56320) {
-      count--;
+      count2--;
       i++;
     }
   }
-  return count;
+  return count2;
 }
 function getLengthableOrigin(input) {
   if (Array.isArray(input))
@@ -36716,7 +36716,7 @@ var $ZodObject = /* @__PURE__ */ $constructor("$ZodObject", (inst, def) => {
     }
     return propValues;
   });
-  const isObject2 = isObject;
+  const isObject3 = isObject;
   const catchall = def.catchall;
   let value;
   const memo2 = globalConfig.memoizer;
@@ -36724,7 +36724,7 @@ var $ZodObject = /* @__PURE__ */ $constructor("$ZodObject", (inst, def) => {
   inst._zod.parse = (payload, ctx) => {
     value ?? (value = _normalized.value);
     const input = payload.value;
-    if (!isObject2(input)) {
+    if (!isObject3(input)) {
       payload.issues.push({
         expected: "object",
         code: "invalid_type",
@@ -36860,7 +36860,7 @@ var $ZodObjectJIT = /* @__PURE__ */ $constructor("$ZodObjectJIT", (inst, def) =>
     return doc.compile();
   };
   let fastpass;
-  const isObject2 = isObject;
+  const isObject3 = isObject;
   const jit = !globalConfig.jitless;
   const allowsEval2 = allowsEval;
   const fastEnabled = jit && allowsEval2.value;
@@ -36869,7 +36869,7 @@ var $ZodObjectJIT = /* @__PURE__ */ $constructor("$ZodObjectJIT", (inst, def) =>
   inst._zod.parse = (payload, ctx) => {
     value ?? (value = _normalized.value);
     const input = payload.value;
-    if (!isObject2(input)) {
+    if (!isObject3(input)) {
       payload.issues.push({
         expected: "object",
         code: "invalid_type",
@@ -38091,6 +38091,10 @@ function _isoDuration(Class2, params) {
   });
 }
 // @__NO_SIDE_EFFECTS__
+function _number(Class2, params) {
+  return new Class2(snapshotChecks({ type: "number", checks: [], ...normalizeParams(params) }));
+}
+// @__NO_SIDE_EFFECTS__
 function _int(Class2, params) {
   return new Class2({
     type: "number",
@@ -38562,8 +38566,8 @@ function foldObjects(members2) {
   }
   const properties = {};
   const required2 = /* @__PURE__ */ new Set();
-  for (const object of objects) {
-    for (const key in object.properties) {
+  for (const object2 of objects) {
+    for (const key in object2.properties) {
       if (Object.prototype.hasOwnProperty.call(properties, key))
         continue;
       const parts = [];
@@ -38577,18 +38581,18 @@ function foldObjects(members2) {
       const merged = parts.length === 1 ? parts[0] : foldObjects(parts) ?? { allOf: parts };
       assignProp(properties, key, merged);
     }
-    for (const key of object.required ?? [])
+    for (const key of object2.required ?? [])
       required2.add(key);
   }
   const folded = { type: "object", properties };
   if (required2.size)
     folded.required = [...required2];
-  if (objects.every((object) => object.additionalProperties === false)) {
+  if (objects.every((object2) => object2.additionalProperties === false)) {
     folded.additionalProperties = false;
   } else {
     const constraints = [];
-    for (const object of objects) {
-      const constraint = undeclaredConstraint(object);
+    for (const object2 of objects) {
+      const constraint = undeclaredConstraint(object2);
       if (constraint && !constraints.some((seen) => JSON.stringify(seen) === JSON.stringify(constraint)))
         constraints.push(constraint);
     }
@@ -39828,6 +39832,9 @@ var ZodNumber = /* @__PURE__ */ $constructor(
     }
   })
 );
+function number2(params) {
+  return _number(ZodNumber, params);
+}
 var ZodNumberFormat = /* @__PURE__ */ $constructor("ZodNumberFormat", (inst, def) => {
   $ZodNumberFormat.init(inst, def);
   ZodNumber.init(inst, def);
@@ -39935,6 +39942,14 @@ var ZodObject = /* @__PURE__ */ $constructor("ZodObject", (inst, def) => {
     return util_exports.required(ZodNonOptional, this, args[0]);
   }
 });
+function object(shape, params) {
+  const def = {
+    type: "object",
+    shape: shape ?? {},
+    ...util_exports.normalizeParams(params)
+  };
+  return new ZodObject(def);
+}
 function strictObject(shape, params) {
   return new ZodObject({
     type: "object",
@@ -40211,8 +40226,8 @@ function superRefine(fn, params) {
 // src/policy/ip.ts
 var IPV4_MAPPED_PREFIX = 0xffffn << 32n;
 var IPV6_BITS = 128;
-function parseDottedIpv4(text) {
-  const parts = text.split(".");
+function parseDottedIpv4(text2) {
+  const parts = text2.split(".");
   if (parts.length !== 4) return void 0;
   let value = 0;
   for (const part of parts) {
@@ -40223,8 +40238,8 @@ function parseDottedIpv4(text) {
   }
   return value;
 }
-function parseIpv6(text) {
-  const halves = text.split("::");
+function parseIpv6(text2) {
+  const halves = text2.split("::");
   if (halves.length > 2) return void 0;
   const toGroups = (half, endsAddress) => {
     if (half === "") return [];
@@ -40318,20 +40333,20 @@ var MAX_NAME_LENGTH = 253;
 var MAX_LABEL_LENGTH = 63;
 var LABEL = /^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?$/;
 var NOT_IN_A_HOST = /[\s/?#@:\\[\]%*]/;
-function parseNameOrIpv4(text) {
-  if (text === "") return { ok: false, problem: "the host is empty" };
-  if (NOT_IN_A_HOST.test(text)) return { ok: false, problem: `"${text}" is not a valid host name` };
+function parseNameOrIpv4(text2) {
+  if (text2 === "") return { ok: false, problem: "the host is empty" };
+  if (NOT_IN_A_HOST.test(text2)) return { ok: false, problem: `"${text2}" is not a valid host name` };
   let hostname;
   try {
-    hostname = new URL(`http://${text}/`).hostname;
+    hostname = new URL(`http://${text2}/`).hostname;
   } catch {
-    return { ok: false, problem: `"${text}" is not a valid host name or IPv4 address` };
+    return { ok: false, problem: `"${text2}" is not a valid host name or IPv4 address` };
   }
   const v4 = parseDottedIpv4(hostname);
   if (v4 !== void 0) return { ok: true, host: { kind: "ip", ip: { family: 4, value: v4 } } };
   const name = hostname.endsWith(".") ? hostname.slice(0, -1) : hostname;
   const problem = nameProblem(name);
-  if (problem !== void 0) return { ok: false, problem: `"${text}" ${problem}` };
+  if (problem !== void 0) return { ok: false, problem: `"${text2}" ${problem}` };
   return { ok: true, host: { kind: "name", name } };
 }
 function nameProblem(name) {
@@ -40345,16 +40360,16 @@ function nameProblem(name) {
   }
   return void 0;
 }
-function parseIpv6Literal(text) {
-  const zoneAt = text.indexOf("%");
-  const address = zoneAt < 0 ? text : text.slice(0, zoneAt);
+function parseIpv6Literal(text2) {
+  const zoneAt = text2.indexOf("%");
+  const address = zoneAt < 0 ? text2 : text2.slice(0, zoneAt);
   let zone;
   if (zoneAt >= 0) {
-    zone = text.slice(zoneAt + 1).replace(/^25/, "");
-    if (zone === "") return { ok: false, problem: `"${text}" has an empty zone after %` };
+    zone = text2.slice(zoneAt + 1).replace(/^25/, "");
+    if (zone === "") return { ok: false, problem: `"${text2}" has an empty zone after %` };
   }
   const value = parseIpv6(address);
-  if (value === void 0) return { ok: false, problem: `"${text}" is not a valid IPv6 address` };
+  if (value === void 0) return { ok: false, problem: `"${text2}" is not a valid IPv6 address` };
   return { ok: true, ip: ipv6Address(value), zone };
 }
 function formatHost(host) {
@@ -40378,11 +40393,11 @@ function pathReadings(pathname) {
   const readings = [sent, collapse(decoded), collapse(withoutParameters)];
   return { ok: true, readings: [...new Set(readings)] };
 }
-function decodeEscapes(text, escapes) {
-  return text.replace(escapes, (escape2) => String.fromCharCode(parseInt(escape2.slice(1), 16)));
+function decodeEscapes(text2, escapes) {
+  return text2.replace(escapes, (escape2) => String.fromCharCode(parseInt(escape2.slice(1), 16)));
 }
-function uppercaseEscapes(text) {
-  return text.replace(PERCENT_ESCAPE, (escape2) => escape2.toUpperCase());
+function uppercaseEscapes(text2) {
+  return text2.replace(PERCENT_ESCAPE, (escape2) => escape2.toUpperCase());
 }
 function collapse(path4) {
   const out = [];
@@ -40424,21 +40439,21 @@ function pathWithin(path4, prefix) {
 // src/policy/destination.ts
 var FORMS = 'expected a host (api.github.com), "*.example.com", host:port, an IP address, a CIDR (10.0.0.0/8) or a URL prefix (https://api.github.com/repos/acme/)';
 var DEFAULT_PORTS = { http: 80, https: 443 };
-function parseDestination(text) {
-  if (text.trim() === "") return unrecognised("the destination is empty");
-  if (text !== text.trim()) return failWith(`"${text}" has leading or trailing spaces`);
-  if (text.includes("://")) return parseUrlPrefix(text);
-  if (text.includes("/")) return parseCidr(text);
-  if (text.startsWith("[")) return parseBracketedIpv6(text);
-  if ((text.match(/:/g) ?? []).length >= 2) return parseBareIpv6(text);
-  return parseHostAndPort(text);
+function parseDestination(text2) {
+  if (text2.trim() === "") return unrecognised("the destination is empty");
+  if (text2 !== text2.trim()) return failWith(`"${text2}" has leading or trailing spaces`);
+  if (text2.includes("://")) return parseUrlPrefix(text2);
+  if (text2.includes("/")) return parseCidr(text2);
+  if (text2.startsWith("[")) return parseBracketedIpv6(text2);
+  if ((text2.match(/:/g) ?? []).length >= 2) return parseBareIpv6(text2);
+  return parseHostAndPort(text2);
 }
-function parseHostAndPort(text) {
-  const colon = text.lastIndexOf(":");
-  const hostText = colon < 0 ? text : text.slice(0, colon);
-  const port2 = colon < 0 ? void 0 : parsePort(text.slice(colon + 1));
+function parseHostAndPort(text2) {
+  const colon = text2.lastIndexOf(":");
+  const hostText = colon < 0 ? text2 : text2.slice(0, colon);
+  const port2 = colon < 0 ? void 0 : parsePort(text2.slice(colon + 1));
   if (port2 === null)
-    return failWith(`"${text.slice(colon + 1)}" is not a port number; expected 1-65535`);
+    return failWith(`"${text2.slice(colon + 1)}" is not a port number; expected 1-65535`);
   if (hostText.startsWith("*.")) {
     const suffix = parseNameOrIpv4(hostText.slice(2));
     if (!suffix.ok) return failWith(`wildcard ${suffix.problem}`);
@@ -40455,49 +40470,49 @@ function parseHostAndPort(text) {
   if (!host.ok) return unrecognised(host.problem);
   return made({ kind: "exact", host: host.host }, port2, void 0);
 }
-function parseBracketedIpv6(text) {
-  const close = text.indexOf("]");
-  if (close < 0) return failWith(`"${text}" has no closing "]"`);
-  const rest = text.slice(close + 1);
+function parseBracketedIpv6(text2) {
+  const close = text2.indexOf("]");
+  if (close < 0) return failWith(`"${text2}" has no closing "]"`);
+  const rest = text2.slice(close + 1);
   let port2;
   if (rest !== "") {
     const parsed = rest.startsWith(":") ? parsePort(rest.slice(1)) : null;
     if (parsed === null) return failWith(`"${rest}" after "]" is not ":<port>" (1-65535)`);
     port2 = parsed;
   }
-  const ip = ipv6WithoutZone(text.slice(1, close));
+  const ip = ipv6WithoutZone(text2.slice(1, close));
   return typeof ip === "string" ? failWith(ip) : made({ kind: "exact", host: { kind: "ip", ip } }, port2, void 0);
 }
-function parseBareIpv6(text) {
-  if (!/^[0-9a-f:.%]+$/i.test(text.split("%", 1)[0] ?? ""))
+function parseBareIpv6(text2) {
+  if (!/^[0-9a-f:.%]+$/i.test(text2.split("%", 1)[0] ?? ""))
     return failWith(
-      `"${text}" has more than one ":"; expected host:port with one port, or an IPv6 address`
+      `"${text2}" has more than one ":"; expected host:port with one port, or an IPv6 address`
     );
-  const ip = ipv6WithoutZone(text);
+  const ip = ipv6WithoutZone(text2);
   if (typeof ip === "string") return failWith(`${ip} (write IPv6 with a port as [addr]:port)`);
   return made({ kind: "exact", host: { kind: "ip", ip } }, void 0, void 0);
 }
-function ipv6WithoutZone(text) {
-  const parsed = parseIpv6Literal(text);
+function ipv6WithoutZone(text2) {
+  const parsed = parseIpv6Literal(text2);
   if (!parsed.ok) return parsed.problem;
   if (parsed.zone !== void 0)
-    return `"${text}": zone identifiers (%${parsed.zone}) are not allowed in a policy`;
+    return `"${text2}": zone identifiers (%${parsed.zone}) are not allowed in a policy`;
   return parsed.ip;
 }
-function parseCidr(text) {
-  const slash = text.lastIndexOf("/");
-  const addressText = text.slice(0, slash).replace(/^\[(.*)\]$/, "$1");
-  const lengthText = text.slice(slash + 1);
+function parseCidr(text2) {
+  const slash = text2.lastIndexOf("/");
+  const addressText = text2.slice(0, slash).replace(/^\[(.*)\]$/, "$1");
+  const lengthText = text2.slice(slash + 1);
   let ip;
   if (addressText.includes(":")) {
     const v6 = ipv6WithoutZone(addressText);
-    if (typeof v6 === "string") return failWith(`invalid CIDR "${text}": ${v6}`);
+    if (typeof v6 === "string") return failWith(`invalid CIDR "${text2}": ${v6}`);
     ip = v6;
   } else {
     const v4 = parseDottedIpv4(addressText);
     if (v4 === void 0) {
       return failWith(
-        `invalid CIDR "${text}": "${addressText}" is not an IPv4 address in dotted decimal (a.b.c.d, no leading zeros)`
+        `invalid CIDR "${text2}": "${addressText}" is not an IPv4 address in dotted decimal (a.b.c.d, no leading zeros)`
       );
     }
     ip = { family: 4, value: v4 };
@@ -40505,39 +40520,39 @@ function parseCidr(text) {
   const mappedOffset = addressText.includes(":") && ip.family === 4 ? 96 : 0;
   const max = maxPrefixLength(ip.family) + mappedOffset;
   if (!/^(0|[1-9][0-9]{0,2})$/.test(lengthText) || Number(lengthText) > max) {
-    return failWith(`invalid CIDR "${text}": prefix length must be a number from 0 to ${max}`);
+    return failWith(`invalid CIDR "${text2}": prefix length must be a number from 0 to ${max}`);
   }
   const prefixLength = Number(lengthText) - mappedOffset;
   if (prefixLength < 0)
-    return failWith(`invalid CIDR "${text}": it reaches outside the IPv4-mapped range`);
+    return failWith(`invalid CIDR "${text2}": it reaches outside the IPv4-mapped range`);
   const { cidr, hostBitsSet } = makeCidr(ip, prefixLength);
   if (hostBitsSet)
     return failWith(
-      `invalid CIDR "${text}": host bits are set (did you mean "${formatCidr(cidr)}"?)`
+      `invalid CIDR "${text2}": host bits are set (did you mean "${formatCidr(cidr)}"?)`
     );
   return made({ kind: "cidr", cidr }, void 0, void 0);
 }
-function parseUrlPrefix(text) {
-  const schemeText = text.slice(0, text.indexOf("://")).toLowerCase();
+function parseUrlPrefix(text2) {
+  const schemeText = text2.slice(0, text2.indexOf("://")).toLowerCase();
   if (schemeText !== "http" && schemeText !== "https") {
     return failWith(
-      `URL prefix "${text}" has scheme "${schemeText}"; only http and https are allowed (wss uses https rules)`
+      `URL prefix "${text2}" has scheme "${schemeText}"; only http and https are allowed (wss uses https rules)`
     );
   }
-  if (text.includes("?") || text.includes("#")) {
+  if (text2.includes("?") || text2.includes("#")) {
     return failWith(
-      `URL prefix "${text}" has a query or fragment; a prefix is scheme, host and path only`
+      `URL prefix "${text2}" has a query or fragment; a prefix is scheme, host and path only`
     );
   }
   let url;
   try {
-    url = new URL(text);
+    url = new URL(text2);
   } catch {
-    return failWith(`"${text}" is not a valid URL`);
+    return failWith(`"${text2}" is not a valid URL`);
   }
   if (url.username !== "" || url.password !== "")
-    return failWith(`URL prefix "${text}" must not contain credentials`);
-  const afterScheme = text.slice(text.indexOf("://") + 3);
+    return failWith(`URL prefix "${text2}" must not contain credentials`);
+  const afterScheme = text2.slice(text2.indexOf("://") + 3);
   const slash = afterScheme.indexOf("/");
   const authority = slash < 0 ? afterScheme : afterScheme.slice(0, slash);
   const rawPath = slash < 0 ? "/" : afterScheme.slice(slash);
@@ -40547,16 +40562,16 @@ function parseUrlPrefix(text) {
   if (!hostPart.ok) return hostPart;
   const { host } = hostPart.destination;
   if (host.kind !== "exact")
-    return failWith(`URL prefix "${text}" must name one host, not a wildcard`);
+    return failWith(`URL prefix "${text2}" must name one host, not a wildcard`);
   const port2 = hostPart.destination.port ?? DEFAULT_PORTS[schemeText];
   return made(host, port2, { scheme: schemeText, pathPrefix: rawPath });
 }
 function parseHostAndPortOf(authority) {
   return authority.startsWith("[") ? parseBracketedIpv6(authority) : parseHostAndPort(authority);
 }
-function parsePort(text) {
-  if (!/^[0-9]{1,5}$/.test(text)) return null;
-  const port2 = Number(text);
+function parsePort(text2) {
+  if (!/^[0-9]{1,5}$/.test(text2)) return null;
+  const port2 = Number(text2);
   return port2 >= 1 && port2 <= 65535 ? port2 : null;
 }
 function failWith(problem) {
@@ -40611,8 +40626,8 @@ var PATTERN_NAME = /^[a-z0-9][a-z0-9_-]*$/;
 function issue2(code2, message, path4 = []) {
   return { code: "custom", message, params: { code: code2 }, path: path4 };
 }
-var destination = string2().transform((text, ctx) => {
-  const parsed = parseDestination(text);
+var destination = string2().transform((text2, ctx) => {
+  const parsed = parseDestination(text2);
   if (parsed.ok) return parsed.destination;
   ctx.addIssue(issue2("bad_destination", parsed.problem));
   return NEVER;
@@ -40734,13 +40749,13 @@ function regexProblem(source) {
   } catch (error2) {
     return `not a valid regular expression (${error2.message}); expected JavaScript RegExp syntax with the "u" flag`;
   }
-  if (EMPTY_MATCH_PROBES.some((text) => matchesEmpty(regex, text)))
+  if (EMPTY_MATCH_PROBES.some((text2) => matchesEmpty(regex, text2)))
     return "the pattern matches the empty string (at a word or line edge, or before some character), so it would match every request; make it require at least one character";
   return void 0;
 }
 var EMPTY_MATCH_PROBES = ["", "a", " ", "a b", "Ab1-_.", "key=value&x=1", "/path?q", "x\ny\n"];
-function matchesEmpty(regex, text) {
-  for (const match of text.matchAll(new RegExp(regex.source, "gu")))
+function matchesEmpty(regex, text2) {
+  for (const match of text2.matchAll(new RegExp(regex.source, "gu")))
     if (match[0] === "") return true;
   return false;
 }
@@ -40906,9 +40921,9 @@ function parsePolicy(bytes, file) {
       `byte 0x${(bytes[invalidAt] ?? 0).toString(16).padStart(2, "0")} is not valid UTF-8; save the file as UTF-8`
     );
   }
-  const text = new TextDecoder("utf-8", { ignoreBOM: false }).decode(bytes);
+  const text2 = new TextDecoder("utf-8", { ignoreBOM: false }).decode(bytes);
   const lineCounter = new import_yaml.LineCounter();
-  const tokens = [...new import_yaml.Parser(lineCounter.addNewLine).parse(text)];
+  const tokens = [...new import_yaml.Parser(lineCounter.addNewLine).parse(text2)];
   const docs = [...new import_yaml.Composer({ uniqueKeys: true, strict: true }).compose(tokens)];
   const position = (offset) => lineCounter.linePos(offset);
   const directive = firstDirective(tokens);
@@ -41124,10 +41139,10 @@ function describeExpected(expected, input) {
     number: "a number",
     int: "an integer"
   };
-  const text = names[expected] ?? expected;
+  const text2 = names[expected] ?? expected;
   if (expected === "boolean" && typeof input === "string")
-    return `${text} (unquoted; YAML 1.2 reads yes/no/on/off as strings)`;
-  return text;
+    return `${text2} (unquoted; YAML 1.2 reads yes/no/on/off as strings)`;
+  return text2;
 }
 function nodeAt(doc, path4) {
   if (path4.length === 0) return (0, import_yaml.isNode)(doc.contents) ? doc.contents : void 0;
@@ -41166,15 +41181,15 @@ var SCHEMES = {
   "ws:": "http",
   "wss:": "https"
 };
-function parseRequestTarget(text) {
-  return /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? parseUrlTarget(text) : parseAuthorityTarget(text);
+function parseRequestTarget(text2) {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(text2) ? parseUrlTarget(text2) : parseAuthorityTarget(text2);
 }
-function parseUrlTarget(text) {
+function parseUrlTarget(text2) {
   let url;
   try {
-    url = new URL(text);
+    url = new URL(text2);
   } catch {
-    return { ok: false, problem: `"${text}" is not a valid URL` };
+    return { ok: false, problem: `"${text2}" is not a valid URL` };
   }
   const scheme = SCHEMES[url.protocol];
   if (scheme === void 0)
@@ -41200,18 +41215,18 @@ function parseUrlTarget(text) {
     }
   };
 }
-function parseAuthorityTarget(text) {
-  const match = /^(\[[^\]]*\]|[^:[\]]+):([0-9]{1,5})$/.exec(text);
+function parseAuthorityTarget(text2) {
+  const match = /^(\[[^\]]*\]|[^:[\]]+):([0-9]{1,5})$/.exec(text2);
   const port2 = Number(match?.[2]);
   if (match === null || port2 < 1 || port2 > 65535) {
-    return { ok: false, problem: `"${text}" is neither a URL (https://host/path) nor host:port` };
+    return { ok: false, problem: `"${text2}" is neither a URL (https://host/path) nor host:port` };
   }
   const hostText = match[1] ?? "";
   const host = hostText.startsWith("[") ? ipv6Host(hostText.slice(1, -1)) : parseNameOrIpv4(hostText);
   return host.ok ? { ok: true, target: { kind: "authority", host: host.host, port: port2 } } : host;
 }
-function ipv6Host(text) {
-  const parsed = parseIpv6Literal(text);
+function ipv6Host(text2) {
+  const parsed = parseIpv6Literal(text2);
   return parsed.ok ? { ok: true, host: { kind: "ip", ip: parsed.ip } } : parsed;
 }
 
@@ -41487,8 +41502,8 @@ import { randomUUID as randomUUID2 } from "node:crypto";
 import { randomUUID } from "node:crypto";
 
 // src/engine/ssrf.ts
-function range(text, kind) {
-  const [address = "", length = ""] = text.split("/");
+function range(text2, kind) {
+  const [address = "", length = ""] = text2.split("/");
   const v4 = parseDottedIpv4(address);
   const ip = v4 !== void 0 ? { family: 4, value: v4 } : { family: 6, value: parseIpv6(address) ?? 0n };
   return { cidr: makeCidr(ip, Number(length)).cidr, kind };
@@ -41527,10 +41542,10 @@ var SPECIAL_RANGES = [
 function specialAddressKind(ip) {
   return SPECIAL_RANGES.find((special) => cidrContains(special.cidr, ip))?.kind;
 }
-function parseResolvedAddress(text) {
-  const v4 = parseDottedIpv4(text);
+function parseResolvedAddress(text2) {
+  const v4 = parseDottedIpv4(text2);
   if (v4 !== void 0) return { family: 4, value: v4 };
-  const v6 = parseIpv6(text.replace(/%.*$/, ""));
+  const v6 = parseIpv6(text2.replace(/%.*$/, ""));
   return v6 === void 0 ? void 0 : ipv6Address(v6);
 }
 function allowedThere(policy, ip, request) {
@@ -41566,7 +41581,7 @@ function methodOverrides(method, target, headers) {
   for (const name in headers) {
     const value = headers[name];
     if (value === void 0 || !METHOD_OVERRIDE_HEADER.test(name)) continue;
-    const values = (Array.isArray(value) ? value : [value]).flatMap((text) => text.split(","));
+    const values = (Array.isArray(value) ? value : [value]).flatMap((text2) => text2.split(","));
     fromHeaders.push(...asked(name, values));
   }
   const query = target.indexOf("?");
@@ -41577,8 +41592,8 @@ function methodOverrides(method, target, headers) {
 async function admit(context2, request, inspect) {
   const method = request.method === "WS" ? "GET" : request.method;
   const judgedAs = (overrides2) => overrides2.map(({ source, method: asked }) => {
-    const judged = decide(context2.policy, { method: asked, target: request.target });
-    return { ...judged, reason: `${source} asks for ${asked}: ${judged.reason}` };
+    const judged2 = decide(context2.policy, { method: asked, target: request.target });
+    return { ...judged2, reason: `${source} asks for ${asked}: ${judged2.reason}` };
   });
   let overrides = request.methodOverrides ?? [];
   let decision = strictest([
@@ -41808,14 +41823,14 @@ var BASE64_CHAR = Uint8Array.from(
 );
 var NARROWEST_WRAP = 4;
 var isBase64 = (code2) => code2 < 128 && BASE64_CHAR[code2] === 1;
-function base64Runs(text) {
+function base64Runs(text2) {
   const runs = [];
   let wrapped = "";
   let width = 0;
   let start = -1;
-  const length = text.length;
+  const length = text2.length;
   for (let i = 0; i < length; i++) {
-    const code2 = text.charCodeAt(i);
+    const code2 = text2.charCodeAt(i);
     if (isBase64(code2)) {
       if (start < 0) start = i;
       continue;
@@ -41823,22 +41838,22 @@ function base64Runs(text) {
     if (start < 0) continue;
     const line = i - start;
     if ((code2 === 10 || code2 === 13) && (width === 0 ? line >= NARROWEST_WRAP : line === width)) {
-      const next = code2 === 13 && text.charCodeAt(i + 1) === 10 ? i + 2 : i + 1;
-      if (next < length && isBase64(text.charCodeAt(next))) {
-        wrapped += text.slice(start, i);
+      const next = code2 === 13 && text2.charCodeAt(i + 1) === 10 ? i + 2 : i + 1;
+      if (next < length && isBase64(text2.charCodeAt(next))) {
+        wrapped += text2.slice(start, i);
         width = line;
         start = -1;
         i = next - 1;
         continue;
       }
     }
-    if (wrapped.length + line >= MIN_RUN) runs.push(wrapped + text.slice(start, i));
+    if (wrapped.length + line >= MIN_RUN) runs.push(wrapped + text2.slice(start, i));
     wrapped = "";
     width = 0;
     start = -1;
   }
   if (start >= 0 && wrapped.length + length - start >= MIN_RUN)
-    runs.push(wrapped + text.slice(start));
+    runs.push(wrapped + text2.slice(start));
   return runs;
 }
 var OUTSIDE = 0;
@@ -42005,9 +42020,9 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
     return { ...secret, forms, compact, longestFirst };
   });
   const redactSpelledBound = (target) => bound.reduce(
-    (text, secret) => secret.longestFirst.reduce(
+    (text2, secret) => secret.longestFirst.reduce(
       (cut, form) => cut.replaceAll(form, `[REDACTED:secret:${secret.env}]`),
-      text
+      text2
     ),
     target
   );
@@ -42025,7 +42040,7 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
     const allowedForms = allowed.flatMap((secret) => secret.longestFirst).sort((a, b) => b.length - a.length);
     const withoutAllowed = (views) => allowedForms.length === 0 ? views : views.map((view) => ({
       ...view,
-      text: allowedForms.reduce((text, form) => text.replaceAll(form, ""), view.text)
+      text: allowedForms.reduce((text2, form) => text2.replaceAll(form, ""), view.text)
     }));
     let where = seen[0]?.where ?? "";
     const boundIn = (views) => {
@@ -42068,12 +42083,12 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
     }
   };
   const find = (views, to, withDetectors) => findIn(views, allowedAt(to), withDetectors);
-  const cutEncoded = (text, withDetectors) => base64Runs(text).reduce((cut, run) => {
+  const cutEncoded = (text2, withDetectors) => base64Runs(text2).reduce((cut, run) => {
     const found = findIn([{ text: run, where: "text" }], [], withDetectors);
     if (!found) return cut;
     const label = `[REDACTED:${found.detector}]`;
     return cut.includes(run) ? cut.replaceAll(run, label) : label;
-  }, text);
+  }, text2);
   const redactBound = (target) => cutEncoded(redactSpelledBound(target), false);
   return {
     scanUrl(target, to) {
@@ -42094,13 +42109,13 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
       return bound.some((secret) => !allowed.includes(secret));
     },
     redactBound,
-    redactText(text) {
+    redactText(text2) {
       const cutBy = (group, from) => group.reduce((cut, { detector, probe: probe2 }) => {
         running = detector.name;
         return probe2.test(cut) ? cut.replace(detector.pattern, `[REDACTED:${detector.name}]`) : cut;
       }, from);
       try {
-        const cut = cutBy(builtinProbes, redactSpelledBound(text));
+        const cut = cutBy(builtinProbes, redactSpelledBound(text2));
         return cutEncoded(
           policyInTime(() => cutBy(policyProbes, cut), cut),
           true
@@ -42129,9 +42144,9 @@ function hostAsSent(target) {
   const authority = /^[^/?#]*/.exec(rest)?.[0] ?? "";
   return authority.slice(authority.lastIndexOf("@") + 1);
 }
-function percentDecodings(text) {
+function percentDecodings(text2) {
   const decodings = [];
-  let current = text;
+  let current = text2;
   for (let round = 0; round < 3; round++) {
     const next = percentDecode(current);
     if (next === current) break;
@@ -42139,8 +42154,8 @@ function percentDecodings(text) {
   }
   return decodings;
 }
-function percentDecode(text) {
-  return text.replace(/(?:%[0-9a-f]{2})+/gi, (run) => {
+function percentDecode(text2) {
+  return text2.replace(/(?:%[0-9a-f]{2})+/gi, (run) => {
     try {
       return decodeURIComponent(run);
     } catch {
@@ -42150,14 +42165,14 @@ function percentDecode(text) {
 }
 function redact(detector, target, forms) {
   const label = `[REDACTED:${detector}]`;
-  const replaced = forms.reduce((text, form) => text.replaceAll(form, label), target);
+  const replaced = forms.reduce((text2, form) => text2.replaceAll(form, label), target);
   const leftover = forms.some(
     (form) => percentDecodings(replaced).some((decoded) => decoded.includes(form)) || withoutSeparators(replaced).toLowerCase().includes(withoutSeparators(form).toLowerCase())
   );
   return replaced === target || leftover ? label : replaced;
 }
-function withoutSeparators(text) {
-  return text.replace(/[.\-_]/g, "");
+function withoutSeparators(text2) {
+  return text2.replace(/[.\-_]/g, "");
 }
 
 // src/engine/body-method.ts
@@ -42181,9 +42196,9 @@ function bodyMethodOverrides(body2, kind, contentType) {
       return asked(multipartMethods(body2.toString("latin1"), boundaryOf(contentType ?? "")));
   }
 }
-function jsonMethod(text) {
+function jsonMethod(text2) {
   try {
-    const value = JSON.parse(text);
+    const value = JSON.parse(text2);
     if (typeof value !== "object" || value === null || !("_method" in value)) return [];
     const method = value._method;
     return typeof method === "string" ? [method] : [];
@@ -42194,9 +42209,9 @@ function jsonMethod(text) {
 function boundaryOf(contentType) {
   return /;\s*boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType)?.slice(1).find(Boolean);
 }
-function multipartMethods(text, boundary) {
+function multipartMethods(text2, boundary) {
   if (boundary === void 0) return [];
-  return text.split(`--${boundary}`).flatMap((part) => {
+  return text2.split(`--${boundary}`).flatMap((part) => {
     const headerEnd = part.indexOf("\r\n\r\n");
     if (headerEnd < 0) return [];
     const headers = part.slice(0, headerEnd);
@@ -42226,32 +42241,32 @@ function decodedBodyViews(sent, decoded) {
   if (decoded !== sent) views.unshift({ text: sent.toString("utf8"), where: "body" });
   return views;
 }
-function textViews(text, where) {
-  const views = [{ text, where }];
-  const form = text.replace(/\+/g, " ");
+function textViews(text2, where) {
+  const views = [{ text: text2, where }];
+  const form = text2.replace(/\+/g, " ");
   const decodings = percentDecodings(form);
   if (decodings.length > 0) for (const decoded of decodings) views.push({ text: decoded, where });
-  else if (form !== text) views.push({ text: form, where, decodeRuns: false });
-  const strings = jsonStrings(text) ?? jsonUnescaped(text);
+  else if (form !== text2) views.push({ text: form, where, decodeRuns: false });
+  const strings = jsonStrings(text2) ?? jsonUnescaped(text2);
   if (strings !== void 0) views.push({ text: strings, where });
   return views;
 }
 var JSON_ESCAPE = /\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))/g;
 var ESCAPED = { b: "\b", f: "\f", n: "\n", r: "\r", t: "	" };
-function jsonUnescaped(text) {
-  if (!text.includes("\\")) return void 0;
-  const unescaped = text.replace(
+function jsonUnescaped(text2) {
+  if (!text2.includes("\\")) return void 0;
+  const unescaped = text2.replace(
     JSON_ESCAPE,
     (_escape, code2, char) => code2 !== void 0 ? String.fromCharCode(parseInt(code2, 16)) : ESCAPED[char] ?? char
   );
-  return unescaped === text ? void 0 : unescaped;
+  return unescaped === text2 ? void 0 : unescaped;
 }
-function jsonStrings(text) {
-  const start = text.trimStart()[0];
+function jsonStrings(text2) {
+  const start = text2.trimStart()[0];
   if (start !== "{" && start !== "[" && start !== '"') return void 0;
   let parsed;
   try {
-    parsed = JSON.parse(text);
+    parsed = JSON.parse(text2);
   } catch {
     return void 0;
   }
@@ -42343,28 +42358,28 @@ function refuseResponse(res, refusal) {
     res.destroy();
     return;
   }
-  const text = body(refusal);
+  const text2 = body(refusal);
   res.writeHead(refusal.status, {
     "Content-Type": "text/plain; charset=utf-8",
-    "Content-Length": Buffer.byteLength(text),
+    "Content-Length": Buffer.byteLength(text2),
     [BLOCK_HEADER]: refusal.layer
   });
-  res.end(text);
+  res.end(text2);
 }
 function refuseSocket(socket, refusal) {
   if (!socket.writable) {
     socket.destroy();
     return;
   }
-  const text = body(refusal);
+  const text2 = body(refusal);
   socket.end(
     `HTTP/1.1 ${refusal.status} ${STATUS_TEXT[refusal.status] ?? "Error"}\r
 Content-Type: text/plain; charset=utf-8\r
-Content-Length: ${Buffer.byteLength(text)}\r
+Content-Length: ${Buffer.byteLength(text2)}\r
 ${BLOCK_HEADER}: ${refusal.layer}\r
 Connection: close\r
 \r
-${text}`
+${text2}`
   );
 }
 function clientErrorRefusal(error2, limits) {
@@ -42917,11 +42932,11 @@ function hostHeaderProblem(header, tunnel) {
   const same = parsed.ok && parsed.target.kind === "url" && formatHost(parsed.target.host) === formatHost(tunnel.host) && parsed.target.port === tunnel.port;
   return same ? void 0 : `Host ${header.slice(0, 200)} does not match the CONNECT target ${expected}`;
 }
-function safeDecode2(text) {
+function safeDecode2(text2) {
   try {
-    return decodeURIComponent(text);
+    return decodeURIComponent(text2);
   } catch {
-    return text;
+    return text2;
   }
 }
 
@@ -43028,14 +43043,14 @@ var Reader = class {
   get remaining() {
     return this.data.length - this.position;
   }
-  take(count) {
+  take(count2) {
     const start = this.position;
-    if (count < 0 || start + count > this.data.length) {
+    if (count2 < 0 || start + count2 > this.data.length) {
       this.failed = true;
       this.position = this.data.length;
       return start;
     }
-    this.position += count;
+    this.position += count2;
     return start;
   }
   u8() {
@@ -43046,12 +43061,12 @@ var Reader = class {
     const at = this.take(2);
     return this.failed ? 0 : (this.data[at] ?? 0) << 8 | (this.data[at + 1] ?? 0);
   }
-  bytes(count) {
-    const at = this.take(count);
-    return this.failed ? new Uint8Array() : this.data.subarray(at, at + count);
+  bytes(count2) {
+    const at = this.take(count2);
+    return this.failed ? new Uint8Array() : this.data.subarray(at, at + count2);
   }
-  skip(count) {
-    this.take(count);
+  skip(count2) {
+    this.take(count2);
   }
   seek(position) {
     this.take(position - this.position);
@@ -43383,13 +43398,13 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
           reason: "binary messages are not allowed while messages are scanned"
         });
       }
-      const text = rawText2(data);
-      const views = textViews(text, "WebSocket message");
+      const text2 = rawText2(data);
+      const views = textViews(text2, "WebSocket message");
       if (sentTail !== "")
-        views.push(...textViews(sentTail + text.slice(0, SEAM_CHARS), JOINED_MESSAGES));
+        views.push(...textViews(sentTail + text2.slice(0, SEAM_CHARS), JOINED_MESSAGES));
       const finding = context2.admission.scanner.scanContent(views, target, context2.frameScan);
       if (finding) return block(dlpRefusal(finding));
-      sentTail = (sentTail + text.slice(-SEAM_CHARS)).slice(-SEAM_CHARS);
+      sentTail = (sentTail + text2.slice(-SEAM_CHARS)).slice(-SEAM_CHARS);
     }
     tally.sent++;
     upstream.send(data, { binary: isBinary });
@@ -43727,7 +43742,7 @@ var Engine = class {
       this.closingAfterRefusal.add(req.socket);
       return this.refuseUnadmitted(res, transport, method, target, requestId, framing);
     }
-    const judged = {
+    const judged2 = {
       ...request,
       methodOverrides: methodOverrides(request.method, request.target, req.headers)
     };
@@ -43740,7 +43755,7 @@ var Engine = class {
       () => refusesSomeMethod(this.admission.policy, request.target)
     );
     try {
-      await this.forwardInspected(req, res, judged, inspection);
+      await this.forwardInspected(req, res, judged2, inspection);
     } finally {
       inspection.release();
     }
@@ -44312,8 +44327,8 @@ var EvidenceWriter = class _EvidenceWriter {
     if (files + 1 + SEAL_LINES.length <= this.maxFiles) return;
     const { actor, policyHash: policyHash2 } = this.options.run;
     const { target, pattern = "", method, requestId, actionId } = entry;
-    const text = [target, pattern, method, requestId, actionId, actor, policyHash2];
-    const length = text.reduce((sum, part) => sum + part.length, 0);
+    const text2 = [target, pattern, method, requestId, actionId, actor, policyHash2];
+    const length = text2.reduce((sum, part) => sum + part.length, 0);
     let open2 = this.fd >= 0;
     let entries = this.entriesInFile;
     let bytes = this.bytesInFile;
@@ -44472,12 +44487,12 @@ function createResolver(pins, lookupName = systemLookup, timeoutMs = 5e3) {
 }
 
 // src/engine/name-pin.ts
-function parseNamePin(text) {
-  const colon = text.indexOf(":");
+function parseNamePin(text2) {
+  const colon = text2.indexOf(":");
   const expected = "expected host:ip, e.g. api.example.test:127.0.0.1 or api.example.test:[::1]";
-  if (colon <= 0) return `"${text}" is not host:ip; ${expected}`;
-  const host = text.slice(0, colon);
-  const ipText = text.slice(colon + 1).replace(/^\[(.*)\]$/, "$1");
+  if (colon <= 0) return `"${text2}" is not host:ip; ${expected}`;
+  const host = text2.slice(0, colon);
+  const ipText = text2.slice(colon + 1).replace(/^\[(.*)\]$/, "$1");
   const hostTarget = parseRequestTarget(`${host}:443`);
   if (!hostTarget.ok || hostTarget.target.host.kind !== "name")
     return `"${host}" is not a host name; ${expected}`;
@@ -44767,30 +44782,30 @@ async function keyArgumentText(arg, what, io2) {
   return { text: arg, source: "(inline)" };
 }
 async function resolvePublicKey(arg, io2) {
-  const { text, source } = await keyArgumentText(arg, "public key", io2);
-  const parsed = parsePublicKey(text);
+  const { text: text2, source } = await keyArgumentText(arg, "public key", io2);
+  const parsed = parsePublicKey(text2);
   if (!parsed.ok) throw new KeyArgumentError(`public key ${source}: ${parsed.error}`);
   return publicKeyHex(parsed.key);
 }
 async function resolvePrivateKey(arg, backend, io2) {
-  const { text, source } = await keyArgumentText(arg, "signing key", io2);
-  const parsed = parsePrivateKey(backend, text);
+  const { text: text2, source } = await keyArgumentText(arg, "signing key", io2);
+  const parsed = parsePrivateKey(backend, text2);
   if (!parsed.ok) throw new KeyArgumentError(`signing key ${source}: ${parsed.error}`);
   return parsed.key;
 }
 
 // src/cli/loopback-listen.ts
-function loopbackListen(command, server, text) {
-  const match = /^(.+):([0-9]{1,5})$/.exec(text);
+function loopbackListen(command, server, text2) {
+  const match = /^(.+):([0-9]{1,5})$/.exec(text2);
   const port2 = Number(match?.[2]);
   const target = match ? parseRequestTarget(`${match[1]}:1`) : void 0;
   if (!target?.ok || target.target.kind !== "authority" || port2 > 65535) {
-    throw new UsageError(`${command}: --listen "${text}" is not ADDRESS:PORT`);
+    throw new UsageError(`${command}: --listen "${text2}" is not ADDRESS:PORT`);
   }
   const { host } = target.target;
   if (host.kind !== "ip" || specialAddressKind(host.ip) !== "loopback") {
     throw new UsageError(
-      `${command}: --listen ${text}: ${server} listens on a loopback address only (127.0.0.1:PORT or [::1]:PORT)`
+      `${command}: --listen ${text2}: ${server} listens on a loopback address only (127.0.0.1:PORT or [::1]:PORT)`
     );
   }
   return { host: formatIp(host.ip), port: port2 };
@@ -44820,8 +44835,8 @@ async function proxyCommand(args, io2) {
   const listen = listenTarget(options);
   const evidenceDir = requireOption(options, "evidence-dir");
   const signingKey = optionValue(options, "signing-key");
-  const pins = (options.values.get("resolve") ?? []).map((text) => {
-    const pin = parseNamePin(text);
+  const pins = (options.values.get("resolve") ?? []).map((text2) => {
+    const pin = parseNamePin(text2);
     if (typeof pin === "string") throw new UsageError(`${COMMAND}: --resolve ${pin}`);
     return pin;
   });
@@ -44965,7 +44980,7 @@ function requireOption(options, name) {
 // src/cli/run-command.ts
 import { randomBytes as randomBytes6 } from "node:crypto";
 import { lchown, readdir as readdir6, realpath as realpath2 } from "node:fs/promises";
-import { basename as basename3, join as join12 } from "node:path";
+import { basename as basename3, join as join14 } from "node:path";
 
 // src/boundary/boundary.ts
 import { spawn as spawn4 } from "node:child_process";
@@ -45394,9 +45409,9 @@ var EngineLogTally = class {
       ...this.cut === void 0 ? {} : { cut: this.cut }
     };
   }
-  unrecorded(count, reason) {
+  unrecorded(count2, reason) {
     if (this.count === 0) this.reason = typeof reason === "string" ? reason : "";
-    this.count += count;
+    this.count += count2;
   }
 };
 
@@ -46244,7 +46259,7 @@ var ACL_TOOLS = [
   { tool: "getfacl", pkg: "acl" }
 ];
 var REQUIRED_NAMESPACES = ["net", "mnt", "pid", "ipc"];
-function preflightProblems(facts, needs) {
+function preflightProblems(facts, needs2) {
   if (facts.platform !== "linux") {
     return [
       `the boundary needs Linux (network, mount and PID namespaces, iptables); this is ${facts.platform}`
@@ -46261,7 +46276,7 @@ function preflightProblems(facts, needs) {
       "the boundary needs root to create namespaces, users and firewall rules; run it with sudo"
     );
   }
-  for (const { tool, pkg } of needs.acl ? [...REQUIRED_TOOLS, ...ACL_TOOLS] : REQUIRED_TOOLS) {
+  for (const { tool, pkg } of needs2.acl ? [...REQUIRED_TOOLS, ...ACL_TOOLS] : REQUIRED_TOOLS) {
     if (facts.tools[tool] === void 0) {
       problems.push(
         `${tool} is not on PATH; install the ${pkg} package (apt-get install -y ${pkg})`
@@ -46339,6 +46354,12 @@ var PACKET_FILES = {
   verifier: "verification-report.json",
   summary: "summary.md"
 };
+var EVIDENCE_DIR = "evidence";
+var ENGINE_LOG = "engine.log";
+var POLICY_FILE = "policy.yaml";
+var POLICY_HASH_FILE = "policy-hash.txt";
+var PUBLIC_KEY_FILE = "signer-public-key.pem";
+var RECEIPTS_FILE = "receipts.json";
 var UNSUPPORTED_PATHS = [
   "mcp_transports",
   "nested_docker",
@@ -46434,8 +46455,8 @@ function packetJson(input) {
     artifacts: { ...PACKET_FILES }
   };
 }
-function withoutUndefined(object) {
-  return Object.fromEntries(Object.entries(object).filter(([, value]) => value !== void 0));
+function withoutUndefined(object2) {
+  return Object.fromEntries(Object.entries(object2).filter(([, value]) => value !== void 0));
 }
 function encodeSorted(value) {
   const sort = (v) => {
@@ -46451,106 +46472,6 @@ function encodeSorted(value) {
 `;
 }
 
-// src/packet/write-packet.ts
-import { createReadStream } from "node:fs";
-import { access as access2, readdir as readdir3, readFile as readFile7, writeFile as writeFile7 } from "node:fs/promises";
-import { createInterface as createInterface2 } from "node:readline";
-import { join as join10 } from "node:path";
-
-// src/packet/summarize.ts
-var VERDICT_TOTALS = [
-  "allow",
-  "block",
-  "warn",
-  "ask",
-  "strip",
-  "forward",
-  "redirect",
-  "other"
-];
-var SESSION_TRANSPORT = "receipt_session";
-function destinationOf(target) {
-  try {
-    const url = new URL(target);
-    if (url.protocol === "http:" || url.protocol === "https:" || url.protocol === "ws:" || url.protocol === "wss:") {
-      return url.host;
-    }
-  } catch {
-  }
-  return target;
-}
-function hostOf(destination2) {
-  const bracketed = /^\[([^\]]+)\](?::[0-9]+)?$/.exec(destination2);
-  if (bracketed) return bracketed[1] ?? destination2;
-  return destination2.replace(/:[0-9]+$/, "");
-}
-var ChainTally = class {
-  count = 0;
-  totals = Object.fromEntries(VERDICT_TOTALS.map((v) => [v, 0]));
-  transports = {};
-  layers = {};
-  domains = /* @__PURE__ */ new Set();
-  policyHashes = /* @__PURE__ */ new Set();
-  destinations = /* @__PURE__ */ new Map();
-  refused = [];
-  add({ action_record: record2 }) {
-    this.count++;
-    const verdict = VERDICT_TOTALS.includes(record2.verdict) ? record2.verdict : "other";
-    this.totals[verdict]++;
-    this.transports[record2.transport] = (this.transports[record2.transport] ?? 0) + 1;
-    this.policyHashes.add(record2.policy_hash);
-    if (record2.verdict === "block")
-      this.layers[record2.layer ?? ""] = (this.layers[record2.layer ?? ""] ?? 0) + 1;
-    if (!isRequest(record2)) return;
-    const destination2 = destinationOf(record2.target);
-    this.domains.add(hostOf(destination2));
-    const counts = this.destinations.get(destination2) ?? {
-      destination: destination2,
-      allowed: 0,
-      blocked: 0,
-      warned: 0,
-      methods: /* @__PURE__ */ new Set()
-    };
-    this.destinations.set(destination2, counts);
-    if (record2.method !== void 0 && record2.method !== "") counts.methods.add(record2.method);
-    if (record2.verdict === "allow") counts.allowed++;
-    else if (record2.verdict === "warn") counts.warned++;
-    else counts.blocked++;
-    if (record2.verdict !== "allow") {
-      this.refused.push({
-        seq: record2.chain_seq,
-        method: record2.method ?? "",
-        target: record2.target,
-        layer: record2.layer ?? "",
-        reason: record2.pattern ?? "",
-        verdict: record2.verdict
-      });
-    }
-  }
-  summary() {
-    return {
-      receiptCount: this.count,
-      totals: { ...this.totals },
-      transports: { ...this.transports },
-      layers: { ...this.layers },
-      domains: [...this.domains].sort(),
-      destinations: [...this.destinations.values()].sort(
-        (a, b) => a.destination < b.destination ? -1 : a.destination > b.destination ? 1 : 0
-      ),
-      refused: [...this.refused],
-      policyHashes: [...this.policyHashes].sort()
-    };
-  }
-};
-function isRequest(record2) {
-  return record2.transport !== SESSION_TRANSPORT && record2.decision_phase !== "outcome";
-}
-function summarizeChain(receipts) {
-  const tally = new ChainTally();
-  for (const receipt of receipts) tally.add(receipt);
-  return tally.summary();
-}
-
 // src/packet/summary-md.ts
 var VERDICT_LINES = {
   valid: "\u2705 **valid**: the chain verifies and is signed by the pinned key",
@@ -46558,18 +46479,19 @@ var VERDICT_LINES = {
   invalid: "\u274C **invalid**: the evidence does not verify",
   error: "\u274C **error**: there is no evidence to verify"
 };
-function code(text) {
-  const flat = text.replace(/\r?\n/g, " ");
+function code(text2) {
+  const flat = text2.replace(/\r?\n/g, " ");
   const cut = flat.length > MAX_CODE_CHARS ? `${flat.slice(0, MAX_CODE_CHARS)}\u2026` : flat;
   const longestRun = Math.max(0, ...(cut.match(/`+/g) ?? []).map((run) => run.length));
   const fence = "`".repeat(longestRun + 1);
   const pad2 = longestRun > 0 ? " " : "";
   return `${fence}${pad2}${cut}${pad2}${fence}`;
 }
-function cellCode(text) {
-  return code(text).replace(/\|/g, "\\|");
+function cellCode(text2) {
+  return code(text2).replace(/\|/g, "\\|");
 }
 var MAX_CODE_CHARS = 500;
+var PINNED_KEY = "<your pinned public key>";
 var MAX_REFUSALS_LISTED = 200;
 function byteSize(bytes) {
   const mib = 1024 * 1024;
@@ -46637,16 +46559,22 @@ function summaryMarkdown(input) {
     "",
     "## Verify offline",
     "",
-    "From this packet directory, with the public key you pinned:",
+    "From this packet directory, with the public key you pinned: the chain, and every other file of the packet against it:",
     "",
     "```sh",
-    input.verifyCommand,
+    `pipelock-egress verify --packet . --public-key ${PINNED_KEY}`,
     "```",
     "",
-    "Or browse it, verified the same way and with every file of the packet checked against the chain:",
+    "The chain alone, as Pipelock's own verifiers check it:",
     "",
     "```sh",
-    "pipelock-egress view . --public-key <your pinned public key>",
+    `pipelock-egress verify --receipt-chain ${PACKET_FILES.evidence} --policy-hash ${POLICY_HASH_FILE} --public-key ${PINNED_KEY} --require-sealed --whole-recorder`,
+    "```",
+    "",
+    "Or browse it, verified and checked the same way:",
+    "",
+    "```sh",
+    `pipelock-egress view . --public-key ${PINNED_KEY}`,
     "```",
     ""
   );
@@ -46665,13 +46593,150 @@ function suggestedRules(summary) {
   return lines;
 }
 
+// src/packet/report-files.ts
+function packetPolicy(policy, path4) {
+  return {
+    path: path4,
+    mode: policy.mode,
+    dlpPatterns: policyDetectors(policy).length,
+    websocketFrameScan: policy.websocket.enabled && policy.websocket.frame_scan,
+    hash: policy.hash
+  };
+}
+function reportFiles(input) {
+  const { summary, report, run, policy } = input;
+  const json = packetJson({
+    generatedAt: input.generatedAt,
+    run,
+    summary,
+    report,
+    ...input.pinnedKey === void 0 ? {} : { pinnedKey: input.pinnedKey },
+    posture: input.posture,
+    policy
+  });
+  return {
+    packetJson: encodeSorted(json),
+    summaryMarkdown: summaryMarkdown({
+      report,
+      summary,
+      agentExitCode: run.agentExitCode,
+      agentIdentity: run.agentIdentity,
+      policyMode: policy.mode,
+      policyHash: policy.hash,
+      unsupported: UNSUPPORTED_PATHS,
+      engineLog: input.engineLog
+    })
+  };
+}
+
+// src/cli/audit-packet.ts
+import { readFile as readFile9 } from "node:fs/promises";
+import { join as join13 } from "node:path";
+
 // src/packet/write-packet.ts
-var EVIDENCE_DIR = "evidence";
-var ENGINE_LOG = "engine.log";
-var POLICY_FILE = "policy.yaml";
-var POLICY_HASH_FILE = "policy-hash.txt";
-var PUBLIC_KEY_FILE = "signer-public-key.pem";
-var RECEIPTS_FILE = "receipts.json";
+import { createReadStream } from "node:fs";
+import { access as access2, readdir as readdir3, readFile as readFile7, writeFile as writeFile7 } from "node:fs/promises";
+import { createInterface as createInterface2 } from "node:readline";
+import { join as join10 } from "node:path";
+
+// src/packet/summarize.ts
+var VERDICT_TOTALS = [
+  "allow",
+  "block",
+  "warn",
+  "ask",
+  "strip",
+  "forward",
+  "redirect",
+  "other"
+];
+var SESSION_TRANSPORT = "receipt_session";
+function destinationOf(target) {
+  try {
+    const url = new URL(target);
+    if (url.protocol === "http:" || url.protocol === "https:" || url.protocol === "ws:" || url.protocol === "wss:") {
+      return url.host;
+    }
+  } catch {
+  }
+  return target;
+}
+function hostOf(destination2) {
+  const bracketed = /^\[([^\]]+)\](?::[0-9]+)?$/.exec(destination2);
+  if (bracketed) return bracketed[1] ?? destination2;
+  return destination2.replace(/:[0-9]+$/, "");
+}
+var ChainTally = class {
+  count = 0;
+  totals = Object.fromEntries(VERDICT_TOTALS.map((v) => [v, 0]));
+  transports = {};
+  layers = {};
+  domains = /* @__PURE__ */ new Set();
+  policyHashes = /* @__PURE__ */ new Set();
+  destinations = /* @__PURE__ */ new Map();
+  refused = [];
+  actors = /* @__PURE__ */ new Set();
+  add({ action_record: record2 }) {
+    this.count++;
+    const verdict = VERDICT_TOTALS.includes(record2.verdict) ? record2.verdict : "other";
+    this.totals[verdict]++;
+    this.transports[record2.transport] = (this.transports[record2.transport] ?? 0) + 1;
+    this.policyHashes.add(record2.policy_hash);
+    if (record2.verdict === "block")
+      this.layers[record2.layer ?? ""] = (this.layers[record2.layer ?? ""] ?? 0) + 1;
+    if (record2.transport !== SESSION_TRANSPORT) this.actors.add(record2.actor);
+    if (!isRequest(record2)) return;
+    const destination2 = destinationOf(record2.target);
+    this.domains.add(hostOf(destination2));
+    const counts = this.destinations.get(destination2) ?? {
+      destination: destination2,
+      allowed: 0,
+      blocked: 0,
+      warned: 0,
+      methods: /* @__PURE__ */ new Set()
+    };
+    this.destinations.set(destination2, counts);
+    if (record2.method !== void 0 && record2.method !== "") counts.methods.add(record2.method);
+    if (record2.verdict === "allow") counts.allowed++;
+    else if (record2.verdict === "warn") counts.warned++;
+    else counts.blocked++;
+    if (record2.verdict !== "allow") {
+      this.refused.push({
+        seq: record2.chain_seq,
+        method: record2.method ?? "",
+        target: record2.target,
+        layer: record2.layer ?? "",
+        reason: record2.pattern ?? "",
+        verdict: record2.verdict
+      });
+    }
+  }
+  summary() {
+    return {
+      receiptCount: this.count,
+      totals: { ...this.totals },
+      transports: { ...this.transports },
+      layers: { ...this.layers },
+      domains: [...this.domains].sort(),
+      destinations: [...this.destinations.values()].sort(
+        (a, b) => a.destination < b.destination ? -1 : a.destination > b.destination ? 1 : 0
+      ),
+      refused: [...this.refused],
+      policyHashes: [...this.policyHashes].sort(),
+      actors: [...this.actors].sort()
+    };
+  }
+};
+function isRequest(record2) {
+  return record2.transport !== SESSION_TRANSPORT && record2.decision_phase !== "outcome";
+}
+function summarizeChain(receipts) {
+  const tally = new ChainTally();
+  for (const receipt of receipts) tally.add(receipt);
+  return tally.summary();
+}
+
+// src/packet/write-packet.ts
 async function writePacketEvidence(packet) {
   const dir = join10(packet.out, EVIDENCE_DIR);
   const names = evidenceFileOrder(await readdir3(dir));
@@ -46693,46 +46758,31 @@ async function writePacketEvidence(packet) {
   return receipts;
 }
 function receiptsJson(receipts) {
-  return [...receiptsJsonPieces(receipts.map(encodeReceipt))].join("");
+  const pieces = receipts.map((receipt, i) => receiptsJsonSeparator(i) + encodeReceipt(receipt));
+  return pieces.join("") + receiptsJsonEnd(receipts.length);
 }
-function* receiptsJsonPieces(encoded) {
-  let first = true;
-  for (const receipt of encoded) {
-    yield first ? "[\n" : ",\n";
-    yield receipt;
-    first = false;
-  }
-  yield first ? "[]\n" : "\n]\n";
+function receiptsJsonSeparator(index) {
+  return index === 0 ? "[\n" : ",\n";
+}
+function receiptsJsonEnd(count2) {
+  return count2 === 0 ? "[]\n" : "\n]\n";
 }
 async function writePacketReport(packet) {
-  const summary = summarizeChain(packet.receipts);
-  const json = packetJson({
-    generatedAt: packet.generatedAt,
+  const files = reportFiles({
+    summary: summarizeChain(packet.receipts),
+    report: packet.report,
+    pinnedKey: packet.pinnedKey === void 0 ? void 0 : encodePipelockPublicKey(packet.pinnedKey).trim(),
     run: packet.run,
-    summary,
-    report: packet.report,
-    ...packet.pinnedKey === void 0 ? {} : { pinnedKey: encodePipelockPublicKey(packet.pinnedKey).trim() },
     posture: packet.posture,
-    policy: packet.policy
+    policy: packet.policy,
+    generatedAt: packet.generatedAt,
+    engineLog: await readEngineLogFacts(join10(packet.out, ENGINE_LOG))
   });
-  await writeFile7(join10(packet.out, PACKET_FILES.packet), encodeSorted(json));
-  const engineLog = await engineLogFacts(packet.out);
-  const markdown = summaryMarkdown({
-    report: packet.report,
-    summary,
-    agentExitCode: packet.run.agentExitCode,
-    agentIdentity: packet.run.agentIdentity,
-    policyMode: packet.policy.mode,
-    policyHash: packet.policy.hash,
-    verifyCommand: `pipelock-egress verify --receipt-chain ${PACKET_FILES.evidence} --policy-hash ${POLICY_HASH_FILE} --public-key <your pinned public key> --require-sealed --whole-recorder`,
-    unsupported: UNSUPPORTED_PATHS,
-    engineLog
-  });
-  await writeFile7(join10(packet.out, PACKET_FILES.summary), markdown);
-  return markdown;
+  await writeFile7(join10(packet.out, PACKET_FILES.packet), files.packetJson);
+  await writeFile7(join10(packet.out, PACKET_FILES.summary), files.summaryMarkdown);
+  return files.summaryMarkdown;
 }
-async function engineLogFacts(out) {
-  const path4 = join10(out, ENGINE_LOG);
+async function readEngineLogFacts(path4) {
   try {
     await access2(path4);
   } catch (error2) {
@@ -46745,9 +46795,20 @@ async function engineLogFacts(out) {
   return tally.result();
 }
 
-// src/cli/audit-packet.ts
-import { readFile as readFile8 } from "node:fs/promises";
-import { join as join11 } from "node:path";
+// src/json-document.ts
+function readJsonDocument(schema, text2) {
+  let value;
+  try {
+    value = JSON.parse(text2);
+  } catch (error2) {
+    return { ok: false, error: `not JSON: ${error2.message}` };
+  }
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return { ok: true, value: parsed.data };
+  const issue4 = parsed.error.issues[0];
+  const where = issue4 === void 0 || issue4.path.length === 0 ? "the document" : issue4.path.join(".");
+  return { ok: false, error: `${where}: ${issue4?.message ?? "invalid"}` };
+}
 
 // src/cli/verification-report.ts
 function verificationReport(verdict, chain, policyHashMatch, error2) {
@@ -46769,21 +46830,43 @@ function verificationReport(verdict, chain, policyHashMatch, error2) {
   };
 }
 function encodeVerificationReport(report) {
-  const text = JSON.stringify(
+  const text2 = JSON.stringify(
     report,
     (_key, value) => typeof value === "bigint" ? `\0bigint:${value}` : value,
     2
   );
-  return `${text.replace(/"\\u0000bigint:([0-9]+)"/g, "$1")}
+  return `${text2.replace(/"\\u0000bigint:([0-9]+)"/g, "$1")}
 `;
 }
-function parseVerificationReport(text) {
-  const parsed = JSON.parse(text);
-  return { ...parsed, final_seq: parsed.final_seq === null ? null : BigInt(parsed.final_seq) };
+var seq = number2().int().nonnegative().nullable().transform((value) => value === null ? null : BigInt(value));
+var nullableText = string2().nullable();
+var reportSchema = object({
+  verdict: _enum(["valid", "self_consistent_only", "invalid", "error"]),
+  trusted: boolean2(),
+  sealed: boolean2(),
+  receipt_count: number2().int().nonnegative(),
+  final_seq: seq,
+  root_hash: nullableText,
+  start_time: nullableText,
+  end_time: nullableText,
+  signer_keys: array(string2()),
+  policy_hashes: array(string2()),
+  policy_hash_match: boolean2().nullable(),
+  broken_at_seq: seq,
+  torn_tail: object({ where: string2(), bytes: number2().int().nonnegative() }).nullable(),
+  error: nullableText
+});
+function readVerificationReport(text2) {
+  return readJsonDocument(reportSchema, text2);
+}
+function parseVerificationReport(text2) {
+  const read = readVerificationReport(text2);
+  if (!read.ok) throw new Error(`verification-report.json: ${read.error}`);
+  return read.value;
 }
 
 // src/cli/verify-command.ts
-import { stat as stat7, writeFile as writeFile8 } from "node:fs/promises";
+import { stat as stat9, writeFile as writeFile8 } from "node:fs/promises";
 import path3 from "node:path";
 
 // src/cli/evidence-source.ts
@@ -46894,113 +46977,466 @@ function judgeEvidence(report, options) {
   return { verdict: "valid", code: 0, policyHashMatch };
 }
 
-// src/cli/verify-command.ts
-var InputError = class extends Error {
-};
-function parseRequest(args) {
-  const options = parseOptions("verify", args, {
-    single: ["receipt-chain", "policy-hash", "output", "session-id"],
-    repeatable: ["public-key", "rotation-endorsement"],
-    flags: ["allow-unpinned", "require-sealed", "whole-recorder"]
+// src/cli/verify-packet.ts
+import { join as join12 } from "node:path";
+
+// src/packet/check/check-packet.ts
+import { createHash as createHash3 } from "node:crypto";
+import { createReadStream as createReadStream3 } from "node:fs";
+import { readFile as readFile8, stat as stat7 } from "node:fs/promises";
+import { join as join11 } from "node:path";
+
+// src/packet/check/json-differences.ts
+function show(value) {
+  const text2 = JSON.stringify(value) ?? String(value);
+  return text2.length > 80 ? `${text2.slice(0, 80)}\u2026` : text2;
+}
+function isObject2(value) {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+function jsonDifferences(actual, expected, limit = 3) {
+  const found = [];
+  const walk = (a, e, path4) => {
+    if (found.length >= limit) return;
+    const name = path4 === "" ? "the document" : path4;
+    if (isObject2(a) && isObject2(e)) {
+      for (const key of /* @__PURE__ */ new Set([...Object.keys(e), ...Object.keys(a)])) {
+        const at = path4 === "" ? key : `${path4}.${key}`;
+        if (!(key in a)) found.push(`${at} is missing`);
+        else if (!(key in e)) found.push(`${at} should not be there`);
+        else walk(a[key], e[key], at);
+        if (found.length >= limit) return;
+      }
+      return;
+    }
+    if (Array.isArray(a) && Array.isArray(e) && a.length === e.length) {
+      a.forEach((item, i) => walk(item, e[i], `${path4}[${i}]`));
+      return;
+    }
+    if (JSON.stringify(a) !== JSON.stringify(e))
+      found.push(`${name} is ${show(a)}, should be ${show(e)}`);
+  };
+  walk(actual, expected, "");
+  return found;
+}
+
+// src/packet/check/packet-statements.ts
+var text = string2();
+var count = number2().int().nonnegative();
+var runSchema = object({
+  provider: _enum(["github_actions", "self_hosted", "local"]),
+  repository: text.optional(),
+  workflow: text.optional(),
+  run_id: text.optional(),
+  run_attempt: text.optional(),
+  ref: text.optional(),
+  sha: text.optional(),
+  agent_identity: text,
+  started_at: text,
+  completed_at: text,
+  agent_exit_code: number2().int()
+}).transform((run) => ({
+  provider: run.provider,
+  ...defined({
+    repository: run.repository,
+    workflow: run.workflow,
+    runId: run.run_id,
+    runAttempt: run.run_attempt,
+    ref: run.ref,
+    sha: run.sha
+  }),
+  agentIdentity: run.agent_identity,
+  startedAt: run.started_at,
+  completedAt: run.completed_at,
+  agentExitCode: run.agent_exit_code
+}));
+var postureSchema = object({
+  runner_os: text,
+  runner_arch: text.optional(),
+  network_namespace: text,
+  agent_user: text,
+  agent_uid: count,
+  host_user: text,
+  host_uid: count,
+  proxy_url: text,
+  script_basename: text,
+  script_arg_count: count
+}).transform((posture) => ({
+  runnerOs: posture.runner_os,
+  ...defined({ runnerArch: posture.runner_arch }),
+  networkNamespace: posture.network_namespace,
+  agentUser: posture.agent_user,
+  agentUid: posture.agent_uid,
+  hostUser: posture.host_user,
+  hostUid: posture.host_uid,
+  proxyUrl: posture.proxy_url,
+  scriptBasename: posture.script_basename,
+  scriptArgCount: posture.script_arg_count
+}));
+var statementsSchema = object({
+  generated_at: text,
+  run: runSchema,
+  posture: postureSchema,
+  policy: object({ config_path: text }),
+  verifier: object({ signer_key: text.optional() })
+}).transform((packet) => ({
+  generatedAt: packet.generated_at,
+  run: packet.run,
+  posture: packet.posture,
+  configPath: packet.policy.config_path,
+  namesPinnedKey: packet.verifier.signer_key !== void 0
+}));
+function defined(fields2) {
+  return Object.fromEntries(
+    Object.entries(fields2).filter(([, value]) => value !== void 0)
+  );
+}
+function parsePacketStatements(packetJsonText) {
+  return readJsonDocument(statementsSchema, packetJsonText);
+}
+
+// src/packet/check/file-check.ts
+function ok(file, detail) {
+  return { file, status: "ok", detail };
+}
+function mismatch(file, detail) {
+  return { file, status: "mismatch", detail };
+}
+function unread(file, fact) {
+  if (fact.kind === "missing") return { file, status: "missing", detail: "not in the packet" };
+  return mismatch(file, fact.error);
+}
+
+// src/packet/check/derived-checks.ts
+function unchecked(file, detail) {
+  return { file, status: "unchecked", detail };
+}
+function needs(file, fact) {
+  return fact.kind === "missing" ? `needs ${file}, which is not in the packet` : `needs ${file}: ${fact.error}`;
+}
+function remakeParts(facts) {
+  if (!facts.chainVerified) return "the chain in evidence.jsonl does not verify";
+  const { policy, recordedReport, engineLog } = facts;
+  if (policy.kind !== "read") return needs(POLICY_FILE, policy);
+  if (recordedReport.kind !== "read") return needs(PACKET_FILES.verifier, recordedReport);
+  if (engineLog.kind !== "read") return needs(ENGINE_LOG, engineLog);
+  return { policy: policy.value, report: recordedReport.value, engineLog: engineLog.value };
+}
+function remake(statements, parts, facts) {
+  return reportFiles({
+    summary: facts.summary,
+    report: parts.report,
+    pinnedKey: statements.namesPinnedKey ? facts.signer : void 0,
+    run: statements.run,
+    posture: statements.posture,
+    policy: packetPolicy(parts.policy, statements.configPath),
+    generatedAt: statements.generatedAt,
+    engineLog: parts.engineLog
   });
-  const chainPath = optionValue(options, "receipt-chain");
-  if (chainPath === void 0) throw new UsageError("verify: --receipt-chain PATH is required");
-  const keyArgs = options.values.get("public-key") ?? [];
-  const endorsementFiles = options.values.get("rotation-endorsement") ?? [];
-  if (endorsementFiles.length > 0 && keyArgs.length === 0) {
-    throw new UsageError(
-      "verify: --rotation-endorsement needs --public-key: an endorsement only extends a pinned root key"
+}
+function packetJsonDifference(actual, expected) {
+  const differences = jsonDifferences(JSON.parse(actual), JSON.parse(expected));
+  return differences.length > 0 ? differences.join("; ") : "the same values, but not written as a run writes them (key order or spacing)";
+}
+function firstDifferentLine(actual, expected) {
+  const a = actual.split("\n");
+  const e = expected.split("\n");
+  const index = a.findIndex((line, i) => line !== e[i]);
+  const at = index === -1 ? a.length : index;
+  const shown = (line) => line === void 0 ? "(the end)" : JSON.stringify(line.length > 80 ? `${line.slice(0, 80)}\u2026` : line);
+  return `line ${at + 1} is ${shown(a[at])}, should be ${shown(e[at])}`;
+}
+function identityCheck(statements, summary) {
+  const identity = statements.run.agentIdentity;
+  const others = summary.actors.filter((actor) => actor !== identity);
+  if (others.length === 0) return void 0;
+  return mismatch(
+    PACKET_FILES.packet,
+    `run.agent_identity is ${JSON.stringify(identity)}; the receipts were made for ${others.map((actor) => JSON.stringify(actor)).join(", ")}`
+  );
+}
+function derivedChecks(facts) {
+  const packetFile = PACKET_FILES.packet;
+  const summaryFile = PACKET_FILES.summary;
+  const { packetJson: packetJson2, summaryMarkdown: summary } = facts;
+  const summaryNot = (detail) => summary.kind === "read" ? unchecked(summaryFile, detail) : unread(summaryFile, summary);
+  if (packetJson2.kind !== "read")
+    return [unread(packetFile, packetJson2), summaryNot(`needs ${packetFile}'s run`)];
+  const parts = remakeParts(facts);
+  if (typeof parts === "string") return [unchecked(packetFile, parts), summaryNot(parts)];
+  const statements = parsePacketStatements(packetJson2.value);
+  if (!statements.ok) {
+    return [
+      mismatch(packetFile, `not as a run writes it: ${statements.error}`),
+      summaryNot(`needs ${packetFile}'s run`)
+    ];
+  }
+  const remade = remake(statements.value, parts, facts);
+  const packetCheck = packetJson2.value !== remade.packetJson ? mismatch(packetFile, packetJsonDifference(packetJson2.value, remade.packetJson)) : identityCheck(statements.value, facts.summary) ?? ok(
+    packetFile,
+    "every count, hash and verdict as the verified receipts, policy.yaml and verification-report.json give them, the agent as the receipts name it; the rest of run and posture are the runner's own statements"
+  );
+  if (summary.kind !== "read") return [packetCheck, unread(summaryFile, summary)];
+  const summaryCheck = summary.value === remade.summaryMarkdown ? ok(
+    summaryFile,
+    "as the run writes it from the verified receipts, packet.json and engine.log"
+  ) : mismatch(summaryFile, firstDifferentLine(summary.value, remade.summaryMarkdown));
+  return [packetCheck, summaryCheck];
+}
+
+// src/packet/check/packet-checks.ts
+function chainPolicy(report) {
+  return report.policy_hashes.join(", ") || "(no receipts)";
+}
+function evidenceCheck({ report, judgement }) {
+  const file = "evidence.jsonl";
+  if (judgement.verdict === "valid" || judgement.verdict === "self_consistent_only") {
+    return ok(
+      file,
+      `${report.receipt_count} receipts verified with the recorder entries, checkpoints and transcript root; sealed`
     );
   }
+  return mismatch(file, judgement.error ?? "does not verify");
+}
+function policyBindingCheck(file, fact, report, matches, differs) {
+  if (fact.kind !== "read") return unread(file, fact);
+  if (report.policy_hashes.length === 1 && report.policy_hashes[0] === fact.value) {
+    return ok(file, matches);
+  }
+  return mismatch(file, `${differs(fact.value)}; the receipts carry ${chainPolicy(report)}`);
+}
+function receiptsCheck(facts) {
+  const file = "receipts.json";
+  if (facts.receiptsFileHash.kind !== "read") return unread(file, facts.receiptsFileHash);
+  if (!facts.report.valid) {
+    return { file, status: "unchecked", detail: "the chain in evidence.jsonl does not verify" };
+  }
+  if (facts.receiptsFileHash.value === facts.receiptsExpectedHash) {
+    return ok(file, "the receipts of evidence.jsonl, byte for byte");
+  }
+  return mismatch(file, "is not the receipts of evidence.jsonl");
+}
+function signerCheck({ signerKey, report }) {
+  const file = "signer-public-key.pem";
+  if (signerKey.kind !== "read") return unread(file, signerKey);
+  const signers = report.signer_keys;
+  if (signers.length === 1 && signers[0] === signerKey.value) {
+    return ok(file, "the key that signed every receipt");
+  }
+  return mismatch(
+    file,
+    `holds ${signerKey.value}; the receipts are signed by ${signers.join(", ") || "(no receipts)"}`
+  );
+}
+function reportCheck({ recordedReport, report, judgement }) {
+  const file = "verification-report.json";
+  if (recordedReport.kind !== "read") return unread(file, recordedReport);
+  const recorded = recordedReport.value;
+  const fresh = {
+    receipt_count: report.receipt_count,
+    final_seq: report.final_seq ?? null,
+    root_hash: report.root_hash ?? null,
+    sealed: report.sealed
+  };
+  const differing = Object.keys(fresh).filter(
+    (key) => String(recorded[key]) !== String(fresh[key])
+  );
+  const verdict = `recorded verdict ${String(recorded.verdict)}`;
+  if (differing.length > 0) {
+    return mismatch(
+      file,
+      `${verdict}; ${differing.map((key) => `${key} ${String(recorded[key])}, verified ${String(fresh[key])}`).join("; ")}`
+    );
+  }
+  const claimsMore = (recorded.verdict === "valid" || recorded.verdict === "self_consistent_only") && judgement.verdict !== "valid" && judgement.verdict !== "self_consistent_only";
+  if (claimsMore) return mismatch(file, `${verdict}; verified ${judgement.verdict}`);
+  return ok(file, `${verdict}; counts, final seq, root hash and seal agree`);
+}
+function packetChecks(facts) {
+  return [
+    evidenceCheck(facts),
+    receiptsCheck(facts),
+    policyBindingCheck(
+      "policy.yaml",
+      facts.policyFileHash,
+      facts.report,
+      "its SHA-256 is the policy_hash every receipt carries",
+      (hash2) => `its SHA-256 is ${hash2}`
+    ),
+    policyBindingCheck(
+      "policy-hash.txt",
+      facts.policyHashText,
+      facts.report,
+      "states the policy_hash every receipt carries",
+      (hash2) => `states ${hash2}`
+    ),
+    signerCheck(facts),
+    reportCheck(facts),
+    ...derivedChecks({ ...facts.derived, recordedReport: facts.recordedReport })
+  ];
+}
+function packetVerdict(judgement, checks) {
+  if (judgement.verdict === "invalid" || judgement.verdict === "error") {
+    return { verdict: judgement.verdict, ...judgement.error ? { error: judgement.error } : {} };
+  }
+  const failing = checks.filter((check2) => check2.status !== "ok").map((check2) => check2.file);
+  if (failing.length === 0) return { verdict: judgement.verdict };
   return {
-    chainPath,
-    keyArgs,
-    endorsementFiles,
-    policyHashFile: optionValue(options, "policy-hash"),
-    output: optionValue(options, "output"),
-    sessionId: optionValue(options, "session-id"),
-    allowUnpinned: options.flags.has("allow-unpinned"),
-    requireSealed: options.flags.has("require-sealed"),
-    wholeRecorder: options.flags.has("whole-recorder")
+    verdict: "invalid",
+    error: `the packet's ${failing.join(", ")} ${failing.length === 1 ? "does" : "do"} not match the verified chain`
   };
 }
-async function readText(file, what, io2) {
-  if ((await stat7(file).catch(() => void 0))?.isFile() === false)
-    throw new InputError(`cannot read ${what} ${file}: not a regular file`);
+
+// src/packet/check/check-packet.ts
+var UnreadablePacket = class extends Error {
+};
+var SMALL_FILE_BYTES = 16 * 1024 * 1024;
+function cannotRead(error2) {
+  return { kind: "unusable", error: `cannot read it: ${error2.message}` };
+}
+async function regularFileSize(file) {
   try {
-    return new TextDecoder().decode(await io2.readFile(file));
+    const info = await stat7(file);
+    return info.isFile() ? { kind: "read", value: info.size } : { kind: "unusable", error: "not a regular file" };
   } catch (error2) {
-    throw new InputError(`cannot read ${what} ${file}: ${error2.message}`);
+    return error2.code === "ENOENT" ? { kind: "missing" } : cannotRead(error2);
   }
 }
-async function loadEndorsement(file, io2) {
-  const parsed = parseRotationEndorsement(await readText(file, "rotation endorsement", io2));
-  if (!parsed.ok) throw new InputError(`${file}: ${parsed.failure.message}`);
-  return parsed.value;
+async function readSmall(file) {
+  const size = await regularFileSize(file);
+  if (size.kind !== "read") return size;
+  if (size.value > SMALL_FILE_BYTES)
+    return { kind: "unusable", error: `larger than ${SMALL_FILE_BYTES} bytes` };
+  try {
+    return { kind: "read", value: await readFile8(file) };
+  } catch (error2) {
+    return cannotRead(error2);
+  }
 }
-async function loadPolicyHash(file, io2) {
-  const hash2 = (await readText(file, "policy hash", io2)).trim();
-  if (hash2 === "") throw new InputError(`policy hash file ${file} is empty`);
-  const lines = hash2.split("\n").length;
-  if (lines > 1)
-    throw new InputError(
-      `policy hash file ${file} holds ${lines} lines, not one hash: give the policy's hash (policy-hash.txt, or the first field of sha256sum POLICY)`
-    );
-  return hash2;
+function mapFact(fact, read) {
+  return fact.kind === "read" ? read(fact.value) : fact;
 }
-async function verifyCommand(args, io2) {
-  const request = parseRequest(args);
-  const finish = async (report, code2) => {
-    if (request.output === void 0) return code2;
-    try {
-      await makeDirectories(path3.dirname(request.output), 493);
-      await writeFile8(request.output, encodeVerificationReport(report));
-    } catch (error2) {
-      io2.err(
-        `pipelock-egress verify: cannot write ${request.output}: ${error2.message}
-`
-      );
-      return 2;
-    }
-    return code2;
+function utf82(bytes) {
+  try {
+    return { kind: "read", value: new TextDecoder("utf-8", { fatal: true }).decode(bytes) };
+  } catch {
+    return { kind: "unusable", error: "not UTF-8 text" };
+  }
+}
+async function sha256OfFile(file) {
+  const size = await regularFileSize(file);
+  if (size.kind !== "read") return size;
+  const hash2 = createHash3("sha256");
+  try {
+    for await (const chunk of createReadStream3(file)) hash2.update(chunk);
+  } catch (error2) {
+    return cannotRead(error2);
+  }
+  return { kind: "read", value: hash2.digest("hex") };
+}
+function signerKeyOf(pem2) {
+  const parsed = parsePublicKey(pem2);
+  return parsed.ok ? { kind: "read", value: publicKeyHex(parsed.key) } : { kind: "unusable", error: parsed.error };
+}
+function recordedReportOf(text2) {
+  const read = readVerificationReport(text2);
+  return read.ok ? { kind: "read", value: read.value } : { kind: "unusable", error: read.error };
+}
+function policyOf(bytes) {
+  const parsed = parsePolicy(bytes, POLICY_FILE);
+  return parsed.ok ? { kind: "read", value: parsed.policy } : {
+    kind: "unusable",
+    error: `does not load: ${parsed.errors.map(formatPolicyError).join("; ")}`
   };
+}
+async function engineLogOf(file) {
+  const size = await regularFileSize(file);
+  if (size.kind === "missing") return { kind: "read", value: {} };
+  if (size.kind === "unusable") return size;
   try {
-    const trustedKeys = await Promise.all(request.keyArgs.map((k) => resolvePublicKey(k, io2)));
-    const endorsements = await Promise.all(
-      request.endorsementFiles.map((f) => loadEndorsement(f, io2))
-    );
-    const expectedPolicy = request.policyHashFile === void 0 ? void 0 : await loadPolicyHash(request.policyHashFile, io2);
-    const { label, report } = await verifyEvidencePath(createNodeBackend(), request.chainPath, {
-      trustedKeys,
-      endorsements,
-      wholeRecorder: request.wholeRecorder,
-      ...request.sessionId === void 0 ? {} : { sessionId: request.sessionId }
-    });
-    const judged = judgeEvidence(report, { ...request, expectedPolicy });
-    io2.out(describe2(label, report, judged, expectedPolicy));
-    if (judged.verdict === "self_consistent_only") {
-      io2.err(
-        request.allowUnpinned ? "pipelock-egress verify: accepted without a pinned key (--allow-unpinned): the chain is only self-consistent\n" : "pipelock-egress verify: no --public-key given: the chain is only self-consistent, anyone could have signed it; pin the signer key, or pass --allow-unpinned to accept that\n"
-      );
-    }
-    return await finish(
-      verificationReport(judged.verdict, report, judged.policyHashMatch, judged.error),
-      judged.code
-    );
+    return { kind: "read", value: await readEngineLogFacts(file) };
   } catch (error2) {
-    if (!(error2 instanceof InputError) && !(error2 instanceof KeyArgumentError) && !(error2 instanceof UnreadableEvidence)) {
-      throw error2;
-    }
-    io2.err(`pipelock-egress verify: ${error2.message}
-`);
-    return finish(verificationReport("error", void 0, null, error2.message), 2);
+    return cannotRead(error2);
   }
 }
-function describe2(label, report, judged, expectedPolicy) {
+function chainSigner(report) {
+  const [only, ...others] = report.signer_keys;
+  const key = only === void 0 || others.length > 0 ? void 0 : fromHex(only);
+  return key === void 0 ? void 0 : encodePipelockPublicKey(key).trim();
+}
+async function checkPacket(dir, backend, pinnedKeys, options = {}) {
+  const evidence = join11(dir, PACKET_FILES.evidence);
+  const found = await regularFileSize(evidence);
+  if (found.kind === "missing") {
+    throw new UnreadablePacket(
+      `${dir} holds no ${PACKET_FILES.evidence}: give the directory a run wrote its Audit Packet to (--evidence-output, default audit-artifacts)`
+    );
+  }
+  if (found.kind === "unusable") throw new UnreadablePacket(`${evidence}: ${found.error}`);
+  const policyHashText = mapFact(
+    await readSmall(join11(dir, POLICY_HASH_FILE)),
+    (bytes) => mapFact(utf82(bytes), (text3) => ({ kind: "read", value: text3.trim() }))
+  );
+  const tally = new ChainTally();
+  const receiptsJsonHash = createHash3("sha256");
+  let accepted = 0;
+  const { report } = await verifyEvidencePath(backend, evidence, {
+    trustedKeys: pinnedKeys,
+    wholeRecorder: true,
+    onAccepted: (receipt, encoded, hash2) => {
+      receiptsJsonHash.update(receiptsJsonSeparator(accepted++));
+      receiptsJsonHash.update(encoded);
+      tally.add(receipt);
+      options.onAccepted?.(receipt, encoded, hash2);
+    }
+  });
+  receiptsJsonHash.update(receiptsJsonEnd(accepted));
+  const expectedPolicy = options.policyHash ?? (policyHashText.kind === "read" ? policyHashText.value : void 0);
+  const judgement = judgeEvidence(report, {
+    requireSealed: true,
+    allowUnpinned: true,
+    expectedPolicy
+  });
+  const summary = tally.summary();
+  const text2 = async (file) => mapFact(await readSmall(join11(dir, file)), utf82);
+  const policyBytes = await readSmall(join11(dir, POLICY_FILE));
+  const checks = packetChecks({
+    report,
+    judgement,
+    policyFileHash: mapFact(policyBytes, (bytes) => ({ kind: "read", value: policyHash(bytes) })),
+    policyHashText,
+    receiptsFileHash: await sha256OfFile(join11(dir, RECEIPTS_FILE)),
+    receiptsExpectedHash: receiptsJsonHash.digest("hex"),
+    signerKey: mapFact(await text2(PUBLIC_KEY_FILE), signerKeyOf),
+    recordedReport: mapFact(await text2(PACKET_FILES.verifier), recordedReportOf),
+    derived: {
+      chainVerified: report.valid,
+      summary,
+      signer: chainSigner(report),
+      policy: mapFact(policyBytes, policyOf),
+      engineLog: await engineLogOf(join11(dir, ENGINE_LOG)),
+      packetJson: await text2(PACKET_FILES.packet),
+      summaryMarkdown: await text2(PACKET_FILES.summary)
+    }
+  });
+  return {
+    dir,
+    report,
+    judgement,
+    pinnedKeys,
+    expectedPolicy,
+    summary,
+    checks,
+    policy: mapFact(policyBytes, utf82)
+  };
+}
+
+// src/cli/chain-text.ts
+function describeChain(label, report, judged2, expectedPolicy) {
   if (report.error?.class === "empty") return `No receipts found in ${label}
 `;
-  if (!report.valid || judged.unsealed) {
-    const lines2 = [`CHAIN BROKEN: ${label}`, `  Error:    ${judged.error ?? ""}`];
+  if (!report.valid || judged2.unsealed) {
+    const lines2 = [`CHAIN BROKEN: ${label}`, `  Error:    ${judged2.error ?? ""}`];
     if (report.broken_at_seq !== void 0) lines2.push(`  Broke at: seq ${report.broken_at_seq}`);
     lines2.push("  Sealed:   no");
     return `${lines2.join("\n")}
@@ -47030,13 +47466,249 @@ function describe2(label, report, judged, expectedPolicy) {
       `  Torn tail: ${report.torn_tail.where} (${report.torn_tail.bytes} bytes of a line the writer did not finish; not verified)`
     );
   }
-  if (judged.policyHashMatch === false) {
+  if (judged2.policyHashMatch === false) {
     lines.push(
       `POLICY MISMATCH: receipts carry policy_hash ${report.policy_hashes.join(", ")}; expected ${expectedPolicy ?? ""}`
     );
   }
   return `${lines.join("\n")}
 `;
+}
+
+// src/cli/open-packet.ts
+import { stat as stat8 } from "node:fs/promises";
+async function openPacket(prefix, dir, keyArgs, io2, load2) {
+  let pinned;
+  try {
+    pinned = await Promise.all(keyArgs.map((key) => resolvePublicKey(key, io2)));
+  } catch (error2) {
+    if (!(error2 instanceof KeyArgumentError)) throw error2;
+    return { ok: false, error: error2.message };
+  }
+  if (!(await stat8(dir).catch(() => void 0))?.isDirectory())
+    return { ok: false, error: `${dir} is not a directory: give the Audit Packet directory` };
+  io2.err(`${prefix}: verifying ${dir} \u2026
+`);
+  try {
+    return { ok: true, packet: await load2(dir, createNodeBackend(), pinned) };
+  } catch (error2) {
+    if (!(error2 instanceof UnreadablePacket) && !(error2 instanceof UnreadableEvidence)) throw error2;
+    return { ok: false, error: error2.message };
+  }
+}
+
+// src/cli/verify-packet.ts
+var PREFIX = "pipelock-egress verify";
+var STATUS_LABELS = {
+  ok: "ok",
+  mismatch: "MISMATCH",
+  missing: "MISSING",
+  unchecked: "UNCHECKED"
+};
+var HEADINGS = {
+  valid: "PACKET VALID",
+  self_consistent_only: "PACKET UNPINNED",
+  invalid: "PACKET INVALID",
+  error: "PACKET INVALID"
+};
+function describeFiles(dir, verdict, error2, checks) {
+  const width = Math.max(...checks.map((check2) => check2.file.length));
+  const lines = [`${HEADINGS[verdict]}: ${dir}`];
+  if (error2 !== void 0) lines.push(`  Error: ${error2}`);
+  for (const check2 of checks) {
+    lines.push(
+      `  ${STATUS_LABELS[check2.status].padEnd(9)} ${check2.file.padEnd(width)}  ${check2.detail}`
+    );
+  }
+  return `${lines.join("\n")}
+`;
+}
+function judged(checked, allowUnpinned) {
+  const { verdict, error: error2 } = packetVerdict(checked.judgement, checked.checks);
+  const code2 = verdict === "valid" || verdict === "self_consistent_only" && allowUnpinned ? 0 : 1;
+  return {
+    code: code2,
+    report: {
+      ...verificationReport(verdict, checked.report, checked.judgement.policyHashMatch, error2),
+      files: checked.checks
+    }
+  };
+}
+async function verifyPacket(request, io2) {
+  const opened = await openPacket(
+    PREFIX,
+    request.dir,
+    request.keyArgs,
+    io2,
+    (dir, backend, keys) => checkPacket(dir, backend, keys, {
+      ...request.policyHash === void 0 ? {} : { policyHash: request.policyHash }
+    })
+  );
+  if (!opened.ok) {
+    io2.err(`${PREFIX}: ${opened.error}
+`);
+    return {
+      code: 2,
+      report: { ...verificationReport("error", void 0, null, opened.error), files: [] }
+    };
+  }
+  const checked = opened.packet;
+  const outcome = judged(checked, request.allowUnpinned);
+  io2.out(
+    describeChain(
+      join12(request.dir, PACKET_FILES.evidence),
+      checked.report,
+      checked.judgement,
+      checked.expectedPolicy
+    )
+  );
+  io2.out(
+    describeFiles(
+      request.dir,
+      outcome.report.verdict,
+      outcome.report.error ?? void 0,
+      checked.checks
+    )
+  );
+  return outcome;
+}
+
+// src/cli/verify-command.ts
+var PACKET_OWN = {
+  "receipt-chain": "the chain is the packet's evidence.jsonl",
+  "session-id": "a packet holds one recorder session",
+  "rotation-endorsement": "a run signs with one key"
+};
+var PREFIX2 = "pipelock-egress verify";
+var InputError = class extends Error {
+};
+function parseRequest(args) {
+  const options = parseOptions("verify", args, {
+    single: ["receipt-chain", "packet", "policy-hash", "output", "session-id"],
+    repeatable: ["public-key", "rotation-endorsement"],
+    flags: ["allow-unpinned", "require-sealed", "whole-recorder"]
+  });
+  const keyArgs = options.values.get("public-key") ?? [];
+  const packet = optionValue(options, "packet");
+  if (packet !== void 0) {
+    const given = Object.keys(PACKET_OWN).find((name) => options.values.has(name));
+    if (given !== void 0)
+      throw new UsageError(`verify: --${given} does not go with --packet: ${PACKET_OWN[given]}`);
+    return {
+      kind: "packet",
+      dir: packet,
+      keyArgs,
+      allowUnpinned: options.flags.has("allow-unpinned"),
+      policyHashFile: optionValue(options, "policy-hash"),
+      output: optionValue(options, "output")
+    };
+  }
+  const chainPath = optionValue(options, "receipt-chain");
+  if (chainPath === void 0)
+    throw new UsageError("verify: --receipt-chain PATH (or --packet DIR) is required");
+  const endorsementFiles = options.values.get("rotation-endorsement") ?? [];
+  if (endorsementFiles.length > 0 && keyArgs.length === 0) {
+    throw new UsageError(
+      "verify: --rotation-endorsement needs --public-key: an endorsement only extends a pinned root key"
+    );
+  }
+  return {
+    kind: "chain",
+    chainPath,
+    keyArgs,
+    endorsementFiles,
+    policyHashFile: optionValue(options, "policy-hash"),
+    output: optionValue(options, "output"),
+    sessionId: optionValue(options, "session-id"),
+    allowUnpinned: options.flags.has("allow-unpinned"),
+    requireSealed: options.flags.has("require-sealed"),
+    wholeRecorder: options.flags.has("whole-recorder")
+  };
+}
+async function readText(file, what, io2) {
+  if ((await stat9(file).catch(() => void 0))?.isFile() === false)
+    throw new InputError(`cannot read ${what} ${file}: not a regular file`);
+  try {
+    return new TextDecoder().decode(await io2.readFile(file));
+  } catch (error2) {
+    throw new InputError(`cannot read ${what} ${file}: ${error2.message}`);
+  }
+}
+async function loadEndorsement(file, io2) {
+  const parsed = parseRotationEndorsement(await readText(file, "rotation endorsement", io2));
+  if (!parsed.ok) throw new InputError(`${file}: ${parsed.failure.message}`);
+  return parsed.value;
+}
+async function loadPolicyHash(file, io2) {
+  const hash2 = (await readText(file, "policy hash", io2)).trim();
+  if (hash2 === "") throw new InputError(`policy hash file ${file} is empty`);
+  const lines = hash2.split("\n").length;
+  if (lines > 1)
+    throw new InputError(
+      `policy hash file ${file} holds ${lines} lines, not one hash: give the policy's hash (policy-hash.txt, or the first field of sha256sum POLICY)`
+    );
+  return hash2;
+}
+async function verifyChain2(request, io2) {
+  try {
+    const trustedKeys = await Promise.all(request.keyArgs.map((k) => resolvePublicKey(k, io2)));
+    const endorsements = await Promise.all(
+      request.endorsementFiles.map((f) => loadEndorsement(f, io2))
+    );
+    const expectedPolicy = request.policyHashFile === void 0 ? void 0 : await loadPolicyHash(request.policyHashFile, io2);
+    const { label, report } = await verifyEvidencePath(createNodeBackend(), request.chainPath, {
+      trustedKeys,
+      endorsements,
+      wholeRecorder: request.wholeRecorder,
+      ...request.sessionId === void 0 ? {} : { sessionId: request.sessionId }
+    });
+    const judged2 = judgeEvidence(report, { ...request, expectedPolicy });
+    io2.out(describeChain(label, report, judged2, expectedPolicy));
+    return {
+      code: judged2.code,
+      report: verificationReport(judged2.verdict, report, judged2.policyHashMatch, judged2.error)
+    };
+  } catch (error2) {
+    if (!(error2 instanceof InputError) && !(error2 instanceof KeyArgumentError) && !(error2 instanceof UnreadableEvidence)) {
+      throw error2;
+    }
+    io2.err(`${PREFIX2}: ${error2.message}
+`);
+    return { code: 2, report: verificationReport("error", void 0, null, error2.message) };
+  }
+}
+async function verifyPacketFiles(request, io2) {
+  let policyHash2;
+  try {
+    policyHash2 = request.policyHashFile === void 0 ? void 0 : await loadPolicyHash(request.policyHashFile, io2);
+  } catch (error2) {
+    if (!(error2 instanceof InputError)) throw error2;
+    io2.err(`${PREFIX2}: ${error2.message}
+`);
+    return { code: 2, report: verificationReport("error", void 0, null, error2.message) };
+  }
+  return verifyPacket({ ...request, policyHash: policyHash2 }, io2);
+}
+async function verifyCommand(args, io2) {
+  const request = parseRequest(args);
+  const { code: code2, report } = request.kind === "packet" ? await verifyPacketFiles(request, io2) : await verifyChain2(request, io2);
+  if (report.verdict === "self_consistent_only") {
+    io2.err(
+      request.allowUnpinned ? `${PREFIX2}: accepted without a pinned key (--allow-unpinned): the ${request.kind} is only self-consistent
+` : `${PREFIX2}: no --public-key given: the ${request.kind} is only self-consistent, anyone could have signed it; pin the signer key, or pass --allow-unpinned to accept that
+`
+    );
+  }
+  if (request.output === void 0) return code2;
+  try {
+    await makeDirectories(path3.dirname(request.output), 493);
+    await writeFile8(request.output, encodeVerificationReport(report));
+  } catch (error2) {
+    io2.err(`${PREFIX2}: cannot write ${request.output}: ${error2.message}
+`);
+    return 2;
+  }
+  return code2;
 }
 
 // src/cli/audit-packet.ts
@@ -47051,18 +47723,18 @@ async function writeAuditPacket(packet, io2) {
   const verified = await verifyCommand(
     [
       "--receipt-chain",
-      join11(out, PACKET_FILES.evidence),
+      join13(out, PACKET_FILES.evidence),
       "--policy-hash",
-      join11(out, POLICY_HASH_FILE),
+      join13(out, POLICY_HASH_FILE),
       "--require-sealed",
       "--whole-recorder",
       "--output",
-      join11(out, PACKET_FILES.verifier),
+      join13(out, PACKET_FILES.verifier),
       ...packet.pinnedKey === void 0 ? ["--allow-unpinned"] : ["--public-key", packet.pinnedKey]
     ],
     io2
   );
-  const report = parseVerificationReport(await readFile8(join11(out, PACKET_FILES.verifier), "utf8"));
+  const report = parseVerificationReport(await readFile9(join13(out, PACKET_FILES.verifier), "utf8"));
   await writePacketReport({
     out,
     receipts,
@@ -47077,7 +47749,7 @@ async function writeAuditPacket(packet, io2) {
 }
 
 // src/cli/run-request.ts
-import { lstat as lstat3, readFile as readFile9, realpath, readdir as readdir5, rm as rm5, stat as stat8 } from "node:fs/promises";
+import { lstat as lstat3, readFile as readFile10, realpath, readdir as readdir5, rm as rm5, stat as stat10 } from "node:fs/promises";
 import { basename as basename2, dirname as dirname3, isAbsolute, relative, resolve as resolve2, sep } from "node:path";
 var DEFAULT_EVIDENCE_OUTPUT = "audit-artifacts";
 var DEFAULT_IDENTITY = "pipelock-agent";
@@ -47202,7 +47874,7 @@ async function parseRunRequest(args, io2, backend, cwd = process.cwd()) {
 }
 async function environmentFile(file, problems) {
   try {
-    const parsed = JSON.parse(await readFile9(file, "utf8"));
+    const parsed = JSON.parse(await readFile10(file, "utf8"));
     await rm5(file, { force: true });
     if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed) || !Object.values(parsed).every((value) => typeof value === "string")) {
       problems.push(`--env-file ${file}: expected a JSON object of strings`);
@@ -47231,7 +47903,7 @@ async function checkedOutput(output, writable, problems) {
   }
   const owners = /* @__PURE__ */ new Set([0, process.getuid?.() ?? 0, Number(process.env["SUDO_UID"] ?? 0)]);
   for (const dir of ancestors(base)) {
-    const info = await stat8(dir);
+    const info = await stat10(dir);
     const mode = (info.mode & 4095).toString(8);
     if (dir === base && !info.isDirectory()) {
       problems.push(
@@ -47267,18 +47939,18 @@ function ancestors(path4) {
     dirs.push(resolve2(dirs.at(-1) ?? sep, part));
   return dirs;
 }
-function processLimit(text) {
-  if (text === void 0) return DEFAULT_MAX_PROCESSES;
-  const value = Number(text);
-  if (!/^[0-9]+$/.test(text) || value < 16 || value > 1e6) {
-    throw new UsageError(`run: --max-processes ${text}: give a whole number from 16 to 1000000`);
+function processLimit(text2) {
+  if (text2 === void 0) return DEFAULT_MAX_PROCESSES;
+  const value = Number(text2);
+  if (!/^[0-9]+$/.test(text2) || value < 16 || value > 1e6) {
+    throw new UsageError(`run: --max-processes ${text2}: give a whole number from 16 to 1000000`);
   }
   return value;
 }
 async function directory(path4, what, problems) {
   try {
     const real = await realpath(path4);
-    if ((await stat8(real)).isDirectory()) return real;
+    if ((await stat10(real)).isDirectory()) return real;
     problems.push(`${what} ${path4} is not a directory`);
   } catch {
     problems.push(`${what} ${path4} does not exist`);
@@ -47310,7 +47982,7 @@ async function pathInside(workdir, path4, what, problems, mayBeWorkdir) {
 async function scriptInside(workdir, path4, problems) {
   const real = await pathInside(workdir, path4, "script", problems, false);
   if (real === void 0) return void 0;
-  if (!(await stat8(real)).isFile()) {
+  if (!(await stat10(real)).isFile()) {
     problems.push(`script ${path4} is not a regular file`);
     return void 0;
   }
@@ -47343,7 +48015,7 @@ async function runKeys(options, io2, backend, problems) {
 }
 
 // src/cli/run-command.ts
-var PREFIX = "pipelock-egress run";
+var PREFIX3 = "pipelock-egress run";
 async function runCommand(args, io2) {
   const backend = createNodeBackend();
   let request;
@@ -47351,19 +48023,19 @@ async function runCommand(args, io2) {
     request = await parseRunRequest(args, io2, backend);
   } catch (error2) {
     if (!(error2 instanceof RunRequestError)) throw error2;
-    for (const problem of error2.problems) io2.err(`${PREFIX}: ${problem}
+    for (const problem of error2.problems) io2.err(`${PREFIX3}: ${problem}
 `);
-    io2.err(`${PREFIX}: nothing was started or created
+    io2.err(`${PREFIX3}: nothing was started or created
 `);
     return 1;
   }
   const facts = await gatherHostFacts();
   const problems = preflightProblems(facts, { acl: request.writable.length > 0 });
   if (problems.length > 0) {
-    for (const problem of problems) io2.err(`${PREFIX}: preflight: ${problem}
+    for (const problem of problems) io2.err(`${PREFIX3}: preflight: ${problem}
 `);
     io2.err(
-      `${PREFIX}: ${problems.length} preflight problem${problems.length === 1 ? "" : "s"}; nothing was created
+      `${PREFIX3}: ${problems.length} preflight problem${problems.length === 1 ? "" : "s"}; nothing was created
 `
     );
     return 1;
@@ -47374,7 +48046,7 @@ async function runCommand(args, io2) {
   const cancel = new AbortController();
   let received;
   const onSignal = (signal) => {
-    io2.err(`${PREFIX}: ${signal}: stopping the agent, sealing the evidence, tearing down
+    io2.err(`${PREFIX3}: ${signal}: stopping the agent, sealing the evidence, tearing down
 `);
     received = signal;
     cancel.abort();
@@ -47401,9 +48073,9 @@ async function runCommand(args, io2) {
       writable: request.writable,
       maxProcesses: request.maxProcesses,
       callerEnv: request.callerEnv,
-      evidenceCopyDir: join12(out, EVIDENCE_DIR),
-      engineLogCopy: join12(out, ENGINE_LOG),
-      log: (line) => io2.err(`${PREFIX}: ${line}
+      evidenceCopyDir: join14(out, EVIDENCE_DIR),
+      engineLogCopy: join14(out, ENGINE_LOG),
+      log: (line) => io2.err(`${PREFIX3}: ${line}
 `),
       cancel: cancel.signal
     });
@@ -47437,29 +48109,23 @@ async function runCommand(args, io2) {
           scriptBasename: basename3(request.script),
           scriptArgCount: request.args.length
         },
-        policy: {
-          path: request.policyFile,
-          mode: request.policy.mode,
-          dlpPatterns: policyDetectors(request.policy).length,
-          websocketFrameScan: request.policy.websocket.enabled && request.policy.websocket.frame_scan,
-          hash: request.policy.hash
-        }
+        policy: packetPolicy(request.policy, request.policyFile)
       },
       io2
     );
     await giveToInvoker(out);
     io2.err(
-      `${PREFIX}: ${outcome.sealed.receipts} receipts sealed; verdict ${report.verdict}; Audit Packet in ${out}
+      `${PREFIX3}: ${outcome.sealed.receipts} receipts sealed; verdict ${report.verdict}; Audit Packet in ${out}
 `
     );
     if (verified !== 0) {
-      io2.err(`${PREFIX}: the evidence did not verify (${report.verdict}); failing the run
+      io2.err(`${PREFIX3}: the evidence did not verify (${report.verdict}); failing the run
 `);
       return 1;
     }
     if (report.verdict === "self_consistent_only") {
       io2.err(
-        `${PREFIX}: warning: signed with a key made for this run; pass --signing-key and --public-key to make the verdict valid
+        `${PREFIX3}: warning: signed with a key made for this run; pass --signing-key and --public-key to make the verdict valid
 `
       );
     }
@@ -47467,7 +48133,7 @@ async function runCommand(args, io2) {
     return outcome.agentExitCode;
   } catch (error2) {
     if (!(error2 instanceof BoundaryError)) throw error2;
-    io2.err(`${PREFIX}: boundary failed: ${error2.message}
+    io2.err(`${PREFIX3}: boundary failed: ${error2.message}
 `);
     return 1;
   } finally {
@@ -47488,13 +48154,13 @@ async function giveToInvoker(out) {
   const gid = process.env["SUDO_GID"];
   if (uid === void 0 || gid === void 0 || !/^[0-9]+$/.test(uid) || !/^[0-9]+$/.test(gid))
     return;
-  const evidence = join12(out, EVIDENCE_DIR);
+  const evidence = join14(out, EVIDENCE_DIR);
   const written = [ENGINE_LOG, POLICY_FILE, POLICY_HASH_FILE, PUBLIC_KEY_FILE, RECEIPTS_FILE];
   const files = [
     out,
     evidence,
-    ...[...written, ...Object.values(PACKET_FILES)].map((name) => join12(out, name)),
-    ...(await readdir6(evidence)).map((name) => join12(evidence, name))
+    ...[...written, ...Object.values(PACKET_FILES)].map((name) => join14(out, name)),
+    ...(await readdir6(evidence)).map((name) => join14(evidence, name))
   ];
   for (const file of files) await lchown(file, Number(uid), Number(gid));
 }
@@ -47540,6 +48206,12 @@ Commands:
     --rotation-endorsement FILE           authorise a key rotation (repeatable)
     --session-id ID                       recorder session (default proxy)
     --output FILE                         write verification-report.json there
+  verify --packet DIR [options]           verify an Audit Packet as the action does: the chain
+                                          in evidence.jsonl (sealed, whole recorder, the
+                                          packet's policy hash), then every other file
+                                          against it; exit 0 only if all of it holds
+    --public-key FILE|HEX, --allow-unpinned, --output FILE   as above (the report lists
+                                          each file's check)
   keygen --out DIR                        create signing-key.pem, public-key.pem and
                                           public-key.pipelock in DIR (never overwrites);
                                           print the hex public key
@@ -47557,125 +48229,9 @@ Options:
 Exit codes: 0 success or allow; 1 invalid, failed or block; 2 usage or unreadable input.
 `;
 
-// src/cli/view-command.ts
-import { stat as stat10 } from "node:fs/promises";
-
-// src/packet/view/load-packet.ts
-import { createHash as createHash3 } from "node:crypto";
-import { createReadStream as createReadStream3 } from "node:fs";
-import { readFile as readFile10, stat as stat9 } from "node:fs/promises";
-import { join as join13 } from "node:path";
-
-// src/packet/view/packet-checks.ts
-var DERIVED_FILES = ["packet.json", "summary.md"];
-function ok(file, detail) {
-  return { file, status: "ok", detail };
-}
-function mismatch(file, detail) {
-  return { file, status: "mismatch", detail };
-}
-function unread(file, fact) {
-  if (fact.kind === "missing") return { file, status: "missing", detail: "not in the packet" };
-  return mismatch(file, fact.error);
-}
-function chainPolicy(report) {
-  return report.policy_hashes.join(", ") || "(no receipts)";
-}
-function evidenceCheck({ report, judgement }) {
-  const file = "evidence.jsonl";
-  if (judgement.verdict === "valid" || judgement.verdict === "self_consistent_only") {
-    return ok(
-      file,
-      `${report.receipt_count} receipts verified with the recorder entries, checkpoints and transcript root; sealed`
-    );
-  }
-  return mismatch(file, judgement.error ?? "does not verify");
-}
-function policyBindingCheck(file, fact, report, matches, differs) {
-  if (fact.kind !== "read") return unread(file, fact);
-  if (report.policy_hashes.length === 1 && report.policy_hashes[0] === fact.value) {
-    return ok(file, matches);
-  }
-  return mismatch(file, `${differs(fact.value)}; the receipts carry ${chainPolicy(report)}`);
-}
-function receiptsCheck(facts) {
-  const file = "receipts.json";
-  if (facts.receiptsFileHash.kind !== "read") return unread(file, facts.receiptsFileHash);
-  if (!facts.report.valid) {
-    return { file, status: "unchecked", detail: "the chain in evidence.jsonl does not verify" };
-  }
-  if (facts.receiptsFileHash.value === facts.receiptsExpectedHash) {
-    return ok(file, "the receipts of evidence.jsonl, byte for byte");
-  }
-  return mismatch(file, "is not the receipts of evidence.jsonl");
-}
-function signerCheck({ signerKey, report }) {
-  const file = "signer-public-key.pem";
-  if (signerKey.kind !== "read") return unread(file, signerKey);
-  const signers = report.signer_keys;
-  if (signers.length === 1 && signers[0] === signerKey.value) {
-    return ok(file, "the key that signed every receipt");
-  }
-  return mismatch(
-    file,
-    `holds ${signerKey.value}; the receipts are signed by ${signers.join(", ") || "(no receipts)"}`
-  );
-}
-function reportCheck({ recordedReport, report, judgement }) {
-  const file = "verification-report.json";
-  if (recordedReport.kind !== "read") return unread(file, recordedReport);
-  const recorded = recordedReport.value;
-  const fresh = {
-    receipt_count: report.receipt_count,
-    final_seq: report.final_seq ?? null,
-    root_hash: report.root_hash ?? null,
-    sealed: report.sealed
-  };
-  const differing = Object.keys(fresh).filter(
-    (key) => String(recorded[key]) !== String(fresh[key])
-  );
-  const verdict = `recorded verdict ${String(recorded.verdict)}`;
-  if (differing.length > 0) {
-    return mismatch(
-      file,
-      `${verdict}; ${differing.map((key) => `${key} ${String(recorded[key])}, verified ${String(fresh[key])}`).join("; ")}`
-    );
-  }
-  const claimsMore = (recorded.verdict === "valid" || recorded.verdict === "self_consistent_only") && judgement.verdict !== "valid" && judgement.verdict !== "self_consistent_only";
-  if (claimsMore) return mismatch(file, `${verdict}; verified ${judgement.verdict}`);
-  return ok(file, `${verdict}; counts, final seq, root hash and seal agree`);
-}
-function packetChecks(facts) {
-  return [
-    evidenceCheck(facts),
-    receiptsCheck(facts),
-    policyBindingCheck(
-      "policy.yaml",
-      facts.policyFileHash,
-      facts.report,
-      "its SHA-256 is the policy_hash every receipt carries",
-      (hash2) => `its SHA-256 is ${hash2}`
-    ),
-    policyBindingCheck(
-      "policy-hash.txt",
-      facts.policyHashText,
-      facts.report,
-      "states the policy_hash every receipt carries",
-      (hash2) => `states ${hash2}`
-    ),
-    signerCheck(facts),
-    reportCheck(facts),
-    ...DERIVED_FILES.map((file) => ({
-      file,
-      status: "unchecked",
-      detail: "written from the receipts, not signed; this viewer counts the verified receipts itself"
-    }))
-  ];
-}
-
 // src/packet/view/receipt-rows.ts
-function detached(text) {
-  return Buffer.from(text, "utf8").toString("utf8");
+function detached(text2) {
+  return Buffer.from(text2, "utf8").toString("utf8");
 }
 function receiptRow(receipt, encoded, hash2) {
   const record2 = receipt.action_record;
@@ -47712,8 +48268,8 @@ function queryString(query, page2 = query.page) {
   if (query.destination !== "") params.set("destination", query.destination);
   if (query.text !== "") params.set("q", query.text);
   if (page2 > 1) params.set("page", String(page2));
-  const text = params.toString();
-  return text === "" ? "" : `?${text}`;
+  const text2 = params.toString();
+  return text2 === "" ? "" : `?${text2}`;
 }
 function selectRows(rows, query) {
   const needle = query.text.toLowerCase();
@@ -47770,123 +48326,12 @@ ${"  ".repeat(depth)}`;
 }
 
 // src/packet/view/load-packet.ts
-var UnreadablePacket = class extends Error {
-};
-var SMALL_FILE_BYTES = 1024 * 1024;
-function cannotRead(error2) {
-  return { kind: "unusable", error: `cannot read it: ${error2.message}` };
-}
-async function regularFileSize(file) {
-  try {
-    const info = await stat9(file);
-    return info.isFile() ? { kind: "read", value: info.size } : { kind: "unusable", error: "not a regular file" };
-  } catch (error2) {
-    return error2.code === "ENOENT" ? { kind: "missing" } : cannotRead(error2);
-  }
-}
-async function readSmall(file) {
-  const size = await regularFileSize(file);
-  if (size.kind !== "read") return size;
-  if (size.value > SMALL_FILE_BYTES)
-    return { kind: "unusable", error: `larger than ${SMALL_FILE_BYTES} bytes` };
-  try {
-    return { kind: "read", value: await readFile10(file) };
-  } catch (error2) {
-    return cannotRead(error2);
-  }
-}
-function mapFact(fact, read) {
-  return fact.kind === "read" ? read(fact.value) : fact;
-}
-function utf82(bytes) {
-  try {
-    return { kind: "read", value: new TextDecoder("utf-8", { fatal: true }).decode(bytes) };
-  } catch {
-    return { kind: "unusable", error: "not UTF-8 text" };
-  }
-}
-async function sha256OfFile(file) {
-  const size = await regularFileSize(file);
-  if (size.kind !== "read") return size;
-  const hash2 = createHash3("sha256");
-  try {
-    for await (const chunk of createReadStream3(file)) hash2.update(chunk);
-  } catch (error2) {
-    return cannotRead(error2);
-  }
-  return { kind: "read", value: hash2.digest("hex") };
-}
-function signerKeyOf(pem2) {
-  const parsed = parsePublicKey(pem2);
-  return parsed.ok ? { kind: "read", value: publicKeyHex(parsed.key) } : { kind: "unusable", error: parsed.error };
-}
-function recordedReportOf(text) {
-  try {
-    const value = JSON.parse(text);
-    if (typeof value === "object" && value !== null && !Array.isArray(value))
-      return { kind: "read", value };
-  } catch {
-  }
-  return { kind: "unusable", error: "not a JSON object" };
-}
 async function loadPacketView(dir, backend, pinnedKeys) {
-  const evidence = join13(dir, PACKET_FILES.evidence);
-  const found = await regularFileSize(evidence);
-  if (found.kind === "missing") {
-    throw new UnreadablePacket(
-      `${dir} holds no ${PACKET_FILES.evidence}: give the directory a run wrote its Audit Packet to (--evidence-output, default audit-artifacts)`
-    );
-  }
-  if (found.kind === "unusable") throw new UnreadablePacket(`${evidence}: ${found.error}`);
-  const policyHashText = mapFact(
-    await readSmall(join13(dir, POLICY_HASH_FILE)),
-    (bytes) => mapFact(utf82(bytes), (text) => ({ kind: "read", value: text.trim() }))
-  );
   const rows = [];
-  const tally = new ChainTally();
-  const onAccepted = (receipt, encoded, hash2) => {
-    rows.push(receiptRow(receipt, encoded, hash2));
-    tally.add(receipt);
-  };
-  const { report } = await verifyEvidencePath(backend, evidence, {
-    trustedKeys: pinnedKeys,
-    wholeRecorder: true,
-    onAccepted
+  const checked = await checkPacket(dir, backend, pinnedKeys, {
+    onAccepted: (receipt, encoded, hash2) => rows.push(receiptRow(receipt, encoded, hash2))
   });
-  const judgement = judgeEvidence(report, {
-    requireSealed: true,
-    allowUnpinned: true,
-    expectedPolicy: policyHashText.kind === "read" ? policyHashText.value : void 0
-  });
-  const expected = createHash3("sha256");
-  for (const piece of receiptsJsonPieces(rows.map((row) => row.encoded))) expected.update(piece);
-  const policyBytes = await readSmall(join13(dir, POLICY_FILE));
-  const checks = packetChecks({
-    report,
-    judgement,
-    policyFileHash: mapFact(policyBytes, (bytes) => ({ kind: "read", value: policyHash(bytes) })),
-    policyHashText,
-    receiptsFileHash: await sha256OfFile(join13(dir, RECEIPTS_FILE)),
-    receiptsExpectedHash: expected.digest("hex"),
-    signerKey: mapFact(
-      await readSmall(join13(dir, PUBLIC_KEY_FILE)),
-      (bytes) => mapFact(utf82(bytes), signerKeyOf)
-    ),
-    recordedReport: mapFact(
-      await readSmall(join13(dir, PACKET_FILES.verifier)),
-      (bytes) => mapFact(utf82(bytes), recordedReportOf)
-    )
-  });
-  return {
-    dir,
-    report,
-    judgement,
-    pinnedKeys,
-    rows,
-    summary: tally.summary(),
-    checks,
-    policy: mapFact(policyBytes, utf82)
-  };
+  return { ...checked, rows };
 }
 
 // src/packet/view/viewer-server.ts
@@ -47898,8 +48343,8 @@ import { timingSafeEqual } from "node:crypto";
 
 // src/packet/view/html.ts
 var Html = class {
-  constructor(text) {
-    this.text = text;
+  constructor(text2) {
+    this.text = text2;
   }
   text;
 };
@@ -47914,8 +48359,8 @@ var INVISIBLE = (
   // eslint-disable-next-line no-control-regex -- control characters are exactly what must be shown
   /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g
 );
-function escapeHtml(text) {
-  return text.replace(/[&<>"']/g, (c) => ESCAPES[c] ?? c).replace(INVISIBLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+function escapeHtml(text2) {
+  return text2.replace(/[&<>"']/g, (c) => ESCAPES[c] ?? c).replace(INVISIBLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 function render(value) {
   if (value instanceof Html) return value.text;
@@ -47924,11 +48369,11 @@ function render(value) {
   return escapeHtml(String(value));
 }
 function html(strings, ...values) {
-  let text = strings[0] ?? "";
+  let text2 = strings[0] ?? "";
   values.forEach((value, i) => {
-    text += render(value) + (strings[i + 1] ?? "");
+    text2 += render(value) + (strings[i + 1] ?? "");
   });
-  return new Html(text);
+  return new Html(text2);
 }
 
 // src/packet/view/pages.ts
@@ -48025,8 +48470,8 @@ function receiptsLink(ctx, query, label) {
   const full = { verdict: "", destination: "", text: "", page: 1, ...query };
   return html`<a href="${ctx.root}receipts${queryString(full)}">${label}</a>`;
 }
-function seqLink(ctx, seq, label = seq) {
-  return html`<a href="${ctx.root}receipts/${seq}">${label}</a>`;
+function seqLink(ctx, seq2, label = seq2) {
+  return html`<a href="${ctx.root}receipts/${seq2}">${label}</a>`;
 }
 function totalsSection(view, ctx) {
   const { totals } = view.summary;
@@ -48217,10 +48662,10 @@ var ViewerApp = class {
     if (path4 === "receipts")
       return page(200, receiptsPage(this.view, ctx, rowQuery(url.searchParams)));
     if (path4 === "policy") return page(200, policyPage(this.view, ctx));
-    const seq = /^receipts\/([0-9]{1,20})$/.exec(path4)?.[1];
-    const row = seq === void 0 ? void 0 : this.bySeq.get(String(BigInt(seq)));
+    const seq2 = /^receipts\/([0-9]{1,20})$/.exec(path4)?.[1];
+    const row = seq2 === void 0 ? void 0 : this.bySeq.get(String(BigInt(seq2)));
     if (row) return page(200, receiptPage(this.view, ctx, row));
-    const what = seq === void 0 ? "There is no such page." : `No verified receipt has seq ${seq}.`;
+    const what = seq2 === void 0 ? "There is no such page." : `No verified receipt has seq ${seq2}.`;
     return page(404, notFoundPage(this.view, ctx, what));
   }
 };
@@ -48267,7 +48712,7 @@ async function serveViewer(view, listen) {
 
 // src/cli/view-command.ts
 var COMMAND2 = "view";
-var PREFIX2 = `pipelock-egress ${COMMAND2}`;
+var PREFIX4 = `pipelock-egress ${COMMAND2}`;
 async function viewCommand(args, io2) {
   const [dir, ...rest] = args;
   if (dir === void 0 || dir.startsWith("--"))
@@ -48281,38 +48726,24 @@ async function viewCommand(args, io2) {
     "the viewer",
     optionValue(options, "listen") ?? "127.0.0.1:0"
   );
-  let pinned;
-  try {
-    pinned = await Promise.all(
-      (options.values.get("public-key") ?? []).map((key) => resolvePublicKey(key, io2))
-    );
-  } catch (error2) {
-    if (!(error2 instanceof KeyArgumentError)) throw error2;
-    io2.err(`${PREFIX2}: ${error2.message}
+  const opened = await openPacket(
+    PREFIX4,
+    dir,
+    options.values.get("public-key") ?? [],
+    io2,
+    loadPacketView
+  );
+  if (!opened.ok) {
+    io2.err(`${PREFIX4}: ${opened.error}
 `);
     return 2;
   }
-  if (!(await stat10(dir).catch(() => void 0))?.isDirectory()) {
-    io2.err(`${PREFIX2}: ${dir} is not a directory: give the Audit Packet directory
-`);
-    return 2;
-  }
-  io2.err(`${PREFIX2}: verifying ${dir} \u2026
-`);
-  let view;
-  try {
-    view = await loadPacketView(dir, createNodeBackend(), pinned);
-  } catch (error2) {
-    if (!(error2 instanceof UnreadablePacket) && !(error2 instanceof UnreadableEvidence)) throw error2;
-    io2.err(`${PREFIX2}: ${error2.message}
-`);
-    return 2;
-  }
+  const view = opened.packet;
   let viewer;
   try {
     viewer = await serveViewer(view, listen);
   } catch (error2) {
-    io2.err(`${PREFIX2}: cannot listen on ${listenText(listen)}: ${error2.message}
+    io2.err(`${PREFIX4}: cannot listen on ${listenText(listen)}: ${error2.message}
 `);
     return 1;
   }
@@ -48325,7 +48756,7 @@ async function viewCommand(args, io2) {
 `
   );
   io2.err(
-    `${PREFIX2}: ${dir}: verdict ${view.judgement.verdict}; open ${viewer.url} (the address is the key: share it with no one); Ctrl-C stops
+    `${PREFIX4}: ${dir}: verdict ${view.judgement.verdict}; open ${viewer.url} (the address is the key: share it with no one); Ctrl-C stops
 `
   );
   await stopSignal;
@@ -48381,10 +48812,10 @@ process.stdout.on("error", (error2) => {
   readerGone = true;
 });
 var io = {
-  out: (text) => {
-    if (!readerGone) process.stdout.write(text);
+  out: (text2) => {
+    if (!readerGone) process.stdout.write(text2);
   },
-  err: (text) => process.stderr.write(text),
+  err: (text2) => process.stderr.write(text2),
   readFile: (path4) => readFile11(path4)
 };
 main(process.argv.slice(2), io).then(

@@ -26,7 +26,6 @@ node dist/cli.js run --policy fixtures/policies/example.yaml --evidence-output "
   -- fixtures/agents/example.sh || status=$?
 
 echo
-echo "example: the evidence, verified again as a reviewer would (exit $status from run):"
-node dist/cli.js verify --receipt-chain "$out/packet/evidence.jsonl" --public-key "$out/keys/public-key.pem" \
-  --policy-hash "$out/packet/policy-hash.txt" --require-sealed --whole-recorder
+echo "example: the packet, verified again as a reviewer would (exit $status from run):"
+node dist/cli.js verify --packet "$out/packet" --public-key "$out/keys/public-key.pem"
 exit "$status"

@@ -3,9 +3,8 @@
 // then packet.json and summary.md.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PACKET_FILES } from '../packet/packet-json.js';
+import { PACKET_FILES, POLICY_HASH_FILE } from '../packet/packet-json.js';
 import {
-  POLICY_HASH_FILE,
   writePacketEvidence,
   writePacketReport,
   type PacketReport,

@@ -9,21 +9,22 @@ import { runInBoundary } from '../boundary/boundary.js';
 import { BoundaryError } from '../boundary/command.js';
 import { boundaryTools, gatherHostFacts, preflightProblems } from '../boundary/preflight.js';
 import { encodePrivateKeyPem, publicKeyHex } from '../receipts/index.js';
-import { PACKET_FILES, packetRunFromEnv } from '../packet/packet-json.js';
 import {
   ENGINE_LOG,
   EVIDENCE_DIR,
+  PACKET_FILES,
+  packetRunFromEnv,
   POLICY_FILE,
   POLICY_HASH_FILE,
   PUBLIC_KEY_FILE,
   RECEIPTS_FILE,
-} from '../packet/write-packet.js';
+} from '../packet/packet-json.js';
+import { packetPolicy } from '../packet/report-files.js';
 import { writeAuditPacket } from './audit-packet.js';
 import { AGENT_USER, HOST_USER } from '../boundary/users.js';
 import { createNodeBackend } from '../receipts/node-backend.js';
 import type { CliIo } from './io.js';
 import { parseRunRequest, RunRequestError, type RunRequest } from './run-request.js';
-import { policyDetectors } from '../engine/dlp/detectors.js';
 
 const PREFIX = 'pipelock-egress run';
 
@@ -117,14 +118,7 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
           scriptBasename: basename(request.script),
           scriptArgCount: request.args.length,
         },
-        policy: {
-          path: request.policyFile,
-          mode: request.policy.mode,
-          dlpPatterns: policyDetectors(request.policy).length,
-          websocketFrameScan:
-            request.policy.websocket.enabled && request.policy.websocket.frame_scan,
-          hash: request.policy.hash,
-        },
+        policy: packetPolicy(request.policy, request.policyFile),
       },
       io,
     );

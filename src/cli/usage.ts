@@ -38,6 +38,12 @@ Commands:
     --rotation-endorsement FILE           authorise a key rotation (repeatable)
     --session-id ID                       recorder session (default proxy)
     --output FILE                         write verification-report.json there
+  verify --packet DIR [options]           verify an Audit Packet as the action does: the chain
+                                          in evidence.jsonl (sealed, whole recorder, the
+                                          packet's policy hash), then every other file
+                                          against it; exit 0 only if all of it holds
+    --public-key FILE|HEX, --allow-unpinned, --output FILE   as above (the report lists
+                                          each file's check)
   keygen --out DIR                        create signing-key.pem, public-key.pem and
                                           public-key.pipelock in DIR (never overwrites);
                                           print the hex public key

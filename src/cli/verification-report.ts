@@ -1,5 +1,7 @@
 // verification-report.json: the machine-readable outcome of `verify` (DESIGN §6, §7).
+import * as z from 'zod';
 import type { EvidenceReport, TornTail } from '../receipts/index.js';
+import { readJsonDocument, type DocumentReading } from '../json-document.js';
 
 /** `valid` needs a pinned key; `self_consistent_only` is a chain that only agrees with itself. */
 export type Verdict = 'valid' | 'self_consistent_only' | 'invalid' | 'error';
@@ -48,7 +50,7 @@ export function verificationReport(
 }
 
 /** JSON with sequence numbers as exact integers (they are uint64). */
-export function encodeVerificationReport(report: VerificationReport): string {
+export function encodeVerificationReport<R extends VerificationReport>(report: R): string {
   const text = JSON.stringify(
     report,
     (_key, value: unknown) => (typeof value === 'bigint' ? `\u0000bigint:${value}` : value),
@@ -57,10 +59,39 @@ export function encodeVerificationReport(report: VerificationReport): string {
   return `${text.replace(/"\\u0000bigint:([0-9]+)"/g, '$1')}\n`;
 }
 
-/** verification-report.json as `encodeVerificationReport` wrote it. */
+const seq = z
+  .number()
+  .int()
+  .nonnegative()
+  .nullable()
+  .transform((value) => (value === null ? null : BigInt(value)));
+const nullableText = z.string().nullable();
+
+const reportSchema = z.object({
+  verdict: z.enum(['valid', 'self_consistent_only', 'invalid', 'error']),
+  trusted: z.boolean(),
+  sealed: z.boolean(),
+  receipt_count: z.number().int().nonnegative(),
+  final_seq: seq,
+  root_hash: nullableText,
+  start_time: nullableText,
+  end_time: nullableText,
+  signer_keys: z.array(z.string()),
+  policy_hashes: z.array(z.string()),
+  policy_hash_match: z.boolean().nullable(),
+  broken_at_seq: seq,
+  torn_tail: z.object({ where: z.string(), bytes: z.number().int().nonnegative() }).nullable(),
+  error: nullableText,
+});
+
+/** verification-report.json as `encodeVerificationReport` writes it, or what is wrong with it. */
+export function readVerificationReport(text: string): DocumentReading<VerificationReport> {
+  return readJsonDocument(reportSchema, text);
+}
+
+/** verification-report.json as `verify` just wrote it. */
 export function parseVerificationReport(text: string): VerificationReport {
-  const parsed = JSON.parse(text) as Omit<VerificationReport, 'final_seq'> & {
-    final_seq: number | null;
-  };
-  return { ...parsed, final_seq: parsed.final_seq === null ? null : BigInt(parsed.final_seq) };
+  const read = readVerificationReport(text);
+  if (!read.ok) throw new Error(`verification-report.json: ${read.error}`);
+  return read.value;
 }

@@ -3,24 +3,23 @@
 import { stat, writeFile } from 'node:fs/promises';
 import { makeDirectories } from './make-directories.js';
 import path from 'node:path';
-import {
-  parseRotationEndorsement,
-  type EvidenceReport,
-  type RotationEndorsement,
-} from '../receipts/index.js';
+import { parseRotationEndorsement, type RotationEndorsement } from '../receipts/index.js';
 import { createNodeBackend } from '../receipts/node-backend.js';
 import { UnreadableEvidence, verifyEvidencePath } from './evidence-source.js';
 import { type CliIo, UsageError } from './io.js';
 import { optionValue, parseOptions } from './options.js';
 import { KeyArgumentError, resolvePublicKey } from './key-argument.js';
-import { judgeEvidence, type Judgement } from './judge.js';
+import { judgeEvidence } from './judge.js';
+import { verifyPacket, type PacketRequest } from './verify-packet.js';
+import { describeChain } from './chain-text.js';
 import {
   encodeVerificationReport,
   verificationReport,
   type VerificationReport,
 } from './verification-report.js';
 
-interface VerifyRequest {
+interface ChainRequest {
+  readonly kind: 'chain';
   readonly chainPath: string;
   readonly keyArgs: readonly string[];
   readonly endorsementFiles: readonly string[];
@@ -32,18 +31,50 @@ interface VerifyRequest {
   readonly wholeRecorder: boolean;
 }
 
+interface PacketFileRequest extends Omit<PacketRequest, 'policyHash'> {
+  readonly kind: 'packet';
+  readonly policyHashFile: string | undefined;
+  readonly output: string | undefined;
+}
+
+type VerifyRequest = ChainRequest | PacketFileRequest;
+
+/** What --packet takes from the packet itself. */
+const PACKET_OWN: Readonly<Record<string, string>> = {
+  'receipt-chain': "the chain is the packet's evidence.jsonl",
+  'session-id': 'a packet holds one recorder session',
+  'rotation-endorsement': 'a run signs with one key',
+};
+
+const PREFIX = 'pipelock-egress verify';
+
 /** An input other than the evidence itself could not be used (exit 2). */
 class InputError extends Error {}
 
 function parseRequest(args: readonly string[]): VerifyRequest {
   const options = parseOptions('verify', args, {
-    single: ['receipt-chain', 'policy-hash', 'output', 'session-id'],
+    single: ['receipt-chain', 'packet', 'policy-hash', 'output', 'session-id'],
     repeatable: ['public-key', 'rotation-endorsement'],
     flags: ['allow-unpinned', 'require-sealed', 'whole-recorder'],
   });
-  const chainPath = optionValue(options, 'receipt-chain');
-  if (chainPath === undefined) throw new UsageError('verify: --receipt-chain PATH is required');
   const keyArgs = options.values.get('public-key') ?? [];
+  const packet = optionValue(options, 'packet');
+  if (packet !== undefined) {
+    const given = Object.keys(PACKET_OWN).find((name) => options.values.has(name));
+    if (given !== undefined)
+      throw new UsageError(`verify: --${given} does not go with --packet: ${PACKET_OWN[given]}`);
+    return {
+      kind: 'packet',
+      dir: packet,
+      keyArgs,
+      allowUnpinned: options.flags.has('allow-unpinned'),
+      policyHashFile: optionValue(options, 'policy-hash'),
+      output: optionValue(options, 'output'),
+    };
+  }
+  const chainPath = optionValue(options, 'receipt-chain');
+  if (chainPath === undefined)
+    throw new UsageError('verify: --receipt-chain PATH (or --packet DIR) is required');
   const endorsementFiles = options.values.get('rotation-endorsement') ?? [];
   if (endorsementFiles.length > 0 && keyArgs.length === 0) {
     throw new UsageError(
@@ -51,6 +82,7 @@ function parseRequest(args: readonly string[]): VerifyRequest {
     );
   }
   return {
+    kind: 'chain',
     chainPath,
     keyArgs,
     endorsementFiles,
@@ -92,21 +124,12 @@ async function loadPolicyHash(file: string, io: CliIo): Promise<string> {
   return hash;
 }
 
-export async function verifyCommand(args: readonly string[], io: CliIo): Promise<number> {
-  const request = parseRequest(args);
-  const finish = async (report: VerificationReport, code: number): Promise<number> => {
-    if (request.output === undefined) return code;
-    try {
-      await makeDirectories(path.dirname(request.output), 0o755);
-      await writeFile(request.output, encodeVerificationReport(report));
-    } catch (error) {
-      io.err(
-        `pipelock-egress verify: cannot write ${request.output}: ${(error as Error).message}\n`,
-      );
-      return 2;
-    }
-    return code;
-  };
+interface Verified {
+  readonly code: number;
+  readonly report: VerificationReport;
+}
+
+async function verifyChain(request: ChainRequest, io: CliIo): Promise<Verified> {
   try {
     const trustedKeys = await Promise.all(request.keyArgs.map((k) => resolvePublicKey(k, io)));
     const endorsements = await Promise.all(
@@ -123,18 +146,11 @@ export async function verifyCommand(args: readonly string[], io: CliIo): Promise
       ...(request.sessionId === undefined ? {} : { sessionId: request.sessionId }),
     });
     const judged = judgeEvidence(report, { ...request, expectedPolicy });
-    io.out(describe(label, report, judged, expectedPolicy));
-    if (judged.verdict === 'self_consistent_only') {
-      io.err(
-        request.allowUnpinned
-          ? 'pipelock-egress verify: accepted without a pinned key (--allow-unpinned): the chain is only self-consistent\n'
-          : 'pipelock-egress verify: no --public-key given: the chain is only self-consistent, anyone could have signed it; pin the signer key, or pass --allow-unpinned to accept that\n',
-      );
-    }
-    return await finish(
-      verificationReport(judged.verdict, report, judged.policyHashMatch, judged.error),
-      judged.code,
-    );
+    io.out(describeChain(label, report, judged, expectedPolicy));
+    return {
+      code: judged.code,
+      report: verificationReport(judged.verdict, report, judged.policyHashMatch, judged.error),
+    };
   } catch (error) {
     if (
       !(error instanceof InputError) &&
@@ -143,52 +159,46 @@ export async function verifyCommand(args: readonly string[], io: CliIo): Promise
     ) {
       throw error;
     }
-    io.err(`pipelock-egress verify: ${error.message}\n`);
-    return finish(verificationReport('error', undefined, null, error.message), 2);
+    io.err(`${PREFIX}: ${error.message}\n`);
+    return { code: 2, report: verificationReport('error', undefined, null, error.message) };
   }
 }
 
-function describe(
-  label: string,
-  report: EvidenceReport,
-  judged: Judgement,
-  expectedPolicy: string | undefined,
-): string {
-  if (report.error?.class === 'empty') return `No receipts found in ${label}\n`;
-  if (!report.valid || judged.unsealed) {
-    const lines = [`CHAIN BROKEN: ${label}`, `  Error:    ${judged.error ?? ''}`];
-    if (report.broken_at_seq !== undefined) lines.push(`  Broke at: seq ${report.broken_at_seq}`);
-    lines.push('  Sealed:   no');
-    return `${lines.join('\n')}\n`;
+async function verifyPacketFiles(request: PacketFileRequest, io: CliIo): Promise<Verified> {
+  let policyHash: string | undefined;
+  try {
+    policyHash =
+      request.policyHashFile === undefined
+        ? undefined
+        : await loadPolicyHash(request.policyHashFile, io);
+  } catch (error) {
+    if (!(error instanceof InputError)) throw error;
+    io.err(`${PREFIX}: ${error.message}\n`);
+    return { code: 2, report: verificationReport('error', undefined, null, error.message) };
   }
-  const lines = [
-    `${report.pinned ? 'CHAIN VALID' : 'CHAIN UNPINNED'}: ${label}`,
-    `  Receipts:  ${report.receipt_count}`,
-    `  Final seq: ${report.final_seq ?? ''}`,
-    `  Root hash: ${report.root_hash ?? ''}`,
-    `  Start:     ${report.start_time ?? ''}`,
-    `  End:       ${report.end_time ?? ''}`,
-  ];
-  if (report.segments.length <= 1) {
-    lines.push(`  Signer:    ${report.signer_keys[0] ?? ''}`);
-  } else {
-    lines.push(`  Segments:  ${report.segments.length} (signing key rotated)`);
-    report.segments.forEach((s, i) =>
-      lines.push(
-        `    segment ${i + 1}: seq ${s.first_seq}-${s.last_seq}  signer ${s.signer_key}${i > 0 ? '  (key rotation)' : ''}`,
-      ),
+  return verifyPacket({ ...request, policyHash }, io);
+}
+
+export async function verifyCommand(args: readonly string[], io: CliIo): Promise<number> {
+  const request = parseRequest(args);
+  const { code, report } =
+    request.kind === 'packet'
+      ? await verifyPacketFiles(request, io)
+      : await verifyChain(request, io);
+  if (report.verdict === 'self_consistent_only') {
+    io.err(
+      request.allowUnpinned
+        ? `${PREFIX}: accepted without a pinned key (--allow-unpinned): the ${request.kind} is only self-consistent\n`
+        : `${PREFIX}: no --public-key given: the ${request.kind} is only self-consistent, anyone could have signed it; pin the signer key, or pass --allow-unpinned to accept that\n`,
     );
   }
-  lines.push(`  Sealed:    ${report.sealed ? 'yes' : 'no'}`);
-  if (report.torn_tail) {
-    lines.push(
-      `  Torn tail: ${report.torn_tail.where} (${report.torn_tail.bytes} bytes of a line the writer did not finish; not verified)`,
-    );
+  if (request.output === undefined) return code;
+  try {
+    await makeDirectories(path.dirname(request.output), 0o755);
+    await writeFile(request.output, encodeVerificationReport(report));
+  } catch (error) {
+    io.err(`${PREFIX}: cannot write ${request.output}: ${(error as Error).message}\n`);
+    return 2;
   }
-  if (judged.policyHashMatch === false) {
-    lines.push(
-      `POLICY MISMATCH: receipts carry policy_hash ${report.policy_hashes.join(', ')}; expected ${expectedPolicy ?? ''}`,
-    );
-  }
-  return `${lines.join('\n')}\n`;
+  return code;
 }

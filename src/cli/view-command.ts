@@ -1,12 +1,9 @@
 // `pipelock-egress view DIR`: verifies an Audit Packet and serves it to a browser on loopback
 // until SIGINT or SIGTERM.
-import { stat } from 'node:fs/promises';
-import { createNodeBackend } from '../receipts/node-backend.js';
-import { loadPacketView, UnreadablePacket, type PacketView } from '../packet/view/load-packet.js';
+import { loadPacketView } from '../packet/view/load-packet.js';
 import { serveViewer, type RunningViewer } from '../packet/view/viewer-server.js';
-import { UnreadableEvidence } from './evidence-source.js';
 import { type CliIo, UsageError } from './io.js';
-import { KeyArgumentError, resolvePublicKey } from './key-argument.js';
+import { openPacket } from './open-packet.js';
 import { listenText, loopbackListen } from './loopback-listen.js';
 import { optionValue, parseOptions } from './options.js';
 
@@ -26,30 +23,18 @@ export async function viewCommand(args: readonly string[], io: CliIo): Promise<n
     'the viewer',
     optionValue(options, 'listen') ?? '127.0.0.1:0',
   );
-  let pinned: string[];
-  try {
-    pinned = await Promise.all(
-      (options.values.get('public-key') ?? []).map((key) => resolvePublicKey(key, io)),
-    );
-  } catch (error) {
-    if (!(error instanceof KeyArgumentError)) throw error;
-    io.err(`${PREFIX}: ${error.message}\n`);
+  const opened = await openPacket(
+    PREFIX,
+    dir,
+    options.values.get('public-key') ?? [],
+    io,
+    loadPacketView,
+  );
+  if (!opened.ok) {
+    io.err(`${PREFIX}: ${opened.error}\n`);
     return 2;
   }
-  if (!(await stat(dir).catch(() => undefined))?.isDirectory()) {
-    io.err(`${PREFIX}: ${dir} is not a directory: give the Audit Packet directory\n`);
-    return 2;
-  }
-  // A long chain takes a while (about 40 s per 100,000 receipts): say what is happening.
-  io.err(`${PREFIX}: verifying ${dir} …\n`);
-  let view: PacketView;
-  try {
-    view = await loadPacketView(dir, createNodeBackend(), pinned);
-  } catch (error) {
-    if (!(error instanceof UnreadablePacket) && !(error instanceof UnreadableEvidence)) throw error;
-    io.err(`${PREFIX}: ${error.message}\n`);
-    return 2;
-  }
+  const view = opened.packet;
   let viewer: RunningViewer;
   try {
     viewer = await serveViewer(view, listen);

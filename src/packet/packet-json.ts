@@ -10,6 +10,14 @@ export const PACKET_FILES = {
   summary: 'summary.md',
 } as const;
 
+/** The packet's other files and directories, beside PACKET_FILES. */
+export const EVIDENCE_DIR = 'evidence';
+export const ENGINE_LOG = 'engine.log';
+export const POLICY_FILE = 'policy.yaml';
+export const POLICY_HASH_FILE = 'policy-hash.txt';
+export const PUBLIC_KEY_FILE = 'signer-public-key.pem';
+export const RECEIPTS_FILE = 'receipts.json';
+
 export interface PacketRun {
   readonly provider: 'github_actions' | 'self_hosted' | 'local';
   readonly repository?: string;

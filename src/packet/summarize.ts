@@ -42,6 +42,8 @@ export interface ChainSummary {
   /** Blocks, and in audit mode the would-be blocks (verdict warn). */
   readonly refused: BlockedRequest[];
   readonly policyHashes: string[];
+  /** Who the receipts of requests and their outcomes were made for (session control is the engine's). */
+  readonly actors: string[];
 }
 
 const SESSION_TRANSPORT = 'receipt_session';
@@ -84,6 +86,7 @@ export class ChainTally {
   private readonly policyHashes = new Set<string>();
   private readonly destinations = new Map<string, DestinationCounts>();
   private readonly refused: BlockedRequest[] = [];
+  private readonly actors = new Set<string>();
 
   add({ action_record: record }: Receipt): void {
     this.count++;
@@ -95,6 +98,7 @@ export class ChainTally {
     this.policyHashes.add(record.policy_hash);
     if (record.verdict === 'block')
       this.layers[record.layer ?? ''] = (this.layers[record.layer ?? ''] ?? 0) + 1;
+    if (record.transport !== SESSION_TRANSPORT) this.actors.add(record.actor);
     if (!isRequest(record)) return;
     const destination = destinationOf(record.target);
     this.domains.add(hostOf(destination));
@@ -134,6 +138,7 @@ export class ChainTally {
       ),
       refused: [...this.refused],
       policyHashes: [...this.policyHashes].sort(),
+      actors: [...this.actors].sort(),
     };
   }
 }

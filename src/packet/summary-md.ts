@@ -4,6 +4,7 @@
 import type { VerificationReport } from '../cli/verification-report.js';
 import type { ChainSummary } from './summarize.js';
 import type { EngineLogFacts } from './engine-log.js';
+import { PACKET_FILES, POLICY_HASH_FILE } from './packet-json.js';
 
 export interface SummaryInput {
   readonly report: VerificationReport;
@@ -12,8 +13,6 @@ export interface SummaryInput {
   readonly agentIdentity: string;
   readonly policyMode: string;
   readonly policyHash: string;
-  /** The command that reproduces the verdict from the packet directory. */
-  readonly verifyCommand: string;
   readonly unsupported: readonly string[];
   /** What the engine's log says the evidence cannot (refusals without a receipt, a cut log). */
   readonly engineLog?: EngineLogFacts;
@@ -47,6 +46,7 @@ function cellCode(text: string): string {
 }
 
 const MAX_CODE_CHARS = 500;
+const PINNED_KEY = '<your pinned public key>';
 /** Refusals listed one by one; the rest are counted (receipts.json holds them all). */
 const MAX_REFUSALS_LISTED = 200;
 
@@ -120,16 +120,22 @@ export function summaryMarkdown(input: SummaryInput): string {
     '',
     '## Verify offline',
     '',
-    'From this packet directory, with the public key you pinned:',
+    'From this packet directory, with the public key you pinned: the chain, and every other file of the packet against it:',
     '',
     '```sh',
-    input.verifyCommand,
+    `pipelock-egress verify --packet . --public-key ${PINNED_KEY}`,
     '```',
     '',
-    'Or browse it, verified the same way and with every file of the packet checked against the chain:',
+    "The chain alone, as Pipelock's own verifiers check it:",
     '',
     '```sh',
-    'pipelock-egress view . --public-key <your pinned public key>',
+    `pipelock-egress verify --receipt-chain ${PACKET_FILES.evidence} --policy-hash ${POLICY_HASH_FILE} --public-key ${PINNED_KEY} --require-sealed --whole-recorder`,
+    '```',
+    '',
+    'Or browse it, verified and checked the same way:',
+    '',
+    '```sh',
+    `pipelock-egress view . --public-key ${PINNED_KEY}`,
     '```',
     '',
   );

@@ -14,23 +14,19 @@ import {
 } from '../receipts/index.js';
 import type { VerificationReport } from '../cli/verification-report.js';
 import {
-  encodeSorted,
-  packetJson,
+  ENGINE_LOG,
+  EVIDENCE_DIR,
   PACKET_FILES,
-  UNSUPPORTED_PATHS,
+  POLICY_FILE,
+  POLICY_HASH_FILE,
+  PUBLIC_KEY_FILE,
+  RECEIPTS_FILE,
   type PacketPosture,
   type PacketRun,
 } from './packet-json.js';
 import { summarizeChain } from './summarize.js';
-import { summaryMarkdown } from './summary-md.js';
+import { reportFiles, type PacketPolicy } from './report-files.js';
 import { EngineLogTally, type EngineLogFacts } from './engine-log.js';
-
-export const EVIDENCE_DIR = 'evidence';
-export const ENGINE_LOG = 'engine.log';
-export const POLICY_FILE = 'policy.yaml';
-export const POLICY_HASH_FILE = 'policy-hash.txt';
-export const PUBLIC_KEY_FILE = 'signer-public-key.pem';
-export const RECEIPTS_FILE = 'receipts.json';
 
 export interface PacketEvidence {
   readonly out: string;
@@ -66,20 +62,18 @@ export async function writePacketEvidence(packet: PacketEvidence): Promise<reado
 
 /** The chain as a JSON array of receipt envelopes, each in its canonical (signed) encoding. */
 export function receiptsJson(receipts: readonly Receipt[]): string {
-  return [...receiptsJsonPieces(receipts.map(encodeReceipt))].join('');
+  const pieces = receipts.map((receipt, i) => receiptsJsonSeparator(i) + encodeReceipt(receipt));
+  return pieces.join('') + receiptsJsonEnd(receipts.length);
 }
 
-/** receipts.json piece by piece: the encoded receipts (text or UTF-8), one per line. */
-export function* receiptsJsonPieces<T extends string | Uint8Array>(
-  encoded: Iterable<T>,
-): Generator<string | T> {
-  let first = true;
-  for (const receipt of encoded) {
-    yield first ? '[\n' : ',\n';
-    yield receipt;
-    first = false;
-  }
-  yield first ? '[]\n' : '\n]\n';
+/** What comes before the receipt at `index` in receipts.json. */
+export function receiptsJsonSeparator(index: number): string {
+  return index === 0 ? '[\n' : ',\n';
+}
+
+/** What closes receipts.json after `count` receipts. */
+export function receiptsJsonEnd(count: number): string {
+  return count === 0 ? '[]\n' : '\n]\n';
 }
 
 export interface PacketReport {
@@ -89,50 +83,30 @@ export interface PacketReport {
   readonly pinnedKey: Uint8Array | undefined;
   readonly run: PacketRun;
   readonly posture: PacketPosture;
-  readonly policy: {
-    readonly path: string;
-    readonly mode: string;
-    readonly dlpPatterns: number;
-    readonly websocketFrameScan: boolean;
-    readonly hash: string;
-  };
+  readonly policy: PacketPolicy;
   readonly generatedAt: string;
 }
 
 /** packet.json and summary.md; returns the summary's Markdown (for the job summary). */
 export async function writePacketReport(packet: PacketReport): Promise<string> {
-  const summary = summarizeChain(packet.receipts);
-  const json = packetJson({
-    generatedAt: packet.generatedAt,
-    run: packet.run,
-    summary,
+  const files = reportFiles({
+    summary: summarizeChain(packet.receipts),
     report: packet.report,
-    ...(packet.pinnedKey === undefined
-      ? {}
-      : { pinnedKey: encodePipelockPublicKey(packet.pinnedKey).trim() }),
+    pinnedKey:
+      packet.pinnedKey === undefined ? undefined : encodePipelockPublicKey(packet.pinnedKey).trim(),
+    run: packet.run,
     posture: packet.posture,
     policy: packet.policy,
+    generatedAt: packet.generatedAt,
+    engineLog: await readEngineLogFacts(join(packet.out, ENGINE_LOG)),
   });
-  await writeFile(join(packet.out, PACKET_FILES.packet), encodeSorted(json));
-  const engineLog = await engineLogFacts(packet.out);
-  const markdown = summaryMarkdown({
-    report: packet.report,
-    summary,
-    agentExitCode: packet.run.agentExitCode,
-    agentIdentity: packet.run.agentIdentity,
-    policyMode: packet.policy.mode,
-    policyHash: packet.policy.hash,
-    verifyCommand: `pipelock-egress verify --receipt-chain ${PACKET_FILES.evidence} --policy-hash ${POLICY_HASH_FILE} --public-key <your pinned public key> --require-sealed --whole-recorder`,
-    unsupported: UNSUPPORTED_PATHS,
-    engineLog,
-  });
-  await writeFile(join(packet.out, PACKET_FILES.summary), markdown);
-  return markdown;
+  await writeFile(join(packet.out, PACKET_FILES.packet), files.packetJson);
+  await writeFile(join(packet.out, PACKET_FILES.summary), files.summaryMarkdown);
+  return files.summaryMarkdown;
 }
 
 /** What the engine's log, as collected into the packet, says the evidence cannot; read as a stream. */
-async function engineLogFacts(out: string): Promise<EngineLogFacts> {
-  const path = join(out, ENGINE_LOG);
+export async function readEngineLogFacts(path: string): Promise<EngineLogFacts> {
   try {
     await access(path);
   } catch (error) {

@@ -208,6 +208,20 @@ curl -sS --noproxy "" -X POST -d x http://127.0.0.1:${origin.port}/public/ok; ec
     { encoding: 'utf8' },
   );
   assert.match(verify, /^CHAIN VALID/);
+  // And the whole packet: every file of it agrees with the verified chain.
+  const packetCheck = execFileSync(
+    join(path, 'pipelock-egress'),
+    [
+      'verify',
+      '--packet',
+      packetDir,
+      '--public-key',
+      join(root, 'workspace', 'keys', 'k', 'public-key.pem'),
+    ],
+    { encoding: 'utf8' },
+  );
+  assert.match(packetCheck, new RegExp(`\\nPACKET VALID: ${packetDir}\\n`));
+  assert.equal(packetCheck.match(/^ {2}ok {8}\S/gm)?.length, 8, packetCheck);
 
   const state = readRunnerFile(files['GITHUB_STATE'] ?? '');
   assert.match(state['boundary-run-id'] ?? '', /^pe-[0-9a-f]{10}$/);

@@ -4,16 +4,15 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeAuditPacket } from '../../src/cli/audit-packet.js';
 import type { ReceiptFields } from '../../src/receipts/builder.js';
-import { fromHex, utf8 } from '../../src/receipts/bytes.js';
+import { fromHex } from '../../src/receipts/bytes.js';
+import { parsePolicy, type Policy } from '../../src/policy/index.js';
+import { packetPolicy } from '../../src/packet/report-files.js';
 import {
   SAMPLE_KEY,
-  SAMPLE_POLICY_HASH,
+  SAMPLE_POLICY,
   sampleDecision,
   sampleEvidence,
 } from '../receipts/sample-evidence.js';
-
-/** The bytes whose SHA-256 is the policy hash the sample receipts carry. */
-export const SAMPLE_POLICY = utf8('sample policy');
 
 export async function writeSamplePacket(
   out: string,
@@ -48,14 +47,14 @@ export async function writeSamplePacket(
         scriptBasename: 'agent.sh',
         scriptArgCount: 0,
       },
-      policy: {
-        path: 'policy.yaml',
-        mode: 'enforce',
-        dlpPatterns: 0,
-        websocketFrameScan: false,
-        hash: SAMPLE_POLICY_HASH,
-      },
+      policy: packetPolicy(samplePolicy(), 'fixtures/policy.yaml'),
     },
     quiet,
   );
+}
+
+function samplePolicy(): Policy {
+  const parsed = parsePolicy(SAMPLE_POLICY, 'policy.yaml');
+  if (!parsed.ok) throw new Error(`the sample policy does not load: ${parsed.errors[0]?.message}`);
+  return parsed.policy;
 }

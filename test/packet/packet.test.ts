@@ -218,7 +218,6 @@ test('summary.md: the verdict first, the destinations, every refusal, and the ve
     agentIdentity: 'triage-bot',
     policyMode: 'enforce',
     policyHash: 'f'.repeat(64),
-    verifyCommand: 'pipelock-egress verify --receipt-chain evidence.jsonl',
     unsupported: ['ssh_egress'],
   });
   const lines = markdown.split('\n');
@@ -230,7 +229,14 @@ test('summary.md: the verdict first, the destinations, every refusal, and the ve
     markdown,
     /- seq 3: CONNECT `exfil\.example:443`: destination: `no rule allows exfil\.example`/,
   );
-  assert.match(markdown, /```sh\npipelock-egress verify --receipt-chain evidence\.jsonl\n```/);
+  assert.match(
+    markdown,
+    /```sh\npipelock-egress verify --packet \. --public-key <your pinned public key>\n```/,
+  );
+  assert.match(
+    markdown,
+    /```sh\npipelock-egress verify --receipt-chain evidence\.jsonl --policy-hash policy-hash\.txt --public-key <your pinned public key> --require-sealed --whole-recorder\n```/,
+  );
   assert.match(
     markdown,
     /```sh\npipelock-egress view \. --public-key <your pinned public key>\n```/,
@@ -257,7 +263,6 @@ test('summary.md: what the agent chose (targets, reasons) stays inert code, and 
     agentIdentity: 'a`b',
     policyMode: 'enforce',
     policyHash: 'f'.repeat(64),
-    verifyCommand: 'v',
     unsupported: [],
   });
   const lines = markdown.split('\n');
@@ -282,7 +287,6 @@ test('summary.md in audit mode proposes the policy that would have allowed the r
     agentIdentity: 'a',
     policyMode: 'audit',
     policyHash: 'f'.repeat(64),
-    verifyCommand: 'v',
     unsupported: [],
   });
   assert.match(markdown, /## Would have been blocked/);
@@ -319,7 +323,6 @@ test('requests refused unrecorded: counted from the engine log and said in summa
     agentIdentity: 'a',
     policyMode: 'enforce',
     policyHash: 'f'.repeat(64),
-    verifyCommand: 'v',
     unsupported: [],
   };
   assert.match(

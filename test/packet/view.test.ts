@@ -80,8 +80,8 @@ const ALL_MATCH = {
   'policy-hash.txt': 'ok',
   'signer-public-key.pem': 'ok',
   'verification-report.json': 'ok',
-  'packet.json': 'unchecked',
-  'summary.md': 'unchecked',
+  'packet.json': 'ok',
+  'summary.md': 'ok',
 };
 
 test('a packet as run writes it, with its key pinned: valid, every file matches, one row per receipt', async () => {
@@ -164,7 +164,7 @@ test('served: receipts filter by verdict, destination and text; a receipt shows 
   assert.match(missing.body, /No verified receipt has seq 99\./);
 
   const policy = await get(`${url}policy`);
-  assert.match(policy.body, /<pre>sample policy<\/pre>/);
+  assert.match(policy.body, /<pre>version: &quot;1\.0&quot;\nmode: enforce\n/);
   assert.match(
     policy.body,
     /policy\.yaml<\/code>: matches: its SHA-256 is the policy_hash every receipt carries/,
@@ -377,8 +377,15 @@ test('files that do not match the verified chain are named, each with what diffe
     'policy.yaml': 'mismatch',
     'signer-public-key.pem': 'mismatch',
     'verification-report.json': 'mismatch',
+    // Remade from a policy that no longer loads: not checked, and not ok either.
+    'packet.json': 'unchecked',
+    'summary.md': 'unchecked',
   });
   const detail = Object.fromEntries(view.checks.map((c) => [c.file, c.detail]));
+  assert.match(
+    detail['packet.json'] ?? '',
+    /^needs policy\.yaml: does not load: policy\.yaml:1:1: .*version/,
+  );
   assert.equal(detail['receipts.json'], 'is not the receipts of evidence.jsonl');
   assert.match(
     detail['policy.yaml'] ?? '',

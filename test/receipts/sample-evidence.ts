@@ -13,7 +13,11 @@ const START = Date.parse('2026-11-26T22:00:00Z');
 
 export const SAMPLE_SEED = backend.sha256(utf8('pipelock-egress sample evidence key'));
 export const SAMPLE_KEY = toHex(backend.ed25519PublicKey(SAMPLE_SEED));
-export const SAMPLE_POLICY_HASH = toHex(backend.sha256(utf8('sample policy')));
+/** A policy the sample receipts were decided under (they carry its hash). */
+export const SAMPLE_POLICY = utf8(
+  'version: "1.0"\nmode: enforce\negress:\n  - destination: "api0.example.test"\n    methods: ["GET"]\ndefault_deny: true\n',
+);
+export const SAMPLE_POLICY_HASH = toHex(backend.sha256(SAMPLE_POLICY));
 
 function at(ms: number): string {
   return new Date(START + ms).toISOString();

@@ -4,7 +4,7 @@
 import { VERDICT_TOTALS } from '../summarize.js';
 import { html, type Html, type HtmlValue } from './html.js';
 import type { PacketView } from './load-packet.js';
-import type { CheckStatus } from './packet-checks.js';
+import type { CheckStatus } from '../check/file-check.js';
 import {
   indentJson,
   queryString,

@@ -2,29 +2,9 @@
 // receipts are signed; these checks tie the other files to them. Pure.
 import type { EvidenceReport } from '../../receipts/index.js';
 import type { Judgement } from '../../cli/judge.js';
-
-export type CheckStatus = 'ok' | 'mismatch' | 'missing' | 'unchecked';
-
-export interface FileCheck {
-  readonly file: string;
-  readonly status: CheckStatus;
-  readonly detail: string;
-}
-
-/** A packet file as read: absent, present but unusable, or its value. */
-export type FileFact<T> =
-  | { readonly kind: 'missing' }
-  | { readonly kind: 'unusable'; readonly error: string }
-  | { readonly kind: 'read'; readonly value: T };
-
-/** The parts of verification-report.json compared with a fresh verification. */
-export interface RecordedReport {
-  readonly verdict: unknown;
-  readonly receipt_count: unknown;
-  readonly final_seq: unknown;
-  readonly root_hash: unknown;
-  readonly sealed: unknown;
-}
+import type { Verdict, VerificationReport } from '../../cli/verification-report.js';
+import { derivedChecks, type DerivedFacts } from './derived-checks.js';
+import { mismatch, ok, unread, type FileCheck, type FileFact } from './file-check.js';
 
 export interface PacketFacts {
   readonly report: EvidenceReport;
@@ -38,23 +18,9 @@ export interface PacketFacts {
   readonly receiptsExpectedHash: string;
   /** The key signer-public-key.pem holds (64 hex). */
   readonly signerKey: FileFact<string>;
-  readonly recordedReport: FileFact<RecordedReport>;
-}
-
-export const DERIVED_FILES = ['packet.json', 'summary.md'] as const;
-
-function ok(file: string, detail: string): FileCheck {
-  return { file, status: 'ok', detail };
-}
-
-function mismatch(file: string, detail: string): FileCheck {
-  return { file, status: 'mismatch', detail };
-}
-
-/** The check of a file that is missing or could not be used. */
-function unread(file: string, fact: Exclude<FileFact<unknown>, { kind: 'read' }>): FileCheck {
-  if (fact.kind === 'missing') return { file, status: 'missing', detail: 'not in the packet' };
-  return mismatch(file, fact.error);
+  readonly recordedReport: FileFact<VerificationReport>;
+  /** What packet.json and summary.md are remade from (the recorded report is the one above). */
+  readonly derived: Omit<DerivedFacts, 'recordedReport'>;
 }
 
 function chainPolicy(report: EvidenceReport): string {
@@ -116,7 +82,7 @@ function reportCheck({ recordedReport, report, judgement }: PacketFacts): FileCh
   const file = 'verification-report.json';
   if (recordedReport.kind !== 'read') return unread(file, recordedReport);
   const recorded = recordedReport.value;
-  const fresh: Readonly<Record<keyof Omit<RecordedReport, 'verdict'>, unknown>> = {
+  const fresh: Pick<VerificationReport, 'receipt_count' | 'final_seq' | 'root_hash' | 'sealed'> = {
     receipt_count: report.receipt_count,
     final_seq: report.final_seq ?? null,
     root_hash: report.root_hash ?? null,
@@ -161,11 +127,24 @@ export function packetChecks(facts: PacketFacts): FileCheck[] {
     ),
     signerCheck(facts),
     reportCheck(facts),
-    ...DERIVED_FILES.map((file): FileCheck => ({
-      file,
-      status: 'unchecked',
-      detail:
-        'written from the receipts, not signed; this viewer counts the verified receipts itself',
-    })),
+    ...derivedChecks({ ...facts.derived, recordedReport: facts.recordedReport }),
   ];
+}
+
+export interface PacketVerdict {
+  readonly verdict: Verdict;
+  readonly error?: string;
+}
+
+/** The chain's verdict, unless a file of the packet says something the chain does not. */
+export function packetVerdict(judgement: Judgement, checks: readonly FileCheck[]): PacketVerdict {
+  if (judgement.verdict === 'invalid' || judgement.verdict === 'error') {
+    return { verdict: judgement.verdict, ...(judgement.error ? { error: judgement.error } : {}) };
+  }
+  const failing = checks.filter((check) => check.status !== 'ok').map((check) => check.file);
+  if (failing.length === 0) return { verdict: judgement.verdict };
+  return {
+    verdict: 'invalid',
+    error: `the packet's ${failing.join(', ')} ${failing.length === 1 ? 'does' : 'do'} not match the verified chain`,
+  };
 }

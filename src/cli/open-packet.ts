@@ -1,0 +1,44 @@
+// The Audit Packet a command was given: its pinned keys resolved, the directory checked, and
+// the packet read by `load`; or the reason it cannot be (a usage problem: exit 2).
+import { stat } from 'node:fs/promises';
+import { UnreadablePacket } from '../packet/check/check-packet.js';
+import type { CryptoBackend } from '../receipts/index.js';
+import { createNodeBackend } from '../receipts/node-backend.js';
+import { UnreadableEvidence } from './evidence-source.js';
+import type { CliIo } from './io.js';
+import { KeyArgumentError, resolvePublicKey } from './key-argument.js';
+
+export type PacketLoader<T> = (
+  dir: string,
+  backend: CryptoBackend,
+  pinnedKeys: readonly string[],
+) => Promise<T>;
+
+export type OpenedPacket<T> =
+  { readonly ok: true; readonly packet: T } | { readonly ok: false; readonly error: string };
+
+export async function openPacket<T>(
+  prefix: string,
+  dir: string,
+  keyArgs: readonly string[],
+  io: CliIo,
+  load: PacketLoader<T>,
+): Promise<OpenedPacket<T>> {
+  let pinned: string[];
+  try {
+    pinned = await Promise.all(keyArgs.map((key) => resolvePublicKey(key, io)));
+  } catch (error) {
+    if (!(error instanceof KeyArgumentError)) throw error;
+    return { ok: false, error: error.message };
+  }
+  if (!(await stat(dir).catch(() => undefined))?.isDirectory())
+    return { ok: false, error: `${dir} is not a directory: give the Audit Packet directory` };
+  // A long chain takes a while (about 40 s per 100,000 receipts): say what is happening.
+  io.err(`${prefix}: verifying ${dir} …\n`);
+  try {
+    return { ok: true, packet: await load(dir, createNodeBackend(), pinned) };
+  } catch (error) {
+    if (!(error instanceof UnreadablePacket) && !(error instanceof UnreadableEvidence)) throw error;
+    return { ok: false, error: error.message };
+  }
+}

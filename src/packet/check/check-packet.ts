@@ -1,0 +1,230 @@
+// Checks an Audit Packet as the action checks its own: verifies evidence.jsonl (whole
+// recorder, sealed, the packet's policy hash, the pinned keys), counts the verified receipts,
+// and checks every other file against them. Reads each file as it is, without trusting it.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  encodePipelockPublicKey,
+  parsePublicKey,
+  publicKeyHex,
+  type CryptoBackend,
+  type EvidenceReport,
+  type Receipt,
+} from '../../receipts/index.js';
+import { fromHex } from '../../receipts/bytes.js';
+import { verifyEvidencePath } from '../../cli/evidence-source.js';
+import { judgeEvidence, type Judgement } from '../../cli/judge.js';
+import { readVerificationReport, type VerificationReport } from '../../cli/verification-report.js';
+import { formatPolicyError } from '../../policy/errors.js';
+import { policyHash } from '../../policy/hash.js';
+import { parsePolicy, type Policy } from '../../policy/index.js';
+import type { EngineLogFacts } from '../engine-log.js';
+import {
+  ENGINE_LOG,
+  PACKET_FILES,
+  POLICY_FILE,
+  POLICY_HASH_FILE,
+  PUBLIC_KEY_FILE,
+  RECEIPTS_FILE,
+} from '../packet-json.js';
+import { ChainTally, type ChainSummary } from '../summarize.js';
+import { readEngineLogFacts, receiptsJsonEnd, receiptsJsonSeparator } from '../write-packet.js';
+import type { FileCheck, FileFact } from './file-check.js';
+import { packetChecks } from './packet-checks.js';
+
+/** The directory is not an Audit Packet that can be read at all (exit 2). */
+export class UnreadablePacket extends Error {}
+
+export interface CheckedPacket {
+  readonly dir: string;
+  readonly report: EvidenceReport;
+  readonly judgement: Judgement;
+  readonly pinnedKeys: readonly string[];
+  /** The policy hash every receipt must carry (given, or the one policy-hash.txt states). */
+  readonly expectedPolicy: string | undefined;
+  /** The receipts the chain accepted (all of them, or those before a break), counted. */
+  readonly summary: ChainSummary;
+  readonly checks: readonly FileCheck[];
+  readonly policy: FileFact<string>;
+}
+
+/** Each receipt the chain accepted, in order: its encoding as signed and its hash. */
+export type AcceptedReceipt = (receipt: Receipt, encoded: string, hash: string) => void;
+
+/** Files read whole are small; anything larger is not what a run writes. */
+const SMALL_FILE_BYTES = 16 * 1024 * 1024;
+
+function cannotRead(error: unknown): FileFact<never> {
+  return { kind: 'unusable', error: `cannot read it: ${(error as Error).message}` };
+}
+
+async function regularFileSize(file: string): Promise<FileFact<number>> {
+  try {
+    const info = await stat(file);
+    return info.isFile()
+      ? { kind: 'read', value: info.size }
+      : { kind: 'unusable', error: 'not a regular file' };
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ENOENT'
+      ? { kind: 'missing' }
+      : cannotRead(error);
+  }
+}
+
+async function readSmall(file: string): Promise<FileFact<Uint8Array>> {
+  const size = await regularFileSize(file);
+  if (size.kind !== 'read') return size;
+  if (size.value > SMALL_FILE_BYTES)
+    return { kind: 'unusable', error: `larger than ${SMALL_FILE_BYTES} bytes` };
+  try {
+    return { kind: 'read', value: await readFile(file) };
+  } catch (error) {
+    return cannotRead(error);
+  }
+}
+
+function mapFact<T, U>(fact: FileFact<T>, read: (value: T) => FileFact<U>): FileFact<U> {
+  return fact.kind === 'read' ? read(fact.value) : fact;
+}
+
+function utf8(bytes: Uint8Array): FileFact<string> {
+  try {
+    return { kind: 'read', value: new TextDecoder('utf-8', { fatal: true }).decode(bytes) };
+  } catch {
+    return { kind: 'unusable', error: 'not UTF-8 text' };
+  }
+}
+
+async function sha256OfFile(file: string): Promise<FileFact<string>> {
+  const size = await regularFileSize(file);
+  if (size.kind !== 'read') return size;
+  const hash = createHash('sha256');
+  try {
+    for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) hash.update(chunk);
+  } catch (error) {
+    return cannotRead(error);
+  }
+  return { kind: 'read', value: hash.digest('hex') };
+}
+
+function signerKeyOf(pem: string): FileFact<string> {
+  const parsed = parsePublicKey(pem);
+  return parsed.ok
+    ? { kind: 'read', value: publicKeyHex(parsed.key) }
+    : { kind: 'unusable', error: parsed.error };
+}
+
+function recordedReportOf(text: string): FileFact<VerificationReport> {
+  const read = readVerificationReport(text);
+  return read.ok ? { kind: 'read', value: read.value } : { kind: 'unusable', error: read.error };
+}
+
+function policyOf(bytes: Uint8Array): FileFact<Policy> {
+  const parsed = parsePolicy(bytes, POLICY_FILE);
+  return parsed.ok
+    ? { kind: 'read', value: parsed.policy }
+    : {
+        kind: 'unusable',
+        error: `does not load: ${parsed.errors.map(formatPolicyError).join('; ')}`,
+      };
+}
+
+/** A run that never started the engine has no log: that says nothing is missing from it. */
+async function engineLogOf(file: string): Promise<FileFact<EngineLogFacts>> {
+  const size = await regularFileSize(file);
+  if (size.kind === 'missing') return { kind: 'read', value: {} };
+  if (size.kind === 'unusable') return size;
+  try {
+    return { kind: 'read', value: await readEngineLogFacts(file) };
+  } catch (error) {
+    return cannotRead(error);
+  }
+}
+
+/** The one key that signed the whole chain, in Pipelock's text form. */
+function chainSigner(report: EvidenceReport): string | undefined {
+  const [only, ...others] = report.signer_keys;
+  const key = only === undefined || others.length > 0 ? undefined : fromHex(only);
+  return key === undefined ? undefined : encodePipelockPublicKey(key).trim();
+}
+
+export interface CheckOptions {
+  /** The policy hash every receipt must carry; default: the one policy-hash.txt states. */
+  readonly policyHash?: string;
+  readonly onAccepted?: AcceptedReceipt;
+}
+
+export async function checkPacket(
+  dir: string,
+  backend: CryptoBackend,
+  pinnedKeys: readonly string[],
+  options: CheckOptions = {},
+): Promise<CheckedPacket> {
+  const evidence = join(dir, PACKET_FILES.evidence);
+  const found = await regularFileSize(evidence);
+  if (found.kind === 'missing') {
+    throw new UnreadablePacket(
+      `${dir} holds no ${PACKET_FILES.evidence}: give the directory a run wrote its Audit Packet to (--evidence-output, default audit-artifacts)`,
+    );
+  }
+  if (found.kind === 'unusable') throw new UnreadablePacket(`${evidence}: ${found.error}`);
+  const policyHashText = mapFact(await readSmall(join(dir, POLICY_HASH_FILE)), (bytes) =>
+    mapFact(utf8(bytes), (text) => ({ kind: 'read', value: text.trim() })),
+  );
+  const tally = new ChainTally();
+  const receiptsJsonHash = createHash('sha256');
+  let accepted = 0;
+  const { report } = await verifyEvidencePath(backend, evidence, {
+    trustedKeys: pinnedKeys,
+    wholeRecorder: true,
+    onAccepted: (receipt, encoded, hash) => {
+      receiptsJsonHash.update(receiptsJsonSeparator(accepted++));
+      receiptsJsonHash.update(encoded);
+      tally.add(receipt);
+      options.onAccepted?.(receipt, encoded, hash);
+    },
+  });
+  receiptsJsonHash.update(receiptsJsonEnd(accepted));
+  const expectedPolicy =
+    options.policyHash ?? (policyHashText.kind === 'read' ? policyHashText.value : undefined);
+  const judgement = judgeEvidence(report, {
+    requireSealed: true,
+    allowUnpinned: true,
+    expectedPolicy,
+  });
+  const summary = tally.summary();
+  const text = async (file: string): Promise<FileFact<string>> =>
+    mapFact(await readSmall(join(dir, file)), utf8);
+  const policyBytes = await readSmall(join(dir, POLICY_FILE));
+  const checks = packetChecks({
+    report,
+    judgement,
+    policyFileHash: mapFact(policyBytes, (bytes) => ({ kind: 'read', value: policyHash(bytes) })),
+    policyHashText,
+    receiptsFileHash: await sha256OfFile(join(dir, RECEIPTS_FILE)),
+    receiptsExpectedHash: receiptsJsonHash.digest('hex'),
+    signerKey: mapFact(await text(PUBLIC_KEY_FILE), signerKeyOf),
+    recordedReport: mapFact(await text(PACKET_FILES.verifier), recordedReportOf),
+    derived: {
+      chainVerified: report.valid,
+      summary,
+      signer: chainSigner(report),
+      policy: mapFact(policyBytes, policyOf),
+      engineLog: await engineLogOf(join(dir, ENGINE_LOG)),
+      packetJson: await text(PACKET_FILES.packet),
+      summaryMarkdown: await text(PACKET_FILES.summary),
+    },
+  });
+  return {
+    dir,
+    report,
+    judgement,
+    pinnedKeys,
+    expectedPolicy,
+    summary,
+    checks,
+    policy: mapFact(policyBytes, utf8),
+  };
+}

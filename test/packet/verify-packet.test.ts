@@ -1,0 +1,441 @@
+// `verify --packet DIR`: a whole Audit Packet checked without a browser. The chain as the
+// action verifies it, then every other file against it; packet.json and summary.md remade from
+// the verified receipts and compared byte for byte. Real packets, written the way `run` writes
+// them, changed the way someone hiding a refusal would change them.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cli } from '../cli/run-cli.js';
+import { scratchDir } from '../scratch.js';
+import { SAMPLE_KEY } from '../receipts/sample-evidence.js';
+import { writeSamplePacket } from './packet-fixture.js';
+import { jsonDifferences } from '../../src/packet/check/json-differences.js';
+import { packetVerdict } from '../../src/packet/check/packet-checks.js';
+import type { FileCheck } from '../../src/packet/check/file-check.js';
+
+const FILES = [
+  'evidence.jsonl',
+  'receipts.json',
+  'policy.yaml',
+  'policy-hash.txt',
+  'signer-public-key.pem',
+  'verification-report.json',
+  'packet.json',
+  'summary.md',
+];
+
+const pristine = join(scratchDir('pe-verify-packet-'), 'packet');
+await writeSamplePacket(pristine, 30);
+
+/** A fresh copy of the sample packet, changed by `change`. */
+function packetCopy(change: (dir: string) => void = () => {}): string {
+  const dir = join(scratchDir('pe-verify-packet-'), 'packet');
+  execFileSync('cp', ['-r', pristine, dir]);
+  change(dir);
+  return dir;
+}
+
+function editJson(dir: string, file: string, edit: (value: Record<string, unknown>) => void): void {
+  const path = join(dir, file);
+  const value = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  edit(value);
+  writeFileSync(path, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+function editText(dir: string, file: string, from: string | RegExp, to: string): void {
+  const path = join(dir, file);
+  const text = readFileSync(path, 'utf8');
+  const changed = text.replace(from, to);
+  assert.notEqual(changed, text, `${file} holds ${String(from)}`);
+  writeFileSync(path, changed);
+}
+
+/** Each file's status as `verify --packet` prints it. */
+function statuses(stdout: string): Record<string, string> {
+  const lines = stdout.split('\n').filter((line) => /^ {2}(ok|[A-Z]+) +\S/.test(line));
+  return Object.fromEntries(
+    lines.flatMap((line) => {
+      const [status, file] = line.trim().split(/ +/);
+      return FILES.includes(file ?? '') ? [[file, status]] : [];
+    }),
+  );
+}
+
+function verify(dir: string, ...more: string[]) {
+  return cli('verify', '--packet', dir, '--public-key', SAMPLE_KEY, ...more);
+}
+
+const ALL_OK = Object.fromEntries(FILES.map((file) => [file, 'ok']));
+
+test('a packet as run writes it: the chain, then every file ok; exit 0; the report lists them', async () => {
+  const out = join(scratchDir('pe-verify-packet-'), 'report.json');
+  const { code, stdout, stderr } = await verify(pristine, '--output', out);
+  assert.equal(code, 0, stderr);
+  assert.match(stdout, new RegExp(`^CHAIN VALID: ${pristine}/evidence\\.jsonl\\n`));
+  assert.match(stdout, /\n {2}Receipts: {2}32\n/);
+  assert.match(stdout, new RegExp(`\\nPACKET VALID: ${pristine}\\n`));
+  assert.deepEqual(statuses(stdout), ALL_OK);
+  assert.match(stdout, /\n {2}ok {8}packet\.json {15}every count, hash and verdict/);
+  const report = JSON.parse(readFileSync(out, 'utf8')) as Record<string, unknown>;
+  assert.equal(report['verdict'], 'valid');
+  assert.equal(report['trusted'], true);
+  assert.equal(report['sealed'], true);
+  assert.equal(report['receipt_count'], 32);
+  assert.equal(report['error'], null);
+  const files = report['files'] as FileCheck[];
+  assert.deepEqual(
+    files.map((f) => [f.file, f.status]),
+    FILES.map((f) => [f, 'ok']),
+  );
+});
+
+test('without a pinned key: PACKET UNPINNED, exit 1, unless --allow-unpinned; a wrong key: invalid', async () => {
+  const unpinned = await cli('verify', '--packet', pristine);
+  assert.equal(unpinned.code, 1);
+  assert.match(unpinned.stdout, /\nPACKET UNPINNED: /);
+  assert.match(unpinned.stderr, /the packet is only self-consistent, anyone could have signed it/);
+  const allowed = await cli('verify', '--packet', pristine, '--allow-unpinned');
+  assert.equal(allowed.code, 0, allowed.stderr);
+  assert.match(allowed.stderr, /accepted without a pinned key \(--allow-unpinned\)/);
+  const wrong = await cli('verify', '--packet', pristine, '--public-key', 'ab'.repeat(32));
+  assert.equal(wrong.code, 1);
+  assert.match(wrong.stdout, /\nPACKET INVALID: /);
+});
+
+interface Tamper {
+  readonly what: string;
+  readonly change: (dir: string) => void;
+  readonly statuses: Record<string, string>;
+  /** What the first failing file's line must say. */
+  readonly says: RegExp;
+}
+
+const TAMPERS: readonly Tamper[] = [
+  {
+    what: 'a refusal hidden from summary.md',
+    change: (dir) => editText(dir, 'summary.md', '6 block', '5 block'),
+    statuses: { 'summary.md': 'MISMATCH' },
+    says: /summary\.md +line 6 is "- 32 receipts: 26 allow, 5 block.*", should be "- 32 receipts: 26 allow, 6 block/,
+  },
+  {
+    what: 'a refused request cut out of summary.md',
+    change: (dir) => editText(dir, 'summary.md', /- seq 9: [^\n]*\n/, ''),
+    statuses: { 'summary.md': 'MISMATCH' },
+    says: /summary\.md +line 24 is "- seq 14: .*", should be "- seq 9: POST /,
+  },
+  {
+    what: "packet.json's block count lowered",
+    change: (dir) =>
+      editJson(dir, 'packet.json', (p) => {
+        ((p['summary'] as Record<string, unknown>)['totals'] as Record<string, unknown>)['block'] =
+          0;
+      }),
+    statuses: { 'packet.json': 'MISMATCH' },
+    says: /packet\.json +summary\.totals\.block is 0, should be 6$/m,
+  },
+  {
+    what: "packet.json's verdict raised",
+    change: (dir) =>
+      editJson(dir, 'packet.json', (p) => {
+        (p['verifier'] as Record<string, unknown>)['receipt_count'] = 3;
+        (p['policy'] as Record<string, unknown>)['policy_hashes'] = ['0'.repeat(64)];
+      }),
+    statuses: { 'packet.json': 'MISMATCH' },
+    says: /packet\.json +policy\.policy_hashes\[0\] is "0{64}", should be "[0-9a-f]{64}"; verifier\.receipt_count is 3, should be 32$/m,
+  },
+  {
+    what: 'packet.json naming a signer that did not sign',
+    change: (dir) =>
+      editJson(dir, 'packet.json', (p) => {
+        (p['verifier'] as Record<string, unknown>)['signer_key'] = 'pipelock-ed25519-public-v1 x';
+      }),
+    statuses: { 'packet.json': 'MISMATCH' },
+    says: /packet\.json +verifier\.signer_key is "pipelock-ed25519-public-v1 x", should be /,
+  },
+  {
+    what: 'a key packet.json does not have',
+    change: (dir) => editJson(dir, 'packet.json', (p) => (p['note'] = 'all clear')),
+    statuses: { 'packet.json': 'MISMATCH' },
+    says: /packet\.json +note should not be there$/m,
+  },
+  {
+    what: 'packet.json with the same values on one line',
+    change: (dir) => {
+      const path = join(dir, 'packet.json');
+      writeFileSync(path, JSON.stringify(JSON.parse(readFileSync(path, 'utf8'))));
+    },
+    statuses: { 'packet.json': 'MISMATCH' },
+    says: /packet\.json +the same values, but not written as a run writes them/,
+  },
+  {
+    what: "packet.json's run statement of another exit code: the summary no longer agrees",
+    change: (dir) =>
+      editJson(dir, 'packet.json', (p) => {
+        (p['run'] as Record<string, unknown>)['agent_exit_code'] = 0 + 7;
+      }),
+    statuses: { 'summary.md': 'MISMATCH' },
+    says: /summary\.md +line 5 is "- Agent `agent <ci>` exited with 0", should be ".*exited with 7"/,
+  },
+  {
+    what: 'another agent named, in packet.json and summary.md alike',
+    change: (dir) => {
+      editJson(dir, 'packet.json', (p) => {
+        (p['run'] as Record<string, unknown>)['agent_identity'] = 'release-bot';
+      });
+      editText(dir, 'summary.md', '`agent <ci>`', '`release-bot`');
+    },
+    statuses: { 'packet.json': 'MISMATCH' },
+    says: /packet\.json +run\.agent_identity is "release-bot"; the receipts were made for "agent <ci>"$/m,
+  },
+  {
+    what: 'a run statement of the wrong type',
+    change: (dir) =>
+      editJson(dir, 'packet.json', (p) => {
+        (p['posture'] as Record<string, unknown>)['agent_uid'] = 'root';
+      }),
+    statuses: { 'packet.json': 'MISMATCH', 'summary.md': 'UNCHECKED' },
+    says: /packet\.json +not as a run writes it: posture\.agent_uid: .*number/,
+  },
+  {
+    what: 'an engine.log that says requests were refused unrecorded, added after the summary',
+    change: (dir) =>
+      writeFileSync(
+        join(dir, 'engine.log'),
+        '{"event":"evidence_error","message":"the evidence is full"}\n',
+      ),
+    statuses: { 'summary.md': 'MISMATCH' },
+    says: /summary\.md +line 8 is "", should be "- ⚠️ 1 requests were refused without a receipt/,
+  },
+  {
+    what: 'summary.md removed',
+    change: (dir) => rmSync(join(dir, 'summary.md')),
+    statuses: { 'summary.md': 'MISSING' },
+    says: /summary\.md +not in the packet/,
+  },
+  {
+    what: 'packet.json removed',
+    change: (dir) => rmSync(join(dir, 'packet.json')),
+    statuses: { 'packet.json': 'MISSING', 'summary.md': 'UNCHECKED' },
+    says: /summary\.md +needs packet\.json's run/,
+  },
+  {
+    what: 'verification-report.json not a report',
+    change: (dir) =>
+      editJson(dir, 'verification-report.json', (r) => {
+        r['verdict'] = 'trusted';
+      }),
+    statuses: {
+      'verification-report.json': 'MISMATCH',
+      'packet.json': 'UNCHECKED',
+      'summary.md': 'UNCHECKED',
+    },
+    says: /verification-report\.json +verdict: Invalid option/,
+  },
+  {
+    what: 'engine.log a directory',
+    change: (dir) => mkdirSync(join(dir, 'engine.log')),
+    statuses: { 'packet.json': 'UNCHECKED', 'summary.md': 'UNCHECKED' },
+    says: /packet\.json +needs engine\.log: not a regular file/,
+  },
+  {
+    what: 'a refusal turned into an allow in receipts.json',
+    change: (dir) => editText(dir, 'receipts.json', '"verdict":"block"', '"verdict":"allow"'),
+    statuses: { 'receipts.json': 'MISMATCH' },
+    says: /receipts\.json +is not the receipts of evidence\.jsonl/,
+  },
+];
+
+for (const tamper of TAMPERS) {
+  test(`tampered: ${tamper.what}: PACKET INVALID, exit 1, the file named`, async () => {
+    const dir = packetCopy(tamper.change);
+    const out = join(dir, '..', 'report.json');
+    const { code, stdout } = await verify(dir, '--output', out);
+    assert.equal(code, 1, stdout);
+    // The chain itself still verifies: the verdict is the packet's.
+    assert.match(stdout, /^CHAIN VALID: /);
+    assert.match(stdout, /\nPACKET INVALID: /);
+    assert.deepEqual(statuses(stdout), { ...ALL_OK, ...tamper.statuses });
+    assert.match(stdout, tamper.says);
+    const failing = Object.keys(tamper.statuses);
+    assert.match(
+      stdout,
+      new RegExp(`\\n {2}Error: the packet's ${failing.join(', ').replace(/\./g, '\\.')} do`),
+    );
+    const report = JSON.parse(readFileSync(out, 'utf8')) as Record<string, unknown>;
+    assert.equal(report['verdict'], 'invalid');
+    assert.equal(report['trusted'], false);
+    assert.match(String(report['error']), /do(es)? not match the verified chain$/);
+  });
+}
+
+/** Every value in packet.json, by its path. */
+function leaves(value: unknown, path = ''): [string, unknown][] {
+  if (value !== null && typeof value === 'object') {
+    return Object.entries(value).flatMap(([key, item]) =>
+      leaves(item, Array.isArray(value) ? `${path}[${key}]` : path ? `${path}.${key}` : key),
+    );
+  }
+  return [[path, value]];
+}
+
+function setAt(root: Record<string, unknown>, path: string, value: unknown): void {
+  const keys = path.replace(/\[(\d+)\]/g, '.$1').split('.');
+  const last = keys.pop() ?? '';
+  let at = root as Record<string, unknown>;
+  for (const key of keys) at = at[key] as Record<string, unknown>;
+  at[last] = value;
+}
+
+function changed(value: unknown): unknown {
+  if (typeof value === 'number') return value + 1;
+  if (typeof value === 'boolean') return !value;
+  return `${String(value)}x`;
+}
+
+/** What packet.json states and no receipt can confirm: the runner's own word. */
+const STATEMENTS =
+  /^(generated_at|run\.(repository|workflow|run_id|run_attempt|ref|sha|started_at|completed_at)|policy\.config_path|posture\.(runner_os|runner_arch|network_namespace|agent_user|agent_uid|host_user|host_uid|proxy_url|script_basename|script_arg_count))$/;
+
+test('every value of packet.json is checked, except the runner statements, which the summary or nothing confirms', async () => {
+  const original = JSON.parse(readFileSync(join(pristine, 'packet.json'), 'utf8')) as Record<
+    string,
+    unknown
+  >;
+  const paths = leaves(original);
+  assert.ok(paths.length > 40, `${paths.length} values`);
+  const uncaught: string[] = [];
+  for (const [path, value] of paths) {
+    const dir = packetCopy((d) =>
+      editJson(d, 'packet.json', (p) => setAt(p, path, changed(value))),
+    );
+    const { code, stdout } = await verify(dir);
+    if (STATEMENTS.test(path)) {
+      // Accepted as stated: the packet says so on every check ("the runner's own statements").
+      assert.equal(code, 0, `${path}: ${stdout}`);
+    } else if (code === 0) {
+      uncaught.push(path);
+    }
+    rmSync(join(dir, '..'), { recursive: true, force: true });
+  }
+  assert.deepEqual(uncaught, []);
+});
+
+test('any byte of summary.md changed: PACKET INVALID (random positions)', async () => {
+  const text = readFileSync(join(pristine, 'summary.md'));
+  for (let i = 0; i < 25; i++) {
+    const at = Math.floor(Math.random() * text.length);
+    const dir = packetCopy((d) => {
+      const copy = Buffer.from(text);
+      copy[at] = (copy[at] ?? 0) ^ (1 << Math.floor(Math.random() * 8));
+      writeFileSync(join(d, 'summary.md'), copy);
+    });
+    const { code, stdout } = await verify(dir);
+    assert.equal(code, 1, `byte ${at}`);
+    assert.equal(statuses(stdout)['summary.md'], 'MISMATCH', `byte ${at}: ${stdout}`);
+    rmSync(join(dir, '..'), { recursive: true, force: true });
+  }
+});
+
+test('a chain changed after signing: CHAIN BROKEN, the derived files not checked against it', async () => {
+  const dir = packetCopy((d) => editText(d, 'evidence.jsonl', 'page=12\\u0026', 'page=13\\u0026'));
+  const { code, stdout } = await verify(dir);
+  assert.equal(code, 1);
+  assert.match(stdout, /^CHAIN BROKEN: /);
+  assert.match(stdout, /\nPACKET INVALID: /);
+  const found = statuses(stdout);
+  assert.equal(found['evidence.jsonl'], 'MISMATCH');
+  assert.equal(found['packet.json'], 'UNCHECKED');
+  assert.equal(found['summary.md'], 'UNCHECKED');
+  assert.match(stdout, /packet\.json +the chain in evidence\.jsonl does not verify/);
+});
+
+test("--policy-hash: the reviewer's own hash of the policy they read, instead of the packet's", async () => {
+  const own = join(scratchDir('pe-verify-packet-'), 'reviewed-hash.txt');
+  writeFileSync(own, readFileSync(join(pristine, 'policy-hash.txt')));
+  const same = await verify(pristine, '--policy-hash', own);
+  assert.equal(same.code, 0, same.stderr);
+  assert.match(same.stdout, /\nPACKET VALID: /);
+  writeFileSync(own, `${'0'.repeat(64)}\n`);
+  const other = await verify(pristine, '--policy-hash', own);
+  assert.equal(other.code, 1);
+  assert.match(
+    other.stdout,
+    /\nPOLICY MISMATCH: receipts carry policy_hash [0-9a-f]{64}; expected 0{64}\n/,
+  );
+  assert.match(other.stdout, /\nPACKET INVALID: /);
+  assert.match(
+    other.stdout,
+    /\n {2}Error: policy hash mismatch: receipts carry [0-9a-f]{64}, expected 0{64}\n/,
+  );
+  const unreadable = await verify(pristine, '--policy-hash', join(pristine, 'evidence'));
+  assert.equal(unreadable.code, 2);
+  assert.match(unreadable.stderr, /cannot read policy hash .*evidence: not a regular file/);
+});
+
+test('usage: --packet alone says what it takes from the packet; a missing or empty directory exits 2', async () => {
+  for (const [option, reason] of [
+    ['--receipt-chain', "the chain is the packet's evidence.jsonl"],
+    ['--session-id', 'a packet holds one recorder session'],
+  ] as const) {
+    const { code, stderr } = await cli('verify', '--packet', pristine, option, 'x');
+    assert.equal(code, 2);
+    assert.match(stderr, new RegExp(`${option} does not go with --packet: ${reason}`));
+  }
+  // The implied flags are accepted as given.
+  const implied = await verify(pristine, '--require-sealed', '--whole-recorder');
+  assert.equal(implied.code, 0, implied.stderr);
+  const none = await cli('verify');
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /--receipt-chain PATH \(or --packet DIR\) is required/);
+  const missing = await verify(join(pristine, 'nowhere'));
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /nowhere is not a directory: give the Audit Packet directory/);
+  const empty = scratchDir('pe-verify-packet-');
+  const out = join(empty, 'report.json');
+  const bare = await verify(empty, '--output', out);
+  assert.equal(bare.code, 2);
+  assert.match(
+    bare.stderr,
+    /holds no evidence\.jsonl: give the directory a run wrote its Audit Packet to/,
+  );
+  const report = JSON.parse(readFileSync(out, 'utf8')) as Record<string, unknown>;
+  assert.equal(report['verdict'], 'error');
+  assert.deepEqual(report['files'], []);
+});
+
+test('differences are named by their path in the document, at most three', () => {
+  assert.deepEqual(jsonDifferences({ a: { b: [1, 2] }, c: 1 }, { a: { b: [1, 3] }, c: 1 }), [
+    'a.b[1] is 2, should be 3',
+  ]);
+  assert.deepEqual(jsonDifferences({ a: 1 }, { b: 1 }), ['b is missing', 'a should not be there']);
+  assert.deepEqual(jsonDifferences({ a: [1] }, { a: [1, 2] }), ['a is [1], should be [1,2]']);
+  assert.deepEqual(jsonDifferences(1, 'x'), ['the document is 1, should be "x"']);
+  assert.equal(jsonDifferences({ a: 1, b: 2, c: 3, d: 4 }, { a: 0, b: 0, c: 0, d: 0 }).length, 3);
+  assert.deepEqual(jsonDifferences({ a: { b: 1 } }, { a: { b: 1 } }), []);
+});
+
+test("the packet's verdict: the chain's, unless a file disagrees; a broken chain stays its own verdict", () => {
+  const ok = (file: string): FileCheck => ({ file, status: 'ok', detail: '' });
+  const bad = (file: string): FileCheck => ({ file, status: 'mismatch', detail: '' });
+  const valid = { verdict: 'valid', code: 0, policyHashMatch: true } as const;
+  assert.deepEqual(packetVerdict(valid, [ok('a'), ok('b')]), { verdict: 'valid' });
+  assert.deepEqual(packetVerdict(valid, [ok('a'), bad('b')]), {
+    verdict: 'invalid',
+    error: "the packet's b does not match the verified chain",
+  });
+  assert.deepEqual(
+    packetVerdict({ ...valid, verdict: 'self_consistent_only' }, [
+      { file: 'c', status: 'unchecked', detail: '' },
+      { file: 'd', status: 'missing', detail: '' },
+    ]),
+    { verdict: 'invalid', error: "the packet's c, d do not match the verified chain" },
+  );
+  assert.deepEqual(
+    packetVerdict({ verdict: 'invalid', code: 1, policyHashMatch: null, error: 'broken' }, [
+      bad('a'),
+    ]),
+    { verdict: 'invalid', error: 'broken' },
+  );
+});
