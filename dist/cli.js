@@ -19741,7 +19741,7 @@ var require_websocket = __commonJS({
     var net = __require("net");
     var querystring = __require("querystring");
     var tls = __require("tls");
-    var { randomBytes: randomBytes8, createHash: createHash4 } = __require("crypto");
+    var { randomBytes: randomBytes8, createHash: createHash5 } = __require("crypto");
     var { Duplex, Readable } = __require("stream");
     var { URL: URL2 } = __require("url");
     var PerMessageDeflate2 = require_permessage_deflate();
@@ -20432,7 +20432,7 @@ var require_websocket = __commonJS({
           abortHandshake(websocket, socket, "Invalid Upgrade header");
           return;
         }
-        const digest = createHash4("sha1").update(key + GUID).digest("base64");
+        const digest = createHash5("sha1").update(key + GUID).digest("base64");
         if (res.headers["sec-websocket-accept"] !== digest) {
           abortHandshake(websocket, socket, "Invalid Sec-WebSocket-Accept header");
           return;
@@ -20817,7 +20817,7 @@ var require_websocket_server = __commonJS({
     var EventEmitter2 = __require("events");
     var http = __require("http");
     var { Duplex } = __require("stream");
-    var { createHash: createHash4 } = __require("crypto");
+    var { createHash: createHash5 } = __require("crypto");
     var extension3 = require_extension();
     var PerMessageDeflate2 = require_permessage_deflate();
     var subprotocol2 = require_subprotocol();
@@ -21127,7 +21127,7 @@ var require_websocket_server = __commonJS({
           );
         }
         if (this._state > RUNNING) return abortHandshake(socket, 503);
-        const digest = createHash4("sha1").update(key + GUID).digest("base64");
+        const digest = createHash5("sha1").update(key + GUID).digest("base64");
         const headers = [
           "HTTP/1.1 101 Switching Protocols",
           "Upgrade: websocket",
@@ -46360,6 +46360,7 @@ var POLICY_FILE = "policy.yaml";
 var POLICY_HASH_FILE = "policy-hash.txt";
 var PUBLIC_KEY_FILE = "signer-public-key.pem";
 var RECEIPTS_FILE = "receipts.json";
+var THIS_ENGINE = `pipelock-egress ${package_default.version}`;
 var UNSUPPORTED_PATHS = [
   "mcp_transports",
   "nested_docker",
@@ -46433,6 +46434,7 @@ function packetJson(input) {
     },
     posture: withoutUndefined({
       enforcement_mode: "linux_netns_iptables_setpriv",
+      engine: posture.engine,
       runner_os: posture.runnerOs,
       runner_arch: posture.runnerArch,
       raw_socket_status: "denied",
@@ -46981,10 +46983,69 @@ function judgeEvidence(report, options) {
 import { join as join12 } from "node:path";
 
 // src/packet/check/check-packet.ts
+import { createHash as createHash4 } from "node:crypto";
+import { join as join11 } from "node:path";
+
+// src/packet/check/file-check.ts
+function mapFact(fact, read) {
+  return fact.kind === "read" ? read(fact.value) : fact;
+}
+function ok(file, detail) {
+  return { file, status: "ok", detail };
+}
+function mismatch(file, detail) {
+  return { file, status: "mismatch", detail };
+}
+function unread(file, fact) {
+  if (fact.kind === "missing") return { file, status: "missing", detail: "not in the packet" };
+  return mismatch(file, fact.error);
+}
+
+// src/packet/check/read-facts.ts
 import { createHash as createHash3 } from "node:crypto";
 import { createReadStream as createReadStream3 } from "node:fs";
 import { readFile as readFile8, stat as stat7 } from "node:fs/promises";
-import { join as join11 } from "node:path";
+var SMALL_FILE_BYTES = 16 * 1024 * 1024;
+function cannotRead(error2) {
+  return { kind: "unusable", error: `cannot read it: ${error2.message}` };
+}
+async function regularFileSize(file) {
+  try {
+    const info = await stat7(file);
+    return info.isFile() ? { kind: "read", value: info.size } : { kind: "unusable", error: "not a regular file" };
+  } catch (error2) {
+    return error2.code === "ENOENT" ? { kind: "missing" } : cannotRead(error2);
+  }
+}
+async function readSmall(file) {
+  const size = await regularFileSize(file);
+  if (size.kind !== "read") return size;
+  if (size.value > SMALL_FILE_BYTES)
+    return { kind: "unusable", error: `larger than ${SMALL_FILE_BYTES} bytes` };
+  try {
+    return { kind: "read", value: await readFile8(file) };
+  } catch (error2) {
+    return cannotRead(error2);
+  }
+}
+function utf82(bytes) {
+  try {
+    return { kind: "read", value: new TextDecoder("utf-8", { fatal: true }).decode(bytes) };
+  } catch {
+    return { kind: "unusable", error: "not UTF-8 text" };
+  }
+}
+async function sha256OfFile(file) {
+  const size = await regularFileSize(file);
+  if (size.kind !== "read") return size;
+  const hash2 = createHash3("sha256");
+  try {
+    for await (const chunk of createReadStream3(file)) hash2.update(chunk);
+  } catch (error2) {
+    return cannotRead(error2);
+  }
+  return { kind: "read", value: hash2.digest("hex") };
+}
 
 // src/packet/check/json-differences.ts
 function show(value) {
@@ -47051,6 +47112,7 @@ var runSchema = object({
   agentExitCode: run.agent_exit_code
 }));
 var postureSchema = object({
+  engine: text,
   runner_os: text,
   runner_arch: text.optional(),
   network_namespace: text,
@@ -47062,6 +47124,7 @@ var postureSchema = object({
   script_basename: text,
   script_arg_count: count
 }).transform((posture) => ({
+  engine: posture.engine,
   runnerOs: posture.runner_os,
   ...defined({ runnerArch: posture.runner_arch }),
   networkNamespace: posture.network_namespace,
@@ -47093,18 +47156,6 @@ function defined(fields2) {
 }
 function parsePacketStatements(packetJsonText) {
   return readJsonDocument(statementsSchema, packetJsonText);
-}
-
-// src/packet/check/file-check.ts
-function ok(file, detail) {
-  return { file, status: "ok", detail };
-}
-function mismatch(file, detail) {
-  return { file, status: "mismatch", detail };
-}
-function unread(file, fact) {
-  if (fact.kind === "missing") return { file, status: "missing", detail: "not in the packet" };
-  return mismatch(file, fact.error);
 }
 
 // src/packet/check/derived-checks.ts
@@ -47155,6 +47206,13 @@ function identityCheck(statements, summary) {
     `run.agent_identity is ${JSON.stringify(identity)}; the receipts were made for ${others.map((actor) => JSON.stringify(actor)).join(", ")}`
   );
 }
+function acrossVersions(check2, writtenBy) {
+  if (check2.status !== "mismatch" || writtenBy === THIS_ENGINE) return check2;
+  return {
+    ...check2,
+    detail: `${check2.detail} (written by ${writtenBy}, remade by ${THIS_ENGINE}: check it with ${writtenBy} before calling it changed)`
+  };
+}
 function derivedChecks(facts) {
   const packetFile = PACKET_FILES.packet;
   const summaryFile = PACKET_FILES.summary;
@@ -47176,12 +47234,14 @@ function derivedChecks(facts) {
     packetFile,
     "every count, hash and verdict as the verified receipts, policy.yaml and verification-report.json give them, the agent as the receipts name it; the rest of run and posture are the runner's own statements"
   );
-  if (summary.kind !== "read") return [packetCheck, unread(summaryFile, summary)];
+  const writtenBy = statements.value.posture.engine;
+  if (summary.kind !== "read")
+    return [acrossVersions(packetCheck, writtenBy), unread(summaryFile, summary)];
   const summaryCheck = summary.value === remade.summaryMarkdown ? ok(
     summaryFile,
     "as the run writes it from the verified receipts, packet.json and engine.log"
   ) : mismatch(summaryFile, firstDifferentLine(summary.value, remade.summaryMarkdown));
-  return [packetCheck, summaryCheck];
+  return [acrossVersions(packetCheck, writtenBy), acrossVersions(summaryCheck, writtenBy)];
 }
 
 // src/packet/check/packet-checks.ts
@@ -47290,50 +47350,6 @@ function packetVerdict(judgement, checks) {
 // src/packet/check/check-packet.ts
 var UnreadablePacket = class extends Error {
 };
-var SMALL_FILE_BYTES = 16 * 1024 * 1024;
-function cannotRead(error2) {
-  return { kind: "unusable", error: `cannot read it: ${error2.message}` };
-}
-async function regularFileSize(file) {
-  try {
-    const info = await stat7(file);
-    return info.isFile() ? { kind: "read", value: info.size } : { kind: "unusable", error: "not a regular file" };
-  } catch (error2) {
-    return error2.code === "ENOENT" ? { kind: "missing" } : cannotRead(error2);
-  }
-}
-async function readSmall(file) {
-  const size = await regularFileSize(file);
-  if (size.kind !== "read") return size;
-  if (size.value > SMALL_FILE_BYTES)
-    return { kind: "unusable", error: `larger than ${SMALL_FILE_BYTES} bytes` };
-  try {
-    return { kind: "read", value: await readFile8(file) };
-  } catch (error2) {
-    return cannotRead(error2);
-  }
-}
-function mapFact(fact, read) {
-  return fact.kind === "read" ? read(fact.value) : fact;
-}
-function utf82(bytes) {
-  try {
-    return { kind: "read", value: new TextDecoder("utf-8", { fatal: true }).decode(bytes) };
-  } catch {
-    return { kind: "unusable", error: "not UTF-8 text" };
-  }
-}
-async function sha256OfFile(file) {
-  const size = await regularFileSize(file);
-  if (size.kind !== "read") return size;
-  const hash2 = createHash3("sha256");
-  try {
-    for await (const chunk of createReadStream3(file)) hash2.update(chunk);
-  } catch (error2) {
-    return cannotRead(error2);
-  }
-  return { kind: "read", value: hash2.digest("hex") };
-}
 function signerKeyOf(pem2) {
   const parsed = parsePublicKey(pem2);
   return parsed.ok ? { kind: "read", value: publicKeyHex(parsed.key) } : { kind: "unusable", error: parsed.error };
@@ -47378,7 +47394,7 @@ async function checkPacket(dir, backend, pinnedKeys, options = {}) {
     (bytes) => mapFact(utf82(bytes), (text3) => ({ kind: "read", value: text3.trim() }))
   );
   const tally = new ChainTally();
-  const receiptsJsonHash = createHash3("sha256");
+  const receiptsJsonHash = createHash4("sha256");
   let accepted = 0;
   const { report } = await verifyEvidencePath(backend, evidence, {
     trustedKeys: pinnedKeys,
@@ -47534,6 +47550,9 @@ function judged(checked, allowUnpinned) {
     }
   };
 }
+function unreadablePacketReport(error2) {
+  return { ...verificationReport("error", void 0, null, error2), files: [] };
+}
 async function verifyPacket(request, io2) {
   const opened = await openPacket(
     PREFIX,
@@ -47547,10 +47566,7 @@ async function verifyPacket(request, io2) {
   if (!opened.ok) {
     io2.err(`${PREFIX}: ${opened.error}
 `);
-    return {
-      code: 2,
-      report: { ...verificationReport("error", void 0, null, opened.error), files: [] }
-    };
+    return { code: 2, report: unreadablePacketReport(opened.error) };
   }
   const checked = opened.packet;
   const outcome = judged(checked, request.allowUnpinned);
@@ -47579,7 +47595,6 @@ var PACKET_OWN = {
   "session-id": "a packet holds one recorder session",
   "rotation-endorsement": "a run signs with one key"
 };
-var PREFIX2 = "pipelock-egress verify";
 var InputError = class extends Error {
 };
 function parseRequest(args) {
@@ -47672,7 +47687,7 @@ async function verifyChain2(request, io2) {
     if (!(error2 instanceof InputError) && !(error2 instanceof KeyArgumentError) && !(error2 instanceof UnreadableEvidence)) {
       throw error2;
     }
-    io2.err(`${PREFIX2}: ${error2.message}
+    io2.err(`${PREFIX}: ${error2.message}
 `);
     return { code: 2, report: verificationReport("error", void 0, null, error2.message) };
   }
@@ -47683,9 +47698,9 @@ async function verifyPacketFiles(request, io2) {
     policyHash2 = request.policyHashFile === void 0 ? void 0 : await loadPolicyHash(request.policyHashFile, io2);
   } catch (error2) {
     if (!(error2 instanceof InputError)) throw error2;
-    io2.err(`${PREFIX2}: ${error2.message}
+    io2.err(`${PREFIX}: ${error2.message}
 `);
-    return { code: 2, report: verificationReport("error", void 0, null, error2.message) };
+    return { code: 2, report: unreadablePacketReport(error2.message) };
   }
   return verifyPacket({ ...request, policyHash: policyHash2 }, io2);
 }
@@ -47694,8 +47709,8 @@ async function verifyCommand(args, io2) {
   const { code: code2, report } = request.kind === "packet" ? await verifyPacketFiles(request, io2) : await verifyChain2(request, io2);
   if (report.verdict === "self_consistent_only") {
     io2.err(
-      request.allowUnpinned ? `${PREFIX2}: accepted without a pinned key (--allow-unpinned): the ${request.kind} is only self-consistent
-` : `${PREFIX2}: no --public-key given: the ${request.kind} is only self-consistent, anyone could have signed it; pin the signer key, or pass --allow-unpinned to accept that
+      request.allowUnpinned ? `${PREFIX}: accepted without a pinned key (--allow-unpinned): the ${request.kind} is only self-consistent
+` : `${PREFIX}: no --public-key given: the ${request.kind} is only self-consistent, anyone could have signed it; pin the signer key, or pass --allow-unpinned to accept that
 `
     );
   }
@@ -47704,7 +47719,7 @@ async function verifyCommand(args, io2) {
     await makeDirectories(path3.dirname(request.output), 493);
     await writeFile8(request.output, encodeVerificationReport(report));
   } catch (error2) {
-    io2.err(`${PREFIX2}: cannot write ${request.output}: ${error2.message}
+    io2.err(`${PREFIX}: cannot write ${request.output}: ${error2.message}
 `);
     return 2;
   }
@@ -48015,7 +48030,7 @@ async function runKeys(options, io2, backend, problems) {
 }
 
 // src/cli/run-command.ts
-var PREFIX3 = "pipelock-egress run";
+var PREFIX2 = "pipelock-egress run";
 async function runCommand(args, io2) {
   const backend = createNodeBackend();
   let request;
@@ -48023,19 +48038,19 @@ async function runCommand(args, io2) {
     request = await parseRunRequest(args, io2, backend);
   } catch (error2) {
     if (!(error2 instanceof RunRequestError)) throw error2;
-    for (const problem of error2.problems) io2.err(`${PREFIX3}: ${problem}
+    for (const problem of error2.problems) io2.err(`${PREFIX2}: ${problem}
 `);
-    io2.err(`${PREFIX3}: nothing was started or created
+    io2.err(`${PREFIX2}: nothing was started or created
 `);
     return 1;
   }
   const facts = await gatherHostFacts();
   const problems = preflightProblems(facts, { acl: request.writable.length > 0 });
   if (problems.length > 0) {
-    for (const problem of problems) io2.err(`${PREFIX3}: preflight: ${problem}
+    for (const problem of problems) io2.err(`${PREFIX2}: preflight: ${problem}
 `);
     io2.err(
-      `${PREFIX3}: ${problems.length} preflight problem${problems.length === 1 ? "" : "s"}; nothing was created
+      `${PREFIX2}: ${problems.length} preflight problem${problems.length === 1 ? "" : "s"}; nothing was created
 `
     );
     return 1;
@@ -48046,7 +48061,7 @@ async function runCommand(args, io2) {
   const cancel = new AbortController();
   let received;
   const onSignal = (signal) => {
-    io2.err(`${PREFIX3}: ${signal}: stopping the agent, sealing the evidence, tearing down
+    io2.err(`${PREFIX2}: ${signal}: stopping the agent, sealing the evidence, tearing down
 `);
     received = signal;
     cancel.abort();
@@ -48075,7 +48090,7 @@ async function runCommand(args, io2) {
       callerEnv: request.callerEnv,
       evidenceCopyDir: join14(out, EVIDENCE_DIR),
       engineLogCopy: join14(out, ENGINE_LOG),
-      log: (line) => io2.err(`${PREFIX3}: ${line}
+      log: (line) => io2.err(`${PREFIX2}: ${line}
 `),
       cancel: cancel.signal
     });
@@ -48098,6 +48113,7 @@ async function runCommand(args, io2) {
           agentExitCode: outcome.agentExitCode
         },
         posture: {
+          engine: THIS_ENGINE,
           runnerOs: request.callerEnv["RUNNER_OS"] ?? "Linux",
           ...request.callerEnv["RUNNER_ARCH"] ? { runnerArch: request.callerEnv["RUNNER_ARCH"] } : {},
           networkNamespace: outcome.runId,
@@ -48115,17 +48131,17 @@ async function runCommand(args, io2) {
     );
     await giveToInvoker(out);
     io2.err(
-      `${PREFIX3}: ${outcome.sealed.receipts} receipts sealed; verdict ${report.verdict}; Audit Packet in ${out}
+      `${PREFIX2}: ${outcome.sealed.receipts} receipts sealed; verdict ${report.verdict}; Audit Packet in ${out}
 `
     );
     if (verified !== 0) {
-      io2.err(`${PREFIX3}: the evidence did not verify (${report.verdict}); failing the run
+      io2.err(`${PREFIX2}: the evidence did not verify (${report.verdict}); failing the run
 `);
       return 1;
     }
     if (report.verdict === "self_consistent_only") {
       io2.err(
-        `${PREFIX3}: warning: signed with a key made for this run; pass --signing-key and --public-key to make the verdict valid
+        `${PREFIX2}: warning: signed with a key made for this run; pass --signing-key and --public-key to make the verdict valid
 `
       );
     }
@@ -48133,7 +48149,7 @@ async function runCommand(args, io2) {
     return outcome.agentExitCode;
   } catch (error2) {
     if (!(error2 instanceof BoundaryError)) throw error2;
-    io2.err(`${PREFIX3}: boundary failed: ${error2.message}
+    io2.err(`${PREFIX2}: boundary failed: ${error2.message}
 `);
     return 1;
   } finally {
@@ -48712,7 +48728,7 @@ async function serveViewer(view, listen) {
 
 // src/cli/view-command.ts
 var COMMAND2 = "view";
-var PREFIX4 = `pipelock-egress ${COMMAND2}`;
+var PREFIX3 = `pipelock-egress ${COMMAND2}`;
 async function viewCommand(args, io2) {
   const [dir, ...rest] = args;
   if (dir === void 0 || dir.startsWith("--"))
@@ -48727,14 +48743,14 @@ async function viewCommand(args, io2) {
     optionValue(options, "listen") ?? "127.0.0.1:0"
   );
   const opened = await openPacket(
-    PREFIX4,
+    PREFIX3,
     dir,
     options.values.get("public-key") ?? [],
     io2,
     loadPacketView
   );
   if (!opened.ok) {
-    io2.err(`${PREFIX4}: ${opened.error}
+    io2.err(`${PREFIX3}: ${opened.error}
 `);
     return 2;
   }
@@ -48743,7 +48759,7 @@ async function viewCommand(args, io2) {
   try {
     viewer = await serveViewer(view, listen);
   } catch (error2) {
-    io2.err(`${PREFIX4}: cannot listen on ${listenText(listen)}: ${error2.message}
+    io2.err(`${PREFIX3}: cannot listen on ${listenText(listen)}: ${error2.message}
 `);
     return 1;
   }
@@ -48756,7 +48772,7 @@ async function viewCommand(args, io2) {
 `
   );
   io2.err(
-    `${PREFIX4}: ${dir}: verdict ${view.judgement.verdict}; open ${viewer.url} (the address is the key: share it with no one); Ctrl-C stops
+    `${PREFIX3}: ${dir}: verdict ${view.judgement.verdict}; open ${viewer.url} (the address is the key: share it with no one); Ctrl-C stops
 `
   );
   await stopSignal;

@@ -14,6 +14,7 @@ import {
   EVIDENCE_DIR,
   PACKET_FILES,
   packetRunFromEnv,
+  THIS_ENGINE,
   POLICY_FILE,
   POLICY_HASH_FILE,
   PUBLIC_KEY_FILE,
@@ -105,6 +106,7 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
           agentExitCode: outcome.agentExitCode,
         },
         posture: {
+          engine: THIS_ENGINE,
           runnerOs: request.callerEnv['RUNNER_OS'] ?? 'Linux',
           ...(request.callerEnv['RUNNER_ARCH']
             ? { runnerArch: request.callerEnv['RUNNER_ARCH'] }

@@ -10,7 +10,12 @@ import { type CliIo, UsageError } from './io.js';
 import { optionValue, parseOptions } from './options.js';
 import { KeyArgumentError, resolvePublicKey } from './key-argument.js';
 import { judgeEvidence } from './judge.js';
-import { verifyPacket, type PacketRequest } from './verify-packet.js';
+import {
+  PREFIX,
+  unreadablePacketReport,
+  verifyPacket,
+  type PacketRequest,
+} from './verify-packet.js';
 import { describeChain } from './chain-text.js';
 import {
   encodeVerificationReport,
@@ -45,8 +50,6 @@ const PACKET_OWN: Readonly<Record<string, string>> = {
   'session-id': 'a packet holds one recorder session',
   'rotation-endorsement': 'a run signs with one key',
 };
-
-const PREFIX = 'pipelock-egress verify';
 
 /** An input other than the evidence itself could not be used (exit 2). */
 class InputError extends Error {}
@@ -174,7 +177,7 @@ async function verifyPacketFiles(request: PacketFileRequest, io: CliIo): Promise
   } catch (error) {
     if (!(error instanceof InputError)) throw error;
     io.err(`${PREFIX}: ${error.message}\n`);
-    return { code: 2, report: verificationReport('error', undefined, null, error.message) };
+    return { code: 2, report: unreadablePacketReport(error.message) };
   }
   return verifyPacket({ ...request, policyHash }, io);
 }

@@ -33,7 +33,7 @@ export interface VerifiedPacket {
   readonly report: PacketReport;
 }
 
-const PREFIX = 'pipelock-egress verify';
+export const PREFIX = 'pipelock-egress verify';
 
 const STATUS_LABELS: Readonly<Record<CheckStatus, string>> = {
   ok: 'ok',
@@ -78,6 +78,11 @@ function judged(checked: CheckedPacket, allowUnpinned: boolean): VerifiedPacket 
   };
 }
 
+/** The report of a packet that could not be checked at all. */
+export function unreadablePacketReport(error: string): PacketReport {
+  return { ...verificationReport('error', undefined, null, error), files: [] };
+}
+
 export async function verifyPacket(request: PacketRequest, io: CliIo): Promise<VerifiedPacket> {
   const opened = await openPacket(PREFIX, request.dir, request.keyArgs, io, (dir, backend, keys) =>
     checkPacket(dir, backend, keys, {
@@ -86,10 +91,7 @@ export async function verifyPacket(request: PacketRequest, io: CliIo): Promise<V
   );
   if (!opened.ok) {
     io.err(`${PREFIX}: ${opened.error}\n`);
-    return {
-      code: 2,
-      report: { ...verificationReport('error', undefined, null, opened.error), files: [] },
-    };
+    return { code: 2, report: unreadablePacketReport(opened.error) };
   }
   const checked = opened.packet;
   const outcome = judged(checked, request.allowUnpinned);

@@ -1,5 +1,6 @@
 // packet.json: Pipelock's Audit Packet v0 (specs/receipts.md §10), filled from the run, the
 // receipts and the verification report. Pure; written with sorted keys.
+import packageJson from '../../package.json' with { type: 'json' };
 import type { VerificationReport } from '../cli/verification-report.js';
 import type { ChainSummary } from './summarize.js';
 
@@ -32,7 +33,12 @@ export interface PacketRun {
   readonly agentExitCode: number;
 }
 
+/** The engine, and writer of the packet, this code is (the built-in one, this version). */
+export const THIS_ENGINE = `pipelock-egress ${packageJson.version}`;
+
 export interface PacketPosture {
+  /** The engine that enforced the run and wrote the packet, with its version. */
+  readonly engine: string;
   readonly runnerOs: string;
   readonly runnerArch?: string;
   readonly networkNamespace: string;
@@ -146,6 +152,7 @@ export function packetJson(input: PacketInput): Record<string, unknown> {
     },
     posture: withoutUndefined({
       enforcement_mode: 'linux_netns_iptables_setpriv',
+      engine: posture.engine,
       runner_os: posture.runnerOs,
       runner_arch: posture.runnerArch,
       raw_socket_status: 'denied',

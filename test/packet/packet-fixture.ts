@@ -7,6 +7,7 @@ import type { ReceiptFields } from '../../src/receipts/builder.js';
 import { fromHex } from '../../src/receipts/bytes.js';
 import { parsePolicy, type Policy } from '../../src/policy/index.js';
 import { packetPolicy } from '../../src/packet/report-files.js';
+import { THIS_ENGINE } from '../../src/packet/packet-json.js';
 import {
   SAMPLE_KEY,
   SAMPLE_POLICY,
@@ -18,6 +19,8 @@ export async function writeSamplePacket(
   out: string,
   decisions: number,
   decide: (i: number) => ReceiptFields = sampleDecision,
+  /** The run pinned its key (verdict valid), as a run with --public-key does. */
+  pinned = true,
 ): Promise<void> {
   mkdirSync(join(out, 'evidence'), { recursive: true });
   const lines = [...sampleEvidence(decisions, undefined, decide)].map((line) => line.text);
@@ -28,7 +31,7 @@ export async function writeSamplePacket(
       out,
       policyBytes: SAMPLE_POLICY,
       publicKey: fromHex(SAMPLE_KEY) ?? new Uint8Array(),
-      pinnedKey: SAMPLE_KEY,
+      pinnedKey: pinned ? SAMPLE_KEY : undefined,
       run: {
         provider: 'local',
         agentIdentity: 'agent <ci>',
@@ -37,6 +40,7 @@ export async function writeSamplePacket(
         agentExitCode: 0,
       },
       posture: {
+        engine: THIS_ENGINE,
         runnerOs: 'Linux',
         networkNamespace: 'pe-0000000001',
         agentUser: 'pipelock-agent',

@@ -149,6 +149,7 @@ const RUN = {
 };
 
 const POSTURE = {
+  engine: 'pipelock-egress 0.1.0',
   runnerOs: 'Linux',
   networkNamespace: 'pe-0123456789',
   agentUser: 'pipelock-agent',

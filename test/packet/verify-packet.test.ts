@@ -104,6 +104,26 @@ test('without a pinned key: PACKET UNPINNED, exit 1, unless --allow-unpinned; a 
   assert.match(wrong.stdout, /\nPACKET INVALID: /);
 });
 
+test('a packet from a run that pinned no key: unpinned until a reviewer pins the signer', async () => {
+  const dir = join(scratchDir('pe-verify-packet-'), 'packet');
+  await writeSamplePacket(dir, 10, undefined, false);
+  const packet = JSON.parse(readFileSync(join(dir, 'packet.json'), 'utf8')) as Record<
+    string,
+    Record<string, unknown>
+  >;
+  assert.equal(packet['verifier']?.['verdict'], 'self_consistent_only');
+  assert.equal(packet['verifier']?.['signer_key'], undefined);
+  const allowed = await cli('verify', '--packet', dir, '--allow-unpinned');
+  assert.equal(allowed.code, 0, allowed.stdout);
+  assert.match(allowed.stdout, /\nPACKET UNPINNED: /);
+  assert.deepEqual(statuses(allowed.stdout), ALL_OK);
+  // The reviewer's pin makes it valid; the files still say what the run knew (no key pinned).
+  const pinned = await verify(dir);
+  assert.equal(pinned.code, 0, pinned.stdout);
+  assert.match(pinned.stdout, /\nPACKET VALID: /);
+  assert.deepEqual(statuses(pinned.stdout), ALL_OK);
+});
+
 interface Tamper {
   readonly what: string;
   readonly change: (dir: string) => void;
@@ -188,6 +208,17 @@ const TAMPERS: readonly Tamper[] = [
     },
     statuses: { 'packet.json': 'MISMATCH' },
     says: /packet\.json +run\.agent_identity is "release-bot"; the receipts were made for "agent <ci>"$/m,
+  },
+  {
+    what: 'summary.md changed in a packet another version wrote',
+    change: (dir) => {
+      editJson(dir, 'packet.json', (p) => {
+        (p['posture'] as Record<string, unknown>)['engine'] = 'pipelock-egress 0.0.1';
+      });
+      editText(dir, 'summary.md', '6 block', '5 block');
+    },
+    statuses: { 'summary.md': 'MISMATCH' },
+    says: /summary\.md +line 6 .* \(written by pipelock-egress 0\.0\.1, remade by pipelock-egress \d+\.\d+\.\d+: check it with pipelock-egress 0\.0\.1 before calling it changed\)$/m,
   },
   {
     what: 'a run statement of the wrong type',
@@ -296,7 +327,7 @@ function changed(value: unknown): unknown {
 
 /** What packet.json states and no receipt can confirm: the runner's own word. */
 const STATEMENTS =
-  /^(generated_at|run\.(repository|workflow|run_id|run_attempt|ref|sha|started_at|completed_at)|policy\.config_path|posture\.(runner_os|runner_arch|network_namespace|agent_user|agent_uid|host_user|host_uid|proxy_url|script_basename|script_arg_count))$/;
+  /^(generated_at|run\.(repository|workflow|run_id|run_attempt|ref|sha|started_at|completed_at)|policy\.config_path|posture\.(runner_os|runner_arch|network_namespace|agent_user|agent_uid|host_user|host_uid|proxy_url|script_basename|script_arg_count|engine))$/;
 
 test('every value of packet.json is checked, except the runner statements, which the summary or nothing confirms', async () => {
   const original = JSON.parse(readFileSync(join(pristine, 'packet.json'), 'utf8')) as Record<

@@ -2,8 +2,6 @@
 // recorder, sealed, the packet's policy hash, the pinned keys), counts the verified receipts,
 // and checks every other file against them. Reads each file as it is, without trusting it.
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   encodePipelockPublicKey,
@@ -31,7 +29,8 @@ import {
 } from '../packet-json.js';
 import { ChainTally, type ChainSummary } from '../summarize.js';
 import { readEngineLogFacts, receiptsJsonEnd, receiptsJsonSeparator } from '../write-packet.js';
-import type { FileCheck, FileFact } from './file-check.js';
+import { mapFact, type FileCheck, type FileFact } from './file-check.js';
+import { cannotRead, readSmall, regularFileSize, sha256OfFile, utf8 } from './read-facts.js';
 import { packetChecks } from './packet-checks.js';
 
 /** The directory is not an Audit Packet that can be read at all (exit 2). */
@@ -52,62 +51,6 @@ export interface CheckedPacket {
 
 /** Each receipt the chain accepted, in order: its encoding as signed and its hash. */
 export type AcceptedReceipt = (receipt: Receipt, encoded: string, hash: string) => void;
-
-/** Files read whole are small; anything larger is not what a run writes. */
-const SMALL_FILE_BYTES = 16 * 1024 * 1024;
-
-function cannotRead(error: unknown): FileFact<never> {
-  return { kind: 'unusable', error: `cannot read it: ${(error as Error).message}` };
-}
-
-async function regularFileSize(file: string): Promise<FileFact<number>> {
-  try {
-    const info = await stat(file);
-    return info.isFile()
-      ? { kind: 'read', value: info.size }
-      : { kind: 'unusable', error: 'not a regular file' };
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ENOENT'
-      ? { kind: 'missing' }
-      : cannotRead(error);
-  }
-}
-
-async function readSmall(file: string): Promise<FileFact<Uint8Array>> {
-  const size = await regularFileSize(file);
-  if (size.kind !== 'read') return size;
-  if (size.value > SMALL_FILE_BYTES)
-    return { kind: 'unusable', error: `larger than ${SMALL_FILE_BYTES} bytes` };
-  try {
-    return { kind: 'read', value: await readFile(file) };
-  } catch (error) {
-    return cannotRead(error);
-  }
-}
-
-function mapFact<T, U>(fact: FileFact<T>, read: (value: T) => FileFact<U>): FileFact<U> {
-  return fact.kind === 'read' ? read(fact.value) : fact;
-}
-
-function utf8(bytes: Uint8Array): FileFact<string> {
-  try {
-    return { kind: 'read', value: new TextDecoder('utf-8', { fatal: true }).decode(bytes) };
-  } catch {
-    return { kind: 'unusable', error: 'not UTF-8 text' };
-  }
-}
-
-async function sha256OfFile(file: string): Promise<FileFact<string>> {
-  const size = await regularFileSize(file);
-  if (size.kind !== 'read') return size;
-  const hash = createHash('sha256');
-  try {
-    for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) hash.update(chunk);
-  } catch (error) {
-    return cannotRead(error);
-  }
-  return { kind: 'read', value: hash.digest('hex') };
-}
 
 function signerKeyOf(pem: string): FileFact<string> {
   const parsed = parsePublicKey(pem);

@@ -5,7 +5,7 @@
 import type { VerificationReport } from '../../cli/verification-report.js';
 import type { Policy } from '../../policy/index.js';
 import type { EngineLogFacts } from '../engine-log.js';
-import { ENGINE_LOG, PACKET_FILES, POLICY_FILE } from '../packet-json.js';
+import { ENGINE_LOG, PACKET_FILES, POLICY_FILE, THIS_ENGINE } from '../packet-json.js';
 import { packetPolicy, reportFiles, type ReportFiles } from '../report-files.js';
 import type { ChainSummary } from '../summarize.js';
 import { jsonDifferences } from './json-differences.js';
@@ -98,6 +98,18 @@ function identityCheck(statements: PacketStatements, summary: ChainSummary): Fil
   );
 }
 
+/**
+ * A file remade by another version than wrote it may differ in its wording alone: a mismatch
+ * says so, and which version to check it with.
+ */
+function acrossVersions(check: FileCheck, writtenBy: string): FileCheck {
+  if (check.status !== 'mismatch' || writtenBy === THIS_ENGINE) return check;
+  return {
+    ...check,
+    detail: `${check.detail} (written by ${writtenBy}, remade by ${THIS_ENGINE}: check it with ${writtenBy} before calling it changed)`,
+  };
+}
+
 export function derivedChecks(facts: DerivedFacts): [FileCheck, FileCheck] {
   const packetFile = PACKET_FILES.packet;
   const summaryFile = PACKET_FILES.summary;
@@ -124,7 +136,9 @@ export function derivedChecks(facts: DerivedFacts): [FileCheck, FileCheck] {
           packetFile,
           "every count, hash and verdict as the verified receipts, policy.yaml and verification-report.json give them, the agent as the receipts name it; the rest of run and posture are the runner's own statements",
         ));
-  if (summary.kind !== 'read') return [packetCheck, unread(summaryFile, summary)];
+  const writtenBy = statements.value.posture.engine;
+  if (summary.kind !== 'read')
+    return [acrossVersions(packetCheck, writtenBy), unread(summaryFile, summary)];
   const summaryCheck =
     summary.value === remade.summaryMarkdown
       ? ok(
@@ -132,5 +146,5 @@ export function derivedChecks(facts: DerivedFacts): [FileCheck, FileCheck] {
           'as the run writes it from the verified receipts, packet.json and engine.log',
         )
       : mismatch(summaryFile, firstDifferentLine(summary.value, remade.summaryMarkdown));
-  return [packetCheck, summaryCheck];
+  return [acrossVersions(packetCheck, writtenBy), acrossVersions(summaryCheck, writtenBy)];
 }

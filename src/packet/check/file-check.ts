@@ -14,6 +14,10 @@ export type FileFact<T> =
   | { readonly kind: 'unusable'; readonly error: string }
   | { readonly kind: 'read'; readonly value: T };
 
+export function mapFact<T, U>(fact: FileFact<T>, read: (value: T) => FileFact<U>): FileFact<U> {
+  return fact.kind === 'read' ? read(fact.value) : fact;
+}
+
 export function ok(file: string, detail: string): FileCheck {
   return { file, status: 'ok', detail };
 }

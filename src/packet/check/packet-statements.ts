@@ -49,6 +49,7 @@ const runSchema = z
 
 const postureSchema = z
   .object({
+    engine: text,
     runner_os: text,
     runner_arch: text.optional(),
     network_namespace: text,
@@ -61,6 +62,7 @@ const postureSchema = z
     script_arg_count: count,
   })
   .transform((posture): PacketPosture => ({
+    engine: posture.engine,
     runnerOs: posture.runner_os,
     ...defined({ runnerArch: posture.runner_arch }),
     networkNamespace: posture.network_namespace,
