@@ -15,6 +15,8 @@ import {
   sampleEvidence,
 } from '../receipts/sample-evidence.js';
 
+const SHARD_BYTES = 4 * 1024 * 1024;
+
 export async function writeSamplePacket(
   out: string,
   decisions: number,
@@ -23,8 +25,21 @@ export async function writeSamplePacket(
   pinned = true,
 ): Promise<void> {
   mkdirSync(join(out, 'evidence'), { recursive: true });
-  const lines = [...sampleEvidence(decisions, undefined, decide)].map((line) => line.text);
-  writeFileSync(join(out, 'evidence', 'evidence-proxy-0.jsonl'), lines.join(''));
+  // In files of at most 4 MiB, as the engine rotates them.
+  const shards: string[][] = [[]];
+  let bytes = 0;
+  for (const { text } of sampleEvidence(decisions, undefined, decide)) {
+    const size = Buffer.byteLength(text);
+    if (bytes + size > SHARD_BYTES) {
+      shards.push([]);
+      bytes = 0;
+    }
+    shards.at(-1)?.push(text);
+    bytes += size;
+  }
+  shards.forEach((lines, i) =>
+    writeFileSync(join(out, 'evidence', `evidence-proxy-${i}.jsonl`), lines.join('')),
+  );
   const quiet = { out: () => {}, err: () => {}, readFile: (path: string) => readFile(path) };
   await writeAuditPacket(
     {
