@@ -19741,7 +19741,7 @@ var require_websocket = __commonJS({
     var net = __require("net");
     var querystring = __require("querystring");
     var tls = __require("tls");
-    var { randomBytes: randomBytes8, createHash: createHash5 } = __require("crypto");
+    var { randomBytes: randomBytes8, createHash: createHash6 } = __require("crypto");
     var { Duplex, Readable } = __require("stream");
     var { URL: URL2 } = __require("url");
     var PerMessageDeflate2 = require_permessage_deflate();
@@ -20432,7 +20432,7 @@ var require_websocket = __commonJS({
           abortHandshake(websocket, socket, "Invalid Upgrade header");
           return;
         }
-        const digest = createHash5("sha1").update(key + GUID).digest("base64");
+        const digest = createHash6("sha1").update(key + GUID).digest("base64");
         if (res.headers["sec-websocket-accept"] !== digest) {
           abortHandshake(websocket, socket, "Invalid Sec-WebSocket-Accept header");
           return;
@@ -20817,7 +20817,7 @@ var require_websocket_server = __commonJS({
     var EventEmitter2 = __require("events");
     var http = __require("http");
     var { Duplex } = __require("stream");
-    var { createHash: createHash5 } = __require("crypto");
+    var { createHash: createHash6 } = __require("crypto");
     var extension3 = require_extension();
     var PerMessageDeflate2 = require_permessage_deflate();
     var subprotocol2 = require_subprotocol();
@@ -21127,7 +21127,7 @@ var require_websocket_server = __commonJS({
           );
         }
         if (this._state > RUNNING) return abortHandshake(socket, 503);
-        const digest = createHash5("sha1").update(key + GUID).digest("base64");
+        const digest = createHash6("sha1").update(key + GUID).digest("base64");
         const headers = [
           "HTTP/1.1 101 Switching Protocols",
           "Upgrade: websocket",
@@ -44257,7 +44257,8 @@ var EvidenceWriter = class _EvidenceWriter {
           recorder_session: RECORDER_SESSION,
           policy_hash: options.run.policyHash,
           signer_key_epoch: signerKey,
-          heartbeat_seconds: 0n
+          heartbeat_seconds: 0n,
+          ...options.run.postureCapsuleSha256 === void 0 ? {} : { posture_capsule_sha256: options.run.postureCapsuleSha256 }
         }),
         time2
       );
@@ -44826,7 +44827,8 @@ async function proxyCommand(args, io2) {
       "signing-key",
       "identity",
       "upstream-ca",
-      "ca-cert"
+      "ca-cert",
+      "run-capsule-sha256"
     ],
     repeatable: ["resolve"],
     flags: ["listen-inherited"]
@@ -44835,6 +44837,9 @@ async function proxyCommand(args, io2) {
   const listen = listenTarget(options);
   const evidenceDir = requireOption(options, "evidence-dir");
   const signingKey = optionValue(options, "signing-key");
+  const capsule = optionValue(options, "run-capsule-sha256");
+  if (capsule !== void 0 && !/^[0-9a-f]{64}$/.test(capsule))
+    throw new UsageError(`${COMMAND}: --run-capsule-sha256 takes 64 lowercase hex digits`);
   const pins = (options.values.get("resolve") ?? []).map((text2) => {
     const pin = parseNamePin(text2);
     if (typeof pin === "string") throw new UsageError(`${COMMAND}: --resolve ${pin}`);
@@ -44866,7 +44871,8 @@ async function proxyCommand(args, io2) {
       seed,
       run: {
         actor: optionValue(options, "identity") ?? "anonymous",
-        policyHash: policy.policy.hash
+        policyHash: policy.policy.hash,
+        ...capsule === void 0 ? {} : { postureCapsuleSha256: capsule }
       }
     });
   } catch (error2) {
@@ -46109,6 +46115,8 @@ function engineLaunch(request, layout2, host, program2) {
       layout2.signingKey,
       "--identity",
       request.identity,
+      "--run-capsule-sha256",
+      request.runCapsuleSha256,
       ...request.pins.flatMap((pin) => ["--resolve", pin]),
       ...request.upstreamCaPem === void 0 ? [] : ["--upstream-ca", layout2.upstreamCaFile]
     ],
@@ -46631,6 +46639,35 @@ function reportFiles(input) {
   };
 }
 
+// src/packet/run-capsule.ts
+import { createHash as createHash3 } from "node:crypto";
+var CAPSULE_VERSION = "pipelock-egress.run-capsule.v1";
+function runCapsuleSha256(run, posture, configPath) {
+  const capsule = {
+    version: CAPSULE_VERSION,
+    run: {
+      provider: run.provider,
+      repository: run.repository,
+      workflow: run.workflow,
+      runId: run.runId,
+      runAttempt: run.runAttempt,
+      ref: run.ref,
+      sha: run.sha,
+      agentIdentity: run.agentIdentity
+    },
+    posture: {
+      engine: posture.engine,
+      runnerOs: posture.runnerOs,
+      runnerArch: posture.runnerArch,
+      networkNamespace: posture.networkNamespace,
+      scriptBasename: posture.scriptBasename,
+      scriptArgCount: posture.scriptArgCount
+    },
+    configPath
+  };
+  return createHash3("sha256").update(encodeSorted(capsule)).digest("hex");
+}
+
 // src/cli/audit-packet.ts
 import { readFile as readFile9 } from "node:fs/promises";
 import { join as join13 } from "node:path";
@@ -46678,6 +46715,7 @@ var ChainTally = class {
   destinations = /* @__PURE__ */ new Map();
   refused = [];
   actors = /* @__PURE__ */ new Set();
+  runCapsules = /* @__PURE__ */ new Set();
   add({ action_record: record2 }) {
     this.count++;
     const verdict = VERDICT_TOTALS.includes(record2.verdict) ? record2.verdict : "other";
@@ -46687,6 +46725,8 @@ var ChainTally = class {
     if (record2.verdict === "block")
       this.layers[record2.layer ?? ""] = (this.layers[record2.layer ?? ""] ?? 0) + 1;
     if (record2.transport !== SESSION_TRANSPORT) this.actors.add(record2.actor);
+    const open2 = record2.session_control?.open;
+    if (open2 !== void 0) this.runCapsules.add(open2.posture_capsule_sha256 ?? "");
     if (!isRequest(record2)) return;
     const destination2 = destinationOf(record2.target);
     this.domains.add(hostOf(destination2));
@@ -46725,7 +46765,8 @@ var ChainTally = class {
       ),
       refused: [...this.refused],
       policyHashes: [...this.policyHashes].sort(),
-      actors: [...this.actors].sort()
+      actors: [...this.actors].sort(),
+      runCapsules: [...this.runCapsules].sort()
     };
   }
 };
@@ -46983,7 +47024,7 @@ function judgeEvidence(report, options) {
 import { join as join12 } from "node:path";
 
 // src/packet/check/check-packet.ts
-import { createHash as createHash4 } from "node:crypto";
+import { createHash as createHash5 } from "node:crypto";
 import { join as join11 } from "node:path";
 
 // src/packet/check/file-check.ts
@@ -47002,7 +47043,7 @@ function unread(file, fact) {
 }
 
 // src/packet/check/read-facts.ts
-import { createHash as createHash3 } from "node:crypto";
+import { createHash as createHash4 } from "node:crypto";
 import { createReadStream as createReadStream3 } from "node:fs";
 import { readFile as readFile8, stat as stat7 } from "node:fs/promises";
 var SMALL_FILE_BYTES = 16 * 1024 * 1024;
@@ -47038,7 +47079,7 @@ function utf82(bytes) {
 async function sha256OfFile(file) {
   const size = await regularFileSize(file);
   if (size.kind !== "read") return size;
-  const hash2 = createHash3("sha256");
+  const hash2 = createHash4("sha256");
   try {
     for await (const chunk of createReadStream3(file)) hash2.update(chunk);
   } catch (error2) {
@@ -47206,6 +47247,20 @@ function identityCheck(statements, summary) {
     `run.agent_identity is ${JSON.stringify(identity)}; the receipts were made for ${others.map((actor) => JSON.stringify(actor)).join(", ")}`
   );
 }
+function runBinding(statements, summary) {
+  const bound = summary.runCapsules.filter((capsule) => capsule !== "");
+  if (bound.length === 0 && summary.runCapsules.length <= 1) return { bound: false };
+  const stated = runCapsuleSha256(statements.run, statements.posture, statements.configPath);
+  const others = summary.runCapsules.filter((capsule) => capsule !== stated);
+  if (others.length === 0) return { bound: true };
+  return {
+    bound: true,
+    mismatch: mismatch(
+      PACKET_FILES.packet,
+      `its run, posture and policy.config_path are not those the chain was opened for: the session open binds run capsule ${others.map((c) => c || "(none)").join(", ")}, packet.json gives ${stated}`
+    )
+  };
+}
 function acrossVersions(check2, writtenBy) {
   if (check2.status !== "mismatch" || writtenBy === THIS_ENGINE) return check2;
   return {
@@ -47230,9 +47285,10 @@ function derivedChecks(facts) {
     ];
   }
   const remade = remake(statements.value, parts, facts);
-  const packetCheck = packetJson2.value !== remade.packetJson ? mismatch(packetFile, packetJsonDifference(packetJson2.value, remade.packetJson)) : identityCheck(statements.value, facts.summary) ?? ok(
+  const binding = runBinding(statements.value, facts.summary);
+  const packetCheck = packetJson2.value !== remade.packetJson ? mismatch(packetFile, packetJsonDifference(packetJson2.value, remade.packetJson)) : binding.mismatch ?? identityCheck(statements.value, facts.summary) ?? ok(
     packetFile,
-    "every count, hash and verdict as the verified receipts, policy.yaml and verification-report.json give them, the agent as the receipts name it; the rest of run and posture are the runner's own statements"
+    `every count, hash and verdict as the verified receipts, policy.yaml and verification-report.json give them; ${binding.bound ? "the run (repository, workflow, commit, agent, script, engine) as the chain's session open binds it; times, exit code, users and proxy address are the runner's own statements" : "the agent as the receipts name it; the chain does not bind the rest of run and posture: they are the runner's own statements"}`
   );
   const writtenBy = statements.value.posture.engine;
   if (summary.kind !== "read")
@@ -47394,7 +47450,7 @@ async function checkPacket(dir, backend, pinnedKeys, options = {}) {
     (bytes) => mapFact(utf82(bytes), (text3) => ({ kind: "read", value: text3.trim() }))
   );
   const tally = new ChainTally();
-  const receiptsJsonHash = createHash4("sha256");
+  const receiptsJsonHash = createHash5("sha256");
   let accepted = 0;
   const { report } = await verifyEvidencePath(backend, evidence, {
     trustedKeys: pinnedKeys,
@@ -48055,6 +48111,15 @@ async function runCommand(args, io2) {
     );
     return 1;
   }
+  const runStatements = { ...packetRunFromEnv(request.callerEnv), agentIdentity: request.identity };
+  const postureStatements = {
+    engine: THIS_ENGINE,
+    runnerOs: request.callerEnv["RUNNER_OS"] ?? "Linux",
+    ...request.callerEnv["RUNNER_ARCH"] ? { runnerArch: request.callerEnv["RUNNER_ARCH"] } : {},
+    networkNamespace: request.runId,
+    scriptBasename: basename3(request.script),
+    scriptArgCount: request.args.length
+  };
   const seed = request.seed ?? new Uint8Array(randomBytes6(32));
   const publicKey = backend.ed25519PublicKey(seed);
   const out = request.evidenceOutput;
@@ -48079,6 +48144,7 @@ async function runCommand(args, io2) {
       signingKeyPem: encodePrivateKeyPem(seed),
       hiddenFiles: request.signingKeyFile === void 0 ? [] : [request.signingKeyFile],
       identity: request.identity,
+      runCapsuleSha256: runCapsuleSha256(runStatements, postureStatements, request.policyFile),
       pins: request.pins,
       upstreamCaPem: request.upstreamCaPem,
       secretValues: boundSecrets(request),
@@ -48106,24 +48172,18 @@ async function runCommand(args, io2) {
         publicKey,
         pinnedKey: request.pinnedKey,
         run: {
-          ...packetRunFromEnv(request.callerEnv),
-          agentIdentity: request.identity,
+          ...runStatements,
           startedAt: outcome.startedAt,
           completedAt: outcome.completedAt,
           agentExitCode: outcome.agentExitCode
         },
         posture: {
-          engine: THIS_ENGINE,
-          runnerOs: request.callerEnv["RUNNER_OS"] ?? "Linux",
-          ...request.callerEnv["RUNNER_ARCH"] ? { runnerArch: request.callerEnv["RUNNER_ARCH"] } : {},
-          networkNamespace: outcome.runId,
+          ...postureStatements,
           agentUser: AGENT_USER,
           agentUid: outcome.agentUid,
           hostUser: HOST_USER,
           hostUid: outcome.hostUid,
-          proxyUrl: outcome.proxyUrl,
-          scriptBasename: basename3(request.script),
-          scriptArgCount: request.args.length
+          proxyUrl: outcome.proxyUrl
         },
         policy: packetPolicy(request.policy, request.policyFile)
       },
@@ -48210,6 +48270,8 @@ Commands:
                                           Node IPC, as run does)
     --ca-cert FILE                        where the run CA certificate goes (default
                                           DIR/run-ca.pem; its key stays in memory)
+    --run-capsule-sha256 HEX              bind this run capsule hash into the session open
+                                          (run passes it; verify --packet checks it)
   verify --receipt-chain PATH [options]   verify a receipt chain offline; PATH is a receipts.json,
                                           an evidence .jsonl, a directory of evidence-*.jsonl,
                                           or one receipt

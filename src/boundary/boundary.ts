@@ -51,6 +51,8 @@ export interface BoundaryRequest {
   /** Files of the caller's that must stay out of the agent's reach (its signing key). */
   readonly hiddenFiles: readonly string[];
   readonly identity: string;
+  /** Bound into the chain's session open: what the run states about itself (run-capsule.ts). */
+  readonly runCapsuleSha256: string;
   readonly pins: readonly string[];
   readonly upstreamCaPem: string | undefined;
   /** Bound secrets (env name → value) the engine scans for. */
@@ -304,6 +306,8 @@ function engineLaunch(
       layout.signingKey,
       '--identity',
       request.identity,
+      '--run-capsule-sha256',
+      request.runCapsuleSha256,
       ...request.pins.flatMap((pin) => ['--resolve', pin]),
       ...(request.upstreamCaPem === undefined ? [] : ['--upstream-ca', layout.upstreamCaFile]),
     ],

@@ -31,6 +31,7 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
       'identity',
       'upstream-ca',
       'ca-cert',
+      'run-capsule-sha256',
     ],
     repeatable: ['resolve'],
     flags: ['listen-inherited'],
@@ -39,6 +40,9 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
   const listen = listenTarget(options);
   const evidenceDir = requireOption(options, 'evidence-dir');
   const signingKey = optionValue(options, 'signing-key');
+  const capsule = optionValue(options, 'run-capsule-sha256');
+  if (capsule !== undefined && !/^[0-9a-f]{64}$/.test(capsule))
+    throw new UsageError(`${COMMAND}: --run-capsule-sha256 takes 64 lowercase hex digits`);
   const pins = (options.values.get('resolve') ?? []).map((text): NamePin => {
     const pin = parseNamePin(text);
     if (typeof pin === 'string') throw new UsageError(`${COMMAND}: --resolve ${pin}`);
@@ -73,6 +77,7 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
       run: {
         actor: optionValue(options, 'identity') ?? 'anonymous',
         policyHash: policy.policy.hash,
+        ...(capsule === undefined ? {} : { postureCapsuleSha256: capsule }),
       },
     });
   } catch (error) {

@@ -21,6 +21,7 @@ import {
   RECEIPTS_FILE,
 } from '../packet/packet-json.js';
 import { packetPolicy } from '../packet/report-files.js';
+import { runCapsuleSha256 } from '../packet/run-capsule.js';
 import { writeAuditPacket } from './audit-packet.js';
 import { AGENT_USER, HOST_USER } from '../boundary/users.js';
 import { createNodeBackend } from '../receipts/node-backend.js';
@@ -50,6 +51,17 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
     return 1;
   }
 
+  // What the packet will state about the run, as far as it is known before the engine starts:
+  // the engine binds it into the chain (run-capsule.ts).
+  const runStatements = { ...packetRunFromEnv(request.callerEnv), agentIdentity: request.identity };
+  const postureStatements = {
+    engine: THIS_ENGINE,
+    runnerOs: request.callerEnv['RUNNER_OS'] ?? 'Linux',
+    ...(request.callerEnv['RUNNER_ARCH'] ? { runnerArch: request.callerEnv['RUNNER_ARCH'] } : {}),
+    networkNamespace: request.runId,
+    scriptBasename: basename(request.script),
+    scriptArgCount: request.args.length,
+  };
   const seed = request.seed ?? new Uint8Array(randomBytes(32));
   const publicKey = backend.ed25519PublicKey(seed);
   const out = request.evidenceOutput;
@@ -73,6 +85,7 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
       signingKeyPem: encodePrivateKeyPem(seed),
       hiddenFiles: request.signingKeyFile === undefined ? [] : [request.signingKeyFile],
       identity: request.identity,
+      runCapsuleSha256: runCapsuleSha256(runStatements, postureStatements, request.policyFile),
       pins: request.pins,
       upstreamCaPem: request.upstreamCaPem,
       secretValues: boundSecrets(request),
@@ -99,26 +112,18 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
         publicKey,
         pinnedKey: request.pinnedKey,
         run: {
-          ...packetRunFromEnv(request.callerEnv),
-          agentIdentity: request.identity,
+          ...runStatements,
           startedAt: outcome.startedAt,
           completedAt: outcome.completedAt,
           agentExitCode: outcome.agentExitCode,
         },
         posture: {
-          engine: THIS_ENGINE,
-          runnerOs: request.callerEnv['RUNNER_OS'] ?? 'Linux',
-          ...(request.callerEnv['RUNNER_ARCH']
-            ? { runnerArch: request.callerEnv['RUNNER_ARCH'] }
-            : {}),
-          networkNamespace: outcome.runId,
+          ...postureStatements,
           agentUser: AGENT_USER,
           agentUid: outcome.agentUid,
           hostUser: HOST_USER,
           hostUid: outcome.hostUid,
           proxyUrl: outcome.proxyUrl,
-          scriptBasename: basename(request.script),
-          scriptArgCount: request.args.length,
         },
         policy: packetPolicy(request.policy, request.policyFile),
       },

@@ -26,6 +26,8 @@ Commands:
                                           Node IPC, as run does)
     --ca-cert FILE                        where the run CA certificate goes (default
                                           DIR/run-ca.pem; its key stays in memory)
+    --run-capsule-sha256 HEX              bind this run capsule hash into the session open
+                                          (run passes it; verify --packet checks it)
   verify --receipt-chain PATH [options]   verify a receipt chain offline; PATH is a receipts.json,
                                           an evidence .jsonl, a directory of evidence-*.jsonl,
                                           or one receipt

@@ -80,6 +80,8 @@ const UNCLASSIFIED: Classification = {
 export interface RunContext {
   readonly actor: string;
   readonly policyHash: string;
+  /** SHA-256 of what the run states about itself, bound by the session open (run-capsule.ts). */
+  readonly postureCapsuleSha256?: string;
 }
 
 /** The action record fields of one decision, in Pipelock's vocabulary. */

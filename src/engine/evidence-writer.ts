@@ -174,6 +174,9 @@ export class EvidenceWriter implements DecisionLog {
           policy_hash: options.run.policyHash,
           signer_key_epoch: signerKey,
           heartbeat_seconds: 0n,
+          ...(options.run.postureCapsuleSha256 === undefined
+            ? {}
+            : { posture_capsule_sha256: options.run.postureCapsuleSha256 }),
         }),
         time,
       );

@@ -44,6 +44,8 @@ export interface ChainSummary {
   readonly policyHashes: string[];
   /** Who the receipts of requests and their outcomes were made for (session control is the engine's). */
   readonly actors: string[];
+  /** The run capsule each session open binds (`posture_capsule_sha256`; empty when none). */
+  readonly runCapsules: string[];
 }
 
 const SESSION_TRANSPORT = 'receipt_session';
@@ -87,6 +89,7 @@ export class ChainTally {
   private readonly destinations = new Map<string, DestinationCounts>();
   private readonly refused: BlockedRequest[] = [];
   private readonly actors = new Set<string>();
+  private readonly runCapsules = new Set<string>();
 
   add({ action_record: record }: Receipt): void {
     this.count++;
@@ -99,6 +102,8 @@ export class ChainTally {
     if (record.verdict === 'block')
       this.layers[record.layer ?? ''] = (this.layers[record.layer ?? ''] ?? 0) + 1;
     if (record.transport !== SESSION_TRANSPORT) this.actors.add(record.actor);
+    const open = record.session_control?.open;
+    if (open !== undefined) this.runCapsules.add(open.posture_capsule_sha256 ?? '');
     if (!isRequest(record)) return;
     const destination = destinationOf(record.target);
     this.domains.add(hostOf(destination));
@@ -139,6 +144,7 @@ export class ChainTally {
       refused: [...this.refused],
       policyHashes: [...this.policyHashes].sort(),
       actors: [...this.actors].sort(),
+      runCapsules: [...this.runCapsules].sort(),
     };
   }
 }

@@ -26,6 +26,11 @@ test('npm run example: allowed read passes, the forbidden ones are blocked, the 
   // Every file of the packet agrees with the verified chain.
   assert.match(run.stdout, /^PACKET VALID: example-output\/packet$/m);
   assert.equal(run.stdout.match(/^ {2}ok {8}\S/gm)?.length, 8, run.stdout);
+  // The chain's session open binds the run the packet states.
+  assert.match(
+    run.stdout,
+    /^ {2}ok {8}packet\.json .*the run \(repository, workflow, commit, agent, script, engine\) as the chain's session open binds it/m,
+  );
   const report = JSON.parse(
     readFileSync('example-output/packet/verification-report.json', 'utf8'),
   ) as Record<string, unknown>;

@@ -161,7 +161,7 @@ test('proxy CLI: ready line, traffic, SIGTERM seals the evidence and exits 0', a
   }
 });
 
-test('proxy CLI: --signing-key signs the chain; SIGINT seals too', async () => {
+test('proxy CLI: --signing-key signs the chain, --run-capsule-sha256 is bound by its session open; SIGINT seals too', async () => {
   const dir = tempDir();
   const seed = randomBytes(32);
   const keyFile = join(dir, 'signing-key.pem');
@@ -177,6 +177,8 @@ test('proxy CLI: --signing-key signs the chain; SIGINT seals too', async () => {
     join(dir, 'ev'),
     '--signing-key',
     keyFile,
+    '--run-capsule-sha256',
+    'c'.repeat(64),
   ]);
   try {
     const ready = await readyOrExit(cli);
@@ -188,6 +190,10 @@ test('proxy CLI: --signing-key signs the chain; SIGINT seals too', async () => {
     assert.deepEqual(read.report.signer_keys, [expectedKey]);
     const close = read.receipts.at(-1)?.action_record.session_control;
     assert.equal(close?.kind, 'session_close');
+    // In the open, and so in the g1 genesis the chain verified from.
+    const open = read.receipts[0]?.action_record;
+    assert.equal(open?.session_control?.open?.posture_capsule_sha256, 'c'.repeat(64));
+    assert.match(open?.chain_prev_hash ?? '', /^g1:/);
   } finally {
     cli.child.kill('SIGKILL');
     cleanup(dir);
@@ -275,24 +281,33 @@ test('proxy CLI: missing required options are usage errors (exit 2)', async () =
   }
 });
 
-test('proxy CLI: a malformed --resolve is a usage error (exit 2)', async () => {
-  const dir = tempDir();
-  try {
-    const result = await runInProcess([
-      'proxy',
-      '--policy',
-      policyFile(dir, policyFor(1)),
-      '--listen',
-      '127.0.0.1:0',
-      '--evidence-dir',
-      join(dir, 'ev'),
-      '--resolve',
-      'api.example.test:not-an-ip',
-    ]);
-    assert.equal(result.code, 2);
-    assert.match(result.err, /--resolve .*not an IP address/);
-  } finally {
-    cleanup(dir);
+test('proxy CLI: malformed --resolve and --run-capsule-sha256 are usage errors (exit 2), before any evidence', async () => {
+  const capsuleError = /--run-capsule-sha256 takes 64 lowercase hex digits/;
+  for (const [option, value, error] of [
+    ['--resolve', 'api.example.test:not-an-ip', /--resolve .*not an IP address/],
+    ['--run-capsule-sha256', 'c'.repeat(63), capsuleError],
+    ['--run-capsule-sha256', 'C'.repeat(64), capsuleError],
+    ['--run-capsule-sha256', `${'c'.repeat(64)}\n`, capsuleError],
+  ] as const) {
+    const dir = tempDir();
+    try {
+      const result = await runInProcess([
+        'proxy',
+        '--policy',
+        policyFile(dir, policyFor(1)),
+        '--listen',
+        '127.0.0.1:0',
+        '--evidence-dir',
+        join(dir, 'ev'),
+        option,
+        value,
+      ]);
+      assert.equal(result.code, 2, result.err);
+      assert.match(result.err, error);
+      assert.deepEqual(readdirSync(dir), ['policy.yaml'], 'no evidence was started');
+    } finally {
+      cleanup(dir);
+    }
   }
 });
 

@@ -7,7 +7,8 @@ import type { ReceiptFields } from '../../src/receipts/builder.js';
 import { fromHex } from '../../src/receipts/bytes.js';
 import { parsePolicy, type Policy } from '../../src/policy/index.js';
 import { packetPolicy } from '../../src/packet/report-files.js';
-import { THIS_ENGINE } from '../../src/packet/packet-json.js';
+import { THIS_ENGINE, type PacketPosture, type PacketRun } from '../../src/packet/packet-json.js';
+import { runCapsuleSha256 } from '../../src/packet/run-capsule.js';
 import {
   SAMPLE_KEY,
   SAMPLE_POLICY,
@@ -17,18 +18,54 @@ import {
 
 const SHARD_BYTES = 4 * 1024 * 1024;
 
+/** The run and its posture the sample packet states; its chain is opened for them. */
+const RUN: PacketRun = {
+  provider: 'github_actions',
+  repository: 'acme/widgets',
+  workflow: 'triage',
+  runId: '4242',
+  runAttempt: '1',
+  ref: 'refs/heads/main',
+  sha: 'c0ffee0000000000000000000000000000000000',
+  agentIdentity: 'agent <ci>',
+  startedAt: '2026-11-26T22:00:00Z',
+  completedAt: '2026-11-26T22:01:00Z',
+  agentExitCode: 0,
+};
+const POSTURE: PacketPosture = {
+  engine: THIS_ENGINE,
+  runnerOs: 'Linux',
+  runnerArch: 'X64',
+  networkNamespace: 'pe-0000000001',
+  agentUser: 'pipelock-agent',
+  agentUid: 1001,
+  hostUser: 'pipelock-egress',
+  hostUid: 1002,
+  proxyUrl: 'http://127.0.0.1:8888',
+  scriptBasename: 'agent.sh',
+  scriptArgCount: 0,
+};
+const CONFIG_PATH = 'fixtures/policy.yaml';
+
+export interface SamplePacketOptions {
+  readonly decide?: (i: number) => ReceiptFields;
+  /** The run pinned its key (verdict valid), as a run with --public-key does (default). */
+  readonly pinned?: boolean;
+  /** The chain's session open binds the run capsule, as `run` opens it (default). */
+  readonly bindRun?: boolean;
+}
+
 export async function writeSamplePacket(
   out: string,
   decisions: number,
-  decide: (i: number) => ReceiptFields = sampleDecision,
-  /** The run pinned its key (verdict valid), as a run with --public-key does. */
-  pinned = true,
+  { decide = sampleDecision, pinned = true, bindRun = true }: SamplePacketOptions = {},
 ): Promise<void> {
   mkdirSync(join(out, 'evidence'), { recursive: true });
   // In files of at most 4 MiB, as the engine rotates them.
   const shards: string[][] = [[]];
   let bytes = 0;
-  for (const { text } of sampleEvidence(decisions, undefined, decide)) {
+  const capsule = bindRun ? runCapsuleSha256(RUN, POSTURE, CONFIG_PATH) : undefined;
+  for (const { text } of sampleEvidence(decisions, undefined, decide, capsule)) {
     const size = Buffer.byteLength(text);
     if (bytes + size > SHARD_BYTES) {
       shards.push([]);
@@ -47,26 +84,9 @@ export async function writeSamplePacket(
       policyBytes: SAMPLE_POLICY,
       publicKey: fromHex(SAMPLE_KEY) ?? new Uint8Array(),
       pinnedKey: pinned ? SAMPLE_KEY : undefined,
-      run: {
-        provider: 'local',
-        agentIdentity: 'agent <ci>',
-        startedAt: '2026-11-26T22:00:00Z',
-        completedAt: '2026-11-26T22:01:00Z',
-        agentExitCode: 0,
-      },
-      posture: {
-        engine: THIS_ENGINE,
-        runnerOs: 'Linux',
-        networkNamespace: 'pe-0000000001',
-        agentUser: 'pipelock-agent',
-        agentUid: 1001,
-        hostUser: 'pipelock-egress',
-        hostUid: 1002,
-        proxyUrl: 'http://127.0.0.1:8888',
-        scriptBasename: 'agent.sh',
-        scriptArgCount: 0,
-      },
-      policy: packetPolicy(samplePolicy(), 'fixtures/policy.yaml'),
+      run: RUN,
+      posture: POSTURE,
+      policy: packetPolicy(samplePolicy(), CONFIG_PATH),
     },
     quiet,
   );

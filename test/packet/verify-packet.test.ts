@@ -14,6 +14,7 @@ import { writeSamplePacket } from './packet-fixture.js';
 import { jsonDifferences } from '../../src/packet/check/json-differences.js';
 import { packetVerdict } from '../../src/packet/check/packet-checks.js';
 import type { FileCheck } from '../../src/packet/check/file-check.js';
+import { runCapsuleSha256 } from '../../src/packet/run-capsule.js';
 
 const FILES = [
   'evidence.jsonl',
@@ -106,7 +107,7 @@ test('without a pinned key: PACKET UNPINNED, exit 1, unless --allow-unpinned; a 
 
 test('a packet from a run that pinned no key: unpinned until a reviewer pins the signer', async () => {
   const dir = join(scratchDir('pe-verify-packet-'), 'packet');
-  await writeSamplePacket(dir, 10, undefined, false);
+  await writeSamplePacket(dir, 10, { pinned: false });
   const packet = JSON.parse(readFileSync(join(dir, 'packet.json'), 'utf8')) as Record<
     string,
     Record<string, unknown>
@@ -122,6 +123,69 @@ test('a packet from a run that pinned no key: unpinned until a reviewer pins the
   assert.equal(pinned.code, 0, pinned.stdout);
   assert.match(pinned.stdout, /\nPACKET VALID: /);
   assert.deepEqual(statuses(pinned.stdout), ALL_OK);
+});
+
+test("a chain that does not bind its run (Pipelock's, or older): the agent is checked against the receipts, the rest is the runner's word", async () => {
+  const dir = join(scratchDir('pe-verify-packet-'), 'packet');
+  await writeSamplePacket(dir, 10, { bindRun: false });
+  const honest = await verify(dir);
+  assert.equal(honest.code, 0, honest.stdout);
+  assert.match(
+    honest.stdout,
+    /packet\.json +.*the chain does not bind the rest of run and posture: they are the runner's own statements$/m,
+  );
+  editJson(dir, 'packet.json', (p) => {
+    (p['run'] as Record<string, unknown>)['repository'] = 'acme/payments';
+  });
+  assert.equal((await verify(dir)).code, 0, 'not bound: accepted as stated');
+  editJson(dir, 'packet.json', (p) => {
+    (p['run'] as Record<string, unknown>)['agent_identity'] = 'release-bot';
+  });
+  editText(dir, 'summary.md', '`agent <ci>`', '`release-bot`');
+  const other = await verify(dir);
+  assert.equal(other.code, 1);
+  assert.match(
+    other.stdout,
+    /packet\.json +run\.agent_identity is "release-bot"; the receipts were made for "agent <ci>"$/m,
+  );
+});
+
+test('the run capsule: every field it binds changes its hash; what the run learns later does not', () => {
+  const run = {
+    provider: 'github_actions',
+    repository: 'a/b',
+    runId: '1',
+    agentIdentity: 'bot',
+  } as const;
+  const posture = {
+    engine: 'pipelock-egress 0.1.0',
+    runnerOs: 'Linux',
+    networkNamespace: 'pe-0000000001',
+    scriptBasename: 'agent.sh',
+    scriptArgCount: 0,
+  };
+  const base = runCapsuleSha256(run, posture, 'policy.yaml');
+  assert.match(base, /^[0-9a-f]{64}$/);
+  const variants = [
+    runCapsuleSha256({ ...run, repository: 'a/c' }, posture, 'policy.yaml'),
+    runCapsuleSha256({ ...run, runId: '2' }, posture, 'policy.yaml'),
+    runCapsuleSha256({ ...run, sha: 'f'.repeat(40) }, posture, 'policy.yaml'),
+    runCapsuleSha256({ ...run, agentIdentity: 'bot2' }, posture, 'policy.yaml'),
+    runCapsuleSha256(run, { ...posture, scriptBasename: 'other.sh' }, 'policy.yaml'),
+    runCapsuleSha256(run, { ...posture, scriptArgCount: 1 }, 'policy.yaml'),
+    runCapsuleSha256(run, { ...posture, engine: 'pipelock-egress 0.2.0' }, 'policy.yaml'),
+    runCapsuleSha256(run, posture, 'other.yaml'),
+  ];
+  assert.equal(new Set([base, ...variants]).size, variants.length + 1);
+  const later = { ...run, startedAt: 'x', completedAt: 'y', agentExitCode: 3 };
+  assert.equal(
+    runCapsuleSha256(
+      later,
+      { ...posture, agentUid: 5, hostUid: 6, proxyUrl: 'http://x' } as typeof posture,
+      'policy.yaml',
+    ),
+    base,
+  );
 });
 
 interface Tamper {
@@ -207,7 +271,16 @@ const TAMPERS: readonly Tamper[] = [
       editText(dir, 'summary.md', '`agent <ci>`', '`release-bot`');
     },
     statuses: { 'packet.json': 'MISMATCH' },
-    says: /packet\.json +run\.agent_identity is "release-bot"; the receipts were made for "agent <ci>"$/m,
+    says: /packet\.json +its run, posture and policy\.config_path are not those the chain was opened for: the session open binds run capsule [0-9a-f]{64}, packet\.json gives [0-9a-f]{64}$/m,
+  },
+  {
+    what: 'the packet of one repository passed off as another',
+    change: (dir) =>
+      editJson(dir, 'packet.json', (p) => {
+        (p['run'] as Record<string, unknown>)['repository'] = 'acme/payments';
+      }),
+    statuses: { 'packet.json': 'MISMATCH' },
+    says: /packet\.json +its run, posture and policy\.config_path are not those the chain was opened for: the session open binds run capsule [0-9a-f]{64}, packet\.json gives [0-9a-f]{64}$/m,
   },
   {
     what: 'summary.md changed in a packet another version wrote',
@@ -217,7 +290,7 @@ const TAMPERS: readonly Tamper[] = [
       });
       editText(dir, 'summary.md', '6 block', '5 block');
     },
-    statuses: { 'summary.md': 'MISMATCH' },
+    statuses: { 'packet.json': 'MISMATCH', 'summary.md': 'MISMATCH' },
     says: /summary\.md +line 6 .* \(written by pipelock-egress 0\.0\.1, remade by pipelock-egress \d+\.\d+\.\d+: check it with pipelock-egress 0\.0\.1 before calling it changed\)$/m,
   },
   {
@@ -327,9 +400,9 @@ function changed(value: unknown): unknown {
 
 /** What packet.json states and no receipt can confirm: the runner's own word. */
 const STATEMENTS =
-  /^(generated_at|run\.(repository|workflow|run_id|run_attempt|ref|sha|started_at|completed_at)|policy\.config_path|posture\.(runner_os|runner_arch|network_namespace|agent_user|agent_uid|host_user|host_uid|proxy_url|script_basename|script_arg_count|engine))$/;
+  /^(generated_at|run\.(started_at|completed_at)|posture\.(agent_user|agent_uid|host_user|host_uid|proxy_url))$/;
 
-test('every value of packet.json is checked, except the runner statements, which the summary or nothing confirms', async () => {
+test('every value of packet.json is checked against the chain, except the times, users and proxy address of the run', async () => {
   const original = JSON.parse(readFileSync(join(pristine, 'packet.json'), 'utf8')) as Record<
     string,
     unknown

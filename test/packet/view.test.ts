@@ -29,7 +29,7 @@ after(() => Promise.all(viewers.map((v) => v.close())));
 
 async function packet(decisions = 20, decide = sampleDecision): Promise<string> {
   const dir = join(scratchDir('pe-view-'), 'packet');
-  await writeSamplePacket(dir, decisions, decide);
+  await writeSamplePacket(dir, decisions, { decide });
   return dir;
 }
 

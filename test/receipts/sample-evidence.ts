@@ -74,6 +74,8 @@ export function* sampleEvidence(
   decisions: number,
   seed = SAMPLE_SEED,
   decide: (i: number) => ReceiptFields = sampleDecision,
+  /** The session open's posture_capsule_sha256, as `run` binds its run capsule. */
+  runCapsule?: string,
 ): Generator<SampleLine> {
   const builder = new ReceiptChainBuilder(backend, seed);
   const recorder = new RecorderWriter(backend, 'proxy', seed);
@@ -100,6 +102,7 @@ export function* sampleEvidence(
       policy_hash: SAMPLE_POLICY_HASH,
       signer_key_epoch: '1',
       heartbeat_seconds: 30n,
+      ...(runCapsule === undefined ? {} : { posture_capsule_sha256: runCapsule }),
     }),
   );
   for (let i = 1; i <= decisions; i++) yield* entry(builder.append(decide(i)));

@@ -10,6 +10,7 @@ import { packetPolicy, reportFiles, type ReportFiles } from '../report-files.js'
 import type { ChainSummary } from '../summarize.js';
 import { jsonDifferences } from './json-differences.js';
 import { parsePacketStatements, type PacketStatements } from './packet-statements.js';
+import { runCapsuleSha256 } from '../run-capsule.js';
 import { mismatch, ok, unread, type FileCheck, type FileFact } from './file-check.js';
 
 export interface DerivedFacts {
@@ -98,6 +99,25 @@ function identityCheck(statements: PacketStatements, summary: ChainSummary): Fil
   );
 }
 
+/** Whether the chain's session opens bind the run packet.json states (its run capsule). */
+function runBinding(
+  statements: PacketStatements,
+  summary: ChainSummary,
+): { readonly bound: boolean; readonly mismatch?: FileCheck } {
+  const bound = summary.runCapsules.filter((capsule) => capsule !== '');
+  if (bound.length === 0 && summary.runCapsules.length <= 1) return { bound: false };
+  const stated = runCapsuleSha256(statements.run, statements.posture, statements.configPath);
+  const others = summary.runCapsules.filter((capsule) => capsule !== stated);
+  if (others.length === 0) return { bound: true };
+  return {
+    bound: true,
+    mismatch: mismatch(
+      PACKET_FILES.packet,
+      `its run, posture and policy.config_path are not those the chain was opened for: the session open binds run capsule ${others.map((c) => c || '(none)').join(', ')}, packet.json gives ${stated}`,
+    ),
+  };
+}
+
 /**
  * A file remade by another version than wrote it may differ in its wording alone: a mismatch
  * says so, and which version to check it with.
@@ -128,13 +148,19 @@ export function derivedChecks(facts: DerivedFacts): [FileCheck, FileCheck] {
     ];
   }
   const remade = remake(statements.value, parts, facts);
+  const binding = runBinding(statements.value, facts.summary);
   const packetCheck =
     packetJson.value !== remade.packetJson
       ? mismatch(packetFile, packetJsonDifference(packetJson.value, remade.packetJson))
-      : (identityCheck(statements.value, facts.summary) ??
+      : (binding.mismatch ??
+        identityCheck(statements.value, facts.summary) ??
         ok(
           packetFile,
-          "every count, hash and verdict as the verified receipts, policy.yaml and verification-report.json give them, the agent as the receipts name it; the rest of run and posture are the runner's own statements",
+          `every count, hash and verdict as the verified receipts, policy.yaml and verification-report.json give them; ${
+            binding.bound
+              ? "the run (repository, workflow, commit, agent, script, engine) as the chain's session open binds it; times, exit code, users and proxy address are the runner's own statements"
+              : "the agent as the receipts name it; the chain does not bind the rest of run and posture: they are the runner's own statements"
+          }`,
         ));
   const writtenBy = statements.value.posture.engine;
   if (summary.kind !== 'read')
