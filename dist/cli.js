@@ -34253,17 +34253,20 @@ async function keygenCommand(args, io2) {
 // src/policy/load.ts
 var import_yaml = __toESM(require_dist(), 1);
 
+// src/invisible.ts
+var INVISIBLE = /[\p{Cc}\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/gu;
+function showInvisible(text2, keep = "") {
+  return text2.replace(
+    INVISIBLE,
+    (c) => keep.includes(c) ? c : `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`
+  );
+}
+
 // src/policy/errors.ts
 function formatPolicyError(error2) {
   const where = `${error2.file}:${error2.line}:${error2.col}`;
   const line = error2.path === "" ? `${where}: ${error2.message}` : `${where}: ${error2.path}: ${error2.message}`;
-  return escapeControls(line);
-}
-function escapeControls(text2) {
-  return text2.replace(
-    /[\p{Cc}\u2028\u2029]/gu,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`
-  );
+  return showInvisible(line);
 }
 function formatKeyPath(path4) {
   let out = "";
@@ -47199,6 +47202,33 @@ function parsePacketStatements(packetJsonText) {
   return readJsonDocument(statementsSchema, packetJsonText);
 }
 
+// src/packet/check/run-binding.ts
+function agentCheck(statements, summary) {
+  const identity = statements.run.agentIdentity;
+  const others = summary.actors.filter((actor) => actor !== identity);
+  if (others.length === 0) return void 0;
+  return mismatch(
+    PACKET_FILES.packet,
+    `run.agent_identity is ${JSON.stringify(identity)}; the receipts were made for ${others.map((actor) => JSON.stringify(actor)).join(", ")}`
+  );
+}
+function runBinding(statements, summary) {
+  const capsules = summary.runCapsules;
+  const bound = !(capsules.length === 0 || capsules.length === 1 && capsules[0] === "");
+  const contradiction = bound ? capsuleCheck(statements, capsules) : void 0;
+  const found = contradiction ?? agentCheck(statements, summary);
+  return { bound, ...found === void 0 ? {} : { mismatch: found } };
+}
+function capsuleCheck(statements, capsules) {
+  const stated = runCapsuleSha256(statements.run, statements.posture, statements.configPath);
+  const others = capsules.filter((capsule) => capsule !== stated);
+  if (others.length === 0) return void 0;
+  return mismatch(
+    PACKET_FILES.packet,
+    `its run, posture and policy.config_path are not those the chain was opened for: the session open binds run capsule ${others.map((c) => c || "(none)").join(", ")}, packet.json gives ${stated}`
+  );
+}
+
 // src/packet/check/derived-checks.ts
 function unchecked(file, detail) {
   return { file, status: "unchecked", detail };
@@ -47238,29 +47268,6 @@ function firstDifferentLine(actual, expected) {
   const shown = (line) => line === void 0 ? "(the end)" : JSON.stringify(line.length > 80 ? `${line.slice(0, 80)}\u2026` : line);
   return `line ${at + 1} is ${shown(a[at])}, should be ${shown(e[at])}`;
 }
-function identityCheck(statements, summary) {
-  const identity = statements.run.agentIdentity;
-  const others = summary.actors.filter((actor) => actor !== identity);
-  if (others.length === 0) return void 0;
-  return mismatch(
-    PACKET_FILES.packet,
-    `run.agent_identity is ${JSON.stringify(identity)}; the receipts were made for ${others.map((actor) => JSON.stringify(actor)).join(", ")}`
-  );
-}
-function runBinding(statements, summary) {
-  const bound = summary.runCapsules.filter((capsule) => capsule !== "");
-  if (bound.length === 0 && summary.runCapsules.length <= 1) return { bound: false };
-  const stated = runCapsuleSha256(statements.run, statements.posture, statements.configPath);
-  const others = summary.runCapsules.filter((capsule) => capsule !== stated);
-  if (others.length === 0) return { bound: true };
-  return {
-    bound: true,
-    mismatch: mismatch(
-      PACKET_FILES.packet,
-      `its run, posture and policy.config_path are not those the chain was opened for: the session open binds run capsule ${others.map((c) => c || "(none)").join(", ")}, packet.json gives ${stated}`
-    )
-  };
-}
 function acrossVersions(check2, writtenBy) {
   if (check2.status !== "mismatch" || writtenBy === THIS_ENGINE) return check2;
   return {
@@ -47286,7 +47293,7 @@ function derivedChecks(facts) {
   }
   const remade = remake(statements.value, parts, facts);
   const binding = runBinding(statements.value, facts.summary);
-  const packetCheck = packetJson2.value !== remade.packetJson ? mismatch(packetFile, packetJsonDifference(packetJson2.value, remade.packetJson)) : binding.mismatch ?? identityCheck(statements.value, facts.summary) ?? ok(
+  const packetCheck = packetJson2.value !== remade.packetJson ? mismatch(packetFile, packetJsonDifference(packetJson2.value, remade.packetJson)) : binding.mismatch ?? ok(
     packetFile,
     `every count, hash and verdict as the verified receipts, policy.yaml and verification-report.json give them; ${binding.bound ? "the run (repository, workflow, commit, agent, script, engine) as the chain's session open binds it; times, exit code, users and proxy address are the runner's own statements" : "the agent as the receipts name it; the chain does not bind the rest of run and posture: they are the runner's own statements"}`
   );
@@ -47592,7 +47599,7 @@ function describeFiles(dir, verdict, error2, checks) {
       `  ${STATUS_LABELS[check2.status].padEnd(9)} ${check2.file.padEnd(width)}  ${check2.detail}`
     );
   }
-  return `${lines.join("\n")}
+  return `${lines.map((line) => showInvisible(line)).join("\n")}
 `;
 }
 function judged(checked, allowUnpinned) {
@@ -48433,12 +48440,11 @@ var ESCAPES = {
   '"': "&quot;",
   "'": "&#39;"
 };
-var INVISIBLE = (
-  // eslint-disable-next-line no-control-regex -- control characters are exactly what must be shown
-  /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g
-);
 function escapeHtml(text2) {
-  return text2.replace(/[&<>"']/g, (c) => ESCAPES[c] ?? c).replace(INVISIBLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return showInvisible(
+    text2.replace(/[&<>"']/g, (c) => ESCAPES[c] ?? c),
+    "\n	"
+  );
 }
 function render(value) {
   if (value instanceof Html) return value.text;

@@ -6,6 +6,7 @@ import { checkPacket, type CheckedPacket } from '../packet/check/check-packet.js
 import type { CheckStatus, FileCheck } from '../packet/check/file-check.js';
 import { packetVerdict } from '../packet/check/packet-checks.js';
 import { PACKET_FILES } from '../packet/packet-json.js';
+import { showInvisible } from '../invisible.js';
 import { describeChain } from './chain-text.js';
 import type { CliIo } from './io.js';
 import { openPacket } from './open-packet.js';
@@ -63,7 +64,8 @@ function describeFiles(
       `  ${STATUS_LABELS[check.status].padEnd(9)} ${check.file.padEnd(width)}  ${check.detail}`,
     );
   }
-  return `${lines.join('\n')}\n`;
+  // Details quote the packet (a key, a line of summary.md): nothing in it reaches the terminal raw.
+  return `${lines.map((line) => showInvisible(line)).join('\n')}\n`;
 }
 
 function judged(checked: CheckedPacket, allowUnpinned: boolean): VerifiedPacket {

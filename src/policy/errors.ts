@@ -1,4 +1,5 @@
 // Policy errors are values: what is wrong, where, and what is expected.
+import { showInvisible } from '../invisible.js';
 
 export type PolicyErrorCode =
   | 'file_too_large'
@@ -39,19 +40,7 @@ export function formatPolicyError(error: PolicyError): string {
   const where = `${error.file}:${error.line}:${error.col}`;
   const line =
     error.path === '' ? `${where}: ${error.message}` : `${where}: ${error.path}: ${error.message}`;
-  return escapeControls(line);
-}
-
-/**
- * Control characters quoted from the file, escaped: a message is one line, and a newline or
- * an escape sequence in a value could forge another (`::error::` in a workflow log) or
- * repaint the terminal.
- */
-function escapeControls(text: string): string {
-  return text.replace(
-    /[\p{Cc}\u2028\u2029]/gu,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
+  return showInvisible(line);
 }
 
 export function formatKeyPath(path: readonly PropertyKey[]): string {

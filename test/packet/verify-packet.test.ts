@@ -374,6 +374,23 @@ for (const tamper of TAMPERS) {
   });
 }
 
+test('what a packet quotes reaches the terminal escaped: no control or bidi character is printed raw', async () => {
+  const hostile = '\u001b]0;owned\u0007\u202e';
+  const dir = packetCopy((d) => {
+    editJson(d, 'packet.json', (p) => (p[hostile] = 1));
+    editText(d, 'summary.md', '# Agent egress', `# ${hostile}`);
+  });
+  const { code, stdout } = await verify(dir);
+  assert.equal(code, 1);
+  // eslint-disable-next-line no-control-regex -- the raw characters must not be there
+  assert.doesNotMatch(stdout, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e]/);
+  assert.match(stdout, /packet\.json +\\u001b\]0;owned\\u0007\\u202e should not be there/);
+  assert.match(
+    stdout,
+    /summary\.md +line 1 is "# \\u001b\]0;owned\\u0007\\u202e: Audit Packet", should be "# Agent egress: Audit Packet"$/m,
+  );
+});
+
 /** Every value in packet.json, by its path. */
 function leaves(value: unknown, path = ''): [string, unknown][] {
   if (value !== null && typeof value === 'object') {

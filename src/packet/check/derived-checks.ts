@@ -1,7 +1,7 @@
 // packet.json and summary.md are not signed: a run writes them from the verified receipts, the
 // policy, the verification report, the engine log and its own statements (packet.json's run
-// and posture). The check remakes both from the same parts, the receipts as verified now, and
-// compares them byte for byte. Pure.
+// and posture, which the chain binds: run-binding.ts). The check remakes both from the same
+// parts, the receipts as verified now, and compares them byte for byte. Pure.
 import type { VerificationReport } from '../../cli/verification-report.js';
 import type { Policy } from '../../policy/index.js';
 import type { EngineLogFacts } from '../engine-log.js';
@@ -10,7 +10,7 @@ import { packetPolicy, reportFiles, type ReportFiles } from '../report-files.js'
 import type { ChainSummary } from '../summarize.js';
 import { jsonDifferences } from './json-differences.js';
 import { parsePacketStatements, type PacketStatements } from './packet-statements.js';
-import { runCapsuleSha256 } from '../run-capsule.js';
+import { runBinding } from './run-binding.js';
 import { mismatch, ok, unread, type FileCheck, type FileFact } from './file-check.js';
 
 export interface DerivedFacts {
@@ -88,36 +88,6 @@ function firstDifferentLine(actual: string, expected: string): string {
   return `line ${at + 1} is ${shown(a[at])}, should be ${shown(e[at])}`;
 }
 
-/** The receipts name the agent they were made for: the run must name the same one. */
-function identityCheck(statements: PacketStatements, summary: ChainSummary): FileCheck | undefined {
-  const identity = statements.run.agentIdentity;
-  const others = summary.actors.filter((actor) => actor !== identity);
-  if (others.length === 0) return undefined;
-  return mismatch(
-    PACKET_FILES.packet,
-    `run.agent_identity is ${JSON.stringify(identity)}; the receipts were made for ${others.map((actor) => JSON.stringify(actor)).join(', ')}`,
-  );
-}
-
-/** Whether the chain's session opens bind the run packet.json states (its run capsule). */
-function runBinding(
-  statements: PacketStatements,
-  summary: ChainSummary,
-): { readonly bound: boolean; readonly mismatch?: FileCheck } {
-  const bound = summary.runCapsules.filter((capsule) => capsule !== '');
-  if (bound.length === 0 && summary.runCapsules.length <= 1) return { bound: false };
-  const stated = runCapsuleSha256(statements.run, statements.posture, statements.configPath);
-  const others = summary.runCapsules.filter((capsule) => capsule !== stated);
-  if (others.length === 0) return { bound: true };
-  return {
-    bound: true,
-    mismatch: mismatch(
-      PACKET_FILES.packet,
-      `its run, posture and policy.config_path are not those the chain was opened for: the session open binds run capsule ${others.map((c) => c || '(none)').join(', ')}, packet.json gives ${stated}`,
-    ),
-  };
-}
-
 /**
  * A file remade by another version than wrote it may differ in its wording alone: a mismatch
  * says so, and which version to check it with.
@@ -153,7 +123,6 @@ export function derivedChecks(facts: DerivedFacts): [FileCheck, FileCheck] {
     packetJson.value !== remade.packetJson
       ? mismatch(packetFile, packetJsonDifference(packetJson.value, remade.packetJson))
       : (binding.mismatch ??
-        identityCheck(statements.value, facts.summary) ??
         ok(
           packetFile,
           `every count, hash and verdict as the verified receipts, policy.yaml and verification-report.json give them; ${

@@ -1,6 +1,8 @@
 // HTML built by a tagged template that escapes every interpolated value unless it is already
 // Html, so text from a packet (targets, reasons, the policy) can never become markup. Pure.
 
+import { showInvisible } from '../../invisible.js';
+
 export class Html {
   constructor(readonly text: string) {}
 }
@@ -15,17 +17,12 @@ const ESCAPES: Readonly<Record<string, string>> = {
   "'": '&#39;',
 };
 
-// Control characters, zero-width characters and bidirectional overrides would hide or reorder
-// what a reviewer reads (a target that displays as another): they are shown as \u escapes.
-// Line feeds and tabs stay, for the policy text.
-const INVISIBLE =
-  // eslint-disable-next-line no-control-regex -- control characters are exactly what must be shown
-  /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g;
-
+/** Invisible characters shown as \u escapes (line feeds and tabs stay, for the policy text). */
 export function escapeHtml(text: string): string {
-  return text
-    .replace(/[&<>"']/g, (c) => ESCAPES[c] ?? c)
-    .replace(INVISIBLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return showInvisible(
+    text.replace(/[&<>"']/g, (c) => ESCAPES[c] ?? c),
+    '\n\t',
+  );
 }
 
 function render(value: HtmlValue): string {
