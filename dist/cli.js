@@ -46912,18 +46912,44 @@ function parseVerificationReport(text2) {
 }
 
 // src/cli/verify-command.ts
-import { stat as stat9, writeFile as writeFile8 } from "node:fs/promises";
+import { writeFile as writeFile8 } from "node:fs/promises";
+
+// src/cli/input-file.ts
+import { stat as stat6 } from "node:fs/promises";
+var InputError = class extends Error {
+};
+async function readInputText(file, what, io2) {
+  if ((await stat6(file).catch(() => void 0))?.isFile() === false)
+    throw new InputError(`cannot read ${what} ${file}: not a regular file`);
+  try {
+    return new TextDecoder().decode(await io2.readFile(file));
+  } catch (error2) {
+    throw new InputError(`cannot read ${what} ${file}: ${error2.message}`);
+  }
+}
+async function loadPolicyHash(file, io2) {
+  const hash2 = (await readInputText(file, "policy hash", io2)).trim();
+  if (hash2 === "") throw new InputError(`policy hash file ${file} is empty`);
+  const lines = hash2.split("\n").length;
+  if (lines > 1)
+    throw new InputError(
+      `policy hash file ${file} holds ${lines} lines, not one hash: give the policy's hash (policy-hash.txt, or the first field of sha256sum POLICY)`
+    );
+  return hash2;
+}
+
+// src/cli/verify-command.ts
 import path3 from "node:path";
 
 // src/cli/evidence-source.ts
 import { createReadStream as createReadStream2 } from "node:fs";
-import { readdir as readdir4, stat as stat6 } from "node:fs/promises";
+import { readdir as readdir4, stat as stat7 } from "node:fs/promises";
 import path2 from "node:path";
 var CHUNK_BYTES = 256 * 1024;
 var UnreadableEvidence = class extends Error {
 };
 async function verifyEvidencePath(backend, evidencePath, options) {
-  const info = await stat6(evidencePath).catch((error2) => {
+  const info = await stat7(evidencePath).catch((error2) => {
     throw unreadable(evidencePath, error2);
   });
   const verifier = new EvidenceVerifier(backend, options);
@@ -46948,7 +46974,7 @@ async function verifyEvidencePath(backend, evidencePath, options) {
   }
   for (const name of names) {
     const file = path2.join(evidencePath, name);
-    const shard = await stat6(file).catch((error2) => {
+    const shard = await stat7(file).catch((error2) => {
       throw unreadable(file, error2);
     });
     if (!shard.isFile()) throw notRegular(file);
@@ -47048,14 +47074,14 @@ function unread(file, fact) {
 // src/packet/check/read-facts.ts
 import { createHash as createHash4 } from "node:crypto";
 import { createReadStream as createReadStream3 } from "node:fs";
-import { readFile as readFile8, stat as stat7 } from "node:fs/promises";
+import { readFile as readFile8, stat as stat8 } from "node:fs/promises";
 var SMALL_FILE_BYTES = 16 * 1024 * 1024;
 function cannotRead(error2) {
   return { kind: "unusable", error: `cannot read it: ${error2.message}` };
 }
 async function regularFileSize(file) {
   try {
-    const info = await stat7(file);
+    const info = await stat8(file);
     return info.isFile() ? { kind: "read", value: info.size } : { kind: "unusable", error: "not a regular file" };
   } catch (error2) {
     return error2.code === "ENOENT" ? { kind: "missing" } : cannotRead(error2);
@@ -47555,7 +47581,7 @@ function describeChain(label, report, judged2, expectedPolicy) {
 }
 
 // src/cli/open-packet.ts
-import { stat as stat8 } from "node:fs/promises";
+import { stat as stat9 } from "node:fs/promises";
 async function openPacket(prefix, dir, keyArgs, io2, load2) {
   let pinned;
   try {
@@ -47564,7 +47590,7 @@ async function openPacket(prefix, dir, keyArgs, io2, load2) {
     if (!(error2 instanceof KeyArgumentError)) throw error2;
     return { ok: false, error: error2.message };
   }
-  if (!(await stat8(dir).catch(() => void 0))?.isDirectory())
+  if (!(await stat9(dir).catch(() => void 0))?.isDirectory())
     return { ok: false, error: `${dir} is not a directory: give the Audit Packet directory` };
   io2.err(`${prefix}: verifying ${dir} \u2026
 `);
@@ -47658,8 +47684,6 @@ var PACKET_OWN = {
   "session-id": "a packet holds one recorder session",
   "rotation-endorsement": "a run signs with one key"
 };
-var InputError = class extends Error {
-};
 function parseRequest(args) {
   const options = parseOptions("verify", args, {
     single: ["receipt-chain", "packet", "policy-hash", "output", "session-id"],
@@ -47703,29 +47727,10 @@ function parseRequest(args) {
     wholeRecorder: options.flags.has("whole-recorder")
   };
 }
-async function readText(file, what, io2) {
-  if ((await stat9(file).catch(() => void 0))?.isFile() === false)
-    throw new InputError(`cannot read ${what} ${file}: not a regular file`);
-  try {
-    return new TextDecoder().decode(await io2.readFile(file));
-  } catch (error2) {
-    throw new InputError(`cannot read ${what} ${file}: ${error2.message}`);
-  }
-}
 async function loadEndorsement(file, io2) {
-  const parsed = parseRotationEndorsement(await readText(file, "rotation endorsement", io2));
+  const parsed = parseRotationEndorsement(await readInputText(file, "rotation endorsement", io2));
   if (!parsed.ok) throw new InputError(`${file}: ${parsed.failure.message}`);
   return parsed.value;
-}
-async function loadPolicyHash(file, io2) {
-  const hash2 = (await readText(file, "policy hash", io2)).trim();
-  if (hash2 === "") throw new InputError(`policy hash file ${file} is empty`);
-  const lines = hash2.split("\n").length;
-  if (lines > 1)
-    throw new InputError(
-      `policy hash file ${file} holds ${lines} lines, not one hash: give the policy's hash (policy-hash.txt, or the first field of sha256sum POLICY)`
-    );
-  return hash2;
 }
 async function verifyChain2(request, io2) {
   try {
@@ -48306,6 +48311,8 @@ Commands:
     --public-key FILE|HEX                 pinned signer key (repeatable); without one the
                                           verdict is self-consistent only
     --listen 127.0.0.1:PORT               where to serve (default: a free port)
+    --policy-hash FILE                    every receipt must carry this policy hash
+                                          (default: the packet's policy-hash.txt)
 
 Options:
   -h, --help                              show this help
@@ -48411,9 +48418,10 @@ ${"  ".repeat(depth)}`;
 }
 
 // src/packet/view/load-packet.ts
-async function loadPacketView(dir, backend, pinnedKeys) {
+async function loadPacketView(dir, backend, pinnedKeys, options = {}) {
   const rows = [];
   const checked = await checkPacket(dir, backend, pinnedKeys, {
+    ...options,
     onAccepted: (receipt, encoded, hash2) => rows.push(receiptRow(receipt, encoded, hash2))
   });
   return { ...checked, rows };
@@ -48802,7 +48810,7 @@ async function viewCommand(args, io2) {
   if (dir === void 0 || dir.startsWith("--"))
     throw new UsageError(`${COMMAND2}: give the Audit Packet directory first: view DIR [options]`);
   const options = parseOptions(COMMAND2, rest, {
-    single: ["listen"],
+    single: ["listen", "policy-hash"],
     repeatable: ["public-key"]
   });
   const listen = loopbackListen(
@@ -48810,12 +48818,22 @@ async function viewCommand(args, io2) {
     "the viewer",
     optionValue(options, "listen") ?? "127.0.0.1:0"
   );
+  const policyHashFile = optionValue(options, "policy-hash");
+  let policyHash2;
+  try {
+    policyHash2 = policyHashFile === void 0 ? void 0 : await loadPolicyHash(policyHashFile, io2);
+  } catch (error2) {
+    if (!(error2 instanceof InputError)) throw error2;
+    io2.err(`${PREFIX3}: ${error2.message}
+`);
+    return 2;
+  }
   const opened = await openPacket(
     PREFIX3,
     dir,
     options.values.get("public-key") ?? [],
     io2,
-    loadPacketView
+    (packetDir, backend, keys) => loadPacketView(packetDir, backend, keys, policyHash2 === void 0 ? {} : { policyHash: policyHash2 })
   );
   if (!opened.ok) {
     io2.err(`${PREFIX3}: ${opened.error}

@@ -55,6 +55,8 @@ Commands:
     --public-key FILE|HEX                 pinned signer key (repeatable); without one the
                                           verdict is self-consistent only
     --listen 127.0.0.1:PORT               where to serve (default: a free port)
+    --policy-hash FILE                    every receipt must carry this policy hash
+                                          (default: the packet's policy-hash.txt)
 
 Options:
   -h, --help                              show this help

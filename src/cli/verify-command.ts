@@ -1,7 +1,8 @@
 // `verify`: offline verification of a receipt chain, with Pipelock's CHAIN VALID / CHAIN BROKEN
 // output, our verdicts (valid, self_consistent_only, invalid, error) and verification-report.json.
-import { stat, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { makeDirectories } from './make-directories.js';
+import { InputError, loadPolicyHash, readInputText } from './input-file.js';
 import path from 'node:path';
 import { parseRotationEndorsement, type RotationEndorsement } from '../receipts/index.js';
 import { createNodeBackend } from '../receipts/node-backend.js';
@@ -51,9 +52,6 @@ const PACKET_OWN: Readonly<Record<string, string>> = {
   'rotation-endorsement': 'a run signs with one key',
 };
 
-/** An input other than the evidence itself could not be used (exit 2). */
-class InputError extends Error {}
-
 function parseRequest(args: readonly string[]): VerifyRequest {
   const options = parseOptions('verify', args, {
     single: ['receipt-chain', 'packet', 'policy-hash', 'output', 'session-id'],
@@ -98,33 +96,10 @@ function parseRequest(args: readonly string[]): VerifyRequest {
   };
 }
 
-async function readText(file: string, what: string, io: CliIo): Promise<string> {
-  // A FIFO or a device would be read for ever.
-  if ((await stat(file).catch(() => undefined))?.isFile() === false)
-    throw new InputError(`cannot read ${what} ${file}: not a regular file`);
-  try {
-    return new TextDecoder().decode(await io.readFile(file));
-  } catch (error) {
-    throw new InputError(`cannot read ${what} ${file}: ${(error as Error).message}`);
-  }
-}
-
 async function loadEndorsement(file: string, io: CliIo): Promise<RotationEndorsement> {
-  const parsed = parseRotationEndorsement(await readText(file, 'rotation endorsement', io));
+  const parsed = parseRotationEndorsement(await readInputText(file, 'rotation endorsement', io));
   if (!parsed.ok) throw new InputError(`${file}: ${parsed.failure.message}`);
   return parsed.value;
-}
-
-async function loadPolicyHash(file: string, io: CliIo): Promise<string> {
-  const hash = (await readText(file, 'policy hash', io)).trim();
-  if (hash === '') throw new InputError(`policy hash file ${file} is empty`);
-  // The policy itself given by mistake: say so, rather than compare (and print) all of it.
-  const lines = hash.split('\n').length;
-  if (lines > 1)
-    throw new InputError(
-      `policy hash file ${file} holds ${lines} lines, not one hash: give the policy's hash (policy-hash.txt, or the first field of sha256sum POLICY)`,
-    );
-  return hash;
 }
 
 interface Verified {

@@ -3,6 +3,7 @@
 import { loadPacketView } from '../packet/view/load-packet.js';
 import { serveViewer, type RunningViewer } from '../packet/view/viewer-server.js';
 import { type CliIo, UsageError } from './io.js';
+import { InputError, loadPolicyHash } from './input-file.js';
 import { openPacket } from './open-packet.js';
 import { listenText, loopbackListen } from './loopback-listen.js';
 import { optionValue, parseOptions } from './options.js';
@@ -15,7 +16,7 @@ export async function viewCommand(args: readonly string[], io: CliIo): Promise<n
   if (dir === undefined || dir.startsWith('--'))
     throw new UsageError(`${COMMAND}: give the Audit Packet directory first: view DIR [options]`);
   const options = parseOptions(COMMAND, rest, {
-    single: ['listen'],
+    single: ['listen', 'policy-hash'],
     repeatable: ['public-key'],
   });
   const listen = loopbackListen(
@@ -23,12 +24,23 @@ export async function viewCommand(args: readonly string[], io: CliIo): Promise<n
     'the viewer',
     optionValue(options, 'listen') ?? '127.0.0.1:0',
   );
+  const policyHashFile = optionValue(options, 'policy-hash');
+  let policyHash: string | undefined;
+  try {
+    policyHash =
+      policyHashFile === undefined ? undefined : await loadPolicyHash(policyHashFile, io);
+  } catch (error) {
+    if (!(error instanceof InputError)) throw error;
+    io.err(`${PREFIX}: ${error.message}\n`);
+    return 2;
+  }
   const opened = await openPacket(
     PREFIX,
     dir,
     options.values.get('public-key') ?? [],
     io,
-    loadPacketView,
+    (packetDir, backend, keys) =>
+      loadPacketView(packetDir, backend, keys, policyHash === undefined ? {} : { policyHash }),
   );
   if (!opened.ok) {
     io.err(`${PREFIX}: ${opened.error}\n`);

@@ -497,6 +497,28 @@ test('view on the command line: usage, unreadable packets and non-loopback addre
   assert.match(badKey.stderr, /^pipelock-egress view: public key \(inline\): /);
 });
 
+test("--policy-hash: the reviewer's own hash; a policy other than the one enforced is invalid on every page", async () => {
+  const dir = await packet(5);
+  const own = readFileSync(join(dir, 'policy-hash.txt'), 'utf8').trim();
+  assert.equal(
+    (await loadPacketView(dir, backend, [SAMPLE_KEY], { policyHash: own })).judgement.verdict,
+    'valid',
+  );
+  const other = await loadPacketView(dir, backend, [SAMPLE_KEY], { policyHash: '0'.repeat(64) });
+  assert.equal(other.judgement.verdict, 'invalid');
+  assert.match(
+    other.judgement.error ?? '',
+    /policy hash mismatch: receipts carry [0-9a-f]{64}, expected 0{64}/,
+  );
+  assert.match((await get((await serve(other)).url)).body, /<h1>INVALID<\/h1>/);
+  const unreadable = await cli('view', dir, '--policy-hash', join(dir, 'evidence'));
+  assert.equal(unreadable.code, 2);
+  assert.match(
+    unreadable.stderr,
+    /^pipelock-egress view: cannot read policy hash .*evidence: not a regular file\n$/,
+  );
+});
+
 test(
   'pipelock-egress view DIR: a ready line with the address, pages served, SIGTERM exits 0',
   { timeout: 30_000 },

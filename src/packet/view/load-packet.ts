@@ -1,7 +1,7 @@
 // The packet as the viewer shows it: checked as `verify --packet` checks it, with a row kept
 // for each receipt the chain accepted.
 import type { CryptoBackend } from '../../receipts/index.js';
-import { checkPacket, type CheckedPacket } from '../check/check-packet.js';
+import { checkPacket, type CheckedPacket, type CheckOptions } from '../check/check-packet.js';
 import { receiptRow, type ReceiptRow } from './receipt-rows.js';
 
 export interface PacketView extends CheckedPacket {
@@ -13,9 +13,11 @@ export async function loadPacketView(
   dir: string,
   backend: CryptoBackend,
   pinnedKeys: readonly string[],
+  options: Omit<CheckOptions, 'onAccepted'> = {},
 ): Promise<PacketView> {
   const rows: ReceiptRow[] = [];
   const checked = await checkPacket(dir, backend, pinnedKeys, {
+    ...options,
     onAccepted: (receipt, encoded, hash) => rows.push(receiptRow(receipt, encoded, hash)),
   });
   return { ...checked, rows };
