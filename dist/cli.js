@@ -31207,7 +31207,7 @@ async function revokeWriteAccess(grant) {
 }
 
 // src/boundary/evidence-collect.ts
-import { copyFile, mkdir, readdir, rename } from "node:fs/promises";
+import { copyFile, lchown, mkdir, readdir, rename } from "node:fs/promises";
 import { join as join2 } from "node:path";
 async function collectEvidence(collection) {
   const { into } = collection;
@@ -31219,10 +31219,14 @@ async function collectEvidence(collection) {
     warning = `${into} filled up during the run (${planted.length} entries, not written by the engine); moved to ${aside}`;
   }
   await mkdir(into, { recursive: true, mode: 493 });
+  const copies = [into, collection.engineLogCopy];
   for (const name of await readdir(collection.evidenceDir)) {
     await copyFile(join2(collection.evidenceDir, name), join2(into, name));
+    copies.push(join2(into, name));
   }
   await copyFile(collection.engineLog, collection.engineLogCopy);
+  const { owner } = collection;
+  if (owner !== null) for (const copy of copies) await lchown(copy, owner.uid, owner.gid);
   return warning;
 }
 
@@ -44988,7 +44992,7 @@ function requireOption(options, name) {
 
 // src/cli/run-command.ts
 import { randomBytes as randomBytes6 } from "node:crypto";
-import { lchown, readdir as readdir6, realpath as realpath2 } from "node:fs/promises";
+import { lchown as lchown2, realpath as realpath2 } from "node:fs/promises";
 import { basename as basename3, join as join14 } from "node:path";
 
 // src/boundary/boundary.ts
@@ -45946,7 +45950,8 @@ async function runInBoundary(request) {
     evidenceDir: layout2.evidenceDir,
     engineLog: layout2.engineLog,
     into: request.evidenceCopyDir,
-    engineLogCopy: request.engineLogCopy
+    engineLogCopy: request.engineLogCopy,
+    owner: request.evidenceOwner
   });
   await saveRunState(layout2.stateFile, state);
   request.log(`run ${runId}: setting up the boundary`);
@@ -48168,6 +48173,7 @@ async function runCommand(args, io2) {
       callerEnv: request.callerEnv,
       evidenceCopyDir: join14(out, EVIDENCE_DIR),
       engineLogCopy: join14(out, ENGINE_LOG),
+      evidenceOwner: invokerOf(process.env),
       log: (line) => io2.err(`${PREFIX2}: ${line}
 `),
       cancel: cancel.signal
@@ -48237,20 +48243,22 @@ function boundSecrets(request) {
   }
   return values;
 }
-async function giveToInvoker(out) {
-  const uid = process.env["SUDO_UID"];
-  const gid = process.env["SUDO_GID"];
+function invokerOf(env) {
+  const uid = env["SUDO_UID"];
+  const gid = env["SUDO_GID"];
   if (uid === void 0 || gid === void 0 || !/^[0-9]+$/.test(uid) || !/^[0-9]+$/.test(gid))
-    return;
-  const evidence = join14(out, EVIDENCE_DIR);
-  const written = [ENGINE_LOG, POLICY_FILE, POLICY_HASH_FILE, PUBLIC_KEY_FILE, RECEIPTS_FILE];
+    return null;
+  return { uid: Number(uid), gid: Number(gid) };
+}
+async function giveToInvoker(out) {
+  const invoker = invokerOf(process.env);
+  if (invoker === null) return;
+  const written = [POLICY_FILE, POLICY_HASH_FILE, PUBLIC_KEY_FILE, RECEIPTS_FILE];
   const files = [
     out,
-    evidence,
-    ...[...written, ...Object.values(PACKET_FILES)].map((name) => join14(out, name)),
-    ...(await readdir6(evidence)).map((name) => join14(evidence, name))
+    ...[...written, ...Object.values(PACKET_FILES)].map((name) => join14(out, name))
   ];
-  for (const file of files) await lchown(file, Number(uid), Number(gid));
+  for (const file of files) await lchown2(file, invoker.uid, invoker.gid);
 }
 
 // src/cli/usage.ts

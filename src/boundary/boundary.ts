@@ -66,6 +66,8 @@ export interface BoundaryRequest {
   /** Where the sealed evidence files and the engine's log are copied before teardown. */
   readonly evidenceCopyDir: string;
   readonly engineLogCopy: string;
+  /** Who the collected evidence belongs to; null: root. */
+  readonly evidenceOwner: { readonly uid: number; readonly gid: number } | null;
   readonly log: (line: string) => void;
   /** Aborted on SIGINT/SIGTERM: setup stops, or the agent's namespace is killed. */
   readonly cancel: AbortSignal;
@@ -102,6 +104,7 @@ export async function runInBoundary(request: BoundaryRequest): Promise<BoundaryO
     engineLog: layout.engineLog,
     into: request.evidenceCopyDir,
     engineLogCopy: request.engineLogCopy,
+    owner: request.evidenceOwner,
   });
   await saveRunState(layout.stateFile, state);
   request.log(`run ${runId}: setting up the boundary`);

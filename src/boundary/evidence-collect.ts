@@ -1,6 +1,6 @@
 // Copying the engine's evidence out of the run directory before teardown removes it: in the
 // run itself once the engine has sealed, or when a killed run is recovered.
-import { copyFile, mkdir, readdir, rename } from 'node:fs/promises';
+import { copyFile, lchown, mkdir, readdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export interface EvidenceCollection {
@@ -10,6 +10,8 @@ export interface EvidenceCollection {
   /** Checked empty before the run started. */
   readonly into: string;
   readonly engineLogCopy: string;
+  /** Who the copies belong to (whoever ran `run` through sudo); null: root keeps them. */
+  readonly owner: { readonly uid: number; readonly gid: number } | null;
 }
 
 /**
@@ -26,9 +28,15 @@ export async function collectEvidence(collection: EvidenceCollection): Promise<s
     warning = `${into} filled up during the run (${planted.length} entries, not written by the engine); moved to ${aside}`;
   }
   await mkdir(into, { recursive: true, mode: 0o755 });
+  const copies = [into, collection.engineLogCopy];
   for (const name of await readdir(collection.evidenceDir)) {
     await copyFile(join(collection.evidenceDir, name), join(into, name));
+    copies.push(join(into, name));
   }
   await copyFile(collection.engineLog, collection.engineLogCopy);
+  // Also when the action's post step collects a killed run's evidence: a later step of the
+  // job, running as the runner user, can read it.
+  const { owner } = collection;
+  if (owner !== null) for (const copy of copies) await lchown(copy, owner.uid, owner.gid);
   return warning;
 }

@@ -2,7 +2,7 @@
 // request is checked in full and the machine preflighted before anything is created; the
 // agent's exit code is ours, unless the boundary or the evidence failed.
 import { randomBytes } from 'node:crypto';
-import { lchown, readdir, realpath } from 'node:fs/promises';
+import { lchown, realpath } from 'node:fs/promises';
 import { makeDirectories } from './make-directories.js';
 import { basename, join } from 'node:path';
 import { runInBoundary } from '../boundary/boundary.js';
@@ -97,6 +97,7 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
       callerEnv: request.callerEnv,
       evidenceCopyDir: join(out, EVIDENCE_DIR),
       engineLogCopy: join(out, ENGINE_LOG),
+      evidenceOwner: invokerOf(process.env),
       log: (line) => io.err(`${PREFIX}: ${line}\n`),
       cancel: cancel.signal,
     });
@@ -163,19 +164,23 @@ function boundSecrets(request: RunRequest): Record<string, string> {
   return values;
 }
 
-/** Under sudo, the packet belongs to whoever ran sudo, not to root. */
-async function giveToInvoker(out: string): Promise<void> {
-  const uid = process.env['SUDO_UID'];
-  const gid = process.env['SUDO_GID'];
+/** Whoever ran `run` through sudo: the packet and the evidence are theirs, not root's. */
+function invokerOf(env: NodeJS.ProcessEnv): { uid: number; gid: number } | null {
+  const uid = env['SUDO_UID'];
+  const gid = env['SUDO_GID'];
   if (uid === undefined || gid === undefined || !/^[0-9]+$/.test(uid) || !/^[0-9]+$/.test(gid))
-    return;
-  const evidence = join(out, EVIDENCE_DIR);
-  const written = [ENGINE_LOG, POLICY_FILE, POLICY_HASH_FILE, PUBLIC_KEY_FILE, RECEIPTS_FILE];
+    return null;
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
+/** The packet's own files (the evidence was given to the invoker as it was collected). */
+async function giveToInvoker(out: string): Promise<void> {
+  const invoker = invokerOf(process.env);
+  if (invoker === null) return;
+  const written = [POLICY_FILE, POLICY_HASH_FILE, PUBLIC_KEY_FILE, RECEIPTS_FILE];
   const files = [
     out,
-    evidence,
     ...[...written, ...Object.values(PACKET_FILES)].map((name) => join(out, name)),
-    ...(await readdir(evidence)).map((name) => join(evidence, name)),
   ];
-  for (const file of files) await lchown(file, Number(uid), Number(gid));
+  for (const file of files) await lchown(file, invoker.uid, invoker.gid);
 }

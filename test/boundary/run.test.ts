@@ -8,6 +8,7 @@ import {
   chownSync,
   existsSync,
   mkdirSync,
+  readdirSync,
   readFileSync,
   rmSync,
   statSync,
@@ -465,9 +466,12 @@ test('a --public-key that is not the signing key stops the run before anything i
   assert.match(run.stderr, /is not the public key of --signing-key/);
 });
 
-test('a run killed with SIGKILL is finished from its state file: evidence kept and sealed, nothing left', async () => {
+test('a run killed with SIGKILL is finished from its state file: evidence kept and sealed, given to whoever ran sudo, nothing left', async () => {
   const run = await runAgent({
     policy: policyFor(origin.port),
+    // As the action's main step runs it through sudo: the post step's cleanup collects the
+    // evidence, and a later step of the runner user's must be able to read it.
+    env: { SUDO_UID: '65534', SUDO_GID: '65534' },
     script: `${viaProxy} http://127.0.0.1:${origin.port}/public/before-kill; echo; sleep 600\n`,
     onStderr: [
       {
@@ -491,6 +495,16 @@ test('a run killed with SIGKILL is finished from its state file: evidence kept a
     evidence.decisions.map((r) => r.action_record.target),
     [`http://127.0.0.1:${origin.port}/public/before-kill`],
   );
+  const collected = [
+    join(run.out, 'evidence'),
+    join(run.out, 'engine.log'),
+    ...readdirSync(join(run.out, 'evidence')).map((name) => join(run.out, 'evidence', name)),
+  ];
+  assert.ok(collected.length >= 3, collected.join(' '));
+  for (const file of collected) {
+    const info = statSync(file);
+    assert.deepEqual([info.uid, info.gid], [65534, 65534], file);
+  }
 });
 
 test('an existing pipelock-agent in a privileged group is refused, and left as it was', async () => {
