@@ -1,6 +1,7 @@
-// What packet.json states that no receipt can confirm: the run (repository, times, the agent's
-// exit code), the boundary's posture, when it was written and where the policy came from. The
-// check remakes packet.json and summary.md from these and the verified chain. Pure.
+// What packet.json states about its run rather than counts from the receipts: the run
+// (repository, times, the agent's exit code), the boundary's posture, when it was written and
+// where the policy came from. The chain binds part of it (run-binding.ts); the check remakes
+// packet.json and summary.md from these and the verified chain. Pure.
 import * as z from 'zod';
 import { readJsonDocument, type DocumentReading } from '../../json-document.js';
 import type { PacketPosture, PacketRun } from '../packet-json.js';
