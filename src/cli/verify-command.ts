@@ -1,5 +1,6 @@
 // `verify`: offline verification of a receipt chain, with Pipelock's CHAIN VALID / CHAIN BROKEN
-// output, our verdicts (valid, self_consistent_only, invalid, error) and verification-report.json.
+// output, our verdicts (valid, self_consistent_only, invalid, error) and verification-report.json;
+// with --packet, of a whole Audit Packet (verify-packet.ts).
 import { writeFile } from 'node:fs/promises';
 import { makeDirectories } from './make-directories.js';
 import { InputError, loadPolicyHash, readInputText } from './input-file.js';
