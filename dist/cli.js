@@ -46398,9 +46398,7 @@ function packetRunFromEnv(env) {
   };
   return {
     provider: !onActions ? "local" : env["RUNNER_ENVIRONMENT"] === "self-hosted" ? "self_hosted" : "github_actions",
-    ...Object.fromEntries(
-      Object.entries(fields2).filter(([, value]) => value !== void 0)
-    )
+    ...withoutUndefined(fields2)
   };
 }
 function packetJson(input) {
@@ -46628,7 +46626,7 @@ function reportFiles(input) {
     run,
     summary,
     report,
-    ...input.pinnedKey === void 0 ? {} : { pinnedKey: input.pinnedKey },
+    ...input.pinnedKey === void 0 ? {} : { pinnedKey: encodePipelockPublicKey(input.pinnedKey).trim() },
     posture: input.posture,
     policy
   });
@@ -46819,18 +46817,14 @@ function receiptsJsonEnd(count2) {
   return count2 === 0 ? "[]\n" : "\n]\n";
 }
 async function writePacketReport(packet) {
+  const { out, receipts, ...given } = packet;
   const files = reportFiles({
-    summary: summarizeChain(packet.receipts),
-    report: packet.report,
-    pinnedKey: packet.pinnedKey === void 0 ? void 0 : encodePipelockPublicKey(packet.pinnedKey).trim(),
-    run: packet.run,
-    posture: packet.posture,
-    policy: packet.policy,
-    generatedAt: packet.generatedAt,
-    engineLog: await readEngineLogFacts(join10(packet.out, ENGINE_LOG))
+    ...given,
+    summary: summarizeChain(receipts),
+    engineLog: await readEngineLogFacts(join10(out, ENGINE_LOG))
   });
-  await writeFile7(join10(packet.out, PACKET_FILES.packet), files.packetJson);
-  await writeFile7(join10(packet.out, PACKET_FILES.summary), files.summaryMarkdown);
+  await writeFile7(join10(out, PACKET_FILES.packet), files.packetJson);
+  await writeFile7(join10(out, PACKET_FILES.summary), files.summaryMarkdown);
   return files.summaryMarkdown;
 }
 async function readEngineLogFacts(path4) {
@@ -47173,7 +47167,7 @@ var runSchema = object({
   agent_exit_code: number2().int()
 }).transform((run) => ({
   provider: run.provider,
-  ...defined({
+  ...withoutUndefined({
     repository: run.repository,
     workflow: run.workflow,
     runId: run.run_id,
@@ -47201,7 +47195,7 @@ var postureSchema = object({
 }).transform((posture) => ({
   engine: posture.engine,
   runnerOs: posture.runner_os,
-  ...defined({ runnerArch: posture.runner_arch }),
+  ...withoutUndefined({ runnerArch: posture.runner_arch }),
   networkNamespace: posture.network_namespace,
   agentUser: posture.agent_user,
   agentUid: posture.agent_uid,
@@ -47224,11 +47218,6 @@ var statementsSchema = object({
   configPath: packet.policy.config_path,
   namesPinnedKey: packet.verifier.signer_key !== void 0
 }));
-function defined(fields2) {
-  return Object.fromEntries(
-    Object.entries(fields2).filter(([, value]) => value !== void 0)
-  );
-}
 function parsePacketStatements(packetJsonText) {
   return readJsonDocument(statementsSchema, packetJsonText);
 }
@@ -47471,8 +47460,7 @@ async function engineLogOf(file) {
 }
 function chainSigner(report) {
   const [only, ...others] = report.signer_keys;
-  const key = only === void 0 || others.length > 0 ? void 0 : fromHex(only);
-  return key === void 0 ? void 0 : encodePipelockPublicKey(key).trim();
+  return only === void 0 || others.length > 0 ? void 0 : fromHex(only);
 }
 async function checkPacket(dir, backend, pinnedKeys, options = {}) {
   const evidence = join11(dir, PACKET_FILES.evidence);
@@ -47587,12 +47575,14 @@ function describeChain(label, report, judged2, expectedPolicy) {
 
 // src/cli/open-packet.ts
 import { stat as stat9 } from "node:fs/promises";
-async function openPacket(prefix, dir, keyArgs, io2, load2) {
+async function openPacket(prefix, { dir, keyArgs, policyHashFile }, io2, load2) {
   let pinned;
+  let policyHash2;
   try {
     pinned = await Promise.all(keyArgs.map((key) => resolvePublicKey(key, io2)));
+    policyHash2 = policyHashFile === void 0 ? void 0 : await loadPolicyHash(policyHashFile, io2);
   } catch (error2) {
-    if (!(error2 instanceof KeyArgumentError)) throw error2;
+    if (!(error2 instanceof KeyArgumentError) && !(error2 instanceof InputError)) throw error2;
     return { ok: false, error: error2.message };
   }
   if (!(await stat9(dir).catch(() => void 0))?.isDirectory())
@@ -47600,7 +47590,8 @@ async function openPacket(prefix, dir, keyArgs, io2, load2) {
   io2.err(`${prefix}: verifying ${dir} \u2026
 `);
   try {
-    return { ok: true, packet: await load2(dir, createNodeBackend(), pinned) };
+    const options = policyHash2 === void 0 ? {} : { policyHash: policyHash2 };
+    return { ok: true, packet: await load2(dir, createNodeBackend(), pinned, options) };
   } catch (error2) {
     if (!(error2 instanceof UnreadablePacket) && !(error2 instanceof UnreadableEvidence)) throw error2;
     return { ok: false, error: error2.message };
@@ -47648,15 +47639,7 @@ function unreadablePacketReport(error2) {
   return { ...verificationReport("error", void 0, null, error2), files: [] };
 }
 async function verifyPacket(request, io2) {
-  const opened = await openPacket(
-    PREFIX,
-    request.dir,
-    request.keyArgs,
-    io2,
-    (dir, backend, keys) => checkPacket(dir, backend, keys, {
-      ...request.policyHash === void 0 ? {} : { policyHash: request.policyHash }
-    })
-  );
+  const opened = await openPacket(PREFIX, request, io2, checkPacket);
   if (!opened.ok) {
     io2.err(`${PREFIX}: ${opened.error}
 `);
@@ -47765,21 +47748,9 @@ async function verifyChain2(request, io2) {
     return { code: 2, report: verificationReport("error", void 0, null, error2.message) };
   }
 }
-async function verifyPacketFiles(request, io2) {
-  let policyHash2;
-  try {
-    policyHash2 = request.policyHashFile === void 0 ? void 0 : await loadPolicyHash(request.policyHashFile, io2);
-  } catch (error2) {
-    if (!(error2 instanceof InputError)) throw error2;
-    io2.err(`${PREFIX}: ${error2.message}
-`);
-    return { code: 2, report: unreadablePacketReport(error2.message) };
-  }
-  return verifyPacket({ ...request, policyHash: policyHash2 }, io2);
-}
 async function verifyCommand(args, io2) {
   const request = parseRequest(args);
-  const { code: code2, report } = request.kind === "packet" ? await verifyPacketFiles(request, io2) : await verifyChain2(request, io2);
+  const { code: code2, report } = request.kind === "packet" ? await verifyPacket(request, io2) : await verifyChain2(request, io2);
   if (report.verdict === "self_consistent_only") {
     io2.err(
       request.allowUnpinned ? `${PREFIX}: accepted without a pinned key (--allow-unpinned): the ${request.kind} is only self-consistent
@@ -48826,22 +48797,15 @@ async function viewCommand(args, io2) {
     "the viewer",
     optionValue(options, "listen") ?? "127.0.0.1:0"
   );
-  const policyHashFile = optionValue(options, "policy-hash");
-  let policyHash2;
-  try {
-    policyHash2 = policyHashFile === void 0 ? void 0 : await loadPolicyHash(policyHashFile, io2);
-  } catch (error2) {
-    if (!(error2 instanceof InputError)) throw error2;
-    io2.err(`${PREFIX3}: ${error2.message}
-`);
-    return 2;
-  }
   const opened = await openPacket(
     PREFIX3,
-    dir,
-    options.values.get("public-key") ?? [],
+    {
+      dir,
+      keyArgs: options.values.get("public-key") ?? [],
+      policyHashFile: optionValue(options, "policy-hash")
+    },
     io2,
-    (packetDir, backend, keys) => loadPacketView(packetDir, backend, keys, policyHash2 === void 0 ? {} : { policyHash: policyHash2 })
+    loadPacketView
   );
   if (!opened.ok) {
     io2.err(`${PREFIX3}: ${opened.error}

@@ -12,12 +12,7 @@ import { type CliIo, UsageError } from './io.js';
 import { optionValue, parseOptions } from './options.js';
 import { KeyArgumentError, resolvePublicKey } from './key-argument.js';
 import { judgeEvidence } from './judge.js';
-import {
-  PREFIX,
-  unreadablePacketReport,
-  verifyPacket,
-  type PacketRequest,
-} from './verify-packet.js';
+import { PREFIX, verifyPacket, type PacketRequest } from './verify-packet.js';
 import { describeChain } from './chain-text.js';
 import {
   encodeVerificationReport,
@@ -38,9 +33,8 @@ interface ChainRequest {
   readonly wholeRecorder: boolean;
 }
 
-interface PacketFileRequest extends Omit<PacketRequest, 'policyHash'> {
+interface PacketFileRequest extends PacketRequest {
   readonly kind: 'packet';
-  readonly policyHashFile: string | undefined;
   readonly output: string | undefined;
 }
 
@@ -143,27 +137,10 @@ async function verifyChain(request: ChainRequest, io: CliIo): Promise<Verified> 
   }
 }
 
-async function verifyPacketFiles(request: PacketFileRequest, io: CliIo): Promise<Verified> {
-  let policyHash: string | undefined;
-  try {
-    policyHash =
-      request.policyHashFile === undefined
-        ? undefined
-        : await loadPolicyHash(request.policyHashFile, io);
-  } catch (error) {
-    if (!(error instanceof InputError)) throw error;
-    io.err(`${PREFIX}: ${error.message}\n`);
-    return { code: 2, report: unreadablePacketReport(error.message) };
-  }
-  return verifyPacket({ ...request, policyHash }, io);
-}
-
 export async function verifyCommand(args: readonly string[], io: CliIo): Promise<number> {
   const request = parseRequest(args);
   const { code, report } =
-    request.kind === 'packet'
-      ? await verifyPacketFiles(request, io)
-      : await verifyChain(request, io);
+    request.kind === 'packet' ? await verifyPacket(request, io) : await verifyChain(request, io);
   if (report.verdict === 'self_consistent_only') {
     io.err(
       request.allowUnpinned

@@ -9,19 +9,15 @@ import { PACKET_FILES } from '../packet/packet-json.js';
 import { showInvisible } from '../invisible.js';
 import { describeChain } from './chain-text.js';
 import type { CliIo } from './io.js';
-import { openPacket } from './open-packet.js';
+import { openPacket, type PacketArguments } from './open-packet.js';
 import {
   verificationReport,
   type Verdict,
   type VerificationReport,
 } from './verification-report.js';
 
-export interface PacketRequest {
-  readonly dir: string;
-  readonly keyArgs: readonly string[];
+export interface PacketRequest extends PacketArguments {
   readonly allowUnpinned: boolean;
-  /** The reviewer's own policy hash, instead of the packet's policy-hash.txt. */
-  readonly policyHash: string | undefined;
 }
 
 /** verification-report.json's fields for the packet, with what each file's check found. */
@@ -81,16 +77,12 @@ function judged(checked: CheckedPacket, allowUnpinned: boolean): VerifiedPacket 
 }
 
 /** The report of a packet that could not be checked at all. */
-export function unreadablePacketReport(error: string): PacketReport {
+function unreadablePacketReport(error: string): PacketReport {
   return { ...verificationReport('error', undefined, null, error), files: [] };
 }
 
 export async function verifyPacket(request: PacketRequest, io: CliIo): Promise<VerifiedPacket> {
-  const opened = await openPacket(PREFIX, request.dir, request.keyArgs, io, (dir, backend, keys) =>
-    checkPacket(dir, backend, keys, {
-      ...(request.policyHash === undefined ? {} : { policyHash: request.policyHash }),
-    }),
-  );
+  const opened = await openPacket(PREFIX, request, io, checkPacket);
   if (!opened.ok) {
     io.err(`${PREFIX}: ${opened.error}\n`);
     return { code: 2, report: unreadablePacketReport(opened.error) };

@@ -3,7 +3,6 @@
 import { loadPacketView } from '../packet/view/load-packet.js';
 import { serveViewer, type RunningViewer } from '../packet/view/viewer-server.js';
 import { type CliIo, UsageError } from './io.js';
-import { InputError, loadPolicyHash } from './input-file.js';
 import { openPacket } from './open-packet.js';
 import { listenText, loopbackListen } from './loopback-listen.js';
 import { optionValue, parseOptions } from './options.js';
@@ -24,23 +23,15 @@ export async function viewCommand(args: readonly string[], io: CliIo): Promise<n
     'the viewer',
     optionValue(options, 'listen') ?? '127.0.0.1:0',
   );
-  const policyHashFile = optionValue(options, 'policy-hash');
-  let policyHash: string | undefined;
-  try {
-    policyHash =
-      policyHashFile === undefined ? undefined : await loadPolicyHash(policyHashFile, io);
-  } catch (error) {
-    if (!(error instanceof InputError)) throw error;
-    io.err(`${PREFIX}: ${error.message}\n`);
-    return 2;
-  }
   const opened = await openPacket(
     PREFIX,
-    dir,
-    options.values.get('public-key') ?? [],
+    {
+      dir,
+      keyArgs: options.values.get('public-key') ?? [],
+      policyHashFile: optionValue(options, 'policy-hash'),
+    },
     io,
-    (packetDir, backend, keys) =>
-      loadPacketView(packetDir, backend, keys, policyHash === undefined ? {} : { policyHash }),
+    loadPacketView,
   );
   if (!opened.ok) {
     io.err(`${PREFIX}: ${opened.error}\n`);

@@ -59,13 +59,18 @@ export interface PacketInput {
   /** The pinned key (Pipelock text form); absent when nothing was pinned. */
   readonly pinnedKey?: string;
   readonly posture: PacketPosture;
-  readonly policy: {
-    readonly path: string;
-    readonly mode: string;
-    readonly dlpPatterns: number;
-    /** WebSocket enabled with frame_scan: client messages are scanned where the engine sees them. */
-    readonly websocketFrameScan: boolean;
-  };
+  /** Its hash is not needed: packet.json lists the hashes the receipts carry. */
+  readonly policy: Omit<PacketPolicy, 'hash'>;
+}
+
+/** What the packet states about the policy the run enforced. */
+export interface PacketPolicy {
+  readonly path: string;
+  readonly mode: string;
+  readonly dlpPatterns: number;
+  /** WebSocket enabled with frame_scan: client messages are scanned where the engine sees them. */
+  readonly websocketFrameScan: boolean;
+  readonly hash: string;
 }
 
 /** Paths this boundary does not cover, stated in every packet. */
@@ -99,9 +104,7 @@ export function packetRunFromEnv(
       : env['RUNNER_ENVIRONMENT'] === 'self-hosted'
         ? 'self_hosted'
         : 'github_actions',
-    ...(Object.fromEntries(
-      Object.entries(fields).filter(([, value]) => value !== undefined),
-    ) as Record<string, string>),
+    ...withoutUndefined(fields),
   };
 }
 
@@ -178,8 +181,13 @@ export function packetJson(input: PacketInput): Record<string, unknown> {
   };
 }
 
-function withoutUndefined(object: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(object).filter(([, value]) => value !== undefined));
+/** The object without its undefined fields (absent from the JSON, not null). */
+export function withoutUndefined<T extends object>(
+  object: T,
+): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(object).filter(([, value]) => value !== undefined)) as {
+    [K in keyof T]?: Exclude<T[K], undefined>;
+  };
 }
 
 /** JSON with every object's keys sorted, indented by two spaces, as the original action writes it. */

@@ -3,26 +3,19 @@
 // compare. Pure.
 import type { VerificationReport } from '../cli/verification-report.js';
 import { policyDetectors } from '../engine/dlp/detectors.js';
+import { encodePipelockPublicKey } from '../receipts/index.js';
 import type { Policy } from '../policy/index.js';
 import type { EngineLogFacts } from './engine-log.js';
 import {
   encodeSorted,
   packetJson,
   UNSUPPORTED_PATHS,
+  type PacketPolicy,
   type PacketPosture,
   type PacketRun,
 } from './packet-json.js';
 import type { ChainSummary } from './summarize.js';
 import { summaryMarkdown } from './summary-md.js';
-
-/** What the packet states about the policy the run enforced. */
-export interface PacketPolicy {
-  readonly path: string;
-  readonly mode: string;
-  readonly dlpPatterns: number;
-  readonly websocketFrameScan: boolean;
-  readonly hash: string;
-}
 
 export function packetPolicy(policy: Policy, path: string): PacketPolicy {
   return {
@@ -37,8 +30,8 @@ export function packetPolicy(policy: Policy, path: string): PacketPolicy {
 export interface ReportFilesInput {
   readonly summary: ChainSummary;
   readonly report: VerificationReport;
-  /** The pinned key in Pipelock's text form; absent when nothing was pinned. */
-  readonly pinnedKey: string | undefined;
+  /** The key verification pinned; absent when nothing was pinned. */
+  readonly pinnedKey: Uint8Array | undefined;
   readonly run: PacketRun;
   readonly posture: PacketPosture;
   readonly policy: PacketPolicy;
@@ -58,7 +51,9 @@ export function reportFiles(input: ReportFilesInput): ReportFiles {
     run,
     summary,
     report,
-    ...(input.pinnedKey === undefined ? {} : { pinnedKey: input.pinnedKey }),
+    ...(input.pinnedKey === undefined
+      ? {}
+      : { pinnedKey: encodePipelockPublicKey(input.pinnedKey).trim() }),
     posture: input.posture,
     policy,
   });

@@ -5,14 +5,12 @@ import { access, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import {
-  encodePipelockPublicKey,
   encodePublicKeyPem,
   encodeReceipt,
   evidenceFileOrder,
   readEvidenceDirectory,
   type Receipt,
 } from '../receipts/index.js';
-import type { VerificationReport } from '../cli/verification-report.js';
 import {
   ENGINE_LOG,
   EVIDENCE_DIR,
@@ -21,11 +19,9 @@ import {
   POLICY_HASH_FILE,
   PUBLIC_KEY_FILE,
   RECEIPTS_FILE,
-  type PacketPosture,
-  type PacketRun,
 } from './packet-json.js';
 import { summarizeChain } from './summarize.js';
-import { reportFiles, type PacketPolicy } from './report-files.js';
+import { reportFiles, type ReportFilesInput } from './report-files.js';
 import { EngineLogTally, type EngineLogFacts } from './engine-log.js';
 
 export interface PacketEvidence {
@@ -76,32 +72,22 @@ export function receiptsJsonEnd(count: number): string {
   return count === 0 ? '[]\n' : '\n]\n';
 }
 
-export interface PacketReport {
+/** What packet.json and summary.md are made from: the chain is counted, the log read here. */
+export interface PacketReport extends Omit<ReportFilesInput, 'summary' | 'engineLog'> {
   readonly out: string;
   readonly receipts: readonly Receipt[];
-  readonly report: VerificationReport;
-  readonly pinnedKey: Uint8Array | undefined;
-  readonly run: PacketRun;
-  readonly posture: PacketPosture;
-  readonly policy: PacketPolicy;
-  readonly generatedAt: string;
 }
 
 /** packet.json and summary.md; returns the summary's Markdown (for the job summary). */
 export async function writePacketReport(packet: PacketReport): Promise<string> {
+  const { out, receipts, ...given } = packet;
   const files = reportFiles({
-    summary: summarizeChain(packet.receipts),
-    report: packet.report,
-    pinnedKey:
-      packet.pinnedKey === undefined ? undefined : encodePipelockPublicKey(packet.pinnedKey).trim(),
-    run: packet.run,
-    posture: packet.posture,
-    policy: packet.policy,
-    generatedAt: packet.generatedAt,
-    engineLog: await readEngineLogFacts(join(packet.out, ENGINE_LOG)),
+    ...given,
+    summary: summarizeChain(receipts),
+    engineLog: await readEngineLogFacts(join(out, ENGINE_LOG)),
   });
-  await writeFile(join(packet.out, PACKET_FILES.packet), files.packetJson);
-  await writeFile(join(packet.out, PACKET_FILES.summary), files.summaryMarkdown);
+  await writeFile(join(out, PACKET_FILES.packet), files.packetJson);
+  await writeFile(join(out, PACKET_FILES.summary), files.summaryMarkdown);
   return files.summaryMarkdown;
 }
 

@@ -281,6 +281,20 @@ test('proxy CLI: missing required options are usage errors (exit 2)', async () =
   }
 });
 
+/** `proxy` on a free loopback port with this policy and evidence directory, and more options. */
+function loopbackProxy(policy: string, evidence: string, ...more: string[]): string[] {
+  return [
+    'proxy',
+    '--policy',
+    policy,
+    '--listen',
+    '127.0.0.1:0',
+    '--evidence-dir',
+    evidence,
+    ...more,
+  ];
+}
+
 test('proxy CLI: malformed --resolve and --run-capsule-sha256 are usage errors (exit 2), before any evidence', async () => {
   const capsuleError = /--run-capsule-sha256 takes 64 lowercase hex digits/;
   for (const [option, value, error] of [
@@ -291,17 +305,9 @@ test('proxy CLI: malformed --resolve and --run-capsule-sha256 are usage errors (
   ] as const) {
     const dir = tempDir();
     try {
-      const result = await runInProcess([
-        'proxy',
-        '--policy',
-        policyFile(dir, policyFor(1)),
-        '--listen',
-        '127.0.0.1:0',
-        '--evidence-dir',
-        join(dir, 'ev'),
-        option,
-        value,
-      ]);
+      const result = await runInProcess(
+        loopbackProxy(policyFile(dir, policyFor(1)), join(dir, 'ev'), option, value),
+      );
       assert.equal(result.code, 2, result.err);
       assert.match(result.err, error);
       assert.deepEqual(readdirSync(dir), ['policy.yaml'], 'no evidence was started');
@@ -314,15 +320,9 @@ test('proxy CLI: malformed --resolve and --run-capsule-sha256 are usage errors (
 test('proxy CLI: an invalid policy exits 1 naming the problem', async () => {
   const dir = tempDir();
   try {
-    const result = await runInProcess([
-      'proxy',
-      '--policy',
-      policyFile(dir, 'version: "1.0"\negress: 7\n'),
-      '--listen',
-      '127.0.0.1:0',
-      '--evidence-dir',
-      join(dir, 'ev'),
-    ]);
+    const result = await runInProcess(
+      loopbackProxy(policyFile(dir, 'version: "1.0"\negress: 7\n'), join(dir, 'ev')),
+    );
     assert.equal(result.code, 1);
     assert.match(result.err, /policy\.yaml:2/);
   } finally {
@@ -336,15 +336,7 @@ test('proxy CLI: an evidence directory that already holds evidence is refused wi
   mkdirSync(evidence);
   writeFileSync(join(evidence, 'evidence-proxy-0.jsonl'), '');
   try {
-    const result = await runInProcess([
-      'proxy',
-      '--policy',
-      policyFile(dir, policyFor(1)),
-      '--listen',
-      '127.0.0.1:0',
-      '--evidence-dir',
-      evidence,
-    ]);
+    const result = await runInProcess(loopbackProxy(policyFile(dir, policyFor(1)), evidence));
     assert.equal(result.code, 1, result.err);
     assert.match(result.err, /already holds evidence-proxy-0\.jsonl/);
     assert.equal(result.out, '');

@@ -4,7 +4,6 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import {
-  encodePipelockPublicKey,
   parsePublicKey,
   publicKeyHex,
   type CryptoBackend,
@@ -86,11 +85,10 @@ async function engineLogOf(file: string): Promise<FileFact<EngineLogFacts>> {
   }
 }
 
-/** The one key that signed the whole chain, in Pipelock's text form. */
-function chainSigner(report: EvidenceReport): string | undefined {
+/** The one key that signed the whole chain. */
+function chainSigner(report: EvidenceReport): Uint8Array | undefined {
   const [only, ...others] = report.signer_keys;
-  const key = only === undefined || others.length > 0 ? undefined : fromHex(only);
-  return key === undefined ? undefined : encodePipelockPublicKey(key).trim();
+  return only === undefined || others.length > 0 ? undefined : fromHex(only);
 }
 
 export interface CheckOptions {

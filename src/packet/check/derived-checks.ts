@@ -17,8 +17,8 @@ export interface DerivedFacts {
   /** The chain in evidence.jsonl verified (the summary counts all of it). */
   readonly chainVerified: boolean;
   readonly summary: ChainSummary;
-  /** The chain's signing key in Pipelock's text form, when one key signed it all. */
-  readonly signer: string | undefined;
+  /** The chain's signing key, when one key signed it all. */
+  readonly signer: Uint8Array | undefined;
   readonly policy: FileFact<Policy>;
   readonly recordedReport: FileFact<VerificationReport>;
   readonly engineLog: FileFact<EngineLogFacts>;

@@ -4,7 +4,7 @@
 // packet.json and summary.md from these and the verified chain. Pure.
 import * as z from 'zod';
 import { readJsonDocument, type DocumentReading } from '../../json-document.js';
-import type { PacketPosture, PacketRun } from '../packet-json.js';
+import { withoutUndefined, type PacketPosture, type PacketRun } from '../packet-json.js';
 
 export interface PacketStatements {
   readonly generatedAt: string;
@@ -34,7 +34,7 @@ const runSchema = z
   })
   .transform((run): PacketRun => ({
     provider: run.provider,
-    ...defined({
+    ...withoutUndefined({
       repository: run.repository,
       workflow: run.workflow,
       runId: run.run_id,
@@ -65,7 +65,7 @@ const postureSchema = z
   .transform((posture): PacketPosture => ({
     engine: posture.engine,
     runnerOs: posture.runner_os,
-    ...defined({ runnerArch: posture.runner_arch }),
+    ...withoutUndefined({ runnerArch: posture.runner_arch }),
     networkNamespace: posture.network_namespace,
     agentUser: posture.agent_user,
     agentUid: posture.agent_uid,
@@ -91,14 +91,6 @@ const statementsSchema = z
     configPath: packet.policy.config_path,
     namesPinnedKey: packet.verifier.signer_key !== undefined,
   }));
-
-function defined<T extends Record<string, string | undefined>>(
-  fields: T,
-): Partial<Record<keyof T, string>> {
-  return Object.fromEntries(
-    Object.entries(fields).filter(([, value]) => value !== undefined),
-  ) as Partial<Record<keyof T, string>>;
-}
 
 export function parsePacketStatements(packetJsonText: string): DocumentReading<PacketStatements> {
   return readJsonDocument(statementsSchema, packetJsonText);
