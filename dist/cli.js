@@ -41828,12 +41828,10 @@ var BASE64_CHAR = Uint8Array.from(
   { length: 128 },
   (_, code2) => /[A-Za-z0-9+/_-]/.test(String.fromCharCode(code2)) ? 1 : 0
 );
-var NARROWEST_WRAP = 4;
 var isBase64 = (code2) => code2 < 128 && BASE64_CHAR[code2] === 1;
 function base64Runs(text2) {
   const runs = [];
-  let wrapped = "";
-  let width = 0;
+  let earlier = "";
   let start = -1;
   const length = text2.length;
   for (let i = 0; i < length; i++) {
@@ -41843,25 +41841,25 @@ function base64Runs(text2) {
       continue;
     }
     if (start < 0) continue;
-    const line = i - start;
-    if ((code2 === 10 || code2 === 13) && (width === 0 ? line >= NARROWEST_WRAP : line === width)) {
-      const next = code2 === 13 && text2.charCodeAt(i + 1) === 10 ? i + 2 : i + 1;
-      if (next < length && isBase64(text2.charCodeAt(next))) {
-        wrapped += text2.slice(start, i);
-        width = line;
-        start = -1;
-        i = next - 1;
-        continue;
-      }
+    const next = code2 === 10 || code2 === 13 ? continuation(text2, i) : -1;
+    if (next >= 0) {
+      earlier += text2.slice(start, i);
+      start = next;
+      i = next;
+      continue;
     }
-    if (wrapped.length + line >= MIN_RUN) runs.push(wrapped + text2.slice(start, i));
-    wrapped = "";
-    width = 0;
+    if (earlier.length + i - start >= MIN_RUN) runs.push(earlier + text2.slice(start, i));
+    earlier = "";
     start = -1;
   }
-  if (start >= 0 && wrapped.length + length - start >= MIN_RUN)
-    runs.push(wrapped + text2.slice(start));
+  if (start >= 0 && earlier.length + length - start >= MIN_RUN)
+    runs.push(earlier + text2.slice(start));
   return runs;
+}
+function continuation(text2, at) {
+  let next = at + (text2.charCodeAt(at) === 13 && text2.charCodeAt(at + 1) === 10 ? 2 : 1);
+  while (text2.charCodeAt(next) === 32 || text2.charCodeAt(next) === 9) next++;
+  return next < text2.length && isBase64(text2.charCodeAt(next)) ? next : -1;
 }
 var OUTSIDE = 0;
 var EITHER = 1;
@@ -42291,7 +42289,7 @@ function jsonStrings(text2) {
       }
     }
   }
-  return out.join("\n");
+  return out.join("\n\n");
 }
 var measured = (decompress) => (body2, maxOutputLength) => {
   const options = { maxOutputLength, info: true };

@@ -49,7 +49,7 @@ test('a secret inside a larger encoded blob is decoded whatever precedes and fol
   }
 });
 
-test('runs: lines of one width are one wrapped blob, at any width; other characters end a run', () => {
+test('runs go on across line breaks and the indentation after them; other characters and blank lines end them', () => {
   const bytes = Buffer.concat([noise(100), Buffer.from(SECRET), noise(40)]);
   const wrapped = (bytes.toString('base64').match(/.{1,76}/g) ?? []).join('\r\n');
   // Padding ends a run; the decoder needs none.
@@ -69,12 +69,16 @@ test('runs: lines of one width are one wrapped blob, at any width; other charact
       `wrapped at ${width}`,
     );
   }
-  // A line of another width is the blob's last; the next line starts a run of its own.
-  assert.deepEqual(base64Runs(`${'a'.repeat(20)}\n${'b'.repeat(22)}\n${'c'.repeat(20)}`), [
-    `${'a'.repeat(20)}${'b'.repeat(22)}`,
-    'c'.repeat(20),
+  // Lines of any widths, indented or not, after any line break; a blank line is an end.
+  assert.deepEqual(
+    base64Runs(`${'a'.repeat(20)}\n${'b'.repeat(22)}\r\n  ${'c'.repeat(20)}\r\t${'d'.repeat(3)}`),
+    [`${'a'.repeat(20)}${'b'.repeat(22)}${'c'.repeat(20)}ddd`],
+  );
+  assert.deepEqual(base64Runs('abc\ndefghijklmnopqrstuvw'), ['abcdefghijklmnopqrstuvw']);
+  assert.deepEqual(base64Runs(`${'e'.repeat(16)}\n\n${'f'.repeat(16)}\n \n${'g'.repeat(15)}`), [
+    'e'.repeat(16),
+    'f'.repeat(16),
   ]);
-  assert.deepEqual(base64Runs('abc\ndefghijklmnopqrstuvw'), ['defghijklmnopqrstuvw']);
   assert.deepEqual(base64Runs('short words only, and one_longer-identifier.'), [
     'one_longer-identifier',
   ]);
@@ -128,4 +132,24 @@ test('base32 runs are of one case (digits go with either), hex runs of either; m
     '0123456789abcdef',
     '0123456789ABCDEF',
   ]);
+});
+
+test('a wrapped blob is decoded whole whatever comes before its first line: a key, an armour line, an indented YAML block', () => {
+  // The secret straddles a line break of the blob for some lengths of the line before it.
+  for (let before = 0; before < 80; before++) {
+    const bytes = Buffer.from(`${'#'.repeat(before)}\nexport AGENT_SECRET=${SECRET}\n`);
+    const lines = bytes.toString('base64').match(/.{1,76}/g) ?? [];
+    const shapes = {
+      'JSON string': `data\n\n${lines.join('\n')}`,
+      armour: `-----BEGIN ENV FILE-----\n${lines.join('\n')}\n-----END ENV FILE-----\n`,
+      'YAML block': `env_file: |\n  ${lines.join('\n  ')}\nnext: 1\n`,
+      'a longer line first': `${'k'.repeat(90)}\r\n${lines.join('\r\n')}`,
+    };
+    for (const [shape, text] of Object.entries(shapes)) {
+      assert.ok(
+        decodedViews([{ text, where: 'body' }]).some((view) => view.text.includes(SECRET)),
+        `${shape}, ${before} bytes before the secret's line`,
+      );
+    }
+  }
 });

@@ -214,6 +214,22 @@ test('a bound secret reaches its allowed destination and is blocked to another a
         ],
         'secret:AGENT_TOKEN in the body (base64-decoded)',
       ],
+      // A file committed the way a contents API takes it: base64 wrapped at 76 as `base64`
+      // writes it, in a JSON string after its key, the token across the first line break.
+      [
+        [
+          '--data-binary',
+          JSON.stringify({
+            message: 'update',
+            content: (
+              Buffer.from(`# deploy settings, ${'x'.repeat(24)}\nAGENT_TOKEN=${AGENT_TOKEN}\n`)
+                .toString('base64')
+                .match(/.{1,76}/g) ?? []
+            ).join('\n'),
+          }),
+        ],
+        'secret:AGENT_TOKEN in the body (base64-decoded)',
+      ],
       [
         ['-H', `X-Auth: ${Buffer.from(`bot:${AGENT_TOKEN}`).toString('base64')}`],
         'secret:AGENT_TOKEN in the header X-Auth (base64-decoded)',

@@ -220,7 +220,19 @@ test('a JSON body nested a million levels deep is read, not a crash; its strings
   const host = targetOf('https://uploads.example/');
   assert.equal(scanner.scanContent(textViews(body, 'body'), host, true)?.detector, 'github-token');
   const strings = textViews('{"a":["b",{"c":"d"}],"e":"f"}', 'body').at(-1)?.text;
-  assert.equal(strings, 'a\nb\nc\nd\ne\nf');
+  assert.equal(strings, 'a\n\nb\n\nc\n\nd\n\ne\n\nf');
+});
+
+test('a file uploaded in base64 inside JSON is decoded once: 4.5 MiB of it stays within the decoding budget', () => {
+  const scanner = createSecretScanner(BUILTIN_DETECTORS, []);
+  const body = JSON.stringify({
+    path: 'dist/main.js',
+    content: noise(4.5 * 1024 * 1024).toString('base64'),
+  });
+  assert.equal(
+    scanner.scanContent(textViews(body, 'body'), targetOf('https://uploads.example/'), true),
+    undefined,
+  );
 });
 
 test('ordinary encoded content is not a finding', () => {

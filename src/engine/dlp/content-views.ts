@@ -71,7 +71,11 @@ function jsonUnescaped(text: string): string | undefined {
   return unescaped === text ? undefined : unescaped;
 }
 
-/** Every string (keys too) of a JSON document, one per line: `\u` escapes cannot hide a secret. */
+/**
+ * Every string (keys too) of a JSON document, in order: `\u` escapes cannot hide a secret.
+ * A blank line between them ends an encoded run there, so a key is not read as the first
+ * line of its value's blob (which would decode that blob a second time).
+ */
 function jsonStrings(text: string): string | undefined {
   const start = text.trimStart()[0];
   if (start !== '{' && start !== '[' && start !== '"') return undefined;
@@ -97,7 +101,7 @@ function jsonStrings(text: string): string | undefined {
       }
     }
   }
-  return out.join('\n');
+  return out.join('\n\n');
 }
 
 type Decoded = { ok: true; body: Buffer } | { ok: false; reason: string };

@@ -24,25 +24,21 @@ const MIN_RUN = 16;
 const BASE64_CHAR = Uint8Array.from({ length: 128 }, (_, code) =>
   /[A-Za-z0-9+/_-]/.test(String.fromCharCode(code)) ? 1 : 0,
 );
-/**
- * Encoders wrap lines at a width of their own (PEM 64, MIME 76, `base64 -w N` any): a line of
- * at least one base64 quantum, continued by lines of the same width, is one blob.
- */
-const NARROWEST_WRAP = 4;
-
 const isBase64 = (code: number): boolean => code < 128 && BASE64_CHAR[code] === 1;
 
 /**
- * Runs of base64 characters, across the line breaks of a wrapped blob (line breaks removed).
- * Hex and base32 use subsets of these characters, so their runs are looked for only inside
- * these. A loop, not a regular expression: this reads every scanned byte of a request.
+ * Runs of base64 characters. A line break between two of them, and the indentation after it,
+ * does not end a run: encoders wrap at a width of their own (PEM 64, MIME 76, `base64 -w N`
+ * any), and whatever shares a line with the blob's first characters, or takes the line before
+ * them (a JSON key, an armour line, a YAML key), only shifts its alignment, which every
+ * decoding tries. Hex and base32 use subsets of these characters, so their runs are looked
+ * for only inside these. A loop, not a regular expression: this reads every scanned byte of a
+ * request.
  */
 export function base64Runs(text: string): string[] {
   const runs: string[] = [];
-  /** The lines of a wrapped blob before the current one. */
-  let wrapped = '';
-  /** The width of the wrapped blob's lines (its first line's), or 0 before a line break. */
-  let width = 0;
+  /** The current run's lines before its current one, line breaks removed. */
+  let earlier = '';
   /** Where the current line of base64 characters began, or -1. */
   let start = -1;
   const length = text.length;
@@ -53,25 +49,30 @@ export function base64Runs(text: string): string[] {
       continue;
     }
     if (start < 0) continue;
-    const line = i - start;
-    if ((code === 10 || code === 13) && (width === 0 ? line >= NARROWEST_WRAP : line === width)) {
-      const next = code === 13 && text.charCodeAt(i + 1) === 10 ? i + 2 : i + 1;
-      if (next < length && isBase64(text.charCodeAt(next))) {
-        wrapped += text.slice(start, i);
-        width = line;
-        start = -1;
-        i = next - 1;
-        continue;
-      }
+    const next = code === 10 || code === 13 ? continuation(text, i) : -1;
+    if (next >= 0) {
+      earlier += text.slice(start, i);
+      start = next;
+      i = next;
+      continue;
     }
-    if (wrapped.length + line >= MIN_RUN) runs.push(wrapped + text.slice(start, i));
-    wrapped = '';
-    width = 0;
+    if (earlier.length + i - start >= MIN_RUN) runs.push(earlier + text.slice(start, i));
+    earlier = '';
     start = -1;
   }
-  if (start >= 0 && wrapped.length + length - start >= MIN_RUN)
-    runs.push(wrapped + text.slice(start));
+  if (start >= 0 && earlier.length + length - start >= MIN_RUN)
+    runs.push(earlier + text.slice(start));
   return runs;
+}
+
+/**
+ * Where a run goes on after the line break at `at` (`\n`, `\r\n` or `\r`, then spaces and
+ * tabs), or -1: a blank line or any other character ends it.
+ */
+function continuation(text: string, at: number): number {
+  let next = at + (text.charCodeAt(at) === 13 && text.charCodeAt(at + 1) === 10 ? 2 : 1);
+  while (text.charCodeAt(next) === 32 || text.charCodeAt(next) === 9) next++;
+  return next < text.length && isBase64(text.charCodeAt(next)) ? next : -1;
 }
 
 /** A character's class in an encoding of one case: not in it, in either case, or one case's. */
