@@ -4,14 +4,15 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeAuditPacket } from '../../src/cli/audit-packet.js';
 import type { ReceiptFields } from '../../src/receipts/builder.js';
-import { fromHex } from '../../src/receipts/bytes.js';
+import { toHex } from '../../src/receipts/bytes.js';
+import { createNodeBackend } from '../../src/receipts/node-backend.js';
 import { parsePolicy, type Policy } from '../../src/policy/index.js';
 import { packetPolicy } from '../../src/packet/report-files.js';
 import { THIS_ENGINE, type PacketPosture, type PacketRun } from '../../src/packet/packet-json.js';
 import { runCapsuleSha256 } from '../../src/packet/run-capsule.js';
 import {
-  SAMPLE_KEY,
   SAMPLE_POLICY,
+  SAMPLE_SEED,
   sampleDecision,
   sampleEvidence,
 } from '../receipts/sample-evidence.js';
@@ -53,19 +54,26 @@ export interface SamplePacketOptions {
   readonly pinned?: boolean;
   /** The chain's session open binds the run capsule, as `run` opens it (default). */
   readonly bindRun?: boolean;
+  /** The signing key's seed (default: the sample key's). */
+  readonly seed?: Uint8Array;
 }
 
 export async function writeSamplePacket(
   out: string,
   decisions: number,
-  { decide = sampleDecision, pinned = true, bindRun = true }: SamplePacketOptions = {},
+  {
+    decide = sampleDecision,
+    pinned = true,
+    bindRun = true,
+    seed = SAMPLE_SEED,
+  }: SamplePacketOptions = {},
 ): Promise<void> {
   mkdirSync(join(out, 'evidence'), { recursive: true });
   // In files of at most 4 MiB, as the engine rotates them.
   const shards: string[][] = [[]];
   let bytes = 0;
   const capsule = bindRun ? runCapsuleSha256(RUN, POSTURE, CONFIG_PATH) : undefined;
-  for (const { text } of sampleEvidence(decisions, undefined, decide, capsule)) {
+  for (const { text } of sampleEvidence(decisions, seed, decide, capsule)) {
     const size = Buffer.byteLength(text);
     if (bytes + size > SHARD_BYTES) {
       shards.push([]);
@@ -77,13 +85,14 @@ export async function writeSamplePacket(
   shards.forEach((lines, i) =>
     writeFileSync(join(out, 'evidence', `evidence-proxy-${i}.jsonl`), lines.join('')),
   );
+  const publicKey = createNodeBackend().ed25519PublicKey(seed);
   const quiet = { out: () => {}, err: () => {}, readFile: (path: string) => readFile(path) };
   await writeAuditPacket(
     {
       out,
       policyBytes: SAMPLE_POLICY,
-      publicKey: fromHex(SAMPLE_KEY) ?? new Uint8Array(),
-      pinnedKey: pinned ? SAMPLE_KEY : undefined,
+      publicKey,
+      pinnedKey: pinned ? toHex(publicKey) : undefined,
       run: RUN,
       posture: POSTURE,
       policy: packetPolicy(samplePolicy(), CONFIG_PATH),
