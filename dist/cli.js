@@ -41720,6 +41720,7 @@ var builtin = (name, source, flags = "") => ({
 var LONGEST = 65536;
 var START = "(?<![A-Za-z0-9])";
 var END = "(?![A-Za-z0-9])";
+var JWT_START = "(?<![A-Za-z0-9_-])";
 var BUILTIN_DETECTORS = [
   builtin("github-token", String.raw`${START}gh[pousr]_[A-Za-z0-9]{36,255}`),
   builtin(
@@ -41751,7 +41752,7 @@ var BUILTIN_DETECTORS = [
   ),
   builtin(
     "jwt",
-    String.raw`${START}eyJ[A-Za-z0-9_-]{10,${LONGEST}}\.eyJ[A-Za-z0-9_-]{10,${LONGEST}}\.[A-Za-z0-9_-]{10,${LONGEST}}`
+    String.raw`${JWT_START}eyJ[A-Za-z0-9_-]{10,${LONGEST}}\.eyJ[A-Za-z0-9_-]{10,${LONGEST}}\.[A-Za-z0-9_-]{10,${LONGEST}}`
   ),
   builtin(
     "credential-in-url",

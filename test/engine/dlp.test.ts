@@ -211,6 +211,27 @@ test('every credential format is found encoded inside a body, and cut out of rec
   }
 });
 
+test(
+  'megabytes of JWT beginnings are read once, not again from each (which took hours)',
+  { timeout: 120_000 },
+  () => {
+    const scanner = createSecretScanner(BUILTIN_DETECTORS, []);
+    const host = targetOf('https://uploads.example/');
+    for (const unit of ['-eyJ', '_eyJ', `-eyJ${'a'.repeat(40)}`]) {
+      const text = unit.repeat((1024 * 1024) / unit.length);
+      assert.equal(scanner.scanContent([{ text, where: 'body' }], host, true), undefined, unit);
+    }
+    assert.equal(
+      scanner.scanContent(
+        [{ text: `${'-eyJ'.repeat(1000)} ${SAMPLES.jwt}`, where: 'body' }],
+        host,
+        true,
+      )?.detector,
+      'jwt',
+    );
+  },
+);
+
 test('a JSON body nested a million levels deep is read, not a crash; its strings come in document order', () => {
   const token = SAMPLES['github-token'] ?? '';
   const escaped = `"${token.replace('g', '\\u0067')}"`;
@@ -282,9 +303,13 @@ test('a credential next to `_`, `-` or punctuation is found; glued after a lette
   const find = (text: string) => scanner.scanContent(textViews(text, 'body'), host, true);
   for (const [name, sample] of Object.entries(SAMPLES)) {
     if (name === 'credential-in-url' || name === 'private-key') continue;
-    for (const text of [`TOKEN_${sample}_`, `-${sample}-`, `/a/${sample}.`, `(${sample})`])
+    // A JWT's own alphabet holds `_` and `-`: it starts after anything else.
+    const glued =
+      name === 'jwt' ? [`TOKEN=${sample}_`, `:${sample}-`] : [`TOKEN_${sample}_`, `-${sample}-`];
+    for (const text of [...glued, `/a/${sample}.`, `(${sample})`])
       assert.equal(find(text)?.detector, name, text);
   }
+  assert.equal(find(`TOKEN_${SAMPLES.jwt}`), undefined);
   // Random text holds these prefixes now and then: inside a word they are not a credential.
   assert.equal(find(`x${SAMPLES['github-token']}`), undefined);
   assert.equal(find(`ZZ${SAMPLES['aws-access-key-id']}`), undefined);

@@ -31,6 +31,12 @@ const LONGEST = 65_536;
  */
 const START = '(?<![A-Za-z0-9])';
 const END = '(?![A-Za-z0-9])';
+/**
+ * A JWT starts a run of its own alphabet, `_` and `-` included: its first part must end in a
+ * `.`, so a start inside a run that ends otherwise is given up only at the run's end, and a
+ * run of megabytes of `-eyJ` would otherwise be read again from each of them (quadratic).
+ */
+const JWT_START = '(?<![A-Za-z0-9_-])';
 
 /** Prefix-anchored formats first: a more specific name wins over a generic one. */
 export const BUILTIN_DETECTORS: readonly Detector[] = [
@@ -64,7 +70,7 @@ export const BUILTIN_DETECTORS: readonly Detector[] = [
   ),
   builtin(
     'jwt',
-    String.raw`${START}eyJ[A-Za-z0-9_-]{10,${LONGEST}}\.eyJ[A-Za-z0-9_-]{10,${LONGEST}}\.[A-Za-z0-9_-]{10,${LONGEST}}`,
+    String.raw`${JWT_START}eyJ[A-Za-z0-9_-]{10,${LONGEST}}\.eyJ[A-Za-z0-9_-]{10,${LONGEST}}\.[A-Za-z0-9_-]{10,${LONGEST}}`,
   ),
   builtin(
     'credential-in-url',
