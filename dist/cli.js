@@ -41713,51 +41713,56 @@ function strictest(decisions) {
 }
 
 // src/engine/dlp/detectors.ts
-var builtin = (name, source, flags = "") => ({
+var builtin = (name, body2, { start = "", end = "", flags = "", distinctive } = {}) => ({
   name,
-  pattern: new RegExp(source, `g${flags}`)
+  pattern: new RegExp(start + body2 + end, `g${flags}`),
+  ...distinctive ? { decodedPattern: new RegExp(body2, `g${flags}`) } : {}
 });
 var LONGEST = 65536;
 var START = "(?<![A-Za-z0-9])";
 var END = "(?![A-Za-z0-9])";
 var JWT_START = "(?<![A-Za-z0-9_-])";
+var BOUNDED = { start: START, end: END, distinctive: true };
+var STARTS = { start: START, distinctive: true };
 var BUILTIN_DETECTORS = [
-  builtin("github-token", String.raw`${START}gh[pousr]_[A-Za-z0-9]{36,255}`),
+  builtin("github-token", String.raw`gh[pousr]_[A-Za-z0-9]{36,255}`, STARTS),
   builtin(
     "github-fine-grained-token",
-    String.raw`${START}github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}${END}`
+    String.raw`github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}`,
+    BOUNDED
   ),
   builtin(
     "aws-access-key-id",
-    String.raw`${START}(?:AKIA|ASIA|AROA|AIDA|AGPA|ANPA|ANVA|AIPA)[A-Z0-9]{16}${END}`
+    String.raw`(?:AKIA|ASIA|AROA|AIDA|AGPA|ANPA|ANVA|AIPA)[A-Z0-9]{16}`,
+    BOUNDED
   ),
   builtin(
     "aws-secret-access-key",
-    String.raw`aws.{0,20}secret.{0,20}?[=:"' ]{1,4}[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])`,
-    "i"
+    String.raw`aws.{0,20}secret.{0,20}?[=:"' ]{1,4}[A-Za-z0-9/+]{40}`,
+    { end: "(?![A-Za-z0-9/+])", flags: "i" }
   ),
-  builtin("slack-token", String.raw`${START}xox[abposr]-[A-Za-z0-9-]{10,${LONGEST}}`),
-  builtin("anthropic-api-key", String.raw`${START}sk-ant-[A-Za-z0-9_-]{20,${LONGEST}}`),
-  builtin(
-    "openai-api-key",
-    String.raw`${START}sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,${LONGEST}}`
-  ),
-  builtin("google-api-key", String.raw`${START}AIza[0-9A-Za-z_-]{35}`),
-  builtin("npm-token", String.raw`${START}npm_[A-Za-z0-9]{36}${END}`),
-  builtin("pypi-token", String.raw`${START}pypi-[A-Za-z0-9_-]{50,${LONGEST}}`),
-  builtin("stripe-key", String.raw`${START}(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,${LONGEST}}`),
+  builtin("slack-token", String.raw`xox[abposr]-[A-Za-z0-9-]{10,${LONGEST}}`, STARTS),
+  builtin("anthropic-api-key", String.raw`sk-ant-[A-Za-z0-9_-]{20,${LONGEST}}`, STARTS),
+  builtin("openai-api-key", String.raw`sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,${LONGEST}}`, {
+    start: START
+  }),
+  builtin("google-api-key", String.raw`AIza[0-9A-Za-z_-]{35}`, STARTS),
+  builtin("npm-token", String.raw`npm_[A-Za-z0-9]{36}`, BOUNDED),
+  builtin("pypi-token", String.raw`pypi-[A-Za-z0-9_-]{50,${LONGEST}}`, STARTS),
+  builtin("stripe-key", String.raw`(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,${LONGEST}}`, STARTS),
   builtin(
     "private-key",
     String.raw`-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY-----`
   ),
   builtin(
     "jwt",
-    String.raw`${JWT_START}eyJ[A-Za-z0-9_-]{10,${LONGEST}}\.eyJ[A-Za-z0-9_-]{10,${LONGEST}}\.[A-Za-z0-9_-]{10,${LONGEST}}`
+    String.raw`eyJ[A-Za-z0-9_-]{10,${LONGEST}}\.eyJ[A-Za-z0-9_-]{10,${LONGEST}}\.[A-Za-z0-9_-]{10,${LONGEST}}`,
+    { start: JWT_START }
   ),
   builtin(
     "credential-in-url",
     String.raw`(?:^|[?&;])(?:password|passwd|pwd|secret|client_secret|token|access_token|api_?key|apikey|auth)=[^&#\s]{6,${LONGEST}}`,
-    "i"
+    { flags: "i" }
   )
 ];
 function policyDetectors(policy) {
@@ -42032,10 +42037,12 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
     ),
     target
   );
-  const probes = detectors.map((detector) => ({
-    detector,
-    probe: new RegExp(detector.pattern.source, detector.pattern.flags.replace("g", ""))
-  }));
+  const probeOf = (pattern) => new RegExp(pattern.source, pattern.flags.replace("g", ""));
+  const probes = detectors.map((detector) => {
+    const probe2 = probeOf(detector.pattern);
+    const decodedProbe = detector.decodedPattern ? probeOf(detector.decodedPattern) : probe2;
+    return { detector, probe: probe2, decodedProbe };
+  });
   const builtinProbes = probes.filter(({ detector }) => detector.fromPolicy !== true);
   const policyProbes = probes.filter(({ detector }) => detector.fromPolicy === true);
   let running = "";
@@ -42061,12 +42068,12 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
       }
       return void 0;
     };
-    const detectedIn = (views, group) => {
-      for (const { detector, probe: probe2 } of group) {
+    const detectedIn = (views, group, decoded2 = false) => {
+      for (const { detector, probe: probe2, decodedProbe } of group) {
         running = detector.name;
         for (const view of views) {
           where = view.where;
-          const match = probe2.exec(view.text);
+          const match = (decoded2 ? decodedProbe : probe2).exec(view.text);
           if (match) return { detector: detector.name, where: view.where, forms: [match[0]] };
         }
       }
@@ -42078,9 +42085,9 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
     let decodedClean;
     const decodedForDetectors = () => decodedClean ??= withDetectors ? withoutAllowed(decodings()) : [];
     try {
-      return boundIn(seen) ?? detectedIn(seenForDetectors, builtinProbes) ?? boundIn(decodings()) ?? detectedIn(decodedForDetectors(), builtinProbes) ?? // The policy's patterns last, over everything at once: one time limit for the scan.
+      return boundIn(seen) ?? detectedIn(seenForDetectors, builtinProbes) ?? boundIn(decodings()) ?? detectedIn(decodedForDetectors(), builtinProbes, true) ?? // The policy's patterns last, over everything at once: one time limit for the scan.
       (withDetectors ? policyInTime(
-        () => detectedIn(seenForDetectors, policyProbes) ?? detectedIn(decodedForDetectors(), policyProbes),
+        () => detectedIn(seenForDetectors, policyProbes) ?? detectedIn(decodedForDetectors(), policyProbes, true),
         void 0
       ) : void 0);
     } catch (error2) {

@@ -316,6 +316,37 @@ test('a credential next to `_`, `-` or punctuation is found; glued after a lette
   assert.equal(find(`task-${'u'.repeat(30)}`), undefined);
 });
 
+test('in decoded bytes a distinctive format is found glued to what the line before or after its blob decodes to', () => {
+  const scanner = createSecretScanner(BUILTIN_DETECTORS, []);
+  const host = targetOf('https://uploads.example/');
+  const find = (text: string) => scanner.scanContent(textViews(text, 'body'), host, true);
+  const b64 = (text: string) => Buffer.from(text).toString('base64');
+  const words = ['data', 'creds', 'EOF', 'k', 'x1', 'payload', 'BLOB', 'text', 'end', 'zz9'];
+  const distinctive = [
+    'github-token',
+    'github-fine-grained-token',
+    'aws-access-key-id',
+    'slack-token',
+    'anthropic-api-key',
+    'google-api-key',
+    'npm-token',
+    'pypi-token',
+    'stripe-key',
+  ];
+  for (const name of distinctive) {
+    const sample = SAMPLES[name] ?? '';
+    for (const word of words) {
+      // A key, a heredoc's or an armour's word on the line before; a word on the line after.
+      const before = `${word}\n${b64(`${sample}\n`)}`;
+      assert.equal(find(before)?.detector, name, before);
+      const after = `${b64(`key=${sample}`)}\n${word}\n`;
+      assert.equal(find(after)?.detector, name, after);
+    }
+  }
+  // `sk-` is no particular prefix: decoded text still reads it only as a word of its own.
+  assert.equal(find(`data\n${b64(`see task-${'u'.repeat(30)} next`)}`), undefined);
+});
+
 test('a bound secret allowed here hides no other credential, not even one it is placed inside', () => {
   const scanner = createSecretScanner(BUILTIN_DETECTORS, [binding(['api.github.com'])]);
   const host = targetOf('https://api.github.com/');

@@ -7,13 +7,38 @@ export interface Detector {
   readonly name: string;
   /** Global and sticky-free: scanned with matchAll over each view of the request. */
   readonly pattern: RegExp;
+  /**
+   * The format where a blob's decoded bytes are read, when it differs: there a key or armour
+   * line before a wrapped blob, or a word after it, decodes to stray bytes glued to the
+   * blob's first and last ones, and a word boundary would lose a credential at its edges.
+   */
+  readonly decodedPattern?: RegExp;
   /** A policy's own pattern: written by anyone, so it runs under the scan time limit. */
   readonly fromPolicy?: true;
 }
 
-const builtin = (name: string, source: string, flags = ''): Detector => ({
+interface Format {
+  /** What must not come before it (a lookbehind), or nothing. */
+  readonly start?: string;
+  /** What must not follow it (a lookahead), or nothing. */
+  readonly end?: string;
+  readonly flags?: string;
+  /**
+   * Its prefix is particular enough (`ghp_`, `AKIA`, `xoxb-`) that decoded bytes spell it only
+   * as a credential: read there without its boundaries. Not `sk-` (`task-list-…`), nor a JWT
+   * (see JWT_START).
+   */
+  readonly distinctive?: true;
+}
+
+const builtin = (
+  name: string,
+  body: string,
+  { start = '', end = '', flags = '', distinctive }: Format = {},
+): Detector => ({
   name,
-  pattern: new RegExp(source, `g${flags}`),
+  pattern: new RegExp(start + body + end, `g${flags}`),
+  ...(distinctive ? { decodedPattern: new RegExp(body, `g${flags}`) } : {}),
 });
 
 /**
@@ -38,44 +63,49 @@ const END = '(?![A-Za-z0-9])';
  */
 const JWT_START = '(?<![A-Za-z0-9_-])';
 
+const BOUNDED = { start: START, end: END, distinctive: true } as const;
+const STARTS = { start: START, distinctive: true } as const;
+
 /** Prefix-anchored formats first: a more specific name wins over a generic one. */
 export const BUILTIN_DETECTORS: readonly Detector[] = [
-  builtin('github-token', String.raw`${START}gh[pousr]_[A-Za-z0-9]{36,255}`),
+  builtin('github-token', String.raw`gh[pousr]_[A-Za-z0-9]{36,255}`, STARTS),
   builtin(
     'github-fine-grained-token',
-    String.raw`${START}github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}${END}`,
+    String.raw`github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}`,
+    BOUNDED,
   ),
   builtin(
     'aws-access-key-id',
-    String.raw`${START}(?:AKIA|ASIA|AROA|AIDA|AGPA|ANPA|ANVA|AIPA)[A-Z0-9]{16}${END}`,
+    String.raw`(?:AKIA|ASIA|AROA|AIDA|AGPA|ANPA|ANVA|AIPA)[A-Z0-9]{16}`,
+    BOUNDED,
   ),
   builtin(
     'aws-secret-access-key',
-    String.raw`aws.{0,20}secret.{0,20}?[=:"' ]{1,4}[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])`,
-    'i',
+    String.raw`aws.{0,20}secret.{0,20}?[=:"' ]{1,4}[A-Za-z0-9/+]{40}`,
+    { end: '(?![A-Za-z0-9/+])', flags: 'i' },
   ),
-  builtin('slack-token', String.raw`${START}xox[abposr]-[A-Za-z0-9-]{10,${LONGEST}}`),
-  builtin('anthropic-api-key', String.raw`${START}sk-ant-[A-Za-z0-9_-]{20,${LONGEST}}`),
-  builtin(
-    'openai-api-key',
-    String.raw`${START}sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,${LONGEST}}`,
-  ),
-  builtin('google-api-key', String.raw`${START}AIza[0-9A-Za-z_-]{35}`),
-  builtin('npm-token', String.raw`${START}npm_[A-Za-z0-9]{36}${END}`),
-  builtin('pypi-token', String.raw`${START}pypi-[A-Za-z0-9_-]{50,${LONGEST}}`),
-  builtin('stripe-key', String.raw`${START}(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,${LONGEST}}`),
+  builtin('slack-token', String.raw`xox[abposr]-[A-Za-z0-9-]{10,${LONGEST}}`, STARTS),
+  builtin('anthropic-api-key', String.raw`sk-ant-[A-Za-z0-9_-]{20,${LONGEST}}`, STARTS),
+  builtin('openai-api-key', String.raw`sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,${LONGEST}}`, {
+    start: START,
+  }),
+  builtin('google-api-key', String.raw`AIza[0-9A-Za-z_-]{35}`, STARTS),
+  builtin('npm-token', String.raw`npm_[A-Za-z0-9]{36}`, BOUNDED),
+  builtin('pypi-token', String.raw`pypi-[A-Za-z0-9_-]{50,${LONGEST}}`, STARTS),
+  builtin('stripe-key', String.raw`(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,${LONGEST}}`, STARTS),
   builtin(
     'private-key',
     String.raw`-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY-----`,
   ),
   builtin(
     'jwt',
-    String.raw`${JWT_START}eyJ[A-Za-z0-9_-]{10,${LONGEST}}\.eyJ[A-Za-z0-9_-]{10,${LONGEST}}\.[A-Za-z0-9_-]{10,${LONGEST}}`,
+    String.raw`eyJ[A-Za-z0-9_-]{10,${LONGEST}}\.eyJ[A-Za-z0-9_-]{10,${LONGEST}}\.[A-Za-z0-9_-]{10,${LONGEST}}`,
+    { start: JWT_START },
   ),
   builtin(
     'credential-in-url',
     String.raw`(?:^|[?&;])(?:password|passwd|pwd|secret|client_secret|token|access_token|api_?key|apikey|auth)=[^&#\s]{6,${LONGEST}}`,
-    'i',
+    { flags: 'i' },
   ),
 ];
 

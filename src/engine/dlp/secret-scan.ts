@@ -121,10 +121,12 @@ export function createSecretScanner(
         ),
       target,
     );
-  const probes = detectors.map((detector) => ({
-    detector,
-    probe: new RegExp(detector.pattern.source, detector.pattern.flags.replace('g', '')),
-  }));
+  const probeOf = (pattern: RegExp) => new RegExp(pattern.source, pattern.flags.replace('g', ''));
+  const probes = detectors.map((detector) => {
+    const probe = probeOf(detector.pattern);
+    const decodedProbe = detector.decodedPattern ? probeOf(detector.decodedPattern) : probe;
+    return { detector, probe, decodedProbe };
+  });
   type Probe = (typeof probes)[number];
   const builtinProbes = probes.filter(({ detector }) => detector.fromPolicy !== true);
   const policyProbes = probes.filter(({ detector }) => detector.fromPolicy === true);
@@ -177,12 +179,16 @@ export function createSecretScanner(
       }
       return undefined;
     };
-    const detectedIn = (views: readonly View[], group: readonly Probe[]): Finding | undefined => {
-      for (const { detector, probe } of group) {
+    const detectedIn = (
+      views: readonly View[],
+      group: readonly Probe[],
+      decoded = false,
+    ): Finding | undefined => {
+      for (const { detector, probe, decodedProbe } of group) {
         running = detector.name;
         for (const view of views) {
           where = view.where;
-          const match = probe.exec(view.text);
+          const match = (decoded ? decodedProbe : probe).exec(view.text);
           if (match) return { detector: detector.name, where: view.where, forms: [match[0]] };
         }
       }
@@ -201,13 +207,13 @@ export function createSecretScanner(
         boundIn(seen) ??
         detectedIn(seenForDetectors, builtinProbes) ??
         boundIn(decodings()) ??
-        detectedIn(decodedForDetectors(), builtinProbes) ??
+        detectedIn(decodedForDetectors(), builtinProbes, true) ??
         // The policy's patterns last, over everything at once: one time limit for the scan.
         (withDetectors
           ? policyInTime(
               () =>
                 detectedIn(seenForDetectors, policyProbes) ??
-                detectedIn(decodedForDetectors(), policyProbes),
+                detectedIn(decodedForDetectors(), policyProbes, true),
               undefined,
             )
           : undefined)
