@@ -42012,9 +42012,17 @@ function decodeBase32(chars) {
 var UNSCANNABLE = "unscannable";
 function secretForms(value) {
   const bytes = Buffer.from(value, "utf8");
+  const json = JSON.stringify(value).slice(1, -1);
   const forms = [
     value,
     encodeURIComponent(value),
+    percentEncodedAll(bytes),
+    json,
+    json.replace(
+      /[&<>\u2028\u2029]/g,
+      (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`
+    ),
+    value.replaceAll('"', '""'),
     bytes.toString("base64"),
     bytes.toString("base64").replace(/=+$/, ""),
     bytes.toString("base64url"),
@@ -42022,6 +42030,14 @@ function secretForms(value) {
     bytes.toString("hex").toUpperCase()
   ];
   return [...new Set(forms)];
+}
+function percentEncodedAll(bytes) {
+  let out = "";
+  for (const byte of bytes) {
+    const char = String.fromCharCode(byte);
+    out += /[A-Za-z0-9._~-]/.test(char) ? char : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  return out;
 }
 function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.patternScanMs) {
   const bound = secrets.filter((secret) => secret.value !== "").map((secret) => {
@@ -42244,6 +42260,8 @@ function headerViews(headers) {
     const where = `header ${name}`;
     views.push({ text: `${name}: ${value}`, where });
     for (const decoded of percentDecodings(value)) views.push({ text: decoded, where });
+    const unescaped = jsonUnescaped(value);
+    if (unescaped !== void 0) views.push({ text: unescaped, where });
     const basic = /^\s*basic\s+([A-Za-z0-9+/=_-]+)\s*$/i.exec(value);
     if (basic?.[1]) views.push({ text: Buffer.from(basic[1], "base64").toString("utf8"), where });
   }
@@ -42255,14 +42273,69 @@ function decodedBodyViews(sent, decoded) {
   return views;
 }
 function textViews(text2, where) {
-  const views = [{ text: text2, where }];
+  const texts = [text2];
   const form = text2.replace(/\+/g, " ");
   const decodings = percentDecodings(form);
-  if (decodings.length > 0) for (const decoded of decodings) views.push({ text: decoded, where });
-  else if (form !== text2) views.push({ text: form, where, decodeRuns: false });
+  for (const decoded of decodings) texts.push(...withJsonUnescaped(decoded));
   const strings = jsonStrings(text2) ?? jsonUnescaped(text2);
-  if (strings !== void 0) views.push({ text: strings, where });
+  if (strings !== void 0) texts.push(...withJsonUnescaped(strings));
+  for (const decode2 of [quotedPrintableDecoded, characterReferencesDecoded]) {
+    const decoded = decode2(text2);
+    if (decoded !== void 0) texts.push(decoded);
+  }
+  const views = [...new Set(texts)].map((view) => ({ text: view, where }));
+  if (decodings.length === 0 && form !== text2) views.push({ text: form, where, decodeRuns: false });
   return views;
+}
+function withJsonUnescaped(text2) {
+  const unescaped = jsonUnescaped(text2);
+  return unescaped === void 0 ? [text2] : [text2, unescaped];
+}
+var EQUALS = 61;
+function quotedPrintableDecoded(text2) {
+  if (!/=3D|=\r\n|=[0-9A-F]{2}=[0-9A-F]{2}/.test(text2)) return void 0;
+  const sent = Buffer.from(text2, "utf8");
+  const out = Buffer.allocUnsafe(sent.length);
+  let length = 0;
+  for (let i = 0; i < sent.length; i++) {
+    const byte = sent[i];
+    if (byte === EQUALS) {
+      const high = hexDigit(sent[i + 1]);
+      const low = hexDigit(sent[i + 2]);
+      if (high >= 0 && low >= 0) {
+        out[length++] = high * 16 + low;
+        i += 2;
+        continue;
+      }
+      const softBreak = sent[i + 1] === 10 ? 1 : sent[i + 1] === 13 && sent[i + 2] === 10 ? 2 : 0;
+      if (softBreak > 0) {
+        i += softBreak;
+        continue;
+      }
+    }
+    out[length++] = byte;
+  }
+  return out.subarray(0, length).toString("utf8");
+}
+function hexDigit(byte) {
+  if (byte === void 0) return -1;
+  if (byte >= 48 && byte <= 57) return byte - 48;
+  const lower = byte | 32;
+  return lower >= 97 && lower <= 102 ? lower - 97 + 10 : -1;
+}
+var CHARACTER_REFERENCE = /&(?:#([0-9]{1,7})|#[xX]([0-9A-Fa-f]{1,6})|(amp|lt|gt|quot|apos));/g;
+var NAMED = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
+function characterReferencesDecoded(text2) {
+  if (!text2.includes("&")) return void 0;
+  const decoded = text2.replace(
+    CHARACTER_REFERENCE,
+    (reference, decimal, hex, name) => {
+      if (name !== void 0) return NAMED[name] ?? reference;
+      const code2 = decimal !== void 0 ? Number(decimal) : parseInt(hex ?? "", 16);
+      return code2 <= 1114111 ? String.fromCodePoint(code2) : reference;
+    }
+  );
+  return decoded === text2 ? void 0 : decoded;
 }
 var JSON_ESCAPE = /\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))/g;
 var ESCAPED = { b: "\b", f: "\f", n: "\n", r: "\r", t: "	" };
@@ -42288,8 +42361,10 @@ function jsonStrings(text2) {
   while (stack.length > 0) {
     const value = stack.pop();
     if (typeof value === "string") out.push(value);
-    else if (Array.isArray(value)) for (let i = value.length - 1; i >= 0; i--) stack.push(value[i]);
-    else if (typeof value === "object" && value !== null) {
+    else if (Array.isArray(value)) {
+      if (isByteArray(value)) out.push(Buffer.from(value).toString("utf8"));
+      else for (let i = value.length - 1; i >= 0; i--) stack.push(value[i]);
+    } else if (typeof value === "object" && value !== null) {
       const entries = Object.entries(value);
       for (let i = entries.length - 1; i >= 0; i--) {
         const [key, item] = entries[i];
@@ -42298,6 +42373,12 @@ function jsonStrings(text2) {
     }
   }
   return out.join("\n\n");
+}
+var MIN_BYTE_ARRAY = 16;
+function isByteArray(values) {
+  return values.length >= MIN_BYTE_ARRAY && values.every(
+    (value) => Number.isInteger(value) && value >= 0 && value <= 255
+  );
 }
 var measured = (decompress) => (body2, maxOutputLength) => {
   const options = { maxOutputLength, info: true };

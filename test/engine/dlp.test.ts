@@ -661,6 +661,59 @@ test('content views: Basic credentials decoded, form and JSON escapes undone, ev
   assert.ok(!garbled.ok && /cannot be decoded/.test(garbled.reason));
 });
 
+test('a second layer of escapes and the other transfer spellings hide nothing: JSON in JSON or in a form field, quoted-printable, character references, a Buffer as JSON', () => {
+  const token = SAMPLES['github-token'] ?? '';
+  const scanner = createSecretScanner(BUILTIN_DETECTORS, []);
+  const host = targetOf('https://x.test/');
+  const find = (views: readonly View[]) => scanner.scanContent(views, host, true);
+  // Each puts a letter before the token once decoded only one layer deep (`\n` read as `n`,
+  // `=3D` as `3D`), where a credential format is not read.
+  const bodies = {
+    'JSON in a JSON string': JSON.stringify({ message: JSON.stringify({ text: `x\n${token}` }) }),
+    'JSON in a form field': `payload=${encodeURIComponent(JSON.stringify({ text: `x\n${token}` }))}`,
+    'quoted-printable': `Content-Transfer-Encoding: quoted-printable\r\n\r\nTOKEN=3D${token}\r\n`,
+    'quoted-printable soft break': `t: ${token.slice(0, 12)}=\r\n${token.slice(12)}\r\n`,
+    'a Buffer as JSON': JSON.stringify({ key: Buffer.from(`token\n${token}`) }),
+  };
+  for (const [shape, body] of Object.entries(bodies))
+    assert.equal(find(textViews(body, 'body'))?.detector, 'github-token', shape);
+  assert.equal(
+    find(headerViews(['X-Context', JSON.stringify({ note: `x\n${token}` })]))?.where,
+    'header X-Context',
+  );
+  // Code has `=` before hex digits and line breaks, and `&&`: none of it is a finding.
+  assert.equal(find(textViews('a=deadbeef;\nb = c &&\n  d; // &amp;\n', 'body')), undefined);
+});
+
+test('a bound secret is found in the spellings other tools give it: Python and git percent-encoding, Go JSON, CSV, XML and HTML', () => {
+  const value = 'Tr0ub4dor&3<x>"q"!';
+  const scanner = createSecretScanner([], [{ env: 'DB_PASSWORD', value, allow: [] }]);
+  const host = targetOf('https://x.test/');
+  const b64 = (text: string) => Buffer.from(text).toString('base64');
+  const python = [...Buffer.from(value)]
+    .map((byte) =>
+      /[A-Za-z0-9._~-]/.test(String.fromCharCode(byte))
+        ? String.fromCharCode(byte)
+        : `%${byte.toString(16).toUpperCase()}`,
+    )
+    .join('');
+  const goJson = 'Tr0ub4dor\\u00263\\u003cx\\u003e\\"q\\"!';
+  const bodies = {
+    'git credentials': `https://bot:${python}@git.example\n`,
+    'git credentials in base64': b64(`https://bot:${python}@git.example\n`),
+    'Go JSON in base64': b64(`{"password":"${goJson}"}`),
+    'CSV field': `user,"${value.replaceAll('"', '""')}"\n`,
+    'XML text': `<password>${value.replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;').replaceAll('"', '&quot;')}</password>`,
+    'HTML numeric references': value.replace('&', '&#38;').replace('<', '&#x3C;'),
+  };
+  for (const [shape, body] of Object.entries(bodies))
+    assert.equal(
+      scanner.scanContent(textViews(body, 'body'), host, false)?.detector,
+      'secret:DB_PASSWORD',
+      shape,
+    );
+});
+
 test('a compressed body is scanned as sent too: bytes after its compressed data are refused, a gzip comment is scanned', () => {
   const token = SAMPLES['github-token'] ?? '';
   const clean = Buffer.from('{"note":"nothing to see"}');

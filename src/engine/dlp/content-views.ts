@@ -1,10 +1,14 @@
 // What the secret scanner reads in a request beyond its URL: each forwarded header, the body
-// (decompressed within a limit, URL-decoded, JSON strings unescaped) and WebSocket messages.
+// (decompressed within a limit, URL-decoded, JSON strings unescaped, quoted-printable and
+// character references decoded) and WebSocket messages.
 
 import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from 'node:zlib';
 import { percentDecodings, type View } from './secret-scan.js';
 
-/** One view per header, plus its decoded spellings (percent-encoding, Basic credentials). */
+/**
+ * One view per header, plus its decoded spellings (percent-encoding, JSON escapes, Basic
+ * credentials).
+ */
 export function headerViews(headers: readonly string[]): View[] {
   const views: View[] = [];
   for (let i = 0; i < headers.length; i += 2) {
@@ -13,6 +17,8 @@ export function headerViews(headers: readonly string[]): View[] {
     const where = `header ${name}`;
     views.push({ text: `${name}: ${value}`, where });
     for (const decoded of percentDecodings(value)) views.push({ text: decoded, where });
+    const unescaped = jsonUnescaped(value);
+    if (unescaped !== undefined) views.push({ text: unescaped, where });
     const basic = /^\s*basic\s+([A-Za-z0-9+/=_-]+)\s*$/i.exec(value);
     if (basic?.[1]) views.push({ text: Buffer.from(basic[1], 'base64').toString('utf8'), where });
   }
@@ -42,18 +48,92 @@ export function decodedBodyViews(sent: Buffer, decoded: Buffer): View[] {
   return views;
 }
 
-/** A text as sent, URL-decoded (form bodies), and the strings inside it if it is JSON. */
+/**
+ * A text as sent, URL-decoded (form bodies), the strings inside it if it is JSON, and with
+ * quoted-printable or character references decoded where it has them. JSON escapes are undone
+ * again in what the first decodings give: JSON in a JSON string or in a form field.
+ */
 export function textViews(text: string, where: string): View[] {
-  const views: View[] = [{ text, where }];
+  const texts = [text];
   // Form-decoded: `+` is a space, then percent escapes (as many times as they were nested).
   // Spaces for `+` alone only cut the text's base64 runs in pieces: nothing new to decode.
   const form = text.replace(/\+/g, ' ');
   const decodings = percentDecodings(form);
-  if (decodings.length > 0) for (const decoded of decodings) views.push({ text: decoded, where });
-  else if (form !== text) views.push({ text: form, where, decodeRuns: false });
+  for (const decoded of decodings) texts.push(...withJsonUnescaped(decoded));
   const strings = jsonStrings(text) ?? jsonUnescaped(text);
-  if (strings !== undefined) views.push({ text: strings, where });
+  if (strings !== undefined) texts.push(...withJsonUnescaped(strings));
+  for (const decode of [quotedPrintableDecoded, characterReferencesDecoded]) {
+    const decoded = decode(text);
+    if (decoded !== undefined) texts.push(decoded);
+  }
+  const views = [...new Set(texts)].map((view): View => ({ text: view, where }));
+  if (decodings.length === 0 && form !== text) views.push({ text: form, where, decodeRuns: false });
   return views;
+}
+
+/** A text a first decoding gave, and its JSON escapes undone: JSON in a string or a form field. */
+function withJsonUnescaped(text: string): string[] {
+  const unescaped = jsonUnescaped(text);
+  return unescaped === undefined ? [text] : [text, unescaped];
+}
+
+const EQUALS = 0x3d;
+
+/**
+ * Quoted-printable (MIME bodies, `.eml` files) decoded: `=XX` is a byte, `=` at a line's end
+ * joins it to the next. Every `name=value` becomes `name=3Dvalue` in it, which would glue a
+ * letter to the value. Undefined for a text that shows none of its marks (an escaped `=`, a
+ * soft break before CRLF, an escaped UTF-8 sequence): code has `=` before hex digits and lines.
+ */
+function quotedPrintableDecoded(text: string): string | undefined {
+  if (!/=3D|=\r\n|=[0-9A-F]{2}=[0-9A-F]{2}/.test(text)) return undefined;
+  const sent = Buffer.from(text, 'utf8');
+  const out = Buffer.allocUnsafe(sent.length);
+  let length = 0;
+  for (let i = 0; i < sent.length; i++) {
+    const byte = sent[i] as number;
+    if (byte === EQUALS) {
+      const high = hexDigit(sent[i + 1]);
+      const low = hexDigit(sent[i + 2]);
+      if (high >= 0 && low >= 0) {
+        out[length++] = high * 16 + low;
+        i += 2;
+        continue;
+      }
+      const softBreak =
+        sent[i + 1] === 0x0a ? 1 : sent[i + 1] === 0x0d && sent[i + 2] === 0x0a ? 2 : 0;
+      if (softBreak > 0) {
+        i += softBreak;
+        continue;
+      }
+    }
+    out[length++] = byte;
+  }
+  return out.subarray(0, length).toString('utf8');
+}
+
+function hexDigit(byte: number | undefined): number {
+  if (byte === undefined) return -1;
+  if (byte >= 0x30 && byte <= 0x39) return byte - 0x30;
+  const lower = byte | 0x20;
+  return lower >= 0x61 && lower <= 0x66 ? lower - 0x61 + 10 : -1;
+}
+
+const CHARACTER_REFERENCE = /&(?:#([0-9]{1,7})|#[xX]([0-9A-Fa-f]{1,6})|(amp|lt|gt|quot|apos));/g;
+const NAMED: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
+
+/** XML and HTML character references (`&amp;`, `&#43;`, `&#x2B;`) decoded; without any, undefined. */
+function characterReferencesDecoded(text: string): string | undefined {
+  if (!text.includes('&')) return undefined;
+  const decoded = text.replace(
+    CHARACTER_REFERENCE,
+    (reference, decimal: string | undefined, hex: string | undefined, name: string | undefined) => {
+      if (name !== undefined) return NAMED[name] ?? reference;
+      const code = decimal !== undefined ? Number(decimal) : parseInt(hex ?? '', 16);
+      return code <= 0x10ffff ? String.fromCodePoint(code) : reference;
+    },
+  );
+  return decoded === text ? undefined : decoded;
 }
 
 const JSON_ESCAPE = /\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))/g;
@@ -74,7 +154,8 @@ function jsonUnescaped(text: string): string | undefined {
 /**
  * Every string (keys too) of a JSON document, in order: `\u` escapes cannot hide a secret.
  * A blank line between them ends an encoded run there, so a key is not read as the first
- * line of its value's blob (which would decode that blob a second time).
+ * line of its value's blob (which would decode that blob a second time). An array of byte
+ * values (Node's JSON for a Buffer) is read as the text those bytes spell.
  */
 function jsonStrings(text: string): string | undefined {
   const start = text.trimStart()[0];
@@ -91,8 +172,10 @@ function jsonStrings(text: string): string | undefined {
   while (stack.length > 0) {
     const value = stack.pop();
     if (typeof value === 'string') out.push(value);
-    else if (Array.isArray(value)) for (let i = value.length - 1; i >= 0; i--) stack.push(value[i]);
-    else if (typeof value === 'object' && value !== null) {
+    else if (Array.isArray(value)) {
+      if (isByteArray(value)) out.push(Buffer.from(value).toString('utf8'));
+      else for (let i = value.length - 1; i >= 0; i--) stack.push(value[i]);
+    } else if (typeof value === 'object' && value !== null) {
       // Pushed last to first, each value under its key: they come off the stack in order.
       const entries = Object.entries(value);
       for (let i = entries.length - 1; i >= 0; i--) {
@@ -102,6 +185,18 @@ function jsonStrings(text: string): string | undefined {
     }
   }
   return out.join('\n\n');
+}
+
+/** Shorter arrays of small numbers are numbers, not a credential's bytes. */
+const MIN_BYTE_ARRAY = 16;
+
+function isByteArray(values: readonly unknown[]): values is number[] {
+  return (
+    values.length >= MIN_BYTE_ARRAY &&
+    values.every(
+      (value) => Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 255,
+    )
+  );
 }
 
 type Decoded = { ok: true; body: Buffer } | { ok: false; reason: string };

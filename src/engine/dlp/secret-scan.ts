@@ -47,12 +47,24 @@ export interface View {
   readonly compact?: true;
 }
 
-/** Spellings of a secret that a request may carry. */
+/**
+ * Spellings of a secret that a request may carry: as it is, percent-encoded (as JavaScript and
+ * as Python and git escape it), in a JSON string (as JavaScript and as Go write it), in a
+ * quoted CSV field, in base64 and in hex.
+ */
 export function secretForms(value: string): string[] {
   const bytes = Buffer.from(value, 'utf8');
+  const json = JSON.stringify(value).slice(1, -1);
   const forms = [
     value,
     encodeURIComponent(value),
+    percentEncodedAll(bytes),
+    json,
+    json.replace(
+      /[&<>\u2028\u2029]/g,
+      (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`,
+    ),
+    value.replaceAll('"', '""'),
     bytes.toString('base64'),
     bytes.toString('base64').replace(/=+$/, ''),
     bytes.toString('base64url'),
@@ -60,6 +72,18 @@ export function secretForms(value: string): string[] {
     bytes.toString('hex').toUpperCase(),
   ];
   return [...new Set(forms)];
+}
+
+/** Every byte but the unreserved ones (`A-Z a-z 0-9 - . _ ~`) as `%XX`. */
+function percentEncodedAll(bytes: Buffer): string {
+  let out = '';
+  for (const byte of bytes) {
+    const char = String.fromCharCode(byte);
+    out += /[A-Za-z0-9._~-]/.test(char)
+      ? char
+      : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
 }
 
 export interface SecretScanner {
