@@ -41749,7 +41749,9 @@ var BUILTIN_DETECTORS = [
   builtin("google-api-key", String.raw`AIza[0-9A-Za-z_-]{35}`, STARTS),
   builtin("npm-token", String.raw`npm_[A-Za-z0-9]{36}`, BOUNDED),
   builtin("pypi-token", String.raw`pypi-[A-Za-z0-9_-]{50,${LONGEST}}`, STARTS),
-  builtin("stripe-key", String.raw`(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,${LONGEST}}`, STARTS),
+  builtin("stripe-key", String.raw`(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,${LONGEST}}`, {
+    start: START
+  }),
   builtin(
     "private-key",
     String.raw`-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY-----`

@@ -25,8 +25,8 @@ interface Format {
   readonly flags?: string;
   /**
    * Its prefix is particular enough (`ghp_`, `AKIA`, `xoxb-`) that decoded bytes spell it only
-   * as a credential: read there without its boundaries. Not `sk-` (`task-list-…`), nor a JWT
-   * (see JWT_START).
+   * as a credential: read there without its boundaries. Not `sk-` (`task-list-…`), `sk_test_`
+   * (`flask_test_…`), nor a JWT (see JWT_START).
    */
   readonly distinctive?: true;
 }
@@ -92,7 +92,9 @@ export const BUILTIN_DETECTORS: readonly Detector[] = [
   builtin('google-api-key', String.raw`AIza[0-9A-Za-z_-]{35}`, STARTS),
   builtin('npm-token', String.raw`npm_[A-Za-z0-9]{36}`, BOUNDED),
   builtin('pypi-token', String.raw`pypi-[A-Za-z0-9_-]{50,${LONGEST}}`, STARTS),
-  builtin('stripe-key', String.raw`(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,${LONGEST}}`, STARTS),
+  builtin('stripe-key', String.raw`(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,${LONGEST}}`, {
+    start: START,
+  }),
   builtin(
     'private-key',
     String.raw`-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY-----`,
