@@ -11,8 +11,10 @@ const PERCENT_ESCAPE = /%[0-9a-f]{2}/gi;
  * The readings of a WHATWG-parsed path (dot segments already resolved, `\` already `/`):
  * the path exactly as sent; the path a lenient server routes after decoding `%2e`, `%2f`,
  * `%5c` and `%3b` and merging slashes; and that path with each segment's parameters cut
- * (`;…`), as Tomcat, Jetty and older Spring route it (`/a/..;/b` is `/b` there). A request
- * is allowed by a path rule only if every reading is.
+ * (`;…`), as Tomcat, Jetty and older Spring route it (`/a/..;/b` is `/b` there), once after
+ * decoding and once before, as Tomcat cuts them (`/a/..;%2fa/b` is `/b` there: the encoded
+ * slash goes with the parameter). A request is allowed by a path rule only if every reading
+ * is.
  */
 export function pathReadings(pathname: string): PathReading {
   // Anything that still spells an encoded separator after one decoding (`%252e`,
@@ -24,10 +26,23 @@ export function pathReadings(pathname: string): PathReading {
     };
   }
   const sent = uppercaseEscapes(pathname);
-  const decoded = decodeEscapes(sent, ENCODED_SEPARATOR).replaceAll('\\', '/');
-  const withoutParameters = decoded.replace(/;[^/]*/g, '');
-  const readings = [sent, collapse(decoded), collapse(withoutParameters)];
+  const decoded = decodedSeparators(sent);
+  const readings = [
+    sent,
+    collapse(decoded),
+    collapse(withoutParameters(decoded)),
+    collapse(decodedSeparators(withoutParameters(sent))),
+  ];
   return { ok: true, readings: [...new Set(readings)] };
+}
+
+function decodedSeparators(path: string): string {
+  return decodeEscapes(path, ENCODED_SEPARATOR).replaceAll('\\', '/');
+}
+
+/** Each segment's parameters (`;…`) cut, up to the next `/`. */
+function withoutParameters(path: string): string {
+  return path.replace(/;[^/]*/g, '');
 }
 
 function decodeEscapes(text: string, escapes: RegExp): string {

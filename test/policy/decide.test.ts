@@ -421,6 +421,9 @@ const ROWS: readonly Row[] = [
   block('paths', 'GET', 'https://files.example.com/b/..%2f../a/x', 'path'),
   block('paths', 'GET', 'https://files.example.com/a%2fx', 'path'),
   block('paths', 'GET', 'https://files.example.com/pub/..%2f..%2fetc', 'path'),
+  // Tomcat cuts `;…` before decoding: the encoded slash goes with it, and `..` stays.
+  block('paths', 'GET', 'https://files.example.com/a/..;%2fa/b', 'path'),
+  block('paths', 'GET', 'https://files.example.com/a/..;%2Fa%2Fx/b', 'path'),
   block('paths', 'GET', 'https://files.example.com/a/%252e%252e/b', 'path', {
     reason: 'double-encoded',
   }),

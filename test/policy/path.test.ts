@@ -81,6 +81,11 @@ const READINGS: ReadonlyArray<readonly [pathname: string, readings: readonly str
   ],
   ['/repos/acme/..%3b/evil', ['/repos/acme/..%3B/evil', '/repos/acme/..;/evil', '/repos/evil']],
   ['/repos/acme/x;v=1/y', ['/repos/acme/x;v=1/y', '/repos/acme/x/y']],
+  // Tomcat cuts them before decoding: an encoded slash inside one goes with it.
+  [
+    '/repos/acme/..;%2facme/evil',
+    ['/repos/acme/..;%2Facme/evil', '/repos/acme/..;/acme/evil', '/repos/acme/evil', '/repos/evil'],
+  ],
 ];
 for (const [pathname, readings] of READINGS) {
   test(`pathReadings(${pathname}) → ${readings.join(' and ')}`, () => {
