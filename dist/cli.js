@@ -40395,10 +40395,20 @@ function pathReadings(pathname) {
     };
   }
   const sent = uppercaseEscapes(pathname);
-  const decoded = decodeEscapes(sent, ENCODED_SEPARATOR).replaceAll("\\", "/");
-  const withoutParameters = decoded.replace(/;[^/]*/g, "");
-  const readings = [sent, collapse(decoded), collapse(withoutParameters)];
+  const decoded = decodedSeparators(sent);
+  const readings = [
+    sent,
+    collapse(decoded),
+    collapse(withoutParameters(decoded)),
+    collapse(decodedSeparators(withoutParameters(sent)))
+  ];
   return { ok: true, readings: [...new Set(readings)] };
+}
+function decodedSeparators(path4) {
+  return decodeEscapes(path4, ENCODED_SEPARATOR).replaceAll("\\", "/");
+}
+function withoutParameters(path4) {
+  return path4.replace(/;[^/]*/g, "");
 }
 function decodeEscapes(text2, escapes) {
   return text2.replace(escapes, (escape2) => String.fromCharCode(parseInt(escape2.slice(1), 16)));
@@ -41580,6 +41590,66 @@ function checkResolvedAddresses(policy, request, addresses) {
   return { ok: true, address: first };
 }
 
+// src/engine/body-method.ts
+var SOURCE = "the body field _method";
+var MULTIPART_TYPES = /* @__PURE__ */ new Set(["multipart/form-data", "multipart/mixed", "multipart/related"]);
+function overridableBody(method, contentType) {
+  if (method !== "POST") return [];
+  const header = (contentType ?? "").trim().toLowerCase();
+  const type = header.split(/[;, ]/, 1)[0] ?? "";
+  const kinds = [];
+  if (type === "" || type === "application/x-www-form-urlencoded") kinds.push("form");
+  if (MULTIPART_TYPES.has(type))
+    kinds.push(boundaryOf(header) === void 0 ? "form" : "multipart");
+  if (header.includes("/json") || header.includes("+json")) kinds.push("json");
+  return kinds;
+}
+function isMethodField(name) {
+  return /^ *[_. []method$/.test(name);
+}
+function bodyMethodOverrides(body2, kinds, contentType) {
+  const asked = (values) => values.map((value) => ({ source: SOURCE, method: value.trim().toUpperCase() }));
+  return kinds.flatMap((kind) => {
+    switch (kind) {
+      case "form":
+        return asked(formMethods(body2.toString("utf8")));
+      case "json":
+        return asked(jsonMethod(body2.toString("utf8")));
+      case "multipart":
+        return asked(multipartMethods(body2.toString("latin1"), boundaryOf(contentType ?? "")));
+    }
+  });
+}
+function formMethods(form) {
+  return [...new URLSearchParams(form)].flatMap(
+    ([name, value]) => isMethodField(name) ? [value] : []
+  );
+}
+function jsonMethod(text2) {
+  try {
+    const value = JSON.parse(text2);
+    if (typeof value !== "object" || value === null || !("_method" in value)) return [];
+    const method = value._method;
+    return typeof method === "string" ? [method] : [];
+  } catch {
+    return [];
+  }
+}
+function boundaryOf(contentType) {
+  return /;\s*boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType)?.slice(1).find(Boolean);
+}
+function multipartMethods(text2, boundary) {
+  if (boundary === void 0) return [];
+  return text2.split(`--${boundary}`).flatMap((part) => {
+    const headerEnd = part.indexOf("\r\n\r\n");
+    if (headerEnd < 0) return [];
+    const headers = part.slice(0, headerEnd);
+    if (!/^content-disposition:[^\r\n]*;\s*name\*?=\s*"? *[_. []method"?\s*(?:;|\r|$)/im.test(headers))
+      return [];
+    return [Buffer.from(part.slice(headerEnd + 4).replace(/\r\n$/, ""), "latin1").toString()];
+  });
+}
+
 // src/engine/admission.ts
 var METHOD_OVERRIDE_HEADER = /^x[-_](?:http[-_]method(?:[-_]override)?|method[-_]override)$/;
 function methodOverrides(method, target, headers) {
@@ -41593,8 +41663,8 @@ function methodOverrides(method, target, headers) {
   }
   const query = target.indexOf("?");
   if (method.toUpperCase() !== "POST" || query < 0) return fromHeaders;
-  const parameters = new URLSearchParams(target.slice(query + 1).split("#", 1)[0]);
-  return [...fromHeaders, ...asked("the query parameter _method", parameters.getAll("_method"))];
+  const parameters = target.slice(query + 1).split("#", 1)[0] ?? "";
+  return [...fromHeaders, ...asked("the query parameter _method", formMethods(parameters))];
 }
 async function admit(context2, request, inspect) {
   const method = request.method === "WS" ? "GET" : request.method;
@@ -42206,52 +42276,6 @@ function withoutSeparators(text2) {
   return text2.replace(/[.\-_]/g, "");
 }
 
-// src/engine/body-method.ts
-var SOURCE = "the body field _method";
-function overridableBody(method, contentType) {
-  if (method !== "POST") return void 0;
-  const type = (contentType ?? "").split(";", 1)[0]?.trim().toLowerCase() ?? "";
-  if (type === "" || type === "application/x-www-form-urlencoded") return "form";
-  if (type === "multipart/form-data") return "multipart";
-  if (/^[a-z0-9!#$&^_.+-]+\/(?:[a-z0-9!#$&^_.-]+\+)?json$/.test(type)) return "json";
-  return void 0;
-}
-function bodyMethodOverrides(body2, kind, contentType) {
-  const asked = (values) => values.map((value) => ({ source: SOURCE, method: value.trim().toUpperCase() }));
-  switch (kind) {
-    case "form":
-      return asked(new URLSearchParams(body2.toString("utf8")).getAll("_method"));
-    case "json":
-      return asked(jsonMethod(body2.toString("utf8")));
-    case "multipart":
-      return asked(multipartMethods(body2.toString("latin1"), boundaryOf(contentType ?? "")));
-  }
-}
-function jsonMethod(text2) {
-  try {
-    const value = JSON.parse(text2);
-    if (typeof value !== "object" || value === null || !("_method" in value)) return [];
-    const method = value._method;
-    return typeof method === "string" ? [method] : [];
-  } catch {
-    return [];
-  }
-}
-function boundaryOf(contentType) {
-  return /;\s*boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType)?.slice(1).find(Boolean);
-}
-function multipartMethods(text2, boundary) {
-  if (boundary === void 0) return [];
-  return text2.split(`--${boundary}`).flatMap((part) => {
-    const headerEnd = part.indexOf("\r\n\r\n");
-    if (headerEnd < 0) return [];
-    const headers = part.slice(0, headerEnd);
-    if (!/^content-disposition:[^\r\n]*;\s*name\*?=\s*"?_method"?\s*(?:;|\r|$)/im.test(headers))
-      return [];
-    return [Buffer.from(part.slice(headerEnd + 4).replace(/\r\n$/, ""), "latin1").toString()];
-  });
-}
-
 // src/engine/dlp/content-views.ts
 import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from "node:zlib";
 function headerViews(headers) {
@@ -42746,7 +42770,7 @@ var RequestInspection = class {
     const { req } = this;
     const contentType = req.headers["content-type"];
     const methodBody = overridableBody(req.method ?? "", contentType);
-    const forMethod = methodBody !== void 0 && hasBody(req) && this.refusesSomeMethod();
+    const forMethod = methodBody.length > 0 && hasBody(req) && this.refusesSomeMethod();
     if (!scanned && !forMethod) return void 0;
     if (scanned) {
       const inHeaders = this.scanner.scanContent(

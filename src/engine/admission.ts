@@ -11,6 +11,7 @@ import type { DecisionEntry, DecisionLog, Transport } from './decision-log.js';
 import type { Refusal } from './refusal.js';
 import type { Resolver } from './resolver.js';
 import { checkResolvedAddresses } from './ssrf.js';
+import { formMethods } from './body-method.js';
 import type { DlpFinding, SecretScanner, UrlFinding } from './dlp/secret-scan.js';
 
 export interface AdmissionRequest {
@@ -62,8 +63,8 @@ export function methodOverrides(
   }
   const query = target.indexOf('?');
   if (method.toUpperCase() !== 'POST' || query < 0) return fromHeaders;
-  const parameters = new URLSearchParams(target.slice(query + 1).split('#', 1)[0]);
-  return [...fromHeaders, ...asked('the query parameter _method', parameters.getAll('_method'))];
+  const parameters = target.slice(query + 1).split('#', 1)[0] ?? '';
+  return [...fromHeaders, ...asked('the query parameter _method', formMethods(parameters))];
 }
 
 export type Admission =

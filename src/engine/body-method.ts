@@ -1,6 +1,6 @@
 // `_method` in a POST body: Rails (Rack::MethodOverride), Laravel and Symfony take it as the
-// request's real method, Laravel from a JSON body too. Rack reads a POST without a
-// Content-Type as a form.
+// request's real method, Laravel from a JSON body too. Each reads the Content-Type its own way
+// and PHP mangles field names, so a body is read every way one of them would read it.
 
 import type { MethodOverride } from './admission.js';
 
@@ -8,35 +8,60 @@ const SOURCE = 'the body field _method';
 
 type BodyKind = 'form' | 'multipart' | 'json';
 
-/** How frameworks read this POST body for `_method`; undefined when they do not. */
-export function overridableBody(
-  method: string,
-  contentType: string | undefined,
-): BodyKind | undefined {
-  if (method !== 'POST') return undefined;
-  const type = (contentType ?? '').split(';', 1)[0]?.trim().toLowerCase() ?? '';
-  if (type === '' || type === 'application/x-www-form-urlencoded') return 'form';
-  if (type === 'multipart/form-data') return 'multipart';
-  if (/^[a-z0-9!#$&^_.+-]+\/(?:[a-z0-9!#$&^_.-]+\+)?json$/.test(type)) return 'json';
-  return undefined;
+/** Rack parses these as multipart; without a boundary, it reads the body as a form. */
+const MULTIPART_TYPES = new Set(['multipart/form-data', 'multipart/mixed', 'multipart/related']);
+
+/**
+ * How frameworks read this POST body for `_method`: none when no framework does. The media
+ * type ends at `;`, `,` or a space (Rack cuts at the first two, PHP at all three); Rack reads
+ * a POST without a Content-Type as a form; Laravel reads JSON wherever the header holds
+ * `/json` or `+json`.
+ */
+export function overridableBody(method: string, contentType: string | undefined): BodyKind[] {
+  if (method !== 'POST') return [];
+  const header = (contentType ?? '').trim().toLowerCase();
+  const type = header.split(/[;, ]/, 1)[0] ?? '';
+  const kinds: BodyKind[] = [];
+  if (type === '' || type === 'application/x-www-form-urlencoded') kinds.push('form');
+  if (MULTIPART_TYPES.has(type))
+    kinds.push(boundaryOf(header) === undefined ? 'form' : 'multipart');
+  if (header.includes('/json') || header.includes('+json')) kinds.push('json');
+  return kinds;
 }
 
-/** Each method a POST body of this kind asks for (its Content-Encoding already undone). */
+/**
+ * A field PHP hands over as `_method`: it drops leading spaces and reads a `.` or a space in a
+ * name as `_` (`.method`); `[` is matched too, which is only stricter.
+ */
+function isMethodField(name: string): boolean {
+  return /^ *[_. []method$/.test(name);
+}
+
+/** Each method a POST body of these kinds asks for (its Content-Encoding already undone). */
 export function bodyMethodOverrides(
   body: Buffer,
-  kind: BodyKind,
+  kinds: readonly BodyKind[],
   contentType: string | undefined,
 ): MethodOverride[] {
   const asked = (values: readonly string[]) =>
     values.map((value) => ({ source: SOURCE, method: value.trim().toUpperCase() }));
-  switch (kind) {
-    case 'form':
-      return asked(new URLSearchParams(body.toString('utf8')).getAll('_method'));
-    case 'json':
-      return asked(jsonMethod(body.toString('utf8')));
-    case 'multipart':
-      return asked(multipartMethods(body.toString('latin1'), boundaryOf(contentType ?? '')));
-  }
+  return kinds.flatMap((kind) => {
+    switch (kind) {
+      case 'form':
+        return asked(formMethods(body.toString('utf8')));
+      case 'json':
+        return asked(jsonMethod(body.toString('utf8')));
+      case 'multipart':
+        return asked(multipartMethods(body.toString('latin1'), boundaryOf(contentType ?? '')));
+    }
+  });
+}
+
+/** The values of a form's (or query's) fields a framework reads as `_method`. */
+export function formMethods(form: string): string[] {
+  return [...new URLSearchParams(form)].flatMap(([name, value]) =>
+    isMethodField(name) ? [value] : [],
+  );
 }
 
 function jsonMethod(text: string): string[] {
@@ -55,8 +80,9 @@ function boundaryOf(contentType: string): string | undefined {
 }
 
 /**
- * The values of parts named `_method` (quoted or not, any case: reading one too many is only
- * stricter). Without a boundary nothing can read the parts, so there is nothing to find.
+ * The values of parts a framework reads as `_method` (quoted or not, any case: reading one
+ * too many is only stricter). Without a boundary nothing can read the parts, so there is
+ * nothing to find.
  */
 function multipartMethods(text: string, boundary: string | undefined): string[] {
   if (boundary === undefined) return [];
@@ -64,7 +90,9 @@ function multipartMethods(text: string, boundary: string | undefined): string[] 
     const headerEnd = part.indexOf('\r\n\r\n');
     if (headerEnd < 0) return [];
     const headers = part.slice(0, headerEnd);
-    if (!/^content-disposition:[^\r\n]*;\s*name\*?=\s*"?_method"?\s*(?:;|\r|$)/im.test(headers))
+    if (
+      !/^content-disposition:[^\r\n]*;\s*name\*?=\s*"? *[_. []method"?\s*(?:;|\r|$)/im.test(headers)
+    )
       return [];
     return [Buffer.from(part.slice(headerEnd + 4).replace(/\r\n$/, ''), 'latin1').toString()];
   });

@@ -56,7 +56,7 @@ export class RequestInspection {
     const contentType = req.headers['content-type'];
     // A body that may name another method (`_method`) is read where some method is refused.
     const methodBody = overridableBody(req.method ?? '', contentType);
-    const forMethod = methodBody !== undefined && hasBody(req) && this.refusesSomeMethod();
+    const forMethod = methodBody.length > 0 && hasBody(req) && this.refusesSomeMethod();
     if (!scanned && !forMethod) return undefined;
     if (scanned) {
       const inHeaders = this.scanner.scanContent(

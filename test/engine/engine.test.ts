@@ -378,6 +378,9 @@ test('a POST asking for another method in its `_method` query parameter is judge
     assert.equal(status, 403);
     assert.match(body, /^blocked: the query parameter _method asks for DELETE: method DELETE/);
     assert.equal((await post('?%5Fmethod=PUT'))[0], 403);
+    // PHP reads `.` (and a leading space) in a name as `_`: Laravel and Symfony see `_method`.
+    assert.equal((await post('?.method=DELETE'))[0], 403);
+    assert.equal((await post('?+.method=DELETE'))[0], 403);
     assert.equal(f.origin.hits, 0);
     assert.equal((await post('?_method=POST'))[0], 200);
     assert.equal((await post(''))[0], 200);
@@ -409,6 +412,18 @@ test('a POST whose form, multipart or JSON body asks for another method (`_metho
       ['-F', 'title=x', '-F', '_method=delete'],
       ['-H', 'Content-Type: application/json', '--data', '{"_method":"DELETE"}'],
       ['-H', 'Content-Encoding: gzip', '--data-binary', `@${gzipped}`],
+      // PHP's name for `.method`; the types Rack cuts at `,` or reads as multipart (as a form
+      // without a boundary); JSON wherever Laravel finds `/json` in the header.
+      ['--data', 'title=x&.method=delete'],
+      [
+        '-H',
+        'Content-Type: application/x-www-form-urlencoded,text/plain',
+        '--data',
+        '_method=delete',
+      ],
+      ['-H', 'Content-Type: multipart/mixed', '--data', '_method=delete'],
+      ['-H', 'Content-Type: text/plain;x=/json', '--data', '{"_method":"DELETE"}'],
+      ['-H', 'Content-Type: application/json-seq', '--data', '{"_method":"DELETE"}'],
     ]) {
       const [status, body] = await post(args);
       assert.equal(status, 403, args.join(' '));
