@@ -42190,7 +42190,14 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
     const label = `[REDACTED:${found.detector}]`;
     return cut.includes(run) ? cut.replaceAll(run, label) : label;
   }, text2);
-  const redactBound = (target) => cutEncoded(redactSpelledBound(target), false);
+  const cutPercentEncoded = (text2, withDetectors) => {
+    const decodings = percentDecodings(text2);
+    if (decodings.length === 0) return text2;
+    const views = decodings.map((decoded) => ({ text: decoded, where: "text" }));
+    const found = findIn(views, [], withDetectors);
+    return found ? `[REDACTED:${found.detector}]` : text2;
+  };
+  const redactBound = (target) => cutPercentEncoded(cutEncoded(redactSpelledBound(target), false), false);
   return {
     scanUrl(target, to) {
       const found = find(urlViews(target, to?.host), to, true);
@@ -42217,8 +42224,11 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
       }, from);
       try {
         const cut = cutBy(builtinProbes, redactSpelledBound(text2));
-        return cutEncoded(
-          policyInTime(() => cutBy(policyProbes, cut), cut),
+        return cutPercentEncoded(
+          cutEncoded(
+            policyInTime(() => cutBy(policyProbes, cut), cut),
+            true
+          ),
           true
         );
       } catch (error2) {

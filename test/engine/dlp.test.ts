@@ -470,6 +470,76 @@ egress:
   }
 });
 
+test('a bound secret spelled with escapes of its own reaches its allowed destination, and nothing of that target is recorded', async () => {
+  const origin = await startOrigin(echo);
+  const proxy = await startEngine({
+    pins: { 'api.example.test': '127.0.0.1' },
+    secretValues: { AGENT_TOKEN: TOKEN },
+    policy: `version: "1.0"
+egress:
+  - destination: "api.example.test"
+    ports: [${origin.port}]
+  - destination: "127.0.0.1"
+    ports: [${origin.port}]
+secrets:
+  - env: AGENT_TOKEN
+    allow: ["api.example.test:${origin.port}"]
+`,
+  });
+  const agent = new ProxyAgent({ uri: proxy.proxyUrl, proxyTunnel: false });
+  try {
+    // `%61` is `a`: any character may be escaped, and no list of spellings holds them all.
+    const spelled = `%61${TOKEN.slice(1).replace('-', '%2d')}`;
+    const response = await request(`http://api.example.test:${origin.port}/p?t=${spelled}`, {
+      dispatcher: agent,
+    });
+    const text = await response.body.text();
+    assert.equal(response.statusCode, 200, text);
+    await proxy.stop();
+    const [receipt] = decisions(readEvidenceDir(proxy.dir).receipts);
+    assert.equal(receipt?.action_record.target, '[REDACTED:secret:AGENT_TOKEN]');
+    const evidence = evidenceText(proxy);
+    assert.ok(!evidence.includes(spelled) && !evidence.includes(TOKEN.slice(1)));
+  } finally {
+    await agent.close();
+    await proxy.stop();
+    await origin.close();
+    cleanup(join(proxy.dir, '..'));
+  }
+});
+
+test('text bound for the evidence keeps nothing whose percent-decoding holds a secret or a credential', () => {
+  const value = 'K7v+Qx/9mZ=LpR2sTw8Y';
+  const allowed = parseDestination('api.example.test');
+  assert.ok(allowed.ok);
+  const scanner = createSecretScanner(BUILTIN_DETECTORS, [
+    { env: 'API_KEY', value, allow: [allowed.destination] },
+  ]);
+  // Python's quote() (`/` kept), Go's PathEscape (`+` and `=` kept), lowercase escapes.
+  for (const spelled of [
+    'K7v%2BQx/9mZ%3DLpR2sTw8Y',
+    'K7v+Qx%2F9mZ=LpR2sTw8Y',
+    'K7v%2bQx%2f9mZ%3dLpR2sTw8Y',
+  ]) {
+    const target = `https://api.example.test/x?k=${spelled}`;
+    assert.equal(scanner.redactBound(target), '[REDACTED:secret:API_KEY]', spelled);
+    assert.equal(
+      scanner.redactText(`upstream ${target} answered 404`),
+      '[REDACTED:secret:API_KEY]',
+      spelled,
+    );
+  }
+  const token = SAMPLES['github-token'] ?? '';
+  assert.equal(
+    scanner.redactText(`path /p/${token.replace('_', '%5F')} is outside egress[0]`),
+    '[REDACTED:github-token]',
+  );
+  // Escapes that hide nothing are kept as they are.
+  const clean = 'https://api.example.test/a%20b?q=%41%2B';
+  assert.equal(scanner.redactBound(clean), clean);
+  assert.equal(scanner.redactText(`path ${clean} is outside`), `path ${clean} is outside`);
+});
+
 interface UploadFixture {
   readonly origin: Origin;
   readonly proxy: RunningEngine;

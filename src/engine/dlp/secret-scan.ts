@@ -260,7 +260,20 @@ export function createSecretScanner(
       const label = `[REDACTED:${found.detector}]`;
       return cut.includes(run) ? cut.replaceAll(run, label) : label;
     }, text);
-  const redactBound = (target: string): string => cutEncoded(redactSpelledBound(target), false);
+  /**
+   * A text whose percent-decodings still hold a finding once its spellings are cut (a secret
+   * spelled with escapes of its own: `%2b` for `+`, `/` left as it is, any letter as `%61`)
+   * keeps nothing: the finding cannot be cut out of the text as sent.
+   */
+  const cutPercentEncoded = (text: string, withDetectors: boolean): string => {
+    const decodings = percentDecodings(text);
+    if (decodings.length === 0) return text;
+    const views = decodings.map((decoded) => ({ text: decoded, where: 'text' }));
+    const found = findIn(views, [], withDetectors);
+    return found ? `[REDACTED:${found.detector}]` : text;
+  };
+  const redactBound = (target: string): string =>
+    cutPercentEncoded(cutEncoded(redactSpelledBound(target), false), false);
   return {
     scanUrl(target, to) {
       const found = find(urlViews(target, to?.host), to, true);
@@ -292,8 +305,11 @@ export function createSecretScanner(
         }, from);
       try {
         const cut = cutBy(builtinProbes, redactSpelledBound(text));
-        return cutEncoded(
-          policyInTime(() => cutBy(policyProbes, cut), cut),
+        return cutPercentEncoded(
+          cutEncoded(
+            policyInTime(() => cutBy(policyProbes, cut), cut),
+            true,
+          ),
           true,
         );
       } catch (error) {
