@@ -43387,7 +43387,11 @@ async function relayWebSocket(context2, req, socket, head, request) {
     if (problem) return { refusal: { status: 400, layer: "request", reason: problem } };
     scanMessages = context2.frameScan || scanner.guards(target2);
     const sent = [...forwarded, ...protocols.flatMap((name) => ["Sec-WebSocket-Protocol", name])];
-    const finding = scanner.scanContent(headerViews(sent), target2, decision.scan);
+    const finding = scanner.scanContent(
+      headerViews(sent),
+      target2,
+      decision.scan || context2.frameScan
+    );
     return finding && { refusal: dlpRefusal(finding) };
   };
   const admission = await admit(context2.admission, request, inspect);

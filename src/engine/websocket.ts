@@ -89,7 +89,12 @@ export async function relayWebSocket(
     scanMessages = context.frameScan || scanner.guards(target);
     // The subprotocols go on too (as the upstream handshake's own header): scanned with the rest.
     const sent = [...forwarded, ...protocols.flatMap((name) => ['Sec-WebSocket-Protocol', name])];
-    const finding = scanner.scanContent(headerViews(sent), target, decision.scan);
+    // The handshake is the WebSocket's first message: frame_scan reads it as it reads the rest.
+    const finding = scanner.scanContent(
+      headerViews(sent),
+      target,
+      decision.scan || context.frameScan,
+    );
     return finding && { refusal: dlpRefusal(finding) };
   };
   const admission = await admit(context.admission, request, inspect);

@@ -425,6 +425,41 @@ test('a bound secret in the handshake headers is refused before the origin is co
   }
 });
 
+test('with frame_scan on, a credential in the handshake is refused as one in a message would be; with it off, the rule decides', async () => {
+  const url = (f: Fixture) => proxied(f, `ws://ws.example.test:${f.plain.port}/`);
+  const f = await fixture();
+  try {
+    for (const socket of [
+      new WebSocket(url(f), { headers: { 'X-Token': GITHUB_TOKEN } }),
+      new WebSocket(url(f), [`t.${GITHUB_TOKEN}`]),
+    ]) {
+      const accepted = once(socket, 'open').then(() => {
+        socket.terminate();
+        throw new Error('the handshake was accepted');
+      });
+      assert.deepEqual(await Promise.race([refusedHandshake(socket), accepted]), [403, 'dlp']);
+    }
+    assert.deepEqual(f.plain.handshakes, []);
+    assert.deepEqual(
+      (await records(f)).map((r) => r.pattern),
+      [
+        'DLP match: github-token in the header X-Token',
+        'DLP match: github-token in the header Sec-WebSocket-Protocol',
+      ],
+    );
+  } finally {
+    await f.close();
+  }
+  const g = await fixture('enabled: true\n  frame_scan: false');
+  try {
+    const socket = new WebSocket(url(g), { headers: { 'X-Token': GITHUB_TOKEN } });
+    await once(socket, 'open');
+    socket.close();
+  } finally {
+    await g.close();
+  }
+});
+
 test('a secret in the subprotocols is refused at the handshake: they go on to the origin too', async () => {
   const f = await fixture(undefined, true);
   try {
