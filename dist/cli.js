@@ -42315,12 +42315,13 @@ function textViews(text2, where) {
   for (const decoded of decodings) texts.push(...withJsonUnescaped(decoded));
   const strings = jsonStrings(text2) ?? jsonUnescaped(text2);
   if (strings !== void 0) texts.push(...withJsonUnescaped(strings));
-  for (const decode2 of [quotedPrintableDecoded, characterReferencesDecoded]) {
-    const decoded = decode2(text2);
-    if (decoded !== void 0) texts.push(decoded);
-  }
+  const references = characterReferencesDecoded(text2);
+  if (references !== void 0) texts.push(references);
   const views = [...new Set(texts)].map((view) => ({ text: view, where }));
   if (decodings.length === 0 && form !== text2) views.push({ text: form, where, decodeRuns: false });
+  const quotedPrintable = quotedPrintableDecoded(text2);
+  if (quotedPrintable !== void 0)
+    views.push({ text: quotedPrintable, where, decodeRuns: false });
   return views;
 }
 function withJsonUnescaped(text2) {

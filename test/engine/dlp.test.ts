@@ -256,6 +256,19 @@ test('a file uploaded in base64 inside JSON is decoded once: 4.5 MiB of it stays
   );
 });
 
+test('a MIME part of megabytes in base64 is decoded once: the `=` before CRLF that ends it is no soft break to join it by', () => {
+  const scanner = createSecretScanner(BUILTIN_DETECTORS, []);
+  // One `=` of padding: a quoted-printable reading joins the blob to the boundary after it.
+  const data = noise(4.5 * 1024 * 1024 + 2);
+  const lines = data.toString('base64').match(/.{1,76}/g) ?? [];
+  assert.match(lines.at(-1) ?? '', /[^=]=$/);
+  const body = `--b\r\nContent-Transfer-Encoding: base64\r\n\r\n${lines.join('\r\n')}\r\n--b--\r\n`;
+  assert.equal(
+    scanner.scanContent(textViews(body, 'body'), targetOf('https://uploads.example/'), true),
+    undefined,
+  );
+});
+
 test('ordinary encoded content is not a finding', () => {
   const scanner = createSecretScanner(BUILTIN_DETECTORS, [binding([])]);
   const host = targetOf('https://uploads.example/');

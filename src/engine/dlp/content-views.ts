@@ -62,12 +62,16 @@ export function textViews(text: string, where: string): View[] {
   for (const decoded of decodings) texts.push(...withJsonUnescaped(decoded));
   const strings = jsonStrings(text) ?? jsonUnescaped(text);
   if (strings !== undefined) texts.push(...withJsonUnescaped(strings));
-  for (const decode of [quotedPrintableDecoded, characterReferencesDecoded]) {
-    const decoded = decode(text);
-    if (decoded !== undefined) texts.push(decoded);
-  }
+  const references = characterReferencesDecoded(text);
+  if (references !== undefined) texts.push(references);
   const views = [...new Set(texts)].map((view): View => ({ text: view, where }));
   if (decodings.length === 0 && form !== text) views.push({ text: form, where, decodeRuns: false });
+  // Its encoded runs are not decoded again: quoted-printable carries text, and the `=` ending
+  // a base64 part's last line before CRLF reads as a soft break that joins the blob to the
+  // next line, a second copy of a blob of megabytes to decode.
+  const quotedPrintable = quotedPrintableDecoded(text);
+  if (quotedPrintable !== undefined)
+    views.push({ text: quotedPrintable, where, decodeRuns: false });
   return views;
 }
 
