@@ -41907,35 +41907,47 @@ var BASE64_CHAR = Uint8Array.from(
   (_, code2) => /[A-Za-z0-9+/_-]/.test(String.fromCharCode(code2)) ? 1 : 0
 );
 var isBase64 = (code2) => code2 < 128 && BASE64_CHAR[code2] === 1;
+var NARROWEST_WRAP = 4;
 function base64Runs(text2) {
   const runs = [];
-  let earlier = "";
-  let start = -1;
-  const length = text2.length;
-  for (let i = 0; i < length; i++) {
-    const code2 = text2.charCodeAt(i);
-    if (isBase64(code2)) {
-      if (start < 0) start = i;
+  let i = 0;
+  while (i < text2.length) {
+    if (!isBase64(text2.charCodeAt(i))) {
+      i++;
       continue;
     }
-    if (start < 0) continue;
-    const next = code2 === 10 || code2 === 13 ? continuation(text2, i) : -1;
-    if (next >= 0) {
-      earlier += text2.slice(start, i);
-      start = next;
-      i = next;
-      continue;
-    }
-    if (earlier.length + i - start >= MIN_RUN) runs.push(earlier + text2.slice(start, i));
-    earlier = "";
-    start = -1;
+    const blob = wrappedBlob(text2, i);
+    const run = blob.lines.join("");
+    if (run.length >= MIN_RUN) runs.push(run);
+    i = blob.resume;
   }
-  if (start >= 0 && earlier.length + length - start >= MIN_RUN)
-    runs.push(earlier + text2.slice(start));
   return runs;
 }
+function lineEnd(text2, start) {
+  let end = start;
+  while (end < text2.length && isBase64(text2.charCodeAt(end))) end++;
+  return end;
+}
+function wrappedBlob(text2, start) {
+  let end = lineEnd(text2, start);
+  const lines = [text2.slice(start, end)];
+  const width = end - start;
+  let next = width >= NARROWEST_WRAP ? continuation(text2, end) : -1;
+  while (next >= 0) {
+    const nextEnd = lineEnd(text2, next);
+    const length = nextEnd - next;
+    if (length > width) break;
+    lines.push(text2.slice(next, nextEnd));
+    if (length < width) return { lines, resume: lines.length === 2 ? next : nextEnd };
+    end = nextEnd;
+    next = continuation(text2, end);
+  }
+  return { lines, resume: end };
+}
 function continuation(text2, at) {
-  let next = at + (text2.charCodeAt(at) === 13 && text2.charCodeAt(at + 1) === 10 ? 2 : 1);
+  const code2 = text2.charCodeAt(at);
+  if (code2 !== 10 && code2 !== 13) return -1;
+  let next = at + (code2 === 13 && text2.charCodeAt(at + 1) === 10 ? 2 : 1);
   while (text2.charCodeAt(next) === 32 || text2.charCodeAt(next) === 9) next++;
   return next < text2.length && isBase64(text2.charCodeAt(next)) ? next : -1;
 }

@@ -49,7 +49,7 @@ test('a secret inside a larger encoded blob is decoded whatever precedes and fol
   }
 });
 
-test('runs go on across line breaks and the indentation after them; other characters and blank lines end them', () => {
+test('runs: lines of one width, the last as wide or narrower, are one wrapped blob at any width; other lines and characters end one', () => {
   const bytes = Buffer.concat([noise(100), Buffer.from(SECRET), noise(40)]);
   const wrapped = (bytes.toString('base64').match(/.{1,76}/g) ?? []).join('\r\n');
   // Padding ends a run; the decoder needs none.
@@ -69,16 +69,21 @@ test('runs go on across line breaks and the indentation after them; other charac
       `wrapped at ${width}`,
     );
   }
-  // Lines of any widths, indented or not, after any line break; a blank line is an end.
-  assert.deepEqual(
-    base64Runs(`${'a'.repeat(20)}\n${'b'.repeat(22)}\r\n  ${'c'.repeat(20)}\r\t${'d'.repeat(3)}`),
-    [`${'a'.repeat(20)}${'b'.repeat(22)}${'c'.repeat(20)}ddd`],
-  );
-  assert.deepEqual(base64Runs('abc\ndefghijklmnopqrstuvw'), ['abcdefghijklmnopqrstuvw']);
-  assert.deepEqual(base64Runs(`${'e'.repeat(16)}\n\n${'f'.repeat(16)}\n \n${'g'.repeat(15)}`), [
-    'e'.repeat(16),
-    'f'.repeat(16),
-  ]);
+  // A line of another width before a blob (a key, an armour word) is not part of it; a wider
+  // one is read joined to the narrower line after it, and the blob from that line on too.
+  const k16 = 'k'.repeat(16);
+  const a20 = 'a'.repeat(20);
+  const b20 = 'b'.repeat(20);
+  const c8 = 'c'.repeat(8);
+  const w24 = 'w'.repeat(24);
+  assert.deepEqual(base64Runs(`${k16}\n${a20}\n${b20}\n${c8}`), [k16, `${a20}${b20}${c8}`]);
+  assert.deepEqual(base64Runs(`${w24}\n${a20}\n${b20}`), [`${w24}${a20}`, `${a20}${b20}`]);
+  // Indentation the lines share, CRLF or CR: one blob. A blank line ends one.
+  assert.deepEqual(base64Runs(`  ${a20}\r\n  ${b20}\r\t${c8}`), [`${a20}${b20}${c8}`]);
+  assert.deepEqual(base64Runs(`${k16}\n\n${a20}\n \n${b20}`), [k16, a20, b20]);
+  // Lines of text are no blob: a word list stays words, a short line starts none.
+  assert.deepEqual(base64Runs('apple\nbanana\nkiwi\nplum\nfig'), []);
+  assert.deepEqual(base64Runs('abc\ndefghijklmnopqrstuvw'), ['defghijklmnopqrstuvw']);
   assert.deepEqual(base64Runs('short words only, and one_longer-identifier.'), [
     'one_longer-identifier',
   ]);

@@ -256,6 +256,25 @@ test('a file uploaded in base64 inside JSON is decoded once: 4.5 MiB of it stays
   );
 });
 
+test('lines of text are no blob: 7 MiB of a word list is scanned within the decoding budget', () => {
+  const scanner = createSecretScanner(BUILTIN_DETECTORS, []);
+  const words = ['apple', 'banana', 'kiwi', 'cherry', 'fig', 'grape', 'melon', 'lime', 'pear'];
+  const lines: string[] = [];
+  for (let i = 0, size = 0; size < 7 * 1024 * 1024; i++) {
+    const word = `${words[i % words.length] ?? ''}${words[(i * 4) % words.length] ?? ''}`;
+    lines.push(word);
+    size += word.length + 1;
+  }
+  assert.equal(
+    scanner.scanContent(
+      textViews(lines.join('\n'), 'body'),
+      targetOf('https://uploads.example/'),
+      true,
+    ),
+    undefined,
+  );
+});
+
 test('a MIME part of megabytes in base64 is decoded once: the `=` before CRLF that ends it is no soft break to join it by', () => {
   const scanner = createSecretScanner(BUILTIN_DETECTORS, []);
   // One `=` of padding: a quoted-printable reading joins the blob to the boundary after it.

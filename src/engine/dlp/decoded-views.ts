@@ -26,51 +26,71 @@ const BASE64_CHAR = Uint8Array.from({ length: 128 }, (_, code) =>
 );
 const isBase64 = (code: number): boolean => code < 128 && BASE64_CHAR[code] === 1;
 
+/** A wrapped blob's lines hold at least one base64 quantum. */
+const NARROWEST_WRAP = 4;
+
 /**
- * Runs of base64 characters. A line break between two of them, and the indentation after it,
- * does not end a run: encoders wrap at a width of their own (PEM 64, MIME 76, `base64 -w N`
- * any), and whatever shares a line with the blob's first characters, or takes the line before
- * them (a JSON key, an armour line, a YAML key), only shifts its alignment, which every
- * decoding tries. Hex and base32 use subsets of these characters, so their runs are looked
- * for only inside these. A loop, not a regular expression: this reads every scanned byte of a
- * request.
+ * Runs of base64 characters, a wrapped blob's lines joined: encoders wrap at a width of their
+ * own (PEM 64, MIME 76, `base64 -w N` any), so lines of one width, the last one as wide or
+ * narrower, are one blob, whatever indentation they share. A line of another width before
+ * them (a JSON key, an armour word, a YAML key) is not part of it; nor are lines of text
+ * that only happen to begin and end with such characters (a word list is no blob). Hex and
+ * base32 use subsets of these characters, so their runs are looked for only inside these.
+ * Loops, not regular expressions: this reads every scanned byte of a request.
  */
 export function base64Runs(text: string): string[] {
   const runs: string[] = [];
-  /** The current run's lines before its current one, line breaks removed. */
-  let earlier = '';
-  /** Where the current line of base64 characters began, or -1. */
-  let start = -1;
-  const length = text.length;
-  for (let i = 0; i < length; i++) {
-    const code = text.charCodeAt(i);
-    if (isBase64(code)) {
-      if (start < 0) start = i;
+  let i = 0;
+  while (i < text.length) {
+    if (!isBase64(text.charCodeAt(i))) {
+      i++;
       continue;
     }
-    if (start < 0) continue;
-    const next = code === 10 || code === 13 ? continuation(text, i) : -1;
-    if (next >= 0) {
-      earlier += text.slice(start, i);
-      start = next;
-      i = next;
-      continue;
-    }
-    if (earlier.length + i - start >= MIN_RUN) runs.push(earlier + text.slice(start, i));
-    earlier = '';
-    start = -1;
+    const blob = wrappedBlob(text, i);
+    const run = blob.lines.join('');
+    if (run.length >= MIN_RUN) runs.push(run);
+    i = blob.resume;
   }
-  if (start >= 0 && earlier.length + length - start >= MIN_RUN)
-    runs.push(earlier + text.slice(start));
   return runs;
 }
 
+/** Where the base64 characters starting at `start` end. */
+function lineEnd(text: string, start: number): number {
+  let end = start;
+  while (end < text.length && isBase64(text.charCodeAt(end))) end++;
+  return end;
+}
+
 /**
- * Where a run goes on after the line break at `at` (`\n`, `\r\n` or `\r`, then spaces and
- * tabs), or -1: a blank line or any other character ends it.
+ * The lines of the blob whose first line starts at `start`: the lines after it as wide as it,
+ * then at most one narrower. A narrower second line may as well begin a blob of its own after
+ * a line that is none (a wider key): the runs then read on from it too.
+ */
+function wrappedBlob(text: string, start: number): { lines: string[]; resume: number } {
+  let end = lineEnd(text, start);
+  const lines = [text.slice(start, end)];
+  const width = end - start;
+  let next = width >= NARROWEST_WRAP ? continuation(text, end) : -1;
+  while (next >= 0) {
+    const nextEnd = lineEnd(text, next);
+    const length = nextEnd - next;
+    if (length > width) break;
+    lines.push(text.slice(next, nextEnd));
+    if (length < width) return { lines, resume: lines.length === 2 ? next : nextEnd };
+    end = nextEnd;
+    next = continuation(text, end);
+  }
+  return { lines, resume: end };
+}
+
+/**
+ * Where the line after the line break at `at` (`\n`, `\r\n` or `\r`, then spaces and tabs)
+ * begins with a base64 character, or -1: a blank line or any other character ends a blob.
  */
 function continuation(text: string, at: number): number {
-  let next = at + (text.charCodeAt(at) === 13 && text.charCodeAt(at + 1) === 10 ? 2 : 1);
+  const code = text.charCodeAt(at);
+  if (code !== 10 && code !== 13) return -1;
+  let next = at + (code === 13 && text.charCodeAt(at + 1) === 10 ? 2 : 1);
   while (text.charCodeAt(next) === 32 || text.charCodeAt(next) === 9) next++;
   return next < text.length && isBase64(text.charCodeAt(next)) ? next : -1;
 }

@@ -8,9 +8,10 @@ export interface Detector {
   /** Global and sticky-free: scanned with matchAll over each view of the request. */
   readonly pattern: RegExp;
   /**
-   * The format where a blob's decoded bytes are read, when it differs: there a key or armour
-   * line before a wrapped blob, or a word after it, decodes to stray bytes glued to the
-   * blob's first and last ones, and a word boundary would lose a credential at its edges.
+   * The format where a blob's decoded bytes are read, when it differs: there a line read
+   * with a wrapped blob that is not part of it (a word on the line after it, a wider line
+   * before it) decodes to stray bytes glued to the blob's edges, and a word boundary would
+   * lose a credential there.
    */
   readonly decodedPattern?: RegExp;
   /** A policy's own pattern: written by anyone, so it runs under the scan time limit. */
