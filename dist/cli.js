@@ -41783,17 +41783,17 @@ function strictest(decisions) {
 }
 
 // src/engine/dlp/detectors.ts
-var builtin = (name, body2, { start = "", end = "", flags = "", distinctive } = {}) => ({
+var builtin = (name, body2, { start = "", end = "", flags = "" } = {}) => ({
   name,
   pattern: new RegExp(start + body2 + end, `g${flags}`),
-  ...distinctive ? { decodedPattern: new RegExp(body2, `g${flags}`) } : {}
+  ...end === "" ? {} : { decodedPattern: new RegExp(start + body2, `g${flags}`) }
 });
 var LONGEST = 65536;
 var START = "(?<![A-Za-z0-9])";
 var END = "(?![A-Za-z0-9])";
 var JWT_START = "(?<![A-Za-z0-9_-])";
-var BOUNDED = { start: START, end: END, distinctive: true };
-var STARTS = { start: START, distinctive: true };
+var BOUNDED = { start: START, end: END };
+var STARTS = { start: START };
 var BUILTIN_DETECTORS = [
   builtin("github-token", String.raw`gh[pousr]_[A-Za-z0-9]{36,255}`, STARTS),
   builtin(
@@ -41813,15 +41813,15 @@ var BUILTIN_DETECTORS = [
   ),
   builtin("slack-token", String.raw`xox[abposr]-[A-Za-z0-9-]{10,${LONGEST}}`, STARTS),
   builtin("anthropic-api-key", String.raw`sk-ant-[A-Za-z0-9_-]{20,${LONGEST}}`, STARTS),
-  builtin("openai-api-key", String.raw`sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,${LONGEST}}`, {
-    start: START
-  }),
+  builtin(
+    "openai-api-key",
+    String.raw`sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,${LONGEST}}`,
+    STARTS
+  ),
   builtin("google-api-key", String.raw`AIza[0-9A-Za-z_-]{35}`, STARTS),
   builtin("npm-token", String.raw`npm_[A-Za-z0-9]{36}`, BOUNDED),
   builtin("pypi-token", String.raw`pypi-[A-Za-z0-9_-]{50,${LONGEST}}`, STARTS),
-  builtin("stripe-key", String.raw`(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,${LONGEST}}`, {
-    start: START
-  }),
+  builtin("stripe-key", String.raw`(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,${LONGEST}}`, STARTS),
   builtin(
     "private-key",
     String.raw`-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY-----`

@@ -8,10 +8,9 @@ export interface Detector {
   /** Global and sticky-free: scanned with matchAll over each view of the request. */
   readonly pattern: RegExp;
   /**
-   * The format where a blob's decoded bytes are read, when it differs: there a line read
-   * with a wrapped blob that is not part of it (a word on the line after it, a wider line
-   * before it) decodes to stray bytes glued to the blob's edges, and a word boundary would
-   * lose a credential there.
+   * The format where a blob's decoded bytes are read, when it differs: without what must not
+   * follow it. A word on the line after a wrapped blob is read as its last line, and decodes
+   * to stray bytes glued to the blob's end, where a fixed-length credential may end too.
    */
   readonly decodedPattern?: RegExp;
   /** A policy's own pattern: written by anyone, so it runs under the scan time limit. */
@@ -24,22 +23,16 @@ interface Format {
   /** What must not follow it (a lookahead), or nothing. */
   readonly end?: string;
   readonly flags?: string;
-  /**
-   * Its prefix is particular enough (`ghp_`, `AKIA`, `xoxb-`) that decoded bytes spell it only
-   * as a credential: read there without its boundaries. Not `sk-` (`task-list-…`), `sk_test_`
-   * (`flask_test_…`), nor a JWT (see JWT_START).
-   */
-  readonly distinctive?: true;
 }
 
 const builtin = (
   name: string,
   body: string,
-  { start = '', end = '', flags = '', distinctive }: Format = {},
+  { start = '', end = '', flags = '' }: Format = {},
 ): Detector => ({
   name,
   pattern: new RegExp(start + body + end, `g${flags}`),
-  ...(distinctive ? { decodedPattern: new RegExp(body, `g${flags}`) } : {}),
+  ...(end === '' ? {} : { decodedPattern: new RegExp(start + body, `g${flags}`) }),
 });
 
 /**
@@ -64,8 +57,8 @@ const END = '(?![A-Za-z0-9])';
  */
 const JWT_START = '(?<![A-Za-z0-9_-])';
 
-const BOUNDED = { start: START, end: END, distinctive: true } as const;
-const STARTS = { start: START, distinctive: true } as const;
+const BOUNDED = { start: START, end: END } as const;
+const STARTS = { start: START } as const;
 
 /** Prefix-anchored formats first: a more specific name wins over a generic one. */
 export const BUILTIN_DETECTORS: readonly Detector[] = [
@@ -87,15 +80,15 @@ export const BUILTIN_DETECTORS: readonly Detector[] = [
   ),
   builtin('slack-token', String.raw`xox[abposr]-[A-Za-z0-9-]{10,${LONGEST}}`, STARTS),
   builtin('anthropic-api-key', String.raw`sk-ant-[A-Za-z0-9_-]{20,${LONGEST}}`, STARTS),
-  builtin('openai-api-key', String.raw`sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,${LONGEST}}`, {
-    start: START,
-  }),
+  builtin(
+    'openai-api-key',
+    String.raw`sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,${LONGEST}}`,
+    STARTS,
+  ),
   builtin('google-api-key', String.raw`AIza[0-9A-Za-z_-]{35}`, STARTS),
   builtin('npm-token', String.raw`npm_[A-Za-z0-9]{36}`, BOUNDED),
   builtin('pypi-token', String.raw`pypi-[A-Za-z0-9_-]{50,${LONGEST}}`, STARTS),
-  builtin('stripe-key', String.raw`(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,${LONGEST}}`, {
-    start: START,
-  }),
+  builtin('stripe-key', String.raw`(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,${LONGEST}}`, STARTS),
   builtin(
     'private-key',
     String.raw`-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY-----`,
