@@ -42096,11 +42096,13 @@ function decodeBase32(chars) {
 var UNSCANNABLE = "unscannable";
 function secretForms(value) {
   const bytes = Buffer.from(value, "utf8");
+  const uri = encodeURIComponent(value);
   const json = JSON.stringify(value).slice(1, -1);
   const forms = [
     value,
-    encodeURIComponent(value),
-    percentEncodedAll(bytes),
+    uri,
+    // `!'()*` escaped too: every byte but the unreserved ones, as Python's quote() writes it.
+    uri.replace(/[!'()*]/g, (char) => `%${char.charCodeAt(0).toString(16).toUpperCase()}`),
     json,
     json.replace(
       /[&<>\u2028\u2029]/g,
@@ -42114,14 +42116,6 @@ function secretForms(value) {
     bytes.toString("hex").toUpperCase()
   ];
   return [...new Set(forms)];
-}
-function percentEncodedAll(bytes) {
-  let out = "";
-  for (const byte of bytes) {
-    const char = String.fromCharCode(byte);
-    out += /[A-Za-z0-9._~-]/.test(char) ? char : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
-  }
-  return out;
 }
 function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.patternScanMs) {
   const bound = secrets.filter((secret) => secret.value !== "").map((secret) => {

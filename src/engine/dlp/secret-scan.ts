@@ -54,11 +54,13 @@ export interface View {
  */
 export function secretForms(value: string): string[] {
   const bytes = Buffer.from(value, 'utf8');
+  const uri = encodeURIComponent(value);
   const json = JSON.stringify(value).slice(1, -1);
   const forms = [
     value,
-    encodeURIComponent(value),
-    percentEncodedAll(bytes),
+    uri,
+    // `!'()*` escaped too: every byte but the unreserved ones, as Python's quote() writes it.
+    uri.replace(/[!'()*]/g, (char) => `%${char.charCodeAt(0).toString(16).toUpperCase()}`),
     json,
     json.replace(
       /[&<>\u2028\u2029]/g,
@@ -72,18 +74,6 @@ export function secretForms(value: string): string[] {
     bytes.toString('hex').toUpperCase(),
   ];
   return [...new Set(forms)];
-}
-
-/** Every byte but the unreserved ones (`A-Z a-z 0-9 - . _ ~`) as `%XX`. */
-function percentEncodedAll(bytes: Buffer): string {
-  let out = '';
-  for (const byte of bytes) {
-    const char = String.fromCharCode(byte);
-    out += /[A-Za-z0-9._~-]/.test(char)
-      ? char
-      : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
-  }
-  return out;
 }
 
 export interface SecretScanner {
