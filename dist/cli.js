@@ -13714,20 +13714,20 @@ var require_formdata_parser = __commonJS({
       );
       let value;
       if (isExtended) {
-        const headerValue2 = collectASequenceOfBytes(
+        const headerValue = collectASequenceOfBytes(
           (char) => char !== 32 && char !== 13 && char !== 10 && char !== 59,
           // not space, CRLF, or ;
           input,
           position
         );
-        if (headerValue2[0] !== 117 && headerValue2[0] !== 85 || // u or U
-        headerValue2[1] !== 116 && headerValue2[1] !== 84 || // t or T
-        headerValue2[2] !== 102 && headerValue2[2] !== 70 || // f or F
-        headerValue2[3] !== 45 || // -
-        headerValue2[4] !== 56) {
+        if (headerValue[0] !== 117 && headerValue[0] !== 85 || // u or U
+        headerValue[1] !== 116 && headerValue[1] !== 84 || // t or T
+        headerValue[2] !== 102 && headerValue[2] !== 70 || // f or F
+        headerValue[3] !== 45 || // -
+        headerValue[4] !== 56) {
           throw parsingError("unknown encoding, expected utf-8''");
         }
-        value = decodeURIComponent(decoder.decode(headerValue2.subarray(7)));
+        value = decodeURIComponent(decoder.decode(headerValue.subarray(7)));
       } else if (input[position.position] === 34) {
         position.position++;
         const quotedValue = collectASequenceOfBytes(
@@ -13816,23 +13816,23 @@ var require_formdata_parser = __commonJS({
             break;
           }
           case "content-type": {
-            let headerValue2 = collectASequenceOfBytes(
+            let headerValue = collectASequenceOfBytes(
               (char) => char !== 10 && char !== 13,
               input,
               position
             );
-            headerValue2 = removeChars(headerValue2, false, true, (char) => char === 9 || char === 32);
-            contentType = isomorphicDecode(headerValue2);
+            headerValue = removeChars(headerValue, false, true, (char) => char === 9 || char === 32);
+            contentType = isomorphicDecode(headerValue);
             break;
           }
           case "content-transfer-encoding": {
-            let headerValue2 = collectASequenceOfBytes(
+            let headerValue = collectASequenceOfBytes(
               (char) => char !== 10 && char !== 13,
               input,
               position
             );
-            headerValue2 = removeChars(headerValue2, false, true, (char) => char === 9 || char === 32);
-            encoding = isomorphicDecode(headerValue2);
+            headerValue = removeChars(headerValue, false, true, (char) => char === 9 || char === 32);
+            encoding = isomorphicDecode(headerValue);
             break;
           }
           default: {
@@ -42569,6 +42569,17 @@ function endToEndHeaders(rawHeaders) {
   }
   return kept;
 }
+function headerValues(flat, name) {
+  const values = [];
+  for (let i = 0; i < flat.length; i += 2) {
+    if (flat[i]?.toLowerCase() === name) values.push(flat[i + 1] ?? "");
+  }
+  return values;
+}
+function forwardedValue(req, name) {
+  const values = headerValues(requestHeaders(req.rawHeaders), name);
+  return values.length === 0 ? void 0 : values.join(", ");
+}
 var BodyLimit = class extends Transform {
   constructor(limit) {
     super();
@@ -42636,13 +42647,22 @@ function relayBody(source, res) {
     source.pipe(res);
   });
 }
-function framingRefusal(headers, maxBodyBytes) {
+function framingRefusal(req, maxBodyBytes) {
+  const { headers } = req;
   const coding = (headers["transfer-encoding"] ?? "").split(",").map((part) => part.trim().toLowerCase()).find((part) => part !== "" && part !== "chunked");
   if (coding !== void 0) {
     return {
       status: 501,
       layer: "request",
       reason: `Transfer-Encoding ${coding} is not supported: send the body chunked or with a Content-Length (a Content-Encoding is decoded for scanning)`
+    };
+  }
+  const types = headerValues(req.rawHeaders, "content-type").length;
+  if (types > 1) {
+    return {
+      status: 400,
+      layer: "request",
+      reason: `the request has ${types} Content-Type headers: send one`
     };
   }
   const declared = Number(headers["content-length"] ?? "0");
@@ -42785,7 +42805,7 @@ var RequestInspection = class {
     const detectors = decision.scan;
     const scanned = detectors || this.scanner.guards(target);
     const { req } = this;
-    const contentType = req.headers["content-type"];
+    const contentType = forwardedValue(req, "content-type");
     const methodBody = overridableBody(req.method ?? "", contentType);
     const forMethod = methodBody.length > 0 && hasBody(req) && this.refusesSomeMethod();
     if (!scanned && !forMethod) return void 0;
@@ -42818,7 +42838,7 @@ var RequestInspection = class {
       return true;
     });
     if (!read.ok) return { refusal: read.refusal };
-    const encoding = headerValue(req.headers["content-encoding"]);
+    const encoding = forwardedValue(req, "content-encoding");
     const decoded = decodeBody(read.body, encoding, limit);
     if (!decoded.ok) {
       const layer = scanned ? "dlp" : "method";
@@ -42857,9 +42877,6 @@ var RequestInspection = class {
 };
 function expectsContinue(req) {
   return /^100-continue$/i.test(req.headers.expect ?? "");
-}
-function headerValue(value) {
-  return Array.isArray(value) ? value.join(", ") : value;
 }
 
 // src/engine/decision-log.ts
@@ -43876,7 +43893,7 @@ var Engine = class {
   }
   /** Admits a request (absolute URL) and forwards it to the checked address. */
   async forward(req, res, request) {
-    const framing = framingRefusal(req.headers, this.limits.maxBodyBytes);
+    const framing = framingRefusal(req, this.limits.maxBodyBytes);
     if (framing) {
       const { transport, method, target, requestId } = request;
       res.shouldKeepAlive = false;

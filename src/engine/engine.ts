@@ -365,7 +365,7 @@ export class Engine {
     res: ServerResponse,
     request: AdmissionRequest,
   ): Promise<void> {
-    const framing = framingRefusal(req.headers, this.limits.maxBodyBytes);
+    const framing = framingRefusal(req, this.limits.maxBodyBytes);
     if (framing) {
       const { transport, method, target, requestId } = request;
       res.shouldKeepAlive = false;

@@ -46,6 +46,25 @@ export function endToEndHeaders(rawHeaders: readonly string[]): string[] {
   return kept;
 }
 
+/** Every value of a header (name in lowercase) in a flat name, value list. */
+function headerValues(flat: readonly string[], name: string): string[] {
+  const values: string[] = [];
+  for (let i = 0; i < flat.length; i += 2) {
+    if (flat[i]?.toLowerCase() === name) values.push(flat[i + 1] ?? '');
+  }
+  return values;
+}
+
+/**
+ * A header's value as the origin gets it (repeats joined with `, `), or undefined when it is
+ * not forwarded: a Connection header can name any header away, and what the origin does not
+ * get (a Content-Type) must not be what a body is judged by.
+ */
+export function forwardedValue(req: IncomingMessage, name: string): string | undefined {
+  const values = headerValues(requestHeaders(req.rawHeaders), name);
+  return values.length === 0 ? undefined : values.join(', ');
+}
+
 export interface UpstreamTarget {
   readonly scheme: 'http' | 'https';
   /** The name (or IP text) the client asked for: Host header, SNI and certificate identity. */
@@ -152,15 +171,14 @@ function relayBody(source: Readable, res: ServerResponse): Promise<number> {
 }
 
 /**
- * Why a request's body framing cannot be forwarded, before anything is judged: a transfer
+ * Why a request's body cannot be forwarded as judged, before anything is judged: a transfer
  * coding other than `chunked` (node:http undoes only the chunking, so a body sent `gzip,
  * chunked` would reach the scanner still compressed, and the origin without the header that
- * says so), or a declared length over the body limit.
+ * says so), more than one Content-Type (node:http keeps the first, origins may read another
+ * or all of them joined), or a declared length over the body limit.
  */
-export function framingRefusal(
-  headers: IncomingMessage['headers'],
-  maxBodyBytes: number,
-): Refusal | undefined {
+export function framingRefusal(req: IncomingMessage, maxBodyBytes: number): Refusal | undefined {
+  const { headers } = req;
   const coding = (headers['transfer-encoding'] ?? '')
     .split(',')
     .map((part) => part.trim().toLowerCase())
@@ -170,6 +188,14 @@ export function framingRefusal(
       status: 501,
       layer: 'request',
       reason: `Transfer-Encoding ${coding} is not supported: send the body chunked or with a Content-Length (a Content-Encoding is decoded for scanning)`,
+    };
+  }
+  const types = headerValues(req.rawHeaders, 'content-type').length;
+  if (types > 1) {
+    return {
+      status: 400,
+      layer: 'request',
+      reason: `the request has ${types} Content-Type headers: send one`,
     };
   }
   const declared = Number(headers['content-length'] ?? '0');

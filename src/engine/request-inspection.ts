@@ -8,7 +8,7 @@ import { dlpRefusal, type Inspection } from './admission.js';
 import { bodyMethodOverrides, overridableBody } from './body-method.js';
 import { decodeBody, decodedBodyViews, headerViews } from './dlp/content-views.js';
 import type { SecretScanner } from './dlp/secret-scan.js';
-import { endToEndHeaders, hasBody } from './forward.js';
+import { endToEndHeaders, forwardedValue, hasBody } from './forward.js';
 import type { EngineLimits } from './limits.js';
 import { readBody } from './read-body.js';
 import type { Refusal } from './refusal.js';
@@ -53,7 +53,7 @@ export class RequestInspection {
     const detectors = decision.scan;
     const scanned = detectors || this.scanner.guards(target);
     const { req } = this;
-    const contentType = req.headers['content-type'];
+    const contentType = forwardedValue(req, 'content-type');
     // A body that may name another method (`_method`) is read where some method is refused.
     const methodBody = overridableBody(req.method ?? '', contentType);
     const forMethod = methodBody.length > 0 && hasBody(req) && this.refusesSomeMethod();
@@ -89,7 +89,7 @@ export class RequestInspection {
       return true;
     });
     if (!read.ok) return { refusal: read.refusal };
-    const encoding = headerValue(req.headers['content-encoding']);
+    const encoding = forwardedValue(req, 'content-encoding');
     const decoded = decodeBody(read.body, encoding, limit);
     if (!decoded.ok) {
       const layer = scanned ? 'dlp' : 'method';
@@ -131,8 +131,4 @@ export class RequestInspection {
 
 export function expectsContinue(req: IncomingMessage): boolean {
   return /^100-continue$/i.test(req.headers.expect ?? '');
-}
-
-function headerValue(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value.join(', ') : value;
 }

@@ -424,11 +424,29 @@ test('a POST whose form, multipart or JSON body asks for another method (`_metho
       ['-H', 'Content-Type: multipart/mixed', '--data', '_method=delete'],
       ['-H', 'Content-Type: text/plain;x=/json', '--data', '{"_method":"DELETE"}'],
       ['-H', 'Content-Type: application/json-seq', '--data', '{"_method":"DELETE"}'],
+      // Judged by the Content-Type the origin gets: a Connection header names this one away,
+      // and Rack reads a POST without one as a form.
+      [
+        '-H',
+        'Connection: content-type',
+        '-H',
+        'Content-Type: application/octet-stream',
+        '--data-binary',
+        '_method=delete',
+      ],
     ]) {
       const [status, body] = await post(args);
       assert.equal(status, 403, args.join(' '));
       assert.match(body, /^blocked: the body field _method asks for DELETE: method DELETE/);
     }
+    // Two Content-Types: node:http keeps the first, an origin may read the other.
+    const twoTypes = ['-H', 'Content-Type: application/octet-stream'];
+    const [ambiguous, reason] = await post([
+      ...twoTypes,
+      ...['-H', 'Content-Type: application/x-www-form-urlencoded', '--data', '_method=delete'],
+    ]);
+    assert.equal(ambiguous, 400);
+    assert.equal(reason, 'blocked: the request has 2 Content-Type headers: send one\n');
     assert.equal(f.origin.hits, 0);
     // Read, then forwarded whole: a form without `_method`, one that names an allowed method.
     const [ok, echoed] = await post(['--data', `title=${'x'.repeat(3000)}&_method=post`]);
