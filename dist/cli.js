@@ -41289,14 +41289,13 @@ function decide(policy, request) {
   const allowing = outcomes.filter(({ outcome }) => outcome.allowed).map(({ rule }) => rule);
   const [firstAllowing] = allowing;
   if (firstAllowing !== void 0) {
-    const onThisPort = candidates2.filter((rule) => portAllowed(rule, target.port));
     return {
       verdict: "allow",
       layer: void 0,
       reason: `allowed by egress[${firstAllowing.index}] (${firstAllowing.destination.canonical})`,
       rule: firstAllowing,
       scan: allowing.some((rule) => rule.scan),
-      intercept: target.kind === "authority" && onThisPort.some(needsInspection),
+      intercept: target.kind === "authority" && inspectedOn(policy, target.host, target.port),
       passthrough: allowing.some((rule) => rule.tls === "passthrough"),
       target
     };
@@ -41389,6 +41388,11 @@ function rulePorts(rule) {
 }
 function portAllowed(rule, port2) {
   return rulePorts(rule).includes(port2);
+}
+function inspectedOn(policy, host, port2) {
+  return policy.egress.some(
+    (rule) => hostMatches(rule.destination.host, host) && portAllowed(rule, port2) && needsInspection(rule)
+  );
 }
 function needsInspection(rule) {
   return rule.tls !== "passthrough" && (rule.methods !== void 0 || rule.paths !== void 0 || rule.scan || rule.destination.url !== void 0);
@@ -41588,6 +41592,20 @@ function checkResolvedAddresses(policy, request, addresses) {
     }
   }
   return { ok: true, address: first };
+}
+function interceptedForAddress(policy, ip, port2) {
+  const kind = specialAddressKind(ip);
+  return kind !== void 0 && inspectedOn(policy, { kind: "ip", ip }, port2) ? kind : void 0;
+}
+function passthroughToGuardedAddress(decision, address) {
+  const { ip, kind, port: port2 } = address;
+  const host = decision.target === void 0 ? formatIp(ip) : formatHost(decision.target.host);
+  const passthrough = decision.rule === void 0 ? "its rule" : `egress[${decision.rule.index}]`;
+  return {
+    status: 403,
+    layer: "ssrf",
+    reason: `SSRF blocked: ${host} resolves to ${kind} address ${formatIp(ip)}, whose rules judge methods, paths or content on port ${port2}, which only an intercepted tunnel lets them do; ${passthrough} says "tls: passthrough"`
+  };
 }
 
 // src/engine/body-method.ts
@@ -44068,8 +44086,16 @@ var Engine = class {
       if (!admission.admitted) return refuseSocket(socket, admission.refusal);
       const authority = admission.decision.target;
       if (authority === void 0) throw new Error("unreachable: an admitted CONNECT has a target");
+      const { address: ip } = admission;
+      const { port: port2 } = authority;
+      const kind = interceptedForAddress(this.admission.policy, ip, port2);
+      if (kind !== void 0 && admission.decision.passthrough) {
+        const refusal = passthroughToGuardedAddress(admission.decision, { ip, kind, port: port2 });
+        this.recordBlock(admission.entry, refusal);
+        return refuseSocket(socket, refusal);
+      }
       socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-      const leaf = this.needsInterception(admission.decision) ? this.options.ca.contextFor(authority.host) : void 0;
+      const leaf = kind !== void 0 || this.needsInterception(admission.decision) ? this.options.ca.contextFor(authority.host) : void 0;
       const hello = await awaitClientHello(socket, head, authority.host, this.limits);
       if (!hello.ok) {
         this.recordBlock(admission.entry, { status: 403, layer: "sni", reason: hello.reason });

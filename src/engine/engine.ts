@@ -27,6 +27,7 @@ import { clientErrorRefusal, refuseResponse, refuseSocket, type Refusal } from '
 import { tunnelTarget, webSocketTarget, type TunnelAuthority } from './request-targets.js';
 import type { Resolver } from './resolver.js';
 import { awaitClientHello, relay } from './tunnel.js';
+import { interceptedForAddress, passthroughToGuardedAddress } from './ssrf.js';
 import { formatHost, refusesSomeMethod, type Policy } from '../policy/index.js';
 import { parseRequestTarget } from '../policy/target.js';
 import type { IpAddress } from '../policy/ip.js';
@@ -575,12 +576,21 @@ export class Engine {
       if (!admission.admitted) return refuseSocket(socket, admission.refusal);
       const authority = admission.decision.target;
       if (authority === undefined) throw new Error('unreachable: an admitted CONNECT has a target');
+      const { address: ip } = admission;
+      const { port } = authority;
+      const kind = interceptedForAddress(this.admission.policy, ip, port);
+      if (kind !== undefined && admission.decision.passthrough) {
+        const refusal = passthroughToGuardedAddress(admission.decision, { ip, kind, port });
+        this.recordBlock(admission.entry, refusal);
+        return refuseSocket(socket, refusal);
+      }
       socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       // The leaf is minted while the client, having read the 200, sets up its TLS, rather
       // than after its hello arrives.
-      const leaf = this.needsInterception(admission.decision)
-        ? this.options.ca.contextFor(authority.host)
-        : undefined;
+      const leaf =
+        kind !== undefined || this.needsInterception(admission.decision)
+          ? this.options.ca.contextFor(authority.host)
+          : undefined;
       const hello = await awaitClientHello(socket, head, authority.host, this.limits);
       if (!hello.ok) {
         this.recordBlock(admission.entry, { status: 403, layer: 'sni', reason: hello.reason });

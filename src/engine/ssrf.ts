@@ -4,7 +4,7 @@
 // request itself: its port, path and method. Naming 127.0.0.1:8080 for a stand-in API opens
 // that, not every loopback port to any name that resolves there.
 
-import { ruleAllows } from '../policy/decide.js';
+import { inspectedOn, ruleAllows } from '../policy/decide.js';
 import { hostMatches } from '../policy/destination.js';
 import { formatHost } from '../policy/host.js';
 import type { RequestTarget } from '../policy/target.js';
@@ -18,7 +18,8 @@ import {
   parseIpv6,
   ipv6Address,
 } from '../policy/ip.js';
-import type { Policy } from '../policy/index.js';
+import type { Decision, Policy } from '../policy/index.js';
+import type { Refusal } from './refusal.js';
 
 interface SpecialRange {
   readonly cidr: Cidr;
@@ -121,4 +122,36 @@ export function checkResolvedAddresses(
     }
   }
   return { ok: true, address: first };
+}
+
+/**
+ * Whether a tunnel to this address must be intercepted whatever the name it was asked for: a
+ * loopback or private address passes the guard only on the rules naming it, and where those
+ * judge methods, paths or content, they can do so only inside TLS. The address's kind if so.
+ */
+export function interceptedForAddress(
+  policy: Policy,
+  ip: IpAddress,
+  port: number,
+): string | undefined {
+  const kind = specialAddressKind(ip);
+  return kind !== undefined && inspectedOn(policy, { kind: 'ip', ip }, port) ? kind : undefined;
+}
+
+/**
+ * A `tls: passthrough` tunnel to an address that needs interception (see above): the rules
+ * naming the address could judge nothing inside it, so it is refused.
+ */
+export function passthroughToGuardedAddress(
+  decision: Decision,
+  address: { ip: IpAddress; kind: string; port: number },
+): Refusal {
+  const { ip, kind, port } = address;
+  const host = decision.target === undefined ? formatIp(ip) : formatHost(decision.target.host);
+  const passthrough = decision.rule === undefined ? 'its rule' : `egress[${decision.rule.index}]`;
+  return {
+    status: 403,
+    layer: 'ssrf',
+    reason: `SSRF blocked: ${host} resolves to ${kind} address ${formatIp(ip)}, whose rules judge methods, paths or content on port ${port}, which only an intercepted tunnel lets them do; ${passthrough} says "tls: passthrough"`,
+  };
 }

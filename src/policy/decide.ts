@@ -1,7 +1,7 @@
 // The egress decision: pure, from a policy and a request to a verdict with its reason.
 // The engine turns this one value into the HTTP answer, the receipt and the log line.
 
-import { formatHost } from './host.js';
+import { formatHost, type Host } from './host.js';
 import { hostMatches, type Destination } from './destination.js';
 import { pathReadings, pathWithin } from './path.js';
 import { parseRequestTarget, type RequestTarget } from './target.js';
@@ -79,14 +79,13 @@ export function decide(policy: Policy, request: EgressRequest): Decision {
   const allowing = outcomes.filter(({ outcome }) => outcome.allowed).map(({ rule }) => rule);
   const [firstAllowing] = allowing;
   if (firstAllowing !== undefined) {
-    const onThisPort = candidates.filter((rule) => portAllowed(rule, target.port));
     return {
       verdict: 'allow',
       layer: undefined,
       reason: `allowed by egress[${firstAllowing.index}] (${firstAllowing.destination.canonical})`,
       rule: firstAllowing,
       scan: allowing.some((rule) => rule.scan),
-      intercept: target.kind === 'authority' && onThisPort.some(needsInspection),
+      intercept: target.kind === 'authority' && inspectedOn(policy, target.host, target.port),
       passthrough: allowing.some((rule) => rule.tls === 'passthrough'),
       target,
     };
@@ -209,6 +208,17 @@ export function rulePorts(rule: EgressRule): readonly number[] {
 
 function portAllowed(rule: EgressRule, port: number): boolean {
   return rulePorts(rule).includes(port);
+}
+
+/**
+ * Whether a rule naming this host on this port needs to see inside TLS to judge a tunnel's
+ * requests: it restricts methods or paths, scans, or is a URL prefix.
+ */
+export function inspectedOn(policy: Policy, host: Host, port: number): boolean {
+  return policy.egress.some(
+    (rule) =>
+      hostMatches(rule.destination.host, host) && portAllowed(rule, port) && needsInspection(rule),
+  );
 }
 
 function needsInspection(rule: EgressRule): boolean {

@@ -378,6 +378,62 @@ egress:
   }
 });
 
+test('a name resolving to a loopback address whose rule judges methods and paths is intercepted and held to that rule; a passthrough name there is refused', async () => {
+  const origin = await startHttpsOrigin(echo, pki);
+  const proxy = await startEngine({
+    pins: { 'plain.example.test': '127.0.0.1', 'other.example.test': '127.0.0.1' },
+    upstreamCa: [pki.caCert],
+    policy: `version: "1.0"
+egress:
+  - destination: "127.0.0.1"
+    ports: [${origin.port}]
+    methods: ["GET"]
+    paths: ["/ok/"]
+  - destination: "plain.example.test"
+    ports: [${origin.port}]
+  - destination: "other.example.test"
+    ports: [${origin.port}]
+    tls: passthrough
+default_deny: true
+`,
+  });
+  try {
+    const base = `https://plain.example.test:${origin.port}`;
+    const get = await curlTrustingRunCa(proxy, ['-i', `${base}/ok/x`]);
+    assert.equal(parseCurlResponse(get.stdout).status, 200, get.stderr);
+    for (const args of [['-d', 'x', `${base}/ok/x`], [`${base}/admin`]]) {
+      const refused = await curlTrustingRunCa(proxy, ['-i', ...args]);
+      assert.equal(parseCurlResponse(refused.stdout).status, 403, args.join(' '));
+    }
+    const passthrough = await curl([
+      ...['--proxy', proxy.proxyUrl, '--cacert', pki.caFile],
+      `https://other.example.test:${origin.port}/ok/x`,
+    ]);
+    assert.equal(passthrough.code, 56, passthrough.stderr);
+    assert.equal(origin.hits, 1);
+    await proxy.stop();
+    const blocks = readEvidenceDir(proxy.dir)
+      .receipts.map((r) => r.action_record)
+      .filter((r) => r.verdict === 'block');
+    assert.deepEqual(
+      blocks.map((r) => [r.transport, r.method, r.layer]),
+      [
+        ['intercept', 'POST', 'ssrf'],
+        ['intercept', 'GET', 'ssrf'],
+        ['connect', 'CONNECT', 'ssrf'],
+      ],
+    );
+    assert.equal(
+      blocks[2]?.pattern,
+      `SSRF blocked: other.example.test resolves to loopback address 127.0.0.1, whose rules judge methods, paths or content on port ${origin.port}, which only an intercepted tunnel lets them do; egress[2] says "tls: passthrough"`,
+    );
+  } finally {
+    await proxy.stop();
+    await origin.close();
+    cleanup(join(proxy.dir, '..'));
+  }
+});
+
 test('limits hold inside the tunnel too: oversized headers get 431 with an intercept receipt', async () => {
   const f = await fixture();
   try {
