@@ -13,14 +13,14 @@ const MULTIPART_TYPES = new Set(['multipart/form-data', 'multipart/mixed', 'mult
 
 /**
  * How frameworks read this POST body for `_method`: none when no framework does. The media
- * type ends at `;`, `,` or a space (Rack cuts at the first two, PHP at all three); Rack reads
- * a POST without a Content-Type as a form; Laravel reads JSON wherever the header holds
- * `/json` or `+json`.
+ * type ends at `;`, `,` or a space (Rack cuts at the first two and drops the whitespace before
+ * the cut, such as a tab; PHP cuts at all three); Rack reads a POST without a Content-Type as
+ * a form; Laravel reads JSON wherever the header holds `/json` or `+json`.
  */
 export function overridableBody(method: string, contentType: string | undefined): BodyKind[] {
   if (method !== 'POST') return [];
-  const header = (contentType ?? '').trim().toLowerCase();
-  const type = header.split(/[;, ]/, 1)[0] ?? '';
+  const header = (contentType ?? '').toLowerCase();
+  const type = (header.split(/[;, ]/, 1)[0] ?? '').trim();
   const kinds: BodyKind[] = [];
   if (type === '' || type === 'application/x-www-form-urlencoded') kinds.push('form');
   if (MULTIPART_TYPES.has(type))

@@ -10,6 +10,9 @@ test('a POST with a form, multipart, JSON or no Content-Type may name its method
     // Rack cuts the media type at `,` too, PHP at a space as well.
     ['POST', 'application/x-www-form-urlencoded,text/plain', ['form']],
     ['POST', 'application/x-www-form-urlencoded charset=x', ['form']],
+    // Rack drops the whitespace before the cut: a tab too.
+    ['POST', 'application/x-www-form-urlencoded\t;charset=utf-8', ['form']],
+    ['POST', 'multipart/form-data\t; boundary=x', ['multipart']],
     ['POST', 'Multipart/Form-Data; boundary=x', ['multipart']],
     ['POST', 'multipart/mixed; boundary=x', ['multipart']],
     // Without a boundary Rack reads a multipart type as a form.
