@@ -102,9 +102,8 @@ export class RequestInspection {
     }
     this.bodyLeftUnread = false;
     this.body = read.body;
-    return {
-      methodOverrides: forMethod ? bodyMethodOverrides(decoded.body, methodBody, contentType) : [],
-    };
+    if (!forMethod) return { methodOverrides: [] };
+    return bodyMethodOverrides(decoded.body, methodBody, contentType);
   };
 
   /**

@@ -1,7 +1,11 @@
 // `_method` in POST bodies: which bodies frameworks read it from, and what they find there.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bodyMethodOverrides, overridableBody } from '../../src/engine/body-method.js';
+import {
+  bodyMethodOverrides,
+  overridableBody,
+  type BodyMethods,
+} from '../../src/engine/body-method.js';
 
 test('a POST with a form, multipart, JSON or no Content-Type may name its method, read as each framework reads the type; nothing else does', () => {
   const rows: [string, string | undefined, string[]][] = [
@@ -15,8 +19,10 @@ test('a POST with a form, multipart, JSON or no Content-Type may name its method
     ['POST', 'multipart/form-data\t; boundary=x', ['multipart']],
     ['POST', 'Multipart/Form-Data; boundary=x', ['multipart']],
     ['POST', 'multipart/mixed; boundary=x', ['multipart']],
-    // Without a boundary Rack reads a multipart type as a form.
+    // Without a boundary Rack reads a multipart type as a form; one that names a boundary is
+    // read as multipart, if it is plain.
     ['POST', 'multipart/related', ['form']],
+    ['POST', 'multipart/form-data, boundary=x', ['multipart']],
     ['POST', 'application/json', ['json']],
     ['POST', 'application/vnd.api+json; charset=utf-8', ['json']],
     // Laravel: JSON wherever the header holds `/json` or `+json`.
@@ -32,12 +38,20 @@ test('a POST with a form, multipart, JSON or no Content-Type may name its method
     assert.deepEqual(overridableBody(method, type), kinds, `${method} ${type}`);
 });
 
+/** How a POST body of this type is read for `_method`. */
+function read(body: string, type: string): BodyMethods {
+  const kinds = overridableBody('POST', type);
+  assert.ok(kinds.length > 0, type);
+  return bodyMethodOverrides(Buffer.from(body), kinds, type);
+}
+
+function methods(body: string, type: string): string[] {
+  const found = read(body, type);
+  assert.ok('methodOverrides' in found, `${type}: ${JSON.stringify(body)}`);
+  return found.methodOverrides.map((o) => o.method);
+}
+
 test('the methods a body asks for, in each kind of body', () => {
-  const methods = (body: string, type: string) => {
-    const kinds = overridableBody('POST', type);
-    assert.ok(kinds.length > 0, type);
-    return bodyMethodOverrides(Buffer.from(body), kinds, type).map((o) => o.method);
-  };
   const form = 'application/x-www-form-urlencoded';
   assert.deepEqual(methods('a=1&_method=delete&_method=put', form), ['DELETE', 'PUT']);
   assert.deepEqual(methods('a=1&%5Fmethod=patch', form), ['PATCH']);
@@ -79,4 +93,102 @@ test('the methods a body asks for, in each kind of body', () => {
     'OPTIONS',
   ]);
   assert.deepEqual(methods(multipart, 'multipart/form-data'), []);
+});
+
+test('a multipart body is read only if plain, where frameworks find the same boundary, delimiters, headers and names; any other is refused', () => {
+  const type = 'multipart/form-data; boundary=AAA';
+  const field = (disposition: string, value: string) =>
+    `--AAA\r\nContent-Disposition: ${disposition}\r\n\r\n${value}\r\n`;
+  const title = 'Content-Disposition: form-data; name="title"\r\n\r\nx';
+  const method = 'Content-Disposition: form-data; name="_method"\r\n\r\ndelete';
+  const plain = `--AAA\r\n${title}\r\n--AAA\r\n${method}\r\n--AAA--\r\n`;
+  assert.deepEqual(methods(plain, type), ['DELETE']);
+  const refused = (body: string, contentType: string) => {
+    const found = read(body, contentType);
+    assert.ok('refusal' in found, `${contentType}: ${JSON.stringify(body)}`);
+    assert.equal(found.refusal.status, 403);
+    assert.equal(found.refusal.layer, 'method');
+    assert.match(
+      found.refusal.reason,
+      /^the multipart body is not plain enough to know which method/,
+    );
+  };
+  // Rack finds a boundary anywhere after the type, PHP after the first `boundary`: both read
+  // AAA from the first two. Both read an unquoted one up to `;` or `,`, spaces and all, and
+  // Rack a quoted one too.
+  for (const contentType of [
+    'multipart/form-data, boundary=AAA',
+    'multipart/form-data; xboundary=AAA',
+    'multipart/form-data; boundary=AAA; boundary=BBB',
+    'multipart/form-data; boundary =AAA',
+    'multipart/form-data; boundary=AAA x',
+    'multipart/form-data; boundary',
+    'multipart/form-data; boundary=""',
+    'multipart/form-data; boundary="AAA;x"',
+    'multipart/form-data; boundary="A\\AA"',
+  ])
+    refused(plain, contentType);
+  for (const body of [
+    // PHP takes a bare LF as a line end.
+    plain.replaceAll('\r\n', '\n'),
+    `--AAA\r\nContent-Disposition: form-data; name="title"\n\r\n\r\nx\r\n--AAA--\r\n`,
+    `--AAA\r\nContent-Disposition: form-data; name="title"\rX: y\r\n\r\nx\r\n--AAA--\r\n`,
+    // Rack unescapes `\` in a quoted value, PHP reads `'` as a quote.
+    field('form-data; name="_\\method"', 'delete'),
+    field("form-data; name='_method'", 'delete'),
+    field('form-data; name*="_method"', 'delete'),
+    // Rack takes the first name, PHP the last; PHP reads `name=` in the disposition type.
+    field('form-data; name="title"; name="_method"', 'delete'),
+    field('name=_method', 'delete'),
+    field('form-data; name=_method x', 'delete'),
+    // PHP adds a line without `:`, or one that starts with a space, to the header before it.
+    field('form-data; name="title"\r\n; name="_method"', 'delete'),
+    field('form-data; name="title"\r\n name="_method"', 'delete'),
+    // A part without headers: PHP and Rack read on past the next delimiter for them.
+    `--AAA\r\n\r\ndelete\r\n--AAA--\r\n`,
+    `--AAA\r\n--AAA\r\n${title}\r\n--AAA--\r\n`,
+    // PHP ends a part at a delimiter after a bare LF and takes a line that starts with one for
+    // one; older Rack ends it at a delimiter anywhere.
+    `--AAA\r\n${title}\n--AAA\r\n${method}\r\n--AAA--\r\n`,
+    `--AAA\r\n${title}\r\n--AAAX\n${method}\r\n--AAA--\r\n`,
+    `--AAA\r\n${title}--AAA\r\n${method}\r\n--AAA--\r\n`,
+    // Past the closing delimiter PHP reads on, and Rack looks for an opening one.
+    `${plain}${field('form-data; name="_method"', 'delete')}`,
+    `--AAA--\r\n${plain}`,
+    `${plain}epilogue`,
+  ])
+    refused(body, type);
+});
+
+test('a plain multipart body names its method in a Content-Disposition or a Content-ID; real clients write plain ones', () => {
+  const type = 'multipart/form-data; charset=utf-8; boundary="A B"';
+  const part = (headers: string, value: string) => `--A B\r\n${headers}\r\n\r\n${value}\r\n`;
+  // A preamble, no closing delimiter, the name's parameter in any case (PHP).
+  assert.deepEqual(
+    methods(`preamble\r\n${part('content-disposition: form-data;NAME=_method ', 'put')}`, type),
+    ['PUT'],
+  );
+  // Rack names a part by its Content-ID without a Content-Disposition (or with one too long).
+  const byId = `${part('Content-ID: _method', 'delete')}${part('Content-Disposition: form-data; name="a"\r\nContent-ID: _method', 'patch')}--A B--`;
+  assert.deepEqual(methods(byId, type), ['DELETE', 'PATCH']);
+  // curl -F, with a file; Google Drive's multipart/related upload, with Content-Type parts.
+  const curlUpload = [
+    '--------------------------d74496d66958873e\r\n',
+    'Content-Disposition: form-data; name="title"\r\n\r\nx\r\n',
+    '--------------------------d74496d66958873e\r\n',
+    'Content-Disposition: form-data; name="file"; filename="a b.txt"\r\n',
+    'Content-Type: text/plain\r\n\r\nline 1\r\n\r\nline 2 --\r\n',
+    '--------------------------d74496d66958873e--\r\n',
+  ].join('');
+  assert.deepEqual(
+    methods(curlUpload, 'multipart/form-data; boundary=------------------------d74496d66958873e'),
+    [],
+  );
+  const drive = [
+    '--foo_bar_baz\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{"name":"a.jpg"}\r\n',
+    '--foo_bar_baz\r\nContent-Type: image/jpeg\r\n\r\n\xff\xd8\xff\r\n--foo_bar_baz--',
+  ].join('');
+  assert.deepEqual(methods(drive, 'multipart/related; boundary=foo_bar_baz'), []);
+  // Without any delimiter no framework finds a part.
+  assert.deepEqual(methods('_method=delete', type), []);
 });

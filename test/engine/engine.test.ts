@@ -493,6 +493,74 @@ test('a POST whose form, multipart or JSON body asks for another method (`_metho
   }
 });
 
+test('a multipart body frameworks may read differently is refused where some method is refused; plain ones are read', async () => {
+  const f = await fixture(getOrPostPolicy('enforce'));
+  const dir = tempDir('multipart-method-');
+  try {
+    const post = async (host: string, args: readonly string[]) => {
+      const url = `http://${host}:${f.origin.port}/items/7`;
+      const result = await curl(['-i', '--proxy', f.proxy.proxyUrl, ...args, url]);
+      return parseCurlResponse(result.stdout);
+    };
+    let files = 0;
+    const body = (type: string, text: string) => {
+      const path = join(dir, `body-${(files += 1)}`);
+      writeFileSync(path, text, 'latin1');
+      return ['-H', `Content-Type: ${type}`, '--data-binary', `@${path}`];
+    };
+    const part = (headers: string) => `--AAA\r\n${headers}\r\n\r\nDELETE\r\n--AAA--\r\n`;
+    const method = part('Content-Disposition: form-data; name="_method"');
+    // Each is a DELETE to Rack or PHP: a boundary Rack and PHP find elsewhere, a name Rack
+    // unescapes or PHP unquotes, and LF line ends PHP takes.
+    const unplain = [
+      body('multipart/form-data, boundary=AAA', method),
+      body('multipart/form-data; xboundary=AAA', method),
+      body(
+        'multipart/form-data; boundary=AAA',
+        part('Content-Disposition: form-data; name="_\\method"'),
+      ),
+      body(
+        'multipart/form-data; boundary=AAA',
+        part("Content-Disposition: form-data; name='_method'"),
+      ),
+      body('multipart/form-data; boundary=AAA', method.replaceAll('\r\n', '\n')),
+    ];
+    for (const args of unplain) {
+      const response = await post('api.example.test', args);
+      assert.equal(response.status, 403, args.join(' '));
+      assert.equal(response.headers['x-pipelock-egress-block'], 'method');
+      assert.match(
+        response.body.toString(),
+        /^blocked: the multipart body is not plain enough to know which method \(_method\) frameworks take it for, and some method is refused here: send it plain/,
+      );
+    }
+    // Rack's name for a part without a Content-Disposition is its Content-ID.
+    const byId = await post(
+      'api.example.test',
+      body('multipart/related; boundary=AAA', part('Content-ID: _method')),
+    );
+    assert.equal(byId.status, 403);
+    assert.match(byId.body.toString(), /^blocked: the body field _method asks for DELETE/);
+    assert.equal(f.origin.hits, 0);
+    // Where every method is allowed, no body is read for one.
+    assert.equal((await post('127.0.0.1', unplain[0] ?? [])).status, 200);
+    // curl -F with a file, and a Google Drive style multipart/related upload, are plain.
+    const upload = join(dir, 'upload.txt');
+    writeFileSync(upload, 'line 1\r\n\r\n--line 2\r\n');
+    const form = ['-F', 'title=x', '-F', `file=@${upload}`];
+    assert.equal((await post('api.example.test', form)).status, 200);
+    const drive = [
+      '--foo_bar_baz\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{"name":"a.jpg"}\r\n',
+      '--foo_bar_baz\r\nContent-Type: image/jpeg\r\n\r\n\xff\xd8\xff\xe0\r\n--foo_bar_baz--\r\n',
+    ].join('');
+    const related = body('multipart/related; boundary=foo_bar_baz', drive);
+    assert.equal((await post('api.example.test', related)).status, 200);
+    assert.equal(f.origin.hits, 3);
+  } finally {
+    await f.close();
+  }
+});
+
 test('a method-override header is judged as the method it asks for', async () => {
   const f = await fixture(basicPolicy);
   try {
