@@ -45,11 +45,12 @@ export function overridableBody(method: string, contentType: string | undefined)
 }
 
 /**
- * A field PHP hands over as `_method`: it drops leading spaces and reads a `.` or a space in a
- * name as `_` (`.method`); `[` is matched too, which is only stricter.
+ * A field PHP hands over as `_method`: it ends a name at a NUL (`_method%00x`), drops leading
+ * spaces and reads a `.` or a space in a name as `_` (`.method`); `[` is matched too, which is
+ * only stricter.
  */
 function isMethodField(name: string): boolean {
-  return /^ *[_. []method$/.test(name);
+  return /^ *[_. []method(?:\0|$)/.test(name);
 }
 
 /**

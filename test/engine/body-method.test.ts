@@ -63,6 +63,11 @@ test('the methods a body asks for, in each kind of body', () => {
     'PATCH',
   ]);
   assert.deepEqual(methods('x.method=delete&_method_=put&__method=patch', form), []);
+  // PHP ends a name at a NUL.
+  assert.deepEqual(methods('_method%00=delete&.method%00x=put&x%00_method=patch', form), [
+    'DELETE',
+    'PUT',
+  ]);
   assert.deepEqual(methods('{"_method":"DELETE","a":1}', 'application/json'), ['DELETE']);
   assert.deepEqual(methods('{"_\\u006dethod":"delete"}', 'application/json'), ['DELETE']);
   assert.deepEqual(methods('{"a":{"_method":"DELETE"}}', 'application/json'), []);
@@ -78,6 +83,7 @@ test('the methods a body asks for, in each kind of body', () => {
     part('form-data; filename="a.txt"; name="_method"', 'patch'),
     part('form-data; name="_method_x"', 'trace'),
     part('form-data; name=".method"', 'options'),
+    part('form-data; name="_method\0x"', 'connect'),
     '--b0und--\r\n',
   ].join('');
   assert.deepEqual(methods(multipart, 'multipart/form-data; boundary="b0und"'), [
@@ -85,12 +91,14 @@ test('the methods a body asks for, in each kind of body', () => {
     'PUT',
     'PATCH',
     'OPTIONS',
+    'CONNECT',
   ]);
   assert.deepEqual(methods(multipart, 'multipart/form-data; boundary=b0und'), [
     'DELETE',
     'PUT',
     'PATCH',
     'OPTIONS',
+    'CONNECT',
   ]);
   assert.deepEqual(methods(multipart, 'multipart/form-data'), []);
 });

@@ -381,6 +381,8 @@ test('a POST asking for another method in its `_method` query parameter is judge
     // PHP reads `.` (and a leading space) in a name as `_`: Laravel and Symfony see `_method`.
     assert.equal((await post('?.method=DELETE'))[0], 403);
     assert.equal((await post('?+.method=DELETE'))[0], 403);
+    // PHP ends a name at a NUL.
+    assert.equal((await post('?_method%00=DELETE'))[0], 403);
     assert.equal(f.origin.hits, 0);
     assert.equal((await post('?_method=POST'))[0], 200);
     assert.equal((await post(''))[0], 200);
@@ -412,9 +414,11 @@ test('a POST whose form, multipart or JSON body asks for another method (`_metho
       ['-F', 'title=x', '-F', '_method=delete'],
       ['-H', 'Content-Type: application/json', '--data', '{"_method":"DELETE"}'],
       ['-H', 'Content-Encoding: gzip', '--data-binary', `@${gzipped}`],
-      // PHP's name for `.method`; the types Rack cuts at `,` or reads as multipart (as a form
-      // without a boundary); JSON wherever Laravel finds `/json` in the header.
+      // PHP's names for `.method` and `_method%00`; the types Rack cuts at `,` or reads as
+      // multipart (as a form without a boundary); JSON wherever Laravel finds `/json` in the
+      // header.
       ['--data', 'title=x&.method=delete'],
+      ['--data', 'title=x&_method%00=delete'],
       [
         '-H',
         'Content-Type: application/x-www-form-urlencoded,text/plain',
