@@ -54,20 +54,22 @@ function isMethodField(name: string): boolean {
 }
 
 /**
- * Each method a POST body of these kinds asks for (its Content-Encoding already undone), or a
- * refusal for a multipart body frameworks may not all read alike.
+ * Each method a POST body of these kinds asks for in any of its readings (as sent, which PHP,
+ * Laravel and Symfony read whatever its Content-Encoding, and decoded), or a refusal for a
+ * multipart body frameworks may not all read alike.
  */
 export function bodyMethodOverrides(
-  body: Buffer,
+  readings: readonly Buffer[],
   kinds: readonly BodyKind[],
   contentType: string | undefined,
 ): BodyMethods {
   const values: string[] = [];
-  for (const kind of kinds) {
-    const found = fieldValues(body, kind, contentType ?? '');
-    if (found === undefined) return { refusal: NOT_PLAIN };
-    values.push(...found);
-  }
+  for (const body of readings)
+    for (const kind of kinds) {
+      const found = fieldValues(body, kind, contentType ?? '');
+      if (found === undefined) return { refusal: NOT_PLAIN };
+      values.push(...found);
+    }
   return {
     methodOverrides: values.map((value) => ({
       source: SOURCE,

@@ -103,7 +103,8 @@ export class RequestInspection {
     this.bodyLeftUnread = false;
     this.body = read.body;
     if (!forMethod) return { methodOverrides: [] };
-    return bodyMethodOverrides(decoded.body, methodBody, contentType);
+    const readings = decoded.body === read.body ? [read.body] : [read.body, decoded.body];
+    return bodyMethodOverrides(readings, methodBody, contentType);
   };
 
   /**

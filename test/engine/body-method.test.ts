@@ -42,7 +42,7 @@ test('a POST with a form, multipart, JSON or no Content-Type may name its method
 function read(body: string, type: string): BodyMethods {
   const kinds = overridableBody('POST', type);
   assert.ok(kinds.length > 0, type);
-  return bodyMethodOverrides(Buffer.from(body), kinds, type);
+  return bodyMethodOverrides([Buffer.from(body)], kinds, type);
 }
 
 function methods(body: string, type: string): string[] {
@@ -199,4 +199,15 @@ test('a plain multipart body names its method in a Content-Disposition or a Cont
   assert.deepEqual(methods(drive, 'multipart/related; boundary=foo_bar_baz'), []);
   // Without any delimiter no framework finds a part.
   assert.deepEqual(methods('_method=delete', type), []);
+});
+
+test('a body is read for `_method` in each of its readings: as sent and decoded', () => {
+  const type = 'application/json';
+  const readings = [Buffer.from('{"_method":"DELETE"}'), Buffer.from('{"_method":"put"}')];
+  const found = bodyMethodOverrides(readings, overridableBody('POST', type), type);
+  assert.ok('methodOverrides' in found);
+  assert.deepEqual(
+    found.methodOverrides.map((o) => o.method),
+    ['DELETE', 'PUT'],
+  );
 });
