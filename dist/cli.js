@@ -41610,33 +41610,50 @@ function passthroughToGuardedAddress(decision, address) {
 
 // src/engine/body-method.ts
 var SOURCE = "the body field _method";
+var NOT_PLAIN = {
+  status: 403,
+  layer: "method",
+  reason: "the multipart body is not plain enough to know which method (_method) frameworks take it for, and some method is refused here: send it plain: one `; boundary=` parameter (a token, or quoted without `\\`, `;` or `,`); the boundary only in delimiter lines, each at a line start and ending in CRLF (the closing one in `--`, at the end of the body); part headers as `Name: value` lines ending in CRLF; Content-Disposition parameters as tokens or quoted without `\\`, one `name` at most and no `name*`"
+};
+var TOKEN = "[!#$%&*+.^_`|~0-9A-Za-z-]+";
 var MULTIPART_TYPES = /* @__PURE__ */ new Set(["multipart/form-data", "multipart/mixed", "multipart/related"]);
 function overridableBody(method, contentType) {
   if (method !== "POST") return [];
-  const header = (contentType ?? "").trim().toLowerCase();
-  const type = header.split(/[;, ]/, 1)[0] ?? "";
+  const header = (contentType ?? "").toLowerCase();
+  const type = (header.split(/[;, ]/, 1)[0] ?? "").trim();
   const kinds = [];
   if (type === "" || type === "application/x-www-form-urlencoded") kinds.push("form");
-  if (MULTIPART_TYPES.has(type))
-    kinds.push(boundaryOf(header) === void 0 ? "form" : "multipart");
+  if (MULTIPART_TYPES.has(type)) kinds.push(header.includes("boundary") ? "multipart" : "form");
   if (header.includes("/json") || header.includes("+json")) kinds.push("json");
   return kinds;
 }
 function isMethodField(name) {
-  return /^ *[_. []method$/.test(name);
+  return /^ *[_. []method(?:\0|$)/.test(name);
 }
-function bodyMethodOverrides(body2, kinds, contentType) {
-  const asked = (values) => values.map((value) => ({ source: SOURCE, method: value.trim().toUpperCase() }));
-  return kinds.flatMap((kind) => {
-    switch (kind) {
-      case "form":
-        return asked(formMethods(body2.toString("utf8")));
-      case "json":
-        return asked(jsonMethod(body2.toString("utf8")));
-      case "multipart":
-        return asked(multipartMethods(body2.toString("latin1"), boundaryOf(contentType ?? "")));
+function bodyMethodOverrides(readings, kinds, contentType) {
+  const values = [];
+  for (const body2 of readings)
+    for (const kind of kinds) {
+      const found = fieldValues(body2, kind, contentType ?? "");
+      if (found === void 0) return { refusal: NOT_PLAIN };
+      values.push(...found);
     }
-  });
+  return {
+    methodOverrides: values.map((value) => ({
+      source: SOURCE,
+      method: value.trim().toUpperCase()
+    }))
+  };
+}
+function fieldValues(body2, kind, contentType) {
+  switch (kind) {
+    case "form":
+      return formMethods(body2.toString("utf8"));
+    case "json":
+      return jsonMethod(body2.toString("utf8"));
+    case "multipart":
+      return multipartMethods(body2.toString("latin1"), contentType);
+  }
 }
 function formMethods(form) {
   return [...new URLSearchParams(form)].flatMap(
@@ -41653,19 +41670,77 @@ function jsonMethod(text2) {
     return [];
   }
 }
-function boundaryOf(contentType) {
-  return /;\s*boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType)?.slice(1).find(Boolean);
+function multipartMethods(text2, contentType) {
+  const boundary = plainBoundary(contentType);
+  const parts = boundary === void 0 ? void 0 : plainParts(text2, boundary);
+  if (parts === void 0) return void 0;
+  const values = [];
+  for (const { headers, value } of parts) {
+    const names = partNames(headers);
+    if (names === void 0) return void 0;
+    if (names.some((name) => isMethodField(name.toLowerCase())))
+      values.push(Buffer.from(value, "latin1").toString());
+  }
+  return values;
 }
-function multipartMethods(text2, boundary) {
-  if (boundary === void 0) return [];
-  return text2.split(`--${boundary}`).flatMap((part) => {
-    const headerEnd = part.indexOf("\r\n\r\n");
-    if (headerEnd < 0) return [];
-    const headers = part.slice(0, headerEnd);
-    if (!/^content-disposition:[^\r\n]*;\s*name\*?=\s*"? *[_. []method"?\s*(?:;|\r|$)/im.test(headers))
-      return [];
-    return [Buffer.from(part.slice(headerEnd + 4).replace(/\r\n$/, ""), "latin1").toString()];
-  });
+function plainBoundary(contentType) {
+  if (contentType.toLowerCase().split("boundary").length !== 2) return void 0;
+  const match = PLAIN_BOUNDARY.exec(contentType);
+  return match?.[1] ?? match?.[2];
+}
+var PLAIN_BOUNDARY = new RegExp(`;[ \\t]*boundary=(?:(${TOKEN})|"([^"\\\\;,]+)")(?:;|$)`, "i");
+function plainParts(text2, boundary) {
+  const delimiter2 = `--${boundary}`;
+  const parts = [];
+  for (let start = text2.indexOf(delimiter2); start >= 0; ) {
+    if (start > 0 && !text2.startsWith("\r\n", start - 2)) return void 0;
+    const after = start + delimiter2.length;
+    const ending = text2.slice(after, after + 2);
+    const next = text2.indexOf(delimiter2, start + 1);
+    if (ending === "--") {
+      const rest = text2.slice(after + 2);
+      return next < 0 && (rest === "" || rest === "\r\n") ? parts : void 0;
+    }
+    if (ending !== "\r\n") return void 0;
+    const part = splitPart(text2.slice(after + 2, next < 0 ? text2.length : next - 2));
+    if (part === void 0) return void 0;
+    parts.push(part);
+    start = next;
+  }
+  return parts;
+}
+function splitPart(part) {
+  const end = part.indexOf("\r\n\r\n");
+  if (end < 0) return void 0;
+  const headers = part.slice(0, end).split("\r\n");
+  if (!headers.every((line) => HEADER_LINE.test(line))) return void 0;
+  return { headers, value: part.slice(end + 4) };
+}
+var HEADER_LINE = new RegExp(`^${TOKEN}:[^\\r\\n]*$`);
+function partNames(headers) {
+  const names = [];
+  for (const line of headers) {
+    const colon = line.indexOf(":");
+    const field2 = line.slice(0, colon).toLowerCase();
+    const value = line.slice(colon + 1).trim();
+    if (field2 === "content-id") names.push(value);
+    if (field2 !== "content-disposition") continue;
+    const name = dispositionName(value);
+    if (name === void 0) return void 0;
+    names.push(...name);
+  }
+  return names;
+}
+var PARAMETER = `[ \\t]*;[ \\t]*(${TOKEN})=(${TOKEN}|"[^"\\\\]*")`;
+var PLAIN_DISPOSITION = new RegExp(`^${TOKEN}(?:${PARAMETER})*$`);
+function dispositionName(disposition) {
+  if (!PLAIN_DISPOSITION.test(disposition)) return void 0;
+  const parameters = [...disposition.matchAll(new RegExp(PARAMETER, "g"))].map(
+    ([, key = "", value = ""]) => [key.toLowerCase(), value.replace(/^"(.*)"$/, "$1")]
+  );
+  if (parameters.some(([key]) => key === "name*")) return void 0;
+  const names = parameters.flatMap(([key, value]) => key === "name" ? [value] : []);
+  return names.length > 1 ? void 0 : names;
 }
 
 // src/engine/admission.ts
@@ -42869,9 +42944,9 @@ var RequestInspection = class {
     }
     this.bodyLeftUnread = false;
     this.body = read.body;
-    return {
-      methodOverrides: forMethod ? bodyMethodOverrides(decoded.body, methodBody, contentType) : []
-    };
+    if (!forMethod) return { methodOverrides: [] };
+    const readings = decoded.body === read.body ? [read.body] : [read.body, decoded.body];
+    return bodyMethodOverrides(readings, methodBody, contentType);
   };
   /**
    * For a refused request whose body was left unread. A client that is sending it anyway (a
@@ -43490,7 +43565,7 @@ async function relayWebSocket(context2, req, socket, head, request) {
   }
   untrack();
 }
-var TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+var TOKEN2 = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 function handshakeProblem(req, target, protocols) {
   if (new URL(target).hash !== "") return "a WebSocket URL has no #fragment (RFC 6455 3)";
   if (!/^[+/0-9A-Za-z]{22}==$/.test(req.headers["sec-websocket-key"] ?? ""))
@@ -43498,7 +43573,7 @@ function handshakeProblem(req, target, protocols) {
   if (req.headers["sec-websocket-version"] !== "13")
     return "the WebSocket handshake must ask for Sec-WebSocket-Version 13";
   const malformed = protocols.find(
-    (name, at) => !TOKEN.test(name) || protocols.indexOf(name) !== at
+    (name, at) => !TOKEN2.test(name) || protocols.indexOf(name) !== at
   );
   if (malformed !== void 0)
     return `the Sec-WebSocket-Protocol ${JSON.stringify(malformed)} is not a token, or is named twice`;
