@@ -14271,7 +14271,7 @@ var require_client_h1 = __commonJS({
       kHTTPContext,
       kClosed
     } = require_symbols();
-    var constants3 = require_constants2();
+    var constants4 = require_constants2();
     var EMPTY_BUF = Buffer.alloc(0);
     var FastBuffer = Buffer[Symbol.species];
     var removeAllListeners = util.removeAllListeners;
@@ -14407,7 +14407,7 @@ var require_client_h1 = __commonJS({
          */
       constructor(client, socket, { exports: exports2 }) {
         this.llhttp = exports2;
-        this.ptr = this.llhttp.llhttp_alloc(constants3.TYPE.RESPONSE);
+        this.ptr = this.llhttp.llhttp_alloc(constants4.TYPE.RESPONSE);
         this.client = client;
         this.socket = socket;
         this.timeout = null;
@@ -14503,11 +14503,11 @@ var require_client_h1 = __commonJS({
             currentParser = null;
             currentBufferRef = null;
           }
-          if (ret !== constants3.ERROR.OK) {
+          if (ret !== constants4.ERROR.OK) {
             const data = chunk.subarray(llhttp.llhttp_get_error_pos(this.ptr) - currentBufferPtr);
-            if (ret === constants3.ERROR.PAUSED_UPGRADE) {
+            if (ret === constants4.ERROR.PAUSED_UPGRADE) {
               this.onUpgrade(data);
-            } else if (ret === constants3.ERROR.PAUSED) {
+            } else if (ret === constants4.ERROR.PAUSED) {
               this.paused = true;
               socket.unshift(data);
             } else {
@@ -14530,10 +14530,10 @@ var require_client_h1 = __commonJS({
         } finally {
           currentParser = null;
         }
-        if (ret === constants3.ERROR.OK) {
+        if (ret === constants4.ERROR.OK) {
           return null;
         }
-        if (ret === constants3.ERROR.PAUSED || ret === constants3.ERROR.PAUSED_UPGRADE) {
+        if (ret === constants4.ERROR.PAUSED || ret === constants4.ERROR.PAUSED_UPGRADE) {
           this.paused = true;
           return null;
         }
@@ -14550,7 +14550,7 @@ var require_client_h1 = __commonJS({
           const len = new Uint8Array(llhttp.memory.buffer, ptr).indexOf(0);
           message = "Response does not match the HTTP/1.1 protocol (" + Buffer.from(llhttp.memory.buffer, ptr, len).toString() + ")";
         }
-        return new HTTPParserError(message, constants3.ERROR[ret], data);
+        return new HTTPParserError(message, constants4.ERROR[ret], data);
       }
       destroy() {
         assert2(currentParser === null);
@@ -14761,7 +14761,7 @@ var require_client_h1 = __commonJS({
           socket[kBlocking] = false;
           client[kResume]();
         }
-        return pause ? constants3.ERROR.PAUSED : 0;
+        return pause ? constants4.ERROR.PAUSED : 0;
       }
       /**
        * @param {Buffer} buf
@@ -14787,7 +14787,7 @@ var require_client_h1 = __commonJS({
         }
         this.bytesRead += buf.length;
         if (request.onData(buf) === false) {
-          return constants3.ERROR.PAUSED;
+          return constants4.ERROR.PAUSED;
         }
         return 0;
       }
@@ -14827,13 +14827,13 @@ var require_client_h1 = __commonJS({
         if (socket[kWriting]) {
           assert2(client[kRunning] === 0);
           util.destroy(socket, new InformationalError("reset"));
-          return constants3.ERROR.PAUSED;
+          return constants4.ERROR.PAUSED;
         } else if (!shouldKeepAlive) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants3.ERROR.PAUSED;
+          return constants4.ERROR.PAUSED;
         } else if (socket[kReset] && client[kRunning] === 0) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants3.ERROR.PAUSED;
+          return constants4.ERROR.PAUSED;
         } else if (client[kPipelining] == null || client[kPipelining] === 1) {
           setImmediate(client[kResume]);
         } else {
@@ -31196,6 +31196,22 @@ async function revokeWriteAccess(grant) {
     ...removal,
     grant.path
   ]);
+  await mustRun(`closing the agent's files under ${grant.path} to others`, [
+    "find",
+    "-P",
+    grant.path,
+    "-user",
+    String(grant.uid),
+    "!",
+    "-type",
+    "l",
+    "-exec",
+    "chmod",
+    "go-w,ug-s",
+    "--",
+    "{}",
+    "+"
+  ]);
   await mustRun(`returning the agent's files under ${grant.path}`, [
     "chown",
     "-R",
@@ -31207,24 +31223,27 @@ async function revokeWriteAccess(grant) {
 }
 
 // src/boundary/evidence-collect.ts
-import { copyFile, lchown, mkdir, readdir, rename } from "node:fs/promises";
+import { constants } from "node:fs";
+import { copyFile, lchown, mkdir, readdir, rename, rmdir } from "node:fs/promises";
 import { join as join2 } from "node:path";
 async function collectEvidence(collection) {
   const { into } = collection;
-  const planted = await readdir(into).catch(() => []);
+  const planted = await readdir(into).catch(() => void 0);
   let warning;
-  if (planted.length > 0) {
+  if (planted !== void 0 && planted.length > 0) {
     const aside = `${into}.during-${collection.runId}`;
     await rename(into, aside);
     warning = `${into} filled up during the run (${planted.length} entries, not written by the engine); moved to ${aside}`;
+  } else if (planted !== void 0) {
+    await rmdir(into);
   }
-  await mkdir(into, { recursive: true, mode: 493 });
+  await mkdir(into, { mode: 493 });
   const copies = [into, collection.engineLogCopy];
   for (const name of await readdir(collection.evidenceDir)) {
-    await copyFile(join2(collection.evidenceDir, name), join2(into, name));
+    await copyFile(join2(collection.evidenceDir, name), join2(into, name), constants.COPYFILE_EXCL);
     copies.push(join2(into, name));
   }
-  await copyFile(collection.engineLog, collection.engineLogCopy);
+  await copyFile(collection.engineLog, collection.engineLogCopy, constants.COPYFILE_EXCL);
   const { owner } = collection;
   if (owner !== null) for (const copy of copies) await lchown(copy, owner.uid, owner.gid);
   return warning;
@@ -31443,8 +31462,11 @@ async function teardown(state) {
   }
   for (const user of state.createdUsers)
     await step(`removing user ${user}`, () => removeAccount(user));
-  await step("removing the run directory", () => rm2(state.root, { recursive: true, force: true }));
+  await step("removing the run directory", () => removeRunDirectory(state.root));
   return failures;
+}
+async function removeRunDirectory(root) {
+  await mustRun(root, ["rm", "-rf", "--one-file-system", "--", root]);
 }
 async function killEngine(pid, root) {
   const isOurs = async () => readFile2(`/proc/${pid}/cmdline`, "utf8").then(
@@ -31469,8 +31491,12 @@ async function recoverRun(runId, base = RUNTIME_BASE) {
   try {
     text2 = await readFile3(join3(base, runId, "state.json"), "utf8");
   } catch (error2) {
-    if (error2.code === "ENOENT") return [];
-    return [`cannot read the state of ${runId}: ${error2.message}`];
+    if (error2.code !== "ENOENT")
+      return [`cannot read the state of ${runId}: ${error2.message}`];
+    return removeRunDirectory(join3(base, runId)).then(
+      () => [],
+      (failure2) => [failure2.message]
+    );
   }
   return teardown(JSON.parse(text2));
 }
@@ -45250,7 +45276,7 @@ import { basename as basename3, join as join14 } from "node:path";
 // src/boundary/boundary.ts
 import { spawn as spawn4 } from "node:child_process";
 import { chmod as chmod3, chown, copyFile as copyFile2, mkdir as mkdir4, readFile as readFile6, stat as stat5, writeFile as writeFile6 } from "node:fs/promises";
-import { constants } from "node:os";
+import { constants as constants2 } from "node:os";
 import { basename, dirname as dirname2, join as join8 } from "node:path";
 
 // src/boundary/private-dirs.ts
@@ -46217,7 +46243,9 @@ async function runInBoundary(request) {
   const failures = await teardown(state);
   if (failures.length > 0) {
     const before = failure2 === void 0 ? "" : ` (after: ${failure2.message})`;
-    throw new BoundaryError(`teardown of ${runId} failed: ${failures.join("; ")}${before}`);
+    const teardownFailure = `teardown of ${runId} failed: ${failures.join("; ")}${before}`;
+    if (outcome === void 0) throw new BoundaryError(teardownFailure);
+    return { ...outcome, teardownFailure };
   }
   request.log(`run ${runId}: boundary torn down`);
   if (outcome === void 0) throw failure2;
@@ -46501,11 +46529,11 @@ async function runAgent(tools, plan, env, script, args, cancel) {
   }
 }
 function signalNumber(signal) {
-  return signal === null ? 1 : constants.signals[signal];
+  return signal === null ? 1 : constants2.signals[signal];
 }
 
 // src/boundary/preflight.ts
-import { access, constants as constants2 } from "node:fs/promises";
+import { access, constants as constants3 } from "node:fs/promises";
 import { delimiter, join as join9 } from "node:path";
 var REQUIRED_TOOLS = [
   { tool: "ip", pkg: "iproute2" },
@@ -46585,7 +46613,7 @@ async function gatherHostFacts(path4 = process.env["PATH"] ?? "") {
 async function findExecutable(tool, directories) {
   for (const directory2 of directories) {
     const candidate = join9(directory2, tool);
-    if (await access(candidate, constants2.X_OK).then(
+    if (await access(candidate, constants3.X_OK).then(
       () => true,
       () => false
     ))
@@ -47038,6 +47066,7 @@ function summarizeChain(receipts) {
 }
 
 // src/packet/write-packet.ts
+var NEW_FILE = "wx";
 async function writePacketEvidence(packet) {
   const dir = join10(packet.out, EVIDENCE_DIR);
   const names = evidenceFileOrder(await readdir3(dir));
@@ -47047,15 +47076,17 @@ async function writePacketEvidence(packet) {
   await writeFile7(
     join10(packet.out, PACKET_FILES.evidence),
     Buffer.concat(files.map((f) => f.content)),
-    { mode: 420 }
+    { mode: 420, flag: NEW_FILE }
   );
   const read = readEvidenceDirectory(files);
   const receipts = read.ok ? read.value.receipts : [];
-  await writeFile7(join10(packet.out, RECEIPTS_FILE), receiptsJson(receipts));
-  await writeFile7(join10(packet.out, POLICY_FILE), packet.policyBytes);
+  await writeFile7(join10(packet.out, RECEIPTS_FILE), receiptsJson(receipts), { flag: NEW_FILE });
+  await writeFile7(join10(packet.out, POLICY_FILE), packet.policyBytes, { flag: NEW_FILE });
   await writeFile7(join10(packet.out, POLICY_HASH_FILE), `${packet.policyHash}
-`);
-  await writeFile7(join10(packet.out, PUBLIC_KEY_FILE), encodePublicKeyPem(packet.publicKey));
+`, { flag: NEW_FILE });
+  await writeFile7(join10(packet.out, PUBLIC_KEY_FILE), encodePublicKeyPem(packet.publicKey), {
+    flag: NEW_FILE
+  });
   return receipts;
 }
 function receiptsJson(receipts) {
@@ -47075,8 +47106,8 @@ async function writePacketReport(packet) {
     summary: summarizeChain(receipts),
     engineLog: await readEngineLogFacts(join10(out, ENGINE_LOG))
   });
-  await writeFile7(join10(out, PACKET_FILES.packet), files.packetJson);
-  await writeFile7(join10(out, PACKET_FILES.summary), files.summaryMarkdown);
+  await writeFile7(join10(out, PACKET_FILES.packet), files.packetJson, { flag: NEW_FILE });
+  await writeFile7(join10(out, PACKET_FILES.summary), files.summaryMarkdown, { flag: NEW_FILE });
   return files.summaryMarkdown;
 }
 async function readEngineLogFacts(path4) {
@@ -48142,10 +48173,11 @@ async function parseRunRequest(args, io2, backend, cwd = process.cwd()) {
     writable,
     problems
   );
-  const leftover = await readdir5(resolve2(evidenceOutput, "evidence")).catch(() => []);
+  const leftover = await readdir5(evidenceOutput).catch(() => []);
   if (leftover.length > 0) {
+    const shown = leftover.slice(0, 3).join(", ") + (leftover.length > 3 ? ", \u2026" : "");
     problems.push(
-      `${resolve2(evidenceOutput, "evidence")} already holds evidence (${leftover.length} files) from an earlier run; move it away or choose another --evidence-output`
+      `--evidence-output ${evidenceOutput} already holds ${leftover.length} entries (${shown}); the packet is written into an empty or new directory: move them away or choose another`
     );
   }
   const keys = await runKeys(options, io2, backend, problems);
@@ -48435,6 +48467,11 @@ async function runCommand(args, io2) {
       `${PREFIX2}: ${outcome.sealed.receipts} receipts sealed; verdict ${report.verdict}; Audit Packet in ${out}
 `
     );
+    if (outcome.teardownFailure !== void 0) {
+      io2.err(`${PREFIX2}: boundary failed: ${outcome.teardownFailure}
+`);
+      return 1;
+    }
     if (verified !== 0) {
       io2.err(`${PREFIX2}: the evidence did not verify (${report.verdict}); failing the run
 `);

@@ -50,6 +50,25 @@ export async function revokeWriteAccess(grant: AccessGrant): Promise<void> {
     ...removal,
     grant.path,
   ]);
+  // What the agent created, handed to the owner, must not stay open to others: no write for
+  // group and others, no set-id bits. Not symlinks (chmod follows them); the agent is gone, so
+  // nothing changes under the walk.
+  await mustRun(`closing the agent's files under ${grant.path} to others`, [
+    'find',
+    '-P',
+    grant.path,
+    '-user',
+    String(grant.uid),
+    '!',
+    '-type',
+    'l',
+    '-exec',
+    'chmod',
+    'go-w,ug-s',
+    '--',
+    '{}',
+    '+',
+  ]);
   // What the agent created belongs to the path's owner, not to a user that may be gone.
   await mustRun(`returning the agent's files under ${grant.path}`, [
     'chown',

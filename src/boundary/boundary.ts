@@ -86,6 +86,11 @@ export interface BoundaryOutcome {
   readonly agentSignal: NodeJS.Signals | null;
   readonly signerKey: string;
   readonly sealed: EngineSealed;
+  /**
+   * Why teardown failed after the agent ran and its evidence was collected: the packet is
+   * still written, then the run fails with this.
+   */
+  readonly teardownFailure?: string;
 }
 
 const CANCELLED = 'cancelled (SIGINT/SIGTERM) before the agent started';
@@ -118,7 +123,9 @@ export async function runInBoundary(request: BoundaryRequest): Promise<BoundaryO
   const failures = await teardown(state);
   if (failures.length > 0) {
     const before = failure === undefined ? '' : ` (after: ${(failure as Error).message})`;
-    throw new BoundaryError(`teardown of ${runId} failed: ${failures.join('; ')}${before}`);
+    const teardownFailure = `teardown of ${runId} failed: ${failures.join('; ')}${before}`;
+    if (outcome === undefined) throw new BoundaryError(teardownFailure);
+    return { ...outcome, teardownFailure };
   }
   request.log(`run ${runId}: boundary torn down`);
   if (outcome === undefined) throw failure;

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isRunId, RUNTIME_BASE } from './layout.js';
 import type { RunState } from './run-state.js';
-import { teardown } from './teardown.js';
+import { removeRunDirectory, teardown } from './teardown.js';
 
 /** Tears down run `runId` from its state file; the failures, or none. A run already gone is fine. */
 export async function recoverRun(runId: string, base = RUNTIME_BASE): Promise<string[]> {
@@ -13,8 +13,13 @@ export async function recoverRun(runId: string, base = RUNTIME_BASE): Promise<st
   try {
     text = await readFile(join(base, runId, 'state.json'), 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    return [`cannot read the state of ${runId}: ${(error as Error).message}`];
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
+      return [`cannot read the state of ${runId}: ${(error as Error).message}`];
+    // A teardown that failed after removing the state file leaves the rest of the directory.
+    return removeRunDirectory(join(base, runId)).then(
+      () => [],
+      (failure: Error) => [failure.message],
+    );
   }
   return teardown(JSON.parse(text) as RunState);
 }

@@ -4,6 +4,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { revokeWriteAccess } from './access.js';
+import { mustRun } from './command.js';
 import { collectEvidence } from './evidence-collect.js';
 import { KILL_WAIT_MS, killNamespaceProcesses } from './namespace-processes.js';
 import { removeNetwork } from './network.js';
@@ -44,8 +45,17 @@ export async function teardown(state: RunState): Promise<string[]> {
   }
   for (const user of state.createdUsers)
     await step(`removing user ${user}`, () => removeAccount(user));
-  await step('removing the run directory', () => rm(state.root, { recursive: true, force: true }));
+  await step('removing the run directory', () => removeRunDirectory(state.root));
   return failures;
+}
+
+/**
+ * rm(1), not fs.rm: the agent's HOME is in the run directory, and a tree nested deeper than a
+ * path can name (PATH_MAX) stops fs.rm, which removes by full path; rm walks it relative to
+ * each directory.
+ */
+export async function removeRunDirectory(root: string): Promise<void> {
+  await mustRun(root, ['rm', '-rf', '--one-file-system', '--', root]);
 }
 
 /** The engine, only if that pid is still our engine (its command line names the run directory). */

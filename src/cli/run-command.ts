@@ -134,6 +134,10 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
     io.err(
       `${PREFIX}: ${outcome.sealed.receipts} receipts sealed; verdict ${report.verdict}; Audit Packet in ${out}\n`,
     );
+    if (outcome.teardownFailure !== undefined) {
+      io.err(`${PREFIX}: boundary failed: ${outcome.teardownFailure}\n`);
+      return 1;
+    }
     if (verified !== 0) {
       io.err(`${PREFIX}: the evidence did not verify (${report.verdict}); failing the run\n`);
       return 1;

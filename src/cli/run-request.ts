@@ -129,10 +129,14 @@ export async function parseRunRequest(
     writable,
     problems,
   );
-  const leftover = await readdir(resolve(evidenceOutput, 'evidence')).catch(() => []);
+  // Whatever is there was not checked (a symlink or a FIFO, planted through a writable path
+  // of an earlier run, would take root's writes elsewhere or hang them): the packet goes only
+  // into a directory of its own.
+  const leftover = await readdir(evidenceOutput).catch(() => []);
   if (leftover.length > 0) {
+    const shown = leftover.slice(0, 3).join(', ') + (leftover.length > 3 ? ', …' : '');
     problems.push(
-      `${resolve(evidenceOutput, 'evidence')} already holds evidence (${leftover.length} files) from an earlier run; move it away or choose another --evidence-output`,
+      `--evidence-output ${evidenceOutput} already holds ${leftover.length} entries (${shown}); the packet is written into an empty or new directory: move them away or choose another`,
     );
   }
   const keys = await runKeys(options, io, backend, problems);

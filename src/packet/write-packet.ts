@@ -24,6 +24,12 @@ import { summarizeChain } from './summarize.js';
 import { reportFiles, type ReportFilesInput } from './report-files.js';
 import { EngineLogTally, type EngineLogFacts } from './engine-log.js';
 
+/**
+ * Packet files are new files: never written through a symlink or into a FIFO already there
+ * (`run` checks the output empty; this holds whatever the caller checked).
+ */
+const NEW_FILE = 'wx';
+
 export interface PacketEvidence {
   readonly out: string;
   readonly policyBytes: Uint8Array;
@@ -44,15 +50,17 @@ export async function writePacketEvidence(packet: PacketEvidence): Promise<reado
   await writeFile(
     join(packet.out, PACKET_FILES.evidence),
     Buffer.concat(files.map((f) => f.content)),
-    { mode: 0o644 },
+    { mode: 0o644, flag: NEW_FILE },
   );
   const read = readEvidenceDirectory(files);
   // Unreadable evidence still gets its packet: verification says what is wrong with it.
   const receipts = read.ok ? read.value.receipts : [];
-  await writeFile(join(packet.out, RECEIPTS_FILE), receiptsJson(receipts));
-  await writeFile(join(packet.out, POLICY_FILE), packet.policyBytes);
-  await writeFile(join(packet.out, POLICY_HASH_FILE), `${packet.policyHash}\n`);
-  await writeFile(join(packet.out, PUBLIC_KEY_FILE), encodePublicKeyPem(packet.publicKey));
+  await writeFile(join(packet.out, RECEIPTS_FILE), receiptsJson(receipts), { flag: NEW_FILE });
+  await writeFile(join(packet.out, POLICY_FILE), packet.policyBytes, { flag: NEW_FILE });
+  await writeFile(join(packet.out, POLICY_HASH_FILE), `${packet.policyHash}\n`, { flag: NEW_FILE });
+  await writeFile(join(packet.out, PUBLIC_KEY_FILE), encodePublicKeyPem(packet.publicKey), {
+    flag: NEW_FILE,
+  });
   return receipts;
 }
 
@@ -86,8 +94,8 @@ export async function writePacketReport(packet: PacketReport): Promise<string> {
     summary: summarizeChain(receipts),
     engineLog: await readEngineLogFacts(join(out, ENGINE_LOG)),
   });
-  await writeFile(join(out, PACKET_FILES.packet), files.packetJson);
-  await writeFile(join(out, PACKET_FILES.summary), files.summaryMarkdown);
+  await writeFile(join(out, PACKET_FILES.packet), files.packetJson, { flag: NEW_FILE });
+  await writeFile(join(out, PACKET_FILES.summary), files.summaryMarkdown, { flag: NEW_FILE });
   return files.summaryMarkdown;
 }
 

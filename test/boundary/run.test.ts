@@ -12,6 +12,7 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { recoverRun } from '../../src/boundary/recover.js';
@@ -256,6 +257,7 @@ test("--writable: the agent writes there and only there; afterwards ACLs are gon
     script: `touch here 2>/dev/null && echo WROTE-WORKDIR || echo workdir-read-only
 echo data > results/out.txt && echo wrote-results
 mkdir -p results/sub && echo deep > results/sub/x.txt && echo wrote-deep
+mkdir -m 2777 results/open && touch results/open/f && chmod 6777 results/open/f && echo opened
 `,
     options: ['--writable', 'results'],
     dirs: ['results'],
@@ -272,6 +274,69 @@ mkdir -p results/sub && echo deep > results/sub/x.txt && echo wrote-deep
     assert.equal(acls.trim(), '', `${path} keeps ACLs`);
     assert.equal(statSync(full).uid, 0, `${path} belongs to the workdir's owner`);
   }
+  // Handed to the owner, what the agent left open to everyone is closed to group and others.
+  assert.match(run.stdout, /^opened$/m);
+  const mode = (path: string) => (statSync(join(run.workdir, path)).mode & 0o7777).toString(8);
+  assert.deepEqual([mode('results/open'), mode('results/open/f')], ['755', '755']);
+});
+
+test('an agent nesting directories in its HOME deeper than a path can name is still torn down, its packet written', async () => {
+  const run = await runAgent({
+    policy: policyFor(origin.port),
+    script: 'cd "$HOME" && for _ in $(seq 2100); do mkdir d && cd d || exit 1; done\necho nested\n',
+  });
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stdout, /^nested$/m);
+  assert.match(run.stderr, /verdict self_consistent_only/);
+});
+
+test('a teardown step that fails still leaves the packet, verified, and fails the run; cleanup removes the rest', async () => {
+  let mounted = '';
+  const run = await runAgent({
+    policy: policyFor(origin.port),
+    script: `${viaProxy} http://127.0.0.1:${origin.port}/public/a; echo; sleep 2\n`,
+    onStderr: [
+      {
+        text: 'starting agent.sh',
+        // Another file system inside the run directory: rm --one-file-system will not remove it.
+        action: () => {
+          const [dir] = readdirSync('/run/pipelock-egress').filter((name) =>
+            name.startsWith('pe-'),
+          );
+          mounted = join('/run/pipelock-egress', dir ?? 'missing', 'stuck');
+          mkdirSync(mounted);
+          execFileSync('mount', ['-t', 'tmpfs', 'tmpfs', mounted]);
+        },
+      },
+    ],
+  });
+  const runId = /run (pe-[0-9a-f]{10}): setting up/.exec(run.stderr)?.[1] ?? '';
+  try {
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(
+      run.stderr,
+      /boundary failed: teardown of pe-[0-9a-f]{10} failed: removing the run directory: .*rm -rf --one-file-system/,
+    );
+    assert.match(run.stderr, /Audit Packet in /);
+    const verified = spawnSync(process.execPath, [
+      CLI,
+      'verify',
+      '--packet',
+      run.out,
+      '--allow-unpinned',
+    ]);
+    assert.equal(verified.status, 0, verified.stdout.toString());
+    assert.deepEqual(
+      evidenceOf(run).decisions.map((r) => r.action_record.target),
+      [`http://127.0.0.1:${origin.port}/public/a`],
+    );
+  } finally {
+    if (mounted !== '') execFileSync('umount', [mounted]);
+  }
+  assert.ok(existsSync(`/run/pipelock-egress/${runId}`), 'the failed teardown left its directory');
+  // Its state file went with the rest: cleanup removes what is left of the directory itself.
+  assert.deepEqual(await recoverRun(runId), []);
+  assert.equal(existsSync(`/run/pipelock-egress/${runId}`), false);
 });
 
 test("--writable paths in a private directory (a file and a directory in /var/tmp) are bound into the agent's own", async () => {
@@ -583,4 +648,16 @@ test('an evidence output the agent could write (inside --writable, or open to ot
     { options: ['--evidence-output', join(file, 'packet')] },
     /a-file is not a directory/,
   );
+  // Anything already in the output (links planted through an earlier run's writable path,
+  // a FIFO) would take root's writes elsewhere, or hang them.
+  const planted = scratchDir('pe-planted-out-');
+  const victim = join(scratchDir('pe-victim-'), 'root-only.txt');
+  writeFileSync(victim, 'ORIGINAL');
+  symlinkSync(victim, join(planted, 'packet.json'));
+  execFileSync('mkfifo', [join(planted, 'summary.md')]);
+  await refused(
+    { options: ['--evidence-output', planted] },
+    /--evidence-output .*pe-planted-out-[^ ]+ already holds 2 entries \((packet\.json, summary\.md|summary\.md, packet\.json)\); the packet is written into an empty or new directory/,
+  );
+  assert.equal(readFileSync(victim, 'utf8'), 'ORIGINAL');
 });
