@@ -213,7 +213,10 @@ export function readEvidenceDirectory(
 export interface EvidenceOptions extends ChainOptions {
   /** Also verify the recorder entry chain, checkpoints and transcript root. */
   readonly wholeRecorder?: boolean;
-  /** With wholeRecorder: accept a transcript_root that no signed checkpoint follows. */
+  /**
+   * With wholeRecorder: accept a transcript_root that no signed checkpoint follows (a recorder
+   * that does not sign checkpoints). A session_close still needs its transcript_root.
+   */
   readonly allowUnanchoredSeal?: boolean;
 }
 
@@ -332,15 +335,31 @@ export class EvidenceVerifier {
       });
     }
     const summary = this.recorder.summary();
-    if (summary.transcript_root && !summary.seal_anchored && !this.options.allowUnanchoredSeal) {
-      return invalidate(chain, {
-        class: 'chain',
-        message:
-          'transcript_root is not followed by a signed checkpoint (the seal is not anchored)',
-      });
-    }
+    const unsealed = sealGap(chain, summary, this.options.allowUnanchoredSeal === true);
+    if (unsealed) return invalidate(chain, { class: 'chain', message: unsealed });
     return { ...chain, recorder: summary };
   }
+}
+
+/**
+ * What the recorder's seal lacks, if anything. The session_close signs the receipt chain, not the
+ * recorder entries around it (their summaries, other entry types): the signed checkpoint after the
+ * transcript_root does, so without both those entries could be rewritten and re-hashed unseen.
+ * Only the checkpoint's signature can be waived (`allowUnanchoredSeal`); the root is always
+ * written.
+ */
+function sealGap(
+  chain: ChainReport,
+  recorder: RecorderSummary,
+  allowUnanchored: boolean,
+): string | undefined {
+  if (chain.sealed && !recorder.transcript_root) {
+    return 'the session_close is not followed by a transcript_root (the seal was cut off or removed)';
+  }
+  if (recorder.transcript_root && !recorder.seal_anchored && !allowUnanchored) {
+    return 'transcript_root is not followed by a signed checkpoint (the seal is not anchored)';
+  }
+  return undefined;
 }
 
 /** Verifies the receipt chain and, with `wholeRecorder`, the recorder layer around it. */

@@ -472,6 +472,20 @@ test('a chain changed after signing: CHAIN BROKEN, the derived files not checked
   assert.match(stdout, /packet\.json +the chain in evidence\.jsonl does not verify/);
 });
 
+test('evidence.jsonl cut after its session_close (seal removed): CHAIN BROKEN', async () => {
+  const dir = packetCopy((d) => {
+    const lines = readFileSync(join(d, 'evidence.jsonl'), 'utf8').split(/(?<=\n)/);
+    writeFileSync(join(d, 'evidence.jsonl'), lines.slice(0, -2).join(''));
+  });
+  const { code, stdout } = await verify(dir);
+  assert.equal(code, 1);
+  assert.match(
+    stdout,
+    /^CHAIN BROKEN: .*\n {2}Error: {4}the session_close is not followed by a transcript_root/,
+  );
+  assert.match(stdout, /\nPACKET INVALID: /);
+});
+
 test("--policy-hash: the reviewer's own hash of the policy they read, instead of the packet's", async () => {
   const own = join(scratchDir('pe-verify-packet-'), 'reviewed-hash.txt');
   writeFileSync(own, readFileSync(join(pristine, 'policy-hash.txt')));

@@ -111,3 +111,31 @@ test('checkpoints signed by an endorsed successor key verify with only the root 
   assert.equal(report.error, undefined);
   assert.equal(report.recorder?.signed_checkpoints, 1);
 });
+
+test('a session_close whose transcript_root and checkpoint were removed is refused', () => {
+  // The sample ends: session_close, transcript_root, signed checkpoint. Cutting the last two
+  // keeps every entry hash intact.
+  const cut = sample.slice(0, -2).join('');
+  const report = verifyText(cut);
+  assert.equal(report.valid, false);
+  assert.equal(report.sealed, false);
+  assert.match(
+    report.error?.message ?? '',
+    /the session_close is not followed by a transcript_root \(the seal was cut off or removed\)/,
+  );
+  // Waiving the checkpoint's signature does not waive the transcript_root.
+  const evidence = readEvidence(cut);
+  assert.ok(evidence.ok);
+  const lenient = verifyEvidence(backend, evidence.value, {
+    trustedKeys: [SAMPLE_KEY],
+    wholeRecorder: true,
+    allowUnanchoredSeal: true,
+  });
+  assert.match(lenient.error?.message ?? '', /not followed by a transcript_root/);
+});
+
+test('an unsealed chain (cut before its session_close) still verifies as a whole recorder', () => {
+  const report = verifyText(sample.slice(0, -3).join(''));
+  assert.equal(report.error, undefined);
+  assert.equal(report.sealed, false);
+});
