@@ -47,6 +47,10 @@ export class RecorderVerifier {
       if (!ENTRY_KEYS.includes(key))
         return bad(`field ${goQuote(key)} is not covered by the entry hash`);
     }
+    if (this.sealAnchored)
+      return bad(
+        `${goQuote(entry.type)} after the sealing checkpoint (a sealed recorder writes nothing more)`,
+      );
     const linked = this.links.push(entry);
     if (!linked.ok) return linked;
     const previousSeq = this.previousSeq;

@@ -4,10 +4,15 @@ import assert from 'node:assert/strict';
 import type { ReceiptFields } from '../../src/receipts/builder.js';
 import { ReceiptChainBuilder } from '../../src/receipts/builder.js';
 import { toHex, utf8 } from '../../src/receipts/bytes.js';
-import { readEvidence, verifyEvidence } from '../../src/receipts/evidence.js';
+import {
+  readEvidence,
+  readEvidenceDirectory,
+  verifyEvidence,
+} from '../../src/receipts/evidence.js';
 import { createNodeBackend } from '../../src/receipts/node-backend.js';
+import { parseEntryLine } from '../../src/receipts/recorder.js';
 import { RecorderWriter } from '../../src/receipts/recorder-writer.js';
-import { SAMPLE_KEY, sampleEvidence } from './sample-evidence.js';
+import { SAMPLE_KEY, SAMPLE_SEED, sampleEvidence } from './sample-evidence.js';
 
 const backend = createNodeBackend();
 const seedA = backend.sha256(utf8('recorder-verifier-key-a'));
@@ -138,4 +143,35 @@ test('an unsealed chain (cut before its session_close) still verifies as a whole
   const report = verifyText(sample.slice(0, -3).join(''));
   assert.equal(report.error, undefined);
   assert.equal(report.sealed, false);
+});
+
+test('complete, hash-linked entries after the sealing checkpoint are refused, in any file', () => {
+  const last = parseEntryLine((sample.at(-1) ?? '').trimEnd());
+  assert.ok(last.ok);
+  const more = new RecorderWriter(backend, 'proxy', SAMPLE_SEED, last.value);
+  const appended =
+    more.append({
+      ts: '2026-11-26T23:00:00Z',
+      type: 'decision',
+      transport: '',
+      summary: 'post-seal note: run approved',
+      detail: '{"note":"anything"}',
+    }) + more.appendCheckpoint('2026-11-26T23:00:01Z');
+  const seq = last.value.seq + 1n;
+  const expected = new RegExp(
+    `entry seq ${seq}: "decision" after the sealing checkpoint \\(a sealed recorder writes nothing more\\)`,
+  );
+  assert.match(verifyText(sample.join('') + appended).error?.message ?? '', expected);
+  const shards = readEvidenceDirectory([
+    { name: 'evidence-proxy-0.jsonl', content: sample.join('') },
+    { name: 'evidence-proxy-100.jsonl', content: appended },
+  ]);
+  assert.ok(shards.ok);
+  const report = verifyEvidence(backend, shards.value, {
+    trustedKeys: [SAMPLE_KEY],
+    wholeRecorder: true,
+  });
+  assert.equal(report.valid, false);
+  assert.equal(report.sealed, false);
+  assert.match(report.error?.message ?? '', expected);
 });
