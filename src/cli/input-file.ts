@@ -26,5 +26,6 @@ export async function loadPolicyHash(file: string, io: CliIo): Promise<string> {
     throw new InputError(
       `policy hash file ${file} holds ${lines} lines, not one hash: give the policy's hash (policy-hash.txt, or the first field of sha256sum POLICY)`,
     );
-  return hash;
+  // Receipts carry the hex in lower case; PowerShell's Get-FileHash prints it in upper case.
+  return /^[0-9a-f]{64}$/i.test(hash) ? hash.toLowerCase() : hash;
 }

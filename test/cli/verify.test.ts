@@ -239,6 +239,15 @@ test('--policy-hash: every receipt must carry the hash in the file (trimmed)', a
   assert.match(mistaken.stderr, /policy\.yaml holds 3 lines, not one hash: give the policy's hash/);
 });
 
+test('--policy-hash: a SHA-256 in upper-case hex (PowerShell Get-FileHash) is the same hash', async () => {
+  const output = path.join(dir, 'upper-report.json');
+  const upper = file('upper-hash.txt', `${SAMPLE_POLICY_HASH.toUpperCase()}\r\n`);
+  const { code, stdout } = await verifySample('--policy-hash', upper, '--output', output);
+  assert.equal(code, 0, stdout);
+  assert.doesNotMatch(stdout, /POLICY MISMATCH/);
+  assert.equal(report(output)['policy_hash_match'], true);
+});
+
 test('rotation endorsements authorise a new key under the pinned root key', async () => {
   const chain = vector('g1-rotated-close-count-valid.jsonl');
   const endorsement = vector('g1-rotation-endorsement.json');
