@@ -8,7 +8,12 @@ import { toHex } from '../../src/receipts/bytes.js';
 import { createNodeBackend } from '../../src/receipts/node-backend.js';
 import { parsePolicy, type Policy } from '../../src/policy/index.js';
 import { packetPolicy } from '../../src/packet/report-files.js';
-import { THIS_ENGINE, type PacketPosture, type PacketRun } from '../../src/packet/packet-json.js';
+import {
+  ENGINE_LOG,
+  THIS_ENGINE,
+  type PacketPosture,
+  type PacketRun,
+} from '../../src/packet/packet-json.js';
 import { runCapsuleSha256 } from '../../src/packet/run-capsule.js';
 import {
   SAMPLE_POLICY,
@@ -85,6 +90,7 @@ export async function writeSamplePacket(
   shards.forEach((lines, i) =>
     writeFileSync(join(out, 'evidence', `evidence-proxy-${i}.jsonl`), lines.join('')),
   );
+  writeFileSync(join(out, ENGINE_LOG), engineLog(decisions, decide));
   const publicKey = createNodeBackend().ed25519PublicKey(seed);
   const quiet = { out: () => {}, err: () => {}, readFile: (path: string) => readFile(path) };
   await writeAuditPacket(
@@ -99,6 +105,17 @@ export async function writeSamplePacket(
     },
     quiet,
   );
+}
+
+/** The engine's log of the sample decisions, one line each, as `proxy` writes it. */
+function engineLog(decisions: number, decide: (i: number) => ReceiptFields): string {
+  let log = '';
+  for (let i = 1; i <= decisions; i++) {
+    const { verdict, method, target, layer, pattern, request_id } = decide(i);
+    const line = { event: 'decision', verdict, method, target, layer, reason: pattern, request_id };
+    log += `${JSON.stringify(line)}\n`;
+  }
+  return log;
 }
 
 function samplePolicy(): Policy {

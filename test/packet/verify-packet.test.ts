@@ -25,6 +25,7 @@ const FILES = [
   'verification-report.json',
   'packet.json',
   'summary.md',
+  'engine.log',
 ];
 
 const pristine = join(scratchDir('pe-verify-packet-'), 'packet');
@@ -339,9 +340,18 @@ const TAMPERS: readonly Tamper[] = [
   },
   {
     what: 'engine.log a directory',
-    change: (dir) => mkdirSync(join(dir, 'engine.log')),
-    statuses: { 'packet.json': 'UNCHECKED', 'summary.md': 'UNCHECKED' },
-    says: /packet\.json +needs engine\.log: not a regular file/,
+    change: (dir) => {
+      rmSync(join(dir, 'engine.log'));
+      mkdirSync(join(dir, 'engine.log'));
+    },
+    statuses: { 'packet.json': 'UNCHECKED', 'summary.md': 'UNCHECKED', 'engine.log': 'MISMATCH' },
+    says: /packet\.json +needs engine\.log: not a regular file\n.*\n {2}MISMATCH +engine\.log +not a regular file/,
+  },
+  {
+    what: 'engine.log removed',
+    change: (dir) => rmSync(join(dir, 'engine.log')),
+    statuses: { 'packet.json': 'UNCHECKED', 'summary.md': 'UNCHECKED', 'engine.log': 'MISSING' },
+    says: /packet\.json +needs engine\.log, which is not in the packet\n.*\n {2}MISSING +engine\.log +not in the packet/,
   },
   {
     what: 'a refusal turned into an allow in receipts.json',

@@ -82,6 +82,7 @@ const ALL_MATCH = {
   'verification-report.json': 'ok',
   'packet.json': 'ok',
   'summary.md': 'ok',
+  'engine.log': 'ok',
 };
 
 test('a packet as run writes it, with its key pinned: valid, every file matches, one row per receipt', async () => {

@@ -73,11 +73,9 @@ function policyOf(bytes: Uint8Array): FileFact<Policy> {
       };
 }
 
-/** A run that never started the engine has no log: that says nothing is missing from it. */
 async function engineLogOf(file: string): Promise<FileFact<EngineLogFacts>> {
   const size = await regularFileSize(file);
-  if (size.kind === 'missing') return { kind: 'read', value: {} };
-  if (size.kind === 'unusable') return size;
+  if (size.kind !== 'read') return size;
   try {
     return { kind: 'read', value: await readEngineLogFacts(file) };
   } catch (error) {

@@ -3,6 +3,7 @@
 import type { EvidenceReport } from '../../receipts/index.js';
 import type { Judgement } from '../../cli/judge.js';
 import type { Verdict, VerificationReport } from '../../cli/verification-report.js';
+import { ENGINE_LOG } from '../packet-json.js';
 import { derivedChecks, type DerivedFacts } from './derived-checks.js';
 import { mismatch, ok, unread, type FileCheck, type FileFact } from './file-check.js';
 
@@ -107,6 +108,12 @@ function reportCheck({ recordedReport, report, judgement }: PacketFacts): FileCh
   return ok(file, `${verdict}; counts, final seq, root hash and seal agree`);
 }
 
+/** The engine's log is not signed: it is only read, for what summary.md counts from it. */
+function engineLogCheck({ derived }: PacketFacts): FileCheck {
+  if (derived.engineLog.kind !== 'read') return unread(ENGINE_LOG, derived.engineLog);
+  return ok(ENGINE_LOG, 'read for what summary.md counts from it (not signed)');
+}
+
 export function packetChecks(facts: PacketFacts): FileCheck[] {
   return [
     evidenceCheck(facts),
@@ -128,6 +135,7 @@ export function packetChecks(facts: PacketFacts): FileCheck[] {
     signerCheck(facts),
     reportCheck(facts),
     ...derivedChecks({ ...facts.derived, recordedReport: facts.recordedReport }),
+    engineLogCheck(facts),
   ];
 }
 
