@@ -6,6 +6,11 @@
 import { EngineLogTally } from '../packet/engine-log.js';
 
 export const ENGINE_LOG_MAX_BYTES = 64 * 1024 * 1024;
+/**
+ * The most a kept log can hold: its budget, then the log_cut and log_dropped lines (the reason
+ * the latter quotes comes from a line of at most MAX_HELD_LINE bytes).
+ */
+export const ENGINE_LOG_MAX_FILE_BYTES = ENGINE_LOG_MAX_BYTES + 1024 * 1024;
 
 /** A dropped line longer than this is only counted: a refusal line is far shorter. */
 const MAX_HELD_LINE = 64 * 1024;

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cli } from '../cli/run-cli.js';
 import { scratchDir } from '../scratch.js';
@@ -346,6 +346,13 @@ const TAMPERS: readonly Tamper[] = [
     },
     statuses: { 'packet.json': 'UNCHECKED', 'summary.md': 'UNCHECKED', 'engine.log': 'MISMATCH' },
     says: /packet\.json +needs engine\.log: not a regular file\n.*\n {2}MISMATCH +engine\.log +not a regular file/,
+  },
+  {
+    // Sparse: never read, so it costs nothing; read by lines it would end the process.
+    what: 'engine.log of 1 GiB without a newline, more than the engine writes',
+    change: (dir) => truncateSync(join(dir, 'engine.log'), 2 ** 30),
+    statuses: { 'packet.json': 'UNCHECKED', 'summary.md': 'UNCHECKED', 'engine.log': 'MISMATCH' },
+    says: /\n {2}MISMATCH +engine\.log +1073741824 bytes, more than the engine writes \(68157440: a log of at most 64 MiB, then two closing lines\); not read\n/,
   },
   {
     what: 'engine.log removed',

@@ -14,6 +14,7 @@ import { fromHex } from '../../receipts/bytes.js';
 import { verifyEvidencePath } from '../../cli/evidence-source.js';
 import { judgeEvidence, type Judgement } from '../../cli/judge.js';
 import { readVerificationReport, type VerificationReport } from '../../cli/verification-report.js';
+import { ENGINE_LOG_MAX_FILE_BYTES } from '../../boundary/log-budget.js';
 import { formatPolicyError } from '../../policy/errors.js';
 import { policyHash } from '../../policy/hash.js';
 import { parsePolicy, type Policy } from '../../policy/index.js';
@@ -76,6 +77,12 @@ function policyOf(bytes: Uint8Array): FileFact<Policy> {
 async function engineLogOf(file: string): Promise<FileFact<EngineLogFacts>> {
   const size = await regularFileSize(file);
   if (size.kind !== 'read') return size;
+  if (size.value > ENGINE_LOG_MAX_FILE_BYTES) {
+    return {
+      kind: 'unusable',
+      error: `${size.value} bytes, more than the engine writes (${ENGINE_LOG_MAX_FILE_BYTES}: a log of at most 64 MiB, then two closing lines); not read`,
+    };
+  }
   try {
     return { kind: 'read', value: await readEngineLogFacts(file) };
   } catch (error) {
