@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RunCertificateAuthority } from '../engine/tls/run-ca.js';
+import { RUN_CA_FILE } from '../packet/packet-json.js';
 import packageJson from '../../package.json' with { type: 'json' };
 import { type CliIo, UsageError } from './io.js';
 import { KeyArgumentError, resolvePrivateKey } from './key-argument.js';
@@ -18,8 +19,6 @@ import { optionValue, parseOptions, type ParsedOptions } from './options.js';
 import { listenText, loopbackListen } from './loopback-listen.js';
 
 const COMMAND = 'proxy';
-/** Where the run CA's certificate goes unless --ca-cert says otherwise: beside the evidence. */
-const RUN_CA_FILE = 'run-ca.pem';
 
 export async function proxyCommand(args: readonly string[], io: CliIo): Promise<number> {
   const options = parseOptions(COMMAND, args, {
@@ -88,6 +87,7 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
   const { writer, resumed } = opened;
   // The CA key never leaves this process; only its certificate is written, for the agent's trust store.
   const ca = RunCertificateAuthority.create();
+  // Unless --ca-cert says otherwise, beside the evidence (it ends up in the packet's evidence/).
   const caCert = optionValue(options, 'ca-cert') ?? join(evidenceDir, RUN_CA_FILE);
   try {
     await writeFile(caCert, ca.certificatePem, { mode: 0o644 });

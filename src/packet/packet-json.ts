@@ -18,6 +18,8 @@ export const POLICY_FILE = 'policy.yaml';
 export const POLICY_HASH_FILE = 'policy-hash.txt';
 export const PUBLIC_KEY_FILE = 'signer-public-key.pem';
 export const RECEIPTS_FILE = 'receipts.json';
+/** The run CA's certificate, which the engine writes beside its evidence files. */
+export const RUN_CA_FILE = 'run-ca.pem';
 
 export interface PacketRun {
   readonly provider: 'github_actions' | 'self_hosted' | 'local';

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cli } from '../cli/run-cli.js';
 import { scratchDir } from '../scratch.js';
@@ -18,6 +18,7 @@ import { runCapsuleSha256 } from '../../src/packet/run-capsule.js';
 
 const FILES = [
   'evidence.jsonl',
+  'evidence/',
   'receipts.json',
   'policy.yaml',
   'policy-hash.txt',
@@ -30,6 +31,9 @@ const FILES = [
 
 const pristine = join(scratchDir('pe-verify-packet-'), 'packet');
 await writeSamplePacket(pristine, 30);
+/** Another run of the same length, signed by the same key. */
+const otherRun = join(scratchDir('pe-verify-packet-'), 'packet');
+await writeSamplePacket(otherRun, 30, { bindRun: false });
 
 /** A fresh copy of the sample packet, changed by `change`. */
 function packetCopy(change: (dir: string) => void = () => {}): string {
@@ -197,7 +201,60 @@ interface Tamper {
   readonly says: RegExp;
 }
 
+const EVIDENCE_FILE = join('evidence', 'evidence-proxy-0.jsonl');
+
 const TAMPERS: readonly Tamper[] = [
+  {
+    what: "evidence/ replaced with another run's",
+    change: (dir) => {
+      rmSync(join(dir, 'evidence'), { recursive: true });
+      execFileSync('cp', ['-r', join(otherRun, 'evidence'), join(dir, 'evidence')]);
+    },
+    statuses: { 'evidence/': 'MISMATCH' },
+    says: /\n {2}MISMATCH +evidence\/ +evidence-proxy-0\.jsonl and evidence\.jsonl differ at byte \d+ of evidence\.jsonl\n/,
+  },
+  {
+    what: "evidence/'s file replaced with garbage",
+    change: (dir) => writeFileSync(join(dir, EVIDENCE_FILE), 'garbage\n'),
+    statuses: { 'evidence/': 'MISMATCH' },
+    says: /\n {2}MISMATCH +evidence\/ +evidence-proxy-0\.jsonl and evidence\.jsonl differ at byte 0 of evidence\.jsonl\n/,
+  },
+  {
+    what: 'evidence/ removed',
+    change: (dir) => rmSync(join(dir, 'evidence'), { recursive: true }),
+    statuses: { 'evidence/': 'MISSING' },
+    says: /\n {2}MISSING +evidence\/ +not in the packet\n/,
+  },
+  {
+    what: "evidence/ a symbolic link to the pristine packet's",
+    change: (dir) => {
+      rmSync(join(dir, 'evidence'), { recursive: true });
+      symlinkSync(join(pristine, 'evidence'), join(dir, 'evidence'));
+    },
+    statuses: { 'evidence/': 'MISMATCH' },
+    says: /\n {2}MISMATCH +evidence\/ +a symbolic link, not a directory\n/,
+  },
+  {
+    what: "evidence/'s file a symbolic link to evidence.jsonl",
+    change: (dir) => {
+      rmSync(join(dir, EVIDENCE_FILE));
+      symlinkSync(join(dir, 'evidence.jsonl'), join(dir, EVIDENCE_FILE));
+    },
+    statuses: { 'evidence/': 'MISMATCH' },
+    says: /\n {2}MISMATCH +evidence\/ +evidence-proxy-0\.jsonl is not a regular file\n/,
+  },
+  {
+    what: 'a file the engine does not write added to evidence/',
+    change: (dir) => writeFileSync(join(dir, 'evidence', 'notes.txt'), 'approved\n'),
+    statuses: { 'evidence/': 'MISMATCH' },
+    says: /\n {2}MISMATCH +evidence\/ +holds notes\.txt, which the engine does not write\n/,
+  },
+  {
+    what: 'a shard added to evidence/',
+    change: (dir) => writeFileSync(join(dir, 'evidence', 'evidence-proxy-100.jsonl'), '{}\n'),
+    statuses: { 'evidence/': 'MISMATCH' },
+    says: /\n {2}MISMATCH +evidence\/ +evidence-proxy-100\.jsonl and evidence\.jsonl differ at byte \d+ of evidence\.jsonl\n/,
+  },
   {
     what: 'a refusal hidden from summary.md',
     change: (dir) => editText(dir, 'summary.md', '6 block', '5 block'),
@@ -501,6 +558,32 @@ test('evidence.jsonl cut after its session_close (seal removed): CHAIN BROKEN', 
     /^CHAIN BROKEN: .*\n {2}Error: {4}the session_close is not followed by a transcript_root/,
   );
   assert.match(stdout, /\nPACKET INVALID: /);
+});
+
+test("evidence/ as the engine leaves it: its files in numeric order, and the run CA's certificate", async () => {
+  const dir = packetCopy((d) => {
+    const lines = readFileSync(join(d, EVIDENCE_FILE), 'utf8').split(/(?<=\n)/);
+    rmSync(join(d, EVIDENCE_FILE));
+    // In text order 10 comes before 9: only the numeric order joins them as evidence.jsonl.
+    const parts = [lines.slice(0, 3), lines.slice(3, 20), lines.slice(20)];
+    parts.forEach((part, i) =>
+      writeFileSync(join(d, 'evidence', `evidence-proxy-${[0, 9, 10][i]}.jsonl`), part.join('')),
+    );
+    writeFileSync(join(d, 'evidence', 'run-ca.pem'), '-----BEGIN CERTIFICATE-----\n');
+  });
+  const { code, stdout } = await verify(dir);
+  assert.equal(code, 0, stdout);
+  assert.match(
+    stdout,
+    /\n {2}ok +evidence\/ +evidence-proxy-0\.jsonl … evidence-proxy-10\.jsonl \(3 files\), joined in order, are evidence\.jsonl byte for byte\n/,
+  );
+  const longer = packetCopy((d) => writeFileSync(join(d, 'evidence.jsonl'), '\n', { flag: 'a' }));
+  const extra = await verify(longer);
+  assert.equal(extra.code, 1);
+  assert.match(
+    extra.stdout,
+    /\n {2}MISMATCH +evidence\/ +evidence\.jsonl goes on for 1 bytes after the last file, evidence-proxy-0\.jsonl\n/,
+  );
 });
 
 test("--policy-hash: the reviewer's own hash of the policy they read, instead of the packet's", async () => {

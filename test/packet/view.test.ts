@@ -75,6 +75,7 @@ function statuses(view: PacketView): Record<string, string> {
 
 const ALL_MATCH = {
   'evidence.jsonl': 'ok',
+  'evidence/': 'ok',
   'receipts.json': 'ok',
   'policy.yaml': 'ok',
   'policy-hash.txt': 'ok',

@@ -21,6 +21,7 @@ import { parsePolicy, type Policy } from '../../policy/index.js';
 import type { EngineLogFacts } from '../engine-log.js';
 import {
   ENGINE_LOG,
+  EVIDENCE_DIR,
   PACKET_FILES,
   POLICY_FILE,
   POLICY_HASH_FILE,
@@ -30,6 +31,7 @@ import {
 import { ChainTally, type ChainSummary } from '../summarize.js';
 import { readEngineLogFacts, receiptsJsonEnd, receiptsJsonSeparator } from '../write-packet.js';
 import { mapFact, type FileCheck, type FileFact } from './file-check.js';
+import { readEvidenceDir } from './evidence-dir.js';
 import { cannotRead, readSmall, regularFileSize, sha256OfFile, utf8 } from './read-facts.js';
 import { packetChecks } from './packet-checks.js';
 
@@ -147,6 +149,7 @@ export async function checkPacket(
   const checks = packetChecks({
     report,
     judgement,
+    evidenceDir: await readEvidenceDir(join(dir, EVIDENCE_DIR), evidence),
     policyFileHash: mapFact(policyBytes, (bytes) => ({ kind: 'read', value: policyHash(bytes) })),
     policyHashText,
     receiptsFileHash: await sha256OfFile(join(dir, RECEIPTS_FILE)),

@@ -3,13 +3,15 @@
 import type { EvidenceReport } from '../../receipts/index.js';
 import type { Judgement } from '../../cli/judge.js';
 import type { Verdict, VerificationReport } from '../../cli/verification-report.js';
-import { ENGINE_LOG } from '../packet-json.js';
+import { ENGINE_LOG, EVIDENCE_DIR, PACKET_FILES } from '../packet-json.js';
+import type { EvidenceDirFacts } from './evidence-dir.js';
 import { derivedChecks, type DerivedFacts } from './derived-checks.js';
 import { mismatch, ok, unread, type FileCheck, type FileFact } from './file-check.js';
 
 export interface PacketFacts {
   readonly report: EvidenceReport;
   readonly judgement: Judgement;
+  readonly evidenceDir: FileFact<EvidenceDirFacts>;
   /** SHA-256 of policy.yaml. */
   readonly policyFileHash: FileFact<string>;
   /** The hash policy-hash.txt states. */
@@ -37,6 +39,20 @@ function evidenceCheck({ report, judgement }: PacketFacts): FileCheck {
     );
   }
   return mismatch(file, judgement.error ?? 'does not verify');
+}
+
+function evidenceDirCheck({ evidenceDir }: PacketFacts): FileCheck {
+  const file = `${EVIDENCE_DIR}/`;
+  if (evidenceDir.kind !== 'read') return unread(file, evidenceDir);
+  const { files, difference } = evidenceDir.value;
+  if (difference !== undefined) return mismatch(file, difference);
+  const [first, last] = [files[0] ?? '', files.at(-1) ?? ''];
+  return ok(
+    file,
+    files.length === 1
+      ? `${first} is ${PACKET_FILES.evidence} byte for byte`
+      : `${first} … ${last} (${files.length} files), joined in order, are ${PACKET_FILES.evidence} byte for byte`,
+  );
 }
 
 /** policy.yaml's hash, or policy-hash.txt's text, must be the one policy hash of the chain. */
@@ -117,6 +133,7 @@ function engineLogCheck({ derived }: PacketFacts): FileCheck {
 export function packetChecks(facts: PacketFacts): FileCheck[] {
   return [
     evidenceCheck(facts),
+    evidenceDirCheck(facts),
     receiptsCheck(facts),
     policyBindingCheck(
       'policy.yaml',
