@@ -383,6 +383,47 @@ const TAMPERS: readonly Tamper[] = [
     says: /summary\.md +needs packet\.json's run/,
   },
   {
+    // Fields packet.json and summary.md do not quote: only the report itself says them.
+    what: 'verification-report.json disagreeing with the chain on fields beyond its counts',
+    change: (dir) =>
+      editJson(dir, 'verification-report.json', (r) => {
+        r['trusted'] = false;
+        r['end_time'] = '2026-11-26T23:00:00Z';
+        r['signer_keys'] = ['ab'.repeat(32)];
+        r['policy_hashes'] = ['0'.repeat(64)];
+        r['policy_hash_match'] = null;
+        r['broken_at_seq'] = 3;
+        r['torn_tail'] = { where: 'evidence.jsonl: line 40', bytes: 3 };
+      }),
+    statuses: { 'verification-report.json': 'MISMATCH' },
+    says: new RegExp(
+      [
+        'verification-report\\.json +trusted false, verified true',
+        'end_time 2026-11-26T23:00:00Z, verified 2026-11-26T22:00:00\\.217Z',
+        `signer_keys \\["(ab){32}"\\], verified \\["${SAMPLE_KEY}"\\]`,
+        'policy_hashes \\["0{64}"\\], verified \\["[0-9a-f]{64}"\\]',
+        'policy_hash_match null, verified true',
+        'broken_at_seq 3, verified null',
+        'torn_tail \\{"where":"evidence\\.jsonl: line 40","bytes":3\\}, verified null\\n',
+      ].join('; '),
+    ),
+  },
+  {
+    what: 'verification-report.json recording a worse verdict than the chain has',
+    change: (dir) =>
+      editJson(dir, 'verification-report.json', (r) => {
+        r['verdict'] = 'invalid';
+        r['trusted'] = false;
+        r['error'] = 'chain is not sealed';
+      }),
+    statuses: {
+      'verification-report.json': 'MISMATCH',
+      'packet.json': 'MISMATCH',
+      'summary.md': 'MISMATCH',
+    },
+    says: /verification-report\.json +verdict invalid, verified valid; trusted false, verified true; error chain is not sealed, verified null\n/,
+  },
+  {
     what: 'verification-report.json not a report',
     change: (dir) =>
       editJson(dir, 'verification-report.json', (r) => {

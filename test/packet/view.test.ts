@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cli } from '../cli/run-cli.js';
 import { scratchDir } from '../scratch.js';
-import { SAMPLE_KEY, sampleDecision } from '../receipts/sample-evidence.js';
+import { SAMPLE_KEY, SAMPLE_POLICY_HASH, sampleDecision } from '../receipts/sample-evidence.js';
 import { writeSamplePacket } from './packet-fixture.js';
 import { loadPacketView, type PacketView } from '../../src/packet/view/load-packet.js';
 import { serveViewer, type RunningViewer } from '../../src/packet/view/viewer-server.js';
@@ -397,10 +397,7 @@ test('files that do not match the verified chain are named, each with what diffe
     detail['signer-public-key.pem'],
     `holds ${publicKeyHex(fromHex(KEY_A) ?? new Uint8Array())}; the receipts are signed by ${SAMPLE_KEY}`,
   );
-  assert.equal(
-    detail['verification-report.json'],
-    'recorded verdict valid; receipt_count 99, verified 7',
-  );
+  assert.equal(detail['verification-report.json'], 'receipt_count 99, verified 7');
   const { body } = await get((await serve(view)).url);
   assert.match(body, /4 of the packet's files do not match the verified evidence/);
   assert.equal(body.match(/<td>DOES NOT MATCH<\/td>/g)?.length, 4);
@@ -439,7 +436,7 @@ test('missing, FIFO and directory files are named; a report that disagrees on co
   assert.deepEqual(checks['verification-report.json'], {
     file: 'verification-report.json',
     status: 'mismatch',
-    detail: `recorded verdict valid; receipt_count 7, verified 4; final_seq 6, verified null; root_hash ${recordedRoot}, verified null; sealed true, verified false`,
+    detail: `verdict valid, verified invalid; trusted true, verified false; sealed true, verified false; receipt_count 7, verified 4; final_seq 6, verified null; root_hash ${recordedRoot}, verified null; start_time 2026-11-26T22:00:00Z, verified null; end_time 2026-11-26T22:00:00.042Z, verified null; policy_hash_match true, verified null; broken_at_seq null, verified 3; error null, verified seq 3: signature: signature verification failed`,
   });
 });
 
@@ -455,7 +452,7 @@ test('a recorded verdict better than the one verified now is a mismatch', async 
   assert.deepEqual(checks['verification-report.json'], {
     file: 'verification-report.json',
     status: 'mismatch',
-    detail: 'recorded verdict valid; verified invalid',
+    detail: `verdict valid, verified invalid; trusted true, verified false; policy_hash_match true, verified false; error null, verified policy hash mismatch: receipts carry ${SAMPLE_POLICY_HASH.slice(0, 43)}…`,
   });
 });
 

@@ -6,6 +6,7 @@ import type { Verdict, VerificationReport } from '../../cli/verification-report.
 import { ENGINE_LOG, EVIDENCE_DIR, PACKET_FILES } from '../packet-json.js';
 import type { EvidenceDirFacts } from './evidence-dir.js';
 import { derivedChecks, type DerivedFacts } from './derived-checks.js';
+import { reportCheck } from './report-check.js';
 import { mismatch, ok, unread, type FileCheck, type FileFact } from './file-check.js';
 
 export interface PacketFacts {
@@ -95,35 +96,6 @@ function signerCheck({ signerKey, report }: PacketFacts): FileCheck {
   );
 }
 
-function reportCheck({ recordedReport, report, judgement }: PacketFacts): FileCheck {
-  const file = 'verification-report.json';
-  if (recordedReport.kind !== 'read') return unread(file, recordedReport);
-  const recorded = recordedReport.value;
-  const fresh: Pick<VerificationReport, 'receipt_count' | 'final_seq' | 'root_hash' | 'sealed'> = {
-    receipt_count: report.receipt_count,
-    final_seq: report.final_seq ?? null,
-    root_hash: report.root_hash ?? null,
-    sealed: report.sealed,
-  };
-  const differing = (Object.keys(fresh) as (keyof typeof fresh)[]).filter(
-    (key) => String(recorded[key]) !== String(fresh[key]),
-  );
-  const verdict = `recorded verdict ${String(recorded.verdict)}`;
-  if (differing.length > 0) {
-    return mismatch(
-      file,
-      `${verdict}; ${differing.map((key) => `${key} ${String(recorded[key])}, verified ${String(fresh[key])}`).join('; ')}`,
-    );
-  }
-  // A fresh verdict that is worse than the recorded one means the packet claims too much.
-  const claimsMore =
-    (recorded.verdict === 'valid' || recorded.verdict === 'self_consistent_only') &&
-    judgement.verdict !== 'valid' &&
-    judgement.verdict !== 'self_consistent_only';
-  if (claimsMore) return mismatch(file, `${verdict}; verified ${judgement.verdict}`);
-  return ok(file, `${verdict}; counts, final seq, root hash and seal agree`);
-}
-
 /** The engine's log is not signed: it is only read, for what summary.md counts from it. */
 function engineLogCheck({ derived }: PacketFacts): FileCheck {
   if (derived.engineLog.kind !== 'read') return unread(ENGINE_LOG, derived.engineLog);
@@ -150,7 +122,7 @@ export function packetChecks(facts: PacketFacts): FileCheck[] {
       (hash) => `states ${hash}`,
     ),
     signerCheck(facts),
-    reportCheck(facts),
+    reportCheck(facts.recordedReport, facts.report, facts.judgement),
     ...derivedChecks({ ...facts.derived, recordedReport: facts.recordedReport }),
     engineLogCheck(facts),
   ];
