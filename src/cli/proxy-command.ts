@@ -48,7 +48,16 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
     return pin;
   });
 
-  const policy = parsePolicy(await io.readFile(policyFile), policyFile);
+  let policyBytes: Uint8Array;
+  try {
+    policyBytes = await io.readFile(policyFile);
+  } catch (error) {
+    io.err(
+      `pipelock-egress ${COMMAND}: cannot read the policy ${policyFile}: ${(error as Error).message}; give --policy a readable policy file\n`,
+    );
+    return 1;
+  }
+  const policy = parsePolicy(policyBytes, policyFile);
   if (!policy.ok) {
     for (const error of policy.errors) io.err(`${formatPolicyError(error)}\n`);
     return 1;

@@ -330,6 +330,22 @@ test('proxy CLI: an invalid policy exits 1 naming the problem', async () => {
   }
 });
 
+test('proxy CLI: a policy file that cannot be read exits 1 naming it, before any evidence', async () => {
+  const dir = tempDir();
+  try {
+    const missing = join(dir, 'nope.yaml');
+    const result = await runInProcess(loopbackProxy(missing, join(dir, 'ev')));
+    assert.equal(result.code, 1, result.err);
+    assert.match(
+      result.err,
+      /^pipelock-egress proxy: cannot read the policy .*nope\.yaml: ENOENT.*; give --policy a readable policy file\n$/,
+    );
+    assert.deepEqual(readdirSync(dir), [], 'no evidence was started');
+  } finally {
+    cleanup(dir);
+  }
+});
+
 test('proxy CLI: an evidence directory that already holds evidence is refused with a clear message', async () => {
   const dir = tempDir();
   const evidence = join(dir, 'ev');
