@@ -20729,7 +20729,7 @@ var require_stream = __commonJS({
       };
       duplex._final = function(callback) {
         if (ws2.readyState === ws2.CONNECTING) {
-          ws2.once("open", function open2() {
+          ws2.once("open", function open3() {
             duplex._final(callback);
           });
           return;
@@ -20750,7 +20750,7 @@ var require_stream = __commonJS({
       };
       duplex._write = function(chunk, encoding, callback) {
         if (ws2.readyState === ws2.CONNECTING) {
-          ws2.once("open", function open2() {
+          ws2.once("open", function open3() {
             duplex._write(chunk, encoding, callback);
           });
           return;
@@ -32707,23 +32707,23 @@ var SESSION_OPEN_LABEL = "pipelock.receipt.session_open.v1";
 function frame(bytes) {
   return concatBytes(uint64BigEndian(BigInt(bytes.length)), bytes);
 }
-function sessionOpenGenesis(backend, open2) {
-  const heartbeat = open2.heartbeat_seconds > 0n ? open2.heartbeat_seconds : 0n;
+function sessionOpenGenesis(backend, open3) {
+  const heartbeat = open3.heartbeat_seconds > 0n ? open3.heartbeat_seconds : 0n;
   const fields2 = [
     SESSION_OPEN_LABEL,
-    open2.run_nonce,
-    open2.open_nonce,
-    open2.recorder_session,
-    open2.policy_hash,
-    open2.signer_key_epoch
+    open3.run_nonce,
+    open3.open_nonce,
+    open3.recorder_session,
+    open3.policy_hash,
+    open3.signer_key_epoch
   ].map((s) => frame(utf8(s)));
   fields2.push(frame(uint64BigEndian(heartbeat)));
   for (const s of [
-    open2.genesis_anchor_head,
-    open2.genesis_anchor_log,
-    open2.posture_capsule_sha256,
-    open2.containment_nonce,
-    open2.contained_uid
+    open3.genesis_anchor_head,
+    open3.genesis_anchor_log,
+    open3.posture_capsule_sha256,
+    open3.containment_nonce,
+    open3.contained_uid
   ]) {
     fields2.push(frame(utf8(s ?? "")));
   }
@@ -32774,19 +32774,19 @@ var ReceiptChainBuilder = class _ReceiptChainBuilder {
    * Opens a run: on an empty chain this is the bound `g1:` genesis; later it is a restart bound
    * to the current tail.
    */
-  openSession(fields2, open2, ext) {
+  openSession(fields2, open3, ext) {
     const bound = this.started ? {
-      ...open2,
+      ...open3,
       chain_open_seq: this.nextSeq,
       prior_chain_head: this.prevHash,
       prior_chain_seq: this.nextSeq - 1n
-    } : { ...open2, chain_open_seq: 0n };
+    } : { ...open3, chain_open_seq: 0n };
     const withGenesis = this.started ? bound : { ...bound, genesis_hash: sessionOpenGenesis(this.backend, bound) };
     if (!this.started) this.prevHash = withGenesis.genesis_hash ?? LEGACY_GENESIS;
-    this.run = { runNonce: open2.run_nonce, openNonce: open2.open_nonce };
+    this.run = { runNonce: open3.run_nonce, openNonce: open3.open_nonce };
     return this.sign(
       fields2,
-      { run_nonce: open2.run_nonce, session_control: { kind: "session_open", open: withGenesis } },
+      { run_nonce: open3.run_nonce, session_control: { kind: "session_open", open: withGenesis } },
       ext
     );
   }
@@ -32825,7 +32825,7 @@ var ReceiptChainBuilder = class _ReceiptChainBuilder {
    * Hands the chain to a new key: returns the old key's endorsement of the new one, and the new
    * segment's first receipt (a restart session_open carrying the key_transition marker).
    */
-  rotate(newSeed, fields2, open2, endorsement) {
+  rotate(newSeed, fields2, open3, endorsement) {
     if (!this.started) throw new Error("cannot rotate the key of an empty chain");
     const priorKey = this.signerKey;
     const priorSeq2 = this.nextSeq - 1n;
@@ -32845,15 +32845,15 @@ var ReceiptChainBuilder = class _ReceiptChainBuilder {
     this.seed = newSeed;
     this.nextSeq = 0n;
     this.segmentCount = 0;
-    this.run = { runNonce: open2.run_nonce, openNonce: open2.open_nonce };
+    this.run = { runNonce: open3.run_nonce, openNonce: open3.open_nonce };
     const opened = {
-      ...open2,
+      ...open3,
       chain_open_seq: 0n,
       prior_chain_head: this.prevHash,
       prior_chain_seq: priorSeq2
     };
     const first = this.sign(fields2, {
-      run_nonce: open2.run_nonce,
+      run_nonce: open3.run_nonce,
       key_transition: marker,
       session_control: { kind: "session_open", open: opened }
     });
@@ -33101,41 +33101,41 @@ var ChainWalker = class {
       breakChain("rotation", "chain starts at a key_transition segment without the prior segment");
     if (ar.chain_seq !== 0n)
       breakChain("genesis", "root receipt segment must start at chain_seq 0");
-    const open2 = ar.session_control?.kind === "session_open" ? ar.session_control.open : void 0;
+    const open3 = ar.session_control?.kind === "session_open" ? ar.session_control.open : void 0;
     if (isBoundGenesis(ar.chain_prev_hash)) {
-      if (!open2) breakChain("genesis", "g1 chain_prev_hash requires SessionControl.Open");
-      this.checkBoundGenesis(ar, open2);
+      if (!open3) breakChain("genesis", "g1 chain_prev_hash requires SessionControl.Open");
+      this.checkBoundGenesis(ar, open3);
     } else if (ar.chain_prev_hash === LEGACY_GENESIS) {
-      if (open2)
+      if (open3)
         breakChain("genesis", "session_open on legacy genesis must use bound g1 chain_prev_hash");
     } else {
       breakChain("genesis", "chain_prev_hash mismatch");
     }
   }
-  checkBoundGenesis(ar, open2) {
-    const genesis = sessionOpenGenesis(this.backend, open2);
+  checkBoundGenesis(ar, open3) {
+    const genesis = sessionOpenGenesis(this.backend, open3);
     if (ar.chain_prev_hash !== genesis) breakChain("genesis", "session_open genesis hash mismatch");
-    if (open2.genesis_hash !== genesis) breakChain("genesis", "session_open genesis_hash mismatch");
-    if (open2.chain_open_seq !== ar.chain_seq)
+    if (open3.genesis_hash !== genesis) breakChain("genesis", "session_open genesis_hash mismatch");
+    if (open3.chain_open_seq !== ar.chain_seq)
       breakChain("genesis", "session_open chain_open_seq does not match receipt chain_seq");
-    if (priorHead(open2) !== "" || priorSeq(open2) !== 0n) {
+    if (priorHead(open3) !== "" || priorSeq(open3) !== 0n) {
       breakChain("genesis", "bound genesis session_open must not carry prior chain tail");
     }
   }
   // A session_open after the first receipt is a restart: it must bind to the tail it continues.
   checkRestart(ar) {
-    const open2 = ar.session_control?.open;
-    if (!open2) return;
+    const open3 = ar.session_control?.open;
+    if (!open3) return;
     if (isBoundGenesis(ar.chain_prev_hash))
       breakChain("genesis", "restart session_open must not use a g1 chain_prev_hash");
-    if ((open2.genesis_hash ?? "") !== "")
+    if ((open3.genesis_hash ?? "") !== "")
       breakChain("genesis", "restart session_open must not carry genesis_hash");
-    if (open2.chain_open_seq !== ar.chain_seq)
+    if (open3.chain_open_seq !== ar.chain_seq)
       breakChain("genesis", "session_open chain_open_seq does not match receipt chain_seq");
-    if (priorHead(open2) !== this.prevHash) {
+    if (priorHead(open3) !== this.prevHash) {
       breakChain("genesis", "restart session_open prior_chain_head does not match prior tail hash");
     }
-    if (priorSeq(open2) !== this.prevSeq) {
+    if (priorSeq(open3) !== this.prevSeq) {
       breakChain(
         "genesis",
         "restart session_open prior_chain_seq does not match prior receipt chain_seq"
@@ -33188,13 +33188,13 @@ var ChainWalker = class {
       breakChain("lifecycle", "session_control receipt missing run_nonce");
     if (runNonce === "") return;
     if (control?.open) {
-      const open2 = control.open;
-      if (open2.run_nonce !== runNonce)
+      const open3 = control.open;
+      if (open3.run_nonce !== runNonce)
         breakChain("lifecycle", "session_open run_nonce does not match receipt run_nonce");
-      if (open2.open_nonce === "") breakChain("lifecycle", "session_open missing open_nonce");
+      if (open3.open_nonce === "") breakChain("lifecycle", "session_open missing open_nonce");
       if (this.runs.has(runNonce)) breakChain("lifecycle", "duplicate session_open for run_nonce");
-      this.runs.set(runNonce, { openNonce: open2.open_nonce, closed: false });
-      this.active = { runNonce, openNonce: open2.open_nonce };
+      this.runs.set(runNonce, { openNonce: open3.open_nonce, closed: false });
+      this.active = { runNonce, openNonce: open3.open_nonce };
       return;
     }
     const run = this.runs.get(runNonce);
@@ -33237,8 +33237,8 @@ var ChainWalker = class {
       breakChain("lifecycle", `${kind} open_nonce does not match active session_open`);
   }
 };
-var priorHead = (open2) => open2.prior_chain_head ?? "";
-var priorSeq = (open2) => open2.prior_chain_seq ?? 0n;
+var priorHead = (open3) => open3.prior_chain_head ?? "";
+var priorSeq = (open3) => open3.prior_chain_seq ?? 0n;
 
 // src/receipts/recorder.ts
 var RECORDER_GENESIS = "genesis";
@@ -33274,8 +33274,8 @@ var STRING_FIELDS = [
 ];
 function goTypeError(node2, field2, goType, withValue) {
   const value = node2.kind === "bool" ? "bool" : node2.kind;
-  const shown = withValue && node2.kind === "number" ? `number ${node2.text}` : value;
-  return `json: cannot unmarshal ${shown} into Go struct field .${field2} of type ${goType}`;
+  const shown2 = withValue && node2.kind === "number" ? `number ${node2.text}` : value;
+  return `json: cannot unmarshal ${shown2} into Go struct field .${field2} of type ${goType}`;
 }
 function readInt(node2, field2, goType) {
   if (node2 === void 0 || node2.kind === "null") return 0n;
@@ -33481,6 +33481,10 @@ var RecorderVerifier = class {
       if (!ENTRY_KEYS.includes(key))
         return bad(`field ${goQuote2(key)} is not covered by the entry hash`);
     }
+    if (this.sealAnchored)
+      return bad(
+        `${goQuote2(entry.type)} after the sealing checkpoint (a sealed recorder writes nothing more)`
+      );
     const linked = this.links.push(entry);
     if (!linked.ok) return linked;
     const previousSeq = this.previousSeq;
@@ -33739,15 +33743,20 @@ var EvidenceVerifier = class {
       });
     }
     const summary = this.recorder.summary();
-    if (summary.transcript_root && !summary.seal_anchored && !this.options.allowUnanchoredSeal) {
-      return invalidate(chain, {
-        class: "chain",
-        message: "transcript_root is not followed by a signed checkpoint (the seal is not anchored)"
-      });
-    }
+    const unsealed = sealGap(chain, summary, this.options.allowUnanchoredSeal === true);
+    if (unsealed) return invalidate(chain, { class: "chain", message: unsealed });
     return { ...chain, recorder: summary };
   }
 };
+function sealGap(chain, recorder, allowUnanchored) {
+  if (chain.sealed && !recorder.transcript_root) {
+    return "the session_close is not followed by a transcript_root (the seal was cut off or removed)";
+  }
+  if (recorder.transcript_root && !recorder.seal_anchored && !allowUnanchored) {
+    return "transcript_root is not followed by a signed checkpoint (the seal is not anchored)";
+  }
+  return void 0;
+}
 function tornInTheMiddle(torn) {
   return { class: "malformed", message: `${torn.where}: torn line followed by more evidence` };
 }
@@ -40629,8 +40638,8 @@ function hostPatternText(host) {
 }
 function made(host, port2, url) {
   const hostText = hostPatternText(host);
-  const canonical = url ? `${url.scheme}://${hostText}${port2 === DEFAULT_PORTS[url.scheme] ? "" : `:${port2}`}${url.pathPrefix}` : port2 === void 0 ? hostText : `${hostText}:${port2}`;
-  return { ok: true, destination: { host, port: port2, url, canonical } };
+  const canonical2 = url ? `${url.scheme}://${hostText}${port2 === DEFAULT_PORTS[url.scheme] ? "" : `:${port2}`}${url.pathPrefix}` : port2 === void 0 ? hostText : `${hostText}:${port2}`;
+  return { ok: true, destination: { host, port: port2, url, canonical: canonical2 } };
 }
 function patternsOverlap(a, b) {
   if (a.kind === "exact") return hostMatches(b, a.host);
@@ -43691,13 +43700,13 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
     client.send(data, { binary: isBinary });
   });
   return new Promise((resolve3) => {
-    let open2 = 2;
+    let open3 = 2;
     const closed = (side, code2, other) => {
       if (tally.reason === "complete" && code2 !== 1e3 && code2 !== 1005)
         tally.reason = `${side}_closed_${code2}`;
       if (other.readyState === other.OPEN) other.close(closeCode(code2));
       else if (other.readyState === other.CONNECTING) other.terminate();
-      if (--open2 > 0) return;
+      if (--open3 > 0) return;
       void context2.record(
         outcomeOf(
           entry,
@@ -44615,13 +44624,13 @@ var EvidenceWriter = class _EvidenceWriter {
     const { target, pattern = "", method, requestId, actionId } = entry;
     const text2 = [target, pattern, method, requestId, actionId, actor, policyHash2];
     const length = text2.reduce((sum, part) => sum + part.length, 0);
-    let open2 = this.fd >= 0;
+    let open3 = this.fd >= 0;
     let entries = this.entriesInFile;
     let bytes = this.bytesInFile;
     for (const size of [4096 + 6 * length, ...SEAL_LINES]) {
-      if (!open2 || this.startsNewFile(entries, bytes, size)) {
+      if (!open3 || this.startsNewFile(entries, bytes, size)) {
         files++;
-        open2 = true;
+        open3 = true;
         entries = 0;
         bytes = 0;
       }
@@ -45038,6 +45047,132 @@ function spki(publicKey) {
   return new Uint8Array(publicKey.export({ type: "spki", format: "der" }));
 }
 
+// src/packet/packet-json.ts
+var PACKET_FILES = {
+  packet: "packet.json",
+  evidence: "evidence.jsonl",
+  verifier: "verification-report.json",
+  summary: "summary.md"
+};
+var EVIDENCE_DIR = "evidence";
+var ENGINE_LOG = "engine.log";
+var POLICY_FILE = "policy.yaml";
+var POLICY_HASH_FILE = "policy-hash.txt";
+var PUBLIC_KEY_FILE = "signer-public-key.pem";
+var RECEIPTS_FILE = "receipts.json";
+var RUN_CA_FILE = "run-ca.pem";
+var THIS_ENGINE = `pipelock-egress ${package_default.version}`;
+var UNSUPPORTED_PATHS = [
+  "mcp_transports",
+  "nested_docker",
+  "non_proxy_browser_egress",
+  "service_containers",
+  "sibling_steps",
+  "ssh_egress"
+];
+function packetRunFromEnv(env) {
+  const onActions = env["GITHUB_ACTIONS"] === "true";
+  const given = (name) => env[name] === void 0 || env[name] === "" ? void 0 : env[name];
+  const fields2 = {
+    repository: given("GITHUB_REPOSITORY"),
+    workflow: given("GITHUB_WORKFLOW"),
+    runId: given("GITHUB_RUN_ID"),
+    runAttempt: given("GITHUB_RUN_ATTEMPT"),
+    ref: given("GITHUB_REF"),
+    sha: given("GITHUB_SHA")
+  };
+  return {
+    provider: !onActions ? "local" : env["RUNNER_ENVIRONMENT"] === "self-hosted" ? "self_hosted" : "github_actions",
+    ...withoutUndefined(fields2)
+  };
+}
+function packetJson(input) {
+  const { run, summary, report, posture } = input;
+  const trusted = report.verdict === "valid";
+  return {
+    schema_version: "pipelock.audit_packet.v0",
+    generated_at: input.generatedAt,
+    run: withoutUndefined({
+      provider: run.provider,
+      repository: run.repository,
+      workflow: run.workflow,
+      run_id: run.runId,
+      run_attempt: run.runAttempt,
+      ref: run.ref,
+      sha: run.sha,
+      agent_identity: run.agentIdentity,
+      started_at: run.startedAt,
+      completed_at: run.completedAt,
+      agent_exit_code: run.agentExitCode
+    }),
+    policy: { policy_hashes: summary.policyHashes, config_path: input.policy.path },
+    summary: {
+      receipt_count: summary.receiptCount,
+      totals: summary.totals,
+      transports: summary.transports,
+      layers: summary.layers,
+      domains_touched: summary.domains
+    },
+    verifier: withoutUndefined({
+      verdict: report.verdict,
+      trusted,
+      receipt_count: report.receipt_count,
+      root_hash: report.root_hash ?? void 0,
+      final_seq: report.final_seq === null ? void 0 : Number(report.final_seq),
+      signer_key: input.pinnedKey,
+      output_file: PACKET_FILES.verifier,
+      error: report.error ?? void 0
+    }),
+    scanner_config_snapshot: {
+      mode: input.policy.mode,
+      dlp_patterns_count: input.policy.dlpPatterns,
+      response_patterns_count: 0,
+      ssrf_enabled: true,
+      redaction_enabled: true,
+      flight_recorder_enabled: true
+    },
+    posture: withoutUndefined({
+      enforcement_mode: "linux_netns_iptables_setpriv",
+      engine: posture.engine,
+      runner_os: posture.runnerOs,
+      runner_arch: posture.runnerArch,
+      raw_socket_status: "denied",
+      docker_socket_status: "masked",
+      dns_udp_status: "denied",
+      browser_proxy_status: "forced",
+      // Messages are scanned on /ws?url= and inside intercepted TLS; a wss:// connection
+      // through a tunnel the engine does not intercept is not.
+      websocket_frame_scanning: input.policy.websocketFrameScan ? "explicit_ws_proxy_path_required" : "off",
+      network_namespace: posture.networkNamespace,
+      agent_user: posture.agentUser,
+      agent_uid: posture.agentUid,
+      host_user: posture.hostUser,
+      host_uid: posture.hostUid,
+      proxy_url: posture.proxyUrl,
+      script_basename: posture.scriptBasename,
+      script_arg_count: posture.scriptArgCount,
+      unsupported_paths: UNSUPPORTED_PATHS
+    }),
+    artifacts: { ...PACKET_FILES }
+  };
+}
+function withoutUndefined(object2) {
+  return Object.fromEntries(Object.entries(object2).filter(([, value]) => value !== void 0));
+}
+function encodeSorted(value) {
+  const sort = (v) => {
+    if (Array.isArray(v)) return v.map(sort);
+    if (v !== null && typeof v === "object") {
+      return Object.fromEntries(
+        Object.keys(v).sort().map((key) => [key, sort(v[key])])
+      );
+    }
+    return v;
+  };
+  return `${JSON.stringify(sort(value), null, 2)}
+`;
+}
+
 // src/regular-file.ts
 import { stat as stat3 } from "node:fs/promises";
 function isRegularFile(path4) {
@@ -45102,7 +45237,6 @@ function listenText(listen) {
 
 // src/cli/proxy-command.ts
 var COMMAND = "proxy";
-var RUN_CA_FILE = "run-ca.pem";
 async function proxyCommand(args, io2) {
   const options = parseOptions(COMMAND, args, {
     single: [
@@ -45130,7 +45264,17 @@ async function proxyCommand(args, io2) {
     if (typeof pin === "string") throw new UsageError(`${COMMAND}: --resolve ${pin}`);
     return pin;
   });
-  const policy = parsePolicy(await io2.readFile(policyFile), policyFile);
+  let policyBytes;
+  try {
+    policyBytes = await io2.readFile(policyFile);
+  } catch (error2) {
+    io2.err(
+      `pipelock-egress ${COMMAND}: cannot read the policy ${policyFile}: ${error2.message}; give --policy a readable policy file
+`
+    );
+    return 1;
+  }
+  const policy = parsePolicy(policyBytes, policyFile);
   if (!policy.ok) {
     for (const error2 of policy.errors) io2.err(`${formatPolicyError(error2)}
 `);
@@ -45271,7 +45415,7 @@ function requireOption(options, name) {
 // src/cli/run-command.ts
 import { randomBytes as randomBytes6 } from "node:crypto";
 import { lchown as lchown2, realpath as realpath2 } from "node:fs/promises";
-import { basename as basename3, join as join14 } from "node:path";
+import { basename as basename3, join as join15 } from "node:path";
 
 // src/boundary/boundary.ts
 import { spawn as spawn4 } from "node:child_process";
@@ -45708,6 +45852,7 @@ var EngineLogTally = class {
 
 // src/boundary/log-budget.ts
 var ENGINE_LOG_MAX_BYTES = 64 * 1024 * 1024;
+var ENGINE_LOG_MAX_FILE_BYTES = ENGINE_LOG_MAX_BYTES + 1024 * 1024;
 var MAX_HELD_LINE = 64 * 1024;
 var NEWLINE2 = 10;
 var LogBudget = class {
@@ -46643,131 +46788,6 @@ function boundaryTools(facts) {
   };
 }
 
-// src/packet/packet-json.ts
-var PACKET_FILES = {
-  packet: "packet.json",
-  evidence: "evidence.jsonl",
-  verifier: "verification-report.json",
-  summary: "summary.md"
-};
-var EVIDENCE_DIR = "evidence";
-var ENGINE_LOG = "engine.log";
-var POLICY_FILE = "policy.yaml";
-var POLICY_HASH_FILE = "policy-hash.txt";
-var PUBLIC_KEY_FILE = "signer-public-key.pem";
-var RECEIPTS_FILE = "receipts.json";
-var THIS_ENGINE = `pipelock-egress ${package_default.version}`;
-var UNSUPPORTED_PATHS = [
-  "mcp_transports",
-  "nested_docker",
-  "non_proxy_browser_egress",
-  "service_containers",
-  "sibling_steps",
-  "ssh_egress"
-];
-function packetRunFromEnv(env) {
-  const onActions = env["GITHUB_ACTIONS"] === "true";
-  const given = (name) => env[name] === void 0 || env[name] === "" ? void 0 : env[name];
-  const fields2 = {
-    repository: given("GITHUB_REPOSITORY"),
-    workflow: given("GITHUB_WORKFLOW"),
-    runId: given("GITHUB_RUN_ID"),
-    runAttempt: given("GITHUB_RUN_ATTEMPT"),
-    ref: given("GITHUB_REF"),
-    sha: given("GITHUB_SHA")
-  };
-  return {
-    provider: !onActions ? "local" : env["RUNNER_ENVIRONMENT"] === "self-hosted" ? "self_hosted" : "github_actions",
-    ...withoutUndefined(fields2)
-  };
-}
-function packetJson(input) {
-  const { run, summary, report, posture } = input;
-  const trusted = report.verdict === "valid";
-  return {
-    schema_version: "pipelock.audit_packet.v0",
-    generated_at: input.generatedAt,
-    run: withoutUndefined({
-      provider: run.provider,
-      repository: run.repository,
-      workflow: run.workflow,
-      run_id: run.runId,
-      run_attempt: run.runAttempt,
-      ref: run.ref,
-      sha: run.sha,
-      agent_identity: run.agentIdentity,
-      started_at: run.startedAt,
-      completed_at: run.completedAt,
-      agent_exit_code: run.agentExitCode
-    }),
-    policy: { policy_hashes: summary.policyHashes, config_path: input.policy.path },
-    summary: {
-      receipt_count: summary.receiptCount,
-      totals: summary.totals,
-      transports: summary.transports,
-      layers: summary.layers,
-      domains_touched: summary.domains
-    },
-    verifier: withoutUndefined({
-      verdict: report.verdict,
-      trusted,
-      receipt_count: report.receipt_count,
-      root_hash: report.root_hash ?? void 0,
-      final_seq: report.final_seq === null ? void 0 : Number(report.final_seq),
-      signer_key: input.pinnedKey,
-      output_file: PACKET_FILES.verifier,
-      error: report.error ?? void 0
-    }),
-    scanner_config_snapshot: {
-      mode: input.policy.mode,
-      dlp_patterns_count: input.policy.dlpPatterns,
-      response_patterns_count: 0,
-      ssrf_enabled: true,
-      redaction_enabled: true,
-      flight_recorder_enabled: true
-    },
-    posture: withoutUndefined({
-      enforcement_mode: "linux_netns_iptables_setpriv",
-      engine: posture.engine,
-      runner_os: posture.runnerOs,
-      runner_arch: posture.runnerArch,
-      raw_socket_status: "denied",
-      docker_socket_status: "masked",
-      dns_udp_status: "denied",
-      browser_proxy_status: "forced",
-      // Messages are scanned on /ws?url= and inside intercepted TLS; a wss:// connection
-      // through a tunnel the engine does not intercept is not.
-      websocket_frame_scanning: input.policy.websocketFrameScan ? "explicit_ws_proxy_path_required" : "off",
-      network_namespace: posture.networkNamespace,
-      agent_user: posture.agentUser,
-      agent_uid: posture.agentUid,
-      host_user: posture.hostUser,
-      host_uid: posture.hostUid,
-      proxy_url: posture.proxyUrl,
-      script_basename: posture.scriptBasename,
-      script_arg_count: posture.scriptArgCount,
-      unsupported_paths: UNSUPPORTED_PATHS
-    }),
-    artifacts: { ...PACKET_FILES }
-  };
-}
-function withoutUndefined(object2) {
-  return Object.fromEntries(Object.entries(object2).filter(([, value]) => value !== void 0));
-}
-function encodeSorted(value) {
-  const sort = (v) => {
-    if (Array.isArray(v)) return v.map(sort);
-    if (v !== null && typeof v === "object") {
-      return Object.fromEntries(
-        Object.keys(v).sort().map((key) => [key, sort(v[key])])
-      );
-    }
-    return v;
-  };
-  return `${JSON.stringify(sort(value), null, 2)}
-`;
-}
-
 // src/packet/summary-md.ts
 var VERDICT_LINES = {
   valid: "\u2705 **valid**: the chain verifies and is signed by the pinned key",
@@ -46956,7 +46976,7 @@ function runCapsuleSha256(run, posture, configPath) {
 
 // src/cli/audit-packet.ts
 import { readFile as readFile9 } from "node:fs/promises";
-import { join as join13 } from "node:path";
+import { join as join14 } from "node:path";
 
 // src/packet/write-packet.ts
 import { createReadStream } from "node:fs";
@@ -47011,8 +47031,8 @@ var ChainTally = class {
     if (record2.verdict === "block")
       this.layers[record2.layer ?? ""] = (this.layers[record2.layer ?? ""] ?? 0) + 1;
     if (record2.transport !== SESSION_TRANSPORT) this.actors.add(record2.actor);
-    const open2 = record2.session_control?.open;
-    if (open2 !== void 0) this.runCapsules.add(open2.posture_capsule_sha256 ?? "");
+    const open3 = record2.session_control?.open;
+    if (open3 !== void 0) this.runCapsules.add(open3.posture_capsule_sha256 ?? "");
     if (!isRequest(record2)) return;
     const destination2 = destinationOf(record2.target);
     this.domains.add(hostOf(destination2));
@@ -47217,7 +47237,7 @@ async function loadPolicyHash(file, io2) {
     throw new InputError(
       `policy hash file ${file} holds ${lines} lines, not one hash: give the policy's hash (policy-hash.txt, or the first field of sha256sum POLICY)`
     );
-  return hash2;
+  return /^[0-9a-f]{64}$/i.test(hash2) ? hash2.toLowerCase() : hash2;
 }
 
 // src/cli/verify-command.ts
@@ -47332,11 +47352,11 @@ function judgeEvidence(report, options) {
 }
 
 // src/cli/verify-packet.ts
-import { join as join12 } from "node:path";
+import { join as join13 } from "node:path";
 
 // src/packet/check/check-packet.ts
 import { createHash as createHash5 } from "node:crypto";
-import { join as join11 } from "node:path";
+import { join as join12 } from "node:path";
 
 // src/packet/check/file-check.ts
 function mapFact(fact, read) {
@@ -47352,6 +47372,11 @@ function unread(file, fact) {
   if (fact.kind === "missing") return { file, status: "missing", detail: "not in the packet" };
   return mismatch(file, fact.error);
 }
+
+// src/packet/check/evidence-dir.ts
+import { createReadStream as createReadStream4 } from "node:fs";
+import { lstat as lstat3, open as open2, readdir as readdir5 } from "node:fs/promises";
+import { join as join11 } from "node:path";
 
 // src/packet/check/read-facts.ts
 import { createHash as createHash4 } from "node:crypto";
@@ -47397,6 +47422,68 @@ async function sha256OfFile(file) {
     return cannotRead(error2);
   }
   return { kind: "read", value: hash2.digest("hex") };
+}
+
+// src/packet/check/evidence-dir.ts
+async function readEvidenceDir(dir, joinedFile) {
+  try {
+    const info = await lstat3(dir);
+    if (!info.isDirectory()) {
+      const what = info.isSymbolicLink() ? "a symbolic link" : "a file";
+      return { kind: "unusable", error: `${what}, not a directory` };
+    }
+  } catch (error2) {
+    if (error2.code === "ENOENT") return { kind: "missing" };
+    return cannotRead(error2);
+  }
+  try {
+    const entries = await readdir5(dir, { withFileTypes: true });
+    const files = evidenceFileOrder(entries.map((entry) => entry.name));
+    const engineWrites = /* @__PURE__ */ new Set([...files, RUN_CA_FILE]);
+    const stray = entries.find((entry) => !entry.isFile());
+    if (stray) return { kind: "unusable", error: `${stray.name} is not a regular file` };
+    const other = entries.find((entry) => !engineWrites.has(entry.name));
+    if (other)
+      return { kind: "unusable", error: `holds ${other.name}, which the engine does not write` };
+    if (files.length === 0)
+      return { kind: "unusable", error: "holds no evidence-proxy-<seq>.jsonl file" };
+    if (files.length > MAX_SHARDS) {
+      return {
+        kind: "unusable",
+        error: `holds ${files.length} evidence files, more than the engine writes (${MAX_SHARDS})`
+      };
+    }
+    const difference = await firstDifference(dir, files, joinedFile);
+    return { kind: "read", value: { files, ...difference ? { difference } : {} } };
+  } catch (error2) {
+    return cannotRead(error2);
+  }
+}
+async function firstDifference(dir, files, joinedFile) {
+  const joined = await open2(joinedFile, "r");
+  try {
+    let offset = 0;
+    for (const name of files) {
+      for await (const chunk of createReadStream4(join11(dir, name))) {
+        const at = await differenceAt(joined, chunk, offset);
+        if (at !== void 0)
+          return `${name} and ${PACKET_FILES.evidence} differ at byte ${at} of ${PACKET_FILES.evidence}`;
+        offset += chunk.length;
+      }
+    }
+    const rest = (await joined.stat()).size - offset;
+    if (rest > 0)
+      return `${PACKET_FILES.evidence} goes on for ${rest} bytes after the last file, ${files.at(-1) ?? ""}`;
+    return void 0;
+  } finally {
+    await joined.close();
+  }
+}
+async function differenceAt(joined, chunk, offset) {
+  const expected = Buffer.alloc(chunk.length);
+  const { bytesRead } = await joined.read(expected, 0, chunk.length, offset);
+  if (bytesRead === chunk.length && expected.equals(chunk)) return void 0;
+  return offset + chunk.findIndex((byte, i) => i >= bytesRead || byte !== expected[i]);
 }
 
 // src/packet/check/json-differences.ts
@@ -47568,8 +47655,8 @@ function firstDifferentLine(actual, expected) {
   const e = expected.split("\n");
   const index = a.findIndex((line, i) => line !== e[i]);
   const at = index === -1 ? a.length : index;
-  const shown = (line) => line === void 0 ? "(the end)" : JSON.stringify(line.length > 80 ? `${line.slice(0, 80)}\u2026` : line);
-  return `line ${at + 1} is ${shown(a[at])}, should be ${shown(e[at])}`;
+  const shown2 = (line) => line === void 0 ? "(the end)" : JSON.stringify(line.length > 80 ? `${line.slice(0, 80)}\u2026` : line);
+  return `line ${at + 1} is ${shown2(a[at])}, should be ${shown2(e[at])}`;
 }
 function acrossVersions(check2, writtenBy) {
   if (check2.status !== "mismatch" || writtenBy === THIS_ENGINE) return check2;
@@ -47610,6 +47697,35 @@ function derivedChecks(facts) {
   return [acrossVersions(packetCheck, writtenBy), acrossVersions(summaryCheck, writtenBy)];
 }
 
+// src/packet/check/report-check.ts
+var VERIFIED = /* @__PURE__ */ new Set(["valid", "self_consistent_only"]);
+function expectedReport(recorded, report, judgement) {
+  const verdict = VERIFIED.has(recorded) && VERIFIED.has(judgement.verdict) ? recorded : judgement.verdict;
+  return verificationReport(verdict, report, judgement.policyHashMatch, judgement.error);
+}
+function canonical(value) {
+  return JSON.stringify(value, (_key, v) => typeof v === "bigint" ? v.toString() : v);
+}
+function shown(value) {
+  const text2 = typeof value === "object" && value !== null ? canonical(value) : String(value);
+  return text2.length > 80 ? `${text2.slice(0, 80)}\u2026` : text2;
+}
+function reportCheck(recordedReport, report, judgement) {
+  const file = PACKET_FILES.verifier;
+  if (recordedReport.kind !== "read") return unread(file, recordedReport);
+  const recorded = recordedReport.value;
+  const expected = expectedReport(recorded.verdict, report, judgement);
+  const differing = Object.keys(expected).filter(
+    (key) => canonical(recorded[key]) !== canonical(expected[key])
+  );
+  if (differing.length === 0)
+    return ok(file, `recorded verdict ${recorded.verdict}; every field as the chain verifies now`);
+  return mismatch(
+    file,
+    differing.map((key) => `${key} ${shown(recorded[key])}, verified ${shown(expected[key])}`).join("; ")
+  );
+}
+
 // src/packet/check/packet-checks.ts
 function chainPolicy(report) {
   return report.policy_hashes.join(", ") || "(no receipts)";
@@ -47623,6 +47739,17 @@ function evidenceCheck({ report, judgement }) {
     );
   }
   return mismatch(file, judgement.error ?? "does not verify");
+}
+function evidenceDirCheck({ evidenceDir }) {
+  const file = `${EVIDENCE_DIR}/`;
+  if (evidenceDir.kind !== "read") return unread(file, evidenceDir);
+  const { files, difference } = evidenceDir.value;
+  if (difference !== void 0) return mismatch(file, difference);
+  const [first, last] = [files[0] ?? "", files.at(-1) ?? ""];
+  return ok(
+    file,
+    files.length === 1 ? `${first} is ${PACKET_FILES.evidence} byte for byte` : `${first} \u2026 ${last} (${files.length} files), joined in order, are ${PACKET_FILES.evidence} byte for byte`
+  );
 }
 function policyBindingCheck(file, fact, report, matches, differs) {
   if (fact.kind !== "read") return unread(file, fact);
@@ -47654,33 +47781,14 @@ function signerCheck({ signerKey, report }) {
     `holds ${signerKey.value}; the receipts are signed by ${signers.join(", ") || "(no receipts)"}`
   );
 }
-function reportCheck({ recordedReport, report, judgement }) {
-  const file = "verification-report.json";
-  if (recordedReport.kind !== "read") return unread(file, recordedReport);
-  const recorded = recordedReport.value;
-  const fresh = {
-    receipt_count: report.receipt_count,
-    final_seq: report.final_seq ?? null,
-    root_hash: report.root_hash ?? null,
-    sealed: report.sealed
-  };
-  const differing = Object.keys(fresh).filter(
-    (key) => String(recorded[key]) !== String(fresh[key])
-  );
-  const verdict = `recorded verdict ${String(recorded.verdict)}`;
-  if (differing.length > 0) {
-    return mismatch(
-      file,
-      `${verdict}; ${differing.map((key) => `${key} ${String(recorded[key])}, verified ${String(fresh[key])}`).join("; ")}`
-    );
-  }
-  const claimsMore = (recorded.verdict === "valid" || recorded.verdict === "self_consistent_only") && judgement.verdict !== "valid" && judgement.verdict !== "self_consistent_only";
-  if (claimsMore) return mismatch(file, `${verdict}; verified ${judgement.verdict}`);
-  return ok(file, `${verdict}; counts, final seq, root hash and seal agree`);
+function engineLogCheck({ derived: derived2 }) {
+  if (derived2.engineLog.kind !== "read") return unread(ENGINE_LOG, derived2.engineLog);
+  return ok(ENGINE_LOG, "read for what summary.md counts from it (not signed)");
 }
 function packetChecks(facts) {
   return [
     evidenceCheck(facts),
+    evidenceDirCheck(facts),
     receiptsCheck(facts),
     policyBindingCheck(
       "policy.yaml",
@@ -47697,8 +47805,9 @@ function packetChecks(facts) {
       (hash2) => `states ${hash2}`
     ),
     signerCheck(facts),
-    reportCheck(facts),
-    ...derivedChecks({ ...facts.derived, recordedReport: facts.recordedReport })
+    reportCheck(facts.recordedReport, facts.report, facts.judgement),
+    ...derivedChecks({ ...facts.derived, recordedReport: facts.recordedReport }),
+    engineLogCheck(facts)
   ];
 }
 function packetVerdict(judgement, checks) {
@@ -47733,8 +47842,13 @@ function policyOf(bytes) {
 }
 async function engineLogOf(file) {
   const size = await regularFileSize(file);
-  if (size.kind === "missing") return { kind: "read", value: {} };
-  if (size.kind === "unusable") return size;
+  if (size.kind !== "read") return size;
+  if (size.value > ENGINE_LOG_MAX_FILE_BYTES) {
+    return {
+      kind: "unusable",
+      error: `${size.value} bytes, more than the engine writes (${ENGINE_LOG_MAX_FILE_BYTES}: a log of at most 64 MiB, then two closing lines); not read`
+    };
+  }
   try {
     return { kind: "read", value: await readEngineLogFacts(file) };
   } catch (error2) {
@@ -47746,7 +47860,7 @@ function chainSigner(report) {
   return only === void 0 || others.length > 0 ? void 0 : fromHex(only);
 }
 async function checkPacket(dir, backend, pinnedKeys, options = {}) {
-  const evidence = join11(dir, PACKET_FILES.evidence);
+  const evidence = join12(dir, PACKET_FILES.evidence);
   const found = await regularFileSize(evidence);
   if (found.kind === "missing") {
     throw new UnreadablePacket(
@@ -47755,7 +47869,7 @@ async function checkPacket(dir, backend, pinnedKeys, options = {}) {
   }
   if (found.kind === "unusable") throw new UnreadablePacket(`${evidence}: ${found.error}`);
   const policyHashText = mapFact(
-    await readSmall(join11(dir, POLICY_HASH_FILE)),
+    await readSmall(join12(dir, POLICY_HASH_FILE)),
     (bytes) => mapFact(utf82(bytes), (text3) => ({ kind: "read", value: text3.trim() }))
   );
   const tally = new ChainTally();
@@ -47779,14 +47893,15 @@ async function checkPacket(dir, backend, pinnedKeys, options = {}) {
     expectedPolicy
   });
   const summary = tally.summary();
-  const text2 = async (file) => mapFact(await readSmall(join11(dir, file)), utf82);
-  const policyBytes = await readSmall(join11(dir, POLICY_FILE));
+  const text2 = async (file) => mapFact(await readSmall(join12(dir, file)), utf82);
+  const policyBytes = await readSmall(join12(dir, POLICY_FILE));
   const checks = packetChecks({
     report,
     judgement,
+    evidenceDir: await readEvidenceDir(join12(dir, EVIDENCE_DIR), evidence),
     policyFileHash: mapFact(policyBytes, (bytes) => ({ kind: "read", value: policyHash(bytes) })),
     policyHashText,
-    receiptsFileHash: await sha256OfFile(join11(dir, RECEIPTS_FILE)),
+    receiptsFileHash: await sha256OfFile(join12(dir, RECEIPTS_FILE)),
     receiptsExpectedHash: receiptsJsonHash.digest("hex"),
     signerKey: mapFact(await text2(PUBLIC_KEY_FILE), signerKeyOf),
     recordedReport: mapFact(await text2(PACKET_FILES.verifier), recordedReportOf),
@@ -47795,7 +47910,7 @@ async function checkPacket(dir, backend, pinnedKeys, options = {}) {
       summary,
       signer: chainSigner(report),
       policy: mapFact(policyBytes, policyOf),
-      engineLog: await engineLogOf(join11(dir, ENGINE_LOG)),
+      engineLog: await engineLogOf(join12(dir, ENGINE_LOG)),
       packetJson: await text2(PACKET_FILES.packet),
       summaryMarkdown: await text2(PACKET_FILES.summary)
     }
@@ -47932,7 +48047,7 @@ async function verifyPacket(request, io2) {
   const outcome = judged(checked, request.allowUnpinned);
   io2.out(
     describeChain(
-      join12(request.dir, PACKET_FILES.evidence),
+      join13(request.dir, PACKET_FILES.evidence),
       checked.report,
       checked.judgement,
       checked.expectedPolicy
@@ -48065,18 +48180,18 @@ async function writeAuditPacket(packet, io2) {
   const verified = await verifyCommand(
     [
       "--receipt-chain",
-      join13(out, PACKET_FILES.evidence),
+      join14(out, PACKET_FILES.evidence),
       "--policy-hash",
-      join13(out, POLICY_HASH_FILE),
+      join14(out, POLICY_HASH_FILE),
       "--require-sealed",
       "--whole-recorder",
       "--output",
-      join13(out, PACKET_FILES.verifier),
+      join14(out, PACKET_FILES.verifier),
       ...packet.pinnedKey === void 0 ? ["--allow-unpinned"] : ["--public-key", packet.pinnedKey]
     ],
     io2
   );
-  const report = parseVerificationReport(await readFile9(join13(out, PACKET_FILES.verifier), "utf8"));
+  const report = parseVerificationReport(await readFile9(join14(out, PACKET_FILES.verifier), "utf8"));
   await writePacketReport({
     out,
     receipts,
@@ -48091,7 +48206,7 @@ async function writeAuditPacket(packet, io2) {
 }
 
 // src/cli/run-request.ts
-import { lstat as lstat3, readFile as readFile10, realpath, readdir as readdir5, rm as rm5, stat as stat10 } from "node:fs/promises";
+import { lstat as lstat4, readFile as readFile10, realpath, readdir as readdir6, rm as rm5, stat as stat10 } from "node:fs/promises";
 import { basename as basename2, dirname as dirname3, isAbsolute, relative, resolve as resolve2, sep } from "node:path";
 var DEFAULT_EVIDENCE_OUTPUT = "audit-artifacts";
 var DEFAULT_IDENTITY = "pipelock-agent";
@@ -48173,11 +48288,11 @@ async function parseRunRequest(args, io2, backend, cwd = process.cwd()) {
     writable,
     problems
   );
-  const leftover = await readdir5(evidenceOutput).catch(() => []);
+  const leftover = await readdir6(evidenceOutput).catch(() => []);
   if (leftover.length > 0) {
-    const shown = leftover.slice(0, 3).join(", ") + (leftover.length > 3 ? ", \u2026" : "");
+    const shown2 = leftover.slice(0, 3).join(", ") + (leftover.length > 3 ? ", \u2026" : "");
     problems.push(
-      `--evidence-output ${evidenceOutput} already holds ${leftover.length} entries (${shown}); the packet is written into an empty or new directory: move them away or choose another`
+      `--evidence-output ${evidenceOutput} already holds ${leftover.length} entries (${shown2}); the packet is written into an empty or new directory: move them away or choose another`
     );
   }
   const keys = await runKeys(options, io2, backend, problems);
@@ -48267,7 +48382,7 @@ async function checkedOutput(output, writable, problems) {
 async function nearestExisting(path4) {
   const missing = [];
   let existing2 = path4;
-  while (await lstat3(existing2).catch(() => void 0) === void 0) {
+  while (await lstat4(existing2).catch(() => void 0) === void 0) {
     missing.unshift(basename2(existing2));
     existing2 = dirname3(existing2);
   }
@@ -48426,8 +48541,8 @@ async function runCommand(args, io2) {
       writable: request.writable,
       maxProcesses: request.maxProcesses,
       callerEnv: request.callerEnv,
-      evidenceCopyDir: join14(out, EVIDENCE_DIR),
-      engineLogCopy: join14(out, ENGINE_LOG),
+      evidenceCopyDir: join15(out, EVIDENCE_DIR),
+      engineLogCopy: join15(out, ENGINE_LOG),
       evidenceOwner: invokerOf(process.env),
       log: (line) => io2.err(`${PREFIX2}: ${line}
 `),
@@ -48516,7 +48631,7 @@ async function giveToInvoker(out) {
   const written = [POLICY_FILE, POLICY_HASH_FILE, PUBLIC_KEY_FILE, RECEIPTS_FILE];
   const files = [
     out,
-    ...[...written, ...Object.values(PACKET_FILES)].map((name) => join14(out, name))
+    ...[...written, ...Object.values(PACKET_FILES)].map((name) => join15(out, name))
   ];
   for (const file of files) await lchown2(file, invoker.uid, invoker.gid);
 }
@@ -48835,11 +48950,11 @@ function seqLink(ctx, seq2, label = seq2) {
 }
 function totalsSection(view, ctx) {
   const { totals } = view.summary;
-  const shown = VERDICT_TOTALS.filter((v) => totals[v] > 0);
+  const shown2 = VERDICT_TOTALS.filter((v) => totals[v] > 0);
   return html`<section><h2>Decisions</h2>
 <p>Counted from the verified receipts (${view.summary.receiptCount}, including session control and tunnel outcomes).</p>
-<table><tr>${shown.map((v) => html`<th>${v}</th>`)}</tr>
-<tr>${shown.map((v) => html`<td>${v === "other" ? totals[v] : receiptsLink(ctx, { verdict: v }, totals[v])}</td>`)}</tr></table></section>`;
+<table><tr>${shown2.map((v) => html`<th>${v}</th>`)}</tr>
+<tr>${shown2.map((v) => html`<td>${v === "other" ? totals[v] : receiptsLink(ctx, { verdict: v }, totals[v])}</td>`)}</tr></table></section>`;
 }
 function destinationsSection(view, ctx) {
   const rows = view.summary.destinations;

@@ -361,8 +361,10 @@ test('requests refused unrecorded: counted from the engine log and said in summa
 test('summary.md as written says what the engine log holds unrecorded; without a log, nothing', async () => {
   const out = scratchDir('pe-packet-');
   try {
-    const write = () =>
-      writePacketReport({
+    // Packet files are only ever created: each write starts from an output without them.
+    const write = () => {
+      for (const name of ['packet.json', 'summary.md']) rmSync(join(out, name), { force: true });
+      return writePacketReport({
         out,
         receipts: chain,
         report: report('valid'),
@@ -378,6 +380,7 @@ test('summary.md as written says what the engine log holds unrecorded; without a
         },
         generatedAt: '2026-11-27T00:00:02.000Z',
       });
+    };
     assert.doesNotMatch(await write(), /without a receipt/);
     const refusal = '{"event":"evidence_error","message":"the evidence is full (256 files)"}\n';
     writeFileSync(join(out, 'engine.log'), refusal.repeat(3));
