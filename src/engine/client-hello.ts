@@ -79,14 +79,9 @@ function readServerName(hello: Uint8Array): ClientHelloResult {
     if (type === SERVER_NAME_EXTENSION) {
       if (seen) return { kind: 'malformed', reason: 'two server_name extensions' };
       seen = true;
-      const names = readHostNames(reader, end);
-      if (typeof names === 'string') return { kind: 'malformed', reason: names };
-      if (names.length !== 1)
-        return {
-          kind: 'malformed',
-          reason: `the server_name extension carries ${names.length} host names`,
-        };
-      serverName = names[0];
+      const named = readHostName(reader, end);
+      if (!named.ok) return { kind: 'malformed', reason: named.reason };
+      serverName = named.name;
     }
     if (type === ENCRYPTED_CLIENT_HELLO || type === ENCRYPTED_SERVER_NAME) hidesServerName = true;
     reader.seek(end);
@@ -96,20 +91,29 @@ function readServerName(hello: Uint8Array): ClientHelloResult {
   return { kind: 'hello', serverName, hidesServerName };
 }
 
-function readHostNames(reader: Reader, end: number): string[] | string {
+type HostName =
+  { readonly ok: true; readonly name: string } | { readonly ok: false; readonly reason: string };
+
+/**
+ * RFC 6066 §3 allows one name per name_type, and host_name (0) is the only type defined.
+ * Servers read other lists differently (OpenSSL refuses the extension, nginx's ssl_preread
+ * takes a first entry of another type as no SNI): the name checked must be the only entry.
+ */
+function readHostName(reader: Reader, end: number): HostName {
   const listLength = reader.u16();
-  const listEnd = reader.position + listLength;
-  if (listEnd !== end) return 'inconsistent server_name lengths';
-  const names: string[] = [];
-  while (!reader.failed && reader.position < listEnd) {
-    const nameType = reader.u8();
-    const bytes = reader.bytes(reader.u16());
-    if (nameType !== HOST_NAME) continue;
-    if (bytes.length === 0 || bytes.some((byte) => byte <= 0x20 || byte >= 0x7f))
-      return 'the SNI host name is not printable ASCII';
-    names.push(String.fromCharCode(...bytes));
-  }
-  return reader.failed ? 'truncated server_name extension' : names;
+  if (reader.position + listLength !== end)
+    return { ok: false, reason: 'inconsistent server_name lengths' };
+  const nameType = reader.u8();
+  const bytes = reader.bytes(reader.u16());
+  if (reader.failed || reader.position > end)
+    return { ok: false, reason: 'truncated server_name extension' };
+  if (nameType !== HOST_NAME)
+    return { ok: false, reason: `the server_name entry has type ${nameType}, not host_name (0)` };
+  if (reader.position !== end)
+    return { ok: false, reason: 'the server_name extension carries more than one name' };
+  if (bytes.length === 0 || bytes.some((byte) => byte <= 0x20 || byte >= 0x7f))
+    return { ok: false, reason: 'the SNI host name is not printable ASCII' };
+  return { ok: true, name: String.fromCharCode(...bytes) };
 }
 
 class Reader {

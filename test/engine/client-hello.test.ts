@@ -2,7 +2,7 @@ import './dial-guard.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseClientHello, MAX_CLIENT_HELLO_BYTES } from '../../src/engine/client-hello.js';
-import { captureHello, echExtensionBody, withExtension } from './tls-hello.js';
+import { captureHello, echExtensionBody, serverNameList, withExtension } from './tls-hello.js';
 
 /** Splits the handshake payload of a one-record hello into records of at most `size` bytes. */
 function reframe(hello: Buffer, size: number): Buffer {
@@ -24,13 +24,12 @@ function u16(n: number): Buffer {
   return b;
 }
 
-function sniExtension(names: readonly string[], nameType = 0): Buffer {
-  const entries = Buffer.concat(
-    names.map((name) =>
-      Buffer.concat([Buffer.from([nameType]), u16(name.length), Buffer.from(name)]),
-    ),
-  );
-  const list = Buffer.concat([u16(entries.length), entries]);
+function sniExtension(names: readonly string[]): Buffer {
+  return serverNameExtension(names.map((name) => [0, name]));
+}
+
+function serverNameExtension(entries: readonly (readonly [number, string])[]): Buffer {
+  const list = serverNameList(entries);
   return Buffer.concat([u16(0x0000), u16(list.length), list]);
 }
 
@@ -172,7 +171,39 @@ test('a truncated session id / cipher list is malformed', () => {
 
 test('two host names in server_name are refused', () => {
   const result = parseClientHello(syntheticHello(sniExtension(['a.test', 'b.test'])));
-  assert.equal(result.kind, 'malformed');
+  assert.deepEqual(result, {
+    kind: 'malformed',
+    reason: 'the server_name extension carries more than one name',
+  });
+});
+
+test('a server_name list must be exactly one host_name: an entry of another type is refused wherever it is', () => {
+  const typeOne = {
+    kind: 'malformed',
+    reason: 'the server_name entry has type 1, not host_name (0)',
+  };
+  const cases: [readonly (readonly [number, string])[], unknown][] = [
+    // OpenSSL refuses this list, and nginx's ssl_preread reads it as no SNI at all.
+    [
+      [
+        [1, 'evil.test'],
+        [0, 'good.test'],
+      ],
+      typeOne,
+    ],
+    [
+      [
+        [0, 'good.test'],
+        [1, 'evil.test'],
+      ],
+      { kind: 'malformed', reason: 'the server_name extension carries more than one name' },
+    ],
+    [[[1, 'good.test']], typeOne],
+  ];
+  for (const [entries, expected] of cases) {
+    const result = parseClientHello(syntheticHello(serverNameExtension(entries)));
+    assert.deepEqual(result, expected, JSON.stringify(entries));
+  }
 });
 
 test('two server_name extensions are refused', () => {

@@ -25,7 +25,7 @@ import {
   type RunningEngine,
 } from './helpers.js';
 import type { Receipt } from '../../src/receipts/index.js';
-import { captureHello, echExtensionBody, withExtension } from './tls-hello.js';
+import { captureHello, echExtensionBody, serverNameList, withExtension } from './tls-hello.js';
 
 const pki = makePki(['secure.example.test', 'other.example.test']);
 after(() => cleanup(pki.dir));
@@ -203,6 +203,28 @@ test('a ClientHello without SNI for a named host closes the tunnel with a block 
       f,
       async (socket) => assert.equal(await tlsThrough(socket, { host: '127.0.0.1' }), 'closed'),
       /no SNI; expected secure\.example\.test/,
+    );
+  } finally {
+    await f.close();
+  }
+});
+
+test('a server_name list naming the CONNECT host after an entry of another type closes the tunnel', async () => {
+  const f = await fixture();
+  try {
+    // A hello to an address carries no SNI; the edited one then has just this list.
+    const hello = withExtension(
+      await captureHello({ host: '127.0.0.1' }),
+      0x0000,
+      serverNameList([
+        [1, 'evil.example.test'],
+        [0, 'secure.example.test'],
+      ]),
+    );
+    await expectSniBlock(
+      f,
+      async (socket) => void socket.write(hello),
+      /^malformed ClientHello: the server_name entry has type 1, not host_name \(0\)$/,
     );
   } finally {
     await f.close();

@@ -51,6 +51,23 @@ export function withExtension(hello: Buffer, type: number, body: Buffer): Buffer
   return edited;
 }
 
+/** A server_name extension body (RFC 6066 §3): its list of (name_type, name) entries. */
+export function serverNameList(
+  entries: readonly (readonly [type: number, name: string])[],
+): Buffer {
+  const encoded = entries.map(([type, name]) => {
+    const entry = Buffer.alloc(3 + Buffer.byteLength(name));
+    entry.writeUInt8(type, 0);
+    entry.writeUInt16BE(entry.length - 3, 1);
+    entry.write(name, 3);
+    return entry;
+  });
+  const list = Buffer.concat(encoded);
+  const length = Buffer.alloc(2);
+  length.writeUInt16BE(list.length);
+  return Buffer.concat([length, list]);
+}
+
 /**
  * An outer Encrypted Client Hello extension (draft-ietf-tls-esni: type outer, HPKE suite,
  * config id, enc, payload) with made-up contents, as a client sending GREASE ECH does.
