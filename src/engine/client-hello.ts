@@ -9,7 +9,7 @@ export type ClientHelloResult =
   | {
       readonly kind: 'hello';
       readonly serverName: string | undefined;
-      /** Encrypted Client Hello (or its draft, ESNI): the name in the clear may be a cover. */
+      /** Encrypted Client Hello (any draft, or ESNI): the name in the clear may be a cover. */
       readonly hidesServerName: boolean;
     };
 
@@ -18,7 +18,13 @@ const HANDSHAKE = 0x16;
 const CLIENT_HELLO = 0x01;
 const SERVER_NAME_EXTENSION = 0x0000;
 const HOST_NAME = 0x00;
-const ENCRYPTED_CLIENT_HELLO = 0xfe0d;
+/**
+ * Codepoints of draft-ietf-tls-esni: encrypted_server_name 0xffce (-00 to -06), then
+ * encrypted_client_hello 0xfe08 (-07, -08), 0xfe09 to 0xfe0c (-09 to -12), and 0xfe0d (-13
+ * on, as in RFC 9849). A client built on any draft still hides the name it goes to.
+ */
+const ENCRYPTED_CLIENT_HELLO_FIRST = 0xfe08;
+const ENCRYPTED_CLIENT_HELLO_LAST = 0xfe0d;
 const ENCRYPTED_SERVER_NAME = 0xffce;
 /** A ClientHello larger than this is refused rather than buffered. */
 export const MAX_CLIENT_HELLO_BYTES = 64 * 1024;
@@ -83,12 +89,19 @@ function readServerName(hello: Uint8Array): ClientHelloResult {
       if (!named.ok) return { kind: 'malformed', reason: named.reason };
       serverName = named.name;
     }
-    if (type === ENCRYPTED_CLIENT_HELLO || type === ENCRYPTED_SERVER_NAME) hidesServerName = true;
+    if (hidesName(type)) hidesServerName = true;
     reader.seek(end);
   }
   if (reader.failed || reader.position !== extensionsEnd)
     return { kind: 'malformed', reason: 'truncated ClientHello extensions' };
   return { kind: 'hello', serverName, hidesServerName };
+}
+
+function hidesName(extensionType: number): boolean {
+  return (
+    extensionType === ENCRYPTED_SERVER_NAME ||
+    (extensionType >= ENCRYPTED_CLIENT_HELLO_FIRST && extensionType <= ENCRYPTED_CLIENT_HELLO_LAST)
+  );
 }
 
 type HostName =

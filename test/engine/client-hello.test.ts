@@ -230,19 +230,22 @@ test('a handshake interleaved with another record type is malformed', async () =
   assert.equal(parseClientHello(hello).kind, 'malformed');
 });
 
-test('a hello with Encrypted Client Hello (or the ESNI draft) keeps its cover name and says it hides one', async () => {
+test('a hello with Encrypted Client Hello (any draft codepoint, or ESNI) keeps its cover name and says it hides one', async () => {
   const hello = await captureHello({ servername: 'cover.example.test' });
-  for (const type of [0xfe0d, 0xffce]) {
+  // RFC 9849 and draft-ietf-tls-esni-13 on; drafts -12, -11, -10, -09, -08 (and -07); ESNI.
+  for (const type of [0xfe0d, 0xfe0c, 0xfe0b, 0xfe0a, 0xfe09, 0xfe08, 0xffce]) {
+    assert.deepEqual(
+      parseClientHello(withExtension(hello, type, echExtensionBody())),
+      { kind: 'hello', serverName: 'cover.example.test', hidesServerName: true },
+      `extension 0x${type.toString(16)}`,
+    );
+  }
+  // The unknown extensions either side of the ECH codepoints hide nothing.
+  for (const type of [0xfe07, 0xfe0e]) {
     assert.deepEqual(parseClientHello(withExtension(hello, type, echExtensionBody())), {
       kind: 'hello',
       serverName: 'cover.example.test',
-      hidesServerName: true,
+      hidesServerName: false,
     });
   }
-  // Another unknown extension hides nothing.
-  assert.deepEqual(parseClientHello(withExtension(hello, 0xfe0e, echExtensionBody())), {
-    kind: 'hello',
-    serverName: 'cover.example.test',
-    hidesServerName: false,
-  });
 });

@@ -267,8 +267,12 @@ test('a mismatched ClientHello sent with the CONNECT request (head bytes) is cau
   }
 });
 
-for (const passthrough of [false, true]) {
-  test(`a tunnelled ClientHello with Encrypted Client Hello is closed with a block receipt: its SNI is only a cover${passthrough ? ' (tls: passthrough)' : ''}`, async () => {
+for (const [passthrough, codepoint] of [
+  [false, 0xfe0d],
+  [true, 0xfe0d],
+  [false, 0xfe0a], // draft-ietf-tls-esni-10, which a probe got through
+] as const) {
+  test(`a tunnelled ClientHello with Encrypted Client Hello (0x${codepoint.toString(16)}) is closed with a block receipt: its SNI is only a cover${passthrough ? ' (tls: passthrough)' : ''}`, async () => {
     const f = await fixture({}, (port) =>
       passthrough
         ? defaultPolicy(port).replace(`ports: [${port}]`, `ports: [${port}]\n    tls: passthrough`)
@@ -277,7 +281,7 @@ for (const passthrough of [false, true]) {
     try {
       const hello = withExtension(
         await captureHello({ servername: 'secure.example.test' }),
-        0xfe0d,
+        codepoint,
         echExtensionBody(),
       );
       await expectSniBlock(
