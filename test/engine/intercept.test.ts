@@ -5,6 +5,7 @@ import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
+import type { Socket } from 'node:net';
 import {
   assertNoViolations,
   cleanup,
@@ -20,10 +21,12 @@ import {
   sealedRecords,
   startEngine,
   startHttpsOrigin,
+  waitFor,
   type Origin,
   type RunningEngine,
 } from './helpers.js';
 import type { ActionRecord } from '../../src/receipts/index.js';
+import { captureHello } from './tls-hello.js';
 
 const NAMES = ['api.example.test', 'plain.example.test', 'other.example.test'];
 const pki = makePki(NAMES);
@@ -211,6 +214,46 @@ test('a client that rejects the run CA (pinning) gets no answer; the receipt nam
     await f.close();
   }
 });
+
+for (const [client, hangUp] of [
+  [
+    'Node tls not trusting the run CA',
+    (raw: Socket) => {
+      const tls = tlsConnect({ socket: raw, servername: 'api.example.test', ca: pki.caCert });
+      tls.on('error', () => undefined);
+    },
+  ],
+  [
+    'sending its ClientHello and then its FIN',
+    async (raw: Socket) => raw.end(await captureHello({ servername: 'api.example.test' })),
+  ],
+] as const) {
+  test(`a client that hangs up mid-handshake without an alert (${client}) is recorded at once and frees its slot`, async () => {
+    const f = await fixture();
+    try {
+      const { socket, status } = await openTunnel(
+        f.proxy.port,
+        `api.example.test:${f.origin.port}`,
+      );
+      assert.equal(status, 200);
+      await hangUp(socket);
+      // Well inside the 10 s handshake limit, which would otherwise hold the slot.
+      await waitFor(() => f.proxy.engine.counters.activeTunnels === 0, 5_000, 'the slot to free');
+      assert.equal(f.sessions, 0);
+      const blocked = (await records(f)).filter((r) => r.verdict === 'block');
+      assert.deepEqual(
+        blocked.map((r) => [r.transport, r.layer]),
+        [['connect', 'tls']],
+      );
+      assert.match(
+        blocked[0]?.pattern ?? '',
+        /^TLS interception of api\.example\.test:\d+ failed: the client closed the connection during the TLS handshake: it likely does not trust the run CA, or pins certificates; a client that cannot be intercepted .* needs egress\[0\] to say "tls: passthrough"/,
+      );
+    } finally {
+      await f.close();
+    }
+  });
+}
 
 const NODE_CLIENT = `
 import { EnvHttpProxyAgent, fetch } from 'undici';

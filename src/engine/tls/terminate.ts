@@ -27,12 +27,19 @@ export function terminateTls(
       clearTimeout(timer);
       socket.off('secure', onSecure);
       socket.off('error', onError);
+      socket.off('end', onEnd);
       socket.off('close', onClose);
       if (!result.ok) socket.destroy();
       resolve(result);
     };
     const onSecure = () => finish({ ok: true, socket });
     const onError = (error: Error) => finish({ ok: false, reason: handshakeFailure(error) });
+    const onEnd = () =>
+      finish({
+        ok: false,
+        reason:
+          'the client closed the connection during the TLS handshake: it likely does not trust the run CA, or pins certificates',
+      });
     const onClose = () =>
       finish({ ok: false, reason: 'the client closed the connection during the TLS handshake' });
     const timer = setTimeout(
@@ -41,6 +48,10 @@ export function terminateTls(
     );
     socket.once('secure', onSecure);
     socket.on('error', onError);
+    // The socket takes allowHalfOpen from the HTTP server's socket it wraps: a client's FIN
+    // without an alert (Node's tls sends none when it rejects the certificate) ends it, and
+    // nothing closes it. The wrapped socket emits nothing: its handle now belongs to this one.
+    socket.once('end', onEnd);
     socket.once('close', onClose);
   });
 }
