@@ -140,6 +140,9 @@ export function relay(
     upstream.on('data', (chunk: Buffer) => (received += chunk.length));
     upstream.on('close', () => {
       client.end();
+      // Unpiped from the closed upstream, the client is paused: read on (what it sends has
+      // nowhere to go), or its own close is never seen and its socket stays open for good.
+      client.resume();
       settle();
     });
     // The client is gone both ways: nothing upstream sends could be delivered any more.

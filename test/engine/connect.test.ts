@@ -2,7 +2,8 @@ import './dial-guard.js';
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { connect, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { connect, type Server, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { ProxyAgent, request } from 'undici';
@@ -617,6 +618,37 @@ test('a client that hangs up right after CONNECT frees its tunnel slot at once',
     );
     assert.equal(f.connections, 0);
   } finally {
+    await f.close();
+  }
+});
+
+test('when the origin closes a tunnel first, the engine still sees the client close its side', async () => {
+  const f = await fixture();
+  // The engine's own sockets: a client socket it never closes would hold up its shutdown.
+  const engineSide: Socket[] = [];
+  const server = (f.proxy.engine as unknown as { server: Server }).server;
+  server.on('connection', (socket: Socket) => engineSide.push(socket));
+  try {
+    const { socket, status } = await openTunnel(
+      f.proxy.port,
+      `secure.example.test:${f.origin.port}`,
+    );
+    assert.equal(status, 200);
+    const tls = tlsConnect({ socket, servername: 'secure.example.test', ca: pki.caCert });
+    await once(tls, 'secureConnect');
+    let answer = '';
+    tls.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+    tls.write('GET /x HTTP/1.1\r\nHost: secure.example.test\r\nConnection: close\r\n\r\n');
+    await once(tls, 'end');
+    assert.match(answer, /^HTTP\/1\.1 200 [\s\S]*tls ok \/x$/);
+    tls.destroy();
+    await waitFor(
+      () => engineSide.length > 0 && engineSide.every((s) => s.destroyed),
+      3_000,
+      'the engine to close its side',
+    );
+  } finally {
+    for (const socket of engineSide) socket.destroy();
     await f.close();
   }
 });
