@@ -48,14 +48,27 @@ export function parseClientHello(data: Uint8Array): ClientHelloResult {
     for (let i = 0; i < length; i++) payload.push(data[offset + RECORD_HEADER + i] ?? 0);
     offset += RECORD_HEADER + length;
     if (needed === undefined && payload.length >= 4) {
-      if (payload[0] !== CLIENT_HELLO)
-        return { kind: 'malformed', reason: 'the first handshake message is not a ClientHello' };
-      needed = 4 + (((payload[1] ?? 0) << 16) | ((payload[2] ?? 0) << 8) | (payload[3] ?? 0));
-      if (needed > MAX_CLIENT_HELLO_BYTES)
-        return { kind: 'malformed', reason: 'the ClientHello is too large' };
+      const size = declaredHelloSize(payload);
+      if (typeof size === 'string') return { kind: 'malformed', reason: size };
+      needed = size;
     }
   }
   return readServerName(Uint8Array.from(payload.slice(4, needed)));
+}
+
+/** One ClientHello handshake message (header and body), however its records split it. */
+export function parseClientHelloMessage(message: Uint8Array): ClientHelloResult {
+  if (message.length < 4) return { kind: 'incomplete' };
+  const size = declaredHelloSize(message);
+  if (typeof size === 'string') return { kind: 'malformed', reason: size };
+  return message.length < size ? { kind: 'incomplete' } : readServerName(message.subarray(4, size));
+}
+
+/** The size, header included, of the ClientHello a handshake header declares; or why not. */
+function declaredHelloSize(header: ArrayLike<number>): number | string {
+  if (header[0] !== CLIENT_HELLO) return 'the first handshake message is not a ClientHello';
+  const size = 4 + (((header[1] ?? 0) << 16) | ((header[2] ?? 0) << 8) | (header[3] ?? 0));
+  return size > MAX_CLIENT_HELLO_BYTES ? 'the ClientHello is too large' : size;
 }
 
 function more(data: Uint8Array): ClientHelloResult {

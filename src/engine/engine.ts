@@ -613,10 +613,17 @@ export class Engine {
       const result = await relay(
         socket,
         hello.hello,
-        admission.address,
-        authority.port,
+        { host: authority.host, address: admission.address, port: authority.port },
         this.limits,
       );
+      if (result.violation !== undefined) {
+        this.recordBlock(admission.entry, {
+          status: 403,
+          layer: 'sni',
+          reason: `${result.violation}; the tunnel was closed after ${result.sent} bytes sent and ${result.received} received`,
+        });
+        return;
+      }
       await this.appendOutcome(
         admission.entry,
         `status=200 bytes=${result.received} reason=${result.reason} sent=${result.sent}`,

@@ -6,8 +6,9 @@ import type { Duplex } from 'node:stream';
 import { formatHost, type Host } from '../policy/index.js';
 import { formatIp, type IpAddress } from '../policy/ip.js';
 import { parseNameOrIpv4 } from '../policy/host.js';
-import { parseClientHello } from './client-hello.js';
+import { parseClientHello, parseClientHelloMessage } from './client-hello.js';
 import type { EngineLimits } from './limits.js';
+import { guardedStream, TlsRecordGuard } from './tls-records.js';
 
 export type HelloCheck =
   { ok: true; hello: Buffer; hidesServerName: boolean } | { ok: false; reason: string };
@@ -88,29 +89,54 @@ function sniProblem(serverName: string | undefined, host: Host): string | undefi
   return same ? undefined : `SNI ${serverName} does not match the CONNECT host ${expected}`;
 }
 
+/** A later ClientHello in the tunnel must pass what the first did: the same host, no ECH. */
+function laterHelloProblem(message: Buffer, host: Host): string | undefined {
+  const parsed = parseClientHelloMessage(message);
+  if (parsed.kind !== 'hello')
+    return `a later ClientHello is malformed${parsed.kind === 'malformed' ? `: ${parsed.reason}` : ''}`;
+  if (parsed.hidesServerName)
+    return 'a later ClientHello uses Encrypted Client Hello, which hides the server name the tunnel is checked by';
+  const problem = sniProblem(parsed.serverName, host);
+  return problem === undefined ? undefined : `a later ClientHello: ${problem}`;
+}
+
 export interface TunnelResult {
   readonly sent: number;
   readonly received: number;
   readonly reason: string;
+  /** Why the engine cut the tunnel: the client sent what is not TLS, or a refused ClientHello. */
+  readonly violation: string | undefined;
 }
 
-/** Dials the checked address, replays the ClientHello and relays until either side ends. */
+export interface TunnelDestination {
+  readonly host: Host;
+  readonly address: IpAddress;
+  readonly port: number;
+}
+
+/**
+ * Dials the checked address, replays the ClientHello and relays until either side ends; what
+ * the client sends keeps being read as TLS records on the way (see tls-records.ts).
+ */
 export function relay(
   client: Duplex,
   hello: Buffer,
-  address: IpAddress,
-  port: number,
+  destination: TunnelDestination,
   limits: EngineLimits,
 ): Promise<TunnelResult> {
   return new Promise((resolve) => {
     const upstream: Socket = connect({
-      host: formatIp(address),
-      port,
+      host: formatIp(destination.address),
+      port: destination.port,
       timeout: limits.upstreamTimeoutMs,
     });
+    const checked = guardedStream(
+      new TlsRecordGuard((message) => laterHelloProblem(message, destination.host)),
+    );
     let sent = 0;
     let received = 0;
     let reason = 'complete';
+    let violation: string | undefined;
     let connected = false;
     let settled = false;
     const end = (why: string) => {
@@ -121,27 +147,32 @@ export function relay(
     const settle = () => {
       if (settled) return;
       settled = true;
-      resolve({ sent, received, reason });
+      resolve({ sent, received, reason, violation });
     };
     upstream.once('connect', () => {
       connected = true;
       upstream.setTimeout(limits.tunnelIdleMs);
-      upstream.write(hello);
-      sent += hello.length;
-      client.pipe(upstream);
+      checked.pipe(upstream);
+      checked.on('data', (chunk: Buffer) => (sent += chunk.length));
+      checked.write(hello);
+      client.pipe(checked);
       upstream.pipe(client);
+    });
+    checked.on('error', (error: Error) => {
+      violation = error.message;
+      end('tls_violation');
     });
     upstream.on('timeout', () => end(connected ? 'idle_timeout' : 'upstream_connect_timeout'));
     upstream.on('error', (error: NodeJS.ErrnoException) =>
       end(`upstream_error ${error.code ?? error.message}`),
     );
     client.on('error', () => end('client_error'));
-    client.on('data', (chunk: Buffer) => (sent += chunk.length));
     upstream.on('data', (chunk: Buffer) => (received += chunk.length));
     upstream.on('close', () => {
       client.end();
-      // Unpiped from the closed upstream, the client is paused: read on (what it sends has
-      // nowhere to go), or its own close is never seen and its socket stays open for good.
+      // Read on, unpiped (what the client sends has nowhere to go): paused, by a pipe that
+      // lost its end or by backpressure, its own close is never seen and its socket stays open.
+      client.unpipe();
       client.resume();
       settle();
     });

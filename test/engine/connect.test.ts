@@ -431,44 +431,151 @@ test('CONNECT to an IP literal named by a rule tunnels without SNI', async () =>
   }
 });
 
-test('bytes sent right behind a ClientHello that arrived with the CONNECT request are relayed, not lost', async () => {
+interface RawFixture {
+  readonly proxy: RunningEngine;
+  readonly port: number;
+  /** What the upstream has received so far. */
+  received(): Buffer;
+  close(): Promise<void>;
+}
+
+/** An engine tunnelling to a plain TCP upstream on loopback that keeps what it receives. */
+async function rawFixture(): Promise<RawFixture> {
   const { createServer } = await import('node:net');
   const received: Buffer[] = [];
-  let upstream: Socket | undefined;
+  const sockets: Socket[] = [];
   const raw = createServer((socket) => {
-    upstream = socket;
+    sockets.push(socket);
     socket.on('data', (chunk: Buffer) => received.push(chunk));
   });
   await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
-  const rawPort = (raw.address() as { port: number }).port;
+  const port = (raw.address() as { port: number }).port;
   const proxy = await startEngine({
     pins: { 'secure.example.test': '127.0.0.1' },
-    policy: `version: "1.0"\negress:\n  - destination: "secure.example.test"\n    ports: [${rawPort}]\n  - destination: "127.0.0.1"\n    ports: [${rawPort}]\ndefault_deny: true\n`,
+    policy: `version: "1.0"\negress:\n  - destination: "secure.example.test"\n    ports: [${port}]\n  - destination: "127.0.0.1"\n    ports: [${port}]\ndefault_deny: true\n`,
   });
+  return {
+    proxy,
+    port,
+    received: () => Buffer.concat(received),
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      await proxy.stop();
+      await new Promise<void>((resolve) => raw.close(() => resolve()));
+      cleanup(join(proxy.dir, '..'));
+    },
+  };
+}
+
+/** A TLS application-data record. */
+function applicationData(content: string): Buffer {
+  return Buffer.concat([Buffer.from([0x17, 0x03, 0x03, 0, content.length]), Buffer.from(content)]);
+}
+
+test('bytes sent right behind a ClientHello that arrived with the CONNECT request are relayed, not lost', async () => {
+  const f = await rawFixture();
   try {
     const hello = await captureHello({ servername: 'secure.example.test' });
     const { socket, status } = await openTunnel(
-      proxy.port,
-      `secure.example.test:${rawPort}`,
+      f.proxy.port,
+      `secure.example.test:${f.port}`,
       hello,
     );
     assert.equal(status, 200);
-    socket.write('EARLY-DATA');
-    const expected = Buffer.concat([hello, Buffer.from('EARLY-DATA')]);
-    await waitFor(
-      () => Buffer.concat(received).length >= expected.length,
-      3_000,
-      'the relayed bytes',
-    );
-    assert.ok(
-      Buffer.concat(received).equals(expected),
-      'the upstream got the hello and the bytes behind it',
-    );
+    const early = applicationData('EARLY-DATA');
+    socket.write(early);
+    const expected = Buffer.concat([hello, early]);
+    await waitFor(() => f.received().length >= expected.length, 3_000, 'the relayed bytes');
+    assert.ok(f.received().equals(expected), 'the upstream got the hello and the bytes behind it');
     socket.destroy();
   } finally {
-    upstream?.destroy();
+    await f.close();
+  }
+});
+
+/** Sends a hello and then `after` into a tunnel to the raw upstream: the tunnel must be cut. */
+async function expectCutAfterHello(after: Buffer, reason: RegExp): Promise<void> {
+  const f = await rawFixture();
+  try {
+    const hello = await captureHello({ servername: 'secure.example.test' });
+    const { socket, status } = await openTunnel(f.proxy.port, `secure.example.test:${f.port}`);
+    assert.equal(status, 200);
+    socket.write(hello);
+    await waitFor(() => f.received().length >= hello.length, 3_000, 'the relayed hello');
+    socket.write(after);
+    await waitFor(() => socket.destroyed || socket.readableEnded, 5_000, 'the tunnel to be cut');
+    socket.destroy();
+    await f.proxy.stop();
+    assert.ok(f.received().equals(hello), 'the upstream got the first hello and nothing after it');
+    const records = connectReceipts(f.proxy).map((r) => r.action_record);
+    assert.deepEqual(
+      records.map((r) => [r.verdict, r.layer ?? '']),
+      [
+        ['allow', ''],
+        ['block', 'sni'],
+      ],
+    );
+    assert.match(records[1]?.pattern ?? '', reason);
+  } finally {
+    await f.close();
+  }
+}
+
+test('plaintext after the ClientHello of a tunnel cuts it with a block receipt; the origin never gets it', async () => {
+  await expectCutAfterHello(
+    Buffer.from('GET / HTTP/1.1\r\nHost: secure.example.test\r\n\r\n'),
+    /^the client sent something other than a TLS record \(content type 71\); only TLS may be tunnelled; the tunnel was closed after \d+ bytes sent and 0 received$/,
+  );
+});
+
+test('a second plaintext ClientHello naming another host cuts the tunnel with a block receipt', async () => {
+  const changeCipherSpec = Buffer.from([0x14, 0x03, 0x03, 0x00, 0x01, 0x01]);
+  const other = await captureHello({ servername: 'other.example.test' });
+  await expectCutAfterHello(
+    Buffer.concat([changeCipherSpec, other]),
+    /^a later ClientHello: SNI other\.example\.test does not match the CONNECT host secure\.example\.test; the tunnel/,
+  );
+});
+
+test('a TLS 1.3 handshake with a HelloRetryRequest (a second ClientHello) passes through a tunnel', async () => {
+  const { createServer: createTlsServer } = await import('node:tls');
+  // The client's one key share is X25519: an origin taking only P-384 asks for another.
+  const origin = createTlsServer(
+    { key: pki.serverKey, cert: pki.serverCert, ecdhCurve: 'P-384' },
+    (socket) => socket.end('over TLS 1.3 after a retry'),
+  );
+  await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
+  const port = (origin.address() as { port: number }).port;
+  const proxy = await startEngine({
+    pins: { 'secure.example.test': '127.0.0.1' },
+    policy: `version: "1.0"\negress:\n  - destination: "secure.example.test"\n    ports: [${port}]\n  - destination: "127.0.0.1"\n    ports: [${port}]\ndefault_deny: true\n`,
+  });
+  try {
+    const { socket, status } = await openTunnel(proxy.port, `secure.example.test:${port}`);
+    assert.equal(status, 200);
+    const tls = tlsConnect({ socket, servername: 'secure.example.test', ca: pki.caCert });
+    let answer = '';
+    tls.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+    await once(tls, 'end');
+    assert.deepEqual(
+      tls.getEphemeralKeyInfo(),
+      { type: 'ECDH', name: 'secp384r1', size: 384 },
+      'the retry took place',
+    );
+    tls.destroy();
+    assert.equal(answer, 'over TLS 1.3 after a retry');
     await proxy.stop();
-    await new Promise<void>((resolve) => raw.close(() => resolve()));
+    const records = connectReceipts(proxy).map((r) => r.action_record);
+    assert.deepEqual(
+      records.map((r) => [r.verdict, r.layer ?? '']),
+      [
+        ['allow', ''],
+        ['allow', 'outcome'],
+      ],
+    );
+  } finally {
+    await proxy.stop();
+    await new Promise<void>((resolve) => origin.close(() => resolve()));
     cleanup(join(proxy.dir, '..'));
   }
 });
@@ -650,5 +757,41 @@ test('when the origin closes a tunnel first, the engine still sees the client cl
   } finally {
     for (const socket of engineSide) socket.destroy();
     await f.close();
+  }
+});
+
+test('an origin that closes first while the client goes on sending: the client is still read to its close', async () => {
+  const { createServer } = await import('node:net');
+  const origin = createServer((socket) => socket.once('data', () => socket.end()));
+  await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
+  const port = (origin.address() as { port: number }).port;
+  const proxy = await startEngine({
+    pins: { 'secure.example.test': '127.0.0.1' },
+    policy: `version: "1.0"\negress:\n  - destination: "secure.example.test"\n    ports: [${port}]\n  - destination: "127.0.0.1"\n    ports: [${port}]\ndefault_deny: true\n`,
+  });
+  const engineSide: Socket[] = [];
+  const server = (proxy.engine as unknown as { server: Server }).server;
+  server.on('connection', (socket: Socket) => engineSide.push(socket));
+  try {
+    const client = connect({ host: '127.0.0.1', port: proxy.port, allowHalfOpen: true });
+    await once(client, 'connect');
+    client.write(`CONNECT secure.example.test:${port} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    client.write(await captureHello({ servername: 'secure.example.test' }));
+    client.resume();
+    await once(client, 'end'); // the origin's close, passed on
+    // More than the relay buffers once nothing takes it any more.
+    const record = applicationData('x'.repeat(250));
+    for (let i = 0; i < 1_000; i++) client.write(record);
+    client.end();
+    await waitFor(
+      () => engineSide.length > 0 && engineSide.every((s) => s.destroyed),
+      3_000,
+      'the engine to close its side',
+    );
+  } finally {
+    for (const socket of engineSide) socket.destroy();
+    await proxy.stop();
+    await new Promise<void>((resolve) => origin.close(() => resolve()));
+    cleanup(join(proxy.dir, '..'));
   }
 });

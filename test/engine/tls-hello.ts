@@ -1,7 +1,13 @@
 // Real ClientHellos for tests: captured from node:tls on a loopback socket, and edited the way
 // a client that node:tls cannot imitate would send them (an extra extension, such as ECH).
-import { createServer, type AddressInfo, type Socket } from 'node:net';
-import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { once } from 'node:events';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import {
+  connect as tlsConnect,
+  createServer as createTlsServer,
+  type ConnectionOptions,
+  type TlsOptions,
+} from 'node:tls';
 import { parseClientHello } from '../../src/engine/client-hello.js';
 
 /** The first flight a real node:tls client sends (its ClientHello). */
@@ -17,10 +23,10 @@ export async function captureHello(options: ConnectionOptions): Promise<Buffer> 
       if (parseClientHello(buffered).kind !== 'incomplete') resolveHello(buffered);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await listen(server);
   const client = tlsConnect({
     host: '127.0.0.1',
-    port: (server.address() as AddressInfo).port,
+    port: portOf(server),
     rejectUnauthorized: false,
     ...options,
   });
@@ -30,7 +36,7 @@ export async function captureHello(options: ConnectionOptions): Promise<Buffer> 
   } finally {
     client.destroy();
     for (const socket of sockets) socket.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await close(server);
   }
 }
 
@@ -82,4 +88,50 @@ export function echExtensionBody(): Buffer {
     Buffer.from([payload.length >> 8, payload.length & 0xff]),
     payload,
   ]);
+}
+
+/**
+ * Every byte a node:tls client sends in a whole session with a node:tls server, through a
+ * loopback relay: its handshake, `payload` as application data, and its close.
+ */
+export async function captureClientStream(
+  client: ConnectionOptions,
+  server: TlsOptions,
+  payload: Buffer,
+): Promise<Buffer> {
+  const origin = createTlsServer(server, (socket) => {
+    socket.resume();
+    socket.on('end', () => socket.end());
+  });
+  const sent: Buffer[] = [];
+  let relayed: Promise<unknown> = Promise.resolve();
+  const relay = createServer({ allowHalfOpen: true }, (socket) => {
+    const upstream = connect({ port: portOf(origin), host: '127.0.0.1', allowHalfOpen: true });
+    socket.on('data', (chunk: Buffer) => sent.push(chunk));
+    socket.pipe(upstream).pipe(socket);
+    relayed = once(upstream, 'close');
+  });
+  await Promise.all([listen(origin), listen(relay)]);
+  try {
+    const tls = tlsConnect({ host: '127.0.0.1', port: portOf(relay), ...client });
+    await once(tls, 'secureConnect');
+    tls.end(payload);
+    await once(tls, 'close');
+    await relayed;
+    return Buffer.concat(sent);
+  } finally {
+    await Promise.all([close(origin), close(relay)]);
+  }
+}
+
+function listen(server: Server): Promise<void> {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+}
+
+function close(server: Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+function portOf(server: Server): number {
+  return (server.address() as AddressInfo).port;
 }

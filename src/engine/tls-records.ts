@@ -1,0 +1,157 @@
+// Keeps reading what a client sends through a passthrough tunnel, from its ClientHello on:
+// every byte must belong to a TLS record, and a later ClientHello (a TLS 1.3 client sends its
+// second one in the clear, after a HelloRetryRequest) is judged like the first. Only record
+// headers are read, and handshake records: bulk data costs a few checks a record.
+
+import { Transform, type TransformCallback } from 'node:stream';
+import { MAX_CLIENT_HELLO_BYTES } from './client-hello.js';
+
+const RECORD_HEADER = 5;
+const MESSAGE_HEADER = 4;
+const CHANGE_CIPHER_SPEC = 20;
+const HANDSHAKE = 22;
+const APPLICATION_DATA = 23;
+const CLIENT_HELLO = 1;
+/** RFC 5246 §6.2.3: a record's fragment is at most 2^14 + 2048 bytes (TLS 1.3 allows less). */
+export const MAX_RECORD_BYTES = 2 ** 14 + 2048;
+
+/** Why a ClientHello handshake message (header and body) may not pass, or undefined. */
+export type HelloJudge = (message: Buffer) => string | undefined;
+
+export class TlsRecordGuard {
+  /** The current record's header, as much of it as has arrived. */
+  private header = Buffer.alloc(0);
+  /** Content bytes of the current record still to come, once its header is whole. */
+  private remaining = 0;
+  private readonly handshake: HandshakeMessages;
+
+  constructor(judge: HelloJudge) {
+    this.handshake = new HandshakeMessages(judge);
+  }
+
+  /** Reads the client's next bytes; returns why the tunnel must close if they break the rules. */
+  inspect(chunk: Buffer): string | undefined {
+    for (let at = 0; at < chunk.length;) {
+      const inHeader = this.header.length < RECORD_HEADER;
+      const wanted = inHeader ? RECORD_HEADER - this.header.length : this.remaining;
+      const part = chunk.subarray(at, at + wanted);
+      at += part.length;
+      const problem = inHeader ? this.addHeader(part) : this.addContent(part);
+      if (problem !== undefined) return problem;
+    }
+    return undefined;
+  }
+
+  private addHeader(part: Buffer): string | undefined {
+    this.header = Buffer.concat([this.header, part]);
+    if (this.header.length < RECORD_HEADER) return undefined;
+    const problem = this.headerProblem();
+    if (problem !== undefined)
+      return `the client sent something other than a TLS record (${problem}); only TLS may be tunnelled`;
+    this.remaining = this.header.readUInt16BE(3);
+    const handshake = this.header[0] === HANDSHAKE;
+    if (this.remaining === 0) this.header = Buffer.alloc(0);
+    if (handshake) return this.handshake.record();
+    // No handshake message spans a record of another type: one still open was the ciphertext
+    // of a TLS 1.2 client's encrypted handshake record, read as if it were plain.
+    this.handshake.reset();
+    return undefined;
+  }
+
+  private headerProblem(): string | undefined {
+    const type = this.header[0] ?? 0;
+    const length = this.header.readUInt16BE(3);
+    if (type < CHANGE_CIPHER_SPEC || type > APPLICATION_DATA) return `content type ${type}`;
+    if (this.header[1] !== 0x03) return `version ${this.header.readUInt16BE(1).toString(16)}`;
+    if (length > MAX_RECORD_BYTES) return `a record of ${length} bytes`;
+    return undefined;
+  }
+
+  private addContent(part: Buffer): string | undefined {
+    this.remaining -= part.length;
+    const handshake = this.header[0] === HANDSHAKE;
+    if (this.remaining === 0) this.header = Buffer.alloc(0);
+    return handshake ? this.handshake.add(part) : undefined;
+  }
+}
+
+/**
+ * Follows the handshake messages in the client's handshake records as a server reads them, so
+ * that a ClientHello is recognised where it begins, and never in another message's bytes.
+ */
+class HandshakeMessages {
+  /** The current message's header, as much of it as has arrived. */
+  private header: number[] = [];
+  /** Body bytes of the current message still to come, once its header is whole. */
+  private remaining = 0;
+  /** The current message so far, when it is a ClientHello small enough to gather. */
+  private hello: Buffer[] | undefined;
+  /** The current message is a ClientHello declared larger than can be checked. */
+  private oversized = false;
+
+  constructor(private readonly judge: HelloJudge) {}
+
+  /**
+   * A handshake record begins. A ClientHello too large to check may not go on in it: alone,
+   * its first record may be a TLS 1.2 client's encrypted one that only begins like it.
+   */
+  record(): string | undefined {
+    return this.oversized ? this.judge(Buffer.from(this.header)) : undefined;
+  }
+
+  /** Forgets the current message. */
+  reset(): void {
+    this.header = [];
+    this.remaining = 0;
+    this.hello = undefined;
+    this.oversized = false;
+  }
+
+  /** The next bytes of handshake record content. */
+  add(content: Buffer): string | undefined {
+    for (let at = 0; at < content.length;) {
+      const inHeader = this.header.length < MESSAGE_HEADER;
+      const wanted = inHeader ? MESSAGE_HEADER - this.header.length : this.remaining;
+      const part = content.subarray(at, at + wanted);
+      at += part.length;
+      const problem = inHeader ? this.addHeader(part) : this.addBody(part);
+      if (problem !== undefined) return problem;
+    }
+    return undefined;
+  }
+
+  private addHeader(part: Buffer): string | undefined {
+    this.header.push(...part);
+    if (this.header.length < MESSAGE_HEADER) return undefined;
+    const [type, high = 0, middle = 0, low = 0] = this.header;
+    this.remaining = (high << 16) | (middle << 8) | low;
+    if (type === CLIENT_HELLO) {
+      this.oversized = MESSAGE_HEADER + this.remaining > MAX_CLIENT_HELLO_BYTES;
+      this.hello = this.oversized ? undefined : [Buffer.from(this.header)];
+    }
+    return this.remaining === 0 ? this.endMessage() : undefined;
+  }
+
+  private addBody(part: Buffer): string | undefined {
+    this.hello?.push(part);
+    this.remaining -= part.length;
+    return this.remaining === 0 ? this.endMessage() : undefined;
+  }
+
+  private endMessage(): string | undefined {
+    const hello = this.hello;
+    this.reset();
+    return hello === undefined ? undefined : this.judge(Buffer.concat(hello));
+  }
+}
+
+/** Passes the client's bytes on while the guard finds nothing wrong; then fails with its reason. */
+export function guardedStream(guard: TlsRecordGuard): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
+      const problem = guard.inspect(chunk);
+      if (problem === undefined) callback(null, chunk);
+      else callback(new Error(problem));
+    },
+  });
+}
