@@ -12659,7 +12659,7 @@ var require_webidl = __commonJS({
 var require_util2 = __commonJS({
   "node_modules/undici/lib/web/fetch/util.js"(exports, module) {
     "use strict";
-    var { Transform: Transform3 } = __require("node:stream");
+    var { Transform: Transform4 } = __require("node:stream");
     var zlib = __require("node:zlib");
     var { redirectStatusSet, referrerPolicyTokens, badPortsSet } = require_constants3();
     var { getGlobalOrigin } = require_global();
@@ -13250,7 +13250,7 @@ var require_util2 = __commonJS({
       contentRange += isomorphicEncode(`${fullLength}`);
       return contentRange;
     }
-    var InflateStream = class extends Transform3 {
+    var InflateStream = class extends Transform4 {
       #zlibOptions;
       /** @param {zlib.ZlibOptions} [zlibOptions] */
       constructor(zlibOptions) {
@@ -43231,7 +43231,8 @@ var HANDSHAKE = 22;
 var CLIENT_HELLO = 1;
 var SERVER_NAME_EXTENSION = 0;
 var HOST_NAME = 0;
-var ENCRYPTED_CLIENT_HELLO = 65037;
+var ENCRYPTED_CLIENT_HELLO_FIRST = 65032;
+var ENCRYPTED_CLIENT_HELLO_LAST = 65037;
 var ENCRYPTED_SERVER_NAME = 65486;
 var MAX_CLIENT_HELLO_BYTES = 64 * 1024;
 function parseClientHello(data) {
@@ -43251,14 +43252,23 @@ function parseClientHello(data) {
     for (let i = 0; i < length; i++) payload.push(data[offset + RECORD_HEADER + i] ?? 0);
     offset += RECORD_HEADER + length;
     if (needed === void 0 && payload.length >= 4) {
-      if (payload[0] !== CLIENT_HELLO)
-        return { kind: "malformed", reason: "the first handshake message is not a ClientHello" };
-      needed = 4 + ((payload[1] ?? 0) << 16 | (payload[2] ?? 0) << 8 | (payload[3] ?? 0));
-      if (needed > MAX_CLIENT_HELLO_BYTES)
-        return { kind: "malformed", reason: "the ClientHello is too large" };
+      const size = declaredHelloSize(payload);
+      if (typeof size === "string") return { kind: "malformed", reason: size };
+      needed = size;
     }
   }
   return readServerName(Uint8Array.from(payload.slice(4, needed)));
+}
+function parseClientHelloMessage(message) {
+  if (message.length < 4) return { kind: "incomplete" };
+  const size = declaredHelloSize(message);
+  if (typeof size === "string") return { kind: "malformed", reason: size };
+  return message.length < size ? { kind: "incomplete" } : readServerName(message.subarray(4, size));
+}
+function declaredHelloSize(header) {
+  if (header[0] !== CLIENT_HELLO) return "the first handshake message is not a ClientHello";
+  const size = 4 + ((header[1] ?? 0) << 16 | (header[2] ?? 0) << 8 | (header[3] ?? 0));
+  return size > MAX_CLIENT_HELLO_BYTES ? "the ClientHello is too large" : size;
 }
 function more(data) {
   return data.length > MAX_CLIENT_HELLO_BYTES + 1024 ? { kind: "malformed", reason: "the ClientHello is too large" } : { kind: "incomplete" };
@@ -43284,36 +43294,35 @@ function readServerName(hello) {
     if (type === SERVER_NAME_EXTENSION) {
       if (seen) return { kind: "malformed", reason: "two server_name extensions" };
       seen = true;
-      const names = readHostNames(reader, end);
-      if (typeof names === "string") return { kind: "malformed", reason: names };
-      if (names.length !== 1)
-        return {
-          kind: "malformed",
-          reason: `the server_name extension carries ${names.length} host names`
-        };
-      serverName = names[0];
+      const named = readHostName(reader, end);
+      if (!named.ok) return { kind: "malformed", reason: named.reason };
+      serverName = named.name;
     }
-    if (type === ENCRYPTED_CLIENT_HELLO || type === ENCRYPTED_SERVER_NAME) hidesServerName = true;
+    if (hidesName(type)) hidesServerName = true;
     reader.seek(end);
   }
   if (reader.failed || reader.position !== extensionsEnd)
     return { kind: "malformed", reason: "truncated ClientHello extensions" };
   return { kind: "hello", serverName, hidesServerName };
 }
-function readHostNames(reader, end) {
+function hidesName(extensionType) {
+  return extensionType === ENCRYPTED_SERVER_NAME || extensionType >= ENCRYPTED_CLIENT_HELLO_FIRST && extensionType <= ENCRYPTED_CLIENT_HELLO_LAST;
+}
+function readHostName(reader, end) {
   const listLength = reader.u16();
-  const listEnd = reader.position + listLength;
-  if (listEnd !== end) return "inconsistent server_name lengths";
-  const names = [];
-  while (!reader.failed && reader.position < listEnd) {
-    const nameType = reader.u8();
-    const bytes = reader.bytes(reader.u16());
-    if (nameType !== HOST_NAME) continue;
-    if (bytes.length === 0 || bytes.some((byte) => byte <= 32 || byte >= 127))
-      return "the SNI host name is not printable ASCII";
-    names.push(String.fromCharCode(...bytes));
-  }
-  return reader.failed ? "truncated server_name extension" : names;
+  if (reader.position + listLength !== end)
+    return { ok: false, reason: "inconsistent server_name lengths" };
+  const nameType = reader.u8();
+  const bytes = reader.bytes(reader.u16());
+  if (reader.failed || reader.position > end)
+    return { ok: false, reason: "truncated server_name extension" };
+  if (nameType !== HOST_NAME)
+    return { ok: false, reason: `the server_name entry has type ${nameType}, not host_name (0)` };
+  if (reader.position !== end)
+    return { ok: false, reason: "the server_name extension carries more than one name" };
+  if (bytes.length === 0 || bytes.some((byte) => byte <= 32 || byte >= 127))
+    return { ok: false, reason: "the SNI host name is not printable ASCII" };
+  return { ok: true, name: String.fromCharCode(...bytes) };
 }
 var Reader = class {
   constructor(data) {
@@ -43354,6 +43363,135 @@ var Reader = class {
     this.take(position - this.position);
   }
 };
+
+// src/engine/tls-records.ts
+import { Transform as Transform2 } from "node:stream";
+var RECORD_HEADER2 = 5;
+var MESSAGE_HEADER = 4;
+var CHANGE_CIPHER_SPEC = 20;
+var HANDSHAKE2 = 22;
+var APPLICATION_DATA = 23;
+var CLIENT_HELLO2 = 1;
+var MAX_RECORD_BYTES = 2 ** 14 + 2048;
+var TlsRecordGuard = class {
+  /** The current record's header, as much of it as has arrived. */
+  header = Buffer.alloc(0);
+  /** Content bytes of the current record still to come, once its header is whole. */
+  remaining = 0;
+  handshake;
+  constructor(judge2) {
+    this.handshake = new HandshakeMessages(judge2);
+  }
+  /** Reads the client's next bytes; returns why the tunnel must close if they break the rules. */
+  inspect(chunk) {
+    for (let at = 0; at < chunk.length; ) {
+      const inHeader = this.header.length < RECORD_HEADER2;
+      const wanted = inHeader ? RECORD_HEADER2 - this.header.length : this.remaining;
+      const part = chunk.subarray(at, at + wanted);
+      at += part.length;
+      const problem = inHeader ? this.addHeader(part) : this.addContent(part);
+      if (problem !== void 0) return problem;
+    }
+    return void 0;
+  }
+  addHeader(part) {
+    this.header = Buffer.concat([this.header, part]);
+    if (this.header.length < RECORD_HEADER2) return void 0;
+    const problem = this.headerProblem();
+    if (problem !== void 0)
+      return `the client sent something other than a TLS record (${problem}); only TLS may be tunnelled`;
+    this.remaining = this.header.readUInt16BE(3);
+    const handshake = this.header[0] === HANDSHAKE2;
+    if (this.remaining === 0) this.header = Buffer.alloc(0);
+    if (handshake) return this.handshake.record();
+    this.handshake.reset();
+    return void 0;
+  }
+  headerProblem() {
+    const type = this.header[0] ?? 0;
+    const length = this.header.readUInt16BE(3);
+    if (type < CHANGE_CIPHER_SPEC || type > APPLICATION_DATA) return `content type ${type}`;
+    if (this.header[1] !== 3) return `version ${this.header.readUInt16BE(1).toString(16)}`;
+    if (length > MAX_RECORD_BYTES) return `a record of ${length} bytes`;
+    return void 0;
+  }
+  addContent(part) {
+    this.remaining -= part.length;
+    const handshake = this.header[0] === HANDSHAKE2;
+    if (this.remaining === 0) this.header = Buffer.alloc(0);
+    return handshake ? this.handshake.add(part) : void 0;
+  }
+};
+var HandshakeMessages = class {
+  constructor(judge2) {
+    this.judge = judge2;
+  }
+  judge;
+  /** The current message's header, as much of it as has arrived. */
+  header = [];
+  /** Body bytes of the current message still to come, once its header is whole. */
+  remaining = 0;
+  /** The current message so far, when it is a ClientHello small enough to gather. */
+  hello;
+  /** The current message is a ClientHello declared larger than can be checked. */
+  oversized = false;
+  /**
+   * A handshake record begins. A ClientHello too large to check may not go on in it: alone,
+   * its first record may be a TLS 1.2 client's encrypted one that only begins like it.
+   */
+  record() {
+    return this.oversized ? this.judge(Buffer.from(this.header)) : void 0;
+  }
+  /** Forgets the current message. */
+  reset() {
+    this.header = [];
+    this.remaining = 0;
+    this.hello = void 0;
+    this.oversized = false;
+  }
+  /** The next bytes of handshake record content. */
+  add(content) {
+    for (let at = 0; at < content.length; ) {
+      const inHeader = this.header.length < MESSAGE_HEADER;
+      const wanted = inHeader ? MESSAGE_HEADER - this.header.length : this.remaining;
+      const part = content.subarray(at, at + wanted);
+      at += part.length;
+      const problem = inHeader ? this.addHeader(part) : this.addBody(part);
+      if (problem !== void 0) return problem;
+    }
+    return void 0;
+  }
+  addHeader(part) {
+    this.header.push(...part);
+    if (this.header.length < MESSAGE_HEADER) return void 0;
+    const [type, high = 0, middle = 0, low = 0] = this.header;
+    this.remaining = high << 16 | middle << 8 | low;
+    if (type === CLIENT_HELLO2) {
+      this.oversized = MESSAGE_HEADER + this.remaining > MAX_CLIENT_HELLO_BYTES;
+      this.hello = this.oversized ? void 0 : [Buffer.from(this.header)];
+    }
+    return this.remaining === 0 ? this.endMessage() : void 0;
+  }
+  addBody(part) {
+    this.hello?.push(part);
+    this.remaining -= part.length;
+    return this.remaining === 0 ? this.endMessage() : void 0;
+  }
+  endMessage() {
+    const hello = this.hello;
+    this.reset();
+    return hello === void 0 ? void 0 : this.judge(Buffer.concat(hello));
+  }
+};
+function guardedStream(guard) {
+  return new Transform2({
+    transform(chunk, _encoding, callback) {
+      const problem = guard.inspect(chunk);
+      if (problem === void 0) callback(null, chunk);
+      else callback(new Error(problem));
+    }
+  });
+}
 
 // src/engine/tunnel.ts
 function awaitClientHello(client, head, host, limits) {
@@ -43413,16 +43551,29 @@ function sniProblem(serverName, host) {
   const same = named.ok && named.host.kind === host.kind && (named.host.kind === "name" ? host.kind === "name" && named.host.name === host.name : formatHost(named.host) === expected);
   return same ? void 0 : `SNI ${serverName} does not match the CONNECT host ${expected}`;
 }
-function relay(client, hello, address, port2, limits) {
+function laterHelloProblem(message, host) {
+  const parsed = parseClientHelloMessage(message);
+  if (parsed.kind !== "hello")
+    return `a later ClientHello is malformed${parsed.kind === "malformed" ? `: ${parsed.reason}` : ""}`;
+  if (parsed.hidesServerName)
+    return "a later ClientHello uses Encrypted Client Hello, which hides the server name the tunnel is checked by";
+  const problem = sniProblem(parsed.serverName, host);
+  return problem === void 0 ? void 0 : `a later ClientHello: ${problem}`;
+}
+function relay(client, hello, destination2, limits) {
   return new Promise((resolve3) => {
     const upstream = connect({
-      host: formatIp(address),
-      port: port2,
+      host: formatIp(destination2.address),
+      port: destination2.port,
       timeout: limits.upstreamTimeoutMs
     });
+    const checked = guardedStream(
+      new TlsRecordGuard((message) => laterHelloProblem(message, destination2.host))
+    );
     let sent = 0;
     let received = 0;
     let reason = "complete";
+    let violation;
     let connected = false;
     let settled = false;
     const end = (why) => {
@@ -43433,15 +43584,20 @@ function relay(client, hello, address, port2, limits) {
     const settle2 = () => {
       if (settled) return;
       settled = true;
-      resolve3({ sent, received, reason });
+      resolve3({ sent, received, reason, violation });
     };
     upstream.once("connect", () => {
       connected = true;
       upstream.setTimeout(limits.tunnelIdleMs);
-      upstream.write(hello);
-      sent += hello.length;
-      client.pipe(upstream);
+      checked.pipe(upstream);
+      checked.on("data", (chunk) => sent += chunk.length);
+      checked.write(hello);
+      client.pipe(checked);
       upstream.pipe(client);
+    });
+    checked.on("error", (error2) => {
+      violation = error2.message;
+      end("tls_violation");
     });
     upstream.on("timeout", () => end(connected ? "idle_timeout" : "upstream_connect_timeout"));
     upstream.on(
@@ -43449,10 +43605,11 @@ function relay(client, hello, address, port2, limits) {
       (error2) => end(`upstream_error ${error2.code ?? error2.message}`)
     );
     client.on("error", () => end("client_error"));
-    client.on("data", (chunk) => sent += chunk.length);
     upstream.on("data", (chunk) => received += chunk.length);
     upstream.on("close", () => {
       client.end();
+      client.unpipe();
+      client.resume();
       settle2();
     });
     client.on("close", () => upstream.destroy());
@@ -43474,12 +43631,17 @@ function terminateTls(client, hello, context2, timeoutMs) {
       clearTimeout(timer);
       socket.off("secure", onSecure);
       socket.off("error", onError);
+      socket.off("end", onEnd);
       socket.off("close", onClose);
       if (!result.ok) socket.destroy();
       resolve3(result);
     };
     const onSecure = () => finish({ ok: true, socket });
     const onError = (error2) => finish({ ok: false, reason: handshakeFailure(error2) });
+    const onEnd = () => finish({
+      ok: false,
+      reason: "the client closed the connection during the TLS handshake: it likely does not trust the run CA, or pins certificates"
+    });
     const onClose = () => finish({ ok: false, reason: "the client closed the connection during the TLS handshake" });
     const timer = setTimeout(
       () => finish({ ok: false, reason: `TLS handshake not completed within ${timeoutMs} ms` }),
@@ -43487,6 +43649,7 @@ function terminateTls(client, hello, context2, timeoutMs) {
     );
     socket.once("secure", onSecure);
     socket.on("error", onError);
+    socket.once("end", onEnd);
     socket.once("close", onClose);
   });
 }
@@ -44228,10 +44391,17 @@ var Engine = class {
       const result = await relay(
         socket,
         hello.hello,
-        admission.address,
-        authority.port,
+        { host: authority.host, address: admission.address, port: authority.port },
         this.limits
       );
+      if (result.violation !== void 0) {
+        this.recordBlock(admission.entry, {
+          status: 403,
+          layer: "sni",
+          reason: `${result.violation}; the tunnel was closed after ${result.sent} bytes sent and ${result.received} received`
+        });
+        return;
+      }
       await this.appendOutcome(
         admission.entry,
         `status=200 bytes=${result.received} reason=${result.reason} sent=${result.sent}`
@@ -45807,7 +45977,7 @@ import { readFile as readFile5 } from "node:fs/promises";
 import { once as once2 } from "node:events";
 import { setTimeout as sleep3 } from "node:timers/promises";
 import { createInterface } from "node:readline";
-import { Transform as Transform2 } from "node:stream";
+import { Transform as Transform3 } from "node:stream";
 
 // src/packet/engine-log.ts
 var EngineLogTally = class {
@@ -45970,7 +46140,7 @@ var EngineProcess = class _EngineProcess {
     const budget = new LogBudget();
     const log = createWriteStream(logFile, { flags: "a", mode: 384 });
     this.logWritten = once2(log, "close").catch(() => void 0);
-    const kept = new Transform2({
+    const kept = new Transform3({
       transform: (chunk, _encoding, done) => done(null, budget.take(chunk)),
       flush: (done) => done(null, budget.finish())
     });
