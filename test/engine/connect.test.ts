@@ -172,7 +172,12 @@ async function expectSniBlock(
   socket.destroy();
   await f.proxy.stop();
   assert.equal(f.connections, 0, 'the engine dialled the origin');
-  const records = connectReceipts(f.proxy).map((r) => r.action_record);
+  assertSniBlockRecorded(f.proxy, reason);
+}
+
+/** The tunnel's receipts: admitted, then blocked at layer `sni` for `reason`. */
+function assertSniBlockRecorded(proxy: RunningEngine, reason: RegExp): void {
+  const records = connectReceipts(proxy).map((r) => r.action_record);
   assert.deepEqual(
     records.map((r) => [r.verdict, r.layer ?? '']),
     [
@@ -507,15 +512,7 @@ async function expectCutAfterHello(after: Buffer, reason: RegExp): Promise<void>
     socket.destroy();
     await f.proxy.stop();
     assert.ok(f.received().equals(hello), 'the upstream got the first hello and nothing after it');
-    const records = connectReceipts(f.proxy).map((r) => r.action_record);
-    assert.deepEqual(
-      records.map((r) => [r.verdict, r.layer ?? '']),
-      [
-        ['allow', ''],
-        ['block', 'sni'],
-      ],
-    );
-    assert.match(records[1]?.pattern ?? '', reason);
+    assertSniBlockRecorded(f.proxy, reason);
   } finally {
     await f.close();
   }
@@ -731,10 +728,7 @@ test('a client that hangs up right after CONNECT frees its tunnel slot at once',
 
 test('when the origin closes a tunnel first, the engine still sees the client close its side', async () => {
   const f = await fixture();
-  // The engine's own sockets: a client socket it never closes would hold up its shutdown.
-  const engineSide: Socket[] = [];
-  const server = (f.proxy.engine as unknown as { server: Server }).server;
-  server.on('connection', (socket: Socket) => engineSide.push(socket));
+  const engineSide = clientSockets(f.proxy);
   try {
     const { socket, status } = await openTunnel(
       f.proxy.port,
@@ -749,16 +743,31 @@ test('when the origin closes a tunnel first, the engine still sees the client cl
     await once(tls, 'end');
     assert.match(answer, /^HTTP\/1\.1 200 [\s\S]*tls ok \/x$/);
     tls.destroy();
-    await waitFor(
-      () => engineSide.length > 0 && engineSide.every((s) => s.destroyed),
-      3_000,
-      'the engine to close its side',
-    );
+    await engineSide.closed();
   } finally {
-    for (const socket of engineSide) socket.destroy();
+    engineSide.destroy();
     await f.close();
   }
 });
+
+/**
+ * The engine's own sockets to its clients: one it never closes would hold up its shutdown.
+ * `closed` waits until every one is.
+ */
+function clientSockets(proxy: RunningEngine): { closed(): Promise<void>; destroy(): void } {
+  const sockets: Socket[] = [];
+  const server = (proxy.engine as unknown as { server: Server }).server;
+  server.on('connection', (socket: Socket) => sockets.push(socket));
+  return {
+    closed: () =>
+      waitFor(
+        () => sockets.length > 0 && sockets.every((s) => s.destroyed),
+        3_000,
+        'the engine to close its side',
+      ),
+    destroy: () => sockets.forEach((socket) => socket.destroy()),
+  };
+}
 
 test('an origin that closes first while the client goes on sending: the client is still read to its close', async () => {
   const { createServer } = await import('node:net');
@@ -769,9 +778,7 @@ test('an origin that closes first while the client goes on sending: the client i
     pins: { 'secure.example.test': '127.0.0.1' },
     policy: `version: "1.0"\negress:\n  - destination: "secure.example.test"\n    ports: [${port}]\n  - destination: "127.0.0.1"\n    ports: [${port}]\ndefault_deny: true\n`,
   });
-  const engineSide: Socket[] = [];
-  const server = (proxy.engine as unknown as { server: Server }).server;
-  server.on('connection', (socket: Socket) => engineSide.push(socket));
+  const engineSide = clientSockets(proxy);
   try {
     const client = connect({ host: '127.0.0.1', port: proxy.port, allowHalfOpen: true });
     await once(client, 'connect');
@@ -783,13 +790,9 @@ test('an origin that closes first while the client goes on sending: the client i
     const record = applicationData('x'.repeat(250));
     for (let i = 0; i < 1_000; i++) client.write(record);
     client.end();
-    await waitFor(
-      () => engineSide.length > 0 && engineSide.every((s) => s.destroyed),
-      3_000,
-      'the engine to close its side',
-    );
+    await engineSide.closed();
   } finally {
-    for (const socket of engineSide) socket.destroy();
+    engineSide.destroy();
     await proxy.stop();
     await new Promise<void>((resolve) => origin.close(() => resolve()));
     cleanup(join(proxy.dir, '..'));

@@ -58,12 +58,16 @@ egress:
 default_deny: true
 `;
 
-async function fixture(): Promise<Fixture> {
+/** An HTTPS echo origin on loopback and an engine with `policyFor(its port)`, names pinned there. */
+async function fixture(
+  policyFor: (port: number) => string = policy,
+  pinned: readonly string[] = NAMES,
+): Promise<Fixture> {
   const origin = await startHttpsOrigin(echo, pki);
   const proxy = await startEngine({
-    pins: Object.fromEntries(NAMES.map((name) => [name, '127.0.0.1'])),
+    pins: Object.fromEntries(pinned.map((name) => [name, '127.0.0.1'])),
     upstreamCa: [pki.caCert],
-    policy: policy(origin.port),
+    policy: policyFor(origin.port),
   });
   const f: Fixture = {
     origin,
@@ -386,16 +390,13 @@ test('a client that speaks only HTTP/2 is refused at the handshake, and the rece
 });
 
 test('an IP-literal destination is intercepted too: the leaf names the address', async () => {
-  const origin = await startHttpsOrigin(echo, pki);
-  const proxy = await startEngine({
-    upstreamCa: [pki.caCert],
-    policy: `version: "1.0"
+  const policyFor = (port: number) => `version: "1.0"
 egress:
   - destination: "127.0.0.1"
-    ports: [${origin.port}]
+    ports: [${port}]
     methods: ["GET"]
-`,
-  });
+`;
+  const { origin, proxy, close } = await fixture(policyFor, []);
   try {
     const base = `https://127.0.0.1:${origin.port}`;
     const get = await curlTrustingRunCa(proxy, ['-i', `${base}/ip`]);
@@ -415,31 +416,28 @@ egress:
       ],
     );
   } finally {
-    await proxy.stop();
-    await origin.close();
-    cleanup(join(proxy.dir, '..'));
+    await close();
   }
 });
 
 test('a name resolving to a loopback address whose rule judges methods and paths is intercepted and held to that rule; a passthrough name there is refused', async () => {
-  const origin = await startHttpsOrigin(echo, pki);
-  const proxy = await startEngine({
-    pins: { 'plain.example.test': '127.0.0.1', 'other.example.test': '127.0.0.1' },
-    upstreamCa: [pki.caCert],
-    policy: `version: "1.0"
+  const policyFor = (port: number) => `version: "1.0"
 egress:
   - destination: "127.0.0.1"
-    ports: [${origin.port}]
+    ports: [${port}]
     methods: ["GET"]
     paths: ["/ok/"]
   - destination: "plain.example.test"
-    ports: [${origin.port}]
+    ports: [${port}]
   - destination: "other.example.test"
-    ports: [${origin.port}]
+    ports: [${port}]
     tls: passthrough
 default_deny: true
-`,
-  });
+`;
+  const { origin, proxy, close } = await fixture(policyFor, [
+    'plain.example.test',
+    'other.example.test',
+  ]);
   try {
     const base = `https://plain.example.test:${origin.port}`;
     const get = await curlTrustingRunCa(proxy, ['-i', `${base}/ok/x`]);
@@ -471,9 +469,7 @@ default_deny: true
       `SSRF blocked: other.example.test resolves to loopback address 127.0.0.1, whose rules judge methods, paths or content on port ${origin.port}, which only an intercepted tunnel lets them do; egress[2] says "tls: passthrough"`,
     );
   } finally {
-    await proxy.stop();
-    await origin.close();
-    cleanup(join(proxy.dir, '..'));
+    await close();
   }
 });
 
