@@ -45405,6 +45405,36 @@ function listenText(listen) {
   return `${listen.host.includes(":") ? `[${listen.host}]` : listen.host}:${listen.port}`;
 }
 
+// src/cli/upstream-ca.ts
+import { X509Certificate } from "node:crypto";
+var PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+async function readUpstreamCa(io2, file) {
+  let pem2;
+  try {
+    pem2 = new TextDecoder().decode(await io2.readFile(file));
+  } catch (error2) {
+    return { ok: false, problem: `cannot read --upstream-ca ${file}: ${error2.message}` };
+  }
+  const blocks = pem2.match(PEM_CERTIFICATE) ?? [];
+  if (blocks.length === 0) {
+    return {
+      ok: false,
+      problem: `--upstream-ca ${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----); give the CA's certificate in PEM`
+    };
+  }
+  for (const [index, block] of blocks.entries()) {
+    try {
+      new X509Certificate(block);
+    } catch (error2) {
+      return {
+        ok: false,
+        problem: `--upstream-ca ${file}: certificate ${index + 1} of ${blocks.length} cannot be read: ${error2.message}`
+      };
+    }
+  }
+  return { ok: true, pem: pem2 };
+}
+
 // src/cli/proxy-command.ts
 var COMMAND = "proxy";
 async function proxyCommand(args, io2) {
@@ -45461,7 +45491,13 @@ async function proxyCommand(args, io2) {
     }
   }
   const caFile = optionValue(options, "upstream-ca");
-  const upstreamCa = caFile === void 0 ? [] : [new TextDecoder().decode(await io2.readFile(caFile))];
+  const extraCa = caFile === void 0 ? void 0 : await readUpstreamCa(io2, caFile);
+  if (extraCa?.ok === false) {
+    io2.err(`pipelock-egress ${COMMAND}: ${extraCa.problem}
+`);
+    return 1;
+  }
+  const upstreamCa = extraCa === void 0 ? [] : [extraCa.pem];
   let opened;
   try {
     opened = EvidenceWriter.open({
@@ -48469,13 +48505,9 @@ async function parseRunRequest(args, io2, backend, cwd = process.cwd()) {
   const caFile = optionValue(options, "upstream-ca");
   let upstreamCaPem;
   if (caFile !== void 0) {
-    upstreamCaPem = await io2.readFile(caFile).then(
-      (bytes) => new TextDecoder().decode(bytes),
-      (error2) => {
-        problems.push(`cannot read --upstream-ca ${caFile}: ${error2.message}`);
-        return void 0;
-      }
-    );
+    const extraCa = await readUpstreamCa(io2, caFile);
+    if (extraCa.ok) upstreamCaPem = extraCa.pem;
+    else problems.push(extraCa.problem);
   }
   const envFile = optionValue(options, "env-file");
   const callerEnv = envFile === void 0 ? process.env : await environmentFile(envFile, problems);

@@ -17,6 +17,7 @@ import { type CliIo, UsageError } from './io.js';
 import { KeyArgumentError, resolvePrivateKey } from './key-argument.js';
 import { optionValue, parseOptions, type ParsedOptions } from './options.js';
 import { listenText, loopbackListen } from './loopback-listen.js';
+import { readUpstreamCa } from './upstream-ca.js';
 
 const COMMAND = 'proxy';
 
@@ -73,8 +74,12 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
     }
   }
   const caFile = optionValue(options, 'upstream-ca');
-  const upstreamCa =
-    caFile === undefined ? [] : [new TextDecoder().decode(await io.readFile(caFile))];
+  const extraCa = caFile === undefined ? undefined : await readUpstreamCa(io, caFile);
+  if (extraCa?.ok === false) {
+    io.err(`pipelock-egress ${COMMAND}: ${extraCa.problem}\n`);
+    return 1;
+  }
+  const upstreamCa = extraCa === undefined ? [] : [extraCa.pem];
 
   let opened: ReturnType<typeof EvidenceWriter.open>;
   try {

@@ -12,6 +12,7 @@ import { type CliIo, UsageError } from './io.js';
 import { KeyArgumentError, resolvePrivateKey, resolvePublicKey } from './key-argument.js';
 import { optionValue, parseOptions, type ParsedOptions } from './options.js';
 import { isRegularFile } from '../regular-file.js';
+import { readUpstreamCa } from './upstream-ca.js';
 
 export const DEFAULT_EVIDENCE_OUTPUT = 'audit-artifacts';
 export const DEFAULT_IDENTITY = 'pipelock-agent';
@@ -143,13 +144,9 @@ export async function parseRunRequest(
   const caFile = optionValue(options, 'upstream-ca');
   let upstreamCaPem: string | undefined;
   if (caFile !== undefined) {
-    upstreamCaPem = await io.readFile(caFile).then(
-      (bytes) => new TextDecoder().decode(bytes),
-      (error: unknown) => {
-        problems.push(`cannot read --upstream-ca ${caFile}: ${(error as Error).message}`);
-        return undefined;
-      },
-    );
+    const extraCa = await readUpstreamCa(io, caFile);
+    if (extraCa.ok) upstreamCaPem = extraCa.pem;
+    else problems.push(extraCa.problem);
   }
   const envFile = optionValue(options, 'env-file');
   const callerEnv = envFile === undefined ? process.env : await environmentFile(envFile, problems);

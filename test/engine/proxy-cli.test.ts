@@ -346,6 +346,34 @@ test('proxy CLI: a policy file that cannot be read exits 1 naming it, before any
   }
 });
 
+test('proxy CLI: an --upstream-ca that cannot be read or holds no certificate exits 1 naming it, before any evidence', async () => {
+  const dir = tempDir();
+  try {
+    const policy = policyFile(dir, 'version: "1.0"\negress:\n  - destination: "a.test"\n');
+    const notPem = join(dir, 'not-a-ca.txt');
+    writeFileSync(notPem, 'hostname\n');
+    const broken = join(dir, 'broken.pem');
+    writeFileSync(broken, '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n');
+    for (const [file, reason] of [
+      [join(dir, 'nope.pem'), /cannot read --upstream-ca .*nope\.pem: ENOENT/],
+      [
+        notPem,
+        /--upstream-ca .*not-a-ca\.txt holds no PEM certificate \(-----BEGIN CERTIFICATE-----\); give the CA's certificate in PEM\n$/,
+      ],
+      [broken, /--upstream-ca .*broken\.pem: certificate 1 of 1 cannot be read: /],
+    ] as const) {
+      const result = await runInProcess(
+        loopbackProxy(policy, join(dir, 'ev'), '--upstream-ca', file),
+      );
+      assert.equal(result.code, 1, result.err);
+      assert.match(result.err, reason);
+    }
+    assert.deepEqual(readdirSync(dir).sort(), ['broken.pem', 'not-a-ca.txt', 'policy.yaml']);
+  } finally {
+    cleanup(dir);
+  }
+});
+
 test('proxy CLI: an evidence directory that already holds evidence is refused with a clear message', async () => {
   const dir = tempDir();
   const evidence = join(dir, 'ev');

@@ -1,0 +1,35 @@
+// `--upstream-ca FILE`: extra CA certificates (PEM) the engine trusts for upstream TLS. A file
+// that holds none would be taken without a word, and every origin it was meant for refused.
+import { X509Certificate } from 'node:crypto';
+import type { CliIo } from './io.js';
+
+export type UpstreamCa = { ok: true; pem: string } | { ok: false; problem: string };
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+
+export async function readUpstreamCa(io: CliIo, file: string): Promise<UpstreamCa> {
+  let pem: string;
+  try {
+    pem = new TextDecoder().decode(await io.readFile(file));
+  } catch (error) {
+    return { ok: false, problem: `cannot read --upstream-ca ${file}: ${(error as Error).message}` };
+  }
+  const blocks = pem.match(PEM_CERTIFICATE) ?? [];
+  if (blocks.length === 0) {
+    return {
+      ok: false,
+      problem: `--upstream-ca ${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----); give the CA's certificate in PEM`,
+    };
+  }
+  for (const [index, block] of blocks.entries()) {
+    try {
+      new X509Certificate(block);
+    } catch (error) {
+      return {
+        ok: false,
+        problem: `--upstream-ca ${file}: certificate ${index + 1} of ${blocks.length} cannot be read: ${(error as Error).message}`,
+      };
+    }
+  }
+  return { ok: true, pem };
+}
