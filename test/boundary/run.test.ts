@@ -251,6 +251,19 @@ test('a --writable path that does not exist stops the run before anything is cre
   assert.match(run.stderr, /nothing was started or created/);
 });
 
+test('an --upstream-ca holding no certificate stops the run before anything is created', async () => {
+  const run = await runAgent({
+    policy: policyFor(origin.port),
+    script: 'echo should-not-run\n',
+    files: { 'ca.pem': 'not a certificate\n' },
+    options: ['--upstream-ca', 'ca.pem'],
+  });
+  assert.equal(run.code, 1);
+  assert.doesNotMatch(run.stdout, /should-not-run/);
+  assert.match(run.stderr, /--upstream-ca ca\.pem holds no PEM certificate/);
+  assert.match(run.stderr, /nothing was started or created/);
+});
+
 test("--writable: the agent writes there and only there; afterwards ACLs are gone and its files are the owner's", async () => {
   const run = await runAgent({
     policy: policyFor(origin.port),
