@@ -13139,11 +13139,11 @@ var require_util2 = __commonJS({
     async function readAllBytes(reader, successSteps, failureSteps) {
       try {
         const bytes = [];
-        let byteLength = 0;
+        let byteLength2 = 0;
         do {
           const { done, value: chunk } = await reader.read();
           if (done) {
-            successSteps(Buffer.concat(bytes, byteLength));
+            successSteps(Buffer.concat(bytes, byteLength2));
             return;
           }
           if (!isUint8Array(chunk)) {
@@ -13151,7 +13151,7 @@ var require_util2 = __commonJS({
             return;
           }
           bytes.push(chunk);
-          byteLength += chunk.length;
+          byteLength2 += chunk.length;
         } while (true);
       } catch (e) {
         failureSteps(e);
@@ -19049,24 +19049,24 @@ var require_sender = __commonJS({
        * @public
        */
       ping(data, mask, cb) {
-        let byteLength;
+        let byteLength2;
         let readOnly;
         if (typeof data === "string") {
-          byteLength = Buffer.byteLength(data);
+          byteLength2 = Buffer.byteLength(data);
           readOnly = false;
         } else if (isBlob(data)) {
-          byteLength = data.size;
+          byteLength2 = data.size;
           readOnly = false;
         } else {
           data = toBuffer(data);
-          byteLength = data.length;
+          byteLength2 = data.length;
           readOnly = toBuffer.readOnly;
         }
-        if (byteLength > 125) {
+        if (byteLength2 > 125) {
           throw new RangeError("The data size must not be greater than 125 bytes");
         }
         const options = {
-          [kByteLength]: byteLength,
+          [kByteLength]: byteLength2,
           fin: true,
           generateMask: this._generateMask,
           mask,
@@ -19096,24 +19096,24 @@ var require_sender = __commonJS({
        * @public
        */
       pong(data, mask, cb) {
-        let byteLength;
+        let byteLength2;
         let readOnly;
         if (typeof data === "string") {
-          byteLength = Buffer.byteLength(data);
+          byteLength2 = Buffer.byteLength(data);
           readOnly = false;
         } else if (isBlob(data)) {
-          byteLength = data.size;
+          byteLength2 = data.size;
           readOnly = false;
         } else {
           data = toBuffer(data);
-          byteLength = data.length;
+          byteLength2 = data.length;
           readOnly = toBuffer.readOnly;
         }
-        if (byteLength > 125) {
+        if (byteLength2 > 125) {
           throw new RangeError("The data size must not be greater than 125 bytes");
         }
         const options = {
-          [kByteLength]: byteLength,
+          [kByteLength]: byteLength2,
           fin: true,
           generateMask: this._generateMask,
           mask,
@@ -19154,23 +19154,23 @@ var require_sender = __commonJS({
         const perMessageDeflate = this._extensions[PerMessageDeflate2.extensionName];
         let opcode = options.binary ? 2 : 1;
         let rsv1 = options.compress;
-        let byteLength;
+        let byteLength2;
         let readOnly;
         if (typeof data === "string") {
-          byteLength = Buffer.byteLength(data);
+          byteLength2 = Buffer.byteLength(data);
           readOnly = false;
         } else if (isBlob(data)) {
-          byteLength = data.size;
+          byteLength2 = data.size;
           readOnly = false;
         } else {
           data = toBuffer(data);
-          byteLength = data.length;
+          byteLength2 = data.length;
           readOnly = toBuffer.readOnly;
         }
         if (this._firstFragment) {
           this._firstFragment = false;
           if (rsv1 && perMessageDeflate && perMessageDeflate.params[perMessageDeflate._isServer ? "server_no_context_takeover" : "client_no_context_takeover"]) {
-            rsv1 = byteLength >= perMessageDeflate._threshold;
+            rsv1 = byteLength2 >= perMessageDeflate._threshold;
           }
           this._compress = rsv1;
         } else {
@@ -19179,7 +19179,7 @@ var require_sender = __commonJS({
         }
         if (options.fin) this._firstFragment = true;
         const opts = {
-          [kByteLength]: byteLength,
+          [kByteLength]: byteLength2,
           fin: options.fin,
           generateMask: this._generateMask,
           mask: options.mask,
@@ -22975,8 +22975,8 @@ var require_build2 = __commonJS({
       if (!intrinsicTypedArrayByteLength || !value || typeof value !== "object")
         return void 0;
       try {
-        const byteLength = intrinsicTypedArrayByteLength.call(value);
-        return typeof byteLength === "number" ? byteLength : void 0;
+        const byteLength2 = intrinsicTypedArrayByteLength.call(value);
+        return typeof byteLength2 === "number" ? byteLength2 : void 0;
       } catch {
         return void 0;
       }
@@ -22994,8 +22994,8 @@ var require_build2 = __commonJS({
       if (payloadDescriptor) {
         if (!("value" in payloadDescriptor))
           return false;
-        const byteLength = intrinsicPayloadByteLength(payloadDescriptor.value);
-        return byteLength !== void 0 && byteLength >= BUILTIN_DISPATCH_PAYLOAD_THRESHOLD;
+        const byteLength2 = intrinsicPayloadByteLength(payloadDescriptor.value);
+        return byteLength2 !== void 0 && byteLength2 >= BUILTIN_DISPATCH_PAYLOAD_THRESHOLD;
       }
       const valuesDescriptor = Object.getOwnPropertyDescriptor(valueBlock, "value");
       if (!valuesDescriptor || !("value" in valuesDescriptor) || !Array.isArray(valuesDescriptor.value))
@@ -43752,7 +43752,10 @@ async function relayWebSocket(context2, req, socket, head, request) {
   const untrack = context2.track(socket);
   const client = await new Promise((resolve3) => {
     socket.once("close", () => resolve3(void 0));
-    server.handleUpgrade(req, socket, head, resolve3);
+    server.handleUpgrade(req, socket, head, (opened) => {
+      opened.pause();
+      resolve3(opened);
+    });
   });
   if (client === void 0) {
     upstream.socket.terminate();
@@ -43802,6 +43805,7 @@ function openUpstream(WebSocketClient, context2, url, protocols, headers, dial) 
     };
     upstream.once("open", () => {
       upstream.removeAllListeners("error");
+      upstream.pause();
       resolve3({ ok: true, socket: upstream });
     });
     upstream.once(
@@ -43819,6 +43823,8 @@ function openUpstream(WebSocketClient, context2, url, protocols, headers, dial) 
 }
 function relayMessages(context2, { client, upstream, clientSocket }, entry, scanMessages, target) {
   const tally = { sent: 0, received: 0, blocked: 0, reason: "complete" };
+  const toUpstream = forwarder(client, upstream);
+  const toClient = forwarder(upstream, client);
   let sentTail = "";
   clientSocket.setTimeout(context2.idleMs, () => {
     if (tally.reason === "complete") tally.reason = "idle";
@@ -43856,11 +43862,11 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
       sentTail = (sentTail + text2.slice(-SEAM_CHARS)).slice(-SEAM_CHARS);
     }
     tally.sent++;
-    upstream.send(data, { binary: isBinary });
+    toUpstream(data, isBinary);
   });
   upstream.on("message", (data, isBinary) => {
     tally.received++;
-    client.send(data, { binary: isBinary });
+    toClient(data, isBinary);
   });
   return new Promise((resolve3) => {
     let open3 = 2;
@@ -43889,7 +43895,25 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
       client.terminate();
     });
     upstream.on("error", () => upstream.terminate());
+    upstream.resume();
+    client.resume();
   });
+}
+var QUEUED_BYTES_HIGH = 4 * 1024 * 1024;
+function forwarder(source, destination2) {
+  let queued = 0;
+  return (data, isBinary) => {
+    const bytes = byteLength(data);
+    queued += bytes;
+    if (queued > QUEUED_BYTES_HIGH) source.pause();
+    destination2.send(data, { binary: isBinary }, () => {
+      queued -= bytes;
+      if (queued <= QUEUED_BYTES_HIGH && source.isPaused) source.resume();
+    });
+  };
+}
+function byteLength(data) {
+  return Array.isArray(data) ? data.reduce((sum, part) => sum + part.length, 0) : data.byteLength;
 }
 function closeCode(code2) {
   if (code2 === 1005) return 1e3;

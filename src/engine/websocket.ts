@@ -142,9 +142,13 @@ export async function relayWebSocket(
   }
   const untrack = context.track(socket);
   // ws answers a handshake it rejects itself and never calls back: the socket's close says so.
+  // Paused like the upstream, until the relay listens (frames may have come with the handshake).
   const client = await new Promise<WebSocket | undefined>((resolve) => {
     socket.once('close', () => resolve(undefined));
-    server.handleUpgrade(req, socket, head, resolve);
+    server.handleUpgrade(req, socket, head, (opened) => {
+      opened.pause();
+      resolve(opened);
+    });
   });
   if (client === undefined) {
     upstream.socket.terminate();
@@ -226,6 +230,10 @@ function openUpstream(
     };
     upstream.once('open', () => {
       upstream.removeAllListeners('error');
+      // Frames that came with the 101 are parsed on the next tick, before the relay listens:
+      // an error among them would have no listener and end the engine, a message would be
+      // lost. Paused, nothing is read until the relay resumes it.
+      upstream.pause();
       resolve({ ok: true, socket: upstream });
     });
     upstream.once('unexpected-response', (_request, response) =>
@@ -262,6 +270,8 @@ function relayMessages(
   target: RequestTarget,
 ): Promise<void> {
   const tally: Tally = { sent: 0, received: 0, blocked: 0, reason: 'complete' };
+  const toUpstream = forwarder(client, upstream);
+  const toClient = forwarder(upstream, client);
   /** The end of the text sent so far, all messages joined: where the next one continues it. */
   let sentTail = '';
   // ws turns the socket's own timeout off: quiet both ways this long, the pair is closed.
@@ -302,11 +312,11 @@ function relayMessages(
       sentTail = (sentTail + text.slice(-SEAM_CHARS)).slice(-SEAM_CHARS);
     }
     tally.sent++;
-    upstream.send(data, { binary: isBinary });
+    toUpstream(data, isBinary);
   });
   upstream.on('message', (data: RawData, isBinary: boolean) => {
     tally.received++;
-    client.send(data, { binary: isBinary });
+    toClient(data, isBinary);
   });
   return new Promise((resolve) => {
     let open = 2;
@@ -339,7 +349,39 @@ function relayMessages(
       client.terminate();
     });
     upstream.on('error', () => upstream.terminate());
+    upstream.resume();
+    client.resume();
   });
+}
+
+/** Bytes one side may have queued toward a reader that does not keep up before its sender is paused. */
+const QUEUED_BYTES_HIGH = 4 * 1024 * 1024;
+
+/**
+ * Sends `source`'s messages on to `destination`, pausing `source` while more than
+ * QUEUED_BYTES_HIGH of them wait to be written: a reader that stops reading would otherwise
+ * have the engine hold everything the other side sends.
+ */
+function forwarder(
+  source: WebSocket,
+  destination: WebSocket,
+): (data: RawData, isBinary: boolean) => void {
+  let queued = 0;
+  return (data, isBinary) => {
+    const bytes = byteLength(data);
+    queued += bytes;
+    if (queued > QUEUED_BYTES_HIGH) source.pause();
+    destination.send(data, { binary: isBinary }, () => {
+      queued -= bytes;
+      if (queued <= QUEUED_BYTES_HIGH && source.isPaused) source.resume();
+    });
+  };
+}
+
+function byteLength(data: RawData): number {
+  return Array.isArray(data)
+    ? data.reduce((sum, part) => sum + part.length, 0)
+    : (data as ArrayBuffer).byteLength;
 }
 
 /** Codes a peer may send in a close frame; the rest (1005, 1006, 1015) become 1000 or 1011. */

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer as createHttpServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { connect, type AddressInfo } from 'node:net';
+import { createHash } from 'node:crypto';
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -15,6 +16,7 @@ import {
   openTunnel,
   rawExchange,
   runCa,
+  waitFor,
   sealedRecords,
   startEngine,
   type RunningEngine,
@@ -84,15 +86,19 @@ interface Fixture {
   close(): Promise<void>;
 }
 
-/** `withSecret`: AGENT_TOKEN has a value (it may go only to api.example.test). */
+/**
+ * `withSecret`: AGENT_TOKEN has a value (it may go only to api.example.test). `morePorts`: other
+ * origins' ports on 127.0.0.1 the policy allows.
+ */
 async function fixture(
   websocket = 'enabled: true\n  frame_scan: true',
   withSecret = false,
   limits: Partial<EngineLimits> = {},
+  morePorts: readonly number[] = [],
 ): Promise<Fixture> {
   const plain = await echoOrigin(false);
   const secure = await echoOrigin(true);
-  const ports = `[${plain.port}, ${secure.port}]`;
+  const ports = `[${[plain.port, secure.port, ...morePorts].join(', ')}]`;
   const proxy = await startEngine({
     pins: {
       'ws.example.test': '127.0.0.1',
@@ -377,6 +383,168 @@ test('a compressed (RSV1) frame is refused with 1002 before anything is relayed'
     assert.match(all.at(-1)?.pattern ?? '', /blocked=1 reason=blocked websocket$/);
   } finally {
     await f.close();
+  }
+});
+
+/**
+ * A WebSocket origin on raw sockets: it answers each handshake with 101 and then hands the
+ * socket, with the bytes it wrote right behind the 101, to `then`.
+ */
+async function rawOrigin(
+  behind: Buffer,
+  then: (socket: Socket) => void = () => undefined,
+): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    let request = '';
+    const onData = (chunk: Buffer) => {
+      request += chunk.toString('latin1');
+      if (!request.includes('\r\n\r\n')) return;
+      socket.off('data', onData);
+      const key = /^sec-websocket-key: *(\S+)/im.exec(request)?.[1] ?? '';
+      const accept = createHash('sha1').update(`${key}${WS_GUID}`).digest('base64');
+      const answer = `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`;
+      socket.write(Buffer.concat([Buffer.from(answer, 'latin1'), behind]));
+      then(socket);
+    };
+    socket.on('data', onData);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
+/** An unmasked (server-to-client) frame; `first` is its first byte (FIN, RSV bits, opcode). */
+function serverFrame(first: number, payload: Buffer): Buffer {
+  const length =
+    payload.length < 126
+      ? Buffer.from([payload.length])
+      : payload.length < 65536
+        ? Buffer.from([126, payload.length >> 8, payload.length & 0xff])
+        : Buffer.concat([Buffer.from([127]), bigLength(payload.length)]);
+  return Buffer.concat([Buffer.from([first]), length, payload]);
+}
+
+function bigLength(length: number): Buffer {
+  const bytes = Buffer.alloc(8);
+  bytes.writeBigUInt64BE(BigInt(length));
+  return bytes;
+}
+
+test('frames an origin sends with its 101 are relayed once the relay listens; a malformed one closes the pair, and the engine goes on', async () => {
+  const greeting = await rawOrigin(
+    serverFrame(0x81, Buffer.from('hello from the origin')),
+    (socket) => socket.end(),
+  );
+  const malformed = await rawOrigin(serverFrame(0xc1, Buffer.from('x')));
+  const f = await fixture(undefined, false, {}, [greeting.port, malformed.port]);
+  try {
+    const greeted = new WebSocket(proxied(f, `ws://127.0.0.1:${greeting.port}/`));
+    const closing = closeOf(greeted);
+    const [message] = (await once(greeted, 'message')) as [Buffer];
+    assert.equal(message.toString(), 'hello from the origin');
+    await closing;
+    // RSV1 without an extension: ws rejects the frame as the relay is being set up.
+    const refused = new WebSocket(proxied(f, `ws://127.0.0.1:${malformed.port}/`));
+    assert.equal((await closeOf(refused)).code, 1011);
+    const health = await fetch(`http://127.0.0.1:${f.proxy.port}/health`);
+    assert.equal(health.status, 200);
+    const outcomes = (await records(f)).filter((r) => r.decision_phase === 'outcome');
+    assert.deepEqual(
+      outcomes.map((r) => /messages_received=\d+/.exec(r.pattern ?? '')?.[0]),
+      ['messages_received=1', 'messages_received=0'],
+    );
+  } finally {
+    await f.close();
+    await greeting.close();
+    await malformed.close();
+  }
+});
+
+/** Bytes a writer got through before it stalled for a second, or `total` if it never did. */
+async function writtenUntilStalled(
+  write: () => boolean,
+  drained: (then: () => void) => void,
+  chunkBytes: number,
+  total: number,
+): Promise<number> {
+  let written = 0;
+  while (written < total) {
+    written += chunkBytes;
+    if (write()) continue;
+    const moved = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 1_000);
+      drained(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    if (!moved) return written;
+  }
+  return written;
+}
+
+test('a side that stops reading holds the other side up: the engine does not keep what it cannot deliver', async () => {
+  const chunk = Buffer.alloc(512 * 1024, 'x');
+  // The kernel's socket buffers on the way take tens of MiB on loopback (autotuned up to
+  // net.ipv4.tcp_rmem's maximum, 32 MiB here); the engine itself may queue 4 MiB a side.
+  const total = 128 * 1024 * 1024;
+  const frame = serverFrame(0x82, chunk);
+  const flooding = await rawOrigin(Buffer.alloc(0), (socket) => {
+    void writtenUntilStalled(
+      () => socket.write(frame),
+      (then) => socket.once('drain', then),
+      frame.length,
+      total,
+    ).then((written) => (floodWritten = written));
+  });
+  let floodWritten = 0;
+  const deaf = await rawOrigin(Buffer.alloc(0), (socket) => socket.pause());
+  const f = await fixture('enabled: true\n  frame_scan: false', false, {}, [
+    flooding.port,
+    deaf.port,
+  ]);
+  try {
+    // Origin to client: the client reads nothing.
+    const paused = new WebSocket(proxied(f, `ws://127.0.0.1:${flooding.port}/`));
+    paused.on('open', () => paused.pause());
+    await waitFor(() => floodWritten > 0, 60_000, 'the origin to stall or finish');
+    assert.ok(floodWritten < total / 2, `the origin wrote ${floodWritten} bytes into the engine`);
+    paused.terminate();
+    // Client to origin: the origin reads nothing.
+    const sender = new WebSocket(proxied(f, `ws://127.0.0.1:${deaf.port}/`));
+    await opened(sender);
+    const sent = await writtenUntilStalled(
+      () => {
+        sender.send(chunk);
+        return sender.bufferedAmount < 8 * 1024 * 1024;
+      },
+      (then) => {
+        const check = setInterval(() => {
+          if (sender.bufferedAmount >= 8 * 1024 * 1024) return;
+          clearInterval(check);
+          then();
+        }, 20);
+        setTimeout(() => clearInterval(check), 1_000);
+      },
+      chunk.length,
+      total,
+    );
+    assert.ok(sent < total / 2, `the client got ${sent} bytes into the engine`);
+    sender.terminate();
+  } finally {
+    await f.close();
+    await flooding.close();
+    await deaf.close();
   }
 });
 
