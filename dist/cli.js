@@ -34293,12 +34293,13 @@ async function keygenCommand(args, io2) {
 var import_yaml = __toESM(require_dist(), 1);
 
 // src/invisible.ts
-var INVISIBLE = /[\p{Cc}\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/gu;
+var INVISIBLE = new RegExp("[\\p{Cc}\\p{Cf}\\u2028\\u2029\\u3164\\uffa0]|(?!\\ufe0f)\\p{Variation_Selector}|\\u115f|\\u1160", "gu");
 function showInvisible(text2, keep = "") {
-  return text2.replace(
-    INVISIBLE,
-    (c) => keep.includes(c) ? c : `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`
-  );
+  return text2.replace(INVISIBLE, (c) => keep.includes(c) ? c : escaped(c.codePointAt(0) ?? 0));
+}
+function escaped(codePoint) {
+  const hex = codePoint.toString(16);
+  return codePoint > 65535 ? `\\u{${hex}}` : `\\u${hex.padStart(4, "0")}`;
 }
 
 // src/policy/errors.ts
@@ -47026,7 +47027,7 @@ var VERDICT_LINES = {
   error: "\u274C **error**: there is no evidence to verify"
 };
 function code(text2) {
-  const flat = text2.replace(/\r?\n/g, " ");
+  const flat = showInvisible(text2.replace(/\r?\n/g, " "));
   const cut = flat.length > MAX_CODE_CHARS ? `${flat.slice(0, MAX_CODE_CHARS)}\u2026` : flat;
   const longestRun = Math.max(0, ...(cut.match(/`+/g) ?? []).map((run) => run.length));
   const fence = "`".repeat(longestRun + 1);
@@ -47039,6 +47040,18 @@ function cellCode(text2) {
 var MAX_CODE_CHARS = 500;
 var PINNED_KEY = "<your pinned public key>";
 var MAX_REFUSALS_LISTED = 200;
+var MAX_DESTINATIONS_LISTED = 200;
+function listedDestinations(all) {
+  if (all.length <= MAX_DESTINATIONS_LISTED) return all;
+  const reached = all.filter((d) => d.allowed > 0);
+  const listed = new Set(
+    [...reached, ...all.filter((d) => d.allowed === 0)].slice(0, MAX_DESTINATIONS_LISTED)
+  );
+  return all.filter((d) => listed.has(d));
+}
+function moreDestinations(all, listed) {
+  return `\u2026 and ${all.length - listed} more destinations, each in \`receipts.json\``;
+}
 function byteSize(bytes) {
   const mib = 1024 * 1024;
   return bytes % mib === 0 ? `${bytes / mib} MiB` : `${bytes} bytes`;
@@ -47067,12 +47080,15 @@ function summaryMarkdown(input) {
   if (summary.destinations.length === 0) lines.push("The agent made no requests.");
   else {
     lines.push("| destination | allowed | blocked | methods |", "|---|---:|---:|---|");
-    for (const d of summary.destinations) {
+    const listed = listedDestinations(summary.destinations);
+    for (const d of listed) {
       const blocked = d.blocked + d.warned;
       lines.push(
         `| ${cellCode(d.destination)} | ${d.allowed} | ${blocked}${d.warned > 0 ? " (audit)" : ""} | ${[...d.methods].sort().join(" ")} |`
       );
     }
+    if (listed.length < summary.destinations.length)
+      lines.push("", moreDestinations(summary.destinations, listed.length));
   }
   lines.push("", `## ${input.policyMode === "audit" ? "Would have been blocked" : "Blocked"}`, "");
   if (summary.refused.length === 0) lines.push("Nothing.");
@@ -47089,6 +47105,8 @@ function summaryMarkdown(input) {
     lines.push(
       "",
       "### A policy that would have allowed this run",
+      "",
+      "Every destination the agent tried, the ones it should not reach too: review each before adopting it.",
       "",
       "```yaml",
       ...suggestedRules(summary),
@@ -47128,13 +47146,16 @@ function summaryMarkdown(input) {
 }
 function suggestedRules(summary) {
   const lines = ['version: "1.0"', "mode: enforce", "egress:"];
-  for (const d of summary.destinations) {
+  const listed = listedDestinations(summary.destinations);
+  for (const d of listed) {
     lines.push(`  - destination: ${JSON.stringify(d.destination)}`);
     if (d.methods.size > 0)
       lines.push(
         `    methods: [${[...d.methods].sort().map((m) => JSON.stringify(m)).join(", ")}]`
       );
   }
+  if (listed.length < summary.destinations.length)
+    lines.push(`  # ${moreDestinations(summary.destinations, listed.length)}`);
   lines.push("default_deny: true");
   return lines;
 }
@@ -48992,13 +49013,13 @@ function indentJson(compact) {
   let out = "";
   let depth = 0;
   let inString = false;
-  let escaped = false;
+  let escaped2 = false;
   for (let i = 0; i < compact.length; i++) {
     const c = compact[i] ?? "";
     if (inString) {
       out += c;
-      if (escaped) escaped = false;
-      else if (c === "\\") escaped = true;
+      if (escaped2) escaped2 = false;
+      else if (c === "\\") escaped2 = true;
       else if (c === '"') inString = false;
       continue;
     }

@@ -19730,7 +19730,7 @@ function actionsRunner() {
     pauseCommands: () => {
       const token = randomBytes(16).toString("hex");
       process.stdout.write(`::stop-commands::${token}${EOL5}`);
-      return () => process.stdout.write(`::${token}::${EOL5}`);
+      return () => process.stdout.write(`${EOL5}::${token}::${EOL5}`);
     },
     appendSummary: async (markdown) => {
       if (!process.env["GITHUB_STEP_SUMMARY"]) return false;

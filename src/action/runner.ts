@@ -51,7 +51,9 @@ export function actionsRunner(): ActionRunner {
     pauseCommands: () => {
       const token = randomBytes(16).toString('hex');
       process.stdout.write(`::stop-commands::${token}${EOL}`);
-      return () => process.stdout.write(`::${token}::${EOL}`);
+      // On a line of its own: the runner reads a command only at a line's start, and the
+      // agent's last line may have no end (which would keep commands paused for good).
+      return () => process.stdout.write(`${EOL}::${token}::${EOL}`);
     },
     appendSummary: async (markdown) => {
       if (!process.env['GITHUB_STEP_SUMMARY']) return false;

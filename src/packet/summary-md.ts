@@ -2,7 +2,8 @@
 // was refused, the boundary's posture and limits, and how to check it all offline. Narrow
 // tables, no secret values (receipts carry targets with secrets already cut out). Pure.
 import type { VerificationReport } from '../cli/verification-report.js';
-import type { ChainSummary } from './summarize.js';
+import type { ChainSummary, DestinationCounts } from './summarize.js';
+import { showInvisible } from '../invisible.js';
 import type { EngineLogFacts } from './engine-log.js';
 import { PACKET_FILES, POLICY_HASH_FILE } from './packet-json.js';
 
@@ -32,7 +33,8 @@ const VERDICT_LINES: Record<string, string> = {
  * Long texts are cut: a summary larger than the runner accepts is not shown at all.
  */
 function code(text: string): string {
-  const flat = text.replace(/\r?\n/g, ' ');
+  // A lone CR ends a line for Markdown too: escaped, with every other invisible character.
+  const flat = showInvisible(text.replace(/\r?\n/g, ' '));
   const cut = flat.length > MAX_CODE_CHARS ? `${flat.slice(0, MAX_CODE_CHARS)}…` : flat;
   const longestRun = Math.max(0, ...(cut.match(/`+/g) ?? []).map((run) => run.length));
   const fence = '`'.repeat(longestRun + 1);
@@ -47,8 +49,29 @@ function cellCode(text: string): string {
 
 const MAX_CODE_CHARS = 500;
 const PINNED_KEY = '<your pinned public key>';
-/** Refusals listed one by one; the rest are counted (receipts.json holds them all). */
+/**
+ * Refusals and destinations listed one by one; the rest are counted (receipts.json holds them
+ * all): a summary over the runner's 1 MiB is not shown at all.
+ */
 const MAX_REFUSALS_LISTED = 200;
+const MAX_DESTINATIONS_LISTED = 200;
+
+/**
+ * The destinations listed, in their order: all of them, or those the agent reached first
+ * (what left the boundary), then those it was refused, up to the limit.
+ */
+function listedDestinations(all: readonly DestinationCounts[]): readonly DestinationCounts[] {
+  if (all.length <= MAX_DESTINATIONS_LISTED) return all;
+  const reached = all.filter((d) => d.allowed > 0);
+  const listed = new Set(
+    [...reached, ...all.filter((d) => d.allowed === 0)].slice(0, MAX_DESTINATIONS_LISTED),
+  );
+  return all.filter((d) => listed.has(d));
+}
+
+function moreDestinations(all: readonly DestinationCounts[], listed: number): string {
+  return `… and ${all.length - listed} more destinations, each in \`receipts.json\``;
+}
 
 function byteSize(bytes: number): string {
   const mib = 1024 * 1024;
@@ -82,12 +105,15 @@ export function summaryMarkdown(input: SummaryInput): string {
   if (summary.destinations.length === 0) lines.push('The agent made no requests.');
   else {
     lines.push('| destination | allowed | blocked | methods |', '|---|---:|---:|---|');
-    for (const d of summary.destinations) {
+    const listed = listedDestinations(summary.destinations);
+    for (const d of listed) {
       const blocked = d.blocked + d.warned;
       lines.push(
         `| ${cellCode(d.destination)} | ${d.allowed} | ${blocked}${d.warned > 0 ? ' (audit)' : ''} | ${[...d.methods].sort().join(' ')} |`,
       );
     }
+    if (listed.length < summary.destinations.length)
+      lines.push('', moreDestinations(summary.destinations, listed.length));
   }
   lines.push('', `## ${input.policyMode === 'audit' ? 'Would have been blocked' : 'Blocked'}`, '');
   if (summary.refused.length === 0) lines.push('Nothing.');
@@ -104,6 +130,8 @@ export function summaryMarkdown(input: SummaryInput): string {
     lines.push(
       '',
       '### A policy that would have allowed this run',
+      '',
+      'Every destination the agent tried, the ones it should not reach too: review each before adopting it.',
       '',
       '```yaml',
       ...suggestedRules(summary),
@@ -145,7 +173,8 @@ export function summaryMarkdown(input: SummaryInput): string {
 /** Rules covering the would-be blocks of an audit run: one per destination, with its methods. */
 function suggestedRules(summary: ChainSummary): string[] {
   const lines = ['version: "1.0"', 'mode: enforce', 'egress:'];
-  for (const d of summary.destinations) {
+  const listed = listedDestinations(summary.destinations);
+  for (const d of listed) {
     lines.push(`  - destination: ${JSON.stringify(d.destination)}`);
     if (d.methods.size > 0)
       lines.push(
@@ -155,6 +184,8 @@ function suggestedRules(summary: ChainSummary): string[] {
           .join(', ')}]`,
       );
   }
+  if (listed.length < summary.destinations.length)
+    lines.push(`  # ${moreDestinations(summary.destinations, listed.length)}`);
   lines.push('default_deny: true');
   return lines;
 }

@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { runMain } from '../../src/action/main.js';
 import { runPost } from '../../src/action/post.js';
+import { actionsRunner } from '../../src/action/runner.js';
 import { stepResult } from '../../src/action/run-invocation.js';
 import { policyHash } from '../../src/policy/index.js';
 import { runtimeToken, sha256Hex, startArtifactService } from './artifact-service.js';
@@ -243,6 +244,22 @@ test('the bundled dist/main.js runs with real INPUT_* variables and runner files
     ),
   );
   assert.match(written, /agent-exit-code<<ghadelimiter_[0-9a-f-]+\n3\n/);
+});
+
+test('workflow commands resume on a line of their own, whatever the agent printed last', () => {
+  const written: string[] = [];
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((chunk: string) => written.push(chunk) > 0) as typeof write;
+  try {
+    const resume = actionsRunner().pauseCommands();
+    written.push('the agent printed this without a newline');
+    resume();
+  } finally {
+    process.stdout.write = write;
+  }
+  const lines = written.join('').split('\n');
+  const token = /^::stop-commands::([0-9a-f]{32})$/.exec(lines[0] ?? '')?.[1];
+  assert.ok(token !== undefined && lines.includes(`::${token}::`), lines.join(' | '));
 });
 
 test('step rules: every verdict × fail-on-verifier-error × agent exit code', () => {

@@ -280,6 +280,43 @@ test('summary.md: what the agent chose (targets, reasons) stays inert code, and 
   assert.ok(lines.includes('- … and 50 more, each in `receipts.json`'));
 });
 
+test('summary.md: no character of a target ends its line or hides (a lone CR, bidi, zero width), and the destinations stay few', () => {
+  const forged = 'ws://zz.test/\r## Blocked\r\rNothing.\u202e\u200b\u00ad\u3164';
+  const refused = Array.from({ length: 240 }, (_, i) =>
+    receipt(i + 1, {
+      verdict: 'block',
+      method: 'GET',
+      target: i === 0 ? forged : `http://h${String(i).padStart(3, '0')}.test/`,
+      layer: 'destination',
+      pattern: 'no egress rule allows it',
+    }),
+  );
+  const reached = receipt(241, { verdict: 'allow', method: 'GET', target: 'http://zzz.test/' });
+  const markdown = summaryMarkdown({
+    report: report('valid'),
+    summary: summarizeChain([...refused, reached]),
+    agentExitCode: 0,
+    agentIdentity: 'a',
+    policyMode: 'enforce',
+    policyHash: 'f'.repeat(64),
+    unsupported: [],
+  });
+  assert.ok(
+    markdown.includes(
+      '- seq 1: GET `ws://zz.test/\\u000d## Blocked\\u000d\\u000dNothing.\\u202e\\u200b\\u00ad\\u3164`: destination',
+    ),
+  );
+  assert.doesNotMatch(markdown, /\r|\u202e|\u200b|\u00ad|\u3164/);
+  const rows = markdown.split('\n').filter((line) => /^\| `/.test(line));
+  assert.equal(rows.length, 200);
+  // What the agent reached is listed first when not all fit.
+  assert.ok(
+    rows.some((row) => row.startsWith('| `zzz.test` | 1 |')),
+    rows.at(-1),
+  );
+  assert.ok(markdown.includes('… and 41 more destinations, each in `receipts.json`'));
+});
+
 test('summary.md in audit mode proposes the policy that would have allowed the run', () => {
   const markdown = summaryMarkdown({
     report: report('valid'),
