@@ -42705,8 +42705,8 @@ function headerValues(flat, name) {
   }
   return values;
 }
-function forwardedValue(req, name) {
-  const values = headerValues(requestHeaders(req.rawHeaders), name);
+function joinedValue(flat, name) {
+  const values = headerValues(flat, name);
   return values.length === 0 ? void 0 : values.join(", ");
 }
 var BodyLimit = class extends Transform {
@@ -42934,16 +42934,13 @@ var RequestInspection = class {
     const detectors = decision.scan;
     const scanned = detectors || this.scanner.guards(target);
     const { req } = this;
-    const contentType = forwardedValue(req, "content-type");
+    const forwarded = requestHeaders(req.rawHeaders);
+    const contentType = joinedValue(forwarded, "content-type");
     const methodBody = overridableBody(req.method ?? "", contentType);
     const forMethod = methodBody.length > 0 && hasBody(req) && this.refusesSomeMethod();
     if (!scanned && !forMethod) return void 0;
     if (scanned) {
-      const inHeaders = this.scanner.scanContent(
-        headerViews(endToEndHeaders(req.rawHeaders)),
-        target,
-        detectors
-      );
+      const inHeaders = this.scanner.scanContent(headerViews(forwarded), target, detectors);
       if (inHeaders) return { refusal: dlpRefusal(inHeaders) };
     }
     if (!hasBody(req)) return void 0;
@@ -42967,7 +42964,7 @@ var RequestInspection = class {
       return true;
     });
     if (!read.ok) return { refusal: read.refusal };
-    const encoding = forwardedValue(req, "content-encoding");
+    const encoding = joinedValue(forwarded, "content-encoding");
     const decoded = decodeBody(read.body, encoding, limit);
     if (!decoded.ok) {
       const layer = scanned ? "dlp" : "method";
@@ -43374,6 +43371,19 @@ var HANDSHAKE2 = 22;
 var APPLICATION_DATA = 23;
 var CLIENT_HELLO2 = 1;
 var MAX_RECORD_BYTES = 2 ** 14 + 2048;
+function readFramed(data, framing) {
+  for (let at = 0; at < data.length; ) {
+    const headerMissing = framing.headerMissing();
+    const part = data.subarray(
+      at,
+      at + (headerMissing > 0 ? headerMissing : framing.bodyMissing())
+    );
+    at += part.length;
+    const problem = headerMissing > 0 ? framing.addHeader(part) : framing.addBody(part);
+    if (problem !== void 0) return problem;
+  }
+  return void 0;
+}
 var TlsRecordGuard = class {
   /** The current record's header, as much of it as has arrived. */
   header = Buffer.alloc(0);
@@ -43385,15 +43395,13 @@ var TlsRecordGuard = class {
   }
   /** Reads the client's next bytes; returns why the tunnel must close if they break the rules. */
   inspect(chunk) {
-    for (let at = 0; at < chunk.length; ) {
-      const inHeader = this.header.length < RECORD_HEADER2;
-      const wanted = inHeader ? RECORD_HEADER2 - this.header.length : this.remaining;
-      const part = chunk.subarray(at, at + wanted);
-      at += part.length;
-      const problem = inHeader ? this.addHeader(part) : this.addContent(part);
-      if (problem !== void 0) return problem;
-    }
-    return void 0;
+    return readFramed(chunk, this);
+  }
+  headerMissing() {
+    return RECORD_HEADER2 - this.header.length;
+  }
+  bodyMissing() {
+    return this.remaining;
   }
   addHeader(part) {
     this.header = Buffer.concat([this.header, part]);
@@ -43416,7 +43424,7 @@ var TlsRecordGuard = class {
     if (length > MAX_RECORD_BYTES) return `a record of ${length} bytes`;
     return void 0;
   }
-  addContent(part) {
+  addBody(part) {
     this.remaining -= part.length;
     const handshake = this.header[0] === HANDSHAKE2;
     if (this.remaining === 0) this.header = Buffer.alloc(0);
@@ -43452,15 +43460,13 @@ var HandshakeMessages = class {
   }
   /** The next bytes of handshake record content. */
   add(content) {
-    for (let at = 0; at < content.length; ) {
-      const inHeader = this.header.length < MESSAGE_HEADER;
-      const wanted = inHeader ? MESSAGE_HEADER - this.header.length : this.remaining;
-      const part = content.subarray(at, at + wanted);
-      at += part.length;
-      const problem = inHeader ? this.addHeader(part) : this.addBody(part);
-      if (problem !== void 0) return problem;
-    }
-    return void 0;
+    return readFramed(content, this);
+  }
+  headerMissing() {
+    return MESSAGE_HEADER - this.header.length;
+  }
+  bodyMissing() {
+    return this.remaining;
   }
   addHeader(part) {
     this.header.push(...part);

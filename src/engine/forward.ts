@@ -29,7 +29,7 @@ const HOP_BY_HOP = new Set([
 const ANSWERED_HERE = new Set(['expect']);
 
 /** Removes hop-by-hop headers, including those the Connection header names. */
-export function endToEndHeaders(rawHeaders: readonly string[]): string[] {
+function endToEndHeaders(rawHeaders: readonly string[]): string[] {
   const named = new Set<string>();
   for (let i = 0; i < rawHeaders.length; i += 2) {
     if (rawHeaders[i]?.toLowerCase() === 'connection') {
@@ -55,13 +55,9 @@ function headerValues(flat: readonly string[], name: string): string[] {
   return values;
 }
 
-/**
- * A header's value as the origin gets it (repeats joined with `, `), or undefined when it is
- * not forwarded: a Connection header can name any header away, and what the origin does not
- * get (a Content-Type) must not be what a body is judged by.
- */
-export function forwardedValue(req: IncomingMessage, name: string): string | undefined {
-  const values = headerValues(requestHeaders(req.rawHeaders), name);
+/** A header's value in a flat name, value list as an origin reads it (repeats joined with `, `). */
+export function joinedValue(flat: readonly string[], name: string): string | undefined {
+  const values = headerValues(flat, name);
   return values.length === 0 ? undefined : values.join(', ');
 }
 
@@ -218,7 +214,12 @@ export function hasBody(req: IncomingMessage): boolean {
 /** Only the engine says a request was blocked: an origin's own block header would pass for one. */
 const ENGINE_ONLY = new Set([BLOCK_HEADER.toLowerCase()]);
 
-const requestHeaders = (raw: readonly string[]): string[] =>
+/**
+ * The request headers the origin gets, as a flat name, value list: a Connection header can name
+ * any header away, and what the origin does not get (a Content-Type) must not be what a body
+ * is judged by.
+ */
+export const requestHeaders = (raw: readonly string[]): string[] =>
   withoutNames(endToEndHeaders(raw), ANSWERED_HERE);
 const responseHeaders = (raw: readonly string[]): string[] =>
   withoutNames(endToEndHeaders(raw), ENGINE_ONLY);

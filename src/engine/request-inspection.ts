@@ -8,7 +8,7 @@ import { dlpRefusal, type Inspection } from './admission.js';
 import { bodyMethodOverrides, overridableBody } from './body-method.js';
 import { decodeBody, decodedBodyViews, headerViews } from './dlp/content-views.js';
 import type { SecretScanner } from './dlp/secret-scan.js';
-import { endToEndHeaders, forwardedValue, hasBody } from './forward.js';
+import { hasBody, joinedValue, requestHeaders } from './forward.js';
 import type { EngineLimits } from './limits.js';
 import { readBody } from './read-body.js';
 import type { Refusal } from './refusal.js';
@@ -53,17 +53,14 @@ export class RequestInspection {
     const detectors = decision.scan;
     const scanned = detectors || this.scanner.guards(target);
     const { req } = this;
-    const contentType = forwardedValue(req, 'content-type');
+    const forwarded = requestHeaders(req.rawHeaders);
+    const contentType = joinedValue(forwarded, 'content-type');
     // A body that may name another method (`_method`) is read where some method is refused.
     const methodBody = overridableBody(req.method ?? '', contentType);
     const forMethod = methodBody.length > 0 && hasBody(req) && this.refusesSomeMethod();
     if (!scanned && !forMethod) return undefined;
     if (scanned) {
-      const inHeaders = this.scanner.scanContent(
-        headerViews(endToEndHeaders(req.rawHeaders)),
-        target,
-        detectors,
-      );
+      const inHeaders = this.scanner.scanContent(headerViews(forwarded), target, detectors);
       if (inHeaders) return { refusal: dlpRefusal(inHeaders) };
     }
     if (!hasBody(req)) return undefined;
@@ -89,7 +86,7 @@ export class RequestInspection {
       return true;
     });
     if (!read.ok) return { refusal: read.refusal };
-    const encoding = forwardedValue(req, 'content-encoding');
+    const encoding = joinedValue(forwarded, 'content-encoding');
     const decoded = decodeBody(read.body, encoding, limit);
     if (!decoded.ok) {
       const layer = scanned ? 'dlp' : 'method';

@@ -18,7 +18,32 @@ export const MAX_RECORD_BYTES = 2 ** 14 + 2048;
 /** Why a ClientHello handshake message (header and body) may not pass, or undefined. */
 export type HelloJudge = (message: Buffer) => string | undefined;
 
-export class TlsRecordGuard {
+/** Units that are a fixed-size header giving the length of what follows (records, messages). */
+interface Framing {
+  /** Header bytes still to come, 0 once the current unit's header is whole. */
+  headerMissing(): number;
+  /** Bytes of the current unit still to come after its header. */
+  bodyMissing(): number;
+  addHeader(part: Buffer): string | undefined;
+  addBody(part: Buffer): string | undefined;
+}
+
+/** Hands each part of `data` to the unit it belongs to; stops at the first problem. */
+function readFramed(data: Buffer, framing: Framing): string | undefined {
+  for (let at = 0; at < data.length;) {
+    const headerMissing = framing.headerMissing();
+    const part = data.subarray(
+      at,
+      at + (headerMissing > 0 ? headerMissing : framing.bodyMissing()),
+    );
+    at += part.length;
+    const problem = headerMissing > 0 ? framing.addHeader(part) : framing.addBody(part);
+    if (problem !== undefined) return problem;
+  }
+  return undefined;
+}
+
+export class TlsRecordGuard implements Framing {
   /** The current record's header, as much of it as has arrived. */
   private header = Buffer.alloc(0);
   /** Content bytes of the current record still to come, once its header is whole. */
@@ -31,18 +56,18 @@ export class TlsRecordGuard {
 
   /** Reads the client's next bytes; returns why the tunnel must close if they break the rules. */
   inspect(chunk: Buffer): string | undefined {
-    for (let at = 0; at < chunk.length;) {
-      const inHeader = this.header.length < RECORD_HEADER;
-      const wanted = inHeader ? RECORD_HEADER - this.header.length : this.remaining;
-      const part = chunk.subarray(at, at + wanted);
-      at += part.length;
-      const problem = inHeader ? this.addHeader(part) : this.addContent(part);
-      if (problem !== undefined) return problem;
-    }
-    return undefined;
+    return readFramed(chunk, this);
   }
 
-  private addHeader(part: Buffer): string | undefined {
+  headerMissing(): number {
+    return RECORD_HEADER - this.header.length;
+  }
+
+  bodyMissing(): number {
+    return this.remaining;
+  }
+
+  addHeader(part: Buffer): string | undefined {
     this.header = Buffer.concat([this.header, part]);
     if (this.header.length < RECORD_HEADER) return undefined;
     const problem = this.headerProblem();
@@ -67,7 +92,7 @@ export class TlsRecordGuard {
     return undefined;
   }
 
-  private addContent(part: Buffer): string | undefined {
+  addBody(part: Buffer): string | undefined {
     this.remaining -= part.length;
     const handshake = this.header[0] === HANDSHAKE;
     if (this.remaining === 0) this.header = Buffer.alloc(0);
@@ -79,7 +104,7 @@ export class TlsRecordGuard {
  * Follows the handshake messages in the client's handshake records as a server reads them, so
  * that a ClientHello is recognised where it begins, and never in another message's bytes.
  */
-class HandshakeMessages {
+class HandshakeMessages implements Framing {
   /** The current message's header, as much of it as has arrived. */
   private header: number[] = [];
   /** Body bytes of the current message still to come, once its header is whole. */
@@ -109,18 +134,18 @@ class HandshakeMessages {
 
   /** The next bytes of handshake record content. */
   add(content: Buffer): string | undefined {
-    for (let at = 0; at < content.length;) {
-      const inHeader = this.header.length < MESSAGE_HEADER;
-      const wanted = inHeader ? MESSAGE_HEADER - this.header.length : this.remaining;
-      const part = content.subarray(at, at + wanted);
-      at += part.length;
-      const problem = inHeader ? this.addHeader(part) : this.addBody(part);
-      if (problem !== undefined) return problem;
-    }
-    return undefined;
+    return readFramed(content, this);
   }
 
-  private addHeader(part: Buffer): string | undefined {
+  headerMissing(): number {
+    return MESSAGE_HEADER - this.header.length;
+  }
+
+  bodyMissing(): number {
+    return this.remaining;
+  }
+
+  addHeader(part: Buffer): string | undefined {
     this.header.push(...part);
     if (this.header.length < MESSAGE_HEADER) return undefined;
     const [type, high = 0, middle = 0, low = 0] = this.header;
@@ -132,7 +157,7 @@ class HandshakeMessages {
     return this.remaining === 0 ? this.endMessage() : undefined;
   }
 
-  private addBody(part: Buffer): string | undefined {
+  addBody(part: Buffer): string | undefined {
     this.hello?.push(part);
     this.remaining -= part.length;
     return this.remaining === 0 ? this.endMessage() : undefined;
