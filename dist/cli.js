@@ -41795,15 +41795,57 @@ function methodOverrides(method, target, headers) {
   const parameters = target.slice(query + 1).split("#", 1)[0] ?? "";
   return [...fromHeaders, ...asked("the query parameter _method", formMethods(parameters))];
 }
+var PATH_OVERRIDE_HEADER = /^x[-_](?:original|rewrite)[-_]url$/i;
+function pathOverrides(target, rawHeaders) {
+  const overrides = [];
+  const seen = /* @__PURE__ */ new Set();
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const source = rawHeaders[i] ?? "";
+    if (!PATH_OVERRIDE_HEADER.test(source)) continue;
+    const kind = source.toLowerCase().replace(/_/g, "-");
+    if (seen.has(kind))
+      return { problem: `${source} is sent more than once; send it once, or not at all` };
+    seen.add(kind);
+    const path4 = routedPath(rawHeaders[i + 1] ?? "");
+    if (path4 === void 0) {
+      return {
+        problem: `${source} must be a path (/\u2026) or an absolute http(s) URL; servers that route by it would take it for the request's path`
+      };
+    }
+    overrides.push({ source, target: `${originOf(target)}${path4}` });
+  }
+  return { overrides };
+}
+function routedPath(value) {
+  const text2 = value.trim();
+  if (text2 === "") return "/";
+  if (text2.startsWith("/")) return text2;
+  const absolute = /^https?:\/\/[^/?#]*/i.exec(text2);
+  if (absolute === null) return void 0;
+  const rest = text2.slice(absolute[0].length);
+  return rest.startsWith("/") ? rest : `/${rest}`;
+}
+function originOf(url) {
+  const authority = url.indexOf("://") + 3;
+  const path4 = url.slice(authority).search(/[/?#]/);
+  return path4 < 0 ? url : url.slice(0, authority + path4);
+}
 async function admit(context2, request, inspect) {
   const method = request.method === "WS" ? "GET" : request.method;
-  const judgedAs = (overrides2) => overrides2.map(({ source, method: asked }) => {
+  const paths = request.pathOverrides ?? [];
+  const judgedAt = (asked, why) => paths.map(({ source, target: target2 }) => {
+    const judged2 = decide(context2.policy, { method: asked, target: target2 });
+    const routed = `${source} routes it to ${target2.slice(originOf(target2).length)}`;
+    return { ...judged2, reason: `${why ? `${why} and ` : ""}${routed}: ${judged2.reason}` };
+  });
+  const judgedAs = (overrides2) => overrides2.flatMap(({ source, method: asked }) => {
+    const why = `${source} asks for ${asked}`;
     const judged2 = decide(context2.policy, { method: asked, target: request.target });
-    return { ...judged2, reason: `${source} asks for ${asked}: ${judged2.reason}` };
+    return [{ ...judged2, reason: `${why}: ${judged2.reason}` }, ...judgedAt(asked, why)];
   });
   let overrides = request.methodOverrides ?? [];
-  let decision = strictest([
-    decide(context2.policy, { method, target: request.target }),
+  let decision = strictest(decide(context2.policy, { method, target: request.target }), [
+    ...judgedAt(method, void 0),
     ...judgedAs(overrides)
   ]);
   const leak = context2.scanner.scanUrl(request.target, decision.target);
@@ -41841,11 +41883,17 @@ async function admit(context2, request, inspect) {
       return refuse2(403, "ssrf", `SSRF check failed: ${error2.message}`);
     }
   }
-  const checkAddresses = () => checkResolvedAddresses(
-    context2.policy,
-    { methods: [method, ...overrides.map((o) => o.method)], target },
-    addresses
+  const routedTargets = paths.flatMap(
+    ({ target: routed }) => decide(context2.policy, { method, target: routed }).target ?? []
   );
+  const checkAddresses = () => {
+    const methods = [method, ...overrides.map((o) => o.method)];
+    for (const routed of routedTargets) {
+      const check2 = checkResolvedAddresses(context2.policy, { methods, target: routed }, addresses);
+      if (!check2.ok) return check2;
+    }
+    return checkResolvedAddresses(context2.policy, { methods, target }, addresses);
+  };
   let checked = checkAddresses();
   if (!checked.ok) return refuse2(403, "ssrf", checked.reason);
   const inspected = await inspect?.(decision);
@@ -41855,7 +41903,7 @@ async function admit(context2, request, inspect) {
   }
   if (inspected && inspected.methodOverrides.length > 0) {
     overrides = [...overrides, ...inspected.methodOverrides];
-    decision = strictest([decision, ...judgedAs(inspected.methodOverrides)]);
+    decision = strictest(decision, judgedAs(inspected.methodOverrides));
     if (decision.verdict === "block")
       return refuse2(403, decision.layer ?? "method", decision.reason);
     checked = checkAddresses();
@@ -41907,8 +41955,12 @@ function recordedTarget(scanner, target, leak) {
 function redactUserinfo(target) {
   return target.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/?#]*@/, "$1[REDACTED]@");
 }
-function strictest(decisions) {
-  return decisions.find((d) => d.verdict === "block") ?? decisions.find((d) => d.verdict === "warn") ?? decisions[0];
+function strictest(own2, readings) {
+  const all = [own2, ...readings];
+  const worst = all.find((d) => d.verdict === "block") ?? all.find((d) => d.verdict === "warn") ?? own2;
+  if (worst === own2) return own2;
+  const { verdict, layer, reason } = worst;
+  return { ...own2, verdict, layer, reason, scan: all.some((d) => d.scan) };
 }
 
 // src/engine/dlp/detectors.ts
@@ -43700,12 +43752,13 @@ function loadWs() {
 async function relayWebSocket(context2, req, socket, head, request) {
   const forwarded = forwardedHeaders(req.rawHeaders);
   const protocols = headerList(req.headers["sec-websocket-protocol"]);
+  const routed = pathOverrides(request.target, req.rawHeaders);
   const scanner = context2.admission.scanner;
   let scanMessages = false;
   const inspect = async (decision) => {
     const target2 = decision.target;
     if (target2 === void 0) return void 0;
-    const problem = handshakeProblem(req, request.target, protocols);
+    const problem = handshakeProblem(req, request.target, protocols) ?? ("problem" in routed ? routed.problem : void 0);
     if (problem) return { refusal: { status: 400, layer: "request", reason: problem } };
     scanMessages = context2.frameScan || scanner.guards(target2);
     const sent = [...forwarded, ...protocols.flatMap((name) => ["Sec-WebSocket-Protocol", name])];
@@ -43716,7 +43769,8 @@ async function relayWebSocket(context2, req, socket, head, request) {
     );
     return finding && { refusal: dlpRefusal(finding) };
   };
-  const admission = await admit(context2.admission, request, inspect);
+  const judged2 = "overrides" in routed ? { ...request, pathOverrides: routed.overrides } : request;
+  const admission = await admit(context2.admission, judged2, inspect);
   if (!admission.admitted) return refuseSocket(socket, admission.refusal);
   const target = admission.decision.target;
   if (target?.kind !== "url") throw new Error("unreachable: a WebSocket target is a URL");
@@ -44222,9 +44276,16 @@ var Engine = class {
       this.closingAfterRefusal.add(req.socket);
       return this.refuseUnadmitted(res, transport, method, target, requestId, framing);
     }
+    const routed = pathOverrides(request.target, req.rawHeaders);
+    if ("problem" in routed) {
+      const { transport, method, target, requestId } = request;
+      const refusal = { status: 400, layer: "request", reason: routed.problem };
+      return this.refuseUnadmitted(res, transport, method, target, requestId, refusal);
+    }
     const judged2 = {
       ...request,
-      methodOverrides: methodOverrides(request.method, request.target, req.headers)
+      methodOverrides: methodOverrides(request.method, request.target, req.headers),
+      pathOverrides: routed.overrides
     };
     const inspection = new RequestInspection(
       req,

@@ -10,7 +10,7 @@ import type { IpAddress } from '../policy/ip.js';
 import type { DecisionEntry, DecisionLog, Transport } from './decision-log.js';
 import type { Refusal } from './refusal.js';
 import type { Resolver } from './resolver.js';
-import { checkResolvedAddresses } from './ssrf.js';
+import { checkResolvedAddresses, type AddressCheck } from './ssrf.js';
 import { formMethods } from './body-method.js';
 import type { DlpFinding, SecretScanner, UrlFinding } from './dlp/secret-scan.js';
 
@@ -27,12 +27,21 @@ export interface AdmissionRequest {
   readonly address?: IpAddress;
   /** Methods the request asks the origin to take it for (X-HTTP-Method-Override, `_method`). */
   readonly methodOverrides?: readonly MethodOverride[];
+  /** Paths the request asks the origin to route it by (X-Original-URL, X-Rewrite-URL). */
+  readonly pathOverrides?: readonly PathOverride[];
 }
 
 export interface MethodOverride {
   /** Where the request asks for it: a header's name, or the query parameter. */
   readonly source: string;
   readonly method: string;
+}
+
+export interface PathOverride {
+  /** The header's name. */
+  readonly source: string;
+  /** The request's URL with the header's path and query in place of its own. */
+  readonly target: string;
 }
 
 /**
@@ -65,6 +74,59 @@ export function methodOverrides(
   if (method.toUpperCase() !== 'POST' || query < 0) return fromHeaders;
   const parameters = target.slice(query + 1).split('#', 1)[0] ?? '';
   return [...fromHeaders, ...asked('the query parameter _method', formMethods(parameters))];
+}
+
+/**
+ * Headers some servers route by instead of the request's path: IIS rewrite setups set them,
+ * and Symfony before 5 and Zend Framework take them from any client (CGI reads `_` as `-`).
+ */
+const PATH_OVERRIDE_HEADER = /^x[-_](?:original|rewrite)[-_]url$/i;
+
+/**
+ * The request's URL as each path override header would route it, or why the headers cannot
+ * be judged: a value that is neither a path nor an absolute URL, or a repeated header (servers
+ * join repeats, and a joined value is a path no rule was written for).
+ */
+export function pathOverrides(
+  target: string,
+  rawHeaders: readonly string[],
+): { readonly overrides: readonly PathOverride[] } | { readonly problem: string } {
+  const overrides: PathOverride[] = [];
+  const seen = new Set<string>();
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const source = rawHeaders[i] ?? '';
+    if (!PATH_OVERRIDE_HEADER.test(source)) continue;
+    const kind = source.toLowerCase().replace(/_/g, '-');
+    if (seen.has(kind))
+      return { problem: `${source} is sent more than once; send it once, or not at all` };
+    seen.add(kind);
+    const path = routedPath(rawHeaders[i + 1] ?? '');
+    if (path === undefined) {
+      return {
+        problem: `${source} must be a path (/…) or an absolute http(s) URL; servers that route by it would take it for the request's path`,
+      };
+    }
+    overrides.push({ source, target: `${originOf(target)}${path}` });
+  }
+  return { overrides };
+}
+
+/** The path and query a server routes by, from a path override header's value. */
+function routedPath(value: string): string | undefined {
+  const text = value.trim();
+  if (text === '') return '/';
+  if (text.startsWith('/')) return text;
+  const absolute = /^https?:\/\/[^/?#]*/i.exec(text);
+  if (absolute === null) return undefined;
+  const rest = text.slice(absolute[0].length);
+  return rest.startsWith('/') ? rest : `/${rest}`;
+}
+
+/** `scheme://authority` of an absolute URL. */
+function originOf(url: string): string {
+  const authority = url.indexOf('://') + 3;
+  const path = url.slice(authority).search(/[/?#]/);
+  return path < 0 ? url : url.slice(0, authority + path);
 }
 
 export type Admission =
@@ -108,15 +170,23 @@ export async function admit(
 ): Promise<Admission> {
   // A WebSocket handshake is a GET: `methods` judge it as one; its receipt says WS.
   const method = request.method === 'WS' ? 'GET' : request.method;
-  // A request is judged as every method it may be taken for.
+  const paths = request.pathOverrides ?? [];
+  // A request is judged as every method it may be taken for, at every path it may be routed to.
+  const judgedAt = (asked: string, why: string | undefined) =>
+    paths.map(({ source, target }) => {
+      const judged = decide(context.policy, { method: asked, target });
+      const routed = `${source} routes it to ${target.slice(originOf(target).length)}`;
+      return { ...judged, reason: `${why ? `${why} and ` : ''}${routed}: ${judged.reason}` };
+    });
   const judgedAs = (overrides: readonly MethodOverride[]) =>
-    overrides.map(({ source, method: asked }) => {
+    overrides.flatMap(({ source, method: asked }) => {
+      const why = `${source} asks for ${asked}`;
       const judged = decide(context.policy, { method: asked, target: request.target });
-      return { ...judged, reason: `${source} asks for ${asked}: ${judged.reason}` };
+      return [{ ...judged, reason: `${why}: ${judged.reason}` }, ...judgedAt(asked, why)];
     });
   let overrides = request.methodOverrides ?? [];
-  let decision = strictest([
-    decide(context.policy, { method, target: request.target }),
+  let decision = strictest(decide(context.policy, { method, target: request.target }), [
+    ...judgedAt(method, undefined),
     ...judgedAs(overrides),
   ]);
   const leak = context.scanner.scanUrl(request.target, decision.target);
@@ -158,12 +228,17 @@ export async function admit(
     }
   }
   // The SSRF floor holds in audit mode too: audit relaxes the policy, not the guard.
-  const checkAddresses = () =>
-    checkResolvedAddresses(
-      context.policy,
-      { methods: [method, ...overrides.map((o) => o.method)], target },
-      addresses,
-    );
+  const routedTargets = paths.flatMap(
+    ({ target: routed }) => decide(context.policy, { method, target: routed }).target ?? [],
+  );
+  const checkAddresses = (): AddressCheck => {
+    const methods = [method, ...overrides.map((o) => o.method)];
+    for (const routed of routedTargets) {
+      const check = checkResolvedAddresses(context.policy, { methods, target: routed }, addresses);
+      if (!check.ok) return check;
+    }
+    return checkResolvedAddresses(context.policy, { methods, target }, addresses);
+  };
   let checked = checkAddresses();
   if (!checked.ok) return refuse(403, 'ssrf', checked.reason);
   const inspected = await inspect?.(decision);
@@ -173,7 +248,7 @@ export async function admit(
   }
   if (inspected && inspected.methodOverrides.length > 0) {
     overrides = [...overrides, ...inspected.methodOverrides];
-    decision = strictest([decision, ...judgedAs(inspected.methodOverrides)]);
+    decision = strictest(decision, judgedAs(inspected.methodOverrides));
     if (decision.verdict === 'block')
       return refuse(403, decision.layer ?? 'method', decision.reason);
     checked = checkAddresses();
@@ -257,10 +332,15 @@ function redactUserinfo(target: string): string {
 }
 
 /** The first refusal, else the first warning, else the (allowing) first decision. */
-function strictest(decisions: readonly [Decision, ...Decision[]]): Decision {
-  return (
-    decisions.find((d) => d.verdict === 'block') ??
-    decisions.find((d) => d.verdict === 'warn') ??
-    decisions[0]
-  );
+/**
+ * The request's own decision with the verdict of its strictest reading. It still goes to its
+ * own target (a warning about a routed path must not send it there), scanned if any is.
+ */
+function strictest(own: Decision, readings: readonly Decision[]): Decision {
+  const all = [own, ...readings];
+  const worst =
+    all.find((d) => d.verdict === 'block') ?? all.find((d) => d.verdict === 'warn') ?? own;
+  if (worst === own) return own;
+  const { verdict, layer, reason } = worst;
+  return { ...own, verdict, layer, reason, scan: all.some((d) => d.scan) };
 }

@@ -12,6 +12,7 @@ import {
   admit,
   record,
   methodOverrides,
+  pathOverrides,
   recordedTarget,
   type AdmissionContext,
   type AdmissionRequest,
@@ -373,9 +374,16 @@ export class Engine {
       this.closingAfterRefusal.add(req.socket);
       return this.refuseUnadmitted(res, transport, method, target, requestId, framing);
     }
+    const routed = pathOverrides(request.target, req.rawHeaders);
+    if ('problem' in routed) {
+      const { transport, method, target, requestId } = request;
+      const refusal: Refusal = { status: 400, layer: 'request', reason: routed.problem };
+      return this.refuseUnadmitted(res, transport, method, target, requestId, refusal);
+    }
     const judged = {
       ...request,
       methodOverrides: methodOverrides(request.method, request.target, req.headers),
+      pathOverrides: routed.overrides,
     };
     const inspection = new RequestInspection(
       req,

@@ -14,6 +14,7 @@ import type { RequestTarget } from '../policy/index.js';
 import {
   admit,
   dlpRefusal,
+  pathOverrides,
   type AdmissionContext,
   type AdmissionRequest,
   type Inspection,
@@ -79,12 +80,15 @@ export async function relayWebSocket(
 ): Promise<void> {
   const forwarded = forwardedHeaders(req.rawHeaders);
   const protocols = headerList(req.headers['sec-websocket-protocol']);
+  const routed = pathOverrides(request.target, req.rawHeaders);
   const scanner = context.admission.scanner;
   let scanMessages = false;
   const inspect: Inspection = async (decision) => {
     const target = decision.target;
     if (target === undefined) return undefined;
-    const problem = handshakeProblem(req, request.target, protocols);
+    const problem =
+      handshakeProblem(req, request.target, protocols) ??
+      ('problem' in routed ? routed.problem : undefined);
     if (problem) return { refusal: { status: 400, layer: 'request', reason: problem } };
     scanMessages = context.frameScan || scanner.guards(target);
     // The subprotocols go on too (as the upstream handshake's own header): scanned with the rest.
@@ -97,7 +101,8 @@ export async function relayWebSocket(
     );
     return finding && { refusal: dlpRefusal(finding) };
   };
-  const admission = await admit(context.admission, request, inspect);
+  const judged = 'overrides' in routed ? { ...request, pathOverrides: routed.overrides } : request;
+  const admission = await admit(context.admission, judged, inspect);
   if (!admission.admitted) return refuseSocket(socket, admission.refusal);
   const target = admission.decision.target;
   if (target?.kind !== 'url') throw new Error('unreachable: a WebSocket target is a URL');

@@ -609,6 +609,129 @@ test('a method-override header is judged as the method it asks for', async () =>
   }
 });
 
+test('a path-override header is judged as the path it routes the request to', async () => {
+  const seen: string[] = [];
+  const f = await fixture(basicPolicy, (req, res) => {
+    seen.push(`${req.url ?? ''} ${String(req.headers['x-original-url'])}`);
+    echo(req, res);
+  });
+  try {
+    const id = token();
+    const url = `http://strict.example.test:${f.origin.port}/r/${id}`;
+    const ask = async (...headers: string[]) => {
+      const options = headers.flatMap((header) => ['-H', header]);
+      const result = await curl(['-i', '--proxy', f.proxy.proxyUrl, ...options, url]);
+      const response = parseCurlResponse(result.stdout);
+      return [response.status, response.body.toString()] as const;
+    };
+    // IIS rewrite setups, Symfony before 5 and Zend take these as the path; CGI reads _ as -.
+    for (const header of ['X-Original-URL', 'X-Rewrite-URL', 'x_original_url']) {
+      const [status, body] = await ask(`${header}: /admin`);
+      assert.equal(status, 403, header);
+      assert.match(
+        body,
+        new RegExp(`^blocked: ${header} routes it to /admin: path /admin is outside`),
+      );
+    }
+    // An absolute URL's path and query are what such a server routes by.
+    const [absolute, why] = await ask('X-Rewrite-URL: http://strict.example.test/admin?x=1');
+    assert.equal(absolute, 403);
+    assert.match(why, /^blocked: X-Rewrite-URL routes it to \/admin\?x=1: path \/admin is outside/);
+    // Each method it may be taken for, at each path it may be routed to.
+    const [both, bothWhy] = await ask('X-HTTP-Method-Override: DELETE', 'X-Original-URL: /r/x');
+    assert.equal(both, 403);
+    assert.match(bothWhy, /^blocked: x-http-method-override asks for DELETE: method DELETE/);
+    // Neither a path nor a URL, or sent twice: servers would read them in ways no rule judges.
+    const [notPath, notPathWhy] = await ask('X-Original-URL: admin');
+    assert.equal(notPath, 400);
+    assert.match(
+      notPathWhy,
+      /^blocked: X-Original-URL must be a path \(\/…\) or an absolute http\(s\) URL/,
+    );
+    const [twice, twiceWhy] = await ask('X-Original-URL: /r/a', 'X_Original_URL: /r/b');
+    assert.equal(twice, 400);
+    assert.match(twiceWhy, /^blocked: X_Original_URL is sent more than once/);
+    assert.equal(f.origin.hits, 0);
+    // A path the rule allows passes, and the request still goes to its own path.
+    assert.equal((await ask('X-Original-URL: /r/elsewhere'))[0], 200);
+    assert.deepEqual(seen, [`/r/${id} /r/elsewhere`]);
+    await f.proxy.stop();
+    const blocks = receiptsFor(f.proxy.dir, id).filter((r) => r.action_record.verdict === 'block');
+    assert.deepEqual(
+      blocks.map((r) => r.action_record.layer),
+      ['path', 'path', 'path', 'path', 'method', 'request', 'request'],
+    );
+  } finally {
+    await f.close();
+  }
+});
+
+test('a path-override header is judged by the rule naming the address too', async () => {
+  const f = await fixture(
+    (port) => `version: "1.0"
+egress:
+  - destination: "api.example.test"
+    ports: [${port}]
+  - destination: "127.0.0.1"
+    ports: [${port}]
+    paths: ["/r/"]
+`,
+  );
+  try {
+    const url = `http://api.example.test:${f.origin.port}/r/${token()}`;
+    const ask = async (header: string) => {
+      const result = await curl(['-i', '--proxy', f.proxy.proxyUrl, '-H', header, url]);
+      return parseCurlResponse(result.stdout);
+    };
+    const routed = await ask('X-Original-URL: /admin');
+    assert.equal(routed.status, 403);
+    assert.equal(routed.headers['x-pipelock-egress-block'], 'ssrf');
+    assert.equal(f.origin.hits, 0);
+    assert.equal((await ask('X-Original-URL: /r/ok')).status, 200);
+  } finally {
+    await f.close();
+  }
+});
+
+test('audit mode: a path-override header warns, and the request goes to its own path', async () => {
+  const seen: string[] = [];
+  const f = await fixture(
+    (port) => `version: "1.0"
+mode: audit
+egress:
+  - destination: "api.example.test"
+    ports: [${port}]
+    paths: ["/r/"]
+  - destination: "127.0.0.1"
+    ports: [${port}]
+`,
+    (req, res) => {
+      seen.push(req.url ?? '');
+      echo(req, res);
+    },
+  );
+  try {
+    const id = token();
+    const url = `http://api.example.test:${f.origin.port}/r/${id}`;
+    const result = await curl([
+      '-i',
+      '--proxy',
+      f.proxy.proxyUrl,
+      '-H',
+      'X-Original-URL: /admin',
+      url,
+    ]);
+    assert.equal(parseCurlResponse(result.stdout).status, 200);
+    assert.deepEqual(seen, [`/r/${id}`]);
+    await f.proxy.stop();
+    const [receipt] = receiptsFor(f.proxy.dir, id);
+    assert.equal(receipt?.action_record.verdict, 'warn');
+    assert.match(receipt?.action_record.pattern ?? '', /X-Original-URL routes it to \/admin/);
+  } finally {
+    await f.close();
+  }
+});
+
 test('the strict rule still allows its method and path', async () => {
   const f = await fixture(basicPolicy);
   const agent = proxyAgent(f.proxy);

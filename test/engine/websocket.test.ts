@@ -814,6 +814,45 @@ test(
   },
 );
 
+test('a path-override header on the handshake is judged as the path it routes to', async () => {
+  const f = await fixture();
+  const engine = await startEngine({
+    pins: { 'ws.example.test': '127.0.0.1' },
+    policy: `version: "1.0"
+egress:
+  - destination: "ws.example.test"
+    ports: [${f.plain.port}]
+    paths: ["/echo"]
+  - destination: "127.0.0.1"
+    ports: [${f.plain.port}]
+websocket:
+  enabled: true
+`,
+  });
+  try {
+    const url = `ws://127.0.0.1:${engine.port}/ws?url=${encodeURIComponent(`ws://ws.example.test:${f.plain.port}/echo`)}`;
+    const routedTo = (value: string) =>
+      new WebSocket(url, { headers: { 'X-Original-URL': value } });
+    assert.deepEqual(await refusedHandshake(routedTo('/admin')), [403, 'path']);
+    assert.deepEqual(await refusedHandshake(routedTo('admin')), [400, 'request']);
+    assert.equal(f.plain.handshakes.length, 0);
+    const allowed = routedTo('/echo/room');
+    await opened(allowed);
+    assert.equal(await exchange(allowed, 'hello'), 'hello');
+    allowed.close(1000);
+    await closeOf(allowed);
+    const all = await sealedRecords(engine);
+    assert.match(
+      all[0]?.pattern ?? '',
+      /^X-Original-URL routes it to \/admin: path \/admin is outside/,
+    );
+  } finally {
+    await engine.stop();
+    cleanup(join(engine.dir, '..'));
+    await f.close();
+  }
+});
+
 test('an origin whose certificate the engine does not trust: the handshake is refused 502', async () => {
   const f = await fixture();
   try {
