@@ -41605,12 +41605,16 @@ function parseResolvedAddress(text2) {
   const v6 = parseIpv6(text2.replace(/%.*$/, ""));
   return v6 === void 0 ? void 0 : ipv6Address(v6);
 }
+var rulesNaming = (policy, ip) => policy.egress.filter((rule) => hostMatches(rule.destination.host, { kind: "ip", ip }));
 function allowedThere(policy, ip, request) {
-  const naming = policy.egress.filter(
-    (rule) => hostMatches(rule.destination.host, { kind: "ip", ip })
-  );
+  const naming = rulesNaming(policy, ip);
   return request.methods.every(
     (method) => naming.some((rule) => ruleAllows(rule, method, request.target))
+  );
+}
+function scannedThere(policy, ip, request) {
+  return rulesNaming(policy, ip).some(
+    (rule) => rule.scan && request.methods.some((method) => ruleAllows(rule, method, request.target))
   );
 }
 function checkResolvedAddresses(policy, request, addresses) {
@@ -41618,16 +41622,19 @@ function checkResolvedAddresses(policy, request, addresses) {
   const [first] = addresses;
   if (first === void 0)
     return { ok: false, reason: `SSRF check failed: ${host} resolved to no address` };
+  let scan = false;
   for (const ip of addresses) {
     const kind = specialAddressKind(ip);
-    if (kind !== void 0 && !allowedThere(policy, ip, request)) {
+    if (kind === void 0) continue;
+    if (!allowedThere(policy, ip, request)) {
       return {
         ok: false,
         reason: `SSRF blocked: ${host} resolves to ${kind} address ${formatIp(ip)}; only a rule naming that address (an IP or CIDR destination) that allows this request lets it through`
       };
     }
+    scan ||= scannedThere(policy, ip, request);
   }
-  return { ok: true, address: first };
+  return { ok: true, address: first, scan };
 }
 function interceptedForAddress(policy, ip, port2) {
   const kind = specialAddressKind(ip);
@@ -41888,14 +41895,19 @@ async function admit(context2, request, inspect) {
   );
   const checkAddresses = () => {
     const methods = [method, ...overrides.map((o) => o.method)];
+    const own2 = checkResolvedAddresses(context2.policy, { methods, target }, addresses);
+    if (!own2.ok) return own2;
+    let scan = own2.scan;
     for (const routed of routedTargets) {
       const check2 = checkResolvedAddresses(context2.policy, { methods, target: routed }, addresses);
       if (!check2.ok) return check2;
+      scan ||= check2.scan;
     }
-    return checkResolvedAddresses(context2.policy, { methods, target }, addresses);
+    return { ...own2, scan };
   };
   let checked = checkAddresses();
   if (!checked.ok) return refuse2(403, "ssrf", checked.reason);
+  if (checked.scan) decision = { ...decision, scan: true };
   const inspected = await inspect?.(decision);
   if (inspected && "refusal" in inspected) {
     const { status, layer, reason } = inspected.refusal;

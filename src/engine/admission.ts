@@ -233,14 +233,20 @@ export async function admit(
   );
   const checkAddresses = (): AddressCheck => {
     const methods = [method, ...overrides.map((o) => o.method)];
+    const own = checkResolvedAddresses(context.policy, { methods, target }, addresses);
+    if (!own.ok) return own;
+    let scan = own.scan;
     for (const routed of routedTargets) {
       const check = checkResolvedAddresses(context.policy, { methods, target: routed }, addresses);
       if (!check.ok) return check;
+      scan ||= check.scan;
     }
-    return checkResolvedAddresses(context.policy, { methods, target }, addresses);
+    return { ...own, scan };
   };
   let checked = checkAddresses();
   if (!checked.ok) return refuse(403, 'ssrf', checked.reason);
+  // A rule naming the address the request goes to may ask for its content scanned too.
+  if (checked.scan) decision = { ...decision, scan: true };
   const inspected = await inspect?.(decision);
   if (inspected && 'refusal' in inspected) {
     const { status, layer, reason } = inspected.refusal;

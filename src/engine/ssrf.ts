@@ -86,17 +86,33 @@ export interface AddressedRequest {
   readonly target: RequestTarget;
 }
 
+const rulesNaming = (policy: Policy, ip: IpAddress) =>
+  policy.egress.filter((rule) => hostMatches(rule.destination.host, { kind: 'ip', ip }));
+
 /** Rules naming the address allow the request there (a warning in audit mode does not). */
 function allowedThere(policy: Policy, ip: IpAddress, request: AddressedRequest): boolean {
-  const naming = policy.egress.filter((rule) =>
-    hostMatches(rule.destination.host, { kind: 'ip', ip }),
-  );
+  const naming = rulesNaming(policy, ip);
   return request.methods.every((method) =>
     naming.some((rule) => ruleAllows(rule, method, request.target)),
   );
 }
 
-export type AddressCheck = { ok: true; address: IpAddress } | { ok: false; reason: string };
+/** A rule naming the address that lets the request through there says `scan: true`. */
+function scannedThere(policy: Policy, ip: IpAddress, request: AddressedRequest): boolean {
+  return rulesNaming(policy, ip).some(
+    (rule) =>
+      rule.scan && request.methods.some((method) => ruleAllows(rule, method, request.target)),
+  );
+}
+
+export type AddressCheck =
+  | {
+      ok: true;
+      address: IpAddress;
+      /** A rule naming a guarded address the request passes on asks for its content scanned. */
+      scan: boolean;
+    }
+  | { ok: false; reason: string };
 
 /**
  * Judges every address a name resolved to: one forbidden answer blocks the request (a
@@ -112,16 +128,19 @@ export function checkResolvedAddresses(
   const [first] = addresses;
   if (first === undefined)
     return { ok: false, reason: `SSRF check failed: ${host} resolved to no address` };
+  let scan = false;
   for (const ip of addresses) {
     const kind = specialAddressKind(ip);
-    if (kind !== undefined && !allowedThere(policy, ip, request)) {
+    if (kind === undefined) continue;
+    if (!allowedThere(policy, ip, request)) {
       return {
         ok: false,
         reason: `SSRF blocked: ${host} resolves to ${kind} address ${formatIp(ip)}; only a rule naming that address (an IP or CIDR destination) that allows this request lets it through`,
       };
     }
+    scan ||= scannedThere(policy, ip, request);
   }
-  return { ok: true, address: first };
+  return { ok: true, address: first, scan };
 }
 
 /**

@@ -693,6 +693,33 @@ egress:
   }
 });
 
+test('a rule naming the address a name resolves to with scan: true has plain requests through the name scanned', async () => {
+  const f = await fixture(
+    (port) => `version: "1.0"
+egress:
+  - destination: "api.example.test"
+    ports: [${port}]
+  - destination: "127.0.0.1"
+    ports: [${port}]
+    scan: true
+`,
+  );
+  try {
+    const url = `http://api.example.test:${f.origin.port}/r/${token()}`;
+    const credential = `ghp_${'Zq3Rt7Yp1W'.repeat(3)}k9Lm2N`;
+    const ask = async (...args: string[]) =>
+      parseCurlResponse((await curl(['-i', '--proxy', f.proxy.proxyUrl, ...args, url])).stdout);
+    const inHeader = await ask('-H', `X-Token: ${credential}`);
+    assert.equal(inHeader.status, 403);
+    assert.equal(inHeader.headers['x-pipelock-egress-block'], 'dlp');
+    assert.equal((await ask('--data', `t=${credential}`)).status, 403);
+    assert.equal(f.origin.hits, 0);
+    assert.equal((await ask()).status, 200);
+  } finally {
+    await f.close();
+  }
+});
+
 test('audit mode: a path-override header warns, and the request goes to its own path', async () => {
   const seen: string[] = [];
   const f = await fixture(

@@ -473,6 +473,34 @@ default_deny: true
   }
 });
 
+test('a rule naming the loopback address a name resolves to with scan: true has requests through the name scanned', async () => {
+  const token = `ghp_${'Zq3Rt7Yp1W'.repeat(3)}k9Lm2N`;
+  const policyFor = (port: number) => `version: "1.0"
+egress:
+  - destination: "127.0.0.1"
+    ports: [${port}]
+    scan: true
+  - destination: "plain.example.test"
+    ports: [${port}]
+default_deny: true
+`;
+  const { origin, proxy, close } = await fixture(policyFor, ['plain.example.test']);
+  try {
+    const url = `https://plain.example.test:${origin.port}/x`;
+    const refused = await curlTrustingRunCa(proxy, ['-i', '-H', `X-Token: ${token}`, url]);
+    const response = parseCurlResponse(refused.stdout);
+    assert.equal(response.status, 403, refused.stderr);
+    assert.equal(response.headers['x-pipelock-egress-block'], 'dlp');
+    assert.equal(origin.hits, 0);
+    assert.equal(
+      parseCurlResponse((await curlTrustingRunCa(proxy, ['-i', url])).stdout).status,
+      200,
+    );
+  } finally {
+    await close();
+  }
+});
+
 test('limits hold inside the tunnel too: oversized headers get 431 with an intercept receipt', async () => {
   const f = await fixture();
   try {

@@ -110,12 +110,31 @@ test('an internal answer passes when a rule names that IP', () => {
     'version: "1.0"\negress:\n  - destination: "api.example.test"\n  - destination: "127.0.0.1"\ndefault_deny: true\n',
   );
   const check = checkResolvedAddresses(policy, get('api.example.test'), [ip('127.0.0.1')]);
-  assert.deepEqual(check, { ok: true, address: ip('127.0.0.1') });
+  assert.deepEqual(check, { ok: true, address: ip('127.0.0.1'), scan: false });
   // Naming 127.0.0.1 does not open the rest of the loopback range.
   assert.equal(
     checkResolvedAddresses(policy, get('api.example.test'), [ip('127.0.0.2')]).ok,
     false,
   );
+});
+
+test('a rule naming the address that allows the request there may ask for its content scanned', () => {
+  const policy = policyFrom(
+    'version: "1.0"\negress:\n  - destination: "api.example.test"\n  - destination: "127.0.0.0/8"\n    paths: ["/scanned/"]\n    scan: true\n  - destination: "127.0.0.1"\n    paths: ["/open/"]\n',
+  );
+  const scanAt = (path: string) => {
+    const check = checkResolvedAddresses(policy, get(`https://api.example.test${path}`), [
+      ip('127.0.0.1'),
+    ]);
+    return check.ok && check.scan;
+  };
+  assert.equal(scanAt('/scanned/x'), true);
+  assert.equal(scanAt('/open/x'), false);
+  // A public answer is judged by the name's rules alone.
+  const publicCheck = checkResolvedAddresses(policy, get('api.example.test'), [
+    ip('93.184.216.34'),
+  ]);
+  assert.equal(publicCheck.ok && publicCheck.scan, false);
 });
 
 test('an internal answer passes when a rule names a CIDR containing it', () => {
