@@ -45539,6 +45539,31 @@ async function readUpstreamCa(io2, file) {
   return { ok: true, pem: pem2 };
 }
 
+// src/cli/bound-secrets.ts
+var MIN_BOUND_SECRET_CHARS = 8;
+function boundSecretValues(policy, env) {
+  const values = {};
+  const problems = [];
+  const warnings = [];
+  for (const [index, { env: name }] of policy.secrets.entries()) {
+    const where = `${policy.file}: secrets[${index}] (${name})`;
+    const value = env[name] ?? "";
+    const length = value.trim().length;
+    if (length === 0) {
+      warnings.push(
+        `${where}: ${name} has no value here, so nothing is kept from other destinations under that name; check the name if the agent has the secret under another`
+      );
+    } else if (length < MIN_BOUND_SECRET_CHARS) {
+      problems.push(
+        `${where}: the value of ${name} is ${length} characters long; a bound secret needs at least ${MIN_BOUND_SECRET_CHARS} (a shorter one is found in ordinary text, so requests holding it would be blocked and their receipts would show where it appears): bind a longer secret or remove the binding`
+      );
+    } else {
+      values[name] = value;
+    }
+  }
+  return { values, problems, warnings };
+}
+
 // src/cli/proxy-command.ts
 var COMMAND = "proxy";
 async function proxyCommand(args, io2) {
@@ -45584,6 +45609,13 @@ async function proxyCommand(args, io2) {
 `);
     return 1;
   }
+  const secrets = boundSecretValues(policy.policy, process.env);
+  for (const warning of secrets.warnings)
+    io2.err(`pipelock-egress ${COMMAND}: warning: ${warning}
+`);
+  for (const problem of secrets.problems) io2.err(`pipelock-egress ${COMMAND}: ${problem}
+`);
+  if (secrets.problems.length > 0) return 1;
   const backend = createNodeBackend();
   let seed = randomBytes5(32);
   if (signingKey !== void 0) {
@@ -45643,9 +45675,7 @@ async function proxyCommand(args, io2) {
     log: writer,
     resolver: createResolver(pins),
     ca,
-    secretValues: Object.fromEntries(
-      policy.policy.secrets.map((binding) => [binding.env, process.env[binding.env]])
-    ),
+    secretValues: secrets.values,
     version: package_default.version,
     upstreamCa,
     onDecision: (entry) => io2.err(
@@ -48635,7 +48665,9 @@ async function parseRunRequest(args, io2, backend, cwd = process.cwd()) {
   }
   const envFile = optionValue(options, "env-file");
   const callerEnv = envFile === void 0 ? process.env : await environmentFile(envFile, problems);
-  if (problems.length > 0 || policy === void 0 || workdir === void 0 || script === void 0) {
+  const secrets = policy === void 0 ? void 0 : boundSecretValues(policy, callerEnv);
+  problems.push(...secrets?.problems ?? []);
+  if (problems.length > 0 || policy === void 0 || secrets === void 0 || workdir === void 0 || script === void 0) {
     throw new RunRequestError(problems);
   }
   return {
@@ -48653,7 +48685,9 @@ async function parseRunRequest(args, io2, backend, cwd = process.cwd()) {
     upstreamCaPem,
     maxProcesses,
     runId,
-    callerEnv
+    callerEnv,
+    secretValues: secrets.values,
+    secretWarnings: secrets.warnings
   };
 }
 async function environmentFile(file, problems) {
@@ -48813,6 +48847,8 @@ async function runCommand(args, io2) {
 `);
     return 1;
   }
+  for (const warning of request.secretWarnings) io2.err(`${PREFIX2}: warning: ${warning}
+`);
   const facts = await gatherHostFacts();
   const problems = preflightProblems(facts, { acl: request.writable.length > 0 });
   if (problems.length > 0) {
@@ -48860,7 +48896,7 @@ async function runCommand(args, io2) {
       runCapsuleSha256: runCapsuleSha256(runStatements, postureStatements, request.policyFile),
       pins: request.pins,
       upstreamCaPem: request.upstreamCaPem,
-      secretValues: boundSecrets(request),
+      secretValues: request.secretValues,
       script: request.script,
       args: request.args,
       workdir: request.workdir,
@@ -48935,14 +48971,6 @@ async function runCommand(args, io2) {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }
-}
-function boundSecrets(request) {
-  const values = {};
-  for (const binding of request.policy.secrets) {
-    const value = request.callerEnv[binding.env];
-    if (value !== void 0 && value !== "") values[binding.env] = value;
-  }
-  return values;
 }
 function invokerOf(env) {
   const uid = env["SUDO_UID"];

@@ -41,6 +41,7 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
     io.err(`${PREFIX}: nothing was started or created\n`);
     return 1;
   }
+  for (const warning of request.secretWarnings) io.err(`${PREFIX}: warning: ${warning}\n`);
   const facts = await gatherHostFacts();
   const problems = preflightProblems(facts, { acl: request.writable.length > 0 });
   if (problems.length > 0) {
@@ -88,7 +89,7 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
       runCapsuleSha256: runCapsuleSha256(runStatements, postureStatements, request.policyFile),
       pins: request.pins,
       upstreamCaPem: request.upstreamCaPem,
-      secretValues: boundSecrets(request),
+      secretValues: request.secretValues,
       script: request.script,
       args: request.args,
       workdir: request.workdir,
@@ -157,15 +158,6 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
-}
-
-function boundSecrets(request: RunRequest): Record<string, string> {
-  const values: Record<string, string> = {};
-  for (const binding of request.policy.secrets) {
-    const value = request.callerEnv[binding.env];
-    if (value !== undefined && value !== '') values[binding.env] = value;
-  }
-  return values;
 }
 
 /** Whoever ran `run` through sudo: the packet and the evidence are theirs, not root's. */

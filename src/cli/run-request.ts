@@ -13,6 +13,7 @@ import { KeyArgumentError, resolvePrivateKey, resolvePublicKey } from './key-arg
 import { optionValue, parseOptions, type ParsedOptions } from './options.js';
 import { isRegularFile } from '../regular-file.js';
 import { readUpstreamCa } from './upstream-ca.js';
+import { boundSecretValues } from './bound-secrets.js';
 
 export const DEFAULT_EVIDENCE_OUTPUT = 'audit-artifacts';
 export const DEFAULT_IDENTITY = 'pipelock-agent';
@@ -40,6 +41,9 @@ export interface RunRequest {
   readonly runId: string;
   /** The agent's environment: from --env-file (then deleted), or this process's. */
   readonly callerEnv: NodeJS.ProcessEnv;
+  /** The policy's bound secrets that have a value, from callerEnv. */
+  readonly secretValues: Readonly<Record<string, string>>;
+  readonly secretWarnings: readonly string[];
 }
 
 /** The request is wrong in a way the caller must fix (exit 1 with every problem listed). */
@@ -150,9 +154,12 @@ export async function parseRunRequest(
   }
   const envFile = optionValue(options, 'env-file');
   const callerEnv = envFile === undefined ? process.env : await environmentFile(envFile, problems);
+  const secrets = policy === undefined ? undefined : boundSecretValues(policy, callerEnv);
+  problems.push(...(secrets?.problems ?? []));
   if (
     problems.length > 0 ||
     policy === undefined ||
+    secrets === undefined ||
     workdir === undefined ||
     script === undefined
   ) {
@@ -174,6 +181,8 @@ export async function parseRunRequest(
     maxProcesses,
     runId,
     callerEnv,
+    secretValues: secrets.values,
+    secretWarnings: secrets.warnings,
   };
 }
 

@@ -264,6 +264,21 @@ test('an --upstream-ca holding no certificate stops the run before anything is c
   assert.match(run.stderr, /nothing was started or created/);
 });
 
+test('a bound secret too short to tell from ordinary text stops the run before anything is created', async () => {
+  const run = await runAgent({
+    policy: `${policyFor(origin.port)}secrets:\n  - env: PE_RUN_SHORT\n    allow: ["127.0.0.1"]\n  - env: PE_RUN_UNSET\n    allow: ["127.0.0.1"]\n`,
+    script: 'echo should-not-run\n',
+    env: { PE_RUN_SHORT: 'abc' },
+  });
+  assert.equal(run.code, 1);
+  assert.doesNotMatch(run.stdout, /should-not-run/);
+  assert.match(
+    run.stderr,
+    /secrets\[0\] \(PE_RUN_SHORT\): the value of PE_RUN_SHORT is 3 characters long/,
+  );
+  assert.match(run.stderr, /nothing was started or created/);
+});
+
 test("--writable: the agent writes there and only there; afterwards ACLs are gone and its files are the owner's", async () => {
   const run = await runAgent({
     policy: policyFor(origin.port),

@@ -374,6 +374,33 @@ test('proxy CLI: an --upstream-ca that cannot be read or holds no certificate ex
   }
 });
 
+test('proxy CLI: a bound secret too short to tell from ordinary text exits 1 before any evidence; one with no value is warned about', async () => {
+  const dir = tempDir();
+  const policy = policyFile(
+    dir,
+    'version: "1.0"\negress:\n  - destination: "a.test"\nsecrets:\n  - env: PE_TEST_UNSET\n    allow: ["a.test"]\n  - env: PE_TEST_SHORT\n    allow: ["a.test"]\n',
+  );
+  process.env['PE_TEST_SHORT'] = ' 1234567\n';
+  delete process.env['PE_TEST_UNSET'];
+  try {
+    const result = await runInProcess(loopbackProxy(policy, join(dir, 'ev')));
+    assert.equal(result.code, 1, result.err);
+    assert.match(
+      result.err,
+      /^pipelock-egress proxy: warning: .*policy\.yaml: secrets\[0\] \(PE_TEST_UNSET\): PE_TEST_UNSET has no value here, so nothing is kept from other destinations under that name; check the name/m,
+    );
+    assert.match(
+      result.err,
+      /^pipelock-egress proxy: .*policy\.yaml: secrets\[1\] \(PE_TEST_SHORT\): the value of PE_TEST_SHORT is 7 characters long; a bound secret needs at least 8 .*: bind a longer secret or remove the binding$/m,
+    );
+    assert.doesNotMatch(result.err, /1234567/);
+    assert.deepEqual(readdirSync(dir), ['policy.yaml'], 'no evidence was started');
+  } finally {
+    delete process.env['PE_TEST_SHORT'];
+    cleanup(dir);
+  }
+});
+
 test('proxy CLI: an evidence directory that already holds evidence is refused with a clear message', async () => {
   const dir = tempDir();
   const evidence = join(dir, 'ev');
