@@ -48597,7 +48597,7 @@ async function parseRunRequest(args, io2, backend, cwd = process.cwd()) {
       "upstream-ca",
       "max-processes",
       "run-id",
-      "env-file"
+      "agent-env-file"
     ],
     repeatable: ["writable", "resolve"]
   });
@@ -48663,7 +48663,7 @@ async function parseRunRequest(args, io2, backend, cwd = process.cwd()) {
     if (extraCa.ok) upstreamCaPem = extraCa.pem;
     else problems.push(extraCa.problem);
   }
-  const envFile = optionValue(options, "env-file");
+  const envFile = optionValue(options, "agent-env-file");
   const callerEnv = envFile === void 0 ? process.env : await environmentFile(envFile, problems);
   const secrets = policy === void 0 ? void 0 : boundSecretValues(policy, callerEnv);
   problems.push(...secrets?.problems ?? []);
@@ -48695,12 +48695,12 @@ async function environmentFile(file, problems) {
     const parsed = JSON.parse(await readFile10(file, "utf8"));
     await rm5(file, { force: true });
     if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed) || !Object.values(parsed).every((value) => typeof value === "string")) {
-      problems.push(`--env-file ${file}: expected a JSON object of strings`);
+      problems.push(`--agent-env-file ${file}: expected a JSON object of strings`);
       return {};
     }
     return parsed;
   } catch (error2) {
-    problems.push(`--env-file ${file}: ${error2.message}`);
+    problems.push(`--agent-env-file ${file}: ${error2.message}`);
     return {};
   }
 }
@@ -49010,7 +49010,7 @@ Commands:
     --upstream-ca FILE                    extra CA for upstream TLS
     --max-processes N                     process limit for the agent (default 1024)
     --run-id ID                           name the run (pe- and 10 hex digits)
-    --env-file FILE                       the agent's environment as a JSON object of
+    --agent-env-file FILE                 the agent's environment as a JSON object of
                                           strings (read, then deleted)
   cleanup RUN_ID                          finish a run killed before its teardown (root)
   proxy --policy FILE --listen 127.0.0.1:PORT --evidence-dir DIR

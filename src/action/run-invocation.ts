@@ -40,7 +40,7 @@ export function runArgv(run: RunInvocation): string[] {
     run.evidenceOutput,
     '--identity',
     run.identity,
-    '--env-file',
+    '--agent-env-file',
     run.envFile,
     ...(run.signingKeyFile === undefined ? [] : ['--signing-key', run.signingKeyFile]),
     ...(run.publicKey === undefined ? [] : ['--public-key', run.publicKey]),

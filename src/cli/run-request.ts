@@ -39,7 +39,7 @@ export interface RunRequest {
   readonly upstreamCaPem: string | undefined;
   readonly maxProcesses: number;
   readonly runId: string;
-  /** The agent's environment: from --env-file (then deleted), or this process's. */
+  /** The agent's environment: from --agent-env-file (then deleted), or this process's. */
   readonly callerEnv: NodeJS.ProcessEnv;
   /** The policy's bound secrets that have a value, from callerEnv. */
   readonly secretValues: Readonly<Record<string, string>>;
@@ -77,7 +77,7 @@ export async function parseRunRequest(
       'upstream-ca',
       'max-processes',
       'run-id',
-      'env-file',
+      'agent-env-file',
     ],
     repeatable: ['writable', 'resolve'],
   });
@@ -152,7 +152,7 @@ export async function parseRunRequest(
     if (extraCa.ok) upstreamCaPem = extraCa.pem;
     else problems.push(extraCa.problem);
   }
-  const envFile = optionValue(options, 'env-file');
+  const envFile = optionValue(options, 'agent-env-file');
   const callerEnv = envFile === undefined ? process.env : await environmentFile(envFile, problems);
   const secrets = policy === undefined ? undefined : boundSecretValues(policy, callerEnv);
   problems.push(...(secrets?.problems ?? []));
@@ -200,12 +200,12 @@ async function environmentFile(file: string, problems: string[]): Promise<NodeJS
       Array.isArray(parsed) ||
       !Object.values(parsed).every((value) => typeof value === 'string')
     ) {
-      problems.push(`--env-file ${file}: expected a JSON object of strings`);
+      problems.push(`--agent-env-file ${file}: expected a JSON object of strings`);
       return {};
     }
     return parsed as NodeJS.ProcessEnv;
   } catch (error) {
-    problems.push(`--env-file ${file}: ${(error as Error).message}`);
+    problems.push(`--agent-env-file ${file}: ${(error as Error).message}`);
     return {};
   }
 }

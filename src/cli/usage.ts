@@ -17,7 +17,7 @@ Commands:
     --upstream-ca FILE                    extra CA for upstream TLS
     --max-processes N                     process limit for the agent (default 1024)
     --run-id ID                           name the run (pe- and 10 hex digits)
-    --env-file FILE                       the agent's environment as a JSON object of
+    --agent-env-file FILE                 the agent's environment as a JSON object of
                                           strings (read, then deleted)
   cleanup RUN_ID                          finish a run killed before its teardown (root)
   proxy --policy FILE --listen 127.0.0.1:PORT --evidence-dir DIR

@@ -279,6 +279,19 @@ test('a bound secret too short to tell from ordinary text stops the run before a
   assert.match(run.stderr, /nothing was started or created/);
 });
 
+test('an --agent-env-file that cannot be read stops the run before anything is created, naming it', async () => {
+  // Node 20 takes an `--env-file` anywhere in its arguments for its own and exits 9 when the
+  // file is missing, before run can say anything: the option has a name Node does not read.
+  const run = await runAgent({
+    policy: policyFor(origin.port),
+    script: 'echo should-not-run\n',
+    options: ['--agent-env-file', '/nonexistent/agent-env.json'],
+  });
+  assert.equal(run.code, 1, run.stderr);
+  assert.match(run.stderr, /--agent-env-file \/nonexistent\/agent-env\.json: ENOENT/);
+  assert.match(run.stderr, /nothing was started or created/);
+});
+
 test("--writable: the agent writes there and only there; afterwards ACLs are gone and its files are the owner's", async () => {
   const run = await runAgent({
     policy: policyFor(origin.port),
