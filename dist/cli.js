@@ -45687,36 +45687,61 @@ async function proxyCommand(args, io2) {
     onInternalError: (message) => io2.err(`${JSON.stringify({ event: "engine_error", message })}
 `)
   });
-  const stopSignal = new Promise((resolve3) => {
-    process.once("SIGTERM", () => resolve3("SIGTERM"));
-    process.once("SIGINT", () => resolve3("SIGINT"));
-    if (listen === "inherited") process.once("disconnect", () => resolve3("SIGTERM"));
-  });
-  let address;
-  try {
-    address = await engine.listen(
-      listen === "inherited" ? { handle: await inheritedListener() } : listen
-    );
-  } catch (error2) {
-    writer.abandon();
-    const where = listen === "inherited" ? "the inherited listener" : listenText(listen);
-    io2.err(`pipelock-egress ${COMMAND}: cannot listen on ${where}: ${error2.message}
+  let stopped;
+  const stopSignal = new Promise((resolve3) => stopped = resolve3);
+  const stop = (signal) => {
+    if (stopped === void 0) {
+      io2.err(`pipelock-egress ${COMMAND}: ${signal}: already stopping; sealing the evidence
 `);
-    return 1;
+      return;
+    }
+    stopped(signal);
+    stopped = void 0;
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+  if (listen === "inherited") process.once("disconnect", () => stop("SIGTERM"));
+  try {
+    let address;
+    try {
+      address = await engine.listen(
+        listen === "inherited" ? { handle: await inheritedListener() } : listen
+      );
+    } catch (error2) {
+      writer.abandon();
+      const where = listen === "inherited" ? "the inherited listener" : listenText(listen);
+      io2.err(
+        `pipelock-egress ${COMMAND}: cannot listen on ${where}: ${error2.message}
+`
+      );
+      return 1;
+    }
+    io2.out(
+      `${JSON.stringify({ event: "listening", url: `http://${listenText(address)}`, ca_cert: caCert, policy_hash: policy.policy.hash, signer_key: writer.signerKey, evidence_dir: evidenceDir })}
+`
+    );
+    const signal = await stopSignal;
+    await engine.close();
+    let sealed;
+    try {
+      sealed = writer.seal(signal === "SIGINT" ? "interrupted" : "normal");
+    } catch (error2) {
+      writer.abandon();
+      io2.err(
+        `pipelock-egress ${COMMAND}: the evidence could not be sealed: ${error2.message}; the files in ${evidenceDir} hold an unsealed chain, every complete line of which still verifies
+`
+      );
+      return 1;
+    }
+    io2.out(
+      `${JSON.stringify({ event: "sealed", receipts: sealed.receiptCount, final_seq: Number(sealed.finalSeq), root_hash: sealed.rootHash, files: sealed.files })}
+`
+    );
+    if (listen === "inherited" && process.connected) process.disconnect();
+    return 0;
+  } finally {
+    process.off("SIGTERM", stop).off("SIGINT", stop);
   }
-  io2.out(
-    `${JSON.stringify({ event: "listening", url: `http://${listenText(address)}`, ca_cert: caCert, policy_hash: policy.policy.hash, signer_key: writer.signerKey, evidence_dir: evidenceDir })}
-`
-  );
-  const signal = await stopSignal;
-  await engine.close();
-  const sealed = writer.seal(signal === "SIGINT" ? "interrupted" : "normal");
-  io2.out(
-    `${JSON.stringify({ event: "sealed", receipts: sealed.receiptCount, final_seq: Number(sealed.finalSeq), root_hash: sealed.rootHash, files: sealed.files })}
-`
-  );
-  if (listen === "inherited" && process.connected) process.disconnect();
-  return 0;
 }
 function listenTarget(options) {
   const listen = optionValue(options, "listen");

@@ -3,7 +3,7 @@
 
 import { formatPolicyError, parsePolicy } from '../policy/index.js';
 import { Engine } from '../engine/engine.js';
-import { EvidenceWriter } from '../engine/evidence-writer.js';
+import { EvidenceWriter, type SealSummary } from '../engine/evidence-writer.js';
 import { createResolver } from '../engine/resolver.js';
 import { parseNamePin, type NamePin } from '../engine/name-pin.js';
 import { createNodeBackend } from '../receipts/node-backend.js';
@@ -140,36 +140,61 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
     onInternalError: (message) => io.err(`${JSON.stringify({ event: 'engine_error', message })}\n`),
   });
   // Installed before the ready line: a supervisor may signal as soon as it reads it. A
-  // supervisor that hands over the listener and then goes away counts as a stop, too.
-  const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-    if (listen === 'inherited') process.once('disconnect', () => resolve('SIGTERM'));
-  });
-  let address: { host: string; port: number };
+  // supervisor that hands over the listener and then goes away counts as a stop, too. A
+  // second Ctrl-C or SIGTERM must not end the process before it has sealed (the engine's
+  // shutdown is bounded).
+  let stopped: ((signal: NodeJS.Signals) => void) | undefined;
+  const stopSignal = new Promise<NodeJS.Signals>((resolve) => (stopped = resolve));
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopped === undefined) {
+      io.err(`pipelock-egress ${COMMAND}: ${signal}: already stopping; sealing the evidence\n`);
+      return;
+    }
+    stopped(signal);
+    stopped = undefined;
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  if (listen === 'inherited') process.once('disconnect', () => stop('SIGTERM'));
   try {
-    address = await engine.listen(
-      listen === 'inherited' ? { handle: await inheritedListener() } : listen,
+    let address: { host: string; port: number };
+    try {
+      address = await engine.listen(
+        listen === 'inherited' ? { handle: await inheritedListener() } : listen,
+      );
+    } catch (error) {
+      writer.abandon();
+      const where = listen === 'inherited' ? 'the inherited listener' : listenText(listen);
+      io.err(
+        `pipelock-egress ${COMMAND}: cannot listen on ${where}: ${(error as Error).message}\n`,
+      );
+      return 1;
+    }
+    io.out(
+      `${JSON.stringify({ event: 'listening', url: `http://${listenText(address)}`, ca_cert: caCert, policy_hash: policy.policy.hash, signer_key: writer.signerKey, evidence_dir: evidenceDir })}\n`,
     );
-  } catch (error) {
-    writer.abandon();
-    const where = listen === 'inherited' ? 'the inherited listener' : listenText(listen);
-    io.err(`pipelock-egress ${COMMAND}: cannot listen on ${where}: ${(error as Error).message}\n`);
-    return 1;
-  }
-  io.out(
-    `${JSON.stringify({ event: 'listening', url: `http://${listenText(address)}`, ca_cert: caCert, policy_hash: policy.policy.hash, signer_key: writer.signerKey, evidence_dir: evidenceDir })}\n`,
-  );
 
-  const signal = await stopSignal;
-  await engine.close();
-  const sealed = writer.seal(signal === 'SIGINT' ? 'interrupted' : 'normal');
-  io.out(
-    `${JSON.stringify({ event: 'sealed', receipts: sealed.receiptCount, final_seq: Number(sealed.finalSeq), root_hash: sealed.rootHash, files: sealed.files })}\n`,
-  );
-  // An open IPC channel would keep the process alive.
-  if (listen === 'inherited' && process.connected) process.disconnect();
-  return 0;
+    const signal = await stopSignal;
+    await engine.close();
+    let sealed: SealSummary;
+    try {
+      sealed = writer.seal(signal === 'SIGINT' ? 'interrupted' : 'normal');
+    } catch (error) {
+      writer.abandon();
+      io.err(
+        `pipelock-egress ${COMMAND}: the evidence could not be sealed: ${(error as Error).message}; the files in ${evidenceDir} hold an unsealed chain, every complete line of which still verifies\n`,
+      );
+      return 1;
+    }
+    io.out(
+      `${JSON.stringify({ event: 'sealed', receipts: sealed.receiptCount, final_seq: Number(sealed.finalSeq), root_hash: sealed.rootHash, files: sealed.files })}\n`,
+    );
+    // An open IPC channel would keep the process alive.
+    if (listen === 'inherited' && process.connected) process.disconnect();
+    return 0;
+  } finally {
+    process.off('SIGTERM', stop).off('SIGINT', stop);
+  }
 }
 
 function listenTarget(options: ParsedOptions): { host: string; port: number } | 'inherited' {

@@ -1,10 +1,11 @@
 import './dial-guard.js';
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { ProxyAgent, request } from 'undici';
 import { main } from '../../src/cli/main.js';
@@ -156,6 +157,79 @@ test('proxy CLI: ready line, traffic, SIGTERM seals the evidence and exits 0', a
     assert.equal(read.report.policy_hashes[0], ready.policy_hash);
   } finally {
     cli.child.kill('SIGKILL');
+    await origin.close();
+    cleanup(dir);
+  }
+});
+
+test('proxy CLI: a second SIGTERM or SIGINT while it stops does not end it before it has sealed', async () => {
+  // An origin that never answers: the engine waits for the request in flight as it stops.
+  const origin = await startOrigin(() => undefined);
+  const dir = tempDir();
+  const evidence = join(dir, 'evidence');
+  const cli = runCli([
+    ...['proxy', '--policy', policyFile(dir, policyFor(origin.port))],
+    ...['--listen', '127.0.0.1:0', '--evidence-dir', evidence],
+    ...['--resolve', 'api.example.test:127.0.0.1'],
+  ]);
+  try {
+    const ready = await readyOrExit(cli);
+    const hanging = curl([
+      ...['--proxy', String(ready.url), '--max-time', '20'],
+      `http://api.example.test:${origin.port}/hang`,
+    ]);
+    await waitFor(() => origin.hits === 1, 5_000, 'the request in flight');
+    cli.child.kill('SIGTERM');
+    await delay(300);
+    cli.child.kill('SIGINT');
+    cli.child.kill('SIGTERM');
+    const exit = await cli.exited;
+    assert.deepEqual(exit, { code: 0, signal: null }, cli.stderr());
+    assert.match(cli.stderr(), /SIGINT: already stopping; sealing the evidence/);
+    assertValid(readEvidenceDir(evidence), true);
+    await hanging;
+  } finally {
+    cli.child.kill('SIGKILL');
+    await origin.close();
+    cleanup(dir);
+  }
+});
+
+test('proxy CLI: evidence that cannot be sealed (a full disk) ends it with exit 1 and a clear message, the chain a verifiable prefix', async () => {
+  const origin = await startOrigin(echo);
+  const dir = tempDir();
+  const evidence = join(dir, 'evidence');
+  mkdirSync(evidence);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', evidence]);
+  const cli = runCli([
+    ...['proxy', '--policy', policyFile(dir, policyFor(origin.port))],
+    ...['--listen', '127.0.0.1:0', '--evidence-dir', evidence],
+    ...['--resolve', 'api.example.test:127.0.0.1'],
+  ]);
+  try {
+    const ready = await readyOrExit(cli);
+    const url = `http://api.example.test:${origin.port}/r/${'x'.repeat(600)}`;
+    let status = 200;
+    for (let sent = 0; status === 200 && sent < 200; sent += 1)
+      status = parseCurlResponse(
+        (await curl(['-i', '--proxy', String(ready.url), url])).stdout,
+      ).status;
+    assert.equal(status, 503, 'the full disk refuses traffic');
+    cli.child.kill('SIGTERM');
+    const exit = await cli.exited;
+    assert.deepEqual(exit, { code: 1, signal: null }, cli.stderr());
+    assert.match(
+      cli.stderr(),
+      /^pipelock-egress proxy: the evidence could not be sealed: evidence cannot be written: .*; the files in .* hold an unsealed chain, every complete line of which still verifies$/m,
+    );
+    assert.doesNotMatch(cli.stderr(), /internal error/);
+    const read = readCompleteLines(evidence);
+    assert.equal(read.report.valid, true, read.report.error?.message);
+    assert.equal(read.report.sealed, false);
+  } finally {
+    cli.child.kill('SIGKILL');
+    await cli.exited;
+    execFileSync('umount', [evidence]);
     await origin.close();
     cleanup(dir);
   }
