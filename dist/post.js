@@ -19715,7 +19715,8 @@ function actionsRunner() {
     readInputs: () => Object.fromEntries(
       INPUT_NAMES.map((name) => [
         name,
-        getInput(name) || (INPUT_DEFAULTS[name] ?? "")
+        // Arguments are taken as written, one per line: only the input's last newline goes.
+        getInput(name, { trimWhitespace: name !== "agent-args" }) || (INPUT_DEFAULTS[name] ?? "")
       ])
     ),
     setOutput: (name, value) => setOutput(name, value),

@@ -36,7 +36,9 @@ export function actionsRunner(): ActionRunner {
       Object.fromEntries(
         INPUT_NAMES.map((name: InputName) => [
           name,
-          core.getInput(name) || (INPUT_DEFAULTS[name] ?? ''),
+          // Arguments are taken as written, one per line: only the input's last newline goes.
+          core.getInput(name, { trimWhitespace: name !== 'agent-args' }) ||
+            (INPUT_DEFAULTS[name] ?? ''),
         ]),
       ) as RawInputs,
     setOutput: (name, value) => core.setOutput(name, value),

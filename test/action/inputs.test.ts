@@ -27,6 +27,12 @@ test('agent-args: one argument per line, blank lines inside are empty arguments'
   assert.deepEqual(result.inputs['agent-args'], ['--repo', 'acme/widgets', '', 'last word']);
 });
 
+test('agent-args: spaces in an argument are kept, at the ends of the input too', () => {
+  const result = parseInputs(rawInputs({ ...minimal, 'agent-args': '  first\n  mid  \nlast  \n' }));
+  assert.ok(result.ok);
+  assert.deepEqual(result.inputs['agent-args'], ['  first', '  mid  ', 'last  ']);
+});
+
 test('booleans accept the spellings of core.getBooleanInput only', () => {
   const ok = parseInputs(
     rawInputs({ ...minimal, 'job-summary': 'FALSE', 'upload-artifact': 'False' }),

@@ -246,6 +246,20 @@ test('the bundled dist/main.js runs with real INPUT_* variables and runner files
   assert.match(written, /agent-exit-code<<ghadelimiter_[0-9a-f-]+\n3\n/);
 });
 
+test('agent-args are read as written: spaces around the first and last argument are kept', () => {
+  process.env['INPUT_AGENT-ARGS'] = '  first\n  mid  \nlast  \n';
+  try {
+    const inputs = actionsRunner().readInputs();
+    assert.equal(inputs['agent-args'], '  first\n  mid  \nlast  \n');
+    // Other inputs are trimmed as core.getInput does.
+    process.env['INPUT_AGENT-IDENTITY'] = '  bot  ';
+    assert.equal(actionsRunner().readInputs()['agent-identity'], 'bot');
+  } finally {
+    delete process.env['INPUT_AGENT-ARGS'];
+    delete process.env['INPUT_AGENT-IDENTITY'];
+  }
+});
+
 test('workflow commands resume on a line of their own, whatever the agent printed last', () => {
   const written: string[] = [];
   const write = process.stdout.write.bind(process.stdout);
