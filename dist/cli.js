@@ -43335,13 +43335,27 @@ function declaredHelloSize(header) {
 function more(data) {
   return data.length > MAX_CLIENT_HELLO_BYTES + 1024 ? { kind: "malformed", reason: "the ClientHello is too large" } : { kind: "incomplete" };
 }
+function helloFieldsProblem(reader) {
+  const version2 = reader.u16();
+  reader.skip(32);
+  const sessionId = reader.u8();
+  reader.skip(sessionId);
+  const cipherSuites = reader.u16();
+  reader.skip(cipherSuites);
+  const compressionMethods = reader.u8();
+  reader.skip(compressionMethods);
+  if (reader.failed) return "truncated ClientHello";
+  if (version2 < 769 || version2 > 771)
+    return `ClientHello version ${version2.toString(16).padStart(4, "0")} is not TLS 1.0 to 1.3`;
+  if (sessionId > 32) return "a session id longer than 32 bytes";
+  if (cipherSuites === 0 || cipherSuites % 2 !== 0) return "no cipher suite list";
+  if (compressionMethods === 0) return "no compression method";
+  return void 0;
+}
 function readServerName(hello) {
   const reader = new Reader(hello);
-  reader.skip(2 + 32);
-  reader.skip(reader.u8());
-  reader.skip(reader.u16());
-  reader.skip(reader.u8());
-  if (reader.failed) return { kind: "malformed", reason: "truncated ClientHello" };
+  const problem = helloFieldsProblem(reader);
+  if (problem !== void 0) return { kind: "malformed", reason: problem };
   if (reader.remaining === 0)
     return { kind: "hello", serverName: void 0, hidesServerName: false };
   const extensionsLength = reader.u16();
@@ -43365,6 +43379,8 @@ function readServerName(hello) {
   }
   if (reader.failed || reader.position !== extensionsEnd)
     return { kind: "malformed", reason: "truncated ClientHello extensions" };
+  if (reader.remaining !== 0)
+    return { kind: "malformed", reason: "bytes after the ClientHello extensions" };
   return { kind: "hello", serverName, hidesServerName };
 }
 function hidesName(extensionType) {

@@ -77,13 +77,33 @@ function more(data: Uint8Array): ClientHelloResult {
     : { kind: 'incomplete' };
 }
 
+/**
+ * Why the fields before a ClientHello's extensions are not what a TLS server accepts (RFC
+ * 8446 §4.1.2, RFC 5246 §7.4.1.2), or undefined: a hello of zeros is no hello, and whatever
+ * follows it would be relayed as if it were TLS.
+ */
+function helloFieldsProblem(reader: Reader): string | undefined {
+  const version = reader.u16();
+  reader.skip(32); // random
+  const sessionId = reader.u8();
+  reader.skip(sessionId);
+  const cipherSuites = reader.u16();
+  reader.skip(cipherSuites);
+  const compressionMethods = reader.u8();
+  reader.skip(compressionMethods);
+  if (reader.failed) return 'truncated ClientHello';
+  if (version < 0x0301 || version > 0x0303)
+    return `ClientHello version ${version.toString(16).padStart(4, '0')} is not TLS 1.0 to 1.3`;
+  if (sessionId > 32) return 'a session id longer than 32 bytes';
+  if (cipherSuites === 0 || cipherSuites % 2 !== 0) return 'no cipher suite list';
+  if (compressionMethods === 0) return 'no compression method';
+  return undefined;
+}
+
 function readServerName(hello: Uint8Array): ClientHelloResult {
   const reader = new Reader(hello);
-  reader.skip(2 + 32); // legacy_version, random
-  reader.skip(reader.u8()); // legacy_session_id
-  reader.skip(reader.u16()); // cipher_suites
-  reader.skip(reader.u8()); // legacy_compression_methods
-  if (reader.failed) return { kind: 'malformed', reason: 'truncated ClientHello' };
+  const problem = helloFieldsProblem(reader);
+  if (problem !== undefined) return { kind: 'malformed', reason: problem };
   if (reader.remaining === 0)
     return { kind: 'hello', serverName: undefined, hidesServerName: false };
   const extensionsLength = reader.u16();
@@ -107,6 +127,8 @@ function readServerName(hello: Uint8Array): ClientHelloResult {
   }
   if (reader.failed || reader.position !== extensionsEnd)
     return { kind: 'malformed', reason: 'truncated ClientHello extensions' };
+  if (reader.remaining !== 0)
+    return { kind: 'malformed', reason: 'bytes after the ClientHello extensions' };
   return { kind: 'hello', serverName, hidesServerName };
 }
 

@@ -169,6 +169,47 @@ test('a truncated session id / cipher list is malformed', () => {
   assert.equal(parseClientHello(hello).kind, 'malformed');
 });
 
+test('a hello whose fields no TLS server accepts is malformed: the bytes after it would be relayed as TLS', () => {
+  // The body's fields: version at 9, session id length at 43, cipher suites at 44 (2 + 2
+  // bytes), compression methods at 48 (1 + 1 byte).
+  const edited = (edit: (hello: Buffer) => void) => {
+    const hello = syntheticHello(sniExtension(['a.test']));
+    edit(hello);
+    return parseClientHello(hello);
+  };
+  const reason = (result: ReturnType<typeof parseClientHello>) =>
+    result.kind === 'malformed' ? result.reason : result.kind;
+  assert.equal(edited(() => undefined).kind, 'hello');
+  assert.equal(
+    reason(edited((h) => h.writeUInt16BE(0x0000, 9))),
+    'ClientHello version 0000 is not TLS 1.0 to 1.3',
+  );
+  assert.equal(
+    reason(edited((h) => h.writeUInt16BE(0x0300, 9))),
+    'ClientHello version 0300 is not TLS 1.0 to 1.3',
+  );
+  assert.equal(edited((h) => h.writeUInt16BE(0x0301, 9)).kind, 'hello');
+  // A body of zeros: what a prober sent ahead of 60 KB of other bytes.
+  const zeros = Buffer.concat([
+    Buffer.from([0x16, 0x03, 0x01, 0x00, 0x2e, 0x01, 0x00, 0x00, 0x2a]),
+    Buffer.alloc(42),
+  ]);
+  assert.equal(parseClientHello(zeros).kind, 'malformed');
+  const noSuites = Buffer.concat([
+    syntheticHello(undefined).subarray(0, 44),
+    Buffer.from([0, 0, 1, 0]),
+  ]);
+  noSuites.writeUInt16BE(noSuites.length - 5, 3);
+  noSuites.writeUIntBE(noSuites.length - 9, 6, 3);
+  assert.equal(reason(parseClientHello(noSuites)), 'no cipher suite list');
+  assert.equal(reason(edited((h) => (h[48] = 0))), 'no compression method');
+  // Bytes after the extensions, inside the hello's declared length.
+  const trailing = Buffer.concat([syntheticHello(sniExtension(['a.test'])), Buffer.from('junk')]);
+  trailing.writeUInt16BE(trailing.length - 5, 3);
+  trailing.writeUIntBE(trailing.length - 9, 6, 3);
+  assert.equal(reason(parseClientHello(trailing)), 'bytes after the ClientHello extensions');
+});
+
 test('two host names in server_name are refused', () => {
   const result = parseClientHello(syntheticHello(sniExtension(['a.test', 'b.test'])));
   assert.deepEqual(result, {
