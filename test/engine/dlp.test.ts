@@ -86,6 +86,35 @@ test('percent-encoding nested up to three times hides nothing, in a URL, a heade
   }
 });
 
+test('an invalid UTF-8 escape before a run of escapes hides nothing: the run is decoded, the secret cut from the evidence', () => {
+  const value = 'Zq7tKpW3xVm9LrB2nHs8';
+  const allowed = parseDestination('api.example.test');
+  assert.ok(allowed.ok);
+  const scanner = createSecretScanner(BUILTIN_DETECTORS, [
+    { env: 'AGENT_TOKEN', value, allow: [allowed.destination] },
+  ]);
+  const escaped = (text: string) =>
+    [...text].map((c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`).join('');
+  const host = targetOf('https://uploads.example/');
+  const found = (views: View[]) => scanner.scanContent(views, host, true)?.detector;
+  const token = SAMPLES['github-token'] ?? '';
+  for (const [hidden, detector] of [
+    [value, 'secret:AGENT_TOKEN'],
+    [token, 'github-token'],
+  ] as const) {
+    // A lone byte that is no UTF-8 (`%FF`), a sequence cut short (`%E2%82`), then the secret.
+    for (const prefix of ['%FF', '%E2%82', '%C3']) {
+      const spelled = `${prefix}${escaped(hidden)}`;
+      assert.equal(scan(`https://paste.example/p?a=${spelled}`, scanner)?.detector, detector);
+      assert.equal(found(headerViews(['X-T', spelled])), detector, spelled);
+      assert.equal(found(textViews(`a=${spelled}`, 'body')), detector, spelled);
+    }
+  }
+  const target = `https://api.example.test/x?a=%FF${escaped(value)}`;
+  assert.equal(scanner.redactBound(target), '[REDACTED:secret:AGENT_TOKEN]');
+  assert.equal(scanner.redactText(`upstream ${target} failed`), '[REDACTED:secret:AGENT_TOKEN]');
+});
+
 test('ordinary URLs are not findings', () => {
   for (const url of [
     'https://api.github.com/repos/acme/widgets/issues?state=open&per_page=100',

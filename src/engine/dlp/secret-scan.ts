@@ -353,14 +353,14 @@ export function percentDecodings(text: string): string[] {
   return decodings;
 }
 
+/**
+ * Each run of escapes read as the UTF-8 bytes it spells, an invalid sequence as U+FFFD (as
+ * origins read it, or as raw bytes): kept as sent, one stray `%FF` would hide the whole run.
+ */
 function percentDecode(text: string): string {
-  return text.replace(/(?:%[0-9a-f]{2})+/gi, (run) => {
-    try {
-      return decodeURIComponent(run);
-    } catch {
-      return run;
-    }
-  });
+  return text.replace(/(?:%[0-9a-f]{2})+/gi, (run) =>
+    Buffer.from(run.replaceAll('%', ''), 'hex').toString('utf8'),
+  );
 }
 
 function redact(detector: string, target: string, forms: readonly string[]): string {
