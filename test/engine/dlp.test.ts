@@ -273,6 +273,37 @@ test('a JSON body nested a million levels deep is read, not a crash; its strings
   assert.equal(strings, 'a\n\nb\n\nc\n\nd\n\ne\n\nf');
 });
 
+test('a key given twice hides no string: every literal of a JSON document is read, escaped or as bytes', () => {
+  const value = 'Zq7tKpW3xVm9LrB2nHs8';
+  const scanner = createSecretScanner(BUILTIN_DETECTORS, [
+    { env: 'AGENT_TOKEN', value, allow: [] },
+  ]);
+  const host = targetOf('https://uploads.example/');
+  const escaped = (text: string) =>
+    [...text].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('');
+  const bytes = (text: string) => JSON.stringify([...Buffer.from(text)]);
+  const token = SAMPLES['github-token'] ?? '';
+  for (const [hidden, detector] of [
+    [value, 'secret:AGENT_TOKEN'],
+    [token, 'github-token'],
+  ] as const) {
+    for (const body of [
+      `{"a":"${escaped(hidden)}","a":"x"}`,
+      `[{"a":{"b":"${escaped(hidden)}","b":1}},2]`,
+      `{"a":${bytes(hidden)},"a":null}`,
+    ]) {
+      assert.equal(
+        scanner.scanContent(textViews(body, 'body'), host, true)?.detector,
+        detector,
+        body,
+      );
+    }
+  }
+  // In document order, integer-like keys too (JSON.parse puts those first).
+  const strings = textViews('{"b":"x","1":"y","b":"z"}', 'body').at(-1)?.text;
+  assert.equal(strings, 'b\n\nx\n\n1\n\ny\n\nb\n\nz');
+});
+
 test('a file uploaded in base64 inside JSON is decoded once: 4.5 MiB of it stays within the decoding budget', () => {
   const scanner = createSecretScanner(BUILTIN_DETECTORS, []);
   const body = JSON.stringify({

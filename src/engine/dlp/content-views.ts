@@ -156,52 +156,91 @@ function jsonUnescaped(text: string): string | undefined {
 }
 
 /**
- * Every string (keys too) of a JSON document, in order: `\u` escapes cannot hide a secret.
- * A blank line between them ends an encoded run there, so a key is not read as the first
- * line of its value's blob (which would decode that blob a second time). An array of byte
- * values (Node's JSON for a Buffer) is read as the text those bytes spell.
+ * Every string literal (keys too) of a JSON document, in order: `\u` escapes cannot hide a
+ * secret. Read from the text, not from what JSON.parse builds: that keeps only the last of a
+ * key given twice, and an earlier value must not go unread. A blank line between them ends
+ * an encoded run there, so a key is not read as the first line of its value's blob (which
+ * would decode that blob a second time). An array of byte values (Node's JSON for a Buffer)
+ * is read as the text those bytes spell. Loops, not recursion or regular expressions: a body
+ * nested a million levels deep, or one string of megabytes, must not overflow the stack.
  */
 function jsonStrings(text: string): string | undefined {
   const start = text.trimStart()[0];
   if (start !== '{' && start !== '[' && start !== '"') return undefined;
-  let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    JSON.parse(text);
   } catch {
     return undefined;
   }
-  // A stack, not recursion: a body nested a million levels deep parses, and must not overflow.
   const out: string[] = [];
-  const stack: unknown[] = [parsed];
-  while (stack.length > 0) {
-    const value = stack.pop();
-    if (typeof value === 'string') out.push(value);
-    else if (Array.isArray(value)) {
-      if (isByteArray(value)) out.push(Buffer.from(value).toString('utf8'));
-      else for (let i = value.length - 1; i >= 0; i--) stack.push(value[i]);
-    } else if (typeof value === 'object' && value !== null) {
-      // Pushed last to first, each value under its key: they come off the stack in order.
-      const entries = Object.entries(value);
-      for (let i = entries.length - 1; i >= 0; i--) {
-        const [key, item] = entries[i] as [string, unknown];
-        stack.push(item, key);
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code === QUOTE) {
+      const end = stringLiteralEnd(text, i);
+      const literal = text.slice(i, end + 1);
+      out.push(literal.includes('\\') ? (JSON.parse(literal) as string) : literal.slice(1, -1));
+      i = end;
+    } else if (code === OPEN_BRACKET) {
+      const bytes = byteArrayAt(text, i);
+      if (bytes !== undefined) {
+        out.push(Buffer.from(bytes.values).toString('utf8'));
+        i = bytes.end;
       }
     }
   }
   return out.join('\n\n');
 }
 
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+const COMMA = 0x2c;
+
+/** Where the string literal opening at `start` of a valid JSON text closes. */
+function stringLiteralEnd(text: string, start: number): number {
+  let i = start + 1;
+  while (text.charCodeAt(i) !== QUOTE) i += text.charCodeAt(i) === BACKSLASH ? 2 : 1;
+  return i;
+}
+
 /** Shorter arrays of small numbers are numbers, not a credential's bytes. */
 const MIN_BYTE_ARRAY = 16;
 
-function isByteArray(values: readonly unknown[]): values is number[] {
-  return (
-    values.length >= MIN_BYTE_ARRAY &&
-    values.every(
-      (value) => Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 255,
-    )
-  );
+/**
+ * The byte values of the array opening at `start` of a valid JSON text and where it closes,
+ * if it holds nothing but MIN_BYTE_ARRAY or more integers from 0 to 255.
+ */
+function byteArrayAt(text: string, start: number): { values: number[]; end: number } | undefined {
+  const values: number[] = [];
+  let i = start + 1;
+  for (;;) {
+    i = afterWhitespace(text, i);
+    const digitsFrom = i;
+    let value = 0;
+    for (let code = text.charCodeAt(i); isDigit(code); code = text.charCodeAt(++i))
+      value = value * 10 + code - 0x30;
+    if (i === digitsFrom || i - digitsFrom > 3 || value > 255) return undefined;
+    values.push(value);
+    i = afterWhitespace(text, i);
+    const code = text.charCodeAt(i);
+    if (code === CLOSE_BRACKET)
+      return values.length >= MIN_BYTE_ARRAY ? { values, end: i } : undefined;
+    if (code !== COMMA) return undefined;
+    i++;
+  }
 }
+
+const isDigit = (code: number): boolean => code >= 0x30 && code <= 0x39;
+
+function afterWhitespace(text: string, at: number): number {
+  let i = at;
+  while (JSON_WHITESPACE.has(text.charCodeAt(i))) i++;
+  return i;
+}
+
+/** Space, tab, LF and CR. */
+const JSON_WHITESPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
 
 type Decoded = { ok: true; body: Buffer } | { ok: false; reason: string };
 
