@@ -155,6 +155,31 @@ test('a bound secret is found in every spelling a URL can carry', () => {
   }
 });
 
+test('a bound value with whitespace around it (a pasted value) is found, and cut out, trimmed too', () => {
+  const value = 'Zq7tKpW3xVm9LrB2nHs8';
+  const host = targetOf('https://uploads.example/');
+  for (const given of [`${value}\n`, ` ${value}\r\n`, `\t${value} `]) {
+    const scanner = createSecretScanner([], [{ env: 'AGENT_TOKEN', value: given, allow: [] }]);
+    const found = scan(`https://paste.example/p?t=${value}&x=1`, scanner);
+    assert.equal(found?.detector, 'secret:AGENT_TOKEN', JSON.stringify(given));
+    assert.equal(
+      found.redactedTarget,
+      'https://paste.example/p?t=[REDACTED:secret:AGENT_TOKEN]&x=1',
+    );
+    assert.equal(
+      scanner.scanContent(headerViews(['X-T', value]), host, false)?.detector,
+      'secret:AGENT_TOKEN',
+    );
+    assert.equal(
+      scanner.redactText(`Host ${value} is not the CONNECT host`),
+      'Host [REDACTED:secret:AGENT_TOKEN] is not the CONNECT host',
+    );
+  }
+  // Only whitespace: trimmed to nothing, which is no spelling (it would be found everywhere).
+  const blank = createSecretScanner([], [{ env: 'AGENT_TOKEN', value: ' ', allow: [] }]);
+  assert.equal(blank.redactBound('https://paste.example/p?t=x'), 'https://paste.example/p?t=x');
+});
+
 test('a bound secret may go to its allowed destinations (and only there)', () => {
   const scanner = createSecretScanner(BUILTIN_DETECTORS, [binding(['api.github.com'])]);
   assert.equal(scan(`https://api.github.com/user?access=${TOKEN}`, scanner), undefined);

@@ -76,6 +76,15 @@ export function secretForms(value: string): string[] {
   return [...new Set(forms)];
 }
 
+/**
+ * A bound value, and trimmed when that leaves something else: a pasted value brings a
+ * newline or spaces along that a request's copy of it need not carry. Both are looked for.
+ */
+function valuesAsSent(value: string): string[] {
+  const trimmed = value.trim();
+  return trimmed === '' || trimmed === value ? [value] : [value, trimmed];
+}
+
 export interface SecretScanner {
   /**
    * Every request's URL (a tunnel's host:port too), before anything is resolved; `to` is what
@@ -115,7 +124,7 @@ export function createSecretScanner(
   const bound = secrets
     .filter((secret) => secret.value !== '')
     .map((secret) => {
-      const forms = secretForms(secret.value);
+      const forms = [...new Set(valuesAsSent(secret.value).flatMap(secretForms))];
       // Host labels cannot hold every character and are compared in one case: a secret
       // smuggled through them loses its separators, and the host view its case, so the
       // compact view is compared in that spelling (long enough to be telling).
