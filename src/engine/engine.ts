@@ -280,11 +280,16 @@ export class Engine {
     return tunnel;
   }
 
+  /** What a refusal quotes of the request, without the secrets the evidence may not hold. */
+  private readonly redactQuote = (text: string): string => this.admission.scanner.redactText(text);
+
   /** The target a receipt names: inside a tunnel, the tunnel's URL with the request's path. */
   private requestTarget(req: IncomingMessage): string {
     const url = req.url ?? '';
     const tunnel = this.intercepted.get(req.socket);
-    return tunnel ? tunnelTarget(url, req.headers.host, tunnel, 'https').target : url;
+    return tunnel
+      ? tunnelTarget(url, req.headers.host, tunnel, 'https', this.redactQuote).target
+      : url;
   }
 
   /** The refusal for one more tunnel or WebSocket, when the limit is reached. */
@@ -341,7 +346,13 @@ export class Engine {
     const requestId = this.requestId();
     if (tunnel === undefined) throw new Error('unreachable: an inner request outside a tunnel');
     const method = req.method ?? '';
-    const located = tunnelTarget(req.url ?? '', req.headers.host, tunnel, 'https');
+    const located = tunnelTarget(
+      req.url ?? '',
+      req.headers.host,
+      tunnel,
+      'https',
+      this.redactQuote,
+    );
     if (!located.ok) {
       return this.refuseUnadmitted(
         res,
@@ -739,7 +750,7 @@ export class Engine {
     const tunnel = this.countRequest(req);
     const requestId = this.requestId();
     const located = tunnel
-      ? tunnelTarget(req.url ?? '', req.headers.host, tunnel, 'wss')
+      ? tunnelTarget(req.url ?? '', req.headers.host, tunnel, 'wss', this.redactQuote)
       : webSocketTarget(req.url ?? '');
     const transport = tunnel ? 'intercept' : 'websocket';
     const refuse = (target: string, refusal: Refusal) => {

@@ -44,15 +44,31 @@ export function webSocketTarget(url: string): Located {
   };
 }
 
+/** A text that quotes the client: redacted before it is cut short (see `quoted`). */
+export type Redact = (text: string) => string;
+
+/** How much of what the client sent a reason quotes. */
+const QUOTED_CHARS = 200;
+
+/**
+ * The client's text as a reason quotes it: its secrets cut out first, then cut short. Cut
+ * first, a secret that spans the cut would leave a piece no redaction recognises.
+ */
+function quoted(text: string, redact: Redact): string {
+  return redact(text).slice(0, QUOTED_CHARS);
+}
+
 /**
  * The absolute target of a request inside a tunnel (its origin-form path on the CONNECT
- * host), or the refusal when it names something else.
+ * host), or the refusal when it names something else; `redact` cuts secrets out of what the
+ * refusal quotes.
  */
 export function tunnelTarget(
   url: string,
   hostHeader: string | undefined,
   tunnel: TunnelAuthority,
   scheme: 'https' | 'wss',
+  redact: Redact,
 ): Located {
   const authority = `${formatHost(tunnel.host)}${tunnel.port === 443 ? '' : `:${tunnel.port}`}`;
   if (!url.startsWith('/')) {
@@ -62,12 +78,12 @@ export function tunnelTarget(
       refusal: {
         status: 400,
         layer: 'request',
-        reason: `inside a tunnel a request names a path (origin-form), not "${url.slice(0, 200)}"`,
+        reason: `inside a tunnel a request names a path (origin-form), not "${quoted(url, redact)}"`,
       },
     };
   }
   const target = `${scheme}://${authority}${url}`;
-  const problem = hostHeaderProblem(hostHeader, tunnel);
+  const problem = hostHeaderProblem(hostHeader, tunnel, redact);
   if (problem !== undefined)
     return { ok: false, target, refusal: { status: 403, layer: 'host', reason: problem } };
   return { ok: true, target };
@@ -77,6 +93,7 @@ export function tunnelTarget(
 function hostHeaderProblem(
   header: string | undefined,
   tunnel: TunnelAuthority,
+  redact: Redact,
 ): string | undefined {
   const expected = `${formatHost(tunnel.host)}:${tunnel.port}`;
   if (header === undefined) return `the request has no Host header; expected ${expected}`;
@@ -88,7 +105,7 @@ function hostHeaderProblem(
     parsed.target.port === tunnel.port;
   return same
     ? undefined
-    : `Host ${header.slice(0, 200)} does not match the CONNECT target ${expected}`;
+    : `Host ${quoted(header, redact)} does not match the CONNECT target ${expected}`;
 }
 
 function safeDecode(text: string): string {

@@ -2,6 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tunnelTarget, webSocketTarget } from '../../src/engine/request-targets.js';
 import { parseIpv6Literal, parseNameOrIpv4, type Host } from '../../src/policy/host.js';
+import { createSecretScanner } from '../../src/engine/dlp/secret-scan.js';
+
+/** No secrets to cut: a reason quotes the request as sent. */
+const asSent = (text: string): string => text;
 
 function host(text: string): Host {
   const parsed = text.startsWith('[') ? parseIpv6Literal(text.slice(1, -1)) : parseNameOrIpv4(text);
@@ -46,16 +50,16 @@ test('a WebSocket handshake that names no ws(s) target is refused 400 with what 
 
 test('inside a tunnel a path is placed on the CONNECT host; port 443 is left out', () => {
   const tunnel = { host: host('api.test'), port: 443 };
-  assert.deepEqual(tunnelTarget('/v1/x?q=1', 'api.test', tunnel, 'https'), {
+  assert.deepEqual(tunnelTarget('/v1/x?q=1', 'api.test', tunnel, 'https', asSent), {
     ok: true,
     target: 'https://api.test/v1/x?q=1',
   });
-  assert.deepEqual(tunnelTarget('/v1/x', 'API.test:443', tunnel, 'https'), {
+  assert.deepEqual(tunnelTarget('/v1/x', 'API.test:443', tunnel, 'https', asSent), {
     ok: true,
     target: 'https://api.test/v1/x',
   });
   const other = { host: host('[::1]'), port: 8443 };
-  assert.deepEqual(tunnelTarget('/socket', '[0:0::1]:8443', other, 'wss'), {
+  assert.deepEqual(tunnelTarget('/socket', '[0:0::1]:8443', other, 'wss', asSent), {
     ok: true,
     target: 'wss://[::1]:8443/socket',
   });
@@ -64,7 +68,7 @@ test('inside a tunnel a path is placed on the CONNECT host; port 443 is left out
 test('inside a tunnel a Host naming anything but the CONNECT target is refused 403 (host)', () => {
   const tunnel = { host: host('api.test'), port: 8443 };
   for (const header of ['evil.test:8443', 'api.test', 'api.test:443', 'api.test.evil:8443']) {
-    const located = tunnelTarget('/x', header, tunnel, 'https');
+    const located = tunnelTarget('/x', header, tunnel, 'https', asSent);
     assert.equal(located.ok, false, header);
     assert.equal(located.target, 'https://api.test:8443/x');
     assert.deepEqual(!located.ok && located.refusal, {
@@ -73,7 +77,7 @@ test('inside a tunnel a Host naming anything but the CONNECT target is refused 4
       reason: `Host ${header} does not match the CONNECT target api.test:8443`,
     });
   }
-  const missing = tunnelTarget('/x', undefined, tunnel, 'https');
+  const missing = tunnelTarget('/x', undefined, tunnel, 'https', asSent);
   assert.equal(
     !missing.ok && missing.refusal.reason,
     'the request has no Host header; expected api.test:8443',
@@ -82,7 +86,7 @@ test('inside a tunnel a Host naming anything but the CONNECT target is refused 4
 
 test('inside a tunnel an absolute-form request is refused 400, whatever host it names', () => {
   const tunnel = { host: host('api.test'), port: 443 };
-  const located = tunnelTarget('https://evil.test/steal', 'api.test', tunnel, 'https');
+  const located = tunnelTarget('https://evil.test/steal', 'api.test', tunnel, 'https', asSent);
   assert.equal(located.ok, false);
   assert.equal(located.target, 'https://api.test');
   assert.deepEqual(!located.ok && located.refusal, {
@@ -90,4 +94,26 @@ test('inside a tunnel an absolute-form request is refused 400, whatever host it 
     layer: 'request',
     reason: 'inside a tunnel a request names a path (origin-form), not "https://evil.test/steal"',
   });
+});
+
+test('a reason quoting the request has its secrets cut out before it is cut short: no piece of one is left', () => {
+  const value = 'Zq7tKpW3xVm9LrB2nHs8';
+  const scanner = createSecretScanner([], [{ env: 'AGENT_TOKEN', value, allow: [] }]);
+  const redact = (text: string) => scanner.redactText(text);
+  const tunnel = { host: host('api.test'), port: 443 };
+  // The secret spans the 200th character of what is quoted.
+  const header = `${'h'.repeat(181)}${value}`;
+  const wrongHost = tunnelTarget('/x', header, tunnel, 'https', redact);
+  const absolute = tunnelTarget(
+    `https://e.test/${'p'.repeat(170)}${value}`,
+    'api.test',
+    tunnel,
+    'https',
+    redact,
+  );
+  for (const located of [wrongHost, absolute]) {
+    const reason = !located.ok ? located.refusal.reason : '';
+    assert.ok(reason.includes('[REDACTED:'), reason);
+    assert.ok(!reason.includes(value.slice(0, 8)), reason);
+  }
 });
