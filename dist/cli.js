@@ -31729,13 +31729,13 @@ function goQuote(s) {
 function explainFailure(value) {
   const cannotParse = (rest2, element) => `parsing time ${goQuote(value)} as ${goQuote(RFC3339_LAYOUT)}: cannot parse ${goQuote(rest2)} as ${goQuote(element)}`;
   const outOfRange = (what) => `parsing time ${goQuote(value)}: ${what} out of range`;
-  const isDigit = (s, i) => {
+  const isDigit2 = (s, i) => {
     const c = s[i];
     return c !== void 0 && c >= "0" && c <= "9";
   };
   const getNum = (s, fixed) => {
-    if (!isDigit(s, 0)) return void 0;
-    if (!isDigit(s, 1)) return fixed ? void 0 : [Number(s[0]), s.slice(1)];
+    if (!isDigit2(s, 0)) return void 0;
+    if (!isDigit2(s, 1)) return fixed ? void 0 : [Number(s[0]), s.slice(1)];
     return [Number(s.slice(0, 2)), s.slice(2)];
   };
   let rest = value;
@@ -31744,7 +31744,7 @@ function explainFailure(value) {
     rest = rest.slice(1);
     return true;
   };
-  if (rest.length < 4 || !isDigit(rest, 0)) return cannotParse(rest, "2006");
+  if (rest.length < 4 || !isDigit2(rest, 0)) return cannotParse(rest, "2006");
   const yearText = rest.slice(0, 4);
   rest = rest.slice(4);
   if (!/^[0-9]{4}$/.test(yearText)) return cannotParse(rest, "2006");
@@ -42310,9 +42310,13 @@ function secretForms(value) {
   ];
   return [...new Set(forms)];
 }
+function valuesAsSent(value) {
+  const trimmed = value.trim();
+  return trimmed === "" || trimmed === value ? [value] : [value, trimmed];
+}
 function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.patternScanMs) {
   const bound = secrets.filter((secret) => secret.value !== "").map((secret) => {
-    const forms = secretForms(secret.value);
+    const forms = [...new Set(valuesAsSent(secret.value).flatMap(secretForms))];
     const compact = forms.map((form) => withoutSeparators(form).toLowerCase()).filter((form) => form.length >= 8);
     const longestFirst = [...forms].sort((a, b) => b.length - a.length);
     return { ...secret, forms, compact, longestFirst };
@@ -42465,13 +42469,10 @@ function percentDecodings(text2) {
   return decodings;
 }
 function percentDecode(text2) {
-  return text2.replace(/(?:%[0-9a-f]{2})+/gi, (run) => {
-    try {
-      return decodeURIComponent(run);
-    } catch {
-      return run;
-    }
-  });
+  return text2.replace(
+    /(?:%[0-9a-f]{2})+/gi,
+    (run) => Buffer.from(run.replaceAll("%", ""), "hex").toString("utf8")
+  );
 }
 function redact(detector, target, forms) {
   const label = `[REDACTED:${detector}]`;
@@ -42586,36 +42587,66 @@ function jsonUnescaped(text2) {
 function jsonStrings(text2) {
   const start = text2.trimStart()[0];
   if (start !== "{" && start !== "[" && start !== '"') return void 0;
-  let parsed;
   try {
-    parsed = JSON.parse(text2);
+    JSON.parse(text2);
   } catch {
     return void 0;
   }
   const out = [];
-  const stack = [parsed];
-  while (stack.length > 0) {
-    const value = stack.pop();
-    if (typeof value === "string") out.push(value);
-    else if (Array.isArray(value)) {
-      if (isByteArray(value)) out.push(Buffer.from(value).toString("utf8"));
-      else for (let i = value.length - 1; i >= 0; i--) stack.push(value[i]);
-    } else if (typeof value === "object" && value !== null) {
-      const entries = Object.entries(value);
-      for (let i = entries.length - 1; i >= 0; i--) {
-        const [key, item] = entries[i];
-        stack.push(item, key);
+  for (let i = 0; i < text2.length; i++) {
+    const code2 = text2.charCodeAt(i);
+    if (code2 === QUOTE2) {
+      const end = stringLiteralEnd(text2, i);
+      const literal2 = text2.slice(i, end + 1);
+      out.push(literal2.includes("\\") ? JSON.parse(literal2) : literal2.slice(1, -1));
+      i = end;
+    } else if (code2 === OPEN_BRACKET) {
+      const bytes = byteArrayAt(text2, i);
+      if (bytes !== void 0) {
+        out.push(Buffer.from(bytes.values).toString("utf8"));
+        i = bytes.end;
       }
     }
   }
   return out.join("\n\n");
 }
-var MIN_BYTE_ARRAY = 16;
-function isByteArray(values) {
-  return values.length >= MIN_BYTE_ARRAY && values.every(
-    (value) => Number.isInteger(value) && value >= 0 && value <= 255
-  );
+var QUOTE2 = 34;
+var BACKSLASH2 = 92;
+var OPEN_BRACKET = 91;
+var CLOSE_BRACKET = 93;
+var COMMA2 = 44;
+function stringLiteralEnd(text2, start) {
+  let i = start + 1;
+  while (text2.charCodeAt(i) !== QUOTE2) i += text2.charCodeAt(i) === BACKSLASH2 ? 2 : 1;
+  return i;
 }
+var MIN_BYTE_ARRAY = 16;
+function byteArrayAt(text2, start) {
+  const values = [];
+  let i = start + 1;
+  for (; ; ) {
+    i = afterWhitespace(text2, i);
+    const digitsFrom = i;
+    let value = 0;
+    for (let code3 = text2.charCodeAt(i); isDigit(code3); code3 = text2.charCodeAt(++i))
+      value = value * 10 + code3 - 48;
+    if (i === digitsFrom || i - digitsFrom > 3 || value > 255) return void 0;
+    values.push(value);
+    i = afterWhitespace(text2, i);
+    const code2 = text2.charCodeAt(i);
+    if (code2 === CLOSE_BRACKET)
+      return values.length >= MIN_BYTE_ARRAY ? { values, end: i } : void 0;
+    if (code2 !== COMMA2) return void 0;
+    i++;
+  }
+}
+var isDigit = (code2) => code2 >= 48 && code2 <= 57;
+function afterWhitespace(text2, at) {
+  let i = at;
+  while (JSON_WHITESPACE.has(text2.charCodeAt(i))) i++;
+  return i;
+}
+var JSON_WHITESPACE = /* @__PURE__ */ new Set([32, 9, 10, 13]);
 var measured = (decompress) => (body2, maxOutputLength) => {
   const options = { maxOutputLength, info: true };
   return decompress(body2, options);
@@ -43250,7 +43281,11 @@ function webSocketTarget(url) {
     }
   };
 }
-function tunnelTarget(url, hostHeader, tunnel, scheme) {
+var QUOTED_CHARS = 200;
+function quoted(text2, redact2) {
+  return redact2(text2).slice(0, QUOTED_CHARS);
+}
+function tunnelTarget(url, hostHeader, tunnel, scheme, redact2) {
   const authority = `${formatHost(tunnel.host)}${tunnel.port === 443 ? "" : `:${tunnel.port}`}`;
   if (!url.startsWith("/")) {
     return {
@@ -43259,22 +43294,22 @@ function tunnelTarget(url, hostHeader, tunnel, scheme) {
       refusal: {
         status: 400,
         layer: "request",
-        reason: `inside a tunnel a request names a path (origin-form), not "${url.slice(0, 200)}"`
+        reason: `inside a tunnel a request names a path (origin-form), not "${quoted(url, redact2)}"`
       }
     };
   }
   const target = `${scheme}://${authority}${url}`;
-  const problem = hostHeaderProblem(hostHeader, tunnel);
+  const problem = hostHeaderProblem(hostHeader, tunnel, redact2);
   if (problem !== void 0)
     return { ok: false, target, refusal: { status: 403, layer: "host", reason: problem } };
   return { ok: true, target };
 }
-function hostHeaderProblem(header, tunnel) {
+function hostHeaderProblem(header, tunnel, redact2) {
   const expected = `${formatHost(tunnel.host)}:${tunnel.port}`;
   if (header === void 0) return `the request has no Host header; expected ${expected}`;
   const parsed = parseRequestTarget(`https://${header}/`);
   const same = parsed.ok && parsed.target.kind === "url" && formatHost(parsed.target.host) === formatHost(tunnel.host) && parsed.target.port === tunnel.port;
-  return same ? void 0 : `Host ${header.slice(0, 200)} does not match the CONNECT target ${expected}`;
+  return same ? void 0 : `Host ${quoted(header, redact2)} does not match the CONNECT target ${expected}`;
 }
 function safeDecode2(text2) {
   try {
@@ -44220,11 +44255,13 @@ var Engine = class {
     if (tunnel) tunnel.requests++;
     return tunnel;
   }
+  /** What a refusal quotes of the request, without the secrets the evidence may not hold. */
+  redactQuote = (text2) => this.admission.scanner.redactText(text2);
   /** The target a receipt names: inside a tunnel, the tunnel's URL with the request's path. */
   requestTarget(req) {
     const url = req.url ?? "";
     const tunnel = this.intercepted.get(req.socket);
-    return tunnel ? tunnelTarget(url, req.headers.host, tunnel, "https").target : url;
+    return tunnel ? tunnelTarget(url, req.headers.host, tunnel, "https", this.redactQuote).target : url;
   }
   /** The refusal for one more tunnel or WebSocket, when the limit is reached. */
   tunnelsFull() {
@@ -44276,7 +44313,13 @@ var Engine = class {
     const requestId = this.requestId();
     if (tunnel === void 0) throw new Error("unreachable: an inner request outside a tunnel");
     const method = req.method ?? "";
-    const located = tunnelTarget(req.url ?? "", req.headers.host, tunnel, "https");
+    const located = tunnelTarget(
+      req.url ?? "",
+      req.headers.host,
+      tunnel,
+      "https",
+      this.redactQuote
+    );
     if (!located.ok) {
       return this.refuseUnadmitted(
         res,
@@ -44615,7 +44658,7 @@ var Engine = class {
   onUpgrade(req, socket, head) {
     const tunnel = this.countRequest(req);
     const requestId = this.requestId();
-    const located = tunnel ? tunnelTarget(req.url ?? "", req.headers.host, tunnel, "wss") : webSocketTarget(req.url ?? "");
+    const located = tunnel ? tunnelTarget(req.url ?? "", req.headers.host, tunnel, "wss", this.redactQuote) : webSocketTarget(req.url ?? "");
     const transport = tunnel ? "intercept" : "websocket";
     const refuse2 = (target, refusal) => {
       this.recordBlock(this.unadmitted(transport, "WS", target, requestId), refusal);
