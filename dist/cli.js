@@ -42109,6 +42109,12 @@ function base64Runs(text2) {
       i++;
       continue;
     }
+    const end = lineEnd(text2, i);
+    const width = end - i;
+    if (width < MIN_RUN && (width < NARROWEST_WRAP || continuation(text2, end) < 0)) {
+      i = end;
+      continue;
+    }
     const blob = wrappedBlob(text2, i);
     const run = blob.lines.join("");
     if (run.length >= MIN_RUN) runs.push(run);

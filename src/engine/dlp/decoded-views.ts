@@ -46,6 +46,13 @@ export function base64Runs(text: string): string[] {
       i++;
       continue;
     }
+    // Most runs are words too short to be a blob, and no line follows them: nothing to copy.
+    const end = lineEnd(text, i);
+    const width = end - i;
+    if (width < MIN_RUN && (width < NARROWEST_WRAP || continuation(text, end) < 0)) {
+      i = end;
+      continue;
+    }
     const blob = wrappedBlob(text, i);
     const run = blob.lines.join('');
     if (run.length >= MIN_RUN) runs.push(run);
