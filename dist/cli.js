@@ -31584,6 +31584,9 @@ function goString(value) {
   }
   return out + value.slice(chunkStart) + '"';
 }
+function escapeNextLine(json) {
+  return json.replaceAll("\x85", "\\u0085");
+}
 function compactRaw(raw) {
   let out = "";
   let inString = false;
@@ -33598,7 +33601,8 @@ function readEvidenceLine(text2, where) {
   const receipt = receiptFrom(entry.value.doc, detail, where);
   if (!receipt.ok) return receipt;
   const encoded = encodeReceipt(receipt.value);
-  if (entry.value.detail !== encoded && compactRaw(entry.value.detail) !== encoded) {
+  const written = entry.value.detail;
+  if (written !== encoded && compactRaw(written) !== encoded && written !== escapeNextLine(encoded)) {
     return fail("malformed", `${where}: receipt bytes differ from the encoding that was signed`);
   }
   return { ok: true, value: { entry: entry.value, receipt: receipt.value } };
@@ -34121,7 +34125,7 @@ var RecorderWriter = class {
       event_kind: ar.action_type,
       transport: ar.transport,
       summary: `receipt: ${ar.verdict} ${ar.action_type} ${ar.transport}`,
-      detail: built.json
+      detail: escapeNextLine(built.json)
     });
   }
   /** Seals the receipt chain: no receipts may follow in this session. */

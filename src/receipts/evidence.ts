@@ -7,7 +7,7 @@ import { ChainVerifier, DEFAULT_SESSION_ID } from './chain.js';
 import type { CryptoBackend } from './crypto.js';
 import type { Failure, Outcome } from './failure.js';
 import { fail } from './failure.js';
-import { compactRaw } from './go-json.js';
+import { compactRaw, escapeNextLine } from './go-json.js';
 import { integerIn, UINT64 } from './go-struct.js';
 import type { JsonDocument, JsonNode } from './json.js';
 import { parseJson } from './json.js';
@@ -126,10 +126,16 @@ function readEvidenceLine(text: string, where: string): Outcome<EvidenceLine> {
     return fail('malformed', `${where}: action_receipt detail is not a receipt object`);
   const receipt = receiptFrom(entry.value.doc, detail, where);
   if (!receipt.ok) return receipt;
-  // Pipelock writes the receipt it signed as Go marshals it. Another spelling of the same values
-  // (an escape in upper-case hex, reordered keys) is not what was written, so it is refused.
+  // Pipelock writes the receipt it signed as Go marshals it (this engine, with NEL escaped).
+  // Another spelling of the same values (an escape in upper-case hex, reordered keys) is not
+  // what was written, so it is refused.
   const encoded = encodeReceipt(receipt.value);
-  if (entry.value.detail !== encoded && compactRaw(entry.value.detail) !== encoded) {
+  const written = entry.value.detail;
+  if (
+    written !== encoded &&
+    compactRaw(written) !== encoded &&
+    written !== escapeNextLine(encoded)
+  ) {
     return fail('malformed', `${where}: receipt bytes differ from the encoding that was signed`);
   }
   return { ok: true, value: { entry: entry.value, receipt: receipt.value } };

@@ -50,6 +50,15 @@ export function goString(value: string): string {
 }
 
 /**
+ * JSON text with U+0085 (NEL) written as `\u0085`. Go leaves it raw, and Python's
+ * str.splitlines() (pipelock-verify-python) ends a line there: one NEL in a receipt made that
+ * verifier refuse the whole evidence file. JSON readers take both spellings as the same value.
+ */
+export function escapeNextLine(json: string): string {
+  return json.replaceAll('\u0085', '\\u0085');
+}
+
+/**
  * Go's json.Compact with HTML escaping, applied to the source text of a value (what Go does when
  * it re-marshals a json.RawMessage): whitespace outside strings goes, `<`, `>`, `&`, U+2028 and
  * U+2029 get escaped, everything else (key order, number spelling, existing escapes) stays.

@@ -2,7 +2,7 @@
 // hash chain, receipt entries, signed checkpoints and the transcript_root seal. Returns text only.
 import type { BuiltReceipt } from './builder.js';
 import type { CryptoBackend } from './crypto.js';
-import { goString } from './go-json.js';
+import { escapeNextLine, goString } from './go-json.js';
 import { formatRfc3339Nano, parseGoTime, toUtc } from './go-time.js';
 import { parseJson } from './json.js';
 import type { RecorderEntry } from './recorder.js';
@@ -99,7 +99,7 @@ export class RecorderWriter {
       event_kind: ar.action_type,
       transport: ar.transport,
       summary: `receipt: ${ar.verdict} ${ar.action_type} ${ar.transport}`,
-      detail: built.json,
+      detail: escapeNextLine(built.json),
     });
   }
 

@@ -11,6 +11,7 @@ import { createNodeBackend } from '../../src/receipts/node-backend.js';
 import { encodeReceipt, signReceipt } from '../../src/receipts/receipt.js';
 import { parseEntryLine } from '../../src/receipts/recorder.js';
 import { RecorderWriter } from '../../src/receipts/recorder-writer.js';
+import { escapeNextLine } from '../../src/receipts/go-json.js';
 import { verifyChain } from '../../src/receipts/chain.js';
 import { parseJson } from '../../src/receipts/json.js';
 import { decodeReceipt } from '../../src/receipts/receipt.js';
@@ -188,8 +189,17 @@ for (const seed of [1, 2, 3, 4, 5]) {
   });
 }
 
-test('every built receipt re-encodes to exactly the bytes written in its recorder entry', () => {
+test('every built receipt re-encodes to exactly the bytes written in its recorder entry (NEL escaped)', () => {
   const chain = buildChain(42, 60);
+  // pipelock-verify-python splits lines as str.splitlines() does: nothing it breaks at may be
+  // inside a line. Go escapes all but NEL; the writer escapes that one.
+  assert.ok(
+    chain.built.some((b) => b.json.includes('\u0085')),
+    'the chain holds a raw NEL',
+  );
+  const breaks = ['\r', '\v', '\f', '\u001c', '\u001d', '\u001e', '\u0085', '\u2028', '\u2029'];
+  for (const { text } of splitJsonl(chain.jsonl))
+    for (const lineBreak of breaks) assert.ok(!text.includes(lineBreak), escape(lineBreak));
   const receiptLines = splitJsonl(chain.jsonl).filter((l) =>
     l.text.includes('"type":"action_receipt"'),
   );
@@ -197,7 +207,7 @@ test('every built receipt re-encodes to exactly the bytes written in its recorde
   receiptLines.forEach(({ text }, i) => {
     const entry = parseEntryLine(text);
     assert.ok(entry.ok);
-    assert.equal(entry.value.detail, chain.built[i]?.json);
+    assert.equal(entry.value.detail, escapeNextLine(chain.built[i]?.json ?? ''));
     assert.ok(entry.value.detailNode);
     const decoded = decodeReceipt(entry.value.doc, entry.value.detailNode);
     assert.ok(decoded.ok, decoded.ok ? '' : decoded.failure.message);
