@@ -11,6 +11,7 @@ import {
   type Policy,
 } from '../policy/index.js';
 import { type CliIo, UsageError } from './io.js';
+import { readPolicyFile } from './policy-file.js';
 
 export async function policyCommand(args: readonly string[], io: CliIo): Promise<number> {
   const [subcommand, ...rest] = args;
@@ -32,7 +33,7 @@ export async function policyCommand(args: readonly string[], io: CliIo): Promise
 async function load(file: string, io: CliIo): Promise<Policy | number> {
   let bytes: Uint8Array;
   try {
-    bytes = await io.readFile(file);
+    bytes = await readPolicyFile(file);
   } catch (error) {
     io.err(`pipelock-egress: cannot read policy ${file}: ${(error as Error).message}\n`);
     return 2;

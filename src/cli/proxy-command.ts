@@ -19,6 +19,7 @@ import { optionValue, parseOptions, type ParsedOptions } from './options.js';
 import { listenText, loopbackListen } from './loopback-listen.js';
 import { readUpstreamCa } from './upstream-ca.js';
 import { boundSecretValues } from './bound-secrets.js';
+import { readPolicyFile } from './policy-file.js';
 
 const COMMAND = 'proxy';
 
@@ -52,7 +53,7 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
 
   let policyBytes: Uint8Array;
   try {
-    policyBytes = await io.readFile(policyFile);
+    policyBytes = await readPolicyFile(policyFile);
   } catch (error) {
     io.err(
       `pipelock-egress ${COMMAND}: cannot read the policy ${policyFile}: ${(error as Error).message}; give --policy a readable policy file\n`,

@@ -14,6 +14,7 @@ import { optionValue, parseOptions, type ParsedOptions } from './options.js';
 import { isRegularFile } from '../regular-file.js';
 import { readUpstreamCa } from './upstream-ca.js';
 import { boundSecretValues } from './bound-secrets.js';
+import { readPolicyFile } from './policy-file.js';
 
 export const DEFAULT_EVIDENCE_OUTPUT = 'audit-artifacts';
 export const DEFAULT_IDENTITY = 'pipelock-agent';
@@ -97,7 +98,7 @@ export async function parseRunRequest(
   let policyBytes: Uint8Array = new Uint8Array();
   let policy: Policy | undefined;
   try {
-    policyBytes = await io.readFile(policyFile);
+    policyBytes = await readPolicyFile(policyFile);
     const parsed = parsePolicy(policyBytes, policyFile);
     if (parsed.ok) policy = parsed.policy;
     else problems.push(...parsed.errors.map(formatPolicyError));

@@ -52,7 +52,7 @@ export function parsePolicy(bytes: Uint8Array, file: string): PolicyResult {
       'file_too_large',
       1,
       1,
-      `the file has ${bytes.length} bytes; a policy may have at most ${MAX_POLICY_BYTES}`,
+      `the file has more than ${MAX_POLICY_BYTES} bytes; a policy may have at most ${MAX_POLICY_BYTES}`,
     );
   }
   const invalidAt = firstInvalidUtf8Offset(bytes);

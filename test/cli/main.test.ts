@@ -3,10 +3,11 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { scratchDir } from '../scratch.js';
 import { main } from '../../src/cli/main.js';
+import { MAX_POLICY_BYTES } from '../../src/policy/index.js';
 
 const REFERENCE = 'fixtures/policies/reference.yaml';
 const TRIAGE = 'fixtures/policies/triage-agent.yaml';
@@ -125,6 +126,24 @@ test('policy check of a missing file: exit 2 with the reason', async () => {
   const { code, stderr } = await cli('policy', 'check', 'fixtures/policies/does-not-exist.yaml');
   assert.equal(code, 2);
   assert.match(stderr, /cannot read policy fixtures\/policies\/does-not-exist\.yaml: ENOENT/);
+});
+
+test('policy check of a FIFO or a device: exit 2 at once, "not a regular file", nothing read', async () => {
+  const fifo = join(scratchDir('pe-policy-fifo-'), 'policy.yaml');
+  execFileSync('mkfifo', [fifo]);
+  for (const file of [fifo, '/dev/zero']) {
+    const { code, stderr } = await cli('policy', 'check', file);
+    assert.equal(code, 2, stderr);
+    assert.match(stderr, new RegExp(`cannot read policy ${file}: not a regular file`));
+  }
+});
+
+test('policy check of a file over the size limit reads no more than the limit and says so', async () => {
+  const file = join(scratchDir('pe-policy-big-'), 'policy.yaml');
+  writeFileSync(file, Buffer.alloc(3 * MAX_POLICY_BYTES, 0x20));
+  const { code, stderr } = await cli('policy', 'check', file);
+  assert.equal(code, 1, stderr);
+  assert.match(stderr, new RegExp(`the file has more than ${MAX_POLICY_BYTES} bytes`));
 });
 
 test('policy explain: an allowed request prints allow and the rule, exit 0', async () => {

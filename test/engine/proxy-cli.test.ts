@@ -420,6 +420,20 @@ test('proxy CLI: a policy file that cannot be read exits 1 naming it, before any
   }
 });
 
+test('proxy CLI: a policy that is a FIFO exits 1 at once, not a regular file, before any evidence', async () => {
+  const dir = tempDir();
+  try {
+    const fifo = join(dir, 'policy.yaml');
+    execFileSync('mkfifo', [fifo]);
+    const result = await runInProcess(loopbackProxy(fifo, join(dir, 'ev')));
+    assert.equal(result.code, 1, result.err);
+    assert.match(result.err, /cannot read the policy .*policy\.yaml: not a regular file/);
+    assert.deepEqual(readdirSync(dir), ['policy.yaml'], 'no evidence was started');
+  } finally {
+    cleanup(dir);
+  }
+});
+
 test('proxy CLI: an --upstream-ca that cannot be read or holds no certificate exits 1 naming it, before any evidence', async () => {
   const dir = tempDir();
   try {

@@ -447,7 +447,16 @@ test('a file over the size limit is refused before parsing', () => {
   if (result.ok) return;
   assertErrors(
     result.errors,
-    [e('file_too_large', 1, 1, '', `${MAX_POLICY_BYTES + 1} bytes`, `at most ${MAX_POLICY_BYTES}`)],
+    [
+      e(
+        'file_too_large',
+        1,
+        1,
+        '',
+        `more than ${MAX_POLICY_BYTES} bytes`,
+        `at most ${MAX_POLICY_BYTES}`,
+      ),
+    ],
     'huge.yaml',
   );
 });
