@@ -4,6 +4,7 @@
 import * as z from 'zod';
 import { type Destination, parseDestination, patternsOverlap } from './destination.js';
 import { rulePathProblem } from './path.js';
+import { canMatchEmpty } from './empty-match.js';
 
 export const METHODS = [
   'GET',
@@ -176,24 +177,14 @@ export const dlpPatternSchema = z.strictObject({
 });
 
 function regexProblem(source: string): string | undefined {
-  let regex: RegExp;
   try {
-    regex = new RegExp(source, 'u');
+    new RegExp(source, 'u');
   } catch (error) {
     return `not a valid regular expression (${(error as Error).message}); expected JavaScript RegExp syntax with the "u" flag`;
   }
-  if (EMPTY_MATCH_PROBES.some((text) => matchesEmpty(regex, text)))
-    return 'the pattern matches the empty string (at a word or line edge, or before some character), so it would match every request; make it require at least one character';
+  if (canMatchEmpty(source))
+    return 'the pattern can match the empty string (each part of one of its alternatives is optional or zero-width: "?", "*", "{0,n}", "^", "$", "\\b", a lookahead or lookbehind), so it would match every request; make it require at least one character';
   return undefined;
-}
-
-/** Short texts on which a pattern that can match nothing (`\b`, `^`, `(?=a)`) shows it. */
-const EMPTY_MATCH_PROBES = ['', 'a', ' ', 'a b', 'Ab1-_.', 'key=value&x=1', '/path?q', 'x\ny\n'];
-
-function matchesEmpty(regex: RegExp, text: string): boolean {
-  for (const match of text.matchAll(new RegExp(regex.source, 'gu')))
-    if (match[0] === '') return true;
-  return false;
 }
 
 export const dlpSchema = z.strictObject({

@@ -257,11 +257,14 @@ const MALFORMED: Record<string, readonly Expected[]> = {
   ],
   'bad-pattern': [
     e('bad_pattern', 7, 14, 'dlp.patterns[0].regex', 'not a valid regular expression'),
-    e('bad_pattern', 9, 14, 'dlp.patterns[1].regex', 'matches the empty string'),
+    e('bad_pattern', 9, 14, 'dlp.patterns[1].regex', 'can match the empty string'),
     // Not on the empty text alone: at a word edge, before a character, at a line start.
-    e('bad_pattern', 11, 14, 'dlp.patterns[2].regex', 'matches the empty string'),
-    e('bad_pattern', 13, 14, 'dlp.patterns[3].regex', 'matches the empty string'),
-    e('bad_pattern', 15, 14, 'dlp.patterns[4].regex', 'matches the empty string'),
+    e('bad_pattern', 11, 14, 'dlp.patterns[2].regex', 'can match the empty string'),
+    e('bad_pattern', 13, 14, 'dlp.patterns[3].regex', 'can match the empty string'),
+    e('bad_pattern', 15, 14, 'dlp.patterns[4].regex', 'can match the empty string'),
+    // Nor on any short text: read from the pattern, not tried on samples.
+    e('bad_pattern', 17, 14, 'dlp.patterns[5].regex', 'can match the empty string'),
+    e('bad_pattern', 19, 14, 'dlp.patterns[6].regex', 'can match the empty string'),
   ],
   'yaml-syntax': [e('yaml_syntax', 3, 33, '', 'YAML syntax error', 'quote')],
   'yaml-syntax-flow': [e('yaml_syntax', 3, 1, '', 'YAML syntax error', 'Flow sequence')],

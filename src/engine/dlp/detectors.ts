@@ -114,3 +114,22 @@ export function policyDetectors(policy: Policy): Detector[] {
   }));
   return [...(policy.dlp.builtin ? BUILTIN_DETECTORS : []), ...own];
 }
+
+/**
+ * The first match of `probe` (not global) in `text` that holds something. A zero-length match
+ * (a policy pattern that is all lookahead) finds nothing: it would refuse every request and
+ * "redact" the gaps between characters.
+ */
+export function firstFinding(probe: RegExp, text: string): RegExpExecArray | undefined {
+  const first = probe.exec(text);
+  if (first === null || first[0] !== '') return first ?? undefined;
+  for (const match of text.matchAll(new RegExp(probe.source, `g${probe.flags}`)))
+    if (match[0] !== '') return match;
+  return undefined;
+}
+
+/** `text` with every match of `detector` that holds something replaced by its label. */
+export function redactFindings(detector: Detector, text: string): string {
+  const label = `[REDACTED:${detector.name}]`;
+  return text.replace(detector.pattern, (match) => (match === '' ? '' : label));
+}

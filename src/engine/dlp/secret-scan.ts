@@ -4,7 +4,7 @@
 
 import type { Destination } from '../../policy/destination.js';
 import { secretMayGo, type Host, type RequestTarget } from '../../policy/index.js';
-import type { Detector } from './detectors.js';
+import { firstFinding, redactFindings, type Detector } from './detectors.js';
 import { withinTime } from './time-bound.js';
 import { DEFAULT_LIMITS } from '../limits.js';
 import { base64Runs, decodedViews, DecodingBudgetExceeded } from './decoded-views.js';
@@ -211,7 +211,7 @@ export function createSecretScanner(
         running = detector.name;
         for (const view of views) {
           where = view.where;
-          const match = (decoded ? decodedProbe : probe).exec(view.text);
+          const match = firstFinding(decoded ? decodedProbe : probe, view.text);
           if (match) return { detector: detector.name, where: view.where, forms: [match[0]] };
         }
       }
@@ -298,9 +298,7 @@ export function createSecretScanner(
       const cutBy = (group: readonly Probe[], from: string): string =>
         group.reduce((cut, { detector, probe }) => {
           running = detector.name;
-          return probe.test(cut)
-            ? cut.replace(detector.pattern, `[REDACTED:${detector.name}]`)
-            : cut;
+          return probe.test(cut) ? redactFindings(detector, cut) : cut;
         }, from);
       try {
         const cut = cutBy(builtinProbes, redactSpelledBound(text));
