@@ -1,17 +1,16 @@
 // `policy check` and `policy explain`.
 
 import {
-  decide,
   formatPolicyError,
   parsePolicy,
   rulePorts,
   secretsKeptFrom,
-  type Decision,
   type EgressRule,
   type Policy,
 } from '../policy/index.js';
 import { type CliIo, UsageError } from './io.js';
 import { readPolicyFile } from './policy-file.js';
+import { explainRequest, type Explanation } from './explain-request.js';
 
 export async function policyCommand(args: readonly string[], io: CliIo): Promise<number> {
   const [subcommand, ...rest] = args;
@@ -59,13 +58,19 @@ async function explain(file: string, method: string, target: string, io: CliIo):
     throw new UsageError(`policy explain: "${method}" is not an HTTP method`);
   const policy = await load(file, io);
   if (typeof policy === 'number') return 2;
-  const decision = decide(policy, { method, target });
+  const explanation = explainRequest(policy, method, target);
+  const { decision } = explanation;
   const kept = decision.target === undefined ? [] : secretsKeptFrom(policy, decision.target);
-  io.out(describeDecision(decision, kept));
-  return decision.verdict === 'block' ? 1 : 0;
+  io.out(describeExplanation(explanation, kept));
+  return explanation.refusal !== undefined || decision.verdict === 'block' ? 1 : 0;
 }
 
-function describeDecision(decision: Decision, keptSecrets: readonly string[]): string {
+function describeExplanation(
+  { decision, refusal, ssrf }: Explanation,
+  keptSecrets: readonly string[],
+): string {
+  if (refusal !== undefined)
+    return `block\n  layer:  ${refusal.layer}\n  reason: ${refusal.reason}\n`;
   const lines: string[] = [decision.verdict];
   if (decision.layer) lines.push(`  layer:  ${decision.layer}`);
   lines.push(`  reason: ${decision.reason}`);
@@ -94,6 +99,7 @@ function describeDecision(decision: Decision, keptSecrets: readonly string[]): s
       );
     }
   }
+  if (ssrf !== undefined) lines.push(`  ssrf:   ${ssrf}`);
   return `${lines.join('\n')}\n`;
 }
 

@@ -34,7 +34,7 @@ import { parseRequestTarget } from '../policy/target.js';
 import type { IpAddress } from '../policy/ip.js';
 import type { RunCertificateAuthority } from './tls/run-ca.js';
 import { terminateTls } from './tls/terminate.js';
-import { relayWebSocket, type WebSocketContext } from './websocket.js';
+import { relayWebSocket, webSocketSwitchRefusal, type WebSocketContext } from './websocket.js';
 import { upstreamTrust } from './upstream-trust.js';
 
 export interface EngineOptions {
@@ -765,13 +765,8 @@ export class Engine {
         reason: `only WebSocket upgrades (GET with Upgrade: websocket) are proxied, not this ${req.method ?? ''} upgrade`,
       });
     }
-    if (!this.options.policy.websocket.enabled) {
-      return refuse(located.target, {
-        status: 403,
-        layer: 'websocket',
-        reason: 'WebSocket is not enabled by the policy (websocket.enabled: false)',
-      });
-    }
+    const switchedOff = webSocketSwitchRefusal(this.options.policy);
+    if (switchedOff) return refuse(located.target, switchedOff);
     // One inside an intercepted tunnel is held by that tunnel's count; the others count alike.
     const full = tunnel ? undefined : this.tunnelsFull();
     if (full) return refuse(located.target, full);

@@ -157,7 +157,8 @@ test('policy explain: an allowed request prints allow and the rule, exit 0', asy
   assert.equal(code, 0);
   assert.equal(
     stdout,
-    'allow\n  reason: allowed by egress[0] (api.github.com)\n  rule:   egress[0] api.github.com (line 3)\n  scan:   headers and body are scanned for secrets\n',
+    'allow\n  reason: allowed by egress[0] (api.github.com)\n  rule:   egress[0] api.github.com (line 3)\n  scan:   headers and body are scanned for secrets\n' +
+      '  ssrf:   applies to the addresses api.github.com resolves to when the request is made (a loopback, private or metadata address passes only on a rule naming it)\n',
   );
 });
 
@@ -219,6 +220,48 @@ test('policy explain: a destination a bound secret may not reach is scanned and 
   assert.match(kept.stdout, /tls: +intercepted to keep out GH_TOKEN/);
   const pinned = await explain('pinned.example.com:443');
   assert.match(pinned.stdout, /tls: +tunnelled untouched/);
+});
+
+test('policy explain applies the WebSocket switch and the SSRF guard as the proxy does', async () => {
+  const dir = scratchDir('pe-explain-');
+  const policyFile = (name: string, text: string) => {
+    const file = join(dir, name);
+    writeFileSync(file, text);
+    return file;
+  };
+  const noWebSocket = policyFile(
+    'ws.yaml',
+    'version: "1.0"\negress:\n  - destination: "127.0.0.1:21003"\nwebsocket:\n  enabled: false\n',
+  );
+  for (const target of ['ws://127.0.0.1:21003/x', 'wss://127.0.0.1:21003/x']) {
+    const { code, stdout } = await cli('policy', 'explain', noWebSocket, 'GET', target);
+    assert.equal(code, 1, stdout);
+    assert.match(stdout, /^block\n +layer: +websocket\n +reason: .*websocket\.enabled: false/);
+  }
+  const rules = 'egress:\n  - destination: "127.0.0.0/8"\n    ports: [21002]\n';
+  for (const mode of ['enforce', 'audit']) {
+    const open = policyFile(
+      `open-${mode}.yaml`,
+      `version: "1.0"\nmode: ${mode}\ndefault_deny: false\n${rules}`,
+    );
+    const loopback = await cli('policy', 'explain', open, 'GET', 'http://[::1]:21004/x');
+    assert.equal(loopback.code, 1, loopback.stdout);
+    assert.match(
+      loopback.stdout,
+      /^block\n +layer: +ssrf\n +reason: SSRF blocked: \[::1\] resolves to loopback/,
+    );
+    const named = await cli('policy', 'explain', open, 'GET', 'http://127.0.0.1:21002/x');
+    assert.equal(named.code, 0, named.stdout);
+    assert.match(
+      named.stdout,
+      /ssrf: +passes: 127\.0\.0\.1 is a loopback address, and a rule naming it/,
+    );
+    const name = await cli('policy', 'explain', open, 'GET', 'http://example.test/x');
+    assert.match(
+      name.stdout,
+      /ssrf: +applies to the addresses example\.test resolves to when the request is made/,
+    );
+  }
 });
 
 test('policy explain on an invalid policy reports its errors and exits 2 (no decision)', async () => {

@@ -1,0 +1,63 @@
+// What `policy explain` says the engine does with a request: the policy's decision, then what
+// the engine applies beyond the rules without resolving a name (the WebSocket switch, and the
+// SSRF guard for an IP address written in the target).
+
+import { decide, formatHost, type Decision, type Policy } from '../policy/index.js';
+import { formatIp } from '../policy/ip.js';
+import type { Refusal } from '../engine/refusal.js';
+import {
+  checkResolvedAddresses,
+  interceptedForAddress,
+  passthroughToGuardedAddress,
+  specialAddressKind,
+} from '../engine/ssrf.js';
+import { webSocketSwitchRefusal } from '../engine/websocket.js';
+
+export interface Explanation {
+  /** The policy's decision, with what the address's own rules add (scan, interception). */
+  readonly decision: Decision;
+  /** The engine refuses the request whatever the decision (in audit mode too). */
+  readonly refusal: Refusal | undefined;
+  /** How the SSRF guard applies, for a request the rules let through. */
+  readonly ssrf: string | undefined;
+}
+
+export function explainRequest(policy: Policy, method: string, target: string): Explanation {
+  const decision = decide(policy, { method, target });
+  const switchedOff = /^wss?:\/\//i.test(target) ? webSocketSwitchRefusal(policy) : undefined;
+  if (switchedOff) return { decision, refusal: switchedOff, ssrf: undefined };
+  const to = decision.target;
+  if (decision.verdict === 'block' || to === undefined)
+    return { decision, refusal: undefined, ssrf: undefined };
+  if (to.host.kind === 'name') {
+    return {
+      decision,
+      refusal: undefined,
+      ssrf: `applies to the addresses ${formatHost(to.host)} resolves to when the request is made (a loopback, private or metadata address passes only on a rule naming it)`,
+    };
+  }
+  const { ip } = to.host;
+  const checked = checkResolvedAddresses(policy, { methods: [method], target: to }, [ip]);
+  if (!checked.ok)
+    return {
+      decision,
+      refusal: { status: 403, layer: 'ssrf', reason: checked.reason },
+      ssrf: undefined,
+    };
+  const kind = specialAddressKind(ip);
+  const scanned = checked.scan ? { ...decision, scan: true } : decision;
+  const intercepted =
+    to.kind === 'authority' ? interceptedForAddress(policy, ip, to.port) : undefined;
+  if (intercepted !== undefined && decision.passthrough) {
+    const refusal = passthroughToGuardedAddress(decision, { ip, kind: intercepted, port: to.port });
+    return { decision, refusal, ssrf: undefined };
+  }
+  return {
+    decision: intercepted === undefined ? scanned : { ...scanned, intercept: true },
+    refusal: undefined,
+    ssrf:
+      kind === undefined
+        ? `passes: ${formatIp(ip)} is a public address`
+        : `passes: ${formatIp(ip)} is a ${kind} address, and a rule naming it allows this request`,
+  };
+}
