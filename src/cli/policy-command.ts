@@ -41,7 +41,7 @@ async function load(file: string, io: CliIo): Promise<Policy | number> {
   if (result.ok) return result.policy;
   for (const error of result.errors) io.err(`${formatPolicyError(error)}\n`);
   io.err(
-    `${result.errors.length} error${result.errors.length === 1 ? '' : 's'} in ${file}; nothing runs on an invalid policy\n`,
+    `${result.total} error${result.total === 1 ? '' : 's'} in ${file}; nothing runs on an invalid policy\n`,
   );
   return 1;
 }

@@ -3,6 +3,7 @@
 
 import { formatHost, type Host } from './host.js';
 import { hostMatches, type Destination } from './destination.js';
+import { needsInspection } from './inspection.js';
 import { pathReadings, pathWithin } from './path.js';
 import { parseRequestTarget, type RequestTarget } from './target.js';
 import type { EgressRule, Policy } from './load.js';
@@ -218,16 +219,6 @@ export function inspectedOn(policy: Policy, host: Host, port: number): boolean {
   return policy.egress.some(
     (rule) =>
       hostMatches(rule.destination.host, host) && portAllowed(rule, port) && needsInspection(rule),
-  );
-}
-
-function needsInspection(rule: EgressRule): boolean {
-  return (
-    rule.tls !== 'passthrough' &&
-    (rule.methods !== undefined ||
-      rule.paths !== undefined ||
-      rule.scan ||
-      rule.destination.url !== undefined)
   );
 }
 

@@ -5,6 +5,8 @@ export type PolicyErrorCode =
   | 'file_too_large'
   | 'not_utf8'
   | 'yaml_syntax'
+  | 'too_deeply_nested'
+  | 'too_many_errors'
   | 'duplicate_key'
   | 'multiple_documents'
   | 'alias_not_allowed'

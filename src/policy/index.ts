@@ -1,5 +1,6 @@
 export {
   parsePolicy,
+  MAX_LISTED_ERRORS,
   MAX_POLICY_BYTES,
   type Policy,
   type PolicyResult,

@@ -18,6 +18,7 @@ import { closestMatch, formatKeyPath, type PolicyError, type PolicyErrorCode } f
 import { KNOWN_KEYS, policySchema, type PolicyDocument } from './schema.js';
 import { firstInvalidUtf8Offset } from './utf8.js';
 import { policyHash } from './hash.js';
+import { tooDeepFlowOffset } from './flow-depth.js';
 
 export const MAX_POLICY_BYTES = 1024 * 1024;
 
@@ -34,16 +35,52 @@ export interface Policy extends Omit<PolicyDocument, 'egress'> {
   readonly hash: string;
 }
 
-export type PolicyResult = { ok: true; policy: Policy } | { ok: false; errors: PolicyError[] };
+export type PolicyResult =
+  | { ok: true; policy: Policy }
+  | {
+      ok: false;
+      /** The first MAX_LISTED_ERRORS, then one that counts the rest. */
+      errors: PolicyError[];
+      /** How many were found. */
+      total: number;
+    };
+
+/** More would bury the first under thousands of lines (a flood of commas makes a million). */
+export const MAX_LISTED_ERRORS = 50;
+
+type Parsed = { ok: true; policy: Policy } | { ok: false; errors: PolicyError[] };
 
 export function parsePolicy(bytes: Uint8Array, file: string): PolicyResult {
+  let parsed: Parsed;
+  try {
+    parsed = parseAll(bytes, file);
+  } catch (error) {
+    if (!isStackOverflow(error)) throw error;
+    parsed = { ok: false, errors: [tooDeep(file, { line: 1, col: 1 })] };
+  }
+  if (parsed.ok) return parsed;
+  const { errors } = parsed;
+  const listed = errors.slice(0, MAX_LISTED_ERRORS);
+  const next = errors[MAX_LISTED_ERRORS];
+  if (next !== undefined) {
+    listed.push({
+      ...next,
+      code: 'too_many_errors',
+      path: '',
+      message: `${errors.length - MAX_LISTED_ERRORS} more errors from here on are not listed; fix the first ones and check again`,
+    });
+  }
+  return { ok: false, errors: listed, total: errors.length };
+}
+
+function parseAll(bytes: Uint8Array, file: string): Parsed {
   const at = (
     code: PolicyErrorCode,
     line: number,
     col: number,
     message: string,
     path = '',
-  ): PolicyResult => ({
+  ): Parsed => ({
     ok: false,
     errors: [{ code, file, line, col, path, message }],
   });
@@ -66,10 +103,17 @@ export function parsePolicy(bytes: Uint8Array, file: string): PolicyResult {
     );
   }
   const text = new TextDecoder('utf-8', { ignoreBOM: false }).decode(bytes);
+  const deepAt = tooDeepFlowOffset(text);
+  if (deepAt !== undefined) {
+    const { line, col } = textPosition(text, deepAt);
+    return { ok: false, errors: [tooDeep(file, { line, col })] };
+  }
   const lineCounter = new LineCounter();
   // Parsed once: the tokens show directives, and are composed into the documents.
   const tokens = [...new Parser(lineCounter.addNewLine).parse(text)];
-  const docs = [...new Composer({ uniqueKeys: true, strict: true }).compose(tokens)];
+  const docs = withoutStackTraces(() => [
+    ...new Composer({ uniqueKeys: true, strict: true }).compose(tokens),
+  ]);
   const position = (offset: number) => lineCounter.linePos(offset);
   const directive = firstDirective(tokens);
   if (directive !== undefined) {
@@ -98,6 +142,9 @@ export function parsePolicy(bytes: Uint8Array, file: string): PolicyResult {
       'the file holds more than one YAML document; a policy is one document (remove the "---" separator)',
     );
   }
+  const overflow = doc.errors.find(isStackOverflow);
+  if (overflow !== undefined)
+    return { ok: false, errors: [tooDeep(file, position(overflow.pos[0]))] };
   const syntaxErrors: PolicyError[] = doc.errors.map((error) => {
     const { line, col } = position(error.pos[0]);
     const duplicate = error.code === 'DUPLICATE_KEY';
@@ -142,6 +189,37 @@ export function parsePolicy(bytes: Uint8Array, file: string): PolicyResult {
 }
 
 type Position = (offset: number) => { line: number; col: number };
+
+/**
+ * The YAML library makes an Error for each problem it finds; capturing a stack trace for
+ * each of a million (a flood of commas) takes most of the time. Nothing reads them.
+ */
+function withoutStackTraces<T>(run: () => T): T {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return run();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
+/** Nesting hundreds of levels deep runs the YAML library (or the checks) out of stack. */
+function isStackOverflow(error: unknown): boolean {
+  return error instanceof Error && error.message.includes('Maximum call stack size exceeded');
+}
+
+function tooDeep(file: string, { line, col }: { line: number; col: number }): PolicyError {
+  return {
+    code: 'too_deeply_nested',
+    file,
+    line,
+    col,
+    path: '',
+    message:
+      'mappings or lists nest too deeply here to be read; a policy nests a few levels at most (flatten them)',
+  };
+}
 
 /**
  * A `%YAML` or `%TAG` line. `%YAML 1.1` would change what the file says: octal and
@@ -363,6 +441,11 @@ function nearestNode(doc: Document, path: readonly (string | number)[]): Node | 
     if (node) return node;
   }
   return undefined;
+}
+
+function textPosition(text: string, offset: number): { line: number; col: number } {
+  const before = text.slice(0, offset);
+  return { line: before.split('\n').length, col: offset - before.lastIndexOf('\n') };
 }
 
 function bytePosition(bytes: Uint8Array, offset: number): { line: number; col: number } {

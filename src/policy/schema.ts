@@ -2,7 +2,8 @@
 // they constrain so that each error points at the key to fix.
 
 import * as z from 'zod';
-import { type Destination, parseDestination, patternsOverlap } from './destination.js';
+import { type Destination, parseDestination } from './destination.js';
+import { passthroughConflicts } from './passthrough-conflicts.js';
 import { rulePathProblem } from './path.js';
 import { canMatchEmpty } from './empty-match.js';
 
@@ -253,24 +254,12 @@ export const policySchema = z
         ),
       );
     }
-    rules.forEach((rule, index) => {
-      if (rule?.tls !== 'passthrough' || !isDestination(rule.destination)) return;
-      const passthrough = rule.destination;
-      const other = rules.findIndex(
-        (candidate) =>
-          candidate !== rule &&
-          isDestination(candidate?.destination) &&
-          candidate.tls !== 'passthrough' &&
-          (candidate.methods !== undefined ||
-            candidate.paths !== undefined ||
-            candidate.scan === true ||
-            candidate.destination.url !== undefined) &&
-          patternsOverlap(candidate.destination.host, passthrough.host) &&
-          portsOf(candidate, candidate.destination).some((port) =>
-            portsOf(rule, passthrough).includes(port),
-          ),
-      );
-      if (other < 0) return;
+    const ported = rules.map((rule) =>
+      isDestination(rule?.destination)
+        ? { ...rule, ports: portsOf(rule, rule.destination) }
+        : undefined,
+    );
+    for (const { index, other } of passthroughConflicts(ported)) {
       ctx.addIssue(
         issue(
           'conflict',
@@ -278,7 +267,7 @@ export const policySchema = z
           ['egress', index, 'tls'],
         ),
       );
-    });
+    }
     for (const { index, first } of duplicatesBy(listOrEmpty(policy.secrets), (secret) =>
       stringOrUndefined(secret?.env),
     )) {
