@@ -10,10 +10,14 @@ export interface InspectedRule {
   readonly tls?: 'passthrough' | undefined;
 }
 
-/** It restricts methods or paths, scans, or is a URL prefix, and is not `tls: passthrough`. */
+/**
+ * It restricts methods or paths, scans, or is a URL prefix, and is not `tls: passthrough`; an
+ * `http://` URL prefix judges plain HTTP only (requests inside TLS are https).
+ */
 export function needsInspection(rule: InspectedRule): boolean {
   return (
     rule.tls !== 'passthrough' &&
+    rule.destination.url?.scheme !== 'http' &&
     (rule.methods !== undefined ||
       rule.paths !== undefined ||
       rule.scan === true ||

@@ -79,6 +79,10 @@ export function rulePathProblem(path: string): string | undefined {
   if (/%(2e|2f|5c|25)/i.test(path) || path.includes('\\')) {
     return 'must not contain encoded dots, slashes, backslashes or percent signs';
   }
+  // A request is judged also as servers read it with each segment's parameters cut (`;…`):
+  // that reading of any request under `/a;b/` is under `/a/`, so the rule could never match.
+  if (/;|%3b/i.test(path))
+    return 'must not contain ";" (or "%3B"): servers that cut a segment\'s parameters read it without them, so no request could match; name the path without parameters';
   if (path.includes('*')) {
     const prefix = path.slice(0, path.indexOf('*'));
     return `holds "*", but paths are literal prefixes, not globs (did you mean "${prefix.slice(0, prefix.lastIndexOf('/') + 1)}"?)`;

@@ -8,6 +8,7 @@ import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  decide,
   formatPolicyError,
   MAX_LISTED_ERRORS,
   MAX_POLICY_BYTES,
@@ -739,6 +740,22 @@ test('two rules for one host on different ports are not duplicates', () => {
     'version: "1.0"\negress:\n  - destination: a.example.com\n    ports: [8080]\n  - destination: a.example.com\n',
   );
   assert.equal(policy.egress.length, 2);
+});
+
+test('tls: passthrough beside an http:// URL prefix for the same host is no conflict (plain HTTP is not inside TLS)', () => {
+  const result = parsePolicy(
+    Buffer.from(`version: "1.0"
+egress:
+  - destination: "http://a.test/x/"
+    methods: ["GET"]
+  - destination: "a.test"
+    tls: passthrough
+`),
+    'plain.yaml',
+  );
+  assert.ok(result.ok, result.ok ? '' : result.errors.map(formatPolicyError).join('\n'));
+  const tunnel = decide(result.policy, { method: 'CONNECT', target: 'a.test:80' });
+  assert.deepEqual([tunnel.verdict, tunnel.intercept], ['allow', false]);
 });
 
 test('tls: passthrough beside an inspected rule for another port of the same host is no conflict', () => {
