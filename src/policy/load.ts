@@ -155,7 +155,7 @@ function parseAll(bytes: Uint8Array, file: string): Parsed {
       col,
       path: '',
       message: duplicate
-        ? 'this key appears twice in the same mapping; keep one'
+        ? duplicateKeyMessage(doc, error.pos[0], position)
         : `YAML syntax error: ${firstLine(error.message)}`,
     };
   });
@@ -334,11 +334,12 @@ function describeIssue(
         const hint = suggestion
           ? `did you mean "${suggestion}"?`
           : `expected one of ${known.join(', ')}`;
+        const node = keyNodeAt(doc, path, key);
         return located(
           'unknown_key',
-          `unknown key "${key}"; ${hint}`,
+          `unknown key "${keyAsWritten(node, key)}"; ${hint}`,
           [...path, key],
-          keyNodeAt(doc, path, key),
+          node,
         );
       });
     case 'invalid_type':
@@ -430,8 +431,36 @@ function keyNodeAt(
 ): Node | undefined {
   const parent = nodeAt(doc, path);
   if (!isMap(parent)) return parent;
-  const pair = parent.items.find((item) => isScalar(item.key) && item.key.value === key);
+  // Keys reach the schema as strings: `1`, `true` and `~` as "1", "true" and "".
+  const pair = parent.items.find(
+    (item) => isScalar(item.key) && String(item.key.value ?? '') === key,
+  );
   return isNode(pair?.key) ? pair.key : parent;
+}
+
+/** A key as the file spells it (`~`, not the "" it becomes). */
+function keyAsWritten(node: Node | undefined, key: string): string {
+  return isScalar(node) && node.source !== undefined ? node.source : key;
+}
+
+/** Names the repeated key (the one at `offset`) and where it first appears. */
+function duplicateKeyMessage(doc: Document, offset: number, position: Position): string {
+  let message = 'this key appears twice in the same mapping; keep one';
+  visit(doc, {
+    Map(_key, map) {
+      const repeated = map.items.find(
+        (pair) => isScalar(pair.key) && pair.key.range?.[0] === offset,
+      )?.key;
+      if (!isScalar(repeated)) return undefined;
+      const first = map.items.find(
+        (pair) => isScalar(pair.key) && pair.key.value === repeated.value,
+      )?.key;
+      const { line, col } = position(isScalar(first) ? (first.range?.[0] ?? 0) : 0);
+      message = `key "${keyAsWritten(repeated, String(repeated.value))}" appears twice in the same mapping (first at line ${line}, column ${col}); keep one`;
+      return visit.BREAK;
+    },
+  });
+  return message;
 }
 
 /** The deepest node that exists along `path` (for errors about something missing). */

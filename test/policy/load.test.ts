@@ -555,8 +555,23 @@ test('formatPolicyError names file:line:col and the key path', () => {
   if (duplicate === undefined) return assert.fail('expected an error');
   assert.equal(
     formatPolicyError(duplicate),
-    'malformed/duplicate-key.yaml:5:1: this key appears twice in the same mapping; keep one',
+    'malformed/duplicate-key.yaml:5:1: key "default_deny" appears twice in the same mapping (first at line 4, column 1); keep one',
   );
+});
+
+test('a key that is a number, a boolean or null is reported where it is written, as written', () => {
+  for (const key of ['1', 'true', '~', 'null']) {
+    const result = parsePolicy(
+      Buffer.from(`version: "1.0"\negress:\n  - destination: "a.test"\n    ${key}: x\n`),
+      'keys.yaml',
+    );
+    assert.equal(result.ok, false);
+    if (result.ok) return;
+    assert.deepEqual(
+      result.errors.map(({ code, line, col, message }) => [code, line, col, message.split(';')[0]]),
+      [['unknown_key', 4, 5, `unknown key "${key}"`]],
+    );
+  }
 });
 
 function mustLoad(text: string | Uint8Array, file = 'inline.yaml'): Policy {
