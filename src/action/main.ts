@@ -16,6 +16,8 @@ import { looksSecret, runArgv, stepResult } from './run-invocation.js';
 import type { ActionRunner } from './runner.js';
 import { STATE_KEYS } from './state.js';
 import { isRegularFile } from '../regular-file.js';
+import type { DocumentReading } from '../json-document.js';
+import { readRunOutcome, type RunOutcome } from '../cli/run-outcome.js';
 
 export async function runMain(runner: ActionRunner): Promise<void> {
   try {
@@ -74,8 +76,10 @@ async function validateAndRun(runner: ActionRunner): Promise<void> {
   // A main step killed outright leaves it (with an inline signing key in it): post removes it.
   runner.saveState(STATE_KEYS.tempDir, temp);
   let exitCode: number | null;
+  let ended: DocumentReading<RunOutcome>;
   try {
     const envFile = join(temp, 'agent-env.json');
+    const outcomeFile = join(temp, 'run-outcome.json');
     await writeFile(envFile, JSON.stringify(agentCallerEnv(runner.env)), { mode: 0o600 });
     const signingKeyFile = await keyFile(inputs['signing-key'], workdir, temp);
     const argv = runArgv({
@@ -90,6 +94,7 @@ async function validateAndRun(runner: ActionRunner): Promise<void> {
       evidenceOutput,
       identity: inputs['agent-identity'],
       envFile,
+      outcomeFile,
       signingKeyFile,
       publicKey: await publicKeyArgument(inputs['public-key'], workdir),
       writable: inputs['writable-paths'].map((path) => resolve(workdir, path)),
@@ -106,14 +111,20 @@ async function validateAndRun(runner: ActionRunner): Promise<void> {
     } finally {
       resumeCommands();
     }
+    ended = await readRunOutcome(outcomeFile);
   } finally {
     await rm(temp, { recursive: true, force: true });
   }
+  // Fail closed: a run that could not say how it ended (killed, crashed) may have left the
+  // boundary half torn down.
+  const boundaryFailure = ended.ok
+    ? (ended.value.boundary_failure ?? undefined)
+    : `pipelock-egress run exited ${exitCode} without saying how it ended (its outcome file: ${ended.error})`;
 
   const packet = await readPacket(evidenceOutput, runId);
   if (packet === undefined) {
     throw new Error(
-      `the boundary failed (pipelock-egress run exited ${exitCode}) before the agent's evidence could be packaged; see the log above. No packet, no verdict.`,
+      `the boundary failed (${boundaryFailure ?? `pipelock-egress run exited ${exitCode}`}) before the agent's evidence could be packaged; see the log above. No packet, no verdict.`,
     );
   }
   runner.setOutput('audit-packet-path', evidenceOutput);
@@ -150,7 +161,7 @@ async function validateAndRun(runner: ActionRunner): Promise<void> {
       }
     }
   }
-  const result = stepResult(packet, inputs['fail-on-verifier-error']);
+  const result = stepResult({ ...packet, boundaryFailure }, inputs['fail-on-verifier-error']);
   if (result.warning !== undefined) runner.warning(result.warning);
   if (result.failed !== undefined) runner.setFailed(result.failed);
 }

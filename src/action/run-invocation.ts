@@ -16,6 +16,7 @@ export interface RunInvocation {
   readonly evidenceOutput: string;
   readonly identity: string;
   readonly envFile: string;
+  readonly outcomeFile: string;
   readonly signingKeyFile: string | undefined;
   readonly publicKey: string | undefined;
   readonly writable: readonly string[];
@@ -42,6 +43,8 @@ export function runArgv(run: RunInvocation): string[] {
     run.identity,
     '--agent-env-file',
     run.envFile,
+    '--outcome-file',
+    run.outcomeFile,
     ...(run.signingKeyFile === undefined ? [] : ['--signing-key', run.signingKeyFile]),
     ...(run.publicKey === undefined ? [] : ['--public-key', run.publicKey]),
     ...run.writable.flatMap((path) => ['--writable', path]),
@@ -58,9 +61,11 @@ export function looksSecret(name: string): boolean {
   return /(TOKEN|SECRET|PASSWORD|PASSWD|PRIVATE|CREDENTIAL|API_?KEY|ACCESS_?KEY)/i.test(name);
 }
 
-export interface PacketFacts {
+export interface RunFacts {
   readonly verdict: string;
   readonly agentExitCode: number;
+  /** What failed in the boundary after the packet was written (its teardown), if anything. */
+  readonly boundaryFailure: string | undefined;
 }
 
 export interface StepResult {
@@ -68,12 +73,21 @@ export interface StepResult {
   readonly warning: string | undefined;
 }
 
-/** DESIGN §8's exit rules, given a packet (a run without one failed before it could claim anything). */
-export function stepResult(packet: PacketFacts, failOnVerifierError: boolean): StepResult {
+/**
+ * DESIGN §8's exit rules, given a packet (a run without one failed before it could claim
+ * anything). A boundary that failed fails the step whatever the verdict and the agent say.
+ */
+export function stepResult(packet: RunFacts, failOnVerifierError: boolean): StepResult {
   const warning =
     packet.verdict === 'self_consistent_only'
       ? 'the evidence is only self-consistent: it was signed with a key made for this run, so anyone could have produced it. Set the signing-key input (a key from `pipelock-egress keygen`, kept in a secret) and public-key (its public half, committed) to get a valid verdict.'
       : undefined;
+  if (packet.boundaryFailure !== undefined) {
+    return {
+      failed: `the boundary failed: ${packet.boundaryFailure}. The Audit Packet was written; the post step's cleanup finishes the teardown, or says what is left`,
+      warning,
+    };
+  }
   if ((packet.verdict === 'invalid' || packet.verdict === 'error') && failOnVerifierError) {
     return {
       failed: `the evidence verdict is ${packet.verdict}; failing because fail-on-verifier-error is true`,

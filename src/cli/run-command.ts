@@ -25,6 +25,8 @@ import { runCapsuleSha256 } from '../packet/run-capsule.js';
 import { writeAuditPacket } from './audit-packet.js';
 import { AGENT_USER, HOST_USER } from '../boundary/users.js';
 import { createNodeBackend } from '../receipts/node-backend.js';
+import type { CryptoBackend } from '../receipts/index.js';
+import { type RunOutcome, writeRunOutcome } from './run-outcome.js';
 import type { CliIo } from './io.js';
 import { parseRunRequest, RunRequestError, type RunRequest } from './run-request.js';
 
@@ -42,14 +44,31 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
     return 1;
   }
   for (const warning of request.secretWarnings) io.err(`${PREFIX}: warning: ${warning}\n`);
+  const outcome = await preflightAndRun(request, io, backend);
+  if (request.outcomeFile === undefined) return outcome.exit_code;
+  try {
+    await writeRunOutcome(request.outcomeFile, outcome);
+  } catch (error) {
+    io.err(
+      `${PREFIX}: writing --outcome-file ${request.outcomeFile}: ${(error as Error).message}\n`,
+    );
+    return 1;
+  }
+  return outcome.exit_code;
+}
+
+async function preflightAndRun(
+  request: RunRequest,
+  io: CliIo,
+  backend: CryptoBackend,
+): Promise<RunOutcome> {
   const facts = await gatherHostFacts();
   const problems = preflightProblems(facts, { acl: request.writable.length > 0 });
   if (problems.length > 0) {
     for (const problem of problems) io.err(`${PREFIX}: preflight: ${problem}\n`);
-    io.err(
-      `${PREFIX}: ${problems.length} preflight problem${problems.length === 1 ? '' : 's'}; nothing was created\n`,
-    );
-    return 1;
+    const summary = `${problems.length} preflight problem${problems.length === 1 ? '' : 's'}; nothing was created`;
+    io.err(`${PREFIX}: ${summary}\n`);
+    return { exit_code: 1, boundary_failure: summary };
   }
 
   // What the packet will state about the run, as far as it is known before the engine starts:
@@ -135,29 +154,34 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
     io.err(
       `${PREFIX}: ${outcome.sealed.receipts} receipts sealed; verdict ${report.verdict}; Audit Packet in ${out}\n`,
     );
-    if (outcome.teardownFailure !== undefined) {
-      io.err(`${PREFIX}: boundary failed: ${outcome.teardownFailure}\n`);
-      return 1;
-    }
+    if (outcome.teardownFailure !== undefined) return boundaryFailed(outcome.teardownFailure, io);
     if (verified !== 0) {
       io.err(`${PREFIX}: the evidence did not verify (${report.verdict}); failing the run\n`);
-      return 1;
+      return ended(1);
     }
     if (report.verdict === 'self_consistent_only') {
       io.err(
         `${PREFIX}: warning: signed with a key made for this run; pass --signing-key and --public-key to make the verdict valid\n`,
       );
     }
-    if (received !== undefined) return 128 + (received === 'SIGINT' ? 2 : 15);
-    return outcome.agentExitCode;
+    if (received !== undefined) return ended(128 + (received === 'SIGINT' ? 2 : 15));
+    return ended(outcome.agentExitCode);
   } catch (error) {
     if (!(error instanceof BoundaryError)) throw error;
-    io.err(`${PREFIX}: boundary failed: ${error.message}\n`);
-    return 1;
+    return boundaryFailed(error.message, io);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+function ended(exitCode: number): RunOutcome {
+  return { exit_code: exitCode, boundary_failure: null };
+}
+
+function boundaryFailed(failure: string, io: CliIo): RunOutcome {
+  io.err(`${PREFIX}: boundary failed: ${failure}\n`);
+  return { exit_code: 1, boundary_failure: failure };
 }
 
 /** Whoever ran `run` through sudo: the packet and the evidence are theirs, not root's. */

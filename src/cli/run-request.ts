@@ -45,6 +45,8 @@ export interface RunRequest {
   /** The policy's bound secrets that have a value, from callerEnv. */
   readonly secretValues: Readonly<Record<string, string>>;
   readonly secretWarnings: readonly string[];
+  /** Where to write how the run ended (run-outcome.ts), for the action. */
+  readonly outcomeFile: string | undefined;
 }
 
 /** The request is wrong in a way the caller must fix (exit 1 with every problem listed). */
@@ -79,6 +81,7 @@ export async function parseRunRequest(
       'max-processes',
       'run-id',
       'agent-env-file',
+      'outcome-file',
     ],
     repeatable: ['writable', 'resolve'],
   });
@@ -184,6 +187,7 @@ export async function parseRunRequest(
     callerEnv,
     secretValues: secrets.values,
     secretWarnings: secrets.warnings,
+    outcomeFile: optionValue(options, 'outcome-file'),
   };
 }
 

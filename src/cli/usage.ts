@@ -19,6 +19,8 @@ Commands:
     --run-id ID                           name the run (pe- and 10 hex digits)
     --agent-env-file FILE                 the agent's environment as a JSON object of
                                           strings (read, then deleted)
+    --outcome-file FILE                   write how the run ended there (JSON: exit_code,
+                                          boundary_failure), for the action
   cleanup RUN_ID                          finish a run killed before its teardown (root)
   proxy --policy FILE --listen 127.0.0.1:PORT --evidence-dir DIR
                                           run the enforcing proxy alone, for development

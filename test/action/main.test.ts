@@ -1,11 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmod, mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { runMain } from '../../src/action/main.js';
 import { runPost } from '../../src/action/post.js';
+import { recoverRun } from '../../src/boundary/recover.js';
 import { actionsRunner } from '../../src/action/runner.js';
 import { stepResult } from '../../src/action/run-invocation.js';
 import { policyHash } from '../../src/policy/index.js';
@@ -276,21 +277,31 @@ test('workflow commands resume on a line of their own, whatever the agent printe
   assert.ok(token !== undefined && lines.includes(`::${token}::`), lines.join(' | '));
 });
 
-test('step rules: every verdict × fail-on-verifier-error × agent exit code', () => {
+test('step rules: every verdict × fail-on-verifier-error × agent exit code × boundary failure', () => {
   const verdicts = ['valid', 'self_consistent_only', 'invalid', 'error'] as const;
+  const teardown = 'teardown of pe-0123456789 failed: removing user pipelock-agent: in use';
   for (const verdict of verdicts) {
     for (const failOnVerifierError of [true, false]) {
       for (const agentExitCode of [0, 7]) {
-        const result = stepResult({ verdict, agentExitCode }, failOnVerifierError);
-        const verifierFails = (verdict === 'invalid' || verdict === 'error') && failOnVerifierError;
-        const expected = verifierFails
-          ? `the evidence verdict is ${verdict}; failing because fail-on-verifier-error is true`
-          : agentExitCode !== 0
-            ? 'the agent script exited with 7'
-            : undefined;
-        const label = `${verdict} fail-on-verifier-error=${failOnVerifierError} exit=${agentExitCode}`;
-        assert.equal(result.failed, expected, label);
-        assert.equal(result.warning !== undefined, verdict === 'self_consistent_only', label);
+        for (const boundaryFailure of [undefined, teardown]) {
+          const result = stepResult(
+            { verdict, agentExitCode, boundaryFailure },
+            failOnVerifierError,
+          );
+          const verifierFails =
+            (verdict === 'invalid' || verdict === 'error') && failOnVerifierError;
+          const expected =
+            boundaryFailure !== undefined
+              ? `the boundary failed: ${teardown}. The Audit Packet was written; the post step's cleanup finishes the teardown, or says what is left`
+              : verifierFails
+                ? `the evidence verdict is ${verdict}; failing because fail-on-verifier-error is true`
+                : agentExitCode !== 0
+                  ? 'the agent script exited with 7'
+                  : undefined;
+          const label = `${verdict} fail-on-verifier-error=${failOnVerifierError} exit=${agentExitCode} boundary=${boundaryFailure}`;
+          assert.equal(result.failed, expected, label);
+          assert.equal(result.warning !== undefined, verdict === 'self_consistent_only', label);
+        }
       }
     }
   }
@@ -378,6 +389,59 @@ test('a cancelled step (SIGTERM to dist/main.js) passes the signal on: the run s
     await readFile(join(dir, 'packet', 'verification-report.json'), 'utf8'),
     /"sealed":\s*true/,
   );
+});
+
+test('a teardown that fails after the packet is written fails the step, naming what failed', async () => {
+  const dir = await workspace();
+  await writeFile(join(dir, 'scripts/agent.sh'), 'sleep 3\n');
+  const outputFile = join(dir, 'github-output');
+  await writeFile(outputFile, '');
+  const child = spawn(process.execPath, [resolve('dist/main.js')], {
+    env: {
+      PATH: process.env['PATH'] ?? '',
+      GITHUB_OUTPUT: outputFile,
+      RUNNER_TEMP: dir,
+      'INPUT_AGENT-SCRIPT': 'scripts/agent.sh',
+      'INPUT_POLICY-CONFIG': 'policy.yaml',
+      'INPUT_WORKING-DIRECTORY': dir,
+      'INPUT_EVIDENCE-OUTPUT': join(dir, 'packet'),
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  let holder: ChildProcess | undefined;
+  const onData = (chunk: Buffer): void => {
+    log += chunk.toString();
+    // A host process of the agent's user, outside the boundary: userdel refuses to remove it.
+    if (log.includes('starting agent.sh') && holder === undefined) {
+      const gid = execFileSync('id', ['-g', 'pipelock-agent'], { encoding: 'utf8' }).trim();
+      holder = spawn(
+        'setpriv',
+        ['--reuid=pipelock-agent', `--regid=${gid}`, '--clear-groups', 'sleep', '60'],
+        { stdio: 'ignore' },
+      );
+    }
+  };
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
+  const code = await new Promise<number | null>((done) => child.on('close', done));
+  holder?.kill('SIGKILL');
+  await new Promise((done) => holder?.once('exit', done));
+  const runId = /run (pe-[0-9a-f]{10}): setting up/.exec(log)?.[1] ?? '';
+  try {
+    assert.equal(code, 1, log);
+    assert.match(
+      log,
+      /^::error::the boundary failed: teardown of pe-[0-9a-f]{10} failed: removing user pipelock-agent: .*The Audit Packet was written/m,
+    );
+    assert.match(
+      await readFile(outputFile, 'utf8'),
+      /agent-exit-code<<ghadelimiter_[0-9a-f-]+\n0\n/,
+    );
+  } finally {
+    await recoverRun(runId);
+    execFileSync('userdel', ['pipelock-agent']);
+  }
 });
 
 test("a packet an earlier run left in the evidence output is never reported as this run's", async () => {
