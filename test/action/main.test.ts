@@ -1,12 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { chmod, mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { runMain } from '../../src/action/main.js';
 import { runPost } from '../../src/action/post.js';
 import { recoverRun } from '../../src/boundary/recover.js';
+import { holdUser, type HeldUser } from '../boundary/harness.js';
 import { actionsRunner } from '../../src/action/runner.js';
 import { stepResult } from '../../src/action/run-invocation.js';
 import { policyHash } from '../../src/policy/index.js';
@@ -409,24 +410,17 @@ test('a teardown that fails after the packet is written fails the step, naming w
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
-  let holder: ChildProcess | undefined;
+  let held: HeldUser | undefined;
   const onData = (chunk: Buffer): void => {
     log += chunk.toString();
-    // A host process of the agent's user, outside the boundary: userdel refuses to remove it.
-    if (log.includes('starting agent.sh') && holder === undefined) {
-      const gid = execFileSync('id', ['-g', 'pipelock-agent'], { encoding: 'utf8' }).trim();
-      holder = spawn(
-        'setpriv',
-        ['--reuid=pipelock-agent', `--regid=${gid}`, '--clear-groups', 'sleep', '60'],
-        { stdio: 'ignore' },
-      );
+    if (log.includes('starting agent.sh') && held === undefined) {
+      held = holdUser('pipelock-agent');
     }
   };
   child.stdout.on('data', onData);
   child.stderr.on('data', onData);
   const code = await new Promise<number | null>((done) => child.on('close', done));
-  holder?.kill('SIGKILL');
-  await new Promise((done) => holder?.once('exit', done));
+  await held?.release();
   const runId = /run (pe-[0-9a-f]{10}): setting up/.exec(log)?.[1] ?? '';
   try {
     assert.equal(code, 1, log);
@@ -439,8 +433,7 @@ test('a teardown that fails after the packet is written fails the step, naming w
       /agent-exit-code<<ghadelimiter_[0-9a-f-]+\n0\n/,
     );
   } finally {
-    await recoverRun(runId);
-    execFileSync('userdel', ['pipelock-agent']);
+    assert.deepEqual(await recoverRun(runId), []);
   }
 });
 

@@ -6,6 +6,7 @@
 import '../engine/dial-guard.js';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcessByStdio } from 'node:child_process';
+import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import {
   chmodSync,
@@ -147,6 +148,27 @@ export function runAgent(options: AgentRunOptions): Promise<AgentRun> {
         resolvePromise({ code, stdout: stdout.replace(/\r\n/g, '\n'), stderr, workdir, out }),
       );
   });
+}
+
+export interface HeldUser {
+  release(): Promise<void>;
+}
+
+/** A host process of `user`, outside any boundary: while it lives, userdel refuses the user. */
+export function holdUser(user: string): HeldUser {
+  const gid = execFileSync('id', ['-g', user], { encoding: 'utf8' }).trim();
+  const holder = spawn(
+    'setpriv',
+    [`--reuid=${user}`, `--regid=${gid}`, '--clear-groups', 'sleep', '60'],
+    { stdio: 'ignore' },
+  );
+  const exited = once(holder, 'exit');
+  return {
+    release: async () => {
+      holder.kill('SIGKILL');
+      await exited;
+    },
+  };
 }
 
 function shellLine(words: readonly string[]): string {

@@ -24,10 +24,12 @@ import {
   assertNothingLeft,
   blocked,
   evidenceOf,
+  holdUser,
   requireBuiltCli,
   runAgent,
   snapshot,
   type AgentRunOptions,
+  type HeldUser,
   type MachineSnapshot,
 } from './harness.js';
 import { scratchDir } from '../scratch.js';
@@ -374,10 +376,53 @@ test('a teardown step that fails still leaves the packet, verified, and fails th
   } finally {
     if (mounted !== '') execFileSync('umount', [mounted]);
   }
-  assert.ok(existsSync(`/run/pipelock-egress/${runId}`), 'the failed teardown left its directory');
-  // Its state file went with the rest: cleanup removes what is left of the directory itself.
+  assert.ok(
+    existsSync(`/run/pipelock-egress/${runId}/state.json`),
+    'the failed teardown left its state',
+  );
   assert.deepEqual(await recoverRun(runId), []);
   assert.equal(existsSync(`/run/pipelock-egress/${runId}`), false);
+});
+
+test('a teardown that cannot remove the agent user keeps what is left in its state: cleanup says so, then finishes it', async () => {
+  let held: HeldUser | undefined;
+  const run = await runAgent({
+    policy: policyFor(origin.port),
+    script: 'sleep 3\n',
+    onStderr: [
+      {
+        text: 'starting agent.sh',
+        action: () => {
+          held = holdUser('pipelock-agent');
+        },
+      },
+    ],
+  });
+  const runId = /run (pe-[0-9a-f]{10}): setting up/.exec(run.stderr)?.[1] ?? '';
+  const root = `/run/pipelock-egress/${runId}`;
+  try {
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(
+      run.stderr,
+      /boundary failed: teardown of pe-[0-9a-f]{10} failed: removing user pipelock-agent: /,
+    );
+    assert.match(
+      run.stderr,
+      /what is left is recorded in \/run\/pipelock-egress\/pe-[0-9a-f]{10}\/state\.json/,
+    );
+    assert.deepEqual(readdirSync(root), ['state.json'], 'the signing key and HOME are gone');
+    const stillHeld = await recoverRun(runId);
+    assert.equal(stillHeld.length, 2, stillHeld.join('\n'));
+    assert.match(stillHeld[0] ?? '', /^removing user pipelock-agent: /);
+    assert.match(
+      stillHeld[1] ?? '',
+      /pipelock-egress cleanup pe-[0-9a-f]{10}` finishes the teardown$/,
+    );
+  } finally {
+    await held?.release();
+  }
+  assert.deepEqual(await recoverRun(runId), []);
+  assert.equal(existsSync(root), false);
 });
 
 test("--writable paths in a private directory (a file and a directory in /var/tmp) are bound into the agent's own", async () => {
