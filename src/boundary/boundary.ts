@@ -31,6 +31,7 @@ import { killNamespaceProcesses } from './namespace-processes.js';
 import { createNetwork, networkProblems, type NetworkTools } from './network.js';
 import { PROBE_SCRIPT, probeArgs, readProbeOutput } from './probes.js';
 import { newRunState, saveRunState, type RunState } from './run-state.js';
+import { runProcessOf } from './run-process.js';
 import { SIDE_CHANNEL_PATHS, SYSTEM_CA_BUNDLES } from './side-channels.js';
 import { installSudoersDeny } from './sudoers.js';
 import { teardown } from './teardown.js';
@@ -103,7 +104,7 @@ export async function runInBoundary(request: BoundaryRequest): Promise<BoundaryO
   await mkdir(RUNTIME_BASE, { recursive: true, mode: 0o711 });
   await chmod(RUNTIME_BASE, 0o711);
   await mkdir(layout.root, { mode: 0o711 });
-  const state = newRunState(runId, layout.root, request.tools.ip, {
+  const state = newRunState(runId, layout.root, request.tools.ip, await runProcessOf(process.pid), {
     runId,
     evidenceDir: layout.evidenceDir,
     engineLog: layout.engineLog,

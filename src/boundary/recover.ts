@@ -1,13 +1,23 @@
 // Finishing a run that was killed before it could tear itself down (the action's post step, or
-// an operator): its saved state says what it had made.
+// an operator): its saved state says what it had made. A run still going (its main step was
+// killed, `run` under sudo was not) is stopped first, so that it tears itself down: taking its
+// boundary apart beneath it would break its evidence.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isRunId, RUNTIME_BASE } from './layout.js';
+import { isRunning, stopRun } from './run-process.js';
 import type { RunState } from './run-state.js';
 import { removeRunDirectory, teardown } from './teardown.js';
 
+/** How long a run stopped with SIGTERM may take to seal its evidence and tear down. */
+export const RUN_STOP_WAIT_MS = 60_000;
+
 /** Tears down run `runId` from its state file; the failures, or none. A run already gone is fine. */
-export async function recoverRun(runId: string, base = RUNTIME_BASE): Promise<string[]> {
+export async function recoverRun(
+  runId: string,
+  log: (line: string) => void = () => undefined,
+  base = RUNTIME_BASE,
+): Promise<string[]> {
   if (!isRunId(runId)) return [`"${runId}" is not a run id (pe- and 10 hex digits)`];
   let text: string;
   try {
@@ -21,5 +31,19 @@ export async function recoverRun(runId: string, base = RUNTIME_BASE): Promise<st
       (failure: Error) => [failure.message],
     );
   }
-  return teardown(JSON.parse(text) as RunState);
+  const state = JSON.parse(text) as RunState;
+  const { pid } = state.runProcess;
+  if (await isRunning(state.runProcess)) {
+    log(
+      `${runId} is still running (pid ${pid}): stopping it with SIGTERM, so that it seals its evidence and tears itself down`,
+    );
+    if (!(await stopRun(state.runProcess, RUN_STOP_WAIT_MS))) {
+      return [
+        `${runId} is still running (pid ${pid}) ${RUN_STOP_WAIT_MS / 1000} s after SIGTERM: nothing was torn down; stop it (kill -KILL ${pid}), then run cleanup again`,
+      ];
+    }
+    // What its own teardown could not finish, if anything, is in its state again.
+    return recoverRun(runId, log, base);
+  }
+  return teardown(state);
 }

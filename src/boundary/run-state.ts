@@ -3,12 +3,15 @@
 import { rename, writeFile } from 'node:fs/promises';
 import type { AccessGrant } from './access.js';
 import type { EvidenceCollection } from './evidence-collect.js';
+import type { RunProcess } from './run-process.js';
 
 export interface RunState {
   readonly runId: string;
   readonly root: string;
   /** The `ip` tool: teardown lists and removes the namespace with it. */
   readonly ip: string;
+  /** The `run` that owns it: cleanup stops it, if it is still running, before taking over. */
+  readonly runProcess: RunProcess;
   netnsCreated: boolean;
   sudoersFile: string | null;
   createdUsers: string[];
@@ -25,12 +28,14 @@ export function newRunState(
   runId: string,
   root: string,
   ip: string,
+  runProcess: RunProcess,
   evidence: EvidenceCollection,
 ): RunState {
   return {
     runId,
     root,
     ip,
+    runProcess,
     evidence,
     agentStarted: false,
     evidenceCollected: false,

@@ -658,6 +658,38 @@ test('a run killed with SIGKILL is finished from its state file: evidence kept a
   }
 });
 
+test('cleanup of a run still going stops it first: it seals its evidence and tears itself down, no false alarm', async () => {
+  let recovered: Promise<string[]> | undefined;
+  const said: string[] = [];
+  const run = await runAgent({
+    policy: policyFor(origin.port),
+    script: `${viaProxy} http://127.0.0.1:${origin.port}/public/before-cleanup; echo; sleep 600\n`,
+    onStderr: [
+      {
+        text: 'starting agent.sh',
+        // As the post step does when the main step was killed but `run` (under sudo) was not.
+        action: () =>
+          setTimeout(() => {
+            const [runId = ''] = readdirSync('/run/pipelock-egress');
+            recovered = recoverRun(runId, (line) => said.push(line));
+          }, 1_000),
+      },
+    ],
+  });
+  assert.deepEqual(await recovered, []);
+  assert.match(said.join('\n'), /^pe-[0-9a-f]{10} is still running \(pid [0-9]+\): stopping it/);
+  assert.equal(run.code, 143, run.stderr);
+  assert.match(run.stderr, /SIGTERM: stopping the agent, sealing the evidence, tearing down/);
+  assert.doesNotMatch(
+    run.stderr,
+    /not written by the engine|boundary failed|run pe-[0-9a-f]{10}: warning/,
+  );
+  assert.deepEqual(
+    evidenceOf(run).decisions.map((r) => r.action_record.target),
+    [`http://127.0.0.1:${origin.port}/public/before-cleanup`],
+  );
+});
+
 test('an existing pipelock-agent in a privileged group is refused, and left as it was', async () => {
   execFileSync('useradd', [
     '--system',

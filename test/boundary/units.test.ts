@@ -1,5 +1,5 @@
 // The boundary's pure parts: the agent's environment, the probe verdicts, the launch command
-// line, the sudoers drop-in and the account checks.
+// line, the sudoers drop-in, the account checks and a run process's start time.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { agentEnvironment } from '../../src/boundary/agent-env.js';
@@ -8,6 +8,7 @@ import { SYSCALLS, seccompFilter } from '../../src/boundary/seccomp.js';
 import { readProbeOutput } from '../../src/boundary/probes.js';
 import { sudoersDenyText } from '../../src/boundary/sudoers.js';
 import { accountProblem } from '../../src/boundary/users.js';
+import { startTimeOf } from '../../src/boundary/run-process.js';
 
 const plan = {
   proxyUrl: 'http://127.0.0.1:4000',
@@ -255,4 +256,11 @@ test('accounts in a privileged group, or with uid 0, are refused with the fix', 
     /privileged groups docker, adm; remove it \(gpasswd -d pipelock-agent docker\)/,
   );
   assert.match(accountProblem('pipelock-host', 0, []) ?? '', /uid 0/);
+});
+
+test("a run process's start time is field 22 of /proc/PID/stat, whatever its command name holds", () => {
+  const rest = 'R 1069 1069 14214 0 -1 4194304 100 0 0 0 0 0 0 0 20 0 1 0 4675684 3133440 360';
+  assert.equal(startTimeOf(`1072 (cat) ${rest}`), '4675684');
+  assert.equal(startTimeOf(`1072 (a) b (c)) ${rest}`), '4675684');
+  assert.equal(startTimeOf('1072 (cat) R 1'), undefined);
 });
