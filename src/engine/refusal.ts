@@ -46,6 +46,13 @@ export function refuseResponse(res: ServerResponse, refusal: Refusal): void {
   res.end(text);
 }
 
+/**
+ * How long a socket answered by `refuseSocket` stays half-open for its client to read the
+ * answer and close. node:http tracks no response on it, so a client that never closes would
+ * otherwise hold it (and the engine's shutdown, which waits for every socket) for ever.
+ */
+export const REFUSED_SOCKET_LINGER_MS = 1_000;
+
 /** For a raw socket (CONNECT before the tunnel, or a request the HTTP parser rejected). */
 export function refuseSocket(socket: Duplex, refusal: Refusal): void {
   if (!socket.writable) {
@@ -58,6 +65,10 @@ export function refuseSocket(socket: Duplex, refusal: Refusal): void {
       `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\n` +
       `${BLOCK_HEADER}: ${refusal.layer}\r\nConnection: close\r\n\r\n${text}`,
   );
+  // Destroyed at once, a socket with unread client bytes would answer with a reset that can
+  // discard the refusal before the client reads it: it lingers briefly instead.
+  const linger = setTimeout(() => socket.destroy(), REFUSED_SOCKET_LINGER_MS);
+  socket.once('close', () => clearTimeout(linger));
 }
 
 /** The refusal for a request node:http's parser rejected (or timed out) before the engine saw it. */

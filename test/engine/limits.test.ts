@@ -3,8 +3,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { closeSync, mkdirSync, openSync, writeSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { ProxyAgent, request } from 'undici';
 import {
@@ -697,3 +698,73 @@ test('503 with a limit receipt when every upstream pool is busy', async () => {
     cleanup(join(proxy.dir, '..'));
   }
 });
+
+/**
+ * Sends a request the engine refuses on the raw socket, reads the refusal and keeps its own
+ * side open (as a client that never closes would).
+ */
+async function holdRefusal(
+  port: number,
+  payload: string,
+): Promise<{ socket: Socket; text: string }> {
+  const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+  socket.on('error', () => undefined);
+  await once(socket, 'connect');
+  socket.write(payload);
+  const text = await new Promise<string>((resolve) => {
+    let received = '';
+    const onData = (chunk: Buffer) => {
+      received += chunk.toString('latin1');
+      if (!received.includes('blocked: ')) return;
+      socket.off('data', onData);
+      resolve(received);
+    };
+    socket.on('data', onData);
+  });
+  return { socket, text };
+}
+
+const heldRefusals: Array<[string, (host: string) => string, number]> = [
+  ['a refused CONNECT', () => `CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n`, 403],
+  [
+    'a refused WebSocket handshake',
+    (h) =>
+      `GET /ws?url=ws://${h}/r/x HTTP/1.1\r\nHost: ${h}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+    403,
+  ],
+  ['a malformed request', () => `GET /\x01 HTTP/1.1\r\n\r\n`, 400],
+];
+
+for (const [name, build, status] of heldRefusals) {
+  test(
+    `${name} whose client keeps its side open is closed soon after, and shutdown seals`,
+    {
+      timeout: 20_000,
+    },
+    async () => {
+      const f = await fixture();
+      try {
+        const kept = await holdRefusal(f.proxy.port, build(f.host));
+        assert.equal(statusOf(kept.text), status, kept.text);
+        const closed = new Promise((resolve) => kept.socket.once('close', resolve));
+        // The engine drops its end: the client's next bytes meet a closed socket (a reset),
+        // and the write after that fails.
+        await new Promise((r) => setTimeout(r, 1_500));
+        for (let attempt = 0; attempt < 20 && !kept.socket.destroyed; attempt++) {
+          kept.socket.write('more');
+          await Promise.race([closed, new Promise((r) => setTimeout(r, 100))]);
+        }
+        assert.equal(kept.socket.destroyed, true, 'the engine kept the refused socket open');
+        const held = await holdRefusal(f.proxy.port, build(f.host));
+        const started = Date.now();
+        await f.proxy.stop();
+        const elapsed = Date.now() - started;
+        assert.ok(elapsed < 3_000, `close() took ${elapsed} ms with a refused socket held open`);
+        held.socket.destroy();
+        assertValid(readEvidenceDir(f.proxy.dir), true);
+      } finally {
+        await f.close();
+      }
+    },
+  );
+}
