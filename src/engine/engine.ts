@@ -35,6 +35,7 @@ import type { IpAddress } from '../policy/ip.js';
 import type { RunCertificateAuthority } from './tls/run-ca.js';
 import { terminateTls } from './tls/terminate.js';
 import { relayWebSocket, webSocketSwitchRefusal, type WebSocketContext } from './websocket.js';
+import { RequestDeadlines } from './request-deadline.js';
 import { upstreamTrust } from './upstream-trust.js';
 
 export interface EngineOptions {
@@ -89,6 +90,7 @@ export class Engine {
   private readonly server: Server;
   /** Serves the requests inside intercepted tunnels (never listens itself). */
   private readonly inner: Server;
+  private readonly innerDeadlines: RequestDeadlines;
   private readonly intercepted = new WeakMap<Socket, InterceptedTunnel>();
   private readonly limits: EngineLimits;
   private readonly pools: UpstreamPools;
@@ -163,8 +165,20 @@ export class Engine {
     );
     this.inner = createServer(httpServerOptions(this.limits));
     // The inner server never listens, so Node's request-timeout sweep does not run for it: an
-    // idle or stalled intercepted connection is closed by its socket timeout instead.
+    // idle intercepted connection is closed by its socket timeout, and a request's time by
+    // its own clock (each trickled byte would reset a socket timeout).
     this.inner.timeout = this.limits.idleTimeoutMs;
+    this.innerDeadlines = new RequestDeadlines(this.limits.requestTimeoutMs, (socket) =>
+      this.onClientError(requestTimeout(), socket, 'intercept'),
+    );
+    for (const event of ['request', 'checkContinue', 'checkExpectation'])
+      this.inner.prependListener(event, (req: IncomingMessage) =>
+        this.innerDeadlines.received(req),
+      );
+    for (const event of ['upgrade', 'connect'])
+      this.inner.prependListener(event, (req: IncomingMessage) =>
+        this.innerDeadlines.unwatch(req.socket),
+      );
     this.serveRequests(this.inner, 'intercept', (req, res) => this.onInterceptedRequest(req, res));
     this.inner.on('checkExpectation', (req, res) => this.refuseExpectation(req, res));
     // Without a listener node:http would drop the connection silently, with no receipt.
@@ -720,6 +734,7 @@ export class Engine {
     this.intercepted.set(socket, tunnel);
     const closed = once(socket, 'close');
     this.inner.emit('connection', socket);
+    this.innerDeadlines.watch(socket);
     await closed;
     await this.appendOutcome(
       admission.entry,
@@ -814,6 +829,11 @@ export class Engine {
     }
     refuseSocket(socket, refusal);
   }
+}
+
+/** The error node:http's sweep raises for a request not received in time. */
+function requestTimeout(): NodeJS.ErrnoException {
+  return Object.assign(new Error('Request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' });
 }
 
 type Admitted = Extract<Awaited<ReturnType<typeof admit>>, { admitted: true }>;

@@ -22,6 +22,7 @@ import {
   startEngine,
   startHttpsOrigin,
   waitFor,
+  type EngineSetup,
   type Origin,
   type RunningEngine,
 } from './helpers.js';
@@ -62,12 +63,14 @@ default_deny: true
 async function fixture(
   policyFor: (port: number) => string = policy,
   pinned: readonly string[] = NAMES,
+  limits?: EngineSetup['limits'],
 ): Promise<Fixture> {
   const origin = await startHttpsOrigin(echo, pki);
   const proxy = await startEngine({
     pins: Object.fromEntries(pinned.map((name) => [name, '127.0.0.1'])),
     upstreamCa: [pki.caCert],
     policy: policyFor(origin.port),
+    ...(limits ? { limits } : {}),
   });
   const f: Fixture = {
     origin,
@@ -596,3 +599,52 @@ test('a request inside a tunnel whose handling fails is refused 500; its receipt
     await f.close();
   }
 });
+
+const trickled: Array<[string, (host: string) => string]> = [
+  ['its headers', (host) => `GET /repos/x HTTP/1.1\r\nHost: ${host}\r\nX-Slow: `],
+  [
+    'its body',
+    (host) => `GET /repos/x HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 100000\r\n\r\n`,
+  ],
+];
+
+for (const [part, start] of trickled) {
+  test(`a request inside a tunnel that trickles ${part} gets 408 within the request timeout, with a receipt`, async () => {
+    const f = await fixture(policy, NAMES, { requestTimeoutMs: 800 });
+    const host = `api.example.test:${f.origin.port}`;
+    try {
+      const { socket, status } = await openTunnel(f.proxy.port, host);
+      assert.equal(status, 200);
+      const inner = tlsConnect({
+        socket,
+        servername: 'api.example.test',
+        ca: runCa.certificatePem,
+      });
+      await once(inner, 'secureConnect');
+      let answer = '';
+      inner.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+      inner.on('error', () => undefined);
+      const started = Date.now();
+      inner.write(start(host));
+      // One byte every 100 ms: each resets an idle timer, none may reset the request's clock.
+      while (answer === '' && !inner.destroyed && Date.now() - started < 5_000) {
+        await new Promise((r) => setTimeout(r, 100));
+        if (inner.writable) inner.write('x');
+      }
+      const elapsed = Date.now() - started;
+      inner.destroy();
+      assert.match(answer, /^HTTP\/1\.1 408 /, `after ${elapsed} ms: ${answer}`);
+      assert.match(answer, /the request was not received within 800 ms/);
+      assert.ok(elapsed < 2_500, `the 408 came after ${elapsed} ms`);
+      const blocks = (await records(f)).filter(
+        (r) => r.transport === 'intercept' && r.verdict === 'block',
+      );
+      assert.deepEqual(
+        blocks.map((r) => r.layer),
+        ['limit'],
+      );
+    } finally {
+      await f.close();
+    }
+  });
+}
