@@ -103,6 +103,11 @@ export class Engine {
    * that request's, already recorded, not another one.
    */
   private readonly closingAfterRefusal = new WeakSet<Duplex>();
+  /**
+   * Admitted requests being forwarded, by response: a request timeout on their connection is
+   * theirs (their body came too slowly), and their outcome receipt records it.
+   */
+  private readonly forwarding = new WeakMap<ServerResponse, { timedOut?: Refusal }>();
   /** Request and tunnel handlers still running: their receipts must land before the seal. */
   private readonly pending = new Set<Promise<void>>();
   private readonly scanBudget: ScanBudget;
@@ -454,6 +459,8 @@ export class Engine {
         reason: slot.reason,
       });
     }
+    const forwarding: { timedOut?: Refusal } = {};
+    this.forwarding.set(res, forwarding);
     try {
       const body = inspection.body;
       if (body === undefined && expectsContinue(req)) res.writeContinue();
@@ -461,12 +468,15 @@ export class Engine {
       if (!outcome.ok) {
         if (outcome.refusal.layer === 'limit')
           return this.refuseAfterAdmission(res, admission.entry, outcome.refusal);
-        // The request was allowed and sent, and the upstream failed (502/504): an outcome
-        // receipt records how it ended, as for tunnels.
-        this.recordOutcome(admission.entry, outcome.refusal);
-        refuseResponse(res, outcome.refusal);
+        // The request was allowed and sent, and the upstream failed (502/504), or the client's
+        // connection closed (a request timeout closes it too): an outcome receipt records how
+        // it ended, as for tunnels.
+        const refusal = forwarding.timedOut ?? outcome.refusal;
+        this.recordOutcome(admission.entry, refusal);
+        refuseResponse(res, refusal);
       }
     } finally {
+      this.forwarding.delete(res);
       slot.release();
     }
   }
@@ -817,12 +827,16 @@ export class Engine {
       return;
     }
     const refusal = clientErrorRefusal(error, this.limits);
-    this.counters.requests++;
-    this.recordBlock(this.unadmitted(transport, '', '', this.requestId()), refusal);
+    const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    const forwarding = inFlight ? this.forwarding.get(inFlight) : undefined;
+    if (forwarding && refusal.status === 408) forwarding.timedOut = refusal;
+    else {
+      this.counters.requests++;
+      this.recordBlock(this.unadmitted(transport, '', '', this.requestId()), refusal);
+    }
     // A response already under way on this connection (a body that turned malformed, or
     // timed out, after the upstream answered): writing a status line now would splice a
     // second response into the first. Cut the connection instead.
-    const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
     if (inFlight?.headersSent) {
       socket.destroy();
       return;

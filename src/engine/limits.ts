@@ -62,7 +62,8 @@ export function httpServerOptions(limits: EngineLimits): ServerOptions {
   return {
     maxHeaderSize: limits.maxHeaderBytes,
     requestTimeout: limits.requestTimeoutMs,
-    headersTimeout: Math.min(limits.requestTimeoutMs, 20_000),
+    // Node reports both as one error: a 408 can only state the limit if they are the same.
+    headersTimeout: limits.requestTimeoutMs,
     // Node checks these timeouts on this interval (default 30 s): a short limit needs a short check.
     connectionsCheckingInterval: Math.max(
       25,

@@ -17,6 +17,7 @@ import {
   parseCurlResponse,
   rawExchange,
   readEvidenceDir,
+  sealedRecords,
   startEngine,
   startOrigin,
   statusOf,
@@ -27,6 +28,7 @@ import {
   type RunningEngine,
 } from './helpers.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { DEFAULT_LIMITS, httpServerOptions } from '../../src/engine/limits.js';
 
 interface Fixture {
   readonly origin: Origin;
@@ -294,6 +296,46 @@ test('408 when a request does not arrive within the request timeout', async () =
     await f.proxy.stop();
     assert.equal(f.origin.hits, 0);
     onlyBlock(f.proxy, 'limit');
+  } finally {
+    await f.close();
+  }
+});
+
+test('the headers get the request timeout a 408 states, not a shorter one', () => {
+  const options = httpServerOptions(DEFAULT_LIMITS);
+  assert.equal(options.headersTimeout, DEFAULT_LIMITS.requestTimeoutMs);
+  assert.equal(options.requestTimeout, DEFAULT_LIMITS.requestTimeoutMs);
+});
+
+test('an admitted request whose body is dripped past the request timeout: 408, recorded as its own outcome', async () => {
+  const f = await fixture({ limits: { requestTimeoutMs: 800 } });
+  try {
+    const { text } = await rawExchange(
+      f.proxy.port,
+      [
+        `POST http://${f.host}/r/drip HTTP/1.1\r\nHost: ${f.host}\r\nContent-Length: 100000\r\n\r\n`,
+        ...Array.from({ length: 40 }, () => 'x'),
+      ],
+      6_000,
+      100,
+    );
+    assert.equal(statusOf(text), 408, text);
+    assert.match(text, /the request was not received within 800 ms/);
+    const records = await sealedRecords(f.proxy);
+    assert.deepEqual(
+      records.map((r) => [r.method, r.target, r.decision_phase ?? '', r.verdict, r.pattern ?? '']),
+      [
+        [`POST`, `http://${f.host}/r/drip`, 'intent', 'allow', ''],
+        [
+          `POST`,
+          `http://${f.host}/r/drip`,
+          'outcome',
+          'allow',
+          'status=408 layer=limit reason=the request was not received within 800 ms',
+        ],
+      ],
+    );
+    assert.equal(records[0]?.action_id, records[1]?.action_id);
   } finally {
     await f.close();
   }
