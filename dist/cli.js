@@ -5759,7 +5759,7 @@ var require_lexer = __commonJS({
     var flowIndicatorChars = new Set(",[]{}");
     var invalidAnchorChars = new Set(" ,[]{}\n\r	");
     var isNotAnchorChar = (ch) => !ch || invalidAnchorChars.has(ch);
-    var Lexer = class {
+    var Lexer2 = class {
       constructor() {
         this.atEnd = false;
         this.blockScalarIndent = -1;
@@ -6322,7 +6322,7 @@ var require_lexer = __commonJS({
         return yield* this.pushToIndex(i, false);
       }
     };
-    exports.Lexer = Lexer;
+    exports.Lexer = Lexer2;
   }
 });
 
@@ -7380,6 +7380,3761 @@ var require_dist = __commonJS({
   }
 });
 
+// node_modules/ws/lib/constants.js
+var require_constants = __commonJS({
+  "node_modules/ws/lib/constants.js"(exports, module) {
+    "use strict";
+    var BINARY_TYPES = ["nodebuffer", "arraybuffer", "fragments"];
+    var hasBlob = typeof Blob !== "undefined";
+    if (hasBlob) BINARY_TYPES.push("blob");
+    module.exports = {
+      BINARY_TYPES,
+      CLOSE_TIMEOUT: 3e4,
+      EMPTY_BUFFER: Buffer.alloc(0),
+      GUID: "258EAFA5-E914-47DA-95CA-C5AB0DC85B11",
+      hasBlob,
+      kForOnEventAttribute: /* @__PURE__ */ Symbol("kIsForOnEventAttribute"),
+      kListener: /* @__PURE__ */ Symbol("kListener"),
+      kStatusCode: /* @__PURE__ */ Symbol("status-code"),
+      kWebSocket: /* @__PURE__ */ Symbol("websocket"),
+      NOOP: () => {
+      }
+    };
+  }
+});
+
+// node_modules/ws/lib/buffer-util.js
+var require_buffer_util = __commonJS({
+  "node_modules/ws/lib/buffer-util.js"(exports, module) {
+    "use strict";
+    var { websocketMask, websocketUnmask } = __require("http");
+    var { EMPTY_BUFFER } = require_constants();
+    var FastBuffer = Buffer[Symbol.species];
+    function concat(list, totalLength) {
+      if (list.length === 0) return EMPTY_BUFFER;
+      if (list.length === 1) return list[0];
+      const target = Buffer.allocUnsafe(totalLength);
+      let offset = 0;
+      for (let i = 0; i < list.length; i++) {
+        const buf = list[i];
+        target.set(buf, offset);
+        offset += buf.length;
+      }
+      if (offset < totalLength) {
+        return new FastBuffer(target.buffer, target.byteOffset, offset);
+      }
+      return target;
+    }
+    function _mask(source, mask, output, offset, length) {
+      for (let i = 0; i < length; i++) {
+        output[offset + i] = source[i] ^ mask[i & 3];
+      }
+    }
+    function _unmask(buffer, mask) {
+      for (let i = 0; i < buffer.length; i++) {
+        buffer[i] ^= mask[i & 3];
+      }
+    }
+    function toArrayBuffer2(buf) {
+      if (buf.length === buf.buffer.byteLength) {
+        return buf.buffer;
+      }
+      return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length);
+    }
+    function toBuffer(data) {
+      toBuffer.readOnly = true;
+      if (Buffer.isBuffer(data)) return data;
+      let buf;
+      if (data instanceof ArrayBuffer) {
+        buf = new FastBuffer(data);
+      } else if (ArrayBuffer.isView(data)) {
+        buf = new FastBuffer(data.buffer, data.byteOffset, data.byteLength);
+      } else {
+        buf = Buffer.from(data);
+        toBuffer.readOnly = false;
+      }
+      return buf;
+    }
+    module.exports = {
+      concat,
+      mask: _mask,
+      toArrayBuffer: toArrayBuffer2,
+      toBuffer,
+      unmask: _unmask
+    };
+    if (websocketMask) {
+      module.exports.mask = function(source, mask, output, offset, length) {
+        if (length < 24) _mask(source, mask, output, offset, length);
+        else websocketMask(source, mask, output, offset, length);
+      };
+      module.exports.unmask = function(buffer, mask) {
+        if (buffer.length < 24) _unmask(buffer, mask);
+        else websocketUnmask(buffer, mask);
+      };
+    } else if (!process.env.WS_NO_BUFFER_UTIL) {
+      try {
+        const bufferUtil = __require("bufferutil");
+        module.exports.mask = function(source, mask, output, offset, length) {
+          if (length < 48) _mask(source, mask, output, offset, length);
+          else bufferUtil.mask(source, mask, output, offset, length);
+        };
+        module.exports.unmask = function(buffer, mask) {
+          if (buffer.length < 32) _unmask(buffer, mask);
+          else bufferUtil.unmask(buffer, mask);
+        };
+      } catch (e) {
+      }
+    }
+  }
+});
+
+// node_modules/ws/lib/limiter.js
+var require_limiter = __commonJS({
+  "node_modules/ws/lib/limiter.js"(exports, module) {
+    "use strict";
+    var kDone = /* @__PURE__ */ Symbol("kDone");
+    var kRun = /* @__PURE__ */ Symbol("kRun");
+    var Limiter = class {
+      /**
+       * Creates a new `Limiter`.
+       *
+       * @param {Number} [concurrency=Infinity] The maximum number of jobs allowed
+       *     to run concurrently
+       */
+      constructor(concurrency) {
+        this[kDone] = () => {
+          this.pending--;
+          this[kRun]();
+        };
+        this.concurrency = concurrency || Infinity;
+        this.jobs = [];
+        this.pending = 0;
+      }
+      /**
+       * Adds a job to the queue.
+       *
+       * @param {Function} job The job to run
+       * @public
+       */
+      add(job) {
+        this.jobs.push(job);
+        this[kRun]();
+      }
+      /**
+       * Removes a job from the queue and runs it if possible.
+       *
+       * @private
+       */
+      [kRun]() {
+        if (this.pending === this.concurrency) return;
+        if (this.jobs.length) {
+          const job = this.jobs.shift();
+          this.pending++;
+          job(this[kDone]);
+        }
+      }
+    };
+    module.exports = Limiter;
+  }
+});
+
+// node_modules/ws/lib/permessage-deflate.js
+var require_permessage_deflate = __commonJS({
+  "node_modules/ws/lib/permessage-deflate.js"(exports, module) {
+    "use strict";
+    var zlib = __require("zlib");
+    var bufferUtil = require_buffer_util();
+    var Limiter = require_limiter();
+    var { kStatusCode } = require_constants();
+    var FastBuffer = Buffer[Symbol.species];
+    var TRAILER = Buffer.from([0, 0, 255, 255]);
+    var kPerMessageDeflate = /* @__PURE__ */ Symbol("permessage-deflate");
+    var kTotalLength = /* @__PURE__ */ Symbol("total-length");
+    var kCallback = /* @__PURE__ */ Symbol("callback");
+    var kBuffers = /* @__PURE__ */ Symbol("buffers");
+    var kError = /* @__PURE__ */ Symbol("error");
+    var zlibLimiter;
+    var PerMessageDeflate2 = class {
+      /**
+       * Creates a PerMessageDeflate instance.
+       *
+       * @param {Object} [options] Configuration options
+       * @param {(Boolean|Number)} [options.clientMaxWindowBits] Advertise support
+       *     for, or request, a custom client window size
+       * @param {Boolean} [options.clientNoContextTakeover=false] Advertise/
+       *     acknowledge disabling of client context takeover
+       * @param {Number} [options.concurrencyLimit=10] The number of concurrent
+       *     calls to zlib
+       * @param {Boolean} [options.isServer=false] Create the instance in either
+       *     server or client mode
+       * @param {Number} [options.maxPayload=0] The maximum allowed message length
+       * @param {(Boolean|Number)} [options.serverMaxWindowBits] Request/confirm the
+       *     use of a custom server window size
+       * @param {Boolean} [options.serverNoContextTakeover=false] Request/accept
+       *     disabling of server context takeover
+       * @param {Number} [options.threshold=1024] Size (in bytes) below which
+       *     messages should not be compressed if context takeover is disabled
+       * @param {Object} [options.zlibDeflateOptions] Options to pass to zlib on
+       *     deflate
+       * @param {Object} [options.zlibInflateOptions] Options to pass to zlib on
+       *     inflate
+       */
+      constructor(options) {
+        this._options = options || {};
+        this._threshold = this._options.threshold !== void 0 ? this._options.threshold : 1024;
+        this._maxPayload = this._options.maxPayload | 0;
+        this._isServer = !!this._options.isServer;
+        this._deflate = null;
+        this._inflate = null;
+        this.params = null;
+        if (!zlibLimiter) {
+          const concurrency = this._options.concurrencyLimit !== void 0 ? this._options.concurrencyLimit : 10;
+          zlibLimiter = new Limiter(concurrency);
+        }
+      }
+      /**
+       * @type {String}
+       */
+      static get extensionName() {
+        return "permessage-deflate";
+      }
+      /**
+       * Create an extension negotiation offer.
+       *
+       * @return {Object} Extension parameters
+       * @public
+       */
+      offer() {
+        const params = {};
+        if (this._options.serverNoContextTakeover) {
+          params.server_no_context_takeover = true;
+        }
+        if (this._options.clientNoContextTakeover) {
+          params.client_no_context_takeover = true;
+        }
+        if (this._options.serverMaxWindowBits) {
+          params.server_max_window_bits = this._options.serverMaxWindowBits;
+        }
+        if (this._options.clientMaxWindowBits) {
+          params.client_max_window_bits = this._options.clientMaxWindowBits;
+        } else if (this._options.clientMaxWindowBits == null) {
+          params.client_max_window_bits = true;
+        }
+        return params;
+      }
+      /**
+       * Accept an extension negotiation offer/response.
+       *
+       * @param {Array} configurations The extension negotiation offers/reponse
+       * @return {Object} Accepted configuration
+       * @public
+       */
+      accept(configurations) {
+        configurations = this.normalizeParams(configurations);
+        this.params = this._isServer ? this.acceptAsServer(configurations) : this.acceptAsClient(configurations);
+        return this.params;
+      }
+      /**
+       * Releases all resources used by the extension.
+       *
+       * @public
+       */
+      cleanup() {
+        if (this._inflate) {
+          this._inflate.close();
+          this._inflate = null;
+        }
+        if (this._deflate) {
+          const callback = this._deflate[kCallback];
+          this._deflate.close();
+          this._deflate = null;
+          if (callback) {
+            callback(
+              new Error(
+                "The deflate stream was closed while data was being processed"
+              )
+            );
+          }
+        }
+      }
+      /**
+       *  Accept an extension negotiation offer.
+       *
+       * @param {Array} offers The extension negotiation offers
+       * @return {Object} Accepted configuration
+       * @private
+       */
+      acceptAsServer(offers) {
+        const opts = this._options;
+        const accepted = offers.find((params) => {
+          if (opts.serverNoContextTakeover === false && params.server_no_context_takeover || params.server_max_window_bits && (opts.serverMaxWindowBits === false || typeof opts.serverMaxWindowBits === "number" && opts.serverMaxWindowBits > params.server_max_window_bits) || typeof opts.clientMaxWindowBits === "number" && (typeof params.client_max_window_bits === "number" ? opts.clientMaxWindowBits > params.client_max_window_bits : !params.client_max_window_bits)) {
+            return false;
+          }
+          return true;
+        });
+        if (!accepted) {
+          throw new Error("None of the extension offers can be accepted");
+        }
+        if (opts.serverNoContextTakeover) {
+          accepted.server_no_context_takeover = true;
+        }
+        if (opts.clientNoContextTakeover) {
+          accepted.client_no_context_takeover = true;
+        }
+        if (typeof opts.serverMaxWindowBits === "number") {
+          accepted.server_max_window_bits = opts.serverMaxWindowBits;
+        }
+        if (typeof opts.clientMaxWindowBits === "number") {
+          accepted.client_max_window_bits = opts.clientMaxWindowBits;
+        } else if (accepted.client_max_window_bits === true || opts.clientMaxWindowBits === false) {
+          delete accepted.client_max_window_bits;
+        }
+        return accepted;
+      }
+      /**
+       * Accept the extension negotiation response.
+       *
+       * @param {Array} response The extension negotiation response
+       * @return {Object} Accepted configuration
+       * @private
+       */
+      acceptAsClient(response) {
+        const params = response[0];
+        if (this._options.clientNoContextTakeover === false && params.client_no_context_takeover) {
+          throw new Error('Unexpected parameter "client_no_context_takeover"');
+        }
+        if (!params.client_max_window_bits) {
+          if (typeof this._options.clientMaxWindowBits === "number") {
+            params.client_max_window_bits = this._options.clientMaxWindowBits;
+          }
+        } else if (this._options.clientMaxWindowBits === false || typeof this._options.clientMaxWindowBits === "number" && params.client_max_window_bits > this._options.clientMaxWindowBits) {
+          throw new Error(
+            'Unexpected or invalid parameter "client_max_window_bits"'
+          );
+        }
+        return params;
+      }
+      /**
+       * Normalize parameters.
+       *
+       * @param {Array} configurations The extension negotiation offers/reponse
+       * @return {Array} The offers/response with normalized parameters
+       * @private
+       */
+      normalizeParams(configurations) {
+        configurations.forEach((params) => {
+          Object.keys(params).forEach((key) => {
+            let value = params[key];
+            if (value.length > 1) {
+              throw new Error(`Parameter "${key}" must have only a single value`);
+            }
+            value = value[0];
+            if (key === "client_max_window_bits") {
+              if (value !== true) {
+                const num = +value;
+                if (!Number.isInteger(num) || num < 8 || num > 15) {
+                  throw new TypeError(
+                    `Invalid value for parameter "${key}": ${value}`
+                  );
+                }
+                value = num;
+              } else if (!this._isServer) {
+                throw new TypeError(
+                  `Invalid value for parameter "${key}": ${value}`
+                );
+              }
+            } else if (key === "server_max_window_bits") {
+              const num = +value;
+              if (!Number.isInteger(num) || num < 8 || num > 15) {
+                throw new TypeError(
+                  `Invalid value for parameter "${key}": ${value}`
+                );
+              }
+              value = num;
+            } else if (key === "client_no_context_takeover" || key === "server_no_context_takeover") {
+              if (value !== true) {
+                throw new TypeError(
+                  `Invalid value for parameter "${key}": ${value}`
+                );
+              }
+            } else {
+              throw new Error(`Unknown parameter "${key}"`);
+            }
+            params[key] = value;
+          });
+        });
+        return configurations;
+      }
+      /**
+       * Decompress data. Concurrency limited.
+       *
+       * @param {Buffer} data Compressed data
+       * @param {Boolean} fin Specifies whether or not this is the last fragment
+       * @param {Function} callback Callback
+       * @public
+       */
+      decompress(data, fin, callback) {
+        zlibLimiter.add((done) => {
+          this._decompress(data, fin, (err, result) => {
+            done();
+            callback(err, result);
+          });
+        });
+      }
+      /**
+       * Compress data. Concurrency limited.
+       *
+       * @param {(Buffer|String)} data Data to compress
+       * @param {Boolean} fin Specifies whether or not this is the last fragment
+       * @param {Function} callback Callback
+       * @public
+       */
+      compress(data, fin, callback) {
+        zlibLimiter.add((done) => {
+          this._compress(data, fin, (err, result) => {
+            done();
+            callback(err, result);
+          });
+        });
+      }
+      /**
+       * Decompress data.
+       *
+       * @param {Buffer} data Compressed data
+       * @param {Boolean} fin Specifies whether or not this is the last fragment
+       * @param {Function} callback Callback
+       * @private
+       */
+      _decompress(data, fin, callback) {
+        const endpoint = this._isServer ? "client" : "server";
+        if (!this._inflate) {
+          const key = `${endpoint}_max_window_bits`;
+          const windowBits = typeof this.params[key] !== "number" ? zlib.Z_DEFAULT_WINDOWBITS : this.params[key];
+          this._inflate = zlib.createInflateRaw({
+            ...this._options.zlibInflateOptions,
+            windowBits
+          });
+          this._inflate[kPerMessageDeflate] = this;
+          this._inflate[kTotalLength] = 0;
+          this._inflate[kBuffers] = [];
+          this._inflate.on("error", inflateOnError);
+          this._inflate.on("data", inflateOnData);
+        }
+        this._inflate[kCallback] = callback;
+        this._inflate.write(data);
+        if (fin) this._inflate.write(TRAILER);
+        this._inflate.flush(() => {
+          const err = this._inflate[kError];
+          if (err) {
+            this._inflate.close();
+            this._inflate = null;
+            callback(err);
+            return;
+          }
+          const data2 = bufferUtil.concat(
+            this._inflate[kBuffers],
+            this._inflate[kTotalLength]
+          );
+          if (this._inflate._readableState.endEmitted) {
+            this._inflate.close();
+            this._inflate = null;
+          } else {
+            this._inflate[kTotalLength] = 0;
+            this._inflate[kBuffers] = [];
+            if (fin && this.params[`${endpoint}_no_context_takeover`]) {
+              this._inflate.reset();
+            }
+          }
+          callback(null, data2);
+        });
+      }
+      /**
+       * Compress data.
+       *
+       * @param {(Buffer|String)} data Data to compress
+       * @param {Boolean} fin Specifies whether or not this is the last fragment
+       * @param {Function} callback Callback
+       * @private
+       */
+      _compress(data, fin, callback) {
+        const endpoint = this._isServer ? "server" : "client";
+        if (!this._deflate) {
+          const key = `${endpoint}_max_window_bits`;
+          const windowBits = typeof this.params[key] !== "number" ? zlib.Z_DEFAULT_WINDOWBITS : this.params[key];
+          this._deflate = zlib.createDeflateRaw({
+            ...this._options.zlibDeflateOptions,
+            windowBits
+          });
+          this._deflate[kTotalLength] = 0;
+          this._deflate[kBuffers] = [];
+          this._deflate.on("data", deflateOnData);
+        }
+        this._deflate[kCallback] = callback;
+        this._deflate.write(data);
+        this._deflate.flush(zlib.Z_SYNC_FLUSH, () => {
+          if (!this._deflate) {
+            return;
+          }
+          let data2 = bufferUtil.concat(
+            this._deflate[kBuffers],
+            this._deflate[kTotalLength]
+          );
+          if (fin) {
+            data2 = new FastBuffer(data2.buffer, data2.byteOffset, data2.length - 4);
+          }
+          this._deflate[kCallback] = null;
+          this._deflate[kTotalLength] = 0;
+          this._deflate[kBuffers] = [];
+          if (fin && this.params[`${endpoint}_no_context_takeover`]) {
+            this._deflate.reset();
+          }
+          callback(null, data2);
+        });
+      }
+    };
+    module.exports = PerMessageDeflate2;
+    function deflateOnData(chunk) {
+      this[kBuffers].push(chunk);
+      this[kTotalLength] += chunk.length;
+    }
+    function inflateOnData(chunk) {
+      this[kTotalLength] += chunk.length;
+      if (this[kPerMessageDeflate]._maxPayload < 1 || this[kTotalLength] <= this[kPerMessageDeflate]._maxPayload) {
+        this[kBuffers].push(chunk);
+        return;
+      }
+      this[kError] = new RangeError("Max payload size exceeded");
+      this[kError].code = "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH";
+      this[kError][kStatusCode] = 1009;
+      this.removeListener("data", inflateOnData);
+      this.reset();
+    }
+    function inflateOnError(err) {
+      this[kPerMessageDeflate]._inflate = null;
+      if (this[kError]) {
+        this[kCallback](this[kError]);
+        return;
+      }
+      err[kStatusCode] = 1007;
+      this[kCallback](err);
+    }
+  }
+});
+
+// node_modules/ws/lib/validation.js
+var require_validation = __commonJS({
+  "node_modules/ws/lib/validation.js"(exports, module) {
+    "use strict";
+    var { isUtf8 } = __require("buffer");
+    var { hasBlob } = require_constants();
+    var tokenChars = [
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      // 0 - 15
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      // 16 - 31
+      0,
+      1,
+      0,
+      1,
+      1,
+      1,
+      1,
+      1,
+      0,
+      0,
+      1,
+      1,
+      0,
+      1,
+      1,
+      0,
+      // 32 - 47
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      // 48 - 63
+      0,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      // 64 - 79
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      0,
+      0,
+      0,
+      1,
+      1,
+      // 80 - 95
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      // 96 - 111
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      0,
+      1,
+      0,
+      1,
+      0
+      // 112 - 127
+    ];
+    function isValidStatusCode(code2) {
+      return code2 >= 1e3 && code2 <= 1014 && code2 !== 1004 && code2 !== 1005 && code2 !== 1006 || code2 >= 3e3 && code2 <= 4999;
+    }
+    function _isValidUTF8(buf) {
+      const len = buf.length;
+      let i = 0;
+      while (i < len) {
+        if ((buf[i] & 128) === 0) {
+          i++;
+        } else if ((buf[i] & 224) === 192) {
+          if (i + 1 === len || (buf[i + 1] & 192) !== 128 || (buf[i] & 254) === 192) {
+            return false;
+          }
+          i += 2;
+        } else if ((buf[i] & 240) === 224) {
+          if (i + 2 >= len || (buf[i + 1] & 192) !== 128 || (buf[i + 2] & 192) !== 128 || buf[i] === 224 && (buf[i + 1] & 224) === 128 || // Overlong
+          buf[i] === 237 && (buf[i + 1] & 224) === 160) {
+            return false;
+          }
+          i += 3;
+        } else if ((buf[i] & 248) === 240) {
+          if (i + 3 >= len || (buf[i + 1] & 192) !== 128 || (buf[i + 2] & 192) !== 128 || (buf[i + 3] & 192) !== 128 || buf[i] === 240 && (buf[i + 1] & 240) === 128 || // Overlong
+          buf[i] === 244 && buf[i + 1] > 143 || buf[i] > 244) {
+            return false;
+          }
+          i += 4;
+        } else {
+          return false;
+        }
+      }
+      return true;
+    }
+    function isBlob(value) {
+      return hasBlob && typeof value === "object" && typeof value.arrayBuffer === "function" && typeof value.type === "string" && typeof value.stream === "function" && (value[Symbol.toStringTag] === "Blob" || value[Symbol.toStringTag] === "File");
+    }
+    module.exports = {
+      isBlob,
+      isValidStatusCode,
+      isValidUTF8: _isValidUTF8,
+      tokenChars
+    };
+    if (isUtf8) {
+      module.exports.isValidUTF8 = function(buf) {
+        return buf.length < 24 ? _isValidUTF8(buf) : isUtf8(buf);
+      };
+    } else if (!process.env.WS_NO_UTF_8_VALIDATE) {
+      try {
+        const isValidUTF8 = __require("utf-8-validate");
+        module.exports.isValidUTF8 = function(buf) {
+          return buf.length < 32 ? _isValidUTF8(buf) : isValidUTF8(buf);
+        };
+      } catch (e) {
+      }
+    }
+  }
+});
+
+// node_modules/ws/lib/receiver.js
+var require_receiver = __commonJS({
+  "node_modules/ws/lib/receiver.js"(exports, module) {
+    "use strict";
+    var { Writable } = __require("stream");
+    var PerMessageDeflate2 = require_permessage_deflate();
+    var {
+      BINARY_TYPES,
+      EMPTY_BUFFER,
+      kStatusCode,
+      kWebSocket
+    } = require_constants();
+    var { concat, toArrayBuffer: toArrayBuffer2, unmask } = require_buffer_util();
+    var { isValidStatusCode, isValidUTF8 } = require_validation();
+    var FastBuffer = Buffer[Symbol.species];
+    var GET_INFO = 0;
+    var GET_PAYLOAD_LENGTH_16 = 1;
+    var GET_PAYLOAD_LENGTH_64 = 2;
+    var GET_MASK = 3;
+    var GET_DATA = 4;
+    var INFLATING = 5;
+    var DEFER_EVENT = 6;
+    var Receiver2 = class extends Writable {
+      /**
+       * Creates a Receiver instance.
+       *
+       * @param {Object} [options] Options object
+       * @param {Boolean} [options.allowSynchronousEvents=true] Specifies whether
+       *     any of the `'message'`, `'ping'`, and `'pong'` events can be emitted
+       *     multiple times in the same tick
+       * @param {String} [options.binaryType=nodebuffer] The type for binary data
+       * @param {Object} [options.extensions] An object containing the negotiated
+       *     extensions
+       * @param {Boolean} [options.isServer=false] Specifies whether to operate in
+       *     client or server mode
+       * @param {Number} [options.maxBufferedChunks=0] The maximum number of
+       *     buffered data chunks
+       * @param {Number} [options.maxFragments=0] The maximum number of message
+       *     fragments
+       * @param {Number} [options.maxPayload=0] The maximum allowed message length
+       * @param {Boolean} [options.skipUTF8Validation=false] Specifies whether or
+       *     not to skip UTF-8 validation for text and close messages
+       */
+      constructor(options = {}) {
+        super();
+        this._allowSynchronousEvents = options.allowSynchronousEvents !== void 0 ? options.allowSynchronousEvents : true;
+        this._binaryType = options.binaryType || BINARY_TYPES[0];
+        this._extensions = options.extensions || {};
+        this._isServer = !!options.isServer;
+        this._maxBufferedChunks = options.maxBufferedChunks | 0;
+        this._maxFragments = options.maxFragments | 0;
+        this._maxPayload = options.maxPayload | 0;
+        this._skipUTF8Validation = !!options.skipUTF8Validation;
+        this[kWebSocket] = void 0;
+        this._bufferedBytes = 0;
+        this._buffers = [];
+        this._compressed = false;
+        this._payloadLength = 0;
+        this._mask = void 0;
+        this._fragmented = 0;
+        this._masked = false;
+        this._fin = false;
+        this._opcode = 0;
+        this._totalPayloadLength = 0;
+        this._messageLength = 0;
+        this._numFragments = 0;
+        this._fragments = [];
+        this._errored = false;
+        this._loop = false;
+        this._state = GET_INFO;
+      }
+      /**
+       * Implements `Writable.prototype._write()`.
+       *
+       * @param {Buffer} chunk The chunk of data to write
+       * @param {String} encoding The character encoding of `chunk`
+       * @param {Function} cb Callback
+       * @private
+       */
+      _write(chunk, encoding, cb) {
+        if (this._opcode === 8 && this._state == GET_INFO) return cb();
+        if (this._maxBufferedChunks > 0 && this._buffers.length >= this._maxBufferedChunks) {
+          cb(
+            this.createError(
+              RangeError,
+              "Too many buffered chunks",
+              false,
+              1008,
+              "WS_ERR_TOO_MANY_BUFFERED_PARTS"
+            )
+          );
+          return;
+        }
+        this._bufferedBytes += chunk.length;
+        this._buffers.push(chunk);
+        this.startLoop(cb);
+      }
+      /**
+       * Consumes `n` bytes from the buffered data.
+       *
+       * @param {Number} n The number of bytes to consume
+       * @return {Buffer} The consumed bytes
+       * @private
+       */
+      consume(n) {
+        this._bufferedBytes -= n;
+        if (n === this._buffers[0].length) return this._buffers.shift();
+        if (n < this._buffers[0].length) {
+          const buf = this._buffers[0];
+          this._buffers[0] = new FastBuffer(
+            buf.buffer,
+            buf.byteOffset + n,
+            buf.length - n
+          );
+          return new FastBuffer(buf.buffer, buf.byteOffset, n);
+        }
+        const dst = Buffer.allocUnsafe(n);
+        do {
+          const buf = this._buffers[0];
+          const offset = dst.length - n;
+          if (n >= buf.length) {
+            dst.set(this._buffers.shift(), offset);
+          } else {
+            dst.set(new Uint8Array(buf.buffer, buf.byteOffset, n), offset);
+            this._buffers[0] = new FastBuffer(
+              buf.buffer,
+              buf.byteOffset + n,
+              buf.length - n
+            );
+          }
+          n -= buf.length;
+        } while (n > 0);
+        return dst;
+      }
+      /**
+       * Starts the parsing loop.
+       *
+       * @param {Function} cb Callback
+       * @private
+       */
+      startLoop(cb) {
+        this._loop = true;
+        do {
+          switch (this._state) {
+            case GET_INFO:
+              this.getInfo(cb);
+              break;
+            case GET_PAYLOAD_LENGTH_16:
+              this.getPayloadLength16(cb);
+              break;
+            case GET_PAYLOAD_LENGTH_64:
+              this.getPayloadLength64(cb);
+              break;
+            case GET_MASK:
+              this.getMask();
+              break;
+            case GET_DATA:
+              this.getData(cb);
+              break;
+            case INFLATING:
+            case DEFER_EVENT:
+              this._loop = false;
+              return;
+          }
+        } while (this._loop);
+        if (!this._errored) cb();
+      }
+      /**
+       * Reads the first two bytes of a frame.
+       *
+       * @param {Function} cb Callback
+       * @private
+       */
+      getInfo(cb) {
+        if (this._bufferedBytes < 2) {
+          this._loop = false;
+          return;
+        }
+        const buf = this.consume(2);
+        if ((buf[0] & 48) !== 0) {
+          const error2 = this.createError(
+            RangeError,
+            "RSV2 and RSV3 must be clear",
+            true,
+            1002,
+            "WS_ERR_UNEXPECTED_RSV_2_3"
+          );
+          cb(error2);
+          return;
+        }
+        const compressed = (buf[0] & 64) === 64;
+        if (compressed && !this._extensions[PerMessageDeflate2.extensionName]) {
+          const error2 = this.createError(
+            RangeError,
+            "RSV1 must be clear",
+            true,
+            1002,
+            "WS_ERR_UNEXPECTED_RSV_1"
+          );
+          cb(error2);
+          return;
+        }
+        this._fin = (buf[0] & 128) === 128;
+        this._opcode = buf[0] & 15;
+        this._payloadLength = buf[1] & 127;
+        if (this._opcode === 0) {
+          if (compressed) {
+            const error2 = this.createError(
+              RangeError,
+              "RSV1 must be clear",
+              true,
+              1002,
+              "WS_ERR_UNEXPECTED_RSV_1"
+            );
+            cb(error2);
+            return;
+          }
+          if (!this._fragmented) {
+            const error2 = this.createError(
+              RangeError,
+              "invalid opcode 0",
+              true,
+              1002,
+              "WS_ERR_INVALID_OPCODE"
+            );
+            cb(error2);
+            return;
+          }
+          this._opcode = this._fragmented;
+        } else if (this._opcode === 1 || this._opcode === 2) {
+          if (this._fragmented) {
+            const error2 = this.createError(
+              RangeError,
+              `invalid opcode ${this._opcode}`,
+              true,
+              1002,
+              "WS_ERR_INVALID_OPCODE"
+            );
+            cb(error2);
+            return;
+          }
+          this._compressed = compressed;
+        } else if (this._opcode > 7 && this._opcode < 11) {
+          if (!this._fin) {
+            const error2 = this.createError(
+              RangeError,
+              "FIN must be set",
+              true,
+              1002,
+              "WS_ERR_EXPECTED_FIN"
+            );
+            cb(error2);
+            return;
+          }
+          if (compressed) {
+            const error2 = this.createError(
+              RangeError,
+              "RSV1 must be clear",
+              true,
+              1002,
+              "WS_ERR_UNEXPECTED_RSV_1"
+            );
+            cb(error2);
+            return;
+          }
+          if (this._payloadLength > 125 || this._opcode === 8 && this._payloadLength === 1) {
+            const error2 = this.createError(
+              RangeError,
+              `invalid payload length ${this._payloadLength}`,
+              true,
+              1002,
+              "WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH"
+            );
+            cb(error2);
+            return;
+          }
+        } else {
+          const error2 = this.createError(
+            RangeError,
+            `invalid opcode ${this._opcode}`,
+            true,
+            1002,
+            "WS_ERR_INVALID_OPCODE"
+          );
+          cb(error2);
+          return;
+        }
+        if (!this._fin && !this._fragmented) this._fragmented = this._opcode;
+        this._masked = (buf[1] & 128) === 128;
+        if (this._isServer) {
+          if (!this._masked) {
+            const error2 = this.createError(
+              RangeError,
+              "MASK must be set",
+              true,
+              1002,
+              "WS_ERR_EXPECTED_MASK"
+            );
+            cb(error2);
+            return;
+          }
+        } else if (this._masked) {
+          const error2 = this.createError(
+            RangeError,
+            "MASK must be clear",
+            true,
+            1002,
+            "WS_ERR_UNEXPECTED_MASK"
+          );
+          cb(error2);
+          return;
+        }
+        if (this._payloadLength === 126) this._state = GET_PAYLOAD_LENGTH_16;
+        else if (this._payloadLength === 127) this._state = GET_PAYLOAD_LENGTH_64;
+        else this.haveLength(cb);
+      }
+      /**
+       * Gets extended payload length (7+16).
+       *
+       * @param {Function} cb Callback
+       * @private
+       */
+      getPayloadLength16(cb) {
+        if (this._bufferedBytes < 2) {
+          this._loop = false;
+          return;
+        }
+        this._payloadLength = this.consume(2).readUInt16BE(0);
+        this.haveLength(cb);
+      }
+      /**
+       * Gets extended payload length (7+64).
+       *
+       * @param {Function} cb Callback
+       * @private
+       */
+      getPayloadLength64(cb) {
+        if (this._bufferedBytes < 8) {
+          this._loop = false;
+          return;
+        }
+        const buf = this.consume(8);
+        const num = buf.readUInt32BE(0);
+        if (num > Math.pow(2, 53 - 32) - 1) {
+          const error2 = this.createError(
+            RangeError,
+            "Unsupported WebSocket frame: payload length > 2^53 - 1",
+            false,
+            1009,
+            "WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH"
+          );
+          cb(error2);
+          return;
+        }
+        this._payloadLength = num * Math.pow(2, 32) + buf.readUInt32BE(4);
+        this.haveLength(cb);
+      }
+      /**
+       * Payload length has been read.
+       *
+       * @param {Function} cb Callback
+       * @private
+       */
+      haveLength(cb) {
+        if (this._payloadLength && this._opcode < 8) {
+          this._totalPayloadLength += this._payloadLength;
+          if (this._totalPayloadLength > this._maxPayload && this._maxPayload > 0) {
+            const error2 = this.createError(
+              RangeError,
+              "Max payload size exceeded",
+              false,
+              1009,
+              "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH"
+            );
+            cb(error2);
+            return;
+          }
+        }
+        if (this._masked) this._state = GET_MASK;
+        else this._state = GET_DATA;
+      }
+      /**
+       * Reads mask bytes.
+       *
+       * @private
+       */
+      getMask() {
+        if (this._bufferedBytes < 4) {
+          this._loop = false;
+          return;
+        }
+        this._mask = this.consume(4);
+        this._state = GET_DATA;
+      }
+      /**
+       * Reads data bytes.
+       *
+       * @param {Function} cb Callback
+       * @private
+       */
+      getData(cb) {
+        let data = EMPTY_BUFFER;
+        if (this._payloadLength) {
+          if (this._bufferedBytes < this._payloadLength) {
+            this._loop = false;
+            return;
+          }
+          data = this.consume(this._payloadLength);
+          if (this._masked && (this._mask[0] | this._mask[1] | this._mask[2] | this._mask[3]) !== 0) {
+            unmask(data, this._mask);
+          }
+        }
+        this._mask = void 0;
+        if (this._opcode > 7) {
+          this.controlMessage(data, cb);
+          return;
+        }
+        if (this._maxFragments > 0 && ++this._numFragments > this._maxFragments) {
+          const error2 = this.createError(
+            RangeError,
+            "Too many message fragments",
+            false,
+            1008,
+            "WS_ERR_TOO_MANY_BUFFERED_PARTS"
+          );
+          cb(error2);
+          return;
+        }
+        if (this._compressed) {
+          this._state = INFLATING;
+          this.decompress(data, cb);
+          return;
+        }
+        if (data.length) {
+          this._messageLength = this._totalPayloadLength;
+          this._fragments.push(data);
+        }
+        this.dataMessage(cb);
+      }
+      /**
+       * Decompresses data.
+       *
+       * @param {Buffer} data Compressed data
+       * @param {Function} cb Callback
+       * @private
+       */
+      decompress(data, cb) {
+        const perMessageDeflate = this._extensions[PerMessageDeflate2.extensionName];
+        perMessageDeflate.decompress(data, this._fin, (err, buf) => {
+          if (err) return cb(err);
+          if (buf.length) {
+            this._messageLength += buf.length;
+            if (this._messageLength > this._maxPayload && this._maxPayload > 0) {
+              const error2 = this.createError(
+                RangeError,
+                "Max payload size exceeded",
+                false,
+                1009,
+                "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH"
+              );
+              cb(error2);
+              return;
+            }
+            this._fragments.push(buf);
+          }
+          this.dataMessage(cb);
+          if (this._state === GET_INFO) this.startLoop(cb);
+        });
+      }
+      /**
+       * Handles a data message.
+       *
+       * @param {Function} cb Callback
+       * @private
+       */
+      dataMessage(cb) {
+        if (!this._fin) {
+          this._state = GET_INFO;
+          return;
+        }
+        const messageLength = this._messageLength;
+        const fragments = this._fragments;
+        this._totalPayloadLength = 0;
+        this._messageLength = 0;
+        this._fragmented = 0;
+        this._numFragments = 0;
+        this._fragments = [];
+        if (this._opcode === 2) {
+          let data;
+          if (this._binaryType === "nodebuffer") {
+            data = concat(fragments, messageLength);
+          } else if (this._binaryType === "arraybuffer") {
+            data = toArrayBuffer2(concat(fragments, messageLength));
+          } else if (this._binaryType === "blob") {
+            data = new Blob(fragments);
+          } else {
+            data = fragments;
+          }
+          if (this._allowSynchronousEvents) {
+            this.emit("message", data, true);
+            this._state = GET_INFO;
+          } else {
+            this._state = DEFER_EVENT;
+            setImmediate(() => {
+              this.emit("message", data, true);
+              this._state = GET_INFO;
+              this.startLoop(cb);
+            });
+          }
+        } else {
+          const buf = concat(fragments, messageLength);
+          if (!this._skipUTF8Validation && !isValidUTF8(buf)) {
+            const error2 = this.createError(
+              Error,
+              "invalid UTF-8 sequence",
+              true,
+              1007,
+              "WS_ERR_INVALID_UTF8"
+            );
+            cb(error2);
+            return;
+          }
+          if (this._state === INFLATING || this._allowSynchronousEvents) {
+            this.emit("message", buf, false);
+            this._state = GET_INFO;
+          } else {
+            this._state = DEFER_EVENT;
+            setImmediate(() => {
+              this.emit("message", buf, false);
+              this._state = GET_INFO;
+              this.startLoop(cb);
+            });
+          }
+        }
+      }
+      /**
+       * Handles a control message.
+       *
+       * @param {Buffer} data Data to handle
+       * @return {(Error|RangeError|undefined)} A possible error
+       * @private
+       */
+      controlMessage(data, cb) {
+        if (this._opcode === 8) {
+          if (data.length === 0) {
+            this._loop = false;
+            this.emit("conclude", 1005, EMPTY_BUFFER);
+            this.end();
+          } else {
+            const code2 = data.readUInt16BE(0);
+            if (!isValidStatusCode(code2)) {
+              const error2 = this.createError(
+                RangeError,
+                `invalid status code ${code2}`,
+                true,
+                1002,
+                "WS_ERR_INVALID_CLOSE_CODE"
+              );
+              cb(error2);
+              return;
+            }
+            const buf = new FastBuffer(
+              data.buffer,
+              data.byteOffset + 2,
+              data.length - 2
+            );
+            if (!this._skipUTF8Validation && !isValidUTF8(buf)) {
+              const error2 = this.createError(
+                Error,
+                "invalid UTF-8 sequence",
+                true,
+                1007,
+                "WS_ERR_INVALID_UTF8"
+              );
+              cb(error2);
+              return;
+            }
+            this._loop = false;
+            this.emit("conclude", code2, buf);
+            this.end();
+          }
+          this._state = GET_INFO;
+          return;
+        }
+        if (this._allowSynchronousEvents) {
+          this.emit(this._opcode === 9 ? "ping" : "pong", data);
+          this._state = GET_INFO;
+        } else {
+          this._state = DEFER_EVENT;
+          setImmediate(() => {
+            this.emit(this._opcode === 9 ? "ping" : "pong", data);
+            this._state = GET_INFO;
+            this.startLoop(cb);
+          });
+        }
+      }
+      /**
+       * Builds an error object.
+       *
+       * @param {function(new:Error|RangeError)} ErrorCtor The error constructor
+       * @param {String} message The error message
+       * @param {Boolean} prefix Specifies whether or not to add a default prefix to
+       *     `message`
+       * @param {Number} statusCode The status code
+       * @param {String} errorCode The exposed error code
+       * @return {(Error|RangeError)} The error
+       * @private
+       */
+      createError(ErrorCtor, message, prefix, statusCode, errorCode) {
+        this._loop = false;
+        this._errored = true;
+        const err = new ErrorCtor(
+          prefix ? `Invalid WebSocket frame: ${message}` : message
+        );
+        Error.captureStackTrace(err, this.createError);
+        err.code = errorCode;
+        err[kStatusCode] = statusCode;
+        return err;
+      }
+    };
+    module.exports = Receiver2;
+  }
+});
+
+// node_modules/ws/lib/sender.js
+var require_sender = __commonJS({
+  "node_modules/ws/lib/sender.js"(exports, module) {
+    "use strict";
+    var { Duplex } = __require("stream");
+    var { randomFillSync } = __require("crypto");
+    var {
+      types: { isUint8Array }
+    } = __require("util");
+    var PerMessageDeflate2 = require_permessage_deflate();
+    var { EMPTY_BUFFER, kWebSocket, NOOP } = require_constants();
+    var { isBlob, isValidStatusCode } = require_validation();
+    var { mask: applyMask, toBuffer } = require_buffer_util();
+    var kByteLength = /* @__PURE__ */ Symbol("kByteLength");
+    var maskBuffer = Buffer.alloc(4);
+    var RANDOM_POOL_SIZE = 8 * 1024;
+    var randomPool;
+    var randomPoolPointer = RANDOM_POOL_SIZE;
+    var DEFAULT = 0;
+    var DEFLATING = 1;
+    var GET_BLOB_DATA = 2;
+    var Sender2 = class _Sender {
+      /**
+       * Creates a Sender instance.
+       *
+       * @param {Duplex} socket The connection socket
+       * @param {Object} [extensions] An object containing the negotiated extensions
+       * @param {Function} [generateMask] The function used to generate the masking
+       *     key
+       */
+      constructor(socket, extensions, generateMask) {
+        this._extensions = extensions || {};
+        if (generateMask) {
+          this._generateMask = generateMask;
+          this._maskBuffer = Buffer.alloc(4);
+        }
+        this._socket = socket;
+        this._firstFragment = true;
+        this._compress = false;
+        this._bufferedBytes = 0;
+        this._queue = [];
+        this._state = DEFAULT;
+        this.onerror = NOOP;
+        this[kWebSocket] = void 0;
+      }
+      /**
+       * Frames a piece of data according to the HyBi WebSocket protocol.
+       *
+       * @param {(Buffer|String)} data The data to frame
+       * @param {Object} options Options object
+       * @param {Boolean} [options.fin=false] Specifies whether or not to set the
+       *     FIN bit
+       * @param {Function} [options.generateMask] The function used to generate the
+       *     masking key
+       * @param {Boolean} [options.mask=false] Specifies whether or not to mask
+       *     `data`
+       * @param {Buffer} [options.maskBuffer] The buffer used to store the masking
+       *     key
+       * @param {Number} options.opcode The opcode
+       * @param {Boolean} [options.readOnly=false] Specifies whether `data` can be
+       *     modified
+       * @param {Boolean} [options.rsv1=false] Specifies whether or not to set the
+       *     RSV1 bit
+       * @return {(Buffer|String)[]} The framed data
+       * @public
+       */
+      static frame(data, options) {
+        let mask;
+        let merge2 = false;
+        let offset = 2;
+        let skipMasking = false;
+        if (options.mask) {
+          mask = options.maskBuffer || maskBuffer;
+          if (options.generateMask) {
+            options.generateMask(mask);
+          } else {
+            if (randomPoolPointer === RANDOM_POOL_SIZE) {
+              if (randomPool === void 0) {
+                randomPool = Buffer.alloc(RANDOM_POOL_SIZE);
+              }
+              randomFillSync(randomPool, 0, RANDOM_POOL_SIZE);
+              randomPoolPointer = 0;
+            }
+            mask[0] = randomPool[randomPoolPointer++];
+            mask[1] = randomPool[randomPoolPointer++];
+            mask[2] = randomPool[randomPoolPointer++];
+            mask[3] = randomPool[randomPoolPointer++];
+          }
+          skipMasking = (mask[0] | mask[1] | mask[2] | mask[3]) === 0;
+          offset = 6;
+        }
+        let dataLength;
+        if (typeof data === "string") {
+          if ((!options.mask || skipMasking) && options[kByteLength] !== void 0) {
+            dataLength = options[kByteLength];
+          } else {
+            data = Buffer.from(data);
+            dataLength = data.length;
+          }
+        } else {
+          dataLength = data.length;
+          merge2 = options.mask && options.readOnly && !skipMasking;
+        }
+        let payloadLength = dataLength;
+        if (dataLength >= 65536) {
+          offset += 8;
+          payloadLength = 127;
+        } else if (dataLength > 125) {
+          offset += 2;
+          payloadLength = 126;
+        }
+        const target = Buffer.allocUnsafe(merge2 ? dataLength + offset : offset);
+        target[0] = options.fin ? options.opcode | 128 : options.opcode;
+        if (options.rsv1) target[0] |= 64;
+        target[1] = payloadLength;
+        if (payloadLength === 126) {
+          target.writeUInt16BE(dataLength, 2);
+        } else if (payloadLength === 127) {
+          target[2] = target[3] = 0;
+          target.writeUIntBE(dataLength, 4, 6);
+        }
+        if (!options.mask) {
+          return dataLength ? [target, data] : [target];
+        }
+        target[1] |= 128;
+        target[offset - 4] = mask[0];
+        target[offset - 3] = mask[1];
+        target[offset - 2] = mask[2];
+        target[offset - 1] = mask[3];
+        if (!dataLength) return [target];
+        if (skipMasking) return [target, data];
+        if (merge2) {
+          applyMask(data, mask, target, offset, dataLength);
+          return [target];
+        }
+        applyMask(data, mask, data, 0, dataLength);
+        return [target, data];
+      }
+      /**
+       * Sends a close message to the other peer.
+       *
+       * @param {Number} [code] The status code component of the body
+       * @param {(String|Buffer)} [data] The message component of the body
+       * @param {Boolean} [mask=false] Specifies whether or not to mask the message
+       * @param {Function} [cb] Callback
+       * @public
+       */
+      close(code2, data, mask, cb) {
+        let buf;
+        if (code2 === void 0) {
+          buf = EMPTY_BUFFER;
+        } else if (typeof code2 !== "number" || !isValidStatusCode(code2)) {
+          throw new TypeError("First argument must be a valid error code number");
+        } else if (data === void 0 || !data.length) {
+          buf = Buffer.allocUnsafe(2);
+          buf.writeUInt16BE(code2, 0);
+        } else {
+          const length = Buffer.byteLength(data);
+          if (length > 123) {
+            throw new RangeError("The message must not be greater than 123 bytes");
+          }
+          buf = Buffer.allocUnsafe(2 + length);
+          buf.writeUInt16BE(code2, 0);
+          if (typeof data === "string") {
+            buf.write(data, 2);
+          } else if (isUint8Array(data)) {
+            buf.set(data, 2);
+          } else {
+            throw new TypeError("Second argument must be a string or a Uint8Array");
+          }
+        }
+        const options = {
+          [kByteLength]: buf.length,
+          fin: true,
+          generateMask: this._generateMask,
+          mask,
+          maskBuffer: this._maskBuffer,
+          opcode: 8,
+          readOnly: false,
+          rsv1: false
+        };
+        if (this._state !== DEFAULT) {
+          this.enqueue([this.dispatch, buf, false, options, cb]);
+        } else {
+          this.sendFrame(_Sender.frame(buf, options), cb);
+        }
+      }
+      /**
+       * Sends a ping message to the other peer.
+       *
+       * @param {*} data The message to send
+       * @param {Boolean} [mask=false] Specifies whether or not to mask `data`
+       * @param {Function} [cb] Callback
+       * @public
+       */
+      ping(data, mask, cb) {
+        let byteLength2;
+        let readOnly;
+        if (typeof data === "string") {
+          byteLength2 = Buffer.byteLength(data);
+          readOnly = false;
+        } else if (isBlob(data)) {
+          byteLength2 = data.size;
+          readOnly = false;
+        } else {
+          data = toBuffer(data);
+          byteLength2 = data.length;
+          readOnly = toBuffer.readOnly;
+        }
+        if (byteLength2 > 125) {
+          throw new RangeError("The data size must not be greater than 125 bytes");
+        }
+        const options = {
+          [kByteLength]: byteLength2,
+          fin: true,
+          generateMask: this._generateMask,
+          mask,
+          maskBuffer: this._maskBuffer,
+          opcode: 9,
+          readOnly,
+          rsv1: false
+        };
+        if (isBlob(data)) {
+          if (this._state !== DEFAULT) {
+            this.enqueue([this.getBlobData, data, false, options, cb]);
+          } else {
+            this.getBlobData(data, false, options, cb);
+          }
+        } else if (this._state !== DEFAULT) {
+          this.enqueue([this.dispatch, data, false, options, cb]);
+        } else {
+          this.sendFrame(_Sender.frame(data, options), cb);
+        }
+      }
+      /**
+       * Sends a pong message to the other peer.
+       *
+       * @param {*} data The message to send
+       * @param {Boolean} [mask=false] Specifies whether or not to mask `data`
+       * @param {Function} [cb] Callback
+       * @public
+       */
+      pong(data, mask, cb) {
+        let byteLength2;
+        let readOnly;
+        if (typeof data === "string") {
+          byteLength2 = Buffer.byteLength(data);
+          readOnly = false;
+        } else if (isBlob(data)) {
+          byteLength2 = data.size;
+          readOnly = false;
+        } else {
+          data = toBuffer(data);
+          byteLength2 = data.length;
+          readOnly = toBuffer.readOnly;
+        }
+        if (byteLength2 > 125) {
+          throw new RangeError("The data size must not be greater than 125 bytes");
+        }
+        const options = {
+          [kByteLength]: byteLength2,
+          fin: true,
+          generateMask: this._generateMask,
+          mask,
+          maskBuffer: this._maskBuffer,
+          opcode: 10,
+          readOnly,
+          rsv1: false
+        };
+        if (isBlob(data)) {
+          if (this._state !== DEFAULT) {
+            this.enqueue([this.getBlobData, data, false, options, cb]);
+          } else {
+            this.getBlobData(data, false, options, cb);
+          }
+        } else if (this._state !== DEFAULT) {
+          this.enqueue([this.dispatch, data, false, options, cb]);
+        } else {
+          this.sendFrame(_Sender.frame(data, options), cb);
+        }
+      }
+      /**
+       * Sends a data message to the other peer.
+       *
+       * @param {*} data The message to send
+       * @param {Object} options Options object
+       * @param {Boolean} [options.binary=false] Specifies whether `data` is binary
+       *     or text
+       * @param {Boolean} [options.compress=false] Specifies whether or not to
+       *     compress `data`
+       * @param {Boolean} [options.fin=false] Specifies whether the fragment is the
+       *     last one
+       * @param {Boolean} [options.mask=false] Specifies whether or not to mask
+       *     `data`
+       * @param {Function} [cb] Callback
+       * @public
+       */
+      send(data, options, cb) {
+        const perMessageDeflate = this._extensions[PerMessageDeflate2.extensionName];
+        let opcode = options.binary ? 2 : 1;
+        let rsv1 = options.compress;
+        let byteLength2;
+        let readOnly;
+        if (typeof data === "string") {
+          byteLength2 = Buffer.byteLength(data);
+          readOnly = false;
+        } else if (isBlob(data)) {
+          byteLength2 = data.size;
+          readOnly = false;
+        } else {
+          data = toBuffer(data);
+          byteLength2 = data.length;
+          readOnly = toBuffer.readOnly;
+        }
+        if (this._firstFragment) {
+          this._firstFragment = false;
+          if (rsv1 && perMessageDeflate && perMessageDeflate.params[perMessageDeflate._isServer ? "server_no_context_takeover" : "client_no_context_takeover"]) {
+            rsv1 = byteLength2 >= perMessageDeflate._threshold;
+          }
+          this._compress = rsv1;
+        } else {
+          rsv1 = false;
+          opcode = 0;
+        }
+        if (options.fin) this._firstFragment = true;
+        const opts = {
+          [kByteLength]: byteLength2,
+          fin: options.fin,
+          generateMask: this._generateMask,
+          mask: options.mask,
+          maskBuffer: this._maskBuffer,
+          opcode,
+          readOnly,
+          rsv1
+        };
+        if (isBlob(data)) {
+          if (this._state !== DEFAULT) {
+            this.enqueue([this.getBlobData, data, this._compress, opts, cb]);
+          } else {
+            this.getBlobData(data, this._compress, opts, cb);
+          }
+        } else if (this._state !== DEFAULT) {
+          this.enqueue([this.dispatch, data, this._compress, opts, cb]);
+        } else {
+          this.dispatch(data, this._compress, opts, cb);
+        }
+      }
+      /**
+       * Gets the contents of a blob as binary data.
+       *
+       * @param {Blob} blob The blob
+       * @param {Boolean} [compress=false] Specifies whether or not to compress
+       *     the data
+       * @param {Object} options Options object
+       * @param {Boolean} [options.fin=false] Specifies whether or not to set the
+       *     FIN bit
+       * @param {Function} [options.generateMask] The function used to generate the
+       *     masking key
+       * @param {Boolean} [options.mask=false] Specifies whether or not to mask
+       *     `data`
+       * @param {Buffer} [options.maskBuffer] The buffer used to store the masking
+       *     key
+       * @param {Number} options.opcode The opcode
+       * @param {Boolean} [options.readOnly=false] Specifies whether `data` can be
+       *     modified
+       * @param {Boolean} [options.rsv1=false] Specifies whether or not to set the
+       *     RSV1 bit
+       * @param {Function} [cb] Callback
+       * @private
+       */
+      getBlobData(blob, compress, options, cb) {
+        this._bufferedBytes += options[kByteLength];
+        this._state = GET_BLOB_DATA;
+        blob.arrayBuffer().then((arrayBuffer) => {
+          if (this._socket.destroyed) {
+            const err = new Error(
+              "The socket was closed while the blob was being read"
+            );
+            process.nextTick(callCallbacks, this, err, cb);
+            return;
+          }
+          this._bufferedBytes -= options[kByteLength];
+          const data = toBuffer(arrayBuffer);
+          if (!compress) {
+            this._state = DEFAULT;
+            this.sendFrame(_Sender.frame(data, options), cb);
+            this.dequeue();
+          } else {
+            this.dispatch(data, compress, options, cb);
+          }
+        }).catch((err) => {
+          process.nextTick(onError, this, err, cb);
+        });
+      }
+      /**
+       * Dispatches a message.
+       *
+       * @param {(Buffer|String)} data The message to send
+       * @param {Boolean} [compress=false] Specifies whether or not to compress
+       *     `data`
+       * @param {Object} options Options object
+       * @param {Boolean} [options.fin=false] Specifies whether or not to set the
+       *     FIN bit
+       * @param {Function} [options.generateMask] The function used to generate the
+       *     masking key
+       * @param {Boolean} [options.mask=false] Specifies whether or not to mask
+       *     `data`
+       * @param {Buffer} [options.maskBuffer] The buffer used to store the masking
+       *     key
+       * @param {Number} options.opcode The opcode
+       * @param {Boolean} [options.readOnly=false] Specifies whether `data` can be
+       *     modified
+       * @param {Boolean} [options.rsv1=false] Specifies whether or not to set the
+       *     RSV1 bit
+       * @param {Function} [cb] Callback
+       * @private
+       */
+      dispatch(data, compress, options, cb) {
+        if (!compress) {
+          this.sendFrame(_Sender.frame(data, options), cb);
+          return;
+        }
+        const perMessageDeflate = this._extensions[PerMessageDeflate2.extensionName];
+        this._bufferedBytes += options[kByteLength];
+        this._state = DEFLATING;
+        perMessageDeflate.compress(data, options.fin, (_, buf) => {
+          if (this._socket.destroyed) {
+            const err = new Error(
+              "The socket was closed while data was being compressed"
+            );
+            callCallbacks(this, err, cb);
+            return;
+          }
+          this._bufferedBytes -= options[kByteLength];
+          this._state = DEFAULT;
+          options.readOnly = false;
+          this.sendFrame(_Sender.frame(buf, options), cb);
+          this.dequeue();
+        });
+      }
+      /**
+       * Executes queued send operations.
+       *
+       * @private
+       */
+      dequeue() {
+        while (this._state === DEFAULT && this._queue.length) {
+          const params = this._queue.shift();
+          this._bufferedBytes -= params[3][kByteLength];
+          Reflect.apply(params[0], this, params.slice(1));
+        }
+      }
+      /**
+       * Enqueues a send operation.
+       *
+       * @param {Array} params Send operation parameters.
+       * @private
+       */
+      enqueue(params) {
+        this._bufferedBytes += params[3][kByteLength];
+        this._queue.push(params);
+      }
+      /**
+       * Sends a frame.
+       *
+       * @param {(Buffer | String)[]} list The frame to send
+       * @param {Function} [cb] Callback
+       * @private
+       */
+      sendFrame(list, cb) {
+        if (list.length === 2) {
+          this._socket.cork();
+          this._socket.write(list[0]);
+          this._socket.write(list[1], cb);
+          this._socket.uncork();
+        } else {
+          this._socket.write(list[0], cb);
+        }
+      }
+    };
+    module.exports = Sender2;
+    function callCallbacks(sender, err, cb) {
+      if (typeof cb === "function") cb(err);
+      for (let i = 0; i < sender._queue.length; i++) {
+        const params = sender._queue[i];
+        const callback = params[params.length - 1];
+        if (typeof callback === "function") callback(err);
+      }
+    }
+    function onError(sender, err, cb) {
+      callCallbacks(sender, err, cb);
+      sender.onerror(err);
+    }
+  }
+});
+
+// node_modules/ws/lib/event-target.js
+var require_event_target = __commonJS({
+  "node_modules/ws/lib/event-target.js"(exports, module) {
+    "use strict";
+    var { kForOnEventAttribute, kListener } = require_constants();
+    var kCode = /* @__PURE__ */ Symbol("kCode");
+    var kData = /* @__PURE__ */ Symbol("kData");
+    var kError = /* @__PURE__ */ Symbol("kError");
+    var kMessage = /* @__PURE__ */ Symbol("kMessage");
+    var kReason = /* @__PURE__ */ Symbol("kReason");
+    var kTarget = /* @__PURE__ */ Symbol("kTarget");
+    var kType = /* @__PURE__ */ Symbol("kType");
+    var kWasClean = /* @__PURE__ */ Symbol("kWasClean");
+    var Event = class {
+      /**
+       * Create a new `Event`.
+       *
+       * @param {String} type The name of the event
+       * @throws {TypeError} If the `type` argument is not specified
+       */
+      constructor(type) {
+        this[kTarget] = null;
+        this[kType] = type;
+      }
+      /**
+       * @type {*}
+       */
+      get target() {
+        return this[kTarget];
+      }
+      /**
+       * @type {String}
+       */
+      get type() {
+        return this[kType];
+      }
+    };
+    Object.defineProperty(Event.prototype, "target", { enumerable: true });
+    Object.defineProperty(Event.prototype, "type", { enumerable: true });
+    var CloseEvent = class extends Event {
+      /**
+       * Create a new `CloseEvent`.
+       *
+       * @param {String} type The name of the event
+       * @param {Object} [options] A dictionary object that allows for setting
+       *     attributes via object members of the same name
+       * @param {Number} [options.code=0] The status code explaining why the
+       *     connection was closed
+       * @param {String} [options.reason=''] A human-readable string explaining why
+       *     the connection was closed
+       * @param {Boolean} [options.wasClean=false] Indicates whether or not the
+       *     connection was cleanly closed
+       */
+      constructor(type, options = {}) {
+        super(type);
+        this[kCode] = options.code === void 0 ? 0 : options.code;
+        this[kReason] = options.reason === void 0 ? "" : options.reason;
+        this[kWasClean] = options.wasClean === void 0 ? false : options.wasClean;
+      }
+      /**
+       * @type {Number}
+       */
+      get code() {
+        return this[kCode];
+      }
+      /**
+       * @type {String}
+       */
+      get reason() {
+        return this[kReason];
+      }
+      /**
+       * @type {Boolean}
+       */
+      get wasClean() {
+        return this[kWasClean];
+      }
+    };
+    Object.defineProperty(CloseEvent.prototype, "code", { enumerable: true });
+    Object.defineProperty(CloseEvent.prototype, "reason", { enumerable: true });
+    Object.defineProperty(CloseEvent.prototype, "wasClean", { enumerable: true });
+    var ErrorEvent = class extends Event {
+      /**
+       * Create a new `ErrorEvent`.
+       *
+       * @param {String} type The name of the event
+       * @param {Object} [options] A dictionary object that allows for setting
+       *     attributes via object members of the same name
+       * @param {*} [options.error=null] The error that generated this event
+       * @param {String} [options.message=''] The error message
+       */
+      constructor(type, options = {}) {
+        super(type);
+        this[kError] = options.error === void 0 ? null : options.error;
+        this[kMessage] = options.message === void 0 ? "" : options.message;
+      }
+      /**
+       * @type {*}
+       */
+      get error() {
+        return this[kError];
+      }
+      /**
+       * @type {String}
+       */
+      get message() {
+        return this[kMessage];
+      }
+    };
+    Object.defineProperty(ErrorEvent.prototype, "error", { enumerable: true });
+    Object.defineProperty(ErrorEvent.prototype, "message", { enumerable: true });
+    var MessageEvent = class extends Event {
+      /**
+       * Create a new `MessageEvent`.
+       *
+       * @param {String} type The name of the event
+       * @param {Object} [options] A dictionary object that allows for setting
+       *     attributes via object members of the same name
+       * @param {*} [options.data=null] The message content
+       */
+      constructor(type, options = {}) {
+        super(type);
+        this[kData] = options.data === void 0 ? null : options.data;
+      }
+      /**
+       * @type {*}
+       */
+      get data() {
+        return this[kData];
+      }
+    };
+    Object.defineProperty(MessageEvent.prototype, "data", { enumerable: true });
+    var EventTarget = {
+      /**
+       * Register an event listener.
+       *
+       * @param {String} type A string representing the event type to listen for
+       * @param {(Function|Object)} handler The listener to add
+       * @param {Object} [options] An options object specifies characteristics about
+       *     the event listener
+       * @param {Boolean} [options.once=false] A `Boolean` indicating that the
+       *     listener should be invoked at most once after being added. If `true`,
+       *     the listener would be automatically removed when invoked.
+       * @public
+       */
+      addEventListener(type, handler, options = {}) {
+        for (const listener of this.listeners(type)) {
+          if (!options[kForOnEventAttribute] && listener[kListener] === handler && !listener[kForOnEventAttribute]) {
+            return;
+          }
+        }
+        let wrapper;
+        if (type === "message") {
+          wrapper = function onMessage(data, isBinary) {
+            const event = new MessageEvent("message", {
+              data: isBinary ? data : data.toString()
+            });
+            event[kTarget] = this;
+            callListener(handler, this, event);
+          };
+        } else if (type === "close") {
+          wrapper = function onClose(code2, message) {
+            const event = new CloseEvent("close", {
+              code: code2,
+              reason: message.toString(),
+              wasClean: this._closeFrameReceived && this._closeFrameSent
+            });
+            event[kTarget] = this;
+            callListener(handler, this, event);
+          };
+        } else if (type === "error") {
+          wrapper = function onError(error2) {
+            const event = new ErrorEvent("error", {
+              error: error2,
+              message: error2.message
+            });
+            event[kTarget] = this;
+            callListener(handler, this, event);
+          };
+        } else if (type === "open") {
+          wrapper = function onOpen() {
+            const event = new Event("open");
+            event[kTarget] = this;
+            callListener(handler, this, event);
+          };
+        } else {
+          return;
+        }
+        wrapper[kForOnEventAttribute] = !!options[kForOnEventAttribute];
+        wrapper[kListener] = handler;
+        if (options.once) {
+          this.once(type, wrapper);
+        } else {
+          this.on(type, wrapper);
+        }
+      },
+      /**
+       * Remove an event listener.
+       *
+       * @param {String} type A string representing the event type to remove
+       * @param {(Function|Object)} handler The listener to remove
+       * @public
+       */
+      removeEventListener(type, handler) {
+        for (const listener of this.listeners(type)) {
+          if (listener[kListener] === handler && !listener[kForOnEventAttribute]) {
+            this.removeListener(type, listener);
+            break;
+          }
+        }
+      }
+    };
+    module.exports = {
+      CloseEvent,
+      ErrorEvent,
+      Event,
+      EventTarget,
+      MessageEvent
+    };
+    function callListener(listener, thisArg, event) {
+      if (typeof listener === "object" && listener.handleEvent) {
+        listener.handleEvent.call(listener, event);
+      } else {
+        listener.call(thisArg, event);
+      }
+    }
+  }
+});
+
+// node_modules/ws/lib/extension.js
+var require_extension = __commonJS({
+  "node_modules/ws/lib/extension.js"(exports, module) {
+    "use strict";
+    var { tokenChars } = require_validation();
+    function push2(dest, name, elem) {
+      if (dest[name] === void 0) dest[name] = [elem];
+      else dest[name].push(elem);
+    }
+    function parse2(header) {
+      const offers = /* @__PURE__ */ Object.create(null);
+      let params = /* @__PURE__ */ Object.create(null);
+      let mustUnescape = false;
+      let isEscaping = false;
+      let inQuotes = false;
+      let extensionName;
+      let paramName;
+      let start = -1;
+      let code2 = -1;
+      let end = -1;
+      let i = 0;
+      for (; i < header.length; i++) {
+        code2 = header.charCodeAt(i);
+        if (extensionName === void 0) {
+          if (end === -1 && tokenChars[code2] === 1) {
+            if (start === -1) start = i;
+          } else if (i !== 0 && (code2 === 32 || code2 === 9)) {
+            if (end === -1 && start !== -1) end = i;
+          } else if (code2 === 59 || code2 === 44) {
+            if (start === -1) {
+              throw new SyntaxError(`Unexpected character at index ${i}`);
+            }
+            if (end === -1) end = i;
+            const name = header.slice(start, end);
+            if (code2 === 44) {
+              push2(offers, name, params);
+              params = /* @__PURE__ */ Object.create(null);
+            } else {
+              extensionName = name;
+            }
+            start = end = -1;
+          } else {
+            throw new SyntaxError(`Unexpected character at index ${i}`);
+          }
+        } else if (paramName === void 0) {
+          if (end === -1 && tokenChars[code2] === 1) {
+            if (start === -1) start = i;
+          } else if (code2 === 32 || code2 === 9) {
+            if (end === -1 && start !== -1) end = i;
+          } else if (code2 === 59 || code2 === 44) {
+            if (start === -1) {
+              throw new SyntaxError(`Unexpected character at index ${i}`);
+            }
+            if (end === -1) end = i;
+            push2(params, header.slice(start, end), true);
+            if (code2 === 44) {
+              push2(offers, extensionName, params);
+              params = /* @__PURE__ */ Object.create(null);
+              extensionName = void 0;
+            }
+            start = end = -1;
+          } else if (code2 === 61 && start !== -1 && end === -1) {
+            paramName = header.slice(start, i);
+            start = end = -1;
+          } else {
+            throw new SyntaxError(`Unexpected character at index ${i}`);
+          }
+        } else {
+          if (isEscaping) {
+            if (tokenChars[code2] !== 1) {
+              throw new SyntaxError(`Unexpected character at index ${i}`);
+            }
+            if (start === -1) start = i;
+            else if (!mustUnescape) mustUnescape = true;
+            isEscaping = false;
+          } else if (inQuotes) {
+            if (tokenChars[code2] === 1) {
+              if (start === -1) start = i;
+            } else if (code2 === 34 && start !== -1) {
+              inQuotes = false;
+              end = i;
+            } else if (code2 === 92) {
+              isEscaping = true;
+            } else {
+              throw new SyntaxError(`Unexpected character at index ${i}`);
+            }
+          } else if (code2 === 34 && header.charCodeAt(i - 1) === 61) {
+            inQuotes = true;
+          } else if (end === -1 && tokenChars[code2] === 1) {
+            if (start === -1) start = i;
+          } else if (start !== -1 && (code2 === 32 || code2 === 9)) {
+            if (end === -1) end = i;
+          } else if (code2 === 59 || code2 === 44) {
+            if (start === -1) {
+              throw new SyntaxError(`Unexpected character at index ${i}`);
+            }
+            if (end === -1) end = i;
+            let value = header.slice(start, end);
+            if (mustUnescape) {
+              value = value.replace(/\\/g, "");
+              mustUnescape = false;
+            }
+            push2(params, paramName, value);
+            if (code2 === 44) {
+              push2(offers, extensionName, params);
+              params = /* @__PURE__ */ Object.create(null);
+              extensionName = void 0;
+            }
+            paramName = void 0;
+            start = end = -1;
+          } else {
+            throw new SyntaxError(`Unexpected character at index ${i}`);
+          }
+        }
+      }
+      if (start === -1 || inQuotes || code2 === 32 || code2 === 9) {
+        throw new SyntaxError("Unexpected end of input");
+      }
+      if (end === -1) end = i;
+      const token = header.slice(start, end);
+      if (extensionName === void 0) {
+        push2(offers, token, params);
+      } else {
+        if (paramName === void 0) {
+          push2(params, token, true);
+        } else if (mustUnescape) {
+          push2(params, paramName, token.replace(/\\/g, ""));
+        } else {
+          push2(params, paramName, token);
+        }
+        push2(offers, extensionName, params);
+      }
+      return offers;
+    }
+    function format(extensions) {
+      return Object.keys(extensions).map((extension3) => {
+        let configurations = extensions[extension3];
+        if (!Array.isArray(configurations)) configurations = [configurations];
+        return configurations.map((params) => {
+          return [extension3].concat(
+            Object.keys(params).map((k) => {
+              let values = params[k];
+              if (!Array.isArray(values)) values = [values];
+              return values.map((v) => v === true ? k : `${k}=${v}`).join("; ");
+            })
+          ).join("; ");
+        }).join(", ");
+      }).join(", ");
+    }
+    module.exports = { format, parse: parse2 };
+  }
+});
+
+// node_modules/ws/lib/websocket.js
+var require_websocket = __commonJS({
+  "node_modules/ws/lib/websocket.js"(exports, module) {
+    "use strict";
+    var EventEmitter2 = __require("events");
+    var https = __require("https");
+    var http = __require("http");
+    var net = __require("net");
+    var querystring = __require("querystring");
+    var tls = __require("tls");
+    var { randomBytes: randomBytes8, createHash: createHash6 } = __require("crypto");
+    var { Duplex, Readable } = __require("stream");
+    var { URL: URL2 } = __require("url");
+    var PerMessageDeflate2 = require_permessage_deflate();
+    var Receiver2 = require_receiver();
+    var Sender2 = require_sender();
+    var { isBlob } = require_validation();
+    var {
+      BINARY_TYPES,
+      CLOSE_TIMEOUT,
+      EMPTY_BUFFER,
+      GUID,
+      kForOnEventAttribute,
+      kListener,
+      kStatusCode,
+      kWebSocket,
+      NOOP
+    } = require_constants();
+    var {
+      EventTarget: { addEventListener, removeEventListener }
+    } = require_event_target();
+    var { format, parse: parse2 } = require_extension();
+    var { toBuffer } = require_buffer_util();
+    var kAborted = /* @__PURE__ */ Symbol("kAborted");
+    var protocolVersions = [8, 13];
+    var readyStates = ["CONNECTING", "OPEN", "CLOSING", "CLOSED"];
+    var subprotocolRegex = /^[!#$%&'*+\-.0-9A-Z^_`|a-z~]+$/;
+    var WebSocket2 = class _WebSocket extends EventEmitter2 {
+      /**
+       * Create a new `WebSocket`.
+       *
+       * @param {(String|URL)} address The URL to which to connect
+       * @param {(String|String[])} [protocols] The subprotocols
+       * @param {Object} [options] Connection options
+       */
+      constructor(address, protocols, options) {
+        super();
+        this._binaryType = BINARY_TYPES[0];
+        this._closeCode = 1006;
+        this._closeFrameReceived = false;
+        this._closeFrameSent = false;
+        this._closeMessage = EMPTY_BUFFER;
+        this._closeTimer = null;
+        this._errorEmitted = false;
+        this._extensions = {};
+        this._paused = false;
+        this._protocol = "";
+        this._readyState = _WebSocket.CONNECTING;
+        this._receiver = null;
+        this._sender = null;
+        this._socket = null;
+        if (address !== null) {
+          this._bufferedAmount = 0;
+          this._isServer = false;
+          this._redirects = 0;
+          if (protocols === void 0) {
+            if (!options || options.protocols === void 0) {
+              protocols = [];
+            } else if (Array.isArray(options.protocols)) {
+              protocols = options.protocols;
+            } else {
+              protocols = [options.protocols];
+            }
+          } else if (!Array.isArray(protocols)) {
+            if (typeof protocols === "object" && protocols !== null) {
+              options = protocols;
+              if (options.protocols === void 0) {
+                protocols = [];
+              } else if (Array.isArray(options.protocols)) {
+                protocols = options.protocols;
+              } else {
+                protocols = [options.protocols];
+              }
+            } else {
+              protocols = [protocols];
+            }
+          }
+          options = initAsClient(this, address, protocols, options);
+        } else {
+          this._isServer = true;
+        }
+        if (options.autoPong) {
+          this._autoPong = true;
+          this._autoPongComplete = () => autoPongComplete(this);
+          this._pendingAutoPongs = 0;
+          this._maxPendingAutoPongs = options.maxPendingAutoPongs | 0;
+        }
+        this._closeTimeout = options.closeTimeout;
+      }
+      /**
+       * For historical reasons, the custom "nodebuffer" type is used by the default
+       * instead of "blob".
+       *
+       * @type {String}
+       */
+      get binaryType() {
+        return this._binaryType;
+      }
+      set binaryType(type) {
+        if (!BINARY_TYPES.includes(type)) return;
+        this._binaryType = type;
+        if (this._receiver) this._receiver._binaryType = type;
+      }
+      /**
+       * @type {Number}
+       */
+      get bufferedAmount() {
+        if (!this._socket) return this._bufferedAmount;
+        return this._socket._writableState.length + this._sender._bufferedBytes;
+      }
+      /**
+       * @type {String}
+       */
+      get extensions() {
+        return Object.keys(this._extensions).join();
+      }
+      /**
+       * @type {Boolean}
+       */
+      get isPaused() {
+        return this._paused;
+      }
+      /**
+       * @type {Function}
+       */
+      /* istanbul ignore next */
+      get onclose() {
+        return null;
+      }
+      /**
+       * @type {Function}
+       */
+      /* istanbul ignore next */
+      get onerror() {
+        return null;
+      }
+      /**
+       * @type {Function}
+       */
+      /* istanbul ignore next */
+      get onopen() {
+        return null;
+      }
+      /**
+       * @type {Function}
+       */
+      /* istanbul ignore next */
+      get onmessage() {
+        return null;
+      }
+      /**
+       * @type {String}
+       */
+      get protocol() {
+        return this._protocol;
+      }
+      /**
+       * @type {Number}
+       */
+      get readyState() {
+        return this._readyState;
+      }
+      /**
+       * @type {String}
+       */
+      get url() {
+        return this._url;
+      }
+      /**
+       * Set up the socket and the internal resources.
+       *
+       * @param {Duplex} socket The network socket between the server and client
+       * @param {Buffer} head The first packet of the upgraded stream
+       * @param {Object} options Options object
+       * @param {Boolean} [options.allowSynchronousEvents=false] Specifies whether
+       *     any of the `'message'`, `'ping'`, and `'pong'` events can be emitted
+       *     multiple times in the same tick
+       * @param {Function} [options.generateMask] The function used to generate the
+       *     masking key
+       * @param {Number} [options.maxBufferedChunks=0] The maximum number of
+       *     buffered data chunks
+       * @param {Number} [options.maxFragments=0] The maximum number of message
+       *     fragments
+       * @param {Number} [options.maxPayload=0] The maximum allowed message size
+       * @param {Boolean} [options.skipUTF8Validation=false] Specifies whether or
+       *     not to skip UTF-8 validation for text and close messages
+       * @private
+       */
+      setSocket(socket, head, options) {
+        const receiver = new Receiver2({
+          allowSynchronousEvents: options.allowSynchronousEvents,
+          binaryType: this.binaryType,
+          extensions: this._extensions,
+          isServer: this._isServer,
+          maxBufferedChunks: options.maxBufferedChunks,
+          maxFragments: options.maxFragments,
+          maxPayload: options.maxPayload,
+          skipUTF8Validation: options.skipUTF8Validation
+        });
+        const sender = new Sender2(socket, this._extensions, options.generateMask);
+        this._receiver = receiver;
+        this._sender = sender;
+        this._socket = socket;
+        receiver[kWebSocket] = this;
+        sender[kWebSocket] = this;
+        socket[kWebSocket] = this;
+        receiver.on("conclude", receiverOnConclude);
+        receiver.on("drain", receiverOnDrain);
+        receiver.on("error", receiverOnError);
+        receiver.on("message", receiverOnMessage);
+        receiver.on("ping", receiverOnPing);
+        receiver.on("pong", receiverOnPong);
+        sender.onerror = senderOnError;
+        if (socket.setTimeout) socket.setTimeout(0);
+        if (socket.setNoDelay) socket.setNoDelay();
+        if (head.length > 0) socket.unshift(head);
+        socket.on("close", socketOnClose);
+        socket.on("data", socketOnData);
+        socket.on("end", socketOnEnd);
+        socket.on("error", socketOnError);
+        this._readyState = _WebSocket.OPEN;
+        this.emit("open");
+      }
+      /**
+       * Emit the `'close'` event.
+       *
+       * @private
+       */
+      emitClose() {
+        if (!this._socket) {
+          this._readyState = _WebSocket.CLOSED;
+          this.emit("close", this._closeCode, this._closeMessage);
+          return;
+        }
+        if (this._extensions[PerMessageDeflate2.extensionName]) {
+          this._extensions[PerMessageDeflate2.extensionName].cleanup();
+        }
+        this._receiver.removeAllListeners();
+        this._readyState = _WebSocket.CLOSED;
+        this.emit("close", this._closeCode, this._closeMessage);
+      }
+      /**
+       * Start a closing handshake.
+       *
+       *          +----------+   +-----------+   +----------+
+       *     - - -|ws.close()|-->|close frame|-->|ws.close()|- - -
+       *    |     +----------+   +-----------+   +----------+     |
+       *          +----------+   +-----------+         |
+       * CLOSING  |ws.close()|<--|close frame|<--+-----+       CLOSING
+       *          +----------+   +-----------+   |
+       *    |           |                        |   +---+        |
+       *                +------------------------+-->|fin| - - - -
+       *    |         +---+                      |   +---+
+       *     - - - - -|fin|<---------------------+
+       *              +---+
+       *
+       * @param {Number} [code] Status code explaining why the connection is closing
+       * @param {(String|Buffer)} [data] The reason why the connection is
+       *     closing
+       * @public
+       */
+      close(code2, data) {
+        if (this.readyState === _WebSocket.CLOSED) return;
+        if (this.readyState === _WebSocket.CONNECTING) {
+          const msg = "WebSocket was closed before the connection was established";
+          abortHandshake(this, this._req, msg);
+          return;
+        }
+        if (this.readyState === _WebSocket.CLOSING) {
+          if (this._closeFrameSent && (this._closeFrameReceived || this._receiver._writableState.errorEmitted)) {
+            this._socket.end();
+          }
+          return;
+        }
+        this._sender.close(code2, data, !this._isServer, (err) => {
+          if (err) return;
+          this._closeFrameSent = true;
+          if (this._closeFrameReceived || this._receiver._writableState.errorEmitted) {
+            this._socket.end();
+          }
+        });
+        this._readyState = _WebSocket.CLOSING;
+        setCloseTimer(this);
+      }
+      /**
+       * Pause the socket.
+       *
+       * @public
+       */
+      pause() {
+        if (this.readyState === _WebSocket.CONNECTING || this.readyState === _WebSocket.CLOSED) {
+          return;
+        }
+        this._paused = true;
+        this._socket.pause();
+      }
+      /**
+       * Send a ping.
+       *
+       * @param {*} [data] The data to send
+       * @param {Boolean} [mask] Indicates whether or not to mask `data`
+       * @param {Function} [cb] Callback which is executed when the ping is sent
+       * @public
+       */
+      ping(data, mask, cb) {
+        if (this.readyState === _WebSocket.CONNECTING) {
+          throw new Error("WebSocket is not open: readyState 0 (CONNECTING)");
+        }
+        if (typeof data === "function") {
+          cb = data;
+          data = mask = void 0;
+        } else if (typeof mask === "function") {
+          cb = mask;
+          mask = void 0;
+        }
+        if (typeof data === "number") data = data.toString();
+        if (this.readyState !== _WebSocket.OPEN) {
+          sendAfterClose(this, data, cb);
+          return;
+        }
+        if (mask === void 0) mask = !this._isServer;
+        this._sender.ping(data || EMPTY_BUFFER, mask, cb);
+      }
+      /**
+       * Send a pong.
+       *
+       * @param {*} [data] The data to send
+       * @param {Boolean} [mask] Indicates whether or not to mask `data`
+       * @param {Function} [cb] Callback which is executed when the pong is sent
+       * @public
+       */
+      pong(data, mask, cb) {
+        if (this.readyState === _WebSocket.CONNECTING) {
+          throw new Error("WebSocket is not open: readyState 0 (CONNECTING)");
+        }
+        if (typeof data === "function") {
+          cb = data;
+          data = mask = void 0;
+        } else if (typeof mask === "function") {
+          cb = mask;
+          mask = void 0;
+        }
+        if (typeof data === "number") data = data.toString();
+        if (this.readyState !== _WebSocket.OPEN) {
+          sendAfterClose(this, data, cb);
+          return;
+        }
+        if (mask === void 0) mask = !this._isServer;
+        this._sender.pong(data || EMPTY_BUFFER, mask, cb);
+      }
+      /**
+       * Resume the socket.
+       *
+       * @public
+       */
+      resume() {
+        if (this.readyState === _WebSocket.CONNECTING || this.readyState === _WebSocket.CLOSED) {
+          return;
+        }
+        this._paused = false;
+        if (!this._receiver._writableState.needDrain) this._socket.resume();
+      }
+      /**
+       * Send a data message.
+       *
+       * @param {*} data The message to send
+       * @param {Object} [options] Options object
+       * @param {Boolean} [options.binary] Specifies whether `data` is binary or
+       *     text
+       * @param {Boolean} [options.compress] Specifies whether or not to compress
+       *     `data`
+       * @param {Boolean} [options.fin=true] Specifies whether the fragment is the
+       *     last one
+       * @param {Boolean} [options.mask] Specifies whether or not to mask `data`
+       * @param {Function} [cb] Callback which is executed when data is written out
+       * @public
+       */
+      send(data, options, cb) {
+        if (this.readyState === _WebSocket.CONNECTING) {
+          throw new Error("WebSocket is not open: readyState 0 (CONNECTING)");
+        }
+        if (typeof options === "function") {
+          cb = options;
+          options = {};
+        }
+        if (typeof data === "number") data = data.toString();
+        if (this.readyState !== _WebSocket.OPEN) {
+          sendAfterClose(this, data, cb);
+          return;
+        }
+        const opts = {
+          binary: typeof data !== "string",
+          mask: !this._isServer,
+          compress: true,
+          fin: true,
+          ...options
+        };
+        if (!this._extensions[PerMessageDeflate2.extensionName]) {
+          opts.compress = false;
+        }
+        this._sender.send(data || EMPTY_BUFFER, opts, cb);
+      }
+      /**
+       * Forcibly close the connection.
+       *
+       * @public
+       */
+      terminate() {
+        if (this.readyState === _WebSocket.CLOSED) return;
+        if (this.readyState === _WebSocket.CONNECTING) {
+          const msg = "WebSocket was closed before the connection was established";
+          abortHandshake(this, this._req, msg);
+          return;
+        }
+        if (this._socket) {
+          this._readyState = _WebSocket.CLOSING;
+          this._socket.destroy();
+        }
+      }
+    };
+    Object.defineProperty(WebSocket2, "CONNECTING", {
+      enumerable: true,
+      value: readyStates.indexOf("CONNECTING")
+    });
+    Object.defineProperty(WebSocket2.prototype, "CONNECTING", {
+      enumerable: true,
+      value: readyStates.indexOf("CONNECTING")
+    });
+    Object.defineProperty(WebSocket2, "OPEN", {
+      enumerable: true,
+      value: readyStates.indexOf("OPEN")
+    });
+    Object.defineProperty(WebSocket2.prototype, "OPEN", {
+      enumerable: true,
+      value: readyStates.indexOf("OPEN")
+    });
+    Object.defineProperty(WebSocket2, "CLOSING", {
+      enumerable: true,
+      value: readyStates.indexOf("CLOSING")
+    });
+    Object.defineProperty(WebSocket2.prototype, "CLOSING", {
+      enumerable: true,
+      value: readyStates.indexOf("CLOSING")
+    });
+    Object.defineProperty(WebSocket2, "CLOSED", {
+      enumerable: true,
+      value: readyStates.indexOf("CLOSED")
+    });
+    Object.defineProperty(WebSocket2.prototype, "CLOSED", {
+      enumerable: true,
+      value: readyStates.indexOf("CLOSED")
+    });
+    [
+      "binaryType",
+      "bufferedAmount",
+      "extensions",
+      "isPaused",
+      "protocol",
+      "readyState",
+      "url"
+    ].forEach((property) => {
+      Object.defineProperty(WebSocket2.prototype, property, { enumerable: true });
+    });
+    ["open", "error", "close", "message"].forEach((method) => {
+      Object.defineProperty(WebSocket2.prototype, `on${method}`, {
+        enumerable: true,
+        get() {
+          for (const listener of this.listeners(method)) {
+            if (listener[kForOnEventAttribute]) return listener[kListener];
+          }
+          return null;
+        },
+        set(handler) {
+          for (const listener of this.listeners(method)) {
+            if (listener[kForOnEventAttribute]) {
+              this.removeListener(method, listener);
+              break;
+            }
+          }
+          if (typeof handler !== "function") return;
+          this.addEventListener(method, handler, {
+            [kForOnEventAttribute]: true
+          });
+        }
+      });
+    });
+    WebSocket2.prototype.addEventListener = addEventListener;
+    WebSocket2.prototype.removeEventListener = removeEventListener;
+    module.exports = WebSocket2;
+    function initAsClient(websocket, address, protocols, options) {
+      const opts = {
+        allowSynchronousEvents: true,
+        autoPong: true,
+        closeTimeout: CLOSE_TIMEOUT,
+        protocolVersion: protocolVersions[1],
+        maxBufferedChunks: 256 * 1024,
+        maxFragments: 16 * 1024,
+        maxPayload: 100 * 1024 * 1024,
+        maxPendingAutoPongs: 60,
+        skipUTF8Validation: false,
+        perMessageDeflate: true,
+        followRedirects: false,
+        maxRedirects: 10,
+        ...options,
+        socketPath: void 0,
+        hostname: void 0,
+        protocol: void 0,
+        protocols: void 0,
+        timeout: void 0,
+        method: "GET",
+        host: void 0,
+        path: void 0,
+        port: void 0
+      };
+      if (!protocolVersions.includes(opts.protocolVersion)) {
+        throw new RangeError(
+          `Unsupported protocol version: ${opts.protocolVersion} (supported versions: ${protocolVersions.join(", ")})`
+        );
+      }
+      let parsedUrl;
+      if (address instanceof URL2) {
+        parsedUrl = address;
+      } else {
+        try {
+          parsedUrl = new URL2(address);
+        } catch {
+          throw new SyntaxError(`Invalid URL: ${address}`);
+        }
+      }
+      if (parsedUrl.protocol === "http:" || parsedUrl.protocol === "https:") {
+        parsedUrl = new URL2(parsedUrl);
+        parsedUrl.protocol = parsedUrl.protocol === "http:" ? "ws:" : "wss:";
+      }
+      websocket._url = parsedUrl.href;
+      const isSecure = parsedUrl.protocol === "wss:";
+      const isIpcUrl = parsedUrl.protocol === "ws+unix:";
+      let invalidUrlMessage;
+      if (parsedUrl.protocol !== "ws:" && !isSecure && !isIpcUrl) {
+        invalidUrlMessage = `The URL's protocol must be one of "ws:", "wss:", "http:", "https:", or "ws+unix:"`;
+      } else if (isIpcUrl && !parsedUrl.pathname) {
+        invalidUrlMessage = "The URL's pathname is empty";
+      } else if (parsedUrl.hash) {
+        invalidUrlMessage = "The URL contains a fragment identifier";
+      }
+      if (invalidUrlMessage) {
+        const err = new SyntaxError(invalidUrlMessage);
+        if (websocket._redirects === 0) {
+          throw err;
+        } else {
+          emitErrorAndClose(websocket, err);
+          return;
+        }
+      }
+      const defaultPort = isSecure ? 443 : 80;
+      const key = randomBytes8(16).toString("base64");
+      const request = isSecure ? https.request : http.request;
+      const protocolSet = /* @__PURE__ */ new Set();
+      let perMessageDeflate;
+      opts.createConnection = opts.createConnection || (isSecure ? tlsConnect2 : netConnect2);
+      opts.defaultPort = opts.defaultPort || defaultPort;
+      opts.port = parsedUrl.port || defaultPort;
+      opts.host = parsedUrl.hostname.startsWith("[") ? parsedUrl.hostname.slice(1, -1) : parsedUrl.hostname;
+      opts.headers = {
+        ...opts.headers,
+        "Sec-WebSocket-Version": opts.protocolVersion,
+        "Sec-WebSocket-Key": key,
+        Connection: "Upgrade",
+        Upgrade: "websocket"
+      };
+      opts.path = parsedUrl.pathname + parsedUrl.search;
+      opts.timeout = opts.handshakeTimeout;
+      if (opts.perMessageDeflate) {
+        perMessageDeflate = new PerMessageDeflate2({
+          ...opts.perMessageDeflate,
+          isServer: false,
+          maxPayload: opts.maxPayload
+        });
+        opts.headers["Sec-WebSocket-Extensions"] = format({
+          [PerMessageDeflate2.extensionName]: perMessageDeflate.offer()
+        });
+      }
+      if (protocols.length) {
+        for (const protocol of protocols) {
+          if (typeof protocol !== "string" || !subprotocolRegex.test(protocol) || protocolSet.has(protocol)) {
+            throw new SyntaxError(
+              "An invalid or duplicated subprotocol was specified"
+            );
+          }
+          protocolSet.add(protocol);
+        }
+        opts.headers["Sec-WebSocket-Protocol"] = protocols.join(",");
+      }
+      if (opts.origin) {
+        if (opts.protocolVersion < 13) {
+          opts.headers["Sec-WebSocket-Origin"] = opts.origin;
+        } else {
+          opts.headers.Origin = opts.origin;
+        }
+      }
+      if (parsedUrl.username || parsedUrl.password) {
+        const username = querystring.unescape(parsedUrl.username);
+        const password = querystring.unescape(parsedUrl.password);
+        opts.auth = `${username}:${password}`;
+      }
+      if (isIpcUrl) {
+        const i = opts.path.indexOf(":");
+        if (i === -1) {
+          opts.socketPath = opts.path;
+          opts.path = "";
+        } else {
+          opts.socketPath = opts.path.slice(0, i);
+          opts.path = opts.path.slice(i + 1);
+        }
+      }
+      let req;
+      if (opts.followRedirects) {
+        if (websocket._redirects === 0) {
+          websocket._originalIpc = isIpcUrl;
+          websocket._originalSecure = isSecure;
+          websocket._originalHostOrSocketPath = isIpcUrl ? opts.socketPath : parsedUrl.host;
+          const headers = options && options.headers;
+          options = { ...options, headers: {} };
+          if (headers) {
+            for (const [key2, value] of Object.entries(headers)) {
+              options.headers[key2.toLowerCase()] = value;
+            }
+          }
+        } else if (websocket.listenerCount("redirect") === 0) {
+          const isSameHost = isIpcUrl ? websocket._originalIpc ? opts.socketPath === websocket._originalHostOrSocketPath : false : websocket._originalIpc ? false : parsedUrl.host === websocket._originalHostOrSocketPath;
+          if (!isSameHost || websocket._originalSecure && !isSecure) {
+            delete opts.headers.authorization;
+            delete opts.headers.cookie;
+            if (!isSameHost) delete opts.headers.host;
+            opts.auth = void 0;
+          }
+        }
+        if (opts.auth && !options.headers.authorization) {
+          options.headers.authorization = "Basic " + Buffer.from(opts.auth).toString("base64");
+        }
+        req = websocket._req = request(opts);
+        if (websocket._redirects) {
+          websocket.emit("redirect", websocket.url, req);
+        }
+      } else {
+        req = websocket._req = request(opts);
+      }
+      if (opts.timeout) {
+        req.on("timeout", () => {
+          abortHandshake(websocket, req, "Opening handshake has timed out");
+        });
+      }
+      req.on("error", (err) => {
+        if (req === null || req[kAborted]) return;
+        req = websocket._req = null;
+        emitErrorAndClose(websocket, err);
+      });
+      req.on("response", (res) => {
+        const location = res.headers.location;
+        const statusCode = res.statusCode;
+        if (location && opts.followRedirects && statusCode >= 300 && statusCode < 400) {
+          if (++websocket._redirects > opts.maxRedirects) {
+            abortHandshake(websocket, req, "Maximum redirects exceeded");
+            return;
+          }
+          req.abort();
+          let addr;
+          try {
+            addr = new URL2(location, address);
+          } catch (e) {
+            const err = new SyntaxError(`Invalid URL: ${location}`);
+            emitErrorAndClose(websocket, err);
+            return;
+          }
+          initAsClient(websocket, addr, protocols, options);
+        } else if (!websocket.emit("unexpected-response", req, res)) {
+          abortHandshake(
+            websocket,
+            req,
+            `Unexpected server response: ${res.statusCode}`
+          );
+        }
+      });
+      req.on("upgrade", (res, socket, head) => {
+        websocket.emit("upgrade", res);
+        if (websocket.readyState !== WebSocket2.CONNECTING) return;
+        req = websocket._req = null;
+        const upgrade = res.headers.upgrade;
+        if (upgrade === void 0 || upgrade.toLowerCase() !== "websocket") {
+          abortHandshake(websocket, socket, "Invalid Upgrade header");
+          return;
+        }
+        const digest = createHash6("sha1").update(key + GUID).digest("base64");
+        if (res.headers["sec-websocket-accept"] !== digest) {
+          abortHandshake(websocket, socket, "Invalid Sec-WebSocket-Accept header");
+          return;
+        }
+        const serverProt = res.headers["sec-websocket-protocol"];
+        let protError;
+        if (serverProt !== void 0) {
+          if (!protocolSet.size) {
+            protError = "Server sent a subprotocol but none was requested";
+          } else if (!protocolSet.has(serverProt)) {
+            protError = "Server sent an invalid subprotocol";
+          }
+        } else if (protocolSet.size) {
+          protError = "Server sent no subprotocol";
+        }
+        if (protError) {
+          abortHandshake(websocket, socket, protError);
+          return;
+        }
+        if (serverProt) websocket._protocol = serverProt;
+        const secWebSocketExtensions = res.headers["sec-websocket-extensions"];
+        if (secWebSocketExtensions !== void 0) {
+          if (!perMessageDeflate) {
+            const message = "Server sent a Sec-WebSocket-Extensions header but no extension was requested";
+            abortHandshake(websocket, socket, message);
+            return;
+          }
+          let extensions;
+          try {
+            extensions = parse2(secWebSocketExtensions);
+          } catch (err) {
+            const message = "Invalid Sec-WebSocket-Extensions header";
+            abortHandshake(websocket, socket, message);
+            return;
+          }
+          const extensionNames = Object.keys(extensions);
+          if (extensionNames.length !== 1 || extensionNames[0] !== PerMessageDeflate2.extensionName) {
+            const message = "Server indicated an extension that was not requested";
+            abortHandshake(websocket, socket, message);
+            return;
+          }
+          try {
+            perMessageDeflate.accept(extensions[PerMessageDeflate2.extensionName]);
+          } catch (err) {
+            const message = "Invalid Sec-WebSocket-Extensions header";
+            abortHandshake(websocket, socket, message);
+            return;
+          }
+          websocket._extensions[PerMessageDeflate2.extensionName] = perMessageDeflate;
+        }
+        websocket.setSocket(socket, head, {
+          allowSynchronousEvents: opts.allowSynchronousEvents,
+          generateMask: opts.generateMask,
+          maxBufferedChunks: opts.maxBufferedChunks,
+          maxFragments: opts.maxFragments,
+          maxPayload: opts.maxPayload,
+          skipUTF8Validation: opts.skipUTF8Validation
+        });
+      });
+      if (opts.finishRequest) {
+        opts.finishRequest(req, websocket);
+      } else {
+        req.end();
+      }
+      return opts;
+    }
+    function emitErrorAndClose(websocket, err) {
+      websocket._readyState = WebSocket2.CLOSING;
+      websocket._errorEmitted = true;
+      websocket.emit("error", err);
+      websocket.emitClose();
+    }
+    function netConnect2(options) {
+      options.path = options.socketPath;
+      return net.connect(options);
+    }
+    function tlsConnect2(options) {
+      options.path = void 0;
+      if (!options.servername && options.servername !== "") {
+        options.servername = net.isIP(options.host) ? "" : options.host;
+      }
+      return tls.connect(options);
+    }
+    function abortHandshake(websocket, stream, message) {
+      websocket._readyState = WebSocket2.CLOSING;
+      const err = new Error(message);
+      Error.captureStackTrace(err, abortHandshake);
+      if (stream.setHeader) {
+        stream[kAborted] = true;
+        stream.abort();
+        if (stream.socket && !stream.socket.destroyed) {
+          stream.socket.destroy();
+        }
+        process.nextTick(emitErrorAndClose, websocket, err);
+      } else {
+        stream.destroy(err);
+        stream.once("error", websocket.emit.bind(websocket, "error"));
+        stream.once("close", websocket.emitClose.bind(websocket));
+      }
+    }
+    function sendAfterClose(websocket, data, cb) {
+      if (data) {
+        const length = isBlob(data) ? data.size : toBuffer(data).length;
+        if (websocket._socket) websocket._sender._bufferedBytes += length;
+        else websocket._bufferedAmount += length;
+      }
+      if (cb) {
+        const err = new Error(
+          `WebSocket is not open: readyState ${websocket.readyState} (${readyStates[websocket.readyState]})`
+        );
+        process.nextTick(cb, err);
+      }
+    }
+    function receiverOnConclude(code2, reason) {
+      const websocket = this[kWebSocket];
+      websocket._closeFrameReceived = true;
+      websocket._closeCode = code2;
+      if (reason.length === 0) {
+        websocket._closeMessage = EMPTY_BUFFER;
+      } else {
+        websocket._closeMessage = Buffer.allocUnsafeSlow(reason.length);
+        websocket._closeMessage.set(reason);
+      }
+      if (websocket._socket[kWebSocket] === void 0) return;
+      websocket._socket.removeListener("data", socketOnData);
+      process.nextTick(resume, websocket._socket);
+      if (code2 === 1005) websocket.close();
+      else websocket.close(code2, reason);
+    }
+    function receiverOnDrain() {
+      const websocket = this[kWebSocket];
+      if (!websocket.isPaused) websocket._socket.resume();
+    }
+    function receiverOnError(err) {
+      const websocket = this[kWebSocket];
+      if (websocket._socket[kWebSocket] !== void 0) {
+        websocket._socket.removeListener("data", socketOnData);
+        process.nextTick(resume, websocket._socket);
+        websocket.close(err[kStatusCode]);
+      }
+      if (!websocket._errorEmitted) {
+        websocket._errorEmitted = true;
+        websocket.emit("error", err);
+      }
+    }
+    function receiverOnFinish() {
+      this[kWebSocket].emitClose();
+    }
+    function receiverOnMessage(data, isBinary) {
+      this[kWebSocket].emit("message", data, isBinary);
+    }
+    function receiverOnPing(data) {
+      const websocket = this[kWebSocket];
+      if (websocket._autoPong && websocket.readyState === WebSocket2.OPEN) {
+        if (websocket._maxPendingAutoPongs > 0 && websocket._pendingAutoPongs >= websocket._maxPendingAutoPongs) {
+          websocket.terminate();
+        } else {
+          websocket._pendingAutoPongs++;
+          websocket.pong(data, !this._isServer, websocket._autoPongComplete);
+        }
+      }
+      websocket.emit("ping", data);
+    }
+    function autoPongComplete(websocket) {
+      websocket._pendingAutoPongs--;
+    }
+    function receiverOnPong(data) {
+      this[kWebSocket].emit("pong", data);
+    }
+    function resume(stream) {
+      stream.resume();
+    }
+    function senderOnError(err) {
+      const websocket = this[kWebSocket];
+      if (websocket.readyState === WebSocket2.CLOSED) return;
+      if (websocket.readyState === WebSocket2.OPEN) {
+        websocket._readyState = WebSocket2.CLOSING;
+        setCloseTimer(websocket);
+      }
+      this._socket.end();
+      if (!websocket._errorEmitted) {
+        websocket._errorEmitted = true;
+        websocket.emit("error", err);
+      }
+    }
+    function setCloseTimer(websocket) {
+      websocket._closeTimer = setTimeout(
+        websocket._socket.destroy.bind(websocket._socket),
+        websocket._closeTimeout
+      );
+    }
+    function socketOnClose() {
+      const websocket = this[kWebSocket];
+      this.removeListener("close", socketOnClose);
+      this.removeListener("data", socketOnData);
+      this.removeListener("end", socketOnEnd);
+      websocket._readyState = WebSocket2.CLOSING;
+      if (!this._readableState.endEmitted && !websocket._closeFrameReceived && !websocket._receiver._writableState.errorEmitted && this._readableState.length !== 0) {
+        const chunk = this.read(this._readableState.length);
+        websocket._receiver.write(chunk);
+      }
+      websocket._receiver.end();
+      this[kWebSocket] = void 0;
+      clearTimeout(websocket._closeTimer);
+      if (websocket._receiver._writableState.finished || websocket._receiver._writableState.errorEmitted) {
+        websocket.emitClose();
+      } else {
+        websocket._receiver.on("error", receiverOnFinish);
+        websocket._receiver.on("finish", receiverOnFinish);
+      }
+    }
+    function socketOnData(chunk) {
+      if (!this[kWebSocket]._receiver.write(chunk)) {
+        this.pause();
+      }
+    }
+    function socketOnEnd() {
+      const websocket = this[kWebSocket];
+      websocket._readyState = WebSocket2.CLOSING;
+      websocket._receiver.end();
+      this.end();
+    }
+    function socketOnError() {
+      const websocket = this[kWebSocket];
+      this.removeListener("error", socketOnError);
+      this.on("error", NOOP);
+      if (websocket) {
+        websocket._readyState = WebSocket2.CLOSING;
+        this.destroy();
+      }
+    }
+  }
+});
+
+// node_modules/ws/lib/stream.js
+var require_stream = __commonJS({
+  "node_modules/ws/lib/stream.js"(exports, module) {
+    "use strict";
+    var WebSocket2 = require_websocket();
+    var { Duplex } = __require("stream");
+    function emitClose(stream) {
+      stream.emit("close");
+    }
+    function duplexOnEnd() {
+      if (!this.destroyed && this._writableState.finished) {
+        this.destroy();
+      }
+    }
+    function duplexOnError(err) {
+      this.removeListener("error", duplexOnError);
+      this.destroy();
+      if (this.listenerCount("error") === 0) {
+        this.emit("error", err);
+      }
+    }
+    function createWebSocketStream2(ws2, options) {
+      let terminateOnDestroy = true;
+      const duplex = new Duplex({
+        ...options,
+        autoDestroy: false,
+        emitClose: false,
+        objectMode: false,
+        writableObjectMode: false
+      });
+      ws2.on("message", function message(msg, isBinary) {
+        const data = !isBinary && duplex._readableState.objectMode ? msg.toString() : msg;
+        if (!duplex.push(data)) ws2.pause();
+      });
+      ws2.once("error", function error2(err) {
+        if (duplex.destroyed) return;
+        terminateOnDestroy = false;
+        duplex.destroy(err);
+      });
+      ws2.once("close", function close() {
+        if (duplex.destroyed) return;
+        duplex.push(null);
+      });
+      duplex._destroy = function(err, callback) {
+        if (ws2.readyState === ws2.CLOSED) {
+          callback(err);
+          process.nextTick(emitClose, duplex);
+          return;
+        }
+        let called = false;
+        ws2.once("error", function error2(err2) {
+          called = true;
+          callback(err2);
+        });
+        ws2.once("close", function close() {
+          if (!called) callback(err);
+          process.nextTick(emitClose, duplex);
+        });
+        if (terminateOnDestroy) ws2.terminate();
+      };
+      duplex._final = function(callback) {
+        if (ws2.readyState === ws2.CONNECTING) {
+          ws2.once("open", function open4() {
+            duplex._final(callback);
+          });
+          return;
+        }
+        if (ws2._socket === null) return;
+        if (ws2._socket._writableState.finished) {
+          callback();
+          if (duplex._readableState.endEmitted) duplex.destroy();
+        } else {
+          ws2._socket.once("finish", function finish() {
+            callback();
+          });
+          ws2.close();
+        }
+      };
+      duplex._read = function() {
+        if (ws2.isPaused) ws2.resume();
+      };
+      duplex._write = function(chunk, encoding, callback) {
+        if (ws2.readyState === ws2.CONNECTING) {
+          ws2.once("open", function open4() {
+            duplex._write(chunk, encoding, callback);
+          });
+          return;
+        }
+        ws2.send(chunk, callback);
+      };
+      duplex.on("end", duplexOnEnd);
+      duplex.on("error", duplexOnError);
+      return duplex;
+    }
+    module.exports = createWebSocketStream2;
+  }
+});
+
+// node_modules/ws/lib/subprotocol.js
+var require_subprotocol = __commonJS({
+  "node_modules/ws/lib/subprotocol.js"(exports, module) {
+    "use strict";
+    var { tokenChars } = require_validation();
+    function parse2(header) {
+      const protocols = /* @__PURE__ */ new Set();
+      let start = -1;
+      let end = -1;
+      let i = 0;
+      for (i; i < header.length; i++) {
+        const code2 = header.charCodeAt(i);
+        if (end === -1 && tokenChars[code2] === 1) {
+          if (start === -1) start = i;
+        } else if (i !== 0 && (code2 === 32 || code2 === 9)) {
+          if (end === -1 && start !== -1) end = i;
+        } else if (code2 === 44) {
+          if (start === -1) {
+            throw new SyntaxError(`Unexpected character at index ${i}`);
+          }
+          if (end === -1) end = i;
+          const protocol2 = header.slice(start, end);
+          if (protocols.has(protocol2)) {
+            throw new SyntaxError(`The "${protocol2}" subprotocol is duplicated`);
+          }
+          protocols.add(protocol2);
+          start = end = -1;
+        } else {
+          throw new SyntaxError(`Unexpected character at index ${i}`);
+        }
+      }
+      if (start === -1 || end !== -1) {
+        throw new SyntaxError("Unexpected end of input");
+      }
+      const protocol = header.slice(start, i);
+      if (protocols.has(protocol)) {
+        throw new SyntaxError(`The "${protocol}" subprotocol is duplicated`);
+      }
+      protocols.add(protocol);
+      return protocols;
+    }
+    module.exports = { parse: parse2 };
+  }
+});
+
+// node_modules/ws/lib/websocket-server.js
+var require_websocket_server = __commonJS({
+  "node_modules/ws/lib/websocket-server.js"(exports, module) {
+    "use strict";
+    var EventEmitter2 = __require("events");
+    var http = __require("http");
+    var { Duplex } = __require("stream");
+    var { createHash: createHash6 } = __require("crypto");
+    var extension3 = require_extension();
+    var PerMessageDeflate2 = require_permessage_deflate();
+    var subprotocol2 = require_subprotocol();
+    var WebSocket2 = require_websocket();
+    var { CLOSE_TIMEOUT, GUID, kWebSocket } = require_constants();
+    var keyRegex = /^[+/0-9A-Za-z]{22}==$/;
+    var RUNNING = 0;
+    var CLOSING = 1;
+    var CLOSED = 2;
+    var WebSocketServer2 = class extends EventEmitter2 {
+      /**
+       * Create a `WebSocketServer` instance.
+       *
+       * @param {Object} options Configuration options
+       * @param {Boolean} [options.allowSynchronousEvents=true] Specifies whether
+       *     any of the `'message'`, `'ping'`, and `'pong'` events can be emitted
+       *     multiple times in the same tick
+       * @param {Boolean} [options.autoPong=true] Specifies whether or not to
+       *     automatically send a pong in response to a ping
+       * @param {Number} [options.backlog=511] The maximum length of the queue of
+       *     pending connections
+       * @param {Boolean} [options.clientTracking=true] Specifies whether or not to
+       *     track clients
+       * @param {Number} [options.closeTimeout=30000] Duration in milliseconds to
+       *     wait for the closing handshake to finish after `websocket.close()` is
+       *     called
+       * @param {Function} [options.handleProtocols] A hook to handle protocols
+       * @param {String} [options.host] The hostname where to bind the server
+       * @param {Number} [options.maxBufferedChunks=262144] The maximum number of
+       *     buffered data chunks
+       * @param {Number} [options.maxFragments=16384] The maximum number of message
+       *     fragments
+       * @param {Number} [options.maxPayload=104857600] The maximum allowed message
+       *     size
+       * @param {Number} [options.maxPendingAutoPongs=60] The maximum number of
+       *     pending automatic pongs
+       * @param {Boolean} [options.noServer=false] Enable no server mode
+       * @param {String} [options.path] Accept only connections matching this path
+       * @param {(Boolean|Object)} [options.perMessageDeflate=false] Enable/disable
+       *     permessage-deflate
+       * @param {Number} [options.port] The port where to bind the server
+       * @param {(http.Server|https.Server)} [options.server] A pre-created HTTP/S
+       *     server to use
+       * @param {Boolean} [options.skipUTF8Validation=false] Specifies whether or
+       *     not to skip UTF-8 validation for text and close messages
+       * @param {Function} [options.verifyClient] A hook to reject connections
+       * @param {Function} [options.WebSocket=WebSocket] Specifies the `WebSocket`
+       *     class to use. It must be the `WebSocket` class or class that extends it
+       * @param {Function} [callback] A listener for the `listening` event
+       */
+      constructor(options, callback) {
+        super();
+        options = {
+          allowSynchronousEvents: true,
+          autoPong: true,
+          maxBufferedChunks: 256 * 1024,
+          maxFragments: 16 * 1024,
+          maxPayload: 100 * 1024 * 1024,
+          maxPendingAutoPongs: 60,
+          skipUTF8Validation: false,
+          perMessageDeflate: false,
+          handleProtocols: null,
+          clientTracking: true,
+          closeTimeout: CLOSE_TIMEOUT,
+          verifyClient: null,
+          noServer: false,
+          backlog: null,
+          // use default (511 as implemented in net.js)
+          server: null,
+          host: null,
+          path: null,
+          port: null,
+          WebSocket: WebSocket2,
+          ...options
+        };
+        if (options.port == null && !options.server && !options.noServer || options.port != null && (options.server || options.noServer) || options.server && options.noServer) {
+          throw new TypeError(
+            'One and only one of the "port", "server", or "noServer" options must be specified'
+          );
+        }
+        if (options.port != null) {
+          this._server = http.createServer((req, res) => {
+            const body2 = http.STATUS_CODES[426];
+            res.writeHead(426, {
+              "Content-Length": body2.length,
+              "Content-Type": "text/plain"
+            });
+            res.end(body2);
+          });
+          this._server.listen(
+            options.port,
+            options.host,
+            options.backlog,
+            callback
+          );
+        } else if (options.server) {
+          this._server = options.server;
+        }
+        if (this._server) {
+          const emitConnection = this.emit.bind(this, "connection");
+          this._removeListeners = addListeners(this._server, {
+            listening: this.emit.bind(this, "listening"),
+            error: this.emit.bind(this, "error"),
+            upgrade: (req, socket, head) => {
+              this.handleUpgrade(req, socket, head, emitConnection);
+            }
+          });
+        }
+        if (options.perMessageDeflate === true) options.perMessageDeflate = {};
+        if (options.clientTracking) {
+          this.clients = /* @__PURE__ */ new Set();
+          this._shouldEmitClose = false;
+        }
+        this.options = options;
+        this._state = RUNNING;
+      }
+      /**
+       * Returns the bound address, the address family name, and port of the server
+       * as reported by the operating system if listening on an IP socket.
+       * If the server is listening on a pipe or UNIX domain socket, the name is
+       * returned as a string.
+       *
+       * @return {(Object|String|null)} The address of the server
+       * @public
+       */
+      address() {
+        if (this.options.noServer) {
+          throw new Error('The server is operating in "noServer" mode');
+        }
+        if (!this._server) return null;
+        return this._server.address();
+      }
+      /**
+       * Stop the server from accepting new connections and emit the `'close'` event
+       * when all existing connections are closed.
+       *
+       * @param {Function} [cb] A one-time listener for the `'close'` event
+       * @public
+       */
+      close(cb) {
+        if (this._state === CLOSED) {
+          if (cb) {
+            this.once("close", () => {
+              cb(new Error("The server is not running"));
+            });
+          }
+          process.nextTick(emitClose, this);
+          return;
+        }
+        if (cb) this.once("close", cb);
+        if (this._state === CLOSING) return;
+        this._state = CLOSING;
+        if (this.options.noServer || this.options.server) {
+          if (this._server) {
+            this._removeListeners();
+            this._removeListeners = this._server = null;
+          }
+          if (this.clients) {
+            if (!this.clients.size) {
+              process.nextTick(emitClose, this);
+            } else {
+              this._shouldEmitClose = true;
+            }
+          } else {
+            process.nextTick(emitClose, this);
+          }
+        } else {
+          const server = this._server;
+          this._removeListeners();
+          this._removeListeners = this._server = null;
+          server.close(() => {
+            emitClose(this);
+          });
+        }
+      }
+      /**
+       * See if a given request should be handled by this server instance.
+       *
+       * @param {http.IncomingMessage} req Request object to inspect
+       * @return {Boolean} `true` if the request is valid, else `false`
+       * @public
+       */
+      shouldHandle(req) {
+        if (this.options.path) {
+          const index = req.url.indexOf("?");
+          const pathname = index !== -1 ? req.url.slice(0, index) : req.url;
+          if (pathname !== this.options.path) return false;
+        }
+        return true;
+      }
+      /**
+       * Handle a HTTP Upgrade request.
+       *
+       * @param {http.IncomingMessage} req The request object
+       * @param {Duplex} socket The network socket between the server and client
+       * @param {Buffer} head The first packet of the upgraded stream
+       * @param {Function} cb Callback
+       * @public
+       */
+      handleUpgrade(req, socket, head, cb) {
+        socket.on("error", socketOnError);
+        const key = req.headers["sec-websocket-key"];
+        const upgrade = req.headers.upgrade;
+        const version2 = +req.headers["sec-websocket-version"];
+        if (req.method !== "GET") {
+          const message = "Invalid HTTP method";
+          abortHandshakeOrEmitwsClientError(this, req, socket, 405, message);
+          return;
+        }
+        if (upgrade === void 0 || upgrade.toLowerCase() !== "websocket") {
+          const message = "Invalid Upgrade header";
+          abortHandshakeOrEmitwsClientError(this, req, socket, 400, message);
+          return;
+        }
+        if (key === void 0 || !keyRegex.test(key)) {
+          const message = "Missing or invalid Sec-WebSocket-Key header";
+          abortHandshakeOrEmitwsClientError(this, req, socket, 400, message);
+          return;
+        }
+        if (version2 !== 13 && version2 !== 8) {
+          const message = "Missing or invalid Sec-WebSocket-Version header";
+          abortHandshakeOrEmitwsClientError(this, req, socket, 400, message, {
+            "Sec-WebSocket-Version": "13, 8"
+          });
+          return;
+        }
+        if (!this.shouldHandle(req)) {
+          abortHandshake(socket, 400);
+          return;
+        }
+        const secWebSocketProtocol = req.headers["sec-websocket-protocol"];
+        let protocols = /* @__PURE__ */ new Set();
+        if (secWebSocketProtocol !== void 0) {
+          try {
+            protocols = subprotocol2.parse(secWebSocketProtocol);
+          } catch (err) {
+            const message = "Invalid Sec-WebSocket-Protocol header";
+            abortHandshakeOrEmitwsClientError(this, req, socket, 400, message);
+            return;
+          }
+        }
+        const secWebSocketExtensions = req.headers["sec-websocket-extensions"];
+        const extensions = {};
+        if (this.options.perMessageDeflate && secWebSocketExtensions !== void 0) {
+          const perMessageDeflate = new PerMessageDeflate2({
+            ...this.options.perMessageDeflate,
+            isServer: true,
+            maxPayload: this.options.maxPayload
+          });
+          try {
+            const offers = extension3.parse(secWebSocketExtensions);
+            if (offers[PerMessageDeflate2.extensionName]) {
+              perMessageDeflate.accept(offers[PerMessageDeflate2.extensionName]);
+              extensions[PerMessageDeflate2.extensionName] = perMessageDeflate;
+            }
+          } catch (err) {
+            const message = "Invalid or unacceptable Sec-WebSocket-Extensions header";
+            abortHandshakeOrEmitwsClientError(this, req, socket, 400, message);
+            return;
+          }
+        }
+        if (this.options.verifyClient) {
+          const info = {
+            origin: req.headers[`${version2 === 8 ? "sec-websocket-origin" : "origin"}`],
+            secure: !!(req.socket.authorized || req.socket.encrypted),
+            req
+          };
+          if (this.options.verifyClient.length === 2) {
+            this.options.verifyClient(info, (verified, code2, message, headers) => {
+              if (!verified) {
+                return abortHandshake(socket, code2 || 401, message, headers);
+              }
+              this.completeUpgrade(
+                extensions,
+                key,
+                protocols,
+                req,
+                socket,
+                head,
+                cb
+              );
+            });
+            return;
+          }
+          if (!this.options.verifyClient(info)) return abortHandshake(socket, 401);
+        }
+        this.completeUpgrade(extensions, key, protocols, req, socket, head, cb);
+      }
+      /**
+       * Upgrade the connection to WebSocket.
+       *
+       * @param {Object} extensions The accepted extensions
+       * @param {String} key The value of the `Sec-WebSocket-Key` header
+       * @param {Set} protocols The subprotocols
+       * @param {http.IncomingMessage} req The request object
+       * @param {Duplex} socket The network socket between the server and client
+       * @param {Buffer} head The first packet of the upgraded stream
+       * @param {Function} cb Callback
+       * @throws {Error} If called more than once with the same socket
+       * @private
+       */
+      completeUpgrade(extensions, key, protocols, req, socket, head, cb) {
+        if (!socket.readable || !socket.writable) return socket.destroy();
+        if (socket[kWebSocket]) {
+          throw new Error(
+            "server.handleUpgrade() was called more than once with the same socket, possibly due to a misconfiguration"
+          );
+        }
+        if (this._state > RUNNING) return abortHandshake(socket, 503);
+        const digest = createHash6("sha1").update(key + GUID).digest("base64");
+        const headers = [
+          "HTTP/1.1 101 Switching Protocols",
+          "Upgrade: websocket",
+          "Connection: Upgrade",
+          `Sec-WebSocket-Accept: ${digest}`
+        ];
+        const ws2 = new this.options.WebSocket(null, void 0, this.options);
+        if (protocols.size) {
+          const protocol = this.options.handleProtocols ? this.options.handleProtocols(protocols, req) : protocols.values().next().value;
+          if (protocol) {
+            headers.push(`Sec-WebSocket-Protocol: ${protocol}`);
+            ws2._protocol = protocol;
+          }
+        }
+        if (extensions[PerMessageDeflate2.extensionName]) {
+          const params = extensions[PerMessageDeflate2.extensionName].params;
+          const value = extension3.format({
+            [PerMessageDeflate2.extensionName]: [params]
+          });
+          headers.push(`Sec-WebSocket-Extensions: ${value}`);
+          ws2._extensions = extensions;
+        }
+        this.emit("headers", headers, req);
+        socket.write(headers.concat("\r\n").join("\r\n"));
+        socket.removeListener("error", socketOnError);
+        ws2.setSocket(socket, head, {
+          allowSynchronousEvents: this.options.allowSynchronousEvents,
+          maxBufferedChunks: this.options.maxBufferedChunks,
+          maxFragments: this.options.maxFragments,
+          maxPayload: this.options.maxPayload,
+          skipUTF8Validation: this.options.skipUTF8Validation
+        });
+        if (this.clients) {
+          this.clients.add(ws2);
+          ws2.on("close", () => {
+            this.clients.delete(ws2);
+            if (this._shouldEmitClose && !this.clients.size) {
+              process.nextTick(emitClose, this);
+            }
+          });
+        }
+        cb(ws2, req);
+      }
+    };
+    module.exports = WebSocketServer2;
+    function addListeners(server, map) {
+      for (const event of Object.keys(map)) server.on(event, map[event]);
+      return function removeListeners() {
+        for (const event of Object.keys(map)) {
+          server.removeListener(event, map[event]);
+        }
+      };
+    }
+    function emitClose(server) {
+      server._state = CLOSED;
+      server.emit("close");
+    }
+    function socketOnError() {
+      this.destroy();
+    }
+    function abortHandshake(socket, code2, message, headers) {
+      message = message || http.STATUS_CODES[code2];
+      headers = {
+        Connection: "close",
+        "Content-Type": "text/html",
+        "Content-Length": Buffer.byteLength(message),
+        ...headers
+      };
+      socket.once("finish", socket.destroy);
+      socket.end(
+        `HTTP/1.1 ${code2} ${http.STATUS_CODES[code2]}\r
+` + Object.keys(headers).map((h) => `${h}: ${headers[h]}`).join("\r\n") + "\r\n\r\n" + message
+      );
+    }
+    function abortHandshakeOrEmitwsClientError(server, req, socket, code2, message, headers) {
+      if (server.listenerCount("wsClientError")) {
+        const err = new Error(message);
+        Error.captureStackTrace(err, abortHandshakeOrEmitwsClientError);
+        server.emit("wsClientError", err, socket, req);
+      } else {
+        abortHandshake(socket, code2, message, headers);
+      }
+    }
+  }
+});
+
+// node_modules/ws/wrapper.mjs
+var wrapper_exports = {};
+__export(wrapper_exports, {
+  PerMessageDeflate: () => import_permessage_deflate.default,
+  Receiver: () => import_receiver.default,
+  Sender: () => import_sender.default,
+  WebSocket: () => import_websocket.default,
+  WebSocketServer: () => import_websocket_server.default,
+  createWebSocketStream: () => import_stream.default,
+  default: () => wrapper_default,
+  extension: () => import_extension.default,
+  subprotocol: () => import_subprotocol.default
+});
+var import_stream, import_extension, import_permessage_deflate, import_receiver, import_sender, import_subprotocol, import_websocket, import_websocket_server, wrapper_default;
+var init_wrapper = __esm({
+  "node_modules/ws/wrapper.mjs"() {
+    import_stream = __toESM(require_stream(), 1);
+    import_extension = __toESM(require_extension(), 1);
+    import_permessage_deflate = __toESM(require_permessage_deflate(), 1);
+    import_receiver = __toESM(require_receiver(), 1);
+    import_sender = __toESM(require_sender(), 1);
+    import_subprotocol = __toESM(require_subprotocol(), 1);
+    import_websocket = __toESM(require_websocket(), 1);
+    import_websocket_server = __toESM(require_websocket_server(), 1);
+    wrapper_default = import_websocket.default;
+  }
+});
+
 // node_modules/undici/lib/core/symbols.js
 var require_symbols = __commonJS({
   "node_modules/undici/lib/core/symbols.js"(exports, module) {
@@ -8259,7 +12014,7 @@ var require_timers = __commonJS({
 });
 
 // node_modules/undici/lib/core/constants.js
-var require_constants = __commonJS({
+var require_constants2 = __commonJS({
   "node_modules/undici/lib/core/constants.js"(exports, module) {
     "use strict";
     var wellknownHeaderNames = (
@@ -8393,7 +12148,7 @@ var require_tree = __commonJS({
     var {
       wellknownHeaderNames,
       headerNameLowerCasedRecord
-    } = require_constants();
+    } = require_constants2();
     var TstNode = class _TstNode {
       /** @type {any} */
       value = null;
@@ -8541,7 +12296,7 @@ var require_util = __commonJS({
     var { EventEmitter: EE } = __require("node:events");
     var timers = require_timers();
     var { InvalidArgumentError, ConnectTimeoutError } = require_errors2();
-    var { headerNameLowerCasedRecord } = require_constants();
+    var { headerNameLowerCasedRecord } = require_constants2();
     var { tree } = require_tree();
     var [nodeMajor, nodeMinor] = process.versions.node.split(".", 2).map((v) => Number(v));
     var BodyAsyncIterable = class {
@@ -10104,7 +13859,7 @@ var require_request = __commonJS({
       getProtocolFromUrlString
     } = require_util();
     var { channels } = require_diagnostics();
-    var { headerNameLowerCasedRecord } = require_constants();
+    var { headerNameLowerCasedRecord } = require_constants2();
     var invalidPathRegex = /[^\u0021-\u00ff]/;
     function isValidContentLengthHeaderValue(val) {
       if (typeof val !== "string" || val.length === 0) {
@@ -10621,7 +14376,7 @@ var require_utils = __commonJS({
 });
 
 // node_modules/undici/lib/llhttp/constants.js
-var require_constants2 = __commonJS({
+var require_constants3 = __commonJS({
   "node_modules/undici/lib/llhttp/constants.js"(exports) {
     "use strict";
     Object.defineProperty(exports, "__esModule", { value: true });
@@ -11274,7 +15029,7 @@ var require_llhttp_simd_wasm = __commonJS({
 });
 
 // node_modules/undici/lib/web/fetch/constants.js
-var require_constants3 = __commonJS({
+var require_constants4 = __commonJS({
   "node_modules/undici/lib/web/fetch/constants.js"(exports, module) {
     "use strict";
     var corsSafeListedMethods = (
@@ -12661,7 +16416,7 @@ var require_util2 = __commonJS({
     "use strict";
     var { Transform: Transform4 } = __require("node:stream");
     var zlib = __require("node:zlib");
-    var { redirectStatusSet, referrerPolicyTokens, badPortsSet } = require_constants3();
+    var { redirectStatusSet, referrerPolicyTokens, badPortsSet } = require_constants4();
     var { getGlobalOrigin } = require_global();
     var { collectAnHTTPQuotedString, parseMIMEType } = require_data_url();
     var { performance } = __require("node:perf_hooks");
@@ -14271,7 +18026,7 @@ var require_client_h1 = __commonJS({
       kHTTPContext,
       kClosed
     } = require_symbols();
-    var constants4 = require_constants2();
+    var constants5 = require_constants3();
     var EMPTY_BUF = Buffer.alloc(0);
     var FastBuffer = Buffer[Symbol.species];
     var removeAllListeners = util.removeAllListeners;
@@ -14407,7 +18162,7 @@ var require_client_h1 = __commonJS({
          */
       constructor(client, socket, { exports: exports2 }) {
         this.llhttp = exports2;
-        this.ptr = this.llhttp.llhttp_alloc(constants4.TYPE.RESPONSE);
+        this.ptr = this.llhttp.llhttp_alloc(constants5.TYPE.RESPONSE);
         this.client = client;
         this.socket = socket;
         this.timeout = null;
@@ -14503,11 +18258,11 @@ var require_client_h1 = __commonJS({
             currentParser = null;
             currentBufferRef = null;
           }
-          if (ret !== constants4.ERROR.OK) {
+          if (ret !== constants5.ERROR.OK) {
             const data = chunk.subarray(llhttp.llhttp_get_error_pos(this.ptr) - currentBufferPtr);
-            if (ret === constants4.ERROR.PAUSED_UPGRADE) {
+            if (ret === constants5.ERROR.PAUSED_UPGRADE) {
               this.onUpgrade(data);
-            } else if (ret === constants4.ERROR.PAUSED) {
+            } else if (ret === constants5.ERROR.PAUSED) {
               this.paused = true;
               socket.unshift(data);
             } else {
@@ -14530,10 +18285,10 @@ var require_client_h1 = __commonJS({
         } finally {
           currentParser = null;
         }
-        if (ret === constants4.ERROR.OK) {
+        if (ret === constants5.ERROR.OK) {
           return null;
         }
-        if (ret === constants4.ERROR.PAUSED || ret === constants4.ERROR.PAUSED_UPGRADE) {
+        if (ret === constants5.ERROR.PAUSED || ret === constants5.ERROR.PAUSED_UPGRADE) {
           this.paused = true;
           return null;
         }
@@ -14550,7 +18305,7 @@ var require_client_h1 = __commonJS({
           const len = new Uint8Array(llhttp.memory.buffer, ptr).indexOf(0);
           message = "Response does not match the HTTP/1.1 protocol (" + Buffer.from(llhttp.memory.buffer, ptr, len).toString() + ")";
         }
-        return new HTTPParserError(message, constants4.ERROR[ret], data);
+        return new HTTPParserError(message, constants5.ERROR[ret], data);
       }
       destroy() {
         assert2(currentParser === null);
@@ -14761,7 +18516,7 @@ var require_client_h1 = __commonJS({
           socket[kBlocking] = false;
           client[kResume]();
         }
-        return pause ? constants4.ERROR.PAUSED : 0;
+        return pause ? constants5.ERROR.PAUSED : 0;
       }
       /**
        * @param {Buffer} buf
@@ -14787,7 +18542,7 @@ var require_client_h1 = __commonJS({
         }
         this.bytesRead += buf.length;
         if (request.onData(buf) === false) {
-          return constants4.ERROR.PAUSED;
+          return constants5.ERROR.PAUSED;
         }
         return 0;
       }
@@ -14827,13 +18582,13 @@ var require_client_h1 = __commonJS({
         if (socket[kWriting]) {
           assert2(client[kRunning] === 0);
           util.destroy(socket, new InformationalError("reset"));
-          return constants4.ERROR.PAUSED;
+          return constants5.ERROR.PAUSED;
         } else if (!shouldKeepAlive) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants4.ERROR.PAUSED;
+          return constants5.ERROR.PAUSED;
         } else if (socket[kReset] && client[kRunning] === 0) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants4.ERROR.PAUSED;
+          return constants5.ERROR.PAUSED;
         } else if (client[kPipelining] == null || client[kPipelining] === 1) {
           setImmediate(client[kResume]);
         } else {
@@ -16355,7 +20110,7 @@ var require_client = __commonJS({
         maxHeaderSize,
         headersTimeout,
         socketTimeout,
-        requestTimeout,
+        requestTimeout: requestTimeout2,
         connectTimeout,
         bodyTimeout,
         idleTimeout,
@@ -16391,7 +20146,7 @@ var require_client = __commonJS({
         if (socketTimeout !== void 0) {
           throw new InvalidArgumentError("unsupported socketTimeout, use headersTimeout & bodyTimeout instead");
         }
-        if (requestTimeout !== void 0) {
+        if (requestTimeout2 !== void 0) {
           throw new InvalidArgumentError("unsupported requestTimeout, use headersTimeout & bodyTimeout instead");
         }
         if (idleTimeout !== void 0) {
@@ -17484,3761 +21239,6 @@ var require_api_request = __commonJS({
     }
     module.exports = request;
     module.exports.RequestHandler = RequestHandler;
-  }
-});
-
-// node_modules/ws/lib/constants.js
-var require_constants4 = __commonJS({
-  "node_modules/ws/lib/constants.js"(exports, module) {
-    "use strict";
-    var BINARY_TYPES = ["nodebuffer", "arraybuffer", "fragments"];
-    var hasBlob = typeof Blob !== "undefined";
-    if (hasBlob) BINARY_TYPES.push("blob");
-    module.exports = {
-      BINARY_TYPES,
-      CLOSE_TIMEOUT: 3e4,
-      EMPTY_BUFFER: Buffer.alloc(0),
-      GUID: "258EAFA5-E914-47DA-95CA-C5AB0DC85B11",
-      hasBlob,
-      kForOnEventAttribute: /* @__PURE__ */ Symbol("kIsForOnEventAttribute"),
-      kListener: /* @__PURE__ */ Symbol("kListener"),
-      kStatusCode: /* @__PURE__ */ Symbol("status-code"),
-      kWebSocket: /* @__PURE__ */ Symbol("websocket"),
-      NOOP: () => {
-      }
-    };
-  }
-});
-
-// node_modules/ws/lib/buffer-util.js
-var require_buffer_util = __commonJS({
-  "node_modules/ws/lib/buffer-util.js"(exports, module) {
-    "use strict";
-    var { websocketMask, websocketUnmask } = __require("http");
-    var { EMPTY_BUFFER } = require_constants4();
-    var FastBuffer = Buffer[Symbol.species];
-    function concat(list, totalLength) {
-      if (list.length === 0) return EMPTY_BUFFER;
-      if (list.length === 1) return list[0];
-      const target = Buffer.allocUnsafe(totalLength);
-      let offset = 0;
-      for (let i = 0; i < list.length; i++) {
-        const buf = list[i];
-        target.set(buf, offset);
-        offset += buf.length;
-      }
-      if (offset < totalLength) {
-        return new FastBuffer(target.buffer, target.byteOffset, offset);
-      }
-      return target;
-    }
-    function _mask(source, mask, output, offset, length) {
-      for (let i = 0; i < length; i++) {
-        output[offset + i] = source[i] ^ mask[i & 3];
-      }
-    }
-    function _unmask(buffer, mask) {
-      for (let i = 0; i < buffer.length; i++) {
-        buffer[i] ^= mask[i & 3];
-      }
-    }
-    function toArrayBuffer2(buf) {
-      if (buf.length === buf.buffer.byteLength) {
-        return buf.buffer;
-      }
-      return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length);
-    }
-    function toBuffer(data) {
-      toBuffer.readOnly = true;
-      if (Buffer.isBuffer(data)) return data;
-      let buf;
-      if (data instanceof ArrayBuffer) {
-        buf = new FastBuffer(data);
-      } else if (ArrayBuffer.isView(data)) {
-        buf = new FastBuffer(data.buffer, data.byteOffset, data.byteLength);
-      } else {
-        buf = Buffer.from(data);
-        toBuffer.readOnly = false;
-      }
-      return buf;
-    }
-    module.exports = {
-      concat,
-      mask: _mask,
-      toArrayBuffer: toArrayBuffer2,
-      toBuffer,
-      unmask: _unmask
-    };
-    if (websocketMask) {
-      module.exports.mask = function(source, mask, output, offset, length) {
-        if (length < 24) _mask(source, mask, output, offset, length);
-        else websocketMask(source, mask, output, offset, length);
-      };
-      module.exports.unmask = function(buffer, mask) {
-        if (buffer.length < 24) _unmask(buffer, mask);
-        else websocketUnmask(buffer, mask);
-      };
-    } else if (!process.env.WS_NO_BUFFER_UTIL) {
-      try {
-        const bufferUtil = __require("bufferutil");
-        module.exports.mask = function(source, mask, output, offset, length) {
-          if (length < 48) _mask(source, mask, output, offset, length);
-          else bufferUtil.mask(source, mask, output, offset, length);
-        };
-        module.exports.unmask = function(buffer, mask) {
-          if (buffer.length < 32) _unmask(buffer, mask);
-          else bufferUtil.unmask(buffer, mask);
-        };
-      } catch (e) {
-      }
-    }
-  }
-});
-
-// node_modules/ws/lib/limiter.js
-var require_limiter = __commonJS({
-  "node_modules/ws/lib/limiter.js"(exports, module) {
-    "use strict";
-    var kDone = /* @__PURE__ */ Symbol("kDone");
-    var kRun = /* @__PURE__ */ Symbol("kRun");
-    var Limiter = class {
-      /**
-       * Creates a new `Limiter`.
-       *
-       * @param {Number} [concurrency=Infinity] The maximum number of jobs allowed
-       *     to run concurrently
-       */
-      constructor(concurrency) {
-        this[kDone] = () => {
-          this.pending--;
-          this[kRun]();
-        };
-        this.concurrency = concurrency || Infinity;
-        this.jobs = [];
-        this.pending = 0;
-      }
-      /**
-       * Adds a job to the queue.
-       *
-       * @param {Function} job The job to run
-       * @public
-       */
-      add(job) {
-        this.jobs.push(job);
-        this[kRun]();
-      }
-      /**
-       * Removes a job from the queue and runs it if possible.
-       *
-       * @private
-       */
-      [kRun]() {
-        if (this.pending === this.concurrency) return;
-        if (this.jobs.length) {
-          const job = this.jobs.shift();
-          this.pending++;
-          job(this[kDone]);
-        }
-      }
-    };
-    module.exports = Limiter;
-  }
-});
-
-// node_modules/ws/lib/permessage-deflate.js
-var require_permessage_deflate = __commonJS({
-  "node_modules/ws/lib/permessage-deflate.js"(exports, module) {
-    "use strict";
-    var zlib = __require("zlib");
-    var bufferUtil = require_buffer_util();
-    var Limiter = require_limiter();
-    var { kStatusCode } = require_constants4();
-    var FastBuffer = Buffer[Symbol.species];
-    var TRAILER = Buffer.from([0, 0, 255, 255]);
-    var kPerMessageDeflate = /* @__PURE__ */ Symbol("permessage-deflate");
-    var kTotalLength = /* @__PURE__ */ Symbol("total-length");
-    var kCallback = /* @__PURE__ */ Symbol("callback");
-    var kBuffers = /* @__PURE__ */ Symbol("buffers");
-    var kError = /* @__PURE__ */ Symbol("error");
-    var zlibLimiter;
-    var PerMessageDeflate2 = class {
-      /**
-       * Creates a PerMessageDeflate instance.
-       *
-       * @param {Object} [options] Configuration options
-       * @param {(Boolean|Number)} [options.clientMaxWindowBits] Advertise support
-       *     for, or request, a custom client window size
-       * @param {Boolean} [options.clientNoContextTakeover=false] Advertise/
-       *     acknowledge disabling of client context takeover
-       * @param {Number} [options.concurrencyLimit=10] The number of concurrent
-       *     calls to zlib
-       * @param {Boolean} [options.isServer=false] Create the instance in either
-       *     server or client mode
-       * @param {Number} [options.maxPayload=0] The maximum allowed message length
-       * @param {(Boolean|Number)} [options.serverMaxWindowBits] Request/confirm the
-       *     use of a custom server window size
-       * @param {Boolean} [options.serverNoContextTakeover=false] Request/accept
-       *     disabling of server context takeover
-       * @param {Number} [options.threshold=1024] Size (in bytes) below which
-       *     messages should not be compressed if context takeover is disabled
-       * @param {Object} [options.zlibDeflateOptions] Options to pass to zlib on
-       *     deflate
-       * @param {Object} [options.zlibInflateOptions] Options to pass to zlib on
-       *     inflate
-       */
-      constructor(options) {
-        this._options = options || {};
-        this._threshold = this._options.threshold !== void 0 ? this._options.threshold : 1024;
-        this._maxPayload = this._options.maxPayload | 0;
-        this._isServer = !!this._options.isServer;
-        this._deflate = null;
-        this._inflate = null;
-        this.params = null;
-        if (!zlibLimiter) {
-          const concurrency = this._options.concurrencyLimit !== void 0 ? this._options.concurrencyLimit : 10;
-          zlibLimiter = new Limiter(concurrency);
-        }
-      }
-      /**
-       * @type {String}
-       */
-      static get extensionName() {
-        return "permessage-deflate";
-      }
-      /**
-       * Create an extension negotiation offer.
-       *
-       * @return {Object} Extension parameters
-       * @public
-       */
-      offer() {
-        const params = {};
-        if (this._options.serverNoContextTakeover) {
-          params.server_no_context_takeover = true;
-        }
-        if (this._options.clientNoContextTakeover) {
-          params.client_no_context_takeover = true;
-        }
-        if (this._options.serverMaxWindowBits) {
-          params.server_max_window_bits = this._options.serverMaxWindowBits;
-        }
-        if (this._options.clientMaxWindowBits) {
-          params.client_max_window_bits = this._options.clientMaxWindowBits;
-        } else if (this._options.clientMaxWindowBits == null) {
-          params.client_max_window_bits = true;
-        }
-        return params;
-      }
-      /**
-       * Accept an extension negotiation offer/response.
-       *
-       * @param {Array} configurations The extension negotiation offers/reponse
-       * @return {Object} Accepted configuration
-       * @public
-       */
-      accept(configurations) {
-        configurations = this.normalizeParams(configurations);
-        this.params = this._isServer ? this.acceptAsServer(configurations) : this.acceptAsClient(configurations);
-        return this.params;
-      }
-      /**
-       * Releases all resources used by the extension.
-       *
-       * @public
-       */
-      cleanup() {
-        if (this._inflate) {
-          this._inflate.close();
-          this._inflate = null;
-        }
-        if (this._deflate) {
-          const callback = this._deflate[kCallback];
-          this._deflate.close();
-          this._deflate = null;
-          if (callback) {
-            callback(
-              new Error(
-                "The deflate stream was closed while data was being processed"
-              )
-            );
-          }
-        }
-      }
-      /**
-       *  Accept an extension negotiation offer.
-       *
-       * @param {Array} offers The extension negotiation offers
-       * @return {Object} Accepted configuration
-       * @private
-       */
-      acceptAsServer(offers) {
-        const opts = this._options;
-        const accepted = offers.find((params) => {
-          if (opts.serverNoContextTakeover === false && params.server_no_context_takeover || params.server_max_window_bits && (opts.serverMaxWindowBits === false || typeof opts.serverMaxWindowBits === "number" && opts.serverMaxWindowBits > params.server_max_window_bits) || typeof opts.clientMaxWindowBits === "number" && (typeof params.client_max_window_bits === "number" ? opts.clientMaxWindowBits > params.client_max_window_bits : !params.client_max_window_bits)) {
-            return false;
-          }
-          return true;
-        });
-        if (!accepted) {
-          throw new Error("None of the extension offers can be accepted");
-        }
-        if (opts.serverNoContextTakeover) {
-          accepted.server_no_context_takeover = true;
-        }
-        if (opts.clientNoContextTakeover) {
-          accepted.client_no_context_takeover = true;
-        }
-        if (typeof opts.serverMaxWindowBits === "number") {
-          accepted.server_max_window_bits = opts.serverMaxWindowBits;
-        }
-        if (typeof opts.clientMaxWindowBits === "number") {
-          accepted.client_max_window_bits = opts.clientMaxWindowBits;
-        } else if (accepted.client_max_window_bits === true || opts.clientMaxWindowBits === false) {
-          delete accepted.client_max_window_bits;
-        }
-        return accepted;
-      }
-      /**
-       * Accept the extension negotiation response.
-       *
-       * @param {Array} response The extension negotiation response
-       * @return {Object} Accepted configuration
-       * @private
-       */
-      acceptAsClient(response) {
-        const params = response[0];
-        if (this._options.clientNoContextTakeover === false && params.client_no_context_takeover) {
-          throw new Error('Unexpected parameter "client_no_context_takeover"');
-        }
-        if (!params.client_max_window_bits) {
-          if (typeof this._options.clientMaxWindowBits === "number") {
-            params.client_max_window_bits = this._options.clientMaxWindowBits;
-          }
-        } else if (this._options.clientMaxWindowBits === false || typeof this._options.clientMaxWindowBits === "number" && params.client_max_window_bits > this._options.clientMaxWindowBits) {
-          throw new Error(
-            'Unexpected or invalid parameter "client_max_window_bits"'
-          );
-        }
-        return params;
-      }
-      /**
-       * Normalize parameters.
-       *
-       * @param {Array} configurations The extension negotiation offers/reponse
-       * @return {Array} The offers/response with normalized parameters
-       * @private
-       */
-      normalizeParams(configurations) {
-        configurations.forEach((params) => {
-          Object.keys(params).forEach((key) => {
-            let value = params[key];
-            if (value.length > 1) {
-              throw new Error(`Parameter "${key}" must have only a single value`);
-            }
-            value = value[0];
-            if (key === "client_max_window_bits") {
-              if (value !== true) {
-                const num = +value;
-                if (!Number.isInteger(num) || num < 8 || num > 15) {
-                  throw new TypeError(
-                    `Invalid value for parameter "${key}": ${value}`
-                  );
-                }
-                value = num;
-              } else if (!this._isServer) {
-                throw new TypeError(
-                  `Invalid value for parameter "${key}": ${value}`
-                );
-              }
-            } else if (key === "server_max_window_bits") {
-              const num = +value;
-              if (!Number.isInteger(num) || num < 8 || num > 15) {
-                throw new TypeError(
-                  `Invalid value for parameter "${key}": ${value}`
-                );
-              }
-              value = num;
-            } else if (key === "client_no_context_takeover" || key === "server_no_context_takeover") {
-              if (value !== true) {
-                throw new TypeError(
-                  `Invalid value for parameter "${key}": ${value}`
-                );
-              }
-            } else {
-              throw new Error(`Unknown parameter "${key}"`);
-            }
-            params[key] = value;
-          });
-        });
-        return configurations;
-      }
-      /**
-       * Decompress data. Concurrency limited.
-       *
-       * @param {Buffer} data Compressed data
-       * @param {Boolean} fin Specifies whether or not this is the last fragment
-       * @param {Function} callback Callback
-       * @public
-       */
-      decompress(data, fin, callback) {
-        zlibLimiter.add((done) => {
-          this._decompress(data, fin, (err, result) => {
-            done();
-            callback(err, result);
-          });
-        });
-      }
-      /**
-       * Compress data. Concurrency limited.
-       *
-       * @param {(Buffer|String)} data Data to compress
-       * @param {Boolean} fin Specifies whether or not this is the last fragment
-       * @param {Function} callback Callback
-       * @public
-       */
-      compress(data, fin, callback) {
-        zlibLimiter.add((done) => {
-          this._compress(data, fin, (err, result) => {
-            done();
-            callback(err, result);
-          });
-        });
-      }
-      /**
-       * Decompress data.
-       *
-       * @param {Buffer} data Compressed data
-       * @param {Boolean} fin Specifies whether or not this is the last fragment
-       * @param {Function} callback Callback
-       * @private
-       */
-      _decompress(data, fin, callback) {
-        const endpoint = this._isServer ? "client" : "server";
-        if (!this._inflate) {
-          const key = `${endpoint}_max_window_bits`;
-          const windowBits = typeof this.params[key] !== "number" ? zlib.Z_DEFAULT_WINDOWBITS : this.params[key];
-          this._inflate = zlib.createInflateRaw({
-            ...this._options.zlibInflateOptions,
-            windowBits
-          });
-          this._inflate[kPerMessageDeflate] = this;
-          this._inflate[kTotalLength] = 0;
-          this._inflate[kBuffers] = [];
-          this._inflate.on("error", inflateOnError);
-          this._inflate.on("data", inflateOnData);
-        }
-        this._inflate[kCallback] = callback;
-        this._inflate.write(data);
-        if (fin) this._inflate.write(TRAILER);
-        this._inflate.flush(() => {
-          const err = this._inflate[kError];
-          if (err) {
-            this._inflate.close();
-            this._inflate = null;
-            callback(err);
-            return;
-          }
-          const data2 = bufferUtil.concat(
-            this._inflate[kBuffers],
-            this._inflate[kTotalLength]
-          );
-          if (this._inflate._readableState.endEmitted) {
-            this._inflate.close();
-            this._inflate = null;
-          } else {
-            this._inflate[kTotalLength] = 0;
-            this._inflate[kBuffers] = [];
-            if (fin && this.params[`${endpoint}_no_context_takeover`]) {
-              this._inflate.reset();
-            }
-          }
-          callback(null, data2);
-        });
-      }
-      /**
-       * Compress data.
-       *
-       * @param {(Buffer|String)} data Data to compress
-       * @param {Boolean} fin Specifies whether or not this is the last fragment
-       * @param {Function} callback Callback
-       * @private
-       */
-      _compress(data, fin, callback) {
-        const endpoint = this._isServer ? "server" : "client";
-        if (!this._deflate) {
-          const key = `${endpoint}_max_window_bits`;
-          const windowBits = typeof this.params[key] !== "number" ? zlib.Z_DEFAULT_WINDOWBITS : this.params[key];
-          this._deflate = zlib.createDeflateRaw({
-            ...this._options.zlibDeflateOptions,
-            windowBits
-          });
-          this._deflate[kTotalLength] = 0;
-          this._deflate[kBuffers] = [];
-          this._deflate.on("data", deflateOnData);
-        }
-        this._deflate[kCallback] = callback;
-        this._deflate.write(data);
-        this._deflate.flush(zlib.Z_SYNC_FLUSH, () => {
-          if (!this._deflate) {
-            return;
-          }
-          let data2 = bufferUtil.concat(
-            this._deflate[kBuffers],
-            this._deflate[kTotalLength]
-          );
-          if (fin) {
-            data2 = new FastBuffer(data2.buffer, data2.byteOffset, data2.length - 4);
-          }
-          this._deflate[kCallback] = null;
-          this._deflate[kTotalLength] = 0;
-          this._deflate[kBuffers] = [];
-          if (fin && this.params[`${endpoint}_no_context_takeover`]) {
-            this._deflate.reset();
-          }
-          callback(null, data2);
-        });
-      }
-    };
-    module.exports = PerMessageDeflate2;
-    function deflateOnData(chunk) {
-      this[kBuffers].push(chunk);
-      this[kTotalLength] += chunk.length;
-    }
-    function inflateOnData(chunk) {
-      this[kTotalLength] += chunk.length;
-      if (this[kPerMessageDeflate]._maxPayload < 1 || this[kTotalLength] <= this[kPerMessageDeflate]._maxPayload) {
-        this[kBuffers].push(chunk);
-        return;
-      }
-      this[kError] = new RangeError("Max payload size exceeded");
-      this[kError].code = "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH";
-      this[kError][kStatusCode] = 1009;
-      this.removeListener("data", inflateOnData);
-      this.reset();
-    }
-    function inflateOnError(err) {
-      this[kPerMessageDeflate]._inflate = null;
-      if (this[kError]) {
-        this[kCallback](this[kError]);
-        return;
-      }
-      err[kStatusCode] = 1007;
-      this[kCallback](err);
-    }
-  }
-});
-
-// node_modules/ws/lib/validation.js
-var require_validation = __commonJS({
-  "node_modules/ws/lib/validation.js"(exports, module) {
-    "use strict";
-    var { isUtf8 } = __require("buffer");
-    var { hasBlob } = require_constants4();
-    var tokenChars = [
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      // 0 - 15
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      // 16 - 31
-      0,
-      1,
-      0,
-      1,
-      1,
-      1,
-      1,
-      1,
-      0,
-      0,
-      1,
-      1,
-      0,
-      1,
-      1,
-      0,
-      // 32 - 47
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      // 48 - 63
-      0,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      // 64 - 79
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      0,
-      0,
-      0,
-      1,
-      1,
-      // 80 - 95
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      // 96 - 111
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      0,
-      1,
-      0,
-      1,
-      0
-      // 112 - 127
-    ];
-    function isValidStatusCode(code2) {
-      return code2 >= 1e3 && code2 <= 1014 && code2 !== 1004 && code2 !== 1005 && code2 !== 1006 || code2 >= 3e3 && code2 <= 4999;
-    }
-    function _isValidUTF8(buf) {
-      const len = buf.length;
-      let i = 0;
-      while (i < len) {
-        if ((buf[i] & 128) === 0) {
-          i++;
-        } else if ((buf[i] & 224) === 192) {
-          if (i + 1 === len || (buf[i + 1] & 192) !== 128 || (buf[i] & 254) === 192) {
-            return false;
-          }
-          i += 2;
-        } else if ((buf[i] & 240) === 224) {
-          if (i + 2 >= len || (buf[i + 1] & 192) !== 128 || (buf[i + 2] & 192) !== 128 || buf[i] === 224 && (buf[i + 1] & 224) === 128 || // Overlong
-          buf[i] === 237 && (buf[i + 1] & 224) === 160) {
-            return false;
-          }
-          i += 3;
-        } else if ((buf[i] & 248) === 240) {
-          if (i + 3 >= len || (buf[i + 1] & 192) !== 128 || (buf[i + 2] & 192) !== 128 || (buf[i + 3] & 192) !== 128 || buf[i] === 240 && (buf[i + 1] & 240) === 128 || // Overlong
-          buf[i] === 244 && buf[i + 1] > 143 || buf[i] > 244) {
-            return false;
-          }
-          i += 4;
-        } else {
-          return false;
-        }
-      }
-      return true;
-    }
-    function isBlob(value) {
-      return hasBlob && typeof value === "object" && typeof value.arrayBuffer === "function" && typeof value.type === "string" && typeof value.stream === "function" && (value[Symbol.toStringTag] === "Blob" || value[Symbol.toStringTag] === "File");
-    }
-    module.exports = {
-      isBlob,
-      isValidStatusCode,
-      isValidUTF8: _isValidUTF8,
-      tokenChars
-    };
-    if (isUtf8) {
-      module.exports.isValidUTF8 = function(buf) {
-        return buf.length < 24 ? _isValidUTF8(buf) : isUtf8(buf);
-      };
-    } else if (!process.env.WS_NO_UTF_8_VALIDATE) {
-      try {
-        const isValidUTF8 = __require("utf-8-validate");
-        module.exports.isValidUTF8 = function(buf) {
-          return buf.length < 32 ? _isValidUTF8(buf) : isValidUTF8(buf);
-        };
-      } catch (e) {
-      }
-    }
-  }
-});
-
-// node_modules/ws/lib/receiver.js
-var require_receiver = __commonJS({
-  "node_modules/ws/lib/receiver.js"(exports, module) {
-    "use strict";
-    var { Writable } = __require("stream");
-    var PerMessageDeflate2 = require_permessage_deflate();
-    var {
-      BINARY_TYPES,
-      EMPTY_BUFFER,
-      kStatusCode,
-      kWebSocket
-    } = require_constants4();
-    var { concat, toArrayBuffer: toArrayBuffer2, unmask } = require_buffer_util();
-    var { isValidStatusCode, isValidUTF8 } = require_validation();
-    var FastBuffer = Buffer[Symbol.species];
-    var GET_INFO = 0;
-    var GET_PAYLOAD_LENGTH_16 = 1;
-    var GET_PAYLOAD_LENGTH_64 = 2;
-    var GET_MASK = 3;
-    var GET_DATA = 4;
-    var INFLATING = 5;
-    var DEFER_EVENT = 6;
-    var Receiver2 = class extends Writable {
-      /**
-       * Creates a Receiver instance.
-       *
-       * @param {Object} [options] Options object
-       * @param {Boolean} [options.allowSynchronousEvents=true] Specifies whether
-       *     any of the `'message'`, `'ping'`, and `'pong'` events can be emitted
-       *     multiple times in the same tick
-       * @param {String} [options.binaryType=nodebuffer] The type for binary data
-       * @param {Object} [options.extensions] An object containing the negotiated
-       *     extensions
-       * @param {Boolean} [options.isServer=false] Specifies whether to operate in
-       *     client or server mode
-       * @param {Number} [options.maxBufferedChunks=0] The maximum number of
-       *     buffered data chunks
-       * @param {Number} [options.maxFragments=0] The maximum number of message
-       *     fragments
-       * @param {Number} [options.maxPayload=0] The maximum allowed message length
-       * @param {Boolean} [options.skipUTF8Validation=false] Specifies whether or
-       *     not to skip UTF-8 validation for text and close messages
-       */
-      constructor(options = {}) {
-        super();
-        this._allowSynchronousEvents = options.allowSynchronousEvents !== void 0 ? options.allowSynchronousEvents : true;
-        this._binaryType = options.binaryType || BINARY_TYPES[0];
-        this._extensions = options.extensions || {};
-        this._isServer = !!options.isServer;
-        this._maxBufferedChunks = options.maxBufferedChunks | 0;
-        this._maxFragments = options.maxFragments | 0;
-        this._maxPayload = options.maxPayload | 0;
-        this._skipUTF8Validation = !!options.skipUTF8Validation;
-        this[kWebSocket] = void 0;
-        this._bufferedBytes = 0;
-        this._buffers = [];
-        this._compressed = false;
-        this._payloadLength = 0;
-        this._mask = void 0;
-        this._fragmented = 0;
-        this._masked = false;
-        this._fin = false;
-        this._opcode = 0;
-        this._totalPayloadLength = 0;
-        this._messageLength = 0;
-        this._numFragments = 0;
-        this._fragments = [];
-        this._errored = false;
-        this._loop = false;
-        this._state = GET_INFO;
-      }
-      /**
-       * Implements `Writable.prototype._write()`.
-       *
-       * @param {Buffer} chunk The chunk of data to write
-       * @param {String} encoding The character encoding of `chunk`
-       * @param {Function} cb Callback
-       * @private
-       */
-      _write(chunk, encoding, cb) {
-        if (this._opcode === 8 && this._state == GET_INFO) return cb();
-        if (this._maxBufferedChunks > 0 && this._buffers.length >= this._maxBufferedChunks) {
-          cb(
-            this.createError(
-              RangeError,
-              "Too many buffered chunks",
-              false,
-              1008,
-              "WS_ERR_TOO_MANY_BUFFERED_PARTS"
-            )
-          );
-          return;
-        }
-        this._bufferedBytes += chunk.length;
-        this._buffers.push(chunk);
-        this.startLoop(cb);
-      }
-      /**
-       * Consumes `n` bytes from the buffered data.
-       *
-       * @param {Number} n The number of bytes to consume
-       * @return {Buffer} The consumed bytes
-       * @private
-       */
-      consume(n) {
-        this._bufferedBytes -= n;
-        if (n === this._buffers[0].length) return this._buffers.shift();
-        if (n < this._buffers[0].length) {
-          const buf = this._buffers[0];
-          this._buffers[0] = new FastBuffer(
-            buf.buffer,
-            buf.byteOffset + n,
-            buf.length - n
-          );
-          return new FastBuffer(buf.buffer, buf.byteOffset, n);
-        }
-        const dst = Buffer.allocUnsafe(n);
-        do {
-          const buf = this._buffers[0];
-          const offset = dst.length - n;
-          if (n >= buf.length) {
-            dst.set(this._buffers.shift(), offset);
-          } else {
-            dst.set(new Uint8Array(buf.buffer, buf.byteOffset, n), offset);
-            this._buffers[0] = new FastBuffer(
-              buf.buffer,
-              buf.byteOffset + n,
-              buf.length - n
-            );
-          }
-          n -= buf.length;
-        } while (n > 0);
-        return dst;
-      }
-      /**
-       * Starts the parsing loop.
-       *
-       * @param {Function} cb Callback
-       * @private
-       */
-      startLoop(cb) {
-        this._loop = true;
-        do {
-          switch (this._state) {
-            case GET_INFO:
-              this.getInfo(cb);
-              break;
-            case GET_PAYLOAD_LENGTH_16:
-              this.getPayloadLength16(cb);
-              break;
-            case GET_PAYLOAD_LENGTH_64:
-              this.getPayloadLength64(cb);
-              break;
-            case GET_MASK:
-              this.getMask();
-              break;
-            case GET_DATA:
-              this.getData(cb);
-              break;
-            case INFLATING:
-            case DEFER_EVENT:
-              this._loop = false;
-              return;
-          }
-        } while (this._loop);
-        if (!this._errored) cb();
-      }
-      /**
-       * Reads the first two bytes of a frame.
-       *
-       * @param {Function} cb Callback
-       * @private
-       */
-      getInfo(cb) {
-        if (this._bufferedBytes < 2) {
-          this._loop = false;
-          return;
-        }
-        const buf = this.consume(2);
-        if ((buf[0] & 48) !== 0) {
-          const error2 = this.createError(
-            RangeError,
-            "RSV2 and RSV3 must be clear",
-            true,
-            1002,
-            "WS_ERR_UNEXPECTED_RSV_2_3"
-          );
-          cb(error2);
-          return;
-        }
-        const compressed = (buf[0] & 64) === 64;
-        if (compressed && !this._extensions[PerMessageDeflate2.extensionName]) {
-          const error2 = this.createError(
-            RangeError,
-            "RSV1 must be clear",
-            true,
-            1002,
-            "WS_ERR_UNEXPECTED_RSV_1"
-          );
-          cb(error2);
-          return;
-        }
-        this._fin = (buf[0] & 128) === 128;
-        this._opcode = buf[0] & 15;
-        this._payloadLength = buf[1] & 127;
-        if (this._opcode === 0) {
-          if (compressed) {
-            const error2 = this.createError(
-              RangeError,
-              "RSV1 must be clear",
-              true,
-              1002,
-              "WS_ERR_UNEXPECTED_RSV_1"
-            );
-            cb(error2);
-            return;
-          }
-          if (!this._fragmented) {
-            const error2 = this.createError(
-              RangeError,
-              "invalid opcode 0",
-              true,
-              1002,
-              "WS_ERR_INVALID_OPCODE"
-            );
-            cb(error2);
-            return;
-          }
-          this._opcode = this._fragmented;
-        } else if (this._opcode === 1 || this._opcode === 2) {
-          if (this._fragmented) {
-            const error2 = this.createError(
-              RangeError,
-              `invalid opcode ${this._opcode}`,
-              true,
-              1002,
-              "WS_ERR_INVALID_OPCODE"
-            );
-            cb(error2);
-            return;
-          }
-          this._compressed = compressed;
-        } else if (this._opcode > 7 && this._opcode < 11) {
-          if (!this._fin) {
-            const error2 = this.createError(
-              RangeError,
-              "FIN must be set",
-              true,
-              1002,
-              "WS_ERR_EXPECTED_FIN"
-            );
-            cb(error2);
-            return;
-          }
-          if (compressed) {
-            const error2 = this.createError(
-              RangeError,
-              "RSV1 must be clear",
-              true,
-              1002,
-              "WS_ERR_UNEXPECTED_RSV_1"
-            );
-            cb(error2);
-            return;
-          }
-          if (this._payloadLength > 125 || this._opcode === 8 && this._payloadLength === 1) {
-            const error2 = this.createError(
-              RangeError,
-              `invalid payload length ${this._payloadLength}`,
-              true,
-              1002,
-              "WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH"
-            );
-            cb(error2);
-            return;
-          }
-        } else {
-          const error2 = this.createError(
-            RangeError,
-            `invalid opcode ${this._opcode}`,
-            true,
-            1002,
-            "WS_ERR_INVALID_OPCODE"
-          );
-          cb(error2);
-          return;
-        }
-        if (!this._fin && !this._fragmented) this._fragmented = this._opcode;
-        this._masked = (buf[1] & 128) === 128;
-        if (this._isServer) {
-          if (!this._masked) {
-            const error2 = this.createError(
-              RangeError,
-              "MASK must be set",
-              true,
-              1002,
-              "WS_ERR_EXPECTED_MASK"
-            );
-            cb(error2);
-            return;
-          }
-        } else if (this._masked) {
-          const error2 = this.createError(
-            RangeError,
-            "MASK must be clear",
-            true,
-            1002,
-            "WS_ERR_UNEXPECTED_MASK"
-          );
-          cb(error2);
-          return;
-        }
-        if (this._payloadLength === 126) this._state = GET_PAYLOAD_LENGTH_16;
-        else if (this._payloadLength === 127) this._state = GET_PAYLOAD_LENGTH_64;
-        else this.haveLength(cb);
-      }
-      /**
-       * Gets extended payload length (7+16).
-       *
-       * @param {Function} cb Callback
-       * @private
-       */
-      getPayloadLength16(cb) {
-        if (this._bufferedBytes < 2) {
-          this._loop = false;
-          return;
-        }
-        this._payloadLength = this.consume(2).readUInt16BE(0);
-        this.haveLength(cb);
-      }
-      /**
-       * Gets extended payload length (7+64).
-       *
-       * @param {Function} cb Callback
-       * @private
-       */
-      getPayloadLength64(cb) {
-        if (this._bufferedBytes < 8) {
-          this._loop = false;
-          return;
-        }
-        const buf = this.consume(8);
-        const num = buf.readUInt32BE(0);
-        if (num > Math.pow(2, 53 - 32) - 1) {
-          const error2 = this.createError(
-            RangeError,
-            "Unsupported WebSocket frame: payload length > 2^53 - 1",
-            false,
-            1009,
-            "WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH"
-          );
-          cb(error2);
-          return;
-        }
-        this._payloadLength = num * Math.pow(2, 32) + buf.readUInt32BE(4);
-        this.haveLength(cb);
-      }
-      /**
-       * Payload length has been read.
-       *
-       * @param {Function} cb Callback
-       * @private
-       */
-      haveLength(cb) {
-        if (this._payloadLength && this._opcode < 8) {
-          this._totalPayloadLength += this._payloadLength;
-          if (this._totalPayloadLength > this._maxPayload && this._maxPayload > 0) {
-            const error2 = this.createError(
-              RangeError,
-              "Max payload size exceeded",
-              false,
-              1009,
-              "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH"
-            );
-            cb(error2);
-            return;
-          }
-        }
-        if (this._masked) this._state = GET_MASK;
-        else this._state = GET_DATA;
-      }
-      /**
-       * Reads mask bytes.
-       *
-       * @private
-       */
-      getMask() {
-        if (this._bufferedBytes < 4) {
-          this._loop = false;
-          return;
-        }
-        this._mask = this.consume(4);
-        this._state = GET_DATA;
-      }
-      /**
-       * Reads data bytes.
-       *
-       * @param {Function} cb Callback
-       * @private
-       */
-      getData(cb) {
-        let data = EMPTY_BUFFER;
-        if (this._payloadLength) {
-          if (this._bufferedBytes < this._payloadLength) {
-            this._loop = false;
-            return;
-          }
-          data = this.consume(this._payloadLength);
-          if (this._masked && (this._mask[0] | this._mask[1] | this._mask[2] | this._mask[3]) !== 0) {
-            unmask(data, this._mask);
-          }
-        }
-        this._mask = void 0;
-        if (this._opcode > 7) {
-          this.controlMessage(data, cb);
-          return;
-        }
-        if (this._maxFragments > 0 && ++this._numFragments > this._maxFragments) {
-          const error2 = this.createError(
-            RangeError,
-            "Too many message fragments",
-            false,
-            1008,
-            "WS_ERR_TOO_MANY_BUFFERED_PARTS"
-          );
-          cb(error2);
-          return;
-        }
-        if (this._compressed) {
-          this._state = INFLATING;
-          this.decompress(data, cb);
-          return;
-        }
-        if (data.length) {
-          this._messageLength = this._totalPayloadLength;
-          this._fragments.push(data);
-        }
-        this.dataMessage(cb);
-      }
-      /**
-       * Decompresses data.
-       *
-       * @param {Buffer} data Compressed data
-       * @param {Function} cb Callback
-       * @private
-       */
-      decompress(data, cb) {
-        const perMessageDeflate = this._extensions[PerMessageDeflate2.extensionName];
-        perMessageDeflate.decompress(data, this._fin, (err, buf) => {
-          if (err) return cb(err);
-          if (buf.length) {
-            this._messageLength += buf.length;
-            if (this._messageLength > this._maxPayload && this._maxPayload > 0) {
-              const error2 = this.createError(
-                RangeError,
-                "Max payload size exceeded",
-                false,
-                1009,
-                "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH"
-              );
-              cb(error2);
-              return;
-            }
-            this._fragments.push(buf);
-          }
-          this.dataMessage(cb);
-          if (this._state === GET_INFO) this.startLoop(cb);
-        });
-      }
-      /**
-       * Handles a data message.
-       *
-       * @param {Function} cb Callback
-       * @private
-       */
-      dataMessage(cb) {
-        if (!this._fin) {
-          this._state = GET_INFO;
-          return;
-        }
-        const messageLength = this._messageLength;
-        const fragments = this._fragments;
-        this._totalPayloadLength = 0;
-        this._messageLength = 0;
-        this._fragmented = 0;
-        this._numFragments = 0;
-        this._fragments = [];
-        if (this._opcode === 2) {
-          let data;
-          if (this._binaryType === "nodebuffer") {
-            data = concat(fragments, messageLength);
-          } else if (this._binaryType === "arraybuffer") {
-            data = toArrayBuffer2(concat(fragments, messageLength));
-          } else if (this._binaryType === "blob") {
-            data = new Blob(fragments);
-          } else {
-            data = fragments;
-          }
-          if (this._allowSynchronousEvents) {
-            this.emit("message", data, true);
-            this._state = GET_INFO;
-          } else {
-            this._state = DEFER_EVENT;
-            setImmediate(() => {
-              this.emit("message", data, true);
-              this._state = GET_INFO;
-              this.startLoop(cb);
-            });
-          }
-        } else {
-          const buf = concat(fragments, messageLength);
-          if (!this._skipUTF8Validation && !isValidUTF8(buf)) {
-            const error2 = this.createError(
-              Error,
-              "invalid UTF-8 sequence",
-              true,
-              1007,
-              "WS_ERR_INVALID_UTF8"
-            );
-            cb(error2);
-            return;
-          }
-          if (this._state === INFLATING || this._allowSynchronousEvents) {
-            this.emit("message", buf, false);
-            this._state = GET_INFO;
-          } else {
-            this._state = DEFER_EVENT;
-            setImmediate(() => {
-              this.emit("message", buf, false);
-              this._state = GET_INFO;
-              this.startLoop(cb);
-            });
-          }
-        }
-      }
-      /**
-       * Handles a control message.
-       *
-       * @param {Buffer} data Data to handle
-       * @return {(Error|RangeError|undefined)} A possible error
-       * @private
-       */
-      controlMessage(data, cb) {
-        if (this._opcode === 8) {
-          if (data.length === 0) {
-            this._loop = false;
-            this.emit("conclude", 1005, EMPTY_BUFFER);
-            this.end();
-          } else {
-            const code2 = data.readUInt16BE(0);
-            if (!isValidStatusCode(code2)) {
-              const error2 = this.createError(
-                RangeError,
-                `invalid status code ${code2}`,
-                true,
-                1002,
-                "WS_ERR_INVALID_CLOSE_CODE"
-              );
-              cb(error2);
-              return;
-            }
-            const buf = new FastBuffer(
-              data.buffer,
-              data.byteOffset + 2,
-              data.length - 2
-            );
-            if (!this._skipUTF8Validation && !isValidUTF8(buf)) {
-              const error2 = this.createError(
-                Error,
-                "invalid UTF-8 sequence",
-                true,
-                1007,
-                "WS_ERR_INVALID_UTF8"
-              );
-              cb(error2);
-              return;
-            }
-            this._loop = false;
-            this.emit("conclude", code2, buf);
-            this.end();
-          }
-          this._state = GET_INFO;
-          return;
-        }
-        if (this._allowSynchronousEvents) {
-          this.emit(this._opcode === 9 ? "ping" : "pong", data);
-          this._state = GET_INFO;
-        } else {
-          this._state = DEFER_EVENT;
-          setImmediate(() => {
-            this.emit(this._opcode === 9 ? "ping" : "pong", data);
-            this._state = GET_INFO;
-            this.startLoop(cb);
-          });
-        }
-      }
-      /**
-       * Builds an error object.
-       *
-       * @param {function(new:Error|RangeError)} ErrorCtor The error constructor
-       * @param {String} message The error message
-       * @param {Boolean} prefix Specifies whether or not to add a default prefix to
-       *     `message`
-       * @param {Number} statusCode The status code
-       * @param {String} errorCode The exposed error code
-       * @return {(Error|RangeError)} The error
-       * @private
-       */
-      createError(ErrorCtor, message, prefix, statusCode, errorCode) {
-        this._loop = false;
-        this._errored = true;
-        const err = new ErrorCtor(
-          prefix ? `Invalid WebSocket frame: ${message}` : message
-        );
-        Error.captureStackTrace(err, this.createError);
-        err.code = errorCode;
-        err[kStatusCode] = statusCode;
-        return err;
-      }
-    };
-    module.exports = Receiver2;
-  }
-});
-
-// node_modules/ws/lib/sender.js
-var require_sender = __commonJS({
-  "node_modules/ws/lib/sender.js"(exports, module) {
-    "use strict";
-    var { Duplex } = __require("stream");
-    var { randomFillSync } = __require("crypto");
-    var {
-      types: { isUint8Array }
-    } = __require("util");
-    var PerMessageDeflate2 = require_permessage_deflate();
-    var { EMPTY_BUFFER, kWebSocket, NOOP } = require_constants4();
-    var { isBlob, isValidStatusCode } = require_validation();
-    var { mask: applyMask, toBuffer } = require_buffer_util();
-    var kByteLength = /* @__PURE__ */ Symbol("kByteLength");
-    var maskBuffer = Buffer.alloc(4);
-    var RANDOM_POOL_SIZE = 8 * 1024;
-    var randomPool;
-    var randomPoolPointer = RANDOM_POOL_SIZE;
-    var DEFAULT = 0;
-    var DEFLATING = 1;
-    var GET_BLOB_DATA = 2;
-    var Sender2 = class _Sender {
-      /**
-       * Creates a Sender instance.
-       *
-       * @param {Duplex} socket The connection socket
-       * @param {Object} [extensions] An object containing the negotiated extensions
-       * @param {Function} [generateMask] The function used to generate the masking
-       *     key
-       */
-      constructor(socket, extensions, generateMask) {
-        this._extensions = extensions || {};
-        if (generateMask) {
-          this._generateMask = generateMask;
-          this._maskBuffer = Buffer.alloc(4);
-        }
-        this._socket = socket;
-        this._firstFragment = true;
-        this._compress = false;
-        this._bufferedBytes = 0;
-        this._queue = [];
-        this._state = DEFAULT;
-        this.onerror = NOOP;
-        this[kWebSocket] = void 0;
-      }
-      /**
-       * Frames a piece of data according to the HyBi WebSocket protocol.
-       *
-       * @param {(Buffer|String)} data The data to frame
-       * @param {Object} options Options object
-       * @param {Boolean} [options.fin=false] Specifies whether or not to set the
-       *     FIN bit
-       * @param {Function} [options.generateMask] The function used to generate the
-       *     masking key
-       * @param {Boolean} [options.mask=false] Specifies whether or not to mask
-       *     `data`
-       * @param {Buffer} [options.maskBuffer] The buffer used to store the masking
-       *     key
-       * @param {Number} options.opcode The opcode
-       * @param {Boolean} [options.readOnly=false] Specifies whether `data` can be
-       *     modified
-       * @param {Boolean} [options.rsv1=false] Specifies whether or not to set the
-       *     RSV1 bit
-       * @return {(Buffer|String)[]} The framed data
-       * @public
-       */
-      static frame(data, options) {
-        let mask;
-        let merge2 = false;
-        let offset = 2;
-        let skipMasking = false;
-        if (options.mask) {
-          mask = options.maskBuffer || maskBuffer;
-          if (options.generateMask) {
-            options.generateMask(mask);
-          } else {
-            if (randomPoolPointer === RANDOM_POOL_SIZE) {
-              if (randomPool === void 0) {
-                randomPool = Buffer.alloc(RANDOM_POOL_SIZE);
-              }
-              randomFillSync(randomPool, 0, RANDOM_POOL_SIZE);
-              randomPoolPointer = 0;
-            }
-            mask[0] = randomPool[randomPoolPointer++];
-            mask[1] = randomPool[randomPoolPointer++];
-            mask[2] = randomPool[randomPoolPointer++];
-            mask[3] = randomPool[randomPoolPointer++];
-          }
-          skipMasking = (mask[0] | mask[1] | mask[2] | mask[3]) === 0;
-          offset = 6;
-        }
-        let dataLength;
-        if (typeof data === "string") {
-          if ((!options.mask || skipMasking) && options[kByteLength] !== void 0) {
-            dataLength = options[kByteLength];
-          } else {
-            data = Buffer.from(data);
-            dataLength = data.length;
-          }
-        } else {
-          dataLength = data.length;
-          merge2 = options.mask && options.readOnly && !skipMasking;
-        }
-        let payloadLength = dataLength;
-        if (dataLength >= 65536) {
-          offset += 8;
-          payloadLength = 127;
-        } else if (dataLength > 125) {
-          offset += 2;
-          payloadLength = 126;
-        }
-        const target = Buffer.allocUnsafe(merge2 ? dataLength + offset : offset);
-        target[0] = options.fin ? options.opcode | 128 : options.opcode;
-        if (options.rsv1) target[0] |= 64;
-        target[1] = payloadLength;
-        if (payloadLength === 126) {
-          target.writeUInt16BE(dataLength, 2);
-        } else if (payloadLength === 127) {
-          target[2] = target[3] = 0;
-          target.writeUIntBE(dataLength, 4, 6);
-        }
-        if (!options.mask) {
-          return dataLength ? [target, data] : [target];
-        }
-        target[1] |= 128;
-        target[offset - 4] = mask[0];
-        target[offset - 3] = mask[1];
-        target[offset - 2] = mask[2];
-        target[offset - 1] = mask[3];
-        if (!dataLength) return [target];
-        if (skipMasking) return [target, data];
-        if (merge2) {
-          applyMask(data, mask, target, offset, dataLength);
-          return [target];
-        }
-        applyMask(data, mask, data, 0, dataLength);
-        return [target, data];
-      }
-      /**
-       * Sends a close message to the other peer.
-       *
-       * @param {Number} [code] The status code component of the body
-       * @param {(String|Buffer)} [data] The message component of the body
-       * @param {Boolean} [mask=false] Specifies whether or not to mask the message
-       * @param {Function} [cb] Callback
-       * @public
-       */
-      close(code2, data, mask, cb) {
-        let buf;
-        if (code2 === void 0) {
-          buf = EMPTY_BUFFER;
-        } else if (typeof code2 !== "number" || !isValidStatusCode(code2)) {
-          throw new TypeError("First argument must be a valid error code number");
-        } else if (data === void 0 || !data.length) {
-          buf = Buffer.allocUnsafe(2);
-          buf.writeUInt16BE(code2, 0);
-        } else {
-          const length = Buffer.byteLength(data);
-          if (length > 123) {
-            throw new RangeError("The message must not be greater than 123 bytes");
-          }
-          buf = Buffer.allocUnsafe(2 + length);
-          buf.writeUInt16BE(code2, 0);
-          if (typeof data === "string") {
-            buf.write(data, 2);
-          } else if (isUint8Array(data)) {
-            buf.set(data, 2);
-          } else {
-            throw new TypeError("Second argument must be a string or a Uint8Array");
-          }
-        }
-        const options = {
-          [kByteLength]: buf.length,
-          fin: true,
-          generateMask: this._generateMask,
-          mask,
-          maskBuffer: this._maskBuffer,
-          opcode: 8,
-          readOnly: false,
-          rsv1: false
-        };
-        if (this._state !== DEFAULT) {
-          this.enqueue([this.dispatch, buf, false, options, cb]);
-        } else {
-          this.sendFrame(_Sender.frame(buf, options), cb);
-        }
-      }
-      /**
-       * Sends a ping message to the other peer.
-       *
-       * @param {*} data The message to send
-       * @param {Boolean} [mask=false] Specifies whether or not to mask `data`
-       * @param {Function} [cb] Callback
-       * @public
-       */
-      ping(data, mask, cb) {
-        let byteLength2;
-        let readOnly;
-        if (typeof data === "string") {
-          byteLength2 = Buffer.byteLength(data);
-          readOnly = false;
-        } else if (isBlob(data)) {
-          byteLength2 = data.size;
-          readOnly = false;
-        } else {
-          data = toBuffer(data);
-          byteLength2 = data.length;
-          readOnly = toBuffer.readOnly;
-        }
-        if (byteLength2 > 125) {
-          throw new RangeError("The data size must not be greater than 125 bytes");
-        }
-        const options = {
-          [kByteLength]: byteLength2,
-          fin: true,
-          generateMask: this._generateMask,
-          mask,
-          maskBuffer: this._maskBuffer,
-          opcode: 9,
-          readOnly,
-          rsv1: false
-        };
-        if (isBlob(data)) {
-          if (this._state !== DEFAULT) {
-            this.enqueue([this.getBlobData, data, false, options, cb]);
-          } else {
-            this.getBlobData(data, false, options, cb);
-          }
-        } else if (this._state !== DEFAULT) {
-          this.enqueue([this.dispatch, data, false, options, cb]);
-        } else {
-          this.sendFrame(_Sender.frame(data, options), cb);
-        }
-      }
-      /**
-       * Sends a pong message to the other peer.
-       *
-       * @param {*} data The message to send
-       * @param {Boolean} [mask=false] Specifies whether or not to mask `data`
-       * @param {Function} [cb] Callback
-       * @public
-       */
-      pong(data, mask, cb) {
-        let byteLength2;
-        let readOnly;
-        if (typeof data === "string") {
-          byteLength2 = Buffer.byteLength(data);
-          readOnly = false;
-        } else if (isBlob(data)) {
-          byteLength2 = data.size;
-          readOnly = false;
-        } else {
-          data = toBuffer(data);
-          byteLength2 = data.length;
-          readOnly = toBuffer.readOnly;
-        }
-        if (byteLength2 > 125) {
-          throw new RangeError("The data size must not be greater than 125 bytes");
-        }
-        const options = {
-          [kByteLength]: byteLength2,
-          fin: true,
-          generateMask: this._generateMask,
-          mask,
-          maskBuffer: this._maskBuffer,
-          opcode: 10,
-          readOnly,
-          rsv1: false
-        };
-        if (isBlob(data)) {
-          if (this._state !== DEFAULT) {
-            this.enqueue([this.getBlobData, data, false, options, cb]);
-          } else {
-            this.getBlobData(data, false, options, cb);
-          }
-        } else if (this._state !== DEFAULT) {
-          this.enqueue([this.dispatch, data, false, options, cb]);
-        } else {
-          this.sendFrame(_Sender.frame(data, options), cb);
-        }
-      }
-      /**
-       * Sends a data message to the other peer.
-       *
-       * @param {*} data The message to send
-       * @param {Object} options Options object
-       * @param {Boolean} [options.binary=false] Specifies whether `data` is binary
-       *     or text
-       * @param {Boolean} [options.compress=false] Specifies whether or not to
-       *     compress `data`
-       * @param {Boolean} [options.fin=false] Specifies whether the fragment is the
-       *     last one
-       * @param {Boolean} [options.mask=false] Specifies whether or not to mask
-       *     `data`
-       * @param {Function} [cb] Callback
-       * @public
-       */
-      send(data, options, cb) {
-        const perMessageDeflate = this._extensions[PerMessageDeflate2.extensionName];
-        let opcode = options.binary ? 2 : 1;
-        let rsv1 = options.compress;
-        let byteLength2;
-        let readOnly;
-        if (typeof data === "string") {
-          byteLength2 = Buffer.byteLength(data);
-          readOnly = false;
-        } else if (isBlob(data)) {
-          byteLength2 = data.size;
-          readOnly = false;
-        } else {
-          data = toBuffer(data);
-          byteLength2 = data.length;
-          readOnly = toBuffer.readOnly;
-        }
-        if (this._firstFragment) {
-          this._firstFragment = false;
-          if (rsv1 && perMessageDeflate && perMessageDeflate.params[perMessageDeflate._isServer ? "server_no_context_takeover" : "client_no_context_takeover"]) {
-            rsv1 = byteLength2 >= perMessageDeflate._threshold;
-          }
-          this._compress = rsv1;
-        } else {
-          rsv1 = false;
-          opcode = 0;
-        }
-        if (options.fin) this._firstFragment = true;
-        const opts = {
-          [kByteLength]: byteLength2,
-          fin: options.fin,
-          generateMask: this._generateMask,
-          mask: options.mask,
-          maskBuffer: this._maskBuffer,
-          opcode,
-          readOnly,
-          rsv1
-        };
-        if (isBlob(data)) {
-          if (this._state !== DEFAULT) {
-            this.enqueue([this.getBlobData, data, this._compress, opts, cb]);
-          } else {
-            this.getBlobData(data, this._compress, opts, cb);
-          }
-        } else if (this._state !== DEFAULT) {
-          this.enqueue([this.dispatch, data, this._compress, opts, cb]);
-        } else {
-          this.dispatch(data, this._compress, opts, cb);
-        }
-      }
-      /**
-       * Gets the contents of a blob as binary data.
-       *
-       * @param {Blob} blob The blob
-       * @param {Boolean} [compress=false] Specifies whether or not to compress
-       *     the data
-       * @param {Object} options Options object
-       * @param {Boolean} [options.fin=false] Specifies whether or not to set the
-       *     FIN bit
-       * @param {Function} [options.generateMask] The function used to generate the
-       *     masking key
-       * @param {Boolean} [options.mask=false] Specifies whether or not to mask
-       *     `data`
-       * @param {Buffer} [options.maskBuffer] The buffer used to store the masking
-       *     key
-       * @param {Number} options.opcode The opcode
-       * @param {Boolean} [options.readOnly=false] Specifies whether `data` can be
-       *     modified
-       * @param {Boolean} [options.rsv1=false] Specifies whether or not to set the
-       *     RSV1 bit
-       * @param {Function} [cb] Callback
-       * @private
-       */
-      getBlobData(blob, compress, options, cb) {
-        this._bufferedBytes += options[kByteLength];
-        this._state = GET_BLOB_DATA;
-        blob.arrayBuffer().then((arrayBuffer) => {
-          if (this._socket.destroyed) {
-            const err = new Error(
-              "The socket was closed while the blob was being read"
-            );
-            process.nextTick(callCallbacks, this, err, cb);
-            return;
-          }
-          this._bufferedBytes -= options[kByteLength];
-          const data = toBuffer(arrayBuffer);
-          if (!compress) {
-            this._state = DEFAULT;
-            this.sendFrame(_Sender.frame(data, options), cb);
-            this.dequeue();
-          } else {
-            this.dispatch(data, compress, options, cb);
-          }
-        }).catch((err) => {
-          process.nextTick(onError, this, err, cb);
-        });
-      }
-      /**
-       * Dispatches a message.
-       *
-       * @param {(Buffer|String)} data The message to send
-       * @param {Boolean} [compress=false] Specifies whether or not to compress
-       *     `data`
-       * @param {Object} options Options object
-       * @param {Boolean} [options.fin=false] Specifies whether or not to set the
-       *     FIN bit
-       * @param {Function} [options.generateMask] The function used to generate the
-       *     masking key
-       * @param {Boolean} [options.mask=false] Specifies whether or not to mask
-       *     `data`
-       * @param {Buffer} [options.maskBuffer] The buffer used to store the masking
-       *     key
-       * @param {Number} options.opcode The opcode
-       * @param {Boolean} [options.readOnly=false] Specifies whether `data` can be
-       *     modified
-       * @param {Boolean} [options.rsv1=false] Specifies whether or not to set the
-       *     RSV1 bit
-       * @param {Function} [cb] Callback
-       * @private
-       */
-      dispatch(data, compress, options, cb) {
-        if (!compress) {
-          this.sendFrame(_Sender.frame(data, options), cb);
-          return;
-        }
-        const perMessageDeflate = this._extensions[PerMessageDeflate2.extensionName];
-        this._bufferedBytes += options[kByteLength];
-        this._state = DEFLATING;
-        perMessageDeflate.compress(data, options.fin, (_, buf) => {
-          if (this._socket.destroyed) {
-            const err = new Error(
-              "The socket was closed while data was being compressed"
-            );
-            callCallbacks(this, err, cb);
-            return;
-          }
-          this._bufferedBytes -= options[kByteLength];
-          this._state = DEFAULT;
-          options.readOnly = false;
-          this.sendFrame(_Sender.frame(buf, options), cb);
-          this.dequeue();
-        });
-      }
-      /**
-       * Executes queued send operations.
-       *
-       * @private
-       */
-      dequeue() {
-        while (this._state === DEFAULT && this._queue.length) {
-          const params = this._queue.shift();
-          this._bufferedBytes -= params[3][kByteLength];
-          Reflect.apply(params[0], this, params.slice(1));
-        }
-      }
-      /**
-       * Enqueues a send operation.
-       *
-       * @param {Array} params Send operation parameters.
-       * @private
-       */
-      enqueue(params) {
-        this._bufferedBytes += params[3][kByteLength];
-        this._queue.push(params);
-      }
-      /**
-       * Sends a frame.
-       *
-       * @param {(Buffer | String)[]} list The frame to send
-       * @param {Function} [cb] Callback
-       * @private
-       */
-      sendFrame(list, cb) {
-        if (list.length === 2) {
-          this._socket.cork();
-          this._socket.write(list[0]);
-          this._socket.write(list[1], cb);
-          this._socket.uncork();
-        } else {
-          this._socket.write(list[0], cb);
-        }
-      }
-    };
-    module.exports = Sender2;
-    function callCallbacks(sender, err, cb) {
-      if (typeof cb === "function") cb(err);
-      for (let i = 0; i < sender._queue.length; i++) {
-        const params = sender._queue[i];
-        const callback = params[params.length - 1];
-        if (typeof callback === "function") callback(err);
-      }
-    }
-    function onError(sender, err, cb) {
-      callCallbacks(sender, err, cb);
-      sender.onerror(err);
-    }
-  }
-});
-
-// node_modules/ws/lib/event-target.js
-var require_event_target = __commonJS({
-  "node_modules/ws/lib/event-target.js"(exports, module) {
-    "use strict";
-    var { kForOnEventAttribute, kListener } = require_constants4();
-    var kCode = /* @__PURE__ */ Symbol("kCode");
-    var kData = /* @__PURE__ */ Symbol("kData");
-    var kError = /* @__PURE__ */ Symbol("kError");
-    var kMessage = /* @__PURE__ */ Symbol("kMessage");
-    var kReason = /* @__PURE__ */ Symbol("kReason");
-    var kTarget = /* @__PURE__ */ Symbol("kTarget");
-    var kType = /* @__PURE__ */ Symbol("kType");
-    var kWasClean = /* @__PURE__ */ Symbol("kWasClean");
-    var Event = class {
-      /**
-       * Create a new `Event`.
-       *
-       * @param {String} type The name of the event
-       * @throws {TypeError} If the `type` argument is not specified
-       */
-      constructor(type) {
-        this[kTarget] = null;
-        this[kType] = type;
-      }
-      /**
-       * @type {*}
-       */
-      get target() {
-        return this[kTarget];
-      }
-      /**
-       * @type {String}
-       */
-      get type() {
-        return this[kType];
-      }
-    };
-    Object.defineProperty(Event.prototype, "target", { enumerable: true });
-    Object.defineProperty(Event.prototype, "type", { enumerable: true });
-    var CloseEvent = class extends Event {
-      /**
-       * Create a new `CloseEvent`.
-       *
-       * @param {String} type The name of the event
-       * @param {Object} [options] A dictionary object that allows for setting
-       *     attributes via object members of the same name
-       * @param {Number} [options.code=0] The status code explaining why the
-       *     connection was closed
-       * @param {String} [options.reason=''] A human-readable string explaining why
-       *     the connection was closed
-       * @param {Boolean} [options.wasClean=false] Indicates whether or not the
-       *     connection was cleanly closed
-       */
-      constructor(type, options = {}) {
-        super(type);
-        this[kCode] = options.code === void 0 ? 0 : options.code;
-        this[kReason] = options.reason === void 0 ? "" : options.reason;
-        this[kWasClean] = options.wasClean === void 0 ? false : options.wasClean;
-      }
-      /**
-       * @type {Number}
-       */
-      get code() {
-        return this[kCode];
-      }
-      /**
-       * @type {String}
-       */
-      get reason() {
-        return this[kReason];
-      }
-      /**
-       * @type {Boolean}
-       */
-      get wasClean() {
-        return this[kWasClean];
-      }
-    };
-    Object.defineProperty(CloseEvent.prototype, "code", { enumerable: true });
-    Object.defineProperty(CloseEvent.prototype, "reason", { enumerable: true });
-    Object.defineProperty(CloseEvent.prototype, "wasClean", { enumerable: true });
-    var ErrorEvent = class extends Event {
-      /**
-       * Create a new `ErrorEvent`.
-       *
-       * @param {String} type The name of the event
-       * @param {Object} [options] A dictionary object that allows for setting
-       *     attributes via object members of the same name
-       * @param {*} [options.error=null] The error that generated this event
-       * @param {String} [options.message=''] The error message
-       */
-      constructor(type, options = {}) {
-        super(type);
-        this[kError] = options.error === void 0 ? null : options.error;
-        this[kMessage] = options.message === void 0 ? "" : options.message;
-      }
-      /**
-       * @type {*}
-       */
-      get error() {
-        return this[kError];
-      }
-      /**
-       * @type {String}
-       */
-      get message() {
-        return this[kMessage];
-      }
-    };
-    Object.defineProperty(ErrorEvent.prototype, "error", { enumerable: true });
-    Object.defineProperty(ErrorEvent.prototype, "message", { enumerable: true });
-    var MessageEvent = class extends Event {
-      /**
-       * Create a new `MessageEvent`.
-       *
-       * @param {String} type The name of the event
-       * @param {Object} [options] A dictionary object that allows for setting
-       *     attributes via object members of the same name
-       * @param {*} [options.data=null] The message content
-       */
-      constructor(type, options = {}) {
-        super(type);
-        this[kData] = options.data === void 0 ? null : options.data;
-      }
-      /**
-       * @type {*}
-       */
-      get data() {
-        return this[kData];
-      }
-    };
-    Object.defineProperty(MessageEvent.prototype, "data", { enumerable: true });
-    var EventTarget = {
-      /**
-       * Register an event listener.
-       *
-       * @param {String} type A string representing the event type to listen for
-       * @param {(Function|Object)} handler The listener to add
-       * @param {Object} [options] An options object specifies characteristics about
-       *     the event listener
-       * @param {Boolean} [options.once=false] A `Boolean` indicating that the
-       *     listener should be invoked at most once after being added. If `true`,
-       *     the listener would be automatically removed when invoked.
-       * @public
-       */
-      addEventListener(type, handler, options = {}) {
-        for (const listener of this.listeners(type)) {
-          if (!options[kForOnEventAttribute] && listener[kListener] === handler && !listener[kForOnEventAttribute]) {
-            return;
-          }
-        }
-        let wrapper;
-        if (type === "message") {
-          wrapper = function onMessage(data, isBinary) {
-            const event = new MessageEvent("message", {
-              data: isBinary ? data : data.toString()
-            });
-            event[kTarget] = this;
-            callListener(handler, this, event);
-          };
-        } else if (type === "close") {
-          wrapper = function onClose(code2, message) {
-            const event = new CloseEvent("close", {
-              code: code2,
-              reason: message.toString(),
-              wasClean: this._closeFrameReceived && this._closeFrameSent
-            });
-            event[kTarget] = this;
-            callListener(handler, this, event);
-          };
-        } else if (type === "error") {
-          wrapper = function onError(error2) {
-            const event = new ErrorEvent("error", {
-              error: error2,
-              message: error2.message
-            });
-            event[kTarget] = this;
-            callListener(handler, this, event);
-          };
-        } else if (type === "open") {
-          wrapper = function onOpen() {
-            const event = new Event("open");
-            event[kTarget] = this;
-            callListener(handler, this, event);
-          };
-        } else {
-          return;
-        }
-        wrapper[kForOnEventAttribute] = !!options[kForOnEventAttribute];
-        wrapper[kListener] = handler;
-        if (options.once) {
-          this.once(type, wrapper);
-        } else {
-          this.on(type, wrapper);
-        }
-      },
-      /**
-       * Remove an event listener.
-       *
-       * @param {String} type A string representing the event type to remove
-       * @param {(Function|Object)} handler The listener to remove
-       * @public
-       */
-      removeEventListener(type, handler) {
-        for (const listener of this.listeners(type)) {
-          if (listener[kListener] === handler && !listener[kForOnEventAttribute]) {
-            this.removeListener(type, listener);
-            break;
-          }
-        }
-      }
-    };
-    module.exports = {
-      CloseEvent,
-      ErrorEvent,
-      Event,
-      EventTarget,
-      MessageEvent
-    };
-    function callListener(listener, thisArg, event) {
-      if (typeof listener === "object" && listener.handleEvent) {
-        listener.handleEvent.call(listener, event);
-      } else {
-        listener.call(thisArg, event);
-      }
-    }
-  }
-});
-
-// node_modules/ws/lib/extension.js
-var require_extension = __commonJS({
-  "node_modules/ws/lib/extension.js"(exports, module) {
-    "use strict";
-    var { tokenChars } = require_validation();
-    function push(dest, name, elem) {
-      if (dest[name] === void 0) dest[name] = [elem];
-      else dest[name].push(elem);
-    }
-    function parse2(header) {
-      const offers = /* @__PURE__ */ Object.create(null);
-      let params = /* @__PURE__ */ Object.create(null);
-      let mustUnescape = false;
-      let isEscaping = false;
-      let inQuotes = false;
-      let extensionName;
-      let paramName;
-      let start = -1;
-      let code2 = -1;
-      let end = -1;
-      let i = 0;
-      for (; i < header.length; i++) {
-        code2 = header.charCodeAt(i);
-        if (extensionName === void 0) {
-          if (end === -1 && tokenChars[code2] === 1) {
-            if (start === -1) start = i;
-          } else if (i !== 0 && (code2 === 32 || code2 === 9)) {
-            if (end === -1 && start !== -1) end = i;
-          } else if (code2 === 59 || code2 === 44) {
-            if (start === -1) {
-              throw new SyntaxError(`Unexpected character at index ${i}`);
-            }
-            if (end === -1) end = i;
-            const name = header.slice(start, end);
-            if (code2 === 44) {
-              push(offers, name, params);
-              params = /* @__PURE__ */ Object.create(null);
-            } else {
-              extensionName = name;
-            }
-            start = end = -1;
-          } else {
-            throw new SyntaxError(`Unexpected character at index ${i}`);
-          }
-        } else if (paramName === void 0) {
-          if (end === -1 && tokenChars[code2] === 1) {
-            if (start === -1) start = i;
-          } else if (code2 === 32 || code2 === 9) {
-            if (end === -1 && start !== -1) end = i;
-          } else if (code2 === 59 || code2 === 44) {
-            if (start === -1) {
-              throw new SyntaxError(`Unexpected character at index ${i}`);
-            }
-            if (end === -1) end = i;
-            push(params, header.slice(start, end), true);
-            if (code2 === 44) {
-              push(offers, extensionName, params);
-              params = /* @__PURE__ */ Object.create(null);
-              extensionName = void 0;
-            }
-            start = end = -1;
-          } else if (code2 === 61 && start !== -1 && end === -1) {
-            paramName = header.slice(start, i);
-            start = end = -1;
-          } else {
-            throw new SyntaxError(`Unexpected character at index ${i}`);
-          }
-        } else {
-          if (isEscaping) {
-            if (tokenChars[code2] !== 1) {
-              throw new SyntaxError(`Unexpected character at index ${i}`);
-            }
-            if (start === -1) start = i;
-            else if (!mustUnescape) mustUnescape = true;
-            isEscaping = false;
-          } else if (inQuotes) {
-            if (tokenChars[code2] === 1) {
-              if (start === -1) start = i;
-            } else if (code2 === 34 && start !== -1) {
-              inQuotes = false;
-              end = i;
-            } else if (code2 === 92) {
-              isEscaping = true;
-            } else {
-              throw new SyntaxError(`Unexpected character at index ${i}`);
-            }
-          } else if (code2 === 34 && header.charCodeAt(i - 1) === 61) {
-            inQuotes = true;
-          } else if (end === -1 && tokenChars[code2] === 1) {
-            if (start === -1) start = i;
-          } else if (start !== -1 && (code2 === 32 || code2 === 9)) {
-            if (end === -1) end = i;
-          } else if (code2 === 59 || code2 === 44) {
-            if (start === -1) {
-              throw new SyntaxError(`Unexpected character at index ${i}`);
-            }
-            if (end === -1) end = i;
-            let value = header.slice(start, end);
-            if (mustUnescape) {
-              value = value.replace(/\\/g, "");
-              mustUnescape = false;
-            }
-            push(params, paramName, value);
-            if (code2 === 44) {
-              push(offers, extensionName, params);
-              params = /* @__PURE__ */ Object.create(null);
-              extensionName = void 0;
-            }
-            paramName = void 0;
-            start = end = -1;
-          } else {
-            throw new SyntaxError(`Unexpected character at index ${i}`);
-          }
-        }
-      }
-      if (start === -1 || inQuotes || code2 === 32 || code2 === 9) {
-        throw new SyntaxError("Unexpected end of input");
-      }
-      if (end === -1) end = i;
-      const token = header.slice(start, end);
-      if (extensionName === void 0) {
-        push(offers, token, params);
-      } else {
-        if (paramName === void 0) {
-          push(params, token, true);
-        } else if (mustUnescape) {
-          push(params, paramName, token.replace(/\\/g, ""));
-        } else {
-          push(params, paramName, token);
-        }
-        push(offers, extensionName, params);
-      }
-      return offers;
-    }
-    function format(extensions) {
-      return Object.keys(extensions).map((extension3) => {
-        let configurations = extensions[extension3];
-        if (!Array.isArray(configurations)) configurations = [configurations];
-        return configurations.map((params) => {
-          return [extension3].concat(
-            Object.keys(params).map((k) => {
-              let values = params[k];
-              if (!Array.isArray(values)) values = [values];
-              return values.map((v) => v === true ? k : `${k}=${v}`).join("; ");
-            })
-          ).join("; ");
-        }).join(", ");
-      }).join(", ");
-    }
-    module.exports = { format, parse: parse2 };
-  }
-});
-
-// node_modules/ws/lib/websocket.js
-var require_websocket = __commonJS({
-  "node_modules/ws/lib/websocket.js"(exports, module) {
-    "use strict";
-    var EventEmitter2 = __require("events");
-    var https = __require("https");
-    var http = __require("http");
-    var net = __require("net");
-    var querystring = __require("querystring");
-    var tls = __require("tls");
-    var { randomBytes: randomBytes8, createHash: createHash6 } = __require("crypto");
-    var { Duplex, Readable } = __require("stream");
-    var { URL: URL2 } = __require("url");
-    var PerMessageDeflate2 = require_permessage_deflate();
-    var Receiver2 = require_receiver();
-    var Sender2 = require_sender();
-    var { isBlob } = require_validation();
-    var {
-      BINARY_TYPES,
-      CLOSE_TIMEOUT,
-      EMPTY_BUFFER,
-      GUID,
-      kForOnEventAttribute,
-      kListener,
-      kStatusCode,
-      kWebSocket,
-      NOOP
-    } = require_constants4();
-    var {
-      EventTarget: { addEventListener, removeEventListener }
-    } = require_event_target();
-    var { format, parse: parse2 } = require_extension();
-    var { toBuffer } = require_buffer_util();
-    var kAborted = /* @__PURE__ */ Symbol("kAborted");
-    var protocolVersions = [8, 13];
-    var readyStates = ["CONNECTING", "OPEN", "CLOSING", "CLOSED"];
-    var subprotocolRegex = /^[!#$%&'*+\-.0-9A-Z^_`|a-z~]+$/;
-    var WebSocket2 = class _WebSocket extends EventEmitter2 {
-      /**
-       * Create a new `WebSocket`.
-       *
-       * @param {(String|URL)} address The URL to which to connect
-       * @param {(String|String[])} [protocols] The subprotocols
-       * @param {Object} [options] Connection options
-       */
-      constructor(address, protocols, options) {
-        super();
-        this._binaryType = BINARY_TYPES[0];
-        this._closeCode = 1006;
-        this._closeFrameReceived = false;
-        this._closeFrameSent = false;
-        this._closeMessage = EMPTY_BUFFER;
-        this._closeTimer = null;
-        this._errorEmitted = false;
-        this._extensions = {};
-        this._paused = false;
-        this._protocol = "";
-        this._readyState = _WebSocket.CONNECTING;
-        this._receiver = null;
-        this._sender = null;
-        this._socket = null;
-        if (address !== null) {
-          this._bufferedAmount = 0;
-          this._isServer = false;
-          this._redirects = 0;
-          if (protocols === void 0) {
-            if (!options || options.protocols === void 0) {
-              protocols = [];
-            } else if (Array.isArray(options.protocols)) {
-              protocols = options.protocols;
-            } else {
-              protocols = [options.protocols];
-            }
-          } else if (!Array.isArray(protocols)) {
-            if (typeof protocols === "object" && protocols !== null) {
-              options = protocols;
-              if (options.protocols === void 0) {
-                protocols = [];
-              } else if (Array.isArray(options.protocols)) {
-                protocols = options.protocols;
-              } else {
-                protocols = [options.protocols];
-              }
-            } else {
-              protocols = [protocols];
-            }
-          }
-          options = initAsClient(this, address, protocols, options);
-        } else {
-          this._isServer = true;
-        }
-        if (options.autoPong) {
-          this._autoPong = true;
-          this._autoPongComplete = () => autoPongComplete(this);
-          this._pendingAutoPongs = 0;
-          this._maxPendingAutoPongs = options.maxPendingAutoPongs | 0;
-        }
-        this._closeTimeout = options.closeTimeout;
-      }
-      /**
-       * For historical reasons, the custom "nodebuffer" type is used by the default
-       * instead of "blob".
-       *
-       * @type {String}
-       */
-      get binaryType() {
-        return this._binaryType;
-      }
-      set binaryType(type) {
-        if (!BINARY_TYPES.includes(type)) return;
-        this._binaryType = type;
-        if (this._receiver) this._receiver._binaryType = type;
-      }
-      /**
-       * @type {Number}
-       */
-      get bufferedAmount() {
-        if (!this._socket) return this._bufferedAmount;
-        return this._socket._writableState.length + this._sender._bufferedBytes;
-      }
-      /**
-       * @type {String}
-       */
-      get extensions() {
-        return Object.keys(this._extensions).join();
-      }
-      /**
-       * @type {Boolean}
-       */
-      get isPaused() {
-        return this._paused;
-      }
-      /**
-       * @type {Function}
-       */
-      /* istanbul ignore next */
-      get onclose() {
-        return null;
-      }
-      /**
-       * @type {Function}
-       */
-      /* istanbul ignore next */
-      get onerror() {
-        return null;
-      }
-      /**
-       * @type {Function}
-       */
-      /* istanbul ignore next */
-      get onopen() {
-        return null;
-      }
-      /**
-       * @type {Function}
-       */
-      /* istanbul ignore next */
-      get onmessage() {
-        return null;
-      }
-      /**
-       * @type {String}
-       */
-      get protocol() {
-        return this._protocol;
-      }
-      /**
-       * @type {Number}
-       */
-      get readyState() {
-        return this._readyState;
-      }
-      /**
-       * @type {String}
-       */
-      get url() {
-        return this._url;
-      }
-      /**
-       * Set up the socket and the internal resources.
-       *
-       * @param {Duplex} socket The network socket between the server and client
-       * @param {Buffer} head The first packet of the upgraded stream
-       * @param {Object} options Options object
-       * @param {Boolean} [options.allowSynchronousEvents=false] Specifies whether
-       *     any of the `'message'`, `'ping'`, and `'pong'` events can be emitted
-       *     multiple times in the same tick
-       * @param {Function} [options.generateMask] The function used to generate the
-       *     masking key
-       * @param {Number} [options.maxBufferedChunks=0] The maximum number of
-       *     buffered data chunks
-       * @param {Number} [options.maxFragments=0] The maximum number of message
-       *     fragments
-       * @param {Number} [options.maxPayload=0] The maximum allowed message size
-       * @param {Boolean} [options.skipUTF8Validation=false] Specifies whether or
-       *     not to skip UTF-8 validation for text and close messages
-       * @private
-       */
-      setSocket(socket, head, options) {
-        const receiver = new Receiver2({
-          allowSynchronousEvents: options.allowSynchronousEvents,
-          binaryType: this.binaryType,
-          extensions: this._extensions,
-          isServer: this._isServer,
-          maxBufferedChunks: options.maxBufferedChunks,
-          maxFragments: options.maxFragments,
-          maxPayload: options.maxPayload,
-          skipUTF8Validation: options.skipUTF8Validation
-        });
-        const sender = new Sender2(socket, this._extensions, options.generateMask);
-        this._receiver = receiver;
-        this._sender = sender;
-        this._socket = socket;
-        receiver[kWebSocket] = this;
-        sender[kWebSocket] = this;
-        socket[kWebSocket] = this;
-        receiver.on("conclude", receiverOnConclude);
-        receiver.on("drain", receiverOnDrain);
-        receiver.on("error", receiverOnError);
-        receiver.on("message", receiverOnMessage);
-        receiver.on("ping", receiverOnPing);
-        receiver.on("pong", receiverOnPong);
-        sender.onerror = senderOnError;
-        if (socket.setTimeout) socket.setTimeout(0);
-        if (socket.setNoDelay) socket.setNoDelay();
-        if (head.length > 0) socket.unshift(head);
-        socket.on("close", socketOnClose);
-        socket.on("data", socketOnData);
-        socket.on("end", socketOnEnd);
-        socket.on("error", socketOnError);
-        this._readyState = _WebSocket.OPEN;
-        this.emit("open");
-      }
-      /**
-       * Emit the `'close'` event.
-       *
-       * @private
-       */
-      emitClose() {
-        if (!this._socket) {
-          this._readyState = _WebSocket.CLOSED;
-          this.emit("close", this._closeCode, this._closeMessage);
-          return;
-        }
-        if (this._extensions[PerMessageDeflate2.extensionName]) {
-          this._extensions[PerMessageDeflate2.extensionName].cleanup();
-        }
-        this._receiver.removeAllListeners();
-        this._readyState = _WebSocket.CLOSED;
-        this.emit("close", this._closeCode, this._closeMessage);
-      }
-      /**
-       * Start a closing handshake.
-       *
-       *          +----------+   +-----------+   +----------+
-       *     - - -|ws.close()|-->|close frame|-->|ws.close()|- - -
-       *    |     +----------+   +-----------+   +----------+     |
-       *          +----------+   +-----------+         |
-       * CLOSING  |ws.close()|<--|close frame|<--+-----+       CLOSING
-       *          +----------+   +-----------+   |
-       *    |           |                        |   +---+        |
-       *                +------------------------+-->|fin| - - - -
-       *    |         +---+                      |   +---+
-       *     - - - - -|fin|<---------------------+
-       *              +---+
-       *
-       * @param {Number} [code] Status code explaining why the connection is closing
-       * @param {(String|Buffer)} [data] The reason why the connection is
-       *     closing
-       * @public
-       */
-      close(code2, data) {
-        if (this.readyState === _WebSocket.CLOSED) return;
-        if (this.readyState === _WebSocket.CONNECTING) {
-          const msg = "WebSocket was closed before the connection was established";
-          abortHandshake(this, this._req, msg);
-          return;
-        }
-        if (this.readyState === _WebSocket.CLOSING) {
-          if (this._closeFrameSent && (this._closeFrameReceived || this._receiver._writableState.errorEmitted)) {
-            this._socket.end();
-          }
-          return;
-        }
-        this._sender.close(code2, data, !this._isServer, (err) => {
-          if (err) return;
-          this._closeFrameSent = true;
-          if (this._closeFrameReceived || this._receiver._writableState.errorEmitted) {
-            this._socket.end();
-          }
-        });
-        this._readyState = _WebSocket.CLOSING;
-        setCloseTimer(this);
-      }
-      /**
-       * Pause the socket.
-       *
-       * @public
-       */
-      pause() {
-        if (this.readyState === _WebSocket.CONNECTING || this.readyState === _WebSocket.CLOSED) {
-          return;
-        }
-        this._paused = true;
-        this._socket.pause();
-      }
-      /**
-       * Send a ping.
-       *
-       * @param {*} [data] The data to send
-       * @param {Boolean} [mask] Indicates whether or not to mask `data`
-       * @param {Function} [cb] Callback which is executed when the ping is sent
-       * @public
-       */
-      ping(data, mask, cb) {
-        if (this.readyState === _WebSocket.CONNECTING) {
-          throw new Error("WebSocket is not open: readyState 0 (CONNECTING)");
-        }
-        if (typeof data === "function") {
-          cb = data;
-          data = mask = void 0;
-        } else if (typeof mask === "function") {
-          cb = mask;
-          mask = void 0;
-        }
-        if (typeof data === "number") data = data.toString();
-        if (this.readyState !== _WebSocket.OPEN) {
-          sendAfterClose(this, data, cb);
-          return;
-        }
-        if (mask === void 0) mask = !this._isServer;
-        this._sender.ping(data || EMPTY_BUFFER, mask, cb);
-      }
-      /**
-       * Send a pong.
-       *
-       * @param {*} [data] The data to send
-       * @param {Boolean} [mask] Indicates whether or not to mask `data`
-       * @param {Function} [cb] Callback which is executed when the pong is sent
-       * @public
-       */
-      pong(data, mask, cb) {
-        if (this.readyState === _WebSocket.CONNECTING) {
-          throw new Error("WebSocket is not open: readyState 0 (CONNECTING)");
-        }
-        if (typeof data === "function") {
-          cb = data;
-          data = mask = void 0;
-        } else if (typeof mask === "function") {
-          cb = mask;
-          mask = void 0;
-        }
-        if (typeof data === "number") data = data.toString();
-        if (this.readyState !== _WebSocket.OPEN) {
-          sendAfterClose(this, data, cb);
-          return;
-        }
-        if (mask === void 0) mask = !this._isServer;
-        this._sender.pong(data || EMPTY_BUFFER, mask, cb);
-      }
-      /**
-       * Resume the socket.
-       *
-       * @public
-       */
-      resume() {
-        if (this.readyState === _WebSocket.CONNECTING || this.readyState === _WebSocket.CLOSED) {
-          return;
-        }
-        this._paused = false;
-        if (!this._receiver._writableState.needDrain) this._socket.resume();
-      }
-      /**
-       * Send a data message.
-       *
-       * @param {*} data The message to send
-       * @param {Object} [options] Options object
-       * @param {Boolean} [options.binary] Specifies whether `data` is binary or
-       *     text
-       * @param {Boolean} [options.compress] Specifies whether or not to compress
-       *     `data`
-       * @param {Boolean} [options.fin=true] Specifies whether the fragment is the
-       *     last one
-       * @param {Boolean} [options.mask] Specifies whether or not to mask `data`
-       * @param {Function} [cb] Callback which is executed when data is written out
-       * @public
-       */
-      send(data, options, cb) {
-        if (this.readyState === _WebSocket.CONNECTING) {
-          throw new Error("WebSocket is not open: readyState 0 (CONNECTING)");
-        }
-        if (typeof options === "function") {
-          cb = options;
-          options = {};
-        }
-        if (typeof data === "number") data = data.toString();
-        if (this.readyState !== _WebSocket.OPEN) {
-          sendAfterClose(this, data, cb);
-          return;
-        }
-        const opts = {
-          binary: typeof data !== "string",
-          mask: !this._isServer,
-          compress: true,
-          fin: true,
-          ...options
-        };
-        if (!this._extensions[PerMessageDeflate2.extensionName]) {
-          opts.compress = false;
-        }
-        this._sender.send(data || EMPTY_BUFFER, opts, cb);
-      }
-      /**
-       * Forcibly close the connection.
-       *
-       * @public
-       */
-      terminate() {
-        if (this.readyState === _WebSocket.CLOSED) return;
-        if (this.readyState === _WebSocket.CONNECTING) {
-          const msg = "WebSocket was closed before the connection was established";
-          abortHandshake(this, this._req, msg);
-          return;
-        }
-        if (this._socket) {
-          this._readyState = _WebSocket.CLOSING;
-          this._socket.destroy();
-        }
-      }
-    };
-    Object.defineProperty(WebSocket2, "CONNECTING", {
-      enumerable: true,
-      value: readyStates.indexOf("CONNECTING")
-    });
-    Object.defineProperty(WebSocket2.prototype, "CONNECTING", {
-      enumerable: true,
-      value: readyStates.indexOf("CONNECTING")
-    });
-    Object.defineProperty(WebSocket2, "OPEN", {
-      enumerable: true,
-      value: readyStates.indexOf("OPEN")
-    });
-    Object.defineProperty(WebSocket2.prototype, "OPEN", {
-      enumerable: true,
-      value: readyStates.indexOf("OPEN")
-    });
-    Object.defineProperty(WebSocket2, "CLOSING", {
-      enumerable: true,
-      value: readyStates.indexOf("CLOSING")
-    });
-    Object.defineProperty(WebSocket2.prototype, "CLOSING", {
-      enumerable: true,
-      value: readyStates.indexOf("CLOSING")
-    });
-    Object.defineProperty(WebSocket2, "CLOSED", {
-      enumerable: true,
-      value: readyStates.indexOf("CLOSED")
-    });
-    Object.defineProperty(WebSocket2.prototype, "CLOSED", {
-      enumerable: true,
-      value: readyStates.indexOf("CLOSED")
-    });
-    [
-      "binaryType",
-      "bufferedAmount",
-      "extensions",
-      "isPaused",
-      "protocol",
-      "readyState",
-      "url"
-    ].forEach((property) => {
-      Object.defineProperty(WebSocket2.prototype, property, { enumerable: true });
-    });
-    ["open", "error", "close", "message"].forEach((method) => {
-      Object.defineProperty(WebSocket2.prototype, `on${method}`, {
-        enumerable: true,
-        get() {
-          for (const listener of this.listeners(method)) {
-            if (listener[kForOnEventAttribute]) return listener[kListener];
-          }
-          return null;
-        },
-        set(handler) {
-          for (const listener of this.listeners(method)) {
-            if (listener[kForOnEventAttribute]) {
-              this.removeListener(method, listener);
-              break;
-            }
-          }
-          if (typeof handler !== "function") return;
-          this.addEventListener(method, handler, {
-            [kForOnEventAttribute]: true
-          });
-        }
-      });
-    });
-    WebSocket2.prototype.addEventListener = addEventListener;
-    WebSocket2.prototype.removeEventListener = removeEventListener;
-    module.exports = WebSocket2;
-    function initAsClient(websocket, address, protocols, options) {
-      const opts = {
-        allowSynchronousEvents: true,
-        autoPong: true,
-        closeTimeout: CLOSE_TIMEOUT,
-        protocolVersion: protocolVersions[1],
-        maxBufferedChunks: 256 * 1024,
-        maxFragments: 16 * 1024,
-        maxPayload: 100 * 1024 * 1024,
-        maxPendingAutoPongs: 60,
-        skipUTF8Validation: false,
-        perMessageDeflate: true,
-        followRedirects: false,
-        maxRedirects: 10,
-        ...options,
-        socketPath: void 0,
-        hostname: void 0,
-        protocol: void 0,
-        protocols: void 0,
-        timeout: void 0,
-        method: "GET",
-        host: void 0,
-        path: void 0,
-        port: void 0
-      };
-      if (!protocolVersions.includes(opts.protocolVersion)) {
-        throw new RangeError(
-          `Unsupported protocol version: ${opts.protocolVersion} (supported versions: ${protocolVersions.join(", ")})`
-        );
-      }
-      let parsedUrl;
-      if (address instanceof URL2) {
-        parsedUrl = address;
-      } else {
-        try {
-          parsedUrl = new URL2(address);
-        } catch {
-          throw new SyntaxError(`Invalid URL: ${address}`);
-        }
-      }
-      if (parsedUrl.protocol === "http:" || parsedUrl.protocol === "https:") {
-        parsedUrl = new URL2(parsedUrl);
-        parsedUrl.protocol = parsedUrl.protocol === "http:" ? "ws:" : "wss:";
-      }
-      websocket._url = parsedUrl.href;
-      const isSecure = parsedUrl.protocol === "wss:";
-      const isIpcUrl = parsedUrl.protocol === "ws+unix:";
-      let invalidUrlMessage;
-      if (parsedUrl.protocol !== "ws:" && !isSecure && !isIpcUrl) {
-        invalidUrlMessage = `The URL's protocol must be one of "ws:", "wss:", "http:", "https:", or "ws+unix:"`;
-      } else if (isIpcUrl && !parsedUrl.pathname) {
-        invalidUrlMessage = "The URL's pathname is empty";
-      } else if (parsedUrl.hash) {
-        invalidUrlMessage = "The URL contains a fragment identifier";
-      }
-      if (invalidUrlMessage) {
-        const err = new SyntaxError(invalidUrlMessage);
-        if (websocket._redirects === 0) {
-          throw err;
-        } else {
-          emitErrorAndClose(websocket, err);
-          return;
-        }
-      }
-      const defaultPort = isSecure ? 443 : 80;
-      const key = randomBytes8(16).toString("base64");
-      const request = isSecure ? https.request : http.request;
-      const protocolSet = /* @__PURE__ */ new Set();
-      let perMessageDeflate;
-      opts.createConnection = opts.createConnection || (isSecure ? tlsConnect2 : netConnect2);
-      opts.defaultPort = opts.defaultPort || defaultPort;
-      opts.port = parsedUrl.port || defaultPort;
-      opts.host = parsedUrl.hostname.startsWith("[") ? parsedUrl.hostname.slice(1, -1) : parsedUrl.hostname;
-      opts.headers = {
-        ...opts.headers,
-        "Sec-WebSocket-Version": opts.protocolVersion,
-        "Sec-WebSocket-Key": key,
-        Connection: "Upgrade",
-        Upgrade: "websocket"
-      };
-      opts.path = parsedUrl.pathname + parsedUrl.search;
-      opts.timeout = opts.handshakeTimeout;
-      if (opts.perMessageDeflate) {
-        perMessageDeflate = new PerMessageDeflate2({
-          ...opts.perMessageDeflate,
-          isServer: false,
-          maxPayload: opts.maxPayload
-        });
-        opts.headers["Sec-WebSocket-Extensions"] = format({
-          [PerMessageDeflate2.extensionName]: perMessageDeflate.offer()
-        });
-      }
-      if (protocols.length) {
-        for (const protocol of protocols) {
-          if (typeof protocol !== "string" || !subprotocolRegex.test(protocol) || protocolSet.has(protocol)) {
-            throw new SyntaxError(
-              "An invalid or duplicated subprotocol was specified"
-            );
-          }
-          protocolSet.add(protocol);
-        }
-        opts.headers["Sec-WebSocket-Protocol"] = protocols.join(",");
-      }
-      if (opts.origin) {
-        if (opts.protocolVersion < 13) {
-          opts.headers["Sec-WebSocket-Origin"] = opts.origin;
-        } else {
-          opts.headers.Origin = opts.origin;
-        }
-      }
-      if (parsedUrl.username || parsedUrl.password) {
-        const username = querystring.unescape(parsedUrl.username);
-        const password = querystring.unescape(parsedUrl.password);
-        opts.auth = `${username}:${password}`;
-      }
-      if (isIpcUrl) {
-        const i = opts.path.indexOf(":");
-        if (i === -1) {
-          opts.socketPath = opts.path;
-          opts.path = "";
-        } else {
-          opts.socketPath = opts.path.slice(0, i);
-          opts.path = opts.path.slice(i + 1);
-        }
-      }
-      let req;
-      if (opts.followRedirects) {
-        if (websocket._redirects === 0) {
-          websocket._originalIpc = isIpcUrl;
-          websocket._originalSecure = isSecure;
-          websocket._originalHostOrSocketPath = isIpcUrl ? opts.socketPath : parsedUrl.host;
-          const headers = options && options.headers;
-          options = { ...options, headers: {} };
-          if (headers) {
-            for (const [key2, value] of Object.entries(headers)) {
-              options.headers[key2.toLowerCase()] = value;
-            }
-          }
-        } else if (websocket.listenerCount("redirect") === 0) {
-          const isSameHost = isIpcUrl ? websocket._originalIpc ? opts.socketPath === websocket._originalHostOrSocketPath : false : websocket._originalIpc ? false : parsedUrl.host === websocket._originalHostOrSocketPath;
-          if (!isSameHost || websocket._originalSecure && !isSecure) {
-            delete opts.headers.authorization;
-            delete opts.headers.cookie;
-            if (!isSameHost) delete opts.headers.host;
-            opts.auth = void 0;
-          }
-        }
-        if (opts.auth && !options.headers.authorization) {
-          options.headers.authorization = "Basic " + Buffer.from(opts.auth).toString("base64");
-        }
-        req = websocket._req = request(opts);
-        if (websocket._redirects) {
-          websocket.emit("redirect", websocket.url, req);
-        }
-      } else {
-        req = websocket._req = request(opts);
-      }
-      if (opts.timeout) {
-        req.on("timeout", () => {
-          abortHandshake(websocket, req, "Opening handshake has timed out");
-        });
-      }
-      req.on("error", (err) => {
-        if (req === null || req[kAborted]) return;
-        req = websocket._req = null;
-        emitErrorAndClose(websocket, err);
-      });
-      req.on("response", (res) => {
-        const location = res.headers.location;
-        const statusCode = res.statusCode;
-        if (location && opts.followRedirects && statusCode >= 300 && statusCode < 400) {
-          if (++websocket._redirects > opts.maxRedirects) {
-            abortHandshake(websocket, req, "Maximum redirects exceeded");
-            return;
-          }
-          req.abort();
-          let addr;
-          try {
-            addr = new URL2(location, address);
-          } catch (e) {
-            const err = new SyntaxError(`Invalid URL: ${location}`);
-            emitErrorAndClose(websocket, err);
-            return;
-          }
-          initAsClient(websocket, addr, protocols, options);
-        } else if (!websocket.emit("unexpected-response", req, res)) {
-          abortHandshake(
-            websocket,
-            req,
-            `Unexpected server response: ${res.statusCode}`
-          );
-        }
-      });
-      req.on("upgrade", (res, socket, head) => {
-        websocket.emit("upgrade", res);
-        if (websocket.readyState !== WebSocket2.CONNECTING) return;
-        req = websocket._req = null;
-        const upgrade = res.headers.upgrade;
-        if (upgrade === void 0 || upgrade.toLowerCase() !== "websocket") {
-          abortHandshake(websocket, socket, "Invalid Upgrade header");
-          return;
-        }
-        const digest = createHash6("sha1").update(key + GUID).digest("base64");
-        if (res.headers["sec-websocket-accept"] !== digest) {
-          abortHandshake(websocket, socket, "Invalid Sec-WebSocket-Accept header");
-          return;
-        }
-        const serverProt = res.headers["sec-websocket-protocol"];
-        let protError;
-        if (serverProt !== void 0) {
-          if (!protocolSet.size) {
-            protError = "Server sent a subprotocol but none was requested";
-          } else if (!protocolSet.has(serverProt)) {
-            protError = "Server sent an invalid subprotocol";
-          }
-        } else if (protocolSet.size) {
-          protError = "Server sent no subprotocol";
-        }
-        if (protError) {
-          abortHandshake(websocket, socket, protError);
-          return;
-        }
-        if (serverProt) websocket._protocol = serverProt;
-        const secWebSocketExtensions = res.headers["sec-websocket-extensions"];
-        if (secWebSocketExtensions !== void 0) {
-          if (!perMessageDeflate) {
-            const message = "Server sent a Sec-WebSocket-Extensions header but no extension was requested";
-            abortHandshake(websocket, socket, message);
-            return;
-          }
-          let extensions;
-          try {
-            extensions = parse2(secWebSocketExtensions);
-          } catch (err) {
-            const message = "Invalid Sec-WebSocket-Extensions header";
-            abortHandshake(websocket, socket, message);
-            return;
-          }
-          const extensionNames = Object.keys(extensions);
-          if (extensionNames.length !== 1 || extensionNames[0] !== PerMessageDeflate2.extensionName) {
-            const message = "Server indicated an extension that was not requested";
-            abortHandshake(websocket, socket, message);
-            return;
-          }
-          try {
-            perMessageDeflate.accept(extensions[PerMessageDeflate2.extensionName]);
-          } catch (err) {
-            const message = "Invalid Sec-WebSocket-Extensions header";
-            abortHandshake(websocket, socket, message);
-            return;
-          }
-          websocket._extensions[PerMessageDeflate2.extensionName] = perMessageDeflate;
-        }
-        websocket.setSocket(socket, head, {
-          allowSynchronousEvents: opts.allowSynchronousEvents,
-          generateMask: opts.generateMask,
-          maxBufferedChunks: opts.maxBufferedChunks,
-          maxFragments: opts.maxFragments,
-          maxPayload: opts.maxPayload,
-          skipUTF8Validation: opts.skipUTF8Validation
-        });
-      });
-      if (opts.finishRequest) {
-        opts.finishRequest(req, websocket);
-      } else {
-        req.end();
-      }
-      return opts;
-    }
-    function emitErrorAndClose(websocket, err) {
-      websocket._readyState = WebSocket2.CLOSING;
-      websocket._errorEmitted = true;
-      websocket.emit("error", err);
-      websocket.emitClose();
-    }
-    function netConnect2(options) {
-      options.path = options.socketPath;
-      return net.connect(options);
-    }
-    function tlsConnect2(options) {
-      options.path = void 0;
-      if (!options.servername && options.servername !== "") {
-        options.servername = net.isIP(options.host) ? "" : options.host;
-      }
-      return tls.connect(options);
-    }
-    function abortHandshake(websocket, stream, message) {
-      websocket._readyState = WebSocket2.CLOSING;
-      const err = new Error(message);
-      Error.captureStackTrace(err, abortHandshake);
-      if (stream.setHeader) {
-        stream[kAborted] = true;
-        stream.abort();
-        if (stream.socket && !stream.socket.destroyed) {
-          stream.socket.destroy();
-        }
-        process.nextTick(emitErrorAndClose, websocket, err);
-      } else {
-        stream.destroy(err);
-        stream.once("error", websocket.emit.bind(websocket, "error"));
-        stream.once("close", websocket.emitClose.bind(websocket));
-      }
-    }
-    function sendAfterClose(websocket, data, cb) {
-      if (data) {
-        const length = isBlob(data) ? data.size : toBuffer(data).length;
-        if (websocket._socket) websocket._sender._bufferedBytes += length;
-        else websocket._bufferedAmount += length;
-      }
-      if (cb) {
-        const err = new Error(
-          `WebSocket is not open: readyState ${websocket.readyState} (${readyStates[websocket.readyState]})`
-        );
-        process.nextTick(cb, err);
-      }
-    }
-    function receiverOnConclude(code2, reason) {
-      const websocket = this[kWebSocket];
-      websocket._closeFrameReceived = true;
-      websocket._closeCode = code2;
-      if (reason.length === 0) {
-        websocket._closeMessage = EMPTY_BUFFER;
-      } else {
-        websocket._closeMessage = Buffer.allocUnsafeSlow(reason.length);
-        websocket._closeMessage.set(reason);
-      }
-      if (websocket._socket[kWebSocket] === void 0) return;
-      websocket._socket.removeListener("data", socketOnData);
-      process.nextTick(resume, websocket._socket);
-      if (code2 === 1005) websocket.close();
-      else websocket.close(code2, reason);
-    }
-    function receiverOnDrain() {
-      const websocket = this[kWebSocket];
-      if (!websocket.isPaused) websocket._socket.resume();
-    }
-    function receiverOnError(err) {
-      const websocket = this[kWebSocket];
-      if (websocket._socket[kWebSocket] !== void 0) {
-        websocket._socket.removeListener("data", socketOnData);
-        process.nextTick(resume, websocket._socket);
-        websocket.close(err[kStatusCode]);
-      }
-      if (!websocket._errorEmitted) {
-        websocket._errorEmitted = true;
-        websocket.emit("error", err);
-      }
-    }
-    function receiverOnFinish() {
-      this[kWebSocket].emitClose();
-    }
-    function receiverOnMessage(data, isBinary) {
-      this[kWebSocket].emit("message", data, isBinary);
-    }
-    function receiverOnPing(data) {
-      const websocket = this[kWebSocket];
-      if (websocket._autoPong && websocket.readyState === WebSocket2.OPEN) {
-        if (websocket._maxPendingAutoPongs > 0 && websocket._pendingAutoPongs >= websocket._maxPendingAutoPongs) {
-          websocket.terminate();
-        } else {
-          websocket._pendingAutoPongs++;
-          websocket.pong(data, !this._isServer, websocket._autoPongComplete);
-        }
-      }
-      websocket.emit("ping", data);
-    }
-    function autoPongComplete(websocket) {
-      websocket._pendingAutoPongs--;
-    }
-    function receiverOnPong(data) {
-      this[kWebSocket].emit("pong", data);
-    }
-    function resume(stream) {
-      stream.resume();
-    }
-    function senderOnError(err) {
-      const websocket = this[kWebSocket];
-      if (websocket.readyState === WebSocket2.CLOSED) return;
-      if (websocket.readyState === WebSocket2.OPEN) {
-        websocket._readyState = WebSocket2.CLOSING;
-        setCloseTimer(websocket);
-      }
-      this._socket.end();
-      if (!websocket._errorEmitted) {
-        websocket._errorEmitted = true;
-        websocket.emit("error", err);
-      }
-    }
-    function setCloseTimer(websocket) {
-      websocket._closeTimer = setTimeout(
-        websocket._socket.destroy.bind(websocket._socket),
-        websocket._closeTimeout
-      );
-    }
-    function socketOnClose() {
-      const websocket = this[kWebSocket];
-      this.removeListener("close", socketOnClose);
-      this.removeListener("data", socketOnData);
-      this.removeListener("end", socketOnEnd);
-      websocket._readyState = WebSocket2.CLOSING;
-      if (!this._readableState.endEmitted && !websocket._closeFrameReceived && !websocket._receiver._writableState.errorEmitted && this._readableState.length !== 0) {
-        const chunk = this.read(this._readableState.length);
-        websocket._receiver.write(chunk);
-      }
-      websocket._receiver.end();
-      this[kWebSocket] = void 0;
-      clearTimeout(websocket._closeTimer);
-      if (websocket._receiver._writableState.finished || websocket._receiver._writableState.errorEmitted) {
-        websocket.emitClose();
-      } else {
-        websocket._receiver.on("error", receiverOnFinish);
-        websocket._receiver.on("finish", receiverOnFinish);
-      }
-    }
-    function socketOnData(chunk) {
-      if (!this[kWebSocket]._receiver.write(chunk)) {
-        this.pause();
-      }
-    }
-    function socketOnEnd() {
-      const websocket = this[kWebSocket];
-      websocket._readyState = WebSocket2.CLOSING;
-      websocket._receiver.end();
-      this.end();
-    }
-    function socketOnError() {
-      const websocket = this[kWebSocket];
-      this.removeListener("error", socketOnError);
-      this.on("error", NOOP);
-      if (websocket) {
-        websocket._readyState = WebSocket2.CLOSING;
-        this.destroy();
-      }
-    }
-  }
-});
-
-// node_modules/ws/lib/stream.js
-var require_stream = __commonJS({
-  "node_modules/ws/lib/stream.js"(exports, module) {
-    "use strict";
-    var WebSocket2 = require_websocket();
-    var { Duplex } = __require("stream");
-    function emitClose(stream) {
-      stream.emit("close");
-    }
-    function duplexOnEnd() {
-      if (!this.destroyed && this._writableState.finished) {
-        this.destroy();
-      }
-    }
-    function duplexOnError(err) {
-      this.removeListener("error", duplexOnError);
-      this.destroy();
-      if (this.listenerCount("error") === 0) {
-        this.emit("error", err);
-      }
-    }
-    function createWebSocketStream2(ws2, options) {
-      let terminateOnDestroy = true;
-      const duplex = new Duplex({
-        ...options,
-        autoDestroy: false,
-        emitClose: false,
-        objectMode: false,
-        writableObjectMode: false
-      });
-      ws2.on("message", function message(msg, isBinary) {
-        const data = !isBinary && duplex._readableState.objectMode ? msg.toString() : msg;
-        if (!duplex.push(data)) ws2.pause();
-      });
-      ws2.once("error", function error2(err) {
-        if (duplex.destroyed) return;
-        terminateOnDestroy = false;
-        duplex.destroy(err);
-      });
-      ws2.once("close", function close() {
-        if (duplex.destroyed) return;
-        duplex.push(null);
-      });
-      duplex._destroy = function(err, callback) {
-        if (ws2.readyState === ws2.CLOSED) {
-          callback(err);
-          process.nextTick(emitClose, duplex);
-          return;
-        }
-        let called = false;
-        ws2.once("error", function error2(err2) {
-          called = true;
-          callback(err2);
-        });
-        ws2.once("close", function close() {
-          if (!called) callback(err);
-          process.nextTick(emitClose, duplex);
-        });
-        if (terminateOnDestroy) ws2.terminate();
-      };
-      duplex._final = function(callback) {
-        if (ws2.readyState === ws2.CONNECTING) {
-          ws2.once("open", function open3() {
-            duplex._final(callback);
-          });
-          return;
-        }
-        if (ws2._socket === null) return;
-        if (ws2._socket._writableState.finished) {
-          callback();
-          if (duplex._readableState.endEmitted) duplex.destroy();
-        } else {
-          ws2._socket.once("finish", function finish() {
-            callback();
-          });
-          ws2.close();
-        }
-      };
-      duplex._read = function() {
-        if (ws2.isPaused) ws2.resume();
-      };
-      duplex._write = function(chunk, encoding, callback) {
-        if (ws2.readyState === ws2.CONNECTING) {
-          ws2.once("open", function open3() {
-            duplex._write(chunk, encoding, callback);
-          });
-          return;
-        }
-        ws2.send(chunk, callback);
-      };
-      duplex.on("end", duplexOnEnd);
-      duplex.on("error", duplexOnError);
-      return duplex;
-    }
-    module.exports = createWebSocketStream2;
-  }
-});
-
-// node_modules/ws/lib/subprotocol.js
-var require_subprotocol = __commonJS({
-  "node_modules/ws/lib/subprotocol.js"(exports, module) {
-    "use strict";
-    var { tokenChars } = require_validation();
-    function parse2(header) {
-      const protocols = /* @__PURE__ */ new Set();
-      let start = -1;
-      let end = -1;
-      let i = 0;
-      for (i; i < header.length; i++) {
-        const code2 = header.charCodeAt(i);
-        if (end === -1 && tokenChars[code2] === 1) {
-          if (start === -1) start = i;
-        } else if (i !== 0 && (code2 === 32 || code2 === 9)) {
-          if (end === -1 && start !== -1) end = i;
-        } else if (code2 === 44) {
-          if (start === -1) {
-            throw new SyntaxError(`Unexpected character at index ${i}`);
-          }
-          if (end === -1) end = i;
-          const protocol2 = header.slice(start, end);
-          if (protocols.has(protocol2)) {
-            throw new SyntaxError(`The "${protocol2}" subprotocol is duplicated`);
-          }
-          protocols.add(protocol2);
-          start = end = -1;
-        } else {
-          throw new SyntaxError(`Unexpected character at index ${i}`);
-        }
-      }
-      if (start === -1 || end !== -1) {
-        throw new SyntaxError("Unexpected end of input");
-      }
-      const protocol = header.slice(start, i);
-      if (protocols.has(protocol)) {
-        throw new SyntaxError(`The "${protocol}" subprotocol is duplicated`);
-      }
-      protocols.add(protocol);
-      return protocols;
-    }
-    module.exports = { parse: parse2 };
-  }
-});
-
-// node_modules/ws/lib/websocket-server.js
-var require_websocket_server = __commonJS({
-  "node_modules/ws/lib/websocket-server.js"(exports, module) {
-    "use strict";
-    var EventEmitter2 = __require("events");
-    var http = __require("http");
-    var { Duplex } = __require("stream");
-    var { createHash: createHash6 } = __require("crypto");
-    var extension3 = require_extension();
-    var PerMessageDeflate2 = require_permessage_deflate();
-    var subprotocol2 = require_subprotocol();
-    var WebSocket2 = require_websocket();
-    var { CLOSE_TIMEOUT, GUID, kWebSocket } = require_constants4();
-    var keyRegex = /^[+/0-9A-Za-z]{22}==$/;
-    var RUNNING = 0;
-    var CLOSING = 1;
-    var CLOSED = 2;
-    var WebSocketServer2 = class extends EventEmitter2 {
-      /**
-       * Create a `WebSocketServer` instance.
-       *
-       * @param {Object} options Configuration options
-       * @param {Boolean} [options.allowSynchronousEvents=true] Specifies whether
-       *     any of the `'message'`, `'ping'`, and `'pong'` events can be emitted
-       *     multiple times in the same tick
-       * @param {Boolean} [options.autoPong=true] Specifies whether or not to
-       *     automatically send a pong in response to a ping
-       * @param {Number} [options.backlog=511] The maximum length of the queue of
-       *     pending connections
-       * @param {Boolean} [options.clientTracking=true] Specifies whether or not to
-       *     track clients
-       * @param {Number} [options.closeTimeout=30000] Duration in milliseconds to
-       *     wait for the closing handshake to finish after `websocket.close()` is
-       *     called
-       * @param {Function} [options.handleProtocols] A hook to handle protocols
-       * @param {String} [options.host] The hostname where to bind the server
-       * @param {Number} [options.maxBufferedChunks=262144] The maximum number of
-       *     buffered data chunks
-       * @param {Number} [options.maxFragments=16384] The maximum number of message
-       *     fragments
-       * @param {Number} [options.maxPayload=104857600] The maximum allowed message
-       *     size
-       * @param {Number} [options.maxPendingAutoPongs=60] The maximum number of
-       *     pending automatic pongs
-       * @param {Boolean} [options.noServer=false] Enable no server mode
-       * @param {String} [options.path] Accept only connections matching this path
-       * @param {(Boolean|Object)} [options.perMessageDeflate=false] Enable/disable
-       *     permessage-deflate
-       * @param {Number} [options.port] The port where to bind the server
-       * @param {(http.Server|https.Server)} [options.server] A pre-created HTTP/S
-       *     server to use
-       * @param {Boolean} [options.skipUTF8Validation=false] Specifies whether or
-       *     not to skip UTF-8 validation for text and close messages
-       * @param {Function} [options.verifyClient] A hook to reject connections
-       * @param {Function} [options.WebSocket=WebSocket] Specifies the `WebSocket`
-       *     class to use. It must be the `WebSocket` class or class that extends it
-       * @param {Function} [callback] A listener for the `listening` event
-       */
-      constructor(options, callback) {
-        super();
-        options = {
-          allowSynchronousEvents: true,
-          autoPong: true,
-          maxBufferedChunks: 256 * 1024,
-          maxFragments: 16 * 1024,
-          maxPayload: 100 * 1024 * 1024,
-          maxPendingAutoPongs: 60,
-          skipUTF8Validation: false,
-          perMessageDeflate: false,
-          handleProtocols: null,
-          clientTracking: true,
-          closeTimeout: CLOSE_TIMEOUT,
-          verifyClient: null,
-          noServer: false,
-          backlog: null,
-          // use default (511 as implemented in net.js)
-          server: null,
-          host: null,
-          path: null,
-          port: null,
-          WebSocket: WebSocket2,
-          ...options
-        };
-        if (options.port == null && !options.server && !options.noServer || options.port != null && (options.server || options.noServer) || options.server && options.noServer) {
-          throw new TypeError(
-            'One and only one of the "port", "server", or "noServer" options must be specified'
-          );
-        }
-        if (options.port != null) {
-          this._server = http.createServer((req, res) => {
-            const body2 = http.STATUS_CODES[426];
-            res.writeHead(426, {
-              "Content-Length": body2.length,
-              "Content-Type": "text/plain"
-            });
-            res.end(body2);
-          });
-          this._server.listen(
-            options.port,
-            options.host,
-            options.backlog,
-            callback
-          );
-        } else if (options.server) {
-          this._server = options.server;
-        }
-        if (this._server) {
-          const emitConnection = this.emit.bind(this, "connection");
-          this._removeListeners = addListeners(this._server, {
-            listening: this.emit.bind(this, "listening"),
-            error: this.emit.bind(this, "error"),
-            upgrade: (req, socket, head) => {
-              this.handleUpgrade(req, socket, head, emitConnection);
-            }
-          });
-        }
-        if (options.perMessageDeflate === true) options.perMessageDeflate = {};
-        if (options.clientTracking) {
-          this.clients = /* @__PURE__ */ new Set();
-          this._shouldEmitClose = false;
-        }
-        this.options = options;
-        this._state = RUNNING;
-      }
-      /**
-       * Returns the bound address, the address family name, and port of the server
-       * as reported by the operating system if listening on an IP socket.
-       * If the server is listening on a pipe or UNIX domain socket, the name is
-       * returned as a string.
-       *
-       * @return {(Object|String|null)} The address of the server
-       * @public
-       */
-      address() {
-        if (this.options.noServer) {
-          throw new Error('The server is operating in "noServer" mode');
-        }
-        if (!this._server) return null;
-        return this._server.address();
-      }
-      /**
-       * Stop the server from accepting new connections and emit the `'close'` event
-       * when all existing connections are closed.
-       *
-       * @param {Function} [cb] A one-time listener for the `'close'` event
-       * @public
-       */
-      close(cb) {
-        if (this._state === CLOSED) {
-          if (cb) {
-            this.once("close", () => {
-              cb(new Error("The server is not running"));
-            });
-          }
-          process.nextTick(emitClose, this);
-          return;
-        }
-        if (cb) this.once("close", cb);
-        if (this._state === CLOSING) return;
-        this._state = CLOSING;
-        if (this.options.noServer || this.options.server) {
-          if (this._server) {
-            this._removeListeners();
-            this._removeListeners = this._server = null;
-          }
-          if (this.clients) {
-            if (!this.clients.size) {
-              process.nextTick(emitClose, this);
-            } else {
-              this._shouldEmitClose = true;
-            }
-          } else {
-            process.nextTick(emitClose, this);
-          }
-        } else {
-          const server = this._server;
-          this._removeListeners();
-          this._removeListeners = this._server = null;
-          server.close(() => {
-            emitClose(this);
-          });
-        }
-      }
-      /**
-       * See if a given request should be handled by this server instance.
-       *
-       * @param {http.IncomingMessage} req Request object to inspect
-       * @return {Boolean} `true` if the request is valid, else `false`
-       * @public
-       */
-      shouldHandle(req) {
-        if (this.options.path) {
-          const index = req.url.indexOf("?");
-          const pathname = index !== -1 ? req.url.slice(0, index) : req.url;
-          if (pathname !== this.options.path) return false;
-        }
-        return true;
-      }
-      /**
-       * Handle a HTTP Upgrade request.
-       *
-       * @param {http.IncomingMessage} req The request object
-       * @param {Duplex} socket The network socket between the server and client
-       * @param {Buffer} head The first packet of the upgraded stream
-       * @param {Function} cb Callback
-       * @public
-       */
-      handleUpgrade(req, socket, head, cb) {
-        socket.on("error", socketOnError);
-        const key = req.headers["sec-websocket-key"];
-        const upgrade = req.headers.upgrade;
-        const version2 = +req.headers["sec-websocket-version"];
-        if (req.method !== "GET") {
-          const message = "Invalid HTTP method";
-          abortHandshakeOrEmitwsClientError(this, req, socket, 405, message);
-          return;
-        }
-        if (upgrade === void 0 || upgrade.toLowerCase() !== "websocket") {
-          const message = "Invalid Upgrade header";
-          abortHandshakeOrEmitwsClientError(this, req, socket, 400, message);
-          return;
-        }
-        if (key === void 0 || !keyRegex.test(key)) {
-          const message = "Missing or invalid Sec-WebSocket-Key header";
-          abortHandshakeOrEmitwsClientError(this, req, socket, 400, message);
-          return;
-        }
-        if (version2 !== 13 && version2 !== 8) {
-          const message = "Missing or invalid Sec-WebSocket-Version header";
-          abortHandshakeOrEmitwsClientError(this, req, socket, 400, message, {
-            "Sec-WebSocket-Version": "13, 8"
-          });
-          return;
-        }
-        if (!this.shouldHandle(req)) {
-          abortHandshake(socket, 400);
-          return;
-        }
-        const secWebSocketProtocol = req.headers["sec-websocket-protocol"];
-        let protocols = /* @__PURE__ */ new Set();
-        if (secWebSocketProtocol !== void 0) {
-          try {
-            protocols = subprotocol2.parse(secWebSocketProtocol);
-          } catch (err) {
-            const message = "Invalid Sec-WebSocket-Protocol header";
-            abortHandshakeOrEmitwsClientError(this, req, socket, 400, message);
-            return;
-          }
-        }
-        const secWebSocketExtensions = req.headers["sec-websocket-extensions"];
-        const extensions = {};
-        if (this.options.perMessageDeflate && secWebSocketExtensions !== void 0) {
-          const perMessageDeflate = new PerMessageDeflate2({
-            ...this.options.perMessageDeflate,
-            isServer: true,
-            maxPayload: this.options.maxPayload
-          });
-          try {
-            const offers = extension3.parse(secWebSocketExtensions);
-            if (offers[PerMessageDeflate2.extensionName]) {
-              perMessageDeflate.accept(offers[PerMessageDeflate2.extensionName]);
-              extensions[PerMessageDeflate2.extensionName] = perMessageDeflate;
-            }
-          } catch (err) {
-            const message = "Invalid or unacceptable Sec-WebSocket-Extensions header";
-            abortHandshakeOrEmitwsClientError(this, req, socket, 400, message);
-            return;
-          }
-        }
-        if (this.options.verifyClient) {
-          const info = {
-            origin: req.headers[`${version2 === 8 ? "sec-websocket-origin" : "origin"}`],
-            secure: !!(req.socket.authorized || req.socket.encrypted),
-            req
-          };
-          if (this.options.verifyClient.length === 2) {
-            this.options.verifyClient(info, (verified, code2, message, headers) => {
-              if (!verified) {
-                return abortHandshake(socket, code2 || 401, message, headers);
-              }
-              this.completeUpgrade(
-                extensions,
-                key,
-                protocols,
-                req,
-                socket,
-                head,
-                cb
-              );
-            });
-            return;
-          }
-          if (!this.options.verifyClient(info)) return abortHandshake(socket, 401);
-        }
-        this.completeUpgrade(extensions, key, protocols, req, socket, head, cb);
-      }
-      /**
-       * Upgrade the connection to WebSocket.
-       *
-       * @param {Object} extensions The accepted extensions
-       * @param {String} key The value of the `Sec-WebSocket-Key` header
-       * @param {Set} protocols The subprotocols
-       * @param {http.IncomingMessage} req The request object
-       * @param {Duplex} socket The network socket between the server and client
-       * @param {Buffer} head The first packet of the upgraded stream
-       * @param {Function} cb Callback
-       * @throws {Error} If called more than once with the same socket
-       * @private
-       */
-      completeUpgrade(extensions, key, protocols, req, socket, head, cb) {
-        if (!socket.readable || !socket.writable) return socket.destroy();
-        if (socket[kWebSocket]) {
-          throw new Error(
-            "server.handleUpgrade() was called more than once with the same socket, possibly due to a misconfiguration"
-          );
-        }
-        if (this._state > RUNNING) return abortHandshake(socket, 503);
-        const digest = createHash6("sha1").update(key + GUID).digest("base64");
-        const headers = [
-          "HTTP/1.1 101 Switching Protocols",
-          "Upgrade: websocket",
-          "Connection: Upgrade",
-          `Sec-WebSocket-Accept: ${digest}`
-        ];
-        const ws2 = new this.options.WebSocket(null, void 0, this.options);
-        if (protocols.size) {
-          const protocol = this.options.handleProtocols ? this.options.handleProtocols(protocols, req) : protocols.values().next().value;
-          if (protocol) {
-            headers.push(`Sec-WebSocket-Protocol: ${protocol}`);
-            ws2._protocol = protocol;
-          }
-        }
-        if (extensions[PerMessageDeflate2.extensionName]) {
-          const params = extensions[PerMessageDeflate2.extensionName].params;
-          const value = extension3.format({
-            [PerMessageDeflate2.extensionName]: [params]
-          });
-          headers.push(`Sec-WebSocket-Extensions: ${value}`);
-          ws2._extensions = extensions;
-        }
-        this.emit("headers", headers, req);
-        socket.write(headers.concat("\r\n").join("\r\n"));
-        socket.removeListener("error", socketOnError);
-        ws2.setSocket(socket, head, {
-          allowSynchronousEvents: this.options.allowSynchronousEvents,
-          maxBufferedChunks: this.options.maxBufferedChunks,
-          maxFragments: this.options.maxFragments,
-          maxPayload: this.options.maxPayload,
-          skipUTF8Validation: this.options.skipUTF8Validation
-        });
-        if (this.clients) {
-          this.clients.add(ws2);
-          ws2.on("close", () => {
-            this.clients.delete(ws2);
-            if (this._shouldEmitClose && !this.clients.size) {
-              process.nextTick(emitClose, this);
-            }
-          });
-        }
-        cb(ws2, req);
-      }
-    };
-    module.exports = WebSocketServer2;
-    function addListeners(server, map) {
-      for (const event of Object.keys(map)) server.on(event, map[event]);
-      return function removeListeners() {
-        for (const event of Object.keys(map)) {
-          server.removeListener(event, map[event]);
-        }
-      };
-    }
-    function emitClose(server) {
-      server._state = CLOSED;
-      server.emit("close");
-    }
-    function socketOnError() {
-      this.destroy();
-    }
-    function abortHandshake(socket, code2, message, headers) {
-      message = message || http.STATUS_CODES[code2];
-      headers = {
-        Connection: "close",
-        "Content-Type": "text/html",
-        "Content-Length": Buffer.byteLength(message),
-        ...headers
-      };
-      socket.once("finish", socket.destroy);
-      socket.end(
-        `HTTP/1.1 ${code2} ${http.STATUS_CODES[code2]}\r
-` + Object.keys(headers).map((h) => `${h}: ${headers[h]}`).join("\r\n") + "\r\n\r\n" + message
-      );
-    }
-    function abortHandshakeOrEmitwsClientError(server, req, socket, code2, message, headers) {
-      if (server.listenerCount("wsClientError")) {
-        const err = new Error(message);
-        Error.captureStackTrace(err, abortHandshakeOrEmitwsClientError);
-        server.emit("wsClientError", err, socket, req);
-      } else {
-        abortHandshake(socket, code2, message, headers);
-      }
-    }
-  }
-});
-
-// node_modules/ws/wrapper.mjs
-var wrapper_exports = {};
-__export(wrapper_exports, {
-  PerMessageDeflate: () => import_permessage_deflate.default,
-  Receiver: () => import_receiver.default,
-  Sender: () => import_sender.default,
-  WebSocket: () => import_websocket.default,
-  WebSocketServer: () => import_websocket_server.default,
-  createWebSocketStream: () => import_stream.default,
-  default: () => wrapper_default,
-  extension: () => import_extension.default,
-  subprotocol: () => import_subprotocol.default
-});
-var import_stream, import_extension, import_permessage_deflate, import_receiver, import_sender, import_subprotocol, import_websocket, import_websocket_server, wrapper_default;
-var init_wrapper = __esm({
-  "node_modules/ws/wrapper.mjs"() {
-    import_stream = __toESM(require_stream(), 1);
-    import_extension = __toESM(require_extension(), 1);
-    import_permessage_deflate = __toESM(require_permessage_deflate(), 1);
-    import_receiver = __toESM(require_receiver(), 1);
-    import_sender = __toESM(require_sender(), 1);
-    import_subprotocol = __toESM(require_subprotocol(), 1);
-    import_websocket = __toESM(require_websocket(), 1);
-    import_websocket_server = __toESM(require_websocket_server(), 1);
-    wrapper_default = import_websocket.default;
   }
 });
 
@@ -31016,7 +31016,7 @@ var require_cjs3 = __commonJS({
 });
 
 // src/cli/index.ts
-import { readFile as readFile11 } from "node:fs/promises";
+import { readFile as readFile13 } from "node:fs/promises";
 
 // package.json
 var package_default = {
@@ -31076,8 +31076,8 @@ var UsageError = class extends Error {
 };
 
 // src/boundary/recover.ts
-import { readFile as readFile3 } from "node:fs/promises";
-import { join as join3 } from "node:path";
+import { readFile as readFile4 } from "node:fs/promises";
+import { join as join4 } from "node:path";
 
 // src/boundary/layout.ts
 import { randomBytes } from "node:crypto";
@@ -31115,9 +31115,38 @@ function isRunId(text2) {
   return RUN_ID.test(text2);
 }
 
+// src/boundary/run-process.ts
+import { readFile } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
+function startTimeOf(stat11) {
+  const fields2 = stat11.slice(stat11.lastIndexOf(")") + 2).split(" ");
+  return fields2[19];
+}
+async function runProcessOf(pid) {
+  const startTime = startTimeOf(await readFile(`/proc/${pid}/stat`, "utf8"));
+  if (startTime === void 0) throw new Error(`/proc/${pid}/stat has no start time`);
+  return { pid, startTime };
+}
+async function isRunning(run) {
+  return readFile(`/proc/${run.pid}/stat`, "utf8").then(
+    (stat11) => startTimeOf(stat11) === run.startTime,
+    () => false
+  );
+}
+async function stopRun(run, waitMs) {
+  process.kill(run.pid, "SIGTERM");
+  const giveUpAt = Date.now() + waitMs;
+  while (await isRunning(run)) {
+    if (Date.now() > giveUpAt) return false;
+    await sleep(50);
+  }
+  return true;
+}
+
 // src/boundary/teardown.ts
-import { readFile as readFile2, rm as rm2 } from "node:fs/promises";
-import { setTimeout as sleep2 } from "node:timers/promises";
+import { mkdir as mkdir3, readFile as readFile3, rm as rm2 } from "node:fs/promises";
+import { join as join3 } from "node:path";
+import { setTimeout as sleep3 } from "node:timers/promises";
 
 // src/boundary/access.ts
 import { stat } from "node:fs/promises";
@@ -31250,8 +31279,8 @@ async function collectEvidence(collection) {
 }
 
 // src/boundary/namespace-processes.ts
-import { readFile } from "node:fs/promises";
-import { setTimeout as sleep } from "node:timers/promises";
+import { readFile as readFile2 } from "node:fs/promises";
+import { setTimeout as sleep2 } from "node:timers/promises";
 var KILL_WAIT_MS = 5e3;
 async function namespacePids(ip, netns) {
   const listed = await runTool([ip, "netns", "pids", netns]);
@@ -31259,7 +31288,7 @@ async function namespacePids(ip, netns) {
   return listed.stdout.split("\n").filter((line) => /^[0-9]+$/.test(line)).map(Number);
 }
 function ownerUid(pid) {
-  return readFile(`/proc/${pid}/status`, "utf8").then(
+  return readFile2(`/proc/${pid}/status`, "utf8").then(
     (status) => {
       const uid = /^Uid:\s+([0-9]+)/m.exec(status)?.[1];
       return uid === void 0 ? void 0 : Number(uid);
@@ -31284,7 +31313,7 @@ async function killNamespaceProcesses(ip, netns, spare) {
         } catch {
         }
       }
-      await sleep(20);
+      await sleep2(20);
     }
   }
 }
@@ -31351,6 +31380,30 @@ async function removeNetwork(netns, ip) {
     await mustRun("deleting the network namespace", [ip, "netns", "delete", netns]);
   }
   await rm(netnsConfigDir(netns), { recursive: true, force: true });
+}
+
+// src/boundary/run-state.ts
+import { rename as rename2, writeFile as writeFile2 } from "node:fs/promises";
+function newRunState(runId, root, ip, runProcess, evidence) {
+  return {
+    runId,
+    root,
+    ip,
+    runProcess,
+    evidence,
+    agentStarted: false,
+    evidenceCollected: false,
+    netnsCreated: false,
+    sudoersFile: null,
+    createdUsers: [],
+    aclGrants: [],
+    enginePid: null
+  };
+}
+async function saveRunState(file, state) {
+  await writeFile2(`${file}.new`, `${JSON.stringify(state)}
+`, { mode: 384 });
+  await rename2(`${file}.new`, file);
 }
 
 // src/boundary/users.ts
@@ -31434,8 +31487,10 @@ async function teardown(state) {
   const step = async (what, action) => {
     try {
       await action();
+      return true;
     } catch (error2) {
       failures.push(`${what}: ${error2.message}`);
+      return false;
     }
   };
   if (state.netnsCreated)
@@ -31443,33 +31498,51 @@ async function teardown(state) {
       "killing the processes in the namespace",
       () => killNamespaceProcesses(state.ip, state.runId)
     );
-  if (state.enginePid !== null)
-    await step("stopping the engine", () => killEngine(state.enginePid ?? 0, state.root));
+  if (state.enginePid !== null) {
+    if (await step("stopping the engine", () => killEngine(state.enginePid ?? 0, state.root)))
+      state.enginePid = null;
+  }
   if (state.agentStarted && !state.evidenceCollected) {
     await step("collecting the evidence", async () => {
       await collectEvidence(state.evidence);
       state.evidenceCollected = true;
     });
   }
-  for (const grant of state.aclGrants) {
-    await step(`revoking the agent's access to ${grant.path}`, () => revokeWriteAccess(grant));
+  for (const grant of [...state.aclGrants]) {
+    if (await step(`revoking the agent's access to ${grant.path}`, () => revokeWriteAccess(grant)))
+      state.aclGrants = state.aclGrants.filter((kept2) => kept2 !== grant);
   }
-  if (state.netnsCreated)
-    await step("removing the network namespace", () => removeNetwork(state.runId, state.ip));
+  if (state.netnsCreated) {
+    if (await step("removing the network namespace", () => removeNetwork(state.runId, state.ip)))
+      state.netnsCreated = false;
+  }
   if (state.sudoersFile !== null) {
     const file = state.sudoersFile;
-    await step("removing the sudoers drop-in", () => rm2(file, { force: true }));
+    if (await step("removing the sudoers drop-in", () => rm2(file, { force: true })))
+      state.sudoersFile = null;
   }
-  for (const user of state.createdUsers)
-    await step(`removing user ${user}`, () => removeAccount(user));
-  await step("removing the run directory", () => removeRunDirectory(state.root));
+  for (const user of [...state.createdUsers]) {
+    if (await step(`removing user ${user}`, () => removeAccount(user)))
+      state.createdUsers = state.createdUsers.filter((kept2) => kept2 !== user);
+  }
+  if (!state.agentStarted || state.evidenceCollected)
+    await step("removing the run directory", () => removeRunDirectory(state.root));
+  if (failures.length === 0) return failures;
+  const kept = await step("keeping the state of what is left", async () => {
+    await mkdir3(state.root, { recursive: true, mode: 457 });
+    await saveRunState(join3(state.root, "state.json"), state);
+  });
+  if (kept)
+    failures.push(
+      `what is left is recorded in ${join3(state.root, "state.json")}: once the above is fixed, \`pipelock-egress cleanup ${state.runId}\` finishes the teardown`
+    );
   return failures;
 }
 async function removeRunDirectory(root) {
   await mustRun(root, ["rm", "-rf", "--one-file-system", "--", root]);
 }
 async function killEngine(pid, root) {
-  const isOurs = async () => readFile2(`/proc/${pid}/cmdline`, "utf8").then(
+  const isOurs = async () => readFile3(`/proc/${pid}/cmdline`, "utf8").then(
     (cmdline) => cmdline.includes(root),
     () => false
   );
@@ -31480,25 +31553,39 @@ async function killEngine(pid, root) {
   while (await isOurs()) {
     if (Date.now() > giveUpAt) throw new Error(`engine ${pid} survived SIGKILL`);
     if (Date.now() > killAt) process.kill(pid, "SIGKILL");
-    await sleep2(20);
+    await sleep3(20);
   }
 }
 
 // src/boundary/recover.ts
-async function recoverRun(runId, base = RUNTIME_BASE) {
+var RUN_STOP_WAIT_MS = 6e4;
+async function recoverRun(runId, log = () => void 0, base = RUNTIME_BASE) {
   if (!isRunId(runId)) return [`"${runId}" is not a run id (pe- and 10 hex digits)`];
   let text2;
   try {
-    text2 = await readFile3(join3(base, runId, "state.json"), "utf8");
+    text2 = await readFile4(join4(base, runId, "state.json"), "utf8");
   } catch (error2) {
     if (error2.code !== "ENOENT")
       return [`cannot read the state of ${runId}: ${error2.message}`];
-    return removeRunDirectory(join3(base, runId)).then(
+    return removeRunDirectory(join4(base, runId)).then(
       () => [],
       (failure2) => [failure2.message]
     );
   }
-  return teardown(JSON.parse(text2));
+  const state = JSON.parse(text2);
+  const { pid } = state.runProcess;
+  if (await isRunning(state.runProcess)) {
+    log(
+      `${runId} is still running (pid ${pid}): stopping it with SIGTERM, so that it seals its evidence and tears itself down`
+    );
+    if (!await stopRun(state.runProcess, RUN_STOP_WAIT_MS)) {
+      return [
+        `${runId} is still running (pid ${pid}) ${RUN_STOP_WAIT_MS / 1e3} s after SIGTERM: nothing was torn down; stop it (kill -KILL ${pid}), then run cleanup again`
+      ];
+    }
+    return recoverRun(runId, log, base);
+  }
+  return teardown(state);
 }
 
 // src/cli/cleanup-command.ts
@@ -31506,7 +31593,8 @@ async function cleanupCommand(args, io2) {
   const [runId, ...rest] = args;
   if (runId === void 0 || rest.length > 0)
     throw new UsageError("cleanup: give one run id (pe-\u2026)");
-  const failures = await recoverRun(runId);
+  const failures = await recoverRun(runId, (line) => io2.err(`pipelock-egress cleanup: ${line}
+`));
   for (const failure2 of failures) io2.err(`pipelock-egress cleanup: ${failure2}
 `);
   if (failures.length > 0) return 1;
@@ -31517,16 +31605,16 @@ async function cleanupCommand(args, io2) {
 
 // src/cli/keygen-command.ts
 import { randomBytes as randomBytes2 } from "node:crypto";
-import { chmod, rm as rm3, stat as stat2, writeFile as writeFile2 } from "node:fs/promises";
+import { chmod, rm as rm3, stat as stat2, writeFile as writeFile3 } from "node:fs/promises";
 
 // src/cli/make-directories.ts
-import { lstat, mkdir as mkdir3 } from "node:fs/promises";
+import { lstat, mkdir as mkdir4 } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 async function makeDirectories(path4, mode) {
   const missing = [];
   for (let at = resolve(path4); !await exists(at); at = dirname(at)) missing.unshift(at);
   for (const dir of missing) {
-    await mkdir3(dir, { mode }).catch(async (error2) => {
+    await mkdir4(dir, { mode }).catch(async (error2) => {
       if (error2.code !== "EEXIST" || !(await lstat(dir)).isDirectory()) throw error2;
     });
   }
@@ -32710,23 +32798,23 @@ var SESSION_OPEN_LABEL = "pipelock.receipt.session_open.v1";
 function frame(bytes) {
   return concatBytes(uint64BigEndian(BigInt(bytes.length)), bytes);
 }
-function sessionOpenGenesis(backend, open3) {
-  const heartbeat = open3.heartbeat_seconds > 0n ? open3.heartbeat_seconds : 0n;
+function sessionOpenGenesis(backend, open4) {
+  const heartbeat = open4.heartbeat_seconds > 0n ? open4.heartbeat_seconds : 0n;
   const fields2 = [
     SESSION_OPEN_LABEL,
-    open3.run_nonce,
-    open3.open_nonce,
-    open3.recorder_session,
-    open3.policy_hash,
-    open3.signer_key_epoch
+    open4.run_nonce,
+    open4.open_nonce,
+    open4.recorder_session,
+    open4.policy_hash,
+    open4.signer_key_epoch
   ].map((s) => frame(utf8(s)));
   fields2.push(frame(uint64BigEndian(heartbeat)));
   for (const s of [
-    open3.genesis_anchor_head,
-    open3.genesis_anchor_log,
-    open3.posture_capsule_sha256,
-    open3.containment_nonce,
-    open3.contained_uid
+    open4.genesis_anchor_head,
+    open4.genesis_anchor_log,
+    open4.posture_capsule_sha256,
+    open4.containment_nonce,
+    open4.contained_uid
   ]) {
     fields2.push(frame(utf8(s ?? "")));
   }
@@ -32777,19 +32865,19 @@ var ReceiptChainBuilder = class _ReceiptChainBuilder {
    * Opens a run: on an empty chain this is the bound `g1:` genesis; later it is a restart bound
    * to the current tail.
    */
-  openSession(fields2, open3, ext) {
+  openSession(fields2, open4, ext) {
     const bound = this.started ? {
-      ...open3,
+      ...open4,
       chain_open_seq: this.nextSeq,
       prior_chain_head: this.prevHash,
       prior_chain_seq: this.nextSeq - 1n
-    } : { ...open3, chain_open_seq: 0n };
+    } : { ...open4, chain_open_seq: 0n };
     const withGenesis = this.started ? bound : { ...bound, genesis_hash: sessionOpenGenesis(this.backend, bound) };
     if (!this.started) this.prevHash = withGenesis.genesis_hash ?? LEGACY_GENESIS;
-    this.run = { runNonce: open3.run_nonce, openNonce: open3.open_nonce };
+    this.run = { runNonce: open4.run_nonce, openNonce: open4.open_nonce };
     return this.sign(
       fields2,
-      { run_nonce: open3.run_nonce, session_control: { kind: "session_open", open: withGenesis } },
+      { run_nonce: open4.run_nonce, session_control: { kind: "session_open", open: withGenesis } },
       ext
     );
   }
@@ -32828,7 +32916,7 @@ var ReceiptChainBuilder = class _ReceiptChainBuilder {
    * Hands the chain to a new key: returns the old key's endorsement of the new one, and the new
    * segment's first receipt (a restart session_open carrying the key_transition marker).
    */
-  rotate(newSeed, fields2, open3, endorsement) {
+  rotate(newSeed, fields2, open4, endorsement) {
     if (!this.started) throw new Error("cannot rotate the key of an empty chain");
     const priorKey = this.signerKey;
     const priorSeq2 = this.nextSeq - 1n;
@@ -32848,15 +32936,15 @@ var ReceiptChainBuilder = class _ReceiptChainBuilder {
     this.seed = newSeed;
     this.nextSeq = 0n;
     this.segmentCount = 0;
-    this.run = { runNonce: open3.run_nonce, openNonce: open3.open_nonce };
+    this.run = { runNonce: open4.run_nonce, openNonce: open4.open_nonce };
     const opened = {
-      ...open3,
+      ...open4,
       chain_open_seq: 0n,
       prior_chain_head: this.prevHash,
       prior_chain_seq: priorSeq2
     };
     const first = this.sign(fields2, {
-      run_nonce: open3.run_nonce,
+      run_nonce: open4.run_nonce,
       key_transition: marker,
       session_control: { kind: "session_open", open: opened }
     });
@@ -33104,41 +33192,41 @@ var ChainWalker = class {
       breakChain("rotation", "chain starts at a key_transition segment without the prior segment");
     if (ar.chain_seq !== 0n)
       breakChain("genesis", "root receipt segment must start at chain_seq 0");
-    const open3 = ar.session_control?.kind === "session_open" ? ar.session_control.open : void 0;
+    const open4 = ar.session_control?.kind === "session_open" ? ar.session_control.open : void 0;
     if (isBoundGenesis(ar.chain_prev_hash)) {
-      if (!open3) breakChain("genesis", "g1 chain_prev_hash requires SessionControl.Open");
-      this.checkBoundGenesis(ar, open3);
+      if (!open4) breakChain("genesis", "g1 chain_prev_hash requires SessionControl.Open");
+      this.checkBoundGenesis(ar, open4);
     } else if (ar.chain_prev_hash === LEGACY_GENESIS) {
-      if (open3)
+      if (open4)
         breakChain("genesis", "session_open on legacy genesis must use bound g1 chain_prev_hash");
     } else {
       breakChain("genesis", "chain_prev_hash mismatch");
     }
   }
-  checkBoundGenesis(ar, open3) {
-    const genesis = sessionOpenGenesis(this.backend, open3);
+  checkBoundGenesis(ar, open4) {
+    const genesis = sessionOpenGenesis(this.backend, open4);
     if (ar.chain_prev_hash !== genesis) breakChain("genesis", "session_open genesis hash mismatch");
-    if (open3.genesis_hash !== genesis) breakChain("genesis", "session_open genesis_hash mismatch");
-    if (open3.chain_open_seq !== ar.chain_seq)
+    if (open4.genesis_hash !== genesis) breakChain("genesis", "session_open genesis_hash mismatch");
+    if (open4.chain_open_seq !== ar.chain_seq)
       breakChain("genesis", "session_open chain_open_seq does not match receipt chain_seq");
-    if (priorHead(open3) !== "" || priorSeq(open3) !== 0n) {
+    if (priorHead(open4) !== "" || priorSeq(open4) !== 0n) {
       breakChain("genesis", "bound genesis session_open must not carry prior chain tail");
     }
   }
   // A session_open after the first receipt is a restart: it must bind to the tail it continues.
   checkRestart(ar) {
-    const open3 = ar.session_control?.open;
-    if (!open3) return;
+    const open4 = ar.session_control?.open;
+    if (!open4) return;
     if (isBoundGenesis(ar.chain_prev_hash))
       breakChain("genesis", "restart session_open must not use a g1 chain_prev_hash");
-    if ((open3.genesis_hash ?? "") !== "")
+    if ((open4.genesis_hash ?? "") !== "")
       breakChain("genesis", "restart session_open must not carry genesis_hash");
-    if (open3.chain_open_seq !== ar.chain_seq)
+    if (open4.chain_open_seq !== ar.chain_seq)
       breakChain("genesis", "session_open chain_open_seq does not match receipt chain_seq");
-    if (priorHead(open3) !== this.prevHash) {
+    if (priorHead(open4) !== this.prevHash) {
       breakChain("genesis", "restart session_open prior_chain_head does not match prior tail hash");
     }
-    if (priorSeq(open3) !== this.prevSeq) {
+    if (priorSeq(open4) !== this.prevSeq) {
       breakChain(
         "genesis",
         "restart session_open prior_chain_seq does not match prior receipt chain_seq"
@@ -33191,13 +33279,13 @@ var ChainWalker = class {
       breakChain("lifecycle", "session_control receipt missing run_nonce");
     if (runNonce === "") return;
     if (control?.open) {
-      const open3 = control.open;
-      if (open3.run_nonce !== runNonce)
+      const open4 = control.open;
+      if (open4.run_nonce !== runNonce)
         breakChain("lifecycle", "session_open run_nonce does not match receipt run_nonce");
-      if (open3.open_nonce === "") breakChain("lifecycle", "session_open missing open_nonce");
+      if (open4.open_nonce === "") breakChain("lifecycle", "session_open missing open_nonce");
       if (this.runs.has(runNonce)) breakChain("lifecycle", "duplicate session_open for run_nonce");
-      this.runs.set(runNonce, { openNonce: open3.open_nonce, closed: false });
-      this.active = { runNonce, openNonce: open3.open_nonce };
+      this.runs.set(runNonce, { openNonce: open4.open_nonce, closed: false });
+      this.active = { runNonce, openNonce: open4.open_nonce };
       return;
     }
     const run = this.runs.get(runNonce);
@@ -33240,8 +33328,8 @@ var ChainWalker = class {
       breakChain("lifecycle", `${kind} open_nonce does not match active session_open`);
   }
 };
-var priorHead = (open3) => open3.prior_chain_head ?? "";
-var priorSeq = (open3) => open3.prior_chain_seq ?? 0n;
+var priorHead = (open4) => open4.prior_chain_head ?? "";
+var priorSeq = (open4) => open4.prior_chain_seq ?? 0n;
 
 // src/receipts/recorder.ts
 var RECORDER_GENESIS = "genesis";
@@ -34272,7 +34360,7 @@ async function keygenCommand(args, io2) {
       );
     for (const [name, content, mode] of files) {
       const file = path.join(out, name);
-      await writeFile2(file, content, { flag: "wx", mode });
+      await writeFile3(file, content, { flag: "wx", mode });
       written.push(file);
       await chmod(file, mode);
     }
@@ -34294,7 +34382,7 @@ async function keygenCommand(args, io2) {
 }
 
 // src/policy/load.ts
-var import_yaml = __toESM(require_dist(), 1);
+var import_yaml2 = __toESM(require_dist(), 1);
 
 // src/invisible.ts
 var INVISIBLE = new RegExp("[\\p{Cc}\\p{Cf}\\u2028\\u2029\\u3164\\uffa0]|(?!\\ufe0f)\\p{Variation_Selector}|\\u115f|\\u1160", "gu");
@@ -40478,6 +40566,8 @@ function rulePathProblem(path4) {
   if (/%(2e|2f|5c|25)/i.test(path4) || path4.includes("\\")) {
     return "must not contain encoded dots, slashes, backslashes or percent signs";
   }
+  if (/;|%3b/i.test(path4))
+    return `must not contain ";" (or "%3B"): servers that cut a segment's parameters read it without them, so no request could match; name the path without parameters`;
   if (path4.includes("*")) {
     const prefix = path4.slice(0, path4.indexOf("*"));
     return `holds "*", but paths are literal prefixes, not globs (did you mean "${prefix.slice(0, prefix.lastIndexOf("/") + 1)}"?)`;
@@ -40667,6 +40757,151 @@ function hostMatches(pattern, host) {
   }
 }
 
+// src/policy/inspection.ts
+function needsInspection(rule) {
+  return rule.tls !== "passthrough" && rule.destination.url?.scheme !== "http" && (rule.methods !== void 0 || rule.paths !== void 0 || rule.scan === true || rule.destination.url !== void 0);
+}
+
+// src/policy/passthrough-conflicts.ts
+function passthroughConflicts(rules) {
+  const inspecting = new NameIndex();
+  rules.forEach((rule, index) => {
+    if (rule !== void 0 && needsInspection(rule)) inspecting.add(rule.destination.host, index);
+  });
+  const conflicts = [];
+  rules.forEach((rule, index) => {
+    if (rule?.tls !== "passthrough") return;
+    const conflicting = inspecting.candidates(rule.destination.host).filter((candidate) => {
+      const other = rules[candidate];
+      return other !== void 0 && patternsOverlap(other.destination.host, rule.destination.host) && other.ports.some((port2) => rule.ports.includes(port2));
+    });
+    if (conflicting.length > 0)
+      conflicts.push({ index, other: conflicting.reduce((a, b) => Math.min(a, b)) });
+  });
+  return conflicts;
+}
+var NameIndex = class {
+  at = /* @__PURE__ */ new Map();
+  under = /* @__PURE__ */ new Map();
+  addressed = [];
+  add(pattern, index) {
+    const name = patternName(pattern);
+    if (name === void 0) {
+      this.addressed.push(index);
+      return;
+    }
+    push(this.at, name, index);
+    for (const suffix of suffixes(name)) push(this.under, suffix, index);
+  }
+  /** Rules whose pattern may overlap this one (a superset, to be checked one by one). */
+  candidates(pattern) {
+    const name = patternName(pattern);
+    if (name === void 0) return this.addressed;
+    const above = suffixes(name).flatMap((suffix) => this.at.get(suffix) ?? []);
+    return pattern.kind === "wildcard" ? [...above, ...this.under.get(name) ?? []] : above;
+  }
+};
+function patternName(pattern) {
+  if (pattern.kind === "wildcard") return pattern.suffix;
+  if (pattern.kind === "exact" && pattern.host.kind === "name") return formatHost(pattern.host);
+  return void 0;
+}
+function suffixes(name) {
+  const labels = name.split(".");
+  return labels.map((_, start) => labels.slice(start).join("."));
+}
+function push(map, key, index) {
+  const list = map.get(key);
+  if (list === void 0) map.set(key, [index]);
+  else list.push(index);
+}
+
+// src/policy/empty-match.ts
+function canMatchEmpty(source) {
+  let at = 0;
+  const next = () => {
+    const char = String.fromCodePoint(source.codePointAt(at) ?? 0);
+    at += char.length;
+    return char;
+  };
+  const skipPast = (end) => {
+    at = source.indexOf(end, at) + 1;
+  };
+  const matchHere = (pattern) => {
+    pattern.lastIndex = at;
+    return pattern.exec(source)?.[0] ?? "";
+  };
+  const disjunction = () => {
+    let empty = alternative();
+    while (source[at] === "|") {
+      at++;
+      empty = alternative() || empty;
+    }
+    return empty;
+  };
+  const alternative = () => {
+    let empty = true;
+    while (at < source.length && source[at] !== "|" && source[at] !== ")") {
+      const atomEmpty = atom();
+      const optional2 = quantifierMinimum() === 0;
+      empty = (atomEmpty || optional2) && empty;
+    }
+    return empty;
+  };
+  const atom = () => {
+    const char = next();
+    if (char === "^" || char === "$") return true;
+    if (char === "[") return characterClass();
+    if (char === "\\") return escape2();
+    if (char === "(") return group();
+    return false;
+  };
+  const characterClass = () => {
+    while (at < source.length && source[at] !== "]") at += source[at] === "\\" ? 2 : 1;
+    at++;
+    return false;
+  };
+  const escape2 = () => {
+    const char = next();
+    if (char === "b" || char === "B") return true;
+    if (/[1-9]/.test(char)) {
+      while (/[0-9]/.test(source[at] ?? "")) at++;
+      return true;
+    }
+    if (char === "k") {
+      skipPast(">");
+      return true;
+    }
+    if ((char === "u" || char === "p" || char === "P") && source[at] === "{") skipPast("}");
+    return false;
+  };
+  const group = () => {
+    let zeroWidth = false;
+    if (source[at] === "?") {
+      const head = matchHere(GROUP_HEAD) || "?";
+      zeroWidth = /[=!]$/.test(head);
+      at += head.length;
+    }
+    const empty = disjunction();
+    at++;
+    return zeroWidth || empty;
+  };
+  const quantifierMinimum = () => {
+    const char = source[at];
+    let minimum = 1;
+    if (char === "*" || char === "?") minimum = 0;
+    else if (char === "{") minimum = Number(matchHere(BOUND_MINIMUM).slice(1));
+    else if (char !== "+") return 1;
+    if (char === "{") skipPast("}");
+    else at++;
+    if (source[at] === "?") at++;
+    return minimum;
+  };
+  return disjunction();
+}
+var GROUP_HEAD = /\?(?:<?[=!]|<[^>]*>|[a-zA-Z-]*:)/y;
+var BOUND_MINIMUM = /\{\d+/y;
+
 // src/policy/schema.ts
 var METHODS = [
   "GET",
@@ -40800,21 +41035,14 @@ var dlpPatternSchema = strictObject({
   })
 });
 function regexProblem(source) {
-  let regex;
   try {
-    regex = new RegExp(source, "u");
+    new RegExp(source, "u");
   } catch (error2) {
     return `not a valid regular expression (${error2.message}); expected JavaScript RegExp syntax with the "u" flag`;
   }
-  if (EMPTY_MATCH_PROBES.some((text2) => matchesEmpty(regex, text2)))
-    return "the pattern matches the empty string (at a word or line edge, or before some character), so it would match every request; make it require at least one character";
+  if (canMatchEmpty(source))
+    return 'the pattern can match the empty string (each part of one of its alternatives is optional or zero-width: "?", "*", "{0,n}", "^", "$", "\\b", a lookahead or lookbehind), so it would match every request; make it require at least one character';
   return void 0;
-}
-var EMPTY_MATCH_PROBES = ["", "a", " ", "a b", "Ab1-_.", "key=value&x=1", "/path?q", "x\ny\n"];
-function matchesEmpty(regex, text2) {
-  for (const match of text2.matchAll(new RegExp(regex.source, "gu")))
-    if (match[0] === "") return true;
-  return false;
 }
 var dlpSchema = strictObject({
   builtin: boolean2().default(true),
@@ -40862,15 +41090,10 @@ var policySchema = strictObject({
       )
     );
   }
-  rules.forEach((rule, index) => {
-    if (rule?.tls !== "passthrough" || !isDestination(rule.destination)) return;
-    const passthrough = rule.destination;
-    const other = rules.findIndex(
-      (candidate) => candidate !== rule && isDestination(candidate?.destination) && candidate.tls !== "passthrough" && (candidate.methods !== void 0 || candidate.paths !== void 0 || candidate.scan === true || candidate.destination.url !== void 0) && patternsOverlap(candidate.destination.host, passthrough.host) && portsOf(candidate, candidate.destination).some(
-        (port2) => portsOf(rule, passthrough).includes(port2)
-      )
-    );
-    if (other < 0) return;
+  const ported = rules.map(
+    (rule) => isDestination(rule?.destination) ? { ...rule, ports: portsOf(rule, rule.destination) } : void 0
+  );
+  for (const { index, other } of passthroughConflicts(ported)) {
     ctx.addIssue(
       issue2(
         "conflict",
@@ -40878,7 +41101,7 @@ var policySchema = strictObject({
         ["egress", index, "tls"]
       )
     );
-  });
+  }
   for (const { index, first } of duplicatesBy(
     listOrEmpty(policy.secrets),
     (secret) => stringOrUndefined(secret?.env)
@@ -40953,9 +41176,48 @@ function policyHash(bytes) {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
+// src/policy/flow-depth.ts
+var import_yaml = __toESM(require_dist(), 1);
+var MAX_FLOW_DEPTH = 64;
+var NOT_IN_SOURCE = /* @__PURE__ */ new Set(["", "", ""]);
+function tooDeepFlowOffset(text2) {
+  let offset = 0;
+  let depth = 0;
+  for (const token of new import_yaml.Lexer().lex(text2)) {
+    if (token === "[" || token === "{") {
+      if (++depth > MAX_FLOW_DEPTH) return offset;
+    } else if (token === "]" || token === "}") depth--;
+    if (!NOT_IN_SOURCE.has(token)) offset += token.length;
+  }
+  return void 0;
+}
+
 // src/policy/load.ts
 var MAX_POLICY_BYTES = 1024 * 1024;
+var MAX_LISTED_ERRORS = 50;
 function parsePolicy(bytes, file) {
+  let parsed;
+  try {
+    parsed = parseAll(bytes, file);
+  } catch (error2) {
+    if (!isStackOverflow(error2)) throw error2;
+    parsed = { ok: false, errors: [tooDeep(file, { line: 1, col: 1 })] };
+  }
+  if (parsed.ok) return parsed;
+  const { errors } = parsed;
+  const listed = errors.slice(0, MAX_LISTED_ERRORS);
+  const next = errors[MAX_LISTED_ERRORS];
+  if (next !== void 0) {
+    listed.push({
+      ...next,
+      code: "too_many_errors",
+      path: "",
+      message: `${errors.length - MAX_LISTED_ERRORS} more errors from here on are not listed; fix the first ones and check again`
+    });
+  }
+  return { ok: false, errors: listed, total: errors.length };
+}
+function parseAll(bytes, file) {
   const at = (code2, line, col, message, path4 = "") => ({
     ok: false,
     errors: [{ code: code2, file, line, col, path: path4, message }]
@@ -40965,7 +41227,7 @@ function parsePolicy(bytes, file) {
       "file_too_large",
       1,
       1,
-      `the file has ${bytes.length} bytes; a policy may have at most ${MAX_POLICY_BYTES}`
+      `the file has more than ${MAX_POLICY_BYTES} bytes; a policy may have at most ${MAX_POLICY_BYTES}`
     );
   }
   const invalidAt = firstInvalidUtf8Offset(bytes);
@@ -40979,9 +41241,16 @@ function parsePolicy(bytes, file) {
     );
   }
   const text2 = new TextDecoder("utf-8", { ignoreBOM: false }).decode(bytes);
-  const lineCounter = new import_yaml.LineCounter();
-  const tokens = [...new import_yaml.Parser(lineCounter.addNewLine).parse(text2)];
-  const docs = [...new import_yaml.Composer({ uniqueKeys: true, strict: true }).compose(tokens)];
+  const deepAt = tooDeepFlowOffset(text2);
+  if (deepAt !== void 0) {
+    const { line, col } = textPosition(text2, deepAt);
+    return { ok: false, errors: [tooDeep(file, { line, col })] };
+  }
+  const lineCounter = new import_yaml2.LineCounter();
+  const tokens = [...new import_yaml2.Parser(lineCounter.addNewLine).parse(text2)];
+  const docs = withoutStackTraces(() => [
+    ...new import_yaml2.Composer({ uniqueKeys: true, strict: true }).compose(tokens)
+  ]);
   const position = (offset) => lineCounter.linePos(offset);
   const directive = firstDirective(tokens);
   if (directive !== void 0) {
@@ -41010,6 +41279,9 @@ function parsePolicy(bytes, file) {
       'the file holds more than one YAML document; a policy is one document (remove the "---" separator)'
     );
   }
+  const overflow = doc.errors.find(isStackOverflow);
+  if (overflow !== void 0)
+    return { ok: false, errors: [tooDeep(file, position(overflow.pos[0]))] };
   const syntaxErrors = doc.errors.map((error2) => {
     const { line, col } = position(error2.pos[0]);
     const duplicate = error2.code === "DUPLICATE_KEY";
@@ -41019,13 +41291,13 @@ function parsePolicy(bytes, file) {
       line,
       col,
       path: "",
-      message: duplicate ? "this key appears twice in the same mapping; keep one" : `YAML syntax error: ${firstLine(error2.message)}`
+      message: duplicate ? duplicateKeyMessage(doc, error2.pos[0], position) : `YAML syntax error: ${firstLine(error2.message)}`
     };
   });
   if (syntaxErrors.length > 0) return { ok: false, errors: syntaxErrors };
   const structureErrors = forbiddenConstructs(doc, file, position);
   if (structureErrors.length > 0) return { ok: false, errors: structureErrors };
-  if (!(0, import_yaml.isMap)(doc.contents)) {
+  if (!(0, import_yaml2.isMap)(doc.contents)) {
     const { line, col } = position(doc.contents.range?.[0] ?? 0);
     return at(
       "wrong_type",
@@ -41049,6 +41321,28 @@ function parsePolicy(bytes, file) {
   }));
   return { ok: true, policy: { ...parsed.data, egress, file, hash: policyHash(bytes) } };
 }
+function withoutStackTraces(run) {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return run();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+function isStackOverflow(error2) {
+  return error2 instanceof Error && error2.message.includes("Maximum call stack size exceeded");
+}
+function tooDeep(file, { line, col }) {
+  return {
+    code: "too_deeply_nested",
+    file,
+    line,
+    col,
+    path: "",
+    message: "mappings or lists nest too deeply here to be read; a policy nests a few levels at most (flatten them)"
+  };
+}
 function firstDirective(tokens) {
   for (const token of tokens) {
     if (token.type === "directive")
@@ -41058,9 +41352,9 @@ function firstDirective(tokens) {
 }
 function forbiddenConstructs(doc, file, position) {
   const errors = [];
-  (0, import_yaml.visit)(doc, {
+  (0, import_yaml2.visit)(doc, {
     Pair(_key, pair) {
-      if (!(0, import_yaml.isNode)(pair.key) || (0, import_yaml.isScalar)(pair.key)) return;
+      if (!(0, import_yaml2.isNode)(pair.key) || (0, import_yaml2.isScalar)(pair.key)) return;
       const { line, col } = position(pair.key.range?.[0] ?? 0);
       errors.push({
         code: "wrong_type",
@@ -41068,12 +41362,12 @@ function forbiddenConstructs(doc, file, position) {
         line,
         col,
         path: "",
-        message: `a ${(0, import_yaml.isMap)(pair.key) ? "mapping" : "sequence"} is not a key; keys are plain words such as egress or destination`
+        message: `a ${(0, import_yaml2.isMap)(pair.key) ? "mapping" : "sequence"} is not a key; keys are plain words such as egress or destination`
       });
     },
     Node(_key, node2) {
       const { line, col } = position(node2.range?.[0] ?? 0);
-      if ((0, import_yaml.isAlias)(node2)) {
+      if ((0, import_yaml2.isAlias)(node2)) {
         errors.push({
           code: "alias_not_allowed",
           file,
@@ -41116,8 +41410,8 @@ function describeIssue(issue4, doc, file, position) {
     const name = String(path4.at(-1));
     const parent = nodeAt(doc, path4.slice(0, -1));
     const known = knownKeysOfParent();
-    const misspelt = (0, import_yaml.isMap)(parent) ? parent.items.some(
-      (item) => (0, import_yaml.isScalar)(item.key) && !known.includes(String(item.key.value)) && closestMatch(String(item.key.value), known) === name
+    const misspelt = (0, import_yaml2.isMap)(parent) ? parent.items.some(
+      (item) => (0, import_yaml2.isScalar)(item.key) && !known.includes(String(item.key.value)) && closestMatch(String(item.key.value), known) === name
     ) : false;
     return misspelt ? [] : [located("missing_key", `required key "${name}" is missing`, path4, nearestNode(doc, path4))];
   };
@@ -41127,11 +41421,12 @@ function describeIssue(issue4, doc, file, position) {
         const known = KNOWN_KEYS[path4.filter((k) => typeof k === "string").join(".")] ?? [];
         const suggestion = closestMatch(key, known);
         const hint = suggestion ? `did you mean "${suggestion}"?` : `expected one of ${known.join(", ")}`;
+        const node2 = keyNodeAt(doc, path4, key);
         return located(
           "unknown_key",
-          `unknown key "${key}"; ${hint}`,
+          `unknown key "${keyAsWritten(node2, key)}"; ${hint}`,
           [...path4, key],
-          keyNodeAt(doc, path4, key)
+          node2
         );
       });
     case "invalid_type":
@@ -41202,15 +41497,38 @@ function describeExpected(expected, input) {
   return text2;
 }
 function nodeAt(doc, path4) {
-  if (path4.length === 0) return (0, import_yaml.isNode)(doc.contents) ? doc.contents : void 0;
+  if (path4.length === 0) return (0, import_yaml2.isNode)(doc.contents) ? doc.contents : void 0;
   const node2 = doc.getIn(path4, true);
-  return (0, import_yaml.isNode)(node2) ? node2 : void 0;
+  return (0, import_yaml2.isNode)(node2) ? node2 : void 0;
 }
 function keyNodeAt(doc, path4, key) {
   const parent = nodeAt(doc, path4);
-  if (!(0, import_yaml.isMap)(parent)) return parent;
-  const pair = parent.items.find((item) => (0, import_yaml.isScalar)(item.key) && item.key.value === key);
-  return (0, import_yaml.isNode)(pair?.key) ? pair.key : parent;
+  if (!(0, import_yaml2.isMap)(parent)) return parent;
+  const pair = parent.items.find(
+    (item) => (0, import_yaml2.isScalar)(item.key) && String(item.key.value ?? "") === key
+  );
+  return (0, import_yaml2.isNode)(pair?.key) ? pair.key : parent;
+}
+function keyAsWritten(node2, key) {
+  return (0, import_yaml2.isScalar)(node2) && node2.source !== void 0 ? node2.source : key;
+}
+function duplicateKeyMessage(doc, offset, position) {
+  let message = "this key appears twice in the same mapping; keep one";
+  (0, import_yaml2.visit)(doc, {
+    Map(_key, map) {
+      const repeated = map.items.find(
+        (pair) => (0, import_yaml2.isScalar)(pair.key) && pair.key.range?.[0] === offset
+      )?.key;
+      if (!(0, import_yaml2.isScalar)(repeated)) return void 0;
+      const first = map.items.find(
+        (pair) => (0, import_yaml2.isScalar)(pair.key) && pair.key.value === repeated.value
+      )?.key;
+      const { line, col } = position((0, import_yaml2.isScalar)(first) ? first.range?.[0] ?? 0 : 0);
+      message = `key "${keyAsWritten(repeated, String(repeated.value))}" appears twice in the same mapping (first at line ${line}, column ${col}); keep one`;
+      return import_yaml2.visit.BREAK;
+    }
+  });
+  return message;
 }
 function nearestNode(doc, path4) {
   for (let length = path4.length; length >= 0; length--) {
@@ -41218,6 +41536,10 @@ function nearestNode(doc, path4) {
     if (node2) return node2;
   }
   return void 0;
+}
+function textPosition(text2, offset) {
+  const before = text2.slice(0, offset);
+  return { line: before.split("\n").length, col: offset - before.lastIndexOf("\n") };
 }
 function bytePosition(bytes, offset) {
   let line = 1;
@@ -41434,9 +41756,6 @@ function inspectedOn(policy, host, port2) {
     (rule) => hostMatches(rule.destination.host, host) && portAllowed(rule, port2) && needsInspection(rule)
   );
 }
-function needsInspection(rule) {
-  return rule.tls !== "passthrough" && (rule.methods !== void 0 || rule.paths !== void 0 || rule.scan || rule.destination.url !== void 0);
-}
 function refuse(policy, layer, reason, rule, target) {
   const auditable = policy.mode === "audit" && layer !== "request";
   return {
@@ -41451,116 +41770,26 @@ function refuse(policy, layer, reason, rule, target) {
   };
 }
 
-// src/cli/policy-command.ts
-async function policyCommand(args, io2) {
-  const [subcommand, ...rest] = args;
-  const option = rest.find((arg) => arg.startsWith("-"));
-  if (option !== void 0)
-    throw new UsageError(`policy ${subcommand ?? ""}: unknown option "${option}"`);
-  if (subcommand === "check" && rest.length === 1) return check(rest[0] ?? "", io2);
-  if (subcommand === "explain" && rest.length === 3) {
-    const [file = "", method = "", target = ""] = rest;
-    return explain(file, method, target, io2);
-  }
-  throw new UsageError(
-    subcommand === "check" || subcommand === "explain" ? `policy ${subcommand}: wrong number of arguments` : `policy: unknown subcommand "${subcommand ?? ""}"; expected check or explain`
-  );
-}
-async function load(file, io2) {
-  let bytes;
+// src/cli/policy-file.ts
+import { constants as constants2 } from "node:fs";
+import { open as open2 } from "node:fs/promises";
+async function readPolicyFile(file) {
+  const handle = await open2(file, constants2.O_RDONLY | constants2.O_NONBLOCK);
   try {
-    bytes = await io2.readFile(file);
-  } catch (error2) {
-    io2.err(`pipelock-egress: cannot read policy ${file}: ${error2.message}
-`);
-    return 2;
-  }
-  const result = parsePolicy(bytes, file);
-  if (result.ok) return result.policy;
-  for (const error2 of result.errors) io2.err(`${formatPolicyError(error2)}
-`);
-  io2.err(
-    `${result.errors.length} error${result.errors.length === 1 ? "" : "s"} in ${file}; nothing runs on an invalid policy
-`
-  );
-  return 1;
-}
-async function check(file, io2) {
-  const policy = await load(file, io2);
-  if (typeof policy === "number") return policy;
-  io2.out(summarise(policy));
-  return 0;
-}
-async function explain(file, method, target, io2) {
-  if (!/^[A-Za-z]+$/.test(method))
-    throw new UsageError(`policy explain: "${method}" is not an HTTP method`);
-  const policy = await load(file, io2);
-  if (typeof policy === "number") return 2;
-  const decision = decide(policy, { method, target });
-  const kept = decision.target === void 0 ? [] : secretsKeptFrom(policy, decision.target);
-  io2.out(describeDecision(decision, kept));
-  return decision.verdict === "block" ? 1 : 0;
-}
-function describeDecision(decision, keptSecrets) {
-  const lines = [decision.verdict];
-  if (decision.layer) lines.push(`  layer:  ${decision.layer}`);
-  lines.push(`  reason: ${decision.reason}`);
-  if (decision.rule)
-    lines.push(
-      `  rule:   egress[${decision.rule.index}] ${decision.rule.destination.canonical} (line ${decision.rule.line})`
-    );
-  if (decision.verdict === "warn")
-    lines.push("  mode:   audit (the request passes; enforce mode would block it)");
-  if (decision.verdict !== "block") {
-    const guarded = keptSecrets.length > 0 && !decision.passthrough;
-    const bound = `${keptSecrets.join(", ")} (bound secrets that may not go here), when set`;
-    const blind = decision.target?.kind === "authority" && !decision.intercept && !guarded;
-    const scan = blind ? "the host name only (the tunnel is not intercepted)" : decision.scan ? "headers and body are scanned for secrets" : guarded ? `headers and body are scanned for ${bound}` : "URL only";
-    lines.push(`  scan:   ${scan}`);
-    if (decision.target?.kind === "authority") {
-      lines.push(
-        `  tls:    ${decision.intercept ? "intercepted (a rule needs to see requests inside TLS)" : guarded ? `intercepted to keep out ${bound}` : "tunnelled untouched (SNI checked)"}`
-      );
+    if (!(await handle.stat()).isFile())
+      throw new Error("not a regular file; give the path of a policy YAML file");
+    const buffer = new Uint8Array(MAX_POLICY_BYTES + 1);
+    let length = 0;
+    while (length < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length);
+      if (bytesRead === 0) break;
+      length += bytesRead;
     }
+    return buffer.subarray(0, length);
+  } finally {
+    await handle.close();
   }
-  return `${lines.join("\n")}
-`;
 }
-function summarise(policy) {
-  const lines = [
-    `policy OK: ${policy.file}`,
-    `  hash        ${policy.hash}`,
-    `  mode        ${policy.mode}${policy.mode === "audit" ? " (nothing is blocked; would-be blocks are recorded)" : ""}`,
-    `  default     ${policy.default_deny ? "deny (only the rules below are allowed)" : "allow (unlisted destinations pass, recorded and scanned)"}`,
-    `  dns         ${policy.dns_resolution}`,
-    `  egress      ${policy.egress.length} rule${policy.egress.length === 1 ? "" : "s"}`,
-    ...policy.egress.map(describeRule),
-    `  websocket   ${policy.websocket.enabled ? `enabled at ${policy.websocket.proxy_path}, frame scan ${policy.websocket.frame_scan ? "on" : "off"}` : "disabled"}`,
-    `  secrets     ${policy.secrets.length === 0 ? "none bound" : policy.secrets.map((s) => `${s.env} -> ${s.allow.map((d) => d.canonical).join(", ") || "nowhere"}`).join("; ")}`,
-    `  dlp         built-in detectors ${policy.dlp.builtin ? "on" : "off"}, ${policy.dlp.patterns.length} extra pattern${policy.dlp.patterns.length === 1 ? "" : "s"}`
-  ];
-  return `${lines.join("\n")}
-`;
-}
-function describeRule(rule) {
-  const parts = [
-    `    [${rule.index}] ${rule.destination.canonical}`,
-    `ports ${rulePorts(rule).join(",")}`,
-    rule.methods ? `methods ${rule.methods.join(",")}` : "any method"
-  ];
-  if (rule.paths) parts.push(`paths ${rule.paths.join(",")}`);
-  if (rule.scan) parts.push("scan");
-  if (rule.tls) parts.push(`tls ${rule.tls}`);
-  return parts.join("  ");
-}
-
-// src/engine/engine.ts
-import { createServer } from "node:http";
-import { once } from "node:events";
-import { randomUUID as randomUUID2 } from "node:crypto";
-
-// src/engine/admission.ts
-import { randomUUID } from "node:crypto";
 
 // src/engine/ssrf.ts
 function range(text2, kind) {
@@ -41654,6 +41883,13 @@ function passthroughToGuardedAddress(decision, address) {
     reason: `SSRF blocked: ${host} resolves to ${kind} address ${formatIp(ip)}, whose rules judge methods, paths or content on port ${port2}, which only an intercepted tunnel lets them do; ${passthrough} says "tls: passthrough"`
   };
 }
+
+// src/engine/websocket.ts
+import { connect as netConnect } from "node:net";
+import { connect as tlsConnect } from "node:tls";
+
+// src/engine/admission.ts
+import { randomUUID } from "node:crypto";
 
 // src/engine/body-method.ts
 var SOURCE = "the body field _method";
@@ -41979,6 +42215,72 @@ function strictest(own2, readings) {
   return { ...own2, verdict, layer, reason, scan: all.some((d) => d.scan) };
 }
 
+// src/engine/decision-log.ts
+function outcomeOf(entry, pattern) {
+  return { ...entry, layer: "outcome", phase: "outcome", pattern };
+}
+var READ = {
+  action_type: "read",
+  side_effect_class: "external_read",
+  reversibility: "full"
+};
+var CLASSIFICATION = {
+  GET: READ,
+  HEAD: READ,
+  OPTIONS: READ,
+  TRACE: READ,
+  CONNECT: READ,
+  WS: READ,
+  POST: {
+    action_type: "write",
+    side_effect_class: "external_write",
+    reversibility: "compensatable"
+  },
+  PUT: {
+    action_type: "write",
+    side_effect_class: "external_write",
+    reversibility: "compensatable"
+  },
+  PATCH: {
+    action_type: "write",
+    side_effect_class: "external_write",
+    reversibility: "compensatable"
+  },
+  DELETE: {
+    action_type: "write",
+    side_effect_class: "external_write",
+    reversibility: "irreversible"
+  }
+};
+var UNCLASSIFIED = {
+  action_type: "unclassified",
+  side_effect_class: "none",
+  reversibility: "unknown"
+};
+function receiptFields(entry, run, timestamp) {
+  const fields2 = {
+    action_id: entry.actionId,
+    ...CLASSIFICATION[entry.method] ?? UNCLASSIFIED,
+    timestamp,
+    principal: "local",
+    actor: run.actor,
+    delegation_chain: null,
+    target: entry.target,
+    policy_hash: run.policyHash,
+    verdict: entry.verdict,
+    transport: entry.transport,
+    method: entry.method,
+    request_id: entry.requestId
+  };
+  if (entry.phase) fields2.decision_phase = entry.phase;
+  if (entry.layer) fields2.layer = entry.layer;
+  if (entry.pattern) fields2.pattern = entry.pattern;
+  return fields2;
+}
+
+// src/engine/dlp/content-views.ts
+import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from "node:zlib";
+
 // src/engine/dlp/detectors.ts
 var builtin = (name, body2, { start = "", end = "", flags = "" } = {}) => ({
   name,
@@ -42042,6 +42344,17 @@ function policyDetectors(policy) {
   }));
   return [...policy.dlp.builtin ? BUILTIN_DETECTORS : [], ...own2];
 }
+function firstFinding(probe2, text2) {
+  const first = probe2.exec(text2);
+  if (first === null || first[0] !== "") return first ?? void 0;
+  for (const match of text2.matchAll(new RegExp(probe2.source, `g${probe2.flags}`)))
+    if (match[0] !== "") return match;
+  return void 0;
+}
+function redactFindings(detector, text2) {
+  const label = `[REDACTED:${detector.name}]`;
+  return text2.replace(detector.pattern, (match) => match === "" ? "" : label);
+}
 
 // src/engine/dlp/time-bound.ts
 import { createContext, Script } from "node:vm";
@@ -42083,7 +42396,8 @@ function httpServerOptions(limits) {
   return {
     maxHeaderSize: limits.maxHeaderBytes,
     requestTimeout: limits.requestTimeoutMs,
-    headersTimeout: Math.min(limits.requestTimeoutMs, 2e4),
+    // Node reports both as one error: a 408 can only state the limit if they are the same.
+    headersTimeout: limits.requestTimeoutMs,
     // Node checks these timeouts on this interval (default 30 s): a short limit needs a short check.
     connectionsCheckingInterval: Math.max(
       25,
@@ -42374,7 +42688,7 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
         running = detector.name;
         for (const view of views) {
           where = view.where;
-          const match = (decoded2 ? decodedProbe : probe2).exec(view.text);
+          const match = firstFinding(decoded2 ? decodedProbe : probe2, view.text);
           if (match) return { detector: detector.name, where: view.where, forms: [match[0]] };
         }
       }
@@ -42433,7 +42747,7 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
     redactText(text2) {
       const cutBy = (group, from) => group.reduce((cut, { detector, probe: probe2 }) => {
         running = detector.name;
-        return probe2.test(cut) ? cut.replace(detector.pattern, `[REDACTED:${detector.name}]`) : cut;
+        return probe2.test(cut) ? redactFindings(detector, cut) : cut;
       }, from);
       try {
         const cut = cutBy(builtinProbes, redactSpelledBound(text2));
@@ -42497,7 +42811,6 @@ function withoutSeparators(text2) {
 }
 
 // src/engine/dlp/content-views.ts
-import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from "node:zlib";
 function headerViews(headers) {
   const views = [];
   for (let i = 0; i < headers.length; i += 2) {
@@ -42704,10 +43017,6 @@ function decodeBody(body2, contentEncoding, maxBytes) {
   return { ok: true, body: current };
 }
 
-// src/engine/forward.ts
-import { EventEmitter } from "node:events";
-import { Transform } from "node:stream";
-
 // src/engine/refusal.ts
 var BLOCK_HEADER = "X-Pipelock-Egress-Block";
 var STATUS_TEXT = {
@@ -42737,6 +43046,7 @@ function refuseResponse(res, refusal) {
   });
   res.end(text2);
 }
+var REFUSED_SOCKET_LINGER_MS = 1e3;
 function refuseSocket(socket, refusal) {
   if (!socket.writable) {
     socket.destroy();
@@ -42752,6 +43062,8 @@ Connection: close\r
 \r
 ${text2}`
   );
+  const linger = setTimeout(() => socket.destroy(), REFUSED_SOCKET_LINGER_MS);
+  socket.once("close", () => clearTimeout(linger));
 }
 function clientErrorRefusal(error2, limits) {
   if (error2.code === "HPE_HEADER_OVERFLOW")
@@ -42773,7 +43085,450 @@ function clientErrorRefusal(error2, limits) {
   };
 }
 
+// src/engine/websocket.ts
+function webSocketSwitchRefusal(policy) {
+  return policy.websocket.enabled ? void 0 : {
+    status: 403,
+    layer: "websocket",
+    reason: "WebSocket is not enabled by the policy (websocket.enabled: false)"
+  };
+}
+var HANDSHAKE_HEADERS = /* @__PURE__ */ new Set([
+  "host",
+  "connection",
+  "upgrade",
+  "sec-websocket-key",
+  "sec-websocket-version",
+  "sec-websocket-extensions",
+  "sec-websocket-protocol",
+  "proxy-authorization",
+  "proxy-connection",
+  "keep-alive",
+  "te",
+  "trailer",
+  "transfer-encoding"
+]);
+var POLICY_VIOLATION = 1008;
+var SEAM_CHARS = 1024;
+var JOINED_MESSAGES = "WebSocket messages (joined with the ones before)";
+var ws;
+function loadWs() {
+  return ws ??= Promise.resolve().then(() => (init_wrapper(), wrapper_exports));
+}
+async function relayWebSocket(context2, req, socket, head, request) {
+  const forwarded = forwardedHeaders(req.rawHeaders);
+  const protocols = headerList(req.headers["sec-websocket-protocol"]);
+  const routed = pathOverrides(request.target, req.rawHeaders);
+  const scanner = context2.admission.scanner;
+  let scanMessages = false;
+  const inspect = async (decision) => {
+    const target2 = decision.target;
+    if (target2 === void 0) return void 0;
+    const problem = handshakeProblem(req, request.target, protocols) ?? ("problem" in routed ? routed.problem : void 0);
+    if (problem) return { refusal: { status: 400, layer: "request", reason: problem } };
+    scanMessages = context2.frameScan || scanner.guards(target2);
+    const sent = [...forwarded, ...protocols.flatMap((name) => ["Sec-WebSocket-Protocol", name])];
+    const finding = scanner.scanContent(
+      headerViews(sent),
+      target2,
+      decision.scan || context2.frameScan
+    );
+    return finding && { refusal: dlpRefusal(finding) };
+  };
+  const judged2 = "overrides" in routed ? { ...request, pathOverrides: routed.overrides } : request;
+  const admission = await admit(context2.admission, judged2, inspect);
+  if (!admission.admitted) return refuseSocket(socket, admission.refusal);
+  const target = admission.decision.target;
+  if (target?.kind !== "url") throw new Error("unreachable: a WebSocket target is a URL");
+  const { default: WebSocketClient, WebSocketServer: WebSocketServer2 } = await loadWs();
+  const upstream = await openUpstream(
+    WebSocketClient,
+    context2,
+    withoutUserinfo(request.target),
+    protocols,
+    pairs(forwarded),
+    {
+      address: formatIp(admission.address),
+      port: target.port,
+      secure: target.scheme === "https",
+      servername: target.host.kind === "name" ? target.host.name : void 0
+    }
+  );
+  if (!upstream.ok) {
+    const { status, layer, reason } = upstream.refusal;
+    await context2.record(
+      outcomeOf(admission.entry, `status=${status} layer=${layer} reason=${reason}`)
+    );
+    return refuseSocket(socket, upstream.refusal);
+  }
+  const server = new WebSocketServer2({
+    noServer: true,
+    perMessageDeflate: false,
+    maxPayload: context2.maxMessageBytes,
+    // The client gets the subprotocol the origin chose, or none.
+    handleProtocols: () => upstream.socket.protocol || false
+  });
+  if (!socket.readable || !socket.writable) {
+    upstream.socket.terminate();
+    socket.destroy();
+    await context2.record(
+      outcomeOf(admission.entry, "status=499 reason=client_gone_during_handshake")
+    );
+    return;
+  }
+  const untrack = context2.track(socket);
+  const client = await new Promise((resolve3) => {
+    socket.once("close", () => resolve3(void 0));
+    server.handleUpgrade(req, socket, head, (opened) => {
+      opened.pause();
+      resolve3(opened);
+    });
+  });
+  if (client === void 0) {
+    upstream.socket.terminate();
+    await context2.record(outcomeOf(admission.entry, "status=400 reason=client_handshake_rejected"));
+  } else {
+    const pair = { client, upstream: upstream.socket, clientSocket: socket };
+    await relayMessages(context2, pair, admission.entry, scanMessages, target);
+  }
+  untrack();
+}
+var TOKEN2 = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+function handshakeProblem(req, target, protocols) {
+  if (new URL(target).hash !== "") return "a WebSocket URL has no #fragment (RFC 6455 3)";
+  if (!/^[+/0-9A-Za-z]{22}==$/.test(req.headers["sec-websocket-key"] ?? ""))
+    return "the WebSocket handshake has no valid Sec-WebSocket-Key";
+  if (req.headers["sec-websocket-version"] !== "13")
+    return "the WebSocket handshake must ask for Sec-WebSocket-Version 13";
+  const malformed = protocols.find(
+    (name, at) => !TOKEN2.test(name) || protocols.indexOf(name) !== at
+  );
+  if (malformed !== void 0)
+    return `the Sec-WebSocket-Protocol ${JSON.stringify(malformed)} is not a token, or is named twice`;
+  return void 0;
+}
+function openUpstream(WebSocketClient, context2, url, protocols, headers, dial) {
+  return new Promise((resolve3) => {
+    const upstream = new WebSocketClient(url, protocols, {
+      perMessageDeflate: false,
+      maxPayload: context2.maxMessageBytes,
+      handshakeTimeout: context2.handshakeTimeoutMs,
+      followRedirects: false,
+      headers: Object.fromEntries(headers),
+      createConnection: () => dial.secure ? tlsConnect({
+        host: dial.address,
+        port: dial.port,
+        ...dial.servername ? { servername: dial.servername } : {},
+        secureContext: context2.trust(),
+        ALPNProtocols: ["http/1.1"]
+      }) : netConnect({ host: dial.address, port: dial.port })
+    });
+    const where = url.replace(/[?#].*$/, "");
+    const fail2 = (status, reason) => {
+      upstream.removeAllListeners();
+      upstream.on("error", () => void 0);
+      upstream.terminate();
+      resolve3({ ok: false, refusal: { status, layer: "upstream", reason } });
+    };
+    upstream.once("open", () => {
+      upstream.removeAllListeners("error");
+      upstream.pause();
+      resolve3({ ok: true, socket: upstream });
+    });
+    upstream.once(
+      "unexpected-response",
+      (_request, response) => fail2(502, `upstream ${where} answered the WebSocket handshake with ${response.statusCode}`)
+    );
+    upstream.once(
+      "error",
+      (error2) => fail2(
+        /timed out/i.test(error2.message) ? 504 : 502,
+        `upstream ${where} failed: ${error2.code ? `${error2.code} ` : ""}${error2.message}`
+      )
+    );
+  });
+}
+function relayMessages(context2, { client, upstream, clientSocket }, entry, scanMessages, target) {
+  const tally = { sent: 0, received: 0, blocked: 0, reason: "complete" };
+  const toUpstream = forwarder(client, upstream);
+  const toClient = forwarder(upstream, client);
+  let sentTail = "";
+  clientSocket.setTimeout(context2.idleMs, () => {
+    if (tally.reason === "complete") tally.reason = "idle";
+    client.terminate();
+  });
+  const block = (refusal) => {
+    tally.blocked++;
+    tally.reason = `blocked ${refusal.layer}`;
+    void context2.record({
+      ...entry,
+      verdict: "block",
+      layer: refusal.layer,
+      pattern: refusal.reason
+    });
+    const reason = refusal.layer === "dlp" ? "DLP violation" : "policy violation";
+    client.close(POLICY_VIOLATION, reason);
+    upstream.close(POLICY_VIOLATION, reason);
+  };
+  client.on("message", (data, isBinary) => {
+    if (tally.blocked > 0) return;
+    if (scanMessages) {
+      if (isBinary) {
+        return block({
+          status: 403,
+          layer: "websocket",
+          reason: "binary messages are not allowed while messages are scanned"
+        });
+      }
+      const text2 = rawText2(data);
+      const views = textViews(text2, "WebSocket message");
+      if (sentTail !== "")
+        views.push(...textViews(sentTail + text2.slice(0, SEAM_CHARS), JOINED_MESSAGES));
+      const finding = context2.admission.scanner.scanContent(views, target, context2.frameScan);
+      if (finding) return block(dlpRefusal(finding));
+      sentTail = (sentTail + text2.slice(-SEAM_CHARS)).slice(-SEAM_CHARS);
+    }
+    tally.sent++;
+    toUpstream(data, isBinary);
+  });
+  upstream.on("message", (data, isBinary) => {
+    tally.received++;
+    toClient(data, isBinary);
+  });
+  return new Promise((resolve3) => {
+    let open4 = 2;
+    const closed = (side, code2, other) => {
+      if (tally.reason === "complete" && code2 !== 1e3 && code2 !== 1005)
+        tally.reason = `${side}_closed_${code2}`;
+      if (other.readyState === other.OPEN) other.close(closeCode(code2));
+      else if (other.readyState === other.CONNECTING) other.terminate();
+      if (--open4 > 0) return;
+      void context2.record(
+        outcomeOf(
+          entry,
+          `status=101 messages_sent=${tally.sent} messages_received=${tally.received} blocked=${tally.blocked} reason=${tally.reason}`
+        )
+      ).then(resolve3);
+    };
+    client.on("close", (code2) => closed("client", code2, upstream));
+    upstream.on("close", (code2) => closed("upstream", code2, client));
+    client.on("error", (error2) => {
+      if (tally.blocked === 0)
+        block({
+          status: 400,
+          layer: error2.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH" ? "limit" : "websocket",
+          reason: `the client's message was refused: ${error2.message}`
+        });
+      client.terminate();
+    });
+    upstream.on("error", () => upstream.terminate());
+    upstream.resume();
+    client.resume();
+  });
+}
+var QUEUED_BYTES_HIGH = 4 * 1024 * 1024;
+function forwarder(source, destination2) {
+  let queued = 0;
+  return (data, isBinary) => {
+    const bytes = byteLength(data);
+    queued += bytes;
+    if (queued > QUEUED_BYTES_HIGH) source.pause();
+    destination2.send(data, { binary: isBinary }, () => {
+      queued -= bytes;
+      if (queued <= QUEUED_BYTES_HIGH && source.isPaused) source.resume();
+    });
+  };
+}
+function byteLength(data) {
+  return Array.isArray(data) ? data.reduce((sum, part) => sum + part.length, 0) : data.byteLength;
+}
+function closeCode(code2) {
+  if (code2 === 1005) return 1e3;
+  if (code2 === 1006 || code2 === 1015) return 1011;
+  return code2;
+}
+function forwardedHeaders(rawHeaders) {
+  const kept = [];
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] ?? "";
+    if (!HANDSHAKE_HEADERS.has(name.toLowerCase())) kept.push(name, rawHeaders[i + 1] ?? "");
+  }
+  return kept;
+}
+function pairs(flat) {
+  const out = [];
+  for (let i = 0; i < flat.length; i += 2) out.push([flat[i] ?? "", flat[i + 1] ?? ""]);
+  return out;
+}
+function withoutUserinfo(target) {
+  const url = new URL(target);
+  url.username = "";
+  url.password = "";
+  return url.href;
+}
+function headerList(value) {
+  return (value ?? "").split(",").map((item) => item.trim()).filter((item) => item !== "");
+}
+function rawText2(data) {
+  if (Array.isArray(data)) return Buffer.concat(data).toString("utf8");
+  return Buffer.from(data).toString("utf8");
+}
+
+// src/cli/explain-request.ts
+function explainRequest(policy, method, target) {
+  const decision = decide(policy, { method, target });
+  const switchedOff = /^wss?:\/\//i.test(target) ? webSocketSwitchRefusal(policy) : void 0;
+  if (switchedOff) return { decision, refusal: switchedOff, ssrf: void 0 };
+  const to = decision.target;
+  if (decision.verdict === "block" || to === void 0)
+    return { decision, refusal: void 0, ssrf: void 0 };
+  if (to.host.kind === "name") {
+    return {
+      decision,
+      refusal: void 0,
+      ssrf: `applies to the addresses ${formatHost(to.host)} resolves to when the request is made (a loopback, private or metadata address passes only on a rule naming it)`
+    };
+  }
+  const { ip } = to.host;
+  const checked = checkResolvedAddresses(policy, { methods: [method], target: to }, [ip]);
+  if (!checked.ok)
+    return {
+      decision,
+      refusal: { status: 403, layer: "ssrf", reason: checked.reason },
+      ssrf: void 0
+    };
+  const kind = specialAddressKind(ip);
+  const scanned = checked.scan ? { ...decision, scan: true } : decision;
+  const intercepted = to.kind === "authority" ? interceptedForAddress(policy, ip, to.port) : void 0;
+  if (intercepted !== void 0 && decision.passthrough) {
+    const refusal = passthroughToGuardedAddress(decision, { ip, kind: intercepted, port: to.port });
+    return { decision, refusal, ssrf: void 0 };
+  }
+  return {
+    decision: intercepted === void 0 ? scanned : { ...scanned, intercept: true },
+    refusal: void 0,
+    ssrf: kind === void 0 ? `passes: ${formatIp(ip)} is a public address` : `passes: ${formatIp(ip)} is a ${kind} address, and a rule naming it allows this request`
+  };
+}
+
+// src/cli/policy-command.ts
+async function policyCommand(args, io2) {
+  const [subcommand, ...rest] = args;
+  const option = rest.find((arg) => arg.startsWith("-"));
+  if (option !== void 0)
+    throw new UsageError(`policy ${subcommand ?? ""}: unknown option "${option}"`);
+  if (subcommand === "check" && rest.length === 1) return check(rest[0] ?? "", io2);
+  if (subcommand === "explain" && rest.length === 3) {
+    const [file = "", method = "", target = ""] = rest;
+    return explain(file, method, target, io2);
+  }
+  throw new UsageError(
+    subcommand === "check" || subcommand === "explain" ? `policy ${subcommand}: wrong number of arguments` : `policy: unknown subcommand "${subcommand ?? ""}"; expected check or explain`
+  );
+}
+async function load(file, io2) {
+  let bytes;
+  try {
+    bytes = await readPolicyFile(file);
+  } catch (error2) {
+    io2.err(`pipelock-egress: cannot read policy ${file}: ${error2.message}
+`);
+    return 2;
+  }
+  const result = parsePolicy(bytes, file);
+  if (result.ok) return result.policy;
+  for (const error2 of result.errors) io2.err(`${formatPolicyError(error2)}
+`);
+  io2.err(
+    `${result.total} error${result.total === 1 ? "" : "s"} in ${file}; nothing runs on an invalid policy
+`
+  );
+  return 1;
+}
+async function check(file, io2) {
+  const policy = await load(file, io2);
+  if (typeof policy === "number") return policy;
+  io2.out(summarise(policy));
+  return 0;
+}
+async function explain(file, method, target, io2) {
+  if (!/^[A-Za-z]+$/.test(method))
+    throw new UsageError(`policy explain: "${method}" is not an HTTP method`);
+  const policy = await load(file, io2);
+  if (typeof policy === "number") return 2;
+  const explanation = explainRequest(policy, method, target);
+  const { decision } = explanation;
+  const kept = decision.target === void 0 ? [] : secretsKeptFrom(policy, decision.target);
+  io2.out(describeExplanation(explanation, kept));
+  return explanation.refusal !== void 0 || decision.verdict === "block" ? 1 : 0;
+}
+function describeExplanation({ decision, refusal, ssrf }, keptSecrets) {
+  if (refusal !== void 0)
+    return `block
+  layer:  ${refusal.layer}
+  reason: ${refusal.reason}
+`;
+  const lines = [decision.verdict];
+  if (decision.layer) lines.push(`  layer:  ${decision.layer}`);
+  lines.push(`  reason: ${decision.reason}`);
+  if (decision.rule)
+    lines.push(
+      `  rule:   egress[${decision.rule.index}] ${decision.rule.destination.canonical} (line ${decision.rule.line})`
+    );
+  if (decision.verdict === "warn")
+    lines.push("  mode:   audit (the request passes; enforce mode would block it)");
+  if (decision.verdict !== "block") {
+    const guarded = keptSecrets.length > 0 && !decision.passthrough;
+    const bound = `${keptSecrets.join(", ")} (bound secrets that may not go here), when set`;
+    const blind = decision.target?.kind === "authority" && !decision.intercept && !guarded;
+    const scan = blind ? "the host name only (the tunnel is not intercepted)" : decision.scan ? "headers and body are scanned for secrets" : guarded ? `headers and body are scanned for ${bound}` : "URL only";
+    lines.push(`  scan:   ${scan}`);
+    if (decision.target?.kind === "authority") {
+      lines.push(
+        `  tls:    ${decision.intercept ? "intercepted (a rule needs to see requests inside TLS)" : guarded ? `intercepted to keep out ${bound}` : "tunnelled untouched (SNI checked)"}`
+      );
+    }
+  }
+  if (ssrf !== void 0) lines.push(`  ssrf:   ${ssrf}`);
+  return `${lines.join("\n")}
+`;
+}
+function summarise(policy) {
+  const lines = [
+    `policy OK: ${policy.file}`,
+    `  hash        ${policy.hash}`,
+    `  mode        ${policy.mode}${policy.mode === "audit" ? " (nothing is blocked; would-be blocks are recorded)" : ""}`,
+    `  default     ${policy.default_deny ? "deny (only the rules below are allowed)" : "allow (unlisted destinations pass, recorded and scanned)"}`,
+    `  dns         ${policy.dns_resolution}`,
+    `  egress      ${policy.egress.length} rule${policy.egress.length === 1 ? "" : "s"}`,
+    ...policy.egress.map(describeRule),
+    `  websocket   ${policy.websocket.enabled ? `enabled at ${policy.websocket.proxy_path}, frame scan ${policy.websocket.frame_scan ? "on" : "off"}` : "disabled"}`,
+    `  secrets     ${policy.secrets.length === 0 ? "none bound" : policy.secrets.map((s) => `${s.env} -> ${s.allow.map((d) => d.canonical).join(", ") || "nowhere"}`).join("; ")}`,
+    `  dlp         built-in detectors ${policy.dlp.builtin ? "on" : "off"}, ${policy.dlp.patterns.length} extra pattern${policy.dlp.patterns.length === 1 ? "" : "s"}`
+  ];
+  return `${lines.join("\n")}
+`;
+}
+function describeRule(rule) {
+  const parts = [
+    `    [${rule.index}] ${rule.destination.canonical}`,
+    `ports ${rulePorts(rule).join(",")}`,
+    rule.methods ? `methods ${rule.methods.join(",")}` : "any method"
+  ];
+  if (rule.paths) parts.push(`paths ${rule.paths.join(",")}`);
+  if (rule.scan) parts.push("scan");
+  if (rule.tls) parts.push(`tls ${rule.tls}`);
+  return parts.join("  ");
+}
+
+// src/engine/engine.ts
+import { createServer } from "node:http";
+import { once } from "node:events";
+import { randomUUID as randomUUID2 } from "node:crypto";
+
 // src/engine/forward.ts
+import { EventEmitter } from "node:events";
+import { Transform } from "node:stream";
 var HOP_BY_HOP = /* @__PURE__ */ new Set([
   "connection",
   "keep-alive",
@@ -43108,69 +43863,6 @@ var RequestInspection = class {
 };
 function expectsContinue(req) {
   return /^100-continue$/i.test(req.headers.expect ?? "");
-}
-
-// src/engine/decision-log.ts
-function outcomeOf(entry, pattern) {
-  return { ...entry, layer: "outcome", phase: "outcome", pattern };
-}
-var READ = {
-  action_type: "read",
-  side_effect_class: "external_read",
-  reversibility: "full"
-};
-var CLASSIFICATION = {
-  GET: READ,
-  HEAD: READ,
-  OPTIONS: READ,
-  TRACE: READ,
-  CONNECT: READ,
-  WS: READ,
-  POST: {
-    action_type: "write",
-    side_effect_class: "external_write",
-    reversibility: "compensatable"
-  },
-  PUT: {
-    action_type: "write",
-    side_effect_class: "external_write",
-    reversibility: "compensatable"
-  },
-  PATCH: {
-    action_type: "write",
-    side_effect_class: "external_write",
-    reversibility: "compensatable"
-  },
-  DELETE: {
-    action_type: "write",
-    side_effect_class: "external_write",
-    reversibility: "irreversible"
-  }
-};
-var UNCLASSIFIED = {
-  action_type: "unclassified",
-  side_effect_class: "none",
-  reversibility: "unknown"
-};
-function receiptFields(entry, run, timestamp) {
-  const fields2 = {
-    action_id: entry.actionId,
-    ...CLASSIFICATION[entry.method] ?? UNCLASSIFIED,
-    timestamp,
-    principal: "local",
-    actor: run.actor,
-    delegation_chain: null,
-    target: entry.target,
-    policy_hash: run.policyHash,
-    verdict: entry.verdict,
-    transport: entry.transport,
-    method: entry.method,
-    request_id: entry.requestId
-  };
-  if (entry.phase) fields2.decision_phase = entry.phase;
-  if (entry.layer) fields2.layer = entry.layer;
-  if (entry.pattern) fields2.pattern = entry.pattern;
-  return fields2;
 }
 
 // src/engine/upstream-pools.ts
@@ -43797,289 +44489,60 @@ function alertText(error2) {
   return typeof reason === "string" ? reason : error2.message;
 }
 
-// src/engine/websocket.ts
-import { connect as netConnect } from "node:net";
-import { connect as tlsConnect } from "node:tls";
-var HANDSHAKE_HEADERS = /* @__PURE__ */ new Set([
-  "host",
-  "connection",
-  "upgrade",
-  "sec-websocket-key",
-  "sec-websocket-version",
-  "sec-websocket-extensions",
-  "sec-websocket-protocol",
-  "proxy-authorization",
-  "proxy-connection",
-  "keep-alive",
-  "te",
-  "trailer",
-  "transfer-encoding"
-]);
-var POLICY_VIOLATION = 1008;
-var SEAM_CHARS = 1024;
-var JOINED_MESSAGES = "WebSocket messages (joined with the ones before)";
-var ws;
-function loadWs() {
-  return ws ??= Promise.resolve().then(() => (init_wrapper(), wrapper_exports));
-}
-async function relayWebSocket(context2, req, socket, head, request) {
-  const forwarded = forwardedHeaders(req.rawHeaders);
-  const protocols = headerList(req.headers["sec-websocket-protocol"]);
-  const routed = pathOverrides(request.target, req.rawHeaders);
-  const scanner = context2.admission.scanner;
-  let scanMessages = false;
-  const inspect = async (decision) => {
-    const target2 = decision.target;
-    if (target2 === void 0) return void 0;
-    const problem = handshakeProblem(req, request.target, protocols) ?? ("problem" in routed ? routed.problem : void 0);
-    if (problem) return { refusal: { status: 400, layer: "request", reason: problem } };
-    scanMessages = context2.frameScan || scanner.guards(target2);
-    const sent = [...forwarded, ...protocols.flatMap((name) => ["Sec-WebSocket-Protocol", name])];
-    const finding = scanner.scanContent(
-      headerViews(sent),
-      target2,
-      decision.scan || context2.frameScan
-    );
-    return finding && { refusal: dlpRefusal(finding) };
-  };
-  const judged2 = "overrides" in routed ? { ...request, pathOverrides: routed.overrides } : request;
-  const admission = await admit(context2.admission, judged2, inspect);
-  if (!admission.admitted) return refuseSocket(socket, admission.refusal);
-  const target = admission.decision.target;
-  if (target?.kind !== "url") throw new Error("unreachable: a WebSocket target is a URL");
-  const { default: WebSocketClient, WebSocketServer: WebSocketServer2 } = await loadWs();
-  const upstream = await openUpstream(
-    WebSocketClient,
-    context2,
-    withoutUserinfo(request.target),
-    protocols,
-    pairs(forwarded),
-    {
-      address: formatIp(admission.address),
-      port: target.port,
-      secure: target.scheme === "https",
-      servername: target.host.kind === "name" ? target.host.name : void 0
-    }
-  );
-  if (!upstream.ok) {
-    const { status, layer, reason } = upstream.refusal;
-    await context2.record(
-      outcomeOf(admission.entry, `status=${status} layer=${layer} reason=${reason}`)
-    );
-    return refuseSocket(socket, upstream.refusal);
+// src/engine/request-deadline.ts
+var RequestDeadlines = class {
+  constructor(timeoutMs, expire) {
+    this.timeoutMs = timeoutMs;
+    this.expire = expire;
   }
-  const server = new WebSocketServer2({
-    noServer: true,
-    perMessageDeflate: false,
-    maxPayload: context2.maxMessageBytes,
-    // The client gets the subprotocol the origin chose, or none.
-    handleProtocols: () => upstream.socket.protocol || false
-  });
-  if (!socket.readable || !socket.writable) {
-    upstream.socket.terminate();
-    socket.destroy();
-    await context2.record(
-      outcomeOf(admission.entry, "status=499 reason=client_gone_during_handshake")
-    );
-    return;
-  }
-  const untrack = context2.track(socket);
-  const client = await new Promise((resolve3) => {
-    socket.once("close", () => resolve3(void 0));
-    server.handleUpgrade(req, socket, head, (opened) => {
-      opened.pause();
-      resolve3(opened);
-    });
-  });
-  if (client === void 0) {
-    upstream.socket.terminate();
-    await context2.record(outcomeOf(admission.entry, "status=400 reason=client_handshake_rejected"));
-  } else {
-    const pair = { client, upstream: upstream.socket, clientSocket: socket };
-    await relayMessages(context2, pair, admission.entry, scanMessages, target);
-  }
-  untrack();
-}
-var TOKEN2 = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-function handshakeProblem(req, target, protocols) {
-  if (new URL(target).hash !== "") return "a WebSocket URL has no #fragment (RFC 6455 3)";
-  if (!/^[+/0-9A-Za-z]{22}==$/.test(req.headers["sec-websocket-key"] ?? ""))
-    return "the WebSocket handshake has no valid Sec-WebSocket-Key";
-  if (req.headers["sec-websocket-version"] !== "13")
-    return "the WebSocket handshake must ask for Sec-WebSocket-Version 13";
-  const malformed = protocols.find(
-    (name, at) => !TOKEN2.test(name) || protocols.indexOf(name) !== at
-  );
-  if (malformed !== void 0)
-    return `the Sec-WebSocket-Protocol ${JSON.stringify(malformed)} is not a token, or is named twice`;
-  return void 0;
-}
-function openUpstream(WebSocketClient, context2, url, protocols, headers, dial) {
-  return new Promise((resolve3) => {
-    const upstream = new WebSocketClient(url, protocols, {
-      perMessageDeflate: false,
-      maxPayload: context2.maxMessageBytes,
-      handshakeTimeout: context2.handshakeTimeoutMs,
-      followRedirects: false,
-      headers: Object.fromEntries(headers),
-      createConnection: () => dial.secure ? tlsConnect({
-        host: dial.address,
-        port: dial.port,
-        ...dial.servername ? { servername: dial.servername } : {},
-        secureContext: context2.trust(),
-        ALPNProtocols: ["http/1.1"]
-      }) : netConnect({ host: dial.address, port: dial.port })
-    });
-    const where = url.replace(/[?#].*$/, "");
-    const fail2 = (status, reason) => {
-      upstream.removeAllListeners();
-      upstream.on("error", () => void 0);
-      upstream.terminate();
-      resolve3({ ok: false, refusal: { status, layer: "upstream", reason } });
+  timeoutMs;
+  expire;
+  clocks = /* @__PURE__ */ new WeakMap();
+  readers = /* @__PURE__ */ new WeakMap();
+  /** Call once the server has the connection (listening for data earlier would bypass it). */
+  watch(socket) {
+    const onData = () => {
+      if (!this.clocks.has(socket)) this.start(socket);
     };
-    upstream.once("open", () => {
-      upstream.removeAllListeners("error");
-      upstream.pause();
-      resolve3({ ok: true, socket: upstream });
-    });
-    upstream.once(
-      "unexpected-response",
-      (_request, response) => fail2(502, `upstream ${where} answered the WebSocket handshake with ${response.statusCode}`)
-    );
-    upstream.once(
-      "error",
-      (error2) => fail2(
-        /timed out/i.test(error2.message) ? 504 : 502,
-        `upstream ${where} failed: ${error2.code ? `${error2.code} ` : ""}${error2.message}`
-      )
-    );
-  });
-}
-function relayMessages(context2, { client, upstream, clientSocket }, entry, scanMessages, target) {
-  const tally = { sent: 0, received: 0, blocked: 0, reason: "complete" };
-  const toUpstream = forwarder(client, upstream);
-  const toClient = forwarder(upstream, client);
-  let sentTail = "";
-  clientSocket.setTimeout(context2.idleMs, () => {
-    if (tally.reason === "complete") tally.reason = "idle";
-    client.terminate();
-  });
-  const block = (refusal) => {
-    tally.blocked++;
-    tally.reason = `blocked ${refusal.layer}`;
-    void context2.record({
-      ...entry,
-      verdict: "block",
-      layer: refusal.layer,
-      pattern: refusal.reason
-    });
-    const reason = refusal.layer === "dlp" ? "DLP violation" : "policy violation";
-    client.close(POLICY_VIOLATION, reason);
-    upstream.close(POLICY_VIOLATION, reason);
-  };
-  client.on("message", (data, isBinary) => {
-    if (tally.blocked > 0) return;
-    if (scanMessages) {
-      if (isBinary) {
-        return block({
-          status: 403,
-          layer: "websocket",
-          reason: "binary messages are not allowed while messages are scanned"
-        });
-      }
-      const text2 = rawText2(data);
-      const views = textViews(text2, "WebSocket message");
-      if (sentTail !== "")
-        views.push(...textViews(sentTail + text2.slice(0, SEAM_CHARS), JOINED_MESSAGES));
-      const finding = context2.admission.scanner.scanContent(views, target, context2.frameScan);
-      if (finding) return block(dlpRefusal(finding));
-      sentTail = (sentTail + text2.slice(-SEAM_CHARS)).slice(-SEAM_CHARS);
-    }
-    tally.sent++;
-    toUpstream(data, isBinary);
-  });
-  upstream.on("message", (data, isBinary) => {
-    tally.received++;
-    toClient(data, isBinary);
-  });
-  return new Promise((resolve3) => {
-    let open3 = 2;
-    const closed = (side, code2, other) => {
-      if (tally.reason === "complete" && code2 !== 1e3 && code2 !== 1005)
-        tally.reason = `${side}_closed_${code2}`;
-      if (other.readyState === other.OPEN) other.close(closeCode(code2));
-      else if (other.readyState === other.CONNECTING) other.terminate();
-      if (--open3 > 0) return;
-      void context2.record(
-        outcomeOf(
-          entry,
-          `status=101 messages_sent=${tally.sent} messages_received=${tally.received} blocked=${tally.blocked} reason=${tally.reason}`
-        )
-      ).then(resolve3);
-    };
-    client.on("close", (code2) => closed("client", code2, upstream));
-    upstream.on("close", (code2) => closed("upstream", code2, client));
-    client.on("error", (error2) => {
-      if (tally.blocked === 0)
-        block({
-          status: 400,
-          layer: error2.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH" ? "limit" : "websocket",
-          reason: `the client's message was refused: ${error2.message}`
-        });
-      client.terminate();
-    });
-    upstream.on("error", () => upstream.terminate());
-    upstream.resume();
-    client.resume();
-  });
-}
-var QUEUED_BYTES_HIGH = 4 * 1024 * 1024;
-function forwarder(source, destination2) {
-  let queued = 0;
-  return (data, isBinary) => {
-    const bytes = byteLength(data);
-    queued += bytes;
-    if (queued > QUEUED_BYTES_HIGH) source.pause();
-    destination2.send(data, { binary: isBinary }, () => {
-      queued -= bytes;
-      if (queued <= QUEUED_BYTES_HIGH && source.isPaused) source.resume();
-    });
-  };
-}
-function byteLength(data) {
-  return Array.isArray(data) ? data.reduce((sum, part) => sum + part.length, 0) : data.byteLength;
-}
-function closeCode(code2) {
-  if (code2 === 1005) return 1e3;
-  if (code2 === 1006 || code2 === 1015) return 1011;
-  return code2;
-}
-function forwardedHeaders(rawHeaders) {
-  const kept = [];
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i] ?? "";
-    if (!HANDSHAKE_HEADERS.has(name.toLowerCase())) kept.push(name, rawHeaders[i + 1] ?? "");
+    this.readers.set(socket, onData);
+    socket.on("data", onData);
+    socket.once("close", () => this.unwatch(socket));
   }
-  return kept;
-}
-function pairs(flat) {
-  const out = [];
-  for (let i = 0; i < flat.length; i += 2) out.push([flat[i] ?? "", flat[i + 1] ?? ""]);
-  return out;
-}
-function withoutUserinfo(target) {
-  const url = new URL(target);
-  url.username = "";
-  url.password = "";
-  return url.href;
-}
-function headerList(value) {
-  return (value ?? "").split(",").map((item) => item.trim()).filter((item) => item !== "");
-}
-function rawText2(data) {
-  if (Array.isArray(data)) return Buffer.concat(data).toString("utf8");
-  return Buffer.from(data).toString("utf8");
-}
+  /**
+   * A request's headers were parsed: its clock (started by its first byte, or now if those
+   * came with the previous request) runs until its body has been read.
+   */
+  received(req) {
+    const socket = req.socket;
+    if (!this.readers.has(socket)) return;
+    const clock = this.clocks.get(socket) ?? this.start(socket);
+    clock.request = req;
+    req.once("end", () => this.stop(socket));
+  }
+  /** The connection left HTTP (an upgrade, a refused CONNECT) or closed: no more requests. */
+  unwatch(socket) {
+    this.stop(socket);
+    const onData = this.readers.get(socket);
+    if (onData) socket.off("data", onData);
+    this.readers.delete(socket);
+  }
+  start(socket) {
+    const clock = {
+      timer: setTimeout(() => {
+        if (clock.request?.complete) return this.stop(socket);
+        this.unwatch(socket);
+        this.expire(socket);
+      }, this.timeoutMs),
+      request: void 0
+    };
+    this.clocks.set(socket, clock);
+    return clock;
+  }
+  stop(socket) {
+    clearTimeout(this.clocks.get(socket)?.timer);
+    this.clocks.delete(socket);
+  }
+};
 
 // src/engine/upstream-trust.ts
 import { createSecureContext, rootCertificates } from "node:tls";
@@ -44150,6 +44613,20 @@ var Engine = class {
     );
     this.inner = createServer(httpServerOptions(this.limits));
     this.inner.timeout = this.limits.idleTimeoutMs;
+    this.innerDeadlines = new RequestDeadlines(
+      this.limits.requestTimeoutMs,
+      (socket) => this.onClientError(requestTimeout(), socket, "intercept")
+    );
+    for (const event of ["request", "checkContinue", "checkExpectation"])
+      this.inner.prependListener(
+        event,
+        (req) => this.innerDeadlines.received(req)
+      );
+    for (const event of ["upgrade", "connect"])
+      this.inner.prependListener(
+        event,
+        (req) => this.innerDeadlines.unwatch(req.socket)
+      );
     this.serveRequests(this.inner, "intercept", (req, res) => this.onInterceptedRequest(req, res));
     this.inner.on("checkExpectation", (req, res) => this.refuseExpectation(req, res));
     this.inner.on("connect", (req, socket) => this.onNestedConnect(req, socket));
@@ -44172,6 +44649,7 @@ var Engine = class {
   server;
   /** Serves the requests inside intercepted tunnels (never listens itself). */
   inner;
+  innerDeadlines;
   intercepted = /* @__PURE__ */ new WeakMap();
   limits;
   pools;
@@ -44184,6 +44662,11 @@ var Engine = class {
    * that request's, already recorded, not another one.
    */
   closingAfterRefusal = /* @__PURE__ */ new WeakSet();
+  /**
+   * Admitted requests being forwarded, by response: a request timeout on their connection is
+   * theirs (their body came too slowly), and their outcome receipt records it.
+   */
+  forwarding = /* @__PURE__ */ new WeakMap();
   /** Request and tunnel handlers still running: their receipts must land before the seal. */
   pending = /* @__PURE__ */ new Set();
   scanBudget;
@@ -44406,6 +44889,8 @@ var Engine = class {
         reason: slot.reason
       });
     }
+    const forwarding = {};
+    this.forwarding.set(res, forwarding);
     try {
       const body2 = inspection.body;
       if (body2 === void 0 && expectsContinue(req)) res.writeContinue();
@@ -44413,10 +44898,12 @@ var Engine = class {
       if (!outcome.ok) {
         if (outcome.refusal.layer === "limit")
           return this.refuseAfterAdmission(res, admission.entry, outcome.refusal);
-        this.recordOutcome(admission.entry, outcome.refusal);
-        refuseResponse(res, outcome.refusal);
+        const refusal = forwarding.timedOut ?? outcome.refusal;
+        this.recordOutcome(admission.entry, refusal);
+        refuseResponse(res, refusal);
       }
     } finally {
+      this.forwarding.delete(res);
       slot.release();
     }
   }
@@ -44642,6 +45129,7 @@ var Engine = class {
     this.intercepted.set(socket, tunnel);
     const closed = once(socket, "close");
     this.inner.emit("connection", socket);
+    this.innerDeadlines.watch(socket);
     await closed;
     await this.appendOutcome(
       admission.entry,
@@ -44682,13 +45170,8 @@ var Engine = class {
         reason: `only WebSocket upgrades (GET with Upgrade: websocket) are proxied, not this ${req.method ?? ""} upgrade`
       });
     }
-    if (!this.options.policy.websocket.enabled) {
-      return refuse2(located.target, {
-        status: 403,
-        layer: "websocket",
-        reason: "WebSocket is not enabled by the policy (websocket.enabled: false)"
-      });
-    }
+    const switchedOff = webSocketSwitchRefusal(this.options.policy);
+    if (switchedOff) return refuse2(located.target, switchedOff);
     const full = tunnel ? void 0 : this.tunnelsFull();
     if (full) return refuse2(located.target, full);
     if (!tunnel) this.counters.activeTunnels++;
@@ -44711,9 +45194,13 @@ var Engine = class {
       return;
     }
     const refusal = clientErrorRefusal(error2, this.limits);
-    this.counters.requests++;
-    this.recordBlock(this.unadmitted(transport, "", "", this.requestId()), refusal);
     const inFlight = socket._httpMessage;
+    const forwarding = inFlight ? this.forwarding.get(inFlight) : void 0;
+    if (forwarding && refusal.status === 408) forwarding.timedOut = refusal;
+    else {
+      this.counters.requests++;
+      this.recordBlock(this.unadmitted(transport, "", "", this.requestId()), refusal);
+    }
     if (inFlight?.headersSent) {
       socket.destroy();
       return;
@@ -44721,6 +45208,9 @@ var Engine = class {
     refuseSocket(socket, refusal);
   }
 };
+function requestTimeout() {
+  return Object.assign(new Error("Request timeout"), { code: "ERR_HTTP_REQUEST_TIMEOUT" });
+}
 function encryptedHelloReason(rule) {
   const intercept = rule === void 0 || rule.tls === "passthrough" ? "" : ` or have egress[${rule.index}] intercepted (methods, paths or scan)`;
   return `the ClientHello uses Encrypted Client Hello, which hides the server name a tunnel is checked by; turn ECH off in the client (Chromium: --disable-features=EncryptedClientHello)${intercept}`;
@@ -44737,7 +45227,7 @@ import {
   readdirSync as readdirSync2,
   writeSync
 } from "node:fs";
-import { join as join5 } from "node:path";
+import { join as join6 } from "node:path";
 import { randomBytes as randomBytes3 } from "node:crypto";
 
 // src/engine/evidence-tail.ts
@@ -44749,7 +45239,7 @@ import {
   readFileSync,
   writeFileSync
 } from "node:fs";
-import { join as join4 } from "node:path";
+import { join as join5 } from "node:path";
 function evidenceFiles(dir) {
   return evidenceFileOrder(readdirSync(dir));
 }
@@ -44761,7 +45251,7 @@ function readChainTail(dir, backend, signerKey) {
   const verifier = new EvidenceVerifier(backend, { trustedKeys: [signerKey], wholeRecorder: true });
   for (const name of names) {
     const stream = new EvidenceStream(verifier, name, "lines");
-    stream.write(readFileSync(join4(dir, name)));
+    stream.write(readFileSync(join5(dir, name)));
     stream.end();
   }
   const report = verifier.finish();
@@ -44775,7 +45265,7 @@ function readChainTail(dir, backend, signerKey) {
   if (report.final_seq === void 0 || report.root_hash === void 0 || report.start_time === void 0) {
     throw refuse2("it holds no receipts");
   }
-  const lines = readFileSync(join4(dir, last), "utf8").split("\n");
+  const lines = readFileSync(join5(dir, last), "utf8").split("\n");
   const entry = parseEntryLine(lines.at(-2) ?? "");
   if (!entry.ok) throw refuse2(`its last entry cannot be read (${entry.failure.message})`);
   return {
@@ -44788,14 +45278,14 @@ function readChainTail(dir, backend, signerKey) {
   };
 }
 function setTornLineAside(dir, name) {
-  const path4 = join4(dir, name);
+  const path4 = join5(dir, name);
   const content = readFileSync(path4);
   const end = content.lastIndexOf(10) + 1;
   if (end === content.length) return void 0;
   for (let n = 1; ; n++) {
     const aside = `${name}.torn-${n}`;
     try {
-      writeFileSync(join4(dir, aside), content.subarray(end), { flag: "wx", mode: 384 });
+      writeFileSync(join5(dir, aside), content.subarray(end), { flag: "wx", mode: 384 });
     } catch (error2) {
       if (error2.code === "EEXIST") continue;
       throw error2;
@@ -44967,13 +45457,13 @@ var EvidenceWriter = class _EvidenceWriter {
     const { target, pattern = "", method, requestId, actionId } = entry;
     const text2 = [target, pattern, method, requestId, actionId, actor, policyHash2];
     const length = text2.reduce((sum, part) => sum + part.length, 0);
-    let open3 = this.fd >= 0;
+    let open4 = this.fd >= 0;
     let entries = this.entriesInFile;
     let bytes = this.bytesInFile;
     for (const size of [4096 + 6 * length, ...SEAL_LINES]) {
-      if (!open3 || this.startsNewFile(entries, bytes, size)) {
+      if (!open4 || this.startsNewFile(entries, bytes, size)) {
         files++;
-        open3 = true;
+        open4 = true;
         entries = 0;
         bytes = 0;
       }
@@ -45041,7 +45531,7 @@ var EvidenceWriter = class _EvidenceWriter {
   startFile() {
     this.closeFile();
     const name = `evidence-${RECORDER_SESSION}-${this.recorderSeq}.jsonl`;
-    this.fd = openSync2(join5(this.options.dir, name), "wx", 384);
+    this.fd = openSync2(join6(this.options.dir, name), "wx", 384);
     this.files.push(name);
     this.entriesInFile = 0;
     this.bytesInFile = 0;
@@ -45143,8 +45633,8 @@ function parseNamePin(text2) {
 
 // src/cli/proxy-command.ts
 import { randomBytes as randomBytes5 } from "node:crypto";
-import { writeFile as writeFile3 } from "node:fs/promises";
-import { join as join6 } from "node:path";
+import { writeFile as writeFile4 } from "node:fs/promises";
+import { join as join7 } from "node:path";
 
 // src/engine/tls/run-ca.ts
 import { generateKeyPairSync, randomBytes as randomBytes4, sign as sign2 } from "node:crypto";
@@ -45664,7 +46154,7 @@ async function proxyCommand(args, io2) {
   });
   let policyBytes;
   try {
-    policyBytes = await io2.readFile(policyFile);
+    policyBytes = await readPolicyFile(policyFile);
   } catch (error2) {
     io2.err(
       `pipelock-egress ${COMMAND}: cannot read the policy ${policyFile}: ${error2.message}; give --policy a readable policy file
@@ -45722,9 +46212,9 @@ async function proxyCommand(args, io2) {
   }
   const { writer, resumed } = opened;
   const ca = RunCertificateAuthority.create();
-  const caCert = optionValue(options, "ca-cert") ?? join6(evidenceDir, RUN_CA_FILE);
+  const caCert = optionValue(options, "ca-cert") ?? join7(evidenceDir, RUN_CA_FILE);
   try {
-    await writeFile3(caCert, ca.certificatePem, { mode: 420 });
+    await writeFile4(caCert, ca.certificatePem, { mode: 420 });
   } catch (error2) {
     writer.abandon();
     io2.err(
@@ -45849,16 +46339,16 @@ function requireOption(options, name) {
 // src/cli/run-command.ts
 import { randomBytes as randomBytes6 } from "node:crypto";
 import { lchown as lchown2, realpath as realpath2 } from "node:fs/promises";
-import { basename as basename3, join as join15 } from "node:path";
+import { basename as basename3, join as join16 } from "node:path";
 
 // src/boundary/boundary.ts
 import { spawn as spawn4 } from "node:child_process";
-import { chmod as chmod3, chown, copyFile as copyFile2, mkdir as mkdir4, readFile as readFile6, stat as stat5, writeFile as writeFile6 } from "node:fs/promises";
-import { constants as constants2 } from "node:os";
-import { basename, dirname as dirname2, join as join8 } from "node:path";
+import { chmod as chmod3, chown, copyFile as copyFile2, mkdir as mkdir5, readFile as readFile7, stat as stat5, writeFile as writeFile6 } from "node:fs/promises";
+import { constants as constants3 } from "node:os";
+import { basename, dirname as dirname2, join as join9 } from "node:path";
 
 // src/boundary/private-dirs.ts
-import { join as join7 } from "node:path";
+import { join as join8 } from "node:path";
 var PRIVATE_RUN = "/run";
 var PRIVATE_DIRS = [
   { path: "/dev/shm", mode: "1777" },
@@ -45877,7 +46367,7 @@ function agentPrivateDirs(input) {
   return PRIVATE_DIRS.map(({ path: path4, mode }) => {
     const wanted = [...path4 === PRIVATE_RUN ? input.runFiles : [], ...input.visible];
     const keep = outermost(wanted.filter((kept) => kept !== path4 && isInsideDir(path4, kept)));
-    const stage = keep.length === 0 ? path4 : join7(input.stagesDir, stageName(path4));
+    const stage = keep.length === 0 ? path4 : join8(input.stagesDir, stageName(path4));
     return { path: path4, mode, stage, keep };
   });
 }
@@ -46189,7 +46679,7 @@ function agentEnvironment(caller, plan) {
 }
 
 // src/boundary/host-sockets.ts
-import { lstat as lstat2, readdir as readdir2, readFile as readFile4, readlink } from "node:fs/promises";
+import { lstat as lstat2, readdir as readdir2, readFile as readFile5, readlink } from "node:fs/promises";
 async function unixSocketListings() {
   const namespaces = /* @__PURE__ */ new Set();
   const listings = [];
@@ -46197,7 +46687,7 @@ async function unixSocketListings() {
     if (!/^[0-9]+$/.test(pid)) continue;
     const namespace = await readlink(`/proc/${pid}/ns/net`).catch(() => void 0);
     if (namespace === void 0 || namespaces.has(namespace)) continue;
-    const listing = await readFile4(`/proc/${pid}/net/unix`, "latin1").catch(() => void 0);
+    const listing = await readFile5(`/proc/${pid}/net/unix`, "latin1").catch(() => void 0);
     if (listing === void 0) continue;
     namespaces.add(namespace);
     listings.push(listing);
@@ -46237,9 +46727,9 @@ async function connectableHostSockets(listing, agentUid) {
 // src/boundary/engine-process.ts
 import { spawn as spawn2 } from "node:child_process";
 import { createWriteStream } from "node:fs";
-import { readFile as readFile5 } from "node:fs/promises";
+import { readFile as readFile6 } from "node:fs/promises";
 import { once as once2 } from "node:events";
-import { setTimeout as sleep3 } from "node:timers/promises";
+import { setTimeout as sleep4 } from "node:timers/promises";
 import { createInterface } from "node:readline";
 import { Transform as Transform3 } from "node:stream";
 
@@ -46496,8 +46986,8 @@ var EngineProcess = class _EngineProcess {
   }
   /** The end of the engine's log, once its stderr is drained (the log goes with the run dir). */
   async lastWords() {
-    await Promise.race([this.logWritten, sleep3(1e3)]);
-    const log = await readFile5(this.logFile, "utf8").catch(() => "");
+    await Promise.race([this.logWritten, sleep4(1e3)]);
+    const log = await readFile6(this.logFile, "utf8").catch(() => "");
     return log.trim().split("\n").slice(-5).join(" | ");
   }
   spawned() {
@@ -46529,7 +47019,7 @@ var EngineProcess = class _EngineProcess {
     }
     const code2 = await exit;
     clearTimeout(killer);
-    await Promise.race([this.logWritten, sleep3(LOG_DRAIN_MS)]);
+    await Promise.race([this.logWritten, sleep4(LOG_DRAIN_MS)]);
     if (code2 !== 0 || sealedLine === void 0) {
       throw new BoundaryError(
         `the engine did not seal its evidence (exit ${code2}); the evidence is incomplete`
@@ -46715,29 +47205,6 @@ function readProbeOutput(output, exitCode) {
   return { passed, failed };
 }
 
-// src/boundary/run-state.ts
-import { rename as rename2, writeFile as writeFile4 } from "node:fs/promises";
-function newRunState(runId, root, ip, evidence) {
-  return {
-    runId,
-    root,
-    ip,
-    evidence,
-    agentStarted: false,
-    evidenceCollected: false,
-    netnsCreated: false,
-    sudoersFile: null,
-    createdUsers: [],
-    aclGrants: [],
-    enginePid: null
-  };
-}
-async function saveRunState(file, state) {
-  await writeFile4(`${file}.new`, `${JSON.stringify(state)}
-`, { mode: 384 });
-  await rename2(`${file}.new`, file);
-}
-
 // src/boundary/side-channels.ts
 var SIDE_CHANNEL_PATHS = [
   // Docker, containerd, podman, CRI-O, cri-dockerd, BuildKit
@@ -46799,10 +47266,10 @@ var CANCELLED = "cancelled (SIGINT/SIGTERM) before the agent started";
 async function runInBoundary(request) {
   const { runId } = request;
   const layout2 = runLayout(runId, basename(request.script));
-  await mkdir4(RUNTIME_BASE, { recursive: true, mode: 457 });
+  await mkdir5(RUNTIME_BASE, { recursive: true, mode: 457 });
   await chmod3(RUNTIME_BASE, 457);
-  await mkdir4(layout2.root, { mode: 457 });
-  const state = newRunState(runId, layout2.root, request.tools.ip, {
+  await mkdir5(layout2.root, { mode: 457 });
+  const state = newRunState(runId, layout2.root, request.tools.ip, await runProcessOf(process.pid), {
     runId,
     evidenceDir: layout2.evidenceDir,
     engineLog: layout2.engineLog,
@@ -46840,10 +47307,10 @@ async function setUpAndRun(request, layout2, state) {
   const host = await ensureAccount(HOST_USER);
   if (host.created) state.createdUsers.push(host.name);
   await checkpoint();
-  await mkdir4(layout2.binDir, { mode: 493 });
+  await mkdir5(layout2.binDir, { mode: 493 });
   const program2 = {
-    node: await reachableCopy(request.node, join8(layout2.binDir, "node"), 365),
-    cli: await reachableCopy(request.cli, join8(layout2.binDir, "cli.js"), 292)
+    node: await reachableCopy(request.node, join9(layout2.binDir, "node"), 365),
+    cli: await reachableCopy(request.cli, join9(layout2.binDir, "cli.js"), 292)
   };
   state.netnsCreated = true;
   await checkpoint();
@@ -46997,24 +47464,24 @@ function engineLaunch(request, layout2, host, program2) {
   };
 }
 async function writeRunFiles(request, layout2, agent, host) {
-  await mkdir4(layout2.engineDir, { mode: 448 });
+  await mkdir5(layout2.engineDir, { mode: 448 });
   await chown(layout2.engineDir, host.uid, host.gid);
-  await mkdir4(layout2.evidenceDir, { mode: 448 });
+  await mkdir5(layout2.evidenceDir, { mode: 448 });
   await chown(layout2.evidenceDir, host.uid, host.gid);
   await writeOwned(layout2.signingKey, request.signingKeyPem, 256, host);
   await writeOwned(layout2.policyFile, request.policyBytes, 292, { uid: 0, gid: 0 });
   if (request.upstreamCaPem !== void 0) {
     await writeOwned(layout2.upstreamCaFile, request.upstreamCaPem, 292, { uid: 0, gid: 0 });
   }
-  await mkdir4(dirname2(layout2.agentScript), { recursive: true, mode: 493 });
-  await writeOwned(layout2.agentScript, await readFile6(request.script), 365, { uid: 0, gid: 0 });
+  await mkdir5(dirname2(layout2.agentScript), { recursive: true, mode: 493 });
+  await writeOwned(layout2.agentScript, await readFile7(request.script), 365, { uid: 0, gid: 0 });
   await writeOwned(layout2.probeScript, PROBE_SCRIPT, 365, { uid: 0, gid: 0 });
-  await mkdir4(layout2.home, { mode: 448 });
+  await mkdir5(layout2.home, { mode: 448 });
   await chown(layout2.home, agent.uid, agent.gid);
 }
 async function makeStages(layout2, dirs) {
-  await mkdir4(layout2.stagesDir, { mode: 448 });
-  for (const { path: path4, stage } of dirs) if (stage !== path4) await mkdir4(stage, { mode: 448 });
+  await mkdir5(layout2.stagesDir, { mode: 448 });
+  for (const { path: path4, stage } of dirs) if (stage !== path4) await mkdir5(stage, { mode: 448 });
 }
 async function writeOwned(file, data, mode, owner) {
   await writeFile6(file, data, { mode, flag: "wx" });
@@ -47045,8 +47512,8 @@ async function existing(paths) {
 }
 async function writeCaBundle(layout2, ready) {
   const [system] = await existing(SYSTEM_CA_BUNDLES);
-  const roots = system === void 0 ? "" : await readFile6(system, "utf8");
-  const runCa = ready.caCert === null ? "" : await readFile6(ready.caCert, "utf8");
+  const roots = system === void 0 ? "" : await readFile7(system, "utf8");
+  const runCa = ready.caCert === null ? "" : await readFile7(ready.caCert, "utf8");
   await writeOwned(
     layout2.caBundle,
     `${roots}${roots.endsWith("\n") || roots === "" ? "" : "\n"}${runCa}`,
@@ -47108,12 +47575,12 @@ async function runAgent(tools, plan, env, script, args, cancel) {
   }
 }
 function signalNumber(signal) {
-  return signal === null ? 1 : constants2.signals[signal];
+  return signal === null ? 1 : constants3.signals[signal];
 }
 
 // src/boundary/preflight.ts
-import { access, constants as constants3 } from "node:fs/promises";
-import { delimiter, join as join9 } from "node:path";
+import { access, constants as constants4 } from "node:fs/promises";
+import { delimiter, join as join10 } from "node:path";
 var REQUIRED_TOOLS = [
   { tool: "ip", pkg: "iproute2" },
   { tool: "iptables", pkg: "iptables" },
@@ -47191,8 +47658,8 @@ async function gatherHostFacts(path4 = process.env["PATH"] ?? "") {
 }
 async function findExecutable(tool, directories) {
   for (const directory2 of directories) {
-    const candidate = join9(directory2, tool);
-    if (await access(candidate, constants3.X_OK).then(
+    const candidate = join10(directory2, tool);
+    if (await access(candidate, constants4.X_OK).then(
       () => true,
       () => false
     ))
@@ -47429,14 +47896,14 @@ function runCapsuleSha256(run, posture, configPath) {
 }
 
 // src/cli/audit-packet.ts
-import { readFile as readFile9 } from "node:fs/promises";
-import { join as join14 } from "node:path";
+import { readFile as readFile10 } from "node:fs/promises";
+import { join as join15 } from "node:path";
 
 // src/packet/write-packet.ts
 import { createReadStream } from "node:fs";
-import { access as access2, readdir as readdir3, readFile as readFile7, writeFile as writeFile7 } from "node:fs/promises";
+import { access as access2, readdir as readdir3, readFile as readFile8, writeFile as writeFile7 } from "node:fs/promises";
 import { createInterface as createInterface2 } from "node:readline";
-import { join as join10 } from "node:path";
+import { join as join11 } from "node:path";
 
 // src/packet/summarize.ts
 var VERDICT_TOTALS = [
@@ -47485,8 +47952,8 @@ var ChainTally = class {
     if (record2.verdict === "block")
       this.layers[record2.layer ?? ""] = (this.layers[record2.layer ?? ""] ?? 0) + 1;
     if (record2.transport !== SESSION_TRANSPORT) this.actors.add(record2.actor);
-    const open3 = record2.session_control?.open;
-    if (open3 !== void 0) this.runCapsules.add(open3.posture_capsule_sha256 ?? "");
+    const open4 = record2.session_control?.open;
+    if (open4 !== void 0) this.runCapsules.add(open4.posture_capsule_sha256 ?? "");
     if (!isRequest(record2)) return;
     const destination2 = destinationOf(record2.target);
     this.domains.add(hostOf(destination2));
@@ -47542,23 +48009,23 @@ function summarizeChain(receipts) {
 // src/packet/write-packet.ts
 var NEW_FILE = "wx";
 async function writePacketEvidence(packet) {
-  const dir = join10(packet.out, EVIDENCE_DIR);
+  const dir = join11(packet.out, EVIDENCE_DIR);
   const names = evidenceFileOrder(await readdir3(dir));
   const files = await Promise.all(
-    names.map(async (name) => ({ name, content: await readFile7(join10(dir, name)) }))
+    names.map(async (name) => ({ name, content: await readFile8(join11(dir, name)) }))
   );
   await writeFile7(
-    join10(packet.out, PACKET_FILES.evidence),
+    join11(packet.out, PACKET_FILES.evidence),
     Buffer.concat(files.map((f) => f.content)),
     { mode: 420, flag: NEW_FILE }
   );
   const read = readEvidenceDirectory(files);
   const receipts = read.ok ? read.value.receipts : [];
-  await writeFile7(join10(packet.out, RECEIPTS_FILE), receiptsJson(receipts), { flag: NEW_FILE });
-  await writeFile7(join10(packet.out, POLICY_FILE), packet.policyBytes, { flag: NEW_FILE });
-  await writeFile7(join10(packet.out, POLICY_HASH_FILE), `${packet.policyHash}
+  await writeFile7(join11(packet.out, RECEIPTS_FILE), receiptsJson(receipts), { flag: NEW_FILE });
+  await writeFile7(join11(packet.out, POLICY_FILE), packet.policyBytes, { flag: NEW_FILE });
+  await writeFile7(join11(packet.out, POLICY_HASH_FILE), `${packet.policyHash}
 `, { flag: NEW_FILE });
-  await writeFile7(join10(packet.out, PUBLIC_KEY_FILE), encodePublicKeyPem(packet.publicKey), {
+  await writeFile7(join11(packet.out, PUBLIC_KEY_FILE), encodePublicKeyPem(packet.publicKey), {
     flag: NEW_FILE
   });
   return receipts;
@@ -47578,10 +48045,10 @@ async function writePacketReport(packet) {
   const files = reportFiles({
     ...given,
     summary: summarizeChain(receipts),
-    engineLog: await readEngineLogFacts(join10(out, ENGINE_LOG))
+    engineLog: await readEngineLogFacts(join11(out, ENGINE_LOG))
   });
-  await writeFile7(join10(out, PACKET_FILES.packet), files.packetJson, { flag: NEW_FILE });
-  await writeFile7(join10(out, PACKET_FILES.summary), files.summaryMarkdown, { flag: NEW_FILE });
+  await writeFile7(join11(out, PACKET_FILES.packet), files.packetJson, { flag: NEW_FILE });
+  await writeFile7(join11(out, PACKET_FILES.summary), files.summaryMarkdown, { flag: NEW_FILE });
   return files.summaryMarkdown;
 }
 async function readEngineLogFacts(path4) {
@@ -47806,11 +48273,11 @@ function judgeEvidence(report, options) {
 }
 
 // src/cli/verify-packet.ts
-import { join as join13 } from "node:path";
+import { join as join14 } from "node:path";
 
 // src/packet/check/check-packet.ts
 import { createHash as createHash5 } from "node:crypto";
-import { join as join12 } from "node:path";
+import { join as join13 } from "node:path";
 
 // src/packet/check/file-check.ts
 function mapFact(fact, read) {
@@ -47829,13 +48296,13 @@ function unread(file, fact) {
 
 // src/packet/check/evidence-dir.ts
 import { createReadStream as createReadStream4 } from "node:fs";
-import { lstat as lstat3, open as open2, readdir as readdir5 } from "node:fs/promises";
-import { join as join11 } from "node:path";
+import { lstat as lstat3, open as open3, readdir as readdir5 } from "node:fs/promises";
+import { join as join12 } from "node:path";
 
 // src/packet/check/read-facts.ts
 import { createHash as createHash4 } from "node:crypto";
 import { createReadStream as createReadStream3 } from "node:fs";
-import { readFile as readFile8, stat as stat8 } from "node:fs/promises";
+import { readFile as readFile9, stat as stat8 } from "node:fs/promises";
 var SMALL_FILE_BYTES = 16 * 1024 * 1024;
 function cannotRead(error2) {
   return { kind: "unusable", error: `cannot read it: ${error2.message}` };
@@ -47854,7 +48321,7 @@ async function readSmall(file) {
   if (size.value > SMALL_FILE_BYTES)
     return { kind: "unusable", error: `larger than ${SMALL_FILE_BYTES} bytes` };
   try {
-    return { kind: "read", value: await readFile8(file) };
+    return { kind: "read", value: await readFile9(file) };
   } catch (error2) {
     return cannotRead(error2);
   }
@@ -47914,11 +48381,11 @@ async function readEvidenceDir(dir, joinedFile) {
   }
 }
 async function firstDifference(dir, files, joinedFile) {
-  const joined = await open2(joinedFile, "r");
+  const joined = await open3(joinedFile, "r");
   try {
     let offset = 0;
     for (const name of files) {
-      for await (const chunk of createReadStream4(join11(dir, name))) {
+      for await (const chunk of createReadStream4(join12(dir, name))) {
         const at = await differenceAt(joined, chunk, offset);
         if (at !== void 0)
           return `${name} and ${PACKET_FILES.evidence} differ at byte ${at} of ${PACKET_FILES.evidence}`;
@@ -48314,7 +48781,7 @@ function chainSigner(report) {
   return only === void 0 || others.length > 0 ? void 0 : fromHex(only);
 }
 async function checkPacket(dir, backend, pinnedKeys, options = {}) {
-  const evidence = join12(dir, PACKET_FILES.evidence);
+  const evidence = join13(dir, PACKET_FILES.evidence);
   const found = await regularFileSize(evidence);
   if (found.kind === "missing") {
     throw new UnreadablePacket(
@@ -48323,7 +48790,7 @@ async function checkPacket(dir, backend, pinnedKeys, options = {}) {
   }
   if (found.kind === "unusable") throw new UnreadablePacket(`${evidence}: ${found.error}`);
   const policyHashText = mapFact(
-    await readSmall(join12(dir, POLICY_HASH_FILE)),
+    await readSmall(join13(dir, POLICY_HASH_FILE)),
     (bytes) => mapFact(utf82(bytes), (text3) => ({ kind: "read", value: text3.trim() }))
   );
   const tally = new ChainTally();
@@ -48347,15 +48814,15 @@ async function checkPacket(dir, backend, pinnedKeys, options = {}) {
     expectedPolicy
   });
   const summary = tally.summary();
-  const text2 = async (file) => mapFact(await readSmall(join12(dir, file)), utf82);
-  const policyBytes = await readSmall(join12(dir, POLICY_FILE));
+  const text2 = async (file) => mapFact(await readSmall(join13(dir, file)), utf82);
+  const policyBytes = await readSmall(join13(dir, POLICY_FILE));
   const checks = packetChecks({
     report,
     judgement,
-    evidenceDir: await readEvidenceDir(join12(dir, EVIDENCE_DIR), evidence),
+    evidenceDir: await readEvidenceDir(join13(dir, EVIDENCE_DIR), evidence),
     policyFileHash: mapFact(policyBytes, (bytes) => ({ kind: "read", value: policyHash(bytes) })),
     policyHashText,
-    receiptsFileHash: await sha256OfFile(join12(dir, RECEIPTS_FILE)),
+    receiptsFileHash: await sha256OfFile(join13(dir, RECEIPTS_FILE)),
     receiptsExpectedHash: receiptsJsonHash.digest("hex"),
     signerKey: mapFact(await text2(PUBLIC_KEY_FILE), signerKeyOf),
     recordedReport: mapFact(await text2(PACKET_FILES.verifier), recordedReportOf),
@@ -48364,7 +48831,7 @@ async function checkPacket(dir, backend, pinnedKeys, options = {}) {
       summary,
       signer: chainSigner(report),
       policy: mapFact(policyBytes, policyOf),
-      engineLog: await engineLogOf(join12(dir, ENGINE_LOG)),
+      engineLog: await engineLogOf(join13(dir, ENGINE_LOG)),
       packetJson: await text2(PACKET_FILES.packet),
       summaryMarkdown: await text2(PACKET_FILES.summary)
     }
@@ -48501,7 +48968,7 @@ async function verifyPacket(request, io2) {
   const outcome = judged(checked, request.allowUnpinned);
   io2.out(
     describeChain(
-      join13(request.dir, PACKET_FILES.evidence),
+      join14(request.dir, PACKET_FILES.evidence),
       checked.report,
       checked.judgement,
       checked.expectedPolicy
@@ -48634,18 +49101,18 @@ async function writeAuditPacket(packet, io2) {
   const verified = await verifyCommand(
     [
       "--receipt-chain",
-      join14(out, PACKET_FILES.evidence),
+      join15(out, PACKET_FILES.evidence),
       "--policy-hash",
-      join14(out, POLICY_HASH_FILE),
+      join15(out, POLICY_HASH_FILE),
       "--require-sealed",
       "--whole-recorder",
       "--output",
-      join14(out, PACKET_FILES.verifier),
+      join15(out, PACKET_FILES.verifier),
       ...packet.pinnedKey === void 0 ? ["--allow-unpinned"] : ["--public-key", packet.pinnedKey]
     ],
     io2
   );
-  const report = parseVerificationReport(await readFile9(join14(out, PACKET_FILES.verifier), "utf8"));
+  const report = parseVerificationReport(await readFile10(join15(out, PACKET_FILES.verifier), "utf8"));
   await writePacketReport({
     out,
     receipts,
@@ -48659,8 +49126,19 @@ async function writeAuditPacket(packet, io2) {
   return { verified, report };
 }
 
+// src/cli/run-outcome.ts
+import { readFile as readFile11, writeFile as writeFile9 } from "node:fs/promises";
+var RUN_OUTCOME = object({
+  exit_code: number2().int(),
+  boundary_failure: string2().nullable()
+});
+async function writeRunOutcome(file, outcome) {
+  await writeFile9(file, `${JSON.stringify(outcome)}
+`, { mode: 420, flag: "wx" });
+}
+
 // src/cli/run-request.ts
-import { lstat as lstat4, readFile as readFile10, realpath, readdir as readdir6, rm as rm5, stat as stat10 } from "node:fs/promises";
+import { lstat as lstat4, readFile as readFile12, realpath, readdir as readdir6, rm as rm5, stat as stat10 } from "node:fs/promises";
 import { basename as basename2, dirname as dirname3, isAbsolute, relative, resolve as resolve2, sep } from "node:path";
 var DEFAULT_EVIDENCE_OUTPUT = "audit-artifacts";
 var DEFAULT_IDENTITY = "pipelock-agent";
@@ -48691,7 +49169,8 @@ async function parseRunRequest(args, io2, backend, cwd = process.cwd()) {
       "upstream-ca",
       "max-processes",
       "run-id",
-      "agent-env-file"
+      "agent-env-file",
+      "outcome-file"
     ],
     repeatable: ["writable", "resolve"]
   });
@@ -48710,7 +49189,7 @@ async function parseRunRequest(args, io2, backend, cwd = process.cwd()) {
   let policyBytes = new Uint8Array();
   let policy;
   try {
-    policyBytes = await io2.readFile(policyFile);
+    policyBytes = await readPolicyFile(policyFile);
     const parsed = parsePolicy(policyBytes, policyFile);
     if (parsed.ok) policy = parsed.policy;
     else problems.push(...parsed.errors.map(formatPolicyError));
@@ -48781,12 +49260,13 @@ async function parseRunRequest(args, io2, backend, cwd = process.cwd()) {
     runId,
     callerEnv,
     secretValues: secrets.values,
-    secretWarnings: secrets.warnings
+    secretWarnings: secrets.warnings,
+    outcomeFile: optionValue(options, "outcome-file")
   };
 }
 async function environmentFile(file, problems) {
   try {
-    const parsed = JSON.parse(await readFile10(file, "utf8"));
+    const parsed = JSON.parse(await readFile12(file, "utf8"));
     await rm5(file, { force: true });
     if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed) || !Object.values(parsed).every((value) => typeof value === "string")) {
       problems.push(`--agent-env-file ${file}: expected a JSON object of strings`);
@@ -48943,16 +49423,29 @@ async function runCommand(args, io2) {
   }
   for (const warning of request.secretWarnings) io2.err(`${PREFIX2}: warning: ${warning}
 `);
+  const outcome = await preflightAndRun(request, io2, backend);
+  if (request.outcomeFile === void 0) return outcome.exit_code;
+  try {
+    await writeRunOutcome(request.outcomeFile, outcome);
+  } catch (error2) {
+    io2.err(
+      `${PREFIX2}: writing --outcome-file ${request.outcomeFile}: ${error2.message}
+`
+    );
+    return 1;
+  }
+  return outcome.exit_code;
+}
+async function preflightAndRun(request, io2, backend) {
   const facts = await gatherHostFacts();
   const problems = preflightProblems(facts, { acl: request.writable.length > 0 });
   if (problems.length > 0) {
     for (const problem of problems) io2.err(`${PREFIX2}: preflight: ${problem}
 `);
-    io2.err(
-      `${PREFIX2}: ${problems.length} preflight problem${problems.length === 1 ? "" : "s"}; nothing was created
-`
-    );
-    return 1;
+    const summary = `${problems.length} preflight problem${problems.length === 1 ? "" : "s"}; nothing was created`;
+    io2.err(`${PREFIX2}: ${summary}
+`);
+    return { exit_code: 1, boundary_failure: summary };
   }
   const runStatements = { ...packetRunFromEnv(request.callerEnv), agentIdentity: request.identity };
   const postureStatements = {
@@ -48997,8 +49490,8 @@ async function runCommand(args, io2) {
       writable: request.writable,
       maxProcesses: request.maxProcesses,
       callerEnv: request.callerEnv,
-      evidenceCopyDir: join15(out, EVIDENCE_DIR),
-      engineLogCopy: join15(out, ENGINE_LOG),
+      evidenceCopyDir: join16(out, EVIDENCE_DIR),
+      engineLogCopy: join16(out, ENGINE_LOG),
       evidenceOwner: invokerOf(process.env),
       log: (line) => io2.err(`${PREFIX2}: ${line}
 `),
@@ -49038,15 +49531,11 @@ async function runCommand(args, io2) {
       `${PREFIX2}: ${outcome.sealed.receipts} receipts sealed; verdict ${report.verdict}; Audit Packet in ${out}
 `
     );
-    if (outcome.teardownFailure !== void 0) {
-      io2.err(`${PREFIX2}: boundary failed: ${outcome.teardownFailure}
-`);
-      return 1;
-    }
+    if (outcome.teardownFailure !== void 0) return boundaryFailed(outcome.teardownFailure, io2);
     if (verified !== 0) {
       io2.err(`${PREFIX2}: the evidence did not verify (${report.verdict}); failing the run
 `);
-      return 1;
+      return ended(1);
     }
     if (report.verdict === "self_consistent_only") {
       io2.err(
@@ -49054,17 +49543,23 @@ async function runCommand(args, io2) {
 `
       );
     }
-    if (received !== void 0) return 128 + (received === "SIGINT" ? 2 : 15);
-    return outcome.agentExitCode;
+    if (received !== void 0) return ended(128 + (received === "SIGINT" ? 2 : 15));
+    return ended(outcome.agentExitCode);
   } catch (error2) {
     if (!(error2 instanceof BoundaryError)) throw error2;
-    io2.err(`${PREFIX2}: boundary failed: ${error2.message}
-`);
-    return 1;
+    return boundaryFailed(error2.message, io2);
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }
+}
+function ended(exitCode) {
+  return { exit_code: exitCode, boundary_failure: null };
+}
+function boundaryFailed(failure2, io2) {
+  io2.err(`${PREFIX2}: boundary failed: ${failure2}
+`);
+  return { exit_code: 1, boundary_failure: failure2 };
 }
 function invokerOf(env) {
   const uid = env["SUDO_UID"];
@@ -49079,7 +49574,7 @@ async function giveToInvoker(out) {
   const written = [POLICY_FILE, POLICY_HASH_FILE, PUBLIC_KEY_FILE, RECEIPTS_FILE];
   const files = [
     out,
-    ...[...written, ...Object.values(PACKET_FILES)].map((name) => join15(out, name))
+    ...[...written, ...Object.values(PACKET_FILES)].map((name) => join16(out, name))
   ];
   for (const file of files) await lchown2(file, invoker.uid, invoker.gid);
 }
@@ -49106,6 +49601,8 @@ Commands:
     --run-id ID                           name the run (pe- and 10 hex digits)
     --agent-env-file FILE                 the agent's environment as a JSON object of
                                           strings (read, then deleted)
+    --outcome-file FILE                   write how the run ended there (JSON: exit_code,
+                                          boundary_failure), for the action
   cleanup RUN_ID                          finish a run killed before its teardown (root)
   proxy --policy FILE --listen 127.0.0.1:PORT --evidence-dir DIR
                                           run the enforcing proxy alone, for development
@@ -49742,7 +50239,7 @@ var io = {
     if (!readerGone) process.stdout.write(text2);
   },
   err: (text2) => process.stderr.write(text2),
-  readFile: (path4) => readFile11(path4)
+  readFile: (path4) => readFile13(path4)
 };
 main(process.argv.slice(2), io).then(
   (code2) => {
