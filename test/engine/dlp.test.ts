@@ -213,6 +213,26 @@ test('text bound for the evidence loses every detector match and every bound spe
   assert.equal(scanner.redactText(plain), plain);
 });
 
+test('a URL holding several secrets is recorded with every one cut out, not only the one that blocked it', () => {
+  const scanner = createSecretScanner(
+    [
+      ...BUILTIN_DETECTORS,
+      { name: 'han-secret', pattern: /\p{Script=Han}{4}/gu, fromPolicy: true as const },
+    ],
+    [binding(['api.github.com'])],
+  );
+  const others = Object.entries(SAMPLES).filter(([name]) => name !== 'github-token');
+  for (const [name, sample] of others) {
+    const target = `https://x.test/p?g=${SAMPLES['github-token']}&o=${encodeURIComponent(sample)}&t=${TOKEN}&h=${encodeURIComponent('中文秘密')}`;
+    const found = scan(target, scanner);
+    assert.ok(found, name);
+    const recorded = found.redactedTarget;
+    for (const secret of [SAMPLES['github-token'] ?? '', sample, encodeURIComponent(sample), TOKEN])
+      assert.ok(!recorded.includes(secret), `${name}: ${recorded}`);
+    assert.ok(!recorded.includes(encodeURIComponent('中文秘密')), `${name}: ${recorded}`);
+  }
+});
+
 test('a bound secret inside a larger encoded blob is found, and nothing of the target is recorded', () => {
   const scanner = createSecretScanner([], [binding([])]);
   const bytes = (text: string) => Buffer.from(text);

@@ -273,13 +273,34 @@ export function createSecretScanner(
   };
   const redactBound = (target: string): string =>
     cutPercentEncoded(cutEncoded(redactSpelledBound(target), false), false);
+  const redactText = (text: string): string => {
+    const cutBy = (group: readonly Probe[], from: string): string =>
+      group.reduce((cut, { detector, probe }) => {
+        running = detector.name;
+        return probe.test(cut) ? redactFindings(detector, cut) : cut;
+      }, from);
+    try {
+      const cut = cutBy(builtinProbes, redactSpelledBound(text));
+      return cutPercentEncoded(
+        cutEncoded(
+          policyInTime(() => cutBy(policyProbes, cut), cut),
+          true,
+        ),
+        true,
+      );
+    } catch (error) {
+      // What cannot be scanned is not recorded either.
+      return `[REDACTED:${UNSCANNABLE}: ${(error as Error).message}]`;
+    }
+  };
   return {
     scanUrl(target, to) {
       const found = find(urlViews(target, to?.host), to, true);
+      // The finding stops the scan: any other secret in the URL is cut out as in free text.
       return (
         found && {
           ...found,
-          redactedTarget: redactBound(redact(found.detector, target, found.forms)),
+          redactedTarget: redactText(redactBound(redact(found.detector, target, found.forms))),
         }
       );
     },
@@ -294,26 +315,7 @@ export function createSecretScanner(
       return bound.some((secret) => !allowed.includes(secret));
     },
     redactBound,
-    redactText(text) {
-      const cutBy = (group: readonly Probe[], from: string): string =>
-        group.reduce((cut, { detector, probe }) => {
-          running = detector.name;
-          return probe.test(cut) ? redactFindings(detector, cut) : cut;
-        }, from);
-      try {
-        const cut = cutBy(builtinProbes, redactSpelledBound(text));
-        return cutPercentEncoded(
-          cutEncoded(
-            policyInTime(() => cutBy(policyProbes, cut), cut),
-            true,
-          ),
-          true,
-        );
-      } catch (error) {
-        // What cannot be scanned is not recorded either.
-        return `[REDACTED:${UNSCANNABLE}: ${(error as Error).message}]`;
-      }
-    },
+    redactText,
   };
 }
 
