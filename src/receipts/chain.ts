@@ -99,6 +99,8 @@ export class ChainVerifier {
   private failure: Failure | undefined;
   private brokenAt: bigint | undefined;
   private finished = false;
+  /** A single receipt judged on its own: it seals nothing, even a session_close. */
+  private alone = false;
   private readonly onAccepted: AcceptedReceipt | undefined;
 
   constructor(backend: CryptoBackend, options: ChainOptions = {}) {
@@ -134,10 +136,20 @@ export class ChainVerifier {
 
   /** Feeds the next receipt; returns `intact`. Receipts after a break are not examined. */
   push(receipt: Receipt): boolean {
+    return this.take(receipt, () => this.walker.step(receipt));
+  }
+
+  /** The one receipt of a single-receipt input, judged on its own (no chain around it). */
+  pushAlone(receipt: Receipt): boolean {
+    this.alone = true;
+    return this.take(receipt, () => this.walker.stepAlone(receipt));
+  }
+
+  private take(receipt: Receipt, step: () => void): boolean {
     if (this.failure) return false;
     this.count++;
     try {
-      this.walker.step(receipt);
+      step();
     } catch (err) {
       if (!(err instanceof ChainBreak)) throw err;
       const seq = receipt.action_record.chain_seq;
@@ -180,7 +192,7 @@ export class ChainVerifier {
       root_hash: this.walker.prevHash,
       start_time: this.first.timestamp,
       end_time: this.last.timestamp,
-      sealed: this.last.session_control?.kind === 'session_close',
+      sealed: !this.alone && this.last.session_control?.kind === 'session_close',
     };
   }
 
@@ -262,17 +274,10 @@ class ChainWalker {
         receipt_count: 0,
       });
     }
-    const trustedHere =
-      this.index === 0 && this.trusted.length > 0 ? this.trusted : [this.segmentKey];
-    const signed = verifyReceiptSignature(this.backend, receipt, trustedHere);
-    if (!signed.ok) {
-      breakChain(
-        signed.failure.class,
-        signed.failure.class === 'signature'
-          ? `signature: ${signed.failure.message}`
-          : signed.failure.message,
-      );
-    }
+    this.checkSignature(
+      receipt,
+      this.index === 0 && this.trusted.length > 0 ? this.trusted : [this.segmentKey],
+    );
 
     const expectedSeq = BigInt(this.index - this.segmentStart);
     if (ar.chain_seq !== expectedSeq)
@@ -281,7 +286,41 @@ class ChainWalker {
       breakChain('chain', 'chain_prev_hash mismatch');
 
     this.checkLifecycle(ar);
+    this.accept(receipt);
+  }
 
+  /**
+   * A receipt on its own, as Pipelock's `verify-receipt FILE` takes one: valid in itself and
+   * signed (by a pinned key, if any), wherever it stood in its chain.
+   */
+  stepAlone(receipt: Receipt): void {
+    const valid = validateReceipt(receipt);
+    if (!valid.ok) breakChain(valid.failure.class, valid.failure.message);
+    this.checkSignature(receipt, this.trusted.length > 0 ? this.trusted : [receipt.signer_key]);
+    const seq = receipt.action_record.chain_seq;
+    this.segments.push({
+      signer_key: receipt.signer_key,
+      first_seq: seq,
+      last_seq: seq,
+      receipt_count: 0,
+    });
+    this.accept(receipt);
+  }
+
+  private checkSignature(receipt: Receipt, trusted: readonly string[]): void {
+    const signed = verifyReceiptSignature(this.backend, receipt, trusted);
+    if (!signed.ok) {
+      breakChain(
+        signed.failure.class,
+        signed.failure.class === 'signature'
+          ? `signature: ${signed.failure.message}`
+          : signed.failure.message,
+      );
+    }
+  }
+
+  private accept(receipt: Receipt): void {
+    const ar = receipt.action_record;
     const segment = this.segments[this.segments.length - 1];
     if (segment)
       this.segments[this.segments.length - 1] = {

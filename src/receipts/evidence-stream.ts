@@ -56,6 +56,8 @@ export class EvidenceStream {
   private readonly pending = new Pending();
   private lineNumber = 0;
   private firstLineError: string | undefined;
+  /** A first line that is one receipt: the whole input (judged alone) unless more lines follow. */
+  private heldFirst: { readonly text: string; readonly where: string } | undefined;
   private sawContent = false;
   private settled = false;
   // Receipts array scanner state.
@@ -108,7 +110,8 @@ export class EvidenceStream {
       this.line(last);
     }
     if (this.settled) return;
-    if (this.mode === 'document') this.document();
+    if (this.heldFirst) this.judgeAlone(this.heldFirst.text);
+    else if (this.mode === 'document') this.document();
     else if (this.mode === 'array' && this.arrayState !== 'closed')
       this.halt(`${this.label}: the receipts array is not closed`);
   }
@@ -154,8 +157,21 @@ export class EvidenceStream {
         this.mode = 'document';
         return this.collectDocument(concatBytes(bytes, new Uint8Array([NEWLINE])));
       }
+      this.sawContent = true;
+      const root = parsed.doc.root;
+      if (root.kind === 'object' && root.members.has('action_record')) {
+        this.heldFirst = { text, where };
+        return;
+      }
     }
-    this.sawContent = true;
+    const held = this.heldFirst;
+    if (held) {
+      this.heldFirst = undefined;
+      if (!this.verifier.line(held.text, held.where)) {
+        this.settled = true;
+        return;
+      }
+    }
     if (!this.verifier.line(text, where)) this.settled = true;
   }
 
@@ -164,7 +180,11 @@ export class EvidenceStream {
   }
 
   private document(): void {
-    const text = decodeUtf8(this.pending.take());
+    this.judgeAlone(decodeUtf8(this.pending.take()));
+  }
+
+  /** The whole input is one receipt document: Pipelock judges it on its own, not as a chain. */
+  private judgeAlone(text: string | undefined): void {
     const parsed = text === undefined ? undefined : parseJson(text);
     const root = parsed?.ok ? parsed.doc.root : undefined;
     if (!parsed?.ok || root?.kind !== 'object' || !root.members.has('action_record')) {
@@ -172,7 +192,7 @@ export class EvidenceStream {
     }
     const receipt = decodeReceipt(parsed.doc, root);
     if (!receipt.ok) return this.halt(`${this.label}: ${receipt.failure.message}`);
-    if (!this.verifier.receipt(receipt.value)) this.settled = true;
+    if (!this.verifier.singleReceipt(receipt.value)) this.settled = true;
   }
 
   // Cuts a top-level JSON array into its elements without parsing it whole; each element must be

@@ -28,6 +28,8 @@ export interface Evidence {
   readonly entries: readonly RecorderEntry[];
   /** The action receipts, in order. */
   readonly receipts: readonly Receipt[];
+  /** The input was one receipt document, judged on its own rather than as a chain. */
+  readonly single?: true;
 }
 
 export interface JsonlLine {
@@ -96,7 +98,8 @@ export function readEvidence(input: string | Uint8Array, label = 'evidence'): Ou
   }
   if (whole.ok && whole.doc.root.kind === 'object' && whole.doc.root.members.has('action_record')) {
     const receipt = receiptFrom(whole.doc, whole.doc.root, label);
-    return receipt.ok ? { ok: true, value: { entries: [], receipts: [receipt.value] } } : receipt;
+    if (!receipt.ok) return receipt;
+    return { ok: true, value: { entries: [], receipts: [receipt.value], single: true } };
   }
   return readJsonl(text.value, label);
 }
@@ -289,11 +292,18 @@ export class EvidenceVerifier {
     return true;
   }
 
-  /** A bare receipt (from a receipts array, a single receipt, or bare-receipt JSONL). */
+  /** A bare receipt (from a receipts array or bare-receipt JSONL). */
   receipt(receipt: Receipt): boolean {
     if (!this.open) return false;
     this.sawBare = true;
     return this.chain.push(receipt);
+  }
+
+  /** The input's only receipt, a document of its own: judged alone, as Pipelock does. */
+  singleReceipt(receipt: Receipt): boolean {
+    if (!this.open) return false;
+    this.sawBare = true;
+    return this.chain.pushAlone(receipt);
   }
 
   /**
@@ -375,6 +385,11 @@ export function verifyEvidence(
   options: EvidenceOptions = {},
 ): EvidenceReport {
   const verifier = new EvidenceVerifier(backend, options);
+  const [only] = evidence.receipts;
+  if (evidence.single && only) {
+    verifier.singleReceipt(only);
+    return verifier.finish();
+  }
   if (evidence.entries.length === 0) {
     for (const receipt of evidence.receipts) if (!verifier.receipt(receipt)) break;
     return verifier.finish();

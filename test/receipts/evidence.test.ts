@@ -10,6 +10,7 @@ import {
 import { createNodeBackend } from '../../src/receipts/node-backend.js';
 import { parseEntryLine } from '../../src/receipts/recorder.js';
 import { KEY_A, vectorBytes, vectorText } from './vectors.js';
+import { SAMPLE_KEY, sampleEvidence } from './sample-evidence.js';
 
 const backend = createNodeBackend();
 
@@ -89,6 +90,33 @@ test('a receipts.json array, a bare-receipt JSONL and a single receipt all read'
     assert.equal(evidence.value.receipts.length, 1);
     assert.equal(verifyEvidence(backend, evidence.value, { trustedKeys: [KEY_A] }).valid, true);
   }
+});
+
+test('one receipt on its own is judged alone, as Pipelock does, wherever it stood in its chain', () => {
+  const details = [...sampleEvidence(3)]
+    .map((line) => parseEntryLine(line.text.trimEnd()))
+    .flatMap((entry) =>
+      entry.ok && entry.value.type === 'action_receipt' ? [entry.value.detail] : [],
+    );
+  const judge = (text: string, keys = [SAMPLE_KEY]) => {
+    const evidence = readEvidence(text);
+    assert.ok(evidence.ok);
+    return verifyEvidence(backend, evidence.value, { trustedKeys: keys });
+  };
+  const middle = details[2] ?? '';
+  const report = judge(middle);
+  assert.equal(report.valid, true, report.error?.message);
+  assert.equal(report.final_seq, 2n);
+  assert.equal(report.receipt_count, 1);
+  // Alone, a session_close seals nothing; a wrong key, or an edited receipt, is refused.
+  const close = details.at(-1) ?? '';
+  assert.match(close, /session_close/);
+  assert.deepEqual([judge(close).valid, judge(close).sealed], [true, false]);
+  assert.equal(judge(middle, [KEY_A]).valid, false);
+  assert.equal(judge(middle.replace('"verdict":"allow"', '"verdict":"block"')).valid, false);
+  // The same receipt in a one-element array, or followed by others, is a chain from seq 0.
+  assert.equal(judge(`[${middle}]`).valid, false);
+  assert.equal(judge(`${middle}\n${details[3] ?? ''}\n`).valid, false);
 });
 
 test('invalid UTF-8 and malformed lines are reported with the line number', () => {

@@ -42,6 +42,8 @@ const SHAPES: Record<string, string> = {
   'a pretty-printed receipts array': `[\n  ${bareReceipts.join(',\n  ')}\n]\n`,
   'a compact receipts array': `[${bareReceipts.join(',')}]`,
   'one pretty-printed receipt': vectorText('valid-single.json'),
+  'one compact receipt from the middle of a chain, judged alone': `${bareReceipts[2] ?? ''}\n`,
+  'the same receipt without a final newline': bareReceipts[2] ?? '',
 };
 
 for (const [shape, text] of Object.entries(SHAPES)) {
