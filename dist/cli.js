@@ -33006,6 +33006,8 @@ var ChainVerifier = class {
   failure;
   brokenAt;
   finished = false;
+  /** A single receipt judged on its own: it seals nothing, even a session_close. */
+  alone = false;
   onAccepted;
   constructor(backend, options = {}) {
     this.onAccepted = options.onAccepted;
@@ -33037,10 +33039,18 @@ var ChainVerifier = class {
   }
   /** Feeds the next receipt; returns `intact`. Receipts after a break are not examined. */
   push(receipt) {
+    return this.take(receipt, () => this.walker.step(receipt));
+  }
+  /** The one receipt of a single-receipt input, judged on its own (no chain around it). */
+  pushAlone(receipt) {
+    this.alone = true;
+    return this.take(receipt, () => this.walker.stepAlone(receipt));
+  }
+  take(receipt, step) {
     if (this.failure) return false;
     this.count++;
     try {
-      this.walker.step(receipt);
+      step();
     } catch (err) {
       if (!(err instanceof ChainBreak)) throw err;
       const seq2 = receipt.action_record.chain_seq;
@@ -33082,7 +33092,7 @@ var ChainVerifier = class {
       root_hash: this.walker.prevHash,
       start_time: this.first.timestamp,
       end_time: this.last.timestamp,
-      sealed: this.last.session_control?.kind === "session_close"
+      sealed: !this.alone && this.last.session_control?.kind === "session_close"
     };
   }
   /** Ends the chain: checks what only the end can show (unused endorsements), then reports. */
@@ -33153,20 +33163,46 @@ var ChainWalker = class {
         receipt_count: 0
       });
     }
-    const trustedHere = this.index === 0 && this.trusted.length > 0 ? this.trusted : [this.segmentKey];
-    const signed = verifyReceiptSignature(this.backend, receipt, trustedHere);
-    if (!signed.ok) {
-      breakChain(
-        signed.failure.class,
-        signed.failure.class === "signature" ? `signature: ${signed.failure.message}` : signed.failure.message
-      );
-    }
+    this.checkSignature(
+      receipt,
+      this.index === 0 && this.trusted.length > 0 ? this.trusted : [this.segmentKey]
+    );
     const expectedSeq = BigInt(this.index - this.segmentStart);
     if (ar.chain_seq !== expectedSeq)
       breakChain("chain", `seq gap: expected ${expectedSeq}, got ${ar.chain_seq}`);
     if (this.index > 0 && ar.chain_prev_hash !== this.prevHash)
       breakChain("chain", "chain_prev_hash mismatch");
     this.checkLifecycle(ar);
+    this.accept(receipt);
+  }
+  /**
+   * A receipt on its own, as Pipelock's `verify-receipt FILE` takes one: valid in itself and
+   * signed (by a pinned key, if any), wherever it stood in its chain.
+   */
+  stepAlone(receipt) {
+    const valid = validateReceipt(receipt);
+    if (!valid.ok) breakChain(valid.failure.class, valid.failure.message);
+    this.checkSignature(receipt, this.trusted.length > 0 ? this.trusted : [receipt.signer_key]);
+    const seq2 = receipt.action_record.chain_seq;
+    this.segments.push({
+      signer_key: receipt.signer_key,
+      first_seq: seq2,
+      last_seq: seq2,
+      receipt_count: 0
+    });
+    this.accept(receipt);
+  }
+  checkSignature(receipt, trusted) {
+    const signed = verifyReceiptSignature(this.backend, receipt, trusted);
+    if (!signed.ok) {
+      breakChain(
+        signed.failure.class,
+        signed.failure.class === "signature" ? `signature: ${signed.failure.message}` : signed.failure.message
+      );
+    }
+  }
+  accept(receipt) {
+    const ar = receipt.action_record;
     const segment = this.segments[this.segments.length - 1];
     if (segment)
       this.segments[this.segments.length - 1] = {
@@ -33788,11 +33824,17 @@ var EvidenceVerifier = class {
     }
     return true;
   }
-  /** A bare receipt (from a receipts array, a single receipt, or bare-receipt JSONL). */
+  /** A bare receipt (from a receipts array or bare-receipt JSONL). */
   receipt(receipt) {
     if (!this.open) return false;
     this.sawBare = true;
     return this.chain.push(receipt);
+  }
+  /** The input's only receipt, a document of its own: judged alone, as Pipelock does. */
+  singleReceipt(receipt) {
+    if (!this.open) return false;
+    this.sawBare = true;
+    return this.chain.pushAlone(receipt);
   }
   /**
    * An unterminated, unparsable last line: a writer cut off mid-write. Only the very end of the
@@ -33904,6 +33946,8 @@ var EvidenceStream = class {
   pending = new Pending();
   lineNumber = 0;
   firstLineError;
+  /** A first line that is one receipt: the whole input (judged alone) unless more lines follow. */
+  heldFirst;
   sawContent = false;
   settled = false;
   // Receipts array scanner state.
@@ -33944,7 +33988,8 @@ var EvidenceStream = class {
       this.line(last);
     }
     if (this.settled) return;
-    if (this.mode === "document") this.document();
+    if (this.heldFirst) this.judgeAlone(this.heldFirst.text);
+    else if (this.mode === "document") this.document();
     else if (this.mode === "array" && this.arrayState !== "closed")
       this.halt(`${this.label}: the receipts array is not closed`);
   }
@@ -33986,15 +34031,31 @@ var EvidenceStream = class {
         this.mode = "document";
         return this.collectDocument(concatBytes(bytes, new Uint8Array([NEWLINE])));
       }
+      this.sawContent = true;
+      const root = parsed.doc.root;
+      if (root.kind === "object" && root.members.has("action_record")) {
+        this.heldFirst = { text: text2, where };
+        return;
+      }
     }
-    this.sawContent = true;
+    const held = this.heldFirst;
+    if (held) {
+      this.heldFirst = void 0;
+      if (!this.verifier.line(held.text, held.where)) {
+        this.settled = true;
+        return;
+      }
+    }
     if (!this.verifier.line(text2, where)) this.settled = true;
   }
   collectDocument(bytes) {
     if (!this.pending.add(bytes)) this.halt(this.firstLineError ?? `${this.label}: too large`);
   }
   document() {
-    const text2 = decodeUtf8(this.pending.take());
+    this.judgeAlone(decodeUtf8(this.pending.take()));
+  }
+  /** The whole input is one receipt document: Pipelock judges it on its own, not as a chain. */
+  judgeAlone(text2) {
     const parsed = text2 === void 0 ? void 0 : parseJson(text2);
     const root = parsed?.ok ? parsed.doc.root : void 0;
     if (!parsed?.ok || root?.kind !== "object" || !root.members.has("action_record")) {
@@ -34002,7 +34063,7 @@ var EvidenceStream = class {
     }
     const receipt = decodeReceipt(parsed.doc, root);
     if (!receipt.ok) return this.halt(`${this.label}: ${receipt.failure.message}`);
-    if (!this.verifier.receipt(receipt.value)) this.settled = true;
+    if (!this.verifier.singleReceipt(receipt.value)) this.settled = true;
   }
   // Cuts a top-level JSON array into its elements without parsing it whole; each element must be
   // a receipt object and is parsed on its own.
@@ -42725,12 +42786,30 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
     return found ? `[REDACTED:${found.detector}]` : text2;
   };
   const redactBound = (target) => cutPercentEncoded(cutEncoded(redactSpelledBound(target), false), false);
+  const redactText = (text2) => {
+    const cutBy = (group, from) => group.reduce((cut, { detector, probe: probe2 }) => {
+      running = detector.name;
+      return probe2.test(cut) ? redactFindings(detector, cut) : cut;
+    }, from);
+    try {
+      const cut = cutBy(builtinProbes, redactSpelledBound(text2));
+      return cutPercentEncoded(
+        cutEncoded(
+          policyInTime(() => cutBy(policyProbes, cut), cut),
+          true
+        ),
+        true
+      );
+    } catch (error2) {
+      return `[REDACTED:${UNSCANNABLE}: ${error2.message}]`;
+    }
+  };
   return {
     scanUrl(target, to) {
       const found = find(urlViews(target, to?.host), to, true);
       return found && {
         ...found,
-        redactedTarget: redactBound(redact(found.detector, target, found.forms))
+        redactedTarget: redactText(redactBound(redact(found.detector, target, found.forms)))
       };
     },
     scanContent(views, to, scan) {
@@ -42744,24 +42823,7 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
       return bound.some((secret) => !allowed.includes(secret));
     },
     redactBound,
-    redactText(text2) {
-      const cutBy = (group, from) => group.reduce((cut, { detector, probe: probe2 }) => {
-        running = detector.name;
-        return probe2.test(cut) ? redactFindings(detector, cut) : cut;
-      }, from);
-      try {
-        const cut = cutBy(builtinProbes, redactSpelledBound(text2));
-        return cutPercentEncoded(
-          cutEncoded(
-            policyInTime(() => cutBy(policyProbes, cut), cut),
-            true
-          ),
-          true
-        );
-      } catch (error2) {
-        return `[REDACTED:${UNSCANNABLE}: ${error2.message}]`;
-      }
-    }
+    redactText
   };
 }
 var HOST = "host name";
