@@ -46626,6 +46626,15 @@ done
 cd "$workdir"
 exec "$@"
 `;
+var AGENT_INIT = `"$0" "$@" &
+child=$!
+for signal in HUP INT QUIT TERM USR1 USR2; do
+  trap "kill -$signal $child 2>/dev/null" "$signal"
+done
+# A trapped signal ends the wait early (128+N) while the script lives on: wait again.
+while wait "$child"; status=$?; kill -0 "$child" 2>/dev/null; do :; done
+exit "$status"
+`;
 function agentArgv(tools, plan, script, args) {
   for (const dir of plan.privateDirs) {
     const stray = dir.keep.find((path4) => path4 === dir.path || !isInsideDir(dir.path, path4));
@@ -46676,6 +46685,9 @@ function agentArgv(tools, plan, script, args) {
       tools.setpriv,
       ...withoutPrivileges(plan.uid, plan.gid),
       "--",
+      tools.bash,
+      "-c",
+      AGENT_INIT,
       tools.bash,
       script,
       ...args

@@ -90,6 +90,21 @@ cd "$workdir"
 exec "$@"
 `;
 
+// PID 1 of the namespace, as the agent: it runs the script as its child, passes the signals an
+// agent sends it on, and exits as the script did (128+N after signal N). The script itself must
+// not be PID 1: the kernel drops signals PID 1 has no handler for, so a script that ends itself
+// with \`kill $$\` (or a child signalling its parent) would go on and report success. Orphans are
+// reaped by bash as they end.
+const AGENT_INIT = `"$0" "$@" &
+child=$!
+for signal in HUP INT QUIT TERM USR1 USR2; do
+  trap "kill -$signal $child 2>/dev/null" "$signal"
+done
+# A trapped signal ends the wait early (128+N) while the script lives on: wait again.
+while wait "$child"; status=$?; kill -0 "$child" 2>/dev/null; do :; done
+exit "$status"
+`;
+
 /** argv that runs `bash SCRIPT ARGS` as the agent inside the boundary. */
 export function agentArgv(
   tools: LaunchTools,
@@ -146,6 +161,9 @@ export function agentArgv(
       tools.setpriv,
       ...withoutPrivileges(plan.uid, plan.gid),
       '--',
+      tools.bash,
+      '-c',
+      AGENT_INIT,
       tools.bash,
       script,
       ...args,

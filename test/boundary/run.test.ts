@@ -142,6 +142,18 @@ test("the run's exit code is the agent's, after the evidence is verified", async
   assert.equal(evidenceOf(run).report.sealed, true);
 });
 
+test('a script that ends itself with a signal ends as it would outside the boundary (128+N)', async () => {
+  // PID 1 of a namespace ignores signals it has no handler for: the script must not be it.
+  const run = await runAgent({
+    policy: policyFor(origin.port),
+    script: 'echo "pid $$ parent $PPID"\nkill -TERM $$\necho still alive\n',
+  });
+  assert.equal(run.code, 143, run.stderr);
+  assert.match(run.stdout, /^pid (?!1 )\d+ parent 1$/m);
+  assert.doesNotMatch(run.stdout, /still alive/);
+  assert.equal(evidenceOf(run).report.sealed, true);
+});
+
 test("with a pinned key the verdict is valid, and the key file stays out of the agent's reach", async () => {
   const keys = scratchDir('pe-keys-');
   execFileSync(process.execPath, [CLI, 'keygen', '--out', keys], { stdio: 'ignore' });

@@ -181,11 +181,16 @@ test('launch: netns, then new mount, PID and IPC namespaces, setup as root, the 
     '--no-new-privs',
     '--',
     '/bash',
+    '-c',
+    argv[perl + 22] ?? '',
+    // The init's $0 is the shell it starts the script with, as its child.
+    '/bash',
     '/s/agent.sh',
     'one arg',
     '--flag',
     '',
   ]);
+  assert.match(argv[perl + 22] ?? '', /^"\$0" "\$@" &\n/);
 });
 
 test('launch: a private directory keeps only what is under it', () => {
