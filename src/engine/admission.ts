@@ -337,7 +337,6 @@ function redactUserinfo(target: string): string {
   return target.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/?#]*@/, '$1[REDACTED]@');
 }
 
-/** The first refusal, else the first warning, else the (allowing) first decision. */
 /**
  * The request's own decision with the verdict of its strictest reading. It still goes to its
  * own target (a warning about a routed path must not send it there), scanned if any is.
