@@ -523,11 +523,11 @@ echo "most processes: $most"
   });
   assert.equal(run.code, 0, run.stderr);
   assert.match(run.stdout, /^Max processes\s+64\s+64\s+processes\s*$/m);
-  // A /proc listing is not atomic: a process that exits and one that starts while it is read
-  // can both be counted, so a few over the limit may show; thousands would without it.
+  // A /proc listing is not atomic: processes that exit and others that start while it is read
+  // can all be counted, so some over the limit may show (73 was seen); thousands would without it.
   const most = Number(/most processes: ([0-9]+)/.exec(run.stdout)?.[1]);
   assert.ok(
-    most > 16 && most <= 64 + 8,
+    most > 16 && most <= 64 + 32,
     `the bomb ran and stayed bounded: at most ${most} processes`,
   );
 });
