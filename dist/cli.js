@@ -32039,12 +32039,12 @@ var Parser = class {
     }
   }
   hex4(at) {
-    const digits = this.src.slice(at, at + 4);
-    if (!/^[0-9a-fA-F]{4}$/.test(digits)) {
+    const digits2 = this.src.slice(at, at + 4);
+    if (!/^[0-9a-fA-F]{4}$/.test(digits2)) {
       this.pos = at;
       this.fail("invalid \\u escape");
     }
-    return parseInt(digits, 16);
+    return parseInt(digits2, 16);
   }
   array(depth) {
     if (depth > MAX_JSON_DEPTH) this.fail(`nesting deeper than ${MAX_JSON_DEPTH}`);
@@ -33755,9 +33755,9 @@ function evidenceFileOrder(names, sessionId = DEFAULT_SESSION_ID) {
   const numbered = [];
   for (const name of names) {
     if (!name.startsWith(prefix) || !name.endsWith(".jsonl")) continue;
-    const digits = name.slice(prefix.length, -".jsonl".length);
-    if (/^[0-9]+$/.test(digits) && BigInt(digits) < 2n ** 64n)
-      numbered.push([BigInt(digits), name]);
+    const digits2 = name.slice(prefix.length, -".jsonl".length);
+    if (/^[0-9]+$/.test(digits2) && BigInt(digits2) < 2n ** 64n)
+      numbered.push([BigInt(digits2), name]);
   }
   return numbered.sort((a, b) => a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0).map(([, name]) => name);
 }
@@ -42472,6 +42472,65 @@ function httpServerOptions(limits) {
   };
 }
 
+// src/engine/dlp/byte-decoders.ts
+function digits(alphabet, eitherCase) {
+  return Int8Array.from({ length: 128 }, (_, code2) => {
+    const char = String.fromCharCode(code2);
+    return alphabet.indexOf(eitherCase ? char.toLowerCase() : char);
+  });
+}
+var BASE64_DIGITS = (() => {
+  const table = digits("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", false);
+  table["-".charCodeAt(0)] = 62;
+  table["_".charCodeAt(0)] = 63;
+  return table;
+})();
+var BASE32_DIGITS = digits("abcdefghijklmnopqrstuvwxyz234567", true);
+var HEX_DIGITS = digits("0123456789abcdef", true);
+var digitAt = (table, chars, i) => table[chars.charCodeAt(i)] ?? -1;
+var base64Length = (count2) => Math.floor(count2 * 6 / 8);
+var base32Length = (count2) => Math.floor(count2 * 5 / 8);
+var hexLength = (count2) => Math.floor(count2 / 2);
+var decodeBase64Into = (chars, from, out, at) => {
+  let value = 0;
+  let bits = 0;
+  for (let i = from; i < chars.length; i++) {
+    const digit = digitAt(BASE64_DIGITS, chars, i);
+    if (digit < 0) break;
+    value = (value << 6 | digit) & 65535;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[at++] = value >> bits & 255;
+    }
+  }
+  return at;
+};
+var decodeBase32Into = (chars, from, out, at) => {
+  let value = 0;
+  let bits = 0;
+  for (let i = from; i < chars.length; i++) {
+    const digit = digitAt(BASE32_DIGITS, chars, i);
+    if (digit < 0) break;
+    value = (value << 5 | digit) & 4095;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      out[at++] = value >> bits & 255;
+    }
+  }
+  return at;
+};
+var decodeHexInto = (chars, from, out, at) => {
+  for (let i = from; i + 1 < chars.length; i += 2) {
+    const high = digitAt(HEX_DIGITS, chars, i);
+    const low = digitAt(HEX_DIGITS, chars, i + 1);
+    if (high < 0 || low < 0) break;
+    out[at++] = high * 16 + low;
+  }
+  return at;
+};
+
 // src/engine/dlp/decoded-views.ts
 var MIN_RUN = 16;
 var BASE64_CHAR = Uint8Array.from(
@@ -42573,11 +42632,7 @@ function singleCaseRuns(chars, table) {
 var BASE32_CLASSES = classes("234567", "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
 var HEX_CLASSES = classes("0123456789abcdefABCDEF", "");
 var ENCODINGS = [
-  {
-    name: "base64",
-    period: 4,
-    decode: (chars) => Buffer.from(chars, "base64")
-  },
+  { name: "base64", period: 4, length: base64Length, decodeInto: decodeBase64Into },
   {
     // Encoders write one case; host names arrive lowercased (DNS exfiltration's encoding).
     // Runs of one case only: mixed-case letters are base64's, and decoding each of their
@@ -42585,14 +42640,10 @@ var ENCODINGS = [
     name: "base32",
     within: BASE32_CLASSES,
     period: 8,
-    decode: decodeBase32
+    length: base32Length,
+    decodeInto: decodeBase32Into
   },
-  {
-    name: "hex",
-    within: HEX_CLASSES,
-    period: 2,
-    decode: (chars) => Buffer.from(chars, "hex")
-  }
+  { name: "hex", within: HEX_CLASSES, period: 2, length: hexLength, decodeInto: decodeHexInto }
 ];
 var MAX_DECODED_BYTES = 32 * 1024 * 1024;
 var DecodingBudgetExceeded = class extends Error {
@@ -42604,70 +42655,57 @@ var DecodingBudgetExceeded = class extends Error {
   }
   where;
 };
+var NEWLINE2 = 10;
+var DecodedLines = class {
+  bytes = Buffer.alloc(0);
+  length = 0;
+  append(chars, from, encoding) {
+    const most = encoding.length(chars.length - from);
+    if (this.length + most + 1 > this.bytes.length) {
+      const grown = Buffer.allocUnsafe(Math.max(2 * this.bytes.length, this.length + most + 1));
+      this.bytes.copy(grown, 0, 0, this.length);
+      this.bytes = grown;
+    }
+    if (this.length > 0) this.bytes[this.length++] = NEWLINE2;
+    this.length = encoding.decodeInto(chars, from, this.bytes, this.length);
+  }
+  text() {
+    return this.length === 0 ? void 0 : this.bytes.toString("utf8", 0, this.length);
+  }
+};
 function decodedViews(views) {
   const out = [];
   const seen = /* @__PURE__ */ new Set();
-  const budget = { left: MAX_DECODED_BYTES };
+  let budget = MAX_DECODED_BYTES;
   for (const view of views) {
     if (view.decodeRuns === false) continue;
-    const texts = ENCODINGS.map(() => []);
+    const decoded = ENCODINGS.map(() => new DecodedLines());
     for (const run of base64Runs(view.text)) {
       for (const chars of candidates(run)) {
         if (chars.length < MIN_RUN || seen.has(chars)) continue;
         seen.add(chars);
-        for (let index = 0; index < ENCODINGS.length; index++) {
-          const encoding = ENCODINGS[index];
-          if (!decodeEveryAlignment(encoding, chars, texts[index], budget))
-            throw new DecodingBudgetExceeded(view.where);
-        }
+        ENCODINGS.forEach((encoding, index) => {
+          const runs = encoding.within ? singleCaseRuns(chars, encoding.within) : [chars];
+          for (const within of runs) {
+            for (let start = 0; start < encoding.period; start++) {
+              budget -= encoding.length(within.length - start);
+              if (budget < 0) throw new DecodingBudgetExceeded(view.where);
+              decoded[index]?.append(within, start, encoding);
+            }
+          }
+        });
       }
     }
-    for (let index = 0; index < ENCODINGS.length; index++) {
-      const decoded = texts[index];
-      if (decoded.length > 0) {
-        const where = `${view.where} (${ENCODINGS[index].name}-decoded)`;
-        out.push({ text: decoded.join("\n"), where });
-      }
-    }
+    ENCODINGS.forEach((encoding, index) => {
+      const text2 = decoded[index]?.text();
+      if (text2 !== void 0) out.push({ text: text2, where: `${view.where} (${encoding.name}-decoded)` });
+    });
   }
   return out;
-}
-function decodeEveryAlignment(encoding, chars, into, budget) {
-  const runs = encoding.within ? singleCaseRuns(chars, encoding.within) : [chars];
-  for (const run of runs) {
-    for (let start = 0; start < encoding.period; start++) {
-      const bytes = encoding.decode(run.slice(start));
-      budget.left -= bytes.length;
-      if (budget.left < 0) return false;
-      into.push(bytes.toString("utf8"));
-    }
-  }
-  return true;
 }
 var URL_SIZED = 16 * 1024;
 function candidates(run) {
   return run.length <= URL_SIZED && run.includes("/") ? [run, ...run.split("/")] : [run];
-}
-var BASE32_DIGITS = Int8Array.from(
-  { length: 128 },
-  (_, code2) => "abcdefghijklmnopqrstuvwxyz234567".indexOf(String.fromCharCode(code2).toLowerCase())
-);
-function decodeBase32(chars) {
-  const out = Buffer.allocUnsafe(Math.floor(chars.length * 5 / 8));
-  let length = 0;
-  let bits = 0;
-  let value = 0;
-  for (let i = 0; i < chars.length; i++) {
-    const digit = BASE32_DIGITS[chars.charCodeAt(i)] ?? -1;
-    if (digit < 0) break;
-    value = (value << 5 | digit) & 4095;
-    bits += 5;
-    if (bits >= 8) {
-      bits -= 8;
-      out[length++] = value >> bits & 255;
-    }
-  }
-  return out.subarray(0, length);
 }
 
 // src/engine/dlp/secret-scan.ts
@@ -46852,7 +46890,7 @@ var EngineLogTally = class {
 var ENGINE_LOG_MAX_BYTES = 64 * 1024 * 1024;
 var ENGINE_LOG_MAX_FILE_BYTES = ENGINE_LOG_MAX_BYTES + 1024 * 1024;
 var MAX_HELD_LINE = 64 * 1024;
-var NEWLINE2 = 10;
+var NEWLINE3 = 10;
 var LogBudget = class {
   constructor(maxBytes = ENGINE_LOG_MAX_BYTES) {
     this.maxBytes = maxBytes;
@@ -46874,7 +46912,7 @@ var LogBudget = class {
       this.drop(chunk);
       return Buffer.alloc(0);
     }
-    const lastEnd = chunk.lastIndexOf(NEWLINE2);
+    const lastEnd = chunk.lastIndexOf(NEWLINE3);
     if (lastEnd < 0) {
       this.pending.push(chunk);
       this.pendingBytes += chunk.length;
@@ -46884,7 +46922,7 @@ var LogBudget = class {
     this.pending = [chunk.subarray(lastEnd + 1)];
     this.pendingBytes = chunk.length - lastEnd - 1;
     if (this.kept + lines.length > this.maxBytes) {
-      const fit = lines.subarray(0, this.maxBytes - this.kept).lastIndexOf(NEWLINE2) + 1;
+      const fit = lines.subarray(0, this.maxBytes - this.kept).lastIndexOf(NEWLINE3) + 1;
       this.kept += fit;
       this.pending.unshift(lines.subarray(fit));
       return Buffer.concat([lines.subarray(0, fit), this.stop()]);
@@ -46933,7 +46971,7 @@ var LogBudget = class {
   drop(bytes) {
     this.droppedBytes += bytes.length;
     let start = 0;
-    for (let end = bytes.indexOf(NEWLINE2); end >= 0; end = bytes.indexOf(NEWLINE2, start)) {
+    for (let end = bytes.indexOf(NEWLINE3); end >= 0; end = bytes.indexOf(NEWLINE3, start)) {
       this.hold(bytes.subarray(start, end));
       this.endHeldLine();
       start = end + 1;

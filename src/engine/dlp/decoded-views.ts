@@ -6,6 +6,15 @@
 // decodes to is scanned like the text itself. One level deep: an encoding of an encoding is
 // seen only where its inner spelling is one the scanner already knows.
 
+import {
+  base32Length,
+  base64Length,
+  decodeBase32Into,
+  decodeBase64Into,
+  decodeHexInto,
+  hexLength,
+  type DecodeInto,
+} from './byte-decoders.js';
 import type { View } from './secret-scan.js';
 
 interface Encoding {
@@ -14,7 +23,9 @@ interface Encoding {
   readonly within?: Uint8Array;
   /** Characters per whole number of bytes: every alignment is a start in 0..period-1. */
   readonly period: number;
-  decode(chars: string): Buffer;
+  /** Bytes a number of its characters decode to. */
+  length(count: number): number;
+  readonly decodeInto: DecodeInto;
 }
 
 /** Shorter runs cannot hide a credential worth the name (12 bytes of base64, 8 of hex). */
@@ -158,11 +169,7 @@ export const BASE32_CLASSES = classes('234567', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ');
 export const HEX_CLASSES = classes('0123456789abcdefABCDEF', '');
 
 const ENCODINGS: readonly Encoding[] = [
-  {
-    name: 'base64',
-    period: 4,
-    decode: (chars) => Buffer.from(chars, 'base64'),
-  },
+  { name: 'base64', period: 4, length: base64Length, decodeInto: decodeBase64Into },
   {
     // Encoders write one case; host names arrive lowercased (DNS exfiltration's encoding).
     // Runs of one case only: mixed-case letters are base64's, and decoding each of their
@@ -170,14 +177,10 @@ const ENCODINGS: readonly Encoding[] = [
     name: 'base32',
     within: BASE32_CLASSES,
     period: 8,
-    decode: decodeBase32,
+    length: base32Length,
+    decodeInto: decodeBase32Into,
   },
-  {
-    name: 'hex',
-    within: HEX_CLASSES,
-    period: 2,
-    decode: (chars) => Buffer.from(chars, 'hex'),
-  },
+  { name: 'hex', within: HEX_CLASSES, period: 2, length: hexLength, decodeInto: decodeHexInto },
 ];
 
 /**
@@ -195,6 +198,32 @@ export class DecodingBudgetExceeded extends Error {
   }
 }
 
+const NEWLINE = 0x0a;
+
+/**
+ * The decodings of one encoding in one view, a line each, gathered as bytes and read as text
+ * once (an invalid sequence at a decoding's end reads as U+FFFD before its newline either way).
+ */
+class DecodedLines {
+  private bytes = Buffer.alloc(0);
+  private length = 0;
+
+  append(chars: string, from: number, encoding: Encoding): void {
+    const most = encoding.length(chars.length - from);
+    if (this.length + most + 1 > this.bytes.length) {
+      const grown = Buffer.allocUnsafe(Math.max(2 * this.bytes.length, this.length + most + 1));
+      this.bytes.copy(grown, 0, 0, this.length);
+      this.bytes = grown;
+    }
+    if (this.length > 0) this.bytes[this.length++] = NEWLINE;
+    this.length = encoding.decodeInto(chars, from, this.bytes, this.length);
+  }
+
+  text(): string | undefined {
+    return this.length === 0 ? undefined : this.bytes.toString('utf8', 0, this.length);
+  }
+}
+
 /**
  * The decodings of every encoded run in the views, each labelled with its view and encoding.
  * Throws DecodingBudgetExceeded beyond MAX_DECODED_BYTES (the scanner then refuses: what
@@ -203,48 +232,32 @@ export class DecodingBudgetExceeded extends Error {
 export function decodedViews(views: readonly View[]): View[] {
   const out: View[] = [];
   const seen = new Set<string>();
-  const budget = { left: MAX_DECODED_BYTES };
+  let budget = MAX_DECODED_BYTES;
   for (const view of views) {
     if (view.decodeRuns === false) continue;
-    const texts = ENCODINGS.map((): string[] => []);
+    const decoded = ENCODINGS.map(() => new DecodedLines());
     for (const run of base64Runs(view.text)) {
       for (const chars of candidates(run)) {
         if (chars.length < MIN_RUN || seen.has(chars)) continue;
         seen.add(chars);
-        for (let index = 0; index < ENCODINGS.length; index++) {
-          const encoding = ENCODINGS[index] as Encoding;
-          if (!decodeEveryAlignment(encoding, chars, texts[index] as string[], budget))
-            throw new DecodingBudgetExceeded(view.where);
-        }
+        ENCODINGS.forEach((encoding, index) => {
+          const runs = encoding.within ? singleCaseRuns(chars, encoding.within) : [chars];
+          for (const within of runs) {
+            for (let start = 0; start < encoding.period; start++) {
+              budget -= encoding.length(within.length - start);
+              if (budget < 0) throw new DecodingBudgetExceeded(view.where);
+              decoded[index]?.append(within, start, encoding);
+            }
+          }
+        });
       }
     }
-    for (let index = 0; index < ENCODINGS.length; index++) {
-      const decoded = texts[index] as string[];
-      if (decoded.length > 0) {
-        const where = `${view.where} (${(ENCODINGS[index] as Encoding).name}-decoded)`;
-        out.push({ text: decoded.join('\n'), where });
-      }
-    }
+    ENCODINGS.forEach((encoding, index) => {
+      const text = decoded[index]?.text();
+      if (text !== undefined) out.push({ text, where: `${view.where} (${encoding.name}-decoded)` });
+    });
   }
   return out;
-}
-
-function decodeEveryAlignment(
-  encoding: Encoding,
-  chars: string,
-  into: string[],
-  budget: { left: number },
-): boolean {
-  const runs = encoding.within ? singleCaseRuns(chars, encoding.within) : [chars];
-  for (const run of runs) {
-    for (let start = 0; start < encoding.period; start++) {
-      const bytes = encoding.decode(run.slice(start));
-      budget.left -= bytes.length;
-      if (budget.left < 0) return false;
-      into.push(bytes.toString('utf8'));
-    }
-  }
-  return true;
 }
 
 /** Runs as long as a URL may be (the engine's header limit) can be URL paths. */
@@ -257,28 +270,4 @@ const URL_SIZED = 16 * 1024;
  */
 function candidates(run: string): string[] {
   return run.length <= URL_SIZED && run.includes('/') ? [run, ...run.split('/')] : [run];
-}
-
-/** Each character code's base32 digit (either case), or -1. */
-const BASE32_DIGITS = Int8Array.from({ length: 128 }, (_, code) =>
-  'abcdefghijklmnopqrstuvwxyz234567'.indexOf(String.fromCharCode(code).toLowerCase()),
-);
-
-/** RFC 4648 base32 without padding, either case; a trailing partial byte is dropped. */
-export function decodeBase32(chars: string): Buffer {
-  const out = Buffer.allocUnsafe(Math.floor((chars.length * 5) / 8));
-  let length = 0;
-  let bits = 0;
-  let value = 0;
-  for (let i = 0; i < chars.length; i++) {
-    const digit = BASE32_DIGITS[chars.charCodeAt(i)] ?? -1;
-    if (digit < 0) break;
-    value = ((value << 5) | digit) & 0xfff;
-    bits += 5;
-    if (bits >= 8) {
-      bits -= 8;
-      out[length++] = (value >> bits) & 0xff;
-    }
-  }
-  return out.subarray(0, length);
 }
