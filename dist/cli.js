@@ -567,10 +567,10 @@ var require_toJS = __commonJS({
       if (value && typeof value.toJSON === "function") {
         if (!ctx || !identity.hasAnchor(value))
           return value.toJSON(arg, ctx);
-        const data = { aliasCount: 0, count: 1, res: void 0 };
-        ctx.anchors.set(value, data);
+        const data2 = { aliasCount: 0, count: 1, res: void 0 };
+        ctx.anchors.set(value, data2);
         ctx.onCreate = (res2) => {
-          data.res = res2;
+          data2.res = res2;
           delete ctx.onCreate;
         };
         const res = value.toJSON(arg, ctx);
@@ -676,20 +676,20 @@ var require_Alias = __commonJS({
         }
         if (found && ctx) {
           const { anchors: anchors2, doc: doc2, maxAliasCount } = ctx;
-          let data = anchors2.get(found);
-          if (!data) {
+          let data2 = anchors2.get(found);
+          if (!data2) {
             toJS.toJS(found, null, ctx);
-            data = anchors2.get(found);
+            data2 = anchors2.get(found);
           }
-          if (data?.res === void 0) {
+          if (data2?.res === void 0) {
             const msg = "This should not happen: Alias anchor was not resolved?";
             throw new ReferenceError(msg);
           }
           if (maxAliasCount >= 0) {
-            data.count += 1;
-            if (data.aliasCount === 0)
-              data.aliasCount = getAliasCount(doc2, found, anchors2);
-            if (data.count * data.aliasCount > maxAliasCount) {
+            data2.count += 1;
+            if (data2.aliasCount === 0)
+              data2.aliasCount = getAliasCount(doc2, found, anchors2);
+            if (data2.count * data2.aliasCount > maxAliasCount) {
               const msg = "Excessive alias count indicates a resource exhaustion attack";
               throw new ReferenceError(msg);
             }
@@ -7441,16 +7441,16 @@ var require_buffer_util = __commonJS({
       }
       return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length);
     }
-    function toBuffer(data) {
+    function toBuffer(data2) {
       toBuffer.readOnly = true;
-      if (Buffer.isBuffer(data)) return data;
+      if (Buffer.isBuffer(data2)) return data2;
       let buf;
-      if (data instanceof ArrayBuffer) {
-        buf = new FastBuffer(data);
-      } else if (ArrayBuffer.isView(data)) {
-        buf = new FastBuffer(data.buffer, data.byteOffset, data.byteLength);
+      if (data2 instanceof ArrayBuffer) {
+        buf = new FastBuffer(data2);
+      } else if (ArrayBuffer.isView(data2)) {
+        buf = new FastBuffer(data2.buffer, data2.byteOffset, data2.byteLength);
       } else {
-        buf = Buffer.from(data);
+        buf = Buffer.from(data2);
         toBuffer.readOnly = false;
       }
       return buf;
@@ -7773,9 +7773,9 @@ var require_permessage_deflate = __commonJS({
        * @param {Function} callback Callback
        * @public
        */
-      decompress(data, fin, callback) {
+      decompress(data2, fin, callback) {
         zlibLimiter.add((done) => {
-          this._decompress(data, fin, (err, result) => {
+          this._decompress(data2, fin, (err, result) => {
             done();
             callback(err, result);
           });
@@ -7789,9 +7789,9 @@ var require_permessage_deflate = __commonJS({
        * @param {Function} callback Callback
        * @public
        */
-      compress(data, fin, callback) {
+      compress(data2, fin, callback) {
         zlibLimiter.add((done) => {
-          this._compress(data, fin, (err, result) => {
+          this._compress(data2, fin, (err, result) => {
             done();
             callback(err, result);
           });
@@ -7805,7 +7805,7 @@ var require_permessage_deflate = __commonJS({
        * @param {Function} callback Callback
        * @private
        */
-      _decompress(data, fin, callback) {
+      _decompress(data2, fin, callback) {
         const endpoint = this._isServer ? "client" : "server";
         if (!this._inflate) {
           const key = `${endpoint}_max_window_bits`;
@@ -7821,7 +7821,7 @@ var require_permessage_deflate = __commonJS({
           this._inflate.on("data", inflateOnData);
         }
         this._inflate[kCallback] = callback;
-        this._inflate.write(data);
+        this._inflate.write(data2);
         if (fin) this._inflate.write(TRAILER);
         this._inflate.flush(() => {
           const err = this._inflate[kError];
@@ -7831,7 +7831,7 @@ var require_permessage_deflate = __commonJS({
             callback(err);
             return;
           }
-          const data2 = bufferUtil.concat(
+          const data3 = bufferUtil.concat(
             this._inflate[kBuffers],
             this._inflate[kTotalLength]
           );
@@ -7845,7 +7845,7 @@ var require_permessage_deflate = __commonJS({
               this._inflate.reset();
             }
           }
-          callback(null, data2);
+          callback(null, data3);
         });
       }
       /**
@@ -7856,7 +7856,7 @@ var require_permessage_deflate = __commonJS({
        * @param {Function} callback Callback
        * @private
        */
-      _compress(data, fin, callback) {
+      _compress(data2, fin, callback) {
         const endpoint = this._isServer ? "server" : "client";
         if (!this._deflate) {
           const key = `${endpoint}_max_window_bits`;
@@ -7870,17 +7870,17 @@ var require_permessage_deflate = __commonJS({
           this._deflate.on("data", deflateOnData);
         }
         this._deflate[kCallback] = callback;
-        this._deflate.write(data);
+        this._deflate.write(data2);
         this._deflate.flush(zlib.Z_SYNC_FLUSH, () => {
           if (!this._deflate) {
             return;
           }
-          let data2 = bufferUtil.concat(
+          let data3 = bufferUtil.concat(
             this._deflate[kBuffers],
             this._deflate[kTotalLength]
           );
           if (fin) {
-            data2 = new FastBuffer(data2.buffer, data2.byteOffset, data2.length - 4);
+            data3 = new FastBuffer(data3.buffer, data3.byteOffset, data3.length - 4);
           }
           this._deflate[kCallback] = null;
           this._deflate[kTotalLength] = 0;
@@ -7888,7 +7888,7 @@ var require_permessage_deflate = __commonJS({
           if (fin && this.params[`${endpoint}_no_context_takeover`]) {
             this._deflate.reset();
           }
-          callback(null, data2);
+          callback(null, data3);
         });
       }
     };
@@ -8523,20 +8523,20 @@ var require_receiver = __commonJS({
        * @private
        */
       getData(cb) {
-        let data = EMPTY_BUFFER;
+        let data2 = EMPTY_BUFFER;
         if (this._payloadLength) {
           if (this._bufferedBytes < this._payloadLength) {
             this._loop = false;
             return;
           }
-          data = this.consume(this._payloadLength);
+          data2 = this.consume(this._payloadLength);
           if (this._masked && (this._mask[0] | this._mask[1] | this._mask[2] | this._mask[3]) !== 0) {
-            unmask(data, this._mask);
+            unmask(data2, this._mask);
           }
         }
         this._mask = void 0;
         if (this._opcode > 7) {
-          this.controlMessage(data, cb);
+          this.controlMessage(data2, cb);
           return;
         }
         if (this._maxFragments > 0 && ++this._numFragments > this._maxFragments) {
@@ -8552,12 +8552,12 @@ var require_receiver = __commonJS({
         }
         if (this._compressed) {
           this._state = INFLATING;
-          this.decompress(data, cb);
+          this.decompress(data2, cb);
           return;
         }
-        if (data.length) {
+        if (data2.length) {
           this._messageLength = this._totalPayloadLength;
-          this._fragments.push(data);
+          this._fragments.push(data2);
         }
         this.dataMessage(cb);
       }
@@ -8568,9 +8568,9 @@ var require_receiver = __commonJS({
        * @param {Function} cb Callback
        * @private
        */
-      decompress(data, cb) {
+      decompress(data2, cb) {
         const perMessageDeflate = this._extensions[PerMessageDeflate2.extensionName];
-        perMessageDeflate.decompress(data, this._fin, (err, buf) => {
+        perMessageDeflate.decompress(data2, this._fin, (err, buf) => {
           if (err) return cb(err);
           if (buf.length) {
             this._messageLength += buf.length;
@@ -8610,23 +8610,23 @@ var require_receiver = __commonJS({
         this._numFragments = 0;
         this._fragments = [];
         if (this._opcode === 2) {
-          let data;
+          let data2;
           if (this._binaryType === "nodebuffer") {
-            data = concat(fragments, messageLength);
+            data2 = concat(fragments, messageLength);
           } else if (this._binaryType === "arraybuffer") {
-            data = toArrayBuffer2(concat(fragments, messageLength));
+            data2 = toArrayBuffer2(concat(fragments, messageLength));
           } else if (this._binaryType === "blob") {
-            data = new Blob(fragments);
+            data2 = new Blob(fragments);
           } else {
-            data = fragments;
+            data2 = fragments;
           }
           if (this._allowSynchronousEvents) {
-            this.emit("message", data, true);
+            this.emit("message", data2, true);
             this._state = GET_INFO;
           } else {
             this._state = DEFER_EVENT;
             setImmediate(() => {
-              this.emit("message", data, true);
+              this.emit("message", data2, true);
               this._state = GET_INFO;
               this.startLoop(cb);
             });
@@ -8664,14 +8664,14 @@ var require_receiver = __commonJS({
        * @return {(Error|RangeError|undefined)} A possible error
        * @private
        */
-      controlMessage(data, cb) {
+      controlMessage(data2, cb) {
         if (this._opcode === 8) {
-          if (data.length === 0) {
+          if (data2.length === 0) {
             this._loop = false;
             this.emit("conclude", 1005, EMPTY_BUFFER);
             this.end();
           } else {
-            const code2 = data.readUInt16BE(0);
+            const code2 = data2.readUInt16BE(0);
             if (!isValidStatusCode(code2)) {
               const error2 = this.createError(
                 RangeError,
@@ -8684,9 +8684,9 @@ var require_receiver = __commonJS({
               return;
             }
             const buf = new FastBuffer(
-              data.buffer,
-              data.byteOffset + 2,
-              data.length - 2
+              data2.buffer,
+              data2.byteOffset + 2,
+              data2.length - 2
             );
             if (!this._skipUTF8Validation && !isValidUTF8(buf)) {
               const error2 = this.createError(
@@ -8707,12 +8707,12 @@ var require_receiver = __commonJS({
           return;
         }
         if (this._allowSynchronousEvents) {
-          this.emit(this._opcode === 9 ? "ping" : "pong", data);
+          this.emit(this._opcode === 9 ? "ping" : "pong", data2);
           this._state = GET_INFO;
         } else {
           this._state = DEFER_EVENT;
           setImmediate(() => {
-            this.emit(this._opcode === 9 ? "ping" : "pong", data);
+            this.emit(this._opcode === 9 ? "ping" : "pong", data2);
             this._state = GET_INFO;
             this.startLoop(cb);
           });
@@ -8812,7 +8812,7 @@ var require_sender = __commonJS({
        * @return {(Buffer|String)[]} The framed data
        * @public
        */
-      static frame(data, options) {
+      static frame(data2, options) {
         let mask;
         let merge2 = false;
         let offset = 2;
@@ -8838,15 +8838,15 @@ var require_sender = __commonJS({
           offset = 6;
         }
         let dataLength;
-        if (typeof data === "string") {
+        if (typeof data2 === "string") {
           if ((!options.mask || skipMasking) && options[kByteLength] !== void 0) {
             dataLength = options[kByteLength];
           } else {
-            data = Buffer.from(data);
-            dataLength = data.length;
+            data2 = Buffer.from(data2);
+            dataLength = data2.length;
           }
         } else {
-          dataLength = data.length;
+          dataLength = data2.length;
           merge2 = options.mask && options.readOnly && !skipMasking;
         }
         let payloadLength = dataLength;
@@ -8868,7 +8868,7 @@ var require_sender = __commonJS({
           target.writeUIntBE(dataLength, 4, 6);
         }
         if (!options.mask) {
-          return dataLength ? [target, data] : [target];
+          return dataLength ? [target, data2] : [target];
         }
         target[1] |= 128;
         target[offset - 4] = mask[0];
@@ -8876,13 +8876,13 @@ var require_sender = __commonJS({
         target[offset - 2] = mask[2];
         target[offset - 1] = mask[3];
         if (!dataLength) return [target];
-        if (skipMasking) return [target, data];
+        if (skipMasking) return [target, data2];
         if (merge2) {
-          applyMask(data, mask, target, offset, dataLength);
+          applyMask(data2, mask, target, offset, dataLength);
           return [target];
         }
-        applyMask(data, mask, data, 0, dataLength);
-        return [target, data];
+        applyMask(data2, mask, data2, 0, dataLength);
+        return [target, data2];
       }
       /**
        * Sends a close message to the other peer.
@@ -8893,26 +8893,26 @@ var require_sender = __commonJS({
        * @param {Function} [cb] Callback
        * @public
        */
-      close(code2, data, mask, cb) {
+      close(code2, data2, mask, cb) {
         let buf;
         if (code2 === void 0) {
           buf = EMPTY_BUFFER;
         } else if (typeof code2 !== "number" || !isValidStatusCode(code2)) {
           throw new TypeError("First argument must be a valid error code number");
-        } else if (data === void 0 || !data.length) {
+        } else if (data2 === void 0 || !data2.length) {
           buf = Buffer.allocUnsafe(2);
           buf.writeUInt16BE(code2, 0);
         } else {
-          const length = Buffer.byteLength(data);
+          const length = Buffer.byteLength(data2);
           if (length > 123) {
             throw new RangeError("The message must not be greater than 123 bytes");
           }
           buf = Buffer.allocUnsafe(2 + length);
           buf.writeUInt16BE(code2, 0);
-          if (typeof data === "string") {
-            buf.write(data, 2);
-          } else if (isUint8Array(data)) {
-            buf.set(data, 2);
+          if (typeof data2 === "string") {
+            buf.write(data2, 2);
+          } else if (isUint8Array(data2)) {
+            buf.set(data2, 2);
           } else {
             throw new TypeError("Second argument must be a string or a Uint8Array");
           }
@@ -8941,18 +8941,18 @@ var require_sender = __commonJS({
        * @param {Function} [cb] Callback
        * @public
        */
-      ping(data, mask, cb) {
+      ping(data2, mask, cb) {
         let byteLength2;
         let readOnly;
-        if (typeof data === "string") {
-          byteLength2 = Buffer.byteLength(data);
+        if (typeof data2 === "string") {
+          byteLength2 = Buffer.byteLength(data2);
           readOnly = false;
-        } else if (isBlob(data)) {
-          byteLength2 = data.size;
+        } else if (isBlob(data2)) {
+          byteLength2 = data2.size;
           readOnly = false;
         } else {
-          data = toBuffer(data);
-          byteLength2 = data.length;
+          data2 = toBuffer(data2);
+          byteLength2 = data2.length;
           readOnly = toBuffer.readOnly;
         }
         if (byteLength2 > 125) {
@@ -8968,16 +8968,16 @@ var require_sender = __commonJS({
           readOnly,
           rsv1: false
         };
-        if (isBlob(data)) {
+        if (isBlob(data2)) {
           if (this._state !== DEFAULT) {
-            this.enqueue([this.getBlobData, data, false, options, cb]);
+            this.enqueue([this.getBlobData, data2, false, options, cb]);
           } else {
-            this.getBlobData(data, false, options, cb);
+            this.getBlobData(data2, false, options, cb);
           }
         } else if (this._state !== DEFAULT) {
-          this.enqueue([this.dispatch, data, false, options, cb]);
+          this.enqueue([this.dispatch, data2, false, options, cb]);
         } else {
-          this.sendFrame(_Sender.frame(data, options), cb);
+          this.sendFrame(_Sender.frame(data2, options), cb);
         }
       }
       /**
@@ -8988,18 +8988,18 @@ var require_sender = __commonJS({
        * @param {Function} [cb] Callback
        * @public
        */
-      pong(data, mask, cb) {
+      pong(data2, mask, cb) {
         let byteLength2;
         let readOnly;
-        if (typeof data === "string") {
-          byteLength2 = Buffer.byteLength(data);
+        if (typeof data2 === "string") {
+          byteLength2 = Buffer.byteLength(data2);
           readOnly = false;
-        } else if (isBlob(data)) {
-          byteLength2 = data.size;
+        } else if (isBlob(data2)) {
+          byteLength2 = data2.size;
           readOnly = false;
         } else {
-          data = toBuffer(data);
-          byteLength2 = data.length;
+          data2 = toBuffer(data2);
+          byteLength2 = data2.length;
           readOnly = toBuffer.readOnly;
         }
         if (byteLength2 > 125) {
@@ -9015,16 +9015,16 @@ var require_sender = __commonJS({
           readOnly,
           rsv1: false
         };
-        if (isBlob(data)) {
+        if (isBlob(data2)) {
           if (this._state !== DEFAULT) {
-            this.enqueue([this.getBlobData, data, false, options, cb]);
+            this.enqueue([this.getBlobData, data2, false, options, cb]);
           } else {
-            this.getBlobData(data, false, options, cb);
+            this.getBlobData(data2, false, options, cb);
           }
         } else if (this._state !== DEFAULT) {
-          this.enqueue([this.dispatch, data, false, options, cb]);
+          this.enqueue([this.dispatch, data2, false, options, cb]);
         } else {
-          this.sendFrame(_Sender.frame(data, options), cb);
+          this.sendFrame(_Sender.frame(data2, options), cb);
         }
       }
       /**
@@ -9043,21 +9043,21 @@ var require_sender = __commonJS({
        * @param {Function} [cb] Callback
        * @public
        */
-      send(data, options, cb) {
+      send(data2, options, cb) {
         const perMessageDeflate = this._extensions[PerMessageDeflate2.extensionName];
         let opcode = options.binary ? 2 : 1;
         let rsv1 = options.compress;
         let byteLength2;
         let readOnly;
-        if (typeof data === "string") {
-          byteLength2 = Buffer.byteLength(data);
+        if (typeof data2 === "string") {
+          byteLength2 = Buffer.byteLength(data2);
           readOnly = false;
-        } else if (isBlob(data)) {
-          byteLength2 = data.size;
+        } else if (isBlob(data2)) {
+          byteLength2 = data2.size;
           readOnly = false;
         } else {
-          data = toBuffer(data);
-          byteLength2 = data.length;
+          data2 = toBuffer(data2);
+          byteLength2 = data2.length;
           readOnly = toBuffer.readOnly;
         }
         if (this._firstFragment) {
@@ -9081,16 +9081,16 @@ var require_sender = __commonJS({
           readOnly,
           rsv1
         };
-        if (isBlob(data)) {
+        if (isBlob(data2)) {
           if (this._state !== DEFAULT) {
-            this.enqueue([this.getBlobData, data, this._compress, opts, cb]);
+            this.enqueue([this.getBlobData, data2, this._compress, opts, cb]);
           } else {
-            this.getBlobData(data, this._compress, opts, cb);
+            this.getBlobData(data2, this._compress, opts, cb);
           }
         } else if (this._state !== DEFAULT) {
-          this.enqueue([this.dispatch, data, this._compress, opts, cb]);
+          this.enqueue([this.dispatch, data2, this._compress, opts, cb]);
         } else {
-          this.dispatch(data, this._compress, opts, cb);
+          this.dispatch(data2, this._compress, opts, cb);
         }
       }
       /**
@@ -9128,13 +9128,13 @@ var require_sender = __commonJS({
             return;
           }
           this._bufferedBytes -= options[kByteLength];
-          const data = toBuffer(arrayBuffer);
+          const data2 = toBuffer(arrayBuffer);
           if (!compress) {
             this._state = DEFAULT;
-            this.sendFrame(_Sender.frame(data, options), cb);
+            this.sendFrame(_Sender.frame(data2, options), cb);
             this.dequeue();
           } else {
-            this.dispatch(data, compress, options, cb);
+            this.dispatch(data2, compress, options, cb);
           }
         }).catch((err) => {
           process.nextTick(onError, this, err, cb);
@@ -9163,15 +9163,15 @@ var require_sender = __commonJS({
        * @param {Function} [cb] Callback
        * @private
        */
-      dispatch(data, compress, options, cb) {
+      dispatch(data2, compress, options, cb) {
         if (!compress) {
-          this.sendFrame(_Sender.frame(data, options), cb);
+          this.sendFrame(_Sender.frame(data2, options), cb);
           return;
         }
         const perMessageDeflate = this._extensions[PerMessageDeflate2.extensionName];
         this._bufferedBytes += options[kByteLength];
         this._state = DEFLATING;
-        perMessageDeflate.compress(data, options.fin, (_, buf) => {
+        perMessageDeflate.compress(data2, options.fin, (_, buf) => {
           if (this._socket.destroyed) {
             const err = new Error(
               "The socket was closed while data was being compressed"
@@ -9395,9 +9395,9 @@ var require_event_target = __commonJS({
         }
         let wrapper;
         if (type === "message") {
-          wrapper = function onMessage(data, isBinary) {
+          wrapper = function onMessage(data2, isBinary) {
             const event = new MessageEvent("message", {
-              data: isBinary ? data : data.toString()
+              data: isBinary ? data2 : data2.toString()
             });
             event[kTarget] = this;
             callListener(handler, this, event);
@@ -9895,7 +9895,7 @@ var require_websocket = __commonJS({
        *     closing
        * @public
        */
-      close(code2, data) {
+      close(code2, data2) {
         if (this.readyState === _WebSocket.CLOSED) return;
         if (this.readyState === _WebSocket.CONNECTING) {
           const msg = "WebSocket was closed before the connection was established";
@@ -9908,7 +9908,7 @@ var require_websocket = __commonJS({
           }
           return;
         }
-        this._sender.close(code2, data, !this._isServer, (err) => {
+        this._sender.close(code2, data2, !this._isServer, (err) => {
           if (err) return;
           this._closeFrameSent = true;
           if (this._closeFrameReceived || this._receiver._writableState.errorEmitted) {
@@ -9938,24 +9938,24 @@ var require_websocket = __commonJS({
        * @param {Function} [cb] Callback which is executed when the ping is sent
        * @public
        */
-      ping(data, mask, cb) {
+      ping(data2, mask, cb) {
         if (this.readyState === _WebSocket.CONNECTING) {
           throw new Error("WebSocket is not open: readyState 0 (CONNECTING)");
         }
-        if (typeof data === "function") {
-          cb = data;
-          data = mask = void 0;
+        if (typeof data2 === "function") {
+          cb = data2;
+          data2 = mask = void 0;
         } else if (typeof mask === "function") {
           cb = mask;
           mask = void 0;
         }
-        if (typeof data === "number") data = data.toString();
+        if (typeof data2 === "number") data2 = data2.toString();
         if (this.readyState !== _WebSocket.OPEN) {
-          sendAfterClose(this, data, cb);
+          sendAfterClose(this, data2, cb);
           return;
         }
         if (mask === void 0) mask = !this._isServer;
-        this._sender.ping(data || EMPTY_BUFFER, mask, cb);
+        this._sender.ping(data2 || EMPTY_BUFFER, mask, cb);
       }
       /**
        * Send a pong.
@@ -9965,24 +9965,24 @@ var require_websocket = __commonJS({
        * @param {Function} [cb] Callback which is executed when the pong is sent
        * @public
        */
-      pong(data, mask, cb) {
+      pong(data2, mask, cb) {
         if (this.readyState === _WebSocket.CONNECTING) {
           throw new Error("WebSocket is not open: readyState 0 (CONNECTING)");
         }
-        if (typeof data === "function") {
-          cb = data;
-          data = mask = void 0;
+        if (typeof data2 === "function") {
+          cb = data2;
+          data2 = mask = void 0;
         } else if (typeof mask === "function") {
           cb = mask;
           mask = void 0;
         }
-        if (typeof data === "number") data = data.toString();
+        if (typeof data2 === "number") data2 = data2.toString();
         if (this.readyState !== _WebSocket.OPEN) {
-          sendAfterClose(this, data, cb);
+          sendAfterClose(this, data2, cb);
           return;
         }
         if (mask === void 0) mask = !this._isServer;
-        this._sender.pong(data || EMPTY_BUFFER, mask, cb);
+        this._sender.pong(data2 || EMPTY_BUFFER, mask, cb);
       }
       /**
        * Resume the socket.
@@ -10011,7 +10011,7 @@ var require_websocket = __commonJS({
        * @param {Function} [cb] Callback which is executed when data is written out
        * @public
        */
-      send(data, options, cb) {
+      send(data2, options, cb) {
         if (this.readyState === _WebSocket.CONNECTING) {
           throw new Error("WebSocket is not open: readyState 0 (CONNECTING)");
         }
@@ -10019,13 +10019,13 @@ var require_websocket = __commonJS({
           cb = options;
           options = {};
         }
-        if (typeof data === "number") data = data.toString();
+        if (typeof data2 === "number") data2 = data2.toString();
         if (this.readyState !== _WebSocket.OPEN) {
-          sendAfterClose(this, data, cb);
+          sendAfterClose(this, data2, cb);
           return;
         }
         const opts = {
-          binary: typeof data !== "string",
+          binary: typeof data2 !== "string",
           mask: !this._isServer,
           compress: true,
           fin: true,
@@ -10034,7 +10034,7 @@ var require_websocket = __commonJS({
         if (!this._extensions[PerMessageDeflate2.extensionName]) {
           opts.compress = false;
         }
-        this._sender.send(data || EMPTY_BUFFER, opts, cb);
+        this._sender.send(data2 || EMPTY_BUFFER, opts, cb);
       }
       /**
        * Forcibly close the connection.
@@ -10426,9 +10426,9 @@ var require_websocket = __commonJS({
         stream.once("close", websocket.emitClose.bind(websocket));
       }
     }
-    function sendAfterClose(websocket, data, cb) {
-      if (data) {
-        const length = isBlob(data) ? data.size : toBuffer(data).length;
+    function sendAfterClose(websocket, data2, cb) {
+      if (data2) {
+        const length = isBlob(data2) ? data2.size : toBuffer(data2).length;
         if (websocket._socket) websocket._sender._bufferedBytes += length;
         else websocket._bufferedAmount += length;
       }
@@ -10474,26 +10474,26 @@ var require_websocket = __commonJS({
     function receiverOnFinish() {
       this[kWebSocket].emitClose();
     }
-    function receiverOnMessage(data, isBinary) {
-      this[kWebSocket].emit("message", data, isBinary);
+    function receiverOnMessage(data2, isBinary) {
+      this[kWebSocket].emit("message", data2, isBinary);
     }
-    function receiverOnPing(data) {
+    function receiverOnPing(data2) {
       const websocket = this[kWebSocket];
       if (websocket._autoPong && websocket.readyState === WebSocket2.OPEN) {
         if (websocket._maxPendingAutoPongs > 0 && websocket._pendingAutoPongs >= websocket._maxPendingAutoPongs) {
           websocket.terminate();
         } else {
           websocket._pendingAutoPongs++;
-          websocket.pong(data, !this._isServer, websocket._autoPongComplete);
+          websocket.pong(data2, !this._isServer, websocket._autoPongComplete);
         }
       }
-      websocket.emit("ping", data);
+      websocket.emit("ping", data2);
     }
     function autoPongComplete(websocket) {
       websocket._pendingAutoPongs--;
     }
-    function receiverOnPong(data) {
-      this[kWebSocket].emit("pong", data);
+    function receiverOnPong(data2) {
+      this[kWebSocket].emit("pong", data2);
     }
     function resume(stream) {
       stream.resume();
@@ -10591,8 +10591,8 @@ var require_stream = __commonJS({
         writableObjectMode: false
       });
       ws2.on("message", function message(msg, isBinary) {
-        const data = !isBinary && duplex._readableState.objectMode ? msg.toString() : msg;
-        if (!duplex.push(data)) ws2.pause();
+        const data2 = !isBinary && duplex._readableState.objectMode ? msg.toString() : msg;
+        if (!duplex.push(data2)) ws2.pause();
       });
       ws2.once("error", function error2(err) {
         if (duplex.destroyed) return;
@@ -11511,11 +11511,11 @@ var require_errors2 = __commonJS({
     };
     var kHTTPParserError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_HTTP_PARSER");
     var HTTPParserError = class extends Error {
-      constructor(message, code2, data) {
+      constructor(message, code2, data2) {
         super(message);
         this.name = "HTTPParserError";
         this.code = code2 ? `HPE_${code2}` : void 0;
-        this.data = data ? data.toString() : void 0;
+        this.data = data2 ? data2.toString() : void 0;
       }
       static [Symbol.hasInstance](instance) {
         return instance && instance[kHTTPParserError] === true;
@@ -11541,13 +11541,13 @@ var require_errors2 = __commonJS({
     };
     var kRequestRetryError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_REQ_RETRY");
     var RequestRetryError = class extends UndiciError {
-      constructor(message, code2, { headers, data }) {
+      constructor(message, code2, { headers, data: data2 }) {
         super(message);
         this.name = "RequestRetryError";
         this.message = message || "Request retry error";
         this.code = "UND_ERR_REQ_RETRY";
         this.statusCode = code2;
-        this.data = data;
+        this.data = data2;
         this.headers = headers;
       }
       static [Symbol.hasInstance](instance) {
@@ -11685,8 +11685,8 @@ var require_wrap_handler = __commonJS({
       onUpgrade(statusCode, rawHeaders, socket) {
         return this.#handler.onUpgrade?.(statusCode, rawHeaders, socket);
       }
-      onData(data) {
-        return this.#handler.onData?.(data);
+      onData(data2) {
+        return this.#handler.onData?.(data2);
       }
       onComplete(trailers) {
         return this.#handler.onComplete?.(trailers);
@@ -11717,8 +11717,8 @@ var require_wrap_handler = __commonJS({
           controller.pause();
         }
       }
-      onResponseData(controller, data) {
-        if (this.#handler.onData?.(data) === false) {
+      onResponseData(controller, data2) {
+        if (this.#handler.onData?.(data2) === false) {
           controller.pause();
         }
       }
@@ -13188,8 +13188,8 @@ var require_unwrap_handler = __commonJS({
         this.#handler.onResponseStart?.(this.#controller, statusCode, parseHeaders(rawHeaders), statusMessage);
         return !this.#controller.paused;
       }
-      onData(data) {
-        this.#handler.onResponseData?.(this.#controller, data);
+      onData(data2) {
+        this.#handler.onResponseData?.(this.#controller, data2);
         return !this.#controller.paused;
       }
       onComplete(rawTrailers) {
@@ -13269,8 +13269,8 @@ var require_dispatcher_base = __commonJS({
       close(callback) {
         if (callback === void 0) {
           return new Promise((resolve3, reject) => {
-            this.close((err, data) => {
-              return err ? reject(err) : resolve3(data);
+            this.close((err, data2) => {
+              return err ? reject(err) : resolve3(data2);
             });
           });
         }
@@ -13309,8 +13309,8 @@ var require_dispatcher_base = __commonJS({
         }
         if (callback === void 0) {
           return new Promise((resolve3, reject) => {
-            this.destroy(err, (err2, data) => {
-              return err2 ? reject(err2) : resolve3(data);
+            this.destroy(err, (err2, data2) => {
+              return err2 ? reject(err2) : resolve3(data2);
             });
           });
         }
@@ -13396,8 +13396,8 @@ var require_fixed_queue = __commonJS({
        * @param {T} data
        * @returns {void}
        */
-      push(data) {
-        this.list[this.top] = data;
+      push(data2) {
+        this.list[this.top] = data2;
         this.top = this.top + 1 & kMask;
       }
       /** @returns {T|null} */
@@ -13420,11 +13420,11 @@ var require_fixed_queue = __commonJS({
         return this.head.isEmpty();
       }
       /** @param {T} data */
-      push(data) {
+      push(data2) {
         if (this.head.isFull()) {
           this.head = this.head.next = new FixedCircularBuffer();
         }
-        this.head.push(data);
+        this.head.push(data2);
       }
       /** @returns {T|null} */
       shift() {
@@ -15338,13 +15338,13 @@ var require_infra = __commonJS({
     function asciiLowercase(str) {
       return nonASCIIRegex.test(str) ? str.replace(/[A-Z]+/g, (upper) => upper.toLowerCase()) : str.toLowerCase();
     }
-    function forgivingBase64(data) {
-      data = data.replace(ASCII_WHITESPACE_REPLACE_REGEX, "");
-      let dataLength = data.length;
+    function forgivingBase64(data2) {
+      data2 = data2.replace(ASCII_WHITESPACE_REPLACE_REGEX, "");
+      let dataLength = data2.length;
       if (dataLength % 4 === 0) {
-        if (data.charCodeAt(dataLength - 1) === 61) {
+        if (data2.charCodeAt(dataLength - 1) === 61) {
           --dataLength;
-          if (data.charCodeAt(dataLength - 1) === 61) {
+          if (data2.charCodeAt(dataLength - 1) === 61) {
             --dataLength;
           }
         }
@@ -15352,10 +15352,10 @@ var require_infra = __commonJS({
       if (dataLength % 4 === 1) {
         return "failure";
       }
-      if (/[^+/0-9A-Za-z]/.test(data.length === dataLength ? data : data.substring(0, dataLength))) {
+      if (/[^+/0-9A-Za-z]/.test(data2.length === dataLength ? data2 : data2.substring(0, dataLength))) {
         return "failure";
       }
-      const buffer = Buffer.from(data, "base64");
+      const buffer = Buffer.from(data2, "base64");
       return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
     }
     function isASCIIWhitespace(char) {
@@ -15386,8 +15386,8 @@ var require_infra = __commonJS({
       assert2(!invalidIsomorphicEncodeValueRegex.test(input));
       return input;
     }
-    function parseJSONFromBytes(bytes) {
-      return JSON.parse(utf8DecodeBytes(bytes));
+    function parseJSONFromBytes(bytes2) {
+      return JSON.parse(utf8DecodeBytes(bytes2));
     }
     function removeASCIIWhitespace(str, leading = true, trailing = true) {
       return removeChars(str, leading, trailing, isASCIIWhitespace);
@@ -15487,8 +15487,8 @@ var require_data_url = __commonJS({
       return serialized;
     }
     function stringPercentDecode(input) {
-      const bytes = encoder2.encode(input);
-      return percentDecode2(bytes);
+      const bytes2 = encoder2.encode(input);
+      return percentDecode2(bytes2);
     }
     function isHexCharByte(byte) {
       return byte >= 48 && byte <= 57 || byte >= 65 && byte <= 70 || byte >= 97 && byte <= 102;
@@ -16174,10 +16174,10 @@ var require_webidl = __commonJS({
       if (jsArrayBuffer.detached) {
         return new Uint8Array(0);
       }
-      const bytes = new Uint8Array(length);
+      const bytes2 = new Uint8Array(length);
       const view = new Uint8Array(jsArrayBuffer, offset, length);
-      bytes.set(view);
-      return bytes;
+      bytes2.set(view);
+      return bytes2;
     };
     webidl.converters.DOMString = function(V, prefix, argument, flags) {
       if (V === null && webidl.util.HasFlag(flags, webidl.attributes.LegacyNullToEmptyString)) {
@@ -16893,19 +16893,19 @@ var require_util2 = __commonJS({
     }
     async function readAllBytes(reader, successSteps, failureSteps) {
       try {
-        const bytes = [];
+        const bytes2 = [];
         let byteLength2 = 0;
         do {
           const { done, value: chunk } = await reader.read();
           if (done) {
-            successSteps(Buffer.concat(bytes, byteLength2));
+            successSteps(Buffer.concat(bytes2, byteLength2));
             return;
           }
           if (!isUint8Array(chunk)) {
             failureSteps(new TypeError("Received non-Uint8Array chunk"));
             return;
           }
-          bytes.push(chunk);
+          bytes2.push(chunk);
           byteLength2 += chunk.length;
         } while (true);
       } catch (e) {
@@ -16926,26 +16926,26 @@ var require_util2 = __commonJS({
       return protocol === "http:" || protocol === "https:";
     }
     function simpleRangeHeaderValue(value, allowWhitespace) {
-      const data = value;
-      if (!data.startsWith("bytes")) {
+      const data2 = value;
+      if (!data2.startsWith("bytes")) {
         return "failure";
       }
       const position = { position: 5 };
       if (allowWhitespace) {
         collectASequenceOfCodePoints(
           (char) => char === "	" || char === " ",
-          data,
+          data2,
           position
         );
       }
-      if (data.charCodeAt(position.position) !== 61) {
+      if (data2.charCodeAt(position.position) !== 61) {
         return "failure";
       }
       position.position++;
       if (allowWhitespace) {
         collectASequenceOfCodePoints(
           (char) => char === "	" || char === " ",
-          data,
+          data2,
           position
         );
       }
@@ -16954,25 +16954,25 @@ var require_util2 = __commonJS({
           const code2 = char.charCodeAt(0);
           return code2 >= 48 && code2 <= 57;
         },
-        data,
+        data2,
         position
       );
       const rangeStartValue = rangeStart.length ? Number(rangeStart) : null;
       if (allowWhitespace) {
         collectASequenceOfCodePoints(
           (char) => char === "	" || char === " ",
-          data,
+          data2,
           position
         );
       }
-      if (data.charCodeAt(position.position) !== 45) {
+      if (data2.charCodeAt(position.position) !== 45) {
         return "failure";
       }
       position.position++;
       if (allowWhitespace) {
         collectASequenceOfCodePoints(
           (char) => char === "	" || char === " ",
-          data,
+          data2,
           position
         );
       }
@@ -16981,11 +16981,11 @@ var require_util2 = __commonJS({
           const code2 = char.charCodeAt(0);
           return code2 >= 48 && code2 <= 57;
         },
-        data,
+        data2,
         position
       );
       const rangeEndValue = rangeEnd.length ? Number(rangeEnd) : null;
-      if (position.position < data.length) {
+      if (position.position < data2.length) {
         return "failure";
       }
       if (rangeEndValue === null && rangeStartValue === null) {
@@ -17864,19 +17864,19 @@ Content-Type: ${value.type || "application/octet-stream"}\r
     function bodyMixinMethods(instance, getInternalState) {
       const methods = {
         blob() {
-          return consumeBody(this, (bytes) => {
+          return consumeBody(this, (bytes2) => {
             let mimeType = bodyMimeType(getInternalState(this));
             if (mimeType === null) {
               mimeType = "";
             } else if (mimeType) {
               mimeType = serializeAMimeType(mimeType);
             }
-            return new Blob([bytes], { type: mimeType });
+            return new Blob([bytes2], { type: mimeType });
           }, instance, getInternalState);
         },
         arrayBuffer() {
-          return consumeBody(this, (bytes) => {
-            return new Uint8Array(bytes).buffer;
+          return consumeBody(this, (bytes2) => {
+            return new Uint8Array(bytes2).buffer;
           }, instance, getInternalState);
         },
         text() {
@@ -17912,8 +17912,8 @@ Content-Type: ${value.type || "application/octet-stream"}\r
           }, instance, getInternalState);
         },
         bytes() {
-          return consumeBody(this, (bytes) => {
-            return new Uint8Array(bytes);
+          return consumeBody(this, (bytes2) => {
+            return new Uint8Array(bytes2);
           }, instance, getInternalState);
         }
       };
@@ -17934,9 +17934,9 @@ Content-Type: ${value.type || "application/octet-stream"}\r
       }
       const promise = createDeferredPromise();
       const errorSteps = promise.reject;
-      const successSteps = (data) => {
+      const successSteps = (data2) => {
         try {
-          promise.resolve(convertBytesToJSValue(data));
+          promise.resolve(convertBytesToJSValue(data2));
         } catch (e) {
           errorSteps(e);
         }
@@ -18259,14 +18259,14 @@ var require_client_h1 = __commonJS({
             currentBufferRef = null;
           }
           if (ret !== constants5.ERROR.OK) {
-            const data = chunk.subarray(llhttp.llhttp_get_error_pos(this.ptr) - currentBufferPtr);
+            const data2 = chunk.subarray(llhttp.llhttp_get_error_pos(this.ptr) - currentBufferPtr);
             if (ret === constants5.ERROR.PAUSED_UPGRADE) {
-              this.onUpgrade(data);
+              this.onUpgrade(data2);
             } else if (ret === constants5.ERROR.PAUSED) {
               this.paused = true;
-              socket.unshift(data);
+              socket.unshift(data2);
             } else {
-              throw this.createError(ret, data);
+              throw this.createError(ret, data2);
             }
           }
         } catch (err) {
@@ -18294,7 +18294,7 @@ var require_client_h1 = __commonJS({
         }
         return this.createError(ret, EMPTY_BUF);
       }
-      createError(ret, data) {
+      createError(ret, data2) {
         const { llhttp, contentLength, bytesRead } = this;
         if (contentLength && bytesRead !== parseInt(contentLength, 10)) {
           return new ResponseContentLengthMismatchError();
@@ -18305,7 +18305,7 @@ var require_client_h1 = __commonJS({
           const len = new Uint8Array(llhttp.memory.buffer, ptr).indexOf(0);
           message = "Response does not match the HTTP/1.1 protocol (" + Buffer.from(llhttp.memory.buffer, ptr, len).toString() + ")";
         }
-        return new HTTPParserError(message, constants5.ERROR[ret], data);
+        return new HTTPParserError(message, constants5.ERROR[ret], data2);
       }
       destroy() {
         assert2(currentParser === null);
@@ -21221,8 +21221,8 @@ var require_api_request = __commonJS({
     function request(opts, callback) {
       if (callback === void 0) {
         return new Promise((resolve3, reject) => {
-          request.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve3(data);
+          request.call(this, opts, (err, data2) => {
+            return err ? reject(err) : resolve3(data2);
           });
         });
       }
@@ -21782,41 +21782,41 @@ var require_build = __commonJS({
     "use strict";
     var ARRAY_BUFFER_NAME = "[object ArrayBuffer]";
     var BufferSourceConverter = class _BufferSourceConverter {
-      static isArrayBuffer(data) {
-        return Object.prototype.toString.call(data) === ARRAY_BUFFER_NAME;
+      static isArrayBuffer(data2) {
+        return Object.prototype.toString.call(data2) === ARRAY_BUFFER_NAME;
       }
-      static toArrayBuffer(data) {
-        if (this.isArrayBuffer(data)) {
-          return data;
+      static toArrayBuffer(data2) {
+        if (this.isArrayBuffer(data2)) {
+          return data2;
         }
-        if (data.byteLength === data.buffer.byteLength) {
-          return data.buffer;
+        if (data2.byteLength === data2.buffer.byteLength) {
+          return data2.buffer;
         }
-        if (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) {
-          return data.buffer;
+        if (data2.byteOffset === 0 && data2.byteLength === data2.buffer.byteLength) {
+          return data2.buffer;
         }
-        return this.toUint8Array(data.buffer).slice(data.byteOffset, data.byteOffset + data.byteLength).buffer;
+        return this.toUint8Array(data2.buffer).slice(data2.byteOffset, data2.byteOffset + data2.byteLength).buffer;
       }
-      static toUint8Array(data) {
-        return this.toView(data, Uint8Array);
+      static toUint8Array(data2) {
+        return this.toView(data2, Uint8Array);
       }
-      static toView(data, type) {
-        if (data.constructor === type) {
-          return data;
+      static toView(data2, type) {
+        if (data2.constructor === type) {
+          return data2;
         }
-        if (this.isArrayBuffer(data)) {
-          return new type(data);
+        if (this.isArrayBuffer(data2)) {
+          return new type(data2);
         }
-        if (this.isArrayBufferView(data)) {
-          return new type(data.buffer, data.byteOffset, data.byteLength);
+        if (this.isArrayBufferView(data2)) {
+          return new type(data2.buffer, data2.byteOffset, data2.byteLength);
         }
         throw new TypeError("The provided value is not of type '(ArrayBuffer or ArrayBufferView)'");
       }
-      static isBufferSource(data) {
-        return this.isArrayBufferView(data) || this.isArrayBuffer(data);
+      static isBufferSource(data2) {
+        return this.isArrayBufferView(data2) || this.isArrayBuffer(data2);
       }
-      static isArrayBufferView(data) {
-        return ArrayBuffer.isView(data) || data && this.isArrayBuffer(data.buffer);
+      static isArrayBufferView(data2) {
+        return ArrayBuffer.isView(data2) || data2 && this.isArrayBuffer(data2.buffer);
       }
       static isEqual(a, b) {
         const aView = _BufferSourceConverter.toUint8Array(a);
@@ -21905,14 +21905,14 @@ var require_build = __commonJS({
       }
     };
     var Convert = class _Convert {
-      static isHex(data) {
-        return typeof data === STRING_TYPE && HEX_REGEX.test(data);
+      static isHex(data2) {
+        return typeof data2 === STRING_TYPE && HEX_REGEX.test(data2);
       }
-      static isBase64(data) {
-        return typeof data === STRING_TYPE && BASE64_REGEX.test(data);
+      static isBase64(data2) {
+        return typeof data2 === STRING_TYPE && BASE64_REGEX.test(data2);
       }
-      static isBase64Url(data) {
-        return typeof data === STRING_TYPE && BASE64URL_REGEX.test(data);
+      static isBase64Url(data2) {
+        return typeof data2 === STRING_TYPE && BASE64URL_REGEX.test(data2);
       }
       static ToString(buffer, enc = "utf8") {
         const buf = BufferSourceConverter.toUint8Array(buffer);
@@ -21993,8 +21993,8 @@ var require_build = __commonJS({
         }
         return this.FromBase64(this.Base64Padding(formatted.replace(/\-/g, "+").replace(/\_/g, "/")));
       }
-      static ToBase64Url(data) {
-        return this.ToBase64(data).replace(/\+/g, "-").replace(/\//g, "_").replace(/\=/g, "");
+      static ToBase64Url(data2) {
+        return this.ToBase64(data2).replace(/\+/g, "-").replace(/\//g, "_").replace(/\=/g, "");
       }
       static FromUtf8String(text2, encoding = _Convert.DEFAULT_UTF8_ENCODING) {
         switch (encoding) {
@@ -22090,8 +22090,8 @@ var require_build = __commonJS({
         }
         return base642;
       }
-      static formatString(data) {
-        return (data === null || data === void 0 ? void 0 : data.replace(/[\n\r\t ]/g, "")) || "";
+      static formatString(data2) {
+        return (data2 === null || data2 === void 0 ? void 0 : data2.replace(/[\n\r\t ]/g, "")) || "";
       }
     };
     Convert.DEFAULT_UTF8_ENCODING = "utf8";
@@ -24610,11 +24610,11 @@ ${values.join("\n")}` : `${blockName} :`;
         while (bits.length % 7) {
           bits = "0" + bits;
         }
-        const bytes = new Uint8Array(bits.length / 7);
-        for (let i = 0; i < bytes.length; i++) {
-          bytes[i] = parseInt(bits.slice(i * 7, i * 7 + 7), 2) + (i + 1 < bytes.length ? 128 : 0);
+        const bytes2 = new Uint8Array(bits.length / 7);
+        for (let i = 0; i < bytes2.length; i++) {
+          bytes2[i] = parseInt(bits.slice(i * 7, i * 7 + 7), 2) + (i + 1 < bytes2.length ? 128 : 0);
         }
-        this.fromBER(bytes.buffer, 0, bytes.length);
+        this.fromBER(bytes2.buffer, 0, bytes2.length);
       }
       toBER(sizeOnly) {
         if (this.isHexOnly) {
@@ -25670,8 +25670,8 @@ ${values.join("\n")}` : `${blockName} :`;
       set data(value) {
         this.dataView = pvtsutils__namespace.BufferSourceConverter.toUint8Array(value);
       }
-      constructor({ data = EMPTY_VIEW } = {}) {
-        this.dataView = pvtsutils__namespace.BufferSourceConverter.toUint8Array(data);
+      constructor({ data: data2 = EMPTY_VIEW } = {}) {
+        this.dataView = pvtsutils__namespace.BufferSourceConverter.toUint8Array(data2);
       }
       fromBER(inputBuffer, inputOffset, inputLength) {
         const endLength = inputOffset + inputLength;
@@ -26108,8 +26108,8 @@ var require_buffer_source = __commonJS({
       const view = value;
       return typeof view.byteOffset === "number" && typeof view.byteLength === "number" && isArrayBufferLike(view.buffer);
     }
-    function copyBytes(data) {
-      const view = toUint8Array(data);
+    function copyBytes(data2) {
+      const view = toUint8Array(data2);
       const copy = new Uint8Array(view.byteLength);
       copy.set(view);
       return copy;
@@ -26134,41 +26134,41 @@ var require_buffer_source = __commonJS({
         throw new TypeError("Expected ArrayBuffer, SharedArrayBuffer, or ArrayBufferView");
       }
     }
-    function toUint8Array(data) {
-      assertBufferSource(data);
-      if (isArrayBufferLike(data)) {
-        return new Uint8Array(data);
+    function toUint8Array(data2) {
+      assertBufferSource(data2);
+      if (isArrayBufferLike(data2)) {
+        return new Uint8Array(data2);
       }
-      return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      return new Uint8Array(data2.buffer, data2.byteOffset, data2.byteLength);
     }
-    function toUint8ArrayCopy(data) {
-      return copyBytes(data);
+    function toUint8ArrayCopy(data2) {
+      return copyBytes(data2);
     }
-    function toArrayBuffer2(data) {
-      assertBufferSource(data);
-      if (isArrayBuffer(data)) {
-        return data;
+    function toArrayBuffer2(data2) {
+      assertBufferSource(data2);
+      if (isArrayBuffer(data2)) {
+        return data2;
       }
-      const buffer = new ArrayBuffer(data.byteLength);
-      new Uint8Array(buffer).set(toUint8Array(data));
+      const buffer = new ArrayBuffer(data2.byteLength);
+      new Uint8Array(buffer).set(toUint8Array(data2));
       return buffer;
     }
-    function toArrayBufferLike(data) {
-      assertBufferSource(data);
-      if (isArrayBufferLike(data)) {
-        return data;
+    function toArrayBufferLike(data2) {
+      assertBufferSource(data2);
+      if (isArrayBufferLike(data2)) {
+        return data2;
       }
-      if (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) {
-        return data.buffer;
+      if (data2.byteOffset === 0 && data2.byteLength === data2.buffer.byteLength) {
+        return data2.buffer;
       }
-      return copyBytes(data).buffer;
+      return copyBytes(data2).buffer;
     }
-    function toView(data, type) {
-      assertBufferSource(data);
-      if (ArrayBuffer.isView(data) && data.constructor === type) {
-        return data;
+    function toView(data2, type) {
+      assertBufferSource(data2);
+      if (ArrayBuffer.isView(data2) && data2.constructor === type) {
+        return data2;
       }
-      const view = toUint8Array(data);
+      const view = toUint8Array(data2);
       const elementSize = bytesPerElement(type);
       if (view.byteOffset % elementSize !== 0 || view.byteLength % elementSize !== 0) {
         throw new RangeError(`Cannot create ${type.name} over unaligned byte range`);
@@ -26178,8 +26178,8 @@ var require_buffer_source = __commonJS({
       }
       return new type(view.buffer, view.byteOffset, view.byteLength / elementSize);
     }
-    function toViewCopy(data, type) {
-      const copy = toUint8ArrayCopy(data);
+    function toViewCopy(data2, type) {
+      const copy = toUint8ArrayCopy(data2);
       return toView(copy, type);
     }
   }
@@ -26224,8 +26224,8 @@ var require_concat = __commonJS({
         }
         buffers.push(...rest);
       }
-      const bytes = concatToUint8Array(buffers);
-      return type ? (0, buffer_source_js_1.toView)(bytes, type) : bytes.buffer;
+      const bytes2 = concatToUint8Array(buffers);
+      return type ? (0, buffer_source_js_1.toView)(bytes2, type) : bytes2.buffer;
     }
   }
 });
@@ -26299,11 +26299,11 @@ var require_sequence = __commonJS({
       return normalized;
     }
     function encodeAscii(text2) {
-      const bytes = new Uint8Array(text2.length);
+      const bytes2 = new Uint8Array(text2.length);
       for (let i = 0; i < text2.length; i++) {
-        bytes[i] = text2.charCodeAt(i) & 255;
+        bytes2[i] = text2.charCodeAt(i) & 255;
       }
-      return bytes;
+      return bytes2;
     }
     function encodeUtf8(text2) {
       return new TextEncoder().encode(text2);
@@ -26314,18 +26314,18 @@ var require_sequence = __commonJS({
       }
       return (0, buffer_source_js_1.toUint8Array)(pattern);
     }
-    function bytesEqualAt(data, pattern, offset) {
+    function bytesEqualAt(data2, pattern, offset) {
       for (let index = 0; index < pattern.byteLength; index++) {
-        if (data[offset + index] !== pattern[index]) {
+        if (data2[offset + index] !== pattern[index]) {
           return false;
         }
       }
       return true;
     }
-    function indexOf(data, pattern, options) {
-      const bytes = (0, buffer_source_js_1.toUint8Array)(data);
+    function indexOf(data2, pattern, options) {
+      const bytes2 = (0, buffer_source_js_1.toUint8Array)(data2);
       const needle = toPatternBytes(pattern, options);
-      const [start, end] = normalizeForwardRange(bytes.byteLength, options);
+      const [start, end] = normalizeForwardRange(bytes2.byteLength, options);
       if (needle.byteLength === 0) {
         return start;
       }
@@ -26334,16 +26334,16 @@ var require_sequence = __commonJS({
         return -1;
       }
       for (let offset = start; offset <= lastOffset; offset++) {
-        if (bytesEqualAt(bytes, needle, offset)) {
+        if (bytesEqualAt(bytes2, needle, offset)) {
           return offset;
         }
       }
       return -1;
     }
-    function lastIndexOf(data, pattern, options) {
-      const bytes = (0, buffer_source_js_1.toUint8Array)(data);
+    function lastIndexOf(data2, pattern, options) {
+      const bytes2 = (0, buffer_source_js_1.toUint8Array)(data2);
       const needle = toPatternBytes(pattern, options);
-      const [end, start] = normalizeReverseRange(bytes.byteLength, options);
+      const [end, start] = normalizeReverseRange(bytes2.byteLength, options);
       if (needle.byteLength === 0) {
         return start;
       }
@@ -26352,50 +26352,50 @@ var require_sequence = __commonJS({
         return -1;
       }
       for (let offset = firstOffset; offset >= end; offset--) {
-        if (bytesEqualAt(bytes, needle, offset)) {
+        if (bytesEqualAt(bytes2, needle, offset)) {
           return offset;
         }
       }
       return -1;
     }
-    function includes(data, pattern, options) {
-      return indexOf(data, pattern, options) !== -1;
+    function includes(data2, pattern, options) {
+      return indexOf(data2, pattern, options) !== -1;
     }
-    function startsWith(data, pattern, options) {
-      const bytes = (0, buffer_source_js_1.toUint8Array)(data);
+    function startsWith(data2, pattern, options) {
+      const bytes2 = (0, buffer_source_js_1.toUint8Array)(data2);
       const needle = toPatternBytes(pattern, options);
-      if (needle.byteLength > bytes.byteLength) {
+      if (needle.byteLength > bytes2.byteLength) {
         return false;
       }
-      return bytesEqualAt(bytes, needle, 0);
+      return bytesEqualAt(bytes2, needle, 0);
     }
-    function endsWith(data, pattern, options) {
-      const bytes = (0, buffer_source_js_1.toUint8Array)(data);
+    function endsWith(data2, pattern, options) {
+      const bytes2 = (0, buffer_source_js_1.toUint8Array)(data2);
       const needle = toPatternBytes(pattern, options);
-      if (needle.byteLength > bytes.byteLength) {
+      if (needle.byteLength > bytes2.byteLength) {
         return false;
       }
-      return bytesEqualAt(bytes, needle, bytes.byteLength - needle.byteLength);
+      return bytesEqualAt(bytes2, needle, bytes2.byteLength - needle.byteLength);
     }
-    function slice(data, start, end) {
-      const bytes = (0, buffer_source_js_1.toUint8Array)(data);
-      const normalizedStart = normalizeSliceIndex(start, 0, bytes.byteLength);
-      const normalizedEnd = normalizeSliceIndex(end, bytes.byteLength, bytes.byteLength);
+    function slice(data2, start, end) {
+      const bytes2 = (0, buffer_source_js_1.toUint8Array)(data2);
+      const normalizedStart = normalizeSliceIndex(start, 0, bytes2.byteLength);
+      const normalizedEnd = normalizeSliceIndex(end, bytes2.byteLength, bytes2.byteLength);
       if (normalizedEnd <= normalizedStart) {
-        return bytes.subarray(normalizedStart, normalizedStart);
+        return bytes2.subarray(normalizedStart, normalizedStart);
       }
-      return bytes.subarray(normalizedStart, normalizedEnd);
+      return bytes2.subarray(normalizedStart, normalizedEnd);
     }
-    function tail(data, length) {
-      const bytes = (0, buffer_source_js_1.toUint8Array)(data);
+    function tail(data2, length) {
+      const bytes2 = (0, buffer_source_js_1.toUint8Array)(data2);
       const normalizedLength = Number.isFinite(length) ? Math.max(0, Math.trunc(length)) : 0;
-      if (normalizedLength >= bytes.byteLength) {
-        return bytes;
+      if (normalizedLength >= bytes2.byteLength) {
+        return bytes2;
       }
-      return bytes.subarray(bytes.byteLength - normalizedLength);
+      return bytes2.subarray(bytes2.byteLength - normalizedLength);
     }
-    function copy(data) {
-      return (0, buffer_source_js_1.toUint8ArrayCopy)(data);
+    function copy(data2) {
+      return (0, buffer_source_js_1.toUint8ArrayCopy)(data2);
     }
     function compare(a, b) {
       const left = (0, buffer_source_js_1.toUint8Array)(a);
@@ -26515,10 +26515,10 @@ var require_binary2 = __commonJS({
     exports.decode = decode2;
     exports.is = is;
     var index_js_1 = require_bytes();
-    function encode2(data) {
-      const bytes = (0, index_js_1.toUint8Array)(data);
+    function encode2(data2) {
+      const bytes2 = (0, index_js_1.toUint8Array)(data2);
       let result = "";
-      for (const byte of bytes) {
+      for (const byte of bytes2) {
         result += String.fromCharCode(byte);
       }
       return result;
@@ -26715,10 +26715,10 @@ var require_hex = __commonJS({
         return false;
       }
     }
-    function encode2(data, options = {}) {
-      const bytes = (0, index_js_1.toUint8Array)(data);
+    function encode2(data2, options = {}) {
+      const bytes2 = (0, index_js_1.toUint8Array)(data2);
       const casing = options.case ?? "lower";
-      const pairs2 = Array.from(bytes, (byte) => {
+      const pairs2 = Array.from(bytes2, (byte) => {
         const text2 = byte.toString(16).padStart(2, "0");
         return casing === "upper" ? text2.toUpperCase() : text2;
       });
@@ -26755,8 +26755,8 @@ var require_hex = __commonJS({
         normalized
       };
     }
-    function format(data, value) {
-      return encode2(data, value);
+    function format(data2, value) {
+      return encode2(data2, value);
     }
     exports.formats = {
       compact: Object.freeze({}),
@@ -26782,8 +26782,8 @@ var require_utf8 = __commonJS({
     function encode2(text2) {
       return new TextEncoder().encode(text2);
     }
-    function decode2(data) {
-      return new TextDecoder("utf-8", { fatal: false }).decode((0, index_js_1.toUint8Array)(data));
+    function decode2(data2) {
+      return new TextDecoder("utf-8", { fatal: false }).decode((0, index_js_1.toUint8Array)(data2));
     }
     exports.utf8 = { encode: encode2, decode: decode2 };
   }
@@ -26806,8 +26806,8 @@ var require_utf16 = __commonJS({
       }
       return new Uint8Array(result);
     }
-    function decode2(data, options = {}) {
-      const buffer = (0, index_js_1.toArrayBuffer)(data);
+    function decode2(data2, options = {}) {
+      const buffer = (0, index_js_1.toArrayBuffer)(data2);
       const view = new DataView(buffer);
       let result = "";
       for (let i = 0; i < buffer.byteLength; i += 2) {
@@ -26850,13 +26850,13 @@ var require_base64 = __commonJS({
       const normalized = normalize(text2);
       return normalized === "" || BASE64_REGEX.test(normalized);
     }
-    function encode2(data, _options) {
-      const bytes = (0, index_js_1.toUint8Array)(data);
+    function encode2(data2, _options) {
+      const bytes2 = (0, index_js_1.toUint8Array)(data2);
       const buffer = nodeBuffer();
       if (buffer) {
-        return buffer.from(bytes).toString("base64");
+        return buffer.from(bytes2).toString("base64");
       }
-      return btoa((0, binary_js_1.encode)(bytes));
+      return btoa((0, binary_js_1.encode)(bytes2));
     }
     function decode2(text2, _options) {
       const normalized = normalize(text2);
@@ -26891,8 +26891,8 @@ var require_base64url = __commonJS({
     function is(text2) {
       return typeof text2 === "string" && BASE64URL_REGEX.test(normalize(text2));
     }
-    function encode2(data, _options) {
-      return base64_js_1.base64.encode(data).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/g, "");
+    function encode2(data2, _options) {
+      return base64_js_1.base64.encode(data2).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/g, "");
     }
     function decode2(text2, _options) {
       const normalized = normalize(text2);
@@ -26997,7 +26997,7 @@ var require_pem = __commonJS({
       }
       return blocks;
     }
-    function encode2(label, data, options = {}) {
+    function encode2(label, data2, options = {}) {
       assertLabel(label);
       const lineLength = options.lineLength ?? 64;
       if (!Number.isInteger(lineLength) || lineLength < 1) {
@@ -27011,7 +27011,7 @@ var require_pem = __commonJS({
         }
         lines.push("");
       }
-      lines.push(...wrap(base64_js_1.base64.encode(data), lineLength));
+      lines.push(...wrap(base64_js_1.base64.encode(data2), lineLength));
       lines.push(`-----END ${label}-----`);
       return `${lines.join(newline)}${newline}`;
     }
@@ -27045,17 +27045,17 @@ var require_pem = __commonJS({
         normalized: encode2(block.label, block.data, format2)
       };
     }
-    function format(data, value) {
-      return encode2(value.label, data, value);
+    function format(data2, value) {
+      return encode2(value.label, data2, value);
     }
     exports.pem = { decode: decode2, decodeFirst, encode: encode2, encodeMany, find, findAll, format, parse: parse2 };
     exports.pemConverter = {
       name: "pem",
-      encode: (data, options) => {
+      encode: (data2, options) => {
         if (!options?.label) {
           throw new TypeError("PEM label is required");
         }
-        return encode2(options.label, data, options);
+        return encode2(options.label, data2, options);
       },
       decode: (text2, options) => decodeFirst(text2, options?.label),
       format,
@@ -27238,8 +27238,8 @@ var require_registry = __commonJS({
         list() {
           return [...primaryNames].map((name) => this.get(name));
         },
-        encode(name, data, options) {
-          return this.get(name).encode(data, options);
+        encode(name, data2, options) {
+          return this.get(name).encode(data2, options);
         },
         decode(name, text2, options) {
           return this.get(name).decode(text2, options);
@@ -27259,13 +27259,13 @@ var require_registry = __commonJS({
           const converter = this.get(name);
           return requireCapability(converter, name, "parse").call(converter, text2, options);
         },
-        format(name, data, format) {
+        format(name, data2, format) {
           const converter = this.get(name);
-          return requireCapability(converter, name, "format").call(converter, data, format);
+          return requireCapability(converter, name, "format").call(converter, data2, format);
         },
         transcode(text2, options) {
-          const bytes = this.decode(options.from, text2, options.fromOptions);
-          return this.encode(options.to, bytes, options.toOptions);
+          const bytes2 = this.decode(options.from, text2, options.fromOptions);
+          return this.encode(options.to, bytes2, options.toOptions);
         },
         detect(text2, options = {}) {
           const formatNames = options.formats?.length ? options.formats.map((name) => String(name)) : this.list().map((converter) => converter.name).filter((name) => !["binary", "utf8", "utf16be", "utf16le"].includes(keyOf(name)));
@@ -27341,21 +27341,21 @@ var require_defaults = __commonJS({
     exports.utf8Converter = {
       name: "utf8",
       aliases: ["utf-8"],
-      encode: (data) => index_js_1.utf8.decode(data),
+      encode: (data2) => index_js_1.utf8.decode(data2),
       decode: (text2) => index_js_1.utf8.encode(text2),
       is: (text2) => typeof text2 === "string"
     };
     exports.utf16beConverter = {
       name: "utf16be",
       aliases: ["utf16", "utf-16", "utf-16be"],
-      encode: (data) => index_js_1.utf16.decode(data),
+      encode: (data2) => index_js_1.utf16.decode(data2),
       decode: (text2) => index_js_1.utf16.encode(text2),
       is: (text2) => typeof text2 === "string"
     };
     exports.utf16leConverter = {
       name: "utf16le",
       aliases: ["utf-16le", "ucs2", "usc2"],
-      encode: (data) => index_js_1.utf16.decode(data, { littleEndian: true }),
+      encode: (data2) => index_js_1.utf16.decode(data2, { littleEndian: true }),
       decode: (text2) => index_js_1.utf16.encode(text2, { littleEndian: true }),
       is: (text2) => typeof text2 === "string"
     };
@@ -27382,8 +27382,8 @@ var require_convert = __commonJS({
     var index_js_1 = require_bytes();
     var index_js_2 = require_encoding2();
     var defaults_js_1 = require_defaults();
-    function encode2(name, data, ...args) {
-      return defaults_js_1.defaultConverterRegistry.encode(name, data, ...args);
+    function encode2(name, data2, ...args) {
+      return defaults_js_1.defaultConverterRegistry.encode(name, data2, ...args);
     }
     function decode2(name, text2, ...args) {
       return defaults_js_1.defaultConverterRegistry.decode(name, text2, ...args);
@@ -27397,8 +27397,8 @@ var require_convert = __commonJS({
     function parse2(name, text2, ...args) {
       return defaults_js_1.defaultConverterRegistry.parse(name, text2, ...args);
     }
-    function format(name, data, value) {
-      return defaults_js_1.defaultConverterRegistry.format(name, data, value);
+    function format(name, data2, value) {
+      return defaults_js_1.defaultConverterRegistry.format(name, data2, value);
     }
     function transcode(text2, options) {
       return defaults_js_1.defaultConverterRegistry.transcode(text2, options);
@@ -27418,14 +27418,14 @@ var require_convert = __commonJS({
       format,
       transcode,
       detect,
-      to(format2, data, ...args) {
-        return encode2(format2, data, ...args);
+      to(format2, data2, ...args) {
+        return encode2(format2, data2, ...args);
       },
       from(format2, text2, ...args) {
         return decode2(format2, text2, ...args);
       },
-      toString(data, encoding = "utf8") {
-        return encode2(encoding, data);
+      toString(data2, encoding = "utf8") {
+        return encode2(encoding, data2);
       },
       fromString(text2, encoding = "utf8") {
         if (normalizeEncodingName(encoding) === "hex") {
@@ -27443,7 +27443,7 @@ var require_convert = __commonJS({
       fromBinary: (text2) => (0, index_js_1.toArrayBuffer)(index_js_2.binary.decode(text2)),
       toUtf8String: index_js_2.utf8.decode,
       fromUtf8String: (text2) => (0, index_js_1.toArrayBuffer)(index_js_2.utf8.encode(text2)),
-      toUtf16String: (data, littleEndian = false) => index_js_2.utf16.decode(data, { littleEndian }),
+      toUtf16String: (data2, littleEndian = false) => index_js_2.utf16.decode(data2, { littleEndian }),
       fromUtf16String: (text2, littleEndian = false) => (0, index_js_1.toArrayBuffer)(index_js_2.utf16.encode(text2, { littleEndian })),
       isHex: index_js_2.hex.is,
       isBase64: index_js_2.base64.is,
@@ -27509,23 +27509,23 @@ var require_buffer_source_converter = __commonJS({
     exports.BufferSourceConverter = void 0;
     var index_js_1 = require_bytes();
     var BufferSourceConverter = class {
-      static isArrayBuffer(data) {
-        return (0, index_js_1.isArrayBuffer)(data);
+      static isArrayBuffer(data2) {
+        return (0, index_js_1.isArrayBuffer)(data2);
       }
-      static toArrayBuffer(data) {
-        return (0, index_js_1.toArrayBuffer)(data);
+      static toArrayBuffer(data2) {
+        return (0, index_js_1.toArrayBuffer)(data2);
       }
-      static toUint8Array(data) {
-        return (0, index_js_1.toUint8Array)(data);
+      static toUint8Array(data2) {
+        return (0, index_js_1.toUint8Array)(data2);
       }
-      static toView(data, type) {
-        return (0, index_js_1.toView)(data, type);
+      static toView(data2, type) {
+        return (0, index_js_1.toView)(data2, type);
       }
-      static isBufferSource(data) {
-        return (0, index_js_1.isBufferSource)(data);
+      static isBufferSource(data2) {
+        return (0, index_js_1.isBufferSource)(data2);
       }
-      static isArrayBufferView(data) {
-        return (0, index_js_1.isArrayBufferView)(data);
+      static isArrayBufferView(data2) {
+        return (0, index_js_1.isArrayBufferView)(data2);
       }
       static isEqual(a, b) {
         return (0, index_js_1.equal)(a, b);
@@ -27554,14 +27554,14 @@ var require_convert2 = __commonJS({
     }
     var Convert = class _Convert {
       static DEFAULT_UTF8_ENCODING = "utf8";
-      static isHex(data) {
-        return index_js_1.convert.isHex(data);
+      static isHex(data2) {
+        return index_js_1.convert.isHex(data2);
       }
-      static isBase64(data) {
-        return index_js_1.convert.isBase64(data);
+      static isBase64(data2) {
+        return index_js_1.convert.isBase64(data2);
       }
-      static isBase64Url(data) {
-        return index_js_1.convert.isBase64Url(data);
+      static isBase64Url(data2) {
+        return index_js_1.convert.isBase64Url(data2);
       }
       static ToString(buffer, enc = "utf8") {
         return index_js_1.convert.toString(buffer, enc);
@@ -27581,8 +27581,8 @@ var require_convert2 = __commonJS({
       static FromBase64Url(base64url2) {
         return index_js_1.convert.fromBase64Url(base64url2);
       }
-      static ToBase64Url(data) {
-        return index_js_1.convert.toBase64Url(data);
+      static ToBase64Url(data2) {
+        return index_js_1.convert.toBase64Url(data2);
       }
       static FromUtf8String(text2, encoding = _Convert.DEFAULT_UTF8_ENCODING) {
         return index_js_1.convert.fromString(text2, normalizeTextEncoding(encoding));
@@ -27612,8 +27612,8 @@ var require_convert2 = __commonJS({
         const padCount = 4 - base642.length % 4;
         return padCount < 4 ? base642 + "=".repeat(padCount) : base642;
       }
-      static formatString(data) {
-        return index_js_1.convert.formatString(data);
+      static formatString(data2) {
+        return index_js_1.convert.formatString(data2);
       }
     };
     exports.Convert = Convert;
@@ -28337,8 +28337,8 @@ var require_parser2 = __commonJS({
     var helper_1 = require_helper();
     var storage_1 = require_storage();
     var AsnParser = class {
-      static parse(data, target, options) {
-        const asn1Parsed = asn1js.fromBER((0, utils_1.toArrayBuffer)(data), options?.berOptions);
+      static parse(data2, target, options) {
+        const asn1Parsed = asn1js.fromBER((0, utils_1.toArrayBuffer)(data2), options?.berOptions);
         if (asn1Parsed.result.error) {
           throw new Error(asn1Parsed.result.error);
         }
@@ -28797,11 +28797,11 @@ var require_convert3 = __commonJS({
       static serialize(obj) {
         return serializer_1.AsnSerializer.serialize(obj);
       }
-      static parse(data, target, options) {
-        return parser_1.AsnParser.parse(data, target, options);
+      static parse(data2, target, options) {
+        return parser_1.AsnParser.parse(data2, target, options);
       }
-      static toString(data, options) {
-        const buf = (0, utils_1.isBufferSource)(data) ? (0, utils_1.toArrayBuffer)(data) : _AsnConvert.serialize(data);
+      static toString(data2, options) {
+        const buf = (0, utils_1.isBufferSource)(data2) ? (0, utils_1.toArrayBuffer)(data2) : _AsnConvert.serialize(data2);
         const asn = asn1js.fromBER(buf, options?.berOptions);
         if (asn.offset === -1) {
           throw new Error(`Cannot decode ASN.1 data. ${asn.result.error}`);
@@ -28889,14 +28889,14 @@ var require_ip_converter = __commonJS({
         if (parts.length !== 8) {
           throw new Error("Invalid IPv6 address");
         }
-        return parts.reduce((bytes, part) => {
+        return parts.reduce((bytes2, part) => {
           const num = parseInt(part, 16);
           if (isNaN(num) || num < 0 || num > 65535) {
             throw new Error("Invalid IPv6 address part");
           }
-          bytes.push(num >> 8 & 255);
-          bytes.push(num & 255);
-          return bytes;
+          bytes2.push(num >> 8 & 255);
+          bytes2.push(num & 255);
+          return bytes2;
         }, []);
       }
       static expandIPv6(ip) {
@@ -28915,10 +28915,10 @@ var require_ip_converter = __commonJS({
         }
         return [...left, ...Array(missing).fill("0"), ...right].join(":");
       }
-      static formatIPv6(bytes) {
+      static formatIPv6(bytes2) {
         const parts = [];
         for (let i = 0; i < 16; i += 2) {
-          parts.push((bytes[i] << 8 | bytes[i + 1]).toString(16));
+          parts.push((bytes2[i] << 8 | bytes2[i + 1]).toString(16));
         }
         return this.compressIPv6(parts.join(":"));
       }
@@ -29027,8 +29027,8 @@ var require_ip_converter = __commonJS({
           out.set(maskBytes, addr.length);
           return out.buffer;
         }
-        const bytes = this.isIPv4(text2) ? this.parseIPv4(text2) : this.parseIPv6(text2);
-        return new Uint8Array(bytes).buffer;
+        const bytes2 = this.isIPv4(text2) ? this.parseIPv4(text2) : this.parseIPv6(text2);
+        return new Uint8Array(bytes2).buffer;
       }
     };
     exports.IpConverter = IpConverter;
@@ -30566,8 +30566,8 @@ var require_algorithm_identifier = __commonJS({
       constructor(params = {}) {
         Object.assign(this, params);
       }
-      isEqual(data) {
-        return data instanceof _AlgorithmIdentifier && data.algorithm == this.algorithm && (data.parameters && this.parameters && (0, bytes_1.equal)(data.parameters, this.parameters) || data.parameters === this.parameters);
+      isEqual(data2) {
+        return data2 instanceof _AlgorithmIdentifier && data2.algorithm == this.algorithm && (data2.parameters && this.parameters && (0, bytes_1.equal)(data2.parameters, this.parameters) || data2.parameters === this.parameters);
       }
     };
     exports.AlgorithmIdentifier = AlgorithmIdentifier2;
@@ -31017,6 +31017,7 @@ var require_cjs3 = __commonJS({
 
 // src/cli/index.ts
 import { readFile as readFile13 } from "node:fs/promises";
+import { isMainThread as isMainThread2 } from "node:worker_threads";
 
 // package.json
 var package_default = {
@@ -31589,16 +31590,16 @@ async function recoverRun(runId, log = () => void 0, base = RUNTIME_BASE) {
 }
 
 // src/cli/cleanup-command.ts
-async function cleanupCommand(args, io2) {
+async function cleanupCommand(args, io) {
   const [runId, ...rest] = args;
   if (runId === void 0 || rest.length > 0)
     throw new UsageError("cleanup: give one run id (pe-\u2026)");
-  const failures = await recoverRun(runId, (line) => io2.err(`pipelock-egress cleanup: ${line}
+  const failures = await recoverRun(runId, (line) => io.err(`pipelock-egress cleanup: ${line}
 `));
-  for (const failure2 of failures) io2.err(`pipelock-egress cleanup: ${failure2}
+  for (const failure2 of failures) io.err(`pipelock-egress cleanup: ${failure2}
 `);
   if (failures.length > 0) return 1;
-  io2.err(`pipelock-egress cleanup: ${runId}: nothing of it is left
+  io.err(`pipelock-egress cleanup: ${runId}: nothing of it is left
 `);
   return 0;
 }
@@ -32468,9 +32469,9 @@ var strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 function utf8(text2) {
   return encoder.encode(text2);
 }
-function decodeUtf8(bytes) {
+function decodeUtf8(bytes2) {
   try {
-    return strictDecoder.decode(bytes);
+    return strictDecoder.decode(bytes2);
   } catch {
     return void 0;
   }
@@ -32487,9 +32488,9 @@ function concatBytes(...parts) {
   return out;
 }
 var HEX_PAIRS = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"));
-function toHex(bytes) {
+function toHex(bytes2) {
   let out = "";
-  for (const byte of bytes) out += HEX_PAIRS[byte] ?? "";
+  for (const byte of bytes2) out += HEX_PAIRS[byte] ?? "";
   return out;
 }
 function fromHex(text2) {
@@ -32507,17 +32508,17 @@ function isLowerHex(text2, length) {
   return text2.length === length && /^[0-9a-f]*$/.test(text2);
 }
 var B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-function toBase64(bytes) {
+function toBase64(bytes2) {
   let out = "";
-  for (let i = 0; i < bytes.length; i += 3) {
-    const a = bytes[i] ?? 0;
-    const b = bytes[i + 1] ?? 0;
-    const c = bytes[i + 2] ?? 0;
+  for (let i = 0; i < bytes2.length; i += 3) {
+    const a = bytes2[i] ?? 0;
+    const b = bytes2[i + 1] ?? 0;
+    const c = bytes2[i + 2] ?? 0;
     const n = a << 16 | b << 8 | c;
     out += B64[n >> 18 & 63];
     out += B64[n >> 12 & 63];
-    out += i + 1 < bytes.length ? B64[n >> 6 & 63] : "=";
-    out += i + 2 < bytes.length ? B64[n & 63] : "=";
+    out += i + 1 < bytes2.length ? B64[n >> 6 & 63] : "=";
+    out += i + 2 < bytes2.length ? B64[n & 63] : "=";
   }
   return out;
 }
@@ -32681,14 +32682,14 @@ function verifyReceiptSignature(backend, receipt, trustedKeys) {
   return { ok: true, value: receipt };
 }
 function decodeHexField(name, text2, length) {
-  const bytes = fromHex(text2);
-  if (bytes === void 0) return fail("signature", `decoding ${name}: ${goHexError(text2)}`);
+  const bytes2 = fromHex(text2);
+  if (bytes2 === void 0) return fail("signature", `decoding ${name}: ${goHexError(text2)}`);
   if (/[A-F]/.test(text2))
     return fail("signature", `invalid ${name}: hex digits must be lower-case`);
-  if (bytes.length !== length) {
-    return fail("signature", `invalid ${name} length: got ${bytes.length}, want ${length}`);
+  if (bytes2.length !== length) {
+    return fail("signature", `invalid ${name} length: got ${bytes2.length}, want ${length}`);
   }
-  return { ok: true, value: bytes };
+  return { ok: true, value: bytes2 };
 }
 function goHexError(text2) {
   const bad = /[^0-9a-fA-F]/.exec(text2);
@@ -32795,8 +32796,8 @@ function signRotationEndorsement(backend, priorSeed, unsigned) {
 var LEGACY_GENESIS = "genesis";
 var BOUND_GENESIS_PREFIX = "g1:";
 var SESSION_OPEN_LABEL = "pipelock.receipt.session_open.v1";
-function frame(bytes) {
-  return concatBytes(uint64BigEndian(BigInt(bytes.length)), bytes);
+function frame(bytes2) {
+  return concatBytes(uint64BigEndian(BigInt(bytes2.length)), bytes2);
 }
 function sessionOpenGenesis(backend, open4) {
   const heartbeat = open4.heartbeat_seconds > 0n ? open4.heartbeat_seconds : 0n;
@@ -33840,10 +33841,10 @@ var EvidenceVerifier = class {
    * An unterminated, unparsable last line: a writer cut off mid-write. Only the very end of the
    * evidence may be torn; anything read after it makes the evidence malformed.
    */
-  tornTail(where, bytes) {
+  tornTail(where, bytes2) {
     if (!this.open) return false;
     if (this.torn) return this.halt(tornInTheMiddle(this.torn));
-    this.torn = { where, bytes };
+    this.torn = { where, bytes: bytes2 };
     return true;
   }
   /** The input could not be read as evidence (malformed): the verdict settles on that. */
@@ -33915,9 +33916,9 @@ function isSpace(byte) {
 var Pending = class {
   parts = [];
   length = 0;
-  add(bytes) {
-    if (bytes.length > 0) this.parts.push(bytes);
-    this.length += bytes.length;
+  add(bytes2) {
+    if (bytes2.length > 0) this.parts.push(bytes2);
+    this.length += bytes2.length;
     return this.length <= MAX_LINE_BYTES + 1;
   }
   take() {
@@ -33927,9 +33928,9 @@ var Pending = class {
     return whole;
   }
 };
-function countNewlines(bytes) {
+function countNewlines(bytes2) {
   let count2 = 0;
-  for (let i = bytes.indexOf(NEWLINE); i >= 0; i = bytes.indexOf(NEWLINE, i + 1)) count2++;
+  for (let i = bytes2.indexOf(NEWLINE); i >= 0; i = bytes2.indexOf(NEWLINE, i + 1)) count2++;
   return count2;
 }
 var EvidenceStream = class {
@@ -34015,10 +34016,10 @@ var EvidenceStream = class {
       this.line(this.pending.length > 0 ? (this.pending.add(piece), this.pending.take()) : piece);
     }
   }
-  line(bytes) {
+  line(bytes2) {
     this.lineNumber++;
     const where = `${this.label}: line ${this.lineNumber}`;
-    const body2 = bytes[bytes.length - 1] === CR ? bytes.subarray(0, -1) : bytes;
+    const body2 = bytes2[bytes2.length - 1] === CR ? bytes2.subarray(0, -1) : bytes2;
     if (body2.length > MAX_LINE_BYTES)
       return this.halt(`${where}: longer than ${MAX_LINE_BYTES} bytes`);
     const text2 = decodeUtf8(body2);
@@ -34029,7 +34030,7 @@ var EvidenceStream = class {
       if (!parsed.ok) {
         this.firstLineError = `${where}: ${parsed.error}`;
         this.mode = "document";
-        return this.collectDocument(concatBytes(bytes, new Uint8Array([NEWLINE])));
+        return this.collectDocument(concatBytes(bytes2, new Uint8Array([NEWLINE])));
       }
       this.sawContent = true;
       const root = parsed.doc.root;
@@ -34048,8 +34049,8 @@ var EvidenceStream = class {
     }
     if (!this.verifier.line(text2, where)) this.settled = true;
   }
-  collectDocument(bytes) {
-    if (!this.pending.add(bytes)) this.halt(this.firstLineError ?? `${this.label}: too large`);
+  collectDocument(bytes2) {
+    if (!this.pending.add(bytes2)) this.halt(this.firstLineError ?? `${this.label}: too large`);
   }
   document() {
     this.judgeAlone(decodeUtf8(this.pending.take()));
@@ -34102,10 +34103,10 @@ var EvidenceStream = class {
   }
   element(tail) {
     const where = `${this.label}: receipt ${this.index++}`;
-    const bytes = this.pending.length > 0 ? (this.pending.add(tail), this.pending.take()) : tail;
-    if (bytes.length > MAX_LINE_BYTES)
+    const bytes2 = this.pending.length > 0 ? (this.pending.add(tail), this.pending.take()) : tail;
+    if (bytes2.length > MAX_LINE_BYTES)
       return this.halt(`${where}: longer than ${MAX_LINE_BYTES} bytes`);
-    const text2 = decodeUtf8(bytes);
+    const text2 = decodeUtf8(bytes2);
     if (text2 === void 0) return this.halt(`${where}: not valid UTF-8`);
     const parsed = parseJson(text2);
     if (!parsed.ok) return this.halt(`${where}: ${parsed.error}`);
@@ -34350,7 +34351,7 @@ function createNodeBackend() {
     return key;
   };
   return {
-    sha256: (data) => hash("sha256", data, "buffer"),
+    sha256: (data2) => hash("sha256", data2, "buffer"),
     ed25519PublicKey: (seed) => privateKeyFor(seed).publicKey.slice(),
     ed25519Sign: (seed, message) => new Uint8Array(sign(null, message, privateKeyFor(seed).key)),
     ed25519Verify(publicKey, message, signature) {
@@ -34401,7 +34402,7 @@ var PUBLIC_KEY_PEM_FILE = "public-key.pem";
 var PUBLIC_KEY_PIPELOCK_FILE = "public-key.pipelock";
 var ForeignDirectory = class extends Error {
 };
-async function keygenCommand(args, io2) {
+async function keygenCommand(args, io) {
   const out = optionValue(parseOptions("keygen", args, { single: ["out"] }), "out");
   if (out === void 0) throw new UsageError("keygen: --out DIR is required");
   const seed = new Uint8Array(randomBytes2(32));
@@ -34429,13 +34430,13 @@ async function keygenCommand(args, io2) {
     await Promise.all(written.map((file) => rm3(file, { force: true })));
     const err = error2;
     const reason = error2 instanceof ForeignDirectory ? error2.message : err.code === "EEXIST" ? `${err.path ?? out} already exists; refusing to overwrite a key (move it away or choose another --out)` : `cannot write keys to ${out}: ${err.message}`;
-    io2.err(`pipelock-egress keygen: ${reason}
+    io.err(`pipelock-egress keygen: ${reason}
 `);
     return 1;
   }
-  io2.out(`${publicKeyHex(publicKey)}
+  io.out(`${publicKeyHex(publicKey)}
 `);
-  io2.err(
+  io.err(
     `pipelock-egress keygen: wrote ${written.join(", ")}; keep ${SIGNING_KEY_FILE} secret, share the public key
 `
   );
@@ -34761,8 +34762,8 @@ function slugify(input) {
 }
 var captureStackTrace = "captureStackTrace" in Error ? Error.captureStackTrace : (..._args) => {
 };
-function isObject(data) {
-  return typeof data === "object" && data !== null && !Array.isArray(data);
+function isObject(data2) {
+  return typeof data2 === "object" && data2 !== null && !Array.isArray(data2);
 }
 var allowsEval = /* @__PURE__ */ cached(() => {
   if (globalConfig.jitless) {
@@ -34806,24 +34807,24 @@ function shallowClone(o) {
     return new Set(o);
   return o;
 }
-function numKeys(data) {
+function numKeys(data2) {
   let keyCount = 0;
-  for (const key in data) {
-    if (Object.prototype.hasOwnProperty.call(data, key)) {
+  for (const key in data2) {
+    if (Object.prototype.hasOwnProperty.call(data2, key)) {
       keyCount++;
     }
   }
   return keyCount;
 }
-var getParsedType = (data) => {
-  const t = typeof data;
+var getParsedType = (data2) => {
+  const t = typeof data2;
   switch (t) {
     case "undefined":
       return "undefined";
     case "string":
       return "string";
     case "number":
-      return Number.isNaN(data) ? "nan" : "number";
+      return Number.isNaN(data2) ? "nan" : "number";
     case "boolean":
       return "boolean";
     case "function":
@@ -34833,25 +34834,25 @@ var getParsedType = (data) => {
     case "symbol":
       return "symbol";
     case "object":
-      if (Array.isArray(data)) {
+      if (Array.isArray(data2)) {
         return "array";
       }
-      if (data === null) {
+      if (data2 === null) {
         return "null";
       }
-      if (data.then && typeof data.then === "function" && data.catch && typeof data.catch === "function") {
+      if (data2.then && typeof data2.then === "function" && data2.catch && typeof data2.catch === "function") {
         return "promise";
       }
-      if (typeof Map !== "undefined" && data instanceof Map) {
+      if (typeof Map !== "undefined" && data2 instanceof Map) {
         return "map";
       }
-      if (typeof Set !== "undefined" && data instanceof Set) {
+      if (typeof Set !== "undefined" && data2 instanceof Set) {
         return "set";
       }
-      if (typeof Date !== "undefined" && data instanceof Date) {
+      if (typeof Date !== "undefined" && data2 instanceof Date) {
         return "date";
       }
-      if (typeof File !== "undefined" && data instanceof File) {
+      if (typeof File !== "undefined" && data2 instanceof File) {
         return "file";
       }
       return "object";
@@ -35155,20 +35156,20 @@ function getLengthableOrigin(input) {
     return "string";
   return "unknown";
 }
-function parsedType(data) {
-  const t = typeof data;
+function parsedType(data2) {
+  const t = typeof data2;
   switch (t) {
     case "number": {
-      return Number.isNaN(data) ? "nan" : "number";
+      return Number.isNaN(data2) ? "nan" : "number";
     }
     case "object": {
-      if (data === null) {
+      if (data2 === null) {
         return "null";
       }
-      if (Array.isArray(data)) {
+      if (Array.isArray(data2)) {
         return "array";
       }
-      const obj = data;
+      const obj = data2;
       if (obj && Object.getPrototypeOf(obj) !== Object.prototype && "constructor" in obj && obj.constructor) {
         return obj.constructor.name;
       }
@@ -35195,16 +35196,16 @@ function cleanEnum(obj) {
 }
 function base64ToUint8Array(base642) {
   const binaryString = atob(base642);
-  const bytes = new Uint8Array(binaryString.length);
+  const bytes2 = new Uint8Array(binaryString.length);
   for (let i = 0; i < binaryString.length; i++) {
-    bytes[i] = binaryString.charCodeAt(i);
+    bytes2[i] = binaryString.charCodeAt(i);
   }
-  return bytes;
+  return bytes2;
 }
-function uint8ArrayToBase64(bytes) {
+function uint8ArrayToBase64(bytes2) {
   let binaryString = "";
-  for (let i = 0; i < bytes.length; i++) {
-    binaryString += String.fromCharCode(bytes[i]);
+  for (let i = 0; i < bytes2.length; i++) {
+    binaryString += String.fromCharCode(bytes2[i]);
   }
   return btoa(binaryString);
 }
@@ -35213,22 +35214,22 @@ function base64urlToUint8Array(base64url2) {
   const padding = "=".repeat((4 - base642.length % 4) % 4);
   return base64ToUint8Array(base642 + padding);
 }
-function uint8ArrayToBase64url(bytes) {
-  return uint8ArrayToBase64(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=/g, "");
+function uint8ArrayToBase64url(bytes2) {
+  return uint8ArrayToBase64(bytes2).replace(/\+/g, "-").replace(/\//g, "_").replace(/=/g, "");
 }
 function hexToUint8Array(hex) {
   const cleanHex = hex.replace(/^0x/, "");
   if (cleanHex.length % 2 !== 0) {
     throw new Error("Invalid hex string length");
   }
-  const bytes = new Uint8Array(cleanHex.length / 2);
+  const bytes2 = new Uint8Array(cleanHex.length / 2);
   for (let i = 0; i < cleanHex.length; i += 2) {
-    bytes[i / 2] = Number.parseInt(cleanHex.slice(i, i + 2), 16);
+    bytes2[i / 2] = Number.parseInt(cleanHex.slice(i, i + 2), 16);
   }
-  return bytes;
+  return bytes2;
 }
-function uint8ArrayToHex(bytes) {
-  return Array.from(bytes).map((b) => b.toString(16).padStart(2, "0")).join("");
+function uint8ArrayToHex(bytes2) {
+  return Array.from(bytes2).map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 var Class = class {
   constructor(..._args) {
@@ -36555,15 +36556,15 @@ var $ZodCIDRv6 = /* @__PURE__ */ $constructor("$ZodCIDRv6", (inst, def) => {
     }
   };
 });
-function isValidBase64(data) {
-  if (data === "")
+function isValidBase64(data2) {
+  if (data2 === "")
     return true;
-  if (/\s/.test(data))
+  if (/\s/.test(data2))
     return false;
-  if (data.length % 4 !== 0)
+  if (data2.length % 4 !== 0)
     return false;
   try {
-    atob(data);
+    atob(data2);
     return true;
   } catch {
     return false;
@@ -36586,10 +36587,10 @@ var $ZodBase64 = /* @__PURE__ */ $constructor("$ZodBase64", (inst, def) => {
   };
 });
 var base64urlCharset = /^[A-Za-z0-9_-]*$/;
-function isValidBase64URL(data) {
-  if (!base64urlCharset.test(data))
+function isValidBase64URL(data2) {
+  if (!base64urlCharset.test(data2))
     return false;
-  const base642 = data.replace(/[-_]/g, (c) => c === "-" ? "+" : "/");
+  const base642 = data2.replace(/[-_]/g, (c) => c === "-" ? "+" : "/");
   const padded = base642.padEnd(Math.ceil(base642.length / 4) * 4, "=");
   return isValidBase64(padded);
 }
@@ -39043,9 +39044,9 @@ var createToJSONSchemaMethod = (schema, processors = {}) => (params) => {
   extractDefs(ctx, schema);
   return finalize(ctx, schema);
 };
-var createStandardJSONSchemaMethod = (schema, io2, processors = {}) => (params) => {
+var createStandardJSONSchemaMethod = (schema, io, processors = {}) => (params) => {
   const { libraryOptions, target } = params ?? {};
-  const ctx = initializeContext({ ...libraryOptions ?? {}, target, io: io2, processors });
+  const ctx = initializeContext({ ...libraryOptions ?? {}, target, io, processors });
   processSchema(schema, ctx);
   extractDefs(ctx, schema);
   return finalize(ctx, schema);
@@ -39656,17 +39657,17 @@ var ZodType = /* @__PURE__ */ $constructor("ZodType", (inst, def) => {
   set "~standard"(value) {
     util_exports.own(this, "~standard", value);
   },
-  parse: function _parse2(data, params) {
-    return parse(this, data, params, { callee: _parse2 });
+  parse: function _parse2(data2, params) {
+    return parse(this, data2, params, { callee: _parse2 });
   },
-  parseAsync: async function _parseAsync2(data, params) {
-    return await parseAsync(this, data, params, { callee: _parseAsync2 });
+  parseAsync: async function _parseAsync2(data2, params) {
+    return await parseAsync(this, data2, params, { callee: _parseAsync2 });
   },
-  safeParse(data, params) {
-    return safeParse(this, data, params);
+  safeParse(data2, params) {
+    return safeParse(this, data2, params);
   },
-  async safeParseAsync(data, params) {
-    return safeParseAsync(this, data, params);
+  async safeParseAsync(data2, params) {
+    return safeParseAsync(this, data2, params);
   },
   // `spa` is an alias: same function object as `safeParseAsync`, as before.
   get spa() {
@@ -39675,35 +39676,35 @@ var ZodType = /* @__PURE__ */ $constructor("ZodType", (inst, def) => {
   set spa(value) {
     util_exports.own(this, "spa", value);
   },
-  validate(data, params) {
-    return validate(this, data, params);
+  validate(data2, params) {
+    return validate(this, data2, params);
   },
-  validateAsync(data, params) {
-    return validateAsync(this, data, params);
+  validateAsync(data2, params) {
+    return validateAsync(this, data2, params);
   },
-  encode: function _encode2(data, params) {
-    return encode(this, data, params, { callee: _encode2 });
+  encode: function _encode2(data2, params) {
+    return encode(this, data2, params, { callee: _encode2 });
   },
-  decode: function _decode2(data, params) {
-    return decode(this, data, params, { callee: _decode2 });
+  decode: function _decode2(data2, params) {
+    return decode(this, data2, params, { callee: _decode2 });
   },
-  encodeAsync: async function _encodeAsync2(data, params) {
-    return await encodeAsync(this, data, params, { callee: _encodeAsync2 });
+  encodeAsync: async function _encodeAsync2(data2, params) {
+    return await encodeAsync(this, data2, params, { callee: _encodeAsync2 });
   },
-  decodeAsync: async function _decodeAsync2(data, params) {
-    return await decodeAsync(this, data, params, { callee: _decodeAsync2 });
+  decodeAsync: async function _decodeAsync2(data2, params) {
+    return await decodeAsync(this, data2, params, { callee: _decodeAsync2 });
   },
-  safeEncode(data, params) {
-    return safeEncode(this, data, params);
+  safeEncode(data2, params) {
+    return safeEncode(this, data2, params);
   },
-  safeDecode(data, params) {
-    return safeDecode(this, data, params);
+  safeDecode(data2, params) {
+    return safeDecode(this, data2, params);
   },
-  async safeEncodeAsync(data, params) {
-    return safeEncodeAsync(this, data, params);
+  async safeEncodeAsync(data2, params) {
+    return safeEncodeAsync(this, data2, params);
   },
-  async safeDecodeAsync(data, params) {
-    return safeDecodeAsync(this, data, params);
+  async safeDecodeAsync(data2, params) {
+    return safeDecodeAsync(this, data2, params);
   },
   toJSONSchema(params) {
     return createToJSONSchemaMethod(this, {})(params);
@@ -41207,10 +41208,10 @@ var KNOWN_KEYS = {
 };
 
 // src/policy/utf8.ts
-function firstInvalidUtf8Offset(bytes) {
+function firstInvalidUtf8Offset(bytes2) {
   let i = 0;
-  while (i < bytes.length) {
-    const lead = bytes[i] ?? 0;
+  while (i < bytes2.length) {
+    const lead = bytes2[i] ?? 0;
     let length;
     let min;
     if (lead < 128) [length, min] = [1, 0];
@@ -41220,7 +41221,7 @@ function firstInvalidUtf8Offset(bytes) {
     else return i;
     let codePoint = length === 1 ? lead : lead & 255 >> length + 1;
     for (let k = 1; k < length; k++) {
-      const next = bytes[i + k];
+      const next = bytes2[i + k];
       if (next === void 0 || (next & 192) !== 128) return i;
       codePoint = codePoint << 6 | next & 63;
     }
@@ -41233,8 +41234,8 @@ function firstInvalidUtf8Offset(bytes) {
 
 // src/policy/hash.ts
 import { createHash } from "node:crypto";
-function policyHash(bytes) {
-  return createHash("sha256").update(bytes).digest("hex");
+function policyHash(bytes2) {
+  return createHash("sha256").update(bytes2).digest("hex");
 }
 
 // src/policy/flow-depth.ts
@@ -41256,10 +41257,10 @@ function tooDeepFlowOffset(text2) {
 // src/policy/load.ts
 var MAX_POLICY_BYTES = 1024 * 1024;
 var MAX_LISTED_ERRORS = 50;
-function parsePolicy(bytes, file) {
+function parsePolicy(bytes2, file) {
   let parsed;
   try {
-    parsed = parseAll(bytes, file);
+    parsed = parseAll(bytes2, file);
   } catch (error2) {
     if (!isStackOverflow(error2)) throw error2;
     parsed = { ok: false, errors: [tooDeep(file, { line: 1, col: 1 })] };
@@ -41278,12 +41279,12 @@ function parsePolicy(bytes, file) {
   }
   return { ok: false, errors: listed, total: errors.length };
 }
-function parseAll(bytes, file) {
+function parseAll(bytes2, file) {
   const at = (code2, line, col, message, path4 = "") => ({
     ok: false,
     errors: [{ code: code2, file, line, col, path: path4, message }]
   });
-  if (bytes.length > MAX_POLICY_BYTES) {
+  if (bytes2.length > MAX_POLICY_BYTES) {
     return at(
       "file_too_large",
       1,
@@ -41291,17 +41292,17 @@ function parseAll(bytes, file) {
       `the file has more than ${MAX_POLICY_BYTES} bytes; a policy may have at most ${MAX_POLICY_BYTES}`
     );
   }
-  const invalidAt = firstInvalidUtf8Offset(bytes);
+  const invalidAt = firstInvalidUtf8Offset(bytes2);
   if (invalidAt >= 0) {
-    const { line, col } = bytePosition(bytes, invalidAt);
+    const { line, col } = bytePosition(bytes2, invalidAt);
     return at(
       "not_utf8",
       line,
       col,
-      `byte 0x${(bytes[invalidAt] ?? 0).toString(16).padStart(2, "0")} is not valid UTF-8; save the file as UTF-8`
+      `byte 0x${(bytes2[invalidAt] ?? 0).toString(16).padStart(2, "0")} is not valid UTF-8; save the file as UTF-8`
     );
   }
-  const text2 = new TextDecoder("utf-8", { ignoreBOM: false }).decode(bytes);
+  const text2 = new TextDecoder("utf-8", { ignoreBOM: false }).decode(bytes2);
   const deepAt = tooDeepFlowOffset(text2);
   if (deepAt !== void 0) {
     const { line, col } = textPosition(text2, deepAt);
@@ -41380,7 +41381,7 @@ function parseAll(bytes, file) {
     index,
     line: position(nodeAt(doc, ["egress", index, "destination"])?.range?.[0] ?? 0).line
   }));
-  return { ok: true, policy: { ...parsed.data, egress, file, hash: policyHash(bytes) } };
+  return { ok: true, policy: { ...parsed.data, egress, file, hash: policyHash(bytes2) } };
 }
 function withoutStackTraces(run) {
   const limit = Error.stackTraceLimit;
@@ -41602,13 +41603,13 @@ function textPosition(text2, offset) {
   const before = text2.slice(0, offset);
   return { line: before.split("\n").length, col: offset - before.lastIndexOf("\n") };
 }
-function bytePosition(bytes, offset) {
+function bytePosition(bytes2, offset) {
   let line = 1;
   let lineStart = 0;
   for (let i = 0; i < offset; i++) {
-    if (bytes[i] === 10) [line, lineStart] = [line + 1, i + 1];
+    if (bytes2[i] === 10) [line, lineStart] = [line + 1, i + 1];
   }
-  return { line, col: new TextDecoder().decode(bytes.subarray(lineStart, offset)).length + 1 };
+  return { line, col: new TextDecoder().decode(bytes2.subarray(lineStart, offset)).length + 1 };
 }
 function firstLine(message) {
   return message.split("\n")[0] ?? message;
@@ -42711,7 +42712,7 @@ function candidates(run) {
 // src/engine/dlp/secret-scan.ts
 var UNSCANNABLE = "unscannable";
 function secretForms(value) {
-  const bytes = Buffer.from(value, "utf8");
+  const bytes2 = Buffer.from(value, "utf8");
   const uri = encodeURIComponent(value);
   const json = JSON.stringify(value).slice(1, -1);
   const forms = [
@@ -42725,11 +42726,11 @@ function secretForms(value) {
       (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`
     ),
     value.replaceAll('"', '""'),
-    bytes.toString("base64"),
-    bytes.toString("base64").replace(/=+$/, ""),
-    bytes.toString("base64url"),
-    bytes.toString("hex"),
-    bytes.toString("hex").toUpperCase()
+    bytes2.toString("base64"),
+    bytes2.toString("base64").replace(/=+$/, ""),
+    bytes2.toString("base64url"),
+    bytes2.toString("hex"),
+    bytes2.toString("hex").toUpperCase()
   ];
   return [...new Set(forms)];
 }
@@ -43024,10 +43025,10 @@ function jsonStrings(text2) {
       out.push(literal2.includes("\\") ? JSON.parse(literal2) : literal2.slice(1, -1));
       i = end;
     } else if (code2 === OPEN_BRACKET) {
-      const bytes = byteArrayAt(text2, i);
-      if (bytes !== void 0) {
-        out.push(Buffer.from(bytes.values).toString("utf8"));
-        i = bytes.end;
+      const bytes2 = byteArrayAt(text2, i);
+      if (bytes2 !== void 0) {
+        out.push(Buffer.from(bytes2.values).toString("utf8"));
+        i = bytes2.end;
       }
     }
   }
@@ -43370,7 +43371,7 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
     client.close(POLICY_VIOLATION, reason);
     upstream.close(POLICY_VIOLATION, reason);
   };
-  client.on("message", (data, isBinary) => {
+  client.on("message", (data2, isBinary) => {
     if (tally.blocked > 0) return;
     if (scanMessages) {
       if (isBinary) {
@@ -43380,7 +43381,7 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
           reason: "binary messages are not allowed while messages are scanned"
         });
       }
-      const text2 = rawText2(data);
+      const text2 = rawText2(data2);
       const views = textViews(text2, "WebSocket message");
       if (sentTail !== "")
         views.push(...textViews(sentTail + text2.slice(0, SEAM_CHARS), JOINED_MESSAGES));
@@ -43389,11 +43390,11 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
       sentTail = (sentTail + text2.slice(-SEAM_CHARS)).slice(-SEAM_CHARS);
     }
     tally.sent++;
-    toUpstream(data, isBinary);
+    toUpstream(data2, isBinary);
   });
-  upstream.on("message", (data, isBinary) => {
+  upstream.on("message", (data2, isBinary) => {
     tally.received++;
-    toClient(data, isBinary);
+    toClient(data2, isBinary);
   });
   return new Promise((resolve3) => {
     let open4 = 2;
@@ -43429,18 +43430,18 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
 var QUEUED_BYTES_HIGH = 4 * 1024 * 1024;
 function forwarder(source, destination2) {
   let queued = 0;
-  return (data, isBinary) => {
-    const bytes = byteLength(data);
-    queued += bytes;
+  return (data2, isBinary) => {
+    const bytes2 = byteLength(data2);
+    queued += bytes2;
     if (queued > QUEUED_BYTES_HIGH) source.pause();
-    destination2.send(data, { binary: isBinary }, () => {
-      queued -= bytes;
+    destination2.send(data2, { binary: isBinary }, () => {
+      queued -= bytes2;
       if (queued <= QUEUED_BYTES_HIGH && source.isPaused) source.resume();
     });
   };
 }
-function byteLength(data) {
-  return Array.isArray(data) ? data.reduce((sum, part) => sum + part.length, 0) : data.byteLength;
+function byteLength(data2) {
+  return Array.isArray(data2) ? data2.reduce((sum, part) => sum + part.length, 0) : data2.byteLength;
 }
 function closeCode(code2) {
   if (code2 === 1005) return 1e3;
@@ -43469,9 +43470,9 @@ function withoutUserinfo(target) {
 function headerList(value) {
   return (value ?? "").split(",").map((item) => item.trim()).filter((item) => item !== "");
 }
-function rawText2(data) {
-  if (Array.isArray(data)) return Buffer.concat(data).toString("utf8");
-  return Buffer.from(data).toString("utf8");
+function rawText2(data2) {
+  if (Array.isArray(data2)) return Buffer.concat(data2).toString("utf8");
+  return Buffer.from(data2).toString("utf8");
 }
 
 // src/cli/explain-request.ts
@@ -43512,54 +43513,54 @@ function explainRequest(policy, method, target) {
 }
 
 // src/cli/policy-command.ts
-async function policyCommand(args, io2) {
+async function policyCommand(args, io) {
   const [subcommand, ...rest] = args;
   const option = rest.find((arg) => arg.startsWith("-"));
   if (option !== void 0)
     throw new UsageError(`policy ${subcommand ?? ""}: unknown option "${option}"`);
-  if (subcommand === "check" && rest.length === 1) return check(rest[0] ?? "", io2);
+  if (subcommand === "check" && rest.length === 1) return check(rest[0] ?? "", io);
   if (subcommand === "explain" && rest.length === 3) {
     const [file = "", method = "", target = ""] = rest;
-    return explain(file, method, target, io2);
+    return explain(file, method, target, io);
   }
   throw new UsageError(
     subcommand === "check" || subcommand === "explain" ? `policy ${subcommand}: wrong number of arguments` : `policy: unknown subcommand "${subcommand ?? ""}"; expected check or explain`
   );
 }
-async function load(file, io2) {
-  let bytes;
+async function load(file, io) {
+  let bytes2;
   try {
-    bytes = await readPolicyFile(file);
+    bytes2 = await readPolicyFile(file);
   } catch (error2) {
-    io2.err(`pipelock-egress: cannot read policy ${file}: ${error2.message}
+    io.err(`pipelock-egress: cannot read policy ${file}: ${error2.message}
 `);
     return 2;
   }
-  const result = parsePolicy(bytes, file);
+  const result = parsePolicy(bytes2, file);
   if (result.ok) return result.policy;
-  for (const error2 of result.errors) io2.err(`${formatPolicyError(error2)}
+  for (const error2 of result.errors) io.err(`${formatPolicyError(error2)}
 `);
-  io2.err(
+  io.err(
     `${result.total} error${result.total === 1 ? "" : "s"} in ${file}; nothing runs on an invalid policy
 `
   );
   return 1;
 }
-async function check(file, io2) {
-  const policy = await load(file, io2);
+async function check(file, io) {
+  const policy = await load(file, io);
   if (typeof policy === "number") return policy;
-  io2.out(summarise(policy));
+  io.out(summarise(policy));
   return 0;
 }
-async function explain(file, method, target, io2) {
+async function explain(file, method, target, io) {
   if (!/^[A-Za-z]+$/.test(method))
     throw new UsageError(`policy explain: "${method}" is not an HTTP method`);
-  const policy = await load(file, io2);
+  const policy = await load(file, io);
   if (typeof policy === "number") return 2;
   const explanation = explainRequest(policy, method, target);
   const { decision } = explanation;
   const kept = decision.target === void 0 ? [] : secretsKeptFrom(policy, decision.target);
-  io2.out(describeExplanation(explanation, kept));
+  io.out(describeExplanation(explanation, kept));
   return explanation.refusal !== void 0 || decision.verdict === "block" ? 1 : 0;
 }
 function describeExplanation({ decision, refusal, ssrf }, keptSecrets) {
@@ -43625,6 +43626,116 @@ function describeRule(rule) {
 import { createServer } from "node:http";
 import { once } from "node:events";
 import { randomUUID as randomUUID2 } from "node:crypto";
+
+// src/engine/dlp/body-scans.ts
+import { availableParallelism } from "node:os";
+import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
+var INLINE_SCAN_BYTES = 64 * 1024;
+var THREAD_ROLE = "pipelock-egress body scan";
+var BodyScans = class {
+  constructor(scanner, setup, maxThreads = Math.max(1, Math.min(4, availableParallelism() - 1))) {
+    this.scanner = scanner;
+    this.setup = setup;
+    this.maxThreads = maxThreads;
+  }
+  scanner;
+  setup;
+  maxThreads;
+  threads = /* @__PURE__ */ new Set();
+  idle = [];
+  queue = [];
+  closed = false;
+  /** The finding in a body (as sent, and decoded when it was encoded), if any. */
+  scan(sent, decoded, to, detectors) {
+    if (Math.max(sent.length, decoded.length) <= INLINE_SCAN_BYTES)
+      return Promise.resolve(
+        this.scanner.scanContent(decodedBodyViews(sent, decoded), to, detectors)
+      );
+    const job = { sent, ...decoded === sent ? {} : { decoded }, to, detectors };
+    return new Promise((done) => {
+      this.queue.push({ job, done });
+      this.dispatch();
+    });
+  }
+  /** Stops the threads; a scan still waiting or running is refused as unscannable. */
+  async close() {
+    this.closed = true;
+    this.failQueued("the engine is stopping");
+    await Promise.all([...this.threads].map((thread) => thread.terminate()));
+  }
+  failQueued(why) {
+    for (const waiting of this.queue.splice(0)) waiting.done(failed(why));
+  }
+  dispatch() {
+    if (this.closed) return this.failQueued("the engine is stopping");
+    if (this.queue.length === 0) return;
+    let thread = this.idle.pop();
+    if (thread === void 0 && this.threads.size < this.maxThreads) {
+      try {
+        thread = this.start();
+      } catch (error2) {
+        return this.failQueued(`no scanning thread could be started: ${error2.message}`);
+      }
+    }
+    if (thread === void 0) return;
+    this.scanOn(thread, this.queue.shift());
+  }
+  scanOn(thread, { job, done }) {
+    const lost = (error2) => finish(failed(`the scanning thread failed: ${error2.message}`));
+    const exited = (code2) => lost(new Error(`it exited with code ${code2}`));
+    const finish = (finding, healthy = false) => {
+      thread.off("message", replied).off("error", lost).off("exit", exited);
+      done(finding);
+      if (healthy && !this.closed) this.idle.push(thread);
+      else {
+        this.threads.delete(thread);
+        void thread.terminate();
+      }
+      this.dispatch();
+    };
+    const replied = (reply) => "error" in reply ? finish(failed(`the scanning thread failed: ${reply.error}`), true) : finish(reply.finding, true);
+    thread.on("message", replied).on("error", lost).on("exit", exited);
+    try {
+      thread.postMessage(job);
+    } catch (error2) {
+      finish(
+        failed(`the body could not be given to the scanning thread: ${error2.message}`),
+        true
+      );
+    }
+  }
+  start() {
+    const self = import.meta.url;
+    const options = { workerData: { role: THREAD_ROLE, setup: this.setup } };
+    const thread = self.endsWith(".ts") ? new Worker(
+      `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(self)}); })`,
+      { ...options, eval: true }
+    ) : new Worker(new URL(self), options);
+    thread.unref();
+    this.threads.add(thread);
+    return thread;
+  }
+};
+function failed(why) {
+  return { detector: UNSCANNABLE, where: "body", failure: why };
+}
+var bytes = (array2) => Buffer.from(array2.buffer, array2.byteOffset, array2.byteLength);
+function serveScans(setup) {
+  const scanner = createSecretScanner(setup.detectors, setup.secrets, setup.patternScanMs);
+  parentPort?.on("message", (job) => {
+    let reply;
+    try {
+      const sent = bytes(job.sent);
+      const views = decodedBodyViews(sent, job.decoded ? bytes(job.decoded) : sent);
+      reply = { finding: scanner.scanContent(views, job.to, job.detectors) };
+    } catch (error2) {
+      reply = { error: error2 instanceof Error ? error2.message : String(error2) };
+    }
+    parentPort?.postMessage(reply);
+  });
+}
+var data = workerData;
+if (!isMainThread && data?.role === THREAD_ROLE && data.setup) serveScans(data.setup);
 
 // src/engine/forward.ts
 import { EventEmitter } from "node:events";
@@ -43713,21 +43824,21 @@ async function forwardRequest(req, res, send, target, limits, readBody2) {
       signal: cancel
     });
     res.writeHead(response.statusCode, responseHeaders(flatten(response.headers)));
-    const bytes = await relayBody(response.body, res);
-    return { ok: true, status: response.statusCode, bytes };
+    const bytes2 = await relayBody(response.body, res);
+    return { ok: true, status: response.statusCode, bytes: bytes2 };
   } catch (error2) {
     return { ok: false, refusal: describeFailure(error2, target) };
   }
 }
 function relayBody(source, res) {
   return new Promise((resolve3, reject) => {
-    let bytes = 0;
-    source.on("data", (chunk) => bytes += chunk.length);
+    let bytes2 = 0;
+    source.on("data", (chunk) => bytes2 += chunk.length);
     source.once("error", (error2) => {
       res.destroy();
       reject(error2);
     });
-    res.once("finish", () => resolve3(bytes));
+    res.once("finish", () => resolve3(bytes2));
     res.once("close", () => {
       if (res.writableFinished) return;
       source.destroy();
@@ -43859,20 +43970,21 @@ var ScanBudget = class {
   }
   max;
   held = 0;
-  take(bytes) {
-    if (this.held + bytes > this.max) return false;
-    this.held += bytes;
+  take(bytes2) {
+    if (this.held + bytes2 > this.max) return false;
+    this.held += bytes2;
     return true;
   }
-  give(bytes) {
-    this.held -= bytes;
+  give(bytes2) {
+    this.held -= bytes2;
   }
 };
 var RequestInspection = class {
-  constructor(req, res, scanner, limits, budget, refusesSomeMethod2) {
+  constructor(req, res, scanner, bodyScans, limits, budget, refusesSomeMethod2) {
     this.req = req;
     this.res = res;
     this.scanner = scanner;
+    this.bodyScans = bodyScans;
     this.limits = limits;
     this.budget = budget;
     this.refusesSomeMethod = refusesSomeMethod2;
@@ -43880,6 +43992,7 @@ var RequestInspection = class {
   req;
   res;
   scanner;
+  bodyScans;
   limits;
   budget;
   refusesSomeMethod;
@@ -43918,9 +44031,9 @@ var RequestInspection = class {
     const declared = Number(req.headers["content-length"] ?? "0");
     if (declared > limit) return { refusal: tooLarge };
     if (expectsContinue(req)) this.res.writeContinue();
-    const read = await readBody(req, limit, tooLarge, (bytes) => {
-      if (!this.budget.take(bytes)) return false;
-      this.held += bytes;
+    const read = await readBody(req, limit, tooLarge, (bytes2) => {
+      if (!this.budget.take(bytes2)) return false;
+      this.held += bytes2;
       return true;
     });
     if (!read.ok) return { refusal: read.refusal };
@@ -43931,8 +44044,7 @@ var RequestInspection = class {
       return { refusal: { status: 403, layer, reason: decoded.reason } };
     }
     if (scanned) {
-      const views = decodedBodyViews(read.body, decoded.body);
-      const inBody = this.scanner.scanContent(views, target, detectors);
+      const inBody = await this.bodyScans.scan(read.body, decoded.body, target, detectors);
       if (inBody) return { refusal: dlpRefusal(inBody) };
     }
     this.bodyLeftUnread = false;
@@ -44134,21 +44246,21 @@ var ENCRYPTED_CLIENT_HELLO_FIRST = 65032;
 var ENCRYPTED_CLIENT_HELLO_LAST = 65037;
 var ENCRYPTED_SERVER_NAME = 65486;
 var MAX_CLIENT_HELLO_BYTES = 64 * 1024;
-function parseClientHello(data) {
-  if (data.length === 0) return { kind: "incomplete" };
-  if (data[0] !== HANDSHAKE) return { kind: "not_tls" };
+function parseClientHello(data2) {
+  if (data2.length === 0) return { kind: "incomplete" };
+  if (data2[0] !== HANDSHAKE) return { kind: "not_tls" };
   const payload = [];
   let offset = 0;
   let needed;
   while (needed === void 0 || payload.length < needed) {
-    if (offset + RECORD_HEADER > data.length) return more(data);
-    if (data[offset] !== HANDSHAKE)
+    if (offset + RECORD_HEADER > data2.length) return more(data2);
+    if (data2[offset] !== HANDSHAKE)
       return { kind: "malformed", reason: "the handshake is interleaved with other records" };
-    if (data[offset + 1] !== 3) return { kind: "not_tls" };
-    const length = (data[offset + 3] ?? 0) << 8 | (data[offset + 4] ?? 0);
+    if (data2[offset + 1] !== 3) return { kind: "not_tls" };
+    const length = (data2[offset + 3] ?? 0) << 8 | (data2[offset + 4] ?? 0);
     if (length === 0) return { kind: "malformed", reason: "empty TLS record" };
-    if (offset + RECORD_HEADER + length > data.length) return more(data);
-    for (let i = 0; i < length; i++) payload.push(data[offset + RECORD_HEADER + i] ?? 0);
+    if (offset + RECORD_HEADER + length > data2.length) return more(data2);
+    for (let i = 0; i < length; i++) payload.push(data2[offset + RECORD_HEADER + i] ?? 0);
     offset += RECORD_HEADER + length;
     if (needed === void 0 && payload.length >= 4) {
       const size = declaredHelloSize(payload);
@@ -44169,8 +44281,8 @@ function declaredHelloSize(header) {
   const size = 4 + ((header[1] ?? 0) << 16 | (header[2] ?? 0) << 8 | (header[3] ?? 0));
   return size > MAX_CLIENT_HELLO_BYTES ? "the ClientHello is too large" : size;
 }
-function more(data) {
-  return data.length > MAX_CLIENT_HELLO_BYTES + 1024 ? { kind: "malformed", reason: "the ClientHello is too large" } : { kind: "incomplete" };
+function more(data2) {
+  return data2.length > MAX_CLIENT_HELLO_BYTES + 1024 ? { kind: "malformed", reason: "the ClientHello is too large" } : { kind: "incomplete" };
 }
 function helloFieldsProblem(reader) {
   const version2 = reader.u16();
@@ -44228,20 +44340,20 @@ function readHostName(reader, end) {
   if (reader.position + listLength !== end)
     return { ok: false, reason: "inconsistent server_name lengths" };
   const nameType = reader.u8();
-  const bytes = reader.bytes(reader.u16());
+  const bytes2 = reader.bytes(reader.u16());
   if (reader.failed || reader.position > end)
     return { ok: false, reason: "truncated server_name extension" };
   if (nameType !== HOST_NAME)
     return { ok: false, reason: `the server_name entry has type ${nameType}, not host_name (0)` };
   if (reader.position !== end)
     return { ok: false, reason: "the server_name extension carries more than one name" };
-  if (bytes.length === 0 || bytes.some((byte) => byte <= 32 || byte >= 127))
+  if (bytes2.length === 0 || bytes2.some((byte) => byte <= 32 || byte >= 127))
     return { ok: false, reason: "the SNI host name is not printable ASCII" };
-  return { ok: true, name: String.fromCharCode(...bytes) };
+  return { ok: true, name: String.fromCharCode(...bytes2) };
 }
 var Reader = class {
-  constructor(data) {
-    this.data = data;
+  constructor(data2) {
+    this.data = data2;
   }
   data;
   position = 0;
@@ -44288,10 +44400,10 @@ var HANDSHAKE2 = 22;
 var APPLICATION_DATA = 23;
 var CLIENT_HELLO2 = 1;
 var MAX_RECORD_BYTES = 2 ** 14 + 2048;
-function readFramed(data, framing) {
-  for (let at = 0; at < data.length; ) {
+function readFramed(data2, framing) {
+  for (let at = 0; at < data2.length; ) {
     const headerMissing = framing.headerMissing();
-    const part = data.subarray(
+    const part = data2.subarray(
       at,
       at + (headerMissing > 0 ? headerMissing : framing.bodyMissing())
     );
@@ -44661,19 +44773,23 @@ var Engine = class {
     this.scanBudget = new ScanBudget(this.limits.maxScanBufferBytes);
     const trust = upstreamTrust(options.upstreamCa ?? []);
     this.pools = new UpstreamPools(this.limits, trust);
+    const scannerSetup = {
+      detectors: policyDetectors(options.policy),
+      secrets: options.policy.secrets.map((binding) => ({
+        env: binding.env,
+        value: options.secretValues?.[binding.env] ?? "",
+        allow: binding.allow
+      })),
+      patternScanMs: this.limits.patternScanMs
+    };
+    const { detectors, secrets, patternScanMs } = scannerSetup;
+    const scanner = createSecretScanner(detectors, secrets, patternScanMs);
+    this.bodyScans = new BodyScans(scanner, scannerSetup);
     this.admission = {
       policy: options.policy,
       log: options.log,
       resolver: options.resolver,
-      scanner: createSecretScanner(
-        policyDetectors(options.policy),
-        options.policy.secrets.map((binding) => ({
-          env: binding.env,
-          value: options.secretValues?.[binding.env] ?? "",
-          allow: binding.allow
-        })),
-        this.limits.patternScanMs
-      ),
+      scanner,
       onDecision: (entry) => {
         if (entry.phase !== "outcome") this.count(entry);
         options.onDecision?.(entry);
@@ -44770,6 +44886,7 @@ var Engine = class {
   /** Request and tunnel handlers still running: their receipts must land before the seal. */
   pending = /* @__PURE__ */ new Set();
   scanBudget;
+  bodyScans;
   startedAt = Date.now();
   nextRequest = 0;
   listen(target) {
@@ -44801,7 +44918,7 @@ var Engine = class {
       new Promise((resolve3) => timer = setTimeout(resolve3, 5e3))
     ]);
     clearTimeout(timer);
-    await this.pools.close();
+    await Promise.all([this.pools.close(), this.bodyScans.close()]);
   }
   serveRequests(server, transport, handle) {
     const serve = (req, res) => this.track(handle(req, res), (refusal) => this.failRequest(transport, req, res, refusal));
@@ -44955,6 +45072,7 @@ var Engine = class {
       req,
       res,
       this.admission.scanner,
+      this.bodyScans,
       this.limits,
       this.scanBudget,
       () => refusesSomeMethod(this.admission.policy, request.target)
@@ -45559,16 +45677,16 @@ var EvidenceWriter = class _EvidenceWriter {
     const length = text2.reduce((sum, part) => sum + part.length, 0);
     let open4 = this.fd >= 0;
     let entries = this.entriesInFile;
-    let bytes = this.bytesInFile;
+    let bytes2 = this.bytesInFile;
     for (const size of [4096 + 6 * length, ...SEAL_LINES]) {
-      if (!open4 || this.startsNewFile(entries, bytes, size)) {
+      if (!open4 || this.startsNewFile(entries, bytes2, size)) {
         files++;
         open4 = true;
         entries = 0;
-        bytes = 0;
+        bytes2 = 0;
       }
       entries++;
-      bytes += size;
+      bytes2 += size;
     }
     if (files > this.maxFiles)
       throw new EvidenceFull(
@@ -45576,8 +45694,8 @@ var EvidenceWriter = class _EvidenceWriter {
       );
   }
   /** Whether a line of `size` bytes goes into a new file, after `entries` lines of `bytes`. */
-  startsNewFile(entries, bytes, size) {
-    return entries >= this.maxEntriesPerFile || entries > 0 && bytes + size > this.maxBytesPerFile;
+  startsNewFile(entries, bytes2, size) {
+    return entries >= this.maxEntriesPerFile || entries > 0 && bytes2 + size > this.maxBytesPerFile;
   }
   sessionFields(kind, timestamp) {
     return {
@@ -45611,15 +45729,15 @@ var EvidenceWriter = class _EvidenceWriter {
   writeEntry(line) {
     if (this.failure) throw new Error(`evidence cannot be written: ${this.failure.message}`);
     if (this.sealed) throw new Error("evidence is sealed; nothing can be appended");
-    const bytes = Buffer.from(line, "utf8");
+    const bytes2 = Buffer.from(line, "utf8");
     try {
-      if (this.fd < 0 || this.startsNewFile(this.entriesInFile, this.bytesInFile, bytes.length))
+      if (this.fd < 0 || this.startsNewFile(this.entriesInFile, this.bytesInFile, bytes2.length))
         this.startFile();
-      const written = writeSync(this.fd, bytes);
-      if (written !== bytes.length)
-        throw new Error(`short write (${written} of ${bytes.length} bytes)`);
+      const written = writeSync(this.fd, bytes2);
+      if (written !== bytes2.length)
+        throw new Error(`short write (${written} of ${bytes2.length} bytes)`);
       this.entriesInFile++;
-      this.bytesInFile += bytes.length;
+      this.bytesInFile += bytes2.length;
       this.recorderSeq++;
       this.dirty = true;
     } catch (error2) {
@@ -45881,9 +45999,9 @@ ${lines.join("\n")}
 function positiveSerial(random) {
   if (random.length < 8 || random.length > 19)
     throw new Error("a certificate serial takes 8 to 19 random bytes");
-  const bytes = Uint8Array.from(random);
-  bytes[0] = (bytes[0] ?? 0) & 63 | 64;
-  return toArrayBuffer(bytes);
+  const bytes2 = Uint8Array.from(random);
+  bytes2[0] = (bytes2[0] ?? 0) & 63 | 64;
+  return toArrayBuffer(bytes2);
 }
 function keyIdentifier(spki2) {
   const digest = createHash2("sha1").update(new Uint8Array(spki2.subjectPublicKey)).digest();
@@ -45917,8 +46035,8 @@ function tlv(tag, ...contents) {
   const lengthBytes = length < 128 ? [length] : length < 256 ? [129, length] : [130, length >> 8, length & 255];
   return Buffer.concat([Uint8Array.of(tag, ...lengthBytes), body2]);
 }
-function toArrayBuffer(bytes) {
-  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+function toArrayBuffer(bytes2) {
+  return bytes2.buffer.slice(bytes2.byteOffset, bytes2.byteOffset + bytes2.byteLength);
 }
 
 // src/engine/tls/run-ca.ts
@@ -46122,10 +46240,10 @@ function looksLikePath(arg) {
   const inlineKey = /^\s*(-----BEGIN |pipelock-ed25519-|[0-9a-fA-F]{64}\s*$)/.test(arg);
   return !inlineKey && (/[/\\]/.test(arg) || arg.startsWith(".") || /\.[A-Za-z0-9]+$/.test(arg));
 }
-async function keyArgumentText(arg, what, io2) {
+async function keyArgumentText(arg, what, io) {
   if (await isRegularFile(arg)) {
     try {
-      return { text: new TextDecoder().decode(await io2.readFile(arg)), source: arg };
+      return { text: new TextDecoder().decode(await io.readFile(arg)), source: arg };
     } catch (error2) {
       throw new KeyArgumentError(`cannot read ${what} ${arg}: ${error2.message}`, {
         cause: error2
@@ -46135,14 +46253,14 @@ async function keyArgumentText(arg, what, io2) {
   if (looksLikePath(arg)) throw new KeyArgumentError(`${what} file ${arg} not found`);
   return { text: arg, source: "(inline)" };
 }
-async function resolvePublicKey(arg, io2) {
-  const { text: text2, source } = await keyArgumentText(arg, "public key", io2);
+async function resolvePublicKey(arg, io) {
+  const { text: text2, source } = await keyArgumentText(arg, "public key", io);
   const parsed = parsePublicKey(text2);
   if (!parsed.ok) throw new KeyArgumentError(`public key ${source}: ${parsed.error}`);
   return publicKeyHex(parsed.key);
 }
-async function resolvePrivateKey(arg, backend, io2) {
-  const { text: text2, source } = await keyArgumentText(arg, "signing key", io2);
+async function resolvePrivateKey(arg, backend, io) {
+  const { text: text2, source } = await keyArgumentText(arg, "signing key", io);
   const parsed = parsePrivateKey(backend, text2);
   if (!parsed.ok) throw new KeyArgumentError(`signing key ${source}: ${parsed.error}`);
   return parsed.key;
@@ -46171,10 +46289,10 @@ function listenText(listen) {
 // src/cli/upstream-ca.ts
 import { X509Certificate } from "node:crypto";
 var PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
-async function readUpstreamCa(io2, file) {
+async function readUpstreamCa(io, file) {
   let pem2;
   try {
-    pem2 = new TextDecoder().decode(await io2.readFile(file));
+    pem2 = new TextDecoder().decode(await io.readFile(file));
   } catch (error2) {
     return { ok: false, problem: `cannot read --upstream-ca ${file}: ${error2.message}` };
   }
@@ -46225,7 +46343,7 @@ function boundSecretValues(policy, env) {
 
 // src/cli/proxy-command.ts
 var COMMAND = "proxy";
-async function proxyCommand(args, io2) {
+async function proxyCommand(args, io) {
   const options = parseOptions(COMMAND, args, {
     single: [
       "policy",
@@ -46256,7 +46374,7 @@ async function proxyCommand(args, io2) {
   try {
     policyBytes = await readPolicyFile(policyFile);
   } catch (error2) {
-    io2.err(
+    io.err(
       `pipelock-egress ${COMMAND}: cannot read the policy ${policyFile}: ${error2.message}; give --policy a readable policy file
 `
     );
@@ -46264,31 +46382,31 @@ async function proxyCommand(args, io2) {
   }
   const policy = parsePolicy(policyBytes, policyFile);
   if (!policy.ok) {
-    for (const error2 of policy.errors) io2.err(`${formatPolicyError(error2)}
+    for (const error2 of policy.errors) io.err(`${formatPolicyError(error2)}
 `);
     return 1;
   }
   const secrets = boundSecretValues(policy.policy, process.env);
   for (const warning of secrets.warnings)
-    io2.err(`pipelock-egress ${COMMAND}: warning: ${warning}
+    io.err(`pipelock-egress ${COMMAND}: warning: ${warning}
 `);
-  for (const problem of secrets.problems) io2.err(`pipelock-egress ${COMMAND}: ${problem}
+  for (const problem of secrets.problems) io.err(`pipelock-egress ${COMMAND}: ${problem}
 `);
   if (secrets.problems.length > 0) return 1;
   const backend = createNodeBackend();
   let seed = randomBytes5(32);
   if (signingKey !== void 0) {
     try {
-      seed = await resolvePrivateKey(signingKey, backend, io2);
+      seed = await resolvePrivateKey(signingKey, backend, io);
     } catch (error2) {
       if (!(error2 instanceof KeyArgumentError)) throw error2;
       throw new UsageError(`${COMMAND}: --signing-key: ${error2.message}`);
     }
   }
   const caFile = optionValue(options, "upstream-ca");
-  const extraCa = caFile === void 0 ? void 0 : await readUpstreamCa(io2, caFile);
+  const extraCa = caFile === void 0 ? void 0 : await readUpstreamCa(io, caFile);
   if (extraCa?.ok === false) {
-    io2.err(`pipelock-egress ${COMMAND}: ${extraCa.problem}
+    io.err(`pipelock-egress ${COMMAND}: ${extraCa.problem}
 `);
     return 1;
   }
@@ -46306,7 +46424,7 @@ async function proxyCommand(args, io2) {
       }
     });
   } catch (error2) {
-    io2.err(`pipelock-egress ${COMMAND}: ${error2.message}
+    io.err(`pipelock-egress ${COMMAND}: ${error2.message}
 `);
     return 1;
   }
@@ -46317,14 +46435,14 @@ async function proxyCommand(args, io2) {
     await writeFile4(caCert, ca.certificatePem, { mode: 420 });
   } catch (error2) {
     writer.abandon();
-    io2.err(
+    io.err(
       `pipelock-egress ${COMMAND}: cannot write the run CA certificate to ${caCert}: ${error2.message}
 `
     );
     return 1;
   }
   if (resumed) {
-    io2.err(
+    io.err(
       `${JSON.stringify({ event: "resumed", evidence_dir: evidenceDir, receipts: resumed.receiptCount, final_seq: Number(resumed.finalSeq), torn_line_moved_to: resumed.tornFile ?? null })}
 `
     );
@@ -46337,20 +46455,20 @@ async function proxyCommand(args, io2) {
     secretValues: secrets.values,
     version: package_default.version,
     upstreamCa,
-    onDecision: (entry) => io2.err(
+    onDecision: (entry) => io.err(
       `${JSON.stringify({ event: "decision", verdict: entry.verdict, method: entry.method, target: entry.target, layer: entry.layer, reason: entry.pattern, request_id: entry.requestId })}
 `
     ),
-    onEvidenceError: (error2) => io2.err(`${JSON.stringify({ event: "evidence_error", message: error2.message })}
+    onEvidenceError: (error2) => io.err(`${JSON.stringify({ event: "evidence_error", message: error2.message })}
 `),
-    onInternalError: (message) => io2.err(`${JSON.stringify({ event: "engine_error", message })}
+    onInternalError: (message) => io.err(`${JSON.stringify({ event: "engine_error", message })}
 `)
   });
   let stopped;
   const stopSignal = new Promise((resolve3) => stopped = resolve3);
   const stop = (signal) => {
     if (stopped === void 0) {
-      io2.err(`pipelock-egress ${COMMAND}: ${signal}: already stopping; sealing the evidence
+      io.err(`pipelock-egress ${COMMAND}: ${signal}: already stopping; sealing the evidence
 `);
       return;
     }
@@ -46369,13 +46487,13 @@ async function proxyCommand(args, io2) {
     } catch (error2) {
       writer.abandon();
       const where = listen === "inherited" ? "the inherited listener" : listenText(listen);
-      io2.err(
+      io.err(
         `pipelock-egress ${COMMAND}: cannot listen on ${where}: ${error2.message}
 `
       );
       return 1;
     }
-    io2.out(
+    io.out(
       `${JSON.stringify({ event: "listening", url: `http://${listenText(address)}`, ca_cert: caCert, policy_hash: policy.policy.hash, signer_key: writer.signerKey, evidence_dir: evidenceDir })}
 `
     );
@@ -46386,13 +46504,13 @@ async function proxyCommand(args, io2) {
       sealed = writer.seal(signal === "SIGINT" ? "interrupted" : "normal");
     } catch (error2) {
       writer.abandon();
-      io2.err(
+      io.err(
         `pipelock-egress ${COMMAND}: the evidence could not be sealed: ${error2.message}; the files in ${evidenceDir} hold an unsealed chain, every complete line of which still verifies
 `
       );
       return 1;
     }
-    io2.out(
+    io.out(
       `${JSON.stringify({ event: "sealed", receipts: sealed.receiptCount, final_seq: Number(sealed.finalSeq), root_hash: sealed.rootHash, files: sealed.files })}
 `
     );
@@ -46822,11 +46940,11 @@ function mayConnect(socket, agentUid) {
 async function connectableHostSockets(listing, agentUid) {
   const found = [];
   for (const latin1 of boundSocketPaths(listing)) {
-    const bytes = Buffer.from(latin1, "latin1");
-    const stats = await lstat2(bytes).catch(() => void 0);
+    const bytes2 = Buffer.from(latin1, "latin1");
+    const stats = await lstat2(bytes2).catch(() => void 0);
     if (!stats?.isSocket() || !mayConnect(stats, agentUid)) continue;
-    const path4 = bytes.toString("utf8");
-    if (!Buffer.from(path4, "utf8").equals(bytes)) {
+    const path4 = bytes2.toString("utf8");
+    if (!Buffer.from(path4, "utf8").equals(bytes2)) {
       throw new BoundaryError(
         `the unix socket ${JSON.stringify(latin1)} is reachable by the agent and its path is not UTF-8, so it cannot be masked; remove it or make it unwritable by others before the run`
       );
@@ -46968,15 +47086,15 @@ var LogBudget = class {
 `
     );
   }
-  drop(bytes) {
-    this.droppedBytes += bytes.length;
+  drop(bytes2) {
+    this.droppedBytes += bytes2.length;
     let start = 0;
-    for (let end = bytes.indexOf(NEWLINE3); end >= 0; end = bytes.indexOf(NEWLINE3, start)) {
-      this.hold(bytes.subarray(start, end));
+    for (let end = bytes2.indexOf(NEWLINE3); end >= 0; end = bytes2.indexOf(NEWLINE3, start)) {
+      this.hold(bytes2.subarray(start, end));
       this.endHeldLine();
       start = end + 1;
     }
-    this.hold(bytes.subarray(start));
+    this.hold(bytes2.subarray(start));
   }
   hold(part) {
     if (part.length === 0) return;
@@ -47289,14 +47407,14 @@ function probeArgs(plan) {
 }
 function readProbeOutput(output, exitCode) {
   const passed = [];
-  const failed = [];
+  const failed2 = [];
   for (const line of output.split("\n")) {
     if (line === "") continue;
     if (line.startsWith("ok ")) passed.push(line.slice(3));
-    else if (line.startsWith("fail ")) failed.push(line.slice(5));
-    else failed.push(`unexpected probe output: ${line}`);
+    else if (line.startsWith("fail ")) failed2.push(line.slice(5));
+    else failed2.push(`unexpected probe output: ${line}`);
   }
-  if (exitCode !== 0) failed.push(`the probe script exited ${exitCode}`);
+  if (exitCode !== 0) failed2.push(`the probe script exited ${exitCode}`);
   for (const name of [
     "interfaces",
     "routes",
@@ -47311,10 +47429,10 @@ function readProbeOutput(output, exitCode) {
     "workdir_readable",
     "engine_health"
   ]) {
-    if (!passed.includes(name) && !failed.some((f) => f.startsWith(`${name}:`)))
-      failed.push(`${name}: did not report`);
+    if (!passed.includes(name) && !failed2.some((f) => f.startsWith(`${name}:`)))
+      failed2.push(`${name}: did not report`);
   }
-  return { passed, failed };
+  return { passed, failed: failed2 };
 }
 
 // src/boundary/side-channels.ts
@@ -47542,8 +47660,8 @@ async function setUpAndRun(request, layout2, state) {
 }
 async function settleAll(strands) {
   const settled = await Promise.allSettled(strands);
-  const failed = settled.find((result) => result.status === "rejected");
-  if (failed !== void 0) throw failed.reason;
+  const failed2 = settled.find((result) => result.status === "rejected");
+  if (failed2 !== void 0) throw failed2.reason;
   return settled.map((result) => result.value);
 }
 function engineLaunch(request, layout2, host, program2) {
@@ -47595,8 +47713,8 @@ async function makeStages(layout2, dirs) {
   await mkdir5(layout2.stagesDir, { mode: 448 });
   for (const { path: path4, stage } of dirs) if (stage !== path4) await mkdir5(stage, { mode: 448 });
 }
-async function writeOwned(file, data, mode, owner) {
-  await writeFile6(file, data, { mode, flag: "wx" });
+async function writeOwned(file, data2, mode, owner) {
+  await writeFile6(file, data2, { mode, flag: "wx" });
   await chown(file, owner.uid, owner.gid);
   await chmod3(file, mode);
 }
@@ -47652,13 +47770,13 @@ async function probe(request, layout2, plan, sockets, env, proxyPort) {
     networkProblems(layout2.netns, request.tools)
   ]);
   const outcome = readProbeOutput(result.stdout, result.code);
-  const failed = [...outcome.failed, ...firewall.map((problem) => `firewall: ${problem}`)];
-  if (failed.length > 0) {
+  const failed2 = [...outcome.failed, ...firewall.map((problem) => `firewall: ${problem}`)];
+  if (failed2.length > 0) {
     const said = result.stderr.trim().split("\n").slice(-3).join(" | ");
-    if (said !== "") failed.push(`(the probe said: ${said})`);
+    if (said !== "") failed2.push(`(the probe said: ${said})`);
     throw new BoundaryError(
       `boundary probes failed, the script was not started:
-  ${failed.join("\n  ")}`
+  ${failed2.join("\n  ")}`
     );
   }
   request.log(`run ${layout2.runId}: ${outcome.passed.length} probes passed inside the boundary`);
@@ -47834,9 +47952,9 @@ function listedDestinations(all) {
 function moreDestinations(all, listed) {
   return `\u2026 and ${all.length - listed} more destinations, each in \`receipts.json\``;
 }
-function byteSize(bytes) {
+function byteSize(bytes2) {
   const mib = 1024 * 1024;
-  return bytes % mib === 0 ? `${bytes / mib} MiB` : `${bytes} bytes`;
+  return bytes2 % mib === 0 ? `${bytes2 / mib} MiB` : `${bytes2} bytes`;
 }
 function summaryMarkdown(input) {
   const { report, summary } = input;
@@ -48253,17 +48371,17 @@ import { writeFile as writeFile8 } from "node:fs/promises";
 import { stat as stat6 } from "node:fs/promises";
 var InputError = class extends Error {
 };
-async function readInputText(file, what, io2) {
+async function readInputText(file, what, io) {
   if ((await stat6(file).catch(() => void 0))?.isFile() === false)
     throw new InputError(`cannot read ${what} ${file}: not a regular file`);
   try {
-    return new TextDecoder().decode(await io2.readFile(file));
+    return new TextDecoder().decode(await io.readFile(file));
   } catch (error2) {
     throw new InputError(`cannot read ${what} ${file}: ${error2.message}`);
   }
 }
-async function loadPolicyHash(file, io2) {
-  const hash2 = (await readInputText(file, "policy hash", io2)).trim();
+async function loadPolicyHash(file, io) {
+  const hash2 = (await readInputText(file, "policy hash", io)).trim();
   if (hash2 === "") throw new InputError(`policy hash file ${file} is empty`);
   const lines = hash2.split("\n").length;
   if (lines > 1)
@@ -48438,9 +48556,9 @@ async function readSmall(file) {
     return cannotRead(error2);
   }
 }
-function utf82(bytes) {
+function utf82(bytes2) {
   try {
-    return { kind: "read", value: new TextDecoder("utf-8", { fatal: true }).decode(bytes) };
+    return { kind: "read", value: new TextDecoder("utf-8", { fatal: true }).decode(bytes2) };
   } catch {
     return { kind: "unusable", error: "not UTF-8 text" };
   }
@@ -48866,8 +48984,8 @@ function recordedReportOf(text2) {
   const read = readVerificationReport(text2);
   return read.ok ? { kind: "read", value: read.value } : { kind: "unusable", error: read.error };
 }
-function policyOf(bytes) {
-  const parsed = parsePolicy(bytes, POLICY_FILE);
+function policyOf(bytes2) {
+  const parsed = parsePolicy(bytes2, POLICY_FILE);
   return parsed.ok ? { kind: "read", value: parsed.policy } : {
     kind: "unusable",
     error: `does not load: ${parsed.errors.map(formatPolicyError).join("; ")}`
@@ -48903,7 +49021,7 @@ async function checkPacket(dir, backend, pinnedKeys, options = {}) {
   if (found.kind === "unusable") throw new UnreadablePacket(`${evidence}: ${found.error}`);
   const policyHashText = mapFact(
     await readSmall(join13(dir, POLICY_HASH_FILE)),
-    (bytes) => mapFact(utf82(bytes), (text3) => ({ kind: "read", value: text3.trim() }))
+    (bytes2) => mapFact(utf82(bytes2), (text3) => ({ kind: "read", value: text3.trim() }))
   );
   const tally = new ChainTally();
   const receiptsJsonHash = createHash5("sha256");
@@ -48932,7 +49050,7 @@ async function checkPacket(dir, backend, pinnedKeys, options = {}) {
     report,
     judgement,
     evidenceDir: await readEvidenceDir(join13(dir, EVIDENCE_DIR), evidence),
-    policyFileHash: mapFact(policyBytes, (bytes) => ({ kind: "read", value: policyHash(bytes) })),
+    policyFileHash: mapFact(policyBytes, (bytes2) => ({ kind: "read", value: policyHash(bytes2) })),
     policyHashText,
     receiptsFileHash: await sha256OfFile(join13(dir, RECEIPTS_FILE)),
     receiptsExpectedHash: receiptsJsonHash.digest("hex"),
@@ -49006,19 +49124,19 @@ function describeChain(label, report, judged2, expectedPolicy) {
 
 // src/cli/open-packet.ts
 import { stat as stat9 } from "node:fs/promises";
-async function openPacket(prefix, { dir, keyArgs, policyHashFile }, io2, load2) {
+async function openPacket(prefix, { dir, keyArgs, policyHashFile }, io, load2) {
   let pinned;
   let policyHash2;
   try {
-    pinned = await Promise.all(keyArgs.map((key) => resolvePublicKey(key, io2)));
-    policyHash2 = policyHashFile === void 0 ? void 0 : await loadPolicyHash(policyHashFile, io2);
+    pinned = await Promise.all(keyArgs.map((key) => resolvePublicKey(key, io)));
+    policyHash2 = policyHashFile === void 0 ? void 0 : await loadPolicyHash(policyHashFile, io);
   } catch (error2) {
     if (!(error2 instanceof KeyArgumentError) && !(error2 instanceof InputError)) throw error2;
     return { ok: false, error: error2.message };
   }
   if (!(await stat9(dir).catch(() => void 0))?.isDirectory())
     return { ok: false, error: `${dir} is not a directory: give the Audit Packet directory` };
-  io2.err(`${prefix}: verifying ${dir} \u2026
+  io.err(`${prefix}: verifying ${dir} \u2026
 `);
   try {
     const options = policyHash2 === void 0 ? {} : { policyHash: policyHash2 };
@@ -49069,16 +49187,16 @@ function judged(checked, allowUnpinned) {
 function unreadablePacketReport(error2) {
   return { ...verificationReport("error", void 0, null, error2), files: [] };
 }
-async function verifyPacket(request, io2) {
-  const opened = await openPacket(PREFIX, request, io2, checkPacket);
+async function verifyPacket(request, io) {
+  const opened = await openPacket(PREFIX, request, io, checkPacket);
   if (!opened.ok) {
-    io2.err(`${PREFIX}: ${opened.error}
+    io.err(`${PREFIX}: ${opened.error}
 `);
     return { code: 2, report: unreadablePacketReport(opened.error) };
   }
   const checked = opened.packet;
   const outcome = judged(checked, request.allowUnpinned);
-  io2.out(
+  io.out(
     describeChain(
       join14(request.dir, PACKET_FILES.evidence),
       checked.report,
@@ -49086,7 +49204,7 @@ async function verifyPacket(request, io2) {
       checked.expectedPolicy
     )
   );
-  io2.out(
+  io.out(
     describeFiles(
       request.dir,
       outcome.report.verdict,
@@ -49146,18 +49264,18 @@ function parseRequest(args) {
     wholeRecorder: options.flags.has("whole-recorder")
   };
 }
-async function loadEndorsement(file, io2) {
-  const parsed = parseRotationEndorsement(await readInputText(file, "rotation endorsement", io2));
+async function loadEndorsement(file, io) {
+  const parsed = parseRotationEndorsement(await readInputText(file, "rotation endorsement", io));
   if (!parsed.ok) throw new InputError(`${file}: ${parsed.failure.message}`);
   return parsed.value;
 }
-async function verifyChain2(request, io2) {
+async function verifyChain2(request, io) {
   try {
-    const trustedKeys = await Promise.all(request.keyArgs.map((k) => resolvePublicKey(k, io2)));
+    const trustedKeys = await Promise.all(request.keyArgs.map((k) => resolvePublicKey(k, io)));
     const endorsements = await Promise.all(
-      request.endorsementFiles.map((f) => loadEndorsement(f, io2))
+      request.endorsementFiles.map((f) => loadEndorsement(f, io))
     );
-    const expectedPolicy = request.policyHashFile === void 0 ? void 0 : await loadPolicyHash(request.policyHashFile, io2);
+    const expectedPolicy = request.policyHashFile === void 0 ? void 0 : await loadPolicyHash(request.policyHashFile, io);
     const { label, report } = await verifyEvidencePath(createNodeBackend(), request.chainPath, {
       trustedKeys,
       endorsements,
@@ -49165,7 +49283,7 @@ async function verifyChain2(request, io2) {
       ...request.sessionId === void 0 ? {} : { sessionId: request.sessionId }
     });
     const judged2 = judgeEvidence(report, { ...request, expectedPolicy });
-    io2.out(describeChain(label, report, judged2, expectedPolicy));
+    io.out(describeChain(label, report, judged2, expectedPolicy));
     return {
       code: judged2.code,
       report: verificationReport(judged2.verdict, report, judged2.policyHashMatch, judged2.error)
@@ -49174,16 +49292,16 @@ async function verifyChain2(request, io2) {
     if (!(error2 instanceof InputError) && !(error2 instanceof KeyArgumentError) && !(error2 instanceof UnreadableEvidence)) {
       throw error2;
     }
-    io2.err(`${PREFIX}: ${error2.message}
+    io.err(`${PREFIX}: ${error2.message}
 `);
     return { code: 2, report: verificationReport("error", void 0, null, error2.message) };
   }
 }
-async function verifyCommand(args, io2) {
+async function verifyCommand(args, io) {
   const request = parseRequest(args);
-  const { code: code2, report } = request.kind === "packet" ? await verifyPacket(request, io2) : await verifyChain2(request, io2);
+  const { code: code2, report } = request.kind === "packet" ? await verifyPacket(request, io) : await verifyChain2(request, io);
   if (report.verdict === "self_consistent_only") {
-    io2.err(
+    io.err(
       request.allowUnpinned ? `${PREFIX}: accepted without a pinned key (--allow-unpinned): the ${request.kind} is only self-consistent
 ` : `${PREFIX}: no --public-key given: the ${request.kind} is only self-consistent, anyone could have signed it; pin the signer key, or pass --allow-unpinned to accept that
 `
@@ -49194,7 +49312,7 @@ async function verifyCommand(args, io2) {
     await makeDirectories(path3.dirname(request.output), 493);
     await writeFile8(request.output, encodeVerificationReport(report));
   } catch (error2) {
-    io2.err(`${PREFIX}: cannot write ${request.output}: ${error2.message}
+    io.err(`${PREFIX}: cannot write ${request.output}: ${error2.message}
 `);
     return 2;
   }
@@ -49202,7 +49320,7 @@ async function verifyCommand(args, io2) {
 }
 
 // src/cli/audit-packet.ts
-async function writeAuditPacket(packet, io2) {
+async function writeAuditPacket(packet, io) {
   const { out } = packet;
   const receipts = await writePacketEvidence({
     out,
@@ -49222,7 +49340,7 @@ async function writeAuditPacket(packet, io2) {
       join15(out, PACKET_FILES.verifier),
       ...packet.pinnedKey === void 0 ? ["--allow-unpinned"] : ["--public-key", packet.pinnedKey]
     ],
-    io2
+    io
   );
   const report = parseVerificationReport(await readFile10(join15(out, PACKET_FILES.verifier), "utf8"));
   await writePacketReport({
@@ -49262,7 +49380,7 @@ var RunRequestError = class extends Error {
   }
   problems;
 };
-async function parseRunRequest(args, io2, backend, cwd = process.cwd()) {
+async function parseRunRequest(args, io, backend, cwd = process.cwd()) {
   const separator = args.indexOf("--");
   if (separator < 0)
     throw new UsageError(
@@ -49340,11 +49458,11 @@ async function parseRunRequest(args, io2, backend, cwd = process.cwd()) {
       `--evidence-output ${evidenceOutput} already holds ${leftover.length} entries (${shown2}); the packet is written into an empty or new directory: move them away or choose another`
     );
   }
-  const keys = await runKeys(options, io2, backend, problems);
+  const keys = await runKeys(options, io, backend, problems);
   const caFile = optionValue(options, "upstream-ca");
   let upstreamCaPem;
   if (caFile !== void 0) {
-    const extraCa = await readUpstreamCa(io2, caFile);
+    const extraCa = await readUpstreamCa(io, caFile);
     if (extraCa.ok) upstreamCaPem = extraCa.pem;
     else problems.push(extraCa.problem);
   }
@@ -49492,7 +49610,7 @@ async function scriptInside(workdir, path4, problems) {
   }
   return real;
 }
-async function runKeys(options, io2, backend, problems) {
+async function runKeys(options, io, backend, problems) {
   const signingArg = optionValue(options, "signing-key");
   const publicArg = optionValue(options, "public-key");
   if (publicArg !== void 0 && signingArg === void 0) {
@@ -49503,8 +49621,8 @@ async function runKeys(options, io2, backend, problems) {
   let seed;
   let pinnedKey;
   try {
-    if (signingArg !== void 0) seed = await resolvePrivateKey(signingArg, backend, io2);
-    if (publicArg !== void 0) pinnedKey = await resolvePublicKey(publicArg, io2);
+    if (signingArg !== void 0) seed = await resolvePrivateKey(signingArg, backend, io);
+    if (publicArg !== void 0) pinnedKey = await resolvePublicKey(publicArg, io);
   } catch (error2) {
     if (!(error2 instanceof KeyArgumentError)) throw error2;
     problems.push(error2.message);
@@ -49520,27 +49638,27 @@ async function runKeys(options, io2, backend, problems) {
 
 // src/cli/run-command.ts
 var PREFIX2 = "pipelock-egress run";
-async function runCommand(args, io2) {
+async function runCommand(args, io) {
   const backend = createNodeBackend();
   let request;
   try {
-    request = await parseRunRequest(args, io2, backend);
+    request = await parseRunRequest(args, io, backend);
   } catch (error2) {
     if (!(error2 instanceof RunRequestError)) throw error2;
-    for (const problem of error2.problems) io2.err(`${PREFIX2}: ${problem}
+    for (const problem of error2.problems) io.err(`${PREFIX2}: ${problem}
 `);
-    io2.err(`${PREFIX2}: nothing was started or created
+    io.err(`${PREFIX2}: nothing was started or created
 `);
     return 1;
   }
-  for (const warning of request.secretWarnings) io2.err(`${PREFIX2}: warning: ${warning}
+  for (const warning of request.secretWarnings) io.err(`${PREFIX2}: warning: ${warning}
 `);
-  const outcome = await preflightAndRun(request, io2, backend);
+  const outcome = await preflightAndRun(request, io, backend);
   if (request.outcomeFile === void 0) return outcome.exit_code;
   try {
     await writeRunOutcome(request.outcomeFile, outcome);
   } catch (error2) {
-    io2.err(
+    io.err(
       `${PREFIX2}: writing --outcome-file ${request.outcomeFile}: ${error2.message}
 `
     );
@@ -49548,14 +49666,14 @@ async function runCommand(args, io2) {
   }
   return outcome.exit_code;
 }
-async function preflightAndRun(request, io2, backend) {
+async function preflightAndRun(request, io, backend) {
   const facts = await gatherHostFacts();
   const problems = preflightProblems(facts, { acl: request.writable.length > 0 });
   if (problems.length > 0) {
-    for (const problem of problems) io2.err(`${PREFIX2}: preflight: ${problem}
+    for (const problem of problems) io.err(`${PREFIX2}: preflight: ${problem}
 `);
     const summary = `${problems.length} preflight problem${problems.length === 1 ? "" : "s"}; nothing was created`;
-    io2.err(`${PREFIX2}: ${summary}
+    io.err(`${PREFIX2}: ${summary}
 `);
     return { exit_code: 1, boundary_failure: summary };
   }
@@ -49574,7 +49692,7 @@ async function preflightAndRun(request, io2, backend) {
   const cancel = new AbortController();
   let received;
   const onSignal = (signal) => {
-    io2.err(`${PREFIX2}: ${signal}: stopping the agent, sealing the evidence, tearing down
+    io.err(`${PREFIX2}: ${signal}: stopping the agent, sealing the evidence, tearing down
 `);
     received = signal;
     cancel.abort();
@@ -49605,7 +49723,7 @@ async function preflightAndRun(request, io2, backend) {
       evidenceCopyDir: join16(out, EVIDENCE_DIR),
       engineLogCopy: join16(out, ENGINE_LOG),
       evidenceOwner: invokerOf(process.env),
-      log: (line) => io2.err(`${PREFIX2}: ${line}
+      log: (line) => io.err(`${PREFIX2}: ${line}
 `),
       cancel: cancel.signal
     });
@@ -49636,21 +49754,21 @@ async function preflightAndRun(request, io2, backend) {
         },
         policy: packetPolicy(request.policy, request.policyFile)
       },
-      io2
+      io
     );
     await giveToInvoker(out);
-    io2.err(
+    io.err(
       `${PREFIX2}: ${outcome.sealed.receipts} receipts sealed; verdict ${report.verdict}; Audit Packet in ${out}
 `
     );
-    if (outcome.teardownFailure !== void 0) return boundaryFailed(outcome.teardownFailure, io2);
+    if (outcome.teardownFailure !== void 0) return boundaryFailed(outcome.teardownFailure, io);
     if (verified !== 0) {
-      io2.err(`${PREFIX2}: the evidence did not verify (${report.verdict}); failing the run
+      io.err(`${PREFIX2}: the evidence did not verify (${report.verdict}); failing the run
 `);
       return ended(1);
     }
     if (report.verdict === "self_consistent_only") {
-      io2.err(
+      io.err(
         `${PREFIX2}: warning: signed with a key made for this run; pass --signing-key and --public-key to make the verdict valid
 `
       );
@@ -49659,7 +49777,7 @@ async function preflightAndRun(request, io2, backend) {
     return ended(outcome.agentExitCode);
   } catch (error2) {
     if (!(error2 instanceof BoundaryError)) throw error2;
-    return boundaryFailed(error2.message, io2);
+    return boundaryFailed(error2.message, io);
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
@@ -49668,8 +49786,8 @@ async function preflightAndRun(request, io2, backend) {
 function ended(exitCode) {
   return { exit_code: exitCode, boundary_failure: null };
 }
-function boundaryFailed(failure2, io2) {
-  io2.err(`${PREFIX2}: boundary failed: ${failure2}
+function boundaryFailed(failure2, io) {
+  io.err(`${PREFIX2}: boundary failed: ${failure2}
 `);
   return { exit_code: 1, boundary_failure: failure2 };
 }
@@ -50245,7 +50363,7 @@ async function serveViewer(view, listen) {
 // src/cli/view-command.ts
 var COMMAND2 = "view";
 var PREFIX3 = `pipelock-egress ${COMMAND2}`;
-async function viewCommand(args, io2) {
+async function viewCommand(args, io) {
   const [dir, ...rest] = args;
   if (dir === void 0 || dir.startsWith("--"))
     throw new UsageError(`${COMMAND2}: give the Audit Packet directory first: view DIR [options]`);
@@ -50265,11 +50383,11 @@ async function viewCommand(args, io2) {
       keyArgs: options.values.get("public-key") ?? [],
       policyHashFile: optionValue(options, "policy-hash")
     },
-    io2,
+    io,
     loadPacketView
   );
   if (!opened.ok) {
-    io2.err(`${PREFIX3}: ${opened.error}
+    io.err(`${PREFIX3}: ${opened.error}
 `);
     return 2;
   }
@@ -50278,7 +50396,7 @@ async function viewCommand(args, io2) {
   try {
     viewer = await serveViewer(view, listen);
   } catch (error2) {
-    io2.err(`${PREFIX3}: cannot listen on ${listenText(listen)}: ${error2.message}
+    io.err(`${PREFIX3}: cannot listen on ${listenText(listen)}: ${error2.message}
 `);
     return 1;
   }
@@ -50286,11 +50404,11 @@ async function viewCommand(args, io2) {
     process.once("SIGTERM", () => resolve3());
     process.once("SIGINT", () => resolve3());
   });
-  io2.out(
+  io.out(
     `${JSON.stringify({ event: "listening", url: viewer.url, verdict: view.judgement.verdict, receipts: view.rows.length })}
 `
   );
-  io2.err(
+  io.err(
     `${PREFIX3}: ${dir}: verdict ${view.judgement.verdict}; open ${viewer.url} (the address is the key: share it with no one); Ctrl-C stops
 `
   );
@@ -50309,31 +50427,31 @@ var COMMANDS = {
   cleanup: cleanupCommand,
   view: viewCommand
 };
-async function main(argv, io2) {
+async function main(argv, io) {
   const [command, ...args] = argv;
   try {
     if (command === void 0) throw new UsageError("no command given");
     if (command === "-h" || command === "--help" || command === "help") {
-      io2.out(USAGE);
+      io.out(USAGE);
       return 0;
     }
     if (command === "-v" || command === "--version") {
-      io2.out(`pipelock-egress ${package_default.version}
+      io.out(`pipelock-egress ${package_default.version}
 `);
       return 0;
     }
     if (args.includes("-h") || args.includes("--help")) {
-      io2.out(USAGE);
+      io.out(USAGE);
       return 0;
     }
     const run = COMMANDS[command];
-    if (run) return await run(args, io2);
+    if (run) return await run(args, io);
     throw new UsageError(
       command.startsWith("-") ? `unknown option "${command}"` : `unknown command "${command}"`
     );
   } catch (error2) {
     if (!(error2 instanceof UsageError)) throw error2;
-    io2.err(`pipelock-egress: ${error2.message}
+    io.err(`pipelock-egress: ${error2.message}
 
 ${USAGE}`);
     return 2;
@@ -50341,30 +50459,33 @@ ${USAGE}`);
 }
 
 // src/cli/index.ts
-var readerGone = false;
-process.stdout.on("error", (error2) => {
-  if (error2.code !== "EPIPE") throw error2;
-  readerGone = true;
-});
-var io = {
-  out: (text2) => {
-    if (!readerGone) process.stdout.write(text2);
-  },
-  err: (text2) => process.stderr.write(text2),
-  readFile: (path4) => readFile13(path4)
-};
-main(process.argv.slice(2), io).then(
-  (code2) => {
-    process.exitCode = code2;
-  },
-  (error2) => {
-    process.stderr.write(
-      `pipelock-egress: internal error: ${error2 instanceof Error ? error2.stack ?? error2.message : String(error2)}
+if (isMainThread2) runCommand2();
+function runCommand2() {
+  let readerGone = false;
+  process.stdout.on("error", (error2) => {
+    if (error2.code !== "EPIPE") throw error2;
+    readerGone = true;
+  });
+  const io = {
+    out: (text2) => {
+      if (!readerGone) process.stdout.write(text2);
+    },
+    err: (text2) => process.stderr.write(text2),
+    readFile: (path4) => readFile13(path4)
+  };
+  main(process.argv.slice(2), io).then(
+    (code2) => {
+      process.exitCode = code2;
+    },
+    (error2) => {
+      process.stderr.write(
+        `pipelock-egress: internal error: ${error2 instanceof Error ? error2.stack ?? error2.message : String(error2)}
 `
-    );
-    process.exitCode = 70;
-  }
-);
+      );
+      process.exitCode = 70;
+    }
+  );
+}
 /*! Bundled license information:
 
 undici/lib/web/fetch/body.js:

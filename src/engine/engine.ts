@@ -19,6 +19,7 @@ import {
 } from './admission.js';
 import { policyDetectors } from './dlp/detectors.js';
 import { createSecretScanner } from './dlp/secret-scan.js';
+import { BodyScans, type ScannerSetup } from './dlp/body-scans.js';
 import { expectsContinue, RequestInspection, ScanBudget } from './request-inspection.js';
 import { outcomeOf, type DecisionEntry, type DecisionLog } from './decision-log.js';
 import { forwardRequest, framingRefusal } from './forward.js';
@@ -111,6 +112,7 @@ export class Engine {
   /** Request and tunnel handlers still running: their receipts must land before the seal. */
   private readonly pending = new Set<Promise<void>>();
   private readonly scanBudget: ScanBudget;
+  private readonly bodyScans: BodyScans;
   private readonly startedAt = Date.now();
   private nextRequest = 0;
 
@@ -119,19 +121,23 @@ export class Engine {
     this.scanBudget = new ScanBudget(this.limits.maxScanBufferBytes);
     const trust = upstreamTrust(options.upstreamCa ?? []);
     this.pools = new UpstreamPools(this.limits, trust);
+    const scannerSetup: ScannerSetup = {
+      detectors: policyDetectors(options.policy),
+      secrets: options.policy.secrets.map((binding) => ({
+        env: binding.env,
+        value: options.secretValues?.[binding.env] ?? '',
+        allow: binding.allow,
+      })),
+      patternScanMs: this.limits.patternScanMs,
+    };
+    const { detectors, secrets, patternScanMs } = scannerSetup;
+    const scanner = createSecretScanner(detectors, secrets, patternScanMs);
+    this.bodyScans = new BodyScans(scanner, scannerSetup);
     this.admission = {
       policy: options.policy,
       log: options.log,
       resolver: options.resolver,
-      scanner: createSecretScanner(
-        policyDetectors(options.policy),
-        options.policy.secrets.map((binding) => ({
-          env: binding.env,
-          value: options.secretValues?.[binding.env] ?? '',
-          allow: binding.allow,
-        })),
-        this.limits.patternScanMs,
-      ),
+      scanner,
       onDecision: (entry) => {
         if (entry.phase !== 'outcome') this.count(entry);
         options.onDecision?.(entry);
@@ -228,7 +234,7 @@ export class Engine {
       new Promise<void>((resolve) => (timer = setTimeout(resolve, 5_000))),
     ]);
     clearTimeout(timer);
-    await this.pools.close();
+    await Promise.all([this.pools.close(), this.bodyScans.close()]);
   }
 
   private serveRequests(
@@ -419,6 +425,7 @@ export class Engine {
       req,
       res,
       this.admission.scanner,
+      this.bodyScans,
       this.limits,
       this.scanBudget,
       () => refusesSomeMethod(this.admission.policy, request.target),

@@ -6,7 +6,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dlpRefusal, type Inspection } from './admission.js';
 import { bodyMethodOverrides, overridableBody } from './body-method.js';
-import { decodeBody, decodedBodyViews, headerViews } from './dlp/content-views.js';
+import type { BodyScans } from './dlp/body-scans.js';
+import { decodeBody, headerViews } from './dlp/content-views.js';
 import type { SecretScanner } from './dlp/secret-scan.js';
 import { hasBody, joinedValue, requestHeaders } from './forward.js';
 import type { EngineLimits } from './limits.js';
@@ -41,6 +42,7 @@ export class RequestInspection {
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
     private readonly scanner: SecretScanner,
+    private readonly bodyScans: BodyScans,
     private readonly limits: EngineLimits,
     private readonly budget: ScanBudget,
     /** Whether the policy refuses some method for this request's target. */
@@ -93,8 +95,7 @@ export class RequestInspection {
       return { refusal: { status: 403, layer, reason: decoded.reason } };
     }
     if (scanned) {
-      const views = decodedBodyViews(read.body, decoded.body);
-      const inBody = this.scanner.scanContent(views, target, detectors);
+      const inBody = await this.bodyScans.scan(read.body, decoded.body, target, detectors);
       if (inBody) return { refusal: dlpRefusal(inBody) };
     }
     this.bodyLeftUnread = false;

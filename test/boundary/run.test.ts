@@ -226,6 +226,33 @@ test('the agent environment: proxies, CA variables, its own HOME and user; runne
     assert.equal(env[name], undefined, name);
 });
 
+test('a large body is scanned by the engine as run starts it (its scanning thread): a token in it is refused', async () => {
+  const token = `ghp_${'Q'.repeat(36)}`;
+  const run = await runAgent({
+    policy: `version: "1.0"
+egress:
+  - destination: "127.0.0.1:${origin.port}"
+    methods: ["POST"]
+    scan: true
+`,
+    // Past the size the engine scans in place: a thread of the engine reads these.
+    script: `set -eu
+body=$(mktemp)
+head -c 300000 /dev/zero | tr '\\0' 'x' > "$body"
+${viaProxy} --data-binary @"$body" http://127.0.0.1:${origin.port}/clean; echo
+printf ' ${token} ' >> "$body"
+${viaProxy} --data-binary @"$body" http://127.0.0.1:${origin.port}/leak; echo
+`,
+  });
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stdout, /^origin saw POST \/clean$/m);
+  assert.match(run.stdout, /^blocked: DLP match: github-token in the body$/m);
+  assert.doesNotMatch(run.stdout, /origin saw POST \/leak/);
+  assert.deepEqual(blocked(evidenceOf(run).decisions), [
+    { target: `http://127.0.0.1:${origin.port}/leak`, layer: 'dlp' },
+  ]);
+});
+
 test('no secret is on any command line while the agent runs (bound secrets, the signing key)', async () => {
   const secret = `ghp_${'Q'.repeat(36)}`;
   let seen: string[] = [];

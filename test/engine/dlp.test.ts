@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { ProxyAgent, request } from 'undici';
 import { BUILTIN_DETECTORS, policyDetectors } from '../../src/engine/dlp/detectors.js';
@@ -751,6 +752,36 @@ test('a body of megabytes in one run is scanned, not a crash: a detector finds i
     assert.equal(f.origin.hits, 1);
     await f.proxy.stop();
     assertValid(readEvidenceDir(f.proxy.dir), true);
+  } finally {
+    await f.close();
+  }
+});
+
+test('a body of megabytes is scanned off the event loop: the engine is not held while it is read', async () => {
+  const f = await uploadFixture({ name: 'unused', regex: 'zq-never-[0-9]{40}' });
+  // 7 MiB of short words that look like base64, each decoded at every alignment: a second or
+  // more of scanning, which on the engine's own thread held every other request that long.
+  const words: string[] = [];
+  for (let i = 0, length = 0; length < 7 * 1024 * 1024; i++, length += 17)
+    words.push(`Ab${i.toString(36).padStart(14, 'x')}`);
+  const body = words.join(' ');
+  try {
+    const scanner = createSecretScanner(BUILTIN_DETECTORS, []);
+    const started = performance.now();
+    const inPlace = scanner.scanContent(textViews(body, 'body'), targetOf('http://a.test/'), true);
+    const held = performance.now() - started;
+    assert.equal(inPlace, undefined);
+    const delay = monitorEventLoopDelay({ resolution: 10 });
+    delay.enable();
+    const clean = await f.post(body);
+    delay.disable();
+    assert.equal(clean.status, 200, clean.text);
+    assert.equal((JSON.parse(clean.text) as { length: number }).length, body.length);
+    const longest = delay.max / 1e6;
+    assert.ok(
+      longest < held / 2,
+      `the event loop was held ${longest} ms; the scan takes ${held} ms`,
+    );
   } finally {
     await f.close();
   }

@@ -1,0 +1,175 @@
+// Request bodies scanned off the engine's event loop. Scanning is synchronous, and a body of
+// megabytes takes a second or more to decode and read: on the main thread every other request,
+// tunnel, timeout and the health check would wait for it. A body past INLINE_SCAN_BYTES goes
+// to a worker thread with a scanner of its own (the same detectors and bound secrets); a
+// smaller one is scanned in place, where a thread's round trip would cost more than the scan.
+// The thread runs this same module (from the bundle, or from source in the tests).
+
+import { availableParallelism } from 'node:os';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import type { RequestTarget } from '../../policy/index.js';
+import { decodedBodyViews } from './content-views.js';
+import type { Detector } from './detectors.js';
+import {
+  createSecretScanner,
+  UNSCANNABLE,
+  type BoundSecret,
+  type DlpFinding,
+  type SecretScanner,
+} from './secret-scan.js';
+
+/** Bodies up to this size (as sent and decoded) are scanned on the event loop (a few ms). */
+export const INLINE_SCAN_BYTES = 64 * 1024;
+
+/** What a scanner is made of: plain data, so that a thread can be given it. */
+export interface ScannerSetup {
+  readonly detectors: readonly Detector[];
+  readonly secrets: readonly BoundSecret[];
+  readonly patternScanMs: number;
+}
+
+interface ScanJob {
+  readonly sent: Uint8Array;
+  /** The body with its Content-Encoding undone; absent when it has none. */
+  readonly decoded?: Uint8Array;
+  readonly to: RequestTarget;
+  readonly detectors: boolean;
+}
+
+interface Waiting {
+  readonly job: ScanJob;
+  readonly done: (finding: DlpFinding | undefined) => void;
+}
+
+type ScanReply = { readonly finding: DlpFinding | undefined } | { readonly error: string };
+
+const THREAD_ROLE = 'pipelock-egress body scan';
+
+export class BodyScans {
+  private readonly threads = new Set<Worker>();
+  private readonly idle: Worker[] = [];
+  private readonly queue: Waiting[] = [];
+  private closed = false;
+
+  constructor(
+    private readonly scanner: SecretScanner,
+    private readonly setup: ScannerSetup,
+    /** Threads scanning at once; one core is left to the event loop. */
+    private readonly maxThreads = Math.max(1, Math.min(4, availableParallelism() - 1)),
+  ) {}
+
+  /** The finding in a body (as sent, and decoded when it was encoded), if any. */
+  scan(
+    sent: Buffer,
+    decoded: Buffer,
+    to: RequestTarget,
+    detectors: boolean,
+  ): Promise<DlpFinding | undefined> {
+    if (Math.max(sent.length, decoded.length) <= INLINE_SCAN_BYTES)
+      return Promise.resolve(
+        this.scanner.scanContent(decodedBodyViews(sent, decoded), to, detectors),
+      );
+    const job: ScanJob = { sent, ...(decoded === sent ? {} : { decoded }), to, detectors };
+    return new Promise((done) => {
+      this.queue.push({ job, done });
+      this.dispatch();
+    });
+  }
+
+  /** Stops the threads; a scan still waiting or running is refused as unscannable. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.failQueued('the engine is stopping');
+    await Promise.all([...this.threads].map((thread) => thread.terminate()));
+  }
+
+  private failQueued(why: string): void {
+    for (const waiting of this.queue.splice(0)) waiting.done(failed(why));
+  }
+
+  private dispatch(): void {
+    if (this.closed) return this.failQueued('the engine is stopping');
+    if (this.queue.length === 0) return;
+    let thread = this.idle.pop();
+    if (thread === undefined && this.threads.size < this.maxThreads) {
+      try {
+        thread = this.start();
+      } catch (error) {
+        return this.failQueued(`no scanning thread could be started: ${(error as Error).message}`);
+      }
+    }
+    if (thread === undefined) return;
+    this.scanOn(thread, this.queue.shift() as Waiting);
+  }
+
+  private scanOn(thread: Worker, { job, done }: Waiting): void {
+    // A thread that dies mid-scan (out of memory, a crash) leaves a body that was not scanned:
+    // it is refused, and the next scan gets a new thread.
+    const lost = (error: Error) => finish(failed(`the scanning thread failed: ${error.message}`));
+    const exited = (code: number) => lost(new Error(`it exited with code ${code}`));
+    const finish = (finding: DlpFinding | undefined, healthy = false) => {
+      thread.off('message', replied).off('error', lost).off('exit', exited);
+      done(finding);
+      if (healthy && !this.closed) this.idle.push(thread);
+      else {
+        this.threads.delete(thread);
+        void thread.terminate();
+      }
+      this.dispatch();
+    };
+    const replied = (reply: ScanReply) =>
+      'error' in reply
+        ? finish(failed(`the scanning thread failed: ${reply.error}`), true)
+        : finish(reply.finding, true);
+    thread.on('message', replied).on('error', lost).on('exit', exited);
+    try {
+      thread.postMessage(job);
+    } catch (error) {
+      finish(
+        failed(`the body could not be given to the scanning thread: ${(error as Error).message}`),
+        true,
+      );
+    }
+  }
+
+  private start(): Worker {
+    const self = import.meta.url;
+    const options = { workerData: { role: THREAD_ROLE, setup: this.setup } };
+    // From source (the tests), the thread loads TypeScript through the loader they run under.
+    const thread = self.endsWith('.ts')
+      ? new Worker(
+          `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(self)}); })`,
+          { ...options, eval: true },
+        )
+      : new Worker(new URL(self), options);
+    // An idle thread does not keep the engine's process alive.
+    thread.unref();
+    this.threads.add(thread);
+    return thread;
+  }
+}
+
+function failed(why: string): DlpFinding {
+  return { detector: UNSCANNABLE, where: 'body', failure: why };
+}
+
+const bytes = (array: Uint8Array): Buffer =>
+  Buffer.from(array.buffer, array.byteOffset, array.byteLength);
+
+function serveScans(setup: ScannerSetup): void {
+  const scanner = createSecretScanner(setup.detectors, setup.secrets, setup.patternScanMs);
+  parentPort?.on('message', (job: ScanJob) => {
+    let reply: ScanReply;
+    try {
+      const sent = bytes(job.sent);
+      const views = decodedBodyViews(sent, job.decoded ? bytes(job.decoded) : sent);
+      reply = { finding: scanner.scanContent(views, job.to, job.detectors) };
+    } catch (error) {
+      reply = { error: error instanceof Error ? error.message : String(error) };
+    }
+    parentPort?.postMessage(reply);
+  });
+}
+
+const data = workerData as { role?: unknown; setup?: ScannerSetup } | null;
+if (!isMainThread && data?.role === THREAD_ROLE && data.setup) serveScans(data.setup);

@@ -1,0 +1,117 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { gzipSync } from 'node:zlib';
+import {
+  BodyScans,
+  INLINE_SCAN_BYTES,
+  type ScannerSetup,
+} from '../../src/engine/dlp/body-scans.js';
+import { decodedBodyViews } from '../../src/engine/dlp/content-views.js';
+import { BUILTIN_DETECTORS } from '../../src/engine/dlp/detectors.js';
+import { createSecretScanner, type BoundSecret } from '../../src/engine/dlp/secret-scan.js';
+import { parseDestination } from '../../src/policy/destination.js';
+import { parseRequestTarget, type RequestTarget } from '../../src/policy/target.js';
+import { noise } from './encodings.js';
+
+function targetOf(url: string): RequestTarget {
+  const parsed = parseRequestTarget(url);
+  if (!parsed.ok) throw new Error(parsed.problem);
+  return parsed.target;
+}
+
+function allowedAt(destination: string) {
+  const parsed = parseDestination(destination);
+  if (!parsed.ok) throw new Error(parsed.problem);
+  return parsed.destination;
+}
+
+const TOKEN = `ghp_${'a1B2c3D4e5'.repeat(3)}a1B2c3`;
+const DEPLOY_KEY = 'deploy-key-7d41c9e2b8';
+const SETUP: ScannerSetup = {
+  detectors: BUILTIN_DETECTORS,
+  secrets: [{ env: 'DEPLOY_KEY', value: DEPLOY_KEY, allow: [allowedAt('deploy.example.test')] }],
+  patternScanMs: 1_000,
+};
+
+function bodyScans(setup: ScannerSetup = SETUP): BodyScans {
+  return new BodyScans(
+    createSecretScanner(setup.detectors, setup.secrets, setup.patternScanMs),
+    setup,
+  );
+}
+
+/** Text past the inline size with `inside` in the middle. */
+function large(inside: string): Buffer {
+  const filler = noise(INLINE_SCAN_BYTES).toString('hex');
+  return Buffer.from(`{"a":"${filler}","b":"${inside}","c":"${filler}"}`);
+}
+
+test('a body past the inline size is judged in a thread exactly as in place', async () => {
+  const scans = bodyScans();
+  const inline = createSecretScanner(SETUP.detectors, SETUP.secrets, SETUP.patternScanMs);
+  const api = targetOf('https://api.example.test/upload');
+  const deploy = targetOf('https://deploy.example.test/upload');
+  try {
+    const cases: [Buffer, Buffer, RequestTarget, boolean][] = [
+      [large('nothing to see'), large('nothing to see'), api, true],
+      [large(TOKEN), large(TOKEN), api, true],
+      [large(TOKEN), large(TOKEN), api, false],
+      [large(Buffer.from(TOKEN).toString('base64')), large('x'), api, true],
+      [large(DEPLOY_KEY), large(DEPLOY_KEY), api, false],
+      [large(DEPLOY_KEY), large(DEPLOY_KEY), deploy, false],
+    ];
+    // Compressed as sent, the finding only in what it decodes to.
+    const compressed = large(encodeURIComponent(TOKEN));
+    cases.push([gzipSync(compressed), compressed, api, true]);
+    const found = [];
+    for (const [sent, decoded, to, detectors] of cases) {
+      const threaded = await scans.scan(sent, decoded, to, detectors);
+      const views = decodedBodyViews(sent, decoded);
+      assert.deepEqual(threaded, inline.scanContent(views, to, detectors));
+      found.push(threaded?.detector);
+    }
+    // The cases tell apart what they should: a finding is not the same everywhere.
+    assert.deepEqual(found, [
+      undefined,
+      'github-token',
+      undefined,
+      'github-token',
+      'secret:DEPLOY_KEY',
+      undefined,
+      'github-token',
+    ]);
+  } finally {
+    await scans.close();
+  }
+});
+
+test('a scanning thread that fails refuses the body as unscannable, and so does every retry', async () => {
+  // A bound value the thread's scanner cannot be made from: the thread dies as it starts.
+  const broken = { env: 'BROKEN', value: 42, allow: [] } as unknown as BoundSecret;
+  const setup: ScannerSetup = { ...SETUP, secrets: [broken] };
+  const scans = new BodyScans(createSecretScanner(SETUP.detectors, [], 1_000), setup);
+  const body = large('nothing to see');
+  const to = targetOf('https://api.example.test/upload');
+  try {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const finding = await scans.scan(body, body, to, true);
+      assert.equal(finding?.detector, 'unscannable');
+      assert.match(finding.failure ?? '', /^the scanning thread failed: /);
+    }
+    // A small body never needs the thread: it is scanned in place.
+    const small = Buffer.from('nothing to see');
+    assert.equal(await scans.scan(small, small, to, true), undefined);
+  } finally {
+    await scans.close();
+  }
+});
+
+test('scans waiting or running when the engine stops are refused, and none starts after', async () => {
+  const scans = bodyScans();
+  const to = targetOf('https://api.example.test/upload');
+  const body = large('nothing to see');
+  const pending = [scans.scan(body, body, to, true), scans.scan(body, body, to, true)];
+  await scans.close();
+  for (const finding of [...(await Promise.all(pending)), await scans.scan(body, body, to, true)])
+    assert.equal(finding?.detector, 'unscannable');
+});
