@@ -41832,15 +41832,20 @@ function refuse(policy, layer, reason, rule, target) {
   };
 }
 
-// src/cli/policy-file.ts
+// src/regular-file.ts
 import { constants as constants2 } from "node:fs";
-import { open as open2 } from "node:fs/promises";
-async function readPolicyFile(file) {
+import { open as open2, stat as stat3 } from "node:fs/promises";
+function isRegularFile(path4) {
+  return stat3(path4).then(
+    (info) => info.isFile(),
+    () => false
+  );
+}
+async function readRegularFileAtMost(file, limit, hint) {
   const handle = await open2(file, constants2.O_RDONLY | constants2.O_NONBLOCK);
   try {
-    if (!(await handle.stat()).isFile())
-      throw new Error("not a regular file; give the path of a policy YAML file");
-    const buffer = new Uint8Array(MAX_POLICY_BYTES + 1);
+    if (!(await handle.stat()).isFile()) throw new Error(`not a regular file; ${hint}`);
+    const buffer = new Uint8Array(limit);
     let length = 0;
     while (length < buffer.length) {
       const { bytesRead } = await handle.read(buffer, length, buffer.length - length);
@@ -41851,6 +41856,11 @@ async function readPolicyFile(file) {
   } finally {
     await handle.close();
   }
+}
+
+// src/cli/policy-file.ts
+function readPolicyFile(file) {
+  return readRegularFileAtMost(file, MAX_POLICY_BYTES + 1, "give the path of a policy YAML file");
 }
 
 // src/engine/ssrf.ts
@@ -46222,15 +46232,6 @@ function encodeSorted(value) {
   };
   return `${JSON.stringify(sort(value), null, 2)}
 `;
-}
-
-// src/regular-file.ts
-import { stat as stat3 } from "node:fs/promises";
-function isRegularFile(path4) {
-  return stat3(path4).then(
-    (info) => info.isFile(),
-    () => false
-  );
 }
 
 // src/cli/key-argument.ts

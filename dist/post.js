@@ -19754,7 +19754,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 // src/regular-file.ts
-import { stat as stat2 } from "node:fs/promises";
+import { open as open2, stat as stat2 } from "node:fs/promises";
 function isRegularFile(path2) {
   return stat2(path2).then(
     (info2) => info2.isFile(),

@@ -1,9 +1,38 @@
-// "Is there a regular file here?" without throwing: a missing path is simply not one.
-import { stat } from 'node:fs/promises';
+// Reading paths a user named, which may be anything: a FIFO, a device, a huge file.
+import { constants } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
 
+/** "Is there a regular file here?" without throwing: a missing path is simply not one. */
 export function isRegularFile(path: string): Promise<boolean> {
   return stat(path).then(
     (info) => info.isFile(),
     () => false,
   );
+}
+
+/**
+ * A regular file's bytes, never more than `limit` of them: a caller that gets `limit` bytes
+ * knows the file is too big without having read it whole. Anything else is refused with
+ * "not a regular file; <hint>" (a FIFO or a device would be read for ever).
+ */
+export async function readRegularFileAtMost(
+  file: string,
+  limit: number,
+  hint: string,
+): Promise<Uint8Array> {
+  // O_NONBLOCK: opening a FIFO would otherwise wait for a writer; regular files ignore it.
+  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    if (!(await handle.stat()).isFile()) throw new Error(`not a regular file; ${hint}`);
+    const buffer = new Uint8Array(limit);
+    let length = 0;
+    while (length < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+    }
+    return buffer.subarray(0, length);
+  } finally {
+    await handle.close();
+  }
 }

@@ -9,13 +9,15 @@ import { EVIDENCE_DIR, PACKET_FILES } from '../packet/packet-json.js';
 import { evidenceFileOrder, readEvidenceDirectory } from '../receipts/index.js';
 import { formatPolicyError, parsePolicy } from '../policy/index.js';
 import { existingDirectory, fileInside } from './files.js';
-import { parseInputs, type ActionInputs } from './inputs.js';
+import { parseInputs } from './inputs.js';
+import { checkKeyInputs, type KeySource } from './key-inputs.js';
 import { hasActionsRuntime, uploadPacket } from './artifact.js';
 import { cliBundle, inheritOutput, passwordlessSudo } from './privileged.js';
 import { looksSecret, runArgv, stepResult } from './run-invocation.js';
 import type { ActionRunner } from './runner.js';
 import { STATE_KEYS } from './state.js';
-import { isRegularFile } from '../regular-file.js';
+import { createNodeBackend } from '../receipts/node-backend.js';
+import { readPolicyFile } from '../cli/policy-file.js';
 import type { DocumentReading } from '../json-document.js';
 import { readRunOutcome, type RunOutcome } from '../cli/run-outcome.js';
 
@@ -40,7 +42,7 @@ async function validateAndRun(runner: ActionRunner): Promise<void> {
 
   const workdir = await existingDirectory(inputs['working-directory'], 'working-directory');
   const policyPath = await fileInside(workdir, inputs['policy-config'], 'policy-config');
-  const policy = parsePolicy(await readFile(policyPath), inputs['policy-config']);
+  const policy = parsePolicy(await readPolicyInput(policyPath), inputs['policy-config']);
   if (!policy.ok) {
     throw new Error(
       `input policy-config: the policy is invalid; nothing was started:\n${policy.errors.map(formatPolicyError).join('\n')}`,
@@ -50,6 +52,11 @@ async function validateAndRun(runner: ActionRunner): Promise<void> {
     `policy ${inputs['policy-config']} is valid (sha256 ${policy.policy.hash}, ${policy.policy.egress.length} egress rules)`,
   );
   runner.setOutput('policy-hash', policy.policy.hash);
+  const keys = await checkKeyInputs(
+    { signing: inputs['signing-key'], publicKey: inputs['public-key'] },
+    workdir,
+    createNodeBackend(),
+  );
 
   if (inputs['enforcement-binary'] !== undefined || inputs['pipelock-version'] !== undefined) {
     const input =
@@ -69,7 +76,7 @@ async function validateAndRun(runner: ActionRunner): Promise<void> {
   const runId = newRunId();
   runner.saveState(STATE_KEYS.boundaryRunId, runId);
   runner.saveState(STATE_KEYS.asRoot, String(asRoot));
-  maskSecrets(runner, inputs, policy.policy.secrets);
+  maskSecrets(runner, keys.signing, policy.policy.secrets);
 
   const evidenceOutput = resolve(inputs['evidence-output']);
   const temp = await mkdtemp(join(runner.env['RUNNER_TEMP'] || tmpdir(), 'pipelock-egress-'));
@@ -81,7 +88,7 @@ async function validateAndRun(runner: ActionRunner): Promise<void> {
     const envFile = join(temp, 'agent-env.json');
     const outcomeFile = join(temp, 'run-outcome.json');
     await writeFile(envFile, JSON.stringify(agentCallerEnv(runner.env)), { mode: 0o600 });
-    const signingKeyFile = await keyFile(inputs['signing-key'], workdir, temp);
+    const signingKeyFile = await keyFile(keys.signing, temp);
     const argv = runArgv({
       node: process.execPath,
       cli,
@@ -96,7 +103,7 @@ async function validateAndRun(runner: ActionRunner): Promise<void> {
       envFile,
       outcomeFile,
       signingKeyFile,
-      publicKey: await publicKeyArgument(inputs['public-key'], workdir),
+      publicKey: keys.publicKey,
       writable: inputs['writable-paths'].map((path) => resolve(workdir, path)),
       pins: inputs.resolve,
       upstreamCa:
@@ -178,11 +185,10 @@ function agentCallerEnv(env: NodeJS.ProcessEnv): Record<string, string> {
 
 function maskSecrets(
   runner: ActionRunner,
-  inputs: ActionInputs,
+  signingKey: KeySource | undefined,
   secrets: readonly { env: string }[],
 ): void {
-  const key = inputs['signing-key'];
-  if (key !== undefined) mask(runner, key);
+  if (signingKey !== undefined && 'inline' in signingKey) mask(runner, signingKey.inline);
   const bound = new Set(secrets.map((binding) => binding.env));
   for (const [name, value] of Object.entries(runner.env)) {
     if (value !== undefined && value.length >= 4 && (bound.has(name) || looksSecret(name)))
@@ -202,31 +208,20 @@ function mask(runner: ActionRunner, value: string): void {
   }
 }
 
-/** A key input names a file (relative to the working directory), or is the key itself. */
-async function existingFile(value: string, workdir: string): Promise<string | undefined> {
-  const candidate = resolve(workdir, value);
-  return (await isRegularFile(candidate)) ? candidate : undefined;
+async function readPolicyInput(file: string): Promise<Uint8Array> {
+  try {
+    return await readPolicyFile(file);
+  } catch (error) {
+    throw new Error(`input policy-config: ${file}: ${(error as Error).message}`, { cause: error });
+  }
 }
 
-async function keyFile(
-  value: string | undefined,
-  workdir: string,
-  temp: string,
-): Promise<string | undefined> {
-  if (value === undefined) return undefined;
-  const file = await existingFile(value, workdir);
-  if (file !== undefined) return file;
+async function keyFile(source: KeySource | undefined, temp: string): Promise<string | undefined> {
+  if (source === undefined) return undefined;
+  if ('file' in source) return source.file;
   const inline = join(temp, 'signing-key');
-  await writeFile(inline, `${value.trim()}\n`, { mode: 0o600 });
+  await writeFile(inline, `${source.inline.trim()}\n`, { mode: 0o600 });
   return inline;
-}
-
-async function publicKeyArgument(
-  value: string | undefined,
-  workdir: string,
-): Promise<string | undefined> {
-  if (value === undefined) return undefined;
-  return (await existingFile(value, workdir)) ?? value.trim();
 }
 
 interface PacketOutputs {

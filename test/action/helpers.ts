@@ -1,8 +1,23 @@
-// A recording ActionRunner and raw inputs with action.yml's defaults, for driving the
-// action's logic in-process.
+// A recording ActionRunner, raw inputs with action.yml's defaults and a workspace, for driving
+// the action's logic in-process.
 
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { scratchDir } from '../scratch.js';
 import { INPUT_DEFAULTS, INPUT_NAMES, type RawInputs } from '../../src/action/input-names.js';
 import type { ActionRunner } from '../../src/action/runner.js';
+
+export const REFERENCE_POLICY = resolve('fixtures/policies/reference.yaml');
+
+/** A working directory with scripts/agent.sh and the reference policy as policy.yaml. */
+export async function workspace(): Promise<string> {
+  const dir = scratchDir('pe-action-');
+  await chmod(dir, 0o755); // the agent must be able to read its working directory
+  await mkdir(join(dir, 'scripts'));
+  await writeFile(join(dir, 'scripts/agent.sh'), 'echo hello\n');
+  await writeFile(join(dir, 'policy.yaml'), await readFile(REFERENCE_POLICY));
+  return dir;
+}
 
 export interface Recorded {
   outputs: Record<string, string>;
@@ -65,5 +80,26 @@ export function recordingRunner(
     },
     env: options.env ?? process.env,
     uid: options.uid ?? 0,
+  };
+}
+
+export const ABOUT_TO_START = 'test runner: the run was about to start';
+
+/**
+ * A recording runner (as root: no sudo probe) that throws at main's first step towards a run
+ * (saving the run id for post) and again just before it starts one (pausing workflow
+ * commands). A test of the input checks never starts the boundary, even when the checks let
+ * a bad input through: the step then fails with ABOUT_TO_START instead of the expected reason.
+ */
+export function checksOnlyRunner(
+  values: Partial<RawInputs>,
+): ActionRunner & { recorded: Recorded } {
+  const stop = (): never => {
+    throw new Error(ABOUT_TO_START);
+  };
+  return {
+    ...recordingRunner(values, { uid: 0, env: { PATH: process.env['PATH'] ?? '' } }),
+    saveState: stop,
+    pauseCommands: stop,
   };
 }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { chmod, mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { runMain } from '../../src/action/main.js';
@@ -12,19 +12,8 @@ import { actionsRunner } from '../../src/action/runner.js';
 import { stepResult } from '../../src/action/run-invocation.js';
 import { policyHash } from '../../src/policy/index.js';
 import { runtimeToken, sha256Hex, startArtifactService } from './artifact-service.js';
-import { recordingRunner } from './helpers.js';
+import { recordingRunner, REFERENCE_POLICY, workspace } from './helpers.js';
 import { scratchDir } from '../scratch.js';
-
-const REFERENCE = resolve('fixtures/policies/reference.yaml');
-
-async function workspace(): Promise<string> {
-  const dir = scratchDir('pe-action-');
-  await chmod(dir, 0o755); // the agent must be able to read its working directory
-  await mkdir(join(dir, 'scripts'));
-  await writeFile(join(dir, 'scripts/agent.sh'), 'echo hello\n');
-  await writeFile(join(dir, 'policy.yaml'), await readFile(REFERENCE));
-  return dir;
-}
 
 test('refuses to run on a non-Linux runner, before reading any input', async () => {
   const runner = recordingRunner({}, { platform: 'darwin' });
@@ -147,7 +136,10 @@ test('as root, a valid setup runs the agent in the boundary and reports the pack
   for (const masked of ['"key": "first-secret-line",', '"client": "second-secret-line"'])
     assert.ok(runner.recorded.secrets.includes(masked), masked);
   assert.ok(!runner.recorded.secrets.includes('{'), 'short lines are not masked');
-  assert.equal(runner.recorded.outputs['policy-hash'], policyHash(await readFile(REFERENCE)));
+  assert.equal(
+    runner.recorded.outputs['policy-hash'],
+    policyHash(await readFile(REFERENCE_POLICY)),
+  );
   assert.equal(runner.recorded.outputs['verifier-verdict'], 'self_consistent_only');
   assert.equal(runner.recorded.outputs['agent-exit-code'], '0');
   assert.equal(runner.recorded.outputs['receipt-count'], '2');
@@ -242,7 +234,7 @@ test('the bundled dist/main.js runs with real INPUT_* variables and runner files
   assert.match(
     written,
     new RegExp(
-      `^policy-hash<<ghadelimiter_[0-9a-f-]+\\n${policyHash(await readFile(REFERENCE))}\\n`,
+      `^policy-hash<<ghadelimiter_[0-9a-f-]+\\n${policyHash(await readFile(REFERENCE_POLICY))}\\n`,
     ),
   );
   assert.match(written, /agent-exit-code<<ghadelimiter_[0-9a-f-]+\n3\n/);
