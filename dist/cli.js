@@ -42163,8 +42163,9 @@ async function admit(context2, request, inspect) {
     return [{ ...judged2, reason: `${why}: ${judged2.reason}` }, ...judgedAt(asked, why)];
   });
   let overrides = request.methodOverrides ?? [];
+  const routedDecisions = judgedAt(method, void 0);
   let decision = strictest(decide(context2.policy, { method, target: request.target }), [
-    ...judgedAt(method, void 0),
+    ...routedDecisions,
     ...judgedAs(overrides)
   ]);
   const leak = context2.scanner.scanUrl(request.target, decision.target);
@@ -42202,9 +42203,7 @@ async function admit(context2, request, inspect) {
       return refuse2(403, "ssrf", `SSRF check failed: ${error2.message}`);
     }
   }
-  const routedTargets = paths.flatMap(
-    ({ target: routed }) => decide(context2.policy, { method, target: routed }).target ?? []
-  );
+  const routedTargets = routedDecisions.flatMap((routed) => routed.target ?? []);
   const checkAddresses = () => {
     const methods = [method, ...overrides.map((o) => o.method)];
     const own2 = checkResolvedAddresses(context2.policy, { methods, target }, addresses);

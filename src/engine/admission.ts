@@ -185,8 +185,9 @@ export async function admit(
       return [{ ...judged, reason: `${why}: ${judged.reason}` }, ...judgedAt(asked, why)];
     });
   let overrides = request.methodOverrides ?? [];
+  const routedDecisions = judgedAt(method, undefined);
   let decision = strictest(decide(context.policy, { method, target: request.target }), [
-    ...judgedAt(method, undefined),
+    ...routedDecisions,
     ...judgedAs(overrides),
   ]);
   const leak = context.scanner.scanUrl(request.target, decision.target);
@@ -228,9 +229,7 @@ export async function admit(
     }
   }
   // The SSRF floor holds in audit mode too: audit relaxes the policy, not the guard.
-  const routedTargets = paths.flatMap(
-    ({ target: routed }) => decide(context.policy, { method, target: routed }).target ?? [],
-  );
+  const routedTargets = routedDecisions.flatMap((routed) => routed.target ?? []);
   const checkAddresses = (): AddressCheck => {
     const methods = [method, ...overrides.map((o) => o.method)];
     const own = checkResolvedAddresses(context.policy, { methods, target }, addresses);
