@@ -13268,9 +13268,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve3, reject) => {
+          return new Promise((resolve4, reject) => {
             this.close((err, data2) => {
-              return err ? reject(err) : resolve3(data2);
+              return err ? reject(err) : resolve4(data2);
             });
           });
         }
@@ -13308,9 +13308,9 @@ var require_dispatcher_base = __commonJS({
           err = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve3, reject) => {
+          return new Promise((resolve4, reject) => {
             this.destroy(err, (err2, data2) => {
-              return err2 ? reject(err2) : resolve3(data2);
+              return err2 ? reject(err2) : resolve4(data2);
             });
           });
         }
@@ -13552,8 +13552,8 @@ var require_pool_base = __commonJS({
           }
           return Promise.all(closeAll);
         } else {
-          return new Promise((resolve3) => {
-            this[kClosedResolve] = resolve3;
+          return new Promise((resolve4) => {
+            this[kClosedResolve] = resolve4;
           });
         }
       }
@@ -17676,8 +17676,8 @@ var require_promise = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise = new Promise((resolve3, reject) => {
-        res = resolve3;
+      const promise = new Promise((resolve4, reject) => {
+        res = resolve4;
         rej = reject;
       });
       return { promise, resolve: res, reject: rej };
@@ -19103,12 +19103,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve3, reject) => {
+      const waitForDrain = () => new Promise((resolve4, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve3;
+          callback = resolve4;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -19992,12 +19992,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve3, reject) => {
+      const waitForDrain = () => new Promise((resolve4, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve3;
+          callback = resolve4;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -20314,16 +20314,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       [kClose]() {
-        return new Promise((resolve3) => {
+        return new Promise((resolve4) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve3;
+            this[kClosedResolve] = resolve4;
           } else {
-            resolve3(null);
+            resolve4(null);
           }
         });
       }
       [kDestroy](err) {
-        return new Promise((resolve3) => {
+        return new Promise((resolve4) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
             const request = requests[i];
@@ -20336,7 +20336,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve3(null);
+            resolve4(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err, callback);
@@ -20884,7 +20884,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return Promise.resolve(null);
         }
-        return new Promise((resolve3, reject) => {
+        return new Promise((resolve4, reject) => {
           if (this[kContentLength] && this[kContentLength] > limit || this[kBytesRead] > limit) {
             this.destroy(new AbortError());
           }
@@ -20898,11 +20898,11 @@ var require_readable = __commonJS({
               if (signal.aborted) {
                 reject(signal.reason ?? new AbortError());
               } else {
-                resolve3(null);
+                resolve4(null);
               }
             });
           } else {
-            this.on("close", resolve3);
+            this.on("close", resolve4);
           }
           this.on("error", noop).on("data", () => {
             if (this[kBytesRead] > limit) {
@@ -20930,7 +20930,7 @@ var require_readable = __commonJS({
     }
     function consume(stream, type) {
       assert2(!stream[kConsume]);
-      return new Promise((resolve3, reject) => {
+      return new Promise((resolve4, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -20945,7 +20945,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve: resolve3,
+              resolve: resolve4,
               reject,
               length: 0,
               body: []
@@ -21019,18 +21019,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2, encoding) {
-      const { type, body: body2, resolve: resolve3, stream, length } = consume2;
+      const { type, body: body2, resolve: resolve4, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve3(chunksDecode(body2, length, encoding));
+          resolve4(chunksDecode(body2, length, encoding));
         } else if (type === "json") {
-          resolve3(JSON.parse(chunksDecode(body2, length, encoding)));
+          resolve4(JSON.parse(chunksDecode(body2, length, encoding)));
         } else if (type === "arrayBuffer") {
-          resolve3(chunksConcat(body2, length).buffer);
+          resolve4(chunksConcat(body2, length).buffer);
         } else if (type === "blob") {
-          resolve3(new Blob(body2, { type: stream[kContentType] }));
+          resolve4(new Blob(body2, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve3(chunksConcat(body2, length));
+          resolve4(chunksConcat(body2, length));
         }
         consumeFinish(consume2);
       } catch (err) {
@@ -21220,9 +21220,9 @@ var require_api_request = __commonJS({
     };
     function request(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve3, reject) => {
+        return new Promise((resolve4, reject) => {
           request.call(this, opts, (err, data2) => {
-            return err ? reject(err) : resolve3(data2);
+            return err ? reject(err) : resolve4(data2);
           });
         });
       }
@@ -21361,11 +21361,11 @@ function __metadata(metadataKey, metadataValue) {
 }
 function __awaiter(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve3) {
-      resolve3(value);
+    return value instanceof P ? value : new P(function(resolve4) {
+      resolve4(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve3, reject) {
+  return new (P || (P = Promise))(function(resolve4, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -21381,7 +21381,7 @@ function __awaiter(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve3(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve4(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -21572,14 +21572,14 @@ function __asyncValues(o) {
   }, i);
   function verb(n) {
     i[n] = o[n] && function(v) {
-      return new Promise(function(resolve3, reject) {
-        v = o[n](v), settle2(resolve3, reject, v.done, v.value);
+      return new Promise(function(resolve4, reject) {
+        v = o[n](v), settle2(resolve4, reject, v.done, v.value);
       });
     };
   }
-  function settle2(resolve3, reject, d, v) {
+  function settle2(resolve4, reject, d, v) {
     Promise.resolve(v).then(function(v2) {
-      resolve3({ value: v2, done: d });
+      resolve4({ value: v2, done: d });
     }, reject);
   }
 }
@@ -31159,7 +31159,7 @@ var BoundaryError = class extends Error {
 function runTool(argv, options = {}) {
   const [file, ...args] = argv;
   if (file === void 0) throw new Error("runTool: empty argv");
-  return new Promise((resolve3, reject) => {
+  return new Promise((resolve4, reject) => {
     const child = spawn(file, args, {
       stdio: [options.input === void 0 ? "ignore" : "pipe", "pipe", "pipe"],
       env: options.env ?? process.env
@@ -31169,7 +31169,7 @@ function runTool(argv, options = {}) {
     child.stdout?.setEncoding("utf8").on("data", (chunk) => stdout += chunk);
     child.stderr?.setEncoding("utf8").on("data", (chunk) => stderr += chunk);
     child.on("error", reject);
-    child.on("close", (code2, signal) => resolve3({ code: code2, signal, stdout, stderr }));
+    child.on("close", (code2, signal) => resolve4({ code: code2, signal, stdout, stderr }));
     if (options.input !== void 0) child.stdin?.end(options.input);
   });
 }
@@ -37586,7 +37586,7 @@ var recursive = /* @__PURE__ */ new WeakMap();
 var NONE = 0;
 var ASSUMED = 1;
 var PROVEN = 2;
-function isRecursive(inst, stack, resolve3) {
+function isRecursive(inst, stack, resolve4) {
   const cached2 = recursive.get(inst);
   if (cached2 !== void 0)
     return cached2 ? PROVEN : NONE;
@@ -37596,7 +37596,7 @@ function isRecursive(inst, stack, resolve3) {
   let result = NONE;
   const check2 = (child) => {
     if (result !== PROVEN && child?._zod) {
-      const answer = isRecursive(child, stack, resolve3);
+      const answer = isRecursive(child, stack, resolve4);
       if (answer > result)
         result = answer;
     }
@@ -37607,7 +37607,7 @@ function isRecursive(inst, stack, resolve3) {
       const desc = Object.getOwnPropertyDescriptor(sh, key);
       if (spread && !desc.enumerable)
         continue;
-      const child = desc.get ? ASSUMED : desc.value?._zod ? isRecursive(desc.value, stack, resolve3) : NONE;
+      const child = desc.get ? ASSUMED : desc.value?._zod ? isRecursive(desc.value, stack, resolve4) : NONE;
       if (child > answer)
         answer = child;
     }
@@ -37671,7 +37671,7 @@ function isRecursive(inst, stack, resolve3) {
       break;
     // `$ZodLazy` caches its inner on the def, so a resolved edge is followed exactly
     case "lazy": {
-      const inner = def._cachedInner ?? (resolve3 ? inst._zod.innerType : void 0);
+      const inner = def._cachedInner ?? (resolve4 ? inst._zod.innerType : void 0);
       merge2(inner ? isRecursive(inner, stack, false) : ASSUMED);
       break;
     }
@@ -43287,11 +43287,11 @@ async function relayWebSocket(context2, req, socket, head, request) {
     return;
   }
   const untrack = context2.track(socket);
-  const client = await new Promise((resolve3) => {
-    socket.once("close", () => resolve3(void 0));
+  const client = await new Promise((resolve4) => {
+    socket.once("close", () => resolve4(void 0));
     server.handleUpgrade(req, socket, head, (opened) => {
       opened.pause();
-      resolve3(opened);
+      resolve4(opened);
     });
   });
   if (client === void 0) {
@@ -43318,7 +43318,7 @@ function handshakeProblem(req, target, protocols) {
   return void 0;
 }
 function openUpstream(WebSocketClient, context2, url, protocols, headers, dial) {
-  return new Promise((resolve3) => {
+  return new Promise((resolve4) => {
     const upstream = new WebSocketClient(url, protocols, {
       perMessageDeflate: false,
       maxPayload: context2.maxMessageBytes,
@@ -43338,12 +43338,12 @@ function openUpstream(WebSocketClient, context2, url, protocols, headers, dial) 
       upstream.removeAllListeners();
       upstream.on("error", () => void 0);
       upstream.terminate();
-      resolve3({ ok: false, refusal: { status, layer: "upstream", reason } });
+      resolve4({ ok: false, refusal: { status, layer: "upstream", reason } });
     };
     upstream.once("open", () => {
       upstream.removeAllListeners("error");
       upstream.pause();
-      resolve3({ ok: true, socket: upstream });
+      resolve4({ ok: true, socket: upstream });
     });
     upstream.once(
       "unexpected-response",
@@ -43405,7 +43405,7 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
     tally.received++;
     toClient(data2, isBinary);
   });
-  return new Promise((resolve3) => {
+  return new Promise((resolve4) => {
     let open4 = 2;
     const closed = (side, code2, other) => {
       if (tally.reason === "complete" && code2 !== 1e3 && code2 !== 1005)
@@ -43418,7 +43418,7 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
           entry,
           `status=101 messages_sent=${tally.sent} messages_received=${tally.received} blocked=${tally.blocked} reason=${tally.reason}`
         )
-      ).then(resolve3);
+      ).then(resolve4);
     };
     client.on("close", (code2) => closed("client", code2, upstream));
     upstream.on("close", (code2) => closed("upstream", code2, client));
@@ -43840,14 +43840,14 @@ async function forwardRequest(req, res, send, target, limits, readBody2) {
   }
 }
 function relayBody(source, res) {
-  return new Promise((resolve3, reject) => {
+  return new Promise((resolve4, reject) => {
     let bytes2 = 0;
     source.on("data", (chunk) => bytes2 += chunk.length);
     source.once("error", (error2) => {
       res.destroy();
       reject(error2);
     });
-    res.once("finish", () => resolve3(bytes2));
+    res.once("finish", () => resolve4(bytes2));
     res.once("close", () => {
       if (res.writableFinished) return;
       source.destroy();
@@ -43935,7 +43935,7 @@ function describeFailure(error2, target) {
 
 // src/engine/read-body.ts
 function readBody(req, maxBytes, tooLarge, reserve) {
-  return new Promise((resolve3) => {
+  return new Promise((resolve4) => {
     const chunks = [];
     let length = 0;
     const finish = (result) => {
@@ -43944,7 +43944,7 @@ function readBody(req, maxBytes, tooLarge, reserve) {
       req.off("error", onError);
       req.off("close", onClose);
       if (!result.ok) req.pause();
-      resolve3(result);
+      resolve4(result);
     };
     const refuse2 = (status, layer, reason) => finish({ ok: false, refusal: { status, layer, reason } });
     const onData = (chunk) => {
@@ -44540,14 +44540,14 @@ function guardedStream(guard) {
 
 // src/engine/tunnel.ts
 function awaitClientHello(client, head, host, limits) {
-  return new Promise((resolve3) => {
+  return new Promise((resolve4) => {
     let buffered = head;
     const finish = (result) => {
       clearTimeout(timer);
       client.off("data", onData);
       client.off("close", onClose);
       client.off("end", onClose);
-      resolve3(result);
+      resolve4(result);
     };
     const judge2 = () => {
       const parsed = parseClientHello(buffered);
@@ -44606,7 +44606,7 @@ function laterHelloProblem(message, host) {
   return problem === void 0 ? void 0 : `a later ClientHello: ${problem}`;
 }
 function relay(client, hello, destination2, limits) {
-  return new Promise((resolve3) => {
+  return new Promise((resolve4) => {
     const upstream = connect({
       host: formatIp(destination2.address),
       port: destination2.port,
@@ -44629,7 +44629,7 @@ function relay(client, hello, destination2, limits) {
     const settle2 = () => {
       if (settled) return;
       settled = true;
-      resolve3({ sent, received, reason, violation });
+      resolve4({ sent, received, reason, violation });
     };
     upstream.once("connect", () => {
       connected = true;
@@ -44665,7 +44665,7 @@ function relay(client, hello, destination2, limits) {
 import { TLSSocket } from "node:tls";
 var REJECTED_CERTIFICATE = /alert (?:bad certificate|unknown ca|certificate unknown|unsupported certificate|certificate revoked|certificate expired|decrypt error|access denied)/i;
 function terminateTls(client, hello, context2, timeoutMs) {
-  return new Promise((resolve3) => {
+  return new Promise((resolve4) => {
     client.unshift(hello);
     const socket = new TLSSocket(client, {
       isServer: true,
@@ -44679,7 +44679,7 @@ function terminateTls(client, hello, context2, timeoutMs) {
       socket.off("end", onEnd);
       socket.off("close", onClose);
       if (!result.ok) socket.destroy();
-      resolve3(result);
+      resolve4(result);
     };
     const onSecure = () => finish({ ok: true, socket });
     const onError = (error2) => finish({ ok: false, reason: handshakeFailure(error2) });
@@ -44899,14 +44899,14 @@ var Engine = class {
   startedAt = Date.now();
   nextRequest = 0;
   listen(target) {
-    return new Promise((resolve3, reject) => {
+    return new Promise((resolve4, reject) => {
       this.server.once("error", reject);
       const done = () => {
         this.server.off("error", reject);
         const address = this.server.address();
         if (address === null || typeof address === "string")
           return reject(new Error("the engine is not listening on a TCP address"));
-        resolve3({ host: address.address, port: address.port });
+        resolve4({ host: address.address, port: address.port });
         setImmediate(() => void loadUndici());
       };
       if ("handle" in target) this.server.listen(target.handle, done);
@@ -44915,7 +44915,7 @@ var Engine = class {
   }
   /** Stops accepting, ends open tunnels and connections; the caller then seals the evidence. */
   async close() {
-    const closed = new Promise((resolve3) => this.server.close(() => resolve3()));
+    const closed = new Promise((resolve4) => this.server.close(() => resolve4()));
     this.server.closeIdleConnections();
     for (const tunnel of this.tunnels) tunnel.destroy();
     const grace = setTimeout(() => this.server.closeAllConnections(), 2e3);
@@ -44924,7 +44924,7 @@ var Engine = class {
     let timer;
     await Promise.race([
       Promise.allSettled([...this.pending]),
-      new Promise((resolve3) => timer = setTimeout(resolve3, 5e3))
+      new Promise((resolve4) => timer = setTimeout(resolve4, 5e3))
     ]);
     clearTimeout(timer);
     await Promise.all([this.pools.close(), this.bodyScans.close()]);
@@ -46234,36 +46234,73 @@ function encodeSorted(value) {
 }
 
 // src/cli/key-argument.ts
+import { resolve as resolve2 } from "node:path";
 var KeyArgumentError = class extends Error {
 };
-function looksLikePath(arg) {
-  const inlineKey = /^\s*(-----BEGIN |pipelock-ed25519-|[0-9a-fA-F]{64}\s*$)/.test(arg);
-  return !inlineKey && (/[/\\]/.test(arg) || arg.startsWith(".") || /\.[A-Za-z0-9]+$/.test(arg));
+var MAX_KEY_FILE_BYTES = 64 * 1024;
+var PUBLIC = {
+  formats: `PEM SPKI, ${PIPELOCK_PUBLIC_HEADER} text or 64 hex characters`,
+  parse: parsePublicKey
+};
+var privateKind = (backend) => ({
+  formats: `PEM PKCS#8, ${PIPELOCK_PRIVATE_HEADER} text or 64 hex characters`,
+  parse: (text2) => parsePrivateKey(backend, text2)
+});
+function readPublicKey(arg, label, base = process.cwd()) {
+  return readKey(arg, label, base, PUBLIC);
 }
-async function keyArgumentText(arg, what, io) {
-  if (await isRegularFile(arg)) {
-    try {
-      return { text: new TextDecoder().decode(await io.readFile(arg)), source: arg };
-    } catch (error2) {
-      throw new KeyArgumentError(`cannot read ${what} ${arg}: ${error2.message}`, {
-        cause: error2
-      });
-    }
+function readPrivateKey(arg, backend, label, base = process.cwd()) {
+  return readKey(arg, label, base, privateKind(backend));
+}
+async function resolvePublicKey(arg) {
+  return publicKeyHex((await readPublicKey(arg, "public key")).key);
+}
+async function resolvePrivateKey(arg, backend) {
+  return (await readPrivateKey(arg, backend, "signing key")).key;
+}
+var HIDDEN = "the value (not shown: it may be a secret key)";
+async function readKey(arg, label, base, kind) {
+  const file = resolve2(base, arg);
+  const shown2 = pathShaped(arg);
+  let bytes2;
+  try {
+    bytes2 = await readKeyFile(file);
+  } catch (error2) {
+    const { code: code2 } = error2;
+    const problem = code2 === void 0 ? error2.message : `cannot be read (${code2})`;
+    const named = code2 === void 0 || shown2 ? file : HIDDEN;
+    throw new KeyArgumentError(`${label}: ${named}: ${problem}`, { cause: error2 });
   }
-  if (looksLikePath(arg)) throw new KeyArgumentError(`${what} file ${arg} not found`);
-  return { text: arg, source: "(inline)" };
+  if (bytes2 === void 0) {
+    const parsed2 = kind.parse(arg);
+    if (parsed2.ok) return { key: parsed2.key, source: { inline: arg } };
+    const looked = shown2 ? `"${arg}" is neither an existing file (looked for ${file})` : `${HIDDEN} is neither an existing file (a path is taken relative to ${base})`;
+    throw new KeyArgumentError(`${label}: ${looked} nor a key (${kind.formats}): ${parsed2.error}`);
+  }
+  if (bytes2.length > MAX_KEY_FILE_BYTES) {
+    throw new KeyArgumentError(
+      `${label}: ${file}: more than ${MAX_KEY_FILE_BYTES} bytes, too big for a key file`
+    );
+  }
+  const parsed = kind.parse(new TextDecoder().decode(bytes2));
+  if (!parsed.ok) throw new KeyArgumentError(`${label}: ${file}: ${parsed.error}`);
+  return { key: parsed.key, source: { file } };
 }
-async function resolvePublicKey(arg, io) {
-  const { text: text2, source } = await keyArgumentText(arg, "public key", io);
-  const parsed = parsePublicKey(text2);
-  if (!parsed.ok) throw new KeyArgumentError(`public key ${source}: ${parsed.error}`);
-  return publicKeyHex(parsed.key);
+var NOT_A_PATH = /* @__PURE__ */ new Set(["ENOENT", "ENOTDIR", "ENAMETOOLONG", "ERR_INVALID_ARG_VALUE"]);
+async function readKeyFile(file) {
+  try {
+    return await readRegularFileAtMost(
+      file,
+      MAX_KEY_FILE_BYTES + 1,
+      "give the path of a key file, or the key itself"
+    );
+  } catch (error2) {
+    if (NOT_A_PATH.has(error2.code ?? "")) return void 0;
+    throw error2;
+  }
 }
-async function resolvePrivateKey(arg, backend, io) {
-  const { text: text2, source } = await keyArgumentText(arg, "signing key", io);
-  const parsed = parsePrivateKey(backend, text2);
-  if (!parsed.ok) throw new KeyArgumentError(`signing key ${source}: ${parsed.error}`);
-  return parsed.key;
+function pathShaped(value) {
+  return value.length <= 1024 && !/[\s\p{Cc}]/u.test(value) && /^\.\.?\/|\.[A-Za-z0-9]{1,10}$/.test(value);
 }
 
 // src/cli/loopback-listen.ts
@@ -46397,7 +46434,7 @@ async function proxyCommand(args, io) {
   let seed = randomBytes5(32);
   if (signingKey !== void 0) {
     try {
-      seed = await resolvePrivateKey(signingKey, backend, io);
+      seed = await resolvePrivateKey(signingKey, backend);
     } catch (error2) {
       if (!(error2 instanceof KeyArgumentError)) throw error2;
       throw new UsageError(`${COMMAND}: --signing-key: ${error2.message}`);
@@ -46465,7 +46502,7 @@ async function proxyCommand(args, io) {
 `)
   });
   let stopped;
-  const stopSignal = new Promise((resolve3) => stopped = resolve3);
+  const stopSignal = new Promise((resolve4) => stopped = resolve4);
   const stop = (signal) => {
     if (stopped === void 0) {
       io.err(`pipelock-egress ${COMMAND}: ${signal}: already stopping; sealing the evidence
@@ -46537,13 +46574,13 @@ function listenTarget(options) {
   return loopbackListen(COMMAND, "the proxy", requireOption(options, "listen"));
 }
 function inheritedListener() {
-  return new Promise((resolve3, reject) => {
+  return new Promise((resolve4, reject) => {
     const onDisconnect = () => reject(new Error("the parent went away before passing a listener"));
     process.once("disconnect", onDisconnect);
     process.once("message", (message, handle) => {
       process.off("disconnect", onDisconnect);
       if (message.type === "listener" && typeof handle === "object" && handle !== null)
-        resolve3(handle);
+        resolve4(handle);
       else reject(new Error("the parent passed no listening socket"));
     });
   });
@@ -47187,12 +47224,12 @@ var EngineProcess = class _EngineProcess {
     try {
       await Promise.race([this.spawned(), exited, timeout]);
       await new Promise(
-        (resolve3, reject) => (
+        (resolve4, reject) => (
           // Node's typings name only Socket and Server; a bare handle travels as its net.Native.
           child.send(
             { type: "listener" },
             listener,
-            (error2) => error2 ? reject(error2) : resolve3()
+            (error2) => error2 ? reject(error2) : resolve4()
           )
         )
       );
@@ -47222,8 +47259,8 @@ var EngineProcess = class _EngineProcess {
   }
   spawned() {
     if (this.child.pid !== void 0) return Promise.resolve();
-    return new Promise((resolve3, reject) => {
-      this.child.once("spawn", resolve3);
+    return new Promise((resolve4, reject) => {
+      this.child.once("spawn", resolve4);
       this.child.once(
         "error",
         (error2) => reject(new BoundaryError(`starting the engine: ${error2.message}`, { cause: error2 }))
@@ -47236,10 +47273,10 @@ var EngineProcess = class _EngineProcess {
   }
   /** SIGTERM: the engine seals its evidence and exits 0, reporting what it sealed. */
   async stop() {
-    const exit = new Promise((resolve3) => {
+    const exit = new Promise((resolve4) => {
       if (this.child.exitCode !== null || this.child.signalCode !== null)
-        resolve3(this.child.exitCode);
-      else this.child.once("exit", (code3) => resolve3(code3));
+        resolve4(this.child.exitCode);
+      else this.child.once("exit", (code3) => resolve4(code3));
     });
     this.child.kill("SIGTERM");
     const killer = setTimeout(() => this.child.kill("SIGKILL"), STOP_TIMEOUT_MS);
@@ -47273,7 +47310,7 @@ server.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
   process.send({ port: server.address().port }, server._handle, () => process.exit(0));
 });`;
 function openListenerInNamespace(ip, netns) {
-  return new Promise((resolve3, reject) => {
+  return new Promise((resolve4, reject) => {
     const helper = spawn3(ip, ["netns", "exec", netns, process.execPath, "-e", HELPER], {
       stdio: ["ignore", "ignore", "pipe", "ipc"],
       env: {}
@@ -47295,7 +47332,7 @@ function openListenerInNamespace(ip, netns) {
       )
     );
     helper.on("close", (code2) => {
-      if (received !== void 0 && code2 === 0) resolve3(received);
+      if (received !== void 0 && code2 === 0) resolve4(received);
       else {
         received?.handle.close();
         reject(
@@ -47790,14 +47827,14 @@ async function runAgent(tools, plan, env, script, args, cancel) {
   cancel.addEventListener("abort", onCancel, { once: true });
   if (cancel.aborted) onCancel();
   try {
-    return await new Promise((resolve3, reject) => {
+    return await new Promise((resolve4, reject) => {
       child.once(
         "error",
         (error2) => reject(new BoundaryError(`starting the agent: ${error2.message}`, { cause: error2 }))
       );
       child.once(
         "close",
-        (code2, signal) => resolve3(cancel.aborted ? { code: null, signal: "SIGKILL" } : { code: code2, signal })
+        (code2, signal) => resolve4(cancel.aborted ? { code: null, signal: "SIGKILL" } : { code: code2, signal })
       );
     });
   } finally {
@@ -49128,7 +49165,7 @@ async function openPacket(prefix, { dir, keyArgs, policyHashFile }, io, load2) {
   let pinned;
   let policyHash2;
   try {
-    pinned = await Promise.all(keyArgs.map((key) => resolvePublicKey(key, io)));
+    pinned = await Promise.all(keyArgs.map((key) => resolvePublicKey(key)));
     policyHash2 = policyHashFile === void 0 ? void 0 : await loadPolicyHash(policyHashFile, io);
   } catch (error2) {
     if (!(error2 instanceof KeyArgumentError) && !(error2 instanceof InputError)) throw error2;
@@ -49271,7 +49308,7 @@ async function loadEndorsement(file, io) {
 }
 async function verifyChain2(request, io) {
   try {
-    const trustedKeys = await Promise.all(request.keyArgs.map((k) => resolvePublicKey(k, io)));
+    const trustedKeys = await Promise.all(request.keyArgs.map((k) => resolvePublicKey(k)));
     const endorsements = await Promise.all(
       request.endorsementFiles.map((f) => loadEndorsement(f, io))
     );
@@ -49369,7 +49406,7 @@ async function writeRunOutcome(file, outcome) {
 
 // src/cli/run-request.ts
 import { lstat as lstat4, readFile as readFile12, realpath, readdir as readdir6, rm as rm5, stat as stat10 } from "node:fs/promises";
-import { basename as basename2, dirname as dirname3, isAbsolute, relative, resolve as resolve2, sep } from "node:path";
+import { basename as basename2, dirname as dirname3, isAbsolute, relative, resolve as resolve3, sep } from "node:path";
 var DEFAULT_EVIDENCE_OUTPUT = "audit-artifacts";
 var DEFAULT_IDENTITY = "pipelock-agent";
 var DEFAULT_MAX_PROCESSES = 1024;
@@ -49427,7 +49464,7 @@ async function parseRunRequest(args, io, backend, cwd = process.cwd()) {
     problems.push(`cannot read the policy ${policyFile}: ${error2.message}`);
   }
   const workdir = await directory(
-    resolve2(cwd, optionValue(options, "workdir") ?? "."),
+    resolve3(cwd, optionValue(options, "workdir") ?? "."),
     "working directory",
     problems
   );
@@ -49447,7 +49484,7 @@ async function parseRunRequest(args, io, backend, cwd = process.cwd()) {
     }
   }
   const evidenceOutput = await checkedOutput(
-    resolve2(cwd, optionValue(options, "evidence-output") ?? DEFAULT_EVIDENCE_OUTPUT),
+    resolve3(cwd, optionValue(options, "evidence-output") ?? DEFAULT_EVIDENCE_OUTPUT),
     writable,
     problems
   );
@@ -49458,7 +49495,7 @@ async function parseRunRequest(args, io, backend, cwd = process.cwd()) {
       `--evidence-output ${evidenceOutput} already holds ${leftover.length} entries (${shown2}); the packet is written into an empty or new directory: move them away or choose another`
     );
   }
-  const keys = await runKeys(options, io, backend, problems);
+  const keys = await runKeys(options, backend, problems);
   const caFile = optionValue(options, "upstream-ca");
   let upstreamCaPem;
   if (caFile !== void 0) {
@@ -49515,7 +49552,7 @@ async function checkedOutput(output, writable, problems) {
     problems.push(`--evidence-output ${output}: ${existing2} is a symlink to nothing`);
     return output;
   }
-  const real = resolve2(base, ...missing);
+  const real = resolve3(base, ...missing);
   for (const path4 of writable) {
     if (isInside(path4, real) || isInside(real, path4)) {
       problems.push(
@@ -49558,7 +49595,7 @@ function privateDirProblem(what, path4, dir) {
 function ancestors(path4) {
   const dirs = [sep];
   for (const part of path4.split(sep).filter((name) => name !== ""))
-    dirs.push(resolve2(dirs.at(-1) ?? sep, part));
+    dirs.push(resolve3(dirs.at(-1) ?? sep, part));
   return dirs;
 }
 function processLimit(text2) {
@@ -49584,7 +49621,7 @@ function isInside(parent, child) {
   return rel === "" || !rel.startsWith(`..${sep}`) && rel !== ".." && !isAbsolute(rel);
 }
 async function pathInside(workdir, path4, what, problems, mayBeWorkdir) {
-  const given = resolve2(workdir, path4);
+  const given = resolve3(workdir, path4);
   let real;
   try {
     real = await realpath(given);
@@ -49610,7 +49647,7 @@ async function scriptInside(workdir, path4, problems) {
   }
   return real;
 }
-async function runKeys(options, io, backend, problems) {
+async function runKeys(options, backend, problems) {
   const signingArg = optionValue(options, "signing-key");
   const publicArg = optionValue(options, "public-key");
   if (publicArg !== void 0 && signingArg === void 0) {
@@ -49618,21 +49655,24 @@ async function runKeys(options, io, backend, problems) {
       "--public-key pins the key that signs this run, so it needs --signing-key; omit both for a key made for this run (verdict self_consistent_only)"
     );
   }
-  let seed;
+  let signing;
   let pinnedKey;
   try {
-    if (signingArg !== void 0) seed = await resolvePrivateKey(signingArg, backend, io);
-    if (publicArg !== void 0) pinnedKey = await resolvePublicKey(publicArg, io);
+    if (signingArg !== void 0)
+      signing = await readPrivateKey(signingArg, backend, "--signing-key");
+    if (publicArg !== void 0)
+      pinnedKey = publicKeyHex((await readPublicKey(publicArg, "--public-key")).key);
   } catch (error2) {
     if (!(error2 instanceof KeyArgumentError)) throw error2;
     problems.push(error2.message);
   }
+  const seed = signing?.key;
   if (seed !== void 0 && pinnedKey !== void 0 && publicKeyHex(backend.ed25519PublicKey(seed)) !== pinnedKey) {
     problems.push(
       `--public-key ${pinnedKey} is not the public key of --signing-key; the run could never verify as valid`
     );
   }
-  const signingKeyFile = signingArg !== void 0 && await isRegularFile(signingArg) ? await realpath(signingArg) : void 0;
+  const signingKeyFile = signing !== void 0 && "file" in signing.source ? await realpath(signing.source.file) : void 0;
   return { seed, signingKeyFile, pinnedKey };
 }
 
@@ -50329,11 +50369,11 @@ function hostNames(address) {
 async function serveViewer(view, listen) {
   const token = randomBytes7(16).toString("hex");
   const server = createServer2();
-  await new Promise((resolve3, reject) => {
+  await new Promise((resolve4, reject) => {
     server.once("error", reject);
     server.listen(listen.port, listen.host, () => {
       server.off("error", reject);
-      resolve3();
+      resolve4();
     });
   });
   const address = server.address();
@@ -50353,8 +50393,8 @@ async function serveViewer(view, listen) {
   });
   return {
     url: `http://${hosts[0] ?? ""}/${token}/`,
-    close: () => new Promise((resolve3) => {
-      server.close(() => resolve3());
+    close: () => new Promise((resolve4) => {
+      server.close(() => resolve4());
       server.closeAllConnections();
     })
   };
@@ -50400,9 +50440,9 @@ async function viewCommand(args, io) {
 `);
     return 1;
   }
-  const stopSignal = new Promise((resolve3) => {
-    process.once("SIGTERM", () => resolve3());
-    process.once("SIGINT", () => resolve3());
+  const stopSignal = new Promise((resolve4) => {
+    process.once("SIGTERM", () => resolve4());
+    process.once("SIGINT", () => resolve4());
   });
   io.out(
     `${JSON.stringify({ event: "listening", url: viewer.url, verdict: view.judgement.verdict, receipts: view.rows.length })}

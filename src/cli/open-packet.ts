@@ -36,7 +36,7 @@ export async function openPacket<T>(
   let pinned: string[];
   let policyHash: string | undefined;
   try {
-    pinned = await Promise.all(keyArgs.map((key) => resolvePublicKey(key, io)));
+    pinned = await Promise.all(keyArgs.map((key) => resolvePublicKey(key)));
     policyHash =
       policyHashFile === undefined ? undefined : await loadPolicyHash(policyHashFile, io);
   } catch (error) {

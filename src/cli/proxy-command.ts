@@ -74,7 +74,7 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
   let seed: Uint8Array = randomBytes(32);
   if (signingKey !== undefined) {
     try {
-      seed = await resolvePrivateKey(signingKey, backend, io);
+      seed = await resolvePrivateKey(signingKey, backend);
     } catch (error) {
       if (!(error instanceof KeyArgumentError)) throw error;
       throw new UsageError(`${COMMAND}: --signing-key: ${error.message}`);

@@ -9,9 +9,8 @@ import { formatPolicyError, parsePolicy, type Policy } from '../policy/index.js'
 import { parseNamePin } from '../engine/name-pin.js';
 import { publicKeyHex, type CryptoBackend } from '../receipts/index.js';
 import { type CliIo, UsageError } from './io.js';
-import { KeyArgumentError, resolvePrivateKey, resolvePublicKey } from './key-argument.js';
+import { KeyArgumentError, readPrivateKey, readPublicKey, type ReadKey } from './key-argument.js';
 import { optionValue, parseOptions, type ParsedOptions } from './options.js';
-import { isRegularFile } from '../regular-file.js';
 import { readUpstreamCa } from './upstream-ca.js';
 import { boundSecretValues } from './bound-secrets.js';
 import { readPolicyFile } from './policy-file.js';
@@ -148,7 +147,7 @@ export async function parseRunRequest(
       `--evidence-output ${evidenceOutput} already holds ${leftover.length} entries (${shown}); the packet is written into an empty or new directory: move them away or choose another`,
     );
   }
-  const keys = await runKeys(options, io, backend, problems);
+  const keys = await runKeys(options, backend, problems);
   const caFile = optionValue(options, 'upstream-ca');
   let upstreamCaPem: string | undefined;
   if (caFile !== undefined) {
@@ -363,7 +362,6 @@ async function scriptInside(
 
 async function runKeys(
   options: ParsedOptions,
-  io: CliIo,
   backend: CryptoBackend,
   problems: string[],
 ): Promise<Pick<RunRequest, 'seed' | 'signingKeyFile' | 'pinnedKey'>> {
@@ -374,15 +372,18 @@ async function runKeys(
       '--public-key pins the key that signs this run, so it needs --signing-key; omit both for a key made for this run (verdict self_consistent_only)',
     );
   }
-  let seed: Uint8Array | undefined;
+  let signing: ReadKey | undefined;
   let pinnedKey: string | undefined;
   try {
-    if (signingArg !== undefined) seed = await resolvePrivateKey(signingArg, backend, io);
-    if (publicArg !== undefined) pinnedKey = await resolvePublicKey(publicArg, io);
+    if (signingArg !== undefined)
+      signing = await readPrivateKey(signingArg, backend, '--signing-key');
+    if (publicArg !== undefined)
+      pinnedKey = publicKeyHex((await readPublicKey(publicArg, '--public-key')).key);
   } catch (error) {
     if (!(error instanceof KeyArgumentError)) throw error;
     problems.push(error.message);
   }
+  const seed = signing?.key;
   if (
     seed !== undefined &&
     pinnedKey !== undefined &&
@@ -393,8 +394,8 @@ async function runKeys(
     );
   }
   const signingKeyFile =
-    signingArg !== undefined && (await isRegularFile(signingArg))
-      ? await realpath(signingArg)
+    signing !== undefined && 'file' in signing.source
+      ? await realpath(signing.source.file)
       : undefined;
   return { seed, signingKeyFile, pinnedKey };
 }

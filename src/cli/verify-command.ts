@@ -104,7 +104,7 @@ interface Verified {
 
 async function verifyChain(request: ChainRequest, io: CliIo): Promise<Verified> {
   try {
-    const trustedKeys = await Promise.all(request.keyArgs.map((k) => resolvePublicKey(k, io)));
+    const trustedKeys = await Promise.all(request.keyArgs.map((k) => resolvePublicKey(k)));
     const endorsements = await Promise.all(
       request.endorsementFiles.map((f) => loadEndorsement(f, io)),
     );

@@ -9,7 +9,7 @@ import { mkdir, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runMain } from '../../src/action/main.js';
 import type { RawInputs } from '../../src/action/input-names.js';
-import { MAX_KEY_FILE_BYTES } from '../../src/action/key-inputs.js';
+import { MAX_KEY_FILE_BYTES } from '../../src/cli/key-argument.js';
 import { MAX_POLICY_BYTES } from '../../src/policy/index.js';
 import {
   encodePipelockPrivateKey,
@@ -85,7 +85,7 @@ test('a malformed inline signing key is refused without any of it in the log', a
     const { message, recorded } = await refusal(dir, { 'signing-key': key });
     startsWith(
       message,
-      `input signing-key: the value (not shown: it may be a secret key) is neither an existing file (a path is taken relative to working-directory ${dir}) nor a key (`,
+      `input signing-key: the value (not shown: it may be a secret key) is neither an existing file (a path is taken relative to ${dir}) nor a key (`,
     );
     const printed = [...recorded.failures, ...recorded.infos, ...Object.values(recorded.outputs)];
     // The key material: every line but PEM's armour and Pipelock's header, which are public.

@@ -7,6 +7,7 @@ import {
   openSync,
   readFileSync,
   statSync,
+  truncateSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
@@ -205,6 +206,31 @@ test('a key that cannot be read or parsed is an input error (exit 2), reported a
     assert.equal(code, 2, key);
     assert.match(stderr, /^pipelock-egress verify: .*(not found|not a public key)/, key);
     assert.equal(report(output)['verdict'], 'error');
+  }
+});
+
+test('a key path to a FIFO, a directory or a file of gigabytes is refused at once, unread', async () => {
+  const fifo = path.join(dir, 'key.fifo');
+  execFileSync('mkfifo', [fifo]);
+  const huge = file('huge.pem', '');
+  // Sparse: gigabytes long without taking the disk; read whole, it would exhaust memory.
+  truncateSync(huge, 3 * 1024 ** 3);
+  const cases: [string, RegExp][] = [
+    [fifo, /: not a regular file; give the path of a key file, or the key itself$/m],
+    [dir, /: not a regular file; give the path of a key file, or the key itself$/m],
+    [huge, /: more than 65536 bytes, too big for a key file$/m],
+  ];
+  for (const [key, expected] of cases) {
+    const { code, stderr } = await cli(
+      'verify',
+      '--receipt-chain',
+      sampleFile,
+      '--public-key',
+      key,
+    );
+    assert.equal(code, 2, key);
+    assert.ok(stderr.startsWith(`pipelock-egress verify: public key: ${key}: `), stderr);
+    assert.match(stderr, expected);
   }
 });
 
