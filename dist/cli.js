@@ -41842,9 +41842,11 @@ function isRegularFile(path4) {
   );
 }
 async function readRegularFileAtMost(file, limit, hint) {
+  const notRegular2 = new Error(`not a regular file; ${hint}`);
+  if (!(await stat3(file)).isFile()) throw notRegular2;
   const handle = await open2(file, constants2.O_RDONLY | constants2.O_NONBLOCK);
   try {
-    if (!(await handle.stat()).isFile()) throw new Error(`not a regular file; ${hint}`);
+    if (!(await handle.stat()).isFile()) throw notRegular2;
     const buffer = new Uint8Array(limit);
     let length = 0;
     while (length < buffer.length) {
@@ -43716,12 +43718,19 @@ var BodyScans = class {
   start() {
     const self = import.meta.url;
     const options = { workerData: { role: THREAD_ROLE, setup: this.setup } };
-    const thread = self.endsWith(".ts") ? new Worker(
-      `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(self)}); })`,
+    const loader = self.endsWith(".ts") ? import.meta.resolve("tsx/esm/api") : void 0;
+    const thread = loader ? new Worker(
+      `import(${JSON.stringify(loader)}).then(({ register }) => { register(); return import(${JSON.stringify(self)}); })`,
       { ...options, eval: true }
     ) : new Worker(new URL(self), options);
     thread.unref();
     this.threads.add(thread);
+    thread.on("error", () => void 0);
+    thread.once("exit", () => {
+      this.threads.delete(thread);
+      const idle = this.idle.indexOf(thread);
+      if (idle >= 0) this.idle.splice(idle, 1);
+    });
     return thread;
   }
 };
@@ -43934,6 +43943,11 @@ function describeFailure(error2, target) {
 }
 
 // src/engine/read-body.ts
+var HELD_BODIES_FULL = {
+  status: 503,
+  layer: "limit",
+  reason: "too many request bodies are being held for scanning at once; retry later"
+};
 function readBody(req, maxBytes, tooLarge, reserve) {
   return new Promise((resolve4) => {
     const chunks = [];
@@ -43950,13 +43964,7 @@ function readBody(req, maxBytes, tooLarge, reserve) {
     const onData = (chunk) => {
       length += chunk.length;
       if (length > maxBytes) return finish({ ok: false, refusal: tooLarge });
-      if (!reserve(chunk.length)) {
-        return refuse2(
-          503,
-          "limit",
-          "too many request bodies are being held for scanning at once; retry later"
-        );
-      }
+      if (!reserve(chunk.length)) return finish({ ok: false, refusal: HELD_BODIES_FULL });
       chunks.push(chunk);
     };
     const onEnd = () => finish({ ok: true, body: Buffer.concat(chunks, length) });
@@ -44040,11 +44048,7 @@ var RequestInspection = class {
     const declared = Number(req.headers["content-length"] ?? "0");
     if (declared > limit) return { refusal: tooLarge };
     if (expectsContinue(req)) this.res.writeContinue();
-    const read = await readBody(req, limit, tooLarge, (bytes2) => {
-      if (!this.budget.take(bytes2)) return false;
-      this.held += bytes2;
-      return true;
-    });
+    const read = await readBody(req, limit, tooLarge, (bytes2) => this.hold(bytes2));
     if (!read.ok) return { refusal: read.refusal };
     const encoding = joinedValue(forwarded, "content-encoding");
     const decoded = decodeBody(read.body, encoding, limit);
@@ -44052,6 +44056,8 @@ var RequestInspection = class {
       const layer = scanned ? "dlp" : "method";
       return { refusal: { status: 403, layer, reason: decoded.reason } };
     }
+    if (decoded.body !== read.body && !this.hold(decoded.body.length))
+      return { refusal: HELD_BODIES_FULL };
     if (scanned) {
       const inBody = await this.bodyScans.scan(read.body, decoded.body, target, detectors);
       if (inBody) return { refusal: dlpRefusal(inBody) };
@@ -44075,6 +44081,11 @@ var RequestInspection = class {
     const sending = declared !== void 0 && !expectsContinue(this.req);
     if (sending && Number(declared) <= this.limits.maxBodyBytes) this.req.resume();
     else this.res.shouldKeepAlive = false;
+  }
+  hold(bytes2) {
+    if (!this.budget.take(bytes2)) return false;
+    this.held += bytes2;
+    return true;
   }
   /** Gives the body's bytes back to the shared budget once the request is done with them. */
   release() {
@@ -44775,6 +44786,11 @@ function upstreamTrust(extraCa) {
 }
 
 // src/engine/engine.ts
+var CLIENT_LEFT_BEFORE_SENT = {
+  status: 499,
+  layer: "client",
+  reason: "the client connection closed before the request was sent"
+};
 var Engine = class {
   constructor(options) {
     this.options = options;
@@ -44921,13 +44937,18 @@ var Engine = class {
     const grace = setTimeout(() => this.server.closeAllConnections(), 2e3);
     await closed;
     clearTimeout(grace);
+    await this.settlePending(5e3);
+    await this.bodyScans.close();
+    await this.settlePending(1e3);
+    await this.pools.close();
+  }
+  async settlePending(limitMs) {
     let timer;
     await Promise.race([
       Promise.allSettled([...this.pending]),
-      new Promise((resolve4) => timer = setTimeout(resolve4, 5e3))
+      new Promise((resolve4) => timer = setTimeout(resolve4, limitMs))
     ]);
     clearTimeout(timer);
-    await Promise.all([this.pools.close(), this.bodyScans.close()]);
   }
   serveRequests(server, transport, handle) {
     const serve = (req, res) => this.track(handle(req, res), (refusal) => this.failRequest(transport, req, res, refusal));
@@ -45098,6 +45119,7 @@ var Engine = class {
       inspection.settleUnreadBody();
       return refuseResponse(res, admission.refusal);
     }
+    if (res.destroyed) return this.recordOutcome(admission.entry, CLIENT_LEFT_BEFORE_SENT);
     const target = admission.decision.target;
     if (target?.kind !== "url") throw new Error("unreachable: a forward request has a URL target");
     const upstream = {

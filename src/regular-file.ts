@@ -20,10 +20,13 @@ export async function readRegularFileAtMost(
   limit: number,
   hint: string,
 ): Promise<Uint8Array> {
-  // O_NONBLOCK: opening a FIFO would otherwise wait for a writer; regular files ignore it.
+  const notRegular = new Error(`not a regular file; ${hint}`);
+  // Checked before opening too: opening a device or a FIFO can act (a FIFO's writer goes on).
+  if (!(await stat(file)).isFile()) throw notRegular;
+  // O_NONBLOCK: had it become a FIFO since, opening would wait for a writer.
   const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
-    if (!(await handle.stat()).isFile()) throw new Error(`not a regular file; ${hint}`);
+    if (!(await handle.stat()).isFile()) throw notRegular;
     const buffer = new Uint8Array(limit);
     let length = 0;
     while (length < buffer.length) {

@@ -78,6 +78,13 @@ interface InterceptedTunnel extends TunnelAuthority {
   requests: number;
 }
 
+/** How a request whose client left before it was sent ends (499, as other client departures). */
+const CLIENT_LEFT_BEFORE_SENT: Refusal = {
+  status: 499,
+  layer: 'client',
+  reason: 'the client connection closed before the request was sent',
+};
+
 export class Engine {
   readonly counters: EngineCounters = {
     requests: 0,
@@ -227,14 +234,22 @@ export class Engine {
     const grace = setTimeout(() => this.server.closeAllConnections(), 2_000);
     await closed;
     clearTimeout(grace);
-    // A tunnel's outcome receipt is written after its sockets close: wait for it (bounded).
+    // A tunnel's outcome receipt is written after its sockets close, a scan still running
+    // ends in a receipt too: wait for them (bounded). Scans still running then are refused,
+    // and their receipts written before the caller seals.
+    await this.settlePending(5_000);
+    await this.bodyScans.close();
+    await this.settlePending(1_000);
+    await this.pools.close();
+  }
+
+  private async settlePending(limitMs: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       Promise.allSettled([...this.pending]),
-      new Promise<void>((resolve) => (timer = setTimeout(resolve, 5_000))),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, limitMs))),
     ]);
     clearTimeout(timer);
-    await Promise.all([this.pools.close(), this.bodyScans.close()]);
   }
 
   private serveRequests(
@@ -448,6 +463,9 @@ export class Engine {
       inspection.settleUnreadBody();
       return refuseResponse(res, admission.refusal);
     }
+    // A client that left while its request was judged (a large body's scan takes a while)
+    // has nothing sent for it: its answer could go nowhere, and nothing would end the wait.
+    if (res.destroyed) return this.recordOutcome(admission.entry, CLIENT_LEFT_BEFORE_SENT);
     const target = admission.decision.target;
     if (target?.kind !== 'url') throw new Error('unreachable: a forward request has a URL target');
     const upstream = {

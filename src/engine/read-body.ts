@@ -5,6 +5,13 @@ import type { Refusal } from './refusal.js';
 
 export type ReadBody = { ok: true; body: Buffer } | { ok: false; refusal: Refusal };
 
+/** The engine's budget for bodies held for scanning is spent. */
+export const HELD_BODIES_FULL: Refusal = {
+  status: 503,
+  layer: 'limit',
+  reason: 'too many request bodies are being held for scanning at once; retry later',
+};
+
 /**
  * `reserve` is asked for every chunk's bytes before it is kept; a refusal stops the read
  * (the engine's budget for held bodies is spent).
@@ -31,13 +38,7 @@ export function readBody(
     const onData = (chunk: Buffer) => {
       length += chunk.length;
       if (length > maxBytes) return finish({ ok: false, refusal: tooLarge });
-      if (!reserve(chunk.length)) {
-        return refuse(
-          503,
-          'limit',
-          'too many request bodies are being held for scanning at once; retry later',
-        );
-      }
+      if (!reserve(chunk.length)) return finish({ ok: false, refusal: HELD_BODIES_FULL });
       chunks.push(chunk);
     };
     const onEnd = () => finish({ ok: true, body: Buffer.concat(chunks, length) });

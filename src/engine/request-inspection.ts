@@ -11,7 +11,7 @@ import { decodeBody, headerViews } from './dlp/content-views.js';
 import type { SecretScanner } from './dlp/secret-scan.js';
 import { hasBody, joinedValue, requestHeaders } from './forward.js';
 import type { EngineLimits } from './limits.js';
-import { readBody } from './read-body.js';
+import { HELD_BODIES_FULL, readBody } from './read-body.js';
 import type { Refusal } from './refusal.js';
 
 /** Bytes of request bodies held for scanning, all requests together. */
@@ -82,11 +82,7 @@ export class RequestInspection {
     const declared = Number(req.headers['content-length'] ?? '0');
     if (declared > limit) return { refusal: tooLarge };
     if (expectsContinue(req)) this.res.writeContinue();
-    const read = await readBody(req, limit, tooLarge, (bytes) => {
-      if (!this.budget.take(bytes)) return false;
-      this.held += bytes;
-      return true;
-    });
+    const read = await readBody(req, limit, tooLarge, (bytes) => this.hold(bytes));
     if (!read.ok) return { refusal: read.refusal };
     const encoding = joinedValue(forwarded, 'content-encoding');
     const decoded = decodeBody(read.body, encoding, limit);
@@ -94,6 +90,10 @@ export class RequestInspection {
       const layer = scanned ? 'dlp' : 'method';
       return { refusal: { status: 403, layer, reason: decoded.reason } };
     }
+    // What a compressed body decodes to is held with it until its scan is done (scans of
+    // large bodies wait their turn for a thread): a few bytes of brotli are megabytes here.
+    if (decoded.body !== read.body && !this.hold(decoded.body.length))
+      return { refusal: HELD_BODIES_FULL };
     if (scanned) {
       const inBody = await this.bodyScans.scan(read.body, decoded.body, target, detectors);
       if (inBody) return { refusal: dlpRefusal(inBody) };
@@ -118,6 +118,12 @@ export class RequestInspection {
     const sending = declared !== undefined && !expectsContinue(this.req);
     if (sending && Number(declared) <= this.limits.maxBodyBytes) this.req.resume();
     else this.res.shouldKeepAlive = false;
+  }
+
+  private hold(bytes: number): boolean {
+    if (!this.budget.take(bytes)) return false;
+    this.held += bytes;
+    return true;
   }
 
   /** Gives the body's bytes back to the shared budget once the request is done with them. */

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { Worker } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
 import {
   BodyScans,
@@ -114,4 +115,21 @@ test('scans waiting or running when the engine stops are refused, and none start
   await scans.close();
   for (const finding of [...(await Promise.all(pending)), await scans.scan(body, body, to, true)])
     assert.equal(finding?.detector, 'unscannable');
+});
+
+test('a thread that ends while idle is dropped: the next scan gets a new one and settles', async () => {
+  const scans = bodyScans();
+  const to = targetOf('https://api.example.test/upload');
+  const clean = large('nothing to see');
+  const leak = large(TOKEN);
+  try {
+    assert.equal(await scans.scan(clean, clean, to, true), undefined);
+    // Nothing outside the engine can end its idle thread; the test reaches in to do it.
+    const [idle] = (scans as unknown as { idle: Worker[] }).idle;
+    assert.ok(idle, 'the first scan left its thread idle');
+    await idle.terminate();
+    assert.equal((await scans.scan(leak, leak, to, true))?.detector, 'github-token');
+  } finally {
+    await scans.close();
+  }
 });

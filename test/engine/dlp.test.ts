@@ -4,6 +4,9 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { ProxyAgent, request } from 'undici';
 import { BUILTIN_DETECTORS, policyDetectors } from '../../src/engine/dlp/detectors.js';
@@ -23,6 +26,7 @@ import {
   readEvidenceDir,
   startEngine,
   startOrigin,
+  waitFor,
   type Origin,
   type RunningEngine,
 } from './helpers.js';
@@ -673,7 +677,10 @@ interface UploadFixture {
   readonly origin: Origin;
   readonly proxy: RunningEngine;
   /** POSTs the body to a scan destination through the engine. */
-  post(body: string): Promise<{ status: number; text: string }>;
+  post(
+    body: string | Buffer,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; text: string }>;
   close(): Promise<void>;
 }
 
@@ -703,10 +710,11 @@ dlp:
   return {
     origin,
     proxy,
-    async post(body) {
+    async post(body, headers = {}) {
       const response = await request(`http://api.example.test:${origin.port}/upload`, {
         method: 'POST',
         body,
+        headers,
         dispatcher: agent,
       });
       return { status: response.statusCode, text: await response.body.text() };
@@ -757,14 +765,20 @@ test('a body of megabytes in one run is scanned, not a crash: a detector finds i
   }
 });
 
-test('a body of megabytes is scanned off the event loop: the engine is not held while it is read', async () => {
-  const f = await uploadFixture({ name: 'unused', regex: 'zq-never-[0-9]{40}' });
-  // 7 MiB of short words that look like base64, each decoded at every alignment: a second or
-  // more of scanning, which on the engine's own thread held every other request that long.
+/**
+ * 7 MiB of short words that look like base64, each decoded at every alignment: a second or
+ * more of scanning (on the engine's own thread, every other request waited that long).
+ */
+function slowToScan(): string {
   const words: string[] = [];
   for (let i = 0, length = 0; length < 7 * 1024 * 1024; i++, length += 17)
     words.push(`Ab${i.toString(36).padStart(14, 'x')}`);
-  const body = words.join(' ');
+  return words.join(' ');
+}
+
+test('a body of megabytes is scanned off the event loop: the engine is not held while it is read', async () => {
+  const f = await uploadFixture({ name: 'unused', regex: 'zq-never-[0-9]{40}' });
+  const body = slowToScan();
   try {
     const scanner = createSecretScanner(BUILTIN_DETECTORS, []);
     const started = performance.now();
@@ -782,6 +796,69 @@ test('a body of megabytes is scanned off the event loop: the engine is not held 
       longest < held / 2,
       `the event loop was held ${longest} ms; the scan takes ${held} ms`,
     );
+  } finally {
+    await f.close();
+  }
+});
+
+test('a client that leaves while its body is scanned has nothing sent for it, and holds nothing after', async () => {
+  const body = slowToScan();
+  // One request at a time to the origin, and room for one such body: a request left hanging
+  // would hold both.
+  const f = await uploadFixture(
+    { name: 'unused', regex: 'zq-never-[0-9]{40}' },
+    { maxRequestsPerUpstream: 1, maxScanBufferBytes: body.length + 1024 },
+  );
+  const evidence = () =>
+    readdirSync(f.proxy.dir)
+      .map((name) => readFileSync(join(f.proxy.dir, name), 'utf8'))
+      .join('');
+  try {
+    const authority = `api.example.test:${f.origin.port}`;
+    const socket = connect(f.proxy.port, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write(
+      `POST http://${authority}/upload HTTP/1.1\r\nHost: ${authority}\r\nContent-Length: ${body.length}\r\n\r\n`,
+    );
+    await new Promise((resolve) => socket.write(body, resolve));
+    // The engine has read it by now and scans it for a second or more: the client leaves.
+    await sleep(500);
+    socket.destroy();
+    await waitFor(
+      () => evidence().includes('status=499 layer=client'),
+      30_000,
+      'the outcome of the request whose client left',
+    );
+    assert.equal(f.origin.hits, 0, 'a request whose client left was sent on');
+    const next = await f.post(body);
+    assert.equal(next.status, 200, next.text);
+    assert.equal(f.origin.hits, 1);
+    await f.proxy.stop();
+    assertValid(readEvidenceDir(f.proxy.dir), true);
+  } finally {
+    await f.close();
+  }
+});
+
+test('what a compressed body decodes to counts against the bodies held for scanning', async () => {
+  const f = await uploadFixture(
+    { name: 'unused', regex: 'zq-never-[0-9]{40}' },
+    { maxScanBufferBytes: 1024 * 1024 },
+  );
+  const gzip = { 'content-encoding': 'gzip' };
+  try {
+    // 2 KiB as sent, 2 MiB once decoded: more than the engine may hold for scanning.
+    const bomb = gzipSync(' '.repeat(2 * 1024 * 1024));
+    assert.ok(bomb.length < 4096);
+    assert.deepEqual(await f.post(bomb, gzip), {
+      status: 503,
+      text: 'blocked: too many request bodies are being held for scanning at once; retry later\n',
+    });
+    // Within it, and given back after: twice in a row.
+    for (let round = 0; round < 2; round++) {
+      const fits = await f.post(gzipSync(' '.repeat(600 * 1024)), gzip);
+      assert.equal(fits.status, 200, fits.text);
+    }
   } finally {
     await f.close();
   }

@@ -136,15 +136,25 @@ export class BodyScans {
     const self = import.meta.url;
     const options = { workerData: { role: THREAD_ROLE, setup: this.setup } };
     // From source (the tests), the thread loads TypeScript through the loader they run under.
-    const thread = self.endsWith('.ts')
+    const loader = self.endsWith('.ts') ? import.meta.resolve('tsx/esm/api') : undefined;
+    const thread = loader
       ? new Worker(
-          `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(self)}); })`,
+          `import(${JSON.stringify(loader)}).then(({ register }) => { register(); return import(${JSON.stringify(self)}); })`,
           { ...options, eval: true },
         )
       : new Worker(new URL(self), options);
     // An idle thread does not keep the engine's process alive.
     thread.unref();
     this.threads.add(thread);
+    // A thread that ends while idle is dropped (a scan given to it would wait for ever); one
+    // that fails while scanning refuses that body (scanOn). An error event with no listener
+    // would end the engine.
+    thread.on('error', () => undefined);
+    thread.once('exit', () => {
+      this.threads.delete(thread);
+      const idle = this.idle.indexOf(thread);
+      if (idle >= 0) this.idle.splice(idle, 1);
+    });
     return thread;
   }
 }
