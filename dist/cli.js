@@ -43997,7 +43997,7 @@ var ScanBudget = class {
   }
 };
 var RequestInspection = class {
-  constructor(req, res, scanner, bodyScans, limits, budget, refusesSomeMethod2) {
+  constructor(req, res, scanner, bodyScans, limits, budget, refusesSomeMethod2, timedOut) {
     this.req = req;
     this.res = res;
     this.scanner = scanner;
@@ -44005,6 +44005,7 @@ var RequestInspection = class {
     this.limits = limits;
     this.budget = budget;
     this.refusesSomeMethod = refusesSomeMethod2;
+    this.timedOut = timedOut;
   }
   req;
   res;
@@ -44013,6 +44014,7 @@ var RequestInspection = class {
   limits;
   budget;
   refusesSomeMethod;
+  timedOut;
   /** The body as read and scanned; undefined when it streams through unread. */
   body;
   /** The body was started and left unread: the connection cannot carry another request. */
@@ -44049,7 +44051,7 @@ var RequestInspection = class {
     if (declared > limit) return { refusal: tooLarge };
     if (expectsContinue(req)) this.res.writeContinue();
     const read = await readBody(req, limit, tooLarge, (bytes2) => this.hold(bytes2));
-    if (!read.ok) return { refusal: read.refusal };
+    if (!read.ok) return { refusal: this.timedOut() ?? read.refusal };
     const encoding = joinedValue(forwarded, "content-encoding");
     const decoded = decodeBody(read.body, encoding, limit);
     if (!decoded.ok) {
@@ -44904,10 +44906,10 @@ var Engine = class {
    */
   closingAfterRefusal = /* @__PURE__ */ new WeakSet();
   /**
-   * Admitted requests being forwarded, by response: a request timeout on their connection is
-   * theirs (their body came too slowly), and their outcome receipt records it.
+   * Requests being judged or forwarded, by response: a request timeout on their connection is
+   * theirs (their body came too slowly), and their own receipt records it.
    */
-  forwarding = /* @__PURE__ */ new WeakMap();
+  inFlight = /* @__PURE__ */ new WeakMap();
   /** Request and tunnel handlers still running: their receipts must land before the seal. */
   pending = /* @__PURE__ */ new Set();
   scanBudget;
@@ -44980,7 +44982,7 @@ var Engine = class {
       this.unadmitted(transport, req.method ?? "", this.requestTarget(req), this.requestId()),
       refusal
     );
-    refuseResponse(res, refusal);
+    this.refuseRequest(res, refusal);
   }
   /** A CONNECT or handshake still unanswered gets the refusal; a tunnel or WebSocket under way is cut. */
   failSocket(transport, method, target, socket, refusal) {
@@ -45098,6 +45100,7 @@ var Engine = class {
       methodOverrides: methodOverrides(request.method, request.target, req.headers),
       pathOverrides: routed.overrides
     };
+    const state = {};
     const inspection = new RequestInspection(
       req,
       res,
@@ -45105,19 +45108,22 @@ var Engine = class {
       this.bodyScans,
       this.limits,
       this.scanBudget,
-      () => refusesSomeMethod(this.admission.policy, request.target)
+      () => refusesSomeMethod(this.admission.policy, request.target),
+      () => state.timedOut
     );
+    this.inFlight.set(res, state);
     try {
-      await this.forwardInspected(req, res, judged2, inspection);
+      await this.forwardInspected(req, res, judged2, inspection, state);
     } finally {
+      this.inFlight.delete(res);
       inspection.release();
     }
   }
-  async forwardInspected(req, res, request, inspection) {
+  async forwardInspected(req, res, request, inspection, state) {
     const admission = await admit(this.admission, request, inspection.inspect);
     if (!admission.admitted) {
       inspection.settleUnreadBody();
-      return refuseResponse(res, admission.refusal);
+      return this.refuseRequest(res, admission.refusal);
     }
     if (res.destroyed) return this.recordOutcome(admission.entry, CLIENT_LEFT_BEFORE_SENT);
     const target = admission.decision.target;
@@ -45138,8 +45144,6 @@ var Engine = class {
         reason: slot.reason
       });
     }
-    const forwarding = {};
-    this.forwarding.set(res, forwarding);
     try {
       const body2 = inspection.body;
       if (body2 === void 0 && expectsContinue(req)) res.writeContinue();
@@ -45147,24 +45151,36 @@ var Engine = class {
       if (!outcome.ok) {
         if (outcome.refusal.layer === "limit")
           return this.refuseAfterAdmission(res, admission.entry, outcome.refusal);
-        const refusal = forwarding.timedOut ?? outcome.refusal;
+        const refusal = state.timedOut ?? outcome.refusal;
         this.recordOutcome(admission.entry, refusal);
         refuseResponse(res, refusal);
       }
     } finally {
-      this.forwarding.delete(res);
       slot.release();
     }
+  }
+  /**
+   * Answers a refused request (its receipt is written). The rest of a body it was still
+   * sending is read and dropped, or its connection closes: an error there until it ends (the
+   * body timing out, the client leaving) belongs to this request, not to a new one.
+   */
+  refuseRequest(res, refusal) {
+    const req = res.req;
+    if (!req.complete) {
+      this.closingAfterRefusal.add(req.socket);
+      req.once("end", () => this.closingAfterRefusal.delete(req.socket));
+    }
+    refuseResponse(res, refusal);
   }
   /** A request refused before admission (its receipt is written here). */
   refuseUnadmitted(res, transport, method, target, requestId, refusal) {
     this.recordBlock(this.unadmitted(transport, method, target, requestId), refusal);
-    refuseResponse(res, refusal);
+    this.refuseRequest(res, refusal);
   }
   /** A request admitted, then stopped by a limit: a second receipt records the block. */
   refuseAfterAdmission(res, entry, refusal) {
     this.recordBlock(entry, refusal);
-    refuseResponse(res, refusal);
+    this.refuseRequest(res, refusal);
   }
   recordOutcome(entry, refusal) {
     void this.record(
@@ -45444,8 +45460,8 @@ var Engine = class {
     }
     const refusal = clientErrorRefusal(error2, this.limits);
     const inFlight = socket._httpMessage;
-    const forwarding = inFlight ? this.forwarding.get(inFlight) : void 0;
-    if (forwarding && refusal.status === 408) forwarding.timedOut = refusal;
+    const request = inFlight ? this.inFlight.get(inFlight) : void 0;
+    if (request && refusal.status === 408) request.timedOut = refusal;
     else {
       this.counters.requests++;
       this.recordBlock(this.unadmitted(transport, "", "", this.requestId()), refusal);

@@ -112,10 +112,10 @@ export class Engine {
    */
   private readonly closingAfterRefusal = new WeakSet<Duplex>();
   /**
-   * Admitted requests being forwarded, by response: a request timeout on their connection is
-   * theirs (their body came too slowly), and their outcome receipt records it.
+   * Requests being judged or forwarded, by response: a request timeout on their connection is
+   * theirs (their body came too slowly), and their own receipt records it.
    */
-  private readonly forwarding = new WeakMap<ServerResponse, { timedOut?: Refusal }>();
+  private readonly inFlight = new WeakMap<ServerResponse, { timedOut?: Refusal }>();
   /** Request and tunnel handlers still running: their receipts must land before the seal. */
   private readonly pending = new Set<Promise<void>>();
   private readonly scanBudget: ScanBudget;
@@ -296,7 +296,7 @@ export class Engine {
       this.unadmitted(transport, req.method ?? '', this.requestTarget(req), this.requestId()),
       refusal,
     );
-    refuseResponse(res, refusal);
+    this.refuseRequest(res, refusal);
   }
 
   /** A CONNECT or handshake still unanswered gets the refusal; a tunnel or WebSocket under way is cut. */
@@ -436,6 +436,7 @@ export class Engine {
       methodOverrides: methodOverrides(request.method, request.target, req.headers),
       pathOverrides: routed.overrides,
     };
+    const state: { timedOut?: Refusal } = {};
     const inspection = new RequestInspection(
       req,
       res,
@@ -444,10 +445,13 @@ export class Engine {
       this.limits,
       this.scanBudget,
       () => refusesSomeMethod(this.admission.policy, request.target),
+      () => state.timedOut,
     );
+    this.inFlight.set(res, state);
     try {
-      await this.forwardInspected(req, res, judged, inspection);
+      await this.forwardInspected(req, res, judged, inspection, state);
     } finally {
+      this.inFlight.delete(res);
       inspection.release();
     }
   }
@@ -457,11 +461,12 @@ export class Engine {
     res: ServerResponse,
     request: AdmissionRequest,
     inspection: RequestInspection,
+    state: { readonly timedOut?: Refusal },
   ): Promise<void> {
     const admission = await admit(this.admission, request, inspection.inspect);
     if (!admission.admitted) {
       inspection.settleUnreadBody();
-      return refuseResponse(res, admission.refusal);
+      return this.refuseRequest(res, admission.refusal);
     }
     // A client that left while its request was judged (a large body's scan takes a while)
     // has nothing sent for it: its answer could go nowhere, and nothing would end the wait.
@@ -484,8 +489,6 @@ export class Engine {
         reason: slot.reason,
       });
     }
-    const forwarding: { timedOut?: Refusal } = {};
-    this.forwarding.set(res, forwarding);
     try {
       const body = inspection.body;
       if (body === undefined && expectsContinue(req)) res.writeContinue();
@@ -496,14 +499,27 @@ export class Engine {
         // The request was allowed and sent, and the upstream failed (502/504), or the client's
         // connection closed (a request timeout closes it too): an outcome receipt records how
         // it ended, as for tunnels.
-        const refusal = forwarding.timedOut ?? outcome.refusal;
+        const refusal = state.timedOut ?? outcome.refusal;
         this.recordOutcome(admission.entry, refusal);
         refuseResponse(res, refusal);
       }
     } finally {
-      this.forwarding.delete(res);
       slot.release();
     }
+  }
+
+  /**
+   * Answers a refused request (its receipt is written). The rest of a body it was still
+   * sending is read and dropped, or its connection closes: an error there until it ends (the
+   * body timing out, the client leaving) belongs to this request, not to a new one.
+   */
+  private refuseRequest(res: ServerResponse, refusal: Refusal): void {
+    const req = res.req;
+    if (!req.complete) {
+      this.closingAfterRefusal.add(req.socket);
+      req.once('end', () => this.closingAfterRefusal.delete(req.socket));
+    }
+    refuseResponse(res, refusal);
   }
 
   /** A request refused before admission (its receipt is written here). */
@@ -516,13 +532,13 @@ export class Engine {
     refusal: Refusal,
   ): void {
     this.recordBlock(this.unadmitted(transport, method, target, requestId), refusal);
-    refuseResponse(res, refusal);
+    this.refuseRequest(res, refusal);
   }
 
   /** A request admitted, then stopped by a limit: a second receipt records the block. */
   private refuseAfterAdmission(res: ServerResponse, entry: DecisionEntry, refusal: Refusal): void {
     this.recordBlock(entry, refusal);
-    refuseResponse(res, refusal);
+    this.refuseRequest(res, refusal);
   }
 
   private recordOutcome(entry: DecisionEntry, refusal: Refusal): void {
@@ -853,8 +869,8 @@ export class Engine {
     }
     const refusal = clientErrorRefusal(error, this.limits);
     const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-    const forwarding = inFlight ? this.forwarding.get(inFlight) : undefined;
-    if (forwarding && refusal.status === 408) forwarding.timedOut = refusal;
+    const request = inFlight ? this.inFlight.get(inFlight) : undefined;
+    if (request && refusal.status === 408) request.timedOut = refusal;
     else {
       this.counters.requests++;
       this.recordBlock(this.unadmitted(transport, '', '', this.requestId()), refusal);

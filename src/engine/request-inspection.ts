@@ -47,6 +47,8 @@ export class RequestInspection {
     private readonly budget: ScanBudget,
     /** Whether the policy refuses some method for this request's target. */
     private readonly refusesSomeMethod: () => boolean,
+    /** The request timeout, once its connection reached it (the body stops coming then). */
+    private readonly timedOut: () => Refusal | undefined,
   ) {}
 
   readonly inspect: Inspection = async (decision) => {
@@ -83,7 +85,7 @@ export class RequestInspection {
     if (declared > limit) return { refusal: tooLarge };
     if (expectsContinue(req)) this.res.writeContinue();
     const read = await readBody(req, limit, tooLarge, (bytes) => this.hold(bytes));
-    if (!read.ok) return { refusal: read.refusal };
+    if (!read.ok) return { refusal: this.timedOut() ?? read.refusal };
     const encoding = joinedValue(forwarded, 'content-encoding');
     const decoded = decodeBody(read.body, encoding, limit);
     if (!decoded.ok) {

@@ -341,6 +341,53 @@ test('an admitted request whose body is dripped past the request timeout: 408, r
   }
 });
 
+test('a body held for scanning that times out is one 408 for its request; a refused body timing out is no second request', async () => {
+  const origin = await startOrigin(echo);
+  const host = `api.example.test:${origin.port}`;
+  const proxy = await startEngine({
+    pins: { 'api.example.test': '127.0.0.1' },
+    limits: { requestTimeoutMs: 800 },
+    policy: `version: "1.0"
+egress:
+  - destination: "api.example.test"
+    ports: [${origin.port}]
+    scan: true
+  - destination: "127.0.0.1"
+    ports: [${origin.port}]
+`,
+  });
+  try {
+    const head = (path: string) =>
+      `POST http://${host}${path} HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 100\r\n\r\nabc`;
+    // Read whole before it is judged: the timeout is this request's, named by its URL.
+    const held = await rawExchange(proxy.port, head('/r/held'), 4_000);
+    assert.equal(statusOf(held.text), 408, held.text);
+    // Refused at once for its URL, its body is then read and dropped: when that times out,
+    // there is no new request to answer or record.
+    const token = `ghp_${'a1B2c3D4e5'.repeat(3)}a1B2c3`;
+    const refused = await rawExchange(proxy.port, head(`/r/refused?t=${token}`), 4_000);
+    assert.equal(statusOf(refused.text), 403, refused.text);
+    assert.equal(refused.text.split('HTTP/1.1 ').length - 1, 1, refused.text);
+    assert.ok(refused.closed, 'the connection closes when the body times out');
+    const records = await sealedRecords(proxy);
+    assert.deepEqual(
+      records.map((r) => [r.target, r.verdict, r.layer ?? '', r.pattern ?? '']),
+      [
+        [`http://${host}/r/held`, 'block', 'limit', 'the request was not received within 800 ms'],
+        [
+          `http://${host}/r/refused?t=[REDACTED:github-token]`,
+          'block',
+          'dlp',
+          'DLP match: github-token in the URL',
+        ],
+      ],
+    );
+  } finally {
+    await proxy.stop();
+    await origin.close();
+  }
+});
+
 test('502 with an allow receipt when the upstream refuses the connection', async () => {
   const closed = createServer();
   await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
