@@ -49435,7 +49435,8 @@ async function writeAuditPacket(packet, io) {
 import { readFile as readFile11, writeFile as writeFile9 } from "node:fs/promises";
 var RUN_OUTCOME = object({
   exit_code: number2().int(),
-  boundary_failure: string2().nullable()
+  boundary_failure: string2().nullable(),
+  refused: array(string2()).optional()
 });
 async function writeRunOutcome(file, outcome) {
   await writeFile9(file, `${JSON.stringify(outcome)}
@@ -49449,11 +49450,13 @@ var DEFAULT_EVIDENCE_OUTPUT = "audit-artifacts";
 var DEFAULT_IDENTITY = "pipelock-agent";
 var DEFAULT_MAX_PROCESSES = 1024;
 var RunRequestError = class extends Error {
-  constructor(problems) {
+  constructor(problems, outcomeFile) {
     super(problems.join("\n"));
     this.problems = problems;
+    this.outcomeFile = outcomeFile;
   }
   problems;
+  outcomeFile;
 };
 async function parseRunRequest(args, io, backend, cwd = process.cwd()) {
   const separator = args.indexOf("--");
@@ -49546,7 +49549,7 @@ async function parseRunRequest(args, io, backend, cwd = process.cwd()) {
   const secrets = policy === void 0 ? void 0 : boundSecretValues(policy, callerEnv);
   problems.push(...secrets?.problems ?? []);
   if (problems.length > 0 || policy === void 0 || secrets === void 0 || workdir === void 0 || script === void 0) {
-    throw new RunRequestError(problems);
+    throw new RunRequestError(problems, optionValue(options, "outcome-file"));
   }
   return {
     policyFile,
@@ -49727,19 +49730,20 @@ async function runCommand(args, io) {
 `);
     io.err(`${PREFIX2}: nothing was started or created
 `);
-    return 1;
+    const refused = { exit_code: 1, boundary_failure: null, refused: error2.problems };
+    return reportOutcome(error2.outcomeFile, refused, io);
   }
   for (const warning of request.secretWarnings) io.err(`${PREFIX2}: warning: ${warning}
 `);
-  const outcome = await preflightAndRun(request, io, backend);
-  if (request.outcomeFile === void 0) return outcome.exit_code;
+  return reportOutcome(request.outcomeFile, await preflightAndRun(request, io, backend), io);
+}
+async function reportOutcome(file, outcome, io) {
+  if (file === void 0) return outcome.exit_code;
   try {
-    await writeRunOutcome(request.outcomeFile, outcome);
+    await writeRunOutcome(file, outcome);
   } catch (error2) {
-    io.err(
-      `${PREFIX2}: writing --outcome-file ${request.outcomeFile}: ${error2.message}
-`
-    );
+    io.err(`${PREFIX2}: writing --outcome-file ${file}: ${error2.message}
+`);
     return 1;
   }
   return outcome.exit_code;

@@ -14,7 +14,7 @@ import { checkKeyInputs } from './key-inputs.js';
 import type { KeySource } from '../cli/key-argument.js';
 import { hasActionsRuntime, uploadPacket } from './artifact.js';
 import { cliBundle, inheritOutput, passwordlessSudo } from './privileged.js';
-import { looksSecret, runArgv, stepResult } from './run-invocation.js';
+import { inInputNames, looksSecret, runArgv, stepResult } from './run-invocation.js';
 import type { ActionRunner } from './runner.js';
 import { STATE_KEYS } from './state.js';
 import { createNodeBackend } from '../receipts/node-backend.js';
@@ -122,6 +122,12 @@ async function validateAndRun(runner: ActionRunner): Promise<void> {
     ended = await readRunOutcome(outcomeFile);
   } finally {
     await rm(temp, { recursive: true, force: true });
+  }
+  const refused = ended.ok ? (ended.value.refused ?? []) : [];
+  if (refused.length > 0) {
+    throw new Error(
+      `invalid inputs; nothing was started:\n${refused.map(inInputNames).join('\n')}`,
+    );
   }
   // Fail closed: a run that could not say how it ended (killed, crashed) may have left the
   // boundary half torn down.

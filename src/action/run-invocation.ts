@@ -56,6 +56,32 @@ export function runArgv(run: RunInvocation): string[] {
   ];
 }
 
+/** The input each of run's options comes from (the rest are the action's own doing). */
+const INPUT_OF_OPTION: Readonly<Record<string, string>> = {
+  policy: 'policy-config',
+  workdir: 'working-directory',
+  'evidence-output': 'evidence-output',
+  identity: 'agent-identity',
+  'signing-key': 'signing-key',
+  'public-key': 'public-key',
+  writable: 'writable-paths',
+  resolve: 'resolve',
+  'upstream-ca': 'upstream-ca',
+};
+
+/** A problem run found with its options, told in the action's input names. */
+export function inInputNames(problem: string): string {
+  const input = (name: string) => INPUT_OF_OPTION[name];
+  return problem
+    .replace(/^--([a-z-]+) /, (start, name: string) =>
+      input(name) ? `input ${input(name)}: ` : start,
+    )
+    .replace(/--([a-z-]+)/g, (option, name: string) =>
+      input(name) ? `input ${input(name)}` : option,
+    )
+    .replace(/^script /, 'input agent-script: ');
+}
+
 /** Variable names whose values are masked in the log even if nothing declared them secret. */
 export function looksSecret(name: string): boolean {
   return /(TOKEN|SECRET|PASSWORD|PASSWD|PRIVATE|CREDENTIAL|API_?KEY|ACCESS_?KEY)/i.test(name);

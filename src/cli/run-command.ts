@@ -41,17 +41,24 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
     if (!(error instanceof RunRequestError)) throw error;
     for (const problem of error.problems) io.err(`${PREFIX}: ${problem}\n`);
     io.err(`${PREFIX}: nothing was started or created\n`);
-    return 1;
+    const refused = { exit_code: 1, boundary_failure: null, refused: error.problems };
+    return reportOutcome(error.outcomeFile, refused, io);
   }
   for (const warning of request.secretWarnings) io.err(`${PREFIX}: warning: ${warning}\n`);
-  const outcome = await preflightAndRun(request, io, backend);
-  if (request.outcomeFile === undefined) return outcome.exit_code;
+  return reportOutcome(request.outcomeFile, await preflightAndRun(request, io, backend), io);
+}
+
+/** The run's exit code, once its outcome is in the --outcome-file (when one was asked for). */
+async function reportOutcome(
+  file: string | undefined,
+  outcome: RunOutcome,
+  io: CliIo,
+): Promise<number> {
+  if (file === undefined) return outcome.exit_code;
   try {
-    await writeRunOutcome(request.outcomeFile, outcome);
+    await writeRunOutcome(file, outcome);
   } catch (error) {
-    io.err(
-      `${PREFIX}: writing --outcome-file ${request.outcomeFile}: ${(error as Error).message}\n`,
-    );
+    io.err(`${PREFIX}: writing --outcome-file ${file}: ${(error as Error).message}\n`);
     return 1;
   }
   return outcome.exit_code;

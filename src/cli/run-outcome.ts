@@ -9,11 +9,14 @@ export interface RunOutcome {
   readonly exit_code: number;
   /** What failed in the boundary (setup, probes, teardown), or null: it held to the end. */
   readonly boundary_failure: string | null;
+  /** What was wrong with the request, when the run refused it before anything started. */
+  readonly refused?: readonly string[] | undefined;
 }
 
 const RUN_OUTCOME = z.object({
   exit_code: z.number().int(),
   boundary_failure: z.string().nullable(),
+  refused: z.array(z.string()).optional(),
 });
 
 /** Created, never overwritten (0644: the action reads it as the runner user, sudo aside). */

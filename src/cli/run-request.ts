@@ -50,7 +50,11 @@ export interface RunRequest {
 
 /** The request is wrong in a way the caller must fix (exit 1 with every problem listed). */
 export class RunRequestError extends Error {
-  constructor(readonly problems: readonly string[]) {
+  constructor(
+    readonly problems: readonly string[],
+    /** Where the caller asked to be told how the run ended (it ended here). */
+    readonly outcomeFile: string | undefined,
+  ) {
     super(problems.join('\n'));
   }
 }
@@ -166,7 +170,7 @@ export async function parseRunRequest(
     workdir === undefined ||
     script === undefined
   ) {
-    throw new RunRequestError(problems);
+    throw new RunRequestError(problems, optionValue(options, 'outcome-file'));
   }
   return {
     policyFile,

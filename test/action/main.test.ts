@@ -9,7 +9,7 @@ import { runPost } from '../../src/action/post.js';
 import { recoverRun } from '../../src/boundary/recover.js';
 import { holdUser, type HeldUser } from '../boundary/harness.js';
 import { actionsRunner } from '../../src/action/runner.js';
-import { stepResult } from '../../src/action/run-invocation.js';
+import { inInputNames, stepResult } from '../../src/action/run-invocation.js';
 import { policyHash } from '../../src/policy/index.js';
 import { runtimeToken, sha256Hex, startArtifactService } from './artifact-service.js';
 import { recordingRunner, REFERENCE_POLICY, workspace } from './helpers.js';
@@ -161,6 +161,24 @@ test('as root, a valid setup runs the agent in the boundary and reports the pack
   assert.ok(paused >= 0 && runner.recorded.infos.indexOf('commands resumed') > paused);
 });
 
+test('what run refuses before anything starts fails the step in the names of the inputs', async () => {
+  const dir = await workspace();
+  const runner = recordingRunner(
+    {
+      'working-directory': dir,
+      'agent-script': 'scripts/agent.sh',
+      'policy-config': 'policy.yaml',
+      'evidence-output': join(scratchDir('pe-action-out-'), 'packet'),
+      'writable-paths': 'results',
+    },
+    { env: { PATH: process.env['PATH'] ?? '', RUNNER_TEMP: dir }, uid: 0 },
+  );
+  await runMain(runner);
+  assert.deepEqual(runner.recorded.failures, [
+    `invalid inputs; nothing was started:\ninput writable-paths: ${dir}/results does not exist (looked for ${dir}/results)`,
+  ]);
+});
+
 test('an external enforcement binary is refused as not available yet', async () => {
   const dir = await workspace();
   const runner = recordingRunner({
@@ -268,6 +286,23 @@ test('workflow commands resume on a line of their own, whatever the agent printe
   const lines = written.join('').split('\n');
   const token = /^::stop-commands::([0-9a-f]{32})$/.exec(lines[0] ?? '')?.[1];
   assert.ok(token !== undefined && lines.includes(`::${token}::`), lines.join(' | '));
+});
+
+test("run's problems are told in input names: an option opening one, named inside one, the script", () => {
+  assert.equal(
+    inInputNames('--upstream-ca ca.pem holds no PEM certificate'),
+    'input upstream-ca: ca.pem holds no PEM certificate',
+  );
+  assert.equal(
+    inInputNames('--public-key pins the key that signs this run, so it needs --signing-key'),
+    'input public-key: pins the key that signs this run, so it needs input signing-key',
+  );
+  assert.equal(
+    inInputNames('script run.sh does not exist (looked for /w/run.sh)'),
+    'input agent-script: run.sh does not exist (looked for /w/run.sh)',
+  );
+  // The action's own options are no inputs: left as they are.
+  assert.equal(inInputNames('--agent-env-file x: not JSON'), '--agent-env-file x: not JSON');
 });
 
 test('step rules: every verdict × fail-on-verifier-error × agent exit code × boundary failure', () => {
@@ -444,6 +479,9 @@ test("a packet an earlier run left in the evidence output is never reported as t
   assert.deepEqual(first.recorded.failures, []);
   const second = recordingRunner(inputs, options);
   await runMain(second);
-  assert.match(second.recorded.failures[0] ?? '', /No packet, no verdict\.$/);
+  assert.match(
+    second.recorded.failures[0] ?? '',
+    /^invalid inputs; nothing was started:\ninput evidence-output: .* already holds \d+ entries/,
+  );
   assert.equal(second.recorded.outputs['verifier-verdict'], undefined);
 });
