@@ -44910,6 +44910,8 @@ var Engine = class {
    * theirs (their body came too slowly), and their own receipt records it.
    */
   inFlight = /* @__PURE__ */ new WeakMap();
+  /** The request each connection is on: the last one node handed over. */
+  current = /* @__PURE__ */ new WeakMap();
   /** Request and tunnel handlers still running: their receipts must land before the seal. */
   pending = /* @__PURE__ */ new Set();
   scanBudget;
@@ -44953,7 +44955,10 @@ var Engine = class {
     clearTimeout(timer);
   }
   serveRequests(server, transport, handle) {
-    const serve = (req, res) => this.track(handle(req, res), (refusal) => this.failRequest(transport, req, res, refusal));
+    const serve = (req, res) => {
+      this.current.set(req.socket, res);
+      this.track(handle(req, res), (refusal) => this.failRequest(transport, req, res, refusal));
+    };
     server.on("request", serve);
     server.on("checkContinue", serve);
   }
@@ -44982,7 +44987,7 @@ var Engine = class {
       this.unadmitted(transport, req.method ?? "", this.requestTarget(req), this.requestId()),
       refusal
     );
-    this.refuseRequest(res, refusal);
+    refuseResponse(res, refusal);
   }
   /** A CONNECT or handshake still unanswered gets the refusal; a tunnel or WebSocket under way is cut. */
   failSocket(transport, method, target, socket, refusal) {
@@ -45123,7 +45128,7 @@ var Engine = class {
     const admission = await admit(this.admission, request, inspection.inspect);
     if (!admission.admitted) {
       inspection.settleUnreadBody();
-      return this.refuseRequest(res, admission.refusal);
+      return refuseResponse(res, admission.refusal);
     }
     if (res.destroyed) return this.recordOutcome(admission.entry, CLIENT_LEFT_BEFORE_SENT);
     const target = admission.decision.target;
@@ -45159,28 +45164,15 @@ var Engine = class {
       slot.release();
     }
   }
-  /**
-   * Answers a refused request (its receipt is written). The rest of a body it was still
-   * sending is read and dropped, or its connection closes: an error there until it ends (the
-   * body timing out, the client leaving) belongs to this request, not to a new one.
-   */
-  refuseRequest(res, refusal) {
-    const req = res.req;
-    if (!req.complete) {
-      this.closingAfterRefusal.add(req.socket);
-      req.once("end", () => this.closingAfterRefusal.delete(req.socket));
-    }
-    refuseResponse(res, refusal);
-  }
   /** A request refused before admission (its receipt is written here). */
   refuseUnadmitted(res, transport, method, target, requestId, refusal) {
     this.recordBlock(this.unadmitted(transport, method, target, requestId), refusal);
-    this.refuseRequest(res, refusal);
+    refuseResponse(res, refusal);
   }
   /** A request admitted, then stopped by a limit: a second receipt records the block. */
   refuseAfterAdmission(res, entry, refusal) {
     this.recordBlock(entry, refusal);
-    this.refuseRequest(res, refusal);
+    refuseResponse(res, refusal);
   }
   recordOutcome(entry, refusal) {
     void this.record(
@@ -45459,13 +45451,20 @@ var Engine = class {
       return;
     }
     const refusal = clientErrorRefusal(error2, this.limits);
-    const inFlight = socket._httpMessage;
-    const request = inFlight ? this.inFlight.get(inFlight) : void 0;
-    if (request && refusal.status === 408) request.timedOut = refusal;
-    else {
+    const current = this.current.get(socket);
+    const ownBody = current !== void 0 && !current.req.complete;
+    if (ownBody && current.writableEnded) {
+      socket.destroy();
+      return;
+    }
+    if (ownBody && (refusal.status === 408 || error2.code === "HPE_INVALID_EOF_STATE")) {
+      const state = this.inFlight.get(current);
+      if (state && refusal.status === 408) state.timedOut = refusal;
+    } else {
       this.counters.requests++;
       this.recordBlock(this.unadmitted(transport, "", "", this.requestId()), refusal);
     }
+    const inFlight = socket._httpMessage;
     if (inFlight?.headersSent) {
       socket.destroy();
       return;

@@ -116,6 +116,8 @@ export class Engine {
    * theirs (their body came too slowly), and their own receipt records it.
    */
   private readonly inFlight = new WeakMap<ServerResponse, { timedOut?: Refusal }>();
+  /** The request each connection is on: the last one node handed over. */
+  private readonly current = new WeakMap<Duplex, ServerResponse>();
   /** Request and tunnel handlers still running: their receipts must land before the seal. */
   private readonly pending = new Set<Promise<void>>();
   private readonly scanBudget: ScanBudget;
@@ -257,8 +259,10 @@ export class Engine {
     transport: 'forward' | 'intercept',
     handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>,
   ): void {
-    const serve = (req: IncomingMessage, res: ServerResponse) =>
+    const serve = (req: IncomingMessage, res: ServerResponse) => {
+      this.current.set(req.socket, res);
       this.track(handle(req, res), (refusal) => this.failRequest(transport, req, res, refusal));
+    };
     server.on('request', serve);
     // `Expect: 100-continue`: the client may send its body only once the request is admitted
     // (the handler answers 100 then), so a refused upload never crosses the wire.
@@ -296,7 +300,7 @@ export class Engine {
       this.unadmitted(transport, req.method ?? '', this.requestTarget(req), this.requestId()),
       refusal,
     );
-    this.refuseRequest(res, refusal);
+    refuseResponse(res, refusal);
   }
 
   /** A CONNECT or handshake still unanswered gets the refusal; a tunnel or WebSocket under way is cut. */
@@ -466,7 +470,7 @@ export class Engine {
     const admission = await admit(this.admission, request, inspection.inspect);
     if (!admission.admitted) {
       inspection.settleUnreadBody();
-      return this.refuseRequest(res, admission.refusal);
+      return refuseResponse(res, admission.refusal);
     }
     // A client that left while its request was judged (a large body's scan takes a while)
     // has nothing sent for it: its answer could go nowhere, and nothing would end the wait.
@@ -508,20 +512,6 @@ export class Engine {
     }
   }
 
-  /**
-   * Answers a refused request (its receipt is written). The rest of a body it was still
-   * sending is read and dropped, or its connection closes: an error there until it ends (the
-   * body timing out, the client leaving) belongs to this request, not to a new one.
-   */
-  private refuseRequest(res: ServerResponse, refusal: Refusal): void {
-    const req = res.req;
-    if (!req.complete) {
-      this.closingAfterRefusal.add(req.socket);
-      req.once('end', () => this.closingAfterRefusal.delete(req.socket));
-    }
-    refuseResponse(res, refusal);
-  }
-
   /** A request refused before admission (its receipt is written here). */
   private refuseUnadmitted(
     res: ServerResponse,
@@ -532,13 +522,13 @@ export class Engine {
     refusal: Refusal,
   ): void {
     this.recordBlock(this.unadmitted(transport, method, target, requestId), refusal);
-    this.refuseRequest(res, refusal);
+    refuseResponse(res, refusal);
   }
 
   /** A request admitted, then stopped by a limit: a second receipt records the block. */
   private refuseAfterAdmission(res: ServerResponse, entry: DecisionEntry, refusal: Refusal): void {
     this.recordBlock(entry, refusal);
-    this.refuseRequest(res, refusal);
+    refuseResponse(res, refusal);
   }
 
   private recordOutcome(entry: DecisionEntry, refusal: Refusal): void {
@@ -868,13 +858,25 @@ export class Engine {
       return;
     }
     const refusal = clientErrorRefusal(error, this.limits);
-    const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-    const request = inFlight ? this.inFlight.get(inFlight) : undefined;
-    if (request && refusal.status === 408) request.timedOut = refusal;
-    else {
+    // An error while a request's body is still coming is about that request (node reads a
+    // next request's bytes only once the one before is complete). Answered already (refused,
+    // or its answer complete while its body still came), it has its answer and its receipt.
+    // Its body timing out or broken off by the client is recorded by its own handler; a body
+    // that turned malformed is recorded as such, as before.
+    const current = this.current.get(socket);
+    const ownBody = current !== undefined && !current.req.complete;
+    if (ownBody && current.writableEnded) {
+      socket.destroy();
+      return;
+    }
+    if (ownBody && (refusal.status === 408 || error.code === 'HPE_INVALID_EOF_STATE')) {
+      const state = this.inFlight.get(current);
+      if (state && refusal.status === 408) state.timedOut = refusal;
+    } else {
       this.counters.requests++;
       this.recordBlock(this.unadmitted(transport, '', '', this.requestId()), refusal);
     }
+    const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
     // A response already under way on this connection (a body that turned malformed, or
     // timed out, after the upstream answered): writing a status line now would splice a
     // second response into the first. Cut the connection instead.

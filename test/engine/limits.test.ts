@@ -388,6 +388,49 @@ egress:
   }
 });
 
+test('an error on a connection is the request whose body is still coming, else a new one: one receipt per request', async () => {
+  // The origin answers without waiting for the body.
+  const f = await fixture({ limits: { requestTimeoutMs: 800 } }, (_req, res) => res.end('early'));
+  try {
+    // Pipelined behind a refused request, a malformed one is a request of its own.
+    await rawExchange(
+      f.proxy.port,
+      `GET http://deny.example.test/x HTTP/1.1\r\nHost: deny.example.test\r\n\r\nGARBAGE\x01 /x HTTP/1.1\r\n\r\n`,
+      3_000,
+    );
+    // Answered while its body still came, a request whose body then times out gets no
+    // second answer and no second receipt.
+    const early = await rawExchange(
+      f.proxy.port,
+      `POST http://${f.host}/r/early HTTP/1.1\r\nHost: ${f.host}\r\nContent-Length: 100\r\n\r\nabc`,
+      3_000,
+    );
+    assert.equal(early.text.split('HTTP/1.1 ').length - 1, 1, early.text);
+    assert.equal(statusOf(early.text), 200, early.text);
+    // A client that half-closes mid-body: its request's own receipt says so, no other.
+    const socket = connect(f.proxy.port, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.end(
+      `POST http://${f.host}/r/cut HTTP/1.1\r\nHost: ${f.host}\r\nContent-Length: 100\r\n\r\nabc`,
+    );
+    socket.resume();
+    await once(socket, 'close');
+    const records = await sealedRecords(f.proxy);
+    assert.deepEqual(
+      records.map((r) => [r.target, r.decision_phase ?? '', r.verdict, r.layer ?? '']),
+      [
+        ['http://deny.example.test/x', '', 'block', 'destination'],
+        ['pipelock://request/unparsed', '', 'block', 'request'],
+        [`http://${f.host}/r/early`, 'intent', 'allow', ''],
+        [`http://${f.host}/r/cut`, 'intent', 'allow', ''],
+        [`http://${f.host}/r/cut`, 'outcome', 'allow', 'outcome'],
+      ],
+    );
+  } finally {
+    await f.close();
+  }
+});
+
 test('502 with an allow receipt when the upstream refuses the connection', async () => {
   const closed = createServer();
   await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
