@@ -78,6 +78,12 @@ interface InterceptedTunnel extends TunnelAuthority {
   requests: number;
 }
 
+/** What the connection did to a request being judged or forwarded. */
+interface RequestState {
+  /** node:http's request timeout ended its connection: its body came too slowly. */
+  timedOut?: Refusal;
+}
+
 /** How a request whose client left before it was sent ends (499, as other client departures). */
 const CLIENT_LEFT_BEFORE_SENT: Refusal = {
   status: 499,
@@ -115,7 +121,7 @@ export class Engine {
    * Requests being judged or forwarded, by response: a request timeout on their connection is
    * theirs (their body came too slowly), and their own receipt records it.
    */
-  private readonly inFlight = new WeakMap<ServerResponse, { timedOut?: Refusal }>();
+  private readonly inFlight = new WeakMap<ServerResponse, RequestState>();
   /** The request each connection is on: the last one node handed over. */
   private readonly current = new WeakMap<Duplex, ServerResponse>();
   /** Request and tunnel handlers still running: their receipts must land before the seal. */
@@ -440,7 +446,7 @@ export class Engine {
       methodOverrides: methodOverrides(request.method, request.target, req.headers),
       pathOverrides: routed.overrides,
     };
-    const state: { timedOut?: Refusal } = {};
+    const state: RequestState = {};
     const inspection = new RequestInspection(
       req,
       res,
@@ -465,7 +471,7 @@ export class Engine {
     res: ServerResponse,
     request: AdmissionRequest,
     inspection: RequestInspection,
-    state: { readonly timedOut?: Refusal },
+    state: Readonly<RequestState>,
   ): Promise<void> {
     const admission = await admit(this.admission, request, inspection.inspect);
     if (!admission.admitted) {
@@ -862,7 +868,7 @@ export class Engine {
     // next request's bytes only once the one before is complete). Answered already (refused,
     // or its answer complete while its body still came), it has its answer and its receipt.
     // Its body timing out or broken off by the client is recorded by its own handler; a body
-    // that turned malformed is recorded as such, as before.
+    // that turned malformed is recorded as a malformed request (a smuggling probe is a block).
     const current = this.current.get(socket);
     const ownBody = current !== undefined && !current.req.complete;
     if (ownBody && current.writableEnded) {
