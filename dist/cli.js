@@ -42499,49 +42499,27 @@ var BASE64_DIGITS = (() => {
 })();
 var BASE32_DIGITS = digits("abcdefghijklmnopqrstuvwxyz234567", true);
 var HEX_DIGITS = digits("0123456789abcdef", true);
-var digitAt = (table, chars, i) => table[chars.charCodeAt(i)] ?? -1;
+var digitsDecoder = (table, width) => (chars, from, out, at) => {
+  let value = 0;
+  let bits = 0;
+  for (let i = from; i < chars.length; i++) {
+    const digit = table[chars.charCodeAt(i)] ?? -1;
+    if (digit < 0) break;
+    value = (value << width | digit) & 65535;
+    bits += width;
+    if (bits >= 8) {
+      bits -= 8;
+      out[at++] = value >> bits & 255;
+    }
+  }
+  return at;
+};
 var base64Length = (count2) => Math.floor(count2 * 6 / 8);
 var base32Length = (count2) => Math.floor(count2 * 5 / 8);
 var hexLength = (count2) => Math.floor(count2 / 2);
-var decodeBase64Into = (chars, from, out, at) => {
-  let value = 0;
-  let bits = 0;
-  for (let i = from; i < chars.length; i++) {
-    const digit = digitAt(BASE64_DIGITS, chars, i);
-    if (digit < 0) break;
-    value = (value << 6 | digit) & 65535;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[at++] = value >> bits & 255;
-    }
-  }
-  return at;
-};
-var decodeBase32Into = (chars, from, out, at) => {
-  let value = 0;
-  let bits = 0;
-  for (let i = from; i < chars.length; i++) {
-    const digit = digitAt(BASE32_DIGITS, chars, i);
-    if (digit < 0) break;
-    value = (value << 5 | digit) & 4095;
-    bits += 5;
-    if (bits >= 8) {
-      bits -= 8;
-      out[at++] = value >> bits & 255;
-    }
-  }
-  return at;
-};
-var decodeHexInto = (chars, from, out, at) => {
-  for (let i = from; i + 1 < chars.length; i += 2) {
-    const high = digitAt(HEX_DIGITS, chars, i);
-    const low = digitAt(HEX_DIGITS, chars, i + 1);
-    if (high < 0 || low < 0) break;
-    out[at++] = high * 16 + low;
-  }
-  return at;
-};
+var decodeBase64Into = digitsDecoder(BASE64_DIGITS, 6);
+var decodeBase32Into = digitsDecoder(BASE32_DIGITS, 5);
+var decodeHexInto = digitsDecoder(HEX_DIGITS, 4);
 
 // src/engine/dlp/decoded-views.ts
 var MIN_RUN = 16;

@@ -22,11 +22,30 @@ const BASE64_DIGITS = (() => {
 const BASE32_DIGITS = digits('abcdefghijklmnopqrstuvwxyz234567', true);
 const HEX_DIGITS = digits('0123456789abcdef', true);
 
-const digitAt = (table: Int8Array, chars: string, i: number): number =>
-  table[chars.charCodeAt(i)] ?? -1;
-
 /** A decoder: `chars` from `from` on, written at `at`; returns where its bytes end. */
 export type DecodeInto = (chars: string, from: number, out: Buffer, at: number) => number;
+
+/**
+ * Decodes digits of `width` bits each, most significant first, into whole bytes (a partial
+ * last byte is dropped), up to the first character outside the alphabet.
+ */
+const digitsDecoder =
+  (table: Int8Array, width: number): DecodeInto =>
+  (chars, from, out, at) => {
+    let value = 0;
+    let bits = 0;
+    for (let i = from; i < chars.length; i++) {
+      const digit = table[chars.charCodeAt(i)] ?? -1;
+      if (digit < 0) break;
+      value = ((value << width) | digit) & 0xffff;
+      bits += width;
+      if (bits >= 8) {
+        bits -= 8;
+        out[at++] = (value >> bits) & 0xff;
+      }
+    }
+    return at;
+  };
 
 /** Bytes `count` characters of an encoding decode to (whole bytes; a partial one is dropped). */
 export const base64Length = (count: number): number => Math.floor((count * 6) / 8);
@@ -34,46 +53,8 @@ export const base32Length = (count: number): number => Math.floor((count * 5) / 
 export const hexLength = (count: number): number => Math.floor(count / 2);
 
 /** Base64 of either alphabet, unpadded. */
-export const decodeBase64Into: DecodeInto = (chars, from, out, at) => {
-  let value = 0;
-  let bits = 0;
-  for (let i = from; i < chars.length; i++) {
-    const digit = digitAt(BASE64_DIGITS, chars, i);
-    if (digit < 0) break;
-    value = ((value << 6) | digit) & 0xffff;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[at++] = (value >> bits) & 0xff;
-    }
-  }
-  return at;
-};
-
+export const decodeBase64Into = digitsDecoder(BASE64_DIGITS, 6);
 /** RFC 4648 base32 without padding, either case. */
-export const decodeBase32Into: DecodeInto = (chars, from, out, at) => {
-  let value = 0;
-  let bits = 0;
-  for (let i = from; i < chars.length; i++) {
-    const digit = digitAt(BASE32_DIGITS, chars, i);
-    if (digit < 0) break;
-    value = ((value << 5) | digit) & 0xfff;
-    bits += 5;
-    if (bits >= 8) {
-      bits -= 8;
-      out[at++] = (value >> bits) & 0xff;
-    }
-  }
-  return at;
-};
-
+export const decodeBase32Into = digitsDecoder(BASE32_DIGITS, 5);
 /** Hex of either case, a pair per byte. */
-export const decodeHexInto: DecodeInto = (chars, from, out, at) => {
-  for (let i = from; i + 1 < chars.length; i += 2) {
-    const high = digitAt(HEX_DIGITS, chars, i);
-    const low = digitAt(HEX_DIGITS, chars, i + 1);
-    if (high < 0 || low < 0) break;
-    out[at++] = high * 16 + low;
-  }
-  return at;
-};
+export const decodeHexInto = digitsDecoder(HEX_DIGITS, 4);
