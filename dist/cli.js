@@ -20110,7 +20110,7 @@ var require_client = __commonJS({
         maxHeaderSize,
         headersTimeout,
         socketTimeout,
-        requestTimeout: requestTimeout2,
+        requestTimeout,
         connectTimeout,
         bodyTimeout,
         idleTimeout,
@@ -20146,7 +20146,7 @@ var require_client = __commonJS({
         if (socketTimeout !== void 0) {
           throw new InvalidArgumentError("unsupported socketTimeout, use headersTimeout & bodyTimeout instead");
         }
-        if (requestTimeout2 !== void 0) {
+        if (requestTimeout !== void 0) {
           throw new InvalidArgumentError("unsupported requestTimeout, use headersTimeout & bodyTimeout instead");
         }
         if (idleTimeout !== void 0) {
@@ -44701,60 +44701,19 @@ function alertText(error2) {
   return typeof reason === "string" ? reason : error2.message;
 }
 
-// src/engine/request-deadline.ts
-var RequestDeadlines = class {
-  constructor(timeoutMs, expire) {
-    this.timeoutMs = timeoutMs;
-    this.expire = expire;
-  }
-  timeoutMs;
-  expire;
-  clocks = /* @__PURE__ */ new WeakMap();
-  readers = /* @__PURE__ */ new WeakMap();
-  /** Call once the server has the connection (listening for data earlier would bypass it). */
-  watch(socket) {
-    const onData = () => {
-      if (!this.clocks.has(socket)) this.start(socket);
-    };
-    this.readers.set(socket, onData);
-    socket.on("data", onData);
-    socket.once("close", () => this.unwatch(socket));
-  }
-  /**
-   * A request's headers were parsed: its clock (started by its first byte, or now if those
-   * came with the previous request) runs until its body has been read.
-   */
-  received(req) {
-    const socket = req.socket;
-    if (!this.readers.has(socket)) return;
-    const clock = this.clocks.get(socket) ?? this.start(socket);
-    clock.request = req;
-    req.once("end", () => this.stop(socket));
-  }
-  /** The connection left HTTP (an upgrade, a refused CONNECT) or closed: no more requests. */
-  unwatch(socket) {
-    this.stop(socket);
-    const onData = this.readers.get(socket);
-    if (onData) socket.off("data", onData);
-    this.readers.delete(socket);
-  }
-  start(socket) {
-    const clock = {
-      timer: setTimeout(() => {
-        if (clock.request?.complete) return this.stop(socket);
-        this.unwatch(socket);
-        this.expire(socket);
-      }, this.timeoutMs),
-      request: void 0
-    };
-    this.clocks.set(socket, clock);
-    return clock;
-  }
-  stop(socket) {
-    clearTimeout(this.clocks.get(socket)?.timer);
-    this.clocks.delete(socket);
-  }
-};
+// src/engine/request-sweep.ts
+var SWEEP = "http.server.connectionsCheckingInterval";
+function startRequestSweep(server) {
+  server.emit("listening");
+  const sweep = Object.getOwnPropertySymbols(server).find((key) => key.description === SWEEP);
+  if (sweep === void 0 || server[sweep] === void 0)
+    throw new Error(
+      `node:http of Node ${process.version} did not start its request-timeout sweep for a server that does not listen: requests inside intercepted tunnels could not be timed out (run the engine on Node 20 or 24)`
+    );
+}
+function stopRequestSweep(server) {
+  return new Promise((resolve4) => server.close(() => resolve4()));
+}
 
 // src/engine/upstream-trust.ts
 import { createSecureContext, rootCertificates } from "node:tls";
@@ -44834,20 +44793,7 @@ var Engine = class {
     );
     this.inner = createServer(httpServerOptions(this.limits));
     this.inner.timeout = this.limits.idleTimeoutMs;
-    this.innerDeadlines = new RequestDeadlines(
-      this.limits.requestTimeoutMs,
-      (socket) => this.onClientError(requestTimeout(), socket, "intercept")
-    );
-    for (const event of ["request", "checkContinue", "checkExpectation"])
-      this.inner.prependListener(
-        event,
-        (req) => this.innerDeadlines.received(req)
-      );
-    for (const event of ["upgrade", "connect"])
-      this.inner.prependListener(
-        event,
-        (req) => this.innerDeadlines.unwatch(req.socket)
-      );
+    startRequestSweep(this.inner);
     this.serveRequests(this.inner, "intercept", (req, res) => this.onInterceptedRequest(req, res));
     this.inner.on("checkExpectation", (req, res) => this.refuseExpectation(req, res));
     this.inner.on("connect", (req, socket) => this.onNestedConnect(req, socket));
@@ -44870,7 +44816,6 @@ var Engine = class {
   server;
   /** Serves the requests inside intercepted tunnels (never listens itself). */
   inner;
-  innerDeadlines;
   intercepted = /* @__PURE__ */ new WeakMap();
   limits;
   pools;
@@ -44883,6 +44828,8 @@ var Engine = class {
    * that request's, already recorded, not another one.
    */
   closingAfterRefusal = /* @__PURE__ */ new WeakSet();
+  /** Connections whose next request is refused once the answer before it is out. */
+  refusingAfterAnswer = /* @__PURE__ */ new WeakSet();
   /**
    * Requests being judged or forwarded, by response: a request timeout on their connection is
    * theirs (their body came too slowly), and their own receipt records it.
@@ -44915,9 +44862,10 @@ var Engine = class {
   async close() {
     const closed = new Promise((resolve4) => this.server.close(() => resolve4()));
     this.server.closeIdleConnections();
+    const innerClosed = stopRequestSweep(this.inner);
     for (const tunnel of this.tunnels) tunnel.destroy();
     const grace = setTimeout(() => this.server.closeAllConnections(), 2e3);
-    await closed;
+    await Promise.all([closed, innerClosed]);
     clearTimeout(grace);
     await this.settlePending(5e3);
     await this.bodyScans.close();
@@ -45364,7 +45312,6 @@ var Engine = class {
     this.intercepted.set(socket, tunnel);
     const closed = once(socket, "close");
     this.inner.emit("connection", socket);
-    this.innerDeadlines.watch(socket);
     await closed;
     await this.appendOutcome(
       admission.entry,
@@ -45428,6 +45375,7 @@ var Engine = class {
       socket.destroy();
       return;
     }
+    if (this.refusingAfterAnswer.has(socket)) return;
     const refusal = clientErrorRefusal(error2, this.limits);
     const current = this.current.get(socket);
     const ownBody = current !== void 0 && !current.req.complete;
@@ -45442,17 +45390,19 @@ var Engine = class {
       this.counters.requests++;
       this.recordBlock(this.unadmitted(transport, "", "", this.requestId()), refusal);
     }
-    const inFlight = socket._httpMessage;
-    if (inFlight?.headersSent) {
+    const answering = socket._httpMessage;
+    if (answering && !answering.writableFinished && !ownBody) {
+      this.refusingAfterAnswer.add(socket);
+      answering.once("finish", () => refuseSocket(socket, refusal));
+      return;
+    }
+    if (answering?.headersSent) {
       socket.destroy();
       return;
     }
     refuseSocket(socket, refusal);
   }
 };
-function requestTimeout() {
-  return Object.assign(new Error("Request timeout"), { code: "ERR_HTTP_REQUEST_TIMEOUT" });
-}
 function encryptedHelloReason(rule) {
   const intercept = rule === void 0 || rule.tls === "passthrough" ? "" : ` or have egress[${rule.index}] intercepted (methods, paths or scan)`;
   return `the ClientHello uses Encrypted Client Hello, which hides the server name a tunnel is checked by; turn ECH off in the client (Chromium: --disable-features=EncryptedClientHello)${intercept}`;

@@ -36,7 +36,7 @@ import type { IpAddress } from '../policy/ip.js';
 import type { RunCertificateAuthority } from './tls/run-ca.js';
 import { terminateTls } from './tls/terminate.js';
 import { relayWebSocket, webSocketSwitchRefusal, type WebSocketContext } from './websocket.js';
-import { RequestDeadlines } from './request-deadline.js';
+import { startRequestSweep, stopRequestSweep } from './request-sweep.js';
 import { upstreamTrust } from './upstream-trust.js';
 
 export interface EngineOptions {
@@ -104,7 +104,6 @@ export class Engine {
   private readonly server: Server;
   /** Serves the requests inside intercepted tunnels (never listens itself). */
   private readonly inner: Server;
-  private readonly innerDeadlines: RequestDeadlines;
   private readonly intercepted = new WeakMap<Socket, InterceptedTunnel>();
   private readonly limits: EngineLimits;
   private readonly pools: UpstreamPools;
@@ -117,6 +116,8 @@ export class Engine {
    * that request's, already recorded, not another one.
    */
   private readonly closingAfterRefusal = new WeakSet<Duplex>();
+  /** Connections whose next request is refused once the answer before it is out. */
+  private readonly refusingAfterAnswer = new WeakSet<Duplex>();
   /**
    * Requests being judged or forwarded, by response: a request timeout on their connection is
    * theirs (their body came too slowly), and their own receipt records it.
@@ -190,21 +191,10 @@ export class Engine {
       (error, socket) => void this.onClientError(error as NodeJS.ErrnoException, socket),
     );
     this.inner = createServer(httpServerOptions(this.limits));
-    // The inner server never listens, so Node's request-timeout sweep does not run for it: an
-    // idle intercepted connection is closed by its socket timeout, and a request's time by
-    // its own clock (each trickled byte would reset a socket timeout).
+    // An idle intercepted connection is closed by its socket timeout, a late request by the
+    // request-timeout sweep.
     this.inner.timeout = this.limits.idleTimeoutMs;
-    this.innerDeadlines = new RequestDeadlines(this.limits.requestTimeoutMs, (socket) =>
-      this.onClientError(requestTimeout(), socket, 'intercept'),
-    );
-    for (const event of ['request', 'checkContinue', 'checkExpectation'])
-      this.inner.prependListener(event, (req: IncomingMessage) =>
-        this.innerDeadlines.received(req),
-      );
-    for (const event of ['upgrade', 'connect'])
-      this.inner.prependListener(event, (req: IncomingMessage) =>
-        this.innerDeadlines.unwatch(req.socket),
-      );
+    startRequestSweep(this.inner);
     this.serveRequests(this.inner, 'intercept', (req, res) => this.onInterceptedRequest(req, res));
     this.inner.on('checkExpectation', (req, res) => this.refuseExpectation(req, res));
     // Without a listener node:http would drop the connection silently, with no receipt.
@@ -238,9 +228,10 @@ export class Engine {
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
+    const innerClosed = stopRequestSweep(this.inner);
     for (const tunnel of this.tunnels) tunnel.destroy();
     const grace = setTimeout(() => this.server.closeAllConnections(), 2_000);
-    await closed;
+    await Promise.all([closed, innerClosed]);
     clearTimeout(grace);
     // A tunnel's outcome receipt is written after its sockets close, a scan still running
     // ends in a receipt too: wait for them (bounded). Scans still running then are refused,
@@ -781,7 +772,6 @@ export class Engine {
     this.intercepted.set(socket, tunnel);
     const closed = once(socket, 'close');
     this.inner.emit('connection', socket);
-    this.innerDeadlines.watch(socket);
     await closed;
     await this.appendOutcome(
       admission.entry,
@@ -863,6 +853,8 @@ export class Engine {
       socket.destroy();
       return;
     }
+    // Refused already, once the answer before it is out: the parser repeats its error.
+    if (this.refusingAfterAnswer.has(socket)) return;
     const refusal = clientErrorRefusal(error, this.limits);
     // An error while a request's body is still coming is about that request (node reads a
     // next request's bytes only once the one before is complete). Answered already (refused,
@@ -882,21 +874,22 @@ export class Engine {
       this.counters.requests++;
       this.recordBlock(this.unadmitted(transport, '', '', this.requestId()), refusal);
     }
-    const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-    // A response already under way on this connection (a body that turned malformed, or
-    // timed out, after the upstream answered): writing a status line now would splice a
-    // second response into the first. Cut the connection instead.
-    if (inFlight?.headersSent) {
+    const answering = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (answering && !answering.writableFinished && !ownBody) {
+      // A request pipelined behind one still being answered: answers go out in order.
+      this.refusingAfterAnswer.add(socket);
+      answering.once('finish', () => refuseSocket(socket, refusal));
+      return;
+    }
+    // The request's own response already under way (its body turned malformed, or timed
+    // out, after the upstream answered): writing a status line now would splice a second
+    // response into the first. Cut the connection instead.
+    if (answering?.headersSent) {
       socket.destroy();
       return;
     }
     refuseSocket(socket, refusal);
   }
-}
-
-/** The error node:http's sweep raises for a request not received in time. */
-function requestTimeout(): NodeJS.ErrnoException {
-  return Object.assign(new Error('Request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' });
 }
 
 type Admitted = Extract<Awaited<ReturnType<typeof admit>>, { admitted: true }>;

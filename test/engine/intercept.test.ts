@@ -600,6 +600,39 @@ test('a request inside a tunnel whose handling fails is refused 500; its receipt
   }
 });
 
+test('inside a tunnel, a partial request pipelined behind a complete one gets 408 after its answer', async () => {
+  const f = await fixture(policy, NAMES, { requestTimeoutMs: 800 });
+  const host = `api.example.test:${f.origin.port}`;
+  try {
+    const { socket, status } = await openTunnel(f.proxy.port, host);
+    assert.equal(status, 200);
+    const inner = tlsConnect({ socket, servername: 'api.example.test', ca: runCa.certificatePem });
+    await once(inner, 'secureConnect');
+    let answer = '';
+    inner.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+    inner.on('error', () => undefined);
+    const started = Date.now();
+    // Both in one write: no later byte announces the second request.
+    inner.write(
+      `GET /repos/x HTTP/1.1\r\nHost: ${host}\r\n\r\nGET /repos/y HTTP/1.1\r\nHost: ${host}\r\n`,
+    );
+    await Promise.race([once(inner, 'close'), new Promise((r) => setTimeout(r, 5_000))]);
+    const elapsed = Date.now() - started;
+    inner.destroy();
+    assert.match(answer, /^HTTP\/1\.1 200 [^]*HTTP\/1\.1 408 /, `after ${elapsed} ms: ${answer}`);
+    assert.ok(elapsed < 2_500, `the 408 came after ${elapsed} ms`);
+    const timedOut = (await records(f)).filter((r) =>
+      (r.pattern ?? '').includes('the request was not received within 800 ms'),
+    );
+    assert.deepEqual(
+      timedOut.map((r) => [r.transport, r.verdict, r.target]),
+      [['intercept', 'block', 'pipelock://request/unparsed']],
+    );
+  } finally {
+    await f.close();
+  }
+});
+
 const trickled: Array<[string, (host: string) => string]> = [
   ['its headers', (host) => `GET /repos/x HTTP/1.1\r\nHost: ${host}\r\nX-Slow: `],
   [

@@ -431,6 +431,42 @@ test('an error on a connection is the request whose body is still coming, else a
   }
 });
 
+test('a malformed or late request pipelined behind one still being answered waits for that answer', async () => {
+  // The origin answers after the next request's bytes have reached the engine.
+  const f = await fixture({ limits: { requestTimeoutMs: 800 } }, (_req, res) => {
+    setTimeout(() => res.end('slow answer'), 300);
+  });
+  try {
+    const first = `GET http://${f.host}/r/slow HTTP/1.1\r\nHost: ${f.host}\r\n\r\n`;
+    const malformed = await rawExchange(f.proxy.port, `${first}GARBAGE\x01 /x HTTP/1.1\r\n\r\n`);
+    assert.match(
+      malformed.text,
+      /^HTTP\/1\.1 200 [^]*slow answer\r?\n?HTTP\/1\.1 400 /,
+      malformed.text,
+    );
+    assert.ok(malformed.closed);
+    // A partial request behind it times out after the first is answered: 408, in order.
+    const late = await rawExchange(
+      f.proxy.port,
+      `${first}GET http://${f.host}/r/partial HTTP/1.1\r\n`,
+    );
+    assert.match(late.text, /^HTTP\/1\.1 200 [^]*slow answer\r?\n?HTTP\/1\.1 408 /, late.text);
+    const records = await sealedRecords(f.proxy);
+    assert.deepEqual(
+      // Each is recorded when judged: the refusal at once, the allowed request once decided.
+      records.map((r) => [r.target, r.decision_phase ?? '', r.verdict, r.layer ?? '']).sort(),
+      [
+        [`http://${f.host}/r/slow`, 'intent', 'allow', ''],
+        [`http://${f.host}/r/slow`, 'intent', 'allow', ''],
+        ['pipelock://request/unparsed', '', 'block', 'limit'],
+        ['pipelock://request/unparsed', '', 'block', 'request'],
+      ],
+    );
+  } finally {
+    await f.close();
+  }
+});
+
 test('502 with an allow receipt when the upstream refuses the connection', async () => {
   const closed = createServer();
   await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
