@@ -43340,8 +43340,6 @@ function openUpstream(WebSocketClient, context2, url, protocols, headers, dial) 
 }
 function relayMessages(context2, { client, upstream, clientSocket }, entry, scanMessages, target) {
   const tally = { sent: 0, received: 0, blocked: 0, reason: "complete" };
-  const toUpstream = forwarder(client, upstream);
-  const toClient = forwarder(upstream, client);
   let sentTail = "";
   clientSocket.setTimeout(context2.idleMs, () => {
     if (tally.reason === "complete") tally.reason = "idle";
@@ -43360,45 +43358,66 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
     client.close(POLICY_VIOLATION, reason);
     upstream.close(POLICY_VIOLATION, reason);
   };
-  client.on("message", (data2, isBinary) => {
-    if (tally.blocked > 0) return;
-    if (scanMessages) {
-      if (isBinary) {
-        return block({
-          status: 403,
-          layer: "websocket",
-          reason: "binary messages are not allowed while messages are scanned"
-        });
+  const judge2 = async (data2, isBinary) => {
+    try {
+      const refusal = await messageRefusal(data2, isBinary);
+      if (tally.blocked > 0) return false;
+      if (refusal) {
+        block(refusal);
+        return false;
       }
-      const text2 = rawText2(data2);
-      const views = textViews(text2, "WebSocket message");
-      if (sentTail !== "")
-        views.push(...textViews(sentTail + text2.slice(0, SEAM_CHARS), JOINED_MESSAGES));
-      const finding = context2.admission.scanner.scanContent(views, target, context2.frameScan);
-      if (finding) return block(dlpRefusal(finding));
-      sentTail = (sentTail + text2.slice(-SEAM_CHARS)).slice(-SEAM_CHARS);
+      tally.sent++;
+      return true;
+    } catch (error2) {
+      block({
+        status: 500,
+        layer: "engine",
+        reason: `the message could not be judged: ${error2.message}`
+      });
+      return false;
     }
-    tally.sent++;
-    toUpstream(data2, isBinary);
-  });
-  upstream.on("message", (data2, isBinary) => {
+  };
+  const messageRefusal = async (data2, isBinary) => {
+    if (!scanMessages || tally.blocked > 0) return void 0;
+    if (isBinary) {
+      return {
+        status: 403,
+        layer: "websocket",
+        reason: "binary messages are not allowed while messages are scanned"
+      };
+    }
+    const text2 = rawText2(data2);
+    const texts = [{ text: text2, where: "WebSocket message" }];
+    if (sentTail !== "")
+      texts.push({ text: sentTail + text2.slice(0, SEAM_CHARS), where: JOINED_MESSAGES });
+    const finding = await context2.scans.scanTexts(texts, target, context2.frameScan);
+    if (finding) return dlpRefusal(finding);
+    sentTail = (sentTail + text2.slice(-SEAM_CHARS)).slice(-SEAM_CHARS);
+    return void 0;
+  };
+  const toUpstream = forwarder(client, upstream, judge2);
+  const toClient = forwarder(upstream, client, async () => {
     tally.received++;
-    toClient(data2, isBinary);
+    return true;
   });
+  client.on("message", (data2, isBinary) => toUpstream.send(data2, isBinary));
+  upstream.on("message", (data2, isBinary) => toClient.send(data2, isBinary));
   return new Promise((resolve4) => {
     let open4 = 2;
     const closed = (side, code2, other) => {
       if (tally.reason === "complete" && code2 !== 1e3 && code2 !== 1005)
         tally.reason = `${side}_closed_${code2}`;
-      if (other.readyState === other.OPEN) other.close(closeCode(code2));
-      else if (other.readyState === other.CONNECTING) other.terminate();
-      if (--open4 > 0) return;
-      void context2.record(
-        outcomeOf(
-          entry,
-          `status=101 messages_sent=${tally.sent} messages_received=${tally.received} blocked=${tally.blocked} reason=${tally.reason}`
-        )
-      ).then(resolve4);
+      void (side === "client" ? toUpstream : toClient).settled().then(() => {
+        if (other.readyState === other.OPEN) other.close(closeCode(code2));
+        else if (other.readyState === other.CONNECTING) other.terminate();
+        if (--open4 > 0) return;
+        void context2.record(
+          outcomeOf(
+            entry,
+            `status=101 messages_sent=${tally.sent} messages_received=${tally.received} blocked=${tally.blocked} reason=${tally.reason}`
+          )
+        ).then(resolve4);
+      });
     };
     client.on("close", (code2) => closed("client", code2, upstream));
     upstream.on("close", (code2) => closed("upstream", code2, client));
@@ -43417,16 +43436,24 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
   });
 }
 var QUEUED_BYTES_HIGH = 4 * 1024 * 1024;
-function forwarder(source, destination2) {
+function forwarder(source, destination2, judge2) {
   let queued = 0;
-  return (data2, isBinary) => {
-    const bytes2 = byteLength(data2);
-    queued += bytes2;
-    if (queued > QUEUED_BYTES_HIGH) source.pause();
-    destination2.send(data2, { binary: isBinary }, () => {
-      queued -= bytes2;
-      if (queued <= QUEUED_BYTES_HIGH && source.isPaused) source.resume();
-    });
+  let order = Promise.resolve();
+  const release = (bytes2) => {
+    queued -= bytes2;
+    if (queued <= QUEUED_BYTES_HIGH && source.isPaused) source.resume();
+  };
+  return {
+    send(data2, isBinary) {
+      const bytes2 = byteLength(data2);
+      queued += bytes2;
+      if (queued > QUEUED_BYTES_HIGH) source.pause();
+      order = order.then(() => judge2(data2, isBinary)).then((pass) => {
+        if (pass) destination2.send(data2, { binary: isBinary }, () => release(bytes2));
+        else release(bytes2);
+      });
+    },
+    settled: () => order
   };
 }
 function byteLength(data2) {
@@ -43616,12 +43643,12 @@ import { createServer } from "node:http";
 import { once } from "node:events";
 import { randomUUID as randomUUID2 } from "node:crypto";
 
-// src/engine/dlp/body-scans.ts
+// src/engine/dlp/content-scans.ts
 import { availableParallelism } from "node:os";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 var INLINE_SCAN_BYTES = 64 * 1024;
 var THREAD_ROLE = "pipelock-egress body scan";
-var BodyScans = class {
+var ContentScans = class {
   constructor(scanner, setup, maxThreads = Math.max(1, Math.min(4, availableParallelism() - 1))) {
     this.scanner = scanner;
     this.setup = setup;
@@ -43635,12 +43662,18 @@ var BodyScans = class {
   queue = [];
   closed = false;
   /** The finding in a body (as sent, and decoded when it was encoded), if any. */
-  scan(sent, decoded, to, detectors) {
-    if (Math.max(sent.length, decoded.length) <= INLINE_SCAN_BYTES)
-      return Promise.resolve(
-        this.scanner.scanContent(decodedBodyViews(sent, decoded), to, detectors)
-      );
+  scanBody(sent, decoded, to, detectors) {
     const job = { sent, ...decoded === sent ? {} : { decoded }, to, detectors };
+    return this.scan(job, Math.max(sent.length, decoded.length));
+  }
+  /** The finding in texts (a WebSocket message, where it joins the one before), if any. */
+  scanTexts(texts, to, detectors) {
+    const size = texts.reduce((sum, { text: text2 }) => sum + text2.length, 0);
+    return this.scan({ texts, to, detectors }, size);
+  }
+  scan(job, size) {
+    if (size <= INLINE_SCAN_BYTES)
+      return Promise.resolve(this.scanner.scanContent(jobViews(job), job.to, job.detectors));
     return new Promise((done) => {
       this.queue.push({ job, done });
       this.dispatch();
@@ -43653,7 +43686,7 @@ var BodyScans = class {
     await Promise.all([...this.threads].map((thread) => thread.terminate()));
   }
   failQueued(why) {
-    for (const waiting of this.queue.splice(0)) waiting.done(failed(why));
+    for (const waiting of this.queue.splice(0)) waiting.done(failed(why, waiting.job));
   }
   dispatch() {
     if (this.closed) return this.failQueued("the engine is stopping");
@@ -43670,7 +43703,7 @@ var BodyScans = class {
     this.scanOn(thread, this.queue.shift());
   }
   scanOn(thread, { job, done }) {
-    const lost = (error2) => finish(failed(`the scanning thread failed: ${error2.message}`));
+    const lost = (error2) => finish(failed(`the scanning thread failed: ${error2.message}`, job));
     const exited = (code2) => lost(new Error(`it exited with code ${code2}`));
     const finish = (finding, healthy = false) => {
       thread.off("message", replied).off("error", lost).off("exit", exited);
@@ -43682,13 +43715,16 @@ var BodyScans = class {
       }
       this.dispatch();
     };
-    const replied = (reply) => "error" in reply ? finish(failed(`the scanning thread failed: ${reply.error}`), true) : finish(reply.finding, true);
+    const replied = (reply) => "error" in reply ? finish(failed(`the scanning thread failed: ${reply.error}`, job), true) : finish(reply.finding, true);
     thread.on("message", replied).on("error", lost).on("exit", exited);
     try {
       thread.postMessage(job);
     } catch (error2) {
       finish(
-        failed(`the body could not be given to the scanning thread: ${error2.message}`),
+        failed(
+          `the content could not be given to the scanning thread: ${error2.message}`,
+          job
+        ),
         true
       );
     }
@@ -43712,18 +43748,22 @@ var BodyScans = class {
     return thread;
   }
 };
-function failed(why) {
-  return { detector: UNSCANNABLE, where: "body", failure: why };
+function failed(why, job) {
+  const where = "texts" in job ? job.texts[0]?.where ?? "message" : "body";
+  return { detector: UNSCANNABLE, where, failure: why };
 }
 var bytes = (array2) => Buffer.from(array2.buffer, array2.byteOffset, array2.byteLength);
+function jobViews(job) {
+  if ("texts" in job) return job.texts.flatMap(({ text: text2, where }) => textViews(text2, where));
+  const sent = bytes(job.sent);
+  return decodedBodyViews(sent, job.decoded ? bytes(job.decoded) : sent);
+}
 function serveScans(setup) {
   const scanner = createSecretScanner(setup.detectors, setup.secrets, setup.patternScanMs);
   parentPort?.on("message", (job) => {
     let reply;
     try {
-      const sent = bytes(job.sent);
-      const views = decodedBodyViews(sent, job.decoded ? bytes(job.decoded) : sent);
-      reply = { finding: scanner.scanContent(views, job.to, job.detectors) };
+      reply = { finding: scanner.scanContent(jobViews(job), job.to, job.detectors) };
     } catch (error2) {
       reply = { error: error2 instanceof Error ? error2.message : String(error2) };
     }
@@ -43975,11 +44015,11 @@ var ScanBudget = class {
   }
 };
 var RequestInspection = class {
-  constructor(req, res, scanner, bodyScans, limits, budget, refusesSomeMethod2, timedOut) {
+  constructor(req, res, scanner, contentScans, limits, budget, refusesSomeMethod2, timedOut) {
     this.req = req;
     this.res = res;
     this.scanner = scanner;
-    this.bodyScans = bodyScans;
+    this.contentScans = contentScans;
     this.limits = limits;
     this.budget = budget;
     this.refusesSomeMethod = refusesSomeMethod2;
@@ -43988,7 +44028,7 @@ var RequestInspection = class {
   req;
   res;
   scanner;
-  bodyScans;
+  contentScans;
   limits;
   budget;
   refusesSomeMethod;
@@ -44039,7 +44079,7 @@ var RequestInspection = class {
     if (decoded.body !== read.body && !this.hold(decoded.body.length))
       return { refusal: HELD_BODIES_FULL };
     if (scanned) {
-      const inBody = await this.bodyScans.scan(read.body, decoded.body, target, detectors);
+      const inBody = await this.contentScans.scanBody(read.body, decoded.body, target, detectors);
       if (inBody) return { refusal: dlpRefusal(inBody) };
     }
     this.bodyLeftUnread = false;
@@ -44748,7 +44788,7 @@ var Engine = class {
     };
     const { detectors, secrets, patternScanMs } = scannerSetup;
     const scanner = createSecretScanner(detectors, secrets, patternScanMs);
-    this.bodyScans = new BodyScans(scanner, scannerSetup);
+    this.contentScans = new ContentScans(scanner, scannerSetup);
     this.admission = {
       policy: options.policy,
       log: options.log,
@@ -44770,6 +44810,7 @@ var Engine = class {
       maxMessageBytes: this.limits.maxMessageBytes,
       handshakeTimeoutMs: this.limits.upstreamTimeoutMs,
       idleMs: this.limits.tunnelIdleMs,
+      scans: this.contentScans,
       record: (entry) => this.record(entry),
       track: (socket) => {
         this.tunnels.add(socket);
@@ -44840,7 +44881,7 @@ var Engine = class {
   /** Request and tunnel handlers still running: their receipts must land before the seal. */
   pending = /* @__PURE__ */ new Set();
   scanBudget;
-  bodyScans;
+  contentScans;
   startedAt = Date.now();
   nextRequest = 0;
   listen(target) {
@@ -44868,7 +44909,7 @@ var Engine = class {
     await Promise.all([closed, innerClosed]);
     clearTimeout(grace);
     await this.settlePending(5e3);
-    await this.bodyScans.close();
+    await this.contentScans.close();
     await this.settlePending(1e3);
     await this.pools.close();
   }
@@ -45036,7 +45077,7 @@ var Engine = class {
       req,
       res,
       this.admission.scanner,
-      this.bodyScans,
+      this.contentScans,
       this.limits,
       this.scanBudget,
       () => refusesSomeMethod(this.admission.policy, request.target),

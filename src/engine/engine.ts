@@ -19,7 +19,7 @@ import {
 } from './admission.js';
 import { policyDetectors } from './dlp/detectors.js';
 import { createSecretScanner } from './dlp/secret-scan.js';
-import { BodyScans, type ScannerSetup } from './dlp/body-scans.js';
+import { ContentScans, type ScannerSetup } from './dlp/content-scans.js';
 import { expectsContinue, RequestInspection, ScanBudget } from './request-inspection.js';
 import { outcomeOf, type DecisionEntry, type DecisionLog } from './decision-log.js';
 import { forwardRequest, framingRefusal } from './forward.js';
@@ -128,7 +128,7 @@ export class Engine {
   /** Request and tunnel handlers still running: their receipts must land before the seal. */
   private readonly pending = new Set<Promise<void>>();
   private readonly scanBudget: ScanBudget;
-  private readonly bodyScans: BodyScans;
+  private readonly contentScans: ContentScans;
   private readonly startedAt = Date.now();
   private nextRequest = 0;
 
@@ -148,7 +148,7 @@ export class Engine {
     };
     const { detectors, secrets, patternScanMs } = scannerSetup;
     const scanner = createSecretScanner(detectors, secrets, patternScanMs);
-    this.bodyScans = new BodyScans(scanner, scannerSetup);
+    this.contentScans = new ContentScans(scanner, scannerSetup);
     this.admission = {
       policy: options.policy,
       log: options.log,
@@ -170,6 +170,7 @@ export class Engine {
       maxMessageBytes: this.limits.maxMessageBytes,
       handshakeTimeoutMs: this.limits.upstreamTimeoutMs,
       idleMs: this.limits.tunnelIdleMs,
+      scans: this.contentScans,
       record: (entry) => this.record(entry),
       track: (socket) => {
         this.tunnels.add(socket);
@@ -237,7 +238,7 @@ export class Engine {
     // ends in a receipt too: wait for them (bounded). Scans still running then are refused,
     // and their receipts written before the caller seals.
     await this.settlePending(5_000);
-    await this.bodyScans.close();
+    await this.contentScans.close();
     await this.settlePending(1_000);
     await this.pools.close();
   }
@@ -442,7 +443,7 @@ export class Engine {
       req,
       res,
       this.admission.scanner,
-      this.bodyScans,
+      this.contentScans,
       this.limits,
       this.scanBudget,
       () => refusesSomeMethod(this.admission.policy, request.target),

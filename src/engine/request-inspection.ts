@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dlpRefusal, type Inspection } from './admission.js';
 import { bodyMethodOverrides, overridableBody } from './body-method.js';
-import type { BodyScans } from './dlp/body-scans.js';
+import type { ContentScans } from './dlp/content-scans.js';
 import { decodeBody, headerViews } from './dlp/content-views.js';
 import type { SecretScanner } from './dlp/secret-scan.js';
 import { hasBody, joinedValue, requestHeaders } from './forward.js';
@@ -42,7 +42,7 @@ export class RequestInspection {
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
     private readonly scanner: SecretScanner,
-    private readonly bodyScans: BodyScans,
+    private readonly contentScans: ContentScans,
     private readonly limits: EngineLimits,
     private readonly budget: ScanBudget,
     /** Whether the policy refuses some method for this request's target. */
@@ -97,7 +97,7 @@ export class RequestInspection {
     if (decoded.body !== read.body && !this.hold(decoded.body.length))
       return { refusal: HELD_BODIES_FULL };
     if (scanned) {
-      const inBody = await this.bodyScans.scan(read.body, decoded.body, target, detectors);
+      const inBody = await this.contentScans.scanBody(read.body, decoded.body, target, detectors);
       if (inBody) return { refusal: dlpRefusal(inBody) };
     }
     this.bodyLeftUnread = false;

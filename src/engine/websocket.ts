@@ -20,7 +20,8 @@ import {
   type Inspection,
 } from './admission.js';
 import { outcomeOf, type DecisionEntry } from './decision-log.js';
-import { headerViews, textViews } from './dlp/content-views.js';
+import type { ContentScans } from './dlp/content-scans.js';
+import { headerViews } from './dlp/content-views.js';
 import { refuseSocket, type Refusal } from './refusal.js';
 
 export interface WebSocketContext {
@@ -34,6 +35,8 @@ export interface WebSocketContext {
   readonly handshakeTimeoutMs: number;
   /** A WebSocket with no traffic either way is closed after this. */
   readonly idleMs: number;
+  /** Scans messages: large ones off the event loop. */
+  readonly scans: ContentScans;
   /** Appends a receipt; a failure is reported, never thrown. */
   readonly record: (entry: DecisionEntry) => Promise<void>;
   /** Called with the open pair, so that a shutdown can close it. */
@@ -286,8 +289,6 @@ function relayMessages(
   target: RequestTarget,
 ): Promise<void> {
   const tally: Tally = { sent: 0, received: 0, blocked: 0, reason: 'complete' };
-  const toUpstream = forwarder(client, upstream);
-  const toClient = forwarder(upstream, client);
   /** The end of the text sent so far, all messages joined: where the next one continues it. */
   let sentTail = '';
   // ws turns the socket's own timeout off: quiet both ways this long, the pair is closed.
@@ -308,48 +309,72 @@ function relayMessages(
     client.close(POLICY_VIOLATION, reason);
     upstream.close(POLICY_VIOLATION, reason);
   };
-  client.on('message', (data: RawData, isBinary: boolean) => {
-    if (tally.blocked > 0) return;
-    if (scanMessages) {
-      if (isBinary) {
-        return block({
-          status: 403,
-          layer: 'websocket',
-          reason: 'binary messages are not allowed while messages are scanned',
-        });
+  /** Whether a client message goes on; blocks the pair when not (never throws). */
+  const judge = async (data: RawData, isBinary: boolean): Promise<boolean> => {
+    try {
+      const refusal = await messageRefusal(data, isBinary);
+      // Blocked meanwhile (an earlier message, the engine stopping): nothing more goes.
+      if (tally.blocked > 0) return false;
+      if (refusal) {
+        block(refusal);
+        return false;
       }
-      const text = rawText(data);
-      const views = textViews(text, 'WebSocket message');
-      // A secret sent in pieces, one per message, is whole where they join.
-      if (sentTail !== '')
-        views.push(...textViews(sentTail + text.slice(0, SEAM_CHARS), JOINED_MESSAGES));
-      const finding = context.admission.scanner.scanContent(views, target, context.frameScan);
-      if (finding) return block(dlpRefusal(finding));
-      sentTail = (sentTail + text.slice(-SEAM_CHARS)).slice(-SEAM_CHARS);
+      tally.sent++;
+      return true;
+    } catch (error) {
+      block({
+        status: 500,
+        layer: 'engine',
+        reason: `the message could not be judged: ${(error as Error).message}`,
+      });
+      return false;
     }
-    tally.sent++;
-    toUpstream(data, isBinary);
-  });
-  upstream.on('message', (data: RawData, isBinary: boolean) => {
+  };
+  const messageRefusal = async (data: RawData, isBinary: boolean) => {
+    if (!scanMessages || tally.blocked > 0) return undefined;
+    if (isBinary) {
+      return {
+        status: 403,
+        layer: 'websocket',
+        reason: 'binary messages are not allowed while messages are scanned',
+      };
+    }
+    const text = rawText(data);
+    const texts = [{ text, where: 'WebSocket message' }];
+    // A secret sent in pieces, one per message, is whole where they join.
+    if (sentTail !== '')
+      texts.push({ text: sentTail + text.slice(0, SEAM_CHARS), where: JOINED_MESSAGES });
+    const finding = await context.scans.scanTexts(texts, target, context.frameScan);
+    if (finding) return dlpRefusal(finding);
+    sentTail = (sentTail + text.slice(-SEAM_CHARS)).slice(-SEAM_CHARS);
+    return undefined;
+  };
+  const toUpstream = forwarder(client, upstream, judge);
+  const toClient = forwarder(upstream, client, async () => {
     tally.received++;
-    toClient(data, isBinary);
+    return true;
   });
+  client.on('message', (data: RawData, isBinary: boolean) => toUpstream.send(data, isBinary));
+  upstream.on('message', (data: RawData, isBinary: boolean) => toClient.send(data, isBinary));
   return new Promise((resolve) => {
     let open = 2;
     const closed = (side: 'client' | 'upstream', code: number, other: WebSocket) => {
       if (tally.reason === 'complete' && code !== 1000 && code !== 1005)
         tally.reason = `${side}_closed_${code}`;
-      if (other.readyState === other.OPEN) other.close(closeCode(code));
-      else if (other.readyState === other.CONNECTING) other.terminate();
-      if (--open > 0) return;
-      void context
-        .record(
-          outcomeOf(
-            entry,
-            `status=101 messages_sent=${tally.sent} messages_received=${tally.received} blocked=${tally.blocked} reason=${tally.reason}`,
-          ),
-        )
-        .then(resolve);
+      // What a side sent before it closed goes on first (its messages may still be scanned).
+      void (side === 'client' ? toUpstream : toClient).settled().then(() => {
+        if (other.readyState === other.OPEN) other.close(closeCode(code));
+        else if (other.readyState === other.CONNECTING) other.terminate();
+        if (--open > 0) return;
+        void context
+          .record(
+            outcomeOf(
+              entry,
+              `status=101 messages_sent=${tally.sent} messages_received=${tally.received} blocked=${tally.blocked} reason=${tally.reason}`,
+            ),
+          )
+          .then(resolve);
+      });
     };
     client.on('close', (code: number) => closed('client', code, upstream));
     upstream.on('close', (code: number) => closed('upstream', code, client));
@@ -370,27 +395,48 @@ function relayMessages(
   });
 }
 
-/** Bytes one side may have queued toward a reader that does not keep up before its sender is paused. */
+/**
+ * Bytes one side may have waiting (to be judged, or written to a reader that does not keep
+ * up) before its sender is paused.
+ */
 const QUEUED_BYTES_HIGH = 4 * 1024 * 1024;
 
+interface Forwarder {
+  readonly send: (data: RawData, isBinary: boolean) => void;
+  /** Settles once every message received so far has been judged and handed on. */
+  readonly settled: () => Promise<void>;
+}
+
 /**
- * Sends `source`'s messages on to `destination`, pausing `source` while more than
- * QUEUED_BYTES_HIGH of them wait to be written: a reader that stops reading would otherwise
- * have the engine hold everything the other side sends.
+ * Sends `source`'s messages on to `destination` in order, each once `judge` passes it (it
+ * never throws), pausing `source` while more than QUEUED_BYTES_HIGH of them wait: a scan that
+ * takes its time, or a reader that stops reading, would otherwise have the engine hold
+ * everything the other side sends.
  */
 function forwarder(
   source: WebSocket,
   destination: WebSocket,
-): (data: RawData, isBinary: boolean) => void {
+  judge: (data: RawData, isBinary: boolean) => Promise<boolean>,
+): Forwarder {
   let queued = 0;
-  return (data, isBinary) => {
-    const bytes = byteLength(data);
-    queued += bytes;
-    if (queued > QUEUED_BYTES_HIGH) source.pause();
-    destination.send(data, { binary: isBinary }, () => {
-      queued -= bytes;
-      if (queued <= QUEUED_BYTES_HIGH && source.isPaused) source.resume();
-    });
+  let order = Promise.resolve();
+  const release = (bytes: number) => {
+    queued -= bytes;
+    if (queued <= QUEUED_BYTES_HIGH && source.isPaused) source.resume();
+  };
+  return {
+    send(data, isBinary) {
+      const bytes = byteLength(data);
+      queued += bytes;
+      if (queued > QUEUED_BYTES_HIGH) source.pause();
+      order = order
+        .then(() => judge(data, isBinary))
+        .then((pass) => {
+          if (pass) destination.send(data, { binary: isBinary }, () => release(bytes));
+          else release(bytes);
+        });
+    },
+    settled: () => order,
   };
 }
 

@@ -13,8 +13,9 @@ import { BUILTIN_DETECTORS, policyDetectors } from '../../src/engine/dlp/detecto
 import { createSecretScanner, secretForms, type View } from '../../src/engine/dlp/secret-scan.js';
 import { bodyViews, headerViews, textViews } from '../../src/engine/dlp/content-views.js';
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
-import { parseRequestTarget, type RequestTarget } from '../../src/policy/target.js';
+import { parseRequestTarget } from '../../src/policy/target.js';
 import { parseDestination } from '../../src/policy/destination.js';
+import { targetOf } from './target-of.js';
 import { base32, noise } from './encodings.js';
 import {
   assertValid,
@@ -49,12 +50,6 @@ const SAMPLES: Record<string, string> = {
   jwt: 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZ2VudCJ9.c2lnbmF0dXJlLWJ5dGVz',
   'credential-in-url': 'password=hunter2hunter2',
 };
-
-function targetOf(url: string): RequestTarget {
-  const parsed = parseRequestTarget(url);
-  if (!parsed.ok) throw new Error(parsed.problem);
-  return parsed.target;
-}
 
 function scan(target: string, scanner = createSecretScanner(BUILTIN_DETECTORS, [])) {
   const parsed = parseRequestTarget(target);

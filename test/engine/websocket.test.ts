@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import WebSocket, { WebSocketServer } from 'ws';
 import {
   assertNoViolations,
@@ -22,6 +23,10 @@ import {
   type RunningEngine,
 } from './helpers.js';
 import type { ActionRecord } from '../../src/receipts/index.js';
+import { BUILTIN_DETECTORS } from '../../src/engine/dlp/detectors.js';
+import { textViews } from '../../src/engine/dlp/content-views.js';
+import { createSecretScanner } from '../../src/engine/dlp/secret-scan.js';
+import { targetOf } from './target-of.js';
 import type { EngineLimits } from '../../src/engine/limits.js';
 
 const GITHUB_TOKEN = `ghp_${'Zq3Rt7Yp1W'.repeat(3)}k9Lm2N`;
@@ -209,6 +214,72 @@ test('a message carrying a secret closes both sides with 1008 and a block receip
         typeof value === 'bigint' ? value.toString() : value,
       ).includes(GITHUB_TOKEN),
     );
+  } finally {
+    await f.close();
+  }
+});
+
+/** Just under the 1 MiB message limit, of short base64-looking words: slow to scan. */
+function slowToScan(): string {
+  const words: string[] = [];
+  for (let i = 0, length = 0; length < 1_000_000; i++, length += 17)
+    words.push(`Ab${i.toString(36).padStart(14, 'x')}`);
+  return words.join(' ');
+}
+
+test('large messages are scanned off the event loop and relayed in order; one with a secret stops everything after it', async () => {
+  const f = await fixture();
+  try {
+    const big = slowToScan();
+    const scanner = createSecretScanner(BUILTIN_DETECTORS, []);
+    const started = performance.now();
+    const target = targetOf('ws://ws.example.test/');
+    assert.equal(scanner.scanContent(textViews(big, 'WebSocket message'), target, true), undefined);
+    const held = performance.now() - started;
+    const socket = new WebSocket(proxied(f, `ws://ws.example.test:${f.plain.port}/`));
+    await opened(socket);
+    const echoes: string[] = [];
+    socket.on('message', (data: Buffer) => echoes.push(data.toString()));
+    const delay = monitorEventLoopDelay({ resolution: 10 });
+    delay.enable();
+    for (const message of ['a', big, 'b', `${big} ${GITHUB_TOKEN}`, 'c']) socket.send(message);
+    const closed = await closeOf(socket);
+    delay.disable();
+    assert.equal(closed.code, 1008);
+    assert.deepEqual(
+      f.plain.received.map((m) => m.length),
+      ['a', big, 'b'].map((m) => m.length),
+    );
+    assert.deepEqual(f.plain.received, ['a', big, 'b']);
+    const longest = delay.max / 1e6;
+    assert.ok(
+      longest < held / 2,
+      `the event loop was held ${longest} ms; the scan takes ${held} ms`,
+    );
+    const all = await records(f);
+    assert.deepEqual(
+      all.filter((r) => r.verdict === 'block').map((r) => r.pattern),
+      ['DLP match: github-token in the WebSocket message'],
+    );
+    assert.match(all.at(-1)?.pattern ?? '', /messages_sent=3 .*blocked=1/);
+  } finally {
+    await f.close();
+  }
+});
+
+test('a large message sent just before the client closes reaches the origin before the close', async () => {
+  const f = await fixture();
+  try {
+    const big = slowToScan();
+    const socket = new WebSocket(proxied(f, `ws://ws.example.test:${f.plain.port}/`));
+    await opened(socket);
+    socket.send(big);
+    socket.close(1000);
+    assert.equal((await closeOf(socket)).code, 1000);
+    const all = await records(f);
+    assert.equal(f.plain.received.length, 1);
+    assert.equal(f.plain.received[0], big);
+    assert.match(all.at(-1)?.pattern ?? '', /messages_sent=1 .*blocked=0 reason=complete/);
   } finally {
     await f.close();
   }

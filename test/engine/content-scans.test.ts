@@ -3,22 +3,18 @@ import assert from 'node:assert/strict';
 import type { Worker } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
 import {
-  BodyScans,
+  ContentScans,
   INLINE_SCAN_BYTES,
+  type PlacedText,
   type ScannerSetup,
-} from '../../src/engine/dlp/body-scans.js';
-import { decodedBodyViews } from '../../src/engine/dlp/content-views.js';
+} from '../../src/engine/dlp/content-scans.js';
+import { decodedBodyViews, textViews } from '../../src/engine/dlp/content-views.js';
 import { BUILTIN_DETECTORS } from '../../src/engine/dlp/detectors.js';
 import { createSecretScanner, type BoundSecret } from '../../src/engine/dlp/secret-scan.js';
 import { parseDestination } from '../../src/policy/destination.js';
-import { parseRequestTarget, type RequestTarget } from '../../src/policy/target.js';
+import { targetOf } from './target-of.js';
+import type { RequestTarget } from '../../src/policy/target.js';
 import { noise } from './encodings.js';
-
-function targetOf(url: string): RequestTarget {
-  const parsed = parseRequestTarget(url);
-  if (!parsed.ok) throw new Error(parsed.problem);
-  return parsed.target;
-}
 
 function allowedAt(destination: string) {
   const parsed = parseDestination(destination);
@@ -34,8 +30,8 @@ const SETUP: ScannerSetup = {
   patternScanMs: 1_000,
 };
 
-function bodyScans(setup: ScannerSetup = SETUP): BodyScans {
-  return new BodyScans(
+function contentScans(setup: ScannerSetup = SETUP): ContentScans {
+  return new ContentScans(
     createSecretScanner(setup.detectors, setup.secrets, setup.patternScanMs),
     setup,
   );
@@ -48,7 +44,7 @@ function large(inside: string): Buffer {
 }
 
 test('a body past the inline size is judged in a thread exactly as in place', async () => {
-  const scans = bodyScans();
+  const scans = contentScans();
   const inline = createSecretScanner(SETUP.detectors, SETUP.secrets, SETUP.patternScanMs);
   const api = targetOf('https://api.example.test/upload');
   const deploy = targetOf('https://deploy.example.test/upload');
@@ -66,7 +62,7 @@ test('a body past the inline size is judged in a thread exactly as in place', as
     cases.push([gzipSync(compressed), compressed, api, true]);
     const found = [];
     for (const [sent, decoded, to, detectors] of cases) {
-      const threaded = await scans.scan(sent, decoded, to, detectors);
+      const threaded = await scans.scanBody(sent, decoded, to, detectors);
       const views = decodedBodyViews(sent, decoded);
       assert.deepEqual(threaded, inline.scanContent(views, to, detectors));
       found.push(threaded?.detector);
@@ -86,49 +82,95 @@ test('a body past the inline size is judged in a thread exactly as in place', as
   }
 });
 
-test('a scanning thread that fails refuses the body as unscannable, and so does every retry', async () => {
+test('texts past the inline size (a WebSocket message and its seam) are judged in a thread exactly as in place', async () => {
+  const scans = contentScans();
+  const inline = createSecretScanner(SETUP.detectors, SETUP.secrets, SETUP.patternScanMs);
+  const api = targetOf('wss://api.example.test/socket');
+  try {
+    const message = (inside: string) => large(inside).toString();
+    const cases: [PlacedText[], boolean][] = [
+      [[{ text: message('quiet'), where: 'WebSocket message' }], true],
+      [[{ text: message(TOKEN), where: 'WebSocket message' }], true],
+      [[{ text: message(TOKEN), where: 'WebSocket message' }], false],
+      [[{ text: message(encodeURIComponent(DEPLOY_KEY)), where: 'WebSocket message' }], false],
+      [
+        [
+          { text: message('quiet'), where: 'WebSocket message' },
+          { text: TOKEN, where: 'WebSocket messages joined' },
+        ],
+        true,
+      ],
+    ];
+    const found = [];
+    for (const [texts, detectors] of cases) {
+      const threaded = await scans.scanTexts(texts, api, detectors);
+      const views = texts.flatMap(({ text, where }) => textViews(text, where));
+      assert.deepEqual(threaded, inline.scanContent(views, api, detectors));
+      found.push([threaded?.detector, threaded?.where]);
+    }
+    assert.deepEqual(found, [
+      [undefined, undefined],
+      ['github-token', 'WebSocket message'],
+      [undefined, undefined],
+      ['secret:DEPLOY_KEY', 'WebSocket message'],
+      ['github-token', 'WebSocket messages joined'],
+    ]);
+  } finally {
+    await scans.close();
+  }
+});
+
+test('a scanning thread that fails refuses the body or message as unscannable, and so does every retry', async () => {
   // A bound value the thread's scanner cannot be made from: the thread dies as it starts.
   const broken = { env: 'BROKEN', value: 42, allow: [] } as unknown as BoundSecret;
   const setup: ScannerSetup = { ...SETUP, secrets: [broken] };
-  const scans = new BodyScans(createSecretScanner(SETUP.detectors, [], 1_000), setup);
+  const scans = new ContentScans(createSecretScanner(SETUP.detectors, [], 1_000), setup);
   const body = large('nothing to see');
   const to = targetOf('https://api.example.test/upload');
   try {
     for (let attempt = 0; attempt < 2; attempt++) {
-      const finding = await scans.scan(body, body, to, true);
+      const finding = await scans.scanBody(body, body, to, true);
       assert.equal(finding?.detector, 'unscannable');
       assert.match(finding.failure ?? '', /^the scanning thread failed: /);
+      assert.equal(finding.where, 'body');
     }
+    const message = [{ text: body.toString(), where: 'WebSocket message' }];
+    const refused = await scans.scanTexts(message, to, true);
+    assert.equal(refused?.detector, 'unscannable');
+    assert.equal(refused.where, 'WebSocket message');
     // A small body never needs the thread: it is scanned in place.
     const small = Buffer.from('nothing to see');
-    assert.equal(await scans.scan(small, small, to, true), undefined);
+    assert.equal(await scans.scanBody(small, small, to, true), undefined);
   } finally {
     await scans.close();
   }
 });
 
 test('scans waiting or running when the engine stops are refused, and none starts after', async () => {
-  const scans = bodyScans();
+  const scans = contentScans();
   const to = targetOf('https://api.example.test/upload');
   const body = large('nothing to see');
-  const pending = [scans.scan(body, body, to, true), scans.scan(body, body, to, true)];
+  const pending = [scans.scanBody(body, body, to, true), scans.scanBody(body, body, to, true)];
   await scans.close();
-  for (const finding of [...(await Promise.all(pending)), await scans.scan(body, body, to, true)])
+  for (const finding of [
+    ...(await Promise.all(pending)),
+    await scans.scanBody(body, body, to, true),
+  ])
     assert.equal(finding?.detector, 'unscannable');
 });
 
 test('a thread that ends while idle is dropped: the next scan gets a new one and settles', async () => {
-  const scans = bodyScans();
+  const scans = contentScans();
   const to = targetOf('https://api.example.test/upload');
   const clean = large('nothing to see');
   const leak = large(TOKEN);
   try {
-    assert.equal(await scans.scan(clean, clean, to, true), undefined);
+    assert.equal(await scans.scanBody(clean, clean, to, true), undefined);
     // Nothing outside the engine can end its idle thread; the test reaches in to do it.
     const [idle] = (scans as unknown as { idle: Worker[] }).idle;
     assert.ok(idle, 'the first scan left its thread idle');
     await idle.terminate();
-    assert.equal((await scans.scan(leak, leak, to, true))?.detector, 'github-token');
+    assert.equal((await scans.scanBody(leak, leak, to, true))?.detector, 'github-token');
   } finally {
     await scans.close();
   }

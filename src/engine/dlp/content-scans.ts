@@ -1,14 +1,14 @@
-// Request bodies scanned off the engine's event loop. Scanning is synchronous, and a body of
-// megabytes takes a second or more to decode and read: on the main thread every other request,
-// tunnel, timeout and the health check would wait for it. A body past INLINE_SCAN_BYTES goes
-// to a worker thread with a scanner of its own (the same detectors and bound secrets); a
-// smaller one is scanned in place, where a thread's round trip would cost more than the scan.
-// The thread runs this same module (from the bundle, or from source in the tests).
+// Content scanned off the engine's event loop: request bodies and WebSocket messages.
+// Scanning is synchronous, and megabytes take a second or more to decode and read: on the main
+// thread every other request, tunnel, timeout and the health check would wait for it. Content
+// past INLINE_SCAN_BYTES goes to a worker thread with a scanner of its own (the same detectors
+// and bound secrets); less is scanned in place, where a thread's round trip would cost more
+// than the scan. The thread runs this same module (from the bundle, or from source in the tests).
 
 import { availableParallelism } from 'node:os';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import type { RequestTarget } from '../../policy/index.js';
-import { decodedBodyViews } from './content-views.js';
+import { decodedBodyViews, textViews } from './content-views.js';
 import type { Detector } from './detectors.js';
 import {
   createSecretScanner,
@@ -16,9 +16,10 @@ import {
   type BoundSecret,
   type DlpFinding,
   type SecretScanner,
+  type View,
 } from './secret-scan.js';
 
-/** Bodies up to this size (as sent and decoded) are scanned on the event loop (a few ms). */
+/** Content up to this size (a body as sent and decoded) is scanned on the event loop (a few ms). */
 export const INLINE_SCAN_BYTES = 64 * 1024;
 
 /** What a scanner is made of: plain data, so that a thread can be given it. */
@@ -28,13 +29,23 @@ export interface ScannerSetup {
   readonly patternScanMs: number;
 }
 
-interface ScanJob {
-  readonly sent: Uint8Array;
-  /** The body with its Content-Encoding undone; absent when it has none. */
-  readonly decoded?: Uint8Array;
+/** A text and where it was seen, scanned with its decodings. */
+export interface PlacedText {
+  readonly text: string;
+  readonly where: string;
+}
+
+type ScanJob = (
+  | {
+      readonly sent: Uint8Array;
+      /** The body with its Content-Encoding undone; absent when it has none. */
+      readonly decoded?: Uint8Array;
+    }
+  | { readonly texts: readonly PlacedText[] }
+) & {
   readonly to: RequestTarget;
   readonly detectors: boolean;
-}
+};
 
 interface Waiting {
   readonly job: ScanJob;
@@ -45,7 +56,7 @@ type ScanReply = { readonly finding: DlpFinding | undefined } | { readonly error
 
 const THREAD_ROLE = 'pipelock-egress body scan';
 
-export class BodyScans {
+export class ContentScans {
   private readonly threads = new Set<Worker>();
   private readonly idle: Worker[] = [];
   private readonly queue: Waiting[] = [];
@@ -59,17 +70,29 @@ export class BodyScans {
   ) {}
 
   /** The finding in a body (as sent, and decoded when it was encoded), if any. */
-  scan(
+  scanBody(
     sent: Buffer,
     decoded: Buffer,
     to: RequestTarget,
     detectors: boolean,
   ): Promise<DlpFinding | undefined> {
-    if (Math.max(sent.length, decoded.length) <= INLINE_SCAN_BYTES)
-      return Promise.resolve(
-        this.scanner.scanContent(decodedBodyViews(sent, decoded), to, detectors),
-      );
-    const job: ScanJob = { sent, ...(decoded === sent ? {} : { decoded }), to, detectors };
+    const job = { sent, ...(decoded === sent ? {} : { decoded }), to, detectors };
+    return this.scan(job, Math.max(sent.length, decoded.length));
+  }
+
+  /** The finding in texts (a WebSocket message, where it joins the one before), if any. */
+  scanTexts(
+    texts: readonly PlacedText[],
+    to: RequestTarget,
+    detectors: boolean,
+  ): Promise<DlpFinding | undefined> {
+    const size = texts.reduce((sum, { text }) => sum + text.length, 0);
+    return this.scan({ texts, to, detectors }, size);
+  }
+
+  private scan(job: ScanJob, size: number): Promise<DlpFinding | undefined> {
+    if (size <= INLINE_SCAN_BYTES)
+      return Promise.resolve(this.scanner.scanContent(jobViews(job), job.to, job.detectors));
     return new Promise((done) => {
       this.queue.push({ job, done });
       this.dispatch();
@@ -84,7 +107,7 @@ export class BodyScans {
   }
 
   private failQueued(why: string): void {
-    for (const waiting of this.queue.splice(0)) waiting.done(failed(why));
+    for (const waiting of this.queue.splice(0)) waiting.done(failed(why, waiting.job));
   }
 
   private dispatch(): void {
@@ -105,7 +128,8 @@ export class BodyScans {
   private scanOn(thread: Worker, { job, done }: Waiting): void {
     // A thread that dies mid-scan (out of memory, a crash) leaves a body that was not scanned:
     // it is refused, and the next scan gets a new thread.
-    const lost = (error: Error) => finish(failed(`the scanning thread failed: ${error.message}`));
+    const lost = (error: Error) =>
+      finish(failed(`the scanning thread failed: ${error.message}`, job));
     const exited = (code: number) => lost(new Error(`it exited with code ${code}`));
     const finish = (finding: DlpFinding | undefined, healthy = false) => {
       thread.off('message', replied).off('error', lost).off('exit', exited);
@@ -119,14 +143,17 @@ export class BodyScans {
     };
     const replied = (reply: ScanReply) =>
       'error' in reply
-        ? finish(failed(`the scanning thread failed: ${reply.error}`), true)
+        ? finish(failed(`the scanning thread failed: ${reply.error}`, job), true)
         : finish(reply.finding, true);
     thread.on('message', replied).on('error', lost).on('exit', exited);
     try {
       thread.postMessage(job);
     } catch (error) {
       finish(
-        failed(`the body could not be given to the scanning thread: ${(error as Error).message}`),
+        failed(
+          `the content could not be given to the scanning thread: ${(error as Error).message}`,
+          job,
+        ),
         true,
       );
     }
@@ -159,21 +186,26 @@ export class BodyScans {
   }
 }
 
-function failed(why: string): DlpFinding {
-  return { detector: UNSCANNABLE, where: 'body', failure: why };
+function failed(why: string, job: ScanJob): DlpFinding {
+  const where = 'texts' in job ? (job.texts[0]?.where ?? 'message') : 'body';
+  return { detector: UNSCANNABLE, where, failure: why };
 }
 
 const bytes = (array: Uint8Array): Buffer =>
   Buffer.from(array.buffer, array.byteOffset, array.byteLength);
+
+function jobViews(job: ScanJob): View[] {
+  if ('texts' in job) return job.texts.flatMap(({ text, where }) => textViews(text, where));
+  const sent = bytes(job.sent);
+  return decodedBodyViews(sent, job.decoded ? bytes(job.decoded) : sent);
+}
 
 function serveScans(setup: ScannerSetup): void {
   const scanner = createSecretScanner(setup.detectors, setup.secrets, setup.patternScanMs);
   parentPort?.on('message', (job: ScanJob) => {
     let reply: ScanReply;
     try {
-      const sent = bytes(job.sent);
-      const views = decodedBodyViews(sent, job.decoded ? bytes(job.decoded) : sent);
-      reply = { finding: scanner.scanContent(views, job.to, job.detectors) };
+      reply = { finding: scanner.scanContent(jobViews(job), job.to, job.detectors) };
     } catch (error) {
       reply = { error: error instanceof Error ? error.message : String(error) };
     }
