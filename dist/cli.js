@@ -44224,6 +44224,17 @@ function webSocketTarget(url) {
   } else if (/^https?:\/\//i.test(url)) {
     target = url.replace(/^https?/i, (scheme) => scheme.toLowerCase().replace("http", "ws"));
   }
+  if (/[\x00-\x20\x7f]/.test(target)) {
+    return {
+      ok: false,
+      target: "pipelock://request/unparsed",
+      refusal: {
+        status: 400,
+        layer: "request",
+        reason: "the WebSocket URL holds a space or a control character (a tab, a line break); percent-encode it once more inside /ws?url= (%2520 for a space)"
+      }
+    };
+  }
   if (/^wss?:\/\//i.test(target)) return { ok: true, target };
   return {
     ok: false,

@@ -30,6 +30,21 @@ export function webSocketTarget(url: string): Located {
   } else if (/^https?:\/\//i.test(url)) {
     target = url.replace(/^https?/i, (scheme) => scheme.toLowerCase().replace('http', 'ws'));
   }
+  // A URL parser drops tabs and line breaks and trims spaces: what is judged must be what is
+  // sent, so a target holding one is refused, not judged in pieces and sent joined.
+  // eslint-disable-next-line no-control-regex -- control characters are what is refused
+  if (/[\x00-\x20\x7f]/.test(target)) {
+    return {
+      ok: false,
+      target: 'pipelock://request/unparsed',
+      refusal: {
+        status: 400,
+        layer: 'request',
+        reason:
+          'the WebSocket URL holds a space or a control character (a tab, a line break); percent-encode it once more inside /ws?url= (%2520 for a space)',
+      },
+    };
+  }
   if (/^wss?:\/\//i.test(target)) return { ok: true, target };
   return {
     ok: false,

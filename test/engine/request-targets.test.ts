@@ -32,6 +32,26 @@ test('a WebSocket handshake target: /ws?url= raw or percent-encoded, or an absol
   assert.equal(undecodable.ok, false);
 });
 
+test('a WebSocket target with a space or a control character once decoded is refused, recorded as unparsed', () => {
+  for (const given of [
+    'ws%3A%2F%2Fecho.test%2Fa%09b',
+    'ws%3A%2F%2Fecho.test%2Fa%0Db',
+    'ws%3A%2F%2Fecho.test%2Fa%0Ab',
+    'ws%3A%2F%2Fecho.test%2F%20',
+    'ws%3A%2F%2Fecho.test%2Fa%7Fb',
+  ]) {
+    const located = webSocketTarget(`/ws?url=${given}`);
+    assert.equal(located.ok, false, given);
+    assert.equal(located.target, 'pipelock://request/unparsed');
+    assert.match(!located.ok ? located.refusal.reason : '', /holds a space or a control character/);
+  }
+  // Escaped once more, a space stays an escape in the target.
+  assert.deepEqual(webSocketTarget('/ws?url=ws%3A%2F%2Fecho.test%2Fa%2520b'), {
+    ok: true,
+    target: 'ws://echo.test/a%20b',
+  });
+});
+
 test('a WebSocket handshake that names no ws(s) target is refused 400 with what to send', () => {
   const wrongScheme = webSocketTarget('/ws?url=http://echo.test/');
   assert.equal(wrongScheme.ok, false);

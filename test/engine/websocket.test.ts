@@ -375,6 +375,30 @@ test('a disallowed target is refused at the handshake with a receipt; nothing is
   }
 });
 
+test('a /ws?url= target holding a tab, a line break or a space is refused: a URL parser would join what was judged apart', async () => {
+  const f = await fixture();
+  try {
+    const cut = 10;
+    for (const character of ['\t', '\r', '\n', ' ']) {
+      const path = `/x/${GITHUB_TOKEN.slice(0, cut)}${character}${GITHUB_TOKEN.slice(cut)}`;
+      const socket = new WebSocket(proxied(f, `ws://ws.example.test:${f.plain.port}${path}`));
+      assert.deepEqual(await refusedHandshake(socket), [400, 'request'], JSON.stringify(character));
+    }
+    assert.deepEqual(f.plain.handshakes, []);
+    const all = await records(f);
+    assert.deepEqual(
+      all.map((r) => [r.verdict, r.layer, r.target]),
+      Array(4).fill(['block', 'request', 'pipelock://request/unparsed']),
+    );
+    const evidence = JSON.stringify(all, (_key, value: unknown) =>
+      typeof value === 'bigint' ? value.toString() : value,
+    );
+    assert.ok(!evidence.includes(GITHUB_TOKEN.slice(cut)));
+  } finally {
+    await f.close();
+  }
+});
+
 test('WebSocket disabled by the policy: the handshake is refused 403 (layer websocket)', async () => {
   const f = await fixture('enabled: false');
   try {
