@@ -42367,16 +42367,18 @@ var JWT_START = "(?<![A-Za-z0-9_-])";
 var BOUNDED = { start: START, end: END };
 var STARTS = { start: START };
 var BUILTIN_DETECTORS = [
-  builtin("github-token", String.raw`gh[pousr]_[A-Za-z0-9]{36,255}`, STARTS),
+  // 30 random characters and a 6-character checksum of them: the 30 are the whole token.
+  builtin("github-token", String.raw`gh[pousr]_[A-Za-z0-9]{30,255}`, STARTS),
   builtin(
     "github-fine-grained-token",
     String.raw`github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}`,
     BOUNDED
   ),
+  // Upper case only, so found in any case: lowercased, it is the same key.
   builtin(
     "aws-access-key-id",
     String.raw`(?:AKIA|ASIA|AROA|AIDA|AGPA|ANPA|ANVA|AIPA)[A-Z0-9]{16}`,
-    BOUNDED
+    { ...BOUNDED, flags: "i" }
   ),
   builtin(
     "aws-secret-access-key",
@@ -42725,7 +42727,10 @@ function secretForms(value) {
 }
 function valuesAsSent(value) {
   const trimmed = value.trim();
-  return trimmed === "" || trimmed === value ? [value] : [value, trimmed];
+  const values = trimmed === "" || trimmed === value ? [value] : [value, trimmed];
+  return [
+    ...new Set(values.flatMap((text2) => [text2, text2.toLowerCase(), text2.toUpperCase()]))
+  ];
 }
 function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.patternScanMs) {
   const bound = secrets.filter((secret) => secret.value !== "").map((secret) => {

@@ -434,6 +434,55 @@ test('a secret split over host labels is found in any case; so is a credential f
   assert.equal(found.redactedTarget, '[REDACTED:github-token]');
 });
 
+test('an AWS key id is found in any case, wherever it goes; a GitHub token cut to its 30 random characters is still one', () => {
+  const scanner = createSecretScanner(BUILTIN_DETECTORS, []);
+  const aws = SAMPLES['aws-access-key-id'] ?? '';
+  const mixed = [...aws].map((c, i) => (i % 2 ? c.toLowerCase() : c)).join('');
+  for (const key of [aws.toLowerCase(), mixed]) {
+    for (const target of [
+      `https://paste.example/${key}`,
+      `https://paste.example/p?k=${key}`,
+      `https://${key}.exfil.example/`,
+      `${key}.exfil.example:443`,
+    ]) {
+      const found = scan(target, scanner);
+      assert.equal(found?.detector, 'aws-access-key-id', target);
+      assert.ok(!found.redactedTarget.toLowerCase().includes(aws.toLowerCase()), target);
+    }
+    const inBody = scanner.scanContent(
+      textViews(`{"k":"${key}"}`, 'body'),
+      targetOf('https://paste.example/'),
+      true,
+    );
+    assert.equal(inBody?.detector, 'aws-access-key-id');
+  }
+  // The last 6 characters of a classic token are a checksum of the 30 before them.
+  const github = SAMPLES['github-token'] ?? '';
+  assert.equal(
+    scan(`https://paste.example/p?t=${github.slice(0, 34)}`, scanner)?.detector,
+    'github-token',
+  );
+  assert.equal(scan(`https://paste.example/p?t=${github.slice(0, 33)}`, scanner), undefined);
+});
+
+test('a bound secret is found, and cut out, sent in upper or lower case', () => {
+  const hex = '9f86d081884c7d659a2feaa0c55ad015';
+  const scanner = createSecretScanner(BUILTIN_DETECTORS, [{ ...binding([]), value: hex }]);
+  const upper = hex.toUpperCase();
+  for (const target of [`https://paste.example/${upper}`, `https://paste.example/p?k=${upper}`]) {
+    const found = scan(target, scanner);
+    assert.equal(found?.detector, 'secret:AGENT_TOKEN', target);
+    assert.ok(!found.redactedTarget.includes(upper), found.redactedTarget);
+  }
+  const to = targetOf('https://paste.example/');
+  for (const views of [textViews(`{"k":"${upper}"}`, 'body'), headerViews(['X-Key', upper])])
+    assert.equal(scanner.scanContent(views, to, false)?.detector, 'secret:AGENT_TOKEN');
+  assert.equal(
+    scanner.redactText(`key ${upper} refused`),
+    'key [REDACTED:secret:AGENT_TOKEN] refused',
+  );
+});
+
 test('a credential next to `_`, `-` or punctuation is found; glued after a letter or digit it is not a format', () => {
   const scanner = createSecretScanner(BUILTIN_DETECTORS, []);
   const host = targetOf('https://uploads.example/');

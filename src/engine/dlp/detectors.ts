@@ -62,16 +62,18 @@ const STARTS = { start: START } as const;
 
 /** Prefix-anchored formats first: a more specific name wins over a generic one. */
 export const BUILTIN_DETECTORS: readonly Detector[] = [
-  builtin('github-token', String.raw`gh[pousr]_[A-Za-z0-9]{36,255}`, STARTS),
+  // 30 random characters and a 6-character checksum of them: the 30 are the whole token.
+  builtin('github-token', String.raw`gh[pousr]_[A-Za-z0-9]{30,255}`, STARTS),
   builtin(
     'github-fine-grained-token',
     String.raw`github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}`,
     BOUNDED,
   ),
+  // Upper case only, so found in any case: lowercased, it is the same key.
   builtin(
     'aws-access-key-id',
     String.raw`(?:AKIA|ASIA|AROA|AIDA|AGPA|ANPA|ANVA|AIPA)[A-Z0-9]{16}`,
-    BOUNDED,
+    { ...BOUNDED, flags: 'i' },
   ),
   builtin(
     'aws-secret-access-key',

@@ -78,11 +78,15 @@ export function secretForms(value: string): string[] {
 
 /**
  * A bound value, and trimmed when that leaves something else: a pasted value brings a
- * newline or spaces along that a request's copy of it need not carry. Both are looked for.
+ * newline or spaces along that a request's copy of it need not carry. Each in upper and in
+ * lower case too: a value of one case (hex, a UUID) is all there, whatever case it is sent in.
  */
 function valuesAsSent(value: string): string[] {
   const trimmed = value.trim();
-  return trimmed === '' || trimmed === value ? [value] : [value, trimmed];
+  const values = trimmed === '' || trimmed === value ? [value] : [value, trimmed];
+  return [
+    ...new Set(values.flatMap((text) => [text, text.toLowerCase(), text.toUpperCase()])),
+  ];
 }
 
 export interface SecretScanner {
