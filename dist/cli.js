@@ -42449,6 +42449,20 @@ function withinTime(run, limitMs, what) {
   }
 }
 
+// src/engine/dlp/unicode-folding.ts
+function withUnicodeFolded(views) {
+  const out = [];
+  for (const view of views) {
+    out.push(view);
+    if (!NON_ASCII.test(view.text)) continue;
+    const folded = view.text.normalize("NFKC").replace(INVISIBLE2, "");
+    if (folded !== view.text) out.push({ ...view, text: folded });
+  }
+  return out;
+}
+var NON_ASCII = /[^\x00-\x7f]/;
+var INVISIBLE2 = new RegExp("\\p{Default_Ignorable_Code_Point}", "gu");
+
 // src/engine/limits.ts
 var DEFAULT_LIMITS = {
   maxHeaderBytes: 16 * 1024,
@@ -42728,9 +42742,7 @@ function secretForms(value) {
 function valuesAsSent(value) {
   const trimmed = value.trim();
   const values = trimmed === "" || trimmed === value ? [value] : [value, trimmed];
-  return [
-    ...new Set(values.flatMap((text2) => [text2, text2.toLowerCase(), text2.toUpperCase()]))
-  ];
+  return [...new Set(values.flatMap((text2) => [text2, text2.toLowerCase(), text2.toUpperCase()]))];
 }
 function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.patternScanMs) {
   const bound = secrets.filter((secret) => secret.value !== "").map((secret) => {
@@ -42861,8 +42873,10 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
 }
 var HOST = "host name";
 function urlViews(target, host) {
-  const views = [{ text: target, where: "URL" }];
-  for (const decoded of percentDecodings(target)) views.push({ text: decoded, where: "URL" });
+  const views = withUnicodeFolded([
+    { text: target, where: "URL" },
+    ...percentDecodings(target).map((decoded) => ({ text: decoded, where: "URL" }))
+  ]);
   if (host?.kind === "name") {
     const compact = withoutSeparators(host.name);
     const dotless = hostAsSent(target).replaceAll(".", "");
@@ -42914,12 +42928,16 @@ function headerViews(headers) {
     const where = `header ${name}`;
     views.push({ text: `${name}: ${value}`, where });
     for (const decoded of percentDecodings(value)) views.push({ text: decoded, where });
-    const unescaped = jsonUnescaped(value);
-    if (unescaped !== void 0) views.push({ text: unescaped, where });
+    for (const decoded of [
+      jsonUnescaped(value),
+      characterReferencesDecoded(value),
+      quotedPrintableDecoded(value)
+    ])
+      if (decoded !== void 0) views.push({ text: decoded, where });
     const basic = /^\s*basic\s+([A-Za-z0-9+/=_-]+)\s*$/i.exec(value);
     if (basic?.[1]) views.push({ text: Buffer.from(basic[1], "base64").toString("utf8"), where });
   }
-  return views;
+  return withUnicodeFolded(views);
 }
 function decodedBodyViews(sent, decoded) {
   const views = textViews(decoded.toString("utf8"), "body");
@@ -42940,7 +42958,7 @@ function textViews(text2, where) {
   const quotedPrintable = quotedPrintableDecoded(text2);
   if (quotedPrintable !== void 0)
     views.push({ text: quotedPrintable, where, decodeRuns: false });
-  return views;
+  return withUnicodeFolded(views);
 }
 function withJsonUnescaped(text2) {
   const unescaped = jsonUnescaped(text2);
@@ -42948,7 +42966,7 @@ function withJsonUnescaped(text2) {
 }
 var EQUALS = 61;
 function quotedPrintableDecoded(text2) {
-  if (!/=3D|=\r\n|=[0-9A-F]{2}=[0-9A-F]{2}/.test(text2)) return void 0;
+  if (!/=(?:[0-9A-Fa-f]{2}|\r?\n)/.test(text2)) return void 0;
   const sent = Buffer.from(text2, "utf8");
   const out = Buffer.allocUnsafe(sent.length);
   let length = 0;
@@ -42978,14 +42996,62 @@ function hexDigit(byte) {
   const lower = byte | 32;
   return lower >= 97 && lower <= 102 ? lower - 97 + 10 : -1;
 }
-var CHARACTER_REFERENCE = /&(?:#([0-9]{1,7})|#[xX]([0-9A-Fa-f]{1,6})|(amp|lt|gt|quot|apos));/g;
-var NAMED = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
+var CHARACTER_REFERENCE = /&(?:#0*([0-9]{1,8})|#[xX]0*([0-9A-Fa-f]{1,7}));?|&([A-Za-z]+);/g;
+var NAMED = {
+  Tab: "	",
+  NewLine: "\n",
+  nbsp: " ",
+  excl: "!",
+  quot: '"',
+  QUOT: '"',
+  num: "#",
+  dollar: "$",
+  percnt: "%",
+  amp: "&",
+  AMP: "&",
+  apos: "'",
+  lpar: "(",
+  rpar: ")",
+  ast: "*",
+  midast: "*",
+  plus: "+",
+  comma: ",",
+  period: ".",
+  sol: "/",
+  colon: ":",
+  semi: ";",
+  lt: "<",
+  LT: "<",
+  equals: "=",
+  gt: ">",
+  GT: ">",
+  quest: "?",
+  commat: "@",
+  lsqb: "[",
+  lbrack: "[",
+  bsol: "\\",
+  rsqb: "]",
+  rbrack: "]",
+  Hat: "^",
+  lowbar: "_",
+  UnderBar: "_",
+  grave: "`",
+  DiacriticalGrave: "`",
+  lcub: "{",
+  lbrace: "{",
+  verbar: "|",
+  vert: "|",
+  VerticalLine: "|",
+  rcub: "}",
+  rbrace: "}"
+};
 function characterReferencesDecoded(text2) {
   if (!text2.includes("&")) return void 0;
   const decoded = text2.replace(
     CHARACTER_REFERENCE,
     (reference, decimal, hex, name) => {
-      if (name !== void 0) return NAMED[name] ?? reference;
+      if (name !== void 0)
+        return Object.hasOwn(NAMED, name) ? NAMED[name] : reference;
       const code2 = decimal !== void 0 ? Number(decimal) : parseInt(hex ?? "", 16);
       return code2 <= 1114111 ? String.fromCodePoint(code2) : reference;
     }

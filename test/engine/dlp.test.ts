@@ -483,6 +483,57 @@ test('a bound secret is found, and cut out, sent in upper or lower case', () => 
   );
 });
 
+test('spellings a reader undoes with one call are read: character references, single quoted-printable escapes, fullwidth and invisible characters', () => {
+  const token = SAMPLES['github-token'] ?? '';
+  const to = targetOf('https://paste.example/');
+  const scanner = createSecretScanner(BUILTIN_DETECTORS, [
+    { ...binding([]), value: 'Zq7tKpW3xVm9LrB2nHs8' },
+  ]);
+  const underscore = (spelling: string) => token.replace('_', spelling);
+  const fullwidth = [...token]
+    .map((c) => String.fromCodePoint((c.codePointAt(0) ?? 0) + 0xfee0))
+    .join('');
+  const spaced = (text: string, between: string) => [...text].join(between);
+  const spellings: [string, string][] = [
+    ['decimal reference, leading zeros', underscore('&#0000000095;')],
+    ['hex reference, leading zeros', underscore('&#x000000005F;')],
+    ['reference without its ;', underscore('&#95')],
+    ['named reference', underscore('&lowbar;')],
+    ['one quoted-printable escape', underscore('=5F')],
+    ['a soft break before LF', `${token.slice(0, 12)}=\n${token.slice(12)}`],
+    ['fullwidth forms', fullwidth],
+    ['zero-width spaces', spaced(token, '\u200b')],
+    ['soft hyphens', spaced(token, '\u00ad')],
+  ];
+  for (const [name, text] of spellings) {
+    assert.equal(
+      scanner.scanContent(textViews(`{"a":"${text}"}`, 'body'), to, true)?.detector,
+      'github-token',
+      `${name} in a body`,
+    );
+    assert.equal(
+      scanner.scanContent(headerViews(['X-Note', text]), to, true)?.detector,
+      'github-token',
+      `${name} in a header`,
+    );
+  }
+  // A MIME encoded word in a header, and the bound secret hidden the same ways.
+  const word = `=?utf-8?Q?${underscore('=5F')}?=`;
+  assert.equal(
+    scanner.scanContent(headerViews(['Subject', word]), to, true)?.detector,
+    'github-token',
+  );
+  for (const text of ['Zq7tKpW3xV&#109;9LrB2nHs8', spaced('Zq7tKpW3xVm9LrB2nHs8', '\u200d')])
+    assert.equal(
+      scanner.scanContent(headerViews(['X-Key', text]), to, false)?.detector,
+      'secret:AGENT_TOKEN',
+      text,
+    );
+  const inUrl = scan(`https://paste.example/p?q=${encodeURIComponent(fullwidth)}`, scanner);
+  assert.equal(inUrl?.detector, 'github-token');
+  assert.equal(inUrl.redactedTarget, '[REDACTED:github-token]');
+});
+
 test('a credential next to `_`, `-` or punctuation is found; glued after a letter or digit it is not a format', () => {
   const scanner = createSecretScanner(BUILTIN_DETECTORS, []);
   const host = targetOf('https://uploads.example/');

@@ -4,10 +4,11 @@
 
 import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from 'node:zlib';
 import { percentDecodings, type View } from './secret-scan.js';
+import { withUnicodeFolded } from './unicode-folding.js';
 
 /**
- * One view per header, plus its decoded spellings (percent-encoding, JSON escapes, Basic
- * credentials).
+ * One view per header, plus its decoded spellings (percent-encoding, JSON escapes, character
+ * references, quoted-printable as in MIME encoded words, Basic credentials).
  */
 export function headerViews(headers: readonly string[]): View[] {
   const views: View[] = [];
@@ -17,12 +18,16 @@ export function headerViews(headers: readonly string[]): View[] {
     const where = `header ${name}`;
     views.push({ text: `${name}: ${value}`, where });
     for (const decoded of percentDecodings(value)) views.push({ text: decoded, where });
-    const unescaped = jsonUnescaped(value);
-    if (unescaped !== undefined) views.push({ text: unescaped, where });
+    for (const decoded of [
+      jsonUnescaped(value),
+      characterReferencesDecoded(value),
+      quotedPrintableDecoded(value),
+    ])
+      if (decoded !== undefined) views.push({ text: decoded, where });
     const basic = /^\s*basic\s+([A-Za-z0-9+/=_-]+)\s*$/i.exec(value);
     if (basic?.[1]) views.push({ text: Buffer.from(basic[1], 'base64').toString('utf8'), where });
   }
-  return views;
+  return withUnicodeFolded(views);
 }
 
 export type BodyViews = { ok: true; views: View[] } | { ok: false; reason: string };
@@ -72,7 +77,7 @@ export function textViews(text: string, where: string): View[] {
   const quotedPrintable = quotedPrintableDecoded(text);
   if (quotedPrintable !== undefined)
     views.push({ text: quotedPrintable, where, decodeRuns: false });
-  return views;
+  return withUnicodeFolded(views);
 }
 
 /** A text a first decoding gave, and its JSON escapes undone: JSON in a string or a form field. */
@@ -84,13 +89,12 @@ function withJsonUnescaped(text: string): string[] {
 const EQUALS = 0x3d;
 
 /**
- * Quoted-printable (MIME bodies, `.eml` files) decoded: `=XX` is a byte, `=` at a line's end
- * joins it to the next. Every `name=value` becomes `name=3Dvalue` in it, which would glue a
- * letter to the value. Undefined for a text that shows none of its marks (an escaped `=`, a
- * soft break before CRLF, an escaped UTF-8 sequence): code has `=` before hex digits and lines.
+ * Quoted-printable (MIME bodies, `.eml` files, encoded words in headers) decoded: `=XX` is a
+ * byte, `=` at a line's end joins it to the next. Undefined for a text with neither: one
+ * escape is enough to hide a secret (`ghp=5F…`).
  */
 function quotedPrintableDecoded(text: string): string | undefined {
-  if (!/=3D|=\r\n|=[0-9A-F]{2}=[0-9A-F]{2}/.test(text)) return undefined;
+  if (!/=(?:[0-9A-Fa-f]{2}|\r?\n)/.test(text)) return undefined;
   const sent = Buffer.from(text, 'utf8');
   const out = Buffer.allocUnsafe(sent.length);
   let length = 0;
@@ -123,8 +127,59 @@ function hexDigit(byte: number | undefined): number {
   return lower >= 0x61 && lower <= 0x66 ? lower - 0x61 + 10 : -1;
 }
 
-const CHARACTER_REFERENCE = /&(?:#([0-9]{1,7})|#[xX]([0-9A-Fa-f]{1,6})|(amp|lt|gt|quot|apos));/g;
-const NAMED: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
+/**
+ * Numeric references as an HTML parser reads them (any number of leading zeros, the `;` may
+ * be left out) and named ones for every ASCII character HTML names (`&lowbar;` is `_`).
+ */
+const CHARACTER_REFERENCE = /&(?:#0*([0-9]{1,8})|#[xX]0*([0-9A-Fa-f]{1,7}));?|&([A-Za-z]+);/g;
+const NAMED: Record<string, string> = {
+  Tab: '\t',
+  NewLine: '\n',
+  nbsp: ' ',
+  excl: '!',
+  quot: '"',
+  QUOT: '"',
+  num: '#',
+  dollar: '$',
+  percnt: '%',
+  amp: '&',
+  AMP: '&',
+  apos: "'",
+  lpar: '(',
+  rpar: ')',
+  ast: '*',
+  midast: '*',
+  plus: '+',
+  comma: ',',
+  period: '.',
+  sol: '/',
+  colon: ':',
+  semi: ';',
+  lt: '<',
+  LT: '<',
+  equals: '=',
+  gt: '>',
+  GT: '>',
+  quest: '?',
+  commat: '@',
+  lsqb: '[',
+  lbrack: '[',
+  bsol: '\\',
+  rsqb: ']',
+  rbrack: ']',
+  Hat: '^',
+  lowbar: '_',
+  UnderBar: '_',
+  grave: '`',
+  DiacriticalGrave: '`',
+  lcub: '{',
+  lbrace: '{',
+  verbar: '|',
+  vert: '|',
+  VerticalLine: '|',
+  rcub: '}',
+  rbrace: '}',
+};
 
 /** XML and HTML character references (`&amp;`, `&#43;`, `&#x2B;`) decoded; without any, undefined. */
 function characterReferencesDecoded(text: string): string | undefined {
@@ -132,7 +187,8 @@ function characterReferencesDecoded(text: string): string | undefined {
   const decoded = text.replace(
     CHARACTER_REFERENCE,
     (reference, decimal: string | undefined, hex: string | undefined, name: string | undefined) => {
-      if (name !== undefined) return NAMED[name] ?? reference;
+      if (name !== undefined)
+        return Object.hasOwn(NAMED, name) ? (NAMED[name] as string) : reference;
       const code = decimal !== undefined ? Number(decimal) : parseInt(hex ?? '', 16);
       return code <= 0x10ffff ? String.fromCodePoint(code) : reference;
     },

@@ -6,6 +6,7 @@ import type { Destination } from '../../policy/destination.js';
 import { secretMayGo, type Host, type RequestTarget } from '../../policy/index.js';
 import { firstFinding, redactFindings, type Detector } from './detectors.js';
 import { withinTime } from './time-bound.js';
+import { withUnicodeFolded } from './unicode-folding.js';
 import { DEFAULT_LIMITS } from '../limits.js';
 import { base64Runs, decodedViews, DecodingBudgetExceeded } from './decoded-views.js';
 
@@ -84,9 +85,7 @@ export function secretForms(value: string): string[] {
 function valuesAsSent(value: string): string[] {
   const trimmed = value.trim();
   const values = trimmed === '' || trimmed === value ? [value] : [value, trimmed];
-  return [
-    ...new Set(values.flatMap((text) => [text, text.toLowerCase(), text.toUpperCase()])),
-  ];
+  return [...new Set(values.flatMap((text) => [text, text.toLowerCase(), text.toUpperCase()]))];
 }
 
 export interface SecretScanner {
@@ -331,8 +330,10 @@ const HOST = 'host name';
  * any separator (a bound secret's compact spelling).
  */
 function urlViews(target: string, host: Host | undefined): View[] {
-  const views: View[] = [{ text: target, where: 'URL' }];
-  for (const decoded of percentDecodings(target)) views.push({ text: decoded, where: 'URL' });
+  const views: View[] = withUnicodeFolded([
+    { text: target, where: 'URL' },
+    ...percentDecodings(target).map((decoded) => ({ text: decoded, where: 'URL' })),
+  ]);
   if (host?.kind === 'name') {
     const compact = withoutSeparators(host.name);
     const dotless = hostAsSent(target).replaceAll('.', '');
