@@ -42823,14 +42823,16 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
     const label = `[REDACTED:${found.detector}]`;
     return cut.includes(run) ? cut.replaceAll(run, label) : label;
   }, text2);
-  const cutPercentEncoded = (text2, withDetectors) => {
-    const decodings = percentDecodings(text2);
-    if (decodings.length === 0) return text2;
-    const views = decodings.map((decoded) => ({ text: decoded, where: "text" }));
+  const cutHidden = (text2, withDetectors) => {
+    const views = withUnicodeFolded([
+      { text: text2, where: "text" },
+      ...percentDecodings(text2).map((decoded) => ({ text: decoded, where: "text" }))
+    ]).slice(1);
+    if (views.length === 0) return text2;
     const found = findIn(views, [], withDetectors);
     return found ? `[REDACTED:${found.detector}]` : text2;
   };
-  const redactBound = (target) => cutPercentEncoded(cutEncoded(redactSpelledBound(target), false), false);
+  const redactBound = (target) => cutHidden(cutEncoded(redactSpelledBound(target), false), false);
   const redactText = (text2) => {
     const cutBy = (group, from) => group.reduce((cut, { detector, probe: probe2 }) => {
       running = detector.name;
@@ -42838,7 +42840,7 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
     }, from);
     try {
       const cut = cutBy(builtinProbes, redactSpelledBound(text2));
-      return cutPercentEncoded(
+      return cutHidden(
         cutEncoded(
           policyInTime(() => cutBy(policyProbes, cut), cut),
           true

@@ -532,6 +532,13 @@ test('spellings a reader undoes with one call are read: character references, si
   const inUrl = scan(`https://paste.example/p?q=${encodeURIComponent(fullwidth)}`, scanner);
   assert.equal(inUrl?.detector, 'github-token');
   assert.equal(inUrl.redactedTarget, '[REDACTED:github-token]');
+  // Text bound for the evidence keeps none of them either.
+  assert.equal(scanner.redactText(`Host ${fullwidth} differs`), '[REDACTED:github-token]');
+  assert.equal(
+    scanner.redactText(`key ${spaced('Zq7tKpW3xVm9LrB2nHs8', '\u200b')}`),
+    '[REDACTED:secret:AGENT_TOKEN]',
+  );
+  assert.equal(scanner.redactText('Host café.example differs'), 'Host café.example differs');
 });
 
 test('a credential next to `_`, `-` or punctuation is found; glued after a letter or digit it is not a format', () => {

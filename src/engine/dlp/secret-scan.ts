@@ -263,19 +263,22 @@ export function createSecretScanner(
       return cut.includes(run) ? cut.replaceAll(run, label) : label;
     }, text);
   /**
-   * A text whose percent-decodings still hold a finding once its spellings are cut (a secret
-   * spelled with escapes of its own: `%2b` for `+`, `/` left as it is, any letter as `%61`)
-   * keeps nothing: the finding cannot be cut out of the text as sent.
+   * A text whose percent-decodings or Unicode folding still hold a finding once its spellings
+   * are cut (a secret spelled with escapes of its own: `%2b` for `+`, `/` left as it is, any
+   * letter as `%61`; in fullwidth forms, or with zero-width characters inside) keeps nothing:
+   * the finding cannot be cut out of the text as sent.
    */
-  const cutPercentEncoded = (text: string, withDetectors: boolean): string => {
-    const decodings = percentDecodings(text);
-    if (decodings.length === 0) return text;
-    const views = decodings.map((decoded) => ({ text: decoded, where: 'text' }));
+  const cutHidden = (text: string, withDetectors: boolean): string => {
+    const views = withUnicodeFolded([
+      { text, where: 'text' },
+      ...percentDecodings(text).map((decoded) => ({ text: decoded, where: 'text' })),
+    ]).slice(1);
+    if (views.length === 0) return text;
     const found = findIn(views, [], withDetectors);
     return found ? `[REDACTED:${found.detector}]` : text;
   };
   const redactBound = (target: string): string =>
-    cutPercentEncoded(cutEncoded(redactSpelledBound(target), false), false);
+    cutHidden(cutEncoded(redactSpelledBound(target), false), false);
   const redactText = (text: string): string => {
     const cutBy = (group: readonly Probe[], from: string): string =>
       group.reduce((cut, { detector, probe }) => {
@@ -284,7 +287,7 @@ export function createSecretScanner(
       }, from);
     try {
       const cut = cutBy(builtinProbes, redactSpelledBound(text));
-      return cutPercentEncoded(
+      return cutHidden(
         cutEncoded(
           policyInTime(() => cutBy(policyProbes, cut), cut),
           true,
