@@ -45516,7 +45516,7 @@ var Engine = class {
       this.recordBlock(this.unadmitted(transport, "", "", this.requestId()), refusal);
     }
     const answering = socket._httpMessage;
-    if (answering && !answering.writableFinished && !ownBody) {
+    if (answering && !answering.writableFinished && (!ownBody || answering !== current)) {
       this.refusingAfterAnswer.add(socket);
       answering.once("finish", () => refuseSocket(socket, refusal));
       return;

@@ -876,7 +876,7 @@ export class Engine {
       this.recordBlock(this.unadmitted(transport, '', '', this.requestId()), refusal);
     }
     const answering = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-    if (answering && !answering.writableFinished && !ownBody) {
+    if (answering && !answering.writableFinished && (!ownBody || answering !== current)) {
       // A request pipelined behind one still being answered: answers go out in order.
       this.refusingAfterAnswer.add(socket);
       answering.once('finish', () => refuseSocket(socket, refusal));

@@ -433,8 +433,10 @@ test('an error on a connection is the request whose body is still coming, else a
 
 test('a malformed or late request pipelined behind one still being answered waits for that answer', async () => {
   // The origin answers after the next request's bytes have reached the engine.
-  const f = await fixture({ limits: { requestTimeoutMs: 800 } }, (_req, res) => {
-    setTimeout(() => res.end('slow answer'), 300);
+  const f = await fixture({ limits: { requestTimeoutMs: 800 } }, (req, res) => {
+    req.resume();
+    if (req.method === 'POST') req.on('end', () => res.end('posted'));
+    else setTimeout(() => res.end('slow answer'), req.url === '/r/slower' ? 1_500 : 300);
   });
   try {
     const first = `GET http://${f.host}/r/slow HTTP/1.1\r\nHost: ${f.host}\r\n\r\n`;
@@ -451,13 +453,25 @@ test('a malformed or late request pipelined behind one still being answered wait
       `${first}GET http://${f.host}/r/partial HTTP/1.1\r\n`,
     );
     assert.match(late.text, /^HTTP\/1\.1 200 [^]*slow answer\r?\n?HTTP\/1\.1 408 /, late.text);
+    // A request whose own body times out while the one before is still being answered.
+    const slower = `GET http://${f.host}/r/slower HTTP/1.1\r\nHost: ${f.host}\r\n\r\n`;
+    const post = `POST http://${f.host}/r/post HTTP/1.1\r\nHost: ${f.host}\r\nContent-Length: 100\r\n\r\nabc`;
+    const starved = await rawExchange(f.proxy.port, `${slower}${post}`);
+    assert.match(
+      starved.text,
+      /^HTTP\/1\.1 200 [^]*slow answer\r?\n?HTTP\/1\.1 408 /,
+      starved.text,
+    );
     const records = await sealedRecords(f.proxy);
     assert.deepEqual(
       // Each is recorded when judged: the refusal at once, the allowed request once decided.
       records.map((r) => [r.target, r.decision_phase ?? '', r.verdict, r.layer ?? '']).sort(),
       [
+        [`http://${f.host}/r/post`, 'intent', 'allow', ''],
+        [`http://${f.host}/r/post`, 'outcome', 'allow', 'outcome'],
         [`http://${f.host}/r/slow`, 'intent', 'allow', ''],
         [`http://${f.host}/r/slow`, 'intent', 'allow', ''],
+        [`http://${f.host}/r/slower`, 'intent', 'allow', ''],
         ['pipelock://request/unparsed', '', 'block', 'limit'],
         ['pipelock://request/unparsed', '', 'block', 'request'],
       ],
