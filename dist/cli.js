@@ -42351,6 +42351,68 @@ function receiptFields(entry, run, timestamp) {
   return fields2;
 }
 
+// src/engine/message-relay.ts
+var QUEUED_BYTES_HIGH = 4 * 1024 * 1024;
+var MESSAGES_HELD_BYTES = 64 * 1024 * 1024;
+var MessageBudget = class {
+  constructor(limit) {
+    this.limit = limit;
+  }
+  limit;
+  held = 0;
+  waiting = /* @__PURE__ */ new Set();
+  get full() {
+    return this.held > this.limit;
+  }
+  take(bytes2) {
+    this.held += bytes2;
+  }
+  give(bytes2) {
+    this.held -= bytes2;
+    if (this.full) return;
+    const waiting = [...this.waiting];
+    this.waiting.clear();
+    for (const resume of waiting) resume();
+  }
+  /** Calls `resume` once the budget has room. */
+  whenRoom(resume) {
+    this.waiting.add(resume);
+  }
+};
+function forwarder(source, destination2, budget, judge2) {
+  let queued = 0;
+  let order = Promise.resolve();
+  const resumeWhenRoom = () => {
+    if (queued > QUEUED_BYTES_HIGH || !source.isPaused) return;
+    if (budget.full) budget.whenRoom(resumeWhenRoom);
+    else source.resume();
+  };
+  const release = (bytes2) => {
+    queued -= bytes2;
+    budget.give(bytes2);
+    resumeWhenRoom();
+  };
+  return {
+    send(data2, isBinary) {
+      const bytes2 = byteLength(data2);
+      queued += bytes2;
+      budget.take(bytes2);
+      if (queued > QUEUED_BYTES_HIGH || budget.full) {
+        source.pause();
+        resumeWhenRoom();
+      }
+      order = order.then(() => judge2(data2, isBinary)).then((pass) => {
+        if (pass) destination2.send(data2, { binary: isBinary }, () => release(bytes2));
+        else release(bytes2);
+      });
+    },
+    settled: () => order
+  };
+}
+function byteLength(data2) {
+  return Array.isArray(data2) ? data2.reduce((sum, part) => sum + part.length, 0) : data2.byteLength;
+}
+
 // src/engine/dlp/content-views.ts
 import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from "node:zlib";
 
@@ -43428,13 +43490,14 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
       pattern: refusal.reason
     });
     const reason = refusal.layer === "dlp" ? "DLP violation" : "policy violation";
-    client.close(POLICY_VIOLATION, reason);
-    upstream.close(POLICY_VIOLATION, reason);
+    closeWithin(client, POLICY_VIOLATION, reason);
+    closeWithin(upstream, POLICY_VIOLATION, reason);
   };
   const judge2 = async (data2, isBinary) => {
     try {
+      if (upstream.readyState !== upstream.OPEN) return false;
       const refusal = await messageRefusal(data2, isBinary);
-      if (tally.blocked > 0) return false;
+      if (tally.blocked > 0 || upstream.readyState !== upstream.OPEN) return false;
       if (refusal) {
         block(refusal);
         return false;
@@ -43468,8 +43531,9 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
     sentTail = (sentTail + text2.slice(-SEAM_CHARS)).slice(-SEAM_CHARS);
     return void 0;
   };
-  const toUpstream = forwarder(client, upstream, judge2);
-  const toClient = forwarder(upstream, client, async () => {
+  const toUpstream = forwarder(client, upstream, context2.messageBudget, judge2);
+  const toClient = forwarder(upstream, client, context2.messageBudget, async () => {
+    if (client.readyState !== client.OPEN) return false;
     tally.received++;
     return true;
   });
@@ -43481,8 +43545,7 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
       if (tally.reason === "complete" && code2 !== 1e3 && code2 !== 1005)
         tally.reason = `${side}_closed_${code2}`;
       void (side === "client" ? toUpstream : toClient).settled().then(() => {
-        if (other.readyState === other.OPEN) other.close(closeCode(code2));
-        else if (other.readyState === other.CONNECTING) other.terminate();
+        closeWithin(other, closeCode(code2));
         if (--open4 > 0) return;
         void context2.record(
           outcomeOf(
@@ -43495,12 +43558,14 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
     client.on("close", (code2) => closed("client", code2, upstream));
     upstream.on("close", (code2) => closed("upstream", code2, client));
     client.on("error", (error2) => {
-      if (tally.blocked === 0)
-        block({
-          status: 400,
-          layer: error2.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH" ? "limit" : "websocket",
-          reason: `the client's message was refused: ${error2.message}`
-        });
+      void toUpstream.settled().then(() => {
+        if (tally.blocked === 0)
+          block({
+            status: 400,
+            layer: error2.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH" ? "limit" : "websocket",
+            reason: `the client's message was refused: ${error2.message}`
+          });
+      });
       client.terminate();
     });
     upstream.on("error", () => upstream.terminate());
@@ -43508,29 +43573,13 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
     client.resume();
   });
 }
-var QUEUED_BYTES_HIGH = 4 * 1024 * 1024;
-function forwarder(source, destination2, judge2) {
-  let queued = 0;
-  let order = Promise.resolve();
-  const release = (bytes2) => {
-    queued -= bytes2;
-    if (queued <= QUEUED_BYTES_HIGH && source.isPaused) source.resume();
-  };
-  return {
-    send(data2, isBinary) {
-      const bytes2 = byteLength(data2);
-      queued += bytes2;
-      if (queued > QUEUED_BYTES_HIGH) source.pause();
-      order = order.then(() => judge2(data2, isBinary)).then((pass) => {
-        if (pass) destination2.send(data2, { binary: isBinary }, () => release(bytes2));
-        else release(bytes2);
-      });
-    },
-    settled: () => order
-  };
-}
-function byteLength(data2) {
-  return Array.isArray(data2) ? data2.reduce((sum, part) => sum + part.length, 0) : data2.byteLength;
+var CLOSE_GRACE_MS = 2e3;
+function closeWithin(socket, code2, reason) {
+  if (socket.readyState === socket.CONNECTING) return socket.terminate();
+  if (socket.readyState !== socket.OPEN) return;
+  socket.close(code2, reason);
+  const timer = setTimeout(() => socket.terminate(), CLOSE_GRACE_MS);
+  socket.once("close", () => clearTimeout(timer));
 }
 function closeCode(code2) {
   if (code2 === 1005) return 1e3;
@@ -43777,7 +43826,7 @@ var ContentScans = class {
   }
   scanOn(thread, { job, done }) {
     const lost = (error2) => finish(failed(`the scanning thread failed: ${error2.message}`, job));
-    const exited = (code2) => lost(new Error(`it exited with code ${code2}`));
+    const exited = (code2) => this.closed ? finish(failed("the engine is stopping", job)) : lost(new Error(`it exited with code ${code2}`));
     const finish = (finding, healthy = false) => {
       thread.off("message", replied).off("error", lost).off("exit", exited);
       done(finding);
@@ -44895,6 +44944,7 @@ var Engine = class {
       handshakeTimeoutMs: this.limits.upstreamTimeoutMs,
       idleMs: this.limits.tunnelIdleMs,
       scans: this.contentScans,
+      messageBudget: new MessageBudget(MESSAGES_HELD_BYTES),
       record: (entry) => this.record(entry),
       track: (socket) => {
         this.tunnels.add(socket);

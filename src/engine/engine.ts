@@ -37,6 +37,7 @@ import type { RunCertificateAuthority } from './tls/run-ca.js';
 import { terminateTls } from './tls/terminate.js';
 import { relayWebSocket, webSocketSwitchRefusal, type WebSocketContext } from './websocket.js';
 import { startRequestSweep, stopRequestSweep } from './request-sweep.js';
+import { MessageBudget, MESSAGES_HELD_BYTES } from './message-relay.js';
 import { upstreamTrust } from './upstream-trust.js';
 
 export interface EngineOptions {
@@ -171,6 +172,7 @@ export class Engine {
       handshakeTimeoutMs: this.limits.upstreamTimeoutMs,
       idleMs: this.limits.tunnelIdleMs,
       scans: this.contentScans,
+      messageBudget: new MessageBudget(MESSAGES_HELD_BYTES),
       record: (entry) => this.record(entry),
       track: (socket) => {
         this.tunnels.add(socket);

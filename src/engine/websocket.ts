@@ -21,6 +21,7 @@ import {
 } from './admission.js';
 import { outcomeOf, type DecisionEntry } from './decision-log.js';
 import type { ContentScans } from './dlp/content-scans.js';
+import { forwarder, type MessageBudget } from './message-relay.js';
 import { headerViews } from './dlp/content-views.js';
 import { refuseSocket, type Refusal } from './refusal.js';
 
@@ -37,6 +38,8 @@ export interface WebSocketContext {
   readonly idleMs: number;
   /** Scans messages: large ones off the event loop. */
   readonly scans: ContentScans;
+  /** Bytes of messages all relays together may hold waiting. */
+  readonly messageBudget: MessageBudget;
   /** Appends a receipt; a failure is reported, never thrown. */
   readonly record: (entry: DecisionEntry) => Promise<void>;
   /** Called with the open pair, so that a shutdown can close it. */
@@ -306,15 +309,17 @@ function relayMessages(
       pattern: refusal.reason,
     });
     const reason = refusal.layer === 'dlp' ? 'DLP violation' : 'policy violation';
-    client.close(POLICY_VIOLATION, reason);
-    upstream.close(POLICY_VIOLATION, reason);
+    closeWithin(client, POLICY_VIOLATION, reason);
+    closeWithin(upstream, POLICY_VIOLATION, reason);
   };
   /** Whether a client message goes on; blocks the pair when not (never throws). */
   const judge = async (data: RawData, isBinary: boolean): Promise<boolean> => {
     try {
+      // Gone, the origin takes nothing more: what is left is neither judged nor counted.
+      if (upstream.readyState !== upstream.OPEN) return false;
       const refusal = await messageRefusal(data, isBinary);
       // Blocked meanwhile (an earlier message, the engine stopping): nothing more goes.
-      if (tally.blocked > 0) return false;
+      if (tally.blocked > 0 || upstream.readyState !== upstream.OPEN) return false;
       if (refusal) {
         block(refusal);
         return false;
@@ -349,8 +354,9 @@ function relayMessages(
     sentTail = (sentTail + text.slice(-SEAM_CHARS)).slice(-SEAM_CHARS);
     return undefined;
   };
-  const toUpstream = forwarder(client, upstream, judge);
-  const toClient = forwarder(upstream, client, async () => {
+  const toUpstream = forwarder(client, upstream, context.messageBudget, judge);
+  const toClient = forwarder(upstream, client, context.messageBudget, async () => {
+    if (client.readyState !== client.OPEN) return false;
     tally.received++;
     return true;
   });
@@ -363,8 +369,7 @@ function relayMessages(
         tally.reason = `${side}_closed_${code}`;
       // What a side sent before it closed goes on first (its messages may still be scanned).
       void (side === 'client' ? toUpstream : toClient).settled().then(() => {
-        if (other.readyState === other.OPEN) other.close(closeCode(code));
-        else if (other.readyState === other.CONNECTING) other.terminate();
+        closeWithin(other, closeCode(code));
         if (--open > 0) return;
         void context
           .record(
@@ -379,14 +384,17 @@ function relayMessages(
     client.on('close', (code: number) => closed('client', code, upstream));
     upstream.on('close', (code: number) => closed('upstream', code, client));
     // ws has already sent the client its close code (1009 too big, 1002 compressed or
-    // malformed, 1007 not UTF-8): the message was refused, and the evidence says so.
+    // malformed, 1007 not UTF-8): the message was refused, and the evidence says so, once
+    // the messages before it have gone on.
     client.on('error', (error: Error & { code?: string }) => {
-      if (tally.blocked === 0)
-        block({
-          status: 400,
-          layer: error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'limit' : 'websocket',
-          reason: `the client's message was refused: ${error.message}`,
-        });
+      void toUpstream.settled().then(() => {
+        if (tally.blocked === 0)
+          block({
+            status: 400,
+            layer: error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'limit' : 'websocket',
+            reason: `the client's message was refused: ${error.message}`,
+          });
+      });
       client.terminate();
     });
     upstream.on('error', () => upstream.terminate());
@@ -395,55 +403,20 @@ function relayMessages(
   });
 }
 
-/**
- * Bytes one side may have waiting (to be judged, or written to a reader that does not keep
- * up) before its sender is paused.
- */
-const QUEUED_BYTES_HIGH = 4 * 1024 * 1024;
-
-interface Forwarder {
-  readonly send: (data: RawData, isBinary: boolean) => void;
-  /** Settles once every message received so far has been judged and handed on. */
-  readonly settled: () => Promise<void>;
-}
+/** How long a side has to answer the engine's close frame before its connection is dropped. */
+const CLOSE_GRACE_MS = 2_000;
 
 /**
- * Sends `source`'s messages on to `destination` in order, each once `judge` passes it (it
- * never throws), pausing `source` while more than QUEUED_BYTES_HIGH of them wait: a scan that
- * takes its time, or a reader that stops reading, would otherwise have the engine hold
- * everything the other side sends.
+ * Sends a close frame, and drops the connection if the peer has not answered it in
+ * CLOSE_GRACE_MS: ws would wait 30 s for a side that does not read, past the engine's
+ * shutdown, whose evidence would then be sealed without this pair's outcome.
  */
-function forwarder(
-  source: WebSocket,
-  destination: WebSocket,
-  judge: (data: RawData, isBinary: boolean) => Promise<boolean>,
-): Forwarder {
-  let queued = 0;
-  let order = Promise.resolve();
-  const release = (bytes: number) => {
-    queued -= bytes;
-    if (queued <= QUEUED_BYTES_HIGH && source.isPaused) source.resume();
-  };
-  return {
-    send(data, isBinary) {
-      const bytes = byteLength(data);
-      queued += bytes;
-      if (queued > QUEUED_BYTES_HIGH) source.pause();
-      order = order
-        .then(() => judge(data, isBinary))
-        .then((pass) => {
-          if (pass) destination.send(data, { binary: isBinary }, () => release(bytes));
-          else release(bytes);
-        });
-    },
-    settled: () => order,
-  };
-}
-
-function byteLength(data: RawData): number {
-  return Array.isArray(data)
-    ? data.reduce((sum, part) => sum + part.length, 0)
-    : (data as ArrayBuffer).byteLength;
+function closeWithin(socket: WebSocket, code: number, reason?: string): void {
+  if (socket.readyState === socket.CONNECTING) return socket.terminate();
+  if (socket.readyState !== socket.OPEN) return;
+  socket.close(code, reason);
+  const timer = setTimeout(() => socket.terminate(), CLOSE_GRACE_MS);
+  socket.once('close', () => clearTimeout(timer));
 }
 
 /** Codes a peer may send in a close frame; the rest (1005, 1006, 1015) become 1000 or 1011. */

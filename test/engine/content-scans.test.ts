@@ -155,8 +155,10 @@ test('scans waiting or running when the engine stops are refused, and none start
   for (const finding of [
     ...(await Promise.all(pending)),
     await scans.scanBody(body, body, to, true),
-  ])
+  ]) {
     assert.equal(finding?.detector, 'unscannable');
+    assert.equal(finding.failure, 'the engine is stopping');
+  }
 });
 
 test('a thread that ends while idle is dropped: the next scan gets a new one and settles', async () => {

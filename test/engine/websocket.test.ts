@@ -285,6 +285,57 @@ test('a large message sent just before the client closes reaches the origin befo
   }
 });
 
+test('a message refused by the protocol (not UTF-8) closes the pair after the messages before it have gone on', async () => {
+  const f = await fixture();
+  try {
+    const big = slowToScan();
+    const socket = new WebSocket(proxied(f, `ws://ws.example.test:${f.plain.port}/`));
+    socket.on('error', () => undefined);
+    await opened(socket);
+    socket.send(big);
+    socket.send('small');
+    socket.send(Buffer.from([0x61, 0xc3, 0x28]), { binary: false });
+    assert.equal((await closeOf(socket)).code, 1007);
+    const all = await records(f);
+    assert.deepEqual(f.plain.received, [big, 'small']);
+    assert.deepEqual(
+      all.filter((r) => r.verdict === 'block').map((r) => r.layer),
+      ['websocket'],
+    );
+    assert.match(all.at(-1)?.pattern ?? '', /messages_sent=2 .*blocked=1/);
+  } finally {
+    await f.close();
+  }
+});
+
+test('messages still waiting when the origin closes are neither sent nor counted as sent', async () => {
+  const closer = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  await once(closer, 'listening');
+  const received: string[] = [];
+  closer.on('connection', (ws) =>
+    ws.on('message', (data: Buffer) => {
+      received.push(data.toString().slice(0, 20));
+      ws.close(1000);
+    }),
+  );
+  const port = (closer.address() as AddressInfo).port;
+  const f = await fixture(undefined, false, {}, [port]);
+  try {
+    const big = slowToScan();
+    const socket = new WebSocket(proxied(f, `ws://127.0.0.1:${port}/`));
+    socket.on('error', () => undefined);
+    await opened(socket);
+    for (const message of ['first', big, big, big]) socket.send(message);
+    await closeOf(socket);
+    const all = await records(f);
+    assert.deepEqual(received, ['first']);
+    assert.match(all.at(-1)?.pattern ?? '', /messages_sent=1 /);
+  } finally {
+    await f.close();
+    closer.close();
+  }
+});
+
 test('a secret split over fragments is reassembled and caught', async () => {
   const f = await fixture();
   try {
@@ -639,6 +690,33 @@ test('a side that stops reading holds the other side up: the engine does not kee
   } finally {
     await f.close();
     await flooding.close();
+    await deaf.close();
+  }
+});
+
+test('at shutdown a pair whose origin reads nothing is closed within the grace, its outcome sealed with the evidence', async () => {
+  const deaf = await rawOrigin(Buffer.alloc(0), (socket) => socket.pause());
+  const f = await fixture(undefined, false, {}, [deaf.port]);
+  try {
+    const sender = new WebSocket(proxied(f, `ws://127.0.0.1:${deaf.port}/`));
+    sender.on('error', () => undefined);
+    await opened(sender);
+    for (let i = 0; i < 8; i++) sender.send(Buffer.alloc(512 * 1024, 'x').toString());
+    await waitFor(() => sender.bufferedAmount === 0, 10_000, 'the messages to leave the client');
+    const started = Date.now();
+    const all = await records(f);
+    const took = Date.now() - started;
+    // ws waits 30 s for a close frame to be answered: the evidence was sealed before that.
+    assert.ok(took < 10_000, `the engine took ${took} ms to stop`);
+    assert.deepEqual(
+      all.map((r) => [r.decision_phase, r.verdict]),
+      [
+        ['intent', 'allow'],
+        ['outcome', 'allow'],
+      ],
+    );
+  } finally {
+    await f.close();
     await deaf.close();
   }
 });

@@ -130,7 +130,11 @@ export class ContentScans {
     // it is refused, and the next scan gets a new thread.
     const lost = (error: Error) =>
       finish(failed(`the scanning thread failed: ${error.message}`, job));
-    const exited = (code: number) => lost(new Error(`it exited with code ${code}`));
+    // Stopped by close(): the scan is refused for that reason, not as a thread that failed.
+    const exited = (code: number) =>
+      this.closed
+        ? finish(failed('the engine is stopping', job))
+        : lost(new Error(`it exited with code ${code}`));
     const finish = (finding: DlpFinding | undefined, healthy = false) => {
       thread.off('message', replied).off('error', lost).off('exit', exited);
       done(finding);
