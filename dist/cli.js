@@ -42419,8 +42419,8 @@ import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from "n
 // src/engine/dlp/detectors.ts
 var builtin = (name, body2, { start = "", end = "", flags = "" } = {}) => ({
   name,
-  pattern: new RegExp(start + body2 + end, `g${flags}`),
-  ...end === "" ? {} : { decodedPattern: new RegExp(start + body2, `g${flags}`) }
+  pattern: new RegExp(`${start}(?:${body2})${end}`, `g${flags}`),
+  ...end === "" ? {} : { decodedPattern: new RegExp(`${start}(?:${body2})`, `g${flags}`) }
 });
 var LONGEST = 65536;
 var START = "(?<![A-Za-z0-9])";
@@ -42436,11 +42436,13 @@ var BUILTIN_DETECTORS = [
     String.raw`github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}`,
     BOUNDED
   ),
-  // Upper case only, so found in any case: lowercased, it is the same key.
+  // Upper case, so lowercased it is the same key. Its last 16 are base32 (A-Z, 2-7): lowercased,
+  // with a digit among them, they are told from words. Mixed case is what random base64 looks
+  // like (one 8 MiB upload in 26 would hold one): not looked for.
   builtin(
     "aws-access-key-id",
-    String.raw`(?:AKIA|ASIA|AROA|AIDA|AGPA|ANPA|ANVA|AIPA)[A-Z0-9]{16}`,
-    { ...BOUNDED, flags: "i" }
+    String.raw`(?:AKIA|ASIA|AROA|AIDA|AGPA|ANPA|ANVA|AIPA)[A-Z0-9]{16}|(?:akia|asia|aroa|aida|agpa|anpa|anva|aipa)(?=[a-z2-7]{0,15}[2-7])[a-z2-7]{16}`,
+    BOUNDED
   ),
   builtin(
     "aws-secret-access-key",
@@ -42517,13 +42519,18 @@ function withUnicodeFolded(views) {
   for (const view of views) {
     out.push(view);
     if (!NON_ASCII.test(view.text)) continue;
-    const folded = view.text.normalize("NFKC").replace(INVISIBLE2, "");
+    const folded = streamSafe(view.text).normalize("NFKC").replace(INVISIBLE2, "");
     if (folded !== view.text) out.push({ ...view, text: folded });
   }
   return out;
 }
 var NON_ASCII = /[^\x00-\x7f]/;
 var INVISIBLE2 = new RegExp("\\p{Default_Ignorable_Code_Point}", "gu");
+function streamSafe(text2) {
+  return text2.replace(LONG_MARK_RUN, (run) => run.replace(THIRTY_MARKS, "$&\u034F"));
+}
+var LONG_MARK_RUN = new RegExp("\\p{M}{31,}", "gu");
+var THIRTY_MARKS = new RegExp("\\p{M}{30}", "gu");
 
 // src/engine/limits.ts
 var DEFAULT_LIMITS = {
@@ -42855,6 +42862,7 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
       for (const { detector, probe: probe2, decodedProbe } of group) {
         running = detector.name;
         for (const view of views) {
+          if (view.compact) continue;
           where = view.where;
           const match = firstFinding(decoded2 ? decodedProbe : probe2, view.text);
           if (match) return { detector: detector.name, where: view.where, forms: [match[0]] };
@@ -42942,10 +42950,8 @@ function urlViews(target, host) {
     ...percentDecodings(target).map((decoded) => ({ text: decoded, where: "URL" }))
   ]);
   if (host?.kind === "name") {
-    const compact = withoutSeparators(host.name);
-    const dotless = hostAsSent(target).replaceAll(".", "");
-    if (dotless !== compact) views.push({ text: dotless, where: HOST });
-    views.push({ text: compact, where: HOST, compact: true });
+    views.push({ text: hostAsSent(target).replaceAll(".", ""), where: HOST });
+    views.push({ text: withoutSeparators(host.name), where: HOST, compact: true });
   }
   return views;
 }
@@ -43107,7 +43113,26 @@ var NAMED = {
   vert: "|",
   VerticalLine: "|",
   rcub: "}",
-  rbrace: "}"
+  rbrace: "}",
+  fjlig: "fj",
+  // Names of characters that show nothing: read again without them (unicode-folding.ts).
+  shy: "\xAD",
+  ZeroWidthSpace: "\u200B",
+  NegativeVeryThinSpace: "\u200B",
+  NegativeThinSpace: "\u200B",
+  NegativeMediumSpace: "\u200B",
+  NegativeThickSpace: "\u200B",
+  zwnj: "\u200C",
+  zwj: "\u200D",
+  lrm: "\u200E",
+  rlm: "\u200F",
+  NoBreak: "\u2060",
+  af: "\u2061",
+  ApplyFunction: "\u2061",
+  it: "\u2062",
+  InvisibleTimes: "\u2062",
+  ic: "\u2063",
+  InvisibleComma: "\u2063"
 };
 function characterReferencesDecoded(text2) {
   if (!text2.includes("&")) return void 0;
@@ -43790,7 +43815,7 @@ var ContentScans = class {
   }
   /** The finding in texts (a WebSocket message, where it joins the one before), if any. */
   scanTexts(texts, to, detectors) {
-    const size = texts.reduce((sum, { text: text2 }) => sum + text2.length, 0);
+    const size = texts.reduce((sum, { text: text2 }) => sum + Buffer.byteLength(text2), 0);
     return this.scan({ texts, to, detectors }, size);
   }
   scan(job, size) {

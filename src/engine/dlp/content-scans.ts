@@ -86,7 +86,7 @@ export class ContentScans {
     to: RequestTarget,
     detectors: boolean,
   ): Promise<DlpFinding | undefined> {
-    const size = texts.reduce((sum, { text }) => sum + text.length, 0);
+    const size = texts.reduce((sum, { text }) => sum + Buffer.byteLength(text), 0);
     return this.scan({ texts, to, detectors }, size);
   }
 

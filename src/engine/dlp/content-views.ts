@@ -129,7 +129,8 @@ function hexDigit(byte: number | undefined): number {
 
 /**
  * Numeric references as an HTML parser reads them (any number of leading zeros, the `;` may
- * be left out) and named ones for every ASCII character HTML names (`&lowbar;` is `_`).
+ * be left out) and named ones for every ASCII character HTML names (`&lowbar;` is `_`) and
+ * for the invisible ones (`&shy;`).
  */
 const CHARACTER_REFERENCE = /&(?:#0*([0-9]{1,8})|#[xX]0*([0-9A-Fa-f]{1,7}));?|&([A-Za-z]+);/g;
 const NAMED: Record<string, string> = {
@@ -179,6 +180,25 @@ const NAMED: Record<string, string> = {
   VerticalLine: '|',
   rcub: '}',
   rbrace: '}',
+  fjlig: 'fj',
+  // Names of characters that show nothing: read again without them (unicode-folding.ts).
+  shy: '\u00ad',
+  ZeroWidthSpace: '\u200b',
+  NegativeVeryThinSpace: '\u200b',
+  NegativeThinSpace: '\u200b',
+  NegativeMediumSpace: '\u200b',
+  NegativeThickSpace: '\u200b',
+  zwnj: '\u200c',
+  zwj: '\u200d',
+  lrm: '\u200e',
+  rlm: '\u200f',
+  NoBreak: '\u2060',
+  af: '\u2061',
+  ApplyFunction: '\u2061',
+  it: '\u2062',
+  InvisibleTimes: '\u2062',
+  ic: '\u2063',
+  InvisibleComma: '\u2063',
 };
 
 /** XML and HTML character references (`&amp;`, `&#43;`, `&#x2B;`) decoded; without any, undefined. */

@@ -44,7 +44,10 @@ export interface View {
   readonly where: string;
   /** False when its encoded runs are pieces of another view's (nothing new to decode). */
   readonly decodeRuns?: false;
-  /** A host name lowercased, without separators: bound secrets are compared in that spelling. */
+  /**
+   * A host name lowercased, without separators: bound secrets are compared in that spelling;
+   * the detectors read the name as sent (any 20 letters and digits would be an AWS key id).
+   */
   readonly compact?: true;
 }
 
@@ -213,6 +216,7 @@ export function createSecretScanner(
       for (const { detector, probe, decodedProbe } of group) {
         running = detector.name;
         for (const view of views) {
+          if (view.compact) continue;
           where = view.where;
           const match = firstFinding(decoded ? decodedProbe : probe, view.text);
           if (match) return { detector: detector.name, where: view.where, forms: [match[0]] };
@@ -338,11 +342,8 @@ function urlViews(target: string, host: Host | undefined): View[] {
     ...percentDecodings(target).map((decoded) => ({ text: decoded, where: 'URL' })),
   ]);
   if (host?.kind === 'name') {
-    const compact = withoutSeparators(host.name);
-    const dotless = hostAsSent(target).replaceAll('.', '');
-    // Most hosts are lowercase without `-` or `_`: then the compact view says it all.
-    if (dotless !== compact) views.push({ text: dotless, where: HOST });
-    views.push({ text: compact, where: HOST, compact: true });
+    views.push({ text: hostAsSent(target).replaceAll('.', ''), where: HOST });
+    views.push({ text: withoutSeparators(host.name), where: HOST, compact: true });
   }
   return views;
 }

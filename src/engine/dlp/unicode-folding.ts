@@ -12,7 +12,7 @@ export function withUnicodeFolded(views: readonly View[]): View[] {
     out.push(view);
     // ASCII has neither: most texts are done with one test.
     if (!NON_ASCII.test(view.text)) continue;
-    const folded = view.text.normalize('NFKC').replace(INVISIBLE, '');
+    const folded = streamSafe(view.text).normalize('NFKC').replace(INVISIBLE, '');
     if (folded !== view.text) out.push({ ...view, text: folded });
   }
   return out;
@@ -21,3 +21,15 @@ export function withUnicodeFolded(views: readonly View[]): View[] {
 // eslint-disable-next-line no-control-regex -- the ASCII range is what is tested
 const NON_ASCII = /[^\x00-\x7f]/;
 const INVISIBLE = /\p{Default_Ignorable_Code_Point}/gu;
+
+/**
+ * Runs of more than 30 combining marks broken by U+034F (an invisible starter, removed again
+ * after): normalising sorts each run's marks, in time growing with the square of its length
+ * (a 256 KiB run took seconds). UAX #15's stream-safe text format breaks them the same way.
+ */
+function streamSafe(text: string): string {
+  return text.replace(LONG_MARK_RUN, (run) => run.replace(THIRTY_MARKS, '$&\u034f'));
+}
+
+const LONG_MARK_RUN = /\p{M}{31,}/gu;
+const THIRTY_MARKS = /\p{M}{30}/gu;
