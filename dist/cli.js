@@ -43001,7 +43001,8 @@ function headerViews(headers) {
     for (const decoded of [
       jsonUnescaped(value),
       characterReferencesDecoded(value),
-      quotedPrintableDecoded(value)
+      quotedPrintableDecoded(value),
+      encodedWordsDecoded(value)
     ])
       if (decoded !== void 0) views.push({ text: decoded, where });
     const basic = /^\s*basic\s+([A-Za-z0-9+/=_-]+)\s*$/i.exec(value);
@@ -43035,6 +43036,16 @@ function withJsonUnescaped(text2) {
   return unescaped === void 0 ? [text2] : [text2, unescaped];
 }
 var EQUALS = 61;
+function encodedWordsDecoded(value) {
+  if (!value.includes("=?")) return void 0;
+  const decoded = value.replace(BETWEEN_ENCODED_WORDS, "?=").replace(
+    ENCODED_WORD,
+    (_word, encoding, text2) => encoding === "B" || encoding === "b" ? Buffer.from(text2, "base64").toString("utf8") : quotedPrintableDecoded(text2.replaceAll("_", " ")) ?? text2.replaceAll("_", " ")
+  );
+  return decoded === value ? void 0 : decoded;
+}
+var ENCODED_WORD = /=\?[^?\s]+\?([BbQq])\?([^?\s]*)\?=/g;
+var BETWEEN_ENCODED_WORDS = /\?=\s+(?==\?[^?\s]+\?[BbQq]\?)/g;
 function quotedPrintableDecoded(text2) {
   if (!/=(?:[0-9A-Fa-f]{2}|\r?\n)/.test(text2)) return void 0;
   const sent = Buffer.from(text2, "utf8");

@@ -523,12 +523,19 @@ test('spellings a reader undoes with one call are read: character references, si
       `${name} in a header`,
     );
   }
-  // A MIME encoded word in a header, and the bound secret hidden the same ways.
-  const word = `=?utf-8?Q?${underscore('=5F')}?=`;
-  assert.equal(
-    scanner.scanContent(headerViews(['Subject', word]), to, true)?.detector,
-    'github-token',
-  );
+  // MIME encoded words in a header: one, or a token cut over two (Q or B), as a mail
+  // reader joins them.
+  const b64 = (text: string) => Buffer.from(text).toString('base64');
+  for (const words of [
+    `=?utf-8?Q?${underscore('=5F')}?=`,
+    `=?UTF-8?Q?${token.slice(0, 12).replace('_', '=5F')}?= \r\n =?UTF-8?q?${token.slice(12)}?=`,
+    `=?UTF-8?B?${b64(token.slice(0, 12))}?= =?UTF-8?B?${b64(token.slice(12))}?=`,
+  ])
+    assert.equal(
+      scanner.scanContent(headerViews(['Subject', words]), to, true)?.detector,
+      'github-token',
+      words,
+    );
   for (const text of ['Zq7tKpW3xV&#109;9LrB2nHs8', spaced('Zq7tKpW3xVm9LrB2nHs8', '\u200d')])
     assert.equal(
       scanner.scanContent(headerViews(['X-Key', text]), to, false)?.detector,

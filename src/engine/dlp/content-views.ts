@@ -8,7 +8,7 @@ import { withUnicodeFolded } from './unicode-folding.js';
 
 /**
  * One view per header, plus its decoded spellings (percent-encoding, JSON escapes, character
- * references, quoted-printable as in MIME encoded words, Basic credentials).
+ * references, quoted-printable, MIME encoded words, Basic credentials).
  */
 export function headerViews(headers: readonly string[]): View[] {
   const views: View[] = [];
@@ -22,6 +22,7 @@ export function headerViews(headers: readonly string[]): View[] {
       jsonUnescaped(value),
       characterReferencesDecoded(value),
       quotedPrintableDecoded(value),
+      encodedWordsDecoded(value),
     ])
       if (decoded !== undefined) views.push({ text: decoded, where });
     const basic = /^\s*basic\s+([A-Za-z0-9+/=_-]+)\s*$/i.exec(value);
@@ -87,6 +88,26 @@ function withJsonUnescaped(text: string): string[] {
 }
 
 const EQUALS = 0x3d;
+
+/**
+ * MIME encoded words (RFC 2047: `=?UTF-8?Q?…?=`, `=?UTF-8?B?…?=`) decoded, and joined where
+ * only whitespace separates them, as a mail reader joins them: a secret cut over two words is
+ * whole again. Undefined for a value with none.
+ */
+function encodedWordsDecoded(value: string): string | undefined {
+  if (!value.includes('=?')) return undefined;
+  const decoded = value
+    .replace(BETWEEN_ENCODED_WORDS, '?=')
+    .replace(ENCODED_WORD, (_word, encoding: string, text: string) =>
+      encoding === 'B' || encoding === 'b'
+        ? Buffer.from(text, 'base64').toString('utf8')
+        : (quotedPrintableDecoded(text.replaceAll('_', ' ')) ?? text.replaceAll('_', ' ')),
+    );
+  return decoded === value ? undefined : decoded;
+}
+
+const ENCODED_WORD = /=\?[^?\s]+\?([BbQq])\?([^?\s]*)\?=/g;
+const BETWEEN_ENCODED_WORDS = /\?=\s+(?==\?[^?\s]+\?[BbQq]\?)/g;
 
 /**
  * Quoted-printable (MIME bodies, `.eml` files, encoded words in headers) decoded: `=XX` is a

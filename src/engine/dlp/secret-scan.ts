@@ -46,7 +46,8 @@ export interface View {
   readonly decodeRuns?: false;
   /**
    * A host name lowercased, without separators: bound secrets are compared in that spelling;
-   * the detectors read the name as sent (any 20 letters and digits would be an AWS key id).
+   * the detectors read the name as sent (its letters and digits joined can take the shape of
+   * a credential: `asia-east2-maven` that of an AWS key id).
    */
   readonly compact?: true;
 }
