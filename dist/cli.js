@@ -18026,7 +18026,7 @@ var require_client_h1 = __commonJS({
       kHTTPContext,
       kClosed
     } = require_symbols();
-    var constants5 = require_constants3();
+    var constants6 = require_constants3();
     var EMPTY_BUF = Buffer.alloc(0);
     var FastBuffer = Buffer[Symbol.species];
     var removeAllListeners = util.removeAllListeners;
@@ -18162,7 +18162,7 @@ var require_client_h1 = __commonJS({
          */
       constructor(client, socket, { exports: exports2 }) {
         this.llhttp = exports2;
-        this.ptr = this.llhttp.llhttp_alloc(constants5.TYPE.RESPONSE);
+        this.ptr = this.llhttp.llhttp_alloc(constants6.TYPE.RESPONSE);
         this.client = client;
         this.socket = socket;
         this.timeout = null;
@@ -18258,11 +18258,11 @@ var require_client_h1 = __commonJS({
             currentParser = null;
             currentBufferRef = null;
           }
-          if (ret !== constants5.ERROR.OK) {
+          if (ret !== constants6.ERROR.OK) {
             const data2 = chunk.subarray(llhttp.llhttp_get_error_pos(this.ptr) - currentBufferPtr);
-            if (ret === constants5.ERROR.PAUSED_UPGRADE) {
+            if (ret === constants6.ERROR.PAUSED_UPGRADE) {
               this.onUpgrade(data2);
-            } else if (ret === constants5.ERROR.PAUSED) {
+            } else if (ret === constants6.ERROR.PAUSED) {
               this.paused = true;
               socket.unshift(data2);
             } else {
@@ -18285,10 +18285,10 @@ var require_client_h1 = __commonJS({
         } finally {
           currentParser = null;
         }
-        if (ret === constants5.ERROR.OK) {
+        if (ret === constants6.ERROR.OK) {
           return null;
         }
-        if (ret === constants5.ERROR.PAUSED || ret === constants5.ERROR.PAUSED_UPGRADE) {
+        if (ret === constants6.ERROR.PAUSED || ret === constants6.ERROR.PAUSED_UPGRADE) {
           this.paused = true;
           return null;
         }
@@ -18305,7 +18305,7 @@ var require_client_h1 = __commonJS({
           const len = new Uint8Array(llhttp.memory.buffer, ptr).indexOf(0);
           message = "Response does not match the HTTP/1.1 protocol (" + Buffer.from(llhttp.memory.buffer, ptr, len).toString() + ")";
         }
-        return new HTTPParserError(message, constants5.ERROR[ret], data2);
+        return new HTTPParserError(message, constants6.ERROR[ret], data2);
       }
       destroy() {
         assert2(currentParser === null);
@@ -18516,7 +18516,7 @@ var require_client_h1 = __commonJS({
           socket[kBlocking] = false;
           client[kResume]();
         }
-        return pause ? constants5.ERROR.PAUSED : 0;
+        return pause ? constants6.ERROR.PAUSED : 0;
       }
       /**
        * @param {Buffer} buf
@@ -18542,7 +18542,7 @@ var require_client_h1 = __commonJS({
         }
         this.bytesRead += buf.length;
         if (request.onData(buf) === false) {
-          return constants5.ERROR.PAUSED;
+          return constants6.ERROR.PAUSED;
         }
         return 0;
       }
@@ -18582,13 +18582,13 @@ var require_client_h1 = __commonJS({
         if (socket[kWriting]) {
           assert2(client[kRunning] === 0);
           util.destroy(socket, new InformationalError("reset"));
-          return constants5.ERROR.PAUSED;
+          return constants6.ERROR.PAUSED;
         } else if (!shouldKeepAlive) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants5.ERROR.PAUSED;
+          return constants6.ERROR.PAUSED;
         } else if (socket[kReset] && client[kRunning] === 0) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants5.ERROR.PAUSED;
+          return constants6.ERROR.PAUSED;
         } else if (client[kPipelining] == null || client[kPipelining] === 1) {
           setImmediate(client[kResume]);
         } else {
@@ -44003,12 +44003,18 @@ async function forwardRequest(req, res, send, target, limits, readBody2) {
   const body2 = readBody2 ?? (hasBody(req) ? req.pipe(new BodyLimit(limits.maxBodyBytes)) : null);
   const cancel = new EventEmitter();
   let answered = false;
-  res.once("finish", () => answered = true);
-  res.once("close", () => {
-    if (answered) return;
+  const leave = () => {
+    forget();
+    if (answered || cancel.reason) return;
     cancel.reason = new ClientGone();
     cancel.emit("abort");
+  };
+  const forget = whenConnectionCloses(req.socket, leave);
+  res.once("finish", () => {
+    answered = true;
+    forget();
   });
+  res.once("close", leave);
   try {
     const response = await send({
       method: req.method ?? "GET",
@@ -44018,25 +44024,45 @@ async function forwardRequest(req, res, send, target, limits, readBody2) {
       signal: cancel
     });
     res.writeHead(response.statusCode, responseHeaders(flatten(response.headers)));
-    const bytes2 = await relayBody(response.body, res);
+    const bytes2 = await relayBody(response.body, res, cancel);
     return { ok: true, status: response.statusCode, bytes: bytes2 };
   } catch (error2) {
     return { ok: false, refusal: describeFailure(error2, target) };
   }
 }
-function relayBody(source, res) {
+var connectionClosed = /* @__PURE__ */ new WeakMap();
+function whenConnectionCloses(socket, listener) {
+  let listeners = connectionClosed.get(socket);
+  if (listeners === void 0) {
+    const waiting = /* @__PURE__ */ new Set();
+    listeners = waiting;
+    connectionClosed.set(socket, waiting);
+    socket.once("close", () => {
+      connectionClosed.delete(socket);
+      for (const call of waiting) call();
+    });
+  }
+  listeners.add(listener);
+  const registered = listeners;
+  return () => registered.delete(listener);
+}
+function relayBody(source, res, clientGone) {
   return new Promise((resolve4, reject) => {
     let bytes2 = 0;
+    const gone = () => {
+      source.destroy();
+      reject(new ClientGone());
+    };
+    if (clientGone.reason) return gone();
+    clientGone.once("abort", gone);
     source.on("data", (chunk) => bytes2 += chunk.length);
     source.once("error", (error2) => {
       res.destroy();
       reject(error2);
     });
-    res.once("finish", () => resolve4(bytes2));
-    res.once("close", () => {
-      if (res.writableFinished) return;
-      source.destroy();
-      reject(new ClientGone());
+    res.once("finish", () => {
+      clientGone.off("abort", gone);
+      resolve4(bytes2);
     });
     source.pipe(res);
   });
@@ -44225,7 +44251,7 @@ var RequestInspection = class {
     };
     const declared = Number(req.headers["content-length"] ?? "0");
     if (declared > limit) return { refusal: tooLarge };
-    if (expectsContinue(req)) this.res.writeContinue();
+    continueIfAwaited(req, this.res);
     const read = await readBody(req, limit, tooLarge, (bytes2) => this.hold(bytes2));
     if (!read.ok) return { refusal: this.timedOut() ?? read.refusal };
     const encoding = joinedValue(forwarded, "content-encoding");
@@ -44273,6 +44299,9 @@ var RequestInspection = class {
 };
 function expectsContinue(req) {
   return /^100-continue$/i.test(req.headers.expect ?? "");
+}
+function continueIfAwaited(req, res) {
+  if (expectsContinue(req) && res.socket !== null) res.writeContinue();
 }
 
 // src/engine/upstream-pools.ts
@@ -44408,7 +44437,7 @@ var QUOTED_CHARS = 200;
 function quoted(text2, redact2) {
   return redact2(text2).slice(0, QUOTED_CHARS);
 }
-function tunnelTarget(url, hostHeader, tunnel, scheme, redact2) {
+function tunnelTarget(url, hostHeader2, tunnel, scheme, redact2) {
   const authority = `${formatHost(tunnel.host)}${tunnel.port === 443 ? "" : `:${tunnel.port}`}`;
   if (!url.startsWith("/")) {
     return {
@@ -44422,7 +44451,7 @@ function tunnelTarget(url, hostHeader, tunnel, scheme, redact2) {
     };
   }
   const target = `${scheme}://${authority}${url}`;
-  const problem = hostHeaderProblem(hostHeader, tunnel, redact2);
+  const problem = hostHeaderProblem(hostHeader2, tunnel, redact2);
   if (problem !== void 0)
     return { ok: false, target, refusal: { status: 403, layer: "host", reason: problem } };
   return { ok: true, target };
@@ -44431,7 +44460,7 @@ function hostHeaderProblem(header, tunnel, redact2) {
   const expected = `${formatHost(tunnel.host)}:${tunnel.port}`;
   if (header === void 0) return `the request has no Host header; expected ${expected}`;
   const parsed = parseRequestTarget(`https://${header}/`);
-  const same = parsed.ok && parsed.target.kind === "url" && formatHost(parsed.target.host) === formatHost(tunnel.host) && parsed.target.port === tunnel.port;
+  const same = !/[@/\\?#\s]/.test(header) && parsed.ok && parsed.target.kind === "url" && formatHost(parsed.target.host) === formatHost(tunnel.host) && parsed.target.port === tunnel.port;
   return same ? void 0 : `Host ${quoted(header, redact2)} does not match the CONNECT target ${expected}`;
 }
 function safeDecode2(text2) {
@@ -44924,6 +44953,30 @@ function stopRequestSweep(server) {
   return new Promise((resolve4) => server.close(() => resolve4()));
 }
 
+// src/engine/answer-order.ts
+function answerInProgress(socket) {
+  const answering = socket._httpMessage;
+  return answering && !answering.writableFinished ? answering : void 0;
+}
+async function answersWritten(socket, own2) {
+  for (let answering = answerInProgress(socket); answering && answering !== own2; answering = answerInProgress(socket)) {
+    const out = answering;
+    const closed = await new Promise((resolve4) => {
+      const finished = () => {
+        socket.off("close", gone);
+        resolve4(false);
+      };
+      const gone = () => {
+        out.off("finish", finished);
+        resolve4(true);
+      };
+      out.once("finish", finished);
+      socket.once("close", gone);
+    });
+    if (closed) return;
+  }
+}
+
 // src/engine/upstream-trust.ts
 import { createSecureContext, rootCertificates } from "node:tls";
 function upstreamTrust(extraCa) {
@@ -44993,11 +45046,14 @@ var Engine = class {
     this.server.on(
       "connect",
       (req, socket, head) => this.track(
-        this.onConnect(req, socket, head),
+        answersWritten(socket).then(() => this.onConnect(req, socket, head)),
         (refusal) => this.failSocket("connect", "CONNECT", req.url ?? "", socket, refusal)
       )
     );
-    this.server.on("upgrade", (req, socket, head) => this.onUpgrade(req, socket, head));
+    this.server.on(
+      "upgrade",
+      (req, socket, head) => this.afterAnswers(req, socket, "websocket", () => this.onUpgrade(req, socket, head))
+    );
     this.server.on(
       "clientError",
       (error2, socket) => void this.onClientError(error2, socket)
@@ -45007,8 +45063,14 @@ var Engine = class {
     startRequestSweep(this.inner);
     this.serveRequests(this.inner, "intercept", (req, res) => this.onInterceptedRequest(req, res));
     this.inner.on("checkExpectation", (req, res) => this.refuseExpectation(req, res));
-    this.inner.on("connect", (req, socket) => this.onNestedConnect(req, socket));
-    this.inner.on("upgrade", (req, socket, head) => this.onUpgrade(req, socket, head));
+    this.inner.on(
+      "connect",
+      (req, socket) => this.afterAnswers(req, socket, "intercept", () => this.onNestedConnect(req, socket))
+    );
+    this.inner.on(
+      "upgrade",
+      (req, socket, head) => this.afterAnswers(req, socket, "intercept", () => this.onUpgrade(req, socket, head))
+    );
     this.inner.on(
       "clientError",
       (error2, socket) => void this.onClientError(error2, socket, "intercept")
@@ -45145,7 +45207,7 @@ var Engine = class {
   requestTarget(req) {
     const url = req.url ?? "";
     const tunnel = this.intercepted.get(req.socket);
-    return tunnel ? tunnelTarget(url, req.headers.host, tunnel, "https", this.redactQuote).target : url;
+    return tunnel ? tunnelTarget(url, hostHeader(req), tunnel, "https", this.redactQuote).target : url;
   }
   /** The refusal for one more tunnel or WebSocket, when the limit is reached. */
   tunnelsFull() {
@@ -45197,13 +45259,7 @@ var Engine = class {
     const requestId = this.requestId();
     if (tunnel === void 0) throw new Error("unreachable: an inner request outside a tunnel");
     const method = req.method ?? "";
-    const located = tunnelTarget(
-      req.url ?? "",
-      req.headers.host,
-      tunnel,
-      "https",
-      this.redactQuote
-    );
+    const located = tunnelTarget(req.url ?? "", hostHeader(req), tunnel, "https", this.redactQuote);
     if (!located.ok) {
       return this.refuseUnadmitted(
         res,
@@ -45288,7 +45344,7 @@ var Engine = class {
     }
     try {
       const body2 = inspection.body;
-      if (body2 === void 0 && expectsContinue(req)) res.writeContinue();
+      if (body2 === void 0) continueIfAwaited(req, res);
       const outcome = await forwardRequest(req, res, slot.send, upstream, this.limits, body2);
       if (!outcome.ok) {
         if (outcome.refusal.layer === "limit")
@@ -45482,6 +45538,17 @@ var Engine = class {
     );
   }
   /** A CONNECT inside an intercepted tunnel would open a tunnel the outer CONNECT's checks never saw. */
+  /**
+   * Runs `handle` (an upgrade, a CONNECT inside a tunnel) once the answers of the requests
+   * before it on the connection are out.
+   */
+  afterAnswers(req, socket, transport, handle) {
+    if (answerInProgress(socket) === void 0) return handle();
+    this.track(
+      answersWritten(socket).then(handle),
+      (refusal) => this.failSocket(transport, req.method ?? "", req.url ?? "", socket, refusal)
+    );
+  }
   onNestedConnect(req, socket) {
     this.countRequest(req);
     const refusal = {
@@ -45549,7 +45616,7 @@ var Engine = class {
   onUpgrade(req, socket, head) {
     const tunnel = this.countRequest(req);
     const requestId = this.requestId();
-    const located = tunnel ? tunnelTarget(req.url ?? "", req.headers.host, tunnel, "wss", this.redactQuote) : webSocketTarget(req.url ?? "");
+    const located = tunnel ? tunnelTarget(req.url ?? "", hostHeader(req), tunnel, "wss", this.redactQuote) : webSocketTarget(req.url ?? "");
     const transport = tunnel ? "intercept" : "websocket";
     const refuse2 = (target, refusal) => {
       this.recordBlock(this.unadmitted(transport, "WS", target, requestId), refusal);
@@ -45601,10 +45668,12 @@ var Engine = class {
       this.counters.requests++;
       this.recordBlock(this.unadmitted(transport, "", "", this.requestId()), refusal);
     }
-    const answering = socket._httpMessage;
-    if (answering && !answering.writableFinished && (!ownBody || answering !== current)) {
+    const answering = answerInProgress(socket);
+    if (answering && (!ownBody || answering !== current)) {
       this.refusingAfterAnswer.add(socket);
-      answering.once("finish", () => refuseSocket(socket, refusal));
+      void answersWritten(socket, ownBody ? current : void 0).then(
+        () => refuseSocket(socket, refusal)
+      );
       return;
     }
     if (answering?.headersSent) {
@@ -45614,6 +45683,9 @@ var Engine = class {
     refuseSocket(socket, refusal);
   }
 };
+function hostHeader(req) {
+  return joinedValue(req.rawHeaders, "host");
+}
 function encryptedHelloReason(rule) {
   const intercept = rule === void 0 || rule.tls === "passthrough" ? "" : ` or have egress[${rule.index}] intercepted (methods, paths or scan)`;
   return `the ClientHello uses Encrypted Client Hello, which hides the server name a tunnel is checked by; turn ECH off in the client (Chromium: --disable-features=EncryptedClientHello)${intercept}`;
@@ -46040,7 +46112,7 @@ import { writeFile as writeFile4 } from "node:fs/promises";
 import { join as join7 } from "node:path";
 
 // src/engine/tls/run-ca.ts
-import { generateKeyPairSync, randomBytes as randomBytes4, sign as sign2 } from "node:crypto";
+import { constants as constants3, generateKeyPairSync, randomBytes as randomBytes4, sign as sign2 } from "node:crypto";
 import { createSecureContext as createSecureContext2 } from "node:tls";
 
 // src/engine/tls/certificates.ts
@@ -46264,7 +46336,11 @@ var RunCertificateAuthority = class _RunCertificateAuthority {
       return cached2;
     }
     const leaf = this.leaves.issue(host, randomBytes4(16));
-    const context2 = createSecureContext2({ key: this.leafKeyPem, cert: leaf.pem });
+    const context2 = createSecureContext2({
+      key: this.leafKeyPem,
+      cert: leaf.pem,
+      secureOptions: constants3.SSL_OP_NO_RENEGOTIATION
+    });
     if (this.contexts.size >= CACHED_HOSTS) {
       const oldest = this.contexts.keys().next().value;
       if (oldest !== void 0) this.contexts.delete(oldest);
@@ -46775,7 +46851,7 @@ import { basename as basename3, join as join16 } from "node:path";
 // src/boundary/boundary.ts
 import { spawn as spawn4 } from "node:child_process";
 import { chmod as chmod3, chown, copyFile as copyFile2, mkdir as mkdir5, readFile as readFile7, stat as stat5, writeFile as writeFile6 } from "node:fs/promises";
-import { constants as constants3 } from "node:os";
+import { constants as constants4 } from "node:os";
 import { basename, dirname as dirname2, join as join9 } from "node:path";
 
 // src/boundary/private-dirs.ts
@@ -48018,11 +48094,11 @@ async function runAgent(tools, plan, env, script, args, cancel) {
   }
 }
 function signalNumber(signal) {
-  return signal === null ? 1 : constants3.signals[signal];
+  return signal === null ? 1 : constants4.signals[signal];
 }
 
 // src/boundary/preflight.ts
-import { access, constants as constants4 } from "node:fs/promises";
+import { access, constants as constants5 } from "node:fs/promises";
 import { delimiter, join as join10 } from "node:path";
 var REQUIRED_TOOLS = [
   { tool: "ip", pkg: "iproute2" },
@@ -48102,7 +48178,7 @@ async function gatherHostFacts(path4 = process.env["PATH"] ?? "") {
 async function findExecutable(tool, directories) {
   for (const directory2 of directories) {
     const candidate = join10(directory2, tool);
-    if (await access(candidate, constants4.X_OK).then(
+    if (await access(candidate, constants5.X_OK).then(
       () => true,
       () => false
     ))

@@ -20,9 +20,9 @@ import {
 import { policyDetectors } from './dlp/detectors.js';
 import { createSecretScanner } from './dlp/secret-scan.js';
 import { ContentScans, type ScannerSetup } from './dlp/content-scans.js';
-import { expectsContinue, RequestInspection, ScanBudget } from './request-inspection.js';
+import { continueIfAwaited, RequestInspection, ScanBudget } from './request-inspection.js';
 import { outcomeOf, type DecisionEntry, type DecisionLog } from './decision-log.js';
-import { forwardRequest, framingRefusal } from './forward.js';
+import { forwardRequest, framingRefusal, joinedValue } from './forward.js';
 import { loadUndici, UpstreamPools } from './upstream-pools.js';
 import { DEFAULT_LIMITS, httpServerOptions, type EngineLimits } from './limits.js';
 import { clientErrorRefusal, refuseResponse, refuseSocket, type Refusal } from './refusal.js';
@@ -37,6 +37,7 @@ import type { RunCertificateAuthority } from './tls/run-ca.js';
 import { terminateTls } from './tls/terminate.js';
 import { relayWebSocket, webSocketSwitchRefusal, type WebSocketContext } from './websocket.js';
 import { startRequestSweep, stopRequestSweep } from './request-sweep.js';
+import { answerInProgress, answersWritten } from './answer-order.js';
 import { MessageBudget, MESSAGES_HELD_BYTES } from './message-relay.js';
 import { upstreamTrust } from './upstream-trust.js';
 
@@ -183,12 +184,17 @@ export class Engine {
     this.serveRequests(this.server, 'forward', (req, res) => this.onRequest(req, res));
     // node:http would answer any other expectation with a bare 417 and no receipt.
     this.server.on('checkExpectation', (req, res) => this.refuseExpectation(req, res));
+    // A CONNECT or an upgrade pipelined behind requests still being answered: its 200 or 101
+    // (or refusal) waits for their answers.
     this.server.on('connect', (req, socket, head) =>
-      this.track(this.onConnect(req, socket, head), (refusal) =>
-        this.failSocket('connect', 'CONNECT', req.url ?? '', socket, refusal),
+      this.track(
+        answersWritten(socket).then(() => this.onConnect(req, socket, head)),
+        (refusal) => this.failSocket('connect', 'CONNECT', req.url ?? '', socket, refusal),
       ),
     );
-    this.server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
+    this.server.on('upgrade', (req, socket, head) =>
+      this.afterAnswers(req, socket, 'websocket', () => this.onUpgrade(req, socket, head)),
+    );
     this.server.on(
       'clientError',
       (error, socket) => void this.onClientError(error as NodeJS.ErrnoException, socket),
@@ -201,8 +207,12 @@ export class Engine {
     this.serveRequests(this.inner, 'intercept', (req, res) => this.onInterceptedRequest(req, res));
     this.inner.on('checkExpectation', (req, res) => this.refuseExpectation(req, res));
     // Without a listener node:http would drop the connection silently, with no receipt.
-    this.inner.on('connect', (req, socket) => this.onNestedConnect(req, socket));
-    this.inner.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
+    this.inner.on('connect', (req, socket) =>
+      this.afterAnswers(req, socket, 'intercept', () => this.onNestedConnect(req, socket)),
+    );
+    this.inner.on('upgrade', (req, socket, head) =>
+      this.afterAnswers(req, socket, 'intercept', () => this.onUpgrade(req, socket, head)),
+    );
     this.inner.on(
       'clientError',
       (error, socket) =>
@@ -332,7 +342,7 @@ export class Engine {
     const url = req.url ?? '';
     const tunnel = this.intercepted.get(req.socket);
     return tunnel
-      ? tunnelTarget(url, req.headers.host, tunnel, 'https', this.redactQuote).target
+      ? tunnelTarget(url, hostHeader(req), tunnel, 'https', this.redactQuote).target
       : url;
   }
 
@@ -390,13 +400,7 @@ export class Engine {
     const requestId = this.requestId();
     if (tunnel === undefined) throw new Error('unreachable: an inner request outside a tunnel');
     const method = req.method ?? '';
-    const located = tunnelTarget(
-      req.url ?? '',
-      req.headers.host,
-      tunnel,
-      'https',
-      this.redactQuote,
-    );
+    const located = tunnelTarget(req.url ?? '', hostHeader(req), tunnel, 'https', this.redactQuote);
     if (!located.ok) {
       return this.refuseUnadmitted(
         res,
@@ -495,7 +499,7 @@ export class Engine {
     }
     try {
       const body = inspection.body;
-      if (body === undefined && expectsContinue(req)) res.writeContinue();
+      if (body === undefined) continueIfAwaited(req, res);
       const outcome = await forwardRequest(req, res, slot.send, upstream, this.limits, body);
       if (!outcome.ok) {
         if (outcome.refusal.layer === 'limit')
@@ -726,6 +730,22 @@ export class Engine {
   }
 
   /** A CONNECT inside an intercepted tunnel would open a tunnel the outer CONNECT's checks never saw. */
+  /**
+   * Runs `handle` (an upgrade, a CONNECT inside a tunnel) once the answers of the requests
+   * before it on the connection are out.
+   */
+  private afterAnswers(
+    req: IncomingMessage,
+    socket: Duplex,
+    transport: DecisionEntry['transport'],
+    handle: () => void,
+  ): void {
+    if (answerInProgress(socket) === undefined) return handle();
+    this.track(answersWritten(socket).then(handle), (refusal) =>
+      this.failSocket(transport, req.method ?? '', req.url ?? '', socket, refusal),
+    );
+  }
+
   private onNestedConnect(req: IncomingMessage, socket: Duplex): void {
     this.countRequest(req);
     const refusal = {
@@ -805,7 +825,7 @@ export class Engine {
     const tunnel = this.countRequest(req);
     const requestId = this.requestId();
     const located = tunnel
-      ? tunnelTarget(req.url ?? '', req.headers.host, tunnel, 'wss', this.redactQuote)
+      ? tunnelTarget(req.url ?? '', hostHeader(req), tunnel, 'wss', this.redactQuote)
       : webSocketTarget(req.url ?? '');
     const transport = tunnel ? 'intercept' : 'websocket';
     const refuse = (target: string, refusal: Refusal) => {
@@ -877,11 +897,13 @@ export class Engine {
       this.counters.requests++;
       this.recordBlock(this.unadmitted(transport, '', '', this.requestId()), refusal);
     }
-    const answering = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-    if (answering && !answering.writableFinished && (!ownBody || answering !== current)) {
+    const answering = answerInProgress(socket);
+    if (answering && (!ownBody || answering !== current)) {
       // A request pipelined behind one still being answered: answers go out in order.
       this.refusingAfterAnswer.add(socket);
-      answering.once('finish', () => refuseSocket(socket, refusal));
+      void answersWritten(socket, ownBody ? current : undefined).then(() =>
+        refuseSocket(socket, refusal),
+      );
       return;
     }
     // The request's own response already under way (its body turned malformed, or timed
@@ -893,6 +915,11 @@ export class Engine {
     }
     refuseSocket(socket, refusal);
   }
+}
+
+/** The request's Host, every one it sent joined: two of them match no tunnel. */
+function hostHeader(req: IncomingMessage): string | undefined {
+  return joinedValue(req.rawHeaders, 'host');
 }
 
 type Admitted = Extract<Awaited<ReturnType<typeof admit>>, { admitted: true }>;

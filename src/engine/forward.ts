@@ -3,6 +3,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { IpAddress } from '../policy/ip.js';
 import type { EngineLimits } from './limits.js';
@@ -122,12 +123,20 @@ export async function forwardRequest(
   // The signal's reason is what the cancelled request rejects with.
   const cancel: EventEmitter & { reason?: ClientGone } = new EventEmitter();
   let answered = false;
-  res.once('finish', () => (answered = true));
-  res.once('close', () => {
-    if (answered) return;
+  // An answer queued behind another one on the connection (pipelining) gets no close of its
+  // own when the connection closes: the connection's close says the client is gone too.
+  const leave = () => {
+    forget();
+    if (answered || cancel.reason) return;
     cancel.reason = new ClientGone();
     cancel.emit('abort');
+  };
+  const forget = whenConnectionCloses(req.socket, leave);
+  res.once('finish', () => {
+    answered = true;
+    forget();
   });
+  res.once('close', leave);
   try {
     const response = await send({
       method: req.method ?? 'GET',
@@ -137,30 +146,60 @@ export async function forwardRequest(
       signal: cancel,
     });
     res.writeHead(response.statusCode, responseHeaders(flatten(response.headers)));
-    const bytes = await relayBody(response.body, res);
+    const bytes = await relayBody(response.body, res, cancel);
     return { ok: true, status: response.statusCode, bytes };
   } catch (error) {
     return { ok: false, refusal: describeFailure(error, target) };
   }
 }
 
+const connectionClosed = new WeakMap<Duplex, Set<() => void>>();
+
+/**
+ * Calls `listener` when the connection closes, unless the returned function is called first.
+ * One close listener per connection, however many requests are pipelined on it.
+ */
+function whenConnectionCloses(socket: Duplex, listener: () => void): () => void {
+  let listeners = connectionClosed.get(socket);
+  if (listeners === undefined) {
+    const waiting = new Set<() => void>();
+    listeners = waiting;
+    connectionClosed.set(socket, waiting);
+    socket.once('close', () => {
+      connectionClosed.delete(socket);
+      for (const call of waiting) call();
+    });
+  }
+  listeners.add(listener);
+  const registered = listeners;
+  return () => registered.delete(listener);
+}
+
 /**
  * Streams the upstream body into the answer; resolves with its size once the answer is
  * finished, rejects when either side fails first (the other side is destroyed with it).
  */
-function relayBody(source: Readable, res: ServerResponse): Promise<number> {
+function relayBody(
+  source: Readable,
+  res: ServerResponse,
+  clientGone: EventEmitter & { reason?: ClientGone },
+): Promise<number> {
   return new Promise((resolve, reject) => {
     let bytes = 0;
+    const gone = () => {
+      source.destroy();
+      reject(new ClientGone());
+    };
+    if (clientGone.reason) return gone();
+    clientGone.once('abort', gone);
     source.on('data', (chunk: Buffer) => (bytes += chunk.length));
     source.once('error', (error) => {
       res.destroy();
       reject(error);
     });
-    res.once('finish', () => resolve(bytes));
-    res.once('close', () => {
-      if (res.writableFinished) return;
-      source.destroy();
-      reject(new ClientGone());
+    res.once('finish', () => {
+      clientGone.off('abort', gone);
+      resolve(bytes);
     });
     source.pipe(res);
   });

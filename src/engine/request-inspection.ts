@@ -83,7 +83,7 @@ export class RequestInspection {
         };
     const declared = Number(req.headers['content-length'] ?? '0');
     if (declared > limit) return { refusal: tooLarge };
-    if (expectsContinue(req)) this.res.writeContinue();
+    continueIfAwaited(req, this.res);
     const read = await readBody(req, limit, tooLarge, (bytes) => this.hold(bytes));
     if (!read.ok) return { refusal: this.timedOut() ?? read.refusal };
     const encoding = joinedValue(forwarded, 'content-encoding');
@@ -135,6 +135,16 @@ export class RequestInspection {
   }
 }
 
-export function expectsContinue(req: IncomingMessage): boolean {
+function expectsContinue(req: IncomingMessage): boolean {
   return /^100-continue$/i.test(req.headers.expect ?? '');
+}
+
+/**
+ * Answers 100 Continue to a client waiting for it, when this answer is the connection's next:
+ * one queued behind another answer (pipelining) has no connection yet, and a 100 written to it
+ * would land inside the answer before it. A client that pipelines past its request has sent
+ * that request's body already; one that waits sends it after its own timeout (RFC 9110 10.1.1).
+ */
+export function continueIfAwaited(req: IncomingMessage, res: ServerResponse): void {
+  if (expectsContinue(req) && res.socket !== null) res.writeContinue();
 }

@@ -112,8 +112,10 @@ function hostHeaderProblem(
 ): string | undefined {
   const expected = `${formatHost(tunnel.host)}:${tunnel.port}`;
   if (header === undefined) return `the request has no Host header; expected ${expected}`;
+  // Only host[:port]: a URL parser would read `evil@api.test` as api.test.
   const parsed = parseRequestTarget(`https://${header}/`);
   const same =
+    !/[@/\\?#\s]/.test(header) &&
     parsed.ok &&
     parsed.target.kind === 'url' &&
     formatHost(parsed.target.host) === formatHost(tunnel.host) &&

@@ -600,6 +600,59 @@ test('a request inside a tunnel whose handling fails is refused 500; its receipt
   }
 });
 
+test('inside a tunnel a request with two Host headers, or userinfo in its Host, is refused 403 (host)', async () => {
+  const f = await fixture();
+  const host = `api.example.test:${f.origin.port}`;
+  try {
+    for (const hosts of [`Host: ${host}\r\nHost: other.example.test`, `Host: evil@${host}`]) {
+      const { socket, status } = await openTunnel(f.proxy.port, host);
+      assert.equal(status, 200);
+      const inner = tlsConnect({
+        socket,
+        servername: 'api.example.test',
+        ca: runCa.certificatePem,
+      });
+      inner.on('error', () => undefined);
+      await once(inner, 'secureConnect');
+      let answer = '';
+      inner.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+      inner.write(`GET /repos/x HTTP/1.1\r\n${hosts}\r\nConnection: close\r\n\r\n`);
+      await once(inner, 'close');
+      assert.match(answer, /^HTTP\/1\.1 403 [^]*x-pipelock-egress-block: host/i, answer);
+    }
+    assert.equal(f.sessions, 0, 'nothing reached the origin');
+  } finally {
+    await f.close();
+  }
+});
+
+test('a client cannot renegotiate TLS inside an intercepted tunnel', async () => {
+  const f = await fixture();
+  const host = `api.example.test:${f.origin.port}`;
+  try {
+    const { socket, status } = await openTunnel(f.proxy.port, host);
+    assert.equal(status, 200);
+    const inner = tlsConnect({
+      socket,
+      servername: 'api.example.test',
+      ca: runCa.certificatePem,
+      maxVersion: 'TLSv1.2',
+    });
+    inner.on('error', () => undefined);
+    await once(inner, 'secureConnect');
+    const failed = new Promise<Error>((resolve) => inner.once('error', resolve));
+    inner.renegotiate({ rejectUnauthorized: false }, () => undefined);
+    const error = await Promise.race([
+      failed,
+      new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 3_000)),
+    ]);
+    inner.destroy();
+    assert.match(error?.message ?? 'the renegotiation went through', /no renegotiation/);
+  } finally {
+    await f.close();
+  }
+});
+
 test('inside a tunnel, a partial request pipelined behind a complete one gets 408 after its answer', async () => {
   const f = await fixture(policy, NAMES, { requestTimeoutMs: 800 });
   const host = `api.example.test:${f.origin.port}`;

@@ -481,6 +481,101 @@ test('a malformed or late request pipelined behind one still being answered wait
   }
 });
 
+test('an upgrade or a CONNECT pipelined behind a request still being answered is answered after it', async () => {
+  const f = await fixture({}, (_req, res) => {
+    setTimeout(() => res.end('slow answer'), 300);
+  });
+  try {
+    const slow = `GET http://${f.host}/r/slow HTTP/1.1\r\nHost: ${f.host}\r\n\r\n`;
+    const upgrade = `GET /ws?url=http://${f.host}/ HTTP/1.1\r\nHost: ${f.host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`;
+    const tunnel = `CONNECT deny.example.test:443 HTTP/1.1\r\nHost: deny.example.test:443\r\n\r\n`;
+    for (const [next, status] of [
+      [upgrade, '400'],
+      [tunnel, '403'],
+    ] as const) {
+      const { text } = await rawExchange(f.proxy.port, `${slow}${next}`, 3_000);
+      assert.deepEqual(
+        [...text.matchAll(/HTTP\/1\.1 (\d+)/g)].map((m) => m[1]),
+        ['200', status],
+        text,
+      );
+      assert.match(text, /slow answerHTTP\/1\.1 /);
+    }
+    const records = await sealedRecords(f.proxy);
+    assert.deepEqual(
+      records.filter((r) => r.decision_phase === 'outcome').map((r) => r.pattern),
+      [],
+      'no answer was cut',
+    );
+  } finally {
+    await f.close();
+  }
+});
+
+test('a request expecting 100-continue pipelined behind a slow answer gets no 100 inside that answer', async () => {
+  const f = await fixture({}, (req, res) => {
+    req.resume();
+    if (req.url === '/r/slow') setTimeout(() => res.end('slow'), 500);
+    else req.on('end', () => res.end(`done ${req.url}`));
+  });
+  try {
+    const slow = `GET http://${f.host}/r/slow HTTP/1.1\r\nHost: ${f.host}\r\n\r\n`;
+    const post = `POST http://${f.host}/r/post HTTP/1.1\r\nHost: ${f.host}\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc`;
+    const { text, closed } = await rawExchange(f.proxy.port, `${slow}${post}`, 3_000);
+    assert.deepEqual(
+      [...text.matchAll(/HTTP\/1\.1 (\d+)/g)].map((m) => m[1]),
+      ['200', '200'],
+      text,
+    );
+    assert.match(text, /slow[^]*\r\n\r\ndone \/r\/post$/);
+    // node:http ends a connection after answering an Expect it sent no 100 to.
+    assert.ok(closed);
+  } finally {
+    await f.close();
+  }
+});
+
+test('a client gone with answers queued behind another frees their upstream slots and records them', async () => {
+  const f = await fixture({ limits: { maxRequestsPerUpstream: 2 } }, (req, res) => {
+    if (req.url === '/r/slow') setTimeout(() => res.end('slow'), 1_500);
+    else res.end('fast');
+  });
+  try {
+    const slow = `GET http://${f.host}/r/slow HTTP/1.1\r\nHost: ${f.host}\r\n\r\n`;
+    const queued = `GET http://${f.host}/r/queued HTTP/1.1\r\nHost: ${f.host}\r\n\r\n`;
+    // The client leaves while /r/slow is still answered, /r/queued answered behind it.
+    await rawExchange(f.proxy.port, `${slow}${queued}`, 400);
+    // Both slots are free again: two requests at once to the same upstream pass.
+    const both = await Promise.all(
+      [1, 2].map(() =>
+        curl([
+          '-s',
+          '-o',
+          '/dev/null',
+          '-w',
+          '%{http_code}',
+          '--proxy',
+          f.proxy.proxyUrl,
+          `http://${f.host}/r/slow`,
+        ]),
+      ),
+    );
+    assert.deepEqual(
+      both.map((result) => result.stdout.toString()),
+      ['200', '200'],
+    );
+    const started = Date.now();
+    const records = await sealedRecords(f.proxy);
+    assert.ok(Date.now() - started < 3_000, 'nothing held the engine at shutdown');
+    const queuedOutcome = records.find(
+      (r) => r.target === `http://${f.host}/r/queued` && r.decision_phase === 'outcome',
+    );
+    assert.match(queuedOutcome?.pattern ?? '', /^status=499 layer=client/);
+  } finally {
+    await f.close();
+  }
+});
+
 test('502 with an allow receipt when the upstream refuses the connection', async () => {
   const closed = createServer();
   await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));

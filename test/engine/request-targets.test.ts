@@ -87,7 +87,15 @@ test('inside a tunnel a path is placed on the CONNECT host; port 443 is left out
 
 test('inside a tunnel a Host naming anything but the CONNECT target is refused 403 (host)', () => {
   const tunnel = { host: host('api.test'), port: 8443 };
-  for (const header of ['evil.test:8443', 'api.test', 'api.test:443', 'api.test.evil:8443']) {
+  for (const header of [
+    'evil.test:8443',
+    'api.test',
+    'api.test:443',
+    'api.test.evil:8443',
+    // userinfo a URL parser would drop; two Host headers, joined
+    'evil@api.test:8443',
+    'api.test:8443, other.test:8443',
+  ]) {
     const located = tunnelTarget('/x', header, tunnel, 'https', asSent);
     assert.equal(located.ok, false, header);
     assert.equal(located.target, 'https://api.test:8443/x');

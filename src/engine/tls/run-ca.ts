@@ -2,7 +2,7 @@
 // (never written anywhere), its certificate (the one file the agent's trust store gets), and
 // leaf certificates minted per host on first use and kept in a bounded cache.
 
-import { generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { constants, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { formatHost, type Host } from '../../policy/index.js';
 import {
@@ -58,7 +58,13 @@ export class RunCertificateAuthority {
       return cached;
     }
     const leaf = this.leaves.issue(host, randomBytes(16));
-    const context = createSecureContext({ key: this.leafKeyPem, cert: leaf.pem });
+    // A client's renegotiation (TLS 1.2) would run a second handshake inside the judged
+    // session, each costing the engine a signature: refused (a no_renegotiation alert).
+    const context = createSecureContext({
+      key: this.leafKeyPem,
+      cert: leaf.pem,
+      secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
+    });
     if (this.contexts.size >= CACHED_HOSTS) {
       const oldest = this.contexts.keys().next().value;
       if (oldest !== undefined) this.contexts.delete(oldest);
