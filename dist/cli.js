@@ -45537,7 +45537,6 @@ var Engine = class {
       }
     );
   }
-  /** A CONNECT inside an intercepted tunnel would open a tunnel the outer CONNECT's checks never saw. */
   /**
    * Runs `handle` (an upgrade, a CONNECT inside a tunnel) once the answers of the requests
    * before it on the connection are out.
@@ -45549,6 +45548,7 @@ var Engine = class {
       (refusal) => this.failSocket(transport, req.method ?? "", req.url ?? "", socket, refusal)
     );
   }
+  /** A CONNECT inside an intercepted tunnel would open a tunnel the outer CONNECT's checks never saw. */
   onNestedConnect(req, socket) {
     this.countRequest(req);
     const refusal = {

@@ -729,7 +729,6 @@ export class Engine {
     );
   }
 
-  /** A CONNECT inside an intercepted tunnel would open a tunnel the outer CONNECT's checks never saw. */
   /**
    * Runs `handle` (an upgrade, a CONNECT inside a tunnel) once the answers of the requests
    * before it on the connection are out.
@@ -746,6 +745,7 @@ export class Engine {
     );
   }
 
+  /** A CONNECT inside an intercepted tunnel would open a tunnel the outer CONNECT's checks never saw. */
   private onNestedConnect(req: IncomingMessage, socket: Duplex): void {
     this.countRequest(req);
     const refusal = {

@@ -3,8 +3,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EventEmitter } from 'node:events';
-import type { Duplex } from 'node:stream';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { Transform, type Duplex, type Readable, type TransformCallback } from 'node:stream';
 import type { IpAddress } from '../policy/ip.js';
 import type { EngineLimits } from './limits.js';
 import { BLOCK_HEADER, type Refusal } from './refusal.js';
