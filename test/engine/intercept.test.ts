@@ -3,7 +3,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
-import { connect as tlsConnect } from 'node:tls';
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import {
@@ -90,6 +90,26 @@ const records = (f: Fixture): Promise<ActionRecord[]> => sealedRecords(f.proxy);
 
 const summary = (rs: readonly ActionRecord[]) =>
   rs.map((r) => [r.transport, r.decision_phase ?? '', r.verdict, r.layer ?? '', r.method]);
+
+/** A TLS session with the engine inside a tunnel to api.example.test, trusting the run CA. */
+async function interceptedSession(
+  f: Fixture,
+  options: Pick<ConnectionOptions, 'maxVersion'> = {},
+): Promise<{ inner: TLSSocket; answer: () => string }> {
+  const { socket, status } = await openTunnel(f.proxy.port, `api.example.test:${f.origin.port}`);
+  assert.equal(status, 200);
+  const inner = tlsConnect({
+    socket,
+    servername: 'api.example.test',
+    ca: runCa.certificatePem,
+    ...options,
+  });
+  inner.on('error', () => undefined);
+  await once(inner, 'secureConnect');
+  let answer = '';
+  inner.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+  return { inner, answer: () => answer };
+}
 
 test('curl: an allowed GET inside an intercepted tunnel reaches the origin, with its own receipt', async () => {
   const f = await fixture();
@@ -530,18 +550,13 @@ test('limits hold inside the tunnel too: oversized headers get 431 with an inter
 test('a CONNECT inside an intercepted tunnel is refused with a receipt: tunnels do not nest', async () => {
   const f = await fixture();
   try {
-    const { socket, status } = await openTunnel(f.proxy.port, `api.example.test:${f.origin.port}`);
-    assert.equal(status, 200);
-    const inner = tlsConnect({ socket, servername: 'api.example.test', ca: runCa.certificatePem });
-    await once(inner, 'secureConnect');
+    const { inner, answer } = await interceptedSession(f);
     inner.write('CONNECT other.example.test:443 HTTP/1.1\r\nHost: other.example.test:443\r\n\r\n');
-    let answer = '';
-    inner.on('data', (chunk: Buffer) => (answer += chunk.toString()));
     await once(inner, 'end');
     inner.destroy();
-    assert.match(answer, /^HTTP\/1\.1 400 /);
-    assert.match(answer, /X-Pipelock-Egress-Block: request/);
-    assert.match(answer, /CONNECT inside a tunnel is refused: tunnels do not nest/);
+    assert.match(answer(), /^HTTP\/1\.1 400 /);
+    assert.match(answer(), /X-Pipelock-Egress-Block: request/);
+    assert.match(answer(), /CONNECT inside a tunnel is refused: tunnels do not nest/);
     assert.equal(f.sessions, 0, 'nothing reached the origin');
     const nested = (await records(f)).filter((r) => r.transport === 'intercept');
     assert.deepEqual(
@@ -605,20 +620,10 @@ test('inside a tunnel a request with two Host headers, or userinfo in its Host, 
   const host = `api.example.test:${f.origin.port}`;
   try {
     for (const hosts of [`Host: ${host}\r\nHost: other.example.test`, `Host: evil@${host}`]) {
-      const { socket, status } = await openTunnel(f.proxy.port, host);
-      assert.equal(status, 200);
-      const inner = tlsConnect({
-        socket,
-        servername: 'api.example.test',
-        ca: runCa.certificatePem,
-      });
-      inner.on('error', () => undefined);
-      await once(inner, 'secureConnect');
-      let answer = '';
-      inner.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+      const { inner, answer } = await interceptedSession(f);
       inner.write(`GET /repos/x HTTP/1.1\r\n${hosts}\r\nConnection: close\r\n\r\n`);
       await once(inner, 'close');
-      assert.match(answer, /^HTTP\/1\.1 403 [^]*x-pipelock-egress-block: host/i, answer);
+      assert.match(answer(), /^HTTP\/1\.1 403 [^]*x-pipelock-egress-block: host/i, answer());
     }
     assert.equal(f.sessions, 0, 'nothing reached the origin');
   } finally {
@@ -628,18 +633,8 @@ test('inside a tunnel a request with two Host headers, or userinfo in its Host, 
 
 test('a client cannot renegotiate TLS inside an intercepted tunnel', async () => {
   const f = await fixture();
-  const host = `api.example.test:${f.origin.port}`;
   try {
-    const { socket, status } = await openTunnel(f.proxy.port, host);
-    assert.equal(status, 200);
-    const inner = tlsConnect({
-      socket,
-      servername: 'api.example.test',
-      ca: runCa.certificatePem,
-      maxVersion: 'TLSv1.2',
-    });
-    inner.on('error', () => undefined);
-    await once(inner, 'secureConnect');
+    const { inner } = await interceptedSession(f, { maxVersion: 'TLSv1.2' });
     const failed = new Promise<Error>((resolve) => inner.once('error', resolve));
     inner.renegotiate({ rejectUnauthorized: false }, () => undefined);
     const error = await Promise.race([
@@ -657,13 +652,7 @@ test('inside a tunnel, a partial request pipelined behind a complete one gets 40
   const f = await fixture(policy, NAMES, { requestTimeoutMs: 800 });
   const host = `api.example.test:${f.origin.port}`;
   try {
-    const { socket, status } = await openTunnel(f.proxy.port, host);
-    assert.equal(status, 200);
-    const inner = tlsConnect({ socket, servername: 'api.example.test', ca: runCa.certificatePem });
-    await once(inner, 'secureConnect');
-    let answer = '';
-    inner.on('data', (chunk: Buffer) => (answer += chunk.toString()));
-    inner.on('error', () => undefined);
+    const { inner, answer } = await interceptedSession(f);
     const started = Date.now();
     // Both in one write: no later byte announces the second request.
     inner.write(
@@ -672,7 +661,11 @@ test('inside a tunnel, a partial request pipelined behind a complete one gets 40
     await Promise.race([once(inner, 'close'), new Promise((r) => setTimeout(r, 5_000))]);
     const elapsed = Date.now() - started;
     inner.destroy();
-    assert.match(answer, /^HTTP\/1\.1 200 [^]*HTTP\/1\.1 408 /, `after ${elapsed} ms: ${answer}`);
+    assert.match(
+      answer(),
+      /^HTTP\/1\.1 200 [^]*HTTP\/1\.1 408 /,
+      `after ${elapsed} ms: ${answer()}`,
+    );
     assert.ok(elapsed < 2_500, `the 408 came after ${elapsed} ms`);
     const timedOut = (await records(f)).filter((r) =>
       (r.pattern ?? '').includes('the request was not received within 800 ms'),
@@ -699,28 +692,18 @@ for (const [part, start] of trickled) {
     const f = await fixture(policy, NAMES, { requestTimeoutMs: 800 });
     const host = `api.example.test:${f.origin.port}`;
     try {
-      const { socket, status } = await openTunnel(f.proxy.port, host);
-      assert.equal(status, 200);
-      const inner = tlsConnect({
-        socket,
-        servername: 'api.example.test',
-        ca: runCa.certificatePem,
-      });
-      await once(inner, 'secureConnect');
-      let answer = '';
-      inner.on('data', (chunk: Buffer) => (answer += chunk.toString()));
-      inner.on('error', () => undefined);
+      const { inner, answer } = await interceptedSession(f);
       const started = Date.now();
       inner.write(start(host));
       // One byte every 100 ms: each resets an idle timer, none may reset the request's clock.
-      while (answer === '' && !inner.destroyed && Date.now() - started < 5_000) {
+      while (answer() === '' && !inner.destroyed && Date.now() - started < 5_000) {
         await new Promise((r) => setTimeout(r, 100));
         if (inner.writable) inner.write('x');
       }
       const elapsed = Date.now() - started;
       inner.destroy();
-      assert.match(answer, /^HTTP\/1\.1 408 /, `after ${elapsed} ms: ${answer}`);
-      assert.match(answer, /the request was not received within 800 ms/);
+      assert.match(answer(), /^HTTP\/1\.1 408 /, `after ${elapsed} ms: ${answer()}`);
+      assert.match(answer(), /the request was not received within 800 ms/);
       assert.ok(elapsed < 2_500, `the 408 came after ${elapsed} ms`);
       // A request still in its headers gets a block receipt; one admitted, an outcome.
       const timedOut = (await records(f)).filter(
