@@ -45156,7 +45156,11 @@ var Engine = class {
   serveRequests(server, transport, handle) {
     const serve = (req, res) => {
       this.current.set(req.socket, res);
-      this.track(handle(req, res), (refusal) => this.failRequest(transport, req, res, refusal));
+      this.track(
+        handle(req, res),
+        (refusal) => this.failRequest(transport, req, res, refusal),
+        req.socket
+      );
     };
     server.on("request", serve);
     server.on("checkContinue", serve);
@@ -45166,20 +45170,21 @@ var Engine = class {
    * bug, which one request must not turn into a dead engine whose evidence stays unsealed: the
    * request is refused (500, layer engine, with a receipt) and the failure reported.
    */
-  track(task, fail2) {
-    this.pending.add(task);
-    task.then(
-      () => this.pending.delete(task),
-      (error2) => {
-        this.pending.delete(task);
-        this.counters.internalErrors++;
-        const message = this.admission.scanner.redactText(
-          error2 instanceof Error ? error2.message : String(error2)
-        );
-        this.options.onInternalError?.(message);
-        fail2({ status: 500, layer: "engine", reason: `internal error: ${message}` });
-      }
-    );
+  track(task, fail2, connection) {
+    const tunnel = connection && this.intercepted.get(connection);
+    const settled = task.then(void 0, (error2) => {
+      this.counters.internalErrors++;
+      const message = this.admission.scanner.redactText(
+        error2 instanceof Error ? error2.message : String(error2)
+      );
+      this.options.onInternalError?.(message);
+      fail2({ status: 500, layer: "engine", reason: `internal error: ${message}` });
+    }).finally(() => {
+      this.pending.delete(settled);
+      tunnel?.tasks.delete(settled);
+    });
+    this.pending.add(settled);
+    tunnel?.tasks.add(settled);
   }
   failRequest(transport, req, res, refusal) {
     this.recordBlock(
@@ -45195,9 +45200,9 @@ var Engine = class {
     else socket.destroy();
   }
   /** Counts a request, and on its intercepted tunnel when it arrived inside one (returned). */
-  countRequest(req) {
+  countRequest(connection) {
     this.counters.requests++;
-    const tunnel = this.intercepted.get(req.socket);
+    const tunnel = this.intercepted.get(connection);
     if (tunnel) tunnel.requests++;
     return tunnel;
   }
@@ -45255,7 +45260,7 @@ var Engine = class {
   }
   /** A request inside an intercepted tunnel: origin-form, for the tunnel's own host. */
   async onInterceptedRequest(req, res) {
-    const tunnel = this.countRequest(req);
+    const tunnel = this.countRequest(req.socket);
     const requestId = this.requestId();
     if (tunnel === void 0) throw new Error("unreachable: an inner request outside a tunnel");
     const method = req.method ?? "";
@@ -45523,7 +45528,7 @@ var Engine = class {
   }
   /** A request expecting something other than `100-continue`: refused before it is judged. */
   refuseExpectation(req, res) {
-    const tunnel = this.countRequest(req);
+    const tunnel = this.countRequest(req.socket);
     this.refuseUnadmitted(
       res,
       tunnel ? "intercept" : "forward",
@@ -45545,12 +45550,13 @@ var Engine = class {
     if (answerInProgress(socket) === void 0) return handle();
     this.track(
       answersWritten(socket).then(handle),
-      (refusal) => this.failSocket(transport, req.method ?? "", req.url ?? "", socket, refusal)
+      (refusal) => this.failSocket(transport, req.method ?? "", req.url ?? "", socket, refusal),
+      socket
     );
   }
   /** A CONNECT inside an intercepted tunnel would open a tunnel the outer CONNECT's checks never saw. */
   onNestedConnect(req, socket) {
-    this.countRequest(req);
+    this.countRequest(req.socket);
     const refusal = {
       status: 400,
       layer: "request",
@@ -45584,13 +45590,15 @@ var Engine = class {
       host: authority.host,
       port: authority.port,
       address: admission.address,
-      requests: 0
+      requests: 0,
+      tasks: /* @__PURE__ */ new Set()
     };
     const socket = terminated.socket;
     this.intercepted.set(socket, tunnel);
     const closed = once(socket, "close");
     this.inner.emit("connection", socket);
     await closed;
+    await Promise.allSettled(tunnel.tasks);
     await this.appendOutcome(
       admission.entry,
       `status=200 intercepted_requests=${tunnel.requests} reason=complete`
@@ -45614,7 +45622,7 @@ var Engine = class {
    * through the forward proxy, or an upgrade inside an intercepted tunnel.
    */
   onUpgrade(req, socket, head) {
-    const tunnel = this.countRequest(req);
+    const tunnel = this.countRequest(req.socket);
     const requestId = this.requestId();
     const located = tunnel ? tunnelTarget(req.url ?? "", hostHeader(req), tunnel, "wss", this.redactQuote) : webSocketTarget(req.url ?? "");
     const transport = tunnel ? "intercept" : "websocket";
@@ -45645,7 +45653,8 @@ var Engine = class {
       }).finally(() => {
         if (!tunnel) this.counters.activeTunnels--;
       }),
-      (refusal) => this.failSocket(transport, "WS", located.target, socket, refusal)
+      (refusal) => this.failSocket(transport, "WS", located.target, socket, refusal),
+      socket
     );
   }
   onClientError(error2, socket, transport = "forward") {
@@ -45665,7 +45674,7 @@ var Engine = class {
       const state = this.inFlight.get(current);
       if (state && refusal.status === 408) state.timedOut = refusal;
     } else {
-      this.counters.requests++;
+      this.countRequest(socket);
       this.recordBlock(this.unadmitted(transport, "", "", this.requestId()), refusal);
     }
     const answering = answerInProgress(socket);

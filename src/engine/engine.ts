@@ -78,6 +78,8 @@ export type ListenTarget =
 interface InterceptedTunnel extends TunnelAuthority {
   readonly address: IpAddress;
   requests: number;
+  /** The tasks of its requests still running: its outcome receipt waits for theirs. */
+  readonly tasks: Set<Promise<void>>;
 }
 
 /** What the connection did to a request being judged or forwarded. */
@@ -106,7 +108,7 @@ export class Engine {
   private readonly server: Server;
   /** Serves the requests inside intercepted tunnels (never listens itself). */
   private readonly inner: Server;
-  private readonly intercepted = new WeakMap<Socket, InterceptedTunnel>();
+  private readonly intercepted = new WeakMap<Duplex, InterceptedTunnel>();
   private readonly limits: EngineLimits;
   private readonly pools: UpstreamPools;
   private readonly admission: AdmissionContext;
@@ -271,7 +273,11 @@ export class Engine {
   ): void {
     const serve = (req: IncomingMessage, res: ServerResponse) => {
       this.current.set(req.socket, res);
-      this.track(handle(req, res), (refusal) => this.failRequest(transport, req, res, refusal));
+      this.track(
+        handle(req, res),
+        (refusal) => this.failRequest(transport, req, res, refusal),
+        req.socket,
+      );
     };
     server.on('request', serve);
     // `Expect: 100-continue`: the client may send its body only once the request is admitted
@@ -284,20 +290,23 @@ export class Engine {
    * bug, which one request must not turn into a dead engine whose evidence stays unsealed: the
    * request is refused (500, layer engine, with a receipt) and the failure reported.
    */
-  private track(task: Promise<void>, fail: (refusal: Refusal) => void): void {
-    this.pending.add(task);
-    task.then(
-      () => this.pending.delete(task),
-      (error: unknown) => {
-        this.pending.delete(task);
+  private track(task: Promise<void>, fail: (refusal: Refusal) => void, connection?: Duplex): void {
+    const tunnel = connection && this.intercepted.get(connection);
+    const settled: Promise<void> = task
+      .then(undefined, (error: unknown) => {
         this.counters.internalErrors++;
         const message = this.admission.scanner.redactText(
           error instanceof Error ? error.message : String(error),
         );
         this.options.onInternalError?.(message);
         fail({ status: 500, layer: 'engine', reason: `internal error: ${message}` });
-      },
-    );
+      })
+      .finally(() => {
+        this.pending.delete(settled);
+        tunnel?.tasks.delete(settled);
+      });
+    this.pending.add(settled);
+    tunnel?.tasks.add(settled);
   }
 
   private failRequest(
@@ -327,9 +336,9 @@ export class Engine {
   }
 
   /** Counts a request, and on its intercepted tunnel when it arrived inside one (returned). */
-  private countRequest(req: IncomingMessage): InterceptedTunnel | undefined {
+  private countRequest(connection: Duplex): InterceptedTunnel | undefined {
     this.counters.requests++;
-    const tunnel = this.intercepted.get(req.socket);
+    const tunnel = this.intercepted.get(connection);
     if (tunnel) tunnel.requests++;
     return tunnel;
   }
@@ -396,7 +405,7 @@ export class Engine {
 
   /** A request inside an intercepted tunnel: origin-form, for the tunnel's own host. */
   private async onInterceptedRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const tunnel = this.countRequest(req);
+    const tunnel = this.countRequest(req.socket);
     const requestId = this.requestId();
     if (tunnel === undefined) throw new Error('unreachable: an inner request outside a tunnel');
     const method = req.method ?? '';
@@ -714,7 +723,7 @@ export class Engine {
 
   /** A request expecting something other than `100-continue`: refused before it is judged. */
   private refuseExpectation(req: IncomingMessage, res: ServerResponse): void {
-    const tunnel = this.countRequest(req);
+    const tunnel = this.countRequest(req.socket);
     this.refuseUnadmitted(
       res,
       tunnel ? 'intercept' : 'forward',
@@ -740,14 +749,16 @@ export class Engine {
     handle: () => void,
   ): void {
     if (answerInProgress(socket) === undefined) return handle();
-    this.track(answersWritten(socket).then(handle), (refusal) =>
-      this.failSocket(transport, req.method ?? '', req.url ?? '', socket, refusal),
+    this.track(
+      answersWritten(socket).then(handle),
+      (refusal) => this.failSocket(transport, req.method ?? '', req.url ?? '', socket, refusal),
+      socket,
     );
   }
 
   /** A CONNECT inside an intercepted tunnel would open a tunnel the outer CONNECT's checks never saw. */
   private onNestedConnect(req: IncomingMessage, socket: Duplex): void {
-    this.countRequest(req);
+    this.countRequest(req.socket);
     const refusal = {
       status: 400,
       layer: 'request',
@@ -790,12 +801,15 @@ export class Engine {
       port: authority.port,
       address: admission.address,
       requests: 0,
+      tasks: new Set(),
     };
     const socket = terminated.socket;
     this.intercepted.set(socket, tunnel);
     const closed = once(socket, 'close');
     this.inner.emit('connection', socket);
     await closed;
+    // Requests cut short by the close record how they ended; their receipts come first.
+    await Promise.allSettled(tunnel.tasks);
     await this.appendOutcome(
       admission.entry,
       `status=200 intercepted_requests=${tunnel.requests} reason=complete`,
@@ -822,7 +836,7 @@ export class Engine {
    * through the forward proxy, or an upgrade inside an intercepted tunnel.
    */
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const tunnel = this.countRequest(req);
+    const tunnel = this.countRequest(req.socket);
     const requestId = this.requestId();
     const located = tunnel
       ? tunnelTarget(req.url ?? '', hostHeader(req), tunnel, 'wss', this.redactQuote)
@@ -857,6 +871,7 @@ export class Engine {
         if (!tunnel) this.counters.activeTunnels--;
       }),
       (refusal) => this.failSocket(transport, 'WS', located.target, socket, refusal),
+      socket,
     );
   }
 
@@ -894,7 +909,7 @@ export class Engine {
       const state = this.inFlight.get(current);
       if (state && refusal.status === 408) state.timedOut = refusal;
     } else {
-      this.counters.requests++;
+      this.countRequest(socket);
       this.recordBlock(this.unadmitted(transport, '', '', this.requestId()), refusal);
     }
     const answering = answerInProgress(socket);

@@ -23,6 +23,7 @@ import {
   startHttpsOrigin,
   waitFor,
   type EngineSetup,
+  type Handler,
   type Origin,
   type RunningEngine,
 } from './helpers.js';
@@ -59,13 +60,22 @@ egress:
 default_deny: true
 `;
 
-/** An HTTPS echo origin on loopback and an engine with `policyFor(its port)`, names pinned there. */
-async function fixture(
-  policyFor: (port: number) => string = policy,
-  pinned: readonly string[] = NAMES,
-  limits?: EngineSetup['limits'],
-): Promise<Fixture> {
-  const origin = await startHttpsOrigin(echo, pki);
+interface FixtureSetup {
+  readonly policyFor?: (port: number) => string;
+  /** The names pinned to 127.0.0.1. */
+  readonly pinned?: readonly string[];
+  readonly limits?: EngineSetup['limits'];
+  readonly handler?: Handler;
+}
+
+/** An HTTPS origin (echo) on loopback and an engine with `policyFor(its port)`, names pinned there. */
+async function fixture({
+  policyFor = policy,
+  pinned = NAMES,
+  limits,
+  handler = echo,
+}: FixtureSetup = {}): Promise<Fixture> {
+  const origin = await startHttpsOrigin(handler, pki);
   const proxy = await startEngine({
     pins: Object.fromEntries(pinned.map((name) => [name, '127.0.0.1'])),
     upstreamCa: [pki.caCert],
@@ -419,7 +429,7 @@ egress:
     ports: [${port}]
     methods: ["GET"]
 `;
-  const { origin, proxy, close } = await fixture(policyFor, []);
+  const { origin, proxy, close } = await fixture({ policyFor, pinned: [] });
   try {
     const base = `https://127.0.0.1:${origin.port}`;
     const get = await curlTrustingRunCa(proxy, ['-i', `${base}/ip`]);
@@ -457,10 +467,10 @@ egress:
     tls: passthrough
 default_deny: true
 `;
-  const { origin, proxy, close } = await fixture(policyFor, [
-    'plain.example.test',
-    'other.example.test',
-  ]);
+  const { origin, proxy, close } = await fixture({
+    policyFor,
+    pinned: ['plain.example.test', 'other.example.test'],
+  });
   try {
     const base = `https://plain.example.test:${origin.port}`;
     const get = await curlTrustingRunCa(proxy, ['-i', `${base}/ok/x`]);
@@ -507,7 +517,7 @@ egress:
     ports: [${port}]
 default_deny: true
 `;
-  const { origin, proxy, close } = await fixture(policyFor, ['plain.example.test']);
+  const { origin, proxy, close } = await fixture({ policyFor, pinned: ['plain.example.test'] });
   try {
     const url = `https://plain.example.test:${origin.port}/x`;
     const refused = await curlTrustingRunCa(proxy, ['-i', '-H', `X-Token: ${token}`, url]);
@@ -649,7 +659,7 @@ test('a client cannot renegotiate TLS inside an intercepted tunnel', async () =>
 });
 
 test('inside a tunnel, a partial request pipelined behind a complete one gets 408 after its answer', async () => {
-  const f = await fixture(policy, NAMES, { requestTimeoutMs: 800 });
+  const f = await fixture({ limits: { requestTimeoutMs: 800 } });
   const host = `api.example.test:${f.origin.port}`;
   try {
     const { inner, answer } = await interceptedSession(f);
@@ -689,7 +699,7 @@ const trickled: Array<[string, (host: string) => string]> = [
 
 for (const [part, start] of trickled) {
   test(`a request inside a tunnel that trickles ${part} gets 408 within the request timeout, with a receipt`, async () => {
-    const f = await fixture(policy, NAMES, { requestTimeoutMs: 800 });
+    const f = await fixture({ limits: { requestTimeoutMs: 800 } });
     const host = `api.example.test:${f.origin.port}`;
     try {
       const { inner, answer } = await interceptedSession(f);
@@ -720,3 +730,46 @@ for (const [part, start] of trickled) {
     }
   });
 }
+
+test('a tunnel’s outcome receipt follows those of every request inside it, malformed ones counted', async () => {
+  let arrived = (): void => undefined;
+  const arrival = new Promise<void>((resolve) => (arrived = resolve));
+  const f = await fixture({
+    // The origin holds this one: its request is still being answered when the client leaves.
+    handler: (req, res) => (req.url === '/repos/held' ? arrived() : echo(req, res)),
+  });
+  const host = `api.example.test:${f.origin.port}`;
+  try {
+    const left = await interceptedSession(f);
+    left.inner.write(`GET /repos/held HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+    await arrival;
+    left.inner.destroy();
+    await waitFor(() => f.proxy.engine.counters.activeTunnels === 0, 5_000, 'the tunnel to end');
+    const malformed = await interceptedSession(f);
+    malformed.inner.write(
+      `GET /repos/x HTTP/1.1\r\nHost: ${host}\r\n\r\nGET /\x01 HTTP/1.1\r\n\r\n`,
+    );
+    await once(malformed.inner, 'close');
+    assert.match(malformed.answer(), /^HTTP\/1\.1 200 [^]*HTTP\/1\.1 400 /);
+    const all = await records(f);
+    assert.deepEqual(summary(all.slice(0, 4)), [
+      ['connect', 'intent', 'allow', '', 'CONNECT'],
+      ['intercept', 'intent', 'allow', '', 'GET'],
+      ['intercept', 'outcome', 'allow', 'outcome', 'GET'],
+      ['connect', 'outcome', 'allow', 'outcome', 'CONNECT'],
+    ]);
+    assert.match(all[2]?.pattern ?? '', /status=499/);
+    assert.match(all[3]?.pattern ?? '', /intercepted_requests=1 /);
+    // Receipts of one connection's requests go in the order their decisions end.
+    assert.deepEqual(summary(all.slice(4)).sort(), [
+      ['connect', 'intent', 'allow', '', 'CONNECT'],
+      ['connect', 'outcome', 'allow', 'outcome', 'CONNECT'],
+      ['intercept', '', 'block', 'request', undefined],
+      ['intercept', 'intent', 'allow', '', 'GET'],
+    ]);
+    assert.equal(all.at(-1)?.decision_phase, 'outcome');
+    assert.match(all.at(-1)?.pattern ?? '', /intercepted_requests=2 /);
+  } finally {
+    await f.close();
+  }
+});
