@@ -40677,6 +40677,12 @@ function parseHostAndPort(text2) {
   }
   const host = parseNameOrIpv4(hostText);
   if (!host.ok) return unrecognised(host.problem);
+  const written = host.host.kind === "ip" ? formatHost(host.host) : hostText;
+  if (written !== hostText) {
+    return failWith(
+      `"${hostText}" is read as the IPv4 address ${written} (leading zeros mean octal, 0x hex, and missing parts are filled with zeros); write the address in dotted decimal, "${written}" or the one you meant`
+    );
+  }
   return made({ kind: "exact", host: host.host }, port2, void 0);
 }
 function parseBracketedIpv6(text2) {

@@ -56,9 +56,9 @@ egress:
   - destination: "192.0.2.7/32"
   - destination: "2001:db8:2::9/128"
   - destination: "[2001:db8:3::1]"
-  - destination: "3232235777"
+  - destination: "192.168.1.1"
   - destination: "::ffff:198.51.100.1"
-  - destination: "0xc6.0x33.0x64.2:8443"
+  - destination: "198.51.100.2:8443"
 `,
     'ips.yaml',
   ),
