@@ -40512,6 +40512,9 @@ function cidrContains(cidr, ip) {
   if (cidr.family !== ip.family) return false;
   return (ipBits(ip) & ~hostMask(cidr.family, cidr.prefixLength)) === cidr.base;
 }
+function cidrWithin(inner, outer) {
+  return inner.prefixLength >= outer.prefixLength && cidrsOverlap(inner, outer);
+}
 function cidrsOverlap(a, b) {
   if (a.family !== b.family) return false;
   const mask = ~hostMask(a.family, Math.min(a.prefixLength, b.prefixLength));
@@ -41909,8 +41912,11 @@ var SPECIAL_RANGES = [
   range("fec0::/10", "site-local (deprecated, private)"),
   range("ff00::/8", "multicast")
 ];
+function specialRangeOf(ip) {
+  return SPECIAL_RANGES.find((special) => cidrContains(special.cidr, ip));
+}
 function specialAddressKind(ip) {
-  return SPECIAL_RANGES.find((special) => cidrContains(special.cidr, ip))?.kind;
+  return specialRangeOf(ip)?.kind;
 }
 function parseResolvedAddress(text2) {
   const v4 = parseDottedIpv4(text2);
@@ -41918,15 +41924,18 @@ function parseResolvedAddress(text2) {
   const v6 = parseIpv6(text2.replace(/%.*$/, ""));
   return v6 === void 0 ? void 0 : ipv6Address(v6);
 }
-var rulesNaming = (policy, ip) => policy.egress.filter((rule) => hostMatches(rule.destination.host, { kind: "ip", ip }));
-function allowedThere(policy, ip, request) {
-  const naming = rulesNaming(policy, ip);
+var rulesNaming = (policy, ip, special) => policy.egress.filter((rule) => {
+  const host = rule.destination.host;
+  return hostMatches(host, { kind: "ip", ip }) && (host.kind !== "cidr" || cidrWithin(host.cidr, special.cidr));
+});
+function allowedThere(policy, ip, special, request) {
+  const naming = rulesNaming(policy, ip, special);
   return request.methods.every(
     (method) => naming.some((rule) => ruleAllows(rule, method, request.target))
   );
 }
-function scannedThere(policy, ip, request) {
-  return rulesNaming(policy, ip).some(
+function scannedThere(policy, ip, special, request) {
+  return rulesNaming(policy, ip, special).some(
     (rule) => rule.scan && request.methods.some((method) => ruleAllows(rule, method, request.target))
   );
 }
@@ -41937,15 +41946,15 @@ function checkResolvedAddresses(policy, request, addresses) {
     return { ok: false, reason: `SSRF check failed: ${host} resolved to no address` };
   let scan = false;
   for (const ip of addresses) {
-    const kind = specialAddressKind(ip);
-    if (kind === void 0) continue;
-    if (!allowedThere(policy, ip, request)) {
+    const special = specialRangeOf(ip);
+    if (special === void 0) continue;
+    if (!allowedThere(policy, ip, special, request)) {
       return {
         ok: false,
-        reason: `SSRF blocked: ${host} resolves to ${kind} address ${formatIp(ip)}; only a rule naming that address (an IP or CIDR destination) that allows this request lets it through`
+        reason: `SSRF blocked: ${host} resolves to ${special.kind} address ${formatIp(ip)}; only a rule naming that address (the IP, or a CIDR within ${formatCidr(special.cidr)}) that allows this request lets it through`
       };
     }
-    scan ||= scannedThere(policy, ip, request);
+    scan ||= scannedThere(policy, ip, special, request);
   }
   return { ok: true, address: first, scan };
 }

@@ -2,7 +2,8 @@
 // proxy (the runner's own services, the cloud metadata endpoint, the private network).
 // Such addresses pass only when a policy rule that names them as an IP or CIDR allows the
 // request itself: its port, path and method. Naming 127.0.0.1:8080 for a stand-in API opens
-// that, not every loopback port to any name that resolves there.
+// that, not every loopback port to any name that resolves there. A CIDR names them only
+// from within their range: 0.0.0.0/0 means "the internet", not the metadata endpoint.
 
 import { inspectedOn, ruleAllows } from '../policy/decide.js';
 import { hostMatches } from '../policy/destination.js';
@@ -12,6 +13,8 @@ import {
   type Cidr,
   type IpAddress,
   cidrContains,
+  cidrWithin,
+  formatCidr,
   formatIp,
   makeCidr,
   parseDottedIpv4,
@@ -67,9 +70,13 @@ const SPECIAL_RANGES: readonly SpecialRange[] = [
   range('ff00::/8', 'multicast'),
 ];
 
+function specialRangeOf(ip: IpAddress): SpecialRange | undefined {
+  return SPECIAL_RANGES.find((special) => cidrContains(special.cidr, ip));
+}
+
 /** Why an address is off-limits by default, or undefined for a public address. */
 export function specialAddressKind(ip: IpAddress): string | undefined {
-  return SPECIAL_RANGES.find((special) => cidrContains(special.cidr, ip))?.kind;
+  return specialRangeOf(ip)?.kind;
 }
 
 /** Parses an address as a resolver returns it (dotted IPv4 or IPv6 text). */
@@ -86,20 +93,37 @@ export interface AddressedRequest {
   readonly target: RequestTarget;
 }
 
-const rulesNaming = (policy: Policy, ip: IpAddress) =>
-  policy.egress.filter((rule) => hostMatches(rule.destination.host, { kind: 'ip', ip }));
+/** The rules naming a special address: the address itself, or a CIDR within its range. */
+const rulesNaming = (policy: Policy, ip: IpAddress, special: SpecialRange) =>
+  policy.egress.filter((rule) => {
+    const host = rule.destination.host;
+    return (
+      hostMatches(host, { kind: 'ip', ip }) &&
+      (host.kind !== 'cidr' || cidrWithin(host.cidr, special.cidr))
+    );
+  });
 
 /** Rules naming the address allow the request there (a warning in audit mode does not). */
-function allowedThere(policy: Policy, ip: IpAddress, request: AddressedRequest): boolean {
-  const naming = rulesNaming(policy, ip);
+function allowedThere(
+  policy: Policy,
+  ip: IpAddress,
+  special: SpecialRange,
+  request: AddressedRequest,
+): boolean {
+  const naming = rulesNaming(policy, ip, special);
   return request.methods.every((method) =>
     naming.some((rule) => ruleAllows(rule, method, request.target)),
   );
 }
 
 /** A rule naming the address that lets the request through there says `scan: true`. */
-function scannedThere(policy: Policy, ip: IpAddress, request: AddressedRequest): boolean {
-  return rulesNaming(policy, ip).some(
+function scannedThere(
+  policy: Policy,
+  ip: IpAddress,
+  special: SpecialRange,
+  request: AddressedRequest,
+): boolean {
+  return rulesNaming(policy, ip, special).some(
     (rule) =>
       rule.scan && request.methods.some((method) => ruleAllows(rule, method, request.target)),
   );
@@ -130,15 +154,15 @@ export function checkResolvedAddresses(
     return { ok: false, reason: `SSRF check failed: ${host} resolved to no address` };
   let scan = false;
   for (const ip of addresses) {
-    const kind = specialAddressKind(ip);
-    if (kind === undefined) continue;
-    if (!allowedThere(policy, ip, request)) {
+    const special = specialRangeOf(ip);
+    if (special === undefined) continue;
+    if (!allowedThere(policy, ip, special, request)) {
       return {
         ok: false,
-        reason: `SSRF blocked: ${host} resolves to ${kind} address ${formatIp(ip)}; only a rule naming that address (an IP or CIDR destination) that allows this request lets it through`,
+        reason: `SSRF blocked: ${host} resolves to ${special.kind} address ${formatIp(ip)}; only a rule naming that address (the IP, or a CIDR within ${formatCidr(special.cidr)}) that allows this request lets it through`,
       };
     }
-    scan ||= scannedThere(policy, ip, request);
+    scan ||= scannedThere(policy, ip, special, request);
   }
   return { ok: true, address: first, scan };
 }

@@ -120,6 +120,11 @@ export function cidrContains(cidr: Cidr, ip: IpAddress): boolean {
   return (ipBits(ip) & ~hostMask(cidr.family, cidr.prefixLength)) === cidr.base;
 }
 
+/** Whether every address of `inner` is in `outer`. */
+export function cidrWithin(inner: Cidr, outer: Cidr): boolean {
+  return inner.prefixLength >= outer.prefixLength && cidrsOverlap(inner, outer);
+}
+
 /** Whether some address is in both networks (one holds the other). */
 export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
   if (a.family !== b.family) return false;

@@ -145,6 +145,40 @@ test('an internal answer passes when a rule names a CIDR containing it', () => {
   assert.equal(checkResolvedAddresses(policy, get('db.test'), [ip('10.2.0.1')]).ok, false);
 });
 
+test('a CIDR reaching beyond an internal range does not name the addresses inside it', () => {
+  const policy = policyFrom(`version: "1.0"
+egress:
+  - destination: "0.0.0.0/0"
+  - destination: "::/0"
+  - destination: "10.0.0.0/7"
+  - destination: "172.16.0.0/12"
+`);
+  for (const [text, range] of [
+    ['169.254.169.254', '169.254.0.0/16'],
+    ['127.0.0.1', '127.0.0.0/8'],
+    ['10.1.2.3', '10.0.0.0/8'],
+    ['::1', '::1/128'],
+    ['fd00::1', 'fc00::/7'],
+  ] as const) {
+    // An IP literal is judged as a name resolved to it is.
+    for (const request of [
+      get('api.example.test'),
+      get(`http://${ip(text).family === 6 ? `[${text}]` : text}/`),
+    ]) {
+      const check = checkResolvedAddresses(policy, request, [ip(text)]);
+      assert.equal(check.ok, false, text);
+      assert.ok(
+        !check.ok && check.reason.includes(`(the IP, or a CIDR within ${range})`),
+        check.ok ? text : check.reason,
+      );
+    }
+  }
+  // A CIDR as wide as the range names it.
+  assert.equal(checkResolvedAddresses(policy, get('db.test'), [ip('172.20.0.1')]).ok, true);
+  // Public addresses pass on the wide rules.
+  assert.equal(checkResolvedAddresses(policy, get('db.test'), [ip('93.184.216.34')]).ok, true);
+});
+
 test('an internal answer passes only for what the rule naming it allows: its port, path and method', () => {
   const policy = policyFrom(`version: "1.0"
 egress:
@@ -166,7 +200,7 @@ default_deny: false
     assert.equal(check.ok, false, `${method} ${url}`);
     assert.match(
       check.ok ? '' : check.reason,
-      /^SSRF blocked: stand-in\.test resolves to loopback address 127\.0\.0\.1; only a rule naming that address \(an IP or CIDR destination\) that allows this request lets it through$/,
+      /^SSRF blocked: stand-in\.test resolves to loopback address 127\.0\.0\.1; only a rule naming that address \(the IP, or a CIDR within 127\.0\.0\.0\/8\) that allows this request lets it through$/,
     );
   }
   assert.equal(at('stand-in.test:8080', 'CONNECT').ok, true);
