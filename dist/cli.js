@@ -4013,10 +4013,10 @@ var require_resolve_block_map = __commonJS({
       let offset = bm.offset;
       let commentEnd = null;
       for (const collItem of bm.items) {
-        const { start, key, sep: sep2, value } = collItem;
+        const { start, key, sep: sep3, value } = collItem;
         const keyProps = resolveProps.resolveProps(start, {
           indicator: "explicit-key-ind",
-          next: key ?? sep2?.[0],
+          next: key ?? sep3?.[0],
           offset,
           onError,
           parentIndent: bm.indent,
@@ -4030,7 +4030,7 @@ var require_resolve_block_map = __commonJS({
             else if ("indent" in key && key.indent !== bm.indent)
               onError(offset, "BAD_INDENT", startColMsg);
           }
-          if (!keyProps.anchor && !keyProps.tag && !sep2) {
+          if (!keyProps.anchor && !keyProps.tag && !sep3) {
             commentEnd = keyProps.end;
             if (keyProps.comment) {
               if (map.comment)
@@ -4054,7 +4054,7 @@ var require_resolve_block_map = __commonJS({
         ctx.atKey = false;
         if (utilMapIncludes.mapIncludes(ctx, map.items, keyNode))
           onError(keyStart, "DUPLICATE_KEY", "Map keys must be unique");
-        const valueProps = resolveProps.resolveProps(sep2 ?? [], {
+        const valueProps = resolveProps.resolveProps(sep3 ?? [], {
           indicator: "map-value-ind",
           next: value,
           offset: keyNode.range[2],
@@ -4070,7 +4070,7 @@ var require_resolve_block_map = __commonJS({
             if (ctx.options.strict && keyProps.start < valueProps.found.offset - 1024)
               onError(keyNode.range, "KEY_OVER_1024_CHARS", "The : indicator must be at most 1024 chars after the start of an implicit block mapping key");
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep2, null, valueProps, onError);
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep3, null, valueProps, onError);
           if (ctx.schema.compat)
             utilFlowIndentCheck.flowIndentCheck(bm.indent, value, onError);
           offset = valueNode.range[2];
@@ -4161,7 +4161,7 @@ var require_resolve_end = __commonJS({
       let comment = "";
       if (end) {
         let hasSpace = false;
-        let sep2 = "";
+        let sep3 = "";
         for (const token of end) {
           const { source, type } = token;
           switch (type) {
@@ -4175,13 +4175,13 @@ var require_resolve_end = __commonJS({
               if (!comment)
                 comment = cb;
               else
-                comment += sep2 + cb;
-              sep2 = "";
+                comment += sep3 + cb;
+              sep3 = "";
               break;
             }
             case "newline":
               if (comment)
-                sep2 += source;
+                sep3 += source;
               hasSpace = true;
               break;
             default:
@@ -4224,18 +4224,18 @@ var require_resolve_flow_collection = __commonJS({
       let offset = fc.offset + fc.start.source.length;
       for (let i = 0; i < fc.items.length; ++i) {
         const collItem = fc.items[i];
-        const { start, key, sep: sep2, value } = collItem;
+        const { start, key, sep: sep3, value } = collItem;
         const props = resolveProps.resolveProps(start, {
           flow: fcName,
           indicator: "explicit-key-ind",
-          next: key ?? sep2?.[0],
+          next: key ?? sep3?.[0],
           offset,
           onError,
           parentIndent: fc.indent,
           startOnNewline: false
         });
         if (!props.found) {
-          if (!props.anchor && !props.tag && !sep2 && !value) {
+          if (!props.anchor && !props.tag && !sep3 && !value) {
             if (i === 0 && props.comma)
               onError(props.comma, "UNEXPECTED_TOKEN", `Unexpected , in ${fcName}`);
             else if (i < fc.items.length - 1)
@@ -4289,8 +4289,8 @@ var require_resolve_flow_collection = __commonJS({
             }
           }
         }
-        if (!isMap2 && !sep2 && !props.found) {
-          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep2, null, props, onError);
+        if (!isMap2 && !sep3 && !props.found) {
+          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep3, null, props, onError);
           coll.items.push(valueNode);
           offset = valueNode.range[2];
           if (isBlock(value))
@@ -4302,7 +4302,7 @@ var require_resolve_flow_collection = __commonJS({
           if (isBlock(key))
             onError(keyNode.range, "BLOCK_IN_FLOW", blockMsg);
           ctx.atKey = false;
-          const valueProps = resolveProps.resolveProps(sep2 ?? [], {
+          const valueProps = resolveProps.resolveProps(sep3 ?? [], {
             flow: fcName,
             indicator: "map-value-ind",
             next: value,
@@ -4313,8 +4313,8 @@ var require_resolve_flow_collection = __commonJS({
           });
           if (valueProps.found) {
             if (!isMap2 && !props.found && ctx.options.strict) {
-              if (sep2)
-                for (const st of sep2) {
+              if (sep3)
+                for (const st of sep3) {
                   if (st === valueProps.found)
                     break;
                   if (st.type === "newline") {
@@ -4331,7 +4331,7 @@ var require_resolve_flow_collection = __commonJS({
             else
               onError(valueProps.start, "MISSING_CHAR", `Missing , or : between ${fcName} items`);
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep2, null, valueProps, onError) : null;
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep3, null, valueProps, onError) : null;
           if (valueNode) {
             if (isBlock(value))
               onError(valueNode.range, "BLOCK_IN_FLOW", blockMsg);
@@ -4511,7 +4511,7 @@ var require_resolve_block_scalar = __commonJS({
           chompStart = i + 1;
       }
       let value = "";
-      let sep2 = "";
+      let sep3 = "";
       let prevMoreIndented = false;
       for (let i = 0; i < contentStart; ++i)
         value += lines[i][0].slice(trimIndent) + "\n";
@@ -4528,24 +4528,24 @@ var require_resolve_block_scalar = __commonJS({
           indent = "";
         }
         if (type === Scalar.Scalar.BLOCK_LITERAL) {
-          value += sep2 + indent.slice(trimIndent) + content;
-          sep2 = "\n";
+          value += sep3 + indent.slice(trimIndent) + content;
+          sep3 = "\n";
         } else if (indent.length > trimIndent || content[0] === "	") {
-          if (sep2 === " ")
-            sep2 = "\n";
-          else if (!prevMoreIndented && sep2 === "\n")
-            sep2 = "\n\n";
-          value += sep2 + indent.slice(trimIndent) + content;
-          sep2 = "\n";
+          if (sep3 === " ")
+            sep3 = "\n";
+          else if (!prevMoreIndented && sep3 === "\n")
+            sep3 = "\n\n";
+          value += sep3 + indent.slice(trimIndent) + content;
+          sep3 = "\n";
           prevMoreIndented = true;
         } else if (content === "") {
-          if (sep2 === "\n")
+          if (sep3 === "\n")
             value += "\n";
           else
-            sep2 = "\n";
+            sep3 = "\n";
         } else {
-          value += sep2 + content;
-          sep2 = " ";
+          value += sep3 + content;
+          sep3 = " ";
           prevMoreIndented = false;
         }
       }
@@ -4728,25 +4728,25 @@ var require_resolve_flow_scalar = __commonJS({
         trimBoth = /^[ \t]+|[ \t]+$/g;
       }
       let res = match[1].replace(trimEnd, "");
-      let sep2 = " ";
+      let sep3 = " ";
       let pos = line.lastIndex;
       while (match = line.exec(source)) {
         const lm = match[1].replace(trimBoth, "");
         if (lm === "") {
-          if (sep2 === "\n")
-            res += sep2;
+          if (sep3 === "\n")
+            res += sep3;
           else
-            sep2 = "\n";
+            sep3 = "\n";
         } else {
-          res += sep2 + lm;
-          sep2 = " ";
+          res += sep3 + lm;
+          sep3 = " ";
         }
         pos = line.lastIndex;
       }
       const last = /[ \t]*(.*)/sy;
       last.lastIndex = pos;
       match = last.exec(source);
-      return res + sep2 + (match?.[1] ?? "");
+      return res + sep3 + (match?.[1] ?? "");
     }
     function doubleQuotedValue(source, onError) {
       let res = "";
@@ -5556,14 +5556,14 @@ var require_cst_stringify = __commonJS({
         }
       }
     }
-    function stringifyItem({ start, key, sep: sep2, value }) {
+    function stringifyItem({ start, key, sep: sep3, value }) {
       let res = "";
       for (const st of start)
         res += st.source;
       if (key)
         res += stringifyToken(key);
-      if (sep2)
-        for (const st of sep2)
+      if (sep3)
+        for (const st of sep3)
           res += st.source;
       if (value)
         res += stringifyToken(value);
@@ -6730,18 +6730,18 @@ var require_parser = __commonJS({
         if (this.type === "map-value-ind") {
           const prev = getPrevProps(this.peek(2));
           const start = getFirstKeyStartProps(prev);
-          let sep2;
+          let sep3;
           if (scalar.end) {
-            sep2 = scalar.end;
-            sep2.push(this.sourceToken);
+            sep3 = scalar.end;
+            sep3.push(this.sourceToken);
             delete scalar.end;
           } else
-            sep2 = [this.sourceToken];
+            sep3 = [this.sourceToken];
           const map = {
             type: "block-map",
             offset: scalar.offset,
             indent: scalar.indent,
-            items: [{ start, key: scalar, sep: sep2 }]
+            items: [{ start, key: scalar, sep: sep3 }]
           };
           this.onKeyLine = true;
           this.stack[this.stack.length - 1] = map;
@@ -6894,15 +6894,15 @@ var require_parser = __commonJS({
                 } else if (isFlowToken(it.key) && !includesToken(it.sep, "newline")) {
                   const start2 = getFirstKeyStartProps(it.start);
                   const key = it.key;
-                  const sep2 = it.sep;
-                  sep2.push(this.sourceToken);
+                  const sep3 = it.sep;
+                  sep3.push(this.sourceToken);
                   delete it.key;
                   delete it.sep;
                   this.stack.push({
                     type: "block-map",
                     offset: this.offset,
                     indent: this.indent,
-                    items: [{ start: start2, key, sep: sep2 }]
+                    items: [{ start: start2, key, sep: sep3 }]
                   });
                 } else if (start.length > 0) {
                   it.sep = it.sep.concat(start, this.sourceToken);
@@ -7096,13 +7096,13 @@ var require_parser = __commonJS({
             const prev = getPrevProps(parent);
             const start = getFirstKeyStartProps(prev);
             fixFlowSeqItems(fc);
-            const sep2 = fc.end.splice(1, fc.end.length);
-            sep2.push(this.sourceToken);
+            const sep3 = fc.end.splice(1, fc.end.length);
+            sep3.push(this.sourceToken);
             const map = {
               type: "block-map",
               offset: fc.offset,
               indent: fc.indent,
-              items: [{ start, key: fc, sep: sep2 }]
+              items: [{ start, key: fc, sep: sep3 }]
             };
             this.onKeyLine = true;
             this.stack[this.stack.length - 1] = map;
@@ -13268,9 +13268,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve4, reject) => {
+          return new Promise((resolve5, reject) => {
             this.close((err, data2) => {
-              return err ? reject(err) : resolve4(data2);
+              return err ? reject(err) : resolve5(data2);
             });
           });
         }
@@ -13308,9 +13308,9 @@ var require_dispatcher_base = __commonJS({
           err = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve4, reject) => {
+          return new Promise((resolve5, reject) => {
             this.destroy(err, (err2, data2) => {
-              return err2 ? reject(err2) : resolve4(data2);
+              return err2 ? reject(err2) : resolve5(data2);
             });
           });
         }
@@ -13552,8 +13552,8 @@ var require_pool_base = __commonJS({
           }
           return Promise.all(closeAll);
         } else {
-          return new Promise((resolve4) => {
-            this[kClosedResolve] = resolve4;
+          return new Promise((resolve5) => {
+            this[kClosedResolve] = resolve5;
           });
         }
       }
@@ -17676,8 +17676,8 @@ var require_promise = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise = new Promise((resolve4, reject) => {
-        res = resolve4;
+      const promise = new Promise((resolve5, reject) => {
+        res = resolve5;
         rej = reject;
       });
       return { promise, resolve: res, reject: rej };
@@ -19103,12 +19103,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve4, reject) => {
+      const waitForDrain = () => new Promise((resolve5, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve4;
+          callback = resolve5;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -19992,12 +19992,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve4, reject) => {
+      const waitForDrain = () => new Promise((resolve5, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve4;
+          callback = resolve5;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -20314,16 +20314,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       [kClose]() {
-        return new Promise((resolve4) => {
+        return new Promise((resolve5) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve4;
+            this[kClosedResolve] = resolve5;
           } else {
-            resolve4(null);
+            resolve5(null);
           }
         });
       }
       [kDestroy](err) {
-        return new Promise((resolve4) => {
+        return new Promise((resolve5) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
             const request = requests[i];
@@ -20336,7 +20336,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve4(null);
+            resolve5(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err, callback);
@@ -20884,7 +20884,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return Promise.resolve(null);
         }
-        return new Promise((resolve4, reject) => {
+        return new Promise((resolve5, reject) => {
           if (this[kContentLength] && this[kContentLength] > limit || this[kBytesRead] > limit) {
             this.destroy(new AbortError());
           }
@@ -20898,11 +20898,11 @@ var require_readable = __commonJS({
               if (signal.aborted) {
                 reject(signal.reason ?? new AbortError());
               } else {
-                resolve4(null);
+                resolve5(null);
               }
             });
           } else {
-            this.on("close", resolve4);
+            this.on("close", resolve5);
           }
           this.on("error", noop).on("data", () => {
             if (this[kBytesRead] > limit) {
@@ -20930,7 +20930,7 @@ var require_readable = __commonJS({
     }
     function consume(stream, type) {
       assert2(!stream[kConsume]);
-      return new Promise((resolve4, reject) => {
+      return new Promise((resolve5, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -20945,7 +20945,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve: resolve4,
+              resolve: resolve5,
               reject,
               length: 0,
               body: []
@@ -21019,18 +21019,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2, encoding) {
-      const { type, body: body2, resolve: resolve4, stream, length } = consume2;
+      const { type, body: body2, resolve: resolve5, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve4(chunksDecode(body2, length, encoding));
+          resolve5(chunksDecode(body2, length, encoding));
         } else if (type === "json") {
-          resolve4(JSON.parse(chunksDecode(body2, length, encoding)));
+          resolve5(JSON.parse(chunksDecode(body2, length, encoding)));
         } else if (type === "arrayBuffer") {
-          resolve4(chunksConcat(body2, length).buffer);
+          resolve5(chunksConcat(body2, length).buffer);
         } else if (type === "blob") {
-          resolve4(new Blob(body2, { type: stream[kContentType] }));
+          resolve5(new Blob(body2, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve4(chunksConcat(body2, length));
+          resolve5(chunksConcat(body2, length));
         }
         consumeFinish(consume2);
       } catch (err) {
@@ -21220,9 +21220,9 @@ var require_api_request = __commonJS({
     };
     function request(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve4, reject) => {
+        return new Promise((resolve5, reject) => {
           request.call(this, opts, (err, data2) => {
-            return err ? reject(err) : resolve4(data2);
+            return err ? reject(err) : resolve5(data2);
           });
         });
       }
@@ -21361,11 +21361,11 @@ function __metadata(metadataKey, metadataValue) {
 }
 function __awaiter(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve4) {
-      resolve4(value);
+    return value instanceof P ? value : new P(function(resolve5) {
+      resolve5(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve4, reject) {
+  return new (P || (P = Promise))(function(resolve5, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -21381,7 +21381,7 @@ function __awaiter(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve4(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve5(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -21572,14 +21572,14 @@ function __asyncValues(o) {
   }, i);
   function verb(n) {
     i[n] = o[n] && function(v) {
-      return new Promise(function(resolve4, reject) {
-        v = o[n](v), settle2(resolve4, reject, v.done, v.value);
+      return new Promise(function(resolve5, reject) {
+        v = o[n](v), settle2(resolve5, reject, v.done, v.value);
       });
     };
   }
-  function settle2(resolve4, reject, d, v) {
+  function settle2(resolve5, reject, d, v) {
     Promise.resolve(v).then(function(v2) {
-      resolve4({ value: v2, done: d });
+      resolve5({ value: v2, done: d });
     }, reject);
   }
 }
@@ -31119,8 +31119,8 @@ function isRunId(text2) {
 // src/boundary/run-process.ts
 import { readFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
-function startTimeOf(stat11) {
-  const fields2 = stat11.slice(stat11.lastIndexOf(")") + 2).split(" ");
+function startTimeOf(stat12) {
+  const fields2 = stat12.slice(stat12.lastIndexOf(")") + 2).split(" ");
   return fields2[19];
 }
 async function runProcessOf(pid) {
@@ -31130,7 +31130,7 @@ async function runProcessOf(pid) {
 }
 async function isRunning(run) {
   return readFile(`/proc/${run.pid}/stat`, "utf8").then(
-    (stat11) => startTimeOf(stat11) === run.startTime,
+    (stat12) => startTimeOf(stat12) === run.startTime,
     () => false
   );
 }
@@ -31159,7 +31159,7 @@ var BoundaryError = class extends Error {
 function runTool(argv, options = {}) {
   const [file, ...args] = argv;
   if (file === void 0) throw new Error("runTool: empty argv");
-  return new Promise((resolve4, reject) => {
+  return new Promise((resolve5, reject) => {
     const child = spawn(file, args, {
       stdio: [options.input === void 0 ? "ignore" : "pipe", "pipe", "pipe"],
       env: options.env ?? process.env
@@ -31169,7 +31169,7 @@ function runTool(argv, options = {}) {
     child.stdout?.setEncoding("utf8").on("data", (chunk) => stdout += chunk);
     child.stderr?.setEncoding("utf8").on("data", (chunk) => stderr += chunk);
     child.on("error", reject);
-    child.on("close", (code2, signal) => resolve4({ code: code2, signal, stdout, stderr }));
+    child.on("close", (code2, signal) => resolve5({ code: code2, signal, stdout, stderr }));
     if (options.input !== void 0) child.stdin?.end(options.input);
   });
 }
@@ -37586,7 +37586,7 @@ var recursive = /* @__PURE__ */ new WeakMap();
 var NONE = 0;
 var ASSUMED = 1;
 var PROVEN = 2;
-function isRecursive(inst, stack, resolve4) {
+function isRecursive(inst, stack, resolve5) {
   const cached2 = recursive.get(inst);
   if (cached2 !== void 0)
     return cached2 ? PROVEN : NONE;
@@ -37596,7 +37596,7 @@ function isRecursive(inst, stack, resolve4) {
   let result = NONE;
   const check2 = (child) => {
     if (result !== PROVEN && child?._zod) {
-      const answer = isRecursive(child, stack, resolve4);
+      const answer = isRecursive(child, stack, resolve5);
       if (answer > result)
         result = answer;
     }
@@ -37607,7 +37607,7 @@ function isRecursive(inst, stack, resolve4) {
       const desc = Object.getOwnPropertyDescriptor(sh, key);
       if (spread && !desc.enumerable)
         continue;
-      const child = desc.get ? ASSUMED : desc.value?._zod ? isRecursive(desc.value, stack, resolve4) : NONE;
+      const child = desc.get ? ASSUMED : desc.value?._zod ? isRecursive(desc.value, stack, resolve5) : NONE;
       if (child > answer)
         answer = child;
     }
@@ -37671,7 +37671,7 @@ function isRecursive(inst, stack, resolve4) {
       break;
     // `$ZodLazy` caches its inner on the def, so a resolved edge is followed exactly
     case "lazy": {
-      const inner = def._cachedInner ?? (resolve4 ? inst._zod.innerType : void 0);
+      const inner = def._cachedInner ?? (resolve5 ? inst._zod.innerType : void 0);
       merge2(inner ? isRecursive(inner, stack, false) : ASSUMED);
       break;
     }
@@ -43453,11 +43453,11 @@ async function relayWebSocket(context2, req, socket, head, request) {
     return;
   }
   const untrack = context2.track(socket);
-  const client = await new Promise((resolve4) => {
-    socket.once("close", () => resolve4(void 0));
+  const client = await new Promise((resolve5) => {
+    socket.once("close", () => resolve5(void 0));
     server.handleUpgrade(req, socket, head, (opened) => {
       opened.pause();
-      resolve4(opened);
+      resolve5(opened);
     });
   });
   if (client === void 0) {
@@ -43484,7 +43484,7 @@ function handshakeProblem(req, target, protocols) {
   return void 0;
 }
 function openUpstream(WebSocketClient, context2, url, protocols, headers, dial) {
-  return new Promise((resolve4) => {
+  return new Promise((resolve5) => {
     const upstream = new WebSocketClient(url, protocols, {
       perMessageDeflate: false,
       maxPayload: context2.maxMessageBytes,
@@ -43504,12 +43504,12 @@ function openUpstream(WebSocketClient, context2, url, protocols, headers, dial) 
       upstream.removeAllListeners();
       upstream.on("error", () => void 0);
       upstream.terminate();
-      resolve4({ ok: false, refusal: { status, layer: "upstream", reason } });
+      resolve5({ ok: false, refusal: { status, layer: "upstream", reason } });
     };
     upstream.once("open", () => {
       upstream.removeAllListeners("error");
       upstream.pause();
-      resolve4({ ok: true, socket: upstream });
+      resolve5({ ok: true, socket: upstream });
     });
     upstream.once(
       "unexpected-response",
@@ -43590,7 +43590,7 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
   });
   client.on("message", (data2, isBinary) => toUpstream.send(data2, isBinary));
   upstream.on("message", (data2, isBinary) => toClient.send(data2, isBinary));
-  return new Promise((resolve4) => {
+  return new Promise((resolve5) => {
     let open4 = 2;
     const closed = (side, code2, other) => {
       if (tally.reason === "complete" && code2 !== 1e3 && code2 !== 1005)
@@ -43603,7 +43603,7 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
             entry,
             `status=101 messages_sent=${tally.sent} messages_received=${tally.received} blocked=${tally.blocked} reason=${tally.reason}`
           )
-        ).then(resolve4);
+        ).then(resolve5);
       });
     };
     client.on("close", (code2) => closed("client", code2, upstream));
@@ -44062,7 +44062,7 @@ function whenConnectionCloses(socket, listener) {
   return () => registered.delete(listener);
 }
 function relayBody(source, res, clientGone) {
-  return new Promise((resolve4, reject) => {
+  return new Promise((resolve5, reject) => {
     let bytes2 = 0;
     const gone = () => {
       source.destroy();
@@ -44077,7 +44077,7 @@ function relayBody(source, res, clientGone) {
     });
     res.once("finish", () => {
       clientGone.off("abort", gone);
-      resolve4(bytes2);
+      resolve5(bytes2);
     });
     source.pipe(res);
   });
@@ -44166,7 +44166,7 @@ var HELD_BODIES_FULL = {
   reason: "too many request bodies are being held for scanning at once; retry later"
 };
 function readBody(req, maxBytes, tooLarge, reserve) {
-  return new Promise((resolve4) => {
+  return new Promise((resolve5) => {
     const chunks = [];
     let length = 0;
     const finish = (result) => {
@@ -44175,7 +44175,7 @@ function readBody(req, maxBytes, tooLarge, reserve) {
       req.off("error", onError);
       req.off("close", onClose);
       if (!result.ok) req.pause();
-      resolve4(result);
+      resolve5(result);
     };
     const refuse2 = (status, layer, reason) => finish({ ok: false, refusal: { status, layer, reason } });
     const onData = (chunk) => {
@@ -44784,14 +44784,14 @@ function guardedStream(guard) {
 
 // src/engine/tunnel.ts
 function awaitClientHello(client, head, host, limits) {
-  return new Promise((resolve4) => {
+  return new Promise((resolve5) => {
     let buffered = head;
     const finish = (result) => {
       clearTimeout(timer);
       client.off("data", onData);
       client.off("close", onClose);
       client.off("end", onClose);
-      resolve4(result);
+      resolve5(result);
     };
     const judge2 = () => {
       const parsed = parseClientHello(buffered);
@@ -44850,7 +44850,7 @@ function laterHelloProblem(message, host) {
   return problem === void 0 ? void 0 : `a later ClientHello: ${problem}`;
 }
 function relay(client, hello, destination2, limits) {
-  return new Promise((resolve4) => {
+  return new Promise((resolve5) => {
     const upstream = connect({
       host: formatIp(destination2.address),
       port: destination2.port,
@@ -44873,7 +44873,7 @@ function relay(client, hello, destination2, limits) {
     const settle2 = () => {
       if (settled) return;
       settled = true;
-      resolve4({ sent, received, reason, violation });
+      resolve5({ sent, received, reason, violation });
     };
     upstream.once("connect", () => {
       connected = true;
@@ -44909,7 +44909,7 @@ function relay(client, hello, destination2, limits) {
 import { TLSSocket } from "node:tls";
 var REJECTED_CERTIFICATE = /alert (?:bad certificate|unknown ca|certificate unknown|unsupported certificate|certificate revoked|certificate expired|decrypt error|access denied)/i;
 function terminateTls(client, hello, context2, timeoutMs) {
-  return new Promise((resolve4) => {
+  return new Promise((resolve5) => {
     client.unshift(hello);
     const socket = new TLSSocket(client, {
       isServer: true,
@@ -44923,7 +44923,7 @@ function terminateTls(client, hello, context2, timeoutMs) {
       socket.off("end", onEnd);
       socket.off("close", onClose);
       if (!result.ok) socket.destroy();
-      resolve4(result);
+      resolve5(result);
     };
     const onSecure = () => finish({ ok: true, socket });
     const onError = (error2) => finish({ ok: false, reason: handshakeFailure(error2) });
@@ -44965,7 +44965,7 @@ function startRequestSweep(server) {
     );
 }
 function stopRequestSweep(server) {
-  return new Promise((resolve4) => server.close(() => resolve4()));
+  return new Promise((resolve5) => server.close(() => resolve5()));
 }
 
 // src/engine/answer-order.ts
@@ -44976,14 +44976,14 @@ function answerInProgress(socket) {
 async function answersWritten(socket, own2) {
   for (let answering = answerInProgress(socket); answering && answering !== own2; answering = answerInProgress(socket)) {
     const out = answering;
-    const closed = await new Promise((resolve4) => {
+    const closed = await new Promise((resolve5) => {
       const finished = () => {
         socket.off("close", gone);
-        resolve4(false);
+        resolve5(false);
       };
       const gone = () => {
         out.off("finish", finished);
-        resolve4(true);
+        resolve5(true);
       };
       out.once("finish", finished);
       socket.once("close", gone);
@@ -45132,14 +45132,14 @@ var Engine = class {
   startedAt = Date.now();
   nextRequest = 0;
   listen(target) {
-    return new Promise((resolve4, reject) => {
+    return new Promise((resolve5, reject) => {
       this.server.once("error", reject);
       const done = () => {
         this.server.off("error", reject);
         const address = this.server.address();
         if (address === null || typeof address === "string")
           return reject(new Error("the engine is not listening on a TCP address"));
-        resolve4({ host: address.address, port: address.port });
+        resolve5({ host: address.address, port: address.port });
         setImmediate(() => void loadUndici());
       };
       if ("handle" in target) this.server.listen(target.handle, done);
@@ -45148,7 +45148,7 @@ var Engine = class {
   }
   /** Stops accepting, ends open tunnels and connections; the caller then seals the evidence. */
   async close() {
-    const closed = new Promise((resolve4) => this.server.close(() => resolve4()));
+    const closed = new Promise((resolve5) => this.server.close(() => resolve5()));
     this.server.closeIdleConnections();
     const innerClosed = stopRequestSweep(this.inner);
     for (const tunnel of this.tunnels) tunnel.destroy();
@@ -45164,7 +45164,7 @@ var Engine = class {
     let timer;
     await Promise.race([
       Promise.allSettled([...this.pending]),
-      new Promise((resolve4) => timer = setTimeout(resolve4, limitMs))
+      new Promise((resolve5) => timer = setTimeout(resolve5, limitMs))
     ]);
     clearTimeout(timer);
   }
@@ -46778,7 +46778,7 @@ async function proxyCommand(args, io) {
 `)
   });
   let stopped;
-  const stopSignal = new Promise((resolve4) => stopped = resolve4);
+  const stopSignal = new Promise((resolve5) => stopped = resolve5);
   const stop = (signal) => {
     if (stopped === void 0) {
       io.err(`pipelock-egress ${COMMAND}: ${signal}: already stopping; sealing the evidence
@@ -46850,13 +46850,13 @@ function listenTarget(options) {
   return loopbackListen(COMMAND, "the proxy", requireOption(options, "listen"));
 }
 function inheritedListener() {
-  return new Promise((resolve4, reject) => {
+  return new Promise((resolve5, reject) => {
     const onDisconnect = () => reject(new Error("the parent went away before passing a listener"));
     process.once("disconnect", onDisconnect);
     process.once("message", (message, handle) => {
       process.off("disconnect", onDisconnect);
       if (message.type === "listener" && typeof handle === "object" && handle !== null)
-        resolve4(handle);
+        resolve5(handle);
       else reject(new Error("the parent passed no listening socket"));
     });
   });
@@ -46869,8 +46869,8 @@ function requireOption(options, name) {
 
 // src/cli/run-command.ts
 import { randomBytes as randomBytes6 } from "node:crypto";
-import { lchown as lchown2, realpath as realpath2 } from "node:fs/promises";
-import { basename as basename3, join as join16 } from "node:path";
+import { lchown as lchown2, realpath as realpath3 } from "node:fs/promises";
+import { basename as basename4, join as join17 } from "node:path";
 
 // src/boundary/boundary.ts
 import { spawn as spawn4 } from "node:child_process";
@@ -47500,12 +47500,12 @@ var EngineProcess = class _EngineProcess {
     try {
       await Promise.race([this.spawned(), exited, timeout]);
       await new Promise(
-        (resolve4, reject) => (
+        (resolve5, reject) => (
           // Node's typings name only Socket and Server; a bare handle travels as its net.Native.
           child.send(
             { type: "listener" },
             listener,
-            (error2) => error2 ? reject(error2) : resolve4()
+            (error2) => error2 ? reject(error2) : resolve5()
           )
         )
       );
@@ -47535,8 +47535,8 @@ var EngineProcess = class _EngineProcess {
   }
   spawned() {
     if (this.child.pid !== void 0) return Promise.resolve();
-    return new Promise((resolve4, reject) => {
-      this.child.once("spawn", resolve4);
+    return new Promise((resolve5, reject) => {
+      this.child.once("spawn", resolve5);
       this.child.once(
         "error",
         (error2) => reject(new BoundaryError(`starting the engine: ${error2.message}`, { cause: error2 }))
@@ -47549,10 +47549,10 @@ var EngineProcess = class _EngineProcess {
   }
   /** SIGTERM: the engine seals its evidence and exits 0, reporting what it sealed. */
   async stop() {
-    const exit = new Promise((resolve4) => {
+    const exit = new Promise((resolve5) => {
       if (this.child.exitCode !== null || this.child.signalCode !== null)
-        resolve4(this.child.exitCode);
-      else this.child.once("exit", (code3) => resolve4(code3));
+        resolve5(this.child.exitCode);
+      else this.child.once("exit", (code3) => resolve5(code3));
     });
     this.child.kill("SIGTERM");
     const killer = setTimeout(() => this.child.kill("SIGKILL"), STOP_TIMEOUT_MS);
@@ -47586,7 +47586,7 @@ server.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
   process.send({ port: server.address().port }, server._handle, () => process.exit(0));
 });`;
 function openListenerInNamespace(ip, netns) {
-  return new Promise((resolve4, reject) => {
+  return new Promise((resolve5, reject) => {
     const helper = spawn3(ip, ["netns", "exec", netns, process.execPath, "-e", HELPER], {
       stdio: ["ignore", "ignore", "pipe", "ipc"],
       env: {}
@@ -47608,7 +47608,7 @@ function openListenerInNamespace(ip, netns) {
       )
     );
     helper.on("close", (code2) => {
-      if (received !== void 0 && code2 === 0) resolve4(received);
+      if (received !== void 0 && code2 === 0) resolve5(received);
       else {
         received?.handle.close();
         reject(
@@ -48103,14 +48103,14 @@ async function runAgent(tools, plan, env, script, args, cancel) {
   cancel.addEventListener("abort", onCancel, { once: true });
   if (cancel.aborted) onCancel();
   try {
-    return await new Promise((resolve4, reject) => {
+    return await new Promise((resolve5, reject) => {
       child.once(
         "error",
         (error2) => reject(new BoundaryError(`starting the agent: ${error2.message}`, { cause: error2 }))
       );
       child.once(
         "close",
-        (code2, signal) => resolve4(cancel.aborted ? { code: null, signal: "SIGKILL" } : { code: code2, signal })
+        (code2, signal) => resolve5(cancel.aborted ? { code: null, signal: "SIGKILL" } : { code: code2, signal })
       );
     });
   } finally {
@@ -48440,7 +48440,7 @@ function runCapsuleSha256(run, posture, configPath) {
 
 // src/cli/audit-packet.ts
 import { readFile as readFile10 } from "node:fs/promises";
-import { join as join15 } from "node:path";
+import { join as join16 } from "node:path";
 
 // src/packet/write-packet.ts
 import { createReadStream } from "node:fs";
@@ -49528,6 +49528,32 @@ async function verifyPacket(request, io) {
   return outcome;
 }
 
+// src/cli/report-output.ts
+import { realpath, stat as stat10 } from "node:fs/promises";
+import { basename as basename2, dirname as dirname3, join as join15, relative, resolve as resolve3, sep } from "node:path";
+async function reportOutputProblem(output, inputs) {
+  const target = await resolvedPath(output);
+  if ((await stat10(target).catch(() => void 0))?.isDirectory())
+    return `--output ${output} is a directory; give the report's file name (\u2026/${PACKET_FILES.verifier})`;
+  for (const input of inputs) {
+    const source = await realpath(input).catch(() => void 0);
+    if (source === void 0) continue;
+    const within = target.startsWith(source + sep) && basename2(target) !== PACKET_FILES.verifier;
+    if (target === source || within) {
+      return `--output ${output} would write ${target === source ? "over" : "into"} ${input}, which is being verified; write the report elsewhere`;
+    }
+  }
+  return void 0;
+}
+async function resolvedPath(path4) {
+  const absolute = resolve3(path4);
+  for (let existing2 = absolute; ; existing2 = dirname3(existing2)) {
+    const real = await realpath(existing2).catch(() => void 0);
+    if (real !== void 0) return join15(real, relative(existing2, absolute));
+    if (dirname3(existing2) === existing2) return absolute;
+  }
+}
+
 // src/cli/verify-command.ts
 var PACKET_OWN = {
   "receipt-chain": "the chain is the packet's evidence.jsonl",
@@ -49577,6 +49603,14 @@ function parseRequest(args) {
     wholeRecorder: options.flags.has("whole-recorder")
   };
 }
+function inputsOf(request) {
+  const own2 = request.kind === "packet" ? [request.dir] : [request.chainPath, ...request.endorsementFiles];
+  return [
+    ...own2,
+    ...request.keyArgs,
+    ...request.policyHashFile === void 0 ? [] : [request.policyHashFile]
+  ];
+}
 async function loadEndorsement(file, io) {
   const parsed = parseRotationEndorsement(await readInputText(file, "rotation endorsement", io));
   if (!parsed.ok) throw new InputError(`${file}: ${parsed.failure.message}`);
@@ -49612,6 +49646,14 @@ async function verifyChain2(request, io) {
 }
 async function verifyCommand(args, io) {
   const request = parseRequest(args);
+  if (request.output !== void 0) {
+    const problem = await reportOutputProblem(request.output, inputsOf(request));
+    if (problem !== void 0) {
+      io.err(`${PREFIX}: ${problem}
+`);
+      return 2;
+    }
+  }
   const { code: code2, report } = request.kind === "packet" ? await verifyPacket(request, io) : await verifyChain2(request, io);
   if (report.verdict === "self_consistent_only") {
     io.err(
@@ -49644,18 +49686,18 @@ async function writeAuditPacket(packet, io) {
   const verified = await verifyCommand(
     [
       "--receipt-chain",
-      join15(out, PACKET_FILES.evidence),
+      join16(out, PACKET_FILES.evidence),
       "--policy-hash",
-      join15(out, POLICY_HASH_FILE),
+      join16(out, POLICY_HASH_FILE),
       "--require-sealed",
       "--whole-recorder",
       "--output",
-      join15(out, PACKET_FILES.verifier),
+      join16(out, PACKET_FILES.verifier),
       ...packet.pinnedKey === void 0 ? ["--allow-unpinned"] : ["--public-key", packet.pinnedKey]
     ],
     io
   );
-  const report = parseVerificationReport(await readFile10(join15(out, PACKET_FILES.verifier), "utf8"));
+  const report = parseVerificationReport(await readFile10(join16(out, PACKET_FILES.verifier), "utf8"));
   await writePacketReport({
     out,
     receipts,
@@ -49682,8 +49724,8 @@ async function writeRunOutcome(file, outcome) {
 }
 
 // src/cli/run-request.ts
-import { lstat as lstat4, readFile as readFile12, realpath, readdir as readdir6, rm as rm5, stat as stat10 } from "node:fs/promises";
-import { basename as basename2, dirname as dirname3, isAbsolute, relative, resolve as resolve3, sep } from "node:path";
+import { lstat as lstat4, readFile as readFile12, realpath as realpath2, readdir as readdir6, rm as rm5, stat as stat11 } from "node:fs/promises";
+import { basename as basename3, dirname as dirname4, isAbsolute, relative as relative2, resolve as resolve4, sep as sep2 } from "node:path";
 var DEFAULT_EVIDENCE_OUTPUT = "audit-artifacts";
 var DEFAULT_IDENTITY = "pipelock-agent";
 var DEFAULT_MAX_PROCESSES = 1024;
@@ -49743,7 +49785,7 @@ async function parseRunRequest(args, io, backend, cwd = process.cwd()) {
     problems.push(`cannot read the policy ${policyFile}: ${error2.message}`);
   }
   const workdir = await directory(
-    resolve3(cwd, optionValue(options, "workdir") ?? "."),
+    resolve4(cwd, optionValue(options, "workdir") ?? "."),
     "working directory",
     problems
   );
@@ -49763,7 +49805,7 @@ async function parseRunRequest(args, io, backend, cwd = process.cwd()) {
     }
   }
   const evidenceOutput = await checkedOutput(
-    resolve3(cwd, optionValue(options, "evidence-output") ?? DEFAULT_EVIDENCE_OUTPUT),
+    resolve4(cwd, optionValue(options, "evidence-output") ?? DEFAULT_EVIDENCE_OUTPUT),
     writable,
     problems
   );
@@ -49826,12 +49868,12 @@ async function environmentFile(file, problems) {
 }
 async function checkedOutput(output, writable, problems) {
   const { existing: existing2, missing } = await nearestExisting(output);
-  const base = await realpath(existing2).catch(() => void 0);
+  const base = await realpath2(existing2).catch(() => void 0);
   if (base === void 0) {
     problems.push(`--evidence-output ${output}: ${existing2} is a symlink to nothing`);
     return output;
   }
-  const real = resolve3(base, ...missing);
+  const real = resolve4(base, ...missing);
   for (const path4 of writable) {
     if (isInside(path4, real) || isInside(real, path4)) {
       problems.push(
@@ -49841,7 +49883,7 @@ async function checkedOutput(output, writable, problems) {
   }
   const owners = /* @__PURE__ */ new Set([0, process.getuid?.() ?? 0, Number(process.env["SUDO_UID"] ?? 0)]);
   for (const dir of ancestors(base)) {
-    const info = await stat10(dir);
+    const info = await stat11(dir);
     const mode = (info.mode & 4095).toString(8);
     if (dir === base && !info.isDirectory()) {
       problems.push(
@@ -49863,8 +49905,8 @@ async function nearestExisting(path4) {
   const missing = [];
   let existing2 = path4;
   while (await lstat4(existing2).catch(() => void 0) === void 0) {
-    missing.unshift(basename2(existing2));
-    existing2 = dirname3(existing2);
+    missing.unshift(basename3(existing2));
+    existing2 = dirname4(existing2);
   }
   return { existing: existing2, missing };
 }
@@ -49872,9 +49914,9 @@ function privateDirProblem(what, path4, dir) {
   return dir === PRIVATE_RUN ? `${what} ${path4} is under ${PRIVATE_RUN}, of which the agent gets an empty copy (host daemons keep their sockets there); choose a directory outside ${PRIVATE_RUN}` : `${what} ${path4}: the agent gets an empty ${dir} of its own, so it cannot be given the host's; choose a directory under it or elsewhere`;
 }
 function ancestors(path4) {
-  const dirs = [sep];
-  for (const part of path4.split(sep).filter((name) => name !== ""))
-    dirs.push(resolve3(dirs.at(-1) ?? sep, part));
+  const dirs = [sep2];
+  for (const part of path4.split(sep2).filter((name) => name !== ""))
+    dirs.push(resolve4(dirs.at(-1) ?? sep2, part));
   return dirs;
 }
 function processLimit(text2) {
@@ -49887,8 +49929,8 @@ function processLimit(text2) {
 }
 async function directory(path4, what, problems) {
   try {
-    const real = await realpath(path4);
-    if ((await stat10(real)).isDirectory()) return real;
+    const real = await realpath2(path4);
+    if ((await stat11(real)).isDirectory()) return real;
     problems.push(`${what} ${path4} is not a directory`);
   } catch {
     problems.push(`${what} ${path4} does not exist`);
@@ -49896,14 +49938,14 @@ async function directory(path4, what, problems) {
   return void 0;
 }
 function isInside(parent, child) {
-  const rel = relative(parent, child);
-  return rel === "" || !rel.startsWith(`..${sep}`) && rel !== ".." && !isAbsolute(rel);
+  const rel = relative2(parent, child);
+  return rel === "" || !rel.startsWith(`..${sep2}`) && rel !== ".." && !isAbsolute(rel);
 }
 async function pathInside(workdir, path4, what, problems, mayBeWorkdir) {
-  const given = resolve3(workdir, path4);
+  const given = resolve4(workdir, path4);
   let real;
   try {
-    real = await realpath(given);
+    real = await realpath2(given);
   } catch {
     problems.push(`${what} ${path4} does not exist (looked for ${given})`);
     return void 0;
@@ -49920,7 +49962,7 @@ async function pathInside(workdir, path4, what, problems, mayBeWorkdir) {
 async function scriptInside(workdir, path4, problems) {
   const real = await pathInside(workdir, path4, "script", problems, false);
   if (real === void 0) return void 0;
-  if (!(await stat10(real)).isFile()) {
+  if (!(await stat11(real)).isFile()) {
     problems.push(`script ${path4} is not a regular file`);
     return void 0;
   }
@@ -49951,7 +49993,7 @@ async function runKeys(options, backend, problems) {
       `--public-key ${pinnedKey} is not the public key of --signing-key; the run could never verify as valid`
     );
   }
-  const signingKeyFile = signing !== void 0 && "file" in signing.source ? await realpath(signing.source.file) : void 0;
+  const signingKeyFile = signing !== void 0 && "file" in signing.source ? await realpath2(signing.source.file) : void 0;
   return { seed, signingKeyFile, pinnedKey };
 }
 
@@ -50003,7 +50045,7 @@ async function preflightAndRun(request, io, backend) {
     runnerOs: request.callerEnv["RUNNER_OS"] ?? "Linux",
     ...request.callerEnv["RUNNER_ARCH"] ? { runnerArch: request.callerEnv["RUNNER_ARCH"] } : {},
     networkNamespace: request.runId,
-    scriptBasename: basename3(request.script),
+    scriptBasename: basename4(request.script),
     scriptArgCount: request.args.length
   };
   const seed = request.seed ?? new Uint8Array(randomBytes6(32));
@@ -50025,7 +50067,7 @@ async function preflightAndRun(request, io, backend) {
       runId: request.runId,
       tools: boundaryTools(facts),
       node: process.execPath,
-      cli: await realpath2(process.argv[1] ?? ""),
+      cli: await realpath3(process.argv[1] ?? ""),
       policyBytes: request.policyBytes,
       signingKeyPem: encodePrivateKeyPem(seed),
       hiddenFiles: request.signingKeyFile === void 0 ? [] : [request.signingKeyFile],
@@ -50040,8 +50082,8 @@ async function preflightAndRun(request, io, backend) {
       writable: request.writable,
       maxProcesses: request.maxProcesses,
       callerEnv: request.callerEnv,
-      evidenceCopyDir: join16(out, EVIDENCE_DIR),
-      engineLogCopy: join16(out, ENGINE_LOG),
+      evidenceCopyDir: join17(out, EVIDENCE_DIR),
+      engineLogCopy: join17(out, ENGINE_LOG),
       evidenceOwner: invokerOf(process.env),
       log: (line) => io.err(`${PREFIX2}: ${line}
 `),
@@ -50124,7 +50166,7 @@ async function giveToInvoker(out) {
   const written = [POLICY_FILE, POLICY_HASH_FILE, PUBLIC_KEY_FILE, RECEIPTS_FILE];
   const files = [
     out,
-    ...[...written, ...Object.values(PACKET_FILES)].map((name) => join16(out, name))
+    ...[...written, ...Object.values(PACKET_FILES)].map((name) => join17(out, name))
   ];
   for (const file of files) await lchown2(file, invoker.uid, invoker.gid);
 }
@@ -50649,11 +50691,11 @@ function hostNames(address) {
 async function serveViewer(view, listen) {
   const token = randomBytes7(16).toString("hex");
   const server = createServer2();
-  await new Promise((resolve4, reject) => {
+  await new Promise((resolve5, reject) => {
     server.once("error", reject);
     server.listen(listen.port, listen.host, () => {
       server.off("error", reject);
-      resolve4();
+      resolve5();
     });
   });
   const address = server.address();
@@ -50673,8 +50715,8 @@ async function serveViewer(view, listen) {
   });
   return {
     url: `http://${hosts[0] ?? ""}/${token}/`,
-    close: () => new Promise((resolve4) => {
-      server.close(() => resolve4());
+    close: () => new Promise((resolve5) => {
+      server.close(() => resolve5());
       server.closeAllConnections();
     })
   };
@@ -50720,9 +50762,9 @@ async function viewCommand(args, io) {
 `);
     return 1;
   }
-  const stopSignal = new Promise((resolve4) => {
-    process.once("SIGTERM", () => resolve4());
-    process.once("SIGINT", () => resolve4());
+  const stopSignal = new Promise((resolve5) => {
+    process.once("SIGTERM", () => resolve5());
+    process.once("SIGINT", () => resolve5());
   });
   io.out(
     `${JSON.stringify({ event: "listening", url: viewer.url, verdict: view.judgement.verdict, receipts: view.rows.length })}

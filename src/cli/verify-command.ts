@@ -14,6 +14,7 @@ import { KeyArgumentError, resolvePublicKey } from './key-argument.js';
 import { judgeEvidence } from './judge.js';
 import { PREFIX, verifyPacket, type PacketRequest } from './verify-packet.js';
 import { describeChain } from './chain-text.js';
+import { reportOutputProblem } from './report-output.js';
 import {
   encodeVerificationReport,
   verificationReport,
@@ -91,6 +92,17 @@ function parseRequest(args: readonly string[]): VerifyRequest {
   };
 }
 
+/** The paths verify reads (a key argument may be the key itself: then it names no file). */
+function inputsOf(request: VerifyRequest): string[] {
+  const own =
+    request.kind === 'packet' ? [request.dir] : [request.chainPath, ...request.endorsementFiles];
+  return [
+    ...own,
+    ...request.keyArgs,
+    ...(request.policyHashFile === undefined ? [] : [request.policyHashFile]),
+  ];
+}
+
 async function loadEndorsement(file: string, io: CliIo): Promise<RotationEndorsement> {
   const parsed = parseRotationEndorsement(await readInputText(file, 'rotation endorsement', io));
   if (!parsed.ok) throw new InputError(`${file}: ${parsed.failure.message}`);
@@ -139,6 +151,13 @@ async function verifyChain(request: ChainRequest, io: CliIo): Promise<Verified> 
 
 export async function verifyCommand(args: readonly string[], io: CliIo): Promise<number> {
   const request = parseRequest(args);
+  if (request.output !== undefined) {
+    const problem = await reportOutputProblem(request.output, inputsOf(request));
+    if (problem !== undefined) {
+      io.err(`${PREFIX}: ${problem}\n`);
+      return 2;
+    }
+  }
   const { code, report } =
     request.kind === 'packet' ? await verifyPacket(request, io) : await verifyChain(request, io);
   if (report.verdict === 'self_consistent_only') {

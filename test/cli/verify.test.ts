@@ -726,3 +726,49 @@ test('a torn line anywhere but at the very end of a directory is malformed', asy
   assert.equal(code, 1);
   assert.match(stdout, /evidence-proxy-0\.jsonl: line 6: torn line followed by more evidence/);
 });
+
+test('--output never writes over or into what is verified, nor onto a directory: exit 2 before verifying', async () => {
+  const chainDir = path.join(dir, 'output-clash');
+  mkdirSync(chainDir, { recursive: true });
+  const evidence = path.join(chainDir, 'evidence-proxy-1.jsonl');
+  writeFileSync(evidence, readFileSync(sampleFile));
+  const hashFile = file('output-clash-hash.txt', `${SAMPLE_POLICY_HASH}\n`);
+  const before = readFileSync(evidence);
+  for (const [chain, output, says] of [
+    [evidence, evidence, `would write over ${evidence}`],
+    [chainDir, path.join(chainDir, 'evidence-proxy-2.jsonl'), `would write into ${chainDir}`],
+    [chainDir, path.join(chainDir, 'new', 'report.json'), `would write into ${chainDir}`],
+    [evidence, hashFile, `would write over ${hashFile}`],
+    [evidence, chainDir, 'is a directory'],
+  ] as const) {
+    const { code, stdout, stderr } = await cli(
+      'verify',
+      '--receipt-chain',
+      chain,
+      '--public-key',
+      SAMPLE_KEY,
+      '--policy-hash',
+      hashFile,
+      '--output',
+      output,
+    );
+    assert.equal(code, 2, `${output}: ${stderr}`);
+    assert.ok(stderr.includes(says), stderr);
+    assert.equal(stdout, '', 'nothing was verified');
+  }
+  assert.deepEqual(readFileSync(evidence), before);
+  assert.equal(readFileSync(hashFile, 'utf8'), `${SAMPLE_POLICY_HASH}\n`);
+  // A report beside the evidence (not in it) is written.
+  const beside = path.join(dir, 'output-clash-report.json');
+  const ok = await cli(
+    'verify',
+    '--receipt-chain',
+    chainDir,
+    '--public-key',
+    SAMPLE_KEY,
+    '--output',
+    beside,
+  );
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(report(beside)['verdict'], 'valid');
+});
