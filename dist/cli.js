@@ -47238,17 +47238,25 @@ async function unixSocketListings() {
   return listings.join("\n");
 }
 var ENTRY = /^[0-9a-f]+: [0-9A-F]{8} [0-9A-F]{8} [0-9A-F]{8} [0-9A-F]{4} [0-9A-F]{2} +\d+ (.+)$/;
+var MAX_SOCKET_PATH_BYTES = 108;
 function boundSocketPaths(procNetUnix) {
+  const lines = procNetUnix.split("\n");
   const paths = /* @__PURE__ */ new Set();
-  for (const line of procNetUnix.split("\n")) {
-    const path4 = ENTRY.exec(line)?.[1];
-    if (path4 !== void 0 && path4.startsWith("/")) paths.add(path4);
-  }
+  lines.forEach((line, at) => {
+    let path4 = ENTRY.exec(line)?.[1];
+    if (path4 === void 0 || !path4.startsWith("/")) return;
+    for (let next = at + 1; path4.length <= MAX_SOCKET_PATH_BYTES; next++) {
+      paths.add(path4);
+      const following = lines[next];
+      if (following === void 0) break;
+      path4 = `${path4}
+${following}`;
+    }
+  });
   return [...paths];
 }
 function mayConnect(socket, agentUid) {
-  if (socket.uid === agentUid) return (socket.mode & 128) !== 0;
-  return (socket.mode & 18) !== 0;
+  return socket.uid === agentUid || (socket.mode & 18) !== 0;
 }
 async function connectableHostSockets(listing, agentUid) {
   const found = [];

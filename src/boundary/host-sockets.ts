@@ -31,30 +31,42 @@ export async function unixSocketListings(): Promise<string> {
 
 // "Num: RefCount Protocol Flags Type St Inode[ Path]"; the path is everything after one space.
 const ENTRY = /^[0-9a-f]+: [0-9A-F]{8} [0-9A-F]{8} [0-9A-F]{8} [0-9A-F]{4} [0-9A-F]{2} +\d+ (.+)$/;
+/** The longest path a unix socket can be bound to (sun_path's 108 bytes). */
+const MAX_SOCKET_PATH_BYTES = 108;
 
 /**
- * Absolute paths of the sockets bound in /proc/net/unix (read as latin1, so each character is
- * one byte of the path). Abstract names (`@…`) are left out: the agent's namespace cannot
- * reach them. A relative path names a file relative to its binder's directory, which the
- * listing does not give: it is left out too.
+ * Every path a socket bound in /proc/net/unix may have (read as latin1, so each character is
+ * one byte of the path). The kernel prints a path's bytes as they are: one holding a newline
+ * goes on over the next lines, which may even read as entries of their own. So each entry's
+ * path is taken alone and joined with each following line in turn, up to the longest path a
+ * socket can have; readings that name no socket fall away when the file is looked up.
+ * Abstract names (`@…`) are left out: the agent's namespace cannot reach them. A relative path
+ * names a file relative to its binder's directory, which the listing does not give: it is
+ * left out too.
  */
 export function boundSocketPaths(procNetUnix: string): string[] {
+  const lines = procNetUnix.split('\n');
   const paths = new Set<string>();
-  for (const line of procNetUnix.split('\n')) {
-    const path = ENTRY.exec(line)?.[1];
-    if (path !== undefined && path.startsWith('/')) paths.add(path);
-  }
+  lines.forEach((line, at) => {
+    let path = ENTRY.exec(line)?.[1];
+    if (path === undefined || !path.startsWith('/')) return;
+    for (let next = at + 1; path.length <= MAX_SOCKET_PATH_BYTES; next++) {
+      paths.add(path);
+      const following = lines[next];
+      if (following === undefined) break;
+      path = `${path}\n${following}`;
+    }
+  });
   return [...paths];
 }
 
 /**
  * Whether the agent might connect to a socket file (write permission is what connect needs).
  * Conservative: any group write bit counts, whatever the group, since the agent's own group or
- * an ACL (whose mask shows in the group bits) may grant it.
+ * an ACL (whose mask shows in the group bits) may grant it; one the agent owns, it can chmod.
  */
 export function mayConnect(socket: Pick<Stats, 'mode' | 'uid'>, agentUid: number): boolean {
-  if (socket.uid === agentUid) return (socket.mode & 0o200) !== 0;
-  return (socket.mode & 0o022) !== 0;
+  return socket.uid === agentUid || (socket.mode & 0o022) !== 0;
 }
 
 /**

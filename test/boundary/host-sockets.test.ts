@@ -10,6 +10,7 @@ import {
   boundSocketPaths,
   connectableHostSockets,
   mayConnect,
+  unixSocketListings,
 } from '../../src/boundary/host-sockets.js';
 import { scratchDir } from '../scratch.js';
 
@@ -32,14 +33,30 @@ test('the listing gives the absolute paths bound, once each; abstract, relative 
     'garbage line /etc/passwd',
     '',
   ].join('\n');
-  assert.deepEqual(boundSocketPaths(listing), [
-    '/run/snapd.socket',
-    '/tmp/dir with space/relay.sock',
-    '/run/systemd/journal/dev-log',
-  ]);
+  const paths = boundSocketPaths(listing);
+  // Each path alone, and joined with the lines after it (a path may hold a newline).
+  assert.deepEqual(
+    paths.filter((path) => !path.includes('\n')),
+    ['/run/snapd.socket', '/tmp/dir with space/relay.sock', '/run/systemd/journal/dev-log'],
+  );
+  assert.ok(paths.includes(`/run/snapd.socket\n${entry('/run/snapd.socket', 1234567)}`));
+  assert.ok(paths.every((path) => path.startsWith('/') && path.length <= 108));
 });
 
-test('the agent may connect to a socket any group or other may write, or one it owns and may write', () => {
+test('a path holding newlines is read over the lines it spans, even ones that look like entries', () => {
+  const forged = entry('/run/decoy.sock');
+  const listing = [HEADER, entry('/srv/a'), 'b.sock', entry('/srv/c'), forged, '/d.sock', ''].join(
+    '\n',
+  );
+  const paths = boundSocketPaths(listing);
+  for (const path of ['/srv/a', '/srv/a\nb.sock', `/srv/c\n${forged}\n/d.sock`, '/run/decoy.sock'])
+    assert.ok(paths.includes(path), JSON.stringify(path));
+  // Nothing longer than a socket path can be.
+  assert.ok(paths.every((path) => path.length <= 108));
+  assert.ok(!paths.some((path) => path.startsWith(`/srv/a\nb.sock\n${entry('/srv/c')}\n`)));
+});
+
+test('the agent may connect to a socket any group or other may write, or one it owns', () => {
   const agent = 4242;
   const cases: [mode: number, uid: number, connectable: boolean][] = [
     [0o140666, 0, true],
@@ -51,7 +68,9 @@ test('the agent may connect to a socket any group or other may write, or one it 
     [0o140644, 0, false],
     [0o140755, 0, false],
     [0o140600, agent, true],
-    [0o140400, agent, false],
+    // Its owner may chmod it.
+    [0o140400, agent, true],
+    [0o140000, agent, true],
   ];
   for (const [mode, uid, connectable] of cases)
     assert.equal(mayConnect({ mode, uid }, agent), connectable, `${mode.toString(8)} uid ${uid}`);
@@ -84,6 +103,20 @@ test('real socket files: the connectable ones are found; private ones, plain fil
     assert.deepEqual(await connectableHostSockets(listing, 4343), [open, group]);
   } finally {
     for (const server of servers) server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a real socket whose path holds a newline is found in the real listing', async () => {
+  const dir = scratchDir('pe-sockets-');
+  const server = createServer();
+  try {
+    const path = join(dir, 'nl\nsock');
+    await new Promise<void>((done) => server.listen(path, done));
+    chmodSync(path, 0o666);
+    assert.ok((await connectableHostSockets(await unixSocketListings(), 4242)).includes(path));
+  } finally {
+    server.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });
