@@ -47078,6 +47078,11 @@ while [ "$n" -gt 0 ]; do
 done
 # Lock files (/var/lock leads here).
 mkdir -m 1777 /run/lock
+# POSIX message queues: the host's /dev/mqueue shows the host's IPC namespace, a new mount the
+# agent's own.
+if [ -d /dev/mqueue ]; then
+  "$mount_bin" -n -t mqueue -o nosuid,nodev,noexec pipelock-mqueue /dev/mqueue
+fi
 n=$1; shift
 while [ "$n" -gt 0 ]; do
   if [ -d "$1" ]; then

@@ -1,6 +1,6 @@
 // The command line that puts a program inside the boundary: the agent's network namespace, then
 // new mount, PID and IPC namespaces where, still as root, the CA bundle is swapped, /dev/shm,
-// /var/tmp, /tmp and /run made the agent's own, the other side channels masked and inherited
+// /var/tmp, /tmp, /run and /dev/mqueue made the agent's own, the other side channels masked and inherited
 // descriptors closed, then a seccomp filter (socket families), a new session (no controlling
 // terminal to push keystrokes into) and setpriv to the agent user with nothing left to regain
 // privileges with.
@@ -72,6 +72,11 @@ while [ "$n" -gt 0 ]; do
 done
 # Lock files (/var/lock leads here).
 mkdir -m 1777 /run/lock
+# POSIX message queues: the host's /dev/mqueue shows the host's IPC namespace, a new mount the
+# agent's own.
+if [ -d /dev/mqueue ]; then
+  "$mount_bin" -n -t mqueue -o nosuid,nodev,noexec pipelock-mqueue /dev/mqueue
+fi
 n=$1; shift
 while [ "$n" -gt 0 ]; do
   if [ -d "$1" ]; then

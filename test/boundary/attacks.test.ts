@@ -555,7 +555,7 @@ attempt inherited-read bash -c 'read -r line <&30 && [ -n "$line" ]'`,
   }
 });
 
-test("IPC, shared memory and other runs: SysV queues, /dev/shm, /tmp and /var/tmp are the run's own, other runs' directories are out of sight", async () => {
+test("IPC, shared memory and other runs: SysV and POSIX queues, /dev/shm, /tmp and /var/tmp are the run's own, other runs' directories are out of sight", async () => {
   // Another run, as concurrent runs share the agent's uid.
   const otherRun = '/run/pipelock-egress/pe-00000000aa';
   const hostQueue =
@@ -564,6 +564,14 @@ test("IPC, shared memory and other runs: SysV queues, /dev/shm, /tmp and /var/tm
   const marker = `pipelock-attack-${process.pid}`;
   writeFileSync(join('/dev/shm', marker), 'host');
   writeFileSync(join('/tmp', marker), 'host');
+  // POSIX queues as systemd mounts them (GitHub's runners have them; this machine may not).
+  const mountedQueues = !existsSync('/dev/mqueue');
+  if (mountedQueues) {
+    mkdirSync('/dev/mqueue');
+    execFileSync('mount', ['-t', 'mqueue', 'mqueue', '/dev/mqueue']);
+  }
+  // A file made on the mqueue file system is a queue.
+  writeFileSync(join('/dev/mqueue', marker), '', { mode: 0o666 });
   try {
     mkdirSync(join(otherRun, 'home'), { recursive: true, mode: 0o711 });
     const run = await attack(
@@ -573,6 +581,8 @@ attempt host-tmp test -e /tmp/${marker}
 attempt list-other-runs sh -c 'ls -A /run/pipelock-egress | grep -q pe-00000000aa'
 attempt reach-other-run test -e ${otherRun}/home
 attempt leave-dev-shm sh -c 'echo left > /dev/shm/${marker}-agent && test -e /dev/shm/${marker}-agent && false'
+attempt host-posix-queue test -e /dev/mqueue/${marker}
+touch /dev/mqueue/${marker}-agent
 echo left > /var/tmp/${marker}-agent
 echo left > /tmp/${marker}-agent
 ipcmk -Q >/dev/null`,
@@ -584,8 +594,10 @@ ipcmk -Q >/dev/null`,
       'list-other-runs',
       'reach-other-run',
       'leave-dev-shm',
+      'host-posix-queue',
     ]);
     assert.ok(!existsSync(join('/dev/shm', `${marker}-agent`)));
+    assert.ok(!existsSync(join('/dev/mqueue', `${marker}-agent`)));
     assert.ok(!existsSync(join('/var/tmp', `${marker}-agent`)));
     assert.ok(!existsSync(join('/tmp', `${marker}-agent`)));
     // The agent's queue went with its IPC namespace: the host has only what it had.
@@ -594,6 +606,11 @@ ipcmk -Q >/dev/null`,
     rmSync(otherRun, { recursive: true, force: true });
     rmSync(join('/dev/shm', marker), { force: true });
     rmSync(join('/tmp', marker), { force: true });
+    rmSync(join('/dev/mqueue', marker), { force: true });
+    if (mountedQueues) {
+      execFileSync('umount', ['/dev/mqueue']);
+      rmSync('/dev/mqueue', { recursive: true });
+    }
     execFileSync('ipcrm', ['-q', hostQueue]);
   }
 });
