@@ -9634,7 +9634,7 @@ var require_websocket = __commonJS({
     var net = __require("net");
     var querystring = __require("querystring");
     var tls = __require("tls");
-    var { randomBytes: randomBytes8, createHash: createHash6 } = __require("crypto");
+    var { randomBytes: randomBytes9, createHash: createHash6 } = __require("crypto");
     var { Duplex, Readable } = __require("stream");
     var { URL: URL2 } = __require("url");
     var PerMessageDeflate2 = require_permessage_deflate();
@@ -10188,7 +10188,7 @@ var require_websocket = __commonJS({
         }
       }
       const defaultPort = isSecure ? 443 : 80;
-      const key = randomBytes8(16).toString("base64");
+      const key = randomBytes9(16).toString("base64");
       const request = isSecure ? https.request : http.request;
       const protocolSet = /* @__PURE__ */ new Set();
       let perMessageDeflate;
@@ -18026,7 +18026,7 @@ var require_client_h1 = __commonJS({
       kHTTPContext,
       kClosed
     } = require_symbols();
-    var constants6 = require_constants3();
+    var constants7 = require_constants3();
     var EMPTY_BUF = Buffer.alloc(0);
     var FastBuffer = Buffer[Symbol.species];
     var removeAllListeners = util.removeAllListeners;
@@ -18162,7 +18162,7 @@ var require_client_h1 = __commonJS({
          */
       constructor(client, socket, { exports: exports2 }) {
         this.llhttp = exports2;
-        this.ptr = this.llhttp.llhttp_alloc(constants6.TYPE.RESPONSE);
+        this.ptr = this.llhttp.llhttp_alloc(constants7.TYPE.RESPONSE);
         this.client = client;
         this.socket = socket;
         this.timeout = null;
@@ -18258,11 +18258,11 @@ var require_client_h1 = __commonJS({
             currentParser = null;
             currentBufferRef = null;
           }
-          if (ret !== constants6.ERROR.OK) {
+          if (ret !== constants7.ERROR.OK) {
             const data2 = chunk.subarray(llhttp.llhttp_get_error_pos(this.ptr) - currentBufferPtr);
-            if (ret === constants6.ERROR.PAUSED_UPGRADE) {
+            if (ret === constants7.ERROR.PAUSED_UPGRADE) {
               this.onUpgrade(data2);
-            } else if (ret === constants6.ERROR.PAUSED) {
+            } else if (ret === constants7.ERROR.PAUSED) {
               this.paused = true;
               socket.unshift(data2);
             } else {
@@ -18285,10 +18285,10 @@ var require_client_h1 = __commonJS({
         } finally {
           currentParser = null;
         }
-        if (ret === constants6.ERROR.OK) {
+        if (ret === constants7.ERROR.OK) {
           return null;
         }
-        if (ret === constants6.ERROR.PAUSED || ret === constants6.ERROR.PAUSED_UPGRADE) {
+        if (ret === constants7.ERROR.PAUSED || ret === constants7.ERROR.PAUSED_UPGRADE) {
           this.paused = true;
           return null;
         }
@@ -18305,7 +18305,7 @@ var require_client_h1 = __commonJS({
           const len = new Uint8Array(llhttp.memory.buffer, ptr).indexOf(0);
           message = "Response does not match the HTTP/1.1 protocol (" + Buffer.from(llhttp.memory.buffer, ptr, len).toString() + ")";
         }
-        return new HTTPParserError(message, constants6.ERROR[ret], data2);
+        return new HTTPParserError(message, constants7.ERROR[ret], data2);
       }
       destroy() {
         assert2(currentParser === null);
@@ -18516,7 +18516,7 @@ var require_client_h1 = __commonJS({
           socket[kBlocking] = false;
           client[kResume]();
         }
-        return pause ? constants6.ERROR.PAUSED : 0;
+        return pause ? constants7.ERROR.PAUSED : 0;
       }
       /**
        * @param {Buffer} buf
@@ -18542,7 +18542,7 @@ var require_client_h1 = __commonJS({
         }
         this.bytesRead += buf.length;
         if (request.onData(buf) === false) {
-          return constants6.ERROR.PAUSED;
+          return constants7.ERROR.PAUSED;
         }
         return 0;
       }
@@ -18582,13 +18582,13 @@ var require_client_h1 = __commonJS({
         if (socket[kWriting]) {
           assert2(client[kRunning] === 0);
           util.destroy(socket, new InformationalError("reset"));
-          return constants6.ERROR.PAUSED;
+          return constants7.ERROR.PAUSED;
         } else if (!shouldKeepAlive) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants6.ERROR.PAUSED;
+          return constants7.ERROR.PAUSED;
         } else if (socket[kReset] && client[kRunning] === 0) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants6.ERROR.PAUSED;
+          return constants7.ERROR.PAUSED;
         } else if (client[kPipelining] == null || client[kPipelining] === 1) {
           setImmediate(client[kResume]);
         } else {
@@ -33922,10 +33922,10 @@ var Pending = class {
     return this.length <= MAX_LINE_BYTES + 1;
   }
   take() {
-    const whole = this.parts.length === 1 ? this.parts[0] ?? new Uint8Array() : concatBytes(...this.parts);
+    const whole2 = this.parts.length === 1 ? this.parts[0] ?? new Uint8Array() : concatBytes(...this.parts);
     this.parts = [];
     this.length = 0;
-    return whole;
+    return whole2;
   }
 };
 function countNewlines(bytes2) {
@@ -45719,11 +45719,14 @@ function encryptedHelloReason(rule) {
 import {
   closeSync as closeSync2,
   fsync,
+  fstatSync as fstatSync2,
   fsyncSync,
   ftruncateSync as ftruncateSync2,
+  lstatSync,
   mkdirSync,
   openSync as openSync2,
   readdirSync as readdirSync2,
+  statSync,
   writeSync
 } from "node:fs";
 import { join as join6 } from "node:path";
@@ -45732,6 +45735,8 @@ import { randomBytes as randomBytes3 } from "node:crypto";
 // src/engine/evidence-tail.ts
 import {
   closeSync,
+  constants as constants3,
+  fstatSync,
   ftruncateSync,
   openSync,
   readdirSync,
@@ -45746,15 +45751,19 @@ function readChainTail(dir, backend, signerKey) {
   const names = evidenceFiles(dir);
   const last = names.at(-1);
   if (last === void 0) throw new Error(`${dir} holds no evidence to continue`);
-  const tornFile = setTornLineAside(dir, last);
-  const verifier = new EvidenceVerifier(backend, { trustedKeys: [signerKey], wholeRecorder: true });
-  for (const name of names) {
-    const stream = new EvidenceStream(verifier, name, "lines");
-    stream.write(readFileSync(join5(dir, name)));
-    stream.end();
-  }
-  const report = verifier.finish();
   const refuse2 = (why) => new Error(`cannot continue the chain in ${dir}: ${why}; start a new evidence directory`);
+  const verifier = new EvidenceVerifier(backend, { trustedKeys: [signerKey], wholeRecorder: true });
+  let lastFile;
+  for (const name of names) {
+    const file = readEvidenceFile(join5(dir, name));
+    if (typeof file === "string") throw refuse2(file);
+    const stream = new EvidenceStream(verifier, name, "lines");
+    stream.write(name === last ? file.content.subarray(0, whole(file.content)) : file.content);
+    stream.end();
+    lastFile = file;
+  }
+  if (lastFile === void 0) throw new Error("unreachable: names is not empty");
+  const report = verifier.finish();
   if (!report.valid)
     throw refuse2(
       `it does not verify under key ${signerKey} (${report.error?.message ?? "invalid"})`
@@ -45764,7 +45773,8 @@ function readChainTail(dir, backend, signerKey) {
   if (report.final_seq === void 0 || report.root_hash === void 0 || report.start_time === void 0) {
     throw refuse2("it holds no receipts");
   }
-  const lines = readFileSync(join5(dir, last), "utf8").split("\n");
+  const end = whole(lastFile.content);
+  const lines = lastFile.content.subarray(0, end).toString("utf8").split("\n");
   const entry = parseEntryLine(lines.at(-2) ?? "");
   if (!entry.ok) throw refuse2(`its last entry cannot be read (${entry.failure.message})`);
   return {
@@ -45773,24 +45783,45 @@ function readChainTail(dir, backend, signerKey) {
     receiptCount: report.receipt_count,
     startTime: report.start_time,
     entry: { seq: entry.value.seq, hash: entry.value.hash },
-    tornFile
+    tornFile: end === lastFile.content.length ? void 0 : setTornLineAside(dir, last, lastFile)
   };
 }
-function setTornLineAside(dir, name) {
+function whole(content) {
+  return content.lastIndexOf(10) + 1;
+}
+function readEvidenceFile(path4) {
+  let fd;
+  try {
+    fd = openSync(path4, constants3.O_RDONLY | constants3.O_NOFOLLOW);
+  } catch (error2) {
+    const code2 = error2.code;
+    return code2 === "ELOOP" ? `${path4} is a symbolic link, not evidence the engine wrote` : `${path4} cannot be read: ${error2.message}`;
+  }
+  try {
+    const stats = fstatSync(fd);
+    if (!stats.isFile()) return `${path4} is not a regular file`;
+    if (stats.nlink !== 1) return `${path4} has other names (hard links): it is not only evidence`;
+    return { content: readFileSync(fd), stats };
+  } finally {
+    closeSync(fd);
+  }
+}
+function setTornLineAside(dir, name, file) {
   const path4 = join5(dir, name);
-  const content = readFileSync(path4);
-  const end = content.lastIndexOf(10) + 1;
-  if (end === content.length) return void 0;
+  const end = whole(file.content);
   for (let n = 1; ; n++) {
     const aside = `${name}.torn-${n}`;
     try {
-      writeFileSync(join5(dir, aside), content.subarray(end), { flag: "wx", mode: 384 });
+      writeFileSync(join5(dir, aside), file.content.subarray(end), { flag: "wx", mode: 384 });
     } catch (error2) {
       if (error2.code === "EEXIST") continue;
       throw error2;
     }
-    const fd = openSync(path4, "r+");
+    const fd = openSync(path4, constants3.O_WRONLY | constants3.O_NOFOLLOW);
     try {
+      const now = fstatSync(fd);
+      if (now.ino !== file.stats.ino || now.dev !== file.stats.dev || now.size !== file.stats.size)
+        throw new Error(`${path4} changed while it was checked; start a new evidence directory`);
       ftruncateSync(fd, end);
     } finally {
       closeSync(fd);
@@ -45833,6 +45864,8 @@ var EvidenceWriter = class _EvidenceWriter {
   checkpointInterval;
   fsyncTimer;
   files = [];
+  /** The file each name was made as: one removed or replaced is evidence lost. */
+  fileIds = /* @__PURE__ */ new Map();
   fd = -1;
   entriesInFile = 0;
   bytesInFile = 0;
@@ -45855,6 +45888,15 @@ var EvidenceWriter = class _EvidenceWriter {
    */
   static open(options) {
     mkdirSync(options.dir, { recursive: true, mode: 448 });
+    const dir = statSync(options.dir);
+    if (!dir.isDirectory()) throw new Error(`evidence directory ${options.dir} is not a directory`);
+    const uid = process.getuid?.();
+    const unsafe = dir.uid !== uid ? `is owned by uid ${dir.uid}, not this user (uid ${uid ?? "?"})` : (dir.mode & 18) !== 0 ? `is writable by other users (mode ${(dir.mode & 511).toString(8)})` : void 0;
+    if (unsafe !== void 0) {
+      throw new Error(
+        `evidence directory ${options.dir} ${unsafe}: they could remove or replace evidence files, or plant links where the engine writes; use a directory only this user owns and can write (chmod go-w)`
+      );
+    }
     const existing2 = readdirSync2(options.dir).filter((name) => name.startsWith("evidence-"));
     const signerKey = publicKeyHex(options.backend.ed25519PublicKey(options.seed));
     let resumed;
@@ -45913,6 +45955,8 @@ var EvidenceWriter = class _EvidenceWriter {
    * root and a signed checkpoint, then fsync. Nothing can be appended afterwards.
    */
   seal(reason = "normal") {
+    const lost = this.lostFile();
+    if (lost !== void 0) throw new Error(lost);
     const time2 = goTimestamp(this.now());
     this.commit(
       this.builder.close(this.sessionFields("close", time2), { close_reason: reason }),
@@ -46031,6 +46075,8 @@ var EvidenceWriter = class _EvidenceWriter {
     this.closeFile();
     const name = `evidence-${RECORDER_SESSION}-${this.recorderSeq}.jsonl`;
     this.fd = openSync2(join6(this.options.dir, name), "wx", 384);
+    const { dev, ino } = fstatSync2(this.fd);
+    this.fileIds.set(name, { dev, ino });
     this.files.push(name);
     this.entriesInFile = 0;
     this.bytesInFile = 0;
@@ -46058,7 +46104,18 @@ var EvidenceWriter = class _EvidenceWriter {
       this.dirty = false;
     }
   }
+  /** Why a file this writer made is no longer at its name, if one is not. */
+  lostFile() {
+    for (const [name, id] of this.fileIds) {
+      const now = lstatSync(join6(this.options.dir, name), { throwIfNoEntry: false });
+      if (now?.dev !== id.dev || now.ino !== id.ino)
+        return `${name} was removed or replaced in ${this.options.dir} while the engine wrote it: the evidence there is not whole`;
+    }
+    return void 0;
+  }
   flushSoon() {
+    const lost = this.failure === void 0 ? this.lostFile() : void 0;
+    if (lost !== void 0) this.failure = new Error(lost);
     if (!this.dirty || this.fd < 0) return;
     const fd = this.fd;
     const generation = this.fileGeneration;
@@ -46131,12 +46188,11 @@ function parseNamePin(text2) {
 }
 
 // src/cli/proxy-command.ts
-import { randomBytes as randomBytes5 } from "node:crypto";
-import { writeFile as writeFile4 } from "node:fs/promises";
+import { randomBytes as randomBytes6 } from "node:crypto";
 import { join as join7 } from "node:path";
 
 // src/engine/tls/run-ca.ts
-import { constants as constants3, generateKeyPairSync, randomBytes as randomBytes4, sign as sign2 } from "node:crypto";
+import { constants as constants4, generateKeyPairSync, randomBytes as randomBytes4, sign as sign2 } from "node:crypto";
 import { createSecureContext as createSecureContext2 } from "node:tls";
 
 // src/engine/tls/certificates.ts
@@ -46363,7 +46419,7 @@ var RunCertificateAuthority = class _RunCertificateAuthority {
     const context2 = createSecureContext2({
       key: this.leafKeyPem,
       cert: leaf.pem,
-      secureOptions: constants3.SSL_OP_NO_RENEGOTIATION
+      secureOptions: constants4.SSL_OP_NO_RENEGOTIATION
     });
     if (this.contexts.size >= CACHED_HOSTS) {
       const oldest = this.contexts.keys().next().value;
@@ -46654,6 +46710,20 @@ function boundSecretValues(policy, env) {
   return { values, problems, warnings };
 }
 
+// src/cli/replace-file.ts
+import { randomBytes as randomBytes5 } from "node:crypto";
+import { rename as rename3, rm as rm4, writeFile as writeFile4 } from "node:fs/promises";
+async function replaceFile(path4, data2, mode) {
+  const fresh = `${path4}.${randomBytes5(6).toString("hex")}.new`;
+  await writeFile4(fresh, data2, { mode, flag: "wx" });
+  try {
+    await rename3(fresh, path4);
+  } catch (error2) {
+    await rm4(fresh, { force: true });
+    throw error2;
+  }
+}
+
 // src/cli/proxy-command.ts
 var COMMAND = "proxy";
 async function proxyCommand(args, io) {
@@ -46707,7 +46777,7 @@ async function proxyCommand(args, io) {
 `);
   if (secrets.problems.length > 0) return 1;
   const backend = createNodeBackend();
-  let seed = randomBytes5(32);
+  let seed = randomBytes6(32);
   if (signingKey !== void 0) {
     try {
       seed = await resolvePrivateKey(signingKey, backend);
@@ -46745,7 +46815,7 @@ async function proxyCommand(args, io) {
   const ca = RunCertificateAuthority.create();
   const caCert = optionValue(options, "ca-cert") ?? join7(evidenceDir, RUN_CA_FILE);
   try {
-    await writeFile4(caCert, ca.certificatePem, { mode: 420 });
+    await replaceFile(caCert, ca.certificatePem, 420);
   } catch (error2) {
     writer.abandon();
     io.err(
@@ -46868,14 +46938,14 @@ function requireOption(options, name) {
 }
 
 // src/cli/run-command.ts
-import { randomBytes as randomBytes6 } from "node:crypto";
+import { randomBytes as randomBytes7 } from "node:crypto";
 import { lchown as lchown2, realpath as realpath3 } from "node:fs/promises";
 import { basename as basename4, join as join17 } from "node:path";
 
 // src/boundary/boundary.ts
 import { spawn as spawn4 } from "node:child_process";
 import { chmod as chmod3, chown, copyFile as copyFile2, mkdir as mkdir5, readFile as readFile7, stat as stat5, writeFile as writeFile6 } from "node:fs/promises";
-import { constants as constants4 } from "node:os";
+import { constants as constants5 } from "node:os";
 import { basename, dirname as dirname2, join as join9 } from "node:path";
 
 // src/boundary/private-dirs.ts
@@ -47792,7 +47862,7 @@ var SYSTEM_CA_BUNDLES = [
 ];
 
 // src/boundary/sudoers.ts
-import { chmod as chmod2, rm as rm4, stat as stat4, writeFile as writeFile5 } from "node:fs/promises";
+import { chmod as chmod2, rm as rm5, stat as stat4, writeFile as writeFile5 } from "node:fs/promises";
 var SUDOERS_DIR = "/etc/sudoers.d";
 function sudoersDenyText(users) {
   return `# pipelock-egress: the boundary's users may not use sudo
@@ -47811,7 +47881,7 @@ async function installSudoersDeny(runId, users) {
   try {
     await mustRun("validating the sudoers drop-in", ["visudo", "-c", "-q", "-f", file]);
   } catch (error2) {
-    await rm4(file, { force: true });
+    await rm5(file, { force: true });
     throw error2;
   }
   return file;
@@ -48131,11 +48201,11 @@ async function runAgent(tools, plan, env, script, args, cancel) {
   }
 }
 function signalNumber(signal) {
-  return signal === null ? 1 : constants4.signals[signal];
+  return signal === null ? 1 : constants5.signals[signal];
 }
 
 // src/boundary/preflight.ts
-import { access, constants as constants5 } from "node:fs/promises";
+import { access, constants as constants6 } from "node:fs/promises";
 import { delimiter, join as join10 } from "node:path";
 var REQUIRED_TOOLS = [
   { tool: "ip", pkg: "iproute2" },
@@ -48215,7 +48285,7 @@ async function gatherHostFacts(path4 = process.env["PATH"] ?? "") {
 async function findExecutable(tool, directories) {
   for (const directory2 of directories) {
     const candidate = join10(directory2, tool);
-    if (await access(candidate, constants5.X_OK).then(
+    if (await access(candidate, constants6.X_OK).then(
       () => true,
       () => false
     ))
@@ -49737,7 +49807,7 @@ async function writeRunOutcome(file, outcome) {
 }
 
 // src/cli/run-request.ts
-import { lstat as lstat4, readFile as readFile12, realpath as realpath2, readdir as readdir6, rm as rm5, stat as stat11 } from "node:fs/promises";
+import { lstat as lstat4, readFile as readFile12, realpath as realpath2, readdir as readdir6, rm as rm6, stat as stat11 } from "node:fs/promises";
 import { basename as basename3, dirname as dirname4, isAbsolute, relative as relative2, resolve as resolve4, sep as sep2 } from "node:path";
 var DEFAULT_EVIDENCE_OUTPUT = "audit-artifacts";
 var DEFAULT_IDENTITY = "pipelock-agent";
@@ -49868,7 +49938,7 @@ async function parseRunRequest(args, io, backend, cwd = process.cwd()) {
 async function environmentFile(file, problems) {
   try {
     const parsed = JSON.parse(await readFile12(file, "utf8"));
-    await rm5(file, { force: true });
+    await rm6(file, { force: true });
     if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed) || !Object.values(parsed).every((value) => typeof value === "string")) {
       problems.push(`--agent-env-file ${file}: expected a JSON object of strings`);
       return {};
@@ -50061,7 +50131,7 @@ async function preflightAndRun(request, io, backend) {
     scriptBasename: basename4(request.script),
     scriptArgCount: request.args.length
   };
-  const seed = request.seed ?? new Uint8Array(randomBytes6(32));
+  const seed = request.seed ?? new Uint8Array(randomBytes7(32));
   const publicKey = backend.ed25519PublicKey(seed);
   const out = request.evidenceOutput;
   const cancel = new AbortController();
@@ -50361,7 +50431,7 @@ async function loadPacketView(dir, backend, pinnedKeys, options = {}) {
 }
 
 // src/packet/view/viewer-server.ts
-import { randomBytes as randomBytes7 } from "node:crypto";
+import { randomBytes as randomBytes8 } from "node:crypto";
 import { createServer as createServer2 } from "node:http";
 
 // src/packet/view/viewer-app.ts
@@ -50702,7 +50772,7 @@ function hostNames(address) {
   return [`${literal2}:${port2}`, `localhost:${port2}`];
 }
 async function serveViewer(view, listen) {
-  const token = randomBytes7(16).toString("hex");
+  const token = randomBytes8(16).toString("hex");
   const server = createServer2();
   await new Promise((resolve5, reject) => {
     server.once("error", reject);

@@ -8,7 +8,6 @@ import { createResolver } from '../engine/resolver.js';
 import { parseNamePin, type NamePin } from '../engine/name-pin.js';
 import { createNodeBackend } from '../receipts/node-backend.js';
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RunCertificateAuthority } from '../engine/tls/run-ca.js';
 import { RUN_CA_FILE } from '../packet/packet-json.js';
@@ -20,6 +19,7 @@ import { listenText, loopbackListen } from './loopback-listen.js';
 import { readUpstreamCa } from './upstream-ca.js';
 import { boundSecretValues } from './bound-secrets.js';
 import { readPolicyFile } from './policy-file.js';
+import { replaceFile } from './replace-file.js';
 
 const COMMAND = 'proxy';
 
@@ -111,7 +111,7 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
   // Unless --ca-cert says otherwise, beside the evidence (it ends up in the packet's evidence/).
   const caCert = optionValue(options, 'ca-cert') ?? join(evidenceDir, RUN_CA_FILE);
   try {
-    await writeFile(caCert, ca.certificatePem, { mode: 0o644 });
+    await replaceFile(caCert, ca.certificatePem, 0o644);
   } catch (error) {
     writer.abandon();
     io.err(

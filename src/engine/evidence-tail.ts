@@ -1,14 +1,17 @@
 // Reading back a chain the engine left behind (a crash, a kill), so a new engine can continue
-// it: the last line the old writer did not finish is moved aside (kept, never deleted), the
-// rest must verify under the signing key, and the tail state to link to is returned.
+// it: the rest must verify under the signing key, and only then is the last line the old writer
+// did not finish moved aside (kept, never deleted); the tail state to link to is returned.
 
 import {
   closeSync,
+  constants,
+  fstatSync,
   ftruncateSync,
   openSync,
   readdirSync,
   readFileSync,
   writeFileSync,
+  type Stats,
 } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -39,16 +42,21 @@ export function readChainTail(dir: string, backend: CryptoBackend, signerKey: st
   const names = evidenceFiles(dir);
   const last = names.at(-1);
   if (last === undefined) throw new Error(`${dir} holds no evidence to continue`);
-  const tornFile = setTornLineAside(dir, last);
-  const verifier = new EvidenceVerifier(backend, { trustedKeys: [signerKey], wholeRecorder: true });
-  for (const name of names) {
-    const stream = new EvidenceStream(verifier, name, 'lines');
-    stream.write(readFileSync(join(dir, name)));
-    stream.end();
-  }
-  const report = verifier.finish();
   const refuse = (why: string) =>
     new Error(`cannot continue the chain in ${dir}: ${why}; start a new evidence directory`);
+  const verifier = new EvidenceVerifier(backend, { trustedKeys: [signerKey], wholeRecorder: true });
+  let lastFile: EvidenceFile | undefined;
+  for (const name of names) {
+    const file = readEvidenceFile(join(dir, name));
+    if (typeof file === 'string') throw refuse(file);
+    const stream = new EvidenceStream(verifier, name, 'lines');
+    // An unfinished last line is judged as set aside: nothing is changed before all is checked.
+    stream.write(name === last ? file.content.subarray(0, whole(file.content)) : file.content);
+    stream.end();
+    lastFile = file;
+  }
+  if (lastFile === undefined) throw new Error('unreachable: names is not empty');
+  const report = verifier.finish();
   if (!report.valid)
     throw refuse(
       `it does not verify under key ${signerKey} (${report.error?.message ?? 'invalid'})`,
@@ -62,7 +70,8 @@ export function readChainTail(dir: string, backend: CryptoBackend, signerKey: st
   ) {
     throw refuse('it holds no receipts');
   }
-  const lines = readFileSync(join(dir, last), 'utf8').split('\n');
+  const end = whole(lastFile.content);
+  const lines = lastFile.content.subarray(0, end).toString('utf8').split('\n');
   const entry = parseEntryLine(lines.at(-2) ?? '');
   if (!entry.ok) throw refuse(`its last entry cannot be read (${entry.failure.message})`);
   return {
@@ -71,26 +80,61 @@ export function readChainTail(dir: string, backend: CryptoBackend, signerKey: st
     receiptCount: report.receipt_count,
     startTime: report.start_time,
     entry: { seq: entry.value.seq, hash: entry.value.hash },
-    tornFile,
+    tornFile: end === lastFile.content.length ? undefined : setTornLineAside(dir, last, lastFile),
   };
 }
 
+interface EvidenceFile {
+  readonly content: Buffer;
+  readonly stats: Stats;
+}
+
+/** The length of the content's complete lines. */
+function whole(content: Buffer): number {
+  return content.lastIndexOf(0x0a) + 1;
+}
+
+/**
+ * An evidence file the engine may have written: a regular file of its own, not a symlink or a
+ * second name of another file (which cutting a torn line would cut). A problem as text.
+ */
+function readEvidenceFile(path: string): EvidenceFile | string {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === 'ELOOP'
+      ? `${path} is a symbolic link, not evidence the engine wrote`
+      : `${path} cannot be read: ${(error as Error).message}`;
+  }
+  try {
+    const stats = fstatSync(fd);
+    if (!stats.isFile()) return `${path} is not a regular file`;
+    if (stats.nlink !== 1) return `${path} has other names (hard links): it is not only evidence`;
+    return { content: readFileSync(fd), stats };
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Moves an unfinished last line into `<file>.torn-<n>` and cuts the file after its last "\n". */
-function setTornLineAside(dir: string, name: string): string | undefined {
+function setTornLineAside(dir: string, name: string, file: EvidenceFile): string {
   const path = join(dir, name);
-  const content = readFileSync(path);
-  const end = content.lastIndexOf(0x0a) + 1;
-  if (end === content.length) return undefined;
+  const end = whole(file.content);
   for (let n = 1; ; n++) {
     const aside = `${name}.torn-${n}`;
     try {
-      writeFileSync(join(dir, aside), content.subarray(end), { flag: 'wx', mode: 0o600 });
+      writeFileSync(join(dir, aside), file.content.subarray(end), { flag: 'wx', mode: 0o600 });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') continue;
       throw error;
     }
-    const fd = openSync(path, 'r+');
+    const fd = openSync(path, constants.O_WRONLY | constants.O_NOFOLLOW);
     try {
+      const now = fstatSync(fd);
+      if (now.ino !== file.stats.ino || now.dev !== file.stats.dev || now.size !== file.stats.size)
+        throw new Error(`${path} changed while it was checked; start a new evidence directory`);
       ftruncateSync(fd, end);
     } finally {
       closeSync(fd);

@@ -12,11 +12,14 @@
 import {
   closeSync,
   fsync,
+  fstatSync,
   fsyncSync,
   ftruncateSync,
+  lstatSync,
   mkdirSync,
   openSync,
   readdirSync,
+  statSync,
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -96,6 +99,8 @@ export class EvidenceWriter implements DecisionLog {
   private readonly checkpointInterval: number;
   private readonly fsyncTimer: NodeJS.Timeout;
   private readonly files: string[] = [];
+  /** The file each name was made as: one removed or replaced is evidence lost. */
+  private readonly fileIds = new Map<string, { readonly dev: number; readonly ino: number }>();
   private fd = -1;
   private entriesInFile = 0;
   private bytesInFile = 0;
@@ -145,6 +150,20 @@ export class EvidenceWriter implements DecisionLog {
     resumed: ChainTail | undefined;
   } {
     mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+    const dir = statSync(options.dir);
+    if (!dir.isDirectory()) throw new Error(`evidence directory ${options.dir} is not a directory`);
+    const uid = process.getuid?.();
+    const unsafe =
+      dir.uid !== uid
+        ? `is owned by uid ${dir.uid}, not this user (uid ${uid ?? '?'})`
+        : (dir.mode & 0o022) !== 0
+          ? `is writable by other users (mode ${(dir.mode & 0o777).toString(8)})`
+          : undefined;
+    if (unsafe !== undefined) {
+      throw new Error(
+        `evidence directory ${options.dir} ${unsafe}: they could remove or replace evidence files, or plant links where the engine writes; use a directory only this user owns and can write (chmod go-w)`,
+      );
+    }
     const existing = readdirSync(options.dir).filter((name) => name.startsWith('evidence-'));
     const signerKey = publicKeyHex(options.backend.ed25519PublicKey(options.seed));
     let resumed: ChainTail | undefined;
@@ -210,6 +229,8 @@ export class EvidenceWriter implements DecisionLog {
    * root and a signed checkpoint, then fsync. Nothing can be appended afterwards.
    */
   seal(reason = 'normal'): SealSummary {
+    const lost = this.lostFile();
+    if (lost !== undefined) throw new Error(lost);
     const time = goTimestamp(this.now());
     this.commit(
       this.builder.close(this.sessionFields('close', time), { close_reason: reason }),
@@ -341,6 +362,8 @@ export class EvidenceWriter implements DecisionLog {
     this.closeFile();
     const name = `evidence-${RECORDER_SESSION}-${this.recorderSeq}.jsonl`;
     this.fd = openSync(join(this.options.dir, name), 'wx', 0o600);
+    const { dev, ino } = fstatSync(this.fd);
+    this.fileIds.set(name, { dev, ino });
     this.files.push(name);
     this.entriesInFile = 0;
     this.bytesInFile = 0;
@@ -372,7 +395,20 @@ export class EvidenceWriter implements DecisionLog {
     }
   }
 
+  /** Why a file this writer made is no longer at its name, if one is not. */
+  private lostFile(): string | undefined {
+    for (const [name, id] of this.fileIds) {
+      const now = lstatSync(join(this.options.dir, name), { throwIfNoEntry: false });
+      if (now?.dev !== id.dev || now.ino !== id.ino)
+        return `${name} was removed or replaced in ${this.options.dir} while the engine wrote it: the evidence there is not whole`;
+    }
+    return undefined;
+  }
+
   private flushSoon(): void {
+    // Checked on every tick: appends fail (and requests are refused) once evidence is lost.
+    const lost = this.failure === undefined ? this.lostFile() : undefined;
+    if (lost !== undefined) this.failure = new Error(lost);
     if (!this.dirty || this.fd < 0) return;
     const fd = this.fd;
     const generation = this.fileGeneration;

@@ -3,7 +3,19 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { appendFileSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  chownSync,
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EvidenceFull, EvidenceWriter } from '../../src/engine/evidence-writer.js';
@@ -34,6 +46,7 @@ function entry(i: number, method = 'GET'): DecisionEntry {
 }
 
 interface Extra {
+  fsyncIntervalMs?: number;
   maxEntriesPerFile?: number;
   maxFiles?: number;
   checkpointInterval?: number;
@@ -262,7 +275,7 @@ test('a full disk makes append reject, and every later append too; the file stay
   const root = tempDir();
   const mount = join(root, 'tiny');
   mkdirSync(mount);
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mount]);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'tmpfs', mount]);
   try {
     const w = writer(mount);
     let failedAt = -1;
@@ -423,6 +436,96 @@ test('an unfinished last line is set aside (kept) before the chain is continued'
     cleanup(root);
   }
 });
+
+test('a chain that cannot be continued keeps its unfinished last line where it is', async () => {
+  const root = tempDir();
+  try {
+    const seed = randomBytes(32);
+    const sealed = writer(root, { seed });
+    await sealed.append(entry(1));
+    sealed.seal();
+    const file = join(root, 'evidence-proxy-0.jsonl');
+    // Bytes after the seal are what a verifier reports: they must stay for it to see.
+    appendFileSync(file, '{"v":3,"seq":999');
+    const before = readFileSync(file);
+    assert.throws(() => writer(root, { seed }), /it is sealed/);
+    assert.deepEqual(readFileSync(file), before);
+    assert.deepEqual(readdirSync(root), ['evidence-proxy-0.jsonl']);
+  } finally {
+    cleanup(root);
+  }
+});
+
+for (const [what, plant, says] of [
+  [
+    'a symbolic link',
+    symlinkSync,
+    /evidence-proxy-0\.jsonl is a symbolic link, not evidence the engine wrote/,
+  ],
+  [
+    'a second name (hard link) of a file',
+    linkSync,
+    /evidence-proxy-0\.jsonl has other names \(hard links\)/,
+  ],
+] as const) {
+  test(`an evidence file that is ${what} is refused, and what it names is not touched`, () => {
+    const root = tempDir();
+    const victim = join(tempDir(), 'victim.txt');
+    try {
+      writeFileSync(victim, 'line one\nline two\nimportant tail');
+      plant(victim, join(root, 'evidence-proxy-0.jsonl'));
+      assert.throws(() => writer(root), says);
+      assert.equal(readFileSync(victim, 'utf8'), 'line one\nline two\nimportant tail');
+      assert.deepEqual(readdirSync(root), ['evidence-proxy-0.jsonl']);
+    } finally {
+      cleanup(root, join(victim, '..'));
+    }
+  });
+}
+
+test('an evidence directory others can write, or another user owns, is refused before anything is written', () => {
+  const root = tempDir();
+  try {
+    chmodSync(root, 0o777);
+    assert.throws(
+      () => writer(root),
+      /is writable by other users \(mode 777\): they could remove or replace evidence files/,
+    );
+    chmodSync(root, 0o700);
+    chownSync(root, 4242, 4242);
+    assert.throws(() => writer(root), /is owned by uid 4242, not this user \(uid 0\)/);
+    assert.deepEqual(readdirSync(root), []);
+  } finally {
+    cleanup(root);
+  }
+});
+
+for (const [how, lose] of [
+  ['moved away', (file: string) => renameSync(file, `${file}.moved`)],
+  ['replaced', (file: string) => (rmSync(file), writeFileSync(file, ''))],
+] as const) {
+  test(`an evidence file ${how} while written: appends fail within a tick, and sealing says why`, async () => {
+    const root = tempDir();
+    try {
+      const w = writer(root, { fsyncIntervalMs: 20 });
+      await w.append(entry(1));
+      lose(join(root, 'evidence-proxy-0.jsonl'));
+      let refused: Error | undefined;
+      for (let i = 2; refused === undefined && i < 200; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        await w.append(entry(i)).catch((error: Error) => (refused = error));
+      }
+      assert.match(
+        refused?.message ?? 'appends went on',
+        /evidence-proxy-0\.jsonl was removed or replaced in /,
+      );
+      assert.throws(() => w.seal(), /the evidence there is not whole/);
+      w.abandon();
+    } finally {
+      cleanup(root);
+    }
+  });
+}
 
 test('a chain signed by another key is not continued', async () => {
   const root = tempDir();

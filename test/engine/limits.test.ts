@@ -672,7 +672,7 @@ test('evidence on a full disk: requests are refused 503 (layer evidence) and nev
   const root = tempDir();
   const mount = join(root, 'tiny');
   mkdirSync(mount);
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mount]);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'tmpfs', mount]);
   let f: Fixture | undefined;
   try {
     const errors: Error[] = [];

@@ -2,7 +2,14 @@ import './dial-guard.js';
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import {
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -200,7 +207,7 @@ test('proxy CLI: evidence that cannot be sealed (a full disk) ends it with exit 
   const dir = tempDir();
   const evidence = join(dir, 'evidence');
   mkdirSync(evidence);
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', evidence]);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'tmpfs', evidence]);
   const cli = runCli([
     ...['proxy', '--policy', policyFile(dir, policyFor(origin.port))],
     ...['--listen', '127.0.0.1:0', '--evidence-dir', evidence],
@@ -500,6 +507,27 @@ test('proxy CLI: an evidence directory that already holds evidence is refused wi
     assert.match(result.err, /already holds evidence-proxy-0\.jsonl/);
     assert.equal(result.out, '');
   } finally {
+    cleanup(dir);
+  }
+});
+
+test('proxy CLI: a link planted where the run CA certificate goes is replaced, not written through', async () => {
+  const dir = tempDir();
+  const evidence = join(dir, 'ev');
+  mkdirSync(evidence, { mode: 0o700 });
+  const victim = join(dir, 'victim.txt');
+  writeFileSync(victim, 'precious');
+  symlinkSync(victim, join(evidence, 'run-ca.pem'));
+  const cli = runCli(loopbackProxy(policyFile(dir, policyFor(1)), evidence));
+  try {
+    const ready = await readyOrExit(cli);
+    assert.equal(readFileSync(victim, 'utf8'), 'precious');
+    assert.ok(lstatSync(String(ready.ca_cert)).isFile());
+    assert.equal(new X509Certificate(readFileSync(String(ready.ca_cert))).ca, true);
+    cli.child.kill('SIGTERM');
+    assert.equal((await cli.exited).code, 0, cli.stderr());
+  } finally {
+    cli.child.kill('SIGKILL');
     cleanup(dir);
   }
 });
