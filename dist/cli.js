@@ -31016,7 +31016,7 @@ var require_cjs3 = __commonJS({
 });
 
 // src/cli/index.ts
-import { readFile as readFile13 } from "node:fs/promises";
+import { readFile as readFile14 } from "node:fs/promises";
 import { isMainThread as isMainThread2 } from "node:worker_threads";
 
 // package.json
@@ -46940,13 +46940,13 @@ function requireOption(options, name) {
 // src/cli/run-command.ts
 import { randomBytes as randomBytes7 } from "node:crypto";
 import { lchown as lchown2, realpath as realpath3 } from "node:fs/promises";
-import { basename as basename4, join as join17 } from "node:path";
+import { basename as basename4, join as join18 } from "node:path";
 
 // src/boundary/boundary.ts
-import { spawn as spawn4 } from "node:child_process";
-import { chmod as chmod3, chown, copyFile as copyFile2, mkdir as mkdir5, readFile as readFile7, stat as stat5, writeFile as writeFile6 } from "node:fs/promises";
+import { spawn as spawn5 } from "node:child_process";
+import { chmod as chmod3, chown, copyFile as copyFile2, mkdir as mkdir5, readFile as readFile8, stat as stat5, writeFile as writeFile7 } from "node:fs/promises";
 import { constants as constants5 } from "node:os";
-import { basename, dirname as dirname2, join as join9 } from "node:path";
+import { basename, dirname as dirname2, join as join10 } from "node:path";
 
 // src/boundary/private-dirs.ts
 import { join as join8 } from "node:path";
@@ -47887,6 +47887,58 @@ async function installSudoersDeny(runId, users) {
   return file;
 }
 
+// src/boundary/run-lock.ts
+import { spawn as spawn4 } from "node:child_process";
+import { once as once3 } from "node:events";
+import { readFile as readFile7, rm as rm6, writeFile as writeFile6 } from "node:fs/promises";
+import { join as join9 } from "node:path";
+var HELD_ELSEWHERE = 75;
+async function takeRunLock(flock, base, runId) {
+  const lockFile = join9(base, "run.lock");
+  const holderFile = join9(base, "run.lock.holder");
+  const holder = spawn4(
+    flock,
+    [
+      "--nonblock",
+      "--conflict-exit-code",
+      String(HELD_ELSEWHERE),
+      lockFile,
+      "-c",
+      "echo locked; exec cat"
+    ],
+    { stdio: ["pipe", "pipe", "pipe"], detached: true }
+  );
+  let said = "";
+  holder.stdout.on("data", (chunk) => said += chunk.toString());
+  holder.stderr.on("data", (chunk) => said += chunk.toString());
+  const exited = once3(holder, "exit");
+  const locked = new Promise(
+    (resolve5) => holder.stdout.on("data", () => said.startsWith("locked\n") && resolve5())
+  );
+  const first = await Promise.race([locked.then(() => void 0), exited]);
+  if (first !== void 0) {
+    const [code2] = first;
+    if (code2 === HELD_ELSEWHERE) {
+      const other = await readFile7(holderFile, "utf8").catch(() => "another run");
+      throw new BoundaryError(
+        `${other.trim()} is running on this machine, and runs share the agent's user: one at a time; this run started nothing (wait for that one, or run this one elsewhere)`
+      );
+    }
+    throw new BoundaryError(
+      `taking the run lock ${lockFile} failed: ${said.trim() || `flock exited ${code2}`}`
+    );
+  }
+  await writeFile6(holderFile, `run ${runId} (pid ${process.pid})
+`, { mode: 420 });
+  return {
+    async release() {
+      await rm6(holderFile, { force: true });
+      holder.stdin.end();
+      await exited;
+    }
+  };
+}
+
 // src/boundary/boundary.ts
 var CANCELLED = "cancelled (SIGINT/SIGTERM) before the agent started";
 async function runInBoundary(request) {
@@ -47894,6 +47946,15 @@ async function runInBoundary(request) {
   const layout2 = runLayout(runId, basename(request.script));
   await mkdir5(RUNTIME_BASE, { recursive: true, mode: 457 });
   await chmod3(RUNTIME_BASE, 457);
+  const lock = await takeRunLock(request.tools.flock, RUNTIME_BASE, runId);
+  try {
+    return await runLocked(request, layout2);
+  } finally {
+    await lock.release();
+  }
+}
+async function runLocked(request, layout2) {
+  const { runId } = request;
   await mkdir5(layout2.root, { mode: 457 });
   const state = newRunState(runId, layout2.root, request.tools.ip, await runProcessOf(process.pid), {
     runId,
@@ -47935,8 +47996,8 @@ async function setUpAndRun(request, layout2, state) {
   await checkpoint();
   await mkdir5(layout2.binDir, { mode: 493 });
   const program2 = {
-    node: await reachableCopy(request.node, join9(layout2.binDir, "node"), 365),
-    cli: await reachableCopy(request.cli, join9(layout2.binDir, "cli.js"), 292)
+    node: await reachableCopy(request.node, join10(layout2.binDir, "node"), 365),
+    cli: await reachableCopy(request.cli, join10(layout2.binDir, "cli.js"), 292)
   };
   state.netnsCreated = true;
   await checkpoint();
@@ -48100,7 +48161,7 @@ async function writeRunFiles(request, layout2, agent, host) {
     await writeOwned(layout2.upstreamCaFile, request.upstreamCaPem, 292, { uid: 0, gid: 0 });
   }
   await mkdir5(dirname2(layout2.agentScript), { recursive: true, mode: 493 });
-  await writeOwned(layout2.agentScript, await readFile7(request.script), 365, { uid: 0, gid: 0 });
+  await writeOwned(layout2.agentScript, await readFile8(request.script), 365, { uid: 0, gid: 0 });
   await writeOwned(layout2.probeScript, PROBE_SCRIPT, 365, { uid: 0, gid: 0 });
   await mkdir5(layout2.home, { mode: 448 });
   await chown(layout2.home, agent.uid, agent.gid);
@@ -48110,7 +48171,7 @@ async function makeStages(layout2, dirs) {
   for (const { path: path4, stage } of dirs) if (stage !== path4) await mkdir5(stage, { mode: 448 });
 }
 async function writeOwned(file, data2, mode, owner) {
-  await writeFile6(file, data2, { mode, flag: "wx" });
+  await writeFile7(file, data2, { mode, flag: "wx" });
   await chown(file, owner.uid, owner.gid);
   await chmod3(file, mode);
 }
@@ -48138,8 +48199,8 @@ async function existing(paths) {
 }
 async function writeCaBundle(layout2, ready) {
   const [system] = await existing(SYSTEM_CA_BUNDLES);
-  const roots = system === void 0 ? "" : await readFile7(system, "utf8");
-  const runCa = ready.caCert === null ? "" : await readFile7(ready.caCert, "utf8");
+  const roots = system === void 0 ? "" : await readFile8(system, "utf8");
+  const runCa = ready.caCert === null ? "" : await readFile8(ready.caCert, "utf8");
   await writeOwned(
     layout2.caBundle,
     `${roots}${roots.endsWith("\n") || roots === "" ? "" : "\n"}${runCa}`,
@@ -48179,7 +48240,7 @@ async function probe(request, layout2, plan, sockets, env, proxyPort) {
 }
 async function runAgent(tools, plan, env, script, args, cancel) {
   const [file, ...rest] = agentArgv(tools, plan, script, args);
-  const child = spawn4(file ?? "", rest, { stdio: ["ignore", "pipe", "pipe"], env });
+  const child = spawn5(file ?? "", rest, { stdio: ["ignore", "pipe", "pipe"], env });
   child.stdout.pipe(process.stdout, { end: false });
   child.stderr.pipe(process.stderr, { end: false });
   const onCancel = () => void killNamespaceProcesses(tools.ip, plan.netns, child.pid).catch(() => child.kill("SIGKILL"));
@@ -48206,7 +48267,7 @@ function signalNumber(signal) {
 
 // src/boundary/preflight.ts
 import { access, constants as constants6 } from "node:fs/promises";
-import { delimiter, join as join10 } from "node:path";
+import { delimiter, join as join11 } from "node:path";
 var REQUIRED_TOOLS = [
   { tool: "ip", pkg: "iproute2" },
   { tool: "iptables", pkg: "iptables" },
@@ -48218,6 +48279,7 @@ var REQUIRED_TOOLS = [
   { tool: "useradd", pkg: "passwd" },
   { tool: "prlimit", pkg: "util-linux" },
   { tool: "setsid", pkg: "util-linux" },
+  { tool: "flock", pkg: "util-linux" },
   { tool: "mount", pkg: "mount" },
   { tool: "bash", pkg: "bash" },
   { tool: "perl", pkg: "perl-base" }
@@ -48284,7 +48346,7 @@ async function gatherHostFacts(path4 = process.env["PATH"] ?? "") {
 }
 async function findExecutable(tool, directories) {
   for (const directory2 of directories) {
-    const candidate = join10(directory2, tool);
+    const candidate = join11(directory2, tool);
     if (await access(candidate, constants6.X_OK).then(
       () => true,
       () => false
@@ -48310,6 +48372,7 @@ function boundaryTools(facts) {
     prlimit: path4("prlimit"),
     setpriv: path4("setpriv"),
     setsid: path4("setsid"),
+    flock: path4("flock"),
     bash: path4("bash"),
     perl: path4("perl")
   };
@@ -48522,14 +48585,14 @@ function runCapsuleSha256(run, posture, configPath) {
 }
 
 // src/cli/audit-packet.ts
-import { readFile as readFile10 } from "node:fs/promises";
-import { join as join16 } from "node:path";
+import { readFile as readFile11 } from "node:fs/promises";
+import { join as join17 } from "node:path";
 
 // src/packet/write-packet.ts
 import { createReadStream } from "node:fs";
-import { access as access2, readdir as readdir3, readFile as readFile8, writeFile as writeFile7 } from "node:fs/promises";
+import { access as access2, readdir as readdir3, readFile as readFile9, writeFile as writeFile8 } from "node:fs/promises";
 import { createInterface as createInterface2 } from "node:readline";
-import { join as join11 } from "node:path";
+import { join as join12 } from "node:path";
 
 // src/packet/summarize.ts
 var VERDICT_TOTALS = [
@@ -48635,23 +48698,23 @@ function summarizeChain(receipts) {
 // src/packet/write-packet.ts
 var NEW_FILE = "wx";
 async function writePacketEvidence(packet) {
-  const dir = join11(packet.out, EVIDENCE_DIR);
+  const dir = join12(packet.out, EVIDENCE_DIR);
   const names = evidenceFileOrder(await readdir3(dir));
   const files = await Promise.all(
-    names.map(async (name) => ({ name, content: await readFile8(join11(dir, name)) }))
+    names.map(async (name) => ({ name, content: await readFile9(join12(dir, name)) }))
   );
-  await writeFile7(
-    join11(packet.out, PACKET_FILES.evidence),
+  await writeFile8(
+    join12(packet.out, PACKET_FILES.evidence),
     Buffer.concat(files.map((f) => f.content)),
     { mode: 420, flag: NEW_FILE }
   );
   const read = readEvidenceDirectory(files);
   const receipts = read.ok ? read.value.receipts : [];
-  await writeFile7(join11(packet.out, RECEIPTS_FILE), receiptsJson(receipts), { flag: NEW_FILE });
-  await writeFile7(join11(packet.out, POLICY_FILE), packet.policyBytes, { flag: NEW_FILE });
-  await writeFile7(join11(packet.out, POLICY_HASH_FILE), `${packet.policyHash}
+  await writeFile8(join12(packet.out, RECEIPTS_FILE), receiptsJson(receipts), { flag: NEW_FILE });
+  await writeFile8(join12(packet.out, POLICY_FILE), packet.policyBytes, { flag: NEW_FILE });
+  await writeFile8(join12(packet.out, POLICY_HASH_FILE), `${packet.policyHash}
 `, { flag: NEW_FILE });
-  await writeFile7(join11(packet.out, PUBLIC_KEY_FILE), encodePublicKeyPem(packet.publicKey), {
+  await writeFile8(join12(packet.out, PUBLIC_KEY_FILE), encodePublicKeyPem(packet.publicKey), {
     flag: NEW_FILE
   });
   return receipts;
@@ -48671,10 +48734,10 @@ async function writePacketReport(packet) {
   const files = reportFiles({
     ...given,
     summary: summarizeChain(receipts),
-    engineLog: await readEngineLogFacts(join11(out, ENGINE_LOG))
+    engineLog: await readEngineLogFacts(join12(out, ENGINE_LOG))
   });
-  await writeFile7(join11(out, PACKET_FILES.packet), files.packetJson, { flag: NEW_FILE });
-  await writeFile7(join11(out, PACKET_FILES.summary), files.summaryMarkdown, { flag: NEW_FILE });
+  await writeFile8(join12(out, PACKET_FILES.packet), files.packetJson, { flag: NEW_FILE });
+  await writeFile8(join12(out, PACKET_FILES.summary), files.summaryMarkdown, { flag: NEW_FILE });
   return files.summaryMarkdown;
 }
 async function readEngineLogFacts(path4) {
@@ -48761,7 +48824,7 @@ function parseVerificationReport(text2) {
 }
 
 // src/cli/verify-command.ts
-import { writeFile as writeFile8 } from "node:fs/promises";
+import { writeFile as writeFile9 } from "node:fs/promises";
 
 // src/cli/input-file.ts
 import { stat as stat6 } from "node:fs/promises";
@@ -48899,11 +48962,11 @@ function judgeEvidence(report, options) {
 }
 
 // src/cli/verify-packet.ts
-import { join as join14 } from "node:path";
+import { join as join15 } from "node:path";
 
 // src/packet/check/check-packet.ts
 import { createHash as createHash5 } from "node:crypto";
-import { join as join13 } from "node:path";
+import { join as join14 } from "node:path";
 
 // src/packet/check/file-check.ts
 function mapFact(fact, read) {
@@ -48923,12 +48986,12 @@ function unread(file, fact) {
 // src/packet/check/evidence-dir.ts
 import { createReadStream as createReadStream4 } from "node:fs";
 import { lstat as lstat3, open as open3, readdir as readdir5 } from "node:fs/promises";
-import { join as join12 } from "node:path";
+import { join as join13 } from "node:path";
 
 // src/packet/check/read-facts.ts
 import { createHash as createHash4 } from "node:crypto";
 import { createReadStream as createReadStream3 } from "node:fs";
-import { readFile as readFile9, stat as stat8 } from "node:fs/promises";
+import { readFile as readFile10, stat as stat8 } from "node:fs/promises";
 var SMALL_FILE_BYTES = 16 * 1024 * 1024;
 function cannotRead(error2) {
   return { kind: "unusable", error: `cannot read it: ${error2.message}` };
@@ -48947,7 +49010,7 @@ async function readSmall(file) {
   if (size.value > SMALL_FILE_BYTES)
     return { kind: "unusable", error: `larger than ${SMALL_FILE_BYTES} bytes` };
   try {
-    return { kind: "read", value: await readFile9(file) };
+    return { kind: "read", value: await readFile10(file) };
   } catch (error2) {
     return cannotRead(error2);
   }
@@ -49011,7 +49074,7 @@ async function firstDifference(dir, files, joinedFile) {
   try {
     let offset = 0;
     for (const name of files) {
-      for await (const chunk of createReadStream4(join12(dir, name))) {
+      for await (const chunk of createReadStream4(join13(dir, name))) {
         const at = await differenceAt(joined, chunk, offset);
         if (at !== void 0)
           return `${name} and ${PACKET_FILES.evidence} differ at byte ${at} of ${PACKET_FILES.evidence}`;
@@ -49407,7 +49470,7 @@ function chainSigner(report) {
   return only === void 0 || others.length > 0 ? void 0 : fromHex(only);
 }
 async function checkPacket(dir, backend, pinnedKeys, options = {}) {
-  const evidence = join13(dir, PACKET_FILES.evidence);
+  const evidence = join14(dir, PACKET_FILES.evidence);
   const found = await regularFileSize(evidence);
   if (found.kind === "missing") {
     throw new UnreadablePacket(
@@ -49416,7 +49479,7 @@ async function checkPacket(dir, backend, pinnedKeys, options = {}) {
   }
   if (found.kind === "unusable") throw new UnreadablePacket(`${evidence}: ${found.error}`);
   const policyHashText = mapFact(
-    await readSmall(join13(dir, POLICY_HASH_FILE)),
+    await readSmall(join14(dir, POLICY_HASH_FILE)),
     (bytes2) => mapFact(utf82(bytes2), (text3) => ({ kind: "read", value: text3.trim() }))
   );
   const tally = new ChainTally();
@@ -49440,15 +49503,15 @@ async function checkPacket(dir, backend, pinnedKeys, options = {}) {
     expectedPolicy
   });
   const summary = tally.summary();
-  const text2 = async (file) => mapFact(await readSmall(join13(dir, file)), utf82);
-  const policyBytes = await readSmall(join13(dir, POLICY_FILE));
+  const text2 = async (file) => mapFact(await readSmall(join14(dir, file)), utf82);
+  const policyBytes = await readSmall(join14(dir, POLICY_FILE));
   const checks = packetChecks({
     report,
     judgement,
-    evidenceDir: await readEvidenceDir(join13(dir, EVIDENCE_DIR), evidence),
+    evidenceDir: await readEvidenceDir(join14(dir, EVIDENCE_DIR), evidence),
     policyFileHash: mapFact(policyBytes, (bytes2) => ({ kind: "read", value: policyHash(bytes2) })),
     policyHashText,
-    receiptsFileHash: await sha256OfFile(join13(dir, RECEIPTS_FILE)),
+    receiptsFileHash: await sha256OfFile(join14(dir, RECEIPTS_FILE)),
     receiptsExpectedHash: receiptsJsonHash.digest("hex"),
     signerKey: mapFact(await text2(PUBLIC_KEY_FILE), signerKeyOf),
     recordedReport: mapFact(await text2(PACKET_FILES.verifier), recordedReportOf),
@@ -49457,7 +49520,7 @@ async function checkPacket(dir, backend, pinnedKeys, options = {}) {
       summary,
       signer: chainSigner(report),
       policy: mapFact(policyBytes, policyOf),
-      engineLog: await engineLogOf(join13(dir, ENGINE_LOG)),
+      engineLog: await engineLogOf(join14(dir, ENGINE_LOG)),
       packetJson: await text2(PACKET_FILES.packet),
       summaryMarkdown: await text2(PACKET_FILES.summary)
     }
@@ -49594,7 +49657,7 @@ async function verifyPacket(request, io) {
   const outcome = judged(checked, request.allowUnpinned);
   io.out(
     describeChain(
-      join14(request.dir, PACKET_FILES.evidence),
+      join15(request.dir, PACKET_FILES.evidence),
       checked.report,
       checked.judgement,
       checked.expectedPolicy
@@ -49613,7 +49676,7 @@ async function verifyPacket(request, io) {
 
 // src/cli/report-output.ts
 import { realpath, stat as stat10 } from "node:fs/promises";
-import { basename as basename2, dirname as dirname3, join as join15, relative, resolve as resolve3, sep } from "node:path";
+import { basename as basename2, dirname as dirname3, join as join16, relative, resolve as resolve3, sep } from "node:path";
 async function reportOutputProblem(output, inputs) {
   const target = await resolvedPath(output);
   if ((await stat10(target).catch(() => void 0))?.isDirectory())
@@ -49632,7 +49695,7 @@ async function resolvedPath(path4) {
   const absolute = resolve3(path4);
   for (let existing2 = absolute; ; existing2 = dirname3(existing2)) {
     const real = await realpath(existing2).catch(() => void 0);
-    if (real !== void 0) return join15(real, relative(existing2, absolute));
+    if (real !== void 0) return join16(real, relative(existing2, absolute));
     if (dirname3(existing2) === existing2) return absolute;
   }
 }
@@ -49748,7 +49811,7 @@ async function verifyCommand(args, io) {
   if (request.output === void 0) return code2;
   try {
     await makeDirectories(path3.dirname(request.output), 493);
-    await writeFile8(request.output, encodeVerificationReport(report));
+    await writeFile9(request.output, encodeVerificationReport(report));
   } catch (error2) {
     io.err(`${PREFIX}: cannot write ${request.output}: ${error2.message}
 `);
@@ -49769,18 +49832,18 @@ async function writeAuditPacket(packet, io) {
   const verified = await verifyCommand(
     [
       "--receipt-chain",
-      join16(out, PACKET_FILES.evidence),
+      join17(out, PACKET_FILES.evidence),
       "--policy-hash",
-      join16(out, POLICY_HASH_FILE),
+      join17(out, POLICY_HASH_FILE),
       "--require-sealed",
       "--whole-recorder",
       "--output",
-      join16(out, PACKET_FILES.verifier),
+      join17(out, PACKET_FILES.verifier),
       ...packet.pinnedKey === void 0 ? ["--allow-unpinned"] : ["--public-key", packet.pinnedKey]
     ],
     io
   );
-  const report = parseVerificationReport(await readFile10(join16(out, PACKET_FILES.verifier), "utf8"));
+  const report = parseVerificationReport(await readFile11(join17(out, PACKET_FILES.verifier), "utf8"));
   await writePacketReport({
     out,
     receipts,
@@ -49795,19 +49858,19 @@ async function writeAuditPacket(packet, io) {
 }
 
 // src/cli/run-outcome.ts
-import { readFile as readFile11, writeFile as writeFile9 } from "node:fs/promises";
+import { readFile as readFile12, writeFile as writeFile10 } from "node:fs/promises";
 var RUN_OUTCOME = object({
   exit_code: number2().int(),
   boundary_failure: string2().nullable(),
   refused: array(string2()).optional()
 });
 async function writeRunOutcome(file, outcome) {
-  await writeFile9(file, `${JSON.stringify(outcome)}
+  await writeFile10(file, `${JSON.stringify(outcome)}
 `, { mode: 420, flag: "wx" });
 }
 
 // src/cli/run-request.ts
-import { lstat as lstat4, readFile as readFile12, realpath as realpath2, readdir as readdir6, rm as rm6, stat as stat11 } from "node:fs/promises";
+import { lstat as lstat4, readFile as readFile13, realpath as realpath2, readdir as readdir6, rm as rm7, stat as stat11 } from "node:fs/promises";
 import { basename as basename3, dirname as dirname4, isAbsolute, relative as relative2, resolve as resolve4, sep as sep2 } from "node:path";
 var DEFAULT_EVIDENCE_OUTPUT = "audit-artifacts";
 var DEFAULT_IDENTITY = "pipelock-agent";
@@ -49937,8 +50000,8 @@ async function parseRunRequest(args, io, backend, cwd = process.cwd()) {
 }
 async function environmentFile(file, problems) {
   try {
-    const parsed = JSON.parse(await readFile12(file, "utf8"));
-    await rm6(file, { force: true });
+    const parsed = JSON.parse(await readFile13(file, "utf8"));
+    await rm7(file, { force: true });
     if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed) || !Object.values(parsed).every((value) => typeof value === "string")) {
       problems.push(`--agent-env-file ${file}: expected a JSON object of strings`);
       return {};
@@ -50165,8 +50228,8 @@ async function preflightAndRun(request, io, backend) {
       writable: request.writable,
       maxProcesses: request.maxProcesses,
       callerEnv: request.callerEnv,
-      evidenceCopyDir: join17(out, EVIDENCE_DIR),
-      engineLogCopy: join17(out, ENGINE_LOG),
+      evidenceCopyDir: join18(out, EVIDENCE_DIR),
+      engineLogCopy: join18(out, ENGINE_LOG),
       evidenceOwner: invokerOf(process.env),
       log: (line) => io.err(`${PREFIX2}: ${line}
 `),
@@ -50249,7 +50312,7 @@ async function giveToInvoker(out) {
   const written = [POLICY_FILE, POLICY_HASH_FILE, PUBLIC_KEY_FILE, RECEIPTS_FILE];
   const files = [
     out,
-    ...[...written, ...Object.values(PACKET_FILES)].map((name) => join17(out, name))
+    ...[...written, ...Object.values(PACKET_FILES)].map((name) => join18(out, name))
   ];
   for (const file of files) await lchown2(file, invoker.uid, invoker.gid);
 }
@@ -50916,7 +50979,7 @@ function runCommand2() {
       if (!readerGone) process.stdout.write(text2);
     },
     err: (text2) => process.stderr.write(text2),
-    readFile: (path4) => readFile13(path4)
+    readFile: (path4) => readFile14(path4)
   };
   main(process.argv.slice(2), io).then(
     (code2) => {

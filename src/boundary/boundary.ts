@@ -35,10 +35,11 @@ import { runProcessOf } from './run-process.js';
 import { SIDE_CHANNEL_PATHS, SYSTEM_CA_BUNDLES } from './side-channels.js';
 import { installSudoersDeny } from './sudoers.js';
 import { teardown } from './teardown.js';
+import { takeRunLock } from './run-lock.js';
 import { AGENT_USER, HOST_USER, ensureAccount, type Account } from './users.js';
 import { isRegularFile } from '../regular-file.js';
 
-export type BoundaryTools = LaunchTools & NetworkTools;
+export type BoundaryTools = LaunchTools & NetworkTools & { readonly flock: string };
 
 export interface BoundaryRequest {
   /** `pe-` and 10 hex digits (see newRunId): the namespace, the run directory, the sudoers file. */
@@ -99,10 +100,19 @@ const CANCELLED = 'cancelled (SIGINT/SIGTERM) before the agent started';
 export async function runInBoundary(request: BoundaryRequest): Promise<BoundaryOutcome> {
   const { runId } = request;
   const layout = runLayout(runId, basename(request.script));
-  // Not listable: runs at once share the agent's uid, and one's agent must not find another's
-  // directories (its HOME) by name.
+  // Not listable: a run's agent must not find the directories of one run before it by name.
   await mkdir(RUNTIME_BASE, { recursive: true, mode: 0o711 });
   await chmod(RUNTIME_BASE, 0o711);
+  const lock = await takeRunLock(request.tools.flock, RUNTIME_BASE, runId);
+  try {
+    return await runLocked(request, layout);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function runLocked(request: BoundaryRequest, layout: RunLayout): Promise<BoundaryOutcome> {
+  const { runId } = request;
   await mkdir(layout.root, { mode: 0o711 });
   const state = newRunState(runId, layout.root, request.tools.ip, await runProcessOf(process.pid), {
     runId,

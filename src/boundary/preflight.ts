@@ -18,6 +18,7 @@ export const REQUIRED_TOOLS: ReadonlyArray<{ readonly tool: string; readonly pkg
   { tool: 'useradd', pkg: 'passwd' },
   { tool: 'prlimit', pkg: 'util-linux' },
   { tool: 'setsid', pkg: 'util-linux' },
+  { tool: 'flock', pkg: 'util-linux' },
   { tool: 'mount', pkg: 'mount' },
   { tool: 'bash', pkg: 'bash' },
   { tool: 'perl', pkg: 'perl-base' },
@@ -138,6 +139,7 @@ export function boundaryTools(facts: HostFacts): BoundaryTools {
     prlimit: path('prlimit'),
     setpriv: path('setpriv'),
     setsid: path('setsid'),
+    flock: path('flock'),
     bash: path('bash'),
     perl: path('perl'),
   };

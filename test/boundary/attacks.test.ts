@@ -556,7 +556,7 @@ attempt inherited-read bash -c 'read -r line <&30 && [ -n "$line" ]'`,
 });
 
 test("IPC, shared memory and other runs: SysV and POSIX queues, /dev/shm, /tmp and /var/tmp are the run's own, other runs' directories are out of sight", async () => {
-  // Another run, as concurrent runs share the agent's uid.
+  // The directory of another run (one killed outright leaves its own until cleanup).
   const otherRun = '/run/pipelock-egress/pe-00000000aa';
   const hostQueue =
     execFileSync('ipcmk', ['-Q'], { encoding: 'utf8' }).match(/[0-9]+$/m)?.[0] ?? '';

@@ -267,7 +267,8 @@ export function snapshot(): MachineSnapshot {
       .filter((line) => line.startsWith('pe-')),
     netnsConfig: list('/etc/netns', 'pe-'),
     sudoers: list('/etc/sudoers.d', 'pipelock-egress'),
-    runtime: list('/run/pipelock-egress', ''),
+    // The run lock's file stays by design (run-lock.ts).
+    runtime: list('/run/pipelock-egress', '').filter((name) => name !== 'run.lock'),
     users,
     processes,
     mounts: readFileSync('/proc/self/mountinfo', 'utf8')

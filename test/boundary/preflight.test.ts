@@ -115,5 +115,5 @@ test('pipelock-egress run: a failed preflight lists every problem and creates no
     stderr,
     /^pipelock-egress run: preflight: ip is not on PATH; install the iproute2 package/,
   );
-  assert.match(stderr, /13 preflight problems; nothing was created\n$/);
+  assert.match(stderr, /14 preflight problems; nothing was created\n$/);
 });

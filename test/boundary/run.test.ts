@@ -523,6 +523,65 @@ test('a script that never exits: SIGTERM kills its namespace, seals the evidence
   );
 });
 
+test('a second run while one is going is refused before it creates anything: their agents would share a user', async () => {
+  const workdir = scratchDir('pe-boundary-');
+  let second: ReturnType<typeof spawnSync> | undefined;
+  let netnsDuring: string[] = [];
+  const first = await runAgent({
+    policy: policyFor(origin.port),
+    workdir,
+    // Waits until the test has tried the second run (its own /tmp is private: the workdir).
+    script: 'while [ ! -e go ]; do sleep 0.1; done; echo first-done\n',
+    onStderr: [
+      {
+        text: 'starting agent.sh',
+        action: () => {
+          const other = scratchDir('pe-boundary-');
+          chmodSync(other, 0o755);
+          writeFileSync(join(other, 'policy.yaml'), policyFor(origin.port));
+          writeFileSync(join(other, 'agent.sh'), 'echo second-ran\n');
+          netnsDuring = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+            .split('\n')
+            .filter((line) => line.startsWith('pe-'));
+          second = spawnSync(
+            process.execPath,
+            [
+              CLI,
+              'run',
+              '--policy',
+              join(other, 'policy.yaml'),
+              '--workdir',
+              other,
+              '--evidence-output',
+              join(other, 'out'),
+              '--',
+              'agent.sh',
+            ],
+            { encoding: 'utf8', timeout: 60_000 },
+          );
+          // Nothing of the second run is on the machine: the first run's namespace only.
+          assert.deepEqual(
+            execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+              .split('\n')
+              .filter((line) => line.startsWith('pe-')),
+            netnsDuring,
+          );
+          rmSync(other, { recursive: true, force: true });
+          writeFileSync(join(workdir, 'go'), '');
+        },
+      },
+    ],
+  });
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stdout, /^first-done$/m);
+  assert.equal(second?.status, 1, String(second?.stderr));
+  assert.doesNotMatch(String(second?.stdout), /second-ran/);
+  assert.match(
+    String(second?.stderr),
+    /run pe-[0-9a-f]{10} \(pid [0-9]+\) is running on this machine, and runs share the agent's user: one at a time; this run started nothing/,
+  );
+});
+
 test('background processes the script leaves behind die with it', async () => {
   const run = await runAgent({
     policy: policyFor(origin.port),
@@ -709,7 +768,9 @@ test('cleanup of a run still going stops it first: it seals its evidence and tea
         // As the post step does when the main step was killed but `run` (under sudo) was not.
         action: () =>
           setTimeout(() => {
-            const [runId = ''] = readdirSync('/run/pipelock-egress');
+            const [runId = ''] = readdirSync('/run/pipelock-egress').filter((name) =>
+              name.startsWith('pe-'),
+            );
             recovered = recoverRun(runId, (line) => said.push(line));
           }, 1_000),
       },
