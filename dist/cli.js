@@ -31043,7 +31043,7 @@ var package_default = {
     typecheck: "tsc --noEmit -p tsconfig.json",
     lint: "eslint . && prettier --check .",
     format: "prettier --write .",
-    test: "node --import tsx --test --test-reporter=spec test/*/*.test.ts",
+    test: "node --import tsx --test --test-concurrency=1 --test-reporter=spec test/*/*.test.ts",
     example: "bash scripts/example.sh",
     bench: "node --import tsx bench/run.ts"
   },

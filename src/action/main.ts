@@ -7,10 +7,10 @@ import { newRunId } from '../boundary/layout.js';
 import { summarizeChain } from '../packet/summarize.js';
 import { EVIDENCE_DIR, PACKET_FILES } from '../packet/packet-json.js';
 import { evidenceFileOrder, readEvidenceDirectory } from '../receipts/index.js';
-import { formatPolicyError, parsePolicy } from '../policy/index.js';
+import { formatPolicyError, parsePolicy, type Policy } from '../policy/index.js';
 import { existingDirectory, fileInside } from './files.js';
-import { parseInputs } from './inputs.js';
-import { checkKeyInputs } from './key-inputs.js';
+import { parseInputs, type ActionInputs } from './inputs.js';
+import { checkKeyInputs, type KeyInputs } from './key-inputs.js';
 import type { KeySource } from '../cli/key-argument.js';
 import { hasActionsRuntime, uploadPacket } from './artifact.js';
 import { cliBundle, inheritOutput, passwordlessSudo } from './privileged.js';
@@ -41,32 +41,10 @@ async function validateAndRun(runner: ActionRunner): Promise<void> {
     throw new Error(`invalid inputs; nothing was started:\n${parsed.errors.join('\n')}`);
   const { inputs } = parsed;
 
-  const workdir = await existingDirectory(inputs['working-directory'], 'working-directory');
-  const policyPath = await fileInside(workdir, inputs['policy-config'], 'policy-config');
-  const policy = parsePolicy(await readPolicyInput(policyPath), inputs['policy-config']);
-  if (!policy.ok) {
-    throw new Error(
-      `input policy-config: the policy is invalid; nothing was started:\n${policy.errors.map(formatPolicyError).join('\n')}`,
-    );
-  }
+  const { workdir, policyPath, policy, keys, script } = await checkRunInputs(inputs);
   runner.info(
-    `policy ${inputs['policy-config']} is valid (sha256 ${policy.policy.hash}, ${policy.policy.egress.length} egress rules)`,
+    `policy ${inputs['policy-config']} is valid (sha256 ${policy.hash}, ${policy.egress.length} egress rules)`,
   );
-  runner.setOutput('policy-hash', policy.policy.hash);
-  const keys = await checkKeyInputs(
-    { signing: inputs['signing-key'], publicKey: inputs['public-key'] },
-    workdir,
-    createNodeBackend(),
-  );
-
-  if (inputs['enforcement-binary'] !== undefined || inputs['pipelock-version'] !== undefined) {
-    const input =
-      inputs['enforcement-binary'] !== undefined ? 'enforcement-binary' : 'pipelock-version';
-    throw new Error(
-      `not available yet: driving an external pipelock (input ${input}) has not landed; remove ${input} to use the built-in engine`,
-    );
-  }
-  const script = await fileInside(workdir, inputs['agent-script'], 'agent-script');
   const asRoot = runner.uid === 0;
   if (!asRoot && !(await passwordlessSudo())) {
     throw new Error(
@@ -77,7 +55,7 @@ async function validateAndRun(runner: ActionRunner): Promise<void> {
   const runId = newRunId();
   runner.saveState(STATE_KEYS.boundaryRunId, runId);
   runner.saveState(STATE_KEYS.asRoot, String(asRoot));
-  maskSecrets(runner, keys.signing, policy.policy.secrets);
+  maskSecrets(runner, keys.signing, policy.secrets);
 
   const evidenceOutput = resolve(inputs['evidence-output']);
   const temp = await mkdtemp(join(runner.env['RUNNER_TEMP'] || tmpdir(), 'pipelock-egress-'));
@@ -111,7 +89,7 @@ async function validateAndRun(runner: ActionRunner): Promise<void> {
         inputs['upstream-ca'] === undefined ? undefined : resolve(workdir, inputs['upstream-ca']),
     });
     runner.info(
-      `running ${script} inside the boundary (run ${runId}${asRoot ? '' : ', through sudo'})`,
+      `starting pipelock-egress run ${runId}${asRoot ? '' : ' through sudo'}: it checks the rest of the inputs, then runs ${script} inside the boundary`,
     );
     const resumeCommands = runner.pauseCommands();
     try {
@@ -129,6 +107,7 @@ async function validateAndRun(runner: ActionRunner): Promise<void> {
       `invalid inputs; nothing was started:\n${refused.map(inInputNames).join('\n')}`,
     );
   }
+  runner.setOutput('policy-hash', policy.hash);
   // Fail closed: a run that could not say how it ended (killed, crashed) may have left the
   // boundary half torn down.
   const boundaryFailure = ended.ok
@@ -180,6 +159,69 @@ async function validateAndRun(runner: ActionRunner): Promise<void> {
   if (result.failed !== undefined) runner.setFailed(result.failed);
 }
 
+interface CheckedInputs {
+  readonly workdir: string;
+  readonly policyPath: string;
+  readonly policy: Policy;
+  readonly keys: KeyInputs;
+  readonly script: string;
+}
+
+/**
+ * What the action checks of its inputs before it starts `run` (which checks the rest): every
+ * problem at once. Paths inside the working directory are checked only once it is one.
+ */
+async function checkRunInputs(inputs: ActionInputs): Promise<CheckedInputs> {
+  const problems: string[] = [];
+  const checked = async <T>(check: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await check();
+    } catch (error) {
+      problems.push(error instanceof Error ? error.message : String(error));
+      return undefined;
+    }
+  };
+  const workdir = await checked(() =>
+    existingDirectory(inputs['working-directory'], 'working-directory'),
+  );
+  const inside = (input: 'policy-config' | 'agent-script') =>
+    workdir === undefined
+      ? Promise.resolve(undefined)
+      : checked(() => fileInside(workdir, inputs[input], input));
+  const policyPath = await inside('policy-config');
+  const policy =
+    policyPath === undefined ? undefined : await checked(() => readPolicyInput(policyPath, inputs));
+  const keys =
+    workdir === undefined
+      ? undefined
+      : await checked(() =>
+          checkKeyInputs(
+            { signing: inputs['signing-key'], publicKey: inputs['public-key'] },
+            workdir,
+            createNodeBackend(),
+          ),
+        );
+  const script = await inside('agent-script');
+  const external =
+    inputs['enforcement-binary'] !== undefined ? 'enforcement-binary' : 'pipelock-version';
+  if (inputs[external] !== undefined) {
+    problems.push(
+      `input ${external}: not available yet: driving an external pipelock has not landed; remove ${external} to use the built-in engine`,
+    );
+  }
+  if (
+    problems.length > 0 ||
+    workdir === undefined ||
+    policyPath === undefined ||
+    policy === undefined ||
+    keys === undefined ||
+    script === undefined
+  ) {
+    throw new Error(`invalid inputs; nothing was started:\n${problems.join('\n')}`);
+  }
+  return { workdir, policyPath, policy, keys, script };
+}
+
 /** The step's environment for the agent: our own inputs stay behind (the signing key may be one). */
 function agentCallerEnv(env: NodeJS.ProcessEnv): Record<string, string> {
   return Object.fromEntries(
@@ -215,12 +257,20 @@ function mask(runner: ActionRunner, value: string): void {
   }
 }
 
-async function readPolicyInput(file: string): Promise<Uint8Array> {
+async function readPolicyInput(file: string, inputs: ActionInputs): Promise<Policy> {
+  let bytes: Uint8Array;
   try {
-    return await readPolicyFile(file);
+    bytes = await readPolicyFile(file);
   } catch (error) {
     throw new Error(`input policy-config: ${file}: ${(error as Error).message}`, { cause: error });
   }
+  const parsed = parsePolicy(bytes, inputs['policy-config']);
+  if (!parsed.ok) {
+    throw new Error(
+      `input policy-config: the policy is invalid:\n${parsed.errors.map(formatPolicyError).join('\n')}`,
+    );
+  }
+  return parsed.policy;
 }
 
 async function keyFile(source: KeySource | undefined, temp: string): Promise<string | undefined> {

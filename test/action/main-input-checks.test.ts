@@ -44,7 +44,9 @@ async function refusal(
   const [message = '', ...more] = runner.recorded.failures;
   assert.deepEqual(more, []);
   assert.notEqual(message, ABOUT_TO_START, 'the checks let the input through to the run');
-  return { message, recorded: runner.recorded };
+  const heading = 'invalid inputs; nothing was started:\n';
+  startsWith(message, heading);
+  return { message: message.slice(heading.length), recorded: runner.recorded };
 }
 
 function startsWith(message: string, expected: string): void {
@@ -168,7 +170,7 @@ test('a policy-config over 1 MiB is refused as too large, without reading it who
     const { message } = await refusal(dir, { 'policy-config': name });
     assert.equal(
       message,
-      `input policy-config: the policy is invalid; nothing was started:\n${name}:1:1: the file has more than ${MAX_POLICY_BYTES} bytes; a policy may have at most ${MAX_POLICY_BYTES}`,
+      `input policy-config: the policy is invalid:\n${name}:1:1: the file has more than ${MAX_POLICY_BYTES} bytes; a policy may have at most ${MAX_POLICY_BYTES}`,
     );
   }
 });

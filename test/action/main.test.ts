@@ -45,7 +45,7 @@ test('an agent script outside the working directory is refused', async () => {
   await runMain(runner);
   assert.match(
     runner.recorded.failures[0] ?? '',
-    /^input agent-script: \.\.\/\.\.\/\.\.\/\.\.\/etc\/passwd resolves to \/etc\/passwd, outside the working directory/,
+    /^invalid inputs; nothing was started:\ninput agent-script: \.\.\/\.\.\/\.\.\/\.\.\/etc\/passwd resolves to \/etc\/passwd, outside the working directory/,
   );
 });
 
@@ -60,7 +60,7 @@ test('a symlink that points out of the working directory is refused', async () =
   await runMain(runner);
   assert.match(
     runner.recorded.failures[0] ?? '',
-    /^input agent-script: scripts\/escape\.sh resolves to \/etc\/hostname, outside/,
+    /^invalid inputs; nothing was started:\ninput agent-script: scripts\/escape\.sh resolves to \/etc\/hostname, outside/,
   );
 });
 
@@ -74,7 +74,7 @@ test('a missing policy file and a directory as script are refused by name', asyn
   await runMain(missing);
   assert.match(
     missing.recorded.failures[0] ?? '',
-    /^input policy-config: nope\.yaml does not exist/,
+    /^invalid inputs; nothing was started:\ninput policy-config: nope\.yaml does not exist/,
   );
   const directory = recordingRunner({
     'working-directory': dir,
@@ -84,7 +84,7 @@ test('a missing policy file and a directory as script are refused by name', asyn
   await runMain(directory);
   assert.match(
     directory.recorded.failures[0] ?? '',
-    /^input agent-script: .*scripts is not a regular file/,
+    /^invalid inputs; nothing was started:\ninput agent-script: .*scripts is not a regular file/,
   );
 });
 
@@ -102,7 +102,7 @@ test('an invalid policy fails with every error as file:line:col', async () => {
   await runMain(runner);
   assert.match(
     runner.recorded.failures[0] ?? '',
-    /^input policy-config: the policy is invalid; nothing was started:\npolicy\.yaml:3:18: egress\[0\]\.destination: /,
+    /^invalid inputs; nothing was started:\ninput policy-config: the policy is invalid:\npolicy\.yaml:3:18: egress\[0\]\.destination: /,
   );
 });
 
@@ -161,6 +161,32 @@ test('as root, a valid setup runs the agent in the boundary and reports the pack
   assert.ok(paused >= 0 && runner.recorded.infos.indexOf('commands resumed') > paused);
 });
 
+test('every problem the action finds in its inputs is reported at once, before anything starts', async () => {
+  const dir = await workspace();
+  await writeFile(
+    join(dir, 'policy.yaml'),
+    'version: "1.0"\negress:\n  - destination: "010.0.0.1"\n',
+  );
+  const runner = recordingRunner({
+    'working-directory': dir,
+    'agent-script': 'scripts/missing.sh',
+    'policy-config': 'policy.yaml',
+    'signing-key': 'not-a-key-file.pem',
+    'enforcement-binary': '/usr/local/bin/pipelock',
+  });
+  await runMain(runner);
+  const [failure = ''] = runner.recorded.failures;
+  const lines = failure.split('\n');
+  assert.equal(lines[0], 'invalid inputs; nothing was started:');
+  for (const input of ['policy-config', 'signing-key', 'agent-script', 'enforcement-binary'])
+    assert.ok(
+      lines.some((line) => line.startsWith(`input ${input}: `)),
+      `${input} in:\n${failure}`,
+    );
+  assert.match(failure, /policy\.yaml:3:18: egress\[0\]\.destination: "010\.0\.0\.1" is read as/);
+  assert.deepEqual(runner.recorded.outputs, {});
+});
+
 test('what run refuses before anything starts fails the step in the names of the inputs', async () => {
   const dir = await workspace();
   const runner = recordingRunner(
@@ -190,7 +216,7 @@ test('an external enforcement binary is refused as not available yet', async () 
   await runMain(runner);
   assert.match(
     runner.recorded.failures[0] ?? '',
-    /^not available yet: driving an external pipelock \(input enforcement-binary\)/,
+    /^invalid inputs; nothing was started:\ninput enforcement-binary: not available yet: driving an external pipelock has not landed/,
   );
 });
 
