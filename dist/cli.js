@@ -41874,6 +41874,9 @@ function readPolicyFile(file) {
   return readRegularFileAtMost(file, MAX_POLICY_BYTES + 1, "give the path of a policy YAML file");
 }
 
+// src/engine/admission.ts
+import { randomUUID } from "node:crypto";
+
 // src/engine/ssrf.ts
 function range(text2, kind) {
   const [address = "", length = ""] = text2.split("/");
@@ -41972,13 +41975,6 @@ function passthroughToGuardedAddress(decision, address) {
     reason: `SSRF blocked: ${host} resolves to ${kind} address ${formatIp(ip)}, whose rules judge methods, paths or content on port ${port2}, which only an intercepted tunnel lets them do; ${passthrough} says "tls: passthrough"`
   };
 }
-
-// src/engine/websocket.ts
-import { connect as netConnect } from "node:net";
-import { connect as tlsConnect } from "node:tls";
-
-// src/engine/admission.ts
-import { randomUUID } from "node:crypto";
 
 // src/engine/body-method.ts
 var SOURCE = "the body field _method";
@@ -42302,6 +42298,10 @@ function strictest(own2, readings) {
   const { verdict, layer, reason } = worst;
   return { ...own2, verdict, layer, reason, scan: all.some((d) => d.scan) };
 }
+
+// src/engine/websocket.ts
+import { connect as netConnect } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 
 // src/engine/decision-log.ts
 function outcomeOf(entry, pattern) {
@@ -43665,8 +43665,10 @@ function rawText2(data2) {
 }
 
 // src/cli/explain-request.ts
-function explainRequest(policy, method, target) {
+function explainRequest(policy, scanner, method, target) {
   const decision = decide(policy, { method, target });
+  const leak = scanner.scanUrl(target, decision.target);
+  if (leak) return { decision, refusal: dlpRefusal(leak), ssrf: void 0 };
   const switchedOff = /^wss?:\/\//i.test(target) ? webSocketSwitchRefusal(policy) : void 0;
   if (switchedOff) return { decision, refusal: switchedOff, ssrf: void 0 };
   const to = decision.target;
@@ -43699,6 +43701,31 @@ function explainRequest(policy, method, target) {
     refusal: void 0,
     ssrf: kind === void 0 ? `passes: ${formatIp(ip)} is a public address` : `passes: ${formatIp(ip)} is a ${kind} address, and a rule naming it allows this request`
   };
+}
+
+// src/cli/bound-secrets.ts
+var MIN_BOUND_SECRET_CHARS = 8;
+function boundSecretValues(policy, env) {
+  const values = {};
+  const problems = [];
+  const warnings = [];
+  for (const [index, { env: name }] of policy.secrets.entries()) {
+    const where = `${policy.file}: secrets[${index}] (${name})`;
+    const value = env[name] ?? "";
+    const length = value.trim().length;
+    if (length === 0) {
+      warnings.push(
+        `${where}: ${name} has no value here, so nothing is kept from other destinations under that name; check the name if the agent has the secret under another`
+      );
+    } else if (length < MIN_BOUND_SECRET_CHARS) {
+      problems.push(
+        `${where}: the value of ${name} is ${length} characters long; a bound secret needs at least ${MIN_BOUND_SECRET_CHARS} (a shorter one is found in ordinary text, so requests holding it would be blocked and their receipts would show where it appears): bind a longer secret or remove the binding`
+      );
+    } else {
+      values[name] = value;
+    }
+  }
+  return { values, problems, warnings };
 }
 
 // src/cli/policy-command.ts
@@ -43746,11 +43773,20 @@ async function explain(file, method, target, io) {
     throw new UsageError(`policy explain: "${method}" is not an HTTP method`);
   const policy = await load(file, io);
   if (typeof policy === "number") return 2;
-  const explanation = explainRequest(policy, method, target);
+  const explanation = explainRequest(policy, urlScanner(policy, io), method, target);
   const { decision } = explanation;
   const kept = decision.target === void 0 ? [] : secretsKeptFrom(policy, decision.target);
   io.out(describeExplanation(explanation, kept));
   return explanation.refusal !== void 0 || decision.verdict === "block" ? 1 : 0;
+}
+function urlScanner(policy, io) {
+  const { values, warnings } = boundSecretValues(policy, process.env);
+  for (const warning of warnings) io.err(`policy explain: warning: ${warning}
+`);
+  return createSecretScanner(
+    policyDetectors(policy),
+    policy.secrets.map(({ env, allow }) => ({ env, value: values[env] ?? "", allow }))
+  );
 }
 function describeExplanation({ decision, refusal, ssrf }, keptSecrets) {
   if (refusal !== void 0)
@@ -46683,31 +46719,6 @@ async function readUpstreamCa(io, file) {
     }
   }
   return { ok: true, pem: pem2 };
-}
-
-// src/cli/bound-secrets.ts
-var MIN_BOUND_SECRET_CHARS = 8;
-function boundSecretValues(policy, env) {
-  const values = {};
-  const problems = [];
-  const warnings = [];
-  for (const [index, { env: name }] of policy.secrets.entries()) {
-    const where = `${policy.file}: secrets[${index}] (${name})`;
-    const value = env[name] ?? "";
-    const length = value.trim().length;
-    if (length === 0) {
-      warnings.push(
-        `${where}: ${name} has no value here, so nothing is kept from other destinations under that name; check the name if the agent has the secret under another`
-      );
-    } else if (length < MIN_BOUND_SECRET_CHARS) {
-      problems.push(
-        `${where}: the value of ${name} is ${length} characters long; a bound secret needs at least ${MIN_BOUND_SECRET_CHARS} (a shorter one is found in ordinary text, so requests holding it would be blocked and their receipts would show where it appears): bind a longer secret or remove the binding`
-      );
-    } else {
-      values[name] = value;
-    }
-  }
-  return { values, problems, warnings };
 }
 
 // src/cli/replace-file.ts

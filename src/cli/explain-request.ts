@@ -1,10 +1,12 @@
-// What `policy explain` says the engine does with a request: the policy's decision, then what
-// the engine applies beyond the rules without resolving a name (the WebSocket switch, and the
-// SSRF guard for an IP address written in the target).
+// What `policy explain` says the engine does with a request: the URL's secret scan, the
+// policy's decision, then what the engine applies beyond the rules without resolving a name
+// (the WebSocket switch, and the SSRF guard for an IP address written in the target).
 
 import { decide, formatHost, type Decision, type Policy } from '../policy/index.js';
 import { formatIp } from '../policy/ip.js';
 import type { Refusal } from '../engine/refusal.js';
+import { dlpRefusal } from '../engine/admission.js';
+import type { SecretScanner } from '../engine/dlp/secret-scan.js';
 import {
   checkResolvedAddresses,
   interceptedForAddress,
@@ -22,8 +24,19 @@ export interface Explanation {
   readonly ssrf: string | undefined;
 }
 
-export function explainRequest(policy: Policy, method: string, target: string): Explanation {
+/**
+ * `scanner` reads the URL as the engine does, before anything else: a secret in it blocks the
+ * request whatever the rules say (in audit mode too).
+ */
+export function explainRequest(
+  policy: Policy,
+  scanner: Pick<SecretScanner, 'scanUrl'>,
+  method: string,
+  target: string,
+): Explanation {
   const decision = decide(policy, { method, target });
+  const leak = scanner.scanUrl(target, decision.target);
+  if (leak) return { decision, refusal: dlpRefusal(leak), ssrf: undefined };
   const switchedOff = /^wss?:\/\//i.test(target) ? webSocketSwitchRefusal(policy) : undefined;
   if (switchedOff) return { decision, refusal: switchedOff, ssrf: undefined };
   const to = decision.target;

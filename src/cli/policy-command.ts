@@ -11,6 +11,9 @@ import {
 import { type CliIo, UsageError } from './io.js';
 import { readPolicyFile } from './policy-file.js';
 import { explainRequest, type Explanation } from './explain-request.js';
+import { boundSecretValues } from './bound-secrets.js';
+import { policyDetectors } from '../engine/dlp/detectors.js';
+import { createSecretScanner, type SecretScanner } from '../engine/dlp/secret-scan.js';
 
 export async function policyCommand(args: readonly string[], io: CliIo): Promise<number> {
   const [subcommand, ...rest] = args;
@@ -58,11 +61,21 @@ async function explain(file: string, method: string, target: string, io: CliIo):
     throw new UsageError(`policy explain: "${method}" is not an HTTP method`);
   const policy = await load(file, io);
   if (typeof policy === 'number') return 2;
-  const explanation = explainRequest(policy, method, target);
+  const explanation = explainRequest(policy, urlScanner(policy, io), method, target);
   const { decision } = explanation;
   const kept = decision.target === undefined ? [] : secretsKeptFrom(policy, decision.target);
   io.out(describeExplanation(explanation, kept));
   return explanation.refusal !== undefined || decision.verdict === 'block' ? 1 : 0;
+}
+
+/** The engine's URL scan: the built-in detectors, the policy's patterns, and bound secrets as set here. */
+function urlScanner(policy: Policy, io: CliIo): SecretScanner {
+  const { values, warnings } = boundSecretValues(policy, process.env);
+  for (const warning of warnings) io.err(`policy explain: warning: ${warning}\n`);
+  return createSecretScanner(
+    policyDetectors(policy),
+    policy.secrets.map(({ env, allow }) => ({ env, value: values[env] ?? '', allow })),
+  );
 }
 
 function describeExplanation(

@@ -264,6 +264,52 @@ test('policy explain applies the WebSocket switch and the SSRF guard as the prox
   }
 });
 
+test('policy explain scans the URL as the proxy does: a credential or a bound secret in it blocks (layer dlp), never printed', async () => {
+  const token = `ghp_${'a1B2c3D4e5'.repeat(3)}abcdef`;
+  const inQuery = await cli(
+    'policy',
+    'explain',
+    TRIAGE,
+    'GET',
+    `https://api.github.com/x?token=${token}`,
+  );
+  assert.equal(inQuery.code, 1, inQuery.stdout);
+  assert.match(
+    inQuery.stdout,
+    /^block\n +layer: +dlp\n +reason: DLP match: github-token in the URL\n$/,
+  );
+  const bound = 'bound-value-7Qz9-never-printed';
+  process.env['GH_TOKEN'] = bound;
+  try {
+    const elsewhere = await cli(
+      'policy',
+      'explain',
+      'fixtures/policies/bound-secret.yaml',
+      'GET',
+      `https://registry.npmjs.org/${bound}`,
+    );
+    assert.equal(elsewhere.code, 1, elsewhere.stdout);
+    assert.match(
+      elsewhere.stdout,
+      /^block\n +layer: +dlp\n +reason: DLP match: secret:GH_TOKEN in the URL/,
+    );
+    const allowed = await cli(
+      'policy',
+      'explain',
+      'fixtures/policies/bound-secret.yaml',
+      'GET',
+      `https://api.github.com/${bound}`,
+    );
+    assert.equal(allowed.code, 0, allowed.stdout);
+    for (const result of [inQuery, elsewhere, allowed]) {
+      assert.ok(!`${result.stdout}${result.stderr}`.includes(token));
+      assert.ok(!`${result.stdout}${result.stderr}`.includes(bound));
+    }
+  } finally {
+    delete process.env['GH_TOKEN'];
+  }
+});
+
 test('policy explain on an invalid policy reports its errors and exits 2 (no decision)', async () => {
   const { code, stdout, stderr } = await cli(
     'policy',
