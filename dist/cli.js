@@ -31119,8 +31119,8 @@ function isRunId(text2) {
 // src/boundary/run-process.ts
 import { readFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
-function startTimeOf(stat12) {
-  const fields2 = stat12.slice(stat12.lastIndexOf(")") + 2).split(" ");
+function startTimeOf(stat11) {
+  const fields2 = stat11.slice(stat11.lastIndexOf(")") + 2).split(" ");
   return fields2[19];
 }
 async function runProcessOf(pid) {
@@ -31130,7 +31130,7 @@ async function runProcessOf(pid) {
 }
 async function isRunning(run) {
   return readFile(`/proc/${run.pid}/stat`, "utf8").then(
-    (stat12) => startTimeOf(stat12) === run.startTime,
+    (stat11) => startTimeOf(stat11) === run.startTime,
     () => false
   );
 }
@@ -48977,6 +48977,7 @@ import { join as join15 } from "node:path";
 
 // src/packet/check/check-packet.ts
 import { createHash as createHash5 } from "node:crypto";
+import { readdir as readdir6 } from "node:fs/promises";
 import { join as join14 } from "node:path";
 
 // src/packet/check/file-check.ts
@@ -48996,21 +48997,24 @@ function unread(file, fact) {
 
 // src/packet/check/evidence-dir.ts
 import { createReadStream as createReadStream4 } from "node:fs";
-import { lstat as lstat3, open as open3, readdir as readdir5 } from "node:fs/promises";
+import { lstat as lstat4, open as open3, readdir as readdir5 } from "node:fs/promises";
 import { join as join13 } from "node:path";
 
 // src/packet/check/read-facts.ts
 import { createHash as createHash4 } from "node:crypto";
 import { createReadStream as createReadStream3 } from "node:fs";
-import { readFile as readFile10, stat as stat8 } from "node:fs/promises";
+import { lstat as lstat3, readFile as readFile10 } from "node:fs/promises";
 var SMALL_FILE_BYTES = 16 * 1024 * 1024;
 function cannotRead(error2) {
   return { kind: "unusable", error: `cannot read it: ${error2.message}` };
 }
 async function regularFileSize(file) {
   try {
-    const info = await stat8(file);
-    return info.isFile() ? { kind: "read", value: info.size } : { kind: "unusable", error: "not a regular file" };
+    const info = await lstat3(file);
+    return info.isFile() ? { kind: "read", value: info.size } : {
+      kind: "unusable",
+      error: info.isSymbolicLink() ? "a symbolic link, not a regular file" : "not a regular file"
+    };
   } catch (error2) {
     return error2.code === "ENOENT" ? { kind: "missing" } : cannotRead(error2);
   }
@@ -49048,7 +49052,7 @@ async function sha256OfFile(file) {
 // src/packet/check/evidence-dir.ts
 async function readEvidenceDir(dir, joinedFile) {
   try {
-    const info = await lstat3(dir);
+    const info = await lstat4(dir);
     if (!info.isDirectory()) {
       const what = info.isSymbolicLink() ? "a symbolic link" : "a file";
       return { kind: "unusable", error: `${what}, not a directory` };
@@ -49406,6 +49410,21 @@ function engineLogCheck({ derived: derived2 }) {
   if (derived2.engineLog.kind !== "read") return unread(ENGINE_LOG, derived2.engineLog);
   return ok(ENGINE_LOG, "read for what summary.md counts from it (not signed)");
 }
+var RUN_WRITES = /* @__PURE__ */ new Set([
+  ...Object.values(PACKET_FILES),
+  EVIDENCE_DIR,
+  ENGINE_LOG,
+  POLICY_FILE,
+  POLICY_HASH_FILE,
+  PUBLIC_KEY_FILE,
+  RECEIPTS_FILE
+]);
+function contentsCheck({ entries }) {
+  const file = "./";
+  const others = entries.filter((name) => !RUN_WRITES.has(name));
+  if (others.length === 0) return ok(file, "only the files a run writes");
+  return mismatch(file, `holds ${others.join(", ")}, which no run writes`);
+}
 function packetChecks(facts) {
   return [
     evidenceCheck(facts),
@@ -49428,7 +49447,8 @@ function packetChecks(facts) {
     signerCheck(facts),
     reportCheck(facts.recordedReport, facts.report, facts.judgement),
     ...derivedChecks({ ...facts.derived, recordedReport: facts.recordedReport }),
-    engineLogCheck(facts)
+    engineLogCheck(facts),
+    contentsCheck(facts)
   ];
 }
 function packetVerdict(judgement, checks) {
@@ -49517,6 +49537,7 @@ async function checkPacket(dir, backend, pinnedKeys, options = {}) {
   const text2 = async (file) => mapFact(await readSmall(join14(dir, file)), utf82);
   const policyBytes = await readSmall(join14(dir, POLICY_FILE));
   const checks = packetChecks({
+    entries: await readdir6(dir),
     report,
     judgement,
     evidenceDir: await readEvidenceDir(join14(dir, EVIDENCE_DIR), evidence),
@@ -49593,7 +49614,7 @@ function describeChain(label, report, judged2, expectedPolicy) {
 }
 
 // src/cli/open-packet.ts
-import { stat as stat9 } from "node:fs/promises";
+import { stat as stat8 } from "node:fs/promises";
 async function openPacket(prefix, { dir, keyArgs, policyHashFile }, io, load2) {
   let pinned;
   let policyHash2;
@@ -49604,7 +49625,7 @@ async function openPacket(prefix, { dir, keyArgs, policyHashFile }, io, load2) {
     if (!(error2 instanceof KeyArgumentError) && !(error2 instanceof InputError)) throw error2;
     return { ok: false, error: error2.message };
   }
-  if (!(await stat9(dir).catch(() => void 0))?.isDirectory())
+  if (!(await stat8(dir).catch(() => void 0))?.isDirectory())
     return { ok: false, error: `${dir} is not a directory: give the Audit Packet directory` };
   io.err(`${prefix}: verifying ${dir} \u2026
 `);
@@ -49686,11 +49707,11 @@ async function verifyPacket(request, io) {
 }
 
 // src/cli/report-output.ts
-import { realpath, stat as stat10 } from "node:fs/promises";
+import { realpath, stat as stat9 } from "node:fs/promises";
 import { basename as basename2, dirname as dirname3, join as join16, relative, resolve as resolve3, sep } from "node:path";
 async function reportOutputProblem(output, inputs) {
   const target = await resolvedPath(output);
-  if ((await stat10(target).catch(() => void 0))?.isDirectory())
+  if ((await stat9(target).catch(() => void 0))?.isDirectory())
     return `--output ${output} is a directory; give the report's file name (\u2026/${PACKET_FILES.verifier})`;
   for (const input of inputs) {
     const source = await realpath(input).catch(() => void 0);
@@ -49881,7 +49902,7 @@ async function writeRunOutcome(file, outcome) {
 }
 
 // src/cli/run-request.ts
-import { lstat as lstat4, readFile as readFile13, realpath as realpath2, readdir as readdir6, rm as rm7, stat as stat11 } from "node:fs/promises";
+import { lstat as lstat5, readFile as readFile13, realpath as realpath2, readdir as readdir7, rm as rm7, stat as stat10 } from "node:fs/promises";
 import { basename as basename3, dirname as dirname4, isAbsolute, relative as relative2, resolve as resolve4, sep as sep2 } from "node:path";
 var DEFAULT_EVIDENCE_OUTPUT = "audit-artifacts";
 var DEFAULT_IDENTITY = "pipelock-agent";
@@ -49966,7 +49987,7 @@ async function parseRunRequest(args, io, backend, cwd = process.cwd()) {
     writable,
     problems
   );
-  const leftover = await readdir6(evidenceOutput).catch(() => []);
+  const leftover = await readdir7(evidenceOutput).catch(() => []);
   if (leftover.length > 0) {
     const shown2 = leftover.slice(0, 3).join(", ") + (leftover.length > 3 ? ", \u2026" : "");
     problems.push(
@@ -50040,7 +50061,7 @@ async function checkedOutput(output, writable, problems) {
   }
   const owners = /* @__PURE__ */ new Set([0, process.getuid?.() ?? 0, Number(process.env["SUDO_UID"] ?? 0)]);
   for (const dir of ancestors(base)) {
-    const info = await stat11(dir);
+    const info = await stat10(dir);
     const mode = (info.mode & 4095).toString(8);
     if (dir === base && !info.isDirectory()) {
       problems.push(
@@ -50061,7 +50082,7 @@ async function checkedOutput(output, writable, problems) {
 async function nearestExisting(path4) {
   const missing = [];
   let existing2 = path4;
-  while (await lstat4(existing2).catch(() => void 0) === void 0) {
+  while (await lstat5(existing2).catch(() => void 0) === void 0) {
     missing.unshift(basename3(existing2));
     existing2 = dirname4(existing2);
   }
@@ -50087,7 +50108,7 @@ function processLimit(text2) {
 async function directory(path4, what, problems) {
   try {
     const real = await realpath2(path4);
-    if ((await stat11(real)).isDirectory()) return real;
+    if ((await stat10(real)).isDirectory()) return real;
     problems.push(`${what} ${path4} is not a directory`);
   } catch {
     problems.push(`${what} ${path4} does not exist`);
@@ -50119,7 +50140,7 @@ async function pathInside(workdir, path4, what, problems, mayBeWorkdir) {
 async function scriptInside(workdir, path4, problems) {
   const real = await pathInside(workdir, path4, "script", problems, false);
   if (real === void 0) return void 0;
-  if (!(await stat11(real)).isFile()) {
+  if (!(await stat10(real)).isFile()) {
     problems.push(`script ${path4} is not a regular file`);
     return void 0;
   }

@@ -221,7 +221,7 @@ curl -sS --noproxy "" -X POST -d x http://127.0.0.1:${origin.port}/public/ok; ec
     { encoding: 'utf8' },
   );
   assert.match(packetCheck, new RegExp(`\\nPACKET VALID: ${packetDir}\\n`));
-  assert.equal(packetCheck.match(/^ {2}ok {8}\S/gm)?.length, 10, packetCheck);
+  assert.equal(packetCheck.match(/^ {2}ok {8}\S/gm)?.length, 11, packetCheck);
   assert.match(packetCheck, /packet\.json .*as the chain's session open binds it/);
 
   const state = readRunnerFile(files['GITHUB_STATE'] ?? '');

@@ -27,6 +27,7 @@ const FILES = [
   'packet.json',
   'summary.md',
   'engine.log',
+  './',
 ];
 
 const pristine = join(scratchDir('pe-verify-packet-'), 'packet');
@@ -453,6 +454,23 @@ const TAMPERS: readonly Tamper[] = [
     says: /\n {2}MISMATCH +engine\.log +1073741824 bytes, more than the engine writes \(68157440: a log of at most 64 MiB, then two closing lines\); not read\n/,
   },
   {
+    what: "a file no run writes added beside the packet's own",
+    change: (dir) => writeFileSync(join(dir, 'NOTES.md'), 'approved by security\n'),
+    statuses: { './': 'MISMATCH' },
+    says: /\n {2}MISMATCH +\.\/ +holds NOTES\.md, which no run writes\n/,
+  },
+  {
+    what: 'policy.yaml a symbolic link to an identical copy',
+    change: (dir) => {
+      const copy = join(dir, '..', 'policy-copy.yaml');
+      execFileSync('cp', [join(dir, 'policy.yaml'), copy]);
+      rmSync(join(dir, 'policy.yaml'));
+      symlinkSync(copy, join(dir, 'policy.yaml'));
+    },
+    statuses: { 'policy.yaml': 'MISMATCH', 'packet.json': 'UNCHECKED', 'summary.md': 'UNCHECKED' },
+    says: /\n {2}MISMATCH +policy\.yaml +a symbolic link, not a regular file\n/,
+  },
+  {
     what: 'engine.log removed',
     change: (dir) => rmSync(join(dir, 'engine.log')),
     statuses: { 'packet.json': 'UNCHECKED', 'summary.md': 'UNCHECKED', 'engine.log': 'MISSING' },
@@ -669,7 +687,7 @@ test('usage: --packet alone says what it takes from the packet; a missing or emp
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /nowhere is not a directory: give the Audit Packet directory/);
   const empty = scratchDir('pe-verify-packet-');
-  const out = join(empty, 'report.json');
+  const out = join(scratchDir('pe-verify-packet-'), 'report.json');
   const bare = await verify(empty, '--output', out);
   assert.equal(bare.code, 2);
   assert.match(

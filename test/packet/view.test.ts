@@ -84,6 +84,7 @@ const ALL_MATCH = {
   'packet.json': 'ok',
   'summary.md': 'ok',
   'engine.log': 'ok',
+  './': 'ok',
 };
 
 test('a packet as run writes it, with its key pinned: valid, every file matches, one row per receipt', async () => {

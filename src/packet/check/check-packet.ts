@@ -2,6 +2,7 @@
 // recorder, sealed, the packet's policy hash, the pinned keys), counts the verified receipts,
 // and checks every other file against them. Reads each file as it is, without trusting it.
 import { createHash } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   parsePublicKey,
@@ -147,6 +148,7 @@ export async function checkPacket(
     mapFact(await readSmall(join(dir, file)), utf8);
   const policyBytes = await readSmall(join(dir, POLICY_FILE));
   const checks = packetChecks({
+    entries: await readdir(dir),
     report,
     judgement,
     evidenceDir: await readEvidenceDir(join(dir, EVIDENCE_DIR), evidence),

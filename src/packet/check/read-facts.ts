@@ -2,7 +2,7 @@
 // large, unreadable, not UTF-8) or read, never trusting what is there to be what a run wrote.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { lstat, readFile } from 'node:fs/promises';
 import type { FileFact } from './file-check.js';
 
 /** Files read whole are small; anything larger is not what a run writes. */
@@ -14,10 +14,16 @@ export function cannotRead(error: unknown): FileFact<never> {
 
 export async function regularFileSize(file: string): Promise<FileFact<number>> {
   try {
-    const info = await stat(file);
+    // Not followed: a link is not a file the run wrote, whatever it points at.
+    const info = await lstat(file);
     return info.isFile()
       ? { kind: 'read', value: info.size }
-      : { kind: 'unusable', error: 'not a regular file' };
+      : {
+          kind: 'unusable',
+          error: info.isSymbolicLink()
+            ? 'a symbolic link, not a regular file'
+            : 'not a regular file',
+        };
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'ENOENT'
       ? { kind: 'missing' }
