@@ -31016,7 +31016,7 @@ var require_cjs3 = __commonJS({
 });
 
 // src/cli/index.ts
-import { readFile as readFile14 } from "node:fs/promises";
+import { readFile as readFile13 } from "node:fs/promises";
 import { isMainThread as isMainThread2 } from "node:worker_threads";
 
 // package.json
@@ -46955,7 +46955,7 @@ import { basename as basename4, join as join18 } from "node:path";
 
 // src/boundary/boundary.ts
 import { spawn as spawn5 } from "node:child_process";
-import { chmod as chmod3, chown, copyFile as copyFile2, mkdir as mkdir5, readFile as readFile8, stat as stat5, writeFile as writeFile7 } from "node:fs/promises";
+import { chmod as chmod4, chown, copyFile as copyFile2, mkdir as mkdir5, readFile as readFile7, stat as stat5, writeFile as writeFile7 } from "node:fs/promises";
 import { constants as constants5 } from "node:os";
 import { basename, dirname as dirname2, join as join10 } from "node:path";
 
@@ -47901,12 +47901,13 @@ async function installSudoersDeny(runId, users) {
 // src/boundary/run-lock.ts
 import { spawn as spawn4 } from "node:child_process";
 import { once as once3 } from "node:events";
-import { readFile as readFile7, rm as rm6, writeFile as writeFile6 } from "node:fs/promises";
+import { chmod as chmod3, readdir as readdir3, writeFile as writeFile6 } from "node:fs/promises";
 import { join as join9 } from "node:path";
 var HELD_ELSEWHERE = 75;
-async function takeRunLock(flock, base, runId) {
+async function takeRunLock(flock, base) {
   const lockFile = join9(base, "run.lock");
-  const holderFile = join9(base, "run.lock.holder");
+  await writeFile6(lockFile, "", { flag: "a", mode: 384 });
+  await chmod3(lockFile, 384);
   const holder = spawn4(
     flock,
     [
@@ -47930,20 +47931,19 @@ async function takeRunLock(flock, base, runId) {
   if (first !== void 0) {
     const [code2] = first;
     if (code2 === HELD_ELSEWHERE) {
-      const other = await readFile7(holderFile, "utf8").catch(() => "another run");
+      const runs = (await readdir3(base).catch(() => [])).filter(isRunId);
       throw new BoundaryError(
-        `${other.trim()} is running on this machine, and runs share the agent's user: one at a time; this run started nothing (wait for that one, or run this one elsewhere)`
+        `another run (${runs.join(", ") || "its directory already gone"}) is going on this machine, and runs share the agent's user: one at a time; this run started nothing (wait for that one, or run this one elsewhere)`
       );
     }
     throw new BoundaryError(
       `taking the run lock ${lockFile} failed: ${said.trim() || `flock exited ${code2}`}`
     );
   }
-  await writeFile6(holderFile, `run ${runId} (pid ${process.pid})
-`, { mode: 420 });
   return {
+    // The lock file stays: one unlinked while another run opens it would let two runs each
+    // hold a lock.
     async release() {
-      await rm6(holderFile, { force: true });
       holder.stdin.end();
       await exited;
     }
@@ -47956,8 +47956,8 @@ async function runInBoundary(request) {
   const { runId } = request;
   const layout2 = runLayout(runId, basename(request.script));
   await mkdir5(RUNTIME_BASE, { recursive: true, mode: 457 });
-  await chmod3(RUNTIME_BASE, 457);
-  const lock = await takeRunLock(request.tools.flock, RUNTIME_BASE, runId);
+  await chmod4(RUNTIME_BASE, 457);
+  const lock = await takeRunLock(request.tools.flock, RUNTIME_BASE);
   try {
     return await runLocked(request, layout2);
   } finally {
@@ -48172,7 +48172,7 @@ async function writeRunFiles(request, layout2, agent, host) {
     await writeOwned(layout2.upstreamCaFile, request.upstreamCaPem, 292, { uid: 0, gid: 0 });
   }
   await mkdir5(dirname2(layout2.agentScript), { recursive: true, mode: 493 });
-  await writeOwned(layout2.agentScript, await readFile8(request.script), 365, { uid: 0, gid: 0 });
+  await writeOwned(layout2.agentScript, await readFile7(request.script), 365, { uid: 0, gid: 0 });
   await writeOwned(layout2.probeScript, PROBE_SCRIPT, 365, { uid: 0, gid: 0 });
   await mkdir5(layout2.home, { mode: 448 });
   await chown(layout2.home, agent.uid, agent.gid);
@@ -48184,12 +48184,12 @@ async function makeStages(layout2, dirs) {
 async function writeOwned(file, data2, mode, owner) {
   await writeFile7(file, data2, { mode, flag: "wx" });
   await chown(file, owner.uid, owner.gid);
-  await chmod3(file, mode);
+  await chmod4(file, mode);
 }
 async function reachableCopy(file, copy, mode) {
   if (await othersCanUse(file, mode)) return file;
   await copyFile2(file, copy);
-  await chmod3(copy, mode);
+  await chmod4(copy, mode);
   return copy;
 }
 async function othersCanUse(file, mode) {
@@ -48210,8 +48210,8 @@ async function existing(paths) {
 }
 async function writeCaBundle(layout2, ready) {
   const [system] = await existing(SYSTEM_CA_BUNDLES);
-  const roots = system === void 0 ? "" : await readFile8(system, "utf8");
-  const runCa = ready.caCert === null ? "" : await readFile8(ready.caCert, "utf8");
+  const roots = system === void 0 ? "" : await readFile7(system, "utf8");
+  const runCa = ready.caCert === null ? "" : await readFile7(ready.caCert, "utf8");
   await writeOwned(
     layout2.caBundle,
     `${roots}${roots.endsWith("\n") || roots === "" ? "" : "\n"}${runCa}`,
@@ -48596,12 +48596,12 @@ function runCapsuleSha256(run, posture, configPath) {
 }
 
 // src/cli/audit-packet.ts
-import { readFile as readFile11 } from "node:fs/promises";
+import { readFile as readFile10 } from "node:fs/promises";
 import { join as join17 } from "node:path";
 
 // src/packet/write-packet.ts
 import { createReadStream } from "node:fs";
-import { access as access2, readdir as readdir3, readFile as readFile9, writeFile as writeFile8 } from "node:fs/promises";
+import { access as access2, readdir as readdir4, readFile as readFile8, writeFile as writeFile8 } from "node:fs/promises";
 import { createInterface as createInterface2 } from "node:readline";
 import { join as join12 } from "node:path";
 
@@ -48710,9 +48710,9 @@ function summarizeChain(receipts) {
 var NEW_FILE = "wx";
 async function writePacketEvidence(packet) {
   const dir = join12(packet.out, EVIDENCE_DIR);
-  const names = evidenceFileOrder(await readdir3(dir));
+  const names = evidenceFileOrder(await readdir4(dir));
   const files = await Promise.all(
-    names.map(async (name) => ({ name, content: await readFile9(join12(dir, name)) }))
+    names.map(async (name) => ({ name, content: await readFile8(join12(dir, name)) }))
   );
   await writeFile8(
     join12(packet.out, PACKET_FILES.evidence),
@@ -48866,7 +48866,7 @@ import path3 from "node:path";
 
 // src/cli/evidence-source.ts
 import { createReadStream as createReadStream2 } from "node:fs";
-import { readdir as readdir4, stat as stat7 } from "node:fs/promises";
+import { readdir as readdir5, stat as stat7 } from "node:fs/promises";
 import path2 from "node:path";
 var CHUNK_BYTES = 256 * 1024;
 var UnreadableEvidence = class extends Error {
@@ -48884,7 +48884,7 @@ async function verifyEvidencePath(backend, evidencePath, options) {
   const sessionId = options.sessionId ?? DEFAULT_SESSION_ID;
   const label = `${evidencePath} (session ${sessionId})`;
   const names = evidenceFileOrder(
-    await readdir4(evidencePath).catch((error2) => {
+    await readdir5(evidencePath).catch((error2) => {
       throw unreadable(evidencePath, error2);
     }),
     sessionId
@@ -48977,7 +48977,7 @@ import { join as join15 } from "node:path";
 
 // src/packet/check/check-packet.ts
 import { createHash as createHash5 } from "node:crypto";
-import { readdir as readdir6 } from "node:fs/promises";
+import { readdir as readdir7 } from "node:fs/promises";
 import { join as join14 } from "node:path";
 
 // src/packet/check/file-check.ts
@@ -48997,13 +48997,13 @@ function unread(file, fact) {
 
 // src/packet/check/evidence-dir.ts
 import { createReadStream as createReadStream4 } from "node:fs";
-import { lstat as lstat4, open as open3, readdir as readdir5 } from "node:fs/promises";
+import { lstat as lstat4, open as open3, readdir as readdir6 } from "node:fs/promises";
 import { join as join13 } from "node:path";
 
 // src/packet/check/read-facts.ts
 import { createHash as createHash4 } from "node:crypto";
 import { createReadStream as createReadStream3 } from "node:fs";
-import { lstat as lstat3, readFile as readFile10 } from "node:fs/promises";
+import { lstat as lstat3, readFile as readFile9 } from "node:fs/promises";
 var SMALL_FILE_BYTES = 16 * 1024 * 1024;
 function cannotRead(error2) {
   return { kind: "unusable", error: `cannot read it: ${error2.message}` };
@@ -49025,7 +49025,7 @@ async function readSmall(file) {
   if (size.value > SMALL_FILE_BYTES)
     return { kind: "unusable", error: `larger than ${SMALL_FILE_BYTES} bytes` };
   try {
-    return { kind: "read", value: await readFile10(file) };
+    return { kind: "read", value: await readFile9(file) };
   } catch (error2) {
     return cannotRead(error2);
   }
@@ -49062,7 +49062,7 @@ async function readEvidenceDir(dir, joinedFile) {
     return cannotRead(error2);
   }
   try {
-    const entries = await readdir5(dir, { withFileTypes: true });
+    const entries = await readdir6(dir, { withFileTypes: true });
     const files = evidenceFileOrder(entries.map((entry) => entry.name));
     const engineWrites = /* @__PURE__ */ new Set([...files, RUN_CA_FILE]);
     const stray = entries.find((entry) => !entry.isFile());
@@ -49537,7 +49537,7 @@ async function checkPacket(dir, backend, pinnedKeys, options = {}) {
   const text2 = async (file) => mapFact(await readSmall(join14(dir, file)), utf82);
   const policyBytes = await readSmall(join14(dir, POLICY_FILE));
   const checks = packetChecks({
-    entries: await readdir6(dir),
+    entries: await readdir7(dir),
     report,
     judgement,
     evidenceDir: await readEvidenceDir(join14(dir, EVIDENCE_DIR), evidence),
@@ -49875,7 +49875,7 @@ async function writeAuditPacket(packet, io) {
     ],
     io
   );
-  const report = parseVerificationReport(await readFile11(join17(out, PACKET_FILES.verifier), "utf8"));
+  const report = parseVerificationReport(await readFile10(join17(out, PACKET_FILES.verifier), "utf8"));
   await writePacketReport({
     out,
     receipts,
@@ -49890,7 +49890,7 @@ async function writeAuditPacket(packet, io) {
 }
 
 // src/cli/run-outcome.ts
-import { readFile as readFile12, writeFile as writeFile10 } from "node:fs/promises";
+import { readFile as readFile11, writeFile as writeFile10 } from "node:fs/promises";
 var RUN_OUTCOME = object({
   exit_code: number2().int(),
   boundary_failure: string2().nullable(),
@@ -49902,7 +49902,7 @@ async function writeRunOutcome(file, outcome) {
 }
 
 // src/cli/run-request.ts
-import { lstat as lstat5, readFile as readFile13, realpath as realpath2, readdir as readdir7, rm as rm7, stat as stat10 } from "node:fs/promises";
+import { lstat as lstat5, readFile as readFile12, realpath as realpath2, readdir as readdir8, rm as rm6, stat as stat10 } from "node:fs/promises";
 import { basename as basename3, dirname as dirname4, isAbsolute, relative as relative2, resolve as resolve4, sep as sep2 } from "node:path";
 var DEFAULT_EVIDENCE_OUTPUT = "audit-artifacts";
 var DEFAULT_IDENTITY = "pipelock-agent";
@@ -49987,7 +49987,7 @@ async function parseRunRequest(args, io, backend, cwd = process.cwd()) {
     writable,
     problems
   );
-  const leftover = await readdir7(evidenceOutput).catch(() => []);
+  const leftover = await readdir8(evidenceOutput).catch(() => []);
   if (leftover.length > 0) {
     const shown2 = leftover.slice(0, 3).join(", ") + (leftover.length > 3 ? ", \u2026" : "");
     problems.push(
@@ -50032,8 +50032,8 @@ async function parseRunRequest(args, io, backend, cwd = process.cwd()) {
 }
 async function environmentFile(file, problems) {
   try {
-    const parsed = JSON.parse(await readFile13(file, "utf8"));
-    await rm7(file, { force: true });
+    const parsed = JSON.parse(await readFile12(file, "utf8"));
+    await rm6(file, { force: true });
     if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed) || !Object.values(parsed).every((value) => typeof value === "string")) {
       problems.push(`--agent-env-file ${file}: expected a JSON object of strings`);
       return {};
@@ -51011,7 +51011,7 @@ function runCommand2() {
       if (!readerGone) process.stdout.write(text2);
     },
     err: (text2) => process.stderr.write(text2),
-    readFile: (path4) => readFile14(path4)
+    readFile: (path4) => readFile13(path4)
   };
   main(process.argv.slice(2), io).then(
     (code2) => {

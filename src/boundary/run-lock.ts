@@ -5,9 +5,10 @@
 // outright frees it with its death (the child reads its stdin until then).
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BoundaryError } from './command.js';
+import { isRunId } from './layout.js';
 
 /** flock(1)'s exit code when the lock is taken (its --conflict-exit-code). */
 const HELD_ELSEWHERE = 75;
@@ -16,9 +17,11 @@ export interface RunLock {
   release(): Promise<void>;
 }
 
-export async function takeRunLock(flock: string, base: string, runId: string): Promise<RunLock> {
+export async function takeRunLock(flock: string, base: string): Promise<RunLock> {
   const lockFile = join(base, 'run.lock');
-  const holderFile = join(base, 'run.lock.holder');
+  // Root's alone: anyone who can open a file can flock it, and so hold every run off.
+  await writeFile(lockFile, '', { flag: 'a', mode: 0o600 });
+  await chmod(lockFile, 0o600);
   // Its own process group: a Ctrl-C meant for the run must not free the lock mid-teardown.
   const holder = spawn(
     flock,
@@ -43,21 +46,20 @@ export async function takeRunLock(flock: string, base: string, runId: string): P
   if (first !== undefined) {
     const [code] = first;
     if (code === HELD_ELSEWHERE) {
-      const other = await readFile(holderFile, 'utf8').catch(() => 'another run');
+      // The runs whose directories are here: the one going, and any a kill left for cleanup.
+      const runs = (await readdir(base).catch(() => [])).filter(isRunId);
       throw new BoundaryError(
-        `${other.trim()} is running on this machine, and runs share the agent's user: one at a time; this run started nothing (wait for that one, or run this one elsewhere)`,
+        `another run (${runs.join(', ') || 'its directory already gone'}) is going on this machine, and runs share the agent's user: one at a time; this run started nothing (wait for that one, or run this one elsewhere)`,
       );
     }
     throw new BoundaryError(
       `taking the run lock ${lockFile} failed: ${said.trim() || `flock exited ${code}`}`,
     );
   }
-  await writeFile(holderFile, `run ${runId} (pid ${process.pid})\n`, { mode: 0o644 });
   return {
+    // The lock file stays: one unlinked while another run opens it would let two runs each
+    // hold a lock.
     async release() {
-      // Before the lock goes: the next run writes its own. The lock file stays (one unlinked
-      // while another run waits to open it would let two runs hold two locks).
-      await rm(holderFile, { force: true });
       holder.stdin.end();
       await exited;
     },

@@ -578,7 +578,7 @@ test('a second run while one is going is refused before it creates anything: the
   assert.doesNotMatch(String(second?.stdout), /second-ran/);
   assert.match(
     String(second?.stderr),
-    /run pe-[0-9a-f]{10} \(pid [0-9]+\) is running on this machine, and runs share the agent's user: one at a time; this run started nothing/,
+    /another run \(pe-[0-9a-f]{10}\) is going on this machine, and runs share the agent's user: one at a time; this run started nothing/,
   );
 });
 
