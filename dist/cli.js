@@ -46735,6 +46735,18 @@ async function replaceFile(path4, data2, mode) {
   }
 }
 
+// src/agent-identity.ts
+var MAX_IDENTITY_CHARS = 128;
+function identityProblem(value) {
+  if (value === "") return "the agent identity is required";
+  const control = [...value].some(
+    (char) => char.charCodeAt(0) < 32 || char.charCodeAt(0) === 127
+  );
+  if (value.length > MAX_IDENTITY_CHARS || control)
+    return `expected at most ${MAX_IDENTITY_CHARS} characters without control characters`;
+  return void 0;
+}
+
 // src/cli/proxy-command.ts
 var COMMAND = "proxy";
 async function proxyCommand(args, io) {
@@ -46756,6 +46768,9 @@ async function proxyCommand(args, io) {
   const listen = listenTarget(options);
   const evidenceDir = requireOption(options, "evidence-dir");
   const signingKey = optionValue(options, "signing-key");
+  const identity = optionValue(options, "identity") ?? "anonymous";
+  const wrongIdentity = identityProblem(identity);
+  if (wrongIdentity !== void 0) throw new UsageError(`${COMMAND}: --identity: ${wrongIdentity}`);
   const capsule = optionValue(options, "run-capsule-sha256");
   if (capsule !== void 0 && !/^[0-9a-f]{64}$/.test(capsule))
     throw new UsageError(`${COMMAND}: --run-capsule-sha256 takes 64 lowercase hex digits`);
@@ -46812,7 +46827,7 @@ async function proxyCommand(args, io) {
       backend,
       seed,
       run: {
-        actor: optionValue(options, "identity") ?? "anonymous",
+        actor: identity,
         policyHash: policy.policy.hash,
         ...capsule === void 0 ? {} : { postureCapsuleSha256: capsule }
       }
@@ -49947,6 +49962,9 @@ async function parseRunRequest(args, io, backend, cwd = process.cwd()) {
     const parsed = parseNamePin(pin);
     if (typeof parsed === "string") throw new UsageError(`run: --resolve ${parsed}`);
   }
+  const identity = optionValue(options, "identity") ?? DEFAULT_IDENTITY;
+  const wrongIdentity = identityProblem(identity);
+  if (wrongIdentity !== void 0) throw new UsageError(`run: --identity: ${wrongIdentity}`);
   const maxProcesses = processLimit(optionValue(options, "max-processes"));
   const runId = optionValue(options, "run-id") ?? newRunId();
   if (!isRunId(runId))
@@ -50019,7 +50037,7 @@ async function parseRunRequest(args, io, backend, cwd = process.cwd()) {
     writable,
     evidenceOutput,
     ...keys,
-    identity: optionValue(options, "identity") ?? DEFAULT_IDENTITY,
+    identity,
     pins,
     upstreamCaPem,
     maxProcesses,

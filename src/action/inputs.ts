@@ -4,10 +4,7 @@
 import * as z from 'zod';
 import { parseNamePin, type NamePin } from '../engine/name-pin.js';
 import type { RawInputs } from './input-names.js';
-
-function hasControlCharacter(value: string): boolean {
-  return [...value].some((char) => char.charCodeAt(0) < 0x20 || char.charCodeAt(0) === 0x7f);
-}
+import { identityProblem } from '../agent-identity.js';
 
 const path = (what: string) =>
   z
@@ -89,12 +86,10 @@ const inputSchema = z
     'evidence-output': requiredPath('the evidence output directory'),
     'signing-key': z.string().transform((value) => (value === '' ? undefined : value)),
     'public-key': z.string().transform((value) => (value === '' ? undefined : value)),
-    'agent-identity': z
-      .string()
-      .refine((value) => value !== '', { error: 'the agent identity is required' })
-      .refine((value) => value.length <= 128 && !hasControlCharacter(value), {
-        error: 'expected at most 128 characters without control characters',
-      }),
+    'agent-identity': z.string().superRefine((value, context) => {
+      const problem = identityProblem(value);
+      if (problem !== undefined) context.addIssue({ code: 'custom', message: problem });
+    }),
     'working-directory': requiredPath('the working directory'),
     'fail-on-verifier-error': flag,
     'upload-artifact': flag,

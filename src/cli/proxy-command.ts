@@ -20,6 +20,7 @@ import { readUpstreamCa } from './upstream-ca.js';
 import { boundSecretValues } from './bound-secrets.js';
 import { readPolicyFile } from './policy-file.js';
 import { replaceFile } from './replace-file.js';
+import { identityProblem } from '../agent-identity.js';
 
 const COMMAND = 'proxy';
 
@@ -42,6 +43,9 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
   const listen = listenTarget(options);
   const evidenceDir = requireOption(options, 'evidence-dir');
   const signingKey = optionValue(options, 'signing-key');
+  const identity = optionValue(options, 'identity') ?? 'anonymous';
+  const wrongIdentity = identityProblem(identity);
+  if (wrongIdentity !== undefined) throw new UsageError(`${COMMAND}: --identity: ${wrongIdentity}`);
   const capsule = optionValue(options, 'run-capsule-sha256');
   if (capsule !== undefined && !/^[0-9a-f]{64}$/.test(capsule))
     throw new UsageError(`${COMMAND}: --run-capsule-sha256 takes 64 lowercase hex digits`);
@@ -95,7 +99,7 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
       backend,
       seed,
       run: {
-        actor: optionValue(options, 'identity') ?? 'anonymous',
+        actor: identity,
         policyHash: policy.policy.hash,
         ...(capsule === undefined ? {} : { postureCapsuleSha256: capsule }),
       },

@@ -14,6 +14,7 @@ import { optionValue, parseOptions, type ParsedOptions } from './options.js';
 import { readUpstreamCa } from './upstream-ca.js';
 import { boundSecretValues } from './bound-secrets.js';
 import { readPolicyFile } from './policy-file.js';
+import { identityProblem } from '../agent-identity.js';
 
 export const DEFAULT_EVIDENCE_OUTPUT = 'audit-artifacts';
 export const DEFAULT_IDENTITY = 'pipelock-agent';
@@ -95,6 +96,9 @@ export async function parseRunRequest(
     const parsed = parseNamePin(pin);
     if (typeof parsed === 'string') throw new UsageError(`run: --resolve ${parsed}`);
   }
+  const identity = optionValue(options, 'identity') ?? DEFAULT_IDENTITY;
+  const wrongIdentity = identityProblem(identity);
+  if (wrongIdentity !== undefined) throw new UsageError(`run: --identity: ${wrongIdentity}`);
   const maxProcesses = processLimit(optionValue(options, 'max-processes'));
   const runId = optionValue(options, 'run-id') ?? newRunId();
   if (!isRunId(runId))
@@ -182,7 +186,7 @@ export async function parseRunRequest(
     writable,
     evidenceOutput,
     ...keys,
-    identity: optionValue(options, 'identity') ?? DEFAULT_IDENTITY,
+    identity,
     pins,
     upstreamCaPem,
     maxProcesses,

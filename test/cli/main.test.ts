@@ -334,3 +334,22 @@ test('policy explain rejects a method that is not a token', async () => {
   assert.equal(code, 2);
   assert.match(stderr, /"GET \/" is not an HTTP method/);
 });
+
+test('run --identity with a control character or over 128 characters is a usage error (exit 2)', async () => {
+  for (const identity of ['agent\nforged line', 'a'.repeat(129)]) {
+    const { code, stderr } = await cli(
+      'run',
+      '--policy',
+      'fixtures/policies/reference.yaml',
+      '--identity',
+      identity,
+      '--',
+      'agent.sh',
+    );
+    assert.equal(code, 2, stderr);
+    assert.match(
+      stderr,
+      /run: --identity: expected at most 128 characters without control characters/,
+    );
+  }
+});

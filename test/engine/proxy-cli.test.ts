@@ -376,13 +376,19 @@ function loopbackProxy(policy: string, evidence: string, ...more: string[]): str
   ];
 }
 
-test('proxy CLI: malformed --resolve and --run-capsule-sha256 are usage errors (exit 2), before any evidence', async () => {
+test('proxy CLI: malformed --resolve, --run-capsule-sha256 and --identity are usage errors (exit 2), before any evidence', async () => {
   const capsuleError = /--run-capsule-sha256 takes 64 lowercase hex digits/;
   for (const [option, value, error] of [
     ['--resolve', 'api.example.test:not-an-ip', /--resolve .*not an IP address/],
     ['--run-capsule-sha256', 'c'.repeat(63), capsuleError],
     ['--run-capsule-sha256', 'C'.repeat(64), capsuleError],
     ['--run-capsule-sha256', `${'c'.repeat(64)}\n`, capsuleError],
+    [
+      '--identity',
+      'agent\nforged line',
+      /--identity: expected at most 128 characters without control/,
+    ],
+    ['--identity', 'a'.repeat(129), /--identity: expected at most 128 characters/],
   ] as const) {
     const dir = tempDir();
     try {
