@@ -40668,7 +40668,7 @@ function parseHostAndPort(text2) {
     return failWith(`"${text2.slice(colon + 1)}" is not a port number; expected 1-65535`);
   if (hostText.startsWith("*.")) {
     const suffix = parseNameOrIpv4(hostText.slice(2));
-    if (!suffix.ok) return failWith(`wildcard ${suffix.problem}`);
+    if (!suffix.ok) return failWith(`wildcard "${hostText}": after "*." ${suffix.problem}`);
     if (suffix.host.kind !== "name")
       return failWith(`"${hostText}": a wildcard cannot cover an IP address`);
     return made({ kind: "wildcard", suffix: suffix.host.name }, port2, void 0);
@@ -43699,7 +43699,7 @@ function explainRequest(policy, scanner, method, target) {
   return {
     decision: intercepted === void 0 ? scanned : { ...scanned, intercept: true },
     refusal: void 0,
-    ssrf: kind === void 0 ? `passes: ${formatIp(ip)} is a public address` : `passes: ${formatIp(ip)} is a ${kind} address, and a rule naming it allows this request`
+    ssrf: kind === void 0 ? `passes: ${formatIp(ip)} is a public address` : `passes: ${formatIp(ip)} is ${/^[aeiou]/i.test(kind) ? "an" : "a"} ${kind} address, and a rule naming it allows this request`
   };
 }
 

@@ -71,6 +71,6 @@ export function explainRequest(
     ssrf:
       kind === undefined
         ? `passes: ${formatIp(ip)} is a public address`
-        : `passes: ${formatIp(ip)} is a ${kind} address, and a rule naming it allows this request`,
+        : `passes: ${formatIp(ip)} is ${/^[aeiou]/i.test(kind) ? 'an' : 'a'} ${kind} address, and a rule naming it allows this request`,
   };
 }

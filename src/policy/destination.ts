@@ -57,7 +57,7 @@ function parseHostAndPort(text: string): DestinationResult {
     return failWith(`"${text.slice(colon + 1)}" is not a port number; expected 1-65535`);
   if (hostText.startsWith('*.')) {
     const suffix = parseNameOrIpv4(hostText.slice(2));
-    if (!suffix.ok) return failWith(`wildcard ${suffix.problem}`);
+    if (!suffix.ok) return failWith(`wildcard "${hostText}": after "*." ${suffix.problem}`);
     if (suffix.host.kind !== 'name')
       return failWith(`"${hostText}": a wildcard cannot cover an IP address`);
     return made({ kind: 'wildcard', suffix: suffix.host.name }, port, undefined);

@@ -139,6 +139,7 @@ const REFUSED: ReadonlyArray<readonly [input: string, says: string]> = [
   ['0x7f.0.0.0/8', 'is not an IPv4 address in dotted decimal'],
   ['010.0.0.0/8', 'no leading zeros'],
   ['10/8', 'is not an IPv4 address in dotted decimal'],
+  ['*.', 'wildcard "*.": after "*." the host is empty'],
   // URL parsers read these as IPv4 addresses; a policy writes an address one way only.
   ['010.0.0.1', 'is read as the IPv4 address 8.0.0.1'],
   ['192.168.010.001', 'is read as the IPv4 address 192.168.8.1'],
