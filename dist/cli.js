@@ -45923,9 +45923,18 @@ var EvidenceWriter = class _EvidenceWriter {
    * or broken chain is refused.
    */
   static open(options) {
-    mkdirSync(options.dir, { recursive: true, mode: 448 });
+    const notADirectory = new Error(
+      `evidence directory ${options.dir} is not a directory (or a path to it is a file); give a directory, or a path to make one at`
+    );
+    try {
+      mkdirSync(options.dir, { recursive: true, mode: 448 });
+    } catch (error2) {
+      const code2 = error2.code;
+      if (code2 === "EEXIST" || code2 === "ENOTDIR") throw notADirectory;
+      throw error2;
+    }
     const dir = statSync(options.dir);
-    if (!dir.isDirectory()) throw new Error(`evidence directory ${options.dir} is not a directory`);
+    if (!dir.isDirectory()) throw notADirectory;
     const uid = process.getuid?.();
     const unsafe = dir.uid !== uid ? `is owned by uid ${dir.uid}, not this user (uid ${uid ?? "?"})` : (dir.mode & 18) !== 0 ? `is writable by other users (mode ${(dir.mode & 511).toString(8)})` : void 0;
     if (unsafe !== void 0) {
@@ -46489,6 +46498,15 @@ var POLICY_HASH_FILE = "policy-hash.txt";
 var PUBLIC_KEY_FILE = "signer-public-key.pem";
 var RECEIPTS_FILE = "receipts.json";
 var RUN_CA_FILE = "run-ca.pem";
+var PACKET_ENTRIES = /* @__PURE__ */ new Set([
+  ...Object.values(PACKET_FILES),
+  EVIDENCE_DIR,
+  ENGINE_LOG,
+  POLICY_FILE,
+  POLICY_HASH_FILE,
+  PUBLIC_KEY_FILE,
+  RECEIPTS_FILE
+]);
 var THIS_ENGINE = `pipelock-egress ${package_default.version}`;
 var UNSUPPORTED_PATHS = [
   "mcp_transports",
@@ -49425,18 +49443,9 @@ function engineLogCheck({ derived: derived2 }) {
   if (derived2.engineLog.kind !== "read") return unread(ENGINE_LOG, derived2.engineLog);
   return ok(ENGINE_LOG, "read for what summary.md counts from it (not signed)");
 }
-var RUN_WRITES = /* @__PURE__ */ new Set([
-  ...Object.values(PACKET_FILES),
-  EVIDENCE_DIR,
-  ENGINE_LOG,
-  POLICY_FILE,
-  POLICY_HASH_FILE,
-  PUBLIC_KEY_FILE,
-  RECEIPTS_FILE
-]);
 function contentsCheck({ entries }) {
   const file = "./";
-  const others = entries.filter((name) => !RUN_WRITES.has(name));
+  const others = entries.filter((name) => !PACKET_ENTRIES.has(name));
   if (others.length === 0) return ok(file, "only the files a run writes");
   return mismatch(file, `holds ${others.join(", ")}, which no run writes`);
 }

@@ -149,9 +149,18 @@ export class EvidenceWriter implements DecisionLog {
     writer: EvidenceWriter;
     resumed: ChainTail | undefined;
   } {
-    mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+    const notADirectory = new Error(
+      `evidence directory ${options.dir} is not a directory (or a path to it is a file); give a directory, or a path to make one at`,
+    );
+    try {
+      mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST' || code === 'ENOTDIR') throw notADirectory;
+      throw error;
+    }
     const dir = statSync(options.dir);
-    if (!dir.isDirectory()) throw new Error(`evidence directory ${options.dir} is not a directory`);
+    if (!dir.isDirectory()) throw notADirectory;
     const uid = process.getuid?.();
     const unsafe =
       dir.uid !== uid

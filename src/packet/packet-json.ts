@@ -21,6 +21,17 @@ export const RECEIPTS_FILE = 'receipts.json';
 /** The run CA's certificate, which the engine writes beside its evidence files. */
 export const RUN_CA_FILE = 'run-ca.pem';
 
+/** Everything a run writes into the packet's directory. */
+export const PACKET_ENTRIES: ReadonlySet<string> = new Set([
+  ...Object.values(PACKET_FILES),
+  EVIDENCE_DIR,
+  ENGINE_LOG,
+  POLICY_FILE,
+  POLICY_HASH_FILE,
+  PUBLIC_KEY_FILE,
+  RECEIPTS_FILE,
+]);
+
 export interface PacketRun {
   readonly provider: 'github_actions' | 'self_hosted' | 'local';
   readonly repository?: string;

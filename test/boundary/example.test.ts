@@ -25,7 +25,7 @@ test('npm run example: allowed read passes, the forbidden ones are blocked, the 
   assert.match(run.stdout, /^CHAIN VALID: example-output\/packet\/evidence\.jsonl/m);
   // Every file of the packet agrees with the verified chain.
   assert.match(run.stdout, /^PACKET VALID: example-output\/packet$/m);
-  assert.equal(run.stdout.match(/^ {2}ok {8}\S/gm)?.length, 10, run.stdout);
+  assert.equal(run.stdout.match(/^ {2}ok {8}\S/gm)?.length, 11, run.stdout);
   // The chain's session open binds the run the packet states.
   assert.match(
     run.stdout,

@@ -483,6 +483,21 @@ for (const [what, plant, says] of [
   });
 }
 
+test('an evidence directory that is a file, or under one, is refused saying so', () => {
+  const root = tempDir();
+  try {
+    const file = join(root, 'a-file');
+    writeFileSync(file, '');
+    for (const dir of [file, join(file, 'below')])
+      assert.throws(
+        () => writer(dir),
+        /evidence directory .* is not a directory \(or a path to it is a file\)/,
+      );
+  } finally {
+    cleanup(root);
+  }
+});
+
 test('an evidence directory others can write, or another user owns, is refused before anything is written', () => {
   const root = tempDir();
   try {

@@ -3,15 +3,7 @@
 import type { EvidenceReport } from '../../receipts/index.js';
 import type { Judgement } from '../../cli/judge.js';
 import type { Verdict, VerificationReport } from '../../cli/verification-report.js';
-import {
-  ENGINE_LOG,
-  EVIDENCE_DIR,
-  PACKET_FILES,
-  POLICY_FILE,
-  POLICY_HASH_FILE,
-  PUBLIC_KEY_FILE,
-  RECEIPTS_FILE,
-} from '../packet-json.js';
+import { ENGINE_LOG, EVIDENCE_DIR, PACKET_ENTRIES, PACKET_FILES } from '../packet-json.js';
 import type { EvidenceDirFacts } from './evidence-dir.js';
 import { derivedChecks, type DerivedFacts } from './derived-checks.js';
 import { reportCheck } from './report-check.js';
@@ -112,21 +104,10 @@ function engineLogCheck({ derived }: PacketFacts): FileCheck {
   return ok(ENGINE_LOG, 'read for what summary.md counts from it (not signed)');
 }
 
-/** What a run writes into the packet's directory. */
-const RUN_WRITES = new Set<string>([
-  ...Object.values(PACKET_FILES),
-  EVIDENCE_DIR,
-  ENGINE_LOG,
-  POLICY_FILE,
-  POLICY_HASH_FILE,
-  PUBLIC_KEY_FILE,
-  RECEIPTS_FILE,
-]);
-
 /** Anything else there was put there later: a reader could take it for part of the packet. */
 function contentsCheck({ entries }: PacketFacts): FileCheck {
   const file = './';
-  const others = entries.filter((name) => !RUN_WRITES.has(name));
+  const others = entries.filter((name) => !PACKET_ENTRIES.has(name));
   if (others.length === 0) return ok(file, 'only the files a run writes');
   return mismatch(file, `holds ${others.join(', ')}, which no run writes`);
 }
