@@ -95,6 +95,7 @@ function describeExplanation(
     lines.push('  mode:   audit (the request passes; enforce mode would block it)');
   if (decision.verdict !== 'block') {
     const guarded = keptSecrets.length > 0 && !decision.passthrough;
+    const unseen = keptSecrets.length > 0 && decision.passthrough;
     const bound = `${keptSecrets.join(', ')} (bound secrets that may not go here), when set`;
     // A tunnel nobody intercepts shows the engine its host name and nothing else.
     const blind = decision.target?.kind === 'authority' && !decision.intercept && !guarded;
@@ -108,7 +109,7 @@ function describeExplanation(
     lines.push(`  scan:   ${scan}`);
     if (decision.target?.kind === 'authority') {
       lines.push(
-        `  tls:    ${decision.intercept ? 'intercepted (a rule needs to see requests inside TLS)' : guarded ? `intercepted to keep out ${bound}` : 'tunnelled untouched (SNI checked)'}`,
+        `  tls:    ${decision.intercept ? 'intercepted (a rule needs to see requests inside TLS)' : guarded ? `intercepted to keep out ${bound}` : unseen ? `tunnelled untouched (SNI checked, tls: passthrough): ${keptSecrets.join(', ')}, bound to other destinations, could reach it unseen inside TLS` : 'tunnelled untouched (SNI checked)'}`,
       );
     }
   }
