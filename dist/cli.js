@@ -45678,17 +45678,18 @@ var Engine = class {
     const requestId = this.requestId();
     const located = tunnel ? tunnelTarget(req.url ?? "", hostHeader(req), tunnel, "wss", this.redactQuote) : webSocketTarget(req.url ?? "");
     const transport = tunnel ? "intercept" : "websocket";
-    const refuse2 = (target, refusal) => {
-      this.recordBlock(this.unadmitted(transport, "WS", target, requestId), refusal);
+    const refuse2 = (target, refusal, method = "WS") => {
+      this.recordBlock(this.unadmitted(transport, method, target, requestId), refusal);
       refuseSocket(socket, refusal);
     };
     if (!located.ok) return refuse2(located.target, located.refusal);
     if (req.method !== "GET" || !/^websocket$/i.test(req.headers.upgrade ?? "")) {
-      return refuse2(located.target, {
+      const refusal = {
         status: 400,
         layer: "request",
         reason: `only WebSocket upgrades (GET with Upgrade: websocket) are proxied, not this ${req.method ?? ""} upgrade`
-      });
+      };
+      return refuse2(located.target, refusal, req.method ?? "");
     }
     const switchedOff = webSocketSwitchRefusal(this.options.policy);
     if (switchedOff) return refuse2(located.target, switchedOff);

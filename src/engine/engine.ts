@@ -842,17 +842,19 @@ export class Engine {
       ? tunnelTarget(req.url ?? '', hostHeader(req), tunnel, 'wss', this.redactQuote)
       : webSocketTarget(req.url ?? '');
     const transport = tunnel ? 'intercept' : 'websocket';
-    const refuse = (target: string, refusal: Refusal) => {
-      this.recordBlock(this.unadmitted(transport, 'WS', target, requestId), refusal);
+    const refuse = (target: string, refusal: Refusal, method = 'WS') => {
+      this.recordBlock(this.unadmitted(transport, method, target, requestId), refusal);
       refuseSocket(socket, refusal);
     };
     if (!located.ok) return refuse(located.target, located.refusal);
     if (req.method !== 'GET' || !/^websocket$/i.test(req.headers.upgrade ?? '')) {
-      return refuse(located.target, {
+      // Recorded as the request it is (an h2c upgrade is a GET), not as a WebSocket.
+      const refusal = {
         status: 400,
         layer: 'request',
         reason: `only WebSocket upgrades (GET with Upgrade: websocket) are proxied, not this ${req.method ?? ''} upgrade`,
-      });
+      };
+      return refuse(located.target, refusal, req.method ?? '');
     }
     const switchedOff = webSocketSwitchRefusal(this.options.policy);
     if (switchedOff) return refuse(located.target, switchedOff);
