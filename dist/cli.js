@@ -43771,6 +43771,10 @@ async function check(file, io) {
 async function explain(file, method, target, io) {
   if (!/^[A-Za-z]+$/.test(method))
     throw new UsageError(`policy explain: "${method}" is not an HTTP method`);
+  if (method !== method.toUpperCase())
+    throw new UsageError(
+      `policy explain: methods are case-sensitive and sent in upper case; did you mean "${method.toUpperCase()}"?`
+    );
   const policy = await load(file, io);
   if (typeof policy === "number") return 2;
   const explanation = explainRequest(policy, urlScanner(policy, io), method, target);

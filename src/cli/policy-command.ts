@@ -59,6 +59,11 @@ async function check(file: string, io: CliIo): Promise<number> {
 async function explain(file: string, method: string, target: string, io: CliIo): Promise<number> {
   if (!/^[A-Za-z]+$/.test(method))
     throw new UsageError(`policy explain: "${method}" is not an HTTP method`);
+  // Methods are case-sensitive: the proxy refuses a request sent as "get".
+  if (method !== method.toUpperCase())
+    throw new UsageError(
+      `policy explain: methods are case-sensitive and sent in upper case; did you mean "${method.toUpperCase()}"?`,
+    );
   const policy = await load(file, io);
   if (typeof policy === 'number') return 2;
   const explanation = explainRequest(policy, urlScanner(policy, io), method, target);

@@ -167,7 +167,7 @@ test('policy explain: a refused method prints block, the layer and the reason, e
     'policy',
     'explain',
     REFERENCE,
-    'delete',
+    'DELETE',
     'https://registry.npmjs.org/left-pad',
   );
   assert.equal(code, 1);
@@ -336,6 +336,13 @@ test('policy explain rejects a method that is not a token', async () => {
   );
   assert.equal(code, 2);
   assert.match(stderr, /"GET \/" is not an HTTP method/);
+  // Methods are case-sensitive: the proxy would refuse "get", so explain does not judge it.
+  const lower = await cli('policy', 'explain', REFERENCE, 'get', 'https://api.github.com/');
+  assert.equal(lower.code, 2);
+  assert.match(
+    lower.stderr,
+    /methods are case-sensitive and sent in upper case; did you mean "GET"\?/,
+  );
 });
 
 test('run --identity with a control character or over 128 characters is a usage error (exit 2)', async () => {
