@@ -46158,7 +46158,12 @@ var EvidenceWriter = class _EvidenceWriter {
   /** Why a file this writer made is no longer at its name, if one is not. */
   lostFile() {
     for (const [name, id] of this.fileIds) {
-      const now = lstatSync(join6(this.options.dir, name), { throwIfNoEntry: false });
+      let now;
+      try {
+        now = lstatSync(join6(this.options.dir, name), { throwIfNoEntry: false });
+      } catch (error2) {
+        return `${name} in ${this.options.dir} cannot be looked at any more (${error2.message}): the evidence there is not whole`;
+      }
       if (now?.dev !== id.dev || now.ino !== id.ino)
         return `${name} was removed or replaced in ${this.options.dir} while the engine wrote it: the evidence there is not whole`;
     }
@@ -46990,7 +46995,7 @@ function requireOption(options, name) {
 // src/cli/run-command.ts
 import { randomBytes as randomBytes7 } from "node:crypto";
 import { lchown as lchown2, realpath as realpath3 } from "node:fs/promises";
-import { basename as basename4, join as join18 } from "node:path";
+import { basename as basename3, join as join18 } from "node:path";
 
 // src/boundary/boundary.ts
 import { spawn as spawn5 } from "node:child_process";
@@ -47940,10 +47945,10 @@ async function installSudoersDeny(runId, users) {
 // src/boundary/run-lock.ts
 import { spawn as spawn4 } from "node:child_process";
 import { once as once3 } from "node:events";
-import { chmod as chmod3, readdir as readdir3, writeFile as writeFile6 } from "node:fs/promises";
+import { access, chmod as chmod3, readdir as readdir3, writeFile as writeFile6 } from "node:fs/promises";
 import { join as join9 } from "node:path";
 var HELD_ELSEWHERE = 75;
-async function takeRunLock(flock, base) {
+async function takeRunLock(flock, base, onLost) {
   const lockFile = join9(base, "run.lock");
   await writeFile6(lockFile, "", { flag: "a", mode: 384 });
   await chmod3(lockFile, 384);
@@ -47960,11 +47965,14 @@ async function takeRunLock(flock, base) {
     { stdio: ["pipe", "pipe", "pipe"], detached: true }
   );
   let said = "";
-  holder.stdout.on("data", (chunk) => said += chunk.toString());
-  holder.stderr.on("data", (chunk) => said += chunk.toString());
+  let complained = "";
+  holder.stderr.on("data", (chunk) => complained += chunk.toString());
   const exited = once3(holder, "exit");
   const locked = new Promise(
-    (resolve5) => holder.stdout.on("data", () => said.startsWith("locked\n") && resolve5())
+    (resolve5) => holder.stdout.on("data", (chunk) => {
+      said += chunk.toString();
+      if (said.includes("locked\n")) resolve5();
+    })
   );
   const first = await Promise.race([locked.then(() => void 0), exited]);
   if (first !== void 0) {
@@ -47976,17 +47984,41 @@ async function takeRunLock(flock, base) {
       );
     }
     throw new BoundaryError(
-      `taking the run lock ${lockFile} failed: ${said.trim() || `flock exited ${code2}`}`
+      `taking the run lock ${lockFile} failed: ${complained.trim() || `flock exited ${code2}`}`
     );
   }
-  return {
-    // The lock file stays: one unlinked while another run opens it would let two runs each
-    // hold a lock.
-    async release() {
-      holder.stdin.end();
-      await exited;
-    }
+  let releasing = false;
+  void exited.then(() => {
+    if (!releasing)
+      onLost(
+        `the run lock's holder (pid ${holder.pid}) ended before the run did: another run may start meanwhile`
+      );
+  });
+  const release = async () => {
+    releasing = true;
+    holder.stdin.end();
+    await exited;
   };
+  const unfinished = await unfinishedRuns(base);
+  if (unfinished.length > 0) {
+    await release();
+    throw new BoundaryError(
+      `${unfinished.join(", ")} did not finish (killed before its teardown): its agent may still be running as the agent's user; run \`pipelock-egress cleanup ${unfinished[0] ?? ""}\` first (the action's post step does); this run started nothing`
+    );
+  }
+  return { release };
+}
+async function unfinishedRuns(base) {
+  const runs = (await readdir3(base).catch(() => [])).filter(isRunId);
+  const left = await Promise.all(
+    runs.map(
+      (runId) => access(runLayout(runId, "agent.sh", base).stateFile).then(
+        () => runId,
+        () => void 0
+      )
+    )
+  );
+  return left.filter((runId) => runId !== void 0);
 }
 
 // src/boundary/boundary.ts
@@ -47996,7 +48028,11 @@ async function runInBoundary(request) {
   const layout2 = runLayout(runId, basename(request.script));
   await mkdir5(RUNTIME_BASE, { recursive: true, mode: 457 });
   await chmod4(RUNTIME_BASE, 457);
-  const lock = await takeRunLock(request.tools.flock, RUNTIME_BASE);
+  const lock = await takeRunLock(
+    request.tools.flock,
+    RUNTIME_BASE,
+    (problem) => request.log(`run ${runId}: warning: ${problem}`)
+  );
   try {
     return await runLocked(request, layout2);
   } finally {
@@ -48316,7 +48352,7 @@ function signalNumber(signal) {
 }
 
 // src/boundary/preflight.ts
-import { access, constants as constants6 } from "node:fs/promises";
+import { access as access2, constants as constants6 } from "node:fs/promises";
 import { delimiter, join as join11 } from "node:path";
 var REQUIRED_TOOLS = [
   { tool: "ip", pkg: "iproute2" },
@@ -48380,7 +48416,7 @@ async function gatherHostFacts(path4 = process.env["PATH"] ?? "") {
   }
   const namespaces = [];
   for (const kind of REQUIRED_NAMESPACES) {
-    if (await access(`/proc/self/ns/${kind}`).then(
+    if (await access2(`/proc/self/ns/${kind}`).then(
       () => true,
       () => false
     ))
@@ -48397,7 +48433,7 @@ async function gatherHostFacts(path4 = process.env["PATH"] ?? "") {
 async function findExecutable(tool, directories) {
   for (const directory2 of directories) {
     const candidate = join11(directory2, tool);
-    if (await access(candidate, constants6.X_OK).then(
+    if (await access2(candidate, constants6.X_OK).then(
       () => true,
       () => false
     ))
@@ -48640,7 +48676,7 @@ import { join as join17 } from "node:path";
 
 // src/packet/write-packet.ts
 import { createReadStream } from "node:fs";
-import { access as access2, readdir as readdir4, readFile as readFile8, writeFile as writeFile8 } from "node:fs/promises";
+import { access as access3, readdir as readdir4, readFile as readFile8, writeFile as writeFile8 } from "node:fs/promises";
 import { createInterface as createInterface2 } from "node:readline";
 import { join as join12 } from "node:path";
 
@@ -48792,7 +48828,7 @@ async function writePacketReport(packet) {
 }
 async function readEngineLogFacts(path4) {
   try {
-    await access2(path4);
+    await access3(path4);
   } catch (error2) {
     if (error2.code === "ENOENT") return {};
     throw error2;
@@ -49737,17 +49773,22 @@ async function verifyPacket(request, io) {
 }
 
 // src/cli/report-output.ts
-import { realpath, stat as stat9 } from "node:fs/promises";
-import { basename as basename2, dirname as dirname3, join as join16, relative, resolve as resolve3, sep } from "node:path";
-async function reportOutputProblem(output, inputs) {
+import { lstat as lstat5, realpath, stat as stat9 } from "node:fs/promises";
+import { dirname as dirname3, join as join16, relative, resolve as resolve3, sep } from "node:path";
+async function reportOutputProblem(output, inputs, packet) {
+  const link = await lstat5(output).catch(() => void 0);
+  if (link?.isSymbolicLink() && await stat9(output).catch(() => void 0) === void 0)
+    return `--output ${output} is a symbolic link to nothing, which the write would create wherever it points; name the report's file itself`;
   const target = await resolvedPath(output);
   if ((await stat9(target).catch(() => void 0))?.isDirectory())
     return `--output ${output} is a directory; give the report's file name (\u2026/${PACKET_FILES.verifier})`;
+  const packetDir = packet === void 0 ? void 0 : await realpath(packet).catch(() => void 0);
+  if (packetDir !== void 0 && target === join16(packetDir, PACKET_FILES.verifier))
+    return void 0;
   for (const input of inputs) {
     const source = await realpath(input).catch(() => void 0);
     if (source === void 0) continue;
-    const within = target.startsWith(source + sep) && basename2(target) !== PACKET_FILES.verifier;
-    if (target === source || within) {
+    if (target === source || target.startsWith(source + sep)) {
       return `--output ${output} would write ${target === source ? "over" : "into"} ${input}, which is being verified; write the report elsewhere`;
     }
   }
@@ -49855,7 +49896,8 @@ async function verifyChain2(request, io) {
 async function verifyCommand(args, io) {
   const request = parseRequest(args);
   if (request.output !== void 0) {
-    const problem = await reportOutputProblem(request.output, inputsOf(request));
+    const packet = request.kind === "packet" ? request.dir : void 0;
+    const problem = await reportOutputProblem(request.output, inputsOf(request), packet);
     if (problem !== void 0) {
       io.err(`${PREFIX}: ${problem}
 `);
@@ -49932,8 +49974,8 @@ async function writeRunOutcome(file, outcome) {
 }
 
 // src/cli/run-request.ts
-import { lstat as lstat5, readFile as readFile12, realpath as realpath2, readdir as readdir8, rm as rm6, stat as stat10 } from "node:fs/promises";
-import { basename as basename3, dirname as dirname4, isAbsolute, relative as relative2, resolve as resolve4, sep as sep2 } from "node:path";
+import { lstat as lstat6, readFile as readFile12, realpath as realpath2, readdir as readdir8, rm as rm6, stat as stat10 } from "node:fs/promises";
+import { basename as basename2, dirname as dirname4, isAbsolute, relative as relative2, resolve as resolve4, sep as sep2 } from "node:path";
 var DEFAULT_EVIDENCE_OUTPUT = "audit-artifacts";
 var DEFAULT_IDENTITY = "pipelock-agent";
 var DEFAULT_MAX_PROCESSES = 1024;
@@ -50115,8 +50157,8 @@ async function checkedOutput(output, writable, problems) {
 async function nearestExisting(path4) {
   const missing = [];
   let existing2 = path4;
-  while (await lstat5(existing2).catch(() => void 0) === void 0) {
-    missing.unshift(basename3(existing2));
+  while (await lstat6(existing2).catch(() => void 0) === void 0) {
+    missing.unshift(basename2(existing2));
     existing2 = dirname4(existing2);
   }
   return { existing: existing2, missing };
@@ -50256,7 +50298,7 @@ async function preflightAndRun(request, io, backend) {
     runnerOs: request.callerEnv["RUNNER_OS"] ?? "Linux",
     ...request.callerEnv["RUNNER_ARCH"] ? { runnerArch: request.callerEnv["RUNNER_ARCH"] } : {},
     networkNamespace: request.runId,
-    scriptBasename: basename4(request.script),
+    scriptBasename: basename3(request.script),
     scriptArgCount: request.args.length
   };
   const seed = request.seed ?? new Uint8Array(randomBytes7(32));

@@ -103,7 +103,9 @@ export async function runInBoundary(request: BoundaryRequest): Promise<BoundaryO
   // Not listable: a run's agent must not find the directories of one run before it by name.
   await mkdir(RUNTIME_BASE, { recursive: true, mode: 0o711 });
   await chmod(RUNTIME_BASE, 0o711);
-  const lock = await takeRunLock(request.tools.flock, RUNTIME_BASE);
+  const lock = await takeRunLock(request.tools.flock, RUNTIME_BASE, (problem) =>
+    request.log(`run ${runId}: warning: ${problem}`),
+  );
   try {
     return await runLocked(request, layout);
   } finally {

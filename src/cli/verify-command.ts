@@ -152,7 +152,8 @@ async function verifyChain(request: ChainRequest, io: CliIo): Promise<Verified> 
 export async function verifyCommand(args: readonly string[], io: CliIo): Promise<number> {
   const request = parseRequest(args);
   if (request.output !== undefined) {
-    const problem = await reportOutputProblem(request.output, inputsOf(request));
+    const packet = request.kind === 'packet' ? request.dir : undefined;
+    const problem = await reportOutputProblem(request.output, inputsOf(request), packet);
     if (problem !== undefined) {
       io.err(`${PREFIX}: ${problem}\n`);
       return 2;

@@ -21,6 +21,7 @@ import {
   readdirSync,
   statSync,
   writeSync,
+  type Stats,
 } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -407,7 +408,13 @@ export class EvidenceWriter implements DecisionLog {
   /** Why a file this writer made is no longer at its name, if one is not. */
   private lostFile(): string | undefined {
     for (const [name, id] of this.fileIds) {
-      const now = lstatSync(join(this.options.dir, name), { throwIfNoEntry: false });
+      let now: Stats | undefined;
+      try {
+        now = lstatSync(join(this.options.dir, name), { throwIfNoEntry: false });
+      } catch (error) {
+        // The directory replaced by a file, or made unreadable: the file is out of reach too.
+        return `${name} in ${this.options.dir} cannot be looked at any more (${(error as Error).message}): the evidence there is not whole`;
+      }
       if (now?.dev !== id.dev || now.ino !== id.ino)
         return `${name} was removed or replaced in ${this.options.dir} while the engine wrote it: the evidence there is not whole`;
     }

@@ -7,6 +7,7 @@ import {
   openSync,
   readFileSync,
   statSync,
+  symlinkSync,
   truncateSync,
   writeFileSync,
   writeSync,
@@ -734,12 +735,17 @@ test('--output never writes over or into what is verified, nor onto a directory:
   writeFileSync(evidence, readFileSync(sampleFile));
   const hashFile = file('output-clash-hash.txt', `${SAMPLE_POLICY_HASH}\n`);
   const before = readFileSync(evidence);
+  const dangling = path.join(dir, 'output-clash-link.json');
+  symlinkSync(path.join(chainDir, 'planted.json'), dangling);
   for (const [chain, output, says] of [
     [evidence, evidence, `would write over ${evidence}`],
     [chainDir, path.join(chainDir, 'evidence-proxy-2.jsonl'), `would write into ${chainDir}`],
     [chainDir, path.join(chainDir, 'new', 'report.json'), `would write into ${chainDir}`],
     [evidence, hashFile, `would write over ${hashFile}`],
     [evidence, chainDir, 'is a directory'],
+    // A report's usual name is no pass into an evidence directory.
+    [chainDir, path.join(chainDir, 'verification-report.json'), `would write into ${chainDir}`],
+    [evidence, dangling, 'is a symbolic link to nothing'],
   ] as const) {
     const { code, stdout, stderr } = await cli(
       'verify',

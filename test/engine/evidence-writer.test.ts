@@ -518,6 +518,14 @@ test('an evidence directory others can write, or another user owns, is refused b
 for (const [how, lose] of [
   ['moved away', (file: string) => renameSync(file, `${file}.moved`)],
   ['replaced', (file: string) => (rmSync(file), writeFileSync(file, ''))],
+  [
+    'out of reach (its directory replaced by a file)',
+    (file: string) => {
+      const dir = join(file, '..');
+      renameSync(dir, `${dir}.moved`);
+      writeFileSync(dir, '');
+    },
+  ],
 ] as const) {
   test(`an evidence file ${how} while written: appends fail within a tick, and sealing says why`, async () => {
     const root = tempDir();
@@ -532,12 +540,12 @@ for (const [how, lose] of [
       }
       assert.match(
         refused?.message ?? 'appends went on',
-        /evidence-proxy-0\.jsonl was removed or replaced in /,
+        /evidence-proxy-0\.jsonl (was removed or replaced|in .* cannot be looked at any more)/,
       );
       assert.throws(() => w.seal(), /the evidence there is not whole/);
       w.abandon();
     } finally {
-      cleanup(root);
+      cleanup(root, `${root}.moved`);
     }
   });
 }

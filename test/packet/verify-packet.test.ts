@@ -668,6 +668,24 @@ test("--policy-hash: the reviewer's own hash of the policy they read, instead of
   assert.match(unreadable.stderr, /cannot read policy hash .*evidence: not a regular file/);
 });
 
+test("--output may write the packet's own verification report again, nothing else inside the packet", async () => {
+  const dir = packetCopy();
+  const own = join(dir, 'verification-report.json');
+  const again = await verify(dir, '--output', own);
+  assert.equal(again.code, 0, again.stderr);
+  for (const inside of [
+    join(dir, 'evidence', 'verification-report.json'),
+    join(dir, 'notes.json'),
+  ]) {
+    const refused = await verify(dir, '--output', inside);
+    assert.equal(refused.code, 2, inside);
+    assert.match(
+      refused.stderr,
+      /would write into .*, which is being verified; write the report elsewhere/,
+    );
+  }
+});
+
 test('usage: --packet alone says what it takes from the packet; a missing or empty directory exits 2', async () => {
   for (const [option, reason] of [
     ['--receipt-chain', "the chain is the packet's evidence.jsonl"],
