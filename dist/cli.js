@@ -40682,6 +40682,8 @@ function parseHostAndPort(text2) {
   if (!host.ok) return unrecognised(host.problem);
   const written = host.host.kind === "ip" ? formatHost(host.host) : hostText;
   if (written !== hostText) {
+    if (hostText === `${written}.`)
+      return failWith(`"${hostText}": an IP address takes no trailing dot; write "${written}"`);
     return failWith(
       `"${hostText}" is read as the IPv4 address ${written} (leading zeros mean octal, 0x hex, and missing parts are filled with zeros); write the address in dotted decimal, "${written}" or the one you meant`
     );
@@ -45051,6 +45053,7 @@ var CLIENT_LEFT_BEFORE_SENT = {
 var Engine = class {
   constructor(options) {
     this.options = options;
+    this.closing = new Promise((resolve5) => this.startClosing = resolve5);
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.scanBudget = new ScanBudget(this.limits.maxScanBufferBytes);
     const trust = upstreamTrust(options.upstreamCa ?? []);
@@ -45168,6 +45171,9 @@ var Engine = class {
   current = /* @__PURE__ */ new WeakMap();
   /** Request and tunnel handlers still running: their receipts must land before the seal. */
   pending = /* @__PURE__ */ new Set();
+  /** Settles when the engine starts to close. */
+  closing;
+  startClosing = () => void 0;
   scanBudget;
   contentScans;
   startedAt = Date.now();
@@ -45189,6 +45195,7 @@ var Engine = class {
   }
   /** Stops accepting, ends open tunnels and connections; the caller then seals the evidence. */
   async close() {
+    this.startClosing();
     const closed = new Promise((resolve5) => this.server.close(() => resolve5()));
     this.server.closeIdleConnections();
     const innerClosed = stopRequestSweep(this.inner);
@@ -45654,7 +45661,7 @@ var Engine = class {
     const closed = once(socket, "close");
     this.inner.emit("connection", socket);
     await closed;
-    await Promise.allSettled(tunnel.tasks);
+    await Promise.race([Promise.allSettled(tunnel.tasks), this.closing]);
     await this.appendOutcome(
       admission.entry,
       `status=200 intercepted_requests=${tunnel.requests} reason=complete`

@@ -131,12 +131,16 @@ export class Engine {
   private readonly current = new WeakMap<Duplex, ServerResponse>();
   /** Request and tunnel handlers still running: their receipts must land before the seal. */
   private readonly pending = new Set<Promise<void>>();
+  /** Settles when the engine starts to close. */
+  private readonly closing: Promise<void>;
+  private startClosing: () => void = () => undefined;
   private readonly scanBudget: ScanBudget;
   private readonly contentScans: ContentScans;
   private readonly startedAt = Date.now();
   private nextRequest = 0;
 
   constructor(private readonly options: EngineOptions) {
+    this.closing = new Promise((resolve) => (this.startClosing = resolve));
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.scanBudget = new ScanBudget(this.limits.maxScanBufferBytes);
     const trust = upstreamTrust(options.upstreamCa ?? []);
@@ -241,6 +245,7 @@ export class Engine {
 
   /** Stops accepting, ends open tunnels and connections; the caller then seals the evidence. */
   async close(): Promise<void> {
+    this.startClosing();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
     const innerClosed = stopRequestSweep(this.inner);
@@ -808,8 +813,10 @@ export class Engine {
     const closed = once(socket, 'close');
     this.inner.emit('connection', socket);
     await closed;
-    // Requests cut short by the close record how they ended; their receipts come first.
-    await Promise.allSettled(tunnel.tasks);
+    // Requests cut short by the close record how they ended; their receipts come first, unless
+    // the engine is stopping (a WebSocket handshake to a silent origin could outlast the wait
+    // for the tunnel's own receipt).
+    await Promise.race([Promise.allSettled(tunnel.tasks), this.closing]);
     await this.appendOutcome(
       admission.entry,
       `status=200 intercepted_requests=${tunnel.requests} reason=complete`,

@@ -71,6 +71,8 @@ function parseHostAndPort(text: string): DestinationResult {
   if (!host.ok) return unrecognised(host.problem);
   const written = host.host.kind === 'ip' ? formatHost(host.host) : hostText;
   if (written !== hostText) {
+    if (hostText === `${written}.`)
+      return failWith(`"${hostText}": an IP address takes no trailing dot; write "${written}"`);
     // URL parsers read "010.0.0.1" as 8.0.0.1 and "10.1" as 10.0.0.1: a policy says which it means.
     return failWith(
       `"${hostText}" is read as the IPv4 address ${written} (leading zeros mean octal, 0x hex, and missing parts are filled with zeros); write the address in dotted decimal, "${written}" or the one you meant`,

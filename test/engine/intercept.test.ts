@@ -773,3 +773,31 @@ test('a tunnel’s outcome receipt follows those of every request inside it, mal
     await f.close();
   }
 });
+
+test('a tunnel stopped with a WebSocket handshake inside still pending keeps its outcome receipt', async () => {
+  let arrived = (): void => undefined;
+  const arrival = new Promise<void>((resolve) => (arrived = resolve));
+  const f = await fixture({
+    policyFor: (port) => `${policy(port)}websocket:\n  enabled: true\n`,
+    // The origin never answers this handshake (nor times it out): it outlasts the stop.
+    handler: (req, res) => (req.url === '/repos/ws-held' ? arrived() : echo(req, res)),
+  });
+  const host = `api.example.test:${f.origin.port}`;
+  try {
+    const { inner } = await interceptedSession(f);
+    inner.write(
+      `GET /repos/ws-held HTTP/1.1\r\nHost: ${host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+    );
+    await arrival;
+    const all = await records(f);
+    assert.deepEqual(
+      summary(all).filter(([transport]) => transport === 'connect'),
+      [
+        ['connect', 'intent', 'allow', '', 'CONNECT'],
+        ['connect', 'outcome', 'allow', 'outcome', 'CONNECT'],
+      ],
+    );
+  } finally {
+    await f.close();
+  }
+});

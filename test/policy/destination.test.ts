@@ -149,7 +149,7 @@ const REFUSED: ReadonlyArray<readonly [input: string, says: string]> = [
   ['1.2.3', 'is read as the IPv4 address 1.2.0.3'],
   ['2130706433', 'is read as the IPv4 address 127.0.0.1'],
   ['0x7F000001', 'is read as the IPv4 address 127.0.0.1'],
-  ['10.0.0.1.', 'is read as the IPv4 address 10.0.0.1'],
+  ['10.0.0.1.', 'an IP address takes no trailing dot; write "10.0.0.1"'],
   ['https://0x7f.1/', 'is read as the IPv4 address 127.0.0.1'],
   ['https://010.0.0.1:8443/api/', 'is read as the IPv4 address 8.0.0.1'],
   ['fe80::%eth0/64', 'zone identifiers'],
