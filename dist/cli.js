@@ -42801,6 +42801,9 @@ function candidates(run) {
 }
 
 // src/engine/dlp/secret-scan.ts
+function boundSecrets(policy, values = {}) {
+  return policy.secrets.map(({ env, allow }) => ({ env, value: values[env] ?? "", allow }));
+}
 var UNSCANNABLE = "unscannable";
 function secretForms(value) {
   const bytes2 = Buffer.from(value, "utf8");
@@ -43789,10 +43792,7 @@ function urlScanner(policy, io) {
   const { values, warnings } = boundSecretValues(policy, process.env);
   for (const warning of warnings) io.err(`policy explain: warning: ${warning}
 `);
-  return createSecretScanner(
-    policyDetectors(policy),
-    policy.secrets.map(({ env, allow }) => ({ env, value: values[env] ?? "", allow }))
-  );
+  return createSecretScanner(policyDetectors(policy), boundSecrets(policy, values));
 }
 function describeExplanation({ decision, refusal, ssrf }, keptSecrets) {
   if (refusal !== void 0)
@@ -45060,11 +45060,7 @@ var Engine = class {
     this.pools = new UpstreamPools(this.limits, trust);
     const scannerSetup = {
       detectors: policyDetectors(options.policy),
-      secrets: options.policy.secrets.map((binding) => ({
-        env: binding.env,
-        value: options.secretValues?.[binding.env] ?? "",
-        allow: binding.allow
-      })),
+      secrets: boundSecrets(options.policy, options.secretValues),
       patternScanMs: this.limits.patternScanMs
     };
     const { detectors, secrets, patternScanMs } = scannerSetup;
@@ -46162,9 +46158,11 @@ var EvidenceWriter = class _EvidenceWriter {
       this.dirty = false;
     }
   }
-  /** Why a file this writer made is no longer at its name, if one is not. */
-  lostFile() {
-    for (const [name, id] of this.fileIds) {
+  /** Why a file this writer made (of `names`) is no longer at its name, if one is not. */
+  lostFile(names = this.fileIds.keys()) {
+    for (const name of names) {
+      const id = this.fileIds.get(name);
+      if (id === void 0) continue;
       let now;
       try {
         now = lstatSync(join6(this.options.dir, name), { throwIfNoEntry: false });
@@ -46177,7 +46175,8 @@ var EvidenceWriter = class _EvidenceWriter {
     return void 0;
   }
   flushSoon() {
-    const lost = this.failure === void 0 ? this.lostFile() : void 0;
+    const current = this.files.at(-1);
+    const lost = this.failure === void 0 && current !== void 0 ? this.lostFile([current]) : void 0;
     if (lost !== void 0) this.failure = new Error(lost);
     if (!this.dirty || this.fd < 0) return;
     const fd = this.fd;

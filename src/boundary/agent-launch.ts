@@ -1,9 +1,9 @@
 // The command line that puts a program inside the boundary: the agent's network namespace, then
 // new mount, PID and IPC namespaces where, still as root, the CA bundle is swapped, /dev/shm,
-// /var/tmp, /tmp, /run and /dev/mqueue made the agent's own, the other side channels masked and inherited
-// descriptors closed, then a seccomp filter (socket families), a new session (no controlling
-// terminal to push keystrokes into) and setpriv to the agent user with nothing left to regain
-// privileges with.
+// /var/tmp, /tmp, /run and /dev/mqueue made the agent's own, the other side channels masked
+// and inherited descriptors closed, then a seccomp filter (socket families), a new session (no
+// controlling terminal to push keystrokes into) and setpriv to the agent user with nothing
+// left to regain privileges with.
 
 import { isInsideDir, type PrivateDir } from './private-dirs.js';
 import { seccompArgv, type SyscallTable } from './seccomp.js';

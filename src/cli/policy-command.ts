@@ -13,7 +13,11 @@ import { readPolicyFile } from './policy-file.js';
 import { explainRequest, type Explanation } from './explain-request.js';
 import { boundSecretValues } from './bound-secrets.js';
 import { policyDetectors } from '../engine/dlp/detectors.js';
-import { createSecretScanner, type SecretScanner } from '../engine/dlp/secret-scan.js';
+import {
+  boundSecrets,
+  createSecretScanner,
+  type SecretScanner,
+} from '../engine/dlp/secret-scan.js';
 
 export async function policyCommand(args: readonly string[], io: CliIo): Promise<number> {
   const [subcommand, ...rest] = args;
@@ -77,10 +81,7 @@ async function explain(file: string, method: string, target: string, io: CliIo):
 function urlScanner(policy: Policy, io: CliIo): SecretScanner {
   const { values, warnings } = boundSecretValues(policy, process.env);
   for (const warning of warnings) io.err(`policy explain: warning: ${warning}\n`);
-  return createSecretScanner(
-    policyDetectors(policy),
-    policy.secrets.map(({ env, allow }) => ({ env, value: values[env] ?? '', allow })),
-  );
+  return createSecretScanner(policyDetectors(policy), boundSecrets(policy, values));
 }
 
 function describeExplanation(

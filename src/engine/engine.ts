@@ -18,7 +18,7 @@ import {
   type AdmissionRequest,
 } from './admission.js';
 import { policyDetectors } from './dlp/detectors.js';
-import { createSecretScanner } from './dlp/secret-scan.js';
+import { boundSecrets, createSecretScanner } from './dlp/secret-scan.js';
 import { ContentScans, type ScannerSetup } from './dlp/content-scans.js';
 import { continueIfAwaited, RequestInspection, ScanBudget } from './request-inspection.js';
 import { outcomeOf, type DecisionEntry, type DecisionLog } from './decision-log.js';
@@ -147,11 +147,7 @@ export class Engine {
     this.pools = new UpstreamPools(this.limits, trust);
     const scannerSetup: ScannerSetup = {
       detectors: policyDetectors(options.policy),
-      secrets: options.policy.secrets.map((binding) => ({
-        env: binding.env,
-        value: options.secretValues?.[binding.env] ?? '',
-        allow: binding.allow,
-      })),
+      secrets: boundSecrets(options.policy, options.secretValues),
       patternScanMs: this.limits.patternScanMs,
     };
     const { detectors, secrets, patternScanMs } = scannerSetup;

@@ -405,9 +405,11 @@ export class EvidenceWriter implements DecisionLog {
     }
   }
 
-  /** Why a file this writer made is no longer at its name, if one is not. */
-  private lostFile(): string | undefined {
-    for (const [name, id] of this.fileIds) {
+  /** Why a file this writer made (of `names`) is no longer at its name, if one is not. */
+  private lostFile(names: Iterable<string> = this.fileIds.keys()): string | undefined {
+    for (const name of names) {
+      const id = this.fileIds.get(name);
+      if (id === undefined) continue;
       let now: Stats | undefined;
       try {
         now = lstatSync(join(this.options.dir, name), { throwIfNoEntry: false });
@@ -422,8 +424,11 @@ export class EvidenceWriter implements DecisionLog {
   }
 
   private flushSoon(): void {
-    // Checked on every tick: appends fail (and requests are refused) once evidence is lost.
-    const lost = this.failure === undefined ? this.lostFile() : undefined;
+    // The file being written, on every tick: appends fail (and requests are refused) once it
+    // is lost. Files rotated away are checked at seal.
+    const current = this.files.at(-1);
+    const lost =
+      this.failure === undefined && current !== undefined ? this.lostFile([current]) : undefined;
     if (lost !== undefined) this.failure = new Error(lost);
     if (!this.dirty || this.fd < 0) return;
     const fd = this.fd;

@@ -11,9 +11,18 @@ import { scratchDir } from '../scratch.js';
 const flock = execFileSync('sh', ['-c', 'command -v flock'], { encoding: 'utf8' }).trim();
 const ignore = (): void => undefined;
 
-test('one holder at a time: a second is refused naming the run there, and gets it once released', async () => {
+/** Runs `use` on a scratch directory standing for /run/pipelock-egress, removed after. */
+async function withBase(use: (base: string) => Promise<void>): Promise<void> {
   const base = scratchDir('pe-run-lock-');
   try {
+    await use(base);
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
+}
+
+test('one holder at a time: a second is refused naming the run there, and gets it once released', () =>
+  withBase(async (base) => {
     const first = await takeRunLock(flock, base, ignore);
     mkdirSync(join(base, 'pe-00000000a1'));
     await assert.rejects(
@@ -24,14 +33,10 @@ test('one holder at a time: a second is refused naming the run there, and gets i
     rmSync(join(base, 'pe-00000000a1'), { recursive: true });
     const second = await takeRunLock(flock, base, ignore);
     await second.release();
-  } finally {
-    rmSync(base, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('a run killed before its teardown (its state file left) holds off the next until cleanup', async () => {
-  const base = scratchDir('pe-run-lock-');
-  try {
+test('a run killed before its teardown (its state file left) holds off the next until cleanup', () =>
+  withBase(async (base) => {
     mkdirSync(join(base, 'pe-00000000b2'));
     writeFileSync(join(base, 'pe-00000000b2', 'state.json'), '{}');
     await assert.rejects(
@@ -42,37 +47,29 @@ test('a run killed before its teardown (its state file left) holds off the next 
     rmSync(join(base, 'pe-00000000b2'), { recursive: true });
     const next = await takeRunLock(flock, base, ignore);
     await next.release();
-  } finally {
-    rmSync(base, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('what the holder says on stderr does not keep the lock from being taken', async () => {
-  const base = scratchDir('pe-run-lock-');
-  // The dynamic loader warns on stderr before flock runs at all.
-  process.env['LD_PRELOAD'] = '/nonexistent-preload.so';
-  try {
-    const lock = await takeRunLock(flock, base, ignore);
-    await lock.release();
-  } finally {
-    delete process.env['LD_PRELOAD'];
-    rmSync(base, { recursive: true, force: true });
-  }
-});
+test('what the holder says on stderr does not keep the lock from being taken', () =>
+  withBase(async (base) => {
+    // The dynamic loader warns on stderr before flock runs at all.
+    process.env['LD_PRELOAD'] = '/nonexistent-preload.so';
+    try {
+      const lock = await takeRunLock(flock, base, ignore);
+      await lock.release();
+    } finally {
+      delete process.env['LD_PRELOAD'];
+    }
+  }));
 
-test('a holder that ends before the run releases the lock is reported', async () => {
-  const base = scratchDir('pe-run-lock-');
-  try {
+test('a holder that ends before the run releases the lock is reported', () =>
+  withBase(async (base) => {
     let lost = '';
     const lock = await takeRunLock(flock, base, (problem) => (lost = problem));
     execFileSync('pkill', ['-KILL', '-f', `^cat$`, '-P', String(findHolder(base))]);
     for (let i = 0; lost === '' && i < 100; i++) await new Promise((r) => setTimeout(r, 20));
     assert.match(lost, /the run lock's holder \(pid [0-9]+\) ended before the run did/);
     await lock.release();
-  } finally {
-    rmSync(base, { recursive: true, force: true });
-  }
-});
+  }));
 
 /** The flock process holding the lock file in `base`. */
 function findHolder(base: string): number {

@@ -3,7 +3,7 @@
 // headers, bodies and WebSocket messages are scanned where the engine can see them.
 
 import type { Destination } from '../../policy/destination.js';
-import { secretMayGo, type Host, type RequestTarget } from '../../policy/index.js';
+import { secretMayGo, type Host, type Policy, type RequestTarget } from '../../policy/index.js';
 import { firstFinding, redactFindings, type Detector } from './detectors.js';
 import { withinTime } from './time-bound.js';
 import { withUnicodeFolded } from './unicode-folding.js';
@@ -15,6 +15,14 @@ export interface BoundSecret {
   readonly env: string;
   readonly value: string;
   readonly allow: readonly Destination[];
+}
+
+/** The policy's `secrets:` bindings with their values (a missing one binds nothing). */
+export function boundSecrets(
+  policy: Pick<Policy, 'secrets'>,
+  values: Readonly<Record<string, string | undefined>> = {},
+): BoundSecret[] {
+  return policy.secrets.map(({ env, allow }) => ({ env, value: values[env] ?? '', allow }));
 }
 
 export interface DlpFinding {
