@@ -43397,6 +43397,14 @@ function loadWs() {
   return ws ??= Promise.resolve().then(() => (init_wrapper(), wrapper_exports));
 }
 async function relayWebSocket(context2, req, socket, head, request) {
+  const untrack = context2.track(socket);
+  try {
+    await relayTracked(context2, req, socket, head, request);
+  } finally {
+    untrack();
+  }
+}
+async function relayTracked(context2, req, socket, head, request) {
   const forwarded = forwardedHeaders(req.rawHeaders);
   const protocols = headerList(req.headers["sec-websocket-protocol"]);
   const routed = pathOverrides(request.target, req.rawHeaders);
@@ -43422,6 +43430,7 @@ async function relayWebSocket(context2, req, socket, head, request) {
   const target = admission.decision.target;
   if (target?.kind !== "url") throw new Error("unreachable: a WebSocket target is a URL");
   const { default: WebSocketClient, WebSocketServer: WebSocketServer2 } = await loadWs();
+  const watch = watchClientDuringDial(socket);
   const upstream = await openUpstream(
     WebSocketClient,
     context2,
@@ -43433,14 +43442,24 @@ async function relayWebSocket(context2, req, socket, head, request) {
       port: target.port,
       secure: target.scheme === "https",
       servername: target.host.kind === "name" ? target.host.name : void 0
-    }
+    },
+    watch.gone
   );
-  if (!upstream.ok) {
+  const sentEarly = watch.stop();
+  if (!upstream.ok && !watch.gone.aborted) {
     const { status, layer, reason } = upstream.refusal;
     await context2.record(
       outcomeOf(admission.entry, `status=${status} layer=${layer} reason=${reason}`)
     );
     return refuseSocket(socket, upstream.refusal);
+  }
+  if (!upstream.ok || !socket.readable || !socket.writable) {
+    if (upstream.ok) upstream.socket.terminate();
+    socket.destroy();
+    await context2.record(
+      outcomeOf(admission.entry, "status=499 reason=client_gone_during_handshake")
+    );
+    return;
   }
   const server = new WebSocketServer2({
     noServer: true,
@@ -43449,18 +43468,9 @@ async function relayWebSocket(context2, req, socket, head, request) {
     // The client gets the subprotocol the origin chose, or none.
     handleProtocols: () => upstream.socket.protocol || false
   });
-  if (!socket.readable || !socket.writable) {
-    upstream.socket.terminate();
-    socket.destroy();
-    await context2.record(
-      outcomeOf(admission.entry, "status=499 reason=client_gone_during_handshake")
-    );
-    return;
-  }
-  const untrack = context2.track(socket);
   const client = await new Promise((resolve5) => {
     socket.once("close", () => resolve5(void 0));
-    server.handleUpgrade(req, socket, head, (opened) => {
+    server.handleUpgrade(req, socket, Buffer.concat([head, sentEarly]), (opened) => {
       opened.pause();
       resolve5(opened);
     });
@@ -43472,7 +43482,34 @@ async function relayWebSocket(context2, req, socket, head, request) {
     const pair = { client, upstream: upstream.socket, clientSocket: socket };
     await relayMessages(context2, pair, admission.entry, scanMessages, target);
   }
-  untrack();
+}
+var EARLY_BYTES_KEPT = 64 * 1024;
+function watchClientDuringDial(socket) {
+  const controller = new AbortController();
+  const early = [];
+  let kept = 0;
+  const onData = (chunk) => {
+    early.push(chunk);
+    kept += chunk.length;
+    if (kept >= EARLY_BYTES_KEPT) socket.pause();
+  };
+  const onGone = () => controller.abort();
+  if (socket.destroyed || !socket.readable) onGone();
+  socket.on("data", onData);
+  socket.on("end", onGone);
+  socket.on("close", onGone);
+  socket.on("error", onGone);
+  return {
+    gone: controller.signal,
+    stop() {
+      socket.pause();
+      socket.off("data", onData);
+      socket.off("end", onGone);
+      socket.off("close", onGone);
+      socket.off("error", onGone);
+      return Buffer.concat(early);
+    }
+  };
 }
 var TOKEN2 = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 function handshakeProblem(req, target, protocols) {
@@ -43488,8 +43525,14 @@ function handshakeProblem(req, target, protocols) {
     return `the Sec-WebSocket-Protocol ${JSON.stringify(malformed)} is not a token, or is named twice`;
   return void 0;
 }
-function openUpstream(WebSocketClient, context2, url, protocols, headers, dial) {
+var CLIENT_GONE = {
+  status: 499,
+  layer: "upstream",
+  reason: "the client left during the handshake"
+};
+function openUpstream(WebSocketClient, context2, url, protocols, headers, dial, clientGone) {
   return new Promise((resolve5) => {
+    if (clientGone.aborted) return resolve5({ ok: false, refusal: CLIENT_GONE });
     const upstream = new WebSocketClient(url, protocols, {
       perMessageDeflate: false,
       maxPayload: context2.maxMessageBytes,
@@ -43506,12 +43549,16 @@ function openUpstream(WebSocketClient, context2, url, protocols, headers, dial) 
     });
     const where = url.replace(/[?#].*$/, "");
     const fail2 = (status, reason) => {
+      clientGone.removeEventListener("abort", giveUp);
       upstream.removeAllListeners();
       upstream.on("error", () => void 0);
       upstream.terminate();
       resolve5({ ok: false, refusal: { status, layer: "upstream", reason } });
     };
+    const giveUp = () => fail2(CLIENT_GONE.status, CLIENT_GONE.reason);
+    clientGone.addEventListener("abort", giveUp, { once: true });
     upstream.once("open", () => {
+      clientGone.removeEventListener("abort", giveUp);
       upstream.removeAllListeners("error");
       upstream.pause();
       resolve5({ ok: true, socket: upstream });

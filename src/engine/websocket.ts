@@ -42,7 +42,7 @@ export interface WebSocketContext {
   readonly messageBudget: MessageBudget;
   /** Appends a receipt; a failure is reported, never thrown. */
   readonly record: (entry: DecisionEntry) => Promise<void>;
-  /** Called with the open pair, so that a shutdown can close it. */
+  /** Called with a handshake's client socket, so that a shutdown can close it. */
   readonly track: (socket: Duplex) => () => void;
 }
 
@@ -95,6 +95,22 @@ export async function relayWebSocket(
   head: Buffer,
   request: AdmissionRequest,
 ): Promise<void> {
+  // Tracked throughout, so that a shutdown ends a handshake (or an origin's dial) at once.
+  const untrack = context.track(socket);
+  try {
+    await relayTracked(context, req, socket, head, request);
+  } finally {
+    untrack();
+  }
+}
+
+async function relayTracked(
+  context: WebSocketContext,
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  request: AdmissionRequest,
+): Promise<void> {
   const forwarded = forwardedHeaders(req.rawHeaders);
   const protocols = headerList(req.headers['sec-websocket-protocol']);
   const routed = pathOverrides(request.target, req.rawHeaders);
@@ -125,6 +141,7 @@ export async function relayWebSocket(
   if (target?.kind !== 'url') throw new Error('unreachable: a WebSocket target is a URL');
 
   const { default: WebSocketClient, WebSocketServer } = await loadWs();
+  const watch = watchClientDuringDial(socket);
   const upstream = await openUpstream(
     WebSocketClient,
     context,
@@ -137,13 +154,25 @@ export async function relayWebSocket(
       secure: target.scheme === 'https',
       servername: target.host.kind === 'name' ? target.host.name : undefined,
     },
+    watch.gone,
   );
-  if (!upstream.ok) {
+  const sentEarly = watch.stop();
+  if (!upstream.ok && !watch.gone.aborted) {
     const { status, layer, reason } = upstream.refusal;
     await context.record(
       outcomeOf(admission.entry, `status=${status} layer=${layer} reason=${reason}`),
     );
     return refuseSocket(socket, upstream.refusal);
+  }
+  // The client gone while the origin was dialled (ws would drop the socket without ever
+  // handing over a connection): the dial was given up, or its connection is dropped now.
+  if (!upstream.ok || !socket.readable || !socket.writable) {
+    if (upstream.ok) upstream.socket.terminate();
+    socket.destroy();
+    await context.record(
+      outcomeOf(admission.entry, 'status=499 reason=client_gone_during_handshake'),
+    );
+    return;
   }
   const server = new WebSocketServer({
     noServer: true,
@@ -152,22 +181,11 @@ export async function relayWebSocket(
     // The client gets the subprotocol the origin chose, or none.
     handleProtocols: () => upstream.socket.protocol || false,
   });
-  // The client may have gone while the origin was dialled: ws would then drop the socket
-  // without ever handing over a connection.
-  if (!socket.readable || !socket.writable) {
-    upstream.socket.terminate();
-    socket.destroy();
-    await context.record(
-      outcomeOf(admission.entry, 'status=499 reason=client_gone_during_handshake'),
-    );
-    return;
-  }
-  const untrack = context.track(socket);
   // ws answers a handshake it rejects itself and never calls back: the socket's close says so.
   // Paused like the upstream, until the relay listens (frames may have come with the handshake).
   const client = await new Promise<WebSocket | undefined>((resolve) => {
     socket.once('close', () => resolve(undefined));
-    server.handleUpgrade(req, socket, head, (opened) => {
+    server.handleUpgrade(req, socket, Buffer.concat([head, sentEarly]), (opened) => {
       opened.pause();
       resolve(opened);
     });
@@ -179,7 +197,49 @@ export async function relayWebSocket(
     const pair = { client, upstream: upstream.socket, clientSocket: socket as Socket };
     await relayMessages(context, pair, admission.entry, scanMessages, target);
   }
-  untrack();
+}
+
+/** Bytes a client may send before its handshake is answered that are kept for the relay. */
+const EARLY_BYTES_KEPT = 64 * 1024;
+
+interface DialWatch {
+  /** Aborted once the client has closed or ended its side. */
+  readonly gone: AbortSignal;
+  /** Stops reading; returns what the client sent meanwhile, for the relay to read first. */
+  stop(): Buffer;
+}
+
+/**
+ * Reads the client while the origin is dialled: a socket nobody reads never tells that its
+ * peer left, and the dial would hold the origin connection until the handshake timeout. A
+ * client sending more than EARLY_BYTES_KEPT before its answer is left unread (and unwatched).
+ */
+function watchClientDuringDial(socket: Duplex): DialWatch {
+  const controller = new AbortController();
+  const early: Buffer[] = [];
+  let kept = 0;
+  const onData = (chunk: Buffer) => {
+    early.push(chunk);
+    kept += chunk.length;
+    if (kept >= EARLY_BYTES_KEPT) socket.pause();
+  };
+  const onGone = () => controller.abort();
+  if (socket.destroyed || !socket.readable) onGone();
+  socket.on('data', onData);
+  socket.on('end', onGone);
+  socket.on('close', onGone);
+  socket.on('error', onGone);
+  return {
+    gone: controller.signal,
+    stop() {
+      socket.pause();
+      socket.off('data', onData);
+      socket.off('end', onGone);
+      socket.off('close', onGone);
+      socket.off('error', onGone);
+      return Buffer.concat(early);
+    },
+  };
 }
 
 /** Subprotocol names are tokens (RFC 6455 4.1), each named once. */
@@ -207,6 +267,12 @@ function handshakeProblem(
   return undefined;
 }
 
+const CLIENT_GONE: Refusal = {
+  status: 499,
+  layer: 'upstream',
+  reason: 'the client left during the handshake',
+};
+
 type Upstream = { ok: true; socket: WebSocket } | { ok: false; refusal: Refusal };
 
 interface Dial {
@@ -224,8 +290,10 @@ function openUpstream(
   protocols: string[],
   headers: readonly (readonly [string, string])[],
   dial: Dial,
+  clientGone: AbortSignal,
 ): Promise<Upstream> {
   return new Promise((resolve) => {
+    if (clientGone.aborted) return resolve({ ok: false, refusal: CLIENT_GONE });
     const upstream = new WebSocketClient(url, protocols, {
       perMessageDeflate: false,
       maxPayload: context.maxMessageBytes,
@@ -245,12 +313,16 @@ function openUpstream(
     });
     const where = url.replace(/[?#].*$/, '');
     const fail = (status: number, reason: string) => {
+      clientGone.removeEventListener('abort', giveUp);
       upstream.removeAllListeners();
       upstream.on('error', () => undefined);
       upstream.terminate();
       resolve({ ok: false, refusal: { status, layer: 'upstream', reason } });
     };
+    const giveUp = () => fail(CLIENT_GONE.status, CLIENT_GONE.reason);
+    clientGone.addEventListener('abort', giveUp, { once: true });
     upstream.once('open', () => {
+      clientGone.removeEventListener('abort', giveUp);
       upstream.removeAllListeners('error');
       // Frames that came with the 101 are parsed on the next tick, before the relay listens:
       // an error among them would have no listener and end the engine, a message would be

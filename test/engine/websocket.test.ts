@@ -904,21 +904,53 @@ test('credentials in the target URL are not sent on to the origin', async () => 
   }
 });
 
-test('a client gone while the origin is dialled: the origin connection is closed, the outcome recorded', async () => {
+/** Accepts connections and never answers: a WebSocket dial to it waits for its timeout. */
+async function silentOrigin(): Promise<{
+  port: number;
+  readonly connections: number;
+  readonly closed: number;
+  close(): Promise<void>;
+}> {
+  const sockets = new Set<Socket>();
+  let closed = 0;
+  const server = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    socket.on('close', () => closed++);
+    // Read (and dropped), so that a close from the engine is seen.
+    socket.resume();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    get connections() {
+      return sockets.size;
+    },
+    get closed() {
+      return closed;
+    },
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+const rawHandshake = (target: string) =>
+  `GET /ws?url=${encodeURIComponent(target)} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n` +
+  `Upgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+
+test('a client gone while the origin is dialled: no WebSocket is opened to the origin, the outcome recorded', async () => {
   const f = await fixture();
   try {
     f.plain.delayMs = 300;
     const raw = connect({ host: '127.0.0.1', port: f.proxy.port });
     await once(raw, 'connect');
-    const target = encodeURIComponent(`ws://ws.example.test:${f.plain.port}/`);
-    raw.end(
-      `GET /ws?url=${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
-        `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-    );
+    raw.end(rawHandshake(`ws://ws.example.test:${f.plain.port}/`));
     raw.destroy();
-    const deadline = Date.now() + 5_000;
-    while (f.plain.closed < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-    assert.equal(f.plain.closed, 1);
+    // Past the origin's delay: an upgrade it was still holding would have opened by now.
+    await new Promise((r) => setTimeout(r, 600));
+    assert.equal(f.plain.handshakes.length, 0);
     const all = await records(f);
     assert.deepEqual(
       all.map((r) => [r.decision_phase, r.pattern ?? '']),
@@ -927,6 +959,90 @@ test('a client gone while the origin is dialled: the origin connection is closed
         ['outcome', 'status=499 reason=client_gone_during_handshake'],
       ],
     );
+  } finally {
+    await f.close();
+  }
+});
+
+test(
+  'a client gone while a silent origin is dialled: the dial is given up at once, not at its timeout',
+  { timeout: 60_000 },
+  async () => {
+    const silent = await silentOrigin();
+    const f = await fixture(undefined, false, {}, [silent.port]);
+    try {
+      const raw = connect({ host: '127.0.0.1', port: f.proxy.port });
+      await once(raw, 'connect');
+      raw.write(rawHandshake(`ws://127.0.0.1:${silent.port}/`));
+      await waitFor(() => silent.connections === 1, 5_000, 'the origin to be dialled');
+      raw.destroy();
+      // The handshake timeout is 30 s: the origin connection goes with the client instead.
+      await waitFor(() => silent.closed === 1, 5_000, 'the origin connection to be closed');
+      const all = await records(f);
+      assert.deepEqual(
+        all.map((r) => [r.decision_phase, r.pattern ?? '']),
+        [
+          ['intent', ''],
+          ['outcome', 'status=499 reason=client_gone_during_handshake'],
+        ],
+      );
+    } finally {
+      await f.close();
+      await silent.close();
+    }
+  },
+);
+
+test(
+  'a shutdown while a silent origin is dialled ends the dial; its outcome is sealed with the evidence',
+  { timeout: 60_000 },
+  async () => {
+    const silent = await silentOrigin();
+    const f = await fixture(undefined, false, {}, [silent.port]);
+    const raw = connect({ host: '127.0.0.1', port: f.proxy.port });
+    raw.on('error', () => undefined);
+    try {
+      await once(raw, 'connect');
+      raw.write(rawHandshake(`ws://127.0.0.1:${silent.port}/`));
+      await waitFor(() => silent.connections === 1, 5_000, 'the origin to be dialled');
+      const started = Date.now();
+      const all = await records(f);
+      const took = Date.now() - started;
+      assert.ok(took < 5_000, `the engine took ${took} ms to stop`);
+      await waitFor(() => silent.closed === 1, 5_000, 'the origin connection to be closed');
+      assert.deepEqual(
+        all.map((r) => [r.decision_phase, r.pattern ?? '']),
+        [
+          ['intent', ''],
+          ['outcome', 'status=499 reason=client_gone_during_handshake'],
+        ],
+      );
+    } finally {
+      raw.destroy();
+      await f.close();
+      await silent.close();
+    }
+  },
+);
+
+test('a frame the client sends before its handshake is answered reaches the origin first', async () => {
+  const f = await fixture();
+  try {
+    f.plain.delayMs = 300;
+    const raw = connect({ host: '127.0.0.1', port: f.proxy.port });
+    await once(raw, 'connect');
+    raw.write(rawHandshake(`ws://ws.example.test:${f.plain.port}/`));
+    await new Promise((r) => setTimeout(r, 100));
+    const mask = Buffer.from([1, 2, 3, 4]);
+    const payload = Buffer.from('early');
+    const masked = payload.map((byte, at) => byte ^ (mask[at % 4] ?? 0));
+    raw.write(Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, masked]));
+    let answer = Buffer.alloc(0);
+    raw.on('data', (chunk: Buffer) => (answer = Buffer.concat([answer, chunk])));
+    await waitFor(() => answer.includes('early'), 5_000, 'the echo of the early frame');
+    assert.match(answer.toString('latin1'), /^HTTP\/1\.1 101 /);
+    assert.deepEqual(f.plain.received, ['early']);
+    raw.destroy();
   } finally {
     await f.close();
   }
