@@ -31119,8 +31119,8 @@ function isRunId(text2) {
 // src/boundary/run-process.ts
 import { readFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
-function startTimeOf(stat11) {
-  const fields2 = stat11.slice(stat11.lastIndexOf(")") + 2).split(" ");
+function startTimeOf(stat12) {
+  const fields2 = stat12.slice(stat12.lastIndexOf(")") + 2).split(" ");
   return fields2[19];
 }
 async function runProcessOf(pid) {
@@ -31130,7 +31130,7 @@ async function runProcessOf(pid) {
 }
 async function isRunning(run) {
   return readFile(`/proc/${run.pid}/stat`, "utf8").then(
-    (stat11) => startTimeOf(stat11) === run.startTime,
+    (stat12) => startTimeOf(stat12) === run.startTime,
     () => false
   );
 }
@@ -31606,19 +31606,30 @@ async function cleanupCommand(args, io) {
 
 // src/cli/keygen-command.ts
 import { randomBytes as randomBytes2 } from "node:crypto";
-import { chmod, rm as rm3, stat as stat2, writeFile as writeFile3 } from "node:fs/promises";
+import { chmod, rm as rm3, stat as stat3, writeFile as writeFile3 } from "node:fs/promises";
 
 // src/cli/make-directories.ts
-import { lstat, mkdir as mkdir4 } from "node:fs/promises";
+import { lstat, mkdir as mkdir4, readlink, stat as stat2 } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 async function makeDirectories(path4, mode) {
   const missing = [];
-  for (let at = resolve(path4); !await exists(at); at = dirname(at)) missing.unshift(at);
+  let at = resolve(path4);
+  for (; !await exists(at); at = dirname(at)) missing.unshift(at);
+  await refuseNonDirectory(at);
   for (const dir of missing) {
     await mkdir4(dir, { mode }).catch(async (error2) => {
       if (error2.code !== "EEXIST" || !(await lstat(dir)).isDirectory()) throw error2;
     });
   }
+}
+async function refuseNonDirectory(at) {
+  const target = await stat2(at).catch(() => void 0);
+  if (target === void 0 && (await lstat(at)).isSymbolicLink())
+    throw new Error(
+      `${at} is a symbolic link to ${await readlink(at)}, which does not exist; make its target or give another path`
+    );
+  if (target !== void 0 && !target.isDirectory())
+    throw new Error(`${at} is not a directory; give a directory path`);
 }
 async function exists(path4) {
   return lstat(path4).then(
@@ -34415,7 +34426,7 @@ async function keygenCommand(args, io) {
   const written = [];
   try {
     await makeDirectories(out, 488);
-    const info = await stat2(out);
+    const info = await stat3(out);
     if (info.uid !== process.getuid?.() || (info.mode & 18) !== 0)
       throw new ForeignDirectory(
         info.uid !== process.getuid?.() ? `${out} belongs to uid ${info.uid}, who could swap the keys in it; choose a directory of your own` : `${out} is writable by other users (mode ${(info.mode & 511).toString(8)}), who could swap the keys in it; choose a directory only you can write`
@@ -40631,6 +40642,8 @@ function rulePathProblem(path4) {
   if (/%(2e|2f|5c|25)/i.test(path4) || path4.includes("\\")) {
     return "must not contain encoded dots, slashes, backslashes or percent signs";
   }
+  if (/%(?![0-9a-f]{2})/i.test(path4))
+    return 'holds a "%" that starts no percent-escape (%XX), which servers read differently or refuse; name the path as a URL spells it';
   if (/;|%3b/i.test(path4))
     return `must not contain ";" (or "%3B"): servers that cut a segment's parameters read it without them, so no request could match; name the path without parameters`;
   if (path4.includes("*")) {
@@ -41845,16 +41858,16 @@ function refuse(policy, layer, reason, rule, target) {
 
 // src/regular-file.ts
 import { constants as constants2 } from "node:fs";
-import { open as open2, stat as stat3 } from "node:fs/promises";
+import { open as open2, stat as stat4 } from "node:fs/promises";
 function isRegularFile(path4) {
-  return stat3(path4).then(
+  return stat4(path4).then(
     (info) => info.isFile(),
     () => false
   );
 }
 async function readRegularFileAtMost(file, limit, hint) {
   const notRegular2 = new Error(`not a regular file; ${hint}`);
-  if (!(await stat3(file)).isFile()) throw notRegular2;
+  if (!(await stat4(file)).isFile()) throw notRegular2;
   const handle = await open2(file, constants2.O_RDONLY | constants2.O_NONBLOCK);
   try {
     if (!(await handle.stat()).isFile()) throw notRegular2;
@@ -47052,7 +47065,7 @@ import { basename as basename3, join as join18 } from "node:path";
 
 // src/boundary/boundary.ts
 import { spawn as spawn5 } from "node:child_process";
-import { chmod as chmod4, chown, copyFile as copyFile2, mkdir as mkdir5, readFile as readFile7, stat as stat5, writeFile as writeFile7 } from "node:fs/promises";
+import { chmod as chmod4, chown, copyFile as copyFile2, mkdir as mkdir5, readFile as readFile7, stat as stat6, writeFile as writeFile7 } from "node:fs/promises";
 import { constants as constants5 } from "node:os";
 import { basename, dirname as dirname2, join as join10 } from "node:path";
 
@@ -47405,13 +47418,13 @@ function agentEnvironment(caller, plan) {
 }
 
 // src/boundary/host-sockets.ts
-import { lstat as lstat2, readdir as readdir2, readFile as readFile5, readlink } from "node:fs/promises";
+import { lstat as lstat2, readdir as readdir2, readFile as readFile5, readlink as readlink2 } from "node:fs/promises";
 async function unixSocketListings() {
   const namespaces = /* @__PURE__ */ new Set();
   const listings = [];
   for (const pid of await readdir2("/proc")) {
     if (!/^[0-9]+$/.test(pid)) continue;
-    const namespace = await readlink(`/proc/${pid}/ns/net`).catch(() => void 0);
+    const namespace = await readlink2(`/proc/${pid}/ns/net`).catch(() => void 0);
     if (namespace === void 0 || namespaces.has(namespace)) continue;
     const listing = await readFile5(`/proc/${pid}/net/unix`, "latin1").catch(() => void 0);
     if (listing === void 0) continue;
@@ -47970,7 +47983,7 @@ var SYSTEM_CA_BUNDLES = [
 ];
 
 // src/boundary/sudoers.ts
-import { chmod as chmod2, rm as rm5, stat as stat4, writeFile as writeFile5 } from "node:fs/promises";
+import { chmod as chmod2, rm as rm5, stat as stat5, writeFile as writeFile5 } from "node:fs/promises";
 var SUDOERS_DIR = "/etc/sudoers.d";
 function sudoersDenyText(users) {
   return `# pipelock-egress: the boundary's users may not use sudo
@@ -47978,7 +47991,7 @@ ${users.map((user) => `${user} ALL=(ALL:ALL) !ALL
 `).join("")}`;
 }
 async function installSudoersDeny(runId, users) {
-  const isDir = await stat4(SUDOERS_DIR).then(
+  const isDir = await stat5(SUDOERS_DIR).then(
     (s) => s.isDirectory(),
     () => false
   );
@@ -48321,11 +48334,11 @@ async function reachableCopy(file, copy, mode) {
   return copy;
 }
 async function othersCanUse(file, mode) {
-  const info = await stat5(file);
+  const info = await stat6(file);
   const needed = mode & 7;
   if ((info.mode & needed) !== needed) return false;
   for (let dir = dirname2(file); ; dir = dirname2(dir)) {
-    if (((await stat5(dir)).mode & 1) === 0) return false;
+    if (((await stat6(dir)).mode & 1) === 0) return false;
     if (dir === dirname2(dir)) return true;
   }
 }
@@ -48966,11 +48979,11 @@ function parseVerificationReport(text2) {
 import { writeFile as writeFile9 } from "node:fs/promises";
 
 // src/cli/input-file.ts
-import { stat as stat6 } from "node:fs/promises";
+import { stat as stat7 } from "node:fs/promises";
 var InputError = class extends Error {
 };
 async function readInputText(file, what, io) {
-  if ((await stat6(file).catch(() => void 0))?.isFile() === false)
+  if ((await stat7(file).catch(() => void 0))?.isFile() === false)
     throw new InputError(`cannot read ${what} ${file}: not a regular file`);
   try {
     return new TextDecoder().decode(await io.readFile(file));
@@ -48994,13 +49007,13 @@ import path3 from "node:path";
 
 // src/cli/evidence-source.ts
 import { createReadStream as createReadStream2 } from "node:fs";
-import { readdir as readdir5, stat as stat7 } from "node:fs/promises";
+import { readdir as readdir5, stat as stat8 } from "node:fs/promises";
 import path2 from "node:path";
 var CHUNK_BYTES = 256 * 1024;
 var UnreadableEvidence = class extends Error {
 };
 async function verifyEvidencePath(backend, evidencePath, options) {
-  const info = await stat7(evidencePath).catch((error2) => {
+  const info = await stat8(evidencePath).catch((error2) => {
     throw unreadable(evidencePath, error2);
   });
   const verifier = new EvidenceVerifier(backend, options);
@@ -49025,7 +49038,7 @@ async function verifyEvidencePath(backend, evidencePath, options) {
   }
   for (const name of names) {
     const file = path2.join(evidencePath, name);
-    const shard = await stat7(file).catch((error2) => {
+    const shard = await stat8(file).catch((error2) => {
       throw unreadable(file, error2);
     });
     if (!shard.isFile()) throw notRegular(file);
@@ -49733,7 +49746,7 @@ function describeChain(label, report, judged2, expectedPolicy) {
 }
 
 // src/cli/open-packet.ts
-import { stat as stat8 } from "node:fs/promises";
+import { stat as stat9 } from "node:fs/promises";
 async function openPacket(prefix, { dir, keyArgs, policyHashFile }, io, load2) {
   let pinned;
   let policyHash2;
@@ -49744,7 +49757,7 @@ async function openPacket(prefix, { dir, keyArgs, policyHashFile }, io, load2) {
     if (!(error2 instanceof KeyArgumentError) && !(error2 instanceof InputError)) throw error2;
     return { ok: false, error: error2.message };
   }
-  if (!(await stat8(dir).catch(() => void 0))?.isDirectory())
+  if (!(await stat9(dir).catch(() => void 0))?.isDirectory())
     return { ok: false, error: `${dir} is not a directory: give the Audit Packet directory` };
   io.err(`${prefix}: verifying ${dir} \u2026
 `);
@@ -49826,14 +49839,14 @@ async function verifyPacket(request, io) {
 }
 
 // src/cli/report-output.ts
-import { lstat as lstat5, realpath, stat as stat9 } from "node:fs/promises";
+import { lstat as lstat5, realpath, stat as stat10 } from "node:fs/promises";
 import { dirname as dirname3, join as join16, relative, resolve as resolve3, sep } from "node:path";
 async function reportOutputProblem(output, inputs, packet) {
   const link = await lstat5(output).catch(() => void 0);
-  if (link?.isSymbolicLink() && await stat9(output).catch(() => void 0) === void 0)
+  if (link?.isSymbolicLink() && await stat10(output).catch(() => void 0) === void 0)
     return `--output ${output} is a symbolic link to nothing, which the write would create wherever it points; name the report's file itself`;
   const target = await resolvedPath(output);
-  if ((await stat9(target).catch(() => void 0))?.isDirectory())
+  if ((await stat10(target).catch(() => void 0))?.isDirectory())
     return `--output ${output} is a directory; give the report's file name (\u2026/${PACKET_FILES.verifier})`;
   const packetDir = packet === void 0 ? void 0 : await realpath(packet).catch(() => void 0);
   if (packetDir !== void 0 && target === join16(packetDir, PACKET_FILES.verifier))
@@ -50027,7 +50040,7 @@ async function writeRunOutcome(file, outcome) {
 }
 
 // src/cli/run-request.ts
-import { lstat as lstat6, readFile as readFile12, realpath as realpath2, readdir as readdir8, rm as rm6, stat as stat10 } from "node:fs/promises";
+import { lstat as lstat6, readFile as readFile12, realpath as realpath2, readdir as readdir8, rm as rm6, stat as stat11 } from "node:fs/promises";
 import { basename as basename2, dirname as dirname4, isAbsolute, relative as relative2, resolve as resolve4, sep as sep2 } from "node:path";
 var DEFAULT_EVIDENCE_OUTPUT = "audit-artifacts";
 var DEFAULT_IDENTITY = "pipelock-agent";
@@ -50189,7 +50202,7 @@ async function checkedOutput(output, writable, problems) {
   }
   const owners = /* @__PURE__ */ new Set([0, process.getuid?.() ?? 0, Number(process.env["SUDO_UID"] ?? 0)]);
   for (const dir of ancestors(base)) {
-    const info = await stat10(dir);
+    const info = await stat11(dir);
     const mode = (info.mode & 4095).toString(8);
     if (dir === base && !info.isDirectory()) {
       problems.push(
@@ -50236,7 +50249,7 @@ function processLimit(text2) {
 async function directory(path4, what, problems) {
   try {
     const real = await realpath2(path4);
-    if ((await stat10(real)).isDirectory()) return real;
+    if ((await stat11(real)).isDirectory()) return real;
     problems.push(`${what} ${path4} is not a directory`);
   } catch {
     problems.push(`${what} ${path4} does not exist`);
@@ -50268,7 +50281,7 @@ async function pathInside(workdir, path4, what, problems, mayBeWorkdir) {
 async function scriptInside(workdir, path4, problems) {
   const real = await pathInside(workdir, path4, "script", problems, false);
   if (real === void 0) return void 0;
-  if (!(await stat10(real)).isFile()) {
+  if (!(await stat11(real)).isFile()) {
     problems.push(`script ${path4} is not a regular file`);
     return void 0;
   }

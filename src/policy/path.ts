@@ -79,6 +79,8 @@ export function rulePathProblem(path: string): string | undefined {
   if (/%(2e|2f|5c|25)/i.test(path) || path.includes('\\')) {
     return 'must not contain encoded dots, slashes, backslashes or percent signs';
   }
+  if (/%(?![0-9a-f]{2})/i.test(path))
+    return 'holds a "%" that starts no percent-escape (%XX), which servers read differently or refuse; name the path as a URL spells it';
   // A request is judged also as servers read it with each segment's parameters cut (`;…`):
   // that reading of any request under `/a;b/` is under `/a/`, so the rule could never match.
   if (/;|%3b/i.test(path))

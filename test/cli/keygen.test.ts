@@ -7,6 +7,7 @@ import {
   mkdirSync,
   readFileSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
@@ -137,4 +138,23 @@ test('keygen refuses a directory someone else could swap the keys in, and a path
   const proc = await cli('keygen', '--out', '/proc/pipelock-egress-nope/keys');
   assert.equal(proc.code, 1);
   assert.match(proc.stderr, /cannot write keys to \/proc\/pipelock-egress-nope\/keys: ENOENT/);
+});
+
+test('keygen names a dangling link or a file where its directory would be', async () => {
+  const dangling = path.join(root, 'dangling');
+  symlinkSync(path.join(root, 'gone'), dangling);
+  for (const out of [dangling, path.join(dangling, 'keys')]) {
+    const result = await cli('keygen', '--out', out);
+    assert.equal(result.code, 1);
+    assert.match(
+      result.stderr,
+      /dangling is a symbolic link to .*gone, which does not exist; make its target or give another path/,
+    );
+  }
+  const file = path.join(root, 'plain-file');
+  writeFileSync(file, '');
+  const under = await cli('keygen', '--out', path.join(file, 'keys'));
+  assert.equal(under.code, 1);
+  assert.match(under.stderr, /plain-file is not a directory; give a directory path/);
+  assert.ok(!existsSync(path.join(root, 'gone')));
 });
