@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isRunId, RUNTIME_BASE } from './layout.js';
 import { isRunning, stopRun } from './run-process.js';
-import type { RunState } from './run-state.js';
+import { parseRunState } from './run-state.js';
 import { removeRunDirectory, teardown } from './teardown.js';
 
 /** How long a run stopped with SIGTERM may take to seal its evidence and tear down. */
@@ -31,7 +31,13 @@ export async function recoverRun(
       (failure: Error) => [failure.message],
     );
   }
-  const state = JSON.parse(text) as RunState;
+  const root = join(base, runId);
+  const parsed = parseRunState(text, runId, root);
+  if (!parsed.ok)
+    return [
+      `${join(root, 'state.json')} is ${parsed.problem}, so nothing was torn down from it. Copy what you need from ${root} (the engine's evidence is under ${join(root, 'engine')}), then undo the run by hand: \`ip netns delete ${runId}\`, \`rm -f /etc/sudoers.d/pipelock-egress-${runId}\`, revoke ACLs given to pipelock-agent on --writable paths (\`setfacl -R -x u:pipelock-agent PATH\`), \`userdel pipelock-agent\` and \`userdel pipelock-host\`, then \`rm -rf ${root}\``,
+    ];
+  const { state } = parsed;
   const { pid } = state.runProcess;
   if (await isRunning(state.runProcess)) {
     log(
