@@ -122,9 +122,44 @@ test('ordinary URLs are not findings', () => {
     'https://api.github.com/repos/acme/widgets/commits/0123456789abcdef0123456789abcdef01234567',
     'https://docs.example.com/a/b?id=6f1c2a44-8b1e-4a52-9a9b-3b2f6f4c1e7a&token_type=bearer',
     'https://skyline.example/sk-short',
+    // Package and repository names spelled with hyphens, not keys.
+    'https://registry.npmjs.org/sk-learn-typescript-port/-/sk-learn-typescript-port-1.0.0.tgz',
+    'https://pypi.org/simple/sk-gaussian-binomial-distributions/',
+    'https://registry.npmjs.org/sk-ant-design-components-library',
+    // A presigned download (GitHub's release assets): the key id is public, the signature expires.
+    `https://objects.githubusercontent.com/release-asset/1?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAVCODYLSA53PQK4ZA%2F20261128%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature=${'0a'.repeat(32)}`,
   ]) {
     assert.equal(scan(url), undefined, url);
   }
+});
+
+test('keys in their real shapes are still found beside the names that look like them', () => {
+  for (const [text, detector] of [
+    [`sk-${'Ab3'.repeat(16)}`, 'openai-api-key'],
+    [`sk-svcacct-${'a_B-'.repeat(10)}`, 'openai-api-key'],
+    [`sk-ant-admin01-${'x'.repeat(30)}`, 'anthropic-api-key'],
+    ['AKIAVCODYLSA53PQK4ZA', 'aws-access-key-id'],
+    [`X-Amz-Credential-Copy=AKIAVCODYLSA53PQK4ZA`, 'aws-access-key-id'],
+  ] as const) {
+    assert.equal(scan(`https://paste.example/p?d=${text}`)?.detector, detector, text);
+  }
+  for (const text of [`sk-${'abc'.repeat(16)}`, `sk-learn-${'x'.repeat(30)}`])
+    assert.equal(scan(`https://paste.example/p?d=${text}`), undefined, text);
+});
+
+test('a commit hash beside the words aws and secret is not a secret key; a key there still is', () => {
+  const scanner = createSecretScanner(BUILTIN_DETECTORS, []);
+  const host = targetOf('https://api.github.com/');
+  const found = (text: string) =>
+    scanner.scanContent(textViews(text, 'body'), host, true)?.detector;
+  const sha = '3f786850e387550fdab836ed7e6dc881de23001b';
+  assert.equal(found(`Fixed the AWS secret lookup in ${sha}`), undefined);
+  assert.equal(found(`aws: rotate secret name = ${sha}`), undefined);
+  assert.equal(found(`aws_secret_access_key=${sha.slice(0, 39)}X`), 'aws-secret-access-key');
+  assert.equal(
+    found(`aws_secret_access_key=${'wJalrXUtnFEMI/K7MDENG+bPxRfiCY'}EXAMPLEKEY`),
+    'aws-secret-access-key',
+  );
 });
 
 const TOKEN = 'agent-secret-5f2b9c1e7a';
@@ -861,7 +896,7 @@ test('a body of megabytes in one run is scanned, not a crash: a detector finds i
   try {
     // Unbounded quantifiers over a 7 MiB run overflowed the regular expression stack, and the
     // engine died of the exception (every built-in detector that had one).
-    assert.deepEqual(await f.post(`sk-ant-${'a'.repeat(run)}`), {
+    assert.deepEqual(await f.post(`sk-ant-api03-${'a'.repeat(run)}`), {
       status: 403,
       text: 'blocked: DLP match: anthropic-api-key in the body\n',
     });

@@ -72,21 +72,32 @@ export const BUILTIN_DETECTORS: readonly Detector[] = [
   // Upper case, so lowercased it is the same key. Its last 16 are base32 (A-Z, 2-7): lowercased,
   // with a digit among them, they are told from words. Mixed case is what random base64 looks
   // like (one 8 MiB upload in 26 would hold one): not looked for.
+  // Not as a presigned URL's X-Amz-Credential (GitHub's release downloads redirect to one):
+  // there the key id is public by design, the signature beside it the short-lived credential.
   builtin(
     'aws-access-key-id',
     String.raw`(?:AKIA|ASIA|AROA|AIDA|AGPA|ANPA|ANVA|AIPA)[A-Z0-9]{16}|(?:akia|asia|aroa|aida|agpa|anpa|anva|aipa)(?=[a-z2-7]{0,15}[2-7])[a-z2-7]{16}`,
-    BOUNDED,
+    { start: `${START}(?<!X-Amz-Credential=)`, end: END },
   ),
+  // 40 lower-case hex digits are a git commit or a SHA-1 (a key is base64: mixed case).
   builtin(
     'aws-secret-access-key',
-    String.raw`aws.{0,20}secret.{0,20}?[=:"' ]{1,4}[A-Za-z0-9/+]{40}`,
+    String.raw`aws.{0,20}secret.{0,20}?[=:"' ]{1,4}(?![0-9a-f]{40}(?![A-Za-z0-9/+]))[A-Za-z0-9/+]{40}`,
     { end: '(?![A-Za-z0-9/+])', flags: 'i' },
   ),
   builtin('slack-token', String.raw`xox[abposr]-[A-Za-z0-9-]{10,${LONGEST}}`, STARTS),
-  builtin('anthropic-api-key', String.raw`sk-ant-[A-Za-z0-9_-]{20,${LONGEST}}`, STARTS),
+  // `sk-ant-api03-…`: a kind and a version before the key. Names spelled with hyphens
+  // (`sk-learn-…`, `sk-ant-design-…`, packages and repositories) are not keys.
+  builtin(
+    'anthropic-api-key',
+    String.raw`sk-ant-[a-z]{2,12}[0-9]{2}-[A-Za-z0-9_-]{20,${LONGEST}}`,
+    STARTS,
+  ),
+  // Project, service-account and admin keys carry their kind; older keys are letters and
+  // digits only, a digit among their first 48.
   builtin(
     'openai-api-key',
-    String.raw`sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,${LONGEST}}`,
+    String.raw`sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,${LONGEST}}|sk-(?=[A-Za-z0-9]{0,47}[0-9])[A-Za-z0-9]{20,${LONGEST}}`,
     STARTS,
   ),
   builtin('google-api-key', String.raw`AIza[0-9A-Za-z_-]{35}`, STARTS),
