@@ -43816,11 +43816,28 @@ function rawText2(data2) {
 
 // src/cli/explain-request.ts
 function explainRequest(policy, scanner, method, target) {
-  const decision = decide(policy, { method, target });
+  const judged2 = method === "WS" ? "GET" : method;
+  const decision = decide(policy, { method: judged2, target });
+  const webSocket = /^wss?:\/\//i.test(target);
+  const switchedOff = webSocket ? webSocketSwitchRefusal(policy) : void 0;
+  if (switchedOff) return { decision, refusal: switchedOff, ssrf: void 0 };
+  const to = decision.target;
+  if (to?.kind === "url" && to.scheme === "https" && !webSocket) {
+    const tunnel = explainRequest(policy, scanner, "CONNECT", `${formatHost(to.host)}:${to.port}`);
+    if (tunnel.refusal !== void 0 || tunnel.decision.verdict === "block") return tunnel;
+    if (!intercepted(policy, tunnel.decision)) return { ...tunnel, tunnel: "unseen" };
+    return { ...judgeInside(policy, scanner, judged2, target, decision), tunnel: "intercepted" };
+  }
+  return judgeInside(policy, scanner, judged2, target, decision);
+}
+function intercepted(policy, tunnel) {
+  const to = tunnel.target;
+  if (tunnel.intercept) return true;
+  return to !== void 0 && !tunnel.passthrough && secretsKeptFrom(policy, to).length > 0;
+}
+function judgeInside(policy, scanner, method, target, decision) {
   const leak = scanner.scanUrl(target, decision.target);
   if (leak) return { decision, refusal: dlpRefusal(leak), ssrf: void 0 };
-  const switchedOff = /^wss?:\/\//i.test(target) ? webSocketSwitchRefusal(policy) : void 0;
-  if (switchedOff) return { decision, refusal: switchedOff, ssrf: void 0 };
   const to = decision.target;
   if (decision.verdict === "block" || to === void 0)
     return { decision, refusal: void 0, ssrf: void 0 };
@@ -43841,13 +43858,13 @@ function explainRequest(policy, scanner, method, target) {
     };
   const kind = specialAddressKind(ip);
   const scanned = checked.scan ? { ...decision, scan: true } : decision;
-  const intercepted = to.kind === "authority" ? interceptedForAddress(policy, ip, to.port) : void 0;
-  if (intercepted !== void 0 && decision.passthrough) {
-    const refusal = passthroughToGuardedAddress(decision, { ip, kind: intercepted, port: to.port });
+  const intercepted2 = to.kind === "authority" ? interceptedForAddress(policy, ip, to.port) : void 0;
+  if (intercepted2 !== void 0 && decision.passthrough) {
+    const refusal = passthroughToGuardedAddress(decision, { ip, kind: intercepted2, port: to.port });
     return { decision, refusal, ssrf: void 0 };
   }
   return {
-    decision: intercepted === void 0 ? scanned : { ...scanned, intercept: true },
+    decision: intercepted2 === void 0 ? scanned : { ...scanned, intercept: true },
     refusal: void 0,
     ssrf: kind === void 0 ? `passes: ${formatIp(ip)} is a public address` : `passes: ${formatIp(ip)} is ${/^[aeiou]/i.test(kind) ? "an" : "a"} ${kind} address, and a rule naming it allows this request`
   };
@@ -43930,7 +43947,8 @@ async function explain(file, method, target, io) {
   const explanation = explainRequest(policy, urlScanner(policy, io), method, target);
   const { decision } = explanation;
   const kept = decision.target === void 0 ? [] : secretsKeptFrom(policy, decision.target);
-  io.out(describeExplanation(explanation, kept));
+  const framesScanned = /^wss?:\/\//i.test(target) && policy.websocket.frame_scan;
+  io.out(describeExplanation(explanation, kept, framesScanned));
   return explanation.refusal !== void 0 || decision.verdict === "block" ? 1 : 0;
 }
 function urlScanner(policy, io) {
@@ -43939,7 +43957,7 @@ function urlScanner(policy, io) {
 `);
   return createSecretScanner(policyDetectors(policy), boundSecrets(policy, values));
 }
-function describeExplanation({ decision, refusal, ssrf }, keptSecrets) {
+function describeExplanation({ decision, refusal, ssrf, tunnel }, keptSecrets, framesScanned) {
   if (refusal !== void 0)
     return `block
   layer:  ${refusal.layer}
@@ -43959,14 +43977,20 @@ function describeExplanation({ decision, refusal, ssrf }, keptSecrets) {
     const unseen = keptSecrets.length > 0 && decision.passthrough;
     const bound = `${keptSecrets.join(", ")} (bound secrets that may not go here), when set`;
     const blind = decision.target?.kind === "authority" && !decision.intercept && !guarded;
-    const scan = blind ? "the host name only (the tunnel is not intercepted)" : decision.scan ? "headers and body are scanned for secrets" : guarded ? `headers and body are scanned for ${bound}` : "URL only";
+    const scan = blind ? "the host name only (the tunnel is not intercepted)" : framesScanned ? "the handshake headers and every message the client sends are scanned for secrets (websocket.frame_scan)" : decision.scan ? "headers and body are scanned for secrets" : guarded ? `headers and body are scanned for ${bound}` : "URL only";
     lines.push(`  scan:   ${scan}`);
+    if (tunnel === "intercepted")
+      lines.push("  tls:    intercepted: the request is judged inside its CONNECT tunnel");
     if (decision.target?.kind === "authority") {
       lines.push(
         `  tls:    ${decision.intercept ? "intercepted (a rule needs to see requests inside TLS)" : guarded ? `intercepted to keep out ${bound}` : unseen ? `tunnelled untouched (SNI checked, tls: passthrough): ${keptSecrets.join(", ")}, bound to other destinations, could reach it unseen inside TLS` : "tunnelled untouched (SNI checked)"}`
       );
     }
   }
+  if (tunnel === "unseen")
+    lines.push(
+      "  inside: the request goes inside this tunnel unseen: its method, path, query, headers and body are not judged (methods, paths or scan: true on its rule would have it intercepted)"
+    );
   if (ssrf !== void 0) lines.push(`  ssrf:   ${ssrf}`);
   return `${lines.join("\n")}
 `;

@@ -1,8 +1,15 @@
-// What `policy explain` says the engine does with a request: the URL's secret scan, the
-// policy's decision, then what the engine applies beyond the rules without resolving a name
-// (the WebSocket switch, and the SSRF guard for an IP address written in the target).
+// What `policy explain` says the engine does with a request: the WebSocket switch, the URL's
+// secret scan, the policy's decision, then what the engine applies beyond the rules without
+// resolving a name (the SSRF guard for an IP address written in the target). An https:// URL
+// travels inside a CONNECT tunnel: judged inside only where the engine intercepts it.
 
-import { decide, formatHost, type Decision, type Policy } from '../policy/index.js';
+import {
+  decide,
+  formatHost,
+  secretsKeptFrom,
+  type Decision,
+  type Policy,
+} from '../policy/index.js';
 import { formatIp } from '../policy/ip.js';
 import type { Refusal } from '../engine/refusal.js';
 import { dlpRefusal } from '../engine/admission.js';
@@ -22,6 +29,8 @@ export interface Explanation {
   readonly refusal: Refusal | undefined;
   /** How the SSRF guard applies, for a request the rules let through. */
   readonly ssrf: string | undefined;
+  /** An https:// URL: its CONNECT tunnel is intercepted, or the request goes inside it unseen. */
+  readonly tunnel?: 'intercepted' | 'unseen';
 }
 
 /**
@@ -34,11 +43,44 @@ export function explainRequest(
   method: string,
   target: string,
 ): Explanation {
-  const decision = decide(policy, { method, target });
+  // A WebSocket handshake is judged as the GET it is (its receipts say WS).
+  const judged = method === 'WS' ? 'GET' : method;
+  const decision = decide(policy, { method: judged, target });
+  // The engine looks at the switch before anything else of a WebSocket (sent to its
+  // `/ws?url=` path, it is seen whole).
+  const webSocket = /^wss?:\/\//i.test(target);
+  const switchedOff = webSocket ? webSocketSwitchRefusal(policy) : undefined;
+  if (switchedOff) return { decision, refusal: switchedOff, ssrf: undefined };
+  const to = decision.target;
+  if (to?.kind === 'url' && to.scheme === 'https' && !webSocket) {
+    const tunnel = explainRequest(policy, scanner, 'CONNECT', `${formatHost(to.host)}:${to.port}`);
+    if (tunnel.refusal !== undefined || tunnel.decision.verdict === 'block') return tunnel;
+    if (!intercepted(policy, tunnel.decision)) return { ...tunnel, tunnel: 'unseen' };
+    return { ...judgeInside(policy, scanner, judged, target, decision), tunnel: 'intercepted' };
+  }
+  return judgeInside(policy, scanner, judged, target, decision);
+}
+
+/**
+ * As the engine decides a tunnel's interception: for rules that judge inside, or to keep out
+ * a bound secret (here: whether or not it is set) unless the rule chose `tls: passthrough`.
+ */
+function intercepted(policy: Policy, tunnel: Decision): boolean {
+  const to = tunnel.target;
+  if (tunnel.intercept) return true;
+  return to !== undefined && !tunnel.passthrough && secretsKeptFrom(policy, to).length > 0;
+}
+
+/** A request the engine sees whole: plain HTTP, a WebSocket, or inside an intercepted tunnel. */
+function judgeInside(
+  policy: Policy,
+  scanner: Pick<SecretScanner, 'scanUrl'>,
+  method: string,
+  target: string,
+  decision: Decision,
+): Explanation {
   const leak = scanner.scanUrl(target, decision.target);
   if (leak) return { decision, refusal: dlpRefusal(leak), ssrf: undefined };
-  const switchedOff = /^wss?:\/\//i.test(target) ? webSocketSwitchRefusal(policy) : undefined;
-  if (switchedOff) return { decision, refusal: switchedOff, ssrf: undefined };
   const to = decision.target;
   if (decision.verdict === 'block' || to === undefined)
     return { decision, refusal: undefined, ssrf: undefined };

@@ -73,7 +73,8 @@ async function explain(file: string, method: string, target: string, io: CliIo):
   const explanation = explainRequest(policy, urlScanner(policy, io), method, target);
   const { decision } = explanation;
   const kept = decision.target === undefined ? [] : secretsKeptFrom(policy, decision.target);
-  io.out(describeExplanation(explanation, kept));
+  const framesScanned = /^wss?:\/\//i.test(target) && policy.websocket.frame_scan;
+  io.out(describeExplanation(explanation, kept, framesScanned));
   return explanation.refusal !== undefined || decision.verdict === 'block' ? 1 : 0;
 }
 
@@ -85,8 +86,9 @@ function urlScanner(policy: Policy, io: CliIo): SecretScanner {
 }
 
 function describeExplanation(
-  { decision, refusal, ssrf }: Explanation,
+  { decision, refusal, ssrf, tunnel }: Explanation,
   keptSecrets: readonly string[],
+  framesScanned: boolean,
 ): string {
   if (refusal !== undefined)
     return `block\n  layer:  ${refusal.layer}\n  reason: ${refusal.reason}\n`;
@@ -107,18 +109,26 @@ function describeExplanation(
     const blind = decision.target?.kind === 'authority' && !decision.intercept && !guarded;
     const scan = blind
       ? 'the host name only (the tunnel is not intercepted)'
-      : decision.scan
-        ? 'headers and body are scanned for secrets'
-        : guarded
-          ? `headers and body are scanned for ${bound}`
-          : 'URL only';
+      : framesScanned
+        ? 'the handshake headers and every message the client sends are scanned for secrets (websocket.frame_scan)'
+        : decision.scan
+          ? 'headers and body are scanned for secrets'
+          : guarded
+            ? `headers and body are scanned for ${bound}`
+            : 'URL only';
     lines.push(`  scan:   ${scan}`);
+    if (tunnel === 'intercepted')
+      lines.push('  tls:    intercepted: the request is judged inside its CONNECT tunnel');
     if (decision.target?.kind === 'authority') {
       lines.push(
         `  tls:    ${decision.intercept ? 'intercepted (a rule needs to see requests inside TLS)' : guarded ? `intercepted to keep out ${bound}` : unseen ? `tunnelled untouched (SNI checked, tls: passthrough): ${keptSecrets.join(', ')}, bound to other destinations, could reach it unseen inside TLS` : 'tunnelled untouched (SNI checked)'}`,
       );
     }
   }
+  if (tunnel === 'unseen')
+    lines.push(
+      '  inside: the request goes inside this tunnel unseen: its method, path, query, headers and body are not judged (methods, paths or scan: true on its rule would have it intercepted)',
+    );
   if (ssrf !== undefined) lines.push(`  ssrf:   ${ssrf}`);
   return `${lines.join('\n')}\n`;
 }

@@ -158,6 +158,7 @@ test('policy explain: an allowed request prints allow and the rule, exit 0', asy
   assert.equal(
     stdout,
     'allow\n  reason: allowed by egress[0] (api.github.com)\n  rule:   egress[0] api.github.com (line 3)\n  scan:   headers and body are scanned for secrets\n' +
+      '  tls:    intercepted: the request is judged inside its CONNECT tunnel\n' +
       '  ssrf:   applies to the addresses api.github.com resolves to when the request is made (a loopback, private or metadata address passes only on a rule naming it)\n',
   );
 });
@@ -225,6 +226,55 @@ test('policy explain: a destination a bound secret may not reach is scanned and 
   );
 });
 
+test('policy explain: an https:// URL the engine only tunnels is judged as its CONNECT; what is inside goes unseen', async () => {
+  const file = join(scratchDir('pe-explain-https-'), 'policy.yaml');
+  writeFileSync(
+    file,
+    'version: "1.0"\negress:\n  - destination: "api.test:8443"\n  - destination: "scanned.test"\n    scan: true\n',
+  );
+  // The engine never sees this query (it travels inside TLS): no DLP verdict on it.
+  const unseen = await cli(
+    'policy',
+    'explain',
+    file,
+    'POST',
+    'https://api.test:8443/x?token=abcdefghij',
+  );
+  assert.equal(unseen.code, 0, unseen.stdout);
+  assert.match(unseen.stdout, /^allow\n/);
+  assert.match(
+    unseen.stdout,
+    /tls: +tunnelled untouched \(SNI checked\)\n +inside: the request goes inside this tunnel unseen: its method, path, query, headers and body are not judged/,
+  );
+  const inside = await cli(
+    'policy',
+    'explain',
+    file,
+    'POST',
+    'https://scanned.test/x?token=abcdefghij',
+  );
+  assert.equal(inside.code, 1);
+  assert.match(inside.stdout, /layer: +dlp/);
+  // Blocked at the CONNECT: its reason, whatever the path.
+  const unlisted = await cli('policy', 'explain', file, 'GET', 'https://other.test/x');
+  assert.match(unlisted.stdout, /reason: no egress rule allows other\.test/);
+});
+
+test('policy explain takes WS as the proxy records a handshake, judged as GET; frame_scan is said', async () => {
+  const file = join(scratchDir('pe-explain-ws-'), 'policy.yaml');
+  writeFileSync(
+    file,
+    'version: "1.0"\negress:\n  - destination: "ws.test"\n    methods: ["GET"]\nwebsocket:\n  enabled: true\n',
+  );
+  const handshake = await cli('policy', 'explain', file, 'WS', 'wss://ws.test/socket');
+  assert.equal(handshake.code, 0, handshake.stdout);
+  assert.match(
+    handshake.stdout,
+    /scan: +the handshake headers and every message the client sends are scanned for secrets \(websocket\.frame_scan\)/,
+  );
+  assert.doesNotMatch(handshake.stdout, /tls:/);
+});
+
 test('policy explain applies the WebSocket switch and the SSRF guard as the proxy does', async () => {
   const dir = scratchDir('pe-explain-');
   const policyFile = (name: string, text: string) => {
@@ -236,7 +286,12 @@ test('policy explain applies the WebSocket switch and the SSRF guard as the prox
     'ws.yaml',
     'version: "1.0"\negress:\n  - destination: "127.0.0.1:21003"\nwebsocket:\n  enabled: false\n',
   );
-  for (const target of ['ws://127.0.0.1:21003/x', 'wss://127.0.0.1:21003/x']) {
+  // The switch comes first, before the URL's scan, as in the proxy.
+  for (const target of [
+    'ws://127.0.0.1:21003/x',
+    'wss://127.0.0.1:21003/x',
+    'ws://127.0.0.1:21003/x?token=abcdefghij',
+  ]) {
     const { code, stdout } = await cli('policy', 'explain', noWebSocket, 'GET', target);
     assert.equal(code, 1, stdout);
     assert.match(stdout, /^block\n +layer: +websocket\n +reason: .*websocket\.enabled: false/);
