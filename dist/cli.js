@@ -37444,10 +37444,11 @@ async function lookup(name) {
     );
   return identity;
 }
-async function ensureAccount(name) {
+async function ensureAccount(name, claim2 = async () => void 0) {
   let identity = await lookup(name);
   let created = false;
   if (identity === void 0) {
+    await claim2();
     const result = await runTool([
       "useradd",
       "--system",
@@ -48250,10 +48251,16 @@ async function setUpAndRun(request, layout2, state) {
     await saveRunState(layout2.stateFile, state);
     if (request.cancel.aborted) throw new BoundaryError(CANCELLED);
   };
-  const agent = await ensureAccount(AGENT_USER);
-  if (agent.created) state.createdUsers.push(agent.name);
-  const host = await ensureAccount(HOST_USER);
-  if (host.created) state.createdUsers.push(host.name);
+  const account = async (name) => {
+    const made2 = await ensureAccount(name, async () => {
+      state.createdUsers.push(name);
+      await saveRunState(layout2.stateFile, state);
+    });
+    if (!made2.created) state.createdUsers = state.createdUsers.filter((user) => user !== name);
+    return made2;
+  };
+  const agent = await account(AGENT_USER);
+  const host = await account(HOST_USER);
   await checkpoint();
   await mkdir5(layout2.binDir, { mode: 493 });
   const program2 = {

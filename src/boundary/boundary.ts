@@ -154,10 +154,17 @@ async function setUpAndRun(
     await saveRunState(layout.stateFile, state);
     if (request.cancel.aborted) throw new BoundaryError(CANCELLED);
   };
-  const agent = await ensureAccount(AGENT_USER);
-  if (agent.created) state.createdUsers.push(agent.name);
-  const host = await ensureAccount(HOST_USER);
-  if (host.created) state.createdUsers.push(host.name);
+  const account = async (name: string): Promise<Account> => {
+    const made = await ensureAccount(name, async () => {
+      state.createdUsers.push(name);
+      await saveRunState(layout.stateFile, state);
+    });
+    // Made by someone else between the lookup and useradd: not this run's to remove.
+    if (!made.created) state.createdUsers = state.createdUsers.filter((user) => user !== name);
+    return made;
+  };
+  const agent = await account(AGENT_USER);
+  const host = await account(HOST_USER);
   await checkpoint();
 
   // Copied before anything else starts a process: a fork made while the copy is open for

@@ -71,10 +71,18 @@ async function lookup(name: string): Promise<Identity | undefined> {
   return identity;
 }
 
-export async function ensureAccount(name: string): Promise<Account> {
+/**
+ * `claim` runs before the account is made: a run killed right after useradd has then already
+ * recorded it as its own to remove.
+ */
+export async function ensureAccount(
+  name: string,
+  claim: () => Promise<void> = async () => undefined,
+): Promise<Account> {
   let identity = await lookup(name);
   let created = false;
   if (identity === undefined) {
+    await claim();
     const result = await runTool([
       'useradd',
       '--system',
