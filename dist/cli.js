@@ -37965,9 +37965,9 @@ var Parser = class {
         );
     }
   }
-  literal(word) {
-    if (this.src.startsWith(word, this.pos)) this.pos += word.length;
-    else this.fail(`expected ${word}`);
+  literal(word2) {
+    if (this.src.startsWith(word2, this.pos)) this.pos += word2.length;
+    else this.fail(`expected ${word2}`);
   }
   number() {
     const match = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
@@ -48661,6 +48661,9 @@ function code(text2) {
   const pad2 = longestRun > 0 ? " " : "";
   return `${fence}${pad2}${cut}${pad2}${fence}`;
 }
+function word(text2) {
+  return /^[A-Za-z0-9_-]{1,64}$/.test(text2) ? text2 : code(text2);
+}
 function cellCode(text2) {
   return code(text2).replace(/\|/g, "\\|");
 }
@@ -48710,8 +48713,9 @@ function summaryMarkdown(input) {
     const listed = listedDestinations(summary.destinations);
     for (const d of listed) {
       const blocked = d.blocked + d.warned;
+      const methods = [...d.methods].sort().map((method) => word(method).replace(/\|/g, "\\|"));
       lines.push(
-        `| ${cellCode(d.destination)} | ${d.allowed} | ${blocked}${d.warned > 0 ? " (audit)" : ""} | ${[...d.methods].sort().join(" ")} |`
+        `| ${cellCode(d.destination)} | ${d.allowed} | ${blocked}${d.warned > 0 ? " (audit)" : ""} | ${methods.join(" ")} |`
       );
     }
     if (listed.length < summary.destinations.length)
@@ -48721,7 +48725,7 @@ function summaryMarkdown(input) {
   if (summary.refused.length === 0) lines.push("Nothing.");
   for (const r of summary.refused.slice(0, MAX_REFUSALS_LISTED)) {
     lines.push(
-      `- seq ${r.seq}: ${r.method} ${code(r.target)}: ${r.layer}${r.reason === "" ? "" : `: ${code(r.reason)}`}`
+      `- seq ${r.seq}: ${word(r.method)} ${code(r.target)}: ${word(r.layer)}${r.reason === "" ? "" : `: ${code(r.reason)}`}`
     );
   }
   if (summary.refused.length > MAX_REFUSALS_LISTED)

@@ -42,6 +42,11 @@ function code(text: string): string {
   return `${fence}${pad}${cut}${pad}${fence}`;
 }
 
+/** A method or a layer as it is when it is a plain word (as every run writes them), else code. */
+function word(text: string): string {
+  return /^[A-Za-z0-9_-]{1,64}$/.test(text) ? text : code(text);
+}
+
 /** Inline code in a table cell, where a `|` ends the cell even inside code unless escaped. */
 function cellCode(text: string): string {
   return code(text).replace(/\|/g, '\\|');
@@ -108,8 +113,9 @@ export function summaryMarkdown(input: SummaryInput): string {
     const listed = listedDestinations(summary.destinations);
     for (const d of listed) {
       const blocked = d.blocked + d.warned;
+      const methods = [...d.methods].sort().map((method) => word(method).replace(/\|/g, '\\|'));
       lines.push(
-        `| ${cellCode(d.destination)} | ${d.allowed} | ${blocked}${d.warned > 0 ? ' (audit)' : ''} | ${[...d.methods].sort().join(' ')} |`,
+        `| ${cellCode(d.destination)} | ${d.allowed} | ${blocked}${d.warned > 0 ? ' (audit)' : ''} | ${methods.join(' ')} |`,
       );
     }
     if (listed.length < summary.destinations.length)
@@ -119,7 +125,7 @@ export function summaryMarkdown(input: SummaryInput): string {
   if (summary.refused.length === 0) lines.push('Nothing.');
   for (const r of summary.refused.slice(0, MAX_REFUSALS_LISTED)) {
     lines.push(
-      `- seq ${r.seq}: ${r.method} ${code(r.target)}: ${r.layer}${r.reason === '' ? '' : `: ${code(r.reason)}`}`,
+      `- seq ${r.seq}: ${word(r.method)} ${code(r.target)}: ${word(r.layer)}${r.reason === '' ? '' : `: ${code(r.reason)}`}`,
     );
   }
   if (summary.refused.length > MAX_REFUSALS_LISTED)

@@ -280,6 +280,37 @@ test('summary.md: what the agent chose (targets, reasons) stays inert code, and 
   assert.ok(lines.includes('- … and 50 more, each in `receipts.json`'));
 });
 
+test('summary.md: a method or layer that is not a plain word (a crafted packet) stays inert code', () => {
+  const markdown = summaryMarkdown({
+    report: report('valid'),
+    summary: summarizeChain([
+      receipt(1, {
+        verdict: 'block',
+        method: 'GET\r\n## All verified|',
+        target: 'http://a.test/',
+        layer: '<img src=x onerror=alert(1)>\u001b]8;;https://e.invalid\u0007',
+        pattern: 'p',
+      }),
+    ]),
+    agentExitCode: 0,
+    agentIdentity: 'agent',
+    policyMode: 'enforce',
+    policyHash: 'f'.repeat(64),
+    unsupported: [],
+  });
+  const lines = markdown.split('\n');
+  assert.ok(!markdown.includes('\u001b') && !markdown.includes('\r'), markdown);
+  assert.ok(lines.includes('| `a.test` | 0 | 1 | `GET ## All verified\\|` |'), markdown);
+  assert.ok(
+    lines.some((line) =>
+      line.startsWith(
+        '- seq 1: `GET ## All verified|` `http://a.test/`: `<img src=x onerror=alert(1)>',
+      ),
+    ),
+    markdown,
+  );
+});
+
 test('summary.md: no character of a target ends its line or hides (a lone CR, bidi, zero width), and the destinations stay few', () => {
   const forged = 'ws://zz.test/\r## Blocked\r\rNothing.\u202e\u200b\u00ad\u3164';
   const refused = Array.from({ length: 240 }, (_, i) =>
