@@ -49027,13 +49027,9 @@ async function readEngineLogFacts(path5) {
 
 // src/json-document.ts
 function readJsonDocument(schema, text2) {
-  let value;
-  try {
-    value = JSON.parse(text2);
-  } catch (error2) {
-    return { ok: false, error: `not JSON: ${error2.message}` };
-  }
-  const parsed = schema.safeParse(value);
+  const strict = parseJson(text2);
+  if (!strict.ok) return { ok: false, error: `not JSON: ${strict.error}` };
+  const parsed = schema.safeParse(JSON.parse(text2));
   if (parsed.success) return { ok: true, value: parsed.data };
   const issue4 = parsed.error.issues[0];
   const where = issue4 === void 0 || issue4.path.length === 0 ? "the document" : issue4.path.join(".");
@@ -49293,7 +49289,8 @@ async function readSmall(file) {
 }
 function utf82(bytes2) {
   try {
-    return { kind: "read", value: new TextDecoder("utf-8", { fatal: true }).decode(bytes2) };
+    const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+    return { kind: "read", value: decoder.decode(bytes2) };
   } catch {
     return { kind: "unusable", error: "not UTF-8 text" };
   }

@@ -482,6 +482,26 @@ const TAMPERS: readonly Tamper[] = [
     statuses: { 'receipts.json': 'MISMATCH' },
     says: /receipts\.json +is not the receipts of evidence\.jsonl/,
   },
+  {
+    what: 'verification-report.json naming its verdict twice (readers keep the first or the last)',
+    change: (dir) => editText(dir, 'verification-report.json', /^\{/, '{"verdict":"invalid",'),
+    statuses: {
+      'verification-report.json': 'MISMATCH',
+      'packet.json': 'UNCHECKED',
+      'summary.md': 'UNCHECKED',
+    },
+    says: /verification-report\.json +not JSON: invalid JSON at offset 24: duplicate key "verdict"\n/,
+  },
+  {
+    what: 'summary.md with a byte-order mark in front',
+    change: (dir) =>
+      writeFileSync(
+        join(dir, 'summary.md'),
+        Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), readFileSync(join(dir, 'summary.md'))]),
+      ),
+    statuses: { 'summary.md': 'MISMATCH' },
+    says: /summary\.md +line 1 is "\\ufeff# Agent egress: Audit Packet", should be "# Agent egress: Audit Packet"\n/,
+  },
 ];
 
 for (const tamper of TAMPERS) {

@@ -45,7 +45,9 @@ export async function readSmall(file: string): Promise<FileFact<Uint8Array>> {
 
 export function utf8(bytes: Uint8Array): FileFact<string> {
   try {
-    return { kind: 'read', value: new TextDecoder('utf-8', { fatal: true }).decode(bytes) };
+    // A byte-order mark is kept: no run writes one, so a file holding one is not as written.
+    const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+    return { kind: 'read', value: decoder.decode(bytes) };
   } catch {
     return { kind: 'unusable', error: 'not UTF-8 text' };
   }
