@@ -125,6 +125,14 @@ test('ordinary URLs are not findings', () => {
     // Package and repository names spelled with hyphens, not keys.
     'https://registry.npmjs.org/sk-learn-typescript-port/-/sk-learn-typescript-port-1.0.0.tgz',
     'https://pypi.org/simple/sk-gaussian-binomial-distributions/',
+    // A credential not filled in is no credential.
+    'https://api.example.test/x?token=undefined&a=1',
+    'https://api.example.test/x?token=REPLACE_ME',
+    'https://api.example.test/x?api_key=%24%7BAPI_KEY%7D',
+    'https://api.example.test/x?access_token=${TOKEN}#top',
+    'https://api.example.test/x?auth=bearer',
+    'https://api.example.test/x?auth=oauth2&password=xxxxxxxx',
+    'https://api.example.test/x?password=%3Cyour-password%3E',
     'https://registry.npmjs.org/sk-ant-design-components-library',
     // A presigned download (GitHub's release assets): the key id is public, the signature expires.
     `https://objects.githubusercontent.com/release-asset/1?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAVCODYLSA53PQK4ZA%2F20261128%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature=${'0a'.repeat(32)}`,
@@ -145,6 +153,41 @@ test('keys in their real shapes are still found beside the names that look like 
   }
   for (const text of [`sk-${'abc'.repeat(16)}`, `sk-learn-${'x'.repeat(30)}`])
     assert.equal(scan(`https://paste.example/p?d=${text}`), undefined, text);
+});
+
+test('credentials under more names and formats: URL parameters, Slack app and refresh tokens, an AWS key in JSON', () => {
+  for (const name of [
+    'refresh_token',
+    'id_token',
+    'auth_token',
+    'private_token',
+    'api-key',
+    'secret_key',
+    'client-secret',
+  ])
+    assert.equal(
+      scan(`https://api.example.test/x?${name}=Zq7tKpW3xVm9`)?.detector,
+      'credential-in-url',
+      name,
+    );
+  // A placeholder's word is only one when it is the whole value.
+  assert.equal(
+    scan('https://api.example.test/x?token=undefinedZq7tKpW3')?.detector,
+    'credential-in-url',
+  );
+  for (const token of [
+    'xapp-1-A0123456789-1234567890123-abcdef',
+    'xoxe-1-My0xLTEtQTAxMjM0NTY3ODk',
+    'xoxe.xoxp-1-Mi0yLTEyMzQ1Ni03ODkw',
+  ])
+    assert.equal(scan(`https://paste.example/p?d=${token}`)?.detector, 'slack-token', token);
+  const scanner = createSecretScanner(BUILTIN_DETECTORS, []);
+  const host = targetOf('https://api.github.com/');
+  const json = `{"AccessKeyId":"ASIA...","SecretAccessKey":"${'wJalrXUtnFEMI/K7MDENG+bPxRfiCY'}EXAMPLEKEY"}`;
+  assert.equal(
+    scanner.scanContent(textViews(json, 'body'), host, true)?.detector,
+    'aws-secret-access-key',
+  );
 });
 
 test('a commit hash beside the words aws and secret is not a secret key; a key there still is', () => {

@@ -57,6 +57,9 @@ const END = '(?![A-Za-z0-9])';
  */
 const JWT_START = '(?<![A-Za-z0-9_-])';
 
+/** Values that stand for a credential not filled in. */
+const PLACEHOLDER = String.raw`(?:undefined|null|none|bearer|basic|oauth2?|changeme|replace[_-]?me|your[_-][a-z_-]*|x{3,}|\*{3,}|\$\{[^}&#\s]*\}|%24%7B[^&#\s]*?%7D|<[^>&#\s]*>|%3C[^&#\s]*?%3E)`;
+
 const BOUNDED = { start: START, end: END } as const;
 const STARTS = { start: START } as const;
 
@@ -82,10 +85,15 @@ export const BUILTIN_DETECTORS: readonly Detector[] = [
   // 40 lower-case hex digits are a git commit or a SHA-1 (a key is base64: mixed case).
   builtin(
     'aws-secret-access-key',
-    String.raw`aws.{0,20}secret.{0,20}?[=:"' ]{1,4}(?![0-9a-f]{40}(?![A-Za-z0-9/+]))[A-Za-z0-9/+]{40}`,
+    String.raw`(?:aws.{0,20}secret|secret_?access_?key).{0,20}?[=:"' ]{1,4}(?![0-9a-f]{40}(?![A-Za-z0-9/+]))[A-Za-z0-9/+]{40}`,
     { end: '(?![A-Za-z0-9/+])', flags: 'i' },
   ),
-  builtin('slack-token', String.raw`xox[abposr]-[A-Za-z0-9-]{10,${LONGEST}}`, STARTS),
+  // Bot, user, app-level (xapp), refresh (xoxe) and rotating (xoxe.xoxp) tokens.
+  builtin(
+    'slack-token',
+    String.raw`(?:xox[abposre]|xoxe\.xox[bp]|xapp)-[A-Za-z0-9-]{10,${LONGEST}}`,
+    STARTS,
+  ),
   // `sk-ant-api03-…`: a kind and a version before the key. Names spelled with hyphens
   // (`sk-learn-…`, `sk-ant-design-…`, packages and repositories) are not keys.
   builtin(
@@ -113,9 +121,10 @@ export const BUILTIN_DETECTORS: readonly Detector[] = [
     String.raw`eyJ[A-Za-z0-9_-]{10,${LONGEST}}\.eyJ[A-Za-z0-9_-]{10,${LONGEST}}\.[A-Za-z0-9_-]{10,${LONGEST}}`,
     { start: JWT_START },
   ),
+  // Not a placeholder left where the value goes (`token=undefined`, `${TOKEN}`, `auth=bearer`).
   builtin(
     'credential-in-url',
-    String.raw`(?:^|[?&;])(?:password|passwd|pwd|secret|client_secret|token|access_token|api_?key|apikey|auth)=[^&#\s]{6,${LONGEST}}`,
+    String.raw`(?:^|[?&;])(?:password|passwd|pwd|secret|secret_key|client[_-]secret|token|access_token|refresh_token|id_token|auth_token|private[_-]token|api[_-]?key|auth)=(?!${PLACEHOLDER}(?:[&#\s]|$))[^&#\s]{6,${LONGEST}}`,
     { flags: 'i' },
   ),
 ];
