@@ -39741,7 +39741,11 @@ function readEvidenceLine(text2, where) {
   const encoded = encodeReceipt(receipt.value);
   const written = entry.value.detail;
   if (written !== encoded && compactRaw(written) !== encoded && written !== escapeNextLine(encoded)) {
-    return fail("malformed", `${where}: receipt bytes differ from the encoding that was signed`);
+    const message = `${where}: receipt bytes differ from the encoding that was signed`;
+    return {
+      ok: false,
+      failure: { class: "malformed", message, seq: receipt.value.action_record.chain_seq }
+    };
   }
   return { ok: true, value: { entry: entry.value, receipt: receipt.value } };
 }
@@ -47423,6 +47427,13 @@ function agentArgv(tools, plan, script, args) {
     if (stray !== void 0) throw new Error(`${stray} is not under ${dir.path}`);
   }
   return [
+    // Killed with the run, however the run ends (SIGKILL too): its PID namespace goes with it
+    // (unshare's --kill-child), instead of living on with the agent's write access while the
+    // job's later steps run.
+    tools.setpriv,
+    "--pdeathsig",
+    "KILL",
+    "--",
     tools.ip,
     "netns",
     "exec",

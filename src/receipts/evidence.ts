@@ -139,7 +139,11 @@ function readEvidenceLine(text: string, where: string): Outcome<EvidenceLine> {
     compactRaw(written) !== encoded &&
     written !== escapeNextLine(encoded)
   ) {
-    return fail('malformed', `${where}: receipt bytes differ from the encoding that was signed`);
+    const message = `${where}: receipt bytes differ from the encoding that was signed`;
+    return {
+      ok: false,
+      failure: { class: 'malformed', message, seq: receipt.value.action_record.chain_seq },
+    };
   }
   return { ok: true, value: { entry: entry.value, receipt: receipt.value } };
 }

@@ -128,6 +128,17 @@ test('invalid UTF-8 and malformed lines are reported with the line number', () =
   assert.match(broken.ok ? '' : broken.failure.message, /chain\.jsonl: line 3: invalid JSON/);
 });
 
+test('a receipt written in another spelling than the one signed names its chain_seq', () => {
+  const lines = vectorText('valid-chain.jsonl').split('\n');
+  const at = lines.findIndex((line) => line.includes('"verdict":"allow"'));
+  const seq = /"chain_seq":(\d+)/.exec(lines[at] ?? '')?.[1] ?? '';
+  lines[at] = (lines[at] ?? '').replace('"verdict":"allow"', '"verdict":"\\u0061llow"');
+  const read = readEvidence(lines.join('\n'), 'chain.jsonl');
+  assert.ok(!read.ok);
+  assert.match(read.failure.message, /receipt bytes differ from the encoding that was signed/);
+  assert.equal(read.failure.seq, BigInt(seq));
+});
+
 test('whole-recorder verification catches an edited entry that the receipt chain ignores', () => {
   const text = vectorBytes('valid-chain.jsonl')
     .toString('utf8')
