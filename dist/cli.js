@@ -43507,6 +43507,7 @@ function loadWs() {
   return ws ??= Promise.resolve().then(() => (init_wrapper(), wrapper_exports));
 }
 async function relayWebSocket(context2, req, socket, head, request) {
+  socket.on("error", () => socket.destroy());
   const untrack = context2.track(socket);
   try {
     await relayTracked(context2, req, socket, head, request);
@@ -47477,6 +47478,10 @@ function agentArgv(tools, plan, script, args) {
       "--",
       tools.setpriv,
       ...withoutPrivileges(plan.uid, plan.gid),
+      // Set again after the change of user, which clears it: the namespace's PID 1 (this
+      // process, unless setsid forked) dies with unshare, and everything in it with PID 1.
+      "--pdeathsig",
+      "KILL",
       "--",
       tools.bash,
       "-c",

@@ -1,9 +1,10 @@
-// The command line that puts a program inside the boundary: the agent's network namespace, then
-// new mount, PID and IPC namespaces where, still as root, the CA bundle is swapped, /dev/shm,
-// /var/tmp, /tmp, /run and /dev/mqueue made the agent's own, the other side channels masked
-// and inherited descriptors closed, then a seccomp filter (socket families), a new session (no
-// controlling terminal to push keystrokes into) and setpriv to the agent user with nothing
-// left to regain privileges with.
+// The command line that puts a program inside the boundary, for no longer than the run that
+// starts it lives: the agent's network namespace, then new mount, PID and IPC namespaces
+// where, still as root, the CA bundle is swapped, /dev/shm, /var/tmp, /tmp, /run and
+// /dev/mqueue made the agent's own, the other side channels masked and inherited descriptors
+// closed, then a seccomp filter (socket families), a new session (no controlling terminal to
+// push keystrokes into) and setpriv to the agent user with nothing left to regain privileges
+// with.
 
 import { isInsideDir, type PrivateDir } from './private-dirs.js';
 import { seccompArgv, type SyscallTable } from './seccomp.js';
@@ -122,6 +123,13 @@ export function agentArgv(
     if (stray !== undefined) throw new Error(`${stray} is not under ${dir.path}`);
   }
   return [
+    // Killed with the run, however the run ends (SIGKILL too): its PID namespace goes with it
+    // (unshare's --kill-child), instead of living on with the agent's write access while the
+    // job's later steps run.
+    tools.setpriv,
+    '--pdeathsig',
+    'KILL',
+    '--',
     tools.ip,
     'netns',
     'exec',
@@ -165,6 +173,10 @@ export function agentArgv(
       '--',
       tools.setpriv,
       ...withoutPrivileges(plan.uid, plan.gid),
+      // Set again after the change of user, which clears it: the namespace's PID 1 (this
+      // process, unless setsid forked) dies with unshare, and everything in it with PID 1.
+      '--pdeathsig',
+      'KILL',
       '--',
       tools.bash,
       '-c',

@@ -95,6 +95,9 @@ export async function relayWebSocket(
   head: Buffer,
   request: AdmissionRequest,
 ): Promise<void> {
+  // node:http hands an upgraded socket over without an error listener: a reset while it is
+  // answered would otherwise end the engine.
+  socket.on('error', () => socket.destroy());
   // Tracked throughout, so that a shutdown ends a handshake (or an origin's dial) at once.
   const untrack = context.track(socket);
   try {

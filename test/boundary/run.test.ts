@@ -737,6 +737,13 @@ test('a run killed with SIGKILL is finished from its state file: evidence kept a
     existsSync(`/run/pipelock-egress/${runId}/state.json`),
     'the killed run left its state',
   );
+  // The agent (sleeping for 10 minutes) does not outlive its run until cleanup comes.
+  const agentProcesses = () =>
+    spawnSync('pgrep', ['-a', '-u', 'pipelock-agent'], { encoding: 'utf8' }).stdout.trim();
+  const deadline = Date.now() + 5_000;
+  while (agentProcesses() !== '' && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(agentProcesses(), '', 'the agent died with its run');
   assert.deepEqual(await recoverRun(runId), []);
   assert.deepEqual(await recoverRun(runId), [], 'recovering twice is harmless');
   const evidence = evidenceOf(run);
@@ -745,6 +752,7 @@ test('a run killed with SIGKILL is finished from its state file: evidence kept a
     [`http://127.0.0.1:${origin.port}/public/before-kill`],
   );
   const collected = [
+    run.out,
     join(run.out, 'evidence'),
     join(run.out, 'engine.log'),
     ...readdirSync(join(run.out, 'evidence')).map((name) => join(run.out, 'evidence', name)),

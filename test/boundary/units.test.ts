@@ -125,6 +125,8 @@ const LAUNCH_PLAN: LaunchPlan = {
 
 test('launch: netns, then new mount, PID and IPC namespaces, setup as root, the filter, then the script with its args verbatim', () => {
   const argv = agentArgv(LAUNCH_TOOLS, LAUNCH_PLAN, '/s/agent.sh', ['one arg', '--flag', '']);
+  assert.deepEqual(argv.slice(0, 4), ['/setpriv', '--pdeathsig', 'KILL', '--']);
+  argv.splice(0, 4);
   assert.deepEqual(argv.slice(0, 4), ['/ip', 'netns', 'exec', 'pe-0123456789']);
   assert.deepEqual(argv.slice(4, 13), [
     '/unshare',
@@ -179,10 +181,12 @@ test('launch: netns, then new mount, PID and IPC namespaces, setup as root, the 
     '--ambient-caps=-all',
     '--bounding-set=-all',
     '--no-new-privs',
+    '--pdeathsig',
+    'KILL',
     '--',
     '/bash',
     '-c',
-    argv[perl + 22] ?? '',
+    argv[perl + 24] ?? '',
     // The init's $0 is the shell it starts the script with, as its child.
     '/bash',
     '/s/agent.sh',
@@ -190,7 +194,7 @@ test('launch: netns, then new mount, PID and IPC namespaces, setup as root, the 
     '--flag',
     '',
   ]);
-  assert.match(argv[perl + 22] ?? '', /^"\$0" "\$@" &\n/);
+  assert.match(argv[perl + 24] ?? '', /^"\$0" "\$@" &\n/);
 });
 
 test('launch: a private directory keeps only what is under it', () => {
