@@ -37143,13 +37143,8 @@ function parseRunState(text2, runId, root) {
   return { ok: true, state };
 }
 
-// src/boundary/teardown.ts
-import { mkdir as mkdir3, readFile as readFile3, rm as rm3 } from "node:fs/promises";
-import { join as join3 } from "node:path";
-import { setTimeout as sleep3 } from "node:timers/promises";
-
-// src/boundary/access.ts
-import { stat } from "node:fs/promises";
+// src/boundary/sudoers.ts
+import { chmod, rm, stat, writeFile as writeFile2 } from "node:fs/promises";
 
 // src/boundary/command.ts
 import { spawn } from "node:child_process";
@@ -37188,9 +37183,43 @@ async function mustRun(what, argv, options = {}) {
   return result.stdout;
 }
 
+// src/boundary/sudoers.ts
+var SUDOERS_DIR = "/etc/sudoers.d";
+function sudoersDenyText(users) {
+  return `# pipelock-egress: the boundary's users may not use sudo
+${users.map((user) => `${user} ALL=(ALL:ALL) !ALL
+`).join("")}`;
+}
+function sudoersFile(runId) {
+  return `${SUDOERS_DIR}/pipelock-egress-${runId}`;
+}
+async function installSudoersDeny(runId, users) {
+  const isDir = await stat(SUDOERS_DIR).then(
+    (s) => s.isDirectory(),
+    () => false
+  );
+  if (!isDir) return void 0;
+  const file = sudoersFile(runId);
+  await writeFile2(file, sudoersDenyText(users), { mode: 288, flag: "wx" });
+  await chmod(file, 288);
+  try {
+    await mustRun("validating the sudoers drop-in", ["visudo", "-c", "-q", "-f", file]);
+  } catch (error2) {
+    await rm(file, { force: true });
+    throw error2;
+  }
+  return file;
+}
+
+// src/boundary/teardown.ts
+import { mkdir as mkdir3, readFile as readFile3, rm as rm4 } from "node:fs/promises";
+import { join as join3 } from "node:path";
+import { setTimeout as sleep3 } from "node:timers/promises";
+
 // src/boundary/access.ts
+import { stat as stat2 } from "node:fs/promises";
 async function grantWriteAccess(path5, uid) {
-  const owner2 = await stat(path5);
+  const owner2 = await stat2(path5);
   const existing2 = await mustRun(`reading the ACLs of ${path5}`, [
     "getfacl",
     "-R",
@@ -37253,14 +37282,25 @@ async function revokeWriteAccess(grant) {
 
 // src/boundary/evidence-collect.ts
 import { constants } from "node:fs";
-import { copyFile, lchown, lstat, mkdir, readdir, rename as rename2, rm, rmdir } from "node:fs/promises";
+import { copyFile, lchown, lstat as lstat2, mkdir, readdir, rename as rename2, rm as rm2, rmdir } from "node:fs/promises";
 import { dirname, join as join2 } from "node:path";
+
+// src/path-exists.ts
+import { lstat } from "node:fs/promises";
+function pathExists(path5) {
+  return lstat(path5).then(
+    () => true,
+    () => false
+  );
+}
+
+// src/boundary/evidence-collect.ts
 async function collectEvidence(collection) {
   const { into, engineLogCopy, runId } = collection;
   const staging = `${into}.collecting-${runId}`;
   const logStaging = `${engineLogCopy}.collecting-${runId}`;
-  await rm(staging, { recursive: true, force: true });
-  await rm(logStaging, { force: true });
+  await rm2(staging, { recursive: true, force: true });
+  await rm2(logStaging, { force: true });
   await mkdir(staging, { mode: 493 });
   const copies = [dirname(into), staging, logStaging];
   for (const name of await readdir(collection.evidenceDir)) {
@@ -37281,19 +37321,15 @@ async function collectEvidence(collection) {
   await rename2(staging, into);
   return planted.length === 0 ? void 0 : `${planted.join("; ")}: not written by the engine, so kept apart from its evidence`;
 }
-var exists = (path5) => lstat(path5).then(
-  () => true,
-  () => false
-);
 async function setAside(path5, runId) {
-  const found = await lstat(path5).catch(() => void 0);
+  const found = await lstat2(path5).catch(() => void 0);
   if (found === void 0) return void 0;
   if (found.isDirectory() && (await readdir(path5)).length === 0) {
     await rmdir(path5);
     return void 0;
   }
   let aside = `${path5}.during-${runId}`;
-  for (let n = 2; await exists(aside); n++) aside = `${path5}.during-${runId}-${n}`;
+  for (let n = 2; await pathExists(aside); n++) aside = `${path5}.during-${runId}-${n}`;
   await rename2(path5, aside);
   return `${path5} appeared during the run; moved to ${aside}`;
 }
@@ -37339,7 +37375,7 @@ async function killNamespaceProcesses(ip, netns, spare) {
 }
 
 // src/boundary/network.ts
-import { mkdir as mkdir2, rm as rm2, writeFile as writeFile2 } from "node:fs/promises";
+import { mkdir as mkdir2, rm as rm3, writeFile as writeFile3 } from "node:fs/promises";
 var OUTPUT_CHAIN_RULES = ["-P OUTPUT DROP", "-A OUTPUT -o lo -j ACCEPT"];
 var netnsConfigDir = (netns) => `/etc/netns/${netns}`;
 async function createNetwork(netns, tools) {
@@ -37351,7 +37387,7 @@ async function createNetwork(netns, tools) {
     ...argv
   ];
   await mkdir2(netnsConfigDir(netns), { recursive: true, mode: 493 });
-  await writeFile2(
+  await writeFile3(
     `${netnsConfigDir(netns)}/resolv.conf`,
     "# pipelock-egress: no resolver inside the boundary; names resolve at the proxy\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
     { mode: 420 }
@@ -37399,7 +37435,7 @@ async function removeNetwork(netns, ip) {
   if (listed.split("\n").some((line) => line.split(" ")[0] === netns)) {
     await mustRun("deleting the network namespace", [ip, "netns", "delete", netns]);
   }
-  await rm2(netnsConfigDir(netns), { recursive: true, force: true });
+  await rm3(netnsConfigDir(netns), { recursive: true, force: true });
 }
 
 // src/boundary/users.ts
@@ -37515,7 +37551,7 @@ async function teardown(state) {
   }
   if (state.sudoersFile !== null) {
     const file = state.sudoersFile;
-    if (await step("removing the sudoers drop-in", () => rm3(file, { force: true })))
+    if (await step("removing the sudoers drop-in", () => rm4(file, { force: true })))
       state.sudoersFile = null;
   }
   for (const user of [...state.createdUsers]) {
@@ -37573,7 +37609,7 @@ async function recoverRun(runId, log = () => void 0, base = RUNTIME_BASE) {
   const parsed = parseRunState(text2, runId, root);
   if (!parsed.ok)
     return [
-      `${join4(root, "state.json")} is ${parsed.problem}, so nothing was torn down from it. Copy what you need from ${root} (the engine's evidence is under ${join4(root, "engine")}), then undo the run by hand: \`ip netns delete ${runId}\`, \`rm -f /etc/sudoers.d/pipelock-egress-${runId}\`, revoke ACLs given to pipelock-agent on --writable paths (\`setfacl -R -x u:pipelock-agent PATH\`), \`userdel pipelock-agent\` and \`userdel pipelock-host\`, then \`rm -rf ${root}\``
+      `${join4(root, "state.json")} is ${parsed.problem}, so nothing was torn down from it. Copy what you need from ${root} (the engine's evidence is under ${join4(root, "engine")}), then undo the run by hand: \`ip netns delete ${runId}\`, \`rm -f ${sudoersFile(runId)}\`, revoke ACLs given to ${AGENT_USER} on --writable paths (\`setfacl -R -x u:${AGENT_USER} PATH\`), \`userdel ${AGENT_USER}\` and \`userdel ${HOST_USER}\`, then \`rm -rf ${root}\``
     ];
   const { state } = parsed;
   const { pid } = state.runProcess;
@@ -37608,36 +37644,30 @@ async function cleanupCommand(args, io) {
 
 // src/cli/keygen-command.ts
 import { randomBytes as randomBytes2 } from "node:crypto";
-import { chmod, rm as rm4, stat as stat3, writeFile as writeFile3 } from "node:fs/promises";
+import { chmod as chmod2, rm as rm5, stat as stat4, writeFile as writeFile4 } from "node:fs/promises";
 
 // src/cli/make-directories.ts
-import { lstat as lstat2, mkdir as mkdir4, readlink, stat as stat2 } from "node:fs/promises";
+import { lstat as lstat3, mkdir as mkdir4, readlink, stat as stat3 } from "node:fs/promises";
 import { dirname as dirname2, resolve } from "node:path";
 async function makeDirectories(path5, mode) {
   const missing = [];
   let at = resolve(path5);
-  for (; !await exists2(at); at = dirname2(at)) missing.unshift(at);
+  for (; !await pathExists(at); at = dirname2(at)) missing.unshift(at);
   await refuseNonDirectory(at);
   for (const dir of missing) {
     await mkdir4(dir, { mode }).catch(async (error2) => {
-      if (error2.code !== "EEXIST" || !(await lstat2(dir)).isDirectory()) throw error2;
+      if (error2.code !== "EEXIST" || !(await lstat3(dir)).isDirectory()) throw error2;
     });
   }
 }
 async function refuseNonDirectory(at) {
-  const target = await stat2(at).catch(() => void 0);
-  if (target === void 0 && (await lstat2(at)).isSymbolicLink())
+  const target = await stat3(at).catch(() => void 0);
+  if (target === void 0 && (await lstat3(at)).isSymbolicLink())
     throw new Error(
       `${at} is a symbolic link to ${await readlink(at)}, which does not exist; make its target or give another path`
     );
   if (target !== void 0 && !target.isDirectory())
     throw new Error(`${at} is not a directory; give a directory path`);
-}
-async function exists2(path5) {
-  return lstat2(path5).then(
-    () => true,
-    () => false
-  );
 }
 
 // src/cli/keygen-command.ts
@@ -40432,19 +40462,19 @@ async function keygenCommand(args, io) {
   const written = [];
   try {
     await makeDirectories(out, 488);
-    const info = await stat3(out);
+    const info = await stat4(out);
     if (info.uid !== process.getuid?.() || (info.mode & 18) !== 0)
       throw new ForeignDirectory(
         info.uid !== process.getuid?.() ? `${out} belongs to uid ${info.uid}, who could swap the keys in it; choose a directory of your own` : `${out} is writable by other users (mode ${(info.mode & 511).toString(8)}), who could swap the keys in it; choose a directory only you can write`
       );
     for (const [name, content, mode] of files) {
       const file = path2.join(out, name);
-      await writeFile3(file, content, { flag: "wx", mode });
+      await writeFile4(file, content, { flag: "wx", mode });
       written.push(file);
-      await chmod(file, mode);
+      await chmod2(file, mode);
     }
   } catch (error2) {
-    await Promise.all(written.map((file) => rm4(file, { force: true })));
+    await Promise.all(written.map((file) => rm5(file, { force: true })));
     const err = error2;
     const reason = error2 instanceof ForeignDirectory ? error2.message : err.code === "EEXIST" ? `${err.path ?? out} already exists; refusing to overwrite a key (move it away or choose another --out)` : `cannot write keys to ${out}: ${err.message}`;
     io.err(`pipelock-egress keygen: ${reason}
@@ -41937,16 +41967,16 @@ function refuse(policy, layer, reason, rule, target) {
 
 // src/regular-file.ts
 import { constants as constants2 } from "node:fs";
-import { open as open2, stat as stat4 } from "node:fs/promises";
+import { open as open2, stat as stat5 } from "node:fs/promises";
 function isRegularFile(path5) {
-  return stat4(path5).then(
+  return stat5(path5).then(
     (info) => info.isFile(),
     () => false
   );
 }
 async function readRegularFileAtMost(file, limit, hint) {
   const notRegular2 = new Error(`not a regular file; ${hint}`);
-  if (!(await stat4(file)).isFile()) throw notRegular2;
+  if (!(await stat5(file)).isFile()) throw notRegular2;
   const handle = await open2(file, constants2.O_RDONLY | constants2.O_NONBLOCK);
   try {
     if (!(await handle.stat()).isFile()) throw notRegular2;
@@ -46940,14 +46970,14 @@ async function readUpstreamCa(io, file) {
 
 // src/cli/replace-file.ts
 import { randomBytes as randomBytes5 } from "node:crypto";
-import { rename as rename3, rm as rm5, writeFile as writeFile4 } from "node:fs/promises";
+import { rename as rename3, rm as rm6, writeFile as writeFile5 } from "node:fs/promises";
 async function replaceFile(path5, data2, mode) {
   const fresh = `${path5}.${randomBytes5(6).toString("hex")}.new`;
-  await writeFile4(fresh, data2, { mode, flag: "wx" });
+  await writeFile5(fresh, data2, { mode, flag: "wx" });
   try {
     await rename3(fresh, path5);
   } catch (error2) {
-    await rm5(fresh, { force: true });
+    await rm6(fresh, { force: true });
     throw error2;
   }
 }
@@ -47551,7 +47581,7 @@ function agentEnvironment(caller, plan) {
 }
 
 // src/boundary/host-sockets.ts
-import { lstat as lstat3, readdir as readdir2, readFile as readFile5, readlink as readlink2 } from "node:fs/promises";
+import { lstat as lstat4, readdir as readdir2, readFile as readFile5, readlink as readlink2 } from "node:fs/promises";
 async function unixSocketListings() {
   const namespaces = /* @__PURE__ */ new Set();
   const listings = [];
@@ -47591,7 +47621,7 @@ async function connectableHostSockets(listing, agentUid) {
   const found = [];
   for (const latin1 of boundSocketPaths(listing)) {
     const bytes2 = Buffer.from(latin1, "latin1");
-    const stats = await lstat3(bytes2).catch(() => void 0);
+    const stats = await lstat4(bytes2).catch(() => void 0);
     if (!stats?.isSocket() || !mayConnect(stats, agentUid)) continue;
     const path5 = bytes2.toString("utf8");
     if (!Buffer.from(path5, "utf8").equals(bytes2)) {
@@ -48114,32 +48144,6 @@ var SYSTEM_CA_BUNDLES = [
   "/etc/pki/tls/certs/ca-bundle.crt",
   "/etc/ssl/cert.pem"
 ];
-
-// src/boundary/sudoers.ts
-import { chmod as chmod2, rm as rm6, stat as stat5, writeFile as writeFile5 } from "node:fs/promises";
-var SUDOERS_DIR = "/etc/sudoers.d";
-function sudoersDenyText(users) {
-  return `# pipelock-egress: the boundary's users may not use sudo
-${users.map((user) => `${user} ALL=(ALL:ALL) !ALL
-`).join("")}`;
-}
-async function installSudoersDeny(runId, users) {
-  const isDir = await stat5(SUDOERS_DIR).then(
-    (s) => s.isDirectory(),
-    () => false
-  );
-  if (!isDir) return void 0;
-  const file = `${SUDOERS_DIR}/pipelock-egress-${runId}`;
-  await writeFile5(file, sudoersDenyText(users), { mode: 288, flag: "wx" });
-  await chmod2(file, 288);
-  try {
-    await mustRun("validating the sudoers drop-in", ["visudo", "-c", "-q", "-f", file]);
-  } catch (error2) {
-    await rm6(file, { force: true });
-    throw error2;
-  }
-  return file;
-}
 
 // src/boundary/run-lock.ts
 import { spawn as spawn4 } from "node:child_process";
@@ -48687,8 +48691,11 @@ function code(text2) {
 function word(text2) {
   return /^[A-Za-z0-9_-]{1,64}$/.test(text2) ? text2 : code(text2);
 }
+function inCell(markdown) {
+  return markdown.replace(/\|/g, "\\|");
+}
 function cellCode(text2) {
-  return code(text2).replace(/\|/g, "\\|");
+  return inCell(code(text2));
 }
 var MAX_CODE_CHARS = 500;
 var PINNED_KEY = "<your pinned public key>";
@@ -48736,7 +48743,7 @@ function summaryMarkdown(input) {
     const listed = listedDestinations(summary.destinations);
     for (const d of listed) {
       const blocked = d.blocked + d.warned;
-      const methods = [...d.methods].sort().map((method) => word(method).replace(/\|/g, "\\|"));
+      const methods = [...d.methods].sort().map((method) => inCell(word(method)));
       lines.push(
         `| ${cellCode(d.destination)} | ${d.allowed} | ${blocked}${d.warned > 0 ? " (audit)" : ""} | ${methods.join(" ")} |`
       );
@@ -49277,20 +49284,20 @@ function unread(file, fact) {
 
 // src/packet/check/evidence-dir.ts
 import { createReadStream as createReadStream4 } from "node:fs";
-import { lstat as lstat5, open as open3, readdir as readdir6 } from "node:fs/promises";
+import { lstat as lstat6, open as open3, readdir as readdir6 } from "node:fs/promises";
 import { join as join13 } from "node:path";
 
 // src/packet/check/read-facts.ts
 import { createHash as createHash4 } from "node:crypto";
 import { createReadStream as createReadStream3 } from "node:fs";
-import { lstat as lstat4, readFile as readFile9 } from "node:fs/promises";
+import { lstat as lstat5, readFile as readFile9 } from "node:fs/promises";
 var SMALL_FILE_BYTES = 16 * 1024 * 1024;
 function cannotRead(error2) {
   return { kind: "unusable", error: `cannot read it: ${error2.message}` };
 }
 async function regularFileSize(file) {
   try {
-    const info = await lstat4(file);
+    const info = await lstat5(file);
     return info.isFile() ? { kind: "read", value: info.size } : {
       kind: "unusable",
       error: info.isSymbolicLink() ? "a symbolic link, not a regular file" : "not a regular file"
@@ -49333,7 +49340,7 @@ async function sha256OfFile(file) {
 // src/packet/check/evidence-dir.ts
 async function readEvidenceDir(dir, joinedFile) {
   try {
-    const info = await lstat5(dir);
+    const info = await lstat6(dir);
     if (!info.isDirectory()) {
       const what = info.isSymbolicLink() ? "a symbolic link" : "a file";
       return { kind: "unusable", error: `${what}, not a directory` };
@@ -49979,10 +49986,10 @@ async function verifyPacket(request, io) {
 }
 
 // src/cli/report-output.ts
-import { lstat as lstat6, realpath, stat as stat10 } from "node:fs/promises";
+import { lstat as lstat7, realpath, stat as stat10 } from "node:fs/promises";
 import { dirname as dirname4, join as join16, relative, resolve as resolve3, sep } from "node:path";
 async function reportOutputProblem(output, inputs, packet) {
-  const link = await lstat6(output).catch(() => void 0);
+  const link = await lstat7(output).catch(() => void 0);
   if (link?.isSymbolicLink() && await stat10(output).catch(() => void 0) === void 0)
     return `--output ${output} is a symbolic link to nothing, which the write would create wherever it points; name the report's file itself`;
   const target = await resolvedPath(output);
@@ -50180,7 +50187,7 @@ async function writeRunOutcome(file, outcome) {
 }
 
 // src/cli/run-request.ts
-import { lstat as lstat7, readFile as readFile12, realpath as realpath2, readdir as readdir8, rm as rm7, stat as stat11 } from "node:fs/promises";
+import { lstat as lstat8, readFile as readFile12, realpath as realpath2, readdir as readdir8, rm as rm7, stat as stat11 } from "node:fs/promises";
 import { basename as basename2, dirname as dirname5, isAbsolute, relative as relative2, resolve as resolve4, sep as sep2 } from "node:path";
 var DEFAULT_EVIDENCE_OUTPUT = "audit-artifacts";
 var DEFAULT_IDENTITY = "pipelock-agent";
@@ -50363,7 +50370,7 @@ async function checkedOutput(output, writable, problems) {
 async function nearestExisting(path5) {
   const missing = [];
   let existing2 = path5;
-  while (await lstat7(existing2).catch(() => void 0) === void 0) {
+  while (await lstat8(existing2).catch(() => void 0) === void 0) {
     missing.unshift(basename2(existing2));
     existing2 = dirname5(existing2);
   }

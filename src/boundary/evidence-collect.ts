@@ -4,6 +4,7 @@
 import { constants } from 'node:fs';
 import { copyFile, lchown, lstat, mkdir, readdir, rename, rm, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { pathExists } from '../path-exists.js';
 
 export interface EvidenceCollection {
   readonly runId: string;
@@ -55,12 +56,6 @@ export async function collectEvidence(collection: EvidenceCollection): Promise<s
     : `${planted.join('; ')}: not written by the engine, so kept apart from its evidence`;
 }
 
-const exists = (path: string): Promise<boolean> =>
-  lstat(path).then(
-    () => true,
-    () => false,
-  );
-
 /** Moves what stands at `path` to a free name beside it; an empty directory is just removed. */
 async function setAside(path: string, runId: string): Promise<string | undefined> {
   const found = await lstat(path).catch(() => undefined);
@@ -70,7 +65,7 @@ async function setAside(path: string, runId: string): Promise<string | undefined
     return undefined;
   }
   let aside = `${path}.during-${runId}`;
-  for (let n = 2; await exists(aside); n++) aside = `${path}.during-${runId}-${n}`;
+  for (let n = 2; await pathExists(aside); n++) aside = `${path}.during-${runId}-${n}`;
   await rename(path, aside);
   return `${path} appeared during the run; moved to ${aside}`;
 }

@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import { isRunId, RUNTIME_BASE } from './layout.js';
 import { isRunning, stopRun } from './run-process.js';
 import { parseRunState } from './run-state.js';
+import { sudoersFile } from './sudoers.js';
 import { removeRunDirectory, teardown } from './teardown.js';
+import { AGENT_USER, HOST_USER } from './users.js';
 
 /** How long a run stopped with SIGTERM may take to seal its evidence and tear down. */
 export const RUN_STOP_WAIT_MS = 60_000;
@@ -35,7 +37,7 @@ export async function recoverRun(
   const parsed = parseRunState(text, runId, root);
   if (!parsed.ok)
     return [
-      `${join(root, 'state.json')} is ${parsed.problem}, so nothing was torn down from it. Copy what you need from ${root} (the engine's evidence is under ${join(root, 'engine')}), then undo the run by hand: \`ip netns delete ${runId}\`, \`rm -f /etc/sudoers.d/pipelock-egress-${runId}\`, revoke ACLs given to pipelock-agent on --writable paths (\`setfacl -R -x u:pipelock-agent PATH\`), \`userdel pipelock-agent\` and \`userdel pipelock-host\`, then \`rm -rf ${root}\``,
+      `${join(root, 'state.json')} is ${parsed.problem}, so nothing was torn down from it. Copy what you need from ${root} (the engine's evidence is under ${join(root, 'engine')}), then undo the run by hand: \`ip netns delete ${runId}\`, \`rm -f ${sudoersFile(runId)}\`, revoke ACLs given to ${AGENT_USER} on --writable paths (\`setfacl -R -x u:${AGENT_USER} PATH\`), \`userdel ${AGENT_USER}\` and \`userdel ${HOST_USER}\`, then \`rm -rf ${root}\``,
     ];
   const { state } = parsed;
   const { pid } = state.runProcess;

@@ -58,7 +58,8 @@ const id = z.number().int().nonnegative();
 const path = z.string().startsWith('/');
 const owner = z.strictObject({ uid: id, gid: id });
 
-const runStateSchema = z.strictObject({
+// Typed as RunState: the schema cannot drift from the interface it reads.
+const runStateSchema: z.ZodType<RunState> = z.strictObject({
   runId: z.string(),
   root: path,
   ip: path,

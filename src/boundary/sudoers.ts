@@ -9,6 +9,11 @@ export function sudoersDenyText(users: readonly string[]): string {
   return `# pipelock-egress: the boundary's users may not use sudo\n${users.map((user) => `${user} ALL=(ALL:ALL) !ALL\n`).join('')}`;
 }
 
+/** The run's drop-in (sudo ignores files whose names contain a dot). */
+export function sudoersFile(runId: string): string {
+  return `${SUDOERS_DIR}/pipelock-egress-${runId}`;
+}
+
 /** Installs and validates the drop-in; undefined when sudo is not installed (nothing to deny). */
 export async function installSudoersDeny(
   runId: string,
@@ -19,8 +24,7 @@ export async function installSudoersDeny(
     () => false,
   );
   if (!isDir) return undefined;
-  // sudo ignores files whose names contain a dot.
-  const file = `${SUDOERS_DIR}/pipelock-egress-${runId}`;
+  const file = sudoersFile(runId);
   await writeFile(file, sudoersDenyText(users), { mode: 0o440, flag: 'wx' });
   await chmod(file, 0o440);
   try {

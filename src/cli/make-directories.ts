@@ -2,11 +2,12 @@
 // retries there for ever); this makes each missing directory in turn and throws the first error.
 import { lstat, mkdir, readlink, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { pathExists } from '../path-exists.js';
 
 export async function makeDirectories(path: string, mode: number): Promise<void> {
   const missing: string[] = [];
   let at = resolve(path);
-  for (; !(await exists(at)); at = dirname(at)) missing.unshift(at);
+  for (; !(await pathExists(at)); at = dirname(at)) missing.unshift(at);
   await refuseNonDirectory(at);
   for (const dir of missing) {
     await mkdir(dir, { mode }).catch(async (error: NodeJS.ErrnoException) => {
@@ -25,11 +26,4 @@ async function refuseNonDirectory(at: string): Promise<void> {
     );
   if (target !== undefined && !target.isDirectory())
     throw new Error(`${at} is not a directory; give a directory path`);
-}
-
-async function exists(path: string): Promise<boolean> {
-  return lstat(path).then(
-    () => true,
-    () => false,
-  );
 }

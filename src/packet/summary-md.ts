@@ -47,9 +47,13 @@ function word(text: string): string {
   return /^[A-Za-z0-9_-]{1,64}$/.test(text) ? text : code(text);
 }
 
-/** Inline code in a table cell, where a `|` ends the cell even inside code unless escaped. */
+/** Markdown for a table cell, where a `|` ends the cell even inside code unless escaped. */
+function inCell(markdown: string): string {
+  return markdown.replace(/\|/g, '\\|');
+}
+
 function cellCode(text: string): string {
-  return code(text).replace(/\|/g, '\\|');
+  return inCell(code(text));
 }
 
 const MAX_CODE_CHARS = 500;
@@ -113,7 +117,7 @@ export function summaryMarkdown(input: SummaryInput): string {
     const listed = listedDestinations(summary.destinations);
     for (const d of listed) {
       const blocked = d.blocked + d.warned;
-      const methods = [...d.methods].sort().map((method) => word(method).replace(/\|/g, '\\|'));
+      const methods = [...d.methods].sort().map((method) => inCell(word(method)));
       lines.push(
         `| ${cellCode(d.destination)} | ${d.allowed} | ${blocked}${d.warned > 0 ? ' (audit)' : ''} | ${methods.join(' ')} |`,
       );
