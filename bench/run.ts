@@ -161,6 +161,15 @@ try {
     `${round(tunnelMBps, 1)}`,
     `ratio ${round(tunnelMBps / directMBps, 2)}`,
   ]);
+  const relayMBps = await download(['--proxy', reference.ready.url, '--cacert', ca, url]);
+  metrics['tunnel.node_relay_mbps'] = round(relayMBps, 1);
+  metrics['tunnel.node_relay_ratio'] = round(relayMBps / directMBps, 3);
+  rows.push([
+    'tunnel, minimal Node relay',
+    `${round(directMBps, 1)}`,
+    `${round(relayMBps, 1)} (no SNI check, no evidence)`,
+    `ratio ${round(relayMBps / directMBps, 2)}: the best any Node relay does here`,
+  ]);
 
   const intercept = await benchIntercept(
     work,

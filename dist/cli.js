@@ -41924,9 +41924,6 @@ function scopeOutcome(url, prefixes, target, where) {
   }
   return { allowed: true };
 }
-function refusesSomeMethod(policy, target) {
-  return METHODS.some((method) => decide(policy, { method, target }).verdict !== "allow");
-}
 function secretsKeptFrom(policy, target) {
   return policy.secrets.filter((secret) => !secret.allow.some((destination2) => secretMayGo(destination2, target))).map((secret) => secret.env);
 }
@@ -42306,6 +42303,10 @@ async function admit(context2, request, inspect) {
     ...judgedAs(overrides)
   ]);
   const leak = context2.scanner.scanUrl(request.target, decision.target);
+  const routedLeak = paths.map(({ source, target: target2 }, index) => {
+    const found = context2.scanner.scanUrl(target2, routedDecisions[index]?.target);
+    return found && { ...found, where: `${source} header` };
+  }).find((found) => found !== void 0);
   const entry = {
     actionId: randomUUID(),
     requestId: request.requestId,
@@ -42320,8 +42321,9 @@ async function admit(context2, request, inspect) {
     );
     return { admitted: false, refusal: { status, layer, reason } };
   };
-  if (leak) {
-    const refusal = dlpRefusal(leak);
+  const urlLeak = leak ?? routedLeak;
+  if (urlLeak) {
+    const refusal = dlpRefusal(urlLeak);
     return refuse2(refusal.status, refusal.layer, refusal.reason);
   }
   if (decision.verdict === "block") {
@@ -42341,8 +42343,7 @@ async function admit(context2, request, inspect) {
     }
   }
   const routedTargets = routedDecisions.flatMap((routed) => routed.target ?? []);
-  const checkAddresses = () => {
-    const methods = [method, ...overrides.map((o) => o.method)];
+  const checkAddresses = (methods = [method, ...overrides.map((o) => o.method)]) => {
     const own2 = checkResolvedAddresses(context2.policy, { methods, target }, addresses);
     if (!own2.ok) return own2;
     let scan = own2.scan;
@@ -42356,7 +42357,16 @@ async function admit(context2, request, inspect) {
   let checked = checkAddresses();
   if (!checked.ok) return refuse2(403, "ssrf", checked.reason);
   if (checked.scan) decision = { ...decision, scan: true };
-  const inspected = await inspect?.(decision);
+  const someMethodRefused = () => METHODS.some(
+    (asked) => [
+      decide(context2.policy, { method: asked, target: request.target }),
+      ...judgedAt(asked, void 0)
+    ].some((judged2) => judged2.verdict !== "allow") || !checkAddresses([asked]).ok
+  );
+  const inspected = await inspect?.(decision, {
+    reach: [target, ...routedTargets],
+    someMethodRefused
+  });
   if (inspected && "refusal" in inspected) {
     const { status, layer, reason } = inspected.refusal;
     return refuse2(status, layer, reason);
@@ -42418,7 +42428,6 @@ function redactUserinfo(target) {
 function strictest(own2, readings) {
   const all = [own2, ...readings];
   const worst = all.find((d) => d.verdict === "block") ?? all.find((d) => d.verdict === "warn") ?? own2;
-  if (worst === own2) return own2;
   const { verdict, layer, reason } = worst;
   return { ...own2, verdict, layer, reason, scan: all.some((d) => d.scan) };
 }
@@ -42616,9 +42625,10 @@ var BUILTIN_DETECTORS = [
   builtin("npm-token", String.raw`npm_[A-Za-z0-9]{36}`, BOUNDED),
   builtin("pypi-token", String.raw`pypi-[A-Za-z0-9_-]{50,${LONGEST}}`, STARTS),
   builtin("stripe-key", String.raw`(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,${LONGEST}}`, STARTS),
+  // PEM private keys, and OpenPGP's armour for one (a release-signing key in CI).
   builtin(
     "private-key",
-    String.raw`-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY-----`
+    String.raw`-----BEGIN (?:(?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY|PGP PRIVATE KEY BLOCK)-----`
   ),
   builtin(
     "jwt",
@@ -42997,7 +43007,14 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
   const policyProbes = probes.filter(({ detector }) => detector.fromPolicy === true);
   let running = "";
   const policyInTime = (run, none) => policyProbes.length === 0 ? none : withinTime(run, patternScanMs, () => `the policy pattern ${running}`);
-  const allowedAt = (to) => to === void 0 ? [] : bound.filter((secret) => secret.allow.some((destination2) => secretMayGo(destination2, to)));
+  const allowedAt = (to) => {
+    const targets = to === void 0 ? [] : "kind" in to ? [to] : to;
+    return targets.length === 0 ? [] : bound.filter(
+      (secret) => targets.every(
+        (target) => secret.allow.some((destination2) => secretMayGo(destination2, target))
+      )
+    );
+  };
   const findIn = (seen, allowed, withDetectors) => {
     if (!withDetectors && bound.every((secret) => allowed.includes(secret))) return void 0;
     const allowedForms = allowed.flatMap((secret) => secret.longestFirst).sort((a, b) => b.length - a.length);
@@ -43551,21 +43568,26 @@ async function relayTracked(context2, req, socket, head, request) {
   const routed = pathOverrides(request.target, req.rawHeaders);
   const scanner = context2.admission.scanner;
   let scanMessages = false;
-  const inspect = async (decision) => {
-    const target2 = decision.target;
-    if (target2 === void 0) return void 0;
+  let reach = [];
+  const inspect = async (decision, scope) => {
+    reach = scope.reach;
     const problem = handshakeProblem(req, request.target, protocols) ?? ("problem" in routed ? routed.problem : void 0);
     if (problem) return { refusal: { status: 400, layer: "request", reason: problem } };
-    scanMessages = context2.frameScan || scanner.guards(target2);
+    scanMessages = context2.frameScan || scanner.guards(reach);
     const sent = [...forwarded, ...protocols.flatMap((name) => ["Sec-WebSocket-Protocol", name])];
     const finding = scanner.scanContent(
       headerViews(sent),
-      target2,
+      reach,
       decision.scan || context2.frameScan
     );
     return finding && { refusal: dlpRefusal(finding) };
   };
-  const judged2 = "overrides" in routed ? { ...request, pathOverrides: routed.overrides } : request;
+  const judged2 = {
+    ...request,
+    // A handshake is a GET that may ask to be taken for another method, as any request may.
+    methodOverrides: methodOverrides(request.method, request.target, req.headers),
+    ..."overrides" in routed ? { pathOverrides: routed.overrides } : {}
+  };
   const admission = await admit(context2.admission, judged2, inspect);
   if (!admission.admitted) return refuseSocket(socket, admission.refusal);
   const target = admission.decision.target;
@@ -43621,7 +43643,7 @@ async function relayTracked(context2, req, socket, head, request) {
     await context2.record(outcomeOf(admission.entry, "status=400 reason=client_handshake_rejected"));
   } else {
     const pair = { client, upstream: upstream.socket, clientSocket: socket };
-    await relayMessages(context2, pair, admission.entry, scanMessages, target);
+    await relayMessages(context2, pair, admission.entry, scanMessages, reach);
   }
 }
 var EARLY_BYTES_KEPT = 64 * 1024;
@@ -43717,7 +43739,7 @@ function openUpstream(WebSocketClient, context2, url, protocols, headers, dial, 
     );
   });
 }
-function relayMessages(context2, { client, upstream, clientSocket }, entry, scanMessages, target) {
+function relayMessages(context2, { client, upstream, clientSocket }, entry, scanMessages, reach) {
   const tally = { sent: 0, received: 0, blocked: 0, reason: "complete" };
   let sentTail = "";
   clientSocket.setTimeout(context2.idleMs, () => {
@@ -43770,7 +43792,7 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
     const texts = [{ text: text2, where: "WebSocket message" }];
     if (sentTail !== "")
       texts.push({ text: sentTail + text2.slice(0, SEAM_CHARS), where: JOINED_MESSAGES });
-    const finding = await context2.scans.scanTexts(texts, target, context2.frameScan);
+    const finding = await context2.scans.scanTexts(texts, reach, context2.frameScan);
     if (finding) return dlpRefusal(finding);
     sentTail = (sentTail + text2.slice(-SEAM_CHARS)).slice(-SEAM_CHARS);
     return void 0;
@@ -44469,14 +44491,13 @@ var ScanBudget = class {
   }
 };
 var RequestInspection = class {
-  constructor(req, res, scanner, contentScans, limits, budget, refusesSomeMethod2, timedOut) {
+  constructor(req, res, scanner, contentScans, limits, budget, timedOut) {
     this.req = req;
     this.res = res;
     this.scanner = scanner;
     this.contentScans = contentScans;
     this.limits = limits;
     this.budget = budget;
-    this.refusesSomeMethod = refusesSomeMethod2;
     this.timedOut = timedOut;
   }
   req;
@@ -44485,26 +44506,23 @@ var RequestInspection = class {
   contentScans;
   limits;
   budget;
-  refusesSomeMethod;
   timedOut;
   /** The body as read and scanned; undefined when it streams through unread. */
   body;
   /** The body was started and left unread: the connection cannot carry another request. */
   bodyLeftUnread = false;
   held = 0;
-  inspect = async (decision) => {
-    const target = decision.target;
-    if (target === void 0) return void 0;
+  inspect = async (decision, { reach, someMethodRefused }) => {
     const detectors = decision.scan;
-    const scanned = detectors || this.scanner.guards(target);
+    const scanned = detectors || this.scanner.guards(reach);
     const { req } = this;
     const forwarded = requestHeaders(req.rawHeaders);
     const contentType = joinedValue(forwarded, "content-type");
     const methodBody = overridableBody(req.method ?? "", contentType);
-    const forMethod = methodBody.length > 0 && hasBody(req) && this.refusesSomeMethod();
+    const forMethod = methodBody.length > 0 && hasBody(req) && someMethodRefused();
     if (!scanned && !forMethod) return void 0;
     if (scanned) {
-      const inHeaders = this.scanner.scanContent(headerViews(forwarded), target, detectors);
+      const inHeaders = this.scanner.scanContent(headerViews(forwarded), reach, detectors);
       if (inHeaders) return { refusal: dlpRefusal(inHeaders) };
     }
     if (!hasBody(req)) return void 0;
@@ -44533,7 +44551,7 @@ var RequestInspection = class {
     if (decoded.body !== read.body && !this.hold(decoded.body.length))
       return { refusal: HELD_BODIES_FULL };
     if (scanned) {
-      const inBody = await this.contentScans.scanBody(read.body, decoded.body, target, detectors);
+      const inBody = await this.contentScans.scanBody(read.body, decoded.body, reach, detectors);
       if (inBody) return { refusal: dlpRefusal(inBody) };
     }
     this.bodyLeftUnread = false;
@@ -45582,7 +45600,6 @@ var Engine = class {
       this.contentScans,
       this.limits,
       this.scanBudget,
-      () => refusesSomeMethod(this.admission.policy, request.target),
       () => state.timedOut
     );
     this.inFlight.set(res, state);

@@ -5,7 +5,14 @@
 
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import { decide, formatHost, type Decision, type Policy } from '../policy/index.js';
+import {
+  decide,
+  formatHost,
+  METHODS,
+  type Decision,
+  type Policy,
+  type RequestTarget,
+} from '../policy/index.js';
 import type { IpAddress } from '../policy/ip.js';
 import type { DecisionEntry, DecisionLog, Transport } from './decision-log.js';
 import type { Refusal } from './refusal.js';
@@ -155,7 +162,18 @@ export interface AdmissionContext {
  * before its receipt is written; a refusal it returns becomes the request's block receipt,
  * and methods the body asks for are judged as the headers' are.
  */
-export type Inspection = (decision: Decision) => Promise<Inspected>;
+export type Inspection = (decision: Decision, scope: InspectionScope) => Promise<Inspected>;
+
+export interface InspectionScope {
+  /** The request's target and each one a path override header routes it to. */
+  readonly reach: readonly RequestTarget[];
+  /**
+   * Whether some method is refused for the request: at any target it reaches or at the
+   * addresses it goes to (a rule naming one may confine methods). A body that may name another
+   * method (`_method`) must then be read.
+   */
+  readonly someMethodRefused: () => boolean;
+}
 
 /** A refusal, or methods the body asks the origin to take the request for (`_method`). */
 export type Inspected =
@@ -191,6 +209,13 @@ export async function admit(
     ...judgedAs(overrides),
   ]);
   const leak = context.scanner.scanUrl(request.target, decision.target);
+  // The URL an origin routes by is as much a URL as the request's own.
+  const routedLeak = paths
+    .map(({ source, target }, index) => {
+      const found = context.scanner.scanUrl(target, routedDecisions[index]?.target);
+      return found && { ...found, where: `${source} header` };
+    })
+    .find((found) => found !== undefined);
   const entry: DecisionEntry = {
     actionId: randomUUID(),
     requestId: request.requestId,
@@ -206,8 +231,9 @@ export async function admit(
     return { admitted: false, refusal: { status, layer, reason } };
   };
   // A secret blocks in audit mode too, and its block says nothing else about the request.
-  if (leak) {
-    const refusal = dlpRefusal(leak);
+  const urlLeak = leak ?? routedLeak;
+  if (urlLeak) {
+    const refusal = dlpRefusal(urlLeak);
     return refuse(refusal.status, refusal.layer, refusal.reason);
   }
   if (decision.verdict === 'block') {
@@ -230,8 +256,7 @@ export async function admit(
   }
   // The SSRF floor holds in audit mode too: audit relaxes the policy, not the guard.
   const routedTargets = routedDecisions.flatMap((routed) => routed.target ?? []);
-  const checkAddresses = (): AddressCheck => {
-    const methods = [method, ...overrides.map((o) => o.method)];
+  const checkAddresses = (methods = [method, ...overrides.map((o) => o.method)]): AddressCheck => {
     const own = checkResolvedAddresses(context.policy, { methods, target }, addresses);
     if (!own.ok) return own;
     let scan = own.scan;
@@ -246,7 +271,18 @@ export async function admit(
   if (!checked.ok) return refuse(403, 'ssrf', checked.reason);
   // A rule naming the address the request goes to may ask for its content scanned too.
   if (checked.scan) decision = { ...decision, scan: true };
-  const inspected = await inspect?.(decision);
+  const someMethodRefused = () =>
+    METHODS.some(
+      (asked) =>
+        [
+          decide(context.policy, { method: asked, target: request.target }),
+          ...judgedAt(asked, undefined),
+        ].some((judged) => judged.verdict !== 'allow') || !checkAddresses([asked]).ok,
+    );
+  const inspected = await inspect?.(decision, {
+    reach: [target, ...routedTargets],
+    someMethodRefused,
+  });
   if (inspected && 'refusal' in inspected) {
     const { status, layer, reason } = inspected.refusal;
     return refuse(status, layer, reason);
@@ -344,7 +380,7 @@ function strictest(own: Decision, readings: readonly Decision[]): Decision {
   const all = [own, ...readings];
   const worst =
     all.find((d) => d.verdict === 'block') ?? all.find((d) => d.verdict === 'warn') ?? own;
-  if (worst === own) return own;
   const { verdict, layer, reason } = worst;
+  // Scanned if any reading asks for it: a path the request is routed to may be a scanned one.
   return { ...own, verdict, layer, reason, scan: all.some((d) => d.scan) };
 }

@@ -30,7 +30,7 @@ import { tunnelTarget, webSocketTarget, type TunnelAuthority } from './request-t
 import type { Resolver } from './resolver.js';
 import { awaitClientHello, relay } from './tunnel.js';
 import { interceptedForAddress, passthroughToGuardedAddress } from './ssrf.js';
-import { formatHost, refusesSomeMethod, type Policy } from '../policy/index.js';
+import { formatHost, type Policy } from '../policy/index.js';
 import { parseRequestTarget } from '../policy/target.js';
 import type { IpAddress } from '../policy/ip.js';
 import type { RunCertificateAuthority } from './tls/run-ca.js';
@@ -462,7 +462,6 @@ export class Engine {
       this.contentScans,
       this.limits,
       this.scanBudget,
-      () => refusesSomeMethod(this.admission.policy, request.target),
       () => state.timedOut,
     );
     this.inFlight.set(res, state);

@@ -45,26 +45,22 @@ export class RequestInspection {
     private readonly contentScans: ContentScans,
     private readonly limits: EngineLimits,
     private readonly budget: ScanBudget,
-    /** Whether the policy refuses some method for this request's target. */
-    private readonly refusesSomeMethod: () => boolean,
     /** The request timeout, once its connection reached it (the body stops coming then). */
     private readonly timedOut: () => Refusal | undefined,
   ) {}
 
-  readonly inspect: Inspection = async (decision) => {
-    const target = decision.target;
-    if (target === undefined) return undefined;
+  readonly inspect: Inspection = async (decision, { reach, someMethodRefused }) => {
     const detectors = decision.scan;
-    const scanned = detectors || this.scanner.guards(target);
+    const scanned = detectors || this.scanner.guards(reach);
     const { req } = this;
     const forwarded = requestHeaders(req.rawHeaders);
     const contentType = joinedValue(forwarded, 'content-type');
     // A body that may name another method (`_method`) is read where some method is refused.
     const methodBody = overridableBody(req.method ?? '', contentType);
-    const forMethod = methodBody.length > 0 && hasBody(req) && this.refusesSomeMethod();
+    const forMethod = methodBody.length > 0 && hasBody(req) && someMethodRefused();
     if (!scanned && !forMethod) return undefined;
     if (scanned) {
-      const inHeaders = this.scanner.scanContent(headerViews(forwarded), target, detectors);
+      const inHeaders = this.scanner.scanContent(headerViews(forwarded), reach, detectors);
       if (inHeaders) return { refusal: dlpRefusal(inHeaders) };
     }
     if (!hasBody(req)) return undefined;
@@ -97,7 +93,7 @@ export class RequestInspection {
     if (decoded.body !== read.body && !this.hold(decoded.body.length))
       return { refusal: HELD_BODIES_FULL };
     if (scanned) {
-      const inBody = await this.contentScans.scanBody(read.body, decoded.body, target, detectors);
+      const inBody = await this.contentScans.scanBody(read.body, decoded.body, reach, detectors);
       if (inBody) return { refusal: dlpRefusal(inBody) };
     }
     this.bodyLeftUnread = false;

@@ -14,6 +14,7 @@ import type { Policy, RequestTarget } from '../policy/index.js';
 import {
   admit,
   dlpRefusal,
+  methodOverrides,
   pathOverrides,
   type AdmissionContext,
   type AdmissionRequest,
@@ -119,25 +120,30 @@ async function relayTracked(
   const routed = pathOverrides(request.target, req.rawHeaders);
   const scanner = context.admission.scanner;
   let scanMessages = false;
-  const inspect: Inspection = async (decision) => {
-    const target = decision.target;
-    if (target === undefined) return undefined;
+  let reach: readonly RequestTarget[] = [];
+  const inspect: Inspection = async (decision, scope) => {
+    reach = scope.reach;
     const problem =
       handshakeProblem(req, request.target, protocols) ??
       ('problem' in routed ? routed.problem : undefined);
     if (problem) return { refusal: { status: 400, layer: 'request', reason: problem } };
-    scanMessages = context.frameScan || scanner.guards(target);
+    scanMessages = context.frameScan || scanner.guards(reach);
     // The subprotocols go on too (as the upstream handshake's own header): scanned with the rest.
     const sent = [...forwarded, ...protocols.flatMap((name) => ['Sec-WebSocket-Protocol', name])];
     // The handshake is the WebSocket's first message: frame_scan reads it as it reads the rest.
     const finding = scanner.scanContent(
       headerViews(sent),
-      target,
+      reach,
       decision.scan || context.frameScan,
     );
     return finding && { refusal: dlpRefusal(finding) };
   };
-  const judged = 'overrides' in routed ? { ...request, pathOverrides: routed.overrides } : request;
+  const judged = {
+    ...request,
+    // A handshake is a GET that may ask to be taken for another method, as any request may.
+    methodOverrides: methodOverrides(request.method, request.target, req.headers),
+    ...('overrides' in routed ? { pathOverrides: routed.overrides } : {}),
+  };
   const admission = await admit(context.admission, judged, inspect);
   if (!admission.admitted) return refuseSocket(socket, admission.refusal);
   const target = admission.decision.target;
@@ -198,7 +204,7 @@ async function relayTracked(
     await context.record(outcomeOf(admission.entry, 'status=400 reason=client_handshake_rejected'));
   } else {
     const pair = { client, upstream: upstream.socket, clientSocket: socket as Socket };
-    await relayMessages(context, pair, admission.entry, scanMessages, target);
+    await relayMessages(context, pair, admission.entry, scanMessages, reach);
   }
 }
 
@@ -364,7 +370,7 @@ function relayMessages(
   { client, upstream, clientSocket }: Pair,
   entry: DecisionEntry,
   scanMessages: boolean,
-  target: RequestTarget,
+  reach: readonly RequestTarget[],
 ): Promise<void> {
   const tally: Tally = { sent: 0, received: 0, blocked: 0, reason: 'complete' };
   /** The end of the text sent so far, all messages joined: where the next one continues it. */
@@ -424,7 +430,7 @@ function relayMessages(
     // A secret sent in pieces, one per message, is whole where they join.
     if (sentTail !== '')
       texts.push({ text: sentTail + text.slice(0, SEAM_CHARS), where: JOINED_MESSAGES });
-    const finding = await context.scans.scanTexts(texts, target, context.frameScan);
+    const finding = await context.scans.scanTexts(texts, reach, context.frameScan);
     if (finding) return dlpRefusal(finding);
     sentTail = (sentTail + text.slice(-SEAM_CHARS)).slice(-SEAM_CHARS);
     return undefined;

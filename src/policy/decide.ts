@@ -7,7 +7,6 @@ import { needsInspection } from './inspection.js';
 import { pathReadings, pathWithin } from './path.js';
 import { parseRequestTarget, type RequestTarget } from './target.js';
 import type { EgressRule, Policy } from './load.js';
-import { METHODS } from './schema.js';
 
 export type Verdict = 'allow' | 'block' | 'warn';
 export type DecisionLayer = 'request' | 'destination' | 'port' | 'path' | 'method';
@@ -168,11 +167,6 @@ function scopeOutcome(
     }
   }
   return { allowed: true };
-}
-
-/** Whether some method is refused (or in audit mode warned about) for this target. */
-export function refusesSomeMethod(policy: Policy, target: string): boolean {
-  return METHODS.some((method) => decide(policy, { method, target }).verdict !== 'allow');
 }
 
 /**

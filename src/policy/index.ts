@@ -8,7 +8,6 @@ export {
 } from './load.js';
 export {
   decide,
-  refusesSomeMethod,
   rulePorts,
   secretMayGo,
   secretsKeptFrom,

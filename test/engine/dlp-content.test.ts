@@ -507,9 +507,14 @@ default_deny: true
       await status(['-H', `Authorization: token ${AGENT_TOKEN}`, `${api}/gists`]),
       '403 dlp',
     );
+    // Routed out of the prefix by a path override header, it may not go either.
+    const auth = ['-H', `Authorization: token ${AGENT_TOKEN}`];
+    const routed = (path: string) => [...auth, '-H', `X-Original-URL: ${path}`];
+    assert.equal(await status([...routed('/gists'), `${api}/repos/acme/x`]), '403 dlp');
+    assert.equal(await status([...routed('/repos/acme/y'), `${api}/repos/acme/x`]), '200');
     // Elsewhere on the host, requests without the secret pass as the rule says.
     assert.equal(await status([`${api}/gists`]), '200');
-    assert.equal(origin.hits, 3);
+    assert.equal(origin.hits, 4);
   } finally {
     await proxy.stop();
     await origin.close();

@@ -643,6 +643,25 @@ test('a long run of combining marks is folded in time that grows with its length
   assert.ok(took < 3_000, `a 256 Ki run of marks took ${took} ms to scan`);
 });
 
+test('a private key is found in PEM and in OpenPGP armour; public keys pass', () => {
+  const scanner = createSecretScanner(BUILTIN_DETECTORS, []);
+  const host = targetOf('https://uploads.example/');
+  const find = (text: string) => scanner.scanContent(textViews(text, 'body'), host, true);
+  for (const header of [
+    '-----BEGIN PRIVATE KEY-----',
+    '-----BEGIN RSA PRIVATE KEY-----',
+    '-----BEGIN ENCRYPTED PRIVATE KEY-----',
+    '-----BEGIN PGP PRIVATE KEY BLOCK-----',
+  ])
+    assert.equal(find(`{"key":"${header}\\nlQOYBGR..."}`)?.detector, 'private-key', header);
+  for (const header of [
+    '-----BEGIN PUBLIC KEY-----',
+    '-----BEGIN PGP PUBLIC KEY BLOCK-----',
+    '-----BEGIN PGP SIGNATURE-----',
+  ])
+    assert.equal(find(`${header}\nmQINBGR...`), undefined, header);
+});
+
 test('a credential next to `_`, `-` or punctuation is found; glued after a letter or digit it is not a format', () => {
   const scanner = createSecretScanner(BUILTIN_DETECTORS, []);
   const host = targetOf('https://uploads.example/');

@@ -2,7 +2,7 @@ import './dial-guard.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -688,6 +688,94 @@ egress:
     assert.equal(routed.headers['x-pipelock-egress-block'], 'ssrf');
     assert.equal(f.origin.hits, 0);
     assert.equal((await ask('X-Original-URL: /r/ok')).status, 200);
+  } finally {
+    await f.close();
+  }
+});
+
+test('a `_method` body is read where a path the request is routed to, or a rule naming its address, refuses a method', async () => {
+  const routedPolicy = (port: number) => `version: "1.0"
+egress:
+  - destination: "http://api.example.test:${port}/public/"
+  - destination: "api.example.test"
+    ports: [${port}]
+    methods: [GET, POST]
+    paths: ["/r/"]
+  - destination: "127.0.0.1"
+    ports: [${port}]
+`;
+  const addressPolicy = (port: number) => `version: "1.0"
+egress:
+  - destination: "api.example.test"
+    ports: [${port}]
+  - destination: "127.0.0.1"
+    ports: [${port}]
+    methods: [GET, POST]
+`;
+  for (const [policy, path, headers, layer] of [
+    [routedPolicy, '/public/x', ['-H', 'X-Original-URL: /r/x'], 'method'],
+    [addressPolicy, `/r/${token()}`, [], 'ssrf'],
+  ] as const) {
+    const f = await fixture(policy);
+    try {
+      const url = `http://api.example.test:${f.origin.port}${path}`;
+      const post = async (body: string) =>
+        parseCurlResponse(
+          (await curl(['-i', '--proxy', f.proxy.proxyUrl, ...headers, '--data', body, url])).stdout,
+        );
+      for (const body of ['_method=DELETE', 'title=x&_method=delete']) {
+        const refused = await post(body);
+        assert.equal(refused.status, 403, `${layer}: ${body}`);
+        assert.equal(refused.headers['x-pipelock-egress-block'], layer);
+        assert.match(
+          refused.body.toString(),
+          layer === 'ssrf' ? /^blocked: SSRF blocked/ : /the body field _method asks for DELETE/,
+        );
+      }
+      assert.equal(f.origin.hits, 0);
+      assert.equal((await post('title=x')).status, 200);
+    } finally {
+      await f.close();
+    }
+  }
+});
+
+test('a path the request is routed to that is scanned has the request scanned; the URL it routes by is scanned as a URL', async () => {
+  const f = await fixture(
+    (port) => `version: "1.0"
+egress:
+  - destination: "http://api.example.test:${port}/public/"
+  - destination: "http://api.example.test:${port}/r/"
+    scan: true
+  - destination: "127.0.0.1"
+    ports: [${port}]
+`,
+  );
+  try {
+    const url = `http://api.example.test:${f.origin.port}/public/x`;
+    const credential = `ghp_${'Zq3Rt7Yp1W'.repeat(3)}k9Lm2N`;
+    const ask = async (...headers: string[]) => {
+      const options = headers.flatMap((header) => ['-H', header]);
+      const result = await curl(['-i', '--proxy', f.proxy.proxyUrl, ...options, url]);
+      return parseCurlResponse(result.stdout);
+    };
+    const scanned = await ask('X-Original-URL: /r/x', `X-Token: ${credential}`);
+    assert.equal(scanned.status, 403);
+    assert.equal(scanned.headers['x-pipelock-egress-block'], 'dlp');
+    const inRoute = await ask('X-Rewrite-URL: /public/y?password=hunter2hunter2');
+    assert.equal(inRoute.status, 403);
+    assert.match(
+      inRoute.body.toString(),
+      /^blocked: DLP match: credential-in-url in the X-Rewrite-URL header/,
+    );
+    assert.equal(f.origin.hits, 0);
+    // Not routed to the scanned path, the unscanned one's request passes as it is.
+    assert.equal((await ask(`X-Token: ${credential}`)).status, 200);
+    await f.proxy.stop();
+    const recorded = readdirSync(f.proxy.dir)
+      .map((name) => readFileSync(join(f.proxy.dir, name), 'utf8'))
+      .join('');
+    assert.ok(!recorded.includes('hunter2hunter2'));
   } finally {
     await f.close();
   }

@@ -1093,6 +1093,25 @@ test(
   },
 );
 
+test('a method-override header on the handshake is judged as the method it asks for', async () => {
+  const f = await fixture();
+  try {
+    const target = `ws://ws.example.test:${f.plain.port}/echo`;
+    const asking = (method: string) =>
+      new WebSocket(proxied(f, target), { headers: { 'X-HTTP-Method-Override': method } });
+    assert.deepEqual(await refusedHandshake(asking('DELETE')), [403, 'method']);
+    assert.equal(f.plain.handshakes.length, 0);
+    const allowed = asking('GET');
+    await opened(allowed);
+    allowed.close(1000);
+    await closeOf(allowed);
+    const [refused] = await records(f);
+    assert.match(refused?.pattern ?? '', /^x-http-method-override asks for DELETE: method DELETE/);
+  } finally {
+    await f.close();
+  }
+});
+
 test('a path-override header on the handshake is judged as the path it routes to', async () => {
   const f = await fixture();
   const engine = await startEngine({

@@ -7,7 +7,6 @@
 
 import { availableParallelism } from 'node:os';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import type { RequestTarget } from '../../policy/index.js';
 import { decodedBodyViews, textViews } from './content-views.js';
 import type { Detector } from './detectors.js';
 import {
@@ -15,6 +14,7 @@ import {
   UNSCANNABLE,
   type BoundSecret,
   type DlpFinding,
+  type Reach,
   type SecretScanner,
   type View,
 } from './secret-scan.js';
@@ -43,7 +43,7 @@ type ScanJob = (
     }
   | { readonly texts: readonly PlacedText[] }
 ) & {
-  readonly to: RequestTarget;
+  readonly to: Reach;
   readonly detectors: boolean;
 };
 
@@ -73,7 +73,7 @@ export class ContentScans {
   scanBody(
     sent: Buffer,
     decoded: Buffer,
-    to: RequestTarget,
+    to: Reach,
     detectors: boolean,
   ): Promise<DlpFinding | undefined> {
     const job = { sent, ...(decoded === sent ? {} : { decoded }), to, detectors };
@@ -83,7 +83,7 @@ export class ContentScans {
   /** The finding in texts (a WebSocket message, where it joins the one before), if any. */
   scanTexts(
     texts: readonly PlacedText[],
-    to: RequestTarget,
+    to: Reach,
     detectors: boolean,
   ): Promise<DlpFinding | undefined> {
     const size = texts.reduce((sum, { text }) => sum + Buffer.byteLength(text), 0);

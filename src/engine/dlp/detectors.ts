@@ -112,9 +112,10 @@ export const BUILTIN_DETECTORS: readonly Detector[] = [
   builtin('npm-token', String.raw`npm_[A-Za-z0-9]{36}`, BOUNDED),
   builtin('pypi-token', String.raw`pypi-[A-Za-z0-9_-]{50,${LONGEST}}`, STARTS),
   builtin('stripe-key', String.raw`(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,${LONGEST}}`, STARTS),
+  // PEM private keys, and OpenPGP's armour for one (a release-signing key in CI).
   builtin(
     'private-key',
-    String.raw`-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY-----`,
+    String.raw`-----BEGIN (?:(?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY|PGP PRIVATE KEY BLOCK)-----`,
   ),
   builtin(
     'jwt',

@@ -100,6 +100,12 @@ function valuesAsSent(value: string): string[] {
   return [...new Set(values.flatMap((text) => [text, text.toLowerCase(), text.toUpperCase()]))];
 }
 
+/**
+ * Where content may end up: the request's target, or with it each target a path override
+ * header (X-Original-URL) may route it to. A bound secret may go only where it may go to all.
+ */
+export type Reach = RequestTarget | readonly RequestTarget[];
+
 export interface SecretScanner {
   /**
    * Every request's URL (a tunnel's host:port too), before anything is resolved; `to` is what
@@ -110,13 +116,9 @@ export interface SecretScanner {
    * Headers, bodies and messages: bound secrets always, the detectors only where the
    * destination asks for scanning.
    */
-  scanContent(
-    views: readonly View[],
-    to: RequestTarget,
-    detectors: boolean,
-  ): DlpFinding | undefined;
-  /** A bound secret may not go to this target: its traffic must be seen to be held to that. */
-  guards(to: RequestTarget): boolean;
+  scanContent(views: readonly View[], to: Reach, detectors: boolean): DlpFinding | undefined;
+  /** A bound secret may not go there: its traffic must be seen to be held to that. */
+  guards(to: Reach): boolean;
   /**
    * A target as it may be recorded: every spelling of every bound secret cut out, encoded runs
    * that decode to one too, even on its way to an allowed destination (evidence travels
@@ -175,10 +177,16 @@ export function createSecretScanner(
     policyProbes.length === 0
       ? none
       : withinTime(run, patternScanMs, () => `the policy pattern ${running}`);
-  const allowedAt = (to: RequestTarget | undefined) =>
-    to === undefined
+  const allowedAt = (to: Reach | undefined) => {
+    const targets = to === undefined ? [] : 'kind' in to ? [to] : to;
+    return targets.length === 0
       ? []
-      : bound.filter((secret) => secret.allow.some((destination) => secretMayGo(destination, to)));
+      : bound.filter((secret) =>
+          targets.every((target) =>
+            secret.allow.some((destination) => secretMayGo(destination, target)),
+          ),
+        );
+  };
   /**
    * The first finding in the views, then in what they decode to; `allowed` secrets are not
    * findings. A view that cannot be scanned (a policy pattern that throws on it or runs out of
@@ -262,7 +270,7 @@ export function createSecretScanner(
       return { detector: UNSCANNABLE, where: at, forms: [], failure: (error as Error).message };
     }
   };
-  const find = (views: readonly View[], to: RequestTarget | undefined, withDetectors: boolean) =>
+  const find = (views: readonly View[], to: Reach | undefined, withDetectors: boolean) =>
     findIn(views, allowedAt(to), withDetectors);
   /**
    * Cuts every encoded run that decodes to a finding (bound secrets, and the detectors' too
