@@ -10622,7 +10622,7 @@ var require_stream = __commonJS({
       };
       duplex._final = function(callback) {
         if (ws2.readyState === ws2.CONNECTING) {
-          ws2.once("open", function open4() {
+          ws2.once("open", function open5() {
             duplex._final(callback);
           });
           return;
@@ -10643,7 +10643,7 @@ var require_stream = __commonJS({
       };
       duplex._write = function(chunk, encoding, callback) {
         if (ws2.readyState === ws2.CONNECTING) {
-          ws2.once("open", function open4() {
+          ws2.once("open", function open5() {
             duplex._write(chunk, encoding, callback);
           });
           return;
@@ -38842,23 +38842,23 @@ var SESSION_OPEN_LABEL = "pipelock.receipt.session_open.v1";
 function frame(bytes2) {
   return concatBytes(uint64BigEndian(BigInt(bytes2.length)), bytes2);
 }
-function sessionOpenGenesis(backend, open4) {
-  const heartbeat = open4.heartbeat_seconds > 0n ? open4.heartbeat_seconds : 0n;
+function sessionOpenGenesis(backend, open5) {
+  const heartbeat = open5.heartbeat_seconds > 0n ? open5.heartbeat_seconds : 0n;
   const fields2 = [
     SESSION_OPEN_LABEL,
-    open4.run_nonce,
-    open4.open_nonce,
-    open4.recorder_session,
-    open4.policy_hash,
-    open4.signer_key_epoch
+    open5.run_nonce,
+    open5.open_nonce,
+    open5.recorder_session,
+    open5.policy_hash,
+    open5.signer_key_epoch
   ].map((s) => frame(utf8(s)));
   fields2.push(frame(uint64BigEndian(heartbeat)));
   for (const s of [
-    open4.genesis_anchor_head,
-    open4.genesis_anchor_log,
-    open4.posture_capsule_sha256,
-    open4.containment_nonce,
-    open4.contained_uid
+    open5.genesis_anchor_head,
+    open5.genesis_anchor_log,
+    open5.posture_capsule_sha256,
+    open5.containment_nonce,
+    open5.contained_uid
   ]) {
     fields2.push(frame(utf8(s ?? "")));
   }
@@ -38909,19 +38909,19 @@ var ReceiptChainBuilder = class _ReceiptChainBuilder {
    * Opens a run: on an empty chain this is the bound `g1:` genesis; later it is a restart bound
    * to the current tail.
    */
-  openSession(fields2, open4, ext) {
+  openSession(fields2, open5, ext) {
     const bound = this.started ? {
-      ...open4,
+      ...open5,
       chain_open_seq: this.nextSeq,
       prior_chain_head: this.prevHash,
       prior_chain_seq: this.nextSeq - 1n
-    } : { ...open4, chain_open_seq: 0n };
+    } : { ...open5, chain_open_seq: 0n };
     const withGenesis = this.started ? bound : { ...bound, genesis_hash: sessionOpenGenesis(this.backend, bound) };
     if (!this.started) this.prevHash = withGenesis.genesis_hash ?? LEGACY_GENESIS;
-    this.run = { runNonce: open4.run_nonce, openNonce: open4.open_nonce };
+    this.run = { runNonce: open5.run_nonce, openNonce: open5.open_nonce };
     return this.sign(
       fields2,
-      { run_nonce: open4.run_nonce, session_control: { kind: "session_open", open: withGenesis } },
+      { run_nonce: open5.run_nonce, session_control: { kind: "session_open", open: withGenesis } },
       ext
     );
   }
@@ -38960,7 +38960,7 @@ var ReceiptChainBuilder = class _ReceiptChainBuilder {
    * Hands the chain to a new key: returns the old key's endorsement of the new one, and the new
    * segment's first receipt (a restart session_open carrying the key_transition marker).
    */
-  rotate(newSeed, fields2, open4, endorsement) {
+  rotate(newSeed, fields2, open5, endorsement) {
     if (!this.started) throw new Error("cannot rotate the key of an empty chain");
     const priorKey = this.signerKey;
     const priorSeq2 = this.nextSeq - 1n;
@@ -38980,15 +38980,15 @@ var ReceiptChainBuilder = class _ReceiptChainBuilder {
     this.seed = newSeed;
     this.nextSeq = 0n;
     this.segmentCount = 0;
-    this.run = { runNonce: open4.run_nonce, openNonce: open4.open_nonce };
+    this.run = { runNonce: open5.run_nonce, openNonce: open5.open_nonce };
     const opened = {
-      ...open4,
+      ...open5,
       chain_open_seq: 0n,
       prior_chain_head: this.prevHash,
       prior_chain_seq: priorSeq2
     };
     const first = this.sign(fields2, {
-      run_nonce: open4.run_nonce,
+      run_nonce: open5.run_nonce,
       key_transition: marker,
       session_control: { kind: "session_open", open: opened }
     });
@@ -39272,41 +39272,41 @@ var ChainWalker = class {
       breakChain("rotation", "chain starts at a key_transition segment without the prior segment");
     if (ar.chain_seq !== 0n)
       breakChain("genesis", "root receipt segment must start at chain_seq 0");
-    const open4 = ar.session_control?.kind === "session_open" ? ar.session_control.open : void 0;
+    const open5 = ar.session_control?.kind === "session_open" ? ar.session_control.open : void 0;
     if (isBoundGenesis(ar.chain_prev_hash)) {
-      if (!open4) breakChain("genesis", "g1 chain_prev_hash requires SessionControl.Open");
-      this.checkBoundGenesis(ar, open4);
+      if (!open5) breakChain("genesis", "g1 chain_prev_hash requires SessionControl.Open");
+      this.checkBoundGenesis(ar, open5);
     } else if (ar.chain_prev_hash === LEGACY_GENESIS) {
-      if (open4)
+      if (open5)
         breakChain("genesis", "session_open on legacy genesis must use bound g1 chain_prev_hash");
     } else {
       breakChain("genesis", "chain_prev_hash mismatch");
     }
   }
-  checkBoundGenesis(ar, open4) {
-    const genesis = sessionOpenGenesis(this.backend, open4);
+  checkBoundGenesis(ar, open5) {
+    const genesis = sessionOpenGenesis(this.backend, open5);
     if (ar.chain_prev_hash !== genesis) breakChain("genesis", "session_open genesis hash mismatch");
-    if (open4.genesis_hash !== genesis) breakChain("genesis", "session_open genesis_hash mismatch");
-    if (open4.chain_open_seq !== ar.chain_seq)
+    if (open5.genesis_hash !== genesis) breakChain("genesis", "session_open genesis_hash mismatch");
+    if (open5.chain_open_seq !== ar.chain_seq)
       breakChain("genesis", "session_open chain_open_seq does not match receipt chain_seq");
-    if (priorHead(open4) !== "" || priorSeq(open4) !== 0n) {
+    if (priorHead(open5) !== "" || priorSeq(open5) !== 0n) {
       breakChain("genesis", "bound genesis session_open must not carry prior chain tail");
     }
   }
   // A session_open after the first receipt is a restart: it must bind to the tail it continues.
   checkRestart(ar) {
-    const open4 = ar.session_control?.open;
-    if (!open4) return;
+    const open5 = ar.session_control?.open;
+    if (!open5) return;
     if (isBoundGenesis(ar.chain_prev_hash))
       breakChain("genesis", "restart session_open must not use a g1 chain_prev_hash");
-    if ((open4.genesis_hash ?? "") !== "")
+    if ((open5.genesis_hash ?? "") !== "")
       breakChain("genesis", "restart session_open must not carry genesis_hash");
-    if (open4.chain_open_seq !== ar.chain_seq)
+    if (open5.chain_open_seq !== ar.chain_seq)
       breakChain("genesis", "session_open chain_open_seq does not match receipt chain_seq");
-    if (priorHead(open4) !== this.prevHash) {
+    if (priorHead(open5) !== this.prevHash) {
       breakChain("genesis", "restart session_open prior_chain_head does not match prior tail hash");
     }
-    if (priorSeq(open4) !== this.prevSeq) {
+    if (priorSeq(open5) !== this.prevSeq) {
       breakChain(
         "genesis",
         "restart session_open prior_chain_seq does not match prior receipt chain_seq"
@@ -39359,13 +39359,13 @@ var ChainWalker = class {
       breakChain("lifecycle", "session_control receipt missing run_nonce");
     if (runNonce === "") return;
     if (control?.open) {
-      const open4 = control.open;
-      if (open4.run_nonce !== runNonce)
+      const open5 = control.open;
+      if (open5.run_nonce !== runNonce)
         breakChain("lifecycle", "session_open run_nonce does not match receipt run_nonce");
-      if (open4.open_nonce === "") breakChain("lifecycle", "session_open missing open_nonce");
+      if (open5.open_nonce === "") breakChain("lifecycle", "session_open missing open_nonce");
       if (this.runs.has(runNonce)) breakChain("lifecycle", "duplicate session_open for run_nonce");
-      this.runs.set(runNonce, { openNonce: open4.open_nonce, closed: false });
-      this.active = { runNonce, openNonce: open4.open_nonce };
+      this.runs.set(runNonce, { openNonce: open5.open_nonce, closed: false });
+      this.active = { runNonce, openNonce: open5.open_nonce };
       return;
     }
     const run = this.runs.get(runNonce);
@@ -39408,8 +39408,8 @@ var ChainWalker = class {
       breakChain("lifecycle", `${kind} open_nonce does not match active session_open`);
   }
 };
-var priorHead = (open4) => open4.prior_chain_head ?? "";
-var priorSeq = (open4) => open4.prior_chain_seq ?? 0n;
+var priorHead = (open5) => open5.prior_chain_head ?? "";
+var priorSeq = (open5) => open5.prior_chain_seq ?? 0n;
 
 // src/receipts/recorder.ts
 var RECORDER_GENESIS = "genesis";
@@ -43806,13 +43806,13 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
   client.on("message", (data2, isBinary) => toUpstream.send(data2, isBinary));
   upstream.on("message", (data2, isBinary) => toClient.send(data2, isBinary));
   return new Promise((resolve5) => {
-    let open4 = 2;
+    let open5 = 2;
     const closed = (side, code2, other) => {
       if (tally.reason === "complete" && code2 !== 1e3 && code2 !== 1005)
         tally.reason = `${side}_closed_${code2}`;
       void (side === "client" ? toUpstream : toClient).settled().then(() => {
         closeWithin(other, closeCode(code2));
-        if (--open4 > 0) return;
+        if (--open5 > 0) return;
         void context2.record(
           outcomeOf(
             entry,
@@ -46283,13 +46283,13 @@ var EvidenceWriter = class _EvidenceWriter {
     const { target, pattern = "", method, requestId, actionId } = entry;
     const text2 = [target, pattern, method, requestId, actionId, actor, policyHash2];
     const length = text2.reduce((sum, part) => sum + part.length, 0);
-    let open4 = this.fd >= 0;
+    let open5 = this.fd >= 0;
     let entries = this.entriesInFile;
     let bytes2 = this.bytesInFile;
     for (const size of [4096 + 6 * length, ...SEAL_LINES]) {
-      if (!open4 || this.startsNewFile(entries, bytes2, size)) {
+      if (!open5 || this.startsNewFile(entries, bytes2, size)) {
         files++;
-        open4 = true;
+        open5 = true;
         entries = 0;
         bytes2 = 0;
       }
@@ -47230,7 +47230,7 @@ function requireOption(options, name) {
 // src/cli/run-command.ts
 import { randomBytes as randomBytes7 } from "node:crypto";
 import { lchown as lchown2, realpath as realpath3 } from "node:fs/promises";
-import { basename as basename3, join as join18 } from "node:path";
+import { basename as basename3, join as join19 } from "node:path";
 
 // src/boundary/boundary.ts
 import { spawn as spawn5 } from "node:child_process";
@@ -48690,6 +48690,111 @@ function boundaryTools(facts) {
   };
 }
 
+// src/packet/summarize.ts
+var VERDICT_TOTALS = [
+  "allow",
+  "block",
+  "warn",
+  "ask",
+  "strip",
+  "forward",
+  "redirect",
+  "other"
+];
+var SESSION_TRANSPORT = "receipt_session";
+function destinationOf(target) {
+  try {
+    const url = new URL(target);
+    if (url.protocol === "http:" || url.protocol === "https:" || url.protocol === "ws:" || url.protocol === "wss:") {
+      return url.host;
+    }
+  } catch {
+  }
+  return target;
+}
+function hostOf(destination2) {
+  const bracketed = /^\[([^\]]+)\](?::[0-9]+)?$/.exec(destination2);
+  if (bracketed) return bracketed[1] ?? destination2;
+  return destination2.replace(/:[0-9]+$/, "");
+}
+var ChainTally = class {
+  count = 0;
+  totals = Object.fromEntries(VERDICT_TOTALS.map((v) => [v, 0]));
+  transports = {};
+  layers = {};
+  domains = /* @__PURE__ */ new Set();
+  policyHashes = /* @__PURE__ */ new Set();
+  destinations = /* @__PURE__ */ new Map();
+  refused = [];
+  actors = /* @__PURE__ */ new Set();
+  runCapsules = /* @__PURE__ */ new Set();
+  add({ action_record: record2 }) {
+    this.count++;
+    const verdict = VERDICT_TOTALS.includes(record2.verdict) ? record2.verdict : "other";
+    this.totals[verdict]++;
+    this.transports[record2.transport] = (this.transports[record2.transport] ?? 0) + 1;
+    this.policyHashes.add(record2.policy_hash);
+    if (record2.verdict === "block")
+      this.layers[record2.layer ?? ""] = (this.layers[record2.layer ?? ""] ?? 0) + 1;
+    if (record2.transport !== SESSION_TRANSPORT) this.actors.add(record2.actor);
+    const open5 = record2.session_control?.open;
+    if (open5 !== void 0) this.runCapsules.add(open5.posture_capsule_sha256 ?? "");
+    if (!isRequest(record2)) return;
+    const destination2 = destinationOf(record2.target);
+    this.domains.add(hostOf(destination2));
+    const counts = this.destinations.get(destination2) ?? {
+      destination: destination2,
+      allowed: 0,
+      blocked: 0,
+      warned: 0,
+      methods: /* @__PURE__ */ new Set()
+    };
+    this.destinations.set(destination2, counts);
+    if (record2.method !== void 0 && record2.method !== "") counts.methods.add(record2.method);
+    if (record2.verdict === "allow") counts.allowed++;
+    else if (record2.verdict === "warn") counts.warned++;
+    else counts.blocked++;
+    if (record2.verdict !== "allow") {
+      this.refused.push({
+        seq: record2.chain_seq,
+        method: record2.method ?? "",
+        target: detached(record2.target),
+        layer: record2.layer ?? "",
+        reason: detached(record2.pattern ?? ""),
+        verdict: record2.verdict
+      });
+    }
+  }
+  summary() {
+    return {
+      receiptCount: this.count,
+      totals: { ...this.totals },
+      transports: { ...this.transports },
+      layers: { ...this.layers },
+      domains: [...this.domains].sort(),
+      destinations: [...this.destinations.values()].sort(
+        (a, b) => a.destination < b.destination ? -1 : a.destination > b.destination ? 1 : 0
+      ),
+      refused: [...this.refused],
+      policyHashes: [...this.policyHashes].sort(),
+      actors: [...this.actors].sort(),
+      runCapsules: [...this.runCapsules].sort()
+    };
+  }
+};
+function destinationsToList(all, max) {
+  if (all.length <= max) return all;
+  const reached = all.filter((d) => d.allowed > 0);
+  const listed = new Set([...reached, ...all.filter((d) => d.allowed === 0)].slice(0, max));
+  return all.filter((d) => listed.has(d));
+}
+function detached(text2) {
+  return ` ${text2}`.slice(1);
+}
+function isRequest(record2) {
+  return record2.transport !== SESSION_TRANSPORT && record2.decision_phase !== "outcome";
+}
+
 // src/packet/summary-md.ts
 var VERDICT_LINES = {
   valid: "\u2705 **valid**: the chain verifies and is signed by the pinned key",
@@ -48718,14 +48823,6 @@ var MAX_CODE_CHARS = 500;
 var PINNED_KEY = "<your pinned public key>";
 var MAX_REFUSALS_LISTED = 200;
 var MAX_DESTINATIONS_LISTED = 200;
-function listedDestinations(all) {
-  if (all.length <= MAX_DESTINATIONS_LISTED) return all;
-  const reached = all.filter((d) => d.allowed > 0);
-  const listed = new Set(
-    [...reached, ...all.filter((d) => d.allowed === 0)].slice(0, MAX_DESTINATIONS_LISTED)
-  );
-  return all.filter((d) => listed.has(d));
-}
 function moreDestinations(all, listed) {
   return `\u2026 and ${all.length - listed} more destinations, each in \`receipts.json\``;
 }
@@ -48757,7 +48854,7 @@ function summaryMarkdown(input) {
   if (summary.destinations.length === 0) lines.push("The agent made no requests.");
   else {
     lines.push("| destination | allowed | blocked | methods |", "|---|---:|---:|---|");
-    const listed = listedDestinations(summary.destinations);
+    const listed = destinationsToList(summary.destinations, MAX_DESTINATIONS_LISTED);
     for (const d of listed) {
       const blocked = d.blocked + d.warned;
       const methods = [...d.methods].sort().map((method) => inCell(word(method)));
@@ -48824,7 +48921,7 @@ function summaryMarkdown(input) {
 }
 function suggestedRules(summary) {
   const lines = ['version: "1.0"', "mode: enforce", "egress:"];
-  const listed = listedDestinations(summary.destinations);
+  const listed = destinationsToList(summary.destinations, MAX_DESTINATIONS_LISTED);
   for (const d of listed) {
     lines.push(`  - destination: ${JSON.stringify(d.destination)}`);
     if (d.methods.size > 0)
@@ -48905,142 +49002,65 @@ function runCapsuleSha256(run, posture, configPath) {
 
 // src/cli/audit-packet.ts
 import { readFile as readFile10 } from "node:fs/promises";
-import { join as join17 } from "node:path";
+import { join as join18 } from "node:path";
 
 // src/packet/write-packet.ts
 import { createReadStream } from "node:fs";
-import { access as access3, readdir as readdir4, readFile as readFile8, writeFile as writeFile8 } from "node:fs/promises";
+import { access as access3, open as open3, writeFile as writeFile8 } from "node:fs/promises";
 import { createInterface as createInterface2 } from "node:readline";
-import { join as join12 } from "node:path";
+import { join as join13 } from "node:path";
 
-// src/packet/summarize.ts
-var VERDICT_TOTALS = [
-  "allow",
-  "block",
-  "warn",
-  "ask",
-  "strip",
-  "forward",
-  "redirect",
-  "other"
-];
-var SESSION_TRANSPORT = "receipt_session";
-function destinationOf(target) {
-  try {
-    const url = new URL(target);
-    if (url.protocol === "http:" || url.protocol === "https:" || url.protocol === "ws:" || url.protocol === "wss:") {
-      return url.host;
-    }
-  } catch {
+// src/packet/evidence-files.ts
+import { readdir as readdir4, readFile as readFile8 } from "node:fs/promises";
+import { join as join12 } from "node:path";
+async function summarizeEvidence(dir, each = async () => {
+}) {
+  const names = evidenceFileOrder(await readdir4(dir));
+  let tally = new ChainTally();
+  let readable = names.length <= MAX_SHARDS;
+  for (const name of names) {
+    const bytes2 = await readFile8(join12(dir, name));
+    const read = readable ? readEvidenceDirectory([{ name, content: bytes2 }]) : void 0;
+    if (read?.ok === false) readable = false;
+    const receipts = read?.ok ? read.value.receipts : void 0;
+    for (const receipt of receipts ?? []) tally.add(receipt);
+    await each(bytes2, receipts);
   }
-  return target;
-}
-function hostOf(destination2) {
-  const bracketed = /^\[([^\]]+)\](?::[0-9]+)?$/.exec(destination2);
-  if (bracketed) return bracketed[1] ?? destination2;
-  return destination2.replace(/:[0-9]+$/, "");
-}
-var ChainTally = class {
-  count = 0;
-  totals = Object.fromEntries(VERDICT_TOTALS.map((v) => [v, 0]));
-  transports = {};
-  layers = {};
-  domains = /* @__PURE__ */ new Set();
-  policyHashes = /* @__PURE__ */ new Set();
-  destinations = /* @__PURE__ */ new Map();
-  refused = [];
-  actors = /* @__PURE__ */ new Set();
-  runCapsules = /* @__PURE__ */ new Set();
-  add({ action_record: record2 }) {
-    this.count++;
-    const verdict = VERDICT_TOTALS.includes(record2.verdict) ? record2.verdict : "other";
-    this.totals[verdict]++;
-    this.transports[record2.transport] = (this.transports[record2.transport] ?? 0) + 1;
-    this.policyHashes.add(record2.policy_hash);
-    if (record2.verdict === "block")
-      this.layers[record2.layer ?? ""] = (this.layers[record2.layer ?? ""] ?? 0) + 1;
-    if (record2.transport !== SESSION_TRANSPORT) this.actors.add(record2.actor);
-    const open4 = record2.session_control?.open;
-    if (open4 !== void 0) this.runCapsules.add(open4.posture_capsule_sha256 ?? "");
-    if (!isRequest(record2)) return;
-    const destination2 = destinationOf(record2.target);
-    this.domains.add(hostOf(destination2));
-    const counts = this.destinations.get(destination2) ?? {
-      destination: destination2,
-      allowed: 0,
-      blocked: 0,
-      warned: 0,
-      methods: /* @__PURE__ */ new Set()
-    };
-    this.destinations.set(destination2, counts);
-    if (record2.method !== void 0 && record2.method !== "") counts.methods.add(record2.method);
-    if (record2.verdict === "allow") counts.allowed++;
-    else if (record2.verdict === "warn") counts.warned++;
-    else counts.blocked++;
-    if (record2.verdict !== "allow") {
-      this.refused.push({
-        seq: record2.chain_seq,
-        method: record2.method ?? "",
-        target: record2.target,
-        layer: record2.layer ?? "",
-        reason: record2.pattern ?? "",
-        verdict: record2.verdict
-      });
-    }
-  }
-  summary() {
-    return {
-      receiptCount: this.count,
-      totals: { ...this.totals },
-      transports: { ...this.transports },
-      layers: { ...this.layers },
-      domains: [...this.domains].sort(),
-      destinations: [...this.destinations.values()].sort(
-        (a, b) => a.destination < b.destination ? -1 : a.destination > b.destination ? 1 : 0
-      ),
-      refused: [...this.refused],
-      policyHashes: [...this.policyHashes].sort(),
-      actors: [...this.actors].sort(),
-      runCapsules: [...this.runCapsules].sort()
-    };
-  }
-};
-function isRequest(record2) {
-  return record2.transport !== SESSION_TRANSPORT && record2.decision_phase !== "outcome";
-}
-function summarizeChain(receipts) {
-  const tally = new ChainTally();
-  for (const receipt of receipts) tally.add(receipt);
-  return tally.summary();
+  if (!readable) tally = new ChainTally();
+  return { summary: tally.summary(), readable };
 }
 
 // src/packet/write-packet.ts
 var NEW_FILE = "wx";
 async function writePacketEvidence(packet) {
-  const dir = join12(packet.out, EVIDENCE_DIR);
-  const names = evidenceFileOrder(await readdir4(dir));
-  const files = await Promise.all(
-    names.map(async (name) => ({ name, content: await readFile8(join12(dir, name)) }))
-  );
-  await writeFile8(
-    join12(packet.out, PACKET_FILES.evidence),
-    Buffer.concat(files.map((f) => f.content)),
-    { mode: 420, flag: NEW_FILE }
-  );
-  const read = readEvidenceDirectory(files);
-  const receipts = read.ok ? read.value.receipts : [];
-  await writeFile8(join12(packet.out, RECEIPTS_FILE), receiptsJson(receipts), { flag: NEW_FILE });
-  await writeFile8(join12(packet.out, POLICY_FILE), packet.policyBytes, { flag: NEW_FILE });
-  await writeFile8(join12(packet.out, POLICY_HASH_FILE), `${packet.policyHash}
+  const evidence = await open3(join13(packet.out, PACKET_FILES.evidence), NEW_FILE, 420);
+  const receiptsFile = await open3(join13(packet.out, RECEIPTS_FILE), NEW_FILE, 420);
+  let counted = 0;
+  let read;
+  try {
+    read = await summarizeEvidence(join13(packet.out, EVIDENCE_DIR), async (bytes2, receipts) => {
+      await evidence.writeFile(bytes2);
+      if (receipts === void 0 || receipts.length === 0) return;
+      const pieces = receipts.map((r) => receiptsJsonSeparator(counted++) + encodeReceipt(r));
+      await receiptsFile.writeFile(pieces.join(""));
+    });
+    if (!read.readable) {
+      await receiptsFile.truncate(0);
+      await receiptsFile.write(receiptsJsonEnd(0), 0);
+    } else {
+      await receiptsFile.writeFile(receiptsJsonEnd(counted));
+    }
+  } finally {
+    await evidence.close();
+    await receiptsFile.close();
+  }
+  await writeFile8(join13(packet.out, POLICY_FILE), packet.policyBytes, { flag: NEW_FILE });
+  await writeFile8(join13(packet.out, POLICY_HASH_FILE), `${packet.policyHash}
 `, { flag: NEW_FILE });
-  await writeFile8(join12(packet.out, PUBLIC_KEY_FILE), encodePublicKeyPem(packet.publicKey), {
+  await writeFile8(join13(packet.out, PUBLIC_KEY_FILE), encodePublicKeyPem(packet.publicKey), {
     flag: NEW_FILE
   });
-  return receipts;
-}
-function receiptsJson(receipts) {
-  const pieces = receipts.map((receipt, i) => receiptsJsonSeparator(i) + encodeReceipt(receipt));
-  return pieces.join("") + receiptsJsonEnd(receipts.length);
+  return read.summary;
 }
 function receiptsJsonSeparator(index) {
   return index === 0 ? "[\n" : ",\n";
@@ -49049,14 +49069,13 @@ function receiptsJsonEnd(count2) {
   return count2 === 0 ? "[]\n" : "\n]\n";
 }
 async function writePacketReport(packet) {
-  const { out, receipts, ...given } = packet;
+  const { out, ...given } = packet;
   const files = reportFiles({
     ...given,
-    summary: summarizeChain(receipts),
-    engineLog: await readEngineLogFacts(join12(out, ENGINE_LOG))
+    engineLog: await readEngineLogFacts(join13(out, ENGINE_LOG))
   });
-  await writeFile8(join12(out, PACKET_FILES.packet), files.packetJson, { flag: NEW_FILE });
-  await writeFile8(join12(out, PACKET_FILES.summary), files.summaryMarkdown, { flag: NEW_FILE });
+  await writeFile8(join13(out, PACKET_FILES.packet), files.packetJson, { flag: NEW_FILE });
+  await writeFile8(join13(out, PACKET_FILES.summary), files.summaryMarkdown, { flag: NEW_FILE });
   return files.summaryMarkdown;
 }
 async function readEngineLogFacts(path5) {
@@ -49277,12 +49296,12 @@ function judgeEvidence(report, options) {
 }
 
 // src/cli/verify-packet.ts
-import { join as join15 } from "node:path";
+import { join as join16 } from "node:path";
 
 // src/packet/check/check-packet.ts
 import { createHash as createHash5 } from "node:crypto";
 import { readdir as readdir7 } from "node:fs/promises";
-import { join as join14 } from "node:path";
+import { join as join15 } from "node:path";
 
 // src/packet/check/file-check.ts
 function mapFact(fact, read) {
@@ -49301,8 +49320,8 @@ function unread(file, fact) {
 
 // src/packet/check/evidence-dir.ts
 import { createReadStream as createReadStream4 } from "node:fs";
-import { lstat as lstat6, open as open3, readdir as readdir6 } from "node:fs/promises";
-import { join as join13 } from "node:path";
+import { lstat as lstat6, open as open4, readdir as readdir6 } from "node:fs/promises";
+import { join as join14 } from "node:path";
 
 // src/packet/check/read-facts.ts
 import { createHash as createHash4 } from "node:crypto";
@@ -49390,11 +49409,11 @@ async function readEvidenceDir(dir, joinedFile) {
   }
 }
 async function firstDifference(dir, files, joinedFile) {
-  const joined = await open3(joinedFile, "r");
+  const joined = await open4(joinedFile, "r");
   try {
     let offset = 0;
     for (const name of files) {
-      for await (const chunk of createReadStream4(join13(dir, name))) {
+      for await (const chunk of createReadStream4(join14(dir, name))) {
         const at = await differenceAt(joined, chunk, offset);
         if (at !== void 0)
           return `${name} and ${PACKET_FILES.evidence} differ at byte ${at} of ${PACKET_FILES.evidence}`;
@@ -49797,7 +49816,7 @@ function chainSigner(report) {
   return only === void 0 || others.length > 0 ? void 0 : fromHex(only);
 }
 async function checkPacket(dir, backend, pinnedKeys, options = {}) {
-  const evidence = join14(dir, PACKET_FILES.evidence);
+  const evidence = join15(dir, PACKET_FILES.evidence);
   const found = await regularFileSize(evidence);
   if (found.kind === "missing") {
     throw new UnreadablePacket(
@@ -49806,7 +49825,7 @@ async function checkPacket(dir, backend, pinnedKeys, options = {}) {
   }
   if (found.kind === "unusable") throw new UnreadablePacket(`${evidence}: ${found.error}`);
   const policyHashText = mapFact(
-    await readSmall(join14(dir, POLICY_HASH_FILE)),
+    await readSmall(join15(dir, POLICY_HASH_FILE)),
     (bytes2) => mapFact(utf82(bytes2), (text3) => ({ kind: "read", value: text3.trim() }))
   );
   const tally = new ChainTally();
@@ -49830,16 +49849,16 @@ async function checkPacket(dir, backend, pinnedKeys, options = {}) {
     expectedPolicy
   });
   const summary = tally.summary();
-  const text2 = async (file) => mapFact(await readSmall(join14(dir, file)), utf82);
-  const policyBytes = await readSmall(join14(dir, POLICY_FILE));
+  const text2 = async (file) => mapFact(await readSmall(join15(dir, file)), utf82);
+  const policyBytes = await readSmall(join15(dir, POLICY_FILE));
   const checks = packetChecks({
     entries: await readdir7(dir),
     report,
     judgement,
-    evidenceDir: await readEvidenceDir(join14(dir, EVIDENCE_DIR), evidence),
+    evidenceDir: await readEvidenceDir(join15(dir, EVIDENCE_DIR), evidence),
     policyFileHash: mapFact(policyBytes, (bytes2) => ({ kind: "read", value: policyHash(bytes2) })),
     policyHashText,
-    receiptsFileHash: await sha256OfFile(join14(dir, RECEIPTS_FILE)),
+    receiptsFileHash: await sha256OfFile(join15(dir, RECEIPTS_FILE)),
     receiptsExpectedHash: receiptsJsonHash.digest("hex"),
     signerKey: mapFact(await text2(PUBLIC_KEY_FILE), signerKeyOf),
     recordedReport: mapFact(await text2(PACKET_FILES.verifier), recordedReportOf),
@@ -49848,7 +49867,7 @@ async function checkPacket(dir, backend, pinnedKeys, options = {}) {
       summary,
       signer: chainSigner(report),
       policy: mapFact(policyBytes, policyOf),
-      engineLog: await engineLogOf(join14(dir, ENGINE_LOG)),
+      engineLog: await engineLogOf(join15(dir, ENGINE_LOG)),
       packetJson: await text2(PACKET_FILES.packet),
       summaryMarkdown: await text2(PACKET_FILES.summary)
     }
@@ -49985,7 +50004,7 @@ async function verifyPacket(request, io) {
   const outcome = judged(checked, request.allowUnpinned);
   io.out(
     describeChain(
-      join15(request.dir, PACKET_FILES.evidence),
+      join16(request.dir, PACKET_FILES.evidence),
       checked.report,
       checked.judgement,
       checked.expectedPolicy
@@ -50004,7 +50023,7 @@ async function verifyPacket(request, io) {
 
 // src/cli/report-output.ts
 import { lstat as lstat7, realpath, stat as stat10 } from "node:fs/promises";
-import { dirname as dirname4, join as join16, relative, resolve as resolve3, sep } from "node:path";
+import { dirname as dirname4, join as join17, relative, resolve as resolve3, sep } from "node:path";
 async function reportOutputProblem(output, inputs, packet) {
   const link = await lstat7(output).catch(() => void 0);
   if (link?.isSymbolicLink() && await stat10(output).catch(() => void 0) === void 0)
@@ -50013,7 +50032,7 @@ async function reportOutputProblem(output, inputs, packet) {
   if ((await stat10(target).catch(() => void 0))?.isDirectory())
     return `--output ${output} is a directory; give the report's file name (\u2026/${PACKET_FILES.verifier})`;
   const packetDir = packet === void 0 ? void 0 : await realpath(packet).catch(() => void 0);
-  if (packetDir !== void 0 && target === join16(packetDir, PACKET_FILES.verifier))
+  if (packetDir !== void 0 && target === join17(packetDir, PACKET_FILES.verifier))
     return void 0;
   for (const input of inputs) {
     const source = await realpath(input).catch(() => void 0);
@@ -50028,7 +50047,7 @@ async function resolvedPath(path5) {
   const absolute = resolve3(path5);
   for (let existing2 = absolute; ; existing2 = dirname4(existing2)) {
     const real = await realpath(existing2).catch(() => void 0);
-    if (real !== void 0) return join16(real, relative(existing2, absolute));
+    if (real !== void 0) return join17(real, relative(existing2, absolute));
     if (dirname4(existing2) === existing2) return absolute;
   }
 }
@@ -50157,7 +50176,7 @@ async function verifyCommand(args, io) {
 // src/cli/audit-packet.ts
 async function writeAuditPacket(packet, io) {
   const { out } = packet;
-  const receipts = await writePacketEvidence({
+  const summary = await writePacketEvidence({
     out,
     policyBytes: packet.policyBytes,
     policyHash: packet.policy.hash,
@@ -50166,21 +50185,21 @@ async function writeAuditPacket(packet, io) {
   const verified = await verifyCommand(
     [
       "--receipt-chain",
-      join17(out, PACKET_FILES.evidence),
+      join18(out, PACKET_FILES.evidence),
       "--policy-hash",
-      join17(out, POLICY_HASH_FILE),
+      join18(out, POLICY_HASH_FILE),
       "--require-sealed",
       "--whole-recorder",
       "--output",
-      join17(out, PACKET_FILES.verifier),
+      join18(out, PACKET_FILES.verifier),
       ...packet.pinnedKey === void 0 ? ["--allow-unpinned"] : ["--public-key", packet.pinnedKey]
     ],
     io
   );
-  const report = parseVerificationReport(await readFile10(join17(out, PACKET_FILES.verifier), "utf8"));
+  const report = parseVerificationReport(await readFile10(join18(out, PACKET_FILES.verifier), "utf8"));
   await writePacketReport({
     out,
-    receipts,
+    summary,
     report,
     pinnedKey: packet.pinnedKey === void 0 ? void 0 : packet.publicKey,
     run: packet.run,
@@ -50565,8 +50584,8 @@ async function preflightAndRun(request, io, backend) {
       writable: request.writable,
       maxProcesses: request.maxProcesses,
       callerEnv: request.callerEnv,
-      evidenceCopyDir: join18(out, EVIDENCE_DIR),
-      engineLogCopy: join18(out, ENGINE_LOG),
+      evidenceCopyDir: join19(out, EVIDENCE_DIR),
+      engineLogCopy: join19(out, ENGINE_LOG),
       evidenceOwner: invokerOf(process.env),
       log: (line) => io.err(`${PREFIX2}: ${line}
 `),
@@ -50649,7 +50668,7 @@ async function giveToInvoker(out) {
   const written = [POLICY_FILE, POLICY_HASH_FILE, PUBLIC_KEY_FILE, RECEIPTS_FILE];
   const files = [
     out,
-    ...[...written, ...Object.values(PACKET_FILES)].map((name) => join18(out, name))
+    ...[...written, ...Object.values(PACKET_FILES)].map((name) => join19(out, name))
   ];
   for (const file of files) await lchown2(file, invoker.uid, invoker.gid);
 }
@@ -50725,26 +50744,26 @@ Exit codes: 0 success or allow; 1 invalid, failed or block; 2 usage or unreadabl
 `;
 
 // src/packet/view/receipt-rows.ts
-function detached(text2) {
+function detached2(text2) {
   return Buffer.from(text2, "utf8").toString("utf8");
 }
 function receiptRow(receipt, encoded, hash2) {
   const record2 = receipt.action_record;
   return {
     seq: record2.chain_seq,
-    timestamp: detached(record2.timestamp),
-    verdict: detached(record2.verdict),
-    transport: detached(record2.transport),
-    method: detached(record2.method ?? ""),
-    target: detached(record2.target),
-    destination: isRequest(record2) ? detached(destinationOf(record2.target)) : "",
-    layer: detached(record2.layer ?? ""),
-    reason: detached(record2.pattern ?? ""),
-    session: detached(record2.session_control?.kind ?? ""),
+    timestamp: detached2(record2.timestamp),
+    verdict: detached2(record2.verdict),
+    transport: detached2(record2.transport),
+    method: detached2(record2.method ?? ""),
+    target: detached2(record2.target),
+    destination: isRequest(record2) ? detached2(destinationOf(record2.target)) : "",
+    layer: detached2(record2.layer ?? ""),
+    reason: detached2(record2.pattern ?? ""),
+    session: detached2(record2.session_control?.kind ?? ""),
     outcome: record2.decision_phase === "outcome",
     encoded: Buffer.from(encoded, "utf8"),
     hash: hash2,
-    prevHash: detached(record2.chain_prev_hash)
+    prevHash: detached2(record2.chain_prev_hash)
   };
 }
 var PAGE_SIZE = 100;
@@ -50827,7 +50846,7 @@ async function loadPacketView(dir, backend, pinnedKeys, options = {}) {
     ...options,
     onAccepted: (receipt, encoded, hash2) => rows.push(receiptRow(receipt, encoded, hash2))
   });
-  return { ...checked, rows };
+  return { ...checked, rows, verdict: packetVerdict(checked.judgement, checked.checks) };
 }
 
 // src/packet/view/viewer-server.ts
@@ -50873,6 +50892,7 @@ function html(strings, ...values) {
 
 // src/packet/view/pages.ts
 var OVERVIEW_REFUSALS = 100;
+var OVERVIEW_DESTINATIONS = 200;
 var VERDICT_NAMES = {
   valid: "VALID",
   self_consistent_only: "SELF-CONSISTENT ONLY",
@@ -50880,7 +50900,7 @@ var VERDICT_NAMES = {
   error: "NO EVIDENCE"
 };
 function layout(view, ctx, title, body2) {
-  const verdict = view.judgement.verdict;
+  const { verdict } = view.verdict;
   return html`<!doctype html>
 <html lang="en">
 <head>
@@ -50903,9 +50923,9 @@ ${body2}
 `;
 }
 function verdictBanner(view) {
-  const { report, judgement } = view;
+  const { report, judgement, verdict } = view;
   const signer = report.signer_keys.join(", ");
-  switch (judgement.verdict) {
+  switch (verdict.verdict) {
     case "valid":
       return html`<section class="banner valid"><h1>VALID</h1>
 <p>The receipt chain verifies end to end (signatures, hash links, recorder entries, checkpoints, transcript root), is sealed by a signed session close, and is signed by a key you pinned: <code>${signer}</code>.</p></section>`;
@@ -50914,14 +50934,14 @@ function verdictBanner(view) {
 <p>The receipt chain verifies end to end and is sealed, but no key was pinned: it is signed by <code>${signer}</code>, a key the packet names itself. Anyone could make a packet that agrees with itself. Pin the key you expect: <code>pipelock-egress view DIR --public-key KEY</code>.</p></section>`;
     case "invalid":
       return html`<section class="banner invalid"><h1>INVALID</h1>
-<p>${judgement.error ?? "the chain does not verify"}</p>
-${report.broken_at_seq === void 0 ? "" : html`<p>The chain breaks at seq ${report.broken_at_seq}. The receipts listed here are the ones accepted before the break; the evidence as a whole is not valid.</p>`}</section>`;
+<p>${verdict.error ?? "the chain does not verify"}</p>
+${judgement.verdict !== "invalid" ? html`<p>The receipts themselves verify (${VERDICT_NAMES[judgement.verdict] ?? judgement.verdict}); the files named under Packet files say something they do not: rely only on the receipts.</p>` : report.broken_at_seq === void 0 ? "" : html`<p>The chain breaks at seq ${report.broken_at_seq}. The receipts listed here are the ones accepted before the break; the evidence as a whole is not valid.</p>`}</section>`;
     default:
-      return html`<section class="banner error"><h1>NO EVIDENCE</h1><p>${judgement.error ?? "no receipts found"}</p></section>`;
+      return html`<section class="banner error"><h1>NO EVIDENCE</h1><p>${verdict.error ?? "no receipts found"}</p></section>`;
   }
 }
 function warningBanner(view) {
-  return view.judgement.verdict === "valid" ? "" : verdictBanner(view);
+  return view.verdict.verdict === "valid" ? "" : verdictBanner(view);
 }
 function factsTable(view) {
   const { report } = view;
@@ -50977,9 +50997,12 @@ function totalsSection(view, ctx) {
 <tr>${shown2.map((v) => html`<td>${v === "other" ? totals[v] : receiptsLink(ctx, { verdict: v }, totals[v])}</td>`)}</tr></table></section>`;
 }
 function destinationsSection(view, ctx) {
-  const rows = view.summary.destinations;
-  if (rows.length === 0) return html`<section><h2>Destinations</h2><p>No requests.</p></section>`;
+  const all = view.summary.destinations;
+  if (all.length === 0) return html`<section><h2>Destinations</h2><p>No requests.</p></section>`;
+  const rows = destinationsToList(all, OVERVIEW_DESTINATIONS);
+  const more2 = rows.length === all.length ? "" : html`<p>${rows.length} of ${all.length}: those reached first, then those refused; ${receiptsLink(ctx, {}, "every receipt")} names the rest.</p>`;
   return html`<section><h2>Destinations</h2>
+${more2}
 <table><tr><th>Destination</th><th>Allowed</th><th>Blocked</th><th>Warned</th><th>Methods</th></tr>
 ${rows.map((d) => html`<tr><td>${receiptsLink(ctx, { destination: d.destination }, d.destination)}</td><td>${d.allowed}</td><td>${d.blocked}</td><td>${d.warned}</td><td>${[...d.methods].sort().join(", ")}</td></tr>`)}
 </table></section>`;
@@ -51250,11 +51273,11 @@ async function viewCommand(args, io) {
     process.once("SIGINT", () => resolve5());
   });
   io.out(
-    `${JSON.stringify({ event: "listening", url: viewer.url, verdict: view.judgement.verdict, receipts: view.rows.length })}
+    `${JSON.stringify({ event: "listening", url: viewer.url, verdict: view.verdict.verdict, receipts: view.rows.length })}
 `
   );
   io.err(
-    `${PREFIX3}: ${dir}: verdict ${view.judgement.verdict}; open ${viewer.url} (the address is the key: share it with no one); Ctrl-C stops
+    `${PREFIX3}: ${dir}: verdict ${view.verdict.verdict}; open ${viewer.url} (the address is the key: share it with no one); Ctrl-C stops
 `
   );
   await stopSignal;

@@ -1,12 +1,11 @@
 // The action's main step: validate everything, then run the agent in the boundary.
 
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { newRunId } from '../boundary/layout.js';
-import { summarizeChain } from '../packet/summarize.js';
+import { summarizeEvidence } from '../packet/evidence-files.js';
 import { EVIDENCE_DIR, PACKET_FILES } from '../packet/packet-json.js';
-import { evidenceFileOrder, readEvidenceDirectory } from '../receipts/index.js';
 import { formatPolicyError, parsePolicy, type Policy } from '../policy/index.js';
 import { existingDirectory, fileInside } from './files.js';
 import { parseInputs, type ActionInputs } from './inputs.js';
@@ -303,14 +302,7 @@ async function readPacket(out: string, runId: string): Promise<PacketOutputs | u
     return undefined;
   }
   if (packet.posture.network_namespace !== runId) return undefined;
-  const evidence = join(out, EVIDENCE_DIR);
-  const names = evidenceFileOrder(await readdir(evidence));
-  const read = readEvidenceDirectory(
-    await Promise.all(
-      names.map(async (name) => ({ name, content: await readFile(join(evidence, name)) })),
-    ),
-  );
-  const requests = summarizeChain(read.ok ? read.value.receipts : []).destinations;
+  const requests = (await summarizeEvidence(join(out, EVIDENCE_DIR))).summary.destinations;
   return {
     verdict: packet.verifier.verdict,
     receiptCount: packet.summary.receipt_count,

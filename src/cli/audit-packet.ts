@@ -15,7 +15,7 @@ import { verifyCommand } from './verify-command.js';
 
 export interface AuditPacket extends Omit<
   PacketReport,
-  'receipts' | 'report' | 'pinnedKey' | 'generatedAt'
+  'summary' | 'report' | 'pinnedKey' | 'generatedAt'
 > {
   readonly policyBytes: Uint8Array;
   /** The key that signed the evidence. */
@@ -32,7 +32,7 @@ export interface WrittenPacket {
 
 export async function writeAuditPacket(packet: AuditPacket, io: CliIo): Promise<WrittenPacket> {
   const { out } = packet;
-  const receipts = await writePacketEvidence({
+  const summary = await writePacketEvidence({
     out,
     policyBytes: packet.policyBytes,
     policyHash: packet.policy.hash,
@@ -57,7 +57,7 @@ export async function writeAuditPacket(packet: AuditPacket, io: CliIo): Promise<
   const report = parseVerificationReport(await readFile(join(out, PACKET_FILES.verifier), 'utf8'));
   await writePacketReport({
     out,
-    receipts,
+    summary,
     report,
     pinnedKey: packet.pinnedKey === undefined ? undefined : packet.publicKey,
     run: packet.run,

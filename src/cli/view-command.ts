@@ -51,10 +51,10 @@ export async function viewCommand(args: readonly string[], io: CliIo): Promise<n
     process.once('SIGINT', () => resolve());
   });
   io.out(
-    `${JSON.stringify({ event: 'listening', url: viewer.url, verdict: view.judgement.verdict, receipts: view.rows.length })}\n`,
+    `${JSON.stringify({ event: 'listening', url: viewer.url, verdict: view.verdict.verdict, receipts: view.rows.length })}\n`,
   );
   io.err(
-    `${PREFIX}: ${dir}: verdict ${view.judgement.verdict}; open ${viewer.url} (the address is the key: share it with no one); Ctrl-C stops\n`,
+    `${PREFIX}: ${dir}: verdict ${view.verdict.verdict}; open ${viewer.url} (the address is the key: share it with no one); Ctrl-C stops\n`,
   );
   await stopSignal;
   await viewer.close();

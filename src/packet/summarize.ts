@@ -123,9 +123,9 @@ export class ChainTally {
       this.refused.push({
         seq: record.chain_seq,
         method: record.method ?? '',
-        target: record.target,
+        target: detached(record.target),
         layer: record.layer ?? '',
-        reason: record.pattern ?? '',
+        reason: detached(record.pattern ?? ''),
         verdict: record.verdict,
       });
     }
@@ -147,6 +147,29 @@ export class ChainTally {
       runCapsules: [...this.runCapsules].sort(),
     };
   }
+}
+
+/**
+ * The destinations to list, in their order: all of them, or those the agent reached first
+ * (what left the boundary), then those it was refused, up to `max`.
+ */
+export function destinationsToList(
+  all: readonly DestinationCounts[],
+  max: number,
+): readonly DestinationCounts[] {
+  if (all.length <= max) return all;
+  const reached = all.filter((d) => d.allowed > 0);
+  const listed = new Set([...reached, ...all.filter((d) => d.allowed === 0)].slice(0, max));
+  return all.filter((d) => listed.has(d));
+}
+
+/**
+ * The text in a string of its own. A receipt's strings are pieces of the evidence text they
+ * were read from, and V8 keeps all of a string alive while any piece of it is: kept for every
+ * refusal, they would hold on to every evidence file read.
+ */
+function detached(text: string): string {
+  return ` ${text}`.slice(1);
 }
 
 /** Session control and tunnel outcomes are receipts, not requests. */

@@ -2,7 +2,7 @@
 // was refused, the boundary's posture and limits, and how to check it all offline. Narrow
 // tables, no secret values (receipts carry targets with secrets already cut out). Pure.
 import type { VerificationReport } from '../cli/verification-report.js';
-import type { ChainSummary, DestinationCounts } from './summarize.js';
+import { destinationsToList, type ChainSummary, type DestinationCounts } from './summarize.js';
 import { showInvisible } from '../invisible.js';
 import type { EngineLogFacts } from './engine-log.js';
 import { PACKET_FILES, POLICY_HASH_FILE } from './packet-json.js';
@@ -65,19 +65,6 @@ const PINNED_KEY = '<your pinned public key>';
 const MAX_REFUSALS_LISTED = 200;
 const MAX_DESTINATIONS_LISTED = 200;
 
-/**
- * The destinations listed, in their order: all of them, or those the agent reached first
- * (what left the boundary), then those it was refused, up to the limit.
- */
-function listedDestinations(all: readonly DestinationCounts[]): readonly DestinationCounts[] {
-  if (all.length <= MAX_DESTINATIONS_LISTED) return all;
-  const reached = all.filter((d) => d.allowed > 0);
-  const listed = new Set(
-    [...reached, ...all.filter((d) => d.allowed === 0)].slice(0, MAX_DESTINATIONS_LISTED),
-  );
-  return all.filter((d) => listed.has(d));
-}
-
 function moreDestinations(all: readonly DestinationCounts[], listed: number): string {
   return `… and ${all.length - listed} more destinations, each in \`receipts.json\``;
 }
@@ -114,7 +101,7 @@ export function summaryMarkdown(input: SummaryInput): string {
   if (summary.destinations.length === 0) lines.push('The agent made no requests.');
   else {
     lines.push('| destination | allowed | blocked | methods |', '|---|---:|---:|---|');
-    const listed = listedDestinations(summary.destinations);
+    const listed = destinationsToList(summary.destinations, MAX_DESTINATIONS_LISTED);
     for (const d of listed) {
       const blocked = d.blocked + d.warned;
       const methods = [...d.methods].sort().map((method) => inCell(word(method)));
@@ -183,7 +170,7 @@ export function summaryMarkdown(input: SummaryInput): string {
 /** Rules covering the would-be blocks of an audit run: one per destination, with its methods. */
 function suggestedRules(summary: ChainSummary): string[] {
   const lines = ['version: "1.0"', 'mode: enforce', 'egress:'];
-  const listed = listedDestinations(summary.destinations);
+  const listed = destinationsToList(summary.destinations, MAX_DESTINATIONS_LISTED);
   for (const d of listed) {
     lines.push(`  - destination: ${JSON.stringify(d.destination)}`);
     if (d.methods.size > 0)

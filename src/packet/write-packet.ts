@@ -1,16 +1,10 @@
 // Writing the Audit Packet (DESIGN §7) around the evidence the run collected: first the files
 // verification reads, then, with the verification report, packet.json and summary.md.
 import { createReadStream } from 'node:fs';
-import { access, readdir, readFile, writeFile } from 'node:fs/promises';
+import { access, open, writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
-import {
-  encodePublicKeyPem,
-  encodeReceipt,
-  evidenceFileOrder,
-  readEvidenceDirectory,
-  type Receipt,
-} from '../receipts/index.js';
+import { encodePublicKeyPem, encodeReceipt } from '../receipts/index.js';
 import {
   ENGINE_LOG,
   EVIDENCE_DIR,
@@ -20,7 +14,8 @@ import {
   PUBLIC_KEY_FILE,
   RECEIPTS_FILE,
 } from './packet-json.js';
-import { summarizeChain } from './summarize.js';
+import type { ChainSummary } from './summarize.js';
+import { summarizeEvidence, type EvidenceSummary } from './evidence-files.js';
 import { reportFiles, type ReportFilesInput } from './report-files.js';
 import { EngineLogTally, type EngineLogFacts } from './engine-log.js';
 
@@ -39,35 +34,38 @@ export interface PacketEvidence {
 
 /**
  * evidence.jsonl (the recorder files of `evidence/` joined byte for byte, in order),
- * receipts.json, the policy, its hash and the signer's public key. Returns the receipts read.
+ * receipts.json, the policy, its hash and the signer's public key, streamed one evidence file
+ * at a time. Returns what the receipts say, counted.
  */
-export async function writePacketEvidence(packet: PacketEvidence): Promise<readonly Receipt[]> {
-  const dir = join(packet.out, EVIDENCE_DIR);
-  const names = evidenceFileOrder(await readdir(dir));
-  const files = await Promise.all(
-    names.map(async (name) => ({ name, content: await readFile(join(dir, name)) })),
-  );
-  await writeFile(
-    join(packet.out, PACKET_FILES.evidence),
-    Buffer.concat(files.map((f) => f.content)),
-    { mode: 0o644, flag: NEW_FILE },
-  );
-  const read = readEvidenceDirectory(files);
-  // Unreadable evidence still gets its packet: verification says what is wrong with it.
-  const receipts = read.ok ? read.value.receipts : [];
-  await writeFile(join(packet.out, RECEIPTS_FILE), receiptsJson(receipts), { flag: NEW_FILE });
+export async function writePacketEvidence(packet: PacketEvidence): Promise<ChainSummary> {
+  const evidence = await open(join(packet.out, PACKET_FILES.evidence), NEW_FILE, 0o644);
+  const receiptsFile = await open(join(packet.out, RECEIPTS_FILE), NEW_FILE, 0o644);
+  let counted = 0;
+  let read: EvidenceSummary;
+  try {
+    read = await summarizeEvidence(join(packet.out, EVIDENCE_DIR), async (bytes, receipts) => {
+      await evidence.writeFile(bytes);
+      if (receipts === undefined || receipts.length === 0) return;
+      const pieces = receipts.map((r) => receiptsJsonSeparator(counted++) + encodeReceipt(r));
+      await receiptsFile.writeFile(pieces.join(''));
+    });
+    // Unreadable evidence still gets its packet: verification says what is wrong with it.
+    if (!read.readable) {
+      await receiptsFile.truncate(0);
+      await receiptsFile.write(receiptsJsonEnd(0), 0);
+    } else {
+      await receiptsFile.writeFile(receiptsJsonEnd(counted));
+    }
+  } finally {
+    await evidence.close();
+    await receiptsFile.close();
+  }
   await writeFile(join(packet.out, POLICY_FILE), packet.policyBytes, { flag: NEW_FILE });
   await writeFile(join(packet.out, POLICY_HASH_FILE), `${packet.policyHash}\n`, { flag: NEW_FILE });
   await writeFile(join(packet.out, PUBLIC_KEY_FILE), encodePublicKeyPem(packet.publicKey), {
     flag: NEW_FILE,
   });
-  return receipts;
-}
-
-/** The chain as a JSON array of receipt envelopes, each in its canonical (signed) encoding. */
-export function receiptsJson(receipts: readonly Receipt[]): string {
-  const pieces = receipts.map((receipt, i) => receiptsJsonSeparator(i) + encodeReceipt(receipt));
-  return pieces.join('') + receiptsJsonEnd(receipts.length);
+  return read.summary;
 }
 
 /** What comes before the receipt at `index` in receipts.json. */
@@ -80,18 +78,16 @@ export function receiptsJsonEnd(count: number): string {
   return count === 0 ? '[]\n' : '\n]\n';
 }
 
-/** What packet.json and summary.md are made from: the chain is counted, the log read here. */
-export interface PacketReport extends Omit<ReportFilesInput, 'summary' | 'engineLog'> {
+/** What packet.json and summary.md are made from: the chain as counted, the log read here. */
+export interface PacketReport extends Omit<ReportFilesInput, 'engineLog'> {
   readonly out: string;
-  readonly receipts: readonly Receipt[];
 }
 
 /** packet.json and summary.md; returns the summary's Markdown (for the job summary). */
 export async function writePacketReport(packet: PacketReport): Promise<string> {
-  const { out, receipts, ...given } = packet;
+  const { out, ...given } = packet;
   const files = reportFiles({
     ...given,
-    summary: summarizeChain(receipts),
     engineLog: await readEngineLogFacts(join(out, ENGINE_LOG)),
   });
   await writeFile(join(out, PACKET_FILES.packet), files.packetJson, { flag: NEW_FILE });

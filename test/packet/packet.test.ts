@@ -434,7 +434,7 @@ test('summary.md as written says what the engine log holds unrecorded; without a
       for (const name of ['packet.json', 'summary.md']) rmSync(join(out, name), { force: true });
       return writePacketReport({
         out,
-        receipts: chain,
+        summary: summarizeChain(chain),
         report: report('valid'),
         pinnedKey: undefined,
         run: RUN,

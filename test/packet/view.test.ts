@@ -206,6 +206,25 @@ test('the overview lists the first 100 blocked requests and links to all of them
   assert.doesNotMatch(body, /receipts\/504">504</);
 });
 
+test('the overview lists 200 destinations, those reached first, and links to every receipt', async () => {
+  // 260 hosts: every fifth request is blocked, so 52 were refused and 208 reached.
+  const view = await load(
+    await packet(260, (i) => ({ ...sampleDecision(i), target: `https://h${i}.example.test/x` })),
+  );
+  assert.equal(view.summary.destinations.length, 260);
+  const { body } = await get((await serve(view)).url);
+  const rows = [...body.matchAll(/<tr><td><a href="[^"]+destination=([^"&]+)[^"]*">/g)];
+  assert.equal(rows.length, 200);
+  assert.match(
+    body,
+    /<p>200 of 260: those reached first, then those refused; <a href="[^"]+receipts">every receipt<\/a> names the rest\.<\/p>/,
+  );
+  const reached = view.summary.destinations.filter((d) => d.allowed > 0);
+  assert.equal(reached.length, 208);
+  const listed = new Set(rows.map((row) => decodeURIComponent(row[1] ?? '')));
+  assert.equal(reached.filter((d) => listed.has(d.destination)).length, 200);
+});
+
 test('hostile text in receipts is shown as text: no markup, no hidden or reordering characters', async () => {
   const hostile = [
     'https://x.example.test/<script>alert(1)</script>',
@@ -372,8 +391,9 @@ test('files that do not match the verified chain are named, each with what diffe
     JSON.stringify({ ...report, receipt_count: 99 }),
   );
   const view = await load(dir);
-  // The receipts themselves still verify: the verdict is theirs.
+  // The receipts themselves still verify; the packet, as verify --packet judges it, does not.
   assert.equal(view.judgement.verdict, 'valid');
+  assert.equal(view.verdict.verdict, 'invalid');
   assert.deepEqual(statuses(view), {
     ...ALL_MATCH,
     'receipts.json': 'mismatch',
@@ -399,9 +419,16 @@ test('files that do not match the verified chain are named, each with what diffe
     `holds ${publicKeyHex(fromHex(KEY_A) ?? new Uint8Array())}; the receipts are signed by ${SAMPLE_KEY}`,
   );
   assert.equal(detail['verification-report.json'], 'receipt_count 99, verified 7');
-  const { body } = await get((await serve(view)).url);
+  const viewer = await serve(view);
+  const { body } = await get(viewer.url);
   assert.match(body, /4 of the packet's files do not match the verified evidence/);
   assert.equal(body.match(/<td>DOES NOT MATCH<\/td>/g)?.length, 4);
+  assert.match(body, /<h1>INVALID<\/h1>\n<p>the packet&#39;s receipts\.json, policy\.yaml, /);
+  assert.match(body, /<p>The receipts themselves verify \(VALID\); the files named under Packet/);
+  assert.doesNotMatch(body, /<h1>VALID<\/h1>/);
+  const policyPage = await get(`${viewer.url}policy`);
+  assert.match(policyPage.body, /<span class="verdict invalid">INVALID<\/span>/);
+  assert.match(policyPage.body, /<h1>INVALID<\/h1>/);
 });
 
 test('missing, FIFO and directory files are named; a report that disagrees on counts is a mismatch', async () => {
@@ -524,47 +551,64 @@ test("--policy-hash: the reviewer's own hash; a policy other than the one enforc
   );
 });
 
+/** `pipelock-egress view DIR` as a reviewer starts it: its ready line, and its stderr so far. */
+async function startView(dir: string) {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'src/cli/index.ts',
+      'view',
+      dir,
+      '--public-key',
+      SAMPLE_KEY,
+      '--listen',
+      '127.0.0.1:0',
+    ],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const line = out.split('\n')[0];
+      if (out.includes('\n') && line) resolve(JSON.parse(line) as Record<string, unknown>);
+    });
+    child.once('exit', (code) => reject(new Error(`exited ${code}: ${stderr}`)));
+  });
+  return { child, ready, stderr: () => stderr };
+}
+
 test(
   'pipelock-egress view DIR: a ready line with the address, pages served, SIGTERM exits 0',
   { timeout: 30_000 },
   async () => {
-    const dir = await packet(3);
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'src/cli/index.ts',
-        'view',
-        dir,
-        '--public-key',
-        SAMPLE_KEY,
-        '--listen',
-        '127.0.0.1:0',
-      ],
-      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
-      let out = '';
-      child.stdout.on('data', (chunk: Buffer) => {
-        out += chunk.toString();
-        const line = out.split('\n')[0];
-        if (out.includes('\n') && line) resolve(JSON.parse(line) as Record<string, unknown>);
-      });
-      child.once('exit', (code) => reject(new Error(`exited ${code}: ${stderr}`)));
-    });
+    const { child, ready, stderr } = await startView(await packet(3));
     assert.equal(ready['event'], 'listening');
     assert.equal(ready['verdict'], 'valid');
     assert.equal(ready['receipts'], 5);
     const page = await get(String(ready['url']));
     assert.equal(page.status, 200);
     assert.match(page.body, /<h1>VALID<\/h1>/);
-    assert.match(stderr, /verdict valid; open http:\/\/127\.0\.0\.1:[0-9]+\/[0-9a-f]{32}\/ /);
+    assert.match(stderr(), /verdict valid; open http:\/\/127\.0\.0\.1:[0-9]+\/[0-9a-f]{32}\/ /);
     const exit = new Promise<number | null>((resolve) => child.once('exit', resolve));
     child.kill('SIGTERM');
     assert.equal(await exit, 0);
+
+    // A packet whose files disagree with its chain: the ready line says so too.
+    const damaged = await packet(3);
+    rmSync(join(damaged, 'policy-hash.txt'));
+    const second = await startView(damaged);
+    try {
+      assert.equal(second.ready['verdict'], 'invalid');
+      assert.match((await get(String(second.ready['url']))).body, /<h1>INVALID<\/h1>/);
+      assert.match(second.stderr(), /verdict invalid; open /);
+    } finally {
+      second.child.kill('SIGTERM');
+    }
   },
 );
 

@@ -1,7 +1,7 @@
 // The viewer's pages, rendered from a verified packet: the overview (verdict, what was verified,
 // the packet's files, totals, destinations, refusals), the receipts list, one receipt, the
 // policy. Pure; every value from the packet goes through `html`, which escapes it.
-import { VERDICT_TOTALS } from '../summarize.js';
+import { destinationsToList, VERDICT_TOTALS } from '../summarize.js';
 import { html, type Html, type HtmlValue } from './html.js';
 import type { PacketView } from './load-packet.js';
 import type { CheckStatus } from '../check/file-check.js';
@@ -18,8 +18,9 @@ export interface PageContext {
   readonly root: string;
 }
 
-/** The overview lists this many refused requests; the receipts pages list them all. */
+/** The overview lists this many refused requests and destinations; the receipts pages all. */
 export const OVERVIEW_REFUSALS = 100;
+export const OVERVIEW_DESTINATIONS = 200;
 
 const VERDICT_NAMES: Readonly<Record<string, string>> = {
   valid: 'VALID',
@@ -29,7 +30,7 @@ const VERDICT_NAMES: Readonly<Record<string, string>> = {
 };
 
 function layout(view: PacketView, ctx: PageContext, title: string, body: HtmlValue): Html {
-  const verdict = view.judgement.verdict;
+  const { verdict } = view.verdict;
   return html`<!doctype html>
 <html lang="en">
 <head>
@@ -53,9 +54,9 @@ ${body}
 }
 
 function verdictBanner(view: PacketView): Html {
-  const { report, judgement } = view;
+  const { report, judgement, verdict } = view;
   const signer = report.signer_keys.join(', ');
-  switch (judgement.verdict) {
+  switch (verdict.verdict) {
     case 'valid':
       return html`<section class="banner valid"><h1>VALID</h1>
 <p>The receipt chain verifies end to end (signatures, hash links, recorder entries, checkpoints, transcript root), is sealed by a signed session close, and is signed by a key you pinned: <code>${signer}</code>.</p></section>`;
@@ -64,16 +65,22 @@ function verdictBanner(view: PacketView): Html {
 <p>The receipt chain verifies end to end and is sealed, but no key was pinned: it is signed by <code>${signer}</code>, a key the packet names itself. Anyone could make a packet that agrees with itself. Pin the key you expect: <code>pipelock-egress view DIR --public-key KEY</code>.</p></section>`;
     case 'invalid':
       return html`<section class="banner invalid"><h1>INVALID</h1>
-<p>${judgement.error ?? 'the chain does not verify'}</p>
-${report.broken_at_seq === undefined ? '' : html`<p>The chain breaks at seq ${report.broken_at_seq}. The receipts listed here are the ones accepted before the break; the evidence as a whole is not valid.</p>`}</section>`;
+<p>${verdict.error ?? 'the chain does not verify'}</p>
+${
+  judgement.verdict !== 'invalid'
+    ? html`<p>The receipts themselves verify (${VERDICT_NAMES[judgement.verdict] ?? judgement.verdict}); the files named under Packet files say something they do not: rely only on the receipts.</p>`
+    : report.broken_at_seq === undefined
+      ? ''
+      : html`<p>The chain breaks at seq ${report.broken_at_seq}. The receipts listed here are the ones accepted before the break; the evidence as a whole is not valid.</p>`
+}</section>`;
     default:
-      return html`<section class="banner error"><h1>NO EVIDENCE</h1><p>${judgement.error ?? 'no receipts found'}</p></section>`;
+      return html`<section class="banner error"><h1>NO EVIDENCE</h1><p>${verdict.error ?? 'no receipts found'}</p></section>`;
   }
 }
 
 /** Pages other than the overview repeat the banner unless the verdict is valid. */
 function warningBanner(view: PacketView): HtmlValue {
-  return view.judgement.verdict === 'valid' ? '' : verdictBanner(view);
+  return view.verdict.verdict === 'valid' ? '' : verdictBanner(view);
 }
 
 function factsTable(view: PacketView): Html {
@@ -136,9 +143,15 @@ function totalsSection(view: PacketView, ctx: PageContext): Html {
 }
 
 function destinationsSection(view: PacketView, ctx: PageContext): Html {
-  const rows = view.summary.destinations;
-  if (rows.length === 0) return html`<section><h2>Destinations</h2><p>No requests.</p></section>`;
+  const all = view.summary.destinations;
+  if (all.length === 0) return html`<section><h2>Destinations</h2><p>No requests.</p></section>`;
+  const rows = destinationsToList(all, OVERVIEW_DESTINATIONS);
+  const more =
+    rows.length === all.length
+      ? ''
+      : html`<p>${rows.length} of ${all.length}: those reached first, then those refused; ${receiptsLink(ctx, {}, 'every receipt')} names the rest.</p>`;
   return html`<section><h2>Destinations</h2>
+${more}
 <table><tr><th>Destination</th><th>Allowed</th><th>Blocked</th><th>Warned</th><th>Methods</th></tr>
 ${rows.map((d) => html`<tr><td>${receiptsLink(ctx, { destination: d.destination }, d.destination)}</td><td>${d.allowed}</td><td>${d.blocked}</td><td>${d.warned}</td><td>${[...d.methods].sort().join(', ')}</td></tr>`)}
 </table></section>`;
