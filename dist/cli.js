@@ -42958,12 +42958,18 @@ var UNSCANNABLE = "unscannable";
 function secretForms(value) {
   const bytes2 = Buffer.from(value, "utf8");
   const uri = encodeURIComponent(value);
+  const quoted2 = uri.replace(
+    /[!'()*]/g,
+    (char) => `%${char.charCodeAt(0).toString(16).toUpperCase()}`
+  );
   const json = JSON.stringify(value).slice(1, -1);
   const forms = [
     value,
     uri,
-    // `!'()*` escaped too: every byte but the unreserved ones, as Python's quote() writes it.
-    uri.replace(/[!'()*]/g, (char) => `%${char.charCodeAt(0).toString(16).toUpperCase()}`),
+    quoted2,
+    // URLSearchParams, Python's urlencode and HTML forms.
+    uri.replaceAll("%20", "+"),
+    quoted2.replaceAll("%20", "+"),
     json,
     json.replace(
       /[&<>\u2028\u2029]/g,
@@ -43075,6 +43081,12 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
       { text: text2, where: "text" },
       ...percentDecodings(text2).map((decoded) => ({ text: decoded, where: "text" }))
     ]).slice(1);
+    if (text2.includes(".")) {
+      views.push(
+        { text: text2.replaceAll(".", ""), where: "text" },
+        { text: withoutSeparators(text2).toLowerCase(), where: "text", compact: true }
+      );
+    }
     if (views.length === 0) return text2;
     const found = findIn(views, [], withDetectors);
     return found ? `[REDACTED:${found.detector}]` : text2;
@@ -43174,6 +43186,8 @@ function headerViews(headers) {
     const value = headers[i + 1] ?? "";
     const where = `header ${name}`;
     views.push({ text: `${name}: ${value}`, where });
+    const utf83 = Buffer.from(value, "latin1").toString("utf8");
+    if (utf83 !== value) views.push({ text: utf83, where });
     for (const decoded of percentDecodings(value)) views.push({ text: decoded, where });
     for (const decoded of [
       jsonUnescaped(value),
@@ -43195,7 +43209,9 @@ function decodedBodyViews(sent, decoded) {
 function textViews(text2, where) {
   const texts = [text2];
   const form = text2.replace(/\+/g, " ");
-  const decodings = percentDecodings(form);
+  const decodings = [
+    .../* @__PURE__ */ new Set([...percentDecodings(form), ...form === text2 ? [] : percentDecodings(text2)])
+  ];
   for (const decoded of decodings) texts.push(...withJsonUnescaped(decoded));
   const strings = jsonStrings(text2) ?? jsonUnescaped(text2);
   if (strings !== void 0) texts.push(...withJsonUnescaped(strings));

@@ -258,6 +258,70 @@ test('a bound value with whitespace around it (a pasted value) is found, and cut
   assert.equal(blank.redactBound('https://paste.example/p?t=x'), 'https://paste.example/p?t=x');
 });
 
+test('a bound secret spelled as a form field (a space as `+`), or percent-encoded with a `+` kept, is found and cut out', () => {
+  const host = targetOf('https://uploads.example/');
+  const spaced = 'correct horse battery staple 42';
+  const withSpaces = createSecretScanner([], [{ env: 'AGENT_TOKEN', value: spaced, allow: [] }]);
+  const query = `https://paste.example/s?note=${new URLSearchParams({ n: spaced }).toString().slice(2)}`;
+  assert.equal(query, 'https://paste.example/s?note=correct+horse+battery+staple+42');
+  assert.equal(scan(query, withSpaces)?.detector, 'secret:AGENT_TOKEN');
+  assert.equal(
+    withSpaces.redactBound(query),
+    'https://paste.example/s?note=[REDACTED:secret:AGENT_TOKEN]',
+  );
+  const cookie = headerViews(['Cookie', 'n=correct+horse+battery+staple+42']);
+  assert.equal(withSpaces.scanContent(cookie, host, false)?.detector, 'secret:AGENT_TOKEN');
+
+  // Go's url.PathEscape keeps `+` and escapes `/`: a URL in a JSON body, a WebSocket message.
+  const key = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCY+EXAMPLEKEY';
+  const withPlus = createSecretScanner([], [{ env: 'AGENT_TOKEN', value: key, allow: [] }]);
+  const body = JSON.stringify({
+    url: 'https://x.example/wJalrXUtnFEMI%2FK7MDENG%2FbPxRfiCY+EXAMPLEKEY',
+  });
+  assert.equal(
+    withPlus.scanContent(textViews(body, 'body'), host, false)?.detector,
+    'secret:AGENT_TOKEN',
+  );
+});
+
+test('a header is read as the UTF-8 it carries: fullwidth or zero-width-split credentials are found', () => {
+  const host = targetOf('https://uploads.example/');
+  const scanner = createSecretScanner(BUILTIN_DETECTORS, [binding(['api.github.com'])]);
+  // As node hands header bytes over: one latin1 character per byte.
+  const header = (value: string) =>
+    headerViews(['X-Note', Buffer.from(value, 'utf8').toString('latin1')]);
+  const fullwidth = [...(SAMPLES['github-token'] ?? '')]
+    .map((c) => (/[a-z0-9]/i.test(c) ? String.fromCodePoint((c.codePointAt(0) ?? 0) + 0xfee0) : c))
+    .join('');
+  assert.equal(scanner.scanContent(header(fullwidth), host, true)?.detector, 'github-token');
+  const split = `${TOKEN.slice(0, 6)}\u200b${TOKEN.slice(6)}`;
+  assert.equal(scanner.scanContent(header(split), host, false)?.detector, 'secret:AGENT_TOKEN');
+});
+
+test('a secret split over the labels of a host name quoted in the evidence is cut out', () => {
+  const scanner = createSecretScanner(BUILTIN_DETECTORS, [binding(['api.github.com'])]);
+  const labels = `${TOKEN.slice(0, 10)}.${TOKEN.slice(10)}`;
+  const reason = scanner.redactText(
+    `SNI ${labels}.evil.test does not match the CONNECT host a.test`,
+  );
+  assert.equal(reason, '[REDACTED:secret:AGENT_TOKEN]');
+  assert.equal(
+    scanner.redactBound(`http://${labels.toLowerCase()}.api.github.com:8080/`),
+    '[REDACTED:secret:AGENT_TOKEN]',
+  );
+  const token = SAMPLES['github-token'] ?? '';
+  const dotted = `${token.slice(0, 20)}.${token.slice(20)}`;
+  assert.equal(
+    scanner.redactText(`SNI ${dotted}.evil.test does not match`),
+    '[REDACTED:github-token]',
+  );
+  // Names without a secret in them stay as they are.
+  assert.equal(
+    scanner.redactBound('https://api.github.com/repos/a.b/c'),
+    'https://api.github.com/repos/a.b/c',
+  );
+});
+
 test('a bound secret may go to its allowed destinations (and only there)', () => {
   const scanner = createSecretScanner(BUILTIN_DETECTORS, [binding(['api.github.com'])]);
   assert.equal(scan(`https://api.github.com/user?access=${TOKEN}`, scanner), undefined);

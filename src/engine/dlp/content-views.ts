@@ -17,6 +17,10 @@ export function headerViews(headers: readonly string[]): View[] {
     const value = headers[i + 1] ?? '';
     const where = `header ${name}`;
     views.push({ text: `${name}: ${value}`, where });
+    // Node hands header bytes over one character each (latin1): what they spell in UTF-8 is
+    // what the origin reads, and what Unicode folding must see (fullwidth, zero-width).
+    const utf8 = Buffer.from(value, 'latin1').toString('utf8');
+    if (utf8 !== value) views.push({ text: utf8, where });
     for (const decoded of percentDecodings(value)) views.push({ text: decoded, where });
     for (const decoded of [
       jsonUnescaped(value),
@@ -61,10 +65,13 @@ export function decodedBodyViews(sent: Buffer, decoded: Buffer): View[] {
  */
 export function textViews(text: string, where: string): View[] {
   const texts = [text];
-  // Form-decoded: `+` is a space, then percent escapes (as many times as they were nested).
+  // Form-decoded: `+` is a space, then percent escapes (as many times as they were nested);
+  // and percent-decoded alone, `+` kept (a URL in a JSON field: `%2F…+…`, as Go escapes a path).
   // Spaces for `+` alone only cut the text's base64 runs in pieces: nothing new to decode.
   const form = text.replace(/\+/g, ' ');
-  const decodings = percentDecodings(form);
+  const decodings = [
+    ...new Set([...percentDecodings(form), ...(form === text ? [] : percentDecodings(text))]),
+  ];
   for (const decoded of decodings) texts.push(...withJsonUnescaped(decoded));
   const strings = jsonStrings(text) ?? jsonUnescaped(text);
   if (strings !== undefined) texts.push(...withJsonUnescaped(strings));

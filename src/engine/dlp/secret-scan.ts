@@ -62,18 +62,25 @@ export interface View {
 
 /**
  * Spellings of a secret that a request may carry: as it is, percent-encoded (as JavaScript and
- * as Python and git escape it), in a JSON string (as JavaScript and as Go write it), in a
- * quoted CSV field, in base64 and in hex.
+ * as Python and git escape it, and as a form field, a space as `+`), in a JSON string (as
+ * JavaScript and as Go write it), in a quoted CSV field, in base64 and in hex.
  */
 export function secretForms(value: string): string[] {
   const bytes = Buffer.from(value, 'utf8');
   const uri = encodeURIComponent(value);
+  // `!'()*` escaped too: every byte but the unreserved ones, as Python's quote() writes it.
+  const quoted = uri.replace(
+    /[!'()*]/g,
+    (char) => `%${char.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
   const json = JSON.stringify(value).slice(1, -1);
   const forms = [
     value,
     uri,
-    // `!'()*` escaped too: every byte but the unreserved ones, as Python's quote() writes it.
-    uri.replace(/[!'()*]/g, (char) => `%${char.charCodeAt(0).toString(16).toUpperCase()}`),
+    quoted,
+    // URLSearchParams, Python's urlencode and HTML forms.
+    uri.replaceAll('%20', '+'),
+    quoted.replaceAll('%20', '+'),
     json,
     json.replace(
       /[&<>\u2028\u2029]/g,
@@ -294,6 +301,14 @@ export function createSecretScanner(
       { text, where: 'text' },
       ...percentDecodings(text).map((decoded) => ({ text: decoded, where: 'text' })),
     ]).slice(1);
+    // A host name quoted in the text (an SNI, a Host header, a target's host) is read as the
+    // URL scan reads one: a secret split over its labels is whole there.
+    if (text.includes('.')) {
+      views.push(
+        { text: text.replaceAll('.', ''), where: 'text' },
+        { text: withoutSeparators(text).toLowerCase(), where: 'text', compact: true },
+      );
+    }
     if (views.length === 0) return text;
     const found = findIn(views, [], withDetectors);
     return found ? `[REDACTED:${found.detector}]` : text;
