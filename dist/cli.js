@@ -45939,7 +45939,7 @@ var Engine = class {
       const refusal = {
         status: 400,
         layer: "request",
-        reason: `only WebSocket upgrades (GET with Upgrade: websocket) are proxied, not this ${req.method ?? ""} upgrade`
+        reason: `only WebSocket upgrades (GET with Upgrade: websocket) are proxied, not this ${req.method ?? ""} upgrade to ${JSON.stringify((req.headers.upgrade ?? "").slice(0, 40))}: send the request without Upgrade (curl: no --http2 for http:// URLs; over https://, HTTP/1.1 is negotiated)`
       };
       return refuse2(located.target, refusal, req.method ?? "");
     }

@@ -1348,6 +1348,11 @@ for (const [what, upgrade, status, layer, method] of [
       );
       assert.equal(statusOf(text), status, text);
       assert.match(text, new RegExp(`X-Pipelock-Egress-Block: ${layer}`));
+      if (upgrade === 'h2c')
+        assert.match(
+          text,
+          /not this GET upgrade to "h2c": send the request without Upgrade \(curl: no --http2/,
+        );
       await f.proxy.stop();
       assert.equal(f.origin.hits, 0);
       const [receipt] = decisions(readEvidenceDir(f.proxy.dir).receipts);
