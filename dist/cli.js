@@ -18026,7 +18026,7 @@ var require_client_h1 = __commonJS({
       kHTTPContext,
       kClosed
     } = require_symbols();
-    var constants7 = require_constants3();
+    var constants8 = require_constants3();
     var EMPTY_BUF = Buffer.alloc(0);
     var FastBuffer = Buffer[Symbol.species];
     var removeAllListeners = util.removeAllListeners;
@@ -18162,7 +18162,7 @@ var require_client_h1 = __commonJS({
          */
       constructor(client, socket, { exports: exports2 }) {
         this.llhttp = exports2;
-        this.ptr = this.llhttp.llhttp_alloc(constants7.TYPE.RESPONSE);
+        this.ptr = this.llhttp.llhttp_alloc(constants8.TYPE.RESPONSE);
         this.client = client;
         this.socket = socket;
         this.timeout = null;
@@ -18258,11 +18258,11 @@ var require_client_h1 = __commonJS({
             currentParser = null;
             currentBufferRef = null;
           }
-          if (ret !== constants7.ERROR.OK) {
+          if (ret !== constants8.ERROR.OK) {
             const data2 = chunk.subarray(llhttp.llhttp_get_error_pos(this.ptr) - currentBufferPtr);
-            if (ret === constants7.ERROR.PAUSED_UPGRADE) {
+            if (ret === constants8.ERROR.PAUSED_UPGRADE) {
               this.onUpgrade(data2);
-            } else if (ret === constants7.ERROR.PAUSED) {
+            } else if (ret === constants8.ERROR.PAUSED) {
               this.paused = true;
               socket.unshift(data2);
             } else {
@@ -18285,10 +18285,10 @@ var require_client_h1 = __commonJS({
         } finally {
           currentParser = null;
         }
-        if (ret === constants7.ERROR.OK) {
+        if (ret === constants8.ERROR.OK) {
           return null;
         }
-        if (ret === constants7.ERROR.PAUSED || ret === constants7.ERROR.PAUSED_UPGRADE) {
+        if (ret === constants8.ERROR.PAUSED || ret === constants8.ERROR.PAUSED_UPGRADE) {
           this.paused = true;
           return null;
         }
@@ -18305,7 +18305,7 @@ var require_client_h1 = __commonJS({
           const len = new Uint8Array(llhttp.memory.buffer, ptr).indexOf(0);
           message = "Response does not match the HTTP/1.1 protocol (" + Buffer.from(llhttp.memory.buffer, ptr, len).toString() + ")";
         }
-        return new HTTPParserError(message, constants7.ERROR[ret], data2);
+        return new HTTPParserError(message, constants8.ERROR[ret], data2);
       }
       destroy() {
         assert2(currentParser === null);
@@ -18516,7 +18516,7 @@ var require_client_h1 = __commonJS({
           socket[kBlocking] = false;
           client[kResume]();
         }
-        return pause ? constants7.ERROR.PAUSED : 0;
+        return pause ? constants8.ERROR.PAUSED : 0;
       }
       /**
        * @param {Buffer} buf
@@ -18542,7 +18542,7 @@ var require_client_h1 = __commonJS({
         }
         this.bytesRead += buf.length;
         if (request.onData(buf) === false) {
-          return constants7.ERROR.PAUSED;
+          return constants8.ERROR.PAUSED;
         }
         return 0;
       }
@@ -18582,13 +18582,13 @@ var require_client_h1 = __commonJS({
         if (socket[kWriting]) {
           assert2(client[kRunning] === 0);
           util.destroy(socket, new InformationalError("reset"));
-          return constants7.ERROR.PAUSED;
+          return constants8.ERROR.PAUSED;
         } else if (!shouldKeepAlive) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants7.ERROR.PAUSED;
+          return constants8.ERROR.PAUSED;
         } else if (socket[kReset] && client[kRunning] === 0) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants7.ERROR.PAUSED;
+          return constants8.ERROR.PAUSED;
         } else if (client[kPipelining] == null || client[kPipelining] === 1) {
           setImmediate(client[kResume]);
         } else {
@@ -46008,6 +46008,7 @@ function encryptedHelloReason(rule) {
 // src/engine/evidence-writer.ts
 import {
   closeSync as closeSync2,
+  constants as constants4,
   fsync,
   fstatSync as fstatSync2,
   fsyncSync,
@@ -46017,6 +46018,7 @@ import {
   openSync as openSync2,
   readdirSync as readdirSync2,
   statSync,
+  unlinkSync,
   writeSync
 } from "node:fs";
 import { join as join6 } from "node:path";
@@ -46257,22 +46259,29 @@ var EvidenceWriter = class _EvidenceWriter {
     const lost = this.lostFile();
     if (lost !== void 0) throw new Error(lost);
     const time2 = goTimestamp(this.now());
-    this.commit(
-      this.builder.close(this.sessionFields("close", time2), { close_reason: reason }),
-      time2
-    );
-    const last = this.lastReceipt;
-    if (last === void 0) throw new Error("unreachable: a sealed chain has receipts");
-    this.writeEntry(
-      this.recorder.appendTranscriptRoot(time2, {
-        finalSeq: last.receipt.action_record.chain_seq,
-        rootHash: last.hash,
-        receiptCount: this.receiptCount,
-        startTime: this.firstReceiptTime,
-        endTime: time2
-      })
-    );
-    this.writeCheckpoint(time2);
+    const unsealed = { files: this.files.length, bytes: this.bytesInFile };
+    let last;
+    try {
+      this.commit(
+        this.builder.close(this.sessionFields("close", time2), { close_reason: reason }),
+        time2
+      );
+      last = this.lastReceipt;
+      if (last === void 0) throw new Error("unreachable: a sealed chain has receipts");
+      this.writeEntry(
+        this.recorder.appendTranscriptRoot(time2, {
+          finalSeq: last.receipt.action_record.chain_seq,
+          rootHash: last.hash,
+          receiptCount: this.receiptCount,
+          startTime: this.firstReceiptTime,
+          endTime: time2
+        })
+      );
+      this.writeCheckpoint(time2);
+    } catch (error2) {
+      this.cutBackTo(unsealed);
+      throw error2;
+    }
     this.sealed = true;
     this.closeFile();
     clearInterval(this.fsyncTimer);
@@ -46357,16 +46366,16 @@ var EvidenceWriter = class _EvidenceWriter {
     try {
       if (this.fd < 0 || this.startsNewFile(this.entriesInFile, this.bytesInFile, bytes2.length))
         this.startFile();
-      const written = writeSync(this.fd, bytes2);
-      if (written !== bytes2.length)
-        throw new Error(`short write (${written} of ${bytes2.length} bytes)`);
+      for (let written = 0; written < bytes2.length; ) written += writeSync(this.fd, bytes2, written);
       this.entriesInFile++;
       this.bytesInFile += bytes2.length;
       this.recorderSeq++;
       this.dirty = true;
     } catch (error2) {
       this.failure = error2 instanceof Error ? error2 : new Error(String(error2));
-      this.dropPartialLine();
+      this.cutBackTo(
+        this.bytesInFile === 0 ? { files: this.files.length - 1, bytes: void 0 } : { files: this.files.length, bytes: this.bytesInFile }
+      );
       throw new Error(`evidence cannot be written: ${this.failure.message}`, { cause: error2 });
     }
   }
@@ -46381,15 +46390,42 @@ var EvidenceWriter = class _EvidenceWriter {
     this.bytesInFile = 0;
   }
   /**
-   * A failed or short write (a full disk) may have left part of a line behind: cut the file
-   * back to its last complete line, so what is on disk stays a verifiable prefix.
+   * Cuts the evidence back to where it ended before a failed write (a full disk): files begun
+   * since are removed, and the last file then is cut to its length then.
    */
-  dropPartialLine() {
-    if (this.fd < 0) return;
+  cutBackTo(end) {
     try {
-      ftruncateSync2(this.fd, this.bytesInFile);
+      const begun = this.files.splice(end.files);
+      if (begun.length > 0) {
+        this.discardFile();
+        for (const name of begun) {
+          unlinkSync(join6(this.options.dir, name));
+          this.fileIds.delete(name);
+        }
+      }
+      const last = this.files.at(-1);
+      if (last === void 0 || end.bytes === void 0) return;
+      if (this.fd >= 0) {
+        ftruncateSync2(this.fd, end.bytes);
+        return;
+      }
+      const fd = openSync2(join6(this.options.dir, last), constants4.O_WRONLY | constants4.O_NOFOLLOW);
+      try {
+        ftruncateSync2(fd, end.bytes);
+      } finally {
+        closeSync2(fd);
+      }
     } catch {
     }
+  }
+  /** Closes the file being written without syncing it: what it holds is being cut away. */
+  discardFile() {
+    if (this.fd < 0) return;
+    const fd = this.fd;
+    this.fd = -1;
+    this.fileGeneration++;
+    this.dirty = false;
+    closeSync2(fd);
   }
   closeFile() {
     if (this.fd < 0) return;
@@ -46499,7 +46535,7 @@ import { randomBytes as randomBytes6 } from "node:crypto";
 import { join as join7 } from "node:path";
 
 // src/engine/tls/run-ca.ts
-import { constants as constants4, generateKeyPairSync, randomBytes as randomBytes4, sign as sign2 } from "node:crypto";
+import { constants as constants5, generateKeyPairSync, randomBytes as randomBytes4, sign as sign2 } from "node:crypto";
 import { createSecureContext as createSecureContext2 } from "node:tls";
 
 // src/engine/tls/certificates.ts
@@ -46726,7 +46762,7 @@ var RunCertificateAuthority = class _RunCertificateAuthority {
     const context2 = createSecureContext2({
       key: this.leafKeyPem,
       cert: leaf.pem,
-      secureOptions: constants4.SSL_OP_NO_RENEGOTIATION
+      secureOptions: constants5.SSL_OP_NO_RENEGOTIATION
     });
     if (this.contexts.size >= CACHED_HOSTS) {
       const oldest = this.contexts.keys().next().value;
@@ -47251,7 +47287,7 @@ import { basename as basename3, join as join19 } from "node:path";
 // src/boundary/boundary.ts
 import { spawn as spawn5 } from "node:child_process";
 import { chmod as chmod4, chown, copyFile as copyFile2, mkdir as mkdir5, readFile as readFile7, stat as stat6, writeFile as writeFile7 } from "node:fs/promises";
-import { constants as constants5 } from "node:os";
+import { constants as constants6 } from "node:os";
 import { basename, dirname as dirname3, join as join10 } from "node:path";
 
 // src/boundary/private-dirs.ts
@@ -48590,11 +48626,11 @@ async function runAgent(tools, plan, env, script, args, cancel) {
   }
 }
 function signalNumber(signal) {
-  return signal === null ? 1 : constants5.signals[signal];
+  return signal === null ? 1 : constants6.signals[signal];
 }
 
 // src/boundary/preflight.ts
-import { access as access2, constants as constants6 } from "node:fs/promises";
+import { access as access2, constants as constants7 } from "node:fs/promises";
 import { delimiter, join as join11 } from "node:path";
 var REQUIRED_TOOLS = [
   { tool: "ip", pkg: "iproute2" },
@@ -48675,7 +48711,7 @@ async function gatherHostFacts(path5 = process.env["PATH"] ?? "") {
 async function findExecutable(tool, directories) {
   for (const directory2 of directories) {
     const candidate = join11(directory2, tool);
-    if (await access2(candidate, constants6.X_OK).then(
+    if (await access2(candidate, constants7.X_OK).then(
       () => true,
       () => false
     ))

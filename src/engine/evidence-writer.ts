@@ -11,6 +11,7 @@
 
 import {
   closeSync,
+  constants,
   fsync,
   fstatSync,
   fsyncSync,
@@ -20,6 +21,7 @@ import {
   openSync,
   readdirSync,
   statSync,
+  unlinkSync,
   writeSync,
   type Stats,
 } from 'node:fs';
@@ -88,6 +90,13 @@ export interface SealSummary {
   readonly finalSeq: bigint;
   readonly rootHash: string;
   readonly files: readonly string[];
+}
+
+/** Where the evidence ends: the files begun, and the length of the last of them. */
+interface EvidenceEnd {
+  readonly files: number;
+  /** Undefined: the last file as it is (complete lines only). */
+  readonly bytes: number | undefined;
 }
 
 export class EvidenceWriter implements DecisionLog {
@@ -242,22 +251,32 @@ export class EvidenceWriter implements DecisionLog {
     const lost = this.lostFile();
     if (lost !== undefined) throw new Error(lost);
     const time = goTimestamp(this.now());
-    this.commit(
-      this.builder.close(this.sessionFields('close', time), { close_reason: reason }),
-      time,
-    );
-    const last = this.lastReceipt;
-    if (last === undefined) throw new Error('unreachable: a sealed chain has receipts');
-    this.writeEntry(
-      this.recorder.appendTranscriptRoot(time, {
-        finalSeq: last.receipt.action_record.chain_seq,
-        rootHash: last.hash,
-        receiptCount: this.receiptCount,
-        startTime: this.firstReceiptTime,
-        endTime: time,
-      }),
-    );
-    this.writeCheckpoint(time);
+    // A seal written in part (a session close without its transcript root) would read as
+    // sealed to some verifiers and broken to others: one that fails is cut off whole, leaving
+    // the unsealed chain it was, which the next engine can continue and seal.
+    const unsealed: EvidenceEnd = { files: this.files.length, bytes: this.bytesInFile };
+    let last: BuiltReceipt | undefined;
+    try {
+      this.commit(
+        this.builder.close(this.sessionFields('close', time), { close_reason: reason }),
+        time,
+      );
+      last = this.lastReceipt;
+      if (last === undefined) throw new Error('unreachable: a sealed chain has receipts');
+      this.writeEntry(
+        this.recorder.appendTranscriptRoot(time, {
+          finalSeq: last.receipt.action_record.chain_seq,
+          rootHash: last.hash,
+          receiptCount: this.receiptCount,
+          startTime: this.firstReceiptTime,
+          endTime: time,
+        }),
+      );
+      this.writeCheckpoint(time);
+    } catch (error) {
+      this.cutBackTo(unsealed);
+      throw error;
+    }
     this.sealed = true;
     this.closeFile();
     clearInterval(this.fsyncTimer);
@@ -354,16 +373,22 @@ export class EvidenceWriter implements DecisionLog {
     try {
       if (this.fd < 0 || this.startsNewFile(this.entriesInFile, this.bytesInFile, bytes.length))
         this.startFile();
-      const written = writeSync(this.fd, bytes);
-      if (written !== bytes.length)
-        throw new Error(`short write (${written} of ${bytes.length} bytes)`);
+      // One write, unless the disk takes only part of it: writing the rest then says why not
+      // (ENOSPC, EFBIG), or finishes the line.
+      for (let written = 0; written < bytes.length;) written += writeSync(this.fd, bytes, written);
       this.entriesInFile++;
       this.bytesInFile += bytes.length;
       this.recorderSeq++;
       this.dirty = true;
     } catch (error) {
       this.failure = error instanceof Error ? error : new Error(String(error));
-      this.dropPartialLine();
+      // What is on disk stays a verifiable prefix: the part of the line written is cut off, and
+      // a file begun for it, holding no line, goes (the next engine would find it unreadable).
+      this.cutBackTo(
+        this.bytesInFile === 0
+          ? { files: this.files.length - 1, bytes: undefined }
+          : { files: this.files.length, bytes: this.bytesInFile },
+      );
       throw new Error(`evidence cannot be written: ${this.failure.message}`, { cause: error });
     }
   }
@@ -380,16 +405,44 @@ export class EvidenceWriter implements DecisionLog {
   }
 
   /**
-   * A failed or short write (a full disk) may have left part of a line behind: cut the file
-   * back to its last complete line, so what is on disk stays a verifiable prefix.
+   * Cuts the evidence back to where it ended before a failed write (a full disk): files begun
+   * since are removed, and the last file then is cut to its length then.
    */
-  private dropPartialLine(): void {
-    if (this.fd < 0) return;
+  private cutBackTo(end: EvidenceEnd): void {
     try {
-      ftruncateSync(this.fd, this.bytesInFile);
+      const begun = this.files.splice(end.files);
+      if (begun.length > 0) {
+        this.discardFile();
+        for (const name of begun) {
+          unlinkSync(join(this.options.dir, name));
+          this.fileIds.delete(name);
+        }
+      }
+      const last = this.files.at(-1);
+      if (last === undefined || end.bytes === undefined) return;
+      if (this.fd >= 0) {
+        ftruncateSync(this.fd, end.bytes);
+        return;
+      }
+      const fd = openSync(join(this.options.dir, last), constants.O_WRONLY | constants.O_NOFOLLOW);
+      try {
+        ftruncateSync(fd, end.bytes);
+      } finally {
+        closeSync(fd);
+      }
     } catch {
-      // The writer has failed already; a verifier will report the torn tail.
+      // The writer has failed already; a verifier reports whatever is left.
     }
+  }
+
+  /** Closes the file being written without syncing it: what it holds is being cut away. */
+  private discardFile(): void {
+    if (this.fd < 0) return;
+    const fd = this.fd;
+    this.fd = -1;
+    this.fileGeneration++;
+    this.dirty = false;
+    closeSync(fd);
   }
 
   private closeFile(): void {

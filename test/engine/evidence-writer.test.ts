@@ -7,14 +7,18 @@ import {
   appendFileSync,
   chmodSync,
   chownSync,
+  closeSync,
   linkSync,
   mkdirSync,
+  openSync,
   readFileSync,
   readdirSync,
   renameSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -298,6 +302,102 @@ test('a full disk makes append reject, and every later append too; the file stay
     const evidence = readEvidenceDir(mount);
     assertValid(evidence, false);
     assert.equal(evidence.report.receipt_count, failedAt + 1);
+  } finally {
+    execFileSync('umount', ['-l', mount]);
+    cleanup(root);
+  }
+});
+
+const mod = (n: number, m: number): number => ((n % m) + m) % m;
+
+/** Fills what is left of a tmpfs with a file of whole pages, until the disk takes no more. */
+function fillDisk(mount: string): void {
+  const page = Buffer.alloc(4096, 0x78);
+  const fd = openSync(join(mount, 'filler'), 'w');
+  try {
+    for (;;) writeSync(fd, page);
+  } catch {
+    // full
+  } finally {
+    closeSync(fd);
+  }
+}
+
+test('a seal the disk has room for only in part leaves the chain as it was before it: unsealed, verifying, and continued by the next engine', async () => {
+  const root = tempDir();
+  let cut = 0;
+  try {
+    // The free space of the file's last page, 256 bytes at a time: somewhere the session
+    // close fits and its transcript root or checkpoint does not.
+    for (let slack = 128; slack < 4096; slack += 256) {
+      const mount = join(root, `m${slack}`);
+      mkdirSync(mount);
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'tmpfs', mount]);
+      try {
+        const dir = join(mount, 'evidence');
+        const seed = randomBytes(32);
+        const w = writer(dir, { seed });
+        const file = join(dir, 'evidence-proxy-0.jsonl');
+        await w.append(entry(1));
+        const before = statSync(file).size;
+        await w.append(entry(2));
+        // A line's length beyond its target's, to pad the file to end `slack` bytes short of a page.
+        const overhead = statSync(file).size - before - entry(2).target.length;
+        const origin = 'http://api.example.test/';
+        const pad = mod(4096 - slack - statSync(file).size - overhead - origin.length, 4096);
+        await w.append({ ...entry(3), target: `${origin}${'p'.repeat(pad)}` });
+        assert.equal(statSync(file).size % 4096, 4096 - slack);
+        fillDisk(mount);
+        const unsealed = readFileSync(file);
+        try {
+          w.seal();
+          continue;
+        } catch {
+          w.abandon();
+        }
+        // Nothing of the seal stays: the file is as it was, an unsealed chain that verifies.
+        assert.deepEqual(readFileSync(file), unsealed, `slack ${slack}`);
+        assert.deepEqual(evidenceFiles(dir), ['evidence-proxy-0.jsonl']);
+        assertValid(readEvidenceDir(dir), false);
+        cut++;
+        // Once there is room again, the next engine continues it and seals it.
+        rmSync(join(mount, 'filler'));
+        open(dir, { seed }).writer.seal();
+        assertValid(readEvidenceDir(dir), true);
+      } finally {
+        execFileSync('umount', ['-l', mount]);
+      }
+    }
+    assert.ok(cut > 0, 'no seal ever failed: the disk was never full enough');
+  } finally {
+    cleanup(root);
+  }
+});
+
+test('a file begun when the disk is full is removed: the next engine continues the chain', async () => {
+  const root = tempDir();
+  const mount = join(root, 'tiny');
+  mkdirSync(mount);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'tmpfs', mount]);
+  try {
+    const dir = join(mount, 'evidence');
+    const seed = randomBytes(32);
+    const crashed = writer(dir, { seed });
+    await crashed.append(entry(1));
+    crashed.abandon();
+    fillDisk(mount);
+    // The restart's session open goes into a new file, which the disk has no room for.
+    assert.throws(() => open(dir, { seed }), /evidence cannot be written/);
+    assert.deepEqual(evidenceFiles(dir), ['evidence-proxy-0.jsonl']);
+    // A fresh directory on a full disk is left as empty as it was.
+    const fresh = join(mount, 'fresh');
+    assert.throws(() => open(fresh), /evidence cannot be written/);
+    assert.deepEqual(evidenceFiles(fresh), []);
+    rmSync(join(mount, 'filler'));
+    const { writer: next, resumed } = open(dir, { seed });
+    assert.equal(resumed?.receiptCount, 2);
+    next.seal();
+    assertValid(readEvidenceDir(dir), true);
   } finally {
     execFileSync('umount', ['-l', mount]);
     cleanup(root);
