@@ -46397,7 +46397,7 @@ var EvidenceWriter = class _EvidenceWriter {
     try {
       const begun = this.files.splice(end.files);
       if (begun.length > 0) {
-        this.discardFile();
+        this.closeFile(false);
         for (const name of begun) {
           unlinkSync(join6(this.options.dir, name));
           this.fileIds.delete(name);
@@ -46418,22 +46418,14 @@ var EvidenceWriter = class _EvidenceWriter {
     } catch {
     }
   }
-  /** Closes the file being written without syncing it: what it holds is being cut away. */
-  discardFile() {
-    if (this.fd < 0) return;
-    const fd = this.fd;
-    this.fd = -1;
-    this.fileGeneration++;
-    this.dirty = false;
-    closeSync2(fd);
-  }
-  closeFile() {
+  /** Closes the file being written, synced first unless what it holds is being cut away. */
+  closeFile(sync = true) {
     if (this.fd < 0) return;
     const fd = this.fd;
     this.fd = -1;
     this.fileGeneration++;
     try {
-      if (this.dirty) fsyncSync(fd);
+      if (sync && this.dirty) fsyncSync(fd);
     } finally {
       closeSync2(fd);
       this.dirty = false;

@@ -412,7 +412,7 @@ export class EvidenceWriter implements DecisionLog {
     try {
       const begun = this.files.splice(end.files);
       if (begun.length > 0) {
-        this.discardFile();
+        this.closeFile(false);
         for (const name of begun) {
           unlinkSync(join(this.options.dir, name));
           this.fileIds.delete(name);
@@ -435,23 +435,14 @@ export class EvidenceWriter implements DecisionLog {
     }
   }
 
-  /** Closes the file being written without syncing it: what it holds is being cut away. */
-  private discardFile(): void {
-    if (this.fd < 0) return;
-    const fd = this.fd;
-    this.fd = -1;
-    this.fileGeneration++;
-    this.dirty = false;
-    closeSync(fd);
-  }
-
-  private closeFile(): void {
+  /** Closes the file being written, synced first unless what it holds is being cut away. */
+  private closeFile(sync = true): void {
     if (this.fd < 0) return;
     const fd = this.fd;
     this.fd = -1;
     this.fileGeneration++;
     try {
-      if (this.dirty) fsyncSync(fd);
+      if (sync && this.dirty) fsyncSync(fd);
     } finally {
       closeSync(fd);
       this.dirty = false;
