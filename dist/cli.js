@@ -42248,6 +42248,17 @@ function methodOverrides(method, target, headers) {
   const parameters = target.slice(query + 1).split("#", 1)[0] ?? "";
   return [...fromHeaders, ...asked("the query parameter _method", formMethods(parameters))];
 }
+function withAskedOverrides(request, headers) {
+  const routed = pathOverrides(request.target, headers.raw);
+  if ("problem" in routed) return routed;
+  return {
+    judged: {
+      ...request,
+      methodOverrides: methodOverrides(request.method, request.target, headers.parsed),
+      pathOverrides: routed.overrides
+    }
+  };
+}
 var PATH_OVERRIDE_HEADER = /^x[-_](?:original|rewrite)[-_]url$/i;
 function pathOverrides(target, rawHeaders) {
   const overrides = [];
@@ -43581,13 +43592,13 @@ async function relayWebSocket(context2, req, socket, head, request) {
 async function relayTracked(context2, req, socket, head, request) {
   const forwarded = forwardedHeaders(req.rawHeaders);
   const protocols = headerList(req.headers["sec-websocket-protocol"]);
-  const routed = pathOverrides(request.target, req.rawHeaders);
+  const asked = withAskedOverrides(request, { parsed: req.headers, raw: req.rawHeaders });
   const scanner = context2.admission.scanner;
   let scanMessages = false;
   let reach = [];
   const inspect = async (decision, scope) => {
     reach = scope.reach;
-    const problem = handshakeProblem(req, request.target, protocols) ?? ("problem" in routed ? routed.problem : void 0);
+    const problem = handshakeProblem(req, request.target, protocols) ?? ("problem" in asked ? asked.problem : void 0);
     if (problem) return { refusal: { status: 400, layer: "request", reason: problem } };
     scanMessages = context2.frameScan || scanner.guards(reach);
     const sent = [...forwarded, ...protocols.flatMap((name) => ["Sec-WebSocket-Protocol", name])];
@@ -43598,12 +43609,7 @@ async function relayTracked(context2, req, socket, head, request) {
     );
     return finding && { refusal: dlpRefusal(finding) };
   };
-  const judged2 = {
-    ...request,
-    // A handshake is a GET that may ask to be taken for another method, as any request may.
-    methodOverrides: methodOverrides(request.method, request.target, req.headers),
-    ..."overrides" in routed ? { pathOverrides: routed.overrides } : {}
-  };
+  const judged2 = "judged" in asked ? asked.judged : request;
   const admission = await admit(context2.admission, judged2, inspect);
   if (!admission.admitted) return refuseSocket(socket, admission.refusal);
   const target = admission.decision.target;
@@ -45597,17 +45603,13 @@ var Engine = class {
       this.closingAfterRefusal.add(req.socket);
       return this.refuseUnadmitted(res, transport, method, target, requestId, framing);
     }
-    const routed = pathOverrides(request.target, req.rawHeaders);
-    if ("problem" in routed) {
+    const asked = withAskedOverrides(request, { parsed: req.headers, raw: req.rawHeaders });
+    if ("problem" in asked) {
       const { transport, method, target, requestId } = request;
-      const refusal = { status: 400, layer: "request", reason: routed.problem };
+      const refusal = { status: 400, layer: "request", reason: asked.problem };
       return this.refuseUnadmitted(res, transport, method, target, requestId, refusal);
     }
-    const judged2 = {
-      ...request,
-      methodOverrides: methodOverrides(request.method, request.target, req.headers),
-      pathOverrides: routed.overrides
-    };
+    const { judged: judged2 } = asked;
     const state = {};
     const inspection = new RequestInspection(
       req,

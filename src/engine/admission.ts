@@ -84,6 +84,25 @@ export function methodOverrides(
 }
 
 /**
+ * The request with what it asks the origin to take it for (the methods and paths of
+ * `methodOverrides` and `pathOverrides`), to be judged as each; or why those headers cannot be.
+ */
+export function withAskedOverrides(
+  request: AdmissionRequest,
+  headers: { readonly parsed: IncomingHttpHeaders; readonly raw: readonly string[] },
+): { readonly judged: AdmissionRequest } | { readonly problem: string } {
+  const routed = pathOverrides(request.target, headers.raw);
+  if ('problem' in routed) return routed;
+  return {
+    judged: {
+      ...request,
+      methodOverrides: methodOverrides(request.method, request.target, headers.parsed),
+      pathOverrides: routed.overrides,
+    },
+  };
+}
+
+/**
  * Headers some servers route by instead of the request's path: IIS rewrite setups set them,
  * and Symfony before 5 and Zend Framework take them from any client (CGI reads `_` as `-`).
  */

@@ -11,11 +11,10 @@ import { randomUUID } from 'node:crypto';
 import {
   admit,
   record,
-  methodOverrides,
-  pathOverrides,
   recordedTarget,
   type AdmissionContext,
   type AdmissionRequest,
+  withAskedOverrides,
 } from './admission.js';
 import { policyDetectors } from './dlp/detectors.js';
 import { boundSecrets, createSecretScanner } from './dlp/secret-scan.js';
@@ -443,17 +442,13 @@ export class Engine {
       this.closingAfterRefusal.add(req.socket);
       return this.refuseUnadmitted(res, transport, method, target, requestId, framing);
     }
-    const routed = pathOverrides(request.target, req.rawHeaders);
-    if ('problem' in routed) {
+    const asked = withAskedOverrides(request, { parsed: req.headers, raw: req.rawHeaders });
+    if ('problem' in asked) {
       const { transport, method, target, requestId } = request;
-      const refusal: Refusal = { status: 400, layer: 'request', reason: routed.problem };
+      const refusal: Refusal = { status: 400, layer: 'request', reason: asked.problem };
       return this.refuseUnadmitted(res, transport, method, target, requestId, refusal);
     }
-    const judged = {
-      ...request,
-      methodOverrides: methodOverrides(request.method, request.target, req.headers),
-      pathOverrides: routed.overrides,
-    };
+    const { judged } = asked;
     const state: RequestState = {};
     const inspection = new RequestInspection(
       req,

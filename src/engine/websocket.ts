@@ -14,11 +14,10 @@ import type { Policy, RequestTarget } from '../policy/index.js';
 import {
   admit,
   dlpRefusal,
-  methodOverrides,
-  pathOverrides,
   type AdmissionContext,
   type AdmissionRequest,
   type Inspection,
+  withAskedOverrides,
 } from './admission.js';
 import { outcomeOf, type DecisionEntry } from './decision-log.js';
 import type { ContentScans } from './dlp/content-scans.js';
@@ -117,7 +116,7 @@ async function relayTracked(
 ): Promise<void> {
   const forwarded = forwardedHeaders(req.rawHeaders);
   const protocols = headerList(req.headers['sec-websocket-protocol']);
-  const routed = pathOverrides(request.target, req.rawHeaders);
+  const asked = withAskedOverrides(request, { parsed: req.headers, raw: req.rawHeaders });
   const scanner = context.admission.scanner;
   let scanMessages = false;
   let reach: readonly RequestTarget[] = [];
@@ -125,7 +124,7 @@ async function relayTracked(
     reach = scope.reach;
     const problem =
       handshakeProblem(req, request.target, protocols) ??
-      ('problem' in routed ? routed.problem : undefined);
+      ('problem' in asked ? asked.problem : undefined);
     if (problem) return { refusal: { status: 400, layer: 'request', reason: problem } };
     scanMessages = context.frameScan || scanner.guards(reach);
     // The subprotocols go on too (as the upstream handshake's own header): scanned with the rest.
@@ -138,12 +137,8 @@ async function relayTracked(
     );
     return finding && { refusal: dlpRefusal(finding) };
   };
-  const judged = {
-    ...request,
-    // A handshake is a GET that may ask to be taken for another method, as any request may.
-    methodOverrides: methodOverrides(request.method, request.target, req.headers),
-    ...('overrides' in routed ? { pathOverrides: routed.overrides } : {}),
-  };
+  // A handshake is a GET that may ask to be taken for another method or path, as any request.
+  const judged = 'judged' in asked ? asked.judged : request;
   const admission = await admit(context.admission, judged, inspect);
   if (!admission.admitted) return refuseSocket(socket, admission.refusal);
   const target = admission.decision.target;
