@@ -48596,11 +48596,17 @@ async function probe(request, layout2, plan, sockets, env, proxyPort) {
   }
   request.log(`run ${layout2.runId}: ${outcome.passed.length} probes passed inside the boundary`);
 }
+function passOn(from, to) {
+  const dropTheRest = () => void from.resume();
+  from.pipe(to, { end: false });
+  to.once("error", dropTheRest);
+  from.once("close", () => to.off("error", dropTheRest));
+}
 async function runAgent(tools, plan, env, script, args, cancel) {
   const [file, ...rest] = agentArgv(tools, plan, script, args);
   const child = spawn5(file ?? "", rest, { stdio: ["ignore", "pipe", "pipe"], env });
-  child.stdout.pipe(process.stdout, { end: false });
-  child.stderr.pipe(process.stderr, { end: false });
+  passOn(child.stdout, process.stdout);
+  passOn(child.stderr, process.stderr);
   const onCancel = () => void killNamespaceProcesses(tools.ip, plan.netns, child.pid).catch(() => child.kill("SIGKILL"));
   cancel.addEventListener("abort", onCancel, { once: true });
   if (cancel.aborted) onCancel();
@@ -51375,16 +51381,9 @@ ${USAGE}`);
 // src/cli/index.ts
 if (isMainThread2) runCommand2();
 function runCommand2() {
-  let readerGone = false;
-  process.stdout.on("error", (error2) => {
-    if (error2.code !== "EPIPE") throw error2;
-    readerGone = true;
-  });
   const io = {
-    out: (text2) => {
-      if (!readerGone) process.stdout.write(text2);
-    },
-    err: (text2) => process.stderr.write(text2),
+    out: writerUntilReaderGone(process.stdout),
+    err: writerUntilReaderGone(process.stderr),
     readFile: (path5) => readFile13(path5)
   };
   main(process.argv.slice(2), io).then(
@@ -51399,6 +51398,16 @@ function runCommand2() {
       process.exitCode = 70;
     }
   );
+}
+function writerUntilReaderGone(stream) {
+  let readerGone = false;
+  stream.on("error", (error2) => {
+    if (error2.code !== "EPIPE") throw error2;
+    readerGone = true;
+  });
+  return (text2) => {
+    if (!readerGone) stream.write(text2);
+  };
 }
 /*! Bundled license information:
 

@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { chmod, chown, copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
+import type { Readable } from 'node:stream';
 import { basename, dirname, join } from 'node:path';
 import { agentArgv, type LaunchPlan, type LaunchTools } from './agent-launch.js';
 import {
@@ -469,6 +470,17 @@ async function probe(
   request.log(`run ${layout.runId}: ${outcome.passed.length} probes passed inside the boundary`);
 }
 
+/**
+ * The agent's output, passed on as it comes. When our own reader goes away (`run … | head`),
+ * the rest is read and dropped: a pipe left full would stall the agent until it is killed.
+ */
+function passOn(from: Readable, to: NodeJS.WriteStream): void {
+  const dropTheRest = (): void => void from.resume();
+  from.pipe(to, { end: false });
+  to.once('error', dropTheRest);
+  from.once('close', () => to.off('error', dropTheRest));
+}
+
 async function runAgent(
   tools: LaunchTools,
   plan: LaunchPlan,
@@ -481,8 +493,8 @@ async function runAgent(
   // Pipes, not the caller's descriptors: a terminal would let the agent push keystrokes into
   // the caller's shell (TIOCSTI) or reset it.
   const child = spawn(file ?? '', rest, { stdio: ['ignore', 'pipe', 'pipe'], env });
-  child.stdout.pipe(process.stdout, { end: false });
-  child.stderr.pipe(process.stderr, { end: false });
+  passOn(child.stdout, process.stdout);
+  passOn(child.stderr, process.stderr);
   // Everything in the namespace dies but the launcher, which then reaps the agent and exits.
   const onCancel = (): void =>
     void killNamespaceProcesses(tools.ip, plan.netns, child.pid).catch(() => child.kill('SIGKILL'));

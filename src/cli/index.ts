@@ -7,19 +7,9 @@ import { main } from './main.js';
 if (isMainThread) runCommand();
 
 function runCommand(): void {
-  // A reader that stops early (`| head`) closes the pipe: the rest of the output is dropped and
-  // the exit code stays the command's, instead of a crash that would read as a failure.
-  let readerGone = false;
-  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code !== 'EPIPE') throw error;
-    readerGone = true;
-  });
-
   const io = {
-    out: (text: string) => {
-      if (!readerGone) process.stdout.write(text);
-    },
-    err: (text: string) => process.stderr.write(text),
+    out: writerUntilReaderGone(process.stdout),
+    err: writerUntilReaderGone(process.stderr),
     readFile: (path: string) => readFile(path),
   };
 
@@ -34,4 +24,21 @@ function runCommand(): void {
       process.exitCode = 70;
     },
   );
+}
+
+/**
+ * A reader that stops early (`| head`, a log collector that died) closes the pipe: the rest
+ * of that stream is dropped and the command goes on, instead of a crash that would read as a
+ * failure (or, for `proxy`, stop traffic before the evidence is sealed; the evidence files,
+ * not the log, are the record).
+ */
+function writerUntilReaderGone(stream: NodeJS.WriteStream): (text: string) => void {
+  let readerGone = false;
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    readerGone = true;
+  });
+  return (text) => {
+    if (!readerGone) stream.write(text);
+  };
 }

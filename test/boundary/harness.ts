@@ -70,6 +70,8 @@ export interface AgentRunOptions {
   readonly fromTerminal?: true;
   /** A directory to run in (the script and policy are written there; the test removes them). */
   readonly workdir?: string;
+  /** Stop reading the run's stdout and stderr after their first bytes, as `| head` does. */
+  readonly readersLeaveEarly?: true;
 }
 
 /** A world-readable working directory (the agent must be able to read it) with the script. */
@@ -126,9 +128,13 @@ export function runAgent(options: AgentRunOptions): Promise<AgentRun> {
   let stdout = '';
   let stderr = '';
   const pending = [...(options.onStderr ?? [])];
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+    if (options.readersLeaveEarly) child.stdout.destroy();
+  });
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
     stderr += chunk;
+    if (options.readersLeaveEarly) child.stderr.destroy();
     for (const hook of pending.filter((candidate) => stderr.includes(candidate.text))) {
       pending.splice(pending.indexOf(hook), 1);
       hook.action(child.pid ?? 0);

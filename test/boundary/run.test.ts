@@ -142,6 +142,18 @@ test("the run's exit code is the agent's, after the evidence is verified", async
   assert.equal(evidenceOf(run).report.sealed, true);
 });
 
+test('a caller that stops reading (`run … | head`) neither stalls the agent nor ends the run early', async () => {
+  // 2 MB on each stream: far more than a pipe holds, so an output nobody drains would block it.
+  const flood = (stream: string): string => `head -c 2000000 /dev/zero | tr '\\0' x ${stream}\n`;
+  const run = await runAgent({
+    policy: policyFor(origin.port),
+    script: `${flood('')}${flood('>&2')}exit 3\n`,
+    readersLeaveEarly: true,
+  });
+  assert.equal(run.code, 3, run.stderr);
+  assert.equal(evidenceOf(run).report.sealed, true);
+});
+
 test('a script that ends itself with a signal ends as it would outside the boundary (128+N)', async () => {
   // PID 1 of a namespace ignores signals it has no handler for: the script must not be it.
   const run = await runAgent({

@@ -202,6 +202,39 @@ test('proxy CLI: a second SIGTERM or SIGINT while it stops does not end it befor
   }
 });
 
+test('proxy CLI: a log reader that goes away does not stop it: traffic goes on, SIGTERM seals', async () => {
+  const origin = await startOrigin(echo);
+  const dir = tempDir();
+  const evidence = join(dir, 'evidence');
+  const cli = runCli([
+    ...['proxy', '--policy', policyFile(dir, policyFor(origin.port))],
+    ...['--listen', '127.0.0.1:0', '--evidence-dir', evidence],
+    ...['--resolve', 'api.example.test:127.0.0.1'],
+  ]);
+  try {
+    const ready = await readyOrExit(cli);
+    cli.child.stderr.destroy();
+    for (const path of ['/one', '/two']) {
+      const ok = await curl([
+        '-i',
+        '--proxy',
+        String(ready.url),
+        `http://api.example.test:${origin.port}${path}`,
+      ]);
+      assert.equal(parseCurlResponse(ok.stdout).status, 200);
+    }
+    cli.child.kill('SIGTERM');
+    assert.deepEqual(await cli.exited, { code: 0, signal: null });
+    const read = readEvidenceDir(evidence);
+    assertValid(read, true);
+    assert.equal(decisions(read.receipts).length, 2);
+  } finally {
+    cli.child.kill('SIGKILL');
+    await origin.close();
+    cleanup(dir);
+  }
+});
+
 test('proxy CLI: evidence that cannot be sealed (a full disk) ends it with exit 1 and a clear message, the chain a verifiable prefix', async () => {
   const origin = await startOrigin(echo);
   const dir = tempDir();
