@@ -10622,7 +10622,7 @@ var require_stream = __commonJS({
       };
       duplex._final = function(callback) {
         if (ws2.readyState === ws2.CONNECTING) {
-          ws2.once("open", function open5() {
+          ws2.once("open", function open6() {
             duplex._final(callback);
           });
           return;
@@ -10643,7 +10643,7 @@ var require_stream = __commonJS({
       };
       duplex._write = function(chunk, encoding, callback) {
         if (ws2.readyState === ws2.CONNECTING) {
-          ws2.once("open", function open5() {
+          ws2.once("open", function open6() {
             duplex._write(chunk, encoding, callback);
           });
           return;
@@ -38842,23 +38842,23 @@ var SESSION_OPEN_LABEL = "pipelock.receipt.session_open.v1";
 function frame(bytes2) {
   return concatBytes(uint64BigEndian(BigInt(bytes2.length)), bytes2);
 }
-function sessionOpenGenesis(backend, open5) {
-  const heartbeat = open5.heartbeat_seconds > 0n ? open5.heartbeat_seconds : 0n;
+function sessionOpenGenesis(backend, open6) {
+  const heartbeat = open6.heartbeat_seconds > 0n ? open6.heartbeat_seconds : 0n;
   const fields2 = [
     SESSION_OPEN_LABEL,
-    open5.run_nonce,
-    open5.open_nonce,
-    open5.recorder_session,
-    open5.policy_hash,
-    open5.signer_key_epoch
+    open6.run_nonce,
+    open6.open_nonce,
+    open6.recorder_session,
+    open6.policy_hash,
+    open6.signer_key_epoch
   ].map((s) => frame(utf8(s)));
   fields2.push(frame(uint64BigEndian(heartbeat)));
   for (const s of [
-    open5.genesis_anchor_head,
-    open5.genesis_anchor_log,
-    open5.posture_capsule_sha256,
-    open5.containment_nonce,
-    open5.contained_uid
+    open6.genesis_anchor_head,
+    open6.genesis_anchor_log,
+    open6.posture_capsule_sha256,
+    open6.containment_nonce,
+    open6.contained_uid
   ]) {
     fields2.push(frame(utf8(s ?? "")));
   }
@@ -38909,19 +38909,19 @@ var ReceiptChainBuilder = class _ReceiptChainBuilder {
    * Opens a run: on an empty chain this is the bound `g1:` genesis; later it is a restart bound
    * to the current tail.
    */
-  openSession(fields2, open5, ext) {
+  openSession(fields2, open6, ext) {
     const bound = this.started ? {
-      ...open5,
+      ...open6,
       chain_open_seq: this.nextSeq,
       prior_chain_head: this.prevHash,
       prior_chain_seq: this.nextSeq - 1n
-    } : { ...open5, chain_open_seq: 0n };
+    } : { ...open6, chain_open_seq: 0n };
     const withGenesis = this.started ? bound : { ...bound, genesis_hash: sessionOpenGenesis(this.backend, bound) };
     if (!this.started) this.prevHash = withGenesis.genesis_hash ?? LEGACY_GENESIS;
-    this.run = { runNonce: open5.run_nonce, openNonce: open5.open_nonce };
+    this.run = { runNonce: open6.run_nonce, openNonce: open6.open_nonce };
     return this.sign(
       fields2,
-      { run_nonce: open5.run_nonce, session_control: { kind: "session_open", open: withGenesis } },
+      { run_nonce: open6.run_nonce, session_control: { kind: "session_open", open: withGenesis } },
       ext
     );
   }
@@ -38960,7 +38960,7 @@ var ReceiptChainBuilder = class _ReceiptChainBuilder {
    * Hands the chain to a new key: returns the old key's endorsement of the new one, and the new
    * segment's first receipt (a restart session_open carrying the key_transition marker).
    */
-  rotate(newSeed, fields2, open5, endorsement) {
+  rotate(newSeed, fields2, open6, endorsement) {
     if (!this.started) throw new Error("cannot rotate the key of an empty chain");
     const priorKey = this.signerKey;
     const priorSeq2 = this.nextSeq - 1n;
@@ -38980,15 +38980,15 @@ var ReceiptChainBuilder = class _ReceiptChainBuilder {
     this.seed = newSeed;
     this.nextSeq = 0n;
     this.segmentCount = 0;
-    this.run = { runNonce: open5.run_nonce, openNonce: open5.open_nonce };
+    this.run = { runNonce: open6.run_nonce, openNonce: open6.open_nonce };
     const opened = {
-      ...open5,
+      ...open6,
       chain_open_seq: 0n,
       prior_chain_head: this.prevHash,
       prior_chain_seq: priorSeq2
     };
     const first = this.sign(fields2, {
-      run_nonce: open5.run_nonce,
+      run_nonce: open6.run_nonce,
       key_transition: marker,
       session_control: { kind: "session_open", open: opened }
     });
@@ -39272,41 +39272,41 @@ var ChainWalker = class {
       breakChain("rotation", "chain starts at a key_transition segment without the prior segment");
     if (ar.chain_seq !== 0n)
       breakChain("genesis", "root receipt segment must start at chain_seq 0");
-    const open5 = ar.session_control?.kind === "session_open" ? ar.session_control.open : void 0;
+    const open6 = ar.session_control?.kind === "session_open" ? ar.session_control.open : void 0;
     if (isBoundGenesis(ar.chain_prev_hash)) {
-      if (!open5) breakChain("genesis", "g1 chain_prev_hash requires SessionControl.Open");
-      this.checkBoundGenesis(ar, open5);
+      if (!open6) breakChain("genesis", "g1 chain_prev_hash requires SessionControl.Open");
+      this.checkBoundGenesis(ar, open6);
     } else if (ar.chain_prev_hash === LEGACY_GENESIS) {
-      if (open5)
+      if (open6)
         breakChain("genesis", "session_open on legacy genesis must use bound g1 chain_prev_hash");
     } else {
       breakChain("genesis", "chain_prev_hash mismatch");
     }
   }
-  checkBoundGenesis(ar, open5) {
-    const genesis = sessionOpenGenesis(this.backend, open5);
+  checkBoundGenesis(ar, open6) {
+    const genesis = sessionOpenGenesis(this.backend, open6);
     if (ar.chain_prev_hash !== genesis) breakChain("genesis", "session_open genesis hash mismatch");
-    if (open5.genesis_hash !== genesis) breakChain("genesis", "session_open genesis_hash mismatch");
-    if (open5.chain_open_seq !== ar.chain_seq)
+    if (open6.genesis_hash !== genesis) breakChain("genesis", "session_open genesis_hash mismatch");
+    if (open6.chain_open_seq !== ar.chain_seq)
       breakChain("genesis", "session_open chain_open_seq does not match receipt chain_seq");
-    if (priorHead(open5) !== "" || priorSeq(open5) !== 0n) {
+    if (priorHead(open6) !== "" || priorSeq(open6) !== 0n) {
       breakChain("genesis", "bound genesis session_open must not carry prior chain tail");
     }
   }
   // A session_open after the first receipt is a restart: it must bind to the tail it continues.
   checkRestart(ar) {
-    const open5 = ar.session_control?.open;
-    if (!open5) return;
+    const open6 = ar.session_control?.open;
+    if (!open6) return;
     if (isBoundGenesis(ar.chain_prev_hash))
       breakChain("genesis", "restart session_open must not use a g1 chain_prev_hash");
-    if ((open5.genesis_hash ?? "") !== "")
+    if ((open6.genesis_hash ?? "") !== "")
       breakChain("genesis", "restart session_open must not carry genesis_hash");
-    if (open5.chain_open_seq !== ar.chain_seq)
+    if (open6.chain_open_seq !== ar.chain_seq)
       breakChain("genesis", "session_open chain_open_seq does not match receipt chain_seq");
-    if (priorHead(open5) !== this.prevHash) {
+    if (priorHead(open6) !== this.prevHash) {
       breakChain("genesis", "restart session_open prior_chain_head does not match prior tail hash");
     }
-    if (priorSeq(open5) !== this.prevSeq) {
+    if (priorSeq(open6) !== this.prevSeq) {
       breakChain(
         "genesis",
         "restart session_open prior_chain_seq does not match prior receipt chain_seq"
@@ -39359,13 +39359,13 @@ var ChainWalker = class {
       breakChain("lifecycle", "session_control receipt missing run_nonce");
     if (runNonce === "") return;
     if (control?.open) {
-      const open5 = control.open;
-      if (open5.run_nonce !== runNonce)
+      const open6 = control.open;
+      if (open6.run_nonce !== runNonce)
         breakChain("lifecycle", "session_open run_nonce does not match receipt run_nonce");
-      if (open5.open_nonce === "") breakChain("lifecycle", "session_open missing open_nonce");
+      if (open6.open_nonce === "") breakChain("lifecycle", "session_open missing open_nonce");
       if (this.runs.has(runNonce)) breakChain("lifecycle", "duplicate session_open for run_nonce");
-      this.runs.set(runNonce, { openNonce: open5.open_nonce, closed: false });
-      this.active = { runNonce, openNonce: open5.open_nonce };
+      this.runs.set(runNonce, { openNonce: open6.open_nonce, closed: false });
+      this.active = { runNonce, openNonce: open6.open_nonce };
       return;
     }
     const run = this.runs.get(runNonce);
@@ -39408,8 +39408,8 @@ var ChainWalker = class {
       breakChain("lifecycle", `${kind} open_nonce does not match active session_open`);
   }
 };
-var priorHead = (open5) => open5.prior_chain_head ?? "";
-var priorSeq = (open5) => open5.prior_chain_seq ?? 0n;
+var priorHead = (open6) => open6.prior_chain_head ?? "";
+var priorSeq = (open6) => open6.prior_chain_seq ?? 0n;
 
 // src/receipts/recorder.ts
 var RECORDER_GENESIS = "genesis";
@@ -43828,13 +43828,13 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
   client.on("message", (data2, isBinary) => toUpstream.send(data2, isBinary));
   upstream.on("message", (data2, isBinary) => toClient.send(data2, isBinary));
   return new Promise((resolve5) => {
-    let open5 = 2;
+    let open6 = 2;
     const closed = (side, code2, other) => {
       if (tally.reason === "complete" && code2 !== 1e3 && code2 !== 1005)
         tally.reason = `${side}_closed_${code2}`;
       void (side === "client" ? toUpstream : toClient).settled().then(() => {
         closeWithin(other, closeCode(code2));
-        if (--open5 > 0) return;
+        if (--open6 > 0) return;
         void context2.record(
           outcomeOf(
             entry,
@@ -46310,13 +46310,13 @@ var EvidenceWriter = class _EvidenceWriter {
     const { target, pattern = "", method, requestId, actionId } = entry;
     const text2 = [target, pattern, method, requestId, actionId, actor, policyHash2];
     const length = text2.reduce((sum, part) => sum + part.length, 0);
-    let open5 = this.fd >= 0;
+    let open6 = this.fd >= 0;
     let entries = this.entriesInFile;
     let bytes2 = this.bytesInFile;
     for (const size of [4096 + 6 * length, ...SEAL_LINES]) {
-      if (!open5 || this.startsNewFile(entries, bytes2, size)) {
+      if (!open6 || this.startsNewFile(entries, bytes2, size)) {
         files++;
-        open5 = true;
+        open6 = true;
         entries = 0;
         bytes2 = 0;
       }
@@ -47033,11 +47033,16 @@ async function readUpstreamCa(io, file) {
 
 // src/cli/replace-file.ts
 import { randomBytes as randomBytes5 } from "node:crypto";
-import { rename as rename3, rm as rm6, writeFile as writeFile5 } from "node:fs/promises";
+import { open as open3, rename as rename3, rm as rm6 } from "node:fs/promises";
 async function replaceFile(path5, data2, mode) {
   const fresh = `${path5}.${randomBytes5(6).toString("hex")}.new`;
-  await writeFile5(fresh, data2, { mode, flag: "wx" });
+  const file = await open3(fresh, "wx", mode);
   try {
+    try {
+      await file.writeFile(data2);
+    } finally {
+      await file.close();
+    }
     await rename3(fresh, path5);
   } catch (error2) {
     await rm6(fresh, { force: true });
@@ -47280,7 +47285,7 @@ import { basename as basename3, join as join19 } from "node:path";
 
 // src/boundary/boundary.ts
 import { spawn as spawn5 } from "node:child_process";
-import { chmod as chmod4, chown, copyFile as copyFile2, mkdir as mkdir5, readFile as readFile7, stat as stat6, writeFile as writeFile7 } from "node:fs/promises";
+import { chmod as chmod4, chown, copyFile as copyFile2, mkdir as mkdir5, readFile as readFile7, stat as stat6, writeFile as writeFile6 } from "node:fs/promises";
 import { constants as constants6 } from "node:os";
 import { basename, dirname as dirname3, join as join10 } from "node:path";
 
@@ -48211,12 +48216,12 @@ var SYSTEM_CA_BUNDLES = [
 // src/boundary/run-lock.ts
 import { spawn as spawn4 } from "node:child_process";
 import { once as once3 } from "node:events";
-import { access, chmod as chmod3, readdir as readdir3, writeFile as writeFile6 } from "node:fs/promises";
+import { access, chmod as chmod3, readdir as readdir3, writeFile as writeFile5 } from "node:fs/promises";
 import { join as join9 } from "node:path";
 var HELD_ELSEWHERE = 75;
 async function takeRunLock(flock, base, onLost) {
   const lockFile = join9(base, "run.lock");
-  await writeFile6(lockFile, "", { flag: "a", mode: 384 });
+  await writeFile5(lockFile, "", { flag: "a", mode: 384 });
   await chmod3(lockFile, 384);
   const holder = spawn4(
     flock,
@@ -48529,7 +48534,7 @@ async function makeStages(layout2, dirs) {
   for (const { path: path5, stage } of dirs) if (stage !== path5) await mkdir5(stage, { mode: 448 });
 }
 async function writeOwned(file, data2, mode, owner2) {
-  await writeFile7(file, data2, { mode, flag: "wx" });
+  await writeFile6(file, data2, { mode, flag: "wx" });
   await chown(file, owner2.uid, owner2.gid);
   await chmod4(file, mode);
 }
@@ -48789,8 +48794,8 @@ var ChainTally = class {
     if (record2.verdict === "block")
       this.layers[record2.layer ?? ""] = (this.layers[record2.layer ?? ""] ?? 0) + 1;
     if (record2.transport !== SESSION_TRANSPORT) this.actors.add(record2.actor);
-    const open5 = record2.session_control?.open;
-    if (open5 !== void 0) this.runCapsules.add(open5.posture_capsule_sha256 ?? "");
+    const open6 = record2.session_control?.open;
+    if (open6 !== void 0) this.runCapsules.add(open6.posture_capsule_sha256 ?? "");
     if (!isRequest(record2)) return;
     const destination2 = destinationOf(record2.target);
     this.domains.add(hostOf(destination2));
@@ -49058,7 +49063,7 @@ import { join as join18 } from "node:path";
 
 // src/packet/write-packet.ts
 import { createReadStream } from "node:fs";
-import { access as access3, open as open3, writeFile as writeFile8 } from "node:fs/promises";
+import { access as access3, open as open4, writeFile as writeFile7 } from "node:fs/promises";
 import { createInterface as createInterface2 } from "node:readline";
 import { join as join13 } from "node:path";
 
@@ -49085,8 +49090,8 @@ async function summarizeEvidence(dir, each = async () => {
 // src/packet/write-packet.ts
 var NEW_FILE = "wx";
 async function writePacketEvidence(packet) {
-  const evidence = await open3(join13(packet.out, PACKET_FILES.evidence), NEW_FILE, 420);
-  const receiptsFile = await open3(join13(packet.out, RECEIPTS_FILE), NEW_FILE, 420);
+  const evidence = await open4(join13(packet.out, PACKET_FILES.evidence), NEW_FILE, 420);
+  const receiptsFile = await open4(join13(packet.out, RECEIPTS_FILE), NEW_FILE, 420);
   let counted = 0;
   let read;
   try {
@@ -49106,10 +49111,10 @@ async function writePacketEvidence(packet) {
     await evidence.close();
     await receiptsFile.close();
   }
-  await writeFile8(join13(packet.out, POLICY_FILE), packet.policyBytes, { flag: NEW_FILE });
-  await writeFile8(join13(packet.out, POLICY_HASH_FILE), `${packet.policyHash}
+  await writeFile7(join13(packet.out, POLICY_FILE), packet.policyBytes, { flag: NEW_FILE });
+  await writeFile7(join13(packet.out, POLICY_HASH_FILE), `${packet.policyHash}
 `, { flag: NEW_FILE });
-  await writeFile8(join13(packet.out, PUBLIC_KEY_FILE), encodePublicKeyPem(packet.publicKey), {
+  await writeFile7(join13(packet.out, PUBLIC_KEY_FILE), encodePublicKeyPem(packet.publicKey), {
     flag: NEW_FILE
   });
   return read.summary;
@@ -49126,8 +49131,8 @@ async function writePacketReport(packet) {
     ...given,
     engineLog: await readEngineLogFacts(join13(out, ENGINE_LOG))
   });
-  await writeFile8(join13(out, PACKET_FILES.packet), files.packetJson, { flag: NEW_FILE });
-  await writeFile8(join13(out, PACKET_FILES.summary), files.summaryMarkdown, { flag: NEW_FILE });
+  await writeFile7(join13(out, PACKET_FILES.packet), files.packetJson, { flag: NEW_FILE });
+  await writeFile7(join13(out, PACKET_FILES.summary), files.summaryMarkdown, { flag: NEW_FILE });
   return files.summaryMarkdown;
 }
 async function readEngineLogFacts(path5) {
@@ -49210,7 +49215,7 @@ function parseVerificationReport(text2) {
 }
 
 // src/cli/verify-command.ts
-import { writeFile as writeFile9 } from "node:fs/promises";
+import { writeFile as writeFile8 } from "node:fs/promises";
 
 // src/cli/input-file.ts
 import { stat as stat7 } from "node:fs/promises";
@@ -49372,7 +49377,7 @@ function unread(file, fact) {
 
 // src/packet/check/evidence-dir.ts
 import { createReadStream as createReadStream4 } from "node:fs";
-import { lstat as lstat6, open as open4, readdir as readdir6 } from "node:fs/promises";
+import { lstat as lstat6, open as open5, readdir as readdir6 } from "node:fs/promises";
 import { join as join14 } from "node:path";
 
 // src/packet/check/read-facts.ts
@@ -49461,7 +49466,7 @@ async function readEvidenceDir(dir, joinedFile) {
   }
 }
 async function firstDifference(dir, files, joinedFile) {
-  const joined = await open4(joinedFile, "r");
+  const joined = await open5(joinedFile, "r");
   try {
     let offset = 0;
     for (const name of files) {
@@ -50216,7 +50221,7 @@ async function verifyCommand(args, io) {
   if (request.output === void 0) return code2;
   try {
     await makeDirectories(path4.dirname(request.output), 493);
-    await writeFile9(request.output, encodeVerificationReport(report));
+    await writeFile8(request.output, encodeVerificationReport(report));
   } catch (error2) {
     io.err(`${PREFIX}: cannot write ${request.output}: ${error2.message}
 `);
@@ -50263,14 +50268,14 @@ async function writeAuditPacket(packet, io) {
 }
 
 // src/cli/run-outcome.ts
-import { readFile as readFile11, writeFile as writeFile10 } from "node:fs/promises";
+import { readFile as readFile11, writeFile as writeFile9 } from "node:fs/promises";
 var RUN_OUTCOME = object({
   exit_code: number2().int(),
   boundary_failure: string2().nullable(),
   refused: array(string2()).optional()
 });
 async function writeRunOutcome(file, outcome) {
-  await writeFile10(file, `${JSON.stringify(outcome)}
+  await writeFile9(file, `${JSON.stringify(outcome)}
 `, { mode: 420, flag: "wx" });
 }
 
