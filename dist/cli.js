@@ -46020,7 +46020,7 @@ import {
   openSync as openSync2,
   readdirSync as readdirSync2,
   statSync,
-  unlinkSync,
+  unlinkSync as unlinkSync2,
   writeSync
 } from "node:fs";
 import { join as join6 } from "node:path";
@@ -46035,6 +46035,7 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  unlinkSync,
   writeFileSync
 } from "node:fs";
 import { join as join5 } from "node:path";
@@ -46043,20 +46044,27 @@ function evidenceFiles(dir) {
 }
 function readChainTail(dir, backend, signerKey) {
   const names = evidenceFiles(dir);
-  const last = names.at(-1);
-  if (last === void 0) throw new Error(`${dir} holds no evidence to continue`);
+  const lastName = names.at(-1);
+  if (lastName === void 0) throw new Error(`${dir} holds no evidence to continue`);
   const refuse2 = (why) => new Error(`cannot continue the chain in ${dir}: ${why}; start a new evidence directory`);
-  const verifier = new EvidenceVerifier(backend, { trustedKeys: [signerKey], wholeRecorder: true });
-  let lastFile;
-  for (const name of names) {
+  const read = (name) => {
     const file = readEvidenceFile(join5(dir, name));
     if (typeof file === "string") throw refuse2(file);
+    return file;
+  };
+  const last = read(lastName);
+  const unbegun = whole(last.content) === 0;
+  const chainNames = unbegun ? names.slice(0, -1) : names;
+  const verifier = new EvidenceVerifier(backend, { trustedKeys: [signerKey], wholeRecorder: true });
+  let tail;
+  for (const name of chainNames) {
+    const file = name === lastName ? last : read(name);
+    tail = name === lastName ? file.content.subarray(0, whole(file.content)) : file.content;
     const stream = new EvidenceStream(verifier, name, "lines");
-    stream.write(name === last ? file.content.subarray(0, whole(file.content)) : file.content);
+    stream.write(tail);
     stream.end();
-    lastFile = file;
   }
-  if (lastFile === void 0) throw new Error("unreachable: names is not empty");
+  if (tail === void 0) throw refuse2("it holds no receipts");
   const report = verifier.finish();
   if (!report.valid)
     throw refuse2(
@@ -46067,17 +46075,17 @@ function readChainTail(dir, backend, signerKey) {
   if (report.final_seq === void 0 || report.root_hash === void 0 || report.start_time === void 0) {
     throw refuse2("it holds no receipts");
   }
-  const end = whole(lastFile.content);
-  const lines = lastFile.content.subarray(0, end).toString("utf8").split("\n");
-  const entry = parseEntryLine(lines.at(-2) ?? "");
+  const entry = parseEntryLine(tail.toString("utf8").split("\n").at(-2) ?? "");
   if (!entry.ok) throw refuse2(`its last entry cannot be read (${entry.failure.message})`);
+  const tornFile = whole(last.content) === last.content.length ? void 0 : setTornLineAside(dir, lastName, last);
+  if (unbegun) unlinkSync(join5(dir, lastName));
   return {
     finalSeq: report.final_seq,
     rootHash: report.root_hash,
     receiptCount: report.receipt_count,
     startTime: report.start_time,
     entry: { seq: entry.value.seq, hash: entry.value.hash },
-    tornFile: end === lastFile.content.length ? void 0 : setTornLineAside(dir, last, lastFile)
+    tornFile
   };
 }
 function whole(content) {
@@ -46200,7 +46208,7 @@ var EvidenceWriter = class _EvidenceWriter {
         `evidence directory ${options.dir} ${unsafe}: they could remove or replace evidence files, or plant links where the engine writes; use a directory only this user owns and can write (chmod go-w)`
       );
     }
-    const existing2 = readdirSync2(options.dir).filter((name) => name.startsWith("evidence-"));
+    const existing2 = evidenceNames(options.dir);
     const signerKey = publicKeyHex(options.backend.ed25519PublicKey(options.seed));
     let resumed;
     if (existing2.length >= maxFilesOf(options))
@@ -46217,7 +46225,12 @@ var EvidenceWriter = class _EvidenceWriter {
         );
       }
     }
-    const writer = new _EvidenceWriter(options, resumed, existing2.length);
+    const writer = new _EvidenceWriter(
+      options,
+      resumed,
+      // What is left once a file the old engine had only begun is removed.
+      resumed === void 0 ? 0 : evidenceNames(options.dir).length
+    );
     try {
       const nonce = () => randomBytes3(16).toString("hex");
       const time2 = goTimestamp(writer.now());
@@ -46401,7 +46414,7 @@ var EvidenceWriter = class _EvidenceWriter {
       if (begun.length > 0) {
         this.closeFile(false);
         for (const name of begun) {
-          unlinkSync(join6(this.options.dir, name));
+          unlinkSync2(join6(this.options.dir, name));
           this.fileIds.delete(name);
         }
       }
@@ -46462,6 +46475,9 @@ var EvidenceWriter = class _EvidenceWriter {
     });
   }
 };
+function evidenceNames(dir) {
+  return readdirSync2(dir).filter((name) => name.startsWith("evidence-"));
+}
 function maxFilesOf(options) {
   return Math.min(options.maxFiles ?? MAX_SHARDS, MAX_SHARDS);
 }

@@ -1,6 +1,7 @@
 // Reading back a chain the engine left behind (a crash, a kill), so a new engine can continue
 // it: the rest must verify under the signing key, and only then is the last line the old writer
-// did not finish moved aside (kept, never deleted); the tail state to link to is returned.
+// did not finish moved aside (kept, never deleted), and a file it had only begun removed; the
+// tail state to link to is returned.
 
 import {
   closeSync,
@@ -10,6 +11,7 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  unlinkSync,
   writeFileSync,
   type Stats,
 } from 'node:fs';
@@ -40,22 +42,31 @@ export function evidenceFiles(dir: string): string[] {
 
 export function readChainTail(dir: string, backend: CryptoBackend, signerKey: string): ChainTail {
   const names = evidenceFiles(dir);
-  const last = names.at(-1);
-  if (last === undefined) throw new Error(`${dir} holds no evidence to continue`);
+  const lastName = names.at(-1);
+  if (lastName === undefined) throw new Error(`${dir} holds no evidence to continue`);
   const refuse = (why: string) =>
     new Error(`cannot continue the chain in ${dir}: ${why}; start a new evidence directory`);
-  const verifier = new EvidenceVerifier(backend, { trustedKeys: [signerKey], wholeRecorder: true });
-  let lastFile: EvidenceFile | undefined;
-  for (const name of names) {
+  const read = (name: string): EvidenceFile => {
     const file = readEvidenceFile(join(dir, name));
     if (typeof file === 'string') throw refuse(file);
-    const stream = new EvidenceStream(verifier, name, 'lines');
+    return file;
+  };
+  const last = read(lastName);
+  // A file the old engine died in before finishing its first line holds nothing of the chain
+  // (and is named for the entry the next engine starts at): the file before it is continued.
+  const unbegun = whole(last.content) === 0;
+  const chainNames = unbegun ? names.slice(0, -1) : names;
+  const verifier = new EvidenceVerifier(backend, { trustedKeys: [signerKey], wholeRecorder: true });
+  let tail: Buffer | undefined;
+  for (const name of chainNames) {
+    const file = name === lastName ? last : read(name);
     // An unfinished last line is judged as set aside: nothing is changed before all is checked.
-    stream.write(name === last ? file.content.subarray(0, whole(file.content)) : file.content);
+    tail = name === lastName ? file.content.subarray(0, whole(file.content)) : file.content;
+    const stream = new EvidenceStream(verifier, name, 'lines');
+    stream.write(tail);
     stream.end();
-    lastFile = file;
   }
-  if (lastFile === undefined) throw new Error('unreachable: names is not empty');
+  if (tail === undefined) throw refuse('it holds no receipts');
   const report = verifier.finish();
   if (!report.valid)
     throw refuse(
@@ -70,17 +81,18 @@ export function readChainTail(dir: string, backend: CryptoBackend, signerKey: st
   ) {
     throw refuse('it holds no receipts');
   }
-  const end = whole(lastFile.content);
-  const lines = lastFile.content.subarray(0, end).toString('utf8').split('\n');
-  const entry = parseEntryLine(lines.at(-2) ?? '');
+  const entry = parseEntryLine(tail.toString('utf8').split('\n').at(-2) ?? '');
   if (!entry.ok) throw refuse(`its last entry cannot be read (${entry.failure.message})`);
+  const tornFile =
+    whole(last.content) === last.content.length ? undefined : setTornLineAside(dir, lastName, last);
+  if (unbegun) unlinkSync(join(dir, lastName));
   return {
     finalSeq: report.final_seq,
     rootHash: report.root_hash,
     receiptCount: report.receipt_count,
     startTime: report.start_time,
     entry: { seq: entry.value.seq, hash: entry.value.hash },
-    tornFile: end === lastFile.content.length ? undefined : setTornLineAside(dir, last, lastFile),
+    tornFile,
   };
 }
 

@@ -183,7 +183,7 @@ export class EvidenceWriter implements DecisionLog {
         `evidence directory ${options.dir} ${unsafe}: they could remove or replace evidence files, or plant links where the engine writes; use a directory only this user owns and can write (chmod go-w)`,
       );
     }
-    const existing = readdirSync(options.dir).filter((name) => name.startsWith('evidence-'));
+    const existing = evidenceNames(options.dir);
     const signerKey = publicKeyHex(options.backend.ed25519PublicKey(options.seed));
     let resumed: ChainTail | undefined;
     if (existing.length >= maxFilesOf(options))
@@ -200,7 +200,12 @@ export class EvidenceWriter implements DecisionLog {
         );
       }
     }
-    const writer = new EvidenceWriter(options, resumed, existing.length);
+    const writer = new EvidenceWriter(
+      options,
+      resumed,
+      // What is left once a file the old engine had only begun is removed.
+      resumed === undefined ? 0 : evidenceNames(options.dir).length,
+    );
     try {
       const nonce = () => randomBytes(16).toString('hex');
       const time = goTimestamp(writer.now());
@@ -485,6 +490,11 @@ export class EvidenceWriter implements DecisionLog {
       if (error && generation === this.fileGeneration && !this.failure) this.failure = error;
     });
   }
+}
+
+/** Names in the evidence directory that count against its file limit. */
+function evidenceNames(dir: string): string[] {
+  return readdirSync(dir).filter((name) => name.startsWith('evidence-'));
 }
 
 function maxFilesOf(options: EvidenceWriterOptions): number {

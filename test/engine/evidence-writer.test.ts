@@ -538,6 +538,40 @@ test('an unfinished last line is set aside (kept) before the chain is continued'
   }
 });
 
+for (const [what, begun] of [
+  ['an empty file', ''],
+  ['a file holding only part of its first line', '{"v":2,"seq":'],
+] as const) {
+  test(`${what} the old engine had just begun (killed between creating it and its first line) does not stop the chain being continued`, async () => {
+    const root = tempDir();
+    try {
+      const seed = randomBytes(32);
+      const crashed = writer(root, { seed, maxEntriesPerFile: 2 });
+      for (let i = 0; i < 3; i++) await crashed.append(entry(i));
+      crashed.abandon();
+      // What its next rotation would have made: the file named for the entry after its last.
+      const before = readdirSync(root).sort();
+      const lastFile = readCompleteLines(root).files.at(-1) ?? '';
+      const lastLine = readFileSync(join(root, lastFile), 'utf8').trimEnd().split('\n').at(-1);
+      const { seq } = JSON.parse(lastLine ?? '') as { seq: number };
+      const begunName = `evidence-proxy-${seq + 1}.jsonl`;
+      writeFileSync(join(root, begunName), begun, { mode: 0o600 });
+      const { writer: next, resumed } = open(root, { seed, maxEntriesPerFile: 2 });
+      assert.equal(resumed?.receiptCount, 4, 'open + 3 decisions');
+      assert.equal(resumed?.tornFile, begun === '' ? undefined : `${begunName}.torn-1`);
+      if (begun !== '')
+        assert.equal(readFileSync(join(root, `${begunName}.torn-1`), 'utf8'), begun);
+      await next.append(entry(3));
+      const summary = next.seal();
+      assert.equal(summary.files[0], begunName, 'the next engine starts the file afresh');
+      assert.ok(before.every((name) => readdirSync(root).includes(name)));
+      assertValid(readEvidenceDir(root), true);
+    } finally {
+      cleanup(root);
+    }
+  });
+}
+
 test('a chain that cannot be continued keeps its unfinished last line where it is', async () => {
   const root = tempDir();
   try {
