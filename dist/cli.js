@@ -46166,8 +46166,9 @@ var EvidenceWriter = class _EvidenceWriter {
   checkpointInterval;
   fsyncTimer;
   files = [];
-  /** The file each name was made as: one removed or replaced is evidence lost. */
+  /** The file each name was made as, and what it holds: one removed, replaced or cut is evidence lost. */
   fileIds = /* @__PURE__ */ new Map();
+  currentFile;
   fd = -1;
   entriesInFile = 0;
   bytesInFile = 0;
@@ -46384,6 +46385,7 @@ var EvidenceWriter = class _EvidenceWriter {
       for (let written = 0; written < bytes2.length; ) written += writeSync(this.fd, bytes2, written);
       this.entriesInFile++;
       this.bytesInFile += bytes2.length;
+      if (this.currentFile) this.currentFile.size = this.bytesInFile;
       this.recorderSeq++;
       this.dirty = true;
     } catch (error2) {
@@ -46397,9 +46399,10 @@ var EvidenceWriter = class _EvidenceWriter {
   startFile() {
     this.closeFile();
     const name = `evidence-${RECORDER_SESSION}-${this.recorderSeq}.jsonl`;
-    this.fd = openSync2(join6(this.options.dir, name), "wx", 384);
+    this.fd = openSync2(join6(this.options.dir, name), "ax", 384);
     const { dev, ino } = fstatSync2(this.fd);
-    this.fileIds.set(name, { dev, ino });
+    this.currentFile = { dev, ino, size: 0 };
+    this.fileIds.set(name, this.currentFile);
     this.files.push(name);
     this.entriesInFile = 0;
     this.bytesInFile = 0;
@@ -46420,6 +46423,8 @@ var EvidenceWriter = class _EvidenceWriter {
       }
       const last = this.files.at(-1);
       if (last === void 0 || end.bytes === void 0) return;
+      const written = this.fileIds.get(last);
+      if (written) written.size = end.bytes;
       if (this.fd >= 0) {
         ftruncateSync2(this.fd, end.bytes);
         return;
@@ -46446,7 +46451,7 @@ var EvidenceWriter = class _EvidenceWriter {
       this.dirty = false;
     }
   }
-  /** Why a file this writer made (of `names`) is no longer at its name, if one is not. */
+  /** Why a file this writer made (of `names`) is no longer at its name as written, if one is not. */
   lostFile(names = this.fileIds.keys()) {
     for (const name of names) {
       const id2 = this.fileIds.get(name);
@@ -46459,6 +46464,8 @@ var EvidenceWriter = class _EvidenceWriter {
       }
       if (now?.dev !== id2.dev || now.ino !== id2.ino)
         return `${name} was removed or replaced in ${this.options.dir} while the engine wrote it: the evidence there is not whole`;
+      if (now.size !== id2.size)
+        return `${name} in ${this.options.dir} holds ${now.size} bytes where the engine wrote ${id2.size}: something else cut or wrote it, and the evidence there is not whole`;
     }
     return void 0;
   }

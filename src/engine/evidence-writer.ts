@@ -109,8 +109,9 @@ export class EvidenceWriter implements DecisionLog {
   private readonly checkpointInterval: number;
   private readonly fsyncTimer: NodeJS.Timeout;
   private readonly files: string[] = [];
-  /** The file each name was made as: one removed or replaced is evidence lost. */
-  private readonly fileIds = new Map<string, { readonly dev: number; readonly ino: number }>();
+  /** The file each name was made as, and what it holds: one removed, replaced or cut is evidence lost. */
+  private readonly fileIds = new Map<string, WrittenFile>();
+  private currentFile: WrittenFile | undefined;
   private fd = -1;
   private entriesInFile = 0;
   private bytesInFile = 0;
@@ -383,6 +384,7 @@ export class EvidenceWriter implements DecisionLog {
       for (let written = 0; written < bytes.length;) written += writeSync(this.fd, bytes, written);
       this.entriesInFile++;
       this.bytesInFile += bytes.length;
+      if (this.currentFile) this.currentFile.size = this.bytesInFile;
       this.recorderSeq++;
       this.dirty = true;
     } catch (error) {
@@ -401,9 +403,13 @@ export class EvidenceWriter implements DecisionLog {
   private startFile(): void {
     this.closeFile();
     const name = `evidence-${RECORDER_SESSION}-${this.recorderSeq}.jsonl`;
-    this.fd = openSync(join(this.options.dir, name), 'wx', 0o600);
+    // Appending: a file cut or written to by something else then keeps a size unlike what the
+    // engine wrote, which the check on every tick sees (at an offset, the next write would
+    // fill the gap back up).
+    this.fd = openSync(join(this.options.dir, name), 'ax', 0o600);
     const { dev, ino } = fstatSync(this.fd);
-    this.fileIds.set(name, { dev, ino });
+    this.currentFile = { dev, ino, size: 0 };
+    this.fileIds.set(name, this.currentFile);
     this.files.push(name);
     this.entriesInFile = 0;
     this.bytesInFile = 0;
@@ -425,6 +431,8 @@ export class EvidenceWriter implements DecisionLog {
       }
       const last = this.files.at(-1);
       if (last === undefined || end.bytes === undefined) return;
+      const written = this.fileIds.get(last);
+      if (written) written.size = end.bytes;
       if (this.fd >= 0) {
         ftruncateSync(this.fd, end.bytes);
         return;
@@ -454,7 +462,7 @@ export class EvidenceWriter implements DecisionLog {
     }
   }
 
-  /** Why a file this writer made (of `names`) is no longer at its name, if one is not. */
+  /** Why a file this writer made (of `names`) is no longer at its name as written, if one is not. */
   private lostFile(names: Iterable<string> = this.fileIds.keys()): string | undefined {
     for (const name of names) {
       const id = this.fileIds.get(name);
@@ -468,6 +476,8 @@ export class EvidenceWriter implements DecisionLog {
       }
       if (now?.dev !== id.dev || now.ino !== id.ino)
         return `${name} was removed or replaced in ${this.options.dir} while the engine wrote it: the evidence there is not whole`;
+      if (now.size !== id.size)
+        return `${name} in ${this.options.dir} holds ${now.size} bytes where the engine wrote ${id.size}: something else cut or wrote it, and the evidence there is not whole`;
     }
     return undefined;
   }
@@ -490,6 +500,13 @@ export class EvidenceWriter implements DecisionLog {
       if (error && generation === this.fileGeneration && !this.failure) this.failure = error;
     });
   }
+}
+
+interface WrittenFile {
+  readonly dev: number;
+  readonly ino: number;
+  /** The bytes the engine has written to it. */
+  size: number;
 }
 
 /** Names in the evidence directory that count against its file limit. */

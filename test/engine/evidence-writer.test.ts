@@ -17,6 +17,7 @@ import {
   rmSync,
   statSync,
   symlinkSync,
+  truncateSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
@@ -653,6 +654,8 @@ test('an evidence directory others can write, or another user owns, is refused b
 for (const [how, lose] of [
   ['moved away', (file: string) => renameSync(file, `${file}.moved`)],
   ['replaced', (file: string) => (rmSync(file), writeFileSync(file, ''))],
+  ['cut short in place', (file: string) => truncateSync(file, 100)],
+  ['written to by something else', (file: string) => appendFileSync(file, '{}\n')],
   [
     'out of reach (its directory replaced by a file)',
     (file: string) => {
@@ -675,7 +678,7 @@ for (const [how, lose] of [
       }
       assert.match(
         refused?.message ?? 'appends went on',
-        /evidence-proxy-0\.jsonl (was removed or replaced|in .* cannot be looked at any more)/,
+        /evidence-proxy-0\.jsonl (was removed or replaced|in .* (cannot be looked at any more|holds \d+ bytes where the engine wrote \d+))/,
       );
       assert.throws(() => w.seal(), /the evidence there is not whole/);
       w.abandon();
@@ -684,6 +687,22 @@ for (const [how, lose] of [
     }
   });
 }
+
+test('an evidence file cut after it was rotated away is named at seal, which then fails', async () => {
+  const root = tempDir();
+  try {
+    const w = writer(root, { maxEntriesPerFile: 2 });
+    for (let i = 0; i < 4; i++) await w.append(entry(i));
+    truncateSync(join(root, 'evidence-proxy-0.jsonl'), 10);
+    assert.throws(
+      () => w.seal(),
+      /evidence-proxy-0\.jsonl in .* holds 10 bytes where the engine wrote \d+: something else cut or wrote it/,
+    );
+    w.abandon();
+  } finally {
+    cleanup(root);
+  }
+});
 
 test('a chain signed by another key is not continued', async () => {
   const root = tempDir();
