@@ -41436,6 +41436,11 @@ function parseAll(bytes2, file) {
     );
   }
   const text2 = new TextDecoder("utf-8", { ignoreBOM: false }).decode(bytes2);
+  const breakAt = text2.search(DISPUTED_LINE_BREAK);
+  if (breakAt >= 0) {
+    const { line, col } = textPosition(text2, breakAt);
+    return at("disputed_line_break", line, col, disputedLineBreakMessage(text2.charAt(breakAt)));
+  }
   const deepAt = tooDeepFlowOffset(text2);
   if (deepAt !== void 0) {
     const { line, col } = textPosition(text2, deepAt);
@@ -41515,6 +41520,15 @@ function parseAll(bytes2, file) {
     line: position(nodeAt(doc, ["egress", index, "destination"])?.range?.[0] ?? 0).line
   }));
   return { ok: true, policy: { ...parsed.data, egress, file, hash: policyHash(bytes2) } };
+}
+var DISPUTED_LINE_BREAK = /\r(?!\n)|[\u0085\u2028\u2029]/;
+function disputedLineBreakMessage(char) {
+  const consequence = "YAML readers disagree on whether it ends a line, so what follows it can mean one thing to the engine and another to a reviewer or their tools";
+  if (char === "\r")
+    return `a carriage return (CR) that is not part of a CRLF line ending: ${consequence}; save the file with LF or CRLF line endings`;
+  const name = char === "\x85" ? "NEXT LINE" : char === "\u2028" ? "LINE SEPARATOR" : "PARAGRAPH SEPARATOR";
+  const code2 = char.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0");
+  return `a ${name} character (U+${code2}): ${consequence}; remove it (in a double-quoted string, write it as "\\u${code2}")`;
 }
 function withoutStackTraces(run) {
   const limit = Error.stackTraceLimit;

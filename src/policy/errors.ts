@@ -4,6 +4,7 @@ import { showInvisible } from '../invisible.js';
 export type PolicyErrorCode =
   | 'file_too_large'
   | 'not_utf8'
+  | 'disputed_line_break'
   | 'yaml_syntax'
   | 'too_deeply_nested'
   | 'too_many_errors'

@@ -103,6 +103,11 @@ function parseAll(bytes: Uint8Array, file: string): Parsed {
     );
   }
   const text = new TextDecoder('utf-8', { ignoreBOM: false }).decode(bytes);
+  const breakAt = text.search(DISPUTED_LINE_BREAK);
+  if (breakAt >= 0) {
+    const { line, col } = textPosition(text, breakAt);
+    return at('disputed_line_break', line, col, disputedLineBreakMessage(text.charAt(breakAt)));
+  }
   const deepAt = tooDeepFlowOffset(text);
   if (deepAt !== undefined) {
     const { line, col } = textPosition(text, deepAt);
@@ -186,6 +191,24 @@ function parseAll(bytes: Uint8Array, file: string): Parsed {
     line: position(nodeAt(doc, ['egress', index, 'destination'])?.range?.[0] ?? 0).line,
   }));
   return { ok: true, policy: { ...parsed.data, egress, file, hash: policyHash(bytes) } };
+}
+
+/**
+ * Characters some YAML readers take as the end of a line and others as text: a reviewer's
+ * editor or tools could then show a line (a `methods:` after a comment, say) that the engine
+ * reads as part of the comment before it, or the other way round.
+ */
+const DISPUTED_LINE_BREAK = /\r(?!\n)|[\u0085\u2028\u2029]/;
+
+function disputedLineBreakMessage(char: string): string {
+  const consequence =
+    'YAML readers disagree on whether it ends a line, so what follows it can mean one thing to the engine and another to a reviewer or their tools';
+  if (char === '\r')
+    return `a carriage return (CR) that is not part of a CRLF line ending: ${consequence}; save the file with LF or CRLF line endings`;
+  const name =
+    char === '\u0085' ? 'NEXT LINE' : char === '\u2028' ? 'LINE SEPARATOR' : 'PARAGRAPH SEPARATOR';
+  const code = char.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0');
+  return `a ${name} character (U+${code}): ${consequence}; remove it (in a double-quoted string, write it as "\\u${code}")`;
 }
 
 type Position = (offset: number) => { line: number; col: number };

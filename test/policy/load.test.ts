@@ -418,6 +418,36 @@ test('a non-UTF-8 file written at test time (overlong "/" after a valid ü) is r
   );
 });
 
+for (const [char, says] of [
+  ['\r', 'a carriage return (CR) that is not part of a CRLF line ending'],
+  ['\u0085', 'a NEXT LINE character (U+0085)'],
+  ['\u2028', 'a LINE SEPARATOR character (U+2028)'],
+  ['\u2029', 'a PARAGRAPH SEPARATOR character (U+2029)'],
+] as const) {
+  test(`${says} is refused where it stands: some readers start a new line there, others read on`, () => {
+    // To this YAML reader the methods line is part of the comment (any method); to others it
+    // is a rule of its own (GET only): the reviewer and the engine would see different policies.
+    const text = `version: "1.0"\negress:\n  - destination: api.github.com # GitHub API${char}    methods: [GET]\ndefault_deny: true\n`;
+    const result = parsePolicy(Buffer.from(text, 'utf8'), 'disputed.yaml');
+    assert.equal(result.ok, false);
+    if (result.ok) return;
+    assertErrors(
+      result.errors,
+      [
+        e(
+          'disputed_line_break',
+          3,
+          45,
+          '',
+          says,
+          'YAML readers disagree on whether it ends a line',
+        ),
+      ],
+      'disputed.yaml',
+    );
+  });
+}
+
 test('the not_utf8 column counts characters, like every other column, not bytes', () => {
   // "bücher" then a stray Latin-1 byte: the bad byte is the 7th character after the quote, but the 8th byte.
   const bytes = Buffer.concat([
