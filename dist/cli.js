@@ -40787,7 +40787,9 @@ function parseHostAndPort(text2) {
   const hostText = colon < 0 ? text2 : text2.slice(0, colon);
   const port2 = colon < 0 ? void 0 : parsePort(text2.slice(colon + 1));
   if (port2 === null)
-    return failWith(`"${text2.slice(colon + 1)}" is not a port number; expected 1-65535`);
+    return failWith(
+      `"${text2.slice(colon + 1)}" is not a port number; expected 1-65535, in decimal without leading zeros`
+    );
   if (hostText.startsWith("*.")) {
     const suffix = parseNameOrIpv4(hostText.slice(2));
     if (!suffix.ok) return failWith(`wildcard "${hostText}": after "*." ${suffix.problem}`);
@@ -40819,7 +40821,10 @@ function parseBracketedIpv6(text2) {
   let port2;
   if (rest !== "") {
     const parsed = rest.startsWith(":") ? parsePort(rest.slice(1)) : null;
-    if (parsed === null) return failWith(`"${rest}" after "]" is not ":<port>" (1-65535)`);
+    if (parsed === null)
+      return failWith(
+        `"${rest}" after "]" is not ":<port>" (1-65535, in decimal without leading zeros)`
+      );
     port2 = parsed;
   }
   const ip = ipv6WithoutZone(text2.slice(1, close));
@@ -40912,7 +40917,7 @@ function parseHostAndPortOf(authority) {
   return authority.startsWith("[") ? parseBracketedIpv6(authority) : parseHostAndPort(authority);
 }
 function parsePort(text2) {
-  if (!/^[0-9]{1,5}$/.test(text2)) return null;
+  if (!/^[1-9][0-9]{0,4}$/.test(text2)) return null;
   const port2 = Number(text2);
   return port2 >= 1 && port2 <= 65535 ? port2 : null;
 }
@@ -41274,7 +41279,13 @@ var policySchema = strictObject({
   dlp: dlpSchema.default({ builtin: true, patterns: [] })
 }).superRefine((policy, ctx) => {
   const portsOf = (rule, destination2) => Array.isArray(rule.ports) ? [...rule.ports].sort((a, b) => a - b) : destination2.port === void 0 ? [80, 443] : [destination2.port];
-  const ruleKey = (rule) => isDestination(rule?.destination) ? `${rule.destination.canonical} ports=${portsOf(rule, rule.destination).join(",")}` : void 0;
+  const ruleKey = (rule) => {
+    if (!isDestination(rule?.destination)) return void 0;
+    const { host, url } = rule.destination;
+    const hosts = hostPatternText(host);
+    const where = url ? `${url.scheme}://${hosts}${url.pathPrefix}` : hosts;
+    return `${where} ports=${portsOf(rule, rule.destination).join(",")}`;
+  };
   const rules = listOrEmpty(policy.egress);
   for (const { index, first } of duplicatesBy(rules, ruleKey)) {
     ctx.addIssue(
@@ -41603,10 +41614,19 @@ function forbiddenConstructs(doc, file, position) {
           path: "",
           message: `tag ${node2.tag} is not allowed; write a plain value`
         });
+      } else if ((0, import_yaml2.isScalar)(node2) && typeof node2.value === "number") {
+        const problem = disputedNumberProblem(node2.source ?? "", node2.value);
+        if (problem !== void 0)
+          errors.push({ code: "disputed_number", file, line, col, path: "", message: problem });
       }
     }
   });
   return errors;
+}
+function disputedNumberProblem(source, value) {
+  if (/^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/.test(source)) return void 0;
+  const instead = Number.isSafeInteger(value) ? `write ${value} if that is what you mean` : "write a whole number in decimal digits";
+  return `the number ${source} is not written in plain decimal: YAML readers disagree on what it means (this one reads ${value}); ${instead}`;
 }
 function describeIssue(issue4, doc, file, position) {
   const path5 = issue4.path.filter((key) => typeof key !== "symbol");

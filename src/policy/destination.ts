@@ -54,7 +54,9 @@ function parseHostAndPort(text: string): DestinationResult {
   const hostText = colon < 0 ? text : text.slice(0, colon);
   const port = colon < 0 ? undefined : parsePort(text.slice(colon + 1));
   if (port === null)
-    return failWith(`"${text.slice(colon + 1)}" is not a port number; expected 1-65535`);
+    return failWith(
+      `"${text.slice(colon + 1)}" is not a port number; expected 1-65535, in decimal without leading zeros`,
+    );
   if (hostText.startsWith('*.')) {
     const suffix = parseNameOrIpv4(hostText.slice(2));
     if (!suffix.ok) return failWith(`wildcard "${hostText}": after "*." ${suffix.problem}`);
@@ -88,7 +90,10 @@ function parseBracketedIpv6(text: string): DestinationResult {
   let port: number | undefined;
   if (rest !== '') {
     const parsed = rest.startsWith(':') ? parsePort(rest.slice(1)) : null;
-    if (parsed === null) return failWith(`"${rest}" after "]" is not ":<port>" (1-65535)`);
+    if (parsed === null)
+      return failWith(
+        `"${rest}" after "]" is not ":<port>" (1-65535, in decimal without leading zeros)`,
+      );
     port = parsed;
   }
   const ip = ipv6WithoutZone(text.slice(1, close));
@@ -191,7 +196,8 @@ function parseHostAndPortOf(authority: string): DestinationResult {
 }
 
 function parsePort(text: string): number | null {
-  if (!/^[0-9]{1,5}$/.test(text)) return null;
+  // No leading zeros: YAML 1.1 tools read 0443 as octal (291).
+  if (!/^[1-9][0-9]{0,4}$/.test(text)) return null;
   const port = Number(text);
   return port >= 1 && port <= 65535 ? port : null;
 }

@@ -5,6 +5,7 @@ export type PolicyErrorCode =
   | 'file_too_large'
   | 'not_utf8'
   | 'disputed_line_break'
+  | 'disputed_number'
   | 'yaml_syntax'
   | 'too_deeply_nested'
   | 'too_many_errors'

@@ -303,10 +303,27 @@ function forbiddenConstructs(doc: Document, file: string, position: Position): P
           path: '',
           message: `tag ${node.tag} is not allowed; write a plain value`,
         });
+      } else if (isScalar(node) && typeof node.value === 'number') {
+        const problem = disputedNumberProblem(node.source ?? '', node.value);
+        if (problem !== undefined)
+          errors.push({ code: 'disputed_number', file, line, col, path: '', message: problem });
       }
     },
   });
   return errors;
+}
+
+/**
+ * YAML versions read numbers written other than in plain decimal differently (`0443` is 443
+ * here and 291 to a YAML 1.1 tool; `0o17`, `0x1B`, `4.43e2`, `.inf` are not numbers to some):
+ * a policy's numbers (its ports) must mean the same to every reader.
+ */
+function disputedNumberProblem(source: string, value: number): string | undefined {
+  if (/^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/.test(source)) return undefined;
+  const instead = Number.isSafeInteger(value)
+    ? `write ${value} if that is what you mean`
+    : 'write a whole number in decimal digits';
+  return `the number ${source} is not written in plain decimal: YAML readers disagree on what it means (this one reads ${value}); ${instead}`;
 }
 
 function describeIssue(

@@ -2,7 +2,7 @@
 // they constrain so that each error points at the key to fix.
 
 import * as z from 'zod';
-import { type Destination, parseDestination } from './destination.js';
+import { type Destination, hostPatternText, parseDestination } from './destination.js';
 import { passthroughConflicts } from './passthrough-conflicts.js';
 import { rulePathProblem } from './path.js';
 import { canMatchEmpty } from './empty-match.js';
@@ -240,10 +240,15 @@ export const policySchema = z
         : destination.port === undefined
           ? [80, 443]
           : [destination.port];
-    const ruleKey = (rule: Rule) =>
-      isDestination(rule?.destination)
-        ? `${rule.destination.canonical} ports=${portsOf(rule, rule.destination).join(',')}`
-        : undefined;
+    // The hosts, URL prefix and ports a rule covers, however written: `a.com:443` and `a.com`
+    // with `ports: [443]` are one destination.
+    const ruleKey = (rule: Rule) => {
+      if (!isDestination(rule?.destination)) return undefined;
+      const { host, url } = rule.destination;
+      const hosts = hostPatternText(host);
+      const where = url ? `${url.scheme}://${hosts}${url.pathPrefix}` : hosts;
+      return `${where} ports=${portsOf(rule, rule.destination).join(',')}`;
+    };
     const rules = listOrEmpty(policy.egress);
     for (const { index, first } of duplicatesBy(rules, ruleKey)) {
       ctx.addIssue(

@@ -107,6 +107,13 @@ const REFUSED: ReadonlyArray<readonly [input: string, says: string]> = [
   ['api.github.com:0', 'is not a port number'],
   ['api.github.com:65536', 'is not a port number'],
   ['api.github.com:http', 'is not a port number'],
+  // A YAML 1.1 tool reads 0443 as octal.
+  [
+    'api.github.com:0443',
+    '"0443" is not a port number; expected 1-65535, in decimal without leading zeros',
+  ],
+  ['https://api.github.com:0443/', 'without leading zeros'],
+  ['[::1]:0443', 'without leading zeros'],
   [':443', 'the host is empty'],
   ['*', 'whole leading label'],
   ['*example.com', 'whole leading label'],

@@ -226,6 +226,19 @@ const MALFORMED: Record<string, readonly Expected[]> = {
   'missing-destination-with-other-key': [
     e('missing_key', 3, 5, 'egress[0].destination', 'required key "destination" is missing'),
   ],
+  'duplicate-rule-port-spellings': [
+    e('duplicate_rule', 5, 18, 'egress[1].destination', 'duplicates egress[0]'),
+    e('duplicate_rule', 9, 18, 'egress[3].destination', 'duplicates egress[2]'),
+    e('duplicate_rule', 12, 18, 'egress[5].destination', 'duplicates egress[4]'),
+  ],
+  // A YAML 1.1 tool reads 0443 as 291; 0o1273, 0x1BB, 4.43e2 and .inf are not numbers to some.
+  'numbers-not-plain-decimal': [
+    e('disputed_number', 4, 13, '', 'the number 0443 is not written in plain decimal', 'write 443'),
+    e('disputed_number', 4, 19, '', 'the number 0o1273', 'write 699'),
+    e('disputed_number', 4, 27, '', 'the number 4.43e2', 'write 443'),
+    e('disputed_number', 4, 35, '', 'the number 0x1BB', 'write 443'),
+    e('disputed_number', 4, 42, '', 'the number .inf', 'write a whole number'),
+  ],
   'duplicate-rule-ip-notations': [
     e('duplicate_rule', 4, 18, 'egress[1].destination', 'duplicates egress[0]'),
   ],
