@@ -31075,6 +31075,11 @@ var package_default = {
 // src/cli/io.ts
 var UsageError = class extends Error {
 };
+var HelpRequested = class extends Error {
+};
+function isHelpOption(arg) {
+  return arg === "-h" || arg === "--help";
+}
 
 // src/boundary/recover.ts
 import { readFile as readFile4 } from "node:fs/promises";
@@ -40418,6 +40423,7 @@ function parseOptions(command, args, spec) {
   const flags = /* @__PURE__ */ new Set();
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] ?? "";
+    if (isHelpOption(arg)) throw new HelpRequested();
     if (!arg.startsWith("--")) throw new UsageError(`${command}: unexpected argument "${arg}"`);
     const eq = arg.indexOf("=");
     const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
@@ -44020,6 +44026,7 @@ function boundSecretValues(policy, env) {
 async function policyCommand(args, io) {
   const [subcommand, ...rest] = args;
   const option = rest.find((arg) => arg.startsWith("-"));
+  if (isHelpOption(option)) throw new HelpRequested();
   if (option !== void 0)
     throw new UsageError(`policy ${subcommand ?? ""}: unknown option "${option}"`);
   if (subcommand === "check" && rest.length === 1) return check(rest[0] ?? "", io);
@@ -51422,16 +51429,18 @@ async function main(argv, io) {
 `);
       return 0;
     }
-    if (args.includes("-h") || args.includes("--help")) {
+    const run = COMMANDS[command];
+    if (run === void 0)
+      throw new UsageError(
+        command.startsWith("-") ? `unknown option "${command}"` : `unknown command "${command}"`
+      );
+    if (isHelpOption(args[0])) throw new HelpRequested();
+    return await run(args, io);
+  } catch (error2) {
+    if (error2 instanceof HelpRequested) {
       io.out(USAGE);
       return 0;
     }
-    const run = COMMANDS[command];
-    if (run) return await run(args, io);
-    throw new UsageError(
-      command.startsWith("-") ? `unknown option "${command}"` : `unknown command "${command}"`
-    );
-  } catch (error2) {
     if (!(error2 instanceof UsageError)) throw error2;
     io.err(`pipelock-egress: ${error2.message}
 

@@ -8,3 +8,10 @@ export interface CliIo {
 
 /** A usage mistake: the command line itself is wrong (exit 2, usage on stderr). */
 export class UsageError extends Error {}
+
+/** `-h` or `--help` where an option may stand: the usage is printed instead (exit 0). */
+export class HelpRequested extends Error {}
+
+export function isHelpOption(arg: string | undefined): boolean {
+  return arg === '-h' || arg === '--help';
+}

@@ -1,7 +1,7 @@
 // pipelock-egress: command dispatch. Each command returns its exit code.
 
 import packageJson from '../../package.json' with { type: 'json' };
-import { type CliIo, UsageError } from './io.js';
+import { type CliIo, HelpRequested, isHelpOption, UsageError } from './io.js';
 import { cleanupCommand } from './cleanup-command.js';
 import { keygenCommand } from './keygen-command.js';
 import { policyCommand } from './policy-command.js';
@@ -35,16 +35,19 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       io.out(`pipelock-egress ${packageJson.version}\n`);
       return 0;
     }
-    if (args.includes('-h') || args.includes('--help')) {
+    const run = COMMANDS[command];
+    if (run === undefined)
+      throw new UsageError(
+        command.startsWith('-') ? `unknown option "${command}"` : `unknown command "${command}"`,
+      );
+    // `cleanup --help`, `view --help`: before a command's first argument is taken for its own.
+    if (isHelpOption(args[0])) throw new HelpRequested();
+    return await run(args, io);
+  } catch (error) {
+    if (error instanceof HelpRequested) {
       io.out(USAGE);
       return 0;
     }
-    const run = COMMANDS[command];
-    if (run) return await run(args, io);
-    throw new UsageError(
-      command.startsWith('-') ? `unknown option "${command}"` : `unknown command "${command}"`,
-    );
-  } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     io.err(`pipelock-egress: ${error.message}\n\n${USAGE}`);
     return 2;

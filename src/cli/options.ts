@@ -1,5 +1,5 @@
 // Long options of one command: `--name value`, `--name=value`, repeatable values and flags.
-import { UsageError } from './io.js';
+import { HelpRequested, isHelpOption, UsageError } from './io.js';
 
 export interface OptionSpec {
   /** Options that take one value. */
@@ -24,6 +24,8 @@ export function parseOptions(
   const flags = new Set<string>();
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] ?? '';
+    // Where an option may stand only: as an option's value it is that value.
+    if (isHelpOption(arg)) throw new HelpRequested();
     if (!arg.startsWith('--')) throw new UsageError(`${command}: unexpected argument "${arg}"`);
     const eq = arg.indexOf('=');
     const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);

@@ -8,7 +8,7 @@ import {
   type EgressRule,
   type Policy,
 } from '../policy/index.js';
-import { type CliIo, UsageError } from './io.js';
+import { type CliIo, HelpRequested, isHelpOption, UsageError } from './io.js';
 import { readPolicyFile } from './policy-file.js';
 import { explainRequest, type Explanation } from './explain-request.js';
 import { boundSecretValues } from './bound-secrets.js';
@@ -22,6 +22,7 @@ import {
 export async function policyCommand(args: readonly string[], io: CliIo): Promise<number> {
   const [subcommand, ...rest] = args;
   const option = rest.find((arg) => arg.startsWith('-'));
+  if (isHelpOption(option)) throw new HelpRequested();
   if (option !== undefined)
     throw new UsageError(`policy ${subcommand ?? ''}: unknown option "${option}"`);
   if (subcommand === 'check' && rest.length === 1) return check(rest[0] ?? '', io);

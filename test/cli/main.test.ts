@@ -30,6 +30,32 @@ test('--help prints usage on stdout and exits 0', async () => {
   assert.equal(stderr, '');
 });
 
+test('-h or --help where an option may stand prints usage and exits 0', async () => {
+  for (const argv of [
+    ['verify', '--help'],
+    ['verify', '--receipt-chain', '/nonexistent', '-h'],
+    ['policy', 'check', '--help'],
+    ['cleanup', '--help'],
+    ['view', '--help'],
+  ]) {
+    const { code, stdout } = await cli(...argv);
+    assert.equal(code, 0, argv.join(' '));
+    assert.match(stdout, /^Usage: pipelock-egress <command>/, argv.join(' '));
+  }
+});
+
+test("an option's value, or an agent's argument after --, that reads -h or --help is that, not a request for usage", async () => {
+  // verify exiting 0 here would read as a chain that verified.
+  for (const argv of [
+    ['verify', '--receipt-chain', '/nonexistent', '--session-id', '--help'],
+    ['run', '--policy', '/nonexistent/policy.yaml', '--', 'agent.sh', '-h'],
+  ]) {
+    const { code, stdout } = await cli(...argv);
+    assert.notEqual(code, 0, argv.join(' '));
+    assert.doesNotMatch(stdout, /Usage:/, argv.join(' '));
+  }
+});
+
 test('--version prints the package version', async () => {
   const { version } = JSON.parse(await readFile('package.json', 'utf8')) as { version: string };
   const { code, stdout } = await cli('--version');
