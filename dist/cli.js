@@ -46186,7 +46186,8 @@ var EvidenceWriter = class _EvidenceWriter {
     this.builder = tail ? ReceiptChainBuilder.resume(backend, seed, tail) : new ReceiptChainBuilder(backend, seed);
     this.recorder = new RecorderWriter(backend, RECORDER_SESSION, seed, tail?.entry);
     this.recorderSeq = tail ? tail.entry.seq + 1n : 0n;
-    this.receiptCount = tail?.receiptCount ?? 0;
+    this.receiptsBefore = tail?.receiptCount ?? 0;
+    this.receiptCount = this.receiptsBefore;
     this.firstReceiptTime = tail?.startTime ?? "";
     this.now = options.now ?? (() => /* @__PURE__ */ new Date());
     this.maxEntriesPerFile = options.maxEntriesPerFile ?? 1e4;
@@ -46220,6 +46221,8 @@ var EvidenceWriter = class _EvidenceWriter {
   dirty = false;
   failure;
   sealed = false;
+  /** Receipts of the chain this writer continues. */
+  receiptsBefore;
   receiptCount = 0;
   firstReceiptTime = "";
   lastReceipt;
@@ -46353,6 +46356,17 @@ var EvidenceWriter = class _EvidenceWriter {
   abandon() {
     clearInterval(this.fsyncTimer);
     this.closeFile();
+  }
+  /**
+   * Takes back a start that failed before any traffic (the listener could not be opened):
+   * the files this writer began, which hold only its session open, are removed, so the
+   * directory is as it was (a chain it was to continue can still be continued).
+   */
+  withdraw() {
+    if (this.receiptCount !== this.receiptsBefore + 1)
+      throw new Error("a writer that recorded traffic is sealed or abandoned, never withdrawn");
+    clearInterval(this.fsyncTimer);
+    this.cutBackTo({ files: 0, bytes: void 0 });
   }
   /**
    * Throws EvidenceFull unless this receipt, and then everything sealing writes, fit in the
@@ -47222,7 +47236,7 @@ async function proxyCommand(args, io) {
   try {
     await replaceFile(caCert, ca.certificatePem, 420);
   } catch (error2) {
-    writer.abandon();
+    writer.withdraw();
     io.err(
       `pipelock-egress ${COMMAND}: cannot write the run CA certificate to ${caCert}: ${error2.message}
 `
@@ -47273,7 +47287,7 @@ async function proxyCommand(args, io) {
         listen === "inherited" ? { handle: await inheritedListener() } : listen
       );
     } catch (error2) {
-      writer.abandon();
+      writer.withdraw();
       const where = listen === "inherited" ? "the inherited listener" : listenText(listen);
       io.err(
         `pipelock-egress ${COMMAND}: cannot listen on ${where}: ${error2.message}

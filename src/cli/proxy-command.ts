@@ -117,7 +117,7 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
   try {
     await replaceFile(caCert, ca.certificatePem, 0o644);
   } catch (error) {
-    writer.abandon();
+    writer.withdraw();
     io.err(
       `pipelock-egress ${COMMAND}: cannot write the run CA certificate to ${caCert}: ${(error as Error).message}\n`,
     );
@@ -168,7 +168,7 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
         listen === 'inherited' ? { handle: await inheritedListener() } : listen,
       );
     } catch (error) {
-      writer.abandon();
+      writer.withdraw();
       const where = listen === 'inherited' ? 'the inherited listener' : listenText(listen);
       io.err(
         `pipelock-egress ${COMMAND}: cannot listen on ${where}: ${(error as Error).message}\n`,

@@ -122,6 +122,8 @@ export class EvidenceWriter implements DecisionLog {
   private dirty = false;
   private failure: Error | undefined;
   private sealed = false;
+  /** Receipts of the chain this writer continues. */
+  private readonly receiptsBefore: number;
   private receiptCount = 0;
   private firstReceiptTime = '';
   private lastReceipt: BuiltReceipt | undefined;
@@ -138,7 +140,8 @@ export class EvidenceWriter implements DecisionLog {
       : new ReceiptChainBuilder(backend, seed);
     this.recorder = new RecorderWriter(backend, RECORDER_SESSION, seed, tail?.entry);
     this.recorderSeq = tail ? tail.entry.seq + 1n : 0n;
-    this.receiptCount = tail?.receiptCount ?? 0;
+    this.receiptsBefore = tail?.receiptCount ?? 0;
+    this.receiptCount = this.receiptsBefore;
     this.firstReceiptTime = tail?.startTime ?? '';
     this.now = options.now ?? (() => new Date());
     this.maxEntriesPerFile = options.maxEntriesPerFile ?? 10_000;
@@ -298,6 +301,18 @@ export class EvidenceWriter implements DecisionLog {
   abandon(): void {
     clearInterval(this.fsyncTimer);
     this.closeFile();
+  }
+
+  /**
+   * Takes back a start that failed before any traffic (the listener could not be opened):
+   * the files this writer began, which hold only its session open, are removed, so the
+   * directory is as it was (a chain it was to continue can still be continued).
+   */
+  withdraw(): void {
+    if (this.receiptCount !== this.receiptsBefore + 1)
+      throw new Error('a writer that recorded traffic is sealed or abandoned, never withdrawn');
+    clearInterval(this.fsyncTimer);
+    this.cutBackTo({ files: 0, bytes: undefined });
   }
 
   /**

@@ -11,6 +11,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -310,6 +311,49 @@ test('proxy CLI: --signing-key signs the chain, --run-capsule-sha256 is bound by
     assert.match(open?.chain_prev_hash ?? '', /^g1:/);
   } finally {
     cli.child.kill('SIGKILL');
+    cleanup(dir);
+  }
+});
+
+test('proxy CLI: a listener it cannot open (port taken) leaves the evidence directory as it found it, fresh or a chain to continue', async () => {
+  const dir = tempDir();
+  const busy = createServer();
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+  const busyPort = (busy.address() as AddressInfo).port;
+  const keyFile = join(dir, 'signing-key.pem');
+  writeFileSync(keyFile, encodePrivateKeyPem(randomBytes(32)), { mode: 0o600 });
+  const policy = policyFile(dir, policyFor(1));
+  const evidenceOf = (name: string) =>
+    readdirSync(join(dir, name))
+      .filter((file) => file.startsWith('evidence-'))
+      .map((file) => [file, readFileSync(join(dir, name, file), 'latin1')]);
+  try {
+    const startOn = (port: number, evidence: string, ...more: string[]) => [
+      ...['proxy', '--policy', policy, '--listen', `127.0.0.1:${port}`],
+      ...['--evidence-dir', join(dir, evidence), ...more],
+    ];
+    // A fresh directory: nothing of the failed start stays, so any key may start it later.
+    const fresh = await runInProcess(startOn(busyPort, 'fresh'));
+    assert.equal(fresh.code, 1);
+    assert.match(fresh.err, /cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE/);
+    assert.deepEqual(evidenceOf('fresh'), []);
+    const later = runCli(startOn(0, 'fresh'));
+    try {
+      assert.equal((await readyOrExit(later)).event, 'listening');
+    } finally {
+      later.child.kill('SIGKILL');
+    }
+    // A chain left unsealed (kill -9): the failed start adds nothing to it.
+    const crashed = runCli(startOn(0, 'chain', '--signing-key', keyFile));
+    await readyOrExit(crashed);
+    crashed.child.kill('SIGKILL');
+    await crashed.exited;
+    const before = evidenceOf('chain');
+    const failed = await runInProcess(startOn(busyPort, 'chain', '--signing-key', keyFile));
+    assert.equal(failed.code, 1);
+    assert.deepEqual(evidenceOf('chain'), before);
+  } finally {
+    busy.close();
     cleanup(dir);
   }
 });
