@@ -40783,7 +40783,7 @@ function parseDestination(text2) {
   if (text2.trim() === "") return unrecognised("the destination is empty");
   if (text2 !== text2.trim()) return failWith(`"${text2}" has leading or trailing spaces`);
   if (text2.includes("://")) return parseUrlPrefix(text2);
-  if (text2.includes("/")) return parseCidr(text2);
+  if (text2.includes("/")) return schemeMissing(text2) ?? parseCidr(text2);
   if (text2.startsWith("[")) return parseBracketedIpv6(text2);
   if ((text2.match(/:/g) ?? []).length >= 2) return parseBareIpv6(text2);
   return parseHostAndPort(text2);
@@ -40836,18 +40836,36 @@ function parseBracketedIpv6(text2) {
   const ip = ipv6WithoutZone(text2.slice(1, close));
   return typeof ip === "string" ? failWith(ip) : made({ kind: "exact", host: { kind: "ip", ip } }, port2, void 0);
 }
+function schemeMissing(text2) {
+  const beforeSlash = text2.slice(0, text2.indexOf("/"));
+  if (/^https?:$/i.test(beforeSlash))
+    return failWith(
+      `"${text2}" has one "/" after "${beforeSlash}"; write "${beforeSlash}//${text2.slice(beforeSlash.length).replace(/^\/+/, "")}"`
+    );
+  const cidrLength = /^[0-9]+$/.test(text2.slice(beforeSlash.length + 1));
+  const host = parseNameOrIpv4(beforeSlash.replace(/:[0-9]*$/, ""));
+  if (!cidrLength && host.ok && host.host.kind === "name")
+    return failWith(
+      `"${text2}" is a host and a path without a scheme; write "https://${text2}" (or http://) for a URL prefix, or "${beforeSlash}" for every path of the host`
+    );
+  return void 0;
+}
 function parseBareIpv6(text2) {
   if (!/^[0-9a-f:.%]+$/i.test(text2.split("%", 1)[0] ?? ""))
     return failWith(
       `"${text2}" has more than one ":"; expected host:port with one port, or an IPv6 address`
     );
-  const ip = ipv6WithoutZone(text2);
-  if (typeof ip === "string") return failWith(`${ip} (write IPv6 with a port as [addr]:port)`);
+  const parsed = parseIpv6Literal(text2);
+  if (!parsed.ok) return failWith(`${parsed.problem} (write IPv6 with a port as [addr]:port)`);
+  const ip = withoutZone(text2, parsed);
+  if (typeof ip === "string") return failWith(ip);
   return made({ kind: "exact", host: { kind: "ip", ip } }, void 0, void 0);
 }
 function ipv6WithoutZone(text2) {
   const parsed = parseIpv6Literal(text2);
-  if (!parsed.ok) return parsed.problem;
+  return parsed.ok ? withoutZone(text2, parsed) : parsed.problem;
+}
+function withoutZone(text2, parsed) {
   if (parsed.zone !== void 0)
     return `"${text2}": zone identifiers (%${parsed.zone}) are not allowed in a policy`;
   return parsed.ip;
@@ -41174,7 +41192,7 @@ var ruleSchema = strictObject({
     ctx.addIssue(
       issue2(
         "conflict",
-        `the destination already fixes port ${destinationPort}; remove "ports" or the port in the destination`,
+        url ? `a URL prefix fixes its port (here ${destinationPort}${destinationPort === DEFAULT_PORTS[url.scheme] ? `, the default for ${url.scheme}` : ""}); remove "ports", and write another port in the URL if you need it (${url.scheme}://host:PORT/\u2026)` : `the destination already fixes port ${destinationPort}; remove "ports" or the port in the destination`,
         ["ports"]
       )
     );
@@ -41493,22 +41511,27 @@ function parseAll(bytes2, file) {
       "multiple_documents",
       line,
       col,
-      'the file holds more than one YAML document; a policy is one document (remove the "---" separator)'
+      'the file holds more than one YAML document; a policy is one document (remove the "---" or "..." marker before this line, and move what follows into the policy if it belongs there)'
     );
   }
   const overflow = doc.errors.find(isStackOverflow);
   if (overflow !== void 0)
     return { ok: false, errors: [tooDeep(file, position(overflow.pos[0]))] };
-  const syntaxErrors = doc.errors.map((error2) => {
+  const spots = /* @__PURE__ */ new Set();
+  const firstAtEachSpot = doc.errors.filter(
+    (error2) => !spots.has(error2.pos[0]) && spots.add(error2.pos[0])
+  );
+  const syntaxErrors = firstAtEachSpot.map((error2) => {
     const { line, col } = position(error2.pos[0]);
     const duplicate = error2.code === "DUPLICATE_KEY";
+    const hint = SYNTAX_HINTS[error2.code];
     return {
       code: duplicate ? "duplicate_key" : "yaml_syntax",
       file,
       line,
       col,
       path: "",
-      message: duplicate ? duplicateKeyMessage(doc, error2.pos[0], position) : `YAML syntax error: ${firstLine(error2.message)}`
+      message: duplicate ? duplicateKeyMessage(doc, error2.pos[0], position) : `YAML syntax error: ${firstLine(error2.message)}${hint === void 0 ? "" : `; ${hint}`}`
     };
   });
   if (syntaxErrors.length > 0) return { ok: false, errors: syntaxErrors };
@@ -41784,6 +41807,12 @@ function bytePosition(bytes2, offset) {
   }
   return { line, col: new TextDecoder().decode(bytes2.subarray(lineStart, offset)).length + 1 };
 }
+var SYNTAX_HINTS = {
+  BLOCK_AS_IMPLICIT_KEY: "check the indentation of the next line: the keys of one rule start in the same column",
+  MULTILINE_IMPLICIT_KEY: "a key and its value start on one line, with a space after the colon (key: value)",
+  BAD_INDENT: "check the indentation: the keys of one mapping start in the same column, and a [ list ends with ]",
+  TAB_AS_INDENT: "indent with spaces"
+};
 function firstLine(message) {
   return message.split("\n")[0] ?? message;
 }
@@ -44028,7 +44057,9 @@ async function policyCommand(args, io) {
   const option = rest.find((arg) => arg.startsWith("-"));
   if (isHelpOption(option)) throw new HelpRequested();
   if (option !== void 0)
-    throw new UsageError(`policy ${subcommand ?? ""}: unknown option "${option}"`);
+    throw new UsageError(
+      `policy ${subcommand ?? ""}: unknown option "${option}" (a file whose name starts with "-" is written ./${option})`
+    );
   if (subcommand === "check" && rest.length === 1) return check(rest[0] ?? "", io);
   if (subcommand === "explain" && rest.length === 3) {
     const [file = "", method = "", target = ""] = rest;
@@ -44043,8 +44074,10 @@ async function load(file, io) {
   try {
     bytes2 = await readPolicyFile(file);
   } catch (error2) {
-    io.err(`pipelock-egress: cannot read policy ${file}: ${error2.message}
-`);
+    io.err(
+      `pipelock-egress: cannot read policy ${file}: ${error2.message}; give the path of a readable policy file
+`
+    );
     return 2;
   }
   const result = parsePolicy(bytes2, file);

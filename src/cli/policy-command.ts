@@ -24,7 +24,9 @@ export async function policyCommand(args: readonly string[], io: CliIo): Promise
   const option = rest.find((arg) => arg.startsWith('-'));
   if (isHelpOption(option)) throw new HelpRequested();
   if (option !== undefined)
-    throw new UsageError(`policy ${subcommand ?? ''}: unknown option "${option}"`);
+    throw new UsageError(
+      `policy ${subcommand ?? ''}: unknown option "${option}" (a file whose name starts with "-" is written ./${option})`,
+    );
   if (subcommand === 'check' && rest.length === 1) return check(rest[0] ?? '', io);
   if (subcommand === 'explain' && rest.length === 3) {
     const [file = '', method = '', target = ''] = rest;
@@ -42,7 +44,9 @@ async function load(file: string, io: CliIo): Promise<Policy | number> {
   try {
     bytes = await readPolicyFile(file);
   } catch (error) {
-    io.err(`pipelock-egress: cannot read policy ${file}: ${(error as Error).message}\n`);
+    io.err(
+      `pipelock-egress: cannot read policy ${file}: ${(error as Error).message}; give the path of a readable policy file\n`,
+    );
     return 2;
   }
   const result = parsePolicy(bytes, file);

@@ -43,7 +43,7 @@ export function parseDestination(text: string): DestinationResult {
   if (text.trim() === '') return unrecognised('the destination is empty');
   if (text !== text.trim()) return failWith(`"${text}" has leading or trailing spaces`);
   if (text.includes('://')) return parseUrlPrefix(text);
-  if (text.includes('/')) return parseCidr(text);
+  if (text.includes('/')) return schemeMissing(text) ?? parseCidr(text);
   if (text.startsWith('[')) return parseBracketedIpv6(text);
   if ((text.match(/:/g) ?? []).length >= 2) return parseBareIpv6(text);
   return parseHostAndPort(text);
@@ -102,19 +102,47 @@ function parseBracketedIpv6(text: string): DestinationResult {
     : made({ kind: 'exact', host: { kind: 'ip', ip } }, port, undefined);
 }
 
+/**
+ * A URL written without its "//" (`https:/api.github.com/`) or without its scheme
+ * (`api.github.com/repos/acme/`), which would otherwise be read as a CIDR.
+ */
+function schemeMissing(text: string): DestinationResult | undefined {
+  const beforeSlash = text.slice(0, text.indexOf('/'));
+  if (/^https?:$/i.test(beforeSlash))
+    return failWith(
+      `"${text}" has one "/" after "${beforeSlash}"; write "${beforeSlash}//${text.slice(beforeSlash.length).replace(/^\/+/, '')}"`,
+    );
+  // `example.com/8` is a CIDR attempt, and refused as one.
+  const cidrLength = /^[0-9]+$/.test(text.slice(beforeSlash.length + 1));
+  const host = parseNameOrIpv4(beforeSlash.replace(/:[0-9]*$/, ''));
+  if (!cidrLength && host.ok && host.host.kind === 'name')
+    return failWith(
+      `"${text}" is a host and a path without a scheme; write "https://${text}" (or http://) for a URL prefix, or "${beforeSlash}" for every path of the host`,
+    );
+  return undefined;
+}
+
 function parseBareIpv6(text: string): DestinationResult {
   if (!/^[0-9a-f:.%]+$/i.test(text.split('%', 1)[0] ?? ''))
     return failWith(
       `"${text}" has more than one ":"; expected host:port with one port, or an IPv6 address`,
     );
-  const ip = ipv6WithoutZone(text);
-  if (typeof ip === 'string') return failWith(`${ip} (write IPv6 with a port as [addr]:port)`);
+  const parsed = parseIpv6Literal(text);
+  if (!parsed.ok) return failWith(`${parsed.problem} (write IPv6 with a port as [addr]:port)`);
+  const ip = withoutZone(text, parsed);
+  if (typeof ip === 'string') return failWith(ip);
   return made({ kind: 'exact', host: { kind: 'ip', ip } }, undefined, undefined);
 }
 
 function ipv6WithoutZone(text: string): IpAddress | string {
   const parsed = parseIpv6Literal(text);
-  if (!parsed.ok) return parsed.problem;
+  return parsed.ok ? withoutZone(text, parsed) : parsed.problem;
+}
+
+function withoutZone(
+  text: string,
+  parsed: { ip: IpAddress; zone: string | undefined },
+): IpAddress | string {
   if (parsed.zone !== undefined)
     return `"${text}": zone identifiers (%${parsed.zone}) are not allowed in a policy`;
   return parsed.ip;

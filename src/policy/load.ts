@@ -144,15 +144,21 @@ function parseAll(bytes: Uint8Array, file: string): Parsed {
       'multiple_documents',
       line,
       col,
-      'the file holds more than one YAML document; a policy is one document (remove the "---" separator)',
+      'the file holds more than one YAML document; a policy is one document (remove the "---" or "..." marker before this line, and move what follows into the policy if it belongs there)',
     );
   }
   const overflow = doc.errors.find(isStackOverflow);
   if (overflow !== undefined)
     return { ok: false, errors: [tooDeep(file, position(overflow.pos[0]))] };
-  const syntaxErrors: PolicyError[] = doc.errors.map((error) => {
+  // The parser may say two things of one spot; the first is the cause.
+  const spots = new Set<number>();
+  const firstAtEachSpot = doc.errors.filter(
+    (error) => !spots.has(error.pos[0]) && spots.add(error.pos[0]),
+  );
+  const syntaxErrors: PolicyError[] = firstAtEachSpot.map((error) => {
     const { line, col } = position(error.pos[0]);
     const duplicate = error.code === 'DUPLICATE_KEY';
+    const hint = SYNTAX_HINTS[error.code];
     return {
       code: duplicate ? 'duplicate_key' : 'yaml_syntax',
       file,
@@ -161,7 +167,7 @@ function parseAll(bytes: Uint8Array, file: string): Parsed {
       path: '',
       message: duplicate
         ? duplicateKeyMessage(doc, error.pos[0], position)
-        : `YAML syntax error: ${firstLine(error.message)}`,
+        : `YAML syntax error: ${firstLine(error.message)}${hint === undefined ? '' : `; ${hint}`}`,
     };
   });
   if (syntaxErrors.length > 0) return { ok: false, errors: syntaxErrors };
@@ -527,6 +533,17 @@ function bytePosition(bytes: Uint8Array, offset: number): { line: number; col: n
   // before `offset` are valid UTF-8.
   return { line, col: new TextDecoder().decode(bytes.subarray(lineStart, offset)).length + 1 };
 }
+
+/** How to fix what the parser's own words leave open. */
+const SYNTAX_HINTS: Partial<Record<string, string>> = {
+  BLOCK_AS_IMPLICIT_KEY:
+    'check the indentation of the next line: the keys of one rule start in the same column',
+  MULTILINE_IMPLICIT_KEY:
+    'a key and its value start on one line, with a space after the colon (key: value)',
+  BAD_INDENT:
+    'check the indentation: the keys of one mapping start in the same column, and a [ list ends with ]',
+  TAB_AS_INDENT: 'indent with spaces',
+};
 
 function firstLine(message: string): string {
   return message.split('\n')[0] ?? message;

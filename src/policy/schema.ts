@@ -2,7 +2,12 @@
 // they constrain so that each error points at the key to fix.
 
 import * as z from 'zod';
-import { type Destination, hostPatternText, parseDestination } from './destination.js';
+import {
+  DEFAULT_PORTS,
+  type Destination,
+  hostPatternText,
+  parseDestination,
+} from './destination.js';
 import { passthroughConflicts } from './passthrough-conflicts.js';
 import { rulePathProblem } from './path.js';
 import { canMatchEmpty } from './empty-match.js';
@@ -105,7 +110,9 @@ export const ruleSchema = z
       ctx.addIssue(
         issue(
           'conflict',
-          `the destination already fixes port ${destinationPort}; remove "ports" or the port in the destination`,
+          url
+            ? `a URL prefix fixes its port (here ${destinationPort}${destinationPort === DEFAULT_PORTS[url.scheme] ? `, the default for ${url.scheme}` : ''}); remove "ports", and write another port in the URL if you need it (${url.scheme}://host:PORT/…)`
+            : `the destination already fixes port ${destinationPort}; remove "ports" or the port in the destination`,
           ['ports'],
         ),
       );

@@ -78,6 +78,15 @@ test('no command, an unknown command or an unknown flag: usage on stderr, exit 2
   }
 });
 
+test('policy check of a file named like an option says how to name it', async () => {
+  const { code, stderr } = await cli('policy', 'check', '-p.yaml');
+  assert.equal(code, 2);
+  assert.match(
+    stderr,
+    /unknown option "-p\.yaml" \(a file whose name starts with "-" is written \.\/-p\.yaml\)/,
+  );
+});
+
 test('policy check with a wrong number of arguments is a usage error', async () => {
   const { code, stderr } = await cli('policy', 'check');
   assert.equal(code, 2);
@@ -151,7 +160,10 @@ test('policy check whose reader stops early (| head) exits with its own code, no
 test('policy check of a missing file: exit 2 with the reason', async () => {
   const { code, stderr } = await cli('policy', 'check', 'fixtures/policies/does-not-exist.yaml');
   assert.equal(code, 2);
-  assert.match(stderr, /cannot read policy fixtures\/policies\/does-not-exist\.yaml: ENOENT/);
+  assert.match(
+    stderr,
+    /cannot read policy fixtures\/policies\/does-not-exist\.yaml: ENOENT.*; give the path of a readable policy file/,
+  );
 });
 
 test('policy check of a FIFO or a device: exit 2 at once, "not a regular file", nothing read', async () => {

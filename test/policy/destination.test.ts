@@ -121,7 +121,11 @@ const REFUSED: ReadonlyArray<readonly [input: string, says: string]> = [
   ['*.*.example.com', 'wildcard'],
   ['*.127.0.0.1', 'cannot cover an IP address'],
   ['user@api.github.com', 'not a valid host name'],
-  ['api.github.com/repos', 'not an IPv4 address in dotted decimal'],
+  [
+    'api.github.com/repos',
+    'a host and a path without a scheme; write "https://api.github.com/repos"',
+  ],
+  ['https:/api.github.com/', 'has one "/" after "https:"; write "https://api.github.com/"'],
   ['[::1', 'no closing "]"'],
   ['[::1]8080', 'is not ":<port>"'],
   ['[::1]:', 'is not ":<port>"'],
@@ -175,6 +179,14 @@ const REFUSED: ReadonlyArray<readonly [input: string, says: string]> = [
   ['https://[fe80::1%25eth0]/', 'not a valid URL'],
   ['https:///path', 'the host is empty'], // WHATWG would read the host as "path"
 ];
+test('a zone identifier is refused for what it is, without a hint about ports it does not need', () => {
+  const result = parseDestination('fe80::1%eth0');
+  assert.deepEqual(result, {
+    ok: false,
+    problem: '"fe80::1%eth0": zone identifiers (%eth0) are not allowed in a policy',
+  });
+});
+
 for (const [input, says] of REFUSED) {
   test(`destination ${JSON.stringify(input)} is refused: ${says}`, () => {
     const result = parseDestination(input);
