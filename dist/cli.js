@@ -9634,7 +9634,7 @@ var require_websocket = __commonJS({
     var net = __require("net");
     var querystring = __require("querystring");
     var tls = __require("tls");
-    var { randomBytes: randomBytes9, createHash: createHash6 } = __require("crypto");
+    var { randomBytes: randomBytes9, createHash: createHash5 } = __require("crypto");
     var { Duplex, Readable } = __require("stream");
     var { URL: URL2 } = __require("url");
     var PerMessageDeflate2 = require_permessage_deflate();
@@ -10325,7 +10325,7 @@ var require_websocket = __commonJS({
           abortHandshake(websocket, socket, "Invalid Upgrade header");
           return;
         }
-        const digest = createHash6("sha1").update(key + GUID).digest("base64");
+        const digest = createHash5("sha1").update(key + GUID).digest("base64");
         if (res.headers["sec-websocket-accept"] !== digest) {
           abortHandshake(websocket, socket, "Invalid Sec-WebSocket-Accept header");
           return;
@@ -10710,7 +10710,7 @@ var require_websocket_server = __commonJS({
     var EventEmitter2 = __require("events");
     var http = __require("http");
     var { Duplex } = __require("stream");
-    var { createHash: createHash6 } = __require("crypto");
+    var { createHash: createHash5 } = __require("crypto");
     var extension3 = require_extension();
     var PerMessageDeflate2 = require_permessage_deflate();
     var subprotocol2 = require_subprotocol();
@@ -11020,7 +11020,7 @@ var require_websocket_server = __commonJS({
           );
         }
         if (this._state > RUNNING) return abortHandshake(socket, 503);
-        const digest = createHash6("sha1").update(key + GUID).digest("base64");
+        const digest = createHash5("sha1").update(key + GUID).digest("base64");
         const headers = [
           "HTTP/1.1 101 Switching Protocols",
           "Upgrade: websocket",
@@ -49467,7 +49467,6 @@ function judgeEvidence(report, options) {
 import { join as join16 } from "node:path";
 
 // src/packet/check/check-packet.ts
-import { createHash as createHash5 } from "node:crypto";
 import { readdir as readdir7 } from "node:fs/promises";
 import { join as join15 } from "node:path";
 
@@ -49529,16 +49528,29 @@ function utf82(bytes2) {
     return { kind: "unusable", error: "not UTF-8 text" };
   }
 }
-async function sha256OfFile(file) {
+var ExpectedFile = class {
+  hash = createHash4("sha256");
+  bytes = 0;
+  add(text2) {
+    this.hash.update(text2);
+    this.bytes += Buffer.byteLength(text2);
+  }
+  digest() {
+    return { bytes: this.bytes, sha256: this.hash.digest("hex") };
+  }
+};
+async function sha256OfFileOfSize(file, expectedBytes) {
   const size = await regularFileSize(file);
   if (size.kind !== "read") return size;
+  if (size.value !== expectedBytes)
+    return { kind: "read", value: { bytes: size.value, sha256: void 0 } };
   const hash2 = createHash4("sha256");
   try {
     for await (const chunk of createReadStream3(file)) hash2.update(chunk);
   } catch (error2) {
     return cannotRead(error2);
   }
-  return { kind: "read", value: hash2.digest("hex") };
+  return { kind: "read", value: { bytes: size.value, sha256: hash2.digest("hex") } };
 }
 
 // src/packet/check/evidence-dir.ts
@@ -49877,11 +49889,19 @@ function policyBindingCheck(file, fact, report, matches, differs) {
 }
 function receiptsCheck(facts) {
   const file = "receipts.json";
-  if (facts.receiptsFileHash.kind !== "read") return unread(file, facts.receiptsFileHash);
+  const found = facts.receiptsFile;
+  if (found.kind !== "read") return unread(file, found);
   if (!facts.report.valid) {
     return { file, status: "unchecked", detail: "the chain in evidence.jsonl does not verify" };
   }
-  if (facts.receiptsFileHash.value === facts.receiptsExpectedHash) {
+  const expected = facts.receiptsExpected;
+  if (found.value.bytes !== expected.bytes) {
+    return mismatch(
+      file,
+      `is not the receipts of evidence.jsonl (${found.value.bytes} bytes where they make ${expected.bytes})`
+    );
+  }
+  if (found.value.sha256 === expected.sha256) {
     return ok(file, "the receipts of evidence.jsonl, byte for byte");
   }
   return mismatch(file, "is not the receipts of evidence.jsonl");
@@ -49997,19 +50017,20 @@ async function checkPacket(dir, backend, pinnedKeys, options = {}) {
     (bytes2) => mapFact(utf82(bytes2), (text3) => ({ kind: "read", value: text3.trim() }))
   );
   const tally = new ChainTally();
-  const receiptsJsonHash = createHash5("sha256");
+  const receiptsJson = new ExpectedFile();
   let accepted = 0;
   const { report } = await verifyEvidencePath(backend, evidence, {
     trustedKeys: pinnedKeys,
     wholeRecorder: true,
     onAccepted: (receipt, encoded, hash2) => {
-      receiptsJsonHash.update(receiptsJsonSeparator(accepted++));
-      receiptsJsonHash.update(encoded);
+      receiptsJson.add(receiptsJsonSeparator(accepted++));
+      receiptsJson.add(encoded);
       tally.add(receipt);
       options.onAccepted?.(receipt, encoded, hash2);
     }
   });
-  receiptsJsonHash.update(receiptsJsonEnd(accepted));
+  receiptsJson.add(receiptsJsonEnd(accepted));
+  const receiptsExpected = receiptsJson.digest();
   const expectedPolicy = options.policyHash ?? (policyHashText.kind === "read" ? policyHashText.value : void 0);
   const judgement = judgeEvidence(report, {
     requireSealed: true,
@@ -50026,8 +50047,9 @@ async function checkPacket(dir, backend, pinnedKeys, options = {}) {
     evidenceDir: await readEvidenceDir(join15(dir, EVIDENCE_DIR), evidence),
     policyFileHash: mapFact(policyBytes, (bytes2) => ({ kind: "read", value: policyHash(bytes2) })),
     policyHashText,
-    receiptsFileHash: await sha256OfFile(join15(dir, RECEIPTS_FILE)),
-    receiptsExpectedHash: receiptsJsonHash.digest("hex"),
+    // Hashed only when it is as long as it should be: a file of any size could be put there.
+    receiptsFile: await sha256OfFileOfSize(join15(dir, RECEIPTS_FILE), receiptsExpected.bytes),
+    receiptsExpected,
     signerKey: mapFact(await text2(PUBLIC_KEY_FILE), signerKeyOf),
     recordedReport: mapFact(await text2(PACKET_FILES.verifier), recordedReportOf),
     derived: {

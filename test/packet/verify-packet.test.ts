@@ -483,6 +483,13 @@ const TAMPERS: readonly Tamper[] = [
     says: /receipts\.json +is not the receipts of evidence\.jsonl/,
   },
   {
+    // Not read: a file of another length than the chain's receipts make is not them.
+    what: 'receipts.json grown to 20 GiB (sparse)',
+    change: (dir) => truncateSync(join(dir, 'receipts.json'), 20 * 2 ** 30),
+    statuses: { 'receipts.json': 'MISMATCH' },
+    says: /receipts\.json +is not the receipts of evidence\.jsonl \(21474836480 bytes where they make \d+\)/,
+  },
+  {
     what: 'verification-report.json naming its verdict twice (readers keep the first or the last)',
     change: (dir) => editText(dir, 'verification-report.json', /^\{/, '{"verdict":"invalid",'),
     statuses: {

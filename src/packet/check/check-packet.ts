@@ -1,7 +1,6 @@
 // Checks an Audit Packet as the action checks its own: verifies evidence.jsonl (whole
 // recorder, sealed, the packet's policy hash, the pinned keys), counts the verified receipts,
 // and checks every other file against them. Reads each file as it is, without trusting it.
-import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -33,7 +32,14 @@ import { ChainTally, type ChainSummary } from '../summarize.js';
 import { readEngineLogFacts, receiptsJsonEnd, receiptsJsonSeparator } from '../write-packet.js';
 import { mapFact, type FileCheck, type FileFact } from './file-check.js';
 import { readEvidenceDir } from './evidence-dir.js';
-import { cannotRead, readSmall, regularFileSize, sha256OfFile, utf8 } from './read-facts.js';
+import {
+  cannotRead,
+  ExpectedFile,
+  readSmall,
+  regularFileSize,
+  sha256OfFileOfSize,
+  utf8,
+} from './read-facts.js';
 import { packetChecks } from './packet-checks.js';
 
 /** The directory is not an Audit Packet that can be read at all (exit 2). */
@@ -123,19 +129,20 @@ export async function checkPacket(
     mapFact(utf8(bytes), (text) => ({ kind: 'read', value: text.trim() })),
   );
   const tally = new ChainTally();
-  const receiptsJsonHash = createHash('sha256');
+  const receiptsJson = new ExpectedFile();
   let accepted = 0;
   const { report } = await verifyEvidencePath(backend, evidence, {
     trustedKeys: pinnedKeys,
     wholeRecorder: true,
     onAccepted: (receipt, encoded, hash) => {
-      receiptsJsonHash.update(receiptsJsonSeparator(accepted++));
-      receiptsJsonHash.update(encoded);
+      receiptsJson.add(receiptsJsonSeparator(accepted++));
+      receiptsJson.add(encoded);
       tally.add(receipt);
       options.onAccepted?.(receipt, encoded, hash);
     },
   });
-  receiptsJsonHash.update(receiptsJsonEnd(accepted));
+  receiptsJson.add(receiptsJsonEnd(accepted));
+  const receiptsExpected = receiptsJson.digest();
   const expectedPolicy =
     options.policyHash ?? (policyHashText.kind === 'read' ? policyHashText.value : undefined);
   const judgement = judgeEvidence(report, {
@@ -154,8 +161,9 @@ export async function checkPacket(
     evidenceDir: await readEvidenceDir(join(dir, EVIDENCE_DIR), evidence),
     policyFileHash: mapFact(policyBytes, (bytes) => ({ kind: 'read', value: policyHash(bytes) })),
     policyHashText,
-    receiptsFileHash: await sha256OfFile(join(dir, RECEIPTS_FILE)),
-    receiptsExpectedHash: receiptsJsonHash.digest('hex'),
+    // Hashed only when it is as long as it should be: a file of any size could be put there.
+    receiptsFile: await sha256OfFileOfSize(join(dir, RECEIPTS_FILE), receiptsExpected.bytes),
+    receiptsExpected,
     signerKey: mapFact(await text(PUBLIC_KEY_FILE), signerKeyOf),
     recordedReport: mapFact(await text(PACKET_FILES.verifier), recordedReportOf),
     derived: {

@@ -8,6 +8,7 @@ import type { EvidenceDirFacts } from './evidence-dir.js';
 import { derivedChecks, type DerivedFacts } from './derived-checks.js';
 import { reportCheck } from './report-check.js';
 import { mismatch, ok, unread, type FileCheck, type FileFact } from './file-check.js';
+import type { FileDigest } from './read-facts.js';
 
 export interface PacketFacts {
   /** The names in the packet's directory. */
@@ -19,9 +20,9 @@ export interface PacketFacts {
   readonly policyFileHash: FileFact<string>;
   /** The hash policy-hash.txt states. */
   readonly policyHashText: FileFact<string>;
-  /** SHA-256 of receipts.json, and of the receipts.json the verified chain gives. */
-  readonly receiptsFileHash: FileFact<string>;
-  readonly receiptsExpectedHash: string;
+  /** receipts.json's length (and SHA-256 when that is as expected), and what the verified chain gives. */
+  readonly receiptsFile: FileFact<{ readonly bytes: number; readonly sha256: string | undefined }>;
+  readonly receiptsExpected: FileDigest;
   /** The key signer-public-key.pem holds (64 hex). */
   readonly signerKey: FileFact<string>;
   readonly recordedReport: FileFact<VerificationReport>;
@@ -75,11 +76,19 @@ function policyBindingCheck(
 
 function receiptsCheck(facts: PacketFacts): FileCheck {
   const file = 'receipts.json';
-  if (facts.receiptsFileHash.kind !== 'read') return unread(file, facts.receiptsFileHash);
+  const found = facts.receiptsFile;
+  if (found.kind !== 'read') return unread(file, found);
   if (!facts.report.valid) {
     return { file, status: 'unchecked', detail: 'the chain in evidence.jsonl does not verify' };
   }
-  if (facts.receiptsFileHash.value === facts.receiptsExpectedHash) {
+  const expected = facts.receiptsExpected;
+  if (found.value.bytes !== expected.bytes) {
+    return mismatch(
+      file,
+      `is not the receipts of evidence.jsonl (${found.value.bytes} bytes where they make ${expected.bytes})`,
+    );
+  }
+  if (found.value.sha256 === expected.sha256) {
     return ok(file, 'the receipts of evidence.jsonl, byte for byte');
   }
   return mismatch(file, 'is not the receipts of evidence.jsonl');

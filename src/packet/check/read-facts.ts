@@ -53,14 +53,44 @@ export function utf8(bytes: Uint8Array): FileFact<string> {
   }
 }
 
-export async function sha256OfFile(file: string): Promise<FileFact<string>> {
+/** A file's length and SHA-256. */
+export interface FileDigest {
+  readonly bytes: number;
+  readonly sha256: string;
+}
+
+/** The digest of a file made piece by piece, to compare one on disk with. */
+export class ExpectedFile {
+  private readonly hash = createHash('sha256');
+  private bytes = 0;
+
+  add(text: string): void {
+    this.hash.update(text);
+    this.bytes += Buffer.byteLength(text);
+  }
+
+  digest(): FileDigest {
+    return { bytes: this.bytes, sha256: this.hash.digest('hex') };
+  }
+}
+
+/**
+ * A file's length, and its SHA-256 if it is `expectedBytes` long (one of another length is
+ * not that file, however large it is: it is not read).
+ */
+export async function sha256OfFileOfSize(
+  file: string,
+  expectedBytes: number,
+): Promise<FileFact<{ readonly bytes: number; readonly sha256: string | undefined }>> {
   const size = await regularFileSize(file);
   if (size.kind !== 'read') return size;
+  if (size.value !== expectedBytes)
+    return { kind: 'read', value: { bytes: size.value, sha256: undefined } };
   const hash = createHash('sha256');
   try {
     for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) hash.update(chunk);
   } catch (error) {
     return cannotRead(error);
   }
-  return { kind: 'read', value: hash.digest('hex') };
+  return { kind: 'read', value: { bytes: size.value, sha256: hash.digest('hex') } };
 }
