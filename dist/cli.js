@@ -45063,9 +45063,7 @@ var TlsRecordGuard = class {
     this.remaining = this.header.readUInt16BE(3);
     const handshake = this.header[0] === HANDSHAKE2;
     if (this.remaining === 0) this.header = Buffer.alloc(0);
-    if (handshake) return this.handshake.record();
-    this.handshake.reset();
-    return void 0;
+    return handshake ? this.handshake.record() : this.handshake.interrupted();
   }
   headerProblem() {
     const type = this.header[0] ?? 0;
@@ -45095,6 +45093,8 @@ var HandshakeMessages = class {
   hello;
   /** The current message is a ClientHello declared larger than can be checked. */
   oversized = false;
+  /** The first two body bytes of the current message, as far as they have arrived. */
+  bodyStart = [];
   /**
    * A handshake record begins. A ClientHello too large to check may not go on in it: alone,
    * its first record may be a TLS 1.2 client's encrypted one that only begins like it.
@@ -45102,12 +45102,30 @@ var HandshakeMessages = class {
   record() {
     return this.oversized ? this.judge(Buffer.from(this.header)) : void 0;
   }
-  /** Forgets the current message. */
+  /**
+   * A record of another type begins. TLS lets no handshake message span one, so one still open
+   * was the ciphertext of a TLS 1.2 client's encrypted handshake record, read as if it were
+   * plain, and is forgotten; unless it may be a ClientHello: some servers (OpenSSL) read a
+   * ClientHello on across a ChangeCipherSpec, so one split so would pass unjudged.
+   */
+  interrupted() {
+    const maybeHello = this.header[0] === CLIENT_HELLO2 && this.beginsLikeHelloBody();
+    this.reset();
+    return maybeHello ? "a ClientHello split by a record of another type (TLS forbids it; some servers read it whole); only whole ClientHellos may pass" : void 0;
+  }
+  /**
+   * Whether the body so far can begin a ClientHello (legacy_version 3.3): ciphertext that
+   * begins with the ClientHello type byte almost never goes on so.
+   */
+  beginsLikeHelloBody() {
+    return this.bodyStart.every((byte) => byte === 3);
+  }
   reset() {
     this.header = [];
     this.remaining = 0;
     this.hello = void 0;
     this.oversized = false;
+    this.bodyStart = [];
   }
   /** The next bytes of handshake record content. */
   add(content) {
@@ -45132,6 +45150,8 @@ var HandshakeMessages = class {
   }
   addBody(part) {
     this.hello?.push(part);
+    if (this.bodyStart.length < 2)
+      this.bodyStart.push(...part.subarray(0, 2 - this.bodyStart.length));
     this.remaining -= part.length;
     return this.remaining === 0 ? this.endMessage() : void 0;
   }
@@ -46241,7 +46261,7 @@ var EvidenceWriter = class _EvidenceWriter {
   checkpointInterval;
   fsyncTimer;
   files = [];
-  /** The file each name was made as, and what it holds: one removed, replaced or cut is evidence lost. */
+  /** The file each name was made as, and its length: one removed, replaced or cut is evidence lost. */
   fileIds = /* @__PURE__ */ new Map();
   currentFile;
   fd = -1;

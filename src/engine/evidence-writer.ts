@@ -109,7 +109,7 @@ export class EvidenceWriter implements DecisionLog {
   private readonly checkpointInterval: number;
   private readonly fsyncTimer: NodeJS.Timeout;
   private readonly files: string[] = [];
-  /** The file each name was made as, and what it holds: one removed, replaced or cut is evidence lost. */
+  /** The file each name was made as, and its length: one removed, replaced or cut is evidence lost. */
   private readonly fileIds = new Map<string, WrittenFile>();
   private currentFile: WrittenFile | undefined;
   private fd = -1;

@@ -76,11 +76,7 @@ export class TlsRecordGuard implements Framing {
     this.remaining = this.header.readUInt16BE(3);
     const handshake = this.header[0] === HANDSHAKE;
     if (this.remaining === 0) this.header = Buffer.alloc(0);
-    if (handshake) return this.handshake.record();
-    // No handshake message spans a record of another type: one still open was the ciphertext
-    // of a TLS 1.2 client's encrypted handshake record, read as if it were plain.
-    this.handshake.reset();
-    return undefined;
+    return handshake ? this.handshake.record() : this.handshake.interrupted();
   }
 
   private headerProblem(): string | undefined {
@@ -113,6 +109,8 @@ class HandshakeMessages implements Framing {
   private hello: Buffer[] | undefined;
   /** The current message is a ClientHello declared larger than can be checked. */
   private oversized = false;
+  /** The first two body bytes of the current message, as far as they have arrived. */
+  private bodyStart: number[] = [];
 
   constructor(private readonly judge: HelloJudge) {}
 
@@ -124,12 +122,34 @@ class HandshakeMessages implements Framing {
     return this.oversized ? this.judge(Buffer.from(this.header)) : undefined;
   }
 
-  /** Forgets the current message. */
-  reset(): void {
+  /**
+   * A record of another type begins. TLS lets no handshake message span one, so one still open
+   * was the ciphertext of a TLS 1.2 client's encrypted handshake record, read as if it were
+   * plain, and is forgotten; unless it may be a ClientHello: some servers (OpenSSL) read a
+   * ClientHello on across a ChangeCipherSpec, so one split so would pass unjudged.
+   */
+  interrupted(): string | undefined {
+    const maybeHello = this.header[0] === CLIENT_HELLO && this.beginsLikeHelloBody();
+    this.reset();
+    return maybeHello
+      ? 'a ClientHello split by a record of another type (TLS forbids it; some servers read it whole); only whole ClientHellos may pass'
+      : undefined;
+  }
+
+  /**
+   * Whether the body so far can begin a ClientHello (legacy_version 3.3): ciphertext that
+   * begins with the ClientHello type byte almost never goes on so.
+   */
+  private beginsLikeHelloBody(): boolean {
+    return this.bodyStart.every((byte) => byte === 0x03);
+  }
+
+  private reset(): void {
     this.header = [];
     this.remaining = 0;
     this.hello = undefined;
     this.oversized = false;
+    this.bodyStart = [];
   }
 
   /** The next bytes of handshake record content. */
@@ -159,6 +179,8 @@ class HandshakeMessages implements Framing {
 
   addBody(part: Buffer): string | undefined {
     this.hello?.push(part);
+    if (this.bodyStart.length < 2)
+      this.bodyStart.push(...part.subarray(0, 2 - this.bodyStart.length));
     this.remaining -= part.length;
     return this.remaining === 0 ? this.endMessage() : undefined;
   }

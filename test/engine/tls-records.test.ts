@@ -156,7 +156,7 @@ test('a ClientHello is found wherever it begins, after another message in the sa
 
 test('a handshake record that only begins like a ClientHello, followed by another record type, passes', async () => {
   // A TLS 1.2 client's encrypted Finished can begin with 0x01 by chance.
-  const lookalike = record(0x16, Buffer.from([0x01, 0x00, 0x01, 0x00, ...randomBytes(36)]));
+  const lookalike = record(0x16, Buffer.from([0x01, 0x00, 0x01, 0x00, 0x9a, ...randomBytes(35)]));
   const stream = Buffer.concat([
     await goodHello(),
     CHANGE_CIPHER_SPEC,
@@ -165,4 +165,25 @@ test('a handshake record that only begins like a ClientHello, followed by anothe
     record(0x16, Buffer.alloc(300, 0x42)),
   ]);
   assert.equal(inspect(stream), undefined);
+});
+
+test('a second ClientHello split by a ChangeCipherSpec (which OpenSSL reads on across) is refused, wherever it is split', async () => {
+  const evil = (await captureHello({ servername: 'evil.example.test' })).subarray(5);
+  const expected =
+    'a ClientHello split by a record of another type (TLS forbids it; some servers read it whole); only whole ClientHellos may pass';
+  for (const at of [1, 4, 5, 6, 100, evil.length - 1]) {
+    const stream = Buffer.concat([
+      await goodHello(),
+      CHANGE_CIPHER_SPEC,
+      record(0x16, evil.subarray(0, at)),
+      CHANGE_CIPHER_SPEC,
+      record(0x16, evil.subarray(at)),
+    ]);
+    assert.equal(inspect(stream), expected, `split after ${at} bytes`);
+    assert.equal(inspect(stream, 3), expected, `split after ${at} bytes, read 3 bytes at a time`);
+  }
+  // One declared larger than can be checked, too.
+  const oversized = Buffer.from([0x01, 0x01, 0x00, 0x00, 0x03, 0x03, ...randomBytes(100)]);
+  const stream = Buffer.concat([await goodHello(), record(0x16, oversized), CHANGE_CIPHER_SPEC]);
+  assert.equal(inspect(stream), expected);
 });
