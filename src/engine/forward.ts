@@ -145,7 +145,9 @@ export async function forwardRequest(
       signal: cancel,
     });
     res.writeHead(response.statusCode, responseHeaders(flatten(response.headers)));
-    const bytes = await relayBody(response.body, res, cancel);
+    const bodyless = answersWithoutBody(req.method, response.statusCode);
+    if (bodyless) discard(response.body);
+    const bytes = await relayBody(bodyless ? undefined : response.body, res, cancel);
     return { ok: true, status: response.statusCode, bytes };
   } catch (error) {
     return { ok: false, refusal: describeFailure(error, target) };
@@ -175,30 +177,49 @@ function whenConnectionCloses(socket: Duplex, listener: () => void): () => void 
 }
 
 /**
- * Streams the upstream body into the answer; resolves with its size once the answer is
- * finished, rejects when either side fails first (the other side is destroyed with it).
+ * An answer to HEAD, a 204 and a 304 end with their headers, whatever length they declare
+ * (RFC 9112 6.3): a 304's Content-Length is that of the representation it stands for.
+ */
+function answersWithoutBody(method: string | undefined, status: number): boolean {
+  return method === 'HEAD' || status === 204 || status === 304;
+}
+
+/**
+ * Lets go of an upstream body that is not relayed. undici holds even an answer without a body
+ * to the length it declares: the mismatch it then reports is about nothing the client gets.
+ */
+function discard(body: Readable): void {
+  body.on('error', () => undefined);
+  body.destroy();
+}
+
+/**
+ * Streams the upstream body (none: the answer ends with its head) into the answer; resolves
+ * with its size once the answer is finished, rejects when either side fails first (the other
+ * side is destroyed with it).
  */
 function relayBody(
-  source: Readable,
+  source: Readable | undefined,
   res: ServerResponse,
   clientGone: EventEmitter & { reason?: ClientGone },
 ): Promise<number> {
   return new Promise((resolve, reject) => {
     let bytes = 0;
     const gone = () => {
-      source.destroy();
+      source?.destroy();
       reject(new ClientGone());
     };
     if (clientGone.reason) return gone();
     clientGone.once('abort', gone);
+    res.once('finish', () => {
+      clientGone.off('abort', gone);
+      resolve(bytes);
+    });
+    if (source === undefined) return void res.end();
     source.on('data', (chunk: Buffer) => (bytes += chunk.length));
     source.once('error', (error) => {
       res.destroy();
       reject(error);
-    });
-    res.once('finish', () => {
-      clientGone.off('abort', gone);
-      resolve(bytes);
     });
     source.pipe(res);
   });

@@ -1334,6 +1334,47 @@ test('HEAD passes and answers without a body', async () => {
   }
 });
 
+test('a 304 or 204 declaring a length is relayed with its headers and no body; a body cut short reaches the client cut short, its outcome 502', async () => {
+  const f = await fixture(basicPolicy, (req, res) => {
+    if (req.url === '/r/not-modified') res.writeHead(304, { etag: '"x"', 'content-length': '99' });
+    else if (req.url === '/r/no-content') res.writeHead(204, { 'content-length': '5' });
+    else if (req.url === '/r/cut-short') {
+      res.writeHead(200, { 'content-length': '100' });
+      return void res.write('0123456789', () => res.socket?.destroy());
+    } else return echo(req, res);
+    res.end();
+  });
+  try {
+    const host = `api.example.test:${f.origin.port}`;
+    const get = (path: string, last = false) =>
+      `GET http://${host}${path} HTTP/1.1\r\nHost: ${host}\r\n${last ? 'Connection: close\r\n' : ''}\r\n`;
+    const pipelined = await rawExchange(f.proxy.port, [
+      get('/r/not-modified'),
+      get('/r/no-content'),
+      get('/r/after', true),
+    ]);
+    assert.deepEqual(
+      [...pipelined.text.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((match) => match[1]),
+      ['304', '204', '200'],
+      pipelined.text,
+    );
+    assert.match(pipelined.text, /^HTTP\/1\.1 304 [^]*etag: "x"\r\ncontent-length: 99\r\n/);
+    assert.match(pipelined.text, /\r\n\r\nHTTP\/1\.1 204 [^]*\r\n\r\nHTTP\/1\.1 200 /);
+    assert.equal(pipelined.closed, true);
+    const cut = await rawExchange(f.proxy.port, get('/r/cut-short'));
+    assert.match(cut.text, /^HTTP\/1\.1 200 [^]*content-length: 100\r\n[^]*\r\n\r\n0123456789$/);
+    assert.equal(cut.closed, true);
+    const outcomes = (await sealedRecords(f.proxy))
+      .filter((record) => record.decision_phase === 'outcome')
+      .map((record) => [new URL(record.target).pathname, record.pattern]);
+    assert.equal(outcomes.length, 1, JSON.stringify(outcomes));
+    assert.equal(outcomes[0]?.[0], '/r/cut-short');
+    assert.match(outcomes[0]?.[1] ?? '', /^status=502 layer=upstream reason=/);
+  } finally {
+    await f.close();
+  }
+});
+
 for (const [what, upgrade, status, layer, method] of [
   ['a WebSocket upgrade the policy does not enable', 'websocket', 403, 'websocket', 'WS'],
   ['an upgrade to another protocol', 'h2c', 400, 'request', 'GET'],

@@ -358,6 +358,33 @@ test('an origin whose certificate the engine does not trust gets nothing: 502 wi
   }
 });
 
+test('inside a tunnel a 304 declaring a length is relayed without a body, and the tunnel goes on', async () => {
+  const f = await fixture({
+    handler: (req, res) => {
+      if (req.url !== '/repos/not-modified') return echo(req, res);
+      res.writeHead(304, { etag: '"x"', 'content-length': '99' });
+      res.end();
+    },
+  });
+  const host = `api.example.test:${f.origin.port}`;
+  try {
+    const { inner, answer } = await interceptedSession(f);
+    inner.write(
+      `GET /repos/not-modified HTTP/1.1\r\nHost: ${host}\r\n\r\nGET /repos/after HTTP/1.1\r\nHost: ${host}\r\n\r\n`,
+    );
+    await waitFor(() => answer().includes('/repos/after'), 5_000, 'the second answer');
+    assert.match(answer(), /^HTTP\/1\.1 304 [^]*content-length: 99\r\n[^]*\r\n\r\nHTTP\/1\.1 200 /);
+    inner.destroy();
+    const outcomes = (await records(f)).filter((r) => r.decision_phase === 'outcome');
+    assert.deepEqual(
+      outcomes.map((r) => [r.transport, r.pattern]),
+      [['connect', 'status=200 intercepted_requests=2 reason=complete']],
+    );
+  } finally {
+    await f.close();
+  }
+});
+
 const PYTHON_CLIENT = `
 import json, ssl, sys, urllib.request, urllib.error
 proxy, cafile, url = sys.argv[1:4]
