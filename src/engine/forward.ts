@@ -4,6 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EventEmitter } from 'node:events';
 import { Transform, type Duplex, type Readable, type TransformCallback } from 'node:stream';
+import type { Dispatcher } from 'undici';
 import type { IpAddress } from '../policy/ip.js';
 import type { EngineLimits } from './limits.js';
 import { BLOCK_HEADER, type Refusal } from './refusal.js';
@@ -144,10 +145,10 @@ export async function forwardRequest(
       body,
       signal: cancel,
     });
+    const relayed = bodyToRelay(req.method, response, target);
+    if ('refusal' in relayed) return { ok: false, refusal: relayed.refusal };
     res.writeHead(response.statusCode, responseHeaders(flatten(response.headers)));
-    const bodyless = answersWithoutBody(req.method, response.statusCode);
-    if (bodyless) discard(response.body);
-    const bytes = await relayBody(bodyless ? undefined : response.body, res, cancel);
+    const bytes = await relayBody(relayed.body, res, cancel);
     return { ok: true, status: response.statusCode, bytes };
   } catch (error) {
     return { ok: false, refusal: describeFailure(error, target) };
@@ -174,6 +175,25 @@ function whenConnectionCloses(socket: Duplex, listener: () => void): () => void 
   listeners.add(listener);
   const registered = listeners;
   return () => registered.delete(listener);
+}
+
+/**
+ * The upstream body the client gets: none for an answer that has none, or why the answer
+ * cannot be relayed. A body not relayed is let go.
+ */
+function bodyToRelay(
+  method: string | undefined,
+  response: Dispatcher.ResponseData,
+  target: UpstreamTarget,
+): { body: Readable | undefined } | { refusal: Refusal } {
+  if (answersWithoutBody(method, response.statusCode)) {
+    discard(response.body);
+    return { body: undefined };
+  }
+  const refusal = unrelayedCoding(response.headers['transfer-encoding'], target);
+  if (refusal === undefined) return { body: response.body };
+  discard(response.body);
+  return { refusal };
 }
 
 /**
@@ -234,10 +254,7 @@ function relayBody(
  */
 export function framingRefusal(req: IncomingMessage, maxBodyBytes: number): Refusal | undefined {
   const { headers } = req;
-  const coding = (headers['transfer-encoding'] ?? '')
-    .split(',')
-    .map((part) => part.trim().toLowerCase())
-    .find((part) => part !== '' && part !== 'chunked');
+  const coding = transferCodings(headers['transfer-encoding']).find((part) => part !== 'chunked');
   if (coding !== undefined) {
     return {
       status: 501,
@@ -262,6 +279,33 @@ export function framingRefusal(req: IncomingMessage, maxBodyBytes: number): Refu
     };
   }
   return undefined;
+}
+
+/** The transfer codings a Transfer-Encoding header lists, in lowercase. */
+function transferCodings(header: string | string[] | undefined): string[] {
+  return [header ?? '']
+    .flat()
+    .flatMap((value) => value.split(','))
+    .map((part) => part.trim().toLowerCase())
+    .filter((part) => part !== '');
+}
+
+/**
+ * Why an upstream answer in a transfer coding other than chunked (or identity, which is none)
+ * is not relayed: undici undoes only the chunking, and the answer goes out chunked again, so
+ * the client would take the still compressed bytes for the content.
+ */
+function unrelayedCoding(
+  header: string | string[] | undefined,
+  target: UpstreamTarget,
+): Refusal | undefined {
+  const codings = transferCodings(header);
+  if (codings.every((coding) => coding === 'chunked' || coding === 'identity')) return undefined;
+  return {
+    status: 502,
+    layer: 'upstream',
+    reason: `upstream ${originName(target)} answered with Transfer-Encoding ${codings.join(', ')}, which the proxy does not relay: it relays only chunked and identity`,
+  };
 }
 
 export function hasBody(req: IncomingMessage): boolean {
@@ -314,7 +358,7 @@ function describeFailure(error: unknown, target: UpstreamTarget): Refusal {
     return { status: 413, layer: 'limit', reason: (cause as BodyTooLarge).message };
   }
   if (error instanceof ClientGone) return { status: 499, layer: 'client', reason: error.message };
-  const where = `${target.scheme}://${target.authority}`;
+  const where = originName(target);
   if (TIMEOUT_CODES.has((error as { code?: unknown } | undefined)?.code as string)) {
     return {
       status: 504,
@@ -329,4 +373,8 @@ function describeFailure(error: unknown, target: UpstreamTarget): Refusal {
     layer: 'upstream',
     reason: `upstream ${where} failed: ${code ? `${code} ` : ''}${message}`,
   };
+}
+
+function originName(target: UpstreamTarget): string {
+  return `${target.scheme}://${target.authority}`;
 }

@@ -1375,6 +1375,29 @@ test('a 304 or 204 declaring a length is relayed with its headers and no body; a
   }
 });
 
+test('an answer in a transfer coding other than chunked is refused 502 with an outcome receipt, not relabelled', async () => {
+  const f = await fixture(basicPolicy, (_req, res) => {
+    res.writeHead(200, { 'transfer-encoding': 'gzip, chunked' });
+    res.end(gzipSync('compressed content'));
+  });
+  try {
+    const url = `http://api.example.test:${f.origin.port}/r/${token()}`;
+    const result = await curl(['-i', '--proxy', f.proxy.proxyUrl, url]);
+    const response = parseCurlResponse(result.stdout);
+    assert.equal(response.status, 502, result.stdout.toString('latin1'));
+    assert.equal(response.headers['x-pipelock-egress-block'], 'upstream');
+    const reason = `upstream http://api.example.test:${f.origin.port} answered with Transfer-Encoding gzip, chunked, which the proxy does not relay: it relays only chunked and identity`;
+    assert.equal(response.body.toString(), `blocked: ${reason}\n`);
+    const outcomes = (await sealedRecords(f.proxy)).filter((r) => r.decision_phase === 'outcome');
+    assert.deepEqual(
+      outcomes.map((r) => r.pattern),
+      [`status=502 layer=upstream reason=${reason}`],
+    );
+  } finally {
+    await f.close();
+  }
+});
+
 for (const [what, upgrade, status, layer, method] of [
   ['a WebSocket upgrade the policy does not enable', 'websocket', 403, 'websocket', 'WS'],
   ['an upgrade to another protocol', 'h2c', 400, 'request', 'GET'],
