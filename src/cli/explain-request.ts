@@ -11,6 +11,7 @@ import {
   type Policy,
 } from '../policy/index.js';
 import { formatIp } from '../policy/ip.js';
+import { spellingProblem } from '../policy/target.js';
 import type { Refusal } from '../engine/refusal.js';
 import { dlpRefusal } from '../engine/admission.js';
 import type { SecretScanner } from '../engine/dlp/secret-scan.js';
@@ -84,6 +85,14 @@ function judgeInside(
   const to = decision.target;
   if (decision.verdict === 'block' || to === undefined)
     return { decision, refusal: undefined, ssrf: undefined };
+  const misspelled = to.kind === 'url' ? spellingProblem(target) : undefined;
+  if (misspelled) {
+    return {
+      decision,
+      refusal: { status: 400, layer: 'request', reason: misspelled },
+      ssrf: undefined,
+    };
+  }
   if (to.host.kind === 'name') {
     return {
       decision,

@@ -14,6 +14,7 @@ import {
   type RequestTarget,
 } from '../policy/index.js';
 import type { IpAddress } from '../policy/ip.js';
+import { spellingProblem } from '../policy/target.js';
 import type { DecisionEntry, DecisionLog, Transport } from './decision-log.js';
 import type { Refusal } from './refusal.js';
 import type { Resolver } from './resolver.js';
@@ -261,6 +262,9 @@ export async function admit(
   }
   const target = decision.target;
   if (target === undefined) throw new Error('unreachable: an allowed decision has a target');
+  // The path goes upstream as the client spelled it: it must be the path the rules judged.
+  const misspelled = target.kind === 'url' ? spellingProblem(request.target) : undefined;
+  if (misspelled) return refuse(400, 'request', misspelled);
   let addresses: IpAddress[];
   if (request.address !== undefined) {
     // A tunnel's inner request goes to the address its CONNECT was admitted to, judged again

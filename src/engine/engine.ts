@@ -30,7 +30,7 @@ import type { Resolver } from './resolver.js';
 import { awaitClientHello, relay } from './tunnel.js';
 import { interceptedForAddress, passthroughToGuardedAddress } from './ssrf.js';
 import { formatHost, type Policy } from '../policy/index.js';
-import { parseRequestTarget } from '../policy/target.js';
+import { originForm, parseRequestTarget } from '../policy/target.js';
 import type { IpAddress } from '../policy/ip.js';
 import type { RunCertificateAuthority } from './tls/run-ca.js';
 import { terminateTls } from './tls/terminate.js';
@@ -491,7 +491,7 @@ export class Engine {
       authority: target.authority,
       port: target.port,
       address: admission.address,
-      path: `${target.pathname}${target.search}`,
+      path: originForm(request.target),
     };
     const slot = await this.pools.acquire(upstream);
     if (!slot.ok) {

@@ -123,8 +123,7 @@ async function relayTracked(
   const inspect: Inspection = async (decision, scope) => {
     reach = scope.reach;
     const problem =
-      handshakeProblem(req, request.target, protocols) ??
-      ('problem' in asked ? asked.problem : undefined);
+      handshakeProblem(req, protocols) ?? ('problem' in asked ? asked.problem : undefined);
     if (problem) return { refusal: { status: 400, layer: 'request', reason: problem } };
     scanMessages = context.frameScan || scanner.guards(reach);
     // The subprotocols go on too (as the upstream handshake's own header): scanned with the rest.
@@ -253,12 +252,7 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
  * What makes the client's handshake one ws would refuse (after the origin was dialled): it is
  * refused first, with a receipt, and nothing is dialled.
  */
-function handshakeProblem(
-  req: IncomingMessage,
-  target: string,
-  protocols: readonly string[],
-): string | undefined {
-  if (new URL(target).hash !== '') return 'a WebSocket URL has no #fragment (RFC 6455 3)';
+function handshakeProblem(req: IncomingMessage, protocols: readonly string[]): string | undefined {
   if (!/^[+/0-9A-Za-z]{22}==$/.test(req.headers['sec-websocket-key'] ?? ''))
     return 'the WebSocket handshake has no valid Sec-WebSocket-Key';
   if (req.headers['sec-websocket-version'] !== '13')

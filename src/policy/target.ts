@@ -66,6 +66,36 @@ function parseUrlTarget(text: string): TargetResult {
   };
 }
 
+/** `scheme://` and the authority of an absolute URL, ended where a URL parser ends it. */
+const URL_ORIGIN = /^[a-z][a-z0-9+.-]*:\/\/[^/\\?#]*/i;
+
+/**
+ * The path and query of an absolute URL as the request spells them: what its origin-form
+ * request line carries (an empty path as `/`, RFC 9112 3.2.1).
+ */
+export function originForm(url: string): string {
+  const rest = url.replace(URL_ORIGIN, '');
+  return rest.startsWith('/') ? rest : `/${rest}`;
+}
+
+/**
+ * Why an absolute URL cannot be sent as spelled and still be the URL judged: the rules judge
+ * the path with its dot segments resolved and `\` read as `/`, as a URL parser reads it, and a
+ * server that reads the spelling as it stands would route by another path. A fragment is not
+ * part of a request at all.
+ */
+export function spellingProblem(url: string): string | undefined {
+  const rest = url.replace(URL_ORIGIN, '');
+  if (rest.includes('#'))
+    return 'a URL sent in a request has no #fragment (the client keeps it); send it without';
+  const path = rest.split('?', 1)[0] ?? '';
+  if (path.includes('\\'))
+    return 'the path holds a backslash, which some servers read as "/" and others do not; send "/" or %5C';
+  if (/(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)/i.test(path))
+    return 'the path holds a dot segment ("." or "..", encoded or not), which servers resolve or not; send the path resolved (curl resolves it unless --path-as-is)';
+  return undefined;
+}
+
 function parseAuthorityTarget(text: string): TargetResult {
   const match = /^(\[[^\]]*\]|[^:[\]]+):([0-9]{1,5})$/.exec(text);
   const port = Number(match?.[2]);

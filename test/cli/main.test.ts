@@ -231,6 +231,19 @@ test('policy explain: an unlisted destination is blocked by default_deny', async
   );
 });
 
+test('policy explain: a path the proxy could not send as spelled is refused 400 (layer request), as the proxy does', async () => {
+  for (const [target, reason] of [
+    ['https://api.github.com/repos/x/../acme', /dot segment/],
+    ['https://api.github.com/repos\\acme', /backslash/],
+    ['https://api.github.com/repos/acme#top', /fragment/],
+  ] as const) {
+    const { code, stdout } = await cli('policy', 'explain', REFERENCE, 'GET', target);
+    assert.equal(code, 1, stdout);
+    assert.match(stdout, /^block\n {2}layer: {2}request\n {2}reason: /);
+    assert.match(stdout, reason);
+  }
+});
+
 test('policy explain: CONNECT host:port says whether TLS is intercepted', async () => {
   const intercepted = await cli('policy', 'explain', TRIAGE, 'CONNECT', 'api.github.com:443');
   assert.equal(intercepted.code, 0);

@@ -1334,6 +1334,51 @@ test('HEAD passes and answers without a body', async () => {
   }
 });
 
+test('the path and query go upstream as the client spelled them, as the receipt records them', async () => {
+  const f = await fixture(basicPolicy);
+  try {
+    const host = `api.example.test:${f.origin.port}`;
+    const ask = (path: string) =>
+      rawExchange(
+        f.proxy.port,
+        `GET http://${host}${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`,
+      );
+    const spelled = [
+      `/r/q?a=<>&b="q"&c='x'&d=\`{}\``,
+      '/r/a%2Fb',
+      '/r/a;b',
+      '/r/%7e',
+      '/r/{x}|^"<>`',
+      '?only=query',
+    ];
+    const seen: string[] = [];
+    for (const path of spelled) {
+      const { text } = await ask(path);
+      assert.equal(statusOf(text), 200, text);
+      seen.push(JSON.parse(/"url":("(?:[^"\\]|\\.)*")/.exec(text)?.[1] ?? '""') as string);
+    }
+    // An empty path is sent as "/" (RFC 9112 3.2.1).
+    assert.deepEqual(seen, [...spelled.slice(0, -1), '/?only=query']);
+    const misspelled = ['/r/x/../y', '/r/%2e/y', '/r\\x', '/r/x#top'];
+    for (const path of misspelled) {
+      const { text } = await ask(path);
+      assert.equal(statusOf(text), 400, text);
+      assert.match(text, /X-Pipelock-Egress-Block: request\r\n/);
+    }
+    assert.equal(f.origin.hits, spelled.length);
+    const records = await sealedRecords(f.proxy);
+    assert.deepEqual(
+      records.map((record) => [record.target, record.verdict, record.layer ?? '']),
+      [
+        ...spelled.map((path) => [`http://${host}${path}`, 'allow', '']),
+        ...misspelled.map((path) => [`http://${host}${path}`, 'block', 'request']),
+      ],
+    );
+  } finally {
+    await f.close();
+  }
+});
+
 test('a 304 or 204 declaring a length is relayed with its headers and no body; a body cut short reaches the client cut short, its outcome 502', async () => {
   const f = await fixture(basicPolicy, (req, res) => {
     if (req.url === '/r/not-modified') res.writeHead(304, { etag: '"x"', 'content-length': '99' });

@@ -358,6 +358,37 @@ test('an origin whose certificate the engine does not trust gets nothing: 502 wi
   }
 });
 
+test('inside a tunnel the path and query go upstream as spelled; a dot segment is refused 400', async () => {
+  const f = await fixture();
+  const host = `api.example.test:${f.origin.port}`;
+  try {
+    const { inner, answer } = await interceptedSession(f);
+    const spelled = `/repos/a%2Fb;c/%7e{}?a=<>&b="q"&c='x'`;
+    inner.write(
+      `GET ${spelled} HTTP/1.1\r\nHost: ${host}\r\n\r\nGET /repos/x/../y HTTP/1.1\r\nHost: ${host}\r\n\r\n`,
+    );
+    await waitFor(() => /HTTP\/1\.1 400 /.test(answer()), 5_000, 'the second answer');
+    inner.destroy();
+    assert.match(answer(), /^HTTP\/1\.1 200 /);
+    assert.equal(JSON.parse(/"url":("(?:[^"\\]|\\.)*")/.exec(answer())?.[1] ?? '""'), spelled);
+    assert.match(
+      answer(),
+      /X-Pipelock-Egress-Block: request\r\n[^]*blocked: the path holds a dot segment/,
+    );
+    const inside = (await records(f)).filter((r) => r.transport === 'intercept');
+    // Pipelined requests are judged at once: their receipts come in either order.
+    assert.deepEqual(
+      new Map(inside.map((r) => [r.target, r.verdict])),
+      new Map([
+        [`https://${host}${spelled}`, 'allow'],
+        [`https://${host}/repos/x/../y`, 'block'],
+      ]),
+    );
+  } finally {
+    await f.close();
+  }
+});
+
 test('inside a tunnel a 304 declaring a length is relayed without a body, and the tunnel goes on', async () => {
   const f = await fixture({
     handler: (req, res) => {
