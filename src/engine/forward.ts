@@ -147,7 +147,11 @@ export async function forwardRequest(
     });
     const relayed = bodyToRelay(req.method, response, target);
     if ('refusal' in relayed) return { ok: false, refusal: relayed.refusal };
-    res.writeHead(response.statusCode, responseHeaders(flatten(response.headers)));
+    res.writeHead(
+      response.statusCode,
+      reasonPhrase(response.statusText),
+      responseHeaders(flatten(response.headers)),
+    );
     const bytes = await relayBody(relayed.body, res, cancel);
     return { ok: true, status: response.statusCode, bytes };
   } catch (error) {
@@ -175,6 +179,15 @@ function whenConnectionCloses(socket: Duplex, listener: () => void): () => void 
   listeners.add(listener);
   const registered = listeners;
   return () => registered.delete(listener);
+}
+
+/**
+ * The origin's reason phrase, where undici hands it over as the origin wrote it: it decodes
+ * the phrase as UTF-8, so one with other bytes than ASCII text is not; node:http's phrase for
+ * the status stands in for it then (a client ignores the phrase, RFC 9112 4).
+ */
+function reasonPhrase(statusText: string): string | undefined {
+  return /^[\t\x20-\x7e]*$/.test(statusText) ? statusText : undefined;
 }
 
 /**

@@ -1379,6 +1379,34 @@ test('the path and query go upstream as the client spelled them, as the receipt 
   }
 });
 
+test("the origin's reason phrase is relayed; one undici cannot hand over as sent gets the standard phrase", async () => {
+  const f = await fixture(basicPolicy, (req, res) => {
+    const [status, phrase] =
+      req.url === '/r/weird'
+        ? [999, 'Weird']
+        : req.url === '/r/fine'
+          ? [200, 'Fine thanks']
+          : [200, 'Caf\xe9'];
+    res.writeHead(status, phrase, { 'content-length': '5' });
+    res.end('hello');
+  });
+  try {
+    const host = `api.example.test:${f.origin.port}`;
+    const get = (path: string) => `GET http://${host}${path} HTTP/1.1\r\nHost: ${host}\r\n\r\n`;
+    const { text } = await rawExchange(
+      f.proxy.port,
+      [get('/r/weird'), get('/r/fine'), get('/r/latin')],
+      2_000,
+    );
+    assert.deepEqual(
+      [...text.matchAll(/HTTP\/1\.1 [^\r]*/g)].map((match) => match[0]),
+      ['HTTP/1.1 999 Weird', 'HTTP/1.1 200 Fine thanks', 'HTTP/1.1 200 OK'],
+    );
+  } finally {
+    await f.close();
+  }
+});
+
 test('a 304 or 204 declaring a length is relayed with its headers and no body; a body cut short reaches the client cut short, its outcome 502', async () => {
   const f = await fixture(basicPolicy, (req, res) => {
     if (req.url === '/r/not-modified') res.writeHead(304, { etag: '"x"', 'content-length': '99' });
