@@ -1,26 +1,49 @@
 // `host:ip` name pins (like curl's --resolve without the port), from the CLI's --resolve
 // and the action's `resolve` input.
 
+import { parseDestination } from '../policy/destination.js';
+import { parseNameOrIpv4 } from '../policy/host.js';
+import type { IpAddress } from '../policy/ip.js';
 import { parseRequestTarget } from '../policy/target.js';
+import { parseResolvedAddress } from './ssrf.js';
 
 export interface NamePin {
   readonly host: string;
   readonly ip: string;
 }
 
+const EXPECTED = 'expected host:ip, e.g. api.example.test:127.0.0.1 or api.example.test:[::1]';
+
 /** `host:ip` (curl's --resolve without the port): the name is answered with that address. */
 export function parseNamePin(text: string): NamePin | string {
   const colon = text.indexOf(':');
-  const expected = 'expected host:ip, e.g. api.example.test:127.0.0.1 or api.example.test:[::1]';
-  if (colon <= 0) return `"${text}" is not host:ip; ${expected}`;
+  if (colon <= 0) return `"${text}" is not host:ip; ${EXPECTED}`;
   const host = text.slice(0, colon);
-  const ipText = text.slice(colon + 1).replace(/^\[(.*)\]$/, '$1');
+  const ip = text.slice(colon + 1).replace(/^\[(.*)\]$/, '$1');
   const hostTarget = parseRequestTarget(`${host}:443`);
   if (!hostTarget.ok || hostTarget.target.host.kind !== 'name')
-    return `"${host}" is not a host name; ${expected}`;
-  const ipTarget = parseRequestTarget(ipText.includes(':') ? `[${ipText}]:443` : `${ipText}:443`);
-  if (!ipTarget.ok || ipTarget.target.host.kind !== 'ip' || !/^[0-9a-fA-F.:]+$/.test(ipText)) {
-    return `"${ipText}" is not an IP address; ${expected}`;
+    return `"${host}" is not a host name; ${EXPECTED}`;
+  if (pinnedAddress(ip) === undefined) return addressProblem(ip);
+  return { host: hostTarget.target.host.name, ip };
+}
+
+/**
+ * The address a pin's text names, as the engine answers with it: IPv4 in dotted decimal or
+ * IPv6, without a zone; undefined for anything else.
+ */
+export function pinnedAddress(text: string): IpAddress | undefined {
+  return text.includes('%') ? undefined : parseResolvedAddress(text);
+}
+
+/**
+ * Why `text` is no address to pin. An IPv4 address in another notation (127.1, 2130706433,
+ * 010.0.0.1) is read as a URL parser reads it, and refused as a policy refuses it.
+ */
+function addressProblem(text: string): string {
+  const read = parseNameOrIpv4(text);
+  if (read.ok && read.host.kind === 'ip') {
+    const asDestination = parseDestination(text);
+    if (!asDestination.ok) return asDestination.problem;
   }
-  return { host: hostTarget.target.host.name, ip: ipText };
+  return `"${text}" is not an IP address; ${EXPECTED}`;
 }

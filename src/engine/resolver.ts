@@ -4,7 +4,7 @@
 import { lookup } from 'node:dns/promises';
 import type { Host } from '../policy/index.js';
 import type { IpAddress } from '../policy/ip.js';
-import type { NamePin } from './name-pin.js';
+import { pinnedAddress, type NamePin } from './name-pin.js';
 import { parseResolvedAddress } from './ssrf.js';
 
 export interface Resolver {
@@ -23,7 +23,7 @@ export function createResolver(
 ): Resolver {
   const pinned = new Map<string, IpAddress>();
   for (const pin of pins) {
-    const ip = parseResolvedAddress(pin.ip);
+    const ip = pinnedAddress(pin.ip);
     if (ip === undefined)
       throw new Error(`--resolve ${pin.host}:${pin.ip}: "${pin.ip}" is not an IP address`);
     pinned.set(pin.host.toLowerCase().replace(/\.$/, ''), ip);

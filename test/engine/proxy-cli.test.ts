@@ -481,6 +481,36 @@ test('proxy CLI: malformed --resolve, --run-capsule-sha256 and --identity are us
   }
 });
 
+test('proxy CLI: an IPv4 pin in shorthand, decimal or octal is a usage error (exit 2) saying how it reads, before any evidence', async () => {
+  for (const [written, read] of [
+    ['127.1', '127.0.0.1'],
+    ['2130706433', '127.0.0.1'],
+    ['010.0.0.1', '8.0.0.1'],
+  ] as const) {
+    const dir = tempDir();
+    try {
+      const result = await runInProcess(
+        loopbackProxy(
+          policyFile(dir, policyFor(1)),
+          join(dir, 'ev'),
+          '--resolve',
+          `api.example.test:${written}`,
+        ),
+      );
+      assert.equal(result.code, 2, result.err);
+      assert.ok(
+        result.err.includes(
+          `proxy: --resolve "${written}" is read as the IPv4 address ${read} (leading zeros mean octal, 0x hex, and missing parts are filled with zeros); write the address in dotted decimal, "${read}" or the one you meant\n`,
+        ),
+        result.err,
+      );
+      assert.deepEqual(readdirSync(dir), ['policy.yaml'], 'no evidence was started');
+    } finally {
+      cleanup(dir);
+    }
+  }
+});
+
 test('proxy CLI: an invalid policy exits 1 naming the problem', async () => {
   const dir = tempDir();
   try {

@@ -9,6 +9,7 @@ import {
 } from '../../src/engine/ssrf.js';
 import { parseRequestTarget } from '../../src/policy/target.js';
 import { createResolver } from '../../src/engine/resolver.js';
+import { parseNamePin } from '../../src/engine/name-pin.js';
 import { formatIp, type IpAddress } from '../../src/policy/ip.js';
 import { policyFrom } from './helpers.js';
 
@@ -274,4 +275,30 @@ test('the resolver times out a lookup that never answers', async () => {
 
 test('a pin to something that is not an address is refused', () => {
   assert.throws(() => createResolver([{ host: 'a.test', ip: 'not-an-ip' }]), /not an IP address/);
+});
+
+test('--resolve takes exactly the pins the resolver can answer with', () => {
+  const resolverTakes = (ip: string): boolean => {
+    try {
+      createResolver([{ host: 'a.test', ip }]);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  for (const address of [
+    '127.0.0.1',
+    '::1',
+    '::ffff:127.0.0.1',
+    '127.1',
+    '2130706433',
+    '010.0.0.1',
+    '0x7f.0.0.1',
+    '127.0.0.1.',
+    'fe80::1%eth0',
+    'not-an-ip',
+  ]) {
+    const cliTakes = typeof parseNamePin(`a.test:${address}`) !== 'string';
+    assert.equal(cliTakes, resolverTakes(address), address);
+  }
 });
