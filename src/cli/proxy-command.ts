@@ -5,7 +5,7 @@ import { formatPolicyError, parsePolicy } from '../policy/index.js';
 import { Engine } from '../engine/engine.js';
 import { EvidenceWriter, type SealSummary } from '../engine/evidence-writer.js';
 import { createResolver } from '../engine/resolver.js';
-import { parseNamePin, type NamePin } from '../engine/name-pin.js';
+import { parseNamePins } from '../engine/name-pin.js';
 import { createNodeBackend } from '../receipts/node-backend.js';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -49,11 +49,8 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
   const capsule = optionValue(options, 'run-capsule-sha256');
   if (capsule !== undefined && !/^[0-9a-f]{64}$/.test(capsule))
     throw new UsageError(`${COMMAND}: --run-capsule-sha256 takes 64 lowercase hex digits`);
-  const pins = (options.values.get('resolve') ?? []).map((text): NamePin => {
-    const pin = parseNamePin(text);
-    if (typeof pin === 'string') throw new UsageError(`${COMMAND}: --resolve ${pin}`);
-    return pin;
-  });
+  const pins = parseNamePins(options.values.get('resolve') ?? []);
+  if (typeof pins === 'string') throw new UsageError(`${COMMAND}: --resolve ${pins}`);
 
   let policyBytes: Uint8Array;
   try {

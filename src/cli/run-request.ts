@@ -6,7 +6,7 @@ import { PRIVATE_RUN, unkeptPrivateDir } from '../boundary/private-dirs.js';
 import { isRunId, newRunId } from '../boundary/layout.js';
 import { basename, dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { formatPolicyError, parsePolicy, type Policy } from '../policy/index.js';
-import { parseNamePin } from '../engine/name-pin.js';
+import { parseNamePins } from '../engine/name-pin.js';
 import { publicKeyHex, type CryptoBackend } from '../receipts/index.js';
 import { type CliIo, UsageError } from './io.js';
 import { KeyArgumentError, readPrivateKey, readPublicKey, type ReadKey } from './key-argument.js';
@@ -92,10 +92,8 @@ export async function parseRunRequest(
   const policyFile = optionValue(options, 'policy');
   if (policyFile === undefined) throw new UsageError('run: --policy FILE is required');
   const pins = options.values.get('resolve') ?? [];
-  for (const pin of pins) {
-    const parsed = parseNamePin(pin);
-    if (typeof parsed === 'string') throw new UsageError(`run: --resolve ${parsed}`);
-  }
+  const pinProblem = parseNamePins(pins);
+  if (typeof pinProblem === 'string') throw new UsageError(`run: --resolve ${pinProblem}`);
   const identity = optionValue(options, 'identity') ?? DEFAULT_IDENTITY;
   const wrongIdentity = identityProblem(identity);
   if (wrongIdentity !== undefined) throw new UsageError(`run: --identity: ${wrongIdentity}`);

@@ -3,7 +3,7 @@
 
 import { parseDestination } from '../policy/destination.js';
 import { parseNameOrIpv4 } from '../policy/host.js';
-import type { IpAddress } from '../policy/ip.js';
+import { sameIp, type IpAddress } from '../policy/ip.js';
 import { parseRequestTarget } from '../policy/target.js';
 import { parseResolvedAddress } from './ssrf.js';
 
@@ -25,6 +25,27 @@ export function parseNamePin(text: string): NamePin | string {
     return `"${host}" is not a host name; ${EXPECTED}`;
   if (pinnedAddress(ip) === undefined) return addressProblem(ip);
   return { host: hostTarget.target.host.name, ip };
+}
+
+/** Pins given together; a name pinned to two addresses is refused: which one would be meant? */
+export function parseNamePins(texts: readonly string[]): NamePin[] | string {
+  const pins: { readonly pin: NamePin; readonly text: string }[] = [];
+  for (const text of texts) {
+    const pin = parseNamePin(text);
+    if (typeof pin === 'string') return pin;
+    const other = pins.find(
+      (given) => given.pin.host === pin.host && !samePinnedAddress(given.pin, pin),
+    );
+    if (other !== undefined)
+      return `${other.text} and ${text} pin ${pin.host} to two addresses; keep the one you mean`;
+    pins.push({ pin, text });
+  }
+  return pins.map(({ pin }) => pin);
+}
+
+function samePinnedAddress(a: NamePin, b: NamePin): boolean {
+  const [first, second] = [pinnedAddress(a.ip), pinnedAddress(b.ip)];
+  return first !== undefined && second !== undefined && sameIp(first, second);
 }
 
 /**

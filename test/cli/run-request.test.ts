@@ -25,14 +25,25 @@ function runWithPins(...pins: string[]) {
   );
 }
 
-test('run --resolve: a pin is checked as the proxy checks it', async () => {
-  assert.deepEqual((await runWithPins('a.test:127.0.0.1')).pins, ['a.test:127.0.0.1']);
-  await assert.rejects(runWithPins('a.test:127.1'), (error: Error) => {
-    assert.ok(error instanceof UsageError);
-    assert.match(
-      error.message,
-      /^run: --resolve "127\.1" is read as the IPv4 address 127\.0\.0\.1 .*; write the address in dotted decimal, "127\.0\.0\.1" or the one you meant$/,
-    );
+async function assertUsageError(request: Promise<unknown>, message: RegExp): Promise<void> {
+  await assert.rejects(request, (error: Error) => {
+    assert.ok(error instanceof UsageError, error.message);
+    assert.match(error.message, message);
     return true;
   });
+}
+
+test('run --resolve: a pin is checked as the proxy checks it', async () => {
+  assert.deepEqual((await runWithPins('a.test:127.0.0.1')).pins, ['a.test:127.0.0.1']);
+  await assertUsageError(
+    runWithPins('a.test:127.1'),
+    /^run: --resolve "127\.1" is read as the IPv4 address 127\.0\.0\.1 .*; write the address in dotted decimal, "127\.0\.0\.1" or the one you meant$/,
+  );
+});
+
+test('run --resolve: one name pinned to two addresses is a usage error naming both', async () => {
+  await assertUsageError(
+    runWithPins('a.test:127.0.0.1', 'a.test:127.0.0.2'),
+    /^run: --resolve a\.test:127\.0\.0\.1 and a\.test:127\.0\.0\.2 pin a\.test to two addresses; keep the one you mean$/,
+  );
 });

@@ -511,6 +511,30 @@ test('proxy CLI: an IPv4 pin in shorthand, decimal or octal is a usage error (ex
   }
 });
 
+test('proxy CLI: one name pinned to two addresses is a usage error (exit 2) naming both, before any evidence', async () => {
+  const dir = tempDir();
+  const pins = ['api.example.test:127.0.0.1', 'api.example.test:127.0.0.2'];
+  const cli = runCli(
+    loopbackProxy(
+      policyFile(dir, policyFor(1)),
+      join(dir, 'ev'),
+      ...pins.flatMap((pin) => ['--resolve', pin]),
+    ),
+  );
+  try {
+    const ended = await Promise.race([cli.exited, cli.ready.then(() => undefined)]);
+    assert.equal(ended?.code, 2, `it did not stop: ${cli.stderr()}`);
+    assert.match(
+      cli.stderr(),
+      /^pipelock-egress: proxy: --resolve api\.example\.test:127\.0\.0\.1 and api\.example\.test:127\.0\.0\.2 pin api\.example\.test to two addresses; keep the one you mean\n/,
+    );
+    assert.deepEqual(readdirSync(dir), ['policy.yaml'], 'no evidence was started');
+  } finally {
+    cli.child.kill();
+    cleanup(dir);
+  }
+});
+
 test('proxy CLI: an invalid policy exits 1 naming the problem', async () => {
   const dir = tempDir();
   try {

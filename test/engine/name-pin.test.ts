@@ -1,0 +1,19 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseNamePins } from '../../src/engine/name-pin.js';
+
+test('one name pinned to two addresses is refused, naming both pins', () => {
+  assert.equal(
+    parseNamePins(['a.test:127.0.0.1', 'b.test:127.0.0.3', 'A.test.:127.0.0.2']),
+    'a.test:127.0.0.1 and A.test.:127.0.0.2 pin a.test to two addresses; keep the one you mean',
+  );
+});
+
+test('the same pin given twice, however it is spelt, is taken', () => {
+  const pins = parseNamePins(['a.test:127.0.0.1', 'A.test:::ffff:127.0.0.1', 'b.test:[::1]']);
+  assert.deepEqual(pins, [
+    { host: 'a.test', ip: '127.0.0.1' },
+    { host: 'a.test', ip: '::ffff:127.0.0.1' },
+    { host: 'b.test', ip: '::1' },
+  ]);
+});
