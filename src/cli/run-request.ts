@@ -390,13 +390,10 @@ async function runKeys(
     problems.push(error.message);
   }
   const seed = signing?.key;
-  if (
-    seed !== undefined &&
-    pinnedKey !== undefined &&
-    publicKeyHex(backend.ed25519PublicKey(seed)) !== pinnedKey
-  ) {
+  const signer = seed === undefined ? undefined : publicKeyHex(backend.ed25519PublicKey(seed));
+  if (signer !== undefined && pinnedKey !== undefined && signer !== pinnedKey) {
     problems.push(
-      `--public-key ${pinnedKey} is not the public key of --signing-key; the run could never verify as valid`,
+      `--public-key (not shown: it may be a secret key) is not the public key of --signing-key, ${signer}; the run could never verify as valid`,
     );
   }
   const signingKeyFile =

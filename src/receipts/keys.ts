@@ -11,9 +11,17 @@ const PKCS8_PREFIX = fromHex('302e020100300506032b657004220420') ?? new Uint8Arr
 
 export type KeyResult = { ok: true; key: Uint8Array } | { ok: false; error: string };
 
+const PRIVATE_FOR_PUBLIC: KeyResult = {
+  ok: false,
+  error:
+    'a private key where the public key is needed: give its public key instead (keygen writes it beside signing-key.pem as public-key.pem)',
+};
+
 /** A 32-byte public key from PEM (SPKI), Pipelock public key text, or 64 hex characters. */
 export function parsePublicKey(text: string): KeyResult {
   const trimmed = text.trim();
+  if (/^-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----/.test(trimmed)) return PRIVATE_FOR_PUBLIC;
+  if (trimmed.startsWith(PIPELOCK_PRIVATE_HEADER)) return PRIVATE_FOR_PUBLIC;
   if (trimmed.startsWith('-----BEGIN')) {
     const der = pemBody(trimmed, 'PUBLIC KEY');
     if (!der.ok) return der;

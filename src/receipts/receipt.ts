@@ -155,11 +155,7 @@ export function verifyReceiptSignature(
     trustedKeys.length > 0 &&
     !trustedKeys.includes(receipt.signer_key)
   ) {
-    const message =
-      trustedKeys.length === 1
-        ? `signer_key ${receipt.signer_key} does not match expected key ${trustedKeys[0] ?? ''}`
-        : `signer key ${receipt.signer_key} is not in the trusted set`;
-    return fail('untrusted_key', message);
+    return fail('untrusted_key', untrustedSignerMessage(receipt.signer_key, trustedKeys.length));
   }
   const key = decodeHexField('signer_key', receipt.signer_key, 32);
   if (!key.ok) return key;
@@ -177,6 +173,17 @@ export function verifyReceiptSignature(
     return fail('signature', 'signature verification failed');
   }
   return { ok: true, value: receipt };
+}
+
+/**
+ * Go's wording names the expected key; ours does not. A pinned key is whatever the caller
+ * gave, and a private key given by mistake (its 64-hex seed reads as a public key) must not
+ * end up in a log or a report. The signer's key is public.
+ */
+function untrustedSignerMessage(signer: string, pinned: number): string {
+  return pinned === 1
+    ? `signer_key ${signer} does not match the pinned key (1 given; not shown: it may be a secret key)`
+    : `signer key ${signer} is not in the trusted set (${pinned} pinned keys given; not shown: one may be a secret key)`;
 }
 
 function decodeHexField(name: string, text: string, length: number): Outcome<Uint8Array> {

@@ -13,7 +13,13 @@ import {
   writeSync,
 } from 'node:fs';
 import path from 'node:path';
-import { encodePipelockPublicKey, encodePublicKeyPem } from '../../src/receipts/keys.js';
+import {
+  encodePipelockPrivateKey,
+  encodePipelockPublicKey,
+  encodePrivateKeyPem,
+  encodePublicKeyPem,
+} from '../../src/receipts/keys.js';
+import { createNodeBackend } from '../../src/receipts/node-backend.js';
 import { fromHex } from '../../src/receipts/bytes.js';
 import { SAMPLE_KEY, SAMPLE_POLICY_HASH, sampleEvidence } from '../receipts/sample-evidence.js';
 import { KEY_A, VECTORS_DIR } from '../receipts/vectors.js';
@@ -158,9 +164,65 @@ test('a chain signed by another key than the pinned one is broken', async () => 
     assert.equal(code, 1, stdout);
     assert.match(
       stdout,
-      /^CHAIN BROKEN: .*\n {2}Error: {4}seq 0: signer_key [0-9a-f]{64} does not match expected key (4655a7e6|ffffffff)/,
+      /^CHAIN BROKEN: .*\n {2}Error: {4}seq 0: signer_key [0-9a-f]{64} does not match the pinned key \(1 given; not shown: it may be a secret key\)\n/,
     );
     assert.match(stdout, /\n {2}Broke at: seq 0\n {2}Sealed: {3}no\n$/);
+  }
+});
+
+test('a private seed given as --public-key is not printed: the error counts the pinned keys and names the signer', async () => {
+  // 64 hex characters read as a public key, whatever they are.
+  const seed = 'c0ffee'.repeat(10) + 'c0de';
+  const output = path.join(dir, 'seed-report.json');
+  for (const pinned of [[seed], [file('seed.hex', `${seed}\n`)], [seed, KEY_A]]) {
+    const { code, stdout, stderr } = await cli(
+      'verify',
+      '--receipt-chain',
+      sampleFile,
+      ...pinned.flatMap((key) => ['--public-key', key]),
+      '--output',
+      output,
+    );
+    assert.equal(code, 1, stdout);
+    const reported = readFileSync(output, 'utf8');
+    for (const text of [stdout, stderr, reported]) assert.ok(!text.includes(seed), text);
+    assert.match(
+      stdout,
+      pinned.length === 1
+        ? new RegExp(
+            `Error: {4}seq 0: signer_key ${SAMPLE_KEY} does not match the pinned key \\(1 given; not shown: it may be a secret key\\)\n`,
+          )
+        : new RegExp(
+            `Error: {4}seq 0: signer key ${SAMPLE_KEY} is not in the trusted set \\(2 pinned keys given; not shown: one may be a secret key\\)\n`,
+          ),
+    );
+  }
+});
+
+test('a private key given as --public-key is named as one, not printed (exit 2)', async () => {
+  const seed = fromHex('5eed'.repeat(16)) ?? new Uint8Array();
+  const pem = encodePrivateKeyPem(seed);
+  const pipelock = encodePipelockPrivateKey(createNodeBackend(), seed);
+  for (const [key, text] of [
+    [pem, pem],
+    [file('signing-key.pem', pem), pem],
+    [file('signing-key.pipelock', pipelock), pipelock],
+  ] as const) {
+    const { code, stdout, stderr } = await cli(
+      'verify',
+      '--receipt-chain',
+      sampleFile,
+      '--public-key',
+      key,
+    );
+    assert.equal(code, 2, stderr);
+    assert.equal(stdout, '');
+    assert.match(
+      stderr,
+      /: a private key where the public key is needed: give its public key instead \(keygen writes it beside signing-key\.pem as public-key\.pem\)\n$/,
+    );
+    const base64 = text.split('\n')[1] ?? '';
+    assert.ok(base64.length > 40 && !stderr.includes(base64), stderr);
   }
 });
 

@@ -316,6 +316,13 @@ test('pinned to another key: invalid, and no receipt is listed as verified', asy
   assert.equal(view.rows.length, 0);
   const { body } = await get((await serve(view)).url);
   assert.match(body, /<h1>INVALID<\/h1>/);
+  // What was pinned is what the reviewer gave: a private key's seed, given by mistake, reads as one.
+  assert.ok(!body.includes(KEY_A), 'the pinned key is not shown');
+  assert.match(
+    body,
+    /<tr><th>Pinned keys<\/th><td>1 given \(not shown: it may be a secret key\)<\/td><\/tr>/,
+  );
+  assert.match(body, new RegExp(`signer_key ${SAMPLE_KEY} does not match the pinned key`));
 });
 
 test('evidence changed after signing: invalid at that receipt, only the receipts before it listed', async () => {

@@ -31,11 +31,20 @@ test('a chain verified without a pinned key is self-consistent only', () => {
 test('a chain signed by another key than the pinned one is untrusted at seq 0', () => {
   const report = verifyChain(backend, validChain(), { trustedKeys: [OTHER_KEY] });
   assert.equal(report.error?.class, 'untrusted_key');
+  // A pinned key is what the caller gave: a private key's seed, given by mistake, reads as one.
   assert.equal(
     report.error?.message,
-    `seq 0: signer_key ${KEY_A} does not match expected key ${OTHER_KEY}`,
+    `seq 0: signer_key ${KEY_A} does not match the pinned key (1 given; not shown: it may be a secret key)`,
   );
   assert.equal(report.broken_at_seq, 0n);
+  const twoPinned = verifyChain(backend, validChain(), {
+    trustedKeys: [OTHER_KEY, 'ab'.repeat(32)],
+  });
+  assert.equal(twoPinned.error?.class, 'untrusted_key');
+  assert.equal(
+    twoPinned.error?.message,
+    `seq 0: signer key ${KEY_A} is not in the trusted set (2 pinned keys given; not shown: one may be a secret key)`,
+  );
 });
 
 test('no receipts is a failure, not a vacuous success', () => {

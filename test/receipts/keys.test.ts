@@ -64,10 +64,22 @@ test('Pipelock key text has the documented shape', () => {
   );
 });
 
+test('a private key given where its public key is needed is named as one', () => {
+  for (const text of [encodePrivateKeyPem(seed), encodePipelockPrivateKey(backend, seed)]) {
+    assert.equal(
+      errorOf(parsePublicKey(text)),
+      'a private key where the public key is needed: give its public key instead (keygen writes it beside signing-key.pem as public-key.pem)',
+    );
+  }
+});
+
 test('wrong headers, lengths and mismatched private halves are refused with a reason', () => {
   assert.match(errorOf(parsePublicKey('pipelock-ed25519-public-v1\nAAAA\n')), /3 bytes, want 32/);
   assert.match(errorOf(parsePublicKey(KEY_A.slice(2))), /not a public key/);
-  assert.match(errorOf(parsePublicKey(encodePrivateKeyPem(seed))), /PUBLIC KEY/);
+  assert.match(
+    errorOf(parsePublicKey('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----')),
+    /PUBLIC KEY/,
+  );
   const other = backend.sha256(utf8('other'));
   const mixed = encodePipelockPrivateKey(backend, seed).replace(/\n(.*)\n$/, (_m, b64: string) => {
     const bytes = Buffer.from(b64, 'base64');

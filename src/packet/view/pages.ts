@@ -83,6 +83,12 @@ function warningBanner(view: PacketView): HtmlValue {
   return view.verdict.verdict === 'valid' ? '' : verdictBanner(view);
 }
 
+/** How many keys were pinned, not which: a private key given by mistake reads as a public one. */
+function pinnedKeysFact(count: number): string {
+  if (count === 0) return 'none';
+  return `${count} given (not shown: ${count === 1 ? 'it' : 'one'} may be a secret key)`;
+}
+
 function factsTable(view: PacketView): Html {
   const { report } = view;
   const facts: [string, HtmlValue][] = [
@@ -92,10 +98,7 @@ function factsTable(view: PacketView): Html {
     ['Start', report.start_time],
     ['End', report.end_time],
     ['Signer keys', html`<code>${report.signer_keys.join(', ')}</code>`],
-    [
-      'Pinned keys',
-      view.pinnedKeys.length === 0 ? 'none' : html`<code>${view.pinnedKeys.join(', ')}</code>`,
-    ],
+    ['Pinned keys', pinnedKeysFact(view.pinnedKeys.length)],
     ['Sealed', report.sealed ? 'yes' : 'no'],
     ['Policy hashes', html`<code>${report.policy_hashes.join(', ')}</code>`],
   ];
