@@ -16,16 +16,3 @@ export async function readInputText(file: string, what: string, io: CliIo): Prom
     throw new InputError(`cannot read ${what} ${file}: ${(error as Error).message}`);
   }
 }
-
-export async function loadPolicyHash(file: string, io: CliIo): Promise<string> {
-  const hash = (await readInputText(file, 'policy hash', io)).trim();
-  if (hash === '') throw new InputError(`policy hash file ${file} is empty`);
-  // The policy itself given by mistake: say so, rather than compare (and print) all of it.
-  const lines = hash.split('\n').length;
-  if (lines > 1)
-    throw new InputError(
-      `policy hash file ${file} holds ${lines} lines, not one hash: give the policy's hash (policy-hash.txt, or the first field of sha256sum POLICY)`,
-    );
-  // Receipts carry the hex in lower case; PowerShell's Get-FileHash prints it in upper case.
-  return /^[0-9a-f]{64}$/i.test(hash) ? hash.toLowerCase() : hash;
-}

@@ -31,7 +31,8 @@ export function judgeEvidence(report: EvidenceReport, options: JudgeOptions): Ju
   const policyHashMatch =
     expectedPolicy === undefined
       ? null
-      : report.policy_hashes.length === 1 && report.policy_hashes[0] === expectedPolicy;
+      : report.policy_hashes.length === 1 &&
+        samePolicyHash(report.policy_hashes[0] ?? '', expectedPolicy);
   if (options.requireSealed && !report.sealed) {
     return {
       verdict: 'invalid',
@@ -58,4 +59,10 @@ export function judgeEvidence(report: EvidenceReport, options: JudgeOptions): Ju
     };
   }
   return { verdict: 'valid', code: 0, policyHashMatch };
+}
+
+/** Pipelock's receipts may write the hash as `sha256:HEX`; ours, and sha256sum, as `HEX`. */
+function samePolicyHash(carried: string, expected: string): boolean {
+  const digest = (hash: string): string => hash.replace(/^sha256:/, '');
+  return digest(carried) === digest(expected);
 }

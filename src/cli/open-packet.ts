@@ -6,7 +6,8 @@ import type { CryptoBackend } from '../receipts/index.js';
 import { createNodeBackend } from '../receipts/node-backend.js';
 import { UnreadableEvidence } from './evidence-source.js';
 import type { CliIo } from './io.js';
-import { InputError, loadPolicyHash } from './input-file.js';
+import { InputError } from './input-file.js';
+import { loadPolicyHash } from './policy-hash-file.js';
 import { KeyArgumentError, resolvePublicKey } from './key-argument.js';
 
 /** What a command names a packet by: its directory, the keys to pin, the reviewer's policy hash. */

@@ -3,7 +3,8 @@
 // with --packet, of a whole Audit Packet (verify-packet.ts).
 import { writeFile } from 'node:fs/promises';
 import { makeDirectories } from './make-directories.js';
-import { InputError, loadPolicyHash, readInputText } from './input-file.js';
+import { InputError, readInputText } from './input-file.js';
+import { loadPolicyHash } from './policy-hash-file.js';
 import path from 'node:path';
 import { parseRotationEndorsement, type RotationEndorsement } from '../receipts/index.js';
 import { createNodeBackend } from '../receipts/node-backend.js';

@@ -1,25 +1,24 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UsageError } from '../../src/cli/io.js';
 import { parseRunRequest, RunRequestError } from '../../src/cli/run-request.js';
 import { encodePrivateKeyPem, publicKeyHex } from '../../src/receipts/keys.js';
 import { createNodeBackend } from '../../src/receipts/node-backend.js';
 import { scratchDir } from '../scratch.js';
+import { quietIo } from './run-cli.js';
 
 // parseRunRequest only reads: nothing on the machine changes, whatever it is given.
 const dir = scratchDir('run-request-');
 writeFileSync(join(dir, 'policy.yaml'), 'version: "1.0"\negress:\n  - destination: "a.test"\n');
 writeFileSync(join(dir, 'agent.sh'), 'true\n');
-const io = { out: () => undefined, err: () => undefined, readFile: (p: string) => readFile(p) };
 
 /** `run` of agent.sh under policy.yaml, in `dir`, with these options. */
 function runWith(...options: string[]) {
   return parseRunRequest(
     ['--policy', join(dir, 'policy.yaml'), ...options, '--', 'agent.sh'],
-    io,
+    quietIo,
     createNodeBackend(),
     dir,
   );

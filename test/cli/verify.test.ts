@@ -301,20 +301,20 @@ test('a key path to a FIFO, a directory or a file of gigabytes is refused at onc
 const verifySample = (...options: string[]) =>
   cli('verify', '--receipt-chain', sampleFile, '--public-key', SAMPLE_KEY, ...options);
 
-test('--policy-hash: every receipt must carry the hash in the file (trimmed)', async () => {
+test('--policy-hash: every receipt must carry the hash in the file', async () => {
   const output = path.join(dir, 'policy-report.json');
   const good = file('policy-hash.txt', `${SAMPLE_POLICY_HASH}\n`);
   const match = await verifySample('--policy-hash', good, '--output', output);
   assert.equal(match.code, 0, match.stdout);
   assert.equal(report(output)['policy_hash_match'], true);
-  const other = file('other-hash.txt', 'sha256:0000\n');
+  const other = file('other-hash.txt', `${'0'.repeat(64)}\n`);
   const mismatch = await verifySample('--policy-hash', other, '--output', output);
   assert.equal(mismatch.code, 1);
   assert.match(mismatch.stdout, /^CHAIN VALID: /);
   assert.match(
     mismatch.stdout,
     new RegExp(
-      `\\nPOLICY MISMATCH: receipts carry policy_hash ${SAMPLE_POLICY_HASH}; expected sha256:0000\\n$`,
+      `\\nPOLICY MISMATCH: receipts carry policy_hash ${SAMPLE_POLICY_HASH}; expected ${'0'.repeat(64)}\\n$`,
     ),
   );
   assert.equal(report(output)['verdict'], 'invalid');
@@ -325,7 +325,71 @@ test('--policy-hash: every receipt must carry the hash in the file (trimmed)', a
   const mistaken = await verifySample('--policy-hash', policy);
   assert.equal(mistaken.code, 2);
   assert.equal(mistaken.stdout, '');
-  assert.match(mistaken.stderr, /policy\.yaml holds 3 lines, not one hash: give the policy's hash/);
+  assert.match(
+    mistaken.stderr,
+    /policy\.yaml holds 3 lines, not one hash; expected the policy's SHA-256 as 64 hex digits/,
+  );
+});
+
+test('--policy-hash: the line sha256sum prints for the policy is its hash', async () => {
+  for (const line of [
+    `${SAMPLE_POLICY_HASH}  policy.yaml\n`,
+    `${SAMPLE_POLICY_HASH} *policy.yaml\n`,
+    `${SAMPLE_POLICY_HASH}  -`,
+  ]) {
+    const { code, stdout } = await verifySample('--policy-hash', file('sha256sum.txt', line));
+    assert.equal(code, 0, `${line}: ${stdout}`);
+    assert.doesNotMatch(stdout, /POLICY MISMATCH/);
+  }
+});
+
+test('--policy-hash: a file that holds no SHA-256 is a usage error naming what it holds, not a mismatch', async () => {
+  const output = path.join(dir, 'malformed-hash-report.json');
+  const hash = SAMPLE_POLICY_HASH;
+  for (const [content, problem] of [
+    ['', 'is empty'],
+    [`sha256:${hash}\n`, 'starts with "sha256:"'],
+    [`${hash.slice(1)}\n`, 'holds 63 hex digits where a SHA-256 has 64'],
+    [`${hash.slice(1)}  policy.yaml\n`, 'holds 63 hex digits where a SHA-256 has 64'],
+    [`${hash}0\n`, 'holds 65 hex digits where a SHA-256 has 64'],
+    [`${hash.slice(0, 9)}g${hash.slice(10)}\n`, 'has "g" at column 10, not a hex digit'],
+    [` ${hash}\n`, 'has " " at column 1, not a hex digit'],
+    [
+      `${hash} policy.yaml\n`,
+      'has " " after the hash (column 65), where sha256sum writes two spaces (or " *") and the file name',
+    ],
+    [`${hash}\t\n`, 'has "\\u0009" after the hash (column 65)'],
+    [`${hash}\n\n`, 'holds 2 lines, not one hash'],
+  ] as const) {
+    const given = file('malformed-hash.txt', content);
+    const { code, stdout, stderr } = await verifySample('--policy-hash', given, '--output', output);
+    assert.equal(code, 2, `${JSON.stringify(content)}: ${stdout}`);
+    assert.equal(stdout, '');
+    assert.ok(
+      stderr.startsWith(`pipelock-egress verify: policy hash file ${given} ${problem}`),
+      `${JSON.stringify(content)}: ${stderr}`,
+    );
+    assert.match(
+      stderr,
+      /; expected the policy's SHA-256 as 64 hex digits alone on one line \(as policy-hash\.txt holds it\), or the line sha256sum POLICY prints\n$/,
+    );
+    assert.equal(report(output)['verdict'], 'error');
+  }
+});
+
+test("--policy-hash: a chain of Pipelock's that writes the hash as sha256:HEX carries that hash", async () => {
+  const emptyPolicy = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+  const { code, stdout } = await cli(
+    'verify',
+    '--receipt-chain',
+    vector('valid-chain.jsonl'),
+    '--public-key',
+    KEY_A,
+    '--policy-hash',
+    file('empty-policy-hash.txt', `${emptyPolicy}\n`),
+  );
+  assert.equal(code, 0, stdout);
+  assert.doesNotMatch(stdout, /POLICY MISMATCH/);
 });
 
 test('--policy-hash: a SHA-256 in upper-case hex (PowerShell Get-FileHash) is the same hash', async () => {

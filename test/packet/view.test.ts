@@ -9,7 +9,8 @@ import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cli } from '../cli/run-cli.js';
+import { cli, quietIo } from '../cli/run-cli.js';
+import { openPacket } from '../../src/cli/open-packet.js';
 import { scratchDir } from '../scratch.js';
 import { SAMPLE_KEY, SAMPLE_POLICY_HASH, sampleDecision } from '../receipts/sample-evidence.js';
 import { writeSamplePacket } from './packet-fixture.js';
@@ -555,6 +556,20 @@ test("--policy-hash: the reviewer's own hash; a policy other than the one enforc
   assert.match(
     unreadable.stderr,
     /^pipelock-egress view: cannot read policy hash .*evidence: not a regular file\n$/,
+  );
+  // As verify reads it: a file holding no SHA-256 is refused before anything is served.
+  const prefixed = join(scratchDir('pe-view-hash-'), 'reviewed-hash.txt');
+  writeFileSync(prefixed, `sha256:${own}\n`);
+  const malformed = await openPacket(
+    'view',
+    { dir, keyArgs: [SAMPLE_KEY], policyHashFile: prefixed },
+    quietIo,
+    loadPacketView,
+  );
+  assert.ok(!malformed.ok);
+  assert.match(
+    malformed.error,
+    /^policy hash file .*reviewed-hash\.txt starts with "sha256:"; expected the policy's SHA-256 as 64 hex digits/,
   );
 });
 
