@@ -2,6 +2,7 @@
 // the agent (run) gets. A binding whose variable has no value binds nothing, which a misspelt
 // name would do without a word; one whose value is a few characters is found in ordinary text.
 import type { Policy } from '../policy/index.js';
+import type { CliIo } from './io.js';
 
 /** Shorter values match ordinary text: every request holding one would be blocked. */
 export const MIN_BOUND_SECRET_CHARS = 8;
@@ -39,4 +40,21 @@ export function boundSecretValues(
     }
   }
   return { values, problems, warnings };
+}
+
+/**
+ * The values the engine starts with, its warnings and problems written to `io` under `prefix`
+ * (`proxy`, and `policy explain` saying what the proxy would do); undefined when the engine
+ * cannot start with them.
+ */
+export function engineSecretValues(
+  policy: Pick<Policy, 'secrets' | 'file'>,
+  env: NodeJS.ProcessEnv,
+  io: CliIo,
+  prefix: string,
+): Readonly<Record<string, string>> | undefined {
+  const { values, problems, warnings } = boundSecretValues(policy, env);
+  for (const warning of warnings) io.err(`${prefix}: warning: ${warning}\n`);
+  for (const problem of problems) io.err(`${prefix}: ${problem}\n`);
+  return problems.length > 0 ? undefined : values;
 }

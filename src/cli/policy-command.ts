@@ -11,13 +11,9 @@ import {
 import { type CliIo, HelpRequested, isHelpOption, UsageError } from './io.js';
 import { readPolicyFile } from './policy-file.js';
 import { explainRequest, type Explanation } from './explain-request.js';
-import { boundSecretValues } from './bound-secrets.js';
+import { engineSecretValues } from './bound-secrets.js';
 import { policyDetectors } from '../engine/dlp/detectors.js';
-import {
-  boundSecrets,
-  createSecretScanner,
-  type SecretScanner,
-} from '../engine/dlp/secret-scan.js';
+import { boundSecrets, createSecretScanner } from '../engine/dlp/secret-scan.js';
 
 export async function policyCommand(args: readonly string[], io: CliIo): Promise<number> {
   const [subcommand, ...rest] = args;
@@ -65,6 +61,9 @@ async function check(file: string, io: CliIo): Promise<number> {
   return 0;
 }
 
+const EXPLAIN = 'pipelock-egress policy explain';
+
+/** The proxy's judgement of one request, with the URL scanned as it scans it (bound secrets as set here). */
 async function explain(file: string, method: string, target: string, io: CliIo): Promise<number> {
   if (!/^[A-Za-z]+$/.test(method))
     throw new UsageError(`policy explain: "${method}" is not an HTTP method`);
@@ -75,19 +74,18 @@ async function explain(file: string, method: string, target: string, io: CliIo):
     );
   const policy = await load(file, io);
   if (typeof policy === 'number') return 2;
-  const explanation = explainRequest(policy, urlScanner(policy, io), method, target);
+  const secretValues = engineSecretValues(policy, process.env, io, EXPLAIN);
+  if (secretValues === undefined) {
+    io.err(`${EXPLAIN}: the proxy would not start with this environment: no request passes\n`);
+    return 1;
+  }
+  const scanner = createSecretScanner(policyDetectors(policy), boundSecrets(policy, secretValues));
+  const explanation = explainRequest(policy, scanner, method, target);
   const { decision } = explanation;
   const kept = decision.target === undefined ? [] : secretsKeptFrom(policy, decision.target);
   const framesScanned = /^wss?:\/\//i.test(target) && policy.websocket.frame_scan;
   io.out(describeExplanation(explanation, kept, framesScanned));
   return explanation.refusal !== undefined || decision.verdict === 'block' ? 1 : 0;
-}
-
-/** The engine's URL scan: the built-in detectors, the policy's patterns, and bound secrets as set here. */
-function urlScanner(policy: Policy, io: CliIo): SecretScanner {
-  const { values, warnings } = boundSecretValues(policy, process.env);
-  for (const warning of warnings) io.err(`policy explain: warning: ${warning}\n`);
-  return createSecretScanner(policyDetectors(policy), boundSecrets(policy, values));
 }
 
 function describeExplanation(

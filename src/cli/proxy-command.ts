@@ -17,7 +17,7 @@ import { KeyArgumentError, resolvePrivateKey } from './key-argument.js';
 import { optionValue, parseOptions, type ParsedOptions } from './options.js';
 import { listenText, loopbackListen } from './loopback-listen.js';
 import { readUpstreamCa } from './upstream-ca.js';
-import { boundSecretValues } from './bound-secrets.js';
+import { engineSecretValues } from './bound-secrets.js';
 import { readPolicyFile } from './policy-file.js';
 import { replaceFile } from './replace-file.js';
 import { identityProblem } from '../agent-identity.js';
@@ -66,11 +66,13 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
     for (const error of policy.errors) io.err(`${formatPolicyError(error)}\n`);
     return 1;
   }
-  const secrets = boundSecretValues(policy.policy, process.env);
-  for (const warning of secrets.warnings)
-    io.err(`pipelock-egress ${COMMAND}: warning: ${warning}\n`);
-  for (const problem of secrets.problems) io.err(`pipelock-egress ${COMMAND}: ${problem}\n`);
-  if (secrets.problems.length > 0) return 1;
+  const secretValues = engineSecretValues(
+    policy.policy,
+    process.env,
+    io,
+    `pipelock-egress ${COMMAND}`,
+  );
+  if (secretValues === undefined) return 1;
   const backend = createNodeBackend();
   let seed: Uint8Array = randomBytes(32);
   if (signingKey !== undefined) {
@@ -130,7 +132,7 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
     log: writer,
     resolver: createResolver(pins),
     ca,
-    secretValues: secrets.values,
+    secretValues,
     version: packageJson.version,
     upstreamCa,
     onDecision: (entry) =>

@@ -419,6 +419,39 @@ test('policy explain scans the URL as the proxy does: a credential or a bound se
   }
 });
 
+test('policy explain reports the bound secrets the proxy would refuse or warn about, as the proxy does: exit 1, no decision', async () => {
+  const dir = scratchDir('explain-secrets-');
+  const policy = join(dir, 'policy.yaml');
+  writeFileSync(
+    policy,
+    'version: "1.0"\negress:\n  - destination: "a.test"\nsecrets:\n  - env: PE_EXPLAIN_UNSET\n    allow: ["a.test"]\n  - env: PE_EXPLAIN_SHORT\n    allow: ["a.test"]\n',
+  );
+  process.env['PE_EXPLAIN_SHORT'] = '1234567';
+  delete process.env['PE_EXPLAIN_UNSET'];
+  try {
+    const explained = await cli('policy', 'explain', policy, 'GET', 'http://a.test/');
+    const proxy = await cli(
+      'proxy',
+      ...['--policy', policy, '--listen', '127.0.0.1:0', '--evidence-dir', join(dir, 'ev')],
+    );
+    assert.equal(proxy.code, 1, proxy.stderr);
+    assert.equal(explained.code, proxy.code, explained.stderr);
+    assert.equal(explained.stdout, '');
+    assert.equal(
+      explained.stderr,
+      `${proxy.stderr.replaceAll('pipelock-egress proxy: ', 'pipelock-egress policy explain: ')}pipelock-egress policy explain: the proxy would not start with this environment: no request passes\n`,
+    );
+    assert.match(explained.stderr, /warning: .*secrets\[0\] \(PE_EXPLAIN_UNSET\): .* has no value/);
+    assert.match(
+      explained.stderr,
+      /secrets\[1\] \(PE_EXPLAIN_SHORT\): the value of PE_EXPLAIN_SHORT is 7 characters long; a bound secret needs at least 8/,
+    );
+    assert.doesNotMatch(explained.stderr, /1234567/);
+  } finally {
+    delete process.env['PE_EXPLAIN_SHORT'];
+  }
+});
+
 test('policy explain on an invalid policy reports its errors and exits 2 (no decision)', async () => {
   const { code, stdout, stderr } = await cli(
     'policy',
