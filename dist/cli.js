@@ -38709,8 +38709,7 @@ function verifyReceiptSignature(backend, receipt, trustedKeys) {
   if (receipt.signature === "") return fail("signature", "receipt has no signature");
   if (receipt.signer_key === "") return fail("signature", "receipt has no signer_key");
   if (trustedKeys !== void 0 && trustedKeys.length > 0 && !trustedKeys.includes(receipt.signer_key)) {
-    const message = trustedKeys.length === 1 ? `signer_key ${receipt.signer_key} does not match expected key ${trustedKeys[0] ?? ""}` : `signer key ${receipt.signer_key} is not in the trusted set`;
-    return fail("untrusted_key", message);
+    return fail("untrusted_key", untrustedSignerMessage(receipt.signer_key, trustedKeys.length));
   }
   const key = decodeHexField("signer_key", receipt.signer_key, 32);
   if (!key.ok) return key;
@@ -38728,6 +38727,9 @@ function verifyReceiptSignature(backend, receipt, trustedKeys) {
     return fail("signature", "signature verification failed");
   }
   return { ok: true, value: receipt };
+}
+function untrustedSignerMessage(signer, pinned) {
+  return pinned === 1 ? `signer_key ${signer} does not match the pinned key (1 given; not shown: it may be a secret key)` : `signer key ${signer} is not in the trusted set (${pinned} pinned keys given; not shown: one may be a secret key)`;
 }
 function decodeHexField(name, text2, length) {
   const bytes2 = fromHex(text2);
@@ -40173,8 +40175,14 @@ var PIPELOCK_PUBLIC_HEADER = "pipelock-ed25519-public-v1";
 var PIPELOCK_PRIVATE_HEADER = "pipelock-ed25519-private-v1";
 var SPKI_PREFIX = fromHex("302a300506032b6570032100") ?? new Uint8Array();
 var PKCS8_PREFIX = fromHex("302e020100300506032b657004220420") ?? new Uint8Array();
+var PRIVATE_FOR_PUBLIC = {
+  ok: false,
+  error: "a private key where the public key is needed: give its public key instead (keygen writes it beside signing-key.pem as public-key.pem)"
+};
 function parsePublicKey(text2) {
   const trimmed = text2.trim();
+  if (/^-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----/.test(trimmed)) return PRIVATE_FOR_PUBLIC;
+  if (trimmed.startsWith(PIPELOCK_PRIVATE_HEADER)) return PRIVATE_FOR_PUBLIC;
   if (trimmed.startsWith("-----BEGIN")) {
     const der2 = pemBody(trimmed, "PUBLIC KEY");
     if (!der2.ok) return der2;
@@ -41858,6 +41866,22 @@ function parseUrlTarget(text2) {
     }
   };
 }
+var URL_ORIGIN = /^[a-z][a-z0-9+.-]*:\/\/[^/\\?#]*/i;
+function originForm(url) {
+  const rest = url.replace(URL_ORIGIN, "");
+  return rest.startsWith("/") ? rest : `/${rest}`;
+}
+function spellingProblem(url) {
+  const rest = url.replace(URL_ORIGIN, "");
+  if (rest.includes("#"))
+    return "a URL sent in a request has no #fragment (the client keeps it); send it without";
+  const path5 = rest.split("?", 1)[0] ?? "";
+  if (path5.includes("\\"))
+    return 'the path holds a backslash, which some servers read as "/" and others do not; send "/" or %5C';
+  if (/(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)/i.test(path5))
+    return 'the path holds a dot segment ("." or "..", encoded or not), which servers resolve or not; send the path resolved (curl resolves it unless --path-as-is)';
+  return void 0;
+}
 function parseAuthorityTarget(text2) {
   const match = /^(\[[^\]]*\]|[^:[\]]+):([0-9]{1,5})$/.exec(text2);
   const port2 = Number(match?.[2]);
@@ -42412,6 +42436,8 @@ async function admit(context2, request, inspect) {
   }
   const target = decision.target;
   if (target === void 0) throw new Error("unreachable: an allowed decision has a target");
+  const misspelled = target.kind === "url" ? spellingProblem(request.target) : void 0;
+  if (misspelled) return refuse2(400, "request", misspelled);
   let addresses;
   if (request.address !== void 0) {
     addresses = [request.address];
@@ -43667,7 +43693,7 @@ async function relayTracked(context2, req, socket, head, request) {
   let reach = [];
   const inspect = async (decision, scope) => {
     reach = scope.reach;
-    const problem = handshakeProblem(req, request.target, protocols) ?? ("problem" in asked ? asked.problem : void 0);
+    const problem = handshakeProblem(req, protocols) ?? ("problem" in asked ? asked.problem : void 0);
     if (problem) return { refusal: { status: 400, layer: "request", reason: problem } };
     scanMessages = context2.frameScan || scanner.guards(reach);
     const sent = [...forwarded, ...protocols.flatMap((name) => ["Sec-WebSocket-Protocol", name])];
@@ -43766,8 +43792,7 @@ function watchClientDuringDial(socket) {
   };
 }
 var TOKEN2 = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-function handshakeProblem(req, target, protocols) {
-  if (new URL(target).hash !== "") return "a WebSocket URL has no #fragment (RFC 6455 3)";
+function handshakeProblem(req, protocols) {
   if (!/^[+/0-9A-Za-z]{22}==$/.test(req.headers["sec-websocket-key"] ?? ""))
     return "the WebSocket handshake has no valid Sec-WebSocket-Key";
   if (req.headers["sec-websocket-version"] !== "13")
@@ -43997,6 +44022,14 @@ function judgeInside(policy, scanner, method, target, decision) {
   const to = decision.target;
   if (decision.verdict === "block" || to === void 0)
     return { decision, refusal: void 0, ssrf: void 0 };
+  const misspelled = to.kind === "url" ? spellingProblem(target) : void 0;
+  if (misspelled) {
+    return {
+      decision,
+      refusal: { status: 400, layer: "request", reason: misspelled },
+      ssrf: void 0
+    };
+  }
   if (to.host.kind === "name") {
     return {
       decision,
@@ -44050,6 +44083,14 @@ function boundSecretValues(policy, env) {
   }
   return { values, problems, warnings };
 }
+function engineSecretValues(policy, env, io, prefix) {
+  const { values, problems, warnings } = boundSecretValues(policy, env);
+  for (const warning of warnings) io.err(`${prefix}: warning: ${warning}
+`);
+  for (const problem of problems) io.err(`${prefix}: ${problem}
+`);
+  return problems.length > 0 ? void 0 : values;
+}
 
 // src/cli/policy-command.ts
 async function policyCommand(args, io) {
@@ -44096,6 +44137,7 @@ async function check(file, io) {
   io.out(summarise(policy));
   return 0;
 }
+var EXPLAIN = "pipelock-egress policy explain";
 async function explain(file, method, target, io) {
   if (!/^[A-Za-z]+$/.test(method))
     throw new UsageError(`policy explain: "${method}" is not an HTTP method`);
@@ -44105,18 +44147,19 @@ async function explain(file, method, target, io) {
     );
   const policy = await load(file, io);
   if (typeof policy === "number") return 2;
-  const explanation = explainRequest(policy, urlScanner(policy, io), method, target);
+  const secretValues = engineSecretValues(policy, process.env, io, EXPLAIN);
+  if (secretValues === void 0) {
+    io.err(`${EXPLAIN}: the proxy would not start with this environment: no request passes
+`);
+    return 1;
+  }
+  const scanner = createSecretScanner(policyDetectors(policy), boundSecrets(policy, secretValues));
+  const explanation = explainRequest(policy, scanner, method, target);
   const { decision } = explanation;
   const kept = decision.target === void 0 ? [] : secretsKeptFrom(policy, decision.target);
   const framesScanned = /^wss?:\/\//i.test(target) && policy.websocket.frame_scan;
   io.out(describeExplanation(explanation, kept, framesScanned));
   return explanation.refusal !== void 0 || decision.verdict === "block" ? 1 : 0;
-}
-function urlScanner(policy, io) {
-  const { values, warnings } = boundSecretValues(policy, process.env);
-  for (const warning of warnings) io.err(`policy explain: warning: ${warning}
-`);
-  return createSecretScanner(policyDetectors(policy), boundSecrets(policy, values));
 }
 function describeExplanation({ decision, refusal, ssrf, tunnel }, keptSecrets, framesScanned) {
   if (refusal !== void 0)
@@ -44411,8 +44454,14 @@ async function forwardRequest(req, res, send, target, limits, readBody2) {
       body: body2,
       signal: cancel
     });
-    res.writeHead(response.statusCode, responseHeaders(flatten(response.headers)));
-    const bytes2 = await relayBody(response.body, res, cancel);
+    const relayed = bodyToRelay(req.method, response, target);
+    if ("refusal" in relayed) return { ok: false, refusal: relayed.refusal };
+    res.writeHead(
+      response.statusCode,
+      reasonPhrase(response.statusText),
+      responseHeaders(flatten(response.headers))
+    );
+    const bytes2 = await relayBody(relayed.body, res, cancel);
     return { ok: true, status: response.statusCode, bytes: bytes2 };
   } catch (error2) {
     return { ok: false, refusal: describeFailure(error2, target) };
@@ -44434,30 +44483,51 @@ function whenConnectionCloses(socket, listener) {
   const registered = listeners;
   return () => registered.delete(listener);
 }
+function reasonPhrase(statusText) {
+  return /^[\t\x20-\x7e]*$/.test(statusText) ? statusText : void 0;
+}
+function bodyToRelay(method, response, target) {
+  if (answersWithoutBody(method, response.statusCode)) {
+    discard(response.body);
+    return { body: void 0 };
+  }
+  const refusal = unrelayedCoding(response.headers["transfer-encoding"], target);
+  if (refusal === void 0) return { body: response.body };
+  discard(response.body);
+  return { refusal };
+}
+function answersWithoutBody(method, status) {
+  return method === "HEAD" || status === 204 || status === 304;
+}
+function discard(body2) {
+  body2.on("error", () => void 0);
+  body2.destroy();
+}
 function relayBody(source, res, clientGone) {
   return new Promise((resolve5, reject) => {
     let bytes2 = 0;
     const gone = () => {
-      source.destroy();
+      source?.destroy();
       reject(new ClientGone());
     };
     if (clientGone.reason) return gone();
     clientGone.once("abort", gone);
+    res.once("finish", () => {
+      clientGone.off("abort", gone);
+      resolve5(bytes2);
+    });
+    if (source === void 0) return void res.end();
     source.on("data", (chunk) => bytes2 += chunk.length);
     source.once("error", (error2) => {
       res.destroy();
       reject(error2);
-    });
-    res.once("finish", () => {
-      clientGone.off("abort", gone);
-      resolve5(bytes2);
     });
     source.pipe(res);
   });
 }
 function framingRefusal(req, maxBodyBytes) {
   const { headers } = req;
-  const coding = (headers["transfer-encoding"] ?? "").split(",").map((part) => part.trim().toLowerCase()).find((part) => part !== "" && part !== "chunked");
+  const coding = transferCodings(headers["transfer-encoding"]).find((part) => part !== "chunked");
   if (coding !== void 0) {
     return {
       status: 501,
@@ -44482,6 +44552,18 @@ function framingRefusal(req, maxBodyBytes) {
     };
   }
   return void 0;
+}
+function transferCodings(header) {
+  return [header ?? ""].flat().flatMap((value) => value.split(",")).map((part) => part.trim().toLowerCase()).filter((part) => part !== "");
+}
+function unrelayedCoding(header, target) {
+  const codings = transferCodings(header);
+  if (codings.every((coding) => coding === "chunked" || coding === "identity")) return void 0;
+  return {
+    status: 502,
+    layer: "upstream",
+    reason: `upstream ${originName(target)} answered with Transfer-Encoding ${codings.join(", ")}, which the proxy does not relay: it relays only chunked and identity`
+  };
 }
 function hasBody(req) {
   return req.headers["content-length"] !== void 0 ? req.headers["content-length"] !== "0" : req.headers["transfer-encoding"] !== void 0;
@@ -44515,7 +44597,7 @@ function describeFailure(error2, target) {
     return { status: 413, layer: "limit", reason: cause.message };
   }
   if (error2 instanceof ClientGone) return { status: 499, layer: "client", reason: error2.message };
-  const where = `${target.scheme}://${target.authority}`;
+  const where = originName(target);
   if (TIMEOUT_CODES.has(error2?.code)) {
     return {
       status: 504,
@@ -44530,6 +44612,9 @@ function describeFailure(error2, target) {
     layer: "upstream",
     reason: `upstream ${where} failed: ${code2 ? `${code2} ` : ""}${message}`
   };
+}
+function originName(target) {
+  return `${target.scheme}://${target.authority}`;
 }
 
 // src/engine/read-body.ts
@@ -45737,7 +45822,7 @@ var Engine = class {
       authority: target.authority,
       port: target.port,
       address: admission.address,
-      path: `${target.pathname}${target.search}`
+      path: originForm(request.target)
     };
     const slot = await this.pools.acquire(upstream);
     if (!slot.ok) {
@@ -46599,11 +46684,56 @@ function maxFilesOf(options) {
 
 // src/engine/resolver.ts
 import { lookup as lookup2 } from "node:dns/promises";
+
+// src/engine/name-pin.ts
+var EXPECTED = "expected host:ip, e.g. api.example.test:127.0.0.1 or api.example.test:[::1]";
+function parseNamePin(text2) {
+  const colon = text2.indexOf(":");
+  if (colon <= 0) return `"${text2}" is not host:ip; ${EXPECTED}`;
+  const host = text2.slice(0, colon);
+  const ip = text2.slice(colon + 1).replace(/^\[(.*)\]$/, "$1");
+  const hostTarget = parseRequestTarget(`${host}:443`);
+  if (!hostTarget.ok || hostTarget.target.host.kind !== "name")
+    return `"${host}" is not a host name; ${EXPECTED}`;
+  if (pinnedAddress(ip) === void 0) return addressProblem(ip);
+  return { host: hostTarget.target.host.name, ip };
+}
+function parseNamePins(texts) {
+  const pins = [];
+  for (const text2 of texts) {
+    const pin = parseNamePin(text2);
+    if (typeof pin === "string") return pin;
+    const other = pins.find(
+      (given) => given.pin.host === pin.host && !samePinnedAddress(given.pin, pin)
+    );
+    if (other !== void 0)
+      return `${other.text} and ${text2} pin ${pin.host} to two addresses; keep the one you mean`;
+    pins.push({ pin, text: text2 });
+  }
+  return pins.map(({ pin }) => pin);
+}
+function samePinnedAddress(a, b) {
+  const [first, second] = [pinnedAddress(a.ip), pinnedAddress(b.ip)];
+  return first !== void 0 && second !== void 0 && sameIp(first, second);
+}
+function pinnedAddress(text2) {
+  return text2.includes("%") ? void 0 : parseResolvedAddress(text2);
+}
+function addressProblem(text2) {
+  const read = parseNameOrIpv4(text2);
+  if (read.ok && read.host.kind === "ip") {
+    const asDestination = parseDestination(text2);
+    if (!asDestination.ok) return asDestination.problem;
+  }
+  return `"${text2}" is not an IP address; ${EXPECTED}`;
+}
+
+// src/engine/resolver.ts
 var systemLookup = (hostname) => lookup2(hostname, { all: true, verbatim: true });
 function createResolver(pins, lookupName = systemLookup, timeoutMs = 5e3) {
   const pinned = /* @__PURE__ */ new Map();
   for (const pin of pins) {
-    const ip = parseResolvedAddress(pin.ip);
+    const ip = pinnedAddress(pin.ip);
     if (ip === void 0)
       throw new Error(`--resolve ${pin.host}:${pin.ip}: "${pin.ip}" is not an IP address`);
     pinned.set(pin.host.toLowerCase().replace(/\.$/, ""), ip);
@@ -46636,23 +46766,6 @@ function createResolver(pins, lookupName = systemLookup, timeoutMs = 5e3) {
       }
     }
   };
-}
-
-// src/engine/name-pin.ts
-function parseNamePin(text2) {
-  const colon = text2.indexOf(":");
-  const expected = "expected host:ip, e.g. api.example.test:127.0.0.1 or api.example.test:[::1]";
-  if (colon <= 0) return `"${text2}" is not host:ip; ${expected}`;
-  const host = text2.slice(0, colon);
-  const ipText = text2.slice(colon + 1).replace(/^\[(.*)\]$/, "$1");
-  const hostTarget = parseRequestTarget(`${host}:443`);
-  if (!hostTarget.ok || hostTarget.target.host.kind !== "name")
-    return `"${host}" is not a host name; ${expected}`;
-  const ipTarget = parseRequestTarget(ipText.includes(":") ? `[${ipText}]:443` : `${ipText}:443`);
-  if (!ipTarget.ok || ipTarget.target.host.kind !== "ip" || !/^[0-9a-fA-F.:]+$/.test(ipText)) {
-    return `"${ipText}" is not an IP address; ${expected}`;
-  }
-  return { host: hostTarget.target.host.name, ip: ipText };
 }
 
 // src/cli/proxy-command.ts
@@ -47220,11 +47333,8 @@ async function proxyCommand(args, io) {
   const capsule = optionValue(options, "run-capsule-sha256");
   if (capsule !== void 0 && !/^[0-9a-f]{64}$/.test(capsule))
     throw new UsageError(`${COMMAND}: --run-capsule-sha256 takes 64 lowercase hex digits`);
-  const pins = (options.values.get("resolve") ?? []).map((text2) => {
-    const pin = parseNamePin(text2);
-    if (typeof pin === "string") throw new UsageError(`${COMMAND}: --resolve ${pin}`);
-    return pin;
-  });
+  const pins = parseNamePins(options.values.get("resolve") ?? []);
+  if (typeof pins === "string") throw new UsageError(`${COMMAND}: --resolve ${pins}`);
   let policyBytes;
   try {
     policyBytes = await readPolicyFile(policyFile);
@@ -47241,13 +47351,13 @@ async function proxyCommand(args, io) {
 `);
     return 1;
   }
-  const secrets = boundSecretValues(policy.policy, process.env);
-  for (const warning of secrets.warnings)
-    io.err(`pipelock-egress ${COMMAND}: warning: ${warning}
-`);
-  for (const problem of secrets.problems) io.err(`pipelock-egress ${COMMAND}: ${problem}
-`);
-  if (secrets.problems.length > 0) return 1;
+  const secretValues = engineSecretValues(
+    policy.policy,
+    process.env,
+    io,
+    `pipelock-egress ${COMMAND}`
+  );
+  if (secretValues === void 0) return 1;
   const backend = createNodeBackend();
   let seed = randomBytes6(32);
   if (signingKey !== void 0) {
@@ -47307,7 +47417,7 @@ async function proxyCommand(args, io) {
     log: writer,
     resolver: createResolver(pins),
     ca,
-    secretValues: secrets.values,
+    secretValues,
     version: package_default.version,
     upstreamCa,
     onDecision: (entry) => io.err(
@@ -49361,15 +49471,39 @@ async function readInputText(file, what, io) {
     throw new InputError(`cannot read ${what} ${file}: ${error2.message}`);
   }
 }
+
+// src/cli/policy-hash-file.ts
+var EXPECTED2 = "expected the policy's SHA-256 as 64 hex digits alone on one line (as policy-hash.txt holds it, with or without sha256:), or the line sha256sum POLICY prints";
+var SHA256_PREFIX = "sha256:";
 async function loadPolicyHash(file, io) {
-  const hash2 = (await readInputText(file, "policy hash", io)).trim();
-  if (hash2 === "") throw new InputError(`policy hash file ${file} is empty`);
-  const lines = hash2.split("\n").length;
-  if (lines > 1)
-    throw new InputError(
-      `policy hash file ${file} holds ${lines} lines, not one hash: give the policy's hash (policy-hash.txt, or the first field of sha256sum POLICY)`
+  const read = readPolicyHash(await readInputText(file, "policy hash", io));
+  if (!read.ok) throw new InputError(`policy hash file ${file} ${read.problem}; ${EXPECTED2}`);
+  return read.hash;
+}
+function readPolicyHash(text2) {
+  const line = text2.replace(/\r?\n$/, "");
+  if (line === "") return refused("is empty");
+  const lines = line.split("\n").length;
+  if (lines > 1) return refused(`holds ${lines} lines, not one hash`);
+  if (line.startsWith(SHA256_PREFIX)) {
+    const hash2 = line.slice(SHA256_PREFIX.length);
+    return /^[0-9a-f]{64}$/i.test(hash2) ? { ok: true, hash: hash2.toLowerCase() } : refused(`holds "${SHA256_PREFIX}" and then no 64 hex digits`);
+  }
+  const digits2 = /^[0-9a-f]*/i.exec(line)?.[0].length ?? 0;
+  const rest = line.slice(digits2);
+  if (digits2 === 64 && (rest === "" || /^ [ *]./.test(rest)))
+    return { ok: true, hash: line.slice(0, 64).toLowerCase() };
+  if (digits2 > 0 && digits2 !== 64 && (rest === "" || rest.startsWith(" ")))
+    return refused(`holds ${digits2} hex digits where a SHA-256 has 64`);
+  const found = `"${showInvisible(String.fromCodePoint(rest.codePointAt(0) ?? 0))}"`;
+  if (digits2 === 64)
+    return refused(
+      `has ${found} after the hash (column 65), where sha256sum writes two spaces (or " *") and the file name`
     );
-  return /^[0-9a-f]{64}$/i.test(hash2) ? hash2.toLowerCase() : hash2;
+  return refused(`has ${found} at column ${digits2 + 1}, not a hex digit`);
+}
+function refused(problem) {
+  return { ok: false, problem };
 }
 
 // src/cli/verify-command.ts
@@ -49454,7 +49588,7 @@ function judgeEvidence(report, options) {
     return { verdict: empty ? "error" : "invalid", code: 1, error: error2, policyHashMatch: null };
   }
   const { expectedPolicy } = options;
-  const policyHashMatch = expectedPolicy === void 0 ? null : report.policy_hashes.length === 1 && report.policy_hashes[0] === expectedPolicy;
+  const policyHashMatch = expectedPolicy === void 0 ? null : report.policy_hashes.length === 1 && samePolicyHash(report.policy_hashes[0] ?? "", expectedPolicy);
   if (options.requireSealed && !report.sealed) {
     return {
       verdict: "invalid",
@@ -49481,6 +49615,10 @@ function judgeEvidence(report, options) {
     };
   }
   return { verdict: "valid", code: 0, policyHashMatch };
+}
+function samePolicyHash(carried, expected) {
+  const digest = (hash2) => hash2.replace(/^sha256:/, "");
+  return digest(carried) === digest(expected);
 }
 
 // src/cli/verify-packet.ts
@@ -50474,10 +50612,8 @@ async function parseRunRequest(args, io, backend, cwd = process.cwd()) {
   const policyFile = optionValue(options, "policy");
   if (policyFile === void 0) throw new UsageError("run: --policy FILE is required");
   const pins = options.values.get("resolve") ?? [];
-  for (const pin of pins) {
-    const parsed = parseNamePin(pin);
-    if (typeof parsed === "string") throw new UsageError(`run: --resolve ${parsed}`);
-  }
+  const pinProblem = parseNamePins(pins);
+  if (typeof pinProblem === "string") throw new UsageError(`run: --resolve ${pinProblem}`);
   const identity = optionValue(options, "identity") ?? DEFAULT_IDENTITY;
   const wrongIdentity = identityProblem(identity);
   if (wrongIdentity !== void 0) throw new UsageError(`run: --identity: ${wrongIdentity}`);
@@ -50700,9 +50836,10 @@ async function runKeys(options, backend, problems) {
     problems.push(error2.message);
   }
   const seed = signing?.key;
-  if (seed !== void 0 && pinnedKey !== void 0 && publicKeyHex(backend.ed25519PublicKey(seed)) !== pinnedKey) {
+  const signer = seed === void 0 ? void 0 : publicKeyHex(backend.ed25519PublicKey(seed));
+  if (signer !== void 0 && pinnedKey !== void 0 && signer !== pinnedKey) {
     problems.push(
-      `--public-key ${pinnedKey} is not the public key of --signing-key; the run could never verify as valid`
+      `--public-key (not shown: it may be a secret key) is not the public key of --signing-key, ${signer}; the run could never verify as valid`
     );
   }
   const signingKeyFile = signing !== void 0 && "file" in signing.source ? await realpath2(signing.source.file) : void 0;
@@ -50722,8 +50859,8 @@ async function runCommand(args, io) {
 `);
     io.err(`${PREFIX2}: nothing was started or created
 `);
-    const refused = { exit_code: 1, boundary_failure: null, refused: error2.problems };
-    return reportOutcome(error2.outcomeFile, refused, io);
+    const refused2 = { exit_code: 1, boundary_failure: null, refused: error2.problems };
+    return reportOutcome(error2.outcomeFile, refused2, io);
   }
   for (const warning of request.secretWarnings) io.err(`${PREFIX2}: warning: ${warning}
 `);
@@ -51153,6 +51290,10 @@ ${judgement.verdict !== "invalid" ? html`<p>The receipts themselves verify (${VE
 function warningBanner(view) {
   return view.verdict.verdict === "valid" ? "" : verdictBanner(view);
 }
+function pinnedKeysFact(count2) {
+  if (count2 === 0) return "none";
+  return `${count2} given (not shown: ${count2 === 1 ? "it" : "one"} may be a secret key)`;
+}
 function factsTable(view) {
   const { report } = view;
   const facts = [
@@ -51162,10 +51303,7 @@ function factsTable(view) {
     ["Start", report.start_time],
     ["End", report.end_time],
     ["Signer keys", html`<code>${report.signer_keys.join(", ")}</code>`],
-    [
-      "Pinned keys",
-      view.pinnedKeys.length === 0 ? "none" : html`<code>${view.pinnedKeys.join(", ")}</code>`
-    ],
+    ["Pinned keys", pinnedKeysFact(view.pinnedKeys.length)],
     ["Sealed", report.sealed ? "yes" : "no"],
     ["Policy hashes", html`<code>${report.policy_hashes.join(", ")}</code>`]
   ];
@@ -51218,14 +51356,14 @@ ${rows.map((d) => html`<tr><td>${receiptsLink(ctx, { destination: d.destination 
 </table></section>`;
 }
 function refusedSection(view, ctx) {
-  const refused = view.summary.refused;
-  if (refused.length === 0) return html`<section><h2>Blocked requests</h2><p>None.</p></section>`;
-  const verdicts = [...new Set(refused.map((r) => r.verdict))].sort();
-  const more2 = refused.length <= OVERVIEW_REFUSALS ? "" : html`<p>The first ${OVERVIEW_REFUSALS} of ${refused.length}; all of them: ${verdicts.map((v, i) => [i > 0 ? ", " : "", receiptsLink(ctx, { verdict: v }, `verdict ${v}`)])}.</p>`;
+  const refused2 = view.summary.refused;
+  if (refused2.length === 0) return html`<section><h2>Blocked requests</h2><p>None.</p></section>`;
+  const verdicts = [...new Set(refused2.map((r) => r.verdict))].sort();
+  const more2 = refused2.length <= OVERVIEW_REFUSALS ? "" : html`<p>The first ${OVERVIEW_REFUSALS} of ${refused2.length}; all of them: ${verdicts.map((v, i) => [i > 0 ? ", " : "", receiptsLink(ctx, { verdict: v }, `verdict ${v}`)])}.</p>`;
   return html`<section><h2>Blocked requests</h2>
 ${more2}
 <table><tr><th>Seq</th><th>Verdict</th><th>Method</th><th>Target</th><th>Layer</th><th>Reason</th></tr>
-${refused.slice(0, OVERVIEW_REFUSALS).map((r) => html`<tr><td>${seqLink(ctx, r.seq)}</td><td>${r.verdict}</td><td>${r.method}</td><td class="target">${r.target}</td><td>${r.layer}</td><td>${r.reason}</td></tr>`)}
+${refused2.slice(0, OVERVIEW_REFUSALS).map((r) => html`<tr><td>${seqLink(ctx, r.seq)}</td><td>${r.verdict}</td><td>${r.method}</td><td class="target">${r.target}</td><td>${r.layer}</td><td>${r.reason}</td></tr>`)}
 </table></section>`;
 }
 function overviewPage(view, ctx) {

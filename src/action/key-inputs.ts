@@ -30,7 +30,7 @@ export async function checkKeyInputs(
     const signer = publicKeyHex(backend.ed25519PublicKey(signing.key));
     if (signer !== publicKey) {
       throw new Error(
-        `input public-key does not match signing-key: it pins ${publicKey}, but the signing key's public key is ${signer}; the run could never verify as valid`,
+        `input public-key (not shown: it may be a secret key) is not the public key of signing-key, ${signer}; the run could never verify as valid`,
       );
     }
   }

@@ -6,7 +6,8 @@ import { InputError, readInputText } from './input-file.js';
 import type { CliIo } from './io.js';
 
 const EXPECTED =
-  "expected the policy's SHA-256 as 64 hex digits alone on one line (as policy-hash.txt holds it), or the line sha256sum POLICY prints";
+  "expected the policy's SHA-256 as 64 hex digits alone on one line (as policy-hash.txt holds it, with or without sha256:), or the line sha256sum POLICY prints";
+const SHA256_PREFIX = 'sha256:';
 
 export type PolicyHashReading =
   { readonly ok: true; readonly hash: string } | { readonly ok: false; readonly problem: string };
@@ -18,14 +19,20 @@ export async function loadPolicyHash(file: string, io: CliIo): Promise<string> {
   return read.hash;
 }
 
-/** `HASH`, or sha256sum's `HASH  NAME` (`HASH *NAME` in binary mode), on one line. */
+/** `HASH` or `sha256:HASH`, or sha256sum's `HASH  NAME` (`HASH *NAME` in binary mode), on one line. */
 export function readPolicyHash(text: string): PolicyHashReading {
   const line = text.replace(/\r?\n$/, '');
   if (line === '') return refused('is empty');
   // The policy itself given by mistake: say so, rather than quote it.
   const lines = line.split('\n').length;
   if (lines > 1) return refused(`holds ${lines} lines, not one hash`);
-  if (/^sha256:/i.test(line)) return refused('starts with "sha256:"');
+  // Pipelock's receipts may write the hash so; judging compares it without the prefix.
+  if (line.startsWith(SHA256_PREFIX)) {
+    const hash = line.slice(SHA256_PREFIX.length);
+    return /^[0-9a-f]{64}$/i.test(hash)
+      ? { ok: true, hash: hash.toLowerCase() }
+      : refused(`holds "${SHA256_PREFIX}" and then no 64 hex digits`);
+  }
   const digits = /^[0-9a-f]*/i.exec(line)?.[0].length ?? 0;
   const rest = line.slice(digits);
   if (digits === 64 && (rest === '' || /^ [ *]./.test(rest)))

@@ -331,11 +331,13 @@ test('--policy-hash: every receipt must carry the hash in the file', async () =>
   );
 });
 
-test('--policy-hash: the line sha256sum prints for the policy is its hash', async () => {
+test('--policy-hash: the line sha256sum prints for the policy is its hash, and so is sha256:HASH', async () => {
   for (const line of [
     `${SAMPLE_POLICY_HASH}  policy.yaml\n`,
     `${SAMPLE_POLICY_HASH} *policy.yaml\n`,
     `${SAMPLE_POLICY_HASH}  -`,
+    // As Pipelock's receipts may write it.
+    `sha256:${SAMPLE_POLICY_HASH}\n`,
   ]) {
     const { code, stdout } = await verifySample('--policy-hash', file('sha256sum.txt', line));
     assert.equal(code, 0, `${line}: ${stdout}`);
@@ -348,7 +350,7 @@ test('--policy-hash: a file that holds no SHA-256 is a usage error naming what i
   const hash = SAMPLE_POLICY_HASH;
   for (const [content, problem] of [
     ['', 'is empty'],
-    [`sha256:${hash}\n`, 'starts with "sha256:"'],
+    [`sha256:${hash.slice(1)}\n`, 'holds "sha256:" and then no 64 hex digits'],
     [`${hash.slice(1)}\n`, 'holds 63 hex digits where a SHA-256 has 64'],
     [`${hash.slice(1)}  policy.yaml\n`, 'holds 63 hex digits where a SHA-256 has 64'],
     [`${hash}0\n`, 'holds 65 hex digits where a SHA-256 has 64'],
@@ -371,7 +373,7 @@ test('--policy-hash: a file that holds no SHA-256 is a usage error naming what i
     );
     assert.match(
       stderr,
-      /; expected the policy's SHA-256 as 64 hex digits alone on one line \(as policy-hash\.txt holds it\), or the line sha256sum POLICY prints\n$/,
+      /; expected the policy's SHA-256 as 64 hex digits alone on one line \(as policy-hash\.txt holds it, with or without sha256:\), or the line sha256sum POLICY prints\n$/,
     );
     assert.equal(report(output)['verdict'], 'error');
   }
