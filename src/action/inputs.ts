@@ -2,7 +2,7 @@
 // naming the input. Pure: the caller supplies the raw values.
 
 import * as z from 'zod';
-import { parseNamePin, type NamePin } from '../engine/name-pin.js';
+import { parseNamePin, parseNamePins, type NamePin } from '../engine/name-pin.js';
 import type { RawInputs } from './input-names.js';
 import { identityProblem } from '../agent-identity.js';
 
@@ -41,15 +41,21 @@ const pathList = (what: string) =>
   });
 
 const resolvePins = z.string().transform((value, ctx): NamePin[] => {
-  const pins: NamePin[] = [];
-  lines(value).forEach((line, index) => {
-    if (line.trim() === '') return;
-    const pin = parseNamePin(line.trim());
-    if (typeof pin === 'string')
-      ctx.addIssue({ code: 'custom', message: `line ${index + 1}: ${pin}` });
-    else pins.push(pin);
+  const given = lines(value)
+    .map((line, index) => ({ text: line.trim(), number: index + 1 }))
+    .filter(({ text }) => text !== '');
+  const problems = given.flatMap(({ text, number }) => {
+    const pin = parseNamePin(text);
+    return typeof pin === 'string' ? [`line ${number}: ${pin}`] : [];
   });
-  return pins;
+  // Each line on its own first; then together: one name pinned to two addresses.
+  if (problems.length === 0) {
+    const pins = parseNamePins(given.map(({ text }) => text));
+    if (typeof pins !== 'string') return pins;
+    problems.push(pins);
+  }
+  for (const message of problems) ctx.addIssue({ code: 'custom', message });
+  return [];
 });
 
 const inputSchema = z

@@ -123,7 +123,21 @@ test('parseNamePin refuses a missing ip, an ip as host, and a name as ip', () =>
   assert.match(String(parseNamePin('api.example.test')), /is not host:ip/);
   assert.match(String(parseNamePin('127.0.0.1:127.0.0.2')), /is not a host name/);
   assert.match(String(parseNamePin('a.example:b.example')), /is not an IP address/);
-  assert.match(String(parseNamePin('a.example:0x7f.1')), /is not an IP address/);
+  assert.match(
+    String(parseNamePin('a.example:0x7f.1')),
+    /"0x7f\.1" is read as the IPv4 address 127\.0\.0\.1 .*; write the address in dotted decimal/,
+  );
+});
+
+test('resolve pins: one name pinned to two addresses is refused before anything starts', () => {
+  const result = parseInputs(
+    rawInputs({ ...minimal, resolve: 'api.example.test:127.0.0.1\napi.example.test:127.0.0.2\n' }),
+  );
+  assert.ok(!result.ok);
+  assert.match(
+    result.errors.join('\n'),
+    /api\.example\.test:127\.0\.0\.1 and api\.example\.test:127\.0\.0\.2 pin api\.example\.test to two addresses/,
+  );
 });
 
 test('writable-paths: one path per line, blank lines ignored', () => {
