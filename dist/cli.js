@@ -42529,7 +42529,7 @@ function recordedTarget(scanner, target, leak) {
   return redactUserinfo(leak ? leak.redactedTarget : scanner.redactBound(target));
 }
 function redactUserinfo(target) {
-  return target.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/?#]*@/, "$1[REDACTED]@");
+  return target.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/?#\\]*@/, "$1[REDACTED]@");
 }
 function strictest(own2, readings) {
   const all = [own2, ...readings];
@@ -42607,6 +42607,7 @@ function receiptFields(entry, run, timestamp) {
 
 // src/engine/message-relay.ts
 var QUEUED_BYTES_HIGH = 4 * 1024 * 1024;
+var MESSAGE_OVERHEAD_BYTES = 1024;
 var MESSAGES_HELD_BYTES = 64 * 1024 * 1024;
 var MessageBudget = class {
   constructor(limit) {
@@ -42648,7 +42649,7 @@ function forwarder(source, destination2, budget, judge2) {
   };
   return {
     send(data2, isBinary) {
-      const bytes2 = byteLength(data2);
+      const bytes2 = byteLength(data2) + MESSAGE_OVERHEAD_BYTES;
       queued += bytes2;
       budget.take(bytes2);
       if (queued > QUEUED_BYTES_HIGH || budget.full) {
@@ -43686,7 +43687,7 @@ async function relayWebSocket(context2, req, socket, head, request) {
 }
 async function relayTracked(context2, req, socket, head, request) {
   const forwarded = forwardedHeaders(req.rawHeaders);
-  const protocols = headerList(req.headers["sec-websocket-protocol"]);
+  const protocols = protocolList(req.headers["sec-websocket-protocol"]);
   const asked = withAskedOverrides(request, { parsed: req.headers, raw: req.rawHeaders });
   const scanner = context2.admission.scanner;
   let scanMessages = false;
@@ -43987,8 +43988,8 @@ function withoutUserinfo(target) {
   url.password = "";
   return url.href;
 }
-function headerList(value) {
-  return (value ?? "").split(",").map((item) => item.trim()).filter((item) => item !== "");
+function protocolList(value) {
+  return value === void 0 ? [] : value.split(",").map((item) => item.trim());
 }
 function rawText2(data2) {
   if (Array.isArray(data2)) return Buffer.concat(data2).toString("utf8");

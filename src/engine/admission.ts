@@ -392,7 +392,8 @@ export function recordedTarget(
  * forwarder does not send them upstream either.
  */
 function redactUserinfo(target: string): string {
-  return target.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/?#]*@/, '$1[REDACTED]@');
+  // The authority ends where a URL parser ends it: at "\" too, in http(s) and ws(s) URLs.
+  return target.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/?#\\]*@/, '$1[REDACTED]@');
 }
 
 /**

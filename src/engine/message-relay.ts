@@ -5,8 +5,15 @@
 import type WebSocket from 'ws';
 import type { RawData } from 'ws';
 
-/** Bytes one side may have waiting before its sender is paused. */
+/** Bytes one side may have waiting (payloads and their overhead) before its sender is paused. */
 export const QUEUED_BYTES_HIGH = 4 * 1024 * 1024;
+
+/**
+ * What a waiting message costs on top of its payload (its frame, its place in the queue, the
+ * promise that judges it; a few hundred bytes measured): empty messages are not free, and
+ * counted as such they would never pause their sender.
+ */
+export const MESSAGE_OVERHEAD_BYTES = 1024;
 
 /** What all relays of an engine together may hold waiting (see MessageBudget). */
 export const MESSAGES_HELD_BYTES = 64 * 1024 * 1024;
@@ -80,7 +87,7 @@ export function forwarder(
   };
   return {
     send(data, isBinary) {
-      const bytes = byteLength(data);
+      const bytes = byteLength(data) + MESSAGE_OVERHEAD_BYTES;
       queued += bytes;
       budget.take(bytes);
       if (queued > QUEUED_BYTES_HIGH || budget.full) {

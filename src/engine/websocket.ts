@@ -115,7 +115,7 @@ async function relayTracked(
   request: AdmissionRequest,
 ): Promise<void> {
   const forwarded = forwardedHeaders(req.rawHeaders);
-  const protocols = headerList(req.headers['sec-websocket-protocol']);
+  const protocols = protocolList(req.headers['sec-websocket-protocol']);
   const asked = withAskedOverrides(request, { parsed: req.headers, raw: req.rawHeaders });
   const scanner = context.admission.scanner;
   let scanMessages = false;
@@ -520,11 +520,12 @@ function withoutUserinfo(target: string): string {
   return url.href;
 }
 
-function headerList(value: string | undefined): string[] {
-  return (value ?? '')
-    .split(',')
-    .map((item) => item.trim())
-    .filter((item) => item !== '');
+/**
+ * The subprotocols asked for, an empty item kept (`a,,b`, `a,`, an empty header): ws refuses
+ * those after the origin was dialled, and they are refused first.
+ */
+function protocolList(value: string | undefined): string[] {
+  return value === undefined ? [] : value.split(',').map((item) => item.trim());
 }
 
 function rawText(data: RawData): string {

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   forwarder,
+  MESSAGE_OVERHEAD_BYTES,
   MessageBudget,
   QUEUED_BYTES_HIGH,
   type MessageDestination,
@@ -54,8 +55,24 @@ test('messages go on in order, each once judged; one refused is not sent', async
   );
 });
 
+test('empty messages to a reader that does not read pause their sender too: each costs what it takes to hold', async () => {
+  const from = side();
+  const to = reader();
+  const relay = forwarder(from, to, new MessageBudget(1 << 30), pass);
+  const fit = Math.floor(QUEUED_BYTES_HIGH / MESSAGE_OVERHEAD_BYTES);
+  for (let i = 0; i < fit; i++) relay.send(Buffer.alloc(0), false);
+  await relay.settled();
+  assert.equal(from.isPaused, false, `${fit} of them: it goes on`);
+  relay.send(Buffer.alloc(0), false);
+  await relay.settled();
+  assert.equal(from.isPaused, true, 'one more: paused');
+  to.finish();
+  await settle();
+  assert.equal(from.isPaused, false, 'taken by the reader: it goes on');
+});
+
 test('a sender is paused past its own queue, and past the budget all relays share', async () => {
-  const chunk = Buffer.alloc(QUEUED_BYTES_HIGH / 2 + 1);
+  const chunk = Buffer.alloc(QUEUED_BYTES_HIGH / 2 - MESSAGE_OVERHEAD_BYTES + 1);
   const budget = new MessageBudget(QUEUED_BYTES_HIGH * 1.5);
   const [first, second] = [side(), side()];
   const [toFirst, toSecond] = [reader(), reader()];

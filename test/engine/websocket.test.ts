@@ -847,6 +847,25 @@ test(
           /"a" is not a token, or is named twice/,
         ],
         [handshake(target('#frag'), `${key}Sec-WebSocket-Version: 13\r\n`), /no #fragment/],
+        // Empty items: ws would refuse them too, once the origin had been dialled.
+        ...['a,,b', 'a,', ''].map(
+          (protocols) =>
+            [
+              handshake(
+                target(),
+                `${key}Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ${protocols}\r\n`,
+              ),
+              /the Sec-WebSocket-Protocol "" is not a token/,
+            ] as const,
+        ),
+        // The authority ends at "\": the receipt names the host dialled, not what follows "@".
+        [
+          handshake(
+            encodeURIComponent(`ws://ws.example.test:${f.plain.port}\\@innocent.example/chat`),
+            `${key}Sec-WebSocket-Version: 13\r\n`,
+          ),
+          /the path holds a backslash/,
+        ],
       ] as const;
       for (const [text, reason] of cases) {
         const answer = await rawExchange(f.proxy.port, text);
@@ -859,6 +878,10 @@ test(
       assert.deepEqual(
         all.map((r) => [r.verdict, r.layer]),
         cases.map(() => ['block', 'request']),
+      );
+      assert.equal(
+        all.at(-1)?.target,
+        `ws://ws.example.test:${f.plain.port}\\@innocent.example/chat`,
       );
     } finally {
       await f.close();
