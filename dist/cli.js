@@ -43816,7 +43816,6 @@ function openUpstream(WebSocketClient, context2, url, protocols, headers, dial, 
     const upstream = new WebSocketClient(url, protocols, {
       perMessageDeflate: false,
       maxPayload: context2.maxMessageBytes,
-      handshakeTimeout: context2.handshakeTimeoutMs,
       followRedirects: false,
       headers: Object.fromEntries(headers),
       createConnection: () => dial.secure ? tlsConnect({
@@ -43828,7 +43827,15 @@ function openUpstream(WebSocketClient, context2, url, protocols, headers, dial, 
       }) : netConnect({ host: dial.address, port: dial.port })
     });
     const where = url.replace(/[?#].*$/, "");
+    const timer = setTimeout(
+      () => fail2(
+        504,
+        `upstream ${where} did not answer the WebSocket handshake within ${context2.handshakeTimeoutMs} ms`
+      ),
+      context2.handshakeTimeoutMs
+    );
     const fail2 = (status, reason) => {
+      clearTimeout(timer);
       clientGone.removeEventListener("abort", giveUp);
       upstream.removeAllListeners();
       upstream.on("error", () => void 0);
@@ -43838,6 +43845,7 @@ function openUpstream(WebSocketClient, context2, url, protocols, headers, dial, 
     const giveUp = () => fail2(CLIENT_GONE.status, CLIENT_GONE.reason);
     clientGone.addEventListener("abort", giveUp, { once: true });
     upstream.once("open", () => {
+      clearTimeout(timer);
       clientGone.removeEventListener("abort", giveUp);
       upstream.removeAllListeners("error");
       upstream.pause();
@@ -43849,10 +43857,7 @@ function openUpstream(WebSocketClient, context2, url, protocols, headers, dial, 
     );
     upstream.once(
       "error",
-      (error2) => fail2(
-        /timed out/i.test(error2.message) ? 504 : 502,
-        `upstream ${where} failed: ${error2.code ? `${error2.code} ` : ""}${error2.message}`
-      )
+      (error2) => fail2(502, `upstream ${where} failed: ${error2.code ? `${error2.code} ` : ""}${error2.message}`)
     );
   });
 }

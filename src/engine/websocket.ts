@@ -295,7 +295,6 @@ function openUpstream(
     const upstream = new WebSocketClient(url, protocols, {
       perMessageDeflate: false,
       maxPayload: context.maxMessageBytes,
-      handshakeTimeout: context.handshakeTimeoutMs,
       followRedirects: false,
       headers: Object.fromEntries(headers),
       createConnection: (): Socket =>
@@ -310,7 +309,17 @@ function openUpstream(
           : netConnect({ host: dial.address, port: dial.port }),
     });
     const where = url.replace(/[?#].*$/, '');
+    // ws's own handshakeTimeout never fires on a connection it is handed (createConnection).
+    const timer = setTimeout(
+      () =>
+        fail(
+          504,
+          `upstream ${where} did not answer the WebSocket handshake within ${context.handshakeTimeoutMs} ms`,
+        ),
+      context.handshakeTimeoutMs,
+    );
     const fail = (status: number, reason: string) => {
+      clearTimeout(timer);
       clientGone.removeEventListener('abort', giveUp);
       upstream.removeAllListeners();
       upstream.on('error', () => undefined);
@@ -320,6 +329,7 @@ function openUpstream(
     const giveUp = () => fail(CLIENT_GONE.status, CLIENT_GONE.reason);
     clientGone.addEventListener('abort', giveUp, { once: true });
     upstream.once('open', () => {
+      clearTimeout(timer);
       clientGone.removeEventListener('abort', giveUp);
       upstream.removeAllListeners('error');
       // Frames that came with the 101 are parsed on the next tick, before the relay listens:
@@ -332,10 +342,7 @@ function openUpstream(
       fail(502, `upstream ${where} answered the WebSocket handshake with ${response.statusCode}`),
     );
     upstream.once('error', (error: NodeJS.ErrnoException) =>
-      fail(
-        /timed out/i.test(error.message) ? 504 : 502,
-        `upstream ${where} failed: ${error.code ? `${error.code} ` : ''}${error.message}`,
-      ),
+      fail(502, `upstream ${where} failed: ${error.code ? `${error.code} ` : ''}${error.message}`),
     );
   });
 }

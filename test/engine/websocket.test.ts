@@ -1013,6 +1013,29 @@ test(
   },
 );
 
+test('an origin that never answers the handshake is given up at the upstream timeout: 504 with a receipt', async () => {
+  const silent = await silentOrigin();
+  const f = await fixture(undefined, false, { upstreamTimeoutMs: 500 }, [silent.port]);
+  try {
+    const answer = await rawExchange(f.proxy.port, rawHandshake(`ws://127.0.0.1:${silent.port}/`));
+    assert.match(answer.text, /^HTTP\/1\.1 504 /);
+    await waitFor(() => silent.closed === 1, 5_000, 'the origin connection to be closed');
+    assert.deepEqual(
+      (await records(f)).map((r) => [r.decision_phase, r.pattern ?? '']),
+      [
+        ['intent', ''],
+        [
+          'outcome',
+          `status=504 layer=upstream reason=upstream ws://127.0.0.1:${silent.port}/ did not answer the WebSocket handshake within 500 ms`,
+        ],
+      ],
+    );
+  } finally {
+    await f.close();
+    await silent.close();
+  }
+});
+
 test(
   'a shutdown while a silent origin is dialled ends the dial; its outcome is sealed with the evidence',
   { timeout: 60_000 },
