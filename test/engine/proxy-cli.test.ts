@@ -207,11 +207,14 @@ test('proxy CLI: a log reader that goes away does not stop it: traffic goes on, 
   const origin = await startOrigin(echo);
   const dir = tempDir();
   const evidence = join(dir, 'evidence');
-  const cli = runCli([
-    ...['proxy', '--policy', policyFile(dir, policyFor(origin.port))],
-    ...['--listen', '127.0.0.1:0', '--evidence-dir', evidence],
-    ...['--resolve', 'api.example.test:127.0.0.1'],
-  ]);
+  const cli = runCli(
+    loopbackProxy(
+      policyFile(dir, policyFor(origin.port)),
+      evidence,
+      '--resolve',
+      'api.example.test:127.0.0.1',
+    ),
+  );
   try {
     const ready = await readyOrExit(cli);
     cli.child.stderr.destroy();
