@@ -42817,6 +42817,7 @@ var DEFAULT_LIMITS = {
   maxMessageBytes: 1024 * 1024,
   requestTimeoutMs: 6e4,
   idleTimeoutMs: 3e4,
+  maxResponseHeaderBytes: 64 * 1024,
   upstreamTimeoutMs: 3e4,
   clientHelloTimeoutMs: 1e4,
   tunnelIdleMs: 12e4,
@@ -44470,7 +44471,7 @@ async function forwardRequest(req, res, send, target, limits, readBody2) {
     const bytes2 = await relayBody(relayed.body, res, cancel);
     return { ok: true, status: response.statusCode, bytes: bytes2 };
   } catch (error2) {
-    return { ok: false, refusal: describeFailure(error2, target) };
+    return { ok: false, refusal: describeFailure(error2, target, limits) };
   }
 }
 var connectionClosed = /* @__PURE__ */ new WeakMap();
@@ -44597,7 +44598,7 @@ var TIMEOUT_CODES = /* @__PURE__ */ new Set([
   "UND_ERR_HEADERS_TIMEOUT",
   "UND_ERR_BODY_TIMEOUT"
 ]);
-function describeFailure(error2, target) {
+function describeFailure(error2, target, limits) {
   const cause = error2 instanceof Error && error2.cause instanceof Error ? error2.cause : error2;
   if (cause instanceof BodyTooLarge || error2 instanceof BodyTooLarge) {
     return { status: 413, layer: "limit", reason: cause.message };
@@ -44612,6 +44613,13 @@ function describeFailure(error2, target) {
     };
   }
   const code2 = cause?.code;
+  if (code2 === "UND_ERR_HEADERS_OVERFLOW") {
+    return {
+      status: 502,
+      layer: "upstream",
+      reason: `upstream ${where} answered with headers over the ${limits.maxResponseHeaderBytes} bytes the proxy takes`
+    };
+  }
   const message = cause instanceof Error ? cause.message : String(cause);
   return {
     status: 502,
@@ -44848,6 +44856,7 @@ var UpstreamPools = class {
       connectTimeout: this.limits.upstreamTimeoutMs,
       headersTimeout: this.limits.upstreamTimeoutMs,
       bodyTimeout: this.limits.upstreamTimeoutMs,
+      maxHeaderSize: this.limits.maxResponseHeaderBytes,
       connect: target.scheme === "https" ? {
         servername: isIpLiteral(target.hostname) ? void 0 : target.hostname,
         secureContext: this.trust(),

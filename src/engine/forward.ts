@@ -155,7 +155,7 @@ export async function forwardRequest(
     const bytes = await relayBody(relayed.body, res, cancel);
     return { ok: true, status: response.statusCode, bytes };
   } catch (error) {
-    return { ok: false, refusal: describeFailure(error, target) };
+    return { ok: false, refusal: describeFailure(error, target, limits) };
   }
 }
 
@@ -365,7 +365,7 @@ const TIMEOUT_CODES = new Set([
   'UND_ERR_BODY_TIMEOUT',
 ]);
 
-function describeFailure(error: unknown, target: UpstreamTarget): Refusal {
+function describeFailure(error: unknown, target: UpstreamTarget, limits: EngineLimits): Refusal {
   const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
   if (cause instanceof BodyTooLarge || error instanceof BodyTooLarge) {
     return { status: 413, layer: 'limit', reason: (cause as BodyTooLarge).message };
@@ -380,6 +380,13 @@ function describeFailure(error: unknown, target: UpstreamTarget): Refusal {
     };
   }
   const code = (cause as { code?: string } | undefined)?.code;
+  if (code === 'UND_ERR_HEADERS_OVERFLOW') {
+    return {
+      status: 502,
+      layer: 'upstream',
+      reason: `upstream ${where} answered with headers over the ${limits.maxResponseHeaderBytes} bytes the proxy takes`,
+    };
+  }
   const message = cause instanceof Error ? cause.message : String(cause);
   return {
     status: 502,

@@ -25,6 +25,8 @@ export interface EngineLimits {
   readonly requestTimeoutMs: number;
   /** An idle keep-alive client connection is closed after this. */
   readonly idleTimeoutMs: number;
+  /** An origin's status line and headers (502 beyond): answers carry longer ones than requests. */
+  readonly maxResponseHeaderBytes: number;
   /** Time to connect upstream and get response headers (504 beyond). */
   readonly upstreamTimeoutMs: number;
   /** A CONNECT client must send its ClientHello within this. */
@@ -49,6 +51,7 @@ export const DEFAULT_LIMITS: EngineLimits = {
   maxMessageBytes: 1024 * 1024,
   requestTimeoutMs: 60_000,
   idleTimeoutMs: 30_000,
+  maxResponseHeaderBytes: 64 * 1024,
   upstreamTimeoutMs: 30_000,
   clientHelloTimeoutMs: 10_000,
   tunnelIdleMs: 120_000,

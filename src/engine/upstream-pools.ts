@@ -106,6 +106,7 @@ export class UpstreamPools {
       connectTimeout: this.limits.upstreamTimeoutMs,
       headersTimeout: this.limits.upstreamTimeoutMs,
       bodyTimeout: this.limits.upstreamTimeoutMs,
+      maxHeaderSize: this.limits.maxResponseHeaderBytes,
       connect:
         target.scheme === 'https'
           ? {

@@ -606,6 +606,29 @@ test('502 with an allow receipt when the upstream refuses the connection', async
   }
 });
 
+test("an origin's headers pass up to 64 KiB; longer ones are a 502 saying so, with a receipt", async () => {
+  const f = await fixture({}, (req, res) => {
+    res.setHeader('x-big', 'a'.repeat(req.url === '/r/long' ? 70_000 : 40_000));
+    res.end('ok');
+  });
+  try {
+    const fits = await curl(['-i', '--proxy', f.proxy.proxyUrl, `http://${f.host}/r/fits`]);
+    assert.equal(parseCurlResponse(fits.stdout).status, 200);
+    const long = await curl(['-i', '--proxy', f.proxy.proxyUrl, `http://${f.host}/r/long`]);
+    const response = parseCurlResponse(long.stdout);
+    assert.equal(response.status, 502);
+    const reason = `upstream http://${f.host} answered with headers over the ${DEFAULT_LIMITS.maxResponseHeaderBytes} bytes the proxy takes`;
+    assert.match(response.body.toString(), new RegExp(reason.replace(/[.]/g, '\\.')));
+    await f.proxy.stop();
+    const outcome = readEvidenceDir(f.proxy.dir).receipts.find(
+      (r) => r.action_record.decision_phase === 'outcome',
+    );
+    assert.equal(outcome?.action_record.pattern, `status=502 layer=upstream reason=${reason}`);
+  } finally {
+    await f.close();
+  }
+});
+
 test('504 when the upstream does not answer within the upstream timeout', async () => {
   const held: ServerResponse[] = [];
   const f = await fixture(
