@@ -42436,7 +42436,10 @@ async function admit(context2, request, inspect) {
   }
   const target = decision.target;
   if (target === void 0) throw new Error("unreachable: an allowed decision has a target");
-  const misspelled = target.kind === "url" ? spellingProblem(request.target) : void 0;
+  const misspelled = target.kind === "url" ? spellingProblem(request.target) ?? paths.map(({ source, target: routed }) => {
+    const problem = spellingProblem(routed);
+    return problem && `the ${source} header: ${problem}`;
+  }).find((problem) => problem !== void 0) : void 0;
   if (misspelled) return refuse2(400, "request", misspelled);
   let addresses;
   if (request.address !== void 0) {

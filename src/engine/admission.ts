@@ -262,8 +262,18 @@ export async function admit(
   }
   const target = decision.target;
   if (target === undefined) throw new Error('unreachable: an allowed decision has a target');
-  // The path goes upstream as the client spelled it: it must be the path the rules judged.
-  const misspelled = target.kind === 'url' ? spellingProblem(request.target) : undefined;
+  // The path goes upstream as the client spelled it, and so do the paths it asks the origin to
+  // route it by: each must be the path the rules judged.
+  const misspelled =
+    target.kind === 'url'
+      ? (spellingProblem(request.target) ??
+        paths
+          .map(({ source, target: routed }) => {
+            const problem = spellingProblem(routed);
+            return problem && `the ${source} header: ${problem}`;
+          })
+          .find((problem) => problem !== undefined))
+      : undefined;
   if (misspelled) return refuse(400, 'request', misspelled);
   let addresses: IpAddress[];
   if (request.address !== undefined) {

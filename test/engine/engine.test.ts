@@ -651,6 +651,10 @@ test('a path-override header is judged as the path it routes the request to', as
     const [twice, twiceWhy] = await ask('X-Original-URL: /r/a', 'X_Original_URL: /r/b');
     assert.equal(twice, 400);
     assert.match(twiceWhy, /^blocked: X_Original_URL is sent more than once/);
+    // Sent on as spelled: a dot segment would be judged resolved and read by some as spelled.
+    const [dotted, dottedWhy] = await ask('X-Original-URL: /r/x/%2e%2e/y');
+    assert.equal(dotted, 400);
+    assert.match(dottedWhy, /^blocked: the X-Original-URL header: the path holds a dot segment/);
     assert.equal(f.origin.hits, 0);
     // A path the rule allows passes, and the request still goes to its own path.
     assert.equal((await ask('X-Original-URL: /r/elsewhere'))[0], 200);
@@ -659,7 +663,7 @@ test('a path-override header is judged as the path it routes the request to', as
     const blocks = receiptsFor(f.proxy.dir, id).filter((r) => r.action_record.verdict === 'block');
     assert.deepEqual(
       blocks.map((r) => r.action_record.layer),
-      ['path', 'path', 'path', 'path', 'method', 'request', 'request'],
+      ['path', 'path', 'path', 'path', 'method', 'request', 'request', 'request'],
     );
   } finally {
     await f.close();
