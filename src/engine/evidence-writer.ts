@@ -114,7 +114,6 @@ export class EvidenceWriter implements DecisionLog {
   private currentFile: WrittenFile | undefined;
   private fd = -1;
   private entriesInFile = 0;
-  private bytesInFile = 0;
   /** Bumped whenever the current file is closed: an fsync started on an older file is stale. */
   private fileGeneration = 0;
   private entriesSinceCheckpoint = 0;
@@ -392,14 +391,18 @@ export class EvidenceWriter implements DecisionLog {
     if (this.sealed) throw new Error('evidence is sealed; nothing can be appended');
     const bytes = Buffer.from(line, 'utf8');
     try {
-      if (this.fd < 0 || this.startsNewFile(this.entriesInFile, this.bytesInFile, bytes.length))
-        this.startFile();
+      let file = this.currentFile;
+      if (
+        file === undefined ||
+        this.fd < 0 ||
+        this.startsNewFile(this.entriesInFile, file.size, bytes.length)
+      )
+        file = this.startFile();
       // One write, unless the disk takes only part of it: writing the rest then says why not
       // (ENOSPC, EFBIG), or finishes the line.
       for (let written = 0; written < bytes.length;) written += writeSync(this.fd, bytes, written);
       this.entriesInFile++;
-      this.bytesInFile += bytes.length;
-      if (this.currentFile) this.currentFile.size = this.bytesInFile;
+      file.size += bytes.length;
       this.recorderSeq++;
       this.dirty = true;
     } catch (error) {
@@ -415,7 +418,7 @@ export class EvidenceWriter implements DecisionLog {
     }
   }
 
-  private startFile(): void {
+  private startFile(): WrittenFile {
     this.closeFile();
     const name = `evidence-${RECORDER_SESSION}-${this.recorderSeq}.jsonl`;
     // Appending: a file cut or written to by something else then keeps a size unlike what the
@@ -423,11 +426,17 @@ export class EvidenceWriter implements DecisionLog {
     // fill the gap back up).
     this.fd = openSync(join(this.options.dir, name), 'ax', 0o600);
     const { dev, ino } = fstatSync(this.fd);
-    this.currentFile = { dev, ino, size: 0 };
-    this.fileIds.set(name, this.currentFile);
+    const file: WrittenFile = { dev, ino, size: 0 };
+    this.currentFile = file;
+    this.fileIds.set(name, file);
     this.files.push(name);
     this.entriesInFile = 0;
-    this.bytesInFile = 0;
+    return file;
+  }
+
+  /** The bytes written to the file being written. */
+  private get bytesInFile(): number {
+    return this.currentFile?.size ?? 0;
   }
 
   /**
