@@ -40818,15 +40818,17 @@ function parseHostAndPort(text2) {
   }
   const host = parseNameOrIpv4(hostText);
   if (!host.ok) return unrecognised(host.problem);
-  const written = host.host.kind === "ip" ? formatHost(host.host) : hostText;
-  if (written !== hostText) {
-    if (hostText === `${written}.`)
-      return failWith(`"${hostText}": an IP address takes no trailing dot; write "${written}"`);
-    return failWith(
-      `"${hostText}" is read as the IPv4 address ${written} (leading zeros mean octal, 0x hex, and missing parts are filled with zeros); write the address in dotted decimal, "${written}" or the one you meant`
-    );
-  }
+  const spelling = ipv4SpellingProblem(hostText, host.host);
+  if (spelling !== void 0) return failWith(spelling);
   return made({ kind: "exact", host: host.host }, port2, void 0);
+}
+function ipv4SpellingProblem(text2, host) {
+  if (host.kind !== "ip") return void 0;
+  const written = formatHost(host);
+  if (written === text2) return void 0;
+  if (text2 === `${written}.`)
+    return `"${text2}": an IP address takes no trailing dot; write "${written}"`;
+  return `"${text2}" is read as the IPv4 address ${written} (leading zeros mean octal, 0x hex, and missing parts are filled with zeros); write the address in dotted decimal, "${written}" or the one you meant`;
 }
 function parseBracketedIpv6(text2) {
   const close = text2.indexOf("]");
@@ -46369,7 +46371,6 @@ var EvidenceWriter = class _EvidenceWriter {
   currentFile;
   fd = -1;
   entriesInFile = 0;
-  bytesInFile = 0;
   /** Bumped whenever the current file is closed: an fsync started on an older file is stale. */
   fileGeneration = 0;
   entriesSinceCheckpoint = 0;
@@ -46591,12 +46592,12 @@ var EvidenceWriter = class _EvidenceWriter {
     if (this.sealed) throw new Error("evidence is sealed; nothing can be appended");
     const bytes2 = Buffer.from(line, "utf8");
     try {
-      if (this.fd < 0 || this.startsNewFile(this.entriesInFile, this.bytesInFile, bytes2.length))
-        this.startFile();
+      let file = this.currentFile;
+      if (file === void 0 || this.fd < 0 || this.startsNewFile(this.entriesInFile, file.size, bytes2.length))
+        file = this.startFile();
       for (let written = 0; written < bytes2.length; ) written += writeSync(this.fd, bytes2, written);
       this.entriesInFile++;
-      this.bytesInFile += bytes2.length;
-      if (this.currentFile) this.currentFile.size = this.bytesInFile;
+      file.size += bytes2.length;
       this.recorderSeq++;
       this.dirty = true;
     } catch (error2) {
@@ -46612,11 +46613,16 @@ var EvidenceWriter = class _EvidenceWriter {
     const name = `evidence-${RECORDER_SESSION}-${this.recorderSeq}.jsonl`;
     this.fd = openSync2(join6(this.options.dir, name), "ax", 384);
     const { dev, ino } = fstatSync2(this.fd);
-    this.currentFile = { dev, ino, size: 0 };
-    this.fileIds.set(name, this.currentFile);
+    const file = { dev, ino, size: 0 };
+    this.currentFile = file;
+    this.fileIds.set(name, file);
     this.files.push(name);
     this.entriesInFile = 0;
-    this.bytesInFile = 0;
+    return file;
+  }
+  /** The bytes written to the file being written. */
+  get bytesInFile() {
+    return this.currentFile?.size ?? 0;
   }
   /**
    * Cuts the evidence back to where it ended before a failed write (a full disk): files begun
@@ -46702,60 +46708,10 @@ function maxFilesOf(options) {
 
 // src/engine/resolver.ts
 import { lookup as lookup2 } from "node:dns/promises";
-
-// src/engine/name-pin.ts
-var EXPECTED = "expected host:ip, e.g. api.example.test:127.0.0.1 or api.example.test:[::1]";
-function parseNamePin(text2) {
-  const colon = text2.indexOf(":");
-  if (colon <= 0) return `"${text2}" is not host:ip; ${EXPECTED}`;
-  const host = text2.slice(0, colon);
-  const ip = text2.slice(colon + 1).replace(/^\[(.*)\]$/, "$1");
-  const hostTarget = parseRequestTarget(`${host}:443`);
-  if (!hostTarget.ok || hostTarget.target.host.kind !== "name")
-    return `"${host}" is not a host name; ${EXPECTED}`;
-  if (pinnedAddress(ip) === void 0) return addressProblem(ip);
-  return { host: hostTarget.target.host.name, ip };
-}
-function parseNamePins(texts) {
-  const pins = [];
-  for (const text2 of texts) {
-    const pin = parseNamePin(text2);
-    if (typeof pin === "string") return pin;
-    const other = pins.find(
-      (given) => given.pin.host === pin.host && !samePinnedAddress(given.pin, pin)
-    );
-    if (other !== void 0)
-      return `${other.text} and ${text2} pin ${pin.host} to two addresses; keep the one you mean`;
-    pins.push({ pin, text: text2 });
-  }
-  return pins.map(({ pin }) => pin);
-}
-function samePinnedAddress(a, b) {
-  const [first, second] = [pinnedAddress(a.ip), pinnedAddress(b.ip)];
-  return first !== void 0 && second !== void 0 && sameIp(first, second);
-}
-function pinnedAddress(text2) {
-  return text2.includes("%") ? void 0 : parseResolvedAddress(text2);
-}
-function addressProblem(text2) {
-  const read = parseNameOrIpv4(text2);
-  if (read.ok && read.host.kind === "ip") {
-    const asDestination = parseDestination(text2);
-    if (!asDestination.ok) return asDestination.problem;
-  }
-  return `"${text2}" is not an IP address; ${EXPECTED}`;
-}
-
-// src/engine/resolver.ts
 var systemLookup = (hostname) => lookup2(hostname, { all: true, verbatim: true });
 function createResolver(pins, lookupName = systemLookup, timeoutMs = 5e3) {
   const pinned = /* @__PURE__ */ new Map();
-  for (const pin of pins) {
-    const ip = pinnedAddress(pin.ip);
-    if (ip === void 0)
-      throw new Error(`--resolve ${pin.host}:${pin.ip}: "${pin.ip}" is not an IP address`);
-    pinned.set(pin.host.toLowerCase().replace(/\.$/, ""), ip);
-  }
+  for (const pin of pins) pinned.set(pin.host.toLowerCase().replace(/\.$/, ""), pin.address);
   return {
     async resolve(host) {
       if (host.kind === "ip") return [host.ip];
@@ -46784,6 +46740,43 @@ function createResolver(pins, lookupName = systemLookup, timeoutMs = 5e3) {
       }
     }
   };
+}
+
+// src/engine/name-pin.ts
+var EXPECTED = "expected host:ip, e.g. api.example.test:127.0.0.1 or api.example.test:[::1]";
+function parseNamePin(text2) {
+  const colon = text2.indexOf(":");
+  if (colon <= 0) return `"${text2}" is not host:ip; ${EXPECTED}`;
+  const host = text2.slice(0, colon);
+  const ip = text2.slice(colon + 1).replace(/^\[(.*)\]$/, "$1");
+  const hostTarget = parseRequestTarget(`${host}:443`);
+  if (!hostTarget.ok || hostTarget.target.host.kind !== "name")
+    return `"${host}" is not a host name; ${EXPECTED}`;
+  const address = pinnedAddress(ip);
+  if (address === void 0) return addressProblem(ip);
+  return { host: hostTarget.target.host.name, address };
+}
+function parseNamePins(texts) {
+  const pins = [];
+  for (const text2 of texts) {
+    const pin = parseNamePin(text2);
+    if (typeof pin === "string") return pin;
+    const other = pins.find(
+      (given) => given.pin.host === pin.host && !sameIp(given.pin.address, pin.address)
+    );
+    if (other !== void 0)
+      return `${other.text} and ${text2} pin ${pin.host} to two addresses; keep the one you mean`;
+    pins.push({ pin, text: text2 });
+  }
+  return pins.map(({ pin }) => pin);
+}
+function pinnedAddress(text2) {
+  return text2.includes("%") ? void 0 : parseResolvedAddress(text2);
+}
+function addressProblem(text2) {
+  const read = parseNameOrIpv4(text2);
+  const spelling = read.ok ? ipv4SpellingProblem(text2, read.host) : void 0;
+  return spelling ?? `"${text2}" is not an IP address; ${EXPECTED}`;
 }
 
 // src/cli/proxy-command.ts

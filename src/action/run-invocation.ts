@@ -3,6 +3,7 @@
 // on its command line: the signing key and the agent's environment travel in files only the
 // runner user can read. Pure.
 import type { NamePin } from '../engine/name-pin.js';
+import { formatIp } from '../policy/ip.js';
 
 export interface RunInvocation {
   readonly node: string;
@@ -25,7 +26,8 @@ export interface RunInvocation {
 }
 
 export function runArgv(run: RunInvocation): string[] {
-  const pin = (p: NamePin): string => `${p.host}:${p.ip.includes(':') ? `[${p.ip}]` : p.ip}`;
+  const pin = ({ host, address }: NamePin): string =>
+    `${host}:${address.family === 6 ? `[${formatIp(address)}]` : formatIp(address)}`;
   return [
     ...(run.asRoot ? [] : ['sudo', '-n', '--']),
     run.node,

@@ -1,7 +1,7 @@
 // `host:ip` name pins (like curl's --resolve without the port), from the CLI's --resolve
 // and the action's `resolve` input.
 
-import { parseDestination } from '../policy/destination.js';
+import { ipv4SpellingProblem } from '../policy/destination.js';
 import { parseNameOrIpv4 } from '../policy/host.js';
 import { sameIp, type IpAddress } from '../policy/ip.js';
 import { parseRequestTarget } from '../policy/target.js';
@@ -9,7 +9,7 @@ import { parseResolvedAddress } from './ssrf.js';
 
 export interface NamePin {
   readonly host: string;
-  readonly ip: string;
+  readonly address: IpAddress;
 }
 
 const EXPECTED = 'expected host:ip, e.g. api.example.test:127.0.0.1 or api.example.test:[::1]';
@@ -23,8 +23,9 @@ export function parseNamePin(text: string): NamePin | string {
   const hostTarget = parseRequestTarget(`${host}:443`);
   if (!hostTarget.ok || hostTarget.target.host.kind !== 'name')
     return `"${host}" is not a host name; ${EXPECTED}`;
-  if (pinnedAddress(ip) === undefined) return addressProblem(ip);
-  return { host: hostTarget.target.host.name, ip };
+  const address = pinnedAddress(ip);
+  if (address === undefined) return addressProblem(ip);
+  return { host: hostTarget.target.host.name, address };
 }
 
 /** Pins given together; a name pinned to two addresses is refused: which one would be meant? */
@@ -34,7 +35,7 @@ export function parseNamePins(texts: readonly string[]): NamePin[] | string {
     const pin = parseNamePin(text);
     if (typeof pin === 'string') return pin;
     const other = pins.find(
-      (given) => given.pin.host === pin.host && !samePinnedAddress(given.pin, pin),
+      (given) => given.pin.host === pin.host && !sameIp(given.pin.address, pin.address),
     );
     if (other !== undefined)
       return `${other.text} and ${text} pin ${pin.host} to two addresses; keep the one you mean`;
@@ -43,16 +44,11 @@ export function parseNamePins(texts: readonly string[]): NamePin[] | string {
   return pins.map(({ pin }) => pin);
 }
 
-function samePinnedAddress(a: NamePin, b: NamePin): boolean {
-  const [first, second] = [pinnedAddress(a.ip), pinnedAddress(b.ip)];
-  return first !== undefined && second !== undefined && sameIp(first, second);
-}
-
 /**
  * The address a pin's text names, as the engine answers with it: IPv4 in dotted decimal or
  * IPv6, without a zone; undefined for anything else.
  */
-export function pinnedAddress(text: string): IpAddress | undefined {
+function pinnedAddress(text: string): IpAddress | undefined {
   return text.includes('%') ? undefined : parseResolvedAddress(text);
 }
 
@@ -62,9 +58,6 @@ export function pinnedAddress(text: string): IpAddress | undefined {
  */
 function addressProblem(text: string): string {
   const read = parseNameOrIpv4(text);
-  if (read.ok && read.host.kind === 'ip') {
-    const asDestination = parseDestination(text);
-    if (!asDestination.ok) return asDestination.problem;
-  }
-  return `"${text}" is not an IP address; ${EXPECTED}`;
+  const spelling = read.ok ? ipv4SpellingProblem(text, read.host) : undefined;
+  return spelling ?? `"${text}" is not an IP address; ${EXPECTED}`;
 }

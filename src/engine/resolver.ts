@@ -4,7 +4,7 @@
 import { lookup } from 'node:dns/promises';
 import type { Host } from '../policy/index.js';
 import type { IpAddress } from '../policy/ip.js';
-import { pinnedAddress, type NamePin } from './name-pin.js';
+import type { NamePin } from './name-pin.js';
 import { parseResolvedAddress } from './ssrf.js';
 
 export interface Resolver {
@@ -22,12 +22,7 @@ export function createResolver(
   timeoutMs = 5_000,
 ): Resolver {
   const pinned = new Map<string, IpAddress>();
-  for (const pin of pins) {
-    const ip = pinnedAddress(pin.ip);
-    if (ip === undefined)
-      throw new Error(`--resolve ${pin.host}:${pin.ip}: "${pin.ip}" is not an IP address`);
-    pinned.set(pin.host.toLowerCase().replace(/\.$/, ''), ip);
-  }
+  for (const pin of pins) pinned.set(pin.host.toLowerCase().replace(/\.$/, ''), pin.address);
   return {
     async resolve(host) {
       if (host.kind === 'ip') return [host.ip];

@@ -71,16 +71,22 @@ function parseHostAndPort(text: string): DestinationResult {
   }
   const host = parseNameOrIpv4(hostText);
   if (!host.ok) return unrecognised(host.problem);
-  const written = host.host.kind === 'ip' ? formatHost(host.host) : hostText;
-  if (written !== hostText) {
-    if (hostText === `${written}.`)
-      return failWith(`"${hostText}": an IP address takes no trailing dot; write "${written}"`);
-    // URL parsers read "010.0.0.1" as 8.0.0.1 and "10.1" as 10.0.0.1: a policy says which it means.
-    return failWith(
-      `"${hostText}" is read as the IPv4 address ${written} (leading zeros mean octal, 0x hex, and missing parts are filled with zeros); write the address in dotted decimal, "${written}" or the one you meant`,
-    );
-  }
+  const spelling = ipv4SpellingProblem(hostText, host.host);
+  if (spelling !== undefined) return failWith(spelling);
   return made({ kind: 'exact', host: host.host }, port, undefined);
+}
+
+/**
+ * Why `text`, read as `host`, is no way to write an IPv4 address: anything but dotted decimal.
+ * URL parsers read "010.0.0.1" as 8.0.0.1 and "10.1" as 10.0.0.1: a policy says which it means.
+ */
+export function ipv4SpellingProblem(text: string, host: Host): string | undefined {
+  if (host.kind !== 'ip') return undefined;
+  const written = formatHost(host);
+  if (written === text) return undefined;
+  if (text === `${written}.`)
+    return `"${text}": an IP address takes no trailing dot; write "${written}"`;
+  return `"${text}" is read as the IPv4 address ${written} (leading zeros mean octal, 0x hex, and missing parts are filled with zeros); write the address in dotted decimal, "${written}" or the one you meant`;
 }
 
 function parseBracketedIpv6(text: string): DestinationResult {

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseInputs } from '../../src/action/inputs.js';
-import { parseNamePin } from '../../src/engine/name-pin.js';
+import { runArgv } from '../../src/action/run-invocation.js';
+import { parseNamePin, parseNamePins } from '../../src/engine/name-pin.js';
 import { rawInputs } from './helpers.js';
 
 const minimal = { 'agent-script': 'scripts/agent.sh', 'policy-config': 'policy.yaml' };
@@ -114,9 +115,38 @@ test('resolve pins: host:ip per line, IPv6 in brackets or bare', () => {
   );
   assert.ok(result.ok);
   assert.deepEqual(result.inputs.resolve, [
-    { host: 'api.example.test', ip: '127.0.0.1' },
-    { host: 'v6.example.test', ip: '::1' },
+    { host: 'api.example.test', address: { family: 4, value: 0x7f000001 } },
+    { host: 'v6.example.test', address: { family: 6, value: 1n } },
   ]);
+});
+
+test('resolve pins reach run as pins it reads back the same, IPv6 in brackets', () => {
+  const result = parseInputs(
+    rawInputs({ ...minimal, resolve: 'a.test:127.0.0.1\nb.test:::1\nc.test:[::ffff:10.0.0.1]' }),
+  );
+  assert.ok(result.ok);
+  const argv = runArgv({
+    node: 'node',
+    cli: 'cli.js',
+    asRoot: true,
+    runId: 'pe-test',
+    policy: 'policy.yaml',
+    workdir: '/w',
+    script: 'agent.sh',
+    args: [],
+    evidenceOutput: 'out',
+    identity: 'agent',
+    envFile: 'env',
+    outcomeFile: 'outcome',
+    signingKeyFile: undefined,
+    publicKey: undefined,
+    writable: [],
+    pins: result.inputs.resolve,
+    upstreamCa: undefined,
+  });
+  const given = argv.flatMap((arg, at) => (argv[at - 1] === '--resolve' ? [arg] : []));
+  assert.deepEqual(given, ['a.test:127.0.0.1', 'b.test:[::1]', 'c.test:10.0.0.1']);
+  assert.deepEqual(parseNamePins(given), result.inputs.resolve);
 });
 
 test('parseNamePin refuses a missing ip, an ip as host, and a name as ip', () => {

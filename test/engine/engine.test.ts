@@ -1554,7 +1554,7 @@ test('the engine can serve on an already-listening handle handed over to it', as
   const { Engine } = await import('../../src/engine/engine.js');
   const { EvidenceWriter } = await import('../../src/engine/evidence-writer.js');
   const { createResolver } = await import('../../src/engine/resolver.js');
-  const { backend, noLookup, policyFrom } = await import('./helpers.js');
+  const { backend, namePins, noLookup, policyFrom } = await import('./helpers.js');
   const listening = createServer();
   await new Promise<void>((resolve) => listening.listen(0, '127.0.0.1', resolve));
   const dir = tempDir();
@@ -1568,7 +1568,7 @@ test('the engine can serve on an already-listening handle handed over to it', as
   const engine = new Engine({
     policy,
     log: writer,
-    resolver: createResolver([{ host: 'api.example.test', ip: '127.0.0.1' }], noLookup),
+    resolver: createResolver(namePins({ 'api.example.test': '127.0.0.1' }), noLookup),
     ca: runCa,
     version: 'test',
   });

@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { Engine, type EngineOptions } from '../../src/engine/engine.js';
 import { EvidenceWriter } from '../../src/engine/evidence-writer.js';
 import type { EngineLimits } from '../../src/engine/limits.js';
+import { parseNamePins, type NamePin } from '../../src/engine/name-pin.js';
 import { createResolver } from '../../src/engine/resolver.js';
 import { RunCertificateAuthority } from '../../src/engine/tls/run-ca.js';
 import { parsePolicy, type Policy } from '../../src/policy/index.js';
@@ -49,6 +50,13 @@ export function policyFrom(yaml: string): Policy {
   const parsed = parsePolicy(Buffer.from(yaml), 'test-policy.yaml');
   if (!parsed.ok) throw new Error(`test policy invalid: ${JSON.stringify(parsed.errors)}`);
   return parsed.policy;
+}
+
+/** `--resolve` pins, host name to address text, as the CLI reads them. */
+export function namePins(addresses: Readonly<Record<string, string>>): NamePin[] {
+  const pins = parseNamePins(Object.entries(addresses).map(([host, ip]) => `${host}:${ip}`));
+  if (typeof pins === 'string') throw new Error(`test pins invalid: ${pins}`);
+  return pins;
 }
 
 export function tempDir(prefix = 'pe-engine-'): string {
@@ -98,7 +106,7 @@ export async function startEngine(setup: EngineSetup): Promise<RunningEngine> {
     ...(setup.maxEntriesPerFile ? { maxEntriesPerFile: setup.maxEntriesPerFile } : {}),
     ...(setup.maxEvidenceFiles ? { maxFiles: setup.maxEvidenceFiles } : {}),
   }).writer;
-  const pins = Object.entries(setup.pins ?? {}).map(([host, ip]) => ({ host, ip }));
+  const pins = namePins(setup.pins ?? {});
   const engine = new Engine({
     policy,
     log: writer,

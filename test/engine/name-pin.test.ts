@@ -12,8 +12,8 @@ test('one name pinned to two addresses is refused, naming both pins', () => {
 test('the same pin given twice, however it is spelt, is taken', () => {
   const pins = parseNamePins(['a.test:127.0.0.1', 'A.test:::ffff:127.0.0.1', 'b.test:[::1]']);
   assert.deepEqual(pins, [
-    { host: 'a.test', ip: '127.0.0.1' },
-    { host: 'a.test', ip: '::ffff:127.0.0.1' },
-    { host: 'b.test', ip: '::1' },
+    { host: 'a.test', address: { family: 4, value: 0x7f000001 } },
+    { host: 'a.test', address: { family: 4, value: 0x7f000001 } },
+    { host: 'b.test', address: { family: 6, value: 1n } },
   ]);
 });
