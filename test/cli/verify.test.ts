@@ -33,6 +33,19 @@ writeFileSync(sampleFile, sample.map((l) => l.text).join(''));
 const vector = (name: string) => path.join(VECTORS_DIR, name);
 const KEY_B = '970955695494cf0fb3109671e673ecaeb0a161e834861a325b97b0656e3c9cd1';
 
+/** `verify` of the sample evidence with `keys` pinned, and more options. */
+const verifySamplePinning = (keys: readonly string[], ...options: string[]) =>
+  cli(
+    'verify',
+    '--receipt-chain',
+    sampleFile,
+    ...keys.flatMap((key) => ['--public-key', key]),
+    ...options,
+  );
+
+/** `verify` of the sample evidence under its key, with more options. */
+const verifySample = (...options: string[]) => verifySamplePinning([SAMPLE_KEY], ...options);
+
 function file(name: string, content: string): string {
   const target = path.join(dir, name);
   writeFileSync(target, content);
@@ -44,13 +57,7 @@ function report(target: string): Record<string, unknown> {
 }
 
 test('an evidence .jsonl verifies: CHAIN VALID in Pipelock layout plus Sealed, exit 0', async () => {
-  const { code, stdout, stderr } = await cli(
-    'verify',
-    '--receipt-chain',
-    sampleFile,
-    '--public-key',
-    SAMPLE_KEY,
-  );
+  const { code, stdout, stderr } = await verifySample();
   assert.equal(code, 0, stderr);
   const lines = stdout.split('\n');
   assert.equal(lines[0], `CHAIN VALID: ${sampleFile}`);
@@ -154,13 +161,7 @@ test('a chain signed by another key than the pinned one is broken', async () => 
   const other = encodePublicKeyPem(new Uint8Array(32).fill(0xff));
   assert.match(other, /\//);
   for (const key of [KEY_A, other]) {
-    const { code, stdout } = await cli(
-      'verify',
-      '--receipt-chain',
-      sampleFile,
-      '--public-key',
-      key,
-    );
+    const { code, stdout } = await verifySamplePinning([key]);
     assert.equal(code, 1, stdout);
     assert.match(
       stdout,
@@ -175,14 +176,7 @@ test('a private seed given as --public-key is not printed: the error counts the 
   const seed = 'c0ffee'.repeat(10) + 'c0de';
   const output = path.join(dir, 'seed-report.json');
   for (const pinned of [[seed], [file('seed.hex', `${seed}\n`)], [seed, KEY_A]]) {
-    const { code, stdout, stderr } = await cli(
-      'verify',
-      '--receipt-chain',
-      sampleFile,
-      ...pinned.flatMap((key) => ['--public-key', key]),
-      '--output',
-      output,
-    );
+    const { code, stdout, stderr } = await verifySamplePinning(pinned, '--output', output);
     assert.equal(code, 1, stdout);
     const reported = readFileSync(output, 'utf8');
     for (const text of [stdout, stderr, reported]) assert.ok(!text.includes(seed), text);
@@ -208,13 +202,7 @@ test('a private key given as --public-key is named as one, not printed (exit 2)'
     [file('signing-key.pem', pem), pem],
     [file('signing-key.pipelock', pipelock), pipelock],
   ] as const) {
-    const { code, stdout, stderr } = await cli(
-      'verify',
-      '--receipt-chain',
-      sampleFile,
-      '--public-key',
-      key,
-    );
+    const { code, stdout, stderr } = await verifySamplePinning([key]);
     assert.equal(code, 2, stderr);
     assert.equal(stdout, '');
     assert.match(
@@ -237,13 +225,7 @@ test('the key may be PEM, Pipelock text or hex, in a file or inline', async () =
     encodePublicKeyPem(raw),
   ];
   for (const key of forms) {
-    const { code, stdout, stderr } = await cli(
-      'verify',
-      '--receipt-chain',
-      sampleFile,
-      '--public-key',
-      key,
-    );
+    const { code, stdout, stderr } = await verifySamplePinning([key]);
     assert.equal(code, 0, `${key}: ${stderr}`);
     assert.match(stdout, /^CHAIN VALID: /);
   }
@@ -257,15 +239,7 @@ test('a key that cannot be read or parsed is an input error (exit 2), reported a
     'not-a-key',
     file('junk.pem', 'junk\n'),
   ]) {
-    const { code, stderr } = await cli(
-      'verify',
-      '--receipt-chain',
-      sampleFile,
-      '--public-key',
-      key,
-      '--output',
-      output,
-    );
+    const { code, stderr } = await verifySamplePinning([key], '--output', output);
     assert.equal(code, 2, key);
     assert.match(stderr, /^pipelock-egress verify: .*(not found|not a public key)/, key);
     assert.equal(report(output)['verdict'], 'error');
@@ -284,22 +258,12 @@ test('a key path to a FIFO, a directory or a file of gigabytes is refused at onc
     [huge, /: more than 65536 bytes, too big for a key file$/m],
   ];
   for (const [key, expected] of cases) {
-    const { code, stderr } = await cli(
-      'verify',
-      '--receipt-chain',
-      sampleFile,
-      '--public-key',
-      key,
-    );
+    const { code, stderr } = await verifySamplePinning([key]);
     assert.equal(code, 2, key);
     assert.ok(stderr.startsWith(`pipelock-egress verify: public key: ${key}: `), stderr);
     assert.match(stderr, expected);
   }
 });
-
-/** `verify` of the sample evidence under its key, with more options. */
-const verifySample = (...options: string[]) =>
-  cli('verify', '--receipt-chain', sampleFile, '--public-key', SAMPLE_KEY, ...options);
 
 test('--policy-hash: every receipt must carry the hash in the file', async () => {
   const output = path.join(dir, 'policy-report.json');
@@ -519,14 +483,7 @@ test('conformance vectors through the CLI: verdict, Broke at and error texts', a
 });
 
 test('--require-sealed accepts a sealed chain and breaks one that does not end in a close', async () => {
-  const sealed = await cli(
-    'verify',
-    '--receipt-chain',
-    sampleFile,
-    '--public-key',
-    SAMPLE_KEY,
-    '--require-sealed',
-  );
+  const sealed = await verifySample('--require-sealed');
   assert.equal(sealed.code, 0);
   const output = path.join(dir, 'unsealed-report.json');
   const unsealed = await cli(
@@ -547,15 +504,7 @@ test('--require-sealed accepts a sealed chain and breaks one that does not end i
 
 test('verification-report.json carries every field', async () => {
   const output = path.join(dir, 'reports', 'verification-report.json');
-  const valid = await cli(
-    'verify',
-    '--receipt-chain',
-    sampleFile,
-    '--public-key',
-    SAMPLE_KEY,
-    '--output',
-    output,
-  );
+  const valid = await verifySample('--output', output);
   assert.equal(valid.code, 0);
   const ok = report(output);
   assert.deepEqual(Object.keys(ok).sort(), [
