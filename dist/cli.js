@@ -41869,11 +41869,14 @@ function parseUrlTarget(text2) {
   };
 }
 var URL_ORIGIN = /^[a-z][a-z0-9+.-]*:\/\/[^/\\?#]*/i;
+var EXTRA_SLASH = /^[a-z][a-z0-9+.-]*:\/\/[/\\]/i;
 function originForm(url) {
   const rest = url.replace(URL_ORIGIN, "");
   return rest.startsWith("/") ? rest : `/${rest}`;
 }
 function spellingProblem(url) {
+  if (EXTRA_SLASH.test(url))
+    return "the URL has more than two slashes before its host, which a URL parser skips and a server reads as the path; send scheme://host/path";
   const rest = url.replace(URL_ORIGIN, "");
   if (rest.includes("#"))
     return "a URL sent in a request has no #fragment (the client keeps it); send it without";
@@ -42534,7 +42537,7 @@ function recordedTarget(scanner, target, leak) {
   return redactUserinfo(leak ? leak.redactedTarget : scanner.redactBound(target));
 }
 function redactUserinfo(target) {
-  return target.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/?#\\]*@/, "$1[REDACTED]@");
+  return target.replace(/^([A-Za-z][A-Za-z0-9+.-]*:[/\\]*)[^/?#\\]*@/, "$1[REDACTED]@");
 }
 function strictest(own2, readings) {
   const all = [own2, ...readings];

@@ -402,8 +402,9 @@ export function recordedTarget(
  * forwarder does not send them upstream either.
  */
 function redactUserinfo(target: string): string {
-  // The authority ends where a URL parser ends it: at "\" too, in http(s) and ws(s) URLs.
-  return target.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/?#\\]*@/, '$1[REDACTED]@');
+  // The authority begins and ends where a URL parser finds it: after any number of slashes
+  // (http:///user@host/ is refused, and recorded too), and at "\" too, in http(s) and ws(s).
+  return target.replace(/^([A-Za-z][A-Za-z0-9+.-]*:[/\\]*)[^/?#\\]*@/, '$1[REDACTED]@');
 }
 
 /**

@@ -68,6 +68,7 @@ function parseUrlTarget(text: string): TargetResult {
 
 /** `scheme://` and the authority of an absolute URL, ended where a URL parser ends it. */
 const URL_ORIGIN = /^[a-z][a-z0-9+.-]*:\/\/[^/\\?#]*/i;
+const EXTRA_SLASH = /^[a-z][a-z0-9+.-]*:\/\/[/\\]/i;
 
 /**
  * The path and query of an absolute URL as the request spells them: what its origin-form
@@ -85,6 +86,10 @@ export function originForm(url: string): string {
  * part of a request at all.
  */
 export function spellingProblem(url: string): string | undefined {
+  // A URL parser skips any further slashes before the host (http:///x@host/ is host "host");
+  // the spelling's path would then begin with what the parser took for the authority.
+  if (EXTRA_SLASH.test(url))
+    return 'the URL has more than two slashes before its host, which a URL parser skips and a server reads as the path; send scheme://host/path';
   const rest = url.replace(URL_ORIGIN, '');
   if (rest.includes('#'))
     return 'a URL sent in a request has no #fragment (the client keeps it); send it without';

@@ -1240,6 +1240,40 @@ test('credentials in an absolute-form URL never reach the evidence in clear', as
   }
 });
 
+test('a URL with more slashes before its host is refused 400: a parser skips them, so the path sent would not be the path judged', async () => {
+  const f = await fixture(basicPolicy);
+  try {
+    const target = `api.example.test:${f.origin.port}`;
+    // Judged as /r/x on the host; spelled, its path is /admin@host/r/x (or /agent:…@host/r/x).
+    const spellings = [
+      `http:///admin@${target}/r/x`,
+      `http:////admin%2Fusers;@${target}/r/x`,
+      `http:///agent:hunter2-secret@${target}/r/x`,
+    ];
+    for (const url of spellings) {
+      const { text } = await rawExchange(
+        f.proxy.port,
+        `GET ${url} HTTP/1.1\r\nHost: ${target}\r\nConnection: close\r\n\r\n`,
+      );
+      assert.equal(statusOf(text), 400, text);
+      assert.match(text, /blocked: the URL has more than two slashes before its host/);
+    }
+    assert.equal(f.origin.hits, 0);
+    const records = await sealedRecords(f.proxy);
+    assert.deepEqual(
+      records.map((record) => [record.target, record.verdict, record.layer ?? '']),
+      [
+        // What a parser takes for userinfo is not recorded, whatever it holds.
+        [`http:///[REDACTED]@${target}/r/x`, 'block', 'request'],
+        [`http:////[REDACTED]@${target}/r/x`, 'block', 'request'],
+        [`http:///[REDACTED]@${target}/r/x`, 'block', 'request'],
+      ],
+    );
+  } finally {
+    await f.close();
+  }
+});
+
 test('the Host header sent upstream is the URL authority, not the client-supplied Host', async () => {
   const f = await fixture(basicPolicy);
   try {
