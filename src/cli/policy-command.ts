@@ -124,7 +124,7 @@ function describeExplanation(
       lines.push('  tls:    intercepted: the request is judged inside its CONNECT tunnel');
     if (decision.target?.kind === 'authority') {
       lines.push(
-        `  tls:    ${decision.intercept ? 'intercepted (a rule needs to see requests inside TLS)' : guarded ? `intercepted to keep out ${bound}` : unseen ? `tunnelled untouched (SNI checked, tls: passthrough): ${keptSecrets.join(', ')}, bound to other destinations, could reach it unseen inside TLS` : 'tunnelled untouched (SNI checked)'}`,
+        `  tls:    ${decision.intercept ? (decision.verdict === 'warn' ? 'intercepted (what passes only in audit mode is scanned inside TLS)' : 'intercepted (a rule needs to see requests inside TLS)') : guarded ? `intercepted to keep out ${bound}` : unseen ? `tunnelled untouched (SNI checked, tls: passthrough): ${keptSecrets.join(', ')}, bound to other destinations, could reach it unseen inside TLS` : 'tunnelled untouched (SNI checked)'}`,
       );
     }
   }

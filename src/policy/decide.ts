@@ -230,8 +230,10 @@ function refuse(
     layer,
     reason,
     rule,
+    // What passes only because of audit mode is scanned, a tunnel too: opened, so that a
+    // secret in a header or body is refused as it is over plain HTTP.
     scan: true,
-    intercept: false,
+    intercept: auditable && target?.kind === 'authority',
     passthrough: false,
     target,
   };

@@ -148,6 +148,63 @@ test('curl: an allowed GET inside an intercepted tunnel reaches the origin, with
   }
 });
 
+test('audit mode: a tunnel enforce mode would refuse is opened and scanned, so a secret in a header is refused as over plain HTTP', async () => {
+  const f = await fixture({
+    policyFor: (port) => `version: "1.0"
+mode: audit
+egress:
+  - destination: "api.example.test"
+    ports: [${port}]
+    scan: true
+  - destination: "127.0.0.1"
+    ports: [${port}]
+`,
+  });
+  try {
+    const token = `ghp_${'A1b2C3d4E5'.repeat(3)}abcdef`;
+    const codes: string[] = [];
+    for (const [url, headers] of [
+      [`https://other.example.test:${f.origin.port}/clean`, []],
+      [`https://other.example.test:${f.origin.port}/leak`, ['-H', `Authorization: token ${token}`]],
+    ] as const) {
+      const result = await curlTrustingRunCa(f.proxy, [
+        '-s',
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code}',
+        ...headers,
+        url,
+      ]);
+      codes.push(result.stdout.toString());
+    }
+    assert.deepEqual(codes, ['200', '403']);
+    assert.equal(f.origin.hits, 1);
+    const all = await records(f);
+    assert.deepEqual(
+      all
+        .filter((r) => r.decision_phase !== 'outcome')
+        .map((r) => [
+          r.transport,
+          r.verdict,
+          r.layer ?? '',
+          r.method,
+          r.target.replace(/:[0-9]+/, ''),
+        ]),
+      [
+        ['connect', 'warn', 'destination', 'CONNECT', 'other.example.test'],
+        ['intercept', 'warn', 'destination', 'GET', 'https://other.example.test/clean'],
+        ['connect', 'warn', 'destination', 'CONNECT', 'other.example.test'],
+        ['intercept', 'block', 'dlp', 'GET', 'https://other.example.test/leak'],
+      ],
+    );
+    for (const record of all)
+      assert.ok(!`${record.target} ${record.pattern ?? ''}`.includes(token));
+  } finally {
+    await f.close();
+  }
+});
+
 test('curl: several requests on one intercepted connection are judged one by one', async () => {
   const f = await fixture();
   try {

@@ -473,7 +473,8 @@ const ROWS: readonly Row[] = [
   warn('audit', 'GET', 'https://api.github.com:8443/repos', 'port', { rule: 0 }),
   warn('audit', 'GET', 'https://api.github.com/repos/%252e%252e/admin', 'path', { rule: 0 }),
   warn('audit', 'GET', 'https://evil.example/', 'destination', { rule: null, scan: true }),
-  warn('audit', 'CONNECT', 'evil.example:443', 'destination', { rule: null, intercept: false }),
+  warn('audit', 'CONNECT', 'evil.example:443', 'destination', { rule: null, intercept: true }),
+  warn('audit', 'CONNECT', 'api.github.com:8443', 'port', { rule: 0, intercept: true }),
   block('audit', 'GET', 'not-a-url', 'request'),
   block('audit', 'CONNECT', 'https://api.github.com/', 'request'),
   block('audit', 'GET', 'gopher://api.github.com/', 'request'),
@@ -509,11 +510,11 @@ for (const row of ROWS) {
         decision.reason.includes(row.reason),
         `reason ${JSON.stringify(decision.reason)} lacks ${JSON.stringify(row.reason)}`,
       );
-    if (row.verdict !== 'allow') {
-      // A refusal never intercepts and always scans what it can see.
-      assert.equal(decision.intercept, false);
-      assert.equal(decision.scan, true);
-    }
+    if (row.verdict === 'block') assert.equal(decision.intercept, false);
+    // What passes only in audit mode is scanned, inside its tunnel too.
+    if (row.verdict === 'warn')
+      assert.equal(decision.intercept, decision.target?.kind === 'authority');
+    if (row.verdict !== 'allow') assert.equal(decision.scan, true);
     if (row.layer === 'request') assert.equal(decision.rule, undefined);
     else assert.notEqual(decision.target, undefined);
   });
