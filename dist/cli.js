@@ -42053,8 +42053,10 @@ function refuse(policy, layer, reason, rule, target) {
     layer,
     reason,
     rule,
+    // What passes only because of audit mode is scanned, a tunnel too: opened, so that a
+    // secret in a header or body is refused as it is over plain HTTP.
     scan: true,
-    intercept: false,
+    intercept: auditable && target?.kind === "authority",
     passthrough: false,
     target
   };
@@ -44202,7 +44204,7 @@ function describeExplanation({ decision, refusal, ssrf, tunnel }, keptSecrets, f
       lines.push("  tls:    intercepted: the request is judged inside its CONNECT tunnel");
     if (decision.target?.kind === "authority") {
       lines.push(
-        `  tls:    ${decision.intercept ? "intercepted (a rule needs to see requests inside TLS)" : guarded ? `intercepted to keep out ${bound}` : unseen ? `tunnelled untouched (SNI checked, tls: passthrough): ${keptSecrets.join(", ")}, bound to other destinations, could reach it unseen inside TLS` : "tunnelled untouched (SNI checked)"}`
+        `  tls:    ${decision.intercept ? decision.verdict === "warn" ? "intercepted (what passes only in audit mode is scanned inside TLS)" : "intercepted (a rule needs to see requests inside TLS)" : guarded ? `intercepted to keep out ${bound}` : unseen ? `tunnelled untouched (SNI checked, tls: passthrough): ${keptSecrets.join(", ")}, bound to other destinations, could reach it unseen inside TLS` : "tunnelled untouched (SNI checked)"}`
       );
     }
   }
@@ -49234,11 +49236,21 @@ function summaryMarkdown(input) {
 function suggestedRules(summary) {
   const lines = ['version: "1.0"', "mode: enforce", "egress:"];
   const listed = destinationsToList(summary.destinations, MAX_DESTINATIONS_LISTED);
+  const rules = /* @__PURE__ */ new Map();
   for (const d of listed) {
-    lines.push(`  - destination: ${JSON.stringify(d.destination)}`);
-    if (d.methods.size > 0)
+    const destination2 = d.destination.replace(/:(?:80|443)$/, "");
+    const methods = rules.get(destination2) ?? /* @__PURE__ */ new Set();
+    rules.set(destination2, methods);
+    for (const method of d.methods) if (method !== "CONNECT") methods.add(method);
+  }
+  for (const [destination2, methods] of rules) {
+    lines.push(`  - destination: ${JSON.stringify(destination2)}`);
+    const nameable = [...methods].every(
+      (method) => METHODS.includes(method)
+    );
+    if (methods.size > 0 && nameable)
       lines.push(
-        `    methods: [${[...d.methods].sort().map((m) => JSON.stringify(m)).join(", ")}]`
+        `    methods: [${[...methods].sort().map((m) => JSON.stringify(m)).join(", ")}]`
       );
   }
   if (listed.length < summary.destinations.length)

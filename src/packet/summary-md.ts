@@ -4,6 +4,7 @@
 import type { VerificationReport } from '../cli/verification-report.js';
 import { destinationsToList, type ChainSummary, type DestinationCounts } from './summarize.js';
 import { showInvisible } from '../invisible.js';
+import { METHODS } from '../policy/index.js';
 import type { EngineLogFacts } from './engine-log.js';
 import { PACKET_FILES, POLICY_HASH_FILE } from './packet-json.js';
 
@@ -167,15 +168,30 @@ export function summaryMarkdown(input: SummaryInput): string {
   return lines.join('\n');
 }
 
-/** Rules covering the would-be blocks of an audit run: one per destination, with its methods. */
+/**
+ * Rules covering the would-be blocks of an audit run: one per destination, with the methods
+ * its requests used. A tunnel's CONNECT is no method a rule names: the requests seen inside it
+ * are, and it counts under the destination they name (a rule without a port covers 80 and 443).
+ */
 function suggestedRules(summary: ChainSummary): string[] {
   const lines = ['version: "1.0"', 'mode: enforce', 'egress:'];
   const listed = destinationsToList(summary.destinations, MAX_DESTINATIONS_LISTED);
+  const rules = new Map<string, Set<string>>();
   for (const d of listed) {
-    lines.push(`  - destination: ${JSON.stringify(d.destination)}`);
-    if (d.methods.size > 0)
+    const destination = d.destination.replace(/:(?:80|443)$/, '');
+    const methods = rules.get(destination) ?? new Set<string>();
+    rules.set(destination, methods);
+    for (const method of d.methods) if (method !== 'CONNECT') methods.add(method);
+  }
+  for (const [destination, methods] of rules) {
+    lines.push(`  - destination: ${JSON.stringify(destination)}`);
+    // A method no rule can name (PROPFIND) passes only a rule that names none.
+    const nameable = [...methods].every((method) =>
+      (METHODS as readonly string[]).includes(method),
+    );
+    if (methods.size > 0 && nameable)
       lines.push(
-        `    methods: [${[...d.methods]
+        `    methods: [${[...methods]
           .sort()
           .map((m) => JSON.stringify(m))
           .join(', ')}]`,

@@ -7,7 +7,8 @@ import { writePacketReport } from '../../src/packet/write-packet.js';
 import assert from 'node:assert/strict';
 import type { Receipt } from '../../src/receipts/index.js';
 import type { VerificationReport } from '../../src/cli/verification-report.js';
-import { destinationOf, hostOf, summarizeChain } from '../../src/packet/summarize.js';
+import { destinationOf, hostOf, isRequest, summarizeChain } from '../../src/packet/summarize.js';
+import { decide, parsePolicy } from '../../src/policy/index.js';
 import { encodeSorted, packetJson, packetRunFromEnv } from '../../src/packet/packet-json.js';
 import { summaryMarkdown } from '../../src/packet/summary-md.js';
 import { EngineLogTally } from '../../src/packet/engine-log.js';
@@ -363,6 +364,43 @@ test('summary.md in audit mode proposes the policy that would have allowed the r
     markdown,
     /```yaml\nversion: "1\.0"\nmode: enforce\negress:\n {2}- destination: "127\.0\.0\.1:9"\n {4}methods: \["GET"\]/,
   );
+});
+
+test("the audit summary's policy is valid and allows every request of the run, tunnels and their requests too", () => {
+  const audited: Receipt[] = [
+    ...chain,
+    ...[
+      ['CONNECT', 'connect', 'exfil.example:443'],
+      ['GET', 'intercept', 'https://exfil.example/x'],
+      ['CONNECT', 'connect', 'dav.example:8443'],
+      ['PROPFIND', 'intercept', 'https://dav.example:8443/files/'],
+      ['CONNECT', 'connect', 'opaque.example:443'],
+    ].map(([method, transport, target], at) =>
+      receipt(8 + at, { verdict: 'warn', method, transport, target, layer: 'destination' }),
+    ),
+  ];
+  const markdown = summaryMarkdown({
+    report: report('valid'),
+    summary: summarizeChain(audited),
+    agentExitCode: 0,
+    agentIdentity: 'a',
+    policyMode: 'audit',
+    policyHash: 'f'.repeat(64),
+    unsupported: [],
+  });
+  const yaml = /```yaml\n([^]*?)```/.exec(markdown)?.[1] ?? '';
+  const parsed = parsePolicy(Buffer.from(yaml), 'suggested.yaml');
+  assert.ok(parsed.ok, `${yaml}\n${JSON.stringify(parsed.ok ? [] : parsed.errors)}`);
+  for (const { action_record: record } of audited.filter((r) => isRequest(r.action_record))) {
+    const { method = '', target } = record;
+    const decision = decide(parsed.policy, { method, target });
+    assert.equal(decision.verdict, 'allow', `${method} ${target}: ${decision.reason}`);
+  }
+  // Methods stay as narrow as the run was: GET inside the tunnel to exfil.example, nothing else.
+  assert.match(yaml, /- destination: "exfil\.example"\n {4}methods: \["GET"\]\n/);
+  // A tunnel seen only from outside, and a method no rule names, leave the methods open.
+  assert.match(yaml, /- destination: "opaque\.example"\n(?! {4}methods)/);
+  assert.match(yaml, /- destination: "dav\.example:8443"\n(?! {4}methods)/);
 });
 
 test('requests refused unrecorded: counted from the engine log and said in summary.md', () => {
