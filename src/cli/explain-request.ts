@@ -1,10 +1,10 @@
-// What `policy explain` says the engine does with a request: the WebSocket switch, the URL's
-// secret scan, the policy's decision, then what the engine applies beyond the rules without
+// What `policy explain` says the engine does with a request: the URL's secret scan, the policy's decision, then what the engine applies beyond the rules without
 // resolving a name (the SSRF guard for an IP address written in the target). An https:// URL
 // travels inside a CONNECT tunnel: judged inside only where the engine intercepts it.
 
 import {
   decide,
+  decideWebSocket,
   formatHost,
   secretsKeptFrom,
   type Decision,
@@ -21,7 +21,6 @@ import {
   passthroughToGuardedAddress,
   specialAddressKind,
 } from '../engine/ssrf.js';
-import { webSocketSwitchRefusal } from '../engine/websocket.js';
 
 export interface Explanation {
   /** The policy's decision, with what the address's own rules add (scan, interception). */
@@ -44,14 +43,13 @@ export function explainRequest(
   method: string,
   target: string,
 ): Explanation {
-  // A WebSocket handshake is judged as the GET it is (its receipts say WS).
+  // A WebSocket handshake is judged as the GET it is (its receipts say WS); sent to the
+  // engine's `/ws?url=` path, it is seen whole.
   const judged = method === 'WS' ? 'GET' : method;
-  const decision = decide(policy, { method: judged, target });
-  // The engine looks at the switch before anything else of a WebSocket (sent to its
-  // `/ws?url=` path, it is seen whole).
   const webSocket = /^wss?:\/\//i.test(target);
-  const switchedOff = webSocket ? webSocketSwitchRefusal(policy) : undefined;
-  if (switchedOff) return { decision, refusal: switchedOff, ssrf: undefined };
+  const decision = webSocket
+    ? decideWebSocket(policy, target)
+    : decide(policy, { method: judged, target });
   const to = decision.target;
   if (to?.kind === 'url' && to.scheme === 'https' && !webSocket) {
     const tunnel = explainRequest(policy, scanner, 'CONNECT', `${formatHost(to.host)}:${to.port}`);

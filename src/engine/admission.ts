@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import {
   decide,
+  decideWebSocket,
   formatHost,
   METHODS,
   type Decision,
@@ -224,10 +225,11 @@ export async function admit(
     });
   let overrides = request.methodOverrides ?? [];
   const routedDecisions = judgedAt(method, undefined);
-  let decision = strictest(decide(context.policy, { method, target: request.target }), [
-    ...routedDecisions,
-    ...judgedAs(overrides),
-  ]);
+  const own =
+    request.method === 'WS'
+      ? decideWebSocket(context.policy, request.target)
+      : decide(context.policy, { method, target: request.target });
+  let decision = strictest(own, [...routedDecisions, ...judgedAs(overrides)]);
   const leak = context.scanner.scanUrl(request.target, decision.target);
   // The URL an origin routes by is as much a URL as the request's own.
   const routedLeak = paths

@@ -34,7 +34,7 @@ import { originForm, parseRequestTarget } from '../policy/target.js';
 import type { IpAddress } from '../policy/ip.js';
 import type { RunCertificateAuthority } from './tls/run-ca.js';
 import { terminateTls } from './tls/terminate.js';
-import { relayWebSocket, webSocketSwitchRefusal, type WebSocketContext } from './websocket.js';
+import { relayWebSocket, type WebSocketContext } from './websocket.js';
 import { startRequestSweep, stopRequestSweep } from './request-sweep.js';
 import { answerInProgress, answersWritten } from './answer-order.js';
 import { MessageBudget, MESSAGES_HELD_BYTES } from './message-relay.js';
@@ -853,8 +853,6 @@ export class Engine {
       };
       return refuse(located.target, refusal, req.method ?? '');
     }
-    const switchedOff = webSocketSwitchRefusal(this.options.policy);
-    if (switchedOff) return refuse(located.target, switchedOff);
     // One inside an intercepted tunnel is held by that tunnel's count; the others count alike.
     const full = tunnel ? undefined : this.tunnelsFull();
     if (full) return refuse(located.target, full);

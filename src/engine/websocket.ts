@@ -10,7 +10,7 @@ import { connect as tlsConnect, type SecureContext } from 'node:tls';
 import type WebSocket from 'ws';
 import type { RawData } from 'ws';
 import { formatIp } from '../policy/ip.js';
-import type { Policy, RequestTarget } from '../policy/index.js';
+import type { RequestTarget } from '../policy/index.js';
 import {
   admit,
   dlpRefusal,
@@ -44,17 +44,6 @@ export interface WebSocketContext {
   readonly record: (entry: DecisionEntry) => Promise<void>;
   /** Called with a handshake's client socket, so that a shutdown can close it. */
   readonly track: (socket: Duplex) => () => void;
-}
-
-/** The policy's WebSocket switch, applied to every handshake before the rules judge it. */
-export function webSocketSwitchRefusal(policy: Policy): Refusal | undefined {
-  return policy.websocket.enabled
-    ? undefined
-    : {
-        status: 403,
-        layer: 'websocket',
-        reason: 'WebSocket is not enabled by the policy (websocket.enabled: false)',
-      };
 }
 
 /** Handshake headers that belong to this hop's handshake, never forwarded as they are. */

@@ -199,6 +199,9 @@ function suggestedRules(summary: ChainSummary): string[] {
   }
   if (listed.length < summary.destinations.length)
     lines.push(`  # ${moreDestinations(summary.destinations, listed.length)}`);
+  // WebSockets the policy had off, let through by audit mode.
+  if (summary.refused.some((refusal) => refusal.layer === 'websocket'))
+    lines.push('websocket:', '  enabled: true');
   lines.push('default_deny: true');
   return lines;
 }

@@ -9,7 +9,7 @@ import { parseRequestTarget, type RequestTarget } from './target.js';
 import type { EgressRule, Policy } from './load.js';
 
 export type Verdict = 'allow' | 'block' | 'warn';
-export type DecisionLayer = 'request' | 'destination' | 'port' | 'path' | 'method';
+export type DecisionLayer = 'request' | 'destination' | 'port' | 'path' | 'method' | 'websocket';
 
 export interface Decision {
   /** `warn`: the policy would block, but `mode: audit` lets the request pass. */
@@ -214,6 +214,21 @@ export function inspectedOn(policy: Policy, host: Host, port: number): boolean {
     (rule) =>
       hostMatches(rule.destination.host, host) && portAllowed(rule, port) && needsInspection(rule),
   );
+}
+
+/**
+ * A WebSocket handshake to `target`: judged as a GET of it, and refused (in audit mode,
+ * warned) where the policy has WebSockets off.
+ */
+export function decideWebSocket(policy: Policy, target: string): Decision {
+  const decision = decide(policy, { method: 'GET', target });
+  if (policy.websocket.enabled || decision.verdict !== 'allow') return decision;
+  return {
+    ...decision,
+    verdict: policy.mode === 'audit' ? 'warn' : 'block',
+    layer: 'websocket',
+    reason: 'WebSocket is not enabled by the policy (websocket.enabled: false)',
+  };
 }
 
 function refuse(

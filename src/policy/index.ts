@@ -8,6 +8,7 @@ export {
 } from './load.js';
 export {
   decide,
+  decideWebSocket,
   rulePorts,
   secretMayGo,
   secretsKeptFrom,

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -337,16 +337,26 @@ test('policy explain applies the WebSocket switch and the SSRF guard as the prox
     'ws.yaml',
     'version: "1.0"\negress:\n  - destination: "127.0.0.1:21003"\nwebsocket:\n  enabled: false\n',
   );
-  // The switch comes first, before the URL's scan, as in the proxy.
-  for (const target of [
-    'ws://127.0.0.1:21003/x',
-    'wss://127.0.0.1:21003/x',
-    'ws://127.0.0.1:21003/x?token=abcdefghij',
-  ]) {
+  for (const target of ['ws://127.0.0.1:21003/x', 'wss://127.0.0.1:21003/x']) {
     const { code, stdout } = await cli('policy', 'explain', noWebSocket, 'GET', target);
     assert.equal(code, 1, stdout);
     assert.match(stdout, /^block\n +layer: +websocket\n +reason: .*websocket\.enabled: false/);
   }
+  // A secret in the URL is named as what blocks it, as in the proxy (in audit mode too).
+  const leaking = await cli(
+    'policy',
+    'explain',
+    noWebSocket,
+    'GET',
+    'ws://127.0.0.1:21003/x?token=abcdefghij',
+  );
+  assert.equal(leaking.code, 1, leaking.stdout);
+  assert.match(leaking.stdout, /^block\n +layer: +dlp\n/);
+  // Audit mode lets a WebSocket the policy has off pass, warned.
+  const audited = policyFile('ws-audit.yaml', `mode: audit\n${readFileSync(noWebSocket, 'utf8')}`);
+  const warned = await cli('policy', 'explain', audited, 'WS', 'ws://127.0.0.1:21003/x');
+  assert.equal(warned.code, 0, warned.stdout);
+  assert.match(warned.stdout, /^warn\n +layer: +websocket\n +reason: .*websocket\.enabled: false/);
   const rules = 'egress:\n  - destination: "127.0.0.0/8"\n    ports: [21002]\n';
   for (const mode of ['enforce', 'audit']) {
     const open = policyFile(

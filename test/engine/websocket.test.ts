@@ -460,6 +460,25 @@ test('WebSocket disabled by the policy: the handshake is refused 403 (layer webs
   }
 });
 
+test('WebSocket disabled by the policy, in audit mode: the handshake passes, warned (layer websocket)', async () => {
+  // Top-level `mode: audit`, after the websocket block.
+  const f = await fixture('enabled: false\nmode: audit');
+  try {
+    const socket = new WebSocket(proxied(f, `ws://ws.example.test:${f.plain.port}/`));
+    await opened(socket);
+    assert.equal(await exchange(socket, 'audited'), 'audited');
+    socket.close();
+    await once(socket, 'close');
+    const [handshake] = await records(f);
+    assert.deepEqual(
+      [handshake?.method, handshake?.verdict, handshake?.layer],
+      ['WS', 'warn', 'websocket'],
+    );
+  } finally {
+    await f.close();
+  }
+});
+
 test('wss:// through an intercepted CONNECT: echo passes, a secret closes with 1008', async () => {
   const f = await fixture();
   try {

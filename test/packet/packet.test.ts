@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import type { Receipt } from '../../src/receipts/index.js';
 import type { VerificationReport } from '../../src/cli/verification-report.js';
 import { destinationOf, hostOf, isRequest, summarizeChain } from '../../src/packet/summarize.js';
-import { decide, parsePolicy } from '../../src/policy/index.js';
+import { decide, decideWebSocket, parsePolicy } from '../../src/policy/index.js';
 import { encodeSorted, packetJson, packetRunFromEnv } from '../../src/packet/packet-json.js';
 import { summaryMarkdown } from '../../src/packet/summary-md.js';
 import { EngineLogTally } from '../../src/packet/engine-log.js';
@@ -378,6 +378,13 @@ test("the audit summary's policy is valid and allows every request of the run, t
     ].map(([method, transport, target], at) =>
       receipt(8 + at, { verdict: 'warn', method, transport, target, layer: 'destination' }),
     ),
+    receipt(13, {
+      verdict: 'warn',
+      method: 'WS',
+      transport: 'websocket',
+      target: 'wss://api.github.com/socket',
+      layer: 'websocket',
+    }),
   ];
   const markdown = summaryMarkdown({
     report: report('valid'),
@@ -391,9 +398,11 @@ test("the audit summary's policy is valid and allows every request of the run, t
   const yaml = /```yaml\n([^]*?)```/.exec(markdown)?.[1] ?? '';
   const parsed = parsePolicy(Buffer.from(yaml), 'suggested.yaml');
   assert.ok(parsed.ok, `${yaml}\n${JSON.stringify(parsed.ok ? [] : parsed.errors)}`);
+  const suggested = parsed.policy;
   for (const { action_record: record } of audited.filter((r) => isRequest(r.action_record))) {
     const { method = '', target } = record;
-    const decision = decide(parsed.policy, { method, target });
+    const decision =
+      method === 'WS' ? decideWebSocket(suggested, target) : decide(suggested, { method, target });
     assert.equal(decision.verdict, 'allow', `${method} ${target}: ${decision.reason}`);
   }
   // Methods stay as narrow as the run was: GET inside the tunnel to exfil.example, nothing else.
