@@ -47898,6 +47898,7 @@ function agentEnvironment(caller, plan) {
     env[name.toLowerCase()] = plan.proxyUrl;
   }
   env["NO_PROXY"] = env["no_proxy"] = "localhost,127.0.0.1,::1";
+  env["NODE_USE_ENV_PROXY"] = "1";
   for (const name of CA_FILE_VARIABLES) env[name] = plan.caBundle;
   env["PIPELOCK_PROXY_URL"] = plan.proxyUrl;
   env["PIPELOCK_WS_URL"] = `${plan.proxyUrl.replace(/^http:/, "ws:")}/ws?url=`;

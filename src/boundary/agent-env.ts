@@ -58,6 +58,9 @@ export function agentEnvironment(
     env[name.toLowerCase()] = plan.proxyUrl;
   }
   env['NO_PROXY'] = env['no_proxy'] = 'localhost,127.0.0.1,::1';
+  // Node's own fetch (and, from 24.5, http.request) reads the variables above only when told
+  // to: without this, it would try the network directly, where the agent has none.
+  env['NODE_USE_ENV_PROXY'] = '1';
   for (const name of CA_FILE_VARIABLES) env[name] = plan.caBundle;
   env['PIPELOCK_PROXY_URL'] = plan.proxyUrl;
   // WebSocket clients connect to the proxy itself and append the (encoded) target URL.

@@ -219,6 +219,7 @@ test('the agent environment: proxies, CA variables, its own HOME and user; runne
   }
   assert.equal(env['PIPELOCK_WS_URL'], `${proxy.replace(/^http:/, 'ws:')}/ws?url=`);
   assert.equal(env['NO_PROXY'], 'localhost,127.0.0.1,::1');
+  assert.equal(env['NODE_USE_ENV_PROXY'], '1');
   assert.equal(env['USER'], 'pipelock-agent');
   assert.match(env['HOME'] ?? '', /^\/run\/pipelock-egress\/pe-[0-9a-f]{10}\/home$/);
   for (const name of [

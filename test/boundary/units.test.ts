@@ -31,6 +31,7 @@ test('agent environment: runner internals and stale proxies dropped, everything 
       PIPELOCK_SIGNING_KEY: '/k',
       https_proxy: 'http://corp:3128',
       no_proxy: '*',
+      NODE_USE_ENV_PROXY: '0',
       AGENT_TOKEN: 'secret',
     },
     plan,
@@ -50,6 +51,7 @@ test('agent environment: runner internals and stale proxies dropped, everything 
   assert.equal(env['AGENT_TOKEN'], 'secret');
   assert.equal(env['https_proxy'], plan.proxyUrl);
   assert.equal(env['no_proxy'], 'localhost,127.0.0.1,::1');
+  assert.equal(env['NODE_USE_ENV_PROXY'], '1');
   assert.equal(env['PATH'], '/usr/bin');
   assert.equal(env['LANG'], 'C.UTF-8');
 });
