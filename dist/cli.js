@@ -45658,7 +45658,7 @@ var Engine = class {
     clearTimeout(grace);
     await this.settlePending(5e3);
     await this.contentScans.close();
-    await this.settlePending(1e3);
+    await this.settlePending(CLOSE_GRACE_MS + 1e3);
     await this.pools.close();
   }
   async settlePending(limitMs) {

@@ -34,7 +34,7 @@ import { originForm, parseRequestTarget } from '../policy/target.js';
 import type { IpAddress } from '../policy/ip.js';
 import type { RunCertificateAuthority } from './tls/run-ca.js';
 import { terminateTls } from './tls/terminate.js';
-import { relayWebSocket, type WebSocketContext } from './websocket.js';
+import { CLOSE_GRACE_MS, relayWebSocket, type WebSocketContext } from './websocket.js';
 import { startRequestSweep, stopRequestSweep } from './request-sweep.js';
 import { answerInProgress, answersWritten } from './answer-order.js';
 import { MessageBudget, MESSAGES_HELD_BYTES } from './message-relay.js';
@@ -250,10 +250,11 @@ export class Engine {
     clearTimeout(grace);
     // A tunnel's outcome receipt is written after its sockets close, a scan still running
     // ends in a receipt too: wait for them (bounded). Scans still running then are refused,
-    // and their receipts written before the caller seals.
+    // and their receipts written before the caller seals: a WebSocket pair so refused gives
+    // its origin the close grace to answer before its outcome is written.
     await this.settlePending(5_000);
     await this.contentScans.close();
-    await this.settlePending(1_000);
+    await this.settlePending(CLOSE_GRACE_MS + 1_000);
     await this.pools.close();
   }
 

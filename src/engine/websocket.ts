@@ -470,7 +470,7 @@ function relayMessages(
 }
 
 /** How long a side has to answer the engine's close frame before its connection is dropped. */
-const CLOSE_GRACE_MS = 2_000;
+export const CLOSE_GRACE_MS = 2_000;
 
 /**
  * Sends a close frame, and drops the connection if the peer has not answered it in

@@ -727,13 +727,19 @@ test('at shutdown a pair whose origin reads nothing is closed within the grace, 
     const took = Date.now() - started;
     // ws waits 30 s for a close frame to be answered: the evidence was sealed before that.
     assert.ok(took < 10_000, `the engine took ${took} ms to stop`);
+    // On a busy machine the last messages are still waiting for their scan when the engine
+    // stops: they are refused (not sent), and that is recorded before the pair's outcome.
+    const stopped = all.filter((r) =>
+      /could not be scanned \(the engine is stopping\)/.test(r.pattern ?? ''),
+    );
     assert.deepEqual(
-      all.map((r) => [r.decision_phase, r.verdict]),
+      all.filter((r) => !stopped.includes(r)).map((r) => [r.decision_phase, r.verdict]),
       [
         ['intent', 'allow'],
         ['outcome', 'allow'],
       ],
     );
+    assert.equal(all.at(-1)?.decision_phase, 'outcome');
   } finally {
     await f.close();
     await deaf.close();
