@@ -1039,11 +1039,14 @@ test('a body of megabytes in one run is scanned, not a crash: a detector finds i
       letters.text,
       /^blocked: the body could not be scanned \(it holds more encoded text/,
     );
-    // Dots: no run of it is an encoding to decode first; the pattern meets it whole.
-    assert.deepEqual(await f.post(`qq-${'a.'.repeat(run / 2)}`), {
-      status: 403,
-      text: 'blocked: the body could not be scanned (Maximum call stack size exceeded); what cannot be scanned is not sent\n',
-    });
+    // Dots: no run of it is an encoding to decode first; the pattern meets it whole (on a
+    // busy machine its time runs out before its stack does: refused all the same).
+    const dots = await f.post(`qq-${'a.'.repeat(run / 2)}`);
+    assert.equal(dots.status, 403);
+    assert.match(
+      dots.text,
+      /^blocked: the body could not be scanned \((Maximum call stack size exceeded|the policy pattern runaway ran longer than 1000 ms)\); what cannot be scanned is not sent\n$/,
+    );
     assert.equal(f.origin.hits, 1);
     await f.proxy.stop();
     assertValid(readEvidenceDir(f.proxy.dir), true);
