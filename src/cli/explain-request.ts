@@ -1,6 +1,8 @@
-// What `policy explain` says the engine does with a request: the URL's secret scan, the policy's decision, then what the engine applies beyond the rules without
-// resolving a name (the SSRF guard for an IP address written in the target). An https:// URL
-// travels inside a CONNECT tunnel: judged inside only where the engine intercepts it.
+// What `policy explain` says the engine does with a request: the policy's decision (for a
+// WebSocket, its switch too), the URL's secret scan, then what the engine applies beyond the
+// rules without resolving a name (the SSRF guard for an IP address written in the target).
+// An https:// URL travels inside a CONNECT tunnel: judged inside only where the engine
+// intercepts it.
 
 import {
   decide,
