@@ -25,9 +25,15 @@ import { forwardRequest, framingRefusal, joinedValue } from './forward.js';
 import { loadUndici, UpstreamPools } from './upstream-pools.js';
 import { DEFAULT_LIMITS, httpServerOptions, type EngineLimits } from './limits.js';
 import { clientErrorRefusal, refuseResponse, refuseSocket, type Refusal } from './refusal.js';
-import { tunnelTarget, webSocketTarget, type TunnelAuthority } from './request-targets.js';
+import {
+  tunnelScheme,
+  tunnelTarget,
+  webSocketTarget,
+  type Located,
+  type TunnelAuthority,
+} from './request-targets.js';
 import type { Resolver } from './resolver.js';
-import { awaitClientHello, relay } from './tunnel.js';
+import { awaitTunnelStart, relay } from './tunnel.js';
 import { interceptedForAddress, passthroughToGuardedAddress } from './ssrf.js';
 import { formatHost, type Policy } from '../policy/index.js';
 import { originForm, parseRequestTarget } from '../policy/target.js';
@@ -73,8 +79,13 @@ export interface EngineCounters {
 export type ListenTarget =
   { readonly host: string; readonly port: number } | { readonly handle: object };
 
-/** An intercepted tunnel: what its inner requests must name, and where they go. */
+/**
+ * A tunnel whose requests the engine serves (its TLS intercepted, or plain HTTP): what its
+ * inner requests must name, and where they go.
+ */
 interface InterceptedTunnel extends TunnelAuthority {
+  /** Its requests came inside TLS (https://, wss://), or in the clear (http://, ws://). */
+  readonly tls: boolean;
   readonly address: IpAddress;
   requests: number;
   /** The tasks of its requests still running: its outcome receipt waits for theirs. */
@@ -105,7 +116,7 @@ export class Engine {
     internalErrors: 0,
   };
   private readonly server: Server;
-  /** Serves the requests inside intercepted tunnels (never listens itself). */
+  /** Serves the requests inside intercepted and plain HTTP tunnels (never listens itself). */
   private readonly inner: Server;
   private readonly intercepted = new WeakMap<Duplex, InterceptedTunnel>();
   private readonly limits: EngineLimits;
@@ -349,11 +360,18 @@ export class Engine {
 
   /** The target a receipt names: inside a tunnel, the tunnel's URL with the request's path. */
   private requestTarget(req: IncomingMessage): string {
-    const url = req.url ?? '';
     const tunnel = this.intercepted.get(req.socket);
-    return tunnel
-      ? tunnelTarget(url, hostHeader(req), tunnel, 'https', this.redactQuote).target
-      : url;
+    return tunnel ? this.locateInTunnel(req, tunnel).target : (req.url ?? '');
+  }
+
+  /** A request's absolute target inside a tunnel, or why it names something else. */
+  private locateInTunnel(
+    req: IncomingMessage,
+    tunnel: InterceptedTunnel,
+    webSocket = false,
+  ): Located {
+    const scheme = tunnelScheme(tunnel.tls, webSocket);
+    return tunnelTarget(req.url ?? '', hostHeader(req), tunnel, scheme, this.redactQuote);
   }
 
   /** The refusal for one more tunnel or WebSocket, when the limit is reached. */
@@ -404,13 +422,13 @@ export class Engine {
     });
   }
 
-  /** A request inside an intercepted tunnel: origin-form, for the tunnel's own host. */
+  /** A request inside an intercepted or plain HTTP tunnel: origin-form, for the tunnel's own host. */
   private async onInterceptedRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const tunnel = this.countRequest(req.socket);
     const requestId = this.requestId();
     if (tunnel === undefined) throw new Error('unreachable: an inner request outside a tunnel');
     const method = req.method ?? '';
-    const located = tunnelTarget(req.url ?? '', hostHeader(req), tunnel, 'https', this.redactQuote);
+    const located = this.locateInTunnel(req, tunnel);
     if (!located.ok) {
       return this.refuseUnadmitted(
         res,
@@ -674,10 +692,15 @@ export class Engine {
         kind !== undefined || this.needsInterception(admission.decision)
           ? this.options.ca.contextFor(authority.host)
           : undefined;
-      const hello = await awaitClientHello(socket, head, authority.host, this.limits);
-      if (!hello.ok) {
+      const hello = await awaitTunnelStart(socket, head, authority.host, this.limits);
+      if (hello.kind === 'refused') {
         this.recordBlock(admission.entry, { status: 403, layer: 'sni', reason: hello.reason });
         socket.destroy();
+        return;
+      }
+      // Plain HTTP has no TLS to break: its requests are judged one by one, whatever the rule.
+      if (hello.kind === 'http') {
+        await this.servePlainTunnel(socket, hello.head, admission);
         return;
       }
       if (leaf) {
@@ -752,7 +775,7 @@ export class Engine {
     );
   }
 
-  /** A CONNECT inside an intercepted tunnel would open a tunnel the outer CONNECT's checks never saw. */
+  /** A CONNECT inside a tunnel the engine serves would open one the outer CONNECT's checks never saw. */
   private onNestedConnect(req: IncomingMessage, socket: Duplex): void {
     this.countRequest(req.socket);
     const refusal = {
@@ -767,10 +790,7 @@ export class Engine {
     refuseSocket(socket, refusal);
   }
 
-  /**
-   * Terminates the client's TLS with a run-CA certificate and serves the tunnel's requests on
-   * the inner server, each admitted on its own; one outcome receipt when the tunnel closes.
-   */
+  /** Terminates the client's TLS with a run-CA certificate and serves the tunnel's requests. */
   private async intercept(
     client: Socket,
     hello: Buffer,
@@ -792,14 +812,34 @@ export class Engine {
       });
       return;
     }
+    await this.serveTunnel(terminated.socket, admission, true);
+  }
+
+  /** Serves a tunnel whose first bytes, `head`, begin a plain HTTP request. */
+  private async servePlainTunnel(socket: Duplex, head: Buffer, admission: Admitted): Promise<void> {
+    socket.unshift(head);
+    const served = this.serveTunnel(socket, admission, false);
+    // Paused while its first bytes were read, the socket flows on to the inner server now.
+    socket.resume();
+    await served;
+  }
+
+  /**
+   * Serves a tunnel's requests (decrypted, or plain HTTP) on the inner server, each admitted on
+   * its own and sent to the address the CONNECT was admitted to; one outcome receipt when the
+   * tunnel closes.
+   */
+  private async serveTunnel(socket: Duplex, admission: Admitted, tls: boolean): Promise<void> {
+    const authority = admission.decision.target;
+    if (authority === undefined) throw new Error('unreachable: an admitted CONNECT has a target');
     const tunnel: InterceptedTunnel = {
       host: authority.host,
       port: authority.port,
+      tls,
       address: admission.address,
       requests: 0,
       tasks: new Set(),
     };
-    const socket = terminated.socket;
     this.intercepted.set(socket, tunnel);
     const closed = once(socket, 'close');
     this.inner.emit('connection', socket);
@@ -837,7 +877,7 @@ export class Engine {
     const tunnel = this.countRequest(req.socket);
     const requestId = this.requestId();
     const located = tunnel
-      ? tunnelTarget(req.url ?? '', hostHeader(req), tunnel, 'wss', this.redactQuote)
+      ? this.locateInTunnel(req, tunnel, true)
       : webSocketTarget(req.url ?? '');
     const transport = tunnel ? 'intercept' : 'websocket';
     const refuse = (target: string, refusal: Refusal, method = 'WS') => {

@@ -1,6 +1,6 @@
 // The absolute target of a request that does not carry one itself: a WebSocket handshake on
-// the proxy's own listener (`/ws?url=…`), or a request inside an intercepted tunnel, whose
-// path is on the CONNECT host. Pure: the engine records and answers the refusals (and cuts
+// the proxy's own listener (`/ws?url=…`), or a request inside a tunnel the engine serves
+// (intercepted TLS, or plain HTTP), whose path is on the CONNECT host. Pure: the engine records and answers the refusals (and cuts
 // any secret out of a reason that quotes the request before recording it).
 
 import { formatHost, type Host } from '../policy/index.js';
@@ -14,6 +14,19 @@ export type Located =
 export interface TunnelAuthority {
   readonly host: Host;
   readonly port: number;
+}
+
+/** The scheme of a request inside a tunnel: its TLS intercepted, or plain HTTP. */
+export type TunnelScheme = 'https' | 'wss' | 'http' | 'ws';
+
+export function tunnelScheme(tls: boolean, webSocket: boolean): TunnelScheme {
+  if (tls) return webSocket ? 'wss' : 'https';
+  return webSocket ? 'ws' : 'http';
+}
+
+/** The port a scheme's URL and Host header leave out. */
+function defaultPort(scheme: TunnelScheme): number {
+  return scheme === 'https' || scheme === 'wss' ? 443 : 80;
 }
 
 const WS_PROXY_PATH = '/ws?url=';
@@ -82,10 +95,11 @@ export function tunnelTarget(
   url: string,
   hostHeader: string | undefined,
   tunnel: TunnelAuthority,
-  scheme: 'https' | 'wss',
+  scheme: TunnelScheme,
   redact: Redact,
 ): Located {
-  const authority = `${formatHost(tunnel.host)}${tunnel.port === 443 ? '' : `:${tunnel.port}`}`;
+  const port = tunnel.port === defaultPort(scheme) ? '' : `:${tunnel.port}`;
+  const authority = `${formatHost(tunnel.host)}${port}`;
   if (!url.startsWith('/')) {
     return {
       ok: false,
@@ -98,22 +112,28 @@ export function tunnelTarget(
     };
   }
   const target = `${scheme}://${authority}${url}`;
-  const problem = hostHeaderProblem(hostHeader, tunnel, redact);
+  const problem = hostHeaderProblem(hostHeader, tunnel, scheme, redact);
   if (problem !== undefined)
     return { ok: false, target, refusal: { status: 403, layer: 'host', reason: problem } };
   return { ok: true, target };
 }
 
-/** Inside a tunnel the Host header must name the CONNECT target (port 443 when left out). */
+/**
+ * Inside a tunnel the Host header must name the CONNECT target (its port the scheme's default,
+ * 443 or 80, when left out).
+ */
 function hostHeaderProblem(
   header: string | undefined,
   tunnel: TunnelAuthority,
+  scheme: TunnelScheme,
   redact: Redact,
 ): string | undefined {
   const expected = `${formatHost(tunnel.host)}:${tunnel.port}`;
   if (header === undefined) return `the request has no Host header; expected ${expected}`;
   // Only host[:port]: a URL parser would read `evil@api.test` as api.test.
-  const parsed = parseRequestTarget(`https://${header}/`);
+  const parsed = parseRequestTarget(
+    `${defaultPort(scheme) === 443 ? 'https' : 'http'}://${header}/`,
+  );
   const same =
     !/[@/\\?#\s]/.test(header) &&
     parsed.ok &&

@@ -1,5 +1,6 @@
 // A CONNECT tunnel after admission: answer 200, read the ClientHello and check its SNI
 // against the CONNECT host, then (and only then) dial the checked address and relay bytes.
+// A tunnel whose first bytes begin a plain HTTP request is the engine's to serve instead.
 
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -8,21 +9,31 @@ import { formatIp, type IpAddress } from '../policy/ip.js';
 import { parseNameOrIpv4 } from '../policy/host.js';
 import { parseClientHello, parseClientHelloMessage } from './client-hello.js';
 import type { EngineLimits } from './limits.js';
+import { requestStart } from './request-start.js';
 import { guardedStream, TlsRecordGuard } from './tls-records.js';
 
-export type HelloCheck =
-  { ok: true; hello: Buffer; hidesServerName: boolean } | { ok: false; reason: string };
+/**
+ * What the client's first bytes in a tunnel are: a ClientHello naming the CONNECT host, the
+ * start of a plain HTTP request (`head`: the bytes read so far), or why the tunnel is refused.
+ */
+export type TunnelStart =
+  | { kind: 'tls'; hello: Buffer; hidesServerName: boolean }
+  | { kind: 'http'; head: Buffer }
+  | { kind: 'refused'; reason: string };
 
-/** Waits for the ClientHello (within the limit) and checks that it names the CONNECT host. */
-export function awaitClientHello(
+/**
+ * Waits for the client's first bytes (within the ClientHello limit): a ClientHello, checked to
+ * name the CONNECT host, or a plain HTTP request's method, whose requests are judged one by one.
+ */
+export function awaitTunnelStart(
   client: Duplex,
   head: Buffer,
   host: Host,
   limits: EngineLimits,
-): Promise<HelloCheck> {
+): Promise<TunnelStart> {
   return new Promise((resolve) => {
     let buffered = head;
-    const finish = (result: HelloCheck) => {
+    const finish = (result: TunnelStart) => {
       clearTimeout(timer);
       client.off('data', onData);
       client.off('close', onClose);
@@ -35,21 +46,26 @@ export function awaitClientHello(
         case 'incomplete':
           return false;
         case 'not_tls':
-          finish({ ok: false, reason: 'the tunnel payload is not TLS; only TLS may be tunnelled' });
-          return true;
+          return judgePlain();
         case 'malformed':
-          finish({ ok: false, reason: `malformed ClientHello: ${parsed.reason}` });
+          finish({ kind: 'refused', reason: `malformed ClientHello: ${parsed.reason}` });
           return true;
         case 'hello': {
           const problem = sniProblem(parsed.serverName, host);
           finish(
             problem === undefined
-              ? { ok: true, hello: buffered, hidesServerName: parsed.hidesServerName }
-              : { ok: false, reason: problem },
+              ? { kind: 'tls', hello: buffered, hidesServerName: parsed.hidesServerName }
+              : { kind: 'refused', reason: problem },
           );
           return true;
         }
       }
+    };
+    const judgePlain = (): boolean => {
+      const start = requestStart(buffered);
+      if (start === 'incomplete') return false;
+      finish(start === 'request' ? { kind: 'http', head: buffered } : NEITHER_TLS_NOR_HTTP);
+      return true;
     };
     const onData = (chunk: Buffer) => {
       client.pause();
@@ -57,10 +73,16 @@ export function awaitClientHello(
       if (!judge()) client.resume();
     };
     const onClose = () =>
-      finish({ ok: false, reason: 'the client closed the tunnel before sending a ClientHello' });
+      finish({
+        kind: 'refused',
+        reason: 'the client closed the tunnel before sending a ClientHello or an HTTP request',
+      });
     const timer = setTimeout(
       () =>
-        finish({ ok: false, reason: `no ClientHello within ${limits.clientHelloTimeoutMs} ms` }),
+        finish({
+          kind: 'refused',
+          reason: `no ClientHello or HTTP request within ${limits.clientHelloTimeoutMs} ms`,
+        }),
       limits.clientHelloTimeoutMs,
     );
     if (judge()) return;
@@ -73,6 +95,12 @@ export function awaitClientHello(
     client.resume();
   });
 }
+
+const NEITHER_TLS_NOR_HTTP: TunnelStart = {
+  kind: 'refused',
+  reason:
+    'the tunnel payload is neither TLS nor an HTTP request; only TLS and plain HTTP requests may be tunnelled',
+};
 
 function sniProblem(serverName: string | undefined, host: Host): string | undefined {
   const expected = formatHost(host);

@@ -237,13 +237,13 @@ test('a server_name list naming the CONNECT host after an entry of another type 
   }
 });
 
-test('a non-TLS payload in the tunnel closes it with a block receipt', async () => {
+test('a payload in the tunnel that is neither TLS nor HTTP closes it with a block receipt', async () => {
   const f = await fixture();
   try {
     await expectSniBlock(
       f,
-      async (socket) => void socket.write(`GET / HTTP/1.1\r\nHost: secure.example.test\r\n\r\n`),
-      /not TLS/,
+      async (socket) => void socket.write('SSH-2.0-x\r\n'),
+      /^the tunnel payload is neither TLS nor an HTTP request; only TLS and plain HTTP requests may be tunnelled$/,
     );
   } finally {
     await f.close();
@@ -417,7 +417,7 @@ test('a tunnel that sends no ClientHello in time is closed with a block receipt'
     await expectSniBlock(
       f,
       () => new Promise((r) => setTimeout(r, 50)),
-      /no ClientHello within 200 ms/,
+      /no ClientHello or HTTP request within 200 ms/,
     );
   } finally {
     await f.close();

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { tunnelTarget, webSocketTarget } from '../../src/engine/request-targets.js';
+import { tunnelScheme, tunnelTarget, webSocketTarget } from '../../src/engine/request-targets.js';
 import { parseIpv6Literal, parseNameOrIpv4, type Host } from '../../src/policy/host.js';
 import { createSecretScanner } from '../../src/engine/dlp/secret-scan.js';
 
@@ -83,6 +83,39 @@ test('inside a tunnel a path is placed on the CONNECT host; port 443 is left out
     ok: true,
     target: 'wss://[::1]:8443/socket',
   });
+});
+
+test('inside a plain HTTP tunnel the scheme is http (ws) and port 80 is left out, in the URL and the Host', () => {
+  const tunnel = { host: host('api.test'), port: 80 };
+  for (const header of ['api.test', 'api.test:80'])
+    assert.deepEqual(tunnelTarget('/v1/x', header, tunnel, 'http', asSent), {
+      ok: true,
+      target: 'http://api.test/v1/x',
+    });
+  assert.deepEqual(tunnelTarget('/socket', 'api.test', tunnel, 'ws', asSent), {
+    ok: true,
+    target: 'ws://api.test/socket',
+  });
+  const located = tunnelTarget('/x', 'api.test:443', tunnel, 'http', asSent);
+  assert.equal(!located.ok && located.refusal.layer, 'host');
+  const other = { host: host('api.test'), port: 443 };
+  assert.equal(tunnelTarget('/x', 'api.test', other, 'http', asSent).ok, false);
+  assert.deepEqual(tunnelTarget('/x', 'api.test:443', other, 'http', asSent), {
+    ok: true,
+    target: 'http://api.test:443/x',
+  });
+});
+
+test("a tunnel's requests take https (wss) when its TLS was intercepted, http (ws) in the clear", () => {
+  assert.deepEqual(
+    [
+      tunnelScheme(true, false),
+      tunnelScheme(true, true),
+      tunnelScheme(false, false),
+      tunnelScheme(false, true),
+    ],
+    ['https', 'wss', 'http', 'ws'],
+  );
 });
 
 test('inside a tunnel a Host naming anything but the CONNECT target is refused 403 (host)', () => {
