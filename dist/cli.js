@@ -20294,14 +20294,14 @@ var require_websocket = __commonJS({
           return;
         }
       }
-      const defaultPort = isSecure ? 443 : 80;
+      const defaultPort2 = isSecure ? 443 : 80;
       const key = randomBytes9(16).toString("base64");
       const request = isSecure ? https.request : http.request;
       const protocolSet = /* @__PURE__ */ new Set();
       let perMessageDeflate;
       opts.createConnection = opts.createConnection || (isSecure ? tlsConnect2 : netConnect2);
-      opts.defaultPort = opts.defaultPort || defaultPort;
-      opts.port = parsedUrl.port || defaultPort;
+      opts.defaultPort = opts.defaultPort || defaultPort2;
+      opts.port = parsedUrl.port || defaultPort2;
       opts.host = parsedUrl.hostname.startsWith("[") ? parsedUrl.hostname.slice(1, -1) : parsedUrl.hostname;
       opts.headers = {
         ...opts.headers,
@@ -44482,6 +44482,13 @@ function isIpLiteral(hostname) {
 }
 
 // src/engine/request-targets.ts
+function tunnelScheme(tls, webSocket) {
+  if (tls) return webSocket ? "wss" : "https";
+  return webSocket ? "ws" : "http";
+}
+function defaultPort(scheme) {
+  return scheme === "https" || scheme === "wss" ? 443 : 80;
+}
 var WS_PROXY_PATH = "/ws?url=";
 function webSocketTarget(url) {
   let target = url;
@@ -44518,7 +44525,8 @@ function quoted(text2, redact2) {
   return redact2(text2).slice(0, QUOTED_CHARS);
 }
 function tunnelTarget(url, hostHeader2, tunnel, scheme, redact2) {
-  const authority = `${formatHost(tunnel.host)}${tunnel.port === 443 ? "" : `:${tunnel.port}`}`;
+  const port2 = tunnel.port === defaultPort(scheme) ? "" : `:${tunnel.port}`;
+  const authority = `${formatHost(tunnel.host)}${port2}`;
   if (!url.startsWith("/")) {
     return {
       ok: false,
@@ -44531,15 +44539,17 @@ function tunnelTarget(url, hostHeader2, tunnel, scheme, redact2) {
     };
   }
   const target = `${scheme}://${authority}${url}`;
-  const problem = hostHeaderProblem(hostHeader2, tunnel, redact2);
+  const problem = hostHeaderProblem(hostHeader2, tunnel, scheme, redact2);
   if (problem !== void 0)
     return { ok: false, target, refusal: { status: 403, layer: "host", reason: problem } };
   return { ok: true, target };
 }
-function hostHeaderProblem(header, tunnel, redact2) {
+function hostHeaderProblem(header, tunnel, scheme, redact2) {
   const expected = `${formatHost(tunnel.host)}:${tunnel.port}`;
   if (header === void 0) return `the request has no Host header; expected ${expected}`;
-  const parsed = parseRequestTarget(`https://${header}/`);
+  const parsed = parseRequestTarget(
+    `${defaultPort(scheme) === 443 ? "https" : "http"}://${header}/`
+  );
   const same = !/[@/\\?#\s]/.test(header) && parsed.ok && parsed.target.kind === "url" && formatHost(parsed.target.host) === formatHost(tunnel.host) && parsed.target.port === tunnel.port;
   return same ? void 0 : `Host ${quoted(header, redact2)} does not match the CONNECT target ${expected}`;
 }
@@ -44709,6 +44719,18 @@ var Reader = class {
   }
 };
 
+// src/engine/request-start.ts
+import { METHODS as METHODS2 } from "node:http";
+var STARTS2 = METHODS2.map((method) => Buffer.from(`${method} `, "latin1"));
+function requestStart(data2) {
+  const bytes2 = Buffer.from(data2.buffer, data2.byteOffset, data2.byteLength);
+  if (STARTS2.some((start) => bytes2.subarray(0, start.length).equals(start))) return "request";
+  const begun = STARTS2.some(
+    (start) => bytes2.length < start.length && start.subarray(0, bytes2.length).equals(bytes2)
+  );
+  return begun ? "incomplete" : "other";
+}
+
 // src/engine/tls-records.ts
 import { Transform as Transform2 } from "node:stream";
 var RECORD_HEADER2 = 5;
@@ -44868,7 +44890,7 @@ function guardedStream(guard) {
 }
 
 // src/engine/tunnel.ts
-function awaitClientHello(client, head, host, limits) {
+function awaitTunnelStart(client, head, host, limits) {
   return new Promise((resolve5) => {
     let buffered = head;
     const finish = (result) => {
@@ -44884,28 +44906,39 @@ function awaitClientHello(client, head, host, limits) {
         case "incomplete":
           return false;
         case "not_tls":
-          finish({ ok: false, reason: "the tunnel payload is not TLS; only TLS may be tunnelled" });
-          return true;
+          return judgePlain();
         case "malformed":
-          finish({ ok: false, reason: `malformed ClientHello: ${parsed.reason}` });
+          finish({ kind: "refused", reason: `malformed ClientHello: ${parsed.reason}` });
           return true;
         case "hello": {
           const problem = sniProblem(parsed.serverName, host);
           finish(
-            problem === void 0 ? { ok: true, hello: buffered, hidesServerName: parsed.hidesServerName } : { ok: false, reason: problem }
+            problem === void 0 ? { kind: "tls", hello: buffered, hidesServerName: parsed.hidesServerName } : { kind: "refused", reason: problem }
           );
           return true;
         }
       }
+    };
+    const judgePlain = () => {
+      const start = requestStart(buffered);
+      if (start === "incomplete") return false;
+      finish(start === "request" ? { kind: "http", head: buffered } : NEITHER_TLS_NOR_HTTP);
+      return true;
     };
     const onData = (chunk) => {
       client.pause();
       buffered = Buffer.concat([buffered, chunk]);
       if (!judge2()) client.resume();
     };
-    const onClose = () => finish({ ok: false, reason: "the client closed the tunnel before sending a ClientHello" });
+    const onClose = () => finish({
+      kind: "refused",
+      reason: "the client closed the tunnel before sending a ClientHello or an HTTP request"
+    });
     const timer = setTimeout(
-      () => finish({ ok: false, reason: `no ClientHello within ${limits.clientHelloTimeoutMs} ms` }),
+      () => finish({
+        kind: "refused",
+        reason: `no ClientHello or HTTP request within ${limits.clientHelloTimeoutMs} ms`
+      }),
       limits.clientHelloTimeoutMs
     );
     if (judge2()) return;
@@ -44916,6 +44949,10 @@ function awaitClientHello(client, head, host, limits) {
     client.resume();
   });
 }
+var NEITHER_TLS_NOR_HTTP = {
+  kind: "refused",
+  reason: "the tunnel payload is neither TLS nor an HTTP request; only TLS and plain HTTP requests may be tunnelled"
+};
 function sniProblem(serverName, host) {
   const expected = formatHost(host);
   if (serverName === void 0) {
@@ -45599,7 +45636,7 @@ var Engine = class {
     internalErrors: 0
   };
   server;
-  /** Serves the requests inside intercepted tunnels (never listens itself). */
+  /** Serves the requests inside intercepted and plain HTTP tunnels (never listens itself). */
   inner;
   intercepted = /* @__PURE__ */ new WeakMap();
   limits;
@@ -45726,9 +45763,13 @@ var Engine = class {
   redactQuote = (text2) => this.admission.scanner.redactText(text2);
   /** The target a receipt names: inside a tunnel, the tunnel's URL with the request's path. */
   requestTarget(req) {
-    const url = req.url ?? "";
     const tunnel = this.intercepted.get(req.socket);
-    return tunnel ? tunnelTarget(url, hostHeader(req), tunnel, "https", this.redactQuote).target : url;
+    return tunnel ? this.locateInTunnel(req, tunnel).target : req.url ?? "";
+  }
+  /** A request's absolute target inside a tunnel, or why it names something else. */
+  locateInTunnel(req, tunnel, webSocket = false) {
+    const scheme = tunnelScheme(tunnel.tls, webSocket);
+    return tunnelTarget(req.url ?? "", hostHeader(req), tunnel, scheme, this.redactQuote);
   }
   /** The refusal for one more tunnel or WebSocket, when the limit is reached. */
   tunnelsFull() {
@@ -45774,13 +45815,13 @@ var Engine = class {
       requestId
     });
   }
-  /** A request inside an intercepted tunnel: origin-form, for the tunnel's own host. */
+  /** A request inside a tunnel the engine serves: origin-form, for the tunnel's own host. */
   async onInterceptedRequest(req, res) {
     const tunnel = this.countRequest(req.socket);
     const requestId = this.requestId();
     if (tunnel === void 0) throw new Error("unreachable: an inner request outside a tunnel");
     const method = req.method ?? "";
-    const located = tunnelTarget(req.url ?? "", hostHeader(req), tunnel, "https", this.redactQuote);
+    const located = this.locateInTunnel(req, tunnel);
     if (!located.ok) {
       return this.refuseUnadmitted(
         res,
@@ -45995,10 +46036,14 @@ var Engine = class {
       }
       socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
       const leaf = kind !== void 0 || this.needsInterception(admission.decision) ? this.options.ca.contextFor(authority.host) : void 0;
-      const hello = await awaitClientHello(socket, head, authority.host, this.limits);
-      if (!hello.ok) {
+      const hello = await awaitTunnelStart(socket, head, authority.host, this.limits);
+      if (hello.kind === "refused") {
         this.recordBlock(admission.entry, { status: 403, layer: "sni", reason: hello.reason });
         socket.destroy();
+        return;
+      }
+      if (hello.kind === "http") {
+        await this.servePlainTunnel(socket, hello.head, admission);
         return;
       }
       if (leaf) {
@@ -46065,7 +46110,7 @@ var Engine = class {
       socket
     );
   }
-  /** A CONNECT inside an intercepted tunnel would open a tunnel the outer CONNECT's checks never saw. */
+  /** A CONNECT inside a served tunnel would open one the outer CONNECT's checks never saw. */
   onNestedConnect(req, socket) {
     this.countRequest(req.socket);
     const refusal = {
@@ -46079,10 +46124,7 @@ var Engine = class {
     );
     refuseSocket(socket, refusal);
   }
-  /**
-   * Terminates the client's TLS with a run-CA certificate and serves the tunnel's requests on
-   * the inner server, each admitted on its own; one outcome receipt when the tunnel closes.
-   */
+  /** Terminates the client's TLS with a run-CA certificate and serves the tunnel's requests. */
   async intercept(client, hello, admission, leaf) {
     const authority = admission.decision.target;
     if (authority === void 0) throw new Error("unreachable: an admitted CONNECT has a target");
@@ -46097,14 +46139,31 @@ var Engine = class {
       });
       return;
     }
+    await this.serveTunnel(terminated.socket, admission, true);
+  }
+  /** Serves a tunnel whose first bytes, `head`, begin a plain HTTP request. */
+  async servePlainTunnel(socket, head, admission) {
+    socket.unshift(head);
+    const served = this.serveTunnel(socket, admission, false);
+    socket.resume();
+    await served;
+  }
+  /**
+   * Serves a tunnel's requests (decrypted, or plain HTTP) on the inner server, each admitted on
+   * its own and sent to the address the CONNECT was admitted to; one outcome receipt when the
+   * tunnel closes.
+   */
+  async serveTunnel(socket, admission, tls) {
+    const authority = admission.decision.target;
+    if (authority === void 0) throw new Error("unreachable: an admitted CONNECT has a target");
     const tunnel = {
       host: authority.host,
       port: authority.port,
+      tls,
       address: admission.address,
       requests: 0,
       tasks: /* @__PURE__ */ new Set()
     };
-    const socket = terminated.socket;
     this.intercepted.set(socket, tunnel);
     const closed = once(socket, "close");
     this.inner.emit("connection", socket);
@@ -46135,7 +46194,7 @@ var Engine = class {
   onUpgrade(req, socket, head) {
     const tunnel = this.countRequest(req.socket);
     const requestId = this.requestId();
-    const located = tunnel ? tunnelTarget(req.url ?? "", hostHeader(req), tunnel, "wss", this.redactQuote) : webSocketTarget(req.url ?? "");
+    const located = tunnel ? this.locateInTunnel(req, tunnel, true) : webSocketTarget(req.url ?? "");
     const transport = tunnel ? "intercept" : "websocket";
     const refuse2 = (target, refusal, method = "WS") => {
       this.recordBlock(this.unadmitted(transport, method, target, requestId), refusal);

@@ -422,7 +422,7 @@ export class Engine {
     });
   }
 
-  /** A request inside an intercepted or plain HTTP tunnel: origin-form, for the tunnel's own host. */
+  /** A request inside a tunnel the engine serves: origin-form, for the tunnel's own host. */
   private async onInterceptedRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const tunnel = this.countRequest(req.socket);
     const requestId = this.requestId();
@@ -775,7 +775,7 @@ export class Engine {
     );
   }
 
-  /** A CONNECT inside a tunnel the engine serves would open one the outer CONNECT's checks never saw. */
+  /** A CONNECT inside a served tunnel would open one the outer CONNECT's checks never saw. */
   private onNestedConnect(req: IncomingMessage, socket: Duplex): void {
     this.countRequest(req.socket);
     const refusal = {

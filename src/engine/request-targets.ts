@@ -1,7 +1,8 @@
 // The absolute target of a request that does not carry one itself: a WebSocket handshake on
 // the proxy's own listener (`/ws?url=…`), or a request inside a tunnel the engine serves
-// (intercepted TLS, or plain HTTP), whose path is on the CONNECT host. Pure: the engine records and answers the refusals (and cuts
-// any secret out of a reason that quotes the request before recording it).
+// (intercepted TLS, or plain HTTP), whose path is on the CONNECT host. Pure: the engine
+// records and answers the refusals (and cuts any secret out of a reason that quotes the
+// request before recording it).
 
 import { formatHost, type Host } from '../policy/index.js';
 import { parseRequestTarget } from '../policy/target.js';

@@ -4,7 +4,7 @@
 
 import { violations } from './dial-guard.js';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   closeSync,
@@ -19,7 +19,11 @@ import {
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { connect, type AddressInfo, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { agentEnvironment } from '../../src/boundary/agent-env.js';
 import { Engine, type EngineOptions } from '../../src/engine/engine.js';
 import { EvidenceWriter } from '../../src/engine/evidence-writer.js';
 import type { EngineLimits } from '../../src/engine/limits.js';
@@ -528,4 +532,39 @@ export function cleanup(...paths: string[]): void {
 export function assertNoViolations(): void {
   assert.deepEqual(violations, [], 'the dial guard refused a non-loopback connection');
   assert.deepEqual(lookups, [], 'a name was looked up that no test pinned');
+}
+
+/** Whether this Node sends its own fetch through HTTP(S)_PROXY under NODE_USE_ENV_PROXY. */
+export function nodeReadsEnvProxy(): boolean {
+  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+  return major >= 24 || (major === 22 && minor >= 21);
+}
+
+const DIAL_GUARD = fileURLToPath(new URL('./dial-guard.ts', import.meta.url));
+
+const GLOBAL_FETCH = `const result = await fetch(process.argv[1]).then(
+  async (response) => [response.status, response.headers.get('x-pipelock-egress-block')],
+  (error) => ['failed', String(error.cause?.message ?? error.message)],
+);
+console.log(JSON.stringify(result));`;
+
+/**
+ * Node's global fetch of `url` in a child process with the agent's environment (its proxy the
+ * engine): the status and block layer, or 'failed' and why. Under the dial guard: a runtime
+ * that ignores the proxy variables is refused its direct attempt.
+ */
+export async function fetchInAgentEnvironment(
+  proxy: RunningEngine,
+  url: string,
+): Promise<[number | 'failed', string | null]> {
+  const env = agentEnvironment(
+    { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    { proxyUrl: proxy.proxyUrl, home: tmpdir(), user: 'agent', caBundle: runCaFile },
+  );
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    ['--import', 'tsx', '--import', DIAL_GUARD, '--input-type=module', '-e', GLOBAL_FETCH, url],
+    { cwd: process.cwd(), env, timeout: 30_000 },
+  );
+  return JSON.parse(stdout) as [number | 'failed', string | null];
 }

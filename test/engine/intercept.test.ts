@@ -4,23 +4,22 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import type { Socket } from 'node:net';
 import {
   assertNoViolations,
   cleanup,
   curl,
+  curlTrustingRunCa,
   echo,
+  fetchInAgentEnvironment,
   makePki,
+  nodeReadsEnvProxy,
   openTunnel,
   parseCurlResponse,
   readEvidenceDir,
   runCa,
   runCaFile,
-  curlTrustingRunCa,
   sealedRecords,
   startEngine,
   startHttpsOrigin,
@@ -32,9 +31,6 @@ import {
 } from './helpers.js';
 import type { ActionRecord } from '../../src/receipts/index.js';
 import { captureHello } from './tls-hello.js';
-import { agentEnvironment } from '../../src/boundary/agent-env.js';
-
-const GUARD = fileURLToPath(new URL('./dial-guard.ts', import.meta.url));
 
 const NAMES = ['api.example.test', 'plain.example.test', 'other.example.test'];
 const pki = makePki(NAMES);
@@ -401,28 +397,9 @@ test('Node fetch (undici) through HTTPS_PROXY, trusting the run CA via NODE_EXTR
 test("Node's own fetch in the agent's environment goes through the engine (NODE_USE_ENV_PROXY; Node 20 does not read it)", async () => {
   const f = await fixture();
   try {
-    const env = agentEnvironment(
-      { PATH: process.env.PATH ?? '/usr/bin:/bin' },
-      { proxyUrl: f.proxy.proxyUrl, home: tmpdir(), user: 'agent', caBundle: runCaFile },
-    );
-    const client = `const url = process.argv[1];
-const result = await fetch(url).then(
-  async (response) => [response.status, response.headers.get('x-pipelock-egress-block')],
-  (error) => ['failed', String(error.cause?.message ?? error.message)],
-);
-console.log(JSON.stringify(result));`;
     const base = `https://api.example.test:${f.origin.port}`;
-    const fetched = async (path: string) => {
-      const { stdout } = await promisify(execFile)(
-        process.execPath,
-        // The dial guard: on a runtime that ignores the variable, the direct attempt is refused.
-        ['--import', 'tsx', '--import', GUARD, '--input-type=module', '-e', client, base + path],
-        { cwd: process.cwd(), env, timeout: 30_000 },
-      );
-      return JSON.parse(stdout) as [number | 'failed', string | null];
-    };
-    const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
-    if (major >= 24 || (major === 22 && minor >= 21)) {
+    const fetched = (path: string) => fetchInAgentEnvironment(f.proxy, base + path);
+    if (nodeReadsEnvProxy()) {
       assert.deepEqual(await fetched('/repos/x'), [200, null]);
       assert.deepEqual(await fetched('/admin'), [403, 'path']);
       assert.equal(f.origin.hits, 1);

@@ -1,12 +1,8 @@
 import './dial-guard.js';
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { once } from 'node:events';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import type { Socket } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import {
@@ -15,10 +11,11 @@ import {
   curl,
   echo,
   EvidenceTail,
+  fetchInAgentEnvironment,
+  nodeReadsEnvProxy,
   openTunnel,
   parseCurlResponse,
   rawExchange,
-  runCaFile,
   sealedRecords,
   startEngine,
   startOrigin,
@@ -29,12 +26,10 @@ import {
   type RunningEngine,
 } from './helpers.js';
 import type { ActionRecord } from '../../src/receipts/index.js';
-import { agentEnvironment } from '../../src/boundary/agent-env.js';
 
 // Node's own fetch (NODE_USE_ENV_PROXY) and curl --proxytunnel send an http:// URL's requests
 // in the clear inside a CONNECT tunnel: each is judged on its own, as inside intercepted TLS.
 
-const GUARD = fileURLToPath(new URL('./dial-guard.ts', import.meta.url));
 const NAMES = ['plain.example.test', 'scan.example.test', 'open.example.test'];
 const GITHUB_TOKEN = `ghp_${'Zq3Rt7Yp1W'.repeat(3)}k9Lm2N`;
 const AGENT_TOKEN = 'Qv8sLw2Kd7Rt5Yb1Nx4M';
@@ -468,28 +463,9 @@ test('ws:// through a plain tunnel: echo passes, a secret closes with 1008', asy
 test("Node's own fetch of an http:// URL in the agent's environment is judged inside its tunnel (NODE_USE_ENV_PROXY; Node 20 does not read it)", async () => {
   const f = await fixture();
   try {
-    const env = agentEnvironment(
-      { PATH: process.env.PATH ?? '/usr/bin:/bin' },
-      { proxyUrl: f.proxy.proxyUrl, home: tmpdir(), user: 'agent', caBundle: runCaFile },
-    );
-    const client = `const url = process.argv[1];
-const result = await fetch(url).then(
-  async (response) => [response.status, response.headers.get('x-pipelock-egress-block')],
-  (error) => ['failed', String(error.cause?.message ?? error.message)],
-);
-console.log(JSON.stringify(result));`;
     const base = `http://plain.example.test:${f.origin.port}`;
-    const fetched = async (path: string) => {
-      const { stdout } = await promisify(execFile)(
-        process.execPath,
-        // The dial guard: on a runtime that ignores the variable, the direct attempt is refused.
-        ['--import', 'tsx', '--import', GUARD, '--input-type=module', '-e', client, base + path],
-        { cwd: process.cwd(), env, timeout: 30_000 },
-      );
-      return JSON.parse(stdout) as [number | 'failed', string | null];
-    };
-    const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
-    if (major >= 24 || (major === 22 && minor >= 21)) {
+    const fetched = (path: string) => fetchInAgentEnvironment(f.proxy, base + path);
+    if (nodeReadsEnvProxy()) {
       assert.deepEqual(await fetched('/repos/x'), [200, null]);
       assert.deepEqual(await fetched('/admin'), [403, 'path']);
       assert.equal(f.origin.hits, 1);
