@@ -59,6 +59,16 @@ export const UINT64: IntKind = { type: 'int', min: 0n, max: 2n ** 64n - 1n, goTy
 
 export class StructureError extends Error {}
 
+// Each schema's fields by key, built on first use: a struct is decoded per receipt, the schema
+// is fixed.
+const fieldLookups = new WeakMap<StructSchema, ReadonlyMap<string, FieldSchema>>();
+
+function fieldsByKey(schema: StructSchema): ReadonlyMap<string, FieldSchema> {
+  let byKey = fieldLookups.get(schema);
+  if (!byKey) fieldLookups.set(schema, (byKey = new Map(schema.fields.map((f) => [f.key, f]))));
+  return byKey;
+}
+
 /** Decodes an object node; absent and `null` fields are left out of the result. */
 export function decodeStruct(
   doc: JsonDocument,
@@ -69,7 +79,7 @@ export function decodeStruct(
   if (node.kind !== 'object') {
     throw new StructureError(`${path}: expected an object, got ${describeKind(node)}`);
   }
-  const byKey = new Map(schema.fields.map((f) => [f.key, f]));
+  const byKey = fieldsByKey(schema);
   const out: Record<string, GoValue> = {};
   for (const [key, value] of node.members) {
     const field = byKey.get(key);
