@@ -1,7 +1,7 @@
 // Reading JSON into, and writing JSON from, a description of a Go struct: fixed field order,
 // `omitempty` rules and Go's zero values. The receipt types are described in action-record.ts.
 import { compactRaw, goString } from './go-json.js';
-import { formatRfc3339Nano, GO_ZERO_TIME, parseGoTime } from './go-time.js';
+import { formatRfc3339Nano, GO_ZERO_TIMESTAMP, parseGoTime } from './go-time.js';
 import type { JsonDocument, JsonNode } from './json.js';
 import { describeKind, rawText } from './json.js';
 
@@ -214,7 +214,7 @@ function encodeField(v: GoValue | undefined, kind: FieldKind): string {
     case 'smallint':
       return typeof v === 'bigint' || typeof v === 'number' ? String(v) : '0';
     case 'time':
-      return goString(typeof v === 'string' ? goTimeSpelling(v) : formatRfc3339Nano(GO_ZERO_TIME));
+      return goString(typeof v === 'string' ? goTimeSpelling(v) : GO_ZERO_TIMESTAMP);
     case 'strings':
       return Array.isArray(v) ? `[${(v as readonly string[]).map(goString).join(',')}]` : 'null';
     case 'intMap': {

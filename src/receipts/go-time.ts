@@ -16,8 +16,8 @@ export interface GoTime {
 
 export type GoTimeResult = { ok: true; time: GoTime } | { ok: false; error: string };
 
-/** Go's zero time.Time, which is what an absent or null timestamp decodes to. */
-export const GO_ZERO_TIME: GoTime = {
+// Go's zero time.Time, which is what an absent or null timestamp decodes to.
+const GO_ZERO_TIME: GoTime = {
   year: 1,
   month: 1,
   day: 1,
@@ -45,6 +45,9 @@ export function formatRfc3339Nano(t: GoTime): string {
   const fraction = t.nanos === 0 ? '' : '.' + pad(t.nanos, 9).replace(/0+$/, '');
   return `${date}T${clock}${fraction}${formatOffset(t.offsetSeconds)}`;
 }
+
+/** Go's zero time.Time as RFC3339Nano prints it (formatted once: it is compared per receipt). */
+export const GO_ZERO_TIMESTAMP = formatRfc3339Nano(GO_ZERO_TIME);
 
 export function toUtc(t: GoTime): GoTime {
   if (t.offsetSeconds === 0) return t;

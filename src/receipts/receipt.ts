@@ -6,7 +6,7 @@ import { fromHex, toHex } from './bytes.js';
 import type { CryptoBackend } from './crypto.js';
 import type { Outcome } from './failure.js';
 import { fail, goQuote } from './failure.js';
-import { GO_ZERO_TIME, formatRfc3339Nano } from './go-time.js';
+import { GO_ZERO_TIMESTAMP } from './go-time.js';
 import type { GoStruct, StructSchema } from './go-struct.js';
 import { decodeStruct, encodeStruct, StructureError } from './go-struct.js';
 import type { JsonDocument, JsonNode } from './json.js';
@@ -82,7 +82,7 @@ function withZeroRequired(record: GoStruct): ActionRecord {
     version: 0,
     action_id: '',
     action_type: '',
-    timestamp: formatRfc3339Nano(GO_ZERO_TIME),
+    timestamp: GO_ZERO_TIMESTAMP,
     principal: '',
     actor: '',
     target: '',
@@ -110,7 +110,7 @@ export function validateReceipt(receipt: Receipt): Outcome<Receipt> {
   if (!(ACTION_TYPES as readonly string[]).includes(ar.action_type)) {
     return invalid(`invalid action_type ${goQuote(ar.action_type)}`);
   }
-  if (ar.timestamp === formatRfc3339Nano(GO_ZERO_TIME)) return invalid('timestamp is required');
+  if (ar.timestamp === GO_ZERO_TIMESTAMP) return invalid('timestamp is required');
   if (ar.target === '') return invalid('target is required');
   if (ar.verdict === '') return invalid('verdict is required');
   if (ar.transport === '') return invalid('transport is required');

@@ -6,7 +6,7 @@ import type { Outcome } from './failure.js';
 import { fail, goQuote } from './failure.js';
 import { compactRaw } from './go-json.js';
 import { INT64, integerIn, UINT64 } from './go-struct.js';
-import { formatRfc3339Nano, GO_ZERO_TIME, parseGoTime, toUtc } from './go-time.js';
+import { formatRfc3339Nano, GO_ZERO_TIMESTAMP, parseGoTime, toUtc } from './go-time.js';
 import type { JsonDocument, JsonNode } from './json.js';
 import { parseJson, rawText } from './json.js';
 
@@ -109,7 +109,7 @@ export function decodeEntry(doc: JsonDocument): Outcome<RecorderEntry> {
     const v = readInt(members.get('v'), 'v', 'int');
     const seq = readInt(members.get('seq'), 'seq', 'uint64');
     const tsNode = members.get('ts');
-    let ts = formatRfc3339Nano(GO_ZERO_TIME);
+    let ts = GO_ZERO_TIMESTAMP;
     if (tsNode !== undefined && tsNode.kind !== 'null') {
       if (tsNode.kind !== 'string')
         throw new EntryError('Time.UnmarshalJSON: input is not a JSON string');
