@@ -91,32 +91,29 @@ export function decodeStruct(
 }
 
 function decodeField(doc: JsonDocument, node: JsonNode, kind: FieldKind, path: string): GoValue {
-  const mismatch = (expected: string): never => {
-    throw new StructureError(`${path}: expected ${expected}, got ${describeKind(node)}`);
-  };
   switch (kind.type) {
     case 'string':
-      return node.kind === 'string' ? node.value : mismatch('a string');
+      return node.kind === 'string' ? node.value : mismatch(node, 'a string', path);
     case 'bool':
-      return node.kind === 'bool' ? node.value : mismatch('a boolean');
+      return node.kind === 'bool' ? node.value : mismatch(node, 'a boolean', path);
     case 'int':
       return decodeInt(node, kind.min, kind.max, kind.goType, path);
     case 'smallint':
       return Number(decodeInt(node, BigInt(kind.min), BigInt(kind.max), kind.goType, path));
     case 'time': {
-      if (node.kind !== 'string') return mismatch('an RFC 3339 timestamp string');
+      if (node.kind !== 'string') return mismatch(node, 'an RFC 3339 timestamp string', path);
       const parsed = parseGoTime(rawText(doc, node).slice(1, -1));
       if (!parsed.ok) throw new StructureError(`${path}: ${parsed.error}`);
       return formatRfc3339Nano(parsed.time);
     }
     case 'strings':
-      if (node.kind !== 'array') return mismatch('an array of strings');
+      if (node.kind !== 'array') return mismatch(node, 'an array of strings', path);
       return node.items.map((item, i) => {
         if (item.kind === 'null') return '';
-        return item.kind === 'string' ? item.value : mismatch(`a string at index ${i}`);
+        return item.kind === 'string' ? item.value : mismatch(node, `a string at index ${i}`, path);
       });
     case 'intMap': {
-      if (node.kind !== 'object') return mismatch('an object of integers');
+      if (node.kind !== 'object') return mismatch(node, 'an object of integers', path);
       const out: Record<string, bigint> = {};
       for (const [key, value] of node.members) {
         out[key] =
@@ -131,11 +128,15 @@ function decodeField(doc: JsonDocument, node: JsonNode, kind: FieldKind, path: s
     case 'raw':
       return rawText(doc, node);
     case 'structs':
-      if (node.kind !== 'array') return mismatch('an array of objects');
+      if (node.kind !== 'array') return mismatch(node, 'an array of objects', path);
       return node.items.map((item, i) =>
         item.kind === 'null' ? {} : decodeStruct(doc, item, kind.schema, `${path}[${i}]`),
       );
   }
+}
+
+function mismatch(node: JsonNode, expected: string, path: string): never {
+  throw new StructureError(`${path}: expected ${expected}, got ${describeKind(node)}`);
 }
 
 const INT64_MIN = -(2n ** 63n);

@@ -99,21 +99,19 @@ function withZeroRequired(record: GoStruct): ActionRecord {
 
 /** Pipelock's receipt rules (Go ActionRecord.Validate order and texts). */
 export function validateReceipt(receipt: Receipt): Outcome<Receipt> {
-  const invalid = (message: string): ReturnType<typeof fail> =>
-    fail('invalid_record', `invalid action record: ${message}`);
   const ar = receipt.action_record;
   if (receipt.version !== 1)
     return fail('invalid_record', `unsupported receipt version ${receipt.version} (expected 1)`);
   if (ar.version !== 1)
-    return invalid(`unsupported action record version ${ar.version} (expected 1)`);
-  if (ar.action_id === '') return invalid('action_id is required');
+    return invalidRecord(`unsupported action record version ${ar.version} (expected 1)`);
+  if (ar.action_id === '') return invalidRecord('action_id is required');
   if (!(ACTION_TYPES as readonly string[]).includes(ar.action_type)) {
-    return invalid(`invalid action_type ${goQuote(ar.action_type)}`);
+    return invalidRecord(`invalid action_type ${goQuote(ar.action_type)}`);
   }
-  if (ar.timestamp === GO_ZERO_TIMESTAMP) return invalid('timestamp is required');
-  if (ar.target === '') return invalid('target is required');
-  if (ar.verdict === '') return invalid('verdict is required');
-  if (ar.transport === '') return invalid('transport is required');
+  if (ar.timestamp === GO_ZERO_TIMESTAMP) return invalidRecord('timestamp is required');
+  if (ar.target === '') return invalidRecord('target is required');
+  if (ar.verdict === '') return invalidRecord('verdict is required');
+  if (ar.transport === '') return invalidRecord('transport is required');
   const control = ar.session_control;
   if (control) {
     const payloads = {
@@ -122,16 +120,22 @@ export function validateReceipt(receipt: Receipt): Outcome<Receipt> {
       session_close: control.close,
     };
     if (Object.values(payloads).filter((p) => p !== undefined).length !== 1) {
-      return invalid('session_control must carry exactly one payload');
+      return invalidRecord('session_control must carry exactly one payload');
     }
     if (!Object.keys(payloads).includes(control.kind)) {
-      return invalid(`unknown session_control kind ${goQuote(control.kind)}`);
+      return invalidRecord(`unknown session_control kind ${goQuote(control.kind)}`);
     }
     if (payloads[control.kind as keyof typeof payloads] === undefined) {
-      return invalid(`session_control kind ${goQuote(control.kind)} does not match its payload`);
+      return invalidRecord(
+        `session_control kind ${goQuote(control.kind)} does not match its payload`,
+      );
     }
   }
   return { ok: true, value: receipt };
+}
+
+function invalidRecord(message: string): ReturnType<typeof fail> {
+  return fail('invalid_record', `invalid action record: ${message}`);
 }
 
 /** SHA-256 of the canonical action record: the 32 bytes that are actually signed. */
