@@ -91,45 +91,68 @@ function formatOffset(offsetSeconds: number): string {
   return `${sign}${pad(Math.floor(minutes / 60), 2)}:${pad(minutes % 60, 2)}`;
 }
 
+const THIRTY_DAY_MONTHS: readonly number[] = [4, 6, 9, 11];
+
 function daysIn(month: number, year: number): number {
   if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
-  return [4, 6, 9, 11].includes(month) ? 30 : 31;
+  return THIRTY_DAY_MONTHS.includes(month) ? 30 : 31;
 }
 
-function digitsIn(s: string, min: number, max: number): number | undefined {
-  if (!/^[0-9]+$/.test(s)) return undefined;
-  const n = Number(s);
+function isDigit(s: string, at: number): boolean {
+  const code = s.charCodeAt(at);
+  return code >= 0x30 && code <= 0x39;
+}
+
+/** The `width` ASCII digits at `at` as a number in [min, max], or undefined. */
+function digitsAt(
+  s: string,
+  at: number,
+  width: number,
+  min: number,
+  max: number,
+): number | undefined {
+  let n = 0;
+  for (let i = at; i < at + width; i++) {
+    if (!isDigit(s, i)) return undefined;
+    n = n * 10 + s.charCodeAt(i) - 0x30;
+  }
   return n >= min && n <= max ? n : undefined;
 }
 
+// Place values of a fraction's digits in nanoseconds; digits past the ninth are truncated.
+const NANOS_PLACES: readonly number[] = [1e8, 1e7, 1e6, 1e5, 1e4, 1e3, 100, 10, 1];
+
 // Mirrors Go's parseRFC3339: the set of strings it accepts is the set Go's JSON decoder accepts.
+// Read digit by digit (no slices or regular expressions): every decoded receipt passes here.
 function parseStrict(s: string): GoTime | undefined {
   if (s.length < 19) return undefined;
-  const year = digitsIn(s.slice(0, 4), 0, 9999);
-  const month = digitsIn(s.slice(5, 7), 1, 12);
+  const year = digitsAt(s, 0, 4, 0, 9999);
+  const month = digitsAt(s, 5, 2, 1, 12);
   if (year === undefined || month === undefined) return undefined;
-  const day = digitsIn(s.slice(8, 10), 1, daysIn(month, year));
-  const hour = digitsIn(s.slice(11, 13), 0, 23);
-  const minute = digitsIn(s.slice(14, 16), 0, 59);
-  const second = digitsIn(s.slice(17, 19), 0, 59);
+  const day = digitsAt(s, 8, 2, 1, daysIn(month, year));
+  const hour = digitsAt(s, 11, 2, 0, 23);
+  const minute = digitsAt(s, 14, 2, 0, 59);
+  const second = digitsAt(s, 17, 2, 0, 59);
   if (day === undefined || hour === undefined || minute === undefined || second === undefined) {
     return undefined;
   }
   if (s[4] !== '-' || s[7] !== '-' || s[10] !== 'T' || s[13] !== ':' || s[16] !== ':') {
     return undefined;
   }
-  let rest = s.slice(19);
+  let at = 19;
   let nanos = 0;
-  const fraction = /^\.([0-9]+)/.exec(rest);
-  if (fraction?.[1] !== undefined) {
-    nanos = Number(fraction[1].slice(0, 9).padEnd(9, '0'));
-    rest = rest.slice(fraction[0].length);
+  if (s[at] === '.' && isDigit(s, at + 1)) {
+    const first = ++at;
+    for (; isDigit(s, at); at++) {
+      nanos += (s.charCodeAt(at) - 0x30) * (NANOS_PLACES[at - first] ?? 0);
+    }
   }
+  const rest = s.slice(at);
   let offsetSeconds = 0;
   if (rest !== 'Z') {
     if (rest.length !== 6) return undefined;
-    const hr = digitsIn(rest.slice(1, 3), 0, 23);
-    const mm = digitsIn(rest.slice(4, 6), 0, 59);
+    const hr = digitsAt(rest, 1, 2, 0, 23);
+    const mm = digitsAt(rest, 4, 2, 0, 59);
     if (hr === undefined || mm === undefined) return undefined;
     if ((rest[0] !== '+' && rest[0] !== '-') || rest[3] !== ':') return undefined;
     offsetSeconds = (rest[0] === '-' ? -1 : 1) * (hr * 60 + mm) * 60;

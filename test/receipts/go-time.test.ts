@@ -43,3 +43,29 @@ test('a JS Date prints as Go UTC RFC3339Nano', () => {
   assert.equal(goTimestamp(new Date('2026-11-26T22:00:00.120Z')), '2026-11-26T22:00:00.12Z');
   assert.equal(goTimestamp(new Date('2026-11-26T22:00:00.000Z')), '2026-11-26T22:00:00Z');
 });
+
+test('the strict reader checks every digit, separator and range', () => {
+  const accepted: Array<[string, string]> = [
+    ['2000-02-29T00:00:00Z', '2000-02-29T00:00:00Z'],
+    ['0000-01-01T00:00:00-23:59', '0000-01-01T00:00:00-23:59'],
+    ['9999-12-31T23:59:59.000000001+00:00', '9999-12-31T23:59:59.000000001Z'],
+    ['2026-07-24T22:57:41.0100Z', '2026-07-24T22:57:41.01Z'],
+  ];
+  for (const [raw, printed] of accepted) assert.equal(reprint(raw), printed, raw);
+  const refused = [
+    '1900-02-29T00:00:00Z',
+    '2026-04-31T00:00:00Z',
+    '2026-00-10T00:00:00Z',
+    '2026-07-24T22:57:60Z',
+    '2026-07-24T22:60:41Z',
+    '2026-07-24T22:57:41.Z',
+    '2026-07-24T22:57:41+24:00',
+    '2026-07-24T22:57:41+05:60',
+    '2026-07-24T22:57:41+05-30',
+    '2026-07-24T22:57:41*05:30',
+    '2026-07-24T22:57:4\u0663Z',
+    '2026/07-24T22:57:41Z',
+    '2026-07-24T22:57:41',
+  ];
+  for (const raw of refused) assert.equal(parseGoTime(raw).ok, false, raw);
+});
