@@ -59,14 +59,25 @@ export const UINT64: IntKind = { type: 'int', min: 0n, max: 2n ** 64n - 1n, goTy
 
 export class StructureError extends Error {}
 
-// Each schema's fields by key, built on first use: a struct is decoded per receipt, the schema
-// is fixed.
-const fieldLookups = new WeakMap<StructSchema, ReadonlyMap<string, FieldSchema>>();
+/** What decoding and encoding look up in a schema, worked out once: structs come per receipt. */
+interface StructPlan {
+  readonly byKey: ReadonlyMap<string, FieldSchema>;
+  /** The fields in order, each with its key as Go writes it (quoted and escaped). */
+  readonly named: readonly { readonly field: FieldSchema; readonly name: string }[];
+}
 
-function fieldsByKey(schema: StructSchema): ReadonlyMap<string, FieldSchema> {
-  let byKey = fieldLookups.get(schema);
-  if (!byKey) fieldLookups.set(schema, (byKey = new Map(schema.fields.map((f) => [f.key, f]))));
-  return byKey;
+const plans = new WeakMap<StructSchema, StructPlan>();
+
+function planOf(schema: StructSchema): StructPlan {
+  let plan = plans.get(schema);
+  if (!plan) {
+    plan = {
+      byKey: new Map(schema.fields.map((f) => [f.key, f])),
+      named: schema.fields.map((field) => ({ field, name: goString(field.key) })),
+    };
+    plans.set(schema, plan);
+  }
+  return plan;
 }
 
 /** Decodes an object node; absent and `null` fields are left out of the result. */
@@ -79,7 +90,7 @@ export function decodeStruct(
   if (node.kind !== 'object') {
     throw new StructureError(`${path}: expected an object, got ${describeKind(node)}`);
   }
-  const byKey = fieldsByKey(schema);
+  const { byKey } = planOf(schema);
   const out: Record<string, GoValue> = {};
   for (const [key, value] of node.members) {
     const field = byKey.get(key);
@@ -178,10 +189,10 @@ export function encodeStruct(value: GoStruct, schema: StructSchema): string {
   const cached = cache.get(value);
   if (cached !== undefined) return cached;
   let encoded = '';
-  for (const field of schema.fields) {
+  for (const { field, name } of planOf(schema).named) {
     const v = value[field.key];
     if (!field.required && isOmitted(v, field.kind)) continue;
-    encoded += `${encoded === '' ? '{' : ','}${goString(field.key)}:${encodeField(v, field.kind)}`;
+    encoded += `${encoded === '' ? '{' : ','}${name}:${encodeField(v, field.kind)}`;
   }
   encoded = encoded === '' ? '{}' : `${encoded}}`;
   cache.set(value, encoded);
