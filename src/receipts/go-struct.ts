@@ -64,6 +64,12 @@ interface StructPlan {
   readonly byKey: ReadonlyMap<string, FieldSchema>;
   /** The fields in order, each with its key as Go writes it (quoted and escaped). */
   readonly named: readonly { readonly field: FieldSchema; readonly name: string }[];
+  /**
+   * The struct this schema encoded last, and its encoding. A verified receipt is encoded three
+   * times in a row (signature digest, spelling check, chain hash) and decoded values are never
+   * mutated, so remembering the last one per schema encodes each once.
+   */
+  last?: { readonly value: GoStruct; readonly encoded: string };
 }
 
 const plans = new WeakMap<StructSchema, StructPlan>();
@@ -178,24 +184,18 @@ function decodeInt(node: JsonNode, min: bigint, max: bigint, goType: string, pat
   return value;
 }
 
-// A verified receipt is encoded three times (signature digest, spelling check, chain hash); the
-// decoded values are never mutated, so each object is encoded once per schema.
-const encodings = new WeakMap<StructSchema, WeakMap<GoStruct, string>>();
-
 /** Writes a struct exactly as Go's encoding/json would marshal it. */
 export function encodeStruct(value: GoStruct, schema: StructSchema): string {
-  let cache = encodings.get(schema);
-  if (!cache) encodings.set(schema, (cache = new WeakMap()));
-  const cached = cache.get(value);
-  if (cached !== undefined) return cached;
+  const plan = planOf(schema);
+  if (plan.last?.value === value) return plan.last.encoded;
   let encoded = '';
-  for (const { field, name } of planOf(schema).named) {
+  for (const { field, name } of plan.named) {
     const v = value[field.key];
     if (!field.required && isOmitted(v, field.kind)) continue;
     encoded += `${encoded === '' ? '{' : ','}${name}:${encodeField(v, field.kind)}`;
   }
   encoded = encoded === '' ? '{}' : `${encoded}}`;
-  cache.set(value, encoded);
+  plan.last = { value, encoded };
   return encoded;
 }
 

@@ -1,7 +1,7 @@
 // Chains we build must verify, and every receipt must re-encode to exactly the bytes we wrote.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ACTION_TYPES } from '../../src/receipts/action-record.js';
+import { ACTION_TYPES, canonicalActionRecord } from '../../src/receipts/action-record.js';
 import type { ActionRecord } from '../../src/receipts/action-record.js';
 import type { BuiltReceipt, ReceiptFields, SessionOpenFields } from '../../src/receipts/builder.js';
 import { ReceiptChainBuilder } from '../../src/receipts/builder.js';
@@ -213,6 +213,17 @@ test('every built receipt re-encodes to exactly the bytes written in its recorde
     assert.ok(decoded.ok, decoded.ok ? '' : decoded.failure.message);
     assert.equal(encodeReceipt(decoded.value), chain.built[i]?.json);
   });
+});
+
+test('a receipt encoded again after others encodes to its own bytes', () => {
+  const built = buildChain(9, 6).built;
+  for (const i of [3, 0, 5, 5, 0, 2]) {
+    const receipt = built[i]?.receipt;
+    assert.ok(receipt);
+    const record = canonicalActionRecord(receipt.action_record);
+    assert.equal(encodeReceipt(receipt), built[i]?.json);
+    assert.ok(built[i]?.json.includes(`"action_record":${record},`));
+  }
 });
 
 test('a single changed byte in any receipt breaks the chain', () => {
