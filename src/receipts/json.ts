@@ -129,38 +129,39 @@ class Parser {
     return { kind: 'number', text: m[0], start, end: this.pos };
   }
 
+  // Walks the string with a local index (this is the parser's innermost loop); `this.pos` is
+  // brought up to date before an escape is read or an error is raised.
   private string(): string {
-    this.pos++; // opening quote
+    const src = this.src;
+    let pos = this.pos + 1; // opening quote
     let out = '';
-    let chunkStart = this.pos;
+    let chunkStart = pos;
     for (;;) {
-      const code = this.src.charCodeAt(this.pos);
+      const code = src.charCodeAt(pos);
+      if (code >= 0x20 && code !== 0x22 && code !== 0x5c && (code < 0xd800 || code > 0xdfff)) {
+        pos++;
+        continue;
+      }
+      this.pos = pos;
       if (Number.isNaN(code)) this.fail('unterminated string');
       if (code === 0x22) {
-        out += this.src.slice(chunkStart, this.pos);
-        this.pos++;
-        return out;
+        this.pos = pos + 1;
+        return out + src.slice(chunkStart, pos);
       }
       if (code < 0x20) this.fail('control character in string');
       if (code >= 0xd800 && code <= 0xdfff) {
         // A raw surrogate is only well-formed as a high+low pair.
-        const next = this.src.charCodeAt(this.pos + 1);
+        const next = src.charCodeAt(pos + 1);
         if (code <= 0xdbff && next >= 0xdc00 && next <= 0xdfff) {
-          this.pos += 2;
+          pos += 2;
         } else {
-          out += this.src.slice(chunkStart, this.pos) + '\ufffd';
-          this.pos++;
-          chunkStart = this.pos;
+          out += src.slice(chunkStart, pos) + '\ufffd';
+          chunkStart = ++pos;
         }
         continue;
       }
-      if (code !== 0x5c) {
-        this.pos++;
-        continue;
-      }
-      out += this.src.slice(chunkStart, this.pos);
-      out += this.escape();
-      chunkStart = this.pos;
+      out += src.slice(chunkStart, pos) + this.escape();
+      pos = chunkStart = this.pos;
     }
   }
 

@@ -72,3 +72,32 @@ test('raw U+2028 and U+0085 inside strings are ordinary characters', () => {
   assert.ok(result.ok);
   assert.equal(result.doc.root.kind === 'string' ? result.doc.root.value : '', 'a\u2028b\u0085c');
 });
+
+test('raw lone surrogates in strings decode to U+FFFD; a raw pair is kept', () => {
+  const result = parseJson('["a\ud800b","\udc00\ud800","x\ud83d\ude00y"]');
+  assert.ok(result.ok && result.doc.root.kind === 'array');
+  const values = result.doc.root.items.map((n) => (n.kind === 'string' ? n.value : ''));
+  assert.deepEqual(values, ['a\ufffdb', '\ufffd\ufffd', 'x😀y']);
+  assert.deepEqual(
+    result.doc.root.items.map((n) => [n.start, n.end]),
+    [
+      [1, 6],
+      [7, 11],
+      [12, 18],
+    ],
+  );
+});
+
+test('string errors name the offset where they occur', () => {
+  const errors: Array<[string, string]> = [
+    ['"ab', 'offset 3: unterminated string'],
+    ['"\\ud800\ud800\\"', 'offset 10: unterminated string'],
+    ['{"k":"a\u0001"}', 'offset 7: control character in string'],
+    ['"a\\q"', 'offset 3: invalid escape in string'],
+    ['"a\\u12"', 'offset 4: invalid \\u escape'],
+  ];
+  for (const [source, error] of errors) {
+    const result = parseJson(source);
+    assert.equal(result.ok ? '' : result.error, `invalid JSON at ${error}`, source);
+  }
+});
