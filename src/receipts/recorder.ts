@@ -84,6 +84,16 @@ function readInt(node: JsonNode | undefined, field: string, goType: 'int' | 'uin
 
 class EntryError extends Error {}
 
+const ENTRY_KEY_SET: ReadonlySet<string> = new Set(ENTRY_KEYS);
+
+/** The entry key that `key` spells in other case, if any (a key spelled exactly is not). */
+function caseVariantOf(key: string): string | undefined {
+  if (ENTRY_KEY_SET.has(key)) return undefined;
+  // Upper then lower case folds as Go does for these names (ſ is s, the Kelvin sign k).
+  const folded = key.toUpperCase().toLowerCase();
+  return ENTRY_KEYS.find((name) => name === folded);
+}
+
 /** Parses one JSONL line into a recorder entry (Go recorder.ParseEntryLine rules). */
 export function parseEntryLine(line: string): Outcome<RecorderEntry> {
   const parsed = parseJson(line);
@@ -96,9 +106,7 @@ export function decodeEntry(doc: JsonDocument): Outcome<RecorderEntry> {
   const members = doc.root.members;
   // Go matches keys case-insensitively: a "Type" would be read as the type this reader ignores.
   for (const key of members.keys()) {
-    // Upper then lower case folds as Go does for these names (ſ is s, the Kelvin sign k).
-    const folded = key.toUpperCase().toLowerCase();
-    const known = ENTRY_KEYS.find((name) => name !== key && name === folded);
+    const known = caseVariantOf(key);
     if (known !== undefined)
       return fail(
         'malformed',
