@@ -127,7 +127,7 @@ function decodeField(doc: JsonDocument, node: JsonNode, kind: FieldKind, path: s
       if (node.kind !== 'array') return mismatch(node, 'an array of strings', path);
       return node.items.map((item, i) => {
         if (item.kind === 'null') return '';
-        return item.kind === 'string' ? item.value : mismatch(node, `a string at index ${i}`, path);
+        return item.kind === 'string' ? item.value : mismatch(item, `a string at index ${i}`, path);
       });
     case 'intMap': {
       if (node.kind !== 'object') return mismatch(node, 'an object of integers', path);

@@ -14,7 +14,7 @@ import { RecorderWriter } from '../../src/receipts/recorder-writer.js';
 import { escapeNextLine } from '../../src/receipts/go-json.js';
 import { verifyChain } from '../../src/receipts/chain.js';
 import { parseJson } from '../../src/receipts/json.js';
-import { decodeReceipt } from '../../src/receipts/receipt.js';
+import { decodeReceipt, parseReceipt } from '../../src/receipts/receipt.js';
 
 const backend = createNodeBackend();
 const seedA = backend.sha256(utf8('builder-test-key-a'));
@@ -391,6 +391,17 @@ test('the builder refuses a record Pipelock would reject', () => {
     /not RFC 3339/,
   );
   assert.throws(() => builder.append(fields, '{"a":}'), /ext is not valid JSON/);
+});
+
+test('an array of strings holding something else names the item it found', () => {
+  const parsed = parseReceipt(
+    JSON.stringify({ version: 1, action_record: { delegation_chain: ['a', 7] } }),
+  );
+  assert.equal(parsed.ok, false);
+  assert.match(
+    parsed.ok ? '' : parsed.failure.message,
+    /action_record\.delegation_chain: expected a string at index 1, got number$/,
+  );
 });
 
 test('a JS timestamp with milliseconds is signed in the spelling Go prints', () => {
