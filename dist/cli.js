@@ -37774,6 +37774,7 @@ function formatRfc3339Nano(t) {
   const fraction = t.nanos === 0 ? "" : "." + pad(t.nanos, 9).replace(/0+$/, "");
   return `${date2}T${clock}${fraction}${formatOffset(t.offsetSeconds)}`;
 }
+var GO_ZERO_TIMESTAMP = formatRfc3339Nano(GO_ZERO_TIME);
 function toUtc(t) {
   if (t.offsetSeconds === 0) return t;
   const d = /* @__PURE__ */ new Date(0);
@@ -37811,42 +37812,53 @@ function formatOffset(offsetSeconds) {
   const minutes = Math.floor(Math.abs(offsetSeconds) / 60);
   return `${sign3}${pad(Math.floor(minutes / 60), 2)}:${pad(minutes % 60, 2)}`;
 }
+var THIRTY_DAY_MONTHS = [4, 6, 9, 11];
 function daysIn(month, year) {
   if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
-  return [4, 6, 9, 11].includes(month) ? 30 : 31;
+  return THIRTY_DAY_MONTHS.includes(month) ? 30 : 31;
 }
-function digitsIn(s, min, max) {
-  if (!/^[0-9]+$/.test(s)) return void 0;
-  const n = Number(s);
+function isDigit(s, at) {
+  const code2 = s.charCodeAt(at);
+  return code2 >= 48 && code2 <= 57;
+}
+function digitsAt(s, at, width, min, max) {
+  let n = 0;
+  for (let i = at; i < at + width; i++) {
+    if (!isDigit(s, i)) return void 0;
+    n = n * 10 + s.charCodeAt(i) - 48;
+  }
   return n >= min && n <= max ? n : void 0;
 }
+var NANOS_PLACES = [1e8, 1e7, 1e6, 1e5, 1e4, 1e3, 100, 10, 1];
 function parseStrict(s) {
   if (s.length < 19) return void 0;
-  const year = digitsIn(s.slice(0, 4), 0, 9999);
-  const month = digitsIn(s.slice(5, 7), 1, 12);
+  const year = digitsAt(s, 0, 4, 0, 9999);
+  const month = digitsAt(s, 5, 2, 1, 12);
   if (year === void 0 || month === void 0) return void 0;
-  const day = digitsIn(s.slice(8, 10), 1, daysIn(month, year));
-  const hour = digitsIn(s.slice(11, 13), 0, 23);
-  const minute = digitsIn(s.slice(14, 16), 0, 59);
-  const second = digitsIn(s.slice(17, 19), 0, 59);
+  const day = digitsAt(s, 8, 2, 1, daysIn(month, year));
+  const hour = digitsAt(s, 11, 2, 0, 23);
+  const minute = digitsAt(s, 14, 2, 0, 59);
+  const second = digitsAt(s, 17, 2, 0, 59);
   if (day === void 0 || hour === void 0 || minute === void 0 || second === void 0) {
     return void 0;
   }
   if (s[4] !== "-" || s[7] !== "-" || s[10] !== "T" || s[13] !== ":" || s[16] !== ":") {
     return void 0;
   }
-  let rest = s.slice(19);
+  let at = 19;
   let nanos = 0;
-  const fraction = /^\.([0-9]+)/.exec(rest);
-  if (fraction?.[1] !== void 0) {
-    nanos = Number(fraction[1].slice(0, 9).padEnd(9, "0"));
-    rest = rest.slice(fraction[0].length);
+  if (s[at] === "." && isDigit(s, at + 1)) {
+    const first = ++at;
+    for (; isDigit(s, at); at++) {
+      nanos += (s.charCodeAt(at) - 48) * (NANOS_PLACES[at - first] ?? 0);
+    }
   }
+  const rest = s.slice(at);
   let offsetSeconds = 0;
   if (rest !== "Z") {
     if (rest.length !== 6) return void 0;
-    const hr = digitsIn(rest.slice(1, 3), 0, 23);
-    const mm = digitsIn(rest.slice(4, 6), 0, 59);
+    const hr = digitsAt(rest, 1, 2, 0, 23);
+    const mm = digitsAt(rest, 4, 2, 0, 59);
     if (hr === void 0 || mm === void 0) return void 0;
     if (rest[0] !== "+" && rest[0] !== "-" || rest[3] !== ":") return void 0;
     offsetSeconds = (rest[0] === "-" ? -1 : 1) * (hr * 60 + mm) * 60;
@@ -37869,13 +37881,13 @@ function goQuote(s) {
 function explainFailure(value) {
   const cannotParse = (rest2, element) => `parsing time ${goQuote(value)} as ${goQuote(RFC3339_LAYOUT)}: cannot parse ${goQuote(rest2)} as ${goQuote(element)}`;
   const outOfRange = (what) => `parsing time ${goQuote(value)}: ${what} out of range`;
-  const isDigit2 = (s, i) => {
+  const isDigit3 = (s, i) => {
     const c = s[i];
     return c !== void 0 && c >= "0" && c <= "9";
   };
   const getNum = (s, fixed) => {
-    if (!isDigit2(s, 0)) return void 0;
-    if (!isDigit2(s, 1)) return fixed ? void 0 : [Number(s[0]), s.slice(1)];
+    if (!isDigit3(s, 0)) return void 0;
+    if (!isDigit3(s, 1)) return fixed ? void 0 : [Number(s[0]), s.slice(1)];
     return [Number(s.slice(0, 2)), s.slice(2)];
   };
   let rest = value;
@@ -37884,7 +37896,7 @@ function explainFailure(value) {
     rest = rest.slice(1);
     return true;
   };
-  if (rest.length < 4 || !isDigit2(rest, 0)) return cannotParse(rest, "2006");
+  if (rest.length < 4 || !isDigit3(rest, 0)) return cannotParse(rest, "2006");
   const yearText = rest.slice(0, 4);
   rest = rest.slice(4);
   if (!/^[0-9]{4}$/.test(yearText)) return cannotParse(rest, "2006");
@@ -38013,37 +38025,38 @@ var Parser = class {
     this.pos += m[0].length;
     return { kind: "number", text: m[0], start, end: this.pos };
   }
+  // Walks the string with a local index (this is the parser's innermost loop); `this.pos` is
+  // brought up to date before an escape is read or an error is raised.
   string() {
-    this.pos++;
+    const src = this.src;
+    let pos = this.pos + 1;
     let out = "";
-    let chunkStart = this.pos;
+    let chunkStart = pos;
     for (; ; ) {
-      const code2 = this.src.charCodeAt(this.pos);
+      const code2 = src.charCodeAt(pos);
+      if (code2 >= 32 && code2 !== 34 && code2 !== 92 && (code2 < 55296 || code2 > 57343)) {
+        pos++;
+        continue;
+      }
+      this.pos = pos;
       if (Number.isNaN(code2)) this.fail("unterminated string");
       if (code2 === 34) {
-        out += this.src.slice(chunkStart, this.pos);
-        this.pos++;
-        return out;
+        this.pos = pos + 1;
+        return out + src.slice(chunkStart, pos);
       }
       if (code2 < 32) this.fail("control character in string");
       if (code2 >= 55296 && code2 <= 57343) {
-        const next = this.src.charCodeAt(this.pos + 1);
+        const next = src.charCodeAt(pos + 1);
         if (code2 <= 56319 && next >= 56320 && next <= 57343) {
-          this.pos += 2;
+          pos += 2;
         } else {
-          out += this.src.slice(chunkStart, this.pos) + "\uFFFD";
-          this.pos++;
-          chunkStart = this.pos;
+          out += src.slice(chunkStart, pos) + "\uFFFD";
+          chunkStart = ++pos;
         }
         continue;
       }
-      if (code2 !== 92) {
-        this.pos++;
-        continue;
-      }
-      out += this.src.slice(chunkStart, this.pos);
-      out += this.escape();
-      chunkStart = this.pos;
+      out += src.slice(chunkStart, pos) + this.escape();
+      pos = chunkStart = this.pos;
     }
   }
   escape() {
@@ -38164,11 +38177,23 @@ var INT64 = {
 var UINT64 = { type: "int", min: 0n, max: 2n ** 64n - 1n, goType: "uint64" };
 var StructureError = class extends Error {
 };
+var plans = /* @__PURE__ */ new WeakMap();
+function planOf(schema) {
+  let plan = plans.get(schema);
+  if (!plan) {
+    plan = {
+      byKey: new Map(schema.fields.map((f) => [f.key, f])),
+      named: schema.fields.map((field2) => ({ field: field2, name: goString(field2.key) }))
+    };
+    plans.set(schema, plan);
+  }
+  return plan;
+}
 function decodeStruct(doc, node2, schema, path5) {
   if (node2.kind !== "object") {
     throw new StructureError(`${path5}: expected an object, got ${describeKind(node2)}`);
   }
-  const byKey = new Map(schema.fields.map((f) => [f.key, f]));
+  const { byKey } = planOf(schema);
   const out = {};
   for (const [key, value] of node2.members) {
     const field2 = byKey.get(key);
@@ -38179,32 +38204,29 @@ function decodeStruct(doc, node2, schema, path5) {
   return out;
 }
 function decodeField(doc, node2, kind, path5) {
-  const mismatch2 = (expected) => {
-    throw new StructureError(`${path5}: expected ${expected}, got ${describeKind(node2)}`);
-  };
   switch (kind.type) {
     case "string":
-      return node2.kind === "string" ? node2.value : mismatch2("a string");
+      return node2.kind === "string" ? node2.value : mismatch(node2, "a string", path5);
     case "bool":
-      return node2.kind === "bool" ? node2.value : mismatch2("a boolean");
+      return node2.kind === "bool" ? node2.value : mismatch(node2, "a boolean", path5);
     case "int":
       return decodeInt(node2, kind.min, kind.max, kind.goType, path5);
     case "smallint":
       return Number(decodeInt(node2, BigInt(kind.min), BigInt(kind.max), kind.goType, path5));
     case "time": {
-      if (node2.kind !== "string") return mismatch2("an RFC 3339 timestamp string");
+      if (node2.kind !== "string") return mismatch(node2, "an RFC 3339 timestamp string", path5);
       const parsed = parseGoTime(rawText(doc, node2).slice(1, -1));
       if (!parsed.ok) throw new StructureError(`${path5}: ${parsed.error}`);
       return formatRfc3339Nano(parsed.time);
     }
     case "strings":
-      if (node2.kind !== "array") return mismatch2("an array of strings");
+      if (node2.kind !== "array") return mismatch(node2, "an array of strings", path5);
       return node2.items.map((item, i) => {
         if (item.kind === "null") return "";
-        return item.kind === "string" ? item.value : mismatch2(`a string at index ${i}`);
+        return item.kind === "string" ? item.value : mismatch(item, `a string at index ${i}`, path5);
       });
     case "intMap": {
-      if (node2.kind !== "object") return mismatch2("an object of integers");
+      if (node2.kind !== "object") return mismatch(node2, "an object of integers", path5);
       const out = {};
       for (const [key, value] of node2.members) {
         out[key] = value.kind === "null" ? 0n : decodeInt(value, INT64_MIN, INT64_MAX, "int", `${path5}.${key}`);
@@ -38216,11 +38238,14 @@ function decodeField(doc, node2, kind, path5) {
     case "raw":
       return rawText(doc, node2);
     case "structs":
-      if (node2.kind !== "array") return mismatch2("an array of objects");
+      if (node2.kind !== "array") return mismatch(node2, "an array of objects", path5);
       return node2.items.map(
         (item, i) => item.kind === "null" ? {} : decodeStruct(doc, item, kind.schema, `${path5}[${i}]`)
       );
   }
+}
+function mismatch(node2, expected, path5) {
+  throw new StructureError(`${path5}: expected ${expected}, got ${describeKind(node2)}`);
 }
 var INT64_MIN = -(2n ** 63n);
 var INT64_MAX = 2n ** 63n - 1n;
@@ -38240,20 +38265,17 @@ function decodeInt(node2, min, max, goType, path5) {
   }
   return value;
 }
-var encodings = /* @__PURE__ */ new WeakMap();
 function encodeStruct(value, schema) {
-  let cache = encodings.get(schema);
-  if (!cache) encodings.set(schema, cache = /* @__PURE__ */ new WeakMap());
-  const cached2 = cache.get(value);
-  if (cached2 !== void 0) return cached2;
+  const plan = planOf(schema);
+  if (plan.last?.value === value) return plan.last.encoded;
   let encoded = "";
-  for (const field2 of schema.fields) {
+  for (const { field: field2, name } of plan.named) {
     const v = value[field2.key];
     if (!field2.required && isOmitted(v, field2.kind)) continue;
-    encoded += `${encoded === "" ? "{" : ","}${goString(field2.key)}:${encodeField(v, field2.kind)}`;
+    encoded += `${encoded === "" ? "{" : ","}${name}:${encodeField(v, field2.kind)}`;
   }
   encoded = encoded === "" ? "{}" : `${encoded}}`;
-  cache.set(value, encoded);
+  plan.last = { value, encoded };
   return encoded;
 }
 function isOmitted(v, kind) {
@@ -38283,7 +38305,7 @@ function encodeField(v, kind) {
     case "smallint":
       return typeof v === "bigint" || typeof v === "number" ? String(v) : "0";
     case "time":
-      return goString(typeof v === "string" ? goTimeSpelling(v) : formatRfc3339Nano(GO_ZERO_TIME));
+      return goString(typeof v === "string" ? goTimeSpelling(v) : GO_ZERO_TIMESTAMP);
     case "strings":
       return Array.isArray(v) ? `[${v.map(goString).join(",")}]` : "null";
     case "intMap": {
@@ -38654,7 +38676,7 @@ function withZeroRequired(record2) {
     version: 0,
     action_id: "",
     action_type: "",
-    timestamp: formatRfc3339Nano(GO_ZERO_TIME),
+    timestamp: GO_ZERO_TIMESTAMP,
     principal: "",
     actor: "",
     target: "",
@@ -38669,20 +38691,19 @@ function withZeroRequired(record2) {
   };
 }
 function validateReceipt(receipt) {
-  const invalid = (message) => fail("invalid_record", `invalid action record: ${message}`);
   const ar = receipt.action_record;
   if (receipt.version !== 1)
     return fail("invalid_record", `unsupported receipt version ${receipt.version} (expected 1)`);
   if (ar.version !== 1)
-    return invalid(`unsupported action record version ${ar.version} (expected 1)`);
-  if (ar.action_id === "") return invalid("action_id is required");
+    return invalidRecord(`unsupported action record version ${ar.version} (expected 1)`);
+  if (ar.action_id === "") return invalidRecord("action_id is required");
   if (!ACTION_TYPES.includes(ar.action_type)) {
-    return invalid(`invalid action_type ${goQuote2(ar.action_type)}`);
+    return invalidRecord(`invalid action_type ${goQuote2(ar.action_type)}`);
   }
-  if (ar.timestamp === formatRfc3339Nano(GO_ZERO_TIME)) return invalid("timestamp is required");
-  if (ar.target === "") return invalid("target is required");
-  if (ar.verdict === "") return invalid("verdict is required");
-  if (ar.transport === "") return invalid("transport is required");
+  if (ar.timestamp === GO_ZERO_TIMESTAMP) return invalidRecord("timestamp is required");
+  if (ar.target === "") return invalidRecord("target is required");
+  if (ar.verdict === "") return invalidRecord("verdict is required");
+  if (ar.transport === "") return invalidRecord("transport is required");
   const control = ar.session_control;
   if (control) {
     const payloads = {
@@ -38691,16 +38712,21 @@ function validateReceipt(receipt) {
       session_close: control.close
     };
     if (Object.values(payloads).filter((p) => p !== void 0).length !== 1) {
-      return invalid("session_control must carry exactly one payload");
+      return invalidRecord("session_control must carry exactly one payload");
     }
     if (!Object.keys(payloads).includes(control.kind)) {
-      return invalid(`unknown session_control kind ${goQuote2(control.kind)}`);
+      return invalidRecord(`unknown session_control kind ${goQuote2(control.kind)}`);
     }
     if (payloads[control.kind] === void 0) {
-      return invalid(`session_control kind ${goQuote2(control.kind)} does not match its payload`);
+      return invalidRecord(
+        `session_control kind ${goQuote2(control.kind)} does not match its payload`
+      );
     }
   }
   return { ok: true, value: receipt };
+}
+function invalidRecord(message) {
+  return fail("invalid_record", `invalid action record: ${message}`);
 }
 function actionRecordDigest(backend, record2) {
   return backend.sha256(canonicalActionRecord(record2));
@@ -39464,6 +39490,12 @@ function readInt(node2, field2, goType) {
 }
 var EntryError = class extends Error {
 };
+var ENTRY_KEY_SET = new Set(ENTRY_KEYS);
+function caseVariantOf(key) {
+  if (ENTRY_KEY_SET.has(key)) return void 0;
+  const folded = key.toUpperCase().toLowerCase();
+  return ENTRY_KEYS.find((name) => name === folded);
+}
 function parseEntryLine(line) {
   const parsed = parseJson(line);
   return parsed.ok ? decodeEntry(parsed.doc) : fail("malformed", parsed.error);
@@ -39472,8 +39504,7 @@ function decodeEntry(doc) {
   if (doc.root.kind !== "object") return fail("malformed", "recorder entry is not a JSON object");
   const members2 = doc.root.members;
   for (const key of members2.keys()) {
-    const folded = key.toUpperCase().toLowerCase();
-    const known = ENTRY_KEYS.find((name) => name !== key && name === folded);
+    const known = caseVariantOf(key);
     if (known !== void 0)
       return fail(
         "malformed",
@@ -39484,7 +39515,7 @@ function decodeEntry(doc) {
     const v = readInt(members2.get("v"), "v", "int");
     const seq2 = readInt(members2.get("seq"), "seq", "uint64");
     const tsNode = members2.get("ts");
-    let ts = formatRfc3339Nano(GO_ZERO_TIME);
+    let ts = GO_ZERO_TIMESTAMP;
     if (tsNode !== void 0 && tsNode.kind !== "null") {
       if (tsNode.kind !== "string")
         throw new EntryError("Time.UnmarshalJSON: input is not a JSON string");
@@ -40035,7 +40066,7 @@ var EvidenceStream = class {
     if (this.mode === "lines" && this.pending.length > 0) {
       const last = this.pending.take();
       const text2 = decodeUtf8(last);
-      if (text2 === void 0 || !parseJson(text2).ok) {
+      if (text2 === void 0 || !isBlankLine(text2) && !parseJson(text2).ok) {
         if (!this.verifier.tornTail(`${this.label}: line ${this.lineNumber + 1}`, last.length))
           this.settled = true;
         return;
@@ -43638,7 +43669,7 @@ function byteArrayAt(text2, start) {
     i = afterWhitespace(text2, i);
     const digitsFrom = i;
     let value = 0;
-    for (let code3 = text2.charCodeAt(i); isDigit(code3); code3 = text2.charCodeAt(++i))
+    for (let code3 = text2.charCodeAt(i); isDigit2(code3); code3 = text2.charCodeAt(++i))
       value = value * 10 + code3 - 48;
     if (i === digitsFrom || i - digitsFrom > 3 || value > 255) return void 0;
     values.push(value);
@@ -43650,7 +43681,7 @@ function byteArrayAt(text2, start) {
     i++;
   }
 }
-var isDigit = (code2) => code2 >= 48 && code2 <= 57;
+var isDigit2 = (code2) => code2 >= 48 && code2 <= 57;
 function afterWhitespace(text2, at) {
   let i = at;
   while (JSON_WHITESPACE.has(text2.charCodeAt(i))) i++;
@@ -49722,12 +49753,12 @@ function mapFact(fact, read) {
 function ok(file, detail) {
   return { file, status: "ok", detail };
 }
-function mismatch(file, detail) {
+function mismatch2(file, detail) {
   return { file, status: "mismatch", detail };
 }
 function unread(file, fact) {
   if (fact.kind === "missing") return { file, status: "missing", detail: "not in the packet" };
-  return mismatch(file, fact.error);
+  return mismatch2(file, fact.error);
 }
 
 // src/packet/check/evidence-dir.ts
@@ -49971,7 +50002,7 @@ function agentCheck(statements, summary) {
   const identity = statements.run.agentIdentity;
   const others = summary.actors.filter((actor) => actor !== identity);
   if (others.length === 0) return void 0;
-  return mismatch(
+  return mismatch2(
     PACKET_FILES.packet,
     `run.agent_identity is ${JSON.stringify(identity)}; the receipts were made for ${others.map((actor) => JSON.stringify(actor)).join(", ")}`
   );
@@ -49987,7 +50018,7 @@ function capsuleCheck(statements, capsules) {
   const stated = runCapsuleSha256(statements.run, statements.posture, statements.configPath);
   const others = capsules.filter((capsule) => capsule !== stated);
   if (others.length === 0) return void 0;
-  return mismatch(
+  return mismatch2(
     PACKET_FILES.packet,
     `its run, posture and policy.config_path are not those the chain was opened for: the session open binds run capsule ${others.map((c) => c || "(none)").join(", ")}, packet.json gives ${stated}`
   );
@@ -50051,13 +50082,13 @@ function derivedChecks(facts) {
   const statements = parsePacketStatements(packetJson2.value);
   if (!statements.ok) {
     return [
-      mismatch(packetFile, `not as a run writes it: ${statements.error}`),
+      mismatch2(packetFile, `not as a run writes it: ${statements.error}`),
       summaryNot(`needs ${packetFile}'s run`)
     ];
   }
   const remade = remake(statements.value, parts, facts);
   const binding = runBinding(statements.value, facts.summary);
-  const packetCheck = packetJson2.value !== remade.packetJson ? mismatch(packetFile, packetJsonDifference(packetJson2.value, remade.packetJson)) : binding.mismatch ?? ok(
+  const packetCheck = packetJson2.value !== remade.packetJson ? mismatch2(packetFile, packetJsonDifference(packetJson2.value, remade.packetJson)) : binding.mismatch ?? ok(
     packetFile,
     `every count, hash and verdict as the verified receipts, policy.yaml and verification-report.json give them; ${binding.bound ? "the run (repository, workflow, commit, agent, script, engine) as the chain's session open binds it; times, exit code, users and proxy address are the runner's own statements" : "the agent as the receipts name it; the chain does not bind the rest of run and posture: they are the runner's own statements"}`
   );
@@ -50067,7 +50098,7 @@ function derivedChecks(facts) {
   const summaryCheck = summary.value === remade.summaryMarkdown ? ok(
     summaryFile,
     "as the run writes it from the verified receipts, packet.json and engine.log"
-  ) : mismatch(summaryFile, firstDifferentLine(summary.value, remade.summaryMarkdown));
+  ) : mismatch2(summaryFile, firstDifferentLine(summary.value, remade.summaryMarkdown));
   return [acrossVersions(packetCheck, writtenBy), acrossVersions(summaryCheck, writtenBy)];
 }
 
@@ -50094,7 +50125,7 @@ function reportCheck(recordedReport, report, judgement) {
   );
   if (differing.length === 0)
     return ok(file, `recorded verdict ${recorded.verdict}; every field as the chain verifies now`);
-  return mismatch(
+  return mismatch2(
     file,
     differing.map((key) => `${key} ${shown(recorded[key])}, verified ${shown(expected[key])}`).join("; ")
   );
@@ -50112,13 +50143,13 @@ function evidenceCheck({ report, judgement }) {
       `${report.receipt_count} receipts verified with the recorder entries, checkpoints and transcript root; sealed`
     );
   }
-  return mismatch(file, judgement.error ?? "does not verify");
+  return mismatch2(file, judgement.error ?? "does not verify");
 }
 function evidenceDirCheck({ evidenceDir }) {
   const file = `${EVIDENCE_DIR}/`;
   if (evidenceDir.kind !== "read") return unread(file, evidenceDir);
   const { files, difference } = evidenceDir.value;
-  if (difference !== void 0) return mismatch(file, difference);
+  if (difference !== void 0) return mismatch2(file, difference);
   const [first, last] = [files[0] ?? "", files.at(-1) ?? ""];
   return ok(
     file,
@@ -50130,7 +50161,7 @@ function policyBindingCheck(file, fact, report, matches, differs) {
   if (report.policy_hashes.length === 1 && report.policy_hashes[0] === fact.value) {
     return ok(file, matches);
   }
-  return mismatch(file, `${differs(fact.value)}; the receipts carry ${chainPolicy(report)}`);
+  return mismatch2(file, `${differs(fact.value)}; the receipts carry ${chainPolicy(report)}`);
 }
 function receiptsCheck(facts) {
   const file = "receipts.json";
@@ -50141,7 +50172,7 @@ function receiptsCheck(facts) {
   }
   const expected = facts.receiptsExpected;
   if (found.value.bytes !== expected.bytes) {
-    return mismatch(
+    return mismatch2(
       file,
       `is not the receipts of evidence.jsonl (${found.value.bytes} bytes where they make ${expected.bytes})`
     );
@@ -50149,7 +50180,7 @@ function receiptsCheck(facts) {
   if (found.value.sha256 === expected.sha256) {
     return ok(file, "the receipts of evidence.jsonl, byte for byte");
   }
-  return mismatch(file, "is not the receipts of evidence.jsonl");
+  return mismatch2(file, "is not the receipts of evidence.jsonl");
 }
 function signerCheck({ signerKey, report }) {
   const file = "signer-public-key.pem";
@@ -50158,7 +50189,7 @@ function signerCheck({ signerKey, report }) {
   if (signers.length === 1 && signers[0] === signerKey.value) {
     return ok(file, "the key that signed every receipt");
   }
-  return mismatch(
+  return mismatch2(
     file,
     `holds ${signerKey.value}; the receipts are signed by ${signers.join(", ") || "(no receipts)"}`
   );
@@ -50171,7 +50202,7 @@ function contentsCheck({ entries }) {
   const file = "./";
   const others = entries.filter((name) => !PACKET_ENTRIES.has(name));
   if (others.length === 0) return ok(file, "only the files a run writes");
-  return mismatch(file, `holds ${others.join(", ")}, which no run writes`);
+  return mismatch2(file, `holds ${others.join(", ")}, which no run writes`);
 }
 function packetChecks(facts) {
   return [

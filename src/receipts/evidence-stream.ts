@@ -102,7 +102,8 @@ export class EvidenceStream {
     if (this.mode === 'lines' && this.pending.length > 0) {
       const last = this.pending.take();
       const text = decodeUtf8(last);
-      if (text === undefined || !parseJson(text).ok) {
+      // White space is a blank line, as it is anywhere else: nothing torn.
+      if (text === undefined || (!isBlankLine(text) && !parseJson(text).ok)) {
         if (!this.verifier.tornTail(`${this.label}: line ${this.lineNumber + 1}`, last.length))
           this.settled = true;
         return;

@@ -44,6 +44,8 @@ const SHAPES: Record<string, string> = {
   'one pretty-printed receipt': vectorText('valid-single.json'),
   'one compact receipt from the middle of a chain, judged alone': `${bareReceipts[2] ?? ''}\n`,
   'the same receipt without a final newline': bareReceipts[2] ?? '',
+  'JSONL ending in white space without a newline': `${vectorText('valid-chain.jsonl')}  `,
+  'JSONL ending in a lone CR': `${vectorText('valid-chain.jsonl')}\r`,
 };
 
 for (const [shape, text] of Object.entries(SHAPES)) {
