@@ -16,7 +16,7 @@ import {
   curl,
   decisions,
   echo,
-  EvidenceTail,
+  ReceiptWitness,
   parseCurlResponse,
   rawExchange,
   readEvidenceDir,
@@ -54,17 +54,9 @@ async function fixture(
   handler: Handler = echo,
   setup: Omit<EngineSetup, 'policy'> = {},
 ): Promise<Fixture> {
-  const early: string[] = [];
-  const checked: string[] = [];
-  const box: { tail?: EvidenceTail } = {};
+  const witness = new ReceiptWitness();
   const origin = await startOrigin((req, res) => {
-    const token = /\/r\/([A-Za-z0-9-]+)/.exec(req.url ?? '')?.[1];
-    const tail = box.tail;
-    if (token !== undefined && tail) {
-      tail.poll();
-      checked.push(token);
-      if (!tail.tokens.has(token)) early.push(token);
-    }
+    witness.saw(req.url);
     handler(req, res);
   });
   const proxy = await startEngine({
@@ -72,12 +64,12 @@ async function fixture(
     ...setup,
     policy: policy(origin.port),
   });
-  box.tail = new EvidenceTail(proxy.dir);
+  witness.follow(proxy.dir);
   return {
     origin,
     proxy,
-    early,
-    checked,
+    early: witness.early,
+    checked: witness.checked,
     async close() {
       await proxy.stop();
       await origin.close();

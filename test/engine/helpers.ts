@@ -487,6 +487,30 @@ export async function waitFor(
 // ---------------------------------------------------------------- write-ahead check
 
 /**
+ * What an origin checks of each request it gets: whether the receipt naming its token
+ * (`/r/<token>`) was in the evidence already. Call `follow` once the engine is up.
+ */
+export class ReceiptWitness {
+  /** Tokens that reached the origin before their receipt. */
+  readonly early: string[] = [];
+  /** Tokens the origin checked. */
+  readonly checked: string[] = [];
+  private tail: EvidenceTail | undefined;
+
+  follow(dir: string): void {
+    this.tail = new EvidenceTail(dir);
+  }
+
+  saw(url: string | undefined): void {
+    const token = /\/r\/([A-Za-z0-9-]+)/.exec(url ?? '')?.[1];
+    if (token === undefined || this.tail === undefined) return;
+    this.tail.poll();
+    this.checked.push(token);
+    if (!this.tail.tokens.has(token)) this.early.push(token);
+  }
+}
+
+/**
  * Follows the evidence files as they grow (reading only new bytes), collecting the request
  * tokens (`/r/<token>`) named by the receipts written so far.
  */

@@ -10,7 +10,7 @@ import {
   cleanup,
   curl,
   echo,
-  EvidenceTail,
+  ReceiptWitness,
   fetchInAgentEnvironment,
   nodeReadsEnvProxy,
   openTunnel,
@@ -72,12 +72,9 @@ interface Fixture {
 
 /** An HTTP origin (echo, and a WebSocket echo) on loopback and an engine, names pinned there. */
 async function fixture(setup: Omit<EngineSetup, 'policy'> = {}): Promise<Fixture> {
-  const early: string[] = [];
-  const box: { tail?: EvidenceTail } = {};
+  const witness = new ReceiptWitness();
   const origin = await startOrigin((req, res) => {
-    const token = /\/r\/([A-Za-z0-9-]+)/.exec(req.url ?? '')?.[1];
-    box.tail?.poll();
-    if (token !== undefined && !box.tail?.tokens.has(token)) early.push(token);
+    witness.saw(req.url);
     echo(req, res);
   });
   const messages: string[] = [];
@@ -94,12 +91,12 @@ async function fixture(setup: Omit<EngineSetup, 'policy'> = {}): Promise<Fixture
     ...setup,
     policy: policy(origin.port),
   });
-  box.tail = new EvidenceTail(proxy.dir);
+  witness.follow(proxy.dir);
   return {
     origin,
     proxy,
     messages,
-    early,
+    early: witness.early,
     async close() {
       await proxy.stop();
       sockets.close();
