@@ -40745,11 +40745,19 @@ function formatHost(host) {
 // src/policy/path.ts
 var ENCODED_SEPARATOR = /%(2e|2f|5c|3b)/gi;
 var PERCENT_ESCAPE = /%[0-9a-f]{2}/gi;
+var OVERLONG_OR_U_ESCAPE = /%c[01]|%e0%[89]|%f0%8|%u[0-9a-f]{4}/i;
 function pathReadings(pathname) {
-  if (/%(2e|2f|5c|3b)/i.test(decodeEscapes(pathname, PERCENT_ESCAPE))) {
+  const decodedOnce = decodeEscapes(pathname, PERCENT_ESCAPE);
+  if (/%(2e|2f|5c|3b)/i.test(decodedOnce)) {
     return {
       ok: false,
       problem: "the path contains a double-encoded dot, slash, backslash or semicolon"
+    };
+  }
+  if (OVERLONG_OR_U_ESCAPE.test(pathname) || OVERLONG_OR_U_ESCAPE.test(decodedOnce)) {
+    return {
+      ok: false,
+      problem: "the path contains an overlong UTF-8 escape (%C0%AE\u2026) or a %uXXXX escape, which lenient servers decode to a dot or a slash"
     };
   }
   const sent = uppercaseEscapes(pathname);
@@ -41973,15 +41981,15 @@ function decide(policy, request) {
   }
   const outcomes = candidates2.map((rule) => ({ rule, outcome: judge(rule, method, target) }));
   const allowing = outcomes.filter(({ outcome }) => outcome.allowed).map(({ rule }) => rule);
-  const [firstAllowing] = allowing;
-  if (firstAllowing !== void 0) {
+  const allowedBy = (target.kind === "authority" ? allowing.find((rule) => !plainHttpOnly(rule)) : void 0) ?? allowing[0];
+  if (allowedBy !== void 0) {
     return {
       verdict: "allow",
       layer: void 0,
-      reason: `allowed by egress[${firstAllowing.index}] (${firstAllowing.destination.canonical})`,
-      rule: firstAllowing,
+      reason: `allowed by egress[${allowedBy.index}] (${allowedBy.destination.canonical})`,
+      rule: allowedBy,
       scan: allowing.some((rule) => rule.scan),
-      intercept: target.kind === "authority" && inspectedOn(policy, target.host, target.port),
+      intercept: target.kind === "authority" && (inspectedOn(policy, target.host, target.port) || plainHttpOnly(allowedBy)),
       passthrough: allowing.some((rule) => rule.tls === "passthrough"),
       target
     };
@@ -42006,17 +42014,8 @@ function judge(rule, method, target) {
       reason: `port ${target.port} is not allowed by ${where}; allowed: ${rulePorts(rule).join(", ")}`
     };
   }
+  if (target.kind === "authority") return { allowed: true };
   const { url } = rule.destination;
-  if (target.kind === "authority") {
-    if (url && url.scheme !== "https") {
-      return {
-        allowed: false,
-        layer: "port",
-        reason: `${where} allows only plain http, not a TLS tunnel`
-      };
-    }
-    return { allowed: true };
-  }
   const scoped = scopeOutcome(url, url ? [url.pathPrefix] : rule.paths, target, where);
   if (!scoped.allowed) return scoped;
   if (rule.methods && !rule.methods.includes(method)) {
@@ -42071,6 +42070,9 @@ function rulePorts(rule) {
 }
 function portAllowed(rule, port2) {
   return rulePorts(rule).includes(port2);
+}
+function plainHttpOnly(rule) {
+  return rule.destination.url?.scheme === "http";
 }
 function inspectedOn(policy, host, port2) {
   return policy.egress.some(
@@ -46161,12 +46163,10 @@ var Engine = class {
     if (authority === void 0) throw new Error("unreachable: an admitted CONNECT has a target");
     const terminated = await terminateTls(client, hello, leaf, this.limits.clientHelloTimeoutMs);
     if (!terminated.ok) {
-      const rule = admission.decision.rule;
-      const wayOut = rule ? `; a client that cannot be intercepted (it pins certificates, or speaks only HTTP/2) needs egress[${rule.index}] to say "tls: passthrough" instead of methods, paths and scan (the destination is then checked by host, port and SNI only)` : "";
       this.recordBlock(admission.entry, {
         status: 403,
         layer: "tls",
-        reason: `TLS interception of ${formatHost(authority.host)}:${authority.port} failed: ${terminated.reason}${wayOut}`
+        reason: `TLS interception of ${formatHost(authority.host)}:${authority.port} failed: ${terminated.reason}${interceptionWayOut(admission.decision.rule)}`
       });
       return;
     }
@@ -46298,6 +46298,12 @@ function hostHeader(req) {
 function encryptedHelloReason(rule) {
   const intercept = rule === void 0 || rule.tls === "passthrough" ? "" : ` or have egress[${rule.index}] intercepted (methods, paths or scan)`;
   return `the ClientHello uses Encrypted Client Hello, which hides the server name a tunnel is checked by; turn ECH off in the client (Chromium: --disable-features=EncryptedClientHello)${intercept}`;
+}
+function interceptionWayOut(rule) {
+  if (rule === void 0) return "";
+  if (plainHttpOnly(rule))
+    return `; egress[${rule.index}] (${rule.destination.canonical}) admits plain http only, so nothing over TLS passes there`;
+  return `; a client that cannot be intercepted (it pins certificates, or speaks only HTTP/2) needs egress[${rule.index}] to say "tls: passthrough" instead of methods, paths and scan (the destination is then checked by host, port and SNI only)`;
 }
 
 // src/engine/evidence-writer.ts

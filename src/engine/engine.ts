@@ -35,7 +35,7 @@ import {
 import type { Resolver } from './resolver.js';
 import { awaitTunnelStart, relay } from './tunnel.js';
 import { interceptedForAddress, passthroughToGuardedAddress } from './ssrf.js';
-import { formatHost, type Policy } from '../policy/index.js';
+import { formatHost, plainHttpOnly, type EgressRule, type Policy } from '../policy/index.js';
 import { originForm, parseRequestTarget } from '../policy/target.js';
 import type { IpAddress } from '../policy/ip.js';
 import type { RunCertificateAuthority } from './tls/run-ca.js';
@@ -801,14 +801,10 @@ export class Engine {
     if (authority === undefined) throw new Error('unreachable: an admitted CONNECT has a target');
     const terminated = await terminateTls(client, hello, leaf, this.limits.clientHelloTimeoutMs);
     if (!terminated.ok) {
-      const rule = admission.decision.rule;
-      const wayOut = rule
-        ? `; a client that cannot be intercepted (it pins certificates, or speaks only HTTP/2) needs egress[${rule.index}] to say "tls: passthrough" instead of methods, paths and scan (the destination is then checked by host, port and SNI only)`
-        : '';
       this.recordBlock(admission.entry, {
         status: 403,
         layer: 'tls',
-        reason: `TLS interception of ${formatHost(authority.host)}:${authority.port} failed: ${terminated.reason}${wayOut}`,
+        reason: `TLS interception of ${formatHost(authority.host)}:${authority.port} failed: ${terminated.reason}${interceptionWayOut(admission.decision.rule)}`,
       });
       return;
     }
@@ -987,4 +983,12 @@ function encryptedHelloReason(rule: Admitted['decision']['rule']): string {
       ? ''
       : ` or have egress[${rule.index}] intercepted (methods, paths or scan)`;
   return `the ClientHello uses Encrypted Client Hello, which hides the server name a tunnel is checked by; turn ECH off in the client (Chromium: --disable-features=EncryptedClientHello)${intercept}`;
+}
+
+/** What the rule that admitted a tunnel offers a client its interception failed. */
+function interceptionWayOut(rule: EgressRule | undefined): string {
+  if (rule === undefined) return '';
+  if (plainHttpOnly(rule))
+    return `; egress[${rule.index}] (${rule.destination.canonical}) admits plain http only, so nothing over TLS passes there`;
+  return `; a client that cannot be intercepted (it pins certificates, or speaks only HTTP/2) needs egress[${rule.index}] to say "tls: passthrough" instead of methods, paths and scan (the destination is then checked by host, port and SNI only)`;
 }

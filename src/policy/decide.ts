@@ -77,15 +77,20 @@ export function decide(policy: Policy, request: EgressRequest): Decision {
   }
   const outcomes = candidates.map((rule) => ({ rule, outcome: judge(rule, method, target) }));
   const allowing = outcomes.filter(({ outcome }) => outcome.allowed).map(({ rule }) => rule);
-  const [firstAllowing] = allowing;
-  if (firstAllowing !== undefined) {
+  // A tunnel is credited to a rule that admits TLS where one does: it usually carries TLS.
+  const allowedBy =
+    (target.kind === 'authority' ? allowing.find((rule) => !plainHttpOnly(rule)) : undefined) ??
+    allowing[0];
+  if (allowedBy !== undefined) {
     return {
       verdict: 'allow',
       layer: undefined,
-      reason: `allowed by egress[${firstAllowing.index}] (${firstAllowing.destination.canonical})`,
-      rule: firstAllowing,
+      reason: `allowed by egress[${allowedBy.index}] (${allowedBy.destination.canonical})`,
+      rule: allowedBy,
       scan: allowing.some((rule) => rule.scan),
-      intercept: target.kind === 'authority' && inspectedOn(policy, target.host, target.port),
+      intercept:
+        target.kind === 'authority' &&
+        (inspectedOn(policy, target.host, target.port) || plainHttpOnly(allowedBy)),
       passthrough: allowing.some((rule) => rule.tls === 'passthrough'),
       target,
     };
@@ -113,18 +118,10 @@ function judge(rule: EgressRule, method: string, target: RequestTarget): RuleOut
       reason: `port ${target.port} is not allowed by ${where}; allowed: ${rulePorts(rule).join(', ')}`,
     };
   }
+  // A tunnel is judged on host and port; what travels inside is judged request by request,
+  // a URL prefix's scheme and path included.
+  if (target.kind === 'authority') return { allowed: true };
   const { url } = rule.destination;
-  if (target.kind === 'authority') {
-    // A tunnel is judged on host and port; what travels inside is judged request by request.
-    if (url && url.scheme !== 'https') {
-      return {
-        allowed: false,
-        layer: 'port',
-        reason: `${where} allows only plain http, not a TLS tunnel`,
-      };
-    }
-    return { allowed: true };
-  }
   const scoped = scopeOutcome(url, url ? [url.pathPrefix] : rule.paths, target, where);
   if (!scoped.allowed) return scoped;
   if (rule.methods && !(rule.methods as readonly string[]).includes(method)) {
@@ -203,6 +200,15 @@ export function rulePorts(rule: EgressRule): readonly number[] {
 
 function portAllowed(rule: EgressRule, port: number): boolean {
   return rulePorts(rule).includes(port);
+}
+
+/**
+ * An `http://` URL prefix admits the plain HTTP a tunnel may carry (Node's fetch and curl
+ * --proxytunnel send http:// URLs that way); TLS in a tunnel only such rules admit is opened,
+ * so that its https requests are refused one by one rather than relayed unseen.
+ */
+export function plainHttpOnly(rule: EgressRule): boolean {
+  return rule.destination.url?.scheme === 'http';
 }
 
 /**

@@ -9,6 +9,7 @@ export {
 export {
   decide,
   decideWebSocket,
+  plainHttpOnly,
   rulePorts,
   secretMayGo,
   secretsKeptFrom,

@@ -6,6 +6,9 @@ export type PathReading =
 
 const ENCODED_SEPARATOR = /%(2e|2f|5c|3b)/gi;
 const PERCENT_ESCAPE = /%[0-9a-f]{2}/gi;
+// Lead bytes only an overlong UTF-8 form starts with (%C0%AE is a dot to a lenient decoder),
+// and IIS's %uXXXX escapes.
+const OVERLONG_OR_U_ESCAPE = /%c[01]|%e0%[89]|%f0%8|%u[0-9a-f]{4}/i;
 
 /**
  * The readings of a WHATWG-parsed path (dot segments already resolved, `\` already `/`):
@@ -19,10 +22,18 @@ const PERCENT_ESCAPE = /%[0-9a-f]{2}/gi;
 export function pathReadings(pathname: string): PathReading {
   // Anything that still spells an encoded separator after one decoding (`%252e`,
   // `%25%32%65`, …) means different things to servers that decode once or twice.
-  if (/%(2e|2f|5c|3b)/i.test(decodeEscapes(pathname, PERCENT_ESCAPE))) {
+  const decodedOnce = decodeEscapes(pathname, PERCENT_ESCAPE);
+  if (/%(2e|2f|5c|3b)/i.test(decodedOnce)) {
     return {
       ok: false,
       problem: 'the path contains a double-encoded dot, slash, backslash or semicolon',
+    };
+  }
+  if (OVERLONG_OR_U_ESCAPE.test(pathname) || OVERLONG_OR_U_ESCAPE.test(decodedOnce)) {
+    return {
+      ok: false,
+      problem:
+        'the path contains an overlong UTF-8 escape (%C0%AE…) or a %uXXXX escape, which lenient servers decode to a dot or a slash',
     };
   }
   const sent = uppercaseEscapes(pathname);

@@ -9,6 +9,7 @@ import {
   assertNoViolations,
   cleanup,
   curl,
+  curlTrustingRunCa,
   echo,
   ReceiptWitness,
   fetchInAgentEnvironment,
@@ -30,7 +31,12 @@ import type { ActionRecord } from '../../src/receipts/index.js';
 // Node's own fetch (NODE_USE_ENV_PROXY) and curl --proxytunnel send an http:// URL's requests
 // in the clear inside a CONNECT tunnel: each is judged on its own, as inside intercepted TLS.
 
-const NAMES = ['plain.example.test', 'scan.example.test', 'open.example.test'];
+const NAMES = [
+  'plain.example.test',
+  'scan.example.test',
+  'open.example.test',
+  'prefix.example.test',
+];
 const GITHUB_TOKEN = `ghp_${'Zq3Rt7Yp1W'.repeat(3)}k9Lm2N`;
 const AGENT_TOKEN = 'Qv8sLw2Kd7Rt5Yb1Nx4M';
 
@@ -49,6 +55,8 @@ egress:
   - destination: "open.example.test"
     ports: [${port}]
     tls: passthrough
+  # Plain HTTP under this prefix only: its tunnel may carry nothing else.
+  - destination: "http://prefix.example.test:${port}/api/"
   # The origin listens on loopback: naming it lets the SSRF guard pass the pinned names.
   - destination: "127.0.0.1"
     ports: [${port}]
@@ -457,7 +465,7 @@ test('ws:// through a plain tunnel: echo passes, a secret closes with 1008', asy
   }
 });
 
-test("Node's own fetch of an http:// URL in the agent's environment is judged inside its tunnel (NODE_USE_ENV_PROXY; Node 20 does not read it)", async () => {
+test("Node's own fetch of an http:// URL in the agent's environment is judged inside its tunnel, under a host rule or a URL prefix (NODE_USE_ENV_PROXY; Node 20 does not read it)", async () => {
   const f = await fixture();
   try {
     const base = `http://plain.example.test:${f.origin.port}`;
@@ -465,7 +473,9 @@ test("Node's own fetch of an http:// URL in the agent's environment is judged in
     if (nodeReadsEnvProxy()) {
       assert.deepEqual(await fetched('/repos/x'), [200, null]);
       assert.deepEqual(await fetched('/admin'), [403, 'path']);
-      assert.equal(f.origin.hits, 1);
+      const prefixed = `http://prefix.example.test:${f.origin.port}/api/x`;
+      assert.deepEqual(await fetchInAgentEnvironment(f.proxy, prefixed), [200, null]);
+      assert.equal(f.origin.hits, 2);
       const all = await records(f);
       assert.deepEqual(
         all
@@ -476,6 +486,8 @@ test("Node's own fetch of an http:// URL in the agent's environment is judged in
           ['intercept', 'allow', `${base}/repos/x`],
           ['connect', 'allow', `plain.example.test:${f.origin.port}`],
           ['intercept', 'block', `${base}/admin`],
+          ['connect', 'allow', `prefix.example.test:${f.origin.port}`],
+          ['intercept', 'allow', prefixed],
         ],
       );
     } else {
@@ -484,6 +496,48 @@ test("Node's own fetch of an http:// URL in the agent's environment is judged in
       assert.match(why ?? '', /dial guard: refused a connection to plain\.example\.test/);
       assert.equal(f.origin.hits, 0);
     }
+  } finally {
+    await f.close();
+  }
+});
+
+test('an http:// URL prefix admits its plain HTTP in a tunnel, judged on scheme and path; TLS in that tunnel is opened and refused', async () => {
+  const f = await fixture();
+  try {
+    const base = `prefix.example.test:${f.origin.port}`;
+    const inside = await curlTunnelled(f, ['-i', `http://${base}/api/r/tunnelled-2`]);
+    assert.equal(parseCurlResponse(inside.stdout).status, 200, inside.stderr);
+    const outside = await curlTunnelled(f, ['-i', `http://${base}/admin`]);
+    assert.equal(parseCurlResponse(outside.stdout).headers['x-pipelock-egress-block'], 'path');
+    const tls = await curlTrustingRunCa(f.proxy, ['-i', `https://${base}/api/x`]);
+    const refused = parseCurlResponse(tls.stdout);
+    assert.equal(refused.status, 403, tls.stderr);
+    assert.match(refused.body.toString(), /allows only http, not https/);
+    // A client that does not trust the run CA is told there is no way out for TLS here.
+    const untrusting = await curl(['--proxy', f.proxy.proxyUrl, `https://${base}/api/x`]);
+    assert.notEqual(untrusting.code, 0);
+    assert.equal(f.origin.hits, 1);
+    const all = await records(f);
+    assert.match(
+      all.at(-1)?.pattern ?? '',
+      /^TLS interception of .* failed: .*; egress\[3\] \(http:\/\/prefix\.example\.test:\d+\/api\/\) admits plain http only, so nothing over TLS passes there$/,
+    );
+    assert.deepEqual(
+      all
+        .filter((r) => r.decision_phase !== 'outcome')
+        .map((r) => [r.transport, r.verdict, r.layer ?? '', r.target]),
+      [
+        ['connect', 'allow', '', base],
+        ['intercept', 'allow', '', `http://${base}/api/r/tunnelled-2`],
+        ['connect', 'allow', '', base],
+        ['intercept', 'block', 'path', `http://${base}/admin`],
+        ['connect', 'allow', '', base],
+        ['intercept', 'block', 'path', `https://${base}/api/x`],
+        ['connect', 'allow', '', base],
+        ['connect', 'block', 'tls', base],
+      ],
+    );
+    assert.deepEqual(f.early, []);
   } finally {
     await f.close();
   }

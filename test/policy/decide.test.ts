@@ -81,6 +81,15 @@ egress:
 `,
     'urls.yaml',
   ),
+  // A host some rule admits whole beside a plain http:// prefix: its TLS passes unseen.
+  plainBeside: load(
+    `version: "1.0"
+egress:
+  - destination: "http://both.example.com/api/"
+  - destination: "both.example.com"
+`,
+    'plain-beside.yaml',
+  ),
   paths: load(
     `version: "1.0"
 egress:
@@ -363,10 +372,13 @@ const ROWS: readonly Row[] = [
   block('urls', 'GET', 'http://plain.example.com:8080/apix', 'path', { rule: 1 }),
   block('urls', 'GET', 'http://plain.example.com/api', 'port', { rule: 1 }),
   block('urls', 'GET', 'https://plain.example.com:8080/api', 'path', { rule: 1 }),
-  block('urls', 'CONNECT', 'plain.example.com:8080', 'port', {
-    rule: 1,
-    reason: 'only plain http',
-  }),
+  // Its plain HTTP may travel in a tunnel; TLS there is opened and its https requests refused.
+  allow('urls', 'CONNECT', 'plain.example.com:8080', { rule: 1, intercept: true }),
+  block('urls', 'CONNECT', 'plain.example.com:80', 'port', { rule: 1 }),
+  allow('plainBeside', 'CONNECT', 'both.example.com:80', { rule: 1, intercept: false }),
+  allow('plainBeside', 'CONNECT', 'both.example.com:443', { rule: 1, intercept: false }),
+  allow('plainBeside', 'GET', 'http://both.example.com/anything', { rule: 1 }),
+  allow('plainBeside', 'GET', 'http://both.example.com/api/x', { rule: 0 }),
   allow('urls', 'GET', 'https://api.example.net/repos/acme', { rule: 2 }),
   allow('urls', 'GET', 'https://api.example.net/repos/acme/widgets', { rule: 2 }),
   block('urls', 'GET', 'https://api.example.net/repos/acme-evil', 'path', { rule: 2 }),
@@ -436,6 +448,13 @@ const ROWS: readonly Row[] = [
   block('paths', 'GET', 'https://files.example.com/a/..%255cb', 'path', {
     reason: 'double-encoded',
   }),
+  block('paths', 'GET', 'https://files.example.com/a/%c0%ae%c0%ae/b', 'path', {
+    reason: 'overlong UTF-8 escape',
+  }),
+  block('paths', 'GET', 'https://files.example.com/a/%u002e%u002e/b', 'path', {
+    reason: 'overlong UTF-8 escape',
+  }),
+  allow('paths', 'GET', 'https://files.example.com/a/%c3%a9t%c3%a9', { rule: 0 }),
 
   // The refusal names the rule that got furthest: port < path < method.
   block('layers', 'GET', 'https://multi.example.com/other', 'path', { rule: 1 }),

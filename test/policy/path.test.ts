@@ -119,6 +119,29 @@ for (const pathname of [
   });
 }
 
+for (const pathname of [
+  '/a/%c0%ae%c0%ae/b',
+  '/a/%C0%AF',
+  '/a/..%c1%9cb',
+  '/a/%e0%80%ae%e0%80%ae/b',
+  '/a/%F0%80%80%AF',
+  '/a/%u002e%u002e/b',
+  '/a/..%U002F',
+  '/a/%25c0%25ae%25c0%25ae/b',
+  '/a/%25u002e',
+]) {
+  test(`pathReadings refuses the overlong or %u escape in ${pathname}`, () => {
+    const result = pathReadings(pathname);
+    assert.equal(result.ok, false);
+    if (!result.ok) assert.match(result.problem, /overlong UTF-8 escape .* or a %uXXXX escape/);
+  });
+}
+
+test('well-formed UTF-8 escapes beside those lead bytes are read as they are', () => {
+  for (const pathname of ['/caf%C3%A9', '/%E0%A4%85', '/%F0%9F%98%80', '/%E2%82%AC', '/u0041'])
+    assert.deepEqual(pathReadings(pathname), { ok: true, readings: [pathname] });
+});
+
 test('an encoded percent sign that does not form a separator is not refused', () => {
   assert.deepEqual(pathReadings('/a/100%25'), { ok: true, readings: ['/a/100%25'] });
   assert.deepEqual(pathReadings('/a/%2541'), { ok: true, readings: ['/a/%2541'] });
