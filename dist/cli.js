@@ -43393,9 +43393,8 @@ function describeExplanation({ decision, refusal, ssrf, tunnel }, keptSecrets, f
     if (tunnel === "intercepted")
       lines.push("  tls:    intercepted: the request is judged inside its CONNECT tunnel");
     if (decision.target?.kind === "authority") {
-      lines.push(
-        `  tls:    ${decision.intercept ? decision.verdict === "warn" ? "intercepted (what passes only in audit mode is scanned inside TLS)" : "intercepted (a rule needs to see requests inside TLS)" : guarded ? `intercepted to keep out ${bound}` : unseen ? `tunnelled untouched (SNI checked, tls: passthrough): ${keptSecrets.join(", ")}, bound to other destinations, could reach it unseen inside TLS` : "tunnelled untouched (SNI checked)"}`
-      );
+      const tls = decision.intercept ? interceptedBecause(decision) : guarded ? `intercepted to keep out ${bound}` : unseen ? `tunnelled untouched (SNI checked, tls: passthrough): ${keptSecrets.join(", ")}, bound to other destinations, could reach it unseen inside TLS` : "tunnelled untouched (SNI checked)";
+      lines.push(`  tls:    ${tls}`);
     }
   }
   if (tunnel === "unseen")
@@ -43405,6 +43404,13 @@ function describeExplanation({ decision, refusal, ssrf, tunnel }, keptSecrets, f
   if (ssrf !== void 0) lines.push(`  ssrf:   ${ssrf}`);
   return `${lines.join("\n")}
 `;
+}
+function interceptedBecause(decision) {
+  if (decision.verdict === "warn")
+    return "intercepted (what passes only in audit mode is scanned inside TLS)";
+  if (decision.rule !== void 0 && plainHttpOnly(decision.rule))
+    return "intercepted: only http:// URL prefixes admit it, so the plain HTTP it carries is judged request by request and every request over TLS is refused";
+  return "intercepted (a rule needs to see requests inside TLS)";
 }
 function summarise(policy) {
   const lines = [

@@ -3,8 +3,10 @@
 import {
   formatPolicyError,
   parsePolicy,
+  plainHttpOnly,
   rulePorts,
   secretsKeptFrom,
+  type Decision,
   type EgressRule,
   type Policy,
 } from '../policy/index.js';
@@ -123,9 +125,14 @@ function describeExplanation(
     if (tunnel === 'intercepted')
       lines.push('  tls:    intercepted: the request is judged inside its CONNECT tunnel');
     if (decision.target?.kind === 'authority') {
-      lines.push(
-        `  tls:    ${decision.intercept ? (decision.verdict === 'warn' ? 'intercepted (what passes only in audit mode is scanned inside TLS)' : 'intercepted (a rule needs to see requests inside TLS)') : guarded ? `intercepted to keep out ${bound}` : unseen ? `tunnelled untouched (SNI checked, tls: passthrough): ${keptSecrets.join(', ')}, bound to other destinations, could reach it unseen inside TLS` : 'tunnelled untouched (SNI checked)'}`,
-      );
+      const tls = decision.intercept
+        ? interceptedBecause(decision)
+        : guarded
+          ? `intercepted to keep out ${bound}`
+          : unseen
+            ? `tunnelled untouched (SNI checked, tls: passthrough): ${keptSecrets.join(', ')}, bound to other destinations, could reach it unseen inside TLS`
+            : 'tunnelled untouched (SNI checked)';
+      lines.push(`  tls:    ${tls}`);
     }
   }
   if (tunnel === 'unseen')
@@ -134,6 +141,15 @@ function describeExplanation(
     );
   if (ssrf !== undefined) lines.push(`  ssrf:   ${ssrf}`);
   return `${lines.join('\n')}\n`;
+}
+
+/** Why the policy has a tunnel intercepted. */
+function interceptedBecause(decision: Decision): string {
+  if (decision.verdict === 'warn')
+    return 'intercepted (what passes only in audit mode is scanned inside TLS)';
+  if (decision.rule !== undefined && plainHttpOnly(decision.rule))
+    return 'intercepted: only http:// URL prefixes admit it, so the plain HTTP it carries is judged request by request and every request over TLS is refused';
+  return 'intercepted (a rule needs to see requests inside TLS)';
 }
 
 function summarise(policy: Policy): string {

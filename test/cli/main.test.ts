@@ -257,6 +257,14 @@ test('policy explain: CONNECT host:port says whether TLS is intercepted', async 
   );
   assert.equal(tunnelled.code, 0);
   assert.match(tunnelled.stdout, /tls: +tunnelled untouched/);
+  const file = join(scratchDir('pe-explain-plain-'), 'policy.yaml');
+  writeFileSync(file, 'version: "1.0"\negress:\n  - destination: "http://plain.test/api/"\n');
+  const plain = await cli('policy', 'explain', file, 'CONNECT', 'plain.test:80');
+  assert.equal(plain.code, 0, plain.stdout);
+  assert.match(
+    plain.stdout,
+    /tls: +intercepted: only http:\/\/ URL prefixes admit it, so the plain HTTP it carries is judged request by request and every request over TLS is refused\n/,
+  );
 });
 
 test('policy explain: a destination a bound secret may not reach is scanned and intercepted, unless passthrough', async () => {
