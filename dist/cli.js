@@ -40539,13 +40539,25 @@ async function keygenCommand(args, io) {
 var import_yaml2 = __toESM(require_dist(), 1);
 
 // src/invisible.ts
-var INVISIBLE = new RegExp("[\\p{Cc}\\p{Cf}\\u2028\\u2029\\u3164\\uffa0]|(?!\\ufe0f)\\p{Variation_Selector}|\\u115f|\\u1160", "gu");
+var INVISIBLE = new RegExp("[\\p{Cc}\\p{Cf}\\p{Cs}\\u2028\\u2029]|(?!\\ufe0f)\\p{Default_Ignorable_Code_Point}", "gu");
 function showInvisible(text2, keep = "") {
   return text2.replace(INVISIBLE, (c) => keep.includes(c) ? c : escaped(c.codePointAt(0) ?? 0));
 }
 function escaped(codePoint) {
   const hex = codePoint.toString(16);
   return codePoint > 65535 ? `\\u{${hex}}` : `\\u${hex.padStart(4, "0")}`;
+}
+function escapeInvisibleInJson(json) {
+  return json.replace(INVISIBLE, (c) => {
+    let units = "";
+    for (let i = 0; i < c.length; i++)
+      units += `\\u${c.charCodeAt(i).toString(16).padStart(4, "0")}`;
+    return units;
+  });
+}
+function terminalText(lines) {
+  return `${lines.map((line) => showInvisible(line)).join("\n")}
+`;
 }
 
 // src/policy/errors.ts
@@ -44520,6 +44532,16 @@ function isIpLiteral(hostname) {
   return hostname.startsWith("[") || /^[0-9.]+$/.test(hostname);
 }
 
+// src/shorten.ts
+function cutAt(text2, max) {
+  if (text2.length <= max) return text2;
+  const last = text2.charCodeAt(max - 1);
+  return text2.slice(0, last >= 55296 && last <= 56319 ? max - 1 : max);
+}
+function shortened(text2, max) {
+  return text2.length > max ? `${cutAt(text2, max)}\u2026` : text2;
+}
+
 // src/engine/request-targets.ts
 function tunnelScheme(tls, webSocket) {
   if (tls) return webSocket ? "wss" : "https";
@@ -44548,6 +44570,17 @@ function webSocketTarget(url) {
       }
     };
   }
+  if (/[^\x21-\x7e]/.test(target)) {
+    return {
+      ok: false,
+      target: "pipelock://request/unparsed",
+      refusal: {
+        status: 400,
+        layer: "request",
+        reason: "the WebSocket URL holds a character outside printable ASCII; send it as a URL parser writes it: an international host name in punycode (xn--\u2026), the path percent-encoded"
+      }
+    };
+  }
   if (/^wss?:\/\//i.test(target)) return { ok: true, target };
   return {
     ok: false,
@@ -44561,7 +44594,7 @@ function webSocketTarget(url) {
 }
 var QUOTED_CHARS = 200;
 function quoted(text2, redact2) {
-  return redact2(text2).slice(0, QUOTED_CHARS);
+  return cutAt(redact2(text2), QUOTED_CHARS);
 }
 function tunnelTarget(url, hostHeader2, tunnel, scheme, redact2) {
   const port2 = tunnel.port === defaultPort(scheme) ? "" : `:${tunnel.port}`;
@@ -46242,7 +46275,7 @@ var Engine = class {
       const refusal = {
         status: 400,
         layer: "request",
-        reason: `only WebSocket upgrades (GET with Upgrade: websocket) are proxied, not this ${req.method ?? ""} upgrade to ${JSON.stringify((req.headers.upgrade ?? "").slice(0, 40))}: send the request without Upgrade (curl: no --http2 for http:// URLs; over https://, HTTP/1.1 is negotiated)`
+        reason: `only WebSocket upgrades (GET with Upgrade: websocket) are proxied, not this ${req.method ?? ""} upgrade to ${JSON.stringify(quoted(req.headers.upgrade ?? "", this.redactQuote))}: send the request without Upgrade (curl: no --http2 for http:// URLs; over https://, HTTP/1.1 is negotiated)`
       };
       return refuse2(located.target, refusal, req.method ?? "");
     }
@@ -47423,6 +47456,12 @@ function identityProblem(value) {
   return void 0;
 }
 
+// src/cli/json-line.ts
+function jsonLine(value) {
+  return `${escapeInvisibleInJson(JSON.stringify(value))}
+`;
+}
+
 // src/cli/proxy-command.ts
 var COMMAND = "proxy";
 async function proxyCommand(args, io) {
@@ -47525,8 +47564,13 @@ async function proxyCommand(args, io) {
   }
   if (resumed) {
     io.err(
-      `${JSON.stringify({ event: "resumed", evidence_dir: evidenceDir, receipts: resumed.receiptCount, final_seq: Number(resumed.finalSeq), torn_line_moved_to: resumed.tornFile ?? null })}
-`
+      jsonLine({
+        event: "resumed",
+        evidence_dir: evidenceDir,
+        receipts: resumed.receiptCount,
+        final_seq: Number(resumed.finalSeq),
+        torn_line_moved_to: resumed.tornFile ?? null
+      })
     );
   }
   const engine = new Engine({
@@ -47538,13 +47582,18 @@ async function proxyCommand(args, io) {
     version: package_default.version,
     upstreamCa,
     onDecision: (entry) => io.err(
-      `${JSON.stringify({ event: "decision", verdict: entry.verdict, method: entry.method, target: entry.target, layer: entry.layer, reason: entry.pattern, request_id: entry.requestId })}
-`
+      jsonLine({
+        event: "decision",
+        verdict: entry.verdict,
+        method: entry.method,
+        target: entry.target,
+        layer: entry.layer,
+        reason: entry.pattern,
+        request_id: entry.requestId
+      })
     ),
-    onEvidenceError: (error2) => io.err(`${JSON.stringify({ event: "evidence_error", message: error2.message })}
-`),
-    onInternalError: (message) => io.err(`${JSON.stringify({ event: "engine_error", message })}
-`)
+    onEvidenceError: (error2) => io.err(jsonLine({ event: "evidence_error", message: error2.message })),
+    onInternalError: (message) => io.err(jsonLine({ event: "engine_error", message }))
   });
   let stopped;
   const stopSignal = new Promise((resolve5) => stopped = resolve5);
@@ -47576,8 +47625,14 @@ async function proxyCommand(args, io) {
       return 1;
     }
     io.out(
-      `${JSON.stringify({ event: "listening", url: `http://${listenText(address)}`, ca_cert: caCert, policy_hash: policy.policy.hash, signer_key: writer.signerKey, evidence_dir: evidenceDir })}
-`
+      jsonLine({
+        event: "listening",
+        url: `http://${listenText(address)}`,
+        ca_cert: caCert,
+        policy_hash: policy.policy.hash,
+        signer_key: writer.signerKey,
+        evidence_dir: evidenceDir
+      })
     );
     const signal = await stopSignal;
     await engine.close();
@@ -47593,8 +47648,13 @@ async function proxyCommand(args, io) {
       return 1;
     }
     io.out(
-      `${JSON.stringify({ event: "sealed", receipts: sealed.receiptCount, final_seq: Number(sealed.finalSeq), root_hash: sealed.rootHash, files: sealed.files })}
-`
+      jsonLine({
+        event: "sealed",
+        receipts: sealed.receiptCount,
+        final_seq: Number(sealed.finalSeq),
+        root_hash: sealed.rootHash,
+        files: sealed.files
+      })
     );
     if (listen === "inherited" && process.connected) process.disconnect();
     return 0;
@@ -49119,14 +49179,12 @@ var VERDICT_TOTALS = [
 ];
 var SESSION_TRANSPORT = "receipt_session";
 function destinationOf(target) {
+  if (!/^(?:https?|wss?):\/\//i.test(target)) return target;
   try {
-    const url = new URL(target);
-    if (url.protocol === "http:" || url.protocol === "https:" || url.protocol === "ws:" || url.protocol === "wss:") {
-      return url.host;
-    }
+    return new URL(target).host;
   } catch {
+    return target;
   }
-  return target;
 }
 function hostOf(destination2) {
   const bracketed = /^\[([^\]]+)\](?::[0-9]+)?$/.exec(destination2);
@@ -49220,7 +49278,8 @@ var VERDICT_LINES = {
 };
 function code(text2) {
   const flat = showInvisible(text2.replace(/\r?\n/g, " "));
-  const cut = flat.length > MAX_CODE_CHARS ? `${flat.slice(0, MAX_CODE_CHARS)}\u2026` : flat;
+  const cut = shortened(flat, MAX_CODE_CHARS);
+  if (cut === "") return "\u2014";
   const longestRun = Math.max(0, ...(cut.match(/`+/g) ?? []).map((run) => run.length));
   const fence = "`".repeat(longestRun + 1);
   const pad2 = longestRun > 0 ? " " : "";
@@ -49341,6 +49400,7 @@ function suggestedRules(summary) {
   const rules = /* @__PURE__ */ new Map();
   for (const d of listed) {
     const destination2 = d.destination.replace(/:(?:80|443)$/, "");
+    if (!parseDestination(destination2).ok) continue;
     const methods = rules.get(destination2) ?? /* @__PURE__ */ new Set();
     rules.set(destination2, methods);
     for (const method of d.methods) if (method !== "CONNECT") methods.add(method);
@@ -49905,8 +49965,7 @@ async function differenceAt(joined, chunk, offset) {
 
 // src/packet/check/json-differences.ts
 function show(value) {
-  const text2 = JSON.stringify(value) ?? String(value);
-  return text2.length > 80 ? `${text2.slice(0, 80)}\u2026` : text2;
+  return shortened(JSON.stringify(value) ?? String(value), 80);
 }
 function isObject2(value) {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -50072,7 +50131,7 @@ function firstDifferentLine(actual, expected) {
   const e = expected.split("\n");
   const index = a.findIndex((line, i) => line !== e[i]);
   const at = index === -1 ? a.length : index;
-  const shown2 = (line) => line === void 0 ? "(the end)" : JSON.stringify(line.length > 80 ? `${line.slice(0, 80)}\u2026` : line);
+  const shown2 = (line) => line === void 0 ? "(the end)" : JSON.stringify(shortened(line, 80));
   return `line ${at + 1} is ${shown2(a[at])}, should be ${shown2(e[at])}`;
 }
 function acrossVersions(check2, writtenBy) {
@@ -50124,8 +50183,10 @@ function canonical(value) {
   return JSON.stringify(value, (_key, v) => typeof v === "bigint" ? v.toString() : v);
 }
 function shown(value) {
-  const text2 = typeof value === "object" && value !== null ? canonical(value) : String(value);
-  return text2.length > 80 ? `${text2.slice(0, 80)}\u2026` : text2;
+  return shortened(
+    typeof value === "object" && value !== null ? canonical(value) : String(value),
+    80
+  );
 }
 function reportCheck(recordedReport, report, judgement) {
   const file = PACKET_FILES.verifier;
@@ -50370,8 +50431,7 @@ function describeChain(label, report, judged2, expectedPolicy) {
     const lines2 = [`CHAIN BROKEN: ${label}`, `  Error:    ${judged2.error ?? ""}`];
     if (report.broken_at_seq !== void 0) lines2.push(`  Broke at: seq ${report.broken_at_seq}`);
     lines2.push("  Sealed:   no");
-    return `${lines2.join("\n")}
-`;
+    return terminalText(lines2);
   }
   const lines = [
     `${report.pinned ? "CHAIN VALID" : "CHAIN UNPINNED"}: ${label}`,
@@ -50402,8 +50462,7 @@ function describeChain(label, report, judged2, expectedPolicy) {
       `POLICY MISMATCH: receipts carry policy_hash ${report.policy_hashes.join(", ")}; expected ${expectedPolicy ?? ""}`
     );
   }
-  return `${lines.join("\n")}
-`;
+  return terminalText(lines);
 }
 
 // src/cli/open-packet.ts
@@ -50454,8 +50513,7 @@ function describeFiles(dir, verdict, error2, checks) {
       `  ${STATUS_LABELS[check2.status].padEnd(9)} ${check2.file.padEnd(width)}  ${check2.detail}`
     );
   }
-  return `${lines.map((line) => showInvisible(line)).join("\n")}
-`;
+  return terminalText(lines);
 }
 function judged(checked, allowUnpinned) {
   const { verdict, error: error2 } = packetVerdict(checked.judgement, checked.checks);
@@ -51751,8 +51809,12 @@ async function viewCommand(args, io) {
     process.once("SIGINT", () => resolve5());
   });
   io.out(
-    `${JSON.stringify({ event: "listening", url: viewer.url, verdict: view.verdict.verdict, receipts: view.rows.length })}
-`
+    jsonLine({
+      event: "listening",
+      url: viewer.url,
+      verdict: view.verdict.verdict,
+      receipts: view.rows.length
+    })
   );
   io.err(
     `${PREFIX3}: ${dir}: verdict ${view.verdict.verdict}; open ${viewer.url} (the address is the key: share it with no one); Ctrl-C stops

@@ -1,7 +1,9 @@
 // The text `verify` prints about a chain, in the layout of Pipelock's verifier: CHAIN VALID
-// (or UNPINNED) with its counts, hashes, signers and seal, or CHAIN BROKEN and where. Pure.
+// (or UNPINNED) with its counts, hashes, signers and seal, or CHAIN BROKEN and where, with
+// nothing the evidence holds printed raw. Pure.
 import type { EvidenceReport } from '../receipts/index.js';
 import type { Judgement } from './judge.js';
+import { terminalText } from '../invisible.js';
 
 export function describeChain(
   label: string,
@@ -14,7 +16,7 @@ export function describeChain(
     const lines = [`CHAIN BROKEN: ${label}`, `  Error:    ${judged.error ?? ''}`];
     if (report.broken_at_seq !== undefined) lines.push(`  Broke at: seq ${report.broken_at_seq}`);
     lines.push('  Sealed:   no');
-    return `${lines.join('\n')}\n`;
+    return terminalText(lines);
   }
   const lines = [
     `${report.pinned ? 'CHAIN VALID' : 'CHAIN UNPINNED'}: ${label}`,
@@ -45,5 +47,5 @@ export function describeChain(
       `POLICY MISMATCH: receipts carry policy_hash ${report.policy_hashes.join(', ')}; expected ${expectedPolicy ?? ''}`,
     );
   }
-  return `${lines.join('\n')}\n`;
+  return terminalText(lines);
 }

@@ -21,6 +21,7 @@ import { engineSecretValues } from './bound-secrets.js';
 import { readPolicyFile } from './policy-file.js';
 import { replaceFile } from './replace-file.js';
 import { identityProblem } from '../agent-identity.js';
+import { jsonLine } from './json-line.js';
 
 const COMMAND = 'proxy';
 
@@ -124,7 +125,13 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
   }
   if (resumed) {
     io.err(
-      `${JSON.stringify({ event: 'resumed', evidence_dir: evidenceDir, receipts: resumed.receiptCount, final_seq: Number(resumed.finalSeq), torn_line_moved_to: resumed.tornFile ?? null })}\n`,
+      jsonLine({
+        event: 'resumed',
+        evidence_dir: evidenceDir,
+        receipts: resumed.receiptCount,
+        final_seq: Number(resumed.finalSeq),
+        torn_line_moved_to: resumed.tornFile ?? null,
+      }),
     );
   }
   const engine = new Engine({
@@ -137,11 +144,19 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
     upstreamCa,
     onDecision: (entry) =>
       io.err(
-        `${JSON.stringify({ event: 'decision', verdict: entry.verdict, method: entry.method, target: entry.target, layer: entry.layer, reason: entry.pattern, request_id: entry.requestId })}\n`,
+        jsonLine({
+          event: 'decision',
+          verdict: entry.verdict,
+          method: entry.method,
+          target: entry.target,
+          layer: entry.layer,
+          reason: entry.pattern,
+          request_id: entry.requestId,
+        }),
       ),
     onEvidenceError: (error) =>
-      io.err(`${JSON.stringify({ event: 'evidence_error', message: error.message })}\n`),
-    onInternalError: (message) => io.err(`${JSON.stringify({ event: 'engine_error', message })}\n`),
+      io.err(jsonLine({ event: 'evidence_error', message: error.message })),
+    onInternalError: (message) => io.err(jsonLine({ event: 'engine_error', message })),
   });
   // Installed before the ready line: a supervisor may signal as soon as it reads it. A
   // supervisor that hands over the listener and then goes away counts as a stop, too. A
@@ -175,7 +190,14 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
       return 1;
     }
     io.out(
-      `${JSON.stringify({ event: 'listening', url: `http://${listenText(address)}`, ca_cert: caCert, policy_hash: policy.policy.hash, signer_key: writer.signerKey, evidence_dir: evidenceDir })}\n`,
+      jsonLine({
+        event: 'listening',
+        url: `http://${listenText(address)}`,
+        ca_cert: caCert,
+        policy_hash: policy.policy.hash,
+        signer_key: writer.signerKey,
+        evidence_dir: evidenceDir,
+      }),
     );
 
     const signal = await stopSignal;
@@ -191,7 +213,13 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
       return 1;
     }
     io.out(
-      `${JSON.stringify({ event: 'sealed', receipts: sealed.receiptCount, final_seq: Number(sealed.finalSeq), root_hash: sealed.rootHash, files: sealed.files })}\n`,
+      jsonLine({
+        event: 'sealed',
+        receipts: sealed.receiptCount,
+        final_seq: Number(sealed.finalSeq),
+        root_hash: sealed.rootHash,
+        files: sealed.files,
+      }),
     );
     // An open IPC channel would keep the process alive.
     if (listen === 'inherited' && process.connected) process.disconnect();

@@ -6,7 +6,7 @@ import { checkPacket, type CheckedPacket } from '../packet/check/check-packet.js
 import type { CheckStatus, FileCheck } from '../packet/check/file-check.js';
 import { packetVerdict } from '../packet/check/packet-checks.js';
 import { PACKET_FILES } from '../packet/packet-json.js';
-import { showInvisible } from '../invisible.js';
+import { terminalText } from '../invisible.js';
 import { describeChain } from './chain-text.js';
 import type { CliIo } from './io.js';
 import { openPacket, type PacketArguments } from './open-packet.js';
@@ -61,7 +61,7 @@ function describeFiles(
     );
   }
   // Details quote the packet (a key, a line of summary.md): nothing in it reaches the terminal raw.
-  return `${lines.map((line) => showInvisible(line)).join('\n')}\n`;
+  return terminalText(lines);
 }
 
 function judged(checked: CheckedPacket, allowUnpinned: boolean): VerifiedPacket {

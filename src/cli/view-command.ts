@@ -6,6 +6,7 @@ import { type CliIo, UsageError } from './io.js';
 import { openPacket } from './open-packet.js';
 import { listenText, loopbackListen } from './loopback-listen.js';
 import { optionValue, parseOptions } from './options.js';
+import { jsonLine } from './json-line.js';
 
 const COMMAND = 'view';
 const PREFIX = `pipelock-egress ${COMMAND}`;
@@ -51,7 +52,12 @@ export async function viewCommand(args: readonly string[], io: CliIo): Promise<n
     process.once('SIGINT', () => resolve());
   });
   io.out(
-    `${JSON.stringify({ event: 'listening', url: viewer.url, verdict: view.verdict.verdict, receipts: view.rows.length })}\n`,
+    jsonLine({
+      event: 'listening',
+      url: viewer.url,
+      verdict: view.verdict.verdict,
+      receipts: view.rows.length,
+    }),
   );
   io.err(
     `${PREFIX}: ${dir}: verdict ${view.verdict.verdict}; open ${viewer.url} (the address is the key: share it with no one); Ctrl-C stops\n`,

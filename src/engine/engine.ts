@@ -26,6 +26,7 @@ import { loadUndici, UpstreamPools } from './upstream-pools.js';
 import { DEFAULT_LIMITS, httpServerOptions, type EngineLimits } from './limits.js';
 import { clientErrorRefusal, refuseResponse, refuseSocket, type Refusal } from './refusal.js';
 import {
+  quoted,
   tunnelScheme,
   tunnelTarget,
   webSocketTarget,
@@ -886,7 +887,7 @@ export class Engine {
       const refusal = {
         status: 400,
         layer: 'request',
-        reason: `only WebSocket upgrades (GET with Upgrade: websocket) are proxied, not this ${req.method ?? ''} upgrade to ${JSON.stringify((req.headers.upgrade ?? '').slice(0, 40))}: send the request without Upgrade (curl: no --http2 for http:// URLs; over https://, HTTP/1.1 is negotiated)`,
+        reason: `only WebSocket upgrades (GET with Upgrade: websocket) are proxied, not this ${req.method ?? ''} upgrade to ${JSON.stringify(quoted(req.headers.upgrade ?? '', this.redactQuote))}: send the request without Upgrade (curl: no --http2 for http:// URLs; over https://, HTTP/1.1 is negotiated)`,
       };
       return refuse(located.target, refusal, req.method ?? '');
     }

@@ -7,6 +7,7 @@
 import { formatHost, type Host } from '../policy/index.js';
 import { parseRequestTarget } from '../policy/target.js';
 import type { Refusal } from './refusal.js';
+import { cutAt } from '../shorten.js';
 
 export type Located =
   { ok: true; target: string } | { ok: false; target: string; refusal: Refusal };
@@ -59,6 +60,20 @@ export function webSocketTarget(url: string): Located {
       },
     };
   }
+  // As in a request line, where HTTP allows none: a host that only looks like another
+  // (Cyrillic а for a) would be recorded and shown as the one it mimics.
+  if (/[^\x21-\x7e]/.test(target)) {
+    return {
+      ok: false,
+      target: 'pipelock://request/unparsed',
+      refusal: {
+        status: 400,
+        layer: 'request',
+        reason:
+          'the WebSocket URL holds a character outside printable ASCII; send it as a URL parser writes it: an international host name in punycode (xn--…), the path percent-encoded',
+      },
+    };
+  }
   if (/^wss?:\/\//i.test(target)) return { ok: true, target };
   return {
     ok: false,
@@ -83,8 +98,8 @@ const QUOTED_CHARS = 200;
  * The client's text as a reason quotes it: its secrets cut out first, then cut short. Cut
  * first, a secret that spans the cut would leave a piece no redaction recognises.
  */
-function quoted(text: string, redact: Redact): string {
-  return redact(text).slice(0, QUOTED_CHARS);
+export function quoted(text: string, redact: Redact): string {
+  return cutAt(redact(text), QUOTED_CHARS);
 }
 
 /**

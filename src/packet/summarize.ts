@@ -50,22 +50,17 @@ export interface ChainSummary {
 
 const SESSION_TRANSPORT = 'receipt_session';
 
-/** The destination a target names: host[:port] of a URL, or the CONNECT authority itself. */
+/**
+ * The destination a target names: host[:port] of a URL, or the CONNECT authority itself (which
+ * a URL parser would misread: `http:8080` is a host named http, not a URL).
+ */
 export function destinationOf(target: string): string {
+  if (!/^(?:https?|wss?):\/\//i.test(target)) return target;
   try {
-    const url = new URL(target);
-    if (
-      url.protocol === 'http:' ||
-      url.protocol === 'https:' ||
-      url.protocol === 'ws:' ||
-      url.protocol === 'wss:'
-    ) {
-      return url.host;
-    }
+    return new URL(target).host;
   } catch {
-    // not a URL: an authority (host:port) as CONNECT names it
+    return target;
   }
-  return target;
 }
 
 /** The host alone, for `domains_touched`. */

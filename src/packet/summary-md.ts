@@ -4,7 +4,8 @@
 import type { VerificationReport } from '../cli/verification-report.js';
 import { destinationsToList, type ChainSummary, type DestinationCounts } from './summarize.js';
 import { showInvisible } from '../invisible.js';
-import { METHODS } from '../policy/index.js';
+import { shortened } from '../shorten.js';
+import { METHODS, parseDestination } from '../policy/index.js';
 import type { EngineLogFacts } from './engine-log.js';
 import { PACKET_FILES, POLICY_HASH_FILE } from './packet-json.js';
 
@@ -36,7 +37,9 @@ const VERDICT_LINES: Record<string, string> = {
 function code(text: string): string {
   // A lone CR ends a line for Markdown too: escaped, with every other invisible character.
   const flat = showInvisible(text.replace(/\r?\n/g, ' '));
-  const cut = flat.length > MAX_CODE_CHARS ? `${flat.slice(0, MAX_CODE_CHARS)}…` : flat;
+  const cut = shortened(flat, MAX_CODE_CHARS);
+  // An empty code span cannot be written: its two backticks would open one instead.
+  if (cut === '') return '—';
   const longestRun = Math.max(0, ...(cut.match(/`+/g) ?? []).map((run) => run.length));
   const fence = '`'.repeat(longestRun + 1);
   const pad = longestRun > 0 ? ' ' : '';
@@ -179,6 +182,8 @@ function suggestedRules(summary: ChainSummary): string[] {
   const rules = new Map<string, Set<string>>();
   for (const d of listed) {
     const destination = d.destination.replace(/:(?:80|443)$/, '');
+    // A malformed target (refused whatever the mode) names no destination a rule could.
+    if (!parseDestination(destination).ok) continue;
     const methods = rules.get(destination) ?? new Set<string>();
     rules.set(destination, methods);
     for (const method of d.methods) if (method !== 'CONNECT') methods.add(method);

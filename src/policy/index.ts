@@ -22,5 +22,5 @@ export { formatPolicyError, type PolicyError, type PolicyErrorCode } from './err
 export { policyHash } from './hash.js';
 export { METHODS, type Method } from './schema.js';
 export { formatHost, type Host } from './host.js';
-export type { Destination } from './destination.js';
+export { parseDestination, type Destination } from './destination.js';
 export type { RequestTarget } from './target.js';

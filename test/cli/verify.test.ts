@@ -634,6 +634,28 @@ test('a malformed line is CHAIN BROKEN with its place, not a crash', async () =>
   assert.match(stdout, /^CHAIN BROKEN: .*\n {2}Error: {4}.*malformed\.jsonl: line 2: invalid JSON/);
 });
 
+test('what the evidence holds reaches the terminal escaped: a crafted key with CSI, bidi and a line separator', async () => {
+  const hostile = 'x\u009b2K\u001b[1A\u202eCHAIN VALID\u2028';
+  const line = (sample[1]?.text ?? '').replace(
+    '"action_record":{',
+    `"action_record":{${JSON.stringify(hostile)}:1,`,
+  );
+  assert.notEqual(line, sample[1]?.text);
+  const broken = file('hostile-key.jsonl', `${sample[0]?.text ?? ''}${line}`);
+  const { code, stdout } = await cli(
+    'verify',
+    '--receipt-chain',
+    broken,
+    '--public-key',
+    SAMPLE_KEY,
+  );
+  assert.equal(code, 1);
+  assert.match(stdout, /^CHAIN BROKEN: /);
+  assert.match(stdout, /\\u009b2K/);
+  // eslint-disable-next-line no-control-regex -- the raw characters must not be there
+  assert.doesNotMatch(stdout, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2028]/);
+});
+
 test('usage errors exit 2 with the usage text', async () => {
   for (const argv of [
     ['verify'],

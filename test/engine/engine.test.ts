@@ -1532,6 +1532,34 @@ for (const [what, upgrade, status, layer, method] of [
   });
 }
 
+test('the Upgrade value a refusal quotes has its secrets cut out before it is cut short: no piece of a bound secret spanning the cut is left', async () => {
+  const secret = 'Zq8vN3xP0wLk7sRt2YbH5mCd9FgJ4aUe';
+  const withSecretValues = (policy: (port: number) => string) => (port: number) =>
+    `${policy(port)}secrets:\n  - env: PTOKEN\n    allow: ["strict.example.test"]\n`;
+  const f = await fixture(withSecretValues(basicPolicy), echo, {
+    secretValues: { PTOKEN: secret },
+  });
+  try {
+    const target = `api.example.test:${f.origin.port}`;
+    // The secret starts 20 characters in: a cut at 40 before redacting would keep 20 of it.
+    const upgrade = `h2c-${'a'.repeat(16)}${secret}`;
+    const { text } = await rawExchange(
+      f.proxy.port,
+      `GET http://${target}/r/x HTTP/1.1\r\nHost: ${target}\r\nConnection: Upgrade\r\nUpgrade: ${upgrade}\r\n\r\n`,
+    );
+    assert.equal(statusOf(text), 400, text);
+    assert.match(text, /not this GET upgrade to "h2c-a{16}\[REDACTED:secret:PTOKEN\]"/);
+    await f.proxy.stop();
+    const evidence = readdirSync(f.proxy.dir)
+      .map((name) => readFileSync(join(f.proxy.dir, name), 'utf8'))
+      .join('');
+    assert.equal(evidence.includes(secret.slice(0, 8)), false);
+    assert.equal(f.origin.hits, 0);
+  } finally {
+    await f.close();
+  }
+});
+
 test('50 MB pass both ways with the default limits (chunked upload, fixed-length download)', async () => {
   const size = 50 * 1000 * 1000;
   const piece = randomBytes(1024 * 1024);

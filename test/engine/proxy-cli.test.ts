@@ -170,6 +170,43 @@ test('proxy CLI: ready line, traffic, SIGTERM seals the evidence and exits 0', a
   }
 });
 
+test('proxy CLI: what a client sent reaches the log lines escaped: no C1 control (CSI), bidi override or line separator raw', async () => {
+  const origin = await startOrigin(echo);
+  const dir = tempDir();
+  const cli = runCli(
+    loopbackProxy(
+      policyFile(dir, policyFor(origin.port)),
+      join(dir, 'evidence'),
+      '--resolve',
+      'api.example.test:127.0.0.1',
+    ),
+  );
+  try {
+    const ready = await readyOrExit(cli);
+    const port = Number(new URL(String(ready.url)).port);
+    const target = `api.example.test:${origin.port}`;
+    // Header bytes are read as latin1: 0x9b is U+009B, a terminal's CSI.
+    const hostile = Buffer.from('gzip\x9b1A\x9b2K\xe2\x80\xae, chunked', 'latin1');
+    const { text } = await rawExchange(port, [
+      `POST http://${target}/r/x HTTP/1.1\r\nHost: ${target}\r\nTransfer-Encoding: `,
+      hostile,
+      '\r\n\r\n0\r\n\r\n',
+    ]);
+    assert.match(text, /^HTTP\/1\.1 [45]\d\d /);
+    await waitFor(() => cli.stderr().includes('\\u009b'), 3_000, 'the escaped decision line');
+    assert.doesNotMatch(cli.stderr(), /[\u0080-\u009f\u202a-\u202e\u2028\u2029]/);
+    const line = cli
+      .stderr()
+      .split('\n')
+      .find((l) => l.includes('\\u009b'));
+    assert.match(String((JSON.parse(line ?? '') as { reason: string }).reason), /\u009b1a/i);
+  } finally {
+    cli.child.kill('SIGKILL');
+    await origin.close();
+    cleanup(dir);
+  }
+});
+
 test('proxy CLI: a second SIGTERM or SIGINT while it stops does not end it before it has sealed', async () => {
   // An origin that never answers: the engine waits for the request in flight as it stops.
   const origin = await startOrigin(() => undefined);

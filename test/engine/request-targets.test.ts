@@ -52,6 +52,24 @@ test('a WebSocket target with a space or a control character once decoded is ref
   });
 });
 
+test('a WebSocket target with a character outside printable ASCII once decoded is refused (a lookalike host, a raw U+00A0)', () => {
+  for (const given of [
+    'ws%3A%2F%2F%D0%B0pi.test%2F',
+    'ws%3A%2F%2Fapi.test%2F%C2%A0',
+    'ws%3A%2F%2Fapi.test%2F%E2%80%AE',
+    'ws%3A%2F%2Fb%C3%BCcher.example%2F',
+  ]) {
+    const located = webSocketTarget(`/ws?url=${given}`);
+    assert.equal(located.ok, false, given);
+    assert.equal(located.target, 'pipelock://request/unparsed');
+    assert.match(!located.ok ? located.refusal.reason : '', /outside printable ASCII; .* punycode/);
+  }
+  assert.deepEqual(webSocketTarget('/ws?url=ws%3A%2F%2Fxn--bcher-kva.example%2F%25C3%25BC'), {
+    ok: true,
+    target: 'ws://xn--bcher-kva.example/%C3%BC',
+  });
+});
+
 test('a WebSocket handshake that names no ws(s) target is refused 400 with what to send', () => {
   const wrongScheme = webSocketTarget('/ws?url=http://echo.test/');
   assert.equal(wrongScheme.ok, false);

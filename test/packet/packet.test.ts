@@ -70,6 +70,9 @@ test('destinations and hosts: URLs give host:port, CONNECT targets are already a
   assert.equal(destinationOf('exfil.example:443'), 'exfil.example:443');
   assert.equal(hostOf('exfil.example:443'), 'exfil.example');
   assert.equal(hostOf('[2001:db8::1]:8080'), '2001:db8::1');
+  // A host named http is no URL: `http:43221` is a CONNECT authority, not http://0.0.168.213/.
+  assert.equal(destinationOf('http:43221'), 'http:43221');
+  assert.equal(destinationOf('wss:8443'), 'wss:8443');
 });
 
 test('summary: totals sum to the receipt count, unknown verdicts count as other, blocks per layer', () => {
@@ -410,6 +413,65 @@ test("the audit summary's policy is valid and allows every request of the run, t
   // A tunnel seen only from outside, and a method no rule names, leave the methods open.
   assert.match(yaml, /- destination: "opaque\.example"\n(?! {4}methods)/);
   assert.match(yaml, /- destination: "dav\.example:8443"\n(?! {4}methods)/);
+});
+
+test("the audit summary's policy names no malformed target: nothing the agent spelled reaches it raw", () => {
+  const markdown = summaryMarkdown({
+    report: report('valid'),
+    summary: summarizeChain([
+      ...chain,
+      receipt(8, {
+        verdict: 'block',
+        method: 'WS',
+        transport: 'websocket',
+        target: 'ws://[\u202emoc.buhtig.ipa//:sptth"',
+        layer: 'request',
+      }),
+      receipt(9, {
+        verdict: 'block',
+        method: '',
+        target: 'pipelock://request/unparsed',
+        layer: 'request',
+      }),
+    ]),
+    agentExitCode: 0,
+    agentIdentity: 'a',
+    policyMode: 'audit',
+    policyHash: 'f'.repeat(64),
+    unsupported: [],
+  });
+  const yaml = /```yaml\n([^]*?)```/.exec(markdown)?.[1] ?? '';
+  assert.doesNotMatch(yaml, /moc|pipelock:/);
+  assert.ok(parsePolicy(Buffer.from(yaml), 'suggested.yaml').ok, yaml);
+  assert.doesNotMatch(markdown, /\u202e/);
+  // An empty method is no code span: two backticks would open one that swallows the line.
+  assert.ok(markdown.includes('- seq 9: — `pipelock://request/unparsed`: request'), markdown);
+});
+
+test('summary.md cuts a long target between characters, never inside one, and escapes what renders as nothing', () => {
+  const target = `ws://evil.test/${'a'.repeat(484)}\u{1f600}\u034f\u17b4rest`;
+  assert.equal(target.charCodeAt(499), 0xd83d);
+  const markdown = summaryMarkdown({
+    report: report('valid'),
+    summary: summarizeChain([
+      receipt(1, { verdict: 'block', method: 'WS', target, layer: 'destination', pattern: 'p' }),
+      receipt(2, {
+        verdict: 'block',
+        method: 'WS',
+        target: 'ws://a\u034fpi.test\u2800/',
+        layer: 'destination',
+        pattern: 'p',
+      }),
+    ]),
+    agentExitCode: 0,
+    agentIdentity: 'a',
+    policyMode: 'enforce',
+    policyHash: 'f'.repeat(64),
+    unsupported: [],
+  });
+  assert.ok(markdown.includes(`\`ws://evil.test/${'a'.repeat(484)}…\``), markdown);
+  assert.doesNotMatch(markdown, /\p{Cs}/u, 'no half of a surrogate pair');
+  assert.ok(markdown.includes('`ws://a\\u034fpi.test\u2800/`'), markdown);
 });
 
 test('requests refused unrecorded: counted from the engine log and said in summary.md', () => {

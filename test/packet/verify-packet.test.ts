@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSy
 import { join } from 'node:path';
 import { cli } from '../cli/run-cli.js';
 import { scratchDir } from '../scratch.js';
-import { SAMPLE_KEY } from '../receipts/sample-evidence.js';
+import { SAMPLE_KEY, sampleDecision } from '../receipts/sample-evidence.js';
 import { writeSamplePacket } from './packet-fixture.js';
 import { jsonDifferences } from '../../src/packet/check/json-differences.js';
 import { packetVerdict } from '../../src/packet/check/packet-checks.js';
@@ -96,6 +96,17 @@ test('a packet as run writes it: the chain, then every file ok; exit 0; the repo
     files.map((f) => [f.file, f.status]),
     FILES.map((f) => [f, 'ok']),
   );
+});
+
+test('a packet whose summary cuts a target at an emoji verifies: the cut never splits a character', async () => {
+  const dir = join(scratchDir('pe-verify-packet-'), 'packet');
+  const target = `ws://evil.test/${'a'.repeat(484)}\u{1f600}${'b'.repeat(20)}`;
+  await writeSamplePacket(dir, 5, {
+    decide: (i) => (i === 4 ? { ...sampleDecision(i), method: 'WS', target } : sampleDecision(i)),
+  });
+  const { code, stdout } = await verify(dir);
+  assert.equal(code, 0, stdout);
+  assert.deepEqual(statuses(stdout), ALL_OK);
 });
 
 test('without a pinned key: PACKET UNPINNED, exit 1, unless --allow-unpinned; a wrong key: invalid', async () => {

@@ -8,6 +8,7 @@ import type { EngineLogFacts } from '../engine-log.js';
 import { ENGINE_LOG, PACKET_FILES, POLICY_FILE, THIS_ENGINE } from '../packet-json.js';
 import { packetPolicy, reportFiles, type ReportFiles } from '../report-files.js';
 import type { ChainSummary } from '../summarize.js';
+import { shortened } from '../../shorten.js';
 import { jsonDifferences } from './json-differences.js';
 import { parsePacketStatements, type PacketStatements } from './packet-statements.js';
 import { runBinding } from './run-binding.js';
@@ -82,9 +83,7 @@ function firstDifferentLine(actual: string, expected: string): string {
   const index = a.findIndex((line, i) => line !== e[i]);
   const at = index === -1 ? a.length : index;
   const shown = (line: string | undefined): string =>
-    line === undefined
-      ? '(the end)'
-      : JSON.stringify(line.length > 80 ? `${line.slice(0, 80)}…` : line);
+    line === undefined ? '(the end)' : JSON.stringify(shortened(line, 80));
   return `line ${at + 1} is ${shown(a[at])}, should be ${shown(e[at])}`;
 }
 

@@ -1,8 +1,8 @@
 // Where two JSON values differ, as dotted paths a reader can find in the file. Pure.
+import { shortened } from '../../shorten.js';
 
 function show(value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value);
-  return text.length > 80 ? `${text.slice(0, 80)}…` : text;
+  return shortened(JSON.stringify(value) ?? String(value), 80);
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -8,6 +8,7 @@ import {
 } from '../../cli/verification-report.js';
 import type { EvidenceReport } from '../../receipts/index.js';
 import { PACKET_FILES } from '../packet-json.js';
+import { shortened } from '../../shorten.js';
 import { mismatch, ok, unread, type FileCheck, type FileFact } from './file-check.js';
 
 const VERIFIED: ReadonlySet<Verdict> = new Set(['valid', 'self_consistent_only']);
@@ -32,8 +33,10 @@ function canonical(value: unknown): string {
 }
 
 function shown(value: unknown): string {
-  const text = typeof value === 'object' && value !== null ? canonical(value) : String(value);
-  return text.length > 80 ? `${text.slice(0, 80)}…` : text;
+  return shortened(
+    typeof value === 'object' && value !== null ? canonical(value) : String(value),
+    80,
+  );
 }
 
 export function reportCheck(
