@@ -43212,7 +43212,7 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
   const cutHidden = (text2, withDetectors) => {
     const views = withUnicodeFolded([
       { text: text2, where: "text" },
-      ...percentDecodings(text2).map((decoded) => ({ text: decoded, where: "text" }))
+      ...decodedReadings(text2).map((decoded) => ({ text: decoded, where: "text" }))
     ]).slice(1);
     if (text2.includes(".")) {
       views.push(
@@ -43269,7 +43269,7 @@ var HOST = "host name";
 function urlViews(target, host) {
   const views = withUnicodeFolded([
     { text: target, where: "URL" },
-    ...percentDecodings(target).map((decoded) => ({ text: decoded, where: "URL" }))
+    ...decodedReadings(target).map((decoded) => ({ text: decoded, where: "URL" }))
   ]);
   if (host?.kind === "name") {
     views.push({ text: hostAsSent(target).replaceAll(".", ""), where: HOST });
@@ -43282,6 +43282,13 @@ function hostAsSent(target) {
   const rest = scheme >= 0 ? target.slice(scheme + 3) : target;
   const authority = /^[^/?#]*/.exec(rest)?.[0] ?? "";
   return authority.slice(authority.lastIndexOf("@") + 1);
+}
+function decodedReadings(text2) {
+  const form = text2.replaceAll("+", " ");
+  if (form === text2) return percentDecodings(text2);
+  const decodedForm = percentDecodings(form);
+  const formReadings = decodedForm.length === 0 ? [form] : decodedForm;
+  return [.../* @__PURE__ */ new Set([...formReadings, ...percentDecodings(text2)])];
 }
 function percentDecodings(text2) {
   const decodings = [];
@@ -43303,7 +43310,7 @@ function redact(detector, target, forms) {
   const label = `[REDACTED:${detector}]`;
   const replaced = forms.reduce((text2, form) => text2.replaceAll(form, label), target);
   const leftover = forms.some(
-    (form) => percentDecodings(replaced).some((decoded) => decoded.includes(form)) || withoutSeparators(replaced).toLowerCase().includes(withoutSeparators(form).toLowerCase())
+    (form) => decodedReadings(replaced).some((decoded) => decoded.includes(form)) || withoutSeparators(replaced).toLowerCase().includes(withoutSeparators(form).toLowerCase())
   );
   return replaced === target || leftover ? label : replaced;
 }
@@ -43472,7 +43479,7 @@ function headerViews(headers) {
     views.push({ text: `${name}: ${value}`, where });
     const utf83 = Buffer.from(value, "latin1").toString("utf8");
     if (utf83 !== value) views.push({ text: utf83, where });
-    for (const decoded of percentDecodings(value)) views.push({ text: decoded, where });
+    for (const decoded of decodedReadings(value)) views.push({ text: decoded, where });
     for (const decoded of [
       jsonUnescaped(value),
       characterReferencesDecoded(value),
@@ -43492,17 +43499,18 @@ function decodedBodyViews(sent, decoded) {
 }
 function textViews(text2, where) {
   const texts = [text2];
-  const form = text2.replace(/\+/g, " ");
-  const decodings = [
-    .../* @__PURE__ */ new Set([...percentDecodings(form), ...form === text2 ? [] : percentDecodings(text2)])
-  ];
-  for (const decoded of decodings) texts.push(...withJsonUnescaped(decoded));
+  for (const decoded of decodedReadings(text2)) texts.push(...withJsonUnescaped(decoded));
   const strings = jsonStrings(text2) ?? jsonUnescaped(text2);
   if (strings !== void 0) texts.push(...withJsonUnescaped(strings));
   const references = characterReferencesDecoded(text2);
   if (references !== void 0) texts.push(references);
-  const views = [...new Set(texts)].map((view) => ({ text: view, where }));
-  if (decodings.length === 0 && form !== text2) views.push({ text: form, where, decodeRuns: false });
+  const form = text2.replaceAll("+", " ");
+  const views = [...new Set(texts)].map(
+    (view) => (
+      // Spaces for `+` alone only cut the text's base64 runs in pieces: nothing new to decode.
+      view === form && form !== text2 ? { text: view, where, decodeRuns: false } : { text: view, where }
+    )
+  );
   const quotedPrintable = quotedPrintableDecoded(text2);
   if (quotedPrintable !== void 0)
     views.push({ text: quotedPrintable, where, decodeRuns: false });
@@ -43717,17 +43725,30 @@ var inflateRaw = measured(inflateRawSync);
 var DECODERS = {
   gzip: measured(gunzipSync),
   "x-gzip": measured(gunzipSync),
-  // "deflate" is zlib-wrapped by the standard, raw in some clients' hands: accept both.
+  // "deflate" is zlib-wrapped by the standard, raw in some clients' hands: accept both, but
+  // not a body crafted to be both, whose raw reading (Go's, Java's nowrap) the scan would miss.
   deflate: (body2, maxOutputLength) => {
+    let zlib;
     try {
-      return inflateZlib(body2, maxOutputLength);
+      zlib = inflateZlib(body2, maxOutputLength);
     } catch (error2) {
       if (error2 instanceof RangeError) throw error2;
       return inflateRaw(body2, maxOutputLength);
     }
+    if (readsAsRawDeflate(body2, maxOutputLength))
+      throw new Error("it reads both as zlib and as raw deflate, which origins read differently");
+    return zlib;
   },
   br: measured(brotliDecompressSync)
 };
+function readsAsRawDeflate(body2, maxOutputLength) {
+  try {
+    inflateRaw(body2, maxOutputLength);
+    return true;
+  } catch (error2) {
+    return error2 instanceof RangeError;
+  }
+}
 function decodeBody(body2, contentEncoding, maxBytes) {
   const codings = (contentEncoding ?? "").split(",").map((coding) => coding.trim().toLowerCase()).filter((coding) => coding !== "" && coding !== "identity");
   let current = body2;

@@ -12,7 +12,14 @@ import { ProxyAgent, request } from 'undici';
 import { BUILTIN_DETECTORS, policyDetectors } from '../../src/engine/dlp/detectors.js';
 import { createSecretScanner, secretForms, type View } from '../../src/engine/dlp/secret-scan.js';
 import { bodyViews, headerViews, textViews } from '../../src/engine/dlp/content-views.js';
-import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
+import {
+  brotliCompressSync,
+  deflateRawSync,
+  deflateSync,
+  gzipSync,
+  inflateRawSync,
+  inflateSync,
+} from 'node:zlib';
 import { parseRequestTarget } from '../../src/policy/target.js';
 import { parseDestination } from '../../src/policy/destination.js';
 import { targetOf } from './target-of.js';
@@ -280,6 +287,47 @@ test('a bound secret spelled as a form field (a space as `+`), or percent-encode
   });
   assert.equal(
     withPlus.scanContent(textViews(body, 'body'), host, false)?.detector,
+    'secret:AGENT_TOKEN',
+  );
+});
+
+test('a bound secret with a space and a reserved character is found as a query or form field reads it, however its escapes are spelled', () => {
+  const host = targetOf('https://uploads.example/');
+  const secret = 'correct horse+battery/staple 42';
+  const scanner = createSecretScanner([], [{ env: 'AGENT_TOKEN', value: secret, allow: [] }]);
+  for (const spelled of [
+    'correct+horse%2Bbattery/staple+42', // Python's quote_plus(secret, safe='/')
+    'correct+horse%2bbattery%2fstaple+42',
+    '%63orrect+horse%2Bbattery/staple+42',
+  ]) {
+    assert.equal(new URLSearchParams(`d=${spelled}`).get('d'), secret);
+    const url = `https://paste.example/q?d=${spelled}`;
+    assert.equal(scan(url, scanner)?.detector, 'secret:AGENT_TOKEN', url);
+    assert.equal(scanner.redactBound(url), '[REDACTED:secret:AGENT_TOKEN]', url);
+    for (const header of [
+      ['Cookie', `d=${spelled}`],
+      ['X-A', spelled],
+    ])
+      assert.equal(
+        scanner.scanContent(headerViews(header), host, false)?.detector,
+        'secret:AGENT_TOKEN',
+      );
+    assert.equal(
+      scanner.scanContent(textViews(`d=${spelled}`, 'body'), host, false)?.detector,
+      'secret:AGENT_TOKEN',
+    );
+  }
+  // With nothing escaped at all: a space for each `+` is the whole reading.
+  const plain = createSecretScanner(
+    [],
+    [{ env: 'AGENT_TOKEN', value: 'correct horse/battery', allow: [] }],
+  );
+  assert.equal(
+    scan('https://paste.example/q?d=correct+horse/battery', plain)?.detector,
+    'secret:AGENT_TOKEN',
+  );
+  assert.equal(
+    plain.scanContent(textViews('d=correct+horse/battery', 'body'), host, false)?.detector,
     'secret:AGENT_TOKEN',
   );
 });
@@ -1257,6 +1305,47 @@ test('content views: Basic credentials decoded, form and JSON escapes undone, ev
   const garbled = bodyViews(Buffer.from('not gzip'), 'gzip', 1024);
   assert.ok(!garbled.ok && /cannot be decoded/.test(garbled.reason));
 });
+
+test('a deflate body crafted to read one way as zlib and another as raw deflate is refused, not scanned as one of them', () => {
+  const token = SAMPLES['github-token'] ?? '';
+  const polyglot = zlibAndRawDeflate(deflateRawSync(Buffer.from(`token=${token}`)));
+  assert.doesNotMatch(inflateSync(polyglot).toString('latin1'), /token=/);
+  assert.match(inflateRawSync(polyglot).toString('latin1'), new RegExp(`token=${token}$`));
+  const views = bodyViews(polyglot, 'deflate', 1024 * 1024);
+  assert.ok(!views.ok);
+  assert.match(
+    views.ok ? '' : views.reason,
+    /deflate-encoded body cannot be decoded for scanning \(it reads both as zlib and as raw deflate/,
+  );
+});
+
+/**
+ * Deflate bytes that read two ways. As zlib: its header (78 01), one stored block of 0xfffe
+ * bytes, an empty final block and the checksum. As raw deflate from the first byte: 0x78 opens
+ * a stored block whose length field is 01 00 (one byte) and its complement fe ff (the zlib
+ * block's length); the zlib block's length complement (01 00) gives that byte and opens an
+ * empty stored block, whose fields are the first four bytes zlib reads as stored data; then
+ * `hidden`, a final block, ends the raw reading inside what zlib reads as stored bytes.
+ */
+function zlibAndRawDeflate(hidden: Buffer): Buffer {
+  const stored = Buffer.alloc(0xfffe, ' ');
+  Buffer.from([0x00, 0x00, 0xff, 0xff]).copy(stored, 0);
+  hidden.copy(stored, 4);
+  let a = 1;
+  let b = 0;
+  for (const byte of stored) {
+    a = (a + byte) % 65521;
+    b = (b + a) % 65521;
+  }
+  const adler32 = Buffer.alloc(4);
+  adler32.writeUInt32BE(((b << 16) | a) >>> 0);
+  return Buffer.concat([
+    Buffer.from([0x78, 0x01, 0x00, 0xfe, 0xff, 0x01, 0x00]),
+    stored,
+    Buffer.from([0x01, 0x00, 0x00, 0xff, 0xff]),
+    adler32,
+  ]);
+}
 
 test('a second layer of escapes and the other transfer spellings hide nothing: JSON in JSON or in a form field, quoted-printable, character references, a Buffer as JSON', () => {
   const token = SAMPLES['github-token'] ?? '';

@@ -3,7 +3,7 @@
 // character references decoded) and WebSocket messages.
 
 import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from 'node:zlib';
-import { percentDecodings, type View } from './secret-scan.js';
+import { decodedReadings, type View } from './secret-scan.js';
 import { withUnicodeFolded } from './unicode-folding.js';
 
 /**
@@ -21,7 +21,7 @@ export function headerViews(headers: readonly string[]): View[] {
     // what the origin reads, and what Unicode folding must see (fullwidth, zero-width).
     const utf8 = Buffer.from(value, 'latin1').toString('utf8');
     if (utf8 !== value) views.push({ text: utf8, where });
-    for (const decoded of percentDecodings(value)) views.push({ text: decoded, where });
+    for (const decoded of decodedReadings(value)) views.push({ text: decoded, where });
     for (const decoded of [
       jsonUnescaped(value),
       characterReferencesDecoded(value),
@@ -65,20 +65,18 @@ export function decodedBodyViews(sent: Buffer, decoded: Buffer): View[] {
  */
 export function textViews(text: string, where: string): View[] {
   const texts = [text];
-  // Form-decoded: `+` is a space, then percent escapes (as many times as they were nested);
-  // and percent-decoded alone, `+` kept (a URL in a JSON field: `%2F…+…`, as Go escapes a path).
-  // Spaces for `+` alone only cut the text's base64 runs in pieces: nothing new to decode.
-  const form = text.replace(/\+/g, ' ');
-  const decodings = [
-    ...new Set([...percentDecodings(form), ...(form === text ? [] : percentDecodings(text))]),
-  ];
-  for (const decoded of decodings) texts.push(...withJsonUnescaped(decoded));
+  for (const decoded of decodedReadings(text)) texts.push(...withJsonUnescaped(decoded));
   const strings = jsonStrings(text) ?? jsonUnescaped(text);
   if (strings !== undefined) texts.push(...withJsonUnescaped(strings));
   const references = characterReferencesDecoded(text);
   if (references !== undefined) texts.push(references);
-  const views = [...new Set(texts)].map((view): View => ({ text: view, where }));
-  if (decodings.length === 0 && form !== text) views.push({ text: form, where, decodeRuns: false });
+  const form = text.replaceAll('+', ' ');
+  const views = [...new Set(texts)].map((view): View =>
+    // Spaces for `+` alone only cut the text's base64 runs in pieces: nothing new to decode.
+    view === form && form !== text
+      ? { text: view, where, decodeRuns: false }
+      : { text: view, where },
+  );
   // Its encoded runs are not decoded again: quoted-printable carries text, and the `=` ending
   // a base64 part's last line before CRLF reads as a soft break that joins the blob to the
   // next line, a second copy of a blob of megabytes to decode.
@@ -369,17 +367,31 @@ const inflateRaw = measured(inflateRawSync);
 const DECODERS: Record<string, Decoder> = {
   gzip: measured(gunzipSync),
   'x-gzip': measured(gunzipSync),
-  // "deflate" is zlib-wrapped by the standard, raw in some clients' hands: accept both.
+  // "deflate" is zlib-wrapped by the standard, raw in some clients' hands: accept both, but
+  // not a body crafted to be both, whose raw reading (Go's, Java's nowrap) the scan would miss.
   deflate: (body, maxOutputLength) => {
+    let zlib: ZlibResult;
     try {
-      return inflateZlib(body, maxOutputLength);
+      zlib = inflateZlib(body, maxOutputLength);
     } catch (error) {
       if (error instanceof RangeError) throw error;
       return inflateRaw(body, maxOutputLength);
     }
+    if (readsAsRawDeflate(body, maxOutputLength))
+      throw new Error('it reads both as zlib and as raw deflate, which origins read differently');
+    return zlib;
   },
   br: measured(brotliDecompressSync),
 };
+
+function readsAsRawDeflate(body: Buffer, maxOutputLength: number): boolean {
+  try {
+    inflateRaw(body, maxOutputLength);
+    return true;
+  } catch (error) {
+    return error instanceof RangeError;
+  }
+}
 
 /** The body with its Content-Encoding undone, never beyond `maxBytes`. */
 export function decodeBody(

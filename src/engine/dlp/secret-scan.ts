@@ -299,7 +299,7 @@ export function createSecretScanner(
   const cutHidden = (text: string, withDetectors: boolean): string => {
     const views = withUnicodeFolded([
       { text, where: 'text' },
-      ...percentDecodings(text).map((decoded) => ({ text: decoded, where: 'text' })),
+      ...decodedReadings(text).map((decoded) => ({ text: decoded, where: 'text' })),
     ]).slice(1);
     // A host name quoted in the text (an SNI, a Host header, a target's host) is read as the
     // URL scan reads one: a secret split over its labels is whole there.
@@ -371,7 +371,7 @@ const HOST = 'host name';
 function urlViews(target: string, host: Host | undefined): View[] {
   const views: View[] = withUnicodeFolded([
     { text: target, where: 'URL' },
-    ...percentDecodings(target).map((decoded) => ({ text: decoded, where: 'URL' })),
+    ...decodedReadings(target).map((decoded) => ({ text: decoded, where: 'URL' })),
   ]);
   if (host?.kind === 'name') {
     views.push({ text: hostAsSent(target).replaceAll('.', ''), where: HOST });
@@ -386,6 +386,21 @@ function hostAsSent(target: string): string {
   const rest = scheme >= 0 ? target.slice(scheme + 3) : target;
   const authority = /^[^/?#]*/.exec(rest)?.[0] ?? '';
   return authority.slice(authority.lastIndexOf('@') + 1);
+}
+
+/**
+ * A text read as a query or form field reads it (`+` a space, then percent escapes:
+ * URLSearchParams and Python's parse_qs read `a+b%2Bc/d` as `a b+c/d`) and percent-decoded with
+ * its `+` kept (a URL in a JSON field: `%2F…+…`, as Go escapes a path): each reading that
+ * differs from the text.
+ */
+export function decodedReadings(text: string): string[] {
+  const form = text.replaceAll('+', ' ');
+  if (form === text) return percentDecodings(text);
+  const decodedForm = percentDecodings(form);
+  // With no escape to undo, the form reading is the text with a space for each `+`.
+  const formReadings = decodedForm.length === 0 ? [form] : decodedForm;
+  return [...new Set([...formReadings, ...percentDecodings(text)])];
 }
 
 /**
@@ -420,7 +435,7 @@ function redact(detector: string, target: string, forms: readonly string[]): str
   // labels) cannot be cut out of it: then nothing of the target is shown.
   const leftover = forms.some(
     (form) =>
-      percentDecodings(replaced).some((decoded) => decoded.includes(form)) ||
+      decodedReadings(replaced).some((decoded) => decoded.includes(form)) ||
       withoutSeparators(replaced).toLowerCase().includes(withoutSeparators(form).toLowerCase()),
   );
   return replaced === target || leftover ? label : replaced;
