@@ -342,12 +342,8 @@ function engineLaunch(
       ...request.pins.flatMap((pin) => ['--resolve', pin]),
       ...(request.upstreamCaPem === undefined ? [] : ['--upstream-ca', layout.upstreamCaFile]),
     ],
-    env: {
-      PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
-      LANG: 'C.UTF-8',
-      HOME: '/nonexistent',
-      ...request.secretValues,
-    },
+    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8', HOME: '/nonexistent' },
+    secretValues: request.secretValues,
     logFile: layout.engineLog,
   };
 }

@@ -21,8 +21,13 @@ export interface EngineLaunch {
   readonly gid: number;
   /** `proxy` options after the listener: policy, evidence dir, key, pins, CA. */
   readonly proxyArgs: readonly string[];
-  /** Bound secrets the engine must recognise; passed in its environment, never on a command line. */
   readonly env: Readonly<Record<string, string>>;
+  /**
+   * Bound secrets the engine must recognise: sent over its IPC channel, never on a command
+   * line nor in its environment, where a name such as NODE_OPTIONS or LD_PRELOAD would be read
+   * by the engine's own runtime.
+   */
+  readonly secretValues: Readonly<Record<string, string>>;
   readonly logFile: string;
 }
 
@@ -55,6 +60,8 @@ export class EngineProcess {
   private constructor(
     private readonly child: ChildProcess,
     private readonly logFile: string,
+    /** Settles once the engine has its bound secrets (the first message it reads). */
+    private readonly secretsSent: Promise<void>,
   ) {
     if (child.stdout === null || child.stderr === null)
       throw new Error('engine output is not piped');
@@ -94,7 +101,23 @@ export class EngineProcess {
       ],
       { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...launch.env } },
     );
-    return new EngineProcess(child, launch.logFile);
+    // Sent at once: the engine reads it while it loads, before it waits for its listener.
+    const secretsSent = new Promise<void>((resolve, reject) =>
+      child.send({ type: 'secrets', values: launch.secretValues }, (error) =>
+        error
+          ? reject(
+              new BoundaryError(
+                `passing the bound secrets to the engine failed: ${error.message}`,
+                {
+                  cause: error,
+                },
+              ),
+            )
+          : resolve(),
+      ),
+    );
+    secretsSent.catch(() => undefined);
+    return new EngineProcess(child, launch.logFile, secretsSent);
   }
 
   /** Hands over the listening socket and waits for the ready line. */
@@ -124,6 +147,7 @@ export class EngineProcess {
     });
     try {
       await Promise.race([this.spawned(), exited, timeout]);
+      await Promise.race([this.secretsSent, exited, timeout]);
       await new Promise<void>((resolve, reject) =>
         // Node's typings name only Socket and Server; a bare handle travels as its net.Native.
         child.send({ type: 'listener' }, listener as unknown as Server, (error) =>

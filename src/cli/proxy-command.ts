@@ -22,6 +22,7 @@ import { readPolicyFile } from './policy-file.js';
 import { replaceFile } from './replace-file.js';
 import { identityProblem } from '../agent-identity.js';
 import { jsonLine } from './json-line.js';
+import { ParentChannel } from './parent-channel.js';
 
 const COMMAND = 'proxy';
 
@@ -67,9 +68,16 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
     for (const error of policy.errors) io.err(`${formatPolicyError(error)}\n`);
     return 1;
   }
+  let secretSource: NodeJS.ProcessEnv;
+  try {
+    secretSource = listen instanceof ParentChannel ? await inheritedSecrets(listen) : process.env;
+  } catch (error) {
+    io.err(`pipelock-egress ${COMMAND}: ${(error as Error).message}\n`);
+    return 1;
+  }
   const secretValues = engineSecretValues(
     policy.policy,
-    process.env,
+    secretSource,
     io,
     `pipelock-egress ${COMMAND}`,
   );
@@ -174,16 +182,16 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  if (listen === 'inherited') process.once('disconnect', () => stop('SIGTERM'));
+  if (listen instanceof ParentChannel) process.once('disconnect', () => stop('SIGTERM'));
   try {
     let address: { host: string; port: number };
     try {
       address = await engine.listen(
-        listen === 'inherited' ? { handle: await inheritedListener() } : listen,
+        listen instanceof ParentChannel ? { handle: await inheritedListener(listen) } : listen,
       );
     } catch (error) {
       writer.withdraw();
-      const where = listen === 'inherited' ? 'the inherited listener' : listenText(listen);
+      const where = listen instanceof ParentChannel ? 'the inherited listener' : listenText(listen);
       io.err(
         `pipelock-egress ${COMMAND}: cannot listen on ${where}: ${(error as Error).message}\n`,
       );
@@ -222,14 +230,15 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
       }),
     );
     // An open IPC channel would keep the process alive.
-    if (listen === 'inherited' && process.connected) process.disconnect();
+    if (listen instanceof ParentChannel && process.connected) process.disconnect();
     return 0;
   } finally {
     process.off('SIGTERM', stop).off('SIGINT', stop);
   }
 }
 
-function listenTarget(options: ParsedOptions): { host: string; port: number } | 'inherited' {
+/** The address to listen on, or the parent (`run`) that passes the listener and the bound secrets. */
+function listenTarget(options: ParsedOptions): { host: string; port: number } | ParentChannel {
   const listen = optionValue(options, 'listen');
   const inherited = options.flags.has('listen-inherited');
   if (inherited && listen !== undefined) {
@@ -241,25 +250,34 @@ function listenTarget(options: ParsedOptions): { host: string; port: number } | 
         `${COMMAND}: --listen-inherited needs a parent that passes the listening socket over Node IPC (pipelock-egress run does)`,
       );
     }
-    return 'inherited';
+    return new ParentChannel();
   }
   // The engine is an open relay to whatever the policy allows.
   return loopbackListen(COMMAND, 'the proxy', requireOption(options, 'listen'));
 }
 
 /** The listening socket `run` opened inside the agent's namespace, passed over IPC as a bare handle. */
-function inheritedListener(): Promise<object> {
-  return new Promise((resolve, reject) => {
-    const onDisconnect = (): void =>
-      reject(new Error('the parent went away before passing a listener'));
-    process.once('disconnect', onDisconnect);
-    process.once('message', (message: { type?: unknown }, handle: unknown) => {
-      process.off('disconnect', onDisconnect);
-      if (message.type === 'listener' && typeof handle === 'object' && handle !== null)
-        resolve(handle);
-      else reject(new Error('the parent passed no listening socket'));
-    });
-  });
+async function inheritedListener(parent: ParentChannel): Promise<object> {
+  const { handle } = await parent.next('listener', 'a listening socket');
+  if (typeof handle !== 'object' || handle === null)
+    throw new Error('the parent passed no listening socket');
+  return handle;
+}
+
+/**
+ * The bound secrets' values, from `run` over IPC: in the environment, a name the engine's own
+ * runtime reads (NODE_OPTIONS, LD_PRELOAD) would configure it.
+ */
+async function inheritedSecrets(parent: ParentChannel): Promise<Record<string, string>> {
+  const { message } = await parent.next('secrets', 'the bound secrets');
+  const { values } = message;
+  if (
+    typeof values !== 'object' ||
+    values === null ||
+    Object.values(values).some((value) => typeof value !== 'string')
+  )
+    throw new Error('the parent passed bound secrets that are not names and string values');
+  return { ...(values as Record<string, string>) };
 }
 
 function requireOption(options: ParsedOptions, name: string): string {

@@ -127,6 +127,7 @@ function spawnFakeEngine(script: string, logFile: string): EngineProcess {
     gid: nobody,
     proxyArgs: [],
     env: {},
+    secretValues: {},
     logFile,
   });
 }

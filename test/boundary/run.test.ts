@@ -266,18 +266,24 @@ ${viaProxy} --data-binary @"$body" http://127.0.0.1:${origin.port}/leak; echo
   ]);
 });
 
-test('no secret is on any command line while the agent runs (bound secrets, the signing key)', async () => {
+test("no secret is on any command line while the agent runs (bound secrets, the signing key), nor in the engine's environment; the engine holds the binding all the same", async () => {
   const secret = `ghp_${'Q'.repeat(36)}`;
   let seen: string[] = [];
+  let engineEnvironment = '';
   const run = await runAgent({
-    policy: `${policyFor(origin.port)}secrets:\n  - env: AGENT_TOKEN\n    allow: ["127.0.0.1"]\n`,
-    script: 'sleep 2\n',
+    policy: `${policyFor(origin.port)}secrets:\n  - env: AGENT_TOKEN\n    allow: ["allowed.example.test"]\n`,
+    script: `sleep 2\n${viaProxy} -H "X-Note: $AGENT_TOKEN" http://127.0.0.1:${origin.port}/public/leak; echo\n`,
     env: { AGENT_TOKEN: secret },
     onStderr: [
       {
         text: 'starting agent.sh',
         action: () => {
           seen = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n');
+          const engine = execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
+            .split('\n')
+            .find((line) => line.includes(' proxy --listen-inherited '));
+          const pid = /^\s*(\d+) /.exec(engine ?? '')?.[1] ?? 'none';
+          engineEnvironment = readFileSync(`/proc/${pid}/environ`, 'latin1');
         },
       },
     ],
@@ -291,6 +297,21 @@ test('no secret is on any command line while the agent runs (bound secrets, the 
     seen.filter((line) => line.includes(secret) || line.includes('PRIVATE KEY')),
     [],
   );
+  assert.match(run.stdout, /^blocked: .*secret:AGENT_TOKEN/m);
+  assert.doesNotMatch(run.stdout, /origin saw/);
+  assert.deepEqual(blocked(evidenceOf(run).decisions), [
+    { target: `http://127.0.0.1:${origin.port}/public/leak`, layer: 'dlp' },
+  ]);
+  // The engine has the bound secrets over its IPC channel: in its environment, a bound name
+  // its own runtime reads (NODE_OPTIONS, LD_PRELOAD) would configure it.
+  assert.deepEqual(engineEnvironment.split('\0').filter(Boolean).sort(), [
+    'HOME=/nonexistent',
+    'LANG=C.UTF-8',
+    // Node's own, for the IPC channel.
+    'NODE_CHANNEL_FD=3',
+    'NODE_CHANNEL_SERIALIZATION_MODE=json',
+    'PATH=/usr/sbin:/usr/bin:/sbin:/bin',
+  ]);
 });
 
 test('a --writable path that does not exist stops the run before anything is created', async () => {
