@@ -43461,7 +43461,6 @@ function describeRule(rule) {
 
 // src/engine/engine.ts
 import { createServer } from "node:http";
-import { once } from "node:events";
 import { randomUUID as randomUUID2 } from "node:crypto";
 
 // src/engine/dlp/content-scans.ts
@@ -45809,7 +45808,10 @@ var Engine = class {
       );
     };
     server.on("request", serve);
-    server.on("checkContinue", serve);
+    server.on(
+      "checkContinue",
+      (req, res) => expectsContinue(req) ? serve(req, res) : this.refuseExpectation(req, res)
+    );
   }
   /**
    * Keeps a request's task until it settles (shutdown waits for them). A task that fails is a
@@ -46256,7 +46258,8 @@ var Engine = class {
       tasks: /* @__PURE__ */ new Set()
     };
     this.intercepted.set(socket, tunnel);
-    const closed = once(socket, "close");
+    const closed = new Promise((resolve5) => socket.once("close", () => resolve5()));
+    socket.on("error", () => socket.destroy());
     this.inner.emit("connection", socket);
     await closed;
     await Promise.race([Promise.allSettled(tunnel.tasks), this.closing]);
@@ -47483,6 +47486,42 @@ function jsonLine(value) {
 `;
 }
 
+// src/cli/parent-channel.ts
+var ParentChannel = class {
+  received = [];
+  wake;
+  gone = false;
+  constructor() {
+    process.on("message", (message, handle) => {
+      this.received.push({ message, handle });
+      this.wake?.();
+    });
+    process.once("disconnect", () => {
+      this.gone = true;
+      this.wake?.();
+    });
+  }
+  /** The next message, which must be of `type` (`what` names it in errors). */
+  next(type, what) {
+    return new Promise((resolve5, reject) => {
+      const take = () => {
+        const first = this.received.shift();
+        if (first === void 0) {
+          if (this.gone) reject(new Error(`the parent went away before passing ${what}`));
+          else this.wake = take;
+          return;
+        }
+        this.wake = void 0;
+        const { message, handle } = first;
+        if (typeof message === "object" && message !== null && "type" in message && message.type === type)
+          resolve5({ message, handle });
+        else reject(new Error(`the parent passed something other than ${what}`));
+      };
+      take();
+    });
+  }
+};
+
 // src/cli/proxy-command.ts
 var COMMAND = "proxy";
 async function proxyCommand(args, io) {
@@ -47528,9 +47567,17 @@ async function proxyCommand(args, io) {
 `);
     return 1;
   }
+  let secretSource;
+  try {
+    secretSource = listen instanceof ParentChannel ? await inheritedSecrets(listen) : process.env;
+  } catch (error2) {
+    io.err(`pipelock-egress ${COMMAND}: ${error2.message}
+`);
+    return 1;
+  }
   const secretValues = engineSecretValues(
     policy.policy,
-    process.env,
+    secretSource,
     io,
     `pipelock-egress ${COMMAND}`
   );
@@ -47629,16 +47676,16 @@ async function proxyCommand(args, io) {
   };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
-  if (listen === "inherited") process.once("disconnect", () => stop("SIGTERM"));
+  if (listen instanceof ParentChannel) process.once("disconnect", () => stop("SIGTERM"));
   try {
     let address;
     try {
       address = await engine.listen(
-        listen === "inherited" ? { handle: await inheritedListener() } : listen
+        listen instanceof ParentChannel ? { handle: await inheritedListener(listen) } : listen
       );
     } catch (error2) {
       writer.withdraw();
-      const where = listen === "inherited" ? "the inherited listener" : listenText(listen);
+      const where = listen instanceof ParentChannel ? "the inherited listener" : listenText(listen);
       io.err(
         `pipelock-egress ${COMMAND}: cannot listen on ${where}: ${error2.message}
 `
@@ -47677,7 +47724,7 @@ async function proxyCommand(args, io) {
         files: sealed.files
       })
     );
-    if (listen === "inherited" && process.connected) process.disconnect();
+    if (listen instanceof ParentChannel && process.connected) process.disconnect();
     return 0;
   } finally {
     process.off("SIGTERM", stop).off("SIGINT", stop);
@@ -47695,21 +47742,22 @@ function listenTarget(options) {
         `${COMMAND}: --listen-inherited needs a parent that passes the listening socket over Node IPC (pipelock-egress run does)`
       );
     }
-    return "inherited";
+    return new ParentChannel();
   }
   return loopbackListen(COMMAND, "the proxy", requireOption(options, "listen"));
 }
-function inheritedListener() {
-  return new Promise((resolve5, reject) => {
-    const onDisconnect = () => reject(new Error("the parent went away before passing a listener"));
-    process.once("disconnect", onDisconnect);
-    process.once("message", (message, handle) => {
-      process.off("disconnect", onDisconnect);
-      if (message.type === "listener" && typeof handle === "object" && handle !== null)
-        resolve5(handle);
-      else reject(new Error("the parent passed no listening socket"));
-    });
-  });
+async function inheritedListener(parent) {
+  const { handle } = await parent.next("listener", "a listening socket");
+  if (typeof handle !== "object" || handle === null)
+    throw new Error("the parent passed no listening socket");
+  return handle;
+}
+async function inheritedSecrets(parent) {
+  const { message } = await parent.next("secrets", "the bound secrets");
+  const { values } = message;
+  if (typeof values !== "object" || values === null || Object.values(values).some((value) => typeof value !== "string"))
+    throw new Error("the parent passed bound secrets that are not names and string values");
+  return { ...values };
 }
 function requireOption(options, name) {
   const value = optionValue(options, name);
@@ -48146,7 +48194,7 @@ async function connectableHostSockets(listing, agentUid) {
 import { spawn as spawn2 } from "node:child_process";
 import { createWriteStream } from "node:fs";
 import { readFile as readFile6 } from "node:fs/promises";
-import { once as once2 } from "node:events";
+import { once } from "node:events";
 import { setTimeout as sleep4 } from "node:timers/promises";
 import { createInterface } from "node:readline";
 import { Transform as Transform3 } from "node:stream";
@@ -48303,15 +48351,16 @@ var READY_TIMEOUT_MS = 15e3;
 var STOP_TIMEOUT_MS = 1e4;
 var LOG_DRAIN_MS = 5e3;
 var EngineProcess = class _EngineProcess {
-  constructor(child, logFile) {
+  constructor(child, logFile, secretsSent) {
     this.child = child;
     this.logFile = logFile;
+    this.secretsSent = secretsSent;
     if (child.stdout === null || child.stderr === null)
       throw new Error("engine output is not piped");
     this.lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
     const budget = new LogBudget();
     const log = createWriteStream(logFile, { flags: "a", mode: 384 });
-    this.logWritten = once2(log, "close").catch(() => void 0);
+    this.logWritten = once(log, "close").catch(() => void 0);
     const kept = new Transform3({
       transform: (chunk, _encoding, done) => done(null, budget.take(chunk)),
       flush: (done) => done(null, budget.finish())
@@ -48324,6 +48373,7 @@ var EngineProcess = class _EngineProcess {
   }
   child;
   logFile;
+  secretsSent;
   lines;
   /** Settles once the engine's stderr has ended and all of it is in the log file. */
   logWritten;
@@ -48347,7 +48397,21 @@ var EngineProcess = class _EngineProcess {
       ],
       { stdio: ["ignore", "pipe", "pipe", "ipc"], env: { ...launch.env } }
     );
-    return new _EngineProcess(child, launch.logFile);
+    const secretsSent = new Promise(
+      (resolve5, reject) => child.send(
+        { type: "secrets", values: launch.secretValues },
+        (error2) => error2 ? reject(
+          new BoundaryError(
+            `passing the bound secrets to the engine failed: ${error2.message}`,
+            {
+              cause: error2
+            }
+          )
+        ) : resolve5()
+      )
+    );
+    secretsSent.catch(() => void 0);
+    return new _EngineProcess(child, launch.logFile, secretsSent);
   }
   /** Hands over the listening socket and waits for the ready line. */
   async serve(listener) {
@@ -48374,6 +48438,7 @@ var EngineProcess = class _EngineProcess {
     });
     try {
       await Promise.race([this.spawned(), exited, timeout]);
+      await Promise.race([this.secretsSent, exited, timeout]);
       await new Promise(
         (resolve5, reject) => (
           // Node's typings name only Socket and Server; a bare handle travels as its net.Native.
@@ -48655,7 +48720,7 @@ var SYSTEM_CA_BUNDLES = [
 
 // src/boundary/run-lock.ts
 import { spawn as spawn4 } from "node:child_process";
-import { once as once3 } from "node:events";
+import { once as once2 } from "node:events";
 import { access, chmod as chmod3, readdir as readdir3, writeFile as writeFile5 } from "node:fs/promises";
 import { join as join9 } from "node:path";
 var HELD_ELSEWHERE = 75;
@@ -48678,7 +48743,7 @@ async function takeRunLock(flock, base, onLost) {
   let said = "";
   let complained = "";
   holder.stderr.on("data", (chunk) => complained += chunk.toString());
-  const exited = once3(holder, "exit");
+  const exited = once2(holder, "exit");
   const locked = new Promise(
     (resolve5) => holder.stdout.on("data", (chunk) => {
       said += chunk.toString();
@@ -48944,12 +49009,8 @@ function engineLaunch(request, layout2, host, program2) {
       ...request.pins.flatMap((pin) => ["--resolve", pin]),
       ...request.upstreamCaPem === void 0 ? [] : ["--upstream-ca", layout2.upstreamCaFile]
     ],
-    env: {
-      PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
-      LANG: "C.UTF-8",
-      HOME: "/nonexistent",
-      ...request.secretValues
-    },
+    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C.UTF-8", HOME: "/nonexistent" },
+    secretValues: request.secretValues,
     logFile: layout2.engineLog
   };
 }

@@ -5,7 +5,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
-import { once } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import {
@@ -19,7 +18,12 @@ import {
 import { policyDetectors } from './dlp/detectors.js';
 import { boundSecrets, createSecretScanner } from './dlp/secret-scan.js';
 import { ContentScans, type ScannerSetup } from './dlp/content-scans.js';
-import { continueIfAwaited, RequestInspection, ScanBudget } from './request-inspection.js';
+import {
+  continueIfAwaited,
+  expectsContinue,
+  RequestInspection,
+  ScanBudget,
+} from './request-inspection.js';
 import { outcomeOf, type DecisionEntry, type DecisionLog } from './decision-log.js';
 import { forwardRequest, framingRefusal, joinedValue } from './forward.js';
 import { loadUndici, UpstreamPools } from './upstream-pools.js';
@@ -294,8 +298,12 @@ export class Engine {
     };
     server.on('request', serve);
     // `Expect: 100-continue`: the client may send its body only once the request is admitted
-    // (the handler answers 100 then), so a refused upload never crosses the wire.
-    server.on('checkContinue', serve);
+    // (the handler answers 100 then), so a refused upload never crosses the wire. Node says
+    // continue to any value naming 100-continue (`100-continue, foo`): the rest is an
+    // expectation no one meets.
+    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) =>
+      expectsContinue(req) ? serve(req, res) : this.refuseExpectation(req, res),
+    );
   }
 
   /**
@@ -838,7 +846,9 @@ export class Engine {
       tasks: new Set(),
     };
     this.intercepted.set(socket, tunnel);
-    const closed = once(socket, 'close');
+    // A client that resets the tunnel ends it as a close does: an error here is no failure of ours.
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.on('error', () => socket.destroy());
     this.inner.emit('connection', socket);
     await closed;
     // Requests cut short by the close record how they ended; their receipts come first, unless

@@ -131,7 +131,7 @@ export class RequestInspection {
   }
 }
 
-function expectsContinue(req: IncomingMessage): boolean {
+export function expectsContinue(req: IncomingMessage): boolean {
   return /^100-continue$/i.test(req.headers.expect ?? '');
 }
 

@@ -542,3 +542,28 @@ test('an http:// URL prefix admits its plain HTTP in a tunnel, judged on scheme 
     await f.close();
   }
 });
+
+test('a client that resets a served tunnel ends it as a close does: its outcome receipt, no internal error', async () => {
+  const internal: string[] = [];
+  const f = await fixture({ onInternalError: (message) => internal.push(message) });
+  try {
+    const target = `plain.example.test:${f.origin.port}`;
+    const { socket, status } = await openTunnel(f.proxy.port, target, Buffer.from('GET '));
+    assert.equal(status, 200);
+    await waitFor(() => f.proxy.engine.counters.activeTunnels === 1, 2_000, 'the tunnel');
+    socket.resetAndDestroy();
+    await waitFor(() => f.proxy.engine.counters.activeTunnels === 0, 5_000, 'the tunnel to end');
+    const all = await records(f);
+    assert.deepEqual(internal, []);
+    assert.deepEqual(
+      all.map((r) => [r.transport, r.verdict, r.layer ?? '']),
+      [
+        ['connect', 'allow', ''],
+        ['connect', 'allow', 'outcome'],
+      ],
+    );
+    assert.match(all[1]?.pattern ?? '', /^status=200 intercepted_requests=0 reason=complete$/);
+  } finally {
+    await f.close();
+  }
+});
