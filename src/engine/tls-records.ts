@@ -74,9 +74,9 @@ export class TlsRecordGuard implements Framing {
     if (problem !== undefined)
       return `the client sent something other than a TLS record (${problem}); only TLS may be tunnelled`;
     this.remaining = this.header.readUInt16BE(3);
-    const handshake = this.header[0] === HANDSHAKE;
+    const type = this.header[0] ?? 0;
     if (this.remaining === 0) this.header = Buffer.alloc(0);
-    return handshake ? this.handshake.record() : this.handshake.interrupted();
+    return type === HANDSHAKE ? this.handshake.record() : this.handshake.interrupted(type);
   }
 
   private headerProblem(): string | undefined {
@@ -126,10 +126,16 @@ class HandshakeMessages implements Framing {
    * A record of another type begins. TLS lets no handshake message span one, so one still open
    * was the ciphertext of a TLS 1.2 client's encrypted handshake record, read as if it were
    * plain, and is forgotten; unless it may be a ClientHello: some servers (OpenSSL) read a
-   * ClientHello on across a ChangeCipherSpec, so one split so would pass unjudged.
+   * ClientHello on across a ChangeCipherSpec (or an alert), so one split so would pass
+   * unjudged. Across those, a message of the ClientHello type is taken for one whatever its
+   * version bytes say (OpenSSL takes any legacy_version from 3.0 up); across application data,
+   * which a TLS 1.2 client's encrypted Finished comes before, only one that begins as hellos
+   * do.
    */
-  interrupted(): string | undefined {
-    const maybeHello = this.header[0] === CLIENT_HELLO && this.beginsLikeHelloBody();
+  interrupted(recordType: number): string | undefined {
+    const maybeHello =
+      this.header[0] === CLIENT_HELLO &&
+      (recordType !== APPLICATION_DATA || this.beginsLikeHelloBody());
     this.reset();
     return maybeHello
       ? 'a ClientHello split by a record of another type (TLS forbids it; some servers read it whole); only whole ClientHellos may pass'

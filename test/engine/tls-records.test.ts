@@ -182,6 +182,22 @@ test('a second ClientHello split by a ChangeCipherSpec (which OpenSSL reads on a
     assert.equal(inspect(stream), expected, `split after ${at} bytes`);
     assert.equal(inspect(stream, 3), expected, `split after ${at} bytes, read 3 bytes at a time`);
   }
+  // Whatever its legacy_version (OpenSSL takes any from 3.0 up when supported_versions is there),
+  // and across an alert record too.
+  for (const version of [0x0301, 0x0300, 0x0304, 0x0400]) {
+    const versioned = Buffer.from(evil);
+    versioned.writeUInt16BE(version, 4);
+    for (const between of [CHANGE_CIPHER_SPEC, record(0x15, Buffer.from([1, 0]))]) {
+      const stream = Buffer.concat([
+        await goodHello(),
+        CHANGE_CIPHER_SPEC,
+        record(0x16, versioned.subarray(0, 6)),
+        between,
+        record(0x16, versioned.subarray(6)),
+      ]);
+      assert.equal(inspect(stream), expected, `legacy_version ${version.toString(16)}`);
+    }
+  }
   // One declared larger than can be checked, too.
   const oversized = Buffer.from([0x01, 0x01, 0x00, 0x00, 0x03, 0x03, ...randomBytes(100)]);
   const stream = Buffer.concat([await goodHello(), record(0x16, oversized), CHANGE_CIPHER_SPEC]);
