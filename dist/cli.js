@@ -44871,9 +44871,9 @@ var TlsRecordGuard = class {
     if (problem !== void 0)
       return `the client sent something other than a TLS record (${problem}); only TLS may be tunnelled`;
     this.remaining = this.header.readUInt16BE(3);
-    const handshake = this.header[0] === HANDSHAKE2;
+    const type = this.header[0] ?? 0;
     if (this.remaining === 0) this.header = Buffer.alloc(0);
-    return handshake ? this.handshake.record() : this.handshake.interrupted();
+    return type === HANDSHAKE2 ? this.handshake.record() : this.handshake.interrupted(type);
   }
   headerProblem() {
     const type = this.header[0] ?? 0;
@@ -44916,10 +44916,14 @@ var HandshakeMessages = class {
    * A record of another type begins. TLS lets no handshake message span one, so one still open
    * was the ciphertext of a TLS 1.2 client's encrypted handshake record, read as if it were
    * plain, and is forgotten; unless it may be a ClientHello: some servers (OpenSSL) read a
-   * ClientHello on across a ChangeCipherSpec, so one split so would pass unjudged.
+   * ClientHello on across a ChangeCipherSpec (or an alert), so one split so would pass
+   * unjudged. Across those, a message of the ClientHello type is taken for one whatever its
+   * version bytes say (OpenSSL takes any legacy_version from 3.0 up); across application data,
+   * which a TLS 1.2 client's encrypted Finished comes before, only one that begins as hellos
+   * do.
    */
-  interrupted() {
-    const maybeHello = this.header[0] === CLIENT_HELLO2 && this.beginsLikeHelloBody();
+  interrupted(recordType) {
+    const maybeHello = this.header[0] === CLIENT_HELLO2 && (recordType !== APPLICATION_DATA || this.beginsLikeHelloBody());
     this.reset();
     return maybeHello ? "a ClientHello split by a record of another type (TLS forbids it; some servers read it whole); only whole ClientHellos may pass" : void 0;
   }
@@ -45276,7 +45280,7 @@ async function relayTracked(context2, req, socket, head, request) {
   let reach = [];
   const inspect = async (decision, scope) => {
     reach = scope.reach;
-    const problem = handshakeProblem(req, protocols) ?? ("problem" in asked ? asked.problem : void 0);
+    const problem = handshakeProblem(req, protocols) ?? reencodedProblem(request.target) ?? ("problem" in asked ? asked.problem : void 0);
     if (problem) return { refusal: { status: 400, layer: "request", reason: problem } };
     scanMessages = context2.frameScan || scanner.guards(reach);
     const sent = [...forwarded, ...protocols.flatMap((name) => ["Sec-WebSocket-Protocol", name])];
@@ -45387,6 +45391,18 @@ function handshakeProblem(req, protocols) {
     return `the Sec-WebSocket-Protocol ${JSON.stringify(malformed)} is not a token, or is named twice`;
   return void 0;
 }
+function reencodedProblem(target) {
+  let url;
+  try {
+    url = new URL(target);
+  } catch {
+    return void 0;
+  }
+  const spelled = /^wss?:\/\/[^/?]*(.*)$/is.exec(target)?.[1] ?? "";
+  const sent = url.pathname + url.search;
+  if ((spelled.startsWith("/") ? spelled : `/${spelled}`) === sent) return void 0;
+  return "the WebSocket URL holds characters a URL parser percent-encodes (\" < > anywhere, { } ` in the path, ' in the query), so it would not go upstream as recorded; percent-encode them";
+}
 var CLIENT_GONE = {
   status: 499,
   layer: "upstream",
@@ -45405,6 +45421,8 @@ function openUpstream(WebSocketClient, context2, url, protocols, headers, dial, 
         port: dial.port,
         ...dial.servername ? { servername: dial.servername } : {},
         secureContext: context2.trust(),
+        // Whatever NODE_TLS_REJECT_UNAUTHORIZED says in the engine's environment.
+        rejectUnauthorized: true,
         ALPNProtocols: ["http/1.1"]
       }) : netConnect({ host: dial.address, port: dial.port })
     });
@@ -45625,9 +45643,7 @@ async function answersWritten(socket, own2) {
 import { createSecureContext, rootCertificates } from "node:tls";
 function upstreamTrust(extraCa) {
   let context2;
-  return () => context2 ??= createSecureContext(
-    extraCa.length === 0 ? {} : { ca: [...rootCertificates, ...extraCa] }
-  );
+  return () => context2 ??= createSecureContext({ ca: [...rootCertificates, ...extraCa] });
 }
 
 // src/engine/engine.ts
@@ -45801,6 +45817,7 @@ var Engine = class {
   serveRequests(server, transport, handle) {
     const serve = (req, res) => {
       this.current.set(req.socket, res);
+      res.on("timeout", () => void 0);
       this.track(
         handle(req, res),
         (refusal) => this.failRequest(transport, req, res, refusal),

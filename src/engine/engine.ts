@@ -290,6 +290,9 @@ export class Engine {
   ): void {
     const serve = (req: IncomingMessage, res: ServerResponse) => {
       this.current.set(req.socket, res);
+      // A connection quiet while its request waits for the origin is not idle: the upstream
+      // timeout answers it (504), where the socket's idle timeout would just cut it.
+      res.on('timeout', () => undefined);
       this.track(
         handle(req, res),
         (refusal) => this.failRequest(transport, req, res, refusal),

@@ -1,13 +1,12 @@
-// The trust store for upstream TLS: Node's bundled roots, plus the operator's extra CAs.
-// Parsing some 140 root certificates into a store costs tens of milliseconds, so the store is
-// built once, on first use, and every upstream connection shares it.
+// The trust store for upstream TLS: Node's bundled roots, plus the operator's extra CAs, and
+// nothing else (not NODE_EXTRA_CA_CERTS from the engine's environment, which Node's default
+// store takes in). Parsing some 140 root certificates into a store costs tens of
+// milliseconds, so the store is built once, on first use, and every upstream connection
+// shares it.
 
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 
 export function upstreamTrust(extraCa: readonly string[]): () => SecureContext {
   let context: SecureContext | undefined;
-  return () =>
-    (context ??= createSecureContext(
-      extraCa.length === 0 ? {} : { ca: [...rootCertificates, ...extraCa] },
-    ));
+  return () => (context ??= createSecureContext({ ca: [...rootCertificates, ...extraCa] }));
 }

@@ -112,7 +112,9 @@ async function relayTracked(
   const inspect: Inspection = async (decision, scope) => {
     reach = scope.reach;
     const problem =
-      handshakeProblem(req, protocols) ?? ('problem' in asked ? asked.problem : undefined);
+      handshakeProblem(req, protocols) ??
+      reencodedProblem(request.target) ??
+      ('problem' in asked ? asked.problem : undefined);
     if (problem) return { refusal: { status: 400, layer: 'request', reason: problem } };
     scanMessages = context.frameScan || scanner.guards(reach);
     // The subprotocols go on too (as the upstream handshake's own header): scanned with the rest.
@@ -254,6 +256,24 @@ function handshakeProblem(req: IncomingMessage, protocols: readonly string[]): s
   return undefined;
 }
 
+/**
+ * ws sends the path and query as a URL parser serialises them (`"`, `<`, `>` percent-encoded,
+ * `{`, `}` and a backtick in a path, `'` in a query): a target spelled otherwise would go
+ * upstream as something its receipt does not record.
+ */
+function reencodedProblem(target: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(target);
+  } catch {
+    return undefined; // refused as malformed by the decision already
+  }
+  const spelled = /^wss?:\/\/[^/?]*(.*)$/is.exec(target)?.[1] ?? '';
+  const sent = url.pathname + url.search;
+  if ((spelled.startsWith('/') ? spelled : `/${spelled}`) === sent) return undefined;
+  return 'the WebSocket URL holds characters a URL parser percent-encodes (" < > anywhere, { } ` in the path, \' in the query), so it would not go upstream as recorded; percent-encode them';
+}
+
 const CLIENT_GONE: Refusal = {
   status: 499,
   layer: 'upstream',
@@ -293,6 +313,8 @@ function openUpstream(
               port: dial.port,
               ...(dial.servername ? { servername: dial.servername } : {}),
               secureContext: context.trust(),
+              // Whatever NODE_TLS_REJECT_UNAUTHORIZED says in the engine's environment.
+              rejectUnauthorized: true,
               ALPNProtocols: ['http/1.1'],
             })
           : netConnect({ host: dial.address, port: dial.port }),

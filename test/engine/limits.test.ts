@@ -629,33 +629,46 @@ test("an origin's headers pass up to 64 KiB; longer ones are a 502 saying so, wi
   }
 });
 
-test('504 when the upstream does not answer within the upstream timeout', async () => {
-  const held: ServerResponse[] = [];
-  const f = await fixture(
-    { limits: { upstreamTimeoutMs: 300 } },
-    (_req, res) => void held.push(res),
-  );
-  try {
-    const started = Date.now();
-    const result = await curl(['-i', '--proxy', f.proxy.proxyUrl, `http://${f.host}/r/slow`]);
-    const response = parseCurlResponse(result.stdout);
-    assert.equal(response.status, 504);
-    assert.equal(response.headers['x-pipelock-egress-block'], 'upstream');
-    assert.ok(Date.now() - started < 5_000);
-    assert.equal(held.length, 1);
-    await f.proxy.stop();
-    const outcome = readEvidenceDir(f.proxy.dir).receipts.find(
-      (r) => r.action_record.decision_phase === 'outcome',
+for (const [how, tunnelled] of [
+  ['through the forward proxy', []],
+  // A tunnel's connection idles as long as the origin is silent: its idle limit, the same
+  // here, must not cut it before the answer.
+  ['inside a tunnel whose idle limit is the same', ['--proxytunnel']],
+] as const) {
+  test(`504 when the upstream does not answer within the upstream timeout, ${how}`, async () => {
+    const held: ServerResponse[] = [];
+    const f = await fixture(
+      { limits: { upstreamTimeoutMs: 300, idleTimeoutMs: 300 } },
+      (_req, res) => void held.push(res),
     );
-    assert.match(
-      outcome?.action_record.pattern ?? '',
-      /^status=504 layer=upstream reason=.*timed out/,
-    );
-  } finally {
-    for (const res of held) res.destroy();
-    await f.close();
-  }
-});
+    try {
+      const started = Date.now();
+      const result = await curl([
+        '-i',
+        ...tunnelled,
+        '--proxy',
+        f.proxy.proxyUrl,
+        `http://${f.host}/r/slow`,
+      ]);
+      const response = parseCurlResponse(result.stdout);
+      assert.equal(response.status, 504);
+      assert.equal(response.headers['x-pipelock-egress-block'], 'upstream');
+      assert.ok(Date.now() - started < 5_000);
+      assert.equal(held.length, 1);
+      await f.proxy.stop();
+      const outcome = readEvidenceDir(f.proxy.dir).receipts.find(
+        (r) => r.action_record.decision_phase === 'outcome',
+      );
+      assert.match(
+        outcome?.action_record.pattern ?? '',
+        /^status=504 layer=upstream reason=.*timed out/,
+      );
+    } finally {
+      for (const res of held) res.destroy();
+      await f.close();
+    }
+  });
+}
 
 test('503 with a limit receipt when too many requests are in flight to one upstream', async () => {
   const held: ServerResponse[] = [];

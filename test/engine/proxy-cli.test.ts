@@ -52,12 +52,12 @@ interface Cli {
   stderr(): string;
 }
 
-function runCli(args: readonly string[]): Cli {
+function runCli(args: readonly string[], env: Record<string, string> = {}): Cli {
   // The child runs behind the same dial guard: it may reach loopback only.
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', '--import', GUARD, join(ROOT, 'src/cli/index.ts'), ...args],
-    { cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' } },
+    { cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env } },
   );
   let out = '';
   let err = '';
@@ -761,6 +761,41 @@ test('upstream TLS is verified: without the CA an https origin is refused 502', 
     await proxy.stop();
     await origin.close();
     cleanup(join(proxy.dir, '..'));
+  }
+});
+
+test('proxy CLI: upstream TLS trusts the bundled roots and --upstream-ca only, not NODE_EXTRA_CA_CERTS from its environment', async () => {
+  const origin = await startHttpsOrigin((req, res) => res.end(`secure ${req.url}`), pki);
+  const dir = tempDir();
+  const target = `secure.example.test:${origin.port}`;
+  const answer = async (...more: string[]) => {
+    const cli = runCli(
+      loopbackProxy(
+        policyFile(dir, policyFor(origin.port)),
+        join(dir, `evidence-${more.length}`),
+        '--resolve',
+        'secure.example.test:127.0.0.1',
+        ...more,
+      ),
+      { NODE_EXTRA_CA_CERTS: pki.caFile },
+    );
+    try {
+      const ready = await readyOrExit(cli);
+      const { text } = await rawExchange(
+        Number(new URL(String(ready.url)).port),
+        `GET https://${target}/x HTTP/1.1\r\nHost: ${target}\r\nConnection: close\r\n\r\n`,
+      );
+      return statusOf(text);
+    } finally {
+      cli.child.kill('SIGKILL');
+    }
+  };
+  try {
+    assert.equal(await answer(), 502);
+    assert.equal(await answer('--upstream-ca', pki.caFile), 200);
+  } finally {
+    await origin.close();
+    cleanup(dir);
   }
 });
 

@@ -41,6 +41,8 @@ interface EchoOrigin {
   readonly received: string[];
   /** The headers of every handshake the origin accepted. */
   readonly handshakes: IncomingHttpHeaders[];
+  /** The path and query of every handshake the origin accepted, as it got them. */
+  readonly paths: string[];
   /** Opened WebSocket connections that have closed since. */
   closed: number;
   /** Holds each handshake this long before answering it. */
@@ -54,6 +56,7 @@ async function echoOrigin(secure: boolean): Promise<EchoOrigin> {
     : createHttpServer();
   const received: string[] = [];
   const handshakes: IncomingHttpHeaders[] = [];
+  const paths: string[] = [];
   const wss = new WebSocketServer({
     server,
     handleProtocols: (offered) => [...offered][0] ?? false,
@@ -61,6 +64,7 @@ async function echoOrigin(secure: boolean): Promise<EchoOrigin> {
   });
   wss.on('connection', (socket, request) => {
     handshakes.push(request.headers);
+    paths.push(request.url ?? '');
     socket.on('close', () => origin.closed++);
     socket.on('message', (data, isBinary) => {
       received.push(isBinary ? '<binary>' : data.toString());
@@ -72,6 +76,7 @@ async function echoOrigin(secure: boolean): Promise<EchoOrigin> {
     port: (server.address() as AddressInfo).port,
     received,
     handshakes,
+    paths,
     closed: 0,
     delayMs: 0,
     close: async () => {
@@ -445,6 +450,32 @@ test('a /ws?url= target holding a tab, a line break or a space is refused: a URL
       typeof value === 'bigint' ? value.toString() : value,
     );
     assert.ok(!evidence.includes(GITHUB_TOKEN.slice(cut)));
+  } finally {
+    await f.close();
+  }
+});
+
+test('a target whose path or query ws would send re-encoded (" { } < > `) is refused, so the receipt records what goes upstream; encoded, it passes', async () => {
+  const f = await fixture();
+  try {
+    const base = `ws://ws.example.test:${f.plain.port}`;
+    for (const spelled of ['/a"b', '/{x}', '/a`b', '/x?q=<y>', "/x?q='y'"]) {
+      const socket = new WebSocket(proxied(f, `${base}${spelled}`));
+      assert.deepEqual(await refusedHandshake(socket), [400, 'request'], spelled);
+    }
+    assert.deepEqual(f.plain.handshakes, []);
+    const encoded = `${base}/a%22b?q=%3Cy%3E`;
+    const socket = new WebSocket(proxied(f, encoded));
+    await opened(socket);
+    socket.close(1000);
+    await closeOf(socket);
+    assert.deepEqual(f.plain.paths, ['/a%22b?q=%3Cy%3E']);
+    const all = await records(f);
+    assert.match(
+      all[0]?.pattern ?? '',
+      /percent-encodes .* so it would not go upstream as recorded/,
+    );
+    assert.equal(all.filter((r) => r.verdict === 'allow')[0]?.target, encoded);
   } finally {
     await f.close();
   }
@@ -1239,13 +1270,20 @@ websocket:
 `,
     });
     try {
-      const socket = new WebSocket(
-        `ws://127.0.0.1:${bare.port}/ws?url=${encodeURIComponent(`wss://ws.example.test:${f.secure.port}/`)}`,
-      );
-      assert.deepEqual(await refusedHandshake(socket), [502, 'upstream']);
+      const url = `ws://127.0.0.1:${bare.port}/ws?url=${encodeURIComponent(`wss://ws.example.test:${f.secure.port}/`)}`;
+      assert.deepEqual(await refusedHandshake(new WebSocket(url)), [502, 'upstream']);
+      // Not even where the environment turns Node's default verification off.
+      process.env['NODE_TLS_REJECT_UNAUTHORIZED'] = '0';
+      try {
+        assert.deepEqual(await refusedHandshake(new WebSocket(url)), [502, 'upstream']);
+      } finally {
+        delete process.env['NODE_TLS_REJECT_UNAUTHORIZED'];
+      }
       assert.equal(f.secure.handshakes.length, 0);
       const all = await sealedRecords(bare);
-      assert.match(all.at(-1)?.pattern ?? '', /^status=502 layer=upstream reason=.*certificate/);
+      for (const outcome of all.filter((r) => r.decision_phase === 'outcome'))
+        assert.match(outcome.pattern ?? '', /^status=502 layer=upstream reason=.*certificate/);
+      assert.equal(all.filter((r) => r.decision_phase === 'outcome').length, 2);
     } finally {
       await bare.stop();
       cleanup(join(bare.dir, '..'));
