@@ -44580,26 +44580,14 @@ function webSocketTarget(url) {
     target = url.replace(/^https?/i, (scheme) => scheme.toLowerCase().replace("http", "ws"));
   }
   if (/[\x00-\x20\x7f]/.test(target)) {
-    return {
-      ok: false,
-      target: "pipelock://request/unparsed",
-      refusal: {
-        status: 400,
-        layer: "request",
-        reason: "the WebSocket URL holds a space or a control character (a tab, a line break); percent-encode it once more inside /ws?url= (%2520 for a space)"
-      }
-    };
+    return unparsed(
+      "the WebSocket URL holds a space or a control character (a tab, a line break); percent-encode it once more inside /ws?url= (%2520 for a space)"
+    );
   }
   if (/[^\x21-\x7e]/.test(target)) {
-    return {
-      ok: false,
-      target: "pipelock://request/unparsed",
-      refusal: {
-        status: 400,
-        layer: "request",
-        reason: "the WebSocket URL holds a character outside printable ASCII; send it as a URL parser writes it: an international host name in punycode (xn--\u2026), the path percent-encoded"
-      }
-    };
+    return unparsed(
+      "the WebSocket URL holds a character outside printable ASCII; send it as a URL parser writes it: an international host name in punycode (xn--\u2026), the path percent-encoded"
+    );
   }
   if (/^wss?:\/\//i.test(target)) return { ok: true, target };
   return {
@@ -44610,6 +44598,13 @@ function webSocketTarget(url) {
       layer: "request",
       reason: url.startsWith(WS_PROXY_PATH) ? "the WebSocket proxy needs /ws?url=ws://\u2026 or /ws?url=wss://\u2026" : "a WebSocket handshake goes to /ws?url=ws(s)://\u2026 or names an absolute URL"
     }
+  };
+}
+function unparsed(reason) {
+  return {
+    ok: false,
+    target: "pipelock://request/unparsed",
+    refusal: { status: 400, layer: "request", reason }
   };
 }
 var QUOTED_CHARS = 200;
@@ -48417,14 +48412,7 @@ var EngineProcess = class _EngineProcess {
     const secretsSent = new Promise(
       (resolve5, reject) => child.send(
         { type: "secrets", values: launch.secretValues },
-        (error2) => error2 ? reject(
-          new BoundaryError(
-            `passing the bound secrets to the engine failed: ${error2.message}`,
-            {
-              cause: error2
-            }
-          )
-        ) : resolve5()
+        (error2) => error2 ? reject(new BoundaryError(`passing the bound secrets failed: ${error2.message}`)) : resolve5()
       )
     );
     secretsSent.catch(() => void 0);

@@ -21,6 +21,7 @@ export interface EngineLaunch {
   readonly gid: number;
   /** `proxy` options after the listener: policy, evidence dir, key, pins, CA. */
   readonly proxyArgs: readonly string[];
+  /** The engine's whole environment (no secret goes there). */
   readonly env: Readonly<Record<string, string>>;
   /**
    * Bound secrets the engine must recognise: sent over its IPC channel, never on a command
@@ -60,7 +61,7 @@ export class EngineProcess {
   private constructor(
     private readonly child: ChildProcess,
     private readonly logFile: string,
-    /** Settles once the engine has its bound secrets (the first message it reads). */
+    /** Settles once the bound secrets are on the engine's IPC channel (its first message). */
     private readonly secretsSent: Promise<void>,
   ) {
     if (child.stdout === null || child.stderr === null)
@@ -105,14 +106,7 @@ export class EngineProcess {
     const secretsSent = new Promise<void>((resolve, reject) =>
       child.send({ type: 'secrets', values: launch.secretValues }, (error) =>
         error
-          ? reject(
-              new BoundaryError(
-                `passing the bound secrets to the engine failed: ${error.message}`,
-                {
-                  cause: error,
-                },
-              ),
-            )
+          ? reject(new BoundaryError(`passing the bound secrets failed: ${error.message}`))
           : resolve(),
       ),
     );

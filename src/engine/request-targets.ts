@@ -49,30 +49,16 @@ export function webSocketTarget(url: string): Located {
   // sent, so a target holding one is refused, not judged in pieces and sent joined.
   // eslint-disable-next-line no-control-regex -- control characters are what is refused
   if (/[\x00-\x20\x7f]/.test(target)) {
-    return {
-      ok: false,
-      target: 'pipelock://request/unparsed',
-      refusal: {
-        status: 400,
-        layer: 'request',
-        reason:
-          'the WebSocket URL holds a space or a control character (a tab, a line break); percent-encode it once more inside /ws?url= (%2520 for a space)',
-      },
-    };
+    return unparsed(
+      'the WebSocket URL holds a space or a control character (a tab, a line break); percent-encode it once more inside /ws?url= (%2520 for a space)',
+    );
   }
   // As in a request line, where HTTP allows none: a host that only looks like another
   // (Cyrillic а for a) would be recorded and shown as the one it mimics.
   if (/[^\x21-\x7e]/.test(target)) {
-    return {
-      ok: false,
-      target: 'pipelock://request/unparsed',
-      refusal: {
-        status: 400,
-        layer: 'request',
-        reason:
-          'the WebSocket URL holds a character outside printable ASCII; send it as a URL parser writes it: an international host name in punycode (xn--…), the path percent-encoded',
-      },
-    };
+    return unparsed(
+      'the WebSocket URL holds a character outside printable ASCII; send it as a URL parser writes it: an international host name in punycode (xn--…), the path percent-encoded',
+    );
   }
   if (/^wss?:\/\//i.test(target)) return { ok: true, target };
   return {
@@ -85,6 +71,15 @@ export function webSocketTarget(url: string): Located {
         ? 'the WebSocket proxy needs /ws?url=ws://… or /ws?url=wss://…'
         : 'a WebSocket handshake goes to /ws?url=ws(s)://… or names an absolute URL',
     },
+  };
+}
+
+/** A WebSocket target refused before it is judged, recorded as unparsed (it is not quoted). */
+function unparsed(reason: string): Located {
+  return {
+    ok: false,
+    target: 'pipelock://request/unparsed',
+    refusal: { status: 400, layer: 'request', reason },
   };
 }
 
