@@ -50566,7 +50566,7 @@ async function openPacket(prefix, { dir, keyArgs, policyHashFile }, io, load2) {
   }
   if (!(await stat9(dir).catch(() => void 0))?.isDirectory())
     return { ok: false, error: `${dir} is not a directory: give the Audit Packet directory` };
-  io.err(`${prefix}: verifying ${dir} \u2026
+  io.err(`${prefix}: verifying ${showInvisible(dir)} \u2026
 `);
   try {
     const options = policyHash2 === void 0 ? {} : { policyHash: policyHash2 };
@@ -50619,7 +50619,7 @@ function unreadablePacketReport(error2) {
 async function verifyPacket(request, io) {
   const opened = await openPacket(PREFIX, request, io, checkPacket);
   if (!opened.ok) {
-    io.err(`${PREFIX}: ${opened.error}
+    io.err(`${PREFIX}: ${showInvisible(opened.error)}
 `);
     return { code: 2, report: unreadablePacketReport(opened.error) };
   }
@@ -51772,6 +51772,16 @@ var ViewerApp = class {
   root;
   token;
   handle(request) {
+    try {
+      return this.route(request);
+    } catch (error2) {
+      return plain(
+        500,
+        `this page could not be made (${error2.message}); the packet's files hold what it would show`
+      );
+    }
+  }
+  route(request) {
     if (request.host === void 0 || !this.hosts.includes(request.host.toLowerCase())) {
       return plain(421, `this viewer answers only to ${this.hosts.join(" or ")}`);
     }
@@ -51815,7 +51825,8 @@ var ViewerApp = class {
 function hostNames(address) {
   const port2 = address.port;
   const literal2 = address.family === "IPv6" ? `[${address.address}]` : address.address;
-  return [`${literal2}:${port2}`, `localhost:${port2}`];
+  const portless = port2 === 80 ? [literal2, "localhost"] : [];
+  return [`${literal2}:${port2}`, `localhost:${port2}`, ...portless];
 }
 async function serveViewer(view, listen) {
   const token = randomBytes8(16).toString("hex");
@@ -51878,7 +51889,7 @@ async function viewCommand(args, io) {
     loadPacketView
   );
   if (!opened.ok) {
-    io.err(`${PREFIX3}: ${opened.error}
+    io.err(`${PREFIX3}: ${showInvisible(opened.error)}
 `);
     return 2;
   }
@@ -51904,7 +51915,7 @@ async function viewCommand(args, io) {
     })
   );
   io.err(
-    `${PREFIX3}: ${dir}: verdict ${view.verdict.verdict}; open ${viewer.url} (the address is the key: share it with no one); Ctrl-C stops
+    `${PREFIX3}: ${showInvisible(dir)}: verdict ${view.verdict.verdict}; open ${viewer.url} (the address is the key: share it with no one); Ctrl-C stops
 `
   );
   await stopSignal;

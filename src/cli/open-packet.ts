@@ -9,6 +9,7 @@ import type { CliIo } from './io.js';
 import { InputError } from './input-file.js';
 import { loadPolicyHash } from './policy-hash-file.js';
 import { KeyArgumentError, resolvePublicKey } from './key-argument.js';
+import { showInvisible } from '../invisible.js';
 
 /** What a command names a packet by: its directory, the keys to pin, the reviewer's policy hash. */
 export interface PacketArguments {
@@ -47,7 +48,7 @@ export async function openPacket<T>(
   if (!(await stat(dir).catch(() => undefined))?.isDirectory())
     return { ok: false, error: `${dir} is not a directory: give the Audit Packet directory` };
   // A long chain takes a while (about 33 s per 100,000 receipts): say what is happening.
-  io.err(`${prefix}: verifying ${dir} …\n`);
+  io.err(`${prefix}: verifying ${showInvisible(dir)} …\n`);
   try {
     const options = policyHash === undefined ? {} : { policyHash };
     return { ok: true, packet: await load(dir, createNodeBackend(), pinned, options) };

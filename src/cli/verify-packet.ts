@@ -6,7 +6,7 @@ import { checkPacket, type CheckedPacket } from '../packet/check/check-packet.js
 import type { CheckStatus, FileCheck } from '../packet/check/file-check.js';
 import { packetVerdict } from '../packet/check/packet-checks.js';
 import { PACKET_FILES } from '../packet/packet-json.js';
-import { terminalText } from '../invisible.js';
+import { showInvisible, terminalText } from '../invisible.js';
 import { describeChain } from './chain-text.js';
 import type { CliIo } from './io.js';
 import { openPacket, type PacketArguments } from './open-packet.js';
@@ -84,7 +84,7 @@ function unreadablePacketReport(error: string): PacketReport {
 export async function verifyPacket(request: PacketRequest, io: CliIo): Promise<VerifiedPacket> {
   const opened = await openPacket(PREFIX, request, io, checkPacket);
   if (!opened.ok) {
-    io.err(`${PREFIX}: ${opened.error}\n`);
+    io.err(`${PREFIX}: ${showInvisible(opened.error)}\n`);
     return { code: 2, report: unreadablePacketReport(opened.error) };
   }
   const checked = opened.packet;

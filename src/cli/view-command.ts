@@ -7,6 +7,7 @@ import { openPacket } from './open-packet.js';
 import { listenText, loopbackListen } from './loopback-listen.js';
 import { optionValue, parseOptions } from './options.js';
 import { jsonLine } from './json-line.js';
+import { showInvisible } from '../invisible.js';
 
 const COMMAND = 'view';
 const PREFIX = `pipelock-egress ${COMMAND}`;
@@ -35,7 +36,7 @@ export async function viewCommand(args: readonly string[], io: CliIo): Promise<n
     loadPacketView,
   );
   if (!opened.ok) {
-    io.err(`${PREFIX}: ${opened.error}\n`);
+    io.err(`${PREFIX}: ${showInvisible(opened.error)}\n`);
     return 2;
   }
   const view = opened.packet;
@@ -60,7 +61,7 @@ export async function viewCommand(args: readonly string[], io: CliIo): Promise<n
     }),
   );
   io.err(
-    `${PREFIX}: ${dir}: verdict ${view.verdict.verdict}; open ${viewer.url} (the address is the key: share it with no one); Ctrl-C stops\n`,
+    `${PREFIX}: ${showInvisible(dir)}: verdict ${view.verdict.verdict}; open ${viewer.url} (the address is the key: share it with no one); Ctrl-C stops\n`,
   );
   await stopSignal;
   await viewer.close();

@@ -299,6 +299,32 @@ test('the token, the Host header and the method: anything else gets nothing', as
   assert.ok(Number(head.headers['content-length']) > 0);
 });
 
+test('a page that cannot be made (a value past what a string holds) is answered 500 with why; the viewer goes on', async () => {
+  const view = await load(await packet(3));
+  const [first] = view.rows;
+  assert.ok(first);
+  Object.defineProperty(first, 'target', {
+    get: () => {
+      throw new RangeError('Invalid string length');
+    },
+  });
+  const { url } = await serve(view);
+  const broken = await get(`${url}receipts`);
+  assert.equal(broken.status, 500);
+  assert.match(broken.body, /^this page could not be made \(Invalid string length\)/);
+  assert.equal((await get(`${url}style.css`)).status, 200);
+  assert.equal((await get(`${url}policy`)).status, 200);
+});
+
+test('on port 80 the viewer answers a Host without the port, as browsers send it', async () => {
+  const viewer = await serveViewer(await load(await packet(2)), { host: '127.0.0.1', port: 80 });
+  viewers.push(viewer);
+  assert.equal(new URL(viewer.url).port, '');
+  assert.equal((await get(viewer.url, { host: '127.0.0.1' })).status, 200);
+  assert.equal((await get(viewer.url, { host: 'localhost' })).status, 200);
+  assert.equal((await get(viewer.url, { host: 'attacker.example' })).status, 421);
+});
+
 test('without a pinned key: self-consistent only, naming the key the packet signs with', async () => {
   const view = await load(await packet(3), []);
   assert.equal(view.judgement.verdict, 'self_consistent_only');
@@ -502,6 +528,11 @@ test('view on the command line: usage, unreadable packets and non-loopback addre
     nowhere.stderr,
     'pipelock-egress view: /nonexistent/packet is not a directory: give the Audit Packet directory\n',
   );
+  // A directory name reaches the terminal escaped: it could hide the verdict after it.
+  const hostile = await cli('view', '/nonexistent/pk\u001b[8mX\u202e');
+  assert.match(hostile.stderr, /pk\\u001b\[8mX\\u202e is not a directory/);
+  // eslint-disable-next-line no-control-regex -- the raw characters must not be there
+  assert.doesNotMatch(hostile.stderr, /[\u001b\u202e]/);
   const empty = scratchDir('pe-view-empty-');
   const notPacket = await cli('view', empty);
   assert.equal(notPacket.code, 2);

@@ -71,6 +71,19 @@ export class ViewerApp {
   }
 
   handle(request: ViewerRequest): ViewerResponse {
+    try {
+      return this.route(request);
+    } catch (error) {
+      // A signer can make values no page can hold (a string past V8's limit): the viewer
+      // answers that page with the reason and goes on serving the others.
+      return plain(
+        500,
+        `this page could not be made (${(error as Error).message}); the packet's files hold what it would show`,
+      );
+    }
+  }
+
+  private route(request: ViewerRequest): ViewerResponse {
     if (request.host === undefined || !this.hosts.includes(request.host.toLowerCase())) {
       return plain(421, `this viewer answers only to ${this.hosts.join(' or ')}`);
     }

@@ -15,7 +15,9 @@ export interface RunningViewer {
 function hostNames(address: AddressInfo): string[] {
   const port = address.port;
   const literal = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  return [`${literal}:${port}`, `localhost:${port}`];
+  // On port 80 a browser leaves the port out of Host.
+  const portless = port === 80 ? [literal, 'localhost'] : [];
+  return [`${literal}:${port}`, `localhost:${port}`, ...portless];
 }
 
 export async function serveViewer(view: PacketView, listen: ListenAddress): Promise<RunningViewer> {
