@@ -46,6 +46,10 @@ const verifySamplePinning = (keys: readonly string[], ...options: string[]) =>
 /** `verify` of the sample evidence under its key, with more options. */
 const verifySample = (...options: string[]) => verifySamplePinning([SAMPLE_KEY], ...options);
 
+/** `verify` of another evidence file under the sample key. */
+const verifyUnderSampleKey = (path: string) =>
+  cli('verify', '--receipt-chain', path, '--public-key', SAMPLE_KEY);
+
 function file(name: string, content: string): string {
   const target = path.join(dir, name);
   writeFileSync(target, content);
@@ -623,13 +627,7 @@ test(
 
 test('a malformed line is CHAIN BROKEN with its place, not a crash', async () => {
   const broken = file('malformed.jsonl', `${sample[0]?.text ?? ''}{"v":2,\n`);
-  const { code, stdout } = await cli(
-    'verify',
-    '--receipt-chain',
-    broken,
-    '--public-key',
-    SAMPLE_KEY,
-  );
+  const { code, stdout } = await verifyUnderSampleKey(broken);
   assert.equal(code, 1);
   assert.match(stdout, /^CHAIN BROKEN: .*\n {2}Error: {4}.*malformed\.jsonl: line 2: invalid JSON/);
 });
@@ -642,13 +640,7 @@ test('what the evidence holds reaches the terminal escaped: a crafted key with C
   );
   assert.notEqual(line, sample[1]?.text);
   const broken = file('hostile-key.jsonl', `${sample[0]?.text ?? ''}${line}`);
-  const { code, stdout } = await cli(
-    'verify',
-    '--receipt-chain',
-    broken,
-    '--public-key',
-    SAMPLE_KEY,
-  );
+  const { code, stdout } = await verifyUnderSampleKey(broken);
   assert.equal(code, 1);
   assert.match(stdout, /^CHAIN BROKEN: /);
   assert.match(stdout, /\\u009b2K/);
