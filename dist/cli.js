@@ -45049,9 +45049,11 @@ function sniProblem(serverName, host) {
   if (serverName === void 0) {
     return host.kind === "name" ? `the ClientHello has no SNI; expected ${expected}` : void 0;
   }
-  const named = parseNameOrIpv4(serverName);
-  const same = named.ok && named.host.kind === host.kind && (named.host.kind === "name" ? host.kind === "name" && named.host.name === host.name : formatHost(named.host) === expected);
+  const same = host.kind === "ip" ? serverName === expected : sameName(parseNameOrIpv4(serverName), host.name);
   return same ? void 0 : `SNI ${serverName} does not match the CONNECT host ${expected}`;
+}
+function sameName(named, name) {
+  return named.ok && named.host.kind === "name" && named.host.name === name;
 }
 function laterHelloProblem(message, host) {
   const parsed = parseClientHelloMessage(message);
@@ -45116,6 +45118,22 @@ function relay(client, hello, destination2, limits) {
     });
     client.on("close", () => upstream.destroy());
   });
+}
+
+// src/engine/tls/leaf-names.ts
+var IPV4_MAPPED = 0xffffn << 32n;
+function leafNames(host, authority) {
+  const spelled = authority.slice(0, authority.lastIndexOf(":"));
+  if (host.kind === "name") {
+    const canonical3 = { dnsName: host.name };
+    return spelled.endsWith(".") ? [canonical3, { dnsName: `${host.name}.` }] : [canonical3];
+  }
+  const canonical2 = { ipAddress: formatIp(host.ip) };
+  if (host.ip.family === 4 && spelled.startsWith("[")) {
+    const mapped = formatIp({ family: 6, value: IPV4_MAPPED | BigInt(host.ip.value) });
+    return [canonical2, { ipAddress: mapped }];
+  }
+  return [canonical2];
 }
 
 // src/engine/tls/terminate.ts
@@ -46142,7 +46160,7 @@ var Engine = class {
         return refuseSocket(socket, refusal);
       }
       socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-      const leaf = kind !== void 0 || this.needsInterception(admission.decision) ? this.options.ca.contextFor(authority.host) : void 0;
+      const leaf = kind !== void 0 || this.needsInterception(admission.decision) ? this.options.ca.contextFor(leafNames(authority.host, target)) : void 0;
       const hello = await awaitTunnelStart(socket, head, authority.host, this.limits);
       if (hello.kind === "refused") {
         this.recordBlock(admission.entry, { status: 403, layer: "sni", reason: hello.reason });
@@ -47035,10 +47053,10 @@ var LeafIssuer = class {
   publicKey;
   extensionsBeforeSan;
   extensionsAfterSan;
-  /** A server certificate for one host (DNS name or IP address), signed by the CA. */
-  issue(host, serial) {
-    const subjectName = host.kind === "name" ? host.name : formatIp(host.ip);
-    const alternativeName = host.kind === "name" ? new x509.GeneralName({ dNSName: host.name }) : new x509.GeneralName({ iPAddress: formatIp(host.ip) });
+  /** A server certificate for one host's names (the first is the subject), signed by the CA. */
+  issue(names, serial) {
+    const [first] = names;
+    const subjectName = "dnsName" in first ? first.dnsName : first.ipAddress;
     const tbs = tlv(
       SEQUENCE,
       VERSION_3,
@@ -47056,7 +47074,7 @@ var LeafIssuer = class {
             extension2(
               x509.id_ce_subjectAltName,
               false,
-              new x509.SubjectAlternativeName([alternativeName])
+              new x509.SubjectAlternativeName(names.map(generalName))
             )
           ),
           this.extensionsAfterSan
@@ -47069,6 +47087,11 @@ var LeafIssuer = class {
     );
   }
 };
+function generalName(name) {
+  return new x509.GeneralName(
+    "dnsName" in name ? { dNSName: name.dnsName } : { iPAddress: name.ipAddress }
+  );
+}
 function issue3(signer, unsigned) {
   const algorithm = new x509.AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA256 });
   const tbsCertificate = new x509.TBSCertificate({
@@ -47173,16 +47196,16 @@ var RunCertificateAuthority = class _RunCertificateAuthority {
   static create(now = /* @__PURE__ */ new Date()) {
     return new _RunCertificateAuthority(now);
   }
-  /** The TLS context presenting a certificate for `host`, minted on first use. */
-  contextFor(host) {
-    const key = formatHost(host);
+  /** The TLS context presenting a certificate for `names`, minted on first use. */
+  contextFor(names) {
+    const key = JSON.stringify(names);
     const cached2 = this.contexts.get(key);
     if (cached2 !== void 0) {
       this.contexts.delete(key);
       this.contexts.set(key, cached2);
       return cached2;
     }
-    const leaf = this.leaves.issue(host, randomBytes4(16));
+    const leaf = this.leaves.issue(names, randomBytes4(16));
     const context2 = createSecureContext2({
       key: this.leafKeyPem,
       cert: leaf.pem,

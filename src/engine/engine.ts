@@ -44,6 +44,7 @@ import { formatHost, plainHttpOnly, type EgressRule, type Policy } from '../poli
 import { originForm, parseRequestTarget } from '../policy/target.js';
 import type { IpAddress } from '../policy/ip.js';
 import type { RunCertificateAuthority } from './tls/run-ca.js';
+import { leafNames } from './tls/leaf-names.js';
 import { terminateTls } from './tls/terminate.js';
 import { CLOSE_GRACE_MS, relayWebSocket, type WebSocketContext } from './websocket.js';
 import { startRequestSweep, stopRequestSweep } from './request-sweep.js';
@@ -702,7 +703,7 @@ export class Engine {
       // than after its hello arrives.
       const leaf =
         kind !== undefined || this.needsInterception(admission.decision)
-          ? this.options.ca.contextFor(authority.host)
+          ? this.options.ca.contextFor(leafNames(authority.host, target))
           : undefined;
       const hello = await awaitTunnelStart(socket, head, authority.host, this.limits);
       if (hello.kind === 'refused') {

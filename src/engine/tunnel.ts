@@ -6,7 +6,7 @@ import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { formatHost, type Host } from '../policy/index.js';
 import { formatIp, type IpAddress } from '../policy/ip.js';
-import { parseNameOrIpv4 } from '../policy/host.js';
+import { parseNameOrIpv4, type HostResult } from '../policy/host.js';
 import { parseClientHello, parseClientHelloMessage } from './client-hello.js';
 import type { EngineLimits } from './limits.js';
 import { requestStart } from './request-start.js';
@@ -107,14 +107,15 @@ function sniProblem(serverName: string | undefined, host: Host): string | undefi
   if (serverName === undefined) {
     return host.kind === 'name' ? `the ClientHello has no SNI; expected ${expected}` : undefined;
   }
-  const named = parseNameOrIpv4(serverName);
+  // SNI carries no addresses (RFC 6066); one sent anyway must be the address as judged, for
+  // an origin reads any other spelling (0x7f.1) as a name of its own.
   const same =
-    named.ok &&
-    named.host.kind === host.kind &&
-    (named.host.kind === 'name'
-      ? host.kind === 'name' && named.host.name === host.name
-      : formatHost(named.host) === expected);
+    host.kind === 'ip' ? serverName === expected : sameName(parseNameOrIpv4(serverName), host.name);
   return same ? undefined : `SNI ${serverName} does not match the CONNECT host ${expected}`;
+}
+
+function sameName(named: HostResult, name: string): boolean {
+  return named.ok && named.host.kind === 'name' && named.host.name === name;
 }
 
 /** A later ClientHello in the tunnel must pass what the first did: the same host, no ECH. */

@@ -643,6 +643,25 @@ test('CONNECT to an IP literal carrying a name in SNI is closed with a block rec
   }
 });
 
+for (const spelling of ['0x7f.0.0.1', '127.1', '2130706433']) {
+  test(`CONNECT to an IP literal with the address spelled ${spelling} in SNI is closed with a block receipt`, async () => {
+    const f = await fixture();
+    try {
+      await expectSniBlock(
+        f,
+        async (socket) =>
+          assert.equal(await tlsThrough(socket, { servername: spelling }), 'closed'),
+        new RegExp(
+          `^SNI ${spelling.replace(/\./g, '\\.')} does not match the CONNECT host 127\\.0\\.0\\.1$`,
+        ),
+        `127.0.0.1:${f.origin.port}`,
+      );
+    } finally {
+      await f.close();
+    }
+  });
+}
+
 test('an idle tunnel is closed after the idle limit with an outcome receipt', async () => {
   const { createServer } = await import('node:net');
   const accepted: Socket[] = [];

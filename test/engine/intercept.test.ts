@@ -520,23 +520,62 @@ for method, data in (("GET", None), ("POST", b"x=1")):
 print(json.dumps(out))
 `;
 
+/** Python urllib's GET and POST to `url` through the engine: [method, status, body] each. */
+function pythonRequests(f: Fixture, url: string): Promise<[string, number, string][]> {
+  return new Promise((resolve, reject) =>
+    execFile(
+      'python3',
+      ['-c', PYTHON_CLIENT, f.proxy.proxyUrl, runCaFile, url],
+      { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, timeout: 30_000 },
+      (error, out, err) =>
+        error
+          ? reject(new Error(`${error.message}\n${err}`))
+          : resolve(JSON.parse(out) as [string, number, string][]),
+    ),
+  );
+}
+
 test('Python urllib (strict X.509 checks) trusting the run CA: GET passes, POST is refused', async () => {
   const f = await fixture();
   try {
-    const url = `https://other.example.test:${f.origin.port}/py`;
-    const stdout = await new Promise<string>((resolve, reject) =>
-      execFile(
-        'python3',
-        ['-c', PYTHON_CLIENT, f.proxy.proxyUrl, runCaFile, url],
-        { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, timeout: 30_000 },
-        (error, out, err) => (error ? reject(new Error(`${error.message}\n${err}`)) : resolve(out)),
-      ),
-    );
-    const [get, post] = JSON.parse(stdout) as [string, number, string][];
+    const [get, post] = await pythonRequests(f, `https://other.example.test:${f.origin.port}/py`);
     assert.equal(get?.[1], 200);
     assert.equal((JSON.parse(get?.[2] ?? '{}') as { url: string }).url, '/py');
     assert.equal(post?.[1], 403);
     assert.match(post?.[2] ?? '', /^blocked: method POST/);
+  } finally {
+    await f.close();
+  }
+});
+
+test('the leaf also names the host as the client spelled it: a trailing dot, an IPv4-mapped IPv6 address', async () => {
+  const policyFor = (port: number) => `version: "1.0"
+egress:
+  - destination: "other.example.test"
+    ports: [${port}]
+    methods: ["GET"]
+  - destination: "127.0.0.1"
+    ports: [${port}]
+    methods: ["GET"]
+`;
+  const f = await fixture({ policyFor, pinned: ['other.example.test'] });
+  try {
+    // OpenSSL (under Python) checks the name with its dot; curl the address's 16 bytes.
+    const [get, post] = await pythonRequests(f, `https://other.example.test.:${f.origin.port}/dot`);
+    assert.equal(get?.[1], 200, get?.[2]);
+    assert.equal(post?.[1], 403);
+    const mapped = `https://[::ffff:127.0.0.1]:${f.origin.port}/mapped`;
+    const viaCurl = await curlTrustingRunCa(f.proxy, ['-i', mapped]);
+    assert.equal(parseCurlResponse(viaCurl.stdout).status, 200, viaCurl.stderr);
+    const inner = (await records(f)).filter((r) => r.transport === 'intercept');
+    assert.deepEqual(
+      inner.map((r) => [r.method, r.verdict, r.target]),
+      [
+        ['GET', 'allow', `https://other.example.test:${f.origin.port}/dot`],
+        ['POST', 'block', `https://other.example.test:${f.origin.port}/dot`],
+        ['GET', 'allow', `https://127.0.0.1:${f.origin.port}/mapped`],
+      ],
+    );
   } finally {
     await f.close();
   }

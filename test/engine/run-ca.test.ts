@@ -9,7 +9,8 @@ import { createServer, type AddressInfo } from 'node:net';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { Certificate } from '@peculiar/asn1-x509';
 import { RunCertificateAuthority } from '../../src/engine/tls/run-ca.js';
-import type { Host } from '../../src/policy/index.js';
+import { leafNames } from '../../src/engine/tls/leaf-names.js';
+import { formatHost, type Host } from '../../src/policy/index.js';
 import { cleanup, tempDir } from './helpers.js';
 
 // Whole seconds: certificate times carry no fractions.
@@ -24,11 +25,18 @@ const NAME: Host = { kind: 'name', name: 'api.example.test' };
 const IPV4: Host = { kind: 'ip', ip: { family: 4, value: 0x7f000001 } };
 const IPV6: Host = { kind: 'ip', ip: { family: 6, value: 1n } };
 
+/** The context for a CONNECT to `authority`, the host as the engine judged it. */
+const contextFor = (host: Host, authority = `${formatHost(host)}:443`) =>
+  ca.contextFor(leafNames(host, authority));
+
 /** The certificate a TLS client is shown for `host` (the chain verified against the CA). */
-async function presented(host: Host): Promise<{ cert: X509Certificate; pem: string }> {
+async function presented(
+  host: Host,
+  authority?: string,
+): Promise<{ cert: X509Certificate; pem: string }> {
   // As the engine does: a server-side TLS socket given the host's context directly.
   const server = createServer((raw) => {
-    const tls = new TLSSocket(raw, { isServer: true, secureContext: ca.contextFor(host) });
+    const tls = new TLSSocket(raw, { isServer: true, secureContext: contextFor(host, authority) });
     tls.on('error', () => raw.destroy());
     tls.on('secure', () => tls.end());
   });
@@ -112,9 +120,25 @@ test('a leaf is canonical DER, also for a name long enough to need multi-byte le
 });
 
 test('leaves are minted once per host and cached; each has its own serial', async () => {
-  assert.equal(ca.contextFor(NAME), ca.contextFor({ kind: 'name', name: 'api.example.test' }));
-  assert.notEqual(ca.contextFor(NAME), ca.contextFor(IPV4));
+  assert.equal(contextFor(NAME), contextFor({ kind: 'name', name: 'api.example.test' }));
+  assert.notEqual(contextFor(NAME), contextFor(IPV4));
+  assert.notEqual(contextFor(NAME), contextFor(NAME, 'api.example.test.:443'));
   const a = await presented({ kind: 'name', name: 'a.example.test' });
   const b = await presented({ kind: 'name', name: 'b.example.test' });
   assert.notEqual(a.cert.serialNumber, b.cert.serialNumber);
+});
+
+test('a CONNECT spelled with a trailing dot or as an IPv4-mapped address gets a leaf naming that spelling too', async () => {
+  const dotted = (await presented(NAME, 'api.example.test.:443')).cert;
+  assert.equal(dotted.checkHost('api.example.test.'), 'api.example.test.');
+  assert.equal(dotted.checkHost('api.example.test'), 'api.example.test');
+  assert.equal(dotted.subjectAltName, 'DNS:api.example.test, DNS:api.example.test.');
+  const mapped = (await presented(IPV4, '[::ffff:127.0.0.1]:443')).cert;
+  assert.equal(mapped.checkIP('::ffff:127.0.0.1'), '::ffff:127.0.0.1');
+  assert.equal(mapped.checkIP('127.0.0.1'), '127.0.0.1');
+  assert.equal(mapped.checkIP('::ffff:127.0.0.2'), undefined);
+  // Without the spelling, OpenSSL matches neither.
+  const plain = (await presented(NAME)).cert;
+  assert.equal(plain.checkHost('api.example.test.'), undefined);
+  assert.equal((await presented(IPV4)).cert.checkIP('::ffff:127.0.0.1'), undefined);
 });

@@ -4,8 +4,7 @@
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
 import * as x509 from '@peculiar/asn1-x509';
 import { createHash } from 'node:crypto';
-import type { Host } from '../../policy/index.js';
-import { formatIp } from '../../policy/ip.js';
+import type { LeafName, LeafNames } from './leaf-names.js';
 
 const ECDSA_WITH_SHA256 = '1.2.840.10045.4.3.2';
 const COMMON_NAME = '2.5.4.3';
@@ -118,13 +117,10 @@ export class LeafIssuer {
     );
   }
 
-  /** A server certificate for one host (DNS name or IP address), signed by the CA. */
-  issue(host: Host, serial: Uint8Array): IssuedCertificate {
-    const subjectName = host.kind === 'name' ? host.name : formatIp(host.ip);
-    const alternativeName =
-      host.kind === 'name'
-        ? new x509.GeneralName({ dNSName: host.name })
-        : new x509.GeneralName({ iPAddress: formatIp(host.ip) });
+  /** A server certificate for one host's names (the first is the subject), signed by the CA. */
+  issue(names: LeafNames, serial: Uint8Array): IssuedCertificate {
+    const [first] = names;
+    const subjectName = 'dnsName' in first ? first.dnsName : first.ipAddress;
     const tbs = tlv(
       SEQUENCE,
       VERSION_3,
@@ -142,7 +138,7 @@ export class LeafIssuer {
             extension(
               x509.id_ce_subjectAltName,
               false,
-              new x509.SubjectAlternativeName([alternativeName]),
+              new x509.SubjectAlternativeName(names.map(generalName)),
             ),
           ),
           this.extensionsAfterSan,
@@ -154,6 +150,12 @@ export class LeafIssuer {
       tlv(SEQUENCE, tbs, SIGNATURE_ALGORITHM, tlv(BIT_STRING, Uint8Array.of(0), signature)),
     );
   }
+}
+
+function generalName(name: LeafName): x509.GeneralName {
+  return new x509.GeneralName(
+    'dnsName' in name ? { dNSName: name.dnsName } : { iPAddress: name.ipAddress },
+  );
 }
 
 interface Unsigned {

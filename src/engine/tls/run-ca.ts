@@ -4,13 +4,13 @@
 
 import { constants, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { createSecureContext, type SecureContext } from 'node:tls';
-import { formatHost, type Host } from '../../policy/index.js';
 import {
   buildCaCertificate,
   distinguishedName,
   LeafIssuer,
   type CertificateSigner,
 } from './certificates.js';
+import type { LeafNames } from './leaf-names.js';
 
 /** Leaves outlive no run: a CI job is capped at days, and the key dies with the engine. */
 const LIFETIME_MS = 7 * 24 * 3600 * 1000;
@@ -47,9 +47,9 @@ export class RunCertificateAuthority {
     return new RunCertificateAuthority(now);
   }
 
-  /** The TLS context presenting a certificate for `host`, minted on first use. */
-  contextFor(host: Host): SecureContext {
-    const key = formatHost(host);
+  /** The TLS context presenting a certificate for `names`, minted on first use. */
+  contextFor(names: LeafNames): SecureContext {
+    const key = JSON.stringify(names);
     const cached = this.contexts.get(key);
     if (cached !== undefined) {
       // Re-inserted: the map's order is the recency order for eviction.
@@ -57,7 +57,7 @@ export class RunCertificateAuthority {
       this.contexts.set(key, cached);
       return cached;
     }
-    const leaf = this.leaves.issue(host, randomBytes(16));
+    const leaf = this.leaves.issue(names, randomBytes(16));
     // A client's renegotiation (TLS 1.2) would run a second handshake inside the judged
     // session, each costing the engine a signature: refused (a no_renegotiation alert).
     const context = createSecureContext({
