@@ -56,6 +56,27 @@ const SAMPLES: Record<string, string> = {
   'private-key': '-----BEGIN OPENSSH PRIVATE KEY-----',
   jwt: 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZ2VudCJ9.c2lnbmF0dXJlLWJ5dGVz',
   'credential-in-url': 'password=hunter2hunter2',
+  'gitlab-token': `glpat-${'x1Y2z3W4v5'.repeat(2)}`,
+  'huggingface-token': `hf_${'AbCdEfGhIj'.repeat(3)}AbCd`,
+  'google-oauth-client-secret': `GOCSPX-${'a1B2c3D4e5F6g7'.repeat(2)}`,
+  'google-oauth-access-token': `ya29.a0AfH6SM${'b7'.repeat(15)}`,
+  'stripe-webhook-secret': `whsec_${'Wh1'.repeat(11)}`,
+  'digitalocean-token': `dop_v1_${'0a1b2c3d'.repeat(8)}`,
+  'vault-token': `hvs.${'CAESIJ'.repeat(5)}`,
+  'sendgrid-api-key': `SG.${'a1'.repeat(11)}.${'B2c'.repeat(14)}B`,
+  'twilio-api-key': `SK${'0123456789abcdef'.repeat(2)}`,
+  'discord-bot-token': `N${'a1B2'.repeat(6)}.Gh3Jk9.${'x7Y8'.repeat(7)}`,
+  'groq-api-key': `gsk_${'Gq7'.repeat(17)}G`,
+  'xai-api-key': `xai-${'X1y2'.repeat(20)}`,
+  'replicate-api-token': `r8_${'R3p'.repeat(12)}R`,
+  'databricks-token': `dapi${'0123456789abcdef'.repeat(2)}`,
+  'linear-api-key': `lin_api_${'L1n'.repeat(13)}L`,
+  'new-relic-api-key': `NRAK-${'ABC123XYZ'.repeat(3)}`,
+  'sentry-token': `sntryu_${'0123456789abcdef'.repeat(4)}`,
+  'notion-token': `ntn_12345678901${'N0t10n'.repeat(5)}abcde`,
+  'supabase-secret-key': `sb_secret_${'S5b'.repeat(10)}S`,
+  'pinecone-api-key': `pcsk_${'P1n3c'.repeat(10)}`,
+  'bip32-extended-private-key': `xprv9s21ZrQH143K${'Ab3De'.repeat(19)}`,
 };
 
 function scan(target: string, scanner = createSecretScanner(BUILTIN_DETECTORS, [])) {
@@ -141,6 +162,13 @@ test('ordinary URLs are not findings', () => {
     'https://api.example.test/x?auth=oauth2&password=xxxxxxxx',
     'https://api.example.test/x?password=%3Cyour-password%3E',
     'https://registry.npmjs.org/sk-ant-design-components-library',
+    // Hashes and identifiers in the shapes of formats left out: a cache key (Mailgun's
+    // `key-` and 32 hex), a transaction hash (an Ethereum key is `0x` and 64 hex too).
+    `https://cdn.example.test/cache/key-${'0123456789abcdef'.repeat(2)}.js`,
+    `https://etherscan.io/tx/0x${'0123456789abcdef'.repeat(4)}`,
+    'https://huggingface.co/api/models?search=hf_transformers_sentencepiece_tokenizers_v2',
+    'https://gitlab.example.test/api/v4/projects/glpat-rotation-docs/issues',
+    'https://docs.example.test/dapi/v1/reference?section=SK-overview',
     // A presigned download (GitHub's release assets): the key id is public, the signature expires.
     `https://objects.githubusercontent.com/release-asset/1?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAVCODYLSA53PQK4ZA%2F20261128%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature=${'0a'.repeat(32)}`,
   ]) {
@@ -160,6 +188,27 @@ test('keys in their real shapes are still found beside the names that look like 
   }
   for (const text of [`sk-${'abc'.repeat(16)}`, `sk-learn-${'x'.repeat(30)}`])
     assert.equal(scan(`https://paste.example/p?d=${text}`), undefined, text);
+});
+
+test('fixed-length formats one character short, or run on into more of their alphabet, are not found', () => {
+  for (const name of [
+    'huggingface-token',
+    'google-oauth-client-secret',
+    'digitalocean-token',
+    'twilio-api-key',
+    'groq-api-key',
+    'xai-api-key',
+    'replicate-api-token',
+    'linear-api-key',
+    'new-relic-api-key',
+    'notion-token',
+  ]) {
+    const sample = SAMPLES[name] ?? '';
+    const found = (text: string) => scan(`https://paste.example/p?d=${text}`)?.detector;
+    assert.equal(found(sample), name, sample);
+    assert.equal(found(sample.slice(0, -1)), undefined, `${name} one short`);
+    assert.equal(found(`${sample}a`), undefined, `${name} one long`);
+  }
 });
 
 test('credentials under more names and formats: URL parameters, Slack app and refresh tokens, an AWS key in JSON', () => {
@@ -780,9 +829,10 @@ test('a credential next to `_`, `-` or punctuation is found; glued after a lette
   const find = (text: string) => scanner.scanContent(textViews(text, 'body'), host, true);
   for (const [name, sample] of Object.entries(SAMPLES)) {
     if (name === 'credential-in-url' || name === 'private-key') continue;
-    // A JWT's own alphabet holds `_` and `-`: it starts after anything else.
-    const glued =
-      name === 'jwt' ? [`TOKEN=${sample}_`, `:${sample}-`] : [`TOKEN_${sample}_`, `-${sample}-`];
+    // A JWT's and a Discord token's alphabet holds `_` and `-`: they start after anything else.
+    const glued = ['jwt', 'discord-bot-token'].includes(name)
+      ? [`TOKEN=${sample}_`, `:${sample}-`]
+      : [`TOKEN_${sample}_`, `-${sample}-`];
     for (const text of [...glued, `/a/${sample}.`, `(${sample})`])
       assert.equal(find(text)?.detector, name, text);
   }

@@ -51,9 +51,10 @@ const LONGEST = 65_536;
 const START = '(?<![A-Za-z0-9])';
 const END = '(?![A-Za-z0-9])';
 /**
- * A JWT starts a run of its own alphabet, `_` and `-` included: its first part must end in a
- * `.`, so a start inside a run that ends otherwise is given up only at the run's end, and a
- * run of megabytes of `-eyJ` would otherwise be read again from each of them (quadratic).
+ * A JWT (a Discord token too) starts a run of its own alphabet, `_` and `-` included: its
+ * first part must end in a `.`, so a start inside a run that ends otherwise is given up only
+ * at the run's end, and a run of megabytes of `-eyJ` would otherwise be read again from each
+ * of them (quadratic).
  */
 const JWT_START = '(?<![A-Za-z0-9_-])';
 
@@ -112,6 +113,47 @@ export const BUILTIN_DETECTORS: readonly Detector[] = [
   builtin('npm-token', String.raw`npm_[A-Za-z0-9]{36}`, BOUNDED),
   builtin('pypi-token', String.raw`pypi-[A-Za-z0-9_-]{50,${LONGEST}}`, STARTS),
   builtin('stripe-key', String.raw`(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,${LONGEST}}`, STARTS),
+  // Personal, deploy, runner, pipeline-trigger, CI job, OAuth-application, SCIM, feed,
+  // incoming-mail, feature-flag and agent tokens; a routable one ends in `.` parts.
+  builtin(
+    'gitlab-token',
+    String.raw`gl(?:pat|dt|rt|ptt|cbt|oas|soat|ft|imt|ffct|agent)-[A-Za-z0-9_-]{20,${LONGEST}}(?:\.[A-Za-z0-9]{1,16}){0,2}`,
+    STARTS,
+  ),
+  builtin('huggingface-token', String.raw`(?:hf_|api_org_)[A-Za-z]{34}`, BOUNDED),
+  builtin('google-oauth-client-secret', String.raw`GOCSPX-[A-Za-z0-9_-]{28}`, BOUNDED),
+  builtin('google-oauth-access-token', String.raw`ya29\.[A-Za-z0-9_-]{20,${LONGEST}}`, STARTS),
+  builtin('stripe-webhook-secret', String.raw`whsec_[A-Za-z0-9+/=]{24,${LONGEST}}`, STARTS),
+  builtin('digitalocean-token', String.raw`do[opr]_v1_[0-9a-f]{64}`, BOUNDED),
+  builtin('vault-token', String.raw`hv[sbr]\.[A-Za-z0-9_-]{24,${LONGEST}}`, STARTS),
+  builtin('sendgrid-api-key', String.raw`SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}`, BOUNDED),
+  builtin('twilio-api-key', String.raw`SK[0-9a-f]{32}`, BOUNDED),
+  builtin(
+    'discord-bot-token',
+    String.raw`[MNO][A-Za-z0-9_-]{23,25}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,38}`,
+    { start: JWT_START, end: '(?![A-Za-z0-9_-])' },
+  ),
+  builtin('groq-api-key', String.raw`gsk_[A-Za-z0-9]{52}`, BOUNDED),
+  builtin('xai-api-key', String.raw`xai-[A-Za-z0-9]{80}`, BOUNDED),
+  builtin('replicate-api-token', String.raw`r8_[A-Za-z0-9]{37}`, BOUNDED),
+  builtin('databricks-token', String.raw`dapi[0-9a-f]{32}(?:-[0-9]{1,2})?`, BOUNDED),
+  builtin('linear-api-key', String.raw`lin_api_[A-Za-z0-9]{40}`, BOUNDED),
+  builtin('new-relic-api-key', String.raw`NRAK-[A-Z0-9]{27}`, BOUNDED),
+  // Organisation tokens (base64 of their claims, then the secret) and user tokens.
+  builtin(
+    'sentry-token',
+    String.raw`sntrys_[A-Za-z0-9+/=_]{40,${LONGEST}}|sntryu_[0-9a-f]{64}`,
+    STARTS,
+  ),
+  builtin('notion-token', String.raw`ntn_[0-9]{11}[A-Za-z0-9]{35}`, BOUNDED),
+  builtin('supabase-secret-key', String.raw`sb_secret_[A-Za-z0-9_-]{20,${LONGEST}}`, STARTS),
+  builtin('pinecone-api-key', String.raw`pcsk_[A-Za-z0-9_]{40,${LONGEST}}`, STARTS),
+  // BIP-32 extended private keys (mainnet and testnet, legacy and SegWit): base58, 111 long.
+  builtin(
+    'bip32-extended-private-key',
+    String.raw`[xyzt]prv[1-9A-HJ-NP-Za-km-z]{107,108}`,
+    BOUNDED,
+  ),
   // PEM private keys, and OpenPGP's armour for one (a release-signing key in CI).
   builtin(
     'private-key',
