@@ -9513,9 +9513,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve5, reject) => {
+          return new Promise((resolve6, reject) => {
             this.close((err, data2) => {
-              return err ? reject(err) : resolve5(data2);
+              return err ? reject(err) : resolve6(data2);
             });
           });
         }
@@ -9553,9 +9553,9 @@ var require_dispatcher_base = __commonJS({
           err = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve5, reject) => {
+          return new Promise((resolve6, reject) => {
             this.destroy(err, (err2, data2) => {
-              return err2 ? reject(err2) : resolve5(data2);
+              return err2 ? reject(err2) : resolve6(data2);
             });
           });
         }
@@ -9797,8 +9797,8 @@ var require_pool_base = __commonJS({
           }
           return Promise.all(closeAll);
         } else {
-          return new Promise((resolve5) => {
-            this[kClosedResolve] = resolve5;
+          return new Promise((resolve6) => {
+            this[kClosedResolve] = resolve6;
           });
         }
       }
@@ -13921,8 +13921,8 @@ var require_promise = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise = new Promise((resolve5, reject) => {
-        res = resolve5;
+      const promise = new Promise((resolve6, reject) => {
+        res = resolve6;
         rej = reject;
       });
       return { promise, resolve: res, reject: rej };
@@ -15348,12 +15348,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve5, reject) => {
+      const waitForDrain = () => new Promise((resolve6, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve5;
+          callback = resolve6;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -16237,12 +16237,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve5, reject) => {
+      const waitForDrain = () => new Promise((resolve6, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve5;
+          callback = resolve6;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -16559,16 +16559,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       [kClose]() {
-        return new Promise((resolve5) => {
+        return new Promise((resolve6) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve5;
+            this[kClosedResolve] = resolve6;
           } else {
-            resolve5(null);
+            resolve6(null);
           }
         });
       }
       [kDestroy](err) {
-        return new Promise((resolve5) => {
+        return new Promise((resolve6) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
             const request = requests[i];
@@ -16581,7 +16581,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve5(null);
+            resolve6(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err, callback);
@@ -17129,7 +17129,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return Promise.resolve(null);
         }
-        return new Promise((resolve5, reject) => {
+        return new Promise((resolve6, reject) => {
           if (this[kContentLength] && this[kContentLength] > limit || this[kBytesRead] > limit) {
             this.destroy(new AbortError());
           }
@@ -17143,11 +17143,11 @@ var require_readable = __commonJS({
               if (signal.aborted) {
                 reject(signal.reason ?? new AbortError());
               } else {
-                resolve5(null);
+                resolve6(null);
               }
             });
           } else {
-            this.on("close", resolve5);
+            this.on("close", resolve6);
           }
           this.on("error", noop).on("data", () => {
             if (this[kBytesRead] > limit) {
@@ -17175,7 +17175,7 @@ var require_readable = __commonJS({
     }
     function consume(stream, type) {
       assert2(!stream[kConsume]);
-      return new Promise((resolve5, reject) => {
+      return new Promise((resolve6, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -17190,7 +17190,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve: resolve5,
+              resolve: resolve6,
               reject,
               length: 0,
               body: []
@@ -17264,18 +17264,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2, encoding) {
-      const { type, body: body2, resolve: resolve5, stream, length } = consume2;
+      const { type, body: body2, resolve: resolve6, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve5(chunksDecode(body2, length, encoding));
+          resolve6(chunksDecode(body2, length, encoding));
         } else if (type === "json") {
-          resolve5(JSON.parse(chunksDecode(body2, length, encoding)));
+          resolve6(JSON.parse(chunksDecode(body2, length, encoding)));
         } else if (type === "arrayBuffer") {
-          resolve5(chunksConcat(body2, length).buffer);
+          resolve6(chunksConcat(body2, length).buffer);
         } else if (type === "blob") {
-          resolve5(new Blob(body2, { type: stream[kContentType] }));
+          resolve6(new Blob(body2, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve5(chunksConcat(body2, length));
+          resolve6(chunksConcat(body2, length));
         }
         consumeFinish(consume2);
       } catch (err) {
@@ -17465,9 +17465,9 @@ var require_api_request = __commonJS({
     };
     function request(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve5, reject) => {
+        return new Promise((resolve6, reject) => {
           request.call(this, opts, (err, data2) => {
-            return err ? reject(err) : resolve5(data2);
+            return err ? reject(err) : resolve6(data2);
           });
         });
       }
@@ -21361,11 +21361,11 @@ function __metadata(metadataKey, metadataValue) {
 }
 function __awaiter(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve5) {
-      resolve5(value);
+    return value instanceof P ? value : new P(function(resolve6) {
+      resolve6(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve5, reject) {
+  return new (P || (P = Promise))(function(resolve6, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -21381,7 +21381,7 @@ function __awaiter(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve5(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve6(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -21572,14 +21572,14 @@ function __asyncValues(o) {
   }, i);
   function verb(n) {
     i[n] = o[n] && function(v) {
-      return new Promise(function(resolve5, reject) {
-        v = o[n](v), settle2(resolve5, reject, v.done, v.value);
+      return new Promise(function(resolve6, reject) {
+        v = o[n](v), settle2(resolve6, reject, v.done, v.value);
       });
     };
   }
-  function settle2(resolve5, reject, d, v) {
+  function settle2(resolve6, reject, d, v) {
     Promise.resolve(v).then(function(v2) {
-      resolve5({ value: v2, done: d });
+      resolve6({ value: v2, done: d });
     }, reject);
   }
 }
@@ -34245,7 +34245,7 @@ var recursive = /* @__PURE__ */ new WeakMap();
 var NONE = 0;
 var ASSUMED = 1;
 var PROVEN = 2;
-function isRecursive(inst, stack, resolve5) {
+function isRecursive(inst, stack, resolve6) {
   const cached2 = recursive.get(inst);
   if (cached2 !== void 0)
     return cached2 ? PROVEN : NONE;
@@ -34255,7 +34255,7 @@ function isRecursive(inst, stack, resolve5) {
   let result = NONE;
   const check2 = (child) => {
     if (result !== PROVEN && child?._zod) {
-      const answer = isRecursive(child, stack, resolve5);
+      const answer = isRecursive(child, stack, resolve6);
       if (answer > result)
         result = answer;
     }
@@ -34266,7 +34266,7 @@ function isRecursive(inst, stack, resolve5) {
       const desc = Object.getOwnPropertyDescriptor(sh, key);
       if (spread && !desc.enumerable)
         continue;
-      const child = desc.get ? ASSUMED : desc.value?._zod ? isRecursive(desc.value, stack, resolve5) : NONE;
+      const child = desc.get ? ASSUMED : desc.value?._zod ? isRecursive(desc.value, stack, resolve6) : NONE;
       if (child > answer)
         answer = child;
     }
@@ -34330,7 +34330,7 @@ function isRecursive(inst, stack, resolve5) {
       break;
     // `$ZodLazy` caches its inner on the def, so a resolved edge is followed exactly
     case "lazy": {
-      const inner = def._cachedInner ?? (resolve5 ? inst._zod.innerType : void 0);
+      const inner = def._cachedInner ?? (resolve6 ? inst._zod.innerType : void 0);
       merge2(inner ? isRecursive(inner, stack, false) : ASSUMED);
       break;
     }
@@ -37158,7 +37158,7 @@ var BoundaryError = class extends Error {
 function runTool(argv, options = {}) {
   const [file, ...args] = argv;
   if (file === void 0) throw new Error("runTool: empty argv");
-  return new Promise((resolve5, reject) => {
+  return new Promise((resolve6, reject) => {
     const child = spawn(file, args, {
       stdio: [options.input === void 0 ? "ignore" : "pipe", "pipe", "pipe"],
       env: options.env ?? process.env
@@ -37168,7 +37168,7 @@ function runTool(argv, options = {}) {
     child.stdout?.setEncoding("utf8").on("data", (chunk) => stdout += chunk);
     child.stderr?.setEncoding("utf8").on("data", (chunk) => stderr += chunk);
     child.on("error", reject);
-    child.on("close", (code2, signal) => resolve5({ code: code2, signal, stdout, stderr }));
+    child.on("close", (code2, signal) => resolve6({ code: code2, signal, stdout, stderr }));
     if (options.input !== void 0) child.stdin?.end(options.input);
   });
 }
@@ -42127,7 +42127,7 @@ function isRegularFile(path5) {
   );
 }
 async function readRegularFileAtMost(file, limit, hint) {
-  const notRegular2 = new Error(`not a regular file; ${hint}`);
+  const notRegular2 = new Error(`not a regular file${hint === void 0 ? "" : `; ${hint}`}`);
   if (!(await stat5(file)).isFile()) throw notRegular2;
   const handle = await open2(file, constants2.O_RDONLY | constants2.O_NONBLOCK);
   try {
@@ -42147,7 +42147,7 @@ async function readRegularFileAtMost(file, limit, hint) {
 
 // src/cli/policy-file.ts
 function readPolicyFile(file) {
-  return readRegularFileAtMost(file, MAX_POLICY_BYTES + 1, "give the path of a policy YAML file");
+  return readRegularFileAtMost(file, MAX_POLICY_BYTES + 1);
 }
 
 // src/engine/admission.ts
@@ -43383,7 +43383,7 @@ async function load(file, io) {
     bytes2 = await readPolicyFile(file);
   } catch (error2) {
     io.err(
-      `pipelock-egress: cannot read policy ${file}: ${error2.message}; give the path of a readable policy file
+      `pipelock-egress: cannot read policy ${file}: ${error2.message}; give the path of a readable policy YAML file
 `
     );
     return 2;
@@ -43476,8 +43476,8 @@ function summarise(policy) {
   const lines = [
     `policy OK: ${policy.file}`,
     `  hash        ${policy.hash}`,
-    `  mode        ${policy.mode}${policy.mode === "audit" ? " (nothing is blocked; would-be blocks are recorded)" : ""}`,
-    `  default     ${policy.default_deny ? "deny (only the rules below are allowed)" : "allow (unlisted destinations pass, recorded and scanned)"}`,
+    `  mode        ${policy.mode}${policy.mode === "audit" ? " (what the rules refuse passes, recorded as warn; secrets and the SSRF floor still block)" : ""}`,
+    `  default     ${policy.default_deny ? "deny (only the rules below are allowed)" : "allow (unlisted destinations pass, recorded; their URLs scanned where the engine sees them)"}`,
     `  dns         ${policy.dns_resolution}`,
     `  egress      ${policy.egress.length} rule${policy.egress.length === 1 ? "" : "s"}`,
     ...policy.egress.map(describeRule),
@@ -44156,7 +44156,7 @@ function discard(body2) {
   body2.destroy();
 }
 function relayBody(source, res, clientGone) {
-  return new Promise((resolve5, reject) => {
+  return new Promise((resolve6, reject) => {
     let bytes2 = 0;
     const gone = () => {
       source?.destroy();
@@ -44166,7 +44166,7 @@ function relayBody(source, res, clientGone) {
     clientGone.once("abort", gone);
     res.once("finish", () => {
       clientGone.off("abort", gone);
-      resolve5(bytes2);
+      resolve6(bytes2);
     });
     if (source === void 0) return void res.end();
     source.on("data", (chunk) => bytes2 += chunk.length);
@@ -44283,7 +44283,7 @@ var HELD_BODIES_FULL = {
   reason: "too many request bodies are being held for scanning at once; retry later"
 };
 function readBody(req, maxBytes, tooLarge, reserve) {
-  return new Promise((resolve5) => {
+  return new Promise((resolve6) => {
     const chunks = [];
     let length = 0;
     const finish = (result) => {
@@ -44292,7 +44292,7 @@ function readBody(req, maxBytes, tooLarge, reserve) {
       req.off("error", onError);
       req.off("close", onClose);
       if (!result.ok) req.pause();
-      resolve5(result);
+      resolve6(result);
     };
     const refuse2 = (status, layer, reason) => finish({ ok: false, refusal: { status, layer, reason } });
     const onData = (chunk) => {
@@ -45023,14 +45023,14 @@ function guardedStream(guard) {
 
 // src/engine/tunnel.ts
 function awaitTunnelStart(client, head, host, limits) {
-  return new Promise((resolve5) => {
+  return new Promise((resolve6) => {
     let buffered = head;
     const finish = (result) => {
       clearTimeout(timer);
       client.off("data", onData);
       client.off("close", onClose);
       client.off("end", onClose);
-      resolve5(result);
+      resolve6(result);
     };
     const judge2 = () => {
       const parsed = parseClientHello(buffered);
@@ -45106,7 +45106,7 @@ function laterHelloProblem(message, host) {
   return problem === void 0 ? void 0 : `a later ClientHello: ${problem}`;
 }
 function relay(client, hello, destination2, limits) {
-  return new Promise((resolve5) => {
+  return new Promise((resolve6) => {
     const upstream = connect({
       host: formatIp(destination2.address),
       port: destination2.port,
@@ -45129,7 +45129,7 @@ function relay(client, hello, destination2, limits) {
     const settle2 = () => {
       if (settled) return;
       settled = true;
-      resolve5({ sent, received, reason, violation });
+      resolve6({ sent, received, reason, violation });
     };
     upstream.once("connect", () => {
       connected = true;
@@ -45181,7 +45181,7 @@ function leafNames(host, authority) {
 import { TLSSocket } from "node:tls";
 var REJECTED_CERTIFICATE = /alert (?:bad certificate|unknown ca|certificate unknown|unsupported certificate|certificate revoked|certificate expired|decrypt error|access denied)/i;
 function terminateTls(client, hello, context2, timeoutMs) {
-  return new Promise((resolve5) => {
+  return new Promise((resolve6) => {
     client.unshift(hello);
     const socket = new TLSSocket(client, {
       isServer: true,
@@ -45195,7 +45195,7 @@ function terminateTls(client, hello, context2, timeoutMs) {
       socket.off("end", onEnd);
       socket.off("close", onClose);
       if (!result.ok) socket.destroy();
-      resolve5(result);
+      resolve6(result);
     };
     const onSecure = () => finish({ ok: true, socket });
     const onError = (error2) => finish({ ok: false, reason: handshakeFailure(error2) });
@@ -45389,11 +45389,11 @@ async function relayTracked(context2, req, socket, head, request) {
     // The client gets the subprotocol the origin chose, or none.
     handleProtocols: () => upstream.socket.protocol || false
   });
-  const client = await new Promise((resolve5) => {
-    socket.once("close", () => resolve5(void 0));
+  const client = await new Promise((resolve6) => {
+    socket.once("close", () => resolve6(void 0));
     server.handleUpgrade(req, socket, Buffer.concat([head, sentEarly]), (opened) => {
       opened.pause();
-      resolve5(opened);
+      resolve6(opened);
     });
   });
   if (client === void 0) {
@@ -45463,8 +45463,8 @@ var CLIENT_GONE = {
   reason: "the client left during the handshake"
 };
 function openUpstream(WebSocketClient, context2, url, protocols, headers, dial, clientGone) {
-  return new Promise((resolve5) => {
-    if (clientGone.aborted) return resolve5({ ok: false, refusal: CLIENT_GONE });
+  return new Promise((resolve6) => {
+    if (clientGone.aborted) return resolve6({ ok: false, refusal: CLIENT_GONE });
     const upstream = new WebSocketClient(url, protocols, {
       perMessageDeflate: false,
       maxPayload: context2.maxMessageBytes,
@@ -45494,7 +45494,7 @@ function openUpstream(WebSocketClient, context2, url, protocols, headers, dial, 
       upstream.removeAllListeners();
       upstream.on("error", () => void 0);
       upstream.terminate();
-      resolve5({ ok: false, refusal: { status, layer: "upstream", reason } });
+      resolve6({ ok: false, refusal: { status, layer: "upstream", reason } });
     };
     const giveUp = () => fail2(CLIENT_GONE.status, CLIENT_GONE.reason);
     clientGone.addEventListener("abort", giveUp, { once: true });
@@ -45503,7 +45503,7 @@ function openUpstream(WebSocketClient, context2, url, protocols, headers, dial, 
       clientGone.removeEventListener("abort", giveUp);
       upstream.removeAllListeners("error");
       upstream.pause();
-      resolve5({ ok: true, socket: upstream });
+      resolve6({ ok: true, socket: upstream });
     });
     upstream.once(
       "unexpected-response",
@@ -45581,7 +45581,7 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
   });
   client.on("message", (data2, isBinary) => toUpstream.send(data2, isBinary));
   upstream.on("message", (data2, isBinary) => toClient.send(data2, isBinary));
-  return new Promise((resolve5) => {
+  return new Promise((resolve6) => {
     let open6 = 2;
     const closed = (side, code2, other) => {
       if (tally.reason === "complete" && code2 !== 1e3 && code2 !== 1005)
@@ -45594,7 +45594,7 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
             entry,
             `status=101 messages_sent=${tally.sent} messages_received=${tally.received} blocked=${tally.blocked} reason=${tally.reason}`
           )
-        ).then(resolve5);
+        ).then(resolve6);
       });
     };
     client.on("close", (code2) => closed("client", code2, upstream));
@@ -45666,7 +45666,7 @@ function startRequestSweep(server) {
     );
 }
 function stopRequestSweep(server) {
-  return new Promise((resolve5) => server.close(() => resolve5()));
+  return new Promise((resolve6) => server.close(() => resolve6()));
 }
 
 // src/engine/answer-order.ts
@@ -45677,14 +45677,14 @@ function answerInProgress(socket) {
 async function answersWritten(socket, own2) {
   for (let answering = answerInProgress(socket); answering && answering !== own2; answering = answerInProgress(socket)) {
     const out = answering;
-    const closed = await new Promise((resolve5) => {
+    const closed = await new Promise((resolve6) => {
       const finished = () => {
         socket.off("close", gone);
-        resolve5(false);
+        resolve6(false);
       };
       const gone = () => {
         out.off("finish", finished);
-        resolve5(true);
+        resolve6(true);
       };
       out.once("finish", finished);
       socket.once("close", gone);
@@ -45709,7 +45709,7 @@ var CLIENT_LEFT_BEFORE_SENT = {
 var Engine = class {
   constructor(options) {
     this.options = options;
-    this.closing = new Promise((resolve5) => this.startClosing = resolve5);
+    this.closing = new Promise((resolve6) => this.startClosing = resolve6);
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.scanBudget = new ScanBudget(this.limits.maxScanBufferBytes);
     const trust = upstreamTrust(options.upstreamCa ?? []);
@@ -45831,14 +45831,14 @@ var Engine = class {
   startedAt = Date.now();
   nextRequest = 0;
   listen(target) {
-    return new Promise((resolve5, reject) => {
+    return new Promise((resolve6, reject) => {
       this.server.once("error", reject);
       const done = () => {
         this.server.off("error", reject);
         const address = this.server.address();
         if (address === null || typeof address === "string")
           return reject(new Error("the engine is not listening on a TCP address"));
-        resolve5({ host: address.address, port: address.port });
+        resolve6({ host: address.address, port: address.port });
         setImmediate(() => void loadUndici());
       };
       if ("handle" in target) this.server.listen(target.handle, done);
@@ -45848,7 +45848,7 @@ var Engine = class {
   /** Stops accepting, ends open tunnels and connections; the caller then seals the evidence. */
   async close() {
     this.startClosing();
-    const closed = new Promise((resolve5) => this.server.close(() => resolve5()));
+    const closed = new Promise((resolve6) => this.server.close(() => resolve6()));
     this.server.closeIdleConnections();
     const innerClosed = stopRequestSweep(this.inner);
     for (const tunnel of this.tunnels) tunnel.destroy();
@@ -45864,7 +45864,7 @@ var Engine = class {
     let timer;
     await Promise.race([
       Promise.allSettled([...this.pending]),
-      new Promise((resolve5) => timer = setTimeout(resolve5, limitMs))
+      new Promise((resolve6) => timer = setTimeout(resolve6, limitMs))
     ]);
     clearTimeout(timer);
   }
@@ -46329,7 +46329,7 @@ var Engine = class {
       tasks: /* @__PURE__ */ new Set()
     };
     this.intercepted.set(socket, tunnel);
-    const closed = new Promise((resolve5) => socket.once("close", () => resolve5()));
+    const closed = new Promise((resolve6) => socket.once("close", () => resolve6()));
     socket.on("error", () => socket.destroy());
     this.inner.emit("connection", socket);
     await closed;
@@ -46452,11 +46452,12 @@ import {
   mkdirSync,
   openSync as openSync2,
   readdirSync as readdirSync2,
+  rmdirSync,
   statSync,
   unlinkSync as unlinkSync2,
   writeSync
 } from "node:fs";
-import { join as join6 } from "node:path";
+import { dirname as dirname3, join as join6, resolve as resolve2 } from "node:path";
 import { randomBytes as randomBytes3 } from "node:crypto";
 
 // src/engine/evidence-tail.ts
@@ -46571,9 +46572,10 @@ var SEAL_LINES = [4096, 4096, 4096, 4096];
 var EvidenceFull = class extends Error {
 };
 var EvidenceWriter = class _EvidenceWriter {
-  constructor(options, tail, filesBefore) {
+  constructor(options, tail, filesBefore, madeDir) {
     this.options = options;
     this.filesBefore = filesBefore;
+    this.madeDir = madeDir;
     const { backend, seed } = options;
     this.builder = tail ? ReceiptChainBuilder.resume(backend, seed, tail) : new ReceiptChainBuilder(backend, seed);
     this.recorder = new RecorderWriter(backend, RECORDER_SESSION, seed, tail?.entry);
@@ -46591,6 +46593,7 @@ var EvidenceWriter = class _EvidenceWriter {
   }
   options;
   filesBefore;
+  madeDir;
   builder;
   recorder;
   now;
@@ -46628,8 +46631,9 @@ var EvidenceWriter = class _EvidenceWriter {
     const notADirectory = new Error(
       `evidence directory ${options.dir} is not a directory (or a path to it is a file); give a directory, or a path to make one at`
     );
+    let madeDir;
     try {
-      mkdirSync(options.dir, { recursive: true, mode: 448 });
+      madeDir = mkdirSync(options.dir, { recursive: true, mode: 448 });
     } catch (error2) {
       const code2 = error2.code;
       if (code2 === "EEXIST" || code2 === "ENOTDIR") throw notADirectory;
@@ -46665,7 +46669,8 @@ var EvidenceWriter = class _EvidenceWriter {
       options,
       resumed,
       // What is left once a file the old engine had only begun is removed.
-      resumed === void 0 ? 0 : evidenceNames(options.dir).length
+      resumed === void 0 ? 0 : evidenceNames(options.dir).length,
+      madeDir
     );
     try {
       const nonce = () => randomBytes3(16).toString("hex");
@@ -46750,14 +46755,25 @@ var EvidenceWriter = class _EvidenceWriter {
   }
   /**
    * Takes back a start that failed before any traffic (the listener could not be opened):
-   * the files this writer began, which hold only its session open, are removed, so the
-   * directory is as it was (a chain it was to continue can still be continued).
+   * the files this writer began, which hold only its session open, are removed, and the
+   * directories it made, so the directory is as it was (a chain it was to continue can still
+   * be continued; one that was not there is not).
    */
   withdraw() {
     if (this.receiptCount !== this.receiptsBefore + 1)
       throw new Error("a writer that recorded traffic is sealed or abandoned, never withdrawn");
     clearInterval(this.fsyncTimer);
     this.cutBackTo({ files: 0, bytes: void 0 });
+    if (this.madeDir === void 0) return;
+    const outermost2 = resolve2(this.madeDir);
+    for (let dir = resolve2(this.options.dir); ; dir = dirname3(dir)) {
+      try {
+        rmdirSync(dir);
+      } catch {
+        return;
+      }
+      if (dir === outermost2 || dir === dirname3(dir)) return;
+    }
   }
   /**
    * Throws EvidenceFull unless this receipt, and then everything sealing writes, fit in the
@@ -46987,8 +47003,15 @@ function parseNamePin(text2) {
   if (!hostTarget.ok || hostTarget.target.host.kind !== "name")
     return `"${host}" is not a host name; ${EXPECTED}`;
   const address = pinnedAddress(ip);
-  if (address === void 0) return addressProblem(ip);
+  if (address === void 0) return curlFormProblem(text2, host, ip) ?? addressProblem(ip);
   return { host: hostTarget.target.host.name, address };
+}
+function curlFormProblem(text2, host, rest) {
+  const curl = /^[0-9]{1,5}:(.+)$/.exec(rest);
+  const address = curl?.[1];
+  if (address === void 0 || pinnedAddress(address.replace(/^\[(.*)\]$/, "$1")) === void 0)
+    return void 0;
+  return `"${text2}" is curl's host:port:address; a pin here holds for every port of the name: write ${host}:${address}`;
 }
 function parseNamePins(texts) {
   const pins = [];
@@ -47406,7 +47429,7 @@ function encodeSorted(value) {
 }
 
 // src/cli/key-argument.ts
-import { resolve as resolve2 } from "node:path";
+import { resolve as resolve3 } from "node:path";
 var KeyArgumentError = class extends Error {
 };
 var MAX_KEY_FILE_BYTES = 64 * 1024;
@@ -47432,7 +47455,7 @@ async function resolvePrivateKey(arg, backend) {
 }
 var HIDDEN = "the value (not shown: it may be a secret key)";
 async function readKey(arg, label, base, kind) {
-  const file = resolve2(base, arg);
+  const file = resolve3(base, arg);
   const shown2 = pathShaped(arg);
   let bytes2;
   try {
@@ -47524,12 +47547,40 @@ async function readUpstreamCa(io, file) {
   }
   return { ok: true, pem: pem2 };
 }
+var SYSTEM_CA_BUNDLES = [
+  "/etc/ssl/certs/ca-certificates.crt",
+  // Debian, Ubuntu, Arch
+  "/etc/pki/tls/certs/ca-bundle.crt",
+  // Fedora, RHEL
+  "/etc/ssl/ca-bundle.pem",
+  // openSUSE
+  "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+  // CentOS
+  "/etc/ssl/cert.pem"
+  // Alpine
+];
+async function readSystemCaBundle(io, candidates2 = SYSTEM_CA_BUNDLES) {
+  for (const file of candidates2) {
+    try {
+      return { ok: true, pem: new TextDecoder().decode(await io.readFile(file)) };
+    } catch (error2) {
+      const code2 = error2.code;
+      if (code2 === "ENOENT" || code2 === "ENOTDIR") continue;
+      return {
+        ok: false,
+        problem: `cannot read the system CA bundle ${file}, which upstream TLS trusts: ${error2.message}`
+      };
+    }
+  }
+  return void 0;
+}
 
 // src/cli/replace-file.ts
 import { randomBytes as randomBytes5 } from "node:crypto";
 import { open as open3, rename as rename3, rm as rm6 } from "node:fs/promises";
-async function replaceFile(path5, data2, mode) {
+async function prepareFile(path5, data2, mode) {
   const fresh = `${path5}.${randomBytes5(6).toString("hex")}.new`;
+  const discard2 = () => rm6(fresh, { force: true });
   const file = await open3(fresh, "wx", mode);
   try {
     try {
@@ -47537,11 +47588,21 @@ async function replaceFile(path5, data2, mode) {
     } finally {
       await file.close();
     }
-    await rename3(fresh, path5);
   } catch (error2) {
-    await rm6(fresh, { force: true });
+    await discard2();
     throw error2;
   }
+  return {
+    commit: async () => {
+      try {
+        await rename3(fresh, path5);
+      } catch (error2) {
+        await discard2();
+        throw error2;
+      }
+    },
+    discard: discard2
+  };
 }
 
 // src/agent-identity.ts
@@ -47579,7 +47640,7 @@ var ParentChannel = class {
   }
   /** The next message, which must be of `type` (`what` names it in errors). */
   next(type, what) {
-    return new Promise((resolve5, reject) => {
+    return new Promise((resolve6, reject) => {
       const take = () => {
         const first = this.received.shift();
         if (first === void 0) {
@@ -47590,7 +47651,7 @@ var ParentChannel = class {
         this.wake = void 0;
         const { message, handle } = first;
         if (typeof message === "object" && message !== null && "type" in message && message.type === type)
-          resolve5({ message, handle });
+          resolve6({ message, handle });
         else reject(new Error(`the parent passed something other than ${what}`));
       };
       take();
@@ -47675,7 +47736,13 @@ async function proxyCommand(args, io) {
 `);
     return 1;
   }
-  const upstreamCa = extraCa === void 0 ? [] : [extraCa.pem];
+  const systemCa = await readSystemCaBundle(io);
+  if (systemCa?.ok === false) {
+    io.err(`pipelock-egress ${COMMAND}: ${systemCa.problem}
+`);
+    return 1;
+  }
+  const upstreamCa = [systemCa, extraCa].flatMap((ca2) => ca2?.ok ? [ca2.pem] : []);
   let opened;
   try {
     opened = EvidenceWriter.open({
@@ -47696,8 +47763,9 @@ async function proxyCommand(args, io) {
   const { writer, resumed } = opened;
   const ca = RunCertificateAuthority.create();
   const caCert = optionValue(options, "ca-cert") ?? join7(evidenceDir, RUN_CA_FILE);
+  let caCertFile;
   try {
-    await replaceFile(caCert, ca.certificatePem, 420);
+    caCertFile = await prepareFile(caCert, ca.certificatePem, 420);
   } catch (error2) {
     writer.withdraw();
     io.err(
@@ -47740,7 +47808,7 @@ async function proxyCommand(args, io) {
     onInternalError: (message) => io.err(jsonLine({ event: "engine_error", message }))
   });
   let stopped;
-  const stopSignal = new Promise((resolve5) => stopped = resolve5);
+  const stopSignal = new Promise((resolve6) => stopped = resolve6);
   const stop = (signal) => {
     if (stopped === void 0) {
       io.err(`pipelock-egress ${COMMAND}: ${signal}: already stopping; sealing the evidence
@@ -47760,10 +47828,22 @@ async function proxyCommand(args, io) {
         listen instanceof ParentChannel ? { handle: await inheritedListener(listen) } : listen
       );
     } catch (error2) {
+      await caCertFile.discard();
       writer.withdraw();
       const where = listen instanceof ParentChannel ? "the inherited listener" : listenText(listen);
       io.err(
         `pipelock-egress ${COMMAND}: cannot listen on ${where}: ${error2.message}
+`
+      );
+      return 1;
+    }
+    try {
+      await caCertFile.commit();
+    } catch (error2) {
+      await engine.close();
+      writer.abandon();
+      io.err(
+        `pipelock-egress ${COMMAND}: cannot put the run CA certificate at ${caCert}: ${error2.message}
 `
       );
       return 1;
@@ -47850,7 +47930,7 @@ import { basename as basename3, join as join19 } from "node:path";
 import { spawn as spawn5 } from "node:child_process";
 import { chmod as chmod4, chown, copyFile as copyFile2, mkdir as mkdir5, readFile as readFile7, stat as stat6, writeFile as writeFile6 } from "node:fs/promises";
 import { constants as constants6 } from "node:os";
-import { basename, dirname as dirname3, join as join10 } from "node:path";
+import { basename, dirname as dirname4, join as join10 } from "node:path";
 
 // src/boundary/private-dirs.ts
 import { join as join8 } from "node:path";
@@ -48474,9 +48554,9 @@ var EngineProcess = class _EngineProcess {
       { stdio: ["ignore", "pipe", "pipe", "ipc"], env: { ...launch.env } }
     );
     const secretsSent = new Promise(
-      (resolve5, reject) => child.send(
+      (resolve6, reject) => child.send(
         { type: "secrets", values: launch.secretValues },
-        (error2) => error2 ? reject(new BoundaryError(`passing the bound secrets failed: ${error2.message}`)) : resolve5()
+        (error2) => error2 ? reject(new BoundaryError(`passing the bound secrets failed: ${error2.message}`)) : resolve6()
       )
     );
     secretsSent.catch(() => void 0);
@@ -48509,12 +48589,12 @@ var EngineProcess = class _EngineProcess {
       await Promise.race([this.spawned(), exited, timeout]);
       await Promise.race([this.secretsSent, exited, timeout]);
       await new Promise(
-        (resolve5, reject) => (
+        (resolve6, reject) => (
           // Node's typings name only Socket and Server; a bare handle travels as its net.Native.
           child.send(
             { type: "listener" },
             listener,
-            (error2) => error2 ? reject(error2) : resolve5()
+            (error2) => error2 ? reject(error2) : resolve6()
           )
         )
       );
@@ -48544,8 +48624,8 @@ var EngineProcess = class _EngineProcess {
   }
   spawned() {
     if (this.child.pid !== void 0) return Promise.resolve();
-    return new Promise((resolve5, reject) => {
-      this.child.once("spawn", resolve5);
+    return new Promise((resolve6, reject) => {
+      this.child.once("spawn", resolve6);
       this.child.once(
         "error",
         (error2) => reject(new BoundaryError(`starting the engine: ${error2.message}`, { cause: error2 }))
@@ -48558,10 +48638,10 @@ var EngineProcess = class _EngineProcess {
   }
   /** SIGTERM: the engine seals its evidence and exits 0, reporting what it sealed. */
   async stop() {
-    const exit = new Promise((resolve5) => {
+    const exit = new Promise((resolve6) => {
       if (this.child.exitCode !== null || this.child.signalCode !== null)
-        resolve5(this.child.exitCode);
-      else this.child.once("exit", (code3) => resolve5(code3));
+        resolve6(this.child.exitCode);
+      else this.child.once("exit", (code3) => resolve6(code3));
     });
     this.child.kill("SIGTERM");
     const killer = setTimeout(() => this.child.kill("SIGKILL"), STOP_TIMEOUT_MS);
@@ -48595,7 +48675,7 @@ server.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
   process.send({ port: server.address().port }, server._handle, () => process.exit(0));
 });`;
 function openListenerInNamespace(ip, netns) {
-  return new Promise((resolve5, reject) => {
+  return new Promise((resolve6, reject) => {
     const helper = spawn3(ip, ["netns", "exec", netns, process.execPath, "-e", HELPER], {
       stdio: ["ignore", "ignore", "pipe", "ipc"],
       env: {}
@@ -48617,7 +48697,7 @@ function openListenerInNamespace(ip, netns) {
       )
     );
     helper.on("close", (code2) => {
-      if (received !== void 0 && code2 === 0) resolve5(received);
+      if (received !== void 0 && code2 === 0) resolve6(received);
       else {
         received?.handle.close();
         reject(
@@ -48781,7 +48861,7 @@ var SIDE_CHANNEL_PATHS = [
   "/run/systemd/private",
   "/run/systemd/notify"
 ];
-var SYSTEM_CA_BUNDLES = [
+var SYSTEM_CA_BUNDLES2 = [
   "/etc/ssl/certs/ca-certificates.crt",
   "/etc/pki/tls/certs/ca-bundle.crt",
   "/etc/ssl/cert.pem"
@@ -48814,9 +48894,9 @@ async function takeRunLock(flock, base, onLost) {
   holder.stderr.on("data", (chunk) => complained += chunk.toString());
   const exited = once2(holder, "exit");
   const locked = new Promise(
-    (resolve5) => holder.stdout.on("data", (chunk) => {
+    (resolve6) => holder.stdout.on("data", (chunk) => {
       said += chunk.toString();
-      if (said.includes("locked\n")) resolve5();
+      if (said.includes("locked\n")) resolve6();
     })
   );
   const first = await Promise.race([locked.then(() => void 0), exited]);
@@ -48981,7 +49061,7 @@ async function setUpAndRun(request, layout2, state) {
     gid: agent.gid,
     maxProcesses: request.maxProcesses,
     caBundle: layout2.caBundle,
-    caBundleTargets: await existing(SYSTEM_CA_BUNDLES),
+    caBundleTargets: await existing(SYSTEM_CA_BUNDLES2),
     privateDirs,
     masked: [...SIDE_CHANNEL_PATHS, ...request.hiddenFiles, ...hostSockets].filter(inSight),
     syscalls: syscallsOf(process.arch)
@@ -49093,7 +49173,7 @@ async function writeRunFiles(request, layout2, agent, host) {
   if (request.upstreamCaPem !== void 0) {
     await writeOwned(layout2.upstreamCaFile, request.upstreamCaPem, 292, { uid: 0, gid: 0 });
   }
-  await mkdir5(dirname3(layout2.agentScript), { recursive: true, mode: 493 });
+  await mkdir5(dirname4(layout2.agentScript), { recursive: true, mode: 493 });
   await writeOwned(layout2.agentScript, await readFile7(request.script), 365, { uid: 0, gid: 0 });
   await writeOwned(layout2.probeScript, PROBE_SCRIPT, 365, { uid: 0, gid: 0 });
   await mkdir5(layout2.home, { mode: 448 });
@@ -49118,9 +49198,9 @@ async function othersCanUse(file, mode) {
   const info = await stat6(file);
   const needed = mode & 7;
   if ((info.mode & needed) !== needed) return false;
-  for (let dir = dirname3(file); ; dir = dirname3(dir)) {
+  for (let dir = dirname4(file); ; dir = dirname4(dir)) {
     if (((await stat6(dir)).mode & 1) === 0) return false;
-    if (dir === dirname3(dir)) return true;
+    if (dir === dirname4(dir)) return true;
   }
 }
 async function existing(paths) {
@@ -49131,7 +49211,7 @@ async function existing(paths) {
   return found;
 }
 async function writeCaBundle(layout2, ready) {
-  const [system] = await existing(SYSTEM_CA_BUNDLES);
+  const [system] = await existing(SYSTEM_CA_BUNDLES2);
   const roots = system === void 0 ? "" : await readFile7(system, "utf8");
   const runCa = ready.caCert === null ? "" : await readFile7(ready.caCert, "utf8");
   await writeOwned(
@@ -49186,14 +49266,14 @@ async function runAgent(tools, plan, env, script, args, cancel) {
   cancel.addEventListener("abort", onCancel, { once: true });
   if (cancel.aborted) onCancel();
   try {
-    return await new Promise((resolve5, reject) => {
+    return await new Promise((resolve6, reject) => {
       child.once(
         "error",
         (error2) => reject(new BoundaryError(`starting the agent: ${error2.message}`, { cause: error2 }))
       );
       child.once(
         "close",
-        (code2, signal) => resolve5(cancel.aborted ? { code: null, signal: "SIGKILL" } : { code: code2, signal })
+        (code2, signal) => resolve6(cancel.aborted ? { code: null, signal: "SIGKILL" } : { code: code2, signal })
       );
     });
   } finally {
@@ -50710,7 +50790,7 @@ async function verifyPacket(request, io) {
 
 // src/cli/report-output.ts
 import { lstat as lstat7, realpath, stat as stat10 } from "node:fs/promises";
-import { dirname as dirname4, join as join17, relative, resolve as resolve3, sep } from "node:path";
+import { dirname as dirname5, join as join17, relative, resolve as resolve4, sep } from "node:path";
 async function reportOutputProblem(output, inputs, packet) {
   const link = await lstat7(output).catch(() => void 0);
   if (link?.isSymbolicLink() && await stat10(output).catch(() => void 0) === void 0)
@@ -50731,11 +50811,11 @@ async function reportOutputProblem(output, inputs, packet) {
   return void 0;
 }
 async function resolvedPath(path5) {
-  const absolute = resolve3(path5);
-  for (let existing2 = absolute; ; existing2 = dirname4(existing2)) {
+  const absolute = resolve4(path5);
+  for (let existing2 = absolute; ; existing2 = dirname5(existing2)) {
     const real = await realpath(existing2).catch(() => void 0);
     if (real !== void 0) return join17(real, relative(existing2, absolute));
-    if (dirname4(existing2) === existing2) return absolute;
+    if (dirname5(existing2) === existing2) return absolute;
   }
 }
 
@@ -50911,7 +50991,7 @@ async function writeRunOutcome(file, outcome) {
 
 // src/cli/run-request.ts
 import { lstat as lstat8, readFile as readFile12, realpath as realpath2, readdir as readdir8, rm as rm7, stat as stat11 } from "node:fs/promises";
-import { basename as basename2, dirname as dirname5, isAbsolute, relative as relative2, resolve as resolve4, sep as sep2 } from "node:path";
+import { basename as basename2, dirname as dirname6, isAbsolute, relative as relative2, resolve as resolve5, sep as sep2 } from "node:path";
 var DEFAULT_EVIDENCE_OUTPUT = "audit-artifacts";
 var DEFAULT_IDENTITY = "pipelock-agent";
 var DEFAULT_MAX_PROCESSES = 1024;
@@ -50969,10 +51049,12 @@ async function parseRunRequest(args, io, backend, cwd = process.cwd()) {
     if (parsed.ok) policy = parsed.policy;
     else problems.push(...parsed.errors.map(formatPolicyError));
   } catch (error2) {
-    problems.push(`cannot read the policy ${policyFile}: ${error2.message}`);
+    problems.push(
+      `cannot read the policy ${policyFile}: ${error2.message}; give --policy a readable policy file`
+    );
   }
   const workdir = await directory(
-    resolve4(cwd, optionValue(options, "workdir") ?? "."),
+    resolve5(cwd, optionValue(options, "workdir") ?? "."),
     "working directory",
     problems
   );
@@ -50992,7 +51074,7 @@ async function parseRunRequest(args, io, backend, cwd = process.cwd()) {
     }
   }
   const evidenceOutput = await checkedOutput(
-    resolve4(cwd, optionValue(options, "evidence-output") ?? DEFAULT_EVIDENCE_OUTPUT),
+    resolve5(cwd, optionValue(options, "evidence-output") ?? DEFAULT_EVIDENCE_OUTPUT),
     writable,
     problems
   );
@@ -51060,7 +51142,7 @@ async function checkedOutput(output, writable, problems) {
     problems.push(`--evidence-output ${output}: ${existing2} is a symlink to nothing`);
     return output;
   }
-  const real = resolve4(base, ...missing);
+  const real = resolve5(base, ...missing);
   for (const path5 of writable) {
     if (isInside(path5, real) || isInside(real, path5)) {
       problems.push(
@@ -51093,7 +51175,7 @@ async function nearestExisting(path5) {
   let existing2 = path5;
   while (await lstat8(existing2).catch(() => void 0) === void 0) {
     missing.unshift(basename2(existing2));
-    existing2 = dirname5(existing2);
+    existing2 = dirname6(existing2);
   }
   return { existing: existing2, missing };
 }
@@ -51103,7 +51185,7 @@ function privateDirProblem(what, path5, dir) {
 function ancestors(path5) {
   const dirs = [sep2];
   for (const part of path5.split(sep2).filter((name) => name !== ""))
-    dirs.push(resolve4(dirs.at(-1) ?? sep2, part));
+    dirs.push(resolve5(dirs.at(-1) ?? sep2, part));
   return dirs;
 }
 function processLimit(text2) {
@@ -51129,7 +51211,7 @@ function isInside(parent, child) {
   return rel === "" || !rel.startsWith(`..${sep2}`) && rel !== ".." && !isAbsolute(rel);
 }
 async function pathInside(workdir, path5, what, problems, mayBeWorkdir) {
-  const given = resolve4(workdir, path5);
+  const given = resolve5(workdir, path5);
   let real;
   try {
     real = await realpath2(given);
@@ -51388,6 +51470,11 @@ Commands:
                                           run the enforcing proxy alone, for development
                                           (--listen-inherited: serve a socket passed over
                                           Node IPC, as run does)
+    --signing-key KEY                     sign with this key (default: a key made for
+                                          this start, printed in the ready line)
+    --identity NAME                       the agent's name in every receipt
+    --resolve HOST:IP                     pin a name (repeatable)
+    --upstream-ca FILE                    extra CA for upstream TLS
     --ca-cert FILE                        where the run CA certificate goes (default
                                           DIR/run-ca.pem; its key stays in memory)
     --run-capsule-sha256 HEX              bind this run capsule hash into the session open
@@ -51410,6 +51497,8 @@ Commands:
                                           against it; exit 0 only if all of it holds
     --public-key FILE|HEX, --allow-unpinned, --output FILE   as above (the report lists
                                           each file's check)
+    --policy-hash FILE                    every receipt must carry this policy hash
+                                          (default: the packet's policy-hash.txt)
   keygen --out DIR                        create signing-key.pem, public-key.pem and
                                           public-key.pipelock in DIR (never overwrites);
                                           print the hex public key
@@ -51895,11 +51984,11 @@ function hostNames(address) {
 async function serveViewer(view, listen) {
   const token = randomBytes8(16).toString("hex");
   const server = createServer2();
-  await new Promise((resolve5, reject) => {
+  await new Promise((resolve6, reject) => {
     server.once("error", reject);
     server.listen(listen.port, listen.host, () => {
       server.off("error", reject);
-      resolve5();
+      resolve6();
     });
   });
   const address = server.address();
@@ -51919,8 +52008,8 @@ async function serveViewer(view, listen) {
   });
   return {
     url: `http://${hosts[0] ?? ""}/${token}/`,
-    close: () => new Promise((resolve5) => {
-      server.close(() => resolve5());
+    close: () => new Promise((resolve6) => {
+      server.close(() => resolve6());
       server.closeAllConnections();
     })
   };
@@ -51966,9 +52055,9 @@ async function viewCommand(args, io) {
 `);
     return 1;
   }
-  const stopSignal = new Promise((resolve5) => {
-    process.once("SIGTERM", () => resolve5());
-    process.once("SIGINT", () => resolve5());
+  const stopSignal = new Promise((resolve6) => {
+    process.once("SIGTERM", () => resolve6());
+    process.once("SIGINT", () => resolve6());
   });
   io.out(
     jsonLine({

@@ -13,14 +13,14 @@ export function isRegularFile(path: string): Promise<boolean> {
 /**
  * A regular file's bytes, never more than `limit` of them: a caller that gets `limit` bytes
  * knows the file is too big without having read it whole. Anything else is refused with
- * "not a regular file; <hint>" (a FIFO or a device would be read for ever).
+ * "not a regular file" and the hint, if any (a FIFO or a device would be read for ever).
  */
 export async function readRegularFileAtMost(
   file: string,
   limit: number,
-  hint: string,
+  hint?: string,
 ): Promise<Uint8Array> {
-  const notRegular = new Error(`not a regular file; ${hint}`);
+  const notRegular = new Error(`not a regular file${hint === undefined ? '' : `; ${hint}`}`);
   // Checked before opening too: opening a device or a FIFO can act (a FIFO's writer goes on).
   if (!(await stat(file)).isFile()) throw notRegular;
   // O_NONBLOCK: had it become a FIFO since, opening would wait for a writer.

@@ -261,7 +261,10 @@ async function readPolicyInput(file: string, inputs: ActionInputs): Promise<Poli
   try {
     bytes = await readPolicyFile(file);
   } catch (error) {
-    throw new Error(`input policy-config: ${file}: ${(error as Error).message}`, { cause: error });
+    throw new Error(
+      `input policy-config: ${file}: ${(error as Error).message}; give the path of a readable policy YAML file`,
+      { cause: error },
+    );
   }
   const parsed = parsePolicy(bytes, inputs['policy-config']);
   if (!parsed.ok) {

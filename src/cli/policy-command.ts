@@ -43,7 +43,7 @@ async function load(file: string, io: CliIo): Promise<Policy | number> {
     bytes = await readPolicyFile(file);
   } catch (error) {
     io.err(
-      `pipelock-egress: cannot read policy ${file}: ${(error as Error).message}; give the path of a readable policy file\n`,
+      `pipelock-egress: cannot read policy ${file}: ${(error as Error).message}; give the path of a readable policy YAML file\n`,
     );
     return 2;
   }
@@ -156,8 +156,8 @@ function summarise(policy: Policy): string {
   const lines = [
     `policy OK: ${policy.file}`,
     `  hash        ${policy.hash}`,
-    `  mode        ${policy.mode}${policy.mode === 'audit' ? ' (nothing is blocked; would-be blocks are recorded)' : ''}`,
-    `  default     ${policy.default_deny ? 'deny (only the rules below are allowed)' : 'allow (unlisted destinations pass, recorded and scanned)'}`,
+    `  mode        ${policy.mode}${policy.mode === 'audit' ? ' (what the rules refuse passes, recorded as warn; secrets and the SSRF floor still block)' : ''}`,
+    `  default     ${policy.default_deny ? 'deny (only the rules below are allowed)' : 'allow (unlisted destinations pass, recorded; their URLs scanned where the engine sees them)'}`,
     `  dns         ${policy.dns_resolution}`,
     `  egress      ${policy.egress.length} rule${policy.egress.length === 1 ? '' : 's'}`,
     ...policy.egress.map(describeRule),

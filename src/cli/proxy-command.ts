@@ -16,10 +16,10 @@ import { type CliIo, UsageError } from './io.js';
 import { KeyArgumentError, resolvePrivateKey } from './key-argument.js';
 import { optionValue, parseOptions, type ParsedOptions } from './options.js';
 import { listenText, loopbackListen } from './loopback-listen.js';
-import { readUpstreamCa } from './upstream-ca.js';
+import { readSystemCaBundle, readUpstreamCa } from './upstream-ca.js';
 import { engineSecretValues } from './bound-secrets.js';
 import { readPolicyFile } from './policy-file.js';
-import { replaceFile } from './replace-file.js';
+import { prepareFile, type PreparedFile } from './replace-file.js';
 import { identityProblem } from '../agent-identity.js';
 import { jsonLine } from './json-line.js';
 import { ParentChannel } from './parent-channel.js';
@@ -98,7 +98,12 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
     io.err(`pipelock-egress ${COMMAND}: ${extraCa.problem}\n`);
     return 1;
   }
-  const upstreamCa = extraCa === undefined ? [] : [extraCa.pem];
+  const systemCa = await readSystemCaBundle(io);
+  if (systemCa?.ok === false) {
+    io.err(`pipelock-egress ${COMMAND}: ${systemCa.problem}\n`);
+    return 1;
+  }
+  const upstreamCa = [systemCa, extraCa].flatMap((ca) => (ca?.ok ? [ca.pem] : []));
 
   let opened: ReturnType<typeof EvidenceWriter.open>;
   try {
@@ -122,8 +127,10 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
   const ca = RunCertificateAuthority.create();
   // Unless --ca-cert says otherwise, beside the evidence (it ends up in the packet's evidence/).
   const caCert = optionValue(options, 'ca-cert') ?? join(evidenceDir, RUN_CA_FILE);
+  // Put in place once the listener is open: a start that fails leaves what was there.
+  let caCertFile: PreparedFile;
   try {
-    await replaceFile(caCert, ca.certificatePem, 0o644);
+    caCertFile = await prepareFile(caCert, ca.certificatePem, 0o644);
   } catch (error) {
     writer.withdraw();
     io.err(
@@ -190,10 +197,23 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
         listen instanceof ParentChannel ? { handle: await inheritedListener(listen) } : listen,
       );
     } catch (error) {
+      await caCertFile.discard();
       writer.withdraw();
       const where = listen instanceof ParentChannel ? 'the inherited listener' : listenText(listen);
       io.err(
         `pipelock-egress ${COMMAND}: cannot listen on ${where}: ${(error as Error).message}\n`,
+      );
+      return 1;
+    }
+    try {
+      await caCertFile.commit();
+    } catch (error) {
+      // Past the listener's opening a request may have been recorded: the chain is left
+      // unsealed, and a start on the same directory continues it.
+      await engine.close();
+      writer.abandon();
+      io.err(
+        `pipelock-egress ${COMMAND}: cannot put the run CA certificate at ${caCert}: ${(error as Error).message}\n`,
       );
       return 1;
     }

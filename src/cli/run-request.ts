@@ -111,7 +111,9 @@ export async function parseRunRequest(
     if (parsed.ok) policy = parsed.policy;
     else problems.push(...parsed.errors.map(formatPolicyError));
   } catch (error) {
-    problems.push(`cannot read the policy ${policyFile}: ${(error as Error).message}`);
+    problems.push(
+      `cannot read the policy ${policyFile}: ${(error as Error).message}; give --policy a readable policy file`,
+    );
   }
 
   const workdir = await directory(

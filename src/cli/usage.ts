@@ -26,6 +26,11 @@ Commands:
                                           run the enforcing proxy alone, for development
                                           (--listen-inherited: serve a socket passed over
                                           Node IPC, as run does)
+    --signing-key KEY                     sign with this key (default: a key made for
+                                          this start, printed in the ready line)
+    --identity NAME                       the agent's name in every receipt
+    --resolve HOST:IP                     pin a name (repeatable)
+    --upstream-ca FILE                    extra CA for upstream TLS
     --ca-cert FILE                        where the run CA certificate goes (default
                                           DIR/run-ca.pem; its key stays in memory)
     --run-capsule-sha256 HEX              bind this run capsule hash into the session open
@@ -48,6 +53,8 @@ Commands:
                                           against it; exit 0 only if all of it holds
     --public-key FILE|HEX, --allow-unpinned, --output FILE   as above (the report lists
                                           each file's check)
+    --policy-hash FILE                    every receipt must carry this policy hash
+                                          (default: the packet's policy-hash.txt)
   keygen --out DIR                        create signing-key.pem, public-key.pem and
                                           public-key.pipelock in DIR (never overwrites);
                                           print the hex public key

@@ -24,8 +24,17 @@ export function parseNamePin(text: string): NamePin | string {
   if (!hostTarget.ok || hostTarget.target.host.kind !== 'name')
     return `"${host}" is not a host name; ${EXPECTED}`;
   const address = pinnedAddress(ip);
-  if (address === undefined) return addressProblem(ip);
+  if (address === undefined) return curlFormProblem(text, host, ip) ?? addressProblem(ip);
   return { host: hostTarget.target.host.name, address };
+}
+
+/** curl's `host:port:address`: a pin here holds for every port, so the port goes. */
+function curlFormProblem(text: string, host: string, rest: string): string | undefined {
+  const curl = /^[0-9]{1,5}:(.+)$/.exec(rest);
+  const address = curl?.[1];
+  if (address === undefined || pinnedAddress(address.replace(/^\[(.*)\]$/, '$1')) === undefined)
+    return undefined;
+  return `"${text}" is curl's host:port:address; a pin here holds for every port of the name: write ${host}:${address}`;
 }
 
 /** Pins given together; a name pinned to two addresses is refused: which one would be meant? */

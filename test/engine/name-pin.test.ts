@@ -17,3 +17,15 @@ test('the same pin given twice, however it is spelt, is taken', () => {
     { host: 'b.test', address: { family: 6, value: 1n } },
   ]);
 });
+
+test("curl's host:port:address form is refused with the pin to write instead", () => {
+  assert.equal(
+    parseNamePins(['a.test:443:127.0.0.1']),
+    `"a.test:443:127.0.0.1" is curl's host:port:address; a pin here holds for every port of the name: write a.test:127.0.0.1`,
+  );
+  assert.equal(
+    parseNamePins(['a.test:8443:[::1]']),
+    `"a.test:8443:[::1]" is curl's host:port:address; a pin here holds for every port of the name: write a.test:[::1]`,
+  );
+  assert.match(String(parseNamePins(['a.test:443:nowhere'])), /is not an IP address/);
+});

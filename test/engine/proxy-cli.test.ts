@@ -3,6 +3,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import {
+  existsSync,
   lstatSync,
   mkdirSync,
   readFileSync,
@@ -52,13 +53,22 @@ interface Cli {
   stderr(): string;
 }
 
-function runCli(args: readonly string[], env: Record<string, string> = {}): Cli {
+/** `launcher`: a command line the CLI's own is appended to (it ends in an exec of it). */
+function runCli(
+  args: readonly string[],
+  env: Record<string, string> = {},
+  launcher: readonly string[] = [],
+): Cli {
   // The child runs behind the same dial guard: it may reach loopback only.
-  const child = spawn(
+  const [command, ...commandArgs] = [
+    ...launcher,
     process.execPath,
-    ['--import', 'tsx', '--import', GUARD, join(ROOT, 'src/cli/index.ts'), ...args],
-    { cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env } },
-  );
+    ...['--import', 'tsx', '--import', GUARD, join(ROOT, 'src/cli/index.ts'), ...args],
+  ] as [string, ...string[]];
+  const child = spawn(command, commandArgs, {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+  });
   let out = '';
   let err = '';
   let onLine: (line: Record<string, unknown>) => void = () => undefined;
@@ -363,20 +373,26 @@ test('proxy CLI: a listener it cannot open (port taken) leaves the evidence dire
   const keyFile = join(dir, 'signing-key.pem');
   writeFileSync(keyFile, encodePrivateKeyPem(randomBytes(32)), { mode: 0o600 });
   const policy = policyFile(dir, policyFor(1));
-  const evidenceOf = (name: string) =>
-    readdirSync(join(dir, name))
-      .filter((file) => file.startsWith('evidence-'))
-      .map((file) => [file, readFileSync(join(dir, name, file), 'latin1')]);
+  // Every file, the run CA certificate too.
+  const contentsOf = (name: string) =>
+    readdirSync(join(dir, name)).map((file) => [
+      file,
+      readFileSync(join(dir, name, file), 'latin1'),
+    ]);
   try {
     const startOn = (port: number, evidence: string, ...more: string[]) => [
       ...['proxy', '--policy', policy, '--listen', `127.0.0.1:${port}`],
       ...['--evidence-dir', join(dir, evidence), ...more],
     ];
-    // A fresh directory: nothing of the failed start stays, so any key may start it later.
-    const fresh = await runInProcess(startOn(busyPort, 'fresh'));
+    // A directory it made (and the ones it made on the way) goes again; so any key may start
+    // there later.
+    const fresh = await runInProcess(startOn(busyPort, 'made/on/the/way'));
     assert.equal(fresh.code, 1);
     assert.match(fresh.err, /cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE/);
-    assert.deepEqual(evidenceOf('fresh'), []);
+    assert.equal(existsSync(join(dir, 'made')), false);
+    mkdirSync(join(dir, 'fresh'), { mode: 0o700 });
+    assert.equal((await runInProcess(startOn(busyPort, 'fresh'))).code, 1);
+    assert.deepEqual(contentsOf('fresh'), []);
     const later = runCli(startOn(0, 'fresh'));
     try {
       assert.equal((await readyOrExit(later)).event, 'listening');
@@ -388,10 +404,11 @@ test('proxy CLI: a listener it cannot open (port taken) leaves the evidence dire
     await readyOrExit(crashed);
     crashed.child.kill('SIGKILL');
     await crashed.exited;
-    const before = evidenceOf('chain');
+    const before = contentsOf('chain');
+    assert.ok(before.some(([file]) => file === 'run-ca.pem'));
     const failed = await runInProcess(startOn(busyPort, 'chain', '--signing-key', keyFile));
     assert.equal(failed.code, 1);
-    assert.deepEqual(evidenceOf('chain'), before);
+    assert.deepEqual(contentsOf('chain'), before);
   } finally {
     busy.close();
     cleanup(dir);
@@ -764,7 +781,7 @@ test('upstream TLS is verified: without the CA an https origin is refused 502', 
   }
 });
 
-test('proxy CLI: upstream TLS trusts the bundled roots and --upstream-ca only, not NODE_EXTRA_CA_CERTS from its environment', async () => {
+test('proxy CLI: upstream TLS trusts the bundled roots, the system bundle and --upstream-ca only, not NODE_EXTRA_CA_CERTS from its environment', async () => {
   const origin = await startHttpsOrigin((req, res) => res.end(`secure ${req.url}`), pki);
   const dir = tempDir();
   const target = `secure.example.test:${origin.port}`;
@@ -794,6 +811,52 @@ test('proxy CLI: upstream TLS trusts the bundled roots and --upstream-ca only, n
     assert.equal(await answer(), 502);
     assert.equal(await answer('--upstream-ca', pki.caFile), 200);
   } finally {
+    await origin.close();
+    cleanup(dir);
+  }
+});
+
+test("proxy CLI: upstream TLS trusts the system's CA bundle (where a self-hosted runner keeps its internal CAs)", async () => {
+  const origin = await startHttpsOrigin((req, res) => res.end(`secure ${req.url}`), pki);
+  const dir = tempDir();
+  const systemBundle = '/etc/ssl/certs/ca-certificates.crt';
+  const bundle = join(dir, 'ca-certificates.crt');
+  writeFileSync(
+    bundle,
+    `${readFileSync(systemBundle, 'utf8')}\n${readFileSync(pki.caFile, 'utf8')}`,
+  );
+  // The bundle with the test CA in it is seen by the proxy alone, in a mount namespace of its own.
+  const cli = runCli(
+    loopbackProxy(
+      policyFile(dir, policyFor(origin.port)),
+      join(dir, 'evidence'),
+      '--resolve',
+      'secure.example.test:127.0.0.1',
+    ),
+    {},
+    [
+      'unshare',
+      '--mount',
+      '--propagation',
+      'private',
+      '--',
+      'sh',
+      '-c',
+      `mount --bind "$0" ${systemBundle} && exec "$@"`,
+      bundle,
+    ],
+  );
+  try {
+    const ready = await readyOrExit(cli);
+    const target = `secure.example.test:${origin.port}`;
+    const { text } = await rawExchange(
+      Number(new URL(String(ready.url)).port),
+      `GET https://${target}/sys HTTP/1.1\r\nHost: ${target}\r\nConnection: close\r\n\r\n`,
+    );
+    assert.equal(statusOf(text), 200, text);
+    assert.match(text, /secure \/sys$/);
+  } finally {
+    cli.child.kill('SIGKILL');
     await origin.close();
     cleanup(dir);
   }
