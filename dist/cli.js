@@ -49571,23 +49571,23 @@ function summaryMarkdown(input) {
     if (listed.length < summary.destinations.length)
       lines.push("", moreDestinations(summary.destinations, listed.length));
   }
-  lines.push("", `## ${input.policyMode === "audit" ? "Would have been blocked" : "Blocked"}`, "");
-  if (summary.refused.length === 0) lines.push("Nothing.");
-  for (const r of summary.refused.slice(0, MAX_REFUSALS_LISTED)) {
-    lines.push(
-      `- seq ${r.seq}: ${word(r.method)} ${code(r.target)}: ${word(r.layer)}${r.reason === "" ? "" : `: ${code(r.reason)}`}`
-    );
+  if (input.policyMode === "audit") {
+    const blocked = summary.refused.filter((r) => r.verdict !== "warn");
+    if (blocked.length > 0) {
+      lines.push("", "## Blocked", "", "Blocked in audit mode too:", "");
+      lines.push(...refusalLines(blocked));
+    }
+    lines.push("", "## Would have been blocked", "");
+    lines.push(...refusalLines(summary.refused.filter((r) => r.verdict === "warn")));
+  } else {
+    lines.push("", "## Blocked", "", ...refusalLines(summary.refused));
   }
-  if (summary.refused.length > MAX_REFUSALS_LISTED)
-    lines.push(
-      `- \u2026 and ${summary.refused.length - MAX_REFUSALS_LISTED} more, each in \`receipts.json\``
-    );
   if (input.policyMode === "audit" && summary.refused.length > 0) {
     lines.push(
       "",
       "### A policy that would have allowed this run",
       "",
-      "Every destination the agent tried, the ones it should not reach too: review each before adopting it.",
+      "Every destination the agent reached or would have been refused, the ones it should not reach too: review each before adopting it. Rules only: merge them into your policy, whose `scan`, `paths`, `secrets` and `dlp` settings this one lacks; a destination whose every request was blocked in audit mode too is left out.",
       "",
       "```yaml",
       ...suggestedRules(summary),
@@ -49625,11 +49625,20 @@ function summaryMarkdown(input) {
   );
   return lines.join("\n");
 }
+function refusalLines(refused2) {
+  if (refused2.length === 0) return ["Nothing."];
+  const lines = refused2.slice(0, MAX_REFUSALS_LISTED).map(
+    (r) => `- seq ${r.seq}: ${word(r.method)} ${code(r.target)}: ${word(r.layer)}${r.reason === "" ? "" : `: ${code(r.reason)}`}`
+  );
+  if (refused2.length > MAX_REFUSALS_LISTED)
+    lines.push(`- \u2026 and ${refused2.length - MAX_REFUSALS_LISTED} more, each in \`receipts.json\``);
+  return lines;
+}
 function suggestedRules(summary) {
   const lines = ['version: "1.0"', "mode: enforce", "egress:"];
   const listed = destinationsToList(summary.destinations, MAX_DESTINATIONS_LISTED);
   const rules = /* @__PURE__ */ new Map();
-  for (const d of listed) {
+  for (const d of listed.filter((d2) => d2.allowed + d2.warned > 0)) {
     const destination2 = d.destination.replace(/:(?:80|443)$/, "");
     if (!parseDestination(destination2).ok) continue;
     const methods = rules.get(destination2) ?? /* @__PURE__ */ new Set();

@@ -2,7 +2,12 @@
 // was refused, the boundary's posture and limits, and how to check it all offline. Narrow
 // tables, no secret values (receipts carry targets with secrets already cut out). Pure.
 import type { VerificationReport } from '../cli/verification-report.js';
-import { destinationsToList, type ChainSummary, type DestinationCounts } from './summarize.js';
+import {
+  destinationsToList,
+  type BlockedRequest,
+  type ChainSummary,
+  type DestinationCounts,
+} from './summarize.js';
 import { showInvisible } from '../invisible.js';
 import { shortened } from '../shorten.js';
 import { METHODS, parseDestination } from '../policy/index.js';
@@ -116,23 +121,24 @@ export function summaryMarkdown(input: SummaryInput): string {
     if (listed.length < summary.destinations.length)
       lines.push('', moreDestinations(summary.destinations, listed.length));
   }
-  lines.push('', `## ${input.policyMode === 'audit' ? 'Would have been blocked' : 'Blocked'}`, '');
-  if (summary.refused.length === 0) lines.push('Nothing.');
-  for (const r of summary.refused.slice(0, MAX_REFUSALS_LISTED)) {
-    lines.push(
-      `- seq ${r.seq}: ${word(r.method)} ${code(r.target)}: ${word(r.layer)}${r.reason === '' ? '' : `: ${code(r.reason)}`}`,
-    );
+  if (input.policyMode === 'audit') {
+    // Audit mode lets what the rules refuse pass (warn); secrets and the SSRF floor it blocks.
+    const blocked = summary.refused.filter((r) => r.verdict !== 'warn');
+    if (blocked.length > 0) {
+      lines.push('', '## Blocked', '', 'Blocked in audit mode too:', '');
+      lines.push(...refusalLines(blocked));
+    }
+    lines.push('', '## Would have been blocked', '');
+    lines.push(...refusalLines(summary.refused.filter((r) => r.verdict === 'warn')));
+  } else {
+    lines.push('', '## Blocked', '', ...refusalLines(summary.refused));
   }
-  if (summary.refused.length > MAX_REFUSALS_LISTED)
-    lines.push(
-      `- … and ${summary.refused.length - MAX_REFUSALS_LISTED} more, each in \`receipts.json\``,
-    );
   if (input.policyMode === 'audit' && summary.refused.length > 0) {
     lines.push(
       '',
       '### A policy that would have allowed this run',
       '',
-      'Every destination the agent tried, the ones it should not reach too: review each before adopting it.',
+      'Every destination the agent reached or would have been refused, the ones it should not reach too: review each before adopting it. Rules only: merge them into your policy, whose `scan`, `paths`, `secrets` and `dlp` settings this one lacks; a destination whose every request was blocked in audit mode too is left out.',
       '',
       '```yaml',
       ...suggestedRules(summary),
@@ -171,6 +177,19 @@ export function summaryMarkdown(input: SummaryInput): string {
   return lines.join('\n');
 }
 
+function refusalLines(refused: readonly BlockedRequest[]): string[] {
+  if (refused.length === 0) return ['Nothing.'];
+  const lines = refused
+    .slice(0, MAX_REFUSALS_LISTED)
+    .map(
+      (r) =>
+        `- seq ${r.seq}: ${word(r.method)} ${code(r.target)}: ${word(r.layer)}${r.reason === '' ? '' : `: ${code(r.reason)}`}`,
+    );
+  if (refused.length > MAX_REFUSALS_LISTED)
+    lines.push(`- … and ${refused.length - MAX_REFUSALS_LISTED} more, each in \`receipts.json\``);
+  return lines;
+}
+
 /**
  * Rules covering the would-be blocks of an audit run: one per destination, with the methods
  * its requests used. A tunnel's CONNECT is no method a rule names: the requests seen inside it
@@ -180,7 +199,8 @@ function suggestedRules(summary: ChainSummary): string[] {
   const lines = ['version: "1.0"', 'mode: enforce', 'egress:'];
   const listed = destinationsToList(summary.destinations, MAX_DESTINATIONS_LISTED);
   const rules = new Map<string, Set<string>>();
-  for (const d of listed) {
+  // Only ever blocked (a secret, the SSRF floor): no rule would have let it through.
+  for (const d of listed.filter((d) => d.allowed + d.warned > 0)) {
     const destination = d.destination.replace(/:(?:80|443)$/, '');
     // A malformed target (refused whatever the mode) names no destination a rule could.
     if (!parseDestination(destination).ok) continue;

@@ -352,7 +352,7 @@ test('summary.md: no character of a target ends its line or hides (a lone CR, bi
   assert.ok(markdown.includes('… and 41 more destinations, each in `receipts.json`'));
 });
 
-test('summary.md in audit mode proposes the policy that would have allowed the run', () => {
+test('summary.md in audit mode tells blocks from would-be blocks, and proposes rules for what passed', () => {
   const markdown = summaryMarkdown({
     report: report('valid'),
     summary: summarizeChain(chain),
@@ -362,14 +362,37 @@ test('summary.md in audit mode proposes the policy that would have allowed the r
     policyHash: 'f'.repeat(64),
     unsupported: [],
   });
-  assert.match(markdown, /## Would have been blocked/);
+  const section = (title: string) => markdown.split(`\n## ${title}\n\n`)[1]?.split('\n\n')[1];
+  // What audit mode blocked all the same, then what it let through with a warning.
+  assert.ok(markdown.includes('\n## Blocked\n\nBlocked in audit mode too:\n\n- seq 2: POST'));
+  assert.deepEqual(
+    section('Blocked')
+      ?.split('\n')
+      .map((line) => line.split(':')[0]),
+    ['- seq 2', '- seq 3', '- seq 6'],
+  );
   assert.match(
     markdown,
-    /```yaml\nversion: "1\.0"\nmode: enforce\negress:\n {2}- destination: "127\.0\.0\.1:9"\n {4}methods: \["GET"\]/,
+    /\n## Would have been blocked\n\n- seq 5: GET `http:\/\/\[2001:db8::1\]:8080\/a`: destination: `audit`\n\n/,
+  );
+  const yaml = /```yaml\n([^]*?)```/.exec(markdown)?.[1] ?? '';
+  assert.equal(
+    yaml,
+    [
+      'version: "1.0"',
+      'mode: enforce',
+      'egress:',
+      '  - destination: "[2001:db8::1]:8080"',
+      '    methods: ["GET"]',
+      '  - destination: "api.github.com"',
+      '    methods: ["GET", "POST"]',
+      'default_deny: true',
+      '',
+    ].join('\n'),
   );
 });
 
-test("the audit summary's policy is valid and allows every request of the run, tunnels and their requests too", () => {
+test("the audit summary's policy is valid and allows every request of the run that passed, tunnels and their requests too", () => {
   const audited: Receipt[] = [
     ...chain,
     ...[
@@ -402,11 +425,22 @@ test("the audit summary's policy is valid and allows every request of the run, t
   const parsed = parsePolicy(Buffer.from(yaml), 'suggested.yaml');
   assert.ok(parsed.ok, `${yaml}\n${JSON.stringify(parsed.ok ? [] : parsed.errors)}`);
   const suggested = parsed.policy;
+  const passed = new Set(['allow', 'warn']);
   for (const { action_record: record } of audited.filter((r) => isRequest(r.action_record))) {
     const { method = '', target } = record;
     const decision =
       method === 'WS' ? decideWebSocket(suggested, target) : decide(suggested, { method, target });
-    assert.equal(decision.verdict, 'allow', `${method} ${target}: ${decision.reason}`);
+    // A destination no request of the run reached (only blocked) gets no rule.
+    const reached = audited.some(
+      (r) =>
+        passed.has(r.action_record.verdict) &&
+        destinationOf(r.action_record.target) === destinationOf(target),
+    );
+    assert.equal(
+      decision.verdict,
+      reached ? 'allow' : 'block',
+      `${method} ${target}: ${decision.reason}`,
+    );
   }
   // Methods stay as narrow as the run was: GET inside the tunnel to exfil.example, nothing else.
   assert.match(yaml, /- destination: "exfil\.example"\n {4}methods: \["GET"\]\n/);
