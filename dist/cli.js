@@ -47520,6 +47520,22 @@ function listenText(listen) {
 
 // src/cli/upstream-ca.ts
 import { X509Certificate } from "node:crypto";
+
+// src/system-ca-bundles.ts
+var SYSTEM_CA_BUNDLES = [
+  "/etc/ssl/certs/ca-certificates.crt",
+  // Debian, Ubuntu, Arch
+  "/etc/pki/tls/certs/ca-bundle.crt",
+  // Fedora, RHEL
+  "/etc/ssl/ca-bundle.pem",
+  // openSUSE
+  "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+  // CentOS
+  "/etc/ssl/cert.pem"
+  // Alpine
+];
+
+// src/cli/upstream-ca.ts
 var PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
 async function readUpstreamCa(io, file) {
   let pem2;
@@ -47547,18 +47563,6 @@ async function readUpstreamCa(io, file) {
   }
   return { ok: true, pem: pem2 };
 }
-var SYSTEM_CA_BUNDLES = [
-  "/etc/ssl/certs/ca-certificates.crt",
-  // Debian, Ubuntu, Arch
-  "/etc/pki/tls/certs/ca-bundle.crt",
-  // Fedora, RHEL
-  "/etc/ssl/ca-bundle.pem",
-  // openSUSE
-  "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
-  // CentOS
-  "/etc/ssl/cert.pem"
-  // Alpine
-];
 async function readSystemCaBundle(io, candidates2 = SYSTEM_CA_BUNDLES) {
   for (const file of candidates2) {
     try {
@@ -48837,6 +48841,29 @@ function readProbeOutput(output, exitCode) {
   return { passed, failed: failed2 };
 }
 
+// src/boundary/process-privileges.ts
+var CAPABILITY_SETS = ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"];
+function privilegeProblems(status, uid, gid) {
+  const fields2 = /* @__PURE__ */ new Map();
+  for (const line of status.split("\n")) {
+    const colon = line.indexOf(":");
+    if (colon > 0) fields2.set(line.slice(0, colon), line.slice(colon + 1).trim());
+  }
+  const field2 = (name) => fields2.get(name) ?? "(missing)";
+  const problems = [];
+  const ids = (name, id2) => {
+    if (field2(name).split(/\s+/).join(" ") !== `${id2} ${id2} ${id2} ${id2}`)
+      problems.push(`${name} is ${field2(name)}; expected ${id2} for all four`);
+  };
+  ids("Uid", uid);
+  ids("Gid", gid);
+  if (field2("Groups") !== "") problems.push(`Groups is ${field2("Groups")}; expected none`);
+  for (const set of CAPABILITY_SETS)
+    if (!/^0+$/.test(field2(set))) problems.push(`${set} is ${field2(set)}; expected none`);
+  if (field2("NoNewPrivs") !== "1") problems.push(`NoNewPrivs is ${field2("NoNewPrivs")}`);
+  return problems;
+}
+
 // src/boundary/side-channels.ts
 var SIDE_CHANNEL_PATHS = [
   // Docker, containerd, podman, CRI-O, cri-dockerd, BuildKit
@@ -48860,11 +48887,6 @@ var SIDE_CHANNEL_PATHS = [
   // systemd's private and notification sockets
   "/run/systemd/private",
   "/run/systemd/notify"
-];
-var SYSTEM_CA_BUNDLES2 = [
-  "/etc/ssl/certs/ca-certificates.crt",
-  "/etc/pki/tls/certs/ca-bundle.crt",
-  "/etc/ssl/cert.pem"
 ];
 
 // src/boundary/run-lock.ts
@@ -49061,7 +49083,7 @@ async function setUpAndRun(request, layout2, state) {
     gid: agent.gid,
     maxProcesses: request.maxProcesses,
     caBundle: layout2.caBundle,
-    caBundleTargets: await existing(SYSTEM_CA_BUNDLES2),
+    caBundleTargets: await existing(SYSTEM_CA_BUNDLES),
     privateDirs,
     masked: [...SIDE_CHANNEL_PATHS, ...request.hiddenFiles, ...hostSockets].filter(inSight),
     syscalls: syscallsOf(process.arch)
@@ -49077,6 +49099,7 @@ async function setUpAndRun(request, layout2, state) {
     engine.serve(listener.handle),
     probe(request, layout2, plan, [...SIDE_CHANNEL_PATHS, ...hostSockets], env, listener.port)
   ]);
+  await checkEngineUnprivileged(engine.pid, host);
   await writeCaBundle(layout2, ready);
   for (const path5 of request.writable) {
     state.aclGrants.push(await grantWriteAccess(path5, agent.uid));
@@ -49210,8 +49233,16 @@ async function existing(paths) {
   }
   return found;
 }
+async function checkEngineUnprivileged(pid, host) {
+  const status = pid === void 0 ? "" : await readFile7(`/proc/${pid}/status`, "utf8");
+  const problems = privilegeProblems(status, host.uid, host.gid);
+  if (problems.length > 0)
+    throw new BoundaryError(
+      `the engine (pid ${pid ?? "unknown"}) did not drop its privileges to ${HOST_USER}: ${problems.join("; ")}`
+    );
+}
 async function writeCaBundle(layout2, ready) {
-  const [system] = await existing(SYSTEM_CA_BUNDLES2);
+  const [system] = await existing(SYSTEM_CA_BUNDLES);
   const roots = system === void 0 ? "" : await readFile7(system, "utf8");
   const runCa = ready.caCert === null ? "" : await readFile7(ready.caCert, "utf8");
   await writeOwned(

@@ -31,9 +31,11 @@ import { openListenerInNamespace, type NamespaceListener } from './listener.js';
 import { killNamespaceProcesses } from './namespace-processes.js';
 import { createNetwork, networkProblems, type NetworkTools } from './network.js';
 import { PROBE_SCRIPT, probeArgs, readProbeOutput } from './probes.js';
+import { privilegeProblems } from './process-privileges.js';
 import { newRunState, saveRunState, type RunState } from './run-state.js';
 import { runProcessOf } from './run-process.js';
-import { SIDE_CHANNEL_PATHS, SYSTEM_CA_BUNDLES } from './side-channels.js';
+import { SIDE_CHANNEL_PATHS } from './side-channels.js';
+import { SYSTEM_CA_BUNDLES } from '../system-ca-bundles.js';
 import { installSudoersDeny } from './sudoers.js';
 import { teardown } from './teardown.js';
 import { takeRunLock } from './run-lock.js';
@@ -245,6 +247,7 @@ async function setUpAndRun(
     engine.serve(listener.handle),
     probe(request, layout, plan, [...SIDE_CHANNEL_PATHS, ...hostSockets], env, listener.port),
   ] as const);
+  await checkEngineUnprivileged(engine.pid, host);
   await writeCaBundle(layout, ready);
   for (const path of request.writable) {
     state.aclGrants.push(await grantWriteAccess(path, agent.uid));
@@ -413,6 +416,18 @@ async function existing(paths: readonly string[]): Promise<string[]> {
     if (await isRegularFile(path)) found.push(path);
   }
   return found;
+}
+
+async function checkEngineUnprivileged(
+  pid: number | undefined,
+  host: { uid: number; gid: number },
+): Promise<void> {
+  const status = pid === undefined ? '' : await readFile(`/proc/${pid}/status`, 'utf8');
+  const problems = privilegeProblems(status, host.uid, host.gid);
+  if (problems.length > 0)
+    throw new BoundaryError(
+      `the engine (pid ${pid ?? 'unknown'}) did not drop its privileges to ${HOST_USER}: ${problems.join('; ')}`,
+    );
 }
 
 /** The system roots plus the run CA, bound over the system bundle inside the boundary. */

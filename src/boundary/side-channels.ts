@@ -26,10 +26,3 @@ export const SIDE_CHANNEL_PATHS: readonly string[] = [
   '/run/systemd/private',
   '/run/systemd/notify',
 ];
-
-/** System CA bundle locations (Debian/Ubuntu, RHEL/Fedora, Alpine/others). */
-export const SYSTEM_CA_BUNDLES: readonly string[] = [
-  '/etc/ssl/certs/ca-certificates.crt',
-  '/etc/pki/tls/certs/ca-bundle.crt',
-  '/etc/ssl/cert.pem',
-];

@@ -3,6 +3,7 @@
 // holds no certificate would be taken without a word, and every origin it was meant for refused.
 import { X509Certificate } from 'node:crypto';
 import type { CliIo } from './io.js';
+import { SYSTEM_CA_BUNDLES } from '../system-ca-bundles.js';
 
 export type UpstreamCa = { ok: true; pem: string } | { ok: false; problem: string };
 
@@ -35,19 +36,7 @@ export async function readUpstreamCa(io: CliIo, file: string): Promise<UpstreamC
   return { ok: true, pem };
 }
 
-/**
- * Where distributions keep the system's CA bundle; the first that exists is read. Never a path
- * from the environment (SSL_CERT_FILE): whoever starts the engine would widen its trust unseen.
- */
-export const SYSTEM_CA_BUNDLES: readonly string[] = [
-  '/etc/ssl/certs/ca-certificates.crt', // Debian, Ubuntu, Arch
-  '/etc/pki/tls/certs/ca-bundle.crt', // Fedora, RHEL
-  '/etc/ssl/ca-bundle.pem', // openSUSE
-  '/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem', // CentOS
-  '/etc/ssl/cert.pem', // Alpine
-];
-
-/** The system's CA bundle (PEM), or undefined on a system that has none. */
+/** The system's CA bundle (PEM): the first of SYSTEM_CA_BUNDLES there; undefined if none is. */
 export async function readSystemCaBundle(
   io: CliIo,
   candidates = SYSTEM_CA_BUNDLES,
