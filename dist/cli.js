@@ -45310,6 +45310,7 @@ var HANDSHAKE_HEADERS = /* @__PURE__ */ new Set([
   "transfer-encoding"
 ]);
 var POLICY_VIOLATION = 1008;
+var GOING_AWAY = 1001;
 var SEAM_CHARS = 1024;
 var JOINED_MESSAGES = "WebSocket messages (joined with the ones before)";
 var ws;
@@ -45520,7 +45521,7 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
   let sentTail = "";
   clientSocket.setTimeout(context2.idleMs, () => {
     if (tally.reason === "complete") tally.reason = "idle";
-    client.terminate();
+    closeWithin(client, GOING_AWAY, "idle");
   });
   const block = (refusal) => {
     tally.blocked++;

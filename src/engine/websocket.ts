@@ -64,6 +64,7 @@ const HANDSHAKE_HEADERS = new Set([
 ]);
 
 const POLICY_VIOLATION = 1008;
+const GOING_AWAY = 1001;
 
 /** How much of the messages before, and of the next one, are read as one text. */
 const SEAM_CHARS = 1024;
@@ -382,10 +383,11 @@ function relayMessages(
   const tally: Tally = { sent: 0, received: 0, blocked: 0, reason: 'complete' };
   /** The end of the text sent so far, all messages joined: where the next one continues it. */
   let sentTail = '';
-  // ws turns the socket's own timeout off: quiet both ways this long, the pair is closed.
+  // ws turns the socket's own timeout off: quiet both ways this long, the pair is closed
+  // (1001, going away, on both sides; the origin's once the client has answered or not).
   clientSocket.setTimeout(context.idleMs, () => {
     if (tally.reason === 'complete') tally.reason = 'idle';
-    client.terminate();
+    closeWithin(client, GOING_AWAY, 'idle');
   });
   const block = (refusal: Refusal) => {
     tally.blocked++;

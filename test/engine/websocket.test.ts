@@ -1176,8 +1176,9 @@ test(
       const second = new WebSocket(proxied(f, target));
       assert.deepEqual(await refusedHandshake(second), [503, 'limit']);
       assert.equal(await exchange(first, 'still here'), 'still here');
-      // Quiet from now on: closed by the engine, and the count comes back once both sides are.
-      assert.equal((await closeOf(first)).code, 1006);
+      // Quiet from now on: closed by the engine (going away), and the count comes back once
+      // both sides are.
+      assert.deepEqual(await closeOf(first), { code: 1001, reason: 'idle' });
       while (await activeTunnels(f)) await new Promise((resolve) => setTimeout(resolve, 50));
       const third = new WebSocket(proxied(f, target));
       await opened(third);
