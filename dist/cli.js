@@ -47342,12 +47342,16 @@ function packetRunFromEnv(env) {
     ...withoutUndefined(fields2)
   };
 }
+function toTheSecond(time2) {
+  return time2.replace(/\.[0-9]+Z$/, "Z");
+}
+var VERDICTS_NAMING_THE_KEY = /* @__PURE__ */ new Set(["valid", "invalid"]);
 function packetJson(input) {
   const { run, summary, report, posture } = input;
   const trusted = report.verdict === "valid";
   return {
     schema_version: "pipelock.audit_packet.v0",
-    generated_at: input.generatedAt,
+    generated_at: toTheSecond(input.generatedAt),
     run: withoutUndefined({
       provider: run.provider,
       repository: run.repository,
@@ -47357,8 +47361,8 @@ function packetJson(input) {
       ref: run.ref,
       sha: run.sha,
       agent_identity: run.agentIdentity,
-      started_at: run.startedAt,
-      completed_at: run.completedAt,
+      started_at: toTheSecond(run.startedAt),
+      completed_at: toTheSecond(run.completedAt),
       agent_exit_code: run.agentExitCode
     }),
     policy: { policy_hashes: summary.policyHashes, config_path: input.policy.path },
@@ -47375,7 +47379,7 @@ function packetJson(input) {
       receipt_count: report.receipt_count,
       root_hash: report.root_hash ?? void 0,
       final_seq: report.final_seq === null ? void 0 : Number(report.final_seq),
-      signer_key: input.pinnedKey,
+      signer_key: VERDICTS_NAMING_THE_KEY.has(report.verdict) ? input.pinnedKey : void 0,
       output_file: PACKET_FILES.verifier,
       error: report.error ?? void 0
     }),

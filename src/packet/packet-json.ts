@@ -121,12 +121,20 @@ export function packetRunFromEnv(
   };
 }
 
+/** An RFC 3339 UTC time to the second, as the reference action writes the packet's times. */
+function toTheSecond(time: string): string {
+  return time.replace(/\.[0-9]+Z$/, 'Z');
+}
+
+/** The reference names the key only where it decided the verdict: valid, or invalid (forensic). */
+const VERDICTS_NAMING_THE_KEY = new Set(['valid', 'invalid']);
+
 export function packetJson(input: PacketInput): Record<string, unknown> {
   const { run, summary, report, posture } = input;
   const trusted = report.verdict === 'valid';
   return {
     schema_version: 'pipelock.audit_packet.v0',
-    generated_at: input.generatedAt,
+    generated_at: toTheSecond(input.generatedAt),
     run: withoutUndefined({
       provider: run.provider,
       repository: run.repository,
@@ -136,8 +144,8 @@ export function packetJson(input: PacketInput): Record<string, unknown> {
       ref: run.ref,
       sha: run.sha,
       agent_identity: run.agentIdentity,
-      started_at: run.startedAt,
-      completed_at: run.completedAt,
+      started_at: toTheSecond(run.startedAt),
+      completed_at: toTheSecond(run.completedAt),
       agent_exit_code: run.agentExitCode,
     }),
     policy: { policy_hashes: summary.policyHashes, config_path: input.policy.path },
@@ -154,7 +162,7 @@ export function packetJson(input: PacketInput): Record<string, unknown> {
       receipt_count: report.receipt_count,
       root_hash: report.root_hash ?? undefined,
       final_seq: report.final_seq === null ? undefined : Number(report.final_seq),
-      signer_key: input.pinnedKey,
+      signer_key: VERDICTS_NAMING_THE_KEY.has(report.verdict) ? input.pinnedKey : undefined,
       output_file: PACKET_FILES.verifier,
       error: report.error ?? undefined,
     }),

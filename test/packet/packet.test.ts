@@ -193,6 +193,14 @@ test('packet.json validates against the v0 schema for every verdict, trusted onl
     assert.equal(verifier['trusted'], verdict === 'valid');
     assert.equal('signer_key' in verifier, pinned);
   }
+  // As the reference: the pinned key is named where it decided the verdict, not for no evidence.
+  assert.equal('signer_key' in (packetFor('error', true)['verifier'] as object), false);
+  // Times to the second, as the reference writes them.
+  const timed = packetFor('valid', true);
+  assert.equal(timed['generated_at'], '2026-11-27T00:00:02Z');
+  const times = timed['run'] as Record<string, unknown>;
+  for (const field of ['started_at', 'completed_at'])
+    assert.match(String(times[field]), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/, field);
   const run = packetFor('valid', true)['run'] as Record<string, unknown>;
   assert.equal(run['provider'], 'github_actions');
   assert.equal(run['repository'], 'acme/widgets');
