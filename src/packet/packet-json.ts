@@ -100,7 +100,8 @@ export const UNSUPPORTED_PATHS = [
 export function packetRunFromEnv(
   env: NodeJS.ProcessEnv,
 ): Omit<PacketRun, 'agentIdentity' | 'startedAt' | 'completedAt' | 'agentExitCode'> {
-  const onActions = env['GITHUB_ACTIONS'] === 'true';
+  // As the reference reads it: `true` in any case.
+  const onActions = env['GITHUB_ACTIONS']?.toLowerCase() === 'true';
   const given = (name: string): string | undefined =>
     env[name] === undefined || env[name] === '' ? undefined : env[name];
   const fields = {

@@ -180,6 +180,16 @@ function packetFor(
   });
 }
 
+test('the provider: GitHub Actions when GITHUB_ACTIONS says true in any case, self-hosted as the runner says, else local', () => {
+  assert.equal(packetRunFromEnv({ GITHUB_ACTIONS: 'True' }).provider, 'github_actions');
+  assert.equal(
+    packetRunFromEnv({ GITHUB_ACTIONS: 'true', RUNNER_ENVIRONMENT: 'self-hosted' }).provider,
+    'self_hosted',
+  );
+  assert.equal(packetRunFromEnv({ GITHUB_ACTIONS: 'false' }).provider, 'local');
+  assert.equal(packetRunFromEnv({}).provider, 'local');
+});
+
 test('packet.json validates against the v0 schema for every verdict, trusted only with a pinned key', () => {
   for (const [verdict, pinned] of [
     ['valid', true],
