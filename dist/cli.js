@@ -44029,6 +44029,16 @@ var HOP_BY_HOP = /* @__PURE__ */ new Set([
   "upgrade",
   "host"
 ]);
+var SPEAK_FOR_A_HOP = /* @__PURE__ */ new Set([
+  "forwarded",
+  "x-real-ip",
+  "via",
+  "pipelock-mediation",
+  "x-pipelock-agent"
+]);
+function speaksForAHop(lowerName) {
+  return lowerName.startsWith("x-forwarded-") || SPEAK_FOR_A_HOP.has(lowerName);
+}
 var ANSWERED_HERE = /* @__PURE__ */ new Set(["expect"]);
 function endToEndHeaders(rawHeaders) {
   const named = /* @__PURE__ */ new Set();
@@ -44221,12 +44231,12 @@ function hasBody(req) {
   return req.headers["content-length"] !== void 0 ? req.headers["content-length"] !== "0" : req.headers["transfer-encoding"] !== void 0;
 }
 var ENGINE_ONLY = /* @__PURE__ */ new Set([BLOCK_HEADER.toLowerCase()]);
-var requestHeaders = (raw) => withoutNames(endToEndHeaders(raw), ANSWERED_HERE);
-var responseHeaders = (raw) => withoutNames(endToEndHeaders(raw), ENGINE_ONLY);
-function withoutNames(flat, names) {
+var requestHeaders = (raw) => without(endToEndHeaders(raw), (name) => ANSWERED_HERE.has(name) || speaksForAHop(name));
+var responseHeaders = (raw) => without(endToEndHeaders(raw), (name) => ENGINE_ONLY.has(name));
+function without(flat, dropped) {
   const out = [];
   for (let i = 0; i < flat.length; i += 2) {
-    if (!names.has((flat[i] ?? "").toLowerCase())) out.push(flat[i] ?? "", flat[i + 1] ?? "");
+    if (!dropped((flat[i] ?? "").toLowerCase())) out.push(flat[i] ?? "", flat[i + 1] ?? "");
   }
   return out;
 }
@@ -45633,7 +45643,9 @@ function forwardedHeaders(rawHeaders) {
   const kept = [];
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] ?? "";
-    if (!HANDSHAKE_HEADERS.has(name.toLowerCase())) kept.push(name, rawHeaders[i + 1] ?? "");
+    const lower = name.toLowerCase();
+    if (!HANDSHAKE_HEADERS.has(lower) && !speaksForAHop(lower))
+      kept.push(name, rawHeaders[i + 1] ?? "");
   }
   return kept;
 }
@@ -47327,7 +47339,7 @@ var UNSUPPORTED_PATHS = [
   "ssh_egress"
 ];
 function packetRunFromEnv(env) {
-  const onActions = env["GITHUB_ACTIONS"] === "true";
+  const onActions = env["GITHUB_ACTIONS"]?.toLowerCase() === "true";
   const given = (name) => env[name] === void 0 || env[name] === "" ? void 0 : env[name];
   const fields2 = {
     repository: given("GITHUB_REPOSITORY"),

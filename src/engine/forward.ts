@@ -1,5 +1,6 @@
 // Forwards an admitted absolute-form HTTP request to the address the SSRF guard checked,
-// streaming both bodies, with hop-by-hop headers removed and nothing added.
+// streaming both bodies, with hop-by-hop headers (and those that speak for a hop) removed and
+// nothing added.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EventEmitter } from 'node:events';
@@ -22,6 +23,24 @@ const HOP_BY_HOP = new Set([
   'upgrade',
   'host',
 ]);
+
+/**
+ * Headers that speak for a hop: where a request came from (`Forwarded`, `X-Forwarded-*`,
+ * `X-Real-IP`, `Via`) and Pipelock's own hints. Sent by the agent they would be its word passed
+ * off as a proxy's, which an origin trusting its proxies believes; so, as Pipelock does, none
+ * is forwarded.
+ */
+const SPEAK_FOR_A_HOP = new Set([
+  'forwarded',
+  'x-real-ip',
+  'via',
+  'pipelock-mediation',
+  'x-pipelock-agent',
+]);
+
+export function speaksForAHop(lowerName: string): boolean {
+  return lowerName.startsWith('x-forwarded-') || SPEAK_FOR_A_HOP.has(lowerName);
+}
 
 /**
  * Request headers this hop answers itself: `Expect: 100-continue` was already answered to the
@@ -336,15 +355,15 @@ const ENGINE_ONLY = new Set([BLOCK_HEADER.toLowerCase()]);
  * is judged by.
  */
 export const requestHeaders = (raw: readonly string[]): string[] =>
-  withoutNames(endToEndHeaders(raw), ANSWERED_HERE);
+  without(endToEndHeaders(raw), (name) => ANSWERED_HERE.has(name) || speaksForAHop(name));
 const responseHeaders = (raw: readonly string[]): string[] =>
-  withoutNames(endToEndHeaders(raw), ENGINE_ONLY);
+  without(endToEndHeaders(raw), (name) => ENGINE_ONLY.has(name));
 
-/** A flat name, value list without the headers named (lowercase). */
-function withoutNames(flat: readonly string[], names: ReadonlySet<string>): string[] {
+/** A flat name, value list without the headers `dropped` says (given the lowercase name). */
+function without(flat: readonly string[], dropped: (lowerName: string) => boolean): string[] {
   const out: string[] = [];
   for (let i = 0; i < flat.length; i += 2) {
-    if (!names.has((flat[i] ?? '').toLowerCase())) out.push(flat[i] ?? '', flat[i + 1] ?? '');
+    if (!dropped((flat[i] ?? '').toLowerCase())) out.push(flat[i] ?? '', flat[i + 1] ?? '');
   }
   return out;
 }

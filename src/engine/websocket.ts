@@ -22,6 +22,7 @@ import {
 import { outcomeOf, type DecisionEntry } from './decision-log.js';
 import type { ContentScans } from './dlp/content-scans.js';
 import { forwarder, type MessageBudget } from './message-relay.js';
+import { speaksForAHop } from './forward.js';
 import { headerViews } from './dlp/content-views.js';
 import { refuseSocket, type Refusal } from './refusal.js';
 
@@ -521,7 +522,9 @@ function forwardedHeaders(rawHeaders: readonly string[]): string[] {
   const kept: string[] = [];
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] ?? '';
-    if (!HANDSHAKE_HEADERS.has(name.toLowerCase())) kept.push(name, rawHeaders[i + 1] ?? '');
+    const lower = name.toLowerCase();
+    if (!HANDSHAKE_HEADERS.has(lower) && !speaksForAHop(lower))
+      kept.push(name, rawHeaders[i + 1] ?? '');
   }
   return kept;
 }

@@ -1068,7 +1068,7 @@ test('audit mode does not relax the SSRF guard', async () => {
   }
 });
 
-test('hop-by-hop headers are stripped both ways, no Via is added, and no origin passes for the engine', async () => {
+test('hop-by-hop headers and those that speak for a hop are stripped, no Via is added, and no origin passes for the engine', async () => {
   const f = await fixture(basicPolicy, (req, res) => {
     res.setHeader('Connection', 'X-Origin-Hop, keep-alive');
     res.setHeader('X-Origin-Hop', 'secret');
@@ -1097,6 +1097,17 @@ test('hop-by-hop headers are stripped both ways, no Via is added, and no origin 
       'TE: trailers',
       '-H',
       'X-Kept: yes',
+      // The agent's word on where the request came from, passed off as a proxy's.
+      ...[
+        'X-Forwarded-For: 127.0.0.1',
+        'X-Forwarded-Proto: https',
+        'X-Forwarded-Host: admin.internal',
+        'Forwarded: for=127.0.0.1',
+        'X-Real-IP: 10.0.0.1',
+        'Via: 1.1 trusted-proxy',
+        'Pipelock-Mediation: allow',
+        'X-Pipelock-Agent: someone-else',
+      ].flatMap((header) => ['-H', header]),
       `http://api.example.test:${f.origin.port}/r/${token()}`,
     ]);
     const response = parseCurlResponse(result.stdout);
@@ -1111,6 +1122,11 @@ test('hop-by-hop headers are stripped both ways, no Via is added, and no origin 
       'via',
       'forwarded',
       'x-forwarded-for',
+      'x-forwarded-proto',
+      'x-forwarded-host',
+      'x-real-ip',
+      'pipelock-mediation',
+      'x-pipelock-agent',
     ])
       assert.equal(seen.headers[name], undefined, `${name} reached the origin`);
     assert.equal(seen.headers['x-kept'], 'yes');

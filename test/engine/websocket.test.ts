@@ -962,6 +962,33 @@ test('with frame_scan off, a bound secret is still kept from a destination it ma
   }
 });
 
+test("the client's handshake headers reach the origin, all but this hop's own and those that speak for a hop", async () => {
+  const f = await fixture();
+  try {
+    const socket = new WebSocket(proxied(f, `ws://ws.example.test:${f.plain.port}/`), ['chat'], {
+      headers: {
+        'X-Custom': 'kept',
+        Cookie: 'session=abc',
+        'X-Forwarded-For': '127.0.0.1',
+        Forwarded: 'for=127.0.0.1',
+        'X-Real-IP': '10.0.0.1',
+        Via: '1.1 trusted-proxy',
+        'X-Pipelock-Agent': 'someone-else',
+      },
+    });
+    await opened(socket);
+    socket.close();
+    const seen = f.plain.handshakes[0] ?? {};
+    assert.equal(seen['x-custom'], 'kept');
+    assert.equal(seen.cookie, 'session=abc');
+    assert.equal(seen['sec-websocket-protocol'], 'chat');
+    for (const name of ['x-forwarded-for', 'forwarded', 'x-real-ip', 'via', 'x-pipelock-agent'])
+      assert.equal(seen[name], undefined, `${name} reached the origin`);
+  } finally {
+    await f.close();
+  }
+});
+
 test('credentials in the target URL are not sent on to the origin', async () => {
   const f = await fixture();
   try {
