@@ -14271,7 +14271,7 @@ var require_client_h1 = __commonJS({
       kHTTPContext,
       kClosed
     } = require_symbols();
-    var constants8 = require_constants2();
+    var constants9 = require_constants2();
     var EMPTY_BUF = Buffer.alloc(0);
     var FastBuffer = Buffer[Symbol.species];
     var removeAllListeners = util.removeAllListeners;
@@ -14407,7 +14407,7 @@ var require_client_h1 = __commonJS({
          */
       constructor(client, socket, { exports: exports2 }) {
         this.llhttp = exports2;
-        this.ptr = this.llhttp.llhttp_alloc(constants8.TYPE.RESPONSE);
+        this.ptr = this.llhttp.llhttp_alloc(constants9.TYPE.RESPONSE);
         this.client = client;
         this.socket = socket;
         this.timeout = null;
@@ -14503,11 +14503,11 @@ var require_client_h1 = __commonJS({
             currentParser = null;
             currentBufferRef = null;
           }
-          if (ret !== constants8.ERROR.OK) {
+          if (ret !== constants9.ERROR.OK) {
             const data2 = chunk.subarray(llhttp.llhttp_get_error_pos(this.ptr) - currentBufferPtr);
-            if (ret === constants8.ERROR.PAUSED_UPGRADE) {
+            if (ret === constants9.ERROR.PAUSED_UPGRADE) {
               this.onUpgrade(data2);
-            } else if (ret === constants8.ERROR.PAUSED) {
+            } else if (ret === constants9.ERROR.PAUSED) {
               this.paused = true;
               socket.unshift(data2);
             } else {
@@ -14530,10 +14530,10 @@ var require_client_h1 = __commonJS({
         } finally {
           currentParser = null;
         }
-        if (ret === constants8.ERROR.OK) {
+        if (ret === constants9.ERROR.OK) {
           return null;
         }
-        if (ret === constants8.ERROR.PAUSED || ret === constants8.ERROR.PAUSED_UPGRADE) {
+        if (ret === constants9.ERROR.PAUSED || ret === constants9.ERROR.PAUSED_UPGRADE) {
           this.paused = true;
           return null;
         }
@@ -14550,7 +14550,7 @@ var require_client_h1 = __commonJS({
           const len = new Uint8Array(llhttp.memory.buffer, ptr).indexOf(0);
           message = "Response does not match the HTTP/1.1 protocol (" + Buffer.from(llhttp.memory.buffer, ptr, len).toString() + ")";
         }
-        return new HTTPParserError(message, constants8.ERROR[ret], data2);
+        return new HTTPParserError(message, constants9.ERROR[ret], data2);
       }
       destroy() {
         assert2(currentParser === null);
@@ -14761,7 +14761,7 @@ var require_client_h1 = __commonJS({
           socket[kBlocking] = false;
           client[kResume]();
         }
-        return pause ? constants8.ERROR.PAUSED : 0;
+        return pause ? constants9.ERROR.PAUSED : 0;
       }
       /**
        * @param {Buffer} buf
@@ -14787,7 +14787,7 @@ var require_client_h1 = __commonJS({
         }
         this.bytesRead += buf.length;
         if (request.onData(buf) === false) {
-          return constants8.ERROR.PAUSED;
+          return constants9.ERROR.PAUSED;
         }
         return 0;
       }
@@ -14827,13 +14827,13 @@ var require_client_h1 = __commonJS({
         if (socket[kWriting]) {
           assert2(client[kRunning] === 0);
           util.destroy(socket, new InformationalError("reset"));
-          return constants8.ERROR.PAUSED;
+          return constants9.ERROR.PAUSED;
         } else if (!shouldKeepAlive) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants8.ERROR.PAUSED;
+          return constants9.ERROR.PAUSED;
         } else if (socket[kReset] && client[kRunning] === 0) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants8.ERROR.PAUSED;
+          return constants9.ERROR.PAUSED;
         } else if (client[kPipelining] == null || client[kPipelining] === 1) {
           setImmediate(client[kResume]);
         } else {
@@ -37652,17 +37652,31 @@ import { randomBytes as randomBytes2 } from "node:crypto";
 import { chmod as chmod2, rm as rm5, stat as stat4, writeFile as writeFile4 } from "node:fs/promises";
 
 // src/cli/make-directories.ts
-import { lstat as lstat3, mkdir as mkdir4, readlink, stat as stat3 } from "node:fs/promises";
+import { lstat as lstat3, mkdir as mkdir4, readlink, rmdir as rmdir2, stat as stat3 } from "node:fs/promises";
 import { dirname as dirname2, resolve } from "node:path";
 async function makeDirectories(path5, mode) {
   const missing = [];
   let at = resolve(path5);
   for (; !await pathExists(at); at = dirname2(at)) missing.unshift(at);
   await refuseNonDirectory(at);
+  const made2 = [];
   for (const dir of missing) {
-    await mkdir4(dir, { mode }).catch(async (error2) => {
-      if (error2.code !== "EEXIST" || !(await lstat3(dir)).isDirectory()) throw error2;
-    });
+    await mkdir4(dir, { mode }).then(
+      () => made2.push(dir),
+      async (error2) => {
+        if (error2.code !== "EEXIST" || !(await lstat3(dir)).isDirectory()) throw error2;
+      }
+    );
+  }
+  return made2;
+}
+async function removeMadeDirectories(made2) {
+  for (const dir of [...made2].reverse()) {
+    try {
+      await rmdir2(dir);
+    } catch {
+      return;
+    }
   }
 }
 async function refuseNonDirectory(at) {
@@ -42707,6 +42721,7 @@ var START = "(?<![A-Za-z0-9])";
 var END = "(?![A-Za-z0-9])";
 var JWT_START = "(?<![A-Za-z0-9_-])";
 var PLACEHOLDER = String.raw`(?:undefined|null|none|bearer|basic|oauth2?|changeme|replace[_-]?me|your[_-][a-z_-]*|x{3,}|\*{3,}|\$\{[^}&#\s]*\}|%24%7B[^&#\s]*?%7D|<[^>&#\s]*>|%3C[^&#\s]*?%3E)`;
+var notWords = (n, extra) => `(?=[a-z${extra}]{0,${n - 1}}[0-9A-Z])`;
 var BOUNDED = { start: START, end: END };
 var STARTS = { start: START };
 var BUILTIN_DETECTORS = [
@@ -42757,21 +42772,30 @@ var BUILTIN_DETECTORS = [
   builtin("npm-token", String.raw`npm_[A-Za-z0-9]{36}`, BOUNDED),
   builtin("pypi-token", String.raw`pypi-[A-Za-z0-9_-]{50,${LONGEST}}`, STARTS),
   builtin("stripe-key", String.raw`(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,${LONGEST}}`, STARTS),
-  // Personal, deploy, runner, pipeline-trigger, CI job, OAuth-application, SCIM, feed,
-  // incoming-mail, feature-flag and agent tokens; a routable one ends in `.` parts.
+  // Personal, deploy, runner (and its registration), pipeline-trigger, CI job, OAuth
+  // application, SCIM, feed, incoming-mail, feature-flag and agent tokens; a routable one ends
+  // in `.` parts, a CI job token may be a JWT (three of them); and registration tokens of old.
   builtin(
     "gitlab-token",
-    String.raw`gl(?:pat|dt|rt|ptt|cbt|oas|soat|ft|imt|ffct|agent)-[A-Za-z0-9_-]{20,${LONGEST}}(?:\.[A-Za-z0-9]{1,16}){0,2}`,
+    String.raw`gl(?:pat|dt|rt|rtr|ptt|cbt|oas|soat|ft|imt|ffct|agent)-${notWords(20, "_-")}[A-Za-z0-9_-]{20,${LONGEST}}(?:\.[A-Za-z0-9_-]{1,${LONGEST}}){0,2}|GR1348941[A-Za-z0-9_-]{20}`,
     STARTS
   ),
   builtin("huggingface-token", String.raw`(?:hf_|api_org_)[A-Za-z]{34}`, BOUNDED),
   builtin("google-oauth-client-secret", String.raw`GOCSPX-[A-Za-z0-9_-]{28}`, BOUNDED),
-  builtin("google-oauth-access-token", String.raw`ya29\.[A-Za-z0-9_-]{20,${LONGEST}}`, STARTS),
+  // A service account's and the metadata server's carry a `c.` part first.
+  builtin(
+    "google-oauth-access-token",
+    String.raw`ya29\.(?:c\.)?${notWords(20, "_-")}[A-Za-z0-9_-]{20,${LONGEST}}`,
+    STARTS
+  ),
   builtin("stripe-webhook-secret", String.raw`whsec_[A-Za-z0-9+/=]{24,${LONGEST}}`, STARTS),
   builtin("digitalocean-token", String.raw`do[opr]_v1_[0-9a-f]{64}`, BOUNDED),
-  builtin("vault-token", String.raw`hv[sbr]\.[A-Za-z0-9_-]{24,${LONGEST}}`, STARTS),
+  builtin(
+    "vault-token",
+    String.raw`hv[sbr]\.${notWords(24, "_-")}[A-Za-z0-9_-]{24,${LONGEST}}`,
+    STARTS
+  ),
   builtin("sendgrid-api-key", String.raw`SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}`, BOUNDED),
-  builtin("twilio-api-key", String.raw`SK[0-9a-f]{32}`, BOUNDED),
   builtin(
     "discord-bot-token",
     String.raw`[MNO][A-Za-z0-9_-]{23,25}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,38}`,
@@ -42782,20 +42806,35 @@ var BUILTIN_DETECTORS = [
   builtin("replicate-api-token", String.raw`r8_[A-Za-z0-9]{37}`, BOUNDED),
   builtin("databricks-token", String.raw`dapi[0-9a-f]{32}(?:-[0-9]{1,2})?`, BOUNDED),
   builtin("linear-api-key", String.raw`lin_api_[A-Za-z0-9]{40}`, BOUNDED),
-  builtin("new-relic-api-key", String.raw`NRAK-[A-Z0-9]{27}`, BOUNDED),
+  // User and insert keys, and license keys (40 long, ending in NRAL).
+  builtin(
+    "new-relic-key",
+    String.raw`NRAK-[A-Z0-9]{27}|NRII-[A-Za-z0-9_-]{32}|[0-9a-f]{36}NRAL`,
+    BOUNDED
+  ),
   // Organisation tokens (base64 of their claims, then the secret) and user tokens.
   builtin(
     "sentry-token",
-    String.raw`sntrys_[A-Za-z0-9+/=_]{40,${LONGEST}}|sntryu_[0-9a-f]{64}`,
+    String.raw`sntrys_${notWords(40, "_")}[A-Za-z0-9+/=_]{40,${LONGEST}}|sntryu_[0-9a-f]{64}`,
     STARTS
   ),
-  builtin("notion-token", String.raw`ntn_[0-9]{11}[A-Za-z0-9]{35}`, BOUNDED),
-  builtin("supabase-secret-key", String.raw`sb_secret_[A-Za-z0-9_-]{20,${LONGEST}}`, STARTS),
-  builtin("pinecone-api-key", String.raw`pcsk_[A-Za-z0-9_]{40,${LONGEST}}`, STARTS),
-  // BIP-32 extended private keys (mainnet and testnet, legacy and SegWit): base58, 111 long.
+  // Integration tokens, and the `secret_` ones made before them.
+  builtin("notion-token", String.raw`ntn_[0-9]{11}[A-Za-z0-9]{35}|secret_[A-Za-z0-9]{43}`, BOUNDED),
+  builtin(
+    "supabase-secret-key",
+    String.raw`sb_secret_${notWords(20, "_-")}[A-Za-z0-9_-]{20,${LONGEST}}`,
+    STARTS
+  ),
+  builtin(
+    "pinecone-api-key",
+    String.raw`pcsk_${notWords(40, "_")}[A-Za-z0-9_]{40,${LONGEST}}`,
+    STARTS
+  ),
+  // BIP-32 extended private keys (mainnet and testnet; legacy, SegWit and multisig): base58,
+  // 111 long.
   builtin(
     "bip32-extended-private-key",
-    String.raw`[xyzt]prv[1-9A-HJ-NP-Za-km-z]{107,108}`,
+    String.raw`[xyztuvYZUV]prv[1-9A-HJ-NP-Za-km-z]{107,108}`,
     BOUNDED
   ),
   // PEM private keys, and OpenPGP's armour for one (a release-signing key in CI).
@@ -43221,8 +43260,17 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
         for (const view of views) {
           if (view.compact) continue;
           where = view.where;
-          const match = firstFinding(decoded2 ? decodedProbe : probe2, view.text);
-          if (match) return { detector: detector.name, where: view.where, forms: [match[0]] };
+          const used = decoded2 ? decodedProbe : probe2;
+          if (firstFinding(used, view.text) === void 0) continue;
+          const forms = views.flatMap(
+            (other) => other.compact ? [] : firstFinding(used, other.text)?.slice(0, 1) ?? []
+          );
+          return {
+            detector: detector.name,
+            where: view.where,
+            forms: [...new Set(forms)],
+            matched: true
+          };
         }
       }
       return void 0;
@@ -43266,13 +43314,25 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
     return found ? `[REDACTED:${found.detector}]` : text2;
   };
   const redactBound = (target) => cutHidden(cutEncoded(redactSpelledBound(target), false), false);
+  const unspelledMatch = (text2) => {
+    for (const decoded of decodedReadings(text2)) {
+      for (const { detector, probe: probe2 } of builtinProbes) {
+        const match = firstFinding(probe2, decoded)?.[0];
+        if (match !== void 0 && !text2.includes(match)) return detector.name;
+      }
+    }
+    return void 0;
+  };
   const redactText = (text2) => {
     const cutBy = (group, from) => group.reduce((cut, { detector, probe: probe2 }) => {
       running = detector.name;
       return probe2.test(cut) ? redactFindings(detector, cut) : cut;
     }, from);
     try {
-      const cut = cutBy(builtinProbes, redactSpelledBound(text2));
+      const spelled = redactSpelledBound(text2);
+      const unspelled = unspelledMatch(spelled);
+      if (unspelled !== void 0) return `[REDACTED:${unspelled}]`;
+      const cut = cutBy(builtinProbes, spelled);
       return cutHidden(
         cutEncoded(
           policyInTime(() => cutBy(policyProbes, cut), cut),
@@ -43289,13 +43349,13 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
       const found = find(urlViews(target, to?.host), to, true);
       return found && {
         ...found,
-        redactedTarget: redactText(redactBound(redact(found.detector, target, found.forms)))
+        redactedTarget: redactText(redactBound(redact(found, target)))
       };
     },
     scanContent(views, to, scan) {
       const found = find(views, to, scan);
       if (found === void 0) return void 0;
-      const { forms: _forms, ...finding } = found;
+      const { forms: _forms, matched: _matched, ...finding } = found;
       return finding;
     },
     guards(to) {
@@ -43347,8 +43407,9 @@ function percentDecode(text2) {
     (run) => Buffer.from(run.replaceAll("%", ""), "hex").toString("utf8")
   );
 }
-function redact(detector, target, forms) {
+function redact({ detector, forms, matched }, target) {
   const label = `[REDACTED:${detector}]`;
+  if (matched && forms.some((form) => !target.includes(form))) return label;
   const replaced = forms.reduce((text2, form) => text2.replaceAll(form, label), target);
   const leftover = forms.some(
     (form) => decodedReadings(replaced).some((decoded) => decoded.includes(form)) || withoutSeparators(replaced).toLowerCase().includes(withoutSeparators(form).toLowerCase())
@@ -46465,12 +46526,11 @@ import {
   mkdirSync,
   openSync as openSync2,
   readdirSync as readdirSync2,
-  rmdirSync,
   statSync,
   unlinkSync as unlinkSync2,
   writeSync
 } from "node:fs";
-import { dirname as dirname3, join as join6, resolve as resolve2 } from "node:path";
+import { join as join6 } from "node:path";
 import { randomBytes as randomBytes3 } from "node:crypto";
 
 // src/engine/evidence-tail.ts
@@ -46585,10 +46645,9 @@ var SEAL_LINES = [4096, 4096, 4096, 4096];
 var EvidenceFull = class extends Error {
 };
 var EvidenceWriter = class _EvidenceWriter {
-  constructor(options, tail, filesBefore, madeDir) {
+  constructor(options, tail, filesBefore) {
     this.options = options;
     this.filesBefore = filesBefore;
-    this.madeDir = madeDir;
     const { backend, seed } = options;
     this.builder = tail ? ReceiptChainBuilder.resume(backend, seed, tail) : new ReceiptChainBuilder(backend, seed);
     this.recorder = new RecorderWriter(backend, RECORDER_SESSION, seed, tail?.entry);
@@ -46606,7 +46665,6 @@ var EvidenceWriter = class _EvidenceWriter {
   }
   options;
   filesBefore;
-  madeDir;
   builder;
   recorder;
   now;
@@ -46644,9 +46702,8 @@ var EvidenceWriter = class _EvidenceWriter {
     const notADirectory = new Error(
       `evidence directory ${options.dir} is not a directory (or a path to it is a file); give a directory, or a path to make one at`
     );
-    let madeDir;
     try {
-      madeDir = mkdirSync(options.dir, { recursive: true, mode: 448 });
+      mkdirSync(options.dir, { recursive: true, mode: 448 });
     } catch (error2) {
       const code2 = error2.code;
       if (code2 === "EEXIST" || code2 === "ENOTDIR") throw notADirectory;
@@ -46682,8 +46739,7 @@ var EvidenceWriter = class _EvidenceWriter {
       options,
       resumed,
       // What is left once a file the old engine had only begun is removed.
-      resumed === void 0 ? 0 : evidenceNames(options.dir).length,
-      madeDir
+      resumed === void 0 ? 0 : evidenceNames(options.dir).length
     );
     try {
       const nonce = () => randomBytes3(16).toString("hex");
@@ -46768,25 +46824,14 @@ var EvidenceWriter = class _EvidenceWriter {
   }
   /**
    * Takes back a start that failed before any traffic (the listener could not be opened):
-   * the files this writer began, which hold only its session open, are removed, and the
-   * directories it made, so the directory is as it was (a chain it was to continue can still
-   * be continued; one that was not there is not).
+   * the files this writer began, which hold only its session open, are removed, so the
+   * directory is as it was (a chain it was to continue can still be continued).
    */
   withdraw() {
     if (this.receiptCount !== this.receiptsBefore + 1)
       throw new Error("a writer that recorded traffic is sealed or abandoned, never withdrawn");
     clearInterval(this.fsyncTimer);
     this.cutBackTo({ files: 0, bytes: void 0 });
-    if (this.madeDir === void 0) return;
-    const outermost2 = resolve2(this.madeDir);
-    for (let dir = resolve2(this.options.dir); ; dir = dirname3(dir)) {
-      try {
-        rmdirSync(dir);
-      } catch {
-        return;
-      }
-      if (dir === outermost2 || dir === dirname3(dir)) return;
-    }
   }
   /**
    * Throws EvidenceFull unless this receipt, and then everything sealing writes, fit in the
@@ -47051,7 +47096,8 @@ function addressProblem(text2) {
 
 // src/cli/proxy-command.ts
 import { randomBytes as randomBytes6 } from "node:crypto";
-import { join as join7 } from "node:path";
+import { dirname as dirname3, join as join7, resolve as resolve3 } from "node:path";
+import { access, constants as constants6 } from "node:fs/promises";
 
 // src/engine/tls/run-ca.ts
 import { constants as constants5, generateKeyPairSync, randomBytes as randomBytes4, sign as sign2 } from "node:crypto";
@@ -47446,7 +47492,7 @@ function encodeSorted(value) {
 }
 
 // src/cli/key-argument.ts
-import { resolve as resolve3 } from "node:path";
+import { resolve as resolve2 } from "node:path";
 var KeyArgumentError = class extends Error {
 };
 var MAX_KEY_FILE_BYTES = 64 * 1024;
@@ -47472,7 +47518,7 @@ async function resolvePrivateKey(arg, backend) {
 }
 var HIDDEN = "the value (not shown: it may be a secret key)";
 async function readKey(arg, label, base, kind) {
-  const file = resolve3(base, arg);
+  const file = resolve2(base, arg);
   const shown2 = pathShaped(arg);
   let bytes2;
   try {
@@ -47599,9 +47645,8 @@ async function readSystemCaBundle(io, candidates2 = SYSTEM_CA_BUNDLES) {
 // src/cli/replace-file.ts
 import { randomBytes as randomBytes5 } from "node:crypto";
 import { open as open3, rename as rename3, rm as rm6 } from "node:fs/promises";
-async function prepareFile(path5, data2, mode) {
+async function replaceFile(path5, data2, mode) {
   const fresh = `${path5}.${randomBytes5(6).toString("hex")}.new`;
-  const discard2 = () => rm6(fresh, { force: true });
   const file = await open3(fresh, "wx", mode);
   try {
     try {
@@ -47609,21 +47654,11 @@ async function prepareFile(path5, data2, mode) {
     } finally {
       await file.close();
     }
+    await rename3(fresh, path5);
   } catch (error2) {
-    await discard2();
+    await rm6(fresh, { force: true });
     throw error2;
   }
-  return {
-    commit: async () => {
-      try {
-        await rename3(fresh, path5);
-      } catch (error2) {
-        await discard2();
-        throw error2;
-      }
-    },
-    discard: discard2
-  };
 }
 
 // src/agent-identity.ts
@@ -47699,7 +47734,7 @@ async function proxyCommand(args, io) {
   });
   const policyFile = requireOption(options, "policy");
   const listen = listenTarget(options);
-  const evidenceDir = requireOption(options, "evidence-dir");
+  const evidenceDir = resolve3(requireOption(options, "evidence-dir"));
   const signingKey = optionValue(options, "signing-key");
   const identity = optionValue(options, "identity") ?? "anonymous";
   const wrongIdentity = identityProblem(identity);
@@ -47764,6 +47799,16 @@ async function proxyCommand(args, io) {
     return 1;
   }
   const upstreamCa = [systemCa, extraCa].flatMap((ca2) => ca2?.ok ? [ca2.pem] : []);
+  let madeDirs;
+  try {
+    madeDirs = await makeDirectories(evidenceDir, 448);
+  } catch (error2) {
+    io.err(
+      `pipelock-egress ${COMMAND}: cannot make the evidence directory ${evidenceDir}: ${error2.message}
+`
+    );
+    return 1;
+  }
   let opened;
   try {
     opened = EvidenceWriter.open({
@@ -47777,18 +47822,22 @@ async function proxyCommand(args, io) {
       }
     });
   } catch (error2) {
+    await removeMadeDirectories(madeDirs);
     io.err(`pipelock-egress ${COMMAND}: ${error2.message}
 `);
     return 1;
   }
   const { writer, resumed } = opened;
+  const takeBack = async () => {
+    writer.withdraw();
+    await removeMadeDirectories(madeDirs);
+  };
   const ca = RunCertificateAuthority.create();
   const caCert = optionValue(options, "ca-cert") ?? join7(evidenceDir, RUN_CA_FILE);
-  let caCertFile;
   try {
-    caCertFile = await prepareFile(caCert, ca.certificatePem, 420);
+    await access(dirname3(caCert), constants6.W_OK);
   } catch (error2) {
-    writer.withdraw();
+    await takeBack();
     io.err(
       `pipelock-egress ${COMMAND}: cannot write the run CA certificate to ${caCert}: ${error2.message}
 `
@@ -47842,15 +47891,21 @@ async function proxyCommand(args, io) {
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
   if (listen instanceof ParentChannel) process.once("disconnect", () => stop("SIGTERM"));
+  const handedOver = (parent) => Promise.race([
+    inheritedListener(parent).then((handle) => ({ handle })),
+    stopSignal.then(() => void 0)
+  ]);
   try {
     let address;
     try {
-      address = await engine.listen(
-        listen instanceof ParentChannel ? { handle: await inheritedListener(listen) } : listen
-      );
+      const target = listen instanceof ParentChannel ? await handedOver(listen) : listen;
+      if (target === void 0) {
+        await takeBack();
+        return 0;
+      }
+      address = await engine.listen(target);
     } catch (error2) {
-      await caCertFile.discard();
-      writer.withdraw();
+      await takeBack();
       const where = listen instanceof ParentChannel ? "the inherited listener" : listenText(listen);
       io.err(
         `pipelock-egress ${COMMAND}: cannot listen on ${where}: ${error2.message}
@@ -47859,7 +47914,7 @@ async function proxyCommand(args, io) {
       return 1;
     }
     try {
-      await caCertFile.commit();
+      await replaceFile(caCert, ca.certificatePem, 420);
     } catch (error2) {
       await engine.close();
       writer.abandon();
@@ -47950,7 +48005,7 @@ import { basename as basename3, join as join19 } from "node:path";
 // src/boundary/boundary.ts
 import { spawn as spawn5 } from "node:child_process";
 import { chmod as chmod4, chown, copyFile as copyFile2, mkdir as mkdir5, readFile as readFile7, stat as stat6, writeFile as writeFile6 } from "node:fs/promises";
-import { constants as constants6 } from "node:os";
+import { constants as constants7 } from "node:os";
 import { basename, dirname as dirname4, join as join10 } from "node:path";
 
 // src/boundary/private-dirs.ts
@@ -48909,7 +48964,7 @@ var SIDE_CHANNEL_PATHS = [
 // src/boundary/run-lock.ts
 import { spawn as spawn4 } from "node:child_process";
 import { once as once2 } from "node:events";
-import { access, chmod as chmod3, readdir as readdir3, writeFile as writeFile5 } from "node:fs/promises";
+import { access as access2, chmod as chmod3, readdir as readdir3, writeFile as writeFile5 } from "node:fs/promises";
 import { join as join9 } from "node:path";
 var HELD_ELSEWHERE = 75;
 async function takeRunLock(flock, base, onLost) {
@@ -48976,7 +49031,7 @@ async function unfinishedRuns(base) {
   const runs = (await readdir3(base).catch(() => [])).filter(isRunId);
   const left = await Promise.all(
     runs.map(
-      (runId) => access(runLayout(runId, "agent.sh", base).stateFile).then(
+      (runId) => access2(runLayout(runId, "agent.sh", base).stateFile).then(
         () => runId,
         () => void 0
       )
@@ -49329,11 +49384,11 @@ async function runAgent(tools, plan, env, script, args, cancel) {
   }
 }
 function signalNumber(signal) {
-  return signal === null ? 1 : constants6.signals[signal];
+  return signal === null ? 1 : constants7.signals[signal];
 }
 
 // src/boundary/preflight.ts
-import { access as access2, constants as constants7 } from "node:fs/promises";
+import { access as access3, constants as constants8 } from "node:fs/promises";
 import { delimiter, join as join11 } from "node:path";
 var REQUIRED_TOOLS = [
   { tool: "ip", pkg: "iproute2" },
@@ -49397,7 +49452,7 @@ async function gatherHostFacts(path5 = process.env["PATH"] ?? "") {
   }
   const namespaces = [];
   for (const kind of REQUIRED_NAMESPACES) {
-    if (await access2(`/proc/self/ns/${kind}`).then(
+    if (await access3(`/proc/self/ns/${kind}`).then(
       () => true,
       () => false
     ))
@@ -49414,7 +49469,7 @@ async function gatherHostFacts(path5 = process.env["PATH"] ?? "") {
 async function findExecutable(tool, directories) {
   for (const directory2 of directories) {
     const candidate = join11(directory2, tool);
-    if (await access2(candidate, constants7.X_OK).then(
+    if (await access3(candidate, constants8.X_OK).then(
       () => true,
       () => false
     ))
@@ -49782,7 +49837,7 @@ import { join as join18 } from "node:path";
 
 // src/packet/write-packet.ts
 import { createReadStream } from "node:fs";
-import { access as access3, open as open4, writeFile as writeFile7 } from "node:fs/promises";
+import { access as access4, open as open4, writeFile as writeFile7 } from "node:fs/promises";
 import { createInterface as createInterface2 } from "node:readline";
 import { join as join13 } from "node:path";
 
@@ -49856,7 +49911,7 @@ async function writePacketReport(packet) {
 }
 async function readEngineLogFacts(path5) {
   try {
-    await access3(path5);
+    await access4(path5);
   } catch (error2) {
     if (error2.code === "ENOENT") return {};
     throw error2;

@@ -8,7 +8,8 @@ import { createResolver } from '../engine/resolver.js';
 import { parseNamePins } from '../engine/name-pin.js';
 import { createNodeBackend } from '../receipts/node-backend.js';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { access, constants } from 'node:fs/promises';
 import { RunCertificateAuthority } from '../engine/tls/run-ca.js';
 import { RUN_CA_FILE } from '../packet/packet-json.js';
 import packageJson from '../../package.json' with { type: 'json' };
@@ -19,7 +20,8 @@ import { listenText, loopbackListen } from './loopback-listen.js';
 import { readSystemCaBundle, readUpstreamCa } from './upstream-ca.js';
 import { engineSecretValues } from './bound-secrets.js';
 import { readPolicyFile } from './policy-file.js';
-import { prepareFile, type PreparedFile } from './replace-file.js';
+import { replaceFile } from './replace-file.js';
+import { makeDirectories, removeMadeDirectories } from './make-directories.js';
 import { identityProblem } from '../agent-identity.js';
 import { jsonLine } from './json-line.js';
 import { ParentChannel } from './parent-channel.js';
@@ -43,7 +45,7 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
   });
   const policyFile = requireOption(options, 'policy');
   const listen = listenTarget(options);
-  const evidenceDir = requireOption(options, 'evidence-dir');
+  const evidenceDir = resolve(requireOption(options, 'evidence-dir'));
   const signingKey = optionValue(options, 'signing-key');
   const identity = optionValue(options, 'identity') ?? 'anonymous';
   const wrongIdentity = identityProblem(identity);
@@ -105,6 +107,15 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
   }
   const upstreamCa = [systemCa, extraCa].flatMap((ca) => (ca?.ok ? [ca.pem] : []));
 
+  let madeDirs: string[];
+  try {
+    madeDirs = await makeDirectories(evidenceDir, 0o700);
+  } catch (error) {
+    io.err(
+      `pipelock-egress ${COMMAND}: cannot make the evidence directory ${evidenceDir}: ${(error as Error).message}\n`,
+    );
+    return 1;
+  }
   let opened: ReturnType<typeof EvidenceWriter.open>;
   try {
     opened = EvidenceWriter.open({
@@ -119,20 +130,26 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
     });
   } catch (error) {
     // Evidence that cannot be continued, or a directory that is not writable, is the operator's to fix.
+    await removeMadeDirectories(madeDirs);
     io.err(`pipelock-egress ${COMMAND}: ${(error as Error).message}\n`);
     return 1;
   }
   const { writer, resumed } = opened;
+  /** A start that fails before any traffic leaves the directory as it found it. */
+  const takeBack = async () => {
+    writer.withdraw();
+    await removeMadeDirectories(madeDirs);
+  };
   // The CA key never leaves this process; only its certificate is written, for the agent's trust store.
   const ca = RunCertificateAuthority.create();
   // Unless --ca-cert says otherwise, beside the evidence (it ends up in the packet's evidence/).
   const caCert = optionValue(options, 'ca-cert') ?? join(evidenceDir, RUN_CA_FILE);
-  // Put in place once the listener is open: a start that fails leaves what was there.
-  let caCertFile: PreparedFile;
+  // Written once the listener is open, so a start that fails leaves what was there; where it
+  // goes is checked now, for the common mistake of a directory that is not there.
   try {
-    caCertFile = await prepareFile(caCert, ca.certificatePem, 0o644);
+    await access(dirname(caCert), constants.W_OK);
   } catch (error) {
-    writer.withdraw();
+    await takeBack();
     io.err(
       `pipelock-egress ${COMMAND}: cannot write the run CA certificate to ${caCert}: ${(error as Error).message}\n`,
     );
@@ -190,15 +207,24 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   if (listen instanceof ParentChannel) process.once('disconnect', () => stop('SIGTERM'));
+  /** The listener `run` hands over, or undefined when a stop comes first. */
+  const handedOver = (parent: ParentChannel) =>
+    Promise.race([
+      inheritedListener(parent).then((handle) => ({ handle })),
+      stopSignal.then(() => undefined),
+    ]);
   try {
     let address: { host: string; port: number };
     try {
-      address = await engine.listen(
-        listen instanceof ParentChannel ? { handle: await inheritedListener(listen) } : listen,
-      );
+      const target = listen instanceof ParentChannel ? await handedOver(listen) : listen;
+      // Stopped before a listener was handed over: nothing was served, nothing is kept.
+      if (target === undefined) {
+        await takeBack();
+        return 0;
+      }
+      address = await engine.listen(target);
     } catch (error) {
-      await caCertFile.discard();
-      writer.withdraw();
+      await takeBack();
       const where = listen instanceof ParentChannel ? 'the inherited listener' : listenText(listen);
       io.err(
         `pipelock-egress ${COMMAND}: cannot listen on ${where}: ${(error as Error).message}\n`,
@@ -206,7 +232,7 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
       return 1;
     }
     try {
-      await caCertFile.commit();
+      await replaceFile(caCert, ca.certificatePem, 0o644);
     } catch (error) {
       // Past the listener's opening a request may have been recorded: the chain is left
       // unsealed, and a start on the same directory continues it.

@@ -20,13 +20,12 @@ import {
   mkdirSync,
   openSync,
   readdirSync,
-  rmdirSync,
   statSync,
   unlinkSync,
   writeSync,
   type Stats,
 } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import {
   MAX_SHARD_BYTES,
@@ -133,8 +132,6 @@ export class EvidenceWriter implements DecisionLog {
     tail: ChainTail | undefined,
     /** Evidence files the directory held already (a chain this run continues). */
     private readonly filesBefore: number,
-    /** The outermost directory `open` made on the way to `dir`, if it made any. */
-    private readonly madeDir: string | undefined,
   ) {
     const { backend, seed } = options;
     this.builder = tail
@@ -168,9 +165,8 @@ export class EvidenceWriter implements DecisionLog {
     const notADirectory = new Error(
       `evidence directory ${options.dir} is not a directory (or a path to it is a file); give a directory, or a path to make one at`,
     );
-    let madeDir: string | undefined;
     try {
-      madeDir = mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+      mkdirSync(options.dir, { recursive: true, mode: 0o700 });
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'EEXIST' || code === 'ENOTDIR') throw notADirectory;
@@ -212,7 +208,6 @@ export class EvidenceWriter implements DecisionLog {
       resumed,
       // What is left once a file the old engine had only begun is removed.
       resumed === undefined ? 0 : evidenceNames(options.dir).length,
-      madeDir,
     );
     try {
       const nonce = () => randomBytes(16).toString('hex');
@@ -309,26 +304,14 @@ export class EvidenceWriter implements DecisionLog {
 
   /**
    * Takes back a start that failed before any traffic (the listener could not be opened):
-   * the files this writer began, which hold only its session open, are removed, and the
-   * directories it made, so the directory is as it was (a chain it was to continue can still
-   * be continued; one that was not there is not).
+   * the files this writer began, which hold only its session open, are removed, so the
+   * directory is as it was (a chain it was to continue can still be continued).
    */
   withdraw(): void {
     if (this.receiptCount !== this.receiptsBefore + 1)
       throw new Error('a writer that recorded traffic is sealed or abandoned, never withdrawn');
     clearInterval(this.fsyncTimer);
     this.cutBackTo({ files: 0, bytes: undefined });
-    if (this.madeDir === undefined) return;
-    const outermost = resolve(this.madeDir);
-    // Deepest first, each only while empty: what anyone else put there stays.
-    for (let dir = resolve(this.options.dir); ; dir = dirname(dir)) {
-      try {
-        rmdirSync(dir);
-      } catch {
-        return;
-      }
-      if (dir === outermost || dir === dirname(dir)) return;
-    }
   }
 
   /**

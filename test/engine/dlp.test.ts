@@ -64,14 +64,13 @@ const SAMPLES: Record<string, string> = {
   'digitalocean-token': `dop_v1_${'0a1b2c3d'.repeat(8)}`,
   'vault-token': `hvs.${'CAESIJ'.repeat(5)}`,
   'sendgrid-api-key': `SG.${'a1'.repeat(11)}.${'B2c'.repeat(14)}B`,
-  'twilio-api-key': `SK${'0123456789abcdef'.repeat(2)}`,
   'discord-bot-token': `N${'a1B2'.repeat(6)}.Gh3Jk9.${'x7Y8'.repeat(7)}`,
   'groq-api-key': `gsk_${'Gq7'.repeat(17)}G`,
   'xai-api-key': `xai-${'X1y2'.repeat(20)}`,
   'replicate-api-token': `r8_${'R3p'.repeat(12)}R`,
   'databricks-token': `dapi${'0123456789abcdef'.repeat(2)}`,
   'linear-api-key': `lin_api_${'L1n'.repeat(13)}L`,
-  'new-relic-api-key': `NRAK-${'ABC123XYZ'.repeat(3)}`,
+  'new-relic-key': `NRAK-${'ABC123XYZ'.repeat(3)}`,
   'sentry-token': `sntryu_${'0123456789abcdef'.repeat(4)}`,
   'notion-token': `ntn_12345678901${'N0t10n'.repeat(5)}abcde`,
   'supabase-secret-key': `sb_secret_${'S5b'.repeat(10)}S`,
@@ -169,6 +168,12 @@ test('ordinary URLs are not findings', () => {
     'https://huggingface.co/api/models?search=hf_transformers_sentencepiece_tokenizers_v2',
     'https://gitlab.example.test/api/v4/projects/glpat-rotation-docs/issues',
     'https://docs.example.test/dapi/v1/reference?section=SK-overview',
+    // Names spelled in words after a token's prefix, long enough to be one.
+    'https://gitlab.example.test/api/v4/projects/glpat-rotation-documentation/issues',
+    'https://hvs.internal-vault-example-company.test/v1/sys/health',
+    'https://docs.example.test/sb_secret_key_rotation_procedure/',
+    // Twilio's API key SID is an identifier its REST API puts in paths (its secret has no shape).
+    `https://api.twilio.com/2010-04-01/Accounts/AC${'0a'.repeat(16)}/Keys/SK${'1b'.repeat(16)}.json`,
     // A presigned download (GitHub's release assets): the key id is public, the signature expires.
     `https://objects.githubusercontent.com/release-asset/1?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAVCODYLSA53PQK4ZA%2F20261128%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature=${'0a'.repeat(32)}`,
   ]) {
@@ -178,6 +183,17 @@ test('ordinary URLs are not findings', () => {
 
 test('keys in their real shapes are still found beside the names that look like them', () => {
   for (const [text, detector] of [
+    [
+      `glcbt-${'eyJhbGciOiJSUzI1NiJ9'}.${'eyJzdWIiOiJqb2IifQ'}.${'c2lnbmF0dXJl'.repeat(3)}`,
+      'gitlab-token',
+    ],
+    [`glrtr-TCzq${'x9'.repeat(10)}.01.121flyh6j`, 'gitlab-token'],
+    [`GR1348941${'aB3_'.repeat(5)}`, 'gitlab-token'],
+    [`ya29.c.b0Aaek${'Q7'.repeat(20)}`, 'google-oauth-access-token'],
+    [`secret_${'N0t10nLegacy'.repeat(3)}abcdefg`, 'notion-token'],
+    [`NRII-${'In5'.repeat(10)}ab`, 'new-relic-key'],
+    [`${'0a1b2c'.repeat(6)}NRAL`, 'new-relic-key'],
+    [`Yprv${'Ab3De'.repeat(21)}AB`, 'bip32-extended-private-key'],
     [`sk-${'Ab3'.repeat(16)}`, 'openai-api-key'],
     [`sk-svcacct-${'a_B-'.repeat(10)}`, 'openai-api-key'],
     [`sk-ant-admin01-${'x'.repeat(30)}`, 'anthropic-api-key'],
@@ -190,17 +206,46 @@ test('keys in their real shapes are still found beside the names that look like 
     assert.equal(scan(`https://paste.example/p?d=${text}`), undefined, text);
 });
 
+test('a credential whose URL spelling escapes part of it is not cut in two: the recorded target keeps none of it', () => {
+  const orgToken = `sntrys_eyJpYXQiOjE3MDAwMDAwMDAuMCwidXJsIjoiaHR0cHM6Ly9zZW50cnkuaW8ifQ==_FVehy/iZ${'k9+Q'.repeat(10)}abc`;
+  const webhook = `whsec_${'MfKQ9r8GKYqrTwjUPD8ILPZI'}+7cb/ai${'Zp'.repeat(4)}`;
+  const jobToken = `glcbt-eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJqb2JfMTIzIn0.${'U2lnbmF0dXJl'.repeat(4)}`;
+  const keepsNoneOf = (secret: string, recorded: string, what: string) => {
+    for (let at = 0; at + 6 <= secret.length; at += 3) {
+      const piece = secret.slice(at, at + 6);
+      assert.ok(
+        !recorded.includes(piece) && !decodeURIComponent(recorded).includes(piece),
+        `${what}: ${piece} of the secret is in ${recorded}`,
+      );
+    }
+  };
+  const scanner = createSecretScanner(BUILTIN_DETECTORS, []);
+  for (const [secret, detector] of [
+    [orgToken, 'sentry-token'],
+    [webhook, 'stripe-webhook-secret'],
+    [jobToken, 'gitlab-token'],
+  ] as const) {
+    for (const query of [`q=${encodeURIComponent(secret)}`, `job=test&job_token=${secret}`]) {
+      const found = scan(`https://api.example.test/x?${query}&after=1`);
+      assert.ok([detector, 'credential-in-url'].includes(found?.detector ?? ''), found?.detector);
+      keepsNoneOf(secret, found?.redactedTarget ?? '', detector);
+    }
+    // A reason quoting it (a Host header, an SNI) keeps none of it either.
+    const quoted = `Host x.test/?q=${encodeURIComponent(secret)} is not the CONNECT host`;
+    keepsNoneOf(secret, scanner.redactText(quoted), `${detector} quoted`);
+  }
+});
+
 test('fixed-length formats one character short, or run on into more of their alphabet, are not found', () => {
   for (const name of [
     'huggingface-token',
     'google-oauth-client-secret',
     'digitalocean-token',
-    'twilio-api-key',
     'groq-api-key',
     'xai-api-key',
     'replicate-api-token',
     'linear-api-key',
-    'new-relic-api-key',
+    'new-relic-key',
     'notion-token',
   ]) {
     const sample = SAMPLES[name] ?? '';

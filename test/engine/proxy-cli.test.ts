@@ -390,6 +390,12 @@ test('proxy CLI: a listener it cannot open (port taken) leaves the evidence dire
     assert.equal(fresh.code, 1);
     assert.match(fresh.err, /cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE/);
     assert.equal(existsSync(join(dir, 'made')), false);
+    // A path through `..` is taken resolved: the directory it names is made and taken back,
+    // an empty one that was there stays, and nothing is made on the way.
+    mkdirSync(join(dir, 'there'), { mode: 0o700 });
+    assert.equal((await runInProcess(startOn(busyPort, 'not-made/../there/ev'))).code, 1);
+    assert.deepEqual(readdirSync(join(dir, 'there')), []);
+    assert.equal(existsSync(join(dir, 'not-made')), false);
     mkdirSync(join(dir, 'fresh'), { mode: 0o700 });
     assert.equal((await runInProcess(startOn(busyPort, 'fresh'))).code, 1);
     assert.deepEqual(contentsOf('fresh'), []);

@@ -61,6 +61,13 @@ const JWT_START = '(?<![A-Za-z0-9_-])';
 /** Values that stand for a credential not filled in. */
 const PLACEHOLDER = String.raw`(?:undefined|null|none|bearer|basic|oauth2?|changeme|replace[_-]?me|your[_-][a-z_-]*|x{3,}|\*{3,}|\$\{[^}&#\s]*\}|%24%7B[^&#\s]*?%7D|<[^>&#\s]*>|%3C[^&#\s]*?%3E)`;
 
+/**
+ * A digit or a capital among a token's first `n` characters (its alphabet `extra` besides
+ * lower-case letters): a random token has one, a name spelled in words (`glpat-rotation-docs`,
+ * `hvs.internal-vault-example`) has not.
+ */
+const notWords = (n: number, extra: string) => `(?=[a-z${extra}]{0,${n - 1}}[0-9A-Z])`;
+
 const BOUNDED = { start: START, end: END } as const;
 const STARTS = { start: START } as const;
 
@@ -113,21 +120,30 @@ export const BUILTIN_DETECTORS: readonly Detector[] = [
   builtin('npm-token', String.raw`npm_[A-Za-z0-9]{36}`, BOUNDED),
   builtin('pypi-token', String.raw`pypi-[A-Za-z0-9_-]{50,${LONGEST}}`, STARTS),
   builtin('stripe-key', String.raw`(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,${LONGEST}}`, STARTS),
-  // Personal, deploy, runner, pipeline-trigger, CI job, OAuth-application, SCIM, feed,
-  // incoming-mail, feature-flag and agent tokens; a routable one ends in `.` parts.
+  // Personal, deploy, runner (and its registration), pipeline-trigger, CI job, OAuth
+  // application, SCIM, feed, incoming-mail, feature-flag and agent tokens; a routable one ends
+  // in `.` parts, a CI job token may be a JWT (three of them); and registration tokens of old.
   builtin(
     'gitlab-token',
-    String.raw`gl(?:pat|dt|rt|ptt|cbt|oas|soat|ft|imt|ffct|agent)-[A-Za-z0-9_-]{20,${LONGEST}}(?:\.[A-Za-z0-9]{1,16}){0,2}`,
+    String.raw`gl(?:pat|dt|rt|rtr|ptt|cbt|oas|soat|ft|imt|ffct|agent)-${notWords(20, '_-')}[A-Za-z0-9_-]{20,${LONGEST}}(?:\.[A-Za-z0-9_-]{1,${LONGEST}}){0,2}|GR1348941[A-Za-z0-9_-]{20}`,
     STARTS,
   ),
   builtin('huggingface-token', String.raw`(?:hf_|api_org_)[A-Za-z]{34}`, BOUNDED),
   builtin('google-oauth-client-secret', String.raw`GOCSPX-[A-Za-z0-9_-]{28}`, BOUNDED),
-  builtin('google-oauth-access-token', String.raw`ya29\.[A-Za-z0-9_-]{20,${LONGEST}}`, STARTS),
+  // A service account's and the metadata server's carry a `c.` part first.
+  builtin(
+    'google-oauth-access-token',
+    String.raw`ya29\.(?:c\.)?${notWords(20, '_-')}[A-Za-z0-9_-]{20,${LONGEST}}`,
+    STARTS,
+  ),
   builtin('stripe-webhook-secret', String.raw`whsec_[A-Za-z0-9+/=]{24,${LONGEST}}`, STARTS),
   builtin('digitalocean-token', String.raw`do[opr]_v1_[0-9a-f]{64}`, BOUNDED),
-  builtin('vault-token', String.raw`hv[sbr]\.[A-Za-z0-9_-]{24,${LONGEST}}`, STARTS),
+  builtin(
+    'vault-token',
+    String.raw`hv[sbr]\.${notWords(24, '_-')}[A-Za-z0-9_-]{24,${LONGEST}}`,
+    STARTS,
+  ),
   builtin('sendgrid-api-key', String.raw`SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}`, BOUNDED),
-  builtin('twilio-api-key', String.raw`SK[0-9a-f]{32}`, BOUNDED),
   builtin(
     'discord-bot-token',
     String.raw`[MNO][A-Za-z0-9_-]{23,25}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,38}`,
@@ -138,20 +154,35 @@ export const BUILTIN_DETECTORS: readonly Detector[] = [
   builtin('replicate-api-token', String.raw`r8_[A-Za-z0-9]{37}`, BOUNDED),
   builtin('databricks-token', String.raw`dapi[0-9a-f]{32}(?:-[0-9]{1,2})?`, BOUNDED),
   builtin('linear-api-key', String.raw`lin_api_[A-Za-z0-9]{40}`, BOUNDED),
-  builtin('new-relic-api-key', String.raw`NRAK-[A-Z0-9]{27}`, BOUNDED),
+  // User and insert keys, and license keys (40 long, ending in NRAL).
+  builtin(
+    'new-relic-key',
+    String.raw`NRAK-[A-Z0-9]{27}|NRII-[A-Za-z0-9_-]{32}|[0-9a-f]{36}NRAL`,
+    BOUNDED,
+  ),
   // Organisation tokens (base64 of their claims, then the secret) and user tokens.
   builtin(
     'sentry-token',
-    String.raw`sntrys_[A-Za-z0-9+/=_]{40,${LONGEST}}|sntryu_[0-9a-f]{64}`,
+    String.raw`sntrys_${notWords(40, '_')}[A-Za-z0-9+/=_]{40,${LONGEST}}|sntryu_[0-9a-f]{64}`,
     STARTS,
   ),
-  builtin('notion-token', String.raw`ntn_[0-9]{11}[A-Za-z0-9]{35}`, BOUNDED),
-  builtin('supabase-secret-key', String.raw`sb_secret_[A-Za-z0-9_-]{20,${LONGEST}}`, STARTS),
-  builtin('pinecone-api-key', String.raw`pcsk_[A-Za-z0-9_]{40,${LONGEST}}`, STARTS),
-  // BIP-32 extended private keys (mainnet and testnet, legacy and SegWit): base58, 111 long.
+  // Integration tokens, and the `secret_` ones made before them.
+  builtin('notion-token', String.raw`ntn_[0-9]{11}[A-Za-z0-9]{35}|secret_[A-Za-z0-9]{43}`, BOUNDED),
+  builtin(
+    'supabase-secret-key',
+    String.raw`sb_secret_${notWords(20, '_-')}[A-Za-z0-9_-]{20,${LONGEST}}`,
+    STARTS,
+  ),
+  builtin(
+    'pinecone-api-key',
+    String.raw`pcsk_${notWords(40, '_')}[A-Za-z0-9_]{40,${LONGEST}}`,
+    STARTS,
+  ),
+  // BIP-32 extended private keys (mainnet and testnet; legacy, SegWit and multisig): base58,
+  // 111 long.
   builtin(
     'bip32-extended-private-key',
-    String.raw`[xyzt]prv[1-9A-HJ-NP-Za-km-z]{107,108}`,
+    String.raw`[xyztuvYZUV]prv[1-9A-HJ-NP-Za-km-z]{107,108}`,
     BOUNDED,
   ),
   // PEM private keys, and OpenPGP's armour for one (a release-signing key in CI).

@@ -37,8 +37,14 @@ export interface DlpFinding {
 export const UNSCANNABLE = 'unscannable';
 
 interface Finding extends DlpFinding {
-  /** The spellings to cut out of a recorded target. */
+  /** The spellings to cut out of a recorded target: a bound secret's, or what a detector matched. */
   readonly forms: readonly string[];
+  /**
+   * The forms are what a detector matched in each view: one that is not in the target as sent
+   * (a credential spelled there with an escape, matched whole only once decoded) cannot be cut
+   * out of it.
+   */
+  readonly matched?: true;
 }
 
 export interface UrlFinding extends DlpFinding {
@@ -242,8 +248,17 @@ export function createSecretScanner(
         for (const view of views) {
           if (view.compact) continue;
           where = view.where;
-          const match = firstFinding(decoded ? decodedProbe : probe, view.text);
-          if (match) return { detector: detector.name, where: view.where, forms: [match[0]] };
+          const used = decoded ? decodedProbe : probe;
+          if (firstFinding(used, view.text) === undefined) continue;
+          const forms = views.flatMap((other) =>
+            other.compact ? [] : (firstFinding(used, other.text)?.slice(0, 1) ?? []),
+          );
+          return {
+            detector: detector.name,
+            where: view.where,
+            forms: [...new Set(forms)],
+            matched: true,
+          };
         }
       }
       return undefined;
@@ -315,6 +330,16 @@ export function createSecretScanner(
   };
   const redactBound = (target: string): string =>
     cutHidden(cutEncoded(redactSpelledBound(target), false), false);
+  /** A built-in detector matching in a decoding of `text` what `text` does not spell out. */
+  const unspelledMatch = (text: string): string | undefined => {
+    for (const decoded of decodedReadings(text)) {
+      for (const { detector, probe } of builtinProbes) {
+        const match = firstFinding(probe, decoded)?.[0];
+        if (match !== undefined && !text.includes(match)) return detector.name;
+      }
+    }
+    return undefined;
+  };
   const redactText = (text: string): string => {
     const cutBy = (group: readonly Probe[], from: string): string =>
       group.reduce((cut, { detector, probe }) => {
@@ -322,7 +347,12 @@ export function createSecretScanner(
         return probe.test(cut) ? redactFindings(detector, cut) : cut;
       }, from);
     try {
-      const cut = cutBy(builtinProbes, redactSpelledBound(text));
+      const spelled = redactSpelledBound(text);
+      // A credential the text spells with an escape is matched whole only once decoded:
+      // cutting what matches as sent would leave the rest of it behind.
+      const unspelled = unspelledMatch(spelled);
+      if (unspelled !== undefined) return `[REDACTED:${unspelled}]`;
+      const cut = cutBy(builtinProbes, spelled);
       return cutHidden(
         cutEncoded(
           policyInTime(() => cutBy(policyProbes, cut), cut),
@@ -342,14 +372,14 @@ export function createSecretScanner(
       return (
         found && {
           ...found,
-          redactedTarget: redactText(redactBound(redact(found.detector, target, found.forms))),
+          redactedTarget: redactText(redactBound(redact(found, target))),
         }
       );
     },
     scanContent(views, to, scan) {
       const found = find(views, to, scan);
       if (found === undefined) return undefined;
-      const { forms: _forms, ...finding } = found;
+      const { forms: _forms, matched: _matched, ...finding } = found;
       return finding;
     },
     guards(to) {
@@ -428,8 +458,11 @@ function percentDecode(text: string): string {
   );
 }
 
-function redact(detector: string, target: string, forms: readonly string[]): string {
+function redact({ detector, forms, matched }: Finding, target: string): string {
   const label = `[REDACTED:${detector}]`;
+  // A match that is not in the target as sent is longer there than any spelling of it the
+  // target holds: cutting those would leave the rest of the credential behind.
+  if (matched && forms.some((form) => !target.includes(form))) return label;
   const replaced = forms.reduce((text, form) => text.replaceAll(form, label), target);
   // A secret that is not spelled out in the target as sent (only decoded, or split over host
   // labels) cannot be cut out of it: then nothing of the target is shown.
