@@ -44092,13 +44092,20 @@ var HOP_BY_HOP = /* @__PURE__ */ new Set([
 ]);
 var SPEAK_FOR_A_HOP = /* @__PURE__ */ new Set([
   "forwarded",
-  "x-real-ip",
   "via",
+  "x-real-ip",
+  "x-client-ip",
+  "x-cluster-client-ip",
+  "x-original-forwarded-for",
+  "true-client-ip",
+  "cf-connecting-ip",
+  "fastly-client-ip",
   "pipelock-mediation",
   "x-pipelock-agent"
 ]);
 function speaksForAHop(lowerName) {
-  return lowerName.startsWith("x-forwarded-") || SPEAK_FOR_A_HOP.has(lowerName);
+  const name = lowerName.replaceAll("_", "-");
+  return name.startsWith("x-forwarded-") || SPEAK_FOR_A_HOP.has(name);
 }
 var ANSWERED_HERE = /* @__PURE__ */ new Set(["expect"]);
 function endToEndHeaders(rawHeaders) {
@@ -45593,6 +45600,7 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
   clientSocket.setTimeout(context2.idleMs, () => {
     if (tally.reason === "complete") tally.reason = "idle";
     closeWithin(client, GOING_AWAY, "idle");
+    closeWithin(upstream, GOING_AWAY, "idle");
   });
   const block = (refusal) => {
     tally.blocked++;
@@ -47626,13 +47634,16 @@ async function readUpstreamCa(io, file) {
   }
   return { ok: true, pem: pem2 };
 }
-async function readSystemCaBundle(io, candidates2 = SYSTEM_CA_BUNDLES) {
+var MAX_SYSTEM_BUNDLE_BYTES = 16 * 1024 * 1024;
+async function readSystemCaBundle(candidates2 = SYSTEM_CA_BUNDLES) {
   for (const file of candidates2) {
+    if (!await isRegularFile(file)) continue;
     try {
-      return { ok: true, pem: new TextDecoder().decode(await io.readFile(file)) };
+      const bytes2 = await readRegularFileAtMost(file, MAX_SYSTEM_BUNDLE_BYTES + 1);
+      if (bytes2.length > MAX_SYSTEM_BUNDLE_BYTES)
+        throw new Error(`it is over ${MAX_SYSTEM_BUNDLE_BYTES} bytes`);
+      return { ok: true, pem: new TextDecoder().decode(bytes2) };
     } catch (error2) {
-      const code2 = error2.code;
-      if (code2 === "ENOENT" || code2 === "ENOTDIR") continue;
       return {
         ok: false,
         problem: `cannot read the system CA bundle ${file}, which upstream TLS trusts: ${error2.message}`
@@ -47792,13 +47803,28 @@ async function proxyCommand(args, io) {
 `);
     return 1;
   }
-  const systemCa = await readSystemCaBundle(io);
+  const systemCa = await readSystemCaBundle();
   if (systemCa?.ok === false) {
     io.err(`pipelock-egress ${COMMAND}: ${systemCa.problem}
 `);
     return 1;
   }
   const upstreamCa = [systemCa, extraCa].flatMap((ca2) => ca2?.ok ? [ca2.pem] : []);
+  let stopped;
+  const stopSignal = new Promise((resolve6) => stopped = resolve6);
+  const stop = (signal) => {
+    if (stopped === void 0) {
+      io.err(`pipelock-egress ${COMMAND}: ${signal}: already stopping; sealing the evidence
+`);
+      return;
+    }
+    stopped(signal);
+    stopped = void 0;
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+  const onParentGone = () => stop("SIGTERM");
+  if (listen instanceof ParentChannel) process.once("disconnect", onParentGone);
   let madeDirs;
   try {
     madeDirs = await makeDirectories(evidenceDir, 448);
@@ -47877,20 +47903,6 @@ async function proxyCommand(args, io) {
     onEvidenceError: (error2) => io.err(jsonLine({ event: "evidence_error", message: error2.message })),
     onInternalError: (message) => io.err(jsonLine({ event: "engine_error", message }))
   });
-  let stopped;
-  const stopSignal = new Promise((resolve6) => stopped = resolve6);
-  const stop = (signal) => {
-    if (stopped === void 0) {
-      io.err(`pipelock-egress ${COMMAND}: ${signal}: already stopping; sealing the evidence
-`);
-      return;
-    }
-    stopped(signal);
-    stopped = void 0;
-  };
-  process.on("SIGTERM", stop);
-  process.on("SIGINT", stop);
-  if (listen instanceof ParentChannel) process.once("disconnect", () => stop("SIGTERM"));
   const handedOver = (parent) => Promise.race([
     inheritedListener(parent).then((handle) => ({ handle })),
     stopSignal.then(() => void 0)
@@ -47956,10 +47968,9 @@ async function proxyCommand(args, io) {
         files: sealed.files
       })
     );
-    if (listen instanceof ParentChannel && process.connected) process.disconnect();
     return 0;
   } finally {
-    process.off("SIGTERM", stop).off("SIGINT", stop);
+    process.off("SIGTERM", stop).off("SIGINT", stop).off("disconnect", onParentGone);
   }
 }
 function listenTarget(options) {
@@ -49688,7 +49699,7 @@ function summaryMarkdown(input) {
   if (input.policyMode === "audit" && summary.refused.length > 0) {
     lines.push(
       "",
-      "### A policy that would have allowed this run",
+      "### Rules that would have allowed this run",
       "",
       "Every destination the agent reached or would have been refused, the ones it should not reach too: review each before adopting it. Rules only: merge them into your policy, whose `scan`, `paths`, `secrets` and `dlp` settings this one lacks; a destination whose every request was blocked in audit mode too is left out.",
       "",
@@ -49739,9 +49750,10 @@ function refusalLines(refused2) {
 }
 function suggestedRules(summary) {
   const lines = ['version: "1.0"', "mode: enforce", "egress:"];
-  const listed = destinationsToList(summary.destinations, MAX_DESTINATIONS_LISTED);
+  const passed = summary.destinations.filter((d) => d.allowed + d.warned > 0);
+  const listed = destinationsToList(passed, MAX_DESTINATIONS_LISTED);
   const rules = /* @__PURE__ */ new Map();
-  for (const d of listed.filter((d2) => d2.allowed + d2.warned > 0)) {
+  for (const d of listed) {
     const destination2 = d.destination.replace(/:(?:80|443)$/, "");
     if (!parseDestination(destination2).ok) continue;
     const methods = rules.get(destination2) ?? /* @__PURE__ */ new Set();
@@ -49758,9 +49770,8 @@ function suggestedRules(summary) {
         `    methods: [${[...methods].sort().map((m) => JSON.stringify(m)).join(", ")}]`
       );
   }
-  if (listed.length < summary.destinations.length)
-    lines.push(`  # ${moreDestinations(summary.destinations, listed.length)}`);
-  if (summary.refused.some((refusal) => refusal.layer === "websocket"))
+  if (listed.length < passed.length) lines.push(`  # ${moreDestinations(passed, listed.length)}`);
+  if (summary.refused.some((refusal) => refusal.layer === "websocket" && refusal.verdict === "warn"))
     lines.push("websocket:", "  enabled: true");
   lines.push("default_deny: true");
   return lines;
@@ -52250,7 +52261,9 @@ function runCommand2() {
       );
       process.exitCode = 70;
     }
-  );
+  ).finally(() => {
+    if (process.connected) process.disconnect();
+  });
 }
 function writerUntilReaderGone(stream) {
   let readerGone = false;

@@ -13,17 +13,23 @@ function runCommand(): void {
     readFile: (path: string) => readFile(path),
   };
 
-  main(process.argv.slice(2), io).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (error: unknown) => {
-      process.stderr.write(
-        `pipelock-egress: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-      );
-      process.exitCode = 70;
-    },
-  );
+  main(process.argv.slice(2), io)
+    .then(
+      (code) => {
+        process.exitCode = code;
+      },
+      (error: unknown) => {
+        process.stderr.write(
+          `pipelock-egress: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+        );
+        process.exitCode = 70;
+      },
+    )
+    // A command started by a parent over IPC (the engine, by run) is done: the open channel
+    // would keep the process alive, however the command ended.
+    .finally(() => {
+      if (process.connected) process.disconnect();
+    });
 }
 
 /**

@@ -100,13 +100,31 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
     io.err(`pipelock-egress ${COMMAND}: ${extraCa.problem}\n`);
     return 1;
   }
-  const systemCa = await readSystemCaBundle(io);
+  const systemCa = await readSystemCaBundle();
   if (systemCa?.ok === false) {
     io.err(`pipelock-egress ${COMMAND}: ${systemCa.problem}\n`);
     return 1;
   }
   const upstreamCa = [systemCa, extraCa].flatMap((ca) => (ca?.ok ? [ca.pem] : []));
 
+  // Installed before any evidence is written: a stop that comes before the listener takes the
+  // start back, one after it seals. A supervisor that hands over the listener and then goes
+  // away counts as a stop, too. A second Ctrl-C or SIGTERM must not end the process before it
+  // has sealed (the engine's shutdown is bounded).
+  let stopped: ((signal: NodeJS.Signals) => void) | undefined;
+  const stopSignal = new Promise<NodeJS.Signals>((resolve) => (stopped = resolve));
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopped === undefined) {
+      io.err(`pipelock-egress ${COMMAND}: ${signal}: already stopping; sealing the evidence\n`);
+      return;
+    }
+    stopped(signal);
+    stopped = undefined;
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  const onParentGone = () => stop('SIGTERM');
+  if (listen instanceof ParentChannel) process.once('disconnect', onParentGone);
   let madeDirs: string[];
   try {
     madeDirs = await makeDirectories(evidenceDir, 0o700);
@@ -190,23 +208,6 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
       io.err(jsonLine({ event: 'evidence_error', message: error.message })),
     onInternalError: (message) => io.err(jsonLine({ event: 'engine_error', message })),
   });
-  // Installed before the ready line: a supervisor may signal as soon as it reads it. A
-  // supervisor that hands over the listener and then goes away counts as a stop, too. A
-  // second Ctrl-C or SIGTERM must not end the process before it has sealed (the engine's
-  // shutdown is bounded).
-  let stopped: ((signal: NodeJS.Signals) => void) | undefined;
-  const stopSignal = new Promise<NodeJS.Signals>((resolve) => (stopped = resolve));
-  const stop = (signal: NodeJS.Signals): void => {
-    if (stopped === undefined) {
-      io.err(`pipelock-egress ${COMMAND}: ${signal}: already stopping; sealing the evidence\n`);
-      return;
-    }
-    stopped(signal);
-    stopped = undefined;
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
-  if (listen instanceof ParentChannel) process.once('disconnect', () => stop('SIGTERM'));
   /** The listener `run` hands over, or undefined when a stop comes first. */
   const handedOver = (parent: ParentChannel) =>
     Promise.race([
@@ -275,11 +276,9 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
         files: sealed.files,
       }),
     );
-    // An open IPC channel would keep the process alive.
-    if (listen instanceof ParentChannel && process.connected) process.disconnect();
     return 0;
   } finally {
-    process.off('SIGTERM', stop).off('SIGINT', stop);
+    process.off('SIGTERM', stop).off('SIGINT', stop).off('disconnect', onParentGone);
   }
 }
 

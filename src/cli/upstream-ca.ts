@@ -4,6 +4,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { CliIo } from './io.js';
 import { SYSTEM_CA_BUNDLES } from '../system-ca-bundles.js';
+import { isRegularFile, readRegularFileAtMost } from '../regular-file.js';
 
 export type UpstreamCa = { ok: true; pem: string } | { ok: false; problem: string };
 
@@ -36,17 +37,24 @@ export async function readUpstreamCa(io: CliIo, file: string): Promise<UpstreamC
   return { ok: true, pem };
 }
 
-/** The system's CA bundle (PEM): the first of SYSTEM_CA_BUNDLES there; undefined if none is. */
+/** Far more than any distribution's bundle (some 200 KiB); a bigger file is no bundle. */
+const MAX_SYSTEM_BUNDLE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * The system's CA bundle (PEM): the first of SYSTEM_CA_BUNDLES that is a regular file, as the
+ * boundary picks the one it covers; undefined if none is.
+ */
 export async function readSystemCaBundle(
-  io: CliIo,
   candidates = SYSTEM_CA_BUNDLES,
 ): Promise<UpstreamCa | undefined> {
   for (const file of candidates) {
+    if (!(await isRegularFile(file))) continue;
     try {
-      return { ok: true, pem: new TextDecoder().decode(await io.readFile(file)) };
+      const bytes = await readRegularFileAtMost(file, MAX_SYSTEM_BUNDLE_BYTES + 1);
+      if (bytes.length > MAX_SYSTEM_BUNDLE_BYTES)
+        throw new Error(`it is over ${MAX_SYSTEM_BUNDLE_BYTES} bytes`);
+      return { ok: true, pem: new TextDecoder().decode(bytes) };
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') continue;
       return {
         ok: false,
         problem: `cannot read the system CA bundle ${file}, which upstream TLS trusts: ${(error as Error).message}`,

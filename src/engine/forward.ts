@@ -26,20 +26,28 @@ const HOP_BY_HOP = new Set([
 
 /**
  * Headers that speak for a hop: where a request came from (`Forwarded`, `X-Forwarded-*`,
- * `X-Real-IP`, `Via`) and Pipelock's own hints. Sent by the agent they would be its word passed
- * off as a proxy's, which an origin trusting its proxies believes; so, as Pipelock does, none
- * is forwarded.
+ * `X-Real-IP`, `Via`, the client-address headers of CDNs and balancers) and Pipelock's own
+ * hints. Sent by the agent they would be its word passed off as a proxy's, which an origin
+ * trusting its proxies believes; so, as Pipelock does, none is forwarded. Spelled with `_` too:
+ * CGI and Rack read `X_Forwarded_For` as `X-Forwarded-For`.
  */
 const SPEAK_FOR_A_HOP = new Set([
   'forwarded',
-  'x-real-ip',
   'via',
+  'x-real-ip',
+  'x-client-ip',
+  'x-cluster-client-ip',
+  'x-original-forwarded-for',
+  'true-client-ip',
+  'cf-connecting-ip',
+  'fastly-client-ip',
   'pipelock-mediation',
   'x-pipelock-agent',
 ]);
 
 export function speaksForAHop(lowerName: string): boolean {
-  return lowerName.startsWith('x-forwarded-') || SPEAK_FOR_A_HOP.has(lowerName);
+  const name = lowerName.replaceAll('_', '-');
+  return name.startsWith('x-forwarded-') || SPEAK_FOR_A_HOP.has(name);
 }
 
 /**

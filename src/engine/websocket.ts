@@ -384,11 +384,12 @@ function relayMessages(
   const tally: Tally = { sent: 0, received: 0, blocked: 0, reason: 'complete' };
   /** The end of the text sent so far, all messages joined: where the next one continues it. */
   let sentTail = '';
-  // ws turns the socket's own timeout off: quiet both ways this long, the pair is closed
-  // (1001, going away, on both sides; the origin's once the client has answered or not).
+  // ws turns the socket's own timeout off: quiet both ways this long, the pair is closed,
+  // going away (1001) on both sides.
   clientSocket.setTimeout(context.idleMs, () => {
     if (tally.reason === 'complete') tally.reason = 'idle';
     closeWithin(client, GOING_AWAY, 'idle');
+    closeWithin(upstream, GOING_AWAY, 'idle');
   });
   const block = (refusal: Refusal) => {
     tally.blocked++;

@@ -136,7 +136,7 @@ export function summaryMarkdown(input: SummaryInput): string {
   if (input.policyMode === 'audit' && summary.refused.length > 0) {
     lines.push(
       '',
-      '### A policy that would have allowed this run',
+      '### Rules that would have allowed this run',
       '',
       'Every destination the agent reached or would have been refused, the ones it should not reach too: review each before adopting it. Rules only: merge them into your policy, whose `scan`, `paths`, `secrets` and `dlp` settings this one lacks; a destination whose every request was blocked in audit mode too is left out.',
       '',
@@ -197,10 +197,11 @@ function refusalLines(refused: readonly BlockedRequest[]): string[] {
  */
 function suggestedRules(summary: ChainSummary): string[] {
   const lines = ['version: "1.0"', 'mode: enforce', 'egress:'];
-  const listed = destinationsToList(summary.destinations, MAX_DESTINATIONS_LISTED);
-  const rules = new Map<string, Set<string>>();
   // Only ever blocked (a secret, the SSRF floor): no rule would have let it through.
-  for (const d of listed.filter((d) => d.allowed + d.warned > 0)) {
+  const passed = summary.destinations.filter((d) => d.allowed + d.warned > 0);
+  const listed = destinationsToList(passed, MAX_DESTINATIONS_LISTED);
+  const rules = new Map<string, Set<string>>();
+  for (const d of listed) {
     const destination = d.destination.replace(/:(?:80|443)$/, '');
     // A malformed target (refused whatever the mode) names no destination a rule could.
     if (!parseDestination(destination).ok) continue;
@@ -222,10 +223,11 @@ function suggestedRules(summary: ChainSummary): string[] {
           .join(', ')}]`,
       );
   }
-  if (listed.length < summary.destinations.length)
-    lines.push(`  # ${moreDestinations(summary.destinations, listed.length)}`);
-  // WebSockets the policy had off, let through by audit mode.
-  if (summary.refused.some((refusal) => refusal.layer === 'websocket'))
+  if (listed.length < passed.length) lines.push(`  # ${moreDestinations(passed, listed.length)}`);
+  // WebSockets the policy had off, let through by audit mode (not a message it refused).
+  if (
+    summary.refused.some((refusal) => refusal.layer === 'websocket' && refusal.verdict === 'warn')
+  )
     lines.push('websocket:', '  enabled: true');
   lines.push('default_deny: true');
   return lines;

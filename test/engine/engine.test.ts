@@ -1107,6 +1107,9 @@ test('hop-by-hop headers and those that speak for a hop are stripped, no Via is 
         'Via: 1.1 trusted-proxy',
         'Pipelock-Mediation: allow',
         'X-Pipelock-Agent: someone-else',
+        'X_Forwarded_For: 127.0.0.1',
+        'True-Client-IP: 127.0.0.1',
+        'CF-Connecting-IP: 127.0.0.1',
       ].flatMap((header) => ['-H', header]),
       `http://api.example.test:${f.origin.port}/r/${token()}`,
     ]);
@@ -1127,6 +1130,9 @@ test('hop-by-hop headers and those that speak for a hop are stripped, no Via is 
       'x-real-ip',
       'pipelock-mediation',
       'x-pipelock-agent',
+      'x_forwarded_for',
+      'true-client-ip',
+      'cf-connecting-ip',
     ])
       assert.equal(seen.headers[name], undefined, `${name} reached the origin`);
     assert.equal(seen.headers['x-kept'], 'yes');

@@ -11,6 +11,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -417,6 +418,49 @@ test('proxy CLI: a listener it cannot open (port taken) leaves the evidence dire
     assert.deepEqual(contentsOf('chain'), before);
   } finally {
     busy.close();
+    cleanup(dir);
+  }
+});
+
+test('proxy CLI: stopped before run hands over its listener, it takes the start back and exits 0', async () => {
+  const dir = tempDir();
+  const evidence = join(dir, 'made', 'ev');
+  const child = spawn(
+    process.execPath,
+    [
+      ...['--import', 'tsx', '--import', GUARD, join(ROOT, 'src/cli/index.ts'), 'proxy'],
+      ...['--policy', policyFile(dir, policyFor(1)), '--listen-inherited'],
+      ...['--evidence-dir', evidence],
+    ],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { PATH: process.env.PATH ?? '' } },
+  );
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  try {
+    child.send({ type: 'secrets', values: {} });
+    // Its session open written and its stop handler set (SigCgt holds SIGTERM, 15), it waits
+    // for the listener that never comes.
+    const catchesSigterm = () =>
+      (BigInt(
+        `0x${/^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? '0'}`,
+      ) &
+        (1n << 14n)) !==
+      0n;
+    await waitFor(
+      () =>
+        existsSync(evidence) &&
+        readdirSync(evidence).some((f) => f.startsWith('evidence-')) &&
+        catchesSigterm(),
+      20_000,
+      'the session open and the stop handler',
+    );
+    child.kill('SIGTERM');
+    const [code] = (await once(child, 'exit')) as [number | null];
+    assert.equal(code, 0, stderr);
+    assert.doesNotMatch(stderr, /already stopping/);
+    assert.equal(existsSync(join(dir, 'made')), false, 'the directories it made are gone');
+  } finally {
+    child.kill('SIGKILL');
     cleanup(dir);
   }
 });

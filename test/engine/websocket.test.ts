@@ -45,6 +45,8 @@ interface EchoOrigin {
   readonly paths: string[];
   /** Opened WebSocket connections that have closed since. */
   closed: number;
+  /** The close code each of them got. */
+  readonly closeCodes: number[];
   /** Holds each handshake this long before answering it. */
   delayMs: number;
   close(): Promise<void>;
@@ -65,7 +67,10 @@ async function echoOrigin(secure: boolean): Promise<EchoOrigin> {
   wss.on('connection', (socket, request) => {
     handshakes.push(request.headers);
     paths.push(request.url ?? '');
-    socket.on('close', () => origin.closed++);
+    socket.on('close', (code) => {
+      origin.closed++;
+      origin.closeCodes.push(code);
+    });
     socket.on('message', (data, isBinary) => {
       received.push(isBinary ? '<binary>' : data.toString());
       socket.send(data, { binary: isBinary });
@@ -78,6 +83,7 @@ async function echoOrigin(secure: boolean): Promise<EchoOrigin> {
     handshakes,
     paths,
     closed: 0,
+    closeCodes: [],
     delayMs: 0,
     close: async () => {
       for (const client of wss.clients) client.terminate();
@@ -1206,6 +1212,8 @@ test(
       // Quiet from now on: closed by the engine (going away), and the count comes back once
       // both sides are.
       assert.deepEqual(await closeOf(first), { code: 1001, reason: 'idle' });
+      await waitFor(() => f.plain.closeCodes.length > 0, 5_000, 'the origin to be closed');
+      assert.deepEqual(f.plain.closeCodes, [1001]);
       while (await activeTunnels(f)) await new Promise((resolve) => setTimeout(resolve, 50));
       const third = new WebSocket(proxied(f, target));
       await opened(third);

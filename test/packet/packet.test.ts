@@ -467,6 +467,34 @@ test("the audit summary's policy is valid and allows every request of the run th
   assert.match(yaml, /- destination: "dav\.example:8443"\n(?! {4}methods)/);
 });
 
+test("the audit summary's rules turn WebSockets on only for one the switch refused, not for a message audit mode blocked", () => {
+  const withWebSocket = (verdict: string, pattern: string) =>
+    summaryMarkdown({
+      report: report('valid'),
+      summary: summarizeChain([
+        ...chain,
+        receipt(8, {
+          verdict,
+          method: 'WS',
+          transport: 'websocket',
+          target: 'wss://api.github.com/socket',
+          layer: 'websocket',
+          pattern,
+        }),
+      ]),
+      agentExitCode: 0,
+      agentIdentity: 'a',
+      policyMode: 'audit',
+      policyHash: 'f'.repeat(64),
+      unsupported: [],
+    });
+  assert.match(withWebSocket('warn', 'WebSockets are off'), /\nwebsocket:\n {2}enabled: true\n/);
+  assert.doesNotMatch(
+    withWebSocket('block', 'binary messages are not allowed while messages are scanned'),
+    /\nwebsocket:/,
+  );
+});
+
 test("the audit summary's policy names no malformed target: nothing the agent spelled reaches it raw", () => {
   const markdown = summaryMarkdown({
     report: report('valid'),
