@@ -47809,7 +47809,7 @@ async function proxyCommand(args, io) {
 `);
     return 1;
   }
-  const upstreamCa = [systemCa, extraCa].flatMap((ca2) => ca2?.ok ? [ca2.pem] : []);
+  const upstreamCa = [systemCa, extraCa].flatMap((ca) => ca?.ok ? [ca.pem] : []);
   let stopped;
   const stopSignal = new Promise((resolve6) => stopped = resolve6);
   const stop = (signal) => {
@@ -47825,89 +47825,89 @@ async function proxyCommand(args, io) {
   process.on("SIGINT", stop);
   const onParentGone = () => stop("SIGTERM");
   if (listen instanceof ParentChannel) process.once("disconnect", onParentGone);
-  let madeDirs;
   try {
-    madeDirs = await makeDirectories(evidenceDir, 448);
-  } catch (error2) {
-    io.err(
-      `pipelock-egress ${COMMAND}: cannot make the evidence directory ${evidenceDir}: ${error2.message}
+    let madeDirs;
+    try {
+      madeDirs = await makeDirectories(evidenceDir, 448);
+    } catch (error2) {
+      io.err(
+        `pipelock-egress ${COMMAND}: cannot make the evidence directory ${evidenceDir}: ${error2.message}
 `
-    );
-    return 1;
-  }
-  let opened;
-  try {
-    opened = EvidenceWriter.open({
-      dir: evidenceDir,
-      backend,
-      seed,
-      run: {
-        actor: identity,
-        policyHash: policy.policy.hash,
-        ...capsule === void 0 ? {} : { postureCapsuleSha256: capsule }
-      }
-    });
-  } catch (error2) {
-    await removeMadeDirectories(madeDirs);
-    io.err(`pipelock-egress ${COMMAND}: ${error2.message}
+      );
+      return 1;
+    }
+    let opened;
+    try {
+      opened = EvidenceWriter.open({
+        dir: evidenceDir,
+        backend,
+        seed,
+        run: {
+          actor: identity,
+          policyHash: policy.policy.hash,
+          ...capsule === void 0 ? {} : { postureCapsuleSha256: capsule }
+        }
+      });
+    } catch (error2) {
+      await removeMadeDirectories(madeDirs);
+      io.err(`pipelock-egress ${COMMAND}: ${error2.message}
 `);
-    return 1;
-  }
-  const { writer, resumed } = opened;
-  const takeBack = async () => {
-    writer.withdraw();
-    await removeMadeDirectories(madeDirs);
-  };
-  const ca = RunCertificateAuthority.create();
-  const caCert = optionValue(options, "ca-cert") ?? join7(evidenceDir, RUN_CA_FILE);
-  try {
-    await access(dirname3(caCert), constants6.W_OK);
-  } catch (error2) {
-    await takeBack();
-    io.err(
-      `pipelock-egress ${COMMAND}: cannot write the run CA certificate to ${caCert}: ${error2.message}
+      return 1;
+    }
+    const { writer, resumed } = opened;
+    const takeBack = async () => {
+      writer.withdraw();
+      await removeMadeDirectories(madeDirs);
+    };
+    const ca = RunCertificateAuthority.create();
+    const caCert = optionValue(options, "ca-cert") ?? join7(evidenceDir, RUN_CA_FILE);
+    try {
+      await access(dirname3(caCert), constants6.W_OK);
+    } catch (error2) {
+      await takeBack();
+      io.err(
+        `pipelock-egress ${COMMAND}: cannot write the run CA certificate to ${caCert}: ${error2.message}
 `
-    );
-    return 1;
-  }
-  if (resumed) {
-    io.err(
-      jsonLine({
-        event: "resumed",
-        evidence_dir: evidenceDir,
-        receipts: resumed.receiptCount,
-        final_seq: Number(resumed.finalSeq),
-        torn_line_moved_to: resumed.tornFile ?? null
-      })
-    );
-  }
-  const engine = new Engine({
-    policy: policy.policy,
-    log: writer,
-    resolver: createResolver(pins),
-    ca,
-    secretValues,
-    version: package_default.version,
-    upstreamCa,
-    onDecision: (entry) => io.err(
-      jsonLine({
-        event: "decision",
-        verdict: entry.verdict,
-        method: entry.method,
-        target: entry.target,
-        layer: entry.layer,
-        reason: entry.pattern,
-        request_id: entry.requestId
-      })
-    ),
-    onEvidenceError: (error2) => io.err(jsonLine({ event: "evidence_error", message: error2.message })),
-    onInternalError: (message) => io.err(jsonLine({ event: "engine_error", message }))
-  });
-  const handedOver = (parent) => Promise.race([
-    inheritedListener(parent).then((handle) => ({ handle })),
-    stopSignal.then(() => void 0)
-  ]);
-  try {
+      );
+      return 1;
+    }
+    if (resumed) {
+      io.err(
+        jsonLine({
+          event: "resumed",
+          evidence_dir: evidenceDir,
+          receipts: resumed.receiptCount,
+          final_seq: Number(resumed.finalSeq),
+          torn_line_moved_to: resumed.tornFile ?? null
+        })
+      );
+    }
+    const engine = new Engine({
+      policy: policy.policy,
+      log: writer,
+      resolver: createResolver(pins),
+      ca,
+      secretValues,
+      version: package_default.version,
+      upstreamCa,
+      onDecision: (entry) => io.err(
+        jsonLine({
+          event: "decision",
+          verdict: entry.verdict,
+          method: entry.method,
+          target: entry.target,
+          layer: entry.layer,
+          reason: entry.pattern,
+          request_id: entry.requestId
+        })
+      ),
+      onEvidenceError: (error2) => io.err(jsonLine({ event: "evidence_error", message: error2.message })),
+      onInternalError: (message) => io.err(jsonLine({ event: "engine_error", message }))
+    });
+    const handedOver = (parent) => Promise.race([
+      inheritedListener(parent).then((handle) => ({ handle })),
+      stopSignal.then(() => void 0)
+    ]);
     let address;
     try {
       const target = listen instanceof ParentChannel ? await handedOver(listen) : listen;

@@ -125,96 +125,96 @@ export async function proxyCommand(args: readonly string[], io: CliIo): Promise<
   process.on('SIGINT', stop);
   const onParentGone = () => stop('SIGTERM');
   if (listen instanceof ParentChannel) process.once('disconnect', onParentGone);
-  let madeDirs: string[];
   try {
-    madeDirs = await makeDirectories(evidenceDir, 0o700);
-  } catch (error) {
-    io.err(
-      `pipelock-egress ${COMMAND}: cannot make the evidence directory ${evidenceDir}: ${(error as Error).message}\n`,
-    );
-    return 1;
-  }
-  let opened: ReturnType<typeof EvidenceWriter.open>;
-  try {
-    opened = EvidenceWriter.open({
-      dir: evidenceDir,
-      backend,
-      seed,
-      run: {
-        actor: identity,
-        policyHash: policy.policy.hash,
-        ...(capsule === undefined ? {} : { postureCapsuleSha256: capsule }),
-      },
-    });
-  } catch (error) {
-    // Evidence that cannot be continued, or a directory that is not writable, is the operator's to fix.
-    await removeMadeDirectories(madeDirs);
-    io.err(`pipelock-egress ${COMMAND}: ${(error as Error).message}\n`);
-    return 1;
-  }
-  const { writer, resumed } = opened;
-  /** A start that fails before any traffic leaves the directory as it found it. */
-  const takeBack = async () => {
-    writer.withdraw();
-    await removeMadeDirectories(madeDirs);
-  };
-  // The CA key never leaves this process; only its certificate is written, for the agent's trust store.
-  const ca = RunCertificateAuthority.create();
-  // Unless --ca-cert says otherwise, beside the evidence (it ends up in the packet's evidence/).
-  const caCert = optionValue(options, 'ca-cert') ?? join(evidenceDir, RUN_CA_FILE);
-  // Written once the listener is open, so a start that fails leaves what was there; where it
-  // goes is checked now, for the common mistake of a directory that is not there.
-  try {
-    await access(dirname(caCert), constants.W_OK);
-  } catch (error) {
-    await takeBack();
-    io.err(
-      `pipelock-egress ${COMMAND}: cannot write the run CA certificate to ${caCert}: ${(error as Error).message}\n`,
-    );
-    return 1;
-  }
-  if (resumed) {
-    io.err(
-      jsonLine({
-        event: 'resumed',
-        evidence_dir: evidenceDir,
-        receipts: resumed.receiptCount,
-        final_seq: Number(resumed.finalSeq),
-        torn_line_moved_to: resumed.tornFile ?? null,
-      }),
-    );
-  }
-  const engine = new Engine({
-    policy: policy.policy,
-    log: writer,
-    resolver: createResolver(pins),
-    ca,
-    secretValues,
-    version: packageJson.version,
-    upstreamCa,
-    onDecision: (entry) =>
+    let madeDirs: string[];
+    try {
+      madeDirs = await makeDirectories(evidenceDir, 0o700);
+    } catch (error) {
+      io.err(
+        `pipelock-egress ${COMMAND}: cannot make the evidence directory ${evidenceDir}: ${(error as Error).message}\n`,
+      );
+      return 1;
+    }
+    let opened: ReturnType<typeof EvidenceWriter.open>;
+    try {
+      opened = EvidenceWriter.open({
+        dir: evidenceDir,
+        backend,
+        seed,
+        run: {
+          actor: identity,
+          policyHash: policy.policy.hash,
+          ...(capsule === undefined ? {} : { postureCapsuleSha256: capsule }),
+        },
+      });
+    } catch (error) {
+      // Evidence that cannot be continued, or a directory that is not writable, is the operator's to fix.
+      await removeMadeDirectories(madeDirs);
+      io.err(`pipelock-egress ${COMMAND}: ${(error as Error).message}\n`);
+      return 1;
+    }
+    const { writer, resumed } = opened;
+    /** A start that fails before any traffic leaves the directory as it found it. */
+    const takeBack = async () => {
+      writer.withdraw();
+      await removeMadeDirectories(madeDirs);
+    };
+    // The CA key never leaves this process; only its certificate is written, for the agent's trust store.
+    const ca = RunCertificateAuthority.create();
+    // Unless --ca-cert says otherwise, beside the evidence (it ends up in the packet's evidence/).
+    const caCert = optionValue(options, 'ca-cert') ?? join(evidenceDir, RUN_CA_FILE);
+    // Written once the listener is open, so a start that fails leaves what was there; where it
+    // goes is checked now, for the common mistake of a directory that is not there.
+    try {
+      await access(dirname(caCert), constants.W_OK);
+    } catch (error) {
+      await takeBack();
+      io.err(
+        `pipelock-egress ${COMMAND}: cannot write the run CA certificate to ${caCert}: ${(error as Error).message}\n`,
+      );
+      return 1;
+    }
+    if (resumed) {
       io.err(
         jsonLine({
-          event: 'decision',
-          verdict: entry.verdict,
-          method: entry.method,
-          target: entry.target,
-          layer: entry.layer,
-          reason: entry.pattern,
-          request_id: entry.requestId,
+          event: 'resumed',
+          evidence_dir: evidenceDir,
+          receipts: resumed.receiptCount,
+          final_seq: Number(resumed.finalSeq),
+          torn_line_moved_to: resumed.tornFile ?? null,
         }),
-      ),
-    onEvidenceError: (error) =>
-      io.err(jsonLine({ event: 'evidence_error', message: error.message })),
-    onInternalError: (message) => io.err(jsonLine({ event: 'engine_error', message })),
-  });
-  /** The listener `run` hands over, or undefined when a stop comes first. */
-  const handedOver = (parent: ParentChannel) =>
-    Promise.race([
-      inheritedListener(parent).then((handle) => ({ handle })),
-      stopSignal.then(() => undefined),
-    ]);
-  try {
+      );
+    }
+    const engine = new Engine({
+      policy: policy.policy,
+      log: writer,
+      resolver: createResolver(pins),
+      ca,
+      secretValues,
+      version: packageJson.version,
+      upstreamCa,
+      onDecision: (entry) =>
+        io.err(
+          jsonLine({
+            event: 'decision',
+            verdict: entry.verdict,
+            method: entry.method,
+            target: entry.target,
+            layer: entry.layer,
+            reason: entry.pattern,
+            request_id: entry.requestId,
+          }),
+        ),
+      onEvidenceError: (error) =>
+        io.err(jsonLine({ event: 'evidence_error', message: error.message })),
+      onInternalError: (message) => io.err(jsonLine({ event: 'engine_error', message })),
+    });
+    /** The listener `run` hands over, or undefined when a stop comes first. */
+    const handedOver = (parent: ParentChannel) =>
+      Promise.race([
+        inheritedListener(parent).then((handle) => ({ handle })),
+        stopSignal.then(() => undefined),
+      ]);
     let address: { host: string; port: number };
     try {
       const target = listen instanceof ParentChannel ? await handedOver(listen) : listen;
