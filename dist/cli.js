@@ -43234,7 +43234,7 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
       )
     );
   };
-  const findIn = (seen, allowed, withDetectors) => {
+  const findIn = (seen, allowed, withDetectors, everyMatch = false) => {
     if (!withDetectors && bound.every((secret) => allowed.includes(secret))) return void 0;
     const allowedForms = allowed.flatMap((secret) => secret.longestFirst).sort((a, b) => b.length - a.length);
     const withoutAllowed = (views) => allowedForms.length === 0 ? views : views.map((view) => ({
@@ -43261,10 +43261,11 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
           if (view.compact) continue;
           where = view.where;
           const used = decoded2 ? decodedProbe : probe2;
-          if (firstFinding(used, view.text) === void 0) continue;
-          const forms = views.flatMap(
+          const match = firstFinding(used, view.text);
+          if (match === void 0) continue;
+          const forms = everyMatch ? views.flatMap(
             (other) => other.compact ? [] : firstFinding(used, other.text)?.slice(0, 1) ?? []
-          );
+          ) : [match[0]];
           return {
             detector: detector.name,
             where: view.where,
@@ -43291,7 +43292,7 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
       return { detector: UNSCANNABLE, where: at, forms: [], failure: error2.message };
     }
   };
-  const find = (views, to, withDetectors) => findIn(views, allowedAt(to), withDetectors);
+  const find = (views, to, withDetectors, everyMatch = false) => findIn(views, allowedAt(to), withDetectors, everyMatch);
   const cutEncoded = (text2, withDetectors) => base64Runs(text2).reduce((cut, run) => {
     const found = findIn([{ text: run, where: "text" }], [], withDetectors);
     if (!found) return cut;
@@ -43346,7 +43347,7 @@ function createSecretScanner(detectors, secrets, patternScanMs = DEFAULT_LIMITS.
   };
   return {
     scanUrl(target, to) {
-      const found = find(urlViews(target, to?.host), to, true);
+      const found = find(urlViews(target, to?.host), to, true, true);
       return found && {
         ...found,
         redactedTarget: redactText(redactBound(redact(found, target)))

@@ -209,6 +209,8 @@ export function createSecretScanner(
     seen: readonly View[],
     allowed: readonly (typeof bound)[number][],
     withDetectors: boolean,
+    /** A detector's match in every view, not only the first (a URL's, to cut it out). */
+    everyMatch = false,
   ): Finding | undefined => {
     // Nothing to look for (no detectors, every bound secret allowed here): nothing to decode.
     if (!withDetectors && bound.every((secret) => allowed.includes(secret))) return undefined;
@@ -249,10 +251,13 @@ export function createSecretScanner(
           if (view.compact) continue;
           where = view.where;
           const used = decoded ? decodedProbe : probe;
-          if (firstFinding(used, view.text) === undefined) continue;
-          const forms = views.flatMap((other) =>
-            other.compact ? [] : (firstFinding(used, other.text)?.slice(0, 1) ?? []),
-          );
+          const match = firstFinding(used, view.text);
+          if (match === undefined) continue;
+          const forms = everyMatch
+            ? views.flatMap((other) =>
+                other.compact ? [] : (firstFinding(used, other.text)?.slice(0, 1) ?? []),
+              )
+            : [match[0]];
           return {
             detector: detector.name,
             where: view.where,
@@ -292,8 +297,12 @@ export function createSecretScanner(
       return { detector: UNSCANNABLE, where: at, forms: [], failure: (error as Error).message };
     }
   };
-  const find = (views: readonly View[], to: Reach | undefined, withDetectors: boolean) =>
-    findIn(views, allowedAt(to), withDetectors);
+  const find = (
+    views: readonly View[],
+    to: Reach | undefined,
+    withDetectors: boolean,
+    everyMatch = false,
+  ) => findIn(views, allowedAt(to), withDetectors, everyMatch);
   /**
    * Cuts every encoded run that decodes to a finding (bound secrets, and the detectors' too
    * when asked); the whole text when such a run is a wrapped blob, not spelled as one piece.
@@ -367,7 +376,7 @@ export function createSecretScanner(
   };
   return {
     scanUrl(target, to) {
-      const found = find(urlViews(target, to?.host), to, true);
+      const found = find(urlViews(target, to?.host), to, true, true);
       // The finding stops the scan: any other secret in the URL is cut out as in free text.
       return (
         found && {
