@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -243,28 +243,12 @@ test("post removes main's temporary directory (an inline key's file) when main c
 
 test('the bundled dist/main.js runs with real INPUT_* variables and runner files', async () => {
   const dir = await workspace();
-  const outputFile = join(dir, 'github-output');
-  await writeFile(outputFile, '');
   // The agent's own output may not be read as workflow commands.
   await writeFile(
     join(dir, 'scripts/agent.sh'),
     'echo "::set-output name=artifact-id::4242"\necho "::error::forged by the agent"\nexit 3\n',
   );
-  const env = {
-    PATH: process.env['PATH'] ?? '',
-    GITHUB_OUTPUT: outputFile,
-    RUNNER_TEMP: dir,
-    'INPUT_AGENT-SCRIPT': 'scripts/agent.sh',
-    'INPUT_POLICY-CONFIG': 'policy.yaml',
-    'INPUT_WORKING-DIRECTORY': dir,
-    'INPUT_EVIDENCE-OUTPUT': join(dir, 'packet'),
-  };
-  const result = await promisify(execFile)(process.execPath, [resolve('dist/main.js')], {
-    env,
-  }).then(
-    () => ({ code: 0, stdout: '' }),
-    (error: { code: number; stdout: string }) => error,
-  );
+  const result = await runBundledMain(dir);
   assert.equal(result.code, 1);
   assert.match(result.stdout, /::error::the agent script exited with 3/);
   const lines = result.stdout.split('\n');
@@ -274,7 +258,7 @@ test('the bundled dist/main.js runs with real INPUT_* variables and runner files
   const forged = lines.indexOf('::error::forged by the agent');
   assert.ok(stop >= 0 && stop < forged && forged < resume, result.stdout);
   assert.ok(lines.indexOf('::set-output name=artifact-id::4242') > stop);
-  const written = await readFile(outputFile, 'utf8');
+  const written = await readFile(result.outputFile, 'utf8');
   assert.match(
     written,
     new RegExp(
@@ -413,28 +397,9 @@ test('on a runner with the Actions runtime the packet is uploaded as an artifact
 test('a cancelled step (SIGTERM to dist/main.js) passes the signal on: the run seals, tears down, the step fails', async () => {
   const dir = await workspace();
   await writeFile(join(dir, 'scripts/agent.sh'), 'echo started; sleep 600\n');
-  const outputFile = join(dir, 'github-output');
-  await writeFile(outputFile, '');
-  const child = spawn(process.execPath, [resolve('dist/main.js')], {
-    env: {
-      PATH: process.env['PATH'] ?? '',
-      GITHUB_OUTPUT: outputFile,
-      RUNNER_TEMP: dir,
-      'INPUT_AGENT-SCRIPT': 'scripts/agent.sh',
-      'INPUT_POLICY-CONFIG': 'policy.yaml',
-      'INPUT_WORKING-DIRECTORY': dir,
-      'INPUT_EVIDENCE-OUTPUT': join(dir, 'packet'),
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const { code, log } = await runBundledMain(dir, (printed, child) => {
+    if (printed.includes('starting agent.sh') && !child.killed) child.kill('SIGTERM');
   });
-  let log = '';
-  const onData = (chunk: Buffer): void => {
-    log += chunk.toString();
-    if (log.includes('starting agent.sh') && !child.killed) child.kill('SIGTERM');
-  };
-  child.stdout.on('data', onData);
-  child.stderr.on('data', onData);
-  const code = await new Promise<number | null>((done) => child.on('close', done));
   assert.equal(code, 1, log);
   assert.match(log, /SIGTERM: stopping the agent, sealing the evidence, tearing down/);
   assert.match(log, /boundary torn down/);
@@ -448,31 +413,12 @@ test('a cancelled step (SIGTERM to dist/main.js) passes the signal on: the run s
 test('a teardown that fails after the packet is written fails the step, naming what failed', async () => {
   const dir = await workspace();
   await writeFile(join(dir, 'scripts/agent.sh'), 'sleep 3\n');
-  const outputFile = join(dir, 'github-output');
-  await writeFile(outputFile, '');
-  const child = spawn(process.execPath, [resolve('dist/main.js')], {
-    env: {
-      PATH: process.env['PATH'] ?? '',
-      GITHUB_OUTPUT: outputFile,
-      RUNNER_TEMP: dir,
-      'INPUT_AGENT-SCRIPT': 'scripts/agent.sh',
-      'INPUT_POLICY-CONFIG': 'policy.yaml',
-      'INPUT_WORKING-DIRECTORY': dir,
-      'INPUT_EVIDENCE-OUTPUT': join(dir, 'packet'),
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let log = '';
   let held: HeldUser | undefined;
-  const onData = (chunk: Buffer): void => {
-    log += chunk.toString();
-    if (log.includes('starting agent.sh') && held === undefined) {
+  const { code, log, outputFile } = await runBundledMain(dir, (printed) => {
+    if (printed.includes('starting agent.sh') && held === undefined) {
       held = holdUser('pipelock-agent');
     }
-  };
-  child.stdout.on('data', onData);
-  child.stderr.on('data', onData);
-  const code = await new Promise<number | null>((done) => child.on('close', done));
+  });
   await held?.release();
   const runId = /run (pe-[0-9a-f]{10}): setting up/.exec(log)?.[1] ?? '';
   try {
@@ -511,3 +457,48 @@ test("a packet an earlier run left in the evidence output is never reported as t
   );
   assert.equal(second.recorded.outputs['verifier-verdict'], undefined);
 });
+
+interface BundledMainRun {
+  readonly code: number | null;
+  readonly stdout: string;
+  /** stdout and stderr as printed. */
+  readonly log: string;
+  readonly outputFile: string;
+}
+
+/**
+ * dist/main.js run as a runner runs it, on the workspace's agent script and policy, the packet
+ * going to `packet` in it; `watch` sees all it has printed so far each time it prints.
+ */
+async function runBundledMain(
+  dir: string,
+  watch?: (printed: string, child: ChildProcess) => void,
+): Promise<BundledMainRun> {
+  const outputFile = join(dir, 'github-output');
+  await writeFile(outputFile, '');
+  const child = spawn(process.execPath, [resolve('dist/main.js')], {
+    env: {
+      PATH: process.env['PATH'] ?? '',
+      GITHUB_OUTPUT: outputFile,
+      RUNNER_TEMP: dir,
+      'INPUT_AGENT-SCRIPT': 'scripts/agent.sh',
+      'INPUT_POLICY-CONFIG': 'policy.yaml',
+      'INPUT_WORKING-DIRECTORY': dir,
+      'INPUT_EVIDENCE-OUTPUT': join(dir, 'packet'),
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let log = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+    log += chunk.toString();
+    watch?.(log, child);
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    log += chunk.toString();
+    watch?.(log, child);
+  });
+  const code = await new Promise<number | null>((done) => child.on('close', done));
+  return { code, stdout, log, outputFile };
+}

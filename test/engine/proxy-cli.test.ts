@@ -39,6 +39,7 @@ import {
   statusOf,
   tempDir,
   waitFor,
+  type Origin,
 } from './helpers.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -92,6 +93,33 @@ async function readyOrExit(cli: Cli): Promise<Record<string, unknown>> {
   return outcome;
 }
 
+interface ProxiedOrigin {
+  readonly cli: Cli;
+  readonly dir: string;
+  readonly evidence: string;
+}
+
+/**
+ * Runs `use` with the proxy started on the policy for `origin`, with options `more`, in a new
+ * directory; then stops the proxy, closes the origin and removes the directory.
+ */
+async function withProxyFor(
+  origin: Origin,
+  more: readonly string[],
+  use: (proxied: ProxiedOrigin) => Promise<void>,
+): Promise<void> {
+  const dir = tempDir();
+  const evidence = join(dir, 'evidence');
+  const cli = runCli(loopbackProxy(policyFile(dir, policyFor(origin.port)), evidence, ...more));
+  try {
+    await use({ cli, dir, evidence });
+  } finally {
+    cli.child.kill('SIGKILL');
+    await origin.close();
+    cleanup(dir);
+  }
+}
+
 function policyFile(dir: string, text: string): string {
   const file = join(dir, 'policy.yaml');
   writeFileSync(file, text);
@@ -111,88 +139,68 @@ default_deny: true
 
 test('proxy CLI: ready line, traffic, SIGTERM seals the evidence and exits 0', async () => {
   const origin = await startOrigin(echo);
-  const dir = tempDir();
-  const evidence = join(dir, 'evidence');
-  const cli = runCli([
-    'proxy',
-    '--policy',
-    policyFile(dir, policyFor(origin.port)),
-    '--listen',
-    '127.0.0.1:0',
-    '--evidence-dir',
-    evidence,
-    '--resolve',
-    'api.example.test:127.0.0.1',
-    '--identity',
-    'cli-agent',
-  ]);
-  try {
-    const ready = await readyOrExit(cli);
-    assert.equal(ready.event, 'listening');
-    assert.match(String(ready.url), /^http:\/\/127\.0\.0\.1:\d+$/);
-    // The run CA: its certificate beside the evidence, its key nowhere on disk.
-    assert.equal(ready.ca_cert, join(evidence, 'run-ca.pem'));
-    const caCert = new X509Certificate(readFileSync(String(ready.ca_cert)));
-    assert.equal(caCert.ca, true);
-    assert.match(caCert.subject, /CN=pipelock-egress run CA/);
-    for (const name of readdirSync(evidence))
-      assert.doesNotMatch(readFileSync(join(evidence, name), 'latin1'), /PRIVATE KEY/, name);
-    assert.match(String(ready.signer_key), /^[0-9a-f]{64}$/);
-    const proxyUrl = String(ready.url);
-    const ok = await curl([
-      '-i',
-      '--proxy',
-      proxyUrl,
-      `http://api.example.test:${origin.port}/r/one`,
-    ]);
-    assert.equal(parseCurlResponse(ok.stdout).status, 200);
-    const blocked = await curl(['-i', '--proxy', proxyUrl, `http://nowhere.example.test/`]);
-    assert.equal(parseCurlResponse(blocked.stdout).status, 403);
-    const health = await curl([`${proxyUrl}/health`]);
-    assert.equal((JSON.parse(health.stdout.toString()) as { status: string }).status, 'healthy');
-    await waitFor(() => cli.stderr().includes('"verdict":"block"'), 3_000, 'the decision log line');
-    cli.child.kill('SIGTERM');
-    const exit = await cli.exited;
-    assert.deepEqual(exit, { code: 0, signal: null }, cli.stderr());
-    const lines = cli
-      .stdout()
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-    assert.equal(lines.length, 2);
-    const sealed = lines[1] ?? {};
-    assert.equal(sealed.event, 'sealed');
-    assert.equal(sealed.receipts, 4, 'open, allow, block, close');
-    const read = readEvidenceDir(evidence);
-    assertValid(read, true);
-    assert.equal(read.report.root_hash, sealed.root_hash);
-    assert.deepEqual(read.report.signer_keys, [ready.signer_key]);
-    const records = decisions(read.receipts).map((r) => r.action_record);
-    assert.deepEqual(
-      records.map((r) => r.verdict),
-      ['allow', 'block'],
-    );
-    assert.equal(records[0]?.actor, 'cli-agent');
-    assert.equal(read.report.policy_hashes[0], ready.policy_hash);
-  } finally {
-    cli.child.kill('SIGKILL');
-    await origin.close();
-    cleanup(dir);
-  }
+  await withProxyFor(
+    origin,
+    ['--resolve', 'api.example.test:127.0.0.1', '--identity', 'cli-agent'],
+    async ({ cli, evidence }) => {
+      const ready = await readyOrExit(cli);
+      assert.equal(ready.event, 'listening');
+      assert.match(String(ready.url), /^http:\/\/127\.0\.0\.1:\d+$/);
+      // The run CA: its certificate beside the evidence, its key nowhere on disk.
+      assert.equal(ready.ca_cert, join(evidence, 'run-ca.pem'));
+      const caCert = new X509Certificate(readFileSync(String(ready.ca_cert)));
+      assert.equal(caCert.ca, true);
+      assert.match(caCert.subject, /CN=pipelock-egress run CA/);
+      for (const name of readdirSync(evidence))
+        assert.doesNotMatch(readFileSync(join(evidence, name), 'latin1'), /PRIVATE KEY/, name);
+      assert.match(String(ready.signer_key), /^[0-9a-f]{64}$/);
+      const proxyUrl = String(ready.url);
+      const ok = await curl([
+        '-i',
+        '--proxy',
+        proxyUrl,
+        `http://api.example.test:${origin.port}/r/one`,
+      ]);
+      assert.equal(parseCurlResponse(ok.stdout).status, 200);
+      const blocked = await curl(['-i', '--proxy', proxyUrl, `http://nowhere.example.test/`]);
+      assert.equal(parseCurlResponse(blocked.stdout).status, 403);
+      const health = await curl([`${proxyUrl}/health`]);
+      assert.equal((JSON.parse(health.stdout.toString()) as { status: string }).status, 'healthy');
+      await waitFor(
+        () => cli.stderr().includes('"verdict":"block"'),
+        3_000,
+        'the decision log line',
+      );
+      cli.child.kill('SIGTERM');
+      const exit = await cli.exited;
+      assert.deepEqual(exit, { code: 0, signal: null }, cli.stderr());
+      const lines = cli
+        .stdout()
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      assert.equal(lines.length, 2);
+      const sealed = lines[1] ?? {};
+      assert.equal(sealed.event, 'sealed');
+      assert.equal(sealed.receipts, 4, 'open, allow, block, close');
+      const read = readEvidenceDir(evidence);
+      assertValid(read, true);
+      assert.equal(read.report.root_hash, sealed.root_hash);
+      assert.deepEqual(read.report.signer_keys, [ready.signer_key]);
+      const records = decisions(read.receipts).map((r) => r.action_record);
+      assert.deepEqual(
+        records.map((r) => r.verdict),
+        ['allow', 'block'],
+      );
+      assert.equal(records[0]?.actor, 'cli-agent');
+      assert.equal(read.report.policy_hashes[0], ready.policy_hash);
+    },
+  );
 });
 
 test('proxy CLI: what a client sent reaches the log lines escaped: no C1 control (CSI), bidi override or line separator raw', async () => {
   const origin = await startOrigin(echo);
-  const dir = tempDir();
-  const cli = runCli(
-    loopbackProxy(
-      policyFile(dir, policyFor(origin.port)),
-      join(dir, 'evidence'),
-      '--resolve',
-      'api.example.test:127.0.0.1',
-    ),
-  );
-  try {
+  await withProxyFor(origin, ['--resolve', 'api.example.test:127.0.0.1'], async ({ cli }) => {
     const ready = await readyOrExit(cli);
     const port = Number(new URL(String(ready.url)).port);
     const target = `api.example.test:${origin.port}`;
@@ -211,80 +219,59 @@ test('proxy CLI: what a client sent reaches the log lines escaped: no C1 control
       .split('\n')
       .find((l) => l.includes('\\u009b'));
     assert.match(String((JSON.parse(line ?? '') as { reason: string }).reason), /\u009b1a/i);
-  } finally {
-    cli.child.kill('SIGKILL');
-    await origin.close();
-    cleanup(dir);
-  }
+  });
 });
 
 test('proxy CLI: a second SIGTERM or SIGINT while it stops does not end it before it has sealed', async () => {
   // An origin that never answers: the engine waits for the request in flight as it stops.
   const origin = await startOrigin(() => undefined);
-  const dir = tempDir();
-  const evidence = join(dir, 'evidence');
-  const cli = runCli([
-    ...['proxy', '--policy', policyFile(dir, policyFor(origin.port))],
-    ...['--listen', '127.0.0.1:0', '--evidence-dir', evidence],
-    ...['--resolve', 'api.example.test:127.0.0.1'],
-  ]);
-  try {
-    const ready = await readyOrExit(cli);
-    const hanging = curl([
-      ...['--proxy', String(ready.url), '--max-time', '20'],
-      `http://api.example.test:${origin.port}/hang`,
-    ]);
-    await waitFor(() => origin.hits === 1, 5_000, 'the request in flight');
-    cli.child.kill('SIGTERM');
-    await delay(300);
-    cli.child.kill('SIGINT');
-    cli.child.kill('SIGTERM');
-    const exit = await cli.exited;
-    assert.deepEqual(exit, { code: 0, signal: null }, cli.stderr());
-    assert.match(cli.stderr(), /SIGINT: already stopping; sealing the evidence/);
-    assertValid(readEvidenceDir(evidence), true);
-    await hanging;
-  } finally {
-    cli.child.kill('SIGKILL');
-    await origin.close();
-    cleanup(dir);
-  }
+  await withProxyFor(
+    origin,
+    ['--resolve', 'api.example.test:127.0.0.1'],
+    async ({ cli, evidence }) => {
+      const ready = await readyOrExit(cli);
+      const hanging = curl([
+        ...['--proxy', String(ready.url), '--max-time', '20'],
+        `http://api.example.test:${origin.port}/hang`,
+      ]);
+      await waitFor(() => origin.hits === 1, 5_000, 'the request in flight');
+      cli.child.kill('SIGTERM');
+      await delay(300);
+      cli.child.kill('SIGINT');
+      cli.child.kill('SIGTERM');
+      const exit = await cli.exited;
+      assert.deepEqual(exit, { code: 0, signal: null }, cli.stderr());
+      assert.match(cli.stderr(), /SIGINT: already stopping; sealing the evidence/);
+      assertValid(readEvidenceDir(evidence), true);
+      await hanging;
+    },
+  );
 });
 
 test('proxy CLI: a log reader that goes away does not stop it: traffic goes on, SIGTERM seals', async () => {
   const origin = await startOrigin(echo);
-  const dir = tempDir();
-  const evidence = join(dir, 'evidence');
-  const cli = runCli(
-    loopbackProxy(
-      policyFile(dir, policyFor(origin.port)),
-      evidence,
-      '--resolve',
-      'api.example.test:127.0.0.1',
-    ),
+  await withProxyFor(
+    origin,
+    ['--resolve', 'api.example.test:127.0.0.1'],
+    async ({ cli, evidence }) => {
+      const ready = await readyOrExit(cli);
+      cli.child.stderr.destroy();
+      for (const path of ['/one', '/two']) {
+        const ok = await curl([
+          '-i',
+          '--proxy',
+          String(ready.url),
+          `http://api.example.test:${origin.port}${path}`,
+        ]);
+        assert.equal(parseCurlResponse(ok.stdout).status, 200);
+      }
+      cli.child.kill('SIGTERM');
+      assert.deepEqual(await cli.exited, { code: 0, signal: null });
+      const read = readEvidenceDir(evidence);
+      assertValid(read, true);
+      assert.equal(decisions(read.receipts).length, 2);
+    },
   );
-  try {
-    const ready = await readyOrExit(cli);
-    cli.child.stderr.destroy();
-    for (const path of ['/one', '/two']) {
-      const ok = await curl([
-        '-i',
-        '--proxy',
-        String(ready.url),
-        `http://api.example.test:${origin.port}${path}`,
-      ]);
-      assert.equal(parseCurlResponse(ok.stdout).status, 200);
-    }
-    cli.child.kill('SIGTERM');
-    assert.deepEqual(await cli.exited, { code: 0, signal: null });
-    const read = readEvidenceDir(evidence);
-    assertValid(read, true);
-    assert.equal(decisions(read.receipts).length, 2);
-  } finally {
-    cli.child.kill('SIGKILL');
-    await origin.close();
-    cleanup(dir);
-  }
 });
 
 test('proxy CLI: evidence that cannot be sealed (a full disk) ends it with exit 1 and a clear message, the chain a verifiable prefix', async () => {
@@ -293,11 +280,14 @@ test('proxy CLI: evidence that cannot be sealed (a full disk) ends it with exit 
   const evidence = join(dir, 'evidence');
   mkdirSync(evidence);
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'tmpfs', evidence]);
-  const cli = runCli([
-    ...['proxy', '--policy', policyFile(dir, policyFor(origin.port))],
-    ...['--listen', '127.0.0.1:0', '--evidence-dir', evidence],
-    ...['--resolve', 'api.example.test:127.0.0.1'],
-  ]);
+  const cli = runCli(
+    loopbackProxy(
+      policyFile(dir, policyFor(origin.port)),
+      evidence,
+      '--resolve',
+      'api.example.test:127.0.0.1',
+    ),
+  );
   try {
     const ready = await readyOrExit(cli);
     const url = `http://api.example.test:${origin.port}/r/${'x'.repeat(600)}`;
@@ -333,19 +323,16 @@ test('proxy CLI: --signing-key signs the chain, --run-capsule-sha256 is bound by
   const keyFile = join(dir, 'signing-key.pem');
   writeFileSync(keyFile, encodePrivateKeyPem(seed), { mode: 0o600 });
   const expectedKey = Buffer.from(backend.ed25519PublicKey(seed)).toString('hex');
-  const cli = runCli([
-    'proxy',
-    '--policy',
-    policyFile(dir, policyFor(1)),
-    '--listen',
-    '127.0.0.1:0',
-    '--evidence-dir',
-    join(dir, 'ev'),
-    '--signing-key',
-    keyFile,
-    '--run-capsule-sha256',
-    'c'.repeat(64),
-  ]);
+  const cli = runCli(
+    loopbackProxy(
+      policyFile(dir, policyFor(1)),
+      join(dir, 'ev'),
+      '--signing-key',
+      keyFile,
+      '--run-capsule-sha256',
+      'c'.repeat(64),
+    ),
+  );
   try {
     const ready = await readyOrExit(cli);
     assert.equal(ready.signer_key, expectedKey);
@@ -778,35 +765,21 @@ test('proxy CLI: a link planted where the run CA certificate goes is replaced, n
 
 test('proxy CLI: --upstream-ca lets absolute-form https requests verify a private origin', async () => {
   const origin = await startHttpsOrigin((req, res) => res.end(`secure ${req.url}`), pki);
-  const dir = tempDir();
-  const cli = runCli([
-    'proxy',
-    '--policy',
-    policyFile(dir, policyFor(origin.port)),
-    '--listen',
-    '127.0.0.1:0',
-    '--evidence-dir',
-    join(dir, 'ev'),
-    '--resolve',
-    'secure.example.test:127.0.0.1',
-    '--upstream-ca',
-    pki.caFile,
-  ]);
-  try {
-    const ready = await readyOrExit(cli);
-    const port = Number(new URL(String(ready.url)).port);
-    const target = `secure.example.test:${origin.port}`;
-    const { text } = await rawExchange(
-      port,
-      `GET https://${target}/r/abs HTTP/1.1\r\nHost: ${target}\r\nConnection: close\r\n\r\n`,
-    );
-    assert.equal(statusOf(text), 200, text);
-    assert.match(text, /secure \/r\/abs$/);
-  } finally {
-    cli.child.kill('SIGKILL');
-    await origin.close();
-    cleanup(dir);
-  }
+  await withProxyFor(
+    origin,
+    ['--resolve', 'secure.example.test:127.0.0.1', '--upstream-ca', pki.caFile],
+    async ({ cli }) => {
+      const ready = await readyOrExit(cli);
+      const port = Number(new URL(String(ready.url)).port);
+      const target = `secure.example.test:${origin.port}`;
+      const { text } = await rawExchange(
+        port,
+        `GET https://${target}/r/abs HTTP/1.1\r\nHost: ${target}\r\nConnection: close\r\n\r\n`,
+      );
+      assert.equal(statusOf(text), 200, text);
+      assert.match(text, /secure \/r\/abs$/);
+    },
+  );
 });
 
 test('upstream TLS is verified: without the CA an https origin is refused 502', async () => {
@@ -914,76 +887,65 @@ test("proxy CLI: upstream TLS trusts the system's CA bundle (where a self-hosted
 
 test('proxy CLI: kill -9 under load leaves evidence whose every line verifies', async () => {
   const origin = await startOrigin(echo);
-  const dir = tempDir();
-  const evidence = join(dir, 'evidence');
-  const cli = runCli([
-    'proxy',
-    '--policy',
-    policyFile(dir, policyFor(origin.port)),
-    '--listen',
-    '127.0.0.1:0',
-    '--evidence-dir',
-    evidence,
-    '--resolve',
-    'api.example.test:127.0.0.1',
-  ]);
-  const ready = await readyOrExit(cli);
-  const agent = new ProxyAgent({ uri: String(ready.url), proxyTunnel: false, connections: 20 });
-  let completed = 0;
-  let stop = false;
-  const worker = async () => {
-    for (let i = 0; i < 5_000 && !stop; i++) {
+  await withProxyFor(
+    origin,
+    ['--resolve', 'api.example.test:127.0.0.1'],
+    async ({ cli, evidence }) => {
+      const ready = await readyOrExit(cli);
+      const agent = new ProxyAgent({ uri: String(ready.url), proxyTunnel: false, connections: 20 });
+      let completed = 0;
+      let stop = false;
+      const worker = async () => {
+        for (let i = 0; i < 5_000 && !stop; i++) {
+          try {
+            const response = await request(`http://api.example.test:${origin.port}/r/${i}`, {
+              dispatcher: agent,
+            });
+            await response.body.dump();
+            if (response.statusCode === 200) completed++;
+          } catch {
+            return; // the proxy is gone
+          }
+        }
+      };
       try {
-        const response = await request(`http://api.example.test:${origin.port}/r/${i}`, {
-          dispatcher: agent,
-        });
-        await response.body.dump();
-        if (response.statusCode === 200) completed++;
-      } catch {
-        return; // the proxy is gone
+        const load = Promise.all(Array.from({ length: 20 }, worker));
+        await waitFor(() => completed >= 600, 30_000, '600 proxied requests');
+        cli.child.kill('SIGKILL');
+        assert.equal((await cli.exited).signal, 'SIGKILL');
+        stop = true;
+        await load;
+        const complete = readCompleteLines(evidence);
+        // Only the line being written when the process died may be torn, in the last file.
+        assert.ok(
+          complete.torn.length === 0 ||
+            (complete.torn.length === 1 && complete.torn[0] === complete.files.at(-1)),
+          `torn files: ${complete.torn.join(', ')}`,
+        );
+        assertValid(complete, false);
+        assert.ok(
+          decisions(complete.receipts).length >= completed,
+          'every answered request has its receipt',
+        );
+        // `verify` reads the killed run as it is: a torn last line is reported, not fatal.
+        let verified = '';
+        const code = await main(
+          ['verify', '--receipt-chain', evidence, '--public-key', String(ready.signer_key)],
+          {
+            out: (text) => (verified += text),
+            err: () => undefined,
+            readFile: (path) => readFile(path),
+          },
+        );
+        assert.equal(code, 0, verified);
+        assert.match(verified, /^CHAIN VALID: /);
+        assert.equal(/Torn tail: /.test(verified), complete.torn.length === 1, verified);
+      } finally {
+        stop = true;
+        await agent.close();
       }
-    }
-  };
-  try {
-    const load = Promise.all(Array.from({ length: 20 }, worker));
-    await waitFor(() => completed >= 600, 30_000, '600 proxied requests');
-    cli.child.kill('SIGKILL');
-    assert.equal((await cli.exited).signal, 'SIGKILL');
-    stop = true;
-    await load;
-    const complete = readCompleteLines(evidence);
-    // Only the line being written when the process died may be torn, in the last file.
-    assert.ok(
-      complete.torn.length === 0 ||
-        (complete.torn.length === 1 && complete.torn[0] === complete.files.at(-1)),
-      `torn files: ${complete.torn.join(', ')}`,
-    );
-    const read = complete;
-    assertValid(read, false);
-    assert.ok(
-      decisions(read.receipts).length >= completed,
-      'every answered request has its receipt',
-    );
-    // `verify` reads the killed run as it is: a torn last line is reported, not fatal.
-    let verified = '';
-    const code = await main(
-      ['verify', '--receipt-chain', evidence, '--public-key', String(ready.signer_key)],
-      {
-        out: (text) => (verified += text),
-        err: () => undefined,
-        readFile: (path) => readFile(path),
-      },
-    );
-    assert.equal(code, 0, verified);
-    assert.match(verified, /^CHAIN VALID: /);
-    assert.equal(/Torn tail: /.test(verified), complete.torn.length === 1, verified);
-  } finally {
-    stop = true;
-    await agent.close();
-    cli.child.kill('SIGKILL');
-    await origin.close();
-    cleanup(dir);
-  }
+    },
+  );
 });
 
 test('upstream TLS checks the requested name, not the address it connects to', async () => {
