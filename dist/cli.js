@@ -44431,9 +44431,9 @@ var RequestInspection = class {
   /** The body was started and left unread: the connection cannot carry another request. */
   bodyLeftUnread = false;
   held = 0;
-  inspect = async (decision, { reach, someMethodRefused }) => {
+  inspect = async (decision, { reach: reach2, someMethodRefused }) => {
     const detectors = decision.scan;
-    const scanned = detectors || this.scanner.guards(reach);
+    const scanned = detectors || this.scanner.guards(reach2);
     const { req } = this;
     const forwarded = requestHeaders(req.rawHeaders);
     const contentType = joinedValue(forwarded, "content-type");
@@ -44441,7 +44441,7 @@ var RequestInspection = class {
     const forMethod = methodBody.length > 0 && hasBody(req) && someMethodRefused();
     if (!scanned && !forMethod) return void 0;
     if (scanned) {
-      const inHeaders = this.scanner.scanContent(headerViews(forwarded), reach, detectors);
+      const inHeaders = this.scanner.scanContent(headerViews(forwarded), reach2, detectors);
       if (inHeaders) return { refusal: dlpRefusal(inHeaders) };
     }
     if (!hasBody(req)) return void 0;
@@ -44470,7 +44470,7 @@ var RequestInspection = class {
     if (decoded.body !== read.body && !this.hold(decoded.body.length))
       return { refusal: HELD_BODIES_FULL };
     if (scanned) {
-      const inBody = await this.contentScans.scanBody(read.body, decoded.body, reach, detectors);
+      const inBody = await this.contentScans.scanBody(read.body, decoded.body, reach2, detectors);
       if (inBody) return { refusal: dlpRefusal(inBody) };
     }
     this.bodyLeftUnread = false;
@@ -45411,16 +45411,16 @@ async function relayTracked(context2, req, socket, head, request) {
   const asked = withAskedOverrides(request, { parsed: req.headers, raw: req.rawHeaders });
   const scanner = context2.admission.scanner;
   let scanMessages = false;
-  let reach = [];
+  let reach2 = [];
   const inspect = async (decision, scope) => {
-    reach = scope.reach;
+    reach2 = scope.reach;
     const problem = handshakeProblem(req, protocols) ?? reencodedProblem(request.target) ?? ("problem" in asked ? asked.problem : void 0);
     if (problem) return { refusal: { status: 400, layer: "request", reason: problem } };
-    scanMessages = context2.frameScan || scanner.guards(reach);
+    scanMessages = context2.frameScan || scanner.guards(reach2);
     const sent = [...forwarded, ...protocols.flatMap((name) => ["Sec-WebSocket-Protocol", name])];
     const finding = scanner.scanContent(
       headerViews(sent),
-      reach,
+      reach2,
       decision.scan || context2.frameScan
     );
     return finding && { refusal: dlpRefusal(finding) };
@@ -45481,7 +45481,7 @@ async function relayTracked(context2, req, socket, head, request) {
     await context2.record(outcomeOf(admission.entry, "status=400 reason=client_handshake_rejected"));
   } else {
     const pair = { client, upstream: upstream.socket, clientSocket: socket };
-    await relayMessages(context2, pair, admission.entry, scanMessages, reach);
+    await relayMessages(context2, pair, admission.entry, scanMessages, reach2);
   }
 }
 var EARLY_BYTES_KEPT = 64 * 1024;
@@ -45595,7 +45595,7 @@ function openUpstream(WebSocketClient, context2, url, protocols, headers, dial, 
     );
   });
 }
-function relayMessages(context2, { client, upstream, clientSocket }, entry, scanMessages, reach) {
+function relayMessages(context2, { client, upstream, clientSocket }, entry, scanMessages, reach2) {
   const tally = { sent: 0, received: 0, blocked: 0, reason: "complete" };
   let sentTail = "";
   clientSocket.setTimeout(context2.idleMs, () => {
@@ -45649,7 +45649,7 @@ function relayMessages(context2, { client, upstream, clientSocket }, entry, scan
     const texts = [{ text: text2, where: "WebSocket message" }];
     if (sentTail !== "")
       texts.push({ text: sentTail + text2.slice(0, SEAM_CHARS), where: JOINED_MESSAGES });
-    const finding = await context2.scans.scanTexts(texts, reach, context2.frameScan);
+    const finding = await context2.scans.scanTexts(texts, reach2, context2.frameScan);
     if (finding) return dlpRefusal(finding);
     sentTail = (sentTail + text2.slice(-SEAM_CHARS)).slice(-SEAM_CHARS);
     return void 0;
@@ -49512,6 +49512,110 @@ function boundaryTools(facts) {
   };
 }
 
+// src/packet/audit-rules.ts
+var DEFAULT_PORTS2 = {
+  "http:": 80,
+  "ws:": 80,
+  "https:": 443,
+  "wss:": 443
+};
+var PassedTrafficTally = class {
+  reached = /* @__PURE__ */ new Map();
+  /** Tunnels admitted and not yet ended, by request id: where each goes. */
+  tunnels = /* @__PURE__ */ new Map();
+  webSockets = false;
+  add(record2) {
+    const passed = record2.verdict === "allow" || record2.verdict === "warn";
+    const id2 = record2.request_id ?? "";
+    if (record2.transport === "connect") {
+      const tunnel = this.tunnels.get(id2);
+      if (record2.decision_phase === "outcome") {
+        this.tunnels.delete(id2);
+        if (tunnel && !/(?:^| )intercepted_requests=/.test(record2.pattern ?? ""))
+          reach(this.reached, tunnel, "any");
+      } else if (!passed) {
+        this.tunnels.delete(id2);
+      } else {
+        const authority2 = authorityOf(record2.target);
+        if (authority2 && id2 !== "") this.tunnels.set(id2, authority2);
+      }
+      return;
+    }
+    if (!passed || record2.decision_phase === "outcome" || record2.method === void 0) return;
+    const authority = urlAuthorityOf(record2.target);
+    if (authority === void 0) return;
+    const webSocket = record2.method === "WS";
+    if (webSocket) this.webSockets = true;
+    reach(this.reached, authority, webSocket ? "GET" : record2.method);
+  }
+  /** What passed; a tunnel whose end the chain does not record counts as relayed. */
+  passed() {
+    const reached = /* @__PURE__ */ new Map();
+    for (const [key, d] of this.reached)
+      reached.set(key, { ...d, methods: d.methods === "any" ? "any" : new Set(d.methods) });
+    for (const tunnel of this.tunnels.values()) reach(reached, tunnel, "any");
+    const destinations = [...reached.values()].sort(
+      (a, b) => a.host === b.host ? a.port - b.port : a.host < b.host ? -1 : 1
+    );
+    return { destinations, webSockets: this.webSockets };
+  }
+};
+function reach(reached, authority, method) {
+  const key = `${authority.host}:${authority.port}`;
+  const known = reached.get(key) ?? { ...authority, methods: /* @__PURE__ */ new Set() };
+  reached.set(key, known);
+  if (known.methods === "any") return;
+  if (method === "any" || !METHODS.includes(method)) known.methods = "any";
+  else known.methods.add(method);
+}
+function authorityOf(text2) {
+  const parsed = parseDestination(text2);
+  if (!parsed.ok) return void 0;
+  const { host, port: port2 } = parsed.destination;
+  if (host.kind !== "exact" || port2 === void 0) return void 0;
+  return { host: formatHost(host.host), port: port2 };
+}
+function urlAuthorityOf(target) {
+  let url;
+  try {
+    url = new URL(target);
+  } catch {
+    return void 0;
+  }
+  const port2 = url.port === "" ? DEFAULT_PORTS2[url.protocol] : Number(url.port);
+  return port2 === void 0 ? void 0 : authorityOf(`${url.hostname}:${port2}`);
+}
+function suggestedRules(passed, max) {
+  const rules = [];
+  const byHost = /* @__PURE__ */ new Map();
+  for (const d of passed.destinations) byHost.set(d.host, [...byHost.get(d.host) ?? [], d]);
+  for (const [host, ports] of byHost) {
+    const [first, second] = ports;
+    if (ports.length === 2 && first?.port === 80 && second?.port === 443 && sameMethods(first.methods, second.methods))
+      rules.push({ destination: host, methods: first.methods });
+    else
+      for (const { port: port2, methods } of ports)
+        rules.push({ destination: `${host}:${port2}`, methods });
+  }
+  const lines = ['version: "1.0"', "mode: enforce", rules.length === 0 ? "egress: []" : "egress:"];
+  for (const { destination: destination2, methods } of rules.slice(0, max)) {
+    lines.push(`  - destination: ${JSON.stringify(destination2)}`);
+    if (methods !== "any")
+      lines.push(
+        `    methods: [${[...methods].sort().map((m) => JSON.stringify(m)).join(", ")}]`
+      );
+  }
+  if (rules.length > max)
+    lines.push(`  # \u2026 and ${rules.length - max} more destinations, each in \`receipts.json\``);
+  if (passed.webSockets) lines.push("websocket:", "  enabled: true");
+  lines.push("default_deny: true");
+  return lines;
+}
+function sameMethods(a, b) {
+  if (a === "any" || b === "any") return a === b;
+  return a.size === b.size && [...a].every((method) => b.has(method));
+}
+
 // src/packet/summarize.ts
 var VERDICT_TOTALS = [
   "allow",
@@ -49548,6 +49652,7 @@ var ChainTally = class {
   refused = [];
   actors = /* @__PURE__ */ new Set();
   runCapsules = /* @__PURE__ */ new Set();
+  passedTraffic = new PassedTrafficTally();
   add({ action_record: record2 }) {
     this.count++;
     const verdict = VERDICT_TOTALS.includes(record2.verdict) ? record2.verdict : "other";
@@ -49559,6 +49664,8 @@ var ChainTally = class {
     if (record2.transport !== SESSION_TRANSPORT) this.actors.add(record2.actor);
     const open6 = record2.session_control?.open;
     if (open6 !== void 0) this.runCapsules.add(open6.posture_capsule_sha256 ?? "");
+    if (record2.transport === SESSION_TRANSPORT) return;
+    this.passedTraffic.add(record2);
     if (!isRequest(record2)) return;
     const destination2 = destinationOf(record2.target);
     this.domains.add(hostOf(destination2));
@@ -49598,7 +49705,8 @@ var ChainTally = class {
       refused: [...this.refused],
       policyHashes: [...this.policyHashes].sort(),
       actors: [...this.actors].sort(),
-      runCapsules: [...this.runCapsules].sort()
+      runCapsules: [...this.runCapsules].sort(),
+      passed: this.passedTraffic.passed()
     };
   }
 };
@@ -49702,10 +49810,10 @@ function summaryMarkdown(input) {
       "",
       "### Rules that would have allowed this run",
       "",
-      "Every destination the agent reached or would have been refused, the ones it should not reach too: review each before adopting it. Rules only: merge them into your policy, whose `scan`, `paths`, `secrets` and `dlp` settings this one lacks; a destination whose every request was blocked in audit mode too is left out.",
+      "Every destination the agent reached or would have been refused, with the methods its requests were judged as, the ones it should not reach too: review each before adopting it. Left out: what audit mode blocked all the same, tunnels cut before anything went through, and methods asked for only in an override header (`X-HTTP-Method-Override`, `_method`). Rules only, by host and port, for any scheme: merge them into your policy, whose `scan`, `paths`, `secrets` and `dlp` settings they lack, and where a destination it names already takes these methods into its own rule (a second rule for it is refused). A name that resolves to a private or loopback address passes only with the rule your policy has for that address.",
       "",
       "```yaml",
-      ...suggestedRules(summary),
+      ...suggestedRules(summary.passed, MAX_DESTINATIONS_LISTED),
       "```"
     );
   }
@@ -49747,34 +49855,6 @@ function refusalLines(refused2) {
   );
   if (refused2.length > MAX_REFUSALS_LISTED)
     lines.push(`- \u2026 and ${refused2.length - MAX_REFUSALS_LISTED} more, each in \`receipts.json\``);
-  return lines;
-}
-function suggestedRules(summary) {
-  const lines = ['version: "1.0"', "mode: enforce", "egress:"];
-  const passed = summary.destinations.filter((d) => d.allowed + d.warned > 0);
-  const listed = destinationsToList(passed, MAX_DESTINATIONS_LISTED);
-  const rules = /* @__PURE__ */ new Map();
-  for (const d of listed) {
-    const destination2 = d.destination.replace(/:(?:80|443)$/, "");
-    if (!parseDestination(destination2).ok) continue;
-    const methods = rules.get(destination2) ?? /* @__PURE__ */ new Set();
-    rules.set(destination2, methods);
-    for (const method of d.methods) if (method !== "CONNECT") methods.add(method);
-  }
-  for (const [destination2, methods] of rules) {
-    lines.push(`  - destination: ${JSON.stringify(destination2)}`);
-    const nameable = [...methods].every(
-      (method) => METHODS.includes(method)
-    );
-    if (methods.size > 0 && nameable)
-      lines.push(
-        `    methods: [${[...methods].sort().map((m) => JSON.stringify(m)).join(", ")}]`
-      );
-  }
-  if (listed.length < passed.length) lines.push(`  # ${moreDestinations(passed, listed.length)}`);
-  if (summary.refused.some((refusal) => refusal.layer === "websocket" && refusal.verdict === "warn"))
-    lines.push("websocket:", "  enabled: true");
-  lines.push("default_deny: true");
   return lines;
 }
 

@@ -1,6 +1,7 @@
 // What a chain of receipts says, counted: totals per verdict, transports, blocks per layer,
 // the destinations touched with their allowed and blocked requests, and every block. Pure.
 import type { ActionRecord, Receipt } from '../receipts/index.js';
+import { PassedTrafficTally, type PassedTraffic } from './audit-rules.js';
 
 /** Audit Packet v0 counts every receipt under exactly one of these. */
 export const VERDICT_TOTALS = [
@@ -46,6 +47,8 @@ export interface ChainSummary {
   readonly actors: string[];
   /** The run capsule each session open binds (`posture_capsule_sha256`; empty when none). */
   readonly runCapsules: string[];
+  /** What passed, for the rules that would let an audit run through. */
+  readonly passed: PassedTraffic;
 }
 
 const SESSION_TRANSPORT = 'receipt_session';
@@ -85,6 +88,7 @@ export class ChainTally {
   private readonly refused: BlockedRequest[] = [];
   private readonly actors = new Set<string>();
   private readonly runCapsules = new Set<string>();
+  private readonly passedTraffic = new PassedTrafficTally();
 
   add({ action_record: record }: Receipt): void {
     this.count++;
@@ -99,6 +103,8 @@ export class ChainTally {
     if (record.transport !== SESSION_TRANSPORT) this.actors.add(record.actor);
     const open = record.session_control?.open;
     if (open !== undefined) this.runCapsules.add(open.posture_capsule_sha256 ?? '');
+    if (record.transport === SESSION_TRANSPORT) return;
+    this.passedTraffic.add(record);
     if (!isRequest(record)) return;
     const destination = destinationOf(record.target);
     this.domains.add(hostOf(destination));
@@ -140,6 +146,7 @@ export class ChainTally {
       policyHashes: [...this.policyHashes].sort(),
       actors: [...this.actors].sort(),
       runCapsules: [...this.runCapsules].sort(),
+      passed: this.passedTraffic.passed(),
     };
   }
 }

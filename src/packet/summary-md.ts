@@ -10,7 +10,7 @@ import {
 } from './summarize.js';
 import { showInvisible } from '../invisible.js';
 import { shortened } from '../shorten.js';
-import { METHODS, parseDestination } from '../policy/index.js';
+import { suggestedRules } from './audit-rules.js';
 import type { EngineLogFacts } from './engine-log.js';
 import { PACKET_FILES, POLICY_HASH_FILE } from './packet-json.js';
 
@@ -138,10 +138,10 @@ export function summaryMarkdown(input: SummaryInput): string {
       '',
       '### Rules that would have allowed this run',
       '',
-      'Every destination the agent reached or would have been refused, the ones it should not reach too: review each before adopting it. Rules only: merge them into your policy, whose `scan`, `paths`, `secrets` and `dlp` settings this one lacks; a destination whose every request was blocked in audit mode too is left out.',
+      'Every destination the agent reached or would have been refused, with the methods its requests were judged as, the ones it should not reach too: review each before adopting it. Left out: what audit mode blocked all the same, tunnels cut before anything went through, and methods asked for only in an override header (`X-HTTP-Method-Override`, `_method`). Rules only, by host and port, for any scheme: merge them into your policy, whose `scan`, `paths`, `secrets` and `dlp` settings they lack, and where a destination it names already takes these methods into its own rule (a second rule for it is refused). A name that resolves to a private or loopback address passes only with the rule your policy has for that address.',
       '',
       '```yaml',
-      ...suggestedRules(summary),
+      ...suggestedRules(summary.passed, MAX_DESTINATIONS_LISTED),
       '```',
     );
   }
@@ -187,48 +187,5 @@ function refusalLines(refused: readonly BlockedRequest[]): string[] {
     );
   if (refused.length > MAX_REFUSALS_LISTED)
     lines.push(`- … and ${refused.length - MAX_REFUSALS_LISTED} more, each in \`receipts.json\``);
-  return lines;
-}
-
-/**
- * Rules covering the would-be blocks of an audit run: one per destination, with the methods
- * its requests used. A tunnel's CONNECT is no method a rule names: the requests seen inside it
- * are, and it counts under the destination they name (a rule without a port covers 80 and 443).
- */
-function suggestedRules(summary: ChainSummary): string[] {
-  const lines = ['version: "1.0"', 'mode: enforce', 'egress:'];
-  // Only ever blocked (a secret, the SSRF floor): no rule would have let it through.
-  const passed = summary.destinations.filter((d) => d.allowed + d.warned > 0);
-  const listed = destinationsToList(passed, MAX_DESTINATIONS_LISTED);
-  const rules = new Map<string, Set<string>>();
-  for (const d of listed) {
-    const destination = d.destination.replace(/:(?:80|443)$/, '');
-    // A malformed target (refused whatever the mode) names no destination a rule could.
-    if (!parseDestination(destination).ok) continue;
-    const methods = rules.get(destination) ?? new Set<string>();
-    rules.set(destination, methods);
-    for (const method of d.methods) if (method !== 'CONNECT') methods.add(method);
-  }
-  for (const [destination, methods] of rules) {
-    lines.push(`  - destination: ${JSON.stringify(destination)}`);
-    // A method no rule can name (PROPFIND) passes only a rule that names none.
-    const nameable = [...methods].every((method) =>
-      (METHODS as readonly string[]).includes(method),
-    );
-    if (methods.size > 0 && nameable)
-      lines.push(
-        `    methods: [${[...methods]
-          .sort()
-          .map((m) => JSON.stringify(m))
-          .join(', ')}]`,
-      );
-  }
-  if (listed.length < passed.length) lines.push(`  # ${moreDestinations(passed, listed.length)}`);
-  // WebSockets the policy had off, let through by audit mode (not a message it refused).
-  if (
-    summary.refused.some((refusal) => refusal.layer === 'websocket' && refusal.verdict === 'warn')
-  )
-    lines.push('websocket:', '  enabled: true');
-  lines.push('default_deny: true');
   return lines;
 }
