@@ -200,7 +200,7 @@ try {
   metrics['dlp.scan_us_per_request'] = round(dlpMicros, 1);
   rows.push(['dlp scan', '', `${round(dlpMicros, 1)} us/request`, 'URL, 10 headers, 4 KiB JSON']);
 
-  const verifyRate = benchVerify();
+  const verifyRate = await benchVerify(work);
   metrics['verify.receipts_per_s'] = round(verifyRate);
   rows.push(['verify', '', `${round(verifyRate)} receipts/s`, 'one core']);
 
