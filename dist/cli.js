@@ -43851,8 +43851,14 @@ function readsAsRawDeflate(body2, maxOutputLength) {
     return error2 instanceof RangeError;
   }
 }
+var MAX_CONTENT_CODINGS = 4;
 function decodeBody(body2, contentEncoding, maxBytes) {
   const codings = (contentEncoding ?? "").split(",").map((coding) => coding.trim().toLowerCase()).filter((coding) => coding !== "" && coding !== "identity");
+  if (codings.length > MAX_CONTENT_CODINGS)
+    return {
+      ok: false,
+      reason: `the body has ${codings.length} content codings; at most ${MAX_CONTENT_CODINGS} are undone for scanning`
+    };
   let current = body2;
   for (const coding of codings.reverse()) {
     const decoder = DECODERS[coding];
@@ -49513,20 +49519,18 @@ function boundaryTools(facts) {
 }
 
 // src/packet/audit-rules.ts
-var DEFAULT_PORTS2 = {
-  "http:": 80,
-  "ws:": 80,
-  "https:": 443,
-  "wss:": 443
-};
 var PassedTrafficTally = class {
   reached = /* @__PURE__ */ new Map();
-  /** Tunnels admitted and not yet ended, by request id: where each goes. */
+  /**
+   * Tunnels admitted and not yet ended, by action id (which the engine gives a tunnel's
+   * decision, a block that cuts it and its outcome; request ids start again with each engine
+   * that continues a chain): where each goes.
+   */
   tunnels = /* @__PURE__ */ new Map();
   webSockets = false;
   add(record2) {
     const passed = record2.verdict === "allow" || record2.verdict === "warn";
-    const id2 = record2.request_id ?? "";
+    const id2 = record2.action_id;
     if (record2.transport === "connect") {
       const tunnel = this.tunnels.get(id2);
       if (record2.decision_phase === "outcome") {
@@ -49537,12 +49541,12 @@ var PassedTrafficTally = class {
         this.tunnels.delete(id2);
       } else {
         const authority2 = authorityOf(record2.target);
-        if (authority2 && id2 !== "") this.tunnels.set(id2, authority2);
+        if (authority2) this.tunnels.set(id2, authority2);
       }
       return;
     }
     if (!passed || record2.decision_phase === "outcome" || record2.method === void 0) return;
-    const authority = urlAuthorityOf(record2.target);
+    const authority = authorityOf(record2.target);
     if (authority === void 0) return;
     const webSocket = record2.method === "WS";
     if (webSocket) this.webSockets = true;
@@ -49568,22 +49572,10 @@ function reach(reached, authority, method) {
   if (method === "any" || !METHODS.includes(method)) known.methods = "any";
   else known.methods.add(method);
 }
-function authorityOf(text2) {
-  const parsed = parseDestination(text2);
+function authorityOf(target) {
+  const parsed = parseRequestTarget(target);
   if (!parsed.ok) return void 0;
-  const { host, port: port2 } = parsed.destination;
-  if (host.kind !== "exact" || port2 === void 0) return void 0;
-  return { host: formatHost(host.host), port: port2 };
-}
-function urlAuthorityOf(target) {
-  let url;
-  try {
-    url = new URL(target);
-  } catch {
-    return void 0;
-  }
-  const port2 = url.port === "" ? DEFAULT_PORTS2[url.protocol] : Number(url.port);
-  return port2 === void 0 ? void 0 : authorityOf(`${url.hostname}:${port2}`);
+  return { host: formatHost(parsed.target.host), port: parsed.target.port };
 }
 function suggestedRules(passed, max) {
   const rules = [];
@@ -49606,7 +49598,9 @@ function suggestedRules(passed, max) {
       );
   }
   if (rules.length > max)
-    lines.push(`  # \u2026 and ${rules.length - max} more destinations, each in \`receipts.json\``);
+    lines.push(
+      `  # \u2026 and ${rules.length - max} more rules: their destinations are in \`receipts.json\``
+    );
   if (passed.webSockets) lines.push("websocket:", "  enabled: true");
   lines.push("default_deny: true");
   return lines;
@@ -49810,7 +49804,7 @@ function summaryMarkdown(input) {
       "",
       "### Rules that would have allowed this run",
       "",
-      "Every destination the agent reached or would have been refused, with the methods its requests were judged as, the ones it should not reach too: review each before adopting it. Left out: what audit mode blocked all the same, tunnels cut before anything went through, and methods asked for only in an override header (`X-HTTP-Method-Override`, `_method`). Rules only, by host and port, for any scheme: merge them into your policy, whose `scan`, `paths`, `secrets` and `dlp` settings they lack, and where a destination it names already takes these methods into its own rule (a second rule for it is refused). A name that resolves to a private or loopback address passes only with the rule your policy has for that address.",
+      "Every destination the agent reached or would have been refused, with the methods its requests were judged as, the ones it should not reach too: review each before adopting it. Left out: what audit mode blocked all the same, tunnels the engine cut (SNI, ECH, TLS interception, mid-relay), and methods asked for only by an override (the `X-HTTP-Method-Override`, `X-HTTP-Method` and `X-Method-Override` headers, `_method` in the query or body). A tunnel relayed unseen, or whose end the evidence does not record, gets a rule without methods. Rules only, by host and port, for any scheme, without your `paths`, `scan`, `tls`, `secrets` and `dlp` settings: merge them into your policy. One for the same host and ports as a rule of yours is refused as a duplicate (merge its methods into yours); one for the same host on some of its ports is accepted, and allows there without your settings. A name that resolves to a private or loopback address passes only with the rule your policy has for that address.",
       "",
       "```yaml",
       ...suggestedRules(summary.passed, MAX_DESTINATIONS_LISTED),

@@ -1,7 +1,8 @@
 // The rules that would have let an audit run through: every request that passed (allowed, or
 // let through by audit mode) at its host and port, with the method it was judged as. Pure.
 import type { ActionRecord } from '../receipts/index.js';
-import { formatHost, METHODS, parseDestination } from '../policy/index.js';
+import { formatHost, METHODS } from '../policy/index.js';
+import { parseRequestTarget } from '../policy/target.js';
 
 /** The methods a destination was reached with, or `any`: no rule may name them. */
 export type ReachedMethods = ReadonlySet<string> | 'any';
@@ -20,13 +21,6 @@ export interface PassedTraffic {
   readonly webSockets: boolean;
 }
 
-const DEFAULT_PORTS: Readonly<Record<string, number>> = {
-  'http:': 80,
-  'ws:': 80,
-  'https:': 443,
-  'wss:': 443,
-};
-
 /**
  * Tallies passed traffic receipt by receipt, in chain order. A tunnel counts once it has ended:
  * one the engine cut (its SNI named another host) passed nothing, an intercepted one passed the
@@ -35,13 +29,17 @@ const DEFAULT_PORTS: Readonly<Record<string, number>> = {
  */
 export class PassedTrafficTally {
   private readonly reached: Reached = new Map();
-  /** Tunnels admitted and not yet ended, by request id: where each goes. */
+  /**
+   * Tunnels admitted and not yet ended, by action id (which the engine gives a tunnel's
+   * decision, a block that cuts it and its outcome; request ids start again with each engine
+   * that continues a chain): where each goes.
+   */
   private readonly tunnels = new Map<string, Authority>();
   private webSockets = false;
 
   add(record: ActionRecord): void {
     const passed = record.verdict === 'allow' || record.verdict === 'warn';
-    const id = record.request_id ?? '';
+    const id = record.action_id;
     if (record.transport === 'connect') {
       const tunnel = this.tunnels.get(id);
       if (record.decision_phase === 'outcome') {
@@ -52,12 +50,12 @@ export class PassedTrafficTally {
         this.tunnels.delete(id);
       } else {
         const authority = authorityOf(record.target);
-        if (authority && id !== '') this.tunnels.set(id, authority);
+        if (authority) this.tunnels.set(id, authority);
       }
       return;
     }
     if (!passed || record.decision_phase === 'outcome' || record.method === undefined) return;
-    const authority = urlAuthorityOf(record.target);
+    const authority = authorityOf(record.target);
     if (authority === undefined) return;
     // A WebSocket handshake is a GET to the rules that judge it.
     const webSocket = record.method === 'WS';
@@ -95,25 +93,11 @@ interface Authority {
   readonly port: number;
 }
 
-/** A CONNECT target's host (canonical) and port; undefined if it names no single host. */
-function authorityOf(text: string): Authority | undefined {
-  const parsed = parseDestination(text);
+/** A target's host (canonical) and port: a CONNECT authority, or a URL (its scheme's port by default). */
+function authorityOf(target: string): Authority | undefined {
+  const parsed = parseRequestTarget(target);
   if (!parsed.ok) return undefined;
-  const { host, port } = parsed.destination;
-  if (host.kind !== 'exact' || port === undefined) return undefined;
-  return { host: formatHost(host.host), port };
-}
-
-/** A URL's host (canonical) and port, its scheme's default if it names none. */
-function urlAuthorityOf(target: string): Authority | undefined {
-  let url: URL;
-  try {
-    url = new URL(target);
-  } catch {
-    return undefined;
-  }
-  const port = url.port === '' ? DEFAULT_PORTS[url.protocol] : Number(url.port);
-  return port === undefined ? undefined : authorityOf(`${url.hostname}:${port}`);
+  return { host: formatHost(parsed.target.host), port: parsed.target.port };
 }
 
 /**
@@ -151,7 +135,9 @@ export function suggestedRules(passed: PassedTraffic, max: number): string[] {
       );
   }
   if (rules.length > max)
-    lines.push(`  # … and ${rules.length - max} more destinations, each in \`receipts.json\``);
+    lines.push(
+      `  # … and ${rules.length - max} more rules: their destinations are in \`receipts.json\``,
+    );
   if (passed.webSockets) lines.push('websocket:', '  enabled: true');
   lines.push('default_deny: true');
   return lines;

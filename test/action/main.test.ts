@@ -490,13 +490,15 @@ async function runBundledMain(
   });
   let stdout = '';
   let log = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-    log += chunk.toString();
+  child.stdout.setEncoding('utf8');
+  child.stderr.setEncoding('utf8');
+  child.stdout.on('data', (text: string) => {
+    stdout += text;
+    log += text;
     watch?.(log, child);
   });
-  child.stderr.on('data', (chunk: Buffer) => {
-    log += chunk.toString();
+  child.stderr.on('data', (text: string) => {
+    log += text;
     watch?.(log, child);
   });
   const code = await new Promise<number | null>((done) => child.on('close', done));

@@ -311,6 +311,12 @@ test('compressed bodies are scanned after decoding; what cannot be decoded withi
         /gzip-decoded body exceeds the scan limit of 65536 bytes/,
       ],
       [Buffer.from('opaque'), 'zstd', 403, /cannot scan a body with Content-Encoding zstd/],
+      [
+        [1, 2, 3, 4, 5].reduce((layered) => gzipSync(layered), Buffer.from('{}')),
+        'gzip, gzip, gzip, gzip, gzip',
+        403,
+        /5 content codings; at most 4 are undone for scanning/,
+      ],
       [Buffer.alloc(100 * 1024, 0x62), undefined, 413, /exceeds the scan limit of 65536 bytes/],
     ] as const;
     for (const [body, encoding, status, reason] of cases) {

@@ -9,8 +9,10 @@ import { decide, decideWebSocket, parsePolicy, type Policy } from '../../src/pol
 let seq = 0;
 /** A receipt's action record as the engine writes it (only the fields the tally reads). */
 function record(fields: Partial<ActionRecord>): ActionRecord {
+  seq++;
   return {
-    chain_seq: BigInt(++seq),
+    chain_seq: BigInt(seq),
+    action_id: `action-${seq}`,
     transport: 'forward',
     ...fields,
   } as ActionRecord;
@@ -23,7 +25,14 @@ function tunnel(
   end: 'relayed' | 'intercepted' | 'cut' | 'open',
   inner: readonly ActionRecord[] = [],
 ): ActionRecord[] {
-  const connect = { transport: 'connect', method: 'CONNECT', target, request_id: id } as const;
+  // One action id for the tunnel's decision, a block that cuts it and its outcome.
+  const connect = {
+    transport: 'connect',
+    method: 'CONNECT',
+    target,
+    request_id: id,
+    action_id: `tunnel-${id}-${target}`,
+  } as const;
   const endings: Record<typeof end, ActionRecord[]> = {
     relayed: [
       record({
@@ -236,6 +245,17 @@ test('audit rules: WebSockets are turned on only for a handshake that passed', (
   assert.match(blocked, /\negress: \[\]\n/);
 });
 
+test('audit rules: a chain an engine continued after a crash (request ids start again) keeps each tunnel', () => {
+  const { policy, yaml } = suggestedPolicy([
+    // The first engine died with its relayed tunnel open: no outcome.
+    ...tunnel('req-1', 'first.test:443', 'open'),
+    // The next one reuses the request id for another tunnel, cut at its SNI.
+    ...tunnel('req-1', 'second.test:443', 'cut'),
+  ]);
+  assert.equal(verdict(policy, 'CONNECT', 'first.test:443'), 'allow', yaml);
+  assert.equal(verdict(policy, 'CONNECT', 'second.test:443'), 'block', yaml);
+});
+
 test('audit rules: past the limit, the rest are counted in a comment', () => {
   const many = Array.from({ length: 5 }, (_, i) => warned('GET', `http://h${i}.test/`));
   const tally = new PassedTrafficTally();
@@ -243,7 +263,7 @@ test('audit rules: past the limit, the rest are counted in a comment', () => {
   const lines = suggestedRules(tally.passed(), 3);
   assert.equal(lines.filter((line) => line.startsWith('  - destination:')).length, 3);
   assert.ok(
-    lines.includes('  # … and 2 more destinations, each in `receipts.json`'),
+    lines.includes('  # … and 2 more rules: their destinations are in `receipts.json`'),
     lines.join('\n'),
   );
 });

@@ -393,6 +393,12 @@ function readsAsRawDeflate(body: Buffer, maxOutputLength: number): boolean {
   }
 }
 
+/**
+ * Content codings a scan undoes at most: clients apply one, rarely two, and each is a pass over
+ * the body on the engine's thread (thousands of empty gzip layers held it for seconds).
+ */
+const MAX_CONTENT_CODINGS = 4;
+
 /** The body with its Content-Encoding undone, never beyond `maxBytes`. */
 export function decodeBody(
   body: Buffer,
@@ -403,6 +409,11 @@ export function decodeBody(
     .split(',')
     .map((coding) => coding.trim().toLowerCase())
     .filter((coding) => coding !== '' && coding !== 'identity');
+  if (codings.length > MAX_CONTENT_CODINGS)
+    return {
+      ok: false,
+      reason: `the body has ${codings.length} content codings; at most ${MAX_CONTENT_CODINGS} are undone for scanning`,
+    };
   let current = body;
   // Codings are listed in the order they were applied: undo them from the last.
   for (const coding of codings.reverse()) {
