@@ -95,13 +95,14 @@ async function readyOrExit(cli: Cli): Promise<Record<string, unknown>> {
 
 interface ProxiedOrigin {
   readonly cli: Cli;
+  readonly ready: Record<string, unknown>;
   readonly dir: string;
   readonly evidence: string;
 }
 
 /**
- * Runs `use` with the proxy started on the policy for `origin`, with options `more`, in a new
- * directory; then stops the proxy, closes the origin and removes the directory.
+ * Runs `use` once the proxy, started on the policy for `origin` with options `more` in a new
+ * directory, is ready; then stops the proxy, closes the origin and removes the directory.
  */
 async function withProxyFor(
   origin: Origin,
@@ -112,7 +113,7 @@ async function withProxyFor(
   const evidence = join(dir, 'evidence');
   const cli = runCli(loopbackProxy(policyFile(dir, policyFor(origin.port)), evidence, ...more));
   try {
-    await use({ cli, dir, evidence });
+    await use({ cli, ready: await readyOrExit(cli), dir, evidence });
   } finally {
     cli.child.kill('SIGKILL');
     await origin.close();
@@ -142,8 +143,7 @@ test('proxy CLI: ready line, traffic, SIGTERM seals the evidence and exits 0', a
   await withProxyFor(
     origin,
     ['--resolve', 'api.example.test:127.0.0.1', '--identity', 'cli-agent'],
-    async ({ cli, evidence }) => {
-      const ready = await readyOrExit(cli);
+    async ({ cli, evidence, ready }) => {
       assert.equal(ready.event, 'listening');
       assert.match(String(ready.url), /^http:\/\/127\.0\.0\.1:\d+$/);
       // The run CA: its certificate beside the evidence, its key nowhere on disk.
@@ -200,26 +200,29 @@ test('proxy CLI: ready line, traffic, SIGTERM seals the evidence and exits 0', a
 
 test('proxy CLI: what a client sent reaches the log lines escaped: no C1 control (CSI), bidi override or line separator raw', async () => {
   const origin = await startOrigin(echo);
-  await withProxyFor(origin, ['--resolve', 'api.example.test:127.0.0.1'], async ({ cli }) => {
-    const ready = await readyOrExit(cli);
-    const port = Number(new URL(String(ready.url)).port);
-    const target = `api.example.test:${origin.port}`;
-    // Header bytes are read as latin1: 0x9b is U+009B, a terminal's CSI.
-    const hostile = Buffer.from('gzip\x9b1A\x9b2K\xe2\x80\xae, chunked', 'latin1');
-    const { text } = await rawExchange(port, [
-      `POST http://${target}/r/x HTTP/1.1\r\nHost: ${target}\r\nTransfer-Encoding: `,
-      hostile,
-      '\r\n\r\n0\r\n\r\n',
-    ]);
-    assert.match(text, /^HTTP\/1\.1 [45]\d\d /);
-    await waitFor(() => cli.stderr().includes('\\u009b'), 3_000, 'the escaped decision line');
-    assert.doesNotMatch(cli.stderr(), /[\u0080-\u009f\u202a-\u202e\u2028\u2029]/);
-    const line = cli
-      .stderr()
-      .split('\n')
-      .find((l) => l.includes('\\u009b'));
-    assert.match(String((JSON.parse(line ?? '') as { reason: string }).reason), /\u009b1a/i);
-  });
+  await withProxyFor(
+    origin,
+    ['--resolve', 'api.example.test:127.0.0.1'],
+    async ({ cli, ready }) => {
+      const port = Number(new URL(String(ready.url)).port);
+      const target = `api.example.test:${origin.port}`;
+      // Header bytes are read as latin1: 0x9b is U+009B, a terminal's CSI.
+      const hostile = Buffer.from('gzip\x9b1A\x9b2K\xe2\x80\xae, chunked', 'latin1');
+      const { text } = await rawExchange(port, [
+        `POST http://${target}/r/x HTTP/1.1\r\nHost: ${target}\r\nTransfer-Encoding: `,
+        hostile,
+        '\r\n\r\n0\r\n\r\n',
+      ]);
+      assert.match(text, /^HTTP\/1\.1 [45]\d\d /);
+      await waitFor(() => cli.stderr().includes('\\u009b'), 3_000, 'the escaped decision line');
+      assert.doesNotMatch(cli.stderr(), /[\u0080-\u009f\u202a-\u202e\u2028\u2029]/);
+      const line = cli
+        .stderr()
+        .split('\n')
+        .find((l) => l.includes('\\u009b'));
+      assert.match(String((JSON.parse(line ?? '') as { reason: string }).reason), /\u009b1a/i);
+    },
+  );
 });
 
 test('proxy CLI: a second SIGTERM or SIGINT while it stops does not end it before it has sealed', async () => {
@@ -228,8 +231,7 @@ test('proxy CLI: a second SIGTERM or SIGINT while it stops does not end it befor
   await withProxyFor(
     origin,
     ['--resolve', 'api.example.test:127.0.0.1'],
-    async ({ cli, evidence }) => {
-      const ready = await readyOrExit(cli);
+    async ({ cli, evidence, ready }) => {
       const hanging = curl([
         ...['--proxy', String(ready.url), '--max-time', '20'],
         `http://api.example.test:${origin.port}/hang`,
@@ -253,8 +255,7 @@ test('proxy CLI: a log reader that goes away does not stop it: traffic goes on, 
   await withProxyFor(
     origin,
     ['--resolve', 'api.example.test:127.0.0.1'],
-    async ({ cli, evidence }) => {
-      const ready = await readyOrExit(cli);
+    async ({ cli, evidence, ready }) => {
       cli.child.stderr.destroy();
       for (const path of ['/one', '/two']) {
         const ok = await curl([
@@ -768,8 +769,7 @@ test('proxy CLI: --upstream-ca lets absolute-form https requests verify a privat
   await withProxyFor(
     origin,
     ['--resolve', 'secure.example.test:127.0.0.1', '--upstream-ca', pki.caFile],
-    async ({ cli }) => {
-      const ready = await readyOrExit(cli);
+    async ({ ready }) => {
       const port = Number(new URL(String(ready.url)).port);
       const target = `secure.example.test:${origin.port}`;
       const { text } = await rawExchange(
@@ -890,8 +890,7 @@ test('proxy CLI: kill -9 under load leaves evidence whose every line verifies', 
   await withProxyFor(
     origin,
     ['--resolve', 'api.example.test:127.0.0.1'],
-    async ({ cli, evidence }) => {
-      const ready = await readyOrExit(cli);
+    async ({ cli, evidence, ready }) => {
       const agent = new ProxyAgent({ uri: String(ready.url), proxyTunnel: false, connections: 20 });
       let completed = 0;
       let stop = false;
