@@ -45334,7 +45334,7 @@ var MessageBudget = class {
   }
   give(bytes2) {
     this.held -= bytes2;
-    if (this.full) return;
+    if (this.full || this.waiting.size === 0) return;
     const waiting = [...this.waiting];
     this.waiting.clear();
     for (const resume of waiting) resume();

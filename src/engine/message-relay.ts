@@ -39,7 +39,8 @@ export class MessageBudget {
 
   give(bytes: number): void {
     this.held -= bytes;
-    if (this.full) return;
+    // Called once per message relayed: a flood of tiny ones should not copy an empty list each.
+    if (this.full || this.waiting.size === 0) return;
     const waiting = [...this.waiting];
     this.waiting.clear();
     for (const resume of waiting) resume();
