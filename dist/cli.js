@@ -45366,13 +45366,16 @@ function forwarder(source, destination2, budget, judge2) {
         source.pause();
         resumeWhenRoom();
       }
-      order = order.then(() => judge2(data2, isBinary)).then((pass) => {
+      order = order.then(nextTurn).then(() => judge2(data2, isBinary)).then((pass) => {
         if (pass) destination2.send(data2, { binary: isBinary }, () => release(bytes2));
         else release(bytes2);
       });
     },
     settled: () => order
   };
+}
+function nextTurn() {
+  return new Promise((resolve6) => setImmediate(resolve6));
 }
 function byteLength(data2) {
   return Array.isArray(data2) ? data2.reduce((sum, part) => sum + part.length, 0) : data2.byteLength;

@@ -92,3 +92,23 @@ test('a sender is paused past its own queue, and past the budget all relays shar
   await settle();
   assert.deepEqual([first.isPaused, second.isPaused], [false, false]);
 });
+
+test('messages waiting behind a slow judgement are judged one per event-loop turn, not in one burst', async () => {
+  let finishSlowScan = () => {};
+  const slowScan = new Promise<void>((resolve) => (finishSlowScan = resolve));
+  let judged = 0;
+  const relay = forwarder(side(), reader(), new MessageBudget(1 << 30), async (data) => {
+    // The first one is slow (a scan on a thread); those queued behind it are quick.
+    if ((data as Buffer).length === 0) await slowScan;
+    judged++;
+    return true;
+  });
+  relay.send(Buffer.alloc(0), false);
+  for (let i = 0; i < 100; i++) relay.send(Buffer.from('x'), false);
+  await settle();
+  finishSlowScan();
+  await settle();
+  assert.ok(judged <= 3, `${judged} of 101 judged in the turn the slow one ended`);
+  await relay.settled();
+  assert.equal(judged, 101);
+});

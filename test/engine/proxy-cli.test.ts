@@ -13,7 +13,7 @@ import {
 } from 'node:fs';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -972,5 +972,78 @@ test('upstream TLS checks the requested name, not the address it connects to', a
     await proxy.stop();
     await origin.close();
     cleanup(join(proxy.dir, '..'));
+  }
+});
+
+test('proxy CLI: clients flooding empty WebSocket messages do not hold it: /health answers meanwhile, SIGTERM seals', async () => {
+  // The origin takes the messages in a process of its own: this one only writes and asks.
+  const sink = spawn(process.execPath, [
+    '-e',
+    `const { WebSocketServer } = require(${JSON.stringify(join(ROOT, 'node_modules/ws'))});
+     const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+     server.on('listening', () => console.log(server.address().port));`,
+  ]);
+  const dir = tempDir();
+  const evidence = join(dir, 'evidence');
+  const floods: Socket[] = [];
+  let cli: Cli | undefined;
+  try {
+    const [port] = (await once(sink.stdout, 'data')) as [Buffer];
+    const policy = `version: "1.0"
+egress:
+  - destination: "127.0.0.1:${Number(port)}"
+websocket:
+  enabled: true
+  frame_scan: true
+default_deny: true
+`;
+    cli = runCli(loopbackProxy(policyFile(dir, policy), evidence));
+    const ready = await readyOrExit(cli);
+    const proxy = new URL(String(ready.url));
+    // An empty masked text frame is six bytes: a write of 60 KB holds ten thousand messages.
+    const messages = Buffer.concat(
+      Array<Buffer>(10_000).fill(Buffer.from([0x81, 0x80, 1, 2, 3, 4])),
+    );
+    for (let i = 0; i < 8; i++) {
+      const socket = connect(Number(proxy.port), '127.0.0.1');
+      socket.write(
+        `GET /ws?url=ws://127.0.0.1:${Number(port)}/ HTTP/1.1\r\nHost: ${proxy.host}\r\n` +
+          'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n' +
+          `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\n\r\n`,
+      );
+      const [answer] = (await once(socket, 'data')) as [Buffer];
+      assert.match(answer.toString('latin1'), /^HTTP\/1\.1 101 /);
+      floods.push(socket);
+    }
+    for (const socket of floods) {
+      const pump = () => {
+        while (!socket.destroyed && socket.write(messages));
+      };
+      socket.on('drain', pump).on('error', () => undefined);
+      pump();
+    }
+    await delay(1_500);
+    const asked = performance.now();
+    const health = await request(`${proxy.origin}/health`);
+    assert.equal(health.statusCode, 200);
+    await health.body.dump();
+    const waited = performance.now() - asked;
+    // Judged back to back, the messages read in one turn held the event loop for 10 s and more.
+    assert.ok(waited < 3_000, `/health answered after ${waited.toFixed(0)} ms`);
+    for (const socket of floods) socket.destroy();
+    cli.child.kill('SIGTERM');
+    assert.deepEqual(await cli.exited, { code: 0, signal: null }, cli.stderr());
+    const read = readEvidenceDir(evidence);
+    assertValid(read, true);
+    const outcomes = read.receipts
+      .map((r) => r.action_record)
+      .filter((record) => record.decision_phase === 'outcome');
+    assert.equal(outcomes.length, 8);
+    for (const { pattern } of outcomes) assert.match(String(pattern), /messages_sent=[1-9]\d* /);
+  } finally {
+    for (const socket of floods) socket.destroy();
+    cli?.child.kill('SIGKILL');
+    sink.kill('SIGKILL');
+    cleanup(dir);
   }
 });
