@@ -42926,6 +42926,7 @@ var DEFAULT_LIMITS = {
   upstreamTimeoutMs: 3e4,
   clientHelloTimeoutMs: 1e4,
   tunnelIdleMs: 12e4,
+  maxClientConnections: 4096,
   maxActiveTunnels: 256,
   maxRequestsPerUpstream: 64,
   maxUpstreams: 256
@@ -45861,6 +45862,8 @@ var Engine = class {
       "clientError",
       (error2, socket) => void this.onClientError(error2, socket)
     );
+    this.server.maxConnections = this.limits.maxClientConnections;
+    this.server.on("drop", () => this.recordDroppedConnection());
     this.inner = createServer(httpServerOptions(this.limits));
     this.inner.timeout = this.limits.idleTimeoutMs;
     startRequestSweep(this.inner);
@@ -46186,6 +46189,15 @@ var Engine = class {
     void this.record(
       outcomeOf(entry, `status=${refusal.status} layer=${refusal.layer} reason=${refusal.reason}`)
     );
+  }
+  /** Node closed a connection past the limit before anything was read from it. */
+  recordDroppedConnection() {
+    this.counters.requests++;
+    this.recordBlock(this.unadmitted("forward", "", "", this.requestId()), {
+      status: 503,
+      layer: "limit",
+      reason: `too many client connections (limit ${this.limits.maxClientConnections}): a new one was closed unread`
+    });
   }
   recordBlock(entry, refusal) {
     const { phase: _phase, ...decision } = entry;

@@ -217,6 +217,8 @@ export class Engine {
       'clientError',
       (error, socket) => void this.onClientError(error as NodeJS.ErrnoException, socket),
     );
+    this.server.maxConnections = this.limits.maxClientConnections;
+    this.server.on('drop', () => this.recordDroppedConnection());
     this.inner = createServer(httpServerOptions(this.limits));
     // An idle intercepted connection is closed by its socket timeout, a late request by the
     // request-timeout sweep.
@@ -575,6 +577,16 @@ export class Engine {
     void this.record(
       outcomeOf(entry, `status=${refusal.status} layer=${refusal.layer} reason=${refusal.reason}`),
     );
+  }
+
+  /** Node closed a connection past the limit before anything was read from it. */
+  private recordDroppedConnection(): void {
+    this.counters.requests++;
+    this.recordBlock(this.unadmitted('forward', '', '', this.requestId()), {
+      status: 503,
+      layer: 'limit',
+      reason: `too many client connections (limit ${this.limits.maxClientConnections}): a new one was closed unread`,
+    });
   }
 
   private recordBlock(entry: DecisionEntry, refusal: Refusal): void {

@@ -33,6 +33,12 @@ export interface EngineLimits {
   readonly clientHelloTimeoutMs: number;
   /** A tunnel or WebSocket with no traffic either way is closed after this. */
   readonly tunnelIdleMs: number;
+  /**
+   * Client connections open at once, tunnels and WebSockets included: one more is closed
+   * unread, with a receipt (each costs memory, and past the file limit one would be dropped
+   * unrecorded).
+   */
+  readonly maxClientConnections: number;
   /** Open CONNECT tunnels and WebSockets (outside a tunnel) at once (503 beyond). */
   readonly maxActiveTunnels: number;
   /** Requests in flight to one upstream address, and the sockets kept to it (503 beyond). */
@@ -55,6 +61,7 @@ export const DEFAULT_LIMITS: EngineLimits = {
   upstreamTimeoutMs: 30_000,
   clientHelloTimeoutMs: 10_000,
   tunnelIdleMs: 120_000,
+  maxClientConnections: 4_096,
   maxActiveTunnels: 256,
   maxRequestsPerUpstream: 64,
   maxUpstreams: 256,

@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { closeSync, mkdirSync, openSync, writeSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { ProxyAgent, request } from 'undici';
 import {
   assertValid,
@@ -1084,3 +1085,47 @@ for (const [name, build, status] of heldRefusals) {
     },
   );
 }
+
+test('past the client connection limit a new connection is closed unread, with a limit receipt; one closing makes room', async () => {
+  const f = await fixture({ limits: { maxClientConnections: 2 } });
+  const open: Socket[] = [];
+  /** A health check on a new connection, kept alive: what it was answered ('' if closed unread). */
+  const askHealth = async (): Promise<{ socket: Socket; answer: string }> => {
+    const socket = connect(f.proxy.port, '127.0.0.1');
+    open.push(socket);
+    socket.on('error', () => undefined);
+    socket.write('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    const answer = await new Promise<string>((resolve) => {
+      socket.once('data', (chunk: Buffer) => resolve(chunk.toString('latin1')));
+      socket.once('close', () => resolve(''));
+    });
+    return { socket, answer };
+  };
+  try {
+    const first = await askHealth();
+    const second = await askHealth();
+    assert.match(first.answer, /^HTTP\/1\.1 200 /);
+    assert.match(second.answer, /^HTTP\/1\.1 200 /);
+    const third = await askHealth();
+    assert.equal(third.answer, '', 'closed before anything was read or answered');
+    first.socket.destroy();
+    let next = await askHealth();
+    // The engine sees the first close a moment later: until then a new one is closed too.
+    for (let tries = 0; next.answer === '' && tries < 100; tries++) {
+      await delay(20);
+      next = await askHealth();
+    }
+    assert.match(next.answer, /^HTTP\/1\.1 200 /);
+    await f.proxy.stop();
+    const records = decisions(readEvidenceDir(f.proxy.dir).receipts).map((r) => r.action_record);
+    assert.ok(records.length >= 1);
+    for (const record of records) {
+      assert.equal(record.verdict, 'block');
+      assert.equal(record.layer, 'limit');
+      assert.match(String(record.pattern), /too many client connections \(limit 2\)/);
+    }
+  } finally {
+    for (const socket of open) socket.destroy();
+    await f.close();
+  }
+});
