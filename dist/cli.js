@@ -43888,6 +43888,7 @@ function decodeBody(body2, contentEncoding, maxBytes) {
 // src/engine/dlp/content-scans.ts
 var INLINE_SCAN_BYTES = 64 * 1024;
 var THREAD_ROLE = "pipelock-egress body scan";
+var ENGINE_STOPPING = "the engine is stopping";
 var ContentScans = class {
   constructor(scanner, setup, maxThreads = Math.max(1, Math.min(4, availableParallelism() - 1))) {
     this.scanner = scanner;
@@ -43912,6 +43913,7 @@ var ContentScans = class {
     return this.scan({ texts, to, detectors }, size);
   }
   scan(job, size) {
+    if (this.closed) return Promise.resolve(failed(ENGINE_STOPPING, job));
     if (size <= INLINE_SCAN_BYTES)
       return Promise.resolve(this.scanner.scanContent(jobViews(job), job.to, job.detectors));
     return new Promise((done) => {
@@ -43919,17 +43921,17 @@ var ContentScans = class {
       this.dispatch();
     });
   }
-  /** Stops the threads; a scan still waiting or running is refused as unscannable. */
+  /** Stops the threads; a scan still waiting or running, or asked for later, is refused as unscannable. */
   async close() {
     this.closed = true;
-    this.failQueued("the engine is stopping");
+    this.failQueued(ENGINE_STOPPING);
     await Promise.all([...this.threads].map((thread) => thread.terminate()));
   }
   failQueued(why) {
     for (const waiting of this.queue.splice(0)) waiting.done(failed(why, waiting.job));
   }
   dispatch() {
-    if (this.closed) return this.failQueued("the engine is stopping");
+    if (this.closed) return this.failQueued(ENGINE_STOPPING);
     if (this.queue.length === 0) return;
     let thread = this.idle.pop();
     if (thread === void 0 && this.threads.size < this.maxThreads) {
@@ -43944,7 +43946,7 @@ var ContentScans = class {
   }
   scanOn(thread, { job, done }) {
     const lost = (error2) => finish(failed(`the scanning thread failed: ${error2.message}`, job));
-    const exited = (code2) => this.closed ? finish(failed("the engine is stopping", job)) : lost(new Error(`it exited with code ${code2}`));
+    const exited = (code2) => this.closed ? finish(failed(ENGINE_STOPPING, job)) : lost(new Error(`it exited with code ${code2}`));
     const finish = (finding, healthy = false) => {
       thread.off("message", replied).off("error", lost).off("exit", exited);
       done(finding);

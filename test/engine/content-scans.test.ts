@@ -150,11 +150,14 @@ test('scans waiting or running when the engine stops are refused, and none start
   const scans = contentScans();
   const to = targetOf('https://api.example.test/upload');
   const body = large('nothing to see');
+  const small = Buffer.from('nothing to see');
   const pending = [scans.scanBody(body, body, to, true), scans.scanBody(body, body, to, true)];
   await scans.close();
   for (const finding of [
     ...(await Promise.all(pending)),
     await scans.scanBody(body, body, to, true),
+    await scans.scanBody(small, small, to, true),
+    await scans.scanTexts([{ text: 'hello', where: 'WebSocket message' }], to, true),
   ]) {
     assert.equal(finding?.detector, 'unscannable');
     assert.equal(finding.failure, 'the engine is stopping');

@@ -56,6 +56,9 @@ type ScanReply = { readonly finding: DlpFinding | undefined } | { readonly error
 
 const THREAD_ROLE = 'pipelock-egress body scan';
 
+/** Why content is not scanned once the engine stops: it is refused (not sent). */
+export const ENGINE_STOPPING = 'the engine is stopping';
+
 export class ContentScans {
   private readonly threads = new Set<Worker>();
   private readonly idle: Worker[] = [];
@@ -91,6 +94,9 @@ export class ContentScans {
   }
 
   private scan(job: ScanJob, size: number): Promise<DlpFinding | undefined> {
+    // Small ones too: scanned one by one, what waits for its scan (megabytes of WebSocket
+    // messages) could outlast the engine's shutdown, and their pair's outcome miss the evidence.
+    if (this.closed) return Promise.resolve(failed(ENGINE_STOPPING, job));
     if (size <= INLINE_SCAN_BYTES)
       return Promise.resolve(this.scanner.scanContent(jobViews(job), job.to, job.detectors));
     return new Promise((done) => {
@@ -99,10 +105,10 @@ export class ContentScans {
     });
   }
 
-  /** Stops the threads; a scan still waiting or running is refused as unscannable. */
+  /** Stops the threads; a scan still waiting or running, or asked for later, is refused as unscannable. */
   async close(): Promise<void> {
     this.closed = true;
-    this.failQueued('the engine is stopping');
+    this.failQueued(ENGINE_STOPPING);
     await Promise.all([...this.threads].map((thread) => thread.terminate()));
   }
 
@@ -111,7 +117,7 @@ export class ContentScans {
   }
 
   private dispatch(): void {
-    if (this.closed) return this.failQueued('the engine is stopping');
+    if (this.closed) return this.failQueued(ENGINE_STOPPING);
     if (this.queue.length === 0) return;
     let thread = this.idle.pop();
     if (thread === undefined && this.threads.size < this.maxThreads) {
@@ -133,7 +139,7 @@ export class ContentScans {
     // Stopped by close(): the scan is refused for that reason, not as a thread that failed.
     const exited = (code: number) =>
       this.closed
-        ? finish(failed('the engine is stopping', job))
+        ? finish(failed(ENGINE_STOPPING, job))
         : lost(new Error(`it exited with code ${code}`));
     const finish = (finding: DlpFinding | undefined, healthy = false) => {
       thread.off('message', replied).off('error', lost).off('exit', exited);
