@@ -46438,11 +46438,15 @@ var Engine = class {
     const closed = new Promise((resolve6) => socket.once("close", () => resolve6()));
     socket.on("error", () => socket.destroy());
     this.inner.emit("connection", socket);
+    let reason = "complete";
+    socket.on("timeout", () => {
+      if (socket.destroyed) reason = "idle_timeout";
+    });
     await closed;
     await Promise.race([Promise.allSettled(tunnel.tasks), this.closing]);
     await this.appendOutcome(
       admission.entry,
-      `status=200 intercepted_requests=${tunnel.requests} reason=complete`
+      `status=200 intercepted_requests=${tunnel.requests} reason=${reason}`
     );
   }
   /**

@@ -866,6 +866,12 @@ export class Engine {
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     socket.on('error', () => socket.destroy());
     this.inner.emit('connection', socket);
+    // The inner server's own timeout listener, before this one, closes a connection quiet for
+    // its idle time (one whose request waits for its origin stays open).
+    let reason = 'complete';
+    socket.on('timeout', () => {
+      if (socket.destroyed) reason = 'idle_timeout';
+    });
     await closed;
     // Requests cut short by the close record how they ended; their receipts come first, unless
     // the engine is stopping (a WebSocket handshake to a silent origin could outlast the wait
@@ -873,7 +879,7 @@ export class Engine {
     await Promise.race([Promise.allSettled(tunnel.tasks), this.closing]);
     await this.appendOutcome(
       admission.entry,
-      `status=200 intercepted_requests=${tunnel.requests} reason=complete`,
+      `status=200 intercepted_requests=${tunnel.requests} reason=${reason}`,
     );
   }
 

@@ -543,6 +543,31 @@ test('an http:// URL prefix admits its plain HTTP in a tunnel, judged on scheme 
   }
 });
 
+test('a served tunnel the engine closes for being idle says so in its outcome', async () => {
+  const f = await fixture({ limits: { idleTimeoutMs: 300 } });
+  try {
+    const host = `plain.example.test:${f.origin.port}`;
+    const { socket, status, text } = await openTunnel(
+      f.proxy.port,
+      host,
+      Buffer.from(`GET /repos/r/idle HTTP/1.1\r\nHost: ${host}\r\n\r\n`),
+    );
+    assert.equal(status, 200);
+    let answer = text.slice(text.indexOf('\r\n\r\n') + 4);
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+    // Answered, then quiet: the engine closes the connection.
+    await once(socket, 'close');
+    assert.match(answer, /^HTTP\/1\.1 200 /);
+    const all = await records(f);
+    assert.match(
+      all.at(-1)?.pattern ?? '',
+      /^status=200 intercepted_requests=1 reason=idle_timeout$/,
+    );
+  } finally {
+    await f.close();
+  }
+});
+
 test('a client that resets a served tunnel ends it as a close does: its outcome receipt, no internal error', async () => {
   const internal: string[] = [];
   const f = await fixture({ onInternalError: (message) => internal.push(message) });
