@@ -221,7 +221,8 @@ export class Engine {
     this.server.on('drop', () => this.recordDroppedConnection());
     this.inner = createServer(httpServerOptions(this.limits));
     // An idle intercepted connection is closed by its socket timeout, a late request by the
-    // request-timeout sweep.
+    // request-timeout sweep. No 'timeout' listener on this server: with one, node would leave
+    // idle connections open (and serveTunnel would no longer see them closed for it).
     this.inner.timeout = this.limits.idleTimeoutMs;
     startRequestSweep(this.inner);
     this.serveRequests(this.inner, 'intercept', (req, res) => this.onInterceptedRequest(req, res));

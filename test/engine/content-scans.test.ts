@@ -4,6 +4,7 @@ import type { Worker } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
 import {
   ContentScans,
+  ENGINE_STOPPING,
   INLINE_SCAN_BYTES,
   type PlacedText,
   type ScannerSetup,
@@ -160,7 +161,7 @@ test('scans waiting or running when the engine stops are refused, and none start
     await scans.scanTexts([{ text: 'hello', where: 'WebSocket message' }], to, true),
   ]) {
     assert.equal(finding?.detector, 'unscannable');
-    assert.equal(finding.failure, 'the engine is stopping');
+    assert.equal(finding.failure, ENGINE_STOPPING);
   }
 });
 

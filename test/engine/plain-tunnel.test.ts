@@ -83,7 +83,9 @@ async function fixture(setup: Omit<EngineSetup, 'policy'> = {}): Promise<Fixture
   const witness = new ReceiptWitness();
   const origin = await startOrigin((req, res) => {
     witness.saw(req.url);
-    echo(req, res);
+    // Answered later than the idle limit a test sets.
+    if (req.url?.startsWith('/repos/slow/')) setTimeout(() => echo(req, res), 600);
+    else echo(req, res);
   });
   const messages: string[] = [];
   const sockets = new WebSocketServer({ server: origin.server });
@@ -543,26 +545,37 @@ test('an http:// URL prefix admits its plain HTTP in a tunnel, judged on scheme 
   }
 });
 
-test('a served tunnel the engine closes for being idle says so in its outcome', async () => {
+test('a served tunnel the engine closes for being idle says so in its outcome; one waiting for its origin is not idle', async () => {
   const f = await fixture({ limits: { idleTimeoutMs: 300 } });
-  try {
-    const host = `plain.example.test:${f.origin.port}`;
-    const { socket, status, text } = await openTunnel(
-      f.proxy.port,
-      host,
-      Buffer.from(`GET /repos/r/idle HTTP/1.1\r\nHost: ${host}\r\n\r\n`),
-    );
+  const host = `plain.example.test:${f.origin.port}`;
+  /** Sends a GET for `path` in a new tunnel; resolves with its answer once the tunnel is closed. */
+  const served = async (path: string, closeWhenAnswered: boolean): Promise<string> => {
+    const request = Buffer.from(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+    const { socket, status, text } = await openTunnel(f.proxy.port, host, request);
     assert.equal(status, 200);
     let answer = text.slice(text.indexOf('\r\n\r\n') + 4);
-    socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
-    // Answered, then quiet: the engine closes the connection.
+    // The engine answers in chunks: the last one is empty.
+    const answered = () => answer.endsWith('\r\n0\r\n\r\n');
+    socket.on('data', (chunk: Buffer) => {
+      answer += chunk.toString('latin1');
+      if (closeWhenAnswered && answered()) socket.end();
+    });
+    if (closeWhenAnswered && answered()) socket.end();
     await once(socket, 'close');
-    assert.match(answer, /^HTTP\/1\.1 200 /);
-    const all = await records(f);
-    assert.match(
-      all.at(-1)?.pattern ?? '',
-      /^status=200 intercepted_requests=1 reason=idle_timeout$/,
-    );
+    return answer;
+  };
+  try {
+    // Answered, then quiet: the engine closes the connection.
+    assert.match(await served('/repos/r/idle', false), /^HTTP\/1\.1 200 /);
+    // Quiet past the limit while the origin takes its time, then closed by the client.
+    assert.match(await served('/repos/slow/r', true), /^HTTP\/1\.1 200 /);
+    const outcomes = (await records(f))
+      .filter((r) => r.decision_phase === 'outcome')
+      .map((r) => r.pattern);
+    assert.deepEqual(outcomes, [
+      'status=200 intercepted_requests=1 reason=idle_timeout',
+      'status=200 intercepted_requests=1 reason=complete',
+    ]);
   } finally {
     await f.close();
   }
