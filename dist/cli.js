@@ -45319,6 +45319,7 @@ import { connect as netConnect } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 
 // src/engine/message-relay.ts
+import { setImmediate as nextTurn } from "node:timers/promises";
 var QUEUED_BYTES_HIGH = 4 * 1024 * 1024;
 var MESSAGE_OVERHEAD_BYTES = 1024;
 var MESSAGES_HELD_BYTES = 64 * 1024 * 1024;
@@ -45369,16 +45370,13 @@ function forwarder(source, destination2, budget, judge2) {
         source.pause();
         resumeWhenRoom();
       }
-      order = order.then(nextTurn).then(() => judge2(data2, isBinary)).then((pass) => {
+      order = order.then(() => nextTurn()).then(() => judge2(data2, isBinary)).then((pass) => {
         if (pass) destination2.send(data2, { binary: isBinary }, () => release(bytes2));
         else release(bytes2);
       });
     },
     settled: () => order
   };
-}
-function nextTurn() {
-  return new Promise((resolve6) => setImmediate(resolve6));
 }
 function byteLength(data2) {
   return Array.isArray(data2) ? data2.reduce((sum, part) => sum + part.length, 0) : data2.byteLength;
@@ -49676,10 +49674,10 @@ var ChainTally = class {
     this.policyHashes.add(record2.policy_hash);
     if (record2.verdict === "block")
       this.layers[record2.layer ?? ""] = (this.layers[record2.layer ?? ""] ?? 0) + 1;
-    if (record2.transport !== SESSION_TRANSPORT) this.actors.add(record2.actor);
     const open6 = record2.session_control?.open;
     if (open6 !== void 0) this.runCapsules.add(open6.posture_capsule_sha256 ?? "");
     if (record2.transport === SESSION_TRANSPORT) return;
+    this.actors.add(record2.actor);
     this.passedTraffic.add(record2);
     if (!isRequest(record2)) return;
     const destination2 = destinationOf(record2.target);

@@ -2,6 +2,7 @@
 // each once judged, with what waits (to be judged, or to be written to a reader that does not
 // keep up) bounded per connection and across all of them.
 
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type WebSocket from 'ws';
 import type { RawData } from 'ws';
 
@@ -95,8 +96,12 @@ export function forwarder(
         source.pause();
         resumeWhenRoom();
       }
+      // One message judged per turn of the event loop: those read in one go (ten thousand
+      // empty ones fit in 60 KB) or queued behind a scan on a thread, judged back to back in
+      // promise callbacks, held the loop for tens of seconds, every other connection, timer
+      // and the health check waiting.
       order = order
-        .then(nextTurn)
+        .then(() => nextTurn())
         .then(() => judge(data, isBinary))
         .then((pass) => {
           if (pass) destination.send(data, { binary: isBinary }, () => release(bytes));
@@ -105,16 +110,6 @@ export function forwarder(
     },
     settled: () => order,
   };
-}
-
-/**
- * Resolves on a later turn of the event loop, so that messages are judged one per turn: those
- * read in one go (ten thousand empty ones fit in 60 KB) or queued behind a scan on a thread,
- * judged back to back in promise callbacks, held the event loop for tens of seconds, every
- * other connection, timer and the health check waiting.
- */
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function byteLength(data: RawData): number {

@@ -100,10 +100,10 @@ export class ChainTally {
     this.policyHashes.add(record.policy_hash);
     if (record.verdict === 'block')
       this.layers[record.layer ?? ''] = (this.layers[record.layer ?? ''] ?? 0) + 1;
-    if (record.transport !== SESSION_TRANSPORT) this.actors.add(record.actor);
     const open = record.session_control?.open;
     if (open !== undefined) this.runCapsules.add(open.posture_capsule_sha256 ?? '');
     if (record.transport === SESSION_TRANSPORT) return;
+    this.actors.add(record.actor);
     this.passedTraffic.add(record);
     if (!isRequest(record)) return;
     const destination = destinationOf(record.target);
